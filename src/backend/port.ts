@@ -1,0 +1,40 @@
+/**
+ * The result backend port: where task states and results are stored, in
+ * Celery's format, and how a client waits for them.
+ *
+ * @module
+ */
+
+import type { ResultMeta, TaskState } from "../protocol/result_meta.ts";
+
+/** One result to store. */
+export interface StoreEntry {
+  /** The task id. */
+  taskId: string;
+  /** The state being stored (decides whether an earlier value may be replaced). */
+  status: TaskState;
+  /** The encoded meta JSON (see `encodeResultMeta`). */
+  meta: string;
+}
+
+/** The result backend contract. */
+export interface ResultBackend {
+  /** Backend name: `redis`, `kv`, `rpc`. */
+  readonly transport: string;
+  /**
+   * Store metas and notify waiters. A stored `SUCCESS` is never replaced, as
+   * in Celery.
+   */
+  store(entries: readonly StoreEntry[]): Promise<void>;
+  /** Read the current meta; `null` means PENDING (nothing stored). */
+  get(taskId: string): Promise<ResultMeta | null>;
+  /**
+   * Wait, by push notification, until the task reaches a ready state
+   * (SUCCESS, FAILURE, REVOKED); rejects with `signal.reason` on abort.
+   */
+  waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta>;
+  /** Delete a stored result. */
+  forget(taskId: string): Promise<void>;
+  /** Close connections. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,54 @@
+/**
+ * Errors raised by transports.
+ *
+ * @module
+ */
+
+/**
+ * The broker or result store cannot be reached, or dropped the connection.
+ *
+ * @example
+ * ```ts
+ * import { BrokerConnectionError } from "@celeriac/celeriac";
+ * const err = new BrokerConnectionError("redis://127.0.0.1:6379/0", new Error("ECONNREFUSED"));
+ * console.assert(err.code === "BROKER_CONNECTION");
+ * ```
+ */
+export class BrokerConnectionError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "BROKER_CONNECTION";
+  /** The URL (password removed) that could not be reached. */
+  readonly url: string;
+
+  /**
+   * @param url the URL that failed (its password is masked in the message)
+   * @param cause the underlying error
+   */
+  constructor(url: string, cause?: unknown) {
+    const safe = maskPassword(url);
+    const why = cause instanceof Error ? `: ${cause.message}` : "";
+    super(
+      `Cannot reach ${safe}${why}. Check that the server runs and the URL is right ` +
+        `(--broker / CELERY_BROKER_URL, --backend / CELERY_RESULT_BACKEND)`,
+      { cause },
+    );
+    this.name = "BrokerConnectionError";
+    this.url = safe;
+  }
+}
+
+/**
+ * Replace the password of a URL with `***`.
+ *
+ * @example
+ * ```ts
+ * import { maskPassword } from "@celeriac/celeriac";
+ * maskPassword("redis://:secret@host:6379/0"); // "redis://:***@host:6379/0"
+ * ```
+ *
+ * @param url any URL text
+ * @returns the URL without its password
+ */
+export function maskPassword(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, "$1***@");
+}

@@ -1,0 +1,141 @@
+/**
+ * The kombu "virtual transport" envelope: the JSON document that carries a
+ * whole message as one Redis list element or pub/sub payload.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import type { Message, MessageProperties } from "./message.ts";
+
+/** Where a message was published: the exchange and routing key. */
+export interface DeliveryInfo {
+  /** Exchange name; `""` is the default exchange. */
+  exchange: string;
+  /** Routing key; on the default exchange, the queue name. */
+  routing_key: string;
+}
+
+/** A decoded envelope. */
+export interface Envelope extends Message {
+  /** Where it was published. */
+  deliveryInfo: DeliveryInfo;
+  /** The unique tag the publisher gave it. */
+  deliveryTag: string;
+  /** True when it was restored after a consumer died or requeued it. */
+  redelivered: boolean;
+}
+
+const SKIP_PROPS = new Set(["priority", "delivery_info", "body_encoding", "delivery_tag"]);
+
+/**
+ * Encode a message as kombu 5.2 writes it to Redis: keys `body` (base64),
+ * `content-encoding`, `content-type`, `headers`, `properties` (the message
+ * properties, then `delivery_info`, `priority`, `body_encoding`,
+ * `delivery_tag`).
+ *
+ * @example
+ * ```ts
+ * import { encodeEnvelope } from "@celeriac/celeriac";
+ * const raw = encodeEnvelope(
+ *   { body: new TextEncoder().encode("[]"), contentType: "application/json",
+ *     contentEncoding: "utf-8", headers: {}, properties: { priority: 0 } },
+ *   { exchange: "", routing_key: "celery" },
+ *   crypto.randomUUID(),
+ * );
+ * ```
+ *
+ * @param msg the message
+ * @param deliveryInfo exchange and routing key it is published with
+ * @param deliveryTag a fresh unique tag (a UUID)
+ * @param redelivered add kombu's `redelivered: true` markers
+ * @returns the JSON text of the envelope
+ */
+export function encodeEnvelope(
+  msg: Message,
+  deliveryInfo: DeliveryInfo,
+  deliveryTag: string,
+  redelivered = false,
+): string {
+  const props: Record<string, unknown> = {};
+  for (const key in msg.properties) {
+    if (!SKIP_PROPS.has(key) && msg.properties[key] !== undefined) {
+      props[key] = msg.properties[key];
+    }
+  }
+  props.delivery_info = redelivered ? { ...deliveryInfo, redelivered: true } : deliveryInfo;
+  props.priority = msg.properties.priority ?? 0;
+  props.body_encoding = "base64";
+  props.delivery_tag = deliveryTag;
+  const headers = redelivered ? { ...msg.headers, redelivered: true } : msg.headers;
+  return '{"body": "' + msg.body.toBase64() + '", "content-encoding": ' +
+    pyJsonDumps(msg.contentEncoding) + ', "content-type": ' + pyJsonDumps(msg.contentType) +
+    ', "headers": ' + pyJsonDumps(headers) + ', "properties": ' + pyJsonDumps(props) + "}";
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * Decode a kombu envelope (as popped from a Redis list).
+ *
+ * @example
+ * ```ts
+ * import { decodeEnvelope, encodeEnvelope } from "@celeriac/celeriac";
+ * const raw = encodeEnvelope(
+ *   { body: new Uint8Array(), contentType: "application/json", contentEncoding: "utf-8",
+ *     headers: { task: "t", id: "1" }, properties: {} },
+ *   { exchange: "", routing_key: "celery" }, "tag-1");
+ * decodeEnvelope(raw).deliveryTag; // "tag-1"
+ * ```
+ *
+ * @param raw the envelope JSON text
+ * @returns the message with its delivery data
+ * @throws {ProtocolError} when it is not a kombu envelope
+ */
+export function decodeEnvelope(raw: string): Envelope {
+  let env: Record<string, unknown>;
+  try {
+    env = pyJsonLoads(raw) as Record<string, unknown>;
+  } catch (cause) {
+    throw new ProtocolError(`Envelope is not JSON: ${(cause as Error).message}`, { cause });
+  }
+  if (env === null || typeof env !== "object" || Array.isArray(env)) {
+    throw new ProtocolError("Envelope is not a JSON object");
+  }
+  const headers = (env.headers ?? {}) as Record<string, unknown>;
+  const taskId = typeof headers.id === "string" ? headers.id : undefined;
+  const properties = (env.properties ?? {}) as MessageProperties;
+  if (typeof properties !== "object" || typeof headers !== "object") {
+    throw new ProtocolError("Envelope headers and properties must be objects", { taskId });
+  }
+  const info = (properties.delivery_info ?? {}) as Partial<DeliveryInfo> & {
+    redelivered?: boolean;
+  };
+  const bodyText = env.body;
+  if (typeof bodyText !== "string") {
+    throw new ProtocolError("Envelope body must be a string", { taskId });
+  }
+  let body: Uint8Array;
+  if (properties.body_encoding === "base64") {
+    try {
+      body = Uint8Array.fromBase64(bodyText);
+    } catch (cause) {
+      throw new ProtocolError("Envelope body is not valid base64", { taskId, cause });
+    }
+  } else {
+    body = utf8.encode(bodyText);
+  }
+  return {
+    body,
+    contentType: typeof env["content-type"] === "string" ? env["content-type"] : "application/json",
+    contentEncoding: typeof env["content-encoding"] === "string"
+      ? env["content-encoding"]
+      : "utf-8",
+    headers,
+    properties,
+    deliveryInfo: { exchange: info.exchange ?? "", routing_key: info.routing_key ?? "" },
+    deliveryTag: typeof properties.delivery_tag === "string" ? properties.delivery_tag : "",
+    redelivered: info.redelivered === true || headers.redelivered === true,
+  };
+}

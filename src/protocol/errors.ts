@@ -1,0 +1,99 @@
+/**
+ * Errors raised while encoding or decoding Celery wire data.
+ *
+ * @module
+ */
+
+/**
+ * A message or result could not be understood: malformed JSON, a body that is
+ * not `[args, kwargs, embed]`, a missing `task` or `id` header, ...
+ *
+ * @example Catching a malformed message
+ * ```ts
+ * import { ProtocolError, decodeEnvelope } from "@celeriac/celeriac";
+ * try {
+ *   decodeEnvelope("not json");
+ * } catch (err) {
+ *   if (err instanceof ProtocolError) console.error(err.code, err.message);
+ * }
+ * ```
+ */
+export class ProtocolError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "PROTOCOL";
+  /** The task id, when the broken message carried one. */
+  readonly taskId: string | undefined;
+
+  /**
+   * @param message what is wrong and what to change
+   * @param options the task id (if known) and the underlying cause
+   */
+  constructor(message: string, options: { taskId?: string; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "ProtocolError";
+    this.taskId = options.taskId;
+  }
+}
+
+/**
+ * A message used a content type the receiver refuses to decode, such as
+ * `application/x-python-serialize` (pickle) or `application/x-yaml`.
+ *
+ * The Python name of this condition is `kombu.exceptions.ContentDisallowed`.
+ *
+ * @example
+ * ```ts
+ * import { ContentDisallowedError, deserialize } from "@celeriac/celeriac";
+ * try {
+ *   deserialize(new Uint8Array([0x80]), "application/x-python-serialize", "binary");
+ * } catch (err) {
+ *   console.assert(err instanceof ContentDisallowedError);
+ * }
+ * ```
+ */
+export class ContentDisallowedError extends ProtocolError {
+  override readonly code: string = "CONTENT_DISALLOWED";
+  /** The refused MIME type. */
+  readonly contentType: string;
+
+  /**
+   * @param contentType the refused MIME type
+   * @param options the task id (if known)
+   */
+  constructor(contentType: string, options: { taskId?: string } = {}) {
+    const which = options.taskId ? ` (task ${options.taskId})` : "";
+    super(
+      `Refusing to deserialize content of type ${contentType}${which}: ` +
+        `Celeriac accepts only application/json and application/x-msgpack; ` +
+        `send the task with serializer "json" or "msgpack"`,
+      options,
+    );
+    this.name = "ContentDisallowedError";
+    this.contentType = contentType;
+  }
+}
+
+/**
+ * A value cannot be encoded for the wire (a cycle, raw bytes in JSON, a
+ * function, ...).
+ *
+ * @example
+ * ```ts
+ * import { EncodeError, pyJsonDumps } from "@celeriac/celeriac";
+ * try {
+ *   pyJsonDumps(new Uint8Array([1]));
+ * } catch (err) {
+ *   console.assert(err instanceof EncodeError);
+ * }
+ * ```
+ */
+export class EncodeError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "ENCODE";
+
+  /** @param message what cannot be encoded and what to do instead */
+  constructor(message: string) {
+    super(message);
+    this.name = "EncodeError";
+  }
+}

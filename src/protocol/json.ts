@@ -1,0 +1,308 @@
+/**
+ * JSON exactly as Python's `json` module (and so kombu) writes and reads it.
+ *
+ * Encoding follows kombu 5.2: `", "` and `": "` separators, `ensure_ascii`
+ * escapes, `NaN` / `Infinity` tokens, big integers as digits, `Date` as an ISO
+ * string with a `Z` suffix. Decoding accepts what any kombu version sends:
+ * `NaN` / `Infinity`, integers beyond 2^53 (returned as `bigint`), and the
+ * `{"__type__": ..., "__value__": ...}` wrappers of kombu 5.3+.
+ *
+ * @module
+ */
+
+import { EncodeError, ProtocolError } from "./errors.ts";
+import { parsePyDate, pyIsoFormat } from "./time.ts";
+
+const SAFE_STRING = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
+const NON_ASCII = /[\u0080-\uffff]/g;
+const LONG_DIGITS = /\d{16}/;
+
+function escapeNonAscii(ch: string): string {
+  return "\\u" + ch.charCodeAt(0).toString(16).padStart(4, "0");
+}
+
+function encodeString(s: string): string {
+  if (SAFE_STRING.test(s)) return '"' + s + '"';
+  return JSON.stringify(s).replace(NON_ASCII, escapeNonAscii);
+}
+
+function encodeNumber(n: number): string {
+  if (Number.isFinite(n)) return Object.is(n, -0) ? "-0.0" : String(n);
+  return Number.isNaN(n) ? "NaN" : n > 0 ? "Infinity" : "-Infinity";
+}
+
+function encodeValue(value: unknown, seen: Set<object>): string | undefined {
+  switch (typeof value) {
+    case "string":
+      return encodeString(value);
+    case "number":
+      return encodeNumber(value);
+    case "boolean":
+      return value ? "true" : "false";
+    case "bigint":
+      return value.toString();
+    case "undefined":
+    case "function":
+    case "symbol":
+      return undefined;
+  }
+  if (value === null) return "null";
+  const obj = value as Record<string, unknown>;
+  if (value instanceof Date) return encodeString(pyIsoFormat(value, "Z"));
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+    throw new EncodeError(
+      "Raw bytes cannot be sent as JSON (Celery 5.2 cannot decode them either): " +
+        'base64-encode them into a string, or use serializer "msgpack"',
+    );
+  }
+  if (typeof obj.toJSON === "function") {
+    return encodeValue((obj.toJSON as () => unknown)(), seen);
+  }
+  if (seen.has(obj)) throw new EncodeError("Cannot encode a value that contains itself (a cycle)");
+  seen.add(obj);
+  try {
+    if (Array.isArray(value)) {
+      const parts = new Array<string>(value.length);
+      for (let i = 0; i < value.length; i++) parts[i] = encodeValue(value[i], seen) ?? "null";
+      return "[" + parts.join(", ") + "]";
+    }
+    if (value instanceof Map || value instanceof Set) {
+      throw new EncodeError(
+        `A ${value.constructor.name} cannot be encoded as JSON: convert it to a plain object or array`,
+      );
+    }
+    const parts: string[] = [];
+    for (const key in obj) {
+      if (!Object.hasOwn(obj, key)) continue;
+      const encoded = encodeValue(obj[key], seen);
+      if (encoded !== undefined) parts.push(encodeString(key) + ": " + encoded);
+    }
+    return "{" + parts.join(", ") + "}";
+  } finally {
+    seen.delete(obj);
+  }
+}
+
+/**
+ * Encode a value as Python's `json.dumps` would (kombu 5.2 flavour).
+ *
+ * @example
+ * ```ts
+ * import { pyJsonDumps } from "@celeriac/celeriac";
+ * pyJsonDumps([[2, 3], {}, { callbacks: null }]); // '[[2, 3], {}, {"callbacks": null}]'
+ * pyJsonDumps({ big: 2n ** 64n, x: NaN });      // '{"big": 18446744073709551616, "x": NaN}'
+ * ```
+ *
+ * @param value any JSON-like value; `bigint`, `Date`, `NaN` and `Infinity` are supported
+ * @returns ASCII-only JSON text
+ * @throws {EncodeError} for cycles, raw bytes, `Map` and `Set`
+ */
+export function pyJsonDumps(value: unknown): string {
+  return encodeValue(value, new Set()) ?? "null";
+}
+
+function uuidFromHex(hex: string): string {
+  const h = hex.replaceAll("-", "").toLowerCase();
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/**
+ * Turn a kombu 5.3+ `{"__type__", "__value__"}` wrapper into a JavaScript
+ * value: `datetime` → `Date` (naive times are read as UTC, as Celery does),
+ * `bytes` / `base64` → `Uint8Array`, `uuid` → canonical string, `date`,
+ * `time` and `decimal` → their text. Unknown types are left as they are.
+ */
+function unwrapTyped(obj: Record<string, unknown>): unknown {
+  const type = obj.__type__;
+  const v = obj.__value__;
+  switch (type) {
+    case "datetime":
+      return typeof v === "string" ? parsePyDate(v) : obj;
+    case "date":
+    case "time":
+    case "decimal":
+      return typeof v === "string" ? v : obj;
+    case "uuid": {
+      if (typeof v === "string") return uuidFromHex(v);
+      const hex = (v as { hex?: unknown } | null)?.hex;
+      return typeof hex === "string" ? uuidFromHex(hex) : obj;
+    }
+    case "bytes":
+      return typeof v === "string" ? new TextEncoder().encode(v) : obj;
+    case "base64":
+      return typeof v === "string" ? Uint8Array.fromBase64(v) : obj;
+    default:
+      return obj;
+  }
+}
+
+function isTypedWrapper(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return false;
+  let n = 0;
+  for (const k in v) {
+    if (k !== "__type__" && k !== "__value__") return false;
+    n++;
+  }
+  return n === 2;
+}
+
+function exactNumber(value: number, source: string): number | bigint {
+  if (Number.isSafeInteger(value) || !/^-?\d+$/.test(source)) return value;
+  return BigInt(source);
+}
+
+function reviver(this: unknown, _key: string, value: unknown, ctx?: { source?: string }): unknown {
+  if (typeof value === "number" && ctx?.source !== undefined) return exactNumber(value, ctx.source);
+  if (isTypedWrapper(value)) return unwrapTyped(value);
+  return value;
+}
+
+/**
+ * Decode JSON as Python writes it.
+ *
+ * Accepts `NaN`, `Infinity` and `-Infinity`; integers that do not fit a
+ * double exactly come back as `bigint`; kombu 5.3+ typed wrappers are
+ * unwrapped (see the module doc).
+ *
+ * @example
+ * ```ts
+ * import { pyJsonLoads } from "@celeriac/celeriac";
+ * pyJsonLoads('{"n": 18446744073709551616, "x": NaN}'); // { n: 18446744073709551616n, x: NaN }
+ * ```
+ *
+ * @param text JSON text
+ * @returns the decoded value
+ * @throws {ProtocolError} when the text is not JSON
+ */
+export function pyJsonLoads(text: string): unknown {
+  const special = LONG_DIGITS.test(text) || text.includes('"__type__"');
+  try {
+    return special ? JSON.parse(text, reviver) : JSON.parse(text);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    return new TolerantParser(text).parseDocument();
+  }
+}
+
+/** A small recursive-descent parser for the JSON superset Python emits. */
+class TolerantParser {
+  #pos = 0;
+  readonly #text: string;
+
+  constructor(text: string) {
+    this.#text = text;
+  }
+
+  parseDocument(): unknown {
+    const v = this.#value();
+    this.#ws();
+    if (this.#pos !== this.#text.length) this.#fail("unexpected trailing data");
+    return v;
+  }
+
+  #fail(what: string): never {
+    throw new ProtocolError(`Invalid JSON at offset ${this.#pos}: ${what}`);
+  }
+
+  #ws(): void {
+    const t = this.#text;
+    while (this.#pos < t.length) {
+      const c = t.charCodeAt(this.#pos);
+      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+      this.#pos++;
+    }
+  }
+
+  #literal(word: string, value: unknown): unknown {
+    if (!this.#text.startsWith(word, this.#pos)) this.#fail(`expected ${word}`);
+    this.#pos += word.length;
+    return value;
+  }
+
+  #value(): unknown {
+    this.#ws();
+    const c = this.#text[this.#pos];
+    switch (c) {
+      case "{":
+        return this.#object();
+      case "[":
+        return this.#array();
+      case '"':
+        return this.#string();
+      case "t":
+        return this.#literal("true", true);
+      case "f":
+        return this.#literal("false", false);
+      case "n":
+        return this.#literal("null", null);
+      case "N":
+        return this.#literal("NaN", NaN);
+      case "I":
+        return this.#literal("Infinity", Infinity);
+      case undefined:
+        return this.#fail("unexpected end of input");
+      default:
+        if (c === "-" && this.#text.startsWith("-Infinity", this.#pos)) {
+          return this.#literal("-Infinity", -Infinity);
+        }
+        return this.#number();
+    }
+  }
+
+  #number(): number | bigint {
+    const m = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+    m.lastIndex = this.#pos;
+    const found = m.exec(this.#text);
+    if (!found) this.#fail("expected a value");
+    this.#pos += found[0].length;
+    return exactNumber(Number(found[0]), found[0]);
+  }
+
+  #string(): string {
+    const m = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+    m.lastIndex = this.#pos;
+    const found = m.exec(this.#text);
+    if (!found) this.#fail("malformed string");
+    this.#pos += found[0].length;
+    return JSON.parse(found[0]);
+  }
+
+  #array(): unknown[] {
+    this.#pos++;
+    const out: unknown[] = [];
+    this.#ws();
+    if (this.#text[this.#pos] === "]") {
+      this.#pos++;
+      return out;
+    }
+    for (;;) {
+      out.push(this.#value());
+      this.#ws();
+      const c = this.#text[this.#pos++];
+      if (c === "]") return out;
+      if (c !== ",") this.#fail("expected , or ]");
+    }
+  }
+
+  #object(): unknown {
+    this.#pos++;
+    const out: Record<string, unknown> = {};
+    this.#ws();
+    if (this.#text[this.#pos] === "}") {
+      this.#pos++;
+      return out;
+    }
+    for (;;) {
+      this.#ws();
+      if (this.#text[this.#pos] !== '"') this.#fail("expected a key");
+      const key = this.#string();
+      this.#ws();
+      if (this.#text[this.#pos++] !== ":") this.#fail("expected :");
+      out[key] = this.#value();
+      this.#ws();
+      const c = this.#text[this.#pos++];
+      if (c === "}") return isTypedWrapper(out) ? unwrapTyped(out) : out;
+      if (c !== ",") this.#fail("expected , or }");
+    }
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Task states and the result metadata Celery stores for each task
+ * (`celery-task-meta-<id>` on Redis).
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import { pyIsoFormat } from "./time.ts";
+
+/** Celery task states. `PENDING` is never stored: a missing key means pending. */
+export type TaskState =
+  | "PENDING"
+  | "RECEIVED"
+  | "STARTED"
+  | "RETRY"
+  | "SUCCESS"
+  | "FAILURE"
+  | "REVOKED"
+  | "REJECTED"
+  | "IGNORED";
+
+/**
+ * States after which a task will not change any more.
+ *
+ * @example
+ * ```ts
+ * import { READY_STATES } from "@celeriac/celeriac";
+ * READY_STATES.has("SUCCESS"); // true
+ * ```
+ */
+export const READY_STATES: ReadonlySet<TaskState> = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
+
+/**
+ * States whose result is an exception dict.
+ *
+ * @example
+ * ```ts
+ * import { EXCEPTION_STATES } from "@celeriac/celeriac";
+ * EXCEPTION_STATES.has("RETRY"); // true
+ * ```
+ */
+export const EXCEPTION_STATES: ReadonlySet<TaskState> = new Set(["RETRY", "FAILURE", "REVOKED"]);
+
+/** A serialized exception, as Celery writes it in result metas. */
+export interface ExceptionInfo {
+  /** The class name (Python `__qualname__`), e.g. `ValueError`. */
+  exc_type: string;
+  /** The exception's arguments. */
+  exc_message: unknown[];
+  /** The defining module, e.g. `builtins` or `celery.exceptions`. */
+  exc_module: string;
+}
+
+/** The result metadata of one task. */
+export interface ResultMeta {
+  /** The state. */
+  status: TaskState;
+  /** Return value, exception dict, or `{pid, hostname}` for STARTED. */
+  result: unknown;
+  /** Formatted traceback text for failures. */
+  traceback: string | null;
+  /** Result tuples of tasks sent while this one ran. */
+  children: unknown[];
+  /** When it became ready (naive UTC ISO text, as Celery 5.2 writes it). */
+  date_done: string | null;
+  /** Group id, when the task belonged to a group. */
+  group_id?: string;
+  /** Id of the task that sent this one. */
+  parent_id?: string;
+  /** The task id. */
+  task_id: string;
+  /** Any other field (e.g. `result_extended` fields). */
+  [key: string]: unknown;
+}
+
+/** Input of {@link encodeResultMeta}. */
+export interface ResultMetaInput {
+  /** The task id. */
+  taskId: string;
+  /** The state to store. */
+  status: TaskState;
+  /** Return value or exception dict. */
+  result: unknown;
+  /** Traceback text. */
+  traceback?: string | null;
+  /** Result tuples of child tasks. */
+  children?: unknown[];
+  /** Completion time; ready states only. Defaults to none. */
+  dateDone?: Date | null;
+  /** Group id. */
+  groupId?: string | null;
+  /** Parent task id. */
+  parentId?: string | null;
+}
+
+/**
+ * Encode a result meta with Celery 5.2's key order and formats.
+ *
+ * @example
+ * ```ts
+ * import { encodeResultMeta } from "@celeriac/celeriac";
+ * encodeResultMeta({ taskId: "1", status: "SUCCESS", result: 5, dateDone: new Date(0) });
+ * // '{"status": "SUCCESS", "result": 5, "traceback": null, "children": [],
+ * //   "date_done": "1970-01-01T00:00:00", "task_id": "1"}'
+ * ```
+ *
+ * @param input the meta fields
+ * @returns the JSON text to store
+ */
+export function encodeResultMeta(input: ResultMetaInput): string {
+  return encodeResultMetaWithJson(input, pyJsonDumps(input.result));
+}
+
+/**
+ * Like {@link encodeResultMeta}, with the result already encoded as JSON
+ * text (a worker encodes results where the task ran).
+ *
+ * @example
+ * ```ts
+ * import { encodeResultMetaWithJson } from "@celeriac/celeriac";
+ * encodeResultMetaWithJson({ taskId: "1", status: "SUCCESS", result: null }, "5");
+ * ```
+ *
+ * @param input the meta fields (its `result` is ignored)
+ * @param resultJson the encoded result
+ * @returns the JSON text to store
+ */
+export function encodeResultMetaWithJson(input: ResultMetaInput, resultJson: string): string {
+  let out = '{"status": "' + input.status + '", "result": ' + resultJson + ", \"traceback\": " +
+    pyJsonDumps(input.traceback ?? null) + ', "children": ' + pyJsonDumps(input.children ?? []) +
+    ', "date_done": ' + (input.dateDone ? '"' + pyIsoFormat(input.dateDone, "") + '"' : "null");
+  if (input.groupId) out += ', "group_id": ' + pyJsonDumps(input.groupId);
+  if (input.parentId) out += ', "parent_id": ' + pyJsonDumps(input.parentId);
+  return out + ', "task_id": ' + pyJsonDumps(input.taskId) + "}";
+}
+
+/**
+ * Decode a stored result meta.
+ *
+ * @example
+ * ```ts
+ * import { decodeResultMeta } from "@celeriac/celeriac";
+ * decodeResultMeta('{"status": "SUCCESS", "result": 5, "task_id": "1"}').result; // 5
+ * ```
+ *
+ * @param text the stored JSON
+ * @returns the meta
+ * @throws {ProtocolError} when it is not a result meta
+ */
+export function decodeResultMeta(text: string): ResultMeta {
+  const v = pyJsonLoads(text) as Partial<ResultMeta> | null;
+  if (v === null || typeof v !== "object" || typeof v.status !== "string") {
+    throw new ProtocolError("Result meta is not an object with a status");
+  }
+  return {
+    ...v,
+    status: v.status,
+    result: v.result ?? null,
+    traceback: typeof v.traceback === "string" ? v.traceback : null,
+    children: Array.isArray(v.children) ? v.children : [],
+    date_done: typeof v.date_done === "string" ? v.date_done : null,
+    task_id: typeof v.task_id === "string" ? v.task_id : "",
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * Serializers: which content types Celeriac writes and which it reads.
+ *
+ * JSON (the Celery default) and msgpack are supported both ways. pickle and
+ * yaml are refused on decode with a {@link ContentDisallowedError}: pickle
+ * cannot be read safely outside Python, and yaml is off by default in Celery.
+ *
+ * @module
+ */
+
+import { decode as msgpackDecode, encode as msgpackEncode } from "@msgpack/msgpack";
+import { ContentDisallowedError, EncodeError, ProtocolError } from "./errors.ts";
+import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import { pyIsoFormat } from "./time.ts";
+
+/** Serializer names accepted for publishing. */
+export type SerializerName = "json" | "msgpack";
+
+/** A serialized payload with the properties that describe it. */
+export interface Serialized {
+  /** The encoded bytes. */
+  body: Uint8Array;
+  /** MIME type, e.g. `application/json`. */
+  contentType: string;
+  /** `utf-8` for text formats, `binary` otherwise. */
+  contentEncoding: string;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** MIME type written for each serializer name. */
+export const CONTENT_TYPES: Readonly<Record<SerializerName, string>> = {
+  json: "application/json",
+  msgpack: "application/x-msgpack",
+};
+
+function toMsgpackValue(value: unknown): unknown {
+  if (value instanceof Date) return pyIsoFormat(value, "Z");
+  if (Array.isArray(value)) return value.map(toMsgpackValue);
+  if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value)) {
+    if (value instanceof Map || value instanceof Set) {
+      throw new EncodeError(`A ${value.constructor.name} cannot be encoded: use a plain object`);
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      if (v !== undefined) out[k] = toMsgpackValue(v);
+    }
+    return out;
+  }
+  return value;
+}
+
+function fromMsgpackValue(value: unknown): unknown {
+  if (typeof value === "bigint") {
+    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(value)
+      : value;
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = fromMsgpackValue(value[i]);
+    return value;
+  }
+  if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value)) {
+    const obj = value as Record<string, unknown>;
+    for (const k of Object.keys(obj)) obj[k] = fromMsgpackValue(obj[k]);
+  }
+  return value;
+}
+
+/**
+ * Serialize a value with the named serializer.
+ *
+ * @example
+ * ```ts
+ * import { serialize } from "@celeriac/celeriac";
+ * const { body, contentType } = serialize([[2, 3], {}, {}], "json");
+ * // contentType === "application/json"
+ * ```
+ *
+ * @param value the value to encode
+ * @param serializer `json` (default) or `msgpack`
+ * @returns the bytes and their content type and encoding
+ */
+export function serialize(value: unknown, serializer: SerializerName = "json"): Serialized {
+  switch (serializer) {
+    case "json":
+      return {
+        body: encoder.encode(pyJsonDumps(value)),
+        contentType: CONTENT_TYPES.json,
+        contentEncoding: "utf-8",
+      };
+    case "msgpack":
+      return {
+        body: msgpackEncode(toMsgpackValue(value), { useBigInt64: true, ignoreUndefined: true }),
+        contentType: CONTENT_TYPES.msgpack,
+        contentEncoding: "binary",
+      };
+    default:
+      throw new TypeError(`Unknown serializer "${serializer}": use "json" or "msgpack"`);
+  }
+}
+
+/**
+ * Decode a body according to its content type.
+ *
+ * @example
+ * ```ts
+ * import { deserialize } from "@celeriac/celeriac";
+ * deserialize(new TextEncoder().encode("[1, 2]"), "application/json", "utf-8"); // [1, 2]
+ * ```
+ *
+ * @param body the raw (already decompressed) bytes
+ * @param contentType the message's `content_type`
+ * @param contentEncoding the message's `content_encoding`
+ * @param taskId the task id, named in errors
+ * @returns the decoded value
+ * @throws {ContentDisallowedError} for pickle, yaml and unknown content types
+ * @throws {ProtocolError} when the bytes do not decode
+ */
+export function deserialize(
+  body: Uint8Array,
+  contentType: string,
+  contentEncoding: string,
+  taskId?: string,
+): unknown {
+  switch (contentType) {
+    case "application/json":
+    case "application/data":
+    case "text/plain": {
+      let text: string;
+      try {
+        text = decoder.decode(body);
+      } catch (cause) {
+        throw new ProtocolError(`Body is not valid UTF-8 (content-encoding ${contentEncoding})`, {
+          taskId,
+          cause,
+        });
+      }
+      if (contentType !== "application/json") return text;
+      try {
+        return pyJsonLoads(text);
+      } catch (cause) {
+        throw new ProtocolError(`Body is not valid JSON: ${(cause as Error).message}`, {
+          taskId,
+          cause,
+        });
+      }
+    }
+    case "application/x-msgpack":
+      try {
+        return fromMsgpackValue(msgpackDecode(body, { useBigInt64: true }));
+      } catch (cause) {
+        throw new ProtocolError(`Body is not valid msgpack: ${(cause as Error).message}`, {
+          taskId,
+          cause,
+        });
+      }
+    default:
+      throw new ContentDisallowedError(contentType, { taskId });
+  }
+}

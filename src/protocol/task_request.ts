@@ -1,0 +1,256 @@
+/**
+ * Decode task messages of protocol 2 (and protocol 1, converted to 2).
+ *
+ * The worker's main thread reads only the headers ({@link decodeTaskHeaders});
+ * the body is decoded where the task runs ({@link decodeTaskBody}).
+ *
+ * @module
+ */
+
+import { decompress } from "./compression.ts";
+import { ProtocolError } from "./errors.ts";
+import type { Embed, Message, SignatureDict, TaskBody } from "./message.ts";
+import { deserialize } from "./serializers.ts";
+import { parsePyDate } from "./time.ts";
+
+/** What the worker needs to know about a task before running it. */
+export interface TaskRequest {
+  /** 2, or 1 for an old-style message (body already decoded then). */
+  protocol: 1 | 2;
+  /** Task name. */
+  task: string;
+  /** Task id. */
+  id: string;
+  /** Workflow root id. */
+  rootId: string | null;
+  /** Id of the task that sent this one. */
+  parentId: string | null;
+  /** Group id. */
+  group: string | null;
+  /** Position inside a chord header. */
+  groupIndex: number | null;
+  /** How many times it has been retried. */
+  retries: number;
+  /** Earliest run time. */
+  eta: Date | null;
+  /** Expiry time. */
+  expires: Date | null;
+  /** `[hard, soft]` time limits in seconds. */
+  timeLimit: [number | null, number | null];
+  /** Display name. */
+  shadow: string | null;
+  /** Do not store a success result. */
+  ignoreResult: boolean;
+  /** Sender node name. */
+  origin: string | null;
+  /** Python repr of the arguments (for logs). */
+  argsrepr: string | null;
+  /** Python repr of the keyword arguments. */
+  kwargsrepr: string | null;
+  /** Reply queue of the sender (rpc backend). */
+  replyTo: string | null;
+  /** Correlation id (normally the task id). */
+  correlationId: string | null;
+  /** All headers as received. */
+  headers: Record<string, unknown>;
+  /** For protocol 1 the body had to be decoded to read the headers. */
+  body?: TaskBody;
+}
+
+function str(v: unknown): string | null {
+  return typeof v === "string" ? v : null;
+}
+
+function num(v: unknown): number | null {
+  if (typeof v === "number" && Number.isFinite(v)) return v;
+  if (typeof v === "bigint") return Number(v);
+  return null;
+}
+
+function date(v: unknown, field: string, taskId: string): Date | null {
+  if (v === null || v === undefined) return null;
+  const d = v instanceof Date ? v : typeof v === "string" ? parsePyDate(v) : new Date(NaN);
+  if (Number.isNaN(d.getTime())) {
+    throw new ProtocolError(`Header ${field} is not an ISO-8601 date: ${JSON.stringify(v)}`, {
+      taskId,
+    });
+  }
+  return d;
+}
+
+function timeLimit(v: unknown): [number | null, number | null] {
+  if (!Array.isArray(v)) return [null, null];
+  return [num(v[0]), num(v[1])];
+}
+
+function fromFields(
+  f: Record<string, unknown>,
+  headers: Record<string, unknown>,
+  msg: Message,
+  protocol: 1 | 2,
+): TaskRequest {
+  const id = f.id;
+  const task = f.task;
+  if (typeof id !== "string" || id === "") {
+    throw new ProtocolError("Task message has no string id: it cannot be tracked");
+  }
+  if (typeof task !== "string" || task === "") {
+    throw new ProtocolError("Task message has no task name", { taskId: id });
+  }
+  const props = msg.properties;
+  return {
+    protocol,
+    task,
+    id,
+    rootId: str(f.root_id),
+    parentId: str(f.parent_id),
+    group: str(f.group) ?? str(f.taskset),
+    groupIndex: num(f.group_index),
+    retries: num(f.retries) ?? 0,
+    eta: date(f.eta, "eta", id),
+    expires: date(f.expires, "expires", id),
+    timeLimit: timeLimit(f.timelimit),
+    shadow: str(f.shadow),
+    ignoreResult: f.ignore_result === true,
+    origin: str(f.origin),
+    argsrepr: str(f.argsrepr),
+    kwargsrepr: str(f.kwargsrepr),
+    replyTo: str(props.reply_to),
+    correlationId: str(props.correlation_id),
+    headers,
+  };
+}
+
+function decodedBody(msg: Message, taskId?: string): unknown {
+  const compression = msg.headers.compression;
+  const raw = typeof compression === "string"
+    ? decompress(msg.body, compression, taskId)
+    : msg.body;
+  return deserialize(raw, msg.contentType, msg.contentEncoding, taskId);
+}
+
+function signatures(v: unknown): SignatureDict[] | null {
+  return Array.isArray(v) && v.length > 0 ? v as SignatureDict[] : null;
+}
+
+function embedFrom(v: unknown): Embed {
+  const e = (v !== null && typeof v === "object" ? v : {}) as Record<string, unknown>;
+  return {
+    callbacks: signatures(e.callbacks),
+    errbacks: signatures(e.errbacks),
+    chain: signatures(e.chain),
+    chord: e.chord && typeof e.chord === "object" ? e.chord as SignatureDict : null,
+  };
+}
+
+function checkArgs(args: unknown, kwargs: unknown, taskId: string): void {
+  if (!Array.isArray(args)) {
+    throw new ProtocolError(`Task args must be an array, got ${JSON.stringify(args)}`, { taskId });
+  }
+  if (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) {
+    throw new ProtocolError(`Task kwargs must be an object, got ${JSON.stringify(kwargs)}`, {
+      taskId,
+    });
+  }
+}
+
+function v1Body(obj: Record<string, unknown>, taskId: string): TaskBody {
+  const args = obj.args ?? [];
+  const kwargs = obj.kwargs ?? {};
+  checkArgs(args, kwargs, taskId);
+  return {
+    args: args as unknown[],
+    kwargs: kwargs as Record<string, unknown>,
+    embed: embedFrom({ callbacks: obj.callbacks, errbacks: obj.errbacks, chord: obj.chord }),
+  };
+}
+
+/**
+ * Read the task metadata of a message: protocol 2 from its headers, protocol 1
+ * (no `task` header) from its body, which is then decoded once and kept in
+ * `body`.
+ *
+ * @example
+ * ```ts
+ * import { decodeTaskHeaders, encodeTaskMessage } from "@celeriac/celeriac";
+ * const msg = encodeTaskMessage({
+ *   task: "tasks.add", id: "1", args: [1, 2], kwargs: {}, now: new Date(),
+ *   origin: "gen1@host", replyTo: "r",
+ * });
+ * decodeTaskHeaders(msg).task; // "tasks.add"
+ * ```
+ *
+ * @param msg a received message
+ * @returns the task request
+ * @throws {ProtocolError} for a malformed message (no id, no name, bad dates)
+ * @throws {ContentDisallowedError} for a refused content type (protocol 1 only)
+ */
+export function decodeTaskHeaders(msg: Message): TaskRequest {
+  const headers = msg.headers ?? {};
+  if (typeof headers.task === "string") {
+    const req = fromFields(headers, headers, msg, 2);
+    if (headers.args !== undefined && req.body === undefined) {
+      // A "hybrid" message: protocol-2 headers with a protocol-1 body object.
+      const body = decodedBody(msg, req.id);
+      if (body !== null && typeof body === "object" && !Array.isArray(body)) {
+        req.body = v1Body(body as Record<string, unknown>, req.id);
+      }
+    }
+    return req;
+  }
+  const taskId = str(headers.id) ?? undefined;
+  const body = decodedBody(msg, taskId);
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new ProtocolError(
+      "Message has no task header and its body is not a protocol-1 task object",
+      { taskId },
+    );
+  }
+  const obj = body as Record<string, unknown>;
+  const req = fromFields(obj, { ...headers, ...obj }, msg, 1);
+  req.body = v1Body(obj, req.id);
+  return req;
+}
+
+/**
+ * Decode a protocol-2 body `[args, kwargs, embed]` (decompressing first if
+ * the `compression` header says so). A missing or empty `embed` is accepted,
+ * and so is a two-element body, which Celery 5.2 itself cannot run.
+ *
+ * @example
+ * ```ts
+ * import { decodeTaskBody, encodeTaskMessage } from "@celeriac/celeriac";
+ * const msg = encodeTaskMessage({
+ *   task: "tasks.add", id: "1", args: [1, 2], kwargs: {}, now: new Date(),
+ *   origin: "gen1@host", replyTo: "r",
+ * });
+ * decodeTaskBody(msg, "1").args; // [1, 2]
+ * ```
+ *
+ * @param msg the message
+ * @param taskId the task id, named in errors
+ * @returns args, kwargs and embed
+ * @throws {ProtocolError} when the body is not a task body
+ * @throws {ContentDisallowedError} for a refused content type
+ */
+export function decodeTaskBody(msg: Message, taskId: string): TaskBody {
+  const body = decodedBody(msg, taskId);
+  if (!Array.isArray(body)) {
+    if (body !== null && typeof body === "object" && "args" in body) {
+      return v1Body(body as Record<string, unknown>, taskId);
+    }
+    throw new ProtocolError(
+      "Task body must be the array [args, kwargs, embed]; got " + typeof body,
+      { taskId },
+    );
+  }
+  if (body.length < 2 || body.length > 3) {
+    throw new ProtocolError(
+      `Task body must have 3 elements [args, kwargs, embed]; got ${body.length}`,
+      { taskId },
+    );
+  }
+  const [args, kwargs, embed] = body;
+  checkArgs(args, kwargs, taskId);
+  return { args: args as unknown[], kwargs: kwargs as Record<string, unknown>, embed: embedFrom(embed) };
+}

@@ -1,0 +1,245 @@
+/**
+ * The broker conformance suite: the same contract checked against every
+ * transport. A transport's test file calls {@link brokerConformance} with a
+ * factory that opens a fresh broker on an isolated namespace.
+ */
+
+import assert from "node:assert/strict";
+import type { Broker, Delivery } from "../src/broker/port.ts";
+import type { Message } from "../src/protocol/message.ts";
+
+/** Opens a broker; all brokers opened by one factory share one namespace. */
+export type BrokerFactory = (options?: { visibilityTimeout?: number }) => Promise<Broker>;
+
+let counter = 0;
+
+/** A queue name unique to this run. */
+export function uniqueQueue(label: string): string {
+  return `conf-${label}-${crypto.randomUUID().slice(0, 8)}-${counter++}`;
+}
+
+/** A small message whose body says `text`. */
+export function message(text: string, extra: Partial<Message> = {}): Message {
+  return {
+    body: new TextEncoder().encode(JSON.stringify(text)),
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: { task: "conf.task", id: crypto.randomUUID(), ...(extra.headers ?? {}) },
+    properties: { delivery_mode: 2, priority: 0, ...(extra.properties ?? {}) },
+  };
+}
+
+function textOf(d: Delivery): string {
+  return JSON.parse(new TextDecoder().decode(d.body));
+}
+
+async function takeAll(broker: Broker, queues: string[], n: number): Promise<Delivery[]> {
+  const out: Delivery[] = [];
+  while (out.length < n) {
+    out.push(...await broker.take(queues, { max: n - out.length, signal: AbortSignal.timeout(5000) }));
+    if (out.length === 0) throw new Error("take timed out");
+  }
+  return out;
+}
+
+/**
+ * Register the conformance tests for one transport.
+ *
+ * @param name transport label in test names
+ * @param open opens a broker on an isolated namespace
+ */
+export function brokerConformance(name: string, open: BrokerFactory): void {
+  const t = (title: string, fn: (b: Broker) => Promise<void>) =>
+    Deno.test(`${name} broker: ${title}`, async () => {
+      const broker = await open();
+      try {
+        await fn(broker);
+      } finally {
+        await broker.close();
+      }
+    });
+
+  t("a published message is taken back intact", async (b) => {
+    const q = uniqueQueue("intact");
+    const sent = message("hello", { headers: { x: [1, "two", null] }, properties: { reply_to: "r1" } });
+    sent.body = new Uint8Array([0, 1, 2, 250, 255]);
+    sent.contentType = "application/x-msgpack";
+    sent.contentEncoding = "binary";
+    await b.publish(sent, { routingKey: q });
+    const [d] = await takeAll(b, [q], 1);
+    assert.deepEqual([...d.body], [0, 1, 2, 250, 255]);
+    assert.equal(d.contentType, "application/x-msgpack");
+    assert.equal(d.contentEncoding, "binary");
+    assert.deepEqual(d.headers.x, [1, "two", null]);
+    assert.equal(d.headers.id, sent.headers.id);
+    assert.equal(d.properties.reply_to, "r1");
+    assert.equal(d.queue, q);
+    assert.equal(d.routingKey, q);
+    assert.equal(d.redelivered, false);
+    assert.ok(d.deliveryTag.length > 0);
+    await b.ack([d]);
+    assert.equal(await b.queueDepth(q), 0);
+  });
+
+  t("messages come out in publish order and take honours max", async (b) => {
+    const q = uniqueQueue("fifo");
+    for (let i = 0; i < 10; i++) await b.publish(message(`m${i}`), { routingKey: q });
+    assert.equal(await b.queueDepth(q), 10);
+    const first = await b.take([q], { max: 3 });
+    assert.deepEqual(first.map(textOf), ["m0", "m1", "m2"]);
+    const rest = await takeAll(b, [q], 7);
+    assert.deepEqual(rest.map(textOf), ["m3", "m4", "m5", "m6", "m7", "m8", "m9"]);
+    await b.ack([...first, ...rest]);
+  });
+
+  t("lower priority numbers are taken first", async (b) => {
+    const q = uniqueQueue("prio");
+    await b.publish(message("p9", { properties: { priority: 9 } }), { routingKey: q });
+    await b.publish(message("p5", { properties: { priority: 5 } }), { routingKey: q });
+    await b.publish(message("p0", { properties: { priority: 0 } }), { routingKey: q });
+    const got = await takeAll(b, [q], 3);
+    assert.deepEqual(got.map(textOf), ["p0", "p5", "p9"]);
+    await b.ack(got);
+  });
+
+  t("take from several queues returns messages of each", async (b) => {
+    const q1 = uniqueQueue("multi-a");
+    const q2 = uniqueQueue("multi-b");
+    await b.publish(message("a"), { routingKey: q1 });
+    await b.publish(message("b"), { routingKey: q2 });
+    const got = await takeAll(b, [q1, q2], 2);
+    assert.deepEqual(got.map((d) => [d.queue, textOf(d)]).sort(), [[q1, "a"], [q2, "b"]]);
+    await b.ack(got);
+  });
+
+  t("take waits for a message published later", async (b) => {
+    const q = uniqueQueue("wait");
+    const other = await open();
+    try {
+      const pending = b.take([q], { max: 5, signal: AbortSignal.timeout(5000) });
+      await new Promise((r) => setTimeout(r, 200));
+      await other.publish(message("late"), { routingKey: q });
+      const got = await pending;
+      assert.deepEqual(got.map(textOf), ["late"]);
+      await b.ack(got);
+    } finally {
+      await other.close();
+    }
+  });
+
+  t("an aborted take resolves empty and loses nothing", async (b) => {
+    const q = uniqueQueue("abort");
+    const ctl = new AbortController();
+    const pending = b.take([q], { max: 1, signal: ctl.signal });
+    setTimeout(() => ctl.abort(), 100);
+    assert.deepEqual(await pending, []);
+    await b.publish(message("after"), { routingKey: q });
+    const got = await takeAll(b, [q], 1);
+    assert.equal(textOf(got[0]), "after");
+    await b.ack(got);
+  });
+
+  t("requeue puts a delivery back in front, marked redelivered", async (b) => {
+    const q = uniqueQueue("requeue");
+    await b.publish(message("first"), { routingKey: q });
+    await b.publish(message("second"), { routingKey: q });
+    const [d] = await b.take([q], { max: 1 });
+    assert.equal(textOf(d), "first");
+    await b.requeue([d]);
+    const again = await takeAll(b, [q], 2);
+    assert.deepEqual(again.map(textOf), ["first", "second"]);
+    assert.equal(again[0].redelivered, true);
+    assert.equal(again[0].headers.id, d.headers.id);
+    await b.ack(again);
+  });
+
+  t("reject parks the message where it can be listed and requeued", async (b) => {
+    const q = uniqueQueue("park");
+    const sent = message("bad");
+    await b.publish(sent, { routingKey: q });
+    const [d] = await takeAll(b, [q], 1);
+    const before = (await b.listParked({ limit: 1000 })).length;
+    await b.reject([{ delivery: d, reason: "unregistered task conf.task", taskId: String(sent.headers.id), taskName: "conf.task" }]);
+    const parked = (await b.listParked({ limit: 1000 })).filter((p) => p.taskId === sent.headers.id);
+    assert.equal(parked.length, 1);
+    assert.equal(parked[0].reason, "unregistered task conf.task");
+    assert.equal(parked[0].queue, q);
+    assert.equal(parked[0].taskName, "conf.task");
+    assert.ok(parked[0].parkedAt instanceof Date);
+    assert.equal((await b.listParked({ limit: 1000 })).length, before + 1);
+    assert.equal(await b.queueDepth(q), 0);
+    assert.ok(await b.requeueParked() >= 1);
+    const [back] = await takeAll(b, [q], 1);
+    assert.equal(back.headers.id, sent.headers.id);
+    assert.equal(back.redelivered, true);
+    await b.ack([back]);
+  });
+
+  t("an unacknowledged delivery comes back after the visibility timeout", async (b) => {
+    const q = uniqueQueue("visibility");
+    await b.publish(message("orphan"), { routingKey: q });
+    const dead = await open({ visibilityTimeout: 1 });
+    const [d] = await dead.take([q], { max: 1, signal: AbortSignal.timeout(5000) });
+    assert.equal(textOf(d), "orphan");
+    await dead.close(); // dies without acking
+    assert.equal(await b.queueDepth(q), 0);
+    const rescuer = await open({ visibilityTimeout: 1 });
+    try {
+      const [again] = await rescuer.take([q], { max: 1, signal: AbortSignal.timeout(10_000) });
+      assert.ok(again, "the orphaned message was not restored");
+      assert.equal(textOf(again), "orphan");
+      assert.equal(again.redelivered, true);
+      await rescuer.ack([again]);
+    } finally {
+      await rescuer.close();
+    }
+  });
+
+  t("an acknowledged delivery never comes back", async (b) => {
+    const q = uniqueQueue("acked");
+    await b.publish(message("once"), { routingKey: q });
+    const short = await open({ visibilityTimeout: 1 });
+    try {
+      const [d] = await short.take([q], { max: 1, signal: AbortSignal.timeout(5000) });
+      await short.ack([d]);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.deepEqual(await short.take([q], { max: 1, signal: AbortSignal.timeout(1500) }), []);
+    } finally {
+      await short.close();
+    }
+  });
+
+  t("purge empties a queue and reports the count", async (b) => {
+    const q = uniqueQueue("purge");
+    for (let i = 0; i < 4; i++) {
+      await b.publish(message(`x${i}`, { properties: { priority: i * 3 } }), { routingKey: q });
+    }
+    assert.equal(await b.queueDepth(q), 4);
+    assert.equal(await b.purge(q), 4);
+    assert.equal(await b.queueDepth(q), 0);
+  });
+
+  t("competing consumers take every message exactly once", async (b) => {
+    const q = uniqueQueue("compete");
+    const n = 200;
+    await Promise.all(
+      Array.from({ length: n }, (_, i) => b.publish(message(`c${i}`), { routingKey: q })),
+    );
+    const others = [await open(), await open()];
+    try {
+      const seen: string[] = [];
+      await Promise.all([b, ...others].map(async (c) => {
+        for (;;) {
+          const got = await c.take([q], { max: 7, signal: AbortSignal.timeout(1000) });
+          if (got.length === 0) return;
+          seen.push(...got.map(textOf));
+          await c.ack(got);
+        }
+      }));
+      assert.equal(seen.length, n);
+      assert.equal(new Set(seen).size, n);
+    } finally {
+      await Promise.all(others.map((o) => o.close()));
+    }
+  });
+}
