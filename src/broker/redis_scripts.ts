@@ -1,0 +1,115 @@
+/**
+ * Lua scripts of the Redis transport. Each runs atomically on the server,
+ * so a message is never in a state where a crash of ours could lose it.
+ *
+ * Key and value layouts are kombu 5.2's: `unacked` hash of
+ * `[envelope, exchange, routing_key]`, `unacked_index` sorted set scored by
+ * delivery time (float seconds).
+ *
+ * @module
+ */
+
+/**
+ * Pop up to ARGV[1] messages from KEYS[1..n-3] in order and record each one
+ * as unacknowledged, in one step. KEYS[n-2] = unacked_index, KEYS[n-1] =
+ * unacked, KEYS[n] = parked list. A list element that is not a kombu
+ * envelope is moved to the parked list instead.
+ *
+ * Returns a flat array: list position (1-based; negative when parked), raw
+ * element, ...
+ */
+export const TAKE_SCRIPT = String.raw`
+local n = #KEYS - 3
+local idx, unacked, parked = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3]
+local max = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local out = {}
+local taken = 0
+for i = 1, n do
+  if taken >= max then break end
+  local items = redis.call('RPOP', KEYS[i], max - taken)
+  if items then
+    for _, raw in ipairs(items) do
+      local tag = string.match(raw, '"delivery_tag": "([^"\\]+)"}}$')
+      local ex, rk = string.match(raw, '"delivery_info": {"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"')
+      local entry
+      if tag and ex then
+        entry = '[' .. raw .. ', "' .. ex .. '", "' .. rk .. '"]'
+      else
+        local ok, env = pcall(cjson.decode, raw)
+        if ok and type(env) == 'table' and type(env.properties) == 'table'
+            and type(env.properties.delivery_tag) == 'string' then
+          tag = env.properties.delivery_tag
+          local di = env.properties.delivery_info
+          if type(di) ~= 'table' then di = {} end
+          entry = '[' .. raw .. ', ' .. cjson.encode(tostring(di.exchange or '')) .. ', '
+            .. cjson.encode(tostring(di.routing_key or '')) .. ']'
+        end
+      end
+      if entry then
+        redis.call('ZADD', idx, now, tag)
+        redis.call('HSET', unacked, tag, entry)
+        out[#out + 1] = tostring(i)
+      else
+        redis.call('LPUSH', parked, cjson.encode({
+          reason = 'malformed message: not a kombu envelope with a delivery_tag',
+          list = KEYS[i], parked_at = now, message = raw }))
+        out[#out + 1] = tostring(-i)
+      end
+      out[#out + 1] = raw
+      taken = taken + 1
+    end
+  end
+end
+return out
+`;
+
+/**
+ * Move one unacknowledged message back to a list, if it is still
+ * unacknowledged (and, when ARGV[2] is not empty, still holds exactly that
+ * value: the WATCH of kombu's restore). KEYS = unacked_index, unacked,
+ * target list; ARGV = tag, expected value or '', new element, 'front'|'back'.
+ * Returns 1 when moved.
+ */
+export const RESTORE_SCRIPT = String.raw`
+local cur = redis.call('HGET', KEYS[2], ARGV[1])
+if not cur then return 0 end
+if ARGV[2] ~= '' and cur ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if ARGV[4] == 'front' then
+  redis.call('RPUSH', KEYS[3], ARGV[3])
+else
+  redis.call('LPUSH', KEYS[3], ARGV[3])
+end
+return 1
+`;
+
+/**
+ * Move one unacknowledged message to the parked list. KEYS = unacked_index,
+ * unacked, parked; ARGV = tag, parked entry. Returns 1 when moved.
+ */
+export const PARK_SCRIPT = String.raw`
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('LPUSH', KEYS[3], ARGV[2])
+return 1
+`;
+
+/**
+ * Move one parked entry back to a queue list (to the back, like a new
+ * publish). KEYS = parked, target list; ARGV = entry, new element.
+ */
+export const UNPARK_SCRIPT = String.raw`
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+return 1
+`;
+
+/** Release a mutex only if we still hold it. KEYS = mutex; ARGV = token. */
+export const UNLOCK_SCRIPT = String.raw`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;

@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { openRedisBroker, PARKED_KEY } from "../src/broker/redis.ts";
+import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+
+const prefix = uniquePrefix("broker");
+const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+
+brokerConformance("redis", (o) => openRedisBroker(url, o));
+
+Deno.test("redis broker: a published message is the kombu envelope in the priority list", async () => {
+  const broker = await openRedisBroker(url);
+  const r = await rawRedis();
+  try {
+    const q = uniqueQueue("wire");
+    await broker.publish(message("x", { properties: { priority: 5 } }), { routingKey: q });
+    assert.equal(await r.llen(`${prefix}${q}\x06\x163`), 1);
+    const raw = (await r.lrange(`${prefix}${q}\x06\x163`, 0, 0))[0];
+    const env = JSON.parse(raw);
+    assert.deepEqual(Object.keys(env), ["body", "content-encoding", "content-type", "headers", "properties"]);
+    assert.deepEqual(Object.keys(env.properties), [
+      "delivery_mode", "delivery_info", "priority", "body_encoding", "delivery_tag",
+    ]);
+    assert.deepEqual(env.properties.delivery_info, { exchange: "", routing_key: q });
+    assert.equal(env.properties.body_encoding, "base64");
+    assert.deepEqual(
+      await r.smembers(`${prefix}_kombu.binding.${q}`),
+      [`${q}\x06\x16\x06\x16${q}`],
+    );
+    assert.equal(await broker.purge(q), 1);
+  } finally {
+    await broker.close();
+    await r.quit();
+  }
+});
+
+Deno.test("redis broker: a take records the delivery in unacked and unacked_index as kombu does", async () => {
+  const broker = await openRedisBroker(url);
+  const r = await rawRedis();
+  try {
+    const q = uniqueQueue("unacked");
+    await broker.publish(message("y"), { routingKey: q });
+    const raw = (await r.lrange(`${prefix}${q}`, 0, 0))[0];
+    const before = Date.now() / 1000;
+    const [d] = await broker.take([q], { max: 1 });
+    const score = Number(await r.zscore(`${prefix}unacked_index`, d.deliveryTag));
+    assert.ok(Math.abs(score - before) < 5, `score ${score} is the delivery time`);
+    const stored = await r.hget(`${prefix}unacked`, d.deliveryTag);
+    assert.equal(stored, `[${raw}, "", "${q}"]`);
+    await broker.ack([d]);
+    assert.equal(await r.hget(`${prefix}unacked`, d.deliveryTag), null);
+    assert.equal(await r.zscore(`${prefix}unacked_index`, d.deliveryTag), null);
+  } finally {
+    await broker.close();
+    await r.quit();
+  }
+});
+
+Deno.test("redis broker: garbage in a queue is parked, logged and does not stop consumption", async () => {
+  const broker = await openRedisBroker(url);
+  const r = await rawRedis();
+  try {
+    const q = uniqueQueue("garbage");
+    await r.lpush(`${prefix}${q}`, "this is not json");
+    await r.lpush(`${prefix}${q}`, '{"body": "!!", "properties": {"body_encoding": "base64", "delivery_tag": "t-bad-b64"}}');
+    await broker.publish(message("good"), { routingKey: q });
+    const got = await broker.take([q], { max: 10 });
+    assert.equal(got.length, 1);
+    assert.equal(new TextDecoder().decode(got[0].body), '"good"');
+    const parked = await r.lrange(`${prefix}${PARKED_KEY}`, 0, -1);
+    assert.ok(parked.some((p) => p.includes("this is not json") && p.includes("malformed")));
+    assert.ok(parked.some((p) => p.includes("t-bad-b64") && p.includes("base64")));
+    assert.equal(await r.hget(`${prefix}unacked`, "t-bad-b64"), null);
+    await broker.ack(got);
+  } finally {
+    await broker.close();
+    await r.quit();
+  }
+});
+
+Deno.test("redis broker: an unreachable server gives a BrokerConnectionError naming the URL", async () => {
+  await assert.rejects(
+    openRedisBroker("redis://:secret@127.0.0.1:1/0"),
+    (e: Error & { code?: string }) =>
+      e.name === "BrokerConnectionError" && e.code === "BROKER_CONNECTION" &&
+      e.message.includes("127.0.0.1:1") && !e.message.includes("secret"),
+  );
+});
+
+Deno.test("redis broker: clean up test keys", async () => {
+  await deleteKeys(prefix);
+});
