@@ -1,0 +1,278 @@
+/**
+ * The Redis result backend, compatible with Celery's: metas under
+ * `celery-task-meta-<id>`, written with SETEX and PUBLISHed on a channel of
+ * the same name, never replacing a stored SUCCESS.
+ *
+ * Waiting is push-based: one subscriber connection per backend, shared by
+ * every waiter; a waiter subscribes before it reads the key, so a result
+ * stored in between is never missed.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Redis } from "ioredis";
+import { BrokerConnectionError } from "../broker/errors.ts";
+import { isConnectionFailure, openRedisConnection } from "../broker/redis_connection.ts";
+import { parseRedisUrl } from "../broker/redis_url.ts";
+import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
+import type { ResultBackend, StoreEntry } from "./port.ts";
+
+const log = getLogger(["celeriac", "backend", "redis"]);
+
+/** Key prefix of task metas, as in Celery. */
+export const TASK_META_PREFIX = "celery-task-meta-";
+
+/**
+ * Store a meta unless a SUCCESS is already stored. KEYS = meta key; ARGV =
+ * meta JSON, TTL seconds (0 = keep forever). Publishes the meta on the
+ * channel named like the key.
+ */
+const STORE_SCRIPT = String.raw`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local status = string.match(cur, '^{"status": "(%u+)"')
+  if status == nil then
+    local ok, m = pcall(cjson.decode, cur)
+    if ok and type(m) == 'table' then status = m.status end
+  end
+  if status == 'SUCCESS' then return 0 end
+end
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('SETEX', KEYS[1], ttl, ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+`;
+
+/** Options of {@link openRedisBackend}. */
+export interface RedisBackendOptions {
+  /** Seconds a result is kept (Celery `result_expires`); 0 keeps it forever. Default 86400. */
+  resultExpires?: number;
+}
+
+interface Scripted {
+  celeriacStore(key: string, meta: string, ttl: string): Promise<number>;
+}
+
+interface Waiter {
+  resolve(meta: ResultMeta): void;
+  reject(reason: unknown): void;
+}
+
+/**
+ * A Celery-compatible Redis result backend.
+ *
+ * @example
+ * ```ts ignore
+ * import { openRedisBackend } from "@celeriac/celeriac";
+ * const backend = await openRedisBackend("redis://127.0.0.1:6379/0");
+ * const meta = await backend.waitFor("some-task-id", AbortSignal.timeout(10_000));
+ * await backend.close();
+ * ```
+ */
+export class RedisBackend implements ResultBackend {
+  /** Always `redis`. */
+  readonly transport = "redis";
+  readonly #rawUrl: string;
+  readonly #client: Redis & Scripted;
+  readonly #prefix: string;
+  readonly #ttl: number;
+  #subscriber: Redis | null = null;
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #subscribing = new Map<string, Promise<unknown>>();
+  #closed = false;
+
+  /**
+   * Use {@link openRedisBackend}.
+   *
+   * @param rawUrl `redis://...`; query `global_keyprefix` prefixes keys as Celery ≥ 5.3 does
+   * @param options expiry
+   */
+  constructor(rawUrl: string, options: RedisBackendOptions = {}) {
+    this.#rawUrl = rawUrl;
+    const url = parseRedisUrl(rawUrl);
+    const p = url.query.global_keyprefix ?? "";
+    this.#prefix = p === "" || /[:_.-]$/.test(p) ? p : p + "_";
+    this.#ttl = Math.trunc(Number(url.query.result_expires ?? options.resultExpires ?? 86400));
+    if (!(this.#ttl >= 0)) throw new RangeError("resultExpires must be >= 0 seconds");
+    this.#client = openRedisConnection(url, rawUrl, {
+      autoPipelining: true,
+      name: "celeriac-backend",
+    }) as Redis & Scripted;
+    this.#client.defineCommand("celeriacStore", { lua: STORE_SCRIPT, numberOfKeys: 1 });
+  }
+
+  /** Connect now (otherwise the first command connects). */
+  async connect(): Promise<void> {
+    try {
+      await this.#client.connect();
+    } catch (err) {
+      this.#client.disconnect();
+      throw new BrokerConnectionError(this.#rawUrl, err);
+    }
+  }
+
+  /** The key of a task's meta. */
+  key(taskId: string): string {
+    return this.#prefix + TASK_META_PREFIX + taskId;
+  }
+
+  async #run<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (isConnectionFailure(err)) throw new BrokerConnectionError(this.#rawUrl, err);
+      throw err;
+    }
+  }
+
+  /** SETEX + PUBLISH each meta, skipping tasks that already have a SUCCESS stored. */
+  async store(entries: readonly StoreEntry[]): Promise<void> {
+    const ttl = String(this.#ttl);
+    await this.#run(() =>
+      Promise.all(entries.map((e) => this.#client.celeriacStore(this.key(e.taskId), e.meta, ttl)))
+    );
+  }
+
+  /** Read a meta; `null` when nothing is stored (PENDING). */
+  async get(taskId: string): Promise<ResultMeta | null> {
+    const raw = await this.#run(() => this.#client.get(this.key(taskId)));
+    return raw === null ? null : decodeResultMeta(raw);
+  }
+
+  #subscriberConn(): Redis {
+    if (this.#subscriber) return this.#subscriber;
+    const sub = this.#client.duplicate({
+      enableAutoPipelining: false,
+      connectionName: "celeriac-results",
+    });
+    sub.on("error", () => {});
+    sub.on("message", (channel: string, message: string) => this.#onMessage(channel, message));
+    sub.on("ready", () => this.#recheckAll());
+    this.#subscriber = sub;
+    return sub;
+  }
+
+  #onMessage(channel: string, message: string): void {
+    const taskId = channel.slice(this.#prefix.length + TASK_META_PREFIX.length);
+    if (!this.#waiters.has(taskId)) return;
+    let meta: ResultMeta;
+    try {
+      meta = decodeResultMeta(message);
+    } catch (err) {
+      log.warn("Unreadable result for task {taskId}: {error}", {
+        taskId,
+        error: (err as Error).message,
+      });
+      return;
+    }
+    if (READY_STATES.has(meta.status)) this.#settle(taskId, meta);
+  }
+
+  /** After a reconnect, results published while we were away are read from their keys. */
+  #recheckAll(): void {
+    for (const taskId of this.#waiters.keys()) {
+      this.get(taskId).then((m) => {
+        if (m && READY_STATES.has(m.status)) this.#settle(taskId, m);
+      }, () => {});
+    }
+  }
+
+  #settle(taskId: string, meta: ResultMeta): void {
+    const set = this.#waiters.get(taskId);
+    if (!set) return;
+    this.#waiters.delete(taskId);
+    this.#unsubscribe(taskId);
+    for (const w of set) w.resolve(meta);
+  }
+
+  #unsubscribe(taskId: string): void {
+    const channel = this.key(taskId);
+    const pending = this.#subscribing.get(taskId) ?? Promise.resolve();
+    this.#subscribing.delete(taskId);
+    pending.then(() => {
+      if (!this.#waiters.has(taskId) && !this.#closed) {
+        return this.#subscriber?.unsubscribe(channel);
+      }
+    }).catch(() => {});
+  }
+
+  /** Wait until the task is ready (SUCCESS, FAILURE or REVOKED). */
+  async waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta> {
+    signal?.throwIfAborted();
+    const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
+    const waiter: Waiter = { resolve, reject };
+    let set = this.#waiters.get(taskId);
+    if (!set) {
+      set = new Set();
+      this.#waiters.set(taskId, set);
+      this.#subscribing.set(taskId, this.#subscriberConn().subscribe(this.key(taskId)));
+    }
+    set.add(waiter);
+    const onAbort = () => {
+      const s = this.#waiters.get(taskId);
+      if (s?.delete(waiter) && s.size === 0) {
+        this.#waiters.delete(taskId);
+        this.#unsubscribe(taskId);
+      }
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await this.#run(() => this.#subscribing.get(taskId) ?? Promise.resolve());
+      const now = await this.get(taskId);
+      if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
+      return await promise;
+    } catch (err) {
+      onAbort();
+      throw err;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Delete a stored result. */
+  async forget(taskId: string): Promise<void> {
+    await this.#run(() => this.#client.del(this.key(taskId)));
+  }
+
+  /** Close both connections; pending waiters are rejected. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const closed = new DOMException("The result backend was closed while waiting", "AbortError");
+    for (const set of this.#waiters.values()) for (const w of set) w.reject(closed);
+    this.#waiters.clear();
+    this.#subscriber?.disconnect();
+    if (this.#client.status === "ready") await this.#client.quit().catch(() => {});
+    this.#client.disconnect();
+  }
+}
+
+/**
+ * Open a Redis result backend and check that the server answers.
+ *
+ * @example
+ * ```ts ignore
+ * import { openRedisBackend } from "@celeriac/celeriac";
+ * const backend = await openRedisBackend("redis://127.0.0.1:6379/1", { resultExpires: 3600 });
+ * await backend.close();
+ * ```
+ *
+ * @param url `redis://[:password@]host:port/db`
+ * @param options result expiry
+ * @returns the connected backend
+ * @throws {BrokerConnectionError} when the server cannot be reached
+ */
+export async function openRedisBackend(
+  url: string,
+  options: RedisBackendOptions = {},
+): Promise<RedisBackend> {
+  const backend = new RedisBackend(url, options);
+  await backend.connect();
+  return backend;
+}

@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { openRedisBackend } from "../src/backend/redis.ts";
+import { encodeResultMeta } from "../src/protocol/result_meta.ts";
+import { backendConformance } from "./backend_conformance.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+
+const prefix = uniquePrefix("backend");
+const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+
+backendConformance("redis", () => openRedisBackend(url));
+
+Deno.test("redis backend: SETEX with result_expires and PUBLISH on the key's channel", async () => {
+  const backend = await openRedisBackend(url, { resultExpires: 120 });
+  const r = await rawRedis();
+  const sub = await rawRedis();
+  try {
+    const id = crypto.randomUUID();
+    const key = `${prefix}celery-task-meta-${id}`;
+    const heard = new Promise<string>((resolve) => sub.on("message", (_c: string, m: string) => resolve(m)));
+    await sub.subscribe(key);
+    const meta = encodeResultMeta({ taskId: id, status: "SUCCESS", result: 5, dateDone: new Date() });
+    await backend.store([{ taskId: id, status: "SUCCESS", meta }]);
+    assert.equal(await r.get(key), meta);
+    const ttl = await r.ttl(key);
+    assert.ok(ttl > 100 && ttl <= 120, `ttl ${ttl}`);
+    assert.equal(await heard, meta);
+  } finally {
+    await backend.close();
+    await r.quit();
+    sub.disconnect();
+  }
+});
+
+Deno.test("redis backend: a waiter survives many results for other tasks and uses one subscriber", async () => {
+  const backend = await openRedisBackend(url);
+  const r = await rawRedis();
+  const subscribers = async () =>
+    (await r.client("LIST") as string).split("\n").filter((l) => l.includes("name=celeriac-results"));
+  try {
+    const before = (await subscribers()).length;
+    const id = crypto.randomUUID();
+    const waiting = backend.waitFor(id, AbortSignal.timeout(5000));
+    const others = Array.from({ length: 20 }, () => crypto.randomUUID());
+    await backend.store(others.map((o) => ({
+      taskId: o,
+      status: "SUCCESS" as const,
+      meta: encodeResultMeta({ taskId: o, status: "SUCCESS", result: 0, dateDone: new Date() }),
+    })));
+    const more = others.map((o) => backend.waitFor(o, AbortSignal.timeout(5000)));
+    await Promise.all(more);
+    const after = await subscribers();
+    assert.equal(after.length, before + 1, "all waiters share one subscriber connection");
+    assert.ok(after.some((l) => / sub=1 /.test(l)), "settled waiters unsubscribed, one remains");
+    await backend.store([{
+      taskId: id,
+      status: "FAILURE",
+      meta: encodeResultMeta({ taskId: id, status: "FAILURE", result: { exc_type: "ValueError", exc_message: ["x"], exc_module: "builtins" }, dateDone: new Date() }),
+    }]);
+    assert.equal((await waiting).status, "FAILURE");
+  } finally {
+    await backend.close();
+    await r.quit();
+  }
+});
+
+Deno.test("redis backend: clean up test keys", async () => {
+  await deleteKeys(prefix);
+});
