@@ -175,6 +175,19 @@ export function brokerConformance(name: string, open: BrokerFactory): void {
     await b.ack([back]);
   });
 
+  t("a delivery rejected after it was acknowledged is parked all the same", async (b) => {
+    const q = uniqueQueue("park-acked");
+    const sent = message("late-bad");
+    await b.publish(sent, { routingKey: q });
+    const [d] = await takeAll(b, [q], 1);
+    await b.ack([d]);
+    await b.reject([{ delivery: d, reason: "body does not decode", taskId: String(sent.headers.id) }]);
+    const parked = (await b.listParked({ limit: 1000 })).filter((p) => p.taskId === sent.headers.id);
+    assert.equal(parked.length, 1);
+    assert.equal(parked[0].reason, "body does not decode");
+    assert.equal(await b.queueDepth(q), 0);
+  });
+
   t("an unacknowledged delivery comes back after the visibility timeout", async (b) => {
     const q = uniqueQueue("visibility");
     await b.publish(message("orphan"), { routingKey: q });

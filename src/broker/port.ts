@@ -87,7 +87,11 @@ export interface Broker {
   take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]>;
   /** Acknowledge deliveries: they are gone for good. */
   ack(deliveries: readonly Delivery[]): Promise<void>;
-  /** Refuse deliveries: they move to the parking store with a reason. */
+  /**
+   * Refuse deliveries: they move to the parking store with a reason. A
+   * delivery that was already acknowledged (a consumer that acks early and
+   * finds the body unusable later) is parked all the same.
+   */
   reject(rejections: readonly Rejection[]): Promise<void>;
   /** Put deliveries back at the front of their queue, marked redelivered. */
   requeue(deliveries: readonly Delivery[]): Promise<void>;

@@ -411,13 +411,20 @@ export class RedisBroker implements Broker {
             { exchange: r.delivery.exchange, routing_key: r.delivery.routingKey },
             r.delivery.deliveryTag,
           );
+        const entry = this.#parkEntry(
+          raw,
+          r.delivery.queue,
+          r.reason,
+          r.taskId ?? null,
+          r.taskName ?? null,
+        );
         return this.#client.celeriacPark(
           this.#k("unacked_index"),
           this.#k("unacked"),
           this.#k(PARKED_KEY),
           r.delivery.deliveryTag,
-          this.#parkEntry(raw, r.delivery.queue, r.reason, r.taskId ?? null, r.taskName ?? null),
-        );
+          entry,
+        ).then((moved) => moved ? moved : this.#client.lpush(this.#k(PARKED_KEY), entry));
       }))
     );
   }

@@ -121,7 +121,10 @@ function fromFields(
   };
 }
 
-function decodedBody(msg: Message, taskId?: string): unknown {
+/** The parts of a message needed to decode its body. */
+export type BodyParts = Pick<Message, "body" | "contentType" | "contentEncoding" | "headers">;
+
+function decodedBody(msg: BodyParts, taskId?: string): unknown {
   const compression = msg.headers.compression;
   const raw = typeof compression === "string"
     ? decompress(msg.body, compression, taskId)
@@ -233,7 +236,7 @@ export function decodeTaskHeaders(msg: Message): TaskRequest {
  * @throws {ProtocolError} when the body is not a task body
  * @throws {ContentDisallowedError} for a refused content type
  */
-export function decodeTaskBody(msg: Message, taskId: string): TaskBody {
+export function decodeTaskBody(msg: BodyParts, taskId: string): TaskBody {
   const body = decodedBody(msg, taskId);
   if (!Array.isArray(body)) {
     if (body !== null && typeof body === "object" && "args" in body) {

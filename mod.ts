@@ -1,0 +1,166 @@
+/**
+ * Celeriac: a Deno-native task queue that speaks the Celery protocol.
+ *
+ * Define tasks, call them with `.delay()` / `.applyAsync()`, and get typed
+ * results — served by Celeriac workers or by Python Celery workers, over
+ * Redis or an embedded Deno KV store.
+ *
+ * @example
+ * ```ts ignore
+ * import { Celery } from "@celeriac/celeriac";
+ *
+ * export const app = new Celery({
+ *   broker: "redis://127.0.0.1:6379/0",
+ *   backend: "redis://127.0.0.1:6379/0",
+ * });
+ * export const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ *
+ * if (import.meta.main) {
+ *   const result = await add.delay(2, 3);
+ *   console.log(await result.get({ timeout: 10_000 })); // 5
+ *   await app.close();
+ * }
+ * ```
+ *
+ * @module
+ */
+
+// src/client/app.ts
+export { Celery, PUBLISHER, type Publisher } from "./src/client/app.ts";
+// src/client/task.ts
+export {
+  type ApplyOptions,
+  type BoundTaskHandler,
+  Task,
+  type TaskContext,
+  type TaskHandler,
+  type TaskOptions,
+  type TaskSender,
+} from "./src/client/task.ts";
+// src/client/async_result.ts
+export {
+  AsyncResult,
+  type GetOptions,
+  type ResultSource,
+  taskErrorFromMeta,
+} from "./src/client/async_result.ts";
+// src/client/errors.ts
+export { NoResultBackendError, TaskError, TimeoutError } from "./src/client/errors.ts";
+// src/client/config.ts
+export {
+  type CeleryOptions,
+  DEFAULT_BROKER_URL,
+  type ResolvedConfig,
+  resolveConfig,
+} from "./src/client/config.ts";
+// src/client/current.ts
+export { currentTask, type RunningTask } from "./src/client/current.ts";
+// src/client/runtime.ts
+export { anonymousNodeName, hostName, readEnv } from "./src/client/runtime.ts";
+// src/client/transports.ts
+export {
+  openBackend,
+  type OpenBackendOptions,
+  openBroker,
+  type OpenBrokerOptions,
+} from "./src/client/transports.ts";
+
+// src/broker/port.ts
+export type {
+  Broker,
+  Delivery,
+  ParkedMessage,
+  PublishTarget,
+  Rejection,
+  TakeOptions,
+} from "./src/broker/port.ts";
+// src/broker/errors.ts
+export { BrokerConnectionError, maskPassword } from "./src/broker/errors.ts";
+// src/broker/redis.ts
+export {
+  openRedisBroker,
+  PARKED_KEY,
+  PRIORITY_SEP,
+  PRIORITY_STEPS,
+  priorityList,
+  RedisBroker,
+  type RedisBrokerOptions,
+} from "./src/broker/redis.ts";
+// src/broker/redis_url.ts
+export { parseRedisUrl, type RedisUrlOptions } from "./src/broker/redis_url.ts";
+// src/backend/port.ts
+export type { ResultBackend, StoreEntry } from "./src/backend/port.ts";
+// src/backend/redis.ts
+export {
+  openRedisBackend,
+  RedisBackend,
+  type RedisBackendOptions,
+  TASK_META_PREFIX,
+} from "./src/backend/redis.ts";
+
+// src/protocol/errors.ts
+export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";
+// src/protocol/json.ts
+export { pyJsonDumps, pyJsonLoads } from "./src/protocol/json.ts";
+// src/protocol/time.ts
+export { parsePyDate, pyIsoFormat } from "./src/protocol/time.ts";
+// src/protocol/serializers.ts
+export {
+  CONTENT_TYPES,
+  deserialize,
+  type Serialized,
+  serialize,
+  type SerializerName,
+} from "./src/protocol/serializers.ts";
+// src/protocol/compression.ts
+export {
+  compress,
+  type CompressionName,
+  compressionMimeType,
+  decompress,
+} from "./src/protocol/compression.ts";
+// src/protocol/repr.ts
+export { argsRepr, kwargsRepr, REPR_MAXSIZE } from "./src/protocol/repr.ts";
+// src/protocol/message.ts
+export type {
+  Embed,
+  Message,
+  MessageProperties,
+  SignatureDict,
+  TaskBody,
+} from "./src/protocol/message.ts";
+// src/protocol/task_message.ts
+export { encodeTaskMessage, type TaskMessageInput } from "./src/protocol/task_message.ts";
+// src/protocol/task_request.ts
+export {
+  type BodyParts,
+  decodeTaskBody,
+  decodeTaskHeaders,
+  type TaskRequest,
+} from "./src/protocol/task_request.ts";
+// src/protocol/envelope.ts
+export {
+  decodeEnvelope,
+  type DeliveryInfo,
+  encodeEnvelope,
+  type Envelope,
+} from "./src/protocol/envelope.ts";
+// src/protocol/result_meta.ts
+export {
+  decodeResultMeta,
+  encodeResultMeta,
+  encodeResultMetaWithJson,
+  EXCEPTION_STATES,
+  type ExceptionInfo,
+  READY_STATES,
+  type ResultMeta,
+  type ResultMetaInput,
+  type TaskState,
+} from "./src/protocol/result_meta.ts";
+// src/protocol/exceptions.ts
+export {
+  exceptionInfo,
+  JS_EXC_MODULE,
+  type PythonExceptionFields,
+  tracebackText,
+} from "./src/protocol/exceptions.ts";

@@ -1,0 +1,64 @@
+/**
+ * Logging set-up for the command line (a library never configures logging).
+ *
+ * @module
+ */
+
+import { configure, getConsoleSink, getTextFormatter, type LogLevel } from "@logtape/logtape";
+
+const LEVELS: Record<string, LogLevel> = {
+  debug: "debug",
+  info: "info",
+  warning: "warning",
+  warn: "warning",
+  error: "error",
+  critical: "fatal",
+  fatal: "fatal",
+};
+
+/**
+ * Map a Celery log level name (`DEBUG`, `INFO`, `WARNING`, `ERROR`,
+ * `CRITICAL`) to LogTape's.
+ *
+ * @example
+ * ```ts
+ * import { parseLogLevel } from "@celeriac/celeriac/worker";
+ * parseLogLevel("WARNING"); // "warning"
+ * ```
+ *
+ * @param name the level name, any case
+ * @returns the LogTape level
+ * @throws {TypeError} for an unknown name
+ */
+export function parseLogLevel(name: string): LogLevel {
+  const level = LEVELS[name.toLowerCase()];
+  if (!level) {
+    throw new TypeError(`Unknown log level "${name}": use DEBUG, INFO, WARNING, ERROR or CRITICAL`);
+  }
+  return level;
+}
+
+/**
+ * Send Celeriac's log records at `level` and above to the console.
+ *
+ * @example
+ * ```ts ignore
+ * await setupLogging("info");
+ * ```
+ *
+ * @param level lowest level shown
+ */
+export async function setupLogging(level: LogLevel): Promise<void> {
+  await configure({
+    reset: true,
+    sinks: {
+      console: getConsoleSink({
+        formatter: getTextFormatter({ timestamp: "date-time", value: "bare" }),
+      }),
+    },
+    loggers: [
+      { category: ["celeriac"], lowestLevel: level, sinks: ["console"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
+    ],
+  });
+}

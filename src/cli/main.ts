@@ -1,0 +1,196 @@
+// deno-lint-ignore-file no-console
+/**
+ * The `worker.ts` command line: run a worker, or inspect parked messages.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { parseArgs } from "node:util";
+import type { Celery } from "../client/app.ts";
+import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
+import { Worker } from "../worker/worker.ts";
+import { parseLogLevel, setupLogging } from "./logging.ts";
+
+const log = getLogger(["celeriac", "cli"]);
+
+/** Usage text of the command line. */
+export const USAGE = `Celeriac worker — runs Celery-protocol tasks defined in a TypeScript module.
+
+Usage:
+  deno run -A worker.ts --app ./tasks.ts [options]     run a worker
+  deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
+                                                       list (or requeue) parked messages
+
+Options:
+  -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
+  -b, --broker URL           broker URL (default: the app's, CELERY_BROKER_URL, or kv://)
+      --backend URL          result backend URL (default: the app's or CELERY_RESULT_BACKEND)
+  -c, --concurrency N        Web Workers in the pool (default: number of CPUs)
+  -Q, --queues a,b           queues to consume (default: the app's default queue, "celery")
+  -P, --pool threads|inline  run tasks in Web Workers (default) or on the main thread
+      --prefetch N           tasks each Web Worker holds at once (default 16; inline: 100)
+  -n, --hostname NAME        node name, %h = host name (default celeriac@%h)
+      --acks-late            acknowledge after tasks finish (at-least-once)
+  -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)
+  -h, --help                 show this help
+
+Signals: SIGINT/SIGTERM once = warm shutdown (finish running tasks);
+         twice = cold shutdown (requeue running tasks and exit).`;
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new TypeError(`${flag} needs a whole number >= 1, got "${value}"`);
+  }
+  return n;
+}
+
+async function openApp(spec: string | undefined, broker?: string, backend?: string): Promise<{
+  app: Celery;
+  url: string;
+  exportName?: string;
+}> {
+  if (!spec) throw new TypeError("--app is required: the module that exports your Celery app");
+  const { module, exportName } = parseAppSpec(spec);
+  const url = moduleUrl(module, Deno.cwd());
+  const app = await loadApp(url, exportName);
+  if (broker !== undefined || backend !== undefined) {
+    app.configure({
+      ...(broker !== undefined ? { broker } : {}),
+      ...(backend !== undefined ? { backend } : {}),
+    });
+  }
+  return { app, url, exportName };
+}
+
+/**
+ * Run the command line; resolves with the exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "@celeriac/celeriac/worker";
+ * Deno.exit(await main(["--app", "./tasks.ts", "-c", "2"]));
+ * ```
+ *
+ * @param args command-line arguments (without the script name)
+ * @returns the process exit code
+ */
+export async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        app: { type: "string", short: "A" },
+        broker: { type: "string", short: "b" },
+        backend: { type: "string" },
+        concurrency: { type: "string", short: "c" },
+        queues: { type: "string", short: "Q" },
+        pool: { type: "string", short: "P" },
+        prefetch: { type: "string" },
+        hostname: { type: "string", short: "n" },
+        "acks-late": { type: "boolean" },
+        loglevel: { type: "string", short: "l" },
+        requeue: { type: "boolean" },
+        limit: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const command = positionals[0] ?? "worker";
+  try {
+    await setupLogging(parseLogLevel(values.loglevel ?? "INFO"));
+    const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
+    switch (command) {
+      case "worker":
+        return await runWorker(app, url, exportName, values);
+      case "parked":
+        return await parked(app, values.requeue ?? false, positiveInt(values.limit, "--limit"));
+      default:
+        console.error(`Unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+async function runWorker(
+  app: Celery,
+  url: string,
+  exportName: string | undefined,
+  values: Record<string, string | boolean | undefined>,
+): Promise<number> {
+  const pool = (values.pool as string | undefined) ?? "threads";
+  if (pool !== "threads" && pool !== "inline") {
+    throw new TypeError(`--pool must be "threads" or "inline", got "${pool}"`);
+  }
+  const worker = new Worker({
+    app,
+    appModule: url,
+    appExport: exportName,
+    pool,
+    concurrency: positiveInt(values.concurrency as string | undefined, "--concurrency"),
+    prefetch: positiveInt(values.prefetch as string | undefined, "--prefetch"),
+    queues: (values.queues as string | undefined)?.split(",").map((q) => q.trim()).filter(Boolean),
+    hostname: values.hostname as string | undefined,
+    acksLate: values["acks-late"] as boolean | undefined,
+  });
+  let signals = 0;
+  const onSignal = () => {
+    signals++;
+    if (signals === 1) {
+      log.info("Shutting down: finishing running tasks (signal again to requeue them and exit)");
+      worker.stop();
+    } else if (signals === 2) {
+      worker.terminate();
+    }
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    await worker.start();
+    await worker.finished;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    await app.close();
+  }
+  log.info("{hostname} stopped: {stats}", {
+    hostname: worker.hostname,
+    stats: JSON.stringify(worker.stats),
+  });
+  return 0;
+}
+
+async function parked(app: Celery, requeue: boolean, limit: number | undefined): Promise<number> {
+  const broker = await app.broker();
+  try {
+    if (requeue) {
+      console.log(`Requeued ${await broker.requeueParked({ limit })} parked message(s)`);
+      return 0;
+    }
+    const list = await broker.listParked({ limit });
+    for (const p of list) {
+      console.log(
+        `${p.parkedAt.toISOString()}  ${p.queue}  ${p.taskName ?? "-"}[${p.taskId ?? "-"}]  ${p.reason}`,
+      );
+    }
+    console.log(`${list.length} parked message(s)`);
+    return 0;
+  } finally {
+    await app.close();
+  }
+}

@@ -1,0 +1,352 @@
+/**
+ * The {@link Celery} app: configuration, the task registry and the
+ * producer. Creating or importing an app opens no connection; the broker
+ * and backend are opened on first use.
+ *
+ * @module
+ */
+
+import type { ResultBackend } from "../backend/port.ts";
+import type { Broker, PublishTarget } from "../broker/port.ts";
+import type { Message } from "../protocol/message.ts";
+import { encodeTaskMessage } from "../protocol/task_message.ts";
+import { AsyncResult, type ResultSource } from "./async_result.ts";
+import { type CeleryOptions, type ResolvedConfig, resolveConfig } from "./config.ts";
+import { currentTask } from "./current.ts";
+import { NoResultBackendError } from "./errors.ts";
+import { anonymousNodeName } from "./runtime.ts";
+import {
+  type ApplyOptions,
+  type BoundTaskHandler,
+  Task,
+  type TaskHandler,
+  type TaskOptions,
+  type TaskSender,
+} from "./task.ts";
+import { openBackend, openBroker } from "./transports.ts";
+
+const BRAND = Symbol.for("celeriac.app");
+
+/**
+ * Publishes a message on behalf of an app. A worker installs one in the Web
+ * Workers that run tasks, so that tasks sent from a task go through the
+ * worker's own connection.
+ */
+export type Publisher = (message: Message, target: PublishTarget) => Promise<void>;
+
+/** Symbol under which a worker installs a {@link Publisher} on an app. */
+export const PUBLISHER: unique symbol = Symbol.for("celeriac.publisher") as never;
+
+/**
+ * A Celeriac app: define tasks, send them, read their results.
+ *
+ * @example
+ * ```ts ignore
+ * import { Celery } from "@celeriac/celeriac";
+ * export const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * export const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const r = await add.delay(2, 3);
+ * console.log(await r.get({ timeout: 10_000 })); // 5
+ * await app.close();
+ * ```
+ */
+export class Celery implements TaskSender, ResultSource {
+  #config: ResolvedConfig;
+  #options: CeleryOptions;
+  /**
+   * This producer's reply-queue id (Celery's "oid"), written as `reply_to`.
+   */
+  readonly oid: string = crypto.randomUUID();
+  readonly #tasks = new Map<string, Task<never, unknown>>();
+  #broker: Promise<Broker> | null = null;
+  #backend: Promise<ResultBackend> | null = null;
+  #origin: string | null = null;
+  [PUBLISHER]: Publisher | undefined;
+
+  /**
+   * Create an app. Nothing connects until a task is sent or a result read.
+   *
+   * @param options broker, backend and defaults; see {@link CeleryOptions}
+   */
+  constructor(options: CeleryOptions = {}) {
+    this.#options = { ...options };
+    this.#config = resolveConfig(options);
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /**
+   * Whether a value is a Celeriac app (also across copies of this module).
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * Celery.isApp(new Celery({ broker: "kv://:memory:" })); // true
+   * ```
+   *
+   * @param value anything
+   * @returns true for an app
+   */
+  static isApp(value: unknown): value is Celery {
+    return typeof value === "object" && value !== null &&
+      (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+
+  /** The configuration, with defaults applied. */
+  get config(): ResolvedConfig {
+    return this.#config;
+  }
+
+  /**
+   * Change options before anything connected (the worker's `--broker` and
+   * `--backend` flags use this).
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery();
+   * app.configure({ broker: "redis://127.0.0.1:6379/1" });
+   * ```
+   *
+   * @param options options to override
+   * @throws {Error} when the broker or backend is already open
+   */
+  configure(options: CeleryOptions): void {
+    if (this.#broker || this.#backend) {
+      throw new Error("configure() must be called before the app connects (before sending tasks)");
+    }
+    this.#options = { ...this.#options, ...options };
+    this.#config = resolveConfig(this.#options);
+  }
+
+  /** Registered tasks by name. */
+  get tasks(): ReadonlyMap<string, Task<never, unknown>> {
+    return this.#tasks;
+  }
+
+  /**
+   * Define a task served by workers that load this module.
+   *
+   * @example
+   * ```ts ignore
+   * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+   * const fetchUrl = app.task("tasks.fetch", { bind: true }, async (ctx, url: string) => {
+   *   const res = await fetch(url, { signal: ctx.signal });
+   *   return res.status;
+   * });
+   * ```
+   *
+   * @param name the task name (what Python calls with `send_task`)
+   * @param handler the implementation
+   * @returns a typed handle
+   */
+  task<A extends unknown[], R>(name: string, handler: TaskHandler<A, R>): Task<A, Awaited<R>>;
+  /**
+   * Define a bound task: the handler receives its {@link TaskContext} first.
+   *
+   * @param name the task name
+   * @param options task options with `bind: true`
+   * @param handler the implementation
+   * @returns a typed handle
+   */
+  task<A extends unknown[], R>(
+    name: string,
+    options: TaskOptions & { bind: true },
+    handler: BoundTaskHandler<A, R>,
+  ): Task<A, Awaited<R>>;
+  /**
+   * Define a task with options.
+   *
+   * @param name the task name
+   * @param options task options
+   * @param handler the implementation
+   * @returns a typed handle
+   */
+  task<A extends unknown[], R>(
+    name: string,
+    options: TaskOptions & { bind?: false },
+    handler: TaskHandler<A, R>,
+  ): Task<A, Awaited<R>>;
+  task(
+    name: string,
+    optionsOrHandler: TaskOptions | ((...args: never[]) => unknown),
+    maybeHandler?: (...args: never[]) => unknown,
+  ): Task<unknown[], unknown> {
+    const handler = typeof optionsOrHandler === "function" ? optionsOrHandler : maybeHandler;
+    const options = typeof optionsOrHandler === "function" ? {} : optionsOrHandler;
+    if (typeof name !== "string" || name === "") {
+      throw new TypeError("A task needs a non-empty name, e.g. \"tasks.add\"");
+    }
+    if (typeof handler !== "function") {
+      throw new TypeError(`Task "${name}" needs a handler function`);
+    }
+    if (this.#tasks.has(name)) {
+      throw new TypeError(`Task "${name}" is already defined in this app: give it another name`);
+    }
+    const task = new Task<unknown[], unknown>(this, name, { ...options }, handler);
+    this.#tasks.set(name, task as Task<never, unknown>);
+    return task;
+  }
+
+  /**
+   * A typed handle to a task served by another worker (e.g. Python).
+   *
+   * @example
+   * ```ts ignore
+   * const mul = app.remoteTask<[number, number], number>("py.mul");
+   * const product = await (await mul.delay(6, 7)).get({ timeout: 10_000 });
+   * ```
+   *
+   * @param name the task name
+   * @param options defaults for calls (queue, priority, serializer)
+   * @returns a typed handle
+   */
+  remoteTask<A extends unknown[] = unknown[], R = unknown>(
+    name: string,
+    options: Pick<TaskOptions, "queue" | "priority" | "serializer"> = {},
+  ): Task<A, R> {
+    return new Task<A, R>(this, name, { ...options });
+  }
+
+  /**
+   * Send a task by name, with arguments and call options.
+   *
+   * @example
+   * ```ts ignore
+   * const r = await app.sendTask<number>("py.mul", [2, 3], { kwargs: {} });
+   * ```
+   *
+   * @param name the task name
+   * @param args positional arguments
+   * @param options call options (kwargs, countdown, queue, ...)
+   * @returns the result handle, once the broker has the message
+   */
+  async sendTask<R = unknown>(
+    name: string,
+    args: readonly unknown[] = [],
+    options: ApplyOptions = {},
+  ): Promise<AsyncResult<R>> {
+    const id = options.taskId ?? crypto.randomUUID();
+    const parent = currentTask.getStore();
+    const queue = options.queue ?? this.config.defaultQueue;
+    const message = encodeTaskMessage({
+      task: name,
+      id,
+      args,
+      kwargs: options.kwargs ?? {},
+      now: new Date(),
+      eta: options.eta,
+      countdown: options.countdown,
+      expires: options.expires,
+      origin: this.#origin ??= anonymousNodeName(),
+      replyTo: this.oid,
+      priority: options.priority,
+      timeLimit: options.timeLimit,
+      softTimeLimit: options.softTimeLimit,
+      rootId: parent?.rootId,
+      parentId: parent?.id,
+      shadow: options.shadow,
+      ignoreResult: options.ignoreResult,
+      headers: options.headers,
+      serializer: options.serializer ?? this.config.taskSerializer,
+      compression: options.compression ?? this.config.taskCompression,
+    });
+    const target = { exchange: options.exchange ?? "", routingKey: options.routingKey ?? queue };
+    await this.publish(message, target);
+    return new AsyncResult<R>(id, this);
+  }
+
+  /**
+   * Publish an encoded message through this app's broker (or the worker's
+   * connection, inside a worker).
+   *
+   * @example
+   * ```ts ignore
+   * await app.publish(message, { routingKey: "celery" });
+   * ```
+   *
+   * @param message the message
+   * @param target exchange and routing key
+   */
+  async publish(message: Message, target: PublishTarget): Promise<void> {
+    const publisher = this[PUBLISHER];
+    if (publisher) return await publisher(message, target);
+    await (await this.broker()).publish(message, target);
+  }
+
+  /**
+   * A result handle for a task id.
+   *
+   * @example
+   * ```ts ignore
+   * const r = app.asyncResult<number>("5c0e4e3a-…");
+   * ```
+   *
+   * @param id the task id
+   * @returns the handle
+   */
+  asyncResult<R = unknown>(id: string): AsyncResult<R> {
+    return new AsyncResult<R>(id, this);
+  }
+
+  /**
+   * The app's broker, opened on first use.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(await (await app.broker()).queueDepth("celery"));
+   * ```
+   *
+   * @returns the broker
+   */
+  broker(): Promise<Broker> {
+    this.#broker ??= openBroker(this.config.broker, {
+      visibilityTimeout: this.config.visibilityTimeout,
+    }).catch((err) => {
+      this.#broker = null;
+      throw err;
+    });
+    return this.#broker;
+  }
+
+  /**
+   * The app's result backend, opened on first use.
+   *
+   * @example
+   * ```ts ignore
+   * const meta = await (await app.resultBackend()).get(id);
+   * ```
+   *
+   * @returns the backend
+   * @throws {NoResultBackendError} when none is configured
+   */
+  resultBackend(): Promise<ResultBackend> {
+    const url = this.config.backend;
+    if (url === null) return Promise.reject(new NoResultBackendError());
+    this.#backend ??= openBackend(url, { resultExpires: this.config.resultExpires }).catch(
+      (err) => {
+        this.#backend = null;
+        throw err;
+      },
+    );
+    return this.#backend;
+  }
+
+  /**
+   * Close the broker and backend connections, if they were opened.
+   *
+   * @example
+   * ```ts ignore
+   * await app.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    const broker = this.#broker;
+    const backend = this.#backend;
+    this.#broker = null;
+    this.#backend = null;
+    await Promise.all([
+      broker?.then((b) => b.close(), () => {}),
+      backend?.then((b) => b.close(), () => {}),
+    ]);
+  }
+}

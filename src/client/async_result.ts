@@ -1,0 +1,192 @@
+/**
+ * {@link AsyncResult}: a handle to the outcome of a task call.
+ *
+ * @module
+ */
+
+import type { ResultBackend } from "../backend/port.ts";
+import {
+  EXCEPTION_STATES,
+  type ExceptionInfo,
+  READY_STATES,
+  type ResultMeta,
+  type TaskState,
+} from "../protocol/result_meta.ts";
+import { currentTask } from "./current.ts";
+import { TaskError, TimeoutError } from "./errors.ts";
+
+/** Gives results access to the app's backend. */
+export interface ResultSource {
+  /** The app's result backend (opened on first use). */
+  resultBackend(): Promise<ResultBackend>;
+}
+
+/** Options of {@link AsyncResult.get}. */
+export interface GetOptions {
+  /** Give up after this many milliseconds with a {@link TimeoutError}. Default: wait forever. */
+  timeout?: number;
+  /** Stop waiting when aborted (rejects with the signal's reason). */
+  signal?: AbortSignal;
+}
+
+function asExceptionInfo(v: unknown): ExceptionInfo {
+  const o = (v !== null && typeof v === "object" ? v : {}) as Partial<ExceptionInfo>;
+  const msg = o.exc_message;
+  return {
+    exc_type: typeof o.exc_type === "string" ? o.exc_type : "Exception",
+    exc_message: Array.isArray(msg) ? msg : msg === undefined ? [] : [msg],
+    exc_module: typeof o.exc_module === "string" ? o.exc_module : "builtins",
+  };
+}
+
+/**
+ * Turn a stored failure into a {@link TaskError}.
+ *
+ * @example
+ * ```ts
+ * import { taskErrorFromMeta } from "@celeriac/celeriac";
+ * const err = taskErrorFromMeta({
+ *   status: "FAILURE", task_id: "1", traceback: null, children: [], date_done: null,
+ *   result: { exc_type: "ValueError", exc_message: ["boom"], exc_module: "builtins" },
+ * });
+ * // err.excType === "ValueError"
+ * ```
+ *
+ * @param meta a meta in an exception state
+ * @returns the error
+ */
+export function taskErrorFromMeta(meta: ResultMeta): TaskError {
+  return new TaskError(meta.task_id, meta.status, asExceptionInfo(meta.result), meta.traceback);
+}
+
+/**
+ * The outcome of a task call, typed by the task's return type.
+ *
+ * @example
+ * ```ts ignore
+ * const r = await add.delay(2, 3);
+ * console.log(r.id, await r.state()); // "…", "PENDING"
+ * const sum: number = await r.get({ timeout: 10_000 });
+ * ```
+ */
+export class AsyncResult<T = unknown> {
+  /** The task id. */
+  readonly id: string;
+  readonly #source: ResultSource;
+
+  /**
+   * @param id the task id
+   * @param source the app whose backend holds the result
+   */
+  constructor(id: string, source: ResultSource) {
+    this.id = id;
+    this.#source = source;
+  }
+
+  /**
+   * Wait for the task to finish (push-based, no polling) and return its
+   * value.
+   *
+   * @example
+   * ```ts ignore
+   * const value = await result.get({ timeout: 10_000 });
+   * ```
+   *
+   * @param options timeout (ms) and abort signal
+   * @returns the task's return value
+   * @throws {TaskError} when the task failed or was revoked (with type, module, traceback)
+   * @throws {TimeoutError} when the timeout passed first
+   */
+  async get(options: GetOptions = {}): Promise<T> {
+    if (currentTask.getStore()) {
+      throw new Error(
+        "Never wait for a result inside a task: it can deadlock the worker. " +
+          "Chain the tasks, or return and let the caller wait",
+      );
+    }
+    const backend = await this.#source.resultBackend();
+    const timeout = options.timeout;
+    const timer = timeout !== undefined ? AbortSignal.timeout(timeout) : undefined;
+    const signals = [options.signal, timer].filter((s): s is AbortSignal => s !== undefined);
+    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+    let meta: ResultMeta;
+    try {
+      meta = await backend.waitFor(this.id, signal);
+    } catch (err) {
+      if (timer?.aborted && !options.signal?.aborted) throw new TimeoutError(this.id, timeout!);
+      throw err;
+    }
+    if (meta.status === "SUCCESS") return meta.result as T;
+    throw taskErrorFromMeta(meta);
+  }
+
+  /**
+   * The stored meta, or `null` while nothing is stored (PENDING).
+   *
+   * @example
+   * ```ts ignore
+   * const meta = await result.info();
+   * ```
+   *
+   * @returns the meta
+   */
+  async info(): Promise<ResultMeta | null> {
+    return await (await this.#source.resultBackend()).get(this.id);
+  }
+
+  /**
+   * The current state: `PENDING` until a worker stores something.
+   *
+   * @example
+   * ```ts ignore
+   * if (await result.state() === "FAILURE") console.log("failed");
+   * ```
+   *
+   * @returns the state
+   */
+  async state(): Promise<TaskState> {
+    return (await this.info())?.status ?? "PENDING";
+  }
+
+  /**
+   * Whether the task has finished (SUCCESS, FAILURE or REVOKED).
+   *
+   * @example
+   * ```ts ignore
+   * if (await result.ready()) console.log(await result.get());
+   * ```
+   *
+   * @returns true when ready
+   */
+  async ready(): Promise<boolean> {
+    return READY_STATES.has(await this.state());
+  }
+
+  /**
+   * The error of a task in an exception state, else `null`.
+   *
+   * @example
+   * ```ts ignore
+   * const err = await result.error();
+   * if (err) console.log(err.excType, err.traceback);
+   * ```
+   *
+   * @returns the error
+   */
+  async error(): Promise<TaskError | null> {
+    const meta = await this.info();
+    return meta && EXCEPTION_STATES.has(meta.status) ? taskErrorFromMeta(meta) : null;
+  }
+
+  /**
+   * Delete the stored result.
+   *
+   * @example
+   * ```ts ignore
+   * await result.forget();
+   * ```
+   */
+  async forget(): Promise<void> {
+    await (await this.#source.resultBackend()).forget(this.id);
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * App configuration: options, environment variables and defaults.
+ *
+ * @module
+ */
+
+import type { CompressionName } from "../protocol/compression.ts";
+import type { SerializerName } from "../protocol/serializers.ts";
+import { readEnv } from "./runtime.ts";
+
+/** The broker used when none is configured: an embedded Deno KV file. */
+export const DEFAULT_BROKER_URL = "kv://.celeriac/celeriac.sqlite";
+
+/** Options of `new Celery(...)`. Celery's setting names are given in brackets. */
+export interface CeleryOptions {
+  /**
+   * Broker URL [`broker_url`]: `redis://`, `rediss://` or `kv://`. Default:
+   * `CELERY_BROKER_URL`, else {@link DEFAULT_BROKER_URL}.
+   */
+  broker?: string;
+  /**
+   * Result backend URL [`result_backend`]: `redis://` or `kv://`; `null` for
+   * none. Default: `CELERY_RESULT_BACKEND`, else the broker URL when the
+   * broker is `kv://`, else none (as in Celery).
+   */
+  backend?: string | null;
+  /** Queue for tasks that name none [`task_default_queue`]. Default `celery`. */
+  defaultQueue?: string;
+  /** Body serializer for task messages [`task_serializer`]. Default `json`. */
+  taskSerializer?: SerializerName;
+  /** Compression for task messages [`task_compression`]. Default none. */
+  taskCompression?: CompressionName | null;
+  /** Seconds results are kept [`result_expires`]. Default 86400; 0 keeps them. */
+  resultExpires?: number;
+  /**
+   * Seconds before an unacknowledged message is redelivered
+   * [`broker_transport_options.visibility_timeout`]. Default 3600.
+   */
+  visibilityTimeout?: number;
+}
+
+/** Configuration with every default applied. */
+export interface ResolvedConfig {
+  /** Broker URL. */
+  broker: string;
+  /** Result backend URL, or `null`. */
+  backend: string | null;
+  /** Default queue. */
+  defaultQueue: string;
+  /** Task serializer. */
+  taskSerializer: SerializerName;
+  /** Task compression. */
+  taskCompression: CompressionName | null;
+  /** Result expiry in seconds. */
+  resultExpires: number;
+  /** Visibility timeout in seconds. */
+  visibilityTimeout: number;
+}
+
+/**
+ * Apply environment variables and defaults to app options.
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig } from "@celeriac/celeriac";
+ * resolveConfig({ broker: "kv://:memory:" }).backend; // "kv://:memory:"
+ * ```
+ *
+ * @param options what the app was given
+ * @returns the complete configuration
+ */
+export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
+  const broker = options.broker ?? readEnv("CELERY_BROKER_URL") ?? DEFAULT_BROKER_URL;
+  const backend = options.backend !== undefined
+    ? options.backend
+    : readEnv("CELERY_RESULT_BACKEND") ?? (broker.startsWith("kv:") ? broker : null);
+  const resultExpires = options.resultExpires ?? 86400;
+  if (!(resultExpires >= 0)) throw new RangeError("resultExpires must be >= 0 seconds");
+  const visibilityTimeout = options.visibilityTimeout ?? 3600;
+  if (!(visibilityTimeout > 0)) throw new RangeError("visibilityTimeout must be > 0 seconds");
+  return {
+    broker,
+    backend,
+    defaultQueue: options.defaultQueue ?? "celery",
+    taskSerializer: options.taskSerializer ?? "json",
+    taskCompression: options.taskCompression ?? null,
+    resultExpires,
+    visibilityTimeout,
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * Errors a client catches when waiting for results.
+ *
+ * @module
+ */
+
+import type { ExceptionInfo, TaskState } from "../protocol/result_meta.ts";
+
+/**
+ * A task failed (or was revoked). Carries the exception as the worker stored
+ * it, whichever language the worker was written in.
+ *
+ * @example
+ * ```ts ignore
+ * import { TaskError } from "@celeriac/celeriac";
+ * try {
+ *   await result.get({ timeout: 10_000 });
+ * } catch (err) {
+ *   if (err instanceof TaskError && err.excType === "ValueError") {
+ *     console.error(err.excMessage, err.traceback);
+ *   }
+ * }
+ * ```
+ */
+export class TaskError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "TASK_FAILED";
+  /** The task id. */
+  readonly taskId: string;
+  /** The stored state (`FAILURE` or `REVOKED`). */
+  readonly state: TaskState;
+  /** Exception class name, e.g. `ValueError`, `TypeError`, `NotRegistered`. */
+  readonly excType: string;
+  /** Module of the exception class, e.g. `builtins`, `celery.exceptions`. */
+  readonly excModule: string;
+  /** Exception arguments. */
+  readonly excMessage: unknown[];
+  /** The traceback text stored by the worker, if any. */
+  readonly traceback: string | null;
+
+  /**
+   * @param taskId the failed task
+   * @param state the stored state
+   * @param info the stored exception dict
+   * @param traceback the stored traceback
+   */
+  constructor(taskId: string, state: TaskState, info: ExceptionInfo, traceback: string | null) {
+    const args = info.exc_message.map((a) => typeof a === "string" ? a : JSON.stringify(a));
+    super(`Task ${taskId} ${state === "REVOKED" ? "was revoked" : "failed"}: ${info.exc_type}: ${args.join(", ")}`);
+    this.name = "TaskError";
+    this.taskId = taskId;
+    this.state = state;
+    this.excType = info.exc_type;
+    this.excModule = info.exc_module;
+    this.excMessage = info.exc_message;
+    this.traceback = traceback;
+  }
+}
+
+/**
+ * Waiting for a result took longer than the timeout given to `get()`.
+ *
+ * @example
+ * ```ts ignore
+ * import { TimeoutError } from "@celeriac/celeriac";
+ * try {
+ *   await result.get({ timeout: 100 });
+ * } catch (err) {
+ *   if (err instanceof TimeoutError) console.log("still running:", err.taskId);
+ * }
+ * ```
+ */
+export class TimeoutError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "TIMEOUT";
+  /** The task waited for. */
+  readonly taskId: string;
+
+  /**
+   * @param taskId the task waited for
+   * @param timeoutMs the timeout that expired
+   */
+  constructor(taskId: string, timeoutMs: number) {
+    super(
+      `Task ${taskId} was not ready after ${timeoutMs} ms: is a worker consuming its queue? ` +
+        `Raise the timeout for long tasks`,
+    );
+    this.name = "TimeoutError";
+    this.taskId = taskId;
+  }
+}
+
+/**
+ * The app has no result backend configured, so results cannot be read.
+ *
+ * @example
+ * ```ts ignore
+ * import { NoResultBackendError } from "@celeriac/celeriac";
+ * // thrown by result.get() when the app was created with a broker only
+ * ```
+ */
+export class NoResultBackendError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "NO_RESULT_BACKEND";
+
+  constructor() {
+    super(
+      "No result backend is configured: pass `backend` to new Celery(...) or set " +
+        "CELERY_RESULT_BACKEND (e.g. redis://127.0.0.1:6379/0)",
+    );
+    this.name = "NoResultBackendError";
+  }
+}

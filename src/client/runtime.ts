@@ -1,0 +1,72 @@
+/**
+ * The few facts the client reads from its runtime (environment variables,
+ * host name, process id), behind feature checks so that the client also
+ * loads where they are unavailable or not permitted.
+ *
+ * @module
+ */
+
+interface DenoLike {
+  env?: { get(name: string): string | undefined };
+  hostname?: () => string;
+  pid?: number;
+}
+
+function deno(): DenoLike | undefined {
+  return (globalThis as { Deno?: DenoLike }).Deno;
+}
+
+/**
+ * Read an environment variable; `undefined` when unset or not permitted.
+ *
+ * @example
+ * ```ts
+ * import { readEnv } from "@celeriac/celeriac";
+ * const url = readEnv("CELERY_BROKER_URL") ?? "redis://127.0.0.1:6379/0";
+ * ```
+ *
+ * @param name the variable
+ * @returns its value
+ */
+export function readEnv(name: string): string | undefined {
+  try {
+    return deno()?.env?.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * This machine's host name, or `localhost` when it cannot be read
+ * (Deno needs `--allow-sys=hostname`).
+ *
+ * @example
+ * ```ts
+ * import { hostName } from "@celeriac/celeriac";
+ * const node = `celery@${hostName()}`;
+ * ```
+ *
+ * @returns the host name
+ */
+export function hostName(): string {
+  try {
+    return deno()?.hostname?.() ?? "localhost";
+  } catch {
+    return "localhost";
+  }
+}
+
+/**
+ * Celery's anonymous node name for a client: `gen<pid>@<host>`.
+ *
+ * @example
+ * ```ts
+ * import { anonymousNodeName } from "@celeriac/celeriac";
+ * anonymousNodeName(); // e.g. "gen4242@myhost"
+ * ```
+ *
+ * @returns the node name written in the `origin` header
+ */
+export function anonymousNodeName(): string {
+  return `gen${deno()?.pid ?? 0}@${hostName()}`;
+}

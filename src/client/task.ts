@@ -1,0 +1,203 @@
+/**
+ * Typed task handles and the types around them: options, call options and
+ * the context a bound handler receives.
+ *
+ * @module
+ */
+
+import type { CompressionName } from "../protocol/compression.ts";
+import type { SerializerName } from "../protocol/serializers.ts";
+import type { AsyncResult } from "./async_result.ts";
+
+/** What a bound task (`bind: true`) receives as its first argument. */
+export interface TaskContext {
+  /** The task id. */
+  readonly id: string;
+  /** The task name. */
+  readonly name: string;
+  /** Positional arguments as received. */
+  readonly args: readonly unknown[];
+  /** Keyword arguments as received (Celery kwargs). */
+  readonly kwargs: Readonly<Record<string, unknown>>;
+  /** How many times this task has been retried. */
+  readonly retries: number;
+  /** Every message header, including custom ones. */
+  readonly headers: Readonly<Record<string, unknown>>;
+  /** Workflow root id. */
+  readonly rootId: string | null;
+  /** Id of the task that sent this one. */
+  readonly parentId: string | null;
+  /** Group id, for group members. */
+  readonly group: string | null;
+  /** Earliest run time, if it had one. */
+  readonly eta: Date | null;
+  /** Expiry time, if it had one. */
+  readonly expires: Date | null;
+  /** Node name of the worker running it. */
+  readonly hostname: string;
+  /** Queue it came from, and whether it was delivered before. */
+  readonly deliveryInfo: { readonly queue: string; readonly redelivered: boolean };
+  /** Aborted when the worker wants the task to stop (shutdown, time limit). */
+  readonly signal: AbortSignal;
+}
+
+/** A handler taking positional arguments. */
+export type TaskHandler<A extends unknown[], R> = (...args: A) => R | Promise<R>;
+
+/** A bound handler: the task context first, then positional arguments. */
+export type BoundTaskHandler<A extends unknown[], R> = (
+  ctx: TaskContext,
+  ...args: A
+) => R | Promise<R>;
+
+/** Options of a task definition. Celery's attribute names are given in brackets. */
+export interface TaskOptions {
+  /** Pass the {@link TaskContext} as first argument [`bind`]. Default false. */
+  bind?: boolean;
+  /**
+   * Names of the positional parameters, so that Celery keyword arguments
+   * (e.g. from Python `apply_async(kwargs={"a": 1})`) are placed by name.
+   */
+  params?: readonly string[];
+  /** Queue to send to when the call names none [`queue`]. */
+  queue?: string;
+  /** Default message priority [`priority`]. */
+  priority?: number;
+  /** Do not store the success result [`ignore_result`]. Default false. */
+  ignoreResult?: boolean;
+  /** Store STARTED when the task begins [`track_started`]. Default false. */
+  trackStarted?: boolean;
+  /**
+   * Acknowledge after the task finishes instead of when it starts
+   * [`acks_late`]: a worker crash mid-task then redelivers it. Default false.
+   */
+  acksLate?: boolean;
+  /** Body serializer for calls of this task [`serializer`]. */
+  serializer?: SerializerName;
+}
+
+/** Options of one call (`applyAsync`), as Celery's `apply_async` keywords. */
+export interface ApplyOptions {
+  /** Keyword arguments [`kwargs`]. */
+  kwargs?: Record<string, unknown>;
+  /** Use this task id instead of a new UUID [`task_id`]. */
+  taskId?: string;
+  /** Run no earlier than this many seconds from now [`countdown`]. */
+  countdown?: number;
+  /** Run no earlier than this time [`eta`]. */
+  eta?: Date | string;
+  /** Do not run after: seconds from now, or a time [`expires`]. */
+  expires?: number | Date | string;
+  /** Message priority (Redis and KV: 0 is most urgent, up to 9) [`priority`]. */
+  priority?: number;
+  /** Queue to send to [`queue`]. */
+  queue?: string;
+  /** Exchange to publish to; default the default exchange `""` [`exchange`]. */
+  exchange?: string;
+  /** Routing key; default the queue name [`routing_key`]. */
+  routingKey?: string;
+  /** Extra message headers [`headers`]. */
+  headers?: Record<string, unknown>;
+  /** Display name for logs [`shadow`]. */
+  shadow?: string;
+  /** Ask the worker not to store the success result [`ignore_result`]. */
+  ignoreResult?: boolean;
+  /** Hard time limit in seconds [`time_limit`]. */
+  timeLimit?: number;
+  /** Soft time limit in seconds [`soft_time_limit`]. */
+  softTimeLimit?: number;
+  /** Body serializer [`serializer`]. */
+  serializer?: SerializerName;
+  /** Body compression [`compression`]. */
+  compression?: CompressionName;
+}
+
+/** Sends a task call; implemented by the app. */
+export interface TaskSender {
+  /** Publish a call of the named task. */
+  sendTask<R>(name: string, args: readonly unknown[], options: ApplyOptions): Promise<AsyncResult<R>>;
+}
+
+/**
+ * A typed handle to a task: call it with {@link Task.delay} or
+ * {@link Task.applyAsync}. Created by `app.task(...)` (defined here) or
+ * `app.remoteTask(...)` (served by another worker, e.g. Python).
+ *
+ * @example
+ * ```ts ignore
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const r = await add.delay(2, 3);
+ * const v: number = await r.get({ timeout: 10_000 });
+ * ```
+ */
+export class Task<A extends unknown[], R> {
+  /** The registered task name. */
+  readonly name: string;
+  /** The task's options. */
+  readonly options: Readonly<TaskOptions>;
+  /** The handler, for tasks defined in this program; `undefined` for remote tasks. */
+  readonly handler: ((...args: never[]) => unknown) | undefined;
+  readonly #sender: TaskSender;
+
+  /**
+   * Use `app.task()` or `app.remoteTask()`.
+   *
+   * @param sender the app
+   * @param name task name
+   * @param options task options
+   * @param handler the implementation, if defined here
+   */
+  constructor(
+    sender: TaskSender,
+    name: string,
+    options: TaskOptions,
+    handler?: (...args: never[]) => unknown,
+  ) {
+    this.#sender = sender;
+    this.name = name;
+    this.options = options;
+    this.handler = handler;
+  }
+
+  /**
+   * Send a call with positional arguments and default options.
+   *
+   * @example
+   * ```ts ignore
+   * const result = await add.delay(2, 3);
+   * ```
+   *
+   * @param args the task's arguments
+   * @returns the result handle, once the broker has the message
+   */
+  delay(...args: A): Promise<AsyncResult<R>> {
+    return this.applyAsync(args);
+  }
+
+  /**
+   * Send a call with options (countdown, expires, priority, queue, ...).
+   *
+   * @example
+   * ```ts ignore
+   * const result = await add.applyAsync([2, 3], { countdown: 5, queue: "math" });
+   * ```
+   *
+   * @param args the task's arguments
+   * @param options call options
+   * @returns the result handle, once the broker has the message
+   */
+  applyAsync(args: A, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
+    return this.#sender.sendTask<R>(this.name, args, {
+      queue: this.options.queue,
+      priority: this.options.priority,
+      serializer: this.options.serializer,
+      ...stripUndefined(options),
+    });
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const k in o) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}

@@ -1,0 +1,103 @@
+/**
+ * Open a broker or result backend from its URL. Transports are imported on
+ * demand, so code that never connects (a Web Worker running tasks) never
+ * loads a Redis or KV client.
+ *
+ * @module
+ */
+
+import type { ResultBackend } from "../backend/port.ts";
+import type { Broker } from "../broker/port.ts";
+
+/** Transport options shared by brokers. */
+export interface OpenBrokerOptions {
+  /** Seconds before an unacknowledged message is redelivered. */
+  visibilityTimeout?: number;
+}
+
+/** Options shared by result backends. */
+export interface OpenBackendOptions {
+  /** Seconds results are kept; 0 keeps them. */
+  resultExpires?: number;
+}
+
+function scheme(url: string): string {
+  return url.slice(0, Math.max(0, url.indexOf(":"))).toLowerCase();
+}
+
+function unsupported(kind: string, url: string): TypeError {
+  const s = scheme(url);
+  const hint = s === "amqp" || s === "amqps" || s === "rpc"
+    ? " (AMQP/RabbitMQ and rpc:// are not available in this release)"
+    : "";
+  return new TypeError(
+    `Unsupported ${kind} URL "${s}://…"${hint}: use redis://, rediss:// or kv://`,
+  );
+}
+
+/**
+ * Open the broker for a URL: `redis://`, `rediss://` or `kv://`.
+ *
+ * @example
+ * ```ts ignore
+ * import { openBroker } from "@celeriac/celeriac";
+ * const broker = await openBroker("kv://:memory:");
+ * await broker.close();
+ * ```
+ *
+ * @param url the broker URL
+ * @param options transport options
+ * @returns the connected broker
+ * @throws {TypeError} for an unsupported scheme
+ * @throws {BrokerConnectionError} when the server cannot be reached
+ */
+export async function openBroker(url: string, options: OpenBrokerOptions = {}): Promise<Broker> {
+  switch (scheme(url)) {
+    case "redis":
+    case "rediss": {
+      const { openRedisBroker } = await import("../broker/redis.ts");
+      return await openRedisBroker(url, options);
+    }
+    case "kv": {
+      const { openKvBroker } = await import("../broker/kv.ts");
+      return await openKvBroker(url, options);
+    }
+    default:
+      throw unsupported("broker", url);
+  }
+}
+
+/**
+ * Open the result backend for a URL: `redis://`, `rediss://` or `kv://`.
+ *
+ * @example
+ * ```ts ignore
+ * import { openBackend } from "@celeriac/celeriac";
+ * const backend = await openBackend("redis://127.0.0.1:6379/0", { resultExpires: 3600 });
+ * await backend.close();
+ * ```
+ *
+ * @param url the backend URL
+ * @param options expiry
+ * @returns the connected backend
+ * @throws {TypeError} for an unsupported scheme
+ * @throws {BrokerConnectionError} when the server cannot be reached
+ */
+export async function openBackend(
+  url: string,
+  options: OpenBackendOptions = {},
+): Promise<ResultBackend> {
+  switch (scheme(url)) {
+    case "redis":
+    case "rediss": {
+      const { openRedisBackend } = await import("../backend/redis.ts");
+      return await openRedisBackend(url, options);
+    }
+    case "kv": {
+      const { openKvBackend } = await import("../backend/kv.ts");
+      return await openKvBackend(url, options);
+    }
+    default:
+      throw unsupported("result backend", url);
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * Runs one task: decode the body, call the handler with the right
+ * arguments, and encode the outcome (the result meta to store, and what the
+ * main thread needs for follow-up tasks). Used inside Web Workers and by the
+ * inline pool.
+ *
+ * @module
+ */
+
+import { currentTask } from "../client/current.ts";
+import type { Task, TaskContext } from "../client/task.ts";
+import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
+import { pyJsonDumps } from "../protocol/json.ts";
+import type { Embed, TaskBody } from "../protocol/message.ts";
+import { encodeResultMetaWithJson, type ExceptionInfo } from "../protocol/result_meta.ts";
+import { decodeTaskBody } from "../protocol/task_request.ts";
+
+/** A task to run, as the main thread hands it over (structured-cloneable). */
+export interface RunRequest {
+  /** Dispatch number, echoed in the outcome. */
+  seq: number;
+  /** Task name. */
+  task: string;
+  /** Task id. */
+  id: string;
+  /** Serialized body. */
+  body: Uint8Array;
+  /** Body content type. */
+  contentType: string;
+  /** Body content encoding. */
+  contentEncoding: string;
+  /** Message headers (full set for bound tasks; at least `compression`). */
+  headers: Record<string, unknown>;
+  /** Already-decoded body (protocol 1 messages). */
+  decoded?: TaskBody;
+  /** Store the success result. */
+  storeResult: boolean;
+  /** Fields of the task context and the result meta. */
+  info: {
+    retries: number;
+    rootId: string | null;
+    parentId: string | null;
+    group: string | null;
+    eta: Date | null;
+    expires: Date | null;
+    queue: string;
+    redelivered: boolean;
+    hostname: string;
+  };
+}
+
+/** The outcome of a run, posted back to the main thread. */
+export interface RunOutcome {
+  /** Dispatch number of the request. */
+  seq: number;
+  /** Whether the handler returned normally. */
+  ok: boolean;
+  /** The meta JSON to store (`undefined` when nothing is to be stored). */
+  meta?: string;
+  /** The exception, for failures (logged by the main thread). */
+  exc?: ExceptionInfo;
+  /**
+   * Set when the message itself could not be used (undecodable body,
+   * refused content type): the main thread parks it.
+   */
+  refused?: string;
+  /** Workflow data and the return value, present only when follow-ups are due. */
+  followUp?: { embed: Embed; value: unknown };
+  /** Milliseconds the handler ran. */
+  runtime: number;
+}
+
+function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
+  const kwargs = body.kwargs;
+  const keys = Object.keys(kwargs);
+  if (keys.length === 0) return body.args;
+  const params = task.options.params;
+  if (params) {
+    const args = [...body.args];
+    const extra: string[] = [];
+    for (const k of keys) {
+      const i = params.indexOf(k);
+      if (i < 0) extra.push(k);
+      else if (i < body.args.length) {
+        throw new TypeError(`${task.name}() got multiple values for argument '${k}'`);
+      } else args[i] = kwargs[k];
+    }
+    if (extra.length === 0 || task.options.bind) return args;
+    throw new TypeError(`${task.name}() got unexpected keyword argument(s): ${extra.join(", ")}`);
+  }
+  if (task.options.bind) return body.args;
+  throw new TypeError(
+    `${task.name}() got keyword argument(s) ${keys.join(", ")}, but its handler takes positional ` +
+      `arguments only: declare { params: [...] } or { bind: true } and read ctx.kwargs`,
+  );
+}
+
+function needsFollowUp(embed: Embed): boolean {
+  return embed.callbacks !== null || embed.chain !== null || embed.errbacks !== null;
+}
+
+/**
+ * Run one task request against a registry of tasks.
+ *
+ * @example
+ * ```ts ignore
+ * const outcome = await runTask(app.tasks, request, AbortSignal.timeout(60_000));
+ * ```
+ *
+ * @param tasks the registry
+ * @param req the request
+ * @param signal aborted when the worker wants the task to stop
+ * @returns the outcome
+ */
+export async function runTask(
+  tasks: ReadonlyMap<string, Task<never, unknown>>,
+  req: RunRequest,
+  signal: AbortSignal,
+): Promise<RunOutcome> {
+  const started = performance.now();
+  const metaInput = {
+    taskId: req.id,
+    groupId: req.info.group,
+    parentId: req.info.parentId,
+  };
+  let body: TaskBody;
+  try {
+    body = req.decoded ?? decodeTaskBody(req, req.id);
+  } catch (err) {
+    const exc = exceptionInfo(err);
+    exc.exc_module = exc.exc_type === "ContentDisallowedError" ? "kombu.exceptions" : exc.exc_module;
+    exc.exc_type = exc.exc_type === "ContentDisallowedError" ? "ContentDisallowed" : exc.exc_type;
+    return {
+      seq: req.seq,
+      ok: false,
+      exc,
+      refused: (err as Error).message,
+      meta: encodeResultMetaWithJson(
+        { ...metaInput, status: "FAILURE", result: null, dateDone: new Date() },
+        pyJsonDumps(exc),
+      ),
+      runtime: 0,
+    };
+  }
+  const task = tasks.get(req.task);
+  const followUps = needsFollowUp(body.embed);
+  try {
+    if (!task?.handler) throw new Error(`Task ${req.task} is not defined in this worker's app`);
+    const args = callArgs(task, body);
+    const handler = task.handler as (...a: unknown[]) => unknown;
+    const rootId = req.info.rootId ?? req.id;
+    let value: unknown;
+    if (task.options.bind) {
+      const ctx: TaskContext = {
+        id: req.id,
+        name: req.task,
+        args: body.args,
+        kwargs: body.kwargs,
+        retries: req.info.retries,
+        headers: req.headers,
+        rootId: req.info.rootId,
+        parentId: req.info.parentId,
+        group: req.info.group,
+        eta: req.info.eta,
+        expires: req.info.expires,
+        hostname: req.info.hostname,
+        deliveryInfo: { queue: req.info.queue, redelivered: req.info.redelivered },
+        signal,
+      };
+      value = await currentTask.run({ id: req.id, rootId }, () => handler(ctx, ...args));
+    } else {
+      value = await currentTask.run({ id: req.id, rootId }, () => handler(...args));
+    }
+    const store = req.storeResult && !task.options.ignoreResult;
+    return {
+      seq: req.seq,
+      ok: true,
+      meta: store
+        ? encodeResultMetaWithJson(
+          { ...metaInput, status: "SUCCESS", result: null, dateDone: new Date() },
+          pyJsonDumps(value),
+        )
+        : undefined,
+      followUp: followUps ? { embed: body.embed, value } : undefined,
+      runtime: performance.now() - started,
+    };
+  } catch (err) {
+    const exc = exceptionInfo(err);
+    return {
+      seq: req.seq,
+      ok: false,
+      exc,
+      meta: encodeResultMetaWithJson(
+        {
+          ...metaInput,
+          status: "FAILURE",
+          result: null,
+          traceback: tracebackText(err),
+          dateDone: new Date(),
+        },
+        pyJsonDumps(exc),
+      ),
+      followUp: followUps ? { embed: body.embed, value: null } : undefined,
+      runtime: performance.now() - started,
+    };
+  }
+}

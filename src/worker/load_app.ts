@@ -1,0 +1,75 @@
+/**
+ * Load the user's app module and find its {@link Celery} app.
+ *
+ * @module
+ */
+
+import { Celery } from "../client/app.ts";
+
+/**
+ * Split an `--app` value into a module path and an optional export name:
+ * `./tasks.ts` or `./tasks.ts:myApp`.
+ *
+ * @example
+ * ```ts
+ * import { parseAppSpec } from "@celeriac/celeriac/worker";
+ * parseAppSpec("./tasks.ts:myApp"); // { module: "./tasks.ts", exportName: "myApp" }
+ * ```
+ *
+ * @param spec the `--app` value
+ * @returns module and export name
+ */
+export function parseAppSpec(spec: string): { module: string; exportName?: string } {
+  const m = /^(.*\.[cm]?[jt]sx?):([A-Za-z_$][\w$]*)$/.exec(spec);
+  return m ? { module: m[1], exportName: m[2] } : { module: spec };
+}
+
+/**
+ * Resolve a module path against the current directory into a URL.
+ *
+ * @example
+ * ```ts ignore
+ * moduleUrl("./examples/tasks.ts"); // "file:///…/examples/tasks.ts"
+ * ```
+ *
+ * @param module a path or URL
+ * @param cwd the directory relative paths start from
+ * @returns an absolute URL
+ */
+export function moduleUrl(module: string, cwd: string): string {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(module)) return module;
+  const base = new URL(`file://${cwd.endsWith("/") ? cwd : cwd + "/"}`);
+  return new URL(module, base).href;
+}
+
+/**
+ * Import an app module and return its app: the named export, else `app`,
+ * else `default`, else the only exported app.
+ *
+ * @example
+ * ```ts ignore
+ * const app = await loadApp("file:///srv/tasks.ts");
+ * ```
+ *
+ * @param url module URL
+ * @param exportName the export holding the app
+ * @returns the app
+ * @throws {TypeError} when the module exports no app
+ */
+export async function loadApp(url: string, exportName?: string): Promise<Celery> {
+  const mod = await import(url) as Record<string, unknown>;
+  if (exportName) {
+    const named = mod[exportName];
+    if (Celery.isApp(named)) return named;
+    throw new TypeError(`${url} has no Celery app exported as "${exportName}"`);
+  }
+  for (const name of ["app", "default"]) {
+    if (Celery.isApp(mod[name])) return mod[name] as Celery;
+  }
+  const apps = Object.values(mod).filter((v) => Celery.isApp(v));
+  if (apps.length === 1) return apps[0] as Celery;
+  throw new TypeError(
+    `${url} must export its app: \`export const app = new Celery(...)\`` +
+      (apps.length > 1 ? ` (it exports ${apps.length}; pick one with --app ${url}:name)` : ""),
+  );
+}

@@ -1,0 +1,257 @@
+/**
+ * Execution pools: a pool of Web Workers (`threads`, the default) and the
+ * `inline` pool that runs tasks on the main thread.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Celery } from "../client/app.ts";
+import type { PublishTarget } from "../broker/port.ts";
+import type { Message } from "../protocol/message.ts";
+import { type RunOutcome, type RunRequest, runTask } from "./executor.ts";
+import type { FromRunner, ToRunner } from "./pool_protocol.ts";
+
+const log = getLogger(["celeriac", "worker", "pool"]);
+
+/** What a pool reports back to the consumer. */
+export interface PoolEvents {
+  /** Outcomes of finished tasks. */
+  onOutcomes(outcomes: RunOutcome[]): void;
+  /** Publish a message for a task (tasks sent from tasks). */
+  onPublish(message: Message, target: PublishTarget): Promise<void>;
+  /** A Web Worker died: these dispatched tasks did not finish. */
+  onLost(seqs: number[], reason: string): void;
+}
+
+/** A pool runs task requests and reports outcomes. */
+export interface Pool {
+  /** Total task slots. */
+  readonly capacity: number;
+  /** Start the pool; resolves when it can run tasks. */
+  start(): Promise<void>;
+  /** Run requests (never more than there are free slots). */
+  run(requests: RunRequest[]): void;
+  /** Ask running tasks to stop (their AbortSignal fires). */
+  abort(seqs: number[]): void;
+  /** Stop the pool; running tasks are abandoned. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link ThreadPool}. */
+export interface ThreadPoolOptions {
+  /** Number of Web Workers. */
+  size: number;
+  /** Tasks one Web Worker may hold at once. */
+  slots: number;
+  /** URL of the app module each Web Worker imports. */
+  module: string;
+  /** Export holding the app. */
+  exportName?: string;
+  /** Deno permissions of the Web Workers; default inherit the process's. */
+  permissions?: Deno.PermissionOptions;
+}
+
+interface Member {
+  worker: Worker;
+  load: number;
+  inflight: Set<number>;
+  ready: Promise<void>;
+}
+
+/**
+ * A pool of Web Workers, each importing the app module and running many
+ * tasks at a time (async handlers interleave; sync handlers run in turn).
+ *
+ * @example
+ * ```ts ignore
+ * const pool = new ThreadPool({ size: 2, slots: 16, module: "file:///srv/tasks.ts" }, events);
+ * await pool.start();
+ * ```
+ */
+export class ThreadPool implements Pool {
+  readonly capacity: number;
+  readonly #options: ThreadPoolOptions;
+  readonly #events: PoolEvents;
+  #members: Member[] = [];
+  readonly #owner = new Map<number, Member>();
+  #closed = false;
+
+  /**
+   * @param options size, slots, module and permissions
+   * @param events where outcomes go
+   */
+  constructor(options: ThreadPoolOptions, events: PoolEvents) {
+    if (!(options.size >= 1) || !(options.slots >= 1)) {
+      throw new RangeError("A pool needs at least 1 Web Worker with at least 1 slot");
+    }
+    this.#options = options;
+    this.#events = events;
+    this.capacity = options.size * options.slots;
+  }
+
+  async start(): Promise<void> {
+    this.#members = Array.from({ length: this.#options.size }, () => this.#spawn());
+    await Promise.all(this.#members.map((m) => m.ready));
+  }
+
+  #spawn(): Member {
+    const worker = new Worker(new URL("./runner.ts", import.meta.url), {
+      type: "module",
+      name: "celeriac-task-runner",
+      deno: { permissions: this.#options.permissions ?? "inherit" },
+    });
+    const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
+    const member: Member = { worker, load: 0, inflight: new Set(), ready };
+    worker.onmessage = (e: MessageEvent<FromRunner>) => {
+      const msg = e.data;
+      switch (msg.type) {
+        case "ready":
+          resolve();
+          break;
+        case "init-error":
+          reject(new Error(`The app module failed to load in a Web Worker:\n${msg.error}`));
+          break;
+        case "outcomes":
+          for (const o of msg.outcomes) {
+            member.inflight.delete(o.seq);
+            this.#owner.delete(o.seq);
+          }
+          member.load -= msg.outcomes.length;
+          this.#events.onOutcomes(msg.outcomes);
+          break;
+        case "publish":
+          this.#events.onPublish(msg.message, msg.target).then(
+            () => this.#post(member, { type: "published", id: msg.id }),
+            (err) => this.#post(member, { type: "published", id: msg.id, error: String(err) }),
+          );
+          break;
+      }
+    };
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      reject(new Error(`A Web Worker failed to start: ${e.message}`));
+      this.#lost(member, e.message);
+    };
+    this.#post(member, {
+      type: "init",
+      module: this.#options.module,
+      exportName: this.#options.exportName,
+    });
+    return member;
+  }
+
+  #post(member: Member, msg: ToRunner): void {
+    member.worker.postMessage(msg);
+  }
+
+  #lost(member: Member, reason: string): void {
+    member.worker.terminate();
+    const seqs = [...member.inflight];
+    for (const s of seqs) this.#owner.delete(s);
+    const i = this.#members.indexOf(member);
+    if (i < 0 || this.#closed) return;
+    log.error("A Web Worker died ({reason}); {n} task(s) were running on it", {
+      reason,
+      n: seqs.length,
+    });
+    const fresh = this.#spawn();
+    this.#members[i] = fresh;
+    fresh.ready.catch((err) => log.error("Replacement Web Worker failed: {error}", { error: err }));
+    if (seqs.length) this.#events.onLost(seqs, reason);
+  }
+
+  run(requests: RunRequest[]): void {
+    const batches = new Map<Member, RunRequest[]>();
+    for (const req of requests) {
+      let best = this.#members[0];
+      for (const m of this.#members) if (m.load < best.load) best = m;
+      best.load++;
+      best.inflight.add(req.seq);
+      this.#owner.set(req.seq, best);
+      let b = batches.get(best);
+      if (!b) batches.set(best, b = []);
+      b.push(req);
+    }
+    for (const [m, batch] of batches) this.#post(m, { type: "run", batch });
+  }
+
+  abort(seqs: number[]): void {
+    const by = new Map<Member, number[]>();
+    for (const s of seqs) {
+      const m = this.#owner.get(s);
+      if (m) by.set(m, [...(by.get(m) ?? []), s]);
+    }
+    for (const [m, list] of by) this.#post(m, { type: "abort", seqs: list });
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    for (const m of this.#members) m.worker.terminate();
+    this.#members = [];
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Runs tasks on the main thread, many at a time: for I/O-bound async
+ * tasks, and where Web Workers are not wanted.
+ *
+ * @example
+ * ```ts ignore
+ * const pool = new InlinePool(app, 100, events);
+ * ```
+ */
+export class InlinePool implements Pool {
+  readonly capacity: number;
+  readonly #app: Celery;
+  readonly #events: PoolEvents;
+  readonly #running = new Map<number, AbortController>();
+  #outbox: RunOutcome[] = [];
+  #flushScheduled = false;
+
+  /**
+   * @param app the app whose tasks run
+   * @param slots how many tasks may run at once
+   * @param events where outcomes go
+   */
+  constructor(app: Celery, slots: number, events: PoolEvents) {
+    if (!(slots >= 1)) throw new RangeError("The inline pool needs at least 1 slot");
+    this.#app = app;
+    this.capacity = slots;
+    this.#events = events;
+  }
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  run(requests: RunRequest[]): void {
+    for (const req of requests) {
+      const ctl = new AbortController();
+      this.#running.set(req.seq, ctl);
+      runTask(this.#app.tasks, req, ctl.signal).then((o) => this.#finished(o));
+    }
+  }
+
+  #finished(outcome: RunOutcome): void {
+    this.#running.delete(outcome.seq);
+    this.#outbox.push(outcome);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setTimeout(() => {
+      this.#flushScheduled = false;
+      const out = this.#outbox;
+      this.#outbox = [];
+      this.#events.onOutcomes(out);
+    }, 0);
+  }
+
+  abort(seqs: number[]): void {
+    for (const s of seqs) this.#running.get(s)?.abort();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

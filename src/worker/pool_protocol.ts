@@ -1,0 +1,23 @@
+/**
+ * Messages between the worker's main thread and its Web Workers.
+ *
+ * @module
+ */
+
+import type { PublishTarget } from "../broker/port.ts";
+import type { Message } from "../protocol/message.ts";
+import type { RunOutcome, RunRequest } from "./executor.ts";
+
+/** Main thread → Web Worker. */
+export type ToRunner =
+  | { type: "init"; module: string; exportName?: string }
+  | { type: "run"; batch: RunRequest[] }
+  | { type: "abort"; seqs: number[] }
+  | { type: "published"; id: number; error?: string };
+
+/** Web Worker → main thread. */
+export type FromRunner =
+  | { type: "ready"; tasks: string[] }
+  | { type: "init-error"; error: string }
+  | { type: "outcomes"; outcomes: RunOutcome[] }
+  | { type: "publish"; id: number; message: Message; target: PublishTarget };

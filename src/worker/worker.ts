@@ -1,0 +1,563 @@
+/**
+ * The worker: the main thread takes deliveries, decodes their headers,
+ * holds ETA tasks, hands tasks to a pool, stores results, publishes
+ * follow-ups and settles every delivery exactly once.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { ResultBackend, StoreEntry } from "../backend/port.ts";
+import type { Broker, Delivery, Rejection } from "../broker/port.ts";
+import type { Celery } from "../client/app.ts";
+import { hostName } from "../client/runtime.ts";
+import type { Task } from "../client/task.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { pyJsonLoads } from "../protocol/json.ts";
+import {
+  encodeResultMeta,
+  type ExceptionInfo,
+  type ResultMeta,
+  type TaskState,
+} from "../protocol/result_meta.ts";
+import { decodeTaskHeaders, type TaskRequest } from "../protocol/task_request.ts";
+import type { RunOutcome, RunRequest } from "./executor.ts";
+import { chainStepIds, failureFollowUps, type Outgoing, successFollowUps } from "./follow_ups.ts";
+import { InlinePool, type Pool, type PoolEvents, ThreadPool } from "./pool.ts";
+
+const log = getLogger(["celeriac", "worker"]);
+
+/** Options of {@link Worker}. Celery's names are given in brackets. */
+export interface WorkerOptions {
+  /** The app whose tasks run (its broker and backend are used). */
+  app: Celery;
+  /**
+   * URL of the module that exports the app, imported by every Web Worker.
+   * Required for the `threads` pool.
+   */
+  appModule?: string;
+  /** Export name of the app in that module; default `app` / `default`. */
+  appExport?: string;
+  /** Queues to consume [`-Q`]; default the app's default queue. */
+  queues?: string[];
+  /** `threads` (Web Workers, default) or `inline` (main thread) [`-P`]. */
+  pool?: "threads" | "inline";
+  /** Number of Web Workers [`-c`]; default the number of CPUs. */
+  concurrency?: number;
+  /**
+   * Tasks each Web Worker holds at once, running or waiting
+   * [`worker_prefetch_multiplier`]. The worker never takes more messages
+   * than it has free slots. Default 16 (for the inline pool: its total).
+   */
+  prefetch?: number;
+  /** Node name [`-n`]; `%h` is replaced by the host name. Default `celeriac@%h`. */
+  hostname?: string;
+  /** Acknowledge after the task finishes, for every task [`task_acks_late`]. Default false. */
+  acksLate?: boolean;
+  /** Deno permissions of the Web Workers; default those of the process. */
+  permissions?: Deno.PermissionOptions;
+}
+
+interface Running {
+  delivery: Delivery;
+  req: TaskRequest;
+  acked: boolean;
+  started: number;
+}
+
+interface Held {
+  delivery: Delivery;
+  req: TaskRequest;
+  task: Task<never, unknown>;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Counters of what the worker did. */
+export interface WorkerStats {
+  /** Task messages received. */
+  received: number;
+  /** Tasks that returned. */
+  succeeded: number;
+  /** Tasks that threw (or whose Web Worker died). */
+  failed: number;
+  /** Messages parked (malformed, unregistered, refused content). */
+  parked: number;
+  /** Tasks not run because they expired. */
+  expired: number;
+}
+
+function exc(type: string, module: string, args: unknown[]): ExceptionInfo {
+  return { exc_type: type, exc_message: args, exc_module: module };
+}
+
+function failureEntry(taskId: string, info: ExceptionInfo, traceback: string | null): StoreEntry {
+  return {
+    taskId,
+    status: "FAILURE",
+    meta: encodeResultMeta({ taskId, status: "FAILURE", result: info, traceback, dateDone: new Date() }),
+  };
+}
+
+/**
+ * A Celeriac worker.
+ *
+ * @example
+ * ```ts ignore
+ * import { Worker } from "@celeriac/celeriac/worker";
+ * import { app } from "./tasks.ts";
+ * const worker = new Worker({ app, appModule: new URL("./tasks.ts", import.meta.url).href });
+ * await worker.start();
+ * Deno.addSignalListener("SIGTERM", () => worker.stop());
+ * await worker.finished;
+ * ```
+ */
+export class Worker {
+  /** The node name, e.g. `celeriac@myhost`. */
+  readonly hostname: string;
+  /** The queues consumed. */
+  readonly queues: readonly string[];
+  /** Counters. */
+  readonly stats: WorkerStats = { received: 0, succeeded: 0, failed: 0, parked: 0, expired: 0 };
+  readonly #app: Celery;
+  readonly #options: WorkerOptions;
+  #broker!: Broker;
+  #backend: ResultBackend | null = null;
+  #pool!: Pool;
+  readonly #running = new Map<number, Running>();
+  readonly #held = new Map<number, Held>();
+  readonly #settling = new Set<Promise<void>>();
+  #seq = 0;
+  #stopping = false;
+  readonly #takeAbort = new AbortController();
+  #wake: (() => void) | null = null;
+  #loop: Promise<void> | null = null;
+  readonly #finished = Promise.withResolvers<void>();
+
+  /** @param options see {@link WorkerOptions} */
+  constructor(options: WorkerOptions) {
+    this.#app = options.app;
+    this.#options = options;
+    this.queues = options.queues?.length ? options.queues : [options.app.config.defaultQueue];
+    this.hostname = (options.hostname ?? "celeriac@%h").replaceAll("%h", hostName());
+    if ((options.pool ?? "threads") === "threads" && !options.appModule) {
+      throw new TypeError("The threads pool needs appModule: the URL of the module exporting the app");
+    }
+  }
+
+  /** Resolves when the worker has stopped and settled everything. */
+  get finished(): Promise<void> {
+    return this.#finished.promise;
+  }
+
+  /** How many tasks are running now. */
+  get active(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * Connect, start the pool and begin consuming.
+   *
+   * @example
+   * ```ts ignore
+   * await worker.start();
+   * ```
+   */
+  async start(): Promise<void> {
+    this.#broker = await this.#app.broker();
+    this.#backend = this.#app.config.backend === null ? null : await this.#app.resultBackend();
+    for (const q of this.queues) await this.#broker.declareQueue(q);
+    const events: PoolEvents = {
+      onOutcomes: (outs) => this.#onOutcomes(outs),
+      onPublish: (message, target) => this.#app.publish(message, target),
+      onLost: (seqs, reason) => this.#onLost(seqs, reason),
+    };
+    const o = this.#options;
+    this.#pool = (o.pool ?? "threads") === "inline"
+      ? new InlinePool(this.#app, o.prefetch ?? 100, events)
+      : new ThreadPool({
+        size: o.concurrency ?? navigator.hardwareConcurrency,
+        slots: o.prefetch ?? 16,
+        module: o.appModule!,
+        exportName: o.appExport,
+        permissions: o.permissions,
+      }, events);
+    await this.#pool.start();
+    log.info("{hostname} ready: {n} slot(s), queues {queues}, tasks {tasks}", {
+      hostname: this.hostname,
+      n: this.#pool.capacity,
+      queues: this.queues.join(","),
+      tasks: [...this.#app.tasks.keys()].join(", "),
+    });
+    this.#loop = this.#consume();
+  }
+
+  async #consume(): Promise<void> {
+    let backoff = 500;
+    while (!this.#stopping) {
+      const free = this.#pool.capacity - this.#running.size;
+      if (free <= 0) {
+        await new Promise<void>((r) => this.#wake = r);
+        continue;
+      }
+      let got: Delivery[];
+      try {
+        got = await this.#broker.take(this.queues, { max: free, signal: this.#takeAbort.signal });
+        backoff = 500;
+      } catch (err) {
+        log.error("Cannot take messages: {error}; retrying in {ms} ms", {
+          error: (err as Error).message,
+          ms: backoff,
+        });
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, backoff);
+          this.#takeAbort.signal.addEventListener("abort", () => {
+            clearTimeout(t);
+            r();
+          }, { once: true });
+        });
+        backoff = Math.min(backoff * 2, 10_000);
+        continue;
+      }
+      if (got.length) this.#receive(got);
+    }
+  }
+
+  #track(p: Promise<void>): void {
+    this.#settling.add(p);
+    p.catch((err) => log.error("Settling failed: {error}", { error: (err as Error).message }))
+      .finally(() => this.#settling.delete(p));
+  }
+
+  #receive(deliveries: Delivery[]): void {
+    const now = Date.now();
+    const stores: StoreEntry[] = [];
+    const rejects: Rejection[] = [];
+    const acks: Delivery[] = [];
+    const runs: RunRequest[] = [];
+    for (const d of deliveries) {
+      this.stats.received++;
+      let req: TaskRequest;
+      try {
+        req = decodeTaskHeaders(d);
+      } catch (err) {
+        const taskId = err instanceof ProtocolError ? err.taskId ?? null : null;
+        const reason = `malformed task message: ${(err as Error).message}`;
+        log.error("Parked message {taskId} from {queue}: {reason}", {
+          taskId: taskId ?? "(no id)",
+          queue: d.queue,
+          reason,
+        });
+        rejects.push({ delivery: d, reason, taskId, taskName: String(d.headers.task ?? "") || null });
+        if (taskId) stores.push(failureEntry(taskId, this.#refusal(err as Error), null));
+        continue;
+      }
+      const task = this.#app.tasks.get(req.task);
+      if (!task?.handler) {
+        const reason = `unregistered task "${req.task}"`;
+        log.error("Parked task {name}[{id}]: {reason} (this worker runs: {known})", {
+          name: req.task,
+          id: req.id,
+          reason,
+          known: [...this.#app.tasks.keys()].join(", "),
+        });
+        rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
+        stores.push(failureEntry(req.id, exc("NotRegistered", "celery.exceptions", [req.task]), null));
+        continue;
+      }
+      if (req.expires && req.expires.getTime() <= now) {
+        stores.push(this.#expired(req));
+        acks.push(d);
+        continue;
+      }
+      if (req.eta && req.eta.getTime() > now) {
+        this.#hold(d, req, task);
+        continue;
+      }
+      log.info("Task {name}[{id}] received", { name: req.task, id: req.id });
+      runs.push(this.#prepare(d, req, task, stores, acks));
+    }
+    this.stats.parked += rejects.length;
+    if (runs.length) this.#pool.run(runs);
+    if (rejects.length || stores.length || acks.length) {
+      this.#track(this.#settle(stores, rejects, acks, []));
+    }
+  }
+
+  #refusal(err: Error): ExceptionInfo {
+    return err.name === "ContentDisallowedError"
+      ? exc("ContentDisallowed", "kombu.exceptions", [err.message])
+      : exc("DecodeError", "kombu.exceptions", [err.message]);
+  }
+
+  #expired(req: TaskRequest): StoreEntry {
+    this.stats.expired++;
+    log.warn("Task {name}[{id}] expired at {expires}: not run", {
+      name: req.task,
+      id: req.id,
+      expires: req.expires?.toISOString(),
+    });
+    const meta = encodeResultMeta({
+      taskId: req.id,
+      status: "REVOKED",
+      result: exc("TaskRevokedError", "celery.exceptions", ["expired"]),
+      dateDone: new Date(),
+      groupId: req.group,
+      parentId: req.parentId,
+    });
+    return { taskId: req.id, status: "REVOKED", meta };
+  }
+
+  #hold(d: Delivery, req: TaskRequest, task: Task<never, unknown>): void {
+    const seq = ++this.#seq;
+    const delay = Math.min(req.eta!.getTime() - Date.now(), 2 ** 31 - 1);
+    log.info("Task {name}[{id}] received, ETA {eta}", {
+      name: req.task,
+      id: req.id,
+      eta: req.eta!.toISOString(),
+    });
+    const timer = setTimeout(() => {
+      this.#held.delete(seq);
+      this.#receiveDue(d, req, task);
+    }, delay);
+    this.#held.set(seq, { delivery: d, req, task, timer });
+  }
+
+  #receiveDue(d: Delivery, req: TaskRequest, task: Task<never, unknown>): void {
+    const stores: StoreEntry[] = [];
+    const acks: Delivery[] = [];
+    if (req.expires && req.expires.getTime() <= Date.now()) {
+      stores.push(this.#expired(req));
+      acks.push(d);
+    } else {
+      this.#pool.run([this.#prepare(d, req, task, stores, acks)]);
+    }
+    this.#track(this.#settle(stores, [], acks, []));
+  }
+
+  #prepare(
+    d: Delivery,
+    req: TaskRequest,
+    task: Task<never, unknown>,
+    stores: StoreEntry[],
+    acks: Delivery[],
+  ): RunRequest {
+    const seq = ++this.#seq;
+    const lateAck = task.options.acksLate ?? this.#options.acksLate ?? false;
+    if (!lateAck) acks.push(d);
+    this.#running.set(seq, { delivery: d, req, acked: !lateAck, started: performance.now() });
+    if (task.options.trackStarted && this.#backend) {
+      stores.push({
+        taskId: req.id,
+        status: "STARTED",
+        meta: encodeResultMeta({
+          taskId: req.id,
+          status: "STARTED",
+          result: { pid: Deno.pid, hostname: this.hostname },
+          groupId: req.group,
+          parentId: req.parentId,
+        }),
+      });
+    }
+    const compression = d.headers.compression;
+    return {
+      seq,
+      task: req.task,
+      id: req.id,
+      body: d.body,
+      contentType: d.contentType,
+      contentEncoding: d.contentEncoding,
+      headers: task.options.bind ? d.headers : compression ? { compression } : {},
+      decoded: req.body,
+      storeResult: this.#backend !== null && !req.ignoreResult,
+      info: {
+        retries: req.retries,
+        rootId: req.rootId,
+        parentId: req.parentId,
+        group: req.group,
+        eta: req.eta,
+        expires: req.expires,
+        queue: d.queue,
+        redelivered: d.redelivered,
+        hostname: this.hostname,
+      },
+    };
+  }
+
+  #onOutcomes(outcomes: RunOutcome[]): void {
+    const stores: StoreEntry[] = [];
+    const rejects: Rejection[] = [];
+    const acks: Delivery[] = [];
+    const publishes: Outgoing[] = [];
+    const now = new Date();
+    for (const o of outcomes) {
+      const r = this.#running.get(o.seq);
+      if (!r) continue;
+      this.#running.delete(o.seq);
+      const { req, delivery } = r;
+      if (o.refused) {
+        log.error("Parked task {name}[{id}]: {reason}", { name: req.task, id: req.id, reason: o.refused });
+        this.stats.parked++;
+        rejects.push({ delivery, reason: o.refused, taskId: req.id, taskName: req.task });
+        if (o.meta) stores.push({ taskId: req.id, status: "FAILURE", meta: o.meta });
+        continue;
+      }
+      const status: TaskState = o.ok ? "SUCCESS" : "FAILURE";
+      if (o.meta) stores.push({ taskId: req.id, status, meta: o.meta });
+      const parent = {
+        id: req.id,
+        rootId: req.rootId ?? req.id,
+        origin: this.hostname,
+        defaultQueue: this.#app.config.defaultQueue,
+      };
+      if (o.ok) {
+        this.stats.succeeded++;
+        log.info("Task {name}[{id}] succeeded in {seconds}s", {
+          name: req.task,
+          id: req.id,
+          seconds: (o.runtime / 1000).toFixed(6),
+        });
+        if (o.followUp) publishes.push(...successFollowUps(o.followUp.embed, o.followUp.value, parent, now));
+      } else {
+        this.stats.failed++;
+        log.warn("Task {name}[{id}] raised {type}: {message}", {
+          name: req.task,
+          id: req.id,
+          type: o.exc?.exc_type,
+          message: o.exc?.exc_message.map(String).join(", "),
+        });
+        if (o.followUp) {
+          publishes.push(...failureFollowUps(o.followUp.embed, parent, now));
+          if (o.meta) stores.push(...this.#chainFailures(chainStepIds(o.followUp.embed), o.meta));
+        }
+      }
+      if (!r.acked) acks.push(delivery);
+    }
+    if (stores.length || rejects.length || acks.length || publishes.length) {
+      this.#track(this.#settle(stores, rejects, acks, publishes));
+    }
+    this.#wake?.();
+    this.#wake = null;
+  }
+
+  #chainFailures(ids: string[], meta: string): StoreEntry[] {
+    const m = pyJsonLoads(meta) as ResultMeta;
+    return ids.map((taskId) => ({
+      taskId,
+      status: "FAILURE" as const,
+      meta: encodeResultMeta({
+        taskId,
+        status: "FAILURE",
+        result: m.result,
+        traceback: m.traceback,
+        dateDone: new Date(),
+      }),
+    }));
+  }
+
+  #onLost(seqs: number[], reason: string): void {
+    const stores: StoreEntry[] = [];
+    const acks: Delivery[] = [];
+    for (const seq of seqs) {
+      const r = this.#running.get(seq);
+      if (!r) continue;
+      this.#running.delete(seq);
+      this.stats.failed++;
+      stores.push(failureEntry(
+        r.req.id,
+        exc("WorkerLostError", "billiard.exceptions", [`Worker exited prematurely: ${reason}`]),
+        null,
+      ));
+      if (!r.acked) acks.push(r.delivery);
+    }
+    this.#track(this.#settle(stores, [], acks, []));
+    this.#wake?.();
+    this.#wake = null;
+  }
+
+  /** Results first, then follow-ups, then acknowledgements: nothing is acked before its outcome is stored. */
+  async #settle(
+    stores: StoreEntry[],
+    rejects: Rejection[],
+    acks: Delivery[],
+    publishes: Outgoing[],
+  ): Promise<void> {
+    const backend = this.#backend;
+    if (backend && stores.length) await backend.store(stores);
+    for (const p of publishes) await this.#app.publish(p.message, p.target);
+    await Promise.all([
+      rejects.length ? this.#broker.reject(rejects) : undefined,
+      acks.length ? this.#broker.ack(acks) : undefined,
+    ]);
+  }
+
+  /**
+   * Warm shutdown: stop taking messages, let running tasks finish, store
+   * and settle everything, put held ETA tasks back in their queues.
+   *
+   * @example
+   * ```ts ignore
+   * Deno.addSignalListener("SIGTERM", () => worker.stop());
+   * ```
+   */
+  async stop(): Promise<void> {
+    if (this.#stopping) return await this.#finished.promise;
+    this.#stopping = true;
+    log.info("{hostname}: warm shutdown, waiting for {n} running task(s)", {
+      hostname: this.hostname,
+      n: this.#running.size,
+    });
+    this.#takeAbort.abort();
+    this.#wake?.();
+    await this.#loop;
+    await this.#requeueHeld();
+    while (this.#running.size > 0) await new Promise<void>((r) => this.#wake = r);
+    await this.#drainSettling();
+    await this.#pool.close();
+    this.#finished.resolve();
+  }
+
+  /**
+   * Cold shutdown: put tasks that are still running back in their queues
+   * (unacknowledged ones are requeued, acknowledged ones republished), then
+   * stop without waiting for them.
+   *
+   * @example
+   * ```ts ignore
+   * Deno.addSignalListener("SIGINT", () => worker.stop().then(() => {}, () => {}));
+   * ```
+   */
+  async terminate(): Promise<void> {
+    this.#stopping = true;
+    this.#takeAbort.abort();
+    const running = [...this.#running.values()];
+    this.#running.clear();
+    this.#wake?.();
+    log.warn("{hostname}: cold shutdown, requeueing {n} running task(s)", {
+      hostname: this.hostname,
+      n: running.length,
+    });
+    await this.#pool?.close();
+    await this.#requeueHeld();
+    const unacked = running.filter((r) => !r.acked).map((r) => r.delivery);
+    if (unacked.length) await this.#broker.requeue(unacked);
+    for (const r of running.filter((x) => x.acked)) {
+      await this.#broker.publish(r.delivery, {
+        exchange: r.delivery.exchange,
+        routingKey: r.delivery.routingKey,
+      });
+    }
+    await this.#drainSettling();
+    this.#finished.resolve();
+  }
+
+  async #requeueHeld(): Promise<void> {
+    const held = [...this.#held.values()];
+    this.#held.clear();
+    for (const h of held) clearTimeout(h.timer);
+    if (held.length) await this.#broker.requeue(held.map((h) => h.delivery));
+  }
+
+  async #drainSettling(): Promise<void> {
+    while (this.#settling.size > 0) await Promise.allSettled([...this.#settling]);
+  }
+}

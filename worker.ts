@@ -1,0 +1,37 @@
+/**
+ * The Celeriac worker: entry point of `deno run -A worker.ts --app ./tasks.ts`,
+ * and the {@link Worker} class for running a worker from code.
+ *
+ * @example Command line
+ * ```sh
+ * deno run -A jsr:@celeriac/celeriac/worker --app ./tasks.ts -c 2 -Q celery
+ * ```
+ *
+ * @example From code
+ * ```ts ignore
+ * import { Worker } from "@celeriac/celeriac/worker";
+ * import { app } from "./tasks.ts";
+ * const worker = new Worker({ app, appModule: new URL("./tasks.ts", import.meta.url).href });
+ * await worker.start();
+ * await worker.finished;
+ * ```
+ *
+ * @module
+ */
+
+import { main } from "./src/cli/main.ts";
+
+export { main, USAGE } from "./src/cli/main.ts";
+export { parseLogLevel, setupLogging } from "./src/cli/logging.ts";
+export { loadApp, moduleUrl, parseAppSpec } from "./src/worker/load_app.ts";
+export { Worker, type WorkerOptions, type WorkerStats } from "./src/worker/worker.ts";
+export { type RunOutcome, type RunRequest, runTask } from "./src/worker/executor.ts";
+export {
+  InlinePool,
+  type Pool,
+  type PoolEvents,
+  ThreadPool,
+  type ThreadPoolOptions,
+} from "./src/worker/pool.ts";
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
