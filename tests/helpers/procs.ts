@@ -1,0 +1,141 @@
+/** Child processes for integration and interop tests: workers and clients. */
+
+/** Python with Celery 5.2 (Debian's); the first python3 on PATH may lack it. */
+export const PYTHON = Deno.env.get("CELERIAC_TEST_PYTHON") ?? "/usr/bin/python3";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** A running child process whose output is collected. */
+export class Proc {
+  readonly child: Deno.ChildProcess;
+  readonly name: string;
+  #out = "";
+  #waiters: { re: RegExp; resolve(): void }[] = [];
+  readonly #pumps: Promise<void>[];
+
+  private constructor(name: string, child: Deno.ChildProcess) {
+    this.name = name;
+    this.child = child;
+    this.#pumps = [this.#pump(child.stdout), this.#pump(child.stderr)];
+  }
+
+  /** Start a process; its stdout and stderr are collected. */
+  static start(
+    name: string,
+    cmd: string,
+    args: string[],
+    options: { env?: Record<string, string>; cwd?: string } = {},
+  ): Proc {
+    const child = new Deno.Command(cmd, {
+      args,
+      env: options.env,
+      cwd: options.cwd ?? ROOT,
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    }).spawn();
+    return new Proc(name, child);
+  }
+
+  async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      this.#out += chunk;
+      this.#waiters = this.#waiters.filter((w) => {
+        if (!w.re.test(this.#out)) return true;
+        w.resolve();
+        return false;
+      });
+    }
+  }
+
+  /** Everything it printed so far. */
+  get output(): string {
+    return this.#out;
+  }
+
+  /** Wait until its output matches. */
+  waitFor(re: RegExp, timeoutMs = 20_000): Promise<void> {
+    if (re.test(this.#out)) return Promise.resolve();
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const timer = setTimeout(() => {
+      this.#waiters = this.#waiters.filter((w) => w.resolve !== done);
+      reject(new Error(`${this.name}: ${re} not seen within ${timeoutMs} ms. Output:\n${this.#out}`));
+    }, timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    this.#waiters.push({ re, resolve: done });
+    this.child.status.then(() => {
+      if (this.#waiters.some((w) => w.resolve === done)) {
+        setTimeout(() => {
+          if (!re.test(this.#out)) {
+            clearTimeout(timer);
+            reject(new Error(`${this.name} exited before ${re}. Output:\n${this.#out}`));
+          }
+        }, 50);
+      }
+    });
+    return promise;
+  }
+
+  /** Send a signal (ignored if it already exited). */
+  signal(sig: Deno.Signal): void {
+    try {
+      this.child.kill(sig);
+    } catch {
+      // already exited
+    }
+  }
+
+  /** Stop it: the signal, then SIGKILL after the grace period. */
+  async stop(sig: Deno.Signal = "SIGTERM", graceMs = 15_000): Promise<Deno.CommandStatus> {
+    this.signal(sig);
+    const timer = setTimeout(() => this.signal("SIGKILL"), graceMs);
+    const status = await this.child.status;
+    clearTimeout(timer);
+    await Promise.all(this.#pumps);
+    return status;
+  }
+}
+
+/** Start a Celeriac worker (`deno run -A worker.ts ...`) and wait until it is ready. */
+export async function celeriacWorker(args: string[], env: Record<string, string> = {}): Promise<Proc> {
+  const p = Proc.start("celeriac worker", Deno.execPath(), ["run", "-A", "worker.ts", ...args], {
+    env,
+  });
+  await p.waitFor(/ ready: /);
+  return p;
+}
+
+/** Start a Python Celery worker on `tests/interop/pytasks.py` and wait until it is ready. */
+export async function celeryWorker(args: string[], env: Record<string, string>): Promise<Proc> {
+  const p = Proc.start(
+    "celery worker",
+    PYTHON,
+    ["-m", "celery", "-A", "pytasks", "worker", "-l", "INFO", "--without-mingle", "--without-gossip", ...args],
+    { env: { ...env, PYTHONPATH: `${ROOT}tests/interop` }, cwd: `${ROOT}tests/interop` },
+  );
+  await p.waitFor(/ ready\./, 30_000);
+  return p;
+}
+
+/** Run a Python script from tests/interop and return its stdout (fails on a non-zero exit). */
+export async function runPython(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<string> {
+  const out = await new Deno.Command(PYTHON, {
+    args: [script, ...args],
+    cwd: `${ROOT}tests/interop`,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(`${script} failed:\n${stdout}\n${new TextDecoder().decode(out.stderr)}`);
+  }
+  return stdout;
+}

@@ -1,0 +1,34 @@
+"""Python Celery 5.2 client for the interop tests.
+
+Reads a JSON list of calls from argv[1]:
+  [{"task": "tasks.add", "args": [2, 3], "kwargs": {}, "options": {}}, ...]
+sends them all, waits for every result and prints one JSON list:
+  [{"ok": <value>} | {"error": {"type", "module", "args"}}, ...]
+Broker/backend from CELERY_BROKER_URL / CELERY_RESULT_BACKEND; queue from
+INTEROP_QUEUE; broker key prefix from INTEROP_KEYPREFIX.
+"""
+import json
+import os
+import sys
+
+from celery import Celery
+
+app = Celery(broker=os.environ["CELERY_BROKER_URL"], backend=os.environ["CELERY_RESULT_BACKEND"])
+app.conf.task_default_queue = os.environ.get("INTEROP_QUEUE", "celery")
+if os.environ.get("INTEROP_KEYPREFIX"):
+    app.conf.broker_transport_options = {"global_keyprefix": os.environ["INTEROP_KEYPREFIX"]}
+
+calls = json.loads(sys.argv[1])
+pending = [
+    app.send_task(c["task"], args=c.get("args", []), kwargs=c.get("kwargs", {}), **c.get("options", {}))
+    for c in calls
+]
+out = []
+for r in pending:
+    try:
+        out.append({"ok": r.get(timeout=float(os.environ.get("INTEROP_TIMEOUT", "20"))), "id": r.id})
+    except Exception as e:  # noqa: BLE001 - report every failure to the test
+        out.append({"error": {"type": type(e).__name__, "module": type(e).__module__,
+                              "args": [a if isinstance(a, (int, float, str, type(None))) else repr(a) for a in e.args]},
+                    "id": r.id})
+print(json.dumps(out))

@@ -1,0 +1,63 @@
+"""Python Celery 5.2 tasks used by the interop tests.
+
+Broker and backend come from CELERY_BROKER_URL / CELERY_RESULT_BACKEND;
+the queue from INTEROP_QUEUE. Run with:
+  /usr/bin/python3 -m celery -A pytasks worker -P solo -Q $INTEROP_QUEUE
+"""
+import os
+import time
+
+from celery import Celery
+
+app = Celery(
+    "pytasks",
+    broker=os.environ["CELERY_BROKER_URL"],
+    backend=os.environ["CELERY_RESULT_BACKEND"],
+)
+app.conf.task_default_queue = os.environ.get("INTEROP_QUEUE", "celery")
+app.conf.broker_transport_options = {
+    "visibility_timeout": float(os.environ.get("INTEROP_VISIBILITY", "3600")),
+    "global_keyprefix": os.environ.get("INTEROP_KEYPREFIX", ""),
+}
+app.conf.worker_hijack_root_logger = False
+
+
+class CustomError(Exception):
+    pass
+
+
+@app.task(name="py.mul")
+def mul(x, y):
+    return x * y
+
+
+@app.task(name="py.echo")
+def echo(*args, **kwargs):
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@app.task(name="py.fail")
+def fail(message):
+    raise ValueError(message)
+
+
+@app.task(name="py.custom_fail")
+def custom_fail():
+    raise CustomError("custom", 42)
+
+
+@app.task(name="tasks.add")
+def add(a, b):
+    return a + b
+
+
+@app.task(name="tasks.record", acks_late=True)
+def record(n, marker_key, sleep_s=0.0):
+    """Records that Python ran it in a Redis list; sleeps on the first attempt only."""
+    import redis
+    r = redis.Redis.from_url(os.environ.get("INTEROP_MARKER_REDIS", "redis://127.0.0.1:6379/0"))
+    attempt = r.rpush(f"{marker_key}:started", f"py:{n}")
+    if sleep_s and attempt == 1:
+        time.sleep(sleep_s)
+    r.rpush(marker_key, f"py:{n}")
+    return f"py:{n}"

@@ -1,0 +1,292 @@
+/**
+ * Interop with real Python Celery 5.2.6 processes over Redis: Python client
+ * → Celeriac worker, Celeriac client → Python worker, both workers on one
+ * queue, and crash recovery in both directions.
+ */
+
+import assert from "node:assert/strict";
+import { Celery, TaskError } from "../mod.ts";
+import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
+import { celeriacWorker, celeryWorker, type Proc, runPython } from "./helpers/procs.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+
+const prefix = uniquePrefix("interop");
+const BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+const BACKEND = REDIS_URL;
+const taskIds: string[] = [];
+
+function pyEnv(queue: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    CELERY_BROKER_URL: REDIS_URL,
+    CELERY_RESULT_BACKEND: BACKEND,
+    INTEROP_KEYPREFIX: prefix,
+    INTEROP_QUEUE: queue,
+    INTEROP_MARKER_REDIS: REDIS_URL,
+    ...extra,
+  };
+}
+
+function tsWorker(queue: string, extra: string[] = []): Promise<Proc> {
+  return celeriacWorker([
+    "--app",
+    "./tests/interop/tasks.ts",
+    "--broker",
+    BROKER,
+    "--backend",
+    BACKEND,
+    "-Q",
+    queue,
+    "-c",
+    "2",
+    ...extra,
+  ], { INTEROP_MARKER_REDIS: REDIS_URL });
+}
+
+interface PyOutcome {
+  ok?: unknown;
+  error?: { type: string; module: string; args: unknown[] };
+  id: string;
+}
+
+async function pythonCalls(queue: string, calls: unknown[]): Promise<PyOutcome[]> {
+  const out = pyJsonLoads(
+    await runPython("pyclient.py", [pyJsonDumps(calls)], pyEnv(queue)),
+  ) as PyOutcome[];
+  taskIds.push(...out.map((o) => o.id));
+  return out;
+}
+
+function client(queue: string): Celery {
+  return new Celery({ broker: BROKER, backend: BACKEND, defaultQueue: queue });
+}
+
+Deno.test("interop: a Python client calls Celeriac tasks and gets results and exceptions", async () => {
+  const queue = `q-py2ts-${crypto.randomUUID().slice(0, 8)}`;
+  const worker = await tsWorker(queue);
+  try {
+    const out = await pythonCalls(queue, [
+      { task: "tasks.add", args: [2, 3] },
+      { task: "tasks.mul", kwargs: { x: 6, y: 7 } },
+      { task: "tasks.echo", args: [1, 2.5, "h\u00e9llo \u2603", null, true, [1, "a"], { k: "v" }, 2n ** 70n] },
+      { task: "tasks.fail", args: ["boom"] },
+      { task: "tasks.add", args: [1, 2], options: { serializer: "msgpack" } },
+      { task: "tasks.add", args: [3, 4], options: { compression: "zlib" } },
+      { task: "tasks.add", args: [5, 6], options: { compression: "bzip2", priority: 9 } },
+      { task: "tasks.add", args: [1, 1], options: { countdown: 1 } },
+      { task: "no.such.task", args: [] },
+    ]);
+    assert.equal(out[0].ok, 5);
+    assert.equal(out[1].ok, 42);
+    assert.deepEqual(out[2].ok, [1, 2.5, "h\u00e9llo \u2603", null, true, [1, "a"], { k: "v" }, 2n ** 70n]);
+    assert.deepEqual(out[3].error, { type: "ValueError", module: "builtins", args: ["boom"] });
+    assert.equal(out[4].ok, 3);
+    assert.equal(out[5].ok, 7);
+    assert.equal(out[6].ok, 11);
+    assert.equal(out[7].ok, 2);
+    assert.equal(out[8].error?.type, "NotRegistered");
+    assert.equal(out[8].error?.module, "celery.exceptions");
+    assert.match(worker.output, /Parked task no\.such\.task\[/);
+  } finally {
+    await worker.stop();
+  }
+});
+
+Deno.test("interop: Python sees Celeriac big integers exactly", async () => {
+  const queue = `q-big-${crypto.randomUUID().slice(0, 8)}`;
+  const worker = await tsWorker(queue);
+  try {
+    const app = client(queue);
+    const big = 2n ** 70n + 1n;
+    const r = await app.sendTask("tasks.echo", [big]);
+    taskIds.push(r.id);
+    assert.deepEqual(await r.get({ timeout: 10_000 }), [big]);
+    await app.close();
+    const redis = await rawRedis();
+    const raw = await redis.get(`celery-task-meta-${r.id}`);
+    await redis.quit();
+    assert.match(raw ?? "", /"result": \[1180591620717411303425\]/);
+  } finally {
+    await worker.stop();
+  }
+});
+
+Deno.test("interop: a Celeriac client calls Python tasks and gets typed results and TaskErrors", async () => {
+  const queue = `q-ts2py-${crypto.randomUUID().slice(0, 8)}`;
+  const worker = await celeryWorker(["-P", "solo", "-Q", queue], pyEnv(queue));
+  const app = client(queue);
+  try {
+    const mul = app.remoteTask<[number, number], number>("py.mul");
+    const r1 = await mul.delay(6, 7);
+    const product: number = await r1.get({ timeout: 15_000 });
+    assert.equal(product, 42);
+    const r2 = await app.sendTask("py.echo", [1, "x", 2n ** 70n, new Date("2026-01-02T03:04:05.600Z")], {
+      kwargs: { k: [1, 2] },
+    });
+    assert.deepEqual(await r2.get({ timeout: 15_000 }), {
+      args: [1, "x", 2n ** 70n, "2026-01-02T03:04:05.600000Z"],
+      kwargs: { k: [1, 2] },
+    });
+    const r3 = await app.sendTask("py.fail", ["boom"]);
+    const r4 = await app.sendTask("py.custom_fail", []);
+    taskIds.push(r1.id, r2.id, r3.id, r4.id);
+    await assert.rejects(r3.get({ timeout: 15_000 }), (e: unknown) => {
+      assert.ok(e instanceof TaskError);
+      assert.equal(e.excType, "ValueError");
+      assert.equal(e.excModule, "builtins");
+      assert.deepEqual(e.excMessage, ["boom"]);
+      assert.match(e.traceback ?? "", /raise ValueError\(message\)/);
+      assert.equal(e.code, "TASK_FAILED");
+      return true;
+    });
+    await assert.rejects(r4.get({ timeout: 15_000 }), (e: unknown) => {
+      assert.ok(e instanceof TaskError);
+      assert.equal(e.excType, "CustomError");
+      assert.equal(e.excModule, "pytasks");
+      assert.deepEqual(e.excMessage, ["custom", 42]);
+      return true;
+    });
+    assert.equal(await r3.state(), "FAILURE");
+  } finally {
+    await app.close();
+    await worker.stop();
+  }
+});
+
+Deno.test("interop: a Python and a Celeriac worker share a queue and every task runs exactly once", async () => {
+  const queue = `q-shared-${crypto.randomUUID().slice(0, 8)}`;
+  const marker = `${prefix}marker-shared`;
+  const py = await celeryWorker(["-P", "prefork", "-c", "2", "-Q", queue], pyEnv(queue));
+  const ts = await tsWorker(queue, ["--prefetch", "2"]);
+  const app = client(queue);
+  const redis = await rawRedis();
+  try {
+    const n = 300;
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) => app.sendTask<string>("tasks.record", [i, marker, 0.005])),
+    );
+    taskIds.push(...results.map((r) => r.id));
+    const values = await Promise.all(results.map((r) => r.get({ timeout: 60_000 })));
+    const ran = await redis.lrange(marker, 0, -1);
+    assert.equal(ran.length, n, "each task recorded exactly once");
+    const numbers = ran.map((s) => Number(s.split(":")[1])).sort((a, b) => a - b);
+    assert.deepEqual(numbers, Array.from({ length: n }, (_, i) => i));
+    assert.ok(ran.some((s) => s.startsWith("py:")), "the Python worker ran some");
+    assert.ok(ran.some((s) => s.startsWith("ts:")), "the Celeriac worker ran some");
+    assert.deepEqual(values.slice().sort(), ran.slice().sort(), "each result names the worker that ran it");
+  } finally {
+    await app.close();
+    await redis.quit();
+    await Promise.all([py.stop(), ts.stop()]);
+  }
+});
+
+async function waitForList(key: string, count: number, timeoutMs: number): Promise<string[]> {
+  const redis = await rawRedis();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const got = await redis.lrange(key, 0, -1);
+      if (got.length >= count) return got;
+      if (Date.now() > deadline) throw new Error(`${key} has ${got.length}/${count} entries`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await redis.quit();
+  }
+}
+
+Deno.test("interop: a task held by a SIGKILLed Celeriac worker is restored and run by a Python worker", async () => {
+  const queue = `q-kill-ts-${crypto.randomUUID().slice(0, 8)}`;
+  const marker = `${prefix}marker-kill-ts`;
+  const ts = await tsWorker(queue);
+  const app = client(queue);
+  try {
+    const r = await app.sendTask<string>("tasks.record", [1, marker, 30]);
+    taskIds.push(r.id);
+    assert.deepEqual(await waitForList(`${marker}:started`, 1, 10_000), ["ts:1"]);
+    ts.signal("SIGKILL");
+    await ts.stop();
+    // The Python worker restores orphans older than the visibility timeout once at start-up.
+    await new Promise((r) => setTimeout(r, 2500));
+    const py = await celeryWorker(["-P", "solo", "-Q", queue], pyEnv(queue, { INTEROP_VISIBILITY: "2" }));
+    try {
+      assert.equal(await r.get({ timeout: 30_000 }), "py:1");
+      assert.deepEqual(await waitForList(marker, 1, 1000), ["py:1"]);
+      assert.deepEqual(await waitForList(`${marker}:started`, 2, 1000), ["ts:1", "py:1"]);
+    } finally {
+      await py.stop();
+    }
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test("interop: a task held by a SIGKILLed Python worker is restored and run by a Celeriac worker", async () => {
+  const queue = `q-kill-py-${crypto.randomUUID().slice(0, 8)}`;
+  const marker = `${prefix}marker-kill-py`;
+  const py = await celeryWorker(["-P", "solo", "-Q", queue], pyEnv(queue));
+  const app = client(queue);
+  try {
+    const r = await app.sendTask<string>("tasks.record", [2, marker, 30]);
+    taskIds.push(r.id);
+    assert.deepEqual(await waitForList(`${marker}:started`, 1, 15_000), ["py:2"]);
+    py.signal("SIGKILL");
+    await py.stop();
+    const ts = await celeriacWorker([
+      "--app",
+      "./tests/interop/tasks.ts",
+      "--broker",
+      `${BROKER}&visibility_timeout=2`,
+      "--backend",
+      BACKEND,
+      "-Q",
+      queue,
+    ], { INTEROP_MARKER_REDIS: REDIS_URL });
+    try {
+      assert.equal(await r.get({ timeout: 30_000 }), "ts:2");
+    } finally {
+      await ts.stop();
+    }
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test("interop: a SIGKILLed Celeriac worker's task is restored by a new Celeriac worker", async () => {
+  const queue = `q-kill-ts2-${crypto.randomUUID().slice(0, 8)}`;
+  const marker = `${prefix}marker-kill-ts2`;
+  const first = await tsWorker(queue);
+  const app = client(queue);
+  try {
+    const r = await app.sendTask<string>("tasks.record", [3, marker, 30]);
+    taskIds.push(r.id);
+    await waitForList(`${marker}:started`, 1, 10_000);
+    first.signal("SIGKILL");
+    await first.stop();
+    const second = await celeriacWorker([
+      "--app",
+      "./tests/interop/tasks.ts",
+      "--broker",
+      `${BROKER}&visibility_timeout=2`,
+      "--backend",
+      BACKEND,
+      "-Q",
+      queue,
+    ], { INTEROP_MARKER_REDIS: REDIS_URL });
+    try {
+      assert.equal(await r.get({ timeout: 30_000 }), "ts:3");
+      assert.deepEqual(await waitForList(`${marker}:started`, 2, 1000), ["ts:3", "ts:3"]);
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test("interop: clean up keys", async () => {
+  await deleteKeys(prefix);
+  const redis = await rawRedis();
+  if (taskIds.length) await redis.del(...taskIds.map((id) => `celery-task-meta-${id}`));
+  await redis.quit();
+});
