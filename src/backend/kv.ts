@@ -1,0 +1,251 @@
+/**
+ * The Deno KV result backend: task metas in the same database as the KV
+ * broker (or any other `kv://` database), under
+ * `[...ns, "celery-task-meta", taskId]`.
+ *
+ * Each value holds the meta JSON text exactly as Celery stores it, with its
+ * status and expiry time beside it: Deno KV deletes expired keys only about
+ * once a minute, so reads ignore a value whose time has passed. Waiting is
+ * push-based, through the same change notification as the KV broker
+ * (in-process notification plus a directory watch for other processes).
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { commitAtomic, openSharedKv, parseKvUrl, type SharedKv } from "../broker/kv_store.ts";
+import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
+import type { ResultBackend, StoreEntry } from "./port.ts";
+
+const log = getLogger(["celeriac", "backend", "kv"]);
+
+/**
+ * The longest result meta the KV backend stores, in bytes of JSON text
+ * (Deno KV stores at most 64 KiB per value).
+ *
+ * @example
+ * ```ts
+ * import { KV_MAX_RESULT_BYTES } from "@celeriac/celeriac";
+ * console.assert(KV_MAX_RESULT_BYTES < 64 * 1024);
+ * ```
+ */
+export const KV_MAX_RESULT_BYTES = 63 * 1024;
+
+/** Waits re-check at least this often; only a fallback against lost notifications. */
+const SAFETY_RECHECK_MS = 1000;
+
+/** Options of {@link openKvBackend}. */
+export interface KvBackendOptions {
+  /** Seconds a result is kept (Celery `result_expires`); 0 keeps it forever. Default 86400. */
+  resultExpires?: number;
+  /** Key namespace (URL `prefix=<name>` gives `[name]` and overrides it). Default `["celeriac"]`. */
+  prefix?: readonly string[];
+}
+
+interface StoredResult {
+  /** The meta JSON, as given to {@link KvBackend.store}. */
+  meta: string;
+  status: string;
+  /** Epoch milliseconds after which the result is gone; 0 = never. */
+  expiresAt: number;
+}
+
+function live(value: StoredResult | null): value is StoredResult {
+  return value !== null && (value.expiresAt === 0 || value.expiresAt > Date.now());
+}
+
+function metaBytes(meta: string): number {
+  return /[\u0100-\uffff]/.test(meta) ? meta.length * 2 : meta.length;
+}
+
+/**
+ * A result backend in Deno KV.
+ *
+ * @example
+ * ```ts
+ * import { encodeResultMeta, openKvBackend } from "@celeriac/celeriac";
+ * const backend = await openKvBackend("kv://:memory:");
+ * const taskId = crypto.randomUUID();
+ * const waiting = backend.waitFor(taskId, AbortSignal.timeout(5000));
+ * await backend.store([{
+ *   taskId,
+ *   status: "SUCCESS",
+ *   meta: encodeResultMeta({ taskId, status: "SUCCESS", result: 5, dateDone: new Date() }),
+ * }]);
+ * console.assert((await waiting).result === 5);
+ * await backend.close();
+ * ```
+ */
+export class KvBackend implements ResultBackend {
+  /** Always `kv`. */
+  readonly transport = "kv";
+  readonly #shared: SharedKv;
+  readonly #kv: Deno.Kv;
+  readonly #ns: readonly string[];
+  readonly #expiresMs: number;
+  readonly #closing = new AbortController();
+  readonly #busy = new Set<Promise<unknown>>();
+  #closed = false;
+
+  /**
+   * Use {@link openKvBackend}.
+   *
+   * @param shared the open database reference; the backend releases it on close
+   * @param options resolved settings
+   */
+  constructor(shared: SharedKv, options: Required<KvBackendOptions>) {
+    this.#shared = shared;
+    this.#kv = shared.kv;
+    this.#ns = [...options.prefix];
+    this.#expiresMs = options.resultExpires * 1000;
+  }
+
+  #key(taskId: string): Deno.KvKey {
+    if (typeof taskId !== "string" || taskId === "") {
+      throw new TypeError(`A task id must be a non-empty string, got ${String(taskId)}`);
+    }
+    return [...this.#ns, "celery-task-meta", taskId];
+  }
+
+  async #run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) {
+      throw new Error("This KV result backend is closed: open a new one with openKvBackend()");
+    }
+    const p = fn();
+    const done = () => this.#busy.delete(p);
+    this.#busy.add(p);
+    p.then(done, done);
+    return await p;
+  }
+
+  /**
+   * Store metas (with the configured expiry) and wake waiters. A stored
+   * SUCCESS is never replaced.
+   *
+   * @throws {RangeError} when a meta is larger than {@link KV_MAX_RESULT_BYTES}
+   */
+  async store(entries: readonly StoreEntry[]): Promise<void> {
+    for (const e of entries) {
+      const size = metaBytes(e.meta);
+      if (size > KV_MAX_RESULT_BYTES) {
+        throw new RangeError(
+          `The result meta of task ${e.taskId} is ${size} bytes, over the KV backend's limit of ` +
+            `${KV_MAX_RESULT_BYTES} bytes (Deno KV stores at most 64 KiB per value). Return a ` +
+            `reference to large data instead of the data, or use the Redis backend (redis://)`,
+        );
+      }
+    }
+    await this.#run(async () => {
+      for (const e of entries) await this.#storeOne(e);
+      this.#shared.notify();
+    });
+  }
+
+  async #storeOne(e: StoreEntry): Promise<void> {
+    const key = this.#key(e.taskId);
+    const value: StoredResult = {
+      meta: e.meta,
+      status: e.status,
+      expiresAt: this.#expiresMs > 0 ? Date.now() + this.#expiresMs : 0,
+    };
+    const options = this.#expiresMs > 0 ? { expireIn: this.#expiresMs } : undefined;
+    for (;;) {
+      const current = await this.#kv.get<StoredResult>(key);
+      if (live(current.value) && current.value.status === "SUCCESS") {
+        log.debug("Task {taskId} already succeeded; {status} not stored", {
+          taskId: e.taskId,
+          status: e.status,
+        });
+        return;
+      }
+      const op = this.#kv.atomic().check(current).set(key, value, options);
+      if ((await commitAtomic(op)).ok) return;
+    }
+  }
+
+  /** Read the current meta; `null` means PENDING (nothing stored, or expired). */
+  async get(taskId: string): Promise<ResultMeta | null> {
+    const key = this.#key(taskId);
+    return await this.#run(async () => {
+      const { value } = await this.#kv.get<StoredResult>(key);
+      return live(value) ? decodeResultMeta(value.meta) : null;
+    });
+  }
+
+  /**
+   * Wait until the task is SUCCESS, FAILURE or REVOKED. Rejects with
+   * `signal.reason` on abort, or with an `AbortError` when the backend closes.
+   */
+  async waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta> {
+    const key = this.#key(taskId);
+    const stop = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
+    return await this.#run(async () => {
+      for (;;) {
+        stop.throwIfAborted();
+        const seen = this.#shared.version;
+        const { value } = await this.#kv.get<StoredResult>(key);
+        if (live(value) && READY_STATES.has(value.status as ResultMeta["status"])) {
+          return decodeResultMeta(value.meta);
+        }
+        await this.#shared.changed(seen, SAFETY_RECHECK_MS, stop);
+      }
+    });
+  }
+
+  /** Delete a stored result. */
+  async forget(taskId: string): Promise<void> {
+    const key = this.#key(taskId);
+    await this.#run(() => commitAtomic(this.#kv.atomic().delete(key)));
+  }
+
+  /**
+   * End pending waits (they reject with an `AbortError`) and release the
+   * database (closed when no other broker or backend of this process uses it).
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing.abort(new DOMException("The KV result backend was closed", "AbortError"));
+    await Promise.allSettled(this.#busy);
+    await this.#shared.release();
+  }
+}
+
+/**
+ * Open a result backend on a Deno KV database (`kv://file.sqlite`,
+ * `kv:///abs/path.sqlite` or `kv://:memory:`); the same URL as a KV broker
+ * shares its database.
+ *
+ * @example
+ * ```ts
+ * import { openKvBackend } from "@celeriac/celeriac";
+ * const backend = await openKvBackend("kv://:memory:", { resultExpires: 3600 });
+ * console.assert(await backend.get("unknown-id") === null);
+ * await backend.close();
+ * ```
+ *
+ * @param url the backend URL (`visibility_timeout` is accepted and ignored)
+ * @param options backend options
+ * @returns an open backend
+ * @throws {TypeError} when the URL is not a `kv://` URL
+ * @throws {RangeError} when `resultExpires` is negative or the prefix is empty
+ * @throws {BrokerConnectionError} when the database cannot be opened
+ */
+export async function openKvBackend(
+  url: string,
+  options: KvBackendOptions = {},
+): Promise<KvBackend> {
+  const parsed = parseKvUrl(url);
+  const resultExpires = options.resultExpires ?? 86400;
+  if (!(resultExpires >= 0) || !Number.isFinite(resultExpires)) {
+    throw new RangeError(
+      `resultExpires must be a number of seconds >= 0 (0 keeps results forever), got ${resultExpires}`,
+    );
+  }
+  const prefix = parsed.prefix !== undefined ? [parsed.prefix] : options.prefix ?? ["celeriac"];
+  if (prefix.length === 0) {
+    throw new RangeError('prefix must name at least one key part, e.g. ["celeriac"]');
+  }
+  const shared = await openSharedKv(parsed.path, url);
+  return new KvBackend(shared, { resultExpires, prefix });
+}

@@ -1,0 +1,346 @@
+/**
+ * Shared plumbing of the Deno KV broker and result backend: `kv://` URL
+ * parsing, a process-wide cache of open `Deno.Kv` handles (so every broker,
+ * backend and in-process worker opening the same path uses the SAME
+ * database, which matters for `kv://:memory:`), and change notification.
+ *
+ * Waking up is push-based. `Deno.Kv.watch()` does not see commits of other
+ * processes, but a directory watch does: every commit of any process
+ * modifies `<file>-wal`. So in-process writers call {@link SharedKv.notify},
+ * and for file databases one `Deno.watchFs` per open path (on the file's
+ * directory, filtered to the database's own files) does the same for
+ * commits of other processes. Waiters also re-check once a second, only as
+ * a fallback should a file-system notification be lost.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { basename, dirname, resolve } from "node:path";
+import { BrokerConnectionError } from "./errors.ts";
+
+const log = getLogger(["celeriac", "broker", "kv"]);
+
+/** The path that opens a private in-memory database, shared within one process. */
+const MEMORY_PATH = ":memory:";
+
+/** Settings read from a `kv://` URL. */
+export interface KvUrl {
+  /** The database file as written in the URL (relative or absolute), or `:memory:`. */
+  path: string;
+  /** `visibility_timeout` in seconds, when the URL sets it. */
+  visibilityTimeout?: number;
+  /** `prefix` (the key namespace), when the URL sets it. */
+  prefix?: string;
+}
+
+const URL_OPTIONS = ["visibility_timeout", "prefix"];
+
+/**
+ * Parse a Deno KV URL: `kv://relative/file.sqlite`, `kv:///absolute/file.sqlite`
+ * or `kv://:memory:`, with optional `?visibility_timeout=<seconds>` and
+ * `?prefix=<namespace>`.
+ *
+ * @example
+ * ```ts
+ * import { parseKvUrl } from "@celeriac/celeriac";
+ * parseKvUrl("kv:///var/lib/app/queue.sqlite?visibility_timeout=60");
+ * // { path: "/var/lib/app/queue.sqlite", visibilityTimeout: 60 }
+ * parseKvUrl("kv://:memory:?prefix=tests"); // { path: ":memory:", prefix: "tests" }
+ * ```
+ *
+ * @param url the URL
+ * @returns the parsed settings
+ * @throws {TypeError} when the URL is not a `kv://` URL, has no path or an unknown option
+ * @throws {RangeError} when `visibility_timeout` is not a positive number or `prefix` is empty
+ */
+export function parseKvUrl(url: string): KvUrl {
+  const m = /^kv:\/\/([^?#]*)(?:\?([^#]*))?$/i.exec(url);
+  if (!m) {
+    throw new TypeError(
+      `Not a Deno KV URL: "${url}" (use kv://path/to/file.sqlite, kv:///abs/path or kv://:memory:)`,
+    );
+  }
+  const path = decodeURIComponent(m[1]);
+  if (path === "" || path === "/") {
+    throw new TypeError(`The Deno KV URL "${url}" names no database file: use kv://file.sqlite`);
+  }
+  const out: KvUrl = { path };
+  for (const [key, value] of new URLSearchParams(m[2] ?? "")) {
+    if (key === "visibility_timeout") {
+      const seconds = Number(value);
+      if (!(seconds > 0) || !Number.isFinite(seconds)) {
+        throw new RangeError(
+          `visibility_timeout=${value} in "${url}" must be a positive number of seconds`,
+        );
+      }
+      out.visibilityTimeout = seconds;
+    } else if (key === "prefix") {
+      if (value === "") throw new RangeError(`prefix= in "${url}" must not be empty`);
+      out.prefix = value;
+    } else {
+      throw new TypeError(
+        `Unknown option "${key}" in "${url}": the KV transport accepts ${URL_OPTIONS.join(", ")}`,
+      );
+    }
+  }
+  return out;
+}
+
+const LOCKED = /database (?:table )?is locked|database is busy/i;
+const COMMIT_ATTEMPTS = 60;
+
+/**
+ * Commit an atomic operation, retrying while SQLite reports that another
+ * process holds the write lock (`database is locked`: an atomic commit with
+ * checks that races a commit of another process fails at once instead of
+ * waiting). A failed commit changed nothing, so committing again is safe.
+ *
+ * @example
+ * ```ts
+ * import { commitAtomic } from "./kv_store.ts";
+ * const kv = await Deno.openKv(":memory:");
+ * const res = await commitAtomic(kv.atomic().check({ key: ["k"], versionstamp: null }).set(["k"], 1));
+ * console.assert(res.ok);
+ * kv.close();
+ * ```
+ *
+ * @param op the operation to commit
+ * @returns its result (`ok: false` when a check failed)
+ * @throws the last error when the lock is still held after a few seconds
+ */
+export async function commitAtomic(
+  op: Deno.AtomicOperation,
+): Promise<Deno.KvCommitResult | Deno.KvCommitError> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await op.commit();
+    } catch (err) {
+      if (attempt >= COMMIT_ATTEMPTS || !LOCKED.test(String((err as Error)?.message))) throw err;
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(2 * attempt, 100)));
+    }
+  }
+}
+
+interface Entry {
+  readonly path: string;
+  readonly opening: Promise<Deno.Kv>;
+  refs: number;
+  version: number;
+  readonly wakers: Set<() => void>;
+  watcher: Deno.FsWatcher | null;
+  watching: Promise<void> | null;
+  watchFailed: boolean;
+  settleTimers: Map<number, ReturnType<typeof setTimeout>>;
+}
+
+const entries = new Map<string, Entry>();
+
+function bump(entry: Entry): void {
+  entry.version++;
+  for (const wake of [...entry.wakers]) wake();
+}
+
+async function canonicalPath(path: string): Promise<string> {
+  if (path === MEMORY_PATH) return path;
+  const abs = resolve(path);
+  await Deno.mkdir(dirname(abs), { recursive: true });
+  return resolve(await Deno.realPath(dirname(abs)), basename(abs));
+}
+
+/**
+ * A file event comes when the other process writes its WAL frames, a moment
+ * before its commit is visible to readers; so wake waiters shortly after
+ * the event, and once more a little later in case that commit was slow
+ * (e.g. waiting for an fsync). Pending timers are not reset by new events,
+ * so a steady stream of commits still wakes waiters every few milliseconds.
+ */
+const FS_SETTLE_MS = [10, 100];
+
+function onFileEvent(entry: Entry): void {
+  for (const delay of FS_SETTLE_MS) {
+    if (entry.settleTimers.has(delay)) continue;
+    entry.settleTimers.set(
+      delay,
+      setTimeout(() => {
+        entry.settleTimers.delete(delay);
+        bump(entry);
+      }, delay),
+    );
+  }
+}
+
+function startWatching(entry: Entry): void {
+  if (entry.path === MEMORY_PATH || entry.watcher || entry.watchFailed) return;
+  let watcher: Deno.FsWatcher;
+  try {
+    watcher = Deno.watchFs(dirname(entry.path), { recursive: false });
+  } catch (err) {
+    entry.watchFailed = true;
+    log.warn("Cannot watch {path} for commits of other processes ({error}); polling every second", {
+      path: entry.path,
+      error: String(err),
+    });
+    return;
+  }
+  entry.watcher = watcher;
+  entry.watching = (async () => {
+    try {
+      for await (const event of watcher) {
+        if (event.kind === "access") continue;
+        const ours = event.paths.some((p) => p === entry.path || p.startsWith(entry.path + "-"));
+        if (ours) onFileEvent(entry);
+      }
+    } catch (err) {
+      log.warn("Watching {path} stopped: {error}", { path: entry.path, error: String(err) });
+    }
+  })();
+}
+
+/**
+ * One reference to a shared, process-wide open `Deno.Kv`. Obtain it with
+ * {@link openSharedKv}; give it back with {@link SharedKv.release}.
+ *
+ * @example
+ * ```ts
+ * import { openSharedKv } from "./kv_store.ts";
+ * const a = await openSharedKv(":memory:", "kv://:memory:");
+ * const b = await openSharedKv(":memory:", "kv://:memory:");
+ * await a.kv.set(["k"], 1);
+ * console.assert((await b.kv.get(["k"])).value === 1);
+ * await a.release();
+ * await b.release();
+ * ```
+ */
+export interface SharedKv {
+  /** The database. Do not close it: {@link SharedKv.release} does when the last user leaves. */
+  readonly kv: Deno.Kv;
+  /** The canonical path of the database (absolute file path, or `:memory:`). */
+  readonly path: string;
+  /**
+   * A counter that grows with every change seen. Read it before checking the
+   * database, then pass it to {@link SharedKv.changed}: a change in between
+   * is never missed.
+   */
+  readonly version: number;
+  /** Tell waiters of this process that the database changed. */
+  notify(): void;
+  /**
+   * Wait until {@link SharedKv.version} differs from `since` (a change by
+   * this or, for files, another process), `timeoutMs` passes or the signal
+   * aborts. Never rejects.
+   *
+   * @param since the version read before the last check
+   * @param timeoutMs the longest wait: a safety re-check against lost notifications
+   * @param signal stops the wait
+   */
+  changed(since: number, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Give the reference back. The last one stops the directory watch and
+   * closes the database. Calling it again does nothing.
+   */
+  release(): Promise<void>;
+}
+
+class SharedKvRef implements SharedKv {
+  readonly kv: Deno.Kv;
+  readonly #entry: Entry;
+  #released = false;
+
+  constructor(entry: Entry, kv: Deno.Kv) {
+    this.#entry = entry;
+    this.kv = kv;
+  }
+
+  get path(): string {
+    return this.#entry.path;
+  }
+
+  get version(): number {
+    return this.#entry.version;
+  }
+
+  notify(): void {
+    bump(this.#entry);
+  }
+
+  changed(since: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    const entry = this.#entry;
+    if (entry.version !== since || signal?.aborted || this.#released) return Promise.resolve();
+    startWatching(entry);
+    return new Promise((done) => {
+      const wake = () => {
+        clearTimeout(timer);
+        entry.wakers.delete(wake);
+        signal?.removeEventListener("abort", wake);
+        done();
+      };
+      const timer = setTimeout(wake, timeoutMs);
+      entry.wakers.add(wake);
+      signal?.addEventListener("abort", wake, { once: true });
+    });
+  }
+
+  async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    const entry = this.#entry;
+    if (--entry.refs > 0) return;
+    if (entries.get(entry.path) === entry) entries.delete(entry.path);
+    entry.watcher?.close();
+    await entry.watching;
+    for (const timer of entry.settleTimers.values()) clearTimeout(timer);
+    bump(entry);
+    this.kv.close();
+  }
+}
+
+/**
+ * Open (or join) the process-wide handle of a KV database. Relative paths
+ * are resolved against the working directory and the file's directory is
+ * created when missing.
+ *
+ * @example
+ * ```ts
+ * import { openSharedKv } from "./kv_store.ts";
+ * const shared = await openSharedKv(":memory:", "kv://:memory:");
+ * await shared.kv.set(["hello"], "world");
+ * await shared.release();
+ * ```
+ *
+ * @param path a file path or `:memory:`
+ * @param url the URL it came from, for error messages
+ * @returns a reference to release when done
+ * @throws {BrokerConnectionError} when the database cannot be opened
+ */
+export async function openSharedKv(path: string, url: string): Promise<SharedKv> {
+  let key: string;
+  try {
+    key = await canonicalPath(path);
+  } catch (err) {
+    throw new BrokerConnectionError(url, err);
+  }
+  let entry = entries.get(key);
+  if (!entry) {
+    entry = {
+      path: key,
+      opening: Deno.openKv(key),
+      refs: 0,
+      version: 0,
+      wakers: new Set(),
+      watcher: null,
+      watching: null,
+      watchFailed: false,
+      settleTimers: new Map(),
+    };
+    entries.set(key, entry);
+  }
+  entry.refs++;
+  try {
+    return new SharedKvRef(entry, await entry.opening);
+  } catch (err) {
+    entry.refs--;
+    if (entries.get(key) === entry) entries.delete(key);
+    throw new BrokerConnectionError(url, err);
+  }
+}

@@ -1,0 +1,151 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { KV_MAX_RESULT_BYTES, openKvBackend } from "../src/backend/kv.ts";
+import { openKvBroker } from "../src/broker/kv.ts";
+import { encodeResultMeta } from "../src/protocol/result_meta.ts";
+import { backendConformance } from "./backend_conformance.ts";
+
+const dir = Deno.makeTempDirSync({ prefix: "celeriac-kv-backend-" });
+const url = `kv://${dir}/results.sqlite`;
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+backendConformance("kv", () => openKvBackend(url));
+
+function success(taskId: string, result: unknown) {
+  return {
+    taskId,
+    status: "SUCCESS" as const,
+    meta: encodeResultMeta({ taskId, status: "SUCCESS", result, dateDone: new Date() }),
+  };
+}
+
+Deno.test("kv backend: results expire after resultExpires seconds", async () => {
+  const backend = await openKvBackend(url, { resultExpires: 1 });
+  const keeper = await openKvBackend(url, { resultExpires: 0 });
+  try {
+    const id = crypto.randomUUID();
+    const kept = crypto.randomUUID();
+    const stored = Date.now();
+    await backend.store([success(id, "short-lived")]);
+    await keeper.store([success(kept, "kept")]);
+    assert.equal((await backend.get(id))?.result, "short-lived");
+    while (await backend.get(id) !== null) {
+      assert.ok(Date.now() - stored < 5000, "the result did not expire within 5 s");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(Date.now() - stored >= 900, "the result expired too early");
+    assert.equal((await backend.get(kept))?.result, "kept", "resultExpires 0 keeps results");
+    await backend.store([success(id, "again")]);
+    assert.equal((await backend.get(id))?.result, "again", "an expired SUCCESS may be replaced");
+  } finally {
+    await keeper.close();
+    await backend.close();
+  }
+});
+
+Deno.test("kv backend: an oversized result is refused with a RangeError naming the limit", async () => {
+  const backend = await openKvBackend(url);
+  try {
+    const id = crypto.randomUUID();
+    await assert.rejects(
+      backend.store([success(id, "x".repeat(KV_MAX_RESULT_BYTES))]),
+      (e: Error) => e instanceof RangeError && /Redis backend/.test(e.message),
+    );
+    assert.equal(await backend.get(id), null);
+    await backend.store([success(id, "x".repeat(KV_MAX_RESULT_BYTES - 500))]);
+    assert.equal(((await backend.get(id))?.result as string).length, KV_MAX_RESULT_BYTES - 500);
+  } finally {
+    await backend.close();
+  }
+});
+
+Deno.test("kv backend: a broker and a backend on kv://:memory: share one database", async () => {
+  const broker = await openKvBroker("kv://:memory:");
+  const backend = await openKvBackend("kv://:memory:");
+  const other = await openKvBackend("kv://:memory:");
+  try {
+    const id = crypto.randomUUID();
+    await backend.store([success(id, 7)]);
+    assert.equal((await other.get(id))?.result, 7);
+    await broker.close();
+    await backend.close();
+    assert.equal((await other.get(id))?.result, 7, "closing the others keeps the database");
+  } finally {
+    await other.close();
+  }
+});
+
+Deno.test("kv backend: prefixes keep namespaces apart", async () => {
+  const a = await openKvBackend(url, { prefix: ["app-a"] });
+  const b = await openKvBackend(`${url}?prefix=app-b`);
+  try {
+    const id = crypto.randomUUID();
+    await a.store([success(id, "a")]);
+    assert.equal(await b.get(id), null);
+    assert.equal((await a.get(id))?.result, "a");
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("kv backend: close rejects pending waits with an AbortError", async () => {
+  const backend = await openKvBackend(url);
+  const waiting = assert.rejects(
+    backend.waitFor(crypto.randomUUID()),
+    (e: Error) => e.name === "AbortError",
+  );
+  await new Promise((r) => setTimeout(r, 50));
+  await backend.close();
+  await waiting;
+  await assert.rejects(backend.get("x"), /closed/);
+});
+
+Deno.test("kv backend: bad options are refused", async () => {
+  await assert.rejects(openKvBackend(url, { resultExpires: -1 }), RangeError);
+  await assert.rejects(openKvBackend("kv://"), TypeError);
+});
+
+Deno.test("kv backend: waitFor wakes up when another process stores the result", async () => {
+  const backend = await openKvBackend(url);
+  const id = crypto.randomUUID();
+  const script = `${dir}/store.ts`;
+  Deno.writeTextFileSync(
+    script,
+    `import { openKvBackend } from ${JSON.stringify(import.meta.resolve("../src/backend/kv.ts"))};
+import { encodeResultMeta } from ${
+      JSON.stringify(import.meta.resolve("../src/protocol/result_meta.ts"))
+    };
+const [url, taskId] = Deno.args;
+const backend = await openKvBackend(url);
+const meta = encodeResultMeta({ taskId, status: "SUCCESS", result: "from another process" });
+await backend.store([{ taskId, status: "SUCCESS", meta }]);
+await backend.close();
+`,
+  );
+  try {
+    const waiting = backend.waitFor(id, AbortSignal.timeout(15_000));
+    const child = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--unstable-kv",
+        "--config",
+        fileURLToPath(import.meta.resolve("../deno.json")),
+        script,
+        url,
+        id,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(child.code, 0, new TextDecoder().decode(child.stderr));
+    const stored = performance.now();
+    const meta = await waiting;
+    const latency = performance.now() - stored;
+    assert.equal(meta.result, "from another process");
+    assert.ok(latency < 500, `woken ${latency} ms after the store`);
+  } finally {
+    await backend.close();
+  }
+});
