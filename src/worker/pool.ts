@@ -7,6 +7,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
+import type { CeleryOptions } from "../client/config.ts";
 import type { PublishTarget } from "../broker/port.ts";
 import type { Message } from "../protocol/message.ts";
 import { type RunOutcome, type RunRequest, runTask } from "./executor.ts";
@@ -50,6 +51,8 @@ export interface ThreadPoolOptions {
   exportName?: string;
   /** Deno permissions of the Web Workers; default inherit the process's. */
   permissions?: Deno.PermissionOptions;
+  /** The worker's app configuration, applied to the app in each Web Worker. */
+  config: CeleryOptions;
 }
 
 interface Member {
@@ -137,6 +140,7 @@ export class ThreadPool implements Pool {
       type: "init",
       module: this.#options.module,
       exportName: this.#options.exportName,
+      config: this.#options.config,
     });
     return member;
   }

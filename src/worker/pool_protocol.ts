@@ -5,12 +5,13 @@
  */
 
 import type { PublishTarget } from "../broker/port.ts";
+import type { CeleryOptions } from "../client/config.ts";
 import type { Message } from "../protocol/message.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 
 /** Main thread → Web Worker. */
 export type ToRunner =
-  | { type: "init"; module: string; exportName?: string }
+  | { type: "init"; module: string; exportName?: string; config: CeleryOptions }
   | { type: "run"; batch: RunRequest[] }
   | { type: "abort"; seqs: number[] }
   | { type: "published"; id: number; error?: string };

@@ -9,11 +9,12 @@
 /// <reference lib="deno.worker" />
 
 import { type Celery, PUBLISHER } from "../client/app.ts";
-import { type RunOutcome, runTask } from "./executor.ts";
+import type { CeleryOptions } from "../client/config.ts";
+import { type RunOutcome, type RunRequest, runTask } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
 import type { FromRunner, ToRunner } from "./pool_protocol.ts";
 
-let app: Celery | null = null;
+let app: Promise<Celery> | null = null;
 const running = new Map<number, AbortController>();
 const pendingPublishes = new Map<number, { resolve(): void; reject(e: Error): void }>();
 let publishSeq = 0;
@@ -40,19 +41,24 @@ function finished(outcome: RunOutcome): void {
   }
 }
 
-async function init(module: string, exportName?: string): Promise<void> {
-  try {
-    app = await loadApp(module, exportName);
-    app[PUBLISHER] = (message, target) => {
-      const id = ++publishSeq;
-      const { promise, resolve, reject } = Promise.withResolvers<void>();
-      pendingPublishes.set(id, { resolve, reject });
-      post({ type: "publish", id, message, target });
-      return promise;
-    };
-    post({ type: "ready", tasks: [...app.tasks.keys()] });
-  } catch (err) {
-    post({ type: "init-error", error: (err as Error).stack ?? String(err) });
+async function init(module: string, exportName: string | undefined, config: CeleryOptions): Promise<Celery> {
+  const loaded = await loadApp(module, exportName);
+  loaded.configure(config);
+  loaded[PUBLISHER] = (message, target) => {
+    const id = ++publishSeq;
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    pendingPublishes.set(id, { resolve, reject });
+    post({ type: "publish", id, message, target });
+    return promise;
+  };
+  return loaded;
+}
+
+function run(tasks: Celery["tasks"], batch: RunRequest[]): void {
+  for (const req of batch) {
+    const ctl = new AbortController();
+    running.set(req.seq, ctl);
+    runTask(tasks, req, ctl.signal).then(finished);
   }
 }
 
@@ -60,14 +66,14 @@ self.onmessage = (e: MessageEvent<ToRunner>) => {
   const msg = e.data;
   switch (msg.type) {
     case "init":
-      init(msg.module, msg.exportName);
+      app = init(msg.module, msg.exportName, msg.config);
+      app.then(
+        (a) => post({ type: "ready", tasks: [...a.tasks.keys()] }),
+        (err) => post({ type: "init-error", error: (err as Error).stack ?? String(err) }),
+      );
       break;
     case "run":
-      for (const req of msg.batch) {
-        const ctl = new AbortController();
-        running.set(req.seq, ctl);
-        runTask(app!.tasks, req, ctl.signal).then(finished);
-      }
+      app!.then((a) => run(a.tasks, msg.batch));
       break;
     case "abort":
       for (const seq of msg.seqs) running.get(seq)?.abort();

@@ -180,6 +180,7 @@ export class Worker {
         module: o.appModule!,
         exportName: o.appExport,
         permissions: o.permissions,
+        config: this.#app.config,
       }, events);
     await this.#pool.start();
     log.info("{hostname} ready: {n} slot(s), queues {queues}, tasks {tasks}", {
@@ -474,7 +475,11 @@ export class Worker {
     this.#wake = null;
   }
 
-  /** Results first, then follow-ups, then acknowledgements: nothing is acked before its outcome is stored. */
+  /**
+   * Park refused messages, store results, publish follow-ups, then
+   * acknowledge: nothing is acknowledged before its outcome is stored, and a
+   * refused message is parked before its failure is announced.
+   */
   async #settle(
     stores: StoreEntry[],
     rejects: Rejection[],
@@ -482,12 +487,10 @@ export class Worker {
     publishes: Outgoing[],
   ): Promise<void> {
     const backend = this.#backend;
+    if (rejects.length) await this.#broker.reject(rejects);
     if (backend && stores.length) await backend.store(stores);
     for (const p of publishes) await this.#app.publish(p.message, p.target);
-    await Promise.all([
-      rejects.length ? this.#broker.reject(rejects) : undefined,
-      acks.length ? this.#broker.ack(acks) : undefined,
-    ]);
+    if (acks.length) await this.#broker.ack(acks);
   }
 
   /**
