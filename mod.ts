@@ -50,8 +50,8 @@ export { NoResultBackendError, TaskError, TimeoutError } from "./src/client/erro
 export {
   type CeleryOptions,
   DEFAULT_BROKER_URL,
-  type ResolvedConfig,
   resolveConfig,
+  type ResolvedConfig,
 } from "./src/client/config.ts";
 // src/client/current.ts
 export { currentTask, type RunningTask } from "./src/client/current.ts";
@@ -88,6 +88,15 @@ export {
 } from "./src/broker/redis.ts";
 // src/broker/redis_url.ts
 export { parseRedisUrl, type RedisUrlOptions } from "./src/broker/redis_url.ts";
+// src/broker/kv.ts
+export {
+  KV_MAX_MESSAGE_BYTES,
+  KvBroker,
+  type KvBrokerOptions,
+  openKvBroker,
+} from "./src/broker/kv.ts";
+// src/broker/kv_store.ts
+export { type KvUrl, parseKvUrl } from "./src/broker/kv_store.ts";
 // src/backend/port.ts
 export type { ResultBackend, StoreEntry } from "./src/backend/port.ts";
 // src/backend/redis.ts
@@ -97,6 +106,13 @@ export {
   type RedisBackendOptions,
   TASK_META_PREFIX,
 } from "./src/backend/redis.ts";
+// src/backend/kv.ts
+export {
+  KV_MAX_RESULT_BYTES,
+  KvBackend,
+  type KvBackendOptions,
+  openKvBackend,
+} from "./src/backend/kv.ts";
 
 // src/protocol/errors.ts
 export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";
@@ -108,15 +124,15 @@ export { parsePyDate, pyIsoFormat } from "./src/protocol/time.ts";
 export {
   CONTENT_TYPES,
   deserialize,
-  type Serialized,
   serialize,
+  type Serialized,
   type SerializerName,
 } from "./src/protocol/serializers.ts";
 // src/protocol/compression.ts
 export {
   compress,
-  type CompressionName,
   compressionMimeType,
+  type CompressionName,
   decompress,
 } from "./src/protocol/compression.ts";
 // src/protocol/repr.ts

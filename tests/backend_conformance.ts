@@ -9,7 +9,11 @@ import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 /** Opens a backend; all backends opened by one factory share one namespace. */
 export type BackendFactory = () => Promise<ResultBackend>;
 
-function meta(taskId: string, status: "SUCCESS" | "FAILURE" | "STARTED" | "RETRY", result: unknown) {
+function meta(
+  taskId: string,
+  status: "SUCCESS" | "FAILURE" | "STARTED" | "RETRY",
+  result: unknown,
+) {
   const ready = status === "SUCCESS" || status === "FAILURE";
   return {
     taskId,
@@ -77,7 +81,9 @@ export function backendConformance(name: string, open: BackendFactory): void {
 
   t("waitFor resolves at once for a result stored before", async (b) => {
     const id = crypto.randomUUID();
-    await b.store([meta(id, "FAILURE", { exc_type: "ValueError", exc_message: ["x"], exc_module: "builtins" })]);
+    await b.store([
+      meta(id, "FAILURE", { exc_type: "ValueError", exc_message: ["x"], exc_module: "builtins" }),
+    ]);
     const got = await b.waitFor(id, AbortSignal.timeout(2000));
     assert.equal(got.status, "FAILURE");
   });
@@ -92,7 +98,10 @@ export function backendConformance(name: string, open: BackendFactory): void {
 
   t("waitFor rejects with the abort reason", async (b) => {
     const id = crypto.randomUUID();
-    await assert.rejects(b.waitFor(id, AbortSignal.timeout(100)), (e: Error) => e.name === "TimeoutError");
+    await assert.rejects(
+      b.waitFor(id, AbortSignal.timeout(100)),
+      (e: Error) => e.name === "TimeoutError",
+    );
   });
 
   t("forget deletes a result", async (b) => {

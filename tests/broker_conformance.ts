@@ -36,7 +36,9 @@ function textOf(d: Delivery): string {
 async function takeAll(broker: Broker, queues: string[], n: number): Promise<Delivery[]> {
   const out: Delivery[] = [];
   while (out.length < n) {
-    out.push(...await broker.take(queues, { max: n - out.length, signal: AbortSignal.timeout(5000) }));
+    out.push(
+      ...await broker.take(queues, { max: n - out.length, signal: AbortSignal.timeout(5000) }),
+    );
     if (out.length === 0) throw new Error("take timed out");
   }
   return out;
@@ -61,7 +63,10 @@ export function brokerConformance(name: string, open: BrokerFactory): void {
 
   t("a published message is taken back intact", async (b) => {
     const q = uniqueQueue("intact");
-    const sent = message("hello", { headers: { x: [1, "two", null] }, properties: { reply_to: "r1" } });
+    const sent = message("hello", {
+      headers: { x: [1, "two", null] },
+      properties: { reply_to: "r1" },
+    });
     sent.body = new Uint8Array([0, 1, 2, 250, 255]);
     sent.contentType = "application/x-msgpack";
     sent.contentEncoding = "binary";
@@ -159,8 +164,15 @@ export function brokerConformance(name: string, open: BrokerFactory): void {
     await b.publish(sent, { routingKey: q });
     const [d] = await takeAll(b, [q], 1);
     const before = (await b.listParked({ limit: 1000 })).length;
-    await b.reject([{ delivery: d, reason: "unregistered task conf.task", taskId: String(sent.headers.id), taskName: "conf.task" }]);
-    const parked = (await b.listParked({ limit: 1000 })).filter((p) => p.taskId === sent.headers.id);
+    await b.reject([{
+      delivery: d,
+      reason: "unregistered task conf.task",
+      taskId: String(sent.headers.id),
+      taskName: "conf.task",
+    }]);
+    const parked = (await b.listParked({ limit: 1000 })).filter((p) =>
+      p.taskId === sent.headers.id
+    );
     assert.equal(parked.length, 1);
     assert.equal(parked[0].reason, "unregistered task conf.task");
     assert.equal(parked[0].queue, q);
@@ -181,8 +193,14 @@ export function brokerConformance(name: string, open: BrokerFactory): void {
     await b.publish(sent, { routingKey: q });
     const [d] = await takeAll(b, [q], 1);
     await b.ack([d]);
-    await b.reject([{ delivery: d, reason: "body does not decode", taskId: String(sent.headers.id) }]);
-    const parked = (await b.listParked({ limit: 1000 })).filter((p) => p.taskId === sent.headers.id);
+    await b.reject([{
+      delivery: d,
+      reason: "body does not decode",
+      taskId: String(sent.headers.id),
+    }]);
+    const parked = (await b.listParked({ limit: 1000 })).filter((p) =>
+      p.taskId === sent.headers.id
+    );
     assert.equal(parked.length, 1);
     assert.equal(parked[0].reason, "body does not decode");
     assert.equal(await b.queueDepth(q), 0);

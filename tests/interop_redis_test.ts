@@ -67,7 +67,10 @@ Deno.test("interop: a Python client calls Celeriac tasks and gets results and ex
     const out = await pythonCalls(queue, [
       { task: "tasks.add", args: [2, 3] },
       { task: "tasks.mul", kwargs: { x: 6, y: 7 } },
-      { task: "tasks.echo", args: [1, 2.5, "h\u00e9llo \u2603", null, true, [1, "a"], { k: "v" }, 2n ** 70n] },
+      {
+        task: "tasks.echo",
+        args: [1, 2.5, "h\u00e9llo \u2603", null, true, [1, "a"], { k: "v" }, 2n ** 70n],
+      },
       { task: "tasks.fail", args: ["boom"] },
       { task: "tasks.add", args: [1, 2], options: { serializer: "msgpack" } },
       { task: "tasks.add", args: [3, 4], options: { compression: "zlib" } },
@@ -77,7 +80,16 @@ Deno.test("interop: a Python client calls Celeriac tasks and gets results and ex
     ]);
     assert.equal(out[0].ok, 5);
     assert.equal(out[1].ok, 42);
-    assert.deepEqual(out[2].ok, [1, 2.5, "h\u00e9llo \u2603", null, true, [1, "a"], { k: "v" }, 2n ** 70n]);
+    assert.deepEqual(out[2].ok, [
+      1,
+      2.5,
+      "h\u00e9llo \u2603",
+      null,
+      true,
+      [1, "a"],
+      { k: "v" },
+      2n ** 70n,
+    ]);
     assert.deepEqual(out[3].error, { type: "ValueError", module: "builtins", args: ["boom"] });
     assert.equal(out[4].ok, 3);
     assert.equal(out[5].ok, 7);
@@ -119,7 +131,12 @@ Deno.test("interop: a Celeriac client calls Python tasks and gets typed results 
     const r1 = await mul.delay(6, 7);
     const product: number = await r1.get({ timeout: 15_000 });
     assert.equal(product, 42);
-    const r2 = await app.sendTask("py.echo", [1, "x", 2n ** 70n, new Date("2026-01-02T03:04:05.600Z")], {
+    const r2 = await app.sendTask("py.echo", [
+      1,
+      "x",
+      2n ** 70n,
+      new Date("2026-01-02T03:04:05.600Z"),
+    ], {
       kwargs: { k: [1, 2] },
     });
     assert.deepEqual(await r2.get({ timeout: 15_000 }), {
@@ -172,7 +189,11 @@ Deno.test("interop: a Python and a Celeriac worker share a queue and every task 
     assert.deepEqual(numbers, Array.from({ length: n }, (_, i) => i));
     assert.ok(ran.some((s) => s.startsWith("py:")), "the Python worker ran some");
     assert.ok(ran.some((s) => s.startsWith("ts:")), "the Celeriac worker ran some");
-    assert.deepEqual(values.slice().sort(), ran.slice().sort(), "each result names the worker that ran it");
+    assert.deepEqual(
+      values.slice().sort(),
+      ran.slice().sort(),
+      "each result names the worker that ran it",
+    );
   } finally {
     await app.close();
     await redis.quit();
@@ -208,7 +229,10 @@ Deno.test("interop: a task held by a SIGKILLed Celeriac worker is restored and r
     await ts.stop();
     // The Python worker restores orphans older than the visibility timeout once at start-up.
     await new Promise((r) => setTimeout(r, 2500));
-    const py = await celeryWorker(["-P", "solo", "-Q", queue], pyEnv(queue, { INTEROP_VISIBILITY: "2" }));
+    const py = await celeryWorker(
+      ["-P", "solo", "-Q", queue],
+      pyEnv(queue, { INTEROP_VISIBILITY: "2" }),
+    );
     try {
       assert.equal(await r.get({ timeout: 30_000 }), "py:1");
       assert.deepEqual(await waitForList(marker, 1, 1000), ["py:1"]);

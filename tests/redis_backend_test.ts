@@ -16,9 +16,16 @@ Deno.test("redis backend: SETEX with result_expires and PUBLISH on the key's cha
   try {
     const id = crypto.randomUUID();
     const key = `${prefix}celery-task-meta-${id}`;
-    const heard = new Promise<string>((resolve) => sub.on("message", (_c: string, m: string) => resolve(m)));
+    const heard = new Promise<string>((resolve) =>
+      sub.on("message", (_c: string, m: string) => resolve(m))
+    );
     await sub.subscribe(key);
-    const meta = encodeResultMeta({ taskId: id, status: "SUCCESS", result: 5, dateDone: new Date() });
+    const meta = encodeResultMeta({
+      taskId: id,
+      status: "SUCCESS",
+      result: 5,
+      dateDone: new Date(),
+    });
     await backend.store([{ taskId: id, status: "SUCCESS", meta }]);
     assert.equal(await r.get(key), meta);
     const ttl = await r.ttl(key);
@@ -35,7 +42,9 @@ Deno.test("redis backend: a waiter survives many results for other tasks and use
   const backend = await openRedisBackend(url);
   const r = await rawRedis();
   const subscribers = async () =>
-    (await r.client("LIST") as string).split("\n").filter((l) => l.includes("name=celeriac-results"));
+    (await r.client("LIST") as string).split("\n").filter((l) =>
+      l.includes("name=celeriac-results")
+    );
   try {
     const before = (await subscribers()).length;
     const id = crypto.randomUUID();
@@ -54,7 +63,12 @@ Deno.test("redis backend: a waiter survives many results for other tasks and use
     await backend.store([{
       taskId: id,
       status: "FAILURE",
-      meta: encodeResultMeta({ taskId: id, status: "FAILURE", result: { exc_type: "ValueError", exc_message: ["x"], exc_module: "builtins" }, dateDone: new Date() }),
+      meta: encodeResultMeta({
+        taskId: id,
+        status: "FAILURE",
+        result: { exc_type: "ValueError", exc_message: ["x"], exc_module: "builtins" },
+        dateDone: new Date(),
+      }),
     }]);
     assert.equal((await waiting).status, "FAILURE");
   } finally {

@@ -17,9 +17,19 @@ Deno.test("redis broker: a published message is the kombu envelope in the priori
     assert.equal(await r.llen(`${prefix}${q}\x06\x163`), 1);
     const raw = (await r.lrange(`${prefix}${q}\x06\x163`, 0, 0))[0];
     const env = JSON.parse(raw);
-    assert.deepEqual(Object.keys(env), ["body", "content-encoding", "content-type", "headers", "properties"]);
+    assert.deepEqual(Object.keys(env), [
+      "body",
+      "content-encoding",
+      "content-type",
+      "headers",
+      "properties",
+    ]);
     assert.deepEqual(Object.keys(env.properties), [
-      "delivery_mode", "delivery_info", "priority", "body_encoding", "delivery_tag",
+      "delivery_mode",
+      "delivery_info",
+      "priority",
+      "body_encoding",
+      "delivery_tag",
     ]);
     assert.deepEqual(env.properties.delivery_info, { exchange: "", routing_key: q });
     assert.equal(env.properties.body_encoding, "base64");
@@ -62,7 +72,10 @@ Deno.test("redis broker: garbage in a queue is parked, logged and does not stop 
   try {
     const q = uniqueQueue("garbage");
     await r.lpush(`${prefix}${q}`, "this is not json");
-    await r.lpush(`${prefix}${q}`, '{"body": "!!", "properties": {"body_encoding": "base64", "delivery_tag": "t-bad-b64"}}');
+    await r.lpush(
+      `${prefix}${q}`,
+      '{"body": "!!", "properties": {"body_encoding": "base64", "delivery_tag": "t-bad-b64"}}',
+    );
     await broker.publish(message("good"), { routingKey: q });
     const got = await broker.take([q], { max: 10 });
     assert.equal(got.length, 1);

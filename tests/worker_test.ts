@@ -51,7 +51,8 @@ async function withWorker(
 }
 
 for (const t of transports) {
-  const test = (name: string, fn: () => Promise<void>) => Deno.test(`worker on ${t.name}: ${name}`, fn);
+  const test = (name: string, fn: () => Promise<void>) =>
+    Deno.test(`worker on ${t.name}: ${name}`, fn);
 
   test("runs tasks and stores results and failures with tracebacks", async () => {
     await withWorker(t, {}, async (client) => {
@@ -109,7 +110,10 @@ for (const t of transports) {
         else await new Promise((r) => setTimeout(r, 20));
       }
       assert.equal(started?.status, "STARTED");
-      assert.equal((started?.result as { hostname: string }).hostname.startsWith("celeriac@"), true);
+      assert.equal(
+        (started?.result as { hostname: string }).hostname.startsWith("celeriac@"),
+        true,
+      );
       assert.equal(await tr.get({ timeout: 10_000 }), "done");
       assert.equal(await q.state(), "PENDING");
     });
@@ -129,7 +133,10 @@ for (const t of transports) {
       assert.equal(parked[0].queue, queue);
       assert.match(parked[0].reason, /unregistered task "nobody\.knows"/);
       assert.equal(worker.stats.parked, 1);
-      assert.equal(await (await client.sendTask<number>("t.add", [1, 1])).get({ timeout: 10_000 }), 2);
+      assert.equal(
+        await (await client.sendTask<number>("t.add", [1, 1])).get({ timeout: 10_000 }),
+        2,
+      );
     });
   });
 
@@ -162,12 +169,18 @@ for (const t of transports) {
       });
       bad.body = new TextEncoder().encode('{"not": "a task body"}');
       await broker.publish(bad, { routingKey: queue });
-      const e1 = await client.asyncResult(pickleId).get({ timeout: 10_000 }).then(() => null, (e) => e);
+      const e1 = await client.asyncResult(pickleId).get({ timeout: 10_000 }).then(
+        () => null,
+        (e) => e,
+      );
       assert.equal(e1?.excType, "ContentDisallowed");
       assert.equal(e1?.excModule, "kombu.exceptions");
       assert.match(String(e1?.excMessage[0]), /application\/x-python-serialize/);
       assert.match(String(e1?.excMessage[0]), new RegExp(pickleId));
-      const e2 = await client.asyncResult(badId).get({ timeout: 10_000 }).then(() => null, (e) => e);
+      const e2 = await client.asyncResult(badId).get({ timeout: 10_000 }).then(
+        () => null,
+        (e) => e,
+      );
       assert.equal(e2?.excType, "ProtocolError");
       const parked = await broker.listParked({ limit: 1000 });
       assert.ok(parked.some((p) => p.taskId === pickleId && /x-python-serialize/.test(p.reason)));
@@ -233,7 +246,10 @@ for (const t of transports) {
       await broker.publish(failing, { routingKey: client.config.defaultQueue });
       const eb = await client.asyncResult<{ tag: string }>(errback).get({ timeout: 10_000 });
       assert.equal(eb.tag, failing.headers.id);
-      const skipped = await client.asyncResult(step3 + "x").get({ timeout: 10_000 }).then(() => null, (e) => e);
+      const skipped = await client.asyncResult(step3 + "x").get({ timeout: 10_000 }).then(
+        () => null,
+        (e) => e,
+      );
       assert.equal(skipped?.excType, "TypeError");
     });
   });
@@ -254,15 +270,27 @@ for (const t of transports) {
       const err = await r.get({ timeout: 10_000 }).then(() => null, (e) => e);
       assert.ok(err instanceof TaskError);
       assert.equal(err.excType, "WorkerLostError");
-      const after = await Promise.all([1, 2, 3, 4].map((n) => client.sendTask<number>("t.add", [n, n])));
-      assert.deepEqual(await Promise.all(after.map((x) => x.get({ timeout: 10_000 }))), [2, 4, 6, 8]);
+      const after = await Promise.all(
+        [1, 2, 3, 4].map((n) => client.sendTask<number>("t.add", [n, n])),
+      );
+      assert.deepEqual(await Promise.all(after.map((x) => x.get({ timeout: 10_000 }))), [
+        2,
+        4,
+        6,
+        8,
+      ]);
     });
   });
 
   test("the inline pool runs tasks on the main thread", async () => {
     await withWorker(t, { pool: "inline" }, async (client) => {
-      const rs = await Promise.all(Array.from({ length: 20 }, (_, i) => client.sendTask<number>("t.add", [i, 1])));
-      assert.deepEqual(await Promise.all(rs.map((r) => r.get({ timeout: 10_000 }))), rs.map((_, i) => i + 1));
+      const rs = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => client.sendTask<number>("t.add", [i, 1])),
+      );
+      assert.deepEqual(
+        await Promise.all(rs.map((r) => r.get({ timeout: 10_000 }))),
+        rs.map((_, i) => i + 1),
+      );
     });
   });
 
@@ -270,13 +298,25 @@ for (const t of transports) {
     const queue = `wq-${crypto.randomUUID().slice(0, 8)}`;
     tasksApp.configure({ broker: t.broker, backend: t.backend, defaultQueue: queue });
     const client = new Celery({ broker: t.broker, backend: t.backend, defaultQueue: queue });
-    const worker = new Worker({ app: tasksApp, appModule: APP_MODULE, queues: [queue], concurrency: 1, prefetch: 2 });
+    const worker = new Worker({
+      app: tasksApp,
+      appModule: APP_MODULE,
+      queues: [queue],
+      concurrency: 1,
+      prefetch: 2,
+    });
     try {
       await worker.start();
-      const rs = await Promise.all(Array.from({ length: 6 }, () => client.sendTask<number>("t.slow", [400])));
+      const rs = await Promise.all(
+        Array.from({ length: 6 }, () => client.sendTask<number>("t.slow", [400])),
+      );
       await new Promise((r) => setTimeout(r, 150));
       assert.equal(worker.active, 2, "two slots, two tasks taken");
-      assert.equal(await (await client.broker()).queueDepth(queue), 4, "the rest stay in the queue");
+      assert.equal(
+        await (await client.broker()).queueDepth(queue),
+        4,
+        "the rest stay in the queue",
+      );
       await worker.stop();
       assert.equal(await rs[0].get({ timeout: 1000 }), 400);
       assert.equal(await rs[1].get({ timeout: 1000 }), 400);

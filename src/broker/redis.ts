@@ -16,7 +16,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
-import { decodeEnvelope, type Envelope, encodeEnvelope } from "../protocol/envelope.ts";
+import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envelope.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import type { Message } from "../protocol/message.ts";
 import { BrokerConnectionError } from "./errors.ts";
@@ -310,7 +310,12 @@ export class RedisBroker implements Broker {
         env = decodeEnvelope(raw);
       } catch (err) {
         const tag = /"delivery_tag": "([^"\\]+)"}}$/.exec(raw)?.[1] ?? "";
-        await this.#parkRaw(tag, raw, queueOfList(list), `malformed message: ${(err as Error).message}`);
+        await this.#parkRaw(
+          tag,
+          raw,
+          queueOfList(list),
+          `malformed message: ${(err as Error).message}`,
+        );
         continue;
       }
       const d: Delivery = {
@@ -485,7 +490,8 @@ export class RedisBroker implements Broker {
       e = { reason: "unreadable parked entry" };
     }
     const msg = typeof e.message === "string" ? e.message : "";
-    const fromMsg = (field: string) => new RegExp(`"${field}": "([^"\\\\]+)"`).exec(msg)?.[1] ?? null;
+    const fromMsg = (field: string) =>
+      new RegExp(`"${field}": "([^"\\\\]+)"`).exec(msg)?.[1] ?? null;
     const parkedAt = typeof e.parked_at === "number" ? e.parked_at : 0;
     return {
       id: `${parkedAt}:${(typeof e.task_id === "string" && e.task_id) || fromMsg("delivery_tag")}`,
@@ -511,7 +517,12 @@ export class RedisBroker implements Broker {
         log.warn("Parked message {id} cannot be decoded; it stays parked", { id: parked.id });
         continue;
       }
-      const raw = encodeEnvelope(env, env.deliveryInfo, env.deliveryTag || crypto.randomUUID(), true);
+      const raw = encodeEnvelope(
+        env,
+        env.deliveryInfo,
+        env.deliveryTag || crypto.randomUUID(),
+        true,
+      );
       const list = priorityList(parked.queue, env.properties.priority);
       moved += await this.#run(() =>
         this.#client.celeriacUnpark(this.#k(PARKED_KEY), this.#k(list), entry, raw)

@@ -185,7 +185,9 @@ async function parked(app: Celery, requeue: boolean, limit: number | undefined):
     const list = await broker.listParked({ limit });
     for (const p of list) {
       console.log(
-        `${p.parkedAt.toISOString()}  ${p.queue}  ${p.taskName ?? "-"}[${p.taskId ?? "-"}]  ${p.reason}`,
+        `${p.parkedAt.toISOString()}  ${p.queue}  ${p.taskName ?? "-"}[${
+          p.taskId ?? "-"
+        }]  ${p.reason}`,
       );
     }
     console.log(`${list.length} parked message(s)`);

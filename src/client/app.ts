@@ -11,7 +11,7 @@ import type { Broker, PublishTarget } from "../broker/port.ts";
 import type { Message } from "../protocol/message.ts";
 import { encodeTaskMessage } from "../protocol/task_message.ts";
 import { AsyncResult, type ResultSource } from "./async_result.ts";
-import { type CeleryOptions, type ResolvedConfig, resolveConfig } from "./config.ts";
+import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
 import { currentTask } from "./current.ts";
 import { NoResultBackendError } from "./errors.ts";
 import { anonymousNodeName } from "./runtime.ts";
@@ -174,7 +174,7 @@ export class Celery implements TaskSender, ResultSource {
     const handler = typeof optionsOrHandler === "function" ? optionsOrHandler : maybeHandler;
     const options = typeof optionsOrHandler === "function" ? {} : optionsOrHandler;
     if (typeof name !== "string" || name === "") {
-      throw new TypeError("A task needs a non-empty name, e.g. \"tasks.add\"");
+      throw new TypeError('A task needs a non-empty name, e.g. "tasks.add"');
     }
     if (typeof handler !== "function") {
       throw new TypeError(`Task "${name}" needs a handler function`);

@@ -28,5 +28,6 @@ const holder = globalThis as unknown as Record<symbol, AsyncLocalStorage<Running
  * currentTask.run({ id: "a", rootId: "a" }, () => currentTask.getStore()?.id); // "a"
  * ```
  */
-export const currentTask: AsyncLocalStorage<RunningTask> = holder[KEY] ??=
-  new AsyncLocalStorage<RunningTask>();
+export const currentTask: AsyncLocalStorage<RunningTask> = holder[KEY] ??= new AsyncLocalStorage<
+  RunningTask
+>();

@@ -46,7 +46,11 @@ export class TaskError extends Error {
    */
   constructor(taskId: string, state: TaskState, info: ExceptionInfo, traceback: string | null) {
     const args = info.exc_message.map((a) => typeof a === "string" ? a : JSON.stringify(a));
-    super(`Task ${taskId} ${state === "REVOKED" ? "was revoked" : "failed"}: ${info.exc_type}: ${args.join(", ")}`);
+    super(
+      `Task ${taskId} ${state === "REVOKED" ? "was revoked" : "failed"}: ${info.exc_type}: ${
+        args.join(", ")
+      }`,
+    );
     this.name = "TaskError";
     this.taskId = taskId;
     this.state = state;

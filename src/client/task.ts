@@ -115,7 +115,11 @@ export interface ApplyOptions {
 /** Sends a task call; implemented by the app. */
 export interface TaskSender {
   /** Publish a call of the named task. */
-  sendTask<R>(name: string, args: readonly unknown[], options: ApplyOptions): Promise<AsyncResult<R>>;
+  sendTask<R>(
+    name: string,
+    args: readonly unknown[],
+    options: ApplyOptions,
+  ): Promise<AsyncResult<R>>;
 }
 
 /**

@@ -128,7 +128,9 @@ export async function runTask(
     body = req.decoded ?? decodeTaskBody(req, req.id);
   } catch (err) {
     const exc = exceptionInfo(err);
-    exc.exc_module = exc.exc_type === "ContentDisallowedError" ? "kombu.exceptions" : exc.exc_module;
+    exc.exc_module = exc.exc_type === "ContentDisallowedError"
+      ? "kombu.exceptions"
+      : exc.exc_module;
     exc.exc_type = exc.exc_type === "ContentDisallowedError" ? "ContentDisallowed" : exc.exc_type;
     return {
       seq: req.seq,

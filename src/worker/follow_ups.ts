@@ -132,7 +132,9 @@ export function successFollowUps(
   const chain = embed.chain;
   if (chain && chain.length > 0) {
     const rest = chain.slice(0, -1);
-    out.push(applySignature(chain[chain.length - 1], [value], rest.length ? rest : null, parent, now));
+    out.push(
+      applySignature(chain[chain.length - 1], [value], rest.length ? rest : null, parent, now),
+    );
   }
   return out;
 }

@@ -60,15 +60,19 @@ interface Member {
   load: number;
   inflight: Set<number>;
   ready: Promise<void>;
+  up: boolean;
+  dead: boolean;
 }
 
 /**
  * A pool of Web Workers, each importing the app module and running many
  * tasks at a time (async handlers interleave; sync handlers run in turn).
+ * A Web Worker that dies is replaced (with backoff if replacements keep
+ * failing), and the tasks it held are reported lost.
  *
  * @example
  * ```ts ignore
- * const pool = new ThreadPool({ size: 2, slots: 16, module: "file:///srv/tasks.ts" }, events);
+ * const pool = new ThreadPool({ size: 2, slots: 16, module: "file:///srv/tasks.ts", config: {} }, events);
  * await pool.start();
  * ```
  */
@@ -78,6 +82,8 @@ export class ThreadPool implements Pool {
   readonly #events: PoolEvents;
   #members: Member[] = [];
   readonly #owner = new Map<number, Member>();
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  #failures = 0;
   #closed = false;
 
   /**
@@ -95,7 +101,12 @@ export class ThreadPool implements Pool {
 
   async start(): Promise<void> {
     this.#members = Array.from({ length: this.#options.size }, () => this.#spawn());
-    await Promise.all(this.#members.map((m) => m.ready));
+    try {
+      await Promise.all(this.#members.map((m) => m.ready));
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
   }
 
   #spawn(): Member {
@@ -105,15 +116,22 @@ export class ThreadPool implements Pool {
       deno: { permissions: this.#options.permissions ?? "inherit" },
     });
     const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
-    const member: Member = { worker, load: 0, inflight: new Set(), ready };
+    ready.catch(() => {});
+    const member: Member = { worker, load: 0, inflight: new Set(), ready, up: false, dead: false };
+    const fail = (reason: string) => {
+      reject(new Error(`A Web Worker failed: ${reason}`));
+      this.#fail(member, reason);
+    };
     worker.onmessage = (e: MessageEvent<FromRunner>) => {
       const msg = e.data;
       switch (msg.type) {
         case "ready":
+          member.up = true;
+          this.#failures = 0;
           resolve();
           break;
         case "init-error":
-          reject(new Error(`The app module failed to load in a Web Worker:\n${msg.error}`));
+          fail(`the app module failed to load:\n${msg.error}`);
           break;
         case "outcomes":
           for (const o of msg.outcomes) {
@@ -133,8 +151,7 @@ export class ThreadPool implements Pool {
     };
     worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
-      reject(new Error(`A Web Worker failed to start: ${e.message}`));
-      this.#lost(member, e.message);
+      fail(e.message);
     };
     this.#post(member, {
       type: "init",
@@ -146,30 +163,44 @@ export class ThreadPool implements Pool {
   }
 
   #post(member: Member, msg: ToRunner): void {
-    member.worker.postMessage(msg);
+    if (!member.dead) member.worker.postMessage(msg);
   }
 
-  #lost(member: Member, reason: string): void {
+  /** A Web Worker crashed or could not load the app: report its tasks lost, replace it. */
+  #fail(member: Member, reason: string): void {
+    if (member.dead) return;
+    member.dead = true;
     member.worker.terminate();
     const seqs = [...member.inflight];
     for (const s of seqs) this.#owner.delete(s);
     const i = this.#members.indexOf(member);
-    if (i < 0 || this.#closed) return;
-    log.error("A Web Worker died ({reason}); {n} task(s) were running on it", {
+    if (this.#closed || i < 0) return;
+    if (seqs.length) this.#events.onLost(seqs, reason);
+    const wasUp = member.up;
+    if (!wasUp) this.#failures++;
+    const delay = wasUp ? 0 : Math.min(30_000, 500 * 2 ** Math.min(this.#failures, 6));
+    log.error("A Web Worker died ({reason}); {n} task(s) lost; replacing it in {delay} ms", {
       reason,
       n: seqs.length,
+      delay,
     });
-    const fresh = this.#spawn();
-    this.#members[i] = fresh;
-    fresh.ready.catch((err) => log.error("Replacement Web Worker failed: {error}", { error: err }));
-    if (seqs.length) this.#events.onLost(seqs, reason);
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (!this.#closed) this.#members[i] = this.#spawn();
+    }, delay);
+    this.#timers.add(timer);
   }
 
   run(requests: RunRequest[]): void {
     const batches = new Map<Member, RunRequest[]>();
+    const live = this.#members.filter((m) => !m.dead);
     for (const req of requests) {
-      let best = this.#members[0];
-      for (const m of this.#members) if (m.load < best.load) best = m;
+      if (live.length === 0) {
+        this.#events.onLost([req.seq], "no Web Worker is running (replacements are failing)");
+        continue;
+      }
+      let best = live[0];
+      for (const m of live) if (m.load < best.load) best = m;
       best.load++;
       best.inflight.add(req.seq);
       this.#owner.set(req.seq, best);
@@ -191,7 +222,12 @@ export class ThreadPool implements Pool {
 
   close(): Promise<void> {
     this.#closed = true;
-    for (const m of this.#members) m.worker.terminate();
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    for (const m of this.#members) {
+      m.dead = true;
+      m.worker.terminate();
+    }
     this.#members = [];
     return Promise.resolve();
   }

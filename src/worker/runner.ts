@@ -41,7 +41,11 @@ function finished(outcome: RunOutcome): void {
   }
 }
 
-async function init(module: string, exportName: string | undefined, config: CeleryOptions): Promise<Celery> {
+async function init(
+  module: string,
+  exportName: string | undefined,
+  config: CeleryOptions,
+): Promise<Celery> {
   const loaded = await loadApp(module, exportName);
   loaded.configure(config);
   loaded[PUBLISHER] = (message, target) => {

@@ -94,7 +94,13 @@ function failureEntry(taskId: string, info: ExceptionInfo, traceback: string | n
   return {
     taskId,
     status: "FAILURE",
-    meta: encodeResultMeta({ taskId, status: "FAILURE", result: info, traceback, dateDone: new Date() }),
+    meta: encodeResultMeta({
+      taskId,
+      status: "FAILURE",
+      result: info,
+      traceback,
+      dateDone: new Date(),
+    }),
   };
 }
 
@@ -140,7 +146,9 @@ export class Worker {
     this.queues = options.queues?.length ? options.queues : [options.app.config.defaultQueue];
     this.hostname = (options.hostname ?? "celeriac@%h").replaceAll("%h", hostName());
     if ((options.pool ?? "threads") === "threads" && !options.appModule) {
-      throw new TypeError("The threads pool needs appModule: the URL of the module exporting the app");
+      throw new TypeError(
+        "The threads pool needs appModule: the URL of the module exporting the app",
+      );
     }
   }
 
@@ -248,7 +256,12 @@ export class Worker {
           queue: d.queue,
           reason,
         });
-        rejects.push({ delivery: d, reason, taskId, taskName: String(d.headers.task ?? "") || null });
+        rejects.push({
+          delivery: d,
+          reason,
+          taskId,
+          taskName: String(d.headers.task ?? "") || null,
+        });
         if (taskId) stores.push(failureEntry(taskId, this.#refusal(err as Error), null));
         continue;
       }
@@ -262,7 +275,9 @@ export class Worker {
           known: [...this.#app.tasks.keys()].join(", "),
         });
         rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
-        stores.push(failureEntry(req.id, exc("NotRegistered", "celery.exceptions", [req.task]), null));
+        stores.push(
+          failureEntry(req.id, exc("NotRegistered", "celery.exceptions", [req.task]), null),
+        );
         continue;
       }
       if (req.expires && req.expires.getTime() <= now) {
@@ -396,7 +411,11 @@ export class Worker {
       this.#running.delete(o.seq);
       const { req, delivery } = r;
       if (o.refused) {
-        log.error("Parked task {name}[{id}]: {reason}", { name: req.task, id: req.id, reason: o.refused });
+        log.error("Parked task {name}[{id}]: {reason}", {
+          name: req.task,
+          id: req.id,
+          reason: o.refused,
+        });
         this.stats.parked++;
         rejects.push({ delivery, reason: o.refused, taskId: req.id, taskName: req.task });
         if (o.meta) stores.push({ taskId: req.id, status: "FAILURE", meta: o.meta });
@@ -417,7 +436,9 @@ export class Worker {
           id: req.id,
           seconds: (o.runtime / 1000).toFixed(6),
         });
-        if (o.followUp) publishes.push(...successFollowUps(o.followUp.embed, o.followUp.value, parent, now));
+        if (o.followUp) {
+          publishes.push(...successFollowUps(o.followUp.embed, o.followUp.value, parent, now));
+        }
       } else {
         this.stats.failed++;
         log.warn("Task {name}[{id}] raised {type}: {message}", {

@@ -59,7 +59,9 @@ export class Proc {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     const timer = setTimeout(() => {
       this.#waiters = this.#waiters.filter((w) => w.resolve !== done);
-      reject(new Error(`${this.name}: ${re} not seen within ${timeoutMs} ms. Output:\n${this.#out}`));
+      reject(
+        new Error(`${this.name}: ${re} not seen within ${timeoutMs} ms. Output:\n${this.#out}`),
+      );
     }, timeoutMs);
     const done = () => {
       clearTimeout(timer);
@@ -100,7 +102,10 @@ export class Proc {
 }
 
 /** Start a Celeriac worker (`deno run -A worker.ts ...`) and wait until it is ready. */
-export async function celeriacWorker(args: string[], env: Record<string, string> = {}): Promise<Proc> {
+export async function celeriacWorker(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Proc> {
   const p = Proc.start("celeriac worker", Deno.execPath(), ["run", "-A", "worker.ts", ...args], {
     env,
   });
@@ -113,7 +118,18 @@ export async function celeryWorker(args: string[], env: Record<string, string>):
   const p = Proc.start(
     "celery worker",
     PYTHON,
-    ["-m", "celery", "-A", "pytasks", "worker", "-l", "INFO", "--without-mingle", "--without-gossip", ...args],
+    [
+      "-m",
+      "celery",
+      "-A",
+      "pytasks",
+      "worker",
+      "-l",
+      "INFO",
+      "--without-mingle",
+      "--without-gossip",
+      ...args,
+    ],
     { env: { ...env, PYTHONPATH: `${ROOT}tests/interop` }, cwd: `${ROOT}tests/interop` },
   );
   await p.waitFor(/ ready\./, 30_000);
