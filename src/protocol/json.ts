@@ -14,7 +14,8 @@ import { EncodeError, ProtocolError } from "./errors.ts";
 import { parsePyDate, pyIsoFormat } from "./time.ts";
 
 const SAFE_STRING = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
-const NON_ASCII = /[\u0080-\uffff]/g;
+// Python's ensure_ascii escapes everything outside " "-"~", so DEL (0x7f) too.
+const NON_ASCII = /[\u007f-\uffff]/g;
 const LONG_DIGITS = /\d{16}/;
 
 function escapeNonAscii(ch: string): string {
@@ -27,7 +28,14 @@ function encodeString(s: string): string {
 }
 
 function encodeNumber(n: number): string {
-  if (Number.isFinite(n)) return Object.is(n, -0) ? "-0.0" : String(n);
+  if (Number.isFinite(n)) {
+    if (Object.is(n, -0)) return "-0.0";
+    // Python's float repr uses exponent notation below 1e-4 (JS: below 1e-6)
+    // and writes at least two exponent digits ("1e-05", "1e-07").
+    const abs = Math.abs(n);
+    const text = abs !== 0 && abs < 1e-4 ? n.toExponential() : String(n);
+    return text.replace(/e([+-])(\d)$/, "e$10$2");
+  }
   return Number.isNaN(n) ? "NaN" : n > 0 ? "Infinity" : "-Infinity";
 }
 

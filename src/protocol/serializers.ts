@@ -35,7 +35,14 @@ export const CONTENT_TYPES: Readonly<Record<SerializerName, string>> = {
   msgpack: "application/x-msgpack",
 };
 
+const INT64_MIN = -(2n ** 63n);
+const UINT64_MAX = 2n ** 64n - 1n;
+
 function toMsgpackValue(value: unknown): unknown {
+  if (typeof value === "bigint" && (value < INT64_MIN || value > UINT64_MAX)) {
+    // msgpack integers are 64-bit; the encoder would silently wrap larger ones.
+    throw new EncodeError(`Integer ${value} does not fit in 64 bits: msgpack cannot encode it`);
+  }
   if (value instanceof Date) return pyIsoFormat(value, "Z");
   if (Array.isArray(value)) return value.map(toMsgpackValue);
   if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value)) {

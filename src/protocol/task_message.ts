@@ -8,7 +8,7 @@ import { compress, type CompressionName, compressionMimeType } from "./compressi
 import type { Embed, Message } from "./message.ts";
 import { argsRepr, kwargsRepr } from "./repr.ts";
 import { type SerializerName, serialize } from "./serializers.ts";
-import { pyIsoFormat } from "./time.ts";
+import { parsePyDate, pyIsoFormat } from "./time.ts";
 
 /** Everything that goes into one task message. Times are resolved by the caller. */
 export interface TaskMessageInput {
@@ -87,7 +87,8 @@ function resolveExpires(input: TaskMessageInput): { header: string | null; ms: n
     };
   }
   if (typeof e === "string") {
-    const t = Date.parse(e);
+    // A string without offset is UTC for Celery (not local time, as Date.parse reads it).
+    const t = parsePyDate(e).getTime();
     return { header: e, ms: Number.isFinite(t) ? t - input.now.getTime() : null };
   }
   return { header: pyIsoFormat(e, "+00:00"), ms: e.getTime() - input.now.getTime() };
