@@ -24,28 +24,33 @@ const log = getLogger(["celeriac", "backend", "redis"]);
 export const TASK_META_PREFIX = "celery-task-meta-";
 
 /**
- * Store a meta unless a SUCCESS is already stored. KEYS = meta key; ARGV =
- * meta JSON, TTL seconds (0 = keep forever). Publishes the meta on the
- * channel named like the key.
+ * Store metas unless a SUCCESS is already stored, each published on the
+ * channel named like its key. KEYS = meta keys; ARGV[1] = TTL seconds
+ * (0 = keep forever), ARGV[2..] = meta JSON, one per key.
  */
 const STORE_SCRIPT = String.raw`
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local status = string.match(cur, '^{"status": "(%u+)"')
-  if status == nil then
-    local ok, m = pcall(cjson.decode, cur)
-    if ok and type(m) == 'table' then status = m.status end
+local ttl = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local meta = ARGV[i + 1]
+  local cur = redis.call('GET', key)
+  local status
+  if cur then
+    status = string.match(cur, '^{"status": "(%u+)"')
+    if status == nil then
+      local ok, m = pcall(cjson.decode, cur)
+      if ok and type(m) == 'table' then status = m.status end
+    end
   end
-  if status == 'SUCCESS' then return 0 end
+  if status ~= 'SUCCESS' then
+    if ttl > 0 then
+      redis.call('SETEX', key, ttl, meta)
+    else
+      redis.call('SET', key, meta)
+    end
+    redis.call('PUBLISH', key, meta)
+  end
 end
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-  redis.call('SETEX', KEYS[1], ttl, ARGV[1])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-redis.call('PUBLISH', KEYS[1], ARGV[1])
-return 1
+return #KEYS
 `;
 
 /** Options of {@link openRedisBackend}. */
@@ -55,7 +60,7 @@ export interface RedisBackendOptions {
 }
 
 interface Scripted {
-  celeriacStore(key: string, meta: string, ttl: string): Promise<number>;
+  celeriacStore(numKeys: number, ...args: string[]): Promise<number>;
 }
 
 interface Waiter {
@@ -103,7 +108,7 @@ export class RedisBackend implements ResultBackend {
       autoPipelining: true,
       name: "celeriac-backend",
     }) as Redis & Scripted;
-    this.#client.defineCommand("celeriacStore", { lua: STORE_SCRIPT, numberOfKeys: 1 });
+    this.#client.defineCommand("celeriacStore", { lua: STORE_SCRIPT });
   }
 
   /** Connect now (otherwise the first command connects). */
@@ -130,11 +135,13 @@ export class RedisBackend implements ResultBackend {
     }
   }
 
-  /** SETEX + PUBLISH each meta, skipping tasks that already have a SUCCESS stored. */
+  /** SETEX + PUBLISH each meta in one script call, skipping tasks that already have a SUCCESS stored. */
   async store(entries: readonly StoreEntry[]): Promise<void> {
-    const ttl = String(this.#ttl);
+    if (entries.length === 0) return;
+    const keys = entries.map((e) => this.key(e.taskId));
+    const metas = entries.map((e) => e.meta);
     await this.#run(() =>
-      Promise.all(entries.map((e) => this.#client.celeriacStore(this.key(e.taskId), e.meta, ttl)))
+      this.#client.celeriacStore(keys.length, ...keys, String(this.#ttl), ...metas)
     );
   }
 

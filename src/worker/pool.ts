@@ -279,12 +279,12 @@ export class InlinePool implements Pool {
     this.#outbox.push(outcome);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    setTimeout(() => {
+    queueMicrotask(() => {
       this.#flushScheduled = false;
       const out = this.#outbox;
       this.#outbox = [];
       this.#events.onOutcomes(out);
-    }, 0);
+    });
   }
 
   abort(seqs: number[]): void {

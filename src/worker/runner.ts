@@ -36,8 +36,10 @@ function finished(outcome: RunOutcome): void {
   running.delete(outcome.seq);
   outbox.push(outcome);
   if (!flushScheduled) {
+    // Outcomes of tasks that finish in the same turn (every synchronous
+    // handler of a batch) are already queued ahead of this microtask.
     flushScheduled = true;
-    setTimeout(flush, 0);
+    queueMicrotask(flush);
   }
 }
 

@@ -133,6 +133,7 @@ export class Worker {
   readonly #held = new Map<number, Held>();
   readonly #settling = new Set<Promise<void>>();
   #seq = 0;
+  #logInfo = false;
   #stopping = false;
   readonly #takeAbort = new AbortController();
   #wake: (() => void) | null = null;
@@ -171,6 +172,7 @@ export class Worker {
    * ```
    */
   async start(): Promise<void> {
+    this.#logInfo = log.isEnabledFor("info");
     this.#broker = await this.#app.broker();
     this.#backend = this.#app.config.backend === null ? null : await this.#app.resultBackend();
     for (const q of this.queues) await this.#broker.declareQueue(q);
@@ -289,7 +291,7 @@ export class Worker {
         this.#hold(d, req, task);
         continue;
       }
-      log.info("Task {name}[{id}] received", { name: req.task, id: req.id });
+      if (this.#logInfo) log.info("Task {name}[{id}] received", { name: req.task, id: req.id });
       runs.push(this.#prepare(d, req, task, stores, acks));
     }
     this.stats.parked += rejects.length;
@@ -431,11 +433,13 @@ export class Worker {
       };
       if (o.ok) {
         this.stats.succeeded++;
-        log.info("Task {name}[{id}] succeeded in {seconds}s", {
-          name: req.task,
-          id: req.id,
-          seconds: (o.runtime / 1000).toFixed(6),
-        });
+        if (this.#logInfo) {
+          log.info("Task {name}[{id}] succeeded in {seconds}s", {
+            name: req.task,
+            id: req.id,
+            seconds: (o.runtime / 1000).toFixed(6),
+          });
+        }
         if (o.followUp) {
           publishes.push(...successFollowUps(o.followUp.embed, o.followUp.value, parent, now));
         }
