@@ -1,0 +1,54 @@
+"""Python Celery 5.2 client for the benchmark.
+
+  celery_client.py enqueue N
+      send N `bench.noop` calls (one producer, send_task in a loop) through an
+      app WITHOUT a result backend, so that sending does not subscribe to
+      each result's channel; prints {"seconds": ...}.
+  celery_client.py roundtrip N WARMUP
+      WARMUP then N sequential `noop.delay().get()` calls; prints
+      {"latencies_ms": [...]} (the N measured ones, in order).
+
+Broker/backend from CELERY_BROKER_URL / CELERY_RESULT_BACKEND.
+"""
+import json
+import os
+import sys
+import time
+
+from celery import Celery
+
+from celery_tasks import BENCH_QUEUE, noop
+
+
+def enqueue(n):
+    sender = Celery("bench-enqueue", broker=os.environ["CELERY_BROKER_URL"])
+    sender.conf.task_default_queue = BENCH_QUEUE
+    start = time.perf_counter()
+    with sender.producer_or_acquire() as producer:
+        for _ in range(n):
+            sender.send_task("bench.noop", queue=BENCH_QUEUE, producer=producer)
+    return {"seconds": time.perf_counter() - start}
+
+
+def roundtrip(n, warmup):
+    latencies = []
+    for i in range(warmup + n):
+        start = time.perf_counter()
+        value = noop.delay().get(timeout=30)
+        elapsed = time.perf_counter() - start
+        if value != 1:
+            raise RuntimeError(f"bench.noop returned {value!r}")
+        if i >= warmup:
+            latencies.append(elapsed * 1000)
+    return {"latencies_ms": latencies}
+
+
+if __name__ == "__main__":
+    command = sys.argv[1]
+    if command == "enqueue":
+        out = enqueue(int(sys.argv[2]))
+    elif command == "roundtrip":
+        out = roundtrip(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        raise SystemExit(f"unknown command {command!r}")
+    print(json.dumps(out))

@@ -1,0 +1,175 @@
+/**
+ * Process helpers for the benchmark (Linux only, read from `/proc`):
+ * process trees, memory sampling, and stopping a worker with its children.
+ *
+ * @module
+ */
+
+/** Memory figures of a process tree, in KiB. */
+export interface MemoryPeak {
+  /** Highest sum of VmRSS over the tree seen by the sampler. */
+  peakRssKiB: number;
+  /** Highest sum of Pss (smaps_rollup) over the tree seen by the sampler. */
+  peakPssKiB: number;
+  /** Sum of each process's own VmHWM (peak RSS) when sampling stopped. */
+  hwmSumKiB: number;
+  /** Pids of the tree when sampling stopped. */
+  pids: number[];
+  /** Number of samples taken. */
+  samples: number;
+}
+
+/** State and parent pid of a process, or null when there is no such process. */
+function statOf(pid: number): { state: string; ppid: number } | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // The command name is in parentheses and may contain spaces: fields start after the last ")".
+    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state, ppid: Number(ppid) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The pid and all its descendants, found by scanning `/proc/<pid>/stat`.
+ *
+ * @param root the top process
+ * @returns `root` first, then its descendants (only those alive now)
+ */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const pid = Number(entry.name);
+    const ppid = statOf(pid)?.ppid;
+    if (ppid === undefined) continue;
+    const list = children.get(ppid);
+    if (list) list.push(pid);
+    else children.set(ppid, [pid]);
+  }
+  if (statOf(root) === null) return [];
+  const out = [root];
+  for (let i = 0; i < out.length; i++) out.push(...(children.get(out[i]) ?? []));
+  return out;
+}
+
+function statusField(text: string, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+function readKiB(path: string, field: string): number {
+  try {
+    return statusField(Deno.readTextFileSync(path), field);
+  } catch {
+    return 0; // the process exited between listing and reading
+  }
+}
+
+/**
+ * Samples the memory of a process tree until stopped. The tree is listed
+ * again every `rescanEvery` samples (prefork children appear after start).
+ */
+export class MemorySampler {
+  readonly #root: number;
+  readonly #timer: ReturnType<typeof setInterval>;
+  readonly #rescanEvery: number;
+  #pids: number[];
+  #peakRss = 0;
+  #peakPss = 0;
+  #samples = 0;
+
+  /**
+   * Start sampling.
+   *
+   * @param root pid of the top process
+   * @param intervalMs time between samples
+   * @param rescanEvery list the tree again every this many samples
+   */
+  constructor(root: number, intervalMs = 100, rescanEvery = 5) {
+    this.#root = root;
+    this.#rescanEvery = rescanEvery;
+    this.#pids = processTree(root);
+    this.#sample();
+    this.#timer = setInterval(() => this.#sample(), intervalMs);
+  }
+
+  #sample(): void {
+    if (this.#samples % this.#rescanEvery === 0) this.#pids = processTree(this.#root);
+    let rss = 0;
+    let pss = 0;
+    for (const pid of this.#pids) {
+      rss += readKiB(`/proc/${pid}/status`, "VmRSS");
+      pss += readKiB(`/proc/${pid}/smaps_rollup`, "Pss");
+    }
+    this.#peakRss = Math.max(this.#peakRss, rss);
+    this.#peakPss = Math.max(this.#peakPss, pss);
+    this.#samples++;
+  }
+
+  /**
+   * Take a last sample, stop, and report the peaks.
+   *
+   * @returns the peaks and the per-process VmHWM sum
+   */
+  stop(): MemoryPeak {
+    clearInterval(this.#timer);
+    this.#pids = processTree(this.#root);
+    this.#sample();
+    const hwmSumKiB = this.#pids.reduce((s, pid) => s + readKiB(`/proc/${pid}/status`, "VmHWM"), 0);
+    return {
+      peakRssKiB: this.#peakRss,
+      peakPssKiB: this.#peakPss,
+      hwmSumKiB,
+      pids: [...this.#pids],
+      samples: this.#samples,
+    };
+  }
+}
+
+function alive(pid: number): boolean {
+  const s = statOf(pid);
+  return s !== null && s.state !== "Z";
+}
+
+function kill(pid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * Stop a spawned process and every descendant: SIGTERM to the top process,
+ * SIGKILL to it after `graceMs`, then SIGKILL to any descendant still alive
+ * shortly after it exits, so that nothing is left orphaned.
+ *
+ * @param child the spawned process
+ * @param graceMs how long the top process may take to exit after SIGTERM
+ * @returns how the stop went: `"sigterm"` or `"sigkill"`
+ */
+export async function stopTree(child: Deno.ChildProcess, graceMs = 15_000): Promise<string> {
+  const tree = processTree(child.pid);
+  let how = "sigterm";
+  kill(child.pid, "SIGTERM");
+  const timer = setTimeout(() => {
+    how = "sigkill";
+    kill(child.pid, "SIGKILL");
+  }, graceMs);
+  try {
+    await child.status;
+  } finally {
+    clearTimeout(timer);
+  }
+  const deadline = Date.now() + 2_000;
+  let left = tree.slice(1).filter(alive);
+  while (left.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    left = left.filter(alive);
+  }
+  for (const pid of left) kill(pid, "SIGKILL");
+  if (left.length) how += `, SIGKILL to ${left.length} leftover child process(es)`;
+  return how;
+}

@@ -1,0 +1,20 @@
+/**
+ * The Celeriac side of the benchmark: an app with one no-op task, served by
+ * `deno run -A worker.ts --app bench/tasks.ts -Q bench`.
+ *
+ * Broker and backend come from CELERY_BROKER_URL / CELERY_RESULT_BACKEND
+ * (the bench sets them); tasks go to the `bench` queue.
+ *
+ * @module
+ */
+
+import { Celery } from "../mod.ts";
+
+/** Queue the benchmark tasks go to, on both sides. */
+export const BENCH_QUEUE = "bench";
+
+/** The benchmark app. */
+export const app = new Celery({ defaultQueue: BENCH_QUEUE });
+
+/** Does nothing and returns a small value; `bench.noop` in Python too. */
+export const noop = app.task("bench.noop", () => 1);
