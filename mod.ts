@@ -76,43 +76,8 @@ export type {
 } from "./src/broker/port.ts";
 // src/broker/errors.ts
 export { BrokerConnectionError, maskPassword } from "./src/broker/errors.ts";
-// src/broker/redis.ts
-export {
-  openRedisBroker,
-  PARKED_KEY,
-  PRIORITY_SEP,
-  PRIORITY_STEPS,
-  priorityList,
-  RedisBroker,
-  type RedisBrokerOptions,
-} from "./src/broker/redis.ts";
-// src/broker/redis_url.ts
-export { parseRedisUrl, type RedisUrlOptions } from "./src/broker/redis_url.ts";
-// src/broker/kv.ts
-export {
-  KV_MAX_MESSAGE_BYTES,
-  KvBroker,
-  type KvBrokerOptions,
-  openKvBroker,
-} from "./src/broker/kv.ts";
-// src/broker/kv_store.ts
-export { type KvUrl, parseKvUrl } from "./src/broker/kv_store.ts";
 // src/backend/port.ts
 export type { ResultBackend, StoreEntry } from "./src/backend/port.ts";
-// src/backend/redis.ts
-export {
-  openRedisBackend,
-  RedisBackend,
-  type RedisBackendOptions,
-  TASK_META_PREFIX,
-} from "./src/backend/redis.ts";
-// src/backend/kv.ts
-export {
-  KV_MAX_RESULT_BYTES,
-  KvBackend,
-  type KvBackendOptions,
-  openKvBackend,
-} from "./src/backend/kv.ts";
 
 // src/protocol/errors.ts
 export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";
@@ -128,13 +93,16 @@ export {
   type Serialized,
   type SerializerName,
 } from "./src/protocol/serializers.ts";
-// src/protocol/compression.ts
+// src/protocol/compression_names.ts
+export { compressionMimeType, type CompressionName } from "./src/protocol/compression_names.ts";
+// src/protocol/codecs.ts
 export {
-  compress,
-  compressionMimeType,
-  type CompressionName,
-  decompress,
-} from "./src/protocol/compression.ts";
+  type CodecNeeds,
+  codecsFor,
+  loadCodecs,
+  loadedCompression,
+  loadedMsgpack,
+} from "./src/protocol/codecs.ts";
 // src/protocol/repr.ts
 export { argsRepr, kwargsRepr, REPR_MAXSIZE } from "./src/protocol/repr.ts";
 // src/protocol/message.ts

@@ -18,6 +18,9 @@ import { decodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage, type TaskMessageInput } from "../src/protocol/task_message.ts";
 import { decodeTaskBody, decodeTaskHeaders } from "../src/protocol/task_request.ts";
 import { parsePyDate } from "../src/protocol/time.ts";
+import { loadCodecs } from "../src/protocol/codecs.ts";
+
+await loadCodecs({ msgpack: true, compression: true });
 
 // ---------------------------------------------------------------------------
 // fixture access

@@ -5,12 +5,8 @@
 
 import assert from "node:assert/strict";
 import { brotliCompressSync, zstdCompressSync } from "node:zlib";
-import {
-  compress,
-  compressionMimeType,
-  type CompressionName,
-  decompress,
-} from "../src/protocol/compression.ts";
+import { compress, decompress } from "../src/protocol/compression.ts";
+import { compressionMimeType, type CompressionName } from "../src/protocol/compression_names.ts";
 import { ContentDisallowedError, EncodeError, ProtocolError } from "../src/protocol/errors.ts";
 import { argsRepr, kwargsRepr, REPR_MAXSIZE } from "../src/protocol/repr.ts";
 import {
@@ -20,6 +16,9 @@ import {
   type SerializerName,
 } from "../src/protocol/serializers.ts";
 import { parsePyDate, pyIsoFormat } from "../src/protocol/time.ts";
+import { loadCodecs } from "../src/protocol/codecs.ts";
+
+await loadCodecs({ msgpack: true, compression: true });
 
 const FIXTURES = new URL("./fixtures/celery-5.2/", import.meta.url);
 

@@ -17,6 +17,9 @@ import {
   type ResultMetaInput,
 } from "../src/protocol/result_meta.ts";
 import { parsePyDate } from "../src/protocol/time.ts";
+import { loadCodecs } from "../src/protocol/codecs.ts";
+
+await loadCodecs({ msgpack: true, compression: true });
 
 const WORKER_DIR = new URL("./fixtures/celery-5.2/redis/worker/", import.meta.url);
 

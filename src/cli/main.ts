@@ -29,7 +29,7 @@ Options:
   -c, --concurrency N        Web Workers in the pool (default: number of CPUs)
   -Q, --queues a,b           queues to consume (default: the app's default queue, "celery")
   -P, --pool threads|inline  run tasks in Web Workers (default) or on the main thread
-      --prefetch N           tasks each Web Worker holds at once (default 16; inline: 100)
+      --prefetch N           tasks each Web Worker holds at once (default 32; inline: 100)
   -n, --hostname NAME        node name, %h = host name (default celeriac@%h)
       --acks-late            acknowledge after tasks finish (at-least-once)
   -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)

@@ -8,6 +8,7 @@
 
 import type { ResultBackend } from "../backend/port.ts";
 import type { Broker, PublishTarget } from "../broker/port.ts";
+import { loadCodecs } from "../protocol/codecs.ts";
 import type { Message } from "../protocol/message.ts";
 import { encodeTaskMessage } from "../protocol/task_message.ts";
 import { AsyncResult, type ResultSource } from "./async_result.ts";
@@ -227,6 +228,11 @@ export class Celery implements TaskSender, ResultSource {
   ): Promise<AsyncResult<R>> {
     const id = options.taskId ?? crypto.randomUUID();
     const parent = currentTask.getStore();
+    const serializer = options.serializer ?? this.config.taskSerializer;
+    const compression = options.compression ?? this.config.taskCompression;
+    if (serializer !== "json" || compression) {
+      await loadCodecs({ msgpack: serializer === "msgpack", compression: !!compression });
+    }
     const queue = options.queue ?? this.config.defaultQueue;
     const message = encodeTaskMessage({
       task: name,
@@ -247,8 +253,8 @@ export class Celery implements TaskSender, ResultSource {
       shadow: options.shadow,
       ignoreResult: options.ignoreResult,
       headers: options.headers,
-      serializer: options.serializer ?? this.config.taskSerializer,
-      compression: options.compression ?? this.config.taskCompression,
+      serializer,
+      compression,
     });
     const target = { exchange: options.exchange ?? "", routingKey: options.routingKey ?? queue };
     await this.publish(message, target);

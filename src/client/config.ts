@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { CompressionName } from "../protocol/compression.ts";
+import type { CompressionName } from "../protocol/compression_names.ts";
 import type { SerializerName } from "../protocol/serializers.ts";
 import { readEnv } from "./runtime.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { CompressionName } from "../protocol/compression.ts";
+import type { CompressionName } from "../protocol/compression_names.ts";
 import type { SerializerName } from "../protocol/serializers.ts";
 import type { AsyncResult } from "./async_result.ts";
 

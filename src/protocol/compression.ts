@@ -1,47 +1,23 @@
 /**
- * Body compression as kombu names it in the `compression` header.
+ * Body compressors (zlib, bzip2, brotli, zstd). Loaded on demand by
+ * {@link loadCodecs}, so programs that never see compressed bodies never
+ * load zlib or bzip2 code.
  *
  * @module
  */
 
 import { brotliDecompressSync, deflateSync, inflateSync, zstdDecompressSync } from "node:zlib";
 import Bunzip from "seek-bzip";
+import { compressionMimeType, type CompressionName } from "./compression_names.ts";
 import { ProtocolError } from "./errors.ts";
-
-/** Compressor names accepted when publishing, as in Celery's `compression=` option. */
-export type CompressionName = "zlib" | "gzip";
-
-/** MIME types of the `compression` header, by kombu compressor name. */
-const MIME_BY_NAME: Record<CompressionName, string> = {
-  zlib: "application/x-gzip",
-  gzip: "application/x-gzip",
-};
-
-/**
- * The `compression` header value for a compressor name.
- *
- * @example
- * ```ts
- * import { compressionMimeType } from "@celeriac/celeriac";
- * compressionMimeType("zlib"); // "application/x-gzip"
- * ```
- *
- * @param name a compressor name
- * @returns the MIME type kombu writes for it
- */
-export function compressionMimeType(name: CompressionName): string {
-  const mime = MIME_BY_NAME[name];
-  if (!mime) throw new TypeError(`Unknown compression "${name}": use "zlib" (or its alias "gzip")`);
-  return mime;
-}
 
 /**
  * Compress a body for the given compressor (kombu's `zlib` writes a zlib
  * stream, RFC 1950, even under the `application/x-gzip` name).
  *
  * @example
- * ```ts
- * import { compress, decompress } from "@celeriac/celeriac";
+ * ```ts ignore
+ * import { compress, decompress } from "./compression.ts";
  * const packed = compress(new TextEncoder().encode("[[], {}, {}]"), "zlib");
  * decompress(packed, "application/x-gzip");
  * ```
@@ -62,8 +38,8 @@ export function compress(body: Uint8Array, name: CompressionName): Uint8Array {
  * `application/x-brotli` and `application/zstd`.
  *
  * @example
- * ```ts
- * import { compress, decompress } from "@celeriac/celeriac";
+ * ```ts ignore
+ * import { compress, decompress } from "./compression.ts";
  * const raw = decompress(compress(new Uint8Array([1, 2]), "zlib"), "application/x-gzip");
  * ```
  *

@@ -128,7 +128,7 @@ export function encodeResultMeta(input: ResultMetaInput): string {
  * @returns the JSON text to store
  */
 export function encodeResultMetaWithJson(input: ResultMetaInput, resultJson: string): string {
-  let out = '{"status": "' + input.status + '", "result": ' + resultJson + ", \"traceback\": " +
+  let out = '{"status": "' + input.status + '", "result": ' + resultJson + ', "traceback": ' +
     pyJsonDumps(input.traceback ?? null) + ', "children": ' + pyJsonDumps(input.children ?? []) +
     ', "date_done": ' + (input.dateDone ? '"' + pyIsoFormat(input.dateDone, "") + '"' : "null");
   if (input.groupId) out += ', "group_id": ' + pyJsonDumps(input.groupId);

@@ -8,10 +8,9 @@
  * @module
  */
 
-import { decode as msgpackDecode, encode as msgpackEncode } from "@msgpack/msgpack";
-import { ContentDisallowedError, EncodeError, ProtocolError } from "./errors.ts";
+import { loadedMsgpack } from "./codecs.ts";
+import { ContentDisallowedError, ProtocolError } from "./errors.ts";
 import { pyJsonDumps, pyJsonLoads } from "./json.ts";
-import { pyIsoFormat } from "./time.ts";
 
 /** Serializer names accepted for publishing. */
 export type SerializerName = "json" | "msgpack";
@@ -35,48 +34,9 @@ export const CONTENT_TYPES: Readonly<Record<SerializerName, string>> = {
   msgpack: "application/x-msgpack",
 };
 
-const INT64_MIN = -(2n ** 63n);
-const UINT64_MAX = 2n ** 64n - 1n;
-
-function toMsgpackValue(value: unknown): unknown {
-  if (typeof value === "bigint" && (value < INT64_MIN || value > UINT64_MAX)) {
-    // msgpack integers are 64-bit; the encoder would silently wrap larger ones.
-    throw new EncodeError(`Integer ${value} does not fit in 64 bits: msgpack cannot encode it`);
-  }
-  if (value instanceof Date) return pyIsoFormat(value, "Z");
-  if (Array.isArray(value)) return value.map(toMsgpackValue);
-  if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value)) {
-    if (value instanceof Map || value instanceof Set) {
-      throw new EncodeError(`A ${value.constructor.name} cannot be encoded: use a plain object`);
-    }
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      if (v !== undefined) out[k] = toMsgpackValue(v);
-    }
-    return out;
-  }
-  return value;
-}
-
-function fromMsgpackValue(value: unknown): unknown {
-  if (typeof value === "bigint") {
-    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(value)
-      : value;
-  }
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = fromMsgpackValue(value[i]);
-    return value;
-  }
-  if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value)) {
-    const obj = value as Record<string, unknown>;
-    for (const k of Object.keys(obj)) obj[k] = fromMsgpackValue(obj[k]);
-  }
-  return value;
-}
-
 /**
- * Serialize a value with the named serializer.
+ * Serialize a value with the named serializer. msgpack needs
+ * `await loadCodecs({ msgpack: true })` first.
  *
  * @example
  * ```ts
@@ -99,7 +59,7 @@ export function serialize(value: unknown, serializer: SerializerName = "json"): 
       };
     case "msgpack":
       return {
-        body: msgpackEncode(toMsgpackValue(value), { useBigInt64: true, ignoreUndefined: true }),
+        body: loadedMsgpack().msgpackEncode(value),
         contentType: CONTENT_TYPES.msgpack,
         contentEncoding: "binary",
       };
@@ -109,7 +69,8 @@ export function serialize(value: unknown, serializer: SerializerName = "json"): 
 }
 
 /**
- * Decode a body according to its content type.
+ * Decode a body according to its content type. msgpack needs
+ * `await loadCodecs({ msgpack: true })` first.
  *
  * @example
  * ```ts
@@ -154,15 +115,17 @@ export function deserialize(
         });
       }
     }
-    case "application/x-msgpack":
+    case "application/x-msgpack": {
+      const codec = loadedMsgpack();
       try {
-        return fromMsgpackValue(msgpackDecode(body, { useBigInt64: true }));
+        return codec.msgpackDecode(body);
       } catch (cause) {
         throw new ProtocolError(`Body is not valid msgpack: ${(cause as Error).message}`, {
           taskId,
           cause,
         });
       }
+    }
     default:
       throw new ContentDisallowedError(contentType, { taskId });
   }

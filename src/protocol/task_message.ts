@@ -4,10 +4,11 @@
  * @module
  */
 
-import { compress, type CompressionName, compressionMimeType } from "./compression.ts";
+import { loadedCompression } from "./codecs.ts";
+import { compressionMimeType, type CompressionName } from "./compression_names.ts";
 import type { Embed, Message } from "./message.ts";
 import { argsRepr, kwargsRepr } from "./repr.ts";
-import { type SerializerName, serialize } from "./serializers.ts";
+import { serialize, type SerializerName } from "./serializers.ts";
 import { parsePyDate, pyIsoFormat } from "./time.ts";
 
 /** Everything that goes into one task message. Times are resolved by the caller. */
@@ -152,7 +153,7 @@ export function encodeTaskMessage(input: TaskMessageInput): Message {
   );
   if (input.compression) {
     headers.compression = compressionMimeType(input.compression);
-    body = compress(body, input.compression);
+    body = loadedCompression().compress(body, input.compression);
   }
   const properties: Message["properties"] = {
     correlation_id: input.id,

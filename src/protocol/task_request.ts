@@ -7,7 +7,7 @@
  * @module
  */
 
-import { decompress } from "./compression.ts";
+import { loadedCompression } from "./codecs.ts";
 import { ProtocolError } from "./errors.ts";
 import type { Embed, Message, SignatureDict, TaskBody } from "./message.ts";
 import { deserialize } from "./serializers.ts";
@@ -127,7 +127,7 @@ export type BodyParts = Pick<Message, "body" | "contentType" | "contentEncoding"
 function decodedBody(msg: BodyParts, taskId?: string): unknown {
   const compression = msg.headers.compression;
   const raw = typeof compression === "string"
-    ? decompress(msg.body, compression, taskId)
+    ? loadedCompression().decompress(msg.body, compression, taskId)
     : msg.body;
   return deserialize(raw, msg.contentType, msg.contentEncoding, taskId);
 }
@@ -255,5 +255,9 @@ export function decodeTaskBody(msg: BodyParts, taskId: string): TaskBody {
   }
   const [args, kwargs, embed] = body;
   checkArgs(args, kwargs, taskId);
-  return { args: args as unknown[], kwargs: kwargs as Record<string, unknown>, embed: embedFrom(embed) };
+  return {
+    args: args as unknown[],
+    kwargs: kwargs as Record<string, unknown>,
+    embed: embedFrom(embed),
+  };
 }

@@ -9,6 +9,7 @@
 
 import { currentTask } from "../client/current.ts";
 import type { Task, TaskContext } from "../client/task.ts";
+import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
 import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
 import type { Embed, TaskBody } from "../protocol/message.ts";
@@ -125,7 +126,13 @@ export async function runTask(
   };
   let body: TaskBody;
   try {
-    body = req.decoded ?? decodeTaskBody(req, req.id);
+    if (req.decoded) {
+      body = req.decoded;
+    } else {
+      const needs = codecsFor(req.contentType, req.headers.compression);
+      if (needs.msgpack || needs.compression) await loadCodecs(needs);
+      body = decodeTaskBody(req, req.id);
+    }
   } catch (err) {
     const exc = exceptionInfo(err);
     exc.exc_module = exc.exc_type === "ContentDisallowedError"

@@ -12,6 +12,7 @@ import type { Broker, Delivery, Rejection } from "../broker/port.ts";
 import type { Celery } from "../client/app.ts";
 import { hostName } from "../client/runtime.ts";
 import type { Task } from "../client/task.ts";
+import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { pyJsonLoads } from "../protocol/json.ts";
 import {
@@ -47,7 +48,7 @@ export interface WorkerOptions {
   /**
    * Tasks each Web Worker holds at once, running or waiting
    * [`worker_prefetch_multiplier`]. The worker never takes more messages
-   * than it has free slots. Default 16 (for the inline pool: its total).
+   * than it has free slots. Default 32 (for the inline pool: 100 in total).
    */
   prefetch?: number;
   /** Node name [`-n`]; `%h` is replaced by the host name. Default `celeriac@%h`. */
@@ -186,7 +187,7 @@ export class Worker {
       ? new InlinePool(this.#app, o.prefetch ?? 100, events)
       : new ThreadPool({
         size: o.concurrency ?? navigator.hardwareConcurrency,
-        slots: o.prefetch ?? 16,
+        slots: o.prefetch ?? 32,
         module: o.appModule!,
         exportName: o.appExport,
         permissions: o.permissions,
@@ -229,7 +230,7 @@ export class Worker {
         backoff = Math.min(backoff * 2, 10_000);
         continue;
       }
-      if (got.length) this.#receive(got);
+      if (got.length) await this.#receive(got);
     }
   }
 
@@ -239,7 +240,14 @@ export class Worker {
       .finally(() => this.#settling.delete(p));
   }
 
-  #receive(deliveries: Delivery[]): void {
+  async #receive(deliveries: Delivery[]): Promise<void> {
+    for (const d of deliveries) {
+      // A protocol-1 message keeps its task name in the body, which the main thread decodes.
+      if (typeof d.headers.task !== "string") {
+        const needs = codecsFor(d.contentType, d.headers.compression);
+        if (needs.msgpack || needs.compression) await loadCodecs(needs);
+      }
+    }
     const now = Date.now();
     const stores: StoreEntry[] = [];
     const rejects: Rejection[] = [];

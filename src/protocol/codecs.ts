@@ -1,0 +1,96 @@
+/**
+ * Optional codecs: msgpack and body compression are loaded on demand, so
+ * programs that only exchange JSON (the Celery default) stay small. Every
+ * Web Worker of a worker pool imports the app, so this matters there most.
+ *
+ * @module
+ */
+
+import type * as Compression from "./compression.ts";
+import { ProtocolError } from "./errors.ts";
+import type * as Msgpack from "./msgpack.ts";
+
+let msgpack: typeof Msgpack | null = null;
+let compression: typeof Compression | null = null;
+
+/** Which optional codecs to load. */
+export interface CodecNeeds {
+  /** The msgpack serializer. */
+  msgpack?: boolean;
+  /** Body compression (zlib, bzip2, brotli, zstd). */
+  compression?: boolean;
+}
+
+/**
+ * Load optional codecs (once; later calls return at once).
+ *
+ * @example
+ * ```ts
+ * import { loadCodecs, serialize } from "@celeriac/celeriac";
+ * await loadCodecs({ msgpack: true });
+ * serialize([1, 2], "msgpack");
+ * ```
+ *
+ * @param needs which codecs
+ */
+export async function loadCodecs(needs: CodecNeeds): Promise<void> {
+  if (needs.msgpack && !msgpack) msgpack = await import("./msgpack.ts");
+  if (needs.compression && !compression) compression = await import("./compression.ts");
+}
+
+/**
+ * Which codecs a message body needs: its content type and its
+ * `compression` header.
+ *
+ * @example
+ * ```ts
+ * import { codecsFor } from "@celeriac/celeriac";
+ * codecsFor("application/x-msgpack", undefined); // { msgpack: true, compression: false }
+ * ```
+ *
+ * @param contentType the body's content type
+ * @param compressionHeader the `compression` header value
+ * @returns what to pass to {@link loadCodecs}
+ */
+export function codecsFor(contentType: string, compressionHeader: unknown): Required<CodecNeeds> {
+  return {
+    msgpack: contentType === "application/x-msgpack",
+    compression: typeof compressionHeader === "string",
+  };
+}
+
+function notLoaded(what: string): ProtocolError {
+  return new ProtocolError(`${what} support is not loaded: call await loadCodecs() first`);
+}
+
+/**
+ * The msgpack codec, once loaded.
+ *
+ * @example
+ * ```ts ignore
+ * loadedMsgpack().msgpackEncode([1]);
+ * ```
+ *
+ * @returns the codec module
+ * @throws {ProtocolError} when it was not loaded
+ */
+export function loadedMsgpack(): typeof Msgpack {
+  if (!msgpack) throw notLoaded("msgpack");
+  return msgpack;
+}
+
+/**
+ * The compressors, once loaded.
+ *
+ * @example
+ * ```ts ignore
+ * loadedCompression().decompress(bytes, "application/x-gzip");
+ * ```
+ *
+ * @returns the compression module
+ * @throws {ProtocolError} when it was not loaded
+ */
+export function loadedCompression(): typeof Compression {
+  if (!compression) throw notLoaded("Compression");
+  return compression;
+}

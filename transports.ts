@@ -1,0 +1,52 @@
+/**
+ * The transports behind the broker and result-backend ports: Redis
+ * (kombu-compatible) and the embedded Deno KV store. Most programs never
+ * import this: `new Celery({ broker, backend })` opens the right one from its
+ * URL, loading it only when it connects.
+ *
+ * @example
+ * ```ts ignore
+ * import { openRedisBroker } from "@celeriac/celeriac/transports";
+ * const broker = await openRedisBroker("redis://127.0.0.1:6379/0");
+ * console.log(await broker.restoreVisible(), "orphaned messages restored");
+ * await broker.close();
+ * ```
+ *
+ * @module
+ */
+
+// src/broker/redis.ts
+export {
+  openRedisBroker,
+  PARKED_KEY,
+  PRIORITY_SEP,
+  PRIORITY_STEPS,
+  priorityList,
+  RedisBroker,
+  type RedisBrokerOptions,
+} from "./src/broker/redis.ts";
+// src/broker/redis_url.ts
+export { parseRedisUrl, type RedisUrlOptions } from "./src/broker/redis_url.ts";
+// src/backend/redis.ts
+export {
+  openRedisBackend,
+  RedisBackend,
+  type RedisBackendOptions,
+  TASK_META_PREFIX,
+} from "./src/backend/redis.ts";
+// src/broker/kv.ts
+export {
+  KV_MAX_MESSAGE_BYTES,
+  KvBroker,
+  type KvBrokerOptions,
+  openKvBroker,
+} from "./src/broker/kv.ts";
+// src/broker/kv_store.ts
+export { type KvUrl, parseKvUrl } from "./src/broker/kv_store.ts";
+// src/backend/kv.ts
+export {
+  KV_MAX_RESULT_BYTES,
+  KvBackend,
+  type KvBackendOptions,
+  openKvBackend,
+} from "./src/backend/kv.ts";
