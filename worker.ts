@@ -22,7 +22,7 @@
 import { main } from "./src/cli/main.ts";
 
 export { main, USAGE } from "./src/cli/main.ts";
-export { parseLogLevel, setupLogging } from "./src/cli/logging.ts";
+export { type LogLevel, parseLogLevel, setupLogging } from "./src/cli/logging.ts";
 export { loadApp, moduleUrl, parseAppSpec } from "./src/worker/load_app.ts";
 export { Worker, type WorkerOptions, type WorkerStats } from "./src/worker/worker.ts";
 export { type RunOutcome, type RunRequest, runTask } from "./src/worker/executor.ts";

@@ -27,7 +27,7 @@ console.log(
 const sum = await add.delay(2, 3);
 console.log(`add(2, 3)            = ${await sum.get({ timeout: 10_000 })}   (task ${sum.id})`);
 
-const product = await mul.applyAsync([], { kwargs: { x: 6, y: 7 } });
+const product = await app.sendTask<number>(mul.name, [], { kwargs: { x: 6, y: 7 } });
 console.log(`mul(x=6, y=7)        = ${await product.get({ timeout: 10_000 })}`);
 
 const echoed = await echo.delay(

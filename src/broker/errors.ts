@@ -21,6 +21,8 @@ export class BrokerConnectionError extends Error {
   readonly url: string;
 
   /**
+   * Describe a server that cannot be reached.
+   *
    * @param url the URL that failed (its password is masked in the message)
    * @param cause the underlying error
    */

@@ -4,7 +4,10 @@
  * @module
  */
 
-import { configure, getConsoleSink, getTextFormatter, type LogLevel } from "@logtape/logtape";
+import { configure, getConsoleSink, getTextFormatter } from "@logtape/logtape";
+
+/** Log levels, lowest first (Celery's CRITICAL is `fatal`). */
+export type LogLevel = "debug" | "info" | "warning" | "error" | "fatal";
 
 const LEVELS: Record<string, LogLevel> = {
   debug: "debug",

@@ -62,6 +62,10 @@ export class Celery implements TaskSender, ResultSource {
   #broker: Promise<Broker> | null = null;
   #backend: Promise<ResultBackend> | null = null;
   #origin: string | null = null;
+  /**
+   * Set by a worker inside its Web Workers: publishes through the worker's
+   * connection instead of opening one. `undefined` everywhere else.
+   */
   [PUBLISHER]: Publisher | undefined;
 
   /**

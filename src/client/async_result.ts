@@ -75,6 +75,8 @@ export class AsyncResult<T = unknown> {
   readonly #source: ResultSource;
 
   /**
+   * Create a handle (usually through `app.asyncResult(id)` or a task call).
+   *
    * @param id the task id
    * @param source the app whose backend holds the result
    */

@@ -39,6 +39,8 @@ export class TaskError extends Error {
   readonly traceback: string | null;
 
   /**
+   * Describe a failed task from its stored meta.
+   *
    * @param taskId the failed task
    * @param state the stored state
    * @param info the stored exception dict
@@ -81,6 +83,8 @@ export class TimeoutError extends Error {
   readonly taskId: string;
 
   /**
+   * Describe a wait that timed out.
+   *
    * @param taskId the task waited for
    * @param timeoutMs the timeout that expired
    */

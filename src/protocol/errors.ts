@@ -25,6 +25,8 @@ export class ProtocolError extends Error {
   readonly taskId: string | undefined;
 
   /**
+   * Describe a message that cannot be understood.
+   *
    * @param message what is wrong and what to change
    * @param options the task id (if known) and the underlying cause
    */
@@ -52,11 +54,14 @@ export class ProtocolError extends Error {
  * ```
  */
 export class ContentDisallowedError extends ProtocolError {
+  /** Stable code for programmatic checks. */
   override readonly code: string = "CONTENT_DISALLOWED";
   /** The refused MIME type. */
   readonly contentType: string;
 
   /**
+   * Describe a refused content type.
+   *
    * @param contentType the refused MIME type
    * @param options the task id (if known)
    */
@@ -91,7 +96,11 @@ export class EncodeError extends Error {
   /** Stable code for programmatic checks. */
   readonly code: string = "ENCODE";
 
-  /** @param message what cannot be encoded and what to do instead */
+  /**
+   * Describe a value that cannot be encoded.
+   *
+   * @param message what cannot be encoded and what to do instead
+   */
   constructor(message: string) {
     super(message);
     this.name = "EncodeError";

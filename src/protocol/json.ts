@@ -267,12 +267,18 @@ class TolerantParser {
   }
 
   #string(): string {
-    const m = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+    const m = /"(?:[^"\\]|\\.)*"/y;
     m.lastIndex = this.#pos;
     const found = m.exec(this.#text);
-    if (!found) this.#fail("malformed string");
+    if (!found) this.#fail("unterminated string");
+    let value: string;
+    try {
+      value = JSON.parse(found[0]);
+    } catch {
+      this.#fail("malformed string (bad escape or raw control character)");
+    }
     this.#pos += found[0].length;
-    return JSON.parse(found[0]);
+    return value;
   }
 
   #array(): unknown[] {

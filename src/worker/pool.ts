@@ -87,6 +87,8 @@ export class ThreadPool implements Pool {
   #closed = false;
 
   /**
+   * Configure the pool; its Web Workers start with {@link ThreadPool.start}.
+   *
    * @param options size, slots, module and permissions
    * @param events where outcomes go
    */
@@ -251,6 +253,8 @@ export class InlinePool implements Pool {
   #flushScheduled = false;
 
   /**
+   * Configure the inline pool.
+   *
    * @param app the app whose tasks run
    * @param slots how many tasks may run at once
    * @param events where outcomes go

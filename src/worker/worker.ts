@@ -141,7 +141,11 @@ export class Worker {
   #loop: Promise<void> | null = null;
   readonly #finished = Promise.withResolvers<void>();
 
-  /** @param options see {@link WorkerOptions} */
+  /**
+   * Configure a worker; nothing runs until {@link Worker.start}.
+   *
+   * @param options see {@link WorkerOptions}
+   */
   constructor(options: WorkerOptions) {
     this.#app = options.app;
     this.#options = options;

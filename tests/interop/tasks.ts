@@ -27,7 +27,7 @@ let redis: Redis | null = null;
 export const record = app.task(
   "tasks.record",
   { acksLate: true, params: ["n", "marker_key", "sleep_s"] },
-  async (n: number, markerKey: string, sleepS = 0) => {
+  async (n: number, markerKey: string, sleepS: number = 0) => {
     redis ??= new Redis(Deno.env.get("INTEROP_MARKER_REDIS") ?? "redis://127.0.0.1:6379/0");
     const attempt = await redis.rpush(`${markerKey}:started`, `ts:${n}`);
     if (sleepS && attempt === 1) await new Promise((r) => setTimeout(r, sleepS * 1000));
