@@ -6,7 +6,9 @@
  *
  * Options: `--tasks N` (20000), `--roundtrips N` (2000),
  * `--only celeriac|celery`, `--prefetch N` (Celeriac worker; default: the
- * worker's own), `--redis URL` (server; the bench uses its dbs 14 and 15).
+ * worker's own), `--v8-flags F` (Celeriac worker; default the README's
+ * production setting `--max-semi-space-size=1`, `none` for V8's defaults),
+ * `--redis URL` (server; the bench uses its dbs 14 and 15).
  *
  * @module
  */
@@ -23,6 +25,8 @@ const PYTHON = Deno.env.get("BENCH_PYTHON") ?? "/usr/bin/python3";
 const BROKER_DB = 14;
 const BACKEND_DB = 15;
 const CONCURRENCY = 2;
+/** V8 flags the README recommends for production workers (smaller young generation). */
+const DEFAULT_V8_FLAGS = "--max-semi-space-size=1";
 const WARMUP = 100;
 /** Poll interval of LLEN while waiting for the worker's first take. */
 const TAKE_POLL_MS = 5;
@@ -41,6 +45,7 @@ interface Options {
   roundtrips: number;
   only: Side | null;
   prefetch: number | undefined;
+  v8Flags: string | null;
   redis: string;
 }
 
@@ -84,6 +89,7 @@ function parseOptions(args: string[]): Options {
       roundtrips: { type: "string" },
       only: { type: "string" },
       prefetch: { type: "string" },
+      "v8-flags": { type: "string" },
       redis: { type: "string" },
     },
   });
@@ -96,6 +102,7 @@ function parseOptions(args: string[]): Options {
     roundtrips: positiveInt(values.roundtrips, "--roundtrips") ?? 2_000,
     only,
     prefetch: positiveInt(values.prefetch, "--prefetch"),
+    v8Flags: values["v8-flags"] === "none" ? null : values["v8-flags"] ?? DEFAULT_V8_FLAGS,
     redis: values.redis ?? "redis://127.0.0.1:6379",
   };
 }
@@ -130,6 +137,7 @@ function startWorker(side: Side, opts: Options, env: Record<string, string>): Ru
   const [cmd, args, cwd] = side === "celeriac"
     ? [Deno.execPath(), [
       "run",
+      ...(opts.v8Flags ? [`--v8-flags=${opts.v8Flags}`] : []),
       "-A",
       "worker.ts",
       "--app",

@@ -9,6 +9,7 @@ import { Celery, TaskError } from "../mod.ts";
 import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
 import { celeriacWorker, celeryWorker, type Proc, runPython } from "./helpers/procs.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_CELERY } from "./helpers/services.ts";
 
 const prefix = uniquePrefix("interop");
 const BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
@@ -60,7 +61,10 @@ function client(queue: string): Celery {
   return new Celery({ broker: BROKER, backend: BACKEND, defaultQueue: queue });
 }
 
-Deno.test("interop: a Python client calls Celeriac tasks and gets results and exceptions", async () => {
+Deno.test({
+  name: "interop: a Python client calls Celeriac tasks and gets results and exceptions",
+  ignore: WITHOUT_CELERY,
+}, async () => {
   const queue = `q-py2ts-${crypto.randomUUID().slice(0, 8)}`;
   const worker = await tsWorker(queue);
   try {
@@ -103,26 +107,32 @@ Deno.test("interop: a Python client calls Celeriac tasks and gets results and ex
   }
 });
 
-Deno.test("interop: Python sees Celeriac big integers exactly", async () => {
-  const queue = `q-big-${crypto.randomUUID().slice(0, 8)}`;
-  const worker = await tsWorker(queue);
-  try {
-    const app = client(queue);
-    const big = 2n ** 70n + 1n;
-    const r = await app.sendTask("tasks.echo", [big]);
-    taskIds.push(r.id);
-    assert.deepEqual(await r.get({ timeout: 10_000 }), [big]);
-    await app.close();
-    const redis = await rawRedis();
-    const raw = await redis.get(`celery-task-meta-${r.id}`);
-    await redis.quit();
-    assert.match(raw ?? "", /"result": \[1180591620717411303425\]/);
-  } finally {
-    await worker.stop();
-  }
-});
+Deno.test(
+  { name: "interop: Python sees Celeriac big integers exactly", ignore: WITHOUT_CELERY },
+  async () => {
+    const queue = `q-big-${crypto.randomUUID().slice(0, 8)}`;
+    const worker = await tsWorker(queue);
+    try {
+      const app = client(queue);
+      const big = 2n ** 70n + 1n;
+      const r = await app.sendTask("tasks.echo", [big]);
+      taskIds.push(r.id);
+      assert.deepEqual(await r.get({ timeout: 10_000 }), [big]);
+      await app.close();
+      const redis = await rawRedis();
+      const raw = await redis.get(`celery-task-meta-${r.id}`);
+      await redis.quit();
+      assert.match(raw ?? "", /"result": \[1180591620717411303425\]/);
+    } finally {
+      await worker.stop();
+    }
+  },
+);
 
-Deno.test("interop: a Celeriac client calls Python tasks and gets typed results and TaskErrors", async () => {
+Deno.test({
+  name: "interop: a Celeriac client calls Python tasks and gets typed results and TaskErrors",
+  ignore: WITHOUT_CELERY,
+}, async () => {
   const queue = `q-ts2py-${crypto.randomUUID().slice(0, 8)}`;
   const worker = await celeryWorker(["-P", "solo", "-Q", queue], pyEnv(queue));
   const app = client(queue);
@@ -169,7 +179,10 @@ Deno.test("interop: a Celeriac client calls Python tasks and gets typed results 
   }
 });
 
-Deno.test("interop: a Python and a Celeriac worker share a queue and every task runs exactly once", async () => {
+Deno.test({
+  name: "interop: a Python and a Celeriac worker share a queue and every task runs exactly once",
+  ignore: WITHOUT_CELERY,
+}, async () => {
   const queue = `q-shared-${crypto.randomUUID().slice(0, 8)}`;
   const marker = `${prefix}marker-shared`;
   const py = await celeryWorker(["-P", "prefork", "-c", "2", "-Q", queue], pyEnv(queue));
@@ -216,7 +229,11 @@ async function waitForList(key: string, count: number, timeoutMs: number): Promi
   }
 }
 
-Deno.test("interop: a task held by a SIGKILLed Celeriac worker is restored and run by a Python worker", async () => {
+Deno.test({
+  name:
+    "interop: a task held by a SIGKILLed Celeriac worker is restored and run by a Python worker",
+  ignore: WITHOUT_CELERY,
+}, async () => {
   const queue = `q-kill-ts-${crypto.randomUUID().slice(0, 8)}`;
   const marker = `${prefix}marker-kill-ts`;
   const ts = await tsWorker(queue);
@@ -245,7 +262,11 @@ Deno.test("interop: a task held by a SIGKILLed Celeriac worker is restored and r
   }
 });
 
-Deno.test("interop: a task held by a SIGKILLed Python worker is restored and run by a Celeriac worker", async () => {
+Deno.test({
+  name:
+    "interop: a task held by a SIGKILLed Python worker is restored and run by a Celeriac worker",
+  ignore: WITHOUT_CELERY,
+}, async () => {
   const queue = `q-kill-py-${crypto.randomUUID().slice(0, 8)}`;
   const marker = `${prefix}marker-kill-py`;
   const py = await celeryWorker(["-P", "solo", "-Q", queue], pyEnv(queue));
@@ -276,7 +297,10 @@ Deno.test("interop: a task held by a SIGKILLed Python worker is restored and run
   }
 });
 
-Deno.test("interop: a SIGKILLed Celeriac worker's task is restored by a new Celeriac worker", async () => {
+Deno.test({
+  name: "interop: a SIGKILLed Celeriac worker's task is restored by a new Celeriac worker",
+  ignore: WITHOUT_CELERY,
+}, async () => {
   const queue = `q-kill-ts2-${crypto.randomUUID().slice(0, 8)}`;
   const marker = `${prefix}marker-kill-ts2`;
   const first = await tsWorker(queue);
@@ -308,7 +332,7 @@ Deno.test("interop: a SIGKILLed Celeriac worker's task is restored by a new Cele
   }
 });
 
-Deno.test("interop: clean up keys", async () => {
+Deno.test({ name: "interop: clean up keys", ignore: WITHOUT_CELERY }, async () => {
   await deleteKeys(prefix);
   const redis = await rawRedis();
   if (taskIds.length) await redis.del(...taskIds.map((id) => `celery-task-meta-${id}`));

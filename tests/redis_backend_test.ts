@@ -3,13 +3,17 @@ import { openRedisBackend } from "../src/backend/redis.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { backendConformance } from "./backend_conformance.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const prefix = uniquePrefix("backend");
 const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 
-backendConformance("redis", () => openRedisBackend(url));
+backendConformance("redis", () => openRedisBackend(url), WITHOUT_REDIS);
 
-Deno.test("redis backend: SETEX with result_expires and PUBLISH on the key's channel", async () => {
+Deno.test({
+  name: "redis backend: SETEX with result_expires and PUBLISH on the key's channel",
+  ignore: WITHOUT_REDIS,
+}, async () => {
   const backend = await openRedisBackend(url, { resultExpires: 120 });
   const r = await rawRedis();
   const sub = await rawRedis();
@@ -38,7 +42,10 @@ Deno.test("redis backend: SETEX with result_expires and PUBLISH on the key's cha
   }
 });
 
-Deno.test("redis backend: a waiter survives many results for other tasks and uses one subscriber", async () => {
+Deno.test({
+  name: "redis backend: a waiter survives many results for other tasks and uses one subscriber",
+  ignore: WITHOUT_REDIS,
+}, async () => {
   const backend = await openRedisBackend(url);
   const r = await rawRedis();
   const subscribers = async () =>
@@ -77,6 +84,6 @@ Deno.test("redis backend: a waiter survives many results for other tasks and use
   }
 });
 
-Deno.test("redis backend: clean up test keys", async () => {
+Deno.test({ name: "redis backend: clean up test keys", ignore: WITHOUT_REDIS }, async () => {
   await deleteKeys(prefix);
 });

@@ -2,13 +2,17 @@ import assert from "node:assert/strict";
 import { openRedisBroker, PARKED_KEY } from "../src/broker/redis.ts";
 import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const prefix = uniquePrefix("broker");
 const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 
-brokerConformance("redis", (o) => openRedisBroker(url, o));
+brokerConformance("redis", (o) => openRedisBroker(url, o), WITHOUT_REDIS);
 
-Deno.test("redis broker: a published message is the kombu envelope in the priority list", async () => {
+Deno.test({
+  name: "redis broker: a published message is the kombu envelope in the priority list",
+  ignore: WITHOUT_REDIS,
+}, async () => {
   const broker = await openRedisBroker(url);
   const r = await rawRedis();
   try {
@@ -44,7 +48,10 @@ Deno.test("redis broker: a published message is the kombu envelope in the priori
   }
 });
 
-Deno.test("redis broker: a take records the delivery in unacked and unacked_index as kombu does", async () => {
+Deno.test({
+  name: "redis broker: a take records the delivery in unacked and unacked_index as kombu does",
+  ignore: WITHOUT_REDIS,
+}, async () => {
   const broker = await openRedisBroker(url);
   const r = await rawRedis();
   try {
@@ -66,7 +73,10 @@ Deno.test("redis broker: a take records the delivery in unacked and unacked_inde
   }
 });
 
-Deno.test("redis broker: garbage in a queue is parked, logged and does not stop consumption", async () => {
+Deno.test({
+  name: "redis broker: garbage in a queue is parked, logged and does not stop consumption",
+  ignore: WITHOUT_REDIS,
+}, async () => {
   const broker = await openRedisBroker(url);
   const r = await rawRedis();
   try {
@@ -91,7 +101,10 @@ Deno.test("redis broker: garbage in a queue is parked, logged and does not stop 
   }
 });
 
-Deno.test("redis broker: an unreachable server gives a BrokerConnectionError naming the URL", async () => {
+Deno.test({
+  name: "redis broker: an unreachable server gives a BrokerConnectionError naming the URL",
+  ignore: WITHOUT_REDIS,
+}, async () => {
   await assert.rejects(
     openRedisBroker("redis://:secret@127.0.0.1:1/0"),
     (e: Error & { code?: string }) =>
@@ -100,6 +113,6 @@ Deno.test("redis broker: an unreachable server gives a BrokerConnectionError nam
   );
 });
 
-Deno.test("redis broker: clean up test keys", async () => {
+Deno.test({ name: "redis broker: clean up test keys", ignore: WITHOUT_REDIS }, async () => {
   await deleteKeys(prefix);
 });

@@ -10,6 +10,7 @@ import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { app as tasksApp } from "./apps/worker_app.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const APP_MODULE = new URL("./apps/worker_app.ts", import.meta.url).href;
 const redisPrefix = uniquePrefix("worker");
@@ -52,7 +53,10 @@ async function withWorker(
 
 for (const t of transports) {
   const test = (name: string, fn: () => Promise<void>) =>
-    Deno.test(`worker on ${t.name}: ${name}`, fn);
+    Deno.test(
+      { name: `worker on ${t.name}: ${name}`, ignore: t.name === "redis" && WITHOUT_REDIS },
+      fn,
+    );
 
   test("runs tasks and stores results and failures with tracebacks", async () => {
     await withWorker(t, {}, async (client) => {
@@ -331,6 +335,6 @@ for (const t of transports) {
 }
 
 Deno.test("worker: clean up", async () => {
-  await deleteKeys(redisPrefix);
+  if (!WITHOUT_REDIS) await deleteKeys(redisPrefix);
   await Deno.remove(kvDir, { recursive: true });
 });

@@ -24,7 +24,10 @@ export interface CeleryOptions {
    * broker is `kv://`, else none (as in Celery).
    */
   backend?: string | null;
-  /** Queue for tasks that name none [`task_default_queue`]. Default `celery`. */
+  /**
+   * Queue for tasks that name none [`task_default_queue`]. Default:
+   * `CELERY_DEFAULT_QUEUE`, else `celery`.
+   */
   defaultQueue?: string;
   /** Body serializer for task messages [`task_serializer`]. Default `json`. */
   taskSerializer?: SerializerName;
@@ -81,7 +84,7 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
   return {
     broker,
     backend,
-    defaultQueue: options.defaultQueue ?? "celery",
+    defaultQueue: options.defaultQueue ?? readEnv("CELERY_DEFAULT_QUEUE") ?? "celery",
     taskSerializer: options.taskSerializer ?? "json",
     taskCompression: options.taskCompression ?? null,
     resultExpires,

@@ -1,0 +1,37 @@
+/**
+ * A Celeriac client calling tasks served by a Python Celery worker.
+ *
+ *   cd examples/python && celery -A tasks worker -l INFO      # the Python worker
+ *   deno run --allow-net=127.0.0.1:6379 --allow-env examples/call_python.ts
+ */
+// deno-lint-ignore-file no-console
+
+import { Celery, TaskError } from "../mod.ts";
+
+const redis = "redis://127.0.0.1:6379/0";
+const app = new Celery({
+  broker: Deno.env.get("CELERY_BROKER_URL") ?? redis,
+  backend: Deno.env.get("CELERY_RESULT_BACKEND") ?? redis,
+});
+
+// Typed handles to tasks that live in Python.
+const mul = app.remoteTask<[x: number, y: number], number>("py.mul");
+const withdraw = app.remoteTask<[balance: number, amount: number], number>("py.withdraw");
+
+const product: number = await (await mul.delay(6, 7)).get({ timeout: 10_000 });
+console.log(`py.mul(6, 7) = ${product}`);
+
+const left = await (await withdraw.delay(100, 30)).get({ timeout: 10_000 });
+console.log(`py.withdraw(100, 30) = ${left}`);
+
+try {
+  await (await withdraw.delay(10, 30)).get({ timeout: 10_000 });
+} catch (err) {
+  if (!(err instanceof TaskError)) throw err;
+  // The Python exception arrives typed: class, module, arguments and traceback.
+  console.log(
+    `py.withdraw(10, 30) raised ${err.excModule}.${err.excType}${JSON.stringify(err.excMessage)}`,
+  );
+}
+
+await app.close();

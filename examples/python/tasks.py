@@ -1,0 +1,34 @@
+"""A Python Celery 5.x app whose tasks Celeriac clients call.
+
+Run its worker:
+    celery -A tasks worker -l INFO          (from examples/python/)
+Broker and backend: CELERY_BROKER_URL / CELERY_RESULT_BACKEND
+(default redis://127.0.0.1:6379/0); queue: CELERY_DEFAULT_QUEUE (default celery).
+"""
+import os
+
+from celery import Celery
+
+REDIS = "redis://127.0.0.1:6379/0"
+app = Celery(
+    "tasks",
+    broker=os.environ.get("CELERY_BROKER_URL", REDIS),
+    backend=os.environ.get("CELERY_RESULT_BACKEND", REDIS),
+)
+app.conf.task_default_queue = os.environ.get("CELERY_DEFAULT_QUEUE", "celery")
+
+
+class InsufficientFunds(Exception):
+    pass
+
+
+@app.task(name="py.mul")
+def mul(x, y):
+    return x * y
+
+
+@app.task(name="py.withdraw")
+def withdraw(balance, amount):
+    if amount > balance:
+        raise InsufficientFunds(balance, amount)
+    return balance - amount

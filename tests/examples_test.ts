@@ -1,0 +1,116 @@
+/** Every example runs, with the permissions the README gives it. */
+
+import assert from "node:assert/strict";
+import { celeriacWorker, Proc, PYTHON } from "./helpers/procs.ts";
+import { rawRedis, REDIS_URL } from "./helpers/redis.ts";
+import { WITHOUT_CELERY } from "./helpers/services.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+async function run(cmd: string, args: string[], env: Record<string, string>, cwd = ROOT) {
+  const out = await new Deno.Command(cmd, { args, env, cwd, stdout: "piped", stderr: "piped" })
+    .output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.ok(
+    out.success,
+    `${cmd} ${args.join(" ")} failed:\n${text}\n${new TextDecoder().decode(out.stderr)}`,
+  );
+  return text;
+}
+
+Deno.test("examples: the demo runs on the embedded KV store with narrow permissions", async () => {
+  const out = await run(Deno.execPath(), [
+    "run",
+    "--allow-read=.",
+    "--allow-env",
+    "examples/demo.ts",
+  ], {});
+  assert.match(out, /add\(2, 3\)\s+= 5/);
+  assert.match(out, /mul\(x=6, y=7\)\s+= 42/);
+  assert.match(out, /18446744073709551616n/);
+  assert.match(out, /TaskError builtins\.ValueError: on purpose/);
+  assert.match(out, /1000 × add\s+= 999000/);
+  assert.match(out, /"failed":1/);
+});
+
+/**
+ * The example clients do not print task ids, so results are found as the
+ * result keys that appeared while the test ran, and deleted afterwards.
+ */
+async function dropResultKeys(before: Set<string>): Promise<void> {
+  const redis = await rawRedis();
+  const keys = (await redis.keys("celery-task-meta-*")).filter((k: string) => !before.has(k));
+  if (keys.length) await redis.del(...keys);
+  await redis.quit();
+}
+
+async function resultKeys(): Promise<Set<string>> {
+  const redis = await rawRedis();
+  const keys = new Set<string>(await redis.keys("celery-task-meta-*"));
+  await redis.quit();
+  return keys;
+}
+
+Deno.test(
+  { name: "examples: Python calls the Celeriac example tasks", ignore: WITHOUT_CELERY },
+  async () => {
+    const queue = `ex-py2ts-${crypto.randomUUID().slice(0, 8)}`;
+    const env = {
+      CELERY_BROKER_URL: REDIS_URL,
+      CELERY_RESULT_BACKEND: REDIS_URL,
+      CELERY_DEFAULT_QUEUE: queue,
+    };
+    const before = await resultKeys();
+    const worker = await celeriacWorker(["--app", "./examples/tasks.ts"], env);
+    try {
+      const out = await run(PYTHON, ["call_celeriac.py"], env, `${ROOT}examples/python`);
+      assert.match(out, /tasks\.add\(2, 3\) = 5/);
+      assert.match(out, /tasks\.mul\(x=6, y=7\) = 42/);
+      assert.match(out, /tasks\.fail raised ValueError: raised in TypeScript/);
+    } finally {
+      await worker.stop();
+      await dropResultKeys(before);
+    }
+  },
+);
+
+Deno.test(
+  { name: "examples: Celeriac calls the Python example tasks", ignore: WITHOUT_CELERY },
+  async () => {
+    const queue = `ex-ts2py-${crypto.randomUUID().slice(0, 8)}`;
+    const env = {
+      CELERY_BROKER_URL: REDIS_URL,
+      CELERY_RESULT_BACKEND: REDIS_URL,
+      CELERY_DEFAULT_QUEUE: queue,
+    };
+    const before = await resultKeys();
+    const worker = Proc.start("python example worker", PYTHON, [
+      "-m",
+      "celery",
+      "-A",
+      "tasks",
+      "worker",
+      "-l",
+      "INFO",
+      "-P",
+      "solo",
+      "--without-mingle",
+      "--without-gossip",
+    ], { env, cwd: `${ROOT}examples/python` });
+    try {
+      await worker.waitFor(/ ready\./, 30_000);
+      const out = await run(Deno.execPath(), [
+        "run",
+        "--allow-net=127.0.0.1:6379",
+        "--allow-env",
+        "examples/call_python.ts",
+      ], env);
+      assert.match(out, /py\.mul\(6, 7\) = 42/);
+      assert.match(out, /py\.withdraw\(100, 30\) = 70/);
+      assert.match(out, /raised tasks\.InsufficientFunds\[10,30\]/);
+    } finally {
+      await worker.stop();
+      await dropResultKeys(before);
+    }
+  },
+);
