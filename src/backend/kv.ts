@@ -25,7 +25,7 @@ const log = getLogger(["celeriac", "backend", "kv"]);
  *
  * @example
  * ```ts
- * import { KV_MAX_RESULT_BYTES } from "@celeriac/celeriac";
+ * import { KV_MAX_RESULT_BYTES } from "@celeriac/celeriac/transports";
  * console.assert(KV_MAX_RESULT_BYTES < 64 * 1024);
  * ```
  */
@@ -63,7 +63,7 @@ function metaBytes(meta: string): number {
  *
  * @example
  * ```ts
- * import { encodeResultMeta, openKvBackend } from "@celeriac/celeriac";
+ * import { encodeResultMeta, openKvBackend } from "@celeriac/celeriac/transports";
  * const backend = await openKvBackend("kv://:memory:");
  * const taskId = crypto.randomUUID();
  * const waiting = backend.waitFor(taskId, AbortSignal.timeout(5000));
@@ -218,7 +218,7 @@ export class KvBackend implements ResultBackend {
  *
  * @example
  * ```ts
- * import { openKvBackend } from "@celeriac/celeriac";
+ * import { openKvBackend } from "@celeriac/celeriac/transports";
  * const backend = await openKvBackend("kv://:memory:", { resultExpires: 3600 });
  * console.assert(await backend.get("unknown-id") === null);
  * await backend.close();

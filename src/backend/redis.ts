@@ -73,7 +73,7 @@ interface Waiter {
  *
  * @example
  * ```ts ignore
- * import { openRedisBackend } from "@celeriac/celeriac";
+ * import { openRedisBackend } from "@celeriac/celeriac/transports";
  * const backend = await openRedisBackend("redis://127.0.0.1:6379/0");
  * const meta = await backend.waitFor("some-task-id", AbortSignal.timeout(10_000));
  * await backend.close();
@@ -265,7 +265,7 @@ export class RedisBackend implements ResultBackend {
  *
  * @example
  * ```ts ignore
- * import { openRedisBackend } from "@celeriac/celeriac";
+ * import { openRedisBackend } from "@celeriac/celeriac/transports";
  * const backend = await openRedisBackend("redis://127.0.0.1:6379/1", { resultExpires: 3600 });
  * await backend.close();
  * ```

@@ -42,7 +42,7 @@ const log = getLogger(["celeriac", "broker", "kv"]);
  *
  * @example
  * ```ts
- * import { KV_MAX_MESSAGE_BYTES } from "@celeriac/celeriac";
+ * import { KV_MAX_MESSAGE_BYTES } from "@celeriac/celeriac/transports";
  * const fits = (body: Uint8Array) => body.byteLength < KV_MAX_MESSAGE_BYTES - 2048;
  * ```
  */
@@ -233,7 +233,7 @@ function checkLimit(limit: number | undefined, fallback: number, what: string): 
  *
  * @example
  * ```ts
- * import { openKvBroker } from "@celeriac/celeriac";
+ * import { openKvBroker } from "@celeriac/celeriac/transports";
  * const broker = await openKvBroker("kv://:memory:");
  * const body = new TextEncoder().encode("[[2, 3], {}, {}]");
  * await broker.publish({
@@ -628,7 +628,7 @@ export class KvBroker implements Broker {
  *
  * @example
  * ```ts
- * import { openKvBroker } from "@celeriac/celeriac";
+ * import { openKvBroker } from "@celeriac/celeriac/transports";
  * const broker = await openKvBroker("kv://:memory:", { visibilityTimeout: 600 });
  * console.assert(broker.transport === "kv");
  * await broker.close();

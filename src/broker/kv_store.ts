@@ -43,7 +43,7 @@ const URL_OPTIONS = ["visibility_timeout", "prefix"];
  *
  * @example
  * ```ts
- * import { parseKvUrl } from "@celeriac/celeriac";
+ * import { parseKvUrl } from "@celeriac/celeriac/transports";
  * parseKvUrl("kv:///var/lib/app/queue.sqlite?visibility_timeout=60");
  * // { path: "/var/lib/app/queue.sqlite", visibilityTimeout: 60 }
  * parseKvUrl("kv://:memory:?prefix=tests"); // { path: ":memory:", prefix: "tests" }

@@ -77,7 +77,7 @@ interface Scripted {
  *
  * @example
  * ```ts
- * import { priorityList } from "@celeriac/celeriac";
+ * import { priorityList } from "@celeriac/celeriac/transports";
  * priorityList("celery", 5); // "celery\x06\x163"
  * ```
  *
@@ -126,7 +126,7 @@ class ListWatcher {
  *
  * @example
  * ```ts ignore
- * import { openRedisBroker } from "@celeriac/celeriac";
+ * import { openRedisBroker } from "@celeriac/celeriac/transports";
  * const broker = await openRedisBroker("redis://127.0.0.1:6379/0");
  * const [d] = await broker.take(["celery"], { max: 1, signal: AbortSignal.timeout(1000) });
  * if (d) await broker.ack([d]);
@@ -626,7 +626,7 @@ export class RedisBroker implements Broker {
  *
  * @example
  * ```ts ignore
- * import { openRedisBroker } from "@celeriac/celeriac";
+ * import { openRedisBroker } from "@celeriac/celeriac/transports";
  * const broker = await openRedisBroker("redis://127.0.0.1:6379/0?visibility_timeout=600");
  * await broker.close();
  * ```

@@ -27,7 +27,7 @@ export interface RedisUrlOptions {
  *
  * @example
  * ```ts
- * import { parseRedisUrl } from "@celeriac/celeriac";
+ * import { parseRedisUrl } from "@celeriac/celeriac/transports";
  * const o = parseRedisUrl("redis://:pw@10.0.0.5:6380/2?visibility_timeout=60");
  * // o.host === "10.0.0.5", o.port === 6380, o.db === 2, o.password === "pw",
  * // o.query.visibility_timeout === "60"
