@@ -27,12 +27,12 @@ function pyEnv(queue: string, extra: Record<string, string> = {}): Record<string
   };
 }
 
-function tsWorker(queue: string, extra: string[] = []): Promise<Proc> {
+function tsWorker(queue: string, extra: string[] = [], broker = BROKER): Promise<Proc> {
   return celeriacWorker([
     "--app",
     "./tests/interop/tasks.ts",
     "--broker",
-    BROKER,
+    broker,
     "--backend",
     BACKEND,
     "-Q",
@@ -277,16 +277,7 @@ Deno.test({
     assert.deepEqual(await waitForList(`${marker}:started`, 1, 15_000), ["py:2"]);
     py.signal("SIGKILL");
     await py.stop();
-    const ts = await celeriacWorker([
-      "--app",
-      "./tests/interop/tasks.ts",
-      "--broker",
-      `${BROKER}&visibility_timeout=2`,
-      "--backend",
-      BACKEND,
-      "-Q",
-      queue,
-    ], { INTEROP_MARKER_REDIS: REDIS_URL });
+    const ts = await tsWorker(queue, [], `${BROKER}&visibility_timeout=2`);
     try {
       assert.equal(await r.get({ timeout: 30_000 }), "ts:2");
     } finally {
@@ -311,16 +302,7 @@ Deno.test({
     await waitForList(`${marker}:started`, 1, 10_000);
     first.signal("SIGKILL");
     await first.stop();
-    const second = await celeriacWorker([
-      "--app",
-      "./tests/interop/tasks.ts",
-      "--broker",
-      `${BROKER}&visibility_timeout=2`,
-      "--backend",
-      BACKEND,
-      "-Q",
-      queue,
-    ], { INTEROP_MARKER_REDIS: REDIS_URL });
+    const second = await tsWorker(queue, [], `${BROKER}&visibility_timeout=2`);
     try {
       assert.equal(await r.get({ timeout: 30_000 }), "ts:3");
       assert.deepEqual(await waitForList(`${marker}:started`, 2, 1000), ["ts:3", "ts:3"]);

@@ -299,38 +299,20 @@ for (const t of transports) {
   });
 
   test("warm stop finishes running tasks; the worker never takes more than its free slots", async () => {
-    const queue = `wq-${crypto.randomUUID().slice(0, 8)}`;
-    tasksApp.configure({ broker: t.broker, backend: t.backend, defaultQueue: queue });
-    const client = new Celery({ broker: t.broker, backend: t.backend, defaultQueue: queue });
-    const worker = new Worker({
-      app: tasksApp,
-      appModule: APP_MODULE,
-      queues: [queue],
-      concurrency: 1,
-      prefetch: 2,
-    });
-    try {
-      await worker.start();
+    await withWorker(t, { concurrency: 1, prefetch: 2 }, async (client, worker, queue) => {
       const rs = await Promise.all(
         Array.from({ length: 6 }, () => client.sendTask<number>("t.slow", [400])),
       );
       await new Promise((r) => setTimeout(r, 150));
       assert.equal(worker.active, 2, "two slots, two tasks taken");
-      assert.equal(
-        await (await client.broker()).queueDepth(queue),
-        4,
-        "the rest stay in the queue",
-      );
+      const broker = await client.broker();
+      assert.equal(await broker.queueDepth(queue), 4, "the rest stay in the queue");
       await worker.stop();
       assert.equal(await rs[0].get({ timeout: 1000 }), 400);
       assert.equal(await rs[1].get({ timeout: 1000 }), 400);
-      assert.equal(await (await client.broker()).queueDepth(queue), 4);
-      assert.equal(await (await client.broker()).purge(queue), 4);
-    } finally {
-      await worker.stop();
-      await client.close();
-      await tasksApp.close();
-    }
+      assert.equal(await broker.queueDepth(queue), 4);
+      assert.equal(await broker.purge(queue), 4);
+    });
   });
 }
 

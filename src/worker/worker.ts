@@ -136,6 +136,7 @@ export class Worker {
   #seq = 0;
   #logInfo = false;
   #stopping = false;
+  #cold = false;
   readonly #takeAbort = new AbortController();
   #wake: (() => void) | null = null;
   #loop: Promise<void> | null = null;
@@ -550,7 +551,9 @@ export class Worker {
     this.#wake?.();
     await this.#loop;
     await this.#requeueHeld();
-    while (this.#running.size > 0) await new Promise<void>((r) => this.#wake = r);
+    while (this.#running.size > 0 && !this.#cold) await new Promise<void>((r) => this.#wake = r);
+    // A cold shutdown that started meanwhile finishes the job (and resolves `finished`).
+    if (this.#cold) return await this.#finished.promise;
     await this.#drainSettling();
     await this.#pool.close();
     this.#finished.resolve();
@@ -567,6 +570,8 @@ export class Worker {
    * ```
    */
   async terminate(): Promise<void> {
+    if (this.#cold) return await this.#finished.promise;
+    this.#cold = true;
     this.#stopping = true;
     this.#takeAbort.abort();
     const running = [...this.#running.values()];
