@@ -1,0 +1,187 @@
+/** The client: configuration, what goes on the wire for each call option, errors. */
+
+import assert from "node:assert/strict";
+import {
+  BrokerConnectionError,
+  Celery,
+  currentTask,
+  NoResultBackendError,
+  TimeoutError,
+} from "../mod.ts";
+import { parsePyDate } from "../src/protocol/time.ts";
+
+Deno.test("client: creating an app and defining tasks opens no connection", async () => {
+  const app = new Celery({ broker: "redis://:secret@127.0.0.1:1/0", backend: null });
+  const add = app.task("t.add", (a: number, b: number) => a + b);
+  assert.equal(add.name, "t.add");
+  assert.equal(app.tasks.get("t.add"), add);
+  assert.ok(Celery.isApp(app));
+  assert.equal(Celery.isApp({}), false);
+  await assert.rejects(add.delay(1, 2), (e: Error & { code?: string }) => {
+    assert.ok(e instanceof BrokerConnectionError);
+    assert.equal(e.code, "BROKER_CONNECTION");
+    assert.match(e.message, /127\.0\.0\.1:1/);
+    assert.doesNotMatch(e.message, /secret/);
+    return true;
+  });
+  await app.close();
+});
+
+Deno.test("client: configuration comes from options, then environment, then defaults", () => {
+  const saved = ["CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CELERY_DEFAULT_QUEUE"].map((k) =>
+    [k, Deno.env.get(k)] as const
+  );
+  try {
+    for (const [k] of saved) Deno.env.delete(k);
+    const plain = new Celery();
+    assert.equal(plain.config.broker, "kv://.celeriac/celeriac.sqlite");
+    assert.equal(plain.config.backend, "kv://.celeriac/celeriac.sqlite");
+    assert.equal(plain.config.defaultQueue, "celery");
+    assert.equal(new Celery({ broker: "redis://h:6379/0" }).config.backend, null);
+    Deno.env.set("CELERY_BROKER_URL", "redis://envhost:6379/2");
+    Deno.env.set("CELERY_RESULT_BACKEND", "redis://envhost:6379/3");
+    Deno.env.set("CELERY_DEFAULT_QUEUE", "envq");
+    const env = new Celery();
+    assert.equal(env.config.broker, "redis://envhost:6379/2");
+    assert.equal(env.config.backend, "redis://envhost:6379/3");
+    assert.equal(env.config.defaultQueue, "envq");
+    const explicit = new Celery({ broker: "kv://:memory:", backend: null, defaultQueue: "q" });
+    assert.equal(explicit.config.broker, "kv://:memory:");
+    assert.equal(explicit.config.backend, null);
+    assert.equal(explicit.config.defaultQueue, "q");
+    assert.throws(() => new Celery({ resultExpires: -1 }), RangeError);
+  } finally {
+    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+  }
+});
+
+Deno.test("client: bad task definitions are refused with messages that say what to change", () => {
+  const app = new Celery({ broker: "kv://:memory:" });
+  app.task("dup", () => 1);
+  assert.throws(() => app.task("dup", () => 2), /already defined/);
+  assert.throws(() => app.task("", () => 2), /non-empty name/);
+  assert.throws(
+    () => app.task("nohandler", {}, undefined as unknown as () => number),
+    /needs a handler/,
+  );
+});
+
+Deno.test("client: call options become the Celery headers and properties", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  try {
+    const add = app.task("t.add", { queue: "math", priority: 3 }, (a: number, b: number) => a + b);
+    const before = Date.now();
+    const r = await add.applyAsync([2, 3], {
+      countdown: 5,
+      expires: 60,
+      taskId: "11111111-2222-3333-4444-555555555555",
+      headers: { "x-trace": "abc" },
+      shadow: "shown",
+      ignoreResult: true,
+      timeLimit: 30,
+      softTimeLimit: 20,
+    });
+    assert.equal(r.id, "11111111-2222-3333-4444-555555555555");
+    const broker = await app.broker();
+    assert.equal(await broker.queueDepth("celery"), 0, "the task's own queue is used");
+    const [d] = await broker.take(["math"], { max: 1 });
+    const h = d.headers;
+    assert.equal(h.task, "t.add");
+    assert.equal(h.id, r.id);
+    assert.equal(h.root_id, r.id);
+    assert.equal(h.parent_id, null);
+    assert.equal(h.shadow, "shown");
+    assert.equal(h.ignore_result, true);
+    assert.deepEqual(h.timelimit, [30, 20]);
+    assert.equal(h["x-trace"], "abc");
+    assert.equal(h.argsrepr, "(2, 3)");
+    assert.match(String(h.origin), /^gen\d+@/);
+    const eta = parsePyDate(String(h.eta)).getTime();
+    assert.ok(eta >= before + 5000 && eta <= Date.now() + 5000, "eta = now + countdown");
+    assert.match(String(h.eta), /\+00:00$/);
+    const expires = parsePyDate(String(h.expires)).getTime();
+    assert.ok(expires >= before + 60_000 && expires <= Date.now() + 60_000);
+    assert.equal(d.properties.priority, 3);
+    assert.equal(d.properties.correlation_id, r.id);
+    assert.equal(d.properties.reply_to, app.oid);
+    assert.equal(d.properties.expiration, "60000");
+    await broker.ack([d]);
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test("client: msgpack and zlib are loaded on demand and round-trip", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  try {
+    await app.sendTask("t.x", [2n ** 60n, "é"], {
+      serializer: "msgpack",
+      compression: "zlib",
+      queue: "mp",
+    });
+    const broker = await app.broker();
+    const [d] = await broker.take(["mp"], { max: 1 });
+    assert.equal(d.contentType, "application/x-msgpack");
+    assert.equal(d.headers.compression, "application/x-gzip");
+    const { decodeTaskBody } = await import("../src/protocol/task_request.ts");
+    assert.deepEqual(decodeTaskBody(d, String(d.headers.id)).args, [2n ** 60n, "é"]);
+    await broker.ack([d]);
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test("client: get() times out with a TimeoutError, or says no backend is configured", async () => {
+  const app = new Celery({ broker: "kv://:memory:" });
+  const none = new Celery({ broker: "kv://:memory:", backend: null });
+  try {
+    const r = await app.sendTask("nobody.runs.this", []);
+    assert.equal(await r.state(), "PENDING");
+    assert.equal(await r.ready(), false);
+    const t0 = Date.now();
+    await assert.rejects(
+      r.get({ timeout: 200 }),
+      (e: Error & { code?: string; taskId?: string }) => {
+        assert.ok(e instanceof TimeoutError);
+        assert.equal(e.code, "TIMEOUT");
+        assert.equal(e.taskId, r.id);
+        return true;
+      },
+    );
+    assert.ok(Date.now() - t0 >= 190);
+    const ctl = new AbortController();
+    const waiting = r.get({ signal: ctl.signal });
+    ctl.abort(new Error("caller gave up"));
+    await assert.rejects(waiting, /caller gave up/);
+    await assert.rejects(none.asyncResult("x").get(), NoResultBackendError);
+  } finally {
+    await app.close();
+    await none.close();
+  }
+});
+
+Deno.test("client: waiting for a result inside a task is refused; tasks sent there get parent ids", async () => {
+  const app = new Celery({ broker: "kv://:memory:" });
+  try {
+    await currentTask.run({ id: "parent-1", rootId: "root-1" }, async () => {
+      await assert.rejects(app.asyncResult("x").get(), /Never wait for a result inside a task/);
+      await app.sendTask("child", [], { queue: "kids" });
+    });
+    const broker = await app.broker();
+    const [d] = await broker.take(["kids"], { max: 1 });
+    assert.equal(d.headers.parent_id, "parent-1");
+    assert.equal(d.headers.root_id, "root-1");
+    await broker.ack([d]);
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test("client: configure() is refused once the app has connected", async () => {
+  const app = new Celery({ broker: "kv://:memory:" });
+  app.configure({ defaultQueue: "other" });
+  assert.equal(app.config.defaultQueue, "other");
+  await app.broker();
+  assert.throws(() => app.configure({ broker: "redis://x" }), /before the app connects/);
+  await app.close();
+});
