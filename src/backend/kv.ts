@@ -34,7 +34,18 @@ export const KV_MAX_RESULT_BYTES = 63 * 1024;
 /** Waits re-check at least this often; only a fallback against lost notifications. */
 const SAFETY_RECHECK_MS = 1000;
 
-/** Options of {@link openKvBackend}. */
+/**
+ * Options of {@link openKvBackend}.
+ *
+ * @example A KV backend that keeps results for an hour
+ * ```ts
+ * import { type KvBackendOptions, openKvBackend } from "@celeriac/celeriac/transports";
+ * const options: KvBackendOptions = { resultExpires: 3600, prefix: ["billing"] };
+ * const backend = await openKvBackend("kv://:memory:", options);
+ * await backend.get(crypto.randomUUID()); // null: nothing stored
+ * await backend.close();
+ * ```
+ */
 export interface KvBackendOptions {
   /** Seconds a result is kept (Celery `result_expires`); 0 keeps it forever. Default 86400. */
   resultExpires?: number;
@@ -63,7 +74,8 @@ function metaBytes(meta: string): number {
  *
  * @example
  * ```ts
- * import { encodeResultMeta, openKvBackend } from "@celeriac/celeriac/transports";
+ * import { encodeResultMeta } from "@celeriac/celeriac";
+ * import { openKvBackend } from "@celeriac/celeriac/transports";
  * const backend = await openKvBackend("kv://:memory:");
  * const taskId = crypto.randomUUID();
  * const waiting = backend.waitFor(taskId, AbortSignal.timeout(5000));

@@ -7,7 +7,24 @@
 
 import type { ResultMeta, TaskState } from "../protocol/result_meta.ts";
 
-/** One result to store. */
+/**
+ * One result to store.
+ *
+ * @example Storing a result
+ * ```ts
+ * import { encodeResultMeta, openBackend, type StoreEntry } from "@celeriac/celeriac";
+ * const backend = await openBackend("kv://:memory:");
+ * const taskId = crypto.randomUUID();
+ * const entry: StoreEntry = {
+ *   taskId,
+ *   status: "SUCCESS",
+ *   meta: encodeResultMeta({ taskId, status: "SUCCESS", result: 5, dateDone: new Date() }),
+ * };
+ * await backend.store([entry]);
+ * (await backend.get(taskId))?.result; // 5
+ * await backend.close();
+ * ```
+ */
 export interface StoreEntry {
   /** The task id. */
   taskId: string;
@@ -17,7 +34,20 @@ export interface StoreEntry {
   meta: string;
 }
 
-/** The result backend contract. */
+/**
+ * The result backend contract.
+ *
+ * @example Reading a state from any backend
+ * ```ts
+ * import { openBackend, type ResultBackend } from "@celeriac/celeriac";
+ * async function stateOf(backend: ResultBackend, taskId: string) {
+ *   return (await backend.get(taskId))?.status ?? "PENDING";
+ * }
+ * const backend = await openBackend("kv://:memory:");
+ * await stateOf(backend, crypto.randomUUID()); // "PENDING"
+ * await backend.close();
+ * ```
+ */
 export interface ResultBackend {
   /** Backend name: `redis`, `kv`, `rpc`. */
   readonly transport: string;

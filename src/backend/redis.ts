@@ -20,7 +20,17 @@ import type { ResultBackend, StoreEntry } from "./port.ts";
 
 const log = getLogger(["celeriac", "backend", "redis"]);
 
-/** Key prefix of task metas, as in Celery. */
+/**
+ * Key prefix of task metas, as in Celery.
+ *
+ * @example The Redis key of a result
+ * ```ts
+ * import { TASK_META_PREFIX } from "@celeriac/celeriac/transports";
+ * const taskId = crypto.randomUUID();
+ * const key = TASK_META_PREFIX + taskId; // "celery-task-meta-<id>", where Python Celery looks too
+ * // redis-cli GET celery-task-meta-<id>
+ * ```
+ */
 export const TASK_META_PREFIX = "celery-task-meta-";
 
 /**
@@ -53,7 +63,16 @@ end
 return #KEYS
 `;
 
-/** Options of {@link openRedisBackend}. */
+/**
+ * Options of {@link openRedisBackend}.
+ *
+ * @example Results kept for an hour
+ * ```ts
+ * import { openRedisBackend, type RedisBackendOptions } from "@celeriac/celeriac/transports";
+ * const options: RedisBackendOptions = { resultExpires: 3600 }; // 0 would keep them forever
+ * export const connect = (url: string) => openRedisBackend(url, options);
+ * ```
+ */
 export interface RedisBackendOptions {
   /** Seconds a result is kept (Celery `result_expires`); 0 keeps it forever. Default 86400. */
   resultExpires?: number;

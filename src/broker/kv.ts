@@ -64,7 +64,18 @@ const ACK_BATCH = 200;
 const SAFETY_RECHECK_MS = 1000;
 const U64 = 2n ** 64n;
 
-/** Options of {@link openKvBroker}; URL query parameters of the same name override them. */
+/**
+ * Options of {@link openKvBroker}; URL query parameters of the same name override them.
+ *
+ * @example A KV broker in its own namespace
+ * ```ts
+ * import { type KvBrokerOptions, openKvBroker } from "@celeriac/celeriac/transports";
+ * const options: KvBrokerOptions = { visibilityTimeout: 600, prefix: ["billing", "queues"] };
+ * const broker = await openKvBroker("kv://:memory:", options);
+ * await broker.queueDepth("celery"); // 0
+ * await broker.close();
+ * ```
+ */
 export interface KvBrokerOptions {
   /**
    * Seconds after which an unacknowledged delivery is put back in front of

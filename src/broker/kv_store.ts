@@ -24,7 +24,18 @@ const log = getLogger(["celeriac", "broker", "kv"]);
 /** The path that opens a private in-memory database, shared within one process. */
 const MEMORY_PATH = ":memory:";
 
-/** Settings read from a `kv://` URL. */
+/**
+ * Settings read from a `kv://` URL.
+ *
+ * @example Reading a kv:// URL
+ * ```ts
+ * import { type KvUrl, parseKvUrl } from "@celeriac/celeriac/transports";
+ * const url: KvUrl = parseKvUrl("kv://data/queue.sqlite?visibility_timeout=120");
+ * url.path; // "data/queue.sqlite" (relative to the working directory)
+ * url.visibilityTimeout; // 120
+ * url.prefix; // undefined
+ * ```
+ */
 export interface KvUrl {
   /** The database file as written in the URL (relative or absolute), or `:memory:`. */
   path: string;

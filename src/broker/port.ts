@@ -12,7 +12,22 @@
 
 import type { Message } from "../protocol/message.ts";
 
-/** Where to publish: an exchange (default `""`) and a routing key. */
+/**
+ * Where to publish: an exchange (default `""`) and a routing key.
+ *
+ * @example Publishing to a named queue
+ * ```ts
+ * import { Celery, encodeTaskMessage, type PublishTarget } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const message = encodeTaskMessage({
+ *   task: "reports.build", id: crypto.randomUUID(), args: [2024], kwargs: {},
+ *   now: new Date(), origin: "gen1@host", replyTo: app.oid,
+ * });
+ * const target: PublishTarget = { exchange: "", routingKey: "reports" }; // the queue "reports"
+ * await app.publish(message, target);
+ * await app.close();
+ * ```
+ */
 export interface PublishTarget {
   /** Exchange name; `""` (the default exchange) routes by queue name. */
   exchange?: string;
@@ -20,7 +35,20 @@ export interface PublishTarget {
   routingKey: string;
 }
 
-/** A message taken from a queue, to be settled exactly once. */
+/**
+ * A message taken from a queue, to be settled exactly once.
+ *
+ * @example Handling a delivery
+ * ```ts
+ * import { type Broker, decodeTaskHeaders, type Delivery } from "@celeriac/celeriac";
+ * async function handle(broker: Broker, delivery: Delivery): Promise<void> {
+ *   const req = decodeTaskHeaders(delivery); // a Delivery is a Message
+ *   const again = delivery.redelivered ? " (redelivered)" : "";
+ *   console.log(`${req.task}[${req.id}] from ${delivery.queue}${again}`);
+ *   await broker.ack([delivery]); // settle it exactly once
+ * }
+ * ```
+ */
 export interface Delivery extends Message {
   /** The queue it was taken from. */
   readonly queue: string;
@@ -34,7 +62,20 @@ export interface Delivery extends Message {
   readonly routingKey: string;
 }
 
-/** A message that a consumer refused, kept for an operator. */
+/**
+ * A message that a consumer refused, kept for an operator.
+ *
+ * @example Listing parked messages
+ * ```ts
+ * import { openBroker, type ParkedMessage } from "@celeriac/celeriac";
+ * const broker = await openBroker("kv://:memory:");
+ * const parked: ParkedMessage[] = await broker.listParked({ limit: 20 });
+ * for (const p of parked) {
+ *   console.log(p.parkedAt.toISOString(), p.queue, p.taskName ?? "?", p.taskId ?? "?", p.reason);
+ * }
+ * await broker.close();
+ * ```
+ */
 export interface ParkedMessage {
   /** Identifier within the parking store. */
   readonly id: string;
@@ -50,7 +91,19 @@ export interface ParkedMessage {
   readonly parkedAt: Date;
 }
 
-/** Options of {@link Broker.take}. */
+/**
+ * Options of {@link Broker.take}.
+ *
+ * @example Taking a batch, giving up after a while
+ * ```ts
+ * import { openBroker, type TakeOptions } from "@celeriac/celeriac";
+ * const broker = await openBroker("kv://:memory:");
+ * const options: TakeOptions = { max: 8, signal: AbortSignal.timeout(100) };
+ * const deliveries = await broker.take(["celery"], options); // [] here: the queue is empty
+ * await broker.ack(deliveries);
+ * await broker.close();
+ * ```
+ */
 export interface TakeOptions {
   /** Take at most this many messages (the consumer's free slots). */
   max: number;
@@ -58,7 +111,25 @@ export interface TakeOptions {
   signal?: AbortSignal;
 }
 
-/** A delivery to reject, with the reason it is parked. */
+/**
+ * A delivery to reject, with the reason it is parked.
+ *
+ * @example Parking messages of unknown tasks
+ * ```ts
+ * import type { Broker, Delivery, Rejection } from "@celeriac/celeriac";
+ * async function refuseUnknown(broker: Broker, deliveries: Delivery[], known: Set<string>) {
+ *   const rejections: Rejection[] = deliveries
+ *     .filter((d) => !known.has(String(d.headers.task)))
+ *     .map((d) => ({
+ *       delivery: d,
+ *       reason: `unregistered task "${d.headers.task}"`,
+ *       taskId: String(d.headers.id),
+ *       taskName: String(d.headers.task),
+ *     }));
+ *   await broker.reject(rejections); // operators see them with listParked()
+ * }
+ * ```
+ */
 export interface Rejection {
   /** The delivery. */
   delivery: Delivery;
@@ -70,7 +141,27 @@ export interface Rejection {
   taskName?: string | null;
 }
 
-/** The transport contract. One conformance suite runs against every implementation. */
+/**
+ * The transport contract. One conformance suite runs against every implementation.
+ *
+ * @example Draining a queue
+ * ```ts
+ * import { type Broker, Celery } from "@celeriac/celeriac";
+ * async function drain(broker: Broker, queue: string): Promise<number> {
+ *   let drained = 0;
+ *   while (await broker.queueDepth(queue) > 0) {
+ *     const deliveries = await broker.take([queue], { max: 100, signal: AbortSignal.timeout(1000) });
+ *     await broker.ack(deliveries);
+ *     drained += deliveries.length;
+ *   }
+ *   return drained;
+ * }
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * await app.sendTask("tasks.add", [2, 3]);
+ * await drain(await app.broker(), "celery"); // 1
+ * await app.close();
+ * ```
+ */
 export interface Broker {
   /** Transport name: `redis`, `kv`, `amqp`. */
   readonly transport: string;

@@ -40,14 +40,56 @@ import { parseRedisUrl, type RedisUrlOptions } from "./redis_url.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
-/** kombu's separator between a queue name and its priority step. */
+/**
+ * kombu's separator between a queue name and its priority step.
+ *
+ * @example The list of a priority step
+ * ```ts
+ * import { PRIORITY_SEP, priorityList } from "@celeriac/celeriac/transports";
+ * priorityList("celery", 6) === `celery${PRIORITY_SEP}6`; // true
+ * PRIORITY_SEP; // "\x06\x16"
+ * ```
+ */
 export const PRIORITY_SEP = "\x06\x16";
-/** kombu's default priority steps. */
+/**
+ * kombu's default priority steps.
+ *
+ * @example Every Redis list of a queue
+ * ```ts
+ * import { PRIORITY_STEPS, priorityList } from "@celeriac/celeriac/transports";
+ * const lists = PRIORITY_STEPS.map((step) => priorityList("celery", step));
+ * // ["celery", "celery\x06\x163", "celery\x06\x166", "celery\x06\x169"], most urgent first
+ * ```
+ */
 export const PRIORITY_STEPS: readonly number[] = [0, 3, 6, 9];
-/** Name of the list holding parked (dead-lettered) messages. */
+/**
+ * Name of the list holding parked (dead-lettered) messages.
+ *
+ * @example Finding parked messages in Redis
+ * ```ts
+ * import { PARKED_KEY } from "@celeriac/celeriac/transports";
+ * const keyPrefix = "billing:"; // the broker's keyPrefix (kombu global_keyprefix), if any
+ * const parkedList = keyPrefix + PARKED_KEY; // "billing:celeriac.parked"
+ * // redis-cli LRANGE billing:celeriac.parked 0 -1
+ * ```
+ */
 export const PARKED_KEY = "celeriac.parked";
 
-/** Options of {@link openRedisBroker}; URL query parameters of the same name override them. */
+/**
+ * Options of {@link openRedisBroker}; URL query parameters of the same name override them.
+ *
+ * @example A broker sharing Redis with another app
+ * ```ts
+ * import { openRedisBroker, type RedisBrokerOptions } from "@celeriac/celeriac/transports";
+ * const options: RedisBrokerOptions = {
+ *   visibilityTimeout: 600, // redeliver unacknowledged messages after 10 minutes
+ *   keyPrefix: "billing:", // as kombu's global_keyprefix
+ *   restoreInterval: 30,
+ * };
+ * // ?visibility_timeout=… or ?global_keyprefix=… in the URL would win over these.
+ * export const connect = (url: string) => openRedisBroker(url, options);
+ * ```
+ */
 export interface RedisBrokerOptions {
   /**
    * Seconds after which an unacknowledged message is given to another

@@ -4,7 +4,17 @@
  * @module
  */
 
-/** Connection settings read from a Redis URL. */
+/**
+ * Connection settings read from a Redis URL.
+ *
+ * @example Reading a TLS URL
+ * ```ts
+ * import { parseRedisUrl, type RedisUrlOptions } from "@celeriac/celeriac/transports";
+ * const o: RedisUrlOptions = parseRedisUrl("rediss://worker:s3cret@redis.internal:6380/3");
+ * o.tls; // true
+ * `${o.username}@${o.host}:${o.port}/${o.db}`; // "worker@redis.internal:6380/3"
+ * ```
+ */
 export interface RedisUrlOptions {
   /** Host name; default `127.0.0.1`. */
   host: string;

@@ -6,7 +6,16 @@
 
 import { configure, getConsoleSink, getTextFormatter } from "@logtape/logtape";
 
-/** Log levels, lowest first (Celery's CRITICAL is `fatal`). */
+/**
+ * Log levels, lowest first (Celery's CRITICAL is `fatal`).
+ *
+ * @example Logging at a level taken from the environment
+ * ```ts
+ * import { type LogLevel, parseLogLevel } from "@celeriac/celeriac/worker";
+ * const level: LogLevel = parseLogLevel(Deno.env.get("CELERY_LOG_LEVEL") ?? "INFO");
+ * if (level === "debug") console.log("debug logging on");
+ * ```
+ */
 export type LogLevel = "debug" | "info" | "warning" | "error" | "fatal";
 
 const LEVELS: Record<string, LogLevel> = {

@@ -14,7 +14,16 @@ import { parseLogLevel, setupLogging } from "./logging.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
-/** Usage text of the command line. */
+/**
+ * Usage text of the command line.
+ *
+ * @example Printing the help of a custom entry point
+ * ```ts
+ * import { main, USAGE } from "@celeriac/celeriac/worker";
+ * if (Deno.args.length === 0) console.log(USAGE);
+ * else Deno.exitCode = await main(Deno.args);
+ * ```
+ */
 export const USAGE = `Celeriac worker — runs Celery-protocol tasks defined in a TypeScript module.
 
 Usage:

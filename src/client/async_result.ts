@@ -15,13 +15,42 @@ import {
 import { currentTask } from "./current.ts";
 import { TaskError, TimeoutError } from "./errors.ts";
 
-/** Gives results access to the app's backend. */
+/**
+ * Gives results access to the app's backend.
+ *
+ * @example Reading results without an app
+ * ```ts
+ * import { AsyncResult, openBackend, type ResultSource } from "@celeriac/celeriac";
+ * const backend = await openBackend("kv://:memory:");
+ * const source: ResultSource = { resultBackend: () => Promise.resolve(backend) };
+ * const result = new AsyncResult<number>(crypto.randomUUID(), source);
+ * await result.state(); // "PENDING": nothing stored for this id
+ * await backend.close();
+ * ```
+ */
 export interface ResultSource {
   /** The app's result backend (opened on first use). */
   resultBackend(): Promise<ResultBackend>;
 }
 
-/** Options of {@link AsyncResult.get}. */
+/**
+ * Options of {@link AsyncResult.get}.
+ *
+ * @example Waiting with a timeout and a cancel signal
+ * ```ts
+ * import { Celery, type GetOptions, TimeoutError } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const shutdown = new AbortController();
+ * const options: GetOptions = { timeout: 100, signal: shutdown.signal };
+ * try {
+ *   await app.asyncResult<number>(crypto.randomUUID()).get(options);
+ * } catch (err) {
+ *   if (!(err instanceof TimeoutError)) throw err;
+ *   console.log("no result within 100 ms"); // no worker runs here
+ * }
+ * await app.close();
+ * ```
+ */
 export interface GetOptions {
   /** Give up after this many milliseconds with a {@link TimeoutError}. Default: wait forever. */
   timeout?: number;

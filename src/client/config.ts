@@ -8,10 +8,38 @@ import type { CompressionName } from "../protocol/compression_names.ts";
 import type { SerializerName } from "../protocol/serializers.ts";
 import { readEnv } from "./runtime.ts";
 
-/** The broker used when none is configured: an embedded Deno KV file. */
+/**
+ * The broker used when none is configured: an embedded Deno KV file.
+ *
+ * @example Checking which broker an app uses
+ * ```ts
+ * import { Celery, DEFAULT_BROKER_URL } from "@celeriac/celeriac";
+ * const app = new Celery(); // no broker given
+ * if (app.config.broker === DEFAULT_BROKER_URL) {
+ *   console.log("no CELERY_BROKER_URL set: using the embedded KV store", DEFAULT_BROKER_URL);
+ * }
+ * ```
+ */
 export const DEFAULT_BROKER_URL = "kv://.celeriac/celeriac.sqlite";
 
-/** Options of `new Celery(...)`. Celery's setting names are given in brackets. */
+/**
+ * Options of `new Celery(...)`. Celery's setting names are given in brackets.
+ *
+ * @example An app with every option
+ * ```ts
+ * import { Celery, type CeleryOptions } from "@celeriac/celeriac";
+ * const options: CeleryOptions = {
+ *   broker: "redis://127.0.0.1:6379/0",
+ *   backend: "redis://127.0.0.1:6379/1",
+ *   defaultQueue: "default",
+ *   taskSerializer: "json",
+ *   taskCompression: "zlib",
+ *   resultExpires: 3600,
+ *   visibilityTimeout: 600,
+ * };
+ * export const app = new Celery(options); // connects on first use
+ * ```
+ */
 export interface CeleryOptions {
   /**
    * Broker URL [`broker_url`]: `redis://`, `rediss://` or `kv://`. Default:
@@ -42,7 +70,19 @@ export interface CeleryOptions {
   visibilityTimeout?: number;
 }
 
-/** Configuration with every default applied. */
+/**
+ * Configuration with every default applied.
+ *
+ * @example Reading an app's configuration
+ * ```ts
+ * import { Celery, type ResolvedConfig } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:", defaultQueue: "jobs" });
+ * const config: ResolvedConfig = app.config;
+ * config.defaultQueue; // "jobs"
+ * config.backend; // "kv://:memory:" (a kv:// broker stores results too, unless CELERY_RESULT_BACKEND is set)
+ * config.visibilityTimeout; // 3600
+ * ```
+ */
 export interface ResolvedConfig {
   /** Broker URL. */
   broker: string;

@@ -7,7 +7,20 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 
-/** Identity of the running task. */
+/**
+ * Identity of the running task.
+ *
+ * @example Tagging log lines with the running task
+ * ```ts
+ * import { currentTask, type RunningTask } from "@celeriac/celeriac";
+ * function logPrefix(): string {
+ *   const running: RunningTask | undefined = currentTask.getStore();
+ *   return running ? `[${running.id} root=${running.rootId}]` : "[main]";
+ * }
+ * logPrefix(); // "[main]"
+ * currentTask.run({ id: "t2", rootId: "t1" }, logPrefix); // "[t2 root=t1]"
+ * ```
+ */
 export interface RunningTask {
   /** Its id. */
   id: string;

@@ -9,7 +9,24 @@ import type { CompressionName } from "../protocol/compression_names.ts";
 import type { SerializerName } from "../protocol/serializers.ts";
 import type { AsyncResult } from "./async_result.ts";
 
-/** What a bound task (`bind: true`) receives as its first argument. */
+/**
+ * What a bound task (`bind: true`) receives as its first argument.
+ *
+ * @example A bound task reading its context
+ * ```ts
+ * import { Celery, type TaskContext } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * export const download = app.task(
+ *   "tasks.download",
+ *   { bind: true },
+ *   async (ctx: TaskContext, url: string) => {
+ *     console.log(`${ctx.name}[${ctx.id}] try ${ctx.retries + 1} from ${ctx.deliveryInfo.queue}`);
+ *     const res = await fetch(url, { signal: ctx.signal }); // stops on shutdown or time limit
+ *     return res.status;
+ *   },
+ * );
+ * ```
+ */
 export interface TaskContext {
   /** The task id. */
   readonly id: string;
@@ -41,16 +58,55 @@ export interface TaskContext {
   readonly signal: AbortSignal;
 }
 
-/** A handler taking positional arguments. */
+/**
+ * A handler taking positional arguments.
+ *
+ * @example A handler defined apart from its task
+ * ```ts
+ * import { Celery, type TaskHandler } from "@celeriac/celeriac";
+ * const add: TaskHandler<[number, number], number> = (a, b) => a + b;
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * export const addTask = app.task("tasks.add", add); // Task<[number, number], number>
+ * ```
+ */
 export type TaskHandler<A extends unknown[], R> = (...args: A) => R | Promise<R>;
 
-/** A bound handler: the task context first, then positional arguments. */
+/**
+ * A bound handler: the task context first, then positional arguments.
+ *
+ * @example A bound handler defined apart from its task
+ * ```ts
+ * import { type BoundTaskHandler, Celery } from "@celeriac/celeriac";
+ * const greet: BoundTaskHandler<[string], string> = (ctx, name) =>
+ *   `hello ${name}, from ${ctx.hostname} (task ${ctx.id})`;
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * export const greetTask = app.task("tasks.greet", { bind: true }, greet);
+ * ```
+ */
 export type BoundTaskHandler<A extends unknown[], R> = (
   ctx: TaskContext,
   ...args: A
 ) => R | Promise<R>;
 
-/** Options of a task definition. Celery's attribute names are given in brackets. */
+/**
+ * Options of a task definition. Celery's attribute names are given in brackets.
+ *
+ * @example Options shared by several tasks
+ * ```ts
+ * import { Celery, type TaskOptions } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const billing = {
+ *   queue: "billing",
+ *   acksLate: true, // redelivered if the worker dies mid-task
+ *   trackStarted: true,
+ * } satisfies TaskOptions;
+ * export const charge = app.task(
+ *   "billing.charge",
+ *   { ...billing, params: ["invoiceId", "cents"] }, // Python may call charge(invoiceId=..., cents=...)
+ *   (invoiceId: string, cents: number) => ({ invoiceId, charged: cents }),
+ * );
+ * ```
+ */
 export interface TaskOptions {
   /** Pass the {@link TaskContext} as first argument [`bind`]. Default false. */
   bind?: boolean;
@@ -76,7 +132,26 @@ export interface TaskOptions {
   serializer?: SerializerName;
 }
 
-/** Options of one call (`applyAsync`), as Celery's `apply_async` keywords. */
+/**
+ * Options of one call (`applyAsync`), as Celery's `apply_async` keywords.
+ *
+ * @example Calling with options
+ * ```ts
+ * import { type ApplyOptions, Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const options: ApplyOptions = {
+ *   countdown: 30, // run in 30 s at the earliest
+ *   expires: 300, // and not at all after 5 minutes
+ *   queue: "math",
+ *   priority: 0,
+ *   headers: { tenant: "acme" },
+ * };
+ * const result = await add.applyAsync([2, 3], options);
+ * console.log("sent", result.id);
+ * await app.close();
+ * ```
+ */
 export interface ApplyOptions {
   /** Keyword arguments [`kwargs`]. */
   kwargs?: Record<string, unknown>;
@@ -112,7 +187,21 @@ export interface ApplyOptions {
   compression?: CompressionName;
 }
 
-/** Sends a task call; implemented by the app. */
+/**
+ * Sends a task call; implemented by the app.
+ *
+ * @example Code that sends tasks through any sender
+ * ```ts
+ * import { Celery, type TaskSender } from "@celeriac/celeriac";
+ * function sendWelcome(sender: TaskSender, userId: string) {
+ *   return sender.sendTask<void>("emails.welcome", [userId], { queue: "emails" });
+ * }
+ * const app = new Celery({ broker: "kv://:memory:" }); // the app is a TaskSender
+ * const result = await sendWelcome(app, "user-42");
+ * console.log("queued", result.id);
+ * await app.close();
+ * ```
+ */
 export interface TaskSender {
   /** Publish a call of the named task. */
   sendTask<R>(

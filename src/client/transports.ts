@@ -9,13 +9,33 @@
 import type { ResultBackend } from "../backend/port.ts";
 import type { Broker } from "../broker/port.ts";
 
-/** Transport options shared by brokers. */
+/**
+ * Transport options shared by brokers.
+ *
+ * @example Opening a broker with a shorter visibility timeout
+ * ```ts
+ * import { openBroker, type OpenBrokerOptions } from "@celeriac/celeriac";
+ * const options: OpenBrokerOptions = { visibilityTimeout: 600 }; // redeliver after 10 minutes
+ * const broker = await openBroker("kv://:memory:", options);
+ * await broker.close();
+ * ```
+ */
 export interface OpenBrokerOptions {
   /** Seconds before an unacknowledged message is redelivered. */
   visibilityTimeout?: number;
 }
 
-/** Options shared by result backends. */
+/**
+ * Options shared by result backends.
+ *
+ * @example Opening a backend that keeps results for an hour
+ * ```ts
+ * import { openBackend, type OpenBackendOptions } from "@celeriac/celeriac";
+ * const options: OpenBackendOptions = { resultExpires: 3600 };
+ * const backend = await openBackend("kv://:memory:", options);
+ * await backend.close();
+ * ```
+ */
 export interface OpenBackendOptions {
   /** Seconds results are kept; 0 keeps them. */
   resultExpires?: number;

@@ -13,7 +13,17 @@ import type * as Msgpack from "./msgpack.ts";
 let msgpack: typeof Msgpack | null = null;
 let compression: typeof Compression | null = null;
 
-/** Which optional codecs to load. */
+/**
+ * Which optional codecs to load.
+ *
+ * @example Loading every optional codec up front
+ * ```ts
+ * import { type CodecNeeds, loadCodecs, serialize } from "@celeriac/celeriac";
+ * const needs: CodecNeeds = { msgpack: true, compression: true };
+ * await loadCodecs(needs);
+ * serialize([1, 2], "msgpack").contentType; // "application/x-msgpack"
+ * ```
+ */
 export interface CodecNeeds {
   /** The msgpack serializer. */
   msgpack?: boolean;

@@ -6,7 +6,16 @@
  * @module
  */
 
-/** Compressor names accepted when publishing, as in Celery's `compression=` option. */
+/**
+ * Compressor names accepted when publishing, as in Celery's `compression=` option.
+ *
+ * @example Compressing the messages of an app
+ * ```ts
+ * import { Celery, type CompressionName } from "@celeriac/celeriac";
+ * const compression: CompressionName = "zlib"; // what Python's compression="zlib" writes
+ * export const app = new Celery({ broker: "kv://:memory:", taskCompression: compression });
+ * ```
+ */
 export type CompressionName = "zlib" | "gzip";
 
 /** MIME types of the `compression` header, by kombu compressor name. */

@@ -9,7 +9,20 @@ import { ProtocolError } from "./errors.ts";
 import { pyJsonDumps, pyJsonLoads } from "./json.ts";
 import type { Message, MessageProperties } from "./message.ts";
 
-/** Where a message was published: the exchange and routing key. */
+/**
+ * Where a message was published: the exchange and routing key.
+ *
+ * @example Wrapping a message for a queue
+ * ```ts
+ * import { type DeliveryInfo, encodeEnvelope, encodeTaskMessage } from "@celeriac/celeriac";
+ * const message = encodeTaskMessage({
+ *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
+ *   now: new Date(), origin: "gen1@host", replyTo: "r",
+ * });
+ * const info: DeliveryInfo = { exchange: "", routing_key: "celery" };
+ * const raw = encodeEnvelope(message, info, crypto.randomUUID()); // what LPUSH stores
+ * ```
+ */
 export interface DeliveryInfo {
   /** Exchange name; `""` is the default exchange. */
   exchange: string;
@@ -17,7 +30,25 @@ export interface DeliveryInfo {
   routing_key: string;
 }
 
-/** A decoded envelope. */
+/**
+ * A decoded envelope.
+ *
+ * @example Reading a restored envelope
+ * ```ts
+ * import { decodeEnvelope, encodeEnvelope, type Envelope } from "@celeriac/celeriac";
+ * const raw = encodeEnvelope(
+ *   { body: new TextEncoder().encode("[[], {}, {}]"), contentType: "application/json",
+ *     contentEncoding: "utf-8", headers: { task: "tasks.ping", id: "1" }, properties: {} },
+ *   { exchange: "", routing_key: "celery" },
+ *   "tag-1",
+ *   true,
+ * );
+ * const env: Envelope = decodeEnvelope(raw);
+ * env.deliveryInfo.routing_key; // "celery"
+ * env.redelivered; // true
+ * env.headers.task; // "tasks.ping"
+ * ```
+ */
 export interface Envelope extends Message {
   /** Where it was published. */
   deliveryInfo: DeliveryInfo;

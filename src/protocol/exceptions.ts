@@ -46,6 +46,16 @@ const PY_BUILTINS = new Set([
 /**
  * The module named for JavaScript errors that have no Python counterpart.
  * Python has no such module, so it synthesises a class with the same name.
+ *
+ * @example Where a JavaScript-only error lands in Python
+ * ```ts
+ * import { exceptionInfo, JS_EXC_MODULE } from "@celeriac/celeriac";
+ * class QuotaExceeded extends Error {
+ *   override name = "QuotaExceeded";
+ * }
+ * exceptionInfo(new QuotaExceeded("limit")).exc_module === JS_EXC_MODULE; // true
+ * // Python sees a celeriac.QuotaExceeded("limit")
+ * ```
  */
 export const JS_EXC_MODULE = "celeriac";
 

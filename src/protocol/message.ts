@@ -8,6 +8,20 @@
 /**
  * AMQP-style message properties. Unknown keys are kept and ignored, as
  * kombu does.
+ *
+ * @example Reading the properties of a task message
+ * ```ts
+ * import { encodeTaskMessage, type MessageProperties } from "@celeriac/celeriac";
+ * const id = crypto.randomUUID();
+ * const message = encodeTaskMessage({
+ *   task: "tasks.add", id, args: [2, 3], kwargs: {}, expires: 60,
+ *   now: new Date(), origin: "gen1@host", replyTo: crypto.randomUUID(), priority: 3,
+ * });
+ * const props: MessageProperties = message.properties;
+ * props.correlation_id === id; // true
+ * props.expiration; // "60000" (milliseconds)
+ * props.priority; // 3
+ * ```
  */
 export interface MessageProperties {
   /** For task messages, the task id (the rpc backend routes replies by it). */
@@ -27,6 +41,20 @@ export interface MessageProperties {
 /**
  * A message as every transport carries it: serialized body, content type,
  * headers and properties.
+ *
+ * @example A hand-built task message
+ * ```ts
+ * import { decodeTaskHeaders, type Message, pyJsonDumps } from "@celeriac/celeriac";
+ * // encodeTaskMessage() builds these; this is the shape every transport carries.
+ * const message: Message = {
+ *   body: new TextEncoder().encode(pyJsonDumps([[2, 3], {}, {}])),
+ *   contentType: "application/json",
+ *   contentEncoding: "utf-8",
+ *   headers: { lang: "py", task: "tasks.add", id: crypto.randomUUID() },
+ *   properties: { delivery_mode: 2, priority: 0 },
+ * };
+ * decodeTaskHeaders(message).task; // "tasks.add"
+ * ```
  */
 export interface Message {
   /** The serialized (and possibly compressed) body. */
@@ -44,6 +72,24 @@ export interface Message {
 /**
  * A Celery signature as a JSON dict: a task name with partial arguments and
  * execution options (`celery.canvas.Signature`).
+ *
+ * @example A callback run with the task's result
+ * ```ts
+ * import { encodeTaskMessage, type SignatureDict } from "@celeriac/celeriac";
+ * // As Python's tasks.notify.s("admin@example.com"): receives the result first.
+ * const notify: SignatureDict = {
+ *   task: "tasks.notify",
+ *   args: ["admin@example.com"],
+ *   kwargs: {},
+ *   options: {},
+ *   subtask_type: null,
+ *   immutable: false,
+ * };
+ * const message = encodeTaskMessage({
+ *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
+ *   embed: { callbacks: [notify] }, now: new Date(), origin: "gen1@host", replyTo: "r",
+ * });
+ * ```
  */
 export interface SignatureDict {
   /** Task name (or `celery.chain` / `celery.group` / `celery.chord`). */
@@ -62,7 +108,24 @@ export interface SignatureDict {
   [key: string]: unknown;
 }
 
-/** The third element of a protocol-2 body. */
+/**
+ * The third element of a protocol-2 body.
+ *
+ * @example Workflow data of a message
+ * ```ts
+ * import { decodeTaskBody, type Embed, encodeTaskMessage } from "@celeriac/celeriac";
+ * const onError = {
+ *   task: "tasks.alert", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: true,
+ * };
+ * const embed: Embed = { callbacks: null, errbacks: [onError], chain: null, chord: null };
+ * const id = crypto.randomUUID();
+ * const message = encodeTaskMessage({
+ *   task: "tasks.add", id, args: [2, 3], kwargs: {}, embed,
+ *   now: new Date(), origin: "gen1@host", replyTo: "r",
+ * });
+ * decodeTaskBody(message, id).embed.errbacks?.[0].task; // "tasks.alert"
+ * ```
+ */
 export interface Embed {
   /** Signatures to apply on success (`link`). */
   callbacks: SignatureDict[] | null;
@@ -74,7 +137,23 @@ export interface Embed {
   chord: SignatureDict | null;
 }
 
-/** A decoded protocol-2 body: `[args, kwargs, embed]`. */
+/**
+ * A decoded protocol-2 body: `[args, kwargs, embed]`.
+ *
+ * @example Decoding a task body
+ * ```ts
+ * import { decodeTaskBody, encodeTaskMessage, type TaskBody } from "@celeriac/celeriac";
+ * const id = crypto.randomUUID();
+ * const message = encodeTaskMessage({
+ *   task: "tasks.add", id, args: [2, 3], kwargs: { round: true },
+ *   now: new Date(), origin: "gen1@host", replyTo: "r",
+ * });
+ * const body: TaskBody = decodeTaskBody(message, id);
+ * body.args; // [2, 3]
+ * body.kwargs; // { round: true }
+ * body.embed.chain; // null
+ * ```
+ */
 export interface TaskBody {
   /** Positional arguments. */
   args: unknown[];

@@ -5,7 +5,18 @@
  * @module
  */
 
-/** Celery's `argsrepr_maxsize` / `kwargsrepr_maxsize` default. */
+/**
+ * Celery's `argsrepr_maxsize` / `kwargsrepr_maxsize` default.
+ *
+ * @example Long arguments are truncated in logs
+ * ```ts
+ * import { argsRepr, REPR_MAXSIZE } from "@celeriac/celeriac";
+ * const repr = argsRepr(["x".repeat(5000)]);
+ * repr.length === REPR_MAXSIZE; // true
+ * repr.endsWith("..."); // true
+ * argsRepr(["x".repeat(5000)], 8 * REPR_MAXSIZE).length; // 5005: the whole repr
+ * ```
+ */
 export const REPR_MAXSIZE = 1024;
 
 function reprString(s: string): string {

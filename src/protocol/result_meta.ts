@@ -9,7 +9,19 @@ import { ProtocolError } from "./errors.ts";
 import { pyJsonDumps, pyJsonLoads } from "./json.ts";
 import { pyIsoFormat } from "./time.ts";
 
-/** Celery task states. `PENDING` is never stored: a missing key means pending. */
+/**
+ * Celery task states. `PENDING` is never stored: a missing key means pending.
+ *
+ * @example Comparing states
+ * ```ts
+ * import { Celery, type TaskState } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const state: TaskState = await app.asyncResult(crypto.randomUUID()).state();
+ * if (state === "FAILURE" || state === "REVOKED") console.log("it will not succeed");
+ * else if (state === "PENDING") console.log("nothing stored yet: waiting, or unknown id");
+ * await app.close();
+ * ```
+ */
 export type TaskState =
   | "PENDING"
   | "RECEIVED"
@@ -43,7 +55,20 @@ export const READY_STATES: ReadonlySet<TaskState> = new Set(["SUCCESS", "FAILURE
  */
 export const EXCEPTION_STATES: ReadonlySet<TaskState> = new Set(["RETRY", "FAILURE", "REVOKED"]);
 
-/** A serialized exception, as Celery writes it in result metas. */
+/**
+ * A serialized exception, as Celery writes it in result metas.
+ *
+ * @example A failure Python re-raises as ValueError
+ * ```ts
+ * import { encodeResultMeta, type ExceptionInfo } from "@celeriac/celeriac";
+ * const info: ExceptionInfo = {
+ *   exc_type: "ValueError",
+ *   exc_message: ["amount must be positive"],
+ *   exc_module: "builtins",
+ * };
+ * const meta = encodeResultMeta({ taskId: "1", status: "FAILURE", result: info, dateDone: new Date() });
+ * ```
+ */
 export interface ExceptionInfo {
   /** The class name (Python `__qualname__`), e.g. `ValueError`. */
   exc_type: string;
@@ -53,7 +78,19 @@ export interface ExceptionInfo {
   exc_module: string;
 }
 
-/** The result metadata of one task. */
+/**
+ * The result metadata of one task.
+ *
+ * @example Reading a stored meta
+ * ```ts
+ * import { decodeResultMeta, type ResultMeta } from "@celeriac/celeriac";
+ * const meta: ResultMeta = decodeResultMeta(
+ *   '{"status": "SUCCESS", "result": 5, "traceback": null, "children": [], ' +
+ *     '"date_done": "2024-05-01T12:00:00", "task_id": "1"}',
+ * );
+ * if (meta.status === "SUCCESS") console.log(meta.result, "done at", meta.date_done); // 5 done at 2024-…
+ * ```
+ */
 export interface ResultMeta {
   /** The state. */
   status: TaskState;
@@ -75,7 +112,26 @@ export interface ResultMeta {
   [key: string]: unknown;
 }
 
-/** Input of {@link encodeResultMeta}. */
+/**
+ * Input of {@link encodeResultMeta}.
+ *
+ * @example The result of a group member
+ * ```ts
+ * import { encodeResultMeta, type ResultMetaInput } from "@celeriac/celeriac";
+ * const input: ResultMetaInput = {
+ *   taskId: "member-1",
+ *   status: "SUCCESS",
+ *   result: { rows: 120 },
+ *   dateDone: new Date(0),
+ *   groupId: "group-7",
+ *   parentId: "import-3",
+ * };
+ * encodeResultMeta(input);
+ * // '{"status": "SUCCESS", "result": {"rows": 120}, "traceback": null, "children": [],
+ * //   "date_done": "1970-01-01T00:00:00", "group_id": "group-7", "parent_id": "import-3",
+ * //   "task_id": "member-1"}'
+ * ```
+ */
 export interface ResultMetaInput {
   /** The task id. */
   taskId: string;

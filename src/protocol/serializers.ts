@@ -12,10 +12,31 @@ import { loadedMsgpack } from "./codecs.ts";
 import { ContentDisallowedError, ProtocolError } from "./errors.ts";
 import { pyJsonDumps, pyJsonLoads } from "./json.ts";
 
-/** Serializer names accepted for publishing. */
+/**
+ * Serializer names accepted for publishing.
+ *
+ * @example Choosing a serializer at run time
+ * ```ts
+ * import { loadCodecs, serialize, type SerializerName } from "@celeriac/celeriac";
+ * const name: SerializerName = Deno.env.get("TASK_SERIALIZER") === "msgpack" ? "msgpack" : "json";
+ * await loadCodecs({ msgpack: name === "msgpack" }); // msgpack loads on demand
+ * serialize({ x: 1 }, name).contentType; // "application/json" unless msgpack was asked for
+ * ```
+ */
 export type SerializerName = "json" | "msgpack";
 
-/** A serialized payload with the properties that describe it. */
+/**
+ * A serialized payload with the properties that describe it.
+ *
+ * @example Reading what a serializer produced
+ * ```ts
+ * import { serialize, type Serialized } from "@celeriac/celeriac";
+ * const out: Serialized = serialize([[2, 3], {}, {}], "json");
+ * out.contentType; // "application/json"
+ * out.contentEncoding; // "utf-8"
+ * new TextDecoder().decode(out.body); // "[[2, 3], {}, {}]"
+ * ```
+ */
 export interface Serialized {
   /** The encoded bytes. */
   body: Uint8Array;
@@ -28,7 +49,17 @@ export interface Serialized {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** MIME type written for each serializer name. */
+/**
+ * MIME type written for each serializer name.
+ *
+ * @example Recognising a content type
+ * ```ts
+ * import { CONTENT_TYPES, type Message } from "@celeriac/celeriac";
+ * const isMsgpack = (m: Message) => m.contentType === CONTENT_TYPES.msgpack;
+ * CONTENT_TYPES.json; // "application/json"
+ * CONTENT_TYPES.msgpack; // "application/x-msgpack"
+ * ```
+ */
 export const CONTENT_TYPES: Readonly<Record<SerializerName, string>> = {
   json: "application/json",
   msgpack: "application/x-msgpack",

@@ -11,7 +11,29 @@ import { argsRepr, kwargsRepr } from "./repr.ts";
 import { serialize, type SerializerName } from "./serializers.ts";
 import { parsePyDate, pyIsoFormat } from "./time.ts";
 
-/** Everything that goes into one task message. Times are resolved by the caller. */
+/**
+ * Everything that goes into one task message. Times are resolved by the caller.
+ *
+ * @example A delayed, expiring call with custom headers
+ * ```ts
+ * import { encodeTaskMessage, type TaskMessageInput } from "@celeriac/celeriac";
+ * const input: TaskMessageInput = {
+ *   task: "reports.build",
+ *   id: crypto.randomUUID(),
+ *   args: [2024],
+ *   kwargs: { format: "pdf" },
+ *   now: new Date(),
+ *   countdown: 60, // eta header: a minute from `now`
+ *   expires: 3600,
+ *   origin: "gen1@host",
+ *   replyTo: crypto.randomUUID(),
+ *   priority: 3,
+ *   headers: { tenant: "acme" },
+ * };
+ * const message = encodeTaskMessage(input);
+ * message.headers.kwargsrepr; // "{'format': 'pdf'}"
+ * ```
+ */
 export interface TaskMessageInput {
   /** Registered task name. */
   task: string;

@@ -13,7 +13,23 @@ import type { Embed, Message, SignatureDict, TaskBody } from "./message.ts";
 import { deserialize } from "./serializers.ts";
 import { parsePyDate } from "./time.ts";
 
-/** What the worker needs to know about a task before running it. */
+/**
+ * What the worker needs to know about a task before running it.
+ *
+ * @example What a worker reads before running a task
+ * ```ts
+ * import { decodeTaskHeaders, encodeTaskMessage, type TaskRequest } from "@celeriac/celeriac";
+ * const message = encodeTaskMessage({
+ *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {}, timeLimit: 30,
+ *   now: new Date(), origin: "gen1@host", replyTo: "r",
+ * });
+ * const req: TaskRequest = decodeTaskHeaders(message);
+ * req.protocol; // 2
+ * req.timeLimit; // [30, null]
+ * req.argsrepr; // "(2, 3)"
+ * req.rootId === req.id; // true: a call sent outside any task starts its own workflow
+ * ```
+ */
 export interface TaskRequest {
   /** 2, or 1 for an old-style message (body already decoded then). */
   protocol: 1 | 2;
@@ -121,7 +137,21 @@ function fromFields(
   };
 }
 
-/** The parts of a message needed to decode its body. */
+/**
+ * The parts of a message needed to decode its body.
+ *
+ * @example Decoding a body from its parts
+ * ```ts
+ * import { type BodyParts, decodeTaskBody } from "@celeriac/celeriac";
+ * const parts: BodyParts = {
+ *   body: new TextEncoder().encode("[[2, 3], {}, {}]"),
+ *   contentType: "application/json",
+ *   contentEncoding: "utf-8",
+ *   headers: {}, // only `compression` is read
+ * };
+ * decodeTaskBody(parts, "task-1").args; // [2, 3]
+ * ```
+ */
 export type BodyParts = Pick<Message, "body" | "contentType" | "contentEncoding" | "headers">;
 
 function decodedBody(msg: BodyParts, taskId?: string): unknown {

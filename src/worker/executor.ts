@@ -16,7 +16,37 @@ import type { Embed, TaskBody } from "../protocol/message.ts";
 import { encodeResultMetaWithJson, type ExceptionInfo } from "../protocol/result_meta.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
 
-/** A task to run, as the main thread hands it over (structured-cloneable). */
+/**
+ * A task to run, as the main thread hands it over (structured-cloneable).
+ *
+ * @example Running one task without a worker
+ * ```ts
+ * import { Celery, decodeResultMeta, encodeTaskMessage } from "@celeriac/celeriac";
+ * import { type RunRequest, runTask } from "@celeriac/celeriac/worker";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * app.task("tasks.add", (a: number, b: number) => a + b);
+ * const id = crypto.randomUUID();
+ * const msg = encodeTaskMessage({
+ *   task: "tasks.add", id, args: [2, 3], kwargs: {}, now: new Date(), origin: "gen1@host", replyTo: "r",
+ * });
+ * const req: RunRequest = {
+ *   seq: 1,
+ *   task: "tasks.add",
+ *   id,
+ *   body: msg.body,
+ *   contentType: msg.contentType,
+ *   contentEncoding: msg.contentEncoding,
+ *   headers: msg.headers,
+ *   storeResult: true,
+ *   info: {
+ *     retries: 0, rootId: id, parentId: null, group: null, eta: null, expires: null,
+ *     queue: "celery", redelivered: false, hostname: "test@local",
+ *   },
+ * };
+ * const outcome = await runTask(app.tasks, req, new AbortController().signal);
+ * decodeResultMeta(outcome.meta!).result; // 5
+ * ```
+ */
 export interface RunRequest {
   /** Dispatch number, echoed in the outcome. */
   seq: number;
@@ -50,7 +80,21 @@ export interface RunRequest {
   };
 }
 
-/** The outcome of a run, posted back to the main thread. */
+/**
+ * The outcome of a run, posted back to the main thread.
+ *
+ * @example Logging an outcome
+ * ```ts
+ * import type { RunOutcome } from "@celeriac/celeriac/worker";
+ * function describe(outcome: RunOutcome): string {
+ *   const ms = outcome.runtime.toFixed(1);
+ *   if (outcome.refused) return `#${outcome.seq} refused: ${outcome.refused}`;
+ *   if (!outcome.ok) return `#${outcome.seq} failed after ${ms} ms: ${outcome.exc?.exc_type}`;
+ *   return `#${outcome.seq} succeeded in ${ms} ms`;
+ * }
+ * describe({ seq: 7, ok: true, runtime: 12.34 }); // "#7 succeeded in 12.3 ms"
+ * ```
+ */
 export interface RunOutcome {
   /** Dispatch number of the request. */
   seq: number;

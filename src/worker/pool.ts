@@ -15,7 +15,26 @@ import type { FromRunner, ToRunner } from "./pool_protocol.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
-/** What a pool reports back to the consumer. */
+/**
+ * What a pool reports back to the consumer.
+ *
+ * @example Receiving outcomes from an inline pool
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import { InlinePool, type PoolEvents } from "@celeriac/celeriac/worker";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const events: PoolEvents = {
+ *   onOutcomes: (outcomes) => {
+ *     for (const o of outcomes) console.log(o.seq, o.ok ? "ok" : o.exc?.exc_type);
+ *   },
+ *   onPublish: (message, target) => app.publish(message, target),
+ *   onLost: (seqs, reason) => console.warn(`tasks ${seqs.join(", ")} lost: ${reason}`),
+ * };
+ * const pool = new InlinePool(app, 10, events);
+ * await pool.start();
+ * await pool.close();
+ * ```
+ */
 export interface PoolEvents {
   /** Outcomes of finished tasks. */
   onOutcomes(outcomes: RunOutcome[]): void;
@@ -25,7 +44,20 @@ export interface PoolEvents {
   onLost(seqs: number[], reason: string): void;
 }
 
-/** A pool runs task requests and reports outcomes. */
+/**
+ * A pool runs task requests and reports outcomes.
+ *
+ * @example Handing a pool no more than it can hold
+ * ```ts
+ * import type { Pool, RunRequest } from "@celeriac/celeriac/worker";
+ * // Run what fits in the pool's free slots; return the rest.
+ * function dispatch(pool: Pool, busy: number, waiting: RunRequest[]): RunRequest[] {
+ *   const free = Math.max(0, pool.capacity - busy);
+ *   if (free > 0) pool.run(waiting.slice(0, free));
+ *   return waiting.slice(free);
+ * }
+ * ```
+ */
 export interface Pool {
   /** Total task slots. */
   readonly capacity: number;
@@ -39,7 +71,28 @@ export interface Pool {
   close(): Promise<void>;
 }
 
-/** Options of {@link ThreadPool}. */
+/**
+ * Options of {@link ThreadPool}.
+ *
+ * @example Four Web Workers without file access
+ * ```ts
+ * import { ThreadPool, type ThreadPoolOptions } from "@celeriac/celeriac/worker";
+ * const options: ThreadPoolOptions = {
+ *   size: 4,
+ *   slots: 32,
+ *   module: new URL("./tasks.ts", import.meta.url).href,
+ *   exportName: "app",
+ *   permissions: { net: true, env: true, read: false, write: false },
+ *   config: { broker: "redis://127.0.0.1:6379/0" },
+ * };
+ * const pool = new ThreadPool(options, {
+ *   onOutcomes: () => {},
+ *   onPublish: () => Promise.resolve(),
+ *   onLost: () => {},
+ * });
+ * pool.capacity; // 128; Web Workers start with pool.start()
+ * ```
+ */
 export interface ThreadPoolOptions {
   /** Number of Web Workers. */
   size: number;

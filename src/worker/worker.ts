@@ -28,7 +28,26 @@ import { InlinePool, type Pool, type PoolEvents, ThreadPool } from "./pool.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
-/** Options of {@link Worker}. Celery's names are given in brackets. */
+/**
+ * Options of {@link Worker}. Celery's names are given in brackets.
+ *
+ * @example A worker for two queues, on the main thread
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import { Worker, type WorkerOptions } from "@celeriac/celeriac/worker";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const options: WorkerOptions = {
+ *   app,
+ *   pool: "inline", // "threads" (the default) also needs appModule
+ *   queues: ["celery", "emails"],
+ *   prefetch: 50,
+ *   hostname: "emails@%h",
+ *   acksLate: true,
+ * };
+ * const worker = new Worker(options); // nothing runs before worker.start()
+ * worker.queues; // ["celery", "emails"]
+ * ```
+ */
 export interface WorkerOptions {
   /** The app whose tasks run (its broker and backend are used). */
   app: Celery;
@@ -73,7 +92,24 @@ interface Held {
   timer: ReturnType<typeof setTimeout>;
 }
 
-/** Counters of what the worker did. */
+/**
+ * Counters of what the worker did.
+ *
+ * @example Counting what a worker did
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import { Worker, type WorkerStats } from "@celeriac/celeriac/worker";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const worker = new Worker({ app, pool: "inline" });
+ * await worker.start();
+ * await (await add.delay(2, 3)).get({ timeout: 5000 }); // 5
+ * await worker.stop();
+ * const stats: WorkerStats = worker.stats;
+ * console.log(`${stats.succeeded} of ${stats.received} succeeded, ${stats.failed} failed`);
+ * await app.close();
+ * ```
+ */
 export interface WorkerStats {
   /** Task messages received. */
   received: number;
