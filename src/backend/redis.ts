@@ -12,8 +12,12 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
-import { BrokerConnectionError } from "../broker/errors.ts";
-import { isConnectionFailure, openRedisConnection } from "../broker/redis_connection.ts";
+import {
+  closeRedis,
+  connectRedis,
+  guardRedis,
+  openRedisConnection,
+} from "../broker/redis_connection.ts";
 import { parseRedisUrl } from "../broker/redis_url.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ResultBackend, StoreEntry } from "./port.ts";
@@ -70,7 +74,7 @@ return #KEYS
  * ```ts
  * import { openRedisBackend, type RedisBackendOptions } from "@celeriac/celeriac/transports";
  * const options: RedisBackendOptions = { resultExpires: 3600 }; // 0 would keep them forever
- * export const connect = (url: string) => openRedisBackend(url, options);
+ * const connect = (url: string) => openRedisBackend(url, options);
  * ```
  */
 export interface RedisBackendOptions {
@@ -131,13 +135,8 @@ export class RedisBackend implements ResultBackend {
   }
 
   /** Connect now (otherwise the first command connects). */
-  async connect(): Promise<void> {
-    try {
-      await this.#client.connect();
-    } catch (err) {
-      this.#client.disconnect();
-      throw new BrokerConnectionError(this.#rawUrl, err);
-    }
+  connect(): Promise<void> {
+    return connectRedis(this.#client, this.#rawUrl);
   }
 
   /** The key of a task's meta. */
@@ -145,13 +144,8 @@ export class RedisBackend implements ResultBackend {
     return this.#prefix + TASK_META_PREFIX + taskId;
   }
 
-  async #run<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (isConnectionFailure(err)) throw new BrokerConnectionError(this.#rawUrl, err);
-      throw err;
-    }
+  #run<T>(fn: () => Promise<T>): Promise<T> {
+    return guardRedis(this.#rawUrl, fn);
   }
 
   /** SETEX + PUBLISH each meta in one script call, skipping tasks that already have a SUCCESS stored. */
@@ -274,8 +268,7 @@ export class RedisBackend implements ResultBackend {
     for (const set of this.#waiters.values()) for (const w of set) w.reject(closed);
     this.#waiters.clear();
     this.#subscriber?.disconnect();
-    if (this.#client.status === "ready") await this.#client.quit().catch(() => {});
-    this.#client.disconnect();
+    await closeRedis(this.#client);
   }
 }
 

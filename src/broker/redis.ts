@@ -19,7 +19,6 @@ import type { Redis } from "ioredis";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envelope.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import type { Message } from "../protocol/message.ts";
-import { BrokerConnectionError } from "./errors.ts";
 import type {
   Broker,
   Delivery,
@@ -28,7 +27,7 @@ import type {
   Rejection,
   TakeOptions,
 } from "./port.ts";
-import { isConnectionFailure, openRedisConnection } from "./redis_connection.ts";
+import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
 import {
   PARK_SCRIPT,
   RESTORE_SCRIPT,
@@ -87,7 +86,7 @@ export const PARKED_KEY = "celeriac.parked";
  *   restoreInterval: 30,
  * };
  * // ?visibility_timeout=… or ?global_keyprefix=… in the URL would win over these.
- * export const connect = (url: string) => openRedisBroker(url, options);
+ * const connect = (url: string) => openRedisBroker(url, options);
  * ```
  */
 export interface RedisBrokerOptions {
@@ -222,26 +221,16 @@ export class RedisBroker implements Broker {
   }
 
   /** Connect now (otherwise the first command connects). */
-  async connect(): Promise<void> {
-    try {
-      await this.#client.connect();
-    } catch (err) {
-      this.#client.disconnect();
-      throw new BrokerConnectionError(this.#rawUrl, err);
-    }
+  connect(): Promise<void> {
+    return connectRedis(this.#client, this.#rawUrl);
   }
 
   #k(key: string): string {
     return this.#prefix + key;
   }
 
-  async #run<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (isConnectionFailure(err)) throw new BrokerConnectionError(this.#rawUrl, err);
-      throw err;
-    }
+  #run<T>(fn: () => Promise<T>): Promise<T> {
+    return guardRedis(this.#rawUrl, fn);
   }
 
   /** Declare a queue as Celery does: bind exchange `<queue>` with key `<queue>`. */
@@ -658,8 +647,7 @@ export class RedisBroker implements Broker {
     await this.#sweeping;
     for (const w of this.#watchers.values()) w.close();
     this.#watchers.clear();
-    if (this.#client.status === "ready") await this.#client.quit().catch(() => {});
-    this.#client.disconnect();
+    await closeRedis(this.#client);
   }
 }
 

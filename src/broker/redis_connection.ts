@@ -7,7 +7,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { Redis } from "ioredis";
-import { maskPassword } from "./errors.ts";
+import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import type { RedisUrlOptions } from "./redis_url.ts";
 
 const log = getLogger(["celeriac", "redis"]);
@@ -83,4 +83,62 @@ export function isConnectionFailure(err: unknown): boolean {
   return err.name === "MaxRetriesPerRequestError" ||
     /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|Connection is closed|Stream isn't writeable/
       .test(err.message);
+}
+
+/**
+ * Connect now, turning a failure into a {@link BrokerConnectionError}.
+ *
+ * @example
+ * ```ts ignore
+ * await connectRedis(client, "redis://127.0.0.1:6379/0");
+ * ```
+ *
+ * @param client a lazily connecting client
+ * @param rawUrl its URL, for the error
+ */
+export async function connectRedis(client: Redis, rawUrl: string): Promise<void> {
+  try {
+    await client.connect();
+  } catch (err) {
+    client.disconnect();
+    throw new BrokerConnectionError(rawUrl, err);
+  }
+}
+
+/**
+ * Run Redis commands, turning connection failures into a
+ * {@link BrokerConnectionError} (command errors pass through).
+ *
+ * @example
+ * ```ts ignore
+ * const n = await guardRedis(url, () => client.llen("celery"));
+ * ```
+ *
+ * @param rawUrl the server's URL, for the error
+ * @param fn the commands
+ * @returns what they return
+ */
+export async function guardRedis<T>(rawUrl: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isConnectionFailure(err)) throw new BrokerConnectionError(rawUrl, err);
+    throw err;
+  }
+}
+
+/**
+ * Close a connection: QUIT when connected (so pending replies arrive), then
+ * disconnect.
+ *
+ * @example
+ * ```ts ignore
+ * await closeRedis(client);
+ * ```
+ *
+ * @param client the connection
+ */
+export async function closeRedis(client: Redis): Promise<void> {
+  if (client.status === "ready") await client.quit().catch(() => {});
+  client.disconnect();
 }

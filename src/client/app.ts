@@ -71,8 +71,8 @@ export const PUBLISHER: unique symbol = Symbol.for("celeriac.publisher") as neve
  * @example
  * ```ts ignore
  * import { Celery } from "@celeriac/celeriac";
- * export const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
- * export const add = app.task("tasks.add", (a: number, b: number) => a + b);
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
+ * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const r = await add.delay(2, 3);
  * console.log(await r.get({ timeout: 10_000 })); // 5
  * await app.close();

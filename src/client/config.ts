@@ -37,7 +37,7 @@ export const DEFAULT_BROKER_URL = "kv://.celeriac/celeriac.sqlite";
  *   resultExpires: 3600,
  *   visibilityTimeout: 600,
  * };
- * export const app = new Celery(options); // connects on first use
+ * const app = new Celery(options); // connects on first use
  * ```
  */
 export interface CeleryOptions {

@@ -16,7 +16,7 @@ import type { AsyncResult } from "./async_result.ts";
  * ```ts
  * import { Celery, type TaskContext } from "@celeriac/celeriac";
  * const app = new Celery({ broker: "kv://:memory:" });
- * export const download = app.task(
+ * const download = app.task(
  *   "tasks.download",
  *   { bind: true },
  *   async (ctx: TaskContext, url: string) => {
@@ -66,7 +66,7 @@ export interface TaskContext {
  * import { Celery, type TaskHandler } from "@celeriac/celeriac";
  * const add: TaskHandler<[number, number], number> = (a, b) => a + b;
  * const app = new Celery({ broker: "kv://:memory:" });
- * export const addTask = app.task("tasks.add", add); // Task<[number, number], number>
+ * const addTask = app.task("tasks.add", add); // Task<[number, number], number>
  * ```
  */
 export type TaskHandler<A extends unknown[], R> = (...args: A) => R | Promise<R>;
@@ -80,7 +80,7 @@ export type TaskHandler<A extends unknown[], R> = (...args: A) => R | Promise<R>
  * const greet: BoundTaskHandler<[string], string> = (ctx, name) =>
  *   `hello ${name}, from ${ctx.hostname} (task ${ctx.id})`;
  * const app = new Celery({ broker: "kv://:memory:" });
- * export const greetTask = app.task("tasks.greet", { bind: true }, greet);
+ * const greetTask = app.task("tasks.greet", { bind: true }, greet);
  * ```
  */
 export type BoundTaskHandler<A extends unknown[], R> = (
@@ -100,7 +100,7 @@ export type BoundTaskHandler<A extends unknown[], R> = (
  *   acksLate: true, // redelivered if the worker dies mid-task
  *   trackStarted: true,
  * } satisfies TaskOptions;
- * export const charge = app.task(
+ * const charge = app.task(
  *   "billing.charge",
  *   { ...billing, params: ["invoiceId", "cents"] }, // Python may call charge(invoiceId=..., cents=...)
  *   (invoiceId: string, cents: number) => ({ invoiceId, charged: cents }),

@@ -13,7 +13,7 @@
  * ```ts
  * import { Celery, type CompressionName } from "@celeriac/celeriac";
  * const compression: CompressionName = "zlib"; // what Python's compression="zlib" writes
- * export const app = new Celery({ broker: "kv://:memory:", taskCompression: compression });
+ * const app = new Celery({ broker: "kv://:memory:", taskCompression: compression });
  * ```
  */
 export type CompressionName = "zlib" | "gzip";
