@@ -14,7 +14,12 @@
 
 import { getLogger } from "@logtape/logtape";
 import { commitAtomic, openSharedKv, parseKvUrl, type SharedKv } from "../broker/kv_store.ts";
-import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
+import {
+  decodeResultMeta,
+  READY_STATES,
+  type ResultMeta,
+  type TaskState,
+} from "../protocol/result_meta.ts";
 import type { ResultBackend, StoreEntry } from "./port.ts";
 
 const log = getLogger(["celeriac", "backend", "kv"]);
@@ -33,6 +38,15 @@ export const KV_MAX_RESULT_BYTES = 63 * 1024;
 
 /** Waits re-check at least this often; only a fallback against lost notifications. */
 const SAFETY_RECHECK_MS = 1000;
+/** Metas stored per atomic commit (Deno KV allows 100 checks per commit)... */
+const STORE_CHUNK = 50;
+/** ...and bytes per commit (Deno KV caps the total size of one commit). */
+const STORE_CHUNK_BYTES = 256 * 1024;
+
+interface Waiter {
+  resolve(meta: ResultMeta): void;
+  reject(reason: unknown): void;
+}
 
 /**
  * Options of {@link openKvBackend}.
@@ -97,6 +111,8 @@ export class KvBackend implements ResultBackend {
   readonly #expiresMs: number;
   readonly #closing = new AbortController();
   readonly #busy = new Set<Promise<unknown>>();
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  #watching: Promise<void> | null = null;
   #closed = false;
 
   /**
@@ -148,18 +164,54 @@ export class KvBackend implements ResultBackend {
       }
     }
     await this.#run(async () => {
-      for (const e of entries) await this.#storeOne(e);
+      let chunk: StoreEntry[] = [];
+      let bytes = 0;
+      for (const e of entries) {
+        const size = metaBytes(e.meta);
+        if (chunk.length === STORE_CHUNK || bytes + size > STORE_CHUNK_BYTES) {
+          await this.#storeChunk(chunk);
+          chunk = [];
+          bytes = 0;
+        }
+        chunk.push(e);
+        bytes += size;
+      }
+      if (chunk.length) await this.#storeChunk(chunk);
       this.#shared.notify();
     });
+    for (const e of entries) {
+      if (READY_STATES.has(e.status)) this.#settle(e.taskId, decodeResultMeta(e.meta));
+    }
   }
 
-  async #storeOne(e: StoreEntry): Promise<void> {
-    const key = this.#key(e.taskId);
-    const value: StoredResult = {
+  #stored(e: StoreEntry): StoredResult {
+    return {
       meta: e.meta,
       status: e.status,
       expiresAt: this.#expiresMs > 0 ? Date.now() + this.#expiresMs : 0,
     };
+  }
+
+  /** Store up to {@link STORE_CHUNK} metas in one commit; fall back to one by one on a conflict. */
+  async #storeChunk(entries: readonly StoreEntry[]): Promise<void> {
+    const keys = entries.map((e) => this.#key(e.taskId));
+    const current: Deno.KvEntryMaybe<StoredResult>[] = [];
+    for (let i = 0; i < keys.length; i += 10) {
+      current.push(...await this.#kv.getMany<StoredResult[]>(keys.slice(i, i + 10)));
+    }
+    const options = this.#expiresMs > 0 ? { expireIn: this.#expiresMs } : undefined;
+    const op = this.#kv.atomic();
+    entries.forEach((e, i) => {
+      const now = current[i];
+      if (live(now.value) && now.value.status === "SUCCESS") return;
+      op.check(now).set(keys[i], this.#stored(e), options);
+    });
+    if ((await commitAtomic(op)).ok) return;
+    for (const e of entries) await this.#storeOne(e);
+  }
+
+  async #storeOne(e: StoreEntry): Promise<void> {
+    const key = this.#key(e.taskId);
     const options = this.#expiresMs > 0 ? { expireIn: this.#expiresMs } : undefined;
     for (;;) {
       const current = await this.#kv.get<StoredResult>(key);
@@ -170,7 +222,7 @@ export class KvBackend implements ResultBackend {
         });
         return;
       }
-      const op = this.#kv.atomic().check(current).set(key, value, options);
+      const op = this.#kv.atomic().check(current).set(key, this.#stored(e), options);
       if ((await commitAtomic(op)).ok) return;
     }
   }
@@ -187,21 +239,79 @@ export class KvBackend implements ResultBackend {
   /**
    * Wait until the task is SUCCESS, FAILURE or REVOKED. Rejects with
    * `signal.reason` on abort, or with an `AbortError` when the backend closes.
+   *
+   * Results stored by this backend settle their waiters at once; changes by
+   * other processes are found by one re-check of every pending task per
+   * change notification.
    */
   async waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta> {
     const key = this.#key(taskId);
-    const stop = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
-    return await this.#run(async () => {
-      for (;;) {
-        stop.throwIfAborted();
-        const seen = this.#shared.version;
-        const { value } = await this.#kv.get<StoredResult>(key);
-        if (live(value) && READY_STATES.has(value.status as ResultMeta["status"])) {
-          return decodeResultMeta(value.meta);
-        }
-        await this.#shared.changed(seen, SAFETY_RECHECK_MS, stop);
+    signal?.throwIfAborted();
+    if (this.#closed) throw this.#closing.signal.reason;
+    const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
+    const waiter: Waiter = { resolve, reject };
+    let set = this.#waiters.get(taskId);
+    if (!set) this.#waiters.set(taskId, set = new Set());
+    set.add(waiter);
+    const onAbort = () => {
+      this.#drop(taskId, waiter);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#watch();
+    try {
+      const { value } = await this.#kv.get<StoredResult>(key);
+      if (live(value) && READY_STATES.has(value.status as TaskState)) {
+        this.#settle(taskId, decodeResultMeta(value.meta));
       }
-    });
+      return await promise;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      this.#drop(taskId, waiter);
+    }
+  }
+
+  #drop(taskId: string, waiter: Waiter): void {
+    const set = this.#waiters.get(taskId);
+    if (set?.delete(waiter) && set.size === 0) this.#waiters.delete(taskId);
+  }
+
+  #settle(taskId: string, meta: ResultMeta): void {
+    const set = this.#waiters.get(taskId);
+    if (!set) return;
+    this.#waiters.delete(taskId);
+    for (const w of set) w.resolve(meta);
+  }
+
+  /** One loop per backend re-reads pending tasks after each change notification. */
+  #watch(): void {
+    if (this.#watching) return;
+    const loop = async () => {
+      while (this.#waiters.size > 0 && !this.#closed) {
+        const seen = this.#shared.version;
+        await this.#recheck();
+        await this.#shared.changed(seen, SAFETY_RECHECK_MS, this.#closing.signal);
+      }
+    };
+    this.#watching = loop()
+      .catch((err) => log.warn("Result watch failed: {error}", { error: String(err) }))
+      .finally(() => {
+        this.#watching = null;
+        if (this.#waiters.size > 0 && !this.#closed) this.#watch();
+      });
+  }
+
+  async #recheck(): Promise<void> {
+    const ids = [...this.#waiters.keys()];
+    for (let i = 0; i < ids.length; i += 10) {
+      const chunk = ids.slice(i, i + 10);
+      const found = await this.#kv.getMany<StoredResult[]>(chunk.map((id) => this.#key(id)));
+      found.forEach(({ value }, j) => {
+        if (live(value) && READY_STATES.has(value.status as TaskState)) {
+          this.#settle(chunk[j], decodeResultMeta(value.meta));
+        }
+      });
+    }
   }
 
   /** Delete a stored result. */
@@ -217,8 +327,11 @@ export class KvBackend implements ResultBackend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#closing.abort(new DOMException("The KV result backend was closed", "AbortError"));
-    await Promise.allSettled(this.#busy);
+    const closed = new DOMException("The KV result backend was closed", "AbortError");
+    this.#closing.abort(closed);
+    for (const set of this.#waiters.values()) for (const w of set) w.reject(closed);
+    this.#waiters.clear();
+    await Promise.allSettled([...this.#busy, this.#watching]);
     await this.#shared.release();
   }
 }
