@@ -610,8 +610,10 @@ export class Worker {
     this.#cold = true;
     this.#stopping = true;
     this.#takeAbort.abort();
+    const seqs = [...this.#running.keys()];
     const running = [...this.#running.values()];
     this.#running.clear();
+    this.#pool?.abort(seqs);
     this.#wake?.();
     log.warn("{hostname}: cold shutdown, requeueing {n} running task(s)", {
       hostname: this.hostname,
