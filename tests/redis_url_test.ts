@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+import { maskPassword } from "../src/broker/errors.ts";
+import { parseRedisUrl } from "../src/broker/redis_url.ts";
+
+Deno.test("redis url: host, port, db, credentials, TLS and query options", () => {
+  assert.deepEqual(parseRedisUrl("redis://:p%40ss@10.0.0.5:6380/2?visibility_timeout=60"), {
+    host: "10.0.0.5",
+    port: 6380,
+    db: 2,
+    username: undefined,
+    password: "p@ss",
+    tls: false,
+    query: { visibility_timeout: "60" },
+  });
+  const tls = parseRedisUrl("rediss://user:pw@cache.example.com/0?global_keyprefix=app:");
+  assert.equal(tls.tls, true);
+  assert.equal(tls.username, "user");
+  assert.equal(tls.port, 6379);
+  assert.equal(tls.query.global_keyprefix, "app:");
+  const bare = parseRedisUrl("redis://localhost");
+  assert.equal(bare.db, 0);
+  assert.equal(bare.host, "localhost");
+  assert.equal(parseRedisUrl("redis://[::1]:6379/1").host, "::1");
+});
+
+Deno.test("redis url: bad URLs are refused with what to write instead", () => {
+  assert.throws(() => parseRedisUrl("not a url"), /expected redis:\/\/host:port\/db/);
+  assert.throws(() => parseRedisUrl("amqp://guest@localhost//"), /use redis:\/\/ or rediss:\/\//);
+  assert.throws(() => parseRedisUrl("redis://localhost/zero"), /use a number/);
+});
+
+Deno.test("maskPassword hides the password in any URL", () => {
+  assert.equal(maskPassword("redis://:secret@host:6379/0"), "redis://:***@host:6379/0");
+  assert.equal(maskPassword("redis://user:secret@host/0"), "redis://user:***@host/0");
+  assert.equal(maskPassword("redis://host:6379/0"), "redis://host:6379/0");
+});
