@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { KV_MAX_RESULT_BYTES, openKvBackend } from "../src/backend/kv.ts";
 import { openKvBroker } from "../src/broker/kv.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { backendConformance } from "./backend_conformance.ts";
+import { runDenoScript } from "./helpers/procs.ts";
 
 const dir = Deno.makeTempDirSync({ prefix: "celeriac-kv-backend-" });
 const url = `kv://${dir}/results.sqlite`;
@@ -125,21 +125,7 @@ await backend.close();
   );
   try {
     const waiting = backend.waitFor(id, AbortSignal.timeout(15_000));
-    const child = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--unstable-kv",
-        "--config",
-        fileURLToPath(import.meta.resolve("../deno.json")),
-        script,
-        url,
-        id,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(child.code, 0, new TextDecoder().decode(child.stderr));
+    await runDenoScript(script, [url, id]);
     const stored = performance.now();
     const meta = await waiting;
     const latency = performance.now() - stored;

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import { KV_MAX_MESSAGE_BYTES, openKvBroker } from "../src/broker/kv.ts";
 import { parseKvUrl } from "../src/broker/kv_store.ts";
 import type { Broker, Delivery } from "../src/broker/port.ts";
 import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
+import { runDenoScript } from "./helpers/procs.ts";
 
 const dir = Deno.makeTempDirSync({ prefix: "celeriac-kv-broker-" });
 const url = `kv://${dir}/broker.sqlite`;
@@ -261,21 +261,7 @@ await broker.close();
   );
   try {
     const pending = b.take([q], { max: 1, signal: AbortSignal.timeout(15_000) });
-    const child = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--unstable-kv",
-        "--config",
-        fileURLToPath(import.meta.resolve("../deno.json")),
-        script,
-        url,
-        q,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(child.code, 0, new TextDecoder().decode(child.stderr));
+    await runDenoScript(script, [url, q]);
     const published = performance.now();
     const got = await pending;
     const latency = performance.now() - published;

@@ -155,3 +155,15 @@ export async function runPython(
   }
   return stdout;
 }
+
+/** Run a Deno script with the project's configuration; fails the test on a non-zero exit. */
+export async function runDenoScript(script: string, args: string[]): Promise<void> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", `${ROOT}deno.json`, script, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`${script} failed:\n${new TextDecoder().decode(out.stderr)}`);
+  }
+}
