@@ -4,6 +4,7 @@
  * shutdown. Runs against Redis and the embedded KV store.
  */
 
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import assert from "node:assert/strict";
 import { Celery, TaskError } from "../mod.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
@@ -256,6 +257,52 @@ for (const t of transports) {
       );
       assert.equal(skipped?.excType, "TypeError");
     });
+  });
+
+  test("a chord header member runs, and the worker says the chord body will not run", async () => {
+    const records: LogRecord[] = [];
+    await configure({
+      reset: true,
+      sinks: { memory: (r: LogRecord) => records.push(r) },
+      loggers: [
+        { category: ["celeriac"], lowestLevel: "error", sinks: ["memory"] },
+        { category: ["logtape", "meta"], lowestLevel: "error", sinks: ["memory"] },
+      ],
+    });
+    try {
+      await withWorker(t, {}, async (client) => {
+        const msg = encodeTaskMessage({
+          task: "t.add",
+          id: crypto.randomUUID(),
+          args: [1, 1],
+          kwargs: {},
+          now: new Date(),
+          origin: "test",
+          replyTo: "r",
+          group: "g-1",
+          groupIndex: 0,
+          embed: {
+            chord: {
+              task: "t.sum",
+              args: [],
+              kwargs: {},
+              options: {},
+              subtask_type: null,
+              immutable: false,
+            },
+          },
+        });
+        await (await client.broker()).publish(msg, { routingKey: client.config.defaultQueue });
+        assert.equal(await client.asyncResult(String(msg.headers.id)).get({ timeout: 10_000 }), 2);
+      });
+      const said = records.map((r) => r.message.map(String).join(""));
+      assert.ok(
+        said.some((m) => /chord g-1/.test(m) && /t\.sum will not be triggered/.test(m)),
+        said.join("\n"),
+      );
+    } finally {
+      await reset();
+    }
   });
 
   test("a task sent from a task goes through the worker and carries parent and root ids", async () => {

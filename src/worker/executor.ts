@@ -141,7 +141,8 @@ function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
 }
 
 function needsFollowUp(embed: Embed): boolean {
-  return embed.callbacks !== null || embed.chain !== null || embed.errbacks !== null;
+  return embed.callbacks !== null || embed.chain !== null || embed.errbacks !== null ||
+    embed.chord !== null;
 }
 
 /**

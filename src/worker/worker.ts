@@ -505,6 +505,14 @@ export class Worker {
           if (o.meta) stores.push(...this.#chainFailures(chainStepIds(o.followUp.embed), o.meta));
         }
       }
+      const chord = o.followUp?.embed.chord;
+      if (chord) {
+        log.error(
+          "Task {name}[{id}] is a member of chord {group}: Celeriac workers do not join chords " +
+            "yet, so its body {body} will not be triggered by this worker",
+          { name: req.task, id: req.id, group: req.group, body: chord.task },
+        );
+      }
       if (!r.acked) acks.push(delivery);
     }
     if (stores.length || rejects.length || acks.length || publishes.length) {
