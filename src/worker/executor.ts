@@ -259,3 +259,64 @@ export async function runTask(
     };
   }
 }
+
+/**
+ * Runs task requests against a registry, many at a time, and reports their
+ * outcomes in batches: outcomes of tasks that finish in the same turn (every
+ * synchronous handler of a batch) go out together. Used inside Web Workers
+ * and by the inline pool.
+ *
+ * @example
+ * ```ts ignore
+ * const runner = new BatchRunner((outcomes) => self.postMessage({ type: "outcomes", outcomes }));
+ * runner.run(app.tasks, requests);
+ * ```
+ */
+export class BatchRunner {
+  readonly #onOutcomes: (outcomes: RunOutcome[]) => void;
+  readonly #running = new Map<number, AbortController>();
+  #outbox: RunOutcome[] = [];
+  #flushScheduled = false;
+
+  /** @param onOutcomes receives each batch of finished outcomes */
+  constructor(onOutcomes: (outcomes: RunOutcome[]) => void) {
+    this.#onOutcomes = onOutcomes;
+  }
+
+  /**
+   * Start requests; each gets its own AbortSignal.
+   *
+   * @param tasks the registry
+   * @param requests what to run
+   */
+  run(tasks: ReadonlyMap<string, Task<never, unknown>>, requests: RunRequest[]): void {
+    for (const req of requests) {
+      const ctl = new AbortController();
+      this.#running.set(req.seq, ctl);
+      runTask(tasks, req, ctl.signal).then((o) => this.#finished(o));
+    }
+  }
+
+  /**
+   * Fire the AbortSignals of running requests.
+   *
+   * @param seqs their dispatch numbers
+   */
+  abort(seqs: number[]): void {
+    for (const s of seqs) this.#running.get(s)?.abort();
+  }
+
+  #finished(outcome: RunOutcome): void {
+    this.#running.delete(outcome.seq);
+    this.#outbox.push(outcome);
+    if (this.#flushScheduled) return;
+    // Outcomes queued in this turn are already ahead of this microtask.
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      const out = this.#outbox;
+      this.#outbox = [];
+      this.#onOutcomes(out);
+    });
+  }
+}

@@ -10,7 +10,7 @@ import type { Celery } from "../client/app.ts";
 import type { CeleryOptions } from "../client/config.ts";
 import type { PublishTarget } from "../broker/port.ts";
 import type { Message } from "../protocol/message.ts";
-import { type RunOutcome, type RunRequest, runTask } from "./executor.ts";
+import { BatchRunner, type RunOutcome, type RunRequest } from "./executor.ts";
 import type { FromRunner, ToRunner } from "./pool_protocol.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
@@ -300,10 +300,7 @@ export class ThreadPool implements Pool {
 export class InlinePool implements Pool {
   readonly capacity: number;
   readonly #app: Celery;
-  readonly #events: PoolEvents;
-  readonly #running = new Map<number, AbortController>();
-  #outbox: RunOutcome[] = [];
-  #flushScheduled = false;
+  readonly #runner: BatchRunner;
 
   /**
    * Configure the inline pool.
@@ -316,7 +313,7 @@ export class InlinePool implements Pool {
     if (!(slots >= 1)) throw new RangeError("The inline pool needs at least 1 slot");
     this.#app = app;
     this.capacity = slots;
-    this.#events = events;
+    this.#runner = new BatchRunner((outcomes) => events.onOutcomes(outcomes));
   }
 
   start(): Promise<void> {
@@ -324,28 +321,11 @@ export class InlinePool implements Pool {
   }
 
   run(requests: RunRequest[]): void {
-    for (const req of requests) {
-      const ctl = new AbortController();
-      this.#running.set(req.seq, ctl);
-      runTask(this.#app.tasks, req, ctl.signal).then((o) => this.#finished(o));
-    }
-  }
-
-  #finished(outcome: RunOutcome): void {
-    this.#running.delete(outcome.seq);
-    this.#outbox.push(outcome);
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    queueMicrotask(() => {
-      this.#flushScheduled = false;
-      const out = this.#outbox;
-      this.#outbox = [];
-      this.#events.onOutcomes(out);
-    });
+    this.#runner.run(this.#app.tasks, requests);
   }
 
   abort(seqs: number[]): void {
-    for (const s of seqs) this.#running.get(s)?.abort();
+    this.#runner.abort(seqs);
   }
 
   close(): Promise<void> {

@@ -10,38 +10,19 @@
 
 import { type Celery, PUBLISHER } from "../client/app.ts";
 import type { CeleryOptions } from "../client/config.ts";
-import { type RunOutcome, type RunRequest, runTask } from "./executor.ts";
+import { BatchRunner } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
 import type { FromRunner, ToRunner } from "./pool_protocol.ts";
 
 let app: Promise<Celery> | null = null;
-const running = new Map<number, AbortController>();
 const pendingPublishes = new Map<number, { resolve(): void; reject(e: Error): void }>();
 let publishSeq = 0;
-let outbox: RunOutcome[] = [];
-let flushScheduled = false;
 
 function post(msg: FromRunner): void {
   self.postMessage(msg);
 }
 
-function flush(): void {
-  flushScheduled = false;
-  const outcomes = outbox;
-  outbox = [];
-  post({ type: "outcomes", outcomes });
-}
-
-function finished(outcome: RunOutcome): void {
-  running.delete(outcome.seq);
-  outbox.push(outcome);
-  if (!flushScheduled) {
-    // Outcomes of tasks that finish in the same turn (every synchronous
-    // handler of a batch) are already queued ahead of this microtask.
-    flushScheduled = true;
-    queueMicrotask(flush);
-  }
-}
+const runner = new BatchRunner((outcomes) => post({ type: "outcomes", outcomes }));
 
 async function init(
   module: string,
@@ -60,14 +41,6 @@ async function init(
   return loaded;
 }
 
-function run(tasks: Celery["tasks"], batch: RunRequest[]): void {
-  for (const req of batch) {
-    const ctl = new AbortController();
-    running.set(req.seq, ctl);
-    runTask(tasks, req, ctl.signal).then(finished);
-  }
-}
-
 self.onmessage = (e: MessageEvent<ToRunner>) => {
   const msg = e.data;
   switch (msg.type) {
@@ -79,10 +52,10 @@ self.onmessage = (e: MessageEvent<ToRunner>) => {
       );
       break;
     case "run":
-      app!.then((a) => run(a.tasks, msg.batch));
+      app!.then((a) => runner.run(a.tasks, msg.batch));
       break;
     case "abort":
-      for (const seq of msg.seqs) running.get(seq)?.abort();
+      runner.abort(msg.seqs);
       break;
     case "published": {
       const p = pendingPublishes.get(msg.id);
