@@ -424,7 +424,14 @@ export class RedisBroker implements Broker {
 
   async #parkRaw(tag: string, raw: string, queue: string, reason: string): Promise<void> {
     log.error("Parked a message from {queue}: {reason}", { queue, reason });
-    const entry = this.#parkEntry(raw, queue, reason, null, null);
+    await this.#park(tag, this.#parkEntry(raw, queue, reason, null, null));
+  }
+
+  /**
+   * Move an unacknowledged message to the parked list; one that is no longer
+   * unacknowledged (acked already, or without a tag) is parked all the same.
+   */
+  async #park(tag: string, entry: string): Promise<void> {
     const moved = tag
       ? await this.#client.celeriacPark(
         this.#k("unacked_index"),
@@ -454,13 +461,7 @@ export class RedisBroker implements Broker {
           r.taskId ?? null,
           r.taskName ?? null,
         );
-        return this.#client.celeriacPark(
-          this.#k("unacked_index"),
-          this.#k("unacked"),
-          this.#k(PARKED_KEY),
-          r.delivery.deliveryTag,
-          entry,
-        ).then((moved) => moved ? moved : this.#client.lpush(this.#k(PARKED_KEY), entry));
+        return this.#park(r.delivery.deliveryTag, entry);
       }))
     );
   }
@@ -510,10 +511,11 @@ export class RedisBroker implements Broker {
   async listParked(options: { limit?: number } = {}): Promise<ParkedMessage[]> {
     const limit = options.limit ?? 100;
     const raw = await this.#run(() => this.#client.lrange(this.#k(PARKED_KEY), -limit, -1));
-    return raw.reverse().map((entry) => this.#parkedFromEntry(entry));
+    return raw.reverse().map((entry) => this.#readParked(entry).parked);
   }
 
-  #parkedFromEntry(entry: string): ParkedMessage {
+  /** Read a parked entry: what operators see, and the original message text. */
+  #readParked(entry: string): { parked: ParkedMessage; message: string } {
     let e: Record<string, unknown> = {};
     try {
       e = pyJsonLoads(entry) as Record<string, unknown>;
@@ -524,7 +526,7 @@ export class RedisBroker implements Broker {
     const fromMsg = (field: string) =>
       new RegExp(`"${field}": "([^"\\\\]+)"`).exec(msg)?.[1] ?? null;
     const parkedAt = typeof e.parked_at === "number" ? e.parked_at : 0;
-    return {
+    const parked: ParkedMessage = {
       id: `${parkedAt}:${(typeof e.task_id === "string" && e.task_id) || fromMsg("delivery_tag")}`,
       reason: String(e.reason ?? ""),
       queue: typeof e.queue === "string" ? e.queue : queueOfList(String(e.list ?? "")),
@@ -532,6 +534,7 @@ export class RedisBroker implements Broker {
       taskName: typeof e.task_name === "string" ? e.task_name : fromMsg("task"),
       parkedAt: new Date(parkedAt * 1000),
     };
+    return { parked, message: msg };
   }
 
   /** Move parked messages back to the end of their queues, marked redelivered. */
@@ -540,10 +543,10 @@ export class RedisBroker implements Broker {
     const entries = await this.#run(() => this.#client.lrange(this.#k(PARKED_KEY), -limit, -1));
     let moved = 0;
     for (const entry of entries.reverse()) {
-      const parked = this.#parkedFromEntry(entry);
+      const { parked, message } = this.#readParked(entry);
       let env: Envelope;
       try {
-        env = decodeEnvelope(String((pyJsonLoads(entry) as { message?: unknown }).message));
+        env = decodeEnvelope(message);
       } catch {
         log.warn("Parked message {id} cannot be decoded; it stays parked", { id: parked.id });
         continue;
