@@ -58,6 +58,10 @@ export class ContentDisallowedError extends ProtocolError {
   override readonly code: string = "CONTENT_DISALLOWED";
   /** The refused MIME type. */
   readonly contentType: string;
+  /** Python sees it as `kombu.exceptions.ContentDisallowed` (see `exceptionInfo`). */
+  readonly excType: string = "ContentDisallowed";
+  /** The Python module of {@link ContentDisallowedError.excType}. */
+  readonly excModule: string = "kombu.exceptions";
 
   /**
    * Describe a refused content type.

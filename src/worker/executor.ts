@@ -180,10 +180,6 @@ export async function runTask(
     }
   } catch (err) {
     const exc = exceptionInfo(err);
-    exc.exc_module = exc.exc_type === "ContentDisallowedError"
-      ? "kombu.exceptions"
-      : exc.exc_module;
-    exc.exc_type = exc.exc_type === "ContentDisallowedError" ? "ContentDisallowed" : exc.exc_type;
     return {
       seq: req.seq,
       ok: false,

@@ -13,7 +13,8 @@ import type { Celery } from "../client/app.ts";
 import { hostName } from "../client/runtime.ts";
 import type { Task } from "../client/task.ts";
 import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
-import { ProtocolError } from "../protocol/errors.ts";
+import { ContentDisallowedError, ProtocolError } from "../protocol/errors.ts";
+import { exceptionInfo } from "../protocol/exceptions.ts";
 import { pyJsonLoads } from "../protocol/json.ts";
 import {
   encodeResultMeta,
@@ -351,8 +352,8 @@ export class Worker {
   }
 
   #refusal(err: Error): ExceptionInfo {
-    return err.name === "ContentDisallowedError"
-      ? exc("ContentDisallowed", "kombu.exceptions", [err.message])
+    return err instanceof ContentDisallowedError
+      ? exceptionInfo(err)
       : exc("DecodeError", "kombu.exceptions", [err.message]);
   }
 
