@@ -72,6 +72,8 @@ export type {
   ParkedMessage,
   PublishTarget,
   Rejection,
+  RevokedEntry,
+  SubscribeOptions,
   TakeOptions,
 } from "./src/broker/port.ts";
 // src/broker/errors.ts

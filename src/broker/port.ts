@@ -194,6 +194,82 @@ export interface Broker {
   listParked(options?: { limit?: number }): Promise<ParkedMessage[]>;
   /** Move parked messages back to their queues; resolves with how many. */
   requeueParked(options?: { limit?: number }): Promise<number>;
+  /**
+   * Milliseconds an unacknowledged delivery stays with its consumer before
+   * the transport delivers it again, unless {@link Broker.extend} renews it
+   * (Redis, KV); `null` when the broker keeps unacknowledged deliveries for
+   * as long as the consumer's connection lives (AMQP).
+   */
+  readonly visibilityTimeout: number | null;
+  /**
+   * Renew the leases of unacknowledged deliveries, so that no restore sweep
+   * (Celeriac's or kombu's) delivers them again while their consumer lives.
+   * Does nothing where {@link Broker.visibilityTimeout} is `null`.
+   */
+  extend(deliveries: readonly Delivery[]): Promise<void>;
+  /**
+   * Publish a message to a fanout exchange (remote control, events): every
+   * subscriber receives it; nothing is kept for subscribers that come later.
+   */
+  broadcast(exchange: string, message: Message): Promise<void>;
+  /**
+   * Receive what is broadcast on a fanout exchange until `signal` aborts.
+   * Resolves once subscribed. `queue` names the subscriber's own queue where
+   * the transport needs one (AMQP: Celery's `<nodename>.celery.pidbox`).
+   */
+  subscribe(
+    exchange: string,
+    onMessage: (message: Message) => void,
+    options: SubscribeOptions,
+  ): Promise<void>;
+  /**
+   * Remember revoked task ids until they expire, so that a worker that
+   * starts later still skips them.
+   */
+  addRevoked(entries: readonly RevokedEntry[]): Promise<void>;
+  /** The remembered revoked ids that have not expired. */
+  listRevoked(): Promise<RevokedEntry[]>;
   /** Close connections. Unsettled deliveries come back after the visibility timeout. */
   close(): Promise<void>;
+}
+
+/**
+ * Options of {@link Broker.subscribe}.
+ *
+ * @example Listening to remote-control broadcasts for ten seconds
+ * ```ts
+ * import type { Broker, SubscribeOptions } from "@celeriac/celeriac";
+ * async function listen(broker: Broker): Promise<void> {
+ *   const options: SubscribeOptions = {
+ *     signal: AbortSignal.timeout(10_000),
+ *     queue: "celeriac@host.celery.pidbox",
+ *   };
+ *   await broker.subscribe("celery.pidbox", (m) => console.log(m.headers), options);
+ * }
+ * ```
+ */
+export interface SubscribeOptions {
+  /** Stops the subscription. */
+  signal: AbortSignal;
+  /** The subscriber's own queue, where the transport needs one. */
+  queue?: string;
+}
+
+/**
+ * A revoked task id and when the worker may forget it.
+ *
+ * @example Remembering a revocation for three hours
+ * ```ts
+ * import type { Broker, RevokedEntry } from "@celeriac/celeriac";
+ * async function remember(broker: Broker, id: string): Promise<void> {
+ *   const entry: RevokedEntry = { id, expiresAt: new Date(Date.now() + 3 * 3600_000) };
+ *   await broker.addRevoked([entry]);
+ * }
+ * ```
+ */
+export interface RevokedEntry {
+  /** The task id. */
+  id: string;
+  /** When the entry expires. */
+  expiresAt: Date;
 }
