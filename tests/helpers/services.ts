@@ -6,6 +6,7 @@
 // deno-lint-ignore-file no-console
 
 import { PYTHON } from "./procs.ts";
+import { RABBITMQ_URL } from "./rabbitmq.ts";
 import { REDIS_URL } from "./redis.ts";
 
 const CI = Deno.env.get("CI") === "true";
@@ -14,6 +15,17 @@ async function redisReachable(): Promise<boolean> {
   const u = new URL(REDIS_URL);
   try {
     const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port || 6379) });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function rabbitmqReachable(): Promise<boolean> {
+  const u = new URL(RABBITMQ_URL);
+  try {
+    const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port || 5672) });
     conn.close();
     return true;
   } catch {
@@ -36,9 +48,12 @@ async function celeryInstalled(): Promise<boolean> {
 
 const redis = await redisReachable();
 const celery = redis && await celeryInstalled();
+const rabbitmq = await rabbitmqReachable();
 
 /** True when tests needing Redis must be ignored. */
 export const WITHOUT_REDIS: boolean = !CI && !redis;
+/** True when tests needing RabbitMQ must be ignored. */
+export const WITHOUT_RABBITMQ: boolean = !CI && !rabbitmq;
 /** True when tests needing Python Celery (and Redis) must be ignored. */
 export const WITHOUT_CELERY: boolean = !CI && !celery;
 
@@ -49,5 +64,10 @@ if (WITHOUT_REDIS) {
 } else if (WITHOUT_CELERY) {
   console.warn(
     `Python Celery is not installed for ${PYTHON}: the interop tests are ignored (never in CI).`,
+  );
+}
+if (WITHOUT_RABBITMQ) {
+  console.warn(
+    `RabbitMQ is not reachable at ${RABBITMQ_URL}: the AMQP tests are ignored (never in CI).`,
   );
 }

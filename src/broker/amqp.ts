@@ -1,0 +1,817 @@
+/**
+ * The AMQP 0-9-1 (RabbitMQ) transport, wire-compatible with Celery 5.2 on
+ * py-amqp: the same exchanges and queues with the same flags and arguments
+ * (`amqp_topology.ts`), tasks published to the default exchange with the
+ * queue as routing key, headers typed as py-amqp types them
+ * (`amqp_table.ts`), publisher confirms, manual acknowledgements.
+ *
+ * Design decisions:
+ *
+ * - **No hoarding.** `take(queues, { max })` first pulls with `basic.get`
+ *   (never more than asked, and not subject to prefetch). Only when every
+ *   queue is empty does it wait, with consumers on a channel whose
+ *   per-channel prefetch is `max`; once something arrives the consumers are
+ *   cancelled and everything delivered until the cancel is confirmed (at
+ *   most `max`, by the prefetch) is returned. So at no time does RabbitMQ
+ *   hand this process more unacknowledged messages than the caller asked
+ *   for, and idle consumers never sit on messages another worker could run.
+ *   A waiting channel whose deliveries are all settled is reused.
+ * - **Parking.** A rejected message is republished (with confirm) to the
+ *   durable queue `celeriac.parked` with a note in its
+ *   `x-celeriac-parked` header (reason, queue, task id and name, time,
+ *   original exchange and routing key), then acknowledged. RabbitMQ's own
+ *   dead-lettering would need queue arguments that differ from what Celery
+ *   declares. `listParked` reads the queue with `basic.get` and closes its
+ *   channel, which puts everything back in order; `requeueParked`
+ *   republishes to the original queue with an `x-celeriac-redelivered`
+ *   header (a publisher cannot set AMQP's redelivered flag).
+ * - **Revoked ids** live in the stream queue `celeriac.revoked`
+ *   (`x-queue-type: stream`, `x-max-age: 7D`, 1 MB segments). A stream is
+ *   read from its start by any number of workers at once without consuming
+ *   it; a classic queue read with get-and-requeue would hide its entries
+ *   from a second worker reading at the same moment. `listRevoked` appends
+ *   a marker and reads up to it, skipping entries whose expiry passed.
+ * - **Reconnection.** One {@link AmqpConnection} (a state machine:
+ *   connecting / open / lost → backoff → connecting / closed) per broker.
+ *   Channels and declarations belong to one connection; after a reconnect
+ *   they are opened and declared again on first use, a blocked `take()`
+ *   carries on with the new connection, subscriptions re-declare their
+ *   queue and consume again, and `publish()` waits for the connection
+ *   (at most `publishTimeout`) and publishes again when a confirm was lost
+ *   with the old one (at-least-once). Deliveries of a dead connection are
+ *   redelivered by RabbitMQ, so their settlements are dropped.
+ * - **No visibility timeout**: RabbitMQ keeps an unacknowledged delivery as
+ *   long as its channel lives, so `visibilityTimeout` is `null` and
+ *   `extend()` does nothing.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Channel, ConfirmChannel, Message as AmqpMessage } from "amqplib";
+import type { Message } from "../protocol/message.ts";
+import { HeldChannel, LazyChannel } from "./amqp_channel.ts";
+import { AmqpConnection, type AmqpSession, isChannelError } from "./amqp_connection.ts";
+import {
+  fromIncoming,
+  parkedCopy,
+  readParkingNote,
+  toContent,
+  toPublishOptions,
+  unparkedMessage,
+} from "./amqp_message.ts";
+import type { BackoffOptions } from "./amqp_state.ts";
+import { toAmqpTable } from "./amqp_table.ts";
+import {
+  type BoundQueue,
+  exchangeDeclaration,
+  isKnownExchange,
+  PARKED_QUEUE,
+  parkedQueueDeclaration,
+  type QueueDeclaration,
+  REVOKED_STREAM,
+  revokedStreamDeclaration,
+  subscriberQueueDeclaration,
+  taskQueueDeclaration,
+} from "./amqp_topology.ts";
+import type {
+  Broker,
+  Delivery,
+  ParkedMessage,
+  PublishTarget,
+  Rejection,
+  RevokedEntry,
+  SubscribeOptions,
+  TakeOptions,
+} from "./port.ts";
+
+const log = getLogger(["celeriac", "broker", "amqp"]);
+
+/**
+ * Options of {@link openAmqpBroker}; URL query parameters win over them.
+ *
+ * @example Priority queues, as Celery's `task_queue_max_priority = 10`
+ * ```ts
+ * import { type AmqpBrokerOptions, openAmqpBroker } from "@celeriac/celeriac/transports";
+ * const options: AmqpBrokerOptions = { maxPriority: 10, publishTimeout: 10 };
+ * // amqp://...?max_priority=10 in the URL would do the same
+ * const connect = (url: string) => openAmqpBroker(url, options);
+ * ```
+ */
+export interface AmqpBrokerOptions {
+  /**
+   * Declare task queues with `x-max-priority` (Celery
+   * `task_queue_max_priority`). Must match how the queues already exist.
+   * Default: none.
+   */
+  maxPriority?: number;
+  /** Seconds `publish()` waits for a lost connection to come back. Default 30. */
+  publishTimeout?: number;
+  /** Reconnection delays. */
+  backoff?: BackoffOptions;
+  /** Connection name shown by RabbitMQ. Default `celeriac-broker`. */
+  connectionName?: string;
+}
+
+interface Held {
+  holder: HeldChannel;
+  raw: AmqpMessage;
+  settled: boolean;
+}
+
+/** A subscription's name for its own queue when the subscriber gives none. */
+function defaultSubscriberQueue(exchange: string): string {
+  const id = crypto.randomUUID();
+  return exchangeDeclaration(exchange).type === "topic" ? `${exchange}.${id}` : `${id}.${exchange}`;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
+
+/**
+ * A Celery-compatible RabbitMQ broker.
+ *
+ * @example
+ * ```ts ignore
+ * import { openAmqpBroker } from "@celeriac/celeriac/transports";
+ * const broker = await openAmqpBroker("amqp://guest:guest@127.0.0.1:5672//");
+ * const [d] = await broker.take(["celery"], { max: 1, signal: AbortSignal.timeout(1000) });
+ * if (d) await broker.ack([d]);
+ * await broker.close();
+ * ```
+ */
+export class AmqpBroker implements Broker {
+  /** Always `amqp`. */
+  readonly transport = "amqp";
+  /** `null`: RabbitMQ keeps unacknowledged deliveries while their channel lives. */
+  readonly visibilityTimeout: number | null = null;
+  readonly #conn: AmqpConnection;
+  readonly #maxPriority: number | undefined;
+  readonly #publishTimeoutMs: number;
+  readonly #held = new WeakMap<Delivery, Held>();
+  #declared = new Set<string>();
+  #declaredEpoch = 0;
+  readonly #admin = new LazyChannel((s) => HeldChannel.open(s));
+  readonly #getter = new LazyChannel((s) => HeldChannel.open(s));
+  readonly #publisher = new LazyChannel((s) => HeldChannel.openConfirm(s));
+  readonly #idleWaiters: HeldChannel[] = [];
+  readonly #subscriptions = new Set<Promise<void>>();
+  readonly #closing = new AbortController();
+
+  /**
+   * Use {@link openAmqpBroker}.
+   *
+   * @param rawUrl the broker URL
+   * @param options transport options
+   */
+  constructor(rawUrl: string, options: AmqpBrokerOptions = {}) {
+    this.#conn = new AmqpConnection(rawUrl, {
+      name: options.connectionName ?? "celeriac-broker",
+      backoff: options.backoff,
+    });
+    this.#maxPriority = this.#conn.url.maxPriority ?? options.maxPriority;
+    const q = this.#conn.url.query;
+    this.#publishTimeoutMs = Number(q.publish_timeout ?? options.publishTimeout ?? 30) * 1000;
+  }
+
+  /** The connection's state (`open`, `lost`, ...). */
+  get connectionState(): string {
+    return this.#conn.state;
+  }
+
+  /**
+   * Connect now.
+   *
+   * @throws {BrokerConnectionError} when RabbitMQ cannot be reached
+   */
+  connect(): Promise<void> {
+    return this.#conn.start();
+  }
+
+  /** Declarations are remembered per connection: a restarted RabbitMQ forgets non-durable ones. */
+  #isDeclared(session: AmqpSession, key: string): boolean {
+    if (this.#declaredEpoch !== session.epoch) {
+      this.#declaredEpoch = session.epoch;
+      this.#declared = new Set();
+    }
+    return this.#declared.has(key);
+  }
+
+  async #declare(session: AmqpSession, key: string, fn: (ch: Channel) => Promise<unknown>) {
+    if (this.#isDeclared(session, key)) return;
+    const { channel } = await this.#admin.get(session);
+    await fn(channel);
+    this.#declared.add(key);
+  }
+
+  #assertQueue(ch: Channel, q: QueueDeclaration) {
+    return ch.assertQueue(q.name, {
+      durable: q.durable,
+      autoDelete: q.autoDelete,
+      exclusive: q.exclusive,
+      arguments: toAmqpTable(q.arguments),
+    });
+  }
+
+  async #declareBound(session: AmqpSession, b: BoundQueue): Promise<void> {
+    await this.#declare(session, `q:${b.queue.name}`, async (ch) => {
+      try {
+        await ch.assertExchange(b.exchange.name, b.exchange.type, {
+          durable: b.exchange.durable,
+          autoDelete: false,
+        });
+        await this.#assertQueue(ch, b.queue);
+        await ch.bindQueue(b.queue.name, b.exchange.name, b.bindingKey);
+      } catch (err) {
+        if (!isChannelError(err, 406)) throw err;
+        log.warn(
+          "Queue {queue} exists with other settings than Celeriac would declare ({error}); using it as it is",
+          { queue: b.queue.name, error: (err as Error).message },
+        );
+      }
+    });
+  }
+
+  #declareTaskQueue(session: AmqpSession, queue: string): Promise<void> {
+    return this.#declareBound(
+      session,
+      taskQueueDeclaration(queue, { maxPriority: this.#maxPriority }),
+    );
+  }
+
+  #declareExchange(session: AmqpSession, name: string): Promise<void> {
+    const e = exchangeDeclaration(name);
+    return this.#declare(
+      session,
+      `x:${name}`,
+      (ch) => ch.assertExchange(e.name, e.type, { durable: e.durable, autoDelete: false }),
+    );
+  }
+
+  /** Declare a known exchange, or check that an unknown one exists. */
+  async #ensureExchange(session: AmqpSession, name: string): Promise<boolean> {
+    if (isKnownExchange(name)) {
+      await this.#declareExchange(session, name);
+      return true;
+    }
+    try {
+      await this.#declare(session, `x:${name}`, (ch) => ch.checkExchange(name));
+      return true;
+    } catch (err) {
+      if (isChannelError(err, 404)) return false;
+      throw err;
+    }
+  }
+
+  #declareQueueOnly(session: AmqpSession, q: QueueDeclaration): Promise<void> {
+    return this.#declare(session, `q:${q.name}`, (ch) => this.#assertQueue(ch, q));
+  }
+
+  /** Declare a task queue as Celery does: exchange `<queue>` (direct, durable) bound with key `<queue>`. */
+  async declareQueue(queue: string): Promise<void> {
+    await this.#withSession((s) => this.#declareTaskQueue(s, queue));
+  }
+
+  /** Run `fn` on the live connection; once more on the next one if the connection died meanwhile. */
+  async #withSession<T>(fn: (session: AmqpSession) => Promise<T>): Promise<T> {
+    const deadline = AbortSignal.timeout(this.#publishTimeoutMs);
+    while (true) {
+      const session = await this.#conn.session({ timeoutMs: this.#publishTimeoutMs });
+      try {
+        return await fn(session);
+      } catch (err) {
+        if (!session.lost.aborted || deadline.aborted || this.#closing.signal.aborted) throw err;
+        log.debug("Connection lost during an operation; retrying it on the next one");
+      }
+    }
+  }
+
+  async #confirmPublish(
+    session: AmqpSession,
+    exchange: string,
+    routingKey: string,
+    message: Message,
+  ): Promise<void> {
+    const { channel } = await this.#publisher.get(session);
+    const content = toContent(message.body);
+    const options = toPublishOptions(message);
+    await new Promise<void>((resolve, reject) => {
+      (channel as ConfirmChannel).publish(exchange, routingKey, content, options, (err) => {
+        if (err) reject(err instanceof Error ? err : new Error(String(err)));
+        else resolve();
+      });
+    });
+  }
+
+  /**
+   * Publish one message; resolves once RabbitMQ confirmed it. To the
+   * default exchange, the routing key's queue is declared first (Celery's
+   * `task_create_missing_queues`); to Celery's own exchanges
+   * (`reply.celery.pidbox`, ...), the exchange is declared as Celery does;
+   * to an exchange that does not exist, the message is dropped with a
+   * warning, as RabbitMQ drops unroutable messages.
+   *
+   * @throws {BrokerConnectionError} when the connection stays lost longer than `publishTimeout`
+   */
+  async publish(message: Message, target: PublishTarget): Promise<void> {
+    const exchange = target.exchange ?? "";
+    await this.#withSession(async (session) => {
+      if (exchange === "") await this.#declareTaskQueue(session, target.routingKey);
+      else if (!await this.#ensureExchange(session, exchange)) {
+        log.warn("Exchange {exchange} does not exist: message for {key} dropped", {
+          exchange,
+          key: target.routingKey,
+        });
+        return;
+      }
+      await this.#confirmPublish(session, exchange, target.routingKey, message);
+    });
+  }
+
+  #delivery(holder: HeldChannel, raw: AmqpMessage, queue: string): Delivery {
+    const { message, redelivered } = fromIncoming(raw);
+    const d: Delivery = {
+      ...message,
+      queue,
+      deliveryTag: `${holder.session.epoch}.${holder.id}.${raw.fields.deliveryTag}`,
+      redelivered,
+      exchange: raw.fields.exchange,
+      routingKey: raw.fields.routingKey,
+    };
+    holder.hold();
+    this.#held.set(d, { holder, raw, settled: false });
+    return d;
+  }
+
+  /** Keep only deliveries whose channel still lives (the others come back by themselves). */
+  #alive(deliveries: Delivery[]): Delivery[] {
+    return deliveries.filter((d) => {
+      const h = this.#held.get(d)!;
+      if (h.holder.open) return true;
+      h.settled = true;
+      h.holder.settle(h.raw, "ack");
+      return false;
+    });
+  }
+
+  /**
+   * Take up to `max` messages, earlier queues first, waiting while every
+   * queue is empty; never more unacknowledged messages than asked for. A
+   * lost connection is waited out.
+   */
+  async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
+    if (queues.length === 0) throw new TypeError("take() needs at least one queue");
+    if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
+    const max = Math.floor(options.max);
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, this.#closing.signal])
+      : this.#closing.signal;
+    while (!signal.aborted) {
+      let session: AmqpSession;
+      try {
+        session = await this.#conn.session({ signal });
+      } catch (err) {
+        if (signal.aborted) return [];
+        throw err;
+      }
+      try {
+        for (const q of queues) await this.#declareTaskQueue(session, q);
+        const got = this.#alive(await this.#getBatch(session, queues, max));
+        if (got.length > 0) return got;
+        const waited = this.#alive(await this.#wait(session, queues, max, signal));
+        if (waited.length > 0) return waited;
+      } catch (err) {
+        if (signal.aborted) return [];
+        if (isChannelError(err, 404)) {
+          log.debug("A queue vanished while taking ({error}); declaring it again", {
+            error: (err as Error).message,
+          });
+          this.#declared.clear();
+          continue;
+        }
+        if (!session.lost.aborted) throw err;
+      }
+    }
+    return [];
+  }
+
+  async #getBatch(session: AmqpSession, queues: readonly string[], max: number) {
+    const holder = await this.#getter.get(session);
+    const out: Delivery[] = [];
+    for (const q of queues) {
+      while (out.length < max) {
+        const m = await holder.channel.get(q, { noAck: false });
+        if (m === false) break;
+        out.push(this.#delivery(holder, m, q));
+      }
+      if (out.length >= max) break;
+    }
+    return out;
+  }
+
+  async #waiter(session: AmqpSession): Promise<HeldChannel> {
+    while (this.#idleWaiters.length > 0) {
+      const w = this.#idleWaiters.pop()!;
+      if (w.open && w.session === session) return w;
+      await w.close();
+    }
+    return await HeldChannel.open(session);
+  }
+
+  #releaseWaiter(w: HeldChannel): void {
+    w.whenIdle(() => {
+      if (!w.open || this.#closing.signal.aborted || this.#idleWaiters.length >= 2) {
+        w.close();
+      } else {
+        this.#idleWaiters.push(w);
+      }
+    });
+  }
+
+  /** Consume every queue on one channel with prefetch `max` until something arrives. */
+  async #wait(
+    session: AmqpSession,
+    queues: readonly string[],
+    max: number,
+    signal: AbortSignal,
+  ): Promise<Delivery[]> {
+    const w = await this.#waiter(session);
+    const got: Delivery[] = [];
+    const tags: string[] = [];
+    const { promise: woke, resolve: wake } = Promise.withResolvers<void>();
+    const stop = AbortSignal.any([signal, session.lost]);
+    stop.addEventListener("abort", () => wake(), { once: true });
+    try {
+      await w.channel.prefetch(max, true);
+      for (const q of queues) {
+        const { consumerTag } = await w.channel.consume(q, (m) => {
+          if (m) got.push(this.#delivery(w, m, q));
+          wake();
+        }, { noAck: false });
+        tags.push(consumerTag);
+      }
+      await woke;
+    } finally {
+      if (w.open) {
+        for (const tag of tags) await w.channel.cancel(tag).catch(() => {});
+      }
+      this.#releaseWaiter(w);
+    }
+    if (signal.aborted && got.length > 0) {
+      await this.requeue(got);
+      return [];
+    }
+    return got;
+  }
+
+  #settle(deliveries: readonly Delivery[], how: "ack" | "requeue"): void {
+    for (const d of deliveries) {
+      const h = this.#held.get(d);
+      if (!h || h.settled) continue;
+      h.settled = true;
+      h.holder.settle(h.raw, how);
+    }
+  }
+
+  /** Acknowledge deliveries (dropped for deliveries whose connection is gone: RabbitMQ redelivers them). */
+  ack(deliveries: readonly Delivery[]): Promise<void> {
+    this.#settle(deliveries, "ack");
+    return Promise.resolve();
+  }
+
+  /** Put deliveries back in their queues (`basic.nack` with requeue; RabbitMQ marks them redelivered). */
+  requeue(deliveries: readonly Delivery[]): Promise<void> {
+    this.#settle(deliveries, "requeue");
+    return Promise.resolve();
+  }
+
+  /**
+   * Park deliveries in `celeriac.parked` with their reasons, then
+   * acknowledge them. A delivery whose connection is gone is not parked: it
+   * comes back by itself and will be judged again.
+   */
+  async reject(rejections: readonly Rejection[]): Promise<void> {
+    const now = new Date();
+    const toPark = rejections.filter((r) => {
+      const h = this.#held.get(r.delivery);
+      return !h || h.settled || h.holder.open;
+    });
+    if (toPark.length === 0) return;
+    await this.#withSession(async (session) => {
+      await this.#declareQueueOnly(session, parkedQueueDeclaration());
+      await Promise.all(toPark.map((r) => {
+        const d = r.delivery;
+        const copy = parkedCopy(d, {
+          id: crypto.randomUUID(),
+          reason: r.reason,
+          queue: d.queue,
+          taskId: r.taskId ?? null,
+          taskName: r.taskName ?? null,
+          parkedAt: now,
+          exchange: d.exchange,
+          routingKey: d.routingKey,
+        });
+        return this.#confirmPublish(session, "", PARKED_QUEUE, copy);
+      }));
+    });
+    for (const r of toPark) {
+      log.error("Parked a message from {queue}: {reason}", {
+        queue: r.delivery.queue,
+        reason: r.reason,
+      });
+    }
+    this.#settle(toPark.map((r) => r.delivery), "ack");
+  }
+
+  #isMissing(err: unknown): boolean {
+    return isChannelError(err, 404);
+  }
+
+  /** Delete every waiting message of a queue; 0 for a queue that does not exist. */
+  async purge(queue: string): Promise<number> {
+    return await this.#withSession(async (session) => {
+      const { channel } = await this.#admin.get(session);
+      try {
+        return (await channel.purgeQueue(queue)).messageCount;
+      } catch (err) {
+        if (this.#isMissing(err)) return 0;
+        throw err;
+      }
+    });
+  }
+
+  /** Count ready messages of a queue (a passive declare); 0 for a queue that does not exist. */
+  async queueDepth(queue: string): Promise<number> {
+    return await this.#withSession(async (session) => {
+      const { channel } = await this.#admin.get(session);
+      try {
+        return (await channel.checkQueue(queue)).messageCount;
+      } catch (err) {
+        if (this.#isMissing(err)) return 0;
+        throw err;
+      }
+    });
+  }
+
+  /** Read up to `limit` messages of a queue on a channel of their own; `keep` decides which to acknowledge. */
+  async #scanParked(
+    session: AmqpSession,
+    limit: number,
+    visit: (raw: AmqpMessage, message: Message) => Promise<boolean>,
+  ): Promise<void> {
+    await this.#declareQueueOnly(session, parkedQueueDeclaration());
+    const held = await HeldChannel.open(session);
+    try {
+      for (let i = 0; i < limit; i++) {
+        const raw = await held.channel.get(PARKED_QUEUE, { noAck: false });
+        if (raw === false) break;
+        if (await visit(raw, fromIncoming(raw).message)) held.channel.ack(raw);
+      }
+    } finally {
+      await held.close();
+    }
+  }
+
+  /** List parked messages, oldest first (read without removing them). */
+  async listParked(options: { limit?: number } = {}): Promise<ParkedMessage[]> {
+    const out: ParkedMessage[] = [];
+    await this.#withSession(async (session) => {
+      out.length = 0;
+      await this.#scanParked(session, options.limit ?? 100, (_raw, message) => {
+        const note = readParkingNote(message.headers);
+        const h = message.headers;
+        out.push({
+          id: note?.id || String(message.properties.message_id ?? ""),
+          reason: note?.reason ?? "parked by another tool (no x-celeriac-parked header)",
+          queue: note?.queue ?? "",
+          taskId: note?.taskId ?? (typeof h.id === "string" ? h.id : null),
+          taskName: note?.taskName ?? (typeof h.task === "string" ? h.task : null),
+          parkedAt: note?.parkedAt ?? new Date(0),
+        });
+        return Promise.resolve(false);
+      });
+    });
+    return out;
+  }
+
+  /** Move parked messages back to their queues, marked redelivered; resolves with how many. */
+  async requeueParked(options: { limit?: number } = {}): Promise<number> {
+    let moved = 0;
+    await this.#withSession(async (session) => {
+      await this.#scanParked(session, options.limit ?? 1000, async (_raw, message) => {
+        const note = readParkingNote(message.headers);
+        if (!note?.queue) {
+          log.warn("A parked message has no queue to go back to; it stays parked");
+          return false;
+        }
+        await this.#declareTaskQueue(session, note.queue);
+        await this.#confirmPublish(session, "", note.queue, unparkedMessage(message));
+        moved++;
+        return true;
+      });
+    });
+    return moved;
+  }
+
+  /** Does nothing: RabbitMQ has no visibility timeout to renew. */
+  extend(_deliveries: readonly Delivery[]): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Publish to a broadcast exchange (declared as Celery declares it) with an empty routing key. */
+  async broadcast(exchange: string, message: Message): Promise<void> {
+    await this.#withSession(async (session) => {
+      await this.#declareExchange(session, exchange);
+      await this.#confirmPublish(session, exchange, "", message);
+    });
+  }
+
+  /**
+   * Consume a broadcast exchange through the subscriber's own queue
+   * (kombu Mailbox's declarations for `celery.pidbox`), without
+   * acknowledgements, until `signal` aborts. After a reconnect the queue is
+   * declared and consumed again.
+   */
+  async subscribe(
+    exchange: string,
+    onMessage: (message: Message) => void,
+    options: SubscribeOptions,
+  ): Promise<void> {
+    const decl = subscriberQueueDeclaration(
+      exchange,
+      options.queue ?? defaultSubscriberQueue(exchange),
+    );
+    const stop = AbortSignal.any([options.signal, this.#closing.signal]);
+    const { promise: subscribed, resolve, reject } = Promise.withResolvers<void>();
+    let first = true;
+    const loop = (async () => {
+      while (!stop.aborted) {
+        let session: AmqpSession;
+        try {
+          session = await this.#conn.session({ signal: stop });
+        } catch {
+          break;
+        }
+        const held = await HeldChannel.open(session).catch(() => null);
+        if (!held) continue;
+        try {
+          await held.channel.assertExchange(decl.exchange.name, decl.exchange.type, {
+            durable: decl.exchange.durable,
+            autoDelete: false,
+          });
+          await this.#assertQueue(held.channel, decl.queue);
+          await held.channel.bindQueue(decl.queue.name, decl.exchange.name, decl.bindingKey);
+          await held.channel.consume(decl.queue.name, (m) => {
+            if (m) onMessage(fromIncoming(m).message);
+          }, { noAck: true });
+          first = false;
+          resolve();
+          await new Promise<void>((done) => {
+            const any = AbortSignal.any([stop, session.lost]);
+            any.addEventListener("abort", () => done(), { once: true });
+            held.channel.once("close", () => done());
+          });
+        } catch (err) {
+          if (first && !session.lost.aborted) {
+            reject(err);
+            break;
+          }
+          log.warn("Subscription to {exchange} failed: {error}; subscribing again", {
+            exchange,
+            error: (err as Error).message,
+          });
+          await sleep(1000, stop);
+        } finally {
+          await held.close();
+        }
+      }
+      resolve();
+    })();
+    this.#subscriptions.add(loop);
+    loop.finally(() => this.#subscriptions.delete(loop));
+    await subscribed;
+  }
+
+  /** Append revoked ids to the `celeriac.revoked` stream. */
+  async addRevoked(entries: readonly RevokedEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.#withSession(async (session) => {
+      await this.#declareQueueOnly(session, revokedStreamDeclaration());
+      await Promise.all(
+        entries.map((e) =>
+          this.#confirmPublish(session, "", REVOKED_STREAM, revokedEntryMessage(e))
+        ),
+      );
+    });
+  }
+
+  /** Read the `celeriac.revoked` stream from its start; ids whose expiry passed are left out. */
+  async listRevoked(): Promise<RevokedEntry[]> {
+    return await this.#withSession(async (session) => {
+      await this.#declareQueueOnly(session, revokedStreamDeclaration());
+      const marker = crypto.randomUUID();
+      await this.#confirmPublish(session, "", REVOKED_STREAM, revokedMarkerMessage(marker));
+      const held = await HeldChannel.open(session);
+      const latest = new Map<string, number>();
+      try {
+        await held.channel.prefetch(500);
+        const { promise: reached, resolve, reject } = Promise.withResolvers<void>();
+        session.lost.addEventListener("abort", () => reject(session.lost.reason), { once: true });
+        held.channel.once("close", () => reject(new Error("the revoked stream's channel closed")));
+        await held.channel.consume(REVOKED_STREAM, (m) => {
+          if (!m) return;
+          held.channel.ack(m);
+          const entry = readRevokedEntry(m.content);
+          if (entry === marker) resolve();
+          else if (entry && typeof entry === "object") {
+            latest.set(entry.id, Math.max(latest.get(entry.id) ?? 0, entry.expiresAt));
+          }
+        }, { noAck: false, arguments: { "x-stream-offset": "first" } });
+        await reached;
+      } finally {
+        await held.close();
+      }
+      const now = Date.now();
+      return [...latest]
+        .filter(([, at]) => at > now)
+        .map(([id, at]) => ({ id, expiresAt: new Date(at) }));
+    });
+  }
+
+  /** Close the connection; unacknowledged deliveries go back to their queues at once. */
+  async close(): Promise<void> {
+    if (this.#closing.signal.aborted) return;
+    this.#closing.abort();
+    await Promise.all([...this.#subscriptions]);
+    await this.#conn.close();
+  }
+}
+
+function revokedEntryMessage(e: RevokedEntry): Message {
+  return {
+    body: new TextEncoder().encode(
+      JSON.stringify({ task_id: e.id, expires: e.expiresAt.getTime() / 1000 }),
+    ),
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: {},
+    properties: { delivery_mode: 2 },
+  };
+}
+
+function revokedMarkerMessage(marker: string): Message {
+  return {
+    body: new TextEncoder().encode(JSON.stringify({ marker })),
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: {},
+    properties: { delivery_mode: 1 },
+  };
+}
+
+/** An entry of the revoked stream: an id with its expiry (ms), a marker's text, or null. */
+function readRevokedEntry(content: Uint8Array): { id: string; expiresAt: number } | string | null {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(content));
+    if (typeof v?.marker === "string") return v.marker;
+    if (typeof v?.task_id === "string" && typeof v.expires === "number") {
+      return { id: v.task_id, expiresAt: v.expires * 1000 };
+    }
+  } catch {
+    // an entry another tool wrote: skipped
+  }
+  return null;
+}
+
+/**
+ * Open a RabbitMQ broker and check that it answers.
+ *
+ * @example
+ * ```ts ignore
+ * import { openAmqpBroker } from "@celeriac/celeriac/transports";
+ * const broker = await openAmqpBroker("amqp://guest:guest@127.0.0.1:5672/%2F?heartbeat=30");
+ * await broker.close();
+ * ```
+ *
+ * @param url `amqp://user:password@host:port/vhost?heartbeat=...&max_priority=...` or `amqps://`
+ * @param options transport options
+ * @returns the connected broker
+ * @throws {BrokerConnectionError} when RabbitMQ cannot be reached
+ */
+export async function openAmqpBroker(
+  url: string,
+  options: AmqpBrokerOptions = {},
+): Promise<AmqpBroker> {
+  const broker = new AmqpBroker(url, options);
+  await broker.connect();
+  return broker;
+}

@@ -1,0 +1,299 @@
+/**
+ * One RabbitMQ connection that comes back by itself, driven by the state
+ * machine of `amqp_state.ts`: when the TCP connection drops or RabbitMQ
+ * restarts, it reconnects with exponential backoff, and every user waits
+ * for the next {@link AmqpSession} instead of failing. Each session carries
+ * an `AbortSignal` that fires when that connection ends, so channels,
+ * consumers and deliveries know they died with it.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import amqp from "amqplib";
+import type { ChannelModel } from "amqplib";
+import { BrokerConnectionError, maskPassword } from "./errors.ts";
+import { type AmqpUrlOptions, parseAmqpUrl } from "./amqp_url.ts";
+import {
+  backoffDelay,
+  type BackoffOptions,
+  type ConnectionEvent,
+  type ConnectionState,
+  nextState,
+} from "./amqp_state.ts";
+
+const log = getLogger(["celeriac", "broker", "amqp"]);
+
+/**
+ * One live connection to RabbitMQ.
+ *
+ * @example
+ * ```ts ignore
+ * const session = await connection.session();
+ * const channel = await session.model.createChannel();
+ * session.lost.addEventListener("abort", () => console.log("connection", session.epoch, "gone"));
+ * ```
+ */
+export interface AmqpSession {
+  /** amqplib's connection. */
+  readonly model: ChannelModel;
+  /** 1 for the first connection, 2 after the first reconnect, ... */
+  readonly epoch: number;
+  /** Aborts when this connection ends (dropped or closed). */
+  readonly lost: AbortSignal;
+}
+
+/**
+ * Options of {@link AmqpConnection}.
+ *
+ * @example
+ * ```ts ignore
+ * const options: AmqpConnectionOptions = { name: "celeriac-broker", backoff: { maxMs: 5000 } };
+ * ```
+ */
+export interface AmqpConnectionOptions {
+  /** Connection name shown by `rabbitmqctl list_connections client_properties`. */
+  name?: string;
+  /** Reconnection delays. */
+  backoff?: BackoffOptions;
+  /** Milliseconds one connection attempt may take; default 10 s (URL `connect_timeout` wins). */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Options of {@link AmqpConnection.session}.
+ *
+ * @example
+ * ```ts ignore
+ * const session = await connection.session({ timeoutMs: 30_000 });
+ * ```
+ */
+export interface SessionOptions {
+  /** Stop waiting: rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Give up after this many milliseconds with a {@link BrokerConnectionError}. */
+  timeoutMs?: number;
+}
+
+/**
+ * A self-healing RabbitMQ connection.
+ *
+ * @example
+ * ```ts ignore
+ * const connection = new AmqpConnection("amqp://guest:guest@127.0.0.1:5672//");
+ * await connection.start(); // throws BrokerConnectionError when RabbitMQ is unreachable
+ * const { model } = await connection.session();
+ * await connection.close();
+ * ```
+ */
+export class AmqpConnection {
+  readonly #rawUrl: string;
+  readonly #url: AmqpUrlOptions;
+  readonly #options: AmqpConnectionOptions;
+  #state: ConnectionState = "idle";
+  #session: AmqpSession | null = null;
+  #lost: AbortController | null = null;
+  #epoch = 0;
+  #attempt = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #lastError: unknown = null;
+  readonly #waiters = new Set<() => void>();
+
+  /**
+   * Prepare a connection; {@link AmqpConnection.start} opens it.
+   *
+   * @param rawUrl `amqp://` or `amqps://` URL
+   * @param options name, backoff and timeout
+   */
+  constructor(rawUrl: string, options: AmqpConnectionOptions = {}) {
+    this.#rawUrl = rawUrl;
+    this.#url = parseAmqpUrl(rawUrl);
+    this.#options = options;
+  }
+
+  /** The parsed URL. */
+  get url(): AmqpUrlOptions {
+    return this.#url;
+  }
+
+  /** The URL with its password masked, for messages. */
+  get safeUrl(): string {
+    return maskPassword(this.#rawUrl);
+  }
+
+  /** Where the state machine is. */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  #on(event: ConnectionEvent): boolean {
+    const before = this.#state;
+    this.#state = nextState(before, event);
+    if (this.#state !== before) {
+      log.debug("RabbitMQ connection {url}: {from} -> {to} ({event})", {
+        url: this.safeUrl,
+        from: before,
+        to: this.#state,
+        event,
+      });
+    }
+    return this.#state !== before;
+  }
+
+  /**
+   * Open the first connection.
+   *
+   * @throws {BrokerConnectionError} when RabbitMQ cannot be reached (no retry)
+   */
+  async start(): Promise<void> {
+    if (!this.#on("start")) return;
+    try {
+      await this.#open();
+    } catch (err) {
+      this.#on("close");
+      throw new BrokerConnectionError(this.#rawUrl, err);
+    }
+  }
+
+  async #open(): Promise<void> {
+    const u = this.#url;
+    const model = await amqp.connect({
+      protocol: u.tls ? "amqps" : "amqp",
+      hostname: u.hostname,
+      port: u.port,
+      username: u.username,
+      password: u.password,
+      vhost: encodeURIComponent(u.vhost),
+      heartbeat: u.heartbeat,
+    }, {
+      timeout: u.connectTimeout ?? this.#options.connectTimeoutMs ?? 10_000,
+      clientProperties: { connection_name: this.#options.name ?? "celeriac" },
+    });
+    if (this.#state !== "connecting") {
+      await model.close().catch(() => {});
+      return;
+    }
+    const lost = new AbortController();
+    const session: AmqpSession = { model, epoch: ++this.#epoch, lost: lost.signal };
+    model.on("error", (err: Error) => this.#lastError = err);
+    model.on("close", (err?: Error) => this.#dropped(session, err ?? this.#lastError));
+    model.on("blocked", (reason: string) => {
+      log.warn("RabbitMQ blocked the connection ({reason}): publishing waits", { reason });
+    });
+    model.on("unblocked", () => log.info("RabbitMQ unblocked the connection"));
+    this.#session = session;
+    this.#lost = lost;
+    this.#attempt = 0;
+    this.#on("connected");
+    if (session.epoch > 1) log.info("Reconnected to {url}", { url: this.safeUrl });
+    for (const wake of this.#waiters) wake();
+  }
+
+  #dropped(session: AmqpSession, err: unknown): void {
+    if (this.#session !== session) return;
+    this.#session = null;
+    this.#lost?.abort(new BrokerConnectionError(this.#rawUrl, err));
+    this.#lost = null;
+    if (!this.#on("dropped")) return;
+    log.warn("Lost the connection to {url}: {error}; reconnecting", {
+      url: this.safeUrl,
+      error: err instanceof Error ? err.message : "closed by the server",
+    });
+    this.#scheduleRetry();
+  }
+
+  #scheduleRetry(): void {
+    const delay = backoffDelay(++this.#attempt, this.#options.backoff);
+    this.#timer = setTimeout(() => this.#retry(), delay);
+  }
+
+  async #retry(): Promise<void> {
+    if (!this.#on("retry")) return;
+    try {
+      await this.#open();
+    } catch (err) {
+      if (!this.#on("failed")) return;
+      const level = this.#attempt >= 3 ? "warn" : "debug";
+      log[level]("Cannot reconnect to {url} (attempt {attempt}): {error}", {
+        url: this.safeUrl,
+        attempt: this.#attempt,
+        error: (err as Error).message,
+      });
+      this.#scheduleRetry();
+    }
+  }
+
+  /**
+   * The live connection, waiting for a reconnect when there is none.
+   *
+   * @param options abort signal and time limit
+   * @returns the session
+   * @throws {BrokerConnectionError} after the time limit, or once closed
+   */
+  async session(options: SessionOptions = {}): Promise<AmqpSession> {
+    const { signal, timeoutMs } = options;
+    const closedError = () =>
+      new BrokerConnectionError(this.#rawUrl, new Error("the connection was closed"));
+    while (true) {
+      if (this.#session) return this.#session;
+      if (this.#state === "closed") throw closedError();
+      signal?.throwIfAborted();
+      const { promise, resolve, reject } = Promise.withResolvers<void>();
+      const onAbort = () => reject(signal!.reason);
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+        reject(
+          new BrokerConnectionError(
+            this.#rawUrl,
+            new Error(
+              `no connection to RabbitMQ for ${timeoutMs / 1000} s (last error: ${
+                (this.#lastError as Error | null)?.message ?? "none"
+              })`,
+            ),
+          ),
+        );
+      }, timeoutMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.add(resolve);
+      try {
+        await promise;
+      } finally {
+        this.#waiters.delete(resolve);
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      }
+    }
+  }
+
+  /** Close for good; users waiting for a session get a {@link BrokerConnectionError}. */
+  async close(): Promise<void> {
+    const session = this.#session;
+    this.#session = null;
+    this.#on("close");
+    clearTimeout(this.#timer);
+    this.#lost?.abort(new BrokerConnectionError(this.#rawUrl, new Error("closed")));
+    this.#lost = null;
+    for (const wake of this.#waiters) wake();
+    await session?.model.close().catch(() => {});
+  }
+}
+
+/**
+ * Whether an amqplib error closed only a channel (a refused declaration,
+ * a missing queue or exchange), with the AMQP reply code given.
+ *
+ * @example
+ * ```ts ignore
+ * try {
+ *   await channel.checkQueue("nope");
+ * } catch (err) {
+ *   if (isChannelError(err, 404)) console.log("no such queue");
+ * }
+ * ```
+ *
+ * @param err the error
+ * @param code AMQP reply code (404 NOT_FOUND, 406 PRECONDITION_FAILED)
+ * @returns true when the error carries that code
+ */
+export function isChannelError(err: unknown, code: number): boolean {
+  return err instanceof Error && (err as Error & { code?: unknown }).code === code;
+}

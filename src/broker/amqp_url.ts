@@ -1,0 +1,106 @@
+/**
+ * Parse `amqp://` / `amqps://` URLs as kombu reads them.
+ *
+ * @module
+ */
+
+/**
+ * Connection settings read from an AMQP URL.
+ *
+ * @example Reading a TLS URL
+ * ```ts
+ * import { type AmqpUrlOptions, parseAmqpUrl } from "@celeriac/celeriac/transports";
+ * const o: AmqpUrlOptions = parseAmqpUrl("amqps://worker:s3cret@mq.internal/billing?heartbeat=30");
+ * o.tls; // true
+ * `${o.username}@${o.hostname}:${o.port}/${o.vhost}`; // "worker@mq.internal:5671/billing"
+ * o.heartbeat; // 30
+ * ```
+ */
+export interface AmqpUrlOptions {
+  /** Host name; default `localhost`. */
+  hostname: string;
+  /** Port; default 5672, or 5671 with TLS. */
+  port: number;
+  /** User name; default `guest` (kombu's default). */
+  username: string;
+  /** Password; default `guest`. */
+  password: string;
+  /** Virtual host, decoded; default `/`. */
+  vhost: string;
+  /** True for `amqps://` or `?ssl=true`. */
+  tls: boolean;
+  /** Heartbeat interval in seconds (`?heartbeat=`); unset lets the server choose. */
+  heartbeat?: number;
+  /** Connect timeout in milliseconds (`?connect_timeout=` in seconds, as kombu). */
+  connectTimeout?: number;
+  /** `x-max-priority` of declared task queues (`?max_priority=`); unset declares none. */
+  maxPriority?: number;
+  /** Every query-string option, as given. */
+  query: Record<string, string>;
+}
+
+const TRUE = new Set(["1", "true", "yes", "on"]);
+
+function numberOption(query: Record<string, string>, key: string, url: string): number | undefined {
+  const text = query[key];
+  if (text === undefined || text === "") return undefined;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0) {
+    throw new TypeError(`Invalid ${key} "${text}" in "${url}": use a number >= 0`);
+  }
+  return n;
+}
+
+/**
+ * Parse an AMQP URL: `amqp://[user[:password]@]host[:port][/vhost][?opt=value...]`.
+ *
+ * The virtual host follows kombu: the path after the first `/`,
+ * percent-decoded, so `amqp://host//`, `amqp://host/%2F` and `amqp://host`
+ * all mean `/`, and `amqp://host/prod` means `prod`.
+ *
+ * @example
+ * ```ts
+ * import { parseAmqpUrl } from "@celeriac/celeriac/transports";
+ * const o = parseAmqpUrl("amqp://guest:guest@127.0.0.1:5672/%2F?max_priority=10");
+ * // o.vhost === "/", o.maxPriority === 10, o.tls === false
+ * ```
+ *
+ * @param url the URL
+ * @returns the parsed settings
+ * @throws {TypeError} when the URL is not an AMQP URL or an option is not a number
+ */
+export function parseAmqpUrl(url: string): AmqpUrlOptions {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new TypeError(`Invalid AMQP URL "${url}": expected amqp://user:password@host:port/vhost`);
+  }
+  if (u.protocol !== "amqp:" && u.protocol !== "amqps:") {
+    throw new TypeError(`Not an AMQP URL: "${url}" (use amqp:// or amqps://)`);
+  }
+  const query: Record<string, string> = {};
+  for (const [k, v] of u.searchParams) query[k] = v;
+  const tls = u.protocol === "amqps:" || TRUE.has((query.ssl ?? "").toLowerCase());
+  const path = u.pathname.slice(1);
+  const vhost = path === "" ? "/" : decodeURIComponent(path);
+  const heartbeat = numberOption(query, "heartbeat", url);
+  const connectTimeout = numberOption(query, "connect_timeout", url);
+  const maxPriority = numberOption(query, "max_priority", url) ??
+    numberOption(query, "x-max-priority", url);
+  if (maxPriority !== undefined && (!Number.isInteger(maxPriority) || maxPriority > 255)) {
+    throw new TypeError(`Invalid max_priority "${maxPriority}" in "${url}": use 1 to 255`);
+  }
+  return {
+    hostname: u.hostname.replace(/^\[|\]$/g, "") || "localhost",
+    port: u.port ? Number(u.port) : tls ? 5671 : 5672,
+    username: u.username ? decodeURIComponent(u.username) : "guest",
+    password: u.password ? decodeURIComponent(u.password) : "guest",
+    vhost,
+    tls,
+    heartbeat: heartbeat === undefined ? undefined : Math.round(heartbeat),
+    connectTimeout: connectTimeout === undefined ? undefined : connectTimeout * 1000,
+    maxPriority,
+    query,
+  };
+}
