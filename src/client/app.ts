@@ -326,6 +326,46 @@ export class Celery implements TaskSender, ResultSource {
   }
 
   /**
+   * How many messages wait in a queue (not counting ones taken by workers).
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "kv://:memory:" });
+   * await app.sendTask("tasks.add", [2, 3]);
+   * await app.queueDepth(); // 1, in the default queue "celery"
+   * await app.close();
+   * ```
+   *
+   * @param queue the queue; default the app's default queue
+   * @returns the number of waiting messages
+   */
+  async queueDepth(queue: string = this.config.defaultQueue): Promise<number> {
+    return await (await this.broker()).queueDepth(queue);
+  }
+
+  /**
+   * Delete every message waiting in a queue (Celery's `purge`). Messages
+   * already taken by workers are not affected.
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "kv://:memory:" });
+   * await app.sendTask("tasks.add", [2, 3]);
+   * await app.purge("celery"); // 1
+   * await app.queueDepth("celery"); // 0
+   * await app.close();
+   * ```
+   *
+   * @param queue the queue; default the app's default queue
+   * @returns how many messages were deleted
+   */
+  async purge(queue: string = this.config.defaultQueue): Promise<number> {
+    return await (await this.broker()).purge(queue);
+  }
+
+  /**
    * The app's broker, opened on first use.
    *
    * @example
