@@ -12,6 +12,7 @@ import { loadCodecs } from "../protocol/codecs.ts";
 import type { Message } from "../protocol/message.ts";
 import { encodeTaskMessage } from "../protocol/task_message.ts";
 import { AsyncResult, type ResultSource } from "./async_result.ts";
+import { Control } from "./control.ts";
 import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
 import { currentTask } from "./current.ts";
 import { NoResultBackendError } from "./errors.ts";
@@ -89,6 +90,15 @@ export class Celery implements TaskSender, ResultSource {
   #broker: Promise<Broker> | null = null;
   #backend: Promise<ResultBackend> | null = null;
   #origin: string | null = null;
+  /**
+   * Remote control: revoke tasks on every worker.
+   *
+   * @example
+   * ```ts ignore
+   * await app.control.revoke(taskId, { terminate: true });
+   * ```
+   */
+  readonly control: Control = new Control(() => this.broker());
   /**
    * Set by a worker inside its Web Workers: publishes through the worker's
    * connection instead of opening one. `undefined` everywhere else.
