@@ -24,6 +24,7 @@ export {
   priorityList,
   RedisBroker,
   type RedisBrokerOptions,
+  REVOKED_KEY,
 } from "./src/broker/redis.ts";
 // src/broker/redis_url.ts
 export { parseRedisUrl, type RedisUrlOptions } from "./src/broker/redis_url.ts";

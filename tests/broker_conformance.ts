@@ -227,6 +227,87 @@ export function brokerConformance(name: string, open: BrokerFactory, ignore = fa
     }
   });
 
+  t("a renewed lease keeps a live delivery from coming back", async (b) => {
+    const q = uniqueQueue("lease");
+    await b.publish(message("long task"), { routingKey: q });
+    const holder = await open({ visibilityTimeout: 1 });
+    const rescuer = await open({ visibilityTimeout: 1 });
+    try {
+      const [d] = await holder.take([q], { max: 1, signal: AbortSignal.timeout(5000) });
+      if (holder.visibilityTimeout === null) {
+        await holder.extend([d]); // nothing to renew: the broker holds it while we live
+        await holder.ack([d]);
+        return;
+      }
+      assert.equal(holder.visibilityTimeout, 1000);
+      const renew = setInterval(() => holder.extend([d]), 250);
+      try {
+        const stolen = await rescuer.take([q], { max: 1, signal: AbortSignal.timeout(2500) });
+        assert.deepEqual(
+          stolen.map(textOf),
+          [],
+          "a renewed delivery was given to another consumer",
+        );
+      } finally {
+        clearInterval(renew);
+      }
+      await holder.close(); // dies without acking: the lease runs out
+      const [again] = await rescuer.take([q], { max: 1, signal: AbortSignal.timeout(10_000) });
+      assert.equal(textOf(again), "long task");
+      await rescuer.ack([again]);
+    } finally {
+      await holder.close();
+      await rescuer.close();
+    }
+  });
+
+  t("a broadcast reaches every current subscriber, and no later one", async (b) => {
+    const exchange = uniqueQueue("fanout");
+    const other = await open();
+    const stop = new AbortController();
+    try {
+      const got: string[][] = [[], [], []];
+      const arrived = Promise.withResolvers<void>();
+      const sub = (i: number) => (m: Message) => {
+        got[i].push(JSON.parse(new TextDecoder().decode(m.body)));
+        if (got[0].length && got[1].length) arrived.resolve();
+      };
+      await b.subscribe(exchange, sub(0), { signal: stop.signal, queue: `${exchange}.a` });
+      await other.subscribe(exchange, sub(1), { signal: stop.signal, queue: `${exchange}.b` });
+      await b.broadcast(exchange, message("to all"));
+      const timer = setTimeout(() => arrived.reject(new Error("broadcast not received")), 5000);
+      await arrived.promise.finally(() => clearTimeout(timer));
+      await other.subscribe(exchange, sub(2), { signal: stop.signal, queue: `${exchange}.c` });
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(got, [["to all"], ["to all"], []]);
+    } finally {
+      stop.abort();
+      await other.close();
+    }
+  });
+
+  t("revoked ids are remembered across connections until they expire", async (b) => {
+    const keep = crypto.randomUUID();
+    const brief = crypto.randomUUID();
+    await b.addRevoked([
+      { id: keep, expiresAt: new Date(Date.now() + 3_600_000) },
+      { id: brief, expiresAt: new Date(Date.now() + 1500) },
+    ]);
+    const later = await open();
+    try {
+      const ids = (await later.listRevoked()).map((e) => e.id);
+      assert.ok(ids.includes(keep) && ids.includes(brief), `missing from ${ids}`);
+      await new Promise((r) => setTimeout(r, 2000));
+      const after = await later.listRevoked();
+      assert.ok(after.some((e) => e.id === keep));
+      assert.ok(!after.some((e) => e.id === brief), "an expired revocation is still listed");
+      const entry = after.find((e) => e.id === keep)!;
+      assert.ok(Math.abs(entry.expiresAt.getTime() - (Date.now() + 3_598_000)) < 5000);
+    } finally {
+      await later.close();
+    }
+  });
+
   t("an acknowledged delivery never comes back", async (b) => {
     const q = uniqueQueue("acked");
     await b.publish(message("once"), { routingKey: q });

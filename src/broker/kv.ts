@@ -30,6 +30,8 @@ import type {
   ParkedMessage,
   PublishTarget,
   Rejection,
+  RevokedEntry,
+  SubscribeOptions,
   TakeOptions,
 } from "./port.ts";
 
@@ -62,6 +64,10 @@ const ACK_BATCH = 200;
  * event must not stall a consumer forever.
  */
 const SAFETY_RECHECK_MS = 1000;
+/** How long a broadcast stays readable by subscribers that are slow to look. */
+const FANOUT_TTL_MS = 60_000;
+/** Subscribers look for broadcasts at most this often, however busy the database is. */
+const FANOUT_POLL_MIN_MS = 100;
 const U64 = 2n ** 64n;
 
 /**
@@ -615,6 +621,126 @@ export class KvBroker implements Broker {
       }
       if (moved > 0) this.#shared.notify();
       return moved;
+    });
+  }
+
+  /** The visibility timeout in milliseconds. */
+  get visibilityTimeout(): number {
+    return this.#visibilityMs;
+  }
+
+  /** Renew leases: move the deadline of still-unacknowledged deliveries forward. */
+  async extend(deliveries: readonly Delivery[]): Promise<void> {
+    return await this.#run(async () => {
+      for (const d of deliveries) {
+        await this.#settle(d.deliveryTag, async (e) => {
+          const deadline = Date.now() + this.#visibilityMs;
+          const res = await commitAtomic(
+            this.#kv.atomic().check(e).set(e.key, { ...e.value, deadline }),
+          );
+          return res.ok;
+        });
+      }
+    });
+  }
+
+  /**
+   * Broadcast: the message is kept for a minute under `["fanout", exchange]`
+   * so that subscribers of every process sharing the database read it.
+   */
+  async broadcast(exchange: string, message: Message): Promise<void> {
+    const stored = encodeMessage(message, exchange, "");
+    return await this.#run(async () => {
+      await commitAtomic(
+        this.#kv.atomic().set(
+          this.#k("fanout", exchange, nextSeq(), crypto.randomUUID()),
+          { message: stored, at: Date.now() },
+          { expireIn: FANOUT_TTL_MS },
+        ),
+      );
+      this.#shared.notify();
+    });
+  }
+
+  /**
+   * Read broadcasts made since subscribing, woken by database changes (at
+   * most every 100 ms) and at least every second.
+   */
+  subscribe(
+    exchange: string,
+    onMessage: (message: Message) => void,
+    options: SubscribeOptions,
+  ): Promise<void> {
+    if (this.#closed) {
+      throw new Error("This KV broker is closed: open a new one with openKvBroker()");
+    }
+    const since = Date.now();
+    const signal = AbortSignal.any([options.signal, this.#closing.signal]);
+    const seen = new Set<string>();
+    const prefix = this.#k("fanout", exchange);
+    const look = async () => {
+      const listed = new Set<string>();
+      for await (const entry of this.#kv.list<{ message: StoredMessage; at: number }>({ prefix })) {
+        const id = String(entry.key[entry.key.length - 1]);
+        listed.add(id);
+        if (seen.has(id) || entry.value.at < since) continue;
+        seen.add(id);
+        try {
+          onMessage(decodeDelivery({ tag: id, queue: "", message: entry.value.message }));
+        } catch (err) {
+          log.error("Ignored a malformed broadcast on {exchange}: {error}", {
+            exchange,
+            error: (err as Error).message,
+          });
+        }
+      }
+      for (const id of seen) if (!listed.has(id)) seen.delete(id);
+    };
+    const loop = async () => {
+      while (!signal.aborted && !this.#closed) {
+        const version = this.#shared.version;
+        await look();
+        await new Promise((r) => setTimeout(r, FANOUT_POLL_MIN_MS));
+        await this.#shared.changed(version, SAFETY_RECHECK_MS, signal);
+      }
+    };
+    this.#run(() =>
+      loop().catch((err) =>
+        log.error("Stopped reading broadcasts on {exchange}: {error}", {
+          exchange,
+          error: String(err),
+        })
+      )
+    );
+    return Promise.resolve();
+  }
+
+  /** Remember revoked ids under `["revoked", id]`, expiring with them. */
+  async addRevoked(entries: readonly RevokedEntry[]): Promise<void> {
+    return await this.#run(async () => {
+      const now = Date.now();
+      for (let i = 0; i < entries.length; i += ACK_BATCH) {
+        const op = this.#kv.atomic();
+        for (const e of entries.slice(i, i + ACK_BATCH)) {
+          const ms = e.expiresAt.getTime() - now;
+          if (ms > 0) op.set(this.#k("revoked", e.id), e.expiresAt.getTime(), { expireIn: ms });
+        }
+        await commitAtomic(op);
+      }
+    });
+  }
+
+  /** The revoked ids that have not expired. */
+  async listRevoked(): Promise<RevokedEntry[]> {
+    return await this.#run(async () => {
+      const now = Date.now();
+      const out: RevokedEntry[] = [];
+      for await (const e of this.#kv.list<number>({ prefix: this.#k("revoked") })) {
+        if (e.value > now) {
+          out.push({ id: String(e.key[e.key.length - 1]), expiresAt: new Date(e.value) });
+        }
+      }
+      return out;
     });
   }
 

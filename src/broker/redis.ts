@@ -25,6 +25,8 @@ import type {
   ParkedMessage,
   PublishTarget,
   Rejection,
+  RevokedEntry,
+  SubscribeOptions,
   TakeOptions,
 } from "./port.ts";
 import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
@@ -73,6 +75,18 @@ export const PRIORITY_STEPS: readonly number[] = [0, 3, 6, 9];
  * ```
  */
 export const PARKED_KEY = "celeriac.parked";
+
+/**
+ * Name of the sorted set of revoked task ids, scored by expiry (unix seconds).
+ *
+ * @example Listing revocations with redis-cli
+ * ```ts
+ * import { REVOKED_KEY } from "@celeriac/celeriac/transports";
+ * REVOKED_KEY; // "celeriac.revoked"
+ * // redis-cli ZRANGE celeriac.revoked 0 -1 WITHSCORES
+ * ```
+ */
+export const REVOKED_KEY = "celeriac.revoked";
 
 /**
  * Options of {@link openRedisBroker}; URL query parameters of the same name override them.
@@ -639,6 +653,109 @@ export class RedisBroker implements Broker {
       );
     }
     return moved;
+  }
+
+  /** The visibility timeout in milliseconds. */
+  get visibilityTimeout(): number {
+    return this.#visibility * 1000;
+  }
+
+  /**
+   * Renew leases: re-score still-unacknowledged tags in `unacked_index` with
+   * the current time (`ZADD XX`, so acknowledged ones are not re-added),
+   * which keeps kombu's and Celeriac's restore sweeps away from them.
+   */
+  async extend(deliveries: readonly Delivery[]): Promise<void> {
+    if (deliveries.length === 0) return;
+    const now = String(Date.now() / 1000);
+    const args = deliveries.flatMap((d) => [now, d.deliveryTag]);
+    await this.#run(() => this.#client.zadd(this.#k("unacked_index"), "XX", ...args));
+  }
+
+  #fanoutChannel(exchange: string): string {
+    return this.#k(`/${this.#url.db}.${exchange}`);
+  }
+
+  /** PUBLISH a kombu envelope on `/<db>.<exchange>`, as kombu's fanout does. */
+  async broadcast(exchange: string, message: Message): Promise<void> {
+    const raw = encodeEnvelope(message, { exchange, routing_key: "" }, crypto.randomUUID());
+    await this.#run(() => this.#client.publish(this.#fanoutChannel(exchange), raw));
+  }
+
+  /**
+   * Subscribe to `/<db>.<exchange>` on a connection of its own, and bind the
+   * subscriber's queue to the exchange as kombu does (so Python tools see it).
+   */
+  async subscribe(
+    exchange: string,
+    onMessage: (message: Message) => void,
+    options: SubscribeOptions,
+  ): Promise<void> {
+    const channel = this.#fanoutChannel(exchange);
+    const binding = options.queue ? PRIORITY_SEP + PRIORITY_SEP + options.queue : null;
+    const conn = this.#client.duplicate({
+      enableAutoPipelining: false,
+      connectionName: "celeriac-fanout",
+    });
+    conn.on(
+      "error",
+      (err: Error) => log.debug("Fanout connection: {error}", { error: err.message }),
+    );
+    conn.on("pmessage", (_pattern: string, _channel: string, raw: string) => {
+      let env: Envelope;
+      try {
+        env = decodeEnvelope(raw);
+      } catch (err) {
+        log.error("Ignored a malformed broadcast on {channel}: {error}", {
+          channel,
+          error: (err as Error).message,
+        });
+        return;
+      }
+      onMessage(env);
+    });
+    const stop = async () => {
+      if (binding) {
+        await this.#client.srem(this.#k(`_kombu.binding.${exchange}`), binding).catch(() => {});
+      }
+      conn.disconnect();
+    };
+    if (options.signal.aborted) return await stop();
+    try {
+      await this.#run(async () => {
+        if (binding) await this.#client.sadd(this.#k(`_kombu.binding.${exchange}`), binding);
+        await conn.psubscribe(channel);
+      });
+    } catch (err) {
+      conn.disconnect();
+      throw err;
+    }
+    options.signal.addEventListener("abort", () => void stop(), { once: true });
+  }
+
+  /** Add revoked ids to the `celeriac.revoked` sorted set, dropping expired ones. */
+  async addRevoked(entries: readonly RevokedEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const key = this.#k(REVOKED_KEY);
+    const args = entries.flatMap((e) => [String(e.expiresAt.getTime() / 1000), e.id]);
+    await this.#run(() =>
+      this.#client.multi()
+        .zadd(key, "GT", ...args)
+        .zremrangebyscore(key, "-inf", Date.now() / 1000)
+        .exec()
+    );
+  }
+
+  /** The revoked ids that have not expired. */
+  async listRevoked(): Promise<RevokedEntry[]> {
+    const flat = await this.#run(() =>
+      this.#client.zrangebyscore(this.#k(REVOKED_KEY), Date.now() / 1000, "+inf", "WITHSCORES")
+    );
+    const out: RevokedEntry[] = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      out.push({ id: flat[i], expiresAt: new Date(Number(flat[i + 1]) * 1000) });
+    }
+    return out;
   }
 
   /** Close all connections. Unsettled deliveries come back after the visibility timeout. */

@@ -43,3 +43,15 @@ export const spawn = app.task("t.spawn", async (n: number) => {
   return child.id;
 });
 export const positional = app.task("t.positional", (a: number) => a);
+export const waitAbortable = app.task(
+  "t.wait",
+  { bind: true },
+  (ctx, ms: number) =>
+    new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve("finished"), ms);
+      ctx.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve("stopped");
+      });
+    }),
+);
