@@ -98,13 +98,15 @@ export function brokerConformance(name: string, open: BrokerFactory, ignore = fa
     await b.ack([...first, ...rest]);
   });
 
-  t("lower priority numbers are taken first", async (b) => {
+  t("priorities order delivery (lower first; higher first on AMQP)", async (b) => {
     const q = uniqueQueue("prio");
     await b.publish(message("p9", { properties: { priority: 9 } }), { routingKey: q });
     await b.publish(message("p5", { properties: { priority: 5 } }), { routingKey: q });
     await b.publish(message("p0", { properties: { priority: 0 } }), { routingKey: q });
     const got = await takeAll(b, [q], 3);
-    assert.deepEqual(got.map(textOf), ["p0", "p5", "p9"]);
+    // As in Celery: kombu's Redis transport takes 0 first, RabbitMQ delivers 9 first.
+    const expected = b.transport === "amqp" ? ["p9", "p5", "p0"] : ["p0", "p5", "p9"];
+    assert.deepEqual(got.map(textOf), expected);
     await b.ack(got);
   });
 
@@ -214,7 +216,8 @@ export function brokerConformance(name: string, open: BrokerFactory, ignore = fa
     const [d] = await dead.take([q], { max: 1, signal: AbortSignal.timeout(5000) });
     assert.equal(textOf(d), "orphan");
     await dead.close(); // dies without acking
-    assert.equal(await b.queueDepth(q), 0);
+    // Without a visibility timeout (AMQP) the broker puts it back at once.
+    if (dead.visibilityTimeout !== null) assert.equal(await b.queueDepth(q), 0);
     const rescuer = await open({ visibilityTimeout: 1 });
     try {
       const [again] = await rescuer.take([q], { max: 1, signal: AbortSignal.timeout(10_000) });

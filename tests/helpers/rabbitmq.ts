@@ -46,13 +46,34 @@ export async function createVhost(label: string): Promise<TestVhost> {
   };
 }
 
+/** AMQP field-table type tags, by the names `rabbitmqctl` reports them with. */
+const TYPE_TAGS: Record<string, string> = {
+  signedint: "I",
+  long: "l",
+  longstr: "S",
+  bool: "t",
+  double: "d",
+  void: "V",
+};
+
+/** Declaration arguments as `[type tag, value]`, the form the fixtures record. */
+export type TypedArguments = Record<string, [string, unknown]>;
+
+function typedArguments(listed: unknown): TypedArguments {
+  const out: TypedArguments = {};
+  for (const [key, type, value] of listed as [string, string, unknown][]) {
+    out[key] = [TYPE_TAGS[type] ?? type, value];
+  }
+  return out;
+}
+
 /** A queue as `rabbitmqctl list_queues` reports it. */
 export interface ListedQueue {
   name: string;
   durable: boolean;
   auto_delete: boolean;
   exclusive: boolean;
-  arguments: Record<string, unknown>;
+  arguments: TypedArguments;
   messages_ready: number;
   messages_unacknowledged: number;
 }
@@ -73,7 +94,10 @@ export async function listQueues(vhost: string): Promise<ListedQueue[]> {
     "messages_ready",
     "messages_unacknowledged",
   );
-  return JSON.parse(text) as ListedQueue[];
+  return (JSON.parse(text) as ListedQueue[]).map((q) => ({
+    ...q,
+    arguments: typedArguments(q.arguments),
+  }));
 }
 
 /** An exchange as `rabbitmqctl list_exchanges` reports it. */
@@ -82,7 +106,7 @@ export interface ListedExchange {
   type: string;
   durable: boolean;
   auto_delete: boolean;
-  arguments: Record<string, unknown>;
+  arguments: TypedArguments;
 }
 
 /** The exchanges of a virtual host. */
@@ -99,5 +123,8 @@ export async function listExchanges(vhost: string): Promise<ListedExchange[]> {
     "auto_delete",
     "arguments",
   );
-  return JSON.parse(text) as ListedExchange[];
+  return (JSON.parse(text) as ListedExchange[]).map((e) => ({
+    ...e,
+    arguments: typedArguments(e.arguments),
+  }));
 }
