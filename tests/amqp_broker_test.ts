@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { AmqpBroker, openAmqpBroker } from "../src/broker/amqp.ts";
+import { openAmqpBroker } from "../src/broker/amqp.ts";
 import { PARKED_QUEUE, REVOKED_STREAM } from "../src/broker/amqp_topology.ts";
 import type { Message } from "../src/protocol/message.ts";
 import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
@@ -235,7 +235,7 @@ test("take never leaves more unacknowledged messages with the consumer than aske
 });
 
 test("a second ack of a delivery is not sent (RabbitMQ would close the channel)", async () => {
-  const broker = await openAmqpBroker(url) as AmqpBroker;
+  const broker = await openAmqpBroker(url);
   const q = uniqueQueue("dead-ack");
   try {
     await broker.publish(message("again"), { routingKey: q });
