@@ -32,6 +32,14 @@ export interface StoreEntry {
   status: TaskState;
   /** The encoded meta JSON (see `encodeResultMeta`). */
   meta: string;
+  /**
+   * The task message's `reply_to` (the sending client's reply queue). The
+   * rpc backend sends the result there and sends nothing without it; other
+   * backends ignore it.
+   */
+  replyTo?: string | null;
+  /** The task message's `correlation_id` when it differs from the task id (rpc backend). */
+  correlationId?: string | null;
 }
 
 /**

@@ -129,6 +129,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(done, ms);
     signal.addEventListener("abort", done, { once: true });
+    if (signal.aborted) done();
     function done() {
       clearTimeout(t);
       signal.removeEventListener("abort", done);
@@ -450,6 +451,7 @@ export class AmqpBroker implements Broker {
     const { promise: woke, resolve: wake } = Promise.withResolvers<void>();
     const stop = AbortSignal.any([signal, session.lost]);
     stop.addEventListener("abort", () => wake(), { once: true });
+    if (stop.aborted) wake();
     try {
       await w.channel.prefetch(max, true);
       for (const q of queues) {
@@ -678,6 +680,7 @@ export class AmqpBroker implements Broker {
           await new Promise<void>((done) => {
             const any = AbortSignal.any([stop, session.lost]);
             any.addEventListener("abort", () => done(), { once: true });
+            if (any.aborted) done();
             held.channel.once("close", () => done());
           });
         } catch (err) {
@@ -726,6 +729,7 @@ export class AmqpBroker implements Broker {
         await held.channel.prefetch(500);
         const { promise: reached, resolve, reject } = Promise.withResolvers<void>();
         session.lost.addEventListener("abort", () => reject(session.lost.reason), { once: true });
+        if (session.lost.aborted) reject(session.lost.reason);
         held.channel.once("close", () => reject(new Error("the revoked stream's channel closed")));
         await held.channel.consume(REVOKED_STREAM, (m) => {
           if (!m) return;

@@ -42,13 +42,14 @@ export const DEFAULT_BROKER_URL = "kv://.celeriac/celeriac.sqlite";
  */
 export interface CeleryOptions {
   /**
-   * Broker URL [`broker_url`]: `redis://`, `rediss://` or `kv://`. Default:
+   * Broker URL [`broker_url`]: `redis://`, `rediss://`, `amqp://`, `amqps://` or `kv://`. Default:
    * `CELERY_BROKER_URL`, else {@link DEFAULT_BROKER_URL}.
    */
   broker?: string;
   /**
-   * Result backend URL [`result_backend`]: `redis://` or `kv://`; `null` for
-   * none. Default: `CELERY_RESULT_BACKEND`, else the broker URL when the
+   * Result backend URL [`result_backend`]: `redis://`, `kv://` or `rpc://`
+   * (results as AMQP messages through the `amqp://` broker's server); `null`
+   * for none. Default: `CELERY_RESULT_BACKEND`, else the broker URL when the
    * broker is `kv://`, else none (as in Celery).
    */
   backend?: string | null;
@@ -101,6 +102,18 @@ export interface ResolvedConfig {
 }
 
 /**
+ * A bare `rpc://` backend sends results through the broker's RabbitMQ (as in
+ * Celery): the resolved URL names that server, `rpc://user:pass@host/vhost`.
+ */
+function rpcThroughBroker(backend: string | null, broker: string): string | null {
+  if (backend === null || !/^rpc:\/\/\/?$/i.test(backend)) return backend;
+  const m = /^(amqps?):\/\/(.+)$/i.exec(broker);
+  if (!m) return backend;
+  const tls = m[1].toLowerCase() === "amqps" ? `${m[2].includes("?") ? "&" : "?"}ssl=true` : "";
+  return `rpc://${m[2]}${tls}`;
+}
+
+/**
  * Apply environment variables and defaults to app options.
  *
  * @example
@@ -123,7 +136,7 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
   if (!(visibilityTimeout > 0)) throw new RangeError("visibilityTimeout must be > 0 seconds");
   return {
     broker,
-    backend,
+    backend: rpcThroughBroker(backend, broker),
     defaultQueue: options.defaultQueue ?? readEnv("CELERY_DEFAULT_QUEUE") ?? "celery",
     taskSerializer: options.taskSerializer ?? "json",
     taskCompression: options.taskCompression ?? null,

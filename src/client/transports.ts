@@ -39,6 +39,10 @@ export interface OpenBrokerOptions {
 export interface OpenBackendOptions {
   /** Seconds results are kept; 0 keeps them. */
   resultExpires?: number;
+  /** rpc://: this client's reply queue (the app's `oid`, the `reply_to` of its tasks). */
+  replyQueue?: string;
+  /** rpc://: the `amqp://` broker URL results travel through, when the rpc URL names no server. */
+  brokerUrl?: string;
 }
 
 function scheme(url: string): string {
@@ -47,16 +51,14 @@ function scheme(url: string): string {
 
 function unsupported(kind: string, url: string): TypeError {
   const s = scheme(url);
-  const hint = s === "amqp" || s === "amqps" || s === "rpc"
-    ? " (AMQP/RabbitMQ and rpc:// are not available in this release)"
-    : "";
-  return new TypeError(
-    `Unsupported ${kind} URL "${s}://…"${hint}: use redis://, rediss:// or kv://`,
-  );
+  const use = kind === "broker"
+    ? "redis://, rediss://, amqp://, amqps:// or kv://"
+    : "redis://, rediss://, rpc:// or kv://";
+  return new TypeError(`Unsupported ${kind} URL "${s}://…": use ${use}`);
 }
 
 /**
- * Open the broker for a URL: `redis://`, `rediss://` or `kv://`.
+ * Open the broker for a URL: `redis://`, `rediss://`, `amqp://`, `amqps://` or `kv://`.
  *
  * @example
  * ```ts ignore
@@ -78,6 +80,11 @@ export async function openBroker(url: string, options: OpenBrokerOptions = {}): 
       const { openRedisBroker } = await import("../broker/redis.ts");
       return await openRedisBroker(url, options);
     }
+    case "amqp":
+    case "amqps": {
+      const { openAmqpBroker } = await import("../broker/amqp.ts");
+      return await openAmqpBroker(url);
+    }
     case "kv": {
       const { openKvBroker } = await import("../broker/kv.ts");
       return await openKvBroker(url, options);
@@ -88,7 +95,7 @@ export async function openBroker(url: string, options: OpenBrokerOptions = {}): 
 }
 
 /**
- * Open the result backend for a URL: `redis://`, `rediss://` or `kv://`.
+ * Open the result backend for a URL: `redis://`, `rediss://`, `rpc://` or `kv://`.
  *
  * @example
  * ```ts ignore
@@ -112,6 +119,14 @@ export async function openBackend(
     case "rediss": {
       const { openRedisBackend } = await import("../backend/redis.ts");
       return await openRedisBackend(url, options);
+    }
+    case "rpc": {
+      const { openRpcBackend } = await import("../backend/rpc.ts");
+      return await openRpcBackend(url, {
+        resultExpires: options.resultExpires,
+        replyQueue: options.replyQueue,
+        brokerUrl: options.brokerUrl,
+      });
     }
     case "kv": {
       const { openKvBackend } = await import("../backend/kv.ts");

@@ -364,9 +364,10 @@ export class Worker {
           known: [...this.#app.tasks.keys()].join(", "),
         });
         rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
-        stores.push(
-          failureEntry(req.id, exc("NotRegistered", "celery.exceptions", [req.task]), null),
-        );
+        stores.push({
+          ...failureEntry(req.id, exc("NotRegistered", "celery.exceptions", [req.task]), null),
+          replyTo: req.replyTo,
+        });
         continue;
       }
       if (this.#isRevoked(req.id)) {
@@ -414,7 +415,7 @@ export class Worker {
       groupId: req.group,
       parentId: req.parentId,
     });
-    return { taskId: req.id, status: "REVOKED", meta };
+    return { taskId: req.id, status: "REVOKED", meta, replyTo: req.replyTo };
   }
 
   #revokedEntry(req: TaskRequest, reason: "revoked" | "terminated"): StoreEntry {
@@ -428,7 +429,7 @@ export class Worker {
       groupId: req.group,
       parentId: req.parentId,
     });
-    return { taskId: req.id, status: "REVOKED", meta };
+    return { taskId: req.id, status: "REVOKED", meta, replyTo: req.replyTo };
   }
 
   #isRevoked(id: string): boolean {
@@ -594,6 +595,7 @@ export class Worker {
           groupId: req.group,
           parentId: req.parentId,
         }),
+        replyTo: req.replyTo,
       });
     }
     const compression = d.headers.compression;
@@ -645,11 +647,13 @@ export class Worker {
         });
         this.stats.parked++;
         rejects.push({ delivery, reason: o.refused, taskId: req.id, taskName: req.task });
-        if (o.meta) stores.push({ taskId: req.id, status: "FAILURE", meta: o.meta });
+        if (o.meta) {
+          stores.push({ taskId: req.id, status: "FAILURE", meta: o.meta, replyTo: req.replyTo });
+        }
         continue;
       }
       const status: TaskState = o.ok ? "SUCCESS" : "FAILURE";
-      if (o.meta) stores.push({ taskId: req.id, status, meta: o.meta });
+      if (o.meta) stores.push({ taskId: req.id, status, meta: o.meta, replyTo: req.replyTo });
       const parent = {
         id: req.id,
         rootId: req.rootId ?? req.id,
@@ -726,11 +730,14 @@ export class Worker {
         continue;
       }
       this.stats.failed++;
-      stores.push(failureEntry(
-        r.req.id,
-        exc("WorkerLostError", "billiard.exceptions", [`Worker exited prematurely: ${reason}`]),
-        null,
-      ));
+      stores.push({
+        ...failureEntry(
+          r.req.id,
+          exc("WorkerLostError", "billiard.exceptions", [`Worker exited prematurely: ${reason}`]),
+          null,
+        ),
+        replyTo: r.req.replyTo,
+      });
       if (!r.acked) acks.push(r.delivery);
     }
     this.#track(this.#settle(stores, [], acks, []));

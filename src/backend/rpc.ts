@@ -1,0 +1,401 @@
+/**
+ * The rpc:// result backend, as Celery 5.2's: results travel as AMQP
+ * messages to the reply queue of the client that sent the task (the task
+ * message's `reply_to`, the client's oid), on the default exchange, with
+ * the task id as `correlation_id` and Celery's 5.2 body
+ * `{"task_id", "status", "result", "traceback", "children"}`.
+ *
+ * Semantics, as in Celery:
+ *
+ * - There is no store. A client sees only results sent to its own reply
+ *   queue, once each; {@link RpcBackend.get} answers from what arrived
+ *   there (the latest state per task, a SUCCESS never replaced), after
+ *   draining the queue. Another client, or the same one after a restart
+ *   (new oid), reads `null` (PENDING).
+ * - The reply queue is declared as Celery's client declares it
+ *   (non-durable, auto-delete, `x-expires` = `result_expires`). Celeriac's
+ *   worker also declares it before sending, with the same arguments, so a
+ *   result sent before the client started listening waits in the queue.
+ * - The reply queue is consumed (no acknowledgements) from the first `get`
+ *   or `waitFor` on; a backend that only stores (a worker) never consumes.
+ * - {@link RpcBackend.forget} only drops the local copy.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { ConfirmChannel } from "amqplib";
+import { HeldChannel, LazyChannel } from "../broker/amqp_channel.ts";
+import { AmqpConnection, type AmqpSession, isChannelError } from "../broker/amqp_connection.ts";
+import { fromIncoming, toContent, toPublishOptions } from "../broker/amqp_message.ts";
+import type { BackoffOptions } from "../broker/amqp_state.ts";
+import { toAmqpTable } from "../broker/amqp_table.ts";
+import { type QueueDeclaration, replyQueueDeclaration } from "../broker/amqp_topology.ts";
+import type { Message } from "../protocol/message.ts";
+import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
+import type { ResultBackend, StoreEntry } from "./port.ts";
+import { readRpcResult, rpcResultMessage, SYNC_PREFIX, syncMarker } from "./rpc_message.ts";
+
+const log = getLogger(["celeriac", "backend", "rpc"]);
+
+/** Longest wait for a drain marker to come back. */
+const DRAIN_LIMIT_MS = 10_000;
+
+/**
+ * Options of {@link openRpcBackend}.
+ *
+ * @example The backend of a client whose tasks carry `reply_to: app.oid`
+ * ```ts
+ * import { openRpcBackend, type RpcBackendOptions } from "@celeriac/celeriac/transports";
+ * const options: RpcBackendOptions = {
+ *   replyQueue: crypto.randomUUID(), // the app's oid
+ *   brokerUrl: "amqp://guest:guest@127.0.0.1:5672//",
+ * };
+ * const connect = () => openRpcBackend("rpc://", options);
+ * ```
+ */
+export interface RpcBackendOptions {
+  /** This client's reply queue (its oid, the `reply_to` of its tasks). Default: a new UUID. */
+  replyQueue?: string;
+  /** The AMQP broker to use when the rpc URL names no server (Celery uses the broker's). */
+  brokerUrl?: string;
+  /** Seconds an unused reply queue lives (Celery `result_expires`); 0: forever. Default 86400. */
+  resultExpires?: number;
+  /** Send results as persistent messages (Celery `result_persistent`). Default false. */
+  persistent?: boolean;
+  /** Seconds `store()` waits for a lost connection. Default 30. */
+  publishTimeout?: number;
+  /** Reconnection delays. */
+  backoff?: BackoffOptions;
+}
+
+interface Waiter {
+  resolve(meta: ResultMeta): void;
+}
+
+/**
+ * The AMQP URL an rpc URL stands for: `rpc://` alone means the broker's
+ * (`brokerUrl`); `rpc://user:pass@host:port/vhost` names the server itself.
+ *
+ * @example
+ * ```ts
+ * import { rpcAmqpUrl } from "@celeriac/celeriac/transports";
+ * rpcAmqpUrl("rpc://", "amqp://mq//"); // "amqp://mq//"
+ * rpcAmqpUrl("rpc://guest:guest@mq:5672/prod"); // "amqp://guest:guest@mq:5672/prod"
+ * ```
+ *
+ * @param url the `rpc://` URL
+ * @param brokerUrl the app's broker URL
+ * @returns an `amqp://` or `amqps://` URL
+ * @throws {TypeError} when neither names a RabbitMQ server
+ */
+export function rpcAmqpUrl(url: string, brokerUrl?: string): string {
+  const rest = url.replace(/^rpc:\/\//i, "");
+  if (rest !== "" && rest !== "/") return `amqp://${rest}`;
+  if (brokerUrl && /^amqps?:\/\//i.test(brokerUrl)) return brokerUrl;
+  throw new TypeError(
+    `The rpc:// result backend sends results through RabbitMQ: use an amqp:// broker ` +
+      `(got ${
+        brokerUrl ? `"${brokerUrl.split(":")[0]}://…"` : "none"
+      }) or rpc://user:pass@host/vhost`,
+  );
+}
+
+/**
+ * Celery's rpc:// result backend over RabbitMQ.
+ *
+ * @example
+ * ```ts ignore
+ * import { openRpcBackend } from "@celeriac/celeriac/transports";
+ * const backend = await openRpcBackend("rpc://", { brokerUrl: "amqp://127.0.0.1//", replyQueue: app.oid });
+ * const meta = await backend.waitFor(taskId, AbortSignal.timeout(10_000));
+ * await backend.close();
+ * ```
+ */
+export class RpcBackend implements ResultBackend {
+  /** Always `rpc`. */
+  readonly transport = "rpc";
+  /** This client's reply queue. */
+  readonly replyQueue: string;
+  readonly #conn: AmqpConnection;
+  readonly #expires: number;
+  readonly #persistent: boolean;
+  readonly #publishTimeoutMs: number;
+  readonly #publisher = new LazyChannel((s) => HeldChannel.openConfirm(s));
+  readonly #declared = new Map<string, number>();
+  readonly #latest = new Map<string, ResultMeta>();
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #syncs = new Map<string, () => void>();
+  readonly #closing = new AbortController();
+  #listening: Promise<void> | null = null;
+  #consumer: Promise<void> | null = null;
+
+  /**
+   * Use {@link openRpcBackend}.
+   *
+   * @param url `rpc://` (with `brokerUrl`) or `rpc://user:pass@host:port/vhost`
+   * @param options reply queue, expiry, persistence
+   */
+  constructor(url: string, options: RpcBackendOptions = {}) {
+    this.#conn = new AmqpConnection(rpcAmqpUrl(url, options.brokerUrl), {
+      name: "celeriac-rpc-backend",
+      backoff: options.backoff,
+    });
+    this.replyQueue = options.replyQueue ?? crypto.randomUUID();
+    this.#expires = options.resultExpires ?? 86400;
+    this.#persistent = options.persistent ?? false;
+    this.#publishTimeoutMs = (options.publishTimeout ?? 30) * 1000;
+  }
+
+  /**
+   * Connect now.
+   *
+   * @throws {BrokerConnectionError} when RabbitMQ cannot be reached
+   */
+  connect(): Promise<void> {
+    return this.#conn.start();
+  }
+
+  /** Declare a reply queue once per connection; one declared otherwise by its owner is used as is. */
+  async #declareReplyQueue(session: AmqpSession, q: QueueDeclaration): Promise<void> {
+    if (this.#declared.get(q.name) === session.epoch) return;
+    const held = await HeldChannel.open(session);
+    try {
+      await held.channel.assertQueue(q.name, {
+        durable: q.durable,
+        autoDelete: q.autoDelete,
+        exclusive: q.exclusive,
+        arguments: toAmqpTable(q.arguments),
+      });
+    } catch (err) {
+      if (!isChannelError(err, 406)) throw err;
+      log.debug("Reply queue {queue} exists with other arguments; using it", { queue: q.name });
+    } finally {
+      await held.close();
+    }
+    this.#declared.set(q.name, session.epoch);
+  }
+
+  async #publish(replyTo: string, message: Message): Promise<void> {
+    const deadline = AbortSignal.timeout(this.#publishTimeoutMs);
+    while (true) {
+      const session = await this.#conn.session({ timeoutMs: this.#publishTimeoutMs });
+      try {
+        await this.#declareReplyQueue(session, replyQueueDeclaration(replyTo, this.#expires));
+        const { channel } = await this.#publisher.get(session);
+        await new Promise<void>((resolve, reject) => {
+          (channel as ConfirmChannel).publish(
+            "",
+            replyTo,
+            toContent(message.body),
+            toPublishOptions(message),
+            (err) => err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
+          );
+        });
+        return;
+      } catch (err) {
+        if (!session.lost.aborted || deadline.aborted || this.#closing.signal.aborted) throw err;
+      }
+    }
+  }
+
+  /**
+   * Send each state to its task's reply queue (`entry.replyTo`); entries
+   * without one are not sent, as in Celery.
+   */
+  async store(entries: readonly StoreEntry[]): Promise<void> {
+    await Promise.all(entries.map((e) => {
+      if (!e.replyTo) {
+        log.debug("Task {taskId} has no reply_to: its {status} is not sent", {
+          taskId: e.taskId,
+          status: e.status,
+        });
+        return;
+      }
+      const message = rpcResultMessage(e.correlationId ?? e.taskId, e.meta, {
+        persistent: this.#persistent,
+      });
+      return this.#publish(e.replyTo, message);
+    }));
+  }
+
+  #onMessage(message: Message): void {
+    const cid = message.properties.correlation_id;
+    if (typeof cid === "string" && cid.startsWith(SYNC_PREFIX)) {
+      const done = this.#syncs.get(cid.slice(SYNC_PREFIX.length));
+      done?.();
+      return;
+    }
+    const r = readRpcResult(message);
+    if (!r) {
+      log.warn("Ignored a message in reply queue {queue} that is not a result", {
+        queue: this.replyQueue,
+      });
+      return;
+    }
+    if (this.#latest.get(r.taskId)?.status === "SUCCESS") return;
+    this.#latest.set(r.taskId, r.meta);
+    if (!READY_STATES.has(r.meta.status)) return;
+    const set = this.#waiters.get(r.taskId);
+    this.#waiters.delete(r.taskId);
+    for (const w of set ?? []) w.resolve(r.meta);
+  }
+
+  /** Start consuming the reply queue (once); resolves when the consumer is set up. */
+  #listen(): Promise<void> {
+    if (this.#listening) return this.#listening;
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#listening = promise;
+    const stop = this.#closing.signal;
+    this.#consumer = (async () => {
+      let first = true;
+      while (!stop.aborted) {
+        let session: AmqpSession;
+        try {
+          session = await this.#conn.session({ signal: stop });
+        } catch {
+          break;
+        }
+        let held: HeldChannel | null = null;
+        try {
+          await this.#declareReplyQueue(
+            session,
+            replyQueueDeclaration(this.replyQueue, this.#expires),
+          );
+          held = await HeldChannel.open(session);
+          await held.channel.consume(this.replyQueue, (m) => {
+            if (m) this.#onMessage(fromIncoming(m).message);
+          }, { noAck: true });
+          first = false;
+          resolve();
+          const h = held;
+          await new Promise<void>((done) => {
+            const ended = AbortSignal.any([stop, session.lost]);
+            ended.addEventListener("abort", () => done(), { once: true });
+            if (ended.aborted) done();
+            h.channel.once("close", () => done());
+          });
+        } catch (err) {
+          if (first && !session.lost.aborted) {
+            this.#listening = null;
+            reject(err);
+            return;
+          }
+          log.warn("Consuming reply queue {queue} failed: {error}; trying again", {
+            queue: this.replyQueue,
+            error: (err as Error).message,
+          });
+        } finally {
+          await held?.close();
+        }
+      }
+      resolve();
+    })();
+    return promise;
+  }
+
+  /**
+   * Wait until everything already in the reply queue has arrived here: a
+   * marker sent to the queue now arrives after it (at most `DRAIN_LIMIT_MS`,
+   * in case the marker died with a connection).
+   */
+  async #drain(): Promise<void> {
+    this.#closing.signal.throwIfAborted();
+    await this.#listen();
+    const id = crypto.randomUUID();
+    const { promise: arrived, resolve, reject } = Promise.withResolvers<void>();
+    this.#syncs.set(id, resolve);
+    const onClose = () => reject(this.#closing.signal.reason);
+    this.#closing.signal.addEventListener("abort", onClose, { once: true });
+    const timer = setTimeout(resolve, DRAIN_LIMIT_MS);
+    try {
+      await this.#publish(this.replyQueue, syncMarker(id));
+      await arrived;
+    } finally {
+      clearTimeout(timer);
+      this.#syncs.delete(id);
+      this.#closing.signal.removeEventListener("abort", onClose);
+    }
+  }
+
+  /**
+   * The latest state that reached this client's reply queue; `null`
+   * (PENDING) when none did. Drains the queue first.
+   */
+  async get(taskId: string): Promise<ResultMeta | null> {
+    await this.#drain();
+    return this.#latest.get(taskId) ?? null;
+  }
+
+  /** Wait until a ready state (SUCCESS, FAILURE, REVOKED) reaches the reply queue. */
+  async waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta> {
+    signal?.throwIfAborted();
+    this.#closing.signal.throwIfAborted();
+    const known = this.#latest.get(taskId);
+    if (known && READY_STATES.has(known.status)) return known;
+    const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
+    const waiter: Waiter = { resolve };
+    let set = this.#waiters.get(taskId);
+    if (!set) this.#waiters.set(taskId, set = new Set());
+    set.add(waiter);
+    const onAbort = (reason: unknown) => {
+      const s = this.#waiters.get(taskId);
+      if (s?.delete(waiter) && s.size === 0) this.#waiters.delete(taskId);
+      reject(reason);
+    };
+    const abortListener = () => onAbort(signal!.reason);
+    const closeListener = () =>
+      onAbort(new DOMException("The result backend was closed while waiting", "AbortError"));
+    signal?.addEventListener("abort", abortListener, { once: true });
+    this.#closing.signal.addEventListener("abort", closeListener, { once: true });
+    try {
+      await this.#listen();
+      return await promise;
+    } catch (err) {
+      onAbort(err);
+      throw err;
+    } finally {
+      signal?.removeEventListener("abort", abortListener);
+      this.#closing.signal.removeEventListener("abort", closeListener);
+    }
+  }
+
+  /** Forget the local copy of a result (there is nothing else to delete). */
+  async forget(taskId: string): Promise<void> {
+    await this.#drain();
+    this.#latest.delete(taskId);
+  }
+
+  /** Close the connection; pending waiters are rejected. */
+  async close(): Promise<void> {
+    if (this.#closing.signal.aborted) return;
+    this.#closing.abort();
+    await this.#consumer;
+    await this.#conn.close();
+  }
+}
+
+/**
+ * Open an rpc:// result backend and check that RabbitMQ answers.
+ *
+ * @example
+ * ```ts ignore
+ * import { openRpcBackend } from "@celeriac/celeriac/transports";
+ * const backend = await openRpcBackend("rpc://", { brokerUrl: "amqp://guest:guest@127.0.0.1//" });
+ * await backend.close();
+ * ```
+ *
+ * @param url `rpc://` or `rpc://user:pass@host:port/vhost`
+ * @param options reply queue, broker URL, expiry
+ * @returns the connected backend
+ * @throws {BrokerConnectionError} when RabbitMQ cannot be reached
+ * @throws {TypeError} when no RabbitMQ server is named
+ */
+export async function openRpcBackend(
+  url: string,
+  options: RpcBackendOptions = {},
+): Promise<RpcBackend> {
+  const backend = new RpcBackend(url, options);
+  await backend.connect();
+  return backend;
+}

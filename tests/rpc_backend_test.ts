@@ -1,0 +1,214 @@
+import assert from "node:assert/strict";
+import type { ResultBackend, StoreEntry } from "../src/backend/port.ts";
+import { openRpcBackend, type RpcBackend } from "../src/backend/rpc.ts";
+import { openAmqpBroker } from "../src/broker/amqp.ts";
+import { Celery } from "../src/client/app.ts";
+import { openBackend } from "../src/client/transports.ts";
+import { encodeResultMeta } from "../src/protocol/result_meta.ts";
+import { Worker } from "../src/worker/worker.ts";
+import { backendConformance } from "./backend_conformance.ts";
+import { PYTHON } from "./helpers/procs.ts";
+import { createVhost, listQueues } from "./helpers/rabbitmq.ts";
+import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
+
+const vhost = WITHOUT_RABBITMQ ? null : await createVhost("rpc");
+const brokerUrl = vhost?.url() ?? "";
+const fixture = (path: string) =>
+  JSON.parse(
+    Deno.readTextFileSync(new URL(`./fixtures/celery-5.2/amqp/${path}`, import.meta.url)),
+  );
+
+/**
+ * rpc has no store: results travel to the reply queue named in each task
+ * message. The suite's entries carry no `reply_to`, so the factory's
+ * backends send every entry to one reply queue shared by the run, as if
+ * every task had come from one client; the suite's reads then see what
+ * reached that queue. Two differences from a stored backend hold on rpc and
+ * are checked by the suite as it is: a backend that only stores never
+ * consumes (so "stored later by another client" reaches the waiting one),
+ * and `get` drains the queue before answering.
+ */
+const sharedQueue = crypto.randomUUID();
+
+function sharedReplyQueue(backend: RpcBackend): ResultBackend {
+  return {
+    transport: backend.transport,
+    store: (entries) => backend.store(entries.map((e) => ({ ...e, replyTo: sharedQueue }))),
+    get: async (id) => {
+      const meta = await backend.get(id);
+      // Celery 5.2's rpc messages carry no date_done; the suite reads one.
+      return meta && { ...meta, date_done: meta.date_done ?? new Date().toISOString() };
+    },
+    waitFor: (id, signal) => backend.waitFor(id, signal),
+    forget: (id) => backend.forget(id),
+    close: () => backend.close(),
+  };
+}
+
+backendConformance(
+  "rpc",
+  async () =>
+    sharedReplyQueue(await openRpcBackend("rpc://", { brokerUrl, replyQueue: sharedQueue })),
+  WITHOUT_RABBITMQ,
+);
+
+const test = (name: string, fn: () => Promise<void>, ignore = WITHOUT_RABBITMQ) =>
+  Deno.test({ name: `rpc backend: ${name}`, ignore }, fn);
+
+test("results are sent as Celery 5.2 sends them: default exchange, reply_to queue, body and properties", async () => {
+  const sent = fixture("worker/result_success.json").messages.find((
+    m: { method: string; role: string; method_args: { exchange: string } },
+  ) => m.role === "worker" && m.method === "basic.publish" && m.method_args.exchange === "");
+  const declared =
+    fixture("worker/result_success.json").methods.find((m: { method: string }) =>
+      m.method === "queue.declare"
+    ).args;
+  const oid = crypto.randomUUID();
+  const worker = await openRpcBackend("rpc://", { brokerUrl });
+  const reader = await openAmqpBroker(brokerUrl);
+  try {
+    const taskId = sent.properties.correlation_id;
+    const entry: StoreEntry = {
+      taskId,
+      status: "SUCCESS",
+      meta: encodeResultMeta({ taskId, status: "SUCCESS", result: 5, dateDone: new Date() }),
+      replyTo: oid,
+    };
+    await worker.store([entry]);
+    const q = (await listQueues(vhost!.name)).find((x) => x.name === oid)!;
+    assert.deepEqual(
+      { durable: q.durable, auto_delete: q.auto_delete, exclusive: q.exclusive, args: q.arguments },
+      {
+        durable: declared.durable,
+        auto_delete: declared.auto_delete,
+        exclusive: declared.exclusive,
+        args: declared.arguments,
+      },
+    );
+    const [d] = await reader.take([oid], { max: 1, signal: AbortSignal.timeout(5000) });
+    assert.equal(new TextDecoder().decode(d.body), sent.body_raw);
+    const { content_type, content_encoding, ...properties } = sent.properties;
+    assert.deepEqual(d.properties, properties);
+    assert.deepEqual([d.contentType, d.contentEncoding], [content_type, content_encoding]);
+    assert.deepEqual(d.headers, {});
+    assert.equal(d.exchange, "");
+    await reader.ack([d]);
+  } finally {
+    await worker.close();
+    await reader.close();
+  }
+});
+
+test("an entry without reply_to sends nothing", async () => {
+  const backend = await openRpcBackend("rpc://", { brokerUrl });
+  try {
+    const taskId = crypto.randomUUID();
+    await backend.store([{
+      taskId,
+      status: "SUCCESS",
+      meta: encodeResultMeta({ taskId, status: "SUCCESS", result: 1 }),
+    }]);
+    assert.equal(await backend.get(taskId), null);
+  } finally {
+    await backend.close();
+  }
+});
+
+test("every state change arrives; the latest is kept, waitFor resolves on the ready one", async () => {
+  const client = await openRpcBackend("rpc://", { brokerUrl });
+  const worker = await openRpcBackend("rpc://", { brokerUrl });
+  try {
+    const taskId = crypto.randomUUID();
+    const waiting = client.waitFor(taskId, AbortSignal.timeout(5000));
+    const entry = (status: "STARTED" | "SUCCESS", result: unknown): StoreEntry => ({
+      taskId,
+      status,
+      meta: encodeResultMeta({ taskId, status, result }),
+      replyTo: client.replyQueue,
+    });
+    await worker.store([entry("STARTED", { pid: 1, hostname: "w" })]);
+    assert.equal((await client.get(taskId))?.status, "STARTED");
+    await worker.store([entry("SUCCESS", 7)]);
+    assert.equal((await waiting).result, 7);
+    assert.equal((await client.get(taskId))?.result, 7);
+    // Another client reads nothing: rpc results go to the sender only.
+    const other = await openRpcBackend("rpc://", { brokerUrl });
+    try {
+      assert.equal(await other.get(taskId), null);
+    } finally {
+      await other.close();
+    }
+  } finally {
+    await client.close();
+    await worker.close();
+  }
+});
+
+test("openBackend('rpc://') uses the broker URL and the app's reply queue", async () => {
+  const backend = await openBackend("rpc://", { brokerUrl, replyQueue: "celeriac-test-oid" });
+  try {
+    assert.equal(backend.transport, "rpc");
+    assert.equal((backend as RpcBackend).replyQueue, "celeriac-test-oid");
+  } finally {
+    await backend.close();
+  }
+  await assert.rejects(
+    openBackend("rpc://", { brokerUrl: "redis://127.0.0.1:6379/0" }),
+    /use an amqp:\/\/ broker/,
+  );
+});
+
+test("a Celeriac worker on AMQP with an rpc backend answers a Celeriac client", async () => {
+  const app = new Celery({
+    broker: brokerUrl,
+    backend: "rpc://",
+    defaultQueue: `rpc-${crypto.randomUUID().slice(0, 8)}`,
+  });
+  app.task("tests.add", (a: number, b: number) => a + b);
+  assert.match(String(app.config.backend), /^rpc:\/\/guest:guest@/);
+  const worker = new Worker({ app, concurrency: 2, pool: "inline" });
+  // The client's backend listens on the app's oid, the reply_to of its tasks.
+  const client = await openRpcBackend(app.config.backend!, { replyQueue: app.oid });
+  try {
+    await worker.start();
+    const r = await app.sendTask("tests.add", [2, 3]);
+    const meta = await client.waitFor(r.id, AbortSignal.timeout(10_000));
+    assert.deepEqual([meta.status, meta.result], ["SUCCESS", 5]);
+  } finally {
+    await worker.stop();
+    await client.close();
+    await app.close();
+  }
+});
+
+test(
+  "a Python Celery client with backend rpc:// gets the result from a Celeriac worker",
+  async () => {
+    const queue = `rpc-py-${crypto.randomUUID().slice(0, 8)}`;
+    const app = new Celery({ broker: brokerUrl, backend: "rpc://", defaultQueue: queue });
+    app.task("tests.add", (a: number, b: number) => a + b);
+    const worker = new Worker({ app, concurrency: 2, pool: "inline" });
+    await worker.start();
+    try {
+      const script = `
+import sys
+from celery import Celery
+app = Celery(broker=sys.argv[1], backend="rpc://")
+r = app.send_task("tests.add", args=(20, 22), queue=sys.argv[2])
+print(r.get(timeout=10))
+`;
+      const pyUrl = brokerUrl.replace(/\/([^/?]+)$/, (_, v) => `/${decodeURIComponent(v)}`);
+      const out = await new Deno.Command(PYTHON, { args: ["-c", script, pyUrl, queue] }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      assert.equal(new TextDecoder().decode(out.stdout).trim(), "42");
+    } finally {
+      await worker.stop();
+      await app.close();
+    }
+  },
+  WITHOUT_RABBITMQ || WITHOUT_CELERY,
+);
+
+test("clean up the test vhost", async () => {
+  await vhost!.remove();
+});
