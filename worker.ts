@@ -27,6 +27,17 @@ export { loadApp, moduleUrl, parseAppSpec } from "./src/worker/load_app.ts";
 export { Worker, type WorkerOptions, type WorkerStats } from "./src/worker/worker.ts";
 export { type RunOutcome, type RunRequest, runTask } from "./src/worker/executor.ts";
 export {
+  autoretryOptions,
+  backoffDelay,
+  type BackoffOptions,
+  DEFAULT_MAX_RETRIES,
+  DEFAULT_RETRY_BACKOFF_MAX,
+  DEFAULT_RETRY_DELAY,
+  type PlannedRetry,
+  planRetry,
+  type RetryState,
+} from "./src/worker/retry_policy.ts";
+export {
   InlinePool,
   type Pool,
   type PoolEvents,

@@ -8,7 +8,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
-import type { Broker, Delivery, Rejection } from "../broker/port.ts";
+import type { Broker, Delivery, PublishTarget, Rejection } from "../broker/port.ts";
 import type { Celery } from "../client/app.ts";
 import { hostName } from "../client/runtime.ts";
 import type { Task } from "../client/task.ts";
@@ -16,6 +16,7 @@ import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
 import { ContentDisallowedError, ProtocolError } from "../protocol/errors.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
 import { pyJsonLoads } from "../protocol/json.ts";
+import type { Message } from "../protocol/message.ts";
 import {
   encodeResultMeta,
   type ExceptionInfo,
@@ -26,6 +27,7 @@ import { decodeTaskHeaders, type TaskRequest } from "../protocol/task_request.ts
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { chainStepIds, failureFollowUps, type Outgoing, successFollowUps } from "./follow_ups.ts";
 import { InlinePool, type Pool, type PoolEvents, ThreadPool } from "./pool.ts";
+import { type DueRetry, settleRetries } from "./retries.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
@@ -122,6 +124,8 @@ export interface WorkerStats {
   parked: number;
   /** Tasks not run because they expired. */
   expired: number;
+  /** Tasks that asked to be retried (`ctx.retry()`, `autoretryFor`). */
+  retried: number;
 }
 
 function exc(type: string, module: string, args: unknown[]): ExceptionInfo {
@@ -161,7 +165,14 @@ export class Worker {
   /** The queues consumed. */
   readonly queues: readonly string[];
   /** Counters. */
-  readonly stats: WorkerStats = { received: 0, succeeded: 0, failed: 0, parked: 0, expired: 0 };
+  readonly stats: WorkerStats = {
+    received: 0,
+    succeeded: 0,
+    failed: 0,
+    parked: 0,
+    expired: 0,
+    retried: 0,
+  };
   readonly #app: Celery;
   readonly #options: WorkerOptions;
   #broker!: Broker;
@@ -456,6 +467,7 @@ export class Worker {
     const rejects: Rejection[] = [];
     const acks: Delivery[] = [];
     const publishes: Outgoing[] = [];
+    const retries: DueRetry[] = [];
     const now = new Date();
     for (const o of outcomes) {
       const r = this.#running.get(o.seq);
@@ -471,6 +483,17 @@ export class Worker {
         this.stats.parked++;
         rejects.push({ delivery, reason: o.refused, taskId: req.id, taskName: req.task });
         if (o.meta) stores.push({ taskId: req.id, status: "FAILURE", meta: o.meta });
+        continue;
+      }
+      if (o.retry) {
+        this.stats.retried++;
+        log.info("Task {name}[{id}] retry: Retry {when}{cause}", {
+          name: req.task,
+          id: req.id,
+          when: o.retry.when,
+          cause: o.exc ? `: ${o.exc.exc_type}(${o.exc.exc_message.map(String).join(", ")})` : "",
+        });
+        retries.push({ delivery, req, acked: r.acked, outcome: o });
         continue;
       }
       const status: TaskState = o.ok ? "SUCCESS" : "FAILURE";
@@ -518,6 +541,15 @@ export class Worker {
     }
     if (stores.length || rejects.length || acks.length || publishes.length) {
       this.#track(this.#settle(stores, rejects, acks, publishes));
+    }
+    if (retries.length) {
+      const io = {
+        broker: this.#broker,
+        backend: this.#backend,
+        publish: (m: Message, t: PublishTarget) => this.#app.publish(m, t),
+        origin: this.hostname,
+      };
+      this.#track(settleRetries(retries, io));
     }
     this.#wake?.();
     this.#wake = null;
