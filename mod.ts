@@ -77,6 +77,8 @@ export type {
   RevokedEntry,
   SubscribeOptions,
   TakeOptions,
+  TokenGrant,
+  TokenRequest,
 } from "./src/broker/port.ts";
 // src/broker/errors.ts
 export { BrokerConnectionError, maskPassword } from "./src/broker/errors.ts";

@@ -38,6 +38,13 @@ export {
   type RetryState,
 } from "./src/worker/retry_policy.ts";
 export {
+  type BucketState,
+  LocalTokenBuckets,
+  RateLimiter,
+  type RateLimiterOptions,
+  takeTokens,
+} from "./src/worker/rate_limit.ts";
+export {
   InlinePool,
   type Pool,
   type PoolEvents,

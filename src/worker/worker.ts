@@ -28,6 +28,9 @@ import type { RunOutcome, RunRequest } from "./executor.ts";
 import { chainStepIds, failureFollowUps, type Outgoing, successFollowUps } from "./follow_ups.ts";
 import { InlinePool, type Pool, type PoolEvents, ThreadPool } from "./pool.ts";
 import { type DueRetry, settleRetries } from "./retries.ts";
+import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
+import { parseRate } from "../protocol/rate.ts";
+import type { TokenGrant, TokenRequest } from "../broker/port.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
@@ -86,6 +89,12 @@ interface Running {
   req: TaskRequest;
   acked: boolean;
   started: number;
+}
+
+interface Limited {
+  delivery: Delivery;
+  req: TaskRequest;
+  task: Task<never, unknown>;
 }
 
 interface Held {
@@ -181,6 +190,8 @@ export class Worker {
   readonly #running = new Map<number, Running>();
   readonly #held = new Map<number, Held>();
   readonly #settling = new Set<Promise<void>>();
+  readonly #limiter: RateLimiter<Limited>;
+  readonly #localBuckets = new LocalTokenBuckets();
   #seq = 0;
   #logInfo = false;
   #stopping = false;
@@ -205,6 +216,66 @@ export class Worker {
         "The threads pool needs appModule: the URL of the module exporting the app",
       );
     }
+    this.#limiter = new RateLimiter<Limited>({
+      acquire: (requests) => this.#acquireTokens(requests),
+      onReady: (items) => this.#admit(items),
+    });
+    for (const task of this.#app.tasks.values()) {
+      const limit = task.options.rateLimit;
+      if (limit !== undefined) {
+        this.#limiter.setRate(task.name, parseRate(limit, `rateLimit of task "${task.name}"`));
+      }
+    }
+  }
+
+  /**
+   * Change a task's rate limit at run time (Celery's `rate_limit` remote
+   * control command). Tasks already waiting for a token are released at
+   * once when the limit is removed.
+   *
+   * @example
+   * ```ts ignore
+   * worker.setRateLimit("tasks.scrape", "5/s");
+   * worker.setRateLimit("tasks.scrape", null); // no limit
+   * ```
+   *
+   * @param name a task this worker runs
+   * @param rate `"10/s"`, `"100/m"`, `"1000/h"`, a number per second; `null` or 0 for none
+   * @throws {TypeError} for an unknown task or a malformed rate
+   */
+  setRateLimit(name: string, rate: string | number | null): void {
+    if (!this.#app.tasks.get(name)?.handler) {
+      throw new TypeError(`Cannot set the rate limit of "${name}": this worker does not run it`);
+    }
+    this.#limiter.setRate(name, rate === null ? null : parseRate(rate, "rate"));
+  }
+
+  /**
+   * A task's rate limit in runs per second, or `null` without one.
+   *
+   * @example
+   * ```ts ignore
+   * worker.rateLimit("tasks.scrape"); // 10 for "10/s"
+   * ```
+   *
+   * @param name task name
+   * @returns the rate
+   */
+  rateLimit(name: string): number | null {
+    return this.#limiter.rate(name);
+  }
+
+  /** Shared buckets when the broker has them (Redis), else this worker's own. */
+  #acquireTokens(requests: readonly TokenRequest[]): Promise<TokenGrant[]> {
+    const broker = this.#broker;
+    if (broker.acquireTokens) return broker.acquireTokens(requests);
+    return Promise.resolve(this.#localBuckets.acquire(requests));
+  }
+
+  #admit(items: Limited[]): void {
+    for (const { delivery, req, task } of items) this.#receiveDue(delivery, req, task, true);
+    this.#wake?.();
+    this.#wake = null;
   }
 
   /** Resolves when the worker has stopped and settled everything. */
@@ -260,7 +331,8 @@ export class Worker {
     let backoff = 500;
     while (!this.#stopping) {
       const free = this.#pool.capacity - this.#running.size;
-      if (free <= 0) {
+      // Tasks waiting for a rate-limit token do not take slots, but their number is bounded.
+      if (free <= 0 || this.#limiter.size >= Math.max(100, 4 * this.#pool.capacity)) {
         await new Promise<void>((r) => this.#wake = r);
         continue;
       }
@@ -353,6 +425,10 @@ export class Worker {
         continue;
       }
       if (this.#logInfo) log.info("Task {name}[{id}] received", { name: req.task, id: req.id });
+      if (this.#limiter.rate(req.task) !== null) {
+        this.#limiter.submit(req.task, { delivery: d, req, task });
+        continue;
+      }
       runs.push(this.#prepare(d, req, task, stores, acks));
     }
     this.stats.parked += rejects.length;
@@ -401,12 +477,15 @@ export class Worker {
     this.#held.set(seq, { delivery: d, req, task, timer });
   }
 
-  #receiveDue(d: Delivery, req: TaskRequest, task: Task<never, unknown>): void {
+  #receiveDue(d: Delivery, req: TaskRequest, task: Task<never, unknown>, admitted = false): void {
     const stores: StoreEntry[] = [];
     const acks: Delivery[] = [];
     if (req.expires && req.expires.getTime() <= Date.now()) {
       stores.push(this.#expired(req));
       acks.push(d);
+    } else if (!admitted && this.#limiter.rate(req.task) !== null) {
+      this.#limiter.submit(req.task, { delivery: d, req, task });
+      return;
     } else {
       this.#pool.run([this.#prepare(d, req, task, stores, acks)]);
     }
@@ -678,7 +757,8 @@ export class Worker {
     const held = [...this.#held.values()];
     this.#held.clear();
     for (const h of held) clearTimeout(h.timer);
-    if (held.length) await this.#broker.requeue(held.map((h) => h.delivery));
+    const deliveries = [...held, ...this.#limiter.drain()].map((h) => h.delivery);
+    if (deliveries.length) await this.#broker.requeue(deliveries);
   }
 
   async #drainSettling(): Promise<void> {
