@@ -35,3 +35,15 @@ export const record = app.task(
     return `ts:${n}`;
   },
 );
+export const sleep = app.task(
+  "tasks.sleep",
+  { bind: true },
+  (ctx, seconds: number) =>
+    new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve("slept"), seconds * 1000);
+      ctx.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve("stopped");
+      });
+    }),
+);
