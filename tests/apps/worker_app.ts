@@ -43,6 +43,18 @@ export const spawn = app.task("t.spawn", async (n: number) => {
   return child.id;
 });
 export const positional = app.task("t.positional", (a: number) => a);
+export const waitAbortable = app.task(
+  "t.wait",
+  { bind: true },
+  (ctx, ms: number) =>
+    new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve("finished"), ms);
+      ctx.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve("stopped");
+      });
+    }),
+);
 
 class KeyError extends Error {
   override name = "KeyError";
