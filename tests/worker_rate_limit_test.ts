@@ -6,9 +6,10 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
+import { Celery, openBroker } from "../mod.ts";
+import { RATE_LIMIT_KEY_PREFIX } from "../transports.ts";
 import { Worker } from "../src/worker/worker.ts";
-import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const redisPrefix = uniquePrefix("ratelimit");
@@ -66,6 +67,35 @@ Deno.test({
   } finally {
     await Promise.all([wa.stop(), wb.stop()]);
     await Promise.all([a.app.close(), b.app.close(), client.close()]);
+  }
+});
+
+Deno.test({
+  name: "rate limit on redis: acquireTokens takes from shared buckets atomically",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const broker = await openBroker(REDIS);
+  try {
+    assert.ok(broker.acquireTokens);
+    const key = `bucket-${crypto.randomUUID().slice(0, 8)}`;
+    const other = `${key}-other`;
+    const first = await broker.acquireTokens([
+      { key, rate: 20, capacity: 1, count: 3 },
+      { key: other, rate: 20, capacity: 2, count: 3 },
+    ]);
+    assert.deepEqual(first.map((g) => g.granted), [1, 2], "new buckets are full");
+    assert.ok(first[0].retryAfterMs > 0 && first[0].retryAfterMs <= 50);
+    const [empty] = await broker.acquireTokens([{ key, rate: 20, capacity: 1, count: 1 }]);
+    assert.equal(empty.granted, 0);
+    await new Promise((r) => setTimeout(r, empty.retryAfterMs + 5));
+    const [again] = await broker.acquireTokens([{ key, rate: 20, capacity: 1, count: 1 }]);
+    assert.deepEqual(again, { granted: 1, retryAfterMs: 0 }, "the next token came when due");
+    const redis = await rawRedis();
+    const ttl = await redis.pttl(`${redisPrefix}${RATE_LIMIT_KEY_PREFIX}${key}`);
+    await redis.quit();
+    assert.ok(ttl > 0 && ttl <= 1050, `an idle bucket expires (ttl ${ttl} ms)`);
+  } finally {
+    await broker.close();
   }
 });
 
