@@ -122,6 +122,8 @@ export class RemoteControl {
   #clock = 0;
 
   /**
+   * Configure the pidbox; nothing is received before {@link RemoteControl.start}.
+   *
    * @param broker where requests arrive and replies go
    * @param target the worker commands act on
    */
