@@ -84,7 +84,11 @@ export class LocalTokenBuckets {
   readonly #buckets = new Map<string, BucketState>();
   readonly #now: () => number;
 
-  /** @param now clock in milliseconds; default `Date.now` */
+  /**
+   * Create empty buckets.
+   *
+   * @param now clock in milliseconds; default `Date.now`
+   */
   constructor(now: () => number = Date.now) {
     this.#now = now;
   }
@@ -170,7 +174,11 @@ export class RateLimiter<T> {
   #scheduled = false;
   #closed = false;
 
-  /** @param options how to take tokens and where ready items go */
+  /**
+   * Create a limiter; no task is limited until {@link RateLimiter.setRate}.
+   *
+   * @param options how to take tokens and where ready items go
+   */
   constructor(options: RateLimiterOptions<T>) {
     this.#acquire = options.acquire;
     this.#onReady = options.onReady;
