@@ -34,6 +34,24 @@ export { type ControlTarget, handleControl, RemoteControl } from "./src/worker/r
 export { type TimerHandle, TimerQueue } from "./src/worker/timer_queue.ts";
 export { type RunOutcome, type RunRequest, runTask } from "./src/worker/executor.ts";
 export {
+  autoretryOptions,
+  backoffDelay,
+  type BackoffOptions,
+  DEFAULT_MAX_RETRIES,
+  DEFAULT_RETRY_BACKOFF_MAX,
+  DEFAULT_RETRY_DELAY,
+  type PlannedRetry,
+  planRetry,
+  type RetryState,
+} from "./src/worker/retry_policy.ts";
+export {
+  type BucketState,
+  LocalTokenBuckets,
+  RateLimiter,
+  type RateLimiterOptions,
+  takeTokens,
+} from "./src/worker/rate_limit.ts";
+export {
   InlinePool,
   type Pool,
   type PoolEvents,

@@ -8,6 +8,7 @@
  */
 
 import { currentTask } from "../client/current.ts";
+import { Retry, type RetryOptions } from "../client/retry.ts";
 import type { Task, TaskContext } from "../client/task.ts";
 import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
 import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
@@ -15,6 +16,7 @@ import { pyJsonDumps } from "../protocol/json.ts";
 import type { Embed, TaskBody } from "../protocol/message.ts";
 import { encodeResultMetaWithJson, type ExceptionInfo } from "../protocol/result_meta.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
+import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
 
 /**
  * A task to run, as the main thread hands it over (structured-cloneable).
@@ -111,6 +113,12 @@ export interface RunOutcome {
   refused?: string;
   /** Workflow data and the return value, present only when follow-ups are due. */
   followUp?: { embed: Embed; value: unknown };
+  /**
+   * Set when the task asked to be retried (`ctx.retry()` or `autoretryFor`):
+   * the main thread publishes the retry, stores the RETRY `meta` and then
+   * acknowledges the message.
+   */
+  retry?: PlannedRetry & { embed: Embed };
   /** Milliseconds the handler ran. */
   runtime: number;
 }
@@ -194,6 +202,35 @@ export async function runTask(
   }
   const task = tasks.get(req.task);
   const followUps = needsFollowUp(body.embed);
+  const state = { name: req.task, id: req.id, retries: req.info.retries, ...body };
+  let planned: { plan: PlannedRetry; signal: Retry } | null = null;
+  const retry = (options: RetryOptions = {}): never => {
+    const plan = planRetry(state, options, task?.options ?? {}, new Date());
+    if (plan instanceof Error) throw plan;
+    planned = { plan, signal: new Retry(plan.when, plan.eta, options.exc ?? undefined) };
+    throw planned.signal;
+  };
+  const retryOutcome = (): RunOutcome => {
+    const { plan, signal: sig } = planned!;
+    const cause = sig.cause;
+    return {
+      seq: req.seq,
+      ok: false,
+      exc: cause === undefined ? undefined : exceptionInfo(cause),
+      meta: encodeResultMetaWithJson(
+        {
+          ...metaInput,
+          status: "RETRY",
+          result: null,
+          traceback: tracebackText(sig),
+          children: [[[req.id, null], null]],
+        },
+        cause === undefined ? "null" : pyJsonDumps(exceptionInfo(cause)),
+      ),
+      retry: { ...plan, embed: body.embed },
+      runtime: performance.now() - started,
+    };
+  };
   try {
     if (!task?.handler) throw new Error(`Task ${req.task} is not defined in this worker's app`);
     const args = callArgs(task, body);
@@ -216,11 +253,13 @@ export async function runTask(
         hostname: req.info.hostname,
         deliveryInfo: { queue: req.info.queue, redelivered: req.info.redelivered },
         signal,
+        retry,
       };
       value = await currentTask.run({ id: req.id, rootId }, () => handler(ctx, ...args));
     } else {
       value = await currentTask.run({ id: req.id, rootId }, () => handler(...args));
     }
+    if (planned) return retryOutcome();
     const store = req.storeResult && !task.options.ignoreResult;
     return {
       seq: req.seq,
@@ -234,7 +273,17 @@ export async function runTask(
       followUp: followUps ? { embed: body.embed, value } : undefined,
       runtime: performance.now() - started,
     };
-  } catch (err) {
+  } catch (thrown) {
+    let err = thrown;
+    const auto = planned || !task ? null : autoretryOptions(task.options, err, state.retries);
+    if (auto) {
+      try {
+        retry(auto);
+      } catch (e) {
+        err = e;
+      }
+    }
+    if (planned) return retryOutcome();
     const exc = exceptionInfo(err);
     return {
       seq: req.seq,

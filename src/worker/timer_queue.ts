@@ -57,6 +57,8 @@ export class TimerQueue<T> {
   #armedFor = Infinity;
 
   /**
+   * Create an empty queue.
+   *
    * @param onDue receives each item when it is due
    * @param now the clock, in epoch milliseconds (default `Date.now`)
    */

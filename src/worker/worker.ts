@@ -8,7 +8,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
-import type { Broker, Delivery, Rejection } from "../broker/port.ts";
+import type { Broker, Delivery, PublishTarget, Rejection } from "../broker/port.ts";
 import type { Celery } from "../client/app.ts";
 import { hostName } from "../client/runtime.ts";
 import type { Task } from "../client/task.ts";
@@ -16,6 +16,7 @@ import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
 import { ContentDisallowedError, ProtocolError } from "../protocol/errors.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
 import { pyJsonLoads } from "../protocol/json.ts";
+import type { Message } from "../protocol/message.ts";
 import {
   encodeResultMeta,
   type ExceptionInfo,
@@ -26,6 +27,10 @@ import { decodeTaskHeaders, type TaskRequest } from "../protocol/task_request.ts
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { chainStepIds, failureFollowUps, type Outgoing, successFollowUps } from "./follow_ups.ts";
 import { InlinePool, type Pool, type PoolEvents, ThreadPool } from "./pool.ts";
+import { type DueRetry, settleRetries } from "./retries.ts";
+import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
+import { parseRate } from "../protocol/rate.ts";
+import type { TokenGrant, TokenRequest } from "../broker/port.ts";
 import { type ControlTarget, RemoteControl } from "./remote_control.ts";
 import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
 
@@ -138,6 +143,8 @@ export interface WorkerStats {
   parked: number;
   /** Tasks not run because they expired. */
   expired: number;
+  /** Tasks that asked to be retried (`ctx.retry()`, `autoretryFor`). */
+  retried: number;
   /** Tasks not run (or stopped) because they were revoked. */
   revoked: number;
 }
@@ -185,6 +192,7 @@ export class Worker {
     failed: 0,
     parked: 0,
     expired: 0,
+    retried: 0,
     revoked: 0,
   };
   readonly #app: Celery;
@@ -195,11 +203,15 @@ export class Worker {
   readonly #running = new Map<number, Running>();
   readonly #held = new TimerQueue<Held>((h) => this.#heldDue(h));
   readonly #heldById = new Map<string, Held>();
+  /** Rate limits set at run time, as given (for `registered`). */
+  readonly #rateText = new Map<string, string>();
   readonly #revoked = new Map<string, number>();
   readonly #terminated = new Set<number>();
   readonly #control = new AbortController();
   #leaseTimer: ReturnType<typeof setInterval> | undefined;
   readonly #settling = new Set<Promise<void>>();
+  readonly #limiter: RateLimiter<Held>;
+  readonly #localBuckets = new LocalTokenBuckets();
   #seq = 0;
   #logInfo = false;
   #stopping = false;
@@ -224,6 +236,68 @@ export class Worker {
         "The threads pool needs appModule: the URL of the module exporting the app",
       );
     }
+    this.#limiter = new RateLimiter<Held>({
+      acquire: (requests) => this.#acquireTokens(requests),
+      onReady: (items) => this.#admit(items),
+    });
+    for (const task of this.#app.tasks.values()) {
+      const limit = task.options.rateLimit;
+      if (limit !== undefined) {
+        this.#limiter.setRate(task.name, parseRate(limit, `rateLimit of task "${task.name}"`));
+      }
+    }
+  }
+
+  /**
+   * Change a task's rate limit at run time (Celery's `rate_limit` remote
+   * control command). Tasks already waiting for a token are released at
+   * once when the limit is removed.
+   *
+   * @example
+   * ```ts ignore
+   * worker.setRateLimit("tasks.scrape", "5/s");
+   * worker.setRateLimit("tasks.scrape", null); // no limit
+   * ```
+   *
+   * @param name a task this worker runs
+   * @param rate `"10/s"`, `"100/m"`, `"1000/h"`, a number per second; `null` or 0 for none
+   * @throws {TypeError} for an unknown task or a malformed rate
+   */
+  setRateLimit(name: string, rate: string | number | null): void {
+    if (!this.#app.tasks.get(name)?.handler) {
+      throw new TypeError(`Cannot set the rate limit of "${name}": this worker does not run it`);
+    }
+    this.#limiter.setRate(name, rate === null ? null : parseRate(rate, "rate"));
+    if (rate === null) this.#rateText.delete(name);
+    else this.#rateText.set(name, String(rate));
+  }
+
+  /**
+   * A task's rate limit in runs per second, or `null` without one.
+   *
+   * @example
+   * ```ts ignore
+   * worker.rateLimit("tasks.scrape"); // 10 for "10/s"
+   * ```
+   *
+   * @param name task name
+   * @returns the rate
+   */
+  rateLimit(name: string): number | null {
+    return this.#limiter.rate(name);
+  }
+
+  /** Shared buckets when the broker has them (Redis), else this worker's own. */
+  #acquireTokens(requests: readonly TokenRequest[]): Promise<TokenGrant[]> {
+    const broker = this.#broker;
+    if (broker.acquireTokens) return broker.acquireTokens(requests);
+    return Promise.resolve(this.#localBuckets.acquire(requests));
+  }
+
+  #admit(items: Held[]): void {
+    for (const h of items) this.#heldDue(h, true);
+    this.#wake?.();
+    this.#wake = null;
   }
 
   /** Resolves when the worker has stopped and settled everything. */
@@ -286,7 +360,8 @@ export class Worker {
     let backoff = 500;
     while (!this.#stopping) {
       const free = this.#pool.capacity - this.#running.size;
-      if (free <= 0) {
+      // Tasks waiting for a rate-limit token do not take slots, but their number is bounded.
+      if (free <= 0 || this.#limiter.size >= Math.max(100, 4 * this.#pool.capacity)) {
         await new Promise<void>((r) => this.#wake = r);
         continue;
       }
@@ -385,6 +460,10 @@ export class Worker {
         continue;
       }
       if (this.#logInfo) log.info("Task {name}[{id}] received", { name: req.task, id: req.id });
+      if (this.#limiter.rate(req.task) !== null) {
+        this.#limiter.submit(req.task, { delivery: d, req, task });
+        continue;
+      }
       runs.push(this.#prepare(d, req, task, stores, acks));
     }
     this.stats.parked += rejects.length;
@@ -461,7 +540,7 @@ export class Worker {
     this.#heldById.set(h.req.id, h);
   }
 
-  #heldDue(h: Held): void {
+  #heldDue(h: Held, admitted = false): void {
     this.#heldById.delete(h.req.id);
     const { delivery: d, req, task } = h;
     const stores: StoreEntry[] = [];
@@ -484,6 +563,9 @@ export class Worker {
         target: { exchange: d.exchange, routingKey: d.routingKey },
       });
       acks.push(d);
+    } else if (!admitted && this.#limiter.rate(req.task) !== null) {
+      this.#limiter.submit(req.task, { delivery: d, req, task });
+      return;
     } else {
       this.#pool.run([this.#prepare(d, req, task, stores, acks)]);
     }
@@ -496,7 +578,7 @@ export class Worker {
     if (visibility === null) return;
     const every = Math.min(60_000, Math.max(200, visibility / 4));
     this.#leaseTimer = setInterval(() => {
-      const mine = this.#held.items().map((h) => h.delivery);
+      const mine = [...this.#held.items(), ...this.#limiter.held()].map((h) => h.delivery);
       for (const r of this.#running.values()) if (!r.acked) mine.push(r.delivery);
       if (mine.length === 0) return;
       this.#broker.extend(mine).catch((err) =>
@@ -514,7 +596,16 @@ export class Worker {
       revoke: (ids, terminate) => this.revoke(ids, { terminate }),
       revoked: () => [...this.#revoked.keys()].filter((id) => this.#isRevoked(id)),
       registered: () =>
-        [...this.#app.tasks.values()].filter((t) => t.handler).map((t) => t.name).sort(),
+        [...this.#app.tasks.values()].filter((t) => t.handler).map((t) => {
+          const rate = this.rateLimit(t.name);
+          if (rate === null) return t.name;
+          const text = this.#rateText.get(t.name) ?? t.options.rateLimit ?? `${rate}/s`;
+          return `${t.name} [rate_limit=${text}]`;
+        }).sort(),
+      setRateLimit: (name, rate) => {
+        if (!this.#app.tasks.get(name)?.handler) throw new RangeError(`unknown task ${name}`);
+        this.setRateLimit(name, rate);
+      },
       shutdown: () => void this.stop(),
     };
   }
@@ -628,6 +719,7 @@ export class Worker {
     const rejects: Rejection[] = [];
     const acks: Delivery[] = [];
     const publishes: Outgoing[] = [];
+    const retries: DueRetry[] = [];
     const now = new Date();
     for (const o of outcomes) {
       const r = this.#running.get(o.seq);
@@ -650,6 +742,17 @@ export class Worker {
         if (o.meta) {
           stores.push({ taskId: req.id, status: "FAILURE", meta: o.meta, replyTo: req.replyTo });
         }
+        continue;
+      }
+      if (o.retry) {
+        this.stats.retried++;
+        log.info("Task {name}[{id}] retry: Retry {when}{cause}", {
+          name: req.task,
+          id: req.id,
+          when: o.retry.when,
+          cause: o.exc ? `: ${o.exc.exc_type}(${o.exc.exc_message.map(String).join(", ")})` : "",
+        });
+        retries.push({ delivery, req, acked: r.acked, outcome: o });
         continue;
       }
       const status: TaskState = o.ok ? "SUCCESS" : "FAILURE";
@@ -697,6 +800,15 @@ export class Worker {
     }
     if (stores.length || rejects.length || acks.length || publishes.length) {
       this.#track(this.#settle(stores, rejects, acks, publishes));
+    }
+    if (retries.length) {
+      const io = {
+        broker: this.#broker,
+        backend: this.#backend,
+        publish: (m: Message, t: PublishTarget) => this.#app.publish(m, t),
+        origin: this.hostname,
+      };
+      this.#track(settleRetries(retries, io));
     }
     this.#wake?.();
     this.#wake = null;
@@ -834,7 +946,7 @@ export class Worker {
   }
 
   async #requeueHeld(): Promise<void> {
-    const held = this.#held.clear();
+    const held = [...this.#held.clear(), ...this.#limiter.drain()];
     this.#heldById.clear();
     if (held.length) await this.#broker.requeue(held.map((h) => h.delivery));
   }
