@@ -126,7 +126,7 @@ function isTyped(value: object): value is TypedFieldValue {
 export function fromAmqpValue(value: unknown): unknown {
   if (value === null || typeof value !== "object") return value;
   if (Array.isArray(value)) return value.map(fromAmqpValue);
-  if (value instanceof Uint8Array) return Uint8Array.prototype.slice.call(value);
+  if (value instanceof Uint8Array) return new Uint8Array(value);
   if (isTyped(value)) {
     if (value["!"] === "timestamp") return new Date(Number(value.value) * 1000);
     if (value["!"] === "decimal") {

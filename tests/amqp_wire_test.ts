@@ -1,0 +1,241 @@
+/** AMQP wire conversions, without a server: header types, properties, parking notes, rpc bodies. */
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { readRpcResult, rpcResultMessage, syncMarker } from "../src/backend/rpc_message.ts";
+import {
+  fromIncoming,
+  parkedCopy,
+  readParkingNote,
+  toPublishOptions,
+  unparkedMessage,
+} from "../src/broker/amqp_message.ts";
+import { fromAmqpTable, toAmqpTable } from "../src/broker/amqp_table.ts";
+import {
+  exchangeDeclaration,
+  replyQueueDeclaration,
+  subscriberQueueDeclaration,
+  taskQueueDeclaration,
+} from "../src/broker/amqp_topology.ts";
+import { encodeResultMeta } from "../src/protocol/result_meta.ts";
+import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+
+const fixture = (path: string) =>
+  JSON.parse(
+    Deno.readTextFileSync(new URL(`./fixtures/celery-5.2/amqp/${path}`, import.meta.url)),
+  );
+
+/** amqplib's typed form → the fixtures' `[tag, value]` form. */
+function tagged(v: unknown): [string, unknown] {
+  if (v === null) return ["V", null];
+  if (typeof v === "string") return ["S", v];
+  if (typeof v === "boolean") return ["t", v];
+  if (Array.isArray(v)) return ["A", v.map(tagged)];
+  const t = v as { "!"?: string; value?: unknown };
+  const tags: Record<string, string> = { int: "I", long: "L", double: "d" };
+  if (t["!"]) return [tags[t["!"]] ?? t["!"], t.value];
+  return ["F", Object.fromEntries(Object.entries(v as object).map(([k, x]) => [k, tagged(x)]))];
+}
+
+Deno.test("amqp wire: Celeriac's task headers get the types Celery's have on the wire", () => {
+  for (const name of ["plain", "time_limits"]) {
+    const p = fixture(`publish/${name}.json`).published[0];
+    const m = encodeTaskMessage({
+      task: p.headers.task,
+      id: p.headers.id,
+      args: [1, 2],
+      kwargs: {},
+      now: new Date(),
+      origin: p.headers.origin,
+      replyTo: p.properties.reply_to,
+      timeLimit: p.headers.timelimit[0] ?? undefined,
+      softTimeLimit: p.headers.timelimit[1] ?? undefined,
+    });
+    const typed = toAmqpTable(m.headers);
+    for (const key of Object.keys(p.headers_amqp_typed)) {
+      if (key === "argsrepr") continue; // differs with the arguments
+      assert.deepEqual(
+        [key, tagged(typed[key])[0]],
+        [key, p.headers_amqp_typed[key][0]],
+        `type of ${key}`,
+      );
+    }
+    assert.deepEqual(tagged(typed.timelimit), p.headers_amqp_typed.timelimit);
+  }
+});
+
+Deno.test("amqp wire: number, bigint, date and bytes typing", () => {
+  const t = toAmqpTable({
+    small: 0,
+    negative: -2147483648,
+    big: 2147483648,
+    huge: 2n ** 62n,
+    float: 0.5,
+    whole_float_out_of_range: 2 ** 60,
+    nan: NaN,
+    when: new Date(1_700_000_000_000),
+    raw: new Uint8Array([1, 2]),
+    nested: { list: [1, null, "x"] },
+    skipped: undefined,
+  });
+  assert.deepEqual(t.small, { "!": "int", value: 0 });
+  assert.deepEqual(t.negative, { "!": "int", value: -2147483648 });
+  assert.deepEqual(t.big, { "!": "long", value: 2147483648 });
+  assert.deepEqual(t.huge, { "!": "long", value: 2n ** 62n });
+  assert.deepEqual(t.float, { "!": "double", value: 0.5 });
+  assert.deepEqual(t.whole_float_out_of_range, { "!": "double", value: 2 ** 60 });
+  assert.ok(Number.isNaN((t.nan as { value: number }).value));
+  assert.deepEqual(t.when, { "!": "timestamp", value: 1_700_000_000 });
+  assert.ok(Buffer.isBuffer(t.raw));
+  assert.deepEqual(t.nested, { list: [{ "!": "int", value: 1 }, null, "x"] });
+  assert.ok(!("skipped" in t));
+  assert.throws(() => toAmqpTable({ x: 2n ** 64n }), RangeError);
+  assert.throws(() => toAmqpTable({ f: () => 1 }), TypeError);
+});
+
+Deno.test("amqp wire: decoded tables come back as plain values", () => {
+  assert.deepEqual(
+    fromAmqpTable({
+      ts: { "!": "timestamp", value: 10 },
+      dec: { "!": "decimal", value: { places: 1, digits: 15 } },
+      bytes: Buffer.from([7]),
+      list: [1, { a: null }],
+    }),
+    { ts: new Date(10_000), dec: 1.5, bytes: new Uint8Array([7]), list: [1, { a: null }] },
+  );
+  assert.deepEqual(fromAmqpTable(undefined), {});
+});
+
+Deno.test("amqp wire: properties are renamed both ways; non-AMQP ones are left out", () => {
+  const o = toPublishOptions({
+    body: new Uint8Array(),
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: {},
+    properties: {
+      correlation_id: "c",
+      reply_to: "r",
+      delivery_mode: 2,
+      priority: 3,
+      expiration: 60000 as unknown as string,
+      body_encoding: "base64",
+      delivery_info: { exchange: "" },
+    },
+  });
+  assert.deepEqual(o, {
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: {},
+    correlationId: "c",
+    replyTo: "r",
+    deliveryMode: 2,
+    priority: 3,
+    expiration: "60000",
+  });
+  const { message, redelivered } = fromIncoming({
+    content: Buffer.from("{}"),
+    fields: { deliveryTag: 3, redelivered: false, exchange: "", routingKey: "q" },
+    properties: {
+      contentType: "application/json",
+      contentEncoding: undefined,
+      correlationId: "c",
+      priority: 0,
+      headers: { "x-celeriac-redelivered": true, retries: 1 },
+    },
+  });
+  assert.equal(redelivered, true);
+  assert.deepEqual(message.headers, { retries: 1 });
+  assert.deepEqual(message.properties, { correlation_id: "c", priority: 0 });
+  assert.equal(message.contentEncoding, "");
+});
+
+Deno.test("amqp wire: a parking note travels in a header and is removed on the way back", () => {
+  const original = {
+    body: new Uint8Array([1]),
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: { id: "t1", task: "x" },
+    properties: { reply_to: "r" },
+  };
+  const note = {
+    id: "p1",
+    reason: "bad",
+    queue: "celery",
+    taskId: "t1",
+    taskName: "x",
+    parkedAt: new Date(1500),
+    exchange: "",
+    routingKey: "celery",
+  };
+  const copy = parkedCopy(original, note);
+  assert.deepEqual(readParkingNote(copy.headers), note);
+  assert.equal(readParkingNote(original.headers), null);
+  const back = unparkedMessage(copy);
+  assert.deepEqual(back.headers, { id: "t1", task: "x", "x-celeriac-redelivered": true });
+  assert.deepEqual(back.properties, original.properties);
+});
+
+Deno.test("amqp wire: declarations follow the fixture (pidbox, events, task, rpc reply queues)", () => {
+  const decl = fixture("worker/declarations.json").declarations as {
+    method: string;
+    args: Record<string, unknown>;
+  }[];
+  const find = (method: string, test: (a: Record<string, unknown>) => boolean) =>
+    decl.find((d) => d.method === method && test(d.args))!.args;
+  const argsOf = (a: Record<string, unknown>) =>
+    Object.fromEntries(
+      Object.entries(a.arguments as Record<string, [string, unknown]>).map(([k, [, v]]) => [k, v]),
+    );
+  const node = find(
+    "queue.declare",
+    (a) => String(a.queue).endsWith("celery.pidbox") && String(a.queue).startsWith("celery@"),
+  );
+  const ours = subscriberQueueDeclaration("celery.pidbox", String(node.queue));
+  assert.deepEqual(
+    [ours.queue.durable, ours.queue.autoDelete, ours.queue.exclusive, ours.queue.arguments],
+    [node.durable, node.auto_delete, node.exclusive, argsOf(node)],
+  );
+  const ev = find("queue.declare", (a) => String(a.queue).startsWith("celeryev."));
+  const evOurs = subscriberQueueDeclaration("celeryev", String(ev.queue));
+  assert.deepEqual(evOurs.queue.arguments, argsOf(ev));
+  assert.equal(evOurs.bindingKey, "#");
+  for (const name of ["celery.pidbox", "reply.celery.pidbox", "celeryev"]) {
+    const x = find("exchange.declare", (a) => a.exchange === name);
+    const e = exchangeDeclaration(name);
+    assert.deepEqual([e.type, e.durable], [x.type, x.durable], name);
+  }
+  const task = find("queue.declare", (a) => a.queue === "celery");
+  const t = taskQueueDeclaration("celery", {});
+  assert.deepEqual([t.queue.durable, t.queue.autoDelete, t.queue.arguments], [
+    task.durable,
+    task.auto_delete,
+    {},
+  ]);
+  const reply = find("queue.declare", (a) => /^[0-9a-f-]{36}$/.test(String(a.queue)));
+  const r = replyQueueDeclaration(String(reply.queue), 86400);
+  assert.deepEqual([r.durable, r.autoDelete, r.arguments], [
+    reply.durable,
+    reply.auto_delete,
+    argsOf(reply),
+  ]);
+});
+
+Deno.test("amqp wire: rpc result messages are Celery 5.2's", () => {
+  const sent = fixture("worker/result_success.json").messages.find((
+    m: { role: string; method: string; method_args: { exchange: string } },
+  ) => m.role === "worker" && m.method === "basic.publish" && m.method_args.exchange === "");
+  const taskId = sent.properties.correlation_id;
+  const meta = encodeResultMeta({ taskId, status: "SUCCESS", result: 5, dateDone: new Date() });
+  const m = rpcResultMessage(taskId, meta, { persistent: false });
+  assert.equal(new TextDecoder().decode(m.body), sent.body_raw);
+  const { content_type, content_encoding, ...props } = sent.properties;
+  assert.deepEqual([m.contentType, m.contentEncoding], [content_type, content_encoding]);
+  assert.deepEqual(m.properties, props);
+  assert.deepEqual(m.headers, {});
+  assert.equal(rpcResultMessage(taskId, meta, { persistent: true }).properties.delivery_mode, 2);
+  const read = readRpcResult(m)!;
+  assert.deepEqual([read.taskId, read.meta.status, read.meta.result], [taskId, "SUCCESS", 5]);
+  // Without a correlation id, the body's task_id names the task (as Celery falls back).
+  assert.equal(readRpcResult({ ...m, properties: {} })?.taskId, taskId);
+  assert.equal(readRpcResult(syncMarker("x")), null);
+});
