@@ -1,6 +1,7 @@
 /**
  * The transports behind the broker and result-backend ports: Redis
- * (kombu-compatible) and the embedded Deno KV store. Most programs never
+ * (kombu-compatible), RabbitMQ (AMQP 0-9-1, with Celery's rpc:// result
+ * backend) and the embedded Deno KV store. Most programs never
  * import this: `new Celery({ broker, backend })` opens the right one from its
  * URL, loading it only when it connects.
  *
@@ -36,6 +37,19 @@ export {
   type RedisBackendOptions,
   TASK_META_PREFIX,
 } from "./src/backend/redis.ts";
+// src/broker/amqp.ts
+export { AmqpBroker, type AmqpBrokerOptions, openAmqpBroker } from "./src/broker/amqp.ts";
+// src/broker/amqp_state.ts
+export type { BackoffOptions } from "./src/broker/amqp_state.ts";
+// src/broker/amqp_url.ts
+export { type AmqpUrlOptions, parseAmqpUrl } from "./src/broker/amqp_url.ts";
+// src/backend/rpc.ts
+export {
+  openRpcBackend,
+  rpcAmqpUrl,
+  RpcBackend,
+  type RpcBackendOptions,
+} from "./src/backend/rpc.ts";
 // src/broker/kv.ts
 export {
   KV_MAX_MESSAGE_BYTES,

@@ -80,8 +80,9 @@ export function nextState(state: ConnectionState, event: ConnectionEvent): Conne
  *
  * @example
  * ```ts
- * import type { BackoffOptions } from "./amqp_state.ts";
+ * import { type BackoffOptions, openAmqpBroker } from "@celeriac/celeriac/transports";
  * const quick: BackoffOptions = { initialMs: 50, maxMs: 2000 };
+ * const connect = (url: string) => openAmqpBroker(url, { backoff: quick });
  * ```
  */
 export interface BackoffOptions {
