@@ -167,6 +167,7 @@ export class AmqpConnection {
       heartbeat: u.heartbeat,
     }, {
       timeout: u.connectTimeout ?? this.#options.connectTimeoutMs ?? 10_000,
+      noDelay: true,
       clientProperties: { connection_name: this.#options.name ?? "celeriac" },
     });
     if (this.#state !== "connecting") {
