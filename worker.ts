@@ -27,6 +27,26 @@ export { loadApp, moduleUrl, parseAppSpec } from "./src/worker/load_app.ts";
 export { Worker, type WorkerOptions, type WorkerStats } from "./src/worker/worker.ts";
 export { type RunOutcome, type RunRequest, runTask } from "./src/worker/executor.ts";
 export {
+  resolveTimeLimits,
+  type TimeLimitHandlers,
+  type TimeLimitOptions,
+  type TimeLimits,
+  TimeLimitTimers,
+} from "./src/worker/time_limits.ts";
+export { type RecycleOptions, RecyclePolicy } from "./src/worker/recycling.ts";
+export {
+  moduleDirs,
+  normalizePermissions,
+  parseTaskPermissions,
+  permissionDenied,
+  permissionsKey,
+  planSandboxes,
+  type Sandbox,
+  type SpawnPermissions,
+  spawnPermissions,
+} from "./src/worker/sandboxes.ts";
+export { reportedError } from "./src/worker/reported_error.ts";
+export {
   InlinePool,
   type Pool,
   type PoolEvents,

@@ -15,6 +15,8 @@ import { pyJsonDumps } from "../protocol/json.ts";
 import type { Embed, TaskBody } from "../protocol/message.ts";
 import { encodeResultMetaWithJson, type ExceptionInfo } from "../protocol/result_meta.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
+import { reportedError } from "./reported_error.ts";
+import type { TimeLimits } from "./time_limits.ts";
 
 /**
  * A task to run, as the main thread hands it over (structured-cloneable).
@@ -66,6 +68,8 @@ export interface RunRequest {
   decoded?: TaskBody;
   /** Store the success result. */
   storeResult: boolean;
+  /** Time limits, enforced by the pool on the main thread; none when absent. */
+  timeLimits?: TimeLimits;
   /** Fields of the task context and the result meta. */
   info: {
     retries: number;
@@ -235,7 +239,7 @@ export async function runTask(
       runtime: performance.now() - started,
     };
   } catch (err) {
-    const exc = exceptionInfo(err);
+    const exc = exceptionInfo(reportedError(err, `${req.task}[${req.id}]`, signal));
     return {
       seq: req.seq,
       ok: false,
@@ -297,9 +301,10 @@ export class BatchRunner {
    * Fire the AbortSignals of running requests.
    *
    * @param seqs their dispatch numbers
+   * @param reason the signals' reason (default an `AbortError`)
    */
-  abort(seqs: number[]): void {
-    for (const s of seqs) this.#running.get(s)?.abort();
+  abort(seqs: number[], reason?: unknown): void {
+    for (const s of seqs) this.#running.get(s)?.abort(reason);
   }
 
   #finished(outcome: RunOutcome): void {
