@@ -44,6 +44,8 @@ export {
   type ResultSource,
   taskErrorFromMeta,
 } from "./src/client/async_result.ts";
+// src/client/control.ts
+export { Control, type RevokeOptions } from "./src/client/control.ts";
 // src/client/errors.ts
 export { NoResultBackendError, TaskError, TimeoutError } from "./src/client/errors.ts";
 // src/client/worker_errors.ts
@@ -160,3 +162,14 @@ export {
   type PythonExceptionFields,
   tracebackText,
 } from "./src/protocol/exceptions.ts";
+// src/protocol/control.ts
+export {
+  addressedTo,
+  type ControlRequest,
+  decodeControlRequest,
+  encodeControlReply,
+  encodeControlRequest,
+  PIDBOX_EXCHANGE,
+  PIDBOX_REPLY_EXCHANGE,
+  revokedIds,
+} from "./src/protocol/control.ts";

@@ -24,7 +24,14 @@ import { main } from "./src/cli/main.ts";
 export { main, USAGE } from "./src/cli/main.ts";
 export { type LogLevel, parseLogLevel, setupLogging } from "./src/cli/logging.ts";
 export { loadApp, moduleUrl, parseAppSpec } from "./src/worker/load_app.ts";
-export { Worker, type WorkerOptions, type WorkerStats } from "./src/worker/worker.ts";
+export {
+  REVOKE_TTL_MS,
+  Worker,
+  type WorkerOptions,
+  type WorkerStats,
+} from "./src/worker/worker.ts";
+export { type ControlTarget, handleControl, RemoteControl } from "./src/worker/remote_control.ts";
+export { type TimerHandle, TimerQueue } from "./src/worker/timer_queue.ts";
 export { type RunOutcome, type RunRequest, runTask } from "./src/worker/executor.ts";
 export {
   resolveTimeLimits,

@@ -114,3 +114,15 @@ Deno.test(
     }
   },
 );
+
+Deno.test("examples: revoke a waiting and a running task, with narrow permissions", async () => {
+  const out = await run(Deno.execPath(), [
+    "run",
+    "--allow-read=.",
+    "--allow-env",
+    "examples/revoke.ts",
+  ], {});
+  assert.match(out, /countdown task: REVOKED, TaskRevokedError\("revoked"\)/);
+  assert.match(out, /running task: {3}REVOKED, TaskRevokedError\("terminated"\)/);
+  assert.match(out, /"revoked":2/);
+});

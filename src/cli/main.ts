@@ -11,6 +11,7 @@ import type { Celery } from "../client/app.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { parseTaskPermissions } from "../worker/sandboxes.ts";
 import { Worker } from "../worker/worker.ts";
+import { parked, purge } from "./admin.ts";
 import { parseLogLevel, setupLogging } from "./logging.ts";
 
 const log = getLogger(["celeriac", "cli"]);
@@ -31,6 +32,8 @@ Usage:
   deno run -A worker.ts --app ./tasks.ts [options]     run a worker
   deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
                                                        list (or requeue) parked messages
+  deno run -A worker.ts purge --app ./tasks.ts [-Q a,b] [-f]
+                                                       delete every waiting message of the queues
 
 Options:
   -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
@@ -58,6 +61,7 @@ Options:
                              none, JSON ({"net":["api.example.com:443"]}) or Deno flags
                              ("--allow-net=api.example.com:443 --allow-env=TZ")
   -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)
+  -f, --force                purge: do not ask before deleting
   -h, --help                 show this help
 
 Signals: SIGINT/SIGTERM once = warm shutdown (finish running tasks);
@@ -79,6 +83,11 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
     throw new TypeError(`${flag} needs a whole number >= 1, got "${value}"`);
   }
   return n;
+}
+
+function queueList(value: string | undefined): string[] | undefined {
+  const list = value?.split(",").map((q) => q.trim()).filter(Boolean);
+  return list?.length ? list : undefined;
 }
 
 async function openApp(spec: string | undefined, broker?: string, backend?: string): Promise<{
@@ -135,6 +144,7 @@ export async function main(args: string[]): Promise<number> {
         "task-permissions": { type: "string" },
         loglevel: { type: "string", short: "l" },
         requeue: { type: "boolean" },
+        force: { type: "boolean", short: "f" },
         limit: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -156,7 +166,15 @@ export async function main(args: string[]): Promise<number> {
       case "worker":
         return await runWorker(app, url, exportName, values);
       case "parked":
-        return await parked(app, values.requeue ?? false, positiveInt(values.limit, "--limit"));
+        return await parked(app, {
+          requeue: values.requeue ?? false,
+          limit: positiveInt(values.limit, "--limit"),
+        }).finally(() => app.close());
+      case "purge":
+        return await purge(app, {
+          queues: queueList(values.queues) ?? [app.config.defaultQueue],
+          force: values.force ?? false,
+        }).finally(() => app.close());
       default:
         console.error(`Unknown command "${command}"\n\n${USAGE}`);
         return 2;
@@ -184,7 +202,7 @@ async function runWorker(
     pool,
     concurrency: positiveInt(values.concurrency as string | undefined, "--concurrency"),
     prefetch: positiveInt(values.prefetch as string | undefined, "--prefetch"),
-    queues: (values.queues as string | undefined)?.split(",").map((q) => q.trim()).filter(Boolean),
+    queues: queueList(values.queues as string | undefined),
     hostname: values.hostname as string | undefined,
     acksLate: values["acks-late"] as boolean | undefined,
     rejectOnWorkerLost: values["reject-on-worker-lost"] as boolean | undefined,
@@ -230,26 +248,4 @@ async function runWorker(
     stats: JSON.stringify(worker.stats),
   });
   return 0;
-}
-
-async function parked(app: Celery, requeue: boolean, limit: number | undefined): Promise<number> {
-  const broker = await app.broker();
-  try {
-    if (requeue) {
-      console.log(`Requeued ${await broker.requeueParked({ limit })} parked message(s)`);
-      return 0;
-    }
-    const list = await broker.listParked({ limit });
-    for (const p of list) {
-      console.log(
-        `${p.parkedAt.toISOString()}  ${p.queue}  ${p.taskName ?? "-"}[${
-          p.taskId ?? "-"
-        }]  ${p.reason}`,
-      );
-    }
-    console.log(`${list.length} parked message(s)`);
-    return 0;
-  } finally {
-    await app.close();
-  }
 }

@@ -12,6 +12,7 @@ import { loadCodecs } from "../protocol/codecs.ts";
 import type { Message } from "../protocol/message.ts";
 import { encodeTaskMessage } from "../protocol/task_message.ts";
 import { AsyncResult, type ResultSource } from "./async_result.ts";
+import { Control } from "./control.ts";
 import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
 import { currentTask } from "./current.ts";
 import { NoResultBackendError } from "./errors.ts";
@@ -89,6 +90,15 @@ export class Celery implements TaskSender, ResultSource {
   #broker: Promise<Broker> | null = null;
   #backend: Promise<ResultBackend> | null = null;
   #origin: string | null = null;
+  /**
+   * Remote control: revoke tasks on every worker.
+   *
+   * @example
+   * ```ts ignore
+   * await app.control.revoke(taskId, { terminate: true });
+   * ```
+   */
+  readonly control: Control = new Control(() => this.broker());
   /**
    * Set by a worker inside its Web Workers: publishes through the worker's
    * connection instead of opening one. `undefined` everywhere else.
@@ -326,6 +336,46 @@ export class Celery implements TaskSender, ResultSource {
    */
   asyncResult<R = unknown>(id: string): AsyncResult<R> {
     return new AsyncResult<R>(id, this);
+  }
+
+  /**
+   * How many messages wait in a queue (not counting ones taken by workers).
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "kv://:memory:" });
+   * await app.sendTask("tasks.add", [2, 3]);
+   * await app.queueDepth(); // 1, in the default queue "celery"
+   * await app.close();
+   * ```
+   *
+   * @param queue the queue; default the app's default queue
+   * @returns the number of waiting messages
+   */
+  async queueDepth(queue: string = this.config.defaultQueue): Promise<number> {
+    return await (await this.broker()).queueDepth(queue);
+  }
+
+  /**
+   * Delete every message waiting in a queue (Celery's `purge`). Messages
+   * already taken by workers are not affected.
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "kv://:memory:" });
+   * await app.sendTask("tasks.add", [2, 3]);
+   * await app.purge("celery"); // 1
+   * await app.queueDepth("celery"); // 0
+   * await app.close();
+   * ```
+   *
+   * @param queue the queue; default the app's default queue
+   * @returns how many messages were deleted
+   */
+  async purge(queue: string = this.config.defaultQueue): Promise<number> {
+    return await (await this.broker()).purge(queue);
   }
 
   /**

@@ -5,6 +5,7 @@
  */
 
 import type { ResultBackend } from "../backend/port.ts";
+import type { Control, RevokeOptions } from "./control.ts";
 import {
   EXCEPTION_STATES,
   type ExceptionInfo,
@@ -31,6 +32,8 @@ import { TaskError, TimeoutError } from "./errors.ts";
 export interface ResultSource {
   /** The app's result backend (opened on first use). */
   resultBackend(): Promise<ResultBackend>;
+  /** The app's remote control, for {@link AsyncResult.revoke}. */
+  readonly control?: Control;
 }
 
 /**
@@ -219,5 +222,24 @@ export class AsyncResult<T = unknown> {
    */
   async forget(): Promise<void> {
     await (await this.#source.resultBackend()).forget(this.id);
+  }
+
+  /**
+   * Revoke the task on every worker (see `app.control.revoke`).
+   *
+   * @example
+   * ```ts ignore
+   * await result.revoke({ terminate: true });
+   * ```
+   *
+   * @param options terminate, signal, destination
+   * @throws {TypeError} when the handle was made without an app
+   */
+  async revoke(options: RevokeOptions = {}): Promise<void> {
+    const control = this.#source.control;
+    if (!control) {
+      throw new TypeError("This AsyncResult has no app to revoke through: use app.asyncResult(id)");
+    }
+    await control.revoke(this.id, options);
   }
 }

@@ -28,8 +28,10 @@ import { TimeLimitExceeded, WorkerLostError } from "../client/worker_errors.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { chainStepIds, failureFollowUps, type Outgoing, successFollowUps } from "./follow_ups.ts";
 import { InlinePool, type Pool, type PoolEvents, ThreadPool } from "./pool.ts";
+import { type ControlTarget, RemoteControl } from "./remote_control.ts";
 import { planSandboxes } from "./sandboxes.ts";
 import { resolveTimeLimits } from "./time_limits.ts";
+import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
@@ -114,7 +116,21 @@ export interface WorkerOptions {
    * in Celery]. Default: never.
    */
   maxMemoryPerChild?: number;
+  /**
+   * On brokers without leases (AMQP), the longest time in seconds an ETA
+   * task is held unacknowledged: past it the message is published again
+   * and the held copy acknowledged, so RabbitMQ's `consumer_timeout`
+   * (default 30 minutes) never closes the channel. Default 600.
+   */
+  etaHoldLimit?: number;
+  /** Answer remote-control requests on the `celery.pidbox` fanout. Default true. */
+  remoteControl?: boolean;
 }
+
+/** How long a revoked id is remembered (Celery's `REVOKES_MAX_AGE`: 3 hours). */
+export const REVOKE_TTL_MS = 10_800_000;
+/** How many revoked ids a worker remembers (Celery's `REVOKES_MAX`). */
+const REVOKES_MAX = 50_000;
 
 interface Running {
   delivery: Delivery;
@@ -127,7 +143,7 @@ interface Held {
   delivery: Delivery;
   req: TaskRequest;
   task: Task<never, unknown>;
-  timer: ReturnType<typeof setTimeout>;
+  handle?: TimerHandle;
 }
 
 /**
@@ -159,6 +175,8 @@ export interface WorkerStats {
   parked: number;
   /** Tasks not run because they expired. */
   expired: number;
+  /** Tasks not run (or stopped) because they were revoked. */
+  revoked: number;
 }
 
 function exc(type: string, module: string, args: unknown[]): ExceptionInfo {
@@ -198,14 +216,26 @@ export class Worker {
   /** The queues consumed. */
   readonly queues: readonly string[];
   /** Counters. */
-  readonly stats: WorkerStats = { received: 0, succeeded: 0, failed: 0, parked: 0, expired: 0 };
+  readonly stats: WorkerStats = {
+    received: 0,
+    succeeded: 0,
+    failed: 0,
+    parked: 0,
+    expired: 0,
+    revoked: 0,
+  };
   readonly #app: Celery;
   readonly #options: WorkerOptions;
   #broker!: Broker;
   #backend: ResultBackend | null = null;
   #pool!: Pool;
   readonly #running = new Map<number, Running>();
-  readonly #held = new Map<number, Held>();
+  readonly #held = new TimerQueue<Held>((h) => this.#heldDue(h));
+  readonly #heldById = new Map<string, Held>();
+  readonly #revoked = new Map<string, number>();
+  readonly #terminated = new Set<number>();
+  readonly #control = new AbortController();
+  #leaseTimer: ReturnType<typeof setInterval> | undefined;
   readonly #settling = new Set<Promise<void>>();
   #seq = 0;
   #logInfo = false;
@@ -256,6 +286,9 @@ export class Worker {
     this.#broker = await this.#app.broker();
     this.#backend = this.#app.config.backend === null ? null : await this.#app.resultBackend();
     for (const q of this.queues) await this.#broker.declareQueue(q);
+    for (const e of await this.#broker.listRevoked()) {
+      this.#revoked.set(e.id, e.expiresAt.getTime());
+    }
     const events: PoolEvents = {
       onOutcomes: (outs) => this.#onOutcomes(outs),
       onPublish: (message, target) => this.#app.publish(message, target),
@@ -285,6 +318,10 @@ export class Worker {
         config: this.#app.config,
       }, events);
     await this.#pool.start();
+    if (this.#options.remoteControl ?? true) {
+      await new RemoteControl(this.#broker, this.#controlTarget()).start(this.#control.signal);
+    }
+    this.#startLeases();
     log.info("{hostname} ready: {n} slot(s), queues {queues}, tasks {tasks}", {
       hostname: this.hostname,
       n: this.#pool.capacity,
@@ -389,13 +426,18 @@ export class Worker {
         );
         continue;
       }
+      if (this.#isRevoked(req.id)) {
+        stores.push(this.#revokedEntry(req, "revoked"));
+        acks.push(d);
+        continue;
+      }
       if (req.expires && req.expires.getTime() <= now) {
         stores.push(this.#expired(req));
         acks.push(d);
         continue;
       }
       if (req.eta && req.eta.getTime() > now) {
-        this.#hold(d, req, task);
+        this.#hold({ delivery: d, req, task });
         continue;
       }
       if (this.#logInfo) log.info("Task {name}[{id}] received", { name: req.task, id: req.id });
@@ -432,31 +474,159 @@ export class Worker {
     return { taskId: req.id, status: "REVOKED", meta };
   }
 
-  #hold(d: Delivery, req: TaskRequest, task: Task<never, unknown>): void {
-    const seq = ++this.#seq;
-    const delay = Math.min(req.eta!.getTime() - Date.now(), 2 ** 31 - 1);
-    log.info("Task {name}[{id}] received, ETA {eta}", {
-      name: req.task,
-      id: req.id,
-      eta: req.eta!.toISOString(),
+  #revokedEntry(req: TaskRequest, reason: "revoked" | "terminated"): StoreEntry {
+    this.stats.revoked++;
+    log.warn("Task {name}[{id}] {reason}: not run", { name: req.task, id: req.id, reason });
+    const meta = encodeResultMeta({
+      taskId: req.id,
+      status: "REVOKED",
+      result: exc("TaskRevokedError", "celery.exceptions", [reason]),
+      dateDone: new Date(),
+      groupId: req.group,
+      parentId: req.parentId,
     });
-    const timer = setTimeout(() => {
-      this.#held.delete(seq);
-      this.#receiveDue(d, req, task);
-    }, delay);
-    this.#held.set(seq, { delivery: d, req, task, timer });
+    return { taskId: req.id, status: "REVOKED", meta };
   }
 
-  #receiveDue(d: Delivery, req: TaskRequest, task: Task<never, unknown>): void {
+  #isRevoked(id: string): boolean {
+    const until = this.#revoked.get(id);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.#revoked.delete(id);
+    return false;
+  }
+
+  /**
+   * Hold an ETA task, unacknowledged, until it is due. Where the broker has
+   * leases they are renewed while it waits; where it has none (AMQP) it is
+   * held at most `etaHoldLimit` and then published again.
+   */
+  #hold(h: Held): void {
+    const eta = h.req.eta!.getTime();
+    const limit = this.#broker.visibilityTimeout === null
+      ? Date.now() + (this.#options.etaHoldLimit ?? 600) * 1000
+      : Infinity;
+    if (this.#logInfo) {
+      log.info("Task {name}[{id}] received, ETA {eta}", {
+        name: h.req.task,
+        id: h.req.id,
+        eta: h.req.eta!.toISOString(),
+      });
+    }
+    h.handle = this.#held.add(Math.min(eta, limit), h);
+    this.#heldById.set(h.req.id, h);
+  }
+
+  #heldDue(h: Held): void {
+    this.#heldById.delete(h.req.id);
+    const { delivery: d, req, task } = h;
     const stores: StoreEntry[] = [];
     const acks: Delivery[] = [];
-    if (req.expires && req.expires.getTime() <= Date.now()) {
+    const publishes: Outgoing[] = [];
+    if (this.#isRevoked(req.id)) {
+      stores.push(this.#revokedEntry(req, "revoked"));
+      acks.push(d);
+    } else if (req.expires && req.expires.getTime() <= Date.now()) {
       stores.push(this.#expired(req));
+      acks.push(d);
+    } else if (req.eta && req.eta.getTime() > Date.now()) {
+      log.debug("Task {name}[{id}] held for long: publishing it again until its ETA", {
+        name: req.task,
+        id: req.id,
+      });
+      publishes.push({
+        taskId: req.id,
+        message: d,
+        target: { exchange: d.exchange, routingKey: d.routingKey },
+      });
       acks.push(d);
     } else {
       this.#pool.run([this.#prepare(d, req, task, stores, acks)]);
     }
-    this.#track(this.#settle(stores, [], acks, []));
+    this.#track(this.#settle(stores, [], acks, publishes));
+  }
+
+  /** Renew the leases of every unacknowledged delivery this worker holds. */
+  #startLeases(): void {
+    const visibility = this.#broker.visibilityTimeout;
+    if (visibility === null) return;
+    const every = Math.min(60_000, Math.max(200, visibility / 4));
+    this.#leaseTimer = setInterval(() => {
+      const mine = this.#held.items().map((h) => h.delivery);
+      for (const r of this.#running.values()) if (!r.acked) mine.push(r.delivery);
+      if (mine.length === 0) return;
+      this.#broker.extend(mine).catch((err) =>
+        log.warn("Cannot renew {n} lease(s): {error}", {
+          n: mine.length,
+          error: (err as Error).message,
+        })
+      );
+    }, every);
+  }
+
+  #controlTarget(): ControlTarget {
+    return {
+      hostname: this.hostname,
+      revoke: (ids, terminate) => this.revoke(ids, { terminate }),
+      revoked: () => [...this.#revoked.keys()].filter((id) => this.#isRevoked(id)),
+      registered: () =>
+        [...this.#app.tasks.values()].filter((t) => t.handler).map((t) => t.name).sort(),
+      shutdown: () => void this.stop(),
+    };
+  }
+
+  /**
+   * Revoke tasks: they are skipped when they arrive (or, if held for an
+   * ETA, at once); with `terminate`, running ones are stopped and stored as
+   * REVOKED "terminated". Remote `revoke` commands call this.
+   *
+   * @example
+   * ```ts ignore
+   * worker.revoke([taskId], { terminate: true });
+   * ```
+   *
+   * @param ids task ids
+   * @param options `terminate`: also stop running ones
+   * @returns the ids that were running and are being terminated
+   */
+  revoke(ids: readonly string[], options: { terminate?: boolean } = {}): string[] {
+    const until = Date.now() + REVOKE_TTL_MS;
+    for (const id of ids) {
+      this.#revoked.delete(id);
+      this.#revoked.set(id, until);
+    }
+    while (this.#revoked.size > REVOKES_MAX) {
+      this.#revoked.delete(this.#revoked.keys().next().value!);
+    }
+    this.#broker?.addRevoked(ids.map((id) => ({ id, expiresAt: new Date(until) }))).catch((err) =>
+      log.warn("Cannot remember revoked ids in the broker: {error}", {
+        error: (err as Error).message,
+      })
+    );
+    const stores: StoreEntry[] = [];
+    const acks: Delivery[] = [];
+    for (const id of ids) {
+      const h = this.#heldById.get(id);
+      if (h && this.#held.cancel(h.handle!)) {
+        this.#heldById.delete(id);
+        stores.push(this.#revokedEntry(h.req, "revoked"));
+        acks.push(h.delivery);
+      }
+    }
+    if (stores.length) this.#track(this.#settle(stores, [], acks, []));
+    if (!options.terminate) return [];
+    const wanted = new Set(ids);
+    const seqs: number[] = [];
+    const killed: string[] = [];
+    for (const [seq, r] of this.#running) {
+      if (wanted.has(r.req.id) && !this.#terminated.has(seq)) {
+        seqs.push(seq);
+        killed.push(r.req.id);
+        this.#terminated.add(seq);
+      }
+    }
+    if (seqs.length) this.#pool.abort(seqs);
+    return killed;
   }
 
   #prepare(
@@ -520,6 +690,11 @@ export class Worker {
       if (!r) continue;
       this.#running.delete(o.seq);
       const { req, delivery } = r;
+      if (this.#terminated.delete(o.seq)) {
+        stores.push(this.#revokedEntry(req, "terminated"));
+        if (!r.acked) acks.push(delivery);
+        continue;
+      }
       if (o.refused) {
         log.error("Parked task {name}[{id}]: {reason}", {
           name: req.task,
@@ -608,6 +783,11 @@ export class Worker {
       const r = this.#running.get(seq);
       if (!r) continue;
       this.#running.delete(seq);
+      if (this.#terminated.delete(seq)) {
+        stores.push(this.#revokedEntry(r.req, "terminated"));
+        if (!r.acked) acks.push(r.delivery);
+        continue;
+      }
       const task = this.#app.tasks.get(r.req.task);
       if (
         !r.acked &&
@@ -643,7 +823,11 @@ export class Worker {
     const stores: StoreEntry[] = [];
     const acks: Delivery[] = [];
     const r = this.#running.get(seq);
-    if (r) {
+    if (r && this.#terminated.delete(seq)) {
+      this.#running.delete(seq);
+      stores.push(this.#revokedEntry(r.req, "terminated"));
+      if (!r.acked) acks.push(r.delivery);
+    } else if (r) {
       this.#running.delete(seq);
       this.stats.failed++;
       const err = new TimeLimitExceeded({ seconds, task: r.req.task, id: r.req.id });
@@ -661,7 +845,12 @@ export class Worker {
       const a = this.#running.get(s);
       if (!a) continue;
       this.#running.delete(s);
-      back.push(a);
+      if (this.#terminated.delete(s)) {
+        stores.push(this.#revokedEntry(a.req, "terminated"));
+        if (!a.acked) acks.push(a.delivery);
+      } else {
+        back.push(a);
+      }
     }
     this.#track(this.#settle(stores, [], acks, []).then(() => this.#putBack(back)));
     this.#wake?.();
@@ -715,6 +904,7 @@ export class Worker {
       n: this.#running.size,
     });
     this.#takeAbort.abort();
+    this.#control.abort();
     this.#wake?.();
     await this.#loop;
     await this.#requeueHeld();
@@ -722,6 +912,7 @@ export class Worker {
     // A cold shutdown that started meanwhile finishes the job (and resolves `finished`).
     if (this.#cold) return await this.#finished.promise;
     await this.#drainSettling();
+    clearInterval(this.#leaseTimer);
     await this.#pool.close();
     this.#finished.resolve();
   }
@@ -741,6 +932,7 @@ export class Worker {
     this.#cold = true;
     this.#stopping = true;
     this.#takeAbort.abort();
+    this.#control.abort();
     const seqs = [...this.#running.keys()];
     const running = [...this.#running.values()];
     this.#running.clear();
@@ -761,13 +953,13 @@ export class Worker {
       });
     }
     await this.#drainSettling();
+    clearInterval(this.#leaseTimer);
     this.#finished.resolve();
   }
 
   async #requeueHeld(): Promise<void> {
-    const held = [...this.#held.values()];
-    this.#held.clear();
-    for (const h of held) clearTimeout(h.timer);
+    const held = this.#held.clear();
+    this.#heldById.clear();
     if (held.length) await this.#broker.requeue(held.map((h) => h.delivery));
   }
 

@@ -44,3 +44,15 @@ export const spawn = app.task("t.spawn", async (n: number) => {
 });
 export const positional = app.task("t.positional", (a: number) => a);
 export const env = app.task("t.env", (name: string) => Deno.env.get(name) ?? null);
+export const waitAbortable = app.task(
+  "t.wait",
+  { bind: true },
+  (ctx, ms: number) =>
+    new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve("finished"), ms);
+      ctx.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve("stopped");
+      });
+    }),
+);

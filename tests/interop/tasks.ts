@@ -41,3 +41,28 @@ export const record = app.task(
     return `ts:${n}`;
   },
 );
+export const sleep = app.task(
+  "tasks.sleep",
+  { bind: true },
+  (ctx, seconds: number) =>
+    new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve("slept"), seconds * 1000);
+      ctx.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve("stopped");
+      });
+    }),
+);
+
+async function mark(n: number, key: string, ms: number): Promise<number> {
+  redis ??= new Redis(Deno.env.get("INTEROP_MARKER_REDIS") ?? "redis://127.0.0.1:6379/0");
+  await redis.rpush(`${key}:started`, String(n));
+  await new Promise((r) => setTimeout(r, ms));
+  await redis.rpush(key, String(n));
+  return n;
+}
+
+/** Records its start and its end in Redis lists (early acknowledgement). */
+export const markEarly = app.task("tasks.mark", mark);
+/** Records its start and its end in Redis lists (late acknowledgement). */
+export const markLate = app.task("tasks.mark_late", { acksLate: true }, mark);

@@ -1,0 +1,98 @@
+// deno-lint-ignore-file no-console
+/**
+ * Operator sub-commands of the command line: parked messages and purge.
+ *
+ * @module
+ */
+
+import type { Celery } from "../client/app.ts";
+
+/**
+ * List (or requeue) parked messages; resolves with the exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { parked } from "./admin.ts";
+ * Deno.exitCode = await parked(app, { requeue: false, limit: 20 });
+ * ```
+ *
+ * @param app the app whose broker holds the parked messages
+ * @param options `requeue` moves them back to their queues; `limit` caps how many
+ * @returns the exit code
+ */
+export async function parked(
+  app: Celery,
+  options: { requeue: boolean; limit?: number },
+): Promise<number> {
+  const broker = await app.broker();
+  if (options.requeue) {
+    console.log(
+      `Requeued ${await broker.requeueParked({ limit: options.limit })} parked message(s)`,
+    );
+    return 0;
+  }
+  const list = await broker.listParked({ limit: options.limit });
+  for (const p of list) {
+    const task = `${p.taskName ?? "-"}[${p.taskId ?? "-"}]`;
+    console.log(`${p.parkedAt.toISOString()}  ${p.queue}  ${task}  ${p.reason}`);
+  }
+  console.log(`${list.length} parked message(s)`);
+  return 0;
+}
+
+/** Ask a question and read one line of standard input (a terminal or a pipe). */
+async function ask(question: string): Promise<string> {
+  await Deno.stdout.write(new TextEncoder().encode(question));
+  const decoder = new TextDecoder();
+  let line = "";
+  const reader = Deno.stdin.readable.getReader();
+  try {
+    while (!line.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      line += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  return line.split("\n")[0];
+}
+
+/**
+ * Delete every waiting message of the queues, after asking on the terminal
+ * unless `force` (Celery's `celery purge [-f]`); resolves with the exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { purge } from "./admin.ts";
+ * Deno.exitCode = await purge(app, { queues: ["celery"], force: true });
+ * ```
+ *
+ * @param app the app whose broker holds the queues
+ * @param options the queues, and `force` to skip the question
+ * @returns the exit code: 0, or 1 when the operator said no
+ */
+export async function purge(
+  app: Celery,
+  options: { queues: readonly string[]; force: boolean },
+): Promise<number> {
+  const names = options.queues.join(", ");
+  if (!options.force) {
+    console.log(
+      `WARNING: This will remove all tasks from queue${options.queues.length > 1 ? "s" : ""}: ` +
+        `${names}.\n         There is no undo for this operation! (use -f to skip this question)`,
+    );
+    const answer = await ask("Are you sure you want to delete all tasks (yes/NO)? ");
+    if (answer.trim().toLowerCase() !== "yes") {
+      console.log("Purge cancelled: nothing deleted");
+      return 1;
+    }
+  }
+  let total = 0;
+  for (const q of options.queues) total += await app.purge(q);
+  console.log(
+    `Purged ${total} message${total === 1 ? "" : "s"} from ${options.queues.length} ` +
+      `queue${options.queues.length === 1 ? "" : "s"} (${names}).`,
+  );
+  return 0;
+}

@@ -1,0 +1,111 @@
+/**
+ * Remote control from the client side (Celery's `app.control`): revoke
+ * tasks on every worker, Celeriac or Python.
+ *
+ * @module
+ */
+
+import type { Broker } from "../broker/port.ts";
+import { type ControlRequest, encodeControlRequest, PIDBOX_EXCHANGE } from "../protocol/control.ts";
+
+/** How long revoked ids are remembered (Celery's `REVOKES_MAX_AGE`, 3 hours). */
+const REVOKE_TTL_MS = 10_800_000;
+
+/**
+ * Options of {@link Control.revoke}.
+ *
+ * @example Stopping a running task
+ * ```ts
+ * import type { RevokeOptions } from "@celeriac/celeriac";
+ * const options: RevokeOptions = { terminate: true, signal: "SIGKILL" };
+ * ```
+ */
+export interface RevokeOptions {
+  /** Also stop the task if it is running. Default false. */
+  terminate?: boolean;
+  /**
+   * The signal a Python prefork worker sends to the process running it
+   * (Celeriac workers end the task's Web Worker). Default `SIGTERM`.
+   */
+  signal?: string;
+  /** Node names to address; default every worker. */
+  destination?: string[];
+}
+
+/**
+ * Sends remote-control commands on the `celery.pidbox` fanout.
+ *
+ * @example Revoking a task
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const result = await app.sendTask("reports.build", [2024], { countdown: 3600 });
+ * await app.control.revoke(result.id); // skipped by every worker
+ * await app.close();
+ * ```
+ */
+export class Control {
+  readonly #broker: () => Promise<Broker>;
+  #clock = 0;
+
+  /**
+   * Use `app.control`.
+   *
+   * @param broker opens the app's broker
+   */
+  constructor(broker: () => Promise<Broker>) {
+    this.#broker = broker;
+  }
+
+  /**
+   * Broadcast a command without waiting for replies (a Celery "cast").
+   *
+   * @example
+   * ```ts ignore
+   * await app.control.broadcast("shutdown", {}, { destination: ["celeriac@old-host"] });
+   * ```
+   *
+   * @param method command name
+   * @param args command arguments
+   * @param options `destination`: node names; default every worker
+   */
+  async broadcast(
+    method: string,
+    args: Record<string, unknown> = {},
+    options: { destination?: string[] } = {},
+  ): Promise<void> {
+    const req: ControlRequest = {
+      method,
+      arguments: args,
+      destination: options.destination ?? null,
+    };
+    const message = encodeControlRequest(req, { clock: ++this.#clock, expires: 0 });
+    await (await this.#broker()).broadcast(PIDBOX_EXCHANGE, message);
+  }
+
+  /**
+   * Revoke tasks: workers skip them when they arrive, and with `terminate`
+   * stop them if running; the state becomes REVOKED. The ids are broadcast
+   * as Celery does (Python workers obey too) and remembered in the broker
+   * for 3 hours, so Celeriac workers that start later skip them as well.
+   *
+   * @example
+   * ```ts ignore
+   * await app.control.revoke([id1, id2], { terminate: true });
+   * ```
+   *
+   * @param ids one task id or several
+   * @param options terminate, signal, destination
+   */
+  async revoke(ids: string | readonly string[], options: RevokeOptions = {}): Promise<void> {
+    const list = typeof ids === "string" ? [ids] : [...ids];
+    if (list.length === 0) return;
+    const expiresAt = new Date(Date.now() + REVOKE_TTL_MS);
+    await (await this.#broker()).addRevoked(list.map((id) => ({ id, expiresAt })));
+    await this.broadcast("revoke", {
+      task_id: typeof ids === "string" ? ids : list,
+      terminate: options.terminate ?? false,
+      signal: options.signal ?? "SIGTERM",
+    }, { destination: options.destination });
+  }
+}

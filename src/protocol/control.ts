@@ -1,0 +1,244 @@
+/**
+ * Remote-control (pidbox) messages as Celery 5.2 sends them: requests
+ * broadcast on the `celery.pidbox` fanout exchange, replies published to
+ * the `reply.celery.pidbox` direct exchange under the requester's key.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import type { Message } from "./message.ts";
+
+/**
+ * The fanout exchange remote-control requests are broadcast on.
+ *
+ * @example
+ * ```ts
+ * import { PIDBOX_EXCHANGE } from "@celeriac/celeriac";
+ * const queue = `celeriac@host.${PIDBOX_EXCHANGE}`; // a worker's own pidbox queue
+ * ```
+ */
+export const PIDBOX_EXCHANGE = "celery.pidbox";
+/**
+ * The direct exchange remote-control replies are published to.
+ *
+ * @example
+ * ```ts
+ * import { PIDBOX_REPLY_EXCHANGE } from "@celeriac/celeriac";
+ * PIDBOX_REPLY_EXCHANGE; // "reply.celery.pidbox"
+ * ```
+ */
+export const PIDBOX_REPLY_EXCHANGE = "reply.celery.pidbox";
+
+/**
+ * A remote-control request.
+ *
+ * @example Asking every worker to revoke a task
+ * ```ts
+ * import type { ControlRequest } from "@celeriac/celeriac";
+ * const req: ControlRequest = {
+ *   method: "revoke",
+ *   arguments: { task_id: "5c0e4e3a-7c8e-4b8e-9d0e-1f2a3b4c5d6e", terminate: false, signal: "SIGTERM" },
+ *   destination: null, // every worker
+ * };
+ * ```
+ */
+export interface ControlRequest {
+  /** Command name, e.g. `revoke`, `ping`. */
+  method: string;
+  /** Command arguments. */
+  arguments: Record<string, unknown>;
+  /** Node names addressed, or `null` for all. */
+  destination: string[] | null;
+  /** Node-name pattern, used when `destination` is null. */
+  pattern?: string | null;
+  /** How `pattern` matches: `glob` or `pcre`. */
+  matcher?: "glob" | "pcre" | null;
+  /** Present when replies are wanted: the request's ticket. */
+  ticket?: string;
+  /** Present when replies are wanted: where they go. */
+  replyTo?: { exchange: string; routingKey: string };
+}
+
+function textOf(message: Message): string {
+  return new TextDecoder().decode(message.body);
+}
+
+/**
+ * Encode a request as Celery's `Mailbox` publishes it (JSON body, `clock`
+ * and `expires` headers, persistent delivery).
+ *
+ * @example
+ * ```ts
+ * import { encodeControlRequest } from "@celeriac/celeriac";
+ * const message = encodeControlRequest(
+ *   { method: "ping", arguments: {}, destination: null },
+ *   { clock: 1, expires: Date.now() / 1000 + 1 },
+ * );
+ * message.headers; // { clock: 1, expires: … }
+ * ```
+ *
+ * @param req the request
+ * @param options the sender's Lamport clock and the expiry (unix seconds, 0 = none)
+ * @returns the message to broadcast on {@link PIDBOX_EXCHANGE}
+ */
+export function encodeControlRequest(
+  req: ControlRequest,
+  options: { clock: number; expires: number },
+): Message {
+  const body: Record<string, unknown> = {
+    method: req.method,
+    arguments: req.arguments,
+    destination: req.destination,
+    pattern: req.pattern ?? null,
+    matcher: req.matcher ?? null,
+  };
+  if (req.ticket !== undefined && req.replyTo) {
+    body.ticket = req.ticket;
+    body.reply_to = { exchange: req.replyTo.exchange, routing_key: req.replyTo.routingKey };
+  }
+  return {
+    body: new TextEncoder().encode(pyJsonDumps(body)),
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: { clock: options.clock, expires: options.expires },
+    properties: { delivery_mode: 2, priority: 0 },
+  };
+}
+
+/**
+ * Decode a broadcast request.
+ *
+ * @example
+ * ```ts
+ * import { decodeControlRequest, encodeControlRequest } from "@celeriac/celeriac";
+ * const m = encodeControlRequest({ method: "ping", arguments: {}, destination: null }, { clock: 1, expires: 0 });
+ * decodeControlRequest(m).method; // "ping"
+ * ```
+ *
+ * @param message the message received on {@link PIDBOX_EXCHANGE}
+ * @returns the request
+ * @throws {ProtocolError} when it is not a JSON pidbox request
+ */
+export function decodeControlRequest(message: Message): ControlRequest {
+  if (message.contentType !== "application/json") {
+    throw new ProtocolError(
+      `A remote-control request must be JSON, got "${message.contentType}"`,
+    );
+  }
+  let body: Record<string, unknown>;
+  try {
+    body = pyJsonLoads(textOf(message)) as Record<string, unknown>;
+  } catch (err) {
+    throw new ProtocolError(`A remote-control request is not valid JSON: ${err}`, { cause: err });
+  }
+  if (body === null || typeof body !== "object" || typeof body.method !== "string") {
+    throw new ProtocolError("A remote-control request needs a string `method`");
+  }
+  const args = body.arguments;
+  const dest = body.destination;
+  const reply = body.reply_to as Record<string, unknown> | undefined;
+  const matcher = body.matcher === "glob" || body.matcher === "pcre" ? body.matcher : null;
+  return {
+    method: body.method,
+    arguments: args !== null && typeof args === "object" ? args as Record<string, unknown> : {},
+    destination: Array.isArray(dest) ? dest.map(String) : typeof dest === "string" ? [dest] : null,
+    pattern: typeof body.pattern === "string" ? body.pattern : null,
+    matcher,
+    ...(typeof body.ticket === "string" && reply && typeof reply === "object"
+      ? {
+        ticket: body.ticket,
+        replyTo: {
+          exchange: String(reply.exchange ?? PIDBOX_REPLY_EXCHANGE),
+          routingKey: String(reply.routing_key ?? ""),
+        },
+      }
+      : {}),
+  };
+}
+
+function globToRegExp(glob: string): RegExp {
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll(
+    "?",
+    ".",
+  );
+  return new RegExp(`^${body}$`);
+}
+
+/**
+ * Whether a request is addressed to a node: by `destination`, else by
+ * `pattern` (glob or regular expression), else to every node.
+ *
+ * @example
+ * ```ts
+ * import { addressedTo } from "@celeriac/celeriac";
+ * addressedTo({ method: "ping", arguments: {}, destination: ["a@h"] }, "b@h"); // false
+ * addressedTo({ method: "ping", arguments: {}, destination: null, pattern: "celeriac@*", matcher: "glob" }, "celeriac@h"); // true
+ * ```
+ *
+ * @param req the request
+ * @param nodename the node's name, e.g. `celeriac@host`
+ * @returns whether the node should act on it
+ */
+export function addressedTo(req: ControlRequest, nodename: string): boolean {
+  if (req.destination) return req.destination.includes(nodename);
+  if (!req.pattern) return true;
+  try {
+    const re = req.matcher === "pcre" ? new RegExp(req.pattern) : globToRegExp(req.pattern);
+    return re.test(nodename);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Encode a worker's reply: body `{nodename: reply}`, headers `ticket` and
+ * `clock`, transient delivery.
+ *
+ * @example
+ * ```ts
+ * import { encodeControlReply } from "@celeriac/celeriac";
+ * const m = encodeControlReply("celeriac@host", { ok: "pong" }, { ticket: "t-1", clock: 3 });
+ * new TextDecoder().decode(m.body); // '{"celeriac@host": {"ok": "pong"}}'
+ * ```
+ *
+ * @param nodename the replying node
+ * @param reply the command's reply
+ * @param options the request's ticket and the worker's clock
+ * @returns the message to publish to the request's `replyTo`
+ */
+export function encodeControlReply(
+  nodename: string,
+  reply: unknown,
+  options: { ticket: string; clock: number },
+): Message {
+  return {
+    body: new TextEncoder().encode(pyJsonDumps({ [nodename]: reply })),
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: { ticket: options.ticket, clock: options.clock },
+    properties: { delivery_mode: 1, priority: 0 },
+  };
+}
+
+/**
+ * The task ids of a `revoke` request's `task_id` argument (one id or a list).
+ *
+ * @example
+ * ```ts
+ * import { revokedIds } from "@celeriac/celeriac";
+ * revokedIds({ task_id: ["a", "b"] }); // ["a", "b"]
+ * revokedIds({ task_id: "a" }); // ["a"]
+ * ```
+ *
+ * @param args the request's arguments
+ * @returns the ids
+ * @throws {ProtocolError} when `task_id` is missing
+ */
+export function revokedIds(args: Record<string, unknown>): string[] {
+  const ids = args.task_id;
+  if (typeof ids === "string") return [ids];
+  if (Array.isArray(ids) && ids.every((i) => typeof i === "string")) return ids;
+  throw new ProtocolError("A revoke request needs `task_id`: a task id or a list of them");
+}

@@ -1,0 +1,183 @@
+/**
+ * The worker's side of remote control: listen on the `celery.pidbox`
+ * fanout, run the commands addressed to this node and reply as a Celery
+ * 5.2 worker does, so `celery control` / `celery inspect` and Celeriac's
+ * `app.control` reach Celeriac workers.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Broker } from "../broker/port.ts";
+import {
+  addressedTo,
+  type ControlRequest,
+  decodeControlRequest,
+  encodeControlReply,
+  PIDBOX_EXCHANGE,
+  revokedIds,
+} from "../protocol/control.ts";
+import type { Message } from "../protocol/message.ts";
+
+const log = getLogger(["celeriac", "worker", "control"]);
+
+/**
+ * What remote-control commands act on: the worker.
+ *
+ * @example A target for tests
+ * ```ts
+ * import type { ControlTarget } from "@celeriac/celeriac/worker";
+ * const revoked = new Set<string>();
+ * const target: ControlTarget = {
+ *   hostname: "celeriac@test",
+ *   revoke: (ids) => { ids.forEach((id) => revoked.add(id)); return []; },
+ *   revoked: () => [...revoked],
+ *   registered: () => ["tasks.add"],
+ *   shutdown: () => {},
+ * };
+ * ```
+ */
+export interface ControlTarget {
+  /** The node name commands are addressed to. */
+  readonly hostname: string;
+  /**
+   * Revoke task ids; with `terminate`, also stop them if running.
+   * Returns the ids that were running and are being terminated.
+   */
+  revoke(ids: string[], terminate: boolean): string[];
+  /** The ids in the revoked set. */
+  revoked(): string[];
+  /** Registered task names, each optionally followed by ` [rate_limit=…]`. */
+  registered(): string[];
+  /** Begin a warm shutdown. */
+  shutdown(): void;
+}
+
+/** No reply is sent for this command (Celery's casts: `shutdown`, `heartbeat`). */
+const NO_REPLY = Symbol("no reply");
+
+/**
+ * Runs one request against a target; returns the reply body for this node.
+ *
+ * @example
+ * ```ts
+ * import { type ControlTarget, handleControl } from "@celeriac/celeriac/worker";
+ * declare const target: ControlTarget;
+ * handleControl({ method: "ping", arguments: {}, destination: null }, target); // { ok: "pong" }
+ * ```
+ *
+ * @param req the request
+ * @param target the worker
+ * @returns the reply (`undefined` for commands that send none)
+ */
+export function handleControl(req: ControlRequest, target: ControlTarget): unknown {
+  const out = run(req, target);
+  return out === NO_REPLY ? undefined : out;
+}
+
+function run(req: ControlRequest, target: ControlTarget): unknown {
+  const args = req.arguments;
+  switch (req.method) {
+    case "ping":
+      return { ok: "pong" };
+    case "revoke":
+    case "terminate": {
+      const ids = revokedIds(args);
+      const terminate = req.method === "terminate" || args.terminate === true;
+      const killed = target.revoke(ids, terminate);
+      if (terminate) {
+        return {
+          ok: killed.length ? `terminate: ${killed.join(", ")}` : "terminate: tasks unknown",
+        };
+      }
+      return { ok: `tasks ${ids.join(", ")} flagged as revoked` };
+    }
+    case "revoked":
+      return target.revoked();
+    case "registered":
+      return target.registered();
+    case "shutdown":
+      target.shutdown();
+      return NO_REPLY;
+    case "heartbeat":
+      return NO_REPLY;
+    default:
+      return { error: `KeyError('${req.method}')` };
+  }
+}
+
+/**
+ * A worker's pidbox: subscribes to `celery.pidbox` under the queue
+ * `<hostname>.celery.pidbox` and answers requests that ask for replies.
+ *
+ * @example
+ * ```ts ignore
+ * const pidbox = new RemoteControl(broker, target);
+ * await pidbox.start(signal);
+ * ```
+ */
+export class RemoteControl {
+  readonly #broker: Broker;
+  readonly #target: ControlTarget;
+  #clock = 0;
+
+  /**
+   * Configure the pidbox; nothing is received before {@link RemoteControl.start}.
+   *
+   * @param broker where requests arrive and replies go
+   * @param target the worker commands act on
+   */
+  constructor(broker: Broker, target: ControlTarget) {
+    this.#broker = broker;
+    this.#target = target;
+  }
+
+  /**
+   * Listen until `signal` aborts; resolves once subscribed.
+   *
+   * @param signal stops listening
+   */
+  async start(signal: AbortSignal): Promise<void> {
+    await this.#broker.subscribe(PIDBOX_EXCHANGE, (m) => this.#onMessage(m), {
+      signal,
+      queue: `${this.#target.hostname}.${PIDBOX_EXCHANGE}`,
+    });
+  }
+
+  #onMessage(message: Message): void {
+    let req: ControlRequest;
+    try {
+      req = decodeControlRequest(message);
+    } catch (err) {
+      log.error("Ignored a malformed remote-control request: {error}", {
+        error: (err as Error).message,
+      });
+      return;
+    }
+    const clock = Number(message.headers.clock);
+    if (Number.isFinite(clock)) this.#clock = Math.max(this.#clock, clock);
+    this.#clock++;
+    if (!addressedTo(req, this.#target.hostname)) return;
+    let reply: unknown;
+    try {
+      reply = run(req, this.#target);
+    } catch (err) {
+      reply = { error: `${(err as Error).name}('${(err as Error).message}')` };
+    }
+    log.info("Remote control: {method} {args}", {
+      method: req.method,
+      args: JSON.stringify(req.arguments),
+    });
+    if (reply === NO_REPLY || req.ticket === undefined || !req.replyTo) return;
+    const out = encodeControlReply(this.#target.hostname, reply, {
+      ticket: req.ticket,
+      clock: ++this.#clock,
+    });
+    this.#broker.publish(out, req.replyTo).catch((err) =>
+      log.error("Cannot reply to {method}: {error}", {
+        method: req.method,
+        error: (err as Error).message,
+      })
+    );
+  }
+}

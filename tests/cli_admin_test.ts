@@ -1,0 +1,69 @@
+/**
+ * Operator commands of the command line against a KV file broker shared
+ * with the test: `purge` asks before deleting unless `-f`; `parked` lists.
+ */
+
+import assert from "node:assert/strict";
+import { Celery } from "../mod.ts";
+
+const ROOT = new URL("../", import.meta.url);
+
+async function cli(args: string[], stdin = ""): Promise<{ code: number; out: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", new URL("deno.json", ROOT).pathname, "worker.ts", ...args],
+    cwd: ROOT.pathname,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(stdin));
+  await writer.close();
+  const res = await child.output();
+  const dec = new TextDecoder();
+  return { code: res.code, out: dec.decode(res.stdout) + dec.decode(res.stderr) };
+}
+
+async function withBroker(fn: (url: string, app: Celery) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-cli-" });
+  const url = `kv://${dir}/broker.sqlite`;
+  const app = new Celery({ broker: url, backend: null });
+  try {
+    await fn(url, app);
+  } finally {
+    await app.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const APP = ["--app", "./tests/apps/worker_app.ts"];
+
+Deno.test("cli purge: asks first, and deletes nothing unless the answer is yes", async () => {
+  await withBroker(async (url, app) => {
+    for (let i = 0; i < 3; i++) await app.sendTask("t.add", [i, i], { queue: "a" });
+    await app.sendTask("t.add", [9, 9], { queue: "b" });
+    const no = await cli(["purge", ...APP, "-b", url, "-Q", "a,b"], "no\n");
+    assert.equal(no.code, 1);
+    assert.match(no.out, /remove all tasks from queues: a, b/);
+    assert.match(no.out, /Purge cancelled/);
+    assert.equal(await app.queueDepth("a"), 3);
+    const yes = await cli(["purge", ...APP, "-b", url, "-Q", "a,b"], "yes\n");
+    assert.equal(yes.code, 0, yes.out);
+    assert.match(yes.out, /Purged 4 messages from 2 queues \(a, b\)/);
+    assert.equal(await app.queueDepth("a"), 0);
+    assert.equal(await app.queueDepth("b"), 0);
+  });
+});
+
+Deno.test("cli purge -f: deletes the default queue without asking", async () => {
+  await withBroker(async (url, app) => {
+    await app.sendTask("t.add", [1, 2]);
+    await app.sendTask("t.add", [1, 2], { queue: "other" });
+    const res = await cli(["purge", ...APP, "-b", url, "-f"]);
+    assert.equal(res.code, 0, res.out);
+    assert.doesNotMatch(res.out, /Are you sure/);
+    assert.match(res.out, /Purged 1 message from 1 queue \(celery\)/);
+    assert.equal(await app.queueDepth(), 0);
+    assert.equal(await app.queueDepth("other"), 1, "other queues are left alone");
+  });
+});

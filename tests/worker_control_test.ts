@@ -1,0 +1,217 @@
+/**
+ * Revocation, remote control and leases on real transports (Redis and the
+ * embedded KV store): revoked tasks are skipped on arrival, when their ETA
+ * comes, and by workers that start later; terminate stops a running task;
+ * late-ack and held ETA deliveries keep their leases while the worker lives.
+ */
+
+import assert from "node:assert/strict";
+import { Celery, encodeControlRequest, PIDBOX_EXCHANGE } from "../mod.ts";
+import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
+import { app as tasksApp } from "./apps/worker_app.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+const APP_MODULE = new URL("./apps/worker_app.ts", import.meta.url).href;
+const redisPrefix = uniquePrefix("control");
+const kvDir = await Deno.makeTempDir({ prefix: "celeriac-control-test-" });
+const redisUrl = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(redisPrefix)}`;
+
+const transports = [
+  { name: "redis", broker: redisUrl, backend: redisUrl, short: `${redisUrl}&visibility_timeout=1` },
+  {
+    name: "kv",
+    broker: `kv://${kvDir}/broker.sqlite`,
+    backend: `kv://${kvDir}/broker.sqlite`,
+    short: `kv://${kvDir}/broker.sqlite?visibility_timeout=1`,
+  },
+];
+
+async function withWorker(
+  urls: { broker: string; backend: string },
+  options: Partial<WorkerOptions>,
+  fn: (client: Celery, worker: Worker, queue: string) => Promise<void>,
+  queue = `cq-${crypto.randomUUID().slice(0, 8)}`,
+): Promise<void> {
+  tasksApp.configure({ broker: urls.broker, backend: urls.backend, defaultQueue: queue });
+  const client = new Celery({ broker: urls.broker, backend: urls.backend, defaultQueue: queue });
+  const worker = new Worker({
+    app: tasksApp,
+    appModule: APP_MODULE,
+    queues: [queue],
+    concurrency: 1,
+    prefetch: 4,
+    hostname: `w-${queue}@%h`,
+    ...options,
+  });
+  await worker.start();
+  try {
+    await fn(client, worker, queue);
+  } finally {
+    await worker.stop();
+    await client.close();
+    await tasksApp.close();
+  }
+}
+
+async function revokedMeta(client: Celery, id: string): Promise<unknown> {
+  const err = await client.asyncResult(id).get({ timeout: 10_000 }).then(() => null, (e) => e);
+  assert.ok(err, "a revoked task must not succeed");
+  return {
+    state: await client.asyncResult(id).state(),
+    message: err.excMessage,
+    type: err.excType,
+  };
+}
+
+for (const t of transports) {
+  const test = (name: string, fn: () => Promise<void>) =>
+    Deno.test(
+      { name: `control on ${t.name}: ${name}`, ignore: t.name === "redis" && WITHOUT_REDIS },
+      fn,
+    );
+
+  test("a revoked ETA task is never run, and is REVOKED at once", async () => {
+    await withWorker(t, {}, async (client, worker) => {
+      const r = await client.sendTask<number>("t.add", [1, 2], { countdown: 60 });
+      while (worker.stats.received === 0) await new Promise((ok) => setTimeout(ok, 20));
+      await r.revoke();
+      assert.deepEqual(await revokedMeta(client, r.id), {
+        state: "REVOKED",
+        message: ["revoked"],
+        type: "TaskRevokedError",
+      });
+      assert.equal(worker.stats.revoked, 1);
+      assert.equal(worker.stats.succeeded, 0);
+    });
+  });
+
+  test("a task revoked before any worker runs is skipped by a worker that starts later", async () => {
+    const queue = `cq-${crypto.randomUUID().slice(0, 8)}`;
+    const client = new Celery({ broker: t.broker, backend: t.backend, defaultQueue: queue });
+    const r = await client.sendTask<number>("t.add", [1, 2]);
+    const kept = await client.sendTask<number>("t.add", [3, 4]);
+    await client.control.revoke(r.id);
+    await client.close();
+    await withWorker(t, {}, async (c, worker) => {
+      assert.equal(
+        await kept.id && await c.asyncResult<number>(kept.id).get({ timeout: 10_000 }),
+        7,
+      );
+      assert.deepEqual(await revokedMeta(c, r.id), {
+        state: "REVOKED",
+        message: ["revoked"],
+        type: "TaskRevokedError",
+      });
+      assert.equal(worker.stats.succeeded, 1);
+    }, queue);
+  });
+
+  test("terminate stops a running task: REVOKED terminated", async () => {
+    await withWorker(t, {}, async (client, worker) => {
+      const r = await client.sendTask<string>("t.wait", [30_000]);
+      while (worker.active === 0) await new Promise((ok) => setTimeout(ok, 20));
+      await client.control.revoke(r.id, { terminate: true });
+      assert.deepEqual(await revokedMeta(client, r.id), {
+        state: "REVOKED",
+        message: ["terminated"],
+        type: "TaskRevokedError",
+      });
+      assert.equal(worker.active, 0);
+    });
+  });
+
+  test("pidbox: ping and revoke get Celery's replies; other nodes' requests are ignored", async () => {
+    await withWorker(t, {}, async (client, worker) => {
+      const broker = await client.broker();
+      // Listen where replies go: Celery binds <oid>.reply.celery.pidbox to the reply exchange.
+      const oid = crypto.randomUUID();
+      const replyQueue = `${oid}.reply.celery.pidbox`;
+      if (t.name === "redis") {
+        const { rawRedis } = await import("./helpers/redis.ts");
+        const r = await rawRedis();
+        await r.sadd(
+          `${redisPrefix}_kombu.binding.reply.celery.pidbox`,
+          `${oid}\x06\x16\x06\x16${replyQueue}`,
+        );
+        await r.quit();
+      }
+      const ask = async (
+        method: string,
+        args: Record<string, unknown>,
+        destination: string[] | null,
+        wait = 5000,
+      ) => {
+        const ticket = crypto.randomUUID();
+        await broker.broadcast(
+          PIDBOX_EXCHANGE,
+          encodeControlRequest({
+            method,
+            arguments: args,
+            destination,
+            ticket,
+            replyTo: {
+              exchange: "reply.celery.pidbox",
+              routingKey: t.name === "redis" ? oid : replyQueue,
+            },
+          }, { clock: 1, expires: 0 }),
+        );
+        const got = await broker.take([replyQueue], { max: 1, signal: AbortSignal.timeout(wait) });
+        await broker.ack(got);
+        if (got.length === 0) return null;
+        assert.equal(got[0].headers.ticket, ticket);
+        return JSON.parse(new TextDecoder().decode(got[0].body));
+      };
+      assert.deepEqual(await ask("ping", {}, null), { [worker.hostname]: { ok: "pong" } });
+      assert.deepEqual(await ask("revoke", { task_id: ["a1", "a2"], terminate: false }, null), {
+        [worker.hostname]: { ok: "tasks a1, a2 flagged as revoked" },
+      });
+      const revoked = (await ask("revoked", {}, null))[worker.hostname];
+      assert.ok(revoked.includes("a1") && revoked.includes("a2"), `revoked: ${revoked}`);
+      assert.deepEqual(await ask("no_such_command", {}, null), {
+        [worker.hostname]: { error: "KeyError('no_such_command')" },
+      });
+      assert.equal(await ask("ping", {}, ["someone@else"], 1000), null);
+    });
+  });
+
+  test("a late-ack task running past the visibility timeout is not delivered again", async () => {
+    await withWorker({ broker: t.short, backend: t.backend }, {}, async (client, _w, queue) => {
+      const r = await client.sendTask<number>("t.slow_late", [2500]);
+      const rescuer = new Celery({ broker: t.short, backend: null });
+      try {
+        const stolen = await (await rescuer.broker()).take([queue], {
+          max: 1,
+          signal: AbortSignal.timeout(2000),
+        });
+        assert.deepEqual(stolen.map((d) => d.headers.id), [], "a live task was redelivered");
+        assert.equal(await r.get({ timeout: 10_000 }), 2500);
+      } finally {
+        await rescuer.close();
+      }
+    });
+  });
+
+  test("an ETA task held past the visibility timeout runs once", async () => {
+    await withWorker({ broker: t.short, backend: t.backend }, {}, async (client, worker, queue) => {
+      const r = await client.sendTask<number>("t.add", [20, 22], { countdown: 2.5 });
+      const rescuer = new Celery({ broker: t.short, backend: null });
+      try {
+        const stolen = await (await rescuer.broker()).take([queue], {
+          max: 1,
+          signal: AbortSignal.timeout(2000),
+        });
+        assert.deepEqual(stolen.map((d) => d.headers.id), [], "a held ETA task was redelivered");
+        assert.equal(await r.get({ timeout: 10_000 }), 42);
+        assert.equal(worker.stats.received, 1);
+      } finally {
+        await rescuer.close();
+      }
+    });
+  });
+}
+
+Deno.test({ name: "control: clean up", ignore: WITHOUT_REDIS }, async () => {
+  await deleteKeys(redisPrefix);
+  await Deno.remove(kvDir, { recursive: true });
+});
