@@ -48,6 +48,7 @@ export {
   permissionDenied,
   permissionsKey,
   planSandboxes,
+  type Revocation,
   type Sandbox,
   type SpawnPermissions,
   spawnPermissions,

@@ -132,31 +132,62 @@ Deno.test("sandboxes: --task-permissions forms, canonical keys and groups", () =
   ]);
 });
 
-Deno.test("sandboxes: module directories are granted for loading and revoked unless the sandbox grants them", () => {
+Deno.test("sandboxes: what a Web Worker loads the app with, and revokes before running tasks", () => {
   assert.deepEqual(spawnPermissions("inherit", ["/srv/app"], "/"), {
     permissions: "inherit",
-    revokeRead: [],
+    revoke: [],
   });
-  const none = spawnPermissions("none", ["/srv/app", "/opt/celeriac"], "/");
-  assert.deepEqual(none.revokeRead, ["/srv/app", "/opt/celeriac"]);
-  assert.deepEqual((none.permissions as Record<string, unknown>).read, [
-    "/srv/app",
-    "/opt/celeriac",
-  ]);
-  assert.equal((none.permissions as Record<string, unknown>).net, false);
-  assert.equal((none.permissions as Record<string, unknown>).import, "inherit");
-  const narrow = spawnPermissions({ read: ["data"], net: ["x:1"] }, ["/srv/app"], "/srv/app");
-  assert.deepEqual(narrow.permissions, {
-    read: ["data", "/srv/app"],
-    net: ["x:1"],
+  const none = spawnPermissions("none", ["/srv/app"], "/");
+  assert.deepEqual(none.permissions, {
+    read: "inherit",
+    write: "inherit",
+    net: "inherit",
+    env: "inherit",
+    sys: "inherit",
+    run: "inherit",
+    ffi: "inherit",
     import: "inherit",
-  });
-  assert.deepEqual(narrow.revokeRead, ["/srv/app"]);
-  assert.deepEqual(spawnPermissions({ read: [".."] }, ["/srv/app"], "/srv/app").revokeRead, []);
-  assert.deepEqual(spawnPermissions({ read: true }, ["/srv/app"], "/").revokeRead, []);
+  }, "denied kinds are inherited while the module loads");
+  assert.deepEqual(none.revoke.map((r) => r.name), [
+    "read",
+    "write",
+    "net",
+    "env",
+    "sys",
+    "run",
+    "ffi",
+  ]);
+  const narrow = spawnPermissions({ read: ["data"], net: ["x:1"] }, ["/srv/app"], "/srv/app");
+  assert.deepEqual((narrow.permissions as Record<string, unknown>).read, ["data", "/srv/app"]);
+  assert.deepEqual((narrow.permissions as Record<string, unknown>).net, ["x:1"]);
+  assert.deepEqual(narrow.revoke, [
+    { name: "write" },
+    { name: "env" },
+    { name: "sys" },
+    { name: "run" },
+    { name: "ffi" },
+    { name: "read", path: "/srv/app" },
+  ]);
+  const covered = spawnPermissions({ read: [".."], import: false }, ["/srv/app"], "/srv/app");
+  assert.equal(covered.revoke.some((r) => r.name === "read"), false);
+  assert.equal((covered.permissions as Record<string, unknown>).import, false);
   assert.deepEqual(
-    spawnPermissions({ read: ["/srv/application"] }, ["/srv/app"], "/").revokeRead,
-    ["/srv/app"],
+    spawnPermissions({
+      read: true,
+      env: true,
+      net: true,
+      sys: true,
+      run: true,
+      ffi: true,
+      write: true,
+    }, [
+      "/srv/app",
+    ], "/").revoke,
+    [],
+  );
+  assert.deepEqual(
+    spawnPermissions({ read: ["/srv/application"] }, ["/srv/app"], "/").revoke.at(-1),
+    { name: "read", path: "/srv/app" },
     "a sibling with a common prefix does not cover it",
   );
 });
@@ -422,9 +453,12 @@ for (const t of transports) {
         (await client.sendTask("p.env_denied", [])).get({ timeout: 10_000 }),
       );
       assert.match(String(env.excMessage[0]), /p\.env_denied\[.+\] is not allowed env access/);
-      const pure = await (await client.sendTask<{ n: number; wid: string }>("p.pure", [21]))
-        .get({ timeout: 10_000 });
+      const pure = await (await client.sendTask<{ n: number; wid: string; envAtLoad: boolean }>(
+        "p.pure",
+        [21],
+      )).get({ timeout: 10_000 });
       assert.equal(pure.n, 42, "the worker carries on");
+      assert.equal(pure.envAtLoad, true, "top-level code ran with the process's permissions");
       const plain = await (await client.sendTask<Wid>("p.wid", [])).get({ timeout: 10_000 });
       const wids = new Set([plain.wid, pure.wid]);
       assert.equal(wids.size, 2, "different sandboxes, different Web Workers");
@@ -477,6 +511,10 @@ Deno.test({
     "1",
     "--time-limit",
     "0.5",
+    "--task-permissions",
+    "none",
+    "--max-tasks-per-child",
+    "2",
   ]);
   try {
     const out = pyJsonLoads(

@@ -217,9 +217,10 @@ export class ThreadPool implements Pool {
 
   async start(): Promise<void> {
     const sandboxes = this.#options.sandboxes?.length ? this.#options.sandboxes : [DEFAULT_SANDBOX];
-    const dirs = sandboxes.some((s) => s.permissions !== "inherit")
-      ? moduleDirs(this.#options.module)
-      : [];
+    const lists = sandboxes.some((s) =>
+      typeof s.permissions === "object" && Array.isArray(s.permissions.read)
+    );
+    const dirs = lists ? moduleDirs(this.#options.module) : [];
     this.#groups = sandboxes.map((sandbox) => ({
       sandbox,
       spawn: spawnPermissions(sandbox.permissions, dirs, dirs.length ? Deno.cwd() : "/"),
@@ -302,7 +303,7 @@ export class ThreadPool implements Pool {
       exportName: this.#options.exportName,
       config: this.#options.config,
       measureMemory: this.#policy.measuresMemory,
-      revokeRead: group.spawn.revokeRead,
+      revoke: group.spawn.revoke,
     });
     return member;
   }

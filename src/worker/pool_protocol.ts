@@ -8,6 +8,7 @@ import type { PublishTarget } from "../broker/port.ts";
 import type { CeleryOptions } from "../client/config.ts";
 import type { Message } from "../protocol/message.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
+import type { Revocation } from "./sandboxes.ts";
 
 /** Main thread → Web Worker. */
 export type ToRunner =
@@ -18,8 +19,8 @@ export type ToRunner =
     config: CeleryOptions;
     /** Report the heap size with every batch of outcomes. */
     measureMemory?: boolean;
-    /** Read grants to give up once the app module is loaded (sandboxes). */
-    revokeRead?: string[];
+    /** Permissions to give up once the app module is loaded (sandboxes). */
+    revoke?: Revocation[];
   }
   | { type: "run"; batch: RunRequest[] }
   | { type: "abort"; seqs: number[] }

@@ -15,6 +15,7 @@ import { loadCodecs } from "../protocol/codecs.ts";
 import { BatchRunner } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
 import type { FromRunner, ToRunner } from "./pool_protocol.ts";
+import type { Revocation } from "./sandboxes.ts";
 
 let app: Promise<Celery> | null = null;
 const pendingPublishes = new Map<number, { resolve(): void; reject(e: Error): void }>();
@@ -38,13 +39,13 @@ async function init(
   module: string,
   exportName: string | undefined,
   config: CeleryOptions,
-  revokeRead: string[],
+  revoke: Revocation[],
 ): Promise<Celery> {
   const loaded = await loadApp(module, exportName);
-  if (revokeRead.length) {
+  if (revoke.length) {
     // Codecs are imported on demand, which needs the read access given up below.
     await loadCodecs({ msgpack: true, compression: true });
-    for (const path of revokeRead) await Deno.permissions.revoke({ name: "read", path });
+    for (const r of revoke) await Deno.permissions.revoke(r);
   }
   loaded.configure(config);
   loaded[PUBLISHER] = (message, target) => {
@@ -62,7 +63,7 @@ self.onmessage = (e: MessageEvent<ToRunner>) => {
   switch (msg.type) {
     case "init":
       measureMemory = msg.measureMemory ?? false;
-      app = init(msg.module, msg.exportName, msg.config, msg.revokeRead ?? []);
+      app = init(msg.module, msg.exportName, msg.config, msg.revoke ?? []);
       app.then(
         (a) => post({ type: "ready", tasks: [...a.tasks.keys()] }),
         (err) => post({ type: "init-error", error: (err as Error).stack ?? String(err) }),

@@ -187,23 +187,38 @@ export function planSandboxes(
 }
 
 /**
+ * A permission a Web Worker gives up once the app module is loaded: a
+ * whole kind, or read access to one path.
+ *
+ * @example
+ * ```ts
+ * import type { Revocation } from "@celeriac/celeriac/worker";
+ * const all: Revocation = { name: "env" };
+ * const one: Revocation = { name: "read", path: "/srv/app" };
+ * ```
+ */
+export type Revocation =
+  | { name: Exclude<Kind, "import">; path?: undefined }
+  | { name: "read"; path: string };
+
+/**
  * Permissions a sandboxed Web Worker starts with, and what it gives up once
- * the app module is loaded.
+ * the app module is loaded (before it runs any task).
  *
  * @example
  * ```ts
  * import type { SpawnPermissions } from "@celeriac/celeriac/worker";
  * const spawn: SpawnPermissions = {
- *   permissions: { read: ["/srv/app"], net: false, import: "inherit" },
- *   revokeRead: ["/srv/app"],
+ *   permissions: { read: ["/srv/app"], net: "inherit", env: "inherit", import: "inherit" },
+ *   revoke: [{ name: "net" }, { name: "env" }, { name: "read", path: "/srv/app" }],
  * };
  * ```
  */
 export interface SpawnPermissions {
   /** Permissions given to the Web Worker when it is created. */
   permissions: TaskPermissions;
-  /** Read grants revoked after the app module is imported. */
-  revokeRead: string[];
+  /** What it revokes once the app module is imported. */
+  revoke: Revocation[];
 }
 
 function covers(entry: string, path: string): boolean {
@@ -211,49 +226,63 @@ function covers(entry: string, path: string): boolean {
 }
 
 /**
- * Add what a Web Worker needs to import the app module to a sandbox's
- * permissions: read access to the module's directories (revoked once the
- * module is loaded, unless the sandbox grants them itself), and `import`
- * as the process has it when the sandbox does not say (also for `"none"`:
- * loading the app's own code is not task code's doing).
+ * How a sandboxed Web Worker starts so that it can import the app module,
+ * and what it revokes before running tasks.
+ *
+ * Importing the app module runs its top-level code (and that of the
+ * packages it imports), which the worker's main thread has already run
+ * with all of the process's permissions. So a kind the sandbox denies
+ * entirely is inherited while loading and revoked afterwards. A kind the
+ * sandbox lists stays that list; for `read` the module directories are
+ * added while loading and revoked afterwards, unless the list covers them.
+ * `import` is inherited unless the sandbox sets it.
  *
  * @example
  * ```ts
  * import { spawnPermissions } from "@celeriac/celeriac/worker";
- * spawnPermissions({ net: ["api.example.com:443"] }, ["/srv/app"], "/srv");
- * // { permissions: { net: ["api.example.com:443"], read: ["/srv/app"], import: "inherit" },
- * //   revokeRead: ["/srv/app"] }
- * spawnPermissions({ read: ["/srv"] }, ["/srv/app"], "/srv").revokeRead; // []
+ * const s = spawnPermissions({ read: ["/srv/app/data"], net: ["api.example.com:443"] }, ["/srv/app"], "/srv");
+ * s.permissions; // { read: ["/srv/app/data", "/srv/app"], write: "inherit", net: [...], ... }
+ * s.revoke; // [{ name: "write" }, { name: "env" }, …, { name: "read", path: "/srv/app" }]
  * ```
  *
  * @param sandbox the sandbox's permissions
  * @param moduleDirs directories the app module and its imports are read from
  * @param cwd the directory relative paths are resolved against
- * @returns the permissions to spawn with and the grants to revoke
+ * @returns the permissions to spawn with and what to revoke after loading
  */
 export function spawnPermissions(
   sandbox: TaskPermissions,
   moduleDirs: readonly string[],
   cwd: string,
 ): SpawnPermissions {
-  if (sandbox === "inherit") return { permissions: "inherit", revokeRead: [] };
-  const p: Record<string, Value> = sandbox === "none"
-    ? Object.fromEntries(KINDS.filter((k) => k !== "import").map((k) => [k, false]))
-    : { ...(normalizePermissions(sandbox) as Record<string, Value>) };
-  p.import ??= "inherit";
-  const read = p.read;
-  if (read === true || read === "inherit") {
-    return { permissions: p as TaskPermissions, revokeRead: [] };
+  if (sandbox === "inherit") return { permissions: "inherit", revoke: [] };
+  const wanted = sandbox === "none" ? {} : normalizePermissions(sandbox) as Record<string, Value>;
+  const p: Record<string, Value> = {};
+  const revoke: Revocation[] = [];
+  for (const kind of KINDS) {
+    if (kind === "import") continue;
+    const v = wanted[kind];
+    if (v === undefined || v === false) {
+      p[kind] = "inherit";
+      revoke.push({ name: kind });
+    } else {
+      p[kind] = v;
+    }
   }
-  const granted = Array.isArray(read) ? read : [];
-  const absolute = granted.map((g) => resolve(cwd, g));
-  const missing = moduleDirs.filter((d) => !absolute.some((g) => covers(g, d)));
-  p.read = [...granted, ...missing];
-  return { permissions: p as TaskPermissions, revokeRead: missing };
+  p.import = wanted.import ?? "inherit";
+  const read = p.read;
+  if (Array.isArray(read)) {
+    const absolute = read.map((g) => resolve(cwd, g));
+    const missing = moduleDirs.filter((d) => !absolute.some((g) => covers(g, d)));
+    p.read = [...read, ...missing];
+    for (const path of missing) revoke.push({ name: "read", path });
+  }
+  return { permissions: p as TaskPermissions, revoke };
 }
 
 /**
- * Directories a Web Worker reads the app module from: the module's project
+ * Directories a Web Worker reads the app module from, when its sandbox
+ * lists what it may read: the module's project
  * (the nearest directory above it holding `deno.json`, `deno.jsonc` or
  * `package.json`, else its own directory), and Celeriac's own sources when
  * they are local files. Remote modules (`jsr:`, `https:`) need none.

@@ -6,6 +6,8 @@ export const app = new Celery();
 
 /** Differs in every Web Worker: each imports this module afresh. */
 const WID = crypto.randomUUID();
+/** Top-level code may use what the process has (ioredis's `debug` lists the environment). */
+const ENV_AT_LOAD = Object.keys(Deno.env.toObject()).length > 0;
 let ran = 0;
 const kept: unknown[] = [];
 
@@ -114,4 +116,5 @@ export const envDenied = app.task(
 export const pure = app.task("p.pure", { permissions: "none" }, (n: number) => ({
   n: n * 2,
   wid: WID,
+  envAtLoad: ENV_AT_LOAD,
 }));
