@@ -37,6 +37,8 @@ export {
   type TaskOptions,
   type TaskSender,
 } from "./src/client/task.ts";
+// src/client/retry.ts
+export { MaxRetriesExceededError, Retry, type RetryOptions } from "./src/client/retry.ts";
 // src/client/async_result.ts
 export {
   AsyncResult,
@@ -87,6 +89,8 @@ export type {
   RevokedEntry,
   SubscribeOptions,
   TakeOptions,
+  TokenGrant,
+  TokenRequest,
 } from "./src/broker/port.ts";
 // src/broker/errors.ts
 export { BrokerConnectionError, maskPassword } from "./src/broker/errors.ts";
@@ -118,7 +122,7 @@ export {
   loadedMsgpack,
 } from "./src/protocol/codecs.ts";
 // src/protocol/repr.ts
-export { argsRepr, kwargsRepr, REPR_MAXSIZE } from "./src/protocol/repr.ts";
+export { argsRepr, kwargsRepr, pyRepr, REPR_MAXSIZE } from "./src/protocol/repr.ts";
 // src/protocol/message.ts
 export type {
   Embed,
@@ -129,6 +133,10 @@ export type {
 } from "./src/protocol/message.ts";
 // src/protocol/task_message.ts
 export { encodeTaskMessage, type TaskMessageInput } from "./src/protocol/task_message.ts";
+// src/protocol/retry_message.ts
+export { encodeRetryMessage, type RetryMessageInput } from "./src/protocol/retry_message.ts";
+// src/protocol/rate.ts
+export { parseRate } from "./src/protocol/rate.ts";
 // src/protocol/task_request.ts
 export {
   type BodyParts,

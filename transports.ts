@@ -22,6 +22,7 @@ export {
   PRIORITY_SEP,
   PRIORITY_STEPS,
   priorityList,
+  RATE_LIMIT_KEY_PREFIX,
   RedisBroker,
   type RedisBrokerOptions,
   REVOKED_KEY,

@@ -55,6 +55,24 @@ export {
 } from "./src/worker/sandboxes.ts";
 export { reportedError } from "./src/worker/reported_error.ts";
 export {
+  autoretryOptions,
+  backoffDelay,
+  type BackoffOptions,
+  DEFAULT_MAX_RETRIES,
+  DEFAULT_RETRY_BACKOFF_MAX,
+  DEFAULT_RETRY_DELAY,
+  type PlannedRetry,
+  planRetry,
+  type RetryState,
+} from "./src/worker/retry_policy.ts";
+export {
+  type BucketState,
+  LocalTokenBuckets,
+  RateLimiter,
+  type RateLimiterOptions,
+  takeTokens,
+} from "./src/worker/rate_limit.ts";
+export {
   InlinePool,
   type Pool,
   type PoolEvents,

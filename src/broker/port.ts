@@ -229,6 +229,21 @@ export interface Broker {
   addRevoked(entries: readonly RevokedEntry[]): Promise<void>;
   /** The remembered revoked ids that have not expired. */
   listRevoked(): Promise<RevokedEntry[]>;
+  /**
+   * Take tokens from token buckets kept in the broker, atomically for all
+   * requests of one call, so that a rate limit holds across every worker
+   * that shares the broker. Optional: a worker whose broker lacks it
+   * limits rates per worker, with buckets in its own memory.
+   *
+   * @example Asking for three runs of a task limited to 10 per second
+   * ```ts ignore
+   * const [grant] = await broker.acquireTokens!([
+   *   { key: "tasks.scrape", rate: 10, capacity: 1, count: 3 },
+   * ]);
+   * // grant.granted: how many may run now; grant.retryAfterMs: when to ask again for the rest
+   * ```
+   */
+  acquireTokens?(requests: readonly TokenRequest[]): Promise<TokenGrant[]>;
   /** Close connections. Unsettled deliveries come back after the visibility timeout. */
   close(): Promise<void>;
 }
@@ -272,4 +287,46 @@ export interface RevokedEntry {
   id: string;
   /** When the entry expires. */
   expiresAt: Date;
+}
+
+/**
+ * A request for tokens of one bucket (see {@link Broker.acquireTokens}).
+ * A bucket starts full, refills at `rate` tokens per second up to
+ * `capacity`, and grants whole tokens.
+ *
+ * @example Ten runs per second, no bursts (Celery's bucket)
+ * ```ts
+ * import type { TokenRequest } from "@celeriac/celeriac";
+ * const request: TokenRequest = { key: "tasks.scrape", rate: 10, capacity: 1, count: 5 };
+ * ```
+ */
+export interface TokenRequest {
+  /** Bucket name (Celeriac uses the task name). */
+  key: string;
+  /** Tokens added per second. */
+  rate: number;
+  /** Most tokens the bucket holds (the largest burst). */
+  capacity: number;
+  /** Tokens wanted now. */
+  count: number;
+}
+
+/**
+ * The answer to a {@link TokenRequest}.
+ *
+ * @example Running what was granted, asking again later for the rest
+ * ```ts
+ * import type { TokenGrant } from "@celeriac/celeriac";
+ * function plan(grant: TokenGrant, wanted: number): string {
+ *   const rest = wanted - grant.granted;
+ *   return rest ? `run ${grant.granted}, ask again in ${grant.retryAfterMs} ms` : "run all";
+ * }
+ * plan({ granted: 1, retryAfterMs: 100 }, 3); // "run 1, ask again in 100 ms"
+ * ```
+ */
+export interface TokenGrant {
+  /** Tokens granted, from 0 to the count asked for. */
+  granted: number;
+  /** Milliseconds until the next token is due; 0 when all were granted. */
+  retryAfterMs: number;
 }

@@ -28,12 +28,15 @@ import type {
   RevokedEntry,
   SubscribeOptions,
   TakeOptions,
+  TokenGrant,
+  TokenRequest,
 } from "./port.ts";
 import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
 import {
   PARK_SCRIPT,
   RESTORE_SCRIPT,
   TAKE_SCRIPT,
+  TOKENS_SCRIPT,
   UNLOCK_SCRIPT,
   UNPARK_SCRIPT,
 } from "./redis_scripts.ts";
@@ -89,6 +92,18 @@ export const PARKED_KEY = "celeriac.parked";
 export const REVOKED_KEY = "celeriac.revoked";
 
 /**
+ * Prefix of the hashes holding rate-limit token buckets, one per task name.
+ *
+ * @example Inspecting a task's bucket with redis-cli
+ * ```ts
+ * import { RATE_LIMIT_KEY_PREFIX } from "@celeriac/celeriac/transports";
+ * RATE_LIMIT_KEY_PREFIX + "tasks.scrape"; // "celeriac.ratelimit.tasks.scrape"
+ * // redis-cli HGETALL celeriac.ratelimit.tasks.scrape
+ * ```
+ */
+export const RATE_LIMIT_KEY_PREFIX = "celeriac.ratelimit.";
+
+/**
  * Options of {@link openRedisBroker}; URL query parameters of the same name override them.
  *
  * @example A broker sharing Redis with another app
@@ -124,6 +139,7 @@ interface Scripted {
   celeriacPark(...args: string[]): Promise<number>;
   celeriacUnpark(...args: string[]): Promise<number>;
   celeriacUnlock(...args: string[]): Promise<number>;
+  celeriacTokens(numKeys: number, ...args: string[]): Promise<number[]>;
 }
 
 /**
@@ -232,6 +248,7 @@ export class RedisBroker implements Broker {
     this.#client.defineCommand("celeriacPark", { lua: PARK_SCRIPT, numberOfKeys: 3 });
     this.#client.defineCommand("celeriacUnpark", { lua: UNPARK_SCRIPT, numberOfKeys: 2 });
     this.#client.defineCommand("celeriacUnlock", { lua: UNLOCK_SCRIPT, numberOfKeys: 1 });
+    this.#client.defineCommand("celeriacTokens", { lua: TOKENS_SCRIPT });
   }
 
   /** Connect now (otherwise the first command connects). */
@@ -756,6 +773,22 @@ export class RedisBroker implements Broker {
       out.push({ id: flat[i], expiresAt: new Date(Number(flat[i + 1]) * 1000) });
     }
     return out;
+  }
+
+  /**
+   * Take rate-limit tokens from buckets shared by every worker on this
+   * Redis (hashes `celeriac.ratelimit.<key>`), in one atomic script call
+   * timed by the Redis server's clock.
+   */
+  async acquireTokens(requests: readonly TokenRequest[]): Promise<TokenGrant[]> {
+    if (requests.length === 0) return [];
+    const keys = requests.map((r) => this.#k(RATE_LIMIT_KEY_PREFIX + r.key));
+    const args = requests.flatMap((r) => [String(r.rate), String(r.capacity), String(r.count)]);
+    const flat = await this.#run(() => this.#client.celeriacTokens(keys.length, ...keys, ...args));
+    return requests.map((_, i) => ({
+      granted: Number(flat[2 * i]),
+      retryAfterMs: Number(flat[2 * i + 1]),
+    }));
   }
 
   /** Close all connections. Unsettled deliveries come back after the visibility timeout. */

@@ -113,3 +113,39 @@ export const UNLOCK_SCRIPT = String.raw`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `;
+
+/**
+ * Take tokens from rate-limit token buckets, one per key. KEYS = bucket
+ * hashes (fields `tokens`, `ts` in server-time seconds); ARGV = rate per
+ * second, capacity, count wanted, for each key. A missing bucket is full.
+ * Returns a flat array: tokens granted, milliseconds until the next token
+ * (0 when all were granted), for each key. A bucket expires once it would
+ * have refilled completely, when it is the same as a missing one.
+ */
+export const TOKENS_SCRIPT = String.raw`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local out = {}
+for i = 1, #KEYS do
+  local rate = tonumber(ARGV[3 * i - 2])
+  local cap = tonumber(ARGV[3 * i - 1])
+  local want = tonumber(ARGV[3 * i])
+  local st = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+  local tokens = tonumber(st[1])
+  local ts = tonumber(st[2])
+  if tokens == nil or ts == nil then
+    tokens = cap
+  else
+    tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
+  end
+  local granted = math.min(want, math.floor(tokens + 1e-9))
+  tokens = tokens - granted
+  local wait = 0
+  if granted < want then wait = math.max(1, math.ceil((1 - tokens) / rate * 1000)) end
+  redis.call('HSET', KEYS[i], 'tokens', string.format('%.9f', tokens), 'ts', string.format('%.6f', now))
+  redis.call('PEXPIRE', KEYS[i], math.ceil(cap / rate * 1000) + 1000)
+  out[#out + 1] = granted
+  out[#out + 1] = wait
+end
+return out
+`;

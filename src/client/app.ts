@@ -10,6 +10,7 @@ import type { ResultBackend } from "../backend/port.ts";
 import type { Broker, PublishTarget } from "../broker/port.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
 import type { Message } from "../protocol/message.ts";
+import { parseRate } from "../protocol/rate.ts";
 import { encodeTaskMessage } from "../protocol/task_message.ts";
 import { AsyncResult, type ResultSource } from "./async_result.ts";
 import { Control } from "./control.ts";
@@ -220,6 +221,9 @@ export class Celery implements TaskSender, ResultSource {
     }
     if (typeof handler !== "function") {
       throw new TypeError(`Task "${name}" needs a handler function`);
+    }
+    if (options.rateLimit !== undefined) {
+      parseRate(options.rateLimit, `rateLimit of task "${name}"`);
     }
     if (this.#tasks.has(name)) {
       throw new TypeError(`Task "${name}" is already defined in this app: give it another name`);

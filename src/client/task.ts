@@ -9,6 +9,7 @@ import type { CompressionName } from "../protocol/compression_names.ts";
 import type { SerializerName } from "../protocol/serializers.ts";
 import type { AsyncResult } from "./async_result.ts";
 import type { TaskPermissions } from "./permissions.ts";
+import type { RetryOptions } from "./retry.ts";
 
 /**
  * What a bound task (`bind: true`) receives as its first argument.
@@ -57,6 +58,21 @@ export interface TaskContext {
   readonly deliveryInfo: { readonly queue: string; readonly redelivered: boolean };
   /** Aborted when the worker wants the task to stop (shutdown, time limit). */
   readonly signal: AbortSignal;
+  /**
+   * Retry this task later [`self.retry()`]: the same task id is sent again
+   * with `retries + 1`, after `countdown` seconds (default the task's
+   * `defaultRetryDelay`), and RETRY is stored meanwhile. Throws a `Retry`
+   * signal that stops the handler, so `ctx.retry()` and
+   * `throw ctx.retry()` do the same. Past the retry limit it throws
+   * `options.exc` if given, else a `MaxRetriesExceededError`: the task
+   * fails with that error.
+   *
+   * @example
+   * ```ts ignore
+   * if (res.status === 503) throw ctx.retry({ countdown: 30, exc: new Error("busy") });
+   * ```
+   */
+  retry(options?: RetryOptions): never;
 }
 
 /**
@@ -156,6 +172,46 @@ export interface TaskOptions {
    * different permissions run in different groups of Web Workers.
    */
   permissions?: TaskPermissions;
+  /**
+   * How many times the task may be retried [`max_retries`]: a retry beyond
+   * it fails the task with `MaxRetriesExceededError` (or the retry's `exc`).
+   * Default 3; `null` retries forever.
+   */
+  maxRetries?: number | null;
+  /** Seconds before a retry that names no countdown or eta [`default_retry_delay`]. Default 180. */
+  defaultRetryDelay?: number;
+  /**
+   * Retry automatically when the handler throws a matching error
+   * [`autoretry_for`]: error classes (matched with `instanceof`), or a
+   * predicate. The thrown error is the retry's `exc`, so it is what the
+   * task fails with once `maxRetries` is reached.
+   */
+  autoretryFor?:
+    | readonly (abstract new (...args: never[]) => unknown)[]
+    | ((err: unknown) => boolean);
+  /** Options of automatic retries [`retry_kwargs`]: countdown and retry limit. */
+  retryKwargs?: Pick<RetryOptions, "countdown" | "maxRetries">;
+  /**
+   * Exponential backoff for automatic retries [`retry_backoff`]: `true`
+   * means a 1 s base, a number is the base in seconds; retry n waits
+   * `base * 2^n` seconds, at most `retryBackoffMax`. Default false.
+   */
+  retryBackoff?: boolean | number;
+  /** Longest backoff in seconds [`retry_backoff_max`]. Default 600. */
+  retryBackoffMax?: number;
+  /**
+   * Full jitter [`retry_jitter`]: the backoff delay is drawn at random
+   * between 0 and the computed delay. Default true.
+   */
+  retryJitter?: boolean;
+  /**
+   * Most runs per second, minute or hour [`rate_limit`]: `"10/s"`,
+   * `"100/m"`, `"1000/h"`, or a number per second; 0 means no limit. On
+   * Redis the limit holds across all workers; on the KV and AMQP brokers it
+   * holds per worker. Tasks over the limit wait in the worker without
+   * delaying other tasks.
+   */
+  rateLimit?: string | number;
 }
 
 /**

@@ -68,6 +68,23 @@ function reprValue(v: unknown, seen: Set<unknown>): string {
   }
 }
 
+/**
+ * Python `repr()` of one JSON-like value: `'a'`, `None`, `[1, True]`.
+ *
+ * @example
+ * ```ts
+ * import { pyRepr } from "@celeriac/celeriac";
+ * pyRepr({ ok: true, n: null }); // "{'ok': True, 'n': None}"
+ * pyRepr("it's"); // "\"it's\""
+ * ```
+ *
+ * @param value the value
+ * @returns the repr text (never truncated)
+ */
+export function pyRepr(value: unknown): string {
+  return reprValue(value, new Set());
+}
+
 function truncate(s: string, maxsize: number): string {
   return s.length > maxsize ? s.slice(0, maxsize - 3) + "..." : s;
 }

@@ -8,6 +8,7 @@
  */
 
 import { currentTask } from "../client/current.ts";
+import { Retry, type RetryOptions } from "../client/retry.ts";
 import type { Task, TaskContext } from "../client/task.ts";
 import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
 import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
@@ -17,6 +18,7 @@ import { encodeResultMetaWithJson, type ExceptionInfo } from "../protocol/result
 import { decodeTaskBody } from "../protocol/task_request.ts";
 import { reportedError } from "./reported_error.ts";
 import type { TimeLimits } from "./time_limits.ts";
+import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
 
 /**
  * A task to run, as the main thread hands it over (structured-cloneable).
@@ -115,6 +117,12 @@ export interface RunOutcome {
   refused?: string;
   /** Workflow data and the return value, present only when follow-ups are due. */
   followUp?: { embed: Embed; value: unknown };
+  /**
+   * Set when the task asked to be retried (`ctx.retry()` or `autoretryFor`):
+   * the main thread publishes the retry, stores the RETRY `meta` and then
+   * acknowledges the message.
+   */
+  retry?: PlannedRetry & { embed: Embed };
   /** Milliseconds the handler ran. */
   runtime: number;
 }
@@ -198,6 +206,35 @@ export async function runTask(
   }
   const task = tasks.get(req.task);
   const followUps = needsFollowUp(body.embed);
+  const state = { name: req.task, id: req.id, retries: req.info.retries, ...body };
+  let planned: { plan: PlannedRetry; signal: Retry } | null = null;
+  const retry = (options: RetryOptions = {}): never => {
+    const plan = planRetry(state, options, task?.options ?? {}, new Date());
+    if (plan instanceof Error) throw plan;
+    planned = { plan, signal: new Retry(plan.when, plan.eta, options.exc ?? undefined) };
+    throw planned.signal;
+  };
+  const retryOutcome = (): RunOutcome => {
+    const { plan, signal: sig } = planned!;
+    const cause = sig.cause;
+    return {
+      seq: req.seq,
+      ok: false,
+      exc: cause === undefined ? undefined : exceptionInfo(cause),
+      meta: encodeResultMetaWithJson(
+        {
+          ...metaInput,
+          status: "RETRY",
+          result: null,
+          traceback: tracebackText(sig),
+          children: [[[req.id, null], null]],
+        },
+        cause === undefined ? "null" : pyJsonDumps(exceptionInfo(cause)),
+      ),
+      retry: { ...plan, embed: body.embed },
+      runtime: performance.now() - started,
+    };
+  };
   try {
     if (!task?.handler) throw new Error(`Task ${req.task} is not defined in this worker's app`);
     const args = callArgs(task, body);
@@ -220,11 +257,13 @@ export async function runTask(
         hostname: req.info.hostname,
         deliveryInfo: { queue: req.info.queue, redelivered: req.info.redelivered },
         signal,
+        retry,
       };
       value = await currentTask.run({ id: req.id, rootId }, () => handler(ctx, ...args));
     } else {
       value = await currentTask.run({ id: req.id, rootId }, () => handler(...args));
     }
+    if (planned) return retryOutcome();
     const store = req.storeResult && !task.options.ignoreResult;
     return {
       seq: req.seq,
@@ -238,7 +277,17 @@ export async function runTask(
       followUp: followUps ? { embed: body.embed, value } : undefined,
       runtime: performance.now() - started,
     };
-  } catch (err) {
+  } catch (thrown) {
+    let err = thrown;
+    const auto = planned || !task ? null : autoretryOptions(task.options, err, state.retries);
+    if (auto) {
+      try {
+        retry(auto);
+      } catch (e) {
+        err = e;
+      }
+    }
+    if (planned) return retryOutcome();
     const exc = exceptionInfo(reportedError(err, `${req.task}[${req.id}]`, signal));
     return {
       seq: req.seq,

@@ -8,7 +8,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
-import type { Broker, Delivery, Rejection } from "../broker/port.ts";
+import type { Broker, Delivery, PublishTarget, Rejection } from "../broker/port.ts";
 import type { Celery } from "../client/app.ts";
 import { hostName } from "../client/runtime.ts";
 import type { Task } from "../client/task.ts";
@@ -16,6 +16,7 @@ import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
 import { ContentDisallowedError, ProtocolError } from "../protocol/errors.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
 import { pyJsonLoads } from "../protocol/json.ts";
+import type { Message } from "../protocol/message.ts";
 import {
   encodeResultMeta,
   type ExceptionInfo,
@@ -28,6 +29,10 @@ import { TimeLimitExceeded, WorkerLostError } from "../client/worker_errors.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { chainStepIds, failureFollowUps, type Outgoing, successFollowUps } from "./follow_ups.ts";
 import { InlinePool, type Pool, type PoolEvents, ThreadPool } from "./pool.ts";
+import { type DueRetry, settleRetries } from "./retries.ts";
+import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
+import { parseRate } from "../protocol/rate.ts";
+import type { TokenGrant, TokenRequest } from "../broker/port.ts";
 import { type ControlTarget, RemoteControl } from "./remote_control.ts";
 import { planSandboxes } from "./sandboxes.ts";
 import { resolveTimeLimits } from "./time_limits.ts";
@@ -175,6 +180,8 @@ export interface WorkerStats {
   parked: number;
   /** Tasks not run because they expired. */
   expired: number;
+  /** Tasks that asked to be retried (`ctx.retry()`, `autoretryFor`). */
+  retried: number;
   /** Tasks not run (or stopped) because they were revoked. */
   revoked: number;
 }
@@ -222,6 +229,7 @@ export class Worker {
     failed: 0,
     parked: 0,
     expired: 0,
+    retried: 0,
     revoked: 0,
   };
   readonly #app: Celery;
@@ -237,6 +245,8 @@ export class Worker {
   readonly #control = new AbortController();
   #leaseTimer: ReturnType<typeof setInterval> | undefined;
   readonly #settling = new Set<Promise<void>>();
+  readonly #limiter: RateLimiter<Held>;
+  readonly #localBuckets = new LocalTokenBuckets();
   #seq = 0;
   #logInfo = false;
   #stopping = false;
@@ -261,6 +271,66 @@ export class Worker {
         "The threads pool needs appModule: the URL of the module exporting the app",
       );
     }
+    this.#limiter = new RateLimiter<Held>({
+      acquire: (requests) => this.#acquireTokens(requests),
+      onReady: (items) => this.#admit(items),
+    });
+    for (const task of this.#app.tasks.values()) {
+      const limit = task.options.rateLimit;
+      if (limit !== undefined) {
+        this.#limiter.setRate(task.name, parseRate(limit, `rateLimit of task "${task.name}"`));
+      }
+    }
+  }
+
+  /**
+   * Change a task's rate limit at run time (Celery's `rate_limit` remote
+   * control command). Tasks already waiting for a token are released at
+   * once when the limit is removed.
+   *
+   * @example
+   * ```ts ignore
+   * worker.setRateLimit("tasks.scrape", "5/s");
+   * worker.setRateLimit("tasks.scrape", null); // no limit
+   * ```
+   *
+   * @param name a task this worker runs
+   * @param rate `"10/s"`, `"100/m"`, `"1000/h"`, a number per second; `null` or 0 for none
+   * @throws {TypeError} for an unknown task or a malformed rate
+   */
+  setRateLimit(name: string, rate: string | number | null): void {
+    if (!this.#app.tasks.get(name)?.handler) {
+      throw new TypeError(`Cannot set the rate limit of "${name}": this worker does not run it`);
+    }
+    this.#limiter.setRate(name, rate === null ? null : parseRate(rate, "rate"));
+  }
+
+  /**
+   * A task's rate limit in runs per second, or `null` without one.
+   *
+   * @example
+   * ```ts ignore
+   * worker.rateLimit("tasks.scrape"); // 10 for "10/s"
+   * ```
+   *
+   * @param name task name
+   * @returns the rate
+   */
+  rateLimit(name: string): number | null {
+    return this.#limiter.rate(name);
+  }
+
+  /** Shared buckets when the broker has them (Redis), else this worker's own. */
+  #acquireTokens(requests: readonly TokenRequest[]): Promise<TokenGrant[]> {
+    const broker = this.#broker;
+    if (broker.acquireTokens) return broker.acquireTokens(requests);
+    return Promise.resolve(this.#localBuckets.acquire(requests));
+  }
+
+  #admit(items: Held[]): void {
+    for (const h of items) this.#heldDue(h, true);
+    this.#wake?.();
+    this.#wake = null;
   }
 
   /** Resolves when the worker has stopped and settled everything. */
@@ -343,7 +413,8 @@ export class Worker {
     let backoff = 500;
     while (!this.#stopping) {
       const free = this.#pool.capacity - this.#running.size;
-      if (free <= 0) {
+      // Tasks waiting for a rate-limit token do not take slots, but their number is bounded.
+      if (free <= 0 || this.#limiter.size >= Math.max(100, 4 * this.#pool.capacity)) {
         await new Promise<void>((r) => this.#wake = r);
         continue;
       }
@@ -441,6 +512,10 @@ export class Worker {
         continue;
       }
       if (this.#logInfo) log.info("Task {name}[{id}] received", { name: req.task, id: req.id });
+      if (this.#limiter.rate(req.task) !== null) {
+        this.#limiter.submit(req.task, { delivery: d, req, task });
+        continue;
+      }
       runs.push(this.#prepare(d, req, task, stores, acks));
     }
     this.stats.parked += rejects.length;
@@ -517,7 +592,7 @@ export class Worker {
     this.#heldById.set(h.req.id, h);
   }
 
-  #heldDue(h: Held): void {
+  #heldDue(h: Held, admitted = false): void {
     this.#heldById.delete(h.req.id);
     const { delivery: d, req, task } = h;
     const stores: StoreEntry[] = [];
@@ -540,6 +615,9 @@ export class Worker {
         target: { exchange: d.exchange, routingKey: d.routingKey },
       });
       acks.push(d);
+    } else if (!admitted && this.#limiter.rate(req.task) !== null) {
+      this.#limiter.submit(req.task, { delivery: d, req, task });
+      return;
     } else {
       this.#pool.run([this.#prepare(d, req, task, stores, acks)]);
     }
@@ -552,7 +630,7 @@ export class Worker {
     if (visibility === null) return;
     const every = Math.min(60_000, Math.max(200, visibility / 4));
     this.#leaseTimer = setInterval(() => {
-      const mine = this.#held.items().map((h) => h.delivery);
+      const mine = [...this.#held.items(), ...this.#limiter.held()].map((h) => h.delivery);
       for (const r of this.#running.values()) if (!r.acked) mine.push(r.delivery);
       if (mine.length === 0) return;
       this.#broker.extend(mine).catch((err) =>
@@ -684,6 +762,7 @@ export class Worker {
     const rejects: Rejection[] = [];
     const acks: Delivery[] = [];
     const publishes: Outgoing[] = [];
+    const retries: DueRetry[] = [];
     const now = new Date();
     for (const o of outcomes) {
       const r = this.#running.get(o.seq);
@@ -704,6 +783,17 @@ export class Worker {
         this.stats.parked++;
         rejects.push({ delivery, reason: o.refused, taskId: req.id, taskName: req.task });
         if (o.meta) stores.push({ taskId: req.id, status: "FAILURE", meta: o.meta });
+        continue;
+      }
+      if (o.retry) {
+        this.stats.retried++;
+        log.info("Task {name}[{id}] retry: Retry {when}{cause}", {
+          name: req.task,
+          id: req.id,
+          when: o.retry.when,
+          cause: o.exc ? `: ${o.exc.exc_type}(${o.exc.exc_message.map(String).join(", ")})` : "",
+        });
+        retries.push({ delivery, req, acked: r.acked, outcome: o });
         continue;
       }
       const status: TaskState = o.ok ? "SUCCESS" : "FAILURE";
@@ -751,6 +841,15 @@ export class Worker {
     }
     if (stores.length || rejects.length || acks.length || publishes.length) {
       this.#track(this.#settle(stores, rejects, acks, publishes));
+    }
+    if (retries.length) {
+      const io = {
+        broker: this.#broker,
+        backend: this.#backend,
+        publish: (m: Message, t: PublishTarget) => this.#app.publish(m, t),
+        origin: this.hostname,
+      };
+      this.#track(settleRetries(retries, io));
     }
     this.#wake?.();
     this.#wake = null;
@@ -958,7 +1057,7 @@ export class Worker {
   }
 
   async #requeueHeld(): Promise<void> {
-    const held = this.#held.clear();
+    const held = [...this.#held.clear(), ...this.#limiter.drain()];
     this.#heldById.clear();
     if (held.length) await this.#broker.requeue(held.map((h) => h.delivery));
   }

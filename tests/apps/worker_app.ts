@@ -56,3 +56,53 @@ export const waitAbortable = app.task(
       });
     }),
 );
+
+class KeyError extends Error {
+  override name = "KeyError";
+}
+
+export const retryTwice = app.task("t.retry_twice", { bind: true }, (ctx, n: number) => {
+  if (ctx.retries < 2) throw ctx.retry({ countdown: 0.1, exc: new KeyError("transient") });
+  return {
+    n,
+    retries: ctx.retries,
+    parentId: ctx.parentId,
+    expires: ctx.expires?.toISOString() ?? null,
+    custom: ctx.headers["x-custom"] ?? null,
+  };
+});
+export const alwaysRetry = app.task(
+  "t.always_retry",
+  { bind: true, maxRetries: 1 },
+  (ctx, _n: number) => {
+    ctx.retry({ countdown: 0.05 });
+  },
+);
+export const retryGivesUp = app.task("t.retry_gives_up", { bind: true }, (ctx) => {
+  throw ctx.retry({ countdown: 0, maxRetries: 0, exc: new KeyError("gave up") });
+});
+export const retryArgs = app.task("t.retry_args", { bind: true }, (ctx, n: number) => {
+  if (n < 3) ctx.retry({ args: [n + 1], countdown: 0 });
+  return n;
+});
+export const retrySwallowed = app.task("t.retry_swallowed", { bind: true }, (ctx) => {
+  if (ctx.retries > 0) return "second run";
+  try {
+    ctx.retry({ countdown: 0 });
+  } catch {
+    // swallowing the signal does not cancel the retry
+  }
+  return "first run";
+});
+export const autoretry = app.task(
+  "t.autoretry",
+  {
+    autoretryFor: [TypeError],
+    maxRetries: 2,
+    retryKwargs: { countdown: 0.05 },
+    acksLate: true,
+  },
+  (why: string): never => {
+    throw new TypeError(why);
+  },
+);

@@ -61,3 +61,10 @@ def record(n, marker_key, sleep_s=0.0):
         time.sleep(sleep_s)
     r.rpush(marker_key, f"py:{n}")
     return f"py:{n}"
+
+
+@app.task(name="py.retry_twice", bind=True)
+def retry_twice(self, n):
+    if self.request.retries < 2:
+        raise self.retry(exc=KeyError("transient"), countdown=0.2)
+    return {"n": n, "retries": self.request.retries}

@@ -66,3 +66,18 @@ async function mark(n: number, key: string, ms: number): Promise<number> {
 export const markEarly = app.task("tasks.mark", mark);
 /** Records its start and its end in Redis lists (late acknowledgement). */
 export const markLate = app.task("tasks.mark_late", { acksLate: true }, mark);
+
+class KeyError extends Error {
+  override name = "KeyError";
+}
+
+/** Retries twice (1 s apart would be slow: 0.2 s), then returns how many retries it took. */
+export const retryTwice = app.task("tasks.retry_twice", { bind: true }, (ctx, n: number) => {
+  if (ctx.retries < 2) throw ctx.retry({ countdown: 0.2, exc: new KeyError("transient") });
+  return { n, retries: ctx.retries };
+});
+
+/** Always retries; fails with MaxRetriesExceededError on its second attempt. */
+export const alwaysRetry = app.task("tasks.always_retry", { bind: true, maxRetries: 1 }, (ctx) => {
+  throw ctx.retry({ countdown: 0.1 });
+});

@@ -1,0 +1,125 @@
+/**
+ * Settling retried tasks on the worker's main thread: store RETRY, publish
+ * the retry message to the queue the task came from, then acknowledge the
+ * original. The original is acknowledged only once its retry is in the
+ * broker; a retry that cannot be published fails the task and parks the
+ * message (Celery rejects it).
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { ResultBackend, StoreEntry } from "../backend/port.ts";
+import type { Broker, Delivery, PublishTarget, Rejection } from "../broker/port.ts";
+import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
+import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
+import type { Message } from "../protocol/message.ts";
+import { encodeResultMeta } from "../protocol/result_meta.ts";
+import { encodeRetryMessage } from "../protocol/retry_message.ts";
+import type { TaskRequest } from "../protocol/task_request.ts";
+import type { RunOutcome } from "./executor.ts";
+
+const log = getLogger(["celeriac", "worker"]);
+
+/**
+ * A task whose handler asked for a retry.
+ *
+ * @example
+ * ```ts ignore
+ * const due: DueRetry = { delivery, req, acked: false, outcome };
+ * ```
+ */
+export interface DueRetry {
+  /** The delivery being retried. */
+  delivery: Delivery;
+  /** Its decoded headers. */
+  req: TaskRequest;
+  /** Whether the delivery was already acknowledged (early ack). */
+  acked: boolean;
+  /** The outcome, with `retry` and the RETRY `meta`. */
+  outcome: RunOutcome;
+}
+
+/**
+ * What settling retries uses: the worker's connections and node name.
+ *
+ * @example
+ * ```ts ignore
+ * const io: RetryIo = { broker, backend, publish: (m, t) => app.publish(m, t), origin: worker.hostname };
+ * ```
+ */
+export interface RetryIo {
+  /** The broker the deliveries came from. */
+  broker: Broker;
+  /** Where RETRY (and a failure) is stored; null without a backend. */
+  backend: ResultBackend | null;
+  /** Publishes the retry message. */
+  publish(message: Message, target: PublishTarget): Promise<void>;
+  /** Node name written as the retry's `origin`. */
+  origin: string;
+}
+
+/**
+ * Settle retried tasks: store their RETRY metas, publish each retry to the
+ * exchange and routing key its delivery came with, then acknowledge the
+ * deliveries whose retry was published. A retry that cannot be published
+ * stores FAILURE with the publishing error and parks its delivery.
+ *
+ * @example
+ * ```ts ignore
+ * await settleRetries(dueRetries, { broker, backend, publish, origin: "celeriac@host" });
+ * ```
+ *
+ * @param due the retried tasks
+ * @param io connections and node name
+ */
+export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Promise<void> {
+  const retryMetas: StoreEntry[] = [];
+  for (const { req, outcome } of due) {
+    if (outcome.meta) retryMetas.push({ taskId: req.id, status: "RETRY", meta: outcome.meta });
+  }
+  if (io.backend && retryMetas.length) await io.backend.store(retryMetas);
+  const acks: Delivery[] = [];
+  const failures: StoreEntry[] = [];
+  const rejects: Rejection[] = [];
+  for (const { delivery: d, req, acked, outcome } of due) {
+    const r = outcome.retry!;
+    try {
+      const needs = codecsFor(d.contentType, d.headers.compression);
+      if (needs.msgpack || needs.compression) await loadCodecs(needs);
+      const message = encodeRetryMessage({
+        request: req,
+        original: d,
+        args: r.args,
+        kwargs: r.kwargs,
+        embed: r.embed,
+        retries: r.retries,
+        eta: r.eta,
+        now: new Date(),
+        origin: io.origin,
+      });
+      await io.publish(message, { exchange: d.exchange, routingKey: d.routingKey });
+      if (!acked) acks.push(d);
+    } catch (err) {
+      const reason = `retry could not be published: ${(err as Error).message}`;
+      log.error("Task {name}[{id}] failed: {reason}", { name: req.task, id: req.id, reason });
+      rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
+      failures.push({
+        taskId: req.id,
+        status: "FAILURE",
+        meta: encodeResultMeta({
+          taskId: req.id,
+          status: "FAILURE",
+          result: exceptionInfo(err),
+          traceback: tracebackText(err),
+          dateDone: new Date(),
+          groupId: req.group,
+          parentId: req.parentId,
+        }),
+      });
+    }
+  }
+  if (io.backend && failures.length) await io.backend.store(failures);
+  if (rejects.length) await io.broker.reject(rejects);
+  if (acks.length) await io.broker.ack(acks);
+}
