@@ -198,7 +198,7 @@ export function planSandboxes(
  * ```
  */
 export type Revocation =
-  | { name: Exclude<Kind, "import">; path?: undefined }
+  | { name: "read" | "write" | "net" | "env" | "sys" | "run" | "ffi"; path?: undefined }
   | { name: "read"; path: string };
 
 /**
