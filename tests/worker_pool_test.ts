@@ -228,11 +228,18 @@ Deno.test("reported error: after the soft limit fired, any throw is stored as So
 Deno.test("time limit and worker-lost failures are stored byte-for-byte as Celery 5.2.6 stores them", async () => {
   const fixture = JSON.parse(
     await Deno.readTextFile(
-      new URL("./fixtures/celery-5.2/redis/worker/result_time_limits.json", import.meta.url),
+      new URL("./fixtures/celery-5.2/redis/worker-limits/time_limits.json", import.meta.url),
     ),
-  ) as { final_meta_values: Record<string, { task_id: string; raw: string }> };
+  ) as { final_meta_values: Record<string, { scenario: string; raw: string }> };
+  const stored = (scenario: string) => {
+    const found = Object.entries(fixture.final_meta_values).find(([, v]) =>
+      v.scenario === scenario
+    );
+    assert.ok(found, scenario);
+    return { task_id: found[0], raw: found[1].raw };
+  };
   const meta = (name: string, err: Error, traceback: string | null) => {
-    const { task_id, raw } = fixture.final_meta_values[name];
+    const { task_id, raw } = stored(name);
     const ours = encodeResultMeta({
       taskId: task_id,
       status: "FAILURE",
@@ -247,12 +254,12 @@ Deno.test("time limit and worker-lost failures are stored byte-for-byte as Celer
   assert.equal(hard, pyHard);
   const [hardf, pyHardf] = meta("hardf", new TimeLimitExceeded({ seconds: 1.5 }), null);
   assert.equal(hardf, pyHardf);
-  const soft = pyJsonLoads(fixture.final_meta_values.soft.raw) as { result: unknown };
+  const soft = pyJsonLoads(stored("soft").raw) as { result: unknown };
   assert.equal(
     pyJsonDumps(exceptionInfo(new SoftTimeLimitExceeded({ seconds: 1 }))),
     pyJsonDumps(soft.result),
   );
-  const lost = pyJsonLoads(fixture.final_meta_values.lost.raw) as {
+  const lost = pyJsonLoads(stored("lost").raw) as {
     result: { exc_type: string; exc_module: string; exc_message: string[] };
   };
   const ours = exceptionInfo(new WorkerLostError("exitcode 1 Job: 3."));
