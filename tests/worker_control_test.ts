@@ -168,6 +168,20 @@ for (const t of transports) {
       });
       const revoked = (await ask("revoked", {}, null))[worker.hostname];
       assert.ok(revoked.includes("a1") && revoked.includes("a2"), `revoked: ${revoked}`);
+      assert.deepEqual(await ask("rate_limit", { task_name: "t.add", rate_limit: "100/m" }, null), {
+        [worker.hostname]: { ok: "new rate limit set successfully" },
+      });
+      assert.equal(worker.rateLimit("t.add"), 100 / 60);
+      const registered = (await ask("registered", { taskinfoitems: [] }, null))[worker.hostname];
+      assert.ok(registered.includes("t.add [rate_limit=100/m]"), `registered: ${registered}`);
+      assert.ok(registered.includes("t.fail"));
+      assert.deepEqual(await ask("rate_limit", { task_name: "no.such", rate_limit: "1/s" }, null), {
+        [worker.hostname]: { error: "unknown task" },
+      });
+      assert.deepEqual(await ask("rate_limit", { task_name: "t.add", rate_limit: 0 }, null), {
+        [worker.hostname]: { ok: "rate limit disabled successfully" },
+      });
+      assert.equal(worker.rateLimit("t.add"), null);
       assert.deepEqual(await ask("no_such_command", {}, null), {
         [worker.hostname]: { error: "KeyError('no_such_command')" },
       });

@@ -84,6 +84,27 @@ export class Control {
   }
 
   /**
+   * Change a task's rate limit on the workers (Celery's `rate_limit`
+   * command); `null` removes it.
+   *
+   * @example
+   * ```ts ignore
+   * await app.control.rateLimit("tasks.scrape", "30/m");
+   * ```
+   *
+   * @param taskName the task
+   * @param rate `"10/s"`, `"100/m"`, `"1000/h"`, a number per second, or `null`
+   * @param options `destination`: node names; default every worker
+   */
+  async rateLimit(
+    taskName: string,
+    rate: string | number | null,
+    options: { destination?: string[] } = {},
+  ): Promise<void> {
+    await this.broadcast("rate_limit", { task_name: taskName, rate_limit: rate ?? 0 }, options);
+  }
+
+  /**
    * Revoke tasks: workers skip them when they arrive, and with `terminate`
    * stop them if running; the state becomes REVOKED. The ids are broadcast
    * as Celery does (Python workers obey too) and remembered in the broker

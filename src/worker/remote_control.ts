@@ -33,6 +33,7 @@ const log = getLogger(["celeriac", "worker", "control"]);
  *   revoke: (ids) => { ids.forEach((id) => revoked.add(id)); return []; },
  *   revoked: () => [...revoked],
  *   registered: () => ["tasks.add"],
+ *   setRateLimit: () => {},
  *   shutdown: () => {},
  * };
  * ```
@@ -49,6 +50,13 @@ export interface ControlTarget {
   revoked(): string[];
   /** Registered task names, each optionally followed by ` [rate_limit=…]`. */
   registered(): string[];
+  /**
+   * Set or remove (`null`) a task's rate limit.
+   *
+   * @throws {RangeError} when the task is unknown to the worker
+   * @throws {TypeError} when the rate is malformed
+   */
+  setRateLimit(name: string, rate: string | number | null): void;
   /** Begin a warm shutdown. */
   shutdown(): void;
 }
@@ -96,6 +104,17 @@ function run(req: ControlRequest, target: ControlTarget): unknown {
       return target.revoked();
     case "registered":
       return target.registered();
+    case "rate_limit": {
+      const rate = args.rate_limit;
+      const off = rate === null || rate === undefined || rate === "" || rate === 0 || rate === "0";
+      try {
+        target.setRateLimit(String(args.task_name), off ? null : rate as string | number);
+      } catch (err) {
+        if (err instanceof RangeError) return { error: "unknown task" };
+        return { error: `Invalid rate limit string: ${(err as Error).message}` };
+      }
+      return { ok: off ? "rate limit disabled successfully" : "new rate limit set successfully" };
+    }
     case "shutdown":
       target.shutdown();
       return NO_REPLY;

@@ -240,6 +240,8 @@ export class Worker {
   readonly #running = new Map<number, Running>();
   readonly #held = new TimerQueue<Held>((h) => this.#heldDue(h));
   readonly #heldById = new Map<string, Held>();
+  /** Rate limits set at run time, as given (for `registered`). */
+  readonly #rateText = new Map<string, string>();
   readonly #revoked = new Map<string, number>();
   readonly #terminated = new Set<number>();
   readonly #control = new AbortController();
@@ -303,6 +305,8 @@ export class Worker {
       throw new TypeError(`Cannot set the rate limit of "${name}": this worker does not run it`);
     }
     this.#limiter.setRate(name, rate === null ? null : parseRate(rate, "rate"));
+    if (rate === null) this.#rateText.delete(name);
+    else this.#rateText.set(name, String(rate));
   }
 
   /**
@@ -648,7 +652,16 @@ export class Worker {
       revoke: (ids, terminate) => this.revoke(ids, { terminate }),
       revoked: () => [...this.#revoked.keys()].filter((id) => this.#isRevoked(id)),
       registered: () =>
-        [...this.#app.tasks.values()].filter((t) => t.handler).map((t) => t.name).sort(),
+        [...this.#app.tasks.values()].filter((t) => t.handler).map((t) => {
+          const rate = this.rateLimit(t.name);
+          if (rate === null) return t.name;
+          const text = this.#rateText.get(t.name) ?? t.options.rateLimit ?? `${rate}/s`;
+          return `${t.name} [rate_limit=${text}]`;
+        }).sort(),
+      setRateLimit: (name, rate) => {
+        if (!this.#app.tasks.get(name)?.handler) throw new RangeError(`unknown task ${name}`);
+        this.setRateLimit(name, rate);
+      },
       shutdown: () => void this.stop(),
     };
   }
