@@ -49,7 +49,8 @@ export interface PoolEvents {
   /** A Web Worker died: these dispatched tasks did not finish. */
   onLost(seqs: number[], reason: string): void;
   /**
-   * Task `seq` exceeded its hard time limit and was stopped. `abandoned`
+   * Task `seq` exceeded its hard time limit (or was terminated by a
+   * revoke; `seconds` is then 0) and was stopped. `abandoned`
    * are other tasks that were stopped with it (they shared its Web
    * Worker): they did not fail and must be put back in their queues.
    */
@@ -79,6 +80,12 @@ export interface Pool {
   run(requests: RunRequest[]): void;
   /** Ask running tasks to stop (their AbortSignal fires). */
   abort(seqs: number[]): void;
+  /**
+   * Stop running tasks now (revoke with terminate): the Web Worker running
+   * each is ended and replaced, and `onTimeLimit` reports it with the other
+   * tasks it held. The inline pool can only fire their AbortSignals.
+   */
+  terminate(seqs: number[]): void;
   /** Stop the pool; running tasks are abandoned. */
   close(): Promise<void>;
 }
@@ -386,22 +393,21 @@ export class ThreadPool implements Pool {
     if (o) this.#post(o.member, { type: "soft-time-limit", seq, seconds, task: o.task, id: o.id });
   }
 
-  /** Terminate the Web Worker running `seq`, replace it, report the others it held. */
   #hardLimit(seq: number, seconds: number): void {
+    this.#kill(seq, seconds, `Hard time limit (${seconds}s) exceeded`);
+  }
+
+  /** Terminate the Web Worker running `seq`, replace it, report the others it held. */
+  #kill(seq: number, seconds: number, why: string): void {
     const o = this.#owner.get(seq);
     if (!o) return;
     const { member } = o;
     const wasRetiring = member.retiring;
     const abandoned = this.#drop(member).filter((s) => s !== seq);
     log.error(
-      "Hard time limit ({seconds}s) exceeded for {task}[{id}]: its Web Worker is replaced" +
-        " and the {n} other task(s) it held are put back",
-      {
-        seconds,
-        task: o.task,
-        id: o.id,
-        n: abandoned.length,
-      },
+      "{why} for {task}[{id}]: its Web Worker is replaced and the {n} other task(s) it held " +
+        "are put back",
+      { why, task: o.task, id: o.id, n: abandoned.length },
     );
     if (!wasRetiring && !this.#closed) member.group.members.push(this.#spawn(member.group));
     this.#events.onTimeLimit(seq, seconds, abandoned);
@@ -438,6 +444,10 @@ export class ThreadPool implements Pool {
       if (m) by.set(m, [...(by.get(m) ?? []), s]);
     }
     for (const [m, list] of by) this.#post(m, { type: "abort", seqs: list });
+  }
+
+  terminate(seqs: number[]): void {
+    for (const s of seqs) this.#kill(s, 0, "Revoked with terminate");
   }
 
   close(): Promise<void> {
@@ -524,6 +534,10 @@ export class InlinePool implements Pool {
   }
 
   abort(seqs: number[]): void {
+    this.#runner.abort(seqs);
+  }
+
+  terminate(seqs: number[]): void {
     this.#runner.abort(seqs);
   }
 

@@ -716,7 +716,7 @@ export class Worker {
         this.#terminated.add(seq);
       }
     }
-    if (seqs.length) this.#pool.abort(seqs);
+    if (seqs.length) this.#pool.terminate(seqs);
     return killed;
   }
 
