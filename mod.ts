@@ -50,6 +50,16 @@ export {
 export { Control, type RevokeOptions } from "./src/client/control.ts";
 // src/client/errors.ts
 export { NoResultBackendError, TaskError, TimeoutError } from "./src/client/errors.ts";
+// src/client/worker_errors.ts
+export {
+  PermissionDenied,
+  SoftTimeLimitExceeded,
+  TimeLimitExceeded,
+  type TimeLimitInfo,
+  WorkerLostError,
+} from "./src/client/worker_errors.ts";
+// src/client/permissions.ts
+export type { PermissionValue, TaskPermissions } from "./src/client/permissions.ts";
 // src/client/config.ts
 export {
   type CeleryOptions,

@@ -34,6 +34,27 @@ export { type ControlTarget, handleControl, RemoteControl } from "./src/worker/r
 export { type TimerHandle, TimerQueue } from "./src/worker/timer_queue.ts";
 export { type RunOutcome, type RunRequest, runTask } from "./src/worker/executor.ts";
 export {
+  resolveTimeLimits,
+  type TimeLimitHandlers,
+  type TimeLimitOptions,
+  type TimeLimits,
+  TimeLimitTimers,
+} from "./src/worker/time_limits.ts";
+export { type RecycleOptions, RecyclePolicy } from "./src/worker/recycling.ts";
+export {
+  moduleDirs,
+  normalizePermissions,
+  parseTaskPermissions,
+  permissionDenied,
+  permissionsKey,
+  planSandboxes,
+  type Revocation,
+  type Sandbox,
+  type SpawnPermissions,
+  spawnPermissions,
+} from "./src/worker/sandboxes.ts";
+export { reportedError } from "./src/worker/reported_error.ts";
+export {
   autoretryOptions,
   backoffDelay,
   type BackoffOptions,

@@ -33,6 +33,24 @@ Deno.test("examples: the demo runs on the embedded KV store with narrow permissi
   assert.match(out, /"failed":1/);
 });
 
+Deno.test("examples: permission sandboxes deny what a task was not granted", async () => {
+  const out = await run(Deno.execPath(), [
+    "run",
+    "--allow-read=.",
+    "--allow-env",
+    "examples/sandbox.ts",
+  ], {});
+  assert.match(out, /word_count\("poem\.txt"\)\s+= 13/);
+  assert.match(out, /fib\(50\)\s+= 12586269025/);
+  assert.match(
+    out,
+    /peek\("deno\.json"\)\s+→ PermissionDenied: Task sandbox\.peek\[.+\] is not allowed read access to "deno\.json"/,
+  );
+  assert.match(out, /home\(\)\s+→ PermissionDenied: .* not allowed env access to "HOME"/);
+  assert.match(out, /again = 13/);
+  assert.match(out, /"succeeded":3,"failed":2/);
+});
+
 /**
  * The example clients do not print task ids, so results are found as the
  * result keys that appeared while the test ran, and deleted afterwards.

@@ -107,9 +107,9 @@ for (const t of transports) {
     }, queue);
   });
 
-  test("terminate stops a running task: REVOKED terminated", async () => {
+  test("terminate ends the Web Worker of a task that ignores its signal: REVOKED terminated", async () => {
     await withWorker(t, {}, async (client, worker) => {
-      const r = await client.sendTask<string>("t.wait", [30_000]);
+      const r = await client.sendTask<string>("t.slow", [30_000]);
       while (worker.active === 0) await new Promise((ok) => setTimeout(ok, 20));
       await client.control.revoke(r.id, { terminate: true });
       assert.deepEqual(await revokedMeta(client, r.id), {
@@ -118,6 +118,10 @@ for (const t of transports) {
         type: "TaskRevokedError",
       });
       assert.equal(worker.active, 0);
+      assert.equal(
+        await client.sendTask<number>("t.add", [1, 1]).then((x) => x.get({ timeout: 10_000 })),
+        2,
+      );
     });
   });
 

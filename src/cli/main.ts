@@ -9,6 +9,7 @@ import { getLogger } from "@logtape/logtape";
 import { parseArgs } from "node:util";
 import type { Celery } from "../client/app.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
+import { parseTaskPermissions } from "../worker/sandboxes.ts";
 import { Worker } from "../worker/worker.ts";
 import { parked, purge } from "./admin.ts";
 import { parseLogLevel, setupLogging } from "./logging.ts";
@@ -44,12 +45,36 @@ Options:
       --prefetch N           tasks each Web Worker holds at once (default 32; inline: 100)
   -n, --hostname NAME        node name, %h = host name (default celeriac@%h)
       --acks-late            acknowledge after tasks finish (at-least-once)
+      --reject-on-worker-lost
+                             requeue late-ack tasks whose Web Worker dies (default: fail
+                             them with WorkerLostError)
+      --time-limit SECONDS   hard time limit of tasks that set none: the Web Worker is
+                             replaced and the task fails with TimeLimitExceeded
+      --soft-time-limit SECONDS
+                             soft time limit: the task's ctx.signal fires
+      --max-tasks-per-child N
+                             replace a Web Worker after it ran N tasks
+      --max-memory-per-child KIB
+                             replace a Web Worker whose heap exceeds KIB kibibytes after a task
+      --task-permissions PERMS
+                             Deno permissions of task code without its own: inherit (default),
+                             none, JSON ({"net":["api.example.com:443"]}) or Deno flags
+                             ("--allow-net=api.example.com:443 --allow-env=TZ")
   -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)
   -f, --force                purge: do not ask before deleting
   -h, --help                 show this help
 
 Signals: SIGINT/SIGTERM once = warm shutdown (finish running tasks);
          twice = cold shutdown (requeue running tasks and exit).`;
+
+function positiveNumber(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new TypeError(`${flag} needs a number of seconds > 0, got "${value}"`);
+  }
+  return n;
+}
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -111,6 +136,12 @@ export async function main(args: string[]): Promise<number> {
         prefetch: { type: "string" },
         hostname: { type: "string", short: "n" },
         "acks-late": { type: "boolean" },
+        "reject-on-worker-lost": { type: "boolean" },
+        "time-limit": { type: "string" },
+        "soft-time-limit": { type: "string" },
+        "max-tasks-per-child": { type: "string" },
+        "max-memory-per-child": { type: "string" },
+        "task-permissions": { type: "string" },
         loglevel: { type: "string", short: "l" },
         requeue: { type: "boolean" },
         force: { type: "boolean", short: "f" },
@@ -174,6 +205,23 @@ async function runWorker(
     queues: queueList(values.queues as string | undefined),
     hostname: values.hostname as string | undefined,
     acksLate: values["acks-late"] as boolean | undefined,
+    rejectOnWorkerLost: values["reject-on-worker-lost"] as boolean | undefined,
+    timeLimit: positiveNumber(values["time-limit"] as string | undefined, "--time-limit"),
+    softTimeLimit: positiveNumber(
+      values["soft-time-limit"] as string | undefined,
+      "--soft-time-limit",
+    ),
+    maxTasksPerChild: positiveInt(
+      values["max-tasks-per-child"] as string | undefined,
+      "--max-tasks-per-child",
+    ),
+    maxMemoryPerChild: positiveInt(
+      values["max-memory-per-child"] as string | undefined,
+      "--max-memory-per-child",
+    ),
+    taskPermissions: values["task-permissions"] === undefined
+      ? undefined
+      : parseTaskPermissions(values["task-permissions"] as string),
   });
   let signals = 0;
   const onSignal = () => {

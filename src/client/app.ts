@@ -243,12 +243,15 @@ export class Celery implements TaskSender, ResultSource {
    * ```
    *
    * @param name the task name
-   * @param options defaults for calls (queue, priority, serializer)
+   * @param options defaults for calls (queue, priority, serializer, time limits)
    * @returns a typed handle
    */
   remoteTask<A extends unknown[] = unknown[], R = unknown>(
     name: string,
-    options: Pick<TaskOptions, "queue" | "priority" | "serializer"> = {},
+    options: Pick<
+      TaskOptions,
+      "queue" | "priority" | "serializer" | "timeLimit" | "softTimeLimit"
+    > = {},
   ): Task<A, R> {
     return new Task<A, R>(this, name, { ...options });
   }

@@ -8,6 +8,7 @@
 import type { CompressionName } from "../protocol/compression_names.ts";
 import type { SerializerName } from "../protocol/serializers.ts";
 import type { AsyncResult } from "./async_result.ts";
+import type { TaskPermissions } from "./permissions.ts";
 import type { RetryOptions } from "./retry.ts";
 
 /**
@@ -146,6 +147,31 @@ export interface TaskOptions {
   acksLate?: boolean;
   /** Body serializer for calls of this task [`serializer`]. */
   serializer?: SerializerName;
+  /**
+   * Hard time limit in seconds [`time_limit`]: past it the Web Worker
+   * running the task is terminated and the task fails with
+   * `TimeLimitExceeded`. Sent with every call (the `timelimit` header).
+   */
+  timeLimit?: number;
+  /**
+   * Soft time limit in seconds [`soft_time_limit`]: `ctx.signal` fires
+   * with a `SoftTimeLimitExceeded` reason, and the handler may clean up.
+   * Sent with every call.
+   */
+  softTimeLimit?: number;
+  /**
+   * With `acksLate`: when the Web Worker running the task dies, requeue
+   * the message instead of failing the task with `WorkerLostError`
+   * [`reject_on_worker_lost`]. A task that always kills its Web Worker is
+   * then redelivered forever. Default false (or the worker's setting).
+   */
+  rejectOnWorkerLost?: boolean;
+  /**
+   * Deno permissions the task's code runs with (default: the worker's
+   * `--task-permissions`, else the worker process's). Tasks with
+   * different permissions run in different groups of Web Workers.
+   */
+  permissions?: TaskPermissions;
   /**
    * How many times the task may be retried [`max_retries`]: a retry beyond
    * it fails the task with `MaxRetriesExceededError` (or the retry's `exc`).
@@ -340,6 +366,8 @@ export class Task<A extends unknown[], R> {
       queue: this.options.queue,
       priority: this.options.priority,
       serializer: this.options.serializer,
+      timeLimit: this.options.timeLimit,
+      softTimeLimit: this.options.softTimeLimit,
       ...stripUndefined(options),
     });
   }

@@ -16,6 +16,8 @@ import { pyJsonDumps } from "../protocol/json.ts";
 import type { Embed, TaskBody } from "../protocol/message.ts";
 import { encodeResultMetaWithJson, type ExceptionInfo } from "../protocol/result_meta.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
+import { reportedError } from "./reported_error.ts";
+import type { TimeLimits } from "./time_limits.ts";
 import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
 
 /**
@@ -68,6 +70,8 @@ export interface RunRequest {
   decoded?: TaskBody;
   /** Store the success result. */
   storeResult: boolean;
+  /** Time limits, enforced by the pool on the main thread; none when absent. */
+  timeLimits?: TimeLimits;
   /** Fields of the task context and the result meta. */
   info: {
     retries: number;
@@ -284,7 +288,7 @@ export async function runTask(
       }
     }
     if (planned) return retryOutcome();
-    const exc = exceptionInfo(err);
+    const exc = exceptionInfo(reportedError(err, `${req.task}[${req.id}]`, signal));
     return {
       seq: req.seq,
       ok: false,
@@ -346,9 +350,10 @@ export class BatchRunner {
    * Fire the AbortSignals of running requests.
    *
    * @param seqs their dispatch numbers
+   * @param reason the signals' reason (default an `AbortError`)
    */
-  abort(seqs: number[]): void {
-    for (const s of seqs) this.#running.get(s)?.abort();
+  abort(seqs: number[], reason?: unknown): void {
+    for (const s of seqs) this.#running.get(s)?.abort(reason);
   }
 
   #finished(outcome: RunOutcome): void {

@@ -10,8 +10,12 @@ import type { Celery } from "../client/app.ts";
 import type { CeleryOptions } from "../client/config.ts";
 import type { PublishTarget } from "../broker/port.ts";
 import type { Message } from "../protocol/message.ts";
+import { SoftTimeLimitExceeded, TimeLimitExceeded } from "../client/worker_errors.ts";
 import { BatchRunner, type RunOutcome, type RunRequest } from "./executor.ts";
 import type { FromRunner, ToRunner } from "./pool_protocol.ts";
+import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
+import { moduleDirs, type Sandbox, type SpawnPermissions, spawnPermissions } from "./sandboxes.ts";
+import { TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
@@ -29,6 +33,8 @@ const log = getLogger(["celeriac", "worker", "pool"]);
  *   },
  *   onPublish: (message, target) => app.publish(message, target),
  *   onLost: (seqs, reason) => console.warn(`tasks ${seqs.join(", ")} lost: ${reason}`),
+ *   onTimeLimit: (seq, seconds, abandoned) =>
+ *     console.warn(`task ${seq} ran past ${seconds}s; put back: ${abandoned.join(", ")}`),
  * };
  * const pool = new InlinePool(app, 10, events);
  * await pool.start();
@@ -42,6 +48,13 @@ export interface PoolEvents {
   onPublish(message: Message, target: PublishTarget): Promise<void>;
   /** A Web Worker died: these dispatched tasks did not finish. */
   onLost(seqs: number[], reason: string): void;
+  /**
+   * Task `seq` exceeded its hard time limit (or was terminated by a
+   * revoke; `seconds` is then 0) and was stopped. `abandoned`
+   * are other tasks that were stopped with it (they shared its Web
+   * Worker): they did not fail and must be put back in their queues.
+   */
+  onTimeLimit(seq: number, seconds: number, abandoned: number[]): void;
 }
 
 /**
@@ -67,6 +80,12 @@ export interface Pool {
   run(requests: RunRequest[]): void;
   /** Ask running tasks to stop (their AbortSignal fires). */
   abort(seqs: number[]): void;
+  /**
+   * Stop running tasks now (revoke with terminate): the Web Worker running
+   * each is ended and replaced, and `onTimeLimit` reports it with the other
+   * tasks it held. The inline pool can only fire their AbortSignals.
+   */
+  terminate(seqs: number[]): void;
   /** Stop the pool; running tasks are abandoned. */
   close(): Promise<void>;
 }
@@ -74,27 +93,32 @@ export interface Pool {
 /**
  * Options of {@link ThreadPool}.
  *
- * @example Four Web Workers without file access
+ * @example Four Web Workers per sandbox, recycled every 1000 tasks
  * ```ts
- * import { ThreadPool, type ThreadPoolOptions } from "@celeriac/celeriac/worker";
+ * import { planSandboxes, ThreadPool, type ThreadPoolOptions } from "@celeriac/celeriac/worker";
  * const options: ThreadPoolOptions = {
  *   size: 4,
  *   slots: 32,
  *   module: new URL("./tasks.ts", import.meta.url).href,
  *   exportName: "app",
- *   permissions: { net: true, env: true, read: false, write: false },
+ *   sandboxes: planSandboxes([
+ *     { name: "tasks.add", options: {} },
+ *     { name: "tasks.fetch", options: { permissions: { net: ["api.example.com:443"] } } },
+ *   ], "none"),
+ *   recycle: { maxTasksPerChild: 1000 },
  *   config: { broker: "redis://127.0.0.1:6379/0" },
  * };
  * const pool = new ThreadPool(options, {
  *   onOutcomes: () => {},
  *   onPublish: () => Promise.resolve(),
  *   onLost: () => {},
+ *   onTimeLimit: () => {},
  * });
- * pool.capacity; // 128; Web Workers start with pool.start()
+ * pool.capacity; // 256: 2 sandboxes × 4 Web Workers × 32 slots; they start with pool.start()
  * ```
  */
 export interface ThreadPoolOptions {
-  /** Number of Web Workers. */
+  /** Number of Web Workers of each sandbox. */
   size: number;
   /** Tasks one Web Worker may hold at once. */
   slots: number;
@@ -102,26 +126,61 @@ export interface ThreadPoolOptions {
   module: string;
   /** Export holding the app. */
   exportName?: string;
-  /** Deno permissions of the Web Workers; default inherit the process's. */
-  permissions?: Deno.PermissionOptions;
+  /**
+   * Groups of tasks and their permissions ({@link planSandboxes}); each
+   * gets `size` Web Workers. Default: one group with the process's
+   * permissions, running every task.
+   */
+  sandboxes?: Sandbox[];
+  /** When Web Workers are replaced (tasks run, memory). */
+  recycle?: RecycleOptions;
   /** The worker's app configuration, applied to the app in each Web Worker. */
   config: CeleryOptions;
 }
 
+interface Group {
+  sandbox: Sandbox;
+  spawn: SpawnPermissions;
+  /** Members that take new tasks. */
+  members: Member[];
+  /** Consecutive members that failed to start (for the respawn backoff). */
+  failures: number;
+}
+
 interface Member {
+  group: Group;
   worker: Worker;
   load: number;
+  assigned: number;
   inflight: Set<number>;
   ready: Promise<void>;
   up: boolean;
   dead: boolean;
+  retiring: boolean;
 }
+
+interface Owned {
+  member: Member;
+  task: string;
+  id: string;
+}
+
+const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tasks: [] };
 
 /**
  * A pool of Web Workers, each importing the app module and running many
  * tasks at a time (async handlers interleave; sync handlers run in turn).
- * A Web Worker that dies is replaced (with backoff if replacements keep
- * failing), and the tasks it held are reported lost.
+ *
+ * - Tasks run in the group of Web Workers of their permission sandbox.
+ * - Time limits: timers on the main thread fire a task's AbortSignal at its
+ *   soft limit, and at its hard limit terminate its Web Worker; the other
+ *   tasks that Web Worker held are reported abandoned, for the worker to
+ *   put back in their queues.
+ * - Recycling: a Web Worker that was given its quota of tasks, or whose
+ *   heap outgrew its bound, takes no new task, finishes what it holds and
+ *   is replaced (the replacement starts at once).
+ * - A Web Worker that dies is replaced (with backoff if replacements keep
+ *   failing), and the tasks it held are reported lost.
  *
  * @example
  * ```ts ignore
@@ -133,16 +192,19 @@ export class ThreadPool implements Pool {
   readonly capacity: number;
   readonly #options: ThreadPoolOptions;
   readonly #events: PoolEvents;
-  #members: Member[] = [];
-  readonly #owner = new Map<number, Member>();
+  readonly #policy: RecyclePolicy;
+  readonly #limits: TimeLimitTimers;
+  #groups: Group[] = [];
+  readonly #groupOf = new Map<string, Group>();
+  readonly #retiring = new Set<Member>();
+  readonly #owner = new Map<number, Owned>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
-  #failures = 0;
   #closed = false;
 
   /**
    * Configure the pool; its Web Workers start with {@link ThreadPool.start}.
    *
-   * @param options size, slots, module and permissions
+   * @param options size, slots, module, sandboxes and recycling
    * @param events where outcomes go
    */
   constructor(options: ThreadPoolOptions, events: PoolEvents) {
@@ -151,28 +213,67 @@ export class ThreadPool implements Pool {
     }
     this.#options = options;
     this.#events = events;
-    this.capacity = options.size * options.slots;
+    this.#policy = new RecyclePolicy(options.recycle);
+    this.#limits = new TimeLimitTimers({
+      soft: (seq, seconds) => this.#softLimit(seq, seconds),
+      hard: (seq, seconds) => this.#hardLimit(seq, seconds),
+    });
+    const groups = options.sandboxes?.length ? options.sandboxes.length : 1;
+    this.capacity = groups * options.size * options.slots;
   }
 
   async start(): Promise<void> {
-    this.#members = Array.from({ length: this.#options.size }, () => this.#spawn());
+    const sandboxes = this.#options.sandboxes?.length ? this.#options.sandboxes : [DEFAULT_SANDBOX];
+    const lists = sandboxes.some((s) =>
+      typeof s.permissions === "object" && Array.isArray(s.permissions.read)
+    );
+    const dirs = lists ? moduleDirs(this.#options.module) : [];
+    this.#groups = sandboxes.map((sandbox) => ({
+      sandbox,
+      spawn: spawnPermissions(sandbox.permissions, dirs, dirs.length ? Deno.cwd() : "/"),
+      members: [],
+      failures: 0,
+    }));
+    for (const g of this.#groups) for (const t of g.sandbox.tasks) this.#groupOf.set(t, g);
     try {
-      await Promise.all(this.#members.map((m) => m.ready));
+      for (const g of this.#groups) {
+        g.members = Array.from({ length: this.#options.size }, () => this.#spawn(g));
+      }
+      await Promise.all(this.#groups.flatMap((g) => g.members.map((m) => m.ready)));
     } catch (err) {
       await this.close();
       throw err;
     }
   }
 
-  #spawn(): Member {
-    const worker = new Worker(new URL("./runner.ts", import.meta.url), {
-      type: "module",
-      name: "celeriac-task-runner",
-      deno: { permissions: this.#options.permissions ?? "inherit" },
-    });
+  #spawn(group: Group): Member {
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL("./runner.ts", import.meta.url), {
+        type: "module",
+        name: "celeriac-task-runner",
+        deno: { permissions: group.spawn.permissions },
+      });
+    } catch (err) {
+      throw new Error(
+        `Cannot start a Web Worker with permissions ${group.sandbox.key} (tasks ` +
+          `${group.sandbox.tasks.join(", ") || "all"}): ${(err as Error).message}. ` +
+          `A sandbox cannot have more permissions than the worker process`,
+      );
+    }
     const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
     ready.catch(() => {});
-    const member: Member = { worker, load: 0, inflight: new Set(), ready, up: false, dead: false };
+    const member: Member = {
+      group,
+      worker,
+      load: 0,
+      assigned: 0,
+      inflight: new Set(),
+      ready,
+      up: false,
+      dead: false,
+      retiring: false,
+    };
     const fail = (reason: string) => {
       reject(new Error(`A Web Worker failed: ${reason}`));
       this.#fail(member, reason);
@@ -182,19 +283,14 @@ export class ThreadPool implements Pool {
       switch (msg.type) {
         case "ready":
           member.up = true;
-          this.#failures = 0;
+          group.failures = 0;
           resolve();
           break;
         case "init-error":
           fail(`the app module failed to load:\n${msg.error}`);
           break;
         case "outcomes":
-          for (const o of msg.outcomes) {
-            member.inflight.delete(o.seq);
-            this.#owner.delete(o.seq);
-          }
-          member.load -= msg.outcomes.length;
-          this.#events.onOutcomes(msg.outcomes);
+          this.#onOutcomes(member, msg.outcomes, msg.memory);
           break;
         case "publish":
           this.#events.onPublish(msg.message, msg.target).then(
@@ -213,6 +309,8 @@ export class ThreadPool implements Pool {
       module: this.#options.module,
       exportName: this.#options.exportName,
       config: this.#options.config,
+      measureMemory: this.#policy.measuresMemory,
+      revoke: group.spawn.revoke,
     });
     return member;
   }
@@ -221,35 +319,105 @@ export class ThreadPool implements Pool {
     if (!member.dead) member.worker.postMessage(msg);
   }
 
+  #onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void {
+    for (const o of outcomes) {
+      member.inflight.delete(o.seq);
+      this.#owner.delete(o.seq);
+      this.#limits.clear(o.seq);
+    }
+    member.load -= outcomes.length;
+    if (memory !== undefined && this.#policy.overMemory(memory)) {
+      this.#retire(member, `its heap is ${Math.round(memory / 1024)} KiB`);
+    }
+    this.#events.onOutcomes(outcomes);
+    if (member.retiring && member.load === 0) this.#dismiss(member);
+  }
+
+  /** Take no new task on this member, start its replacement now. */
+  #retire(member: Member, why: string): void {
+    if (member.retiring || member.dead) return;
+    member.retiring = true;
+    const g = member.group;
+    g.members = g.members.filter((m) => m !== member);
+    this.#retiring.add(member);
+    log.debug("Recycling a Web Worker: {why}; it finishes {n} task(s)", { why, n: member.load });
+    if (!this.#closed) g.members.push(this.#spawn(g));
+    if (member.load === 0) this.#dismiss(member);
+  }
+
+  #dismiss(member: Member): void {
+    member.dead = true;
+    member.worker.terminate();
+    this.#retiring.delete(member);
+  }
+
+  /** Stop a member at once; returns the tasks it held. */
+  #drop(member: Member): number[] {
+    member.dead = true;
+    member.worker.terminate();
+    this.#retiring.delete(member);
+    member.group.members = member.group.members.filter((m) => m !== member);
+    const seqs = [...member.inflight];
+    for (const s of seqs) {
+      this.#owner.delete(s);
+      this.#limits.clear(s);
+    }
+    return seqs;
+  }
+
   /** A Web Worker crashed or could not load the app: report its tasks lost, replace it. */
   #fail(member: Member, reason: string): void {
     if (member.dead) return;
-    member.dead = true;
-    member.worker.terminate();
-    const seqs = [...member.inflight];
-    for (const s of seqs) this.#owner.delete(s);
-    const i = this.#members.indexOf(member);
-    if (this.#closed || i < 0) return;
+    const wasRetiring = member.retiring;
+    const seqs = this.#drop(member);
+    if (this.#closed) return;
     if (seqs.length) this.#events.onLost(seqs, reason);
-    const wasUp = member.up;
-    if (!wasUp) this.#failures++;
-    const delay = wasUp ? 0 : Math.min(30_000, 500 * 2 ** Math.min(this.#failures, 6));
-    log.error("A Web Worker died ({reason}); {n} task(s) lost; replacing it in {delay} ms", {
+    const g = member.group;
+    if (!member.up) g.failures++;
+    const delay = member.up ? 0 : Math.min(30_000, 500 * 2 ** Math.min(g.failures, 6));
+    log.error("A Web Worker died ({reason}); {n} task(s) lost; {what}", {
       reason,
       n: seqs.length,
-      delay,
+      what: wasRetiring ? "it was already replaced" : `replacing it in ${delay} ms`,
     });
+    if (wasRetiring) return;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
-      if (!this.#closed) this.#members[i] = this.#spawn();
+      if (!this.#closed) g.members.push(this.#spawn(g));
     }, delay);
     this.#timers.add(timer);
   }
 
+  #softLimit(seq: number, seconds: number): void {
+    const o = this.#owner.get(seq);
+    if (o) this.#post(o.member, { type: "soft-time-limit", seq, seconds, task: o.task, id: o.id });
+  }
+
+  #hardLimit(seq: number, seconds: number): void {
+    this.#kill(seq, seconds, `Hard time limit (${seconds}s) exceeded`);
+  }
+
+  /** Terminate the Web Worker running `seq`, replace it, report the others it held. */
+  #kill(seq: number, seconds: number, why: string): void {
+    const o = this.#owner.get(seq);
+    if (!o) return;
+    const { member } = o;
+    const wasRetiring = member.retiring;
+    const abandoned = this.#drop(member).filter((s) => s !== seq);
+    log.error(
+      "{why} for {task}[{id}]: its Web Worker is replaced and the {n} other task(s) it held " +
+        "are put back",
+      { why, task: o.task, id: o.id, n: abandoned.length },
+    );
+    if (!wasRetiring && !this.#closed) member.group.members.push(this.#spawn(member.group));
+    this.#events.onTimeLimit(seq, seconds, abandoned);
+  }
+
   run(requests: RunRequest[]): void {
     const batches = new Map<Member, RunRequest[]>();
-    const live = this.#members.filter((m) => !m.dead);
     for (const req of requests) {
+      const group = this.#groupOf.get(req.task) ?? this.#groups[0];
+      const live = group.members.filter((m) => !m.dead && !m.retiring);
       if (live.length === 0) {
         this.#events.onLost([req.seq], "no Web Worker is running (replacements are failing)");
         continue;
@@ -257,11 +425,14 @@ export class ThreadPool implements Pool {
       let best = live[0];
       for (const m of live) if (m.load < best.load) best = m;
       best.load++;
+      best.assigned++;
       best.inflight.add(req.seq);
-      this.#owner.set(req.seq, best);
+      this.#owner.set(req.seq, { member: best, task: req.task, id: req.id });
+      if (req.timeLimits) this.#limits.start(req.seq, req.timeLimits);
       let b = batches.get(best);
       if (!b) batches.set(best, b = []);
       b.push(req);
+      if (this.#policy.full(best.assigned)) this.#retire(best, `it ran ${best.assigned} tasks`);
     }
     for (const [m, batch] of batches) this.#post(m, { type: "run", batch });
   }
@@ -269,28 +440,36 @@ export class ThreadPool implements Pool {
   abort(seqs: number[]): void {
     const by = new Map<Member, number[]>();
     for (const s of seqs) {
-      const m = this.#owner.get(s);
+      const m = this.#owner.get(s)?.member;
       if (m) by.set(m, [...(by.get(m) ?? []), s]);
     }
     for (const [m, list] of by) this.#post(m, { type: "abort", seqs: list });
   }
 
+  terminate(seqs: number[]): void {
+    for (const s of seqs) this.#kill(s, 0, "Revoked with terminate");
+  }
+
   close(): Promise<void> {
     this.#closed = true;
+    this.#limits.clearAll();
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
-    for (const m of this.#members) {
+    for (const m of [...this.#groups.flatMap((g) => g.members), ...this.#retiring]) {
       m.dead = true;
       m.worker.terminate();
     }
-    this.#members = [];
+    for (const g of this.#groups) g.members = [];
+    this.#retiring.clear();
     return Promise.resolve();
   }
 }
 
 /**
  * Runs tasks on the main thread, many at a time: for I/O-bound async
- * tasks, and where Web Workers are not wanted.
+ * tasks, and where Web Workers are not wanted. The main thread cannot be
+ * terminated, so at a hard time limit the task's AbortSignal fires and the
+ * task is reported failed, but its code may go on in the background.
  *
  * @example
  * ```ts ignore
@@ -301,6 +480,8 @@ export class InlinePool implements Pool {
   readonly capacity: number;
   readonly #app: Celery;
   readonly #runner: BatchRunner;
+  readonly #limits: TimeLimitTimers;
+  readonly #running = new Map<number, { task: string; id: string }>();
 
   /**
    * Configure the inline pool.
@@ -313,7 +494,31 @@ export class InlinePool implements Pool {
     if (!(slots >= 1)) throw new RangeError("The inline pool needs at least 1 slot");
     this.#app = app;
     this.capacity = slots;
-    this.#runner = new BatchRunner((outcomes) => events.onOutcomes(outcomes));
+    this.#runner = new BatchRunner((outcomes) => {
+      for (const o of outcomes) {
+        this.#running.delete(o.seq);
+        this.#limits.clear(o.seq);
+      }
+      events.onOutcomes(outcomes);
+    });
+    this.#limits = new TimeLimitTimers({
+      soft: (seq, seconds) => {
+        const r = this.#running.get(seq);
+        if (r) this.#runner.abort([seq], new SoftTimeLimitExceeded({ seconds, ...r }));
+      },
+      hard: (seq, seconds) => {
+        const r = this.#running.get(seq);
+        if (!r) return;
+        this.#running.delete(seq);
+        this.#runner.abort([seq], new TimeLimitExceeded({ seconds, ...r }));
+        log.error(
+          "Hard time limit ({seconds}s) exceeded for {task}[{id}] (inline pool: its " +
+            "code may still be running)",
+          { seconds, ...r },
+        );
+        events.onTimeLimit(seq, seconds, []);
+      },
+    });
   }
 
   start(): Promise<void> {
@@ -321,6 +526,10 @@ export class InlinePool implements Pool {
   }
 
   run(requests: RunRequest[]): void {
+    for (const req of requests) {
+      this.#running.set(req.seq, { task: req.task, id: req.id });
+      if (req.timeLimits) this.#limits.start(req.seq, req.timeLimits);
+    }
     this.#runner.run(this.#app.tasks, requests);
   }
 
@@ -328,7 +537,12 @@ export class InlinePool implements Pool {
     this.#runner.abort(seqs);
   }
 
+  terminate(seqs: number[]): void {
+    this.#runner.abort(seqs);
+  }
+
   close(): Promise<void> {
+    this.#limits.clearAll();
     return Promise.resolve();
   }
 }

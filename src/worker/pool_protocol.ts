@@ -8,17 +8,33 @@ import type { PublishTarget } from "../broker/port.ts";
 import type { CeleryOptions } from "../client/config.ts";
 import type { Message } from "../protocol/message.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
+import type { Revocation } from "./sandboxes.ts";
 
 /** Main thread → Web Worker. */
 export type ToRunner =
-  | { type: "init"; module: string; exportName?: string; config: CeleryOptions }
+  | {
+    type: "init";
+    module: string;
+    exportName?: string;
+    config: CeleryOptions;
+    /** Report the heap size with every batch of outcomes. */
+    measureMemory?: boolean;
+    /** Permissions to give up once the app module is loaded (sandboxes). */
+    revoke?: Revocation[];
+  }
   | { type: "run"; batch: RunRequest[] }
   | { type: "abort"; seqs: number[] }
+  | { type: "soft-time-limit"; seq: number; seconds: number; task: string; id: string }
   | { type: "published"; id: number; error?: string };
 
 /** Web Worker → main thread. */
 export type FromRunner =
   | { type: "ready"; tasks: string[] }
   | { type: "init-error"; error: string }
-  | { type: "outcomes"; outcomes: RunOutcome[] }
+  | {
+    type: "outcomes";
+    outcomes: RunOutcome[];
+    /** Heap used plus external memory in bytes, when asked to measure. */
+    memory?: number;
+  }
   | { type: "publish"; id: number; message: Message; target: PublishTarget };

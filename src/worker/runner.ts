@@ -10,26 +10,43 @@
 
 import { type Celery, PUBLISHER } from "../client/app.ts";
 import type { CeleryOptions } from "../client/config.ts";
+import { SoftTimeLimitExceeded } from "../client/worker_errors.ts";
+import { loadCodecs } from "../protocol/codecs.ts";
 import { BatchRunner } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
 import type { FromRunner, ToRunner } from "./pool_protocol.ts";
+import type { Revocation } from "./sandboxes.ts";
 
 let app: Promise<Celery> | null = null;
 const pendingPublishes = new Map<number, { resolve(): void; reject(e: Error): void }>();
 let publishSeq = 0;
+let measureMemory = false;
 
 function post(msg: FromRunner): void {
   self.postMessage(msg);
 }
 
-const runner = new BatchRunner((outcomes) => post({ type: "outcomes", outcomes }));
+function memory(): number {
+  const m = Deno.memoryUsage();
+  return m.heapUsed + m.external;
+}
+
+const runner = new BatchRunner((outcomes) =>
+  post({ type: "outcomes", outcomes, memory: measureMemory ? memory() : undefined })
+);
 
 async function init(
   module: string,
   exportName: string | undefined,
   config: CeleryOptions,
+  revoke: Revocation[],
 ): Promise<Celery> {
   const loaded = await loadApp(module, exportName);
+  if (revoke.length) {
+    // Codecs are imported on demand, which needs the read access given up below.
+    await loadCodecs({ msgpack: true, compression: true });
+    for (const r of revoke) await Deno.permissions.revoke(r);
+  }
   loaded.configure(config);
   loaded[PUBLISHER] = (message, target) => {
     const id = ++publishSeq;
@@ -45,7 +62,8 @@ self.onmessage = (e: MessageEvent<ToRunner>) => {
   const msg = e.data;
   switch (msg.type) {
     case "init":
-      app = init(msg.module, msg.exportName, msg.config);
+      measureMemory = msg.measureMemory ?? false;
+      app = init(msg.module, msg.exportName, msg.config, msg.revoke ?? []);
       app.then(
         (a) => post({ type: "ready", tasks: [...a.tasks.keys()] }),
         (err) => post({ type: "init-error", error: (err as Error).stack ?? String(err) }),
@@ -56,6 +74,9 @@ self.onmessage = (e: MessageEvent<ToRunner>) => {
       break;
     case "abort":
       runner.abort(msg.seqs);
+      break;
+    case "soft-time-limit":
+      runner.abort([msg.seq], new SoftTimeLimitExceeded(msg));
       break;
     case "published": {
       const p = pendingPublishes.get(msg.id);

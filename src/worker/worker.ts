@@ -24,6 +24,8 @@ import {
   type TaskState,
 } from "../protocol/result_meta.ts";
 import { decodeTaskHeaders, type TaskRequest } from "../protocol/task_request.ts";
+import type { TaskPermissions } from "../client/permissions.ts";
+import { TimeLimitExceeded, WorkerLostError } from "../client/worker_errors.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { chainStepIds, failureFollowUps, type Outgoing, successFollowUps } from "./follow_ups.ts";
 import { InlinePool, type Pool, type PoolEvents, ThreadPool } from "./pool.ts";
@@ -32,6 +34,8 @@ import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
 import { parseRate } from "../protocol/rate.ts";
 import type { TokenGrant, TokenRequest } from "../broker/port.ts";
 import { type ControlTarget, RemoteControl } from "./remote_control.ts";
+import { planSandboxes } from "./sandboxes.ts";
+import { resolveTimeLimits } from "./time_limits.ts";
 import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
 
 const log = getLogger(["celeriac", "worker"]);
@@ -82,8 +86,41 @@ export interface WorkerOptions {
   hostname?: string;
   /** Acknowledge after the task finishes, for every task [`task_acks_late`]. Default false. */
   acksLate?: boolean;
-  /** Deno permissions of the Web Workers; default those of the process. */
-  permissions?: Deno.PermissionOptions;
+  /**
+   * Deno permissions of task code, for tasks without a `permissions`
+   * option [`--task-permissions`]. Default `"inherit"`: the process's.
+   * Each distinct permission set among the tasks gets its own group of
+   * `concurrency` Web Workers (threads pool only).
+   */
+  taskPermissions?: TaskPermissions;
+  /**
+   * Hard time limit in seconds for tasks without one [`--time-limit`,
+   * `task_time_limit`]: the Web Worker is terminated and the task fails
+   * with `TimeLimitExceeded`. A message's `timelimit` header and the
+   * task's `timeLimit` option come first.
+   */
+  timeLimit?: number;
+  /**
+   * Soft time limit in seconds for tasks without one [`--soft-time-limit`,
+   * `task_soft_time_limit`]: `ctx.signal` fires with `SoftTimeLimitExceeded`.
+   */
+  softTimeLimit?: number;
+  /**
+   * Requeue late-ack tasks whose Web Worker dies, for tasks that do not set
+   * `rejectOnWorkerLost` [`task_reject_on_worker_lost`]. Default false.
+   */
+  rejectOnWorkerLost?: boolean;
+  /**
+   * Replace a Web Worker after it ran this many tasks
+   * [`--max-tasks-per-child`]. Default: never.
+   */
+  maxTasksPerChild?: number;
+  /**
+   * Replace a Web Worker whose V8 heap (used heap plus external memory)
+   * exceeds this many KiB after a task [`--max-memory-per-child`, KiB as
+   * in Celery]. Default: never.
+   */
+  maxMemoryPerChild?: number;
   /**
    * On brokers without leases (AMQP), the longest time in seconds an ETA
    * task is held unacknowledged: past it the message is published again
@@ -330,8 +367,19 @@ export class Worker {
       onOutcomes: (outs) => this.#onOutcomes(outs),
       onPublish: (message, target) => this.#app.publish(message, target),
       onLost: (seqs, reason) => this.#onLost(seqs, reason),
+      onTimeLimit: (seq, seconds, abandoned) => this.#onTimeLimit(seq, seconds, abandoned),
     };
     const o = this.#options;
+    const sandboxes = planSandboxes(this.#app.tasks.values(), o.taskPermissions);
+    if ((o.pool ?? "threads") === "inline") {
+      const sandboxed = sandboxes.filter((s) => s.permissions !== "inherit");
+      if (sandboxed.length) {
+        throw new TypeError(
+          `Tasks ${sandboxed.flatMap((s) => s.tasks).join(", ")} have permission sandboxes, ` +
+            `which the inline pool cannot enforce: use the threads pool`,
+        );
+      }
+    }
     this.#pool = (o.pool ?? "threads") === "inline"
       ? new InlinePool(this.#app, o.prefetch ?? 100, events)
       : new ThreadPool({
@@ -339,7 +387,8 @@ export class Worker {
         slots: o.prefetch ?? 32,
         module: o.appModule!,
         exportName: o.appExport,
-        permissions: o.permissions,
+        sandboxes,
+        recycle: { maxTasksPerChild: o.maxTasksPerChild, maxMemoryPerChild: o.maxMemoryPerChild },
         config: this.#app.config,
       }, events);
     await this.#pool.start();
@@ -353,6 +402,14 @@ export class Worker {
       queues: this.queues.join(","),
       tasks: [...this.#app.tasks.keys()].join(", "),
     });
+    if (sandboxes.length > 1 || sandboxes[0]?.permissions !== "inherit") {
+      for (const s of sandboxes) {
+        log.info("Permission sandbox {permissions}: {tasks}", {
+          permissions: s.key,
+          tasks: s.tasks.join(", "),
+        });
+      }
+    }
     this.#loop = this.#consume();
   }
 
@@ -660,7 +717,7 @@ export class Worker {
         this.#terminated.add(seq);
       }
     }
-    if (seqs.length) this.#pool.abort(seqs);
+    if (seqs.length) this.#pool.terminate(seqs);
     return killed;
   }
 
@@ -700,6 +757,7 @@ export class Worker {
       headers: task.options.bind ? d.headers : compression ? { compression } : {},
       decoded: req.body,
       storeResult: this.#backend !== null && !req.ignoreResult,
+      timeLimits: resolveTimeLimits(req.timeLimit, task.options, this.#options),
       info: {
         retries: req.retries,
         rootId: req.rootId,
@@ -829,9 +887,14 @@ export class Worker {
     }));
   }
 
+  /**
+   * A Web Worker died with these tasks: late-ack tasks that reject on
+   * worker loss are requeued; the others fail with `WorkerLostError`.
+   */
   #onLost(seqs: number[], reason: string): void {
     const stores: StoreEntry[] = [];
     const acks: Delivery[] = [];
+    const requeues: Delivery[] = [];
     for (const seq of seqs) {
       const r = this.#running.get(seq);
       if (!r) continue;
@@ -841,20 +904,88 @@ export class Worker {
         if (!r.acked) acks.push(r.delivery);
         continue;
       }
+      const task = this.#app.tasks.get(r.req.task);
+      if (
+        !r.acked &&
+        (task?.options.rejectOnWorkerLost ?? this.#options.rejectOnWorkerLost ?? false)
+      ) {
+        log.warn("Task {name}[{id}] requeued: its Web Worker died ({reason})", {
+          name: r.req.task,
+          id: r.req.id,
+          reason,
+        });
+        requeues.push(r.delivery);
+        continue;
+      }
       this.stats.failed++;
       stores.push({
-        ...failureEntry(
-          r.req.id,
-          exc("WorkerLostError", "billiard.exceptions", [`Worker exited prematurely: ${reason}`]),
-          null,
-        ),
+        ...failureEntry(r.req.id, exceptionInfo(new WorkerLostError(reason)), null),
         replyTo: r.req.replyTo,
       });
       if (!r.acked) acks.push(r.delivery);
     }
-    this.#track(this.#settle(stores, [], acks, []));
+    this.#track(
+      this.#settle(stores, [], acks, []).then(() =>
+        requeues.length ? this.#broker.requeue(requeues) : undefined
+      ),
+    );
     this.#wake?.();
     this.#wake = null;
+  }
+
+  /**
+   * Task `seq` ran past its hard limit: it fails with `TimeLimitExceeded`;
+   * the tasks stopped with it are put back in their queues (requeued if
+   * unacknowledged, republished if already acknowledged), never failed.
+   */
+  #onTimeLimit(seq: number, seconds: number, abandoned: number[]): void {
+    const stores: StoreEntry[] = [];
+    const acks: Delivery[] = [];
+    const r = this.#running.get(seq);
+    if (r && this.#terminated.delete(seq)) {
+      this.#running.delete(seq);
+      stores.push(this.#revokedEntry(r.req, "terminated"));
+      if (!r.acked) acks.push(r.delivery);
+    } else if (r) {
+      this.#running.delete(seq);
+      this.stats.failed++;
+      const err = new TimeLimitExceeded({ seconds, task: r.req.task, id: r.req.id });
+      log.warn("Task {name}[{id}] raised {type}: {message}", {
+        name: r.req.task,
+        id: r.req.id,
+        type: err.name,
+        message: err.message,
+      });
+      stores.push(failureEntry(r.req.id, exceptionInfo(err), null));
+      if (!r.acked) acks.push(r.delivery);
+    }
+    const back: Running[] = [];
+    for (const s of abandoned) {
+      const a = this.#running.get(s);
+      if (!a) continue;
+      this.#running.delete(s);
+      if (this.#terminated.delete(s)) {
+        stores.push(this.#revokedEntry(a.req, "terminated"));
+        if (!a.acked) acks.push(a.delivery);
+      } else {
+        back.push(a);
+      }
+    }
+    this.#track(this.#settle(stores, [], acks, []).then(() => this.#putBack(back)));
+    this.#wake?.();
+    this.#wake = null;
+  }
+
+  /** Put tasks that were stopped through no fault of their own back in their queues. */
+  async #putBack(tasks: Running[]): Promise<void> {
+    const unacked = tasks.filter((t) => !t.acked).map((t) => t.delivery);
+    if (unacked.length) await this.#broker.requeue(unacked);
+    for (const t of tasks.filter((x) => x.acked)) {
+      await this.#broker.publish(t.delivery, {
+        exchange: t.delivery.exchange,
+        routingKey: t.delivery.routingKey,
+      });
+    }
   }
 
   /**

@@ -17,6 +17,12 @@ export const fail = app.task("tasks.fail", (why: string): never => {
   throw err;
 });
 
+/** Sleeps, ignoring its AbortSignal: for time-limit tests. */
+export const nap = app.task("tasks.nap", async (seconds: number) => {
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  return seconds;
+});
+
 let redis: Redis | null = null;
 
 /**

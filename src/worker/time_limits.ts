@@ -1,0 +1,163 @@
+/**
+ * Task time limits: which limits apply to a task, and the main-thread
+ * timers that enforce them (one per running task with a limit).
+ *
+ * @module
+ */
+
+/**
+ * The limits of one run, in seconds; `null` for none.
+ *
+ * @example
+ * ```ts
+ * import type { TimeLimits } from "@celeriac/celeriac/worker";
+ * const limits: TimeLimits = { hard: 60, soft: 50 };
+ * ```
+ */
+export interface TimeLimits {
+  /** The Web Worker is terminated and the task fails with `TimeLimitExceeded`. */
+  hard: number | null;
+  /** The task's `ctx.signal` fires with `SoftTimeLimitExceeded`. */
+  soft: number | null;
+}
+
+/**
+ * Limits configured on a task or a worker (seconds; Celery's
+ * `time_limit` / `soft_time_limit`).
+ *
+ * @example
+ * ```ts
+ * import type { TimeLimitOptions } from "@celeriac/celeriac/worker";
+ * const options: TimeLimitOptions = { timeLimit: 60, softTimeLimit: 50 };
+ * ```
+ */
+export interface TimeLimitOptions {
+  /** Hard limit in seconds. */
+  timeLimit?: number | null;
+  /** Soft limit in seconds. */
+  softTimeLimit?: number | null;
+}
+
+function positive(v: number | null | undefined): number | null {
+  return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : null;
+}
+
+/**
+ * The limits that apply to a run, each chosen separately: the message's
+ * `timelimit` header `[hard, soft]`, else the task's options, else the
+ * worker's. Zero, negative and missing values mean "not set here".
+ *
+ * @example
+ * ```ts
+ * import { resolveTimeLimits } from "@celeriac/celeriac/worker";
+ * resolveTimeLimits([null, 5], { timeLimit: 30 }, { timeLimit: 300, softTimeLimit: 200 });
+ * // { hard: 30, soft: 5 }
+ * ```
+ *
+ * @param header the message's `[hard, soft]` header
+ * @param task the task's options
+ * @param worker the worker's options
+ * @returns the limits of this run
+ */
+export function resolveTimeLimits(
+  header: readonly [number | null, number | null],
+  task: TimeLimitOptions,
+  worker: TimeLimitOptions,
+): TimeLimits {
+  return {
+    hard: positive(header[0]) ?? positive(task.timeLimit) ?? positive(worker.timeLimit),
+    soft: positive(header[1]) ?? positive(task.softTimeLimit) ?? positive(worker.softTimeLimit),
+  };
+}
+
+/**
+ * What {@link TimeLimitTimers} calls when a limit is reached.
+ *
+ * @example
+ * ```ts
+ * import type { TimeLimitHandlers } from "@celeriac/celeriac/worker";
+ * const handlers: TimeLimitHandlers = {
+ *   soft: (seq, seconds) => console.log(`#${seq}: soft limit ${seconds}s`),
+ *   hard: (seq, seconds) => console.log(`#${seq}: hard limit ${seconds}s`),
+ * };
+ * ```
+ */
+export interface TimeLimitHandlers {
+  /** The soft limit of run `seq` was reached. */
+  soft(seq: number, seconds: number): void;
+  /** The hard limit of run `seq` was reached (its soft timer is cleared). */
+  hard(seq: number, seconds: number): void;
+}
+
+/**
+ * One soft and one hard timer per running task, cleared when it finishes.
+ *
+ * @example
+ * ```ts
+ * import { TimeLimitTimers } from "@celeriac/celeriac/worker";
+ * const timers = new TimeLimitTimers({
+ *   soft: (seq) => console.log(`abort #${seq}`),
+ *   hard: (seq) => console.log(`kill #${seq}`),
+ * });
+ * timers.start(1, { hard: 10, soft: 5 });
+ * timers.size; // 1
+ * timers.clear(1); // it finished in time
+ * timers.size; // 0
+ * ```
+ */
+export class TimeLimitTimers {
+  readonly #handlers: TimeLimitHandlers;
+  readonly #timers = new Map<number, ReturnType<typeof setTimeout>[]>();
+
+  /**
+   * Create the timers; none runs before {@link TimeLimitTimers.start}.
+   *
+   * @param handlers called when limits are reached
+   */
+  constructor(handlers: TimeLimitHandlers) {
+    this.#handlers = handlers;
+  }
+
+  /** How many runs have timers. */
+  get size(): number {
+    return this.#timers.size;
+  }
+
+  /**
+   * Start the timers of a run (nothing when it has no limits).
+   *
+   * @param seq the run
+   * @param limits its limits
+   */
+  start(seq: number, limits: TimeLimits): void {
+    const timers: ReturnType<typeof setTimeout>[] = [];
+    const { hard, soft } = limits;
+    if (soft !== null && (hard === null || soft < hard)) {
+      timers.push(setTimeout(() => this.#handlers.soft(seq, soft), soft * 1000));
+    }
+    if (hard !== null) {
+      timers.push(setTimeout(() => {
+        this.clear(seq);
+        this.#handlers.hard(seq, hard);
+      }, hard * 1000));
+    }
+    if (timers.length) this.#timers.set(seq, timers);
+  }
+
+  /**
+   * Clear the timers of a run that finished (or was abandoned).
+   *
+   * @param seq the run
+   */
+  clear(seq: number): void {
+    const timers = this.#timers.get(seq);
+    if (!timers) return;
+    for (const t of timers) clearTimeout(t);
+    this.#timers.delete(seq);
+  }
+
+  /** Clear every timer. */
+  clearAll(): void {
+    for (const seq of [...this.#timers.keys()]) this.clear(seq);
+  }
+}
