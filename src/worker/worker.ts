@@ -956,7 +956,7 @@ export class Worker {
         type: err.name,
         message: err.message,
       });
-      stores.push(failureEntry(r.req.id, exceptionInfo(err), null));
+      stores.push({ ...failureEntry(r.req.id, exceptionInfo(err), null), replyTo: r.req.replyTo });
       if (!r.acked) acks.push(r.delivery);
     }
     const back: Running[] = [];
