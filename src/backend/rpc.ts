@@ -129,6 +129,7 @@ export class RpcBackend implements ResultBackend {
   readonly #closing = new AbortController();
   #listening: Promise<void> | null = null;
   #consumer: Promise<void> | null = null;
+  readonly #ownQueueGiven: boolean;
 
   /**
    * Use {@link openRpcBackend}.
@@ -142,6 +143,7 @@ export class RpcBackend implements ResultBackend {
       backoff: options.backoff,
     });
     this.replyQueue = options.replyQueue ?? crypto.randomUUID();
+    this.#ownQueueGiven = options.replyQueue !== undefined;
     this.#expires = options.resultExpires ?? 86400;
     this.#persistent = options.persistent ?? false;
     this.#publishTimeoutMs = (options.publishTimeout ?? 30) * 1000;
@@ -244,6 +246,13 @@ export class RpcBackend implements ResultBackend {
   /** Start consuming the reply queue (once); resolves when the consumer is set up. */
   #listen(): Promise<void> {
     if (this.#listening) return this.#listening;
+    if (!this.#ownQueueGiven) {
+      log.warn(
+        "The rpc:// backend listens on a reply queue of its own ({queue}); results of tasks " +
+          "whose reply_to names another queue (an app's oid) never arrive here: pass replyQueue",
+        { queue: this.replyQueue },
+      );
+    }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#listening = promise;
     const stop = this.#closing.signal;
