@@ -234,6 +234,45 @@ test("take never leaves more unacknowledged messages with the consumer than aske
   }
 });
 
+test("buffered deliveries go back to their queue soon after the last take", async () => {
+  const broker = await openAmqpBroker(url);
+  const q = uniqueQueue("linger");
+  const depth = async () => {
+    const listed = (await listQueues(vhost!.name)).find((x) => x.name === q)!;
+    return [listed.messages_ready, listed.messages_unacknowledged];
+  };
+  try {
+    for (let i = 0; i < 10; i++) await broker.publish(message(`l${i}`), { routingKey: q });
+    const first = await broker.take([q], { max: 4 });
+    assert.equal(first.length, 4);
+    await broker.ack(first); // frees prefetch room: RabbitMQ sends up to 4 more to the buffer
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(await depth(), [6, 0]);
+    const rest = await broker.take([q], { max: 10 });
+    assert.equal(rest.length, 6);
+    assert.deepEqual(rest.map((d) => JSON.parse(new TextDecoder().decode(d.body))).sort(), [
+      "l4",
+      "l5",
+      "l6",
+      "l7",
+      "l8",
+      "l9",
+    ]);
+    // Acks out of order: singly, then a run of the oldest ones with `multiple`.
+    await broker.ack(rest.slice(3));
+    await broker.ack([rest[1]]);
+    await broker.ack([rest[0], rest[2]]);
+    await broker.publish(message("after"), { routingKey: q });
+    const [after] = await broker.take([q], { max: 1, signal: AbortSignal.timeout(5000) });
+    assert.equal(JSON.parse(new TextDecoder().decode(after.body)), "after");
+    await broker.ack([after]);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(await depth(), [0, 0]);
+  } finally {
+    await broker.close();
+  }
+});
+
 test("a second ack of a delivery is not sent (RabbitMQ would close the channel)", async () => {
   const broker = await openAmqpBroker(url);
   const q = uniqueQueue("dead-ack");

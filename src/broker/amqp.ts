@@ -7,15 +7,30 @@
  *
  * Design decisions:
  *
- * - **No hoarding.** `take(queues, { max })` first pulls with `basic.get`
- *   (never more than asked, and not subject to prefetch). Only when every
- *   queue is empty does it wait, with consumers on a channel whose
- *   per-channel prefetch is `max`; once something arrives the consumers are
- *   cancelled and everything delivered until the cancel is confirmed (at
- *   most `max`, by the prefetch) is returned. So at no time does RabbitMQ
- *   hand this process more unacknowledged messages than the caller asked
- *   for, and idle consumers never sit on messages another worker could run.
- *   A waiting channel whose deliveries are all settled is reused.
+ * - **Consumers, bounded by prefetch.** `take(queues, { max })` is fed by
+ *   long-lived consumers (`basic.consume`) on one channel per connection
+ *   (`amqp_intake.ts`), whose deliveries wait in a local buffer. Before
+ *   each take the channel's prefetch (`basic.qos`, per channel) is set to
+ *   the deliveries handed out on it and not settled yet plus `max`: as
+ *   RabbitMQ counts every unacknowledged delivery of the channel, the
+ *   buffer never holds more than the caller may still receive. A take
+ *   returns what is buffered (earlier queues first) or waits for the first
+ *   arrival. When consumers start, the take waits one more round trip, so
+ *   that what was ready is buffered and a take of `max` from a full queue
+ *   gets `max`. Consuming other queues cancels the consumers of the old
+ *   ones and requeues their buffered deliveries.
+ * - **No hoarding.** A worker that stops taking (all its slots busy) must
+ *   not sit on messages another worker could run: 50 ms after a take
+ *   returns without another one starting, or at once when a take's signal
+ *   aborts, the consumers are cancelled and every buffered delivery goes
+ *   back to its queue (`basic.nack` with requeue: RabbitMQ marks it
+ *   redelivered). The next take starts the consumers again. Settling
+ *   deliveries frees prefetch room, so between two takes the buffer holds
+ *   at most the last `max`, minus what that take returned, plus what was
+ *   settled since — what a worker whose `max` is its free slots can run.
+ * - **Batched acknowledgements.** Settlements are grouped per channel; a
+ *   group that covers every delivery received before its last one goes as
+ *   one `basic.ack` (or `basic.nack`) with `multiple`.
  * - **Parking.** A rejected message is republished (with confirm) to the
  *   durable queue `celeriac.parked` with a note in its
  *   `x-celeriac-parked` header (reason, queue, task id and name, time,
@@ -52,6 +67,7 @@ import type { Channel, ConfirmChannel, Message as AmqpMessage } from "amqplib";
 import type { Message } from "../protocol/message.ts";
 import { HeldChannel, LazyChannel } from "./amqp_channel.ts";
 import { AmqpConnection, type AmqpSession, isChannelError } from "./amqp_connection.ts";
+import { Intake } from "./amqp_intake.ts";
 import {
   fromIncoming,
   parkedCopy,
@@ -86,6 +102,9 @@ import type {
 } from "./port.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
+
+/** Milliseconds buffered deliveries wait for the next take before they go back to their queues. */
+const LINGER_MS = 50;
 
 /**
  * Options of {@link openAmqpBroker}; URL query parameters win over them.
@@ -162,9 +181,10 @@ export class AmqpBroker implements Broker {
   #declared = new Set<string>();
   #declaredEpoch = 0;
   readonly #admin = new LazyChannel((s) => HeldChannel.open(s));
-  readonly #getter = new LazyChannel((s) => HeldChannel.open(s));
   readonly #publisher = new LazyChannel((s) => HeldChannel.openConfirm(s));
-  readonly #idleWaiters: HeldChannel[] = [];
+  #intake: Intake | null = null;
+  #turn: Promise<void> = Promise.resolve();
+  #linger: ReturnType<typeof setTimeout> | undefined;
   readonly #subscriptions = new Set<Promise<void>>();
   readonly #closing = new AbortController();
 
@@ -359,15 +379,16 @@ export class AmqpBroker implements Broker {
       const h = this.#held.get(d)!;
       if (h.holder.open) return true;
       h.settled = true;
-      h.holder.settle(h.raw, "ack");
+      h.holder.settle([h.raw], "ack");
       return false;
     });
   }
 
   /**
-   * Take up to `max` messages, earlier queues first, waiting while every
-   * queue is empty; never more unacknowledged messages than asked for. A
-   * lost connection is waited out.
+   * Take up to `max` messages, earlier queues first among those buffered,
+   * waiting while there are none; RabbitMQ never gives this process more
+   * unacknowledged messages than were handed out plus `max`. A lost
+   * connection is waited out.
    */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
@@ -376,6 +397,21 @@ export class AmqpBroker implements Broker {
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#closing.signal])
       : this.#closing.signal;
+    clearTimeout(this.#linger);
+    let got: Delivery[] = [];
+    try {
+      got = await this.#exclusive(signal, () => this.#takeLoop(queues, max, signal)) ?? [];
+    } finally {
+      this.#scheduleStop(got.length > 0 && !signal.aborted ? LINGER_MS : 0);
+    }
+    return got;
+  }
+
+  async #takeLoop(
+    queues: readonly string[],
+    max: number,
+    signal: AbortSignal,
+  ): Promise<Delivery[]> {
     while (!signal.aborted) {
       let session: AmqpSession;
       try {
@@ -386,10 +422,18 @@ export class AmqpBroker implements Broker {
       }
       try {
         for (const q of queues) await this.#declareTaskQueue(session, q);
-        const got = this.#alive(await this.#getBatch(session, queues, max));
+        const intake = await this.#intakeOf(session);
+        await intake.prepare(queues, max);
+        if (intake.buffered === 0) await intake.arrival(AbortSignal.any([signal, session.lost]));
+        if (intake.takeServerCancel()) {
+          log.debug("RabbitMQ cancelled a consumer (its queue was deleted?); declaring again");
+          this.#declared.clear();
+        }
+        if (signal.aborted) return [];
+        const got = this.#alive(
+          intake.take(queues, max).map((b) => this.#delivery(intake.holder, b.raw, b.queue)),
+        );
         if (got.length > 0) return got;
-        const waited = this.#alive(await this.#wait(session, queues, max, signal));
-        if (waited.length > 0) return waited;
       } catch (err) {
         if (signal.aborted) return [];
         if (isChannelError(err, 404)) {
@@ -405,83 +449,55 @@ export class AmqpBroker implements Broker {
     return [];
   }
 
-  async #getBatch(session: AmqpSession, queues: readonly string[], max: number) {
-    const holder = await this.#getter.get(session);
-    const out: Delivery[] = [];
-    for (const q of queues) {
-      while (out.length < max) {
-        const m = await holder.channel.get(q, { noAck: false });
-        if (m === false) break;
-        out.push(this.#delivery(holder, m, q));
-      }
-      if (out.length >= max) break;
-    }
-    return out;
+  async #intakeOf(session: AmqpSession): Promise<Intake> {
+    if (this.#intake?.open && this.#intake.holder.session === session) return this.#intake;
+    this.#intake = await Intake.open(session);
+    return this.#intake;
   }
 
-  async #waiter(session: AmqpSession): Promise<HeldChannel> {
-    while (this.#idleWaiters.length > 0) {
-      const w = this.#idleWaiters.pop()!;
-      if (w.open && w.session === session) return w;
-      await w.close();
-    }
-    return await HeldChannel.open(session);
-  }
-
-  #releaseWaiter(w: HeldChannel): void {
-    w.whenIdle(() => {
-      if (!w.open || this.#closing.signal.aborted || this.#idleWaiters.length >= 2) {
-        w.close();
-      } else {
-        this.#idleWaiters.push(w);
-      }
-    });
-  }
-
-  /** Consume every queue on one channel with prefetch `max` until something arrives. */
-  async #wait(
-    session: AmqpSession,
-    queues: readonly string[],
-    max: number,
-    signal: AbortSignal,
-  ): Promise<Delivery[]> {
-    const w = await this.#waiter(session);
-    const got: Delivery[] = [];
-    const tags: string[] = [];
-    const { promise: woke, resolve: wake } = Promise.withResolvers<void>();
-    const stop = AbortSignal.any([signal, session.lost]);
-    stop.addEventListener("abort", () => wake(), { once: true });
-    if (stop.aborted) wake();
+  /**
+   * Run `fn` once the takes and stops before it are done; `undefined` when
+   * `signal` aborts first.
+   */
+  async #exclusive<T>(signal: AbortSignal | null, fn: () => Promise<T>): Promise<T | undefined> {
+    const before = this.#turn;
+    const { promise: mine, resolve: release } = Promise.withResolvers<void>();
+    this.#turn = before.then(() => mine);
+    const { promise: aborted, resolve } = Promise.withResolvers<void>();
+    const abort = () => resolve();
+    signal?.addEventListener("abort", abort, { once: true });
     try {
-      await w.channel.prefetch(max, true);
-      for (const q of queues) {
-        const { consumerTag } = await w.channel.consume(q, (m) => {
-          if (m) got.push(this.#delivery(w, m, q));
-          wake();
-        }, { noAck: false });
-        tags.push(consumerTag);
-      }
-      await woke;
+      if (signal?.aborted) return undefined;
+      await Promise.race([before, aborted]);
+      if (signal?.aborted) return undefined;
+      return await fn();
     } finally {
-      if (w.open) {
-        for (const tag of tags) await w.channel.cancel(tag).catch(() => {});
-      }
-      this.#releaseWaiter(w);
+      signal?.removeEventListener("abort", abort);
+      release();
     }
-    if (signal.aborted && got.length > 0) {
-      await this.requeue(got);
-      return [];
-    }
-    return got;
+  }
+
+  /** In `ms`, cancel the consumers and requeue what they buffered, unless a take comes first. */
+  #scheduleStop(ms: number): void {
+    clearTimeout(this.#linger);
+    if (!this.#intake || this.#closing.signal.aborted) return;
+    this.#linger = setTimeout(() => {
+      const intake = this.#intake;
+      if (intake?.open) this.#exclusive(null, () => intake.stop()).catch(() => {});
+    }, ms);
   }
 
   #settle(deliveries: readonly Delivery[], how: "ack" | "requeue"): void {
+    const byChannel = new Map<HeldChannel, AmqpMessage[]>();
     for (const d of deliveries) {
       const h = this.#held.get(d);
       if (!h || h.settled) continue;
       h.settled = true;
-      h.holder.settle(h.raw, how);
+      const list = byChannel.get(h.holder);
+      if (list) list.push(h.raw);
+      else byChannel.set(h.holder, [h.raw]);
     }
+    for (const [holder, raws] of byChannel) holder.settle(raws, how);
   }
 
   /** Acknowledge deliveries (dropped for deliveries whose connection is gone: RabbitMQ redelivers them). */
@@ -755,6 +771,7 @@ export class AmqpBroker implements Broker {
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
     this.#closing.abort();
+    clearTimeout(this.#linger);
     await Promise.all([...this.#subscriptions]);
     await this.#conn.close();
   }

@@ -27,7 +27,11 @@ let opened = 0;
  * ```ts ignore
  * const held = await HeldChannel.open(session);
  * const m = await held.channel.get("celery", { noAck: false });
- * if (m) held.hold(m);
+ * if (m) {
+ *   held.received(m);
+ *   held.hold();
+ *   held.settle([m], "ack");
+ * }
  * ```
  */
 export class HeldChannel<C extends Channel = Channel> {
@@ -39,7 +43,9 @@ export class HeldChannel<C extends Channel = Channel> {
   readonly id: number = ++opened;
   #open = true;
   #unsettled = 0;
-  #onIdle: (() => void) | null = null;
+  #order: number[] = [];
+  #head = 0;
+  readonly #pending = new Set<number>();
 
   /**
    * Wrap an open channel.
@@ -86,52 +92,77 @@ export class HeldChannel<C extends Channel = Channel> {
     return this.#unsettled;
   }
 
+  /**
+   * Note a delivery received on this channel (held or not yet), so that
+   * acknowledgements can cover runs of delivery tags at once.
+   *
+   * @param message the amqplib message
+   */
+  received(message: AmqpMessage): void {
+    const tag = message.fields.deliveryTag;
+    this.#order.push(tag);
+    this.#pending.add(tag);
+  }
+
   /** Count a delivery as held until it is settled. */
   hold(): void {
     this.#unsettled++;
   }
 
-  /** Run `fn` once nothing is held (at once when nothing is). */
-  whenIdle(fn: () => void): void {
-    if (this.#unsettled === 0) fn();
-    else this.#onIdle = fn;
+  /**
+   * Put back a received delivery that was never held (`nack` with requeue).
+   *
+   * @param message the amqplib message
+   */
+  release(message: AmqpMessage): void {
+    this.#pending.delete(message.fields.deliveryTag);
+    if (this.open) this.channel.nack(message, false, true);
   }
 
   /**
-   * Settle one delivery: `ack`, or `nack` with requeue. Does nothing (and
-   * says so at debug level) when the channel is gone.
+   * Settle held deliveries: `ack`, or `nack` with requeue. Where the batch
+   * covers every delivery received before one of its own, one frame with
+   * `multiple` settles them all. Does nothing (and says so at debug level)
+   * when the channel is gone.
    *
-   * @param message the amqplib message
+   * @param messages the amqplib messages
    * @param how `ack` or `requeue`
-   * @returns whether the settlement was sent
    */
-  settle(message: AmqpMessage, how: "ack" | "requeue"): boolean {
-    this.#unsettled--;
-    let sent = false;
-    if (this.open) {
-      try {
-        if (how === "ack") this.channel.ack(message);
-        else this.channel.nack(message, false, true);
-        sent = true;
-      } catch (err) {
-        log.debug("Could not {how} delivery {tag}: {error}", {
-          how,
-          tag: message.fields.deliveryTag,
-          error: (err as Error).message,
-        });
-      }
-    } else {
+  settle(messages: readonly AmqpMessage[], how: "ack" | "requeue"): void {
+    if (messages.length === 0) return;
+    this.#unsettled -= messages.length;
+    if (!this.open) {
       log.debug(
-        "Dropped the {how} of delivery {tag}: its channel is gone and RabbitMQ delivers it again",
-        { how, tag: message.fields.deliveryTag },
+        "Dropped the {how} of {n} delivery(ies): their channel is gone and RabbitMQ delivers them again",
+        { how, n: messages.length },
       );
+      return;
     }
-    if (this.#unsettled === 0 && this.#onIdle) {
-      const fn = this.#onIdle;
-      this.#onIdle = null;
-      fn();
+    const batch = new Map(messages.map((m) => [m.fields.deliveryTag, m]));
+    while (this.#head < this.#order.length && !this.#pending.has(this.#order[this.#head])) {
+      this.#head++;
     }
-    return sent;
+    let last: AmqpMessage | undefined;
+    let i = this.#head;
+    while (i < this.#order.length && batch.has(this.#order[i])) last = batch.get(this.#order[i++]);
+    const send = (m: AmqpMessage, multiple: boolean) => {
+      if (how === "ack") this.channel.ack(m, multiple);
+      else this.channel.nack(m, multiple, true);
+    };
+    try {
+      if (last && i - this.#head > 1) {
+        send(last, true);
+        for (let j = this.#head; j < i; j++) batch.delete(this.#order[j]);
+      }
+      for (const m of batch.values()) send(m, false);
+    } catch (err) {
+      log.debug("Could not {how} deliveries: {error}", { how, error: (err as Error).message });
+    }
+    for (const m of messages) this.#pending.delete(m.fields.deliveryTag);
+    if (this.#head > 4096 && this.#head * 2 > this.#order.length) {
+      this.#order = this.#order.slice(this.#head);
+      this.#head = 0;
+    }
   }
 
   /** Close the channel (its unsettled deliveries go back to their queues). */
