@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { celeriacWorker, Proc, PYTHON } from "./helpers/procs.ts";
 import { rawRedis, REDIS_URL } from "./helpers/redis.ts";
-import { WITHOUT_CELERY } from "./helpers/services.ts";
+import { createVhost } from "./helpers/rabbitmq.ts";
+import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -143,4 +144,55 @@ Deno.test("examples: revoke a waiting and a running task, with narrow permission
   assert.match(out, /countdown task: REVOKED, TaskRevokedError\("revoked"\)/);
   assert.match(out, /running task: {3}REVOKED, TaskRevokedError\("terminated"\)/);
   assert.match(out, /"revoked":2/);
+});
+
+Deno.test({
+  name: "examples: Python and Celeriac call each other on RabbitMQ with the rpc:// backend",
+  ignore: WITHOUT_CELERY || WITHOUT_RABBITMQ,
+}, async () => {
+  const vhost = await createVhost("examples");
+  const queue = `ex-amqp-${crypto.randomUUID().slice(0, 8)}`;
+  const env = {
+    CELERY_BROKER_URL: `amqp://guest:guest@127.0.0.1:5672/${vhost.name}`,
+    CELERY_RESULT_BACKEND: "rpc://",
+    CELERY_DEFAULT_QUEUE: queue,
+  };
+  try {
+    const worker = await celeriacWorker(["--app", "./examples/tasks.ts"], env);
+    try {
+      const out = await run(PYTHON, ["call_celeriac.py"], env, `${ROOT}examples/python`);
+      assert.match(out, /tasks\.add\(2, 3\) = 5/);
+      assert.match(out, /tasks\.fail raised ValueError: raised in TypeScript/);
+    } finally {
+      await worker.stop();
+    }
+    const py = Proc.start("python example worker", PYTHON, [
+      "-m",
+      "celery",
+      "-A",
+      "tasks",
+      "worker",
+      "-l",
+      "INFO",
+      "-P",
+      "solo",
+      "--without-mingle",
+      "--without-gossip",
+    ], { env, cwd: `${ROOT}examples/python` });
+    try {
+      await py.waitFor(/ ready\./, 30_000);
+      const out = await run(Deno.execPath(), [
+        "run",
+        "--allow-net=127.0.0.1:5672",
+        "--allow-env",
+        "examples/call_python.ts",
+      ], env);
+      assert.match(out, /py\.mul\(6, 7\) = 42/);
+      assert.match(out, /raised tasks\.InsufficientFunds\[10,30\]/);
+    } finally {
+      await py.stop();
+    }
+  } finally {
+    await vhost.remove();
+  }
 });

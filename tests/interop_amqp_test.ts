@@ -1,52 +1,161 @@
 /**
- * Interop with real Python Celery 5.2.6 over RabbitMQ: a Celeriac client
- * with a Python worker (Redis results), and Python's remote control
- * (`celery inspect ping`) answered by a Celeriac worker.
+ * The interop matrix on RabbitMQ, with real Python Celery 5.2.6 processes:
+ * Python client → Celeriac worker, Celeriac client → Python worker, both
+ * workers on one queue with every task run exactly once, and failures
+ * re-raised on either side — with the rpc:// result backend and with Redis;
+ * and Python's remote control (`celery inspect ping`) answered by a Celeriac
+ * worker.
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
+import { Celery, TaskError } from "../mod.ts";
+import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
 import { Worker } from "../src/worker/worker.ts";
-import { celeryWorker, PYTHON } from "./helpers/procs.ts";
+import { celeriacWorker, celeryWorker, type Proc, PYTHON, runPython } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
-import { REDIS_URL } from "./helpers/redis.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
-const ignore = WITHOUT_RABBITMQ || WITHOUT_CELERY;
+const ignore = WITHOUT_CELERY || WITHOUT_RABBITMQ;
+const prefix = uniquePrefix("interop-amqp");
 const vhost = ignore ? null : await createVhost("interop");
 /** The vhost name has no characters to escape, so Python and Celeriac read it alike. */
 const BROKER = `amqp://guest:guest@127.0.0.1:5672/${vhost?.name}`;
 
-Deno.test({
-  name: "amqp interop: a Celeriac client's tasks run on a Python worker, results in Redis",
-  ignore,
-}, async () => {
-  const queue = `interop-${crypto.randomUUID().slice(0, 8)}`;
-  const py = await celeryWorker(["-P", "solo", "-Q", queue], {
+interface PyOutcome {
+  ok?: unknown;
+  error?: { type: string; module: string; args: unknown[] };
+  id: string;
+}
+
+function pyEnv(queue: string, backend: string): Record<string, string> {
+  return {
     CELERY_BROKER_URL: BROKER,
-    CELERY_RESULT_BACKEND: REDIS_URL,
+    CELERY_RESULT_BACKEND: backend,
     INTEROP_QUEUE: queue,
+    INTEROP_MARKER_REDIS: REDIS_URL,
+  };
+}
+
+function tsWorker(queue: string, backend: string, extra: string[] = []): Promise<Proc> {
+  return celeriacWorker([
+    "--app",
+    "./tests/interop/tasks.ts",
+    "--broker",
+    BROKER,
+    "--backend",
+    backend,
+    "-Q",
+    queue,
+    "-c",
+    "2",
+    ...extra,
+  ], { INTEROP_MARKER_REDIS: REDIS_URL });
+}
+
+async function pythonCalls(queue: string, backend: string, calls: unknown[]): Promise<PyOutcome[]> {
+  return pyJsonLoads(
+    await runPython("pyclient.py", [pyJsonDumps(calls)], pyEnv(queue, backend)),
+  ) as PyOutcome[];
+}
+
+for (const backend of ["rpc://", REDIS_URL]) {
+  const label = backend === "rpc://" ? "rpc backend" : "redis backend";
+  const test = (name: string, fn: () => Promise<void>) =>
+    Deno.test({ name: `interop on RabbitMQ, ${label}: ${name}`, ignore }, fn);
+
+  test("a Python client calls Celeriac tasks and gets results and exceptions", async () => {
+    const queue = `q-py2ts-${crypto.randomUUID().slice(0, 8)}`;
+    const worker = await tsWorker(queue, backend);
+    try {
+      const out = await pythonCalls(queue, backend, [
+        { task: "tasks.add", args: [2, 3] },
+        { task: "tasks.mul", kwargs: { x: 6, y: 7 } },
+        { task: "tasks.echo", args: [1, 2.5, "h\u00e9llo", null, [1, "a"], { k: "v" }, 2n ** 70n] },
+        { task: "tasks.fail", args: ["boom"] },
+        { task: "tasks.add", args: [1, 2], options: { serializer: "msgpack" } },
+        { task: "tasks.add", args: [3, 4], options: { compression: "zlib", priority: 5 } },
+        { task: "tasks.add", args: [1, 1], options: { countdown: 1 } },
+      ]);
+      assert.equal(out[0].ok, 5);
+      assert.equal(out[1].ok, 42);
+      assert.deepEqual(out[2].ok, [1, 2.5, "h\u00e9llo", null, [1, "a"], { k: "v" }, 2n ** 70n]);
+      assert.deepEqual(out[3].error, { type: "ValueError", module: "builtins", args: ["boom"] });
+      assert.equal(out[4].ok, 3);
+      assert.equal(out[5].ok, 7);
+      assert.equal(out[6].ok, 2);
+    } finally {
+      await worker.stop();
+    }
   });
-  const app = new Celery({ broker: BROKER, backend: REDIS_URL, defaultQueue: queue });
-  try {
-    const mul = await app.sendTask("py.mul", [6, 7], { timeLimit: 30, softTimeLimit: 20 });
-    assert.equal(await mul.get({ timeout: 15_000 }), 42);
-    const echo = await app.sendTask("py.echo", [1, "two", null], {
-      kwargs: { big: 2 ** 40, ratio: 0.25, flag: true },
-      priority: 5,
-    });
-    assert.deepEqual(await echo.get({ timeout: 15_000 }), {
-      args: [1, "two", null],
-      kwargs: { big: 2 ** 40, ratio: 0.25, flag: true },
-    });
-  } finally {
-    await app.close();
-    await py.stop();
-  }
-});
+
+  test("a Celeriac client calls Python tasks and gets typed results and TaskErrors", async () => {
+    const queue = `q-ts2py-${crypto.randomUUID().slice(0, 8)}`;
+    const worker = await celeryWorker(["-P", "solo", "-Q", queue], pyEnv(queue, backend));
+    const app = new Celery({ broker: BROKER, backend, defaultQueue: queue });
+    try {
+      const mul = app.remoteTask<[number, number], number>("py.mul");
+      assert.equal(await (await mul.delay(6, 7)).get({ timeout: 15_000 }), 42);
+      const echo = await app.sendTask("py.echo", [1, "x", 2n ** 70n], { kwargs: { k: [1, 2] } });
+      assert.deepEqual(await echo.get({ timeout: 15_000 }), {
+        args: [1, "x", 2n ** 70n],
+        kwargs: { k: [1, 2] },
+      });
+      const failed = await app.sendTask("py.fail", ["boom"]);
+      const custom = await app.sendTask("py.custom_fail", []);
+      await assert.rejects(failed.get({ timeout: 15_000 }), (e: unknown) => {
+        assert.ok(e instanceof TaskError);
+        assert.equal(e.excType, "ValueError");
+        assert.deepEqual(e.excMessage, ["boom"]);
+        assert.match(e.traceback ?? "", /raise ValueError\(message\)/);
+        return true;
+      });
+      await assert.rejects(custom.get({ timeout: 15_000 }), (e: unknown) => {
+        assert.ok(e instanceof TaskError);
+        assert.equal(e.excType, "CustomError");
+        assert.equal(e.excModule, "pytasks");
+        assert.deepEqual(e.excMessage, ["custom", 42]);
+        return true;
+      });
+    } finally {
+      await app.close();
+      await worker.stop();
+    }
+  });
+
+  test("a Python and a Celeriac worker share a queue and every task runs exactly once", async () => {
+    const queue = `q-shared-${crypto.randomUUID().slice(0, 8)}`;
+    const marker = `${prefix}marker-${crypto.randomUUID().slice(0, 8)}`;
+    const py = await celeryWorker(["-P", "prefork", "-c", "2", "-Q", queue], pyEnv(queue, backend));
+    const ts = await tsWorker(queue, backend, ["--prefetch", "2"]);
+    const app = new Celery({ broker: BROKER, backend, defaultQueue: queue });
+    const redis = await rawRedis();
+    try {
+      const n = 200;
+      const results = await Promise.all(
+        Array.from(
+          { length: n },
+          (_, i) => app.sendTask<string>("tasks.record", [i, marker, 0.005]),
+        ),
+      );
+      const values = await Promise.all(results.map((r) => r.get({ timeout: 60_000 })));
+      const ran = await redis.lrange(marker, 0, -1);
+      assert.equal(ran.length, n, "each task recorded exactly once");
+      const numbers = ran.map((s) => Number(s.split(":")[1])).sort((a, b) => a - b);
+      assert.deepEqual(numbers, Array.from({ length: n }, (_, i) => i));
+      assert.ok(ran.some((s) => s.startsWith("py:")), "the Python worker ran some");
+      assert.ok(ran.some((s) => s.startsWith("ts:")), "the Celeriac worker ran some");
+      assert.deepEqual(values.slice().sort(), ran.slice().sort());
+    } finally {
+      await app.close();
+      await redis.quit();
+      await Promise.all([py.stop(), ts.stop()]);
+    }
+  });
+}
 
 Deno.test({
-  name: "amqp interop: Python's `celery inspect ping` is answered by a Celeriac worker",
+  name: "interop on RabbitMQ: Python's `celery inspect ping` is answered by a Celeriac worker",
   ignore,
 }, async () => {
   const queue = `interop-ping-${crypto.randomUUID().slice(0, 8)}`;
@@ -69,6 +178,7 @@ Deno.test({
   }
 });
 
-Deno.test({ name: "amqp interop: clean up the test vhost", ignore }, async () => {
-  await vhost!.remove();
+Deno.test({ name: "interop on RabbitMQ: clean up", ignore }, async () => {
+  await deleteKeys(prefix);
+  await vhost?.remove();
 });

@@ -73,6 +73,12 @@ export interface ResultBackend {
   waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta>;
   /** Delete a stored result. */
   forget(taskId: string): Promise<void>;
+  /**
+   * Get ready to receive results of tasks about to be sent, where results
+   * travel to the client (rpc: declare and consume its reply queue, so a
+   * fast worker's reply is not dropped). Stored backends need nothing.
+   */
+  prepare?(): Promise<void>;
   /** Close connections. */
   close(): Promise<void>;
 }

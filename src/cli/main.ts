@@ -60,6 +60,11 @@ Options:
                              Deno permissions of task code without its own: inherit (default),
                              none, JSON ({"net":["api.example.com:443"]}) or Deno flags
                              ("--allow-net=api.example.com:443 --allow-env=TZ")
+      --eta-hold-limit SECONDS
+                             AMQP: re-publish ETA tasks held longer than this (default 600),
+                             so RabbitMQ's consumer_timeout never closes the channel
+      --without-remote-control
+                             do not answer celery.pidbox commands (ping, revoke, ...)
   -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)
   -f, --force                purge: do not ask before deleting
   -h, --help                 show this help
@@ -140,6 +145,8 @@ export async function main(args: string[]): Promise<number> {
         "time-limit": { type: "string" },
         "soft-time-limit": { type: "string" },
         "max-tasks-per-child": { type: "string" },
+        "eta-hold-limit": { type: "string" },
+        "without-remote-control": { type: "boolean" },
         "max-memory-per-child": { type: "string" },
         "task-permissions": { type: "string" },
         loglevel: { type: "string", short: "l" },
@@ -219,6 +226,11 @@ async function runWorker(
       values["max-memory-per-child"] as string | undefined,
       "--max-memory-per-child",
     ),
+    etaHoldLimit: positiveNumber(
+      values["eta-hold-limit"] as string | undefined,
+      "--eta-hold-limit",
+    ),
+    remoteControl: values["without-remote-control"] ? false : undefined,
     taskPermissions: values["task-permissions"] === undefined
       ? undefined
       : parseTaskPermissions(values["task-permissions"] as string),

@@ -305,6 +305,9 @@ export class Celery implements TaskSender, ResultSource {
       compression,
     });
     const target = { exchange: options.exchange ?? "", routingKey: options.routingKey ?? queue };
+    if (!options.ignoreResult && !this[PUBLISHER] && this.config.backend?.startsWith("rpc:")) {
+      await (await this.resultBackend()).prepare?.();
+    }
     await this.publish(message, target);
     return new AsyncResult<R>(id, this);
   }
@@ -416,7 +419,11 @@ export class Celery implements TaskSender, ResultSource {
   resultBackend(): Promise<ResultBackend> {
     const url = this.config.backend;
     if (url === null) return Promise.reject(new NoResultBackendError());
-    this.#backend ??= openBackend(url, { resultExpires: this.config.resultExpires }).catch(
+    this.#backend ??= openBackend(url, {
+      resultExpires: this.config.resultExpires,
+      replyQueue: this.oid,
+      brokerUrl: this.config.broker,
+    }).catch(
       (err) => {
         this.#backend = null;
         throw err;

@@ -76,7 +76,14 @@ export interface RetryIo {
 export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Promise<void> {
   const retryMetas: StoreEntry[] = [];
   for (const { req, outcome } of due) {
-    if (outcome.meta) retryMetas.push({ taskId: req.id, status: "RETRY", meta: outcome.meta });
+    if (outcome.meta) {
+      retryMetas.push({
+        taskId: req.id,
+        status: "RETRY",
+        meta: outcome.meta,
+        replyTo: req.replyTo,
+      });
+    }
   }
   if (io.backend && retryMetas.length) await io.backend.store(retryMetas);
   const acks: Delivery[] = [];
@@ -107,6 +114,7 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
       failures.push({
         taskId: req.id,
         status: "FAILURE",
+        replyTo: req.replyTo,
         meta: encodeResultMeta({
           taskId: req.id,
           status: "FAILURE",

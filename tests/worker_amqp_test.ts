@@ -1,0 +1,105 @@
+/**
+ * The worker on RabbitMQ: tasks run with rpc:// results, an ETA task is
+ * never held unacknowledged longer than `etaHoldLimit` (RabbitMQ's
+ * `consumer_timeout` would close the channel) and still runs once, and a
+ * revoke reaches the worker over the `celery.pidbox` fanout.
+ */
+
+import assert from "node:assert/strict";
+import { Celery, TaskError } from "../mod.ts";
+import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
+import { app as tasksApp } from "./apps/worker_app.ts";
+import { createVhost, rabbitmqctl } from "./helpers/rabbitmq.ts";
+import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
+
+const APP_MODULE = new URL("./apps/worker_app.ts", import.meta.url).href;
+const ignore = WITHOUT_RABBITMQ;
+const vhost = ignore ? null : await createVhost("worker");
+const BROKER = `amqp://guest:guest@127.0.0.1:5672/${vhost?.name}`;
+
+async function withWorker(
+  options: Partial<WorkerOptions>,
+  fn: (client: Celery, worker: Worker, queue: string) => Promise<void>,
+): Promise<void> {
+  const queue = `aq-${crypto.randomUUID().slice(0, 8)}`;
+  tasksApp.configure({ broker: BROKER, backend: "rpc://", defaultQueue: queue });
+  const client = new Celery({ broker: BROKER, backend: "rpc://", defaultQueue: queue });
+  const worker = new Worker({
+    app: tasksApp,
+    appModule: APP_MODULE,
+    queues: [queue],
+    concurrency: 1,
+    prefetch: 4,
+    ...options,
+  });
+  await worker.start();
+  try {
+    await fn(client, worker, queue);
+  } finally {
+    await worker.stop();
+    await client.close();
+    await tasksApp.close();
+  }
+}
+
+/** Unacknowledged messages of a queue, as RabbitMQ counts them. */
+async function unacked(queue: string): Promise<number> {
+  const out = await rabbitmqctl(
+    "list_queues",
+    "-p",
+    vhost!.name,
+    "name",
+    "messages_unacknowledged",
+  );
+  const line = out.split("\n").find((l) => l.startsWith(`${queue}\t`));
+  return Number(line?.split("\t")[1] ?? 0);
+}
+
+Deno.test(
+  { name: "worker on amqp: tasks run and results come back over rpc://", ignore },
+  async () => {
+    await withWorker({}, async (client) => {
+      const r = await client.sendTask<number>("t.add", [2, 3]);
+      assert.equal(await r.get({ timeout: 10_000 }), 5);
+      const f = await client.sendTask("t.fail", ["bad"]);
+      const err = await f.get({ timeout: 10_000 }).then(() => null, (e) => e);
+      assert.ok(err instanceof TaskError);
+      assert.equal(err.excType, "TypeError");
+    });
+  },
+);
+
+Deno.test({
+  name: "worker on amqp: an ETA task is re-published every etaHoldLimit, then runs once",
+  ignore,
+}, async () => {
+  await withWorker({ etaHoldLimit: 0.5 }, async (client, worker, queue) => {
+    const r = await client.sendTask<number>("t.add", [40, 2], { countdown: 2.5 });
+    while (worker.stats.received < 2) await new Promise((ok) => setTimeout(ok, 20));
+    // Held again after a re-publish: still only one copy, unacknowledged.
+    assert.equal(await unacked(queue), 1);
+    assert.equal(await r.get({ timeout: 10_000 }), 42);
+    assert.ok(worker.stats.received >= 3, `received ${worker.stats.received}`);
+    assert.equal(worker.stats.succeeded, 1, "ran once");
+    assert.equal(await client.queueDepth(queue), 0);
+  });
+});
+
+Deno.test(
+  { name: "worker on amqp: a revoke over the pidbox fanout stops an ETA task", ignore },
+  async () => {
+    await withWorker({}, async (client, worker) => {
+      const r = await client.sendTask<number>("t.add", [1, 1], { countdown: 60 });
+      while (worker.stats.received === 0) await new Promise((ok) => setTimeout(ok, 20));
+      await client.control.revoke(r.id);
+      const err = await r.get({ timeout: 10_000 }).then(() => null, (e) => e);
+      assert.ok(err instanceof TaskError);
+      assert.equal(err.excType, "TaskRevokedError");
+      assert.equal(worker.stats.revoked, 1);
+    });
+  },
+);
+
+Deno.test({ name: "worker on amqp: clean up the test vhost", ignore }, async () => {
+  await vhost!.remove();
+});
