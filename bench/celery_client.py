@@ -1,9 +1,10 @@
 """Python Celery 5.2 client for the benchmark.
 
-  celery_client.py enqueue N
+  celery_client.py enqueue N [REPLY_TO]
       send N `bench.noop` calls (one producer, send_task in a loop) through an
       app WITHOUT a result backend, so that sending does not subscribe to
-      each result's channel; prints {"seconds": ...}.
+      each result's channel; with REPLY_TO, each task's reply_to (where an
+      rpc:// worker sends its result); prints {"seconds": ...}.
   celery_client.py roundtrip N WARMUP
       WARMUP then N sequential `noop.delay().get()` calls; prints
       {"latencies_ms": [...]} (the N measured ones, in order).
@@ -20,13 +21,14 @@ from celery import Celery
 from celery_tasks import BENCH_QUEUE, noop
 
 
-def enqueue(n):
+def enqueue(n, reply_to=None):
     sender = Celery("bench-enqueue", broker=os.environ["CELERY_BROKER_URL"])
     sender.conf.task_default_queue = BENCH_QUEUE
     start = time.perf_counter()
     with sender.producer_or_acquire() as producer:
         for _ in range(n):
-            sender.send_task("bench.noop", queue=BENCH_QUEUE, producer=producer)
+            sender.send_task("bench.noop", queue=BENCH_QUEUE, producer=producer,
+                             reply_to=reply_to)
     return {"seconds": time.perf_counter() - start}
 
 
@@ -46,7 +48,7 @@ def roundtrip(n, warmup):
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "enqueue":
-        out = enqueue(int(sys.argv[2]))
+        out = enqueue(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
     elif command == "roundtrip":
         out = roundtrip(int(sys.argv[2]), int(sys.argv[3]))
     else:

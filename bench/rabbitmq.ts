@@ -23,35 +23,62 @@ export async function rabbitmqctl(...args: string[]): Promise<string> {
 }
 
 /**
- * The amqp:// URL of a vhost on {@link AMQP_SERVER}.
+ * The amqp:// URL of a vhost on a server.
  *
  * @param vhost the vhost
+ * @param server the server's URL
  * @returns the URL
  */
-export function vhostUrl(vhost: string): string {
-  const base = new URL(AMQP_SERVER);
+export function vhostUrl(vhost: string, server: string = AMQP_SERVER): string {
+  const base = new URL(server);
   return `amqp://${base.username}:${base.password}@${base.host}/${encodeURIComponent(vhost)}`;
 }
 
+/** A vhost of the bench's own. */
+export interface BenchVhost {
+  /** Its name. */
+  name: string;
+  /** An amqp:// URL on it. */
+  url: string;
+  /** Delete it and everything in it. */
+  remove(): Promise<void>;
+}
+
 /**
- * Create a vhost `celeriac-bench-<label>-<random>` (full permissions for
- * the URL's user), run `fn` with its URL, delete it afterwards.
+ * Create a vhost `celeriac-bench-<label>-<random>` with full permissions
+ * for the server URL's user (`rabbitmqctl` must manage that server).
+ *
+ * @param label part of the vhost's name
+ * @param server the server's URL
+ * @returns the vhost
+ */
+export async function createVhost(
+  label: string,
+  server: string = AMQP_SERVER,
+): Promise<BenchVhost> {
+  const name = `celeriac-bench-${label}-${crypto.randomUUID().slice(0, 8)}`;
+  const user = decodeURIComponent(new URL(server).username) || "guest";
+  await rabbitmqctl("add_vhost", name);
+  await rabbitmqctl("set_permissions", "-p", name, user, ".*", ".*", ".*");
+  return {
+    name,
+    url: vhostUrl(name, server),
+    remove: () => rabbitmqctl("delete_vhost", name).then(() => {}),
+  };
+}
+
+/**
+ * Run `fn` with the URL of a vhost of its own, deleted afterwards.
  *
  * @param label part of the vhost's name
  * @param fn what to run
  * @returns what `fn` returns
  */
-export async function withVhost<T>(
-  label: string,
-  fn: (url: string, vhost: string) => Promise<T>,
-): Promise<T> {
-  const vhost = `celeriac-bench-${label}-${crypto.randomUUID().slice(0, 8)}`;
-  const user = decodeURIComponent(new URL(AMQP_SERVER).username) || "guest";
-  await rabbitmqctl("add_vhost", vhost);
+export async function withVhost<T>(label: string, fn: (url: string) => Promise<T>): Promise<T> {
+  const vhost = await createVhost(label);
   try {
-    await rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*");
-    return await fn(vhostUrl(vhost), vhost);
+    return await fn(vhost.url);
   } finally {
-    await rabbitmqctl("delete_vhost", vhost);
+    await vhost.remove();
   }
 }

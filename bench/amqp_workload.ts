@@ -1,0 +1,147 @@
+// deno-lint-ignore-file no-console
+/**
+ * The RabbitMQ workload: broker on a vhost of the run's own (created and
+ * deleted with `rabbitmqctl`), results through the `rpc://` backend. Every
+ * drained task carries `reply_to: bench.replies`, a durable queue the
+ * bench declares, so that both workers send their results there;
+ * completion = that queue's message count (passive declare) reaching N.
+ * Round trips use each client's own reply queue, as rpc:// does.
+ *
+ * @module
+ */
+
+import { Celery, encodeTaskMessage } from "../mod.ts";
+import { type AmqpBroker, openAmqpBroker } from "../src/broker/amqp.ts";
+import {
+  cleanups,
+  ENQUEUE_BATCH,
+  type Options,
+  pythonClient,
+  runSide,
+  type Side,
+  type SideResult,
+  SIDES,
+} from "./common.ts";
+import { createVhost } from "./rabbitmq.ts";
+import { BENCH_QUEUE } from "./tasks.ts";
+
+/** The durable queue the drained tasks' results go to (their `reply_to`). */
+export const REPLY_QUEUE = "bench.replies";
+
+/** What a side's results looked like, to show that both did the same work. */
+export interface ReplySample {
+  /** Keys of the first result body, sorted. */
+  keys: string[];
+  /** Size of the first result body, in bytes. */
+  bytes: number;
+  /** Its content type. */
+  contentType: string;
+}
+
+/** What one side measured on RabbitMQ, with a sample of its results. */
+export interface AmqpSideResult extends SideResult {
+  /** The first result's shape. */
+  reply: ReplySample;
+}
+
+/** Read every result in the reply queue; count the SUCCESS ones with value 1 and distinct ids. */
+async function drainReplies(broker: AmqpBroker, n: number) {
+  const ids = new Set<string>();
+  let ok = 0;
+  let sample: ReplySample | null = null;
+  let read = 0;
+  while (read < n) {
+    const got = await broker.take([REPLY_QUEUE], {
+      max: 1000,
+      signal: AbortSignal.timeout(5000),
+    });
+    if (got.length === 0) break;
+    read += got.length;
+    for (const d of got) {
+      const body = JSON.parse(new TextDecoder().decode(d.body));
+      sample ??= {
+        keys: Object.keys(body).sort(),
+        bytes: d.body.length,
+        contentType: d.contentType,
+      };
+      if (body.status === "SUCCESS" && body.result === 1) ok++;
+      ids.add(String(body.task_id));
+    }
+    await broker.ack(got);
+  }
+  return { ok: Math.min(ok, ids.size), sample: sample! };
+}
+
+/**
+ * Run both sides (or `--only` one) on RabbitMQ.
+ *
+ * @param opts the bench's options
+ * @returns the figures of each side that ran, and the vhost used
+ */
+export async function runAmqp(
+  opts: Options,
+): Promise<{ vhost: string; results: Partial<Record<Side, AmqpSideResult>> }> {
+  const vhost = await createVhost("drain", opts.amqp);
+  cleanups.add(vhost.remove);
+  const env = { CELERY_BROKER_URL: vhost.url, CELERY_RESULT_BACKEND: "rpc://" };
+  const out: Partial<Record<Side, AmqpSideResult>> = {};
+  const broker = await openAmqpBroker(vhost.url, { connectionName: "celeriac-bench" });
+  const client = new Celery({ broker: vhost.url, backend: "rpc://", defaultQueue: BENCH_QUEUE });
+  const noop = client.remoteTask<[], number>("bench.noop");
+  try {
+    console.log(
+      `RabbitMQ ${new URL(vhost.url).host}: vhost ${vhost.name} (deleted after the bench), ` +
+        `results via rpc:// to the durable queue ${REPLY_QUEUE}.`,
+    );
+    await broker.declareQueue(BENCH_QUEUE);
+    await broker.declareQueue(REPLY_QUEUE);
+    for (const side of SIDES) {
+      if (opts.only && opts.only !== side) continue;
+      await broker.purge(BENCH_QUEUE);
+      await broker.purge(REPLY_QUEUE);
+      let sample: ReplySample | null = null;
+      const result = await runSide(side, opts, env, {
+        enqueue: async (n) => {
+          if (side === "celery") {
+            const args = ["enqueue", String(n), REPLY_QUEUE];
+            return ((await pythonClient(args, env)) as { seconds: number }).seconds;
+          }
+          const start = performance.now();
+          for (let sent = 0; sent < n; sent += ENQUEUE_BATCH) {
+            await Promise.all(
+              Array.from({ length: Math.min(ENQUEUE_BATCH, n - sent) }, () =>
+                client.publish(
+                  encodeTaskMessage({
+                    task: "bench.noop",
+                    id: crypto.randomUUID(),
+                    args: [],
+                    kwargs: {},
+                    now: new Date(),
+                    origin: "bench@celeriac",
+                    replyTo: REPLY_QUEUE,
+                  }),
+                  { routingKey: BENCH_QUEUE },
+                )),
+            );
+          }
+          return (performance.now() - start) / 1000;
+        },
+        depth: () => broker.queueDepth(BENCH_QUEUE),
+        results: () => broker.queueDepth(REPLY_QUEUE),
+        verify: async () => {
+          const { ok, sample: s } = await drainReplies(broker, opts.tasks);
+          sample = s;
+          return ok;
+        },
+        call: async () => await (await noop.delay()).get({ timeout: 30_000 }),
+      });
+      out[side] = { ...result, reply: sample! };
+    }
+  } finally {
+    await client.close();
+    await broker.close();
+    await vhost.remove();
+    cleanups.delete(vhost.remove);
+  }
+  return { vhost: vhost.name, results: out };
+}

@@ -1,0 +1,349 @@
+// deno-lint-ignore-file no-console
+/**
+ * What the benchmark's workloads share: options, result shapes, spawning
+ * workers and the Python client, polling, latency statistics.
+ *
+ * @module
+ */
+
+import { type MemoryPeak, MemorySampler, stopTree } from "./proc.ts";
+import { BENCH_QUEUE } from "./tasks.ts";
+
+/** bench/, with a trailing slash. */
+export const BENCH_DIR = new URL(".", import.meta.url).pathname;
+/** The repository's root, with a trailing slash. */
+export const ROOT_DIR = new URL("..", import.meta.url).pathname;
+/** Python with Celery 5.2.6 installed (BENCH_PYTHON overrides). */
+export const PYTHON = Deno.env.get("BENCH_PYTHON") ?? "/usr/bin/python3";
+/** Worker concurrency on both sides. */
+export const CONCURRENCY = 2;
+/** V8 flags the README recommends for production workers (smaller young generation). */
+export const DEFAULT_V8_FLAGS = "--max-semi-space-size=1";
+/** Round trips before the measured ones. */
+export const WARMUP = 100;
+/** Poll interval of the queue depth while waiting for the worker's first take. */
+export const TAKE_POLL_MS = 5;
+/** Poll interval of the result count while the worker drains. */
+export const DONE_POLL_MS = 20;
+/** Memory sampling interval during the drain. */
+export const MEMORY_SAMPLE_MS = 100;
+/** Tasks the Celeriac client publishes at once. */
+export const ENQUEUE_BATCH = 1000;
+/** The implementations compared. */
+export const SIDES = ["celeriac", "celery"] as const;
+/** The brokers benchmarked. */
+export const BROKERS = ["redis", "amqp"] as const;
+
+/** Which implementation a measurement is of. */
+export type Side = typeof SIDES[number];
+/** Which broker a workload runs on. */
+export type BrokerKind = typeof BROKERS[number];
+
+/** Command-line options. */
+export interface Options {
+  tasks: number;
+  roundtrips: number;
+  only: Side | null;
+  broker: BrokerKind | "all";
+  prefetch: number | undefined;
+  v8Flags: string | null;
+  redis: string;
+  amqp: string;
+}
+
+/** Percentiles and more of round-trip latencies, in ms. */
+export interface LatencyStats {
+  n: number;
+  warmup: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  mean: number;
+  min: number;
+  max: number;
+}
+
+/** What one side measured on one broker. */
+export interface SideResult {
+  worker: string;
+  enqueueSeconds: number;
+  startupMs: number;
+  drainMs: number;
+  drainTasksPerSecond: number;
+  drainTasksPerSecondFromSpawn: number;
+  successes: number;
+  roundtrip: LatencyStats;
+  memory: MemoryPeak;
+  stoppedWith: string;
+  workerOutput: string;
+}
+
+/** Children still running, stopped on exit or on Ctrl-C. */
+export const live: Set<Deno.ChildProcess> = new Set();
+
+function spawn(cmd: string, args: string[], cwd: string, env: Record<string, string>) {
+  const child = new Deno.Command(cmd, { args, cwd, env, stdout: "piped", stderr: "piped" })
+    .spawn();
+  live.add(child);
+  child.status.finally(() => live.delete(child));
+  return child;
+}
+
+/** A worker process with its combined output (read until it exits). */
+export interface RunningWorker {
+  child: Deno.ChildProcess;
+  command: string;
+  output: Promise<string>;
+  exited: boolean;
+}
+
+/**
+ * Spawn a worker: Celeriac (`worker.ts --app bench/tasks.ts`) or Celery
+ * prefork, concurrency {@link CONCURRENCY}, queue `bench`; broker and
+ * backend from `env` (CELERY_BROKER_URL, CELERY_RESULT_BACKEND).
+ *
+ * @param side which implementation
+ * @param opts the bench's options
+ * @param env environment of the worker
+ * @returns the running worker
+ */
+export function startWorker(
+  side: Side,
+  opts: Options,
+  env: Record<string, string>,
+): RunningWorker {
+  const [cmd, args, cwd] = side === "celeriac"
+    ? [Deno.execPath(), [
+      "run",
+      ...(opts.v8Flags ? [`--v8-flags=${opts.v8Flags}`] : []),
+      "-A",
+      "worker.ts",
+      "--app",
+      "bench/tasks.ts",
+      "-c",
+      String(CONCURRENCY),
+      "-Q",
+      BENCH_QUEUE,
+      "--loglevel",
+      "WARNING",
+      ...(opts.prefetch ? ["--prefetch", String(opts.prefetch)] : []),
+    ], ROOT_DIR]
+    : [PYTHON, [
+      "-m",
+      "celery",
+      "-A",
+      "celery_tasks",
+      "worker",
+      "-P",
+      "prefork",
+      "-c",
+      String(CONCURRENCY),
+      "-Q",
+      BENCH_QUEUE,
+      "-n",
+      "bench-celery@%h",
+      "--loglevel",
+      "WARNING",
+    ], BENCH_DIR];
+  const child = spawn(cmd, args, cwd, side === "celery" ? { ...env, PYTHONPATH: BENCH_DIR } : env);
+  const decode = (s: ReadableStream<Uint8Array>) => new Response(s).text();
+  const worker: RunningWorker = {
+    child,
+    command: `${side === "celeriac" ? "deno" : "python3"} ${args.join(" ")}`,
+    output: Promise.all([decode(child.stdout), decode(child.stderr)]).then((p) => p.join("")),
+    exited: false,
+  };
+  child.status.then(() => worker.exited = true);
+  return worker;
+}
+
+/**
+ * Run bench/celery_client.py and parse the JSON it prints.
+ *
+ * @param args its arguments
+ * @param env broker and backend
+ * @returns what it printed
+ */
+export async function pythonClient(args: string[], env: Record<string, string>): Promise<unknown> {
+  const child = spawn(PYTHON, [`${BENCH_DIR}celery_client.py`, ...args], BENCH_DIR, {
+    ...env,
+    PYTHONPATH: BENCH_DIR,
+  });
+  const out = await child.output();
+  const text = new TextDecoder();
+  if (!out.success) {
+    throw new Error(`celery_client.py ${args.join(" ")} failed:\n${text.decode(out.stderr)}`);
+  }
+  return JSON.parse(text.decode(out.stdout));
+}
+
+/**
+ * Poll `check` until true.
+ *
+ * @param check the condition
+ * @param intervalMs time between checks
+ * @param timeoutMs give up after this long
+ * @param what what is waited for, for errors
+ * @param worker fails when it exits meanwhile
+ * @returns `performance.now()` when `check` was first true
+ */
+export async function pollUntil(
+  check: () => Promise<boolean>,
+  intervalMs: number,
+  timeoutMs: number,
+  what: string,
+  worker: RunningWorker,
+): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await check())) {
+    if (worker.exited) throw new Error(`the worker exited while waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  return performance.now();
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)];
+}
+
+/**
+ * Nearest-rank percentiles, mean, min and max.
+ *
+ * @param latencies the measured round trips, in ms
+ * @returns the statistics
+ */
+export function latencyStats(latencies: number[]): LatencyStats {
+  const s = [...latencies].sort((a, b) => a - b);
+  return {
+    n: s.length,
+    warmup: WARMUP,
+    p50: percentile(s, 0.5),
+    p90: percentile(s, 0.9),
+    p99: percentile(s, 0.99),
+    mean: s.reduce((a, b) => a + b, 0) / s.length,
+    min: s[0],
+    max: s[s.length - 1],
+  };
+}
+
+/**
+ * Sequential round trips of `bench.noop`, after {@link WARMUP} unmeasured
+ * ones: Celeriac in this process (`call` sends and waits for the value),
+ * Python in a celery_client.py process.
+ *
+ * @param side which client
+ * @param n measured round trips
+ * @param env broker and backend of the Python client
+ * @param call one Celeriac round trip, resolving with the task's value
+ * @returns the latencies, in ms
+ */
+export async function roundTrips(
+  side: Side,
+  n: number,
+  env: Record<string, string>,
+  call: () => Promise<unknown>,
+): Promise<number[]> {
+  if (side === "celery") {
+    const out = await pythonClient(["roundtrip", String(n), String(WARMUP)], env);
+    return (out as { latencies_ms: number[] }).latencies_ms;
+  }
+  const latencies: number[] = [];
+  for (let i = 0; i < WARMUP + n; i++) {
+    const start = performance.now();
+    const value = await call();
+    const elapsed = performance.now() - start;
+    if (value !== 1) throw new Error(`bench.noop returned ${JSON.stringify(value)}`);
+    if (i >= WARMUP) latencies.push(elapsed);
+  }
+  return latencies;
+}
+
+/** Clean-ups of the workload running now (flush its databases, delete its vhost), run on Ctrl-C. */
+export const cleanups: Set<() => Promise<unknown>> = new Set();
+
+/**
+ * Run a workload's side: enqueue, spawn the worker, measure, stop it.
+ *
+ * @param side which implementation
+ * @param opts the bench's options
+ * @param env the worker's environment
+ * @param steps what differs between brokers
+ * @returns the side's figures
+ */
+export async function runSide(
+  side: Side,
+  opts: Options,
+  env: Record<string, string>,
+  steps: {
+    /** Enqueue `n` tasks with `side`'s client; resolves with the seconds it took. */
+    enqueue(n: number): Promise<number>;
+    /** Messages waiting in the bench queue. */
+    depth(): Promise<number>;
+    /** Results that have arrived (SUCCESS or not). */
+    results(): Promise<number>;
+    /** Check every result (resolves with the number of SUCCESS ones with value 1) and clear them. */
+    verify(): Promise<number>;
+    /** One Celeriac round trip. */
+    call(): Promise<unknown>;
+  },
+): Promise<SideResult> {
+  const n = opts.tasks;
+  console.log(`[${side}] enqueueing ${n} tasks…`);
+  const enqueueSeconds = await steps.enqueue(n);
+  const depth = await steps.depth();
+  if (depth !== n) throw new Error(`expected ${n} messages in "${BENCH_QUEUE}", found ${depth}`);
+
+  const worker = startWorker(side, opts, env);
+  const spawnedAt = performance.now();
+  console.log(`[${side}] draining: ${worker.command}`);
+  try {
+    const sampler = new MemorySampler(worker.child.pid, MEMORY_SAMPLE_MS);
+    let memory: MemoryPeak;
+    let firstTake: number;
+    let done: number;
+    try {
+      firstTake = await pollUntil(
+        async () => await steps.depth() < n,
+        TAKE_POLL_MS,
+        120_000,
+        "the first take",
+        worker,
+      );
+      done = await pollUntil(
+        async () => await steps.results() >= n,
+        DONE_POLL_MS,
+        600_000,
+        `${n} results`,
+        worker,
+      );
+    } finally {
+      memory = sampler.stop();
+    }
+    const left = await steps.depth();
+    const successes = await steps.verify();
+    if (left !== 0 || successes !== n) {
+      throw new Error(
+        `after the drain: ${left} message(s) left, ${successes}/${n} SUCCESS results`,
+      );
+    }
+    console.log(`[${side}] ${opts.roundtrips} round trips (after ${WARMUP} warm-up)…`);
+    const roundtrip = latencyStats(await roundTrips(side, opts.roundtrips, env, steps.call));
+    const drainMs = done - firstTake;
+    return {
+      worker: worker.command,
+      enqueueSeconds,
+      startupMs: firstTake - spawnedAt,
+      drainMs,
+      drainTasksPerSecond: n / (drainMs / 1000),
+      drainTasksPerSecondFromSpawn: n / ((done - spawnedAt) / 1000),
+      successes,
+      roundtrip,
+      memory,
+      stoppedWith: await stopTree(worker.child),
+      workerOutput: (await worker.output).trim(),
+    };
+  } finally {
+    if (!worker.exited) await stopTree(worker.child);
+  }
+}
