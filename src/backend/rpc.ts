@@ -123,6 +123,7 @@ export class RpcBackend implements ResultBackend {
   readonly #publishTimeoutMs: number;
   readonly #publisher = new LazyChannel((s) => HeldChannel.openConfirm(s));
   readonly #declared = new Map<string, number>();
+  readonly #declaring = new Map<string, Promise<void>>();
   readonly #latest = new Map<string, ResultMeta>();
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #syncs = new Map<string, () => void>();
@@ -159,8 +160,19 @@ export class RpcBackend implements ResultBackend {
   }
 
   /** Declare a reply queue once per connection; one declared otherwise by its owner is used as is. */
-  async #declareReplyQueue(session: AmqpSession, q: QueueDeclaration): Promise<void> {
-    if (this.#declared.get(q.name) === session.epoch) return;
+  #declareReplyQueue(session: AmqpSession, q: QueueDeclaration): Promise<void> {
+    if (this.#declared.get(q.name) === session.epoch) return Promise.resolve();
+    const key = `${session.epoch}:${q.name}`;
+    let pending = this.#declaring.get(key);
+    if (!pending) {
+      pending = this.#assertReplyQueue(session, q).finally(() => this.#declaring.delete(key));
+      this.#declaring.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** Declare a reply queue on a channel of its own (a refused declaration closes it). */
+  async #assertReplyQueue(session: AmqpSession, q: QueueDeclaration): Promise<void> {
     const held = await HeldChannel.open(session);
     try {
       await held.channel.assertQueue(q.name, {
@@ -179,7 +191,7 @@ export class RpcBackend implements ResultBackend {
   }
 
   async #publish(replyTo: string, message: Message): Promise<void> {
-    const deadline = AbortSignal.timeout(this.#publishTimeoutMs);
+    const deadline = Date.now() + this.#publishTimeoutMs;
     while (true) {
       const session = await this.#conn.session({ timeoutMs: this.#publishTimeoutMs });
       try {
@@ -196,7 +208,9 @@ export class RpcBackend implements ResultBackend {
         });
         return;
       } catch (err) {
-        if (!session.lost.aborted || deadline.aborted || this.#closing.signal.aborted) throw err;
+        if (!session.lost.aborted || Date.now() > deadline || this.#closing.signal.aborted) {
+          throw err;
+        }
       }
     }
   }

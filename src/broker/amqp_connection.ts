@@ -11,6 +11,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import amqp from "amqplib";
+import process from "node:process";
 import type { ChannelModel } from "amqplib";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import { type AmqpUrlOptions, parseAmqpUrl } from "./amqp_url.ts";
@@ -174,6 +175,7 @@ export class AmqpConnection {
       await model.close().catch(() => {});
       return;
     }
+    coalesceWrites(model);
     const lost = new AbortController();
     const session: AmqpSession = { model, epoch: ++this.#epoch, lost: lost.signal };
     model.on("error", (err: Error) => this.#lastError = err);
@@ -276,6 +278,45 @@ export class AmqpConnection {
     for (const wake of this.#waiters) wake();
     await session?.model.close().catch(() => {});
   }
+}
+
+/** The part of amqplib's connection that `coalesceWrites` uses: its socket. */
+interface WithSocket {
+  connection?: {
+    stream?: {
+      write: (...args: unknown[]) => boolean;
+      cork(): void;
+      uncork(): void;
+    };
+  };
+}
+
+/**
+ * Send the frames amqplib writes in one turn of the event loop with one
+ * system call. amqplib writes every frame (each publish, each ack) to the
+ * socket on its own, and with Nagle's algorithm off (needed for
+ * request/response latency) each write is a `send()`: under load the
+ * worker spent a third of its time in them. Corking the socket at the
+ * first write of a turn and uncorking it once the turn's code has run
+ * (`process.nextTick`) hands the lot to the socket as one vectored write,
+ * without delaying anything to a later turn.
+ */
+function coalesceWrites(model: ChannelModel): void {
+  const socket = (model as unknown as WithSocket).connection?.stream;
+  if (!socket || typeof socket.cork !== "function") return;
+  const write = socket.write;
+  let corked = false;
+  socket.write = function (...args: unknown[]): boolean {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        corked = false;
+        socket.uncork();
+      });
+    }
+    return write.apply(socket, args);
+  };
 }
 
 /**
