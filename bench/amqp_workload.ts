@@ -28,7 +28,14 @@ import { BENCH_QUEUE } from "./tasks.ts";
 /** The durable queue the drained tasks' results go to (their `reply_to`). */
 export const REPLY_QUEUE = "bench.replies";
 
-/** What a side's results looked like, to show that both did the same work. */
+/**
+ * What a side's results looked like, to show that both did the same work.
+ *
+ * @example
+ * ```ts ignore
+ * const { keys, bytes }: ReplySample = (await runAmqp(opts)).results.celery!.reply;
+ * ```
+ */
 export interface ReplySample {
   /** Keys of the first result body, sorted. */
   keys: string[];
@@ -38,7 +45,15 @@ export interface ReplySample {
   contentType: string;
 }
 
-/** What one side measured on RabbitMQ, with a sample of its results. */
+/**
+ * What one side measured on RabbitMQ, with a sample of its results.
+ *
+ * @example
+ * ```ts ignore
+ * const r: AmqpSideResult = (await runAmqp(opts)).results.celeriac!;
+ * console.log(r.reply.keys);
+ * ```
+ */
 export interface AmqpSideResult extends SideResult {
   /** The first result's shape. */
   reply: ReplySample;
@@ -74,6 +89,12 @@ async function drainReplies(broker: AmqpBroker, n: number) {
 
 /**
  * Run both sides (or `--only` one) on RabbitMQ.
+ *
+ * @example
+ * ```ts ignore
+ * const { vhost, results } = await runAmqp(opts);
+ * console.log(vhost, results.celeriac?.drainTasksPerSecond);
+ * ```
  *
  * @param opts the bench's options
  * @returns the figures of each side that ran, and the vhost used

@@ -39,7 +39,14 @@ export type Side = typeof SIDES[number];
 /** Which broker a workload runs on. */
 export type BrokerKind = typeof BROKERS[number];
 
-/** Command-line options. */
+/**
+ * Command-line options.
+ *
+ * @example
+ * ```ts ignore
+ * const opts: Options = { tasks: 20000, roundtrips: 2000, only: null, broker: "all", prefetch: undefined, v8Flags: DEFAULT_V8_FLAGS, redis: "redis://127.0.0.1:6379", amqp: "amqp://guest:guest@127.0.0.1:5672" };
+ * ```
+ */
 export interface Options {
   tasks: number;
   roundtrips: number;
@@ -51,7 +58,14 @@ export interface Options {
   amqp: string;
 }
 
-/** Percentiles and more of round-trip latencies, in ms. */
+/**
+ * Percentiles and more of round-trip latencies, in ms.
+ *
+ * @example
+ * ```ts ignore
+ * const { p50, p99 }: LatencyStats = latencyStats([0.8, 0.9, 1.2]);
+ * ```
+ */
 export interface LatencyStats {
   n: number;
   warmup: number;
@@ -63,7 +77,15 @@ export interface LatencyStats {
   max: number;
 }
 
-/** What one side measured on one broker. */
+/**
+ * What one side measured on one broker.
+ *
+ * @example
+ * ```ts ignore
+ * const r: SideResult = await runSide("celeriac", opts, env, steps);
+ * console.log(r.drainTasksPerSecond, r.roundtrip.p50);
+ * ```
+ */
 export interface SideResult {
   worker: string;
   enqueueSeconds: number;
@@ -78,7 +100,14 @@ export interface SideResult {
   workerOutput: string;
 }
 
-/** Children still running, stopped on exit or on Ctrl-C. */
+/**
+ * Children still running, stopped on exit or on Ctrl-C.
+ *
+ * @example
+ * ```ts ignore
+ * for (const child of live) await stopTree(child);
+ * ```
+ */
 export const live: Set<Deno.ChildProcess> = new Set();
 
 function spawn(cmd: string, args: string[], cwd: string, env: Record<string, string>) {
@@ -89,7 +118,16 @@ function spawn(cmd: string, args: string[], cwd: string, env: Record<string, str
   return child;
 }
 
-/** A worker process with its combined output (read until it exits). */
+/**
+ * A worker process with its combined output (read until it exits).
+ *
+ * @example
+ * ```ts ignore
+ * const w: RunningWorker = startWorker("celery", opts, env);
+ * if (!w.exited) await stopTree(w.child);
+ * console.log(await w.output);
+ * ```
+ */
 export interface RunningWorker {
   child: Deno.ChildProcess;
   command: string;
@@ -101,6 +139,11 @@ export interface RunningWorker {
  * Spawn a worker: Celeriac (`worker.ts --app bench/tasks.ts`) or Celery
  * prefork, concurrency {@link CONCURRENCY}, queue `bench`; broker and
  * backend from `env` (CELERY_BROKER_URL, CELERY_RESULT_BACKEND).
+ *
+ * @example
+ * ```ts ignore
+ * const worker = startWorker("celeriac", opts, { CELERY_BROKER_URL: "redis://127.0.0.1:6379/14" });
+ * ```
  *
  * @param side which implementation
  * @param opts the bench's options
@@ -160,6 +203,11 @@ export function startWorker(
 /**
  * Run bench/celery_client.py and parse the JSON it prints.
  *
+ * @example
+ * ```ts ignore
+ * const { seconds } = await pythonClient(["enqueue", "1000"], env) as { seconds: number };
+ * ```
+ *
  * @param args its arguments
  * @param env broker and backend
  * @returns what it printed
@@ -179,6 +227,11 @@ export async function pythonClient(args: string[], env: Record<string, string>):
 
 /**
  * Poll `check` until true.
+ *
+ * @example
+ * ```ts ignore
+ * const at = await pollUntil(async () => await depth() === 0, 5, 60_000, "an empty queue", worker);
+ * ```
  *
  * @param check the condition
  * @param intervalMs time between checks
@@ -210,6 +263,11 @@ function percentile(sorted: number[], p: number): number {
 /**
  * Nearest-rank percentiles, mean, min and max.
  *
+ * @example
+ * ```ts ignore
+ * latencyStats([1, 2, 3, 4]).p50; // 2
+ * ```
+ *
  * @param latencies the measured round trips, in ms
  * @returns the statistics
  */
@@ -231,6 +289,11 @@ export function latencyStats(latencies: number[]): LatencyStats {
  * Sequential round trips of `bench.noop`, after {@link WARMUP} unmeasured
  * ones: Celeriac in this process (`call` sends and waits for the value),
  * Python in a celery_client.py process.
+ *
+ * @example
+ * ```ts ignore
+ * const ms = await roundTrips("celeriac", 2000, env, async () => await (await noop.delay()).get());
+ * ```
  *
  * @param side which client
  * @param n measured round trips
@@ -259,11 +322,23 @@ export async function roundTrips(
   return latencies;
 }
 
-/** Clean-ups of the workload running now (flush its databases, delete its vhost), run on Ctrl-C. */
+/**
+ * Clean-ups of the workload running now (flush its databases, delete its vhost), run on Ctrl-C.
+ *
+ * @example
+ * ```ts ignore
+ * cleanups.add(() => redis.flushdb());
+ * ```
+ */
 export const cleanups: Set<() => Promise<unknown>> = new Set();
 
 /**
  * Run a workload's side: enqueue, spawn the worker, measure, stop it.
+ *
+ * @example
+ * ```ts ignore
+ * const result = await runSide("celery", opts, env, { enqueue, depth, results, verify, call });
+ * ```
  *
  * @param side which implementation
  * @param opts the bench's options

@@ -11,6 +11,11 @@ export const AMQP_SERVER = Deno.env.get("BENCH_AMQP") ?? "amqp://guest:guest@127
 /**
  * Run `rabbitmqctl`.
  *
+ * @example
+ * ```ts ignore
+ * const vhosts = await rabbitmqctl("list_vhosts");
+ * ```
+ *
  * @param args its arguments
  * @returns its standard output
  */
@@ -25,6 +30,11 @@ export async function rabbitmqctl(...args: string[]): Promise<string> {
 /**
  * The amqp:// URL of a vhost on a server.
  *
+ * @example
+ * ```ts ignore
+ * vhostUrl("bench"); // "amqp://guest:guest@127.0.0.1:5672/bench"
+ * ```
+ *
  * @param vhost the vhost
  * @param server the server's URL
  * @returns the URL
@@ -34,7 +44,15 @@ export function vhostUrl(vhost: string, server: string = AMQP_SERVER): string {
   return `amqp://${base.username}:${base.password}@${base.host}/${encodeURIComponent(vhost)}`;
 }
 
-/** A vhost of the bench's own. */
+/**
+ * A vhost of the bench's own.
+ *
+ * @example
+ * ```ts ignore
+ * const vhost: BenchVhost = await createVhost("drain");
+ * await vhost.remove();
+ * ```
+ */
 export interface BenchVhost {
   /** Its name. */
   name: string;
@@ -47,6 +65,13 @@ export interface BenchVhost {
 /**
  * Create a vhost `celeriac-bench-<label>-<random>` with full permissions
  * for the server URL's user (`rabbitmqctl` must manage that server).
+ *
+ * @example
+ * ```ts ignore
+ * const vhost = await createVhost("drain");
+ * console.log(vhost.url);
+ * await vhost.remove();
+ * ```
  *
  * @param label part of the vhost's name
  * @param server the server's URL
@@ -69,6 +94,11 @@ export async function createVhost(
 
 /**
  * Run `fn` with the URL of a vhost of its own, deleted afterwards.
+ *
+ * @example
+ * ```ts ignore
+ * await withVhost("take", async (url) => console.log(url));
+ * ```
  *
  * @param label part of the vhost's name
  * @param fn what to run

@@ -51,6 +51,11 @@ async function countSuccesses(results: Redis): Promise<number> {
 /**
  * Run both sides (or `--only` one) on Redis.
  *
+ * @example
+ * ```ts ignore
+ * const { celeriac, celery } = await runRedis(opts);
+ * ```
+ *
  * @param opts the bench's options
  * @returns the figures of each side that ran
  */

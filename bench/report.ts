@@ -19,6 +19,11 @@ function ratio(a: number | undefined, b: number | undefined): string {
 /**
  * Print both sides' figures side by side.
  *
+ * @example
+ * ```ts ignore
+ * printTable("RabbitMQ (rpc:// results)", opts, { celeriac, celery });
+ * ```
+ *
  * @param title the broker, shown above the table
  * @param opts the bench's options
  * @param r each side's figures
@@ -69,6 +74,11 @@ export function printTable(
 
 /**
  * One line per workload: both figures and their ratio.
+ *
+ * @example
+ * ```ts ignore
+ * for (const line of summaries("amqp", opts, { celeriac, celery })) console.log(line);
+ * ```
  *
  * @param prefix the broker, starting each line
  * @param opts the bench's options

@@ -43,7 +43,9 @@ export interface Buffered {
  * const intake = await Intake.open(session);
  * await intake.prepare(["celery"], 8); // prefetch = unsettled + 8
  * if (intake.buffered === 0) await intake.arrival(AbortSignal.timeout(1000));
- * for (const b of intake.take(["celery"], 8)) intake.holder.hold();
+ * const got = intake.take(["celery"], 8);
+ * for (const _ of got) intake.holder.hold(); // handed out: settled later with holder.settle()
+ * intake.holder.settle(got.map((b) => b.raw), "ack");
  * await intake.stop(); // cancel the consumers, requeue what is still buffered
  * ```
  */
