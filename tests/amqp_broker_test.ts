@@ -4,7 +4,7 @@ import { PARKED_QUEUE, REVOKED_STREAM } from "../src/broker/amqp_topology.ts";
 import type { Message } from "../src/protocol/message.ts";
 import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
 import { PYTHON } from "./helpers/procs.ts";
-import { createVhost, listExchanges, listQueues } from "./helpers/rabbitmq.ts";
+import { createVhost, listExchanges, listQueues, rabbitmqctl } from "./helpers/rabbitmq.ts";
 import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
 const vhost = WITHOUT_RABBITMQ ? null : await createVhost("broker");
@@ -270,6 +270,26 @@ test("buffered deliveries go back to their queue soon after the last take", asyn
     assert.deepEqual(await depth(), [0, 0]);
   } finally {
     await broker.close();
+  }
+});
+
+test("a take waiting on a queue that is deleted consumes it again once it is back", async () => {
+  const broker = await openAmqpBroker(url);
+  const other = await openAmqpBroker(url);
+  const q = uniqueQueue("deleted");
+  try {
+    await broker.declareQueue(q);
+    const waiting = broker.take([q], { max: 2, signal: AbortSignal.timeout(10_000) });
+    await new Promise((r) => setTimeout(r, 200));
+    await rabbitmqctl("delete_queue", "-p", vhost!.name, q); // RabbitMQ cancels the consumer
+    await new Promise((r) => setTimeout(r, 200));
+    await other.publish(message("back"), { routingKey: q }); // declares the queue again
+    const got = await waiting;
+    assert.deepEqual(got.map((d) => JSON.parse(new TextDecoder().decode(d.body))), ["back"]);
+    await broker.ack(got);
+  } finally {
+    await broker.close();
+    await other.close();
   }
 });
 

@@ -24,10 +24,13 @@
  *   returns without another one starting, or at once when a take's signal
  *   aborts, the consumers are cancelled and every buffered delivery goes
  *   back to its queue (`basic.nack` with requeue: RabbitMQ marks it
- *   redelivered). The next take starts the consumers again. Settling
- *   deliveries frees prefetch room, so between two takes the buffer holds
- *   at most the last `max`, minus what that take returned, plus what was
- *   settled since — what a worker whose `max` is its free slots can run.
+ *   redelivered). The next take starts the consumers again. Between two
+ *   takes RabbitMQ refills the buffer up to the last take's prefetch: at
+ *   most its `max`, minus what it returned, plus what was settled since —
+ *   what a worker whose `max` is its free slots can run. A take with a
+ *   smaller `max` than the one before leaves the surplus buffered (handed
+ *   out by later takes, or back in its queue after those 50 ms) rather
+ *   than requeueing it at once.
  * - **Batched acknowledgements.** Settlements are grouped per channel; a
  *   group that covers every delivery received before its last one goes as
  *   one `basic.ack` (or `basic.nack`) with `multiple`.
