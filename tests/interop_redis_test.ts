@@ -6,15 +6,25 @@
 
 import assert from "node:assert/strict";
 import { Celery, TaskError } from "../mod.ts";
-import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
-import { celeriacWorker, celeryWorker, type Proc, runPython } from "./helpers/procs.ts";
-import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { interopWorker, type PyOutcome, pythonCalls as callFromPython } from "./helpers/interop.ts";
+import { celeryWorker, type Proc } from "./helpers/procs.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix, waitForList } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
 const prefix = uniquePrefix("interop");
 const BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 const BACKEND = REDIS_URL;
 const taskIds: string[] = [];
+
+function tsWorker(queue: string, extra: string[] = [], broker = BROKER): Promise<Proc> {
+  return interopWorker({ broker, backend: BACKEND }, queue, extra);
+}
+
+async function pythonCalls(queue: string, calls: unknown[]): Promise<PyOutcome[]> {
+  const out = await callFromPython(pyEnv(queue), calls);
+  taskIds.push(...out.map((o) => o.id));
+  return out;
+}
 
 function pyEnv(queue: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
@@ -25,36 +35,6 @@ function pyEnv(queue: string, extra: Record<string, string> = {}): Record<string
     INTEROP_MARKER_REDIS: REDIS_URL,
     ...extra,
   };
-}
-
-function tsWorker(queue: string, extra: string[] = [], broker = BROKER): Promise<Proc> {
-  return celeriacWorker([
-    "--app",
-    "./tests/interop/tasks.ts",
-    "--broker",
-    broker,
-    "--backend",
-    BACKEND,
-    "-Q",
-    queue,
-    "-c",
-    "2",
-    ...extra,
-  ], { INTEROP_MARKER_REDIS: REDIS_URL });
-}
-
-interface PyOutcome {
-  ok?: unknown;
-  error?: { type: string; module: string; args: unknown[] };
-  id: string;
-}
-
-async function pythonCalls(queue: string, calls: unknown[]): Promise<PyOutcome[]> {
-  const out = pyJsonLoads(
-    await runPython("pyclient.py", [pyJsonDumps(calls)], pyEnv(queue)),
-  ) as PyOutcome[];
-  taskIds.push(...out.map((o) => o.id));
-  return out;
 }
 
 function client(queue: string): Celery {
@@ -213,21 +193,6 @@ Deno.test({
     await Promise.all([py.stop(), ts.stop()]);
   }
 });
-
-async function waitForList(key: string, count: number, timeoutMs: number): Promise<string[]> {
-  const redis = await rawRedis();
-  try {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const got = await redis.lrange(key, 0, -1);
-      if (got.length >= count) return got;
-      if (Date.now() > deadline) throw new Error(`${key} has ${got.length}/${count} entries`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    await redis.quit();
-  }
-}
 
 Deno.test({
   name:
