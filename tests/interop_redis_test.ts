@@ -229,6 +229,38 @@ Deno.test({
 
 Deno.test({
   name:
+    "interop: a live late-ack Celeriac task past the visibility timeout is not restored by Python",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  const queue = `q-lease-${crypto.randomUUID().slice(0, 8)}`;
+  const marker = `${prefix}marker-lease`;
+  const ts = await tsWorker(queue, ["-c", "1"], `${BROKER}&visibility_timeout=2`);
+  const app = client(queue);
+  try {
+    const r = await app.sendTask<string>("tasks.record", [3, marker, 6]);
+    taskIds.push(r.id);
+    assert.deepEqual(await waitForList(`${marker}:started`, 1, 10_000), ["ts:3"]);
+    await new Promise((ok) => setTimeout(ok, 2500)); // older than the visibility timeout now
+    // A Python worker restores unacknowledged messages older than the timeout at start-up.
+    const py = await celeryWorker(
+      ["-P", "solo", "-Q", queue],
+      pyEnv(queue, { INTEROP_VISIBILITY: "2" }),
+    );
+    try {
+      assert.equal(await r.get({ timeout: 30_000 }), "ts:3");
+      await new Promise((ok) => setTimeout(ok, 1000));
+      assert.deepEqual(await waitForList(`${marker}:started`, 1, 0), ["ts:3"], "run once");
+    } finally {
+      await py.stop();
+    }
+  } finally {
+    await app.close();
+    await ts.stop();
+  }
+});
+
+Deno.test({
+  name:
     "interop: a task held by a SIGKILLed Python worker is restored and run by a Celeriac worker",
   ignore: WITHOUT_CELERY,
 }, async () => {
