@@ -70,6 +70,23 @@ async function resultKeys(): Promise<Set<string>> {
   return keys;
 }
 
+/** The Python example worker (examples/python/tasks.py), solo pool. */
+function pythonExampleWorker(env: Record<string, string>): Proc {
+  return Proc.start("python example worker", PYTHON, [
+    "-m",
+    "celery",
+    "-A",
+    "tasks",
+    "worker",
+    "-l",
+    "INFO",
+    "-P",
+    "solo",
+    "--without-mingle",
+    "--without-gossip",
+  ], { env, cwd: `${ROOT}examples/python` });
+}
+
 Deno.test(
   { name: "examples: Python calls the Celeriac example tasks", ignore: WITHOUT_CELERY },
   async () => {
@@ -103,19 +120,7 @@ Deno.test(
       CELERY_DEFAULT_QUEUE: queue,
     };
     const before = await resultKeys();
-    const worker = Proc.start("python example worker", PYTHON, [
-      "-m",
-      "celery",
-      "-A",
-      "tasks",
-      "worker",
-      "-l",
-      "INFO",
-      "-P",
-      "solo",
-      "--without-mingle",
-      "--without-gossip",
-    ], { env, cwd: `${ROOT}examples/python` });
+    const worker = pythonExampleWorker(env);
     try {
       await worker.waitFor(/ ready\./, 30_000);
       const out = await run(Deno.execPath(), [
@@ -166,19 +171,7 @@ Deno.test({
     } finally {
       await worker.stop();
     }
-    const py = Proc.start("python example worker", PYTHON, [
-      "-m",
-      "celery",
-      "-A",
-      "tasks",
-      "worker",
-      "-l",
-      "INFO",
-      "-P",
-      "solo",
-      "--without-mingle",
-      "--without-gossip",
-    ], { env, cwd: `${ROOT}examples/python` });
+    const py = pythonExampleWorker(env);
     try {
       await py.waitFor(/ ready\./, 30_000);
       const out = await run(Deno.execPath(), [

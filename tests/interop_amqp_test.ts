@@ -9,9 +9,9 @@
 
 import assert from "node:assert/strict";
 import { Celery, TaskError } from "../mod.ts";
-import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
 import { Worker } from "../src/worker/worker.ts";
-import { celeriacWorker, celeryWorker, type Proc, PYTHON, runPython } from "./helpers/procs.ts";
+import { interopWorker, type PyOutcome, pythonCalls as callFromPython } from "./helpers/interop.ts";
+import { celeryWorker, type Proc, PYTHON } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
@@ -21,12 +21,6 @@ const prefix = uniquePrefix("interop-amqp");
 const vhost = ignore ? null : await createVhost("interop");
 /** The vhost name has no characters to escape, so Python and Celeriac read it alike. */
 const BROKER = `amqp://guest:guest@127.0.0.1:5672/${vhost?.name}`;
-
-interface PyOutcome {
-  ok?: unknown;
-  error?: { type: string; module: string; args: unknown[] };
-  id: string;
-}
 
 function pyEnv(queue: string, backend: string): Record<string, string> {
   return {
@@ -38,25 +32,11 @@ function pyEnv(queue: string, backend: string): Record<string, string> {
 }
 
 function tsWorker(queue: string, backend: string, extra: string[] = []): Promise<Proc> {
-  return celeriacWorker([
-    "--app",
-    "./tests/interop/tasks.ts",
-    "--broker",
-    BROKER,
-    "--backend",
-    backend,
-    "-Q",
-    queue,
-    "-c",
-    "2",
-    ...extra,
-  ], { INTEROP_MARKER_REDIS: REDIS_URL });
+  return interopWorker({ broker: BROKER, backend }, queue, extra);
 }
 
-async function pythonCalls(queue: string, backend: string, calls: unknown[]): Promise<PyOutcome[]> {
-  return pyJsonLoads(
-    await runPython("pyclient.py", [pyJsonDumps(calls)], pyEnv(queue, backend)),
-  ) as PyOutcome[];
+function pythonCalls(queue: string, backend: string, calls: unknown[]): Promise<PyOutcome[]> {
+  return callFromPython(pyEnv(queue, backend), calls);
 }
 
 for (const backend of ["rpc://", REDIS_URL]) {

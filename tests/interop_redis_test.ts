@@ -6,15 +6,25 @@
 
 import assert from "node:assert/strict";
 import { Celery, TaskError } from "../mod.ts";
-import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
-import { celeriacWorker, celeryWorker, type Proc, runPython } from "./helpers/procs.ts";
-import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { interopWorker, type PyOutcome, pythonCalls as callFromPython } from "./helpers/interop.ts";
+import { celeryWorker, type Proc } from "./helpers/procs.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix, waitForList } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
 const prefix = uniquePrefix("interop");
 const BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 const BACKEND = REDIS_URL;
 const taskIds: string[] = [];
+
+function tsWorker(queue: string, extra: string[] = [], broker = BROKER): Promise<Proc> {
+  return interopWorker({ broker, backend: BACKEND }, queue, extra);
+}
+
+async function pythonCalls(queue: string, calls: unknown[]): Promise<PyOutcome[]> {
+  const out = await callFromPython(pyEnv(queue), calls);
+  taskIds.push(...out.map((o) => o.id));
+  return out;
+}
 
 function pyEnv(queue: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
@@ -25,36 +35,6 @@ function pyEnv(queue: string, extra: Record<string, string> = {}): Record<string
     INTEROP_MARKER_REDIS: REDIS_URL,
     ...extra,
   };
-}
-
-function tsWorker(queue: string, extra: string[] = [], broker = BROKER): Promise<Proc> {
-  return celeriacWorker([
-    "--app",
-    "./tests/interop/tasks.ts",
-    "--broker",
-    broker,
-    "--backend",
-    BACKEND,
-    "-Q",
-    queue,
-    "-c",
-    "2",
-    ...extra,
-  ], { INTEROP_MARKER_REDIS: REDIS_URL });
-}
-
-interface PyOutcome {
-  ok?: unknown;
-  error?: { type: string; module: string; args: unknown[] };
-  id: string;
-}
-
-async function pythonCalls(queue: string, calls: unknown[]): Promise<PyOutcome[]> {
-  const out = pyJsonLoads(
-    await runPython("pyclient.py", [pyJsonDumps(calls)], pyEnv(queue)),
-  ) as PyOutcome[];
-  taskIds.push(...out.map((o) => o.id));
-  return out;
 }
 
 function client(queue: string): Celery {
@@ -214,21 +194,6 @@ Deno.test({
   }
 });
 
-async function waitForList(key: string, count: number, timeoutMs: number): Promise<string[]> {
-  const redis = await rawRedis();
-  try {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const got = await redis.lrange(key, 0, -1);
-      if (got.length >= count) return got;
-      if (Date.now() > deadline) throw new Error(`${key} has ${got.length}/${count} entries`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    await redis.quit();
-  }
-}
-
 Deno.test({
   name:
     "interop: a task held by a SIGKILLed Celeriac worker is restored and run by a Python worker",
@@ -259,6 +224,38 @@ Deno.test({
     }
   } finally {
     await app.close();
+  }
+});
+
+Deno.test({
+  name:
+    "interop: a live late-ack Celeriac task past the visibility timeout is not restored by Python",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  const queue = `q-lease-${crypto.randomUUID().slice(0, 8)}`;
+  const marker = `${prefix}marker-lease`;
+  const ts = await tsWorker(queue, ["-c", "1"], `${BROKER}&visibility_timeout=2`);
+  const app = client(queue);
+  try {
+    const r = await app.sendTask<string>("tasks.record", [3, marker, 6]);
+    taskIds.push(r.id);
+    assert.deepEqual(await waitForList(`${marker}:started`, 1, 10_000), ["ts:3"]);
+    await new Promise((ok) => setTimeout(ok, 2500)); // older than the visibility timeout now
+    // A Python worker restores unacknowledged messages older than the timeout at start-up.
+    const py = await celeryWorker(
+      ["-P", "solo", "-Q", queue],
+      pyEnv(queue, { INTEROP_VISIBILITY: "2" }),
+    );
+    try {
+      assert.equal(await r.get({ timeout: 30_000 }), "ts:3");
+      await new Promise((ok) => setTimeout(ok, 1000));
+      assert.deepEqual(await waitForList(`${marker}:started`, 1, 0), ["ts:3"], "run once");
+    } finally {
+      await py.stop();
+    }
+  } finally {
+    await app.close();
+    await ts.stop();
   }
 });
 

@@ -6,8 +6,9 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
-import { celeriacWorker, celeryWorker, type Proc, runPython } from "./helpers/procs.ts";
+import { pyJsonLoads } from "../src/protocol/json.ts";
+import { interopWorker, type PyOutcome, pythonCalls as callFromPython } from "./helpers/interop.ts";
+import { celeryWorker, type Proc } from "./helpers/procs.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
@@ -15,6 +16,16 @@ const prefix = uniquePrefix("interop-retry");
 const BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 const BACKEND = REDIS_URL;
 const taskIds: string[] = [];
+
+function tsWorker(queue: string): Promise<Proc> {
+  return interopWorker({ broker: BROKER, backend: BACKEND }, queue, ["-c", "1"]);
+}
+
+async function pythonCalls(queue: string, calls: unknown[]): Promise<PyOutcome[]> {
+  const out = await callFromPython(pyEnv(queue), calls);
+  taskIds.push(...out.map((o) => o.id));
+  return out;
+}
 
 function pyEnv(queue: string): Record<string, string> {
   return {
@@ -24,35 +35,6 @@ function pyEnv(queue: string): Record<string, string> {
     INTEROP_QUEUE: queue,
     INTEROP_MARKER_REDIS: REDIS_URL,
   };
-}
-
-function tsWorker(queue: string): Promise<Proc> {
-  return celeriacWorker([
-    "--app",
-    "./tests/interop/tasks.ts",
-    "--broker",
-    BROKER,
-    "--backend",
-    BACKEND,
-    "-Q",
-    queue,
-    "-c",
-    "1",
-  ], { INTEROP_MARKER_REDIS: REDIS_URL });
-}
-
-interface PyOutcome {
-  ok?: unknown;
-  error?: { type: string; module: string; args: unknown[] };
-  id: string;
-}
-
-async function pythonCalls(queue: string, calls: unknown[]): Promise<PyOutcome[]> {
-  const out = pyJsonLoads(
-    await runPython("pyclient.py", [pyJsonDumps(calls)], pyEnv(queue)),
-  ) as PyOutcome[];
-  taskIds.push(...out.map((o) => o.id));
-  return out;
 }
 
 Deno.test({

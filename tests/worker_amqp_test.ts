@@ -6,41 +6,15 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, TaskError } from "../mod.ts";
-import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
-import { app as tasksApp } from "./apps/worker_app.ts";
+import { TaskError } from "../mod.ts";
 import { createVhost, rabbitmqctl } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
+import { withWorker } from "./helpers/worker.ts";
 
-const APP_MODULE = new URL("./apps/worker_app.ts", import.meta.url).href;
 const ignore = WITHOUT_RABBITMQ;
 const vhost = ignore ? null : await createVhost("worker");
 const BROKER = `amqp://guest:guest@127.0.0.1:5672/${vhost?.name}`;
-
-async function withWorker(
-  options: Partial<WorkerOptions>,
-  fn: (client: Celery, worker: Worker, queue: string) => Promise<void>,
-): Promise<void> {
-  const queue = `aq-${crypto.randomUUID().slice(0, 8)}`;
-  tasksApp.configure({ broker: BROKER, backend: "rpc://", defaultQueue: queue });
-  const client = new Celery({ broker: BROKER, backend: "rpc://", defaultQueue: queue });
-  const worker = new Worker({
-    app: tasksApp,
-    appModule: APP_MODULE,
-    queues: [queue],
-    concurrency: 1,
-    prefetch: 4,
-    ...options,
-  });
-  await worker.start();
-  try {
-    await fn(client, worker, queue);
-  } finally {
-    await worker.stop();
-    await client.close();
-    await tasksApp.close();
-  }
-}
+const AMQP = { broker: BROKER, backend: "rpc://" };
 
 /** Unacknowledged messages of a queue, as RabbitMQ counts them. */
 async function unacked(queue: string): Promise<number> {
@@ -58,7 +32,7 @@ async function unacked(queue: string): Promise<number> {
 Deno.test(
   { name: "worker on amqp: tasks run and results come back over rpc://", ignore },
   async () => {
-    await withWorker({}, async (client) => {
+    await withWorker(AMQP, {}, async (client) => {
       const r = await client.sendTask<number>("t.add", [2, 3]);
       assert.equal(await r.get({ timeout: 10_000 }), 5);
       const f = await client.sendTask("t.fail", ["bad"]);
@@ -73,7 +47,7 @@ Deno.test({
   name: "worker on amqp: an ETA task is re-published every etaHoldLimit, then runs once",
   ignore,
 }, async () => {
-  await withWorker({ etaHoldLimit: 0.5 }, async (client, worker, queue) => {
+  await withWorker(AMQP, { etaHoldLimit: 0.5 }, async (client, worker, queue) => {
     const r = await client.sendTask<number>("t.add", [40, 2], { countdown: 2.5 });
     while (worker.stats.received < 2) await new Promise((ok) => setTimeout(ok, 20));
     // Held again after a re-publish: still only one copy, unacknowledged.
@@ -88,7 +62,7 @@ Deno.test({
 Deno.test(
   { name: "worker on amqp: a revoke over the pidbox fanout stops an ETA task", ignore },
   async () => {
-    await withWorker({}, async (client, worker) => {
+    await withWorker(AMQP, {}, async (client, worker) => {
       const r = await client.sendTask<number>("t.add", [1, 1], { countdown: 60 });
       while (worker.stats.received === 0) await new Promise((ok) => setTimeout(ok, 20));
       await client.control.revoke(r.id);

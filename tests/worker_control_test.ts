@@ -7,12 +7,10 @@
 
 import assert from "node:assert/strict";
 import { Celery, encodeControlRequest, PIDBOX_EXCHANGE } from "../mod.ts";
-import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
-import { app as tasksApp } from "./apps/worker_app.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { withWorker } from "./helpers/worker.ts";
 
-const APP_MODULE = new URL("./apps/worker_app.ts", import.meta.url).href;
 const redisPrefix = uniquePrefix("control");
 const kvDir = await Deno.makeTempDir({ prefix: "celeriac-control-test-" });
 const redisUrl = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(redisPrefix)}`;
@@ -26,33 +24,6 @@ const transports = [
     short: `kv://${kvDir}/broker.sqlite?visibility_timeout=1`,
   },
 ];
-
-async function withWorker(
-  urls: { broker: string; backend: string },
-  options: Partial<WorkerOptions>,
-  fn: (client: Celery, worker: Worker, queue: string) => Promise<void>,
-  queue = `cq-${crypto.randomUUID().slice(0, 8)}`,
-): Promise<void> {
-  tasksApp.configure({ broker: urls.broker, backend: urls.backend, defaultQueue: queue });
-  const client = new Celery({ broker: urls.broker, backend: urls.backend, defaultQueue: queue });
-  const worker = new Worker({
-    app: tasksApp,
-    appModule: APP_MODULE,
-    queues: [queue],
-    concurrency: 1,
-    prefetch: 4,
-    hostname: `w-${queue}@%h`,
-    ...options,
-  });
-  await worker.start();
-  try {
-    await fn(client, worker, queue);
-  } finally {
-    await worker.stop();
-    await client.close();
-    await tasksApp.close();
-  }
-}
 
 async function revokedMeta(client: Celery, id: string): Promise<unknown> {
   const err = await client.asyncResult(id).get({ timeout: 10_000 }).then(() => null, (e) => e);

@@ -155,6 +155,31 @@ Deno.test("rate limit on kv: held tasks are requeued unacknowledged at shutdown"
   await Promise.all([app.close(), client.close()]);
 });
 
+Deno.test("rate limit on kv: a task waiting for a token is REVOKED at once when revoked", async () => {
+  const url = `kv://${kvDir}/revoke.sqlite`;
+  const { app } = tasksApp(url, "1/h");
+  const queue = `rlrv-${crypto.randomUUID().slice(0, 8)}`;
+  app.configure({ defaultQueue: queue });
+  const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
+  const worker = new Worker({ app, pool: "inline" });
+  await worker.start();
+  try {
+    const [first, waiting] = await Promise.all(
+      [0, 1].map((i) => client.sendTask<number>("rl.tick", [i])),
+    );
+    await first.get({ timeout: 10_000 });
+    while (worker.stats.received < 2) await new Promise((r) => setTimeout(r, 20));
+    await waiting.revoke();
+    const err = await waiting.get({ timeout: 5000 }).then(() => null, (e) => e);
+    assert.equal(err?.excType, "TaskRevokedError");
+    assert.equal(await waiting.state(), "REVOKED");
+  } finally {
+    await worker.stop();
+  }
+  assert.equal(await client.queueDepth(queue), 0, "the revoked task is acknowledged, not requeued");
+  await Promise.all([app.close(), client.close()]);
+});
+
 Deno.test("rate limit: a malformed rateLimit is a TypeError naming the option", () => {
   const app = new Celery({ broker: "kv://:memory:" });
   assert.throws(

@@ -5,50 +5,11 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, TaskError } from "../mod.ts";
-import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
-import { app as tasksApp } from "./apps/worker_app.ts";
-import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { TaskError } from "../mod.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { redisAndKv, withWorker } from "./helpers/worker.ts";
 
-const APP_MODULE = new URL("./apps/worker_app.ts", import.meta.url).href;
-const redisPrefix = uniquePrefix("retry");
-const kvDir = await Deno.makeTempDir({ prefix: "celeriac-retry-test-" });
-
-const transports: { name: string; broker: string; backend: string }[] = [
-  {
-    name: "redis",
-    broker: `${REDIS_URL}?global_keyprefix=${encodeURIComponent(redisPrefix)}`,
-    backend: `${REDIS_URL}?global_keyprefix=${encodeURIComponent(redisPrefix)}`,
-  },
-  { name: "kv", broker: `kv://${kvDir}/broker.sqlite`, backend: `kv://${kvDir}/broker.sqlite` },
-];
-
-async function withWorker(
-  t: { broker: string; backend: string },
-  options: Partial<WorkerOptions>,
-  fn: (client: Celery, worker: Worker, queue: string) => Promise<void>,
-): Promise<void> {
-  const queue = `rq-${crypto.randomUUID().slice(0, 8)}`;
-  tasksApp.configure({ broker: t.broker, backend: t.backend, defaultQueue: queue });
-  const client = new Celery({ broker: t.broker, backend: t.backend, defaultQueue: queue });
-  const worker = new Worker({
-    app: tasksApp,
-    appModule: APP_MODULE,
-    queues: [queue],
-    concurrency: 1,
-    prefetch: 4,
-    ...options,
-  });
-  await worker.start();
-  try {
-    await fn(client, worker, queue);
-  } finally {
-    await worker.stop();
-    await client.close();
-    await tasksApp.close();
-  }
-}
+const { transports, cleanup } = await redisAndKv("retry");
 
 async function failure(p: Promise<unknown>): Promise<TaskError> {
   const err = await p.then(() => null, (e) => e);
@@ -151,6 +112,5 @@ for (const t of transports) {
 }
 
 Deno.test({ name: "retry: clean up", ignore: WITHOUT_REDIS }, async () => {
-  await deleteKeys(redisPrefix);
-  await Deno.remove(kvDir, { recursive: true });
+  await cleanup();
 });

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { celeriacWorker } from "./helpers/procs.ts";
-import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix, waitForList } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const prefix = uniquePrefix("shutdown");
@@ -44,21 +44,6 @@ async function sendLoad(app: Celery, key: string, ms: number): Promise<number[]>
   return Array.from({ length: 100 }, (_, n) => n);
 }
 
-async function waitForLength(key: string, n: number, timeoutMs: number): Promise<string[]> {
-  const redis = await rawRedis();
-  try {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const got = await redis.lrange(key, 0, -1);
-      if (got.length >= n) return got;
-      if (Date.now() > deadline) throw new Error(`${key}: ${got.length} of ${n} entries`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  } finally {
-    await redis.quit();
-  }
-}
-
 function counts(list: string[]): Map<number, number> {
   const m = new Map<number, number>();
   for (const s of list) m.set(Number(s), (m.get(Number(s)) ?? 0) + 1);
@@ -75,18 +60,18 @@ Deno.test({
   try {
     const first = await worker(queue);
     const all = await sendLoad(app, key, 300);
-    await waitForLength(`${key}:started`, 20, 20_000);
+    await waitForList(`${key}:started`, 20, 20_000);
     const status = await first.stop("SIGTERM");
     assert.equal(status.code, 0, first.output);
     assert.match(first.output, /warm shutdown/);
-    const doneBefore = (await waitForLength(key, 0, 0)).length;
+    const doneBefore = (await waitForList(key, 0, 0)).length;
     assert.ok(doneBefore >= 20 && doneBefore < 100, `finished before restart: ${doneBefore}`);
     const second = await worker(queue);
     try {
-      const done = await waitForLength(key, 100, 30_000);
+      const done = await waitForList(key, 100, 30_000);
       await new Promise((r) => setTimeout(r, 2000)); // anything run twice would show by now
-      const finished = counts(await waitForLength(key, 100, 0));
-      const started = counts(await waitForLength(`${key}:started`, 100, 0));
+      const finished = counts(await waitForList(key, 100, 0));
+      const started = counts(await waitForList(`${key}:started`, 100, 0));
       assert.deepEqual([...finished.keys()].sort((a, b) => a - b), all);
       assert.deepEqual([...finished.values()].filter((c) => c !== 1), [], "finished twice");
       assert.deepEqual([...started.values()].filter((c) => c !== 1), [], "started twice");
@@ -110,7 +95,7 @@ Deno.test({
   try {
     const first = await worker(queue);
     const all = await sendLoad(app, key, 3000);
-    await waitForLength(`${key}:started`, 40, 20_000);
+    await waitForList(`${key}:started`, 40, 20_000);
     first.signal("SIGTERM");
     await first.waitFor(/warm shutdown/);
     const status = await first.stop("SIGTERM");
@@ -118,9 +103,9 @@ Deno.test({
     assert.match(first.output, /cold shutdown, requeueing \d+ running task/);
     const second = await worker(queue);
     try {
-      await waitForLength(key, 100, 60_000);
+      await waitForList(key, 100, 60_000);
       await new Promise((r) => setTimeout(r, 2000));
-      const finished = counts(await waitForLength(key, 100, 0));
+      const finished = counts(await waitForList(key, 100, 0));
       assert.deepEqual([...finished.keys()].sort((a, b) => a - b), all);
       assert.deepEqual([...finished.values()].filter((c) => c !== 1), [], "finished twice");
     } finally {

@@ -6,51 +6,19 @@
 
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import assert from "node:assert/strict";
-import { Celery, TaskError } from "../mod.ts";
+import { type Celery, TaskError } from "../mod.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
-import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
-import { app as tasksApp } from "./apps/worker_app.ts";
-import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import type { Worker, WorkerOptions } from "../src/worker/worker.ts";
+import { deleteKeys } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { redisAndKv, type Transport, withWorker as runWorker } from "./helpers/worker.ts";
 
-const APP_MODULE = new URL("./apps/worker_app.ts", import.meta.url).href;
-const redisPrefix = uniquePrefix("worker");
-const kvDir = await Deno.makeTempDir({ prefix: "celeriac-worker-test-" });
-
-const transports: { name: string; broker: string; backend: string }[] = [
-  {
-    name: "redis",
-    broker: `${REDIS_URL}?global_keyprefix=${encodeURIComponent(redisPrefix)}`,
-    backend: `${REDIS_URL}?global_keyprefix=${encodeURIComponent(redisPrefix)}`,
-  },
-  { name: "kv", broker: `kv://${kvDir}/broker.sqlite`, backend: `kv://${kvDir}/broker.sqlite` },
-];
-
-async function withWorker(
-  t: { broker: string; backend: string },
+const { transports, redisPrefix, kvDir } = await redisAndKv("worker");
+const withWorker = (
+  t: Transport,
   options: Partial<WorkerOptions>,
   fn: (client: Celery, worker: Worker, queue: string) => Promise<void>,
-): Promise<void> {
-  const queue = `wq-${crypto.randomUUID().slice(0, 8)}`;
-  tasksApp.configure({ broker: t.broker, backend: t.backend, defaultQueue: queue });
-  const client = new Celery({ broker: t.broker, backend: t.backend, defaultQueue: queue });
-  const worker = new Worker({
-    app: tasksApp,
-    appModule: APP_MODULE,
-    queues: [queue],
-    concurrency: 2,
-    prefetch: 4,
-    ...options,
-  });
-  await worker.start();
-  try {
-    await fn(client, worker, queue);
-  } finally {
-    await worker.stop();
-    await client.close();
-    await tasksApp.close();
-  }
-}
+) => runWorker(t, { concurrency: 2, ...options }, fn);
 
 for (const t of transports) {
   const test = (name: string, fn: () => Promise<void>) =>

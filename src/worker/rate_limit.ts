@@ -233,6 +233,23 @@ export class RateLimiter<T> {
     this.#schedule();
   }
 
+  /**
+   * Take held items out (revoked tasks): they will not be handed to `onReady`.
+   *
+   * @param matches selects the items to remove
+   * @returns the removed items
+   */
+  remove(matches: (item: T) => boolean): T[] {
+    const out: T[] = [];
+    for (const line of this.#lines.values()) {
+      const keep: T[] = [];
+      for (const item of line.items) (matches(item) ? out : keep).push(item);
+      line.items = keep;
+    }
+    this.#size -= out.length;
+    return out;
+  }
+
   /** How many items are held. */
   get size(): number {
     return this.#size;

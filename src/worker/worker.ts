@@ -705,9 +705,13 @@ export class Worker {
         acks.push(h.delivery);
       }
     }
+    const wanted = new Set(ids);
+    for (const h of this.#limiter.remove((x) => wanted.has(x.req.id))) {
+      stores.push(this.#revokedEntry(h.req, "revoked"));
+      acks.push(h.delivery);
+    }
     if (stores.length) this.#track(this.#settle(stores, [], acks, []));
     if (!options.terminate) return [];
-    const wanted = new Set(ids);
     const seqs: number[] = [];
     const killed: string[] = [];
     for (const [seq, r] of this.#running) {

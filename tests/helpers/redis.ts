@@ -31,3 +31,24 @@ export async function rawRedis(url: string = REDIS_URL): Promise<Redis> {
   await r.connect();
   return r;
 }
+
+/** Wait until the Redis list `key` has at least `count` entries; resolves with them. */
+export async function waitForList(
+  key: string,
+  count: number,
+  timeoutMs: number,
+  url: string = REDIS_URL,
+): Promise<string[]> {
+  const redis = await rawRedis(url);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const got = await redis.lrange(key, 0, -1);
+      if (got.length >= count) return got;
+      if (Date.now() > deadline) throw new Error(`${key} has ${got.length} of ${count} entries`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await redis.quit();
+  }
+}
