@@ -147,6 +147,11 @@ function defaultSubscriberQueue(exchange: string): string {
   return exchangeDeclaration(exchange).type === "topic" ? `${exchange}.${id}` : `${id}.${exchange}`;
 }
 
+/** Whether any of the signals aborted. */
+function stopped(stops: readonly AbortSignal[]): boolean {
+  return stops.some((s) => s.aborted);
+}
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(done, ms);
@@ -397,15 +402,13 @@ export class AmqpBroker implements Broker {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
     if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
     const max = Math.floor(options.max);
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, this.#closing.signal])
-      : this.#closing.signal;
+    const stops = options.signal ? [options.signal, this.#closing.signal] : [this.#closing.signal];
     clearTimeout(this.#linger);
     let got: Delivery[] = [];
     try {
-      got = await this.#exclusive(signal, () => this.#takeLoop(queues, max, signal)) ?? [];
+      got = await this.#exclusive(stops, () => this.#takeLoop(queues, max, stops)) ?? [];
     } finally {
-      this.#scheduleStop(got.length > 0 && !signal.aborted ? LINGER_MS : 0);
+      this.#scheduleStop(got.length > 0 && !stopped(stops) ? LINGER_MS : 0);
     }
     return got;
   }
@@ -413,32 +416,33 @@ export class AmqpBroker implements Broker {
   async #takeLoop(
     queues: readonly string[],
     max: number,
-    signal: AbortSignal,
+    stops: AbortSignal[],
   ): Promise<Delivery[]> {
-    while (!signal.aborted) {
+    while (!stopped(stops)) {
       let session: AmqpSession;
       try {
-        session = await this.#conn.session({ signal });
+        session = this.#conn.current ??
+          await this.#conn.session({ signal: AbortSignal.any(stops) });
       } catch (err) {
-        if (signal.aborted) return [];
+        if (stopped(stops)) return [];
         throw err;
       }
       try {
         for (const q of queues) await this.#declareTaskQueue(session, q);
         const intake = await this.#intakeOf(session);
         await intake.prepare(queues, max);
-        if (intake.buffered === 0) await intake.arrival(AbortSignal.any([signal, session.lost]));
+        if (intake.buffered === 0) await intake.arrival(...stops, session.lost);
         if (intake.takeServerCancel()) {
           log.debug("RabbitMQ cancelled a consumer (its queue was deleted?); declaring again");
           this.#declared.clear();
         }
-        if (signal.aborted) return [];
+        if (stopped(stops)) return [];
         const got = this.#alive(
           intake.take(queues, max).map((b) => this.#delivery(intake.holder, b.raw, b.queue)),
         );
         if (got.length > 0) return got;
       } catch (err) {
-        if (signal.aborted) return [];
+        if (stopped(stops)) return [];
         if (isChannelError(err, 404)) {
           log.debug("A queue vanished while taking ({error}); declaring it again", {
             error: (err as Error).message,
@@ -460,22 +464,22 @@ export class AmqpBroker implements Broker {
 
   /**
    * Run `fn` once the takes and stops before it are done; `undefined` when
-   * `signal` aborts first.
+   * one of `stops` aborts first.
    */
-  async #exclusive<T>(signal: AbortSignal | null, fn: () => Promise<T>): Promise<T | undefined> {
+  async #exclusive<T>(stops: AbortSignal[], fn: () => Promise<T>): Promise<T | undefined> {
     const before = this.#turn;
     const { promise: mine, resolve: release } = Promise.withResolvers<void>();
     this.#turn = before.then(() => mine);
     const { promise: aborted, resolve } = Promise.withResolvers<void>();
     const abort = () => resolve();
-    signal?.addEventListener("abort", abort, { once: true });
+    for (const s of stops) s.addEventListener("abort", abort, { once: true });
     try {
-      if (signal?.aborted) return undefined;
+      if (stopped(stops)) return undefined;
       await Promise.race([before, aborted]);
-      if (signal?.aborted) return undefined;
+      if (stopped(stops)) return undefined;
       return await fn();
     } finally {
-      signal?.removeEventListener("abort", abort);
+      for (const s of stops) s.removeEventListener("abort", abort);
       release();
     }
   }
@@ -486,7 +490,7 @@ export class AmqpBroker implements Broker {
     if (!this.#intake || this.#closing.signal.aborted) return;
     this.#linger = setTimeout(() => {
       const intake = this.#intake;
-      if (intake?.open) this.#exclusive(null, () => intake.stop()).catch(() => {});
+      if (intake?.open) this.#exclusive([], () => intake.stop()).catch(() => {});
     }, ms);
   }
 

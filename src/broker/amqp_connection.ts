@@ -122,6 +122,11 @@ export class AmqpConnection {
     return maskPassword(this.#rawUrl);
   }
 
+  /** The live connection, or `null` while there is none. */
+  get current(): AmqpSession | null {
+    return this.#session;
+  }
+
   /** Where the state machine is. */
   get state(): ConnectionState {
     return this.#state;

@@ -174,21 +174,24 @@ export class Intake {
 
   /**
    * Wait until something is buffered, a consumer was cancelled by
-   * RabbitMQ, the channel closed, or `stop` aborts. Deliveries read from
-   * the socket together with the first are buffered before it resolves.
+   * RabbitMQ, the channel closed, or one of `stops` aborts. Deliveries
+   * read from the socket together with the first are buffered before it
+   * resolves.
    *
-   * @param stop stops waiting
+   * @param stops stop waiting
    */
-  arrival(stop: AbortSignal): Promise<void> {
-    if (this.#buffer.length > 0 || stop.aborted || !this.open) return Promise.resolve();
+  arrival(...stops: AbortSignal[]): Promise<void> {
+    if (this.#buffer.length > 0 || !this.open || stops.some((s) => s.aborted)) {
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const done = () => {
-        stop.removeEventListener("abort", done);
+        for (const s of stops) s.removeEventListener("abort", done);
         if (this.#wake === later) this.#wake = null;
         resolve();
       };
       const later = () => queueMicrotask(done);
-      stop.addEventListener("abort", done, { once: true });
+      for (const s of stops) s.addEventListener("abort", done, { once: true });
       this.#wake = later;
     });
   }
