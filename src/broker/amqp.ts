@@ -18,7 +18,9 @@
  *   arrival. When consumers start, the take waits one more round trip, so
  *   that what was ready is buffered and a take of `max` from a full queue
  *   gets `max`. Consuming other queues cancels the consumers of the old
- *   ones and requeues their buffered deliveries.
+ *   ones and requeues their buffered deliveries. `requeue()` of deliveries
+ *   from the consumers' channel cancels the consumers first and requeues
+ *   the buffer after them, so that they are back in front of it.
  * - **No hoarding.** A worker that stops taking (all its slots busy) must
  *   not sit on messages another worker could run: 50 ms after a take
  *   returns without another one starting, or at once when a take's signal
@@ -406,7 +408,7 @@ export class AmqpBroker implements Broker {
     clearTimeout(this.#linger);
     let got: Delivery[] = [];
     try {
-      got = await this.#exclusive(stops, () => this.#takeLoop(queues, max, stops)) ?? [];
+      got = await this.#takeLoop(queues, max, stops);
     } finally {
       this.#scheduleStop(got.length > 0 && !stopped(stops) ? LINGER_MS : 0);
     }
@@ -428,19 +430,9 @@ export class AmqpBroker implements Broker {
         throw err;
       }
       try {
-        for (const q of queues) await this.#declareTaskQueue(session, q);
-        const intake = await this.#intakeOf(session);
-        await intake.prepare(queues, max);
-        if (intake.buffered === 0) await intake.arrival(...stops, session.lost);
-        if (intake.takeServerCancel()) {
-          log.debug("RabbitMQ cancelled a consumer (its queue was deleted?); declaring again");
-          this.#declared.clear();
-        }
-        if (stopped(stops)) return [];
-        const got = this.#alive(
-          intake.take(queues, max).map((b) => this.#delivery(intake.holder, b.raw, b.queue)),
-        );
-        if (got.length > 0) return got;
+        const round = await this.#exclusive(stops, () => this.#takeRound(session, queues, max));
+        if (!round || round.got.length > 0) return round?.got ?? [];
+        await round.intake.arrival(...stops, session.lost);
       } catch (err) {
         if (stopped(stops)) return [];
         if (isChannelError(err, 404)) {
@@ -454,6 +446,22 @@ export class AmqpBroker implements Broker {
       }
     }
     return [];
+  }
+
+  /** Consume the queues with prefetch (unsettled + `max`) and hand out what is buffered. */
+  async #takeRound(session: AmqpSession, queues: readonly string[], max: number) {
+    for (const q of queues) await this.#declareTaskQueue(session, q);
+    const intake = await this.#intakeOf(session);
+    if (intake.takeServerCancel()) {
+      log.debug("RabbitMQ cancelled a consumer (its queue was deleted?); declaring again");
+      this.#declared.clear();
+      for (const q of queues) await this.#declareTaskQueue(session, q);
+    }
+    await intake.prepare(queues, max);
+    const got = this.#alive(
+      intake.take(queues, max).map((b) => this.#delivery(intake.holder, b.raw, b.queue)),
+    );
+    return { intake, got };
   }
 
   async #intakeOf(session: AmqpSession): Promise<Intake> {
@@ -513,10 +521,18 @@ export class AmqpBroker implements Broker {
     return Promise.resolve();
   }
 
-  /** Put deliveries back in their queues (`basic.nack` with requeue; RabbitMQ marks them redelivered). */
-  requeue(deliveries: readonly Delivery[]): Promise<void> {
-    this.#settle(deliveries, "requeue");
-    return Promise.resolve();
+  /**
+   * Put deliveries back in their queues (`basic.nack` with requeue; RabbitMQ
+   * marks them redelivered). Deliveries of the consumers' channel go back
+   * with the consumers cancelled and, after them, whatever the consumers
+   * had buffered, so that they are back in front of it.
+   */
+  async requeue(deliveries: readonly Delivery[]): Promise<void> {
+    const intake = this.#intake;
+    const fromIntake = intake?.open &&
+      deliveries.some((d) => this.#held.get(d)?.holder === intake.holder);
+    if (!fromIntake) return this.#settle(deliveries, "requeue");
+    await this.#exclusive([], () => intake.stop(() => this.#settle(deliveries, "requeue")));
   }
 
   /**

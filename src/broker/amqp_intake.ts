@@ -55,7 +55,7 @@ export class Intake {
   readonly #consumers = new Map<string, string>();
   #buffer: Buffered[] = [];
   #prefetch = 0;
-  #wake: (() => void) | null = null;
+  readonly #waiters = new Set<() => void>();
   #cancelledByServer = false;
 
   /**
@@ -152,9 +152,8 @@ export class Intake {
   }
 
   #notify(): void {
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
+    for (const wake of this.#waiters) wake();
+    this.#waiters.clear();
   }
 
   /**
@@ -187,12 +186,12 @@ export class Intake {
     return new Promise((resolve) => {
       const done = () => {
         for (const s of stops) s.removeEventListener("abort", done);
-        if (this.#wake === later) this.#wake = null;
+        this.#waiters.delete(later);
         resolve();
       };
       const later = () => queueMicrotask(done);
       for (const s of stops) s.addEventListener("abort", done, { once: true });
-      this.#wake = later;
+      this.#waiters.add(later);
     });
   }
 
@@ -211,9 +210,18 @@ export class Intake {
     this.#buffer = keep;
   }
 
-  /** Cancel every consumer, then put what is still buffered back in its queue. */
-  async stop(): Promise<void> {
+  /**
+   * Cancel every consumer, run `then` (which may settle held deliveries:
+   * nothing new arrives meanwhile), put what is still buffered back in its
+   * queue, and wake the takes waiting for an arrival so that they consume
+   * again.
+   *
+   * @param then runs once the consumers are cancelled
+   */
+  async stop(then?: () => void): Promise<void> {
     for (const q of this.queues) await this.#cancel(q);
+    then?.();
     this.#requeueBuffered(() => true);
+    this.#notify();
   }
 }
