@@ -52,22 +52,42 @@ Deno.test("examples: permission sandboxes deny what a task was not granted", asy
   assert.match(out, /"succeeded":3,"failed":2/);
 });
 
-/**
- * The example clients do not print task ids, so results are found as the
- * result keys that appeared while the test ran, and deleted afterwards.
- */
-async function dropResultKeys(before: Set<string>): Promise<void> {
-  const redis = await rawRedis();
-  const keys = (await redis.keys("celery-task-meta-*")).filter((k: string) => !before.has(k));
-  if (keys.length) await redis.del(...keys);
-  await redis.quit();
+/** What the Redis examples leave in database 0: result keys, queue bindings, pidbox bindings. */
+interface RedisTraces {
+  results: Set<string>;
+  pidbox: Set<string>;
 }
 
-async function resultKeys(): Promise<Set<string>> {
+const PIDBOX_BINDING = "_kombu.binding.celery.pidbox";
+
+async function redisTraces(): Promise<RedisTraces> {
   const redis = await rawRedis();
-  const keys = new Set<string>(await redis.keys("celery-task-meta-*"));
-  await redis.quit();
-  return keys;
+  try {
+    return {
+      results: new Set<string>(await redis.keys("celery-task-meta-*")),
+      pidbox: new Set<string>(await redis.smembers(PIDBOX_BINDING)),
+    };
+  } finally {
+    await redis.quit();
+  }
+}
+
+/**
+ * The example programs do not print task ids, so what appeared while a test
+ * ran (results, the queue's binding, workers' pidbox bindings) is deleted.
+ */
+async function dropTraces(before: RedisTraces, queue: string): Promise<void> {
+  const now = await redisTraces();
+  const redis = await rawRedis();
+  try {
+    const results = [...now.results].filter((k) => !before.results.has(k));
+    const pidbox = [...now.pidbox].filter((m) => !before.pidbox.has(m));
+    if (results.length) await redis.del(...results);
+    if (pidbox.length) await redis.srem(PIDBOX_BINDING, ...pidbox);
+    await redis.del(`_kombu.binding.${queue}`);
+  } finally {
+    await redis.quit();
+  }
 }
 
 /** The Python example worker (examples/python/tasks.py), solo pool. */
@@ -96,7 +116,7 @@ Deno.test(
       CELERY_RESULT_BACKEND: REDIS_URL,
       CELERY_DEFAULT_QUEUE: queue,
     };
-    const before = await resultKeys();
+    const before = await redisTraces();
     const worker = await celeriacWorker(["--app", "./examples/tasks.ts"], env);
     try {
       const out = await run(PYTHON, ["call_celeriac.py"], env, `${ROOT}examples/python`);
@@ -105,7 +125,7 @@ Deno.test(
       assert.match(out, /tasks\.fail raised ValueError: raised in TypeScript/);
     } finally {
       await worker.stop();
-      await dropResultKeys(before);
+      await dropTraces(before, queue);
     }
   },
 );
@@ -119,7 +139,7 @@ Deno.test(
       CELERY_RESULT_BACKEND: REDIS_URL,
       CELERY_DEFAULT_QUEUE: queue,
     };
-    const before = await resultKeys();
+    const before = await redisTraces();
     const worker = pythonExampleWorker(env);
     try {
       await worker.waitFor(/ ready\./, 30_000);
@@ -134,7 +154,7 @@ Deno.test(
       assert.match(out, /raised tasks\.InsufficientFunds\[10,30\]/);
     } finally {
       await worker.stop();
-      await dropResultKeys(before);
+      await dropTraces(before, queue);
     }
   },
 );

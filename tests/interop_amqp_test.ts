@@ -13,7 +13,7 @@ import { Worker } from "../src/worker/worker.ts";
 import { interopWorker, type PyOutcome, pythonCalls as callFromPython } from "./helpers/interop.ts";
 import { celeryWorker, type Proc, PYTHON } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
-import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { deleteKeys, deleteResults, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
 const ignore = WITHOUT_CELERY || WITHOUT_RABBITMQ;
@@ -35,8 +35,13 @@ function tsWorker(queue: string, backend: string, extra: string[] = []): Promise
   return interopWorker({ broker: BROKER, backend }, queue, extra);
 }
 
-function pythonCalls(queue: string, backend: string, calls: unknown[]): Promise<PyOutcome[]> {
-  return callFromPython(pyEnv(queue, backend), calls);
+/** Ids of tasks whose results may sit in Redis, deleted at the end. */
+const taskIds: string[] = [];
+
+async function pythonCalls(queue: string, backend: string, calls: unknown[]): Promise<PyOutcome[]> {
+  const out = await callFromPython(pyEnv(queue, backend), calls);
+  taskIds.push(...out.map((o) => o.id));
+  return out;
 }
 
 for (const backend of ["rpc://", REDIS_URL]) {
@@ -75,7 +80,9 @@ for (const backend of ["rpc://", REDIS_URL]) {
     const app = new Celery({ broker: BROKER, backend, defaultQueue: queue });
     try {
       const mul = app.remoteTask<[number, number], number>("py.mul");
-      assert.equal(await (await mul.delay(6, 7)).get({ timeout: 15_000 }), 42);
+      const product = await mul.delay(6, 7);
+      taskIds.push(product.id);
+      assert.equal(await product.get({ timeout: 15_000 }), 42);
       const echo = await app.sendTask("py.echo", [1, "x", 2n ** 70n], { kwargs: { k: [1, 2] } });
       assert.deepEqual(await echo.get({ timeout: 15_000 }), {
         args: [1, "x", 2n ** 70n],
@@ -83,6 +90,7 @@ for (const backend of ["rpc://", REDIS_URL]) {
       });
       const failed = await app.sendTask("py.fail", ["boom"]);
       const custom = await app.sendTask("py.custom_fail", []);
+      taskIds.push(echo.id, failed.id, custom.id);
       await assert.rejects(failed.get({ timeout: 15_000 }), (e: unknown) => {
         assert.ok(e instanceof TaskError);
         assert.equal(e.excType, "ValueError");
@@ -118,6 +126,7 @@ for (const backend of ["rpc://", REDIS_URL]) {
           (_, i) => app.sendTask<string>("tasks.record", [i, marker, 0.005]),
         ),
       );
+      taskIds.push(...results.map((r) => r.id));
       const values = await Promise.all(results.map((r) => r.get({ timeout: 60_000 })));
       const ran = await redis.lrange(marker, 0, -1);
       assert.equal(ran.length, n, "each task recorded exactly once");
@@ -160,5 +169,6 @@ Deno.test({
 
 Deno.test({ name: "interop on RabbitMQ: clean up", ignore }, async () => {
   await deleteKeys(prefix);
+  await deleteResults(taskIds);
   await vhost?.remove();
 });

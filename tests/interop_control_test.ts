@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Celery, TaskError } from "../mod.ts";
 import { celeriacWorker, celeryWorker, PYTHON } from "./helpers/procs.ts";
-import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -55,7 +55,11 @@ async function tsWorker(queue: string, hostname: string) {
   ]);
 }
 
+/** Ids of tasks whose results sit in Redis, deleted at the end. */
+const taskIds: string[] = [];
+
 async function revokedReason(app: Celery, id: string): Promise<unknown[]> {
+  taskIds.push(id);
   const err = await app.asyncResult(id).get({ timeout: 15_000 }).then(() => null, (e) => e);
   assert.ok(err instanceof TaskError, `expected a TaskError, got ${err}`);
   assert.equal(err.excType, "TaskRevokedError");
@@ -105,6 +109,7 @@ Deno.test({
     await app.control.revoke(held.id);
     assert.deepEqual(await revokedReason(app, held.id), ["revoked"]);
     const next = await app.sendTask<number>("py.mul", [2, 2]);
+    taskIds.push(next.id);
     assert.equal(await next.get({ timeout: 15_000 }), 4, "the Python worker carries on");
   } finally {
     await app.close();
@@ -114,4 +119,5 @@ Deno.test({
 
 Deno.test({ name: "interop control: clean up keys", ignore: WITHOUT_CELERY }, async () => {
   await deleteKeys(prefix);
+  await deleteResults(taskIds);
 });

@@ -52,3 +52,17 @@ export async function waitForList(
     await redis.quit();
   }
 }
+
+/** Delete the Celery result keys (`celery-task-meta-<id>`) of these task ids. */
+export async function deleteResults(
+  ids: readonly string[],
+  url: string = REDIS_URL,
+): Promise<void> {
+  if (ids.length === 0) return;
+  const redis = await rawRedis(url);
+  try {
+    await redis.del(...ids.map((id) => `celery-task-meta-${id}`));
+  } finally {
+    await redis.quit();
+  }
+}
