@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import { Celery, TaskError } from "../mod.ts";
 import { interopWorker, type PyOutcome, pythonCalls as callFromPython } from "./helpers/interop.ts";
 import { celeryWorker, type Proc } from "./helpers/procs.ts";
-import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix, waitForList } from "./helpers/redis.ts";
+import {
+  deleteKeys,
+  deleteResults,
+  rawRedis,
+  REDIS_URL,
+  uniquePrefix,
+  waitForList,
+} from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
 const prefix = uniquePrefix("interop");
@@ -313,7 +320,5 @@ Deno.test({
 
 Deno.test({ name: "interop: clean up keys", ignore: WITHOUT_CELERY }, async () => {
   await deleteKeys(prefix);
-  const redis = await rawRedis();
-  if (taskIds.length) await redis.del(...taskIds.map((id) => `celery-task-meta-${id}`));
-  await redis.quit();
+  await deleteResults(taskIds);
 });

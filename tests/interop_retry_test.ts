@@ -9,7 +9,7 @@ import { Celery } from "../mod.ts";
 import { pyJsonLoads } from "../src/protocol/json.ts";
 import { interopWorker, type PyOutcome, pythonCalls as callFromPython } from "./helpers/interop.ts";
 import { celeryWorker, type Proc } from "./helpers/procs.ts";
-import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { deleteKeys, deleteResults, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
 const prefix = uniquePrefix("interop-retry");
@@ -88,7 +88,5 @@ Deno.test({
 
 Deno.test({ name: "interop retry: clean up", ignore: WITHOUT_CELERY }, async () => {
   await deleteKeys(prefix);
-  const redis = await rawRedis();
-  if (taskIds.length) await redis.del(...taskIds.map((id) => `celery-task-meta-${id}`));
-  await redis.quit();
+  await deleteResults(taskIds);
 });
