@@ -26,8 +26,9 @@
 import { getLogger } from "@logtape/logtape";
 import type { ConfirmChannel } from "amqplib";
 import { HeldChannel, LazyChannel } from "../broker/amqp_channel.ts";
+import { consumeAcrossReconnects } from "../broker/amqp_consume.ts";
 import { AmqpConnection, type AmqpSession, isChannelError } from "../broker/amqp_connection.ts";
-import { fromIncoming, toContent, toPublishOptions } from "../broker/amqp_message.ts";
+import { toContent, toPublishOptions } from "../broker/amqp_message.ts";
 import type { BackoffOptions } from "../broker/amqp_state.ts";
 import { toAmqpTable } from "../broker/amqp_table.ts";
 import { type QueueDeclaration, replyQueueDeclaration } from "../broker/amqp_topology.ts";
@@ -267,54 +268,27 @@ export class RpcBackend implements ResultBackend {
         { queue: this.replyQueue },
       );
     }
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#listening = promise;
-    const stop = this.#closing.signal;
-    this.#consumer = (async () => {
-      let first = true;
-      while (!stop.aborted) {
-        let session: AmqpSession;
-        try {
-          session = await this.#conn.session({ signal: stop });
-        } catch {
-          break;
-        }
-        let held: HeldChannel | null = null;
-        try {
-          await this.#declareReplyQueue(
-            session,
-            replyQueueDeclaration(this.replyQueue, this.#expires),
-          );
-          held = await HeldChannel.open(session);
-          await held.channel.consume(this.replyQueue, (m) => {
-            if (m) this.#onMessage(fromIncoming(m).message);
-          }, { noAck: true });
-          first = false;
-          resolve();
-          const h = held;
-          await new Promise<void>((done) => {
-            const ended = AbortSignal.any([stop, session.lost]);
-            ended.addEventListener("abort", () => done(), { once: true });
-            if (ended.aborted) done();
-            h.channel.once("close", () => done());
-          });
-        } catch (err) {
-          if (first && !session.lost.aborted) {
-            this.#listening = null;
-            reject(err);
-            return;
-          }
-          log.warn("Consuming reply queue {queue} failed: {error}; trying again", {
-            queue: this.replyQueue,
-            error: (err as Error).message,
-          });
-        } finally {
-          await held?.close();
-        }
-      }
-      resolve();
-    })();
-    return promise;
+    const { ready, done } = consumeAcrossReconnects({
+      connection: this.#conn,
+      signal: this.#closing.signal,
+      setUp: async (session) => {
+        await this.#declareReplyQueue(
+          session,
+          replyQueueDeclaration(this.replyQueue, this.#expires),
+        );
+        return this.replyQueue;
+      },
+      onMessage: (m) => this.#onMessage(m),
+      onRetry: (err) =>
+        log.warn("Consuming reply queue {queue} failed: {error}; trying again", {
+          queue: this.replyQueue,
+          error: err.message,
+        }),
+    });
+    this.#listening = ready;
+    ready.catch(() => this.#listening = null);
+    this.#consumer = done;
+    return ready;
   }
 
   /**

@@ -72,6 +72,7 @@ import type { Channel, ConfirmChannel, Message as AmqpMessage } from "amqplib";
 import type { Message } from "../protocol/message.ts";
 import { HeldChannel, LazyChannel } from "./amqp_channel.ts";
 import { AmqpConnection, type AmqpSession, isChannelError } from "./amqp_connection.ts";
+import { consumeAcrossReconnects } from "./amqp_consume.ts";
 import { Intake } from "./amqp_intake.ts";
 import {
   fromIncoming,
@@ -152,19 +153,6 @@ function defaultSubscriberQueue(exchange: string): string {
 /** Whether any of the signals aborted. */
 function stopped(stops: readonly AbortSignal[]): boolean {
   return stops.some((s) => s.aborted);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    if (signal.aborted) done();
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }
 
 /**
@@ -691,56 +679,30 @@ export class AmqpBroker implements Broker {
       exchange,
       options.queue ?? defaultSubscriberQueue(exchange),
     );
-    const stop = AbortSignal.any([options.signal, this.#closing.signal]);
-    const { promise: subscribed, resolve, reject } = Promise.withResolvers<void>();
-    let first = true;
-    const loop = (async () => {
-      while (!stop.aborted) {
-        let session: AmqpSession;
-        try {
-          session = await this.#conn.session({ signal: stop });
-        } catch {
-          break;
-        }
-        const held = await HeldChannel.open(session).catch(() => null);
-        if (!held) continue;
-        try {
-          await held.channel.assertExchange(decl.exchange.name, decl.exchange.type, {
-            durable: decl.exchange.durable,
-            autoDelete: false,
-          });
-          await this.#assertQueue(held.channel, decl.queue);
-          await held.channel.bindQueue(decl.queue.name, decl.exchange.name, decl.bindingKey);
-          await held.channel.consume(decl.queue.name, (m) => {
-            if (m) onMessage(fromIncoming(m).message);
-          }, { noAck: true });
-          first = false;
-          resolve();
-          await new Promise<void>((done) => {
-            const any = AbortSignal.any([stop, session.lost]);
-            any.addEventListener("abort", () => done(), { once: true });
-            if (any.aborted) done();
-            held.channel.once("close", () => done());
-          });
-        } catch (err) {
-          if (first && !session.lost.aborted) {
-            reject(err);
-            break;
-          }
-          log.warn("Subscription to {exchange} failed: {error}; subscribing again", {
-            exchange,
-            error: (err as Error).message,
-          });
-          await sleep(1000, stop);
-        } finally {
-          await held.close();
-        }
-      }
-      resolve();
-    })();
+    const { ready, done } = consumeAcrossReconnects({
+      connection: this.#conn,
+      signal: AbortSignal.any([options.signal, this.#closing.signal]),
+      setUp: async (_session, channel) => {
+        await channel.assertExchange(decl.exchange.name, decl.exchange.type, {
+          durable: decl.exchange.durable,
+          autoDelete: false,
+        });
+        await this.#assertQueue(channel, decl.queue);
+        await channel.bindQueue(decl.queue.name, decl.exchange.name, decl.bindingKey);
+        return decl.queue.name;
+      },
+      onMessage,
+      onRetry: (err) =>
+        log.warn("Subscription to {exchange} failed: {error}; subscribing again", {
+          exchange,
+          error: err.message,
+        }),
+      retryDelayMs: 1000,
+    });
+    const loop = done;
     this.#subscriptions.add(loop);
     loop.finally(() => this.#subscriptions.delete(loop));
-    await subscribed;
+    await ready;
   }
 
   /** Append revoked ids to the `celeriac.revoked` stream. */

@@ -1,0 +1,130 @@
+/**
+ * Consuming one queue for as long as the caller wants, across reconnects:
+ * on every new connection the queue is set up again (declared, bound) and
+ * consumed without acknowledgements. Used by broadcast subscriptions and
+ * by the rpc:// backend's reply queue.
+ *
+ * @module
+ */
+
+import type { Channel } from "amqplib";
+import type { Message } from "../protocol/message.ts";
+import { HeldChannel } from "./amqp_channel.ts";
+import type { AmqpConnection, AmqpSession } from "./amqp_connection.ts";
+import { fromIncoming } from "./amqp_message.ts";
+
+/**
+ * Options of {@link consumeAcrossReconnects}.
+ *
+ * @example Consuming a reply queue
+ * ```ts ignore
+ * const options: ConsumeAcrossReconnectsOptions = {
+ *   connection,
+ *   signal: closing.signal,
+ *   setUp: async (_session, channel) => {
+ *     await channel.assertQueue("replies", { autoDelete: true });
+ *     return "replies";
+ *   },
+ *   onMessage: (m) => console.log(m.headers),
+ *   onRetry: (err) => console.warn(`consuming failed: ${err.message}`),
+ * };
+ * ```
+ */
+export interface ConsumeAcrossReconnectsOptions {
+  /** The connection whose sessions are used. */
+  connection: AmqpConnection;
+  /** Stops consuming. */
+  signal: AbortSignal;
+  /** Declare what the queue needs on a new session; resolves with the queue to consume. */
+  setUp(session: AmqpSession, channel: Channel): Promise<string>;
+  /** Receives every message. */
+  onMessage(message: Message): void;
+  /** Told when consuming failed after it had worked once (it is set up again). */
+  onRetry(err: Error): void;
+  /** Milliseconds to wait before setting up again after such a failure. Default 0. */
+  retryDelayMs?: number;
+}
+
+/**
+ * Consume a queue until `signal` aborts, setting it up again on every new
+ * connection.
+ *
+ * @example
+ * ```ts ignore
+ * const { ready, done } = consumeAcrossReconnects(options);
+ * await ready; // consuming; rejects if the first set-up failed on a live connection
+ * ```
+ *
+ * @param options connection, set-up and where messages go
+ * @returns `ready`: settles once consuming first started (or failed, or was
+ * stopped); `done`: resolves when consuming has stopped for good
+ */
+export function consumeAcrossReconnects(
+  options: ConsumeAcrossReconnectsOptions,
+): { ready: Promise<void>; done: Promise<void> } {
+  const { connection, signal, setUp, onMessage, onRetry } = options;
+  const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
+  const done = (async () => {
+    let first = true;
+    while (!signal.aborted) {
+      let session: AmqpSession;
+      try {
+        session = await connection.session({ signal });
+      } catch {
+        break;
+      }
+      let held: HeldChannel | null = null;
+      try {
+        held = await HeldChannel.open(session);
+        const queue = await setUp(session, held.channel);
+        await held.channel.consume(queue, (m) => {
+          if (m) onMessage(fromIncoming(m).message);
+        }, { noAck: true });
+        first = false;
+        resolve();
+        const channel = held.channel;
+        await new Promise<void>((ended) => {
+          const any = AbortSignal.any([signal, session.lost]);
+          any.addEventListener("abort", () => ended(), { once: true });
+          if (any.aborted) ended();
+          channel.once("close", () => ended());
+        });
+      } catch (err) {
+        if (first && !session.lost.aborted) {
+          reject(err);
+          return;
+        }
+        onRetry(err as Error);
+        await sleep(options.retryDelayMs ?? 0, signal);
+      } finally {
+        await held?.close();
+      }
+    }
+    resolve();
+  })();
+  return { ready, done };
+}
+
+/**
+ * Wait `ms`, or less if `signal` aborts first.
+ *
+ * @example
+ * ```ts ignore
+ * await sleep(1000, closing.signal);
+ * ```
+ *
+ * @param ms how long
+ * @param signal ends the wait early
+ */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    if (signal.aborted) done();
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
