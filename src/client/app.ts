@@ -37,7 +37,8 @@ const BRAND = Symbol.for("celeriac.app");
  *
  * @example Capturing messages instead of sending them
  * ```ts
- * import { Celery, PUBLISHER, type Publisher } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
+ * import { PUBLISHER, type Publisher } from "@celeriac/celeriac/protocol";
  * const app = new Celery({ broker: "kv://:memory:" });
  * const sent: string[] = [];
  * const capture: Publisher = (message, target) => {
@@ -56,7 +57,8 @@ export type Publisher = (message: Message, target: PublishTarget) => Promise<voi
  *
  * @example Publishing through another connection, as a worker does
  * ```ts
- * import { Celery, openBroker, PUBLISHER } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
+ * import { openBroker, PUBLISHER } from "@celeriac/celeriac/protocol";
  * const app = new Celery({ broker: "kv://:memory:" });
  * console.assert(app[PUBLISHER] === undefined); // outside a worker
  * const shared = await openBroker("kv://:memory:");

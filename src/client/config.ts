@@ -13,7 +13,8 @@ import { readEnv } from "./runtime.ts";
  *
  * @example Checking which broker an app uses
  * ```ts
- * import { Celery, DEFAULT_BROKER_URL } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
+ * import { DEFAULT_BROKER_URL } from "@celeriac/celeriac/protocol";
  * const app = new Celery(); // no broker given
  * if (app.config.broker === DEFAULT_BROKER_URL) {
  *   console.log("no CELERY_BROKER_URL set: using the embedded KV store", DEFAULT_BROKER_URL);
@@ -118,7 +119,7 @@ function rpcThroughBroker(backend: string | null, broker: string): string | null
  *
  * @example
  * ```ts
- * import { resolveConfig } from "@celeriac/celeriac";
+ * import { resolveConfig } from "@celeriac/celeriac/protocol";
  * resolveConfig({ broker: "kv://:memory:" }).backend; // "kv://:memory:"
  * ```
  *
