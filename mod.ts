@@ -62,6 +62,14 @@ export {
 export { MaxRetriesExceededError, Retry, type RetryOptions } from "./src/client/retry.ts";
 export { currentTask, type RunningTask } from "./src/client/current.ts";
 export type { PermissionValue, TaskPermissions } from "./src/client/permissions.ts";
+// Routing and annotations (Celery's task_routes, task_annotations)
+export type { TaskRoute, TaskRouteMap, TaskRouter, TaskRoutes } from "./src/client/routes.ts";
+export type {
+  TaskAnnotation,
+  TaskAnnotationMap,
+  TaskAnnotations,
+  TaskAnnotator,
+} from "./src/client/annotations.ts";
 // Results
 export { AsyncResult, type GetOptions } from "./src/client/async_result.ts";
 export type { TaskState } from "./src/protocol/result_meta.ts";
