@@ -67,6 +67,34 @@ export {
   resolveConfig,
   type ResolvedConfig,
 } from "./src/client/config.ts";
+// src/client/beat_config.ts
+export type {
+  AtSchedule,
+  BeatEntry,
+  BeatEntryOptions,
+  CrontabSchedule,
+  ScheduleSpec,
+} from "./src/client/beat_config.ts";
+// src/beat/crontab.ts
+export {
+  at,
+  cronJob,
+  cronPattern,
+  crontab,
+  type CrontabField,
+  type CrontabFields,
+} from "./src/beat/crontab.ts";
+// src/beat/schedules.ts
+export {
+  compileSchedule,
+  parseInterval,
+  type RunState,
+  type Schedule,
+} from "./src/beat/schedules.ts";
+// src/beat/entry.ts
+export { compileEntry, type ScheduledEntry } from "./src/beat/entry.ts";
+// src/beat/errors.ts
+export { BeatEntryError, BeatStoreError } from "./src/beat/errors.ts";
 // src/client/current.ts
 export { currentTask, type RunningTask } from "./src/client/current.ts";
 // src/client/runtime.ts
