@@ -92,7 +92,18 @@ export {
   type Schedule,
 } from "./src/beat/schedules.ts";
 // src/beat/entry.ts
-export { compileEntry, type ScheduledEntry } from "./src/beat/entry.ts";
+export { beatEntry, compileEntry, type ScheduledEntry } from "./src/beat/entry.ts";
+// src/beat/run_state.ts
+export { decodeRunState, encodeRunState } from "./src/beat/run_state.ts";
+// src/beat/periodic_tasks.ts
+export {
+  openAppScheduleStore,
+  PeriodicTasks,
+  type ScheduleRow,
+  type TypedBeatEntry,
+} from "./src/beat/periodic_tasks.ts";
+// src/beat/beat.ts
+export { Beat, type BeatOptions } from "./src/beat/beat.ts";
 // src/beat/errors.ts
 export { BeatEntryError, BeatStoreError } from "./src/beat/errors.ts";
 // src/client/current.ts
@@ -105,7 +116,16 @@ export {
   type OpenBackendOptions,
   openBroker,
   type OpenBrokerOptions,
+  openScheduleStore,
 } from "./src/client/transports.ts";
+// src/broker/schedule_store.ts
+export {
+  type CommitOutcome,
+  DEFAULT_BEAT_NAMESPACE,
+  type LeaseInfo,
+  type ScheduleStore,
+  type ScheduleStoreOptions,
+} from "./src/broker/schedule_store.ts";
 
 // src/broker/port.ts
 export type {

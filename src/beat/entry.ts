@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { BeatEntry, BeatEntryOptions } from "../client/beat_config.ts";
+import type { BeatEntry, BeatEntryOptions, ScheduleSpec } from "../client/beat_config.ts";
 import { BeatEntryError } from "./errors.ts";
 import { compileSchedule, type Schedule } from "./schedules.ts";
 
@@ -159,4 +159,35 @@ export function compileEntry(name: string, entry: BeatEntry, timezone: string): 
     schedule,
     source: entry,
   };
+}
+
+/**
+ * A typed entry for a local task: `args` are checked against the task's
+ * parameters. The result goes in `beatSchedule` (after the task is defined,
+ * through `app.configure`) or to `PeriodicTasks.add`.
+ *
+ * @example
+ * ```ts
+ * import { beatEntry, Celery, crontab } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const report = app.task("tasks.report", (year: number, format: string) => `${year}.${format}`);
+ * app.configure({
+ *   beatSchedule: {
+ *     nightly: beatEntry(report, crontab({ minute: 0, hour: 3 }), { args: [2026, "pdf"] }),
+ *     "py-cleanup": { task: "py.cleanup", schedule: "1h" }, // a Python task, by name
+ *   },
+ * });
+ * ```
+ *
+ * @param task the task handle (or a name)
+ * @param schedule when it runs
+ * @param rest arguments and call options
+ * @returns a plain entry
+ */
+export function beatEntry<A extends unknown[]>(
+  task: { readonly name: string; applyAsync(args: A): unknown } | string,
+  schedule: ScheduleSpec,
+  rest: { args?: A; kwargs?: Record<string, unknown>; options?: BeatEntryOptions } = {},
+): BeatEntry {
+  return { task: typeof task === "string" ? task : task.name, schedule, ...rest };
 }

@@ -12,6 +12,14 @@ import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { parseTaskPermissions } from "../worker/sandboxes.ts";
 import { Worker } from "../worker/worker.ts";
 import { parked, purge } from "./admin.ts";
+import {
+  BEAT_OPTIONS,
+  BEAT_USAGE,
+  beatFromFlags,
+  configureBeatStore,
+  runBeat,
+  runSchedule,
+} from "./beat.ts";
 import { parseLogLevel, setupLogging } from "./logging.ts";
 
 const log = getLogger(["celeriac", "cli"]);
@@ -33,7 +41,7 @@ Usage:
   deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
                                                        list (or requeue) parked messages
   deno run -A worker.ts purge --app ./tasks.ts [-Q a,b] [-f]
-                                                       delete every waiting message of the queues
+                                                       delete every waiting message of the queues${BEAT_USAGE}
 
 Options:
   -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
@@ -154,6 +162,7 @@ export async function main(args: string[]): Promise<number> {
         force: { type: "boolean", short: "f" },
         limit: { type: "string" },
         help: { type: "boolean", short: "h" },
+        ...BEAT_OPTIONS,
       },
     });
   } catch (err) {
@@ -177,6 +186,10 @@ export async function main(args: string[]): Promise<number> {
           requeue: values.requeue ?? false,
           limit: positiveInt(values.limit, "--limit"),
         }).finally(() => app.close());
+      case "beat":
+        return await runBeat(app, values);
+      case "schedule":
+        return await runSchedule(app, positionals.slice(1), values);
       case "purge":
         return await purge(app, {
           queues: queueList(values.queues) ?? [app.config.defaultQueue],
@@ -235,11 +248,14 @@ async function runWorker(
       ? undefined
       : parseTaskPermissions(values["task-permissions"] as string),
   });
+  configureBeatStore(app, values);
+  const beat = values.beat ? beatFromFlags(app, values) : null;
   let signals = 0;
   const onSignal = () => {
     signals++;
     if (signals === 1) {
       log.info("Shutting down: finishing running tasks (signal again to requeue them and exit)");
+      beat?.stop();
       worker.stop();
     } else if (signals === 2) {
       worker.terminate();
@@ -249,8 +265,10 @@ async function runWorker(
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
     await worker.start();
+    await beat?.start();
     await worker.finished;
   } finally {
+    await beat?.stop();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     await app.close();

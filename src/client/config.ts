@@ -85,7 +85,7 @@ export interface CeleryOptions {
    * a `redis://` or `kv://` URL. Default: the broker URL (required when the
    * broker is `amqp://`: RabbitMQ has no compare-and-set for them).
    */
-  beatStore?: string;
+  beatStore?: string | null;
 }
 
 /**
@@ -159,7 +159,11 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
   if (!(visibilityTimeout > 0)) throw new RangeError("visibilityTimeout must be > 0 seconds");
   const timezone = options.timezone ?? readEnv("CELERY_TIMEZONE") ?? "UTC";
   checkTimeZone(timezone);
-  const beatStore = options.beatStore ?? (/^(redis|rediss|kv):/i.test(broker) ? broker : null);
+  const beatStore = options.beatStore !== undefined
+    ? options.beatStore
+    : /^(redis|rediss|kv):/i.test(broker)
+    ? broker
+    : null;
   return {
     broker,
     backend: rpcThroughBroker(backend, broker),
