@@ -43,7 +43,7 @@ export interface BeatOptions {
    * run-time changes reach the leader [`beat_max_loop_interval`]. Default 5.
    */
   maxInterval?: number;
-  /** Key namespace in the store (several schedules on one server). Default `celeriac.beat.`. */
+  /** Key namespace in the store (several schedules on one server). Default the app's `beatNamespace`. */
   namespace?: string;
   /** This beat's name in logs and in the lease. Default `beat-<node>-<random>`. */
   hostname?: string;

@@ -33,7 +33,7 @@ const REMOVED = '{"removed":true}';
  * ```
  *
  * @param app the app
- * @param namespace key namespace (default `celeriac.beat.`)
+ * @param namespace key namespace (default the app's `beatNamespace`)
  * @returns the open store
  * @throws {BeatStoreError} when the broker is `amqp://` and no `beatStore` is set
  */
@@ -50,7 +50,7 @@ export async function openAppScheduleStore(
         `(new Celery({ beatStore: "redis://127.0.0.1:6379/0" }) or --beat-store)`,
     );
   }
-  return await openScheduleStore(url, { namespace });
+  return await openScheduleStore(url, { namespace: namespace ?? app.config.beatNamespace });
 }
 
 /**
@@ -116,7 +116,7 @@ export class PeriodicTasks {
 
   /**
    * @param app the app whose schedule is edited
-   * @param options key namespace (default `celeriac.beat.`), or an open store to use
+   * @param options key namespace (default the app's `beatNamespace`), or an open store to use
    */
   constructor(app: Celery, options: { namespace?: string; store?: ScheduleStore } = {}) {
     this.#app = app;

@@ -86,6 +86,11 @@ export interface CeleryOptions {
    * broker is `amqp://`: RabbitMQ has no compare-and-set for them).
    */
   beatStore?: string | null;
+  /**
+   * Key namespace of beat's store, so several independent schedules can
+   * share one server. Default `celeriac.beat.`.
+   */
+  beatNamespace?: string;
 }
 
 /**
@@ -122,6 +127,8 @@ export interface ResolvedConfig {
   timezone: string;
   /** Beat's store URL, or `null` when none fits (an `amqp://` broker and no `beatStore`). */
   beatStore: string | null;
+  /** Key namespace of beat's store. */
+  beatNamespace: string;
 }
 
 /**
@@ -175,6 +182,7 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
     beatSchedule: { ...options.beatSchedule },
     timezone,
     beatStore,
+    beatNamespace: options.beatNamespace ?? "celeriac.beat.",
   };
 }
 
