@@ -19,13 +19,13 @@ interface Place {
   cleanup(): Promise<void>;
 }
 
-async function redisPlace(): Promise<Place> {
+function redisPlace(): Promise<Place> {
   const prefix = uniquePrefix("beat");
-  return {
+  return Promise.resolve({
     broker: `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`,
     queue: "beat-ticks",
     cleanup: async () => void await deleteKeys(prefix),
-  };
+  });
 }
 
 async function kvPlace(): Promise<Place> {
