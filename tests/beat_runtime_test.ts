@@ -94,7 +94,7 @@ Deno.test("beat: run-time add, change and remove reach the running leader", asyn
 
     // Change.
     await periodic.add("dyn", { task: tick, schedule: "200ms", args: [8] });
-    await until(() => sent.some((m) => m.headers.argsrepr === "(8,)"), "the changed entry");
+    await until(() => sent.some((m) => m.headers.argsrepr === "[8]"), "the changed entry");
 
     // List.
     const rows = await periodic.list();

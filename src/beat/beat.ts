@@ -10,6 +10,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import { anonymousNodeName } from "../client/runtime.ts";
+import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
 import type { ScheduledEntry } from "./entry.ts";
 import { PeriodicTasks } from "./periodic_tasks.ts";
@@ -320,7 +321,8 @@ export class Beat {
   }
 
   async #publish(entry: ScheduledEntry): Promise<string> {
-    const options = { ...entry.options, kwargs: { ...entry.kwargs } };
+    const headers = { ...entry.options.headers, argsrepr: beatArgsRepr(entry.args) };
+    const options = { ...entry.options, headers, kwargs: { ...entry.kwargs } };
     const local = this.#app.tasks.get(entry.task);
     if (local) {
       return (await local.applyAsync([...entry.args] as never, options)).id;
@@ -335,6 +337,16 @@ export class Beat {
     }
     return (await this.#app.sendTask(entry.task, entry.args, options)).id;
   }
+}
+
+/**
+ * Celery's beat passes a non-empty `args` on as a list (so `argsrepr` reads
+ * `[16, 16]`, where a client's tuple reads `(16, 16)`), and none as `()`.
+ */
+function beatArgsRepr(args: readonly unknown[]): string {
+  if (args.length === 0) return "()";
+  const repr = pyRepr(args);
+  return repr.length > REPR_MAXSIZE ? repr.slice(0, REPR_MAXSIZE - 3) + "..." : repr;
 }
 
 function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
