@@ -7,7 +7,10 @@
 
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { createVhost } from "./helpers/rabbitmq.ts";
+import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 import {
+  at,
   Beat,
   BeatStoreError,
   Celery,
@@ -190,4 +193,35 @@ Deno.test("beat: a store that goes away stops sending, nothing crashes, and it r
     server.kill("SIGKILL");
     await server.status;
   }
+});
+
+Deno.test({
+  name: "beat: on RabbitMQ, tasks go to RabbitMQ and the lease and last runs to beatStore",
+  ignore: WITHOUT_RABBITMQ,
+  async fn() {
+    const vhost = await createVhost("beat");
+    const dir = await Deno.makeTempDir();
+    const app = new Celery({
+      broker: vhost.url(),
+      backend: null,
+      beatStore: `kv://${dir}/beat.sqlite`,
+      beatSchedule: { once: { task: "t.once", schedule: at(Date.now()), options: { queue: "q" } } },
+    });
+    const beat = new Beat({ app, maxInterval: 0.2 });
+    try {
+      await beat.start();
+      await until(() => beat.sent === 1, "the send");
+      assert.equal(await app.queueDepth("q"), 1);
+      const periodic = new PeriodicTasks(app);
+      const rows = await periodic.list();
+      await periodic.close();
+      assert.equal(rows[0].totalRunCount, 1);
+      assert.equal(rows[0].nextRunAt, null, "a one-off never runs again");
+    } finally {
+      await beat.stop();
+      await app.close();
+      await vhost.remove();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
