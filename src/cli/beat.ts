@@ -110,7 +110,7 @@ function printTable(rows: ScheduleRow[], leader: string): void {
     r.name,
     r.task,
     r.error ? `INVALID: ${r.error}` : r.schedule,
-    r.lastRunAt?.toISOString() ?? "-",
+    r.totalRunCount > 0 ? r.lastRunAt?.toISOString() ?? "-" : "-",
     r.nextRunAt?.toISOString() ?? "-",
     String(r.totalRunCount),
     r.origin,
