@@ -78,7 +78,6 @@ export type {
 // src/beat/crontab.ts
 export {
   at,
-  cronJob,
   cronPattern,
   crontab,
   type CrontabField,

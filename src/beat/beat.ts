@@ -90,6 +90,8 @@ export class Beat {
   #storeDown = false;
 
   /**
+   * Create a beat. Nothing connects until {@link Beat.start}.
+   *
    * @param options app, lease time, loop interval; see {@link BeatOptions}
    * @throws {RangeError} for a lease time or interval that is not positive
    */

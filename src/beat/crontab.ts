@@ -82,7 +82,7 @@ export function cronPattern(c: CrontabSchedule): string {
  *
  * @example
  * ```ts
- * import { crontab, cronJob } from "@celeriac/celeriac";
+ * import { crontab, cronJob } from "./crontab.ts";
  * cronJob(crontab("30 2 * * *"), "Europe/Berlin").nextRun(new Date("2026-03-29T00:00:00Z"));
  * // 2026-03-29T01:00:00Z: 02:30 does not exist that night, it runs at 03:00 CEST once
  * ```

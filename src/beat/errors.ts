@@ -58,6 +58,8 @@ export class BeatStoreError extends Error {
   readonly code: string = "BEAT_STORE_UNSUITABLE";
 
   /**
+   * Describe an unsuitable store.
+   *
    * @param message what is wrong and what to set
    */
   constructor(message: string) {

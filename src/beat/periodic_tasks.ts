@@ -115,6 +115,8 @@ export class PeriodicTasks {
   readonly #owned: boolean;
 
   /**
+   * Edit an app's schedule. Nothing connects until the first call.
+   *
    * @param app the app whose schedule is edited
    * @param options key namespace (default the app's `beatNamespace`), or an open store to use
    */
