@@ -164,6 +164,39 @@ async function leaderKilled(place: Place): Promise<void> {
   assert.ok(first.at - leaderAt(b!) < 500, "catch-up at takeover");
 }
 
+async function pausedLeaderIsFenced(place: Place): Promise<void> {
+  const a = startBeat(place, "beat A");
+  let b: Proc | null = null;
+  let before = 0;
+  try {
+    await a.waitFor(/is the leader/);
+    b = startBeat(place, "beat B");
+    await b.waitFor(/Starting/);
+    await sleep(2500);
+    a.signal("SIGSTOP"); // a pause (GC, VM migration, network cut) longer than the lease
+    before = sends(a).length;
+    await b.waitFor(/is the leader/, (LEASE + 3) * 1000);
+    await sleep(1500);
+    a.signal("SIGCONT");
+    await a.waitFor(/lost the lease/, 5000);
+    await sleep(2000);
+  } finally {
+    a.signal("SIGCONT");
+    await Promise.all([a.stop(), b?.stop()]);
+  }
+  assert.ok(before >= 1);
+  assert.equal(
+    sends(a).length,
+    before,
+    `the old leader sent nothing after its pause:\n${a.output}`,
+  );
+  const all = [...sends(a), ...sends(b!)].toSorted((x, y) => x.at - y.at);
+  const gaps = all.slice(1).map((s, i) => s.at - all[i].at);
+  assert.ok(Math.min(...gaps) >= 500, `no slot sent twice (gaps ${gaps.join(", ")} ms)`);
+  const ids = await queued(place);
+  assert.deepEqual(ids.toSorted(), all.map((s) => s.id).toSorted());
+}
+
 async function restartCatchesUpOnce(place: Place): Promise<void> {
   const a = startBeat(place, "beat A", 2);
   try {
@@ -209,6 +242,18 @@ for (const [label, make] of [["Redis", redisPlace], ["KV", kvPlace]] as const) {
       const place = await make();
       try {
         await leaderKilled(place);
+      } finally {
+        await place.cleanup();
+      }
+    },
+  });
+  Deno.test({
+    name: `beat replicas (${label}): a leader paused past its lease is fenced off, sends nothing`,
+    ignore,
+    async fn() {
+      const place = await make();
+      try {
+        await pausedLeaderIsFenced(place);
       } finally {
         await place.cleanup();
       }
