@@ -3,11 +3,14 @@
 import assert from "node:assert/strict";
 import {
   at,
+  beatEntry,
   BeatEntryError,
+  Celery,
   compileEntry,
   compileSchedule,
   crontab,
   parseInterval,
+  PeriodicTasks,
   resolveConfig,
   type RunState,
   type Schedule,
@@ -246,4 +249,24 @@ Deno.test("schedules: bad input names the entry and the field", () => {
     () => resolveConfig({ broker: "kv://:memory:", timezone: "Mars/Olympus" }),
     /timezone "Mars\/Olympus" is not an IANA time zone/,
   );
+});
+
+Deno.test("schedules: entries for local tasks are typed by the task's parameters", async () => {
+  const app = new Celery({ broker: "kv://:memory:" });
+  const add = app.task("t.add", (a: number, b: number) => a + b);
+  assert.deepEqual(beatEntry(add, 5, { args: [1, 2] }), {
+    task: "t.add",
+    schedule: 5,
+    args: [1, 2],
+  });
+  // @ts-expect-error: a string where add takes a number
+  beatEntry(add, 5, { args: ["1", 2] });
+  // @ts-expect-error: too few arguments
+  beatEntry(add, 5, { args: [1] });
+  assert.equal(beatEntry("py.remote", "1h", { args: ["anything"] }).task, "py.remote");
+  const periodic = new PeriodicTasks(app);
+  // @ts-expect-error: the same check at run time
+  await periodic.add("x", { task: add, schedule: 5, args: ["1", 2] }).catch(() => {});
+  await periodic.close();
+  await app.close();
 });

@@ -5,6 +5,7 @@
  */
 
 import type { BeatEntry, BeatEntryOptions, ScheduleSpec } from "../client/beat_config.ts";
+import type { Task } from "../client/task.ts";
 import { BeatEntryError } from "./errors.ts";
 import { compileSchedule, type Schedule } from "./schedules.ts";
 
@@ -185,9 +186,9 @@ export function compileEntry(name: string, entry: BeatEntry, timezone: string): 
  * @returns a plain entry
  */
 export function beatEntry<A extends unknown[]>(
-  task: { readonly name: string; applyAsync(args: A): unknown } | string,
+  task: Task<A, unknown> | string,
   schedule: ScheduleSpec,
-  rest: { args?: A; kwargs?: Record<string, unknown>; options?: BeatEntryOptions } = {},
+  rest: { args?: NoInfer<A>; kwargs?: Record<string, unknown>; options?: BeatEntryOptions } = {},
 ): BeatEntry {
   return { task: typeof task === "string" ? task : task.name, schedule, ...rest };
 }

@@ -88,9 +88,11 @@ export interface ScheduleRow {
  * await periodic.add("report", { task: buildReport, schedule: "1h", args: [2024] });
  * ```
  */
-export interface TypedBeatEntry<A extends unknown[]> extends Omit<BeatEntry<A>, "task"> {
+export interface TypedBeatEntry<A extends unknown[]> extends Omit<BeatEntry, "task" | "args"> {
   /** The task handle, or a task name. */
   task: Task<A, unknown> | string;
+  /** Positional arguments, checked against the task's parameters. */
+  args?: NoInfer<A>;
 }
 
 /**
