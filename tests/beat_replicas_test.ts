@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { openBroker } from "../mod.ts";
+import { openBroker } from "../protocol.ts";
 import { Proc } from "./helpers/procs.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";

@@ -9,16 +9,8 @@ import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
-import {
-  at,
-  Beat,
-  BeatStoreError,
-  Celery,
-  crontab,
-  type Message,
-  PeriodicTasks,
-  PUBLISHER,
-} from "../mod.ts";
+import { at, Beat, BeatStoreError, Celery, crontab, PeriodicTasks } from "../mod.ts";
+import { type Message, PUBLISHER } from "../protocol.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

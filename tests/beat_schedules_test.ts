@@ -6,16 +6,18 @@ import {
   beatEntry,
   BeatEntryError,
   Celery,
+  crontab,
+  PeriodicTasks,
+  type ScheduleSpec,
+} from "../mod.ts";
+import {
   compileEntry,
   compileSchedule,
-  crontab,
   parseInterval,
-  PeriodicTasks,
   resolveConfig,
   type RunState,
   type Schedule,
-  type ScheduleSpec,
-} from "../mod.ts";
+} from "../protocol.ts";
 
 const MIN = 60_000;
 

@@ -1,7 +1,7 @@
 /** The schedule store (lease, fencing token, compare-and-set of last runs) on Redis and KV. */
 
 import assert from "node:assert/strict";
-import { openScheduleStore, type ScheduleStore } from "../mod.ts";
+import { openScheduleStore, type ScheduleStore } from "../protocol.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 

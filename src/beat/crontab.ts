@@ -64,7 +64,8 @@ function fieldText(name: string, value: CrontabField | undefined): string {
  *
  * @example
  * ```ts
- * import { crontab, cronPattern } from "@celeriac/celeriac";
+ * import { crontab } from "@celeriac/celeriac";
+ * import { cronPattern } from "@celeriac/celeriac/protocol";
  * cronPattern(crontab({ minute: 0, hour: 3 })); // "0 0 3 * * *"
  * ```
  *

@@ -14,7 +14,7 @@ import { compileSchedule, type Schedule } from "./schedules.ts";
  *
  * @example
  * ```ts
- * import { compileEntry, type ScheduledEntry } from "@celeriac/celeriac";
+ * import { compileEntry, type ScheduledEntry } from "@celeriac/celeriac/protocol";
  * const e: ScheduledEntry = compileEntry("tick", { task: "tasks.tick", schedule: "10s" }, "UTC");
  * e.schedule.description; // "every 10s"
  * ```
@@ -99,7 +99,8 @@ function checkOptions(name: string, options: unknown): BeatEntryOptions {
  *
  * @example
  * ```ts
- * import { compileEntry, crontab } from "@celeriac/celeriac";
+ * import { crontab } from "@celeriac/celeriac";
+ * import { compileEntry } from "@celeriac/celeriac/protocol";
  * const entry = compileEntry(
  *   "cleanup",
  *   { task: "tasks.cleanup", schedule: crontab({ minute: 0, hour: 3 }), kwargs: { days: 30 } },

@@ -9,7 +9,8 @@
  *
  * @example Reporting a bad entry
  * ```ts
- * import { BeatEntryError, compileEntry } from "@celeriac/celeriac";
+ * import { BeatEntryError } from "@celeriac/celeriac";
+ * import { compileEntry } from "@celeriac/celeriac/protocol";
  * try {
  *   compileEntry("tick", { task: "tasks.tick", schedule: -5 }, "UTC");
  * } catch (err) {

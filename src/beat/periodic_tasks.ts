@@ -26,7 +26,8 @@ const REMOVED = '{"removed":true}';
  *
  * @example
  * ```ts
- * import { Celery, openAppScheduleStore } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
+ * import { openAppScheduleStore } from "@celeriac/celeriac/protocol";
  * const app = new Celery({ broker: "kv://:memory:" });
  * const store = await openAppScheduleStore(app);
  * await store.close();

@@ -11,7 +11,7 @@ import type { RunState } from "./schedules.ts";
  *
  * @example
  * ```ts
- * import { encodeRunState } from "@celeriac/celeriac";
+ * import { encodeRunState } from "@celeriac/celeriac/protocol";
  * encodeRunState({ lastRunAt: 0, totalRunCount: 2 });
  * // '{"lastRunAt":"1970-01-01T00:00:00.000Z","totalRunCount":2}'
  * ```
@@ -32,7 +32,7 @@ export function encodeRunState(state: RunState): string {
  *
  * @example
  * ```ts
- * import { decodeRunState } from "@celeriac/celeriac";
+ * import { decodeRunState } from "@celeriac/celeriac/protocol";
  * decodeRunState('{"lastRunAt":"1970-01-01T00:00:01.000Z","totalRunCount":1}');
  * // { lastRunAt: 1000, totalRunCount: 1 }
  * ```

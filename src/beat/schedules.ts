@@ -19,7 +19,7 @@ import { BeatEntryError } from "./errors.ts";
  *
  * @example
  * ```ts
- * import type { RunState } from "@celeriac/celeriac";
+ * import type { RunState } from "@celeriac/celeriac/protocol";
  * const fresh: RunState = { lastRunAt: Date.now(), totalRunCount: 0 };
  * ```
  */
@@ -35,7 +35,7 @@ export interface RunState {
  *
  * @example Asking when an entry is due
  * ```ts
- * import { compileSchedule } from "@celeriac/celeriac";
+ * import { compileSchedule } from "@celeriac/celeriac/protocol";
  * const every10 = compileSchedule(10, "UTC");
  * every10.nextRunAt({ lastRunAt: 0, totalRunCount: 0 }); // 10000
  * ```
@@ -62,7 +62,7 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
  *
  * @example
  * ```ts
- * import { parseInterval } from "@celeriac/celeriac";
+ * import { parseInterval } from "@celeriac/celeriac/protocol";
  * parseInterval("5m"); // 300000
  * parseInterval(2.5); // 2500
  * ```
@@ -153,7 +153,8 @@ function atSchedule(iso: string): Schedule {
  *
  * @example
  * ```ts
- * import { compileSchedule, crontab } from "@celeriac/celeriac";
+ * import { crontab } from "@celeriac/celeriac";
+ * import { compileSchedule } from "@celeriac/celeriac/protocol";
  * const nightly = compileSchedule(crontab({ minute: 0, hour: 3 }), "Europe/Berlin");
  * new Date(nightly.nextRunAt({ lastRunAt: Date.UTC(2026, 0, 1), totalRunCount: 0 })!)
  *   .toISOString(); // "2026-01-01T02:00:00.000Z"

@@ -23,7 +23,7 @@
  *
  * @example
  * ```ts
- * import type { CommitOutcome } from "@celeriac/celeriac";
+ * import type { CommitOutcome } from "@celeriac/celeriac/protocol";
  * const shouldSend = (o: CommitOutcome) => o === "ok";
  * ```
  */
@@ -34,7 +34,7 @@ export type CommitOutcome = "ok" | "conflict" | "lost";
  *
  * @example
  * ```ts
- * import type { LeaseInfo } from "@celeriac/celeriac";
+ * import type { LeaseInfo } from "@celeriac/celeriac/protocol";
  * const show = (l: LeaseInfo | null) => l ? `${l.holder} (token ${l.token})` : "no leader";
  * ```
  */
@@ -101,7 +101,7 @@ export interface ScheduleStore {
  *
  * @example
  * ```ts
- * import type { ScheduleStoreOptions } from "@celeriac/celeriac";
+ * import type { ScheduleStoreOptions } from "@celeriac/celeriac/protocol";
  * const options: ScheduleStoreOptions = { namespace: "celeriac.beat.billing." };
  * ```
  */

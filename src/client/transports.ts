@@ -15,7 +15,7 @@ import type { ScheduleStore, ScheduleStoreOptions } from "../broker/schedule_sto
  *
  * @example Opening a broker with a shorter visibility timeout
  * ```ts
- * import { openBroker, type OpenBrokerOptions } from "@celeriac/celeriac";
+ * import { openBroker, type OpenBrokerOptions } from "@celeriac/celeriac/protocol";
  * const options: OpenBrokerOptions = { visibilityTimeout: 600 }; // redeliver after 10 minutes
  * const broker = await openBroker("kv://:memory:", options);
  * await broker.close();
@@ -31,7 +31,7 @@ export interface OpenBrokerOptions {
  *
  * @example Opening a backend that keeps results for an hour
  * ```ts
- * import { openBackend, type OpenBackendOptions } from "@celeriac/celeriac";
+ * import { openBackend, type OpenBackendOptions } from "@celeriac/celeriac/protocol";
  * const options: OpenBackendOptions = { resultExpires: 3600 };
  * const backend = await openBackend("kv://:memory:", options);
  * await backend.close();
@@ -51,6 +51,14 @@ function scheme(url: string): string {
 }
 
 function unsupported(kind: string, url: string): TypeError {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    const example = kind === "broker"
+      ? "redis://127.0.0.1:6379/0, amqp://guest@host// or kv://"
+      : "redis://127.0.0.1:6379/0, rpc:// or kv://";
+    return new TypeError(
+      `The ${kind} URL "${url}" has no scheme: write it as a URL, e.g. ${example}`,
+    );
+  }
   const s = scheme(url);
   const use = kind === "broker"
     ? "redis://, rediss://, amqp://, amqps:// or kv://"
@@ -63,7 +71,7 @@ function unsupported(kind: string, url: string): TypeError {
  *
  * @example
  * ```ts ignore
- * import { openBroker } from "@celeriac/celeriac";
+ * import { openBroker } from "@celeriac/celeriac/protocol";
  * const broker = await openBroker("kv://:memory:");
  * await broker.close();
  * ```
@@ -100,7 +108,7 @@ export async function openBroker(url: string, options: OpenBrokerOptions = {}): 
  *
  * @example
  * ```ts ignore
- * import { openBackend } from "@celeriac/celeriac";
+ * import { openBackend } from "@celeriac/celeriac/protocol";
  * const backend = await openBackend("redis://127.0.0.1:6379/0", { resultExpires: 3600 });
  * await backend.close();
  * ```
@@ -145,7 +153,7 @@ export async function openBackend(
  *
  * @example
  * ```ts
- * import { openScheduleStore } from "@celeriac/celeriac";
+ * import { openScheduleStore } from "@celeriac/celeriac/protocol";
  * const store = await openScheduleStore("kv://:memory:");
  * console.log(await store.lease()); // null: no beat runs
  * await store.close();
