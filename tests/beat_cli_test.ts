@@ -114,6 +114,10 @@ Deno.test("beat CLI: bad input is refused with the entry and the field", async (
     assert.match(lease.text, /--lease-time needs a number of seconds > 0/);
     const list = await cli(["schedule", "list"], env);
     assert.match(list.text, /1 entry; leader: none/, "nothing bad was stored");
+    const down = await cli(["worker", "-B", "--beat-store", "redis://127.0.0.1:1/0"], env);
+    assert.equal(down.code, 1);
+    assert.match(down.text, /error: Cannot (reach|connect to) redis:\/\/127\.0\.0\.1:1\/0/);
+    assert.doesNotMatch(down.text, / ready: /, "the worker does not start without its beat");
   });
 });
 

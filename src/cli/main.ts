@@ -301,8 +301,8 @@ async function runWorker(
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
+    await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
     await worker.start();
-    await beat?.start();
     await worker.finished;
   } finally {
     await beat?.stop();
