@@ -29,7 +29,7 @@ export {
   REVOKED_KEY,
 } from "./src/broker/redis.ts";
 // src/broker/redis_url.ts
-export { parseRedisUrl, type RedisUrlOptions } from "./src/broker/redis_url.ts";
+export { isSentinelUrl, parseRedisUrl, type RedisUrlOptions } from "./src/broker/redis_url.ts";
 // src/backend/redis.ts
 export {
   openRedisBackend,
