@@ -22,6 +22,12 @@ import {
   runSchedule,
 } from "./beat.ts";
 import { argumentError } from "./arg_errors.ts";
+import {
+  DASHBOARD_OPTIONS,
+  DASHBOARD_USAGE,
+  dashboardFromFlags,
+  runDashboard,
+} from "./dashboard.ts";
 import { bannerFields } from "./banner.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
 import { closeLogging, parseLogLevel, setupLogging } from "./logging.ts";
@@ -46,7 +52,7 @@ Usage:
   deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
                                                        list (or requeue) parked messages
   deno run -A worker.ts purge --app ./tasks.ts [-Q a,b] [-f]
-                                                       delete every waiting message of the queues${BEAT_USAGE}
+                                                       delete every waiting message of the queues${BEAT_USAGE}${DASHBOARD_USAGE}
 
 Options:
   -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
@@ -158,6 +164,7 @@ const OPTIONS = {
   "log-format": { type: "string" },
   logfile: { type: "string" },
   ...BEAT_OPTIONS,
+  ...DASHBOARD_OPTIONS,
 } as const;
 
 /**
@@ -212,6 +219,8 @@ export async function main(args: string[]): Promise<number> {
         }).finally(() => app.close());
       case "beat":
         return await runBeat(app, values);
+      case "dashboard":
+        return await runDashboard(app, values);
       case "schedule":
         return await runSchedule(app, positionals.slice(1), values);
       case "purge":
@@ -287,6 +296,7 @@ async function runWorker(
   });
   configureBeatStore(app, values);
   const beat = values.beat ? beatFromFlags(app, values) : null;
+  const dashboard = values.dashboard ? dashboardFromFlags(app, values) : null;
   let signals = 0;
   const onSignal = () => {
     signals++;
@@ -303,8 +313,10 @@ async function runWorker(
   try {
     await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
     await worker.start();
+    await dashboard?.start();
     await worker.finished;
   } finally {
+    await dashboard?.stop();
     await beat?.stop();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
