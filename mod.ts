@@ -181,3 +181,28 @@ export {
   PIDBOX_REPLY_EXCHANGE,
   revokedIds,
 } from "./src/protocol/control.ts";
+// src/protocol/clock.ts
+export { LamportClock } from "./src/protocol/clock.ts";
+// src/protocol/events.ts
+export {
+  type CeleryEvent,
+  decodeEventMessage,
+  encodeEventMessage,
+  EVENT_EXCHANGE,
+  type EventBase,
+  eventRoutingKey,
+  localUtcOffset,
+  makeEvent,
+  TASK_MULTI,
+  type TaskFailedEvent,
+  type TaskReceivedEvent,
+  type TaskRejectedEvent,
+  type TaskRetriedEvent,
+  type TaskRevokedEvent,
+  type TaskSentEvent,
+  type TaskStartedEvent,
+  type TaskSucceededEvent,
+  type WorkerEvent,
+} from "./src/protocol/events.ts";
+// src/client/version.ts
+export { CELERIAC_VERSION } from "./src/client/version.ts";

@@ -69,6 +69,10 @@ export interface CeleryOptions {
    * [`broker_transport_options.visibility_timeout`]. Default 3600.
    */
   visibilityTimeout?: number;
+  /** Workers send task events, as with `-E` [`worker_send_task_events`]. Default false. */
+  workerSendTaskEvents?: boolean;
+  /** The client sends a `task-sent` event for each task it sends [`task_send_sent_event`]. Default false. */
+  taskSendSentEvent?: boolean;
 }
 
 /**
@@ -99,6 +103,10 @@ export interface ResolvedConfig {
   resultExpires: number;
   /** Visibility timeout in seconds. */
   visibilityTimeout: number;
+  /** Workers send task events. */
+  workerSendTaskEvents: boolean;
+  /** The client sends `task-sent` events. */
+  taskSendSentEvent: boolean;
 }
 
 /**
@@ -142,5 +150,7 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
     taskCompression: options.taskCompression ?? null,
     resultExpires,
     visibilityTimeout,
+    workerSendTaskEvents: options.workerSendTaskEvents ?? false,
+    taskSendSentEvent: options.taskSendSentEvent ?? false,
   };
 }
