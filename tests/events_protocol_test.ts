@@ -6,8 +6,8 @@
  */
 
 import assert from "node:assert/strict";
+import type { CeleryEvent } from "../mod.ts";
 import {
-  type CeleryEvent,
   decodeEnvelope,
   decodeEventMessage,
   encodeEventMessage,
@@ -15,7 +15,7 @@ import {
   LamportClock,
   makeEvent,
   ProtocolError,
-} from "../mod.ts";
+} from "../protocol.ts";
 
 const sample = JSON.parse(
   await Deno.readTextFile(

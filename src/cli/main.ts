@@ -8,11 +8,24 @@
 import { getLogger } from "@logtape/logtape";
 import { parseArgs } from "node:util";
 import type { Celery } from "../client/app.ts";
+import { hostName } from "../client/runtime.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { parseTaskPermissions } from "../worker/sandboxes.ts";
 import { Worker } from "../worker/worker.ts";
 import { parked, purge } from "./admin.ts";
-import { parseLogLevel, setupLogging } from "./logging.ts";
+import {
+  BEAT_OPTIONS,
+  BEAT_USAGE,
+  beatFromFlags,
+  configureBeatStore,
+  runBeat,
+  runSchedule,
+} from "./beat.ts";
+import { argumentError } from "./arg_errors.ts";
+import { bannerFields } from "./banner.ts";
+import { type LogFields, parseLogFormat } from "./log_output.ts";
+import { closeLogging, parseLogLevel, setupLogging } from "./logging.ts";
+import { VERSION } from "./version.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -33,7 +46,7 @@ Usage:
   deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
                                                        list (or requeue) parked messages
   deno run -A worker.ts purge --app ./tasks.ts [-Q a,b] [-f]
-                                                       delete every waiting message of the queues
+                                                       delete every waiting message of the queues${BEAT_USAGE}
 
 Options:
   -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
@@ -70,8 +83,12 @@ Options:
                              seconds between worker-heartbeat events (default 2)
       --without-heartbeat    send no worker events (online, heartbeat, offline)
   -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)
+      --log-format text|json text (default) or JSON Lines: one object per record with
+                             hostname, task_id and task_name as fields
+      --logfile PATH         append log records to PATH instead of the console
   -f, --force                purge: do not ask before deleting
   -h, --help                 show this help
+      --version              print the version and exit
 
 Signals: SIGINT/SIGTERM once = warm shutdown (finish running tasks);
          twice = cold shutdown (requeue running tasks and exit).`;
@@ -117,6 +134,39 @@ async function openApp(spec: string | undefined, broker?: string, backend?: stri
   return { app, url, exportName };
 }
 
+/** The command line's options, as `parseArgs` reads them. */
+const OPTIONS = {
+  app: { type: "string", short: "A" },
+  broker: { type: "string", short: "b" },
+  backend: { type: "string" },
+  concurrency: { type: "string", short: "c" },
+  queues: { type: "string", short: "Q" },
+  pool: { type: "string", short: "P" },
+  prefetch: { type: "string" },
+  hostname: { type: "string", short: "n" },
+  "acks-late": { type: "boolean" },
+  "reject-on-worker-lost": { type: "boolean" },
+  "time-limit": { type: "string" },
+  "soft-time-limit": { type: "string" },
+  "max-tasks-per-child": { type: "string" },
+  "eta-hold-limit": { type: "string" },
+  "without-remote-control": { type: "boolean" },
+  "task-events": { type: "boolean", short: "E" },
+  "heartbeat-interval": { type: "string" },
+  "without-heartbeat": { type: "boolean" },
+  "max-memory-per-child": { type: "string" },
+  "task-permissions": { type: "string" },
+  loglevel: { type: "string", short: "l" },
+  requeue: { type: "boolean" },
+  force: { type: "boolean", short: "f" },
+  limit: { type: "string" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
+  "log-format": { type: "string" },
+  logfile: { type: "string" },
+  ...BEAT_OPTIONS,
+} as const;
+
 /**
  * Run the command line; resolves with the exit code.
  *
@@ -135,36 +185,10 @@ export async function main(args: string[]): Promise<number> {
     parsed = parseArgs({
       args,
       allowPositionals: true,
-      options: {
-        app: { type: "string", short: "A" },
-        broker: { type: "string", short: "b" },
-        backend: { type: "string" },
-        concurrency: { type: "string", short: "c" },
-        queues: { type: "string", short: "Q" },
-        pool: { type: "string", short: "P" },
-        prefetch: { type: "string" },
-        hostname: { type: "string", short: "n" },
-        "acks-late": { type: "boolean" },
-        "reject-on-worker-lost": { type: "boolean" },
-        "time-limit": { type: "string" },
-        "soft-time-limit": { type: "string" },
-        "max-tasks-per-child": { type: "string" },
-        "eta-hold-limit": { type: "string" },
-        "without-remote-control": { type: "boolean" },
-        "task-events": { type: "boolean", short: "E" },
-        "heartbeat-interval": { type: "string" },
-        "without-heartbeat": { type: "boolean" },
-        "max-memory-per-child": { type: "string" },
-        "task-permissions": { type: "string" },
-        loglevel: { type: "string", short: "l" },
-        requeue: { type: "boolean" },
-        force: { type: "boolean", short: "f" },
-        limit: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
+      options: OPTIONS,
     });
   } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    console.error(argumentError(err as Error, Object.keys(OPTIONS)));
     return 2;
   }
   const { values, positionals } = parsed;
@@ -172,30 +196,45 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  if (values.version) {
+    console.log(`celeriac ${VERSION} (deno ${Deno.version.deno})`);
+    return 0;
+  }
   const command = positionals[0] ?? "worker";
+  const logFields: LogFields = { hostname: hostName() };
   try {
-    await setupLogging(parseLogLevel(values.loglevel ?? "INFO"));
+    await setupLogging(parseLogLevel(values.loglevel ?? "INFO"), {
+      format: parseLogFormat(values["log-format"] ?? "text"),
+      logfile: values.logfile,
+      fields: logFields,
+    });
     const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
     switch (command) {
       case "worker":
-        return await runWorker(app, url, exportName, values);
+        return await runWorker(app, url, exportName, values, logFields);
       case "parked":
         return await parked(app, {
           requeue: values.requeue ?? false,
           limit: positiveInt(values.limit, "--limit"),
         }).finally(() => app.close());
+      case "beat":
+        return await runBeat(app, values);
+      case "schedule":
+        return await runSchedule(app, positionals.slice(1), values);
       case "purge":
         return await purge(app, {
           queues: queueList(values.queues) ?? [app.config.defaultQueue],
           force: values.force ?? false,
         }).finally(() => app.close());
       default:
-        console.error(`Unknown command "${command}"\n\n${USAGE}`);
+        console.error(`error: unknown command "${command}"; run with --help to see the commands`);
         return 2;
     }
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     return 1;
+  } finally {
+    await closeLogging();
   }
 }
 
@@ -204,6 +243,7 @@ async function runWorker(
   url: string,
   exportName: string | undefined,
   values: Record<string, string | boolean | undefined>,
+  logFields: LogFields,
 ): Promise<number> {
   const pool = (values.pool as string | undefined) ?? "threads";
   if (pool !== "threads" && pool !== "inline") {
@@ -247,11 +287,24 @@ async function runWorker(
       ? undefined
       : parseTaskPermissions(values["task-permissions"] as string),
   });
+  logFields.hostname = worker.hostname;
+  log.info("celeriac {version} {hostname}: app {app}, broker {broker}, results {backend}", {
+    ...bannerFields({
+      version: VERSION,
+      hostname: worker.hostname,
+      app: url,
+      broker: app.config.broker,
+      backend: app.config.backend,
+    }),
+  });
+  configureBeatStore(app, values);
+  const beat = values.beat ? beatFromFlags(app, values) : null;
   let signals = 0;
   const onSignal = () => {
     signals++;
     if (signals === 1) {
       log.info("Shutting down: finishing running tasks (signal again to requeue them and exit)");
+      beat?.stop();
       worker.stop();
     } else if (signals === 2) {
       worker.terminate();
@@ -260,9 +313,11 @@ async function runWorker(
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
+    await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
     await worker.start();
     await worker.finished;
   } finally {
+    await beat?.stop();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     await app.close();

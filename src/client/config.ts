@@ -5,7 +5,10 @@
  */
 
 import type { CompressionName } from "../protocol/compression_names.ts";
+import type { BeatEntry } from "./beat_config.ts";
 import type { SerializerName } from "../protocol/serializers.ts";
+import type { TaskAnnotations } from "./annotations.ts";
+import type { TaskRoutes } from "./routes.ts";
 import { readEnv } from "./runtime.ts";
 
 /**
@@ -13,7 +16,8 @@ import { readEnv } from "./runtime.ts";
  *
  * @example Checking which broker an app uses
  * ```ts
- * import { Celery, DEFAULT_BROKER_URL } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
+ * import { DEFAULT_BROKER_URL } from "@celeriac/celeriac/protocol";
  * const app = new Celery(); // no broker given
  * if (app.config.broker === DEFAULT_BROKER_URL) {
  *   console.log("no CELERY_BROKER_URL set: using the embedded KV store", DEFAULT_BROKER_URL);
@@ -69,6 +73,40 @@ export interface CeleryOptions {
    * [`broker_transport_options.visibility_timeout`]. Default 3600.
    */
   visibilityTimeout?: number;
+  /**
+   * Periodic tasks sent by `worker.ts beat` [`beat_schedule`]: entry name →
+   * entry. Default none.
+   */
+  beatSchedule?: Readonly<Record<string, BeatEntry>>;
+  /**
+   * IANA time zone crontab schedules are evaluated in [`timezone`].
+   * Default `CELERY_TIMEZONE`, else `UTC`.
+   */
+  timezone?: string;
+  /**
+   * Where beat keeps its leader lease, last-run times and run-time entries:
+   * a `redis://` or `kv://` URL. Default: the broker URL (required when the
+   * broker is `amqp://`: RabbitMQ has no compare-and-set for them).
+   */
+  beatStore?: string | null;
+  /**
+   * Key namespace of beat's store, so several independent schedules can
+   * share one server. Default `celeriac.beat.`.
+   */
+  beatNamespace?: string;
+  /**
+   * Where calls go when neither the call nor the task names a queue
+   * [`task_routes`]: a map of names or glob patterns to queues or options, a
+   * function, or a list of them. Default none (the default queue). Kept
+   * by the app, not in its `config` (functions cannot be sent to Web Workers,
+   * which load the app module and so have the same routes).
+   */
+  taskRoutes?: TaskRoutes | null;
+  /**
+   * Option overrides by task name, `"*"` for every task
+   * [`task_annotations`]. Set it before defining tasks. Default none.
+   */
+  taskAnnotations?: TaskAnnotations | null;
   /** Workers send task events, as with `-E` [`worker_send_task_events`]. Default false. */
   workerSendTaskEvents?: boolean;
   /** The client sends a `task-sent` event for each task it sends [`task_send_sent_event`]. Default false. */
@@ -103,6 +141,14 @@ export interface ResolvedConfig {
   resultExpires: number;
   /** Visibility timeout in seconds. */
   visibilityTimeout: number;
+  /** Periodic tasks (may be empty). */
+  beatSchedule: Readonly<Record<string, BeatEntry>>;
+  /** IANA time zone of crontab schedules. */
+  timezone: string;
+  /** Beat's store URL, or `null` when none fits (an `amqp://` broker and no `beatStore`). */
+  beatStore: string | null;
+  /** Key namespace of beat's store. */
+  beatNamespace: string;
   /** Workers send task events. */
   workerSendTaskEvents: boolean;
   /** The client sends `task-sent` events. */
@@ -126,7 +172,7 @@ function rpcThroughBroker(backend: string | null, broker: string): string | null
  *
  * @example
  * ```ts
- * import { resolveConfig } from "@celeriac/celeriac";
+ * import { resolveConfig } from "@celeriac/celeriac/protocol";
  * resolveConfig({ broker: "kv://:memory:" }).backend; // "kv://:memory:"
  * ```
  *
@@ -142,6 +188,13 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
   if (!(resultExpires >= 0)) throw new RangeError("resultExpires must be >= 0 seconds");
   const visibilityTimeout = options.visibilityTimeout ?? 3600;
   if (!(visibilityTimeout > 0)) throw new RangeError("visibilityTimeout must be > 0 seconds");
+  const timezone = options.timezone ?? readEnv("CELERY_TIMEZONE") ?? "UTC";
+  checkTimeZone(timezone);
+  const beatStore = options.beatStore !== undefined
+    ? options.beatStore
+    : /^(redis|rediss|kv):/i.test(broker)
+    ? broker
+    : null;
   return {
     broker,
     backend: rpcThroughBroker(backend, broker),
@@ -150,7 +203,22 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
     taskCompression: options.taskCompression ?? null,
     resultExpires,
     visibilityTimeout,
+    beatSchedule: { ...options.beatSchedule },
+    timezone,
+    beatStore,
+    beatNamespace: options.beatNamespace ?? "celeriac.beat.",
     workerSendTaskEvents: options.workerSendTaskEvents ?? false,
     taskSendSentEvent: options.taskSendSentEvent ?? false,
   };
+}
+
+/** Throw a RangeError naming the setting when a time zone is unknown. */
+function checkTimeZone(timezone: string): void {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: timezone });
+  } catch {
+    throw new RangeError(
+      `timezone "${timezone}" is not an IANA time zone: use e.g. "UTC", "Europe/Berlin" or "America/New_York"`,
+    );
+  }
 }

@@ -8,13 +8,14 @@
 
 import type { ResultBackend } from "../backend/port.ts";
 import type { Broker } from "../broker/port.ts";
+import type { ScheduleStore, ScheduleStoreOptions } from "../broker/schedule_store.ts";
 
 /**
  * Transport options shared by brokers.
  *
  * @example Opening a broker with a shorter visibility timeout
  * ```ts
- * import { openBroker, type OpenBrokerOptions } from "@celeriac/celeriac";
+ * import { openBroker, type OpenBrokerOptions } from "@celeriac/celeriac/protocol";
  * const options: OpenBrokerOptions = { visibilityTimeout: 600 }; // redeliver after 10 minutes
  * const broker = await openBroker("kv://:memory:", options);
  * await broker.close();
@@ -30,7 +31,7 @@ export interface OpenBrokerOptions {
  *
  * @example Opening a backend that keeps results for an hour
  * ```ts
- * import { openBackend, type OpenBackendOptions } from "@celeriac/celeriac";
+ * import { openBackend, type OpenBackendOptions } from "@celeriac/celeriac/protocol";
  * const options: OpenBackendOptions = { resultExpires: 3600 };
  * const backend = await openBackend("kv://:memory:", options);
  * await backend.close();
@@ -50,10 +51,18 @@ function scheme(url: string): string {
 }
 
 function unsupported(kind: string, url: string): TypeError {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    const example = kind === "broker"
+      ? "redis://127.0.0.1:6379/0, amqp://guest@host// or kv://"
+      : "redis://127.0.0.1:6379/0, rpc:// or kv://";
+    return new TypeError(
+      `The ${kind} URL "${url}" has no scheme: write it as a URL, e.g. ${example}`,
+    );
+  }
   const s = scheme(url);
   const use = kind === "broker"
-    ? "redis://, rediss://, amqp://, amqps:// or kv://"
-    : "redis://, rediss://, rpc:// or kv://";
+    ? "redis://, rediss://, sentinel://, amqp://, amqps:// or kv://"
+    : "redis://, rediss://, sentinel://, rpc:// or kv://";
   return new TypeError(`Unsupported ${kind} URL "${s}://…": use ${use}`);
 }
 
@@ -62,7 +71,7 @@ function unsupported(kind: string, url: string): TypeError {
  *
  * @example
  * ```ts ignore
- * import { openBroker } from "@celeriac/celeriac";
+ * import { openBroker } from "@celeriac/celeriac/protocol";
  * const broker = await openBroker("kv://:memory:");
  * await broker.close();
  * ```
@@ -76,7 +85,8 @@ function unsupported(kind: string, url: string): TypeError {
 export async function openBroker(url: string, options: OpenBrokerOptions = {}): Promise<Broker> {
   switch (scheme(url)) {
     case "redis":
-    case "rediss": {
+    case "rediss":
+    case "sentinel": {
       const { openRedisBroker } = await import("../broker/redis.ts");
       return await openRedisBroker(url, options);
     }
@@ -99,7 +109,7 @@ export async function openBroker(url: string, options: OpenBrokerOptions = {}): 
  *
  * @example
  * ```ts ignore
- * import { openBackend } from "@celeriac/celeriac";
+ * import { openBackend } from "@celeriac/celeriac/protocol";
  * const backend = await openBackend("redis://127.0.0.1:6379/0", { resultExpires: 3600 });
  * await backend.close();
  * ```
@@ -116,7 +126,8 @@ export async function openBackend(
 ): Promise<ResultBackend> {
   switch (scheme(url)) {
     case "redis":
-    case "rediss": {
+    case "rediss":
+    case "sentinel": {
       const { openRedisBackend } = await import("../backend/redis.ts");
       return await openRedisBackend(url, options);
     }
@@ -134,5 +145,51 @@ export async function openBackend(
     }
     default:
       throw unsupported("result backend", url);
+  }
+}
+
+/**
+ * Open beat's schedule store (leader lease, last runs, run-time entries)
+ * for a URL: `redis://`, `rediss://` or `kv://`. RabbitMQ offers no
+ * compare-and-set, so an `amqp://` URL is refused with what to use instead.
+ *
+ * @example
+ * ```ts
+ * import { openScheduleStore } from "@celeriac/celeriac/protocol";
+ * const store = await openScheduleStore("kv://:memory:");
+ * console.log(await store.lease()); // null: no beat runs
+ * await store.close();
+ * ```
+ *
+ * @param url the store URL (by default the app's broker URL)
+ * @param options key namespace
+ * @returns the open store
+ * @throws {TypeError} for `amqp://` and unsupported schemes
+ * @throws {BrokerConnectionError} when the server cannot be reached
+ */
+export async function openScheduleStore(
+  url: string,
+  options: ScheduleStoreOptions = {},
+): Promise<ScheduleStore> {
+  switch (scheme(url)) {
+    case "redis":
+    case "rediss": {
+      const { openRedisScheduleStore } = await import("../broker/redis_schedule.ts");
+      return await openRedisScheduleStore(url, options);
+    }
+    case "kv": {
+      const { openKvScheduleStore } = await import("../broker/kv_schedule.ts");
+      return await openKvScheduleStore(url, options);
+    }
+    case "amqp":
+    case "amqps":
+      throw new TypeError(
+        "Beat cannot keep its lease and last-run state on RabbitMQ (it has no compare-and-set): " +
+          'set beatStore to a redis:// or kv:// URL, e.g. new Celery({ beatStore: "redis://127.0.0.1:6379/0" })',
+      );
+    default:
+      throw new TypeError(
+        `Unsupported beat store URL "${scheme(url)}://…": use redis://, rediss:// or kv://`,
+      );
   }
 }

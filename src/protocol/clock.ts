@@ -10,7 +10,7 @@
  *
  * @example
  * ```ts
- * import { LamportClock } from "@celeriac/celeriac";
+ * import { LamportClock } from "@celeriac/celeriac/protocol";
  * const clock = new LamportClock();
  * clock.forward(); // 1: a message of ours
  * clock.adjust(41); // 42: a message of someone else's, with clock 41

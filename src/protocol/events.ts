@@ -215,7 +215,7 @@ export type CeleryEvent =
  *
  * @example
  * ```ts
- * import { eventRoutingKey } from "@celeriac/celeriac";
+ * import { eventRoutingKey } from "@celeriac/celeriac/protocol";
  * eventRoutingKey("worker-heartbeat"); // "worker.heartbeat"
  * ```
  *
@@ -231,7 +231,7 @@ export function eventRoutingKey(type: string): string {
  *
  * @example
  * ```ts
- * import { localUtcOffset } from "@celeriac/celeriac";
+ * import { localUtcOffset } from "@celeriac/celeriac/protocol";
  * localUtcOffset(); // 0 on a machine in UTC
  * ```
  *
@@ -248,7 +248,7 @@ export function localUtcOffset(at: Date = new Date()): number {
  *
  * @example
  * ```ts
- * import { makeEvent } from "@celeriac/celeriac";
+ * import { makeEvent } from "@celeriac/celeriac/protocol";
  * const e = makeEvent("task-started", { uuid: "t1" }, { hostname: "celeriac@h", pid: 7, clock: 3 });
  * Object.keys(e); // ["hostname", "utcoffset", "pid", "clock", "uuid", "timestamp", "type"]
  * ```
@@ -281,7 +281,7 @@ export function makeEvent<T extends CeleryEvent["type"]>(
  *
  * @example
  * ```ts
- * import { encodeEventMessage, makeEvent } from "@celeriac/celeriac";
+ * import { encodeEventMessage, makeEvent } from "@celeriac/celeriac/protocol";
  * const e = makeEvent("task-started", { uuid: "t1" }, { hostname: "celeriac@h", pid: 7, clock: 3 });
  * encodeEventMessage([e], "celeriac@h").headers; // { hostname: "celeriac@h" }
  * ```
@@ -308,7 +308,7 @@ export function encodeEventMessage(
  *
  * @example
  * ```ts
- * import { decodeEventMessage, encodeEventMessage, makeEvent } from "@celeriac/celeriac";
+ * import { decodeEventMessage, encodeEventMessage, makeEvent } from "@celeriac/celeriac/protocol";
  * const e = makeEvent("task-started", { uuid: "t1" }, { hostname: "celeriac@h", pid: 7, clock: 3 });
  * decodeEventMessage(encodeEventMessage([e, e], "celeriac@h")).length; // 2
  * ```

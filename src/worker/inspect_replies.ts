@@ -236,9 +236,10 @@ export function brokerInfo(url: string): Record<string, unknown> {
  *
  * @example
  * ```ts
- * import { resolveConfig } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
  * import { confReply } from "@celeriac/celeriac/worker";
- * confReply(resolveConfig({ broker: "redis://h/0", defaultQueue: "jobs" }), false);
+ * const app = new Celery({ broker: "redis://h/0", defaultQueue: "jobs" });
+ * confReply(app.config, false);
  * // { broker_url: "redis://h/0", result_backend: null, task_default_queue: "jobs", ... }
  * ```
  *
