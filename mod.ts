@@ -181,3 +181,36 @@ export {
   PIDBOX_REPLY_EXCHANGE,
   revokedIds,
 } from "./src/protocol/control.ts";
+// src/protocol/signature.ts
+export {
+  chordError,
+  type ChordMember,
+  decodeChordMember,
+  decodeGroupMeta,
+  decodeSignature,
+  encodeChordMember,
+  encodeGroupMeta,
+  encodeSignature,
+  exceptionRepr,
+  type ResultTuple,
+  resultTupleFromJson,
+  resultTupleToJson,
+  SUBTASK_TYPES,
+} from "./src/protocol/signature.ts";
+// src/protocol/canvas.ts
+export {
+  type CanvasPlan,
+  type CanvasSend,
+  chainSignature,
+  chordSignature,
+  freezeSignature,
+  groupSignature,
+  planCanvas,
+  type PlanOptions,
+} from "./src/protocol/canvas.ts";
+// src/protocol/canvas_message.ts
+export {
+  type CanvasSender,
+  canvasTarget,
+  encodeCanvasSend,
+} from "./src/protocol/canvas_message.ts";
