@@ -95,7 +95,7 @@ export type {
 // src/broker/errors.ts
 export { BrokerConnectionError, maskPassword } from "./src/broker/errors.ts";
 // src/backend/port.ts
-export type { ResultBackend, StoreEntry } from "./src/backend/port.ts";
+export type { ChordPart, ResultBackend, StoreEntry } from "./src/backend/port.ts";
 
 // src/protocol/errors.ts
 export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";
