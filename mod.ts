@@ -46,10 +46,38 @@ export {
   type ResultSource,
   taskErrorFromMeta,
 } from "./src/client/async_result.ts";
+// src/client/group_result.ts
+export { GroupResult, type MemberResult, resultFromTuple } from "./src/client/group_result.ts";
+// src/client/canvas/signature.ts
+export {
+  type CanvasApp,
+  CanvasBase,
+  type CanvasCall,
+  celeryOptions,
+  Group,
+  type ResultOf,
+  Signature,
+  type SignatureOptions,
+} from "./src/client/canvas/signature.ts";
+// src/client/canvas/primitives.ts
+export {
+  type CanvasStep,
+  chain,
+  type ChainOf,
+  chord,
+  group,
+  type GroupOf,
+  type LastOf,
+} from "./src/client/canvas/primitives.ts";
 // src/client/control.ts
 export { Control, type RevokeOptions } from "./src/client/control.ts";
 // src/client/errors.ts
-export { NoResultBackendError, TaskError, TimeoutError } from "./src/client/errors.ts";
+export {
+  ChordUnsupportedError,
+  NoResultBackendError,
+  TaskError,
+  TimeoutError,
+} from "./src/client/errors.ts";
 // src/client/worker_errors.ts
 export {
   PermissionDenied,

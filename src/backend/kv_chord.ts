@@ -28,6 +28,8 @@ export class KvChords {
   readonly #expiresMs: number;
 
   /**
+   * Chord operations on a backend's database.
+   *
    * @param kv the database
    * @param ns the backend's key namespace
    * @param expiresMs expiry of chord keys in ms; 0 keeps them

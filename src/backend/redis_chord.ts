@@ -36,6 +36,8 @@ export class RedisChords {
   readonly #ttl: number;
 
   /**
+   * Chord operations on a backend's connection.
+   *
    * @param client the backend's command connection
    * @param prefix `global_keyprefix`, or ""
    * @param ttl result expiry in seconds; 0 keeps keys forever
