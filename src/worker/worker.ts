@@ -15,19 +15,16 @@ import type { Task } from "../client/task.ts";
 import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
 import { ContentDisallowedError, ProtocolError } from "../protocol/errors.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
-import { pyJsonLoads } from "../protocol/json.ts";
 import type { Message } from "../protocol/message.ts";
-import {
-  encodeResultMeta,
-  type ExceptionInfo,
-  type ResultMeta,
-  type TaskState,
-} from "../protocol/result_meta.ts";
+import { encodeResultMeta, type ExceptionInfo, type TaskState } from "../protocol/result_meta.ts";
 import { decodeTaskHeaders, type TaskRequest } from "../protocol/task_request.ts";
 import type { TaskPermissions } from "../client/permissions.ts";
 import { TimeLimitExceeded, WorkerLostError } from "../client/worker_errors.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
-import { chainStepIds, failureFollowUps, type Outgoing, successFollowUps } from "./follow_ups.ts";
+import { registerBuiltins } from "./builtins.ts";
+import { canvasOutcome, type ChordJoin, joinChords, publishAll } from "./chords.ts";
+import { ChildrenTracker } from "./children.ts";
+import { inheritedHeaders, type Outgoing } from "./follow_ups.ts";
 import { InlinePool, type Pool, type PoolEvents, ThreadPool } from "./pool.ts";
 import { type DueRetry, settleRetries } from "./retries.ts";
 import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
@@ -247,6 +244,7 @@ export class Worker {
   readonly #control = new AbortController();
   #leaseTimer: ReturnType<typeof setInterval> | undefined;
   readonly #settling = new Set<Promise<void>>();
+  readonly #children = new ChildrenTracker();
   readonly #limiter: RateLimiter<Held>;
   readonly #localBuckets = new LocalTokenBuckets();
   #seq = 0;
@@ -268,6 +266,7 @@ export class Worker {
     this.#options = options;
     this.queues = options.queues?.length ? options.queues : [options.app.config.defaultQueue];
     this.hostname = (options.hostname ?? "celeriac@%h").replaceAll("%h", hostName());
+    registerBuiltins(this.#app);
     if ((options.pool ?? "threads") === "threads" && !options.appModule) {
       throw new TypeError(
         "The threads pool needs appModule: the URL of the module exporting the app",
@@ -365,7 +364,10 @@ export class Worker {
     }
     const events: PoolEvents = {
       onOutcomes: (outs) => this.#onOutcomes(outs),
-      onPublish: (message, target) => this.#app.publish(message, target),
+      onPublish: (message, target) => {
+        this.#children.record(message);
+        return this.#app.publish(message, target);
+      },
       onLost: (seqs, reason) => this.#onLost(seqs, reason),
       onTimeLimit: (seq, seconds, abandoned) => this.#onTimeLimit(seq, seconds, abandoned),
     };
@@ -653,12 +655,13 @@ export class Worker {
       revoke: (ids, terminate) => this.revoke(ids, { terminate }),
       revoked: () => [...this.#revoked.keys()].filter((id) => this.#isRevoked(id)),
       registered: () =>
-        [...this.#app.tasks.values()].filter((t) => t.handler).map((t) => {
-          const rate = this.rateLimit(t.name);
-          if (rate === null) return t.name;
-          const text = this.#rateText.get(t.name) ?? t.options.rateLimit ?? `${rate}/s`;
-          return `${t.name} [rate_limit=${text}]`;
-        }).sort(),
+        [...this.#app.tasks.values()].filter((t) => t.handler && !t.name.startsWith("celery."))
+          .map((t) => {
+            const rate = this.rateLimit(t.name);
+            if (rate === null) return t.name;
+            const text = this.#rateText.get(t.name) ?? t.options.rateLimit ?? `${rate}/s`;
+            return `${t.name} [rate_limit=${text}]`;
+          }).sort(),
       setRateLimit: (name, rate) => {
         if (!this.#app.tasks.get(name)?.handler) throw new RangeError(`unknown task ${name}`);
         this.setRateLimit(name, rate);
@@ -781,6 +784,7 @@ export class Worker {
     const rejects: Rejection[] = [];
     const acks: Delivery[] = [];
     const publishes: Outgoing[] = [];
+    const joins: ChordJoin[] = [];
     const retries: DueRetry[] = [];
     const now = new Date();
     for (const o of outcomes) {
@@ -818,13 +822,20 @@ export class Worker {
         continue;
       }
       const status: TaskState = o.ok ? "SUCCESS" : "FAILURE";
-      if (o.meta) stores.push({ taskId: req.id, status, meta: o.meta, replyTo: req.replyTo });
       const parent = {
         id: req.id,
         rootId: req.rootId ?? req.id,
         origin: this.hostname,
         defaultQueue: this.#app.config.defaultQueue,
+        headers: inheritedHeaders(req.headers),
       };
+      const canvas = canvasOutcome(o, req, parent, now, this.#children.take(req.id));
+      if (canvas.meta) {
+        stores.push({ taskId: req.id, status, meta: canvas.meta, replyTo: req.replyTo });
+      }
+      stores.push(...canvas.stores);
+      publishes.push(...canvas.publishes);
+      if (canvas.join) joins.push(canvas.join);
       if (o.ok) {
         this.stats.succeeded++;
         if (this.#logInfo) {
@@ -834,9 +845,6 @@ export class Worker {
             seconds: (o.runtime / 1000).toFixed(6),
           });
         }
-        if (o.followUp) {
-          publishes.push(...successFollowUps(o.followUp.embed, o.followUp.value, parent, now));
-        }
       } else {
         this.stats.failed++;
         log.warn("Task {name}[{id}] raised {type}: {message}", {
@@ -845,23 +853,11 @@ export class Worker {
           type: o.exc?.exc_type,
           message: o.exc?.exc_message.map(String).join(", "),
         });
-        if (o.followUp) {
-          publishes.push(...failureFollowUps(o.followUp.embed, parent, now));
-          if (o.meta) stores.push(...this.#chainFailures(chainStepIds(o.followUp.embed), o.meta));
-        }
-      }
-      const chord = o.followUp?.embed.chord;
-      if (chord) {
-        log.error(
-          "Task {name}[{id}] is a member of chord {group}: Celeriac workers do not join chords " +
-            "yet, so its body {body} will not be triggered by this worker",
-          { name: req.task, id: req.id, group: req.group, body: chord.task },
-        );
       }
       if (!r.acked) acks.push(delivery);
     }
-    if (stores.length || rejects.length || acks.length || publishes.length) {
-      this.#track(this.#settle(stores, rejects, acks, publishes));
+    if (stores.length || rejects.length || acks.length || publishes.length || joins.length) {
+      this.#track(this.#settle(stores, rejects, acks, publishes, joins));
     }
     if (retries.length) {
       const io = {
@@ -874,21 +870,6 @@ export class Worker {
     }
     this.#wake?.();
     this.#wake = null;
-  }
-
-  #chainFailures(ids: string[], meta: string): StoreEntry[] {
-    const m = pyJsonLoads(meta) as ResultMeta;
-    return ids.map((taskId) => ({
-      taskId,
-      status: "FAILURE" as const,
-      meta: encodeResultMeta({
-        taskId,
-        status: "FAILURE",
-        result: m.result,
-        traceback: m.traceback,
-        dateDone: new Date(),
-      }),
-    }));
   }
 
   /**
@@ -1002,11 +983,14 @@ export class Worker {
     rejects: Rejection[],
     acks: Delivery[],
     publishes: Outgoing[],
+    joins: ChordJoin[] = [],
   ): Promise<void> {
     const backend = this.#backend;
     if (rejects.length) await this.#broker.reject(rejects);
     if (backend && stores.length) await backend.store(stores);
-    for (const p of publishes) await this.#app.publish(p.message, p.target);
+    const io = { backend, publish: (m: Message, t: PublishTarget) => this.#app.publish(m, t) };
+    await publishAll(publishes, io);
+    if (joins.length) await joinChords(joins, io);
     if (acks.length) await this.#broker.ack(acks);
   }
 
