@@ -30,6 +30,7 @@ export { Celery, PUBLISHER, type Publisher } from "./src/client/app.ts";
 // src/client/task.ts
 export {
   type ApplyOptions,
+  type ArgsSuffix,
   type BoundTaskHandler,
   Task,
   type TaskContext,

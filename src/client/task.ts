@@ -421,17 +421,19 @@ export class Task<A extends unknown[], R> {
 
   /**
    * A signature with partial arguments: in a chain (or as a chord body,
-   * or a callback) the previous result is prepended (Celery's `.s()`).
+   * or a callback) the previous result is prepended (Celery's `.s()`), so
+   * the partial arguments are the last ones: the type accepts any tail of
+   * the task's parameters (all of them, the last ones, or none).
    *
    * @example
    * ```ts ignore
    * const r = await chain(add.s(1, 2), add.s(3)).applyAsync(); // add(add(1, 2), 3)
    * ```
    *
-   * @param args leading arguments (the rest come from the parent)
+   * @param args trailing arguments (the leading ones come from the parent or the call)
    * @returns the signature
    */
-  s(...args: Partial<A>): Signature<R> {
+  s(...args: ArgsSuffix<A>): Signature<R> {
     return this.#sig<R>(this.name, [...args], {}, false, null);
   }
 
@@ -517,6 +519,22 @@ export class Task<A extends unknown[], R> {
     return new Group<R[][]>(sig.app, sig.toDict());
   }
 }
+
+/**
+ * The argument lists a signature may hold: the task's parameters or any
+ * tail of them (in a chain the leading ones come from the previous result).
+ *
+ * @example
+ * ```ts
+ * import type { ArgsSuffix } from "@celeriac/celeriac";
+ * const all: ArgsSuffix<[number, string]> = [1, "a"];
+ * const tail: ArgsSuffix<[number, string]> = ["a"];
+ * const none: ArgsSuffix<[number, string]> = [];
+ * ```
+ */
+export type ArgsSuffix<A extends unknown[]> =
+  | A
+  | (A extends [unknown, ...infer Rest] ? ArgsSuffix<Rest> : A extends [] ? never : []);
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {};
