@@ -12,15 +12,17 @@ import {
   chain,
   chord,
   ChordUnsupportedError,
+  group,
+  type GroupResult,
+  TaskError,
+} from "../mod.ts";
+import {
   decodeTaskBody,
   decodeTaskHeaders,
   encodeResultMeta,
-  group,
-  type GroupResult,
   type Message,
   PUBLISHER,
-  TaskError,
-} from "../mod.ts";
+} from "../protocol.ts";
 import { RABBITMQ_URL as AMQP_URL } from "./helpers/rabbitmq.ts";
 
 function capture(app: Celery): { task: string; id: string; msg: Message; queue: string }[] {

@@ -23,7 +23,7 @@ import {
   ProtocolError,
   resultTupleFromJson,
   type SignatureDict,
-} from "../mod.ts";
+} from "../protocol.ts";
 import { decodeTaskHeaders } from "../src/protocol/task_request.ts";
 
 const FIXTURES = new URL("./fixtures/celery-5.2/redis/", import.meta.url);

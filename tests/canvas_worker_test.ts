@@ -12,11 +12,11 @@ import {
   type Celery,
   chain,
   chord,
-  encodeTaskMessage,
   group,
   type GroupResult,
   TaskError,
 } from "../mod.ts";
+import { encodeTaskMessage } from "../protocol.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { add, app as tasksApp, fail, fanOut, mul, tsum } from "./apps/canvas_app.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";

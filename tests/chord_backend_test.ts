@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { decodeGroupMeta, encodeGroupMeta, type ResultBackend } from "../mod.ts";
+import { decodeGroupMeta, encodeGroupMeta, type ResultBackend } from "../protocol.ts";
 import { openKvBackend, openRedisBackend } from "../transports.ts";
 import { rawRedis, REDIS_URL } from "./helpers/redis.ts";
 

@@ -16,10 +16,9 @@ import {
   chord,
   group,
   type GroupResult,
-  pyJsonDumps,
-  pyJsonLoads,
   TaskError,
 } from "../mod.ts";
+import { pyJsonDumps, pyJsonLoads } from "../protocol.ts";
 import type { PyOutcome } from "./helpers/interop.ts";
 import { celeriacWorker, celeryWorker, type Proc, runPython } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";

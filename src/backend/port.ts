@@ -13,7 +13,7 @@ import type { ChordMember } from "../protocol/signature.ts";
  *
  * @example Storing a result
  * ```ts
- * import { encodeResultMeta, openBackend, type StoreEntry } from "@celeriac/celeriac";
+ * import { encodeResultMeta, openBackend, type StoreEntry } from "@celeriac/celeriac/protocol";
  * const backend = await openBackend("kv://:memory:");
  * const taskId = crypto.randomUUID();
  * const entry: StoreEntry = {
@@ -48,7 +48,7 @@ export interface StoreEntry {
  *
  * @example Reading a state from any backend
  * ```ts
- * import { openBackend, type ResultBackend } from "@celeriac/celeriac";
+ * import { openBackend, type ResultBackend } from "@celeriac/celeriac/protocol";
  * async function stateOf(backend: ResultBackend, taskId: string) {
  *   return (await backend.get(taskId))?.status ?? "PENDING";
  * }
@@ -111,7 +111,7 @@ export interface ResultBackend {
  *
  * @example
  * ```ts
- * import type { ChordPart } from "@celeriac/celeriac";
+ * import type { ChordPart } from "@celeriac/celeriac/protocol";
  * const part: ChordPart = {
  *   groupId: "g", groupIndex: 0, taskId: "t1", state: "SUCCESS", resultJson: "2",
  * };

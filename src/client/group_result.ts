@@ -20,9 +20,7 @@ export type MemberResult = AsyncResult<unknown> | GroupResult<unknown[]>;
  * `parent` chain).
  *
  * @example
- * ```ts
- * import { Celery, resultFromTuple } from "@celeriac/celeriac";
- * const app = new Celery({ broker: "kv://:memory:" });
+ * ```ts ignore
  * const r = resultFromTuple({ id: "g", members: [{ id: "a" }] }, app);
  * r.id; // "g"
  * ```

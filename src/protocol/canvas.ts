@@ -17,7 +17,7 @@ import { decodeSignature, encodeSignature, type ResultTuple } from "./signature.
  *
  * @example
  * ```ts
- * import { planCanvas } from "@celeriac/celeriac";
+ * import { planCanvas } from "@celeriac/celeriac/protocol";
  * const plan = planCanvas({
  *   task: "tasks.add", args: [2, 2], kwargs: {}, options: {}, subtask_type: null, immutable: false,
  * });
@@ -66,7 +66,7 @@ export interface CanvasPlan {
  *
  * @example
  * ```ts
- * import type { PlanOptions } from "@celeriac/celeriac";
+ * import type { PlanOptions } from "@celeriac/celeriac/protocol";
  * const options: PlanOptions = { args: [5], replyTo: "oid", groupIndex: "chord" };
  * ```
  */
@@ -134,7 +134,7 @@ function kind(sig: SignatureDict): string | null {
  *
  * @example
  * ```ts
- * import { groupSignature } from "@celeriac/celeriac";
+ * import { groupSignature } from "@celeriac/celeriac/protocol";
  * groupSignature([]).task; // "celery.group"
  * ```
  *
@@ -161,7 +161,7 @@ export function groupSignature(
  *
  * @example
  * ```ts
- * import { chainSignature } from "@celeriac/celeriac";
+ * import { chainSignature } from "@celeriac/celeriac/protocol";
  * chainSignature([]).subtask_type; // "chain"
  * ```
  *
@@ -189,7 +189,7 @@ export function chainSignature(
  *
  * @example
  * ```ts
- * import { chordSignature, groupSignature } from "@celeriac/celeriac";
+ * import { chordSignature, groupSignature } from "@celeriac/celeriac/protocol";
  * const body = { task: "t.sum", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
  * chordSignature(groupSignature([]), body).kwargs.body === body; // true
  * ```
@@ -493,7 +493,7 @@ function apply(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
  *
  * @example A chord of two
  * ```ts
- * import { chordSignature, groupSignature, planCanvas } from "@celeriac/celeriac";
+ * import { chordSignature, groupSignature, planCanvas } from "@celeriac/celeriac/protocol";
  * const sig = (task: string, ...args: unknown[]) =>
  *   ({ task, args, kwargs: {}, options: {}, subtask_type: null, immutable: false });
  * const plan = planCanvas(
@@ -534,7 +534,7 @@ export function planCanvas(sig: SignatureDict, options: PlanOptions = {}): Canva
  *
  * @example
  * ```ts
- * import { freezeSignature } from "@celeriac/celeriac";
+ * import { freezeSignature } from "@celeriac/celeriac/protocol";
  * const frozen = freezeSignature(
  *   { task: "t.add", args: [1], kwargs: {}, options: {}, subtask_type: null, immutable: false },
  *   { replyTo: "oid" },

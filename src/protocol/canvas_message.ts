@@ -15,7 +15,7 @@ import { encodeTaskMessage } from "./task_message.ts";
  *
  * @example
  * ```ts
- * import type { CanvasSender } from "@celeriac/celeriac";
+ * import type { CanvasSender } from "@celeriac/celeriac/protocol";
  * const sender: CanvasSender = { now: new Date(), origin: "gen1@host", replyTo: "oid" };
  * ```
  */
@@ -55,7 +55,7 @@ function str(v: unknown): string | undefined {
  *
  * @example
  * ```ts
- * import { encodeCanvasSend, planCanvas } from "@celeriac/celeriac";
+ * import { encodeCanvasSend, planCanvas } from "@celeriac/celeriac/protocol";
  * const plan = planCanvas({
  *   task: "t.add", args: [1, 2], kwargs: {}, options: { countdown: 5 }, subtask_type: null, immutable: false,
  * });
@@ -107,7 +107,7 @@ export function encodeCanvasSend(send: CanvasSend, sender: CanvasSender): Messag
  *
  * @example
  * ```ts
- * import { canvasTarget } from "@celeriac/celeriac";
+ * import { canvasTarget } from "@celeriac/celeriac/protocol";
  * canvasTarget({ options: { queue: "math" } }, "celery"); // { exchange: "", routingKey: "math" }
  * ```
  *

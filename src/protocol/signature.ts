@@ -17,7 +17,7 @@ import { pyRepr } from "./repr.ts";
  *
  * @example
  * ```ts
- * import { SUBTASK_TYPES } from "@celeriac/celeriac";
+ * import { SUBTASK_TYPES } from "@celeriac/celeriac/protocol";
  * SUBTASK_TYPES.has("chord"); // true
  * ```
  */
@@ -55,7 +55,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
  *
  * @example
  * ```ts
- * import { decodeSignature } from "@celeriac/celeriac";
+ * import { decodeSignature } from "@celeriac/celeriac/protocol";
  * const sig = decodeSignature({ task: "tasks.add", args: [2] });
  * sig.kwargs; // {}
  * sig.immutable; // false
@@ -117,7 +117,7 @@ export function decodeSignature(value: unknown, where = "signature"): SignatureD
  *
  * @example
  * ```ts
- * import { encodeSignature } from "@celeriac/celeriac";
+ * import { encodeSignature } from "@celeriac/celeriac/protocol";
  * Object.keys(encodeSignature({ immutable: true, task: "t", args: [], kwargs: {}, options: {}, subtask_type: null }));
  * // ["task", "args", "kwargs", "options", "subtask_type", "immutable"]
  * ```
@@ -144,7 +144,7 @@ export function encodeSignature(sig: SignatureDict): SignatureDict {
  *
  * @example
  * ```ts
- * import { type ResultTuple, resultTupleToJson } from "@celeriac/celeriac";
+ * import { type ResultTuple, resultTupleToJson } from "@celeriac/celeriac/protocol";
  * const t: ResultTuple = { id: "g1", members: [{ id: "a" }, { id: "b" }] };
  * resultTupleToJson(t); // [["g1", null], [[["a", null], null], [["b", null], null]]]
  * ```
@@ -163,7 +163,7 @@ export interface ResultTuple {
  *
  * @example
  * ```ts
- * import { resultTupleToJson } from "@celeriac/celeriac";
+ * import { resultTupleToJson } from "@celeriac/celeriac/protocol";
  * resultTupleToJson({ id: "a" }); // [["a", null], null]
  * ```
  *
@@ -180,7 +180,7 @@ export function resultTupleToJson(t: ResultTuple): unknown {
  *
  * @example
  * ```ts
- * import { resultTupleFromJson } from "@celeriac/celeriac";
+ * import { resultTupleFromJson } from "@celeriac/celeriac/protocol";
  * resultTupleFromJson([["g", null], [[["a", null], null]]]).members?.[0].id; // "a"
  * ```
  *
@@ -206,7 +206,7 @@ export function resultTupleFromJson(v: unknown): ResultTuple {
  *
  * @example
  * ```ts
- * import { encodeGroupMeta } from "@celeriac/celeriac";
+ * import { encodeGroupMeta } from "@celeriac/celeriac/protocol";
  * encodeGroupMeta("g", ["a"]); // '{"result": [["g", null], [[["a", null], null]]]}'
  * ```
  *
@@ -230,7 +230,7 @@ export function encodeGroupMeta(
  *
  * @example
  * ```ts
- * import { decodeGroupMeta } from "@celeriac/celeriac";
+ * import { decodeGroupMeta } from "@celeriac/celeriac/protocol";
  * decodeGroupMeta('{"result": [["g", null], [[["a", null], null]]]}').members?.length; // 1
  * ```
  *
@@ -254,7 +254,7 @@ export function decodeGroupMeta(text: string): ResultTuple {
  *
  * @example
  * ```ts
- * import { exceptionRepr } from "@celeriac/celeriac";
+ * import { exceptionRepr } from "@celeriac/celeriac/protocol";
  * exceptionRepr({ exc_type: "ValueError", exc_message: ["boom"], exc_module: "builtins" });
  * // "ValueError('boom')"
  * ```
@@ -274,7 +274,7 @@ export function exceptionRepr(exc: ExceptionInfo): string {
  *
  * @example
  * ```ts
- * import { chordError } from "@celeriac/celeriac";
+ * import { chordError } from "@celeriac/celeriac/protocol";
  * chordError("t1", { exc_type: "ValueError", exc_message: ["boom"], exc_module: "builtins" })
  *   .exc_message; // ["Dependency t1 raised ValueError('boom')"]
  * ```
@@ -297,7 +297,7 @@ export function chordError(taskId: string, exc: ExceptionInfo): ExceptionInfo {
  *
  * @example
  * ```ts
- * import { encodeChordMember } from "@celeriac/celeriac";
+ * import { encodeChordMember } from "@celeriac/celeriac/protocol";
  * encodeChordMember("t1", "SUCCESS", "2"); // '[1, "t1", "SUCCESS", 2]'
  * ```
  *
@@ -315,7 +315,7 @@ export function encodeChordMember(taskId: string, state: string, resultJson: str
  *
  * @example
  * ```ts
- * import { type ChordMember, decodeChordMember } from "@celeriac/celeriac";
+ * import { type ChordMember, decodeChordMember } from "@celeriac/celeriac/protocol";
  * const m: ChordMember = decodeChordMember('[1, "t1", "SUCCESS", 2]');
  * m.result; // 2
  * ```
@@ -334,7 +334,7 @@ export interface ChordMember {
  *
  * @example
  * ```ts
- * import { decodeChordMember } from "@celeriac/celeriac";
+ * import { decodeChordMember } from "@celeriac/celeriac/protocol";
  * decodeChordMember('[1, "t1", "FAILURE", {"exc_type": "E", "exc_message": [], "exc_module": "m"}]').state;
  * // "FAILURE"
  * ```

@@ -24,8 +24,8 @@ export interface CanvasPublisher {
   readonly oid: string;
   /** Sender node name. */
   origin(): string;
-  /** Default queue, and per-task queues of tasks defined in the app. */
-  queueFor(task: string): string;
+  /** The queue of a call that names none: its route's, its task's, or the default. */
+  queueFor(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): string;
   /** Default serializer and compression. */
   readonly serializer: SerializerName;
   /** Default compression. */
@@ -100,7 +100,10 @@ export async function publishCanvas(
   for (let i = 0; i < plan.sends.length; i += BATCH) {
     await Promise.all(
       plan.sends.slice(i, i + BATCH).map((send) =>
-        p.publish(encodeCanvasSend(send, sender), canvasTarget(send, p.queueFor(send.task)))
+        p.publish(
+          encodeCanvasSend(send, sender),
+          canvasTarget(send, p.queueFor(send.task, send.args, send.kwargs)),
+        )
       ),
     );
   }

@@ -79,8 +79,7 @@ const OPTION_NAMES: Record<keyof SignatureOptions, string> = {
  * Celery option names for {@link SignatureOptions} (dates as ISO text).
  *
  * @example
- * ```ts
- * import { celeryOptions } from "@celeriac/celeriac";
+ * ```ts ignore
  * celeryOptions({ taskId: "x", timeLimit: 5 }); // { task_id: "x", time_limit: 5 }
  * ```
  *
