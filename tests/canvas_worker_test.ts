@@ -179,6 +179,28 @@ Deno.test({
   });
 });
 
+Deno.test(
+  { name: "canvas on redis: a 500-step chain runs to the end", ignore: WITHOUT_REDIS },
+  async () => {
+    await withWorker(transports[0], async () => {
+      const steps = Array.from({ length: 500 }, () => add.s(1));
+      const r = await chain(add.s(0, 0), ...steps).applyAsync();
+      assert.equal(await r.get({ timeout: 120_000 }), 500);
+    });
+  },
+);
+
+Deno.test("canvas on kv: a 10,000-step chain is refused at apply time with the size limit", async () => {
+  await withWorker(transports[1], async (client, queue) => {
+    const steps = Array.from({ length: 10_000 }, () => add.s(1));
+    await assert.rejects(
+      () => chain(add.s(0, 0), ...steps).applyAsync(),
+      (e: unknown) => e instanceof RangeError && /over the KV broker's limit/.test(e.message),
+    );
+    assert.equal(await client.queueDepth(queue), 0);
+  });
+});
+
 Deno.test("canvas: clean up", async () => {
   await cleanup();
 });
