@@ -282,6 +282,19 @@ Deno.test("canvas: a 5.6-style message (group_index on group members, stamps) de
   assert.deepEqual(req.headers.stamps, { on: "x" });
 });
 
+Deno.test("canvas: stamps in a signature's options (Celery >= 5.3) become message headers", () => {
+  const sig = { ...s("t.a"), options: { stamped_headers: ["on"], stamps: { on: "x" }, on: "x" } };
+  const msg = encodeCanvasSend(planCanvas(sig).sends[0], {
+    now: new Date(),
+    origin: "gen1@h",
+    replyTo: "r",
+  });
+  assert.deepEqual(
+    [msg.headers.stamped_headers, msg.headers.stamps, msg.headers.on],
+    [["on"], { on: "x" }, "x"],
+  );
+});
+
 Deno.test("result tuples and saved group metas match Celery's forms", () => {
   const fx = fixture("worker-extended/result_group_saved.json");
   const raw = (fx.group_meta as { raw: string }).raw;

@@ -16,9 +16,9 @@ import {
   type GroupResult,
   TaskError,
 } from "../mod.ts";
-import { encodeTaskMessage } from "../protocol.ts";
+import { decodeTaskHeaders, encodeRetryMessage, encodeTaskMessage } from "../protocol.ts";
 import { Worker } from "../src/worker/worker.ts";
-import { add, app as tasksApp, fail, fanOut, mul, tsum } from "./apps/canvas_app.ts";
+import { add, app as tasksApp, fail, fanOut, mul, stamps, tsum } from "./apps/canvas_app.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { redisAndKv, type Transport } from "./helpers/worker.ts";
 
@@ -137,6 +137,39 @@ for (const t of transports) {
       const [child] = await r.children();
       assert.equal(child.id, gid);
       assert.deepEqual(await (child as GroupResult).get(T), [0, 2, 4]);
+    });
+  });
+
+  test("stamps (Celery >= 5.3) reach the next chain step and survive a retry message", async () => {
+    await withWorker(t, async (client, queue) => {
+      const next = crypto.randomUUID();
+      const stamped = { stamped_headers: ["on"], stamps: { on: "blue" }, on: "blue" };
+      const msg = encodeTaskMessage({
+        task: "c.add",
+        id: crypto.randomUUID(),
+        args: [1, 1],
+        kwargs: {},
+        now: new Date(),
+        origin: "test",
+        replyTo: "r",
+        headers: { replaced_task_nesting: 0, ...stamped },
+        embed: { chain: [{ ...stamps.s().toDict(), options: { task_id: next } }] },
+      });
+      await (await client.broker()).publish(msg, { routingKey: queue });
+      assert.deepEqual(await client.asyncResult(next).get(T), stamped);
+      const retry = encodeRetryMessage({
+        request: decodeTaskHeaders(msg),
+        original: msg,
+        args: [1, 1],
+        kwargs: {},
+        embed: { callbacks: null, errbacks: null, chain: null, chord: null },
+        now: new Date(),
+        eta: new Date(),
+        retries: 1,
+        origin: "test",
+      });
+      assert.deepEqual(retry.headers.stamps, { on: "blue" });
+      assert.equal(retry.headers.on, "blue");
     });
   });
 

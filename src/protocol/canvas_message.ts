@@ -50,8 +50,8 @@ function str(v: unknown): string | undefined {
  * Encode one planned send: the execution options a signature may carry
  * (`countdown`, `eta`, `expires`, `priority`, `time_limit`,
  * `soft_time_limit`, `shadow`, `headers`, `serializer`, `compression`,
- * `ignore_result`, `reply_to`) become headers and properties as
- * `apply_async` would make them.
+ * `ignore_result`, `reply_to`, and Celery ≥ 5.3's `stamped_headers` /
+ * `stamps`) become headers and properties as `apply_async` would make them.
  *
  * @example
  * ```ts
@@ -72,7 +72,13 @@ export function encodeCanvasSend(send: CanvasSend, sender: CanvasSender): Messag
   const extra = o.headers !== null && typeof o.headers === "object"
     ? o.headers as Record<string, unknown>
     : undefined;
-  const headers = sender.headers || extra ? { ...sender.headers, ...extra } : undefined;
+  const stamped = Array.isArray(o.stamped_headers) ? o.stamped_headers as unknown[] : null;
+  let headers = sender.headers || extra ? { ...sender.headers, ...extra } : undefined;
+  if (stamped) {
+    // Celery >= 5.3 stamping: a stamped signature's stamps travel as headers.
+    headers = { ...headers, stamped_headers: stamped, stamps: o.stamps ?? {} };
+    for (const k of stamped) if (typeof k === "string" && k in o) headers[k] = o[k];
+  }
   return encodeTaskMessage({
     task: send.task,
     id: send.id,

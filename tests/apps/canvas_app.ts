@@ -17,3 +17,9 @@ export const fanOut = app.task("c.fan_out", async (n: number) => {
   const g = await group(Array.from({ length: n }, (_, i) => add.s(i, i))).applyAsync();
   return g.id;
 });
+/** Returns the stamp headers it received (Celery ≥ 5.3 canvas stamping). */
+export const stamps = app.task("c.stamps", { bind: true }, (ctx, _prev: unknown) => ({
+  stamped_headers: ctx.headers.stamped_headers ?? null,
+  stamps: ctx.headers.stamps ?? null,
+  on: ctx.headers.on ?? null,
+}));
