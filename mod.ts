@@ -90,6 +90,19 @@ export {
   type GroupOf,
   type LastOf,
 } from "./src/client/canvas/primitives.ts";
+// Periodic tasks (beat)
+export type {
+  AtSchedule,
+  BeatEntry,
+  BeatEntryOptions,
+  CrontabSchedule,
+  ScheduleSpec,
+} from "./src/client/beat_config.ts";
+export { at, crontab, type CrontabField, type CrontabFields } from "./src/beat/crontab.ts";
+export { beatEntry } from "./src/beat/entry.ts";
+export { Beat, type BeatOptions } from "./src/beat/beat.ts";
+export { PeriodicTasks, type ScheduleRow, type TypedBeatEntry } from "./src/beat/periodic_tasks.ts";
+export { BeatEntryError, BeatStoreError } from "./src/beat/errors.ts";
 // Results
 export { AsyncResult, type GetOptions } from "./src/client/async_result.ts";
 export { GroupResult, type MemberResult } from "./src/client/group_result.ts";

@@ -13,12 +13,13 @@ import { getLogger } from "@logtape/logtape";
 import type { ChordPart, ResultBackend, StoreEntry } from "../backend/port.ts";
 import type { PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
-import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
+import { pyJsonDumps } from "../protocol/json.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
-import { encodeResultMeta, type ExceptionInfo, type ResultMeta } from "../protocol/result_meta.ts";
+import type { ExceptionInfo } from "../protocol/result_meta.ts";
 import { chordError, type ResultTuple, resultTupleToJson } from "../protocol/signature.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
+import { chainFailures, failureEntry } from "./result_entries.ts";
 import {
   applySignature,
   chainStepIds,
@@ -72,20 +73,6 @@ export function withChildren(meta: string, children: readonly ResultTuple[]): st
     ', "date_done": ' + meta.slice(at + NO_CHILDREN.length);
 }
 
-function failureEntry(taskId: string, exc: ExceptionInfo, traceback: string | null): StoreEntry {
-  return {
-    taskId,
-    status: "FAILURE",
-    meta: encodeResultMeta({
-      taskId,
-      status: "FAILURE",
-      result: exc,
-      traceback,
-      dateDone: new Date(),
-    }),
-  };
-}
-
 function brokenStores(f: FollowUps, parentId: string): StoreEntry[] {
   return f.broken.flatMap((b) => {
     log.error("Task {id}: follow-up {task} not sent: {error}", {
@@ -122,12 +109,7 @@ export function canvasOutcome(
     : failureFollowUps(embed, parent, now);
   const stores = brokenStores(f, req.id);
   const meta = o.meta === undefined ? undefined : withChildren(o.meta, [...sent, ...f.children]);
-  if (!o.ok && embed && o.meta) {
-    const m = pyJsonLoads(o.meta) as ResultMeta;
-    for (const taskId of chainStepIds(embed)) {
-      stores.push(failureEntry(taskId, m.result as ExceptionInfo, m.traceback));
-    }
-  }
+  if (!o.ok && embed && o.meta) stores.push(...chainFailures(chainStepIds(embed), o.meta));
   let join: ChordJoin | null = null;
   if (embed?.chord && req.group) {
     join = {
