@@ -38,6 +38,7 @@ import type { Delivery } from "../broker/port.ts";
 import type { Celery } from "../client/app.ts";
 import { hostName } from "../client/runtime.ts";
 import { parseRate } from "../protocol/rate.ts";
+import { registerBuiltins } from "./builtins.ts";
 import { Intake } from "./intake.ts";
 import { logLifecycle } from "./lifecycle_log.ts";
 import { putBack, settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
@@ -115,6 +116,7 @@ export class Worker {
         "The threads pool needs appModule: the URL of the module exporting the app",
       );
     }
+    registerBuiltins(this.#app);
     this.#s = new WorkerState(options.app, options, this.hostname);
     this.#s.lifecycle.subscribe(countStats(this.stats));
     this.#s.lifecycle.subscribe(this.#registries.subscriber);
@@ -205,7 +207,10 @@ export class Worker {
     s.lifecycle.subscribe(sendTaskEvents(s.events));
     const { pool, sandboxes } = createPool(this.#app, s.options, {
       onOutcomes: (outs) => settleOutcomes(s, outs),
-      onPublish: (message, target) => this.#app.publish(message, target),
+      onPublish: (message, target) => {
+        s.children.record(message);
+        return this.#app.publish(message, target);
+      },
       onLost: (seqs, reason) => settleLost(s, seqs, reason),
       onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),
     });
@@ -298,12 +303,13 @@ export class Worker {
       revoke: (ids, terminate) => this.revoke(ids, { terminate }),
       revoked: () => this.#s.revoked.ids(),
       registered: () =>
-        [...this.#app.tasks.values()].filter((t) => t.handler).map((t) => {
-          const rate = this.rateLimit(t.name);
-          if (rate === null) return t.name;
-          const text = this.#rateText.get(t.name) ?? t.options.rateLimit ?? `${rate}/s`;
-          return `${t.name} [rate_limit=${text}]`;
-        }).sort(),
+        [...this.#app.tasks.values()].filter((t) => t.handler && !t.name.startsWith("celery."))
+          .map((t) => {
+            const rate = this.rateLimit(t.name);
+            if (rate === null) return t.name;
+            const text = this.#rateText.get(t.name) ?? t.options.rateLimit ?? `${rate}/s`;
+            return `${t.name} [rate_limit=${text}]`;
+          }).sort(),
       setRateLimit: (name, rate) => {
         if (!this.#app.tasks.get(name)?.handler) throw new RangeError(`unknown task ${name}`);
         this.setRateLimit(name, rate);

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { ChildrenTracker } from "./children.ts";
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend } from "../backend/port.ts";
 import type { Broker, Delivery, PublishTarget } from "../broker/port.ts";
@@ -53,6 +54,8 @@ export class WorkerState {
   readonly terminated: Set<number> = new Set();
   /** Revoked ids. */
   readonly revoked: RevokedIds = new RevokedIds();
+  /** Tasks sent by running tasks (their `children`). */
+  readonly children: ChildrenTracker = new ChildrenTracker();
   /** The broker. */
   broker!: Broker;
   /** The result backend, or null without one. */
