@@ -11,6 +11,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import { anonymousNodeName } from "../client/runtime.ts";
 import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
+import { maskPassword } from "../broker/errors.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
 import type { ScheduledEntry } from "./entry.ts";
 import { PeriodicTasks } from "./periodic_tasks.ts";
@@ -142,18 +143,23 @@ export class Beat {
    * @throws {BrokerConnectionError} when the store cannot be reached
    */
   async start(): Promise<void> {
-    const store = this.#givenStore ?? null;
     this.#periodic = new PeriodicTasks(this.#app, {
       namespace: this.#namespace,
-      store: store ?? undefined,
+      store: this.#givenStore,
     });
-    this.#store = await this.#periodic.store();
-    const entries = await this.#periodic.entries();
+    let entries;
+    try {
+      this.#store = await this.#periodic.store();
+      entries = await this.#periodic.entries();
+    } catch (err) {
+      await this.#periodic.close();
+      throw err;
+    }
     log.info("beat: Starting {hostname}: {count} entries, lease {lease}s, store {store}", {
       hostname: this.hostname,
       count: entries.length,
       lease: this.#leaseMs / 1000,
-      store: (this.#app.config.beatStore ?? "").replace(/\/\/[^@/]*@/, "//***@"),
+      store: this.#givenStore ? "(given)" : maskPassword(this.#app.config.beatStore ?? ""),
     });
     this.#finished = this.#loop();
   }
