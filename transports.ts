@@ -29,7 +29,7 @@ export {
   REVOKED_KEY,
 } from "./src/broker/redis.ts";
 // src/broker/redis_url.ts
-export { parseRedisUrl, type RedisUrlOptions } from "./src/broker/redis_url.ts";
+export { isSentinelUrl, parseRedisUrl, type RedisUrlOptions } from "./src/broker/redis_url.ts";
 // src/backend/redis.ts
 export {
   openRedisBackend,
@@ -43,6 +43,8 @@ export { AmqpBroker, type AmqpBrokerOptions, openAmqpBroker } from "./src/broker
 export type { BackoffOptions } from "./src/broker/amqp_state.ts";
 // src/broker/amqp_url.ts
 export { type AmqpUrlOptions, parseAmqpUrl } from "./src/broker/amqp_url.ts";
+// src/broker/amqp_topology.ts
+export type { QueueType } from "./src/broker/amqp_topology.ts";
 // src/backend/rpc.ts
 export {
   openRpcBackend,

@@ -224,6 +224,9 @@ export class RedisBackend implements ResultBackend {
   async waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta> {
     signal?.throwIfAborted();
     const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
+    // An abort while the subscription or the first read is under way rejects
+    // `promise` before it is awaited: observed below, not an unhandled rejection.
+    promise.catch(() => {});
     const waiter: Waiter = { resolve, reject };
     let set = this.#waiters.get(taskId);
     if (!set) {

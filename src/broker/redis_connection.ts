@@ -8,7 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import { Redis } from "ioredis";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
-import type { RedisUrlOptions } from "./redis_url.ts";
+import { isSentinelUrl, type RedisUrlOptions } from "./redis_url.ts";
 
 const log = getLogger(["celeriac", "redis"]);
 
@@ -43,9 +43,20 @@ export function openRedisConnection(
   rawUrl: string,
   options: RedisConnectionOptions = {},
 ): Redis {
+  const where = url.sentinels
+    ? {
+      sentinels: url.sentinels,
+      name: url.masterName,
+      sentinelPassword: url.sentinelPassword,
+      sentinelUsername: url.sentinelUsername,
+      // Drop the connection when a Sentinel announces a new master, instead of
+      // waiting for the old one's socket to fail.
+      failoverDetector: true,
+      sentinelRetryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+    }
+    : { host: url.host, port: url.port };
   const client = new Redis({
-    host: url.host,
-    port: url.port,
+    ...where,
     db: url.db,
     username: url.username,
     password: url.password,
@@ -55,6 +66,9 @@ export function openRedisConnection(
     maxRetriesPerRequest: 3,
     connectionName: options.name,
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 3000),
+    // A master demoted by a failover answers writes with READONLY: reconnect
+    // (through the Sentinels, to the new master) and resend the command.
+    reconnectOnError: (err) => (err.message.startsWith("READONLY") ? 2 : false),
   });
   let lastLogged = 0;
   client.on("error", (err: Error) => {
@@ -243,9 +257,17 @@ function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerCon
   return new BrokerConnectionError(rawUrl, real, { reason, hint });
 }
 
+/** How long a command through Redis Sentinel is retried while a failover runs, in ms. */
+const FAILOVER_RETRY_MS = 15_000;
+
 /**
  * Run Redis commands, turning connection failures into a
- * {@link BrokerConnectionError} (command errors pass through).
+ * {@link BrokerConnectionError} (command errors pass through). Through
+ * Redis Sentinel (`sentinel://`), a command that failed because the old
+ * master went away is sent again, every 250 ms for up to 15 s, while the
+ * Sentinels promote a replica and ioredis reconnects to it: a failover
+ * takes a few seconds. A publish may then reach Redis twice
+ * (at-least-once, as kombu's publish retry).
  *
  * @example
  * ```ts ignore
@@ -257,11 +279,18 @@ function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerCon
  * @returns what they return
  */
 export async function guardRedis<T>(rawUrl: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (isConnectionFailure(err)) throw new BrokerConnectionError(rawUrl, err);
-    throw err;
+  const until = isSentinelUrl(rawUrl) ? Date.now() + FAILOVER_RETRY_MS : 0;
+  while (true) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isConnectionFailure(err)) throw err;
+      if (Date.now() >= until) throw new BrokerConnectionError(rawUrl, err);
+      log.debug("Redis command failed during a failover ({error}); sending it again", {
+        error: (err as Error).message,
+      });
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 }
 

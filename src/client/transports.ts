@@ -61,8 +61,8 @@ function unsupported(kind: string, url: string): TypeError {
   }
   const s = scheme(url);
   const use = kind === "broker"
-    ? "redis://, rediss://, amqp://, amqps:// or kv://"
-    : "redis://, rediss://, rpc:// or kv://";
+    ? "redis://, rediss://, sentinel://, amqp://, amqps:// or kv://"
+    : "redis://, rediss://, sentinel://, rpc:// or kv://";
   return new TypeError(`Unsupported ${kind} URL "${s}://…": use ${use}`);
 }
 
@@ -85,7 +85,8 @@ function unsupported(kind: string, url: string): TypeError {
 export async function openBroker(url: string, options: OpenBrokerOptions = {}): Promise<Broker> {
   switch (scheme(url)) {
     case "redis":
-    case "rediss": {
+    case "rediss":
+    case "sentinel": {
       const { openRedisBroker } = await import("../broker/redis.ts");
       return await openRedisBroker(url, options);
     }
@@ -125,7 +126,8 @@ export async function openBackend(
 ): Promise<ResultBackend> {
   switch (scheme(url)) {
     case "redis":
-    case "rediss": {
+    case "rediss":
+    case "sentinel": {
       const { openRedisBackend } = await import("../backend/redis.ts");
       return await openRedisBackend(url, options);
     }
