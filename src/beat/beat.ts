@@ -11,7 +11,6 @@ import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import { anonymousNodeName } from "../client/runtime.ts";
 import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
-import { maskPassword } from "../broker/errors.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
 import type { ScheduledEntry } from "./entry.ts";
 import { PeriodicTasks } from "./periodic_tasks.ts";
@@ -159,7 +158,7 @@ export class Beat {
       hostname: this.hostname,
       count: entries.length,
       lease: this.#leaseMs / 1000,
-      store: this.#givenStore ? "(given)" : maskPassword(this.#app.config.beatStore ?? ""),
+      store: this.#givenStore ? "(given)" : safeUrl(this.#app.config.beatStore ?? ""),
     });
     this.#finished = this.#loop();
   }
@@ -345,6 +344,11 @@ export class Beat {
     }
     return (await this.#app.sendTask(entry.task, entry.args, options)).id;
   }
+}
+
+/** A URL for a log line: every password masked, no query (it may hold a sentinel_password). */
+function safeUrl(url: string): string {
+  return url.replace(/\?.*$/, "").replace(/(\/\/[^:/@;,]*:)[^@/;,]*@/g, "$1***@");
 }
 
 /**
