@@ -235,7 +235,11 @@ export class Beat {
     }
     if (!this.isLeader) {
       this.#token = null;
-      return Date.now() + Math.min(this.#maxMs, this.#leaseMs / 5);
+      // Wake when the holder's lease runs out (unless renewed meanwhile), so
+      // that a dead leader is replaced as soon as its lease expires.
+      const held = await store.lease();
+      const wait = held ? held.ttlMs + 10 : 50;
+      return Date.now() + Math.min(this.#maxMs, wait);
     }
     const next = await this.#tick();
     return Math.min(next, this.#renewAt, Date.now() + this.#maxMs);
