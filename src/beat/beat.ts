@@ -35,7 +35,8 @@ export interface BeatOptions {
   app: Celery;
   /**
    * Seconds a leader's lease lasts without renewal; it is renewed every
-   * third of that. A dead leader is replaced within about this time.
+   * third of that. A dead leader is replaced when its lease runs out, within
+   * this time of its death.
    * Default 15.
    */
   leaseTime?: number;
