@@ -70,6 +70,19 @@ export type {
   TaskAnnotations,
   TaskAnnotator,
 } from "./src/client/annotations.ts";
+// Periodic tasks (beat)
+export type {
+  AtSchedule,
+  BeatEntry,
+  BeatEntryOptions,
+  CrontabSchedule,
+  ScheduleSpec,
+} from "./src/client/beat_config.ts";
+export { at, crontab, type CrontabField, type CrontabFields } from "./src/beat/crontab.ts";
+export { beatEntry } from "./src/beat/entry.ts";
+export { Beat, type BeatOptions } from "./src/beat/beat.ts";
+export { PeriodicTasks, type ScheduleRow, type TypedBeatEntry } from "./src/beat/periodic_tasks.ts";
+export { BeatEntryError, BeatStoreError } from "./src/beat/errors.ts";
 // Results
 export { AsyncResult, type GetOptions } from "./src/client/async_result.ts";
 export type { TaskState } from "./src/protocol/result_meta.ts";

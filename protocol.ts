@@ -7,7 +7,8 @@
  * Applications need none of it: tasks are defined, sent and awaited with
  * `@celeriac/celeriac`, workers run with `@celeriac/celeriac/worker`. This
  * module is for writing a transport, inspecting raw messages, or speaking
- * the Celery protocol without an app.
+ * the Celery protocol without an app. It also holds beat's building blocks:
+ * the schedule-store port and the pure schedule arithmetic.
  *
  * @example Encode a task message as a Python client would, and read it back
  * ```ts
@@ -38,7 +39,31 @@ export {
   type OpenBackendOptions,
   openBroker,
   type OpenBrokerOptions,
+  openScheduleStore,
 } from "./src/client/transports.ts";
+// src/broker/schedule_store.ts
+export {
+  type CommitOutcome,
+  DEFAULT_BEAT_NAMESPACE,
+  type LeaseInfo,
+  type ScheduleStore,
+  type ScheduleStoreOptions,
+} from "./src/broker/schedule_store.ts";
+// src/beat/schedules.ts (beat's schedule arithmetic, pure)
+export {
+  compileSchedule,
+  parseInterval,
+  type RunState,
+  type Schedule,
+} from "./src/beat/schedules.ts";
+// src/beat/crontab.ts
+export { cronPattern } from "./src/beat/crontab.ts";
+// src/beat/entry.ts
+export { compileEntry, type ScheduledEntry } from "./src/beat/entry.ts";
+// src/beat/run_state.ts
+export { decodeRunState, encodeRunState } from "./src/beat/run_state.ts";
+// src/beat/periodic_tasks.ts
+export { openAppScheduleStore } from "./src/beat/periodic_tasks.ts";
 
 // src/broker/port.ts
 export type {

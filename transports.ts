@@ -79,3 +79,7 @@ export {
   type KvBackendOptions,
   openKvBackend,
 } from "./src/backend/kv.ts";
+// src/broker/redis_schedule.ts
+export { openRedisScheduleStore, RedisScheduleStore } from "./src/broker/redis_schedule.ts";
+// src/broker/kv_schedule.ts
+export { KvScheduleStore, openKvScheduleStore } from "./src/broker/kv_schedule.ts";

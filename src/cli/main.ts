@@ -13,6 +13,14 @@ import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { parseTaskPermissions } from "../worker/sandboxes.ts";
 import { Worker } from "../worker/worker.ts";
 import { parked, purge } from "./admin.ts";
+import {
+  BEAT_OPTIONS,
+  BEAT_USAGE,
+  beatFromFlags,
+  configureBeatStore,
+  runBeat,
+  runSchedule,
+} from "./beat.ts";
 import { argumentError } from "./arg_errors.ts";
 import { bannerFields } from "./banner.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
@@ -38,7 +46,7 @@ Usage:
   deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
                                                        list (or requeue) parked messages
   deno run -A worker.ts purge --app ./tasks.ts [-Q a,b] [-f]
-                                                       delete every waiting message of the queues
+                                                       delete every waiting message of the queues${BEAT_USAGE}
 
 Options:
   -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
@@ -149,6 +157,7 @@ const OPTIONS = {
   version: { type: "boolean" },
   "log-format": { type: "string" },
   logfile: { type: "string" },
+  ...BEAT_OPTIONS,
 } as const;
 
 /**
@@ -201,6 +210,10 @@ export async function main(args: string[]): Promise<number> {
           requeue: values.requeue ?? false,
           limit: positiveInt(values.limit, "--limit"),
         }).finally(() => app.close());
+      case "beat":
+        return await runBeat(app, values);
+      case "schedule":
+        return await runSchedule(app, positionals.slice(1), values);
       case "purge":
         return await purge(app, {
           queues: queueList(values.queues) ?? [app.config.defaultQueue],
@@ -272,11 +285,14 @@ async function runWorker(
       backend: app.config.backend,
     }),
   });
+  configureBeatStore(app, values);
+  const beat = values.beat ? beatFromFlags(app, values) : null;
   let signals = 0;
   const onSignal = () => {
     signals++;
     if (signals === 1) {
       log.info("Shutting down: finishing running tasks (signal again to requeue them and exit)");
+      beat?.stop();
       worker.stop();
     } else if (signals === 2) {
       worker.terminate();
@@ -285,9 +301,11 @@ async function runWorker(
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
+    await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
     await worker.start();
     await worker.finished;
   } finally {
+    await beat?.stop();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     await app.close();
