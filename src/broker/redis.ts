@@ -140,6 +140,13 @@ export interface RedisBrokerOptions {
   restoreInterval?: number;
 }
 
+/**
+ * Options key of a connection to use instead of opening one from the URL
+ * (the Redis Cluster broker shares one per cluster); `close()` leaves it
+ * open. Internal: not part of {@link RedisBrokerOptions}.
+ */
+export const SHARED_CONNECTION: unique symbol = Symbol("celeriac.redis.sharedConnection");
+
 interface Scripted {
   celeriacTake(numKeys: number, ...args: string[]): Promise<string[]>;
   celeriacRestore(...args: string[]): Promise<number>;
@@ -217,6 +224,7 @@ export class RedisBroker implements Broker {
   readonly #url: RedisUrlOptions;
   readonly #rawUrl: string;
   readonly #client: Redis & Scripted;
+  readonly #ownsClient: boolean;
   readonly #prefix: string;
   readonly #visibility: number;
   readonly #restoreEvery: number;
@@ -246,10 +254,12 @@ export class RedisBroker implements Broker {
     }
     this.#restoreEvery = options.restoreInterval ??
       Math.min(60, Math.max(0.5, this.#visibility / 4));
-    this.#client = openRedisConnection(this.#url, rawUrl, {
+    const shared = (options as { [SHARED_CONNECTION]?: Redis })[SHARED_CONNECTION];
+    this.#ownsClient = shared === undefined;
+    this.#client = (shared ?? openRedisConnection(this.#url, rawUrl, {
       autoPipelining: true,
       name: "celeriac-broker",
-    }) as Redis & Scripted;
+    })) as Redis & Scripted;
     this.#client.defineCommand("celeriacTake", { lua: TAKE_SCRIPT });
     this.#client.defineCommand("celeriacRestore", { lua: RESTORE_SCRIPT, numberOfKeys: 3 });
     this.#client.defineCommand("celeriacPark", { lua: PARK_SCRIPT, numberOfKeys: 3 });
@@ -807,7 +817,7 @@ export class RedisBroker implements Broker {
     await this.#sweeping;
     for (const w of this.#watchers.values()) w.close();
     this.#watchers.clear();
-    await closeRedis(this.#client);
+    if (this.#ownsClient) await closeRedis(this.#client);
   }
 }
 
