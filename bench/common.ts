@@ -6,6 +6,7 @@
  * @module
  */
 
+import { type DashboardFigures, startDashboard } from "./dashboard_watch.ts";
 import { type MemoryPeak, MemorySampler, stopTree } from "./proc.ts";
 import { BENCH_QUEUE } from "./tasks.ts";
 
@@ -56,6 +57,8 @@ export interface Options {
   v8Flags: string | null;
   redis: string;
   amqp: string;
+  /** Watch each drain with a dashboard, task events on (`--dashboard`). */
+  dashboard?: boolean;
 }
 
 /**
@@ -98,6 +101,8 @@ export interface SideResult {
   memory: MemoryPeak;
   stoppedWith: string;
   workerOutput: string;
+  /** With `--dashboard`: what the dashboard saw and its memory. */
+  dashboard?: DashboardFigures;
 }
 
 /**
@@ -170,6 +175,7 @@ export function startWorker(
       "--loglevel",
       "WARNING",
       ...(opts.prefetch ? ["--prefetch", String(opts.prefetch)] : []),
+      ...(opts.dashboard ? ["-E"] : []),
     ], ROOT_DIR]
     : [PYTHON, [
       "-m",
@@ -187,6 +193,7 @@ export function startWorker(
       "bench-celery@%h",
       "--loglevel",
       "WARNING",
+      ...(opts.dashboard ? ["-E"] : []),
     ], BENCH_DIR];
   const child = spawn(cmd, args, cwd, side === "celery" ? { ...env, PYTHONPATH: BENCH_DIR } : env);
   const decode = (s: ReadableStream<Uint8Array>) => new Response(s).text();
@@ -369,6 +376,7 @@ export async function runSide(
   const depth = await steps.depth();
   if (depth !== n) throw new Error(`expected ${n} messages in "${BENCH_QUEUE}", found ${depth}`);
 
+  const watcher = opts.dashboard ? await startDashboard(ROOT_DIR, env, live) : null;
   const worker = startWorker(side, opts, env);
   const spawnedAt = performance.now();
   console.log(`[${side}] draining: ${worker.command}`);
@@ -405,6 +413,13 @@ export async function runSide(
     console.log(`[${side}] ${opts.roundtrips} round trips (after ${WARMUP} warm-up)…`);
     const roundtrip = latencyStats(await roundTrips(side, opts.roundtrips, env, steps.call));
     const drainMs = done - firstTake;
+    const dashboard = await watcher?.stop();
+    if (dashboard) {
+      console.log(
+        `[${side}] dashboard: ${dashboard.events} events, ${dashboard.tasksHeld} tasks held, ` +
+          `peak RSS ${(dashboard.peakRssKiB / 1024).toFixed(0)} MiB`,
+      );
+    }
     return {
       worker: worker.command,
       enqueueSeconds,
@@ -417,6 +432,7 @@ export async function runSide(
       memory,
       stoppedWith: await stopTree(worker.child),
       workerOutput: (await worker.output).trim(),
+      ...(dashboard ? { dashboard } : {}),
     };
   } finally {
     if (!worker.exited) await stopTree(worker.child);

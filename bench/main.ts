@@ -12,7 +12,8 @@
  * `--max-semi-space-size=1`, `none` for V8's defaults), `--redis URL`
  * (server; the bench uses its dbs 14 and 15), `--amqp URL` (server; the
  * bench uses a vhost of its own), `--chord N` (1000; header members of the
- * Redis chord workload, 0 skips it).
+ * Redis chord workload, 0 skips it), `--dashboard` (workers send task events
+ * and a Celeriac dashboard watches each drain; compare with a run without).
  *
  * @module
  */
@@ -63,6 +64,7 @@ function parseOptions(args: string[]): Options & { chord: number } {
       redis: { type: "string" },
       amqp: { type: "string" },
       chord: { type: "string" },
+      dashboard: { type: "boolean" },
     },
   });
   const only = values.only ?? null;
@@ -83,6 +85,7 @@ function parseOptions(args: string[]): Options & { chord: number } {
     redis: values.redis ?? "redis://127.0.0.1:6379",
     amqp: values.amqp ?? AMQP_SERVER,
     chord: values.chord === "0" ? 0 : positiveInt(values.chord, "--chord") ?? 1000,
+    dashboard: values.dashboard ?? false,
   };
 }
 

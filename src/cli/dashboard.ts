@@ -74,7 +74,7 @@ function inspector(app: Celery): Inspector | undefined {
   };
   if (typeof control.inspect !== "function") return undefined;
   return (command, { destination, timeout }) =>
-    control.inspect!({ destination, timeout: (timeout ?? 1) * 1000 })[command]();
+    control.inspect!({ destination, timeout: timeout ?? 1 })[command]();
 }
 
 function port(value: string | undefined): number {
