@@ -331,3 +331,35 @@ Deno.test("dashboard: /metrics and the static UI files", async () => {
     await app.purge("celery");
   });
 });
+
+Deno.test("dashboard: a worker's page asks each inspect command of that node only", async () => {
+  const asked: string[] = [];
+  const inspector: DashboardOptions["inspector"] = (command, { destination }) => {
+    asked.push(`${command}:${destination?.join(",") ?? "*"}`);
+    if (command === "stats") return Promise.reject(new Error("no reply within 1 s"));
+    if (command === "active_queues") return Promise.resolve({ "w@h": [{ name: "q1" }] });
+    return Promise.resolve({ [destination![0]]: command === "registered" ? ["t.a"] : [] });
+  };
+  await withDashboard({ inspector }, async (url, d, _app, f) => {
+    f.push({ type: "worker-online", hostname: "w@h", timestamp: now(), freq: 2 });
+    await until(() => d.model.workers.get("w@h")?.queues[0] === "q1");
+    const body = await json(await fetch(`${url}/api/workers/w@h`));
+    const inspect = body.inspect as Record<string, unknown>;
+    assert.deepEqual(inspect.registered, ["t.a"]);
+    assert.deepEqual(inspect.active, []);
+    assert.deepEqual(inspect.stats, { error: "no reply within 1 s" });
+    assert.deepEqual(
+      asked.filter((a) => !a.startsWith("active_queues")).sort(),
+      ["active:w@h", "registered:w@h", "reserved:w@h", "scheduled:w@h", "stats:w@h"],
+    );
+    assert.deepEqual((await json(await fetch(`${url}/api/queues`))).queues, [
+      { name: "celery", depth: 0 },
+      { name: "q1", depth: 0 },
+    ]);
+  });
+  await withDashboard({}, async (url, _d, _app, f) => {
+    f.push({ type: "worker-online", hostname: "w@h", timestamp: now(), freq: 2 });
+    await until(() => _d.model.workers.get("w@h") !== undefined);
+    assert.equal((await json(await fetch(`${url}/api/workers/w@h`))).inspect, null);
+  });
+});

@@ -199,3 +199,21 @@ Deno.test("py literal: reprs of args and kwargs read back; anything else refused
     assert.throws(() => parsePyLiteral(bad), PyLiteralError, bad);
   }
 });
+
+Deno.test("view model: inspect active_queues gives each worker's queues and the queue list", () => {
+  const vm = fed();
+  vm.takeChanges();
+  vm.applyActiveQueues({
+    "celery@fixture-host": [{ name: "celery", exclusive: false }, { name: "emails" }],
+    "ghost@nowhere": [{ name: "ghost-q" }],
+    "broken@host": "not a list",
+  });
+  assert.deepEqual(vm.workers.get("celery@fixture-host")!.queues, ["celery", "emails"]);
+  assert.equal(
+    vm.workers.get("ghost@nowhere"),
+    undefined,
+    "no record for a node that sent no event",
+  );
+  assert.ok(vm.queuesSeen.has("emails") && vm.queuesSeen.has("ghost-q"));
+  assert.deepEqual(vm.takeChanges().workers.map((w) => w.hostname), ["celery@fixture-host"]);
+});

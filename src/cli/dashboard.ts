@@ -40,7 +40,8 @@ Dashboard options:
                              Basic password); or CELERIAC_DASHBOARD_TOKEN
       --read-only            hide every action (revoke, purge, shutdown, ...)
       --hide-args            mask task args, kwargs and results
-      --max-tasks N          tasks kept in memory (default 10000)`;
+      --max-tasks N          tasks kept in memory (default 10000)
+  -Q, --queues a,b           dashboard: also show the depth of these queues`;
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -119,6 +120,7 @@ export function dashboardFromFlags(app: Celery, values: Values): Dashboard {
     readOnly: values["read-only"] === true,
     hideArgs: values["hide-args"] === true,
     maxTasks,
+    queues: (values.queues as string | undefined)?.split(",").map((q) => q.trim()).filter(Boolean),
     version: VERSION,
   });
 }

@@ -66,5 +66,11 @@ export type Inspector = (
   options: { destination?: string[]; timeout?: number },
 ) => Promise<Record<string, unknown>>;
 
-/** The inspect commands the worker page shows. */
-export type InspectCommand = "active" | "reserved" | "scheduled" | "registered" | "stats";
+/** The inspect commands the dashboard sends. */
+export type InspectCommand =
+  | "active"
+  | "reserved"
+  | "scheduled"
+  | "registered"
+  | "stats"
+  | "active_queues";

@@ -48,7 +48,10 @@ export interface DashboardOptions {
   hideArgs?: boolean;
   /** Tasks kept in memory. Default 10,000. */
   maxTasks?: number;
-  /** Queues whose depth is shown besides the app's default queue and those seen in events. */
+  /**
+   * Queues whose depth is shown besides the app's default queue, those
+   * seen in `task-sent` events and those workers consume (inspect).
+   */
   queues?: readonly string[];
   /**
    * Broadcast `enable_events` every 5 s, as Flower does, so workers started
@@ -65,6 +68,7 @@ export interface DashboardOptions {
 const PUSH_INTERVAL_MS = 1000;
 const ENABLE_EVENTS_MS = 5000;
 const DEPTH_CACHE_MS = 2000;
+const ACTIVE_QUEUES_MS = 10_000;
 
 const SECURITY_HEADERS: Record<string, string> = {
   "x-content-type-options": "nosniff",
@@ -146,6 +150,16 @@ export class Dashboard {
     if (events) this.#feed = this.#consume(events, signal);
     else log.warn("No event source: workers and tasks stay empty; queues and actions work");
     this.#timers.push(setInterval(() => this.#push(), PUSH_INTERVAL_MS));
+    const inspector = this.#options.inspector;
+    if (inspector) {
+      const ask = () =>
+        inspector("active_queues", { timeout: 1 }).then(
+          (r) => this.model.applyActiveQueues(r),
+          (err) => log.debug("active_queues failed: {error}", { error: (err as Error).message }),
+        );
+      ask();
+      this.#timers.push(setInterval(ask, ACTIVE_QUEUES_MS));
+    }
     if (this.#options.enableEvents ?? true) {
       const enable = () =>
         this.#options.app.control.broadcast("enable_events").catch((err) =>

@@ -81,7 +81,7 @@ export class ViewModel {
   readonly #changedTasks = new Set<string>();
   readonly #changedWorkers = new Set<string>();
   #eventsSince = 0;
-  /** Queues seen in `task-sent` events. */
+  /** Queues seen in `task-sent` events and `active_queues` replies. */
   readonly queuesSeen: Set<string> = new Set();
 
   /**
@@ -125,6 +125,22 @@ export class ViewModel {
       task?.name ?? (typeof e.name === "string" ? e.name : ""),
       task ?? undefined,
     );
+  }
+
+  /**
+   * Apply an `inspect active_queues` reply: which queues each worker consumes.
+   *
+   * @param replies node name → list of queue declarations (`{ name, ... }`)
+   */
+  applyActiveQueues(replies: Record<string, unknown>): void {
+    for (const [node, list] of Object.entries(replies)) {
+      if (!Array.isArray(list)) continue;
+      const names = list
+        .map((q) => (q as { name?: unknown })?.name)
+        .filter((n): n is string => typeof n === "string");
+      for (const n of names) this.queuesSeen.add(n);
+      if (this.workers.setQueues(node, names)) this.#changedWorkers.add(node);
+    }
   }
 
   /**

@@ -43,6 +43,8 @@ export interface WorkerRecord {
   failed: number;
   /** Load average. */
   loadavg: number[];
+  /** Queues it consumes (from `inspect active_queues`), once known. */
+  queues: string[];
 }
 
 const MAX_WORKERS = 1000;
@@ -60,6 +62,8 @@ const MAX_WORKERS = 1000;
  */
 export class WorkerTable {
   readonly #workers = new Map<string, WorkerRecord>();
+  /** Queues by node, kept for nodes whose first event comes after the reply. */
+  readonly #queues = new Map<string, string[]>();
 
   /**
    * Apply an event; returns the worker it changed (every event names its sender).
@@ -85,6 +89,7 @@ export class WorkerTable {
         succeeded: 0,
         failed: 0,
         loadavg: [],
+        queues: this.#queues.get(e.hostname) ?? [],
       };
       this.#workers.set(e.hostname, w);
     }
@@ -140,6 +145,25 @@ export class WorkerTable {
       }
     }
     return gone;
+  }
+
+  /**
+   * Record the queues a worker consumes (kept for its record if it has
+   * sent no event yet).
+   *
+   * @param hostname node name
+   * @param queues queue names
+   * @returns the record, or undefined for a worker that sent no event
+   */
+  setQueues(hostname: string, queues: readonly string[]): WorkerRecord | undefined {
+    this.#queues.delete(hostname);
+    this.#queues.set(hostname, [...queues]);
+    if (this.#queues.size > MAX_WORKERS) {
+      this.#queues.delete(this.#queues.keys().next().value as string);
+    }
+    const w = this.#workers.get(hostname);
+    if (w) w.queues = [...queues];
+    return w;
   }
 
   /**
