@@ -324,8 +324,8 @@ async function runWorker(
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
     await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
+    await dashboard?.start(); // before the worker: a port in use stops the command first
     await worker.start();
-    await dashboard?.start();
     await worker.finished;
   } finally {
     await dashboard?.stop();

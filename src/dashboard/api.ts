@@ -8,6 +8,7 @@
  */
 
 import type { Celery } from "../client/app.ts";
+import { safeEqual } from "./auth.ts";
 import { HttpError } from "./errors.ts";
 import type { InspectCommand, Inspector } from "./feed.ts";
 import { parsePyLiteral, PyLiteralError } from "./py_literal.ts";
@@ -276,7 +277,7 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
     throw new HttpError(403, "read_only", "The dashboard runs with --read-only: actions are off");
   }
   const token = req.headers.get("x-csrf-token") ?? "";
-  if (token !== ctx.csrfToken) {
+  if (!safeEqual(token, ctx.csrfToken)) {
     throw new HttpError(
       403,
       "csrf",

@@ -134,17 +134,28 @@ export class Dashboard {
    * Listen, start reading events, and push changes to browsers.
    *
    * @returns the URL it listens on
+   * @throws {Deno.errors.AddrInUse} when the port is taken
    */
   async start(): Promise<{ url: string }> {
     const signal = this.#abort.signal;
     const ready = Promise.withResolvers<void>();
-    this.#server = Deno.serve({
-      hostname: this.#options.hostname,
-      port: this.#options.port ?? 5555,
-      signal,
-      onListen: () => ready.resolve(),
-      onError: (err) => errorResponse(err),
-    }, (req) => this.handle(req));
+    const port = this.#options.port ?? 5555;
+    try {
+      this.#server = Deno.serve({
+        hostname: this.#options.hostname,
+        port,
+        signal,
+        onListen: () => ready.resolve(),
+        onError: (err) => errorResponse(err),
+      }, (req) => this.handle(req));
+    } catch (err) {
+      if (err instanceof Deno.errors.AddrInUse) {
+        throw new Deno.errors.AddrInUse(
+          `Port ${port} on ${this.#options.hostname} is in use: pick another with --port`,
+        );
+      }
+      throw err;
+    }
     await ready.promise;
     const events = this.#options.events;
     if (events) this.#feed = this.#consume(events, signal);
