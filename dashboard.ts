@@ -19,6 +19,7 @@
 export { Dashboard, type DashboardOptions } from "./src/dashboard/server.ts";
 export type {
   DashboardEvent,
+  EventCore,
   EventSourceFn,
   InspectCommand,
   Inspector,

@@ -8,10 +8,29 @@
  */
 
 /**
- * One Celery event as the dashboard reads it: the wire fields of Celery
- * 5.2's events (`type`, `hostname`, `timestamp` in Unix seconds, `uuid` for
- * task events, the type's own fields). Any event type of the client's
- * receiver fits.
+ * What the dashboard requires of an event: the fields every Celery 5.2
+ * event has. The client's `CeleryEvent` types fit as they are.
+ *
+ * @example
+ * ```ts
+ * import type { EventCore } from "@celeriac/celeriac/dashboard";
+ * const e: EventCore = { type: "worker-heartbeat", hostname: "celery@host", timestamp: 1 };
+ * ```
+ */
+export interface EventCore {
+  /** Event type, e.g. `task-started`, `worker-heartbeat`. */
+  readonly type: string;
+  /** Node name of the sender. */
+  readonly hostname: string;
+  /** When it happened, Unix time in seconds (float). */
+  readonly timestamp: number;
+  /** Task id (task events). */
+  readonly uuid?: string;
+}
+
+/**
+ * One Celery event with its type's other fields (`name`, `args`,
+ * `runtime`, `freq`, …), as the dashboard reads them.
  *
  * @example
  * ```ts
@@ -22,22 +41,15 @@
  * };
  * ```
  */
-export interface DashboardEvent {
-  /** Event type, e.g. `task-started`, `worker-heartbeat`. */
-  readonly type: string;
-  /** Node name of the sender. */
-  readonly hostname: string;
-  /** When it happened, Unix time in seconds (float). */
-  readonly timestamp: number;
-  /** Task id (task events). */
-  readonly uuid?: string;
+export interface DashboardEvent extends EventCore {
   /** The type's other fields. */
   readonly [field: string]: unknown;
 }
 
 /**
  * Where events come from: an async iterable that ends when `signal`
- * aborts, e.g. `(signal) => app.events.receive({ signal })`.
+ * aborts, e.g. `(signal) => app.events.receive({ signal })`. Each event's
+ * other fields are read as {@link DashboardEvent}'s.
  *
  * @example A source replaying a list (tests, demos)
  * ```ts
@@ -48,7 +60,7 @@ export interface DashboardEvent {
  * };
  * ```
  */
-export type EventSourceFn = (signal: AbortSignal) => AsyncIterable<DashboardEvent>;
+export type EventSourceFn = (signal: AbortSignal) => AsyncIterable<EventCore>;
 
 /**
  * Inspect replies by node name, as `app.control.inspect(...)` collects

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { DashboardEvent } from "./feed.ts";
+import type { DashboardEvent, EventCore } from "./feed.ts";
 
 /** Runtime histogram buckets: prometheus_client's defaults, as Flower uses them. */
 export const RUNTIME_BUCKETS: readonly number[] = [
@@ -79,10 +79,11 @@ export class Metrics {
    * @param task what is known of the task: `received`/`started` timestamps and `eta`
    */
   apply(
-    e: DashboardEvent,
+    event: EventCore | DashboardEvent,
     taskName: string,
     task?: { received: number | null; started: number | null; eta: string | null },
   ): void {
+    const e = event as DashboardEvent;
     const worker = e.hostname;
     if (e.type.startsWith("task-")) {
       const k = key(worker, e.type, taskName);

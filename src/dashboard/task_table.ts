@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { DashboardEvent } from "./feed.ts";
+import type { DashboardEvent, EventCore } from "./feed.ts";
 
 /** Task states as Celery names them. */
 export type TaskState =
@@ -200,7 +200,8 @@ export class TaskTable {
    * @param e the event
    * @returns the task, or null
    */
-  apply(e: DashboardEvent): TaskRecord | null {
+  apply(event: EventCore | DashboardEvent): TaskRecord | null {
+    const e = event as DashboardEvent;
     const state = EVENT_STATE[e.type];
     if (state === undefined || typeof e.uuid !== "string") return null;
     const ts = typeof e.timestamp === "number" ? e.timestamp : Date.now() / 1000;

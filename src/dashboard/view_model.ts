@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { DashboardEvent } from "./feed.ts";
+import type { DashboardEvent, EventCore } from "./feed.ts";
 import { Metrics } from "./metrics.ts";
 import { type TaskRecord, TaskTable } from "./task_table.ts";
 import { Throughput } from "./throughput.ts";
@@ -101,7 +101,8 @@ export class ViewModel {
    *
    * @param e the event
    */
-  apply(e: DashboardEvent): void {
+  apply(event: EventCore | DashboardEvent): void {
+    const e = event as DashboardEvent;
     if (typeof e?.type !== "string" || typeof e.hostname !== "string") {
       this.malformed++;
       return;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { DashboardEvent } from "./feed.ts";
+import type { DashboardEvent, EventCore } from "./feed.ts";
 
 /**
  * What the dashboard knows of a worker.
@@ -71,7 +71,8 @@ export class WorkerTable {
    * @param e the event
    * @returns the worker record, or null for `task-sent` (sent by clients)
    */
-  apply(e: DashboardEvent): WorkerRecord | null {
+  apply(event: EventCore | DashboardEvent): WorkerRecord | null {
+    const e = event as DashboardEvent;
     if (e.type === "task-sent" || typeof e.hostname !== "string") return null;
     let w = this.#workers.get(e.hostname);
     if (!w) {
