@@ -8,7 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import { Dashboard } from "../dashboard/server.ts";
-import type { EventSourceFn, Inspector } from "../dashboard/feed.ts";
+import type { EventSourceFn, InspectCommand, Inspector } from "../dashboard/feed.ts";
 import { VERSION } from "./version.ts";
 
 const log = getLogger(["celeriac", "cli"]);
@@ -60,6 +60,16 @@ function eventSource(app: Celery): EventSourceFn | undefined {
   return (signal) => events.receive!({ signal });
 }
 
+/** The client's inspect method of each command. */
+const INSPECT_METHODS: Record<InspectCommand, string> = {
+  active: "active",
+  reserved: "reserved",
+  scheduled: "scheduled",
+  registered: "registered",
+  stats: "stats",
+  active_queues: "activeQueues",
+};
+
 /**
  * Inspect replies from the app's remote control, when the client collects them.
  *
@@ -74,8 +84,10 @@ function inspector(app: Celery): Inspector | undefined {
     >;
   };
   if (typeof control.inspect !== "function") return undefined;
-  return (command, { destination, timeout }) =>
-    control.inspect!({ destination, timeout: timeout ?? 1 })[command]();
+  return async (command, { destination, timeout }) => {
+    const inspect = control.inspect!({ destination, timeout: timeout ?? 1 });
+    return await inspect[INSPECT_METHODS[command]]();
+  };
 }
 
 function port(value: string | undefined): number {

@@ -131,7 +131,7 @@ async function inspectAll(
   const commands: InspectCommand[] = ["active", "reserved", "scheduled", "registered", "stats"];
   const replies = await Promise.all(
     commands.map((c) =>
-      ctx.inspector!(c, { destination: [hostname], timeout: 1 }).then(
+      Promise.resolve().then(() => ctx.inspector!(c, { destination: [hostname], timeout: 1 })).then(
         (r) => r[hostname] ?? null,
         (err) => ({ error: (err as Error).message }),
       )

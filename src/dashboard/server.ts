@@ -164,7 +164,7 @@ export class Dashboard {
     const inspector = this.#options.inspector;
     if (inspector) {
       const ask = () =>
-        inspector("active_queues", { timeout: 1 }).then(
+        Promise.resolve().then(() => inspector("active_queues", { timeout: 1 })).then(
           (r) => this.model.applyActiveQueues(r),
           (err) => log.debug("active_queues failed: {error}", { error: (err as Error).message }),
         );

@@ -49,6 +49,14 @@ export function Tasks({ params, session }) {
     p.delete("offset");
     setParams(p);
   };
+  // Enter in a text field applies every field at once
+  const onSubmit = (e) => {
+    e.preventDefault();
+    const p = new URLSearchParams(params);
+    for (const [k, v] of new FormData(e.target)) p.set(k, String(v));
+    p.delete("offset");
+    setParams(p);
+  };
   const page = (to) => () => {
     const p = new URLSearchParams(params);
     p.set("offset", String(Math.max(0, to)));
@@ -57,7 +65,7 @@ export function Tasks({ params, session }) {
   const total = d?.total ?? 0;
   return html`
     <h2>Tasks</h2>
-    <form class="filters" role="search" onSubmit=${(e) => e.preventDefault()}>
+    <form class="filters" role="search" onSubmit=${onSubmit}>
       <label>State<select name="state" value=${params.get("state") ?? ""} onChange=${onChange(
         "state",
       )}>
@@ -81,6 +89,7 @@ export function Tasks({ params, session }) {
         : html`<label>Text in id, args, result<input name="text" type="search" value=${
           params.get("text") ?? ""
         } onChange=${onChange("text")} /></label>`}
+      <button type="submit">Filter</button>
     </form>
     <${ErrorBox} error=${error} />
     <div class="table-wrap">
