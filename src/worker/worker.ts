@@ -211,7 +211,7 @@ export class Worker {
       hostname: this.hostname,
       n: pool.capacity,
       queues: this.queues.join(","),
-      tasks: [...this.#app.tasks.keys()].join(", "),
+      tasks: [...this.#app.tasks.keys()].filter((n) => !n.startsWith("celery.")).join(", "),
     });
     if (sandboxes.length > 1 || sandboxes[0]?.permissions !== "inherit") {
       for (const sb of sandboxes) {
