@@ -173,6 +173,43 @@ for (const t of transports) {
     });
   });
 
+  test("celery.chord_unlock (backends without native joins) waits, then calls the body or fails it", async () => {
+    await withWorker(t, async (client, queue) => {
+      const broker = await client.broker();
+      const unlock = async (members: AsyncResult[], bodyId: string) => {
+        const msg = encodeTaskMessage({
+          task: "celery.chord_unlock",
+          id: crypto.randomUUID(),
+          args: [crypto.randomUUID(), { ...tsum.s().toDict(), options: { task_id: bodyId } }],
+          kwargs: {
+            interval: 0.2,
+            max_retries: null,
+            result: members.map((m) => [[m.id, null], null]),
+          },
+          now: new Date(),
+          countdown: 0.1,
+          origin: "test",
+          replyTo: "r",
+          ignoreResult: true,
+        });
+        await broker.publish(msg, { routingKey: queue });
+      };
+      // The members are sent after the unlock task: it retries until they are ready.
+      const okBody = crypto.randomUUID();
+      const late = [add.s(1, 1), add.s(2, 2)].map(() => crypto.randomUUID());
+      await unlock(late.map((id) => client.asyncResult(id)), okBody);
+      await add.applyAsync([1, 1], { taskId: late[0], countdown: 0.5 });
+      await add.applyAsync([2, 2], { taskId: late[1], countdown: 0.5 });
+      assert.equal(await client.asyncResult(okBody).get(T), 6);
+      const badBody = crypto.randomUUID();
+      const members = [await add.delay(1, 1), await fail.delay("boom")];
+      await unlock(members, badBody);
+      const err = await client.asyncResult(badBody).get(T).then(() => null, (e) => e);
+      assert.equal(err?.excType, "ChordError");
+      assert.deepEqual(err?.excMessage, [`Dependency ${members[1].id} raised ValueError('boom')`]);
+    });
+  });
+
   test("built-ins sent as plain messages: accumulate, chain, chord", async () => {
     await withWorker(t, async (client, queue) => {
       const acc = await client.sendTask("celery.accumulate", [1, 2, 3], { kwargs: { index: 1 } });
