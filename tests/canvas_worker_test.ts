@@ -12,6 +12,7 @@ import {
   type Celery,
   chain,
   chord,
+  ChordUnsupportedError,
   group,
   type GroupResult,
   TaskError,
@@ -19,7 +20,8 @@ import {
 import { decodeTaskHeaders, encodeRetryMessage, encodeTaskMessage } from "../protocol.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { add, app as tasksApp, fail, fanOut, mul, stamps, tsum } from "./apps/canvas_app.ts";
-import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { createVhost } from "./helpers/rabbitmq.ts";
+import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 import { redisAndKv, type Transport } from "./helpers/worker.ts";
 
 const APP_MODULE = new URL("./apps/canvas_app.ts", import.meta.url).href;
@@ -269,6 +271,25 @@ Deno.test("canvas on kv: a 10,000-step chain is refused at apply time with the s
     );
     assert.equal(await client.queueDepth(queue), 0);
   });
+});
+
+Deno.test({
+  name: "canvas on RabbitMQ with rpc:// results: chains and groups work, chords are refused",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  const vhost = await createVhost("canvas-rpc");
+  try {
+    await withWorker({ name: "amqp", broker: vhost.url(), backend: "rpc://" }, async () => {
+      assert.equal(await (await chain(add.s(1, 2), mul.s(4)).applyAsync()).get(T), 12);
+      assert.deepEqual(await (await group([add.s(1, 1), mul.s(2, 3)]).applyAsync()).get(T), [2, 6]);
+      await assert.rejects(
+        () => chord([add.s(1, 1)], tsum.s()).applyAsync(),
+        (e: unknown) => e instanceof ChordUnsupportedError,
+      );
+    });
+  } finally {
+    await vhost.remove();
+  }
 });
 
 Deno.test("canvas: clean up", async () => {
