@@ -128,3 +128,19 @@ export { EncodeError } from "./src/protocol/errors.ts";
 // Option types
 export type { SerializerName } from "./src/protocol/serializers.ts";
 export type { CompressionName } from "./src/protocol/compression_names.ts";
+// src/protocol/events.ts (what monitors receive; encoding lives in ./protocol)
+export type {
+  CeleryEvent,
+  EventBase,
+  TaskFailedEvent,
+  TaskReceivedEvent,
+  TaskRejectedEvent,
+  TaskRetriedEvent,
+  TaskRevokedEvent,
+  TaskSentEvent,
+  TaskStartedEvent,
+  TaskSucceededEvent,
+  WorkerEvent,
+} from "./src/protocol/events.ts";
+// src/client/version.ts
+export { CELERIAC_VERSION } from "./src/client/version.ts";

@@ -167,6 +167,18 @@ export {
   PIDBOX_REPLY_EXCHANGE,
   revokedIds,
 } from "./src/protocol/control.ts";
+// src/protocol/clock.ts
+export { LamportClock } from "./src/protocol/clock.ts";
+// src/protocol/events.ts
+export {
+  decodeEventMessage,
+  encodeEventMessage,
+  EVENT_EXCHANGE,
+  eventRoutingKey,
+  localUtcOffset,
+  makeEvent,
+  TASK_MULTI,
+} from "./src/protocol/events.ts";
 // src/protocol/signature.ts
 export {
   chordError,

@@ -29,7 +29,18 @@ export {
   REVOKED_KEY,
 } from "./src/broker/redis.ts";
 // src/broker/redis_url.ts
-export { isSentinelUrl, parseRedisUrl, type RedisUrlOptions } from "./src/broker/redis_url.ts";
+export {
+  isClusterUrl,
+  isSentinelUrl,
+  parseRedisUrl,
+  type RedisUrlOptions,
+} from "./src/broker/redis_url.ts";
+// src/broker/redis_cluster.ts
+export {
+  openRedisClusterBroker,
+  queueTag,
+  RedisClusterBroker,
+} from "./src/broker/redis_cluster.ts";
 // src/backend/redis.ts
 export {
   openRedisBackend,

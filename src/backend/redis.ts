@@ -111,6 +111,7 @@ export class RedisBackend implements ResultBackend {
   readonly transport = "redis";
   readonly #rawUrl: string;
   readonly #client: Redis & Scripted;
+  readonly #cluster: boolean;
   readonly #prefix: string;
   readonly #ttl: number;
   readonly #chords: RedisChords;
@@ -128,6 +129,7 @@ export class RedisBackend implements ResultBackend {
   constructor(rawUrl: string, options: RedisBackendOptions = {}) {
     this.#rawUrl = rawUrl;
     const url = parseRedisUrl(rawUrl);
+    this.#cluster = url.cluster !== undefined;
     const p = url.query.global_keyprefix ?? "";
     this.#prefix = p === "" || /[:_.-]$/.test(p) ? p : p + "_";
     this.#ttl = Math.trunc(Number(url.query.result_expires ?? options.resultExpires ?? 86400));
@@ -154,14 +156,25 @@ export class RedisBackend implements ResultBackend {
     return guardRedis(this.#rawUrl, fn);
   }
 
-  /** SETEX + PUBLISH each meta in one script call, skipping tasks that already have a SUCCESS stored. */
+  /**
+   * SETEX + PUBLISH each meta in one script call, skipping tasks that
+   * already have a SUCCESS stored. On Redis Cluster result keys spread over
+   * slots, so each is stored by a call of its own.
+   */
   async store(entries: readonly StoreEntry[]): Promise<void> {
     if (entries.length === 0) return;
+    const ttl = String(this.#ttl);
+    if (this.#cluster) {
+      await this.#run(() =>
+        Promise.all(
+          entries.map((e) => this.#client.celeriacStore(1, this.key(e.taskId), ttl, e.meta)),
+        )
+      );
+      return;
+    }
     const keys = entries.map((e) => this.key(e.taskId));
     const metas = entries.map((e) => e.meta);
-    await this.#run(() =>
-      this.#client.celeriacStore(keys.length, ...keys, String(this.#ttl), ...metas)
-    );
+    await this.#run(() => this.#client.celeriacStore(keys.length, ...keys, ttl, ...metas));
   }
 
   /** Read a meta; `null` when nothing is stored (PENDING). */

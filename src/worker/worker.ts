@@ -42,9 +42,13 @@ import { registerBuiltins } from "./builtins.ts";
 import { Intake } from "./intake.ts";
 import { logLifecycle } from "./lifecycle_log.ts";
 import { putBack, settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
+import { EventDispatcher } from "./event_dispatcher.ts";
+import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { createPool } from "./pool_setup.ts";
+import { workerInspection } from "./inspection.ts";
 import { type ControlTarget, RemoteControl } from "./remote_control.ts";
 import { REVOKE_TTL_MS } from "./revoked_ids.ts";
+import { sendTaskEvents } from "./task_events.ts";
 import { TaskRegistries } from "./task_registries.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 import { countStats, type WorkerStats } from "./worker_stats.ts";
@@ -72,8 +76,7 @@ const log = getLogger(["celeriac", "worker"]);
 export class Worker {
   /** The node name, e.g. `celeriac@myhost`. */
   readonly hostname: string;
-  /** The queues consumed. */
-  readonly queues: readonly string[];
+  #queues: string[];
   /** Counters. */
   readonly stats: WorkerStats = {
     received: 0,
@@ -92,6 +95,7 @@ export class Worker {
   readonly #rateText = new Map<string, string>();
   readonly #control = new AbortController();
   #leaseTimer: ReturnType<typeof setInterval> | undefined;
+  #heartbeat: Heartbeat | null = null;
   #stopping = false;
   #cold = false;
   readonly #takeAbort = new AbortController();
@@ -105,7 +109,7 @@ export class Worker {
    */
   constructor(options: WorkerOptions) {
     this.#app = options.app;
-    this.queues = options.queues?.length ? options.queues : [options.app.config.defaultQueue];
+    this.#queues = options.queues?.length ? [...options.queues] : [options.app.config.defaultQueue];
     this.hostname = (options.hostname ?? "celeriac@%h").replaceAll("%h", hostName());
     if ((options.pool ?? "threads") === "threads" && !options.appModule) {
       throw new TypeError(
@@ -167,6 +171,11 @@ export class Worker {
     return this.#intake.limiter.rate(name);
   }
 
+  /** The queues consumed (changed at run time by `add_consumer` / `cancel_consumer`). */
+  get queues(): readonly string[] {
+    return this.#queues;
+  }
+
   /** Resolves when the worker has stopped and settled everything. */
   get finished(): Promise<void> {
     return this.#finished.promise;
@@ -192,6 +201,10 @@ export class Worker {
     s.backend = this.#app.config.backend === null ? null : await this.#app.resultBackend();
     for (const q of this.queues) await s.broker.declareQueue(q);
     for (const e of await s.broker.listRevoked()) s.revoked.add([e.id], e.expiresAt.getTime());
+    s.events = new EventDispatcher(s.broker, this.hostname, s.clock, {
+      taskEvents: s.options.taskEvents ?? this.#app.config.workerSendTaskEvents,
+    });
+    s.lifecycle.subscribe(sendTaskEvents(s.events));
     const { pool, sandboxes } = createPool(this.#app, s.options, {
       onOutcomes: (outs) => settleOutcomes(s, outs),
       onPublish: (message, target) => {
@@ -204,7 +217,15 @@ export class Worker {
     s.pool = pool;
     await pool.start();
     if (s.options.remoteControl ?? true) {
-      await new RemoteControl(s.broker, this.#controlTarget()).start(this.#control.signal);
+      await new RemoteControl(s.broker, this.#controlTarget(), s.clock).start(this.#control.signal);
+    }
+    const freq = s.options.heartbeatInterval ?? HEARTBEAT_INTERVAL;
+    if (freq > 0) {
+      this.#heartbeat = new Heartbeat(s.events, () => ({
+        active: s.running.size,
+        processed: this.#registries.processed,
+      }), freq);
+      this.#heartbeat.start();
     }
     this.#startLeases();
     log.info("{hostname} ready: {n} slot(s), queues {queues}, tasks {tasks}", {
@@ -294,6 +315,31 @@ export class Worker {
         this.setRateLimit(name, rate);
       },
       shutdown: () => void this.stop(),
+      setTaskEvents: (on) => {
+        const events = this.#s.events!;
+        if (events.taskEvents === on) return false;
+        events.taskEvents = on;
+        log.info("Task events {what}", { what: on ? "enabled" : "disabled" });
+        return true;
+      },
+      heartbeat: () => this.#heartbeat?.beat(5),
+      inspect: workerInspection(this.#s, this.#registries, {
+        queues: () => this.#queues,
+        startedAt: Date.now(),
+        addConsumer: async (queue) => {
+          if (this.#queues.includes(queue)) return false;
+          await this.#s.broker.declareQueue(queue);
+          this.#queues = [...this.#queues, queue];
+          log.info("Consuming from {queue}", { queue });
+          return true;
+        },
+        cancelConsumer: (queue) => {
+          if (!this.#queues.includes(queue)) return false;
+          this.#queues = this.#queues.filter((q) => q !== queue);
+          log.info("No longer consuming from {queue}", { queue });
+          return true;
+        },
+      }),
     };
   }
 
@@ -364,6 +410,7 @@ export class Worker {
     await s.drainSettling();
     clearInterval(this.#leaseTimer);
     await s.pool.close();
+    await this.#offline();
     this.#finished.resolve();
   }
 
@@ -401,6 +448,14 @@ export class Worker {
     await putBack(s, running);
     await s.drainSettling();
     clearInterval(this.#leaseTimer);
+    await this.#offline();
     this.#finished.resolve();
+  }
+
+  /** Send `worker-offline` and every pending event. */
+  async #offline(): Promise<void> {
+    this.#heartbeat?.stop();
+    this.#heartbeat = null;
+    await this.#s.events?.close();
   }
 }
