@@ -88,6 +88,9 @@ export { AsyncResult, type GetOptions } from "./src/client/async_result.ts";
 export type { TaskState } from "./src/protocol/result_meta.ts";
 // Remote control
 export { Control, type RevokeOptions } from "./src/client/control.ts";
+// src/client/replies.ts, src/client/inspect.ts
+export type { NodeReply, ReplyOptions } from "./src/client/replies.ts";
+export { Inspect, type ScheduledInfo, type TaskInfo } from "./src/client/inspect.ts";
 // Errors
 export { NoResultBackendError, TaskError, TimeoutError } from "./src/client/errors.ts";
 export {
