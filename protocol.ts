@@ -81,7 +81,7 @@ export type {
 // src/broker/errors.ts
 export { BrokerConnectionError, maskPassword } from "./src/broker/errors.ts";
 // src/backend/port.ts
-export type { ResultBackend, StoreEntry } from "./src/backend/port.ts";
+export type { ChordPart, ResultBackend, StoreEntry } from "./src/backend/port.ts";
 
 // src/protocol/errors.ts
 export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";
@@ -167,3 +167,48 @@ export {
   PIDBOX_REPLY_EXCHANGE,
   revokedIds,
 } from "./src/protocol/control.ts";
+// src/protocol/clock.ts
+export { LamportClock } from "./src/protocol/clock.ts";
+// src/protocol/events.ts
+export {
+  decodeEventMessage,
+  encodeEventMessage,
+  EVENT_EXCHANGE,
+  eventRoutingKey,
+  localUtcOffset,
+  makeEvent,
+  TASK_MULTI,
+} from "./src/protocol/events.ts";
+// src/protocol/signature.ts
+export {
+  chordError,
+  type ChordMember,
+  decodeChordMember,
+  decodeGroupMeta,
+  decodeSignature,
+  encodeChordMember,
+  encodeGroupMeta,
+  encodeSignature,
+  exceptionRepr,
+  type ResultTuple,
+  resultTupleFromJson,
+  resultTupleToJson,
+  SUBTASK_TYPES,
+} from "./src/protocol/signature.ts";
+// src/protocol/canvas.ts
+export {
+  type CanvasPlan,
+  type CanvasSend,
+  chainSignature,
+  chordSignature,
+  freezeSignature,
+  groupSignature,
+  planCanvas,
+  type PlanOptions,
+} from "./src/protocol/canvas.ts";
+// src/protocol/canvas_message.ts
+export {
+  type CanvasSender,
+  canvasTarget,
+  encodeCanvasSend,
+} from "./src/protocol/canvas_message.ts";

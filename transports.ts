@@ -79,6 +79,10 @@ export {
   type KvBackendOptions,
   openKvBackend,
 } from "./src/backend/kv.ts";
+// src/backend/redis_chord.ts
+export { GROUP_META_PREFIX, RedisChords } from "./src/backend/redis_chord.ts";
+// src/backend/kv_chord.ts
+export { KvChords } from "./src/backend/kv_chord.ts";
 // src/broker/redis_schedule.ts
 export { openRedisScheduleStore, RedisScheduleStore } from "./src/broker/redis_schedule.ts";
 // src/broker/kv_schedule.ts

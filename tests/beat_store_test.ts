@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { openScheduleStore, type ScheduleStore } from "../protocol.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { privatePorts, startRedis, startSentinel } from "./helpers/redis_servers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -99,4 +100,26 @@ Deno.test("beat store: amqp:// is refused with what to use instead", async () =>
     () => openScheduleStore("amqp://guest:guest@127.0.0.1:5672//"),
     /set beatStore to a redis:\/\/ or kv:\/\/ URL/,
   );
+});
+
+Deno.test("beat store: works through Redis Sentinel (sentinel:// URL, private servers)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-beat-sentinel-" });
+  const base = privatePorts();
+  const master = await startRedis(base, dir);
+  const sentinel = await startSentinel(base + 1, dir, "beatmaster", base);
+  const url = `sentinel://127.0.0.1:${base + 1}/0?master_name=beatmaster`;
+  try {
+    const a = await openScheduleStore(url);
+    const b = await openScheduleStore(url);
+    try {
+      await conformance(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  } finally {
+    await sentinel.kill();
+    await master.kill();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -22,7 +22,9 @@ import {
 } from "../broker/redis_connection.ts";
 import { parseRedisUrl } from "../broker/redis_url.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
-import type { ResultBackend, StoreEntry } from "./port.ts";
+import type { ChordMember } from "../protocol/signature.ts";
+import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
+import { RedisChords } from "./redis_chord.ts";
 
 const log = getLogger(["celeriac", "backend", "redis"]);
 
@@ -112,6 +114,7 @@ export class RedisBackend implements ResultBackend {
   readonly #cluster: boolean;
   readonly #prefix: string;
   readonly #ttl: number;
+  readonly #chords: RedisChords;
   #subscriber: Redis | null = null;
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #subscribing = new Map<string, Promise<unknown>>();
@@ -136,6 +139,7 @@ export class RedisBackend implements ResultBackend {
       name: "celeriac-backend",
     }) as Redis & Scripted;
     this.#client.defineCommand("celeriacStore", { lua: STORE_SCRIPT });
+    this.#chords = new RedisChords(this.#client, this.#prefix, this.#ttl);
   }
 
   /** Connect now (otherwise the first command connects). */
@@ -281,6 +285,36 @@ export class RedisBackend implements ResultBackend {
   /** Delete a stored result. */
   async forget(taskId: string): Promise<void> {
     await this.#run(() => this.#client.del(this.key(taskId)));
+  }
+
+  /** Store a chord's size (`celery-taskset-meta-<gid>.s`, SETEX + PUBLISH), as Celery's producer. */
+  setChordSize(groupId: string, size: number): Promise<void> {
+    return this.#run(() => this.#chords.setChordSize(groupId, size));
+  }
+
+  /** Join a chord header member the way Celery 5.2's Redis backend does (`.j` sorted set). */
+  chordPartReturn(part: ChordPart): Promise<ChordMember[] | null> {
+    return this.#run(() => this.#chords.partReturn(part));
+  }
+
+  /** Delete a chord's `.j`, `.t`, `.s` keys. */
+  chordCleanup(groupId: string): Promise<void> {
+    return this.#run(() => this.#chords.cleanup(groupId));
+  }
+
+  /** Store a group meta under `celery-taskset-meta-<gid>` (Python's `GroupResult.restore` reads it). */
+  saveGroup(groupId: string, meta: string): Promise<void> {
+    return this.#run(() => this.#chords.saveGroup(groupId, meta));
+  }
+
+  /** Read a saved group meta. */
+  restoreGroup(groupId: string): Promise<string | null> {
+    return this.#run(() => this.#chords.restoreGroup(groupId));
+  }
+
+  /** Delete a saved group meta. */
+  forgetGroup(groupId: string): Promise<void> {
+    return this.#run(() => this.#chords.forgetGroup(groupId));
   }
 
   /** Close both connections; pending waiters are rejected. */

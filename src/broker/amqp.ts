@@ -628,11 +628,14 @@ export class AmqpBroker implements Broker {
     return Promise.resolve();
   }
 
-  /** Publish to a broadcast exchange (declared as Celery declares it) with an empty routing key. */
-  async broadcast(exchange: string, message: Message): Promise<void> {
+  /**
+   * Publish to a broadcast exchange (declared as Celery declares it) with
+   * the routing key (default empty).
+   */
+  async broadcast(exchange: string, message: Message, routingKey = ""): Promise<void> {
     await this.#withSession(async (session) => {
       await this.#declarations.exchange(session, exchange);
-      await this.#confirmPublish(session, exchange, "", message);
+      await this.#confirmPublish(session, exchange, routingKey, message);
     });
   }
 

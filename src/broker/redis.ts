@@ -707,10 +707,15 @@ export class RedisBroker implements Broker {
     return this.#k(`/${this.#url.db}.${exchange}`);
   }
 
-  /** PUBLISH a kombu envelope on `/<db>.<exchange>`, as kombu's fanout does. */
-  async broadcast(exchange: string, message: Message): Promise<void> {
-    const raw = encodeEnvelope(message, { exchange, routing_key: "" }, crypto.randomUUID());
-    await this.#run(() => this.#client.publish(this.#fanoutChannel(exchange), raw));
+  /**
+   * PUBLISH a kombu envelope on `/<db>.<exchange>`, or with a routing key on
+   * `/<db>.<exchange>/<routing key>`, as kombu's fanout (with
+   * `fanout_patterns`, Celery's default) does.
+   */
+  async broadcast(exchange: string, message: Message, routingKey = ""): Promise<void> {
+    const raw = encodeEnvelope(message, { exchange, routing_key: routingKey }, crypto.randomUUID());
+    const channel = this.#fanoutChannel(exchange) + (routingKey ? `/${routingKey}` : "");
+    await this.#run(() => this.#client.publish(channel, raw));
   }
 
   /**
@@ -722,8 +727,9 @@ export class RedisBroker implements Broker {
     onMessage: (message: Message) => void,
     options: SubscribeOptions,
   ): Promise<void> {
-    const channel = this.#fanoutChannel(exchange);
-    const binding = options.queue ? PRIORITY_SEP + PRIORITY_SEP + options.queue : null;
+    const key = options.bindingKey ?? "";
+    const channel = this.#fanoutChannel(exchange) + (key ? `/${key.replaceAll("#", "*")}` : "");
+    const binding = options.queue ? key + PRIORITY_SEP + PRIORITY_SEP + options.queue : null;
     const conn = duplicateRedis(this.#client, this.#rawUrl, "celeriac-fanout");
     conn.on(
       "error",

@@ -80,6 +80,10 @@ Options:
 ${SCALE_HELP}
       --without-remote-control
                              do not answer celery.pidbox commands (ping, revoke, ...)
+  -E, --task-events          send task events for monitors (Flower, celery events)
+      --heartbeat-interval SECONDS
+                             seconds between worker-heartbeat events (default 2)
+      --without-heartbeat    send no worker events (online, heartbeat, offline)
   -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)
       --log-format text|json text (default) or JSON Lines: one object per record with
                              hostname, task_id and task_name as fields
@@ -150,6 +154,9 @@ const OPTIONS = {
   "max-tasks-per-child": { type: "string" },
   "eta-hold-limit": { type: "string" },
   "without-remote-control": { type: "boolean" },
+  "task-events": { type: "boolean", short: "E" },
+  "heartbeat-interval": { type: "string" },
+  "without-heartbeat": { type: "boolean" },
   "max-memory-per-child": { type: "string" },
   "task-permissions": { type: "string" },
   loglevel: { type: "string", short: "l" },
@@ -276,6 +283,11 @@ async function runWorker(
     ),
     remoteControl: values["without-remote-control"] ? false : undefined,
     ...scaleWorkerOptions(values),
+    taskEvents: values["task-events"] as boolean | undefined,
+    heartbeatInterval: values["without-heartbeat"] ? 0 : positiveNumber(
+      values["heartbeat-interval"] as string | undefined,
+      "--heartbeat-interval",
+    ),
     taskPermissions: values["task-permissions"] === undefined
       ? undefined
       : parseTaskPermissions(values["task-permissions"] as string),

@@ -85,7 +85,7 @@ export interface CeleryOptions {
   timezone?: string;
   /**
    * Where beat keeps its leader lease, last-run times and run-time entries:
-   * a `redis://` or `kv://` URL. Default: the broker URL (required when the
+   * a `redis://`, `sentinel://` or `kv://` URL. Default: the broker URL (required when the
    * broker is `amqp://`: RabbitMQ has no compare-and-set for them).
    */
   beatStore?: string | null;
@@ -107,6 +107,10 @@ export interface CeleryOptions {
    * [`task_annotations`]. Set it before defining tasks. Default none.
    */
   taskAnnotations?: TaskAnnotations | null;
+  /** Workers send task events, as with `-E` [`worker_send_task_events`]. Default false. */
+  workerSendTaskEvents?: boolean;
+  /** The client sends a `task-sent` event for each task it sends [`task_send_sent_event`]. Default false. */
+  taskSendSentEvent?: boolean;
 }
 
 /**
@@ -145,6 +149,10 @@ export interface ResolvedConfig {
   beatStore: string | null;
   /** Key namespace of beat's store. */
   beatNamespace: string;
+  /** Workers send task events. */
+  workerSendTaskEvents: boolean;
+  /** The client sends `task-sent` events. */
+  taskSendSentEvent: boolean;
 }
 
 /**
@@ -184,7 +192,7 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
   checkTimeZone(timezone);
   const beatStore = options.beatStore !== undefined
     ? options.beatStore
-    : /^(redis|rediss|kv):/i.test(broker)
+    : /^(redis|rediss|sentinel|kv):/i.test(broker)
     ? broker
     : null;
   return {
@@ -199,6 +207,8 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
     timezone,
     beatStore,
     beatNamespace: options.beatNamespace ?? "celeriac.beat.",
+    workerSendTaskEvents: options.workerSendTaskEvents ?? false,
+    taskSendSentEvent: options.taskSendSentEvent ?? false,
   };
 }
 

@@ -157,7 +157,7 @@ export async function openBackend(
 
 /**
  * Open beat's schedule store (leader lease, last runs, run-time entries)
- * for a URL: `redis://`, `rediss://` or `kv://`. RabbitMQ offers no
+ * for a URL: `redis://`, `rediss://`, `sentinel://` or `kv://`. RabbitMQ offers no
  * compare-and-set, so an `amqp://` URL is refused with what to use instead.
  *
  * @example
@@ -180,7 +180,8 @@ export async function openScheduleStore(
 ): Promise<ScheduleStore> {
   switch (scheme(url)) {
     case "redis":
-    case "rediss": {
+    case "rediss":
+    case "sentinel": {
       const { openRedisScheduleStore } = await import("../broker/redis_schedule.ts");
       return await openRedisScheduleStore(url, options);
     }
@@ -196,7 +197,9 @@ export async function openScheduleStore(
       );
     default:
       throw new TypeError(
-        `Unsupported beat store URL "${scheme(url)}://…": use redis://, rediss:// or kv://`,
+        `Unsupported beat store URL "${
+          scheme(url)
+        }://…": use redis://, rediss://, sentinel:// or kv://`,
       );
   }
 }

@@ -10,6 +10,7 @@
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
 import type { Broker, Delivery, PublishTarget, Rejection } from "../broker/port.ts";
 import type { Message } from "../protocol/message.ts";
+import { type ChordJoin, joinChords, publishAll } from "./chords.ts";
 import type { Outgoing } from "./follow_ups.ts";
 
 /**
@@ -32,11 +33,13 @@ export class Settlement {
   readonly acks: Delivery[] = [];
   /** Messages to publish (callbacks, chain steps, republished ETA tasks). */
   readonly publishes: Outgoing[] = [];
+  /** Chord header members to join once their results are stored. */
+  readonly joins: ChordJoin[] = [];
 
   /** Whether there is nothing to do. */
   get empty(): boolean {
     return this.stores.length === 0 && this.rejects.length === 0 && this.acks.length === 0 &&
-      this.publishes.length === 0;
+      this.publishes.length === 0 && this.joins.length === 0;
   }
 }
 
@@ -71,6 +74,7 @@ export interface SettleIo {
 export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   if (s.rejects.length) await io.broker.reject(s.rejects);
   if (io.backend && s.stores.length) await io.backend.store(s.stores);
-  for (const p of s.publishes) await io.publish(p.message, p.target);
+  await publishAll(s.publishes, io);
+  if (s.joins.length) await joinChords(s.joins, io);
   if (s.acks.length) await io.broker.ack(s.acks);
 }
