@@ -101,6 +101,13 @@ export type { ResultBackend, StoreEntry } from "./src/backend/port.ts";
 export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";
 // src/protocol/json.ts
 export { pyJsonDumps, pyJsonLoads } from "./src/protocol/json.ts";
+// src/protocol/limits.ts
+export {
+  checkShape,
+  MAX_HEADERS_SIZE,
+  MAX_NESTING_DEPTH,
+  type ShapeLimits,
+} from "./src/protocol/limits.ts";
 // src/protocol/time.ts
 export { parsePyDate, pyIsoFormat } from "./src/protocol/time.ts";
 // src/protocol/serializers.ts
