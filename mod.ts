@@ -94,6 +94,12 @@ export type {
 } from "./src/broker/port.ts";
 // src/broker/errors.ts
 export { BrokerConnectionError, maskPassword } from "./src/broker/errors.ts";
+// src/broker/outage.ts
+export {
+  DEFAULT_OUTAGE_LIMIT,
+  type OutageRetryOptions,
+  retryWhileDown,
+} from "./src/broker/outage.ts";
 // src/backend/port.ts
 export type { ResultBackend, StoreEntry } from "./src/backend/port.ts";
 

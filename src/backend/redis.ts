@@ -19,6 +19,7 @@ import {
   openRedisConnection,
 } from "../broker/redis_connection.ts";
 import { parseRedisUrl } from "../broker/redis_url.ts";
+import { retryWhileDown } from "../broker/outage.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ResultBackend, StoreEntry } from "./port.ts";
 
@@ -80,6 +81,11 @@ return #KEYS
 export interface RedisBackendOptions {
   /** Seconds a result is kept (Celery `result_expires`); 0 keeps it forever. Default 86400. */
   resultExpires?: number;
+  /**
+   * Seconds a result store is retried, with backoff, while Redis is
+   * unreachable. Default 300 (`DEFAULT_OUTAGE_LIMIT`).
+   */
+  outageRetryLimit?: number;
 }
 
 interface Scripted {
@@ -109,6 +115,7 @@ export class RedisBackend implements ResultBackend {
   readonly #client: Redis & Scripted;
   readonly #prefix: string;
   readonly #ttl: number;
+  readonly #outageLimit: number | undefined;
   #subscriber: Redis | null = null;
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #subscribing = new Map<string, Promise<unknown>>();
@@ -127,6 +134,7 @@ export class RedisBackend implements ResultBackend {
     this.#prefix = p === "" || /[:_.-]$/.test(p) ? p : p + "_";
     this.#ttl = Math.trunc(Number(url.query.result_expires ?? options.resultExpires ?? 86400));
     if (!(this.#ttl >= 0)) throw new RangeError("resultExpires must be >= 0 seconds");
+    this.#outageLimit = options.outageRetryLimit;
     this.#client = openRedisConnection(url, rawUrl, {
       autoPipelining: true,
       name: "celeriac-backend",
@@ -148,13 +156,21 @@ export class RedisBackend implements ResultBackend {
     return guardRedis(this.#rawUrl, fn);
   }
 
-  /** SETEX + PUBLISH each meta in one script call, skipping tasks that already have a SUCCESS stored. */
+  /**
+   * SETEX + PUBLISH each meta in one script call, skipping tasks that
+   * already have a SUCCESS stored. While Redis is unreachable the store is
+   * retried with backoff for `outageRetryLimit` seconds (it is idempotent).
+   */
   async store(entries: readonly StoreEntry[]): Promise<void> {
     if (entries.length === 0) return;
     const keys = entries.map((e) => this.key(e.taskId));
     const metas = entries.map((e) => e.meta);
-    await this.#run(() =>
-      this.#client.celeriacStore(keys.length, ...keys, String(this.#ttl), ...metas)
+    await retryWhileDown(
+      () =>
+        this.#run(() =>
+          this.#client.celeriacStore(keys.length, ...keys, String(this.#ttl), ...metas)
+        ),
+      { limit: this.#outageLimit, what: `store ${entries.length} result(s)` },
     );
   }
 

@@ -32,8 +32,10 @@ import type {
   TokenRequest,
 } from "./port.ts";
 import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
+import { retryWhileDown } from "./outage.ts";
 import {
   PARK_SCRIPT,
+  RENEW_SCRIPT,
   RESTORE_SCRIPT,
   TAKE_SCRIPT,
   TOKENS_SCRIPT,
@@ -131,7 +133,27 @@ export interface RedisBrokerOptions {
    * timeout, between 0.5 and 60.
    */
   restoreInterval?: number;
+  /**
+   * Seconds an acknowledgement, park or requeue is retried, with backoff,
+   * while Redis is unreachable (the delivery stays unacknowledged
+   * meanwhile). Default 300 (`DEFAULT_OUTAGE_LIMIT`).
+   */
+  outageRetryLimit?: number;
 }
+
+/**
+ * How long the restore lock (`unacked_mutex`) lives without renewal, in
+ * milliseconds. A sweeping consumer renews it every third of that, so a
+ * consumer killed mid-sweep holds restores up for at most this long
+ * (kombu sets it for 300 s and never renews it).
+ *
+ * @example
+ * ```ts
+ * import { RESTORE_LOCK_MS } from "@celeriac/celeriac/transports";
+ * RESTORE_LOCK_MS; // 5000
+ * ```
+ */
+export const RESTORE_LOCK_MS = 5000;
 
 interface Scripted {
   celeriacTake(numKeys: number, ...args: string[]): Promise<string[]>;
@@ -139,6 +161,7 @@ interface Scripted {
   celeriacPark(...args: string[]): Promise<number>;
   celeriacUnpark(...args: string[]): Promise<number>;
   celeriacUnlock(...args: string[]): Promise<number>;
+  celeriacRenew(...args: string[]): Promise<number>;
   celeriacTokens(numKeys: number, ...args: string[]): Promise<number[]>;
 }
 
@@ -219,6 +242,12 @@ export class RedisBroker implements Broker {
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<unknown> | null = null;
   #rotation = 0;
+  readonly #outageLimit: number | undefined;
+  /** This consumer's take record and the sequence id of its next take. */
+  readonly #takeRecord = `celeriac.take.${crypto.randomUUID()}`;
+  #takeSeq = 0;
+  /** Lists of a take whose reply was lost: the next take repeats it with the same id. */
+  #unsureTake: string[] | null = null;
   #closed = false;
   readonly #closing = new AbortController();
 
@@ -237,6 +266,7 @@ export class RedisBroker implements Broker {
     if (!(this.#visibility > 0)) {
       throw new RangeError(`visibility_timeout must be a positive number of seconds`);
     }
+    this.#outageLimit = options.outageRetryLimit;
     this.#restoreEvery = options.restoreInterval ??
       Math.min(60, Math.max(0.5, this.#visibility / 4));
     this.#client = openRedisConnection(this.#url, rawUrl, {
@@ -248,6 +278,7 @@ export class RedisBroker implements Broker {
     this.#client.defineCommand("celeriacPark", { lua: PARK_SCRIPT, numberOfKeys: 3 });
     this.#client.defineCommand("celeriacUnpark", { lua: UNPARK_SCRIPT, numberOfKeys: 2 });
     this.#client.defineCommand("celeriacUnlock", { lua: UNLOCK_SCRIPT, numberOfKeys: 1 });
+    this.#client.defineCommand("celeriacRenew", { lua: RENEW_SCRIPT, numberOfKeys: 1 });
     this.#client.defineCommand("celeriacTokens", { lua: TOKENS_SCRIPT });
   }
 
@@ -262,6 +293,11 @@ export class RedisBroker implements Broker {
 
   #run<T>(fn: () => Promise<T>): Promise<T> {
     return guardRedis(this.#rawUrl, fn);
+  }
+
+  /** Run a settlement step, retrying while Redis is unreachable. */
+  #settle<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retryWhileDown(() => this.#run(fn), { limit: this.#outageLimit, what });
   }
 
   /** Declare a queue as Celery does: bind exchange `<queue>` with key `<queue>`. */
@@ -334,7 +370,7 @@ export class RedisBroker implements Broker {
       ? AbortSignal.any([options.signal, this.#closing.signal])
       : this.#closing.signal;
     while (!signal.aborted) {
-      const lists = this.#listKeys(queues);
+      const lists = this.#unsureTake ?? this.#listKeys(queues);
       const got = await this.#takeNow(lists, options.max);
       if (got.length > 0) {
         this.#rotation++;
@@ -345,20 +381,41 @@ export class RedisBroker implements Broker {
     return [];
   }
 
+  /**
+   * Take with the script. When the reply does not arrive (a disconnect), the
+   * script may have run: the next take repeats this one with the same id
+   * and lists, and the script hands over what it recorded instead of
+   * taking again, so nothing waits in `unacked` for the visibility timeout.
+   */
   async #takeNow(lists: string[], max: number): Promise<Delivery[]> {
     const keys = [
       ...lists.map((l) => this.#k(l)),
       this.#k("unacked_index"),
       this.#k("unacked"),
       this.#k(PARKED_KEY),
+      this.#k(this.#takeRecord),
     ];
-    const flat = await this.#run(() =>
-      this.#client.celeriacTake(keys.length, ...keys, String(max))
-    );
+    if (this.#unsureTake === null) this.#takeSeq++;
+    let flat: string[];
+    try {
+      flat = await this.#run(() =>
+        this.#client.celeriacTake(keys.length, ...keys, String(max), String(this.#takeSeq))
+      );
+    } catch (err) {
+      this.#unsureTake = lists;
+      throw err;
+    }
+    if (this.#unsureTake !== null && flat.length > 0) {
+      log.info("Reconciled a take whose reply was lost: {n} message(s) handed over", {
+        n: flat.length / 3,
+      });
+    }
+    this.#unsureTake = null;
     const out: Delivery[] = [];
-    for (let i = 0; i < flat.length; i += 2) {
+    for (let i = 0; i < flat.length; i += 3) {
       const pos = Number(flat[i]);
-      const raw = flat[i + 1];
+      const tag = flat[i + 1];
+      const raw = flat[i + 2];
       const list = lists[Math.abs(pos) - 1];
       if (pos < 0) {
         log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
@@ -371,7 +428,6 @@ export class RedisBroker implements Broker {
       try {
         env = decodeEnvelope(raw);
       } catch (err) {
-        const tag = /"delivery_tag": "([^"\\]+)"}}$/.exec(raw)?.[1] ?? "";
         await this.#parkRaw(
           tag,
           raw,
@@ -387,10 +443,11 @@ export class RedisBroker implements Broker {
         headers: env.headers,
         properties: env.properties,
         queue: queueOfList(list),
-        deliveryTag: env.deliveryTag,
+        deliveryTag: tag,
         redelivered: env.redelivered,
         exchange: env.deliveryInfo.exchange,
         routingKey: env.deliveryInfo.routing_key,
+        ...(env.undecodable === undefined ? {} : { undecodable: env.undecodable }),
       };
       this.#raw.set(d, raw);
       out.push(d);
@@ -428,12 +485,11 @@ export class RedisBroker implements Broker {
   async ack(deliveries: readonly Delivery[]): Promise<void> {
     if (deliveries.length === 0) return;
     const tags = deliveries.map((d) => d.deliveryTag);
-    await this.#run(() =>
+    await this.#settle(`acknowledge ${tags.length} message(s)`, () =>
       this.#client.multi()
         .zrem(this.#k("unacked_index"), ...tags)
         .hdel(this.#k("unacked"), ...tags)
-        .exec()
-    );
+        .exec());
   }
 
   #parkEntry(
@@ -477,46 +533,50 @@ export class RedisBroker implements Broker {
 
   /** Park deliveries in the `celeriac.parked` list with their reasons. */
   async reject(rejections: readonly Rejection[]): Promise<void> {
-    await this.#run(() =>
-      Promise.all(rejections.map((r) => {
-        const raw = this.#raw.get(r.delivery) ??
-          encodeEnvelope(
-            r.delivery,
-            { exchange: r.delivery.exchange, routing_key: r.delivery.routingKey },
-            r.delivery.deliveryTag,
+    await this.#settle(
+      `park ${rejections.length} message(s)`,
+      () =>
+        Promise.all(rejections.map((r) => {
+          const raw = this.#raw.get(r.delivery) ??
+            encodeEnvelope(
+              r.delivery,
+              { exchange: r.delivery.exchange, routing_key: r.delivery.routingKey },
+              r.delivery.deliveryTag,
+            );
+          const entry = this.#parkEntry(
+            raw,
+            r.delivery.queue,
+            r.reason,
+            r.taskId ?? null,
+            r.taskName ?? null,
           );
-        const entry = this.#parkEntry(
-          raw,
-          r.delivery.queue,
-          r.reason,
-          r.taskId ?? null,
-          r.taskName ?? null,
-        );
-        return this.#park(r.delivery.deliveryTag, entry);
-      }))
+          return this.#park(r.delivery.deliveryTag, entry);
+        })),
     );
   }
 
   /** Put deliveries back at the front of their queues (kombu's restore, RPUSH). */
   async requeue(deliveries: readonly Delivery[]): Promise<void> {
-    await this.#run(() =>
-      Promise.all(deliveries.map((d) => {
-        const raw = encodeEnvelope(
-          d,
-          { exchange: d.exchange, routing_key: d.routingKey },
-          d.deliveryTag,
-          true,
-        );
-        return this.#client.celeriacRestore(
-          this.#k("unacked_index"),
-          this.#k("unacked"),
-          this.#k(priorityList(d.queue, d.properties.priority)),
-          d.deliveryTag,
-          "",
-          raw,
-          "front",
-        );
-      }))
+    await this.#settle(
+      `requeue ${deliveries.length} message(s)`,
+      () =>
+        Promise.all(deliveries.map((d) => {
+          const raw = encodeEnvelope(
+            d,
+            { exchange: d.exchange, routing_key: d.routingKey },
+            d.deliveryTag,
+            true,
+          );
+          return this.#client.celeriacRestore(
+            this.#k("unacked_index"),
+            this.#k("unacked"),
+            this.#k(priorityList(d.queue, d.properties.priority)),
+            d.deliveryTag,
+            "",
+            raw,
+            "front",
+          );
+        })),
     );
   }
 
@@ -613,21 +673,27 @@ export class RedisBroker implements Broker {
    * kombu's `restore_visible`: put back every message that has been
    * unacknowledged for longer than the visibility timeout, at the front of
    * its queue and marked redelivered. Guarded by `unacked_mutex` so that
-   * Celeriac and Python workers never sweep at the same time.
+   * Celeriac and Python workers never sweep at the same time; the lock
+   * lives {@link RESTORE_LOCK_MS} and is renewed while this sweep runs, so
+   * a consumer killed mid-sweep delays restores by seconds, not minutes.
    *
    * @returns how many messages were restored
    */
   async restoreVisible(): Promise<number> {
     const token = crypto.randomUUID().replaceAll("-", "");
     const mutex = this.#k("unacked_mutex");
-    const got = await this.#client.set(mutex, token, "PX", 300_000, "NX");
+    const got = await this.#client.set(mutex, token, "PX", RESTORE_LOCK_MS, "NX");
     if (got !== "OK") return 0;
     let restored = 0;
+    const renew = setInterval(() => {
+      this.#client.celeriacRenew(mutex, token, String(RESTORE_LOCK_MS)).catch(() => {});
+    }, RESTORE_LOCK_MS / 3);
     try {
       const ceiling = Date.now() / 1000 - this.#visibility;
       const tags = await this.#client.zrevrangebyscore(this.#k("unacked_index"), ceiling, 0);
       for (const tag of tags) restored += await this.#restoreOne(tag);
     } finally {
+      clearInterval(renew);
       await this.#client.celeriacUnlock(mutex, token);
     }
     if (restored > 0) log.info("Restored {n} unacknowledged message(s)", { n: restored });
@@ -648,6 +714,7 @@ export class RedisBroker implements Broker {
       env = decodeEnvelope(pyJsonDumps(rawEnv));
       exchange = String(ex ?? "");
       routingKey = String(rk ?? "");
+      if (env.undecodable !== undefined) throw new Error(env.undecodable);
     } catch (err) {
       await this.#parkRaw(tag, value, "", `unreadable unacked entry: ${(err as Error).message}`);
       return 0;

@@ -69,6 +69,13 @@ export interface CeleryOptions {
    * [`broker_transport_options.visibility_timeout`]. Default 3600.
    */
   visibilityTimeout?: number;
+  /**
+   * Seconds to keep retrying, with backoff, an acknowledgement, result
+   * store, requeue or follow-up publish that failed because the server was
+   * unreachable (the delivery stays unacknowledged meanwhile) [Celery's
+   * `result_backend_always_retry`]. Default 300 (`DEFAULT_OUTAGE_LIMIT`).
+   */
+  outageRetryLimit?: number;
 }
 
 /**
@@ -99,6 +106,8 @@ export interface ResolvedConfig {
   resultExpires: number;
   /** Visibility timeout in seconds. */
   visibilityTimeout: number;
+  /** Seconds settlement operations are retried while the server is down. */
+  outageRetryLimit: number;
 }
 
 /**
@@ -134,6 +143,8 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
   if (!(resultExpires >= 0)) throw new RangeError("resultExpires must be >= 0 seconds");
   const visibilityTimeout = options.visibilityTimeout ?? 3600;
   if (!(visibilityTimeout > 0)) throw new RangeError("visibilityTimeout must be > 0 seconds");
+  const outageRetryLimit = options.outageRetryLimit ?? 300;
+  if (!(outageRetryLimit >= 0)) throw new RangeError("outageRetryLimit must be >= 0 seconds");
   return {
     broker,
     backend: rpcThroughBroker(backend, broker),
@@ -142,5 +153,6 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
     taskCompression: options.taskCompression ?? null,
     resultExpires,
     visibilityTimeout,
+    outageRetryLimit,
   };
 }
