@@ -12,6 +12,7 @@ import { message, uniqueQueue } from "./broker_conformance.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { createVhost, RABBITMQ_URL } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
+import { report } from "./helpers/report.ts";
 
 Deno.test("the default reconnect backoff never waits more than 300 ms, however long the outage", () => {
   for (const attempt of [1, 5, 10, 100]) {
@@ -53,7 +54,7 @@ Deno.test({
       if (Date.now() - back > 15_000) break;
     }
     assert.equal(got.length, 1, "consumption resumed");
-    console.log(`amqp resume: first delivery ${Date.now() - back} ms after the path was back`);
+    report(`amqp resume: first delivery ${Date.now() - back} ms after the path was back`);
     await consumer.ack(got);
   } finally {
     await consumer.close();

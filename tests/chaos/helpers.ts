@@ -2,6 +2,7 @@
 
 import type { Redis } from "ioredis";
 import { Proc } from "../helpers/procs.ts";
+import { report } from "../helpers/report.ts";
 
 /** The chaos task app, as a module path for `--app`. */
 export const CHAOS_APP = "tests/chaos/app.ts";
@@ -10,7 +11,7 @@ export const CHAOS_APP = "tests/chaos/app.ts";
 export function chaosSeed(label: string): number {
   const given = Deno.env.get("CHAOS_SEED");
   const seed = given ? Number(given) : Math.floor(Math.random() * 2 ** 31);
-  console.log(`${label}: seed ${seed} (replay with CHAOS_SEED=${seed})`);
+  report(`${label}: seed ${seed} (replay with CHAOS_SEED=${seed})`);
   return seed;
 }
 

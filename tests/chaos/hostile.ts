@@ -37,7 +37,7 @@ const utf8 = new TextEncoder();
 
 function taskMessage(
   id: string,
-  queue: string,
+  _queue: string,
   extra: Partial<Parameters<typeof encodeTaskMessage>[0]> = {},
 ): Message {
   return encodeTaskMessage({

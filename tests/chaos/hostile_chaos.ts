@@ -17,6 +17,7 @@ import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "../helpers/redis.
 import { WITHOUT_REDIS } from "../helpers/services.ts";
 import { alive, chaosSeed, notDone, startWorker, statesOf, waitUntil } from "./helpers.ts";
 import { hostileMessages } from "./hostile.ts";
+import { report } from "../helpers/report.ts";
 
 Deno.test({
   name: "chaos: hostile messages never kill or stall the worker, and none is silently dropped",
@@ -86,7 +87,7 @@ Deno.test({
     );
     const kinds = new Map<string, number>();
     for (const h of hostile) kinds.set(h.kind, (kinds.get(h.kind) ?? 0) + 1);
-    console.log(
+    report(
       `hostile: ${n} hostile + 100 valid handled in ${seconds.toFixed(1)} s; ${parked} parked; ` +
         `kinds ${JSON.stringify(Object.fromEntries(kinds))}`,
     );
