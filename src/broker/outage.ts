@@ -74,34 +74,56 @@ export async function retryWhileDown<T>(
   const retryable = options.retryable ?? ((err) => err instanceof BrokerConnectionError);
   const start = Date.now();
   let delay = FIRST_DELAY_MS;
-  let attempts = 0;
-  for (;;) {
-    try {
-      const value = await fn();
-      if (attempts > 0) {
-        log.info("{what}: done after {n} retries ({seconds} s)", {
-          what: options.what ?? "operation",
-          n: attempts,
-          seconds: ((Date.now() - start) / 1000).toFixed(1),
-        });
+  let waiting = false;
+  try {
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        const waited = Date.now() - start;
+        if (!retryable(err) || waited + delay > limitMs || options.signal?.aborted) throw err;
+        if (!waiting) {
+          waiting = true;
+          outage.begin(options.what ?? "operation", err as Error, limitMs);
+        }
+        await sleep(delay, options.signal);
+        delay = Math.min(delay * 2, MAX_DELAY_MS);
       }
-      return value;
-    } catch (err) {
-      const waited = Date.now() - start;
-      if (!retryable(err) || waited + delay > limitMs || options.signal?.aborted) throw err;
-      if (attempts === 0) {
-        log.warn("{what}: server unreachable ({error}); retrying for up to {limit} s", {
-          what: options.what ?? "operation",
-          error: (err as Error).message,
-          limit: limitMs / 1000,
-        });
-      }
-      attempts++;
-      await sleep(delay, options.signal);
-      delay = Math.min(delay * 2, MAX_DELAY_MS);
     }
+  } finally {
+    if (waiting) outage.end();
   }
 }
+
+/**
+ * One warning when operations start waiting for a server, one line when the
+ * last of them is through, however many wait (a draining worker has one
+ * acknowledgement and one result store per batch in flight).
+ */
+const outage = {
+  waiting: 0,
+  since: 0,
+  total: 0,
+  begin(what: string, err: Error, limitMs: number): void {
+    if (this.waiting++ === 0) {
+      this.since = Date.now();
+      this.total = 0;
+      log.warn("{what}: server unreachable ({error}); retrying for up to {limit} s", {
+        what,
+        error: err.message,
+        limit: limitMs / 1000,
+      });
+    }
+    this.total++;
+  },
+  end(): void {
+    if (--this.waiting > 0) return;
+    log.info("The server is reachable again: {n} operation(s) waited {seconds} s", {
+      n: this.total,
+      seconds: ((Date.now() - this.since) / 1000).toFixed(1),
+    });
+  },
+};
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {

@@ -31,6 +31,7 @@ import type {
   TokenGrant,
   TokenRequest,
 } from "./port.ts";
+import { BrokerConnectionError } from "./errors.ts";
 import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
 import { retryWhileDown } from "./outage.ts";
 import {
@@ -189,6 +190,21 @@ export function priorityList(queue: string, priority: unknown): string {
 function queueOfList(list: string): string {
   const i = list.lastIndexOf(PRIORITY_SEP);
   return i < 0 ? list : list.slice(0, i);
+}
+
+/** How often a take retries while Redis is unreachable, in milliseconds. */
+const RECONNECT_POLL_MS = 100;
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
 }
 
 /** Waits on one list with a non-destructive blocking command. */
@@ -361,7 +377,11 @@ export class RedisBroker implements Broker {
     return keys;
   }
 
-  /** Take up to `max` messages atomically, waiting while the queues are empty. */
+  /**
+   * Take up to `max` messages atomically, waiting while the queues are
+   * empty, and while Redis is unreachable (retrying every 100 ms until it is
+   * back or `signal` aborts).
+   */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
     if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
@@ -369,9 +389,30 @@ export class RedisBroker implements Broker {
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#closing.signal])
       : this.#closing.signal;
+    let down = 0;
     while (!signal.aborted) {
       const lists = this.#unsureTake ?? this.#listKeys(queues);
-      const got = await this.#takeNow(lists, options.max);
+      let got: Delivery[];
+      try {
+        got = await this.#takeNow(lists, options.max);
+      } catch (err) {
+        if (!(err instanceof BrokerConnectionError)) throw err;
+        // Ride out the outage here, as the AMQP transport does: retry soon after Redis is back.
+        if (down === 0) {
+          down = Date.now();
+          log.warn("Redis is unreachable ({error}); taking again as soon as it is back", {
+            error: err.message,
+          });
+        }
+        await abortableSleep(RECONNECT_POLL_MS, signal);
+        continue;
+      }
+      if (down !== 0) {
+        log.info("Redis is back after {seconds} s: taking again", {
+          seconds: ((Date.now() - down) / 1000).toFixed(1),
+        });
+        down = 0;
+      }
       if (got.length > 0) {
         this.#rotation++;
         return got;

@@ -54,7 +54,8 @@ export function openRedisConnection(
     enableAutoPipelining: options.autoPipelining ?? false,
     maxRetriesPerRequest: 3,
     connectionName: options.name,
-    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 3000),
+    // Reconnect attempts at most 500 ms apart, so work resumes soon after Redis is back.
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 4), 500),
   });
   let lastLogged = 0;
   client.on("error", (err: Error) => {

@@ -57,10 +57,18 @@ export async function statesOf(
 }
 
 /** Wait until `done()` is true, polling; throws with `what` after `ms`. */
-export async function waitUntil(what: string, done: () => Promise<boolean>, ms: number) {
+export async function waitUntil(
+  what: string,
+  done: () => Promise<boolean>,
+  ms: number,
+  context?: () => string,
+) {
   const deadline = Date.now() + ms;
   while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
+    if (Date.now() > deadline) {
+      const more = context ? `\n${context()}` : "";
+      throw new Error(`timed out after ${ms} ms waiting until ${what}${more}`);
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
 }
