@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BrokerConnectionError, retryWhileDown } from "../mod.ts";
+import { BrokerConnectionError, retryWhileDown } from "../protocol.ts";
 
 const down = () => new BrokerConnectionError("redis://:secret@h:6379/0", new Error("ECONNREFUSED"));
 

@@ -10,7 +10,7 @@ import {
   MAX_NESTING_DEPTH,
   ProtocolError,
   pyJsonLoads,
-} from "../mod.ts";
+} from "../protocol.ts";
 
 const utf8 = new TextEncoder();
 

@@ -19,7 +19,7 @@ const log = getLogger(["celeriac", "outage"]);
  *
  * @example
  * ```ts
- * import { DEFAULT_OUTAGE_LIMIT } from "@celeriac/celeriac";
+ * import { DEFAULT_OUTAGE_LIMIT } from "@celeriac/celeriac/protocol";
  * DEFAULT_OUTAGE_LIMIT; // 300
  * ```
  */
@@ -30,7 +30,7 @@ export const DEFAULT_OUTAGE_LIMIT = 300;
  *
  * @example
  * ```ts
- * import type { OutageRetryOptions } from "@celeriac/celeriac";
+ * import type { OutageRetryOptions } from "@celeriac/celeriac/protocol";
  * const options: OutageRetryOptions = { limit: 60, what: "store results" };
  * ```
  */
@@ -58,7 +58,7 @@ const MAX_DELAY_MS = 2000;
  *
  * @example
  * ```ts
- * import { retryWhileDown } from "@celeriac/celeriac";
+ * import { retryWhileDown } from "@celeriac/celeriac/protocol";
  * const value = await retryWhileDown(() => Promise.resolve(42), { what: "answer" });
  * ```
  *

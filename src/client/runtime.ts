@@ -17,11 +17,12 @@ function deno(): DenoLike | undefined {
 }
 
 /**
- * Read an environment variable; `undefined` when unset or not permitted.
+ * Read an environment variable; `undefined` when unset, empty (as Celery treats
+ * `CELERY_BROKER_URL=`) or not permitted.
  *
  * @example
  * ```ts
- * import { readEnv } from "@celeriac/celeriac";
+ * import { readEnv } from "@celeriac/celeriac/protocol";
  * const url = readEnv("CELERY_BROKER_URL") ?? "redis://127.0.0.1:6379/0";
  * ```
  *
@@ -30,7 +31,7 @@ function deno(): DenoLike | undefined {
  */
 export function readEnv(name: string): string | undefined {
   try {
-    return deno()?.env?.get(name);
+    return deno()?.env?.get(name) || undefined;
   } catch {
     return undefined;
   }
@@ -42,7 +43,7 @@ export function readEnv(name: string): string | undefined {
  *
  * @example
  * ```ts
- * import { hostName } from "@celeriac/celeriac";
+ * import { hostName } from "@celeriac/celeriac/protocol";
  * const node = `celery@${hostName()}`;
  * ```
  *
@@ -61,7 +62,7 @@ export function hostName(): string {
  *
  * @example
  * ```ts
- * import { anonymousNodeName } from "@celeriac/celeriac";
+ * import { anonymousNodeName } from "@celeriac/celeriac/protocol";
  * anonymousNodeName(); // e.g. "gen4242@myhost"
  * ```
  *

@@ -16,7 +16,7 @@ import { ProtocolError } from "./errors.ts";
  *
  * @example
  * ```ts
- * import { MAX_NESTING_DEPTH } from "@celeriac/celeriac";
+ * import { MAX_NESTING_DEPTH } from "@celeriac/celeriac/protocol";
  * MAX_NESTING_DEPTH; // 128
  * ```
  */
@@ -30,7 +30,7 @@ export const MAX_NESTING_DEPTH = 128;
  *
  * @example
  * ```ts
- * import { MAX_HEADERS_SIZE } from "@celeriac/celeriac";
+ * import { MAX_HEADERS_SIZE } from "@celeriac/celeriac/protocol";
  * MAX_HEADERS_SIZE; // 1048576
  * ```
  */
@@ -41,7 +41,7 @@ export const MAX_HEADERS_SIZE = 1024 * 1024;
  *
  * @example
  * ```ts
- * import type { ShapeLimits } from "@celeriac/celeriac";
+ * import type { ShapeLimits } from "@celeriac/celeriac/protocol";
  * const limits: ShapeLimits = { maxDepth: 16, maxSize: 4096 };
  * ```
  */
@@ -58,7 +58,7 @@ export interface ShapeLimits {
  *
  * @example
  * ```ts
- * import { checkShape } from "@celeriac/celeriac";
+ * import { checkShape } from "@celeriac/celeriac/protocol";
  * checkShape({ a: [1, 2] }, "headers"); // fine
  * let deep: unknown = 1;
  * for (let i = 0; i < 200; i++) deep = [deep];

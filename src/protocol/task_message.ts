@@ -4,6 +4,7 @@
  * @module
  */
 
+import { rerootEncodeError } from "./encodable.ts";
 import { loadedCompression } from "./codecs.ts";
 import { compressionMimeType, type CompressionName } from "./compression_names.ts";
 import type { Embed, Message } from "./message.ts";
@@ -16,7 +17,7 @@ import { parsePyDate, pyIsoFormat } from "./time.ts";
  *
  * @example A delayed, expiring call with custom headers
  * ```ts
- * import { encodeTaskMessage, type TaskMessageInput } from "@celeriac/celeriac";
+ * import { encodeTaskMessage, type TaskMessageInput } from "@celeriac/celeriac/protocol";
  * const input: TaskMessageInput = {
  *   task: "reports.build",
  *   id: crypto.randomUUID(),
@@ -125,7 +126,7 @@ function resolveExpires(input: TaskMessageInput): { header: string | null; ms: n
  *
  * @example
  * ```ts
- * import { encodeTaskMessage } from "@celeriac/celeriac";
+ * import { encodeTaskMessage } from "@celeriac/celeriac/protocol";
  * const msg = encodeTaskMessage({
  *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
  *   now: new Date(), origin: "gen1@host", replyTo: crypto.randomUUID(),
@@ -169,10 +170,14 @@ export function encodeTaskMessage(input: TaskMessageInput): Message {
     ignore_result: input.ignoreResult ?? false,
   };
   if (input.headers) Object.assign(headers, input.headers);
-  let { body, contentType, contentEncoding } = serialize(
-    [input.args, input.kwargs, embedOf(input.embed)],
-    input.serializer ?? "json",
-  );
+  let serialized;
+  try {
+    serialized = serialize([input.args, input.kwargs, embedOf(input.embed)], input.serializer);
+  } catch (err) {
+    throw rerootEncodeError(err, "body");
+  }
+  let { body } = serialized;
+  const { contentType, contentEncoding } = serialized;
   if (input.compression) {
     headers.compression = compressionMimeType(input.compression);
     body = loadedCompression().compress(body, input.compression);

@@ -14,7 +14,11 @@ import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
 import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
 import type { Embed, TaskBody } from "../protocol/message.ts";
-import { encodeResultMetaWithJson, type ExceptionInfo } from "../protocol/result_meta.ts";
+import {
+  encodeResultMetaWithJson,
+  type ExceptionInfo,
+  resultJson,
+} from "../protocol/result_meta.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
 import { reportedError } from "./reported_error.ts";
 import type { TimeLimits } from "./time_limits.ts";
@@ -25,7 +29,8 @@ import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.t
  *
  * @example Running one task without a worker
  * ```ts
- * import { Celery, decodeResultMeta, encodeTaskMessage } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
+ * import { decodeResultMeta, encodeTaskMessage } from "@celeriac/celeriac/protocol";
  * import { type RunRequest, runTask } from "@celeriac/celeriac/worker";
  * const app = new Celery({ broker: "kv://:memory:" });
  * app.task("tasks.add", (a: number, b: number) => a + b);
@@ -271,7 +276,7 @@ export async function runTask(
       meta: store
         ? encodeResultMetaWithJson(
           { ...metaInput, status: "SUCCESS", result: null, dateDone: new Date() },
-          pyJsonDumps(value),
+          resultJson(value),
         )
         : undefined,
       followUp: followUps ? { embed: body.embed, value } : undefined,
