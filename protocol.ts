@@ -41,6 +41,7 @@ export {
 } from "./src/client/transports.ts";
 
 // src/broker/port.ts
+export { DELIVERY_COUNT_HEADER } from "./src/broker/port.ts";
 export type {
   Broker,
   Delivery,

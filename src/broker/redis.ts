@@ -32,6 +32,7 @@ import type {
   TokenRequest,
 } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
+import { DELIVERY_COUNT_HEADER } from "./port.ts";
 import {
   closeRedis,
   connectRedis,
@@ -765,6 +766,8 @@ export class RedisBroker implements Broker {
       return 0;
     }
     const queues = await this.#route(exchange, routingKey);
+    const restores = Number(env.headers[DELIVERY_COUNT_HEADER]) || 0;
+    env.headers = { ...env.headers, [DELIVERY_COUNT_HEADER]: restores + 1 };
     const raw = encodeEnvelope(env, env.deliveryInfo, tag, true);
     let moved = 0;
     for (const q of queues.length ? queues : [routingKey]) {

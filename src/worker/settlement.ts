@@ -9,6 +9,7 @@
 
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
 import type { Broker, Delivery, PublishTarget, Rejection } from "../broker/port.ts";
+import { retryWhileDown } from "../broker/outage.ts";
 import type { Message } from "../protocol/message.ts";
 import type { Outgoing } from "./follow_ups.ts";
 
@@ -55,10 +56,16 @@ export interface SettleIo {
   readonly backend: ResultBackend | null;
   /** Publishes a message through the app. */
   publish(message: Message, target: PublishTarget): Promise<void>;
+  /** Seconds a follow-up publish is retried while the broker is down; default 300. */
+  readonly outageRetryLimit?: number;
 }
 
 /**
- * Write a settlement: park, store, publish, acknowledge.
+ * Write a settlement: park, store, publish, acknowledge. Each step rides
+ * out an outage of its server (retrying with backoff for the outage
+ * limit: the transports do it for parking, stores and acknowledgements,
+ * this function for follow-up publishes), so the delivery stays
+ * unacknowledged until its outcome is written.
  *
  * @example
  * ```ts ignore
@@ -71,6 +78,11 @@ export interface SettleIo {
 export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   if (s.rejects.length) await io.broker.reject(s.rejects);
   if (io.backend && s.stores.length) await io.backend.store(s.stores);
-  for (const p of s.publishes) await io.publish(p.message, p.target);
+  for (const p of s.publishes) {
+    await retryWhileDown(() => io.publish(p.message, p.target), {
+      limit: io.outageRetryLimit,
+      what: `publish follow-up task ${p.taskId}`,
+    });
+  }
   if (s.acks.length) await io.broker.ack(s.acks);
 }

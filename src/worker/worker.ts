@@ -39,6 +39,7 @@ import type { Celery } from "../client/app.ts";
 import { hostName } from "../client/runtime.ts";
 import { parseRate } from "../protocol/rate.ts";
 import { Intake } from "./intake.ts";
+import { receiveOrPark, settleOrPark } from "./last_resort.ts";
 import { logLifecycle } from "./lifecycle_log.ts";
 import { putBack, settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { createPool } from "./pool_setup.ts";
@@ -191,7 +192,7 @@ export class Worker {
     for (const q of this.queues) await s.broker.declareQueue(q);
     for (const e of await s.broker.listRevoked()) s.revoked.add([e.id], e.expiresAt.getTime());
     const { pool, sandboxes } = createPool(this.#app, s.options, {
-      onOutcomes: (outs) => settleOutcomes(s, outs),
+      onOutcomes: (outs) => settleOrPark(s, outs, settleOutcomes),
       onPublish: (message, target) => this.#app.publish(message, target),
       onLost: (seqs, reason) => settleLost(s, seqs, reason),
       onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),
@@ -245,10 +246,10 @@ export class Worker {
             r();
           }, { once: true });
         });
-        backoff = Math.min(backoff * 2, 10_000);
+        backoff = Math.min(backoff * 2, 2000);
         continue;
       }
-      if (got.length) await this.#intake.receive(got);
+      if (got.length) await receiveOrPark(s, this.#intake, got);
     }
   }
 

@@ -97,4 +97,11 @@ export interface WorkerOptions {
   etaHoldLimit?: number;
   /** Answer remote-control requests on the `celery.pidbox` fanout. Default true. */
   remoteControl?: boolean;
+  /**
+   * Park a message as poison (with a FAILURE for its task) once consumers
+   * have died holding it this many times (its `x-delivery-count`: counted
+   * by the Redis and KV restore sweeps, by RabbitMQ on quorum queues).
+   * 0 never parks. Default 5.
+   */
+  maxDeliveries?: number;
 }
