@@ -1,7 +1,7 @@
 /**
  * Tasks of the chaos suite. `chaos.work` records each execution by
- * appending its id to the file named by CHAOS_RUNS (one line per run), so
- * a test counts duplicate executions from outside the worker.
+ * appending its id and its start time to the file named by CHAOS_RUNS (one line
+ * per run), so a test counts duplicate executions from outside the worker.
  */
 
 import { Celery } from "../../mod.ts";
@@ -14,17 +14,26 @@ export const work = app.task(
   "chaos.work",
   { acksLate: true },
   async (id: string, ms: number = 0) => {
+    if (runsFile) Deno.writeTextFileSync(runsFile, `${id} ${Date.now()}\n`, { append: true });
     if (ms > 0) await new Promise((r) => setTimeout(r, ms));
-    if (runsFile) Deno.writeTextFileSync(runsFile, id + "\n", { append: true });
     return id;
   },
 );
 
 export const echo = app.task("chaos.echo", (value: unknown) => value);
 
-/** Executions recorded in CHAOS_RUNS: how many runs, how many distinct ids. */
-export async function countRuns(file: string): Promise<{ runs: number; ids: Set<string> }> {
+/** Executions recorded in CHAOS_RUNS: how many runs, and the start times of each id's runs. */
+export async function countRuns(
+  file: string,
+): Promise<{ runs: number; ids: Map<string, number[]> }> {
   const text = await Deno.readTextFile(file).catch(() => "");
-  const lines = text.split("\n").filter((l) => l !== "");
-  return { runs: lines.length, ids: new Set(lines) };
+  const ids = new Map<string, number[]>();
+  let runs = 0;
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    const [id, at] = line.split(" ");
+    runs++;
+    ids.set(id, [...(ids.get(id) ?? []), Number(at)]);
+  }
+  return { runs, ids };
 }

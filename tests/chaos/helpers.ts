@@ -78,3 +78,17 @@ export function notDone(states: Map<string, string | null>): string[] {
   return [...states].filter(([, s]) => s !== "SUCCESS" && s !== "FAILURE" && s !== "REVOKED")
     .map(([id]) => id);
 }
+
+/** The states of these ids through the app's result backend (any transport). */
+export async function statesVia(
+  backend: { get(id: string): Promise<{ status: string } | null> },
+  ids: readonly string[],
+): Promise<Map<string, string | null>> {
+  const out = new Map<string, string | null>();
+  for (let i = 0; i < ids.length; i += 200) {
+    const chunk = ids.slice(i, i + 200);
+    const metas = await Promise.all(chunk.map((id) => backend.get(id)));
+    chunk.forEach((id, j) => out.set(id, metas[j]?.status ?? null));
+  }
+  return out;
+}
