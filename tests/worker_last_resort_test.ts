@@ -11,7 +11,7 @@ import { Celery } from "../mod.ts";
 import type { RunOutcome } from "../src/worker/executor.ts";
 import type { Intake } from "../src/worker/intake.ts";
 import { receiveOrPark, settleOrPark } from "../src/worker/last_resort.ts";
-import { settleOutcomes } from "../src/worker/outcomes.ts";
+import { Settlement } from "../src/worker/settlement.ts";
 import { WorkerState } from "../src/worker/worker_state.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 
@@ -83,7 +83,15 @@ Deno.test("outcomes that cannot be settled are stored and parked one by one; the
       s.running.delete(1);
       throw new TypeError("A task message needs a non-empty task name");
     }
-    settleOutcomes(s, outs);
+    // The normal path, as settleOutcomes would do it for a plain success.
+    const batch = new Settlement();
+    for (const o of outs) {
+      const r = s.running.get(o.seq)!;
+      s.running.delete(o.seq);
+      batch.stores.push({ taskId: r.req.id, status: "SUCCESS", meta: o.meta! });
+      batch.acks.push(r.delivery);
+    }
+    s.settle(batch);
   };
   settleOrPark(st, outcomes, flaky);
   await st.drainSettling();

@@ -269,7 +269,12 @@ export class Intake {
       headers: task.options.bind ? d.headers : compression ? { compression } : {},
       decoded: req.body,
       storeResult: st.backend !== null && !req.ignoreResult,
-      timeLimits: resolveTimeLimits(req.timeLimit, task.options, st.options),
+      describe: st.events?.taskEvents ?? false,
+      timeLimits: resolveTimeLimits(
+        req.timeLimit,
+        st.timeLimits.get(req.task) ?? task.options,
+        st.options,
+      ),
       info: {
         retries: req.retries,
         rootId: req.rootId,

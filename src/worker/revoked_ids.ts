@@ -54,6 +54,15 @@ export class RevokedIds {
   }
 
   /**
+   * The ids revoked now with their expiry (epoch milliseconds).
+   *
+   * @returns `[id, until]` pairs, oldest first
+   */
+  entries(): [string, number][] {
+    return this.ids().map((id) => [id, this.#until.get(id)!]);
+  }
+
+  /**
    * The ids revoked now.
    *
    * @returns them, oldest first

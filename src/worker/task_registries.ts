@@ -46,6 +46,8 @@ export class TaskRegistries {
   readonly #active = new Map<number, HeldTask>();
   readonly #reserved = new Map<TaskRequest, HeldTask>();
   readonly #scheduled = new Map<TaskRequest, HeldTask>();
+  readonly #totals = new Map<string, number>();
+  #processed = 0;
 
   /** The lifecycle subscriber that keeps the registries. */
   readonly subscriber = (e: LifecycleEvent): void => {
@@ -68,6 +70,8 @@ export class TaskRegistries {
         });
         break;
       case "started":
+        this.#processed++;
+        this.#totals.set(e.req.task, (this.#totals.get(e.req.task) ?? 0) + 1);
         this.#scheduled.delete(e.req);
         this.#reserved.delete(e.req);
         this.#active.set(e.seq, {
@@ -93,6 +97,20 @@ export class TaskRegistries {
         break;
     }
   };
+
+  /** Tasks handed to the pool since the worker started. */
+  get processed(): number {
+    return this.#processed;
+  }
+
+  /**
+   * How many tasks of each name were handed to the pool (`inspect stats` `total`).
+   *
+   * @returns task name → count
+   */
+  totals(): Record<string, number> {
+    return Object.fromEntries(this.#totals);
+  }
 
   /**
    * Tasks handed to the pool (running, or queued inside a Web Worker).

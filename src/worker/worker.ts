@@ -38,13 +38,18 @@ import type { Delivery } from "../broker/port.ts";
 import type { Celery } from "../client/app.ts";
 import { hostName } from "../client/runtime.ts";
 import { parseRate } from "../protocol/rate.ts";
+import { registerBuiltins } from "./builtins.ts";
 import { Intake } from "./intake.ts";
 import { receiveOrPark, settleOrPark } from "./last_resort.ts";
 import { logLifecycle } from "./lifecycle_log.ts";
 import { putBack, settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
+import { EventDispatcher } from "./event_dispatcher.ts";
+import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { createPool } from "./pool_setup.ts";
+import { workerInspection } from "./inspection.ts";
 import { type ControlTarget, RemoteControl } from "./remote_control.ts";
 import { REVOKE_TTL_MS } from "./revoked_ids.ts";
+import { sendTaskEvents } from "./task_events.ts";
 import { TaskRegistries } from "./task_registries.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 import { countStats, type WorkerStats } from "./worker_stats.ts";
@@ -72,8 +77,7 @@ const log = getLogger(["celeriac", "worker"]);
 export class Worker {
   /** The node name, e.g. `celeriac@myhost`. */
   readonly hostname: string;
-  /** The queues consumed. */
-  readonly queues: readonly string[];
+  #queues: string[];
   /** Counters. */
   readonly stats: WorkerStats = {
     received: 0,
@@ -92,6 +96,7 @@ export class Worker {
   readonly #rateText = new Map<string, string>();
   readonly #control = new AbortController();
   #leaseTimer: ReturnType<typeof setInterval> | undefined;
+  #heartbeat: Heartbeat | null = null;
   #stopping = false;
   #cold = false;
   readonly #takeAbort = new AbortController();
@@ -105,13 +110,14 @@ export class Worker {
    */
   constructor(options: WorkerOptions) {
     this.#app = options.app;
-    this.queues = options.queues?.length ? options.queues : [options.app.config.defaultQueue];
+    this.#queues = options.queues?.length ? [...options.queues] : [options.app.config.defaultQueue];
     this.hostname = (options.hostname ?? "celeriac@%h").replaceAll("%h", hostName());
     if ((options.pool ?? "threads") === "threads" && !options.appModule) {
       throw new TypeError(
         "The threads pool needs appModule: the URL of the module exporting the app",
       );
     }
+    registerBuiltins(this.#app);
     this.#s = new WorkerState(options.app, options, this.hostname);
     this.#s.lifecycle.subscribe(countStats(this.stats));
     this.#s.lifecycle.subscribe(this.#registries.subscriber);
@@ -166,6 +172,11 @@ export class Worker {
     return this.#intake.limiter.rate(name);
   }
 
+  /** The queues consumed (changed at run time by `add_consumer` / `cancel_consumer`). */
+  get queues(): readonly string[] {
+    return this.#queues;
+  }
+
   /** Resolves when the worker has stopped and settled everything. */
   get finished(): Promise<void> {
     return this.#finished.promise;
@@ -191,16 +202,31 @@ export class Worker {
     s.backend = this.#app.config.backend === null ? null : await this.#app.resultBackend();
     for (const q of this.queues) await s.broker.declareQueue(q);
     for (const e of await s.broker.listRevoked()) s.revoked.add([e.id], e.expiresAt.getTime());
+    s.events = new EventDispatcher(s.broker, this.hostname, s.clock, {
+      taskEvents: s.options.taskEvents ?? this.#app.config.workerSendTaskEvents,
+    });
+    s.lifecycle.subscribe(sendTaskEvents(s.events));
     const { pool, sandboxes } = createPool(this.#app, s.options, {
       onOutcomes: (outs) => settleOrPark(s, outs, settleOutcomes),
-      onPublish: (message, target) => this.#app.publish(message, target),
+      onPublish: (message, target) => {
+        s.children.record(message);
+        return this.#app.publish(message, target);
+      },
       onLost: (seqs, reason) => settleLost(s, seqs, reason),
       onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),
     });
     s.pool = pool;
     await pool.start();
     if (s.options.remoteControl ?? true) {
-      await new RemoteControl(s.broker, this.#controlTarget()).start(this.#control.signal);
+      await new RemoteControl(s.broker, this.#controlTarget(), s.clock).start(this.#control.signal);
+    }
+    const freq = s.options.heartbeatInterval ?? HEARTBEAT_INTERVAL;
+    if (freq > 0) {
+      this.#heartbeat = new Heartbeat(s.events, () => ({
+        active: s.running.size,
+        processed: this.#registries.processed,
+      }), freq);
+      this.#heartbeat.start();
     }
     this.#startLeases();
     log.info("{hostname} ready: {n} slot(s), queues {queues}, tasks {tasks}", {
@@ -278,17 +304,43 @@ export class Worker {
       revoke: (ids, terminate) => this.revoke(ids, { terminate }),
       revoked: () => this.#s.revoked.ids(),
       registered: () =>
-        [...this.#app.tasks.values()].filter((t) => t.handler).map((t) => {
-          const rate = this.rateLimit(t.name);
-          if (rate === null) return t.name;
-          const text = this.#rateText.get(t.name) ?? t.options.rateLimit ?? `${rate}/s`;
-          return `${t.name} [rate_limit=${text}]`;
-        }).sort(),
+        [...this.#app.tasks.values()].filter((t) => t.handler && !t.name.startsWith("celery."))
+          .map((t) => {
+            const rate = this.rateLimit(t.name);
+            if (rate === null) return t.name;
+            const text = this.#rateText.get(t.name) ?? t.options.rateLimit ?? `${rate}/s`;
+            return `${t.name} [rate_limit=${text}]`;
+          }).sort(),
       setRateLimit: (name, rate) => {
         if (!this.#app.tasks.get(name)?.handler) throw new RangeError(`unknown task ${name}`);
         this.setRateLimit(name, rate);
       },
       shutdown: () => void this.stop(),
+      setTaskEvents: (on) => {
+        const events = this.#s.events!;
+        if (events.taskEvents === on) return false;
+        events.taskEvents = on;
+        log.info("Task events {what}", { what: on ? "enabled" : "disabled" });
+        return true;
+      },
+      heartbeat: () => this.#heartbeat?.beat(5),
+      inspect: workerInspection(this.#s, this.#registries, {
+        queues: () => this.#queues,
+        startedAt: Date.now(),
+        addConsumer: async (queue) => {
+          if (this.#queues.includes(queue)) return false;
+          await this.#s.broker.declareQueue(queue);
+          this.#queues = [...this.#queues, queue];
+          log.info("Consuming from {queue}", { queue });
+          return true;
+        },
+        cancelConsumer: (queue) => {
+          if (!this.#queues.includes(queue)) return false;
+          this.#queues = this.#queues.filter((q) => q !== queue);
+          log.info("No longer consuming from {queue}", { queue });
+          return true;
+        },
+      }),
     };
   }
 
@@ -359,6 +411,7 @@ export class Worker {
     await s.drainSettling();
     clearInterval(this.#leaseTimer);
     await s.pool.close();
+    await this.#offline();
     this.#finished.resolve();
   }
 
@@ -396,6 +449,14 @@ export class Worker {
     await putBack(s, running);
     await s.drainSettling();
     clearInterval(this.#leaseTimer);
+    await this.#offline();
     this.#finished.resolve();
+  }
+
+  /** Send `worker-offline` and every pending event. */
+  async #offline(): Promise<void> {
+    this.#heartbeat?.stop();
+    this.#heartbeat = null;
+    await this.#s.events?.close();
   }
 }

@@ -104,4 +104,16 @@ export interface WorkerOptions {
    * 0 never parks. Default 5.
    */
   maxDeliveries?: number;
+  /**
+   * Send task events (`task-received`, `task-succeeded`, ...) for monitors
+   * such as Flower and `celery events` [`-E`, `worker_send_task_events`].
+   * Default: the app's `workerSendTaskEvents` (false). The `enable_events`
+   * and `disable_events` control commands switch them at run time.
+   */
+  taskEvents?: boolean;
+  /**
+   * Seconds between `worker-heartbeat` events [`--heartbeat-interval`];
+   * 0 sends no worker events at all [`--without-heartbeat`]. Default 2.
+   */
+  heartbeatInterval?: number;
 }

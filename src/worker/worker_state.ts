@@ -6,12 +6,15 @@
  * @module
  */
 
+import { ChildrenTracker } from "./children.ts";
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend } from "../backend/port.ts";
 import type { Broker, Delivery, PublishTarget } from "../broker/port.ts";
 import type { Celery } from "../client/app.ts";
 import type { Message } from "../protocol/message.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
+import { LamportClock } from "../protocol/clock.ts";
+import type { EventDispatcher } from "./event_dispatcher.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import type { Pool } from "./pool.ts";
 import { RevokedIds } from "./revoked_ids.ts";
@@ -51,12 +54,21 @@ export class WorkerState {
   readonly terminated: Set<number> = new Set();
   /** Revoked ids. */
   readonly revoked: RevokedIds = new RevokedIds();
+  /** Tasks sent by running tasks (their `children`). */
+  readonly children: ChildrenTracker = new ChildrenTracker();
   /** The broker. */
   broker!: Broker;
   /** The result backend, or null without one. */
   backend: ResultBackend | null = null;
   /** The pool. */
   pool!: Pool;
+  /** The Lamport clock of events and remote-control replies. */
+  readonly clock: LamportClock = new LamportClock();
+  /** Time limits set at run time (`time_limit` command), by task name. */
+  readonly timeLimits: Map<string, { timeLimit: number | null; softTimeLimit: number | null }> =
+    new Map();
+  /** The event dispatcher, once started. */
+  events: EventDispatcher | null = null;
   readonly #settling = new Set<Promise<void>>();
   #wake: (() => void) | null = null;
 
