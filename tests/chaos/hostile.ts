@@ -118,7 +118,19 @@ export function hostileMessages(seed: number, n: number, queue: string): Hostile
       const id = crypto.randomUUID();
       const m = {
         ...taskMessage(id, queue),
-        headers: { ...taskMessage(id, queue).headers, task: "chaos.nope" },
+        headers: {
+          ...taskMessage(id, queue).headers,
+          // Names that must not reach a prototype, a module or a file.
+          task: pick([
+            "chaos.nope",
+            "__proto__",
+            "constructor",
+            "toString",
+            "../../etc/passwd",
+            "file:///etc/passwd",
+            "https://example.com/evil.ts",
+          ]),
+        },
       };
       return { kind: "unknown task", raw: utf8.encode(envelope(m, queue)), expect: "failure", id };
     },
