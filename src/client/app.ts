@@ -537,6 +537,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   broker(): Promise<Broker> {
     this.#broker ??= openBroker(this.config.broker, {
       visibilityTimeout: this.config.visibilityTimeout,
+      outageRetryLimit: this.config.outageRetryLimit,
     }).catch((err) => {
       this.#broker = null;
       throw err;
@@ -560,6 +561,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     if (url === null) return Promise.reject(new NoResultBackendError());
     this.#backend ??= openBackend(url, {
       resultExpires: this.config.resultExpires,
+      outageRetryLimit: this.config.outageRetryLimit,
       replyQueue: this.oid,
       brokerUrl: this.config.broker,
     }).catch(
