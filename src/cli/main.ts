@@ -21,6 +21,7 @@ import {
   runBeat,
   runSchedule,
 } from "./beat.ts";
+import { SCALE_HELP, SCALE_OPTIONS, scaleWorkerOptions } from "./scale_flags.ts";
 import { argumentError } from "./arg_errors.ts";
 import {
   DASHBOARD_OPTIONS,
@@ -82,6 +83,7 @@ Options:
       --eta-hold-limit SECONDS
                              AMQP: re-publish ETA tasks held longer than this (default 600),
                              so RabbitMQ's consumer_timeout never closes the channel
+${SCALE_HELP}
       --without-remote-control
                              do not answer celery.pidbox commands (ping, revoke, ...)
   -E, --task-events          send task events for monitors (Flower, celery events)
@@ -97,7 +99,8 @@ Options:
       --version              print the version and exit
 
 Signals: SIGINT/SIGTERM once = warm shutdown (finish running tasks);
-         twice = cold shutdown (requeue running tasks and exit).`;
+         twice, or SIGQUIT = cold shutdown (after --soft-shutdown-timeout, requeue
+         running tasks and exit).`;
 
 function positiveNumber(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -172,6 +175,7 @@ const OPTIONS = {
   logfile: { type: "string" },
   ...BEAT_OPTIONS,
   ...DASHBOARD_OPTIONS,
+  ...SCALE_OPTIONS,
 } as const;
 
 /**
@@ -287,6 +291,7 @@ async function runWorker(
       "--eta-hold-limit",
     ),
     remoteControl: values["without-remote-control"] ? false : undefined,
+    ...scaleWorkerOptions(values),
     taskEvents: values["task-events"] as boolean | undefined,
     heartbeatInterval: values["without-heartbeat"] ? 0 : positiveNumber(
       values["heartbeat-interval"] as string | undefined,
@@ -322,6 +327,8 @@ async function runWorker(
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  const onQuit = () => void worker.terminate(); // Celery's cold-shutdown signal
+  Deno.addSignalListener("SIGQUIT", onQuit);
   try {
     await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
     await dashboard?.start(); // before the worker: a port in use stops the command first
@@ -332,6 +339,7 @@ async function runWorker(
     await beat?.stop();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGQUIT", onQuit);
     await app.close();
   }
   log.info("{hostname} stopped: {stats}", {
