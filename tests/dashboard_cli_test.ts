@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { Proc } from "./helpers/procs.ts";
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = l.addr as Deno.NetAddr;
   l.close();
@@ -29,7 +29,7 @@ function start(args: string[]): Proc {
 }
 
 Deno.test("worker.ts dashboard serves, and stops on SIGTERM with exit 0", async () => {
-  const port = await freePort();
+  const port = freePort();
   const p = start(["dashboard", "--port", String(port), "--read-only"]);
   try {
     await p.waitFor(new RegExp(`Dashboard on http://127\\.0\\.0\\.1:${port}`));
@@ -46,7 +46,7 @@ Deno.test("worker.ts dashboard serves, and stops on SIGTERM with exit 0", async 
 });
 
 Deno.test("worker -D serves the dashboard from the worker process", async () => {
-  const port = await freePort();
+  const port = freePort();
   const p = start(["-D", "--port", String(port), "-c", "1"]);
   try {
     await p.waitFor(/ ready: /);
@@ -59,7 +59,7 @@ Deno.test("worker -D serves the dashboard from the worker process", async () => 
 });
 
 Deno.test("worker.ts dashboard: off loopback without auth, or a port in use, exits 1", async () => {
-  const open = start(["dashboard", "--address", "0.0.0.0", "--port", String(await freePort())]);
+  const open = start(["dashboard", "--address", "0.0.0.0", "--port", String(freePort())]);
   assert.equal((await open.child.status).code, 1);
   await open.stop();
   assert.match(open.output, /needs authentication: pass --basic-auth user:pass or --token TOKEN/);

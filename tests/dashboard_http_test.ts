@@ -36,7 +36,14 @@ async function withDashboard(
 ): Promise<void> {
   const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
   const f = feed();
-  const d = new Dashboard({ app, port: 0, events: f.source, enableEvents: false, ...options });
+  const d = new Dashboard({
+    app,
+    port: 0,
+    events: f.source,
+    enableEvents: false,
+    inspector: null,
+    ...options,
+  });
   const { url } = await d.start();
   try {
     await fn(url, d, app, f);
@@ -357,7 +364,7 @@ Deno.test("dashboard: a worker's page asks each inspect command of that node onl
       { name: "q1", depth: 0 },
     ]);
   });
-  await withDashboard({}, async (url, _d, _app, f) => {
+  await withDashboard({ inspector: null }, async (url, _d, _app, f) => {
     f.push({ type: "worker-online", hostname: "w@h", timestamp: now(), freq: 2 });
     await until(() => _d.model.workers.get("w@h") !== undefined);
     assert.equal((await json(await fetch(`${url}/api/workers/w@h`))).inspect, null);

@@ -91,6 +91,7 @@ Deno.test({
       events: events.source,
       auth: { basic: ["admin:s3cret"] },
       enableEvents: false,
+      inspector: null, // the replayed worker is not there to answer
     });
     const { url } = await dashboard.start();
     try {

@@ -8,7 +8,6 @@
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import { Dashboard } from "../dashboard/server.ts";
-import type { EventSourceFn, InspectCommand, Inspector } from "../dashboard/feed.ts";
 import { VERSION } from "./version.ts";
 
 const log = getLogger(["celeriac", "cli"]);
@@ -45,51 +44,6 @@ Dashboard options:
 
 type Values = Record<string, string | boolean | undefined>;
 
-/**
- * Where the dashboard's events come from: the app's event receiver, when
- * the client has one.
- *
- * @param app the app
- * @returns the event source, or undefined
- */
-function eventSource(app: Celery): EventSourceFn | undefined {
-  const events = (app as unknown as {
-    events?: { receive?: (o: { signal: AbortSignal }) => AsyncIterable<never> };
-  }).events;
-  if (typeof events?.receive !== "function") return undefined;
-  return (signal) => events.receive!({ signal });
-}
-
-/** The client's inspect method of each command. */
-const INSPECT_METHODS: Record<InspectCommand, string> = {
-  active: "active",
-  reserved: "reserved",
-  scheduled: "scheduled",
-  registered: "registered",
-  stats: "stats",
-  active_queues: "activeQueues",
-};
-
-/**
- * Inspect replies from the app's remote control, when the client collects them.
- *
- * @param app the app
- * @returns the inspector, or undefined
- */
-function inspector(app: Celery): Inspector | undefined {
-  const control = app.control as unknown as {
-    inspect?: (o: { destination?: string[]; timeout?: number }) => Record<
-      string,
-      () => Promise<Record<string, unknown>>
-    >;
-  };
-  if (typeof control.inspect !== "function") return undefined;
-  return async (command, { destination, timeout }) => {
-    const inspect = control.inspect!({ destination, timeout: timeout ?? 1 });
-    return await inspect[INSPECT_METHODS[command]]();
-  };
-}
-
 function port(value: string | undefined): number {
   if (value === undefined) return 5555;
   const n = Number(value);
@@ -124,8 +78,6 @@ export function dashboardFromFlags(app: Celery, values: Values): Dashboard {
   }
   return new Dashboard({
     app,
-    events: eventSource(app),
-    inspector: inspector(app),
     hostname: (values.address as string | undefined) ?? "127.0.0.1",
     port: port(values.port as string | undefined),
     auth: { basic, ...(token !== undefined ? { token } : {}) },

@@ -13,6 +13,7 @@ import { type ApiContext, apiGet, apiPost, taskJson } from "./api.ts";
 import { ASSETS } from "./assets.gen.ts";
 import { type AuthOptions, authRequired, checkAuth, isLoopback, validateAuth } from "./auth.ts";
 import { errorResponse, HttpError } from "./errors.ts";
+import { clientEvents, clientInspector } from "./client_feed.ts";
 import type { EventSourceFn, Inspector } from "./feed.ts";
 import { ViewModel } from "./view_model.ts";
 
@@ -24,18 +25,20 @@ const log = getLogger(["celeriac", "dashboard"]);
  * @example
  * ```ts ignore
  * const options: DashboardOptions = {
- *   app, events: (signal) => app.events.receive({ signal }),
- *   port: 5555, auth: { basic: ["admin:s3cret"] }, hideArgs: true,
+ *   app, port: 5555, auth: { basic: ["admin:s3cret"] }, hideArgs: true,
  * };
  * ```
  */
 export interface DashboardOptions {
   /** The app: broker URL, remote control, queues. */
   app: Celery;
-  /** Where events come from, e.g. `(signal) => app.events.receive({ signal })`. */
+  /** Where events come from. Default: the app's receiver, `app.events.receive({ signal })`. */
   events?: EventSourceFn;
-  /** Inspect replies for the worker page, e.g. from `app.control.inspect(...)`. */
-  inspector?: Inspector;
+  /**
+   * Inspect replies for the worker pages. Default: collected by the app's
+   * `app.control.inspect(...)`; `null` for none.
+   */
+  inspector?: Inspector | null;
   /** Address to listen on. Default `127.0.0.1`; any other needs `auth`. */
   hostname?: string;
   /** Port. Default 5555 (Flower's); 0 picks a free one. */
@@ -86,7 +89,7 @@ const SECURITY_HEADERS: Record<string, string> = {
  * import { Celery } from "@celeriac/celeriac";
  * import { Dashboard } from "@celeriac/celeriac/dashboard";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0" });
- * const dashboard = new Dashboard({ app, events: (signal) => app.events.receive({ signal }) });
+ * const dashboard = new Dashboard({ app }); // events and inspect replies from the app
  * const { url } = await dashboard.start();
  * console.log(`dashboard on ${url}`);
  * ```
@@ -118,7 +121,12 @@ export class Dashboard {
           "pass --basic-auth user:pass or --token TOKEN",
       );
     }
-    this.#options = { ...options, hostname };
+    this.#options = {
+      ...options,
+      hostname,
+      events: options.events ?? clientEvents(options.app),
+      inspector: options.inspector === undefined ? clientInspector(options.app) : options.inspector,
+    };
     this.model = new ViewModel({ maxTasks: options.maxTasks });
     options.signal?.addEventListener("abort", () => this.stop(), { once: true });
   }
@@ -157,9 +165,7 @@ export class Dashboard {
       throw err;
     }
     await ready.promise;
-    const events = this.#options.events;
-    if (events) this.#feed = this.#consume(events, signal);
-    else log.warn("No event source: workers and tasks stay empty; queues and actions work");
+    this.#feed = this.#consume(this.#options.events!, signal);
     this.#timers.push(setInterval(() => this.#push(), PUSH_INTERVAL_MS));
     const inspector = this.#options.inspector;
     if (inspector) {
@@ -240,7 +246,7 @@ export class Dashboard {
     return {
       app: this.#options.app,
       model: this.model,
-      inspector: this.#options.inspector,
+      inspector: this.#options.inspector ?? undefined,
       readOnly: this.#options.readOnly ?? false,
       hideArgs: this.#options.hideArgs ?? false,
       csrfToken: this.#csrf,

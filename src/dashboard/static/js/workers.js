@@ -146,7 +146,9 @@ export function WorkerDetail({ name, session }) {
             <${Badge} value=${w.online ? "online" : "offline"} />
           </dd>
           <dt>Language</dt>
-          <dd>${w.language} ${w.software ?? ""}</dd>
+          <dd>${w.language}</dd>
+          <dt>Software</dt>
+          <dd>${w.software ?? "unknown"}</dd>
           <dt>Pid</dt>
           <dd>${w.pid}</dd>
           <dt>Active / processed</dt>
