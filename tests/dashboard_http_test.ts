@@ -370,3 +370,16 @@ Deno.test("dashboard: a worker's page asks each inspect command of that node onl
     assert.equal((await json(await fetch(`${url}/api/workers/w@h`))).inspect, null);
   });
 });
+
+Deno.test("dashboard: a worker action says when the worker did not answer", async () => {
+  await withDashboard({}, async (url, d, _app, f) => {
+    const h = { "x-csrf-token": await csrf(url) };
+    f.push({ type: "worker-online", hostname: "gone@h", timestamp: now(), freq: 2 });
+    await until(() => d.model.workers.get("gone@h") !== undefined);
+    const r = await json(await post(url, "workers/gone@h/pool_grow", { n: 2 }, h));
+    assert.equal(r.message, "pool_grow sent to gone@h; no reply within 2 s");
+    const bad = await post(url, "workers/gone@h/pool_grow", { n: 0 }, h);
+    assert.equal(bad.status, 400);
+    assert.match(((await json(bad)).error as { message: string }).message, /n must be a whole/);
+  });
+});

@@ -188,6 +188,20 @@ Deno.test({
         await page.getByText("tasks.nap").first().waitFor({ timeout: 20_000 });
         await shot(page, "worker");
 
+        // Actions wait for the worker's reply and show it (or its refusal)
+        const status = page.getByRole("status");
+        await page.getByLabel("Task name").fill("tasks.nap");
+        await page.getByRole("button", { name: "Set rate limit" }).click();
+        await status.filter({ hasText: "new rate limit set successfully" }).waitFor();
+        await page.getByLabel("Task name").fill("no.such.task");
+        await page.getByRole("button", { name: "Set rate limit" }).click();
+        await status.filter({ hasText: "refused rate_limit: unknown task" }).waitFor();
+        await page.getByLabel("Queue").fill(idleQueue);
+        await page.getByRole("button", { name: "Add consumer" }).click();
+        await status.filter({ hasText: `add consumer ${idleQueue}` }).waitFor();
+        await page.getByRole("button", { name: "Cancel consumer" }).click();
+        await status.filter({ hasText: `no longer consuming from ${idleQueue}` }).waitFor();
+
         // Queues: a waiting queue's depth, a message the Celeriac worker parked
         for (let i = 0; i < 3; i++) await app.sendTask("tasks.add", [i, i], { queue: idleQueue });
         const unknown = await app.sendTask(`no.such.task.${id}`, [], { queue: tsQueue });

@@ -36,6 +36,9 @@ export interface ApiContext {
   readonly version: string;
 }
 
+/** Seconds a worker action waits for the worker's reply. */
+const REPLY_TIMEOUT_S = 2;
+
 /** Shown instead of args, kwargs and results with `hideArgs`. */
 export const MASK = "•••";
 
@@ -349,13 +352,27 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
       if (rate !== null && typeof rate !== "string" && typeof rate !== "number") {
         throw new HttpError(400, "bad_param", 'rate must be like "10/s", a number, or null');
       }
-      await ctx.app.control.rateLimit(stringParam(b, "task"), rate as string | number | null, {
-        destination,
-      });
-      return { ok: true, message: `rate_limit sent to ${w.hostname}` };
+      args = { task_name: stringParam(b, "task"), rate_limit: rate ?? 0 };
     }
-    await ctx.app.control.broadcast(action, args, { destination });
-    return { ok: true, message: `${action} sent to ${w.hostname}` };
+    if (action === "shutdown") { // a worker that shuts down does not answer
+      await ctx.app.control.broadcast(action, args, { destination });
+      return { ok: true, message: `shutdown sent to ${w.hostname}` };
+    }
+    const replies = await ctx.app.control.call<{ ok?: unknown; error?: unknown }>(action, args, {
+      destination,
+      timeout: REPLY_TIMEOUT_S,
+    });
+    const reply = replies.find((r) => w.hostname in r)?.[w.hostname];
+    if (!reply) {
+      return {
+        ok: true,
+        message: `${action} sent to ${w.hostname}; no reply within ${REPLY_TIMEOUT_S} s`,
+      };
+    }
+    if (reply.error !== undefined) {
+      throw new HttpError(409, "worker_refused", `${w.hostname} refused ${action}: ${reply.error}`);
+    }
+    return { ok: true, message: `${w.hostname}: ${String(reply.ok ?? "ok")}` };
   }
   if (head === "queues" && path.length === 3 && action === "purge") {
     if (b.confirm !== id) {
