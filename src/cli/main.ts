@@ -21,6 +21,7 @@ import {
   runBeat,
   runSchedule,
 } from "./beat.ts";
+import { RELIABILITY_OPTIONS, RELIABILITY_USAGE, reliabilityOptions } from "./reliability.ts";
 import { argumentError } from "./arg_errors.ts";
 import { bannerFields } from "./banner.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
@@ -77,7 +78,7 @@ Options:
                              AMQP: re-publish ETA tasks held longer than this (default 600),
                              so RabbitMQ's consumer_timeout never closes the channel
       --without-remote-control
-                             do not answer celery.pidbox commands (ping, revoke, ...)
+                             do not answer celery.pidbox commands (ping, revoke, ...)${RELIABILITY_USAGE}
   -E, --task-events          send task events for monitors (Flower, celery events)
       --heartbeat-interval SECONDS
                              seconds between worker-heartbeat events (default 2)
@@ -165,6 +166,7 @@ const OPTIONS = {
   "log-format": { type: "string" },
   logfile: { type: "string" },
   ...BEAT_OPTIONS,
+  ...RELIABILITY_OPTIONS,
 } as const;
 
 /**
@@ -286,6 +288,7 @@ async function runWorker(
     taskPermissions: values["task-permissions"] === undefined
       ? undefined
       : parseTaskPermissions(values["task-permissions"] as string),
+    ...reliabilityOptions(values),
   });
   logFields.hostname = worker.hostname;
   log.info("celeriac {version} {hostname}: app {app}, broker {broker}, results {backend}", {
