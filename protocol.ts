@@ -30,7 +30,7 @@ export { type ResultSource, taskErrorFromMeta } from "./src/client/async_result.
 // src/client/config.ts
 export { DEFAULT_BROKER_URL, resolveConfig, type ResolvedConfig } from "./src/client/config.ts";
 // src/client/runtime.ts
-export { anonymousNodeName, hostName, readEnv } from "./src/client/runtime.ts";
+export { anonymousNodeName, hostName, processId, readEnv } from "./src/client/runtime.ts";
 // src/client/task.ts
 export type { TaskSender } from "./src/client/task.ts";
 // src/client/transports.ts

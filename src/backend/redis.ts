@@ -147,7 +147,7 @@ export class RedisBackend implements ResultBackend {
       name: "celeriac-backend",
     }) as Redis & Scripted;
     this.#client.defineCommand("celeriacStore", { lua: STORE_SCRIPT });
-    this.#chords = new RedisChords(this.#client, this.#prefix, this.#ttl);
+    this.#chords = new RedisChords(this.#client, this.#prefix, this.#ttl, this.#cluster);
   }
 
   /** Connect now (otherwise the first command connects). */

@@ -21,6 +21,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import type { Message, MessageProperties } from "../protocol/message.ts";
 import { commitAtomic, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
@@ -672,6 +673,32 @@ export class KvBroker implements Broker {
   }
 
   /**
+   * Replies to remote-control calls: a KV queue is named by its routing key,
+   * so the replies published with `bindingKey` are taken from that queue
+   * until `signal` aborts, then the queue is purged.
+   */
+  #subscribeReplies(
+    onMessage: (message: Message) => void,
+    signal: AbortSignal,
+    options: SubscribeOptions,
+  ): Promise<void> {
+    const queue = checkQueue(options.bindingKey ?? "");
+    const loop = async () => {
+      while (!signal.aborted && !this.#closed) {
+        const got = await this.take([queue], { max: 100, signal });
+        if (got.length) await this.ack(got);
+        for (const d of got) onMessage(d);
+      }
+    };
+    this.#run(() =>
+      loop().catch((err) =>
+        log.error("Stopped reading replies on {queue}: {error}", { queue, error: String(err) })
+      ).finally(() => this.#closed ? undefined : this.purge(queue).then(() => {}, () => {}))
+    );
+    return Promise.resolve();
+  }
+
+  /**
    * Read broadcasts made since subscribing, woken by database changes (at
    * most every 100 ms) and at least every second.
    */
@@ -683,8 +710,11 @@ export class KvBroker implements Broker {
     if (this.#closed) {
       throw new Error("This KV broker is closed: open a new one with openKvBroker()");
     }
-    const since = Date.now();
     const signal = AbortSignal.any([options.signal, this.#closing.signal]);
+    if (exchange === PIDBOX_REPLY_EXCHANGE) {
+      return this.#subscribeReplies(onMessage, signal, options);
+    }
+    const since = Date.now();
     const seen = new Set<string>();
     const prefix = this.#k("fanout", exchange);
     const look = async () => {

@@ -291,7 +291,11 @@ export interface SubscribeOptions {
   queue?: string;
   /**
    * Routing-key pattern to receive, for a topic exchange (`#`: every key).
-   * Default: what a fanout delivers (the empty key).
+   * Default: what a fanout delivers (the empty key). On Celery's direct
+   * reply exchange `reply.celery.pidbox`, the key replies are sent with
+   * (the client's oid): they arrive in `queue`, bound with it as kombu's
+   * Mailbox binds `<oid>.reply.celery.pidbox`; the queue is removed when
+   * `signal` aborts.
    */
   bindingKey?: string;
 }

@@ -17,6 +17,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envelope.ts";
+import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import type { Message } from "../protocol/message.ts";
 import type {
@@ -839,6 +840,7 @@ export class RedisBroker implements Broker {
     onMessage: (message: Message) => void,
     options: SubscribeOptions,
   ): Promise<void> {
+    if (exchange === PIDBOX_REPLY_EXCHANGE) return this.#subscribeReplies(onMessage, options);
     const key = options.bindingKey ?? "";
     const channel = this.#fanoutChannel(exchange) + (key ? `/${key.replaceAll("#", "*")}` : "");
     const binding = options.queue ? key + PRIORITY_SEP + PRIORITY_SEP + options.queue : null;
@@ -877,6 +879,45 @@ export class RedisBroker implements Broker {
       throw redisFailure(conn, this.#rawUrl, err);
     }
     options.signal.addEventListener("abort", () => void stop(), { once: true });
+  }
+
+  /**
+   * Replies on the direct exchange `reply.celery.pidbox`: bind the reply
+   * list to the routing key (SADD, as kombu does) and pop it until `signal`
+   * aborts; then unbind and delete it.
+   */
+  async #subscribeReplies(
+    onMessage: (message: Message) => void,
+    options: SubscribeOptions,
+  ): Promise<void> {
+    const key = options.bindingKey ?? "";
+    const queue = options.queue ?? `${key}.${PIDBOX_REPLY_EXCHANGE}`;
+    const bindings = this.#k(`_kombu.binding.${PIDBOX_REPLY_EXCHANGE}`);
+    const member = key + PRIORITY_SEP + PRIORITY_SEP + queue;
+    await this.#run(() => this.#client.sadd(bindings, member));
+    const conn = duplicateRedis(this.#client, this.#rawUrl, "celeriac-replies");
+    const loop = async () => {
+      while (!options.signal.aborted) {
+        const got = await conn.brpop(this.#k(queue), 1).catch((err: Error) => {
+          log.debug("Reading replies: {error}", { error: err.message });
+          return new Promise<null>((r) => setTimeout(() => r(null), 500));
+        });
+        if (!got) continue;
+        try {
+          onMessage(decodeEnvelope(got[1]));
+        } catch (err) {
+          log.error("Ignored a malformed reply in {queue}: {error}", {
+            queue,
+            error: (err as Error).message,
+          });
+        }
+      }
+    };
+    loop().finally(async () => {
+      conn.disconnect();
+      await this.#client.srem(bindings, member).catch(() => {});
+      await this.#client.del(this.#k(queue)).catch(() => {});
+    });
   }
 
   /** Add revoked ids to the `celeriac.revoked` sorted set, dropping expired ones. */

@@ -92,7 +92,7 @@ export interface CeleryOptions {
   timezone?: string;
   /**
    * Where beat keeps its leader lease, last-run times and run-time entries:
-   * a `redis://`, `sentinel://` or `kv://` URL. Default: the broker URL (required when the
+   * a `redis://`, `redis+cluster://`, `sentinel://` or `kv://` URL. Default: the broker URL (required when the
    * broker is `amqp://`: RabbitMQ has no compare-and-set for them).
    */
   beatStore?: string | null;
@@ -203,7 +203,7 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
   checkTimeZone(timezone);
   const beatStore = options.beatStore !== undefined
     ? options.beatStore
-    : /^(redis|rediss|sentinel|kv):/i.test(broker)
+    : /^(rediss?|rediss?\+cluster|sentinel|kv):/i.test(broker)
     ? broker
     : null;
   return {

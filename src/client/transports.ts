@@ -161,7 +161,7 @@ export async function openBackend(
 
 /**
  * Open beat's schedule store (leader lease, last runs, run-time entries)
- * for a URL: `redis://`, `rediss://`, `sentinel://` or `kv://`. RabbitMQ offers no
+ * for a URL: `redis://`, `rediss://`, `redis+cluster://`, `sentinel://` or `kv://`. RabbitMQ offers no
  * compare-and-set, so an `amqp://` URL is refused with what to use instead.
  *
  * @example
@@ -185,6 +185,8 @@ export async function openScheduleStore(
   switch (scheme(url)) {
     case "redis":
     case "rediss":
+    case "redis+cluster":
+    case "rediss+cluster":
     case "sentinel": {
       const { openRedisScheduleStore } = await import("../broker/redis_schedule.ts");
       return await openRedisScheduleStore(url, options);
@@ -203,7 +205,7 @@ export async function openScheduleStore(
       throw new TypeError(
         `Unsupported beat store URL "${
           scheme(url)
-        }://…": use redis://, rediss://, sentinel:// or kv://`,
+        }://…": use redis://, rediss://, redis+cluster://, sentinel:// or kv://`,
       );
   }
 }

@@ -58,6 +58,11 @@ export class Intake {
     });
   }
 
+  /** How many ETA tasks are held, waiting to be due. */
+  get etaHeld(): number {
+    return this.#heldById.size;
+  }
+
   /** How many tasks wait for a rate-limit token. */
   get backlog(): number {
     return this.limiter.size;
@@ -248,6 +253,7 @@ export class Intake {
       this.#s.pool.run([this.#prepare(d, req, task, s)]);
     }
     this.#s.settle(s);
+    this.#s.wake(); // one ETA task fewer held: the take loop may take again
   }
 
   #prepare(d: Delivery, req: TaskRequest, task: Task<never, unknown>, s: Settlement): RunRequest {

@@ -49,6 +49,7 @@ import { createPool } from "./pool_setup.ts";
 import { workerInspection } from "./inspection.ts";
 import { type ControlTarget, RemoteControl } from "./remote_control.ts";
 import { REVOKE_TTL_MS } from "./revoked_ids.ts";
+import { softShutdown, takeAllowance } from "./scale_limits.ts";
 import { sendTaskEvents } from "./task_events.ts";
 import { TaskRegistries } from "./task_registries.ts";
 import type { WorkerOptions } from "./worker_options.ts";
@@ -233,7 +234,7 @@ export class Worker {
       hostname: this.hostname,
       n: pool.capacity,
       queues: this.queues.join(","),
-      tasks: [...this.#app.tasks.keys()].join(", "),
+      tasks: [...this.#app.tasks.keys()].filter((n) => !n.startsWith("celery.")).join(", "),
     });
     if (sandboxes.length > 1 || sandboxes[0]?.permissions !== "inherit") {
       for (const sb of sandboxes) {
@@ -250,7 +251,11 @@ export class Worker {
     const s = this.#s;
     let backoff = 500;
     while (!this.#stopping) {
-      const free = s.pool.capacity - s.running.size;
+      const free = takeAllowance(
+        s.pool.capacity - s.running.size,
+        this.#intake.etaHeld,
+        s.options.etaTaskLimit,
+      );
       // Tasks waiting for a rate-limit token do not take slots, but their number is bounded.
       if (free <= 0 || this.#intake.backlog >= Math.max(100, 4 * s.pool.capacity)) {
         await s.sleep();
@@ -432,6 +437,15 @@ export class Worker {
     const s = this.#s;
     this.#takeAbort.abort();
     this.#control.abort();
+    const soft = (s.options.softShutdownTimeout ?? 0) * 1000;
+    if (soft > 0 && s.running.size > 0) {
+      log.warn("{hostname}: soft shutdown, {n} running task(s) get {s} s to finish", {
+        hostname: this.hostname,
+        n: s.running.size,
+        s: soft / 1000,
+      });
+      await softShutdown(() => s.running.size, () => s.sleep(), soft);
+    }
     const seqs = [...s.running.keys()];
     const running = [...s.running.values()];
     s.running.clear();

@@ -95,6 +95,20 @@ export interface WorkerOptions {
    * (default 30 minutes) never closes the channel. Default 600.
    */
   etaHoldLimit?: number;
+  /**
+   * Hold at most this many ETA tasks [`--eta-task-limit`, Celery 5.6
+   * `worker_eta_task_limit`]: at the limit the worker takes nothing more and
+   * leaves further tasks on the broker until a held one is due. Default: no
+   * limit.
+   */
+  etaTaskLimit?: number;
+  /**
+   * On a cold shutdown (`terminate()`, the second SIGINT/SIGTERM, or
+   * SIGQUIT), give running tasks this many seconds to finish before the
+   * rest are requeued [`--soft-shutdown-timeout`, Celery 5.5
+   * `worker_soft_shutdown_timeout`]. Default 0: requeue at once.
+   */
+  softShutdownTimeout?: number;
   /** Answer remote-control requests on the `celery.pidbox` fanout. Default true. */
   remoteControl?: boolean;
   /**
