@@ -26,6 +26,7 @@ import { bannerFields } from "./banner.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
 import { closeLogging, parseLogLevel, setupLogging } from "./logging.ts";
 import { VERSION } from "./version.ts";
+import { isMonitorCommand, MONITOR_OPTIONS, MONITOR_USAGE, runMonitor } from "./monitor.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -46,7 +47,7 @@ Usage:
   deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
                                                        list (or requeue) parked messages
   deno run -A worker.ts purge --app ./tasks.ts [-Q a,b] [-f]
-                                                       delete every waiting message of the queues${BEAT_USAGE}
+                                                       delete every waiting message of the queues${MONITOR_USAGE}${BEAT_USAGE}
 
 Options:
   -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
@@ -165,6 +166,7 @@ const OPTIONS = {
   "log-format": { type: "string" },
   logfile: { type: "string" },
   ...BEAT_OPTIONS,
+  ...MONITOR_OPTIONS,
 } as const;
 
 /**
@@ -209,6 +211,9 @@ export async function main(args: string[]): Promise<number> {
       fields: logFields,
     });
     const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
+    if (isMonitorCommand(command)) {
+      return await runMonitor(command, app, positionals.slice(1), values);
+    }
     switch (command) {
       case "worker":
         return await runWorker(app, url, exportName, values, logFields);
