@@ -53,6 +53,7 @@ export { type CeleryOptions, type ResolvedConfig } from "./src/client/config.ts"
 // Tasks
 export {
   type ApplyOptions,
+  type ArgsSuffix,
   type BoundTaskHandler,
   Task,
   type TaskContext,
@@ -70,6 +71,25 @@ export type {
   TaskAnnotations,
   TaskAnnotator,
 } from "./src/client/annotations.ts";
+// Workflows (canvas): signatures, chain, group, chord
+export {
+  type CanvasApp,
+  CanvasBase,
+  type CanvasCall,
+  Group,
+  type ResultOf,
+  Signature,
+  type SignatureOptions,
+} from "./src/client/canvas/signature.ts";
+export {
+  type CanvasStep,
+  chain,
+  type ChainOf,
+  chord,
+  group,
+  type GroupOf,
+  type LastOf,
+} from "./src/client/canvas/primitives.ts";
 // Periodic tasks (beat)
 export type {
   AtSchedule,
@@ -85,6 +105,7 @@ export { PeriodicTasks, type ScheduleRow, type TypedBeatEntry } from "./src/beat
 export { BeatEntryError, BeatStoreError } from "./src/beat/errors.ts";
 // Results
 export { AsyncResult, type GetOptions } from "./src/client/async_result.ts";
+export { GroupResult, type MemberResult } from "./src/client/group_result.ts";
 export type { TaskState } from "./src/protocol/result_meta.ts";
 // Remote control
 export { Control, type RevokeOptions } from "./src/client/control.ts";
@@ -101,7 +122,12 @@ export {
   type WorkerView,
 } from "./src/client/event_state.ts";
 // Errors
-export { NoResultBackendError, TaskError, TimeoutError } from "./src/client/errors.ts";
+export {
+  ChordUnsupportedError,
+  NoResultBackendError,
+  TaskError,
+  TimeoutError,
+} from "./src/client/errors.ts";
 export {
   PermissionDenied,
   SoftTimeLimitExceeded,

@@ -66,6 +66,7 @@ export { decodeRunState, encodeRunState } from "./src/beat/run_state.ts";
 export { openAppScheduleStore } from "./src/beat/periodic_tasks.ts";
 
 // src/broker/port.ts
+export { DELIVERY_COUNT_HEADER } from "./src/broker/port.ts";
 export type {
   Broker,
   Delivery,
@@ -80,13 +81,26 @@ export type {
 } from "./src/broker/port.ts";
 // src/broker/errors.ts
 export { BrokerConnectionError, maskPassword } from "./src/broker/errors.ts";
+// src/broker/outage.ts
+export {
+  DEFAULT_OUTAGE_LIMIT,
+  type OutageRetryOptions,
+  retryWhileDown,
+} from "./src/broker/outage.ts";
 // src/backend/port.ts
-export type { ResultBackend, StoreEntry } from "./src/backend/port.ts";
+export type { ChordPart, ResultBackend, StoreEntry } from "./src/backend/port.ts";
 
 // src/protocol/errors.ts
 export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";
 // src/protocol/json.ts
 export { pyJsonDumps, pyJsonLoads } from "./src/protocol/json.ts";
+// src/protocol/limits.ts
+export {
+  checkShape,
+  MAX_HEADERS_SIZE,
+  MAX_NESTING_DEPTH,
+  type ShapeLimits,
+} from "./src/protocol/limits.ts";
 // src/protocol/time.ts
 export { parsePyDate, pyIsoFormat } from "./src/protocol/time.ts";
 // src/protocol/serializers.ts
@@ -179,3 +193,36 @@ export {
   makeEvent,
   TASK_MULTI,
 } from "./src/protocol/events.ts";
+// src/protocol/signature.ts
+export {
+  chordError,
+  type ChordMember,
+  decodeChordMember,
+  decodeGroupMeta,
+  decodeSignature,
+  encodeChordMember,
+  encodeGroupMeta,
+  encodeSignature,
+  exceptionRepr,
+  type ResultTuple,
+  resultTupleFromJson,
+  resultTupleToJson,
+  SUBTASK_TYPES,
+} from "./src/protocol/signature.ts";
+// src/protocol/canvas.ts
+export {
+  type CanvasPlan,
+  type CanvasSend,
+  chainSignature,
+  chordSignature,
+  freezeSignature,
+  groupSignature,
+  planCanvas,
+  type PlanOptions,
+} from "./src/protocol/canvas.ts";
+// src/protocol/canvas_message.ts
+export {
+  type CanvasSender,
+  canvasTarget,
+  encodeCanvasSend,
+} from "./src/protocol/canvas_message.ts";

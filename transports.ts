@@ -26,10 +26,22 @@ export {
   RATE_LIMIT_KEY_PREFIX,
   RedisBroker,
   type RedisBrokerOptions,
+  RESTORE_LOCK_MS,
   REVOKED_KEY,
 } from "./src/broker/redis.ts";
 // src/broker/redis_url.ts
-export { isSentinelUrl, parseRedisUrl, type RedisUrlOptions } from "./src/broker/redis_url.ts";
+export {
+  isClusterUrl,
+  isSentinelUrl,
+  parseRedisUrl,
+  type RedisUrlOptions,
+} from "./src/broker/redis_url.ts";
+// src/broker/redis_cluster.ts
+export {
+  openRedisClusterBroker,
+  queueTag,
+  RedisClusterBroker,
+} from "./src/broker/redis_cluster.ts";
 // src/backend/redis.ts
 export {
   openRedisBackend,
@@ -68,6 +80,10 @@ export {
   type KvBackendOptions,
   openKvBackend,
 } from "./src/backend/kv.ts";
+// src/backend/redis_chord.ts
+export { GROUP_META_PREFIX, RedisChords } from "./src/backend/redis_chord.ts";
+// src/backend/kv_chord.ts
+export { KvChords } from "./src/backend/kv_chord.ts";
 // src/broker/redis_schedule.ts
 export { openRedisScheduleStore, RedisScheduleStore } from "./src/broker/redis_schedule.ts";
 // src/broker/kv_schedule.ts

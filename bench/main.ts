@@ -11,14 +11,16 @@
  * worker; default the README's production setting
  * `--max-semi-space-size=1`, `none` for V8's defaults), `--redis URL`
  * (server; the bench uses its dbs 14 and 15), `--amqp URL` (server; the
- * bench uses a vhost of its own), `-E` / `--task-events` (both workers send
- * task events: compare a run with and without it for what events cost).
+ * bench uses a vhost of its own), `--chord N` (1000; header members of the
+ * Redis chord workload, 0 skips it), `-E` / `--task-events` (both workers
+ * send task events: compare a run with and without it for what events cost).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { runAmqp } from "./amqp_workload.ts";
+import { type ChordResult, chordSummary, runChord } from "./chord_workload.ts";
 import {
   BENCH_DIR,
   type BrokerKind,
@@ -49,7 +51,7 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
   return n;
 }
 
-function parseOptions(args: string[]): Options {
+function parseOptions(args: string[]): Options & { chord: number } {
   const { values } = parseArgs({
     args,
     options: {
@@ -62,6 +64,7 @@ function parseOptions(args: string[]): Options {
       "task-events": { type: "boolean", short: "E" },
       redis: { type: "string" },
       amqp: { type: "string" },
+      chord: { type: "string" },
     },
   });
   const only = values.only ?? null;
@@ -82,6 +85,7 @@ function parseOptions(args: string[]): Options {
     taskEvents: values["task-events"] ?? false,
     redis: values.redis ?? "redis://127.0.0.1:6379",
     amqp: values.amqp ?? AMQP_SERVER,
+    chord: values.chord === "0" ? 0 : positiveInt(values.chord, "--chord") ?? 1000,
   };
 }
 
@@ -129,6 +133,7 @@ async function main(): Promise<void> {
 
   const out: Partial<Record<BrokerKind, Partial<Record<Side, SideResult>>>> = {};
   let amqpVhost: string | null = null;
+  let chordResults: Partial<Record<Side, ChordResult>> | null = null;
   try {
     console.log(
       `Celeriac at ${measured}; ${opts.tasks} tasks, ${opts.roundtrips} round trips, concurrency ${CONCURRENCY}, ` +
@@ -139,6 +144,7 @@ async function main(): Promise<void> {
         }.`,
     );
     if (opts.broker !== "amqp") out.redis = await runRedis(opts);
+    if (opts.broker !== "amqp" && opts.chord > 0) chordResults = await runChord(opts, opts.chord);
     if (opts.broker !== "redis") {
       const amqp = await runAmqp(opts);
       out.amqp = amqp.results;
@@ -158,6 +164,7 @@ async function main(): Promise<void> {
     printTable(title, opts, r);
     lines.push(...summaries(broker, opts, r));
   }
+  if (chordResults) lines.push(chordSummary(chordResults));
   console.log();
   for (const l of lines) console.log(l);
   for (const broker of BROKERS) {
@@ -195,6 +202,7 @@ async function main(): Promise<void> {
       pollMs: { firstTake: TAKE_POLL_MS, done: DONE_POLL_MS, memory: MEMORY_SAMPLE_MS },
     },
     results: out,
+    chord: chordResults,
     summary: lines,
   };
   await Deno.writeTextFile(`${BENCH_DIR}results.json`, JSON.stringify(record, null, 2) + "\n");

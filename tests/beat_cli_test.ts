@@ -152,3 +152,52 @@ Deno.test("beat CLI: worker -B runs beat inside a worker, which runs what it sen
     assert.match(worker.output, /beat: \S+ stopped after sending/);
   });
 });
+
+Deno.test("beat CLI: two workers with -B share one leader: each run is sent and run once", async () => {
+  await withKv(async (env) => {
+    const start = (name: string) =>
+      Proc.start(name, Deno.execPath(), [
+        "run",
+        "-A",
+        "worker.ts",
+        "worker",
+        "-B",
+        "--app",
+        "tests/apps/beat_app.ts",
+        "-Q",
+        "ticks",
+        "-c",
+        "1",
+        "--lease-time",
+        "3",
+        "--max-interval",
+        "0.5",
+      ], { env: { ...env, BEAT_EVERY: "1" } });
+    const a = start("worker A -B");
+    const b = start("worker B -B");
+    const sent = () =>
+      [a, b].flatMap((p) =>
+        [...p.output.matchAll(/Sending due task tick \(beat\.tick\) id ([0-9a-f-]{36})/g)].map((
+          m,
+        ) => m[1])
+      );
+    try {
+      const deadline = Date.now() + 20_000;
+      while (sent().length < 5 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await new Promise((r) => setTimeout(r, 1500)); // let the last sends be run
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+    const ids = sent();
+    assert.ok(ids.length >= 5, `${a.output}\n${b.output}`);
+    assert.equal([a, b].filter((p) => /is the leader/.test(p.output)).length, 1, "one leader");
+    const received = [a, b].flatMap((p) =>
+      [...p.output.matchAll(/Task beat\.tick\[([0-9a-f-]{36})\] received/g)].map((m) => m[1])
+    );
+    assert.equal(new Set(received).size, received.length, "no task received twice");
+    for (const id of received) assert.ok(ids.includes(id));
+    assert.ok(received.length >= ids.length - 1, `sent ${ids.length}, run ${received.length}`);
+  });
+});

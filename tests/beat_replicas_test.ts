@@ -136,12 +136,14 @@ async function twoBeatsSendOnce(place: Place): Promise<void> {
 async function leaderKilled(place: Place): Promise<void> {
   const a = startBeat(place, "beat A");
   let b: Proc | null = null;
+  let killedAt = 0;
   try {
     await a.waitFor(/is the leader/);
     b = startBeat(place, "beat B");
     await b.waitFor(/Starting/);
     await sleep(4000);
     assert.ok(sends(a).length >= 3, a.output);
+    killedAt = Date.now();
     const status = await a.stop("SIGKILL");
     assert.equal(status.signal, "SIGKILL");
     await b.waitFor(/is the leader/, (LEASE + 3) * 1000);
@@ -159,6 +161,9 @@ async function leaderKilled(place: Place): Promise<void> {
   const longest = Math.max(...gaps);
   assert.ok(longest <= (LEASE + 1.5) * 1000, `longest gap ${longest} ms > lease + 1.5 s`);
   assert.ok(longest >= 1500, `the kill left a gap (${longest} ms)`);
+  // Taken over when the dead leader's lease ran out: within the lease time of the kill.
+  const takeover = leaderAt(b!) - killedAt;
+  assert.ok(takeover <= LEASE * 1000 + 300, `takeover ${takeover} ms after the kill`);
   // The takeover sends what fell due in the gap once, at once.
   const first = sends(b!)[0];
   assert.ok(first.at - leaderAt(b!) < 500, "catch-up at takeover");

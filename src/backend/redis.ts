@@ -21,8 +21,11 @@ import {
   redisFailure,
 } from "../broker/redis_connection.ts";
 import { parseRedisUrl } from "../broker/redis_url.ts";
+import { retryWhileDown } from "../broker/outage.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
-import type { ResultBackend, StoreEntry } from "./port.ts";
+import type { ChordMember } from "../protocol/signature.ts";
+import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
+import { RedisChords } from "./redis_chord.ts";
 
 const log = getLogger(["celeriac", "backend", "redis"]);
 
@@ -82,6 +85,11 @@ return #KEYS
 export interface RedisBackendOptions {
   /** Seconds a result is kept (Celery `result_expires`); 0 keeps it forever. Default 86400. */
   resultExpires?: number;
+  /**
+   * Seconds a result store is retried, with backoff, while Redis is
+   * unreachable. Default 300 (`DEFAULT_OUTAGE_LIMIT`).
+   */
+  outageRetryLimit?: number;
 }
 
 interface Scripted {
@@ -109,8 +117,11 @@ export class RedisBackend implements ResultBackend {
   readonly transport = "redis";
   readonly #rawUrl: string;
   readonly #client: Redis & Scripted;
+  readonly #cluster: boolean;
   readonly #prefix: string;
   readonly #ttl: number;
+  readonly #outageLimit: number | undefined;
+  readonly #chords: RedisChords;
   #subscriber: Redis | null = null;
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #subscribing = new Map<string, Promise<unknown>>();
@@ -125,15 +136,18 @@ export class RedisBackend implements ResultBackend {
   constructor(rawUrl: string, options: RedisBackendOptions = {}) {
     this.#rawUrl = rawUrl;
     const url = parseRedisUrl(rawUrl);
+    this.#cluster = url.cluster !== undefined;
     const p = url.query.global_keyprefix ?? "";
     this.#prefix = p === "" || /[:_.-]$/.test(p) ? p : p + "_";
     this.#ttl = Math.trunc(Number(url.query.result_expires ?? options.resultExpires ?? 86400));
     if (!(this.#ttl >= 0)) throw new RangeError("resultExpires must be >= 0 seconds");
+    this.#outageLimit = options.outageRetryLimit;
     this.#client = openRedisConnection(url, rawUrl, {
       autoPipelining: true,
       name: "celeriac-backend",
     }) as Redis & Scripted;
     this.#client.defineCommand("celeriacStore", { lua: STORE_SCRIPT });
+    this.#chords = new RedisChords(this.#client, this.#prefix, this.#ttl, this.#cluster);
   }
 
   /** Connect now (otherwise the first command connects). */
@@ -150,14 +164,36 @@ export class RedisBackend implements ResultBackend {
     return guardRedis(this.#rawUrl, fn);
   }
 
-  /** SETEX + PUBLISH each meta in one script call, skipping tasks that already have a SUCCESS stored. */
+  /**
+   * SETEX + PUBLISH each meta in one script call, skipping tasks that
+   * already have a SUCCESS stored. On Redis Cluster result keys spread over
+   * slots, so each is stored by a call of its own. While Redis is
+   * unreachable the store is retried with backoff for `outageRetryLimit`
+   * seconds (it is idempotent).
+   */
   async store(entries: readonly StoreEntry[]): Promise<void> {
     if (entries.length === 0) return;
+    const ttl = String(this.#ttl);
+    if (this.#cluster) {
+      await this.#storeRetrying(entries.length, () =>
+        Promise.all(
+          entries.map((e) => this.#client.celeriacStore(1, this.key(e.taskId), ttl, e.meta)),
+        ));
+      return;
+    }
     const keys = entries.map((e) => this.key(e.taskId));
     const metas = entries.map((e) => e.meta);
-    await this.#run(() =>
-      this.#client.celeriacStore(keys.length, ...keys, String(this.#ttl), ...metas)
+    await this.#storeRetrying(
+      entries.length,
+      () => this.#client.celeriacStore(keys.length, ...keys, ttl, ...metas),
     );
+  }
+
+  #storeRetrying(n: number, fn: () => Promise<unknown>): Promise<unknown> {
+    return retryWhileDown(() => this.#run(fn), {
+      limit: this.#outageLimit,
+      what: `store ${n} result(s)`,
+    });
   }
 
   /** Read a meta; `null` when nothing is stored (PENDING). */
@@ -268,6 +304,36 @@ export class RedisBackend implements ResultBackend {
   /** Delete a stored result. */
   async forget(taskId: string): Promise<void> {
     await this.#run(() => this.#client.del(this.key(taskId)));
+  }
+
+  /** Store a chord's size (`celery-taskset-meta-<gid>.s`, SETEX + PUBLISH), as Celery's producer. */
+  setChordSize(groupId: string, size: number): Promise<void> {
+    return this.#run(() => this.#chords.setChordSize(groupId, size));
+  }
+
+  /** Join a chord header member the way Celery 5.2's Redis backend does (`.j` sorted set). */
+  chordPartReturn(part: ChordPart): Promise<ChordMember[] | null> {
+    return this.#run(() => this.#chords.partReturn(part));
+  }
+
+  /** Delete a chord's `.j`, `.t`, `.s` keys. */
+  chordCleanup(groupId: string): Promise<void> {
+    return this.#run(() => this.#chords.cleanup(groupId));
+  }
+
+  /** Store a group meta under `celery-taskset-meta-<gid>` (Python's `GroupResult.restore` reads it). */
+  saveGroup(groupId: string, meta: string): Promise<void> {
+    return this.#run(() => this.#chords.saveGroup(groupId, meta));
+  }
+
+  /** Read a saved group meta. */
+  restoreGroup(groupId: string): Promise<string | null> {
+    return this.#run(() => this.#chords.restoreGroup(groupId));
+  }
+
+  /** Delete a saved group meta. */
+  forgetGroup(groupId: string): Promise<void> {
+    return this.#run(() => this.#chords.forgetGroup(groupId));
   }
 
   /** Close both connections; pending waiters are rejected. */

@@ -35,7 +35,8 @@ export interface BeatOptions {
   app: Celery;
   /**
    * Seconds a leader's lease lasts without renewal; it is renewed every
-   * third of that. A dead leader is replaced within about this time.
+   * third of that. A dead leader is replaced when its lease runs out, within
+   * this time of its death.
    * Default 15.
    */
   leaseTime?: number;
@@ -142,18 +143,23 @@ export class Beat {
    * @throws {BrokerConnectionError} when the store cannot be reached
    */
   async start(): Promise<void> {
-    const store = this.#givenStore ?? null;
     this.#periodic = new PeriodicTasks(this.#app, {
       namespace: this.#namespace,
-      store: store ?? undefined,
+      store: this.#givenStore,
     });
-    this.#store = await this.#periodic.store();
-    const entries = await this.#periodic.entries();
+    let entries;
+    try {
+      this.#store = await this.#periodic.store();
+      entries = await this.#periodic.entries();
+    } catch (err) {
+      await this.#periodic.close();
+      throw err;
+    }
     log.info("beat: Starting {hostname}: {count} entries, lease {lease}s, store {store}", {
       hostname: this.hostname,
       count: entries.length,
       lease: this.#leaseMs / 1000,
-      store: (this.#app.config.beatStore ?? "").replace(/\/\/[^@/]*@/, "//***@"),
+      store: this.#givenStore ? "(given)" : safeUrl(this.#app.config.beatStore ?? ""),
     });
     this.#finished = this.#loop();
   }
@@ -230,7 +236,11 @@ export class Beat {
     }
     if (!this.isLeader) {
       this.#token = null;
-      return Date.now() + Math.min(this.#maxMs, this.#leaseMs / 5);
+      // Wake when the holder's lease runs out (unless renewed meanwhile), so
+      // that a dead leader is replaced as soon as its lease expires.
+      const held = await store.lease();
+      const wait = held ? held.ttlMs + 10 : 50;
+      return Date.now() + Math.min(this.#maxMs, wait);
     }
     const next = await this.#tick();
     return Math.min(next, this.#renewAt, Date.now() + this.#maxMs);
@@ -339,6 +349,11 @@ export class Beat {
     }
     return (await this.#app.sendTask(entry.task, entry.args, options)).id;
   }
+}
+
+/** A URL for a log line: every password masked, no query (it may hold a sentinel_password). */
+function safeUrl(url: string): string {
+  return url.replace(/\?.*$/, "").replace(/(\/\/[^:/@;,]*:)[^@/;,]*@/g, "$1***@");
 }
 
 /**

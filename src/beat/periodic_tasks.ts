@@ -11,6 +11,7 @@ import type { Celery } from "../client/app.ts";
 import type { BeatEntry } from "../client/beat_config.ts";
 import type { Task } from "../client/task.ts";
 import { openScheduleStore } from "../client/transports.ts";
+import { maskPassword } from "../broker/errors.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
 import { compileEntry, type ScheduledEntry } from "./entry.ts";
 import { BeatEntryError, BeatStoreError } from "./errors.ts";
@@ -46,7 +47,7 @@ export async function openAppScheduleStore(
   if (url === null) {
     throw new BeatStoreError(
       `Beat needs a store for its leader lease and last runs, and RabbitMQ (${
-        app.config.broker.replace(/\/\/[^@/]*@/, "//")
+        maskPassword(app.config.broker)
       }) cannot be one: set beatStore to a redis:// or kv:// URL ` +
         `(new Celery({ beatStore: "redis://127.0.0.1:6379/0" }) or --beat-store)`,
     );

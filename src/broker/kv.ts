@@ -25,6 +25,7 @@ import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import type { Message, MessageProperties } from "../protocol/message.ts";
 import { commitAtomic, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
+import { DELIVERY_COUNT_HEADER } from "./port.ts";
 import type {
   Broker,
   Delivery,
@@ -99,6 +100,8 @@ interface StoredMessage {
   envelope: string;
   step: number;
   redelivered: boolean;
+  /** Times it was restored after its visibility timeout (a consumer died holding it). */
+  restores?: number;
 }
 
 interface Envelope {
@@ -202,6 +205,7 @@ function decodeDelivery(taken: Taken): Delivery {
   }
   const headers = { ...env.headers };
   if (taken.message.redelivered) headers.redelivered = true;
+  if (taken.message.restores) headers[DELIVERY_COUNT_HEADER] = taken.message.restores;
   return {
     body: taken.message.body,
     contentType: String(env.content_type ?? ""),
@@ -434,12 +438,17 @@ export class KvBroker implements Broker {
     }
   }
 
-  async #moveBack(entry: Deno.KvEntry<Unacked>, redelivered: boolean): Promise<boolean> {
+  async #moveBack(
+    entry: Deno.KvEntry<Unacked>,
+    redelivered: boolean,
+    restored = false,
+  ): Promise<boolean> {
     const { queue } = entry.value;
     const message = {
       ...entry.value.message,
       redelivered: redelivered || entry.value.message.redelivered,
     };
+    if (restored) message.restores = (message.restores ?? 0) + 1;
     const res = await commitAtomic(
       this.#kv.atomic()
         .check(entry)
@@ -477,7 +486,7 @@ export class KvBroker implements Broker {
     const now = Date.now();
     let restored = 0;
     for await (const entry of this.#kv.list<Unacked>({ prefix: this.#k("unacked") })) {
-      if (entry.value.deadline <= now && await this.#moveBack(entry, true)) restored++;
+      if (entry.value.deadline <= now && await this.#moveBack(entry, true, true)) restored++;
     }
     if (restored > 0) {
       log.info("Restored {count} unacknowledged message(s) after the visibility timeout", {

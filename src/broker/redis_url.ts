@@ -10,6 +10,8 @@
  * @module
  */
 
+import { maskPassword } from "./errors.ts";
+
 /**
  * Connection settings read from a Redis URL.
  *
@@ -47,6 +49,75 @@ export interface RedisUrlOptions {
   sentinelPassword?: string;
   /** `sentinel://` URLs: Sentinel's ACL user (`?sentinel_username=`). */
   sentinelUsername?: string;
+  /**
+   * `redis+cluster://` URLs: the cluster nodes to start from (then `host`
+   * and `port` are the first one's).
+   */
+  cluster?: { host: string; port: number }[];
+}
+
+/**
+ * Whether a URL names a Redis Cluster (`redis+cluster://` or `rediss+cluster://`).
+ *
+ * @example
+ * ```ts
+ * import { isClusterUrl } from "@celeriac/celeriac/transports";
+ * isClusterUrl("redis+cluster://10.0.0.1:7000,10.0.0.2:7000"); // true
+ * ```
+ *
+ * @param url the URL
+ * @returns true for a cluster URL
+ */
+export function isClusterUrl(url: string): boolean {
+  return /^rediss?\+cluster:\/\//i.test(url.trim());
+}
+
+/**
+ * `redis+cluster://[[user]:password@]host:port[,host:port...][/0][?opt=value...]`:
+ * several start nodes separated by commas (the URL class cannot read that
+ * authority, so it is split here).
+ */
+function parseClusterUrl(url: string): RedisUrlOptions {
+  const m = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/i.exec(
+    url.trim(),
+  );
+  if (!m) {
+    throw new TypeError(
+      `Invalid Redis Cluster URL "${
+        maskPassword(url)
+      }": expected redis+cluster://host:port,host:port`,
+    );
+  }
+  const [, scheme, auth, hosts, path, search] = m;
+  const cluster = hosts.split(",").filter((h) => h !== "").map((h) => {
+    const hp = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h);
+    if (!hp) {
+      throw new TypeError(`Invalid cluster node "${h}" in "${maskPassword(url)}": use host:port`);
+    }
+    return { host: hp[1].replace(/^\[|\]$/g, ""), port: Number(hp[2] ?? 6379) };
+  });
+  if (cluster.length === 0) throw new TypeError(`No cluster node in "${maskPassword(url)}"`);
+  const dbText = (path ?? "").replace(/^\//, "");
+  if (dbText !== "" && dbText !== "0") {
+    throw new TypeError(
+      `Redis Cluster has only database 0, not "${dbText}" in "${maskPassword(url)}"`,
+    );
+  }
+  const query: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(search ?? "")) query[k] = v;
+  const colon = auth === undefined ? -1 : auth.indexOf(":");
+  const user = auth === undefined ? "" : colon < 0 ? auth : auth.slice(0, colon);
+  const pass = auth === undefined || colon < 0 ? "" : auth.slice(colon + 1);
+  return {
+    host: cluster[0].host,
+    port: cluster[0].port,
+    db: 0,
+    username: user ? decodeURIComponent(user) : undefined,
+    password: pass ? decodeURIComponent(pass) : undefined,
+    tls: scheme.toLowerCase() === "rediss",
+    query,
+    cluster,
+  };
 }
 
 /**
@@ -82,7 +153,7 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
     }
     if (u.protocol !== "sentinel:") {
       throw new TypeError(
-        `Not a Sentinel URL: "${part}" in "${url}" (join sentinel:// URLs with ;)`,
+        `Not a Sentinel URL: "${part}" in "${maskPassword(url)}" (join sentinel:// URLs with ;)`,
       );
     }
     for (const [k, v] of u.searchParams) query[k] = v;
@@ -95,7 +166,7 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
     if (u.password && password === undefined) password = decodeURIComponent(u.password);
     if (u.username && username === undefined) username = decodeURIComponent(u.username);
   }
-  if (sentinels.length === 0) throw new TypeError(`No Sentinel in "${url}"`);
+  if (sentinels.length === 0) throw new TypeError(`No Sentinel in "${maskPassword(url)}"`);
   if (!query.master_name) {
     throw new TypeError(
       `Sentinel URL "${url}" names no master: add ?master_name=<the name in "sentinel monitor">`,
@@ -119,7 +190,9 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
 function parseDb(dbText: string, url: string): number {
   const db = Number(dbText);
   if (!Number.isInteger(db) || db < 0) {
-    throw new TypeError(`Invalid Redis database "${dbText}" in "${url}": use a number, e.g. /0`);
+    throw new TypeError(
+      `Invalid Redis database "${dbText}" in "${maskPassword(url)}": use a number, e.g. /0`,
+    );
   }
   return db;
 }
@@ -142,6 +215,7 @@ function parseDb(dbText: string, url: string): number {
  */
 export function parseRedisUrl(url: string): RedisUrlOptions {
   if (isSentinelUrl(url)) return parseSentinelUrls(url);
+  if (isClusterUrl(url)) return parseClusterUrl(url);
   let u: URL;
   try {
     u = new URL(url);

@@ -24,6 +24,8 @@ import type { ScheduleStore, ScheduleStoreOptions } from "../broker/schedule_sto
 export interface OpenBrokerOptions {
   /** Seconds before an unacknowledged message is redelivered. */
   visibilityTimeout?: number;
+  /** Seconds to retry acknowledgements and requeues while the server is down (Redis). */
+  outageRetryLimit?: number;
 }
 
 /**
@@ -40,6 +42,8 @@ export interface OpenBrokerOptions {
 export interface OpenBackendOptions {
   /** Seconds results are kept; 0 keeps them. */
   resultExpires?: number;
+  /** Seconds to retry a result store while the server is down (Redis). */
+  outageRetryLimit?: number;
   /** rpc://: this client's reply queue (the app's `oid`, the `reply_to` of its tasks). */
   replyQueue?: string;
   /** rpc://: the `amqp://` broker URL results travel through, when the rpc URL names no server. */
@@ -61,8 +65,8 @@ function unsupported(kind: string, url: string): TypeError {
   }
   const s = scheme(url);
   const use = kind === "broker"
-    ? "redis://, rediss://, sentinel://, amqp://, amqps:// or kv://"
-    : "redis://, rediss://, sentinel://, rpc:// or kv://";
+    ? "redis://, rediss://, sentinel://, redis+cluster://, amqp://, amqps:// or kv://"
+    : "redis://, rediss://, sentinel://, redis+cluster://, rpc:// or kv://";
   return new TypeError(`Unsupported ${kind} URL "${s}://…": use ${use}`);
 }
 
@@ -89,6 +93,11 @@ export async function openBroker(url: string, options: OpenBrokerOptions = {}): 
     case "sentinel": {
       const { openRedisBroker } = await import("../broker/redis.ts");
       return await openRedisBroker(url, options);
+    }
+    case "redis+cluster":
+    case "rediss+cluster": {
+      const { openRedisClusterBroker } = await import("../broker/redis_cluster.ts");
+      return await openRedisClusterBroker(url, options);
     }
     case "amqp":
     case "amqps": {
@@ -127,6 +136,8 @@ export async function openBackend(
   switch (scheme(url)) {
     case "redis":
     case "rediss":
+    case "redis+cluster":
+    case "rediss+cluster":
     case "sentinel": {
       const { openRedisBackend } = await import("../backend/redis.ts");
       return await openRedisBackend(url, options);
@@ -150,7 +161,7 @@ export async function openBackend(
 
 /**
  * Open beat's schedule store (leader lease, last runs, run-time entries)
- * for a URL: `redis://`, `rediss://` or `kv://`. RabbitMQ offers no
+ * for a URL: `redis://`, `rediss://`, `redis+cluster://`, `sentinel://` or `kv://`. RabbitMQ offers no
  * compare-and-set, so an `amqp://` URL is refused with what to use instead.
  *
  * @example
@@ -173,7 +184,10 @@ export async function openScheduleStore(
 ): Promise<ScheduleStore> {
   switch (scheme(url)) {
     case "redis":
-    case "rediss": {
+    case "rediss":
+    case "redis+cluster":
+    case "rediss+cluster":
+    case "sentinel": {
       const { openRedisScheduleStore } = await import("../broker/redis_schedule.ts");
       return await openRedisScheduleStore(url, options);
     }
@@ -189,7 +203,9 @@ export async function openScheduleStore(
       );
     default:
       throw new TypeError(
-        `Unsupported beat store URL "${scheme(url)}://…": use redis://, rediss:// or kv://`,
+        `Unsupported beat store URL "${
+          scheme(url)
+        }://…": use redis://, rediss://, redis+cluster://, sentinel:// or kv://`,
       );
   }
 }

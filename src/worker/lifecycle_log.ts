@@ -50,7 +50,6 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
             seconds: (e.outcome.runtime / 1000).toFixed(6),
           });
         }
-        logChord(e.req.task, e.req.id, e.req.group, e.outcome.followUp?.embed.chord?.task);
         break;
       case "failed":
         if (e.cause !== "worker-lost") {
@@ -61,7 +60,6 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
             message: e.message,
           });
         }
-        logChord(e.req.task, e.req.id, e.req.group, e.outcome?.followUp?.embed.chord?.task);
         break;
       case "retried": {
         const exc = e.outcome.exc;
@@ -126,13 +124,4 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
         break;
     }
   };
-}
-
-function logChord(name: string, id: string, group: string | null, body: string | undefined): void {
-  if (body === undefined) return;
-  log.error(
-    "Task {name}[{id}] is a member of chord {group}: Celeriac workers do not join chords " +
-      "yet, so its body {body} will not be triggered by this worker",
-    { name, id, group, body },
-  );
 }

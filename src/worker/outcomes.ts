@@ -12,8 +12,9 @@ import { exceptionInfo } from "../protocol/exceptions.ts";
 import type { TaskState } from "../protocol/result_meta.ts";
 import { TimeLimitExceeded, WorkerLostError } from "../client/worker_errors.ts";
 import type { RunOutcome } from "./executor.ts";
-import { chainStepIds, failureFollowUps, successFollowUps } from "./follow_ups.ts";
-import { chainFailures, failureEntry, pyException, revokedEntry } from "./result_entries.ts";
+import { canvasOutcome } from "./chords.ts";
+import { inheritedHeaders } from "./follow_ups.ts";
+import { failureEntry, pyException, revokedEntry } from "./result_entries.ts";
 import { type DueRetry, settleRetries } from "./retries.ts";
 import { Settlement } from "./settlement.ts";
 import type { Running, WorkerState } from "./worker_state.ts";
@@ -62,18 +63,22 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
       continue;
     }
     const status: TaskState = o.ok ? "SUCCESS" : "FAILURE";
-    if (o.meta) s.stores.push({ taskId: req.id, status, meta: o.meta, replyTo: req.replyTo });
     const parent = {
       id: req.id,
       rootId: req.rootId ?? req.id,
       origin: st.hostname,
       defaultQueue: st.app.config.defaultQueue,
+      headers: inheritedHeaders(req.headers),
     };
+    const canvas = canvasOutcome(o, req, parent, now, st.children.take(req.id));
+    if (canvas.meta) {
+      s.stores.push({ taskId: req.id, status, meta: canvas.meta, replyTo: req.replyTo });
+    }
+    s.stores.push(...canvas.stores);
+    s.publishes.push(...canvas.publishes);
+    if (canvas.join) s.joins.push(canvas.join);
     if (o.ok) {
       lifecycle.emit({ type: "succeeded", seq: o.seq, req, outcome: o });
-      if (o.followUp) {
-        s.publishes.push(...successFollowUps(o.followUp.embed, o.followUp.value, parent, now));
-      }
     } else {
       const exc = o.exc ?? pyException("Exception", "builtins", []);
       lifecycle.emit({
@@ -85,10 +90,6 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
         message: exc.exc_message.map(String).join(", "),
         outcome: o,
       });
-      if (o.followUp) {
-        s.publishes.push(...failureFollowUps(o.followUp.embed, parent, now));
-        if (o.meta) s.stores.push(...chainFailures(chainStepIds(o.followUp.embed), o.meta));
-      }
     }
     if (!r.acked) s.acks.push(delivery);
   }

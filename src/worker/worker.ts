@@ -38,7 +38,9 @@ import type { Delivery } from "../broker/port.ts";
 import type { Celery } from "../client/app.ts";
 import { hostName } from "../client/runtime.ts";
 import { parseRate } from "../protocol/rate.ts";
+import { registerBuiltins } from "./builtins.ts";
 import { Intake } from "./intake.ts";
+import { receiveOrPark, settleOrPark } from "./last_resort.ts";
 import { logLifecycle } from "./lifecycle_log.ts";
 import { putBack, settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
@@ -47,6 +49,7 @@ import { createPool } from "./pool_setup.ts";
 import { workerInspection } from "./inspection.ts";
 import { type ControlTarget, RemoteControl } from "./remote_control.ts";
 import { REVOKE_TTL_MS } from "./revoked_ids.ts";
+import { softShutdown, takeAllowance } from "./scale_limits.ts";
 import { sendTaskEvents } from "./task_events.ts";
 import { TaskRegistries } from "./task_registries.ts";
 import type { WorkerOptions } from "./worker_options.ts";
@@ -115,6 +118,7 @@ export class Worker {
         "The threads pool needs appModule: the URL of the module exporting the app",
       );
     }
+    registerBuiltins(this.#app);
     this.#s = new WorkerState(options.app, options, this.hostname);
     this.#s.lifecycle.subscribe(countStats(this.stats));
     this.#s.lifecycle.subscribe(this.#registries.subscriber);
@@ -204,8 +208,11 @@ export class Worker {
     });
     s.lifecycle.subscribe(sendTaskEvents(s.events));
     const { pool, sandboxes } = createPool(this.#app, s.options, {
-      onOutcomes: (outs) => settleOutcomes(s, outs),
-      onPublish: (message, target) => this.#app.publish(message, target),
+      onOutcomes: (outs) => settleOrPark(s, outs, settleOutcomes),
+      onPublish: (message, target) => {
+        s.children.record(message);
+        return this.#app.publish(message, target);
+      },
       onLost: (seqs, reason) => settleLost(s, seqs, reason),
       onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),
     });
@@ -227,7 +234,7 @@ export class Worker {
       hostname: this.hostname,
       n: pool.capacity,
       queues: this.queues.join(","),
-      tasks: [...this.#app.tasks.keys()].join(", "),
+      tasks: [...this.#app.tasks.keys()].filter((n) => !n.startsWith("celery.")).join(", "),
     });
     if (sandboxes.length > 1 || sandboxes[0]?.permissions !== "inherit") {
       for (const sb of sandboxes) {
@@ -244,7 +251,11 @@ export class Worker {
     const s = this.#s;
     let backoff = 500;
     while (!this.#stopping) {
-      const free = s.pool.capacity - s.running.size;
+      const free = takeAllowance(
+        s.pool.capacity - s.running.size,
+        this.#intake.etaHeld,
+        s.options.etaTaskLimit,
+      );
       // Tasks waiting for a rate-limit token do not take slots, but their number is bounded.
       if (free <= 0 || this.#intake.backlog >= Math.max(100, 4 * s.pool.capacity)) {
         await s.sleep();
@@ -266,10 +277,10 @@ export class Worker {
             r();
           }, { once: true });
         });
-        backoff = Math.min(backoff * 2, 10_000);
+        backoff = Math.min(backoff * 2, 2000);
         continue;
       }
-      if (got.length) await this.#intake.receive(got);
+      if (got.length) await receiveOrPark(s, this.#intake, got);
     }
   }
 
@@ -298,12 +309,13 @@ export class Worker {
       revoke: (ids, terminate) => this.revoke(ids, { terminate }),
       revoked: () => this.#s.revoked.ids(),
       registered: () =>
-        [...this.#app.tasks.values()].filter((t) => t.handler).map((t) => {
-          const rate = this.rateLimit(t.name);
-          if (rate === null) return t.name;
-          const text = this.#rateText.get(t.name) ?? t.options.rateLimit ?? `${rate}/s`;
-          return `${t.name} [rate_limit=${text}]`;
-        }).sort(),
+        [...this.#app.tasks.values()].filter((t) => t.handler && !t.name.startsWith("celery."))
+          .map((t) => {
+            const rate = this.rateLimit(t.name);
+            if (rate === null) return t.name;
+            const text = this.#rateText.get(t.name) ?? t.options.rateLimit ?? `${rate}/s`;
+            return `${t.name} [rate_limit=${text}]`;
+          }).sort(),
       setRateLimit: (name, rate) => {
         if (!this.#app.tasks.get(name)?.handler) throw new RangeError(`unknown task ${name}`);
         this.setRateLimit(name, rate);
@@ -425,6 +437,15 @@ export class Worker {
     const s = this.#s;
     this.#takeAbort.abort();
     this.#control.abort();
+    const soft = (s.options.softShutdownTimeout ?? 0) * 1000;
+    if (soft > 0 && s.running.size > 0) {
+      log.warn("{hostname}: soft shutdown, {n} running task(s) get {s} s to finish", {
+        hostname: this.hostname,
+        n: s.running.size,
+        s: soft / 1000,
+      });
+      await softShutdown(() => s.running.size, () => s.sleep(), soft);
+    }
     const seqs = [...s.running.keys()];
     const running = [...s.running.values()];
     s.running.clear();

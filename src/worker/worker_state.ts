@@ -6,6 +6,7 @@
  * @module
  */
 
+import { ChildrenTracker } from "./children.ts";
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend } from "../backend/port.ts";
 import type { Broker, Delivery, PublishTarget } from "../broker/port.ts";
@@ -53,6 +54,8 @@ export class WorkerState {
   readonly terminated: Set<number> = new Set();
   /** Revoked ids. */
   readonly revoked: RevokedIds = new RevokedIds();
+  /** Tasks sent by running tasks (their `children`). */
+  readonly children: ChildrenTracker = new ChildrenTracker();
   /** The broker. */
   broker!: Broker;
   /** The result backend, or null without one. */
@@ -88,6 +91,11 @@ export class WorkerState {
    */
   publish(message: Message, target: PublishTarget): Promise<void> {
     return this.app.publish(message, target);
+  }
+
+  /** Seconds settlement steps are retried while a server is down (the app's `outageRetryLimit`). */
+  get outageRetryLimit(): number {
+    return this.app.config.outageRetryLimit;
   }
 
   /**

@@ -17,9 +17,13 @@ export interface RedisProcess {
   kill(): Promise<void>;
 }
 
-/** A port range unlikely to collide with other test files (base + 0..99). */
+/**
+ * A port range unlikely to collide with other test files (base + 0..99),
+ * below the ephemeral ports, with room for Redis Cluster's bus ports
+ * (port + 10000).
+ */
 export function privatePorts(): number {
-  return 30_000 + Math.floor(Math.random() * 300) * 100;
+  return 20_000 + Math.floor(Math.random() * 90) * 100;
 }
 
 /**
