@@ -896,6 +896,12 @@ export class RedisBroker implements Broker {
     const member = key + PRIORITY_SEP + PRIORITY_SEP + queue;
     await this.#run(() => this.#client.sadd(bindings, member));
     const conn = duplicateRedis(this.#client, this.#rawUrl, "celeriac-replies");
+    // Unbind at once on abort (before the app may close its connection).
+    options.signal.addEventListener("abort", () => {
+      this.#client.srem(bindings, member).catch(() => {});
+      this.#client.del(this.#k(queue)).catch(() => {});
+      conn.disconnect();
+    }, { once: true });
     const loop = async () => {
       while (!options.signal.aborted) {
         const got = await conn.brpop(this.#k(queue), 1).catch((err: Error) => {
@@ -913,11 +919,7 @@ export class RedisBroker implements Broker {
         }
       }
     };
-    loop().finally(async () => {
-      conn.disconnect();
-      await this.#client.srem(bindings, member).catch(() => {});
-      await this.#client.del(this.#k(queue)).catch(() => {});
-    });
+    void loop();
   }
 
   /** Add revoked ids to the `celeriac.revoked` sorted set, dropping expired ones. */

@@ -28,6 +28,7 @@ import { bannerFields } from "./banner.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
 import { closeLogging, parseLogLevel, setupLogging } from "./logging.ts";
 import { VERSION } from "./version.ts";
+import { isMonitorCommand, MONITOR_OPTIONS, MONITOR_USAGE, runMonitor } from "./monitor.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -48,7 +49,7 @@ Usage:
   deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
                                                        list (or requeue) parked messages
   deno run -A worker.ts purge --app ./tasks.ts [-Q a,b] [-f]
-                                                       delete every waiting message of the queues${BEAT_USAGE}
+                                                       delete every waiting message of the queues${MONITOR_USAGE}${BEAT_USAGE}
 
 Options:
   -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
@@ -171,6 +172,7 @@ const OPTIONS = {
   ...BEAT_OPTIONS,
   ...RELIABILITY_OPTIONS,
   ...SCALE_OPTIONS,
+  ...MONITOR_OPTIONS,
 } as const;
 
 /**
@@ -215,6 +217,9 @@ export async function main(args: string[]): Promise<number> {
       fields: logFields,
     });
     const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
+    if (isMonitorCommand(command)) {
+      return await runMonitor(command, app, positionals.slice(1), values);
+    }
     switch (command) {
       case "worker":
         return await runWorker(app, url, exportName, values, logFields);
