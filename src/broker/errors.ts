@@ -45,17 +45,23 @@ export class BrokerConnectionError extends Error {
 }
 
 /**
- * Replace the password of a URL with `***`.
+ * Replace the passwords of a URL with `***`: the one before the host, in
+ * each URL of a `;`-joined list (`sentinel://…;sentinel://…`), and query
+ * options named like `sentinel_password`.
  *
  * @example
  * ```ts
  * import { maskPassword } from "@celeriac/celeriac/protocol";
  * maskPassword("redis://:secret@host:6379/0"); // "redis://:***@host:6379/0"
+ * maskPassword("sentinel://:a@h1;sentinel://:b@h2?master_name=m&sentinel_password=c");
+ * // "sentinel://:***@h1;sentinel://:***@h2?master_name=m&sentinel_password=***"
  * ```
  *
  * @param url any URL text
- * @returns the URL without its password
+ * @returns the URL without its passwords
  */
 export function maskPassword(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, "$1***@");
+  return url
+    .replace(/(^|;)([a-z][a-z0-9+.-]*:\/\/[^:/@;]*:)[^@/;]*@/gi, "$1$2***@")
+    .replace(/([?&][a-z_]*password=)[^&#;]*/gi, "$1***");
 }
