@@ -45,23 +45,32 @@ export class BrokerConnectionError extends Error {
 }
 
 /**
- * Replace the passwords of a URL with `***`: the one before the host, in
- * each URL of a `;`-joined list (`sentinel://…;sentinel://…`), and query
- * options named like `sentinel_password`.
+ * Replace every password in a URL with `***`: the user-info password of
+ * each URL in a list (`sentinel://:a@h1;sentinel://:b@h2`, cluster seed
+ * lists), one that holds an unencoded `@`, and `password=` /
+ * `sentinel_password=` query parameters.
  *
  * @example
  * ```ts
  * import { maskPassword } from "@celeriac/celeriac/protocol";
  * maskPassword("redis://:secret@host:6379/0"); // "redis://:***@host:6379/0"
- * maskPassword("sentinel://:a@h1;sentinel://:b@h2?master_name=m&sentinel_password=c");
- * // "sentinel://:***@h1;sentinel://:***@h2?master_name=m&sentinel_password=***"
  * ```
  *
  * @param url any URL text
- * @returns the URL without its passwords
+ * @returns the URL without its password
  */
 export function maskPassword(url: string): string {
   return url
-    .replace(/(^|;)([a-z][a-z0-9+.-]*:\/\/[^:/@;]*:)[^@/;]*@/gi, "$1$2***@")
-    .replace(/([?&][a-z_]*password=)[^&#;]*/gi, "$1***");
+    .replace(
+      /([a-z][a-z0-9+.-]*:\/\/)([^/?#;,\s]*)/gi,
+      (_all, scheme: string, authority: string) => {
+        const at = authority.lastIndexOf("@");
+        if (at < 0) return scheme + authority;
+        const userinfo = authority.slice(0, at);
+        const colon = userinfo.indexOf(":");
+        if (colon < 0) return scheme + authority;
+        return scheme + userinfo.slice(0, colon + 1) + "***" + authority.slice(at);
+      },
+    )
+    .replace(/([?&][a-z_]*password=)[^&;,\s]*/gi, "$1***");
 }

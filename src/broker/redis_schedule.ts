@@ -1,5 +1,5 @@
 /**
- * The schedule store on Redis: the lease is a key holding
+ * The schedule store on Redis (single server, Sentinel or Cluster): the lease is a key holding
  * `holder\ntoken` with a millisecond expiry, the fencing token an INCR
  * counter, run states and run-time entries two hashes. Every change that
  * must hold under the lease is one Lua script, so it is atomic.
@@ -9,7 +9,7 @@
 
 import type { Redis } from "ioredis";
 import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
-import { parseRedisUrl } from "./redis_url.ts";
+import { isClusterUrl, parseRedisUrl } from "./redis_url.ts";
 import {
   type CommitOutcome,
   DEFAULT_BEAT_NAMESPACE,
@@ -81,7 +81,10 @@ export class RedisScheduleStore implements ScheduleStore {
   constructor(rawUrl: string, options: ScheduleStoreOptions = {}) {
     this.#rawUrl = rawUrl;
     const url = parseRedisUrl(rawUrl);
-    this.#p = (url.query.global_keyprefix ?? "") + (options.namespace ?? DEFAULT_BEAT_NAMESPACE);
+    const ns = options.namespace ?? DEFAULT_BEAT_NAMESPACE;
+    // On Redis Cluster a script runs only when all its keys share a slot:
+    // the namespace becomes a hash tag, so all of beat's keys live in one.
+    this.#p = (url.query.global_keyprefix ?? "") + (isClusterUrl(rawUrl) ? `{${ns}}` : ns);
     this.#client = openRedisConnection(url, rawUrl, { name: "celeriac-beat" }) as
       & Redis
       & Scripted;

@@ -24,6 +24,8 @@ import type { ScheduleStore, ScheduleStoreOptions } from "../broker/schedule_sto
 export interface OpenBrokerOptions {
   /** Seconds before an unacknowledged message is redelivered. */
   visibilityTimeout?: number;
+  /** Seconds to retry acknowledgements and requeues while the server is down (Redis). */
+  outageRetryLimit?: number;
 }
 
 /**
@@ -40,6 +42,8 @@ export interface OpenBrokerOptions {
 export interface OpenBackendOptions {
   /** Seconds results are kept; 0 keeps them. */
   resultExpires?: number;
+  /** Seconds to retry a result store while the server is down (Redis). */
+  outageRetryLimit?: number;
   /** rpc://: this client's reply queue (the app's `oid`, the `reply_to` of its tasks). */
   replyQueue?: string;
   /** rpc://: the `amqp://` broker URL results travel through, when the rpc URL names no server. */
@@ -157,7 +161,7 @@ export async function openBackend(
 
 /**
  * Open beat's schedule store (leader lease, last runs, run-time entries)
- * for a URL: `redis://`, `rediss://`, `sentinel://` or `kv://`. RabbitMQ offers no
+ * for a URL: `redis://`, `rediss://`, `redis+cluster://`, `sentinel://` or `kv://`. RabbitMQ offers no
  * compare-and-set, so an `amqp://` URL is refused with what to use instead.
  *
  * @example
@@ -181,6 +185,8 @@ export async function openScheduleStore(
   switch (scheme(url)) {
     case "redis":
     case "rediss":
+    case "redis+cluster":
+    case "rediss+cluster":
     case "sentinel": {
       const { openRedisScheduleStore } = await import("../broker/redis_schedule.ts");
       return await openRedisScheduleStore(url, options);
@@ -199,7 +205,7 @@ export async function openScheduleStore(
       throw new TypeError(
         `Unsupported beat store URL "${
           scheme(url)
-        }://…": use redis://, rediss://, sentinel:// or kv://`,
+        }://…": use redis://, rediss://, redis+cluster://, sentinel:// or kv://`,
       );
   }
 }

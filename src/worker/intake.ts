@@ -20,6 +20,7 @@ import {
   revokedEntry,
   startedEntry,
 } from "./result_entries.ts";
+import { finishedBefore, screen } from "./screening.ts";
 import { Settlement } from "./settlement.ts";
 import { resolveTimeLimits } from "./time_limits.ts";
 import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
@@ -90,6 +91,7 @@ export class Intake {
       }
     }
     const { lifecycle, app } = this.#s;
+    const done = await finishedBefore(this.#s.backend, deliveries);
     const now = Date.now();
     const s = new Settlement();
     const runs: RunRequest[] = [];
@@ -114,6 +116,7 @@ export class Intake {
         if (taskId) s.stores.push(failureEntry(taskId, refusalInfo(err as Error), null));
         continue;
       }
+      if (screen(d, req, done, s, this.#s.options.maxDeliveries)) continue;
       const task = app.tasks.get(req.task);
       if (!task?.handler) {
         const reason = `unregistered task "${req.task}"`;

@@ -40,6 +40,7 @@ import { hostName } from "../client/runtime.ts";
 import { parseRate } from "../protocol/rate.ts";
 import { registerBuiltins } from "./builtins.ts";
 import { Intake } from "./intake.ts";
+import { receiveOrPark, settleOrPark } from "./last_resort.ts";
 import { logLifecycle } from "./lifecycle_log.ts";
 import { putBack, settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
@@ -207,7 +208,7 @@ export class Worker {
     });
     s.lifecycle.subscribe(sendTaskEvents(s.events));
     const { pool, sandboxes } = createPool(this.#app, s.options, {
-      onOutcomes: (outs) => settleOutcomes(s, outs),
+      onOutcomes: (outs) => settleOrPark(s, outs, settleOutcomes),
       onPublish: (message, target) => {
         s.children.record(message);
         return this.#app.publish(message, target);
@@ -233,7 +234,7 @@ export class Worker {
       hostname: this.hostname,
       n: pool.capacity,
       queues: this.queues.join(","),
-      tasks: [...this.#app.tasks.keys()].join(", "),
+      tasks: [...this.#app.tasks.keys()].filter((n) => !n.startsWith("celery.")).join(", "),
     });
     if (sandboxes.length > 1 || sandboxes[0]?.permissions !== "inherit") {
       for (const sb of sandboxes) {
@@ -276,10 +277,10 @@ export class Worker {
             r();
           }, { once: true });
         });
-        backoff = Math.min(backoff * 2, 10_000);
+        backoff = Math.min(backoff * 2, 2000);
         continue;
       }
-      if (got.length) await this.#intake.receive(got);
+      if (got.length) await receiveOrPark(s, this.#intake, got);
     }
   }
 

@@ -112,6 +112,13 @@ export interface WorkerOptions {
   /** Answer remote-control requests on the `celery.pidbox` fanout. Default true. */
   remoteControl?: boolean;
   /**
+   * Park a message as poison (with a FAILURE for its task) once consumers
+   * have died holding it this many times (its `x-delivery-count`: counted
+   * by the Redis and KV restore sweeps, by RabbitMQ on quorum queues).
+   * 0 never parks. Default 5.
+   */
+  maxDeliveries?: number;
+  /**
    * Send task events (`task-received`, `task-succeeded`, ...) for monitors
    * such as Flower and `celery events` [`-E`, `worker_send_task_events`].
    * Default: the app's `workerSendTaskEvents` (false). The `enable_events`
