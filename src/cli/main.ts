@@ -21,6 +21,7 @@ import {
   runBeat,
   runSchedule,
 } from "./beat.ts";
+import { RELIABILITY_OPTIONS, RELIABILITY_USAGE, reliabilityOptions } from "./reliability.ts";
 import { SCALE_HELP, SCALE_OPTIONS, scaleWorkerOptions } from "./scale_flags.ts";
 import { argumentError } from "./arg_errors.ts";
 import {
@@ -33,6 +34,7 @@ import { bannerFields } from "./banner.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
 import { closeLogging, parseLogLevel, setupLogging } from "./logging.ts";
 import { VERSION } from "./version.ts";
+import { isMonitorCommand, MONITOR_OPTIONS, MONITOR_USAGE, runMonitor } from "./monitor.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -53,7 +55,7 @@ Usage:
   deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
                                                        list (or requeue) parked messages
   deno run -A worker.ts purge --app ./tasks.ts [-Q a,b] [-f]
-                                                       delete every waiting message of the queues${BEAT_USAGE}${DASHBOARD_USAGE}
+                                                       delete every waiting message of the queues${MONITOR_USAGE}${BEAT_USAGE}${DASHBOARD_USAGE}
 
 Options:
   -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
@@ -85,7 +87,7 @@ Options:
                              so RabbitMQ's consumer_timeout never closes the channel
 ${SCALE_HELP}
       --without-remote-control
-                             do not answer celery.pidbox commands (ping, revoke, ...)
+                             do not answer celery.pidbox commands (ping, revoke, ...)${RELIABILITY_USAGE}
   -E, --task-events          send task events for monitors (Flower, celery events)
       --heartbeat-interval SECONDS
                              seconds between worker-heartbeat events (default 2)
@@ -175,7 +177,9 @@ const OPTIONS = {
   logfile: { type: "string" },
   ...BEAT_OPTIONS,
   ...DASHBOARD_OPTIONS,
+  ...RELIABILITY_OPTIONS,
   ...SCALE_OPTIONS,
+  ...MONITOR_OPTIONS,
 } as const;
 
 /**
@@ -220,6 +224,9 @@ export async function main(args: string[]): Promise<number> {
       fields: logFields,
     });
     const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
+    if (isMonitorCommand(command)) {
+      return await runMonitor(command, app, positionals.slice(1), values);
+    }
     switch (command) {
       case "worker":
         return await runWorker(app, url, exportName, values, logFields);
@@ -300,6 +307,7 @@ async function runWorker(
     taskPermissions: values["task-permissions"] === undefined
       ? undefined
       : parseTaskPermissions(values["task-permissions"] as string),
+    ...reliabilityOptions(values),
   });
   logFields.hostname = worker.hostname;
   log.info("celeriac {version} {hostname}: app {app}, broker {broker}, results {backend}", {
