@@ -343,6 +343,9 @@ Deno.test("dashboard: a worker's page asks each inspect command of that node onl
   const asked: string[] = [];
   const inspector: DashboardOptions["inspector"] = (command, { destination }) => {
     asked.push(`${command}:${destination?.join(",") ?? "*"}`);
+    if (command === "stats" && !destination) {
+      return Promise.resolve({ "w@h": { pool: { "max-concurrency": 4 } } }); // the periodic ask
+    }
     if (command === "stats") return Promise.reject(new Error("no reply within 1 s"));
     if (command === "active_queues") return Promise.resolve({ "w@h": [{ name: "q1" }] });
     return Promise.resolve({ [destination![0]]: command === "registered" ? ["t.a"] : [] });
@@ -350,13 +353,14 @@ Deno.test("dashboard: a worker's page asks each inspect command of that node onl
   await withDashboard({ inspector }, async (url, d, _app, f) => {
     f.push({ type: "worker-online", hostname: "w@h", timestamp: now(), freq: 2 });
     await until(() => d.model.workers.get("w@h")?.queues[0] === "q1");
+    await until(() => d.model.workers.get("w@h")?.pool === 4);
     const body = await json(await fetch(`${url}/api/workers/w@h`));
     const inspect = body.inspect as Record<string, unknown>;
     assert.deepEqual(inspect.registered, ["t.a"]);
     assert.deepEqual(inspect.active, []);
     assert.deepEqual(inspect.stats, { error: "no reply within 1 s" });
     assert.deepEqual(
-      asked.filter((a) => !a.startsWith("active_queues")).sort(),
+      asked.filter((a) => a.endsWith("w@h")).sort(),
       ["active:w@h", "registered:w@h", "reserved:w@h", "scheduled:w@h", "stats:w@h"],
     );
     assert.deepEqual((await json(await fetch(`${url}/api/queues`))).queues, [
@@ -381,5 +385,38 @@ Deno.test("dashboard: a worker action says when the worker did not answer", asyn
     const bad = await post(url, "workers/gone@h/pool_grow", { n: 0 }, h);
     assert.equal(bad.status, 400);
     assert.match(((await json(bad)).error as { message: string }).message, /n must be a whole/);
+  });
+});
+
+Deno.test("dashboard: a task's workflow lists its root, children and parentless members", async () => {
+  await withDashboard({}, async (url, d, _app, f) => {
+    const ev = (uuid: string, root: string, parent: string | null, name: string) => ({
+      type: "task-received",
+      hostname: "w@h",
+      timestamp: now(),
+      uuid,
+      name,
+      root_id: root,
+      parent_id: parent,
+    });
+    f.push(
+      ev("h1", "r", null, "header"), // a chord's header, sent by a client: no parent
+      ev("h2", "r", null, "header"),
+      ev("r", "r", null, "first"),
+      ev("c1", "r", "r", "next"), // a chain step
+      ev("c2", "r", "c1", "last"),
+    );
+    await until(() => d.model.tasks.size === 5);
+    const detail = await json(await fetch(`${url}/api/tasks/c2`));
+    const steps = detail.workflow as { uuid: string; depth: number }[];
+    assert.deepEqual(steps.map((s) => `${s.uuid}:${s.depth}`), [
+      "r:0",
+      "c1:1",
+      "c2:2",
+      "h1:1",
+      "h2:1",
+    ]);
+    assert.deepEqual((detail.parent as { uuid: string }).uuid, "c1");
+    assert.deepEqual((detail.root as { uuid: string }).uuid, "r");
   });
 });

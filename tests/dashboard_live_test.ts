@@ -182,6 +182,15 @@ Deno.test({
         // Workers again, and one worker's page with its inspect replies
         await nav(page, "Workers");
         await pyRow.getByText("online").waitFor();
+        // pool size and queues from inspect stats / active_queues, asked every 10 s
+        await tsRow.locator("td.num").nth(4).filter({ hasText: /^1$/ }).waitFor({
+          timeout: 20_000,
+        });
+        await pyRow.locator("td.num").nth(4).filter({ hasText: /^1$/ }).waitFor({
+          timeout: 20_000,
+        });
+        await tsRow.getByRole("cell", { name: tsQueue, exact: true }).waitFor();
+        await pyRow.getByRole("cell", { name: pyQueue, exact: true }).waitFor();
         await shot(page, "workers");
         await tsRow.getByRole("link").click();
         await page.getByRole("heading", { name: "Registered tasks" }).waitFor({ timeout: 20_000 });

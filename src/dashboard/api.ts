@@ -148,7 +148,9 @@ const MAX_WORKFLOW = 50;
 
 /**
  * The tasks of a workflow from its root, parents before children (a chain
- * is a line of steps, a chord's header a fan), with their depth.
+ * is a line of steps, a chord's header a fan), with their depth; tasks of
+ * the workflow linked to no parent (a chord's header sent by a client)
+ * follow at depth 1.
  */
 function workflow(
   ctx: ApiContext,
@@ -156,14 +158,20 @@ function workflow(
 ): { uuid: string; name: string | null; state: string | null; depth: number }[] {
   const out: { uuid: string; name: string | null; state: string | null; depth: number }[] = [];
   const seen = new Set<string>();
-  const queue: [string, number][] = [[root, 0]];
-  while (queue.length && out.length < MAX_WORKFLOW) {
-    const [id, depth] = queue.shift()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    const t = ctx.model.tasks.get(id);
-    out.push({ uuid: id, name: t?.name ?? null, state: t?.state ?? null, depth });
-    for (const c of ctx.model.tasks.children(id)) queue.push([c, depth + 1]);
+  const walk = (start: string, startDepth: number) => {
+    const queue: [string, number][] = [[start, startDepth]];
+    while (queue.length && out.length < MAX_WORKFLOW) {
+      const [id, depth] = queue.shift()!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const t = ctx.model.tasks.get(id);
+      out.push({ uuid: id, name: t?.name ?? null, state: t?.state ?? null, depth });
+      for (const c of ctx.model.tasks.children(id)) queue.push([c, depth + 1]);
+    }
+  };
+  walk(root, 0);
+  for (const id of ctx.model.tasks.members(root)) {
+    if (!seen.has(id) && ctx.model.tasks.get(id)?.parentId == null) walk(id, 1);
   }
   return out;
 }

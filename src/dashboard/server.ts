@@ -169,11 +169,18 @@ export class Dashboard {
     this.#timers.push(setInterval(() => this.#push(), PUSH_INTERVAL_MS));
     const inspector = this.#options.inspector;
     if (inspector) {
-      const ask = () =>
+      const failed = (err: unknown) =>
+        log.debug("inspect failed: {error}", { error: (err as Error).message });
+      const ask = () => {
         Promise.resolve().then(() => inspector("active_queues", { timeout: 1 })).then(
           (r) => this.model.applyActiveQueues(r),
-          (err) => log.debug("active_queues failed: {error}", { error: (err as Error).message }),
+          failed,
         );
+        Promise.resolve().then(() => inspector("stats", { timeout: 1 })).then(
+          (r) => this.model.applyStats(r),
+          failed,
+        );
+      };
       ask();
       this.#timers.push(setInterval(ask, ACTIVE_QUEUES_MS));
     }

@@ -173,6 +173,8 @@ export class TaskTable {
   readonly #tasks = new Map<string, TaskRecord>();
   /** Parent id → child ids, kept apart so a parent seen after its children finds them. */
   readonly #children = new Map<string, string[]>();
+  /** Root id → ids of the other tasks of its workflow (chord headers have no parent). */
+  readonly #members = new Map<string, string[]>();
   readonly #max: number;
 
   /**
@@ -242,6 +244,17 @@ export class TaskTable {
     return t;
   }
 
+  /** Add `id` under `key`, bounded: at most maxTasks keys, 1,000 ids a key. */
+  #index(map: Map<string, string[]>, key: string, id: string): void {
+    let ids = map.get(key);
+    if (!ids) {
+      ids = [];
+      map.set(key, ids);
+      if (map.size > this.#max) map.delete(map.keys().next().value as string);
+    }
+    if (ids.length < MAX_CHILDREN) ids.push(id);
+  }
+
   #merge(t: TaskRecord, e: DashboardEvent, state: TaskState, ts: number): void {
     t.name = str(e.name) ?? t.name;
     t.args = str(e.args) ?? t.args;
@@ -249,7 +262,11 @@ export class TaskTable {
     t.eta = str(e.eta) ?? t.eta;
     t.expires = str(e.expires) ?? t.expires;
     t.queue = str(e.queue) ?? t.queue;
-    t.rootId = str(e.root_id) ?? t.rootId;
+    const root = str(e.root_id);
+    if (root !== null && t.rootId === null) {
+      t.rootId = root;
+      if (root !== t.uuid) this.#index(this.#members, root, t.uuid);
+    }
     if (typeof e.retries === "number") t.retries = Math.max(t.retries, e.retries);
     if (e.type !== "task-sent") t.worker = e.hostname;
     else t.worker ??= null;
@@ -266,15 +283,7 @@ export class TaskTable {
     const parent = str(e.parent_id);
     if (parent !== null && parent !== t.uuid && t.parentId === null) {
       t.parentId = parent;
-      let siblings = this.#children.get(parent);
-      if (!siblings) {
-        siblings = [];
-        this.#children.set(parent, siblings);
-        if (this.#children.size > this.#max) {
-          this.#children.delete(this.#children.keys().next().value as string);
-        }
-      }
-      if (siblings.length < MAX_CHILDREN) siblings.push(t.uuid);
+      this.#index(this.#children, parent, t.uuid);
     }
     const step: TimelineStep = { state, timestamp: ts, hostname: e.hostname };
     let i = t.timeline.length;
@@ -305,6 +314,17 @@ export class TaskTable {
    */
   children(id: string): readonly string[] {
     return this.#children.get(id) ?? [];
+  }
+
+  /**
+   * Ids of the other tasks whose workflow root is `id`, in the order seen
+   * (at most 1,000).
+   *
+   * @param id the root task's id
+   * @returns the ids
+   */
+  members(id: string): readonly string[] {
+    return this.#members.get(id) ?? [];
   }
 
   /**

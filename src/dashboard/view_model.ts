@@ -140,7 +140,21 @@ export class ViewModel {
         .map((q) => (q as { name?: unknown })?.name)
         .filter((n): n is string => typeof n === "string");
       for (const n of names) this.queuesSeen.add(n);
-      if (this.workers.setQueues(node, names)) this.#changedWorkers.add(node);
+      if (this.workers.setInspected(node, { queues: names })) this.#changedWorkers.add(node);
+    }
+  }
+
+  /**
+   * Apply an `inspect stats` reply: each worker's pool size.
+   *
+   * @param replies node name → stats
+   */
+  applyStats(replies: Record<string, unknown>): void {
+    for (const [node, stats] of Object.entries(replies)) {
+      const pool = (stats as { pool?: Record<string, unknown> } | null)?.pool?.["max-concurrency"];
+      if (typeof pool === "number" && this.workers.setInspected(node, { pool })) {
+        this.#changedWorkers.add(node);
+      }
     }
   }
 

@@ -45,6 +45,8 @@ export interface WorkerRecord {
   loadavg: number[];
   /** Queues it consumes (from `inspect active_queues`), once known. */
   queues: string[];
+  /** Pool size (`inspect stats`: `pool["max-concurrency"]`), once known. */
+  pool: number | null;
 }
 
 const MAX_WORKERS = 1000;
@@ -62,8 +64,8 @@ const MAX_WORKERS = 1000;
  */
 export class WorkerTable {
   readonly #workers = new Map<string, WorkerRecord>();
-  /** Queues by node, kept for nodes whose first event comes after the reply. */
-  readonly #queues = new Map<string, string[]>();
+  /** Inspect facts by node, kept for nodes whose first event comes after the reply. */
+  readonly #inspected = new Map<string, { queues: string[]; pool: number | null }>();
 
   /**
    * Apply an event; returns the worker it changed (every event names its sender).
@@ -90,7 +92,8 @@ export class WorkerTable {
         succeeded: 0,
         failed: 0,
         loadavg: [],
-        queues: this.#queues.get(e.hostname) ?? [],
+        queues: [...(this.#inspected.get(e.hostname)?.queues ?? [])],
+        pool: this.#inspected.get(e.hostname)?.pool ?? null,
       };
       this.#workers.set(e.hostname, w);
     }
@@ -149,21 +152,30 @@ export class WorkerTable {
   }
 
   /**
-   * Record the queues a worker consumes (kept for its record if it has
-   * sent no event yet).
+   * Record what inspect replies tell of a worker: the queues it consumes,
+   * its pool size (kept for its record if it has sent no event yet).
    *
    * @param hostname node name
-   * @param queues queue names
+   * @param facts `queues` and/or `pool`
    * @returns the record, or undefined for a worker that sent no event
    */
-  setQueues(hostname: string, queues: readonly string[]): WorkerRecord | undefined {
-    this.#queues.delete(hostname);
-    this.#queues.set(hostname, [...queues]);
-    if (this.#queues.size > MAX_WORKERS) {
-      this.#queues.delete(this.#queues.keys().next().value as string);
+  setInspected(
+    hostname: string,
+    facts: { queues?: readonly string[]; pool?: number },
+  ): WorkerRecord | undefined {
+    const known = this.#inspected.get(hostname) ?? { queues: [], pool: null };
+    this.#inspected.delete(hostname);
+    if (facts.queues) known.queues = [...facts.queues];
+    if (facts.pool !== undefined) known.pool = facts.pool;
+    this.#inspected.set(hostname, known);
+    if (this.#inspected.size > MAX_WORKERS) {
+      this.#inspected.delete(this.#inspected.keys().next().value as string);
     }
     const w = this.#workers.get(hostname);
-    if (w) w.queues = [...queues];
+    if (w) {
+      w.queues = [...known.queues];
+      w.pool = known.pool;
+    }
     return w;
   }
 

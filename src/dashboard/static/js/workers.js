@@ -21,6 +21,7 @@ export function Workers() {
             <th scope="col" class="num">Processed</th>
             <th scope="col" class="num">Succeeded</th>
             <th scope="col" class="num">Failed</th>
+            <th scope="col" class="num">Pool</th>
             <th scope="col" class="hide-narrow">Queues</th>
             <th scope="col" class="hide-narrow">Load</th>
             <th scope="col" class="hide-narrow">Heartbeat</th>
@@ -44,6 +45,7 @@ export function Workers() {
               <td class="num">${w.processed}</td>
               <td class="num">${w.succeeded}</td>
               <td class="num">${w.failed}</td>
+              <td class="num">${w.pool ?? ""}</td>
               <td class="hide-narrow mono">${w.queues.join(", ")}</td>
               <td class="hide-narrow">${w.loadavg.map((n) => n.toFixed(2)).join(" ")}</td>
               <td class="hide-narrow">${fmtTime(w.lastHeartbeat)}</td>
@@ -53,7 +55,7 @@ export function Workers() {
         ${workers.length === 0
           ? html`
             <tr>
-              <td colspan="10" class="muted">No worker has sent events yet.</td>
+              <td colspan="11" class="muted">No worker has sent events yet.</td>
             </tr>
           `
           : null}
@@ -155,6 +157,8 @@ export function WorkerDetail({ name, session }) {
           <dd>${w.active} / ${w.processed}</dd>
           <dt>Succeeded / failed</dt>
           <dd>${w.succeeded} / ${w.failed}</dd>
+          <dt>Pool size</dt>
+          <dd>${w.pool ?? "unknown (no inspect reply yet)"}</dd>
           <dt>Queues</dt><dd class="mono">${w.queues.join(", ") || "unknown (no inspect reply yet)"}</dd>
       <dt>Load</dt>
           <dd>${w.loadavg.join(" ")}</dd>
