@@ -217,3 +217,25 @@ Deno.test("view model: inspect active_queues gives each worker's queues and the 
   assert.ok(vm.queuesSeen.has("emails") && vm.queuesSeen.has("ghost-q"));
   assert.deepEqual(vm.takeChanges().workers.map((w) => w.hostname), ["celery@fixture-host"]);
 });
+
+Deno.test("view model: memory stays bounded over 30,000 tasks of workflows", () => {
+  const vm = new ViewModel({ maxTasks: 1000 });
+  for (let i = 0; i < 30_000; i++) {
+    const root = `root-${Math.floor(i / 3)}`;
+    vm.apply({
+      type: "task-received",
+      hostname: "w@h",
+      timestamp: 1000 + i / 1000,
+      uuid: i % 3 === 0 ? root : `t${i}`,
+      name: "n",
+      root_id: root,
+      parent_id: i % 3 === 0 ? null : root,
+    });
+  }
+  assert.equal(vm.tasks.size, 1000);
+  // indexes of evicted parents and roots are bounded too: the oldest are gone
+  assert.deepEqual(vm.tasks.children("root-0"), []);
+  assert.deepEqual(vm.tasks.members("root-0"), []);
+  assert.deepEqual(vm.tasks.children("root-9999"), ["t29998", "t29999"]);
+  assert.equal(vm.takeChanges().tasks.length, 200);
+});
