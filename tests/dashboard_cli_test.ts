@@ -77,3 +77,21 @@ Deno.test("worker.ts dashboard: off loopback without auth, or a port in use, exi
     taken.close();
   }
 });
+
+Deno.test("examples/dashboard.ts serves the dashboard of the example app", async () => {
+  const port = freePort();
+  const p = Proc.start("example", Deno.execPath(), [
+    "run",
+    `--allow-net=127.0.0.1:${port}`,
+    "--allow-read=.",
+    "--allow-env",
+    "examples/dashboard.ts",
+  ], { env: { PORT: String(port), READ_ONLY: "1", CELERY_BROKER_URL: "kv://:memory:" } });
+  try {
+    await p.waitFor(new RegExp(`dashboard on http://127\\.0\\.0\\.1:${port}`));
+    const session = await (await fetch(`http://127.0.0.1:${port}/api/session`)).json();
+    assert.equal(session.readOnly, true);
+  } finally {
+    assert.equal((await p.stop("SIGINT")).code, 0, p.output);
+  }
+});
