@@ -16,6 +16,7 @@ import { pyJsonDumps } from "../protocol/json.ts";
 import type { Embed, TaskBody } from "../protocol/message.ts";
 import { encodeResultMetaWithJson, type ExceptionInfo } from "../protocol/result_meta.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
+import { checkCall } from "./arity.ts";
 import { reportedError } from "./reported_error.ts";
 import type { TimeLimits } from "./time_limits.ts";
 import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
@@ -239,6 +240,7 @@ export async function runTask(
   try {
     if (!task?.handler) throw new Error(`Task ${req.task} is not defined in this worker's app`);
     const args = callArgs(task, body);
+    checkCall(task, body, args);
     const handler = task.handler as (...a: unknown[]) => unknown;
     const rootId = req.info.rootId ?? req.id;
     let value: unknown;

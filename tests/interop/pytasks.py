@@ -51,6 +51,11 @@ def add(a, b):
     return a + b
 
 
+@app.task(name="tasks.greet")
+def greet(name, greeting="hello"):
+    return f"{greeting}, {name}"
+
+
 @app.task(name="tasks.record", acks_late=True)
 def record(n, marker_key, sleep_s=0.0):
     """Records that Python ran it in a Redis list; sleeps on the first attempt only."""
