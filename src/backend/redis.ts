@@ -15,8 +15,10 @@ import type { Redis } from "ioredis";
 import {
   closeRedis,
   connectRedis,
+  duplicateRedis,
   guardRedis,
   openRedisConnection,
+  redisFailure,
 } from "../broker/redis_connection.ts";
 import { parseRedisUrl } from "../broker/redis_url.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
@@ -166,10 +168,7 @@ export class RedisBackend implements ResultBackend {
 
   #subscriberConn(): Redis {
     if (this.#subscriber) return this.#subscriber;
-    const sub = this.#client.duplicate({
-      enableAutoPipelining: false,
-      connectionName: "celeriac-results",
-    });
+    const sub = duplicateRedis(this.#client, this.#rawUrl, "celeriac-results");
     sub.on("error", () => {});
     sub.on("message", (channel: string, message: string) => this.#onMessage(channel, message));
     sub.on("ready", () => this.#recheckAll());
@@ -233,22 +232,30 @@ export class RedisBackend implements ResultBackend {
       this.#subscribing.set(taskId, this.#subscriberConn().subscribe(this.key(taskId)));
     }
     set.add(waiter);
-    const onAbort = () => {
+    const drop = () => {
       const s = this.#waiters.get(taskId);
       if (s?.delete(waiter) && s.size === 0) {
         this.#waiters.delete(taskId);
         this.#unsubscribe(taskId);
       }
+    };
+    const onAbort = () => {
+      drop();
       reject(signal!.reason);
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      await this.#run(() => this.#subscribing.get(taskId) ?? Promise.resolve());
+      const sub = this.#subscriberConn();
+      await this.#run(() =>
+        (this.#subscribing.get(taskId) ?? Promise.resolve()).catch((err) => {
+          throw redisFailure(sub, this.#rawUrl, err);
+        })
+      );
       const now = await this.get(taskId);
       if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
       return await promise;
     } catch (err) {
-      onAbort();
+      drop();
       throw err;
     } finally {
       signal?.removeEventListener("abort", onAbort);

@@ -25,12 +25,17 @@ export class BrokerConnectionError extends Error {
    *
    * @param url the URL that failed (its password is masked in the message)
    * @param cause the underlying error
+   * @param explained what went wrong in words (default: the cause's message) and
+   *   what to change (default: check that the server runs and the URL is right)
    */
-  constructor(url: string, cause?: unknown) {
+  constructor(url: string, cause?: unknown, explained: { reason?: string; hint?: string } = {}) {
     const safe = maskPassword(url);
-    const why = cause instanceof Error ? `: ${cause.message}` : "";
+    const reason = explained.reason ?? (cause instanceof Error ? cause.message : undefined);
+    const why = reason ? `: ${reason.replace(/\.+$/, "")}` : "";
+    const hint = explained.hint ??
+      "Check that the server runs and the URL is right";
     super(
-      `Cannot reach ${safe}${why}. Check that the server runs and the URL is right ` +
+      `Cannot connect to ${safe}${why}. ${hint} ` +
         `(--broker / CELERY_BROKER_URL, --backend / CELERY_RESULT_BACKEND)`,
       { cause },
     );

@@ -31,7 +31,14 @@ import type {
   TokenGrant,
   TokenRequest,
 } from "./port.ts";
-import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
+import {
+  closeRedis,
+  connectRedis,
+  duplicateRedis,
+  guardRedis,
+  openRedisConnection,
+  redisFailure,
+} from "./redis_connection.ts";
 import {
   PARK_SCRIPT,
   RESTORE_SCRIPT,
@@ -413,10 +420,7 @@ export class RedisBroker implements Broker {
   #watcher(key: string): ListWatcher {
     let w = this.#watchers.get(key);
     if (!w) {
-      const conn = this.#client.duplicate({
-        enableAutoPipelining: false,
-        connectionName: "celeriac-watch",
-      });
+      const conn = duplicateRedis(this.#client, this.#rawUrl, "celeriac-watch");
       conn.on("error", () => {});
       w = new ListWatcher(conn, key);
       this.#watchers.set(key, w);
@@ -710,10 +714,7 @@ export class RedisBroker implements Broker {
   ): Promise<void> {
     const channel = this.#fanoutChannel(exchange);
     const binding = options.queue ? PRIORITY_SEP + PRIORITY_SEP + options.queue : null;
-    const conn = this.#client.duplicate({
-      enableAutoPipelining: false,
-      connectionName: "celeriac-fanout",
-    });
+    const conn = duplicateRedis(this.#client, this.#rawUrl, "celeriac-fanout");
     conn.on(
       "error",
       (err: Error) => log.debug("Fanout connection: {error}", { error: err.message }),
@@ -745,7 +746,7 @@ export class RedisBroker implements Broker {
       });
     } catch (err) {
       conn.disconnect();
-      throw err;
+      throw redisFailure(conn, this.#rawUrl, err);
     }
     options.signal.addEventListener("abort", () => void stop(), { once: true });
   }

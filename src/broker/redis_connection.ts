@@ -63,7 +63,111 @@ export function openRedisConnection(
     lastLogged = now;
     log.warn("Redis connection {url}: {error}", { url: maskPassword(rawUrl), error: err.message });
   });
+  watchRedisErrors(client, rawUrl, url.db);
   return client;
+}
+
+/** The last error each connection reported, to say why a connect failed. */
+const lastErrors = new WeakMap<Redis, Error>();
+/** Connections whose database does not exist: they are closed for good. */
+const badDatabases = new WeakMap<Redis, Error>();
+
+/**
+ * Remember a connection's errors (to explain a failed connect) and close it
+ * for good when its database does not exist: ioredis only reports a failed
+ * `SELECT` and then keeps working in database 0, which would put messages
+ * and results where nobody looks.
+ */
+function watchRedisErrors(conn: Redis, rawUrl: string, db: number): void {
+  conn.on("error", (err: Error) => {
+    lastErrors.set(conn, err);
+    if (!/DB index is out of range/i.test(err.message) || badDatabases.has(conn)) return;
+    badDatabases.set(conn, err);
+    log.error(
+      "Redis connection {url}: database {db} does not exist (DB index is out of range); " +
+        "the connection is closed instead of using database 0",
+      { url: maskPassword(rawUrl), db },
+    );
+    conn.disconnect();
+  });
+}
+
+/**
+ * A second connection with the same settings (for pub/sub or blocking
+ * commands), watched like the first: a database that does not exist closes it
+ * with an error log instead of falling back to database 0.
+ *
+ * @example
+ * ```ts ignore
+ * const sub = duplicateRedis(client, "redis://127.0.0.1:6379/0", "celeriac-results");
+ * ```
+ *
+ * @param client the connection to copy
+ * @param rawUrl its URL, for log lines
+ * @param name connection name shown by `CLIENT LIST`
+ * @returns the new (lazily connecting) connection
+ */
+export function duplicateRedis(client: Redis, rawUrl: string, name: string): Redis {
+  const conn = client.duplicate({ enableAutoPipelining: false, connectionName: name });
+  watchRedisErrors(conn, rawUrl, client.options.db ?? 0);
+  return conn;
+}
+
+/**
+ * Say which of the usual connect failures happened, with what to change.
+ *
+ * @example
+ * ```ts ignore
+ * describeRedisFailure(new Error("WRONGPASS invalid username-password pair"), "redis://:x@h:6379/0");
+ * // { reason: "the user name or password is wrong (WRONGPASS)", hint: "Fix ..." }
+ * ```
+ *
+ * @param err what ioredis reported
+ * @param rawUrl the URL that was tried
+ * @returns the reason and what to change
+ */
+export function describeRedisFailure(
+  err: unknown,
+  rawUrl: string,
+): { reason: string; hint?: string } {
+  const message = err instanceof Error ? err.message : String(err);
+  let host = "the server";
+  let db = "0";
+  try {
+    const u = new URL(rawUrl);
+    host = `${u.hostname}:${u.port || "6379"}`;
+    db = u.pathname.replace(/^\//, "") || "0";
+  } catch {
+    // parseRedisUrl already accepted it; keep the generic words
+  }
+  if (/WRONGPASS|invalid password|invalid username-password/i.test(message)) {
+    return {
+      reason: `the user name or password is wrong (WRONGPASS: ${message})`,
+      hint: "Fix the credentials in the URL: redis://[user]:password@host:port/db",
+    };
+  }
+  if (/NOAUTH|Authentication required/i.test(message)) {
+    return {
+      reason: `the server requires a password and none was given (NOAUTH: ${message})`,
+      hint: "Put the password in the URL: redis://:password@host:port/db",
+    };
+  }
+  if (/ENOTFOUND|EAI_AGAIN|EAI_NONAME|getaddrinfo/i.test(message)) {
+    return {
+      reason: `the host name of ${host} does not resolve (DNS: ${message})`,
+      hint: "Check the host name in the URL",
+    };
+  }
+  if (/ECONNREFUSED/i.test(message)) {
+    return { reason: `connection refused: nothing listens on ${host} (${message})` };
+  }
+  if (/DB index is out of range/i.test(message)) {
+    return {
+      reason: `database ${db} does not exist on ${host} (DB index is out of range)`,
+      hint: "Use a database number below the server's `databases` setting (16 by default: 0-15)",
+    };
+  }
+  return { reason: message };
 }
 
 /**
@@ -101,8 +205,42 @@ export async function connectRedis(client: Redis, rawUrl: string): Promise<void>
     await client.connect();
   } catch (err) {
     client.disconnect();
-    throw new BrokerConnectionError(rawUrl, err);
+    throw connectionError(client, rawUrl, err);
   }
+  const bad = badDatabases.get(client);
+  if (bad) {
+    client.disconnect();
+    throw connectionError(client, rawUrl, bad);
+  }
+}
+
+/**
+ * The error to report for a failed command on a connection: a
+ * {@link BrokerConnectionError} naming the missing database when that is why
+ * the connection was closed, else the error itself.
+ *
+ * @example
+ * ```ts ignore
+ * await sub.subscribe("x").catch((err) => { throw redisFailure(sub, url, err); });
+ * ```
+ *
+ * @param conn the connection the command ran on
+ * @param rawUrl its URL, for the error
+ * @param err what the command failed with
+ * @returns the error to throw
+ */
+export function redisFailure(conn: Redis, rawUrl: string, err: unknown): unknown {
+  return badDatabases.has(conn) ? connectionError(conn, rawUrl, err) : err;
+}
+
+/** A {@link BrokerConnectionError} naming the connection's real failure. */
+function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerConnectionError {
+  const real = badDatabases.get(client) ??
+    (err instanceof Error && /Connection is closed|Stream isn't writeable/.test(err.message)
+      ? lastErrors.get(client) ?? err
+      : err);
+  const { reason, hint } = describeRedisFailure(real, rawUrl);
+  return new BrokerConnectionError(rawUrl, real, { reason, hint });
 }
 
 /**

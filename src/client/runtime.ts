@@ -17,7 +17,8 @@ function deno(): DenoLike | undefined {
 }
 
 /**
- * Read an environment variable; `undefined` when unset or not permitted.
+ * Read an environment variable; `undefined` when unset, empty (as Celery treats
+ * `CELERY_BROKER_URL=`) or not permitted.
  *
  * @example
  * ```ts
@@ -30,7 +31,7 @@ function deno(): DenoLike | undefined {
  */
 export function readEnv(name: string): string | undefined {
   try {
-    return deno()?.env?.get(name);
+    return deno()?.env?.get(name) || undefined;
   } catch {
     return undefined;
   }

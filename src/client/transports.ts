@@ -50,6 +50,14 @@ function scheme(url: string): string {
 }
 
 function unsupported(kind: string, url: string): TypeError {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    const example = kind === "broker"
+      ? "redis://127.0.0.1:6379/0, amqp://guest@host// or kv://"
+      : "redis://127.0.0.1:6379/0, rpc:// or kv://";
+    return new TypeError(
+      `The ${kind} URL "${url}" has no scheme: write it as a URL, e.g. ${example}`,
+    );
+  }
   const s = scheme(url);
   const use = kind === "broker"
     ? "redis://, rediss://, amqp://, amqps:// or kv://"

@@ -84,30 +84,41 @@ export class ContentDisallowedError extends ProtocolError {
 
 /**
  * A value cannot be encoded for the wire (a cycle, raw bytes in JSON, a
- * function, ...).
+ * function, ...). `path` says where in the value it is.
  *
  * @example
  * ```ts
  * import { EncodeError } from "@celeriac/celeriac";
  * import { pyJsonDumps } from "@celeriac/celeriac/protocol";
  * try {
- *   pyJsonDumps(new Uint8Array([1]));
+ *   pyJsonDumps({ when: [1, () => 2] });
  * } catch (err) {
- *   console.assert(err instanceof EncodeError);
+ *   console.assert(err instanceof EncodeError && err.path === "when[1]");
  * }
  * ```
  */
 export class EncodeError extends Error {
   /** Stable code for programmatic checks. */
   readonly code: string = "ENCODE";
+  /**
+   * Where in the value the offending part is, e.g. `args[1].when` or
+   * `kwargs.callback`; `""` for the value itself.
+   */
+  readonly path: string;
+  /** What cannot be encoded and what to do instead, without the path. */
+  readonly reason: string;
 
   /**
    * Describe a value that cannot be encoded.
    *
    * @param message what cannot be encoded and what to do instead
+   * @param options `path`: where in the value (default `""`, the value itself)
    */
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options: { path?: string } = {}) {
+    const path = options.path ?? "";
+    super(path ? `Cannot encode ${path}: ${message}` : message);
     this.name = "EncodeError";
+    this.path = path;
+    this.reason = message;
   }
 }

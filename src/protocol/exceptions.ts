@@ -5,7 +5,26 @@
  * @module
  */
 
+import { pyJsonDumps } from "./json.ts";
+import { pyRepr } from "./repr.ts";
 import type { ExceptionInfo } from "./result_meta.ts";
+
+/**
+ * A thrown value that is not an `Error`, in words: a string as it is, an
+ * object or array as its JSON (`{"code": 42}`, not `[object Object]`), else
+ * its Python-style repr.
+ */
+function thrownText(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value !== null && typeof value === "object") {
+    try {
+      return pyJsonDumps(value);
+    } catch {
+      return pyRepr(value);
+    }
+  }
+  return String(value);
+}
 
 /**
  * Python builtin exception names: an error with one of these names is sent
@@ -85,7 +104,9 @@ export interface PythonExceptionFields {
  * A plain `Error` becomes Python's `Exception`; errors named like a Python
  * builtin (`TypeError`, `ValueError`, ...) keep their name in `builtins`;
  * other names go to the `celeriac` module. `excType`, `excModule` and `args`
- * fields on the error override all of that.
+ * fields on the error override all of that. A thrown non-`Error` value (which
+ * Python cannot raise) is stored as an `Exception` whose message is the value's
+ * JSON (`throw { code: 42 }` gives `{"code": 42}`) or, for a string, the string.
  *
  * @example
  * ```ts
@@ -99,7 +120,7 @@ export interface PythonExceptionFields {
  */
 export function exceptionInfo(err: unknown): ExceptionInfo {
   if (!(err instanceof Error)) {
-    return { exc_type: "Exception", exc_message: [String(err)], exc_module: "builtins" };
+    return { exc_type: "Exception", exc_message: [thrownText(err)], exc_module: "builtins" };
   }
   const fields = err as Error & PythonExceptionFields;
   const name = fields.excType ?? (err.name === "Error" ? "Exception" : err.name);
@@ -123,5 +144,5 @@ export function exceptionInfo(err: unknown): ExceptionInfo {
  */
 export function tracebackText(err: unknown): string {
   if (err instanceof Error) return err.stack ?? `${err.name}: ${err.message}`;
-  return String(err);
+  return thrownText(err);
 }

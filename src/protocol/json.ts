@@ -10,7 +10,8 @@
  * @module
  */
 
-import { EncodeError, ProtocolError } from "./errors.ts";
+import { refusal, Refused } from "./encodable.ts";
+import { ProtocolError } from "./errors.ts";
 import { parsePyDate, pyIsoFormat } from "./time.ts";
 
 const SAFE_STRING = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
@@ -39,7 +40,7 @@ function encodeNumber(n: number): string {
   return Number.isNaN(n) ? "NaN" : n > 0 ? "Infinity" : "-Infinity";
 }
 
-function encodeValue(value: unknown, seen: Set<object>): string | undefined {
+function encodeValue(value: unknown, seen: Set<object>, inArray: boolean): string | undefined {
   switch (typeof value) {
     case "string":
       return encodeString(value);
@@ -51,41 +52,51 @@ function encodeValue(value: unknown, seen: Set<object>): string | undefined {
       return value.toString();
     case "undefined":
     case "function":
-    case "symbol":
+    case "symbol": {
+      const why = refusal(value, inArray);
+      if (why) throw new Refused(why);
       return undefined;
+    }
   }
   if (value === null) return "null";
   const obj = value as Record<string, unknown>;
-  if (value instanceof Date) return encodeString(pyIsoFormat(value, "Z"));
+  if (value instanceof Date) {
+    if (!Number.isFinite(value.getTime())) throw new Refused("Invalid Date cannot be encoded");
+    return encodeString(pyIsoFormat(value, "Z"));
+  }
   if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
-    throw new EncodeError(
+    throw new Refused(
       "Raw bytes cannot be sent as JSON (Celery 5.2 cannot decode them either): " +
         'base64-encode them into a string, or use serializer "msgpack"',
     );
   }
   if (typeof obj.toJSON === "function") {
-    return encodeValue((obj.toJSON as () => unknown)(), seen);
+    return encodeValue((obj.toJSON as () => unknown)(), seen, inArray);
   }
-  if (seen.has(obj)) throw new EncodeError("Cannot encode a value that contains itself (a cycle)");
+  const why = refusal(value, inArray);
+  if (why) throw new Refused(why);
+  if (seen.has(obj)) throw new Refused("Cannot encode a value that contains itself (a cycle)");
   seen.add(obj);
+  let key: string | number = 0;
   try {
     if (Array.isArray(value)) {
       const parts = new Array<string>(value.length);
-      for (let i = 0; i < value.length; i++) parts[i] = encodeValue(value[i], seen) ?? "null";
+      for (let i = 0; i < value.length; i++) {
+        key = i;
+        parts[i] = encodeValue(value[i], seen, true)!;
+      }
       return "[" + parts.join(", ") + "]";
     }
-    if (value instanceof Map || value instanceof Set) {
-      throw new EncodeError(
-        `A ${value.constructor.name} cannot be encoded as JSON: convert it to a plain object or array`,
-      );
-    }
     const parts: string[] = [];
-    for (const key in obj) {
-      if (!Object.hasOwn(obj, key)) continue;
-      const encoded = encodeValue(obj[key], seen);
-      if (encoded !== undefined) parts.push(encodeString(key) + ": " + encoded);
+    for (const k in obj) {
+      if (!Object.hasOwn(obj, k)) continue;
+      key = k;
+      const encoded = encodeValue(obj[k], seen, false);
+      if (encoded !== undefined) parts.push(encodeString(k) + ": " + encoded);
     }
     return "{" + parts.join(", ") + "}";
+  } catch (err) {
+    throw err instanceof Refused ? err.under(key) : err;
   } finally {
     seen.delete(obj);
   }
@@ -103,10 +114,15 @@ function encodeValue(value: unknown, seen: Set<object>): string | undefined {
  *
  * @param value any JSON-like value; `bigint`, `Date`, `NaN` and `Infinity` are supported
  * @returns ASCII-only JSON text
- * @throws {EncodeError} for cycles, raw bytes, `Map` and `Set`
+ * @throws {EncodeError} for what JSON cannot carry: cycles, raw bytes, `Map`, `Set`,
+ *   functions, symbols, `undefined` in arrays, `Error` objects; its `path` says where
  */
 export function pyJsonDumps(value: unknown): string {
-  return encodeValue(value, new Set()) ?? "null";
+  try {
+    return encodeValue(value, new Set(), false) ?? "null";
+  } catch (err) {
+    throw err instanceof Refused ? err.toError() : err;
+  }
 }
 
 function uuidFromHex(hex: string): string {

@@ -7,30 +7,49 @@
  */
 
 import { decode, encode } from "@msgpack/msgpack";
-import { EncodeError } from "./errors.ts";
+import { refusal, Refused } from "./encodable.ts";
 import { pyIsoFormat } from "./time.ts";
 
 const INT64_MIN = -(2n ** 63n);
 const UINT64_MAX = 2n ** 64n - 1n;
 
-function toMsgpackValue(value: unknown): unknown {
+function toMsgpackValue(value: unknown, seen: Set<object>, inArray: boolean): unknown {
   if (typeof value === "bigint" && (value < INT64_MIN || value > UINT64_MAX)) {
     // msgpack integers are 64-bit; the encoder would silently wrap larger ones.
-    throw new EncodeError(`Integer ${value} does not fit in 64 bits: msgpack cannot encode it`);
+    throw new Refused(`Integer ${value} does not fit in 64 bits: msgpack cannot encode it`);
   }
-  if (value instanceof Date) return pyIsoFormat(value, "Z");
-  if (Array.isArray(value)) return value.map(toMsgpackValue);
-  if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value)) {
-    if (value instanceof Map || value instanceof Set) {
-      throw new EncodeError(`A ${value.constructor.name} cannot be encoded: use a plain object`);
+  if (value instanceof Date) {
+    if (!Number.isFinite(value.getTime())) throw new Refused("Invalid Date cannot be encoded");
+    return pyIsoFormat(value, "Z");
+  }
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) return value;
+  const why = refusal(value, inArray);
+  if (why) throw new Refused(why);
+  if (value === null || typeof value !== "object") return value;
+  if (seen.has(value)) throw new Refused("Cannot encode a value that contains itself (a cycle)");
+  seen.add(value);
+  let key: string | number = 0;
+  try {
+    if (Array.isArray(value)) {
+      const out = new Array<unknown>(value.length);
+      for (let i = 0; i < value.length; i++) {
+        key = i;
+        out[i] = toMsgpackValue(value[i], seen, true);
+      }
+      return out;
     }
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      if (v !== undefined) out[k] = toMsgpackValue(v);
+      key = k;
+      if (v !== undefined) out[k] = toMsgpackValue(v, seen, false);
     }
     return out;
+  } catch (err) {
+    throw err instanceof Refused ? err.under(key) : err;
+  } finally {
+    seen.delete(value);
   }
-  return value;
 }
 
 function fromMsgpackValue(value: unknown): unknown {
@@ -61,10 +80,17 @@ function fromMsgpackValue(value: unknown): unknown {
  *
  * @param value the value
  * @returns the bytes
- * @throws {EncodeError} for integers beyond 64 bits, `Map` and `Set`
+ * @throws {EncodeError} for integers beyond 64 bits, cycles, `Map`, `Set`, functions,
+ *   symbols, `undefined` in arrays and `Error` objects; its `path` says where
  */
 export function msgpackEncode(value: unknown): Uint8Array {
-  return encode(toMsgpackValue(value), { useBigInt64: true, ignoreUndefined: true });
+  let plain: unknown;
+  try {
+    plain = toMsgpackValue(value, new Set(), false);
+  } catch (err) {
+    throw err instanceof Refused ? err.toError() : err;
+  }
+  return encode(plain, { useBigInt64: true, ignoreUndefined: true });
 }
 
 /**

@@ -19,53 +19,115 @@
  */
 export const REPR_MAXSIZE = 1024;
 
-function reprString(s: string): string {
-  const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
-  let out = quote;
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    if (ch === quote || ch === "\\") out += "\\" + ch;
-    else if (ch === "\n") out += "\\n";
-    else if (ch === "\r") out += "\\r";
-    else if (ch === "\t") out += "\\t";
-    else if (c < 0x20 || c === 0x7f) out += "\\x" + c.toString(16).padStart(2, "0");
-    else out += ch;
+/** Thrown by {@link Out.push} once the text is longer than its limit. */
+const FULL = Symbol("repr full");
+
+/**
+ * The repr text built so far. It stops (throws {@link FULL}) one character
+ * past its limit, so a 10 MB argument costs no more than a short one when only
+ * its first kilobyte is kept.
+ */
+class Out {
+  readonly parts: string[] = [];
+  length = 0;
+  readonly limit: number;
+
+  constructor(limit: number) {
+    this.limit = limit;
   }
-  return out + quote;
+
+  /** Characters still wanted (one past the limit tells that it was cut). */
+  get room(): number {
+    return this.limit + 1 - this.length;
+  }
+
+  push(text: string): void {
+    this.parts.push(text);
+    this.length += text.length;
+    if (this.length > this.limit) throw FULL;
+  }
+
+  text(): string {
+    return this.parts.join("");
+  }
 }
 
-function reprValue(v: unknown, seen: Set<unknown>): string {
+function reprString(s: string, out: Out): void {
+  const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
+  // Every character of s writes at least one character: the first `room` are enough.
+  const head = s.length > out.room ? s.slice(0, out.room) : s;
+  let text = quote;
+  for (const ch of head) {
+    const c = ch.codePointAt(0)!;
+    if (ch === quote || ch === "\\") text += "\\" + ch;
+    else if (ch === "\n") text += "\\n";
+    else if (ch === "\r") text += "\\r";
+    else if (ch === "\t") text += "\\t";
+    else if (c < 0x20 || c === 0x7f) text += "\\x" + c.toString(16).padStart(2, "0");
+    else text += ch;
+  }
+  out.push(head === s ? text + quote : text);
+}
+
+function reprValue(v: unknown, seen: Set<unknown>, out: Out): void {
   switch (typeof v) {
     case "string":
-      return reprString(v);
+      return reprString(v, out);
     case "number":
-      if (Number.isNaN(v)) return "nan";
-      if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
-      return String(v);
+      if (Number.isNaN(v)) return out.push("nan");
+      if (!Number.isFinite(v)) return out.push(v > 0 ? "inf" : "-inf");
+      return out.push(String(v));
     case "bigint":
-      return v.toString();
+      return out.push(v.toString());
     case "boolean":
-      return v ? "True" : "False";
+      return out.push(v ? "True" : "False");
     case "undefined":
-      return "None";
+      return out.push("None");
     case "function":
     case "symbol":
-      return `<${typeof v}>`;
+      return out.push(`<${typeof v}>`);
   }
-  if (v === null) return "None";
-  if (seen.has(v)) return "[...]";
+  if (v === null) return out.push("None");
+  if (seen.has(v)) return out.push("[...]");
   seen.add(v);
   try {
-    if (v instanceof Date) return reprString(v.toISOString());
-    if (ArrayBuffer.isView(v)) return `<${v.constructor.name} of ${v.byteLength} bytes>`;
-    if (Array.isArray(v)) return "[" + v.map((x) => reprValue(x, seen)).join(", ") + "]";
-    const parts = Object.entries(v as Record<string, unknown>).map(
-      ([k, x]) => reprString(k) + ": " + reprValue(x, seen),
-    );
-    return "{" + parts.join(", ") + "}";
+    if (v instanceof Date) return reprString(v.toISOString(), out);
+    if (ArrayBuffer.isView(v)) return out.push(`<${v.constructor.name} of ${v.byteLength} bytes>`);
+    if (Array.isArray(v)) {
+      out.push("[");
+      for (let i = 0; i < v.length; i++) {
+        if (i > 0) out.push(", ");
+        reprValue(v[i], seen, out);
+      }
+      return out.push("]");
+    }
+    const obj = v as Record<string, unknown>;
+    out.push("{");
+    let first = true;
+    for (const k in obj) {
+      if (!Object.hasOwn(obj, k)) continue;
+      if (!first) out.push(", ");
+      first = false;
+      reprString(k, out);
+      out.push(": ");
+      reprValue(obj[k], seen, out);
+    }
+    out.push("}");
   } finally {
     seen.delete(v);
   }
+}
+
+/** Build a repr with `write`, cut to `maxsize` characters ("..." marks a cut). */
+function bounded(maxsize: number, write: (out: Out) => void): string {
+  const out = new Out(maxsize);
+  try {
+    write(out);
+  } catch (err) {
+    if (err !== FULL) throw err;
+  }
+  const s = out.text();
+  return s.length > maxsize ? s.slice(0, maxsize - 3) + "..." : s;
 }
 
 /**
@@ -82,11 +144,7 @@ function reprValue(v: unknown, seen: Set<unknown>): string {
  * @returns the repr text (never truncated)
  */
 export function pyRepr(value: unknown): string {
-  return reprValue(value, new Set());
-}
-
-function truncate(s: string, maxsize: number): string {
-  return s.length > maxsize ? s.slice(0, maxsize - 3) + "..." : s;
+  return bounded(Infinity, (out) => reprValue(value, new Set(), out));
 }
 
 /**
@@ -103,9 +161,15 @@ function truncate(s: string, maxsize: number): string {
  * @returns the repr text
  */
 export function argsRepr(args: readonly unknown[], maxsize: number = REPR_MAXSIZE): string {
-  const seen = new Set<unknown>();
-  const inner = args.map((a) => reprValue(a, seen)).join(", ");
-  return truncate(args.length === 1 ? `(${inner},)` : `(${inner})`, maxsize);
+  return bounded(maxsize, (out) => {
+    const seen = new Set<unknown>();
+    out.push("(");
+    for (let i = 0; i < args.length; i++) {
+      if (i > 0) out.push(", ");
+      reprValue(args[i], seen, out);
+    }
+    out.push(args.length === 1 ? ",)" : ")");
+  });
 }
 
 /**
@@ -125,5 +189,5 @@ export function kwargsRepr(
   kwargs: Readonly<Record<string, unknown>>,
   maxsize: number = REPR_MAXSIZE,
 ): string {
-  return truncate(reprValue(kwargs, new Set()), maxsize);
+  return bounded(maxsize, (out) => reprValue(kwargs, new Set(), out));
 }

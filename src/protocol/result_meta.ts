@@ -6,6 +6,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
+import { rerootEncodeError } from "./encodable.ts";
 import { pyJsonDumps, pyJsonLoads } from "./json.ts";
 import { pyIsoFormat } from "./time.ts";
 
@@ -219,4 +220,19 @@ export function decodeResultMeta(text: string): ResultMeta {
     date_done: typeof v.date_done === "string" ? v.date_done : null,
     task_id: typeof v.task_id === "string" ? v.task_id : "",
   };
+}
+
+/**
+ * A task's return value as JSON for its result meta; what JSON cannot carry
+ * throws an {@link EncodeError} whose path starts at `result`.
+ *
+ * @param value what the task returned
+ * @returns the JSON text
+ */
+export function resultJson(value: unknown): string {
+  try {
+    return pyJsonDumps(value);
+  } catch (err) {
+    throw rerootEncodeError(err, "result");
+  }
 }

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { rerootEncodeError } from "./encodable.ts";
 import { loadedCompression } from "./codecs.ts";
 import { compressionMimeType, type CompressionName } from "./compression_names.ts";
 import type { Embed, Message } from "./message.ts";
@@ -169,10 +170,14 @@ export function encodeTaskMessage(input: TaskMessageInput): Message {
     ignore_result: input.ignoreResult ?? false,
   };
   if (input.headers) Object.assign(headers, input.headers);
-  let { body, contentType, contentEncoding } = serialize(
-    [input.args, input.kwargs, embedOf(input.embed)],
-    input.serializer ?? "json",
-  );
+  let serialized;
+  try {
+    serialized = serialize([input.args, input.kwargs, embedOf(input.embed)], input.serializer);
+  } catch (err) {
+    throw rerootEncodeError(err, "body");
+  }
+  let { body } = serialized;
+  const { contentType, contentEncoding } = serialized;
   if (input.compression) {
     headers.compression = compressionMimeType(input.compression);
     body = loadedCompression().compress(body, input.compression);

@@ -14,7 +14,11 @@ import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
 import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
 import type { Embed, TaskBody } from "../protocol/message.ts";
-import { encodeResultMetaWithJson, type ExceptionInfo } from "../protocol/result_meta.ts";
+import {
+  encodeResultMetaWithJson,
+  type ExceptionInfo,
+  resultJson,
+} from "../protocol/result_meta.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
 import { checkCall } from "./arity.ts";
 import { reportedError } from "./reported_error.ts";
@@ -274,7 +278,7 @@ export async function runTask(
       meta: store
         ? encodeResultMetaWithJson(
           { ...metaInput, status: "SUCCESS", result: null, dateDone: new Date() },
-          pyJsonDumps(value),
+          resultJson(value),
         )
         : undefined,
       followUp: followUps ? { embed: body.embed, value } : undefined,

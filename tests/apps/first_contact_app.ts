@@ -1,0 +1,17 @@
+/** Tasks for the first-contact tests (issue 8): values that cannot be stored, large results. */
+
+import { Celery } from "../../mod.ts";
+
+/** Configured by each test before a worker starts. */
+export const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+
+/** Returns a function: JSON cannot carry it. */
+export const returnsFunction = app.task("fc.returns_function", () => () => 1);
+
+/** Throws a plain object instead of an Error. */
+export const throwsObject = app.task("fc.throws_object", () => {
+  throw { code: 42 };
+});
+
+/** Returns a string of `n` characters. */
+export const big = app.task("fc.big", (n: number) => "y".repeat(n));

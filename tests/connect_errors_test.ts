@@ -1,0 +1,124 @@
+/**
+ * Connection mistakes a new user makes get an error that says which mistake
+ * it is: a Redis database that does not exist (on the broker, the backend and
+ * their extra connections), a wrong or missing password, a host that does not
+ * resolve, nothing listening, an empty or scheme-less URL.
+ */
+
+import assert from "node:assert/strict";
+import { Celery, openBackend, openBroker, resolveConfig } from "../mod.ts";
+import { RedisBroker } from "../src/broker/redis.ts";
+import { RedisBackend } from "../src/backend/redis.ts";
+import { Proc } from "./helpers/procs.ts";
+import { REDIS_URL } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+const test = (name: string, fn: () => Promise<void> | void) =>
+  Deno.test({ name: `connect errors: ${name}`, ignore: WITHOUT_REDIS }, fn);
+
+const base = new URL(REDIS_URL);
+const missingDb = `redis://${base.host}/99`;
+
+function rejectsWith(re: RegExp) {
+  return (e: Error & { code?: string }) => {
+    assert.equal(e.name, "BrokerConnectionError");
+    assert.equal(e.code, "BROKER_CONNECTION");
+    assert.match(e.message, re);
+    return true;
+  };
+}
+
+test("a database the server does not have fails the broker and backend at connect", async () => {
+  const dbGone = /database 99 does not exist .*DB index is out of range/;
+  await assert.rejects(openBroker(missingDb), rejectsWith(dbGone));
+  await assert.rejects(openBackend(missingDb), rejectsWith(dbGone));
+  const app = new Celery({ broker: missingDb, backend: missingDb });
+  await assert.rejects(app.task("t.noop", () => 1).delay(), rejectsWith(dbGone));
+  await app.close();
+});
+
+test("a database the server does not have fails the extra connections too", async () => {
+  const broker = new RedisBroker(missingDb);
+  const ac = new AbortController();
+  try {
+    await assert.rejects(
+      broker.subscribe("celeriac.test.fanout", () => {}, { signal: ac.signal }),
+      rejectsWith(/database 99 does not exist/),
+    );
+  } finally {
+    ac.abort();
+    await broker.close();
+  }
+  const backend = new RedisBackend(missingDb);
+  try {
+    await assert.rejects(
+      backend.waitFor("no-such-task", AbortSignal.timeout(10_000)),
+      rejectsWith(/database 99 does not exist/),
+    );
+  } finally {
+    await backend.close();
+  }
+});
+
+test("wrong password, missing password, unknown host and refused say which", async () => {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const server = Proc.start("redis-server", "redis-server", [
+    "--port",
+    String(port),
+    "--requirepass",
+    "sekret",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+  ]);
+  try {
+    await server.waitFor(/Ready to accept connections/);
+    await assert.rejects(
+      openBroker(`redis://:wrong@127.0.0.1:${port}/0`),
+      rejectsWith(/password is wrong \(WRONGPASS/),
+    );
+    await assert.rejects(
+      openBackend(`redis://127.0.0.1:${port}/0`),
+      rejectsWith(/requires a password and none was given \(NOAUTH/),
+    );
+    const ok = await openBroker(`redis://:sekret@127.0.0.1:${port}/0`);
+    await ok.close();
+  } finally {
+    await server.stop();
+  }
+  await assert.rejects(
+    openBroker("redis://no-such-host.invalid:6379/0"),
+    rejectsWith(/host name of no-such-host\.invalid:6379 does not resolve \(DNS/),
+  );
+  await assert.rejects(
+    openBroker("redis://127.0.0.1:1/0"),
+    rejectsWith(/connection refused: nothing listens on 127\.0\.0\.1:1/),
+  );
+});
+
+Deno.test("connect errors: an empty CELERY_BROKER_URL / CELERY_RESULT_BACKEND counts as unset", () => {
+  const saved = ["CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"].map((k) => [k, Deno.env.get(k)]);
+  try {
+    Deno.env.set("CELERY_BROKER_URL", "");
+    Deno.env.set("CELERY_RESULT_BACKEND", "");
+    const config = resolveConfig();
+    assert.equal(config.broker, "kv://.celeriac/celeriac.sqlite");
+    assert.equal(config.backend, "kv://.celeriac/celeriac.sqlite");
+    Deno.env.set("CELERY_BROKER_URL", "redis://127.0.0.1:6379/3");
+    assert.equal(resolveConfig().backend, null);
+  } finally {
+    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k!) : Deno.env.set(k!, v);
+  }
+});
+
+Deno.test("connect errors: a URL without a scheme says the scheme is missing", async () => {
+  await assert.rejects(
+    openBroker("127.0.0.1:6379"),
+    /broker URL "127\.0\.0\.1:6379" has no scheme: write it as a URL, e\.g\. redis:\/\//,
+  );
+  await assert.rejects(
+    openBackend("localhost:6379/0"),
+    /result backend URL "localhost:6379\/0" has no scheme/,
+  );
+});
