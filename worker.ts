@@ -39,7 +39,12 @@ export {
 } from "./src/worker/worker.ts";
 export { type ControlTarget, handleControl, RemoteControl } from "./src/worker/remote_control.ts";
 export { type TimerHandle, TimerQueue } from "./src/worker/timer_queue.ts";
-export { type RunOutcome, type RunRequest, runTask } from "./src/worker/executor.ts";
+export {
+  type RunOutcome,
+  type RunRequest,
+  type RunServices,
+  runTask,
+} from "./src/worker/executor.ts";
 export {
   resolveTimeLimits,
   type TimeLimitHandlers,

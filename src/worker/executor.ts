@@ -21,6 +21,9 @@ import {
 } from "../protocol/result_meta.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
 import { checkCall } from "./arity.ts";
+import { stateUpdater } from "./task_state.ts";
+import { runHooks } from "./task_hooks.ts";
+import type { Signals } from "../client/signals.ts";
 import { reportedError } from "./reported_error.ts";
 import type { TimeLimits } from "./time_limits.ts";
 import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
@@ -164,6 +167,24 @@ function needsFollowUp(embed: Embed): boolean {
 }
 
 /**
+ * What a running task can reach beyond its own Web Worker.
+ *
+ * @example
+ * ```ts ignore
+ * const services: RunServices = { storeState: (seq, status, meta) => backend.store(...) };
+ * ```
+ */
+export interface RunServices {
+  /**
+   * Store a state that running task `seq` reports with `ctx.updateState()`;
+   * resolves once stored. Without it nothing is stored.
+   */
+  storeState?: (seq: number, status: string, meta: string) => Promise<void>;
+  /** The app's signals (`taskPrerun`, `taskPostrun`, `taskFailure`). */
+  signals?: Signals;
+}
+
+/**
  * Run one task request against a registry of tasks.
  *
  * @example
@@ -174,12 +195,14 @@ function needsFollowUp(embed: Embed): boolean {
  * @param tasks the registry
  * @param req the request
  * @param signal aborted when the worker wants the task to stop
+ * @param services what the task may reach (state updates); none by default
  * @returns the outcome
  */
 export async function runTask(
   tasks: ReadonlyMap<string, Task<never, unknown>>,
   req: RunRequest,
   signal: AbortSignal,
+  services: RunServices = {},
 ): Promise<RunOutcome> {
   const started = performance.now();
   const metaInput = {
@@ -211,6 +234,15 @@ export async function runTask(
     };
   }
   const task = tasks.get(req.task);
+  const hooks = task
+    ? runHooks(task, {
+      id: req.id,
+      name: req.task,
+      args: body.args,
+      kwargs: body.kwargs,
+      retries: req.info.retries,
+    }, services.signals)
+    : null;
   const followUps = needsFollowUp(body.embed);
   const state = { name: req.task, id: req.id, retries: req.info.retries, ...body };
   let planned: { plan: PlannedRetry; signal: Retry } | null = null;
@@ -241,8 +273,14 @@ export async function runTask(
       runtime: performance.now() - started,
     };
   };
+  const retried = async (): Promise<RunOutcome> => {
+    const outcome = retryOutcome();
+    await hooks?.retry(planned!.signal.cause);
+    return outcome;
+  };
   try {
     if (!task?.handler) throw new Error(`Task ${req.task} is not defined in this worker's app`);
+    await hooks?.prerun();
     const args = callArgs(task, body);
     checkCall(task, body, args);
     const handler = task.handler as (...a: unknown[]) => unknown;
@@ -265,14 +303,15 @@ export async function runTask(
         deliveryInfo: { queue: req.info.queue, redelivered: req.info.redelivered },
         signal,
         retry,
+        updateState: stateUpdater(req, services.storeState),
       };
       value = await currentTask.run({ id: req.id, rootId }, () => handler(ctx, ...args));
     } else {
       value = await currentTask.run({ id: req.id, rootId }, () => handler(...args));
     }
-    if (planned) return retryOutcome();
+    if (planned) return await retried();
     const store = req.storeResult && !task.options.ignoreResult;
-    return {
+    const outcome: RunOutcome = {
       seq: req.seq,
       ok: true,
       meta: store
@@ -284,6 +323,8 @@ export async function runTask(
       followUp: followUps ? { embed: body.embed, value } : undefined,
       runtime: performance.now() - started,
     };
+    await hooks?.success(value);
+    return outcome;
   } catch (thrown) {
     let err = thrown;
     const auto = planned || !task ? null : autoretryOptions(task.options, err, state.retries);
@@ -294,8 +335,10 @@ export async function runTask(
         err = e;
       }
     }
-    if (planned) return retryOutcome();
+    if (planned) return await retried();
     const exc = exceptionInfo(reportedError(err, `${req.task}[${req.id}]`, signal));
+    const traceback = tracebackText(err);
+    await hooks?.failure(err, traceback);
     return {
       seq: req.seq,
       ok: false,
@@ -305,7 +348,7 @@ export async function runTask(
           ...metaInput,
           status: "FAILURE",
           result: null,
-          traceback: tracebackText(err),
+          traceback,
           dateDone: new Date(),
         },
         pyJsonDumps(exc),
@@ -330,13 +373,18 @@ export async function runTask(
  */
 export class BatchRunner {
   readonly #onOutcomes: (outcomes: RunOutcome[]) => void;
+  readonly #services: RunServices;
   readonly #running = new Map<number, AbortController>();
   #outbox: RunOutcome[] = [];
   #flushScheduled = false;
 
-  /** @param onOutcomes receives each batch of finished outcomes */
-  constructor(onOutcomes: (outcomes: RunOutcome[]) => void) {
+  /**
+   * @param onOutcomes receives each batch of finished outcomes
+   * @param services what tasks may reach (state updates)
+   */
+  constructor(onOutcomes: (outcomes: RunOutcome[]) => void, services: RunServices = {}) {
     this.#onOutcomes = onOutcomes;
+    this.#services = services;
   }
 
   /**
@@ -344,12 +392,18 @@ export class BatchRunner {
    *
    * @param tasks the registry
    * @param requests what to run
+   * @param signals the app's signals, for task signal listeners
    */
-  run(tasks: ReadonlyMap<string, Task<never, unknown>>, requests: RunRequest[]): void {
+  run(
+    tasks: ReadonlyMap<string, Task<never, unknown>>,
+    requests: RunRequest[],
+    signals?: Signals,
+  ): void {
+    const services = signals ? { ...this.#services, signals } : this.#services;
     for (const req of requests) {
       const ctl = new AbortController();
       this.#running.set(req.seq, ctl);
-      runTask(tasks, req, ctl.signal).then((o) => this.#finished(o));
+      runTask(tasks, req, ctl.signal, services).then((o) => this.#finished(o));
     }
   }
 

@@ -34,6 +34,7 @@ import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
 import { parseRate } from "../protocol/rate.ts";
 import type { TokenGrant, TokenRequest } from "../broker/port.ts";
 import { type ControlTarget, RemoteControl } from "./remote_control.ts";
+import { storeState } from "./task_state.ts";
 import { planSandboxes } from "./sandboxes.ts";
 import { resolveTimeLimits } from "./time_limits.ts";
 import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
@@ -366,6 +367,8 @@ export class Worker {
     const events: PoolEvents = {
       onOutcomes: (outs) => this.#onOutcomes(outs),
       onPublish: (message, target) => this.#app.publish(message, target),
+      onState: (seq, status, meta) =>
+        storeState(this.#backend, this.#running.get(seq)?.req, status, meta),
       onLost: (seqs, reason) => this.#onLost(seqs, reason),
       onTimeLimit: (seq, seconds, abandoned) => this.#onTimeLimit(seq, seconds, abandoned),
     };
@@ -411,6 +414,7 @@ export class Worker {
       }
     }
     this.#loop = this.#consume();
+    await this.#app.signals.emit("workerReady", { hostname: this.hostname, queues: this.queues });
   }
 
   async #consume(): Promise<void> {
@@ -1037,6 +1041,7 @@ export class Worker {
     await this.#drainSettling();
     clearInterval(this.#leaseTimer);
     await this.#pool.close();
+    await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
     this.#finished.resolve();
   }
 
@@ -1077,6 +1082,7 @@ export class Worker {
     }
     await this.#drainSettling();
     clearInterval(this.#leaseTimer);
+    await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
     this.#finished.resolve();
   }
 

@@ -73,3 +73,13 @@ def retry_twice(self, n):
     if self.request.retries < 2:
         raise self.retry(exc=KeyError("transient"), countdown=0.2)
     return {"n": n, "retries": self.request.retries}
+
+
+@app.task(name="py.progress", bind=True)
+def progress(self, n, pause_s):
+    """Reports PROGRESS {done, total} after each step, as Celery's docs show."""
+    for i in range(1, n + 1):
+        time.sleep(pause_s)
+        self.update_state(state="PROGRESS", meta={"done": i, "total": n})
+    time.sleep(pause_s)
+    return n
