@@ -20,7 +20,9 @@ import {
   type ResultMeta,
   type TaskState,
 } from "../protocol/result_meta.ts";
-import type { ResultBackend, StoreEntry } from "./port.ts";
+import type { ChordMember } from "../protocol/signature.ts";
+import { KvChords } from "./kv_chord.ts";
+import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
 
 const log = getLogger(["celeriac", "backend", "kv"]);
 
@@ -115,6 +117,7 @@ export class KvBackend implements ResultBackend {
   readonly #waiters = new Map<string, Set<Waiter>>();
   #watching: Promise<void> | null = null;
   #closed = false;
+  readonly #chords: KvChords;
 
   /**
    * Use {@link openKvBackend}.
@@ -127,6 +130,7 @@ export class KvBackend implements ResultBackend {
     this.#kv = shared.kv;
     this.#ns = [...options.prefix];
     this.#expiresMs = options.resultExpires * 1000;
+    this.#chords = new KvChords(this.#kv, this.#ns, this.#expiresMs);
   }
 
   #key(taskId: string): Deno.KvKey {
@@ -331,6 +335,36 @@ export class KvBackend implements ResultBackend {
   async forget(taskId: string): Promise<void> {
     const key = this.#key(taskId);
     await this.#run(() => commitAtomic(this.#kv.atomic().delete(key)));
+  }
+
+  /** Store a chord's size before its header is sent. */
+  setChordSize(groupId: string, size: number): Promise<void> {
+    return this.#run(() => this.#chords.setChordSize(groupId, size));
+  }
+
+  /** Record a chord header member; exactly one caller gets the members, in header order. */
+  chordPartReturn(part: ChordPart): Promise<ChordMember[] | null> {
+    return this.#run(() => this.#chords.partReturn(part));
+  }
+
+  /** Delete a chord's join bookkeeping. */
+  chordCleanup(groupId: string): Promise<void> {
+    return this.#run(() => this.#chords.cleanup(groupId));
+  }
+
+  /** Store a group meta. */
+  saveGroup(groupId: string, meta: string): Promise<void> {
+    return this.#run(() => this.#chords.saveGroup(groupId, meta));
+  }
+
+  /** Read a saved group meta. */
+  restoreGroup(groupId: string): Promise<string | null> {
+    return this.#run(() => this.#chords.restoreGroup(groupId));
+  }
+
+  /** Delete a saved group meta. */
+  forgetGroup(groupId: string): Promise<void> {
+    return this.#run(() => this.#chords.forgetGroup(groupId));
   }
 
   /**

@@ -4,6 +4,7 @@ Broker and backend come from CELERY_BROKER_URL / CELERY_RESULT_BACKEND;
 the queue from INTEROP_QUEUE. Run with:
   /usr/bin/python3 -m celery -A pytasks worker -P solo -Q $INTEROP_QUEUE
 """
+import json
 import os
 import time
 
@@ -83,3 +84,23 @@ def progress(self, n, pause_s):
         self.update_state(state="PROGRESS", meta={"done": i, "total": n})
     time.sleep(pause_s)
     return n
+
+
+@app.task(name="tasks.tsum")
+def tsum(xs):
+    return sum(xs)
+
+
+@app.task(name="tasks.who")
+def who(n):
+    """A chord header member that says which worker ran it."""
+    return f"py:{n}"
+
+
+@app.task(name="tasks.collect")
+def collect(items, marker_key):
+    """A chord body that records each call (to count them) in a Redis list."""
+    import redis
+    r = redis.Redis.from_url(os.environ.get("INTEROP_MARKER_REDIS", "redis://127.0.0.1:6379/0"))
+    r.rpush(marker_key, json.dumps({"by": "py", "items": items}))
+    return len(items)
