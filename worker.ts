@@ -29,7 +29,6 @@ export {
   type LogSinkOptions,
   parseLogFormat,
 } from "./src/cli/log_output.ts";
-export { VERSION } from "./src/cli/version.ts";
 export { loadApp, moduleUrl, parseAppSpec } from "./src/worker/load_app.ts";
 export {
   REVOKE_TTL_MS,
