@@ -146,6 +146,10 @@ Deno.test({
     { task: "tasks.add", args: [2, 3] },
     { task: "tasks.greet", args: ["ada"] },
     { task: "tasks.greet", args: ["ada", "hi", "extra"] },
+    { task: "tasks.mul", args: [6], kwargs: { y: 7 } },
+    { task: "tasks.mul", kwargs: { x: 6, z: 7 } },
+    { task: "tasks.mul", args: [6], kwargs: { x: 7 } },
+    { task: "tasks.mul", kwargs: { y: 7 } },
   ];
   const run = async (queue: string): Promise<PyOutcome[]> =>
     await pythonCalls({
@@ -177,6 +181,10 @@ Deno.test({
     assert.equal(fromTs[1].error?.args[0], "add() takes 2 positional arguments but 3 were given");
     assert.equal(fromTs[3].ok, 5);
     assert.equal(fromTs[4].ok, "hello, ada");
+    assert.equal(fromTs[6].ok, 42);
+    assert.equal(fromTs[7].error?.args[0], "mul() got an unexpected keyword argument 'z'");
+    assert.equal(fromTs[8].error?.args[0], "mul() got multiple values for argument 'x'");
+    assert.equal(fromTs[9].error?.args[0], "mul() missing 1 required positional argument: 'x'");
   } finally {
     await Promise.all([ts.stop(), py.stop()]);
     await deleteResults(ids);

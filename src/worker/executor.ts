@@ -21,7 +21,7 @@ import {
 } from "../protocol/result_meta.ts";
 import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
-import { checkCall } from "./arity.ts";
+import { checkCall, handlerSignature } from "./arity.ts";
 import { stateUpdater } from "./task_state.ts";
 import { runHooks } from "./task_hooks.ts";
 import type { Signals } from "../client/signals.ts";
@@ -152,17 +152,22 @@ function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
   if (keys.length === 0) return body.args;
   const params = task.options.params;
   if (params) {
+    // Python's checks and messages, in its order: the first offending keyword is named.
+    const fn = task.handler ? handlerSignature(task.handler, task.options, task.name).name : "";
     const args = [...body.args];
-    const extra: string[] = [];
     for (const k of keys) {
       const i = params.indexOf(k);
-      if (i < 0) extra.push(k);
-      else if (i < body.args.length) {
-        throw new TypeError(`${task.name}() got multiple values for argument '${k}'`);
-      } else args[i] = kwargs[k];
+      if (i < 0) {
+        // A bound task reads keywords it does not name from ctx.kwargs.
+        if (task.options.bind) continue;
+        throw new TypeError(`${fn}() got an unexpected keyword argument '${k}'`);
+      }
+      if (i < body.args.length) {
+        throw new TypeError(`${fn}() got multiple values for argument '${k}'`);
+      }
+      args[i] = kwargs[k];
     }
-    if (extra.length === 0 || task.options.bind) return args;
-    throw new TypeError(`${task.name}() got unexpected keyword argument(s): ${extra.join(", ")}`);
+    return args;
   }
   if (task.options.bind) return body.args;
   throw new TypeError(

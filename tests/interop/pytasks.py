@@ -28,7 +28,7 @@ class CustomError(Exception):
 
 
 @app.task(name="py.mul")
-def mul(x, y):
+def py_mul(x, y):
     return x * y
 
 
@@ -50,6 +50,12 @@ def custom_fail():
 @app.task(name="tasks.add")
 def add(a, b):
     return a + b
+
+
+@app.task(name="tasks.mul")
+def mul(x, y):
+    """Twin of the Celeriac tasks.mul (params x, y), for argument-check messages."""
+    return x * y
 
 
 @app.task(name="tasks.greet")
