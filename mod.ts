@@ -78,7 +78,7 @@ export {
   type SignalName,
   type SignalPayloads,
   Signals,
-  type TaskInfo,
+  type TaskRunInfo,
 } from "./src/client/signals.ts";
 // Workflows (canvas): signatures, chain, group, chord
 export {
@@ -119,6 +119,18 @@ export type { TaskUpdate } from "./src/client/progress.ts";
 export type { TaskState } from "./src/protocol/result_meta.ts";
 // Remote control
 export { Control, type RevokeOptions } from "./src/client/control.ts";
+// src/client/replies.ts, src/client/inspect.ts
+export type { NodeReply, ReplyOptions } from "./src/client/replies.ts";
+export { Inspect, type ScheduledInfo, type TaskInfo } from "./src/client/inspect.ts";
+// src/client/events.ts, src/client/event_state.ts
+export { type EventHandlers, Events, type ReceiveOptions } from "./src/client/events.ts";
+export {
+  EventState,
+  type EventStateOptions,
+  type EventTaskState,
+  type TaskView,
+  type WorkerView,
+} from "./src/client/event_state.ts";
 // Errors
 export {
   ChordUnsupportedError,

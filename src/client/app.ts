@@ -25,6 +25,7 @@ import {
 } from "./canvas/signature.ts";
 import { GroupResult } from "./group_result.ts";
 import { Control } from "./control.ts";
+import { Events } from "./events.ts";
 import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
 import { currentTask } from "./current.ts";
 import { NoResultBackendError } from "./errors.ts";
@@ -116,6 +117,16 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * ```
    */
   readonly control: Control = new Control(() => this.broker());
+  /**
+   * Celery events: receive them (`app.events.receive()`), and `task-sent`
+   * for each task sent when `taskSendSentEvent` is on.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const e of app.events.receive({ signal })) console.log(e.type, e.hostname);
+   * ```
+   */
+  readonly events: Events = new Events(() => this.broker());
   /**
    * The app's signal listeners (see {@link Celery.on}); workers emit
    * through it.
@@ -369,6 +380,9 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
       await (await this.resultBackend()).prepare?.();
     }
     await this.publish(message, target);
+    if (this.config.taskSendSentEvent && !this[PUBLISHER]) {
+      await this.events.sent(message, target, queue);
+    }
     return new AsyncResult<R>(id, this);
   }
 
@@ -554,6 +568,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   broker(): Promise<Broker> {
     this.#broker ??= openBroker(this.config.broker, {
       visibilityTimeout: this.config.visibilityTimeout,
+      outageRetryLimit: this.config.outageRetryLimit,
     }).catch((err) => {
       this.#broker = null;
       throw err;
@@ -577,6 +592,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     if (url === null) return Promise.reject(new NoResultBackendError());
     this.#backend ??= openBackend(url, {
       resultExpires: this.config.resultExpires,
+      outageRetryLimit: this.config.outageRetryLimit,
       replyQueue: this.oid,
       brokerUrl: this.config.broker,
     }).catch(

@@ -21,11 +21,11 @@ const log = getLogger(["celeriac", "signals"]);
  *
  * @example
  * ```ts
- * import type { TaskInfo } from "@celeriac/celeriac";
- * const describe = (t: TaskInfo) => `${t.name}[${t.id}] try ${t.retries + 1}`;
+ * import type { TaskRunInfo } from "@celeriac/celeriac";
+ * const describe = (t: TaskRunInfo) => `${t.name}[${t.id}] try ${t.retries + 1}`;
  * ```
  */
-export interface TaskInfo {
+export interface TaskRunInfo {
   /** The task id. */
   readonly id: string;
   /** The task name. */
@@ -49,11 +49,11 @@ export interface TaskInfo {
  */
 export interface SignalPayloads {
   /** Before a task's handler runs [`task_prerun`]. */
-  taskPrerun: TaskInfo;
+  taskPrerun: TaskRunInfo;
   /** After a task ran, whatever the outcome [`task_postrun`]; `value` is the return value or the error. */
-  taskPostrun: TaskInfo & { readonly state: TaskState; readonly value: unknown };
+  taskPostrun: TaskRunInfo & { readonly state: TaskState; readonly value: unknown };
   /** After a task failed [`task_failure`]. */
-  taskFailure: TaskInfo & { readonly error: unknown; readonly traceback: string | null };
+  taskFailure: TaskRunInfo & { readonly error: unknown; readonly traceback: string | null };
   /** The worker consumes its queues [`worker_ready`]. */
   workerReady: { readonly hostname: string; readonly queues: readonly string[] };
   /** The worker stopped (warm or cold shutdown) [`worker_shutdown`]. */

@@ -12,7 +12,7 @@ import type { AsyncResult } from "./async_result.ts";
 import { type CanvasApp, Group, Signature } from "./canvas/signature.ts";
 import type { TaskPermissions } from "./permissions.ts";
 import type { RetryOptions } from "./retry.ts";
-import type { TaskInfo } from "./signals.ts";
+import type { TaskRunInfo } from "./signals.ts";
 
 /**
  * What a bound task (`bind: true`) receives as its first argument.
@@ -255,26 +255,26 @@ export interface TaskOptions {
    * the return value. Runs where the task ran, before the worker stores the
    * result; an error it throws is logged and changes nothing.
    */
-  onSuccess?: (value: unknown, task: TaskInfo) => void | Promise<void>;
+  onSuccess?: (value: unknown, task: TaskRunInfo) => void | Promise<void>;
   /**
    * Called in the worker after the handler threw (the task fails)
    * [`on_failure`], with the error and its traceback text.
    */
   onFailure?: (
     error: unknown,
-    task: TaskInfo & { readonly traceback: string | null },
+    task: TaskRunInfo & { readonly traceback: string | null },
   ) => void | Promise<void>;
   /**
    * Called in the worker when the task is to be retried [`on_retry`], with
    * the retry's cause (`undefined` when `ctx.retry()` named none).
    */
-  onRetry?: (error: unknown, task: TaskInfo) => void | Promise<void>;
+  onRetry?: (error: unknown, task: TaskRunInfo) => void | Promise<void>;
   /**
    * Called in the worker after `onSuccess` / `onFailure` [`after_return`]
    * with the state (`SUCCESS` or `FAILURE`) and the return value or error;
    * not for retries, as in Celery.
    */
-  afterReturn?: (state: TaskState, value: unknown, task: TaskInfo) => void | Promise<void>;
+  afterReturn?: (state: TaskState, value: unknown, task: TaskRunInfo) => void | Promise<void>;
 }
 
 /**

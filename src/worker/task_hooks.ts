@@ -15,7 +15,7 @@
  * @module
  */
 
-import { reportHookError, type Signals, type TaskInfo } from "../client/signals.ts";
+import { reportHookError, type Signals, type TaskRunInfo } from "../client/signals.ts";
 import type { Task } from "../client/task.ts";
 
 /**
@@ -62,7 +62,7 @@ async function call(where: string, fn: () => unknown): Promise<void> {
  */
 export function runHooks(
   task: Task<never, unknown>,
-  info: TaskInfo,
+  info: TaskRunInfo,
   signals: Signals | undefined,
 ): RunHooks | null {
   const o = task.options;

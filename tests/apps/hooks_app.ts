@@ -4,11 +4,11 @@
  * (a Web Worker or the main thread).
  */
 
-import { Celery, type TaskInfo } from "../../mod.ts";
+import { Celery, type TaskRunInfo } from "../../mod.ts";
 
 export const app = new Celery();
 
-function record(event: string, info: Partial<TaskInfo> & { extra?: unknown } = {}): void {
+function record(event: string, info: Partial<TaskRunInfo> & { extra?: unknown } = {}): void {
   const path = Deno.env.get("HOOKS_LOG");
   if (!path) return;
   const line = JSON.stringify({
@@ -35,12 +35,12 @@ app.on("workerShutdown", async ({ hostname }) => {
 });
 
 const hooks = {
-  onSuccess: (value: unknown, t: TaskInfo) => record("onSuccess", { ...t, extra: value }),
-  onFailure: (error: unknown, t: TaskInfo & { traceback: string | null }) =>
+  onSuccess: (value: unknown, t: TaskRunInfo) => record("onSuccess", { ...t, extra: value }),
+  onFailure: (error: unknown, t: TaskRunInfo & { traceback: string | null }) =>
     record("onFailure", { ...t, extra: `${(error as Error).message}|${!!t.traceback}` }),
-  onRetry: (error: unknown, t: TaskInfo) =>
+  onRetry: (error: unknown, t: TaskRunInfo) =>
     record("onRetry", { ...t, extra: (error as Error | undefined)?.message }),
-  afterReturn: (state: string, _value: unknown, t: TaskInfo) =>
+  afterReturn: (state: string, _value: unknown, t: TaskRunInfo) =>
     record("afterReturn", { ...t, extra: state }),
 };
 
