@@ -8,7 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import { Dashboard } from "../dashboard/server.ts";
-import { VERSION } from "./version.ts";
+import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
