@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { Celery } from "../mod.ts";
+import { maskPassword } from "../src/broker/errors.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { interopWorker } from "./helpers/interop.ts";
 import {
@@ -43,6 +44,19 @@ Deno.test("redis sentinel: URLs as kombu takes them", () => {
   assert.throws(
     () => parseRedisUrl("sentinel://h1:26379;redis://h2:6379?master_name=m"),
     /join sentinel:\/\/ URLs with ;/,
+  );
+});
+
+Deno.test("redis sentinel: log lines mask every password of a Sentinel URL", () => {
+  assert.equal(
+    maskPassword(
+      "sentinel://:a@h1:26379;sentinel://u:b@h2:26379/0?master_name=m&sentinel_password=c",
+    ),
+    "sentinel://:***@h1:26379;sentinel://u:***@h2:26379/0?master_name=m&sentinel_password=***",
+  );
+  assert.equal(
+    maskPassword("redis+cluster://:s@h1:7000,h2:7001"),
+    "redis+cluster://:***@h1:7000,h2:7001",
   );
 });
 

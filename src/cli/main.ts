@@ -21,6 +21,7 @@ import {
   runBeat,
   runSchedule,
 } from "./beat.ts";
+import { RELIABILITY_OPTIONS, RELIABILITY_USAGE, reliabilityOptions } from "./reliability.ts";
 import { SCALE_HELP, SCALE_OPTIONS, scaleWorkerOptions } from "./scale_flags.ts";
 import { argumentError } from "./arg_errors.ts";
 import { bannerFields } from "./banner.ts";
@@ -80,7 +81,7 @@ Options:
                              so RabbitMQ's consumer_timeout never closes the channel
 ${SCALE_HELP}
       --without-remote-control
-                             do not answer celery.pidbox commands (ping, revoke, ...)
+                             do not answer celery.pidbox commands (ping, revoke, ...)${RELIABILITY_USAGE}
   -E, --task-events          send task events for monitors (Flower, celery events)
       --heartbeat-interval SECONDS
                              seconds between worker-heartbeat events (default 2)
@@ -169,6 +170,7 @@ const OPTIONS = {
   "log-format": { type: "string" },
   logfile: { type: "string" },
   ...BEAT_OPTIONS,
+  ...RELIABILITY_OPTIONS,
   ...SCALE_OPTIONS,
   ...MONITOR_OPTIONS,
 } as const;
@@ -296,6 +298,7 @@ async function runWorker(
     taskPermissions: values["task-permissions"] === undefined
       ? undefined
       : parseTaskPermissions(values["task-permissions"] as string),
+    ...reliabilityOptions(values),
   });
   logFields.hostname = worker.hostname;
   log.info("celeriac {version} {hostname}: app {app}, broker {broker}, results {backend}", {
