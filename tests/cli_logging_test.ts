@@ -5,11 +5,11 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
+import { CELERIAC_VERSION as VERSION, Celery } from "../mod.ts";
 import { argumentError, closestOption } from "../src/cli/arg_errors.ts";
 import { bannerFields, maskUrl } from "../src/cli/banner.ts";
 import { jsonLogFormatter } from "../src/cli/log_output.ts";
-import { parseLogFormat, VERSION } from "../worker.ts";
+import { parseLogFormat } from "../worker.ts";
 import { parseArgs } from "node:util";
 import { Proc } from "./helpers/procs.ts";
 

@@ -27,7 +27,7 @@ import { argumentError } from "./arg_errors.ts";
 import { bannerFields } from "./banner.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
 import { closeLogging, parseLogLevel, setupLogging } from "./logging.ts";
-import { VERSION } from "./version.ts";
+import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { isMonitorCommand, MONITOR_OPTIONS, MONITOR_USAGE, runMonitor } from "./monitor.ts";
 
 const log = getLogger(["celeriac", "cli"]);
