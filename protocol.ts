@@ -70,6 +70,7 @@ export type {
   Broker,
   Delivery,
   ParkedMessage,
+  Publication,
   PublishTarget,
   Rejection,
   RevokedEntry,
