@@ -109,6 +109,18 @@ export { GroupResult, type MemberResult } from "./src/client/group_result.ts";
 export type { TaskState } from "./src/protocol/result_meta.ts";
 // Remote control
 export { Control, type RevokeOptions } from "./src/client/control.ts";
+// src/client/replies.ts, src/client/inspect.ts
+export type { NodeReply, ReplyOptions } from "./src/client/replies.ts";
+export { Inspect, type ScheduledInfo, type TaskInfo } from "./src/client/inspect.ts";
+// src/client/events.ts, src/client/event_state.ts
+export { type EventHandlers, Events, type ReceiveOptions } from "./src/client/events.ts";
+export {
+  EventState,
+  type EventStateOptions,
+  type EventTaskState,
+  type TaskView,
+  type WorkerView,
+} from "./src/client/event_state.ts";
 // Errors
 export {
   ChordUnsupportedError,

@@ -111,9 +111,9 @@ Deno.test({
       async () => (await observer!.llen(marker)) >= n / 3,
       60_000,
     );
-    const beforeCut = await observer.lrange(marker, 0, -1);
     await ip("link", "set", `clr${tag}h${HOSTS}`, "down");
     const cutAt = Date.now();
+    const beforeCut = await observer.lrange(marker, 0, -1);
     await waitUntil("every task to run", async () => {
       const runs = await observer!.lrange(marker, 0, -1);
       return new Set(runs.map((r) => r.split("@")[0])).size === n;

@@ -236,7 +236,8 @@ export class AmqpConnection {
       await this.#open();
     } catch (err) {
       if (!this.#on("failed")) return;
-      const level = this.#attempt >= 3 ? "warn" : "debug";
+      // Retries come every 250 ms: warn at the third, then every 40th (about 10 s).
+      const level = this.#attempt === 3 || this.#attempt % 40 === 0 ? "warn" : "debug";
       log[level]("Cannot reconnect to {url} (attempt {attempt}): {error}", {
         url: this.safeUrl,
         attempt: this.#attempt,

@@ -88,11 +88,27 @@ export function nextState(state: ConnectionState, event: ConnectionEvent): Conne
 export interface BackoffOptions {
   /** Delay before the first retry; default 100 ms. */
   initialMs?: number;
-  /** Largest delay; default 10 s. */
+  /**
+   * Largest delay; default {@link DEFAULT_MAX_BACKOFF_MS} (250 ms), so that
+   * consumption resumes within about 300 ms of RabbitMQ becoming reachable
+   * again, however long it was away (a refused connection costs RabbitMQ
+   * nothing; a blackholed one waits for the connect timeout first).
+   */
   maxMs?: number;
   /** Fraction of random spread added to each delay; default 0.2. */
   jitter?: number;
 }
+
+/**
+ * Default cap of the reconnect backoff, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_MAX_BACKOFF_MS } from "./amqp_state.ts";
+ * DEFAULT_MAX_BACKOFF_MS; // 250
+ * ```
+ */
+export const DEFAULT_MAX_BACKOFF_MS = 250;
 
 /**
  * The delay before retry number `attempt` (1 for the first): doubling from
@@ -103,8 +119,8 @@ export interface BackoffOptions {
  * ```ts
  * import { backoffDelay } from "./amqp_state.ts";
  * backoffDelay(1, { jitter: 0 }); // 100
- * backoffDelay(4, { jitter: 0 }); // 800
- * backoffDelay(30, { jitter: 0 }); // 10000
+ * backoffDelay(2, { jitter: 0 }); // 200
+ * backoffDelay(30, { jitter: 0 }); // 250
  * ```
  *
  * @param attempt retry number, from 1
@@ -118,7 +134,7 @@ export function backoffDelay(
   random: () => number = Math.random,
 ): number {
   const initial = options.initialMs ?? 100;
-  const max = options.maxMs ?? 10_000;
+  const max = options.maxMs ?? DEFAULT_MAX_BACKOFF_MS;
   const jitter = options.jitter ?? 0.2;
   const base = Math.min(max, initial * 2 ** Math.min(30, Math.max(0, attempt - 1)));
   return Math.min(max, Math.round(base * (1 + jitter * random())));

@@ -21,6 +21,7 @@ import {
   runBeat,
   runSchedule,
 } from "./beat.ts";
+import { SCALE_HELP, SCALE_OPTIONS, scaleWorkerOptions } from "./scale_flags.ts";
 import { argumentError } from "./arg_errors.ts";
 import { bannerFields } from "./banner.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
@@ -76,6 +77,7 @@ Options:
       --eta-hold-limit SECONDS
                              AMQP: re-publish ETA tasks held longer than this (default 600),
                              so RabbitMQ's consumer_timeout never closes the channel
+${SCALE_HELP}
       --without-remote-control
                              do not answer celery.pidbox commands (ping, revoke, ...)
   -E, --task-events          send task events for monitors (Flower, celery events)
@@ -91,7 +93,8 @@ Options:
       --version              print the version and exit
 
 Signals: SIGINT/SIGTERM once = warm shutdown (finish running tasks);
-         twice = cold shutdown (requeue running tasks and exit).`;
+         twice, or SIGQUIT = cold shutdown (after --soft-shutdown-timeout, requeue
+         running tasks and exit).`;
 
 function positiveNumber(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -165,6 +168,7 @@ const OPTIONS = {
   "log-format": { type: "string" },
   logfile: { type: "string" },
   ...BEAT_OPTIONS,
+  ...SCALE_OPTIONS,
 } as const;
 
 /**
@@ -278,6 +282,7 @@ async function runWorker(
       "--eta-hold-limit",
     ),
     remoteControl: values["without-remote-control"] ? false : undefined,
+    ...scaleWorkerOptions(values),
     taskEvents: values["task-events"] as boolean | undefined,
     heartbeatInterval: values["without-heartbeat"] ? 0 : positiveNumber(
       values["heartbeat-interval"] as string | undefined,
@@ -312,6 +317,8 @@ async function runWorker(
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  const onQuit = () => void worker.terminate(); // Celery's cold-shutdown signal
+  Deno.addSignalListener("SIGQUIT", onQuit);
   try {
     await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
     await worker.start();
@@ -320,6 +327,7 @@ async function runWorker(
     await beat?.stop();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGQUIT", onQuit);
     await app.close();
   }
   log.info("{hostname} stopped: {stats}", {

@@ -25,6 +25,7 @@ import {
 } from "./canvas/signature.ts";
 import { GroupResult } from "./group_result.ts";
 import { Control } from "./control.ts";
+import { Events } from "./events.ts";
 import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
 import { currentTask } from "./current.ts";
 import { NoResultBackendError } from "./errors.ts";
@@ -115,6 +116,16 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * ```
    */
   readonly control: Control = new Control(() => this.broker());
+  /**
+   * Celery events: receive them (`app.events.receive()`), and `task-sent`
+   * for each task sent when `taskSendSentEvent` is on.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const e of app.events.receive({ signal })) console.log(e.type, e.hostname);
+   * ```
+   */
+  readonly events: Events = new Events(() => this.broker());
   /**
    * Set by a worker inside its Web Workers: publishes through the worker's
    * connection instead of opening one. `undefined` everywhere else.
@@ -302,9 +313,12 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     args: readonly unknown[] = [],
     callOptions: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
-    const { id, publication, rpc } = await this.#encode(name, args, callOptions);
+    const { id, publication, rpc, queue } = await this.#encode(name, args, callOptions);
     if (rpc) await (await this.resultBackend()).prepare?.();
     await this.publish(publication.message, publication.target);
+    if (this.config.taskSendSentEvent && !this[PUBLISHER]) {
+      await this.events.sent(publication.message, publication.target, queue);
+    }
     return new AsyncResult<R>(id, this);
   }
 
@@ -339,6 +353,11 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     const broker = publisher ? null : await this.broker();
     if (broker?.publishMany) await broker.publishMany(batch);
     else await Promise.all(batch.map((p) => this.publish(p.message, p.target)));
+    if (this.config.taskSendSentEvent && !publisher) {
+      for (const e of encoded) {
+        await this.events.sent(e.publication.message, e.publication.target, e.queue);
+      }
+    }
     return encoded.map((e) => new AsyncResult<R>(e.id, this));
   }
 
@@ -347,7 +366,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     name: string,
     args: readonly unknown[],
     callOptions: ApplyOptions,
-  ): Promise<{ id: string; publication: Publication; rpc: boolean }> {
+  ): Promise<{ id: string; publication: Publication; rpc: boolean; queue: string }> {
     const options = this.#route(name, args, callOptions);
     const id = options.taskId ?? crypto.randomUUID();
     const parent = currentTask.getStore();
@@ -382,7 +401,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     const target = { exchange: options.exchange ?? "", routingKey: options.routingKey ?? queue };
     const rpc = !options.ignoreResult && !this[PUBLISHER] &&
       !!this.config.backend?.startsWith("rpc:");
-    return { id, publication: { message, target }, rpc };
+    return { id, publication: { message, target }, rpc, queue };
   }
 
   /** The call's options over its route's (Celery's task_routes): set values win. */
@@ -567,6 +586,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   broker(): Promise<Broker> {
     this.#broker ??= openBroker(this.config.broker, {
       visibilityTimeout: this.config.visibilityTimeout,
+      outageRetryLimit: this.config.outageRetryLimit,
     }).catch((err) => {
       this.#broker = null;
       throw err;
@@ -590,6 +610,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     if (url === null) return Promise.reject(new NoResultBackendError());
     this.#backend ??= openBackend(url, {
       resultExpires: this.config.resultExpires,
+      outageRetryLimit: this.config.outageRetryLimit,
       replyQueue: this.oid,
       brokerUrl: this.config.broker,
     }).catch(

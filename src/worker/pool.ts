@@ -15,6 +15,7 @@ import { BatchRunner, type RunOutcome, type RunRequest } from "./executor.ts";
 import type { FromRunner, ToRunner } from "./pool_protocol.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, type SpawnPermissions, spawnPermissions } from "./sandboxes.ts";
+import { refusedOutcome } from "./refused_outcome.ts";
 import { TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
@@ -434,7 +435,38 @@ export class ThreadPool implements Pool {
       b.push(req);
       if (this.#policy.full(best.assigned)) this.#retire(best, `it ran ${best.assigned} tasks`);
     }
-    for (const [m, batch] of batches) this.#post(m, { type: "run", batch });
+    for (const [m, batch] of batches) this.#postRun(m, batch);
+  }
+
+  /**
+   * Post a batch to a Web Worker. When it cannot be posted (a value the
+   * structured clone refuses), each task is posted alone and the ones that
+   * still fail are refused — parked with a FAILURE — instead of throwing
+   * into the worker's receive path or waiting forever.
+   */
+  #postRun(member: Member, batch: RunRequest[]): void {
+    try {
+      this.#post(member, { type: "run", batch });
+      return;
+    } catch (err) {
+      if (batch.length === 1) return this.#unsendable(member, batch[0], err);
+    }
+    for (const req of batch) {
+      try {
+        this.#post(member, { type: "run", batch: [req] });
+      } catch (err) {
+        this.#unsendable(member, req, err);
+      }
+    }
+  }
+
+  #unsendable(member: Member, req: RunRequest, err: unknown): void {
+    log.error("Task {name}[{id}] cannot be handed to a Web Worker: {error}", {
+      name: req.task,
+      id: req.id,
+      error: (err as Error).message,
+    });
+    this.#onOutcomes(member, [refusedOutcome(req, err)], undefined);
   }
 
   abort(seqs: number[]): void {

@@ -40,6 +40,7 @@ import { hostName } from "../client/runtime.ts";
 import { parseRate } from "../protocol/rate.ts";
 import { registerBuiltins } from "./builtins.ts";
 import { Intake } from "./intake.ts";
+import { receiveOrPark, settleOrPark } from "./last_resort.ts";
 import { logLifecycle } from "./lifecycle_log.ts";
 import { putBack, settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
@@ -48,6 +49,7 @@ import { createPool } from "./pool_setup.ts";
 import { workerInspection } from "./inspection.ts";
 import { type ControlTarget, RemoteControl } from "./remote_control.ts";
 import { REVOKE_TTL_MS } from "./revoked_ids.ts";
+import { softShutdown, takeAllowance } from "./scale_limits.ts";
 import { sendTaskEvents } from "./task_events.ts";
 import { TaskRegistries } from "./task_registries.ts";
 import type { WorkerOptions } from "./worker_options.ts";
@@ -206,7 +208,7 @@ export class Worker {
     });
     s.lifecycle.subscribe(sendTaskEvents(s.events));
     const { pool, sandboxes } = createPool(this.#app, s.options, {
-      onOutcomes: (outs) => settleOutcomes(s, outs),
+      onOutcomes: (outs) => settleOrPark(s, outs, settleOutcomes),
       onPublish: (message, target) => {
         s.children.record(message);
         return this.#app.publish(message, target);
@@ -232,7 +234,7 @@ export class Worker {
       hostname: this.hostname,
       n: pool.capacity,
       queues: this.queues.join(","),
-      tasks: [...this.#app.tasks.keys()].join(", "),
+      tasks: [...this.#app.tasks.keys()].filter((n) => !n.startsWith("celery.")).join(", "),
     });
     if (sandboxes.length > 1 || sandboxes[0]?.permissions !== "inherit") {
       for (const sb of sandboxes) {
@@ -249,7 +251,11 @@ export class Worker {
     const s = this.#s;
     let backoff = 500;
     while (!this.#stopping) {
-      const free = s.pool.capacity - s.running.size;
+      const free = takeAllowance(
+        s.pool.capacity - s.running.size,
+        this.#intake.etaHeld,
+        s.options.etaTaskLimit,
+      );
       // Tasks waiting for a rate-limit token do not take slots, but their number is bounded.
       if (free <= 0 || this.#intake.backlog >= Math.max(100, 4 * s.pool.capacity)) {
         await s.sleep();
@@ -271,10 +277,10 @@ export class Worker {
             r();
           }, { once: true });
         });
-        backoff = Math.min(backoff * 2, 10_000);
+        backoff = Math.min(backoff * 2, 2000);
         continue;
       }
-      if (got.length) await this.#intake.receive(got);
+      if (got.length) await receiveOrPark(s, this.#intake, got);
     }
   }
 
@@ -431,6 +437,15 @@ export class Worker {
     const s = this.#s;
     this.#takeAbort.abort();
     this.#control.abort();
+    const soft = (s.options.softShutdownTimeout ?? 0) * 1000;
+    if (soft > 0 && s.running.size > 0) {
+      log.warn("{hostname}: soft shutdown, {n} running task(s) get {s} s to finish", {
+        hostname: this.hostname,
+        n: s.running.size,
+        s: soft / 1000,
+      });
+      await softShutdown(() => s.running.size, () => s.sleep(), soft);
+    }
     const seqs = [...s.running.keys()];
     const running = [...s.running.values()];
     s.running.clear();
