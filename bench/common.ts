@@ -185,8 +185,6 @@ export function startWorker(
       String(CONCURRENCY),
       "-Q",
       BENCH_QUEUE,
-      "--loglevel",
-      "WARNING",
       ...(opts.prefetch ? ["--prefetch", String(opts.prefetch)] : []),
     ], ROOT_DIR]
     : [PYTHON, [

@@ -25,7 +25,7 @@ import { SCALE_HELP, SCALE_OPTIONS, scaleWorkerOptions } from "./scale_flags.ts"
 import { argumentError } from "./arg_errors.ts";
 import { bannerFields } from "./banner.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
-import { closeLogging, parseLogLevel, setupLogging } from "./logging.ts";
+import { cliLogLevels, closeLogging, setupLogging } from "./logging.ts";
 import { VERSION } from "./version.ts";
 
 const log = getLogger(["celeriac", "cli"]);
@@ -84,7 +84,8 @@ ${SCALE_HELP}
       --heartbeat-interval SECONDS
                              seconds between worker-heartbeat events (default 2)
       --without-heartbeat    send no worker events (online, heartbeat, offline)
-  -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)
+  -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default: INFO for the
+                             worker's own lines, WARNING for per-task lines, as Celery)
       --log-format text|json text (default) or JSON Lines: one object per record with
                              hostname, task_id and task_name as fields
       --logfile PATH         append log records to PATH instead of the console
@@ -207,11 +208,12 @@ export async function main(args: string[]): Promise<number> {
   const command = positionals[0] ?? "worker";
   const logFields: LogFields = { hostname: hostName() };
   try {
-    await setupLogging(parseLogLevel(values.loglevel ?? "INFO"), {
+    const levels = cliLogLevels(values.loglevel);
+    await setupLogging(levels.level, {
       format: parseLogFormat(values["log-format"] ?? "text"),
       logfile: values.logfile,
       fields: logFields,
-    });
+    }, levels.taskLevel);
     const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
     switch (command) {
       case "worker":
