@@ -75,19 +75,20 @@ function slope(points: [number, number][]): number {
 
 async function transport(): Promise<{ url: string; backend: string; cleanup(): Promise<void> }> {
   if (broker === "redis") {
-    const u = new URL(values.redis);
-    u.pathname = "/14";
-    const b = new URL(values.redis);
-    b.pathname = "/15";
-    const flush = async () => {
-      for (const url of [u.href, b.href]) {
-        const r = new Redis(url);
-        await r.flushdb();
-        r.disconnect();
-      }
+    // A key prefix of its own: the soak never touches other data (nor the bench's db 14/15).
+    const prefix = `celeriac-soak-${crypto.randomUUID().slice(0, 8)}:`;
+    const url = `${values.redis}?global_keyprefix=${encodeURIComponent(prefix)}`;
+    const cleanup = async () => {
+      const r = new Redis(values.redis);
+      let cursor = "0";
+      do {
+        const [next, keys] = await r.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 5000);
+        cursor = next;
+        if (keys.length) await r.unlink(...keys);
+      } while (cursor !== "0");
+      r.disconnect();
     };
-    await flush();
-    return { url: u.href, backend: b.href, cleanup: flush };
+    return { url, backend: url, cleanup };
   }
   if (broker === "kv") {
     const dir = await Deno.makeTempDir({ prefix: "celeriac-soak-" });
@@ -131,6 +132,18 @@ const worker = new Deno.Command(Deno.execPath(), {
   stdout: "inherit",
   stderr: "inherit",
 }).spawn();
+
+// Ctrl-C or a timeout: stop the worker and clean up before exiting.
+let stopping = false;
+const abort = async () => {
+  if (stopping) return;
+  stopping = true;
+  await stopTree(worker).catch(() => {});
+  await t.cleanup().catch(() => {});
+  await Deno.remove(memoryFile).catch(() => {});
+  Deno.exit(130);
+};
+for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, abort);
 
 const client = new Celery({ broker: t.url, backend: t.backend, defaultQueue: "soak" });
 const noop = client.remoteTask("bench.noop");

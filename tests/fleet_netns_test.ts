@@ -15,6 +15,7 @@ import { Redis } from "ioredis";
 import { Celery } from "../mod.ts";
 import { Proc } from "./helpers/procs.ts";
 import { privatePorts, type RedisProcess, startRedis, waitUntil } from "./helpers/redis_servers.ts";
+import { report } from "./helpers/report.ts";
 
 async function ip(...args: string[]): Promise<{ ok: boolean; err: string }> {
   const out = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output()
@@ -27,8 +28,7 @@ const probe = `clr-probe-${tag}`;
 const permitted = await ip("netns", "add", probe);
 if (permitted.ok) await ip("netns", "del", probe);
 else {
-  // deno-lint-ignore no-console -- say why the test is skipped
-  console.warn(`fleet test skipped: "ip netns add" is not permitted here (${permitted.err})`);
+  report(`fleet test skipped: "ip netns add" is not permitted here (${permitted.err})`);
 }
 
 const HOSTS = 3;
@@ -138,7 +138,7 @@ Deno.test({
       return count;
     };
     const spread = byHost(beforeCut);
-    const report = {
+    const measured = {
       tasks: n,
       lost: n - new Set(ids).size,
       duplicated: ids.length - new Set(ids).size,
@@ -146,9 +146,8 @@ Deno.test({
       total: byHost(runs),
       drainSecondsAfterCut: Number(((Date.now() - cutAt) / 1000).toFixed(1)),
     };
-    // deno-lint-ignore no-console -- the measured numbers are what this test is for
-    console.log(`fleet: ${JSON.stringify(report)}`);
-    assert.equal(report.lost, 0);
+    report(`fleet: ${JSON.stringify(measured)}`);
+    assert.equal(measured.lost, 0);
     for (let h = 1; h <= HOSTS; h++) {
       assert.ok((spread[`host${h}`] ?? 0) > 0, `host${h} ran tasks before the cut`);
     }

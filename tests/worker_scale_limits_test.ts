@@ -13,6 +13,7 @@ import { interopWorker } from "./helpers/interop.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { waitUntil } from "./helpers/redis_servers.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { report } from "./helpers/report.ts";
 
 Deno.test("scale limits: a take never asks for more ETA tasks than the limit leaves", () => {
   assert.equal(takeAllowance(8, 0, undefined), 8);
@@ -85,7 +86,7 @@ Deno.test({
     await waitUntil("every task to run", async () => (await redis.llen(marker)) === n, 60_000);
     const doneAt = Date.now();
     const rssAfter = await rssMiB(worker.child.pid);
-    const report = {
+    const measured = {
       tasks: n,
       limit: 200,
       heldWhileWaiting: held,
@@ -97,8 +98,7 @@ Deno.test({
       },
       lastRanSecondsAfterEta: ((doneAt - eta.getTime()) / 1000).toFixed(1),
     };
-    // deno-lint-ignore no-console -- the measured numbers are what this test is for
-    console.log(`eta limit: ${JSON.stringify(report)}`);
+    report(`eta limit: ${JSON.stringify(measured)}`);
   } finally {
     await worker.stop();
     await app.close();
@@ -145,14 +145,13 @@ Deno.test({
     const stoppedAfter = (Date.now() - t0) / 1000;
     const finished = (await redis.lrange(marker, 0, -1)).map(Number);
     const back = await app.queueDepth(queue);
-    const report = {
+    const measured = {
       running: 200,
       finished: finished.length,
       requeued: back,
       stoppedAfterSeconds: stoppedAfter.toFixed(1),
     };
-    // deno-lint-ignore no-console -- the measured numbers are what this test is for
-    console.log(`soft shutdown: ${JSON.stringify(report)}`);
+    report(`soft shutdown: ${JSON.stringify(measured)}`);
     assert.equal(status.code, 0);
     assert.deepEqual(finished.sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i * 2));
     assert.equal(back, 100, "the long tasks are back in their queue");

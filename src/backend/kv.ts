@@ -48,6 +48,7 @@ const STORE_CHUNK_BYTES = 256 * 1024;
 interface Waiter {
   resolve(meta: ResultMeta): void;
   reject(reason: unknown): void;
+  onState?(meta: ResultMeta): void;
 }
 
 /**
@@ -248,12 +249,16 @@ export class KvBackend implements ResultBackend {
    * other processes are found by one re-check of every pending task per
    * change notification.
    */
-  async waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta> {
+  async waitFor(
+    taskId: string,
+    signal?: AbortSignal,
+    onState?: (meta: ResultMeta) => void,
+  ): Promise<ResultMeta> {
     const key = this.#key(taskId);
     signal?.throwIfAborted();
     if (this.#closed) throw this.#closing.signal.reason;
     const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
-    const waiter: Waiter = { resolve, reject };
+    const waiter: Waiter = { resolve, reject, onState };
     let set = this.#waiters.get(taskId);
     if (!set) this.#waiters.set(taskId, set = new Set());
     set.add(waiter);
@@ -267,7 +272,7 @@ export class KvBackend implements ResultBackend {
       const { value } = await this.#kv.get<StoredResult>(key);
       if (live(value) && READY_STATES.has(value.status as TaskState)) {
         this.#settle(taskId, decodeResultMeta(value.meta));
-      }
+      } else if (live(value)) this.#progress(taskId, value.meta);
       return await promise;
     } finally {
       signal?.removeEventListener("abort", onAbort);
@@ -278,6 +283,14 @@ export class KvBackend implements ResultBackend {
   #drop(taskId: string, waiter: Waiter): void {
     const set = this.#waiters.get(taskId);
     if (set?.delete(waiter) && set.size === 0) this.#waiters.delete(taskId);
+  }
+
+  /** Hand a state stored before the ready one to the waiters that follow states. */
+  #progress(taskId: string, raw: string): void {
+    const followers = [...this.#waiters.get(taskId) ?? []].filter((w) => w.onState);
+    if (followers.length === 0) return;
+    const meta = decodeResultMeta(raw);
+    for (const w of followers) w.onState!(meta);
   }
 
   #settle(taskId: string, meta: ResultMeta): void {
@@ -313,7 +326,7 @@ export class KvBackend implements ResultBackend {
       found.forEach(({ value }, j) => {
         if (live(value) && READY_STATES.has(value.status as TaskState)) {
           this.#settle(chunk[j], decodeResultMeta(value.meta));
-        }
+        } else if (live(value)) this.#progress(chunk[j], value.meta);
       });
     }
   }

@@ -99,6 +99,7 @@ interface Scripted {
 interface Waiter {
   resolve(meta: ResultMeta): void;
   reject(reason: unknown): void;
+  onState?(meta: ResultMeta): void;
 }
 
 /**
@@ -226,6 +227,7 @@ export class RedisBackend implements ResultBackend {
       return;
     }
     if (READY_STATES.has(meta.status)) this.#settle(taskId, meta);
+    else for (const w of this.#waiters.get(taskId) ?? []) w.onState?.(meta);
   }
 
   /** After a reconnect, results published while we were away are read from their keys. */
@@ -257,13 +259,17 @@ export class RedisBackend implements ResultBackend {
   }
 
   /** Wait until the task is ready (SUCCESS, FAILURE or REVOKED). */
-  async waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta> {
+  async waitFor(
+    taskId: string,
+    signal?: AbortSignal,
+    onState?: (meta: ResultMeta) => void,
+  ): Promise<ResultMeta> {
     signal?.throwIfAborted();
     const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
     // An abort while the subscription or the first read is under way rejects
     // `promise` before it is awaited: observed below, not an unhandled rejection.
     promise.catch(() => {});
-    const waiter: Waiter = { resolve, reject };
+    const waiter: Waiter = { resolve, reject, onState };
     let set = this.#waiters.get(taskId);
     if (!set) {
       set = new Set();
@@ -292,6 +298,7 @@ export class RedisBackend implements ResultBackend {
       );
       const now = await this.get(taskId);
       if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
+      else if (now) onState?.(now);
       return await promise;
     } catch (err) {
       drop();

@@ -153,24 +153,31 @@ export function backoffDelay(
 export const STABLE_CONNECTION_MS = 10_000;
 
 /**
- * The retry number to count from after a connection that opened was lost.
- * A connection that lived at least {@link STABLE_CONNECTION_MS} starts the
- * backoff again; one that the server closed soon after it opened (a
- * refusal that will repeat, such as `540 NOT_IMPLEMENTED` for a method
- * the queue type does not support) keeps counting, so that the delays
- * keep growing instead of reconnecting several times a second forever.
+ * The delay before reconnecting after the server closed a connection soon
+ * after it opened, `refusals` times in a row (each within
+ * {@link STABLE_CONNECTION_MS} of opening): a refusal that will repeat,
+ * such as `540 NOT_IMPLEMENTED` for a method the queue type does not
+ * support. The first such drop gets the ordinary quick backoff (0 here:
+ * RabbitMQ may just have restarted); from the second on the delay doubles
+ * from 500 ms up to 30 s, so that a worker does not reconnect several
+ * times a second forever. Outages (connections that cannot be opened)
+ * keep the ordinary backoff.
  *
  * @example
  * ```ts
- * import { attemptsAfterDrop } from "./amqp_state.ts";
- * attemptsAfterDrop(0, 60_000); // 0: a long-lived connection dropped
- * attemptsAfterDrop(4, 50); // 4: refused again right after opening
+ * import { refusalDelay } from "./amqp_state.ts";
+ * refusalDelay(1, () => 0); // 0: use the ordinary backoff
+ * refusalDelay(2, () => 0); // 500
+ * refusalDelay(5, () => 0); // 4000
+ * refusalDelay(20, () => 0); // 30000
  * ```
  *
- * @param attempts retries counted so far
- * @param livedMs how long the lost connection stayed open
- * @returns the retries to count from
+ * @param refusals quick drops in a row, counting this one
+ * @param random a source of numbers in [0, 1) (20 % jitter)
+ * @returns milliseconds to wait, or 0 for the ordinary backoff
  */
-export function attemptsAfterDrop(attempts: number, livedMs: number): number {
-  return livedMs >= STABLE_CONNECTION_MS ? 0 : attempts;
+export function refusalDelay(refusals: number, random: () => number = Math.random): number {
+  if (refusals < 2) return 0;
+  const base = Math.min(30_000, 500 * 2 ** Math.min(16, refusals - 2));
+  return Math.round(base * (1 + 0.2 * random()));
 }

@@ -281,7 +281,7 @@ export class RedisBroker implements Broker {
   readonly #takeRecord = `celeriac.take.${crypto.randomUUID()}`;
   #takeSeq = 0;
   /** Lists of a take whose reply was lost: the next take repeats it with the same id. */
-  #unsureTake: string[] | null = null;
+  #unsureTake: { lists: string[]; seq: number } | null = null;
   #closed = false;
   readonly #closing = new AbortController();
 
@@ -449,7 +449,7 @@ export class RedisBroker implements Broker {
       : this.#closing.signal;
     let down = 0;
     while (!signal.aborted) {
-      const lists = this.#unsureTake ?? this.#listKeys(queues);
+      const lists = this.#unsureTake?.lists ?? this.#listKeys(queues);
       let got: Delivery[];
       try {
         got = await this.#takeNow(lists, options.max);
@@ -494,14 +494,15 @@ export class RedisBroker implements Broker {
       this.#k(PARKED_KEY),
       this.#k(this.#takeRecord),
     ];
-    if (this.#unsureTake === null) this.#takeSeq++;
+    // A take repeating one whose reply was lost uses that take's id; takes never share one.
+    const seq = this.#unsureTake?.seq ?? ++this.#takeSeq;
     let flat: string[];
     try {
       flat = await this.#run(() =>
-        this.#client.celeriacTake(keys.length, ...keys, String(max), String(this.#takeSeq))
+        this.#client.celeriacTake(keys.length, ...keys, String(max), String(seq))
       );
     } catch (err) {
-      this.#unsureTake = lists;
+      this.#unsureTake = { lists, seq };
       throw err;
     }
     if (this.#unsureTake !== null && flat.length > 0) {
@@ -934,6 +935,12 @@ export class RedisBroker implements Broker {
     const member = key + PRIORITY_SEP + PRIORITY_SEP + queue;
     await this.#run(() => this.#client.sadd(bindings, member));
     const conn = duplicateRedis(this.#client, this.#rawUrl, "celeriac-replies");
+    // Unbind at once on abort (before the app may close its connection).
+    options.signal.addEventListener("abort", () => {
+      this.#client.srem(bindings, member).catch(() => {});
+      this.#client.del(this.#k(queue)).catch(() => {});
+      conn.disconnect();
+    }, { once: true });
     const loop = async () => {
       while (!options.signal.aborted) {
         const got = await conn.brpop(this.#k(queue), 1).catch((err: Error) => {
@@ -951,11 +958,7 @@ export class RedisBroker implements Broker {
         }
       }
     };
-    loop().finally(async () => {
-      conn.disconnect();
-      await this.#client.srem(bindings, member).catch(() => {});
-      await this.#client.del(this.#k(queue)).catch(() => {});
-    });
+    void loop();
   }
 
   /** Add revoked ids to the `celeriac.revoked` sorted set, dropping expired ones. */

@@ -21,12 +21,14 @@ import {
   runBeat,
   runSchedule,
 } from "./beat.ts";
+import { RELIABILITY_OPTIONS, RELIABILITY_USAGE, reliabilityOptions } from "./reliability.ts";
 import { SCALE_HELP, SCALE_OPTIONS, scaleWorkerOptions } from "./scale_flags.ts";
 import { argumentError } from "./arg_errors.ts";
 import { bannerFields } from "./banner.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
 import { cliLogLevels, closeLogging, setupLogging } from "./logging.ts";
-import { VERSION } from "./version.ts";
+import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
+import { isMonitorCommand, MONITOR_OPTIONS, MONITOR_USAGE, runMonitor } from "./monitor.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -47,7 +49,7 @@ Usage:
   deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
                                                        list (or requeue) parked messages
   deno run -A worker.ts purge --app ./tasks.ts [-Q a,b] [-f]
-                                                       delete every waiting message of the queues${BEAT_USAGE}
+                                                       delete every waiting message of the queues${MONITOR_USAGE}${BEAT_USAGE}
 
 Options:
   -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
@@ -79,7 +81,7 @@ Options:
                              so RabbitMQ's consumer_timeout never closes the channel
 ${SCALE_HELP}
       --without-remote-control
-                             do not answer celery.pidbox commands (ping, revoke, ...)
+                             do not answer celery.pidbox commands (ping, revoke, ...)${RELIABILITY_USAGE}
   -E, --task-events          send task events for monitors (Flower, celery events)
       --heartbeat-interval SECONDS
                              seconds between worker-heartbeat events (default 2)
@@ -169,7 +171,9 @@ const OPTIONS = {
   "log-format": { type: "string" },
   logfile: { type: "string" },
   ...BEAT_OPTIONS,
+  ...RELIABILITY_OPTIONS,
   ...SCALE_OPTIONS,
+  ...MONITOR_OPTIONS,
 } as const;
 
 /**
@@ -215,6 +219,9 @@ export async function main(args: string[]): Promise<number> {
       fields: logFields,
     }, levels.taskLevel);
     const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
+    if (isMonitorCommand(command)) {
+      return await runMonitor(command, app, positionals.slice(1), values);
+    }
     switch (command) {
       case "worker":
         return await runWorker(app, url, exportName, values, logFields);
@@ -293,6 +300,7 @@ async function runWorker(
     taskPermissions: values["task-permissions"] === undefined
       ? undefined
       : parseTaskPermissions(values["task-permissions"] as string),
+    ...reliabilityOptions(values),
   });
   logFields.hostname = worker.hostname;
   log.info("celeriac {version} {hostname}: app {app}, broker {broker}, results {backend}", {

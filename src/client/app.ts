@@ -39,6 +39,7 @@ import {
   type TaskSender,
 } from "./task.ts";
 import { type CompiledRoutes, compileRoutes } from "./routes.ts";
+import { type SignalListener, type SignalName, Signals } from "./signals.ts";
 import { openBackend, openBroker } from "./transports.ts";
 
 const BRAND = Symbol.for("celeriac.app");
@@ -127,6 +128,11 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    */
   readonly events: Events = new Events(() => this.broker());
   /**
+   * The app's signal listeners (see {@link Celery.on}); workers emit
+   * through it.
+   */
+  readonly signals: Signals = new Signals();
+  /**
    * Set by a worker inside its Web Workers: publishes through the worker's
    * connection instead of opening one. `undefined` everywhere else.
    */
@@ -194,6 +200,31 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     if (options.taskRoutes !== undefined) {
       this.#routes = options.taskRoutes ? compileRoutes(options.taskRoutes) : null;
     }
+  }
+
+  /**
+   * Connect a listener to an app-wide signal, Celery's names in camelCase:
+   * `taskPrerun`, `taskPostrun`, `taskFailure` (run in the worker where the
+   * task runs), `workerReady`, `workerShutdown` (in the worker's main
+   * thread). Connect in the module that defines the app, so that the
+   * worker's Web Workers, which import it, have the listener too.
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * export const app = new Celery({ broker: "kv://:memory:" });
+   * app.on("taskFailure", ({ name, id, error }) => {
+   *   console.error(`${name}[${id}] failed:`, error);
+   * });
+   * app.on("workerReady", ({ hostname, queues }) => console.log(hostname, "consumes", queues));
+   * ```
+   *
+   * @param name the signal
+   * @param listener called with the signal's payload; may be async
+   * @returns a function that disconnects the listener
+   */
+  on<N extends SignalName>(name: N, listener: SignalListener<N>): () => void {
+    return this.signals.connect(name, listener);
   }
 
   /** Registered tasks by name. */

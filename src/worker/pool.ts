@@ -47,6 +47,8 @@ export interface PoolEvents {
   onOutcomes(outcomes: RunOutcome[]): void;
   /** Publish a message for a task (tasks sent from tasks). */
   onPublish(message: Message, target: PublishTarget): Promise<void>;
+  /** Store a state that running task `seq` reported (`ctx.updateState`). Default: not stored. */
+  onState?(seq: number, status: string, meta: string): Promise<void>;
   /** A Web Worker died: these dispatched tasks did not finish. */
   onLost(seqs: number[], reason: string): void;
   /**
@@ -299,6 +301,12 @@ export class ThreadPool implements Pool {
             (err) => this.#post(member, { type: "published", id: msg.id, error: String(err) }),
           );
           break;
+        case "store":
+          (this.#events.onState?.(msg.seq, msg.status, msg.meta) ?? Promise.resolve()).then(
+            () => this.#post(member, { type: "stored", id: msg.id }),
+            (err) => this.#post(member, { type: "stored", id: msg.id, error: String(err) }),
+          );
+          break;
       }
     };
     worker.onerror = (e: ErrorEvent) => {
@@ -532,7 +540,7 @@ export class InlinePool implements Pool {
         this.#limits.clear(o.seq);
       }
       events.onOutcomes(outcomes);
-    });
+    }, { storeState: events.onState?.bind(events) });
     this.#limits = new TimeLimitTimers({
       soft: (seq, seconds) => {
         const r = this.#running.get(seq);
@@ -562,7 +570,7 @@ export class InlinePool implements Pool {
       this.#running.set(req.seq, { task: req.task, id: req.id });
       if (req.timeLimits) this.#limits.start(req.seq, req.timeLimits);
     }
-    this.#runner.run(this.#app.tasks, requests);
+    this.#runner.run(this.#app.tasks, requests, this.#app.signals);
   }
 
   abort(seqs: number[]): void {

@@ -48,6 +48,7 @@ import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { createPool } from "./pool_setup.ts";
 import { workerInspection } from "./inspection.ts";
 import { type ControlTarget, RemoteControl } from "./remote_control.ts";
+import { storeState } from "./task_state.ts";
 import { REVOKE_TTL_MS } from "./revoked_ids.ts";
 import { softShutdown, takeAllowance } from "./scale_limits.ts";
 import { sendTaskEvents } from "./task_events.ts";
@@ -213,6 +214,7 @@ export class Worker {
         s.children.record(message);
         return this.#app.publish(message, target);
       },
+      onState: (seq, status, meta) => storeState(s.backend, s.running.get(seq)?.req, status, meta),
       onLost: (seqs, reason) => settleLost(s, seqs, reason),
       onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),
     });
@@ -245,6 +247,7 @@ export class Worker {
       }
     }
     this.#loop = this.#consume();
+    await this.#app.signals.emit("workerReady", { hostname: this.hostname, queues: this.queues });
   }
 
   async #consume(): Promise<void> {
@@ -417,6 +420,7 @@ export class Worker {
     clearInterval(this.#leaseTimer);
     await s.pool.close();
     await this.#offline();
+    await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
     this.#finished.resolve();
   }
 
@@ -464,6 +468,7 @@ export class Worker {
     await s.drainSettling();
     clearInterval(this.#leaseTimer);
     await this.#offline();
+    await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
     this.#finished.resolve();
   }
 

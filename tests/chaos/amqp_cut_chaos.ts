@@ -35,7 +35,7 @@ Deno.test({
     const work = client.remoteTask("chaos.work");
     const ids: string[] = [];
     for (let i = 0; i < n; i += 500) {
-      const batch = Array.from({ length: 500 }, (_, j) => work.delay(`c${i + j}`, 100));
+      const batch = Array.from({ length: 500 }, (_, j) => work.delay(`c${i + j}`, 50));
       for (const r of await Promise.all(batch)) ids.push(r.id);
     }
     worker = startWorker("amqp worker", [
