@@ -383,7 +383,19 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     const publisher = this[PUBLISHER];
     const broker = publisher ? null : await this.broker();
     if (broker?.publishMany) await broker.publishMany(batch);
-    else await Promise.all(batch.map((p) => this.publish(p.message, p.target)));
+    else {
+      // The first message of each target goes alone: it connects and declares,
+      // so that the rest, published together, keep their order.
+      const seen = new Set<string>();
+      const firsts = batch.filter((p) => {
+        const key = `${p.target.exchange ?? ""}\u0000${p.target.routingKey}`;
+        return !seen.has(key) && !!seen.add(key);
+      });
+      for (const p of firsts) await this.publish(p.message, p.target);
+      const alone = new Set(firsts);
+      const rest = batch.filter((p) => !alone.has(p));
+      await Promise.all(rest.map((p) => this.publish(p.message, p.target)));
+    }
     if (this.config.taskSendSentEvent && !publisher) {
       for (const e of encoded) {
         await this.events.sent(e.publication.message, e.publication.target, e.queue);
