@@ -89,6 +89,19 @@ for (const t of transports) {
     }
   });
 
+  Deno.test(`replies on ${t.name}: a node that never answers ends the call at its timeout`, async () => {
+    await withWorker(t, { hostname: `alive-${t.name}@%h` }, async (client, worker) => {
+      const started = performance.now();
+      const replies = await client.control.ping({
+        timeout: 2,
+        destination: [worker.hostname, "died-mid-collect@nowhere"],
+      });
+      const waited = performance.now() - started;
+      assert.deepEqual(replies, [{ [worker.hostname]: { ok: "pong" } }]);
+      assert.ok(waited >= 1900 && waited < 10_000, `waited ${waited} ms for the second node`);
+    });
+  });
+
   Deno.test(`replies on ${t.name}: a malformed reply is skipped, a good one kept`, async () => {
     const app = new Celery({ broker: t.broker, backend: t.backend });
     const broker = await app.broker();

@@ -9,7 +9,7 @@
 
 import type { Delivery } from "../broker/port.ts";
 import type { ResolvedConfig } from "../client/config.ts";
-import { decodeTaskBody } from "../protocol/task_request.ts";
+import { decodeTaskBody, type TaskRequest } from "../protocol/task_request.ts";
 import { pyIsoFormat } from "../protocol/time.ts";
 import { pyRepr } from "../protocol/repr.ts";
 import type { HeldTask } from "./task_registries.ts";
@@ -137,10 +137,28 @@ export function scheduledInfo(
   safe: boolean,
 ): { eta: string | null; priority: number; request: RequestInfo } {
   return {
-    eta: t.req.eta ? pyIsoFormat(t.req.eta, "+00:00") : null,
+    eta: etaText(t.req),
     priority: 6,
     request: requestInfo(t, { hostname, safe, started: false }),
   };
+}
+
+/**
+ * A task's ETA as Celery prints it (ISO 8601 with `+00:00`): the header's
+ * own text when it has that form (microseconds kept), else the parsed date.
+ *
+ * @example
+ * ```ts ignore
+ * etaText(req); // "2026-11-24T03:19:24.525537+00:00"
+ * ```
+ *
+ * @param req the task's headers
+ * @returns the ETA, or null without one
+ */
+export function etaText(req: TaskRequest): string | null {
+  const raw = req.headers.eta;
+  if (typeof raw === "string" && /^\d{4}-\d\d-\d\dT[\d:.]+\+00:00$/.test(raw)) return raw;
+  return req.eta ? pyIsoFormat(req.eta, "+00:00") : null;
 }
 
 /**
@@ -209,7 +227,7 @@ export function brokerInfo(url: string): Record<string, unknown> {
     u = null;
   }
   const scheme = u?.protocol.replace(":", "") ?? url.split(":")[0];
-  const transport = scheme.replace(/s$/, "").replace("rediss", "redis");
+  const transport = scheme === "rediss" ? "redis" : scheme === "amqps" ? "amqp" : scheme;
   const defaultPort = transport === "amqp" ? (scheme === "amqps" ? 5671 : 5672) : 6379;
   const path = decodeURIComponent(u?.pathname.replace(/^\//, "") ?? "");
   return {

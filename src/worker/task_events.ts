@@ -16,6 +16,7 @@ import type { ExceptionInfo } from "../protocol/result_meta.ts";
 import { pyIsoFormat } from "../protocol/time.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { EventDispatcher } from "./event_dispatcher.ts";
+import { etaText } from "./inspect_replies.ts";
 import type { LifecycleEvent } from "./lifecycle.ts";
 
 /** Signal number Celery reports for a task stopped by `revoke(terminate=True)` (SIGTERM). */
@@ -74,7 +75,7 @@ export function sendTaskEvents(events: EventDispatcher): (e: LifecycleEvent) => 
           root_id: req.rootId,
           parent_id: req.parentId,
           retries: req.retries,
-          eta: iso(req.eta),
+          eta: etaText(req),
           expires: iso(req.expires),
         });
         break;

@@ -15,20 +15,28 @@
  * - `lifecycle.ts` — the typed {@link LifecycleEvent}s and the one
  *   {@link Lifecycle} that emits them. Subscribers:
  *   `worker_stats.ts` (counters), `lifecycle_log.ts` (log lines),
- *   `task_registries.ts` (active / reserved / scheduled, for inspect).
+ *   `task_registries.ts` (active / reserved / scheduled, for inspect),
+ *   `task_events.ts` (Celery's `task-*` events, sent by
+ *   `event_dispatcher.ts`; `heartbeat.ts` sends the `worker-*` events).
  * - `intake.ts` — decode, refuse, hold for ETA, wait for a rate token
- *   (`rate_limit.ts`, `timer_queue.ts`), hand to the pool: emits received,
- *   held, waiting, started, and revoked / rejected at arrival.
+ *   (`rate_limit.ts`, `timer_queue.ts`, `scale_limits.ts`), screen
+ *   redeliveries (`screening.ts`), hand to the pool: emits received, held,
+ *   waiting, started, and revoked / rejected at arrival.
  * - `outcomes.ts` — what the pool reports (outcomes, dead Web Workers, time
  *   limits): emits succeeded, failed, retried, revoked (terminated),
  *   rejected (refused), returned; `retries.ts` publishes retries.
  * - `settlement.ts` — park, store, publish, then acknowledge a batch;
  *   `result_entries.ts` — the results the worker writes itself;
- *   `follow_ups.ts` — callbacks and chain steps.
+ *   `follow_ups.ts`, `chords.ts`, `children.ts` — callbacks, chain steps,
+ *   chords; `last_resort.ts` — errors while receiving or settling park
+ *   rather than crash.
  * - `pool_setup.ts`, `pool.ts`, `runner.ts`, `executor.ts` — the Web Worker
  *   (or inline) pool and the code running a task; `recycling.ts` (per Web
  *   Worker, inside the pool), `time_limits.ts`, `sandboxes.ts`.
- * - `remote_control.ts` — the pidbox: commands and replies.
+ * - `remote_control.ts` — the pidbox: commands and replies;
+ *   `inspect_commands.ts`, `inspection.ts`, `inspect_replies.ts` — the
+ *   inspect commands and Celery's reply shapes.
+ * - `builtins.ts` — Celery's built-in tasks (`celery.map`, ...).
  *
  * @module
  */
