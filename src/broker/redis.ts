@@ -24,6 +24,7 @@ import type {
   Broker,
   Delivery,
   ParkedMessage,
+  Publication,
   PublishTarget,
   Rejection,
   RevokedEntry,
@@ -381,6 +382,44 @@ export class RedisBroker implements Broker {
           this.#client.lpush(this.#k(priorityList(q, message.properties.priority)), raw)
         ),
       )
+    );
+  }
+
+  /**
+   * Publish many messages: each target is routed once and each list gets one
+   * variadic LPUSH (in the messages' order), so 1,000 tasks to one queue
+   * cost one command instead of 1,000.
+   */
+  async publishMany(batch: readonly Publication[]): Promise<void> {
+    const lists = new Map<string, string[]>();
+    const routes = new Map<string, Promise<string[]>>();
+    for (const { message, target } of batch) {
+      const exchange = target.exchange ?? "";
+      if (exchange === "") await this.declareQueue(target.routingKey);
+      const key = `${exchange}\u0000${target.routingKey}`;
+      if (!routes.has(key)) {
+        routes.set(key, this.#run(() => this.#route(exchange, target.routingKey)));
+      }
+      const queues = await routes.get(key)!;
+      if (queues.length === 0) {
+        log.warn("No queue is bound to exchange {exchange} with key {key}: message dropped", {
+          exchange,
+          key: target.routingKey,
+        });
+        continue;
+      }
+      const raw = encodeEnvelope(
+        message,
+        { exchange, routing_key: target.routingKey },
+        crypto.randomUUID(),
+      );
+      for (const q of queues) {
+        const list = this.#k(priorityList(q, message.properties.priority));
+        lists.get(list)?.push(raw) ?? lists.set(list, [raw]);
+      }
+    }
+    await this.#run(() =>
+      Promise.all([...lists].map(([list, raws]) => this.#client.lpush(list, ...raws)))
     );
   }
 

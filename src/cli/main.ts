@@ -32,7 +32,7 @@ import {
 } from "./dashboard.ts";
 import { bannerFields } from "./banner.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
-import { closeLogging, parseLogLevel, setupLogging } from "./logging.ts";
+import { cliLogLevels, closeLogging, setupLogging } from "./logging.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { isMonitorCommand, MONITOR_OPTIONS, MONITOR_USAGE, runMonitor } from "./monitor.ts";
 
@@ -92,7 +92,8 @@ ${SCALE_HELP}
       --heartbeat-interval SECONDS
                              seconds between worker-heartbeat events (default 2)
       --without-heartbeat    send no worker events (online, heartbeat, offline)
-  -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)
+  -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default: INFO for the
+                             worker's own lines, WARNING for per-task lines, as Celery)
       --log-format text|json text (default) or JSON Lines: one object per record with
                              hostname, task_id and task_name as fields
       --logfile PATH         append log records to PATH instead of the console
@@ -218,11 +219,12 @@ export async function main(args: string[]): Promise<number> {
   const command = positionals[0] ?? "worker";
   const logFields: LogFields = { hostname: hostName() };
   try {
-    await setupLogging(parseLogLevel(values.loglevel ?? "INFO"), {
+    const levels = cliLogLevels(values.loglevel);
+    await setupLogging(levels.level, {
       format: parseLogFormat(values["log-format"] ?? "text"),
       logfile: values.logfile,
       fields: logFields,
-    });
+    }, levels.taskLevel);
     const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
     if (isMonitorCommand(command)) {
       return await runMonitor(command, app, positionals.slice(1), values);
