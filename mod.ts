@@ -3,7 +3,7 @@
  *
  * Define tasks, call them with `.delay()` / `.applyAsync()`, and get typed
  * results — served by Celeriac workers or by Python Celery workers, over
- * Redis or an embedded Deno KV store.
+ * Redis, RabbitMQ (AMQP 0-9-1) or an embedded Deno KV store.
  *
  * @example
  * ```ts ignore
