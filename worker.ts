@@ -22,7 +22,14 @@
 import { main } from "./src/cli/main.ts";
 
 export { main, USAGE } from "./src/cli/main.ts";
-export { type LogLevel, parseLogLevel, setupLogging } from "./src/cli/logging.ts";
+export { closeLogging, type LogLevel, parseLogLevel, setupLogging } from "./src/cli/logging.ts";
+export {
+  type LogFields,
+  type LogFormat,
+  type LogSinkOptions,
+  parseLogFormat,
+} from "./src/cli/log_output.ts";
+export { VERSION } from "./src/cli/version.ts";
 export { loadApp, moduleUrl, parseAppSpec } from "./src/worker/load_app.ts";
 export {
   REVOKE_TTL_MS,

@@ -10,7 +10,8 @@
  * @module
  */
 
-import { Celery, encodeTaskMessage } from "../mod.ts";
+import { Celery } from "../mod.ts";
+import { encodeTaskMessage } from "../protocol.ts";
 import { type AmqpBroker, openAmqpBroker } from "../src/broker/amqp.ts";
 import {
   cleanups,

@@ -98,6 +98,7 @@ async function revision(): Promise<string> {
     "mod.ts",
     "worker.ts",
     "transports.ts",
+    "protocol.ts",
     "src",
     "deno.json",
   ]);

@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, openBackend, openBroker, resolveConfig } from "../mod.ts";
+import { Celery } from "../mod.ts";
+import { openBackend, openBroker, resolveConfig } from "../protocol.ts";
 import { RedisBroker } from "../src/broker/redis.ts";
 import { RedisBackend } from "../src/backend/redis.ts";
 import { Proc } from "./helpers/procs.ts";

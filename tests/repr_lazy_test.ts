@@ -1,7 +1,7 @@
 /** argsrepr / kwargsrepr stop at their size limit instead of building the whole repr. */
 
 import assert from "node:assert/strict";
-import { argsRepr, kwargsRepr, pyRepr, REPR_MAXSIZE } from "../mod.ts";
+import { argsRepr, kwargsRepr, pyRepr, REPR_MAXSIZE } from "../protocol.ts";
 
 /** Objects whose field counts how often a repr read it. */
 function counted(n: number): { items: Record<string, number>[]; reads: () => number } {

@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, encodeControlRequest, PIDBOX_EXCHANGE } from "../mod.ts";
+import { Celery } from "../mod.ts";
+import { encodeControlRequest, PIDBOX_EXCHANGE } from "../protocol.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { withWorker } from "./helpers/worker.ts";

@@ -9,13 +9,13 @@
 import assert from "node:assert/strict";
 import {
   Celery,
-  exceptionInfo,
   PermissionDenied,
   SoftTimeLimitExceeded,
   TaskError,
   TimeLimitExceeded,
   WorkerLostError,
 } from "../mod.ts";
+import { exceptionInfo } from "../protocol.ts";
 import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { RecyclePolicy } from "../src/worker/recycling.ts";

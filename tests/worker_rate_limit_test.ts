@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, openBroker } from "../mod.ts";
+import { Celery } from "../mod.ts";
+import { openBroker } from "../protocol.ts";
 import { RATE_LIMIT_KEY_PREFIX } from "../transports.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";

@@ -88,7 +88,7 @@ function metaBytes(meta: string): number {
  *
  * @example
  * ```ts
- * import { encodeResultMeta } from "@celeriac/celeriac";
+ * import { encodeResultMeta } from "@celeriac/celeriac/protocol";
  * import { openKvBackend } from "@celeriac/celeriac/transports";
  * const backend = await openKvBackend("kv://:memory:");
  * const taskId = crypto.randomUUID();

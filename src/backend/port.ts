@@ -12,7 +12,7 @@ import type { ResultMeta, TaskState } from "../protocol/result_meta.ts";
  *
  * @example Storing a result
  * ```ts
- * import { encodeResultMeta, openBackend, type StoreEntry } from "@celeriac/celeriac";
+ * import { encodeResultMeta, openBackend, type StoreEntry } from "@celeriac/celeriac/protocol";
  * const backend = await openBackend("kv://:memory:");
  * const taskId = crypto.randomUUID();
  * const entry: StoreEntry = {
@@ -47,7 +47,7 @@ export interface StoreEntry {
  *
  * @example Reading a state from any backend
  * ```ts
- * import { openBackend, type ResultBackend } from "@celeriac/celeriac";
+ * import { openBackend, type ResultBackend } from "@celeriac/celeriac/protocol";
  * async function stateOf(backend: ResultBackend, taskId: string) {
  *   return (await backend.get(taskId))?.status ?? "PENDING";
  * }

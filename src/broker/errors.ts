@@ -49,7 +49,7 @@ export class BrokerConnectionError extends Error {
  *
  * @example
  * ```ts
- * import { maskPassword } from "@celeriac/celeriac";
+ * import { maskPassword } from "@celeriac/celeriac/protocol";
  * maskPassword("redis://:secret@host:6379/0"); // "redis://:***@host:6379/0"
  * ```
  *

@@ -17,7 +17,8 @@ import type { Message } from "../protocol/message.ts";
  *
  * @example Publishing to a named queue
  * ```ts
- * import { Celery, encodeTaskMessage, type PublishTarget } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
+ * import { encodeTaskMessage, type PublishTarget } from "@celeriac/celeriac/protocol";
  * const app = new Celery({ broker: "kv://:memory:" });
  * const message = encodeTaskMessage({
  *   task: "reports.build", id: crypto.randomUUID(), args: [2024], kwargs: {},
@@ -40,7 +41,7 @@ export interface PublishTarget {
  *
  * @example Handling a delivery
  * ```ts
- * import { type Broker, decodeTaskHeaders, type Delivery } from "@celeriac/celeriac";
+ * import { type Broker, decodeTaskHeaders, type Delivery } from "@celeriac/celeriac/protocol";
  * async function handle(broker: Broker, delivery: Delivery): Promise<void> {
  *   const req = decodeTaskHeaders(delivery); // a Delivery is a Message
  *   const again = delivery.redelivered ? " (redelivered)" : "";
@@ -67,7 +68,7 @@ export interface Delivery extends Message {
  *
  * @example Listing parked messages
  * ```ts
- * import { openBroker, type ParkedMessage } from "@celeriac/celeriac";
+ * import { openBroker, type ParkedMessage } from "@celeriac/celeriac/protocol";
  * const broker = await openBroker("kv://:memory:");
  * const parked: ParkedMessage[] = await broker.listParked({ limit: 20 });
  * for (const p of parked) {
@@ -96,7 +97,7 @@ export interface ParkedMessage {
  *
  * @example Taking a batch, giving up after a while
  * ```ts
- * import { openBroker, type TakeOptions } from "@celeriac/celeriac";
+ * import { openBroker, type TakeOptions } from "@celeriac/celeriac/protocol";
  * const broker = await openBroker("kv://:memory:");
  * const options: TakeOptions = { max: 8, signal: AbortSignal.timeout(100) };
  * const deliveries = await broker.take(["celery"], options); // [] here: the queue is empty
@@ -116,7 +117,7 @@ export interface TakeOptions {
  *
  * @example Parking messages of unknown tasks
  * ```ts
- * import type { Broker, Delivery, Rejection } from "@celeriac/celeriac";
+ * import type { Broker, Delivery, Rejection } from "@celeriac/celeriac/protocol";
  * async function refuseUnknown(broker: Broker, deliveries: Delivery[], known: Set<string>) {
  *   const rejections: Rejection[] = deliveries
  *     .filter((d) => !known.has(String(d.headers.task)))
@@ -146,7 +147,8 @@ export interface Rejection {
  *
  * @example Draining a queue
  * ```ts
- * import { type Broker, Celery } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
+ * import { type Broker } from "@celeriac/celeriac/protocol";
  * async function drain(broker: Broker, queue: string): Promise<number> {
  *   let drained = 0;
  *   while (await broker.queueDepth(queue) > 0) {
@@ -253,7 +255,7 @@ export interface Broker {
  *
  * @example Listening to remote-control broadcasts for ten seconds
  * ```ts
- * import type { Broker, SubscribeOptions } from "@celeriac/celeriac";
+ * import type { Broker, SubscribeOptions } from "@celeriac/celeriac/protocol";
  * async function listen(broker: Broker): Promise<void> {
  *   const options: SubscribeOptions = {
  *     signal: AbortSignal.timeout(10_000),
@@ -275,7 +277,7 @@ export interface SubscribeOptions {
  *
  * @example Remembering a revocation for three hours
  * ```ts
- * import type { Broker, RevokedEntry } from "@celeriac/celeriac";
+ * import type { Broker, RevokedEntry } from "@celeriac/celeriac/protocol";
  * async function remember(broker: Broker, id: string): Promise<void> {
  *   const entry: RevokedEntry = { id, expiresAt: new Date(Date.now() + 3 * 3600_000) };
  *   await broker.addRevoked([entry]);
@@ -296,7 +298,7 @@ export interface RevokedEntry {
  *
  * @example Ten runs per second, no bursts (Celery's bucket)
  * ```ts
- * import type { TokenRequest } from "@celeriac/celeriac";
+ * import type { TokenRequest } from "@celeriac/celeriac/protocol";
  * const request: TokenRequest = { key: "tasks.scrape", rate: 10, capacity: 1, count: 5 };
  * ```
  */
@@ -316,7 +318,7 @@ export interface TokenRequest {
  *
  * @example Running what was granted, asking again later for the rest
  * ```ts
- * import type { TokenGrant } from "@celeriac/celeriac";
+ * import type { TokenGrant } from "@celeriac/celeriac/protocol";
  * function plan(grant: TokenGrant, wanted: number): string {
  *   const rest = wanted - grant.granted;
  *   return rest ? `run ${grant.granted}, ask again in ${grant.retryAfterMs} ms` : "run all";

@@ -4,7 +4,8 @@
  * @module
  */
 
-import { configure, getConsoleSink, getTextFormatter } from "@logtape/logtape";
+import { configure, dispose } from "@logtape/logtape";
+import { logSink, type LogSinkOptions } from "./log_output.ts";
 
 /**
  * Log levels, lowest first (Celery's CRITICAL is `fatal`).
@@ -51,26 +52,39 @@ export function parseLogLevel(name: string): LogLevel {
 }
 
 /**
- * Send Celeriac's log records at `level` and above to the console.
+ * Send Celeriac's log records at `level` and above to the console, or to
+ * `options.logfile`, as text or as JSON Lines (`options.format`).
  *
  * @example
  * ```ts ignore
- * await setupLogging("info");
+ * await setupLogging("info", { format: "json", logfile: "worker.log" });
+ * // … run …
+ * await closeLogging(); // flush the file
  * ```
  *
  * @param level lowest level shown
+ * @param options format, log file and JSON fields; default: text on the console
  */
-export async function setupLogging(level: LogLevel): Promise<void> {
+export async function setupLogging(level: LogLevel, options: LogSinkOptions = {}): Promise<void> {
   await configure({
     reset: true,
-    sinks: {
-      console: getConsoleSink({
-        formatter: getTextFormatter({ timestamp: "date-time", value: "bare" }),
-      }),
-    },
+    sinks: { out: logSink(options) },
     loggers: [
-      { category: ["celeriac"], lowestLevel: level, sinks: ["console"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
+      { category: ["celeriac"], lowestLevel: level, sinks: ["out"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["out"] },
     ],
   });
+}
+
+/**
+ * Flush and close what {@link setupLogging} opened (a log file's buffer).
+ *
+ * @example
+ * ```ts ignore
+ * await setupLogging("info", { logfile: "worker.log" });
+ * await closeLogging();
+ * ```
+ */
+export async function closeLogging(): Promise<void> {
+  await dispose();
 }

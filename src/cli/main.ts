@@ -8,11 +8,16 @@
 import { getLogger } from "@logtape/logtape";
 import { parseArgs } from "node:util";
 import type { Celery } from "../client/app.ts";
+import { hostName } from "../client/runtime.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { parseTaskPermissions } from "../worker/sandboxes.ts";
 import { Worker } from "../worker/worker.ts";
 import { parked, purge } from "./admin.ts";
-import { parseLogLevel, setupLogging } from "./logging.ts";
+import { argumentError } from "./arg_errors.ts";
+import { bannerFields } from "./banner.ts";
+import { type LogFields, parseLogFormat } from "./log_output.ts";
+import { closeLogging, parseLogLevel, setupLogging } from "./logging.ts";
+import { VERSION } from "./version.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -66,8 +71,12 @@ Options:
       --without-remote-control
                              do not answer celery.pidbox commands (ping, revoke, ...)
   -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)
+      --log-format text|json text (default) or JSON Lines: one object per record with
+                             hostname, task_id and task_name as fields
+      --logfile PATH         append log records to PATH instead of the console
   -f, --force                purge: do not ask before deleting
   -h, --help                 show this help
+      --version              print the version and exit
 
 Signals: SIGINT/SIGTERM once = warm shutdown (finish running tasks);
          twice = cold shutdown (requeue running tasks and exit).`;
@@ -113,6 +122,35 @@ async function openApp(spec: string | undefined, broker?: string, backend?: stri
   return { app, url, exportName };
 }
 
+/** The command line's options, as `parseArgs` reads them. */
+const OPTIONS = {
+  app: { type: "string", short: "A" },
+  broker: { type: "string", short: "b" },
+  backend: { type: "string" },
+  concurrency: { type: "string", short: "c" },
+  queues: { type: "string", short: "Q" },
+  pool: { type: "string", short: "P" },
+  prefetch: { type: "string" },
+  hostname: { type: "string", short: "n" },
+  "acks-late": { type: "boolean" },
+  "reject-on-worker-lost": { type: "boolean" },
+  "time-limit": { type: "string" },
+  "soft-time-limit": { type: "string" },
+  "max-tasks-per-child": { type: "string" },
+  "eta-hold-limit": { type: "string" },
+  "without-remote-control": { type: "boolean" },
+  "max-memory-per-child": { type: "string" },
+  "task-permissions": { type: "string" },
+  loglevel: { type: "string", short: "l" },
+  requeue: { type: "boolean" },
+  force: { type: "boolean", short: "f" },
+  limit: { type: "string" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
+  "log-format": { type: "string" },
+  logfile: { type: "string" },
+} as const;
+
 /**
  * Run the command line; resolves with the exit code.
  *
@@ -131,33 +169,10 @@ export async function main(args: string[]): Promise<number> {
     parsed = parseArgs({
       args,
       allowPositionals: true,
-      options: {
-        app: { type: "string", short: "A" },
-        broker: { type: "string", short: "b" },
-        backend: { type: "string" },
-        concurrency: { type: "string", short: "c" },
-        queues: { type: "string", short: "Q" },
-        pool: { type: "string", short: "P" },
-        prefetch: { type: "string" },
-        hostname: { type: "string", short: "n" },
-        "acks-late": { type: "boolean" },
-        "reject-on-worker-lost": { type: "boolean" },
-        "time-limit": { type: "string" },
-        "soft-time-limit": { type: "string" },
-        "max-tasks-per-child": { type: "string" },
-        "eta-hold-limit": { type: "string" },
-        "without-remote-control": { type: "boolean" },
-        "max-memory-per-child": { type: "string" },
-        "task-permissions": { type: "string" },
-        loglevel: { type: "string", short: "l" },
-        requeue: { type: "boolean" },
-        force: { type: "boolean", short: "f" },
-        limit: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
+      options: OPTIONS,
     });
   } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    console.error(argumentError(err as Error, Object.keys(OPTIONS)));
     return 2;
   }
   const { values, positionals } = parsed;
@@ -165,13 +180,22 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  if (values.version) {
+    console.log(`celeriac ${VERSION} (deno ${Deno.version.deno})`);
+    return 0;
+  }
   const command = positionals[0] ?? "worker";
+  const logFields: LogFields = { hostname: hostName() };
   try {
-    await setupLogging(parseLogLevel(values.loglevel ?? "INFO"));
+    await setupLogging(parseLogLevel(values.loglevel ?? "INFO"), {
+      format: parseLogFormat(values["log-format"] ?? "text"),
+      logfile: values.logfile,
+      fields: logFields,
+    });
     const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
     switch (command) {
       case "worker":
-        return await runWorker(app, url, exportName, values);
+        return await runWorker(app, url, exportName, values, logFields);
       case "parked":
         return await parked(app, {
           requeue: values.requeue ?? false,
@@ -183,12 +207,14 @@ export async function main(args: string[]): Promise<number> {
           force: values.force ?? false,
         }).finally(() => app.close());
       default:
-        console.error(`Unknown command "${command}"\n\n${USAGE}`);
+        console.error(`error: unknown command "${command}"; run with --help to see the commands`);
         return 2;
     }
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     return 1;
+  } finally {
+    await closeLogging();
   }
 }
 
@@ -197,6 +223,7 @@ async function runWorker(
   url: string,
   exportName: string | undefined,
   values: Record<string, string | boolean | undefined>,
+  logFields: LogFields,
 ): Promise<number> {
   const pool = (values.pool as string | undefined) ?? "threads";
   if (pool !== "threads" && pool !== "inline") {
@@ -234,6 +261,16 @@ async function runWorker(
     taskPermissions: values["task-permissions"] === undefined
       ? undefined
       : parseTaskPermissions(values["task-permissions"] as string),
+  });
+  logFields.hostname = worker.hostname;
+  log.info("celeriac {version} {hostname}: app {app}, broker {broker}, results {backend}", {
+    ...bannerFields({
+      version: VERSION,
+      hostname: worker.hostname,
+      app: url,
+      broker: app.config.broker,
+      backend: app.config.backend,
+    }),
   });
   let signals = 0;
   const onSignal = () => {

@@ -12,6 +12,7 @@ import { loadCodecs } from "../protocol/codecs.ts";
 import type { Message } from "../protocol/message.ts";
 import { parseRate } from "../protocol/rate.ts";
 import { encodeTaskMessage } from "../protocol/task_message.ts";
+import { annotate } from "./annotations.ts";
 import { AsyncResult, type ResultSource } from "./async_result.ts";
 import { Control } from "./control.ts";
 import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
@@ -26,6 +27,7 @@ import {
   type TaskOptions,
   type TaskSender,
 } from "./task.ts";
+import { type CompiledRoutes, compileRoutes } from "./routes.ts";
 import { openBackend, openBroker } from "./transports.ts";
 
 const BRAND = Symbol.for("celeriac.app");
@@ -37,7 +39,8 @@ const BRAND = Symbol.for("celeriac.app");
  *
  * @example Capturing messages instead of sending them
  * ```ts
- * import { Celery, PUBLISHER, type Publisher } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
+ * import { PUBLISHER, type Publisher } from "@celeriac/celeriac/protocol";
  * const app = new Celery({ broker: "kv://:memory:" });
  * const sent: string[] = [];
  * const capture: Publisher = (message, target) => {
@@ -56,7 +59,8 @@ export type Publisher = (message: Message, target: PublishTarget) => Promise<voi
  *
  * @example Publishing through another connection, as a worker does
  * ```ts
- * import { Celery, openBroker, PUBLISHER } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
+ * import { openBroker, PUBLISHER } from "@celeriac/celeriac/protocol";
  * const app = new Celery({ broker: "kv://:memory:" });
  * console.assert(app[PUBLISHER] === undefined); // outside a worker
  * const shared = await openBroker("kv://:memory:");
@@ -91,6 +95,7 @@ export class Celery implements TaskSender, ResultSource {
   #broker: Promise<Broker> | null = null;
   #backend: Promise<ResultBackend> | null = null;
   #origin: string | null = null;
+  #routes: CompiledRoutes | null = null;
   /**
    * Remote control: revoke tasks on every worker.
    *
@@ -114,6 +119,7 @@ export class Celery implements TaskSender, ResultSource {
   constructor(options: CeleryOptions = {}) {
     this.#options = { ...options };
     this.#config = resolveConfig(options);
+    this.#routes = options.taskRoutes ? compileRoutes(options.taskRoutes) : null;
     Object.defineProperty(this, BRAND, { value: true });
   }
 
@@ -157,8 +163,16 @@ export class Celery implements TaskSender, ResultSource {
     if (this.#broker || this.#backend) {
       throw new Error("configure() must be called before the app connects (before sending tasks)");
     }
+    if (options.taskAnnotations !== undefined && this.#tasks.size > 0) {
+      throw new Error(
+        "taskAnnotations must be set before tasks are defined: pass it to new Celery({ taskAnnotations })",
+      );
+    }
     this.#options = { ...this.#options, ...options };
     this.#config = resolveConfig(this.#options);
+    if (options.taskRoutes !== undefined) {
+      this.#routes = options.taskRoutes ? compileRoutes(options.taskRoutes) : null;
+    }
   }
 
   /** Registered tasks by name. */
@@ -215,7 +229,11 @@ export class Celery implements TaskSender, ResultSource {
     maybeHandler?: (...args: never[]) => unknown,
   ): Task<unknown[], unknown> {
     const handler = typeof optionsOrHandler === "function" ? optionsOrHandler : maybeHandler;
-    const options = typeof optionsOrHandler === "function" ? {} : optionsOrHandler;
+    const options = annotate(
+      this.#options.taskAnnotations ?? null,
+      name,
+      typeof optionsOrHandler === "function" ? {} : optionsOrHandler,
+    );
     if (typeof name !== "string" || name === "") {
       throw new TypeError('A task needs a non-empty name, e.g. "tasks.add"');
     }
@@ -228,7 +246,7 @@ export class Celery implements TaskSender, ResultSource {
     if (this.#tasks.has(name)) {
       throw new TypeError(`Task "${name}" is already defined in this app: give it another name`);
     }
-    const task = new Task<unknown[], unknown>(this, name, { ...options }, handler);
+    const task = new Task<unknown[], unknown>(this, name, options, handler);
     this.#tasks.set(name, task as Task<never, unknown>);
     return task;
   }
@@ -266,14 +284,15 @@ export class Celery implements TaskSender, ResultSource {
    *
    * @param name the task name
    * @param args positional arguments
-   * @param options call options (kwargs, countdown, queue, ...)
+   * @param callOptions call options (kwargs, countdown, queue, ...); the route (taskRoutes) fills in what they leave unset
    * @returns the result handle, once the broker has the message
    */
   async sendTask<R = unknown>(
     name: string,
     args: readonly unknown[] = [],
-    options: ApplyOptions = {},
+    callOptions: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
+    const options = this.#route(name, args, callOptions);
     const id = options.taskId ?? crypto.randomUUID();
     const parent = currentTask.getStore();
     const serializer = options.serializer ?? this.config.taskSerializer;
@@ -310,6 +329,16 @@ export class Celery implements TaskSender, ResultSource {
     }
     await this.publish(message, target);
     return new AsyncResult<R>(id, this);
+  }
+
+  /** The call's options over its route's (Celery's task_routes): set values win. */
+  #route(name: string, args: readonly unknown[], options: ApplyOptions): ApplyOptions {
+    const route = this.#routes?.(name, args, options.kwargs ?? {}, options);
+    if (!route) return options;
+    for (const [key, value] of Object.entries(options)) {
+      if (value !== undefined) (route as Record<string, unknown>)[key] = value;
+    }
+    return route;
   }
 
   /**

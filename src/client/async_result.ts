@@ -21,7 +21,8 @@ import { TaskError, TimeoutError } from "./errors.ts";
  *
  * @example Reading results without an app
  * ```ts
- * import { AsyncResult, openBackend, type ResultSource } from "@celeriac/celeriac";
+ * import { AsyncResult } from "@celeriac/celeriac";
+ * import { openBackend, type ResultSource } from "@celeriac/celeriac/protocol";
  * const backend = await openBackend("kv://:memory:");
  * const source: ResultSource = { resultBackend: () => Promise.resolve(backend) };
  * const result = new AsyncResult<number>(crypto.randomUUID(), source);
@@ -76,7 +77,7 @@ function asExceptionInfo(v: unknown): ExceptionInfo {
  *
  * @example
  * ```ts
- * import { taskErrorFromMeta } from "@celeriac/celeriac";
+ * import { taskErrorFromMeta } from "@celeriac/celeriac/protocol";
  * const err = taskErrorFromMeta({
  *   status: "FAILURE", task_id: "1", traceback: null, children: [], date_done: null,
  *   result: { exc_type: "ValueError", exc_message: ["boom"], exc_module: "builtins" },

@@ -6,6 +6,8 @@
 
 import type { CompressionName } from "../protocol/compression_names.ts";
 import type { SerializerName } from "../protocol/serializers.ts";
+import type { TaskAnnotations } from "./annotations.ts";
+import type { TaskRoutes } from "./routes.ts";
 import { readEnv } from "./runtime.ts";
 
 /**
@@ -13,7 +15,8 @@ import { readEnv } from "./runtime.ts";
  *
  * @example Checking which broker an app uses
  * ```ts
- * import { Celery, DEFAULT_BROKER_URL } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
+ * import { DEFAULT_BROKER_URL } from "@celeriac/celeriac/protocol";
  * const app = new Celery(); // no broker given
  * if (app.config.broker === DEFAULT_BROKER_URL) {
  *   console.log("no CELERY_BROKER_URL set: using the embedded KV store", DEFAULT_BROKER_URL);
@@ -69,6 +72,19 @@ export interface CeleryOptions {
    * [`broker_transport_options.visibility_timeout`]. Default 3600.
    */
   visibilityTimeout?: number;
+  /**
+   * Where calls go when neither the call nor the task names a queue
+   * [`task_routes`]: a map of names or glob patterns to queues or options, a
+   * function, or a list of them. Default none (the default queue). Kept
+   * by the app, not in its `config` (functions cannot be sent to Web Workers,
+   * which load the app module and so have the same routes).
+   */
+  taskRoutes?: TaskRoutes | null;
+  /**
+   * Option overrides by task name, `"*"` for every task
+   * [`task_annotations`]. Set it before defining tasks. Default none.
+   */
+  taskAnnotations?: TaskAnnotations | null;
 }
 
 /**
@@ -118,7 +134,7 @@ function rpcThroughBroker(backend: string | null, broker: string): string | null
  *
  * @example
  * ```ts
- * import { resolveConfig } from "@celeriac/celeriac";
+ * import { resolveConfig } from "@celeriac/celeriac/protocol";
  * resolveConfig({ broker: "kv://:memory:" }).backend; // "kv://:memory:"
  * ```
  *

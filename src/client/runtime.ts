@@ -22,7 +22,7 @@ function deno(): DenoLike | undefined {
  *
  * @example
  * ```ts
- * import { readEnv } from "@celeriac/celeriac";
+ * import { readEnv } from "@celeriac/celeriac/protocol";
  * const url = readEnv("CELERY_BROKER_URL") ?? "redis://127.0.0.1:6379/0";
  * ```
  *
@@ -43,7 +43,7 @@ export function readEnv(name: string): string | undefined {
  *
  * @example
  * ```ts
- * import { hostName } from "@celeriac/celeriac";
+ * import { hostName } from "@celeriac/celeriac/protocol";
  * const node = `celery@${hostName()}`;
  * ```
  *
@@ -62,7 +62,7 @@ export function hostName(): string {
  *
  * @example
  * ```ts
- * import { anonymousNodeName } from "@celeriac/celeriac";
+ * import { anonymousNodeName } from "@celeriac/celeriac/protocol";
  * anonymousNodeName(); // e.g. "gen4242@myhost"
  * ```
  *

@@ -274,7 +274,8 @@ export interface ApplyOptions {
  *
  * @example Code that sends tasks through any sender
  * ```ts
- * import { Celery, type TaskSender } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
+ * import { type TaskSender } from "@celeriac/celeriac/protocol";
  * function sendWelcome(sender: TaskSender, userId: string) {
  *   return sender.sendTask<void>("emails.welcome", [userId], { queue: "emails" });
  * }

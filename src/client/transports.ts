@@ -14,7 +14,7 @@ import type { Broker } from "../broker/port.ts";
  *
  * @example Opening a broker with a shorter visibility timeout
  * ```ts
- * import { openBroker, type OpenBrokerOptions } from "@celeriac/celeriac";
+ * import { openBroker, type OpenBrokerOptions } from "@celeriac/celeriac/protocol";
  * const options: OpenBrokerOptions = { visibilityTimeout: 600 }; // redeliver after 10 minutes
  * const broker = await openBroker("kv://:memory:", options);
  * await broker.close();
@@ -30,7 +30,7 @@ export interface OpenBrokerOptions {
  *
  * @example Opening a backend that keeps results for an hour
  * ```ts
- * import { openBackend, type OpenBackendOptions } from "@celeriac/celeriac";
+ * import { openBackend, type OpenBackendOptions } from "@celeriac/celeriac/protocol";
  * const options: OpenBackendOptions = { resultExpires: 3600 };
  * const backend = await openBackend("kv://:memory:", options);
  * await backend.close();
@@ -70,7 +70,7 @@ function unsupported(kind: string, url: string): TypeError {
  *
  * @example
  * ```ts ignore
- * import { openBroker } from "@celeriac/celeriac";
+ * import { openBroker } from "@celeriac/celeriac/protocol";
  * const broker = await openBroker("kv://:memory:");
  * await broker.close();
  * ```
@@ -107,7 +107,7 @@ export async function openBroker(url: string, options: OpenBrokerOptions = {}): 
  *
  * @example
  * ```ts ignore
- * import { openBackend } from "@celeriac/celeriac";
+ * import { openBackend } from "@celeriac/celeriac/protocol";
  * const backend = await openBackend("redis://127.0.0.1:6379/0", { resultExpires: 3600 });
  * await backend.close();
  * ```

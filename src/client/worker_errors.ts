@@ -80,7 +80,8 @@ export class SoftTimeLimitExceeded extends Error {
  *
  * @example What a client sees
  * ```ts
- * import { exceptionInfo, TimeLimitExceeded } from "@celeriac/celeriac";
+ * import { TimeLimitExceeded } from "@celeriac/celeriac";
+ * import { exceptionInfo } from "@celeriac/celeriac/protocol";
  * exceptionInfo(new TimeLimitExceeded({ seconds: 30 }));
  * // { exc_type: "TimeLimitExceeded", exc_message: [30], exc_module: "billiard.exceptions" }
  * ```
@@ -114,7 +115,8 @@ export class TimeLimitExceeded extends Error {
  *
  * @example
  * ```ts
- * import { exceptionInfo, WorkerLostError } from "@celeriac/celeriac";
+ * import { WorkerLostError } from "@celeriac/celeriac";
+ * import { exceptionInfo } from "@celeriac/celeriac/protocol";
  * exceptionInfo(new WorkerLostError("Uncaught Error: boom")).exc_message;
  * // ["Worker exited prematurely: Uncaught Error: boom"]
  * ```

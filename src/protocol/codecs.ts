@@ -18,7 +18,7 @@ let compression: typeof Compression | null = null;
  *
  * @example Loading every optional codec up front
  * ```ts
- * import { type CodecNeeds, loadCodecs, serialize } from "@celeriac/celeriac";
+ * import { type CodecNeeds, loadCodecs, serialize } from "@celeriac/celeriac/protocol";
  * const needs: CodecNeeds = { msgpack: true, compression: true };
  * await loadCodecs(needs);
  * serialize([1, 2], "msgpack").contentType; // "application/x-msgpack"
@@ -36,7 +36,7 @@ export interface CodecNeeds {
  *
  * @example
  * ```ts
- * import { loadCodecs, serialize } from "@celeriac/celeriac";
+ * import { loadCodecs, serialize } from "@celeriac/celeriac/protocol";
  * await loadCodecs({ msgpack: true });
  * serialize([1, 2], "msgpack");
  * ```
@@ -54,7 +54,7 @@ export async function loadCodecs(needs: CodecNeeds): Promise<void> {
  *
  * @example
  * ```ts
- * import { codecsFor } from "@celeriac/celeriac";
+ * import { codecsFor } from "@celeriac/celeriac/protocol";
  * codecsFor("application/x-msgpack", undefined); // { msgpack: true, compression: false }
  * ```
  *

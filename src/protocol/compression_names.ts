@@ -29,7 +29,7 @@ const MIME_BY_NAME: Record<CompressionName, string> = {
  *
  * @example
  * ```ts
- * import { compressionMimeType } from "@celeriac/celeriac";
+ * import { compressionMimeType } from "@celeriac/celeriac/protocol";
  * compressionMimeType("zlib"); // "application/x-gzip"
  * ```
  *

@@ -15,7 +15,7 @@ import type { Message } from "./message.ts";
  *
  * @example
  * ```ts
- * import { PIDBOX_EXCHANGE } from "@celeriac/celeriac";
+ * import { PIDBOX_EXCHANGE } from "@celeriac/celeriac/protocol";
  * const queue = `celeriac@host.${PIDBOX_EXCHANGE}`; // a worker's own pidbox queue
  * ```
  */
@@ -25,7 +25,7 @@ export const PIDBOX_EXCHANGE = "celery.pidbox";
  *
  * @example
  * ```ts
- * import { PIDBOX_REPLY_EXCHANGE } from "@celeriac/celeriac";
+ * import { PIDBOX_REPLY_EXCHANGE } from "@celeriac/celeriac/protocol";
  * PIDBOX_REPLY_EXCHANGE; // "reply.celery.pidbox"
  * ```
  */
@@ -36,7 +36,7 @@ export const PIDBOX_REPLY_EXCHANGE = "reply.celery.pidbox";
  *
  * @example Asking every worker to revoke a task
  * ```ts
- * import type { ControlRequest } from "@celeriac/celeriac";
+ * import type { ControlRequest } from "@celeriac/celeriac/protocol";
  * const req: ControlRequest = {
  *   method: "revoke",
  *   arguments: { task_id: "5c0e4e3a-7c8e-4b8e-9d0e-1f2a3b4c5d6e", terminate: false, signal: "SIGTERM" },
@@ -71,7 +71,7 @@ function textOf(message: Message): string {
  *
  * @example
  * ```ts
- * import { encodeControlRequest } from "@celeriac/celeriac";
+ * import { encodeControlRequest } from "@celeriac/celeriac/protocol";
  * const message = encodeControlRequest(
  *   { method: "ping", arguments: {}, destination: null },
  *   { clock: 1, expires: Date.now() / 1000 + 1 },
@@ -112,7 +112,7 @@ export function encodeControlRequest(
  *
  * @example
  * ```ts
- * import { decodeControlRequest, encodeControlRequest } from "@celeriac/celeriac";
+ * import { decodeControlRequest, encodeControlRequest } from "@celeriac/celeriac/protocol";
  * const m = encodeControlRequest({ method: "ping", arguments: {}, destination: null }, { clock: 1, expires: 0 });
  * decodeControlRequest(m).method; // "ping"
  * ```
@@ -172,7 +172,7 @@ function globToRegExp(glob: string): RegExp {
  *
  * @example
  * ```ts
- * import { addressedTo } from "@celeriac/celeriac";
+ * import { addressedTo } from "@celeriac/celeriac/protocol";
  * addressedTo({ method: "ping", arguments: {}, destination: ["a@h"] }, "b@h"); // false
  * addressedTo({ method: "ping", arguments: {}, destination: null, pattern: "celeriac@*", matcher: "glob" }, "celeriac@h"); // true
  * ```
@@ -198,7 +198,7 @@ export function addressedTo(req: ControlRequest, nodename: string): boolean {
  *
  * @example
  * ```ts
- * import { encodeControlReply } from "@celeriac/celeriac";
+ * import { encodeControlReply } from "@celeriac/celeriac/protocol";
  * const m = encodeControlReply("celeriac@host", { ok: "pong" }, { ticket: "t-1", clock: 3 });
  * new TextDecoder().decode(m.body); // '{"celeriac@host": {"ok": "pong"}}'
  * ```
@@ -227,7 +227,7 @@ export function encodeControlReply(
  *
  * @example
  * ```ts
- * import { revokedIds } from "@celeriac/celeriac";
+ * import { revokedIds } from "@celeriac/celeriac/protocol";
  * revokedIds({ task_id: ["a", "b"] }); // ["a", "b"]
  * revokedIds({ task_id: "a" }); // ["a"]
  * ```

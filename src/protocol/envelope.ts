@@ -14,7 +14,7 @@ import type { Message, MessageProperties } from "./message.ts";
  *
  * @example Wrapping a message for a queue
  * ```ts
- * import { type DeliveryInfo, encodeEnvelope, encodeTaskMessage } from "@celeriac/celeriac";
+ * import { type DeliveryInfo, encodeEnvelope, encodeTaskMessage } from "@celeriac/celeriac/protocol";
  * const message = encodeTaskMessage({
  *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
  *   now: new Date(), origin: "gen1@host", replyTo: "r",
@@ -35,7 +35,7 @@ export interface DeliveryInfo {
  *
  * @example Reading a restored envelope
  * ```ts
- * import { decodeEnvelope, encodeEnvelope, type Envelope } from "@celeriac/celeriac";
+ * import { decodeEnvelope, encodeEnvelope, type Envelope } from "@celeriac/celeriac/protocol";
  * const raw = encodeEnvelope(
  *   { body: new TextEncoder().encode("[[], {}, {}]"), contentType: "application/json",
  *     contentEncoding: "utf-8", headers: { task: "tasks.ping", id: "1" }, properties: {} },
@@ -68,7 +68,7 @@ const SKIP_PROPS = new Set(["priority", "delivery_info", "body_encoding", "deliv
  *
  * @example
  * ```ts
- * import { encodeEnvelope } from "@celeriac/celeriac";
+ * import { encodeEnvelope } from "@celeriac/celeriac/protocol";
  * const raw = encodeEnvelope(
  *   { body: new TextEncoder().encode("[]"), contentType: "application/json",
  *     contentEncoding: "utf-8", headers: {}, properties: { priority: 0 } },
@@ -112,7 +112,7 @@ const utf8 = new TextEncoder();
  *
  * @example
  * ```ts
- * import { decodeEnvelope, encodeEnvelope } from "@celeriac/celeriac";
+ * import { decodeEnvelope, encodeEnvelope } from "@celeriac/celeriac/protocol";
  * const raw = encodeEnvelope(
  *   { body: new Uint8Array(), contentType: "application/json", contentEncoding: "utf-8",
  *     headers: { task: "t", id: "1" }, properties: {} },

@@ -10,7 +10,7 @@
  *
  * @example Catching a malformed message
  * ```ts
- * import { ProtocolError, decodeEnvelope } from "@celeriac/celeriac";
+ * import { ProtocolError, decodeEnvelope } from "@celeriac/celeriac/protocol";
  * try {
  *   decodeEnvelope("not json");
  * } catch (err) {
@@ -45,7 +45,7 @@ export class ProtocolError extends Error {
  *
  * @example
  * ```ts
- * import { ContentDisallowedError, deserialize } from "@celeriac/celeriac";
+ * import { ContentDisallowedError, deserialize } from "@celeriac/celeriac/protocol";
  * try {
  *   deserialize(new Uint8Array([0x80]), "application/x-python-serialize", "binary");
  * } catch (err) {
@@ -88,7 +88,8 @@ export class ContentDisallowedError extends ProtocolError {
  *
  * @example
  * ```ts
- * import { EncodeError, pyJsonDumps } from "@celeriac/celeriac";
+ * import { EncodeError } from "@celeriac/celeriac";
+ * import { pyJsonDumps } from "@celeriac/celeriac/protocol";
  * try {
  *   pyJsonDumps({ when: [1, () => 2] });
  * } catch (err) {

@@ -68,7 +68,7 @@ const PY_BUILTINS = new Set([
  *
  * @example Where a JavaScript-only error lands in Python
  * ```ts
- * import { exceptionInfo, JS_EXC_MODULE } from "@celeriac/celeriac";
+ * import { exceptionInfo, JS_EXC_MODULE } from "@celeriac/celeriac/protocol";
  * class QuotaExceeded extends Error {
  *   override name = "QuotaExceeded";
  * }
@@ -110,7 +110,7 @@ export interface PythonExceptionFields {
  *
  * @example
  * ```ts
- * import { exceptionInfo } from "@celeriac/celeriac";
+ * import { exceptionInfo } from "@celeriac/celeriac/protocol";
  * exceptionInfo(new TypeError("bad"));
  * // { exc_type: "TypeError", exc_message: ["bad"], exc_module: "builtins" }
  * ```
@@ -135,7 +135,7 @@ export function exceptionInfo(err: unknown): ExceptionInfo {
  *
  * @example
  * ```ts
- * import { tracebackText } from "@celeriac/celeriac";
+ * import { tracebackText } from "@celeriac/celeriac/protocol";
  * tracebackText(new Error("boom")).startsWith("Error: boom"); // true
  * ```
  *

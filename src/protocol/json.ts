@@ -107,7 +107,7 @@ function encodeValue(value: unknown, seen: Set<object>, inArray: boolean): strin
  *
  * @example
  * ```ts
- * import { pyJsonDumps } from "@celeriac/celeriac";
+ * import { pyJsonDumps } from "@celeriac/celeriac/protocol";
  * pyJsonDumps([[2, 3], {}, { callbacks: null }]); // '[[2, 3], {}, {"callbacks": null}]'
  * pyJsonDumps({ big: 2n ** 64n, x: NaN });      // '{"big": 18446744073709551616, "x": NaN}'
  * ```
@@ -190,7 +190,7 @@ function reviver(this: unknown, _key: string, value: unknown, ctx?: { source?: s
  *
  * @example
  * ```ts
- * import { pyJsonLoads } from "@celeriac/celeriac";
+ * import { pyJsonLoads } from "@celeriac/celeriac/protocol";
  * pyJsonLoads('{"n": 18446744073709551616, "x": NaN}'); // { n: 18446744073709551616n, x: NaN }
  * ```
  *

@@ -11,7 +11,7 @@
  *
  * @example Reading the properties of a task message
  * ```ts
- * import { encodeTaskMessage, type MessageProperties } from "@celeriac/celeriac";
+ * import { encodeTaskMessage, type MessageProperties } from "@celeriac/celeriac/protocol";
  * const id = crypto.randomUUID();
  * const message = encodeTaskMessage({
  *   task: "tasks.add", id, args: [2, 3], kwargs: {}, expires: 60,
@@ -44,7 +44,7 @@ export interface MessageProperties {
  *
  * @example A hand-built task message
  * ```ts
- * import { decodeTaskHeaders, type Message, pyJsonDumps } from "@celeriac/celeriac";
+ * import { decodeTaskHeaders, type Message, pyJsonDumps } from "@celeriac/celeriac/protocol";
  * // encodeTaskMessage() builds these; this is the shape every transport carries.
  * const message: Message = {
  *   body: new TextEncoder().encode(pyJsonDumps([[2, 3], {}, {}])),
@@ -75,7 +75,7 @@ export interface Message {
  *
  * @example A callback run with the task's result
  * ```ts
- * import { encodeTaskMessage, type SignatureDict } from "@celeriac/celeriac";
+ * import { encodeTaskMessage, type SignatureDict } from "@celeriac/celeriac/protocol";
  * // As Python's tasks.notify.s("admin@example.com"): receives the result first.
  * const notify: SignatureDict = {
  *   task: "tasks.notify",
@@ -113,7 +113,7 @@ export interface SignatureDict {
  *
  * @example Workflow data of a message
  * ```ts
- * import { decodeTaskBody, type Embed, encodeTaskMessage } from "@celeriac/celeriac";
+ * import { decodeTaskBody, type Embed, encodeTaskMessage } from "@celeriac/celeriac/protocol";
  * const onError = {
  *   task: "tasks.alert", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: true,
  * };
@@ -142,7 +142,7 @@ export interface Embed {
  *
  * @example Decoding a task body
  * ```ts
- * import { decodeTaskBody, encodeTaskMessage, type TaskBody } from "@celeriac/celeriac";
+ * import { decodeTaskBody, encodeTaskMessage, type TaskBody } from "@celeriac/celeriac/protocol";
  * const id = crypto.randomUUID();
  * const message = encodeTaskMessage({
  *   task: "tasks.add", id, args: [2, 3], kwargs: { round: true },

@@ -13,7 +13,7 @@ const PER_SECOND: Record<string, number> = { s: 1, m: 60, h: 3600 };
  *
  * @example
  * ```ts
- * import { parseRate } from "@celeriac/celeriac";
+ * import { parseRate } from "@celeriac/celeriac/protocol";
  * parseRate("10/s"); // 10
  * parseRate("30/m"); // 0.5
  * parseRate(2.5); // 2.5

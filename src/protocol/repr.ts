@@ -10,7 +10,7 @@
  *
  * @example Long arguments are truncated in logs
  * ```ts
- * import { argsRepr, REPR_MAXSIZE } from "@celeriac/celeriac";
+ * import { argsRepr, REPR_MAXSIZE } from "@celeriac/celeriac/protocol";
  * const repr = argsRepr(["x".repeat(5000)]);
  * repr.length === REPR_MAXSIZE; // true
  * repr.endsWith("..."); // true
@@ -135,7 +135,7 @@ function bounded(maxsize: number, write: (out: Out) => void): string {
  *
  * @example
  * ```ts
- * import { pyRepr } from "@celeriac/celeriac";
+ * import { pyRepr } from "@celeriac/celeriac/protocol";
  * pyRepr({ ok: true, n: null }); // "{'ok': True, 'n': None}"
  * pyRepr("it's"); // "\"it's\""
  * ```
@@ -152,7 +152,7 @@ export function pyRepr(value: unknown): string {
  *
  * @example
  * ```ts
- * import { argsRepr } from "@celeriac/celeriac";
+ * import { argsRepr } from "@celeriac/celeriac/protocol";
  * argsRepr([2, "a", null]); // "(2, 'a', None)"
  * ```
  *
@@ -177,7 +177,7 @@ export function argsRepr(args: readonly unknown[], maxsize: number = REPR_MAXSIZ
  *
  * @example
  * ```ts
- * import { kwargsRepr } from "@celeriac/celeriac";
+ * import { kwargsRepr } from "@celeriac/celeriac/protocol";
  * kwargsRepr({ x: 1, y: true }); // "{'x': 1, 'y': True}"
  * ```
  *

@@ -39,7 +39,7 @@ export type TaskState =
  *
  * @example
  * ```ts
- * import { READY_STATES } from "@celeriac/celeriac";
+ * import { READY_STATES } from "@celeriac/celeriac/protocol";
  * READY_STATES.has("SUCCESS"); // true
  * ```
  */
@@ -50,7 +50,7 @@ export const READY_STATES: ReadonlySet<TaskState> = new Set(["SUCCESS", "FAILURE
  *
  * @example
  * ```ts
- * import { EXCEPTION_STATES } from "@celeriac/celeriac";
+ * import { EXCEPTION_STATES } from "@celeriac/celeriac/protocol";
  * EXCEPTION_STATES.has("RETRY"); // true
  * ```
  */
@@ -61,7 +61,7 @@ export const EXCEPTION_STATES: ReadonlySet<TaskState> = new Set(["RETRY", "FAILU
  *
  * @example A failure Python re-raises as ValueError
  * ```ts
- * import { encodeResultMeta, type ExceptionInfo } from "@celeriac/celeriac";
+ * import { encodeResultMeta, type ExceptionInfo } from "@celeriac/celeriac/protocol";
  * const info: ExceptionInfo = {
  *   exc_type: "ValueError",
  *   exc_message: ["amount must be positive"],
@@ -84,7 +84,7 @@ export interface ExceptionInfo {
  *
  * @example Reading a stored meta
  * ```ts
- * import { decodeResultMeta, type ResultMeta } from "@celeriac/celeriac";
+ * import { decodeResultMeta, type ResultMeta } from "@celeriac/celeriac/protocol";
  * const meta: ResultMeta = decodeResultMeta(
  *   '{"status": "SUCCESS", "result": 5, "traceback": null, "children": [], ' +
  *     '"date_done": "2024-05-01T12:00:00", "task_id": "1"}',
@@ -118,7 +118,7 @@ export interface ResultMeta {
  *
  * @example The result of a group member
  * ```ts
- * import { encodeResultMeta, type ResultMetaInput } from "@celeriac/celeriac";
+ * import { encodeResultMeta, type ResultMetaInput } from "@celeriac/celeriac/protocol";
  * const input: ResultMetaInput = {
  *   taskId: "member-1",
  *   status: "SUCCESS",
@@ -157,7 +157,7 @@ export interface ResultMetaInput {
  *
  * @example
  * ```ts
- * import { encodeResultMeta } from "@celeriac/celeriac";
+ * import { encodeResultMeta } from "@celeriac/celeriac/protocol";
  * encodeResultMeta({ taskId: "1", status: "SUCCESS", result: 5, dateDone: new Date(0) });
  * // '{"status": "SUCCESS", "result": 5, "traceback": null, "children": [],
  * //   "date_done": "1970-01-01T00:00:00", "task_id": "1"}'
@@ -176,7 +176,7 @@ export function encodeResultMeta(input: ResultMetaInput): string {
  *
  * @example
  * ```ts
- * import { encodeResultMetaWithJson } from "@celeriac/celeriac";
+ * import { encodeResultMetaWithJson } from "@celeriac/celeriac/protocol";
  * encodeResultMetaWithJson({ taskId: "1", status: "SUCCESS", result: null }, "5");
  * ```
  *
@@ -198,7 +198,7 @@ export function encodeResultMetaWithJson(input: ResultMetaInput, resultJson: str
  *
  * @example
  * ```ts
- * import { decodeResultMeta } from "@celeriac/celeriac";
+ * import { decodeResultMeta } from "@celeriac/celeriac/protocol";
  * decodeResultMeta('{"status": "SUCCESS", "result": 5, "task_id": "1"}').result; // 5
  * ```
  *

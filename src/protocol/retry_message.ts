@@ -88,7 +88,7 @@ function compressionOf(header: unknown): CompressionName | null {
  *
  * @example
  * ```ts
- * import { decodeTaskHeaders, encodeRetryMessage, encodeTaskMessage } from "@celeriac/celeriac";
+ * import { decodeTaskHeaders, encodeRetryMessage, encodeTaskMessage } from "@celeriac/celeriac/protocol";
  * const id = crypto.randomUUID();
  * const original = encodeTaskMessage({
  *   task: "tasks.sync", id, args: ["42"], kwargs: {}, now: new Date(), origin: "gen1@host",

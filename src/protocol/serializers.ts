@@ -17,7 +17,8 @@ import { pyJsonDumps, pyJsonLoads } from "./json.ts";
  *
  * @example Choosing a serializer at run time
  * ```ts
- * import { loadCodecs, serialize, type SerializerName } from "@celeriac/celeriac";
+ * import { type SerializerName } from "@celeriac/celeriac";
+ * import { loadCodecs, serialize } from "@celeriac/celeriac/protocol";
  * const name: SerializerName = Deno.env.get("TASK_SERIALIZER") === "msgpack" ? "msgpack" : "json";
  * await loadCodecs({ msgpack: name === "msgpack" }); // msgpack loads on demand
  * serialize({ x: 1 }, name).contentType; // "application/json" unless msgpack was asked for
@@ -30,7 +31,7 @@ export type SerializerName = "json" | "msgpack";
  *
  * @example Reading what a serializer produced
  * ```ts
- * import { serialize, type Serialized } from "@celeriac/celeriac";
+ * import { serialize, type Serialized } from "@celeriac/celeriac/protocol";
  * const out: Serialized = serialize([[2, 3], {}, {}], "json");
  * out.contentType; // "application/json"
  * out.contentEncoding; // "utf-8"
@@ -54,7 +55,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  *
  * @example Recognising a content type
  * ```ts
- * import { CONTENT_TYPES, type Message } from "@celeriac/celeriac";
+ * import { CONTENT_TYPES, type Message } from "@celeriac/celeriac/protocol";
  * const isMsgpack = (m: Message) => m.contentType === CONTENT_TYPES.msgpack;
  * CONTENT_TYPES.json; // "application/json"
  * CONTENT_TYPES.msgpack; // "application/x-msgpack"
@@ -71,7 +72,7 @@ export const CONTENT_TYPES: Readonly<Record<SerializerName, string>> = {
  *
  * @example
  * ```ts
- * import { serialize } from "@celeriac/celeriac";
+ * import { serialize } from "@celeriac/celeriac/protocol";
  * const { body, contentType } = serialize([[2, 3], {}, {}], "json");
  * // contentType === "application/json"
  * ```
@@ -105,7 +106,7 @@ export function serialize(value: unknown, serializer: SerializerName = "json"): 
  *
  * @example
  * ```ts
- * import { deserialize } from "@celeriac/celeriac";
+ * import { deserialize } from "@celeriac/celeriac/protocol";
  * deserialize(new TextEncoder().encode("[1, 2]"), "application/json", "utf-8"); // [1, 2]
  * ```
  *

@@ -17,7 +17,7 @@ import { parsePyDate, pyIsoFormat } from "./time.ts";
  *
  * @example A delayed, expiring call with custom headers
  * ```ts
- * import { encodeTaskMessage, type TaskMessageInput } from "@celeriac/celeriac";
+ * import { encodeTaskMessage, type TaskMessageInput } from "@celeriac/celeriac/protocol";
  * const input: TaskMessageInput = {
  *   task: "reports.build",
  *   id: crypto.randomUUID(),
@@ -126,7 +126,7 @@ function resolveExpires(input: TaskMessageInput): { header: string | null; ms: n
  *
  * @example
  * ```ts
- * import { encodeTaskMessage } from "@celeriac/celeriac";
+ * import { encodeTaskMessage } from "@celeriac/celeriac/protocol";
  * const msg = encodeTaskMessage({
  *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
  *   now: new Date(), origin: "gen1@host", replyTo: crypto.randomUUID(),

@@ -18,7 +18,7 @@ import { parsePyDate } from "./time.ts";
  *
  * @example What a worker reads before running a task
  * ```ts
- * import { decodeTaskHeaders, encodeTaskMessage, type TaskRequest } from "@celeriac/celeriac";
+ * import { decodeTaskHeaders, encodeTaskMessage, type TaskRequest } from "@celeriac/celeriac/protocol";
  * const message = encodeTaskMessage({
  *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {}, timeLimit: 30,
  *   now: new Date(), origin: "gen1@host", replyTo: "r",
@@ -142,7 +142,7 @@ function fromFields(
  *
  * @example Decoding a body from its parts
  * ```ts
- * import { type BodyParts, decodeTaskBody } from "@celeriac/celeriac";
+ * import { type BodyParts, decodeTaskBody } from "@celeriac/celeriac/protocol";
  * const parts: BodyParts = {
  *   body: new TextEncoder().encode("[[2, 3], {}, {}]"),
  *   contentType: "application/json",
@@ -205,7 +205,7 @@ function v1Body(obj: Record<string, unknown>, taskId: string): TaskBody {
  *
  * @example
  * ```ts
- * import { decodeTaskHeaders, encodeTaskMessage } from "@celeriac/celeriac";
+ * import { decodeTaskHeaders, encodeTaskMessage } from "@celeriac/celeriac/protocol";
  * const msg = encodeTaskMessage({
  *   task: "tasks.add", id: "1", args: [1, 2], kwargs: {}, now: new Date(),
  *   origin: "gen1@host", replyTo: "r",
@@ -252,7 +252,7 @@ export function decodeTaskHeaders(msg: Message): TaskRequest {
  *
  * @example
  * ```ts
- * import { decodeTaskBody, encodeTaskMessage } from "@celeriac/celeriac";
+ * import { decodeTaskBody, encodeTaskMessage } from "@celeriac/celeriac/protocol";
  * const msg = encodeTaskMessage({
  *   task: "tasks.add", id: "1", args: [1, 2], kwargs: {}, now: new Date(),
  *   origin: "gen1@host", replyTo: "r",

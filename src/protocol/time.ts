@@ -16,7 +16,7 @@ function pad(n: number, width: number): string {
  *
  * @example
  * ```ts
- * import { pyIsoFormat } from "@celeriac/celeriac";
+ * import { pyIsoFormat } from "@celeriac/celeriac/protocol";
  * pyIsoFormat(new Date("2026-01-02T03:04:05.600Z"), "Z"); // "2026-01-02T03:04:05.600000Z"
  * pyIsoFormat(new Date("2026-01-02T03:04:05Z"), "+00:00"); // "2026-01-02T03:04:05+00:00"
  * ```
@@ -44,7 +44,7 @@ const ZONE = /(?:[zZ]|[+-]\d\d:?\d\d)$/;
  *
  * @example
  * ```ts
- * import { parsePyDate } from "@celeriac/celeriac";
+ * import { parsePyDate } from "@celeriac/celeriac/protocol";
  * parsePyDate("2026-11-24T02:47:40.140170+00:00").toISOString(); // "2026-11-24T02:47:40.140Z"
  * parsePyDate("2030-01-01T12:00:00").toISOString();             // "2030-01-01T12:00:00.000Z"
  * ```

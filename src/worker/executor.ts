@@ -29,7 +29,8 @@ import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.t
  *
  * @example Running one task without a worker
  * ```ts
- * import { Celery, decodeResultMeta, encodeTaskMessage } from "@celeriac/celeriac";
+ * import { Celery } from "@celeriac/celeriac";
+ * import { decodeResultMeta, encodeTaskMessage } from "@celeriac/celeriac/protocol";
  * import { type RunRequest, runTask } from "@celeriac/celeriac/worker";
  * const app = new Celery({ broker: "kv://:memory:" });
  * app.task("tasks.add", (a: number, b: number) => a + b);

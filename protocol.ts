@@ -1,0 +1,144 @@
+/**
+ * The building blocks beneath `@celeriac/celeriac`: Celery's wire protocol
+ * (task messages, envelopes, result meta, remote-control messages, Python's
+ * JSON and repr), the serializers and compressions, and the broker and
+ * result-backend ports with the functions that open them from a URL.
+ *
+ * Applications need none of it: tasks are defined, sent and awaited with
+ * `@celeriac/celeriac`, workers run with `@celeriac/celeriac/worker`. This
+ * module is for writing a transport, inspecting raw messages, or speaking
+ * the Celery protocol without an app.
+ *
+ * @example Encode a task message as a Python client would, and read it back
+ * ```ts
+ * import { decodeTaskHeaders, encodeTaskMessage } from "@celeriac/celeriac/protocol";
+ * const message = encodeTaskMessage({
+ *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
+ *   now: new Date(), origin: "gen1@host", replyTo: crypto.randomUUID(),
+ * });
+ * console.assert(decodeTaskHeaders(message).argsrepr === "(2, 3)");
+ * ```
+ *
+ * @module
+ */
+
+// src/client/app.ts
+export { PUBLISHER, type Publisher } from "./src/client/app.ts";
+// src/client/async_result.ts
+export { type ResultSource, taskErrorFromMeta } from "./src/client/async_result.ts";
+// src/client/config.ts
+export { DEFAULT_BROKER_URL, resolveConfig, type ResolvedConfig } from "./src/client/config.ts";
+// src/client/runtime.ts
+export { anonymousNodeName, hostName, readEnv } from "./src/client/runtime.ts";
+// src/client/task.ts
+export type { TaskSender } from "./src/client/task.ts";
+// src/client/transports.ts
+export {
+  openBackend,
+  type OpenBackendOptions,
+  openBroker,
+  type OpenBrokerOptions,
+} from "./src/client/transports.ts";
+
+// src/broker/port.ts
+export type {
+  Broker,
+  Delivery,
+  ParkedMessage,
+  PublishTarget,
+  Rejection,
+  RevokedEntry,
+  SubscribeOptions,
+  TakeOptions,
+  TokenGrant,
+  TokenRequest,
+} from "./src/broker/port.ts";
+// src/broker/errors.ts
+export { BrokerConnectionError, maskPassword } from "./src/broker/errors.ts";
+// src/backend/port.ts
+export type { ResultBackend, StoreEntry } from "./src/backend/port.ts";
+
+// src/protocol/errors.ts
+export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";
+// src/protocol/json.ts
+export { pyJsonDumps, pyJsonLoads } from "./src/protocol/json.ts";
+// src/protocol/time.ts
+export { parsePyDate, pyIsoFormat } from "./src/protocol/time.ts";
+// src/protocol/serializers.ts
+export {
+  CONTENT_TYPES,
+  deserialize,
+  serialize,
+  type Serialized,
+  type SerializerName,
+} from "./src/protocol/serializers.ts";
+// src/protocol/compression_names.ts
+export { compressionMimeType, type CompressionName } from "./src/protocol/compression_names.ts";
+// src/protocol/codecs.ts
+export {
+  type CodecNeeds,
+  codecsFor,
+  loadCodecs,
+  loadedCompression,
+  loadedMsgpack,
+} from "./src/protocol/codecs.ts";
+// src/protocol/repr.ts
+export { argsRepr, kwargsRepr, pyRepr, REPR_MAXSIZE } from "./src/protocol/repr.ts";
+// src/protocol/message.ts
+export type {
+  Embed,
+  Message,
+  MessageProperties,
+  SignatureDict,
+  TaskBody,
+} from "./src/protocol/message.ts";
+// src/protocol/task_message.ts
+export { encodeTaskMessage, type TaskMessageInput } from "./src/protocol/task_message.ts";
+// src/protocol/retry_message.ts
+export { encodeRetryMessage, type RetryMessageInput } from "./src/protocol/retry_message.ts";
+// src/protocol/rate.ts
+export { parseRate } from "./src/protocol/rate.ts";
+// src/protocol/task_request.ts
+export {
+  type BodyParts,
+  decodeTaskBody,
+  decodeTaskHeaders,
+  type TaskRequest,
+} from "./src/protocol/task_request.ts";
+// src/protocol/envelope.ts
+export {
+  decodeEnvelope,
+  type DeliveryInfo,
+  encodeEnvelope,
+  type Envelope,
+} from "./src/protocol/envelope.ts";
+// src/protocol/result_meta.ts
+export {
+  decodeResultMeta,
+  encodeResultMeta,
+  encodeResultMetaWithJson,
+  EXCEPTION_STATES,
+  type ExceptionInfo,
+  READY_STATES,
+  type ResultMeta,
+  type ResultMetaInput,
+  type TaskState,
+} from "./src/protocol/result_meta.ts";
+// src/protocol/exceptions.ts
+export {
+  exceptionInfo,
+  JS_EXC_MODULE,
+  type PythonExceptionFields,
+  tracebackText,
+} from "./src/protocol/exceptions.ts";
+// src/protocol/control.ts
+export {
+  addressedTo,
+  type ControlRequest,
+  decodeControlRequest,
+  encodeControlReply,
+  encodeControlRequest,
+  PIDBOX_EXCHANGE,
+  PIDBOX_REPLY_EXCHANGE,
+  revokedIds,
+} from "./src/protocol/control.ts";

@@ -1,0 +1,78 @@
+/**
+ * The start-up line of a worker: version, node name, app, and the broker and
+ * result-backend URLs with their passwords masked.
+ *
+ * @module
+ */
+
+import { maskPassword } from "../broker/errors.ts";
+
+/**
+ * What {@link bannerFields} reports.
+ *
+ * @example
+ * ```ts ignore
+ * import type { BannerInput } from "./banner.ts";
+ * const input: BannerInput = {
+ *   version: "0.1.0", hostname: "celeriac@web1", app: "file:///srv/tasks.ts",
+ *   broker: "redis://:secret@127.0.0.1:6379/0", backend: null,
+ * };
+ * ```
+ */
+export interface BannerInput {
+  /** Package version. */
+  version: string;
+  /** The worker's node name. */
+  hostname: string;
+  /** URL of the app module. */
+  app: string;
+  /** Broker URL, as configured. */
+  broker: string;
+  /** Result backend URL, or `null` for none. */
+  backend: string | null;
+}
+
+/**
+ * Hide the secrets of a connection URL: the password of every `user:password@`
+ * (also in multi-host URLs) and `password=` query values, as Celery's banner
+ * shows them.
+ *
+ * @example
+ * ```ts ignore
+ * import { maskUrl } from "./banner.ts";
+ * maskUrl("redis://:secret@h:6379/0?sentinel_password=x"); // "redis://:***@h:6379/0?sentinel_password=***"
+ * ```
+ *
+ * @param url a broker or backend URL
+ * @returns the URL with `***` for each secret
+ */
+export function maskUrl(url: string): string {
+  return maskPassword(url)
+    .replace(/([,;]\s*[a-z][a-z0-9+.-]*:\/\/[^:/@,;]*:)[^@/,;]*@/gi, "$1***@")
+    .replace(/([?&][a-z_]*password=)[^&]*/gi, "$1***");
+}
+
+/**
+ * The banner's fields, the URLs masked, for the start-up log record.
+ *
+ * @example
+ * ```ts ignore
+ * import { bannerFields } from "./banner.ts";
+ * bannerFields({
+ *   version: "0.1.0", hostname: "celeriac@web1", app: "file:///srv/tasks.ts",
+ *   broker: "amqp://guest:guest@mq:5672//", backend: "rpc://",
+ * }).broker; // "amqp://guest:***@mq:5672//"
+ * ```
+ *
+ * @param input what to report
+ * @returns the fields, `backend` is `disabled` when there is none
+ */
+export function bannerFields(input: BannerInput): Record<string, string> {
+  return {
+    version: input.version,
+    hostname: input.hostname,
+    app: input.app,
+    broker: maskUrl(input.broker),
+    backend: input.backend === null ? "disabled" : maskUrl(input.backend),
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * Task routing (Celery's `task_routes`): which queue, exchange, routing key
+ * and priority a call goes to when the call and the task name none.
+ *
+ * @module
+ */
+
+import type { ApplyOptions } from "./task.ts";
+
+/**
+ * Where a call goes: a queue name, or call options (queue, exchange, routing
+ * key, priority, …). Options given to the call or to the task win over the
+ * route's, as in Celery.
+ *
+ * @example
+ * ```ts
+ * import type { TaskRoute } from "@celeriac/celeriac";
+ * const toMath: TaskRoute = "math";
+ * const toFeeds: TaskRoute = { queue: "feeds", priority: 9 };
+ * ```
+ */
+export type TaskRoute = string | Omit<ApplyOptions, "kwargs" | "taskId" | "countdown" | "eta">;
+
+/**
+ * A routing function [a Celery router]: gets the task name, arguments,
+ * keyword arguments and the call's options; returns a route, or `null` /
+ * `undefined` to let the next router decide.
+ *
+ * @example
+ * ```ts
+ * import { Celery, type TaskRouter } from "@celeriac/celeriac";
+ * const byTenant: TaskRouter = (name, _args, kwargs) =>
+ *   name.startsWith("reports.") ? `reports-${kwargs.tenant ?? "shared"}` : null;
+ * const app = new Celery({ broker: "kv://:memory:", taskRoutes: byTenant });
+ * ```
+ */
+export type TaskRouter = (
+  name: string,
+  args: readonly unknown[],
+  kwargs: Record<string, unknown>,
+  options: ApplyOptions,
+) => TaskRoute | null | undefined;
+
+/**
+ * A map of task names to routes. Keys with `*` are glob patterns
+ * (`"feeds.*"`), tried in order after the exact names; a `Map` may also have
+ * `RegExp` keys.
+ *
+ * @example
+ * ```ts
+ * import type { TaskRouteMap } from "@celeriac/celeriac";
+ * const routes: TaskRouteMap = { "tasks.add": "math", "feeds.*": { queue: "feeds" } };
+ * const withRegExp: TaskRouteMap = new Map([[/^video\.(encode|thumb)$/, "video"]]);
+ * ```
+ */
+export type TaskRouteMap =
+  | Readonly<Record<string, TaskRoute>>
+  | ReadonlyMap<string | RegExp, TaskRoute>;
+
+/**
+ * Celery's `task_routes`: a map, a router function, or a list of them
+ * consulted in order (the first that returns a route wins).
+ *
+ * @example
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({
+ *   broker: "kv://:memory:",
+ *   taskRoutes: [
+ *     { "tasks.add": "math", "feeds.*": { queue: "feeds", priority: 9 } },
+ *     (name) => name.startsWith("video.") ? "video" : null,
+ *   ],
+ * });
+ * ```
+ */
+export type TaskRoutes = TaskRouteMap | TaskRouter | readonly (TaskRouteMap | TaskRouter)[];
+
+/**
+ * A compiled {@link TaskRoutes}: the route of a call, or `null`.
+ *
+ * @example
+ * ```ts ignore
+ * const route: CompiledRoutes = compileRoutes({ "tasks.*": "work" });
+ * ```
+ */
+export type CompiledRoutes = (
+  name: string,
+  args: readonly unknown[],
+  kwargs: Record<string, unknown>,
+  options: ApplyOptions,
+) => Exclude<TaskRoute, string> | null;
+
+/**
+ * A glob pattern as a regular expression, the way Python's `fnmatch`
+ * reads it: `*` any text, `?` one character, `[abc]` / `[!abc]` a set.
+ *
+ * @example
+ * ```ts ignore
+ * globToRegExp("feeds.*").test("feeds.fetch"); // true
+ * ```
+ *
+ * @param glob the pattern
+ * @returns a regular expression matching whole names
+ */
+export function globToRegExp(glob: string): RegExp {
+  let out = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === "*") out += ".*";
+    else if (c === "?") out += ".";
+    else if (c === "[" && glob.indexOf("]", i + 2) > i) {
+      const end = glob.indexOf("]", i + 2);
+      let set = glob.slice(i + 1, end).replace(/\\/g, "\\\\");
+      if (set.startsWith("!")) set = `^${set.slice(1)}`;
+      out += `[${set}]`;
+      i = end;
+    } else out += c.replace(/[.+^${}()|[\]\\/]/g, "\\$&");
+  }
+  return new RegExp(`^${out}$`, "s");
+}
+
+function asOptions(route: TaskRoute): Exclude<TaskRoute, string> {
+  return typeof route === "string" ? { queue: route } : { ...route };
+}
+
+function mapRouter(map: TaskRouteMap): TaskRouter {
+  const exact = new Map<string, TaskRoute>();
+  const patterns: [RegExp, TaskRoute][] = [];
+  const entries = map instanceof Map ? map.entries() : Object.entries(map);
+  for (const [key, route] of entries as Iterable<[string | RegExp, TaskRoute]>) {
+    if (key instanceof RegExp) patterns.push([key, route]);
+    else if (key.includes("*")) patterns.push([globToRegExp(key), route]);
+    else exact.set(key, route);
+  }
+  return (name) => exact.get(name) ?? patterns.find(([re]) => re.test(name))?.[1];
+}
+
+/**
+ * Compile `taskRoutes` once: maps become lookups (exact names first, then
+ * patterns in order), functions are called as given.
+ *
+ * @example
+ * ```ts ignore
+ * const route = compileRoutes([{ "tasks.add": "math" }, () => "fallback"]);
+ * route("tasks.add", [], {}, {}); // { queue: "math" }
+ * route("tasks.mul", [], {}, {}); // { queue: "fallback" }
+ * ```
+ *
+ * @param routes the setting
+ * @returns a function giving the route of a call, or `null`
+ * @throws {TypeError} when a router is neither a map nor a function
+ */
+export function compileRoutes(routes: TaskRoutes): CompiledRoutes {
+  const list = Array.isArray(routes) ? routes : [routes as TaskRouteMap | TaskRouter];
+  const routers = list.map((r, i): TaskRouter => {
+    if (typeof r === "function") return r;
+    if (r !== null && typeof r === "object") return mapRouter(r);
+    throw new TypeError(
+      `taskRoutes[${i}] must be a map of task names to routes or a function, got ${typeof r}`,
+    );
+  });
+  return (name, args, kwargs, options) => {
+    for (const router of routers) {
+      const route = router(name, args, kwargs, options);
+      if (route !== null && route !== undefined) return asOptions(route);
+    }
+    return null;
+  };
+}

@@ -1,0 +1,178 @@
+/**
+ * The command line's output: `--log-format json` (one JSON object per record
+ * with hostname, task_id and task_name), `--logfile`, the start-up banner
+ * with masked URLs, `--version`, and one-line errors for unknown flags.
+ */
+
+import assert from "node:assert/strict";
+import { Celery } from "../mod.ts";
+import { argumentError, closestOption } from "../src/cli/arg_errors.ts";
+import { bannerFields, maskUrl } from "../src/cli/banner.ts";
+import { jsonLogFormatter } from "../src/cli/log_output.ts";
+import { parseLogFormat, VERSION } from "../worker.ts";
+import { parseArgs } from "node:util";
+import { Proc } from "./helpers/procs.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+async function runCli(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "worker.ts", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+Deno.test("cli logging: the JSON formatter writes task id, name and hostname as fields", () => {
+  const fields = { hostname: "celeriac@web1" };
+  const format = jsonLogFormatter(fields);
+  const line = format({
+    category: ["celeriac", "worker"],
+    level: "info",
+    timestamp: Date.UTC(2026, 0, 2, 3, 4, 5),
+    message: ["Task ", "tasks.add", "[", "t1", "] succeeded in ", 0.5, "s"],
+    rawMessage: "Task {name}[{id}] succeeded in {seconds}s",
+    properties: { name: "tasks.add", id: "t1", seconds: 0.5 },
+  });
+  assert.ok(line.endsWith("\n") && !line.slice(0, -1).includes("\n"), "one line per record");
+  assert.deepEqual(JSON.parse(line), {
+    "@timestamp": "2026-01-02T03:04:05.000Z",
+    level: "INFO",
+    message: "Task tasks.add[t1] succeeded in 0.5s",
+    logger: "celeriac.worker",
+    hostname: "celeriac@web1",
+    task_id: "t1",
+    task_name: "tasks.add",
+    seconds: 0.5,
+  });
+  fields.hostname = "celeriac@renamed";
+  const other = JSON.parse(format({
+    category: ["celeriac", "backend", "kv"],
+    level: "debug",
+    timestamp: 0,
+    message: ["Task ", "t2", " already succeeded"],
+    rawMessage: "Task {taskId} already succeeded",
+    properties: { taskId: "t2", name: "not a task name here" },
+  }));
+  assert.equal(other.hostname, "celeriac@renamed", "fields are read at each record");
+  assert.equal(other.task_id, "t2");
+  assert.equal(other.name, "not a task name here", "outside the worker, name stays name");
+  assert.equal(other.task_name, undefined);
+  assert.equal(parseLogFormat("JSON"), "json");
+  assert.throws(() => parseLogFormat("xml"), /--log-format must be "text" or "json"/);
+});
+
+Deno.test("cli logging: unknown and mistyped flags get one line and the --help hint", async () => {
+  const known = ["concurrency", "queues", "loglevel"];
+  assert.equal(closestOption("--concurency", known), "--concurrency");
+  assert.equal(closestOption("--log-level", known), "--loglevel");
+  assert.equal(closestOption("--colour", known), undefined);
+  const err = (args: string[]) => {
+    try {
+      parseArgs({ args, options: { concurrency: { type: "string", short: "c" } } });
+    } catch (e) {
+      return argumentError(e as Error, known);
+    }
+    throw new Error("parseArgs accepted the arguments");
+  };
+  assert.equal(
+    err(["-c"]),
+    "error: option -c, --concurrency needs a value; run with --help to see the options",
+  );
+
+  const typo = await runCli(["--app", "./tests/apps/worker_app.ts", "--concurency", "2"]);
+  assert.equal(typo.code, 2);
+  assert.equal(typo.stdout, "");
+  assert.equal(
+    typo.stderr,
+    "error: unknown option --concurency (did you mean --concurrency?); run with --help to see the options\n",
+  );
+  const unknown = await runCli(["--frobnicate"]);
+  assert.equal(unknown.code, 2);
+  assert.equal(unknown.stderr.trim().split("\n").length, 1, unknown.stderr);
+  assert.match(unknown.stderr, /^error: unknown option --frobnicate; run with --help/);
+  const command = await runCli(["frobnicate", "--app", "./tests/apps/worker_app.ts"]);
+  assert.equal(command.code, 2);
+  assert.match(command.stderr, /^error: unknown command "frobnicate"; run with --help/);
+});
+
+Deno.test("cli logging: --version prints the package version", async () => {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  assert.equal(VERSION, config.version);
+  const out = await runCli(["--version"]);
+  assert.equal(out.code, 0);
+  assert.equal(out.stdout, `celeriac ${config.version} (deno ${Deno.version.deno})\n`);
+});
+
+Deno.test("cli logging: broker and backend passwords are masked in the banner", () => {
+  assert.equal(maskUrl("redis://:s3cret@h:6379/0"), "redis://:***@h:6379/0");
+  assert.equal(maskUrl("amqp://user:pa55@mq:5672//"), "amqp://user:***@mq:5672//");
+  assert.equal(
+    maskUrl("sentinel://:a@h1:26379;sentinel://:b@h2:26379?sentinel_password=c"),
+    "sentinel://:***@h1:26379;sentinel://:***@h2:26379?sentinel_password=***",
+  );
+  assert.equal(maskUrl("kv://.celeriac/celeriac.sqlite"), "kv://.celeriac/celeriac.sqlite");
+  const fields = bannerFields({
+    version: "1.2.3",
+    hostname: "celeriac@h",
+    app: "file:///t.ts",
+    broker: "redis://:s3cret@h:6379/0",
+    backend: null,
+  });
+  assert.equal(fields.broker, "redis://:***@h:6379/0");
+  assert.equal(fields.backend, "disabled");
+});
+
+Deno.test("cli logging: a worker with --log-format json --logfile writes JSON records to the file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-log-" });
+  const url = `kv://${dir}/q.sqlite`;
+  const logfile = `${dir}/worker.log`;
+  const worker = Proc.start("celeriac worker", Deno.execPath(), [
+    "run",
+    "-A",
+    "worker.ts",
+    "--app",
+    "./tests/apps/worker_app.ts",
+    "--broker",
+    url,
+    "--backend",
+    url,
+    "-c",
+    "1",
+    "-n",
+    "jsonlog@%h",
+    "--log-format",
+    "json",
+    "--logfile",
+    logfile,
+  ]);
+  const client = new Celery({ broker: url, backend: url });
+  try {
+    const r = await client.sendTask<number>("t.add", [2, 3]);
+    assert.equal(await r.get({ timeout: 20_000 }), 5);
+    const status = await worker.stop("SIGTERM");
+    assert.equal(status.code, 0);
+    assert.equal(worker.output, "", "nothing on the console when a log file is given");
+    const records = (await Deno.readTextFile(logfile)).trimEnd().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    const hostname = records[0].hostname;
+    assert.match(hostname, /^jsonlog@/);
+    assert.ok(records.every((rec) => rec.hostname === hostname && rec["@timestamp"] && rec.level));
+    const banner = records.find((rec) => rec.logger === "celeriac.cli" && rec.version);
+    assert.equal(banner?.version, VERSION);
+    assert.equal(banner?.broker, url);
+    const done = records.find((rec) => / succeeded in /.test(rec.message));
+    assert.equal(done?.task_id, r.id);
+    assert.equal(done?.task_name, "t.add");
+    assert.ok(records.some((rec) => / stopped: /.test(rec.message)), "flushed at exit");
+  } finally {
+    await worker.stop("SIGKILL");
+    await client.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
