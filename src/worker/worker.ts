@@ -37,6 +37,7 @@ import { type ControlTarget, RemoteControl } from "./remote_control.ts";
 import { planSandboxes } from "./sandboxes.ts";
 import { resolveTimeLimits } from "./time_limits.ts";
 import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
+import { storeResults } from "./store_results.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
@@ -1005,7 +1006,7 @@ export class Worker {
   ): Promise<void> {
     const backend = this.#backend;
     if (rejects.length) await this.#broker.reject(rejects);
-    if (backend && stores.length) await backend.store(stores);
+    if (backend && stores.length) await storeResults(backend, stores);
     for (const p of publishes) await this.#app.publish(p.message, p.target);
     if (acks.length) await this.#broker.ack(acks);
   }
