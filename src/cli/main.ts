@@ -15,6 +15,7 @@ import { Worker } from "../worker/worker.ts";
 import { parked, purge } from "./admin.ts";
 import { argumentError } from "./arg_errors.ts";
 import { bannerFields } from "./banner.ts";
+import { connectOnStartup } from "./connect_retry.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
 import { closeLogging, parseLogLevel, setupLogging } from "./logging.ts";
 import { VERSION } from "./version.ts";
@@ -70,6 +71,9 @@ Options:
                              so RabbitMQ's consumer_timeout never closes the channel
       --without-remote-control
                              do not answer celery.pidbox commands (ping, revoke, ...)
+      --fail-fast            exit at once when the broker or result backend cannot be reached
+                             at start (default: retry every 2, 4, ... 30 s, 100 times, as
+                             Celery's broker_connection_retry_on_startup)
   -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)
       --log-format text|json text (default) or JSON Lines: one object per record with
                              hostname, task_id and task_name as fields
@@ -139,6 +143,7 @@ const OPTIONS = {
   "max-tasks-per-child": { type: "string" },
   "eta-hold-limit": { type: "string" },
   "without-remote-control": { type: "boolean" },
+  "fail-fast": { type: "boolean" },
   "max-memory-per-child": { type: "string" },
   "task-permissions": { type: "string" },
   loglevel: { type: "string", short: "l" },
@@ -273,9 +278,14 @@ async function runWorker(
     }),
   });
   let signals = 0;
+  const connecting = new AbortController();
   const onSignal = () => {
     signals++;
-    if (signals === 1) {
+    if (!connecting.signal.aborted) {
+      connecting.abort(
+        new DOMException("Stopped before the broker could be reached", "AbortError"),
+      );
+    } else if (signals === 1) {
       log.info("Shutting down: finishing running tasks (signal again to requeue them and exit)");
       worker.stop();
     } else if (signals === 2) {
@@ -285,6 +295,20 @@ async function runWorker(
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
+    try {
+      await connectOnStartup(app, {
+        failFast: values["fail-fast"] as boolean | undefined,
+        signal: connecting.signal,
+      });
+    } catch (err) {
+      if (!connecting.signal.aborted) throw err;
+    }
+    if (connecting.signal.aborted) {
+      log.info("{reason}", { reason: (connecting.signal.reason as Error).message });
+      return 0;
+    }
+    signals = 0;
+    connecting.abort();
     await worker.start();
     await worker.finished;
   } finally {
