@@ -48,7 +48,10 @@ Options:
   -c, --concurrency N        Web Workers in the pool (default: number of CPUs)
   -Q, --queues a,b           queues to consume (default: the app's default queue, "celery")
   -P, --pool threads|inline  run tasks in Web Workers (default) or on the main thread
-      --prefetch N           tasks each Web Worker holds at once (default 32; inline: 100)
+      --prefetch-multiplier N, --prefetch N
+                             tasks each Web Worker holds at once, running or waiting
+                             (default: adaptive, 1 for long CPU-bound tasks up to 32 for
+                             short ones; inline pool: up to 100)
   -n, --hostname NAME        node name, %h = host name (default celeriac@%h)
       --acks-late            acknowledge after tasks finish (at-least-once)
       --reject-on-worker-lost
@@ -103,6 +106,21 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
   return n;
 }
 
+/** `--prefetch-multiplier` (Celery's name) or `--prefetch`; both at once must agree. */
+function prefetchOption(values: Record<string, string | boolean | undefined>): number | undefined {
+  const multiplier = positiveInt(
+    values["prefetch-multiplier"] as string | undefined,
+    "--prefetch-multiplier",
+  );
+  const prefetch = positiveInt(values.prefetch as string | undefined, "--prefetch");
+  if (multiplier !== undefined && prefetch !== undefined && multiplier !== prefetch) {
+    throw new TypeError(
+      "--prefetch-multiplier and --prefetch are the same setting: give one of them",
+    );
+  }
+  return multiplier ?? prefetch;
+}
+
 function queueList(value: string | undefined): string[] | undefined {
   const list = value?.split(",").map((q) => q.trim()).filter(Boolean);
   return list?.length ? list : undefined;
@@ -135,6 +153,7 @@ const OPTIONS = {
   queues: { type: "string", short: "Q" },
   pool: { type: "string", short: "P" },
   prefetch: { type: "string" },
+  "prefetch-multiplier": { type: "string" },
   hostname: { type: "string", short: "n" },
   "acks-late": { type: "boolean" },
   "reject-on-worker-lost": { type: "boolean" },
@@ -240,7 +259,7 @@ async function runWorker(
     appExport: exportName,
     pool,
     concurrency: positiveInt(values.concurrency as string | undefined, "--concurrency"),
-    prefetch: positiveInt(values.prefetch as string | undefined, "--prefetch"),
+    prefetch: prefetchOption(values),
     queues: queueList(values.queues as string | undefined),
     hostname: values.hostname as string | undefined,
     acksLate: values["acks-late"] as boolean | undefined,

@@ -130,6 +130,12 @@ export interface RunOutcome {
   retry?: PlannedRetry & { embed: Embed };
   /** Milliseconds the handler ran. */
   runtime: number;
+  /**
+   * Milliseconds the task held its thread before returning or awaiting
+   * (all of `runtime` for synchronous CPU-bound code): what tasks queued
+   * behind it wait for. Set by {@link BatchRunner}.
+   */
+  blocked?: number;
 }
 
 function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
@@ -347,7 +353,10 @@ export class BatchRunner {
     for (const req of requests) {
       const ctl = new AbortController();
       this.#running.set(req.seq, ctl);
-      runTask(tasks, req, ctl.signal).then((o) => this.#finished(o));
+      const began = performance.now();
+      const running = runTask(tasks, req, ctl.signal);
+      const blocked = performance.now() - began;
+      running.then((o) => this.#finished({ ...o, blocked }));
     }
   }
 

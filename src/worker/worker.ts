@@ -38,6 +38,7 @@ import { planSandboxes } from "./sandboxes.ts";
 import { resolveTimeLimits } from "./time_limits.ts";
 import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
 import { storeResults } from "./store_results.ts";
+import { PrefetchWindow } from "./prefetch_window.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
@@ -79,8 +80,9 @@ export interface WorkerOptions {
   concurrency?: number;
   /**
    * Tasks each Web Worker holds at once, running or waiting
-   * [`worker_prefetch_multiplier`]. The worker never takes more messages
-   * than it has free slots. Default 32 (for the inline pool: 100 in total).
+   * [`--prefetch-multiplier`, `worker_prefetch_multiplier`]. The worker never
+   * takes more messages than it has free slots. Default: adaptive, from 1 up to
+   * 32 (inline pool: 100 in total) as tasks prove short (see `prefetch_window.ts`).
    */
   prefetch?: number;
   /** Node name [`-n`]; `%h` is replaced by the host name. Default `celeriac@%h`. */
@@ -238,6 +240,7 @@ export class Worker {
   #broker!: Broker;
   #backend: ResultBackend | null = null;
   #pool!: Pool;
+  #window!: PrefetchWindow;
   readonly #running = new Map<number, Running>();
   readonly #held = new TimerQueue<Held>((h) => this.#heldDue(h));
   readonly #heldById = new Map<string, Held>();
@@ -392,6 +395,11 @@ export class Worker {
         recycle: { maxTasksPerChild: o.maxTasksPerChild, maxMemoryPerChild: o.maxMemoryPerChild },
         config: this.#app.config,
       }, events);
+    this.#window = new PrefetchWindow({
+      size: (o.pool ?? "threads") === "inline" ? 1 : o.concurrency ?? navigator.hardwareConcurrency,
+      max: o.prefetch ?? ((o.pool ?? "threads") === "inline" ? 100 : 32),
+      fixed: o.prefetch,
+    });
     await this.#pool.start();
     if (this.#options.remoteControl ?? true) {
       await new RemoteControl(this.#broker, this.#controlTarget()).start(this.#control.signal);
@@ -417,7 +425,7 @@ export class Worker {
   async #consume(): Promise<void> {
     let backoff = 500;
     while (!this.#stopping) {
-      const free = this.#pool.capacity - this.#running.size;
+      const free = Math.min(this.#pool.capacity, this.#window.limit) - this.#running.size;
       // Tasks waiting for a rate-limit token do not take slots, but their number is bounded.
       if (free <= 0 || this.#limiter.size >= Math.max(100, 4 * this.#pool.capacity)) {
         await new Promise<void>((r) => this.#wake = r);
@@ -778,6 +786,7 @@ export class Worker {
   }
 
   #onOutcomes(outcomes: RunOutcome[]): void {
+    this.#window.observe(outcomes);
     const stores: StoreEntry[] = [];
     const rejects: Rejection[] = [];
     const acks: Delivery[] = [];
