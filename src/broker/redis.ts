@@ -32,6 +32,14 @@ import type {
   TokenRequest,
 } from "./port.ts";
 import {
+  CLAIM_LEASE_SECONDS,
+  claimedList,
+  claimList,
+  CLAIMS_KEY,
+  ClaimWatcher,
+  RETURN_CLAIM_SCRIPT,
+} from "./redis_claims.ts";
+import {
   closeRedis,
   connectRedis,
   duplicateRedis,
@@ -147,6 +155,7 @@ interface Scripted {
   celeriacUnpark(...args: string[]): Promise<number>;
   celeriacUnlock(...args: string[]): Promise<number>;
   celeriacTokens(numKeys: number, ...args: string[]): Promise<number[]>;
+  celeriacReturnClaim(...args: string[]): Promise<number>;
 }
 
 /**
@@ -175,30 +184,6 @@ function queueOfList(list: string): string {
   return i < 0 ? list : list.slice(0, i);
 }
 
-/** Waits on one list with a non-destructive blocking command. */
-class ListWatcher {
-  readonly #conn: Redis;
-  readonly #key: string;
-  #inflight: Promise<boolean> | null = null;
-
-  constructor(conn: Redis, key: string) {
-    this.#conn = conn;
-    this.#key = key;
-  }
-
-  /** Resolves true when the list was seen non-empty, false after a 1 s timeout. */
-  wait(): Promise<boolean> {
-    this.#inflight ??= this.#conn.blmove(this.#key, this.#key, "LEFT", "LEFT", 1)
-      .then((v) => v !== null, () => false)
-      .finally(() => this.#inflight = null);
-    return this.#inflight;
-  }
-
-  close(): void {
-    this.#conn.disconnect();
-  }
-}
-
 /**
  * A kombu-compatible Redis broker.
  *
@@ -220,7 +205,9 @@ export class RedisBroker implements Broker {
   readonly #prefix: string;
   readonly #visibility: number;
   readonly #restoreEvery: number;
-  readonly #watchers = new Map<string, ListWatcher>();
+  readonly #watchers = new Map<string, ClaimWatcher>();
+  /** This broker's id in its claim lists (see redis_claims.ts). */
+  readonly #id = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
   readonly #raw = new WeakMap<Delivery, string>();
   readonly #declared = new Set<string>();
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
@@ -256,6 +243,10 @@ export class RedisBroker implements Broker {
     this.#client.defineCommand("celeriacUnpark", { lua: UNPARK_SCRIPT, numberOfKeys: 2 });
     this.#client.defineCommand("celeriacUnlock", { lua: UNLOCK_SCRIPT, numberOfKeys: 1 });
     this.#client.defineCommand("celeriacTokens", { lua: TOKENS_SCRIPT });
+    this.#client.defineCommand("celeriacReturnClaim", {
+      lua: RETURN_CLAIM_SCRIPT,
+      numberOfKeys: 3,
+    });
   }
 
   /** Connect now (otherwise the first command connects). */
@@ -352,9 +343,12 @@ export class RedisBroker implements Broker {
     return [];
   }
 
-  async #takeNow(lists: string[], max: number): Promise<Delivery[]> {
+  async #takeNow(queueLists: string[], max: number): Promise<Delivery[]> {
+    // Messages this broker claimed while waiting come first (they were sent first).
+    const lists = [...queueLists, ...queueLists];
     const keys = [
-      ...lists.map((l) => this.#k(l)),
+      ...queueLists.map((l) => this.#k(claimList(this.#id, l))),
+      ...queueLists.map((l) => this.#k(l)),
       this.#k("unacked_index"),
       this.#k("unacked"),
       this.#k(PARKED_KEY),
@@ -406,7 +400,7 @@ export class RedisBroker implements Broker {
   }
 
   async #waitAny(lists: string[], signal: AbortSignal): Promise<void> {
-    const waits = lists.map((l) => this.#watcher(this.#k(l)).wait());
+    const waits = lists.map((l) => this.#watcher(l).wait());
     const { promise: aborted, resolve } = Promise.withResolvers<boolean>();
     const onAbort = () => resolve(false);
     signal.addEventListener("abort", onAbort, { once: true });
@@ -417,15 +411,48 @@ export class RedisBroker implements Broker {
     }
   }
 
-  #watcher(key: string): ListWatcher {
-    let w = this.#watchers.get(key);
+  #watcher(list: string): ClaimWatcher {
+    let w = this.#watchers.get(list);
     if (!w) {
       const conn = duplicateRedis(this.#client, this.#rawUrl, "celeriac-watch");
       conn.on("error", () => {});
-      w = new ListWatcher(conn, key);
-      this.#watchers.set(key, w);
+      const member = claimList(this.#id, list);
+      w = new ClaimWatcher(
+        conn,
+        this.#k(list),
+        this.#k(member),
+        () => this.#client.zadd(this.#k(CLAIMS_KEY), Date.now() / 1000, member),
+      );
+      this.#watchers.set(list, w);
     }
     return w;
+  }
+
+  /**
+   * Put claims back at the front of their queues: this broker's own (on
+   * close), or every claim not renewed for {@link CLAIM_LEASE_SECONDS}.
+   */
+  async #returnClaims(own: boolean): Promise<number> {
+    const members = own
+      ? [...this.#watchers.keys()].map((l) => claimList(this.#id, l))
+      : await this.#client.zrangebyscore(
+        this.#k(CLAIMS_KEY),
+        "-inf",
+        Date.now() / 1000 - CLAIM_LEASE_SECONDS,
+      );
+    let moved = 0;
+    for (const member of members) {
+      const list = claimedList(member);
+      if (list === null) continue;
+      moved += await this.#client.celeriacReturnClaim(
+        this.#k(member),
+        this.#k(list),
+        this.#k(CLAIMS_KEY),
+        member,
+      );
+    }
+    if (moved > 0) log.info("Returned {n} claimed message(s) to their queues", { n: moved });
+    return moved;
   }
 
   /** Acknowledge: remove from `unacked` and `unacked_index` in one transaction. */
@@ -608,7 +635,7 @@ export class RedisBroker implements Broker {
 
   #sweep(): void {
     if (this.#sweeping || this.#closed) return;
-    this.#sweeping = this.restoreVisible()
+    this.#sweeping = Promise.all([this.restoreVisible(), this.#returnClaims(false)])
       .catch((err) => log.warn("Restore sweep failed: {error}", { error: (err as Error).message }))
       .finally(() => this.#sweeping = null);
   }
@@ -800,6 +827,9 @@ export class RedisBroker implements Broker {
     clearInterval(this.#sweepTimer);
     await this.#sweeping;
     for (const w of this.#watchers.values()) w.close();
+    await this.#returnClaims(true).catch((err) =>
+      log.warn("Could not return claimed messages: {error}", { error: (err as Error).message })
+    );
     this.#watchers.clear();
     await closeRedis(this.#client);
   }

@@ -5,8 +5,9 @@
  * synchronous code one task at a time while the rest wait in its queue.
  *
  * By default the window adapts to how long tasks block their Web Worker:
- * about {@link PREFETCH_TARGET_MS} of blocking work per Web Worker, between 1
- * and the maximum (`--prefetch`, default 32). It starts at 1, so a first
+ * the running task plus about {@link PREFETCH_TARGET_MS} of blocking work
+ * waiting behind it (so a Web Worker never idles for a broker round trip),
+ * between 1 and the maximum (`--prefetch`, default 32). It starts at 1, so a first
  * burst of long tasks is shared with other workers, and opens up as soon as
  * tasks prove short. `--prefetch-multiplier N` fixes it at N, as Celery's
  * `worker_prefetch_multiplier` does.
@@ -15,8 +16,8 @@
  */
 
 /**
- * Blocking work the adaptive window lets each Web Worker hold, in
- * milliseconds.
+ * Blocking work the adaptive window lets wait behind each Web Worker's
+ * running task, in milliseconds.
  *
  * @example
  * ```ts ignore
@@ -71,8 +72,8 @@ export class PrefetchWindow {
   get perWorker(): number {
     if (this.#fixed !== undefined) return this.#fixed;
     if (this.#blocked === null) return 1;
-    const fit = Math.floor(PREFETCH_TARGET_MS / Math.max(this.#blocked, 0.001));
-    return Math.max(1, Math.min(this.#max, fit));
+    const queued = Math.floor(PREFETCH_TARGET_MS / Math.max(this.#blocked, 0.001));
+    return Math.max(1, Math.min(this.#max, 1 + queued));
   }
 
   /**
