@@ -53,6 +53,7 @@ export { type CeleryOptions, type ResolvedConfig } from "./src/client/config.ts"
 // Tasks
 export {
   type ApplyOptions,
+  type ArgsSuffix,
   type BoundTaskHandler,
   Task,
   type TaskContext,
@@ -70,13 +71,51 @@ export type {
   TaskAnnotations,
   TaskAnnotator,
 } from "./src/client/annotations.ts";
+// Workflows (canvas): signatures, chain, group, chord
+export {
+  type CanvasApp,
+  CanvasBase,
+  type CanvasCall,
+  Group,
+  type ResultOf,
+  Signature,
+  type SignatureOptions,
+} from "./src/client/canvas/signature.ts";
+export {
+  type CanvasStep,
+  chain,
+  type ChainOf,
+  chord,
+  group,
+  type GroupOf,
+  type LastOf,
+} from "./src/client/canvas/primitives.ts";
+// Periodic tasks (beat)
+export type {
+  AtSchedule,
+  BeatEntry,
+  BeatEntryOptions,
+  CrontabSchedule,
+  ScheduleSpec,
+} from "./src/client/beat_config.ts";
+export { at, crontab, type CrontabField, type CrontabFields } from "./src/beat/crontab.ts";
+export { beatEntry } from "./src/beat/entry.ts";
+export { Beat, type BeatOptions } from "./src/beat/beat.ts";
+export { PeriodicTasks, type ScheduleRow, type TypedBeatEntry } from "./src/beat/periodic_tasks.ts";
+export { BeatEntryError, BeatStoreError } from "./src/beat/errors.ts";
 // Results
 export { AsyncResult, type GetOptions } from "./src/client/async_result.ts";
+export { GroupResult, type MemberResult } from "./src/client/group_result.ts";
 export type { TaskState } from "./src/protocol/result_meta.ts";
 // Remote control
 export { Control, type RevokeOptions } from "./src/client/control.ts";
 // Errors
-export { NoResultBackendError, TaskError, TimeoutError } from "./src/client/errors.ts";
+export {
+  ChordUnsupportedError,
+  NoResultBackendError,
+  TaskError,
+  TimeoutError,
+} from "./src/client/errors.ts";
 export {
   PermissionDenied,
   SoftTimeLimitExceeded,
@@ -89,3 +128,19 @@ export { EncodeError } from "./src/protocol/errors.ts";
 // Option types
 export type { SerializerName } from "./src/protocol/serializers.ts";
 export type { CompressionName } from "./src/protocol/compression_names.ts";
+// src/protocol/events.ts (what monitors receive; encoding lives in ./protocol)
+export type {
+  CeleryEvent,
+  EventBase,
+  TaskFailedEvent,
+  TaskReceivedEvent,
+  TaskRejectedEvent,
+  TaskRetriedEvent,
+  TaskRevokedEvent,
+  TaskSentEvent,
+  TaskStartedEvent,
+  TaskSucceededEvent,
+  WorkerEvent,
+} from "./src/protocol/events.ts";
+// src/client/version.ts
+export { CELERIAC_VERSION } from "./src/client/version.ts";

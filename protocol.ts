@@ -7,7 +7,8 @@
  * Applications need none of it: tasks are defined, sent and awaited with
  * `@celeriac/celeriac`, workers run with `@celeriac/celeriac/worker`. This
  * module is for writing a transport, inspecting raw messages, or speaking
- * the Celery protocol without an app.
+ * the Celery protocol without an app. It also holds beat's building blocks:
+ * the schedule-store port and the pure schedule arithmetic.
  *
  * @example Encode a task message as a Python client would, and read it back
  * ```ts
@@ -38,7 +39,31 @@ export {
   type OpenBackendOptions,
   openBroker,
   type OpenBrokerOptions,
+  openScheduleStore,
 } from "./src/client/transports.ts";
+// src/broker/schedule_store.ts
+export {
+  type CommitOutcome,
+  DEFAULT_BEAT_NAMESPACE,
+  type LeaseInfo,
+  type ScheduleStore,
+  type ScheduleStoreOptions,
+} from "./src/broker/schedule_store.ts";
+// src/beat/schedules.ts (beat's schedule arithmetic, pure)
+export {
+  compileSchedule,
+  parseInterval,
+  type RunState,
+  type Schedule,
+} from "./src/beat/schedules.ts";
+// src/beat/crontab.ts
+export { cronPattern } from "./src/beat/crontab.ts";
+// src/beat/entry.ts
+export { compileEntry, type ScheduledEntry } from "./src/beat/entry.ts";
+// src/beat/run_state.ts
+export { decodeRunState, encodeRunState } from "./src/beat/run_state.ts";
+// src/beat/periodic_tasks.ts
+export { openAppScheduleStore } from "./src/beat/periodic_tasks.ts";
 
 // src/broker/port.ts
 export type {
@@ -56,7 +81,7 @@ export type {
 // src/broker/errors.ts
 export { BrokerConnectionError, maskPassword } from "./src/broker/errors.ts";
 // src/backend/port.ts
-export type { ResultBackend, StoreEntry } from "./src/backend/port.ts";
+export type { ChordPart, ResultBackend, StoreEntry } from "./src/backend/port.ts";
 
 // src/protocol/errors.ts
 export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";
@@ -142,3 +167,48 @@ export {
   PIDBOX_REPLY_EXCHANGE,
   revokedIds,
 } from "./src/protocol/control.ts";
+// src/protocol/clock.ts
+export { LamportClock } from "./src/protocol/clock.ts";
+// src/protocol/events.ts
+export {
+  decodeEventMessage,
+  encodeEventMessage,
+  EVENT_EXCHANGE,
+  eventRoutingKey,
+  localUtcOffset,
+  makeEvent,
+  TASK_MULTI,
+} from "./src/protocol/events.ts";
+// src/protocol/signature.ts
+export {
+  chordError,
+  type ChordMember,
+  decodeChordMember,
+  decodeGroupMeta,
+  decodeSignature,
+  encodeChordMember,
+  encodeGroupMeta,
+  encodeSignature,
+  exceptionRepr,
+  type ResultTuple,
+  resultTupleFromJson,
+  resultTupleToJson,
+  SUBTASK_TYPES,
+} from "./src/protocol/signature.ts";
+// src/protocol/canvas.ts
+export {
+  type CanvasPlan,
+  type CanvasSend,
+  chainSignature,
+  chordSignature,
+  freezeSignature,
+  groupSignature,
+  planCanvas,
+  type PlanOptions,
+} from "./src/protocol/canvas.ts";
+// src/protocol/canvas_message.ts
+export {
+  type CanvasSender,
+  canvasTarget,
+  encodeCanvasSend,
+} from "./src/protocol/canvas_message.ts";

@@ -29,7 +29,18 @@ export {
   REVOKED_KEY,
 } from "./src/broker/redis.ts";
 // src/broker/redis_url.ts
-export { parseRedisUrl, type RedisUrlOptions } from "./src/broker/redis_url.ts";
+export {
+  isClusterUrl,
+  isSentinelUrl,
+  parseRedisUrl,
+  type RedisUrlOptions,
+} from "./src/broker/redis_url.ts";
+// src/broker/redis_cluster.ts
+export {
+  openRedisClusterBroker,
+  queueTag,
+  RedisClusterBroker,
+} from "./src/broker/redis_cluster.ts";
 // src/backend/redis.ts
 export {
   openRedisBackend,
@@ -43,6 +54,8 @@ export { AmqpBroker, type AmqpBrokerOptions, openAmqpBroker } from "./src/broker
 export type { BackoffOptions } from "./src/broker/amqp_state.ts";
 // src/broker/amqp_url.ts
 export { type AmqpUrlOptions, parseAmqpUrl } from "./src/broker/amqp_url.ts";
+// src/broker/amqp_topology.ts
+export type { QueueType } from "./src/broker/amqp_topology.ts";
 // src/backend/rpc.ts
 export {
   openRpcBackend,
@@ -67,3 +80,11 @@ export {
   type KvBackendOptions,
   openKvBackend,
 } from "./src/backend/kv.ts";
+// src/backend/redis_chord.ts
+export { GROUP_META_PREFIX, RedisChords } from "./src/backend/redis_chord.ts";
+// src/backend/kv_chord.ts
+export { KvChords } from "./src/backend/kv_chord.ts";
+// src/broker/redis_schedule.ts
+export { openRedisScheduleStore, RedisScheduleStore } from "./src/broker/redis_schedule.ts";
+// src/broker/kv_schedule.ts
+export { KvScheduleStore, openKvScheduleStore } from "./src/broker/kv_schedule.ts";

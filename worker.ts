@@ -38,6 +38,39 @@ export {
   type WorkerStats,
 } from "./src/worker/worker.ts";
 export { type ControlTarget, handleControl, RemoteControl } from "./src/worker/remote_control.ts";
+export {
+  Lifecycle,
+  type LifecycleEvent,
+  type LifecycleSubscriber,
+  type TaskFailed,
+  type TaskHeld,
+  type TaskReceived,
+  type TaskRejected,
+  type TaskRetried,
+  type TaskReturned,
+  type TaskRevoked,
+  type TaskStarted,
+  type TaskSucceeded,
+  type TaskWaiting,
+} from "./src/worker/lifecycle.ts";
+export { countStats } from "./src/worker/worker_stats.ts";
+export { logLifecycle } from "./src/worker/lifecycle_log.ts";
+export { type HeldTask, TaskRegistries } from "./src/worker/task_registries.ts";
+export { RevokedIds } from "./src/worker/revoked_ids.ts";
+export {
+  brokerInfo,
+  confReply,
+  queueInfo,
+  reportText,
+  type RequestInfo,
+  requestInfo,
+  scheduledInfo,
+} from "./src/worker/inspect_replies.ts";
+export {
+  isInspectCommand,
+  runInspect,
+  type WorkerInspection,
+} from "./src/worker/inspect_commands.ts";
 export { type TimerHandle, TimerQueue } from "./src/worker/timer_queue.ts";
 export { type RunOutcome, type RunRequest, runTask } from "./src/worker/executor.ts";
 export {

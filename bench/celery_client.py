@@ -5,6 +5,9 @@
       app WITHOUT a result backend, so that sending does not subscribe to
       each result's channel; with REPLY_TO, each task's reply_to (where an
       rpc:// worker sends its result); prints {"seconds": ...}.
+  celery_client.py chord N
+      apply one chord of N `bench.noop` members with a `bench.tsum` body and
+      wait for the body's result; prints {"applySeconds": ..., "seconds": ...}.
   celery_client.py roundtrip N WARMUP
       WARMUP then N sequential `noop.delay().get()` calls; prints
       {"latencies_ms": [...]} (the N measured ones, in order).
@@ -18,7 +21,7 @@ import time
 
 from celery import Celery
 
-from celery_tasks import BENCH_QUEUE, noop
+from celery_tasks import BENCH_QUEUE, noop, tsum
 
 
 def enqueue(n, reply_to=None):
@@ -45,10 +48,24 @@ def roundtrip(n, warmup):
     return {"latencies_ms": latencies}
 
 
+def chord_run(n):
+    from celery import chord
+    start = time.perf_counter()
+    r = chord([noop.s() for _ in range(n)], tsum.s()).apply_async()
+    applied = time.perf_counter()
+    value = r.get(timeout=600)
+    end = time.perf_counter()
+    if value != n:
+        raise RuntimeError(f"the chord body returned {value!r}, expected {n}")
+    return {"applySeconds": applied - start, "seconds": end - start}
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "enqueue":
         out = enqueue(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
+    elif command == "chord":
+        out = chord_run(int(sys.argv[2]))
     elif command == "roundtrip":
         out = roundtrip(int(sys.argv[2]), int(sys.argv[3]))
     else:

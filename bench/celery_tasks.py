@@ -22,3 +22,9 @@ app.conf.task_default_queue = BENCH_QUEUE
 def noop():
     """Do nothing and return a small value."""
     return 1
+
+
+@app.task(name="bench.tsum")
+def tsum(xs):
+    """A chord body: the sum of its header's results."""
+    return sum(xs)

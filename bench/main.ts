@@ -11,13 +11,15 @@
  * worker; default the README's production setting
  * `--max-semi-space-size=1`, `none` for V8's defaults), `--redis URL`
  * (server; the bench uses its dbs 14 and 15), `--amqp URL` (server; the
- * bench uses a vhost of its own).
+ * bench uses a vhost of its own), `--chord N` (1000; header members of the
+ * Redis chord workload, 0 skips it).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { runAmqp } from "./amqp_workload.ts";
+import { type ChordResult, chordSummary, runChord } from "./chord_workload.ts";
 import {
   BENCH_DIR,
   type BrokerKind,
@@ -48,7 +50,7 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
   return n;
 }
 
-function parseOptions(args: string[]): Options {
+function parseOptions(args: string[]): Options & { chord: number } {
   const { values } = parseArgs({
     args,
     options: {
@@ -60,6 +62,7 @@ function parseOptions(args: string[]): Options {
       "v8-flags": { type: "string" },
       redis: { type: "string" },
       amqp: { type: "string" },
+      chord: { type: "string" },
     },
   });
   const only = values.only ?? null;
@@ -79,6 +82,7 @@ function parseOptions(args: string[]): Options {
     v8Flags: values["v8-flags"] === "none" ? null : values["v8-flags"] ?? DEFAULT_V8_FLAGS,
     redis: values.redis ?? "redis://127.0.0.1:6379",
     amqp: values.amqp ?? AMQP_SERVER,
+    chord: values.chord === "0" ? 0 : positiveInt(values.chord, "--chord") ?? 1000,
   };
 }
 
@@ -126,6 +130,7 @@ async function main(): Promise<void> {
 
   const out: Partial<Record<BrokerKind, Partial<Record<Side, SideResult>>>> = {};
   let amqpVhost: string | null = null;
+  let chordResults: Partial<Record<Side, ChordResult>> | null = null;
   try {
     console.log(
       `Celeriac at ${measured}; ${opts.tasks} tasks, ${opts.roundtrips} round trips, concurrency ${CONCURRENCY}, ` +
@@ -136,6 +141,7 @@ async function main(): Promise<void> {
         }.`,
     );
     if (opts.broker !== "amqp") out.redis = await runRedis(opts);
+    if (opts.broker !== "amqp" && opts.chord > 0) chordResults = await runChord(opts, opts.chord);
     if (opts.broker !== "redis") {
       const amqp = await runAmqp(opts);
       out.amqp = amqp.results;
@@ -155,6 +161,7 @@ async function main(): Promise<void> {
     printTable(title, opts, r);
     lines.push(...summaries(broker, opts, r));
   }
+  if (chordResults) lines.push(chordSummary(chordResults));
   console.log();
   for (const l of lines) console.log(l);
   for (const broker of BROKERS) {
@@ -192,6 +199,7 @@ async function main(): Promise<void> {
       pollMs: { firstTake: TAKE_POLL_MS, done: DONE_POLL_MS, memory: MEMORY_SAMPLE_MS },
     },
     results: out,
+    chord: chordResults,
     summary: lines,
   };
   await Deno.writeTextFile(`${BENCH_DIR}results.json`, JSON.stringify(record, null, 2) + "\n");

@@ -18,3 +18,6 @@ export const app = new Celery({ defaultQueue: BENCH_QUEUE });
 
 /** Does nothing and returns a small value; `bench.noop` in Python too. */
 export const noop = app.task("bench.noop", () => 1);
+
+/** A chord body: the sum of its header's results; `bench.tsum` in Python too. */
+export const tsum = app.task("bench.tsum", (xs: number[]) => xs.reduce((a, b) => a + b, 0));

@@ -21,7 +21,9 @@ import {
   type TaskState,
 } from "../protocol/result_meta.ts";
 import { EncodeError } from "../protocol/errors.ts";
-import type { ResultBackend, StoreEntry } from "./port.ts";
+import type { ChordMember } from "../protocol/signature.ts";
+import { KvChords } from "./kv_chord.ts";
+import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
 
 const log = getLogger(["celeriac", "backend", "kv"]);
 
@@ -150,6 +152,7 @@ export class KvBackend implements ResultBackend {
   readonly #waiters = new Map<string, Set<Waiter>>();
   #watching: Promise<void> | null = null;
   #closed = false;
+  readonly #chords: KvChords;
 
   /**
    * Use {@link openKvBackend}.
@@ -162,6 +165,7 @@ export class KvBackend implements ResultBackend {
     this.#kv = shared.kv;
     this.#ns = [...options.prefix];
     this.#expiresMs = options.resultExpires * 1000;
+    this.#chords = new KvChords(this.#kv, this.#ns, this.#expiresMs);
   }
 
   #key(taskId: string): Deno.KvKey {
@@ -451,6 +455,36 @@ export class KvBackend implements ResultBackend {
       await commitAtomic(this.#kv.atomic().delete(key));
       if (value) await this.#deleteParts(taskId, value);
     });
+  }
+
+  /** Store a chord's size before its header is sent. */
+  setChordSize(groupId: string, size: number): Promise<void> {
+    return this.#run(() => this.#chords.setChordSize(groupId, size));
+  }
+
+  /** Record a chord header member; exactly one caller gets the members, in header order. */
+  chordPartReturn(part: ChordPart): Promise<ChordMember[] | null> {
+    return this.#run(() => this.#chords.partReturn(part));
+  }
+
+  /** Delete a chord's join bookkeeping. */
+  chordCleanup(groupId: string): Promise<void> {
+    return this.#run(() => this.#chords.cleanup(groupId));
+  }
+
+  /** Store a group meta. */
+  saveGroup(groupId: string, meta: string): Promise<void> {
+    return this.#run(() => this.#chords.saveGroup(groupId, meta));
+  }
+
+  /** Read a saved group meta. */
+  restoreGroup(groupId: string): Promise<string | null> {
+    return this.#run(() => this.#chords.restoreGroup(groupId));
+  }
+
+  /** Delete a saved group meta. */
+  forgetGroup(groupId: string): Promise<void> {
+    return this.#run(() => this.#chords.forgetGroup(groupId));
   }
 
   /**

@@ -6,6 +6,7 @@
  */
 
 import type { ResultMeta, TaskState } from "../protocol/result_meta.ts";
+import type { ChordMember } from "../protocol/signature.ts";
 
 /**
  * One result to store.
@@ -81,4 +82,50 @@ export interface ResultBackend {
   prepare?(): Promise<void>;
   /** Close connections. */
   close(): Promise<void>;
+  /**
+   * Store a chord's size before its header is sent (Redis:
+   * `celery-taskset-meta-<gid>.s`). Present only on backends that join
+   * chords (Redis, KV); a chord on any other backend is refused at apply
+   * time.
+   */
+  setChordSize?(groupId: string, size: number): Promise<void>;
+  /**
+   * Record a finished chord header member. Resolves to every member's
+   * outcome in header order when this call completed the chord (exactly
+   * one caller per chord gets them), else `null`.
+   */
+  chordPartReturn?(part: ChordPart): Promise<ChordMember[] | null>;
+  /** Remove a chord's join bookkeeping once its body was sent. */
+  chordCleanup?(groupId: string): Promise<void>;
+  /** Store a group meta (`celery-taskset-meta-<gid>`, see `encodeGroupMeta`). */
+  saveGroup?(groupId: string, meta: string): Promise<void>;
+  /** Read a saved group meta's JSON text; `null` when none is stored. */
+  restoreGroup?(groupId: string): Promise<string | null>;
+  /** Delete a saved group meta. */
+  forgetGroup?(groupId: string): Promise<void>;
+}
+
+/**
+ * A finished chord header member, as the worker reports it to
+ * {@link ResultBackend.chordPartReturn}.
+ *
+ * @example
+ * ```ts
+ * import type { ChordPart } from "@celeriac/celeriac/protocol";
+ * const part: ChordPart = {
+ *   groupId: "g", groupIndex: 0, taskId: "t1", state: "SUCCESS", resultJson: "2",
+ * };
+ * ```
+ */
+export interface ChordPart {
+  /** The chord's group id (the member's `group` header). */
+  groupId: string;
+  /** The member's `group_index` (its place in the header); `null` sorts last. */
+  groupIndex: number | null;
+  /** The member's task id. */
+  taskId: string;
+  /** Its final state. */
+  state: TaskState;
+  /** Its result (or exception dict) as JSON text. */
+  resultJson: string;
 }

@@ -22,7 +22,9 @@ import {
 } from "../broker/redis_connection.ts";
 import { parseRedisUrl } from "../broker/redis_url.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
-import type { ResultBackend, StoreEntry } from "./port.ts";
+import type { ChordMember } from "../protocol/signature.ts";
+import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
+import { RedisChords } from "./redis_chord.ts";
 
 const log = getLogger(["celeriac", "backend", "redis"]);
 
@@ -109,8 +111,10 @@ export class RedisBackend implements ResultBackend {
   readonly transport = "redis";
   readonly #rawUrl: string;
   readonly #client: Redis & Scripted;
+  readonly #cluster: boolean;
   readonly #prefix: string;
   readonly #ttl: number;
+  readonly #chords: RedisChords;
   #subscriber: Redis | null = null;
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #subscribing = new Map<string, Promise<unknown>>();
@@ -125,6 +129,7 @@ export class RedisBackend implements ResultBackend {
   constructor(rawUrl: string, options: RedisBackendOptions = {}) {
     this.#rawUrl = rawUrl;
     const url = parseRedisUrl(rawUrl);
+    this.#cluster = url.cluster !== undefined;
     const p = url.query.global_keyprefix ?? "";
     this.#prefix = p === "" || /[:_.-]$/.test(p) ? p : p + "_";
     this.#ttl = Math.trunc(Number(url.query.result_expires ?? options.resultExpires ?? 86400));
@@ -134,6 +139,7 @@ export class RedisBackend implements ResultBackend {
       name: "celeriac-backend",
     }) as Redis & Scripted;
     this.#client.defineCommand("celeriacStore", { lua: STORE_SCRIPT });
+    this.#chords = new RedisChords(this.#client, this.#prefix, this.#ttl);
   }
 
   /** Connect now (otherwise the first command connects). */
@@ -150,14 +156,25 @@ export class RedisBackend implements ResultBackend {
     return guardRedis(this.#rawUrl, fn);
   }
 
-  /** SETEX + PUBLISH each meta in one script call, skipping tasks that already have a SUCCESS stored. */
+  /**
+   * SETEX + PUBLISH each meta in one script call, skipping tasks that
+   * already have a SUCCESS stored. On Redis Cluster result keys spread over
+   * slots, so each is stored by a call of its own.
+   */
   async store(entries: readonly StoreEntry[]): Promise<void> {
     if (entries.length === 0) return;
+    const ttl = String(this.#ttl);
+    if (this.#cluster) {
+      await this.#run(() =>
+        Promise.all(
+          entries.map((e) => this.#client.celeriacStore(1, this.key(e.taskId), ttl, e.meta)),
+        )
+      );
+      return;
+    }
     const keys = entries.map((e) => this.key(e.taskId));
     const metas = entries.map((e) => e.meta);
-    await this.#run(() =>
-      this.#client.celeriacStore(keys.length, ...keys, String(this.#ttl), ...metas)
-    );
+    await this.#run(() => this.#client.celeriacStore(keys.length, ...keys, ttl, ...metas));
   }
 
   /** Read a meta; `null` when nothing is stored (PENDING). */
@@ -224,6 +241,9 @@ export class RedisBackend implements ResultBackend {
   async waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta> {
     signal?.throwIfAborted();
     const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
+    // An abort while the subscription or the first read is under way rejects
+    // `promise` before it is awaited: observed below, not an unhandled rejection.
+    promise.catch(() => {});
     const waiter: Waiter = { resolve, reject };
     let set = this.#waiters.get(taskId);
     if (!set) {
@@ -265,6 +285,36 @@ export class RedisBackend implements ResultBackend {
   /** Delete a stored result. */
   async forget(taskId: string): Promise<void> {
     await this.#run(() => this.#client.del(this.key(taskId)));
+  }
+
+  /** Store a chord's size (`celery-taskset-meta-<gid>.s`, SETEX + PUBLISH), as Celery's producer. */
+  setChordSize(groupId: string, size: number): Promise<void> {
+    return this.#run(() => this.#chords.setChordSize(groupId, size));
+  }
+
+  /** Join a chord header member the way Celery 5.2's Redis backend does (`.j` sorted set). */
+  chordPartReturn(part: ChordPart): Promise<ChordMember[] | null> {
+    return this.#run(() => this.#chords.partReturn(part));
+  }
+
+  /** Delete a chord's `.j`, `.t`, `.s` keys. */
+  chordCleanup(groupId: string): Promise<void> {
+    return this.#run(() => this.#chords.cleanup(groupId));
+  }
+
+  /** Store a group meta under `celery-taskset-meta-<gid>` (Python's `GroupResult.restore` reads it). */
+  saveGroup(groupId: string, meta: string): Promise<void> {
+    return this.#run(() => this.#chords.saveGroup(groupId, meta));
+  }
+
+  /** Read a saved group meta. */
+  restoreGroup(groupId: string): Promise<string | null> {
+    return this.#run(() => this.#chords.restoreGroup(groupId));
+  }
+
+  /** Delete a saved group meta. */
+  forgetGroup(groupId: string): Promise<void> {
+    return this.#run(() => this.#chords.forgetGroup(groupId));
   }
 
   /** Close both connections; pending waiters are rejected. */

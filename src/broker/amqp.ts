@@ -7,28 +7,31 @@
  *
  * Design decisions:
  *
- * - **Consumers, bounded by prefetch.** `take(queues, { max })` is fed by
- *   long-lived consumers (`basic.consume`) on one channel per connection
- *   (`amqp_intake.ts`), whose deliveries wait in a local buffer. Before
- *   each take the channel's prefetch (`basic.qos`, per channel) is set to
- *   the deliveries handed out on it and not settled yet plus `max`: as
- *   RabbitMQ counts every unacknowledged delivery of the channel, the
- *   buffer never holds more than the caller may still receive. A take
- *   returns what is buffered (earlier queues first) or waits for the first
- *   arrival. When consumers start, the take waits one more round trip, so
- *   that what was ready is buffered and a take of `max` from a full queue
- *   gets `max`. Consuming other queues cancels the consumers of the old
- *   ones and requeues their buffered deliveries. `requeue()` of deliveries
- *   from the consumers' channel cancels the consumers first and requeues
- *   the buffer after them, so that they are back in front of it.
+ * - **Consumers, bounded by per-consumer prefetch.** `take(queues, { max })`
+ *   is fed by long-lived consumers (`basic.consume`) on one channel per
+ *   connection (`amqp_intake.ts`), whose deliveries wait in a local
+ *   buffer. Each consumer starts with prefetch `max` (`basic.qos` with
+ *   `global` false: quorum queues refuse channel-wide prefetch, and
+ *   RabbitMQ deprecates it); one that could no longer buffer `max` (its
+ *   handed-out deliveries are not settled yet) is replaced by a fresh one
+ *   before the take. So RabbitMQ never gives this process more than what
+ *   was handed out plus `max` per consumed queue. A take returns what is
+ *   buffered (earlier queues first) or waits for the first arrival. When
+ *   consumers start, the take waits one more round trip, so that what was
+ *   ready is buffered and a take of `max` from a full queue gets `max`.
+ *   Consuming other queues cancels the consumers of the old ones and
+ *   requeues their buffered deliveries. `requeue()` of deliveries from the
+ *   consumers' channel cancels the consumers first and requeues the buffer
+ *   after them, so that they are back in front of it.
  * - **No hoarding.** A worker that stops taking (all its slots busy) must
  *   not sit on messages another worker could run: 50 ms after a take
  *   returns without another one starting, or at once when a take's signal
  *   aborts, the consumers are cancelled and every buffered delivery goes
  *   back to its queue (`basic.nack` with requeue: RabbitMQ marks it
  *   redelivered). The next take starts the consumers again. Between two
- *   takes RabbitMQ refills the buffer up to the last take's prefetch: at
- *   most its `max`, minus what it returned, plus what was settled since —
+ *   takes RabbitMQ refills a consumer's buffer up to its prefetch: at most
+ *   the `max` it started with, minus what it handed out, plus what was
+ *   settled since —
  *   what a worker whose `max` is its free slots can run. A take with a
  *   smaller `max` than the one before leaves the surplus buffered (handed
  *   out by later takes, or back in its queue after those 50 ms) rather
@@ -68,8 +71,9 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Channel, ConfirmChannel, Message as AmqpMessage } from "amqplib";
+import type { ConfirmChannel, Message as AmqpMessage } from "amqplib";
 import type { Message } from "../protocol/message.ts";
+import { parsePyDate } from "../protocol/time.ts";
 import { HeldChannel, LazyChannel } from "./amqp_channel.ts";
 import { AmqpConnection, type AmqpSession, isChannelError } from "./amqp_connection.ts";
 import { consumeAcrossReconnects } from "./amqp_consume.ts";
@@ -83,18 +87,16 @@ import {
   unparkedMessage,
 } from "./amqp_message.ts";
 import type { BackoffOptions } from "./amqp_state.ts";
-import { toAmqpTable } from "./amqp_table.ts";
+import { Declarations, type TaskQueueInfo } from "./amqp_declare.ts";
+import { DELAYED_ENTRY_EXCHANGE, delayedRoutingKey } from "./amqp_delayed.ts";
 import {
-  type BoundQueue,
   exchangeDeclaration,
-  isKnownExchange,
   PARKED_QUEUE,
   parkedQueueDeclaration,
-  type QueueDeclaration,
+  type QueueType,
   REVOKED_STREAM,
   revokedStreamDeclaration,
   subscriberQueueDeclaration,
-  taskQueueDeclaration,
 } from "./amqp_topology.ts";
 import type {
   Broker,
@@ -136,6 +138,33 @@ export interface AmqpBrokerOptions {
   backoff?: BackoffOptions;
   /** Connection name shown by RabbitMQ. Default `celeriac-broker`. */
   connectionName?: string;
+  /**
+   * Type of the task queues Celeriac declares (Celery 5.5
+   * `task_default_queue_type`; URL `queue_type`). Queues that already exist
+   * keep their type. Default `classic`.
+   */
+  queueType?: QueueType;
+  /** Types of particular queues, over `queueType` (URL `quorum_queues=a,b`). */
+  queueTypes?: Record<string, QueueType>;
+  /**
+   * Exchange type of task queues (Celery `task_default_exchange_type`; URL
+   * `exchange_type`). Native delayed delivery needs `topic`. Default `direct`.
+   */
+  exchangeType?: "direct" | "topic";
+  /**
+   * `x-delivery-limit` of quorum task queues (URL `delivery_limit`): a
+   * message returned this many times (its worker died, or it was
+   * requeued) is dead-lettered to `celeriac.parked` instead of delivered
+   * forever. Python workers sharing the queue must declare the same
+   * arguments. Default none.
+   */
+  deliveryLimit?: number;
+  /**
+   * Type of the 28 native delayed delivery queues (Celery
+   * `broker_native_delayed_delivery_queue_type`; URL `delay_queue_type`).
+   * Default `quorum`.
+   */
+  delayQueueType?: QueueType;
 }
 
 interface Held {
@@ -173,12 +202,9 @@ export class AmqpBroker implements Broker {
   /** `null`: RabbitMQ keeps unacknowledged deliveries while their channel lives. */
   readonly visibilityTimeout: number | null = null;
   readonly #conn: AmqpConnection;
-  readonly #maxPriority: number | undefined;
+  readonly #declarations: Declarations;
   readonly #publishTimeoutMs: number;
   readonly #held = new WeakMap<Delivery, Held>();
-  #declared = new Set<string>();
-  #declaredEpoch = 0;
-  readonly #admin = new LazyChannel((s) => HeldChannel.open(s));
   readonly #publisher = new LazyChannel((s) => HeldChannel.openConfirm(s));
   #intake: Intake | null = null;
   #turn: Promise<void> = Promise.resolve();
@@ -197,8 +223,16 @@ export class AmqpBroker implements Broker {
       name: options.connectionName ?? "celeriac-broker",
       backoff: options.backoff,
     });
-    this.#maxPriority = this.#conn.url.maxPriority ?? options.maxPriority;
-    const q = this.#conn.url.query;
+    const u = this.#conn.url;
+    this.#declarations = new Declarations({
+      maxPriority: u.maxPriority ?? options.maxPriority,
+      queueType: u.queueType ?? options.queueType,
+      queueTypes: { ...options.queueTypes, ...u.queueTypes },
+      exchangeType: u.exchangeType ?? options.exchangeType,
+      deliveryLimit: u.deliveryLimit ?? options.deliveryLimit,
+      delayQueueType: u.delayQueueType ?? options.delayQueueType,
+    });
+    const q = u.query;
     this.#publishTimeoutMs = Number(q.publish_timeout ?? options.publishTimeout ?? 30) * 1000;
   }
 
@@ -216,83 +250,8 @@ export class AmqpBroker implements Broker {
     return this.#conn.start();
   }
 
-  /** Declarations are remembered per connection: a restarted RabbitMQ forgets non-durable ones. */
-  #isDeclared(session: AmqpSession, key: string): boolean {
-    if (this.#declaredEpoch !== session.epoch) {
-      this.#declaredEpoch = session.epoch;
-      this.#declared = new Set();
-    }
-    return this.#declared.has(key);
-  }
-
-  async #declare(session: AmqpSession, key: string, fn: (ch: Channel) => Promise<unknown>) {
-    if (this.#isDeclared(session, key)) return;
-    const { channel } = await this.#admin.get(session);
-    await fn(channel);
-    this.#declared.add(key);
-  }
-
-  #assertQueue(ch: Channel, q: QueueDeclaration) {
-    return ch.assertQueue(q.name, {
-      durable: q.durable,
-      autoDelete: q.autoDelete,
-      exclusive: q.exclusive,
-      arguments: toAmqpTable(q.arguments),
-    });
-  }
-
-  async #declareBound(session: AmqpSession, b: BoundQueue): Promise<void> {
-    await this.#declare(session, `q:${b.queue.name}`, async (ch) => {
-      try {
-        await ch.assertExchange(b.exchange.name, b.exchange.type, {
-          durable: b.exchange.durable,
-          autoDelete: false,
-        });
-        await this.#assertQueue(ch, b.queue);
-        await ch.bindQueue(b.queue.name, b.exchange.name, b.bindingKey);
-      } catch (err) {
-        if (!isChannelError(err, 406)) throw err;
-        log.warn(
-          "Queue {queue} exists with other settings than Celeriac would declare ({error}); using it as it is",
-          { queue: b.queue.name, error: (err as Error).message },
-        );
-      }
-    });
-  }
-
-  #declareTaskQueue(session: AmqpSession, queue: string): Promise<void> {
-    return this.#declareBound(
-      session,
-      taskQueueDeclaration(queue, { maxPriority: this.#maxPriority }),
-    );
-  }
-
-  #declareExchange(session: AmqpSession, name: string): Promise<void> {
-    const e = exchangeDeclaration(name);
-    return this.#declare(
-      session,
-      `x:${name}`,
-      (ch) => ch.assertExchange(e.name, e.type, { durable: e.durable, autoDelete: false }),
-    );
-  }
-
-  /** Declare a known exchange, or check that an unknown one exists. */
-  async #ensureExchange(session: AmqpSession, name: string): Promise<boolean> {
-    if (isKnownExchange(name)) {
-      await this.#declareExchange(session, name);
-      return true;
-    }
-    try {
-      await this.#declare(session, `x:${name}`, (ch) => ch.checkExchange(name));
-      return true;
-    } catch (err) {
-      if (isChannelError(err, 404)) return false;
-      throw err;
-    }
-  }
-
-  #declareQueueOnly(session: AmqpSession, q: QueueDeclaration): Promise<void> {
-    return this.#declare(session, `q:${q.name}`, (ch) => this.#assertQueue(ch, q));
+  #declareTaskQueue(session: AmqpSession, queue: string): Promise<TaskQueueInfo> {
+    return this.#declarations.taskQueue(session, queue);
   }
 
   /** Declare a task queue as Celery does: exchange `<queue>` (direct, durable) bound with key `<queue>`. */
@@ -344,8 +303,18 @@ export class AmqpBroker implements Broker {
   async publish(message: Message, target: PublishTarget): Promise<void> {
     const exchange = target.exchange ?? "";
     await this.#withSession(async (session) => {
-      if (exchange === "") await this.#declareTaskQueue(session, target.routingKey);
-      else if (!await this.#ensureExchange(session, exchange)) {
+      if (exchange === "") {
+        const info = await this.#declareTaskQueue(session, target.routingKey);
+        const delay = delaySeconds(message);
+        if (
+          info.queueType === "quorum" && delay >= 1 &&
+          await this.#declarations.delayedDelivery(session, target.routingKey)
+        ) {
+          const key = delayedRoutingKey(delay, target.routingKey);
+          await this.#confirmPublish(session, DELAYED_ENTRY_EXCHANGE, key, message);
+          return;
+        }
+      } else if (!await this.#declarations.ensureExchange(session, exchange)) {
         log.warn("Exchange {exchange} does not exist: message for {key} dropped", {
           exchange,
           key: target.routingKey,
@@ -366,7 +335,7 @@ export class AmqpBroker implements Broker {
       exchange: raw.fields.exchange,
       routingKey: raw.fields.routingKey,
     };
-    holder.hold();
+    holder.hold(raw);
     this.#held.set(d, { holder, raw, settled: false });
     return d;
   }
@@ -385,8 +354,8 @@ export class AmqpBroker implements Broker {
   /**
    * Take up to `max` messages, earlier queues first among those buffered,
    * waiting while there are none; RabbitMQ never gives this process more
-   * unacknowledged messages than were handed out plus `max`. A lost
-   * connection is waited out.
+   * unacknowledged messages than were handed out plus `max` per queue. A
+   * lost connection is waited out.
    */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
@@ -427,7 +396,7 @@ export class AmqpBroker implements Broker {
           log.debug("A queue vanished while taking ({error}); declaring it again", {
             error: (err as Error).message,
           });
-          this.#declared.clear();
+          this.#declarations.forget();
           continue;
         }
         if (!session.lost.aborted) throw err;
@@ -436,13 +405,16 @@ export class AmqpBroker implements Broker {
     return [];
   }
 
-  /** Consume the queues with prefetch (unsettled + `max`) and hand out what is buffered. */
+  /** Consume the queues with consumers that can buffer `max` and hand out what is buffered. */
   async #takeRound(session: AmqpSession, queues: readonly string[], max: number) {
-    for (const q of queues) await this.#declareTaskQueue(session, q);
+    for (const q of queues) {
+      const info = await this.#declareTaskQueue(session, q);
+      if (info.queueType === "quorum") await this.#declarations.delayedDelivery(session, q);
+    }
     const intake = await this.#intakeOf(session);
     if (intake.takeServerCancel()) {
       log.debug("RabbitMQ cancelled a consumer (its queue was deleted?); declaring again");
-      this.#declared.clear();
+      this.#declarations.forget();
       for (const q of queues) await this.#declareTaskQueue(session, q);
     }
     await intake.prepare(queues, max);
@@ -536,7 +508,7 @@ export class AmqpBroker implements Broker {
     });
     if (toPark.length === 0) return;
     await this.#withSession(async (session) => {
-      await this.#declareQueueOnly(session, parkedQueueDeclaration());
+      await this.#declarations.queueOnly(session, parkedQueueDeclaration());
       await Promise.all(toPark.map((r) => {
         const d = r.delivery;
         const copy = parkedCopy(d, {
@@ -568,7 +540,7 @@ export class AmqpBroker implements Broker {
   /** Delete every waiting message of a queue; 0 for a queue that does not exist. */
   async purge(queue: string): Promise<number> {
     return await this.#withSession(async (session) => {
-      const { channel } = await this.#admin.get(session);
+      const { channel } = await this.#declarations.admin.get(session);
       try {
         return (await channel.purgeQueue(queue)).messageCount;
       } catch (err) {
@@ -581,7 +553,7 @@ export class AmqpBroker implements Broker {
   /** Count ready messages of a queue (a passive declare); 0 for a queue that does not exist. */
   async queueDepth(queue: string): Promise<number> {
     return await this.#withSession(async (session) => {
-      const { channel } = await this.#admin.get(session);
+      const { channel } = await this.#declarations.admin.get(session);
       try {
         return (await channel.checkQueue(queue)).messageCount;
       } catch (err) {
@@ -597,7 +569,7 @@ export class AmqpBroker implements Broker {
     limit: number,
     visit: (raw: AmqpMessage, message: Message) => Promise<boolean>,
   ): Promise<void> {
-    await this.#declareQueueOnly(session, parkedQueueDeclaration());
+    await this.#declarations.queueOnly(session, parkedQueueDeclaration());
     const held = await HeldChannel.open(session);
     try {
       for (let i = 0; i < limit; i++) {
@@ -656,11 +628,14 @@ export class AmqpBroker implements Broker {
     return Promise.resolve();
   }
 
-  /** Publish to a broadcast exchange (declared as Celery declares it) with an empty routing key. */
-  async broadcast(exchange: string, message: Message): Promise<void> {
+  /**
+   * Publish to a broadcast exchange (declared as Celery declares it) with
+   * the routing key (default empty).
+   */
+  async broadcast(exchange: string, message: Message, routingKey = ""): Promise<void> {
     await this.#withSession(async (session) => {
-      await this.#declareExchange(session, exchange);
-      await this.#confirmPublish(session, exchange, "", message);
+      await this.#declarations.exchange(session, exchange);
+      await this.#confirmPublish(session, exchange, routingKey, message);
     });
   }
 
@@ -687,7 +662,7 @@ export class AmqpBroker implements Broker {
           durable: decl.exchange.durable,
           autoDelete: false,
         });
-        await this.#assertQueue(channel, decl.queue);
+        await this.#declarations.assertQueue(channel, decl.queue);
         await channel.bindQueue(decl.queue.name, decl.exchange.name, decl.bindingKey);
         return decl.queue.name;
       },
@@ -709,7 +684,7 @@ export class AmqpBroker implements Broker {
   async addRevoked(entries: readonly RevokedEntry[]): Promise<void> {
     if (entries.length === 0) return;
     await this.#withSession(async (session) => {
-      await this.#declareQueueOnly(session, revokedStreamDeclaration());
+      await this.#declarations.queueOnly(session, revokedStreamDeclaration());
       await Promise.all(
         entries.map((e) =>
           this.#confirmPublish(session, "", REVOKED_STREAM, revokedEntryMessage(e))
@@ -721,7 +696,7 @@ export class AmqpBroker implements Broker {
   /** Read the `celeriac.revoked` stream from its start; ids whose expiry passed are left out. */
   async listRevoked(): Promise<RevokedEntry[]> {
     return await this.#withSession(async (session) => {
-      await this.#declareQueueOnly(session, revokedStreamDeclaration());
+      await this.#declarations.queueOnly(session, revokedStreamDeclaration());
       const marker = crypto.randomUUID();
       await this.#confirmPublish(session, "", REVOKED_STREAM, revokedMarkerMessage(marker));
       const held = await HeldChannel.open(session);
@@ -760,6 +735,18 @@ export class AmqpBroker implements Broker {
     await Promise.all([...this.#subscriptions]);
     await this.#conn.close();
   }
+}
+
+/**
+ * Whole seconds until a task message's `eta` header (0 without one, or
+ * when it has passed; at most 2^28 - 1, the longest native delay).
+ */
+function delaySeconds(message: Message): number {
+  const eta = message.headers.eta;
+  if (typeof eta !== "string") return 0;
+  const ms = parsePyDate(eta).getTime() - Date.now();
+  if (!(ms >= 1000)) return 0;
+  return Math.min(Math.trunc(ms / 1000), 2 ** 28 - 1);
 }
 
 function revokedEntryMessage(e: RevokedEntry): Message {

@@ -43,6 +43,7 @@ export class HeldChannel<C extends Channel = Channel> {
   readonly id: number = ++opened;
   #open = true;
   #unsettled = 0;
+  readonly #byConsumer = new Map<string, number>();
   #order: number[] = [];
   #head = 0;
   readonly #pending = new Set<number>();
@@ -104,9 +105,37 @@ export class HeldChannel<C extends Channel = Channel> {
     this.#pending.add(tag);
   }
 
-  /** Count a delivery as held until it is settled. */
-  hold(): void {
+  /**
+   * Deliveries of one consumer taken on this channel and not settled: what
+   * counts against that consumer's prefetch besides what it buffered.
+   *
+   * @param consumerTag the consumer's tag
+   * @returns how many
+   */
+  unsettledOf(consumerTag: string): number {
+    return this.#byConsumer.get(consumerTag) ?? 0;
+  }
+
+  /**
+   * Count a delivery as held until it is settled.
+   *
+   * @param message the amqplib message (its consumer tag is counted too)
+   */
+  hold(message?: AmqpMessage): void {
     this.#unsettled++;
+    const tag = message?.fields.consumerTag;
+    if (tag) this.#byConsumer.set(tag, (this.#byConsumer.get(tag) ?? 0) + 1);
+  }
+
+  #unhold(messages: readonly AmqpMessage[]): void {
+    this.#unsettled -= messages.length;
+    for (const m of messages) {
+      const tag = m.fields.consumerTag;
+      const n = tag ? this.#byConsumer.get(tag) : undefined;
+      if (!tag || n === undefined) continue;
+      if (n <= 1) this.#byConsumer.delete(tag);
+      else this.#byConsumer.set(tag, n - 1);
+    }
   }
 
   /**
@@ -130,7 +159,7 @@ export class HeldChannel<C extends Channel = Channel> {
    */
   settle(messages: readonly AmqpMessage[], how: "ack" | "requeue"): void {
     if (messages.length === 0) return;
-    this.#unsettled -= messages.length;
+    this.#unhold(messages);
     if (!this.open) {
       log.debug(
         "Dropped the {how} of {n} delivery(ies): their channel is gone and RabbitMQ delivers them again",

@@ -16,6 +16,7 @@ import type { ChannelModel } from "amqplib";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import { type AmqpUrlOptions, parseAmqpUrl } from "./amqp_url.ts";
 import {
+  attemptsAfterDrop,
   backoffDelay,
   type BackoffOptions,
   type ConnectionEvent,
@@ -96,6 +97,7 @@ export class AmqpConnection {
   #lost: AbortController | null = null;
   #epoch = 0;
   #attempt = 0;
+  #openedAt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastError: unknown = null;
   readonly #waiters = new Set<() => void>();
@@ -191,7 +193,7 @@ export class AmqpConnection {
     model.on("unblocked", () => log.info("RabbitMQ unblocked the connection"));
     this.#session = session;
     this.#lost = lost;
-    this.#attempt = 0;
+    this.#openedAt = Date.now();
     this.#on("connected");
     if (session.epoch > 1) log.info("Reconnected to {url}", { url: this.safeUrl });
     for (const wake of this.#waiters) wake();
@@ -203,16 +205,29 @@ export class AmqpConnection {
     this.#lost?.abort(new BrokerConnectionError(this.#rawUrl, err));
     this.#lost = null;
     if (!this.#on("dropped")) return;
-    log.warn("Lost the connection to {url}: {error}; reconnecting", {
-      url: this.safeUrl,
-      error: err instanceof Error ? err.message : "closed by the server",
-    });
-    this.#scheduleRetry();
+    const lived = Date.now() - this.#openedAt;
+    this.#attempt = attemptsAfterDrop(this.#attempt, lived);
+    const message = err instanceof Error ? err.message : "closed by the server";
+    const delay = this.#scheduleRetry();
+    if (this.#attempt === 1) {
+      log.warn("Lost the connection to {url}: {error}; reconnecting", {
+        url: this.safeUrl,
+        error: message,
+      });
+    } else {
+      log.error(
+        "RabbitMQ {url} closed the connection again {lived} ms after it opened ({attempt} times in a row): {error}. " +
+          "This is a refusal that will repeat until the cause is fixed (a queue type that refuses a method, " +
+          "a vhost limit, ...); next attempt in {delay} ms",
+        { url: this.safeUrl, lived, attempt: this.#attempt, error: message, delay },
+      );
+    }
   }
 
-  #scheduleRetry(): void {
+  #scheduleRetry(): number {
     const delay = backoffDelay(++this.#attempt, this.#options.backoff);
     this.#timer = setTimeout(() => this.#retry(), delay);
+    return delay;
   }
 
   async #retry(): Promise<void> {

@@ -4,13 +4,18 @@
  * connection, whose deliveries wait in a local buffer until a `take()`
  * hands them out.
  *
- * RabbitMQ's per-channel prefetch (`basic.qos` with `global`) counts every
- * unacknowledged delivery of the channel: the ones handed out and not
- * settled yet, and the ones in the buffer. Before each take it is set to
- * (handed out and unsettled) + `max`, so the buffer never holds more than
- * the caller may still receive. A prefetch can be changed on a live
- * channel; amqplib sends the `basic.qos` in order with the channel's other
- * methods, so a take need not wait for it.
+ * Prefetch is per consumer (`basic.qos` with `global` false), never per
+ * channel: quorum queues refuse channel-wide prefetch (RabbitMQ answers
+ * `540 NOT_IMPLEMENTED` and closes the connection) and RabbitMQ is phasing
+ * it out for classic queues too. A consumer's prefetch is fixed when it
+ * starts and counts only its own unacknowledged deliveries: those it
+ * buffered and those handed out and not settled yet. A consumer started
+ * with prefetch `max` thus never buffers more than `max`; as handed-out
+ * deliveries are settled, RabbitMQ refills its buffer. Before each take,
+ * a consumer that could no longer buffer `max` (prefetch minus what it
+ * handed out and is not settled) is replaced by a fresh one with prefetch
+ * `max`: cancelling a consumer leaves its deliveries with the channel, to
+ * be handed out and settled as before.
  *
  * @module
  */
@@ -41,10 +46,10 @@ export interface Buffered {
  * @example
  * ```ts ignore
  * const intake = await Intake.open(session);
- * await intake.prepare(["celery"], 8); // prefetch = unsettled + 8
+ * await intake.prepare(["celery"], 8); // a consumer that can still buffer 8
  * if (intake.buffered === 0) await intake.arrival(AbortSignal.timeout(1000));
  * const got = intake.take(["celery"], 8);
- * for (const _ of got) intake.holder.hold(); // handed out: settled later with holder.settle()
+ * for (const b of got) intake.holder.hold(b.raw); // handed out: settled later with holder.settle()
  * intake.holder.settle(got.map((b) => b.raw), "ack");
  * await intake.stop(); // cancel the consumers, requeue what is still buffered
  * ```
@@ -52,9 +57,8 @@ export interface Buffered {
 export class Intake {
   /** The channel; its unsettled count is what `take()` handed out. */
   readonly holder: HeldChannel;
-  readonly #consumers = new Map<string, string>();
+  readonly #consumers = new Map<string, { tag: string; prefetch: number }>();
   #buffer: Buffered[] = [];
-  #prefetch = 0;
   readonly #waiters = new Set<() => void>();
   #cancelledByServer = false;
 
@@ -109,10 +113,11 @@ export class Intake {
   }
 
   /**
-   * Consume exactly `queues` with the channel's prefetch at (unsettled +
-   * `max`). Consumers of other queues are cancelled and their buffered
-   * deliveries requeued. When consumers start, resolves only after a
-   * further round trip, by which time RabbitMQ has sent what was ready.
+   * Consume exactly `queues`, each through a consumer that can buffer
+   * `max` more deliveries (per-consumer prefetch). Consumers of other
+   * queues are cancelled and their buffered deliveries requeued. When
+   * consumers start, resolves only after a further round trip, by which
+   * time RabbitMQ has sent what was ready.
    *
    * @param queues the queues to consume
    * @param max how many deliveries the caller may still receive
@@ -121,30 +126,38 @@ export class Intake {
     const stale = this.queues.filter((q) => !queues.includes(q));
     for (const q of stale) await this.#cancel(q);
     if (stale.length) this.#requeueBuffered((b) => !queues.includes(b.queue));
-    this.#setPrefetch(this.holder.unsettled + max);
+    const starved = queues.filter((q) => {
+      const c = this.#consumers.get(q);
+      return c !== undefined && c.prefetch - this.holder.unsettledOf(c.tag) < max;
+    });
+    for (const q of starved) await this.#cancel(q);
     const fresh = queues.filter((q) => !this.#consumers.has(q));
+    if (fresh.length === 0) return;
+    const { channel } = this.holder;
+    await channel.prefetch(max, false);
     for (const q of fresh) {
-      const { consumerTag } = await this.holder.channel.consume(
-        q,
-        (m) => this.#onDelivery(q, m),
-        { noAck: false },
-      );
-      this.#consumers.set(q, consumerTag);
+      const consumer = { tag: "", prefetch: max };
+      this.#consumers.set(q, consumer);
+      try {
+        const { consumerTag } = await channel.consume(
+          q,
+          (m) => this.#onDelivery(q, m, consumer),
+          { noAck: false },
+        );
+        consumer.tag = consumerTag;
+      } catch (err) {
+        this.#consumers.delete(q);
+        throw err;
+      }
     }
-    if (fresh.length) await this.holder.channel.prefetch(this.#prefetch, true);
+    await channel.prefetch(max, false);
   }
 
-  #setPrefetch(n: number): void {
-    if (n === this.#prefetch) return;
-    this.#prefetch = n;
-    this.holder.channel.prefetch(n, true).catch(() => {});
-  }
-
-  #onDelivery(queue: string, m: AmqpMessage | null): void {
+  #onDelivery(queue: string, m: AmqpMessage | null, consumer: object): void {
     if (m) {
       this.holder.received(m);
       this.#buffer.push({ raw: m, queue });
-    } else {
+    } else if (this.#consumers.get(queue) === consumer) {
       this.#consumers.delete(queue);
       this.#cancelledByServer = true;
     }
@@ -196,9 +209,9 @@ export class Intake {
   }
 
   async #cancel(queue: string): Promise<void> {
-    const tag = this.#consumers.get(queue)!;
+    const { tag } = this.#consumers.get(queue)!;
     this.#consumers.delete(queue);
-    if (this.open) await this.holder.channel.cancel(tag).catch(() => {});
+    if (this.open && tag) await this.holder.channel.cancel(tag).catch(() => {});
   }
 
   #requeueBuffered(which: (b: Buffered) => boolean): void {

@@ -267,7 +267,7 @@ export function parkedCopy(message: Message, note: ParkingNote): Message {
  */
 export function readParkingNote(headers: Record<string, unknown>): ParkingNote | null {
   const n = headers[PARKED_HEADER];
-  if (n === null || typeof n !== "object") return null;
+  if (n === null || typeof n !== "object") return readDeadLetterNote(headers);
   const e = n as Record<string, unknown>;
   const str = (v: unknown) => (typeof v === "string" ? v : null);
   return {
@@ -279,6 +279,54 @@ export function readParkingNote(headers: Record<string, unknown>): ParkingNote |
     parkedAt: new Date(typeof e.parked_at === "number" ? e.parked_at * 1000 : 0),
     exchange: str(e.exchange) ?? "",
     routingKey: str(e.routing_key) ?? "",
+  };
+}
+
+/** Headers RabbitMQ adds when it dead-letters a message. */
+const DEAD_LETTER_HEADERS = [
+  "x-death",
+  "x-first-death-reason",
+  "x-first-death-queue",
+  "x-first-death-exchange",
+  "x-last-death-reason",
+  "x-last-death-queue",
+  "x-last-death-exchange",
+  "x-delivery-count",
+];
+
+/**
+ * A note for a message RabbitMQ itself dead-lettered to the parking queue
+ * (a quorum queue's `x-delivery-limit` was reached): its `x-first-death-*`
+ * headers say why and from where. `null` when there are none.
+ */
+function readDeadLetterNote(headers: Record<string, unknown>): ParkingNote | null {
+  const why = headers["x-first-death-reason"];
+  const queue = headers["x-first-death-queue"];
+  if (typeof why !== "string" || typeof queue !== "string") return null;
+  const deaths = Array.isArray(headers["x-death"]) ? headers["x-death"] : [];
+  const first = deaths.find((d) => (d as Record<string, unknown>)?.queue === queue) as
+    | Record<string, unknown>
+    | undefined;
+  const t = first?.time as unknown;
+  const seconds = typeof t === "number"
+    ? t
+    : typeof (t as { value?: unknown })?.value === "number"
+    ? (t as { value: number }).value
+    : 0;
+  const keys = Array.isArray(first?.["routing-keys"]) ? first["routing-keys"] : [];
+  return {
+    id: "",
+    reason: why === "delivery_limit"
+      ? `RabbitMQ dead-lettered it: the queue's x-delivery-limit was reached (a poison message?)`
+      : `RabbitMQ dead-lettered it: ${why}`,
+    queue,
+    taskId: typeof headers.id === "string" ? headers.id : null,
+    taskName: typeof headers.task === "string" ? headers.task : null,
+    parkedAt: new Date(seconds * 1000),
+    exchange: typeof headers["x-first-death-exchange"] === "string"
+      ? headers["x-first-death-exchange"]
+      : "",
+    routingKey: typeof keys[0] === "string" ? keys[0] : queue,
   };
 }
 
@@ -302,5 +350,6 @@ export function readParkingNote(headers: Record<string, unknown>): ParkingNote |
 export function unparkedMessage(parked: Message): Message {
   const headers: Record<string, unknown> = { ...parked.headers, [REDELIVERED_HEADER]: true };
   delete headers[PARKED_HEADER];
+  for (const h of DEAD_LETTER_HEADERS) delete headers[h];
   return { ...parked, headers };
 }

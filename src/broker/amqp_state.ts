@@ -123,3 +123,38 @@ export function backoffDelay(
   const base = Math.min(max, initial * 2 ** Math.min(30, Math.max(0, attempt - 1)));
   return Math.min(max, Math.round(base * (1 + jitter * random())));
 }
+
+/**
+ * How long a connection must have stayed open for its loss to count as a
+ * fresh failure (the backoff starts again from its first delay), in ms.
+ *
+ * @example
+ * ```ts
+ * import { STABLE_CONNECTION_MS } from "./amqp_state.ts";
+ * STABLE_CONNECTION_MS; // 10000
+ * ```
+ */
+export const STABLE_CONNECTION_MS = 10_000;
+
+/**
+ * The retry number to count from after a connection that opened was lost.
+ * A connection that lived at least {@link STABLE_CONNECTION_MS} starts the
+ * backoff again; one that the server closed soon after it opened (a
+ * refusal that will repeat, such as `540 NOT_IMPLEMENTED` for a method
+ * the queue type does not support) keeps counting, so that the delays
+ * keep growing instead of reconnecting several times a second forever.
+ *
+ * @example
+ * ```ts
+ * import { attemptsAfterDrop } from "./amqp_state.ts";
+ * attemptsAfterDrop(0, 60_000); // 0: a long-lived connection dropped
+ * attemptsAfterDrop(4, 50); // 4: refused again right after opening
+ * ```
+ *
+ * @param attempts retries counted so far
+ * @param livedMs how long the lost connection stayed open
+ * @returns the retries to count from
+ */
+export function attemptsAfterDrop(attempts: number, livedMs: number): number {
+  return livedMs >= STABLE_CONNECTION_MS ? 0 : attempts;
+}

@@ -145,33 +145,76 @@ export function isKnownExchange(name: string): boolean {
 }
 
 /**
- * A task queue as Celery declares it: a durable direct exchange and a
- * durable queue of the same name, bound with the queue name as key; with
- * `x-max-priority` only when a maximum priority is configured.
+ * RabbitMQ's queue types Celeriac declares task queues as: `classic`, or
+ * `quorum` (replicated, Celery 5.5's `task_default_queue_type`).
+ *
+ * @example
+ * ```ts
+ * import type { QueueType } from "@celeriac/celeriac/transports";
+ * const type: QueueType = "quorum";
+ * ```
+ */
+export type QueueType = "classic" | "quorum";
+
+/**
+ * How a task queue is declared.
+ *
+ * @example
+ * ```ts
+ * import { type TaskQueueOptions, taskQueueDeclaration } from "./amqp_topology.ts";
+ * const options: TaskQueueOptions = { queueType: "quorum", exchangeType: "topic" };
+ * taskQueueDeclaration("celery", options).exchange.type; // "topic"
+ * ```
+ */
+export interface TaskQueueOptions {
+  /** `x-max-priority` (Celery `task_queue_max_priority`); classic queues only. Default none. */
+  maxPriority?: number;
+  /** Queue type. Default `classic`. */
+  queueType?: QueueType;
+  /** The queue's exchange type (Celery `task_default_exchange_type`). Default `direct`. */
+  exchangeType?: "direct" | "topic";
+  /**
+   * Quorum queues only: `x-delivery-limit`, with messages past it
+   * dead-lettered to `celeriac.parked`. Default none (no limit).
+   */
+  deliveryLimit?: number;
+}
+
+/**
+ * A task queue as Celery declares it: a durable exchange (direct unless
+ * configured otherwise) and a durable queue of the same name, bound with
+ * the queue name as key. A classic queue gets `x-max-priority` only when a
+ * maximum priority is configured; a quorum queue gets
+ * `x-queue-type: quorum` as Celery 5.5 declares it, and, with a delivery
+ * limit, `x-delivery-limit` and dead-lettering to `celeriac.parked` (a
+ * Python worker sharing it must declare the same `queue_arguments`).
  *
  * @example
  * ```ts
  * import { taskQueueDeclaration } from "./amqp_topology.ts";
  * taskQueueDeclaration("celery", { maxPriority: 10 }).queue.arguments; // { "x-max-priority": 10 }
+ * taskQueueDeclaration("celery", { queueType: "quorum" }).queue.arguments; // { "x-queue-type": "quorum" }
  * ```
  *
  * @param queue queue name
- * @param options `maxPriority` (Celery `task_queue_max_priority`)
+ * @param options priority, type, exchange type, delivery limit
  * @returns the exchange, queue and binding
  */
-export function taskQueueDeclaration(
-  queue: string,
-  options: { maxPriority?: number },
-): BoundQueue {
+export function taskQueueDeclaration(queue: string, options: TaskQueueOptions): BoundQueue {
+  const args: Record<string, unknown> = {};
+  if (options.queueType === "quorum") {
+    args["x-queue-type"] = "quorum";
+    if (options.deliveryLimit !== undefined) {
+      args["x-delivery-limit"] = options.deliveryLimit;
+      args["x-dead-letter-exchange"] = "";
+      args["x-dead-letter-routing-key"] = PARKED_QUEUE;
+    }
+  } else if (options.maxPriority) {
+    args["x-max-priority"] = options.maxPriority;
+  }
   return {
-    exchange: { name: queue, type: "direct", durable: true },
-    queue: {
-      name: queue,
-      durable: true,
-      autoDelete: false,
-      exclusive: false,
-      arguments: options.maxPriority ? { "x-max-priority": options.maxPriority } : {},
-    },
+    exchange: { name: queue, type: options.exchangeType ?? "direct", durable: true },
+    queue: { name: queue, durable: true, autoDelete: false, exclusive: false, arguments: args },
     bindingKey: queue,
   };
 }
@@ -275,4 +318,34 @@ export function replyQueueDeclaration(oid: string, resultExpires: number): Queue
     exclusive: false,
     arguments: resultExpires > 0 ? { "x-expires": Math.trunc(resultExpires * 1000) } : {},
   };
+}
+
+/**
+ * What RabbitMQ's `PRECONDITION_FAILED` answer to a declaration says
+ * differs: `inequivalent arg 'x-queue-type' for queue 'q' in vhost '/':
+ * received none but current is the value 'quorum' of type 'longstr'`, or
+ * `inequivalent arg 'type' for exchange 'q' in vhost '/': received
+ * 'direct' but current is 'topic'`. `current` is `none` for an argument
+ * the existing one lacks. `null` for any other message.
+ *
+ * @example
+ * ```ts
+ * import { parseInequivalentArg } from "./amqp_topology.ts";
+ * parseInequivalentArg(
+ *   "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'q' in vhost '/': " +
+ *     "received none but current is the value 'quorum' of type 'longstr'",
+ * ); // { of: "queue", arg: "x-queue-type", current: "quorum" }
+ * ```
+ *
+ * @param message the error message
+ * @returns which argument differs and its current value
+ */
+export function parseInequivalentArg(
+  message: string,
+): { of: "queue" | "exchange"; arg: string; current: string } | null {
+  const m =
+    /inequivalent arg '([^']+)' for (queue|exchange) .*? but current is (none|the value '([^']*)'|'([^']*)')/
+      .exec(message);
+  if (!m) return null;
+  return { of: m[2] as "queue" | "exchange", arg: m[1], current: m[4] ?? m[5] ?? "none" };
 }

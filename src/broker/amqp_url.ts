@@ -35,8 +35,32 @@ export interface AmqpUrlOptions {
   connectTimeout?: number;
   /** `x-max-priority` of declared task queues (`?max_priority=`); unset declares none. */
   maxPriority?: number;
+  /** Type of declared task queues (`?queue_type=quorum`, Celery `task_default_queue_type`). */
+  queueType?: "classic" | "quorum";
+  /** Queues declared as quorum queues whatever `queueType` says (`?quorum_queues=a,b`). */
+  queueTypes?: Record<string, "classic" | "quorum">;
+  /** Exchange type of declared task queues (`?exchange_type=topic`, Celery `task_default_exchange_type`). */
+  exchangeType?: "direct" | "topic";
+  /** `x-delivery-limit` of declared quorum queues (`?delivery_limit=`). */
+  deliveryLimit?: number;
+  /** Type of the native delayed delivery queues (`?delay_queue_type=`); default quorum. */
+  delayQueueType?: "classic" | "quorum";
   /** Every query-string option, as given. */
   query: Record<string, string>;
+}
+
+function choice<T extends string>(
+  query: Record<string, string>,
+  key: string,
+  allowed: readonly T[],
+  url: string,
+): T | undefined {
+  const text = query[key];
+  if (text === undefined || text === "") return undefined;
+  if (!(allowed as readonly string[]).includes(text)) {
+    throw new TypeError(`Invalid ${key} "${text}" in "${url}": use ${allowed.join(" or ")}`);
+  }
+  return text as T;
 }
 
 const TRUE = new Set(["1", "true", "yes", "on"]);
@@ -91,6 +115,13 @@ export function parseAmqpUrl(url: string): AmqpUrlOptions {
   if (maxPriority !== undefined && (!Number.isInteger(maxPriority) || maxPriority > 255)) {
     throw new TypeError(`Invalid max_priority "${maxPriority}" in "${url}": use 1 to 255`);
   }
+  const deliveryLimit = numberOption(query, "delivery_limit", url);
+  if (deliveryLimit !== undefined && !Number.isInteger(deliveryLimit)) {
+    throw new TypeError(
+      `Invalid delivery_limit "${deliveryLimit}" in "${url}": use a whole number`,
+    );
+  }
+  const quorumQueues = (query.quorum_queues ?? "").split(",").filter((q) => q !== "");
   return {
     hostname: u.hostname.replace(/^\[|\]$/g, "") || "localhost",
     port: u.port ? Number(u.port) : tls ? 5671 : 5672,
@@ -101,6 +132,13 @@ export function parseAmqpUrl(url: string): AmqpUrlOptions {
     heartbeat: heartbeat === undefined ? undefined : Math.round(heartbeat),
     connectTimeout: connectTimeout === undefined ? undefined : connectTimeout * 1000,
     maxPriority,
+    queueType: choice(query, "queue_type", ["classic", "quorum"], url),
+    queueTypes: quorumQueues.length
+      ? Object.fromEntries(quorumQueues.map((q) => [q, "quorum" as const]))
+      : undefined,
+    exchangeType: choice(query, "exchange_type", ["direct", "topic"], url),
+    deliveryLimit,
+    delayQueueType: choice(query, "delay_queue_type", ["classic", "quorum"], url),
     query,
   };
 }

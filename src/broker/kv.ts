@@ -648,8 +648,8 @@ export class KvBroker implements Broker {
    * Broadcast: the message is kept for a minute under `["fanout", exchange]`
    * so that subscribers of every process sharing the database read it.
    */
-  async broadcast(exchange: string, message: Message): Promise<void> {
-    const stored = encodeMessage(message, exchange, "");
+  async broadcast(exchange: string, message: Message, routingKey = ""): Promise<void> {
+    const stored = encodeMessage(message, exchange, routingKey);
     return await this.#run(async () => {
       await commitAtomic(
         this.#kv.atomic().set(

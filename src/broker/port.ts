@@ -212,8 +212,11 @@ export interface Broker {
   /**
    * Publish a message to a fanout exchange (remote control, events): every
    * subscriber receives it; nothing is kept for subscribers that come later.
+   * `routingKey` (default `""`) matters on topic exchanges: Celery's events
+   * go to `celeryev` with the event type as key (`task.multi`,
+   * `worker.heartbeat`).
    */
-  broadcast(exchange: string, message: Message): Promise<void>;
+  broadcast(exchange: string, message: Message, routingKey?: string): Promise<void>;
   /**
    * Receive what is broadcast on a fanout exchange until `signal` aborts.
    * Resolves once subscribed. `queue` names the subscriber's own queue where
@@ -270,6 +273,11 @@ export interface SubscribeOptions {
   signal: AbortSignal;
   /** The subscriber's own queue, where the transport needs one. */
   queue?: string;
+  /**
+   * Routing-key pattern to receive, for a topic exchange (`#`: every key).
+   * Default: what a fanout delivers (the empty key).
+   */
+  bindingKey?: string;
 }
 
 /**

@@ -148,6 +148,13 @@ export interface RedisBrokerOptions {
   restoreInterval?: number;
 }
 
+/**
+ * Options key of a connection to use instead of opening one from the URL
+ * (the Redis Cluster broker shares one per cluster); `close()` leaves it
+ * open. Internal: not part of {@link RedisBrokerOptions}.
+ */
+export const SHARED_CONNECTION: unique symbol = Symbol("celeriac.redis.sharedConnection");
+
 interface Scripted {
   celeriacTake(numKeys: number, ...args: string[]): Promise<string[]>;
   celeriacRestore(...args: string[]): Promise<number>;
@@ -202,6 +209,7 @@ export class RedisBroker implements Broker {
   readonly #url: RedisUrlOptions;
   readonly #rawUrl: string;
   readonly #client: Redis & Scripted;
+  readonly #ownsClient: boolean;
   readonly #prefix: string;
   readonly #visibility: number;
   readonly #restoreEvery: number;
@@ -233,10 +241,12 @@ export class RedisBroker implements Broker {
     }
     this.#restoreEvery = options.restoreInterval ??
       Math.min(60, Math.max(0.5, this.#visibility / 4));
-    this.#client = openRedisConnection(this.#url, rawUrl, {
+    const shared = (options as { [SHARED_CONNECTION]?: Redis })[SHARED_CONNECTION];
+    this.#ownsClient = shared === undefined;
+    this.#client = (shared ?? openRedisConnection(this.#url, rawUrl, {
       autoPipelining: true,
       name: "celeriac-broker",
-    }) as Redis & Scripted;
+    })) as Redis & Scripted;
     this.#client.defineCommand("celeriacTake", { lua: TAKE_SCRIPT });
     this.#client.defineCommand("celeriacRestore", { lua: RESTORE_SCRIPT, numberOfKeys: 3 });
     this.#client.defineCommand("celeriacPark", { lua: PARK_SCRIPT, numberOfKeys: 3 });
@@ -724,10 +734,15 @@ export class RedisBroker implements Broker {
     return this.#k(`/${this.#url.db}.${exchange}`);
   }
 
-  /** PUBLISH a kombu envelope on `/<db>.<exchange>`, as kombu's fanout does. */
-  async broadcast(exchange: string, message: Message): Promise<void> {
-    const raw = encodeEnvelope(message, { exchange, routing_key: "" }, crypto.randomUUID());
-    await this.#run(() => this.#client.publish(this.#fanoutChannel(exchange), raw));
+  /**
+   * PUBLISH a kombu envelope on `/<db>.<exchange>`, or with a routing key on
+   * `/<db>.<exchange>/<routing key>`, as kombu's fanout (with
+   * `fanout_patterns`, Celery's default) does.
+   */
+  async broadcast(exchange: string, message: Message, routingKey = ""): Promise<void> {
+    const raw = encodeEnvelope(message, { exchange, routing_key: routingKey }, crypto.randomUUID());
+    const channel = this.#fanoutChannel(exchange) + (routingKey ? `/${routingKey}` : "");
+    await this.#run(() => this.#client.publish(channel, raw));
   }
 
   /**
@@ -739,8 +754,9 @@ export class RedisBroker implements Broker {
     onMessage: (message: Message) => void,
     options: SubscribeOptions,
   ): Promise<void> {
-    const channel = this.#fanoutChannel(exchange);
-    const binding = options.queue ? PRIORITY_SEP + PRIORITY_SEP + options.queue : null;
+    const key = options.bindingKey ?? "";
+    const channel = this.#fanoutChannel(exchange) + (key ? `/${key.replaceAll("#", "*")}` : "");
+    const binding = options.queue ? key + PRIORITY_SEP + PRIORITY_SEP + options.queue : null;
     const conn = duplicateRedis(this.#client, this.#rawUrl, "celeriac-fanout");
     conn.on(
       "error",
@@ -831,7 +847,7 @@ export class RedisBroker implements Broker {
       log.warn("Could not return claimed messages: {error}", { error: (err as Error).message })
     );
     this.#watchers.clear();
-    await closeRedis(this.#client);
+    if (this.#ownsClient) await closeRedis(this.#client);
   }
 }
 

@@ -6,9 +6,9 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
-import type { RedisUrlOptions } from "./redis_url.ts";
+import { isClusterUrl, isSentinelUrl, type RedisUrlOptions } from "./redis_url.ts";
 
 const log = getLogger(["celeriac", "redis"]);
 
@@ -43,9 +43,21 @@ export function openRedisConnection(
   rawUrl: string,
   options: RedisConnectionOptions = {},
 ): Redis {
+  if (url.cluster) return openClusterConnection(url, rawUrl, options);
+  const where = url.sentinels
+    ? {
+      sentinels: url.sentinels,
+      name: url.masterName,
+      sentinelPassword: url.sentinelPassword,
+      sentinelUsername: url.sentinelUsername,
+      // Drop the connection when a Sentinel announces a new master, instead of
+      // waiting for the old one's socket to fail.
+      failoverDetector: true,
+      sentinelRetryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+    }
+    : { host: url.host, port: url.port };
   const client = new Redis({
-    host: url.host,
-    port: url.port,
+    ...where,
     db: url.db,
     username: url.username,
     password: url.password,
@@ -55,6 +67,9 @@ export function openRedisConnection(
     maxRetriesPerRequest: 3,
     connectionName: options.name,
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 3000),
+    // A master demoted by a failover answers writes with READONLY: reconnect
+    // (through the Sentinels, to the new master) and resend the command.
+    reconnectOnError: (err) => (err.message.startsWith("READONLY") ? 2 : false),
   });
   let lastLogged = 0;
   client.on("error", (err: Error) => {
@@ -65,6 +80,47 @@ export function openRedisConnection(
   });
   watchRedisErrors(client, rawUrl, url.db);
   return client;
+}
+
+/**
+ * A Redis Cluster client (ioredis `Cluster`), typed as the single-node
+ * client it stands in for: the commands Celeriac sends are the same, each
+ * routed to the master of its key's slot; after a failover the cluster
+ * slots are read again and the command goes to the promoted replica.
+ */
+function openClusterConnection(
+  url: RedisUrlOptions,
+  rawUrl: string,
+  options: RedisConnectionOptions,
+): Redis {
+  const client = new Cluster(url.cluster!, {
+    lazyConnect: true,
+    // ioredis' cluster auto-pipelines mix commands of the different queues'
+    // slots sent in one tick (several queues taken at once) and then refuse
+    // them ("All keys in the pipeline should belong to the same slots
+    // allocation group"): commands go one by one.
+    enableAutoPipelining: false,
+    scaleReads: "master",
+    maxRedirections: 32,
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 300,
+    clusterRetryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 3000),
+    redisOptions: {
+      username: url.username,
+      password: url.password,
+      tls: url.tls ? {} : undefined,
+      connectionName: options.name,
+      maxRetriesPerRequest: 3,
+    },
+  });
+  let lastLogged = 0;
+  client.on("error", (err: Error) => {
+    const now = Date.now();
+    if (now - lastLogged < 5000) return;
+    lastLogged = now;
+    log.warn("Redis Cluster {url}: {error}", { url: maskPassword(rawUrl), error: err.message });
+  });
+  return client as unknown as Redis;
 }
 
 /** The last error each connection reported, to say why a connect failed. */
@@ -108,6 +164,13 @@ function watchRedisErrors(conn: Redis, rawUrl: string, db: number): void {
  * @returns the new (lazily connecting) connection
  */
 export function duplicateRedis(client: Redis, rawUrl: string, name: string): Redis {
+  if ((client as unknown) instanceof Cluster) {
+    const cluster = client as unknown as Cluster;
+    return cluster.duplicate(undefined, {
+      enableAutoPipelining: false,
+      redisOptions: { ...cluster.options.redisOptions, connectionName: name },
+    }) as unknown as Redis;
+  }
   const conn = client.duplicate({ enableAutoPipelining: false, connectionName: name });
   watchRedisErrors(conn, rawUrl, client.options.db ?? 0);
   return conn;
@@ -185,7 +248,7 @@ export function describeRedisFailure(
 export function isConnectionFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   return err.name === "MaxRetriesPerRequestError" ||
-    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|Connection is closed|Stream isn't writeable/
+    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|Connection is closed|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available/
       .test(err.message);
 }
 
@@ -243,9 +306,17 @@ function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerCon
   return new BrokerConnectionError(rawUrl, real, { reason, hint });
 }
 
+/** How long a command through Redis Sentinel is retried while a failover runs, in ms. */
+const FAILOVER_RETRY_MS = 15_000;
+
 /**
  * Run Redis commands, turning connection failures into a
- * {@link BrokerConnectionError} (command errors pass through).
+ * {@link BrokerConnectionError} (command errors pass through). Through
+ * Redis Sentinel (`sentinel://`) or Redis Cluster (`redis+cluster://`), a
+ * command that failed because the old master went away is sent again,
+ * every 250 ms for up to 15 s, while a replica is promoted and ioredis
+ * reconnects to it: a failover takes a few seconds. A publish may then reach Redis twice
+ * (at-least-once, as kombu's publish retry).
  *
  * @example
  * ```ts ignore
@@ -257,11 +328,18 @@ function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerCon
  * @returns what they return
  */
 export async function guardRedis<T>(rawUrl: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (isConnectionFailure(err)) throw new BrokerConnectionError(rawUrl, err);
-    throw err;
+  const until = isSentinelUrl(rawUrl) || isClusterUrl(rawUrl) ? Date.now() + FAILOVER_RETRY_MS : 0;
+  while (true) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isConnectionFailure(err)) throw err;
+      if (Date.now() >= until) throw new BrokerConnectionError(rawUrl, err);
+      log.debug("Redis command failed during a failover ({error}); sending it again", {
+        error: (err as Error).message,
+      });
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 }
 

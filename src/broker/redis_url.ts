@@ -1,5 +1,11 @@
 /**
- * Parse `redis://` / `rediss://` URLs as kombu and Celery accept them.
+ * Parse `redis://` / `rediss://` URLs as kombu and Celery accept them, and
+ * kombu's Redis Sentinel form: `sentinel://[:password@]host:port[/db]`,
+ * several joined with `;` (one per Sentinel), with the monitored master's
+ * name in `?master_name=` (kombu's `master_name` transport option) and
+ * Sentinel's own credentials in `?sentinel_password=` /
+ * `?sentinel_username=` (kombu's `sentinel_kwargs`). The password in the
+ * URL is the Redis servers' password, as with kombu.
  *
  * @module
  */
@@ -30,10 +36,160 @@ export interface RedisUrlOptions {
   tls: boolean;
   /** Query-string options (e.g. `visibility_timeout`, `global_keyprefix`). */
   query: Record<string, string>;
+  /**
+   * `sentinel://` URLs: the Sentinels to ask for the master (then `host`
+   * and `port` are the first Sentinel's).
+   */
+  sentinels?: { host: string; port: number }[];
+  /** `sentinel://` URLs: the name of the master the Sentinels monitor (`?master_name=`). */
+  masterName?: string;
+  /** `sentinel://` URLs: Sentinel's password (`?sentinel_password=`), when it has one. */
+  sentinelPassword?: string;
+  /** `sentinel://` URLs: Sentinel's ACL user (`?sentinel_username=`). */
+  sentinelUsername?: string;
+  /**
+   * `redis+cluster://` URLs: the cluster nodes to start from (then `host`
+   * and `port` are the first one's).
+   */
+  cluster?: { host: string; port: number }[];
 }
 
 /**
- * Parse a Redis URL: `redis://[[user]:password@]host[:port][/db][?opt=value...]`.
+ * Whether a URL names a Redis Cluster (`redis+cluster://` or `rediss+cluster://`).
+ *
+ * @example
+ * ```ts
+ * import { isClusterUrl } from "@celeriac/celeriac/transports";
+ * isClusterUrl("redis+cluster://10.0.0.1:7000,10.0.0.2:7000"); // true
+ * ```
+ *
+ * @param url the URL
+ * @returns true for a cluster URL
+ */
+export function isClusterUrl(url: string): boolean {
+  return /^rediss?\+cluster:\/\//i.test(url.trim());
+}
+
+/**
+ * `redis+cluster://[[user]:password@]host:port[,host:port...][/0][?opt=value...]`:
+ * several start nodes separated by commas (the URL class cannot read that
+ * authority, so it is split here).
+ */
+function parseClusterUrl(url: string): RedisUrlOptions {
+  const m = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/i.exec(
+    url.trim(),
+  );
+  if (!m) {
+    throw new TypeError(
+      `Invalid Redis Cluster URL "${url}": expected redis+cluster://host:port,host:port`,
+    );
+  }
+  const [, scheme, auth, hosts, path, search] = m;
+  const cluster = hosts.split(",").filter((h) => h !== "").map((h) => {
+    const hp = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h);
+    if (!hp) throw new TypeError(`Invalid cluster node "${h}" in "${url}": use host:port`);
+    return { host: hp[1].replace(/^\[|\]$/g, ""), port: Number(hp[2] ?? 6379) };
+  });
+  if (cluster.length === 0) throw new TypeError(`No cluster node in "${url}"`);
+  const dbText = (path ?? "").replace(/^\//, "");
+  if (dbText !== "" && dbText !== "0") {
+    throw new TypeError(`Redis Cluster has only database 0, not "${dbText}" in "${url}"`);
+  }
+  const query: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(search ?? "")) query[k] = v;
+  const colon = auth === undefined ? -1 : auth.indexOf(":");
+  const user = auth === undefined ? "" : colon < 0 ? auth : auth.slice(0, colon);
+  const pass = auth === undefined || colon < 0 ? "" : auth.slice(colon + 1);
+  return {
+    host: cluster[0].host,
+    port: cluster[0].port,
+    db: 0,
+    username: user ? decodeURIComponent(user) : undefined,
+    password: pass ? decodeURIComponent(pass) : undefined,
+    tls: scheme.toLowerCase() === "rediss",
+    query,
+    cluster,
+  };
+}
+
+/**
+ * Whether a URL names Redis Sentinels (`sentinel://`).
+ *
+ * @example
+ * ```ts
+ * import { isSentinelUrl } from "@celeriac/celeriac/transports";
+ * isSentinelUrl("sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26379?master_name=mymaster"); // true
+ * isSentinelUrl("redis://127.0.0.1:6379/0"); // false
+ * ```
+ *
+ * @param url the URL
+ * @returns true for `sentinel://`
+ */
+export function isSentinelUrl(url: string): boolean {
+  return /^sentinel:\/\//i.test(url.trim());
+}
+
+function parseSentinelUrls(url: string): RedisUrlOptions {
+  const parts = url.split(";").map((p) => p.trim()).filter((p) => p !== "");
+  const query: Record<string, string> = {};
+  const sentinels: { host: string; port: number }[] = [];
+  let db: number | undefined;
+  let username: string | undefined;
+  let password: string | undefined;
+  for (const part of parts) {
+    let u: URL;
+    try {
+      u = new URL(part);
+    } catch {
+      throw new TypeError(`Invalid Sentinel URL "${part}": expected sentinel://host:26379`);
+    }
+    if (u.protocol !== "sentinel:") {
+      throw new TypeError(
+        `Not a Sentinel URL: "${part}" in "${url}" (join sentinel:// URLs with ;)`,
+      );
+    }
+    for (const [k, v] of u.searchParams) query[k] = v;
+    sentinels.push({
+      host: u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1",
+      port: Number(u.port || 26379),
+    });
+    const dbText = u.pathname.replace(/^\//, "");
+    if (dbText !== "" && db === undefined) db = parseDb(dbText, url);
+    if (u.password && password === undefined) password = decodeURIComponent(u.password);
+    if (u.username && username === undefined) username = decodeURIComponent(u.username);
+  }
+  if (sentinels.length === 0) throw new TypeError(`No Sentinel in "${url}"`);
+  if (!query.master_name) {
+    throw new TypeError(
+      `Sentinel URL "${url}" names no master: add ?master_name=<the name in "sentinel monitor">`,
+    );
+  }
+  return {
+    host: sentinels[0].host,
+    port: sentinels[0].port,
+    db: db ?? 0,
+    username,
+    password,
+    tls: false,
+    query,
+    sentinels,
+    masterName: query.master_name,
+    sentinelPassword: query.sentinel_password || undefined,
+    sentinelUsername: query.sentinel_username || undefined,
+  };
+}
+
+function parseDb(dbText: string, url: string): number {
+  const db = Number(dbText);
+  if (!Number.isInteger(db) || db < 0) {
+    throw new TypeError(`Invalid Redis database "${dbText}" in "${url}": use a number, e.g. /0`);
+  }
+  return db;
+}
+
+/**
+ * Parse a Redis URL: `redis://[[user]:password@]host[:port][/db][?opt=value...]`,
+ * or `sentinel://` URLs joined with `;` (see the module's notes).
  *
  * @example
  * ```ts
@@ -45,9 +201,11 @@ export interface RedisUrlOptions {
  *
  * @param url the URL
  * @returns the parsed settings
- * @throws {TypeError} when the URL is not a Redis URL or its db is not a number
+ * @throws {TypeError} when the URL is not a Redis URL, its db is not a number, or a Sentinel URL names no master
  */
 export function parseRedisUrl(url: string): RedisUrlOptions {
+  if (isSentinelUrl(url)) return parseSentinelUrls(url);
+  if (isClusterUrl(url)) return parseClusterUrl(url);
   let u: URL;
   try {
     u = new URL(url);
@@ -58,10 +216,7 @@ export function parseRedisUrl(url: string): RedisUrlOptions {
     throw new TypeError(`Not a Redis URL: "${url}" (use redis:// or rediss://)`);
   }
   const dbText = u.pathname.replace(/^\//, "");
-  const db = dbText === "" ? 0 : Number(dbText);
-  if (!Number.isInteger(db) || db < 0) {
-    throw new TypeError(`Invalid Redis database "${dbText}" in "${url}": use a number, e.g. /0`);
-  }
+  const db = dbText === "" ? 0 : parseDb(dbText, url);
   const query: Record<string, string> = {};
   for (const [k, v] of u.searchParams) query[k] = v;
   return {

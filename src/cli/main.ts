@@ -13,6 +13,14 @@ import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { parseTaskPermissions } from "../worker/sandboxes.ts";
 import { Worker } from "../worker/worker.ts";
 import { parked, purge } from "./admin.ts";
+import {
+  BEAT_OPTIONS,
+  BEAT_USAGE,
+  beatFromFlags,
+  configureBeatStore,
+  runBeat,
+  runSchedule,
+} from "./beat.ts";
 import { argumentError } from "./arg_errors.ts";
 import { bannerFields } from "./banner.ts";
 import { connectOnStartup } from "./connect_retry.ts";
@@ -39,7 +47,7 @@ Usage:
   deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
                                                        list (or requeue) parked messages
   deno run -A worker.ts purge --app ./tasks.ts [-Q a,b] [-f]
-                                                       delete every waiting message of the queues
+                                                       delete every waiting message of the queues${BEAT_USAGE}
 
 Options:
   -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
@@ -77,6 +85,10 @@ Options:
       --fail-fast            exit at once when the broker or result backend cannot be reached
                              at start (default: retry every 2, 4, ... 30 s, 100 times, as
                              Celery's broker_connection_retry_on_startup)
+  -E, --task-events          send task events for monitors (Flower, celery events)
+      --heartbeat-interval SECONDS
+                             seconds between worker-heartbeat events (default 2)
+      --without-heartbeat    send no worker events (online, heartbeat, offline)
   -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)
       --log-format text|json text (default) or JSON Lines: one object per record with
                              hostname, task_id and task_name as fields
@@ -163,6 +175,9 @@ const OPTIONS = {
   "eta-hold-limit": { type: "string" },
   "without-remote-control": { type: "boolean" },
   "fail-fast": { type: "boolean" },
+  "task-events": { type: "boolean", short: "E" },
+  "heartbeat-interval": { type: "string" },
+  "without-heartbeat": { type: "boolean" },
   "max-memory-per-child": { type: "string" },
   "task-permissions": { type: "string" },
   loglevel: { type: "string", short: "l" },
@@ -173,6 +188,7 @@ const OPTIONS = {
   version: { type: "boolean" },
   "log-format": { type: "string" },
   logfile: { type: "string" },
+  ...BEAT_OPTIONS,
 } as const;
 
 /**
@@ -225,6 +241,10 @@ export async function main(args: string[]): Promise<number> {
           requeue: values.requeue ?? false,
           limit: positiveInt(values.limit, "--limit"),
         }).finally(() => app.close());
+      case "beat":
+        return await runBeat(app, values);
+      case "schedule":
+        return await runSchedule(app, positionals.slice(1), values);
       case "purge":
         return await purge(app, {
           queues: queueList(values.queues) ?? [app.config.defaultQueue],
@@ -282,6 +302,11 @@ async function runWorker(
       "--eta-hold-limit",
     ),
     remoteControl: values["without-remote-control"] ? false : undefined,
+    taskEvents: values["task-events"] as boolean | undefined,
+    heartbeatInterval: values["without-heartbeat"] ? 0 : positiveNumber(
+      values["heartbeat-interval"] as string | undefined,
+      "--heartbeat-interval",
+    ),
     taskPermissions: values["task-permissions"] === undefined
       ? undefined
       : parseTaskPermissions(values["task-permissions"] as string),
@@ -296,6 +321,8 @@ async function runWorker(
       backend: app.config.backend,
     }),
   });
+  configureBeatStore(app, values);
+  const beat = values.beat ? beatFromFlags(app, values) : null;
   let signals = 0;
   const connecting = new AbortController();
   const onSignal = () => {
@@ -306,6 +333,7 @@ async function runWorker(
       );
     } else if (signals === 1) {
       log.info("Shutting down: finishing running tasks (signal again to requeue them and exit)");
+      beat?.stop();
       worker.stop();
     } else if (signals === 2) {
       worker.terminate();
@@ -328,9 +356,11 @@ async function runWorker(
     }
     signals = 0;
     connecting.abort();
+    await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
     await worker.start();
     await worker.finished;
   } finally {
+    await beat?.stop();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     await app.close();

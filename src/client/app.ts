@@ -12,8 +12,18 @@ import { loadCodecs } from "../protocol/codecs.ts";
 import type { Message } from "../protocol/message.ts";
 import { parseRate } from "../protocol/rate.ts";
 import { encodeTaskMessage } from "../protocol/task_message.ts";
+import type { SignatureDict } from "../protocol/message.ts";
+import type { ResultTuple } from "../protocol/signature.ts";
 import { annotate } from "./annotations.ts";
 import { AsyncResult, type ResultSource } from "./async_result.ts";
+import { publishCanvas } from "./canvas/apply.ts";
+import {
+  type CanvasApp,
+  type CanvasCall,
+  Signature,
+  type SignatureOptions,
+} from "./canvas/signature.ts";
+import { GroupResult } from "./group_result.ts";
 import { Control } from "./control.ts";
 import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
 import { currentTask } from "./current.ts";
@@ -84,7 +94,7 @@ export const PUBLISHER: unique symbol = Symbol.for("celeriac.publisher") as neve
  * await app.close();
  * ```
  */
-export class Celery implements TaskSender, ResultSource {
+export class Celery implements TaskSender, ResultSource, CanvasApp {
   #config: ResolvedConfig;
   #options: CeleryOptions;
   /**
@@ -339,6 +349,92 @@ export class Celery implements TaskSender, ResultSource {
       if (value !== undefined) (route as Record<string, unknown>)[key] = value;
     }
     return route;
+  }
+
+  /**
+   * A signature for a task by name, e.g. one served by Python
+   * (`app.signature("py.mul", [2])` is Python's `signature("py.mul", (2,))`).
+   *
+   * @example
+   * ```ts ignore
+   * const mul = app.signature<number>("py.mul", [2], {}, { queue: "py" });
+   * const r = await chain(add.s(1, 2), mul).applyAsync();
+   * ```
+   *
+   * @param name the task name
+   * @param args partial positional arguments
+   * @param kwargs partial keyword arguments
+   * @param options execution options
+   * @returns the signature
+   */
+  signature<R = unknown>(
+    name: string,
+    args: readonly unknown[] = [],
+    kwargs: Record<string, unknown> = {},
+    options: SignatureOptions = {},
+  ): Signature<R> {
+    return new Signature<R>(this, {
+      task: name,
+      args: [...args],
+      kwargs: { ...kwargs },
+      options: {},
+      subtask_type: null,
+      immutable: false,
+    }).set(options);
+  }
+
+  /**
+   * Publish what a signature dict applies to (chain, group, chord, ...);
+   * `Signature.applyAsync()` calls this.
+   *
+   * @example
+   * ```ts ignore
+   * const tree = await app.applyCanvas(sig.toDict());
+   * ```
+   *
+   * @param sig the signature dict
+   * @param call extra arguments and execution options
+   * @returns the result tree (task ids)
+   * @throws {ChordUnsupportedError} for a chord on a backend that cannot join chords
+   */
+  applyCanvas(sig: SignatureDict, call: CanvasCall = {}): Promise<ResultTuple> {
+    return publishCanvas(
+      {
+        oid: this.oid,
+        origin: () => this.#origin ??= anonymousNodeName(),
+        queueFor: (task, args, kwargs) =>
+          this.#route(task, args, { kwargs, queue: this.#tasks.get(task)?.options.queue }).queue ??
+            this.config.defaultQueue,
+        serializer: this.config.taskSerializer,
+        compression: this.config.taskCompression ?? null,
+        groupIndex: "chord",
+        publish: (m, t) => this.publish(m, t),
+        backend: () => this.config.backend === null ? null : this.resultBackend(),
+        prepare: async () => {
+          if (!this[PUBLISHER] && this.config.backend?.startsWith("rpc:")) {
+            await (await this.resultBackend()).prepare?.();
+          }
+        },
+      },
+      sig,
+      call,
+    );
+  }
+
+  /**
+   * Read a group saved with `GroupResult.save()` (here or by Python).
+   *
+   * @example
+   * ```ts ignore
+   * const g = await app.restoreGroup<number[]>(groupId);
+   * if (g) console.log(await g.get({ timeout: 10_000 }));
+   * ```
+   *
+   * @param id the group id
+   * @returns the group, or `null` when none is saved under this id
+   */
+  restoreGroup<T extends unknown[] = unknown[]>(id: string): Promise<GroupResult<T> | null> {
+    return GroupResult.restore<T>(id, this);
   }
 
   /**

@@ -13,8 +13,10 @@ import {
   type ResultMeta,
   type TaskState,
 } from "../protocol/result_meta.ts";
+import { resultTupleFromJson } from "../protocol/signature.ts";
 import { currentTask } from "./current.ts";
 import { TaskError, TimeoutError } from "./errors.ts";
+import { type MemberResult, resultFromTuple } from "./group_result.ts";
 
 /**
  * Gives results access to the app's backend.
@@ -105,6 +107,8 @@ export function taskErrorFromMeta(meta: ResultMeta): TaskError {
 export class AsyncResult<T = unknown> {
   /** The task id. */
   readonly id: string;
+  /** In a chain, the previous step's result (Celery's `parent`). */
+  readonly parent: MemberResult | undefined;
   readonly #source: ResultSource;
 
   /**
@@ -112,10 +116,55 @@ export class AsyncResult<T = unknown> {
    *
    * @param id the task id
    * @param source the app whose backend holds the result
+   * @param parent the previous step's result, in a chain
    */
-  constructor(id: string, source: ResultSource) {
+  constructor(id: string, source: ResultSource, parent?: MemberResult) {
     this.id = id;
     this.#source = source;
+    this.parent = parent;
+  }
+
+  /**
+   * Results of the tasks this one sent while it ran (its next chain step,
+   * callbacks, tasks it called), from the stored meta's `children`.
+   *
+   * @example
+   * ```ts ignore
+   * const [next] = await result.children();
+   * ```
+   *
+   * @returns the child results; empty while nothing is stored
+   */
+  async children(): Promise<MemberResult[]> {
+    const meta = await this.info();
+    return (meta?.children ?? []).map((c) => resultFromTuple(resultTupleFromJson(c), this.#source));
+  }
+
+  /**
+   * Wait for this task and, depth first, every task it sent (its
+   * `children`, recursively), yielding each with its value, as Celery's
+   * `collect()`. A failure is thrown as its `TaskError`.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const [r, value] of result.collect({ timeout: 10_000 })) console.log(r.id, value);
+   * ```
+   *
+   * @param options timeout (ms) per wait, and abort signal
+   * @yields `[result, value]` pairs
+   */
+  async *collect(options: GetOptions = {}): AsyncGenerator<[AsyncResult<unknown>, unknown]> {
+    const stack: MemberResult[] = [this];
+    while (stack.length > 0) {
+      const r = stack.shift()!;
+      if (r instanceof AsyncResult) {
+        const value = await r.get(options);
+        yield [r, value];
+        stack.unshift(...await r.children());
+      } else {
+        stack.unshift(...r.children);
+      }
+    }
   }
 
   /**

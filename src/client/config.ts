@@ -5,6 +5,7 @@
  */
 
 import type { CompressionName } from "../protocol/compression_names.ts";
+import type { BeatEntry } from "./beat_config.ts";
 import type { SerializerName } from "../protocol/serializers.ts";
 import type { TaskAnnotations } from "./annotations.ts";
 import type { TaskRoutes } from "./routes.ts";
@@ -73,6 +74,27 @@ export interface CeleryOptions {
    */
   visibilityTimeout?: number;
   /**
+   * Periodic tasks sent by `worker.ts beat` [`beat_schedule`]: entry name →
+   * entry. Default none.
+   */
+  beatSchedule?: Readonly<Record<string, BeatEntry>>;
+  /**
+   * IANA time zone crontab schedules are evaluated in [`timezone`].
+   * Default `CELERY_TIMEZONE`, else `UTC`.
+   */
+  timezone?: string;
+  /**
+   * Where beat keeps its leader lease, last-run times and run-time entries:
+   * a `redis://`, `redis+cluster://`, `sentinel://` or `kv://` URL. Default: the broker URL (required when the
+   * broker is `amqp://`: RabbitMQ has no compare-and-set for them).
+   */
+  beatStore?: string | null;
+  /**
+   * Key namespace of beat's store, so several independent schedules can
+   * share one server. Default `celeriac.beat.`.
+   */
+  beatNamespace?: string;
+  /**
    * Where calls go when neither the call nor the task names a queue
    * [`task_routes`]: a map of names or glob patterns to queues or options, a
    * function, or a list of them. Default none (the default queue). Kept
@@ -85,6 +107,10 @@ export interface CeleryOptions {
    * [`task_annotations`]. Set it before defining tasks. Default none.
    */
   taskAnnotations?: TaskAnnotations | null;
+  /** Workers send task events, as with `-E` [`worker_send_task_events`]. Default false. */
+  workerSendTaskEvents?: boolean;
+  /** The client sends a `task-sent` event for each task it sends [`task_send_sent_event`]. Default false. */
+  taskSendSentEvent?: boolean;
 }
 
 /**
@@ -115,6 +141,18 @@ export interface ResolvedConfig {
   resultExpires: number;
   /** Visibility timeout in seconds. */
   visibilityTimeout: number;
+  /** Periodic tasks (may be empty). */
+  beatSchedule: Readonly<Record<string, BeatEntry>>;
+  /** IANA time zone of crontab schedules. */
+  timezone: string;
+  /** Beat's store URL, or `null` when none fits (an `amqp://` broker and no `beatStore`). */
+  beatStore: string | null;
+  /** Key namespace of beat's store. */
+  beatNamespace: string;
+  /** Workers send task events. */
+  workerSendTaskEvents: boolean;
+  /** The client sends `task-sent` events. */
+  taskSendSentEvent: boolean;
 }
 
 /**
@@ -150,6 +188,13 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
   if (!(resultExpires >= 0)) throw new RangeError("resultExpires must be >= 0 seconds");
   const visibilityTimeout = options.visibilityTimeout ?? 3600;
   if (!(visibilityTimeout > 0)) throw new RangeError("visibilityTimeout must be > 0 seconds");
+  const timezone = options.timezone ?? readEnv("CELERY_TIMEZONE") ?? "UTC";
+  checkTimeZone(timezone);
+  const beatStore = options.beatStore !== undefined
+    ? options.beatStore
+    : /^(rediss?|rediss?\+cluster|sentinel|kv):/i.test(broker)
+    ? broker
+    : null;
   return {
     broker,
     backend: rpcThroughBroker(backend, broker),
@@ -158,5 +203,22 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
     taskCompression: options.taskCompression ?? null,
     resultExpires,
     visibilityTimeout,
+    beatSchedule: { ...options.beatSchedule },
+    timezone,
+    beatStore,
+    beatNamespace: options.beatNamespace ?? "celeriac.beat.",
+    workerSendTaskEvents: options.workerSendTaskEvents ?? false,
+    taskSendSentEvent: options.taskSendSentEvent ?? false,
   };
+}
+
+/** Throw a RangeError naming the setting when a time zone is unknown. */
+function checkTimeZone(timezone: string): void {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: timezone });
+  } catch {
+    throw new RangeError(
+      `timezone "${timezone}" is not an IANA time zone: use e.g. "UTC", "Europe/Berlin" or "America/New_York"`,
+    );
+  }
 }

@@ -119,3 +119,38 @@ export class NoResultBackendError extends Error {
     this.name = "NoResultBackendError";
   }
 }
+
+/**
+ * A chord was applied on a result backend that cannot join chords (rpc://,
+ * as in Celery, whose rpc backend refuses chords too). Nothing was sent.
+ *
+ * @example
+ * ```ts ignore
+ * import { ChordUnsupportedError } from "@celeriac/celeriac";
+ * try {
+ *   await chord([add.s(1, 1)], tsum.s()).applyAsync();
+ * } catch (err) {
+ *   if (err instanceof ChordUnsupportedError) console.error(err.message);
+ * }
+ * ```
+ */
+export class ChordUnsupportedError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "CHORD_UNSUPPORTED";
+  /** The backend's transport name, e.g. `rpc`. */
+  readonly transport: string;
+
+  /**
+   * Describe the refused chord.
+   *
+   * @param transport the backend's transport name
+   */
+  constructor(transport: string) {
+    super(
+      `The "${transport}" result backend does not support chords (nothing was sent): use a ` +
+        "backend that joins chords, redis:// (interoperable with Python Celery) or kv://",
+    );
+    this.name = "ChordUnsupportedError";
+    this.transport = transport;
+  }
+}

@@ -8,6 +8,7 @@
 import type { CompressionName } from "../protocol/compression_names.ts";
 import type { SerializerName } from "../protocol/serializers.ts";
 import type { AsyncResult } from "./async_result.ts";
+import { type CanvasApp, Group, Signature } from "./canvas/signature.ts";
 import type { TaskPermissions } from "./permissions.ts";
 import type { RetryOptions } from "./retry.ts";
 
@@ -372,7 +373,169 @@ export class Task<A extends unknown[], R> {
       ...stripUndefined(options),
     });
   }
+
+  #canvasApp(): CanvasApp {
+    const app = this.#sender as Partial<CanvasApp>;
+    if (typeof app.applyCanvas !== "function") {
+      throw new TypeError(
+        `Task ${this.name} was made without an app: use app.task() or app.remoteTask()`,
+      );
+    }
+    return app as CanvasApp;
+  }
+
+  #sig<X>(
+    task: string,
+    args: unknown[],
+    kwargs: Record<string, unknown>,
+    immutable: boolean,
+    type: string | null,
+  ): Signature<X> {
+    const o = this.options;
+    const options = stripUndefined({
+      queue: o.queue,
+      priority: o.priority,
+      time_limit: o.timeLimit,
+      soft_time_limit: o.softTimeLimit,
+      serializer: o.serializer,
+    });
+    return new Signature<X>(this.#canvasApp(), {
+      task,
+      args,
+      kwargs,
+      options: type === null ? options : {},
+      subtask_type: type,
+      immutable,
+    });
+  }
+
+  #plain(): Record<string, unknown> {
+    return {
+      task: this.name,
+      args: [],
+      kwargs: {},
+      options: {},
+      subtask_type: null,
+      immutable: false,
+    };
+  }
+
+  /**
+   * A signature with partial arguments: in a chain (or as a chord body,
+   * or a callback) the previous result is prepended (Celery's `.s()`), so
+   * the partial arguments are the last ones: the type accepts any tail of
+   * the task's parameters (all of them, the last ones, or none).
+   *
+   * @example
+   * ```ts ignore
+   * const r = await chain(add.s(1, 2), add.s(3)).applyAsync(); // add(add(1, 2), 3)
+   * ```
+   *
+   * @param args trailing arguments (the leading ones come from the parent or the call)
+   * @returns the signature
+   */
+  s(...args: ArgsSuffix<A>): Signature<R> {
+    return this.#sig<R>(this.name, [...args], {}, false, null);
+  }
+
+  /**
+   * An immutable signature: it ignores the previous result (Celery's `.si()`).
+   *
+   * @example
+   * ```ts ignore
+   * chain(add.s(1, 2), add.si(10, 10)); // the second step gets (10, 10)
+   * ```
+   *
+   * @param args all arguments
+   * @returns the signature
+   */
+  si(...args: A): Signature<R> {
+    return this.#sig<R>(this.name, [...args], {}, true, null);
+  }
+
+  /**
+   * Call the task once per item, in one `celery.map` task on one worker
+   * (Celery's `task.map(it)`); the result is the list of results.
+   *
+   * @example
+   * ```ts ignore
+   * await (await tsum.map([[1, 2], [3, 4]]).applyAsync()).get(); // [3, 7]
+   * ```
+   *
+   * @param items one first argument per call
+   * @returns the signature
+   */
+  map(items: readonly A[0][]): Signature<R[]> {
+    return this.#sig<R[]>("celery.map", [], { task: this.#plain(), it: [...items] }, false, "xmap");
+  }
+
+  /**
+   * Call the task once per argument list, in one `celery.starmap` task
+   * (Celery's `task.starmap(it)`).
+   *
+   * @example
+   * ```ts ignore
+   * await (await add.starmap([[1, 2], [3, 4]]).applyAsync()).get(); // [3, 7]
+   * ```
+   *
+   * @param items one argument list per call
+   * @returns the signature
+   */
+  starmap(items: readonly A[]): Signature<R[]> {
+    return this.#sig<R[]>(
+      "celery.starmap",
+      [],
+      { task: this.#plain(), it: items.map((a) => [...a]) },
+      false,
+      "xstarmap",
+    );
+  }
+
+  /**
+   * Split argument lists into chunks of `n`, each run as one
+   * `celery.starmap` task, in parallel (Celery's `task.chunks(it, n)`).
+   *
+   * @example
+   * ```ts ignore
+   * const res = await add.chunks([[1, 1], [2, 2], [3, 3]], 2).applyAsync();
+   * await res.get(); // [[2, 4], [6]]
+   * ```
+   *
+   * @param items one argument list per call
+   * @param n calls per chunk (>= 1)
+   * @returns the group of chunks
+   * @throws {RangeError} when n is not a positive integer
+   */
+  chunks(items: readonly A[], n: number): Group<R[][]> {
+    if (!Number.isInteger(n) || n < 1) {
+      throw new RangeError(`chunks() needs a chunk size n >= 1, got ${n}`);
+    }
+    const sig = this.#sig<R[]>(
+      "celery.chunks",
+      [],
+      { task: this.#plain(), it: items.map((a) => [...a]), n },
+      false,
+      "chunks",
+    );
+    return new Group<R[][]>(sig.app, sig.toDict());
+  }
 }
+
+/**
+ * The argument lists a signature may hold: the task's parameters or any
+ * tail of them (in a chain the leading ones come from the previous result).
+ *
+ * @example
+ * ```ts
+ * import type { ArgsSuffix } from "@celeriac/celeriac";
+ * const all: ArgsSuffix<[number, string]> = [1, "a"];
+ * const tail: ArgsSuffix<[number, string]> = ["a"];
+ * const none: ArgsSuffix<[number, string]> = [];
+ * ```
+ */
+export type ArgsSuffix<A extends unknown[]> =
+  | A
+  | (A extends [unknown, ...infer Rest] ? ArgsSuffix<Rest> : A extends [] ? never : []);
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {};

@@ -8,6 +8,7 @@
 
 import type { ResultBackend } from "../backend/port.ts";
 import type { Broker } from "../broker/port.ts";
+import type { ScheduleStore, ScheduleStoreOptions } from "../broker/schedule_store.ts";
 
 /**
  * Transport options shared by brokers.
@@ -60,8 +61,8 @@ function unsupported(kind: string, url: string): TypeError {
   }
   const s = scheme(url);
   const use = kind === "broker"
-    ? "redis://, rediss://, amqp://, amqps:// or kv://"
-    : "redis://, rediss://, rpc:// or kv://";
+    ? "redis://, rediss://, sentinel://, redis+cluster://, amqp://, amqps:// or kv://"
+    : "redis://, rediss://, sentinel://, redis+cluster://, rpc:// or kv://";
   return new TypeError(`Unsupported ${kind} URL "${s}://…": use ${use}`);
 }
 
@@ -84,9 +85,15 @@ function unsupported(kind: string, url: string): TypeError {
 export async function openBroker(url: string, options: OpenBrokerOptions = {}): Promise<Broker> {
   switch (scheme(url)) {
     case "redis":
-    case "rediss": {
+    case "rediss":
+    case "sentinel": {
       const { openRedisBroker } = await import("../broker/redis.ts");
       return await openRedisBroker(url, options);
+    }
+    case "redis+cluster":
+    case "rediss+cluster": {
+      const { openRedisClusterBroker } = await import("../broker/redis_cluster.ts");
+      return await openRedisClusterBroker(url, options);
     }
     case "amqp":
     case "amqps": {
@@ -124,7 +131,10 @@ export async function openBackend(
 ): Promise<ResultBackend> {
   switch (scheme(url)) {
     case "redis":
-    case "rediss": {
+    case "rediss":
+    case "redis+cluster":
+    case "rediss+cluster":
+    case "sentinel": {
       const { openRedisBackend } = await import("../backend/redis.ts");
       return await openRedisBackend(url, options);
     }
@@ -142,5 +152,56 @@ export async function openBackend(
     }
     default:
       throw unsupported("result backend", url);
+  }
+}
+
+/**
+ * Open beat's schedule store (leader lease, last runs, run-time entries)
+ * for a URL: `redis://`, `rediss://`, `redis+cluster://`, `sentinel://` or `kv://`. RabbitMQ offers no
+ * compare-and-set, so an `amqp://` URL is refused with what to use instead.
+ *
+ * @example
+ * ```ts
+ * import { openScheduleStore } from "@celeriac/celeriac/protocol";
+ * const store = await openScheduleStore("kv://:memory:");
+ * console.log(await store.lease()); // null: no beat runs
+ * await store.close();
+ * ```
+ *
+ * @param url the store URL (by default the app's broker URL)
+ * @param options key namespace
+ * @returns the open store
+ * @throws {TypeError} for `amqp://` and unsupported schemes
+ * @throws {BrokerConnectionError} when the server cannot be reached
+ */
+export async function openScheduleStore(
+  url: string,
+  options: ScheduleStoreOptions = {},
+): Promise<ScheduleStore> {
+  switch (scheme(url)) {
+    case "redis":
+    case "rediss":
+    case "redis+cluster":
+    case "rediss+cluster":
+    case "sentinel": {
+      const { openRedisScheduleStore } = await import("../broker/redis_schedule.ts");
+      return await openRedisScheduleStore(url, options);
+    }
+    case "kv": {
+      const { openKvScheduleStore } = await import("../broker/kv_schedule.ts");
+      return await openKvScheduleStore(url, options);
+    }
+    case "amqp":
+    case "amqps":
+      throw new TypeError(
+        "Beat cannot keep its lease and last-run state on RabbitMQ (it has no compare-and-set): " +
+          'set beatStore to a redis:// or kv:// URL, e.g. new Celery({ beatStore: "redis://127.0.0.1:6379/0" })',
+      );
+    default:
+      throw new TypeError(
+        `Unsupported beat store URL "${
+          scheme(url)
+        }://…": use redis://, rediss://, redis+cluster://, sentinel:// or kv://`,
+      );
   }
 }

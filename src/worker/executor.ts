@@ -19,6 +19,7 @@ import {
   type ExceptionInfo,
   resultJson,
 } from "../protocol/result_meta.ts";
+import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
 import { reportedError } from "./reported_error.ts";
 import type { TimeLimits } from "./time_limits.ts";
@@ -75,6 +76,11 @@ export interface RunRequest {
   decoded?: TaskBody;
   /** Store the success result. */
   storeResult: boolean;
+  /**
+   * Also report the Python repr of the return value and the traceback of a
+   * failure or retry (for task events). Default false.
+   */
+  describe?: boolean;
   /** Time limits, enforced by the pool on the main thread; none when absent. */
   timeLimits?: TimeLimits;
   /** Fields of the task context and the result meta. */
@@ -136,6 +142,10 @@ export interface RunOutcome {
    * behind it wait for. Set by {@link BatchRunner}.
    */
   blocked?: number;
+  /** Python repr of the return value (truncated), when the request asked to `describe`. */
+  repr?: string;
+  /** Traceback of a failure or retry, when the request asked to `describe`. */
+  traceback?: string;
 }
 
 function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
@@ -161,6 +171,12 @@ function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
     `${task.name}() got keyword argument(s) ${keys.join(", ")}, but its handler takes positional ` +
       `arguments only: declare { params: [...] } or { bind: true } and read ctx.kwargs`,
   );
+}
+
+/** Python repr of a return value, truncated as Celery's `resultrepr_maxsize` (1024). */
+function resultRepr(value: unknown): string {
+  const text = pyRepr(value);
+  return text.length > REPR_MAXSIZE ? text.slice(0, REPR_MAXSIZE - 3) + "..." : text;
 }
 
 function needsFollowUp(embed: Embed): boolean {
@@ -244,6 +260,7 @@ export async function runTask(
       ),
       retry: { ...plan, embed: body.embed },
       runtime: performance.now() - started,
+      traceback: req.describe ? tracebackText(sig) : undefined,
     };
   };
   try {
@@ -287,6 +304,7 @@ export async function runTask(
         : undefined,
       followUp: followUps ? { embed: body.embed, value } : undefined,
       runtime: performance.now() - started,
+      repr: req.describe ? resultRepr(value) : undefined,
     };
   } catch (thrown) {
     let err = thrown;
@@ -316,6 +334,7 @@ export async function runTask(
       ),
       followUp: followUps ? { embed: body.embed, value: null } : undefined,
       runtime: performance.now() - started,
+      traceback: req.describe ? tracebackText(err) : undefined,
     };
   }
 }

@@ -3,14 +3,19 @@
  * `link` callbacks and the next `chain` step on success (with the result
  * prepended to their arguments unless immutable), `link_error` errbacks on
  * failure (called with the failed task's id, as Celery does for errbacks it
- * cannot call in-process). Pure: builds messages, sends nothing.
+ * cannot call in-process). A step or callback may be any canvas (a group,
+ * a chord, a chain): it is planned as the client would apply it. Pure:
+ * builds messages, sends nothing.
  *
  * @module
  */
 
 import type { PublishTarget } from "../broker/port.ts";
+import { planCanvas } from "../protocol/canvas.ts";
+import { canvasTarget, encodeCanvasSend } from "../protocol/canvas_message.ts";
+import type { ExceptionInfo } from "../protocol/result_meta.ts";
 import type { Embed, Message, SignatureDict } from "../protocol/message.ts";
-import { encodeTaskMessage } from "../protocol/task_message.ts";
+import type { ResultTuple } from "../protocol/signature.ts";
 
 /** A message to publish and where. */
 export interface Outgoing {
@@ -20,6 +25,28 @@ export interface Outgoing {
   target: PublishTarget;
   /** Its task id. */
   taskId: string;
+  /** Chord sizes the result backend must store before this message is published. */
+  chordSizes?: { groupId: string; size: number }[];
+}
+
+/** A follow-up that could not be built (a malformed signature), with the error to store. */
+export interface BrokenFollowUp {
+  /** The follow-up's pre-assigned task id, if it had one (its waiters get the error). */
+  taskId: string | null;
+  /** The task name, for the log. */
+  task: string;
+  /** The error. */
+  exc: ExceptionInfo;
+}
+
+/** What a finished task sends next. */
+export interface FollowUps {
+  /** Messages, in order. */
+  publishes: Outgoing[];
+  /** Result tuples of what was sent (the finished task's `children`). */
+  children: ResultTuple[];
+  /** Follow-ups that could not be sent. */
+  broken: BrokenFollowUp[];
 }
 
 /** The finished task, as parent of its follow-ups. */
@@ -32,27 +59,31 @@ export interface Parent {
   origin: string;
   /** Queue to use when a signature names none. */
   defaultQueue: string;
+  /** Headers inherited by follow-ups (Celery ≥ 5.3 stamps). */
+  headers?: Record<string, unknown>;
 }
 
 function str(v: unknown): string | undefined {
   return typeof v === "string" && v !== "" ? v : undefined;
 }
 
-function num(v: unknown): number | undefined {
-  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
-}
-
-function signatures(v: unknown): SignatureDict[] | null {
-  if (!v) return null;
-  return (Array.isArray(v) ? v : [v]) as SignatureDict[];
+/** The headers a follow-up inherits: Celery ≥ 5.3 canvas stamps. */
+export function inheritedHeaders(
+  headers: Readonly<Record<string, unknown>>,
+): Record<string, unknown> {
+  const stamped = headers.stamped_headers;
+  if (!Array.isArray(stamped) || stamped.length === 0) return {};
+  const out: Record<string, unknown> = { stamped_headers: stamped, stamps: headers.stamps ?? {} };
+  for (const k of stamped) if (typeof k === "string" && k in headers) out[k] = headers[k];
+  return out;
 }
 
 /**
- * Build the message that applies a signature.
+ * Build the messages that apply a signature (any canvas).
  *
  * @example
  * ```ts ignore
- * const out = applySignature(sig, [5], null, parent, new Date());
+ * const out = applySignature(sig, [5], null, parent, new Date(), into);
  * ```
  *
  * @param sig the signature dict
@@ -60,91 +91,91 @@ function signatures(v: unknown): SignatureDict[] | null {
  * @param chain remaining chain steps to carry (reverse order), or null
  * @param parent the finished task
  * @param now current time
- * @returns the message and target
+ * @param into where messages, children and errors are collected
  */
 export function applySignature(
   sig: SignatureDict,
   prepend: readonly unknown[],
-  chain: SignatureDict[] | null,
+  chain: readonly SignatureDict[] | null,
   parent: Parent,
   now: Date,
-): Outgoing {
-  const o = (sig.options ?? {}) as Record<string, unknown>;
-  const id = str(o.task_id) ?? crypto.randomUUID();
-  const args = sig.immutable ? [...(sig.args ?? [])] : [...prepend, ...(sig.args ?? [])];
-  const queue = str(o.queue) ?? parent.defaultQueue;
-  const message = encodeTaskMessage({
-    task: sig.task,
-    id,
-    args,
-    kwargs: sig.kwargs ?? {},
-    embed: {
-      callbacks: signatures(o.link),
-      errbacks: signatures(o.link_error),
-      chain,
-      chord: (o.chord as SignatureDict | undefined) ?? null,
-    },
+  into: FollowUps,
+): void {
+  let plan;
+  try {
+    plan = planCanvas(sig, { args: prepend, chain });
+  } catch (err) {
+    const options = (sig?.options ?? {}) as Record<string, unknown>;
+    into.broken.push({
+      taskId: str(options.task_id) ?? null,
+      task: String(sig?.task),
+      exc: {
+        exc_type: (err as Error).name,
+        exc_message: [(err as Error).message],
+        exc_module: "celeriac",
+      },
+    });
+    return;
+  }
+  const sender = {
     now,
-    countdown: num(o.countdown),
-    eta: str(o.eta),
-    expires: num(o.expires) ?? str(o.expires),
     origin: parent.origin,
-    replyTo: str(o.reply_to) ?? "",
-    priority: num(o.priority),
-    group: str(o.group_id),
-    groupIndex: num(o.group_index),
-    timeLimit: num(o.time_limit),
-    softTimeLimit: num(o.soft_time_limit),
+    replyTo: "",
     rootId: parent.rootId,
     parentId: parent.id,
-    shadow: str(o.shadow),
-    headers: (o.headers as Record<string, unknown> | undefined) ?? undefined,
-  });
-  return {
-    message,
-    target: { exchange: str(o.exchange) ?? "", routingKey: str(o.routing_key) ?? queue },
-    taskId: id,
+    headers: parent.headers,
   };
+  plan.sends.forEach((send, i) => {
+    into.publishes.push({
+      message: encodeCanvasSend(send, sender),
+      target: canvasTarget(send, parent.defaultQueue),
+      taskId: send.id,
+      chordSizes: i === 0 && plan.chordSizes.length ? plan.chordSizes : undefined,
+    });
+  });
+  into.children.push(plan.result.members ? plan.result : { id: plan.result.id });
+}
+
+function empty(): FollowUps {
+  return { publishes: [], children: [], broken: [] };
 }
 
 /**
- * Messages due after a success: every callback, then the next chain step.
+ * What to send after a success: every callback, then the next chain step.
  *
  * @example
  * ```ts ignore
- * for (const out of successFollowUps(embed, 5, parent, new Date())) await broker.publish(out.message, out.target);
+ * const { publishes } = successFollowUps(embed, 5, parent, new Date());
  * ```
  *
  * @param embed the finished task's embed
  * @param value its return value
  * @param parent the finished task
  * @param now current time
- * @returns messages to publish
+ * @returns messages to publish, children, broken follow-ups
  */
 export function successFollowUps(
   embed: Embed,
   value: unknown,
   parent: Parent,
   now: Date,
-): Outgoing[] {
-  const out: Outgoing[] = [];
-  for (const cb of embed.callbacks ?? []) out.push(applySignature(cb, [value], null, parent, now));
+): FollowUps {
+  const out = empty();
+  for (const cb of embed.callbacks ?? []) applySignature(cb, [value], null, parent, now, out);
   const chain = embed.chain;
   if (chain && chain.length > 0) {
     const rest = chain.slice(0, -1);
-    out.push(
-      applySignature(chain[chain.length - 1], [value], rest.length ? rest : null, parent, now),
-    );
+    applySignature(chain[chain.length - 1], [value], rest.length ? rest : null, parent, now, out);
   }
   return out;
 }
 
 /**
- * Messages due after a failure: each errback, called with the failed task's id.
+ * What to send after a failure: each errback, called with the failed task's id.
  *
  * @example
  * ```ts ignore
- * const outs = failureFollowUps(embed, parent, new Date());
+ * const { publishes } = failureFollowUps(embed, parent, new Date());
  * ```
  *
  * @param embed the failed task's embed
@@ -152,8 +183,10 @@ export function successFollowUps(
  * @param now current time
  * @returns messages to publish
  */
-export function failureFollowUps(embed: Embed, parent: Parent, now: Date): Outgoing[] {
-  return (embed.errbacks ?? []).map((eb) => applySignature(eb, [parent.id], null, parent, now));
+export function failureFollowUps(embed: Embed, parent: Parent, now: Date): FollowUps {
+  const out = empty();
+  for (const eb of embed.errbacks ?? []) applySignature(eb, [parent.id], null, parent, now, out);
+  return out;
 }
 
 /**

@@ -17,6 +17,8 @@ import {
   PIDBOX_EXCHANGE,
   revokedIds,
 } from "../protocol/control.ts";
+import { LamportClock } from "../protocol/clock.ts";
+import { isInspectCommand, runInspect, type WorkerInspection } from "./inspect_commands.ts";
 import type { Message } from "../protocol/message.ts";
 
 const log = getLogger(["celeriac", "worker", "control"]);
@@ -59,6 +61,15 @@ export interface ControlTarget {
   setRateLimit(name: string, rate: string | number | null): void;
   /** Begin a warm shutdown. */
   shutdown(): void;
+  /**
+   * Switch task events on or off (`enable_events` / `disable_events`).
+   * Returns false when they already were. Absent: the commands are unknown.
+   */
+  setTaskEvents?(on: boolean): boolean;
+  /** Send a `worker-heartbeat` event now (the `heartbeat` command). */
+  heartbeat?(): void;
+  /** What `inspect` commands read; absent: those commands are unknown. */
+  inspect?: WorkerInspection;
 }
 
 /** No reply is sent for this command (Celery's casts: `shutdown`, `heartbeat`). */
@@ -119,7 +130,16 @@ function run(req: ControlRequest, target: ControlTarget): unknown {
       target.shutdown();
       return NO_REPLY;
     case "heartbeat":
+      target.heartbeat?.();
       return NO_REPLY;
+    case "enable_events":
+    case "disable_events": {
+      if (!target.setTaskEvents) return { error: `KeyError('${req.method}')` };
+      const on = req.method === "enable_events";
+      const changed = target.setTaskEvents(on);
+      const what = on ? "enabled" : "disabled";
+      return { ok: changed ? `task events ${what}` : `task events already ${what}` };
+    }
     default:
       return { error: `KeyError('${req.method}')` };
   }
@@ -138,17 +158,19 @@ function run(req: ControlRequest, target: ControlTarget): unknown {
 export class RemoteControl {
   readonly #broker: Broker;
   readonly #target: ControlTarget;
-  #clock = 0;
+  readonly #clock: LamportClock;
 
   /**
    * Configure the pidbox; nothing is received before {@link RemoteControl.start}.
    *
    * @param broker where requests arrive and replies go
    * @param target the worker commands act on
+   * @param clock the worker's Lamport clock (default: a clock of its own)
    */
-  constructor(broker: Broker, target: ControlTarget) {
+  constructor(broker: Broker, target: ControlTarget, clock: LamportClock = new LamportClock()) {
     this.#broker = broker;
     this.#target = target;
+    this.#clock = clock;
   }
 
   /**
@@ -173,24 +195,32 @@ export class RemoteControl {
       });
       return;
     }
-    const clock = Number(message.headers.clock);
-    if (Number.isFinite(clock)) this.#clock = Math.max(this.#clock, clock);
-    this.#clock++;
+    this.#clock.adjust(message.headers.clock);
     if (!addressedTo(req, this.#target.hostname)) return;
-    let reply: unknown;
-    try {
-      reply = run(req, this.#target);
-    } catch (err) {
-      reply = { error: `${(err as Error).name}('${(err as Error).message}')` };
-    }
     log.info("Remote control: {method} {args}", {
       method: req.method,
       args: JSON.stringify(req.arguments),
     });
+    this.#answer(req).then((reply) => this.#reply(req, reply));
+  }
+
+  async #answer(req: ControlRequest): Promise<unknown> {
+    try {
+      const inspection = this.#target.inspect;
+      if (inspection && isInspectCommand(req.method)) {
+        return await runInspect(req, inspection, this.#target.hostname);
+      }
+      return run(req, this.#target);
+    } catch (err) {
+      return { error: `${(err as Error).name}('${(err as Error).message}')` };
+    }
+  }
+
+  #reply(req: ControlRequest, reply: unknown): void {
     if (reply === NO_REPLY || req.ticket === undefined || !req.replyTo) return;
     const out = encodeControlReply(this.#target.hostname, reply, {
       ticket: req.ticket,
-      clock: ++this.#clock,
+      clock: this.#clock.forward(),
     });
     this.#broker.publish(out, req.replyTo).catch((err) =>
       log.error("Cannot reply to {method}: {error}", {

@@ -12,6 +12,7 @@ import { type Celery, PUBLISHER } from "../client/app.ts";
 import type { CeleryOptions } from "../client/config.ts";
 import { SoftTimeLimitExceeded } from "../client/worker_errors.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
+import { registerBuiltins } from "./builtins.ts";
 import { BatchRunner } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
 import type { FromRunner, ToRunner } from "./pool_protocol.ts";
@@ -48,6 +49,7 @@ async function init(
     for (const r of revoke) await Deno.permissions.revoke(r);
   }
   loaded.configure(config);
+  registerBuiltins(loaded);
   loaded[PUBLISHER] = (message, target) => {
     const id = ++publishSeq;
     const { promise, resolve, reject } = Promise.withResolvers<void>();

@@ -5,7 +5,8 @@ Reads a JSON list of calls from argv[1]:
 sends them all, waits for every result and prints one JSON list:
   [{"ok": <value>} | {"error": {"type", "module", "args"}}, ...]
 Broker/backend from CELERY_BROKER_URL / CELERY_RESULT_BACKEND; queue from
-INTEROP_QUEUE; broker key prefix from INTEROP_KEYPREFIX.
+INTEROP_QUEUE; broker key prefix from INTEROP_KEYPREFIX; INTEROP_QUEUE_TYPE=quorum
+declares the queue as a quorum queue, as Celery 5.5's task_default_queue_type does.
 """
 import json
 import os
@@ -15,6 +16,11 @@ from celery import Celery
 
 app = Celery(broker=os.environ["CELERY_BROKER_URL"], backend=os.environ["CELERY_RESULT_BACKEND"])
 app.conf.task_default_queue = os.environ.get("INTEROP_QUEUE", "celery")
+if os.environ.get("INTEROP_QUEUE_TYPE") == "quorum":
+    from kombu import Exchange, Queue
+
+    _q = app.conf.task_default_queue
+    app.conf.task_queues = [Queue(_q, Exchange(_q), routing_key=_q, queue_arguments={"x-queue-type": "quorum"})]
 if os.environ.get("INTEROP_KEYPREFIX"):
     app.conf.broker_transport_options = {"global_keyprefix": os.environ["INTEROP_KEYPREFIX"]}
 

@@ -4,6 +4,7 @@ Broker and backend come from CELERY_BROKER_URL / CELERY_RESULT_BACKEND;
 the queue from INTEROP_QUEUE. Run with:
   /usr/bin/python3 -m celery -A pytasks worker -P solo -Q $INTEROP_QUEUE
 """
+import json
 import os
 import time
 
@@ -68,3 +69,23 @@ def retry_twice(self, n):
     if self.request.retries < 2:
         raise self.retry(exc=KeyError("transient"), countdown=0.2)
     return {"n": n, "retries": self.request.retries}
+
+
+@app.task(name="tasks.tsum")
+def tsum(xs):
+    return sum(xs)
+
+
+@app.task(name="tasks.who")
+def who(n):
+    """A chord header member that says which worker ran it."""
+    return f"py:{n}"
+
+
+@app.task(name="tasks.collect")
+def collect(items, marker_key):
+    """A chord body that records each call (to count them) in a Redis list."""
+    import redis
+    r = redis.Redis.from_url(os.environ.get("INTEROP_MARKER_REDIS", "redis://127.0.0.1:6379/0"))
+    r.rpush(marker_key, json.dumps({"by": "py", "items": items}))
+    return len(items)

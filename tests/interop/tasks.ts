@@ -81,3 +81,17 @@ export const retryTwice = app.task("tasks.retry_twice", { bind: true }, (ctx, n:
 export const alwaysRetry = app.task("tasks.always_retry", { bind: true, maxRetries: 1 }, (ctx) => {
   throw ctx.retry({ countdown: 0.1 });
 });
+
+/** Chord body for the canvas interop tests. */
+export const tsum = app.task("tasks.tsum", (xs: number[]) => xs.reduce((a, b) => a + b, 0));
+/** A chord header member that says which worker ran it. */
+export const who = app.task("tasks.who", (n: number) => `ts:${n}`);
+/** A chord body that records each call (to count them) in a Redis list. */
+export const collectItems = app.task(
+  "tasks.collect",
+  async (items: string[], markerKey: string) => {
+    redis ??= new Redis(Deno.env.get("INTEROP_MARKER_REDIS") ?? "redis://127.0.0.1:6379/0");
+    await redis.rpush(markerKey, JSON.stringify({ by: "ts", items }));
+    return items.length;
+  },
+);

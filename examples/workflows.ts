@@ -1,0 +1,72 @@
+/**
+ * Workflows (Celery's canvas) on the embedded Deno KV store: chain, group,
+ * chord, map / starmap / chunks, a failing chord and a saved group, with a
+ * worker in the same process.
+ *
+ *   deno run --allow-read=. --allow-env examples/workflows.ts
+ *
+ * The same code runs against Redis or RabbitMQ, with Celeriac or Python
+ * Celery workers (set CELERY_BROKER_URL / CELERY_RESULT_BACKEND).
+ */
+// deno-lint-ignore-file no-console
+
+import { chain, chord, group, TaskError } from "../mod.ts";
+import { Worker } from "../worker.ts";
+import { add, app, fail, mul, show, tsum } from "./workflow_tasks.ts";
+
+app.configure({ broker: "kv://:memory:" });
+const worker = new Worker({
+  app,
+  appModule: new URL("./workflow_tasks.ts", import.meta.url).href,
+  concurrency: 2,
+});
+await worker.start();
+const T = { timeout: 10_000 };
+
+// chain: each step gets the previous result first; .si() ignores it.
+const total = await chain(add.s(1, 2), add.s(3), mul.s(4), show.s("apples")).applyAsync();
+console.log(`chain(add(1, 2), add(3), mul(4), show)  = ${await total.get(T)}`); // string
+
+// group: in parallel; the result is the tuple of the members' results.
+const pair = await group([add.s(2, 2), show.s(5, "pears")]).applyAsync();
+const [four, pears] = await pair.get(T); // [number, string]
+console.log(`group(add(2, 2), show(5))               = [${four}, ${pears}]`);
+
+// chord: the body runs once, with the header's results in header order.
+const sum = await chord([add.s(1, 1), add.s(2, 2), add.s(3, 3)], tsum.s()).applyAsync();
+console.log(`chord([add × 3], tsum)                  = ${await sum.get(T)}`);
+
+// a group followed by a step becomes a chord, as in Celery.
+const upgraded = await chain(add.s(1, 1), group([add.s(10), add.s(20)]), tsum.s()).applyAsync();
+console.log(`chain(add, group(add, add), tsum)       = ${await upgraded.get(T)}`);
+
+// map / starmap run every item in one task; chunks splits into several.
+console.log(
+  `tsum.map([[1, 2], [3, 4]])              = ${await (await tsum.map([[1, 2], [3, 4]]).applyAsync())
+    .get(T)}`,
+);
+console.log(
+  `add.starmap([[1, 2], [3, 4]])           = ${await (await add.starmap([[1, 2], [3, 4]])
+    .applyAsync()).get(T)}`,
+);
+const parts = await add.chunks([[1, 1], [2, 2], [3, 3]], 2).applyAsync();
+console.log(`add.chunks([...3], 2)                   = ${JSON.stringify(await parts.get(T))}`);
+
+// A failing header member: the body does not run and fails with ChordError.
+try {
+  await (await chord([add.s(1, 1), fail.s("boom")], tsum.s()).applyAsync()).get(T);
+} catch (err) {
+  if (!(err instanceof TaskError)) throw err;
+  console.log(`chord with a failing member             → ${err.excModule}.${err.excType}`);
+}
+
+// Groups can be saved and restored by id (here, or by Python's GroupResult.restore).
+const saved = await group([mul.s(2, 3), mul.s(4, 5)]).applyAsync();
+await saved.save();
+const restored = await app.restoreGroup<number[]>(saved.id);
+console.log(`restored group                          = ${JSON.stringify(await restored?.get(T))}`);
+for await (const member of saved.results()) console.log(`  finished: ${member.id}`);
+
+await worker.stop();
+await app.close();
+console.log(`worker stats: ${JSON.stringify(worker.stats)}`);

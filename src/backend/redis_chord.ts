@@ -1,0 +1,120 @@
+/**
+ * Chord joins and saved groups on Redis, with the keys and commands of
+ * Celery 5.2's Redis result backend, so Python and Celeriac workers can
+ * complete the same chord:
+ *
+ * - `celery-taskset-meta-<gid>.s`: the chord size (SETEX + PUBLISH by the producer);
+ * - `celery-taskset-meta-<gid>.j`: sorted set of `[1, id, state, result]`, score = `group_index`;
+ * - `celery-taskset-meta-<gid>.t`: a size delta (`add_to_chord`), usually absent;
+ * - `celery-taskset-meta-<gid>`: a saved group (`GroupResult.save()`).
+ *
+ * Each member's ZADD and ZCOUNT run in one MULTI, so exactly one member sees
+ * the count reach the size and publishes the body.
+ *
+ * @module
+ */
+
+import type { Redis } from "ioredis";
+import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
+import type { ChordPart } from "./port.ts";
+
+/**
+ * Key prefix of saved groups and chord bookkeeping, as in Celery.
+ *
+ * @example
+ * ```ts
+ * import { GROUP_META_PREFIX } from "@celeriac/celeriac/transports";
+ * GROUP_META_PREFIX + "g1" + ".s"; // the chord size key of group g1
+ * ```
+ */
+export const GROUP_META_PREFIX = "celery-taskset-meta-";
+
+/** Redis chord operations of one backend (its client, key prefix and TTL). */
+export class RedisChords {
+  readonly #client: Redis;
+  readonly #prefix: string;
+  readonly #ttl: number;
+
+  /**
+   * Chord operations on a backend's connection.
+   *
+   * @param client the backend's command connection
+   * @param prefix `global_keyprefix`, or ""
+   * @param ttl result expiry in seconds; 0 keeps keys forever
+   */
+  constructor(client: Redis, prefix: string, ttl: number) {
+    this.#client = client;
+    this.#prefix = prefix;
+    this.#ttl = ttl;
+  }
+
+  /** The key of a saved group (and the stem of the chord keys). */
+  key(groupId: string): string {
+    return this.#prefix + GROUP_META_PREFIX + groupId;
+  }
+
+  async #setAndPublish(key: string, value: string): Promise<void> {
+    const m = this.#client.multi();
+    if (this.#ttl > 0) m.setex(key, this.#ttl, value);
+    else m.set(key, value);
+    m.publish(key, value);
+    await m.exec();
+  }
+
+  /** SETEX + PUBLISH `<key>.s`, as Celery's `set_chord_size`. */
+  setChordSize(groupId: string, size: number): Promise<void> {
+    return this.#setAndPublish(this.key(groupId) + ".s", String(size));
+  }
+
+  /**
+   * ZADD the member, then ZCOUNT / GET `.t` / GET `.s` (and EXPIRE) in the
+   * same MULTI; the caller that makes the count equal size + delta gets the
+   * members (ZRANGE, header order).
+   */
+  async partReturn(part: ChordPart): Promise<ChordMember[] | null> {
+    const stem = this.key(part.groupId);
+    const member = encodeChordMember(part.taskId, part.state, part.resultJson);
+    const m = this.#client.multi()
+      .zadd(stem + ".j", part.groupIndex ?? "+inf", member)
+      .zcount(stem + ".j", "-inf", "+inf")
+      .get(stem + ".t")
+      .get(stem + ".s");
+    if (this.#ttl > 0) {
+      m.expire(stem + ".j", this.#ttl).expire(stem + ".t", this.#ttl).expire(
+        stem + ".s",
+        this.#ttl,
+      );
+    }
+    const replies = await m.exec();
+    if (!replies) throw new Error(`Chord ${part.groupId}: the join transaction was aborted`);
+    for (const [err] of replies) if (err) throw err;
+    const ready = Number(replies[1][1]);
+    const delta = Number(replies[2][1] ?? 0);
+    const size = replies[3][1];
+    if (size === null || size === undefined) return null;
+    if (ready !== Number(size) + delta) return null;
+    const raw = await this.#client.zrange(stem + ".j", "0", "-1");
+    return raw.map(decodeChordMember);
+  }
+
+  /** DEL `.j`, `.t`, `.s` once the body was sent, as Celery does. */
+  async cleanup(groupId: string): Promise<void> {
+    const stem = this.key(groupId);
+    await this.#client.multi().del(stem + ".j").del(stem + ".t").del(stem + ".s").exec();
+  }
+
+  /** SETEX + PUBLISH a saved group meta. */
+  saveGroup(groupId: string, meta: string): Promise<void> {
+    return this.#setAndPublish(this.key(groupId), meta);
+  }
+
+  /** GET a saved group meta. */
+  restoreGroup(groupId: string): Promise<string | null> {
+    return this.#client.get(this.key(groupId));
+  }
+
+  /** DEL a saved group meta. */
+  async forgetGroup(groupId: string): Promise<void> {
+    await this.#client.del(this.key(groupId));
+  }
+}

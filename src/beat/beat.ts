@@ -1,0 +1,381 @@
+/**
+ * The beat scheduler: sends periodic tasks. Any number of beat processes
+ * may run; the one holding the store's lease sends, and it records every
+ * run with a compare-and-set fenced by its lease token before publishing,
+ * so a run is sent once even when two beats both believe they lead.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Celery } from "../client/app.ts";
+import { anonymousNodeName } from "../client/runtime.ts";
+import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
+import type { ScheduleStore } from "../broker/schedule_store.ts";
+import type { ScheduledEntry } from "./entry.ts";
+import { PeriodicTasks } from "./periodic_tasks.ts";
+import { decodeRunState, encodeRunState } from "./run_state.ts";
+import type { RunState } from "./schedules.ts";
+
+const log = getLogger(["celeriac", "beat"]);
+
+/**
+ * Options of {@link Beat}.
+ *
+ * @example A beat with a short lease, as tests use
+ * ```ts ignore
+ * import { Beat, type BeatOptions } from "@celeriac/celeriac";
+ * const options: BeatOptions = { app, leaseTime: 3, maxInterval: 1 };
+ * const beat = new Beat(options);
+ * await beat.start();
+ * ```
+ */
+export interface BeatOptions {
+  /** The app: its broker receives the tasks, its config holds the schedule. */
+  app: Celery;
+  /**
+   * Seconds a leader's lease lasts without renewal; it is renewed every
+   * third of that. A dead leader is replaced when its lease runs out, within
+   * this time of its death.
+   * Default 15.
+   */
+  leaseTime?: number;
+  /**
+   * Longest sleep between two looks at the schedule, in seconds: how soon
+   * run-time changes reach the leader [`beat_max_loop_interval`]. Default 5.
+   */
+  maxInterval?: number;
+  /** Key namespace in the store (several schedules on one server). Default the app's `beatNamespace`. */
+  namespace?: string;
+  /** This beat's name in logs and in the lease. Default `beat-<node>-<random>`. */
+  hostname?: string;
+  /** The store; default the app's (`beatStore`, else its broker). */
+  store?: ScheduleStore;
+  /** Stops the beat (as {@link Beat.stop}). */
+  signal?: AbortSignal;
+}
+
+/** What happened to one due entry. */
+type SendOutcome = "sent" | "skipped" | "lost";
+
+/**
+ * The beat scheduler.
+ *
+ * @example
+ * ```ts ignore
+ * import { Beat } from "@celeriac/celeriac";
+ * import { app } from "./tasks.ts";
+ * const beat = new Beat({ app });
+ * await beat.start();
+ * Deno.addSignalListener("SIGINT", () => beat.stop());
+ * await beat.finished;
+ * ```
+ */
+export class Beat {
+  /** This beat's id in the lease and in logs. */
+  readonly hostname: string;
+  readonly #app: Celery;
+  readonly #leaseMs: number;
+  readonly #maxMs: number;
+  readonly #namespace?: string;
+  readonly #givenStore?: ScheduleStore;
+  #store: ScheduleStore | null = null;
+  #periodic: PeriodicTasks | null = null;
+  readonly #stopping = new AbortController();
+  #finished: Promise<void> = Promise.resolve();
+  #token: number | null = null;
+  #validUntil = 0;
+  #renewAt = 0;
+  #sent = 0;
+  readonly #warnedUnregistered = new Set<string>();
+  #storeDown = false;
+
+  /**
+   * Create a beat. Nothing connects until {@link Beat.start}.
+   *
+   * @param options app, lease time, loop interval; see {@link BeatOptions}
+   * @throws {RangeError} for a lease time or interval that is not positive
+   */
+  constructor(options: BeatOptions) {
+    this.#app = options.app;
+    const lease = options.leaseTime ?? 15;
+    const max = options.maxInterval ?? 5;
+    if (!(lease > 0) || !Number.isFinite(lease)) {
+      throw new RangeError(`leaseTime must be a positive number of seconds, got ${lease}`);
+    }
+    if (!(max > 0) || !Number.isFinite(max)) {
+      throw new RangeError(`maxInterval must be a positive number of seconds, got ${max}`);
+    }
+    this.#leaseMs = lease * 1000;
+    this.#maxMs = max * 1000;
+    this.#namespace = options.namespace;
+    this.#givenStore = options.store;
+    this.hostname = options.hostname ??
+      `beat-${anonymousNodeName()}-${crypto.randomUUID().slice(0, 8)}`;
+    options.signal?.addEventListener("abort", () => this.stop(), { once: true });
+  }
+
+  /** Whether this beat holds the lease now (and may send). */
+  get isLeader(): boolean {
+    return this.#token !== null && Date.now() < this.#validUntil;
+  }
+
+  /** The fencing token of the lease this beat holds, or `null`. */
+  get token(): number | null {
+    return this.isLeader ? this.#token : null;
+  }
+
+  /** How many tasks this beat sent. */
+  get sent(): number {
+    return this.#sent;
+  }
+
+  /** Settles when the beat has stopped and released its lease. */
+  get finished(): Promise<void> {
+    return this.#finished;
+  }
+
+  /**
+   * Open the store, check the schedule and start the loop. Resolves once
+   * running (leader or not).
+   *
+   * @throws {BeatStoreError} when the app has no usable store
+   * @throws {BrokerConnectionError} when the store cannot be reached
+   */
+  async start(): Promise<void> {
+    this.#periodic = new PeriodicTasks(this.#app, {
+      namespace: this.#namespace,
+      store: this.#givenStore,
+    });
+    let entries;
+    try {
+      this.#store = await this.#periodic.store();
+      entries = await this.#periodic.entries();
+    } catch (err) {
+      await this.#periodic.close();
+      throw err;
+    }
+    log.info("beat: Starting {hostname}: {count} entries, lease {lease}s, store {store}", {
+      hostname: this.hostname,
+      count: entries.length,
+      lease: this.#leaseMs / 1000,
+      store: this.#givenStore ? "(given)" : safeUrl(this.#app.config.beatStore ?? ""),
+    });
+    this.#finished = this.#loop();
+  }
+
+  /** Stop: finish the current step, release the lease. Resolves when stopped. */
+  stop(): Promise<void> {
+    this.#stopping.abort();
+    return this.#finished;
+  }
+
+  async #loop(): Promise<void> {
+    const signal = this.#stopping.signal;
+    try {
+      while (!signal.aborted) {
+        let wakeAt: number;
+        try {
+          wakeAt = await this.#step();
+          if (this.#storeDown) {
+            this.#storeDown = false;
+            log.info("beat: schedule store reachable again");
+          }
+        } catch (err) {
+          if (!this.#storeDown) {
+            log.error("beat: schedule store unreachable, not sending until it is back: {error}", {
+              error: (err as Error).message,
+            });
+          }
+          this.#storeDown = true;
+          wakeAt = Date.now() + Math.min(1000, this.#leaseMs / 5);
+        }
+        await sleepUntil(wakeAt, signal);
+      }
+    } finally {
+      await this.#shutdown();
+    }
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#token !== null && this.#store) {
+      await this.#store.release(this.hostname, this.#token).catch(() => {});
+      this.#token = null;
+    }
+    await this.#periodic?.close();
+    log.info("beat: {hostname} stopped after sending {sent} task(s)", {
+      hostname: this.hostname,
+      sent: this.#sent,
+    });
+  }
+
+  /** One wake-up: hold the lease, send what is due; resolves with when to wake next. */
+  async #step(): Promise<number> {
+    const store = this.#store!;
+    const now = Date.now();
+    if (this.#token === null || now >= this.#renewAt) {
+      const asked = Date.now();
+      const token = await store.acquire(this.hostname, this.#leaseMs);
+      if (token === null) {
+        if (this.#token !== null) {
+          log.warn("beat: {hostname} lost the lease", { hostname: this.hostname });
+        }
+        this.#token = null;
+      } else {
+        if (this.#token !== token) {
+          log.info("beat: {hostname} is the leader (fencing token {token})", {
+            hostname: this.hostname,
+            token,
+          });
+        }
+        this.#token = token;
+        // The server's lease outlives ours: it started counting after we asked.
+        this.#validUntil = asked + this.#leaseMs * 0.9;
+        this.#renewAt = asked + this.#leaseMs / 3;
+      }
+    }
+    if (!this.isLeader) {
+      this.#token = null;
+      // Wake when the holder's lease runs out (unless renewed meanwhile), so
+      // that a dead leader is replaced as soon as its lease expires.
+      const held = await store.lease();
+      const wait = held ? held.ttlMs + 10 : 50;
+      return Date.now() + Math.min(this.#maxMs, wait);
+    }
+    const next = await this.#tick();
+    return Math.min(next, this.#renewAt, Date.now() + this.#maxMs);
+  }
+
+  /** Send every due entry; resolves with the earliest next due time. */
+  async #tick(): Promise<number> {
+    const store = this.#store!;
+    const [entries, runs] = await Promise.all([this.#periodic!.entries(), store.readRuns()]);
+    let earliest = Infinity;
+    for (const entry of entries) {
+      if (!this.isLeader) break;
+      const raw = runs.get(entry.name);
+      let state = decodeRunState(raw);
+      if (state === null) {
+        const fresh: RunState = { lastRunAt: Date.now(), totalRunCount: 0 };
+        const outcome = await store.commitRun(
+          this.hostname,
+          this.#token!,
+          entry.name,
+          raw ?? null,
+          encodeRunState(fresh),
+        );
+        if (outcome === "lost") return this.#lost();
+        if (outcome === "conflict") continue;
+        state = fresh;
+      }
+      const due = entry.schedule.nextRunAt(state);
+      if (due === null) continue;
+      const now = Date.now();
+      if (now < due) {
+        earliest = Math.min(earliest, due);
+        continue;
+      }
+      const outcome = await this.#send(entry, state, encodeRunState(state), due, now);
+      if (outcome === "lost") return this.#lost();
+      const after = entry.schedule.nextRunAt(entry.schedule.afterRun(state, due, now));
+      if (after !== null) earliest = Math.min(earliest, after);
+    }
+    return earliest;
+  }
+
+  #lost(): number {
+    log.warn("beat: {hostname} lost the lease (fencing token {token} is stale): stops sending", {
+      hostname: this.hostname,
+      token: this.#token,
+    });
+    this.#token = null;
+    return Date.now();
+  }
+
+  /** Record the run under the lease, then publish it. */
+  async #send(
+    entry: ScheduledEntry,
+    state: RunState,
+    raw: string,
+    due: number,
+    now: number,
+  ): Promise<SendOutcome> {
+    const store = this.#store!;
+    const after = entry.schedule.afterRun(state, due, now);
+    const next = encodeRunState(after);
+    if (!this.isLeader) return "lost";
+    const outcome = await store.commitRun(this.hostname, this.#token!, entry.name, raw, next);
+    if (outcome === "lost") return "lost";
+    if (outcome === "conflict") return "skipped";
+    let id: string;
+    try {
+      id = await this.#publish(entry);
+    } catch (err) {
+      log.error(
+        'beat: sending entry "{entry}" ({task}) failed, it is retried: {error}',
+        { entry: entry.name, task: entry.task, error: (err as Error).message },
+      );
+      await store.commitRun(this.hostname, this.#token!, entry.name, next, raw).catch(() => {});
+      return "skipped";
+    }
+    this.#sent++;
+    const nextRun = entry.schedule.nextRunAt(after);
+    log.info(
+      "Scheduler: Sending due task {entry} ({task}) id {id}, next run {next}",
+      {
+        entry: entry.name,
+        task: entry.task,
+        id,
+        next: nextRun === null ? "never" : new Date(nextRun).toISOString(),
+      },
+    );
+    return "sent";
+  }
+
+  async #publish(entry: ScheduledEntry): Promise<string> {
+    const headers = { ...entry.options.headers, argsrepr: beatArgsRepr(entry.args) };
+    const options = { ...entry.options, headers, kwargs: { ...entry.kwargs } };
+    const local = this.#app.tasks.get(entry.task);
+    if (local) {
+      return (await local.applyAsync([...entry.args] as never, options)).id;
+    }
+    if (!this.#warnedUnregistered.has(entry.name)) {
+      this.#warnedUnregistered.add(entry.name);
+      log.warn(
+        'beat: entry "{entry}" sends task "{task}", which this app does not register: sent by ' +
+          "name all the same (a worker elsewhere must serve it)",
+        { entry: entry.name, task: entry.task },
+      );
+    }
+    return (await this.#app.sendTask(entry.task, entry.args, options)).id;
+  }
+}
+
+/** A URL for a log line: every password masked, no query (it may hold a sentinel_password). */
+function safeUrl(url: string): string {
+  return url.replace(/\?.*$/, "").replace(/(\/\/[^:/@;,]*:)[^@/;,]*@/g, "$1***@");
+}
+
+/**
+ * Celery's beat passes a non-empty `args` on as a list (so `argsrepr` reads
+ * `[16, 16]`, where a client's tuple reads `(16, 16)`), and none as `()`.
+ */
+function beatArgsRepr(args: readonly unknown[]): string {
+  if (args.length === 0) return "()";
+  const repr = pyRepr(args);
+  return repr.length > REPR_MAXSIZE ? repr.slice(0, REPR_MAXSIZE - 3) + "..." : repr;
+}
+
+function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
+  const ms = Math.max(0, at - Date.now());
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,199 @@
+/**
+ * Building schedules: `crontab(...)` in Celery's fields or as a 5-field cron
+ * string, and `at(...)` for one-off runs. Cron parsing is croner's.
+ *
+ * @module
+ */
+
+import { Cron } from "croner";
+import type { AtSchedule, CrontabSchedule } from "../client/beat_config.ts";
+import { BeatEntryError } from "./errors.ts";
+
+/** A crontab field: a number, a list of numbers, or a cron field string. */
+export type CrontabField = number | readonly number[] | string;
+
+/**
+ * Celery's crontab fields; each defaults to `"*"`.
+ *
+ * @example Weekdays at 07:30
+ * ```ts
+ * import { crontab, type CrontabFields } from "@celeriac/celeriac";
+ * const fields: CrontabFields = { minute: 30, hour: 7, dayOfWeek: "mon-fri" };
+ * crontab(fields);
+ * ```
+ */
+export interface CrontabFields {
+  /** Minutes 0-59 [`minute`]. */
+  minute?: CrontabField;
+  /** Hours 0-23 [`hour`]. */
+  hour?: CrontabField;
+  /** Days of the week 0-6, Sunday = 0, or `sun`…`sat` [`day_of_week`]. */
+  dayOfWeek?: CrontabField;
+  /** Days of the month 1-31 [`day_of_month`]. */
+  dayOfMonth?: CrontabField;
+  /** Months 1-12 or `jan`…`dec` [`month_of_year`]. */
+  monthOfYear?: CrontabField;
+}
+
+const FIELDS = ["minute", "hour", "dayOfMonth", "monthOfYear", "dayOfWeek"] as const;
+
+function fieldText(name: string, value: CrontabField | undefined): string {
+  if (value === undefined) return "*";
+  if (typeof value === "number") {
+    if (!Number.isInteger(value)) {
+      throw new BeatEntryError(null, `crontab ${name}`, `${value} is not a whole number`);
+    }
+    return String(value);
+  }
+  if (Array.isArray(value)) {
+    if (value.length === 0) throw new BeatEntryError(null, `crontab ${name}`, "an empty list");
+    return value.map((v) => fieldText(name, v)).join(",");
+  }
+  if (typeof value !== "string" || value.trim() === "") {
+    throw new BeatEntryError(
+      null,
+      `crontab ${name}`,
+      `expected a number, a list or a cron field like "*/15", got ${JSON.stringify(value)}`,
+    );
+  }
+  return value.trim().toLowerCase();
+}
+
+/**
+ * The croner pattern (seconds first) of a crontab schedule.
+ *
+ * @example
+ * ```ts
+ * import { crontab } from "@celeriac/celeriac";
+ * import { cronPattern } from "@celeriac/celeriac/protocol";
+ * cronPattern(crontab({ minute: 0, hour: 3 })); // "0 0 3 * * *"
+ * ```
+ *
+ * @param c the schedule
+ * @returns a 6-field pattern
+ */
+export function cronPattern(c: CrontabSchedule): string {
+  return `0 ${c.minute} ${c.hour} ${c.dayOfMonth} ${c.monthOfYear} ${c.dayOfWeek}`;
+}
+
+/**
+ * A croner job (never started: used only to compute run times) for a
+ * crontab schedule in a time zone. Day of month and day of week must BOTH
+ * match, as in Celery (classic cron ORs them).
+ *
+ * @example
+ * ```ts
+ * import { crontab, cronJob } from "./crontab.ts";
+ * cronJob(crontab("30 2 * * *"), "Europe/Berlin").nextRun(new Date("2026-03-29T00:00:00Z"));
+ * // 2026-03-29T01:00:00Z: 02:30 does not exist that night, it runs at 03:00 CEST once
+ * ```
+ *
+ * @param c the schedule
+ * @param timezone IANA time zone
+ * @returns the job
+ */
+export function cronJob(c: CrontabSchedule, timezone: string): Cron {
+  return new Cron(cronPattern(c), { timezone, domAndDow: true, mode: "6-part", paused: true });
+}
+
+/**
+ * A crontab schedule, as Celery's `crontab(minute=..., hour=..., ...)`, or
+ * from a 5-field cron string (`minute hour day-of-month month day-of-week`).
+ * Day of month and day of week must both match (Celery's rule).
+ *
+ * @example
+ * ```ts
+ * import { crontab } from "@celeriac/celeriac";
+ * crontab({ minute: 0, hour: 3 }); // 03:00 every day
+ * crontab({ minute: "*\/15" }); // every quarter hour
+ * crontab({ minute: 0, hour: [9, 17], dayOfWeek: "mon-fri" }); // 09:00 and 17:00 on weekdays
+ * crontab("0 3 * * *"); // the same as the first, as a cron string
+ * ```
+ *
+ * @param fields Celery's fields (each default `"*"`), or a 5-field cron string
+ * @returns the schedule, as plain data
+ * @throws {BeatEntryError} naming the field that is invalid
+ */
+export function crontab(fields: CrontabFields | string = {}): CrontabSchedule {
+  let parts: Record<(typeof FIELDS)[number], string>;
+  if (typeof fields === "string") {
+    const words = fields.trim().split(/\s+/);
+    if (words.length !== 5) {
+      throw new BeatEntryError(
+        null,
+        "crontab",
+        `"${fields}" has ${words.length} field(s): a cron string has 5 ` +
+          `(minute hour day-of-month month day-of-week), e.g. "0 3 * * *"`,
+      );
+    }
+    parts = Object.fromEntries(FIELDS.map((f, i) => [f, words[i].toLowerCase()])) as typeof parts;
+  } else if (typeof fields === "object" && fields !== null) {
+    for (const key of Object.keys(fields)) {
+      if (!(FIELDS as readonly string[]).includes(key)) {
+        throw new BeatEntryError(
+          null,
+          `crontab ${key}`,
+          `unknown field: use minute, hour, dayOfWeek, dayOfMonth, monthOfYear`,
+        );
+      }
+    }
+    parts = Object.fromEntries(FIELDS.map((f) => [f, fieldText(f, fields[f])])) as typeof parts;
+  } else {
+    throw new BeatEntryError(null, "crontab", "expected an object of fields or a cron string");
+  }
+  const schedule: CrontabSchedule = { type: "crontab", ...parts };
+  for (const f of FIELDS) {
+    const alone = { ...ANY, [f]: parts[f] };
+    try {
+      cronJob(alone, "UTC");
+    } catch (err) {
+      throw new BeatEntryError(
+        null,
+        `crontab ${f}`,
+        `"${parts[f]}" is not a valid cron field (${(err as Error).message})`,
+      );
+    }
+  }
+  return Object.freeze(schedule);
+}
+
+const ANY: CrontabSchedule = {
+  type: "crontab",
+  minute: "*",
+  hour: "*",
+  dayOfWeek: "*",
+  dayOfMonth: "*",
+  monthOfYear: "*",
+};
+
+/**
+ * A one-off schedule: the entry runs once at `when`; if no beat ran then,
+ * once as soon as one starts.
+ *
+ * @example
+ * ```ts
+ * import { at } from "@celeriac/celeriac";
+ * at(new Date("2027-01-01T00:00:00Z")); // { type: "at", at: "2027-01-01T00:00:00.000Z" }
+ * at("2027-01-01T09:00:00+01:00");
+ * ```
+ *
+ * @param when a Date, an ISO 8601 string with an offset, or epoch milliseconds
+ * @returns the schedule, as plain data
+ * @throws {BeatEntryError} when `when` is not a valid time
+ */
+export function at(when: Date | string | number): AtSchedule {
+  const t = when instanceof Date
+    ? when.getTime()
+    : typeof when === "string"
+    ? (/(Z|[+-]\d\d:?\d\d)$/i.test(when) ? Date.parse(when) : NaN)
+    : when;
+  if (typeof t !== "number" || !Number.isFinite(t)) {
+    throw new BeatEntryError(
+      null,
+      "at",
+      `${JSON.stringify(when)} is not a time: give a Date or an ISO string with an offset ` +
+        `("2027-01-01T00:00:00Z")`,
+    );
+  }
+  return Object.freeze({ type: "at", at: new Date(t).toISOString() });
+}

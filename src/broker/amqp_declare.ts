@@ -1,0 +1,383 @@
+/**
+ * Declaring exchanges and queues on RabbitMQ, once per connection, on a
+ * channel of their own (a refused declaration closes its channel, never
+ * the consumers').
+ *
+ * Task queues are declared as configured (classic or quorum, direct or
+ * topic exchange), but a queue or exchange that already exists with
+ * another type is used as it is: RabbitMQ names the type it has in its
+ * `PRECONDITION_FAILED` answer, and the declaration is made again with
+ * that type. So a Celeriac worker started with defaults consumes a quorum
+ * queue a Python worker (Celery 5.5 `task_default_queue_type = "quorum"`)
+ * declared, and learns that delayed messages for it go through native
+ * delayed delivery. Celery's own `worker_detect_quorum_queues` reads the
+ * worker's configuration instead; asking RabbitMQ also covers queues
+ * someone else declared.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Channel } from "amqplib";
+import { HeldChannel, LazyChannel } from "./amqp_channel.ts";
+import { type AmqpSession, isChannelError } from "./amqp_connection.ts";
+import {
+  DELAYED_DELIVERY_EXCHANGE,
+  delayedBindingKey,
+  type DelayLevel,
+  delayLevels,
+} from "./amqp_delayed.ts";
+import { toAmqpTable } from "./amqp_table.ts";
+import {
+  type BoundQueue,
+  exchangeDeclaration,
+  isKnownExchange,
+  parkedQueueDeclaration,
+  parseInequivalentArg,
+  type QueueDeclaration,
+  type QueueType,
+  taskQueueDeclaration,
+} from "./amqp_topology.ts";
+
+const log = getLogger(["celeriac", "broker", "amqp"]);
+
+/**
+ * How task queues are declared.
+ *
+ * @example
+ * ```ts ignore
+ * const options: DeclarationOptions = { queueType: "quorum", exchangeType: "topic" };
+ * ```
+ */
+export interface DeclarationOptions {
+  /** `x-max-priority` of classic task queues. Default none. */
+  maxPriority?: number;
+  /** Type of task queues not named in `queueTypes`. Default `classic`. */
+  queueType?: QueueType;
+  /** Types of particular task queues. */
+  queueTypes?: Readonly<Record<string, QueueType>>;
+  /** Exchange type of task queues. Default `direct`. */
+  exchangeType?: "direct" | "topic";
+  /** `x-delivery-limit` of quorum task queues. Default none. */
+  deliveryLimit?: number;
+  /** Type of the 28 delay queues (Celery `broker_native_delayed_delivery_queue_type`). Default `quorum`. */
+  delayQueueType?: QueueType;
+}
+
+/**
+ * What a task queue turned out to be.
+ *
+ * @example
+ * ```ts ignore
+ * const info: TaskQueueInfo = await declarations.taskQueue(session, "celery");
+ * if (info.queueType === "quorum") console.log("replicated");
+ * ```
+ */
+export interface TaskQueueInfo {
+  /** Its type on RabbitMQ. */
+  queueType: QueueType;
+  /** Its exchange's type on RabbitMQ. */
+  exchangeType: "direct" | "topic";
+}
+
+/**
+ * Declarations made on one connection, and what task queues are.
+ *
+ * @example
+ * ```ts ignore
+ * const declarations = new Declarations({ queueType: "quorum" });
+ * const info = await declarations.taskQueue(session, "celery");
+ * ```
+ */
+export class Declarations {
+  /** The channel declarations (and purges, depth checks) use. */
+  readonly admin: LazyChannel<Channel> = new LazyChannel((s) => HeldChannel.open(s));
+  readonly #options: DeclarationOptions;
+  #declared = new Set<string>();
+  #epoch = 0;
+  readonly #known = new Map<string, TaskQueueInfo>();
+  readonly #warnedDirect = new Set<string>();
+
+  /**
+   * @param options how task queues are declared
+   */
+  constructor(options: DeclarationOptions = {}) {
+    this.#options = options;
+  }
+
+  /** Forget what was declared (a queue was deleted): declare again on next use. */
+  forget(): void {
+    this.#declared.clear();
+  }
+
+  #isDeclared(session: AmqpSession, key: string): boolean {
+    if (this.#epoch !== session.epoch) {
+      this.#epoch = session.epoch;
+      this.#declared = new Set();
+    }
+    return this.#declared.has(key);
+  }
+
+  /**
+   * Run a declaration once per connection.
+   *
+   * @param session the connection
+   * @param key what is declared
+   * @param fn declares it on the admin channel
+   */
+  async once(session: AmqpSession, key: string, fn: (ch: Channel) => Promise<unknown>) {
+    if (this.#isDeclared(session, key)) return;
+    const { channel } = await this.admin.get(session);
+    await fn(channel);
+    this.#declared.add(key);
+  }
+
+  /**
+   * Declare a queue with its flags and arguments.
+   *
+   * @param ch the channel
+   * @param q the declaration
+   * @returns amqplib's answer
+   */
+  assertQueue(ch: Channel, q: QueueDeclaration): ReturnType<Channel["assertQueue"]> {
+    return ch.assertQueue(q.name, {
+      durable: q.durable,
+      autoDelete: q.autoDelete,
+      exclusive: q.exclusive,
+      arguments: toAmqpTable(q.arguments),
+    });
+  }
+
+  async #declareBound(ch: Channel, b: BoundQueue): Promise<void> {
+    await ch.assertExchange(b.exchange.name, b.exchange.type, {
+      durable: b.exchange.durable,
+      autoDelete: false,
+    });
+    await this.assertQueue(ch, b.queue);
+    await ch.bindQueue(b.queue.name, b.exchange.name, b.bindingKey);
+  }
+
+  /**
+   * Declare a queue bound to its exchange; a queue that exists with other
+   * settings is used as it is (with a warning).
+   *
+   * @param session the connection
+   * @param b the declaration
+   */
+  async bound(session: AmqpSession, b: BoundQueue): Promise<void> {
+    await this.once(session, `q:${b.queue.name}`, async (ch) => {
+      try {
+        await this.#declareBound(ch, b);
+      } catch (err) {
+        if (!isChannelError(err, 406)) throw err;
+        log.warn(
+          "Queue {queue} exists with other settings than Celeriac would declare ({error}); using it as it is",
+          { queue: b.queue.name, error: (err as Error).message },
+        );
+      }
+    });
+  }
+
+  #wanted(queue: string): TaskQueueInfo {
+    return {
+      queueType: this.#options.queueTypes?.[queue] ?? this.#options.queueType ?? "classic",
+      exchangeType: this.#options.exchangeType ?? "direct",
+    };
+  }
+
+  /**
+   * What a task queue is, once known (declared on this or an earlier connection).
+   *
+   * @param queue the queue
+   * @returns its types, or undefined before its first declaration
+   */
+  info(queue: string): TaskQueueInfo | undefined {
+    return this.#known.get(queue);
+  }
+
+  /**
+   * Declare a task queue as configured, or, when it exists with another
+   * queue or exchange type, as it is.
+   *
+   * @param session the connection
+   * @param queue the queue
+   * @returns what the queue is
+   */
+  async taskQueue(session: AmqpSession, queue: string): Promise<TaskQueueInfo> {
+    if (this.#isDeclared(session, `q:${queue}`)) return this.#known.get(queue)!;
+    let info = this.#known.get(queue) ?? this.#wanted(queue);
+    const o = this.#options;
+    if (o.deliveryLimit !== undefined) await this.queueOnly(session, parkedQueueDeclaration());
+    for (let tries = 0;; tries++) {
+      const b = taskQueueDeclaration(queue, {
+        maxPriority: o.maxPriority,
+        queueType: info.queueType,
+        exchangeType: info.exchangeType,
+        deliveryLimit: o.deliveryLimit,
+      });
+      const { channel } = await this.admin.get(session);
+      try {
+        await this.#declareBound(channel, b);
+        break;
+      } catch (err) {
+        if (!isChannelError(err, 406)) throw err;
+        const found = parseInequivalentArg((err as Error).message);
+        const adapted = tries < 2 && found ? adapt(info, found) : null;
+        if (adapted) {
+          log.info("{what} {queue} exists as {type}: using it as such", {
+            what: found!.of === "queue" ? "Queue" : "Exchange",
+            queue,
+            type: found!.current,
+          });
+          info = adapted;
+          continue;
+        }
+        log.warn(
+          "Queue {queue} exists with other settings than Celeriac would declare ({error}); using it as it is",
+          { queue, error: (err as Error).message },
+        );
+        break;
+      }
+    }
+    this.#known.set(queue, info);
+    this.#declared.add(`q:${queue}`);
+    return info;
+  }
+
+  /**
+   * Declare an exchange Celeriac publishes or broadcasts to, as Celery does.
+   *
+   * @param session the connection
+   * @param name exchange name
+   */
+  exchange(session: AmqpSession, name: string): Promise<void> {
+    const e = exchangeDeclaration(name);
+    return this.once(
+      session,
+      `x:${name}`,
+      (ch) => ch.assertExchange(e.name, e.type, { durable: e.durable, autoDelete: false }),
+    );
+  }
+
+  /**
+   * Declare a known exchange, or check that an unknown one exists.
+   *
+   * @param session the connection
+   * @param name exchange name
+   * @returns false when an unknown exchange does not exist
+   */
+  async ensureExchange(session: AmqpSession, name: string): Promise<boolean> {
+    if (isKnownExchange(name)) {
+      await this.exchange(session, name);
+      return true;
+    }
+    try {
+      await this.once(session, `x:${name}`, (ch) => ch.checkExchange(name));
+      return true;
+    } catch (err) {
+      if (isChannelError(err, 404)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Declare a queue with no binding.
+   *
+   * @param session the connection
+   * @param q the declaration
+   */
+  queueOnly(session: AmqpSession, q: QueueDeclaration): Promise<void> {
+    return this.once(session, `q:${q.name}`, (ch) => this.assertQueue(ch, q));
+  }
+
+  /**
+   * Make delayed messages reach a task queue through native delayed
+   * delivery: declare the 28 levels (once per connection) and bind the
+   * queue's exchange to `celery_delayed_delivery` and the queue to its
+   * exchange with `#.<queue>`. Only a topic exchange can route those keys:
+   * for a direct one, nothing is bound and the answer is false (ETA tasks
+   * for it wait in the worker, as with Celery).
+   *
+   * @param session the connection
+   * @param queue the task queue (declared before)
+   * @returns whether delayed messages can reach the queue
+   */
+  async delayedDelivery(session: AmqpSession, queue: string): Promise<boolean> {
+    const info = this.#known.get(queue) ?? await this.taskQueue(session, queue);
+    if (info.exchangeType !== "topic") {
+      if (!this.#warnedDirect.has(queue)) {
+        this.#warnedDirect.add(queue);
+        log.warn(
+          "Queue {queue} is bound to a direct exchange: native delayed delivery needs a topic exchange " +
+            "(exchange_type=topic, Celery's task_default_exchange_type); its ETA tasks wait in the worker",
+          { queue },
+        );
+      }
+      return false;
+    }
+    await this.#delayTopology(session);
+    const key = delayedBindingKey(queue);
+    await this.once(session, `delayed:${queue}`, async (ch) => {
+      await ch.bindExchange(queue, DELAYED_DELIVERY_EXCHANGE, key);
+      await ch.bindQueue(queue, queue, key);
+    });
+    return true;
+  }
+
+  async #delayTopology(session: AmqpSession): Promise<void> {
+    if (this.#isDeclared(session, "delayed")) return;
+    let type = this.#options.delayQueueType ?? "quorum";
+    for (let tries = 0;; tries++) {
+      const levels = delayLevels(type);
+      const { channel } = await this.admin.get(session);
+      try {
+        await declareLevels(channel, levels, (q) => this.assertQueue(channel, q));
+        break;
+      } catch (err) {
+        if (!isChannelError(err, 406)) throw err;
+        const found = parseInequivalentArg((err as Error).message);
+        if (tries >= 1 || found?.arg !== "x-queue-type") throw err;
+        log.info("The delay queues exist as {type} queues: using them as such", {
+          type: found.current,
+        });
+        type = found.current === "quorum" ? "quorum" : "classic";
+      }
+    }
+    this.#declared.add("delayed");
+  }
+}
+
+/** Declare the delay levels' exchanges, queues and bindings, and the delivery exchange. */
+async function declareLevels(
+  ch: Channel,
+  levels: readonly DelayLevel[],
+  assertQueue: (q: QueueDeclaration) => Promise<unknown>,
+): Promise<void> {
+  const topic = { durable: true, autoDelete: false };
+  for (const l of levels) {
+    await ch.assertExchange(l.exchange, "topic", topic);
+    await assertQueue(l.queue);
+    await ch.bindQueue(l.queue.name, l.exchange, l.waitKey);
+  }
+  await ch.assertExchange(DELAYED_DELIVERY_EXCHANGE, "topic", topic);
+  for (const l of levels) await ch.bindExchange(l.next, l.exchange, l.skipKey);
+}
+
+/** The types to declare with after RabbitMQ named what exists; null when nothing can be adapted. */
+function adapt(
+  info: TaskQueueInfo,
+  found: { of: "queue" | "exchange"; arg: string; current: string },
+): TaskQueueInfo | null {
+  if (found.of === "queue" && found.arg === "x-queue-type") {
+    const queueType: QueueType = found.current === "quorum" ? "quorum" : "classic";
+    if (found.current !== "quorum" && found.current !== "classic" && found.current !== "none") {
+      return null;
+    }
+    return queueType === info.queueType ? null : { ...info, queueType };
+  }
+  if (found.of === "exchange" && found.arg === "type") {
+    if (found.current !== "direct" && found.current !== "topic") return null;
+    return found.current === info.exchangeType ? null : { ...info, exchangeType: found.current };
+  }
+  return null;
+}

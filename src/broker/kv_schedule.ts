@@ -1,0 +1,179 @@
+/**
+ * The schedule store on Deno KV: the lease is a record with its holder,
+ * token and expiry time, the fencing token a counter, run states and
+ * run-time entries one key each. Every change that must hold under the
+ * lease is an atomic operation checking the versionstamps it read.
+ *
+ * @module
+ */
+
+import { commitAtomic, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
+import {
+  type CommitOutcome,
+  DEFAULT_BEAT_NAMESPACE,
+  type LeaseInfo,
+  type ScheduleStore,
+  type ScheduleStoreOptions,
+} from "./schedule_store.ts";
+
+interface LeaseRecord {
+  holder: string;
+  token: number;
+  expiresAt: number;
+}
+
+/**
+ * A {@link ScheduleStore} on Deno KV (honours the URL's `prefix`). Lease
+ * expiry is judged by the clocks of the processes sharing the database.
+ *
+ * @example
+ * ```ts
+ * import { openKvScheduleStore } from "@celeriac/celeriac/transports";
+ * const store = await openKvScheduleStore("kv://:memory:");
+ * const token = await store.acquire("beat-1", 10_000);
+ * console.assert(token !== null && (await store.acquire("beat-2", 10_000)) === null);
+ * await store.close();
+ * ```
+ */
+export class KvScheduleStore implements ScheduleStore {
+  readonly #shared: SharedKv;
+  readonly #kv: Deno.Kv;
+  readonly #ns: Deno.KvKey;
+
+  /**
+   * Use {@link openKvScheduleStore}.
+   *
+   * @param shared the open database; released on close
+   * @param ns the key prefix of this schedule
+   */
+  constructor(shared: SharedKv, ns: Deno.KvKey) {
+    this.#shared = shared;
+    this.#kv = shared.kv;
+    this.#ns = ns;
+  }
+
+  #k(...parts: Deno.KvKeyPart[]): Deno.KvKey {
+    return [...this.#ns, ...parts];
+  }
+
+  async acquire(holder: string, ttlMs: number): Promise<number | null> {
+    for (;;) {
+      const [lease, fence] = await this.#kv.getMany<[LeaseRecord, number]>([
+        this.#k("lease"),
+        this.#k("fence"),
+      ]);
+      const now = Date.now();
+      const live = lease.value !== null && lease.value.expiresAt > now;
+      if (live && lease.value!.holder !== holder) return null;
+      const token = live ? lease.value!.token : (fence.value ?? 0) + 1;
+      const op = this.#kv.atomic().check(lease, fence)
+        .set(this.#k("lease"), { holder, token, expiresAt: now + ttlMs })
+        .set(this.#k("fence"), token);
+      if ((await commitAtomic(op)).ok) {
+        this.#shared.notify();
+        return token;
+      }
+    }
+  }
+
+  async release(holder: string, token: number): Promise<void> {
+    const lease = await this.#kv.get<LeaseRecord>(this.#k("lease"));
+    if (lease.value?.holder !== holder || lease.value.token !== token) return;
+    await commitAtomic(this.#kv.atomic().check(lease).delete(this.#k("lease")));
+  }
+
+  async lease(): Promise<LeaseInfo | null> {
+    const { value } = await this.#kv.get<LeaseRecord>(this.#k("lease"));
+    const ttlMs = value ? value.expiresAt - Date.now() : 0;
+    return value && ttlMs > 0 ? { holder: value.holder, token: value.token, ttlMs } : null;
+  }
+
+  async readRuns(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for await (const e of this.#kv.list<string>({ prefix: this.#k("runs") })) {
+      out.set(String(e.key[e.key.length - 1]), e.value);
+    }
+    return out;
+  }
+
+  async commitRun(
+    holder: string,
+    token: number,
+    entry: string,
+    expected: string | null,
+    next: string,
+  ): Promise<CommitOutcome> {
+    for (;;) {
+      const [lease, run] = await this.#kv.getMany<[LeaseRecord, string]>([
+        this.#k("lease"),
+        this.#k("runs", entry),
+      ]);
+      const l = lease.value;
+      if (!l || l.holder !== holder || l.token !== token || l.expiresAt <= Date.now()) {
+        return "lost";
+      }
+      if (run.value !== expected) return "conflict";
+      const op = this.#kv.atomic().check(lease, run).set(this.#k("runs", entry), next);
+      if ((await commitAtomic(op)).ok) return "ok";
+    }
+  }
+
+  async deleteRun(entry: string): Promise<void> {
+    await this.#kv.delete(this.#k("runs", entry));
+  }
+
+  async readEntries(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for await (const e of this.#kv.list<string>({ prefix: this.#k("entries") })) {
+      out.set(String(e.key[e.key.length - 1]), e.value);
+    }
+    return out;
+  }
+
+  async putEntry(name: string, value: string): Promise<void> {
+    await this.#kv.set(this.#k("entries", name), value);
+    this.#shared.notify();
+  }
+
+  async deleteEntry(name: string): Promise<boolean> {
+    const e = await this.#kv.get(this.#k("entries", name));
+    if (e.versionstamp === null) return false;
+    await this.#kv.delete(this.#k("entries", name));
+    this.#shared.notify();
+    return true;
+  }
+
+  async close(): Promise<void> {
+    await this.#shared.release();
+  }
+}
+
+/**
+ * Open a schedule store on a Deno KV database (`kv://file.sqlite`,
+ * `kv:///abs/path.sqlite`, `kv://:memory:`; `?prefix=` as for the broker).
+ *
+ * @example
+ * ```ts
+ * import { openKvScheduleStore } from "@celeriac/celeriac/transports";
+ * const store = await openKvScheduleStore("kv://:memory:", { namespace: "billing." });
+ * await store.putEntry("tick", '{"task":"tasks.tick","schedule":10}');
+ * console.assert((await store.readEntries()).has("tick"));
+ * await store.close();
+ * ```
+ *
+ * @param url the `kv://` URL
+ * @param options key namespace
+ * @returns the store
+ * @throws {BrokerConnectionError} when the database cannot be opened
+ */
+export async function openKvScheduleStore(
+  url: string,
+  options: ScheduleStoreOptions = {},
+): Promise<KvScheduleStore> {
+  const parsed = parseKvUrl(url);
+  const shared = await openSharedKv(parsed.path, url);
+  return new KvScheduleStore(shared, [
+    parsed.prefix ?? "celeriac",
+    options.namespace ?? DEFAULT_BEAT_NAMESPACE,
+  ]);
+}

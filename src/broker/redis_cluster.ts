@@ -1,0 +1,326 @@
+/**
+ * The Redis Cluster broker (`redis+cluster://host:port,host:port`): the
+ * Redis transport, sharded by queue.
+ *
+ * Redis Cluster runs a Lua script or a transaction only when all its keys
+ * hash to one slot. The Redis transport's scripts touch a queue's lists,
+ * the unacknowledged hash and index and the parking list together, so
+ * each queue gets the Redis transport of its own, with every key prefixed
+ * by the hash tag `{<queue>}` (the `global_keyprefix` form Celery users
+ * reach for): one queue's keys live in one slot, different queues spread
+ * over the cluster's masters. Bookkeeping that belongs to no queue
+ * (broadcast channels, revoked ids, rate-limit buckets, the list of known
+ * queues) lives under the tag `{celeriac}`. A take over several queues
+ * runs a take on each and keeps what arrives first; the rest goes back to
+ * its queue. Python Celery (kombu) cannot use Redis Cluster, so this
+ * layout is Celeriac's own.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Redis } from "ioredis";
+import type { Message } from "../protocol/message.ts";
+import type {
+  Broker,
+  Delivery,
+  ParkedMessage,
+  PublishTarget,
+  Rejection,
+  RevokedEntry,
+  SubscribeOptions,
+  TakeOptions,
+  TokenGrant,
+  TokenRequest,
+} from "./port.ts";
+import { RedisBroker, type RedisBrokerOptions, SHARED_CONNECTION } from "./redis.ts";
+import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
+import { isClusterUrl, parseRedisUrl } from "./redis_url.ts";
+
+const log = getLogger(["celeriac", "broker", "redis"]);
+
+/** The hash tag of keys that belong to no queue. */
+const GLOBAL_TAG = "{celeriac}";
+/** The set (under {@link GLOBAL_TAG}) of queues this cluster has carried. */
+const QUEUES_KEY = "celeriac.queues";
+
+/**
+ * The hash-tagged key prefix of a queue's keys.
+ *
+ * @example
+ * ```ts
+ * import { queueTag } from "./redis_cluster.ts";
+ * queueTag("reports"); // "{reports}"
+ * ```
+ *
+ * @param queue the queue
+ * @returns its prefix
+ */
+export function queueTag(queue: string): string {
+  return `{${queue}}`;
+}
+
+/**
+ * A Celeriac broker on Redis Cluster.
+ *
+ * @example
+ * ```ts ignore
+ * import { openRedisClusterBroker } from "@celeriac/celeriac/transports";
+ * const broker = await openRedisClusterBroker("redis+cluster://127.0.0.1:7000,127.0.0.1:7001");
+ * await broker.close();
+ * ```
+ */
+export class RedisClusterBroker implements Broker {
+  /** Always `redis`. */
+  readonly transport = "redis";
+  /** Seconds before an unacknowledged message goes back to its queue. */
+  readonly visibilityTimeout: number;
+  readonly #rawUrl: string;
+  readonly #shardUrl: string;
+  readonly #options: RedisBrokerOptions;
+  readonly #userPrefix: string;
+  readonly #client: Redis;
+  readonly #shards = new Map<string, RedisBroker>();
+  readonly #global: RedisBroker;
+  readonly #known = new Set<string>();
+
+  /**
+   * Use {@link openRedisClusterBroker}.
+   *
+   * @param rawUrl `redis+cluster://host:port,host:port/0?visibility_timeout=...`
+   * @param options transport options (`keyPrefix` goes after each hash tag)
+   */
+  constructor(rawUrl: string, options: RedisBrokerOptions = {}) {
+    if (!isClusterUrl(rawUrl)) {
+      throw new TypeError(
+        `Not a Redis Cluster URL: "${rawUrl}" (use redis+cluster://host:port,...)`,
+      );
+    }
+    const url = parseRedisUrl(rawUrl);
+    this.#rawUrl = rawUrl;
+    this.#userPrefix = url.query.global_keyprefix ?? options.keyPrefix ?? "";
+    const q = new URL(`x:?${new URLSearchParams(url.query)}`).searchParams;
+    q.delete("global_keyprefix");
+    this.#shardUrl = rawUrl.replace(/\?.*$/, "") + (q.size ? `?${q}` : "");
+    this.#options = options;
+    this.#client = openRedisConnection(url, rawUrl, {
+      autoPipelining: true,
+      name: "celeriac-broker",
+    });
+    this.#global = this.#open(GLOBAL_TAG);
+    this.visibilityTimeout = this.#global.visibilityTimeout;
+  }
+
+  #open(tag: string): RedisBroker {
+    const options = {
+      ...this.#options,
+      keyPrefix: tag + this.#userPrefix,
+      [SHARED_CONNECTION]: this.#client,
+    };
+    return new RedisBroker(this.#shardUrl, options);
+  }
+
+  #shard(queue: string): RedisBroker {
+    let s = this.#shards.get(queue);
+    if (!s) {
+      s = this.#open(queueTag(queue));
+      this.#shards.set(queue, s);
+    }
+    return s;
+  }
+
+  async #remember(queue: string): Promise<void> {
+    if (this.#known.has(queue)) return;
+    await guardRedis(this.#rawUrl, () => this.#client.sadd(GLOBAL_TAG + QUEUES_KEY, queue));
+    this.#known.add(queue);
+  }
+
+  /** Every queue this cluster has carried (for parked-message listings). */
+  async #allQueues(): Promise<string[]> {
+    const listed = await guardRedis(
+      this.#rawUrl,
+      () => this.#client.smembers(GLOBAL_TAG + QUEUES_KEY),
+    );
+    return [...new Set([...listed, ...this.#known])].sort();
+  }
+
+  /** Connect now. */
+  connect(): Promise<void> {
+    return connectRedis(this.#client, this.#rawUrl);
+  }
+
+  /** Declare a queue (in its own slot). */
+  async declareQueue(queue: string): Promise<void> {
+    await this.#remember(queue);
+    await this.#shard(queue).declareQueue(queue);
+  }
+
+  /**
+   * Publish to a queue (the default exchange routes by queue name); to an
+   * exchange, through the bindings kept under `{celeriac}`.
+   */
+  async publish(message: Message, target: PublishTarget): Promise<void> {
+    const exchange = target.exchange ?? "";
+    if (exchange !== "") {
+      log.warn(
+        "Redis Cluster routes tasks by queue only: exchange {exchange} ignored, publishing to queue {queue}",
+        { exchange, queue: target.routingKey },
+      );
+    }
+    await this.#remember(target.routingKey);
+    await this.#shard(target.routingKey).publish(message, { routingKey: target.routingKey });
+  }
+
+  /**
+   * Take up to `max` messages from the queues, earlier queues first. With
+   * several queues a take runs on each (they live on different masters);
+   * the first to return ends the others, and what they took beyond `max`
+   * goes back to its queue.
+   */
+  async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
+    if (queues.length === 0) throw new TypeError("take() needs at least one queue");
+    if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
+    for (const q of queues) await this.#remember(q);
+    if (queues.length === 1) return await this.#shard(queues[0]).take(queues, options);
+    const stop = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+    const takes = queues.map((q) =>
+      this.#shard(q).take([q], { max: options.max, signal }).then((got) => {
+        if (got.length > 0) stop.abort();
+        return got;
+      })
+    );
+    const results = await Promise.all(takes);
+    const all = results.flat();
+    const kept = all.slice(0, Math.floor(options.max));
+    const extra = all.slice(kept.length);
+    if (extra.length) await this.requeue(extra);
+    return kept;
+  }
+
+  #byQueue<T>(items: readonly T[], queueOf: (t: T) => string): Map<RedisBroker, T[]> {
+    const out = new Map<RedisBroker, T[]>();
+    for (const item of items) {
+      const s = this.#shard(queueOf(item));
+      const list = out.get(s);
+      if (list) list.push(item);
+      else out.set(s, [item]);
+    }
+    return out;
+  }
+
+  /** Acknowledge deliveries (each in its queue's slot). */
+  async ack(deliveries: readonly Delivery[]): Promise<void> {
+    const groups = this.#byQueue(deliveries, (d) => d.queue);
+    await Promise.all([...groups].map(([s, ds]) => s.ack(ds)));
+  }
+
+  /** Park deliveries in their queue's parking list. */
+  async reject(rejections: readonly Rejection[]): Promise<void> {
+    const groups = this.#byQueue(rejections, (r) => r.delivery.queue);
+    await Promise.all([...groups].map(([s, rs]) => s.reject(rs)));
+  }
+
+  /** Put deliveries back in front of their queues. */
+  async requeue(deliveries: readonly Delivery[]): Promise<void> {
+    const groups = this.#byQueue(deliveries, (d) => d.queue);
+    await Promise.all([...groups].map(([s, ds]) => s.requeue(ds)));
+  }
+
+  /** Renew the visibility of live deliveries. */
+  async extend(deliveries: readonly Delivery[]): Promise<void> {
+    const groups = this.#byQueue(deliveries, (d) => d.queue);
+    await Promise.all([...groups].map(([s, ds]) => s.extend(ds)));
+  }
+
+  /** Delete a queue's waiting messages. */
+  purge(queue: string): Promise<number> {
+    return this.#shard(queue).purge(queue);
+  }
+
+  /** Count a queue's waiting messages. */
+  queueDepth(queue: string): Promise<number> {
+    return this.#shard(queue).queueDepth(queue);
+  }
+
+  /** List parked messages of every queue this cluster carried, oldest first per queue. */
+  async listParked(options: { limit?: number } = {}): Promise<ParkedMessage[]> {
+    const limit = options.limit ?? 100;
+    const out: ParkedMessage[] = [];
+    for (const q of await this.#allQueues()) {
+      if (out.length >= limit) break;
+      out.push(...await this.#shard(q).listParked({ limit: limit - out.length }));
+    }
+    return out;
+  }
+
+  /** Move parked messages back to their queues. */
+  async requeueParked(options: { limit?: number } = {}): Promise<number> {
+    const limit = options.limit ?? 1000;
+    let moved = 0;
+    for (const q of await this.#allQueues()) {
+      if (moved >= limit) break;
+      moved += await this.#shard(q).requeueParked({ limit: limit - moved });
+    }
+    return moved;
+  }
+
+  /** Broadcast (PUBLISH reaches every node of a cluster). */
+  broadcast(exchange: string, message: Message): Promise<void> {
+    return this.#global.broadcast(exchange, message);
+  }
+
+  /** Receive broadcasts until `signal` aborts. */
+  subscribe(
+    exchange: string,
+    onMessage: (message: Message) => void,
+    options: SubscribeOptions,
+  ): Promise<void> {
+    return this.#global.subscribe(exchange, onMessage, options);
+  }
+
+  /** Remember revoked ids (under `{celeriac}`). */
+  addRevoked(entries: readonly RevokedEntry[]): Promise<void> {
+    return this.#global.addRevoked(entries);
+  }
+
+  /** The revoked ids that have not expired. */
+  listRevoked(): Promise<RevokedEntry[]> {
+    return this.#global.listRevoked();
+  }
+
+  /** Rate-limit tokens (buckets under `{celeriac}`). */
+  acquireTokens(requests: readonly TokenRequest[]): Promise<TokenGrant[]> {
+    return this.#global.acquireTokens(requests);
+  }
+
+  /** Close every queue's transport and the cluster connection. */
+  async close(): Promise<void> {
+    await Promise.all([this.#global, ...this.#shards.values()].map((s) => s.close()));
+    await closeRedis(this.#client);
+  }
+}
+
+/**
+ * Open a Redis Cluster broker and check that the cluster answers.
+ *
+ * @example
+ * ```ts ignore
+ * import { openRedisClusterBroker } from "@celeriac/celeriac/transports";
+ * const broker = await openRedisClusterBroker("redis+cluster://10.0.0.1:7000,10.0.0.2:7000?visibility_timeout=300");
+ * await broker.close();
+ * ```
+ *
+ * @param url `redis+cluster://[:password@]host:port[,host:port...][/0][?visibility_timeout=...]`
+ * @param options transport options
+ * @returns the connected broker
+ * @throws {BrokerConnectionError} when no node answers
+ */
+export async function openRedisClusterBroker(
+  url: string,
+  options: RedisBrokerOptions = {},
+): Promise<RedisClusterBroker> {
+  const broker = new RedisClusterBroker(url, options);
+  await broker.connect();
+  return broker;
+}

@@ -1,0 +1,198 @@
+/**
+ * The schedule store on Redis (single server, Sentinel or Cluster): the lease is a key holding
+ * `holder\ntoken` with a millisecond expiry, the fencing token an INCR
+ * counter, run states and run-time entries two hashes. Every change that
+ * must hold under the lease is one Lua script, so it is atomic.
+ *
+ * @module
+ */
+
+import type { Redis } from "ioredis";
+import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
+import { isClusterUrl, parseRedisUrl } from "./redis_url.ts";
+import {
+  type CommitOutcome,
+  DEFAULT_BEAT_NAMESPACE,
+  type LeaseInfo,
+  type ScheduleStore,
+  type ScheduleStoreOptions,
+} from "./schedule_store.ts";
+
+const ACQUIRE = `
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local h, t = string.match(cur, '^(.*)\\n(%d+)$')
+  if h == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return tonumber(t)
+  end
+  return -1
+end
+local t = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '\\n' .. t, 'PX', ARGV[2])
+return t`;
+
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+const COMMIT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local cur = redis.call('HGET', KEYS[2], ARGV[2])
+if (cur or '') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+return 1`;
+
+interface Scripted {
+  beatAcquire(lease: string, fence: string, holder: string, ttl: string): Promise<number>;
+  beatRelease(lease: string, value: string): Promise<number>;
+  beatCommit(
+    lease: string,
+    runs: string,
+    value: string,
+    entry: string,
+    expected: string,
+    next: string,
+  ): Promise<number>;
+}
+
+/**
+ * A {@link ScheduleStore} on Redis (honours the URL's `global_keyprefix`).
+ *
+ * @example
+ * ```ts ignore
+ * import { openRedisScheduleStore } from "@celeriac/celeriac/transports";
+ * const store = await openRedisScheduleStore("redis://127.0.0.1:6379/0");
+ * console.log(await store.lease());
+ * await store.close();
+ * ```
+ */
+export class RedisScheduleStore implements ScheduleStore {
+  readonly #rawUrl: string;
+  readonly #client: Redis & Scripted;
+  readonly #p: string;
+
+  /**
+   * Use {@link openRedisScheduleStore}.
+   *
+   * @param rawUrl the Redis URL
+   * @param options key namespace
+   */
+  constructor(rawUrl: string, options: ScheduleStoreOptions = {}) {
+    this.#rawUrl = rawUrl;
+    const url = parseRedisUrl(rawUrl);
+    const ns = options.namespace ?? DEFAULT_BEAT_NAMESPACE;
+    // On Redis Cluster a script runs only when all its keys share a slot:
+    // the namespace becomes a hash tag, so all of beat's keys live in one.
+    this.#p = (url.query.global_keyprefix ?? "") + (isClusterUrl(rawUrl) ? `{${ns}}` : ns);
+    this.#client = openRedisConnection(url, rawUrl, { name: "celeriac-beat" }) as
+      & Redis
+      & Scripted;
+    this.#client.defineCommand("beatAcquire", { lua: ACQUIRE, numberOfKeys: 2 });
+    this.#client.defineCommand("beatRelease", { lua: RELEASE, numberOfKeys: 1 });
+    this.#client.defineCommand("beatCommit", { lua: COMMIT, numberOfKeys: 2 });
+  }
+
+  /** Connect now. */
+  connect(): Promise<void> {
+    return connectRedis(this.#client, this.#rawUrl);
+  }
+
+  #run<T>(fn: () => Promise<T>): Promise<T> {
+    return guardRedis(this.#rawUrl, fn);
+  }
+
+  async acquire(holder: string, ttlMs: number): Promise<number | null> {
+    const token = await this.#run(() =>
+      this.#client.beatAcquire(
+        this.#p + "lease",
+        this.#p + "fence",
+        holder,
+        String(Math.ceil(ttlMs)),
+      )
+    );
+    return token < 0 ? null : token;
+  }
+
+  async release(holder: string, token: number): Promise<void> {
+    await this.#run(() => this.#client.beatRelease(this.#p + "lease", `${holder}\n${token}`));
+  }
+
+  async lease(): Promise<LeaseInfo | null> {
+    const [[, value], [, ttl]] = await this.#run(() =>
+      this.#client.multi().get(this.#p + "lease").pttl(this.#p + "lease").exec()
+    ) as [[unknown, string | null], [unknown, number]];
+    const m = value ? /^(.*)\n(\d+)$/s.exec(value) : null;
+    return m ? { holder: m[1], token: Number(m[2]), ttlMs: Math.max(0, ttl) } : null;
+  }
+
+  async readRuns(): Promise<Map<string, string>> {
+    return new Map(Object.entries(await this.#run(() => this.#client.hgetall(this.#p + "runs"))));
+  }
+
+  async commitRun(
+    holder: string,
+    token: number,
+    entry: string,
+    expected: string | null,
+    next: string,
+  ): Promise<CommitOutcome> {
+    const r = await this.#run(() =>
+      this.#client.beatCommit(
+        this.#p + "lease",
+        this.#p + "runs",
+        `${holder}\n${token}`,
+        entry,
+        expected ?? "",
+        next,
+      )
+    );
+    return r === 1 ? "ok" : r === 0 ? "conflict" : "lost";
+  }
+
+  async deleteRun(entry: string): Promise<void> {
+    await this.#run(() => this.#client.hdel(this.#p + "runs", entry));
+  }
+
+  async readEntries(): Promise<Map<string, string>> {
+    return new Map(
+      Object.entries(await this.#run(() => this.#client.hgetall(this.#p + "entries"))),
+    );
+  }
+
+  async putEntry(name: string, value: string): Promise<void> {
+    await this.#run(() => this.#client.hset(this.#p + "entries", name, value));
+  }
+
+  async deleteEntry(name: string): Promise<boolean> {
+    return (await this.#run(() => this.#client.hdel(this.#p + "entries", name))) > 0;
+  }
+
+  async close(): Promise<void> {
+    await closeRedis(this.#client);
+  }
+}
+
+/**
+ * Open a schedule store on Redis and check that the server answers.
+ *
+ * @example
+ * ```ts ignore
+ * import { openRedisScheduleStore } from "@celeriac/celeriac/transports";
+ * const store = await openRedisScheduleStore("redis://127.0.0.1:6379/0", { namespace: "billing." });
+ * await store.close();
+ * ```
+ *
+ * @param url `redis://` or `rediss://` URL
+ * @param options key namespace
+ * @returns the store
+ * @throws {BrokerConnectionError} when the server cannot be reached
+ */
+export async function openRedisScheduleStore(
+  url: string,
+  options: ScheduleStoreOptions = {},
+): Promise<RedisScheduleStore> {
+  const store = new RedisScheduleStore(url, options);
+  await store.connect();
+  return store;
+}

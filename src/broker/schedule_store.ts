@@ -1,0 +1,118 @@
+/**
+ * The schedule-store port: what the beat scheduler needs from a server so
+ * that any number of beat processes send each run exactly once — a leader
+ * lease with a fencing token, last-run states changed only by compare-and-set
+ * under that lease, and the entries added at run time. Redis and Deno KV
+ * provide it; RabbitMQ cannot (no compare-and-set), so beat on an
+ * `amqp://` broker keeps its store on Redis or KV.
+ *
+ * Values are opaque strings (beat stores JSON); the store knows nothing of
+ * schedules.
+ *
+ * @module
+ */
+
+/**
+ * The outcome of {@link ScheduleStore.commitRun}.
+ *
+ * - `ok`: the state was written.
+ * - `conflict`: the stored state was not the expected one (another beat ran
+ *   the entry); nothing was written.
+ * - `lost`: the caller no longer holds the lease with that token; nothing
+ *   was written.
+ *
+ * @example
+ * ```ts
+ * import type { CommitOutcome } from "@celeriac/celeriac/protocol";
+ * const shouldSend = (o: CommitOutcome) => o === "ok";
+ * ```
+ */
+export type CommitOutcome = "ok" | "conflict" | "lost";
+
+/**
+ * Who holds the lease.
+ *
+ * @example
+ * ```ts
+ * import type { LeaseInfo } from "@celeriac/celeriac/protocol";
+ * const show = (l: LeaseInfo | null) => l ? `${l.holder} (token ${l.token})` : "no leader";
+ * ```
+ */
+export interface LeaseInfo {
+  /** The holder's id (beat's node name and a random suffix). */
+  holder: string;
+  /** The fencing token: grows with every new lease. */
+  token: number;
+  /** Milliseconds until the lease expires unless renewed. */
+  ttlMs: number;
+}
+
+/**
+ * The store. One per beat process; several processes share the data.
+ *
+ * @example Acquiring the lease and recording a run under it
+ * ```ts ignore
+ * const token = await store.acquire("beat@host-1a2b", 15_000);
+ * if (token !== null) {
+ *   const outcome = await store.commitRun("beat@host-1a2b", token, "tick", null, '{"lastRunAt":0}');
+ *   if (outcome === "ok") console.log("this beat sends tick");
+ * }
+ * ```
+ */
+export interface ScheduleStore {
+  /**
+   * Take the lease when it is free, or renew it when `holder` has it.
+   * Resolves with the fencing token, or `null` when another holder has it.
+   * A new lease gets a token greater than every earlier one.
+   */
+  acquire(holder: string, ttlMs: number): Promise<number | null>;
+  /** Give the lease up, if `holder` still has it with `token`. */
+  release(holder: string, token: number): Promise<void>;
+  /** The current lease, or `null` when none is held. */
+  lease(): Promise<LeaseInfo | null>;
+  /** Every stored run state, by entry name. */
+  readRuns(): Promise<Map<string, string>>;
+  /**
+   * Replace the run state of `entry` with `next`, atomically checking that
+   * `holder` holds the lease with `token` and that the stored state is
+   * still `expected` (`null`: none stored).
+   */
+  commitRun(
+    holder: string,
+    token: number,
+    entry: string,
+    expected: string | null,
+    next: string,
+  ): Promise<CommitOutcome>;
+  /** Forget the run state of an entry (after the entry is removed). */
+  deleteRun(entry: string): Promise<void>;
+  /** The entries stored at run time, by name. */
+  readEntries(): Promise<Map<string, string>>;
+  /** Store (add or replace) a run-time entry. */
+  putEntry(name: string, value: string): Promise<void>;
+  /** Delete a run-time entry; resolves with whether it existed. */
+  deleteEntry(name: string): Promise<boolean>;
+  /** Close the store's connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * Options of the schedule stores.
+ *
+ * @example
+ * ```ts
+ * import type { ScheduleStoreOptions } from "@celeriac/celeriac/protocol";
+ * const options: ScheduleStoreOptions = { namespace: "celeriac.beat.billing." };
+ * ```
+ */
+export interface ScheduleStoreOptions {
+  /**
+   * Key namespace, so several independent schedules can share a server.
+   * Default `celeriac.beat.` (Redis keys `celeriac.beat.lease`, ...; KV keys
+   * under `[prefix, "celeriac.beat."]`).
+   */
+  namespace?: string;
+}
+
+/** The default key namespace of {@link ScheduleStoreOptions.namespace}. */
+export const DEFAULT_BEAT_NAMESPACE = "celeriac.beat.";

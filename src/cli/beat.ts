@@ -1,0 +1,237 @@
+// deno-lint-ignore-file no-console
+/**
+ * The `beat` and `schedule` sub-commands, and `worker -B`.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Celery } from "../client/app.ts";
+import type { BeatEntry, ScheduleSpec } from "../client/beat_config.ts";
+import { Beat } from "../beat/beat.ts";
+import { at } from "../beat/crontab.ts";
+import { PeriodicTasks, type ScheduleRow } from "../beat/periodic_tasks.ts";
+
+const log = getLogger(["celeriac", "cli"]);
+
+/** The command-line options of beat and schedule, for `parseArgs`. */
+export const BEAT_OPTIONS = {
+  beat: { type: "boolean", short: "B" },
+  list: { type: "boolean" },
+  "max-interval": { type: "string" },
+  "lease-time": { type: "string" },
+  "beat-store": { type: "string" },
+  task: { type: "string" },
+  every: { type: "string" },
+  cron: { type: "string" },
+  at: { type: "string" },
+  args: { type: "string" },
+  kwargs: { type: "string" },
+  queue: { type: "string" },
+  expires: { type: "string" },
+  priority: { type: "string" },
+} as const;
+
+/** Usage lines of beat and schedule. */
+export const BEAT_USAGE = `
+  deno run -A worker.ts beat --app ./tasks.ts [--max-interval S] [--lease-time S] [--list]
+                                                       send periodic tasks (any number of
+                                                       replicas: one leader sends)
+  deno run -A worker.ts schedule list|add|remove ...   change the schedule while beat runs:
+      schedule add NAME --task T (--every 10s | --cron "0 3 * * *" | --at ISO)
+                   [--args JSON] [--kwargs JSON] [--queue Q] [--expires S] [--priority N]
+      schedule remove NAME
+
+Beat options:
+  -B, --beat                 worker: also run beat in this process (safe with replicas)
+      --list                 beat: print the schedule table and exit
+      --max-interval SECONDS longest sleep of beat; run-time changes arrive within it (default 5)
+      --lease-time SECONDS   leader lease; a dead leader is replaced within it (default 15)
+      --beat-store URL       where the lease and last runs live (default: the broker;
+                             required with an amqp:// broker: a redis:// or kv:// URL)`;
+
+type Values = Record<string, string | boolean | undefined>;
+
+function seconds(value: string | boolean | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new TypeError(`${flag} needs a number of seconds > 0, got "${value}"`);
+  }
+  return n;
+}
+
+function json(value: string | boolean | undefined, flag: string): unknown {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(String(value));
+  } catch {
+    throw new TypeError(`${flag} needs JSON, e.g. ${flag} '[1, 2]', got ${value}`);
+  }
+}
+
+/**
+ * Apply `--beat-store` to the app before anything connects.
+ *
+ * @example
+ * ```ts ignore
+ * configureBeatStore(app, { "beat-store": "redis://127.0.0.1:6379/0" });
+ * ```
+ *
+ * @param app the app
+ * @param values parsed flags
+ */
+export function configureBeatStore(app: Celery, values: Values): void {
+  if (typeof values["beat-store"] === "string") app.configure({ beatStore: values["beat-store"] });
+}
+
+/**
+ * A beat from the command-line flags.
+ *
+ * @example
+ * ```ts ignore
+ * const beat = beatFromFlags(app, { "lease-time": "5" });
+ * ```
+ *
+ * @param app the app
+ * @param values parsed flags
+ * @returns the beat (not started)
+ */
+export function beatFromFlags(app: Celery, values: Values): Beat {
+  return new Beat({
+    app,
+    maxInterval: seconds(values["max-interval"], "--max-interval"),
+    leaseTime: seconds(values["lease-time"], "--lease-time"),
+  });
+}
+
+function printTable(rows: ScheduleRow[], leader: string): void {
+  const table = rows.map((r) => [
+    r.name,
+    r.task,
+    r.error ? `INVALID: ${r.error}` : r.schedule,
+    r.totalRunCount > 0 ? r.lastRunAt?.toISOString() ?? "-" : "-",
+    r.nextRunAt?.toISOString() ?? "-",
+    String(r.totalRunCount),
+    r.origin,
+  ]);
+  const head = ["NAME", "TASK", "SCHEDULE", "LAST RUN", "NEXT RUN", "RUNS", "FROM"];
+  const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  console.log(line(head));
+  for (const row of table) console.log(line(row));
+  console.log(`${rows.length} entr${rows.length === 1 ? "y" : "ies"}; leader: ${leader}`);
+}
+
+async function list(app: Celery): Promise<number> {
+  const periodic = new PeriodicTasks(app);
+  try {
+    const lease = await (await periodic.store()).lease();
+    const leader = lease ? `${lease.holder} (token ${lease.token})` : "none";
+    printTable(await periodic.list(), leader);
+    return 0;
+  } finally {
+    await periodic.close();
+  }
+}
+
+/**
+ * `worker.ts beat`: run beat until SIGINT/SIGTERM, or print the table with `--list`.
+ *
+ * @example
+ * ```ts ignore
+ * Deno.exitCode = await runBeat(app, { list: true });
+ * ```
+ *
+ * @param app the app
+ * @param values parsed flags
+ * @returns the exit code
+ */
+export async function runBeat(app: Celery, values: Values): Promise<number> {
+  configureBeatStore(app, values);
+  if (values.list) return await list(app).finally(() => app.close());
+  const beat = beatFromFlags(app, values);
+  const onSignal = () => {
+    log.info("beat: shutting down");
+    beat.stop();
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    await beat.start();
+    await beat.finished;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    await app.close();
+  }
+  return 0;
+}
+
+function scheduleFromFlags(values: Values): ScheduleSpec {
+  const given = (["every", "cron", "at"] as const).filter((k) => values[k] !== undefined);
+  if (given.length !== 1) {
+    throw new TypeError(
+      "schedule add needs exactly one of --every 10s, --cron '0 3 * * *', --at ISO",
+    );
+  }
+  if (values.every !== undefined) {
+    const v = String(values.every);
+    return /^\d+(\.\d+)?$/.test(v) ? Number(v) : v;
+  }
+  if (values.cron !== undefined) return String(values.cron);
+  return at(String(values.at));
+}
+
+/**
+ * `worker.ts schedule list|add|remove`: change the schedule kept in the store.
+ *
+ * @example
+ * ```ts ignore
+ * await runSchedule(app, ["add", "tick"], { task: "tasks.tick", every: "10s" });
+ * ```
+ *
+ * @param app the app
+ * @param positionals `[action, name?]`
+ * @param values parsed flags
+ * @returns the exit code
+ */
+export async function runSchedule(
+  app: Celery,
+  positionals: string[],
+  values: Values,
+): Promise<number> {
+  configureBeatStore(app, values);
+  const [action = "list", name] = positionals;
+  if (action === "list") return await list(app).finally(() => app.close());
+  if (!name) throw new TypeError(`schedule ${action} needs an entry name`);
+  const periodic = new PeriodicTasks(app);
+  try {
+    if (action === "add") {
+      if (typeof values.task !== "string") throw new TypeError("schedule add needs --task NAME");
+      const options: BeatEntry["options"] = {};
+      if (values.queue !== undefined) options.queue = String(values.queue);
+      if (values.expires !== undefined) options.expires = seconds(values.expires, "--expires");
+      if (values.priority !== undefined) options.priority = Number(values.priority);
+      const entry: BeatEntry = {
+        task: values.task,
+        schedule: scheduleFromFlags(values),
+        args: json(values.args, "--args") as unknown[] | undefined,
+        kwargs: json(values.kwargs, "--kwargs") as Record<string, unknown> | undefined,
+        options,
+      };
+      await periodic.add(name, entry);
+      console.log(`Stored entry "${name}"; the running beat leader picks it up`);
+      return 0;
+    }
+    if (action === "remove") {
+      const removed = await periodic.remove(name);
+      console.log(removed ? `Removed entry "${name}"` : `No entry "${name}"`);
+      return removed ? 0 : 1;
+    }
+    throw new TypeError(`Unknown schedule action "${action}": use list, add or remove`);
+  } finally {
+    await periodic.close();
+    await app.close();
+  }
+}

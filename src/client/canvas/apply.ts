@@ -1,0 +1,111 @@
+/**
+ * Publish a planned canvas: chord sizes first (so the last header member
+ * always finds them), then every message.
+ *
+ * @module
+ */
+
+import type { ResultBackend } from "../../backend/port.ts";
+import type { PublishTarget } from "../../broker/port.ts";
+import { planCanvas } from "../../protocol/canvas.ts";
+import { canvasTarget, encodeCanvasSend } from "../../protocol/canvas_message.ts";
+import { loadCodecs } from "../../protocol/codecs.ts";
+import type { CompressionName } from "../../protocol/compression_names.ts";
+import type { Message, SignatureDict } from "../../protocol/message.ts";
+import type { SerializerName } from "../../protocol/serializers.ts";
+import type { ResultTuple } from "../../protocol/signature.ts";
+import { currentTask } from "../current.ts";
+import { ChordUnsupportedError } from "../errors.ts";
+import type { CanvasCall } from "./signature.ts";
+
+/** What publishing a canvas needs from the app. */
+export interface CanvasPublisher {
+  /** Producer oid (`reply_to`). */
+  readonly oid: string;
+  /** Sender node name. */
+  origin(): string;
+  /** The queue of a call that names none: its route's, its task's, or the default. */
+  queueFor(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): string;
+  /** Default serializer and compression. */
+  readonly serializer: SerializerName;
+  /** Default compression. */
+  readonly compression: CompressionName | null;
+  /** `group_index` on plain group members too (Celery ≥ 5.3.4). */
+  readonly groupIndex: "chord" | "always";
+  /** Publish one message. */
+  publish(message: Message, target: PublishTarget): Promise<void>;
+  /** The result backend, or null when none is configured. */
+  backend(): Promise<ResultBackend> | null;
+  /** Get ready to receive results (rpc:// declares its reply queue). */
+  prepare(): Promise<void>;
+}
+
+/** Messages published at once; more are sent in batches of this size. */
+const BATCH = 200;
+
+/**
+ * Apply a signature dict: plan it, store chord sizes, publish.
+ *
+ * @example
+ * ```ts ignore
+ * const tree = await publishCanvas(publisher, sig.toDict(), { args: [] });
+ * ```
+ *
+ * @param p the app's side
+ * @param sig the signature dict
+ * @param call extra args and options
+ * @returns the result tree
+ * @throws {ChordUnsupportedError} when a chord is applied on a backend that cannot join it
+ */
+export async function publishCanvas(
+  p: CanvasPublisher,
+  sig: SignatureDict,
+  call: CanvasCall = {},
+): Promise<ResultTuple> {
+  const plan = planCanvas(sig, {
+    args: call.args,
+    kwargs: call.kwargs,
+    options: call.options,
+    replyTo: p.oid,
+    groupIndex: p.groupIndex,
+  });
+  if (plan.chordSizes.length > 0) {
+    const opening = p.backend();
+    if (opening === null) {
+      throw new ChordUnsupportedError("none (no result backend is configured)");
+    }
+    const backend = await opening;
+    if (!backend.setChordSize || !backend.chordPartReturn) {
+      throw new ChordUnsupportedError(backend.transport);
+    }
+    for (const { groupId, size } of plan.chordSizes) await backend.setChordSize(groupId, size);
+  }
+  if (plan.sends.length > 0) await p.prepare();
+  const parent = currentTask.getStore();
+  const serializers = new Set(plan.sends.map((s) => s.options.serializer ?? p.serializer));
+  const compressed = plan.sends.some((s) => s.options.compression ?? p.compression);
+  if (serializers.has("msgpack") || compressed) {
+    await loadCodecs({ msgpack: serializers.has("msgpack"), compression: compressed });
+  }
+  const now = new Date();
+  const sender = {
+    now,
+    origin: p.origin(),
+    replyTo: p.oid,
+    rootId: parent?.rootId,
+    parentId: parent?.id,
+    serializer: p.serializer,
+    compression: p.compression,
+  };
+  for (let i = 0; i < plan.sends.length; i += BATCH) {
+    await Promise.all(
+      plan.sends.slice(i, i + BATCH).map((send) =>
+        p.publish(
+          encodeCanvasSend(send, sender),
+          canvasTarget(send, p.queueFor(send.task, send.args, send.kwargs)),
+        )
+      ),
+    );
+  }
+  return plan.result;
+}

@@ -1,0 +1,144 @@
+/**
+ * Canvas primitives: {@link chain}, {@link group}, {@link chord}, with result
+ * types inferred from their parts.
+ *
+ * What the types check: a chain's result is its last step's, a group's is
+ * the tuple (or array) of its members', a chord's is its body's. What they
+ * do not check: that a step's first parameter accepts the previous step's
+ * result (partial arguments are typed against the task's parameters, but
+ * the prepended result is not).
+ *
+ * @module
+ */
+
+import { chainSignature, chordSignature, groupSignature } from "../../protocol/canvas.ts";
+import { type CanvasApp, Group, type ResultOf, Signature } from "./signature.ts";
+
+/**
+ * Any signature or group: a step of a chain, a member of a group.
+ *
+ * @example
+ * ```ts ignore
+ * const steps: CanvasStep[] = [add.s(1, 2), group([add.s(1, 1)])];
+ * ```
+ */
+export type CanvasStep = Signature<unknown> | Group<unknown[]>;
+
+/**
+ * The last element type of a tuple (the element type of an array).
+ *
+ * @example
+ * ```ts
+ * import type { LastOf } from "@celeriac/celeriac";
+ * const x: LastOf<[number, string]> = "last";
+ * ```
+ */
+export type LastOf<S extends readonly unknown[]> = S extends readonly [...unknown[], infer L] ? L
+  : S[number];
+
+/**
+ * The type of `chain(...steps)`: a group when the last step is a group,
+ * else a signature typed by the last step's result.
+ *
+ * @example
+ * ```ts ignore
+ * const c: ChainOf<[Signature<number>, Signature<string>]> = chain(add.s(1, 2), fmt.s());
+ * ```
+ */
+export type ChainOf<S extends readonly CanvasStep[]> = LastOf<S> extends Group<infer T> ? Group<T>
+  : Signature<ResultOf<LastOf<S>>>;
+
+/**
+ * The type of `group(tasks)`: a group of the members' results.
+ *
+ * @example
+ * ```ts ignore
+ * const g: GroupOf<[Signature<number>, Signature<string>]> = group([add.s(1, 2), fmt.s(3)]);
+ * ```
+ */
+export type GroupOf<S extends readonly CanvasStep[]> = Group<
+  { -readonly [K in keyof S]: ResultOf<S[K]> }
+>;
+
+function appOf(steps: readonly CanvasStep[], what: string, app?: CanvasApp): CanvasApp {
+  const found = app ?? steps[0]?.app;
+  if (!found) {
+    throw new TypeError(
+      `An empty ${what} has no app to send through: pass { app } as the last argument`,
+    );
+  }
+  return found;
+}
+
+/**
+ * Run signatures one after the other, each receiving the previous result
+ * as its first argument (unless immutable, `.si()`). A group followed by
+ * a step becomes a chord, as in Celery.
+ *
+ * @example
+ * ```ts ignore
+ * import { chain } from "@celeriac/celeriac";
+ * const r = await chain(add.s(1, 2), add.s(3), mul.s(4)).applyAsync(); // AsyncResult<number>
+ * await r.get({ timeout: 10_000 }); // 24
+ * ```
+ *
+ * @param steps the steps (at least one)
+ * @returns the chain, typed by its last step
+ * @throws {TypeError} when there is no step
+ */
+export function chain<S extends readonly [CanvasStep, ...CanvasStep[]]>(...steps: S): ChainOf<S> {
+  if (steps.length === 0) throw new TypeError("chain() needs at least one signature");
+  const dict = chainSignature(steps.map((s) => s.toDict()));
+  const last = steps[steps.length - 1];
+  const app = appOf(steps, "chain");
+  return (last instanceof Group ? new Group(app, dict) : new Signature(app, dict)) as ChainOf<S>;
+}
+
+/**
+ * Run signatures in parallel; the result is the list of their results, in
+ * order.
+ *
+ * @example
+ * ```ts ignore
+ * import { group } from "@celeriac/celeriac";
+ * const res = await group([add.s(1, 1), add.s(2, 2)]).applyAsync(); // GroupResult<[number, number]>
+ * await res.get({ timeout: 10_000 }); // [2, 4]
+ * ```
+ *
+ * @param tasks the members
+ * @param options `app` for an empty group (otherwise the members' app)
+ * @returns the group
+ */
+export function group<const S extends readonly CanvasStep[]>(
+  tasks: S,
+  options: { app?: CanvasApp } = {},
+): GroupOf<S> {
+  const app = appOf(tasks, "group", options.app);
+  return new Group(app, groupSignature(tasks.map((t) => t.toDict()))) as GroupOf<S>;
+}
+
+/**
+ * Run the header in parallel, then the body once with the list of header
+ * results as its first argument. A failing header member fails the body
+ * with `ChordError` (Celery's message), without running it.
+ *
+ * @example
+ * ```ts ignore
+ * import { chord } from "@celeriac/celeriac";
+ * const r = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync(); // AsyncResult<number>
+ * await r.get({ timeout: 10_000 }); // 6
+ * ```
+ *
+ * @param header the header: a group or a list of signatures
+ * @param body the body
+ * @returns the chord, typed by its body
+ */
+export function chord<R>(
+  header: Group<unknown[]> | readonly CanvasStep[],
+  body: Signature<R>,
+): Signature<R> {
+  const headerDict = header instanceof Group
+    ? header.toDict()
+    : groupSignature(header.map((t) => t.toDict()));
+  return new Signature<R>(body.app, chordSignature(headerDict, body.toDict()));
+}

@@ -1,0 +1,387 @@
+/**
+ * Typed signatures: a task call that is not sent yet ({@link Signature}),
+ * and a group of them ({@link Group}). They serialize to exactly Celery's
+ * signature dict and are applied by the app.
+ *
+ * @module
+ */
+
+import type { CompressionName } from "../../protocol/compression_names.ts";
+import type { SignatureDict } from "../../protocol/message.ts";
+import type { SerializerName } from "../../protocol/serializers.ts";
+import { decodeSignature, encodeSignature, type ResultTuple } from "../../protocol/signature.ts";
+import { chainSignature } from "../../protocol/canvas.ts";
+import { pyIsoFormat } from "../../protocol/time.ts";
+import type { AsyncResult, ResultSource } from "../async_result.ts";
+import { type GroupResult, resultFromTuple } from "../group_result.ts";
+
+/**
+ * Execution options of a signature, as Celery's `apply_async` keywords
+ * (Celery's option names in brackets; they are what the dict carries).
+ *
+ * @example
+ * ```ts ignore
+ * const sig = add.s(2, 2).set({ countdown: 10, queue: "math", priority: 3 });
+ * ```
+ */
+export interface SignatureOptions {
+  /** Use this task id [`task_id`]. */
+  taskId?: string;
+  /** Run no earlier than this many seconds after it is sent [`countdown`]. */
+  countdown?: number;
+  /** Run no earlier than this time [`eta`]. */
+  eta?: Date | string;
+  /** Do not run after: seconds from sending, or a time [`expires`]. */
+  expires?: number | Date | string;
+  /** Queue [`queue`]. */
+  queue?: string;
+  /** Exchange [`exchange`]. */
+  exchange?: string;
+  /** Routing key [`routing_key`]. */
+  routingKey?: string;
+  /** Message priority [`priority`]. */
+  priority?: number;
+  /** Extra message headers [`headers`]. */
+  headers?: Record<string, unknown>;
+  /** Hard time limit, seconds [`time_limit`]. */
+  timeLimit?: number;
+  /** Soft time limit, seconds [`soft_time_limit`]. */
+  softTimeLimit?: number;
+  /** Display name [`shadow`]. */
+  shadow?: string;
+  /** Do not store the success result [`ignore_result`]. */
+  ignoreResult?: boolean;
+  /** Body serializer [`serializer`]. */
+  serializer?: SerializerName;
+  /** Body compression [`compression`]. */
+  compression?: CompressionName;
+}
+
+const OPTION_NAMES: Record<keyof SignatureOptions, string> = {
+  taskId: "task_id",
+  countdown: "countdown",
+  eta: "eta",
+  expires: "expires",
+  queue: "queue",
+  exchange: "exchange",
+  routingKey: "routing_key",
+  priority: "priority",
+  headers: "headers",
+  timeLimit: "time_limit",
+  softTimeLimit: "soft_time_limit",
+  shadow: "shadow",
+  ignoreResult: "ignore_result",
+  serializer: "serializer",
+  compression: "compression",
+};
+
+/**
+ * Celery option names for {@link SignatureOptions} (dates as ISO text).
+ *
+ * @example
+ * ```ts ignore
+ * celeryOptions({ taskId: "x", timeLimit: 5 }); // { task_id: "x", time_limit: 5 }
+ * ```
+ *
+ * @param options typed options
+ * @returns the options dict a signature carries
+ */
+export function celeryOptions(options: SignatureOptions): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(options)) {
+    if (v === undefined) continue;
+    const name = OPTION_NAMES[k as keyof SignatureOptions];
+    if (name === undefined) {
+      throw new TypeError(
+        `Unknown signature option "${k}"; expected one of ${Object.keys(OPTION_NAMES).join(", ")}`,
+      );
+    }
+    out[name] = v instanceof Date ? pyIsoFormat(v, "+00:00") : v;
+  }
+  return out;
+}
+
+/**
+ * What a signature needs from the app: apply a canvas and read results.
+ *
+ * @example
+ * ```ts ignore
+ * const app: CanvasApp = new Celery({ broker: "kv://:memory:" });
+ * ```
+ */
+export interface CanvasApp extends ResultSource {
+  /** Publish what a signature dict applies to (see `planCanvas`). */
+  applyCanvas(sig: SignatureDict, call?: CanvasCall): Promise<ResultTuple>;
+}
+
+/**
+ * Arguments and options of one application of a signature.
+ *
+ * @example
+ * ```ts
+ * import type { CanvasCall } from "@celeriac/celeriac";
+ * const call: CanvasCall = { args: [1], options: { countdown: 5 } };
+ * ```
+ */
+export interface CanvasCall {
+  /** Prepended to the signature's arguments (unless immutable). */
+  args?: readonly unknown[];
+  /** Merged over its keyword arguments (unless immutable). */
+  kwargs?: Record<string, unknown>;
+  /** Celery execution options merged over its own. */
+  options?: Record<string, unknown>;
+}
+
+/**
+ * Base of {@link Signature} and {@link Group}: the signature dict, its
+ * options and links. `R` is the result type.
+ *
+ * @example
+ * ```ts ignore
+ * function describe(sig: CanvasBase<unknown>) {
+ *   return `${sig.task}(${sig.args.join(", ")})`;
+ * }
+ * ```
+ */
+export abstract class CanvasBase<R> {
+  /** Brand for the result type; never set at run time. */
+  declare readonly __result?: R;
+  /** The app that applies it. */
+  readonly app: CanvasApp;
+  #dict: SignatureDict;
+
+  /**
+   * Wrap a signature dict.
+   *
+   * @param app the app that applies it
+   * @param dict Celery's signature dict
+   */
+  constructor(app: CanvasApp, dict: SignatureDict) {
+    this.app = app;
+    this.#dict = decodeSignature(dict);
+  }
+
+  /** Task name (`celery.chain`, `celery.group`, `celery.chord` for composites). */
+  get task(): string {
+    return this.#dict.task;
+  }
+
+  /** Partial positional arguments. */
+  get args(): readonly unknown[] {
+    return this.#dict.args;
+  }
+
+  /** Partial keyword arguments. */
+  get kwargs(): Readonly<Record<string, unknown>> {
+    return this.#dict.kwargs;
+  }
+
+  /** Execution options (Celery names). */
+  get options(): Readonly<Record<string, unknown>> {
+    return this.#dict.options;
+  }
+
+  /** `null` for a plain task, else the composite kind. */
+  get subtaskType(): string | null {
+    return this.#dict.subtask_type;
+  }
+
+  /** True when the parent's result is not prepended (`.si()`). */
+  get immutable(): boolean {
+    return this.#dict.immutable;
+  }
+
+  /** Celery's signature dict, as Python's `dict(sig)` (a copy). */
+  toDict(): SignatureDict {
+    return structuredClone(encodeSignature(this.#dict));
+  }
+
+  /** `JSON.stringify` writes the signature dict. */
+  toJSON(): SignatureDict {
+    return this.toDict();
+  }
+
+  /**
+   * Set execution options (merged over earlier ones), as Celery's `.set()`.
+   *
+   * @param options countdown, queue, priority, ...
+   * @returns this signature
+   */
+  set(options: SignatureOptions): this {
+    this.#dict.options = { ...this.#dict.options, ...celeryOptions(options) };
+    return this;
+  }
+
+  #addOption(name: "link" | "link_error", sig: Signature<unknown> | Group<unknown[]>): this {
+    const current = this.#dict.options[name];
+    const list = Array.isArray(current) ? current : current ? [current] : [];
+    this.#dict.options[name] = [...list, sig.toDict()];
+    return this;
+  }
+
+  /**
+   * Apply `callback` with this task's result when it succeeds (`link`).
+   *
+   * @param callback the signature to apply
+   * @returns this signature
+   */
+  link(callback: Signature<unknown> | Group<unknown[]>): this {
+    return this.#addOption("link", callback);
+  }
+
+  /**
+   * Apply `errback` with this task's id when it fails (`link_error`).
+   *
+   * @param errback the signature to apply
+   * @returns this signature
+   */
+  onError(errback: Signature<unknown> | Group<unknown[]>): this {
+    return this.#addOption("link_error", errback);
+  }
+
+  /** Apply and return the result tree. */
+  protected async applyTree(
+    args: readonly unknown[],
+    options: SignatureOptions,
+  ): Promise<ResultTuple> {
+    return await this.app.applyCanvas(this.#dict, { args, options: celeryOptions(options) });
+  }
+}
+
+/**
+ * A task call not sent yet, typed by its result `R`: made by `task.s()`,
+ * `task.si()`, `app.signature()`, `chain()`, `chord()`, `task.map()` and
+ * `task.starmap()`.
+ *
+ * @example
+ * ```ts ignore
+ * const sig = add.s(2, 2).set({ countdown: 1 });
+ * const r = await sig.applyAsync(); // AsyncResult<number>
+ * ```
+ */
+export class Signature<R = unknown> extends CanvasBase<R> {
+  /**
+   * Wrap a signature dict (e.g. one received from Python).
+   *
+   * @param app the app that applies it
+   * @param dict Celery's signature dict
+   * @throws {ProtocolError} when the dict is malformed (unknown keys, wrong `subtask_type`)
+   */
+  constructor(app: CanvasApp, dict: SignatureDict) {
+    super(app, dict);
+  }
+
+  /**
+   * A copy, optionally with extra partial arguments and options.
+   *
+   * @param args appended to the partial arguments
+   * @param options merged over the options
+   * @returns the copy
+   */
+  clone(args: readonly unknown[] = [], options: SignatureOptions = {}): Signature<R> {
+    const d = this.toDict();
+    d.args = [...d.args, ...args];
+    return new Signature<R>(this.app, d).set(options);
+  }
+
+  /**
+   * Chain: run `next` with this result (`a.pipe(b)` is Celery's `a | b`).
+   *
+   * @param next the next step
+   * @returns the chain, typed by the last step
+   */
+  pipe<R2>(next: Signature<R2>): Signature<R2> {
+    return new Signature<R2>(this.app, chainSignature([this.toDict(), next.toDict()]));
+  }
+
+  /**
+   * Send it.
+   *
+   * @param args prepended to the partial arguments (unless immutable)
+   * @param options execution options for this call
+   * @returns the result; for a chain, the last step's, with `.parent` links
+   */
+  async applyAsync(
+    args: readonly unknown[] = [],
+    options: SignatureOptions = {},
+  ): Promise<AsyncResult<R>> {
+    return resultFromTuple(await this.applyTree(args, options), this.app) as AsyncResult<R>;
+  }
+
+  /**
+   * Send it with extra positional arguments.
+   *
+   * @param args prepended to the partial arguments
+   * @returns the result
+   */
+  delay(...args: unknown[]): Promise<AsyncResult<R>> {
+    return this.applyAsync(args);
+  }
+}
+
+/**
+ * Signatures run in parallel, typed by the tuple (or array) of their
+ * results: made by `group()` and `task.chunks()`.
+ *
+ * @example
+ * ```ts ignore
+ * const g = group([add.s(1, 1), mul.s(2, 3)]); // Group<[number, number]>
+ * const res = await g.applyAsync();
+ * const [sum, product] = await res.get({ timeout: 10_000 });
+ * ```
+ */
+export class Group<T extends unknown[] = unknown[]> extends CanvasBase<T> {
+  /**
+   * Wrap a `celery.group` (or `celery.chunks`) dict.
+   *
+   * @param app the app that applies it
+   * @param dict the signature dict
+   */
+  constructor(app: CanvasApp, dict: SignatureDict) {
+    super(app, dict);
+  }
+
+  /**
+   * A copy.
+   *
+   * @param options merged over the options
+   * @returns the copy
+   */
+  clone(options: SignatureOptions = {}): Group<T> {
+    return new Group<T>(this.app, this.toDict()).set(options);
+  }
+
+  /**
+   * Send every member.
+   *
+   * @param args prepended to every member's partial arguments
+   * @param options execution options for every member (`taskId` is the group id)
+   * @returns the group result
+   */
+  async applyAsync(
+    args: readonly unknown[] = [],
+    options: SignatureOptions = {},
+  ): Promise<GroupResult<T>> {
+    return resultFromTuple(await this.applyTree(args, options), this.app) as GroupResult<T>;
+  }
+
+  /**
+   * Send every member with extra positional arguments.
+   *
+   * @param args prepended to every member's partial arguments
+   * @returns the group result
+   */
+  delay(...args: unknown[]): Promise<GroupResult<T>> {
+    return this.applyAsync(args);
+  }
+}
+
+/**
+ * The result type of a signature or group.
+ *
+ * @example
+ * ```ts ignore
+ * type N = ResultOf<typeof sig>; // number for add.s(1, 2)
+ * ```
+ */
+export type ResultOf<S> = S extends Signature<infer R> ? R : S extends Group<infer T> ? T : never;

@@ -1,0 +1,560 @@
+/**
+ * Plan what a canvas (chain, group, chord, map, starmap, chunks) publishes,
+ * exactly as Celery 5.2 does: which task messages, with which ids, `group`
+ * and `group_index` headers, `embed.chain` (reversed) and `embed.chord`, and
+ * which chord sizes the result backend must know first. Pure: the client
+ * and the worker publish the plan.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+import type { Embed, SignatureDict } from "./message.ts";
+import { decodeSignature, encodeSignature, type ResultTuple } from "./signature.ts";
+
+/**
+ * One task message a canvas sends.
+ *
+ * @example
+ * ```ts
+ * import { planCanvas } from "@celeriac/celeriac/protocol";
+ * const plan = planCanvas({
+ *   task: "tasks.add", args: [2, 2], kwargs: {}, options: {}, subtask_type: null, immutable: false,
+ * });
+ * plan.sends[0].args; // [2, 2]
+ * ```
+ */
+export interface CanvasSend {
+  /** Task name. */
+  task: string;
+  /** Task id. */
+  id: string;
+  /** Positional arguments (partial args merged). */
+  args: unknown[];
+  /** Keyword arguments. */
+  kwargs: Record<string, unknown>;
+  /** Callbacks, errbacks, remaining chain (reversed) and chord body. */
+  embed: Embed;
+  /** Execution options of the signature (`queue`, `countdown`, `priority`, ...). */
+  options: Record<string, unknown>;
+  /** `group` header. */
+  group: string | null;
+  /** `group_index` header. */
+  groupIndex: number | null;
+}
+
+/**
+ * Everything a canvas publishes.
+ *
+ * @example
+ * ```ts ignore
+ * for (const { groupId, size } of plan.chordSizes) await backend.setChordSize(groupId, size);
+ * for (const send of plan.sends) await publish(send);
+ * ```
+ */
+export interface CanvasPlan {
+  /** Task messages, in publishing order. */
+  sends: CanvasSend[];
+  /** Chord sizes to store before any header member can finish. */
+  chordSizes: { groupId: string; size: number }[];
+  /** The result: a task, or a group of member results. */
+  result: ResultTuple;
+}
+
+/**
+ * Options of {@link planCanvas}.
+ *
+ * @example
+ * ```ts
+ * import type { PlanOptions } from "@celeriac/celeriac/protocol";
+ * const options: PlanOptions = { args: [5], replyTo: "oid", groupIndex: "chord" };
+ * ```
+ */
+export interface PlanOptions {
+  /** Arguments prepended to the signature's own (a parent's result); ignored when immutable. */
+  args?: readonly unknown[];
+  /** Keyword arguments merged over the signature's own; ignored when immutable. */
+  kwargs?: Readonly<Record<string, unknown>>;
+  /** Steps still to run after this one, in reverse order (as `embed.chain`). */
+  chain?: readonly SignatureDict[] | null;
+  /** Execution options merged over the signature's (`queue`, `countdown`, ...). */
+  options?: Readonly<Record<string, unknown>>;
+  /** Makes task ids; default `crypto.randomUUID`. */
+  newId?: () => string;
+  /** Written as `options.reply_to` into frozen signatures (Celery's producer oid). */
+  replyTo?: string;
+  /**
+   * Which members get `group_index`: `"chord"` (Celery 5.2: chord headers
+   * only; plain group members send null) or `"always"` (Celery ≥ 5.3.4).
+   * Default `"chord"`.
+   */
+  groupIndex?: "chord" | "always";
+}
+
+interface Ctx {
+  sends: CanvasSend[];
+  sizes: { groupId: string; size: number }[];
+  newId: () => string;
+  replyTo?: string;
+  groupIndex: "chord" | "always";
+}
+
+function clone<T>(v: T): T {
+  return structuredClone(v);
+}
+
+function sigList(v: unknown, where: string): SignatureDict[] | null {
+  if (v === null || v === undefined) return null;
+  const list = Array.isArray(v) ? v : [v];
+  return list.length ? list.map((s, i) => decodeSignature(s, `${where}[${i}]`)) : null;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+function tasksOf(sig: SignatureDict): SignatureDict[] {
+  const tasks = sig.kwargs.tasks ?? sig.args[0];
+  if (!Array.isArray(tasks)) {
+    throw new ProtocolError(`${sig.task} signature needs kwargs.tasks as a list of signatures`);
+  }
+  return tasks.map((t, i) => decodeSignature(t, `${sig.task}.tasks[${i}]`));
+}
+
+function kind(sig: SignatureDict): string | null {
+  if (sig.subtask_type) return sig.subtask_type;
+  if (sig.task === "celery.chain") return "chain";
+  if (sig.task === "celery.group") return "group";
+  if (sig.task === "celery.chord") return "chord";
+  return null;
+}
+
+/**
+ * Build a `celery.group` signature dict.
+ *
+ * @example
+ * ```ts
+ * import { groupSignature } from "@celeriac/celeriac/protocol";
+ * groupSignature([]).task; // "celery.group"
+ * ```
+ *
+ * @param tasks the members
+ * @param options group options (`task_id` = the group id)
+ * @returns the dict
+ */
+export function groupSignature(
+  tasks: readonly SignatureDict[],
+  options: Record<string, unknown> = {},
+): SignatureDict {
+  return {
+    task: "celery.group",
+    args: [],
+    kwargs: { tasks: [...tasks] },
+    options,
+    subtask_type: "group",
+    immutable: false,
+  };
+}
+
+/**
+ * Build a `celery.chain` signature dict.
+ *
+ * @example
+ * ```ts
+ * import { chainSignature } from "@celeriac/celeriac/protocol";
+ * chainSignature([]).subtask_type; // "chain"
+ * ```
+ *
+ * @param tasks the steps, in order
+ * @param options chain options
+ * @returns the dict
+ */
+export function chainSignature(
+  tasks: readonly SignatureDict[],
+  options: Record<string, unknown> = {},
+): SignatureDict {
+  return {
+    task: "celery.chain",
+    args: [],
+    kwargs: { tasks: [...tasks] },
+    options,
+    subtask_type: "chain",
+    immutable: false,
+  };
+}
+
+/**
+ * Build a `celery.chord` signature dict (Celery's key order: `kwargs`,
+ * `header`, `body`).
+ *
+ * @example
+ * ```ts
+ * import { chordSignature, groupSignature } from "@celeriac/celeriac/protocol";
+ * const body = { task: "t.sum", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
+ * chordSignature(groupSignature([]), body).kwargs.body === body; // true
+ * ```
+ *
+ * @param header a group signature
+ * @param body the body
+ * @param options chord options
+ * @returns the dict
+ */
+export function chordSignature(
+  header: SignatureDict,
+  body: SignatureDict,
+  options: Record<string, unknown> = {},
+): SignatureDict {
+  return {
+    task: "celery.chord",
+    args: [],
+    kwargs: { kwargs: {}, header, body },
+    options,
+    subtask_type: "chord",
+    immutable: false,
+  };
+}
+
+function chordParts(sig: SignatureDict): { header: SignatureDict; body: SignatureDict } {
+  const k = sig.kwargs;
+  const rawHeader = k.header ?? sig.args[0];
+  const rawBody = k.body ?? sig.args[1];
+  if (rawBody === undefined || rawBody === null) {
+    throw new ProtocolError("A chord signature needs a body (kwargs.body)");
+  }
+  const header = Array.isArray(rawHeader)
+    ? groupSignature(rawHeader.map((t, i) => decodeSignature(t, `chord.header[${i}]`)))
+    : decodeSignature(rawHeader, "chord.header");
+  return { header, body: decodeSignature(rawBody, "chord.body") };
+}
+
+/** Chunks become a group of `celery.starmap` signatures, as in Celery. */
+function chunksToGroup(sig: SignatureDict): SignatureDict {
+  const { task, it, n } = sig.kwargs as { task: unknown; it: unknown; n: unknown };
+  if (!Array.isArray(it) || typeof n !== "number" || !(n >= 1)) {
+    throw new ProtocolError("celery.chunks needs kwargs {task, it: [...], n >= 1}");
+  }
+  const inner = decodeSignature(task, "celery.chunks.task");
+  const parts: SignatureDict[] = [];
+  for (let i = 0; i < it.length; i += n) {
+    parts.push({
+      task: "celery.starmap",
+      args: [],
+      kwargs: { task: inner, it: it.slice(i, i + n) },
+      options: {},
+      subtask_type: "xstarmap",
+      immutable: false,
+    });
+  }
+  return groupSignature(parts, { ...sig.options });
+}
+
+/** Flatten nested chains and upgrade `group | next` to a chord, as Celery does. */
+function chainSteps(sig: SignatureDict): SignatureDict[] {
+  const flat: SignatureDict[] = [];
+  for (const t of tasksOf(sig)) {
+    if (kind(t) === "chain") flat.push(...chainSteps(t));
+    else if (kind(t) === "chunks") flat.push(chunksToGroup(t));
+    else flat.push(t);
+  }
+  const out: SignatureDict[] = [];
+  for (let i = 0; i < flat.length; i++) {
+    const step = flat[i];
+    if (kind(step) === "group" && i + 1 < flat.length) {
+      out.push(chordSignature(step, flat[i + 1], {}));
+      i++;
+    } else out.push(step);
+  }
+  return out;
+}
+
+/** Assign ids (and reply_to) to a signature and its parts, as Celery's `freeze`. */
+function freeze(sig: SignatureDict, ctx: Ctx): SignatureDict {
+  const s = clone(encodeSignature(sig));
+  switch (kind(s)) {
+    case "chain": {
+      const steps = chainSteps(s).map((t) => freeze(t, ctx));
+      const last = steps[steps.length - 1];
+      return {
+        ...s,
+        kwargs: { ...s.kwargs, tasks: steps },
+        options: { ...s.options, task_id: lastId(last) },
+      };
+    }
+    case "chunks":
+      return freeze(chunksToGroup(s), ctx);
+    case "group": {
+      const gid = str(s.options.task_id) ?? ctx.newId();
+      const tasks = tasksOf(s).map((t) => freeze(withOptions(t, { group_id: gid }), ctx));
+      return { ...s, kwargs: { ...s.kwargs, tasks }, options: { ...s.options, task_id: gid } };
+    }
+    case "chord": {
+      const { header, body } = chordParts(s);
+      const gid = str(header.options.task_id) ?? str(s.options.task_id) ?? ctx.newId();
+      const frozenBody = freeze(body, ctx);
+      const tasks = tasksOf(header).map((t, i) =>
+        freeze(withOptions(t, { chord: frozenBody, group_index: i }), ctx)
+      );
+      const frozenHeader: SignatureDict = {
+        ...header,
+        kwargs: { ...header.kwargs, tasks },
+        options: {
+          ...header.options,
+          task_id: gid,
+          chord: frozenBody,
+          root_id: null,
+          parent_id: null,
+        },
+      };
+      return {
+        ...s,
+        kwargs: { kwargs: s.kwargs.kwargs ?? {}, header: frozenHeader, body: frozenBody },
+        options: { ...s.options, task_id: gid },
+      };
+    }
+    default: {
+      const options: Record<string, unknown> = { ...s.options };
+      options.task_id = str(options.task_id) ?? ctx.newId();
+      if (ctx.replyTo && options.reply_to === undefined) options.reply_to = ctx.replyTo;
+      return { ...s, options: reorderTaskId(options) };
+    }
+  }
+}
+
+/** Celery writes `task_id` and `reply_to` first in a frozen signature's options. */
+function reorderTaskId(o: Record<string, unknown>): Record<string, unknown> {
+  const { task_id, reply_to, ...rest } = o;
+  const out: Record<string, unknown> = { task_id };
+  if (reply_to !== undefined) out.reply_to = reply_to;
+  return Object.assign(out, rest);
+}
+
+function lastId(sig: SignatureDict): string {
+  if (kind(sig) === "chord") return lastId(chordParts(sig).body);
+  return String(sig.options.task_id);
+}
+
+/** Options applied to a signature; for a chain, to its last step (where the result is). */
+function withOptions(sig: SignatureDict, extra: Record<string, unknown>): SignatureDict {
+  if (kind(sig) === "chain") {
+    const steps = chainSteps(sig);
+    steps[steps.length - 1] = withOptions(steps[steps.length - 1], extra);
+    return { ...sig, kwargs: { ...sig.kwargs, tasks: steps } };
+  }
+  return { ...sig, options: { ...sig.options, ...extra } };
+}
+
+function resultOf(frozen: SignatureDict): ResultTuple {
+  switch (kind(frozen)) {
+    case "group":
+      return { id: String(frozen.options.task_id), members: tasksOf(frozen).map(resultOf) };
+    case "chord": {
+      const { header, body } = chordParts(frozen);
+      return { ...resultOf(body), parent: resultOf(header) };
+    }
+    case "chain": {
+      let prev: ResultTuple | null = null;
+      for (const step of chainSteps(frozen)) prev = { ...resultOf(step), parent: prev };
+      return prev!;
+    }
+    default:
+      return { id: String(frozen.options.task_id) };
+  }
+}
+
+interface Call {
+  args: readonly unknown[];
+  kwargs: Readonly<Record<string, unknown>>;
+  chain: readonly SignatureDict[] | null;
+  options: Readonly<Record<string, unknown>>;
+}
+
+function send(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
+  const o: Record<string, unknown> = { ...sig.options, ...call.options };
+  const id = str(o.task_id) ?? ctx.newId();
+  const ownChain = sigList(o.chain, `${sig.task}.options.chain`);
+  const chain = call.chain?.length ? [...(ownChain ?? []), ...call.chain] : ownChain;
+  const chord = o.chord === null || o.chord === undefined
+    ? null
+    : decodeSignature(o.chord, `${sig.task}.options.chord`);
+  ctx.sends.push({
+    task: sig.task,
+    id,
+    args: sig.immutable ? [...sig.args] : [...call.args, ...sig.args],
+    kwargs: sig.immutable ? { ...sig.kwargs } : { ...sig.kwargs, ...call.kwargs },
+    embed: {
+      callbacks: sigList(o.link, `${sig.task}.options.link`),
+      errbacks: sigList(o.link_error, `${sig.task}.options.link_error`),
+      chain: chain?.length ? chain : null,
+      chord,
+    },
+    options: o,
+    group: str(o.group_id) ?? null,
+    groupIndex: typeof o.group_index === "number" ? o.group_index : null,
+  });
+  return { id };
+}
+
+function applyChain(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
+  const steps = chainSteps(sig);
+  if (steps.length === 0) throw new TypeError("A chain needs at least one task");
+  const rest = steps.slice(1).map((s) => freeze(s, ctx));
+  const embedChain = [...(call.chain ?? []), ...rest.slice().reverse()];
+  let node = apply(steps[0], { ...call, chain: embedChain }, ctx);
+  for (const step of rest) node = { ...resultOf(step), parent: node };
+  return node;
+}
+
+function applyGroup(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
+  if (call.chain?.length) {
+    // A group followed by more steps is a chord whose body is the next step.
+    const next = call.chain[call.chain.length - 1];
+    return apply(chordSignature(sig, next), { ...call, chain: call.chain.slice(0, -1) }, ctx);
+  }
+  const gid = str(sig.options.task_id) ?? str(call.options.task_id) ?? ctx.newId();
+  const { task_id: _, ...memberOptions } = call.options;
+  const members = tasksOf(sig).map((t, i) => {
+    const extra = { group_id: gid, group_index: ctx.groupIndex === "always" ? i : null };
+    return apply(withOptions(t, extra), { ...call, chain: null, options: memberOptions }, ctx);
+  });
+  return { id: gid, members };
+}
+
+function headerLeaves(header: SignatureDict): SignatureDict[] {
+  const out: SignatureDict[] = [];
+  for (const t of tasksOf(header)) {
+    const k = kind(t);
+    if (k === "group") out.push(...headerLeaves(t));
+    else if (k === "chunks") out.push(...headerLeaves(chunksToGroup(t)));
+    else if (k === "chord") {
+      throw new ProtocolError("A chord header member cannot itself be a chord: chain it instead");
+    } else out.push(t);
+  }
+  return out;
+}
+
+function applyChord(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
+  const { header, body } = chordParts(sig);
+  const gid = str(header.options.task_id) ?? str(sig.options.task_id) ?? ctx.newId();
+  const { task_id: _, ...memberOptions } = call.options;
+  let frozenBody = freeze(body, ctx);
+  if (call.chain?.length) {
+    const own = sigList(frozenBody.options.chain, "chord.body.options.chain") ?? [];
+    frozenBody = {
+      ...frozenBody,
+      options: { ...frozenBody.options, chain: [...own, ...call.chain] },
+    };
+  }
+  const leaves = headerLeaves(header);
+  if (leaves.length === 0) {
+    const node = apply(frozenBody, { args: [[]], kwargs: {}, chain: null, options: {} }, ctx);
+    return { ...node, parent: { id: gid, members: [] } };
+  }
+  ctx.sizes.push({ groupId: gid, size: leaves.length });
+  const members = leaves.map((t, i) =>
+    apply(
+      withOptions(t, { group_id: gid, group_index: i, chord: frozenBody }),
+      { ...call, chain: null, options: memberOptions },
+      ctx,
+    )
+  );
+  return { ...resultOf(frozenBody), parent: { id: gid, members } };
+}
+
+function apply(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
+  switch (kind(sig)) {
+    case "chain":
+      return applyChain(sig, call, ctx);
+    case "group":
+      return applyGroup(sig, call, ctx);
+    case "chord":
+      return applyChord(sig, call, ctx);
+    case "chunks":
+      return applyGroup(chunksToGroup(sig), call, ctx);
+    default:
+      return send(sig, call, ctx);
+  }
+}
+
+/**
+ * Plan the messages that applying a signature publishes, as Celery 5.2's
+ * `apply_async` does for each canvas type:
+ *
+ * - a task: one message;
+ * - a chain: its first step, with the other steps frozen (ids assigned) in
+ *   `embed.chain`, last step first; nested chains are flattened and a group
+ *   followed by a step becomes a chord;
+ * - a group: one message per member with header `group` (and
+ *   `group_index` per {@link PlanOptions.groupIndex});
+ * - a chord: one message per header member with `group`, `group_index`
+ *   and `embed.chord` = the frozen body, and the chord size to store first;
+ *   an empty header sends the body at once with `[]` as its first argument;
+ * - map / starmap: one `celery.map` / `celery.starmap` message; chunks: a
+ *   group of `celery.starmap` messages.
+ *
+ * @example A chord of two
+ * ```ts
+ * import { chordSignature, groupSignature, planCanvas } from "@celeriac/celeriac/protocol";
+ * const sig = (task: string, ...args: unknown[]) =>
+ *   ({ task, args, kwargs: {}, options: {}, subtask_type: null, immutable: false });
+ * const plan = planCanvas(
+ *   chordSignature(groupSignature([sig("t.add", 1, 1), sig("t.add", 2, 2)]), sig("t.sum")),
+ * );
+ * plan.sends.map((s) => s.groupIndex); // [0, 1]
+ * plan.chordSizes[0].size; // 2
+ * ```
+ *
+ * @param sig the signature to apply
+ * @param options partial arguments, remaining chain, ids
+ * @returns the messages, chord sizes and result shape
+ * @throws {ProtocolError} for a malformed signature (unknown keys, wrong `subtask_type`)
+ * @throws {TypeError} for an empty chain
+ */
+export function planCanvas(sig: SignatureDict, options: PlanOptions = {}): CanvasPlan {
+  const ctx: Ctx = {
+    sends: [],
+    sizes: [],
+    newId: options.newId ?? (() => crypto.randomUUID()),
+    replyTo: options.replyTo,
+    groupIndex: options.groupIndex ?? "chord",
+  };
+  const root = decodeSignature(sig);
+  const result = apply(root, {
+    args: options.args ?? [],
+    kwargs: options.kwargs ?? {},
+    chain: options.chain ?? null,
+    options: options.options ?? {},
+  }, ctx);
+  return { sends: ctx.sends, chordSizes: ctx.sizes, result };
+}
+
+/**
+ * Freeze a signature: assign task ids (and `reply_to`) to it and every
+ * part, as Celery's `Signature.freeze` does before embedding it in a
+ * message.
+ *
+ * @example
+ * ```ts
+ * import { freezeSignature } from "@celeriac/celeriac/protocol";
+ * const frozen = freezeSignature(
+ *   { task: "t.add", args: [1], kwargs: {}, options: {}, subtask_type: null, immutable: false },
+ *   { replyTo: "oid" },
+ * );
+ * typeof frozen.options.task_id; // "string"
+ * ```
+ *
+ * @param sig the signature
+ * @param options id maker and reply queue
+ * @returns the frozen copy
+ */
+export function freezeSignature(
+  sig: SignatureDict,
+  options: Pick<PlanOptions, "newId" | "replyTo"> = {},
+): SignatureDict {
+  return freeze(decodeSignature(sig), {
+    sends: [],
+    sizes: [],
+    newId: options.newId ?? (() => crypto.randomUUID()),
+    replyTo: options.replyTo,
+    groupIndex: "chord",
+  });
+}

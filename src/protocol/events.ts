@@ -1,0 +1,345 @@
+/**
+ * Celery 5.2 events on the wire: the `celeryev` exchange (topic on AMQP,
+ * fanout channels `/<db>.celeryev/<routing key>` on Redis), routing key =
+ * event type with `-` → `.`, JSON bodies that are one event or, for a
+ * worker's batched task events (`task.multi`), a list of them.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import type { Message } from "./message.ts";
+
+/** The exchange events are published to. */
+export const EVENT_EXCHANGE = "celeryev";
+
+/** Routing key of a worker's batch of task events. */
+export const TASK_MULTI = "task.multi";
+
+/**
+ * Fields every event has.
+ *
+ * @example
+ * ```ts
+ * import type { EventBase } from "@celeriac/celeriac";
+ * const e: EventBase = {
+ *   type: "worker-heartbeat", hostname: "celeriac@host", utcoffset: 0, pid: 1, clock: 7,
+ *   timestamp: Date.now() / 1000,
+ * };
+ * ```
+ */
+export interface EventBase {
+  /** Event type, e.g. `task-succeeded`. */
+  type: string;
+  /** Node name of the sender. */
+  hostname: string;
+  /** Hours *west* of UTC of the sender (Python's `time.timezone // 3600`). */
+  utcoffset: number;
+  /** Process id of the sender. */
+  pid: number;
+  /** Lamport clock of the sender. */
+  clock: number;
+  /** Unix time in seconds (float). */
+  timestamp: number;
+}
+
+/** `task-sent`: a client published a task (with `taskSendSentEvent`). */
+export interface TaskSentEvent extends EventBase {
+  /** Event type. */
+  type: "task-sent";
+  /** Task id. */
+  uuid: string;
+  /** Workflow root id. */
+  root_id: string | null;
+  /** Parent task id. */
+  parent_id: string | null;
+  /** Task name. */
+  name: string;
+  /** Python repr of the positional arguments. */
+  args: string;
+  /** Python repr of the keyword arguments. */
+  kwargs: string;
+  /** Retries so far. */
+  retries: number;
+  /** ETA, ISO 8601, or null. */
+  eta: string | null;
+  /** Expiry, ISO 8601, or null. */
+  expires: string | null;
+  /** Queue name. */
+  queue: string;
+  /** Exchange name. */
+  exchange: string;
+  /** Routing key. */
+  routing_key: string;
+}
+
+/** `task-received`: a worker took the task from its queue. */
+export interface TaskReceivedEvent extends EventBase {
+  /** Event type. */
+  type: "task-received";
+  /** Task id. */
+  uuid: string;
+  /** Task name. */
+  name: string;
+  /** Python repr of the positional arguments. */
+  args: string;
+  /** Python repr of the keyword arguments. */
+  kwargs: string;
+  /** Workflow root id. */
+  root_id: string | null;
+  /** Parent task id. */
+  parent_id: string | null;
+  /** Retries so far. */
+  retries: number;
+  /** ETA, ISO 8601, or null. */
+  eta: string | null;
+  /** Expiry, ISO 8601, or null. */
+  expires: string | null;
+}
+
+/** `task-started`: the task began to run. */
+export interface TaskStartedEvent extends EventBase {
+  /** Event type. */
+  type: "task-started";
+  /** Task id. */
+  uuid: string;
+}
+
+/** `task-succeeded`: the task returned. */
+export interface TaskSucceededEvent extends EventBase {
+  /** Event type. */
+  type: "task-succeeded";
+  /** Task id. */
+  uuid: string;
+  /** Python repr of the return value (truncated to 1024 characters). */
+  result: string;
+  /** Seconds the task ran. */
+  runtime: number;
+}
+
+/** `task-failed`: the task raised (or is of a task the worker does not know). */
+export interface TaskFailedEvent extends EventBase {
+  /** Event type. */
+  type: "task-failed";
+  /** Task id. */
+  uuid: string;
+  /** Python repr of the exception, e.g. `ValueError('boom')`. */
+  exception: string;
+  /** The traceback; absent for `NotRegistered`. */
+  traceback?: string;
+}
+
+/** `task-retried`: the task asked to be retried. */
+export interface TaskRetriedEvent extends EventBase {
+  /** Event type. */
+  type: "task-retried";
+  /** Task id. */
+  uuid: string;
+  /** Python repr of the exception that caused the retry (`None` without one). */
+  exception: string;
+  /** The traceback. */
+  traceback: string;
+}
+
+/** `task-revoked`: the task was revoked, terminated or expired. */
+export interface TaskRevokedEvent extends EventBase {
+  /** Event type. */
+  type: "task-revoked";
+  /** Task id. */
+  uuid: string;
+  /** Whether it was stopped while running. */
+  terminated: boolean;
+  /** The signal number used to stop it, or null. */
+  signum: number | null;
+  /** Whether it expired. */
+  expired: boolean;
+}
+
+/** `task-rejected`: the task's message was refused. */
+export interface TaskRejectedEvent extends EventBase {
+  /** Event type. */
+  type: "task-rejected";
+  /** Task id. */
+  uuid: string;
+  /** Whether the message went back to its queue. */
+  requeue: boolean;
+}
+
+/** `worker-online` / `worker-heartbeat` / `worker-offline`. */
+export interface WorkerEvent extends EventBase {
+  /** Event type. */
+  type: "worker-online" | "worker-heartbeat" | "worker-offline";
+  /** Heartbeat interval in seconds. */
+  freq: number;
+  /** Tasks running now. */
+  active: number;
+  /** Tasks started since the worker started. */
+  processed: number;
+  /** Load average over 1, 5, 15 minutes. */
+  loadavg: number[];
+  /** Software: `py-celery` or `celeriac`. */
+  sw_ident: string;
+  /** Software version. */
+  sw_ver: string;
+  /** Operating system, e.g. `Linux`. */
+  sw_sys: string;
+}
+
+/**
+ * Any Celery event. Unknown types (a newer Celery's, custom ones) are kept
+ * as {@link EventBase} with their other fields.
+ *
+ * @example Narrowing by type
+ * ```ts
+ * import type { CeleryEvent } from "@celeriac/celeriac";
+ * function line(e: CeleryEvent): string {
+ *   if (e.type === "task-succeeded") return `${e.uuid} -> ${e.result} in ${e.runtime}s`;
+ *   return `${e.type} from ${e.hostname}`;
+ * }
+ * ```
+ */
+export type CeleryEvent =
+  | TaskSentEvent
+  | TaskReceivedEvent
+  | TaskStartedEvent
+  | TaskSucceededEvent
+  | TaskFailedEvent
+  | TaskRetriedEvent
+  | TaskRevokedEvent
+  | TaskRejectedEvent
+  | WorkerEvent;
+
+/**
+ * The routing key of an event type: `task-succeeded` → `task.succeeded`.
+ *
+ * @example
+ * ```ts
+ * import { eventRoutingKey } from "@celeriac/celeriac/protocol";
+ * eventRoutingKey("worker-heartbeat"); // "worker.heartbeat"
+ * ```
+ *
+ * @param type event type
+ * @returns the routing key
+ */
+export function eventRoutingKey(type: string): string {
+  return type.replaceAll("-", ".");
+}
+
+/**
+ * Hours west of UTC, as Celery's `utcoffset()` (`-2` for UTC+2).
+ *
+ * @example
+ * ```ts
+ * import { localUtcOffset } from "@celeriac/celeriac/protocol";
+ * localUtcOffset(); // 0 on a machine in UTC
+ * ```
+ *
+ * @param at when (daylight saving time counts)
+ * @returns the offset in whole hours
+ */
+export function localUtcOffset(at: Date = new Date()): number {
+  return Math.floor(at.getTimezoneOffset() / 60);
+}
+
+/**
+ * Build an event with Celery's field order: `hostname, utcoffset, pid,
+ * clock`, the type's own fields, `timestamp, type`.
+ *
+ * @example
+ * ```ts
+ * import { makeEvent } from "@celeriac/celeriac/protocol";
+ * const e = makeEvent("task-started", { uuid: "t1" }, { hostname: "celeriac@h", pid: 7, clock: 3 });
+ * Object.keys(e); // ["hostname", "utcoffset", "pid", "clock", "uuid", "timestamp", "type"]
+ * ```
+ *
+ * @param type event type
+ * @param fields the type's own fields
+ * @param sender `hostname`, `pid`, `clock`, and optionally `timestamp` (ms; default now)
+ * @returns the event
+ */
+export function makeEvent<T extends CeleryEvent["type"]>(
+  type: T,
+  fields: Record<string, unknown>,
+  sender: { hostname: string; pid: number; clock: number; timestamp?: number },
+): Extract<CeleryEvent, { type: T }> {
+  const at = sender.timestamp ?? Date.now();
+  return {
+    hostname: sender.hostname,
+    utcoffset: localUtcOffset(new Date(at)),
+    pid: sender.pid,
+    clock: sender.clock,
+    ...fields,
+    timestamp: at / 1000,
+    type,
+  } as unknown as Extract<CeleryEvent, { type: T }>;
+}
+
+/**
+ * The message carrying one event, or a batch (`task.multi`), as Celery's
+ * dispatcher sends it: JSON, header `hostname`, transient.
+ *
+ * @example
+ * ```ts
+ * import { encodeEventMessage, makeEvent } from "@celeriac/celeriac/protocol";
+ * const e = makeEvent("task-started", { uuid: "t1" }, { hostname: "celeriac@h", pid: 7, clock: 3 });
+ * encodeEventMessage([e], "celeriac@h").headers; // { hostname: "celeriac@h" }
+ * ```
+ *
+ * @param events one event, or a list for a batch
+ * @param hostname the sender's node name
+ * @returns the message
+ */
+export function encodeEventMessage(
+  events: CeleryEvent | readonly CeleryEvent[],
+  hostname: string,
+): Message {
+  return {
+    body: new TextEncoder().encode(pyJsonDumps(events)),
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: { hostname },
+    properties: { delivery_mode: 1, priority: 0 },
+  };
+}
+
+/**
+ * The events in a message: one object or a list of them (a batch).
+ *
+ * @example
+ * ```ts
+ * import { decodeEventMessage, encodeEventMessage, makeEvent } from "@celeriac/celeriac/protocol";
+ * const e = makeEvent("task-started", { uuid: "t1" }, { hostname: "celeriac@h", pid: 7, clock: 3 });
+ * decodeEventMessage(encodeEventMessage([e, e], "celeriac@h")).length; // 2
+ * ```
+ *
+ * @param message an event message
+ * @returns the events
+ * @throws {ProtocolError} when the body is not JSON events (each with a string `type` and `hostname`)
+ */
+export function decodeEventMessage(message: Message): CeleryEvent[] {
+  if (!message.contentType.includes("json")) {
+    throw new ProtocolError(
+      `An event message must be JSON, not ${message.contentType}: only Celery's json serializer ` +
+        `is read for events`,
+    );
+  }
+  let body: unknown;
+  try {
+    body = pyJsonLoads(new TextDecoder().decode(message.body));
+  } catch (err) {
+    throw new ProtocolError(`Undecodable event body: ${(err as Error).message}`);
+  }
+  const list = Array.isArray(body) ? body : [body];
+  for (const e of list) {
+    if (
+      e === null || typeof e !== "object" || typeof (e as EventBase).type !== "string" ||
+      typeof (e as EventBase).hostname !== "string"
+    ) {
+      throw new ProtocolError(
+        "An event must be an object with string `type` and `hostname` fields",
+      );
+    }
+  }
+  return list as CeleryEvent[];
+}

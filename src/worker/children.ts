@@ -1,0 +1,56 @@
+/**
+ * The tasks a running task sends (Celery's `children`): messages published
+ * from a Web Worker carry the sender's id as `parent_id`; they are noted
+ * here and written into the sender's result meta when it finishes. Members
+ * of one group are recorded as one group tuple, as Celery does.
+ *
+ * @module
+ */
+
+import type { Message } from "../protocol/message.ts";
+import type { ResultTuple } from "../protocol/signature.ts";
+
+/** Parents tracked at most; the oldest are forgotten first (a parent that never finishes here). */
+const MAX_PARENTS = 10_000;
+
+/** Children of running tasks, by parent id. */
+export class ChildrenTracker {
+  readonly #byParent = new Map<string, ResultTuple[]>();
+
+  /**
+   * Note a message published by a running task.
+   *
+   * @param message the task message (protocol 2 headers)
+   */
+  record(message: Message): void {
+    const h = message.headers;
+    const parent = h.parent_id;
+    const id = h.id;
+    if (typeof parent !== "string" || typeof id !== "string" || parent === id) return;
+    let list = this.#byParent.get(parent);
+    if (!list) {
+      if (this.#byParent.size >= MAX_PARENTS) {
+        this.#byParent.delete(this.#byParent.keys().next().value!);
+      }
+      this.#byParent.set(parent, list = []);
+    }
+    const group = typeof h.group === "string" ? h.group : null;
+    if (group) {
+      const g = list.find((t) => t.id === group && t.members);
+      if (g) g.members!.push({ id });
+      else list.push({ id: group, members: [{ id }] });
+    } else list.push({ id });
+  }
+
+  /**
+   * The children noted for a task, forgetting them.
+   *
+   * @param parentId the finished task's id
+   * @returns its children, in sending order
+   */
+  take(parentId: string): ResultTuple[] {
+    const list = this.#byParent.get(parentId) ?? [];
+    this.#byParent.delete(parentId);
+    return list;
+  }
+}

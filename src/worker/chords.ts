@@ -1,0 +1,222 @@
+/**
+ * The worker's side of canvases: what a finished task adds to its result
+ * meta (`children`), stores (chain steps that will not run, broken
+ * follow-ups) and sends (callbacks, next chain step, errbacks), and the
+ * chord join when a chord header member finishes: the one member that
+ * completes the chord publishes the body with the list of results, or
+ * fails it with Celery's `ChordError` when a member failed.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { ChordPart, ResultBackend, StoreEntry } from "../backend/port.ts";
+import type { PublishTarget } from "../broker/port.ts";
+import { planCanvas } from "../protocol/canvas.ts";
+import { pyJsonDumps } from "../protocol/json.ts";
+import type { Message, SignatureDict } from "../protocol/message.ts";
+import type { ExceptionInfo } from "../protocol/result_meta.ts";
+import { chordError, type ResultTuple, resultTupleToJson } from "../protocol/signature.ts";
+import type { TaskRequest } from "../protocol/task_request.ts";
+import type { RunOutcome } from "./executor.ts";
+import { chainFailures, failureEntry } from "./result_entries.ts";
+import {
+  applySignature,
+  chainStepIds,
+  failureFollowUps,
+  type FollowUps,
+  type Outgoing,
+  type Parent,
+  successFollowUps,
+} from "./follow_ups.ts";
+
+const log = getLogger(["celeriac", "worker", "canvas"]);
+
+/** A finished chord header member, to join once its meta is stored. */
+export interface ChordJoin {
+  /** What the backend records. */
+  part: ChordPart;
+  /** The chord body (frozen: it has its task id). */
+  body: SignatureDict;
+  /** The member, as parent of the body. */
+  parent: Parent;
+}
+
+/** What a finished task stores and sends because of its canvas. */
+export interface CanvasOutcome {
+  /** The task's meta, with its `children` filled in. */
+  meta: string | undefined;
+  /** Other metas to store (chain steps that will not run, broken follow-ups). */
+  stores: StoreEntry[];
+  /** Messages to send. */
+  publishes: Outgoing[];
+  /** The chord join to do after storing, for chord header members. */
+  join: ChordJoin | null;
+}
+
+/** Where the `children` field sits in a meta encoded by `encodeResultMetaWithJson`. */
+const NO_CHILDREN = '"children": [], "date_done": ';
+
+/**
+ * Write result tuples into a meta's `children`.
+ *
+ * @param meta the encoded meta (children empty)
+ * @param children the tuples
+ * @returns the meta with its children
+ */
+export function withChildren(meta: string, children: readonly ResultTuple[]): string {
+  if (children.length === 0) return meta;
+  // The last occurrence is the field itself: what follows it is ids and dates only.
+  const at = meta.lastIndexOf(NO_CHILDREN);
+  if (at < 0) return meta;
+  return meta.slice(0, at) + '"children": ' + pyJsonDumps(children.map(resultTupleToJson)) +
+    ', "date_done": ' + meta.slice(at + NO_CHILDREN.length);
+}
+
+function brokenStores(f: FollowUps, parentId: string): StoreEntry[] {
+  return f.broken.flatMap((b) => {
+    log.error("Task {id}: follow-up {task} not sent: {error}", {
+      id: parentId,
+      task: b.task,
+      error: String(b.exc.exc_message[0]),
+    });
+    return b.taskId ? [failureEntry(b.taskId, b.exc, null)] : [];
+  });
+}
+
+/**
+ * The canvas consequences of one finished task (success or failure).
+ *
+ * @param o the outcome from the Web Worker
+ * @param req the task request
+ * @param parent the task as parent of what it sends
+ * @param now current time
+ * @param sent children the task sent while it ran
+ * @returns what to store and send
+ */
+export function canvasOutcome(
+  o: RunOutcome,
+  req: TaskRequest,
+  parent: Parent,
+  now: Date,
+  sent: readonly ResultTuple[],
+): CanvasOutcome {
+  const embed = o.followUp?.embed;
+  const f: FollowUps = !embed
+    ? { publishes: [], children: [], broken: [] }
+    : o.ok
+    ? successFollowUps(embed, o.followUp!.value, parent, now)
+    : failureFollowUps(embed, parent, now);
+  const stores = brokenStores(f, req.id);
+  const meta = o.meta === undefined ? undefined : withChildren(o.meta, [...sent, ...f.children]);
+  if (!o.ok && embed && o.meta) stores.push(...chainFailures(chainStepIds(embed), o.meta));
+  let join: ChordJoin | null = null;
+  if (embed?.chord && req.group) {
+    join = {
+      part: {
+        groupId: req.group,
+        groupIndex: req.groupIndex,
+        taskId: req.id,
+        state: o.ok ? "SUCCESS" : "FAILURE",
+        resultJson: pyJsonDumps(o.ok ? o.followUp!.value : o.exc ?? null),
+      },
+      body: embed.chord,
+      parent,
+    };
+  }
+  return { meta, stores, publishes: f.publishes, join };
+}
+
+/** What publishing and joining need from the worker. */
+export interface CanvasIo {
+  /** The worker's result backend, if any. */
+  backend: ResultBackend | null;
+  /** Publish through the worker's connection. */
+  publish(message: Message, target: PublishTarget): Promise<void>;
+}
+
+/**
+ * Publish follow-ups in order, storing chord sizes first where a follow-up
+ * starts a chord.
+ *
+ * @param publishes the messages
+ * @param io backend and publisher
+ */
+export async function publishAll(publishes: readonly Outgoing[], io: CanvasIo): Promise<void> {
+  for (const p of publishes) {
+    for (const { groupId, size } of p.chordSizes ?? []) {
+      if (!io.backend?.setChordSize) {
+        log.error("Chord {group} not started: the result backend cannot join chords", {
+          group: groupId,
+        });
+        continue;
+      }
+      await io.backend.setChordSize(groupId, size);
+    }
+    await io.publish(p.message, p.target);
+  }
+}
+
+function asException(v: unknown): ExceptionInfo {
+  const o = (v ?? {}) as Partial<ExceptionInfo>;
+  return {
+    exc_type: typeof o.exc_type === "string" ? o.exc_type : "Exception",
+    exc_message: Array.isArray(o.exc_message) ? o.exc_message : [o.exc_message],
+    exc_module: typeof o.exc_module === "string" ? o.exc_module : "builtins",
+  };
+}
+
+/**
+ * Join finished chord header members; the member that completes a chord
+ * sends its body, or fails it with `ChordError` (the body's errbacks get
+ * its id), then removes the join keys.
+ *
+ * @param joins the members
+ * @param io backend and publisher
+ */
+export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Promise<void> {
+  for (const j of joins) {
+    const backend = io.backend;
+    if (!backend?.chordPartReturn) {
+      log.error(
+        "Task {id} is a member of chord {group}, but the result backend ({backend}) cannot join " +
+          "chords: its body {body} will not run. Use redis:// or kv://",
+        {
+          id: j.part.taskId,
+          group: j.part.groupId,
+          backend: backend?.transport,
+          body: j.body.task,
+        },
+      );
+      continue;
+    }
+    const members = await backend.chordPartReturn(j.part);
+    if (!members) continue;
+    const now = new Date();
+    const failed = members.find((m) => m.state === "FAILURE" || m.state === "REVOKED");
+    if (failed) {
+      const exc = chordError(failed.taskId, asException(failed.result));
+      const bodyId = planCanvas(j.body, { args: [[]] }).result.id;
+      log.warn("Chord {group} failed: {message}", {
+        group: j.part.groupId,
+        message: exc.exc_message[0],
+      });
+      await backend.store([
+        failureEntry(bodyId, exc, `celery.exceptions.ChordError: ${exc.exc_message[0]}\n`),
+      ]);
+      const errbacks: FollowUps = { publishes: [], children: [], broken: [] };
+      const links = j.body.options?.link_error;
+      for (const eb of (Array.isArray(links) ? links : links ? [links] : []) as SignatureDict[]) {
+        applySignature(eb, [bodyId], null, j.parent, now, errbacks);
+      }
+      await publishAll(errbacks.publishes, io);
+      continue;
+    }
+    const f: FollowUps = { publishes: [], children: [], broken: [] };
+    applySignature(j.body, [members.map((m) => m.result)], null, j.parent, now, f);
+    const broken = brokenStores(f, j.part.taskId);
+    if (broken.length) await backend.store(broken);
+    await publishAll(f.publishes, io);
+    await backend.chordCleanup?.(j.part.groupId);
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * The inspect and control commands a worker answers beyond the basics of
+ * `remote_control.ts`: `active`, `reserved`, `scheduled`, `query_task`,
+ * `stats`, `active_queues`, `conf`, `report`, `clock`, `hello`,
+ * `time_limit`, `add_consumer`, `cancel_consumer`, `pool_grow`,
+ * `pool_shrink`, `autoscale` — with Celery 5.2's reply shapes.
+ *
+ * @module
+ */
+
+import type { ControlRequest } from "../protocol/control.ts";
+import type { RequestInfo } from "./inspect_replies.ts";
+
+/**
+ * What the inspect commands read from, and act on: the worker.
+ *
+ * @example
+ * ```ts ignore
+ * const inspection: WorkerInspection = worker.inspection();
+ * inspection.active(false); // the running tasks
+ * ```
+ */
+export interface WorkerInspection {
+  /** Tasks running (handed to the pool). */
+  active(safe: boolean): RequestInfo[];
+  /** Tasks received and not running yet (waiting for a rate-limit token). */
+  reserved(safe: boolean): RequestInfo[];
+  /** Tasks held for their ETA. */
+  scheduled(safe: boolean): { eta: string | null; priority: number; request: RequestInfo }[];
+  /** The known tasks among `ids`: `[state, info]` with state `active`, `reserved` or `scheduled`. */
+  queryTask(ids: string[]): Record<string, [string, RequestInfo]>;
+  /** The `stats` reply. */
+  stats(): Record<string, unknown>;
+  /** Queues consumed, as kombu describes them. */
+  activeQueues(): Record<string, unknown>[];
+  /** Settings under Celery's names. */
+  conf(withDefaults: boolean): Record<string, unknown>;
+  /** The `report` text. */
+  report(): string;
+  /** The Lamport clock. */
+  clock(): number;
+  /** Revoked ids with the unix time of their revocation. */
+  revokedTimes(): Record<string, number>;
+  /** Remember ids another node revoked (`hello` from a starting worker). */
+  mergeRevoked(ids: string[]): void;
+  /**
+   * Set a task's time limits in seconds (null: none).
+   *
+   * @throws {RangeError} when the task is unknown to the worker
+   */
+  setTimeLimit(task: string, hard: number | null, soft: number | null): void;
+  /** Start consuming a queue; false when already consumed. */
+  addConsumer(queue: string): Promise<boolean>;
+  /** Stop consuming a queue; false when not consumed. */
+  cancelConsumer(queue: string): boolean;
+  /**
+   * Add (`n` > 0) or remove Web Workers.
+   *
+   * @throws {Error} when the pool cannot be resized (the inline pool)
+   */
+  resizePool(n: number): void;
+}
+
+/** Whether a command is one of these. */
+const COMMANDS = new Set([
+  "active",
+  "reserved",
+  "scheduled",
+  "query_task",
+  "stats",
+  "active_queues",
+  "conf",
+  "report",
+  "clock",
+  "hello",
+  "time_limit",
+  "add_consumer",
+  "cancel_consumer",
+  "pool_grow",
+  "pool_shrink",
+  "autoscale",
+]);
+
+/**
+ * Whether `method` is an inspect command answered by {@link runInspect}.
+ *
+ * @example
+ * ```ts ignore
+ * isInspectCommand("active"); // true
+ * ```
+ *
+ * @param method the command
+ * @returns true for the commands of this module
+ */
+export function isInspectCommand(method: string): boolean {
+  return COMMANDS.has(method);
+}
+
+function number(v: unknown): number | null {
+  if (v === null || v === undefined || v === "") return null;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : null;
+}
+
+/**
+ * Run an inspect command; resolves with the reply body.
+ *
+ * @example
+ * ```ts ignore
+ * await runInspect({ method: "clock", arguments: {}, destination: null }, inspection, "celeriac@h");
+ * // { clock: 42 }
+ * ```
+ *
+ * @param req the request (its method satisfies {@link isInspectCommand})
+ * @param w the worker
+ * @param hostname the worker's node name
+ * @returns the reply
+ */
+export async function runInspect(
+  req: ControlRequest,
+  w: WorkerInspection,
+  hostname: string,
+): Promise<unknown> {
+  const args = req.arguments;
+  switch (req.method) {
+    case "active":
+      return w.active(args.safe === true);
+    case "reserved":
+      return w.reserved(args.safe === true);
+    case "scheduled":
+      return w.scheduled(args.safe === true);
+    case "query_task": {
+      const raw = args.ids;
+      const ids = (Array.isArray(raw) ? raw.flat() : [raw]).filter((x) => typeof x === "string");
+      return w.queryTask(ids as string[]);
+    }
+    case "stats":
+      return w.stats();
+    case "active_queues":
+      return w.activeQueues();
+    case "conf":
+      return w.conf(args.with_defaults === true);
+    case "report":
+      return { ok: w.report() };
+    case "clock":
+      return { clock: w.clock() };
+    case "hello": {
+      if (args.from_node === hostname) return null;
+      const theirs = args.revoked;
+      if (theirs && typeof theirs === "object") w.mergeRevoked(Object.keys(theirs));
+      const revoked: Record<string, [number, string]> = {};
+      for (const [id, at] of Object.entries(w.revokedTimes())) revoked[id] = [at, id];
+      return { revoked, clock: w.clock() };
+    }
+    case "time_limit": {
+      try {
+        w.setTimeLimit(String(args.task_name), number(args.hard), number(args.soft));
+      } catch (err) {
+        if (err instanceof RangeError) return { error: "unknown task" };
+        throw err;
+      }
+      return { ok: "time limits set successfully" };
+    }
+    case "add_consumer": {
+      const queue = String(args.queue ?? "");
+      if (!queue) return { error: "add_consumer needs a queue" };
+      const added = await w.addConsumer(queue);
+      return { ok: added ? `add consumer ${queue}` : `already consuming from ${queue}` };
+    }
+    case "cancel_consumer": {
+      const queue = String(args.queue ?? "");
+      w.cancelConsumer(queue);
+      return { ok: `no longer consuming from ${queue}` };
+    }
+    case "pool_grow":
+    case "pool_shrink": {
+      const n = number(args.n) ?? 1;
+      w.resizePool(req.method === "pool_grow" ? n : -n);
+      return { ok: req.method === "pool_grow" ? "pool will grow" : "pool will shrink" };
+    }
+    case "autoscale":
+      return {
+        error: "autoscale is not supported: Celeriac pools have a fixed size " +
+          "(use pool_grow / pool_shrink)",
+      };
+  }
+  return { error: `KeyError('${req.method}')` };
+}

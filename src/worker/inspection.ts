@@ -1,0 +1,121 @@
+/**
+ * The worker's answers to inspect commands ({@link WorkerInspection}),
+ * read from its shared state and task registries.
+ *
+ * @module
+ */
+
+import { CELERIAC_VERSION } from "../client/version.ts";
+import type { WorkerInspection } from "./inspect_commands.ts";
+import {
+  brokerInfo,
+  confReply,
+  queueInfo,
+  reportText,
+  requestInfo,
+  scheduledInfo,
+} from "./inspect_replies.ts";
+import { REVOKE_TTL_MS } from "./revoked_ids.ts";
+import type { TaskRegistries } from "./task_registries.ts";
+import type { WorkerState } from "./worker_state.ts";
+
+/** What the inspection needs from the worker besides its state. */
+export interface InspectionHost {
+  /** The queues consumed now. */
+  queues(): readonly string[];
+  /** Start consuming a queue; false when already consumed. */
+  addConsumer(queue: string): Promise<boolean>;
+  /** Stop consuming a queue; false when not consumed. */
+  cancelConsumer(queue: string): boolean;
+  /** Unix milliseconds the worker started. */
+  startedAt: number;
+}
+
+/**
+ * Build the inspection of a worker.
+ *
+ * @param s the worker's state
+ * @param registries its task registries
+ * @param host queues, consumers, start time
+ * @returns the inspection
+ */
+export function workerInspection(
+  s: WorkerState,
+  registries: TaskRegistries,
+  host: InspectionHost,
+): WorkerInspection {
+  const hostname = s.hostname;
+  return {
+    active: (safe) =>
+      registries.active().map((t) => requestInfo(t, { hostname, safe, started: true })),
+    reserved: (safe) =>
+      registries.reserved().map((t) => requestInfo(t, { hostname, safe, started: false })),
+    scheduled: (safe) => registries.scheduled().map((t) => scheduledInfo(t, hostname, safe)),
+    queryTask: (ids) => {
+      const wanted = new Set(ids);
+      const out: Record<string, [string, ReturnType<typeof requestInfo>]> = {};
+      for (const t of registries.active()) {
+        if (wanted.has(t.req.id)) {
+          out[t.req.id] = ["active", requestInfo(t, { hostname, safe: false, started: true })];
+        }
+      }
+      for (
+        const [state, list] of [
+          ["reserved", registries.reserved()],
+          ["scheduled", registries.scheduled()],
+        ] as const
+      ) {
+        for (const t of list) {
+          if (wanted.has(t.req.id) && !out[t.req.id]) {
+            out[t.req.id] = [state, requestInfo(t, { hostname, safe: false, started: false })];
+          }
+        }
+      }
+      return out;
+    },
+    stats: () => {
+      const o = s.options;
+      const inline = (o.pool ?? "threads") === "inline";
+      return {
+        total: registries.totals(),
+        pid: Deno.pid,
+        clock: String(s.clock.value),
+        uptime: Math.floor((Date.now() - host.startedAt) / 1000),
+        pool: {
+          "max-concurrency": inline ? 1 : o.concurrency ?? navigator.hardwareConcurrency,
+          processes: [Deno.pid],
+          "max-tasks-per-child": o.maxTasksPerChild ?? "N/A",
+          "put-guarded-by-semaphore": false,
+          timeouts: [o.softTimeLimit ?? 0, o.timeLimit ?? 0],
+          implementation: inline ? "celeriac:InlinePool" : "celeriac:ThreadPool",
+          slots: s.pool.capacity,
+        },
+        broker: brokerInfo(s.app.config.broker),
+        prefetch_count: s.pool.capacity,
+        rusage: { maxrss: Math.round(Deno.memoryUsage().rss / 1024) },
+      };
+    },
+    activeQueues: () => host.queues().map(queueInfo),
+    conf: (withDefaults) => confReply(s.app.config, withDefaults),
+    report: () => reportText(s.app.config, CELERIAC_VERSION),
+    clock: () => s.clock.value,
+    revokedTimes: () => {
+      const out: Record<string, number> = {};
+      for (const [id, until] of s.revoked.entries()) out[id] = (until - REVOKE_TTL_MS) / 1000;
+      return out;
+    },
+    mergeRevoked: (ids) => s.revoked.add(ids, Date.now() + REVOKE_TTL_MS),
+    setTimeLimit: (task, hard, soft) => {
+      if (!s.app.tasks.get(task)?.handler) throw new RangeError(`unknown task ${task}`);
+      s.timeLimits.set(task, { timeLimit: hard, softTimeLimit: soft });
+    },
+    addConsumer: (queue) => host.addConsumer(queue),
+    cancelConsumer: (queue) => host.cancelConsumer(queue),
+    resizePool: () => {
+      throw new Error(
+        "pool_grow / pool_shrink are not supported by Celeriac's pool yet: restart the worker " +
+          "with another --concurrency",
+      );
+    },
+  };
+}

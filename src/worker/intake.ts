@@ -1,0 +1,288 @@
+/**
+ * The intake of a worker: decode what the broker delivers, refuse what
+ * cannot run, hold ETA tasks, queue rate-limited ones for a token, and hand
+ * the rest to the pool — announcing each step on the lifecycle.
+ *
+ * @module
+ */
+
+import type { Delivery, TokenGrant, TokenRequest } from "../broker/port.ts";
+import type { Task } from "../client/task.ts";
+import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { decodeTaskHeaders, type TaskRequest } from "../protocol/task_request.ts";
+import type { RunRequest } from "./executor.ts";
+import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
+import {
+  failureEntry,
+  pyException,
+  refusalInfo,
+  revokedEntry,
+  startedEntry,
+} from "./result_entries.ts";
+import { Settlement } from "./settlement.ts";
+import { resolveTimeLimits } from "./time_limits.ts";
+import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
+import type { WorkerState } from "./worker_state.ts";
+
+/** A task waiting for its ETA or for a rate-limit token. */
+interface Waiting {
+  delivery: Delivery;
+  req: TaskRequest;
+  task: Task<never, unknown>;
+  handle?: TimerHandle;
+}
+
+/**
+ * Takes deliveries to the pool. ETA tasks are held unacknowledged (leases
+ * renewed by the worker where the broker has them; on AMQP held at most
+ * `etaHoldLimit`, then published again); rate-limited tasks wait in the
+ * {@link RateLimiter}.
+ */
+export class Intake {
+  /** Rate limits and the tasks waiting for a token. */
+  readonly limiter: RateLimiter<Waiting>;
+  readonly #s: WorkerState;
+  readonly #held = new TimerQueue<Waiting>((h) => this.#due(h));
+  readonly #heldById = new Map<string, Waiting>();
+  readonly #localBuckets = new LocalTokenBuckets();
+  #seq = 0;
+
+  /** @param state the worker's shared state */
+  constructor(state: WorkerState) {
+    this.#s = state;
+    this.limiter = new RateLimiter<Waiting>({
+      acquire: (requests) => this.#acquireTokens(requests),
+      onReady: (items) => this.#admit(items),
+    });
+  }
+
+  /** How many tasks wait for a rate-limit token. */
+  get backlog(): number {
+    return this.limiter.size;
+  }
+
+  /**
+   * The deliveries held unacknowledged by the intake (ETA and rate-limited).
+   *
+   * @returns them
+   */
+  holding(): Delivery[] {
+    return [...this.#held.items(), ...this.limiter.held()].map((h) => h.delivery);
+  }
+
+  /**
+   * Decode and route a batch of deliveries.
+   *
+   * @param deliveries what the broker gave
+   */
+  async receive(deliveries: Delivery[]): Promise<void> {
+    for (const d of deliveries) {
+      // A protocol-1 message keeps its task name in the body, which the main thread decodes.
+      if (typeof d.headers.task !== "string") {
+        const needs = codecsFor(d.contentType, d.headers.compression);
+        if (needs.msgpack || needs.compression) await loadCodecs(needs);
+      }
+    }
+    const { lifecycle, app } = this.#s;
+    const now = Date.now();
+    const s = new Settlement();
+    const runs: RunRequest[] = [];
+    for (const d of deliveries) {
+      let req: TaskRequest;
+      try {
+        req = decodeTaskHeaders(d);
+      } catch (err) {
+        const taskId = err instanceof ProtocolError ? err.taskId ?? null : null;
+        const taskName = String(d.headers.task ?? "") || null;
+        const reason = `malformed task message: ${(err as Error).message}`;
+        lifecycle.emit({
+          type: "rejected",
+          delivery: d,
+          req: null,
+          taskId,
+          taskName,
+          reason,
+          kind: "malformed",
+        });
+        s.rejects.push({ delivery: d, reason, taskId, taskName });
+        if (taskId) s.stores.push(failureEntry(taskId, refusalInfo(err as Error), null));
+        continue;
+      }
+      const task = app.tasks.get(req.task);
+      if (!task?.handler) {
+        const reason = `unregistered task "${req.task}"`;
+        lifecycle.emit({
+          type: "rejected",
+          delivery: d,
+          req,
+          taskId: req.id,
+          taskName: req.task,
+          reason,
+          kind: "unregistered",
+        });
+        s.rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
+        const info = pyException("NotRegistered", "celery.exceptions", [req.task]);
+        s.stores.push({ ...failureEntry(req.id, info, null), replyTo: req.replyTo });
+        continue;
+      }
+      if (this.#s.revoked.has(req.id)) {
+        this.#notRun(s, d, req, "revoked", true);
+        continue;
+      }
+      if (req.expires && req.expires.getTime() <= now) {
+        this.#notRun(s, d, req, "expired", true);
+        continue;
+      }
+      const held = req.eta !== null && req.eta.getTime() > now;
+      lifecycle.emit({ type: "received", req, delivery: d, held });
+      if (held) {
+        this.#hold({ delivery: d, req, task });
+        continue;
+      }
+      if (this.limiter.rate(req.task) !== null) {
+        lifecycle.emit({ type: "waiting", req, delivery: d });
+        this.limiter.submit(req.task, { delivery: d, req, task });
+        continue;
+      }
+      runs.push(this.#prepare(d, req, task, s));
+    }
+    if (runs.length) this.#s.pool.run(runs);
+    this.#s.settle(s);
+  }
+
+  /**
+   * Revoke tasks the intake holds (ETA or waiting for a token): they are
+   * stored as REVOKED and acknowledged at once.
+   *
+   * @param ids task ids
+   */
+  revoke(ids: readonly string[]): void {
+    const s = new Settlement();
+    for (const id of ids) {
+      const h = this.#heldById.get(id);
+      if (h && this.#held.cancel(h.handle!)) {
+        this.#heldById.delete(id);
+        this.#notRun(s, h.delivery, h.req, "revoked", false);
+      }
+    }
+    const wanted = new Set(ids);
+    for (const h of this.limiter.remove((x) => wanted.has(x.req.id))) {
+      this.#notRun(s, h.delivery, h.req, "revoked", false);
+    }
+    this.#s.settle(s);
+  }
+
+  /** Put every task the intake holds back in its queue (shutdown). */
+  async requeueAll(): Promise<void> {
+    const held = [...this.#held.clear(), ...this.limiter.drain()];
+    this.#heldById.clear();
+    for (const h of held) this.#s.lifecycle.emit({ type: "returned", req: h.req, why: "shutdown" });
+    if (held.length) await this.#s.broker.requeue(held.map((h) => h.delivery));
+  }
+
+  #notRun(
+    s: Settlement,
+    d: Delivery,
+    req: TaskRequest,
+    reason: "revoked" | "expired",
+    atIntake: boolean,
+  ): void {
+    this.#s.lifecycle.emit({ type: "revoked", req, reason, atIntake });
+    s.stores.push(revokedEntry(req, reason));
+    s.acks.push(d);
+  }
+
+  /** Shared buckets when the broker has them (Redis), else this worker's own. */
+  #acquireTokens(requests: readonly TokenRequest[]): Promise<TokenGrant[]> {
+    const broker = this.#s.broker;
+    if (broker.acquireTokens) return broker.acquireTokens(requests);
+    return Promise.resolve(this.#localBuckets.acquire(requests));
+  }
+
+  #admit(items: Waiting[]): void {
+    for (const h of items) this.#due(h, true);
+    this.#s.wake();
+  }
+
+  /**
+   * Hold an ETA task, unacknowledged, until it is due. Where the broker has
+   * leases they are renewed while it waits; where it has none (AMQP) it is
+   * held at most `etaHoldLimit` and then published again.
+   */
+  #hold(h: Waiting): void {
+    const eta = h.req.eta!.getTime();
+    const limit = this.#s.broker.visibilityTimeout === null
+      ? Date.now() + (this.#s.options.etaHoldLimit ?? 600) * 1000
+      : Infinity;
+    this.#s.lifecycle.emit({ type: "held", req: h.req, delivery: h.delivery });
+    h.handle = this.#held.add(Math.min(eta, limit), h);
+    this.#heldById.set(h.req.id, h);
+  }
+
+  /** A held task is due, or a rate-limited one got its token (`admitted`). */
+  #due(h: Waiting, admitted = false): void {
+    this.#heldById.delete(h.req.id);
+    const { delivery: d, req, task } = h;
+    const s = new Settlement();
+    if (this.#s.revoked.has(req.id)) {
+      this.#notRun(s, d, req, "revoked", false);
+    } else if (req.expires && req.expires.getTime() <= Date.now()) {
+      this.#notRun(s, d, req, "expired", false);
+    } else if (req.eta && req.eta.getTime() > Date.now()) {
+      this.#s.lifecycle.emit({ type: "returned", req, why: "eta-hold-limit" });
+      s.publishes.push({
+        taskId: req.id,
+        message: d,
+        target: { exchange: d.exchange, routingKey: d.routingKey },
+      });
+      s.acks.push(d);
+    } else if (!admitted && this.limiter.rate(req.task) !== null) {
+      this.#s.lifecycle.emit({ type: "waiting", req, delivery: d });
+      this.limiter.submit(req.task, { delivery: d, req, task });
+      return;
+    } else {
+      this.#s.pool.run([this.#prepare(d, req, task, s)]);
+    }
+    this.#s.settle(s);
+  }
+
+  #prepare(d: Delivery, req: TaskRequest, task: Task<never, unknown>, s: Settlement): RunRequest {
+    const st = this.#s;
+    const seq = ++this.#seq;
+    const lateAck = task.options.acksLate ?? st.options.acksLate ?? false;
+    if (!lateAck) s.acks.push(d);
+    st.running.set(seq, { delivery: d, req, acked: !lateAck, started: performance.now() });
+    st.lifecycle.emit({ type: "started", seq, req, delivery: d, acked: !lateAck });
+    if (task.options.trackStarted && st.backend) s.stores.push(startedEntry(req, st.hostname));
+    const compression = d.headers.compression;
+    return {
+      seq,
+      task: req.task,
+      id: req.id,
+      body: d.body,
+      contentType: d.contentType,
+      contentEncoding: d.contentEncoding,
+      headers: task.options.bind ? d.headers : compression ? { compression } : {},
+      decoded: req.body,
+      storeResult: st.backend !== null && !req.ignoreResult,
+      describe: st.events?.taskEvents ?? false,
+      timeLimits: resolveTimeLimits(
+        req.timeLimit,
+        st.timeLimits.get(req.task) ?? task.options,
+        st.options,
+      ),
+      info: {
+        retries: req.retries,
+        rootId: req.rootId,
+        parentId: req.parentId,
+        group: req.group,
+        eta: req.eta,
+        expires: req.expires,
+        queue: d.queue,
+        redelivered: d.redelivered,
+        hostname: st.hostname,
+      },
+    };
+  }
+}

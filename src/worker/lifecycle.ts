@@ -1,0 +1,247 @@
+/**
+ * A task's life inside a worker, as one typed sequence of events:
+ *
+ * ```
+ * received ─┬─ held (ETA) ──────┬─ started ─┬─ succeeded
+ *           ├─ waiting (rate) ──┤           ├─ failed
+ *           └───────────────────┘           ├─ retried
+ *                                           └─ returned (put back in its queue)
+ * any step before an outcome may instead end in: revoked | rejected | returned
+ * ```
+ *
+ * The worker emits these through one {@link Lifecycle}; statistics, logging,
+ * the inspect registries (and, with `-E`, Celery events) subscribe to it.
+ * Subscribers run synchronously, in the order they were added, and must not
+ * throw.
+ *
+ * @module
+ */
+
+import type { Delivery } from "../broker/port.ts";
+import type { ExceptionInfo } from "../protocol/result_meta.ts";
+import type { TaskRequest } from "../protocol/task_request.ts";
+import type { RunOutcome } from "./executor.ts";
+
+/**
+ * A decodable message of a task this worker runs was taken from the broker
+ * and accepted (not revoked, not expired).
+ */
+export interface TaskReceived {
+  /** Event type. */
+  type: "received";
+  /** The task's headers. */
+  req: TaskRequest;
+  /** The delivery. */
+  delivery: Delivery;
+  /** True when a `held` event follows: the task waits for its ETA. */
+  held: boolean;
+}
+
+/** A received task is held until its ETA (or countdown). */
+export interface TaskHeld {
+  /** Event type. */
+  type: "held";
+  /** The task's headers (`eta` is set). */
+  req: TaskRequest;
+  /** The delivery. */
+  delivery: Delivery;
+}
+
+/** A received (or due) task waits for a token of its rate limit. */
+export interface TaskWaiting {
+  /** Event type. */
+  type: "waiting";
+  /** The task's headers. */
+  req: TaskRequest;
+  /** The delivery. */
+  delivery: Delivery;
+}
+
+/** A task was handed to the pool under dispatch number `seq`. */
+export interface TaskStarted {
+  /** Event type. */
+  type: "started";
+  /** Dispatch number, unique in this worker. */
+  seq: number;
+  /** The task's headers. */
+  req: TaskRequest;
+  /** The delivery. */
+  delivery: Delivery;
+  /** Whether the delivery is acknowledged now (early ack) rather than after the run. */
+  acked: boolean;
+}
+
+/** A task returned. */
+export interface TaskSucceeded {
+  /** Event type. */
+  type: "succeeded";
+  /** Dispatch number. */
+  seq: number;
+  /** The task's headers. */
+  req: TaskRequest;
+  /** What the run produced. */
+  outcome: RunOutcome;
+}
+
+/**
+ * A task failed: it threw (`raised`), ran past its hard time limit
+ * (`time-limit`) or its Web Worker died (`worker-lost`).
+ */
+export interface TaskFailed {
+  /** Event type. */
+  type: "failed";
+  /** Dispatch number. */
+  seq: number;
+  /** The task's headers. */
+  req: TaskRequest;
+  /** Why it failed. */
+  cause: "raised" | "time-limit" | "worker-lost";
+  /** The exception. */
+  exc: ExceptionInfo;
+  /** The exception's message, for people. */
+  message: string;
+  /** What the run produced, for `raised`. */
+  outcome?: RunOutcome;
+}
+
+/** A task asked to be retried; its retry message is about to be published. */
+export interface TaskRetried {
+  /** Event type. */
+  type: "retried";
+  /** Dispatch number. */
+  seq: number;
+  /** The task's headers. */
+  req: TaskRequest;
+  /** What the run produced (`retry` is set). */
+  outcome: RunOutcome & { retry: NonNullable<RunOutcome["retry"]> };
+}
+
+/**
+ * A task is not run, or is stopped: revoked (`revoked`), revoked with
+ * terminate while running (`terminated`), or past its expiry (`expired`).
+ */
+export interface TaskRevoked {
+  /** Event type. */
+  type: "revoked";
+  /** The task's headers. */
+  req: TaskRequest;
+  /** Why. */
+  reason: "revoked" | "terminated" | "expired";
+  /** True when the message ends here on arrival, without a `received` event. */
+  atIntake: boolean;
+  /** Dispatch number, when it was running. */
+  seq?: number;
+}
+
+/**
+ * A message is parked: malformed or undecodable (`malformed`), of a task
+ * this worker does not run (`unregistered`), or refused by the Web Worker
+ * that was to run it (`refused`: undecodable body, disallowed content).
+ */
+export interface TaskRejected {
+  /** Event type. */
+  type: "rejected";
+  /** The delivery. */
+  delivery: Delivery;
+  /** The task's headers, when they could be decoded. */
+  req: TaskRequest | null;
+  /** Task id, when known. */
+  taskId: string | null;
+  /** Task name, when known. */
+  taskName: string | null;
+  /** What is wrong, as stored with the parked message. */
+  reason: string;
+  /** Which check refused it. */
+  kind: "malformed" | "unregistered" | "refused";
+  /** Dispatch number, for `refused`. */
+  seq?: number;
+}
+
+/**
+ * A task leaves this worker without an outcome and goes back to its queue:
+ * its Web Worker died and it rejects on worker loss (`worker-lost`), it was
+ * stopped with a task that ran past its time limit (`time-limit`), it was
+ * held too long for its ETA and is published again (`eta-hold-limit`), or
+ * the worker is shutting down (`shutdown`).
+ */
+export interface TaskReturned {
+  /** Event type. */
+  type: "returned";
+  /** The task's headers. */
+  req: TaskRequest;
+  /** Why. */
+  why: "worker-lost" | "time-limit" | "eta-hold-limit" | "shutdown";
+  /** Dispatch number, when it was running. */
+  seq?: number;
+  /** The reason given by the pool (for `worker-lost`). */
+  detail?: string;
+}
+
+/**
+ * One step of a task's life in a worker.
+ *
+ * @example Counting outcomes
+ * ```ts
+ * import type { LifecycleEvent } from "@celeriac/celeriac/worker";
+ * const done = { succeeded: 0, failed: 0 };
+ * function count(e: LifecycleEvent): void {
+ *   if (e.type === "succeeded") done.succeeded++;
+ *   else if (e.type === "failed") done.failed++;
+ * }
+ * ```
+ */
+export type LifecycleEvent =
+  | TaskReceived
+  | TaskHeld
+  | TaskWaiting
+  | TaskStarted
+  | TaskSucceeded
+  | TaskFailed
+  | TaskRetried
+  | TaskRevoked
+  | TaskRejected
+  | TaskReturned;
+
+/**
+ * Receives lifecycle events. Must not throw; runs on the worker's main
+ * thread, so it must be quick.
+ */
+export type LifecycleSubscriber = (event: LifecycleEvent) => void;
+
+/**
+ * The one place a worker announces what happens to its tasks.
+ *
+ * @example Subscribing
+ * ```ts
+ * import { Lifecycle } from "@celeriac/celeriac/worker";
+ * const lifecycle = new Lifecycle();
+ * const seen: string[] = [];
+ * const stop = lifecycle.subscribe((e) => seen.push(e.type));
+ * stop(); // unsubscribes
+ * ```
+ */
+export class Lifecycle {
+  #subscribers: LifecycleSubscriber[] = [];
+
+  /**
+   * Add a subscriber; it receives every later event.
+   *
+   * @param subscriber the callback
+   * @returns a function that removes it
+   */
+  subscribe(subscriber: LifecycleSubscriber): () => void {
+    this.#subscribers = [...this.#subscribers, subscriber];
+    return () => {
+      this.#subscribers = this.#subscribers.filter((s) => s !== subscriber);
+    };
+  }
+
+  /**
+   * Announce an event to every subscriber, in order.
+   *
+   * @param event what happened
+   */
+  emit(event: LifecycleEvent): void {
+    for (const s of this.#subscribers) s(event);
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * The worker's log lines about tasks, written by a lifecycle subscriber
+ * (category `["celeriac", "worker"]`).
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { LifecycleEvent } from "./lifecycle.ts";
+
+const log = getLogger(["celeriac", "worker"]);
+
+/**
+ * A lifecycle subscriber that logs what happens to tasks: receipts and
+ * successes at info, failures, revocations and requeues at warning, parked
+ * messages at error.
+ *
+ * @example
+ * ```ts
+ * import { Lifecycle, logLifecycle } from "@celeriac/celeriac/worker";
+ * new Lifecycle().subscribe(logLifecycle(() => ["tasks.add"]));
+ * ```
+ *
+ * @param taskNames the tasks the worker knows, named when a message is of another
+ * @returns the subscriber
+ */
+export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent) => void {
+  const info = log.isEnabledFor("info");
+  return (e) => {
+    switch (e.type) {
+      case "received":
+        if (info && !e.held) {
+          log.info("Task {name}[{id}] received", { name: e.req.task, id: e.req.id });
+        }
+        break;
+      case "held":
+        if (info) {
+          log.info("Task {name}[{id}] received, ETA {eta}", {
+            name: e.req.task,
+            id: e.req.id,
+            eta: e.req.eta!.toISOString(),
+          });
+        }
+        break;
+      case "succeeded":
+        if (info) {
+          log.info("Task {name}[{id}] succeeded in {seconds}s", {
+            name: e.req.task,
+            id: e.req.id,
+            seconds: (e.outcome.runtime / 1000).toFixed(6),
+          });
+        }
+        break;
+      case "failed":
+        if (e.cause !== "worker-lost") {
+          log.warn("Task {name}[{id}] raised {type}: {message}", {
+            name: e.req.task,
+            id: e.req.id,
+            type: e.exc.exc_type,
+            message: e.message,
+          });
+        }
+        break;
+      case "retried": {
+        const exc = e.outcome.exc;
+        log.info("Task {name}[{id}] retry: Retry {when}{cause}", {
+          name: e.req.task,
+          id: e.req.id,
+          when: e.outcome.retry.when,
+          cause: exc ? `: ${exc.exc_type}(${exc.exc_message.map(String).join(", ")})` : "",
+        });
+        break;
+      }
+      case "revoked":
+        if (e.reason === "expired") {
+          log.warn("Task {name}[{id}] expired at {expires}: not run", {
+            name: e.req.task,
+            id: e.req.id,
+            expires: e.req.expires?.toISOString(),
+          });
+        } else {
+          log.warn("Task {name}[{id}] {reason}: not run", {
+            name: e.req.task,
+            id: e.req.id,
+            reason: e.reason,
+          });
+        }
+        break;
+      case "rejected":
+        if (e.kind === "malformed") {
+          log.error("Parked message {taskId} from {queue}: {reason}", {
+            taskId: e.taskId ?? "(no id)",
+            queue: e.delivery.queue,
+            reason: e.reason,
+          });
+        } else if (e.kind === "unregistered") {
+          log.error("Parked task {name}[{id}]: {reason} (this worker runs: {known})", {
+            name: e.taskName,
+            id: e.taskId,
+            reason: e.reason,
+            known: taskNames().join(", "),
+          });
+        } else {
+          log.error("Parked task {name}[{id}]: {reason}", {
+            name: e.taskName,
+            id: e.taskId,
+            reason: e.reason,
+          });
+        }
+        break;
+      case "returned":
+        if (e.why === "worker-lost") {
+          log.warn("Task {name}[{id}] requeued: its Web Worker died ({reason})", {
+            name: e.req.task,
+            id: e.req.id,
+            reason: e.detail,
+          });
+        } else if (e.why === "eta-hold-limit") {
+          log.debug("Task {name}[{id}] held for long: publishing it again until its ETA", {
+            name: e.req.task,
+            id: e.req.id,
+          });
+        }
+        break;
+    }
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * What the worker does with what the pool reports: outcomes of runs, Web
+ * Workers that died, tasks past their hard time limit. Each task's end is
+ * announced on the lifecycle, and its results, follow-ups and
+ * acknowledgement are settled.
+ *
+ * @module
+ */
+
+import type { Delivery } from "../broker/port.ts";
+import { exceptionInfo } from "../protocol/exceptions.ts";
+import type { TaskState } from "../protocol/result_meta.ts";
+import { TimeLimitExceeded, WorkerLostError } from "../client/worker_errors.ts";
+import type { RunOutcome } from "./executor.ts";
+import { canvasOutcome } from "./chords.ts";
+import { inheritedHeaders } from "./follow_ups.ts";
+import { failureEntry, pyException, revokedEntry } from "./result_entries.ts";
+import { type DueRetry, settleRetries } from "./retries.ts";
+import { Settlement } from "./settlement.ts";
+import type { Running, WorkerState } from "./worker_state.ts";
+
+/**
+ * Settle the outcomes of runs: store results, publish follow-ups, park
+ * refused messages, publish retries, acknowledge late-ack deliveries.
+ *
+ * @param st the worker's state
+ * @param outcomes what the pool reported
+ */
+export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
+  const s = new Settlement();
+  const retries: DueRetry[] = [];
+  const now = new Date();
+  const { lifecycle } = st;
+  for (const o of outcomes) {
+    const r = st.running.get(o.seq);
+    if (!r) continue;
+    st.running.delete(o.seq);
+    const { req, delivery } = r;
+    if (st.terminated.delete(o.seq)) {
+      terminated(st, s, r, o.seq);
+      continue;
+    }
+    if (o.refused) {
+      lifecycle.emit({
+        type: "rejected",
+        delivery,
+        req,
+        taskId: req.id,
+        taskName: req.task,
+        reason: o.refused,
+        kind: "refused",
+        seq: o.seq,
+      });
+      s.rejects.push({ delivery, reason: o.refused, taskId: req.id, taskName: req.task });
+      if (o.meta) {
+        s.stores.push({ taskId: req.id, status: "FAILURE", meta: o.meta, replyTo: req.replyTo });
+      }
+      continue;
+    }
+    if (o.retry) {
+      lifecycle.emit({ type: "retried", seq: o.seq, req, outcome: { ...o, retry: o.retry } });
+      retries.push({ delivery, req, acked: r.acked, outcome: o });
+      continue;
+    }
+    const status: TaskState = o.ok ? "SUCCESS" : "FAILURE";
+    const parent = {
+      id: req.id,
+      rootId: req.rootId ?? req.id,
+      origin: st.hostname,
+      defaultQueue: st.app.config.defaultQueue,
+      headers: inheritedHeaders(req.headers),
+    };
+    const canvas = canvasOutcome(o, req, parent, now, st.children.take(req.id));
+    if (canvas.meta) {
+      s.stores.push({ taskId: req.id, status, meta: canvas.meta, replyTo: req.replyTo });
+    }
+    s.stores.push(...canvas.stores);
+    s.publishes.push(...canvas.publishes);
+    if (canvas.join) s.joins.push(canvas.join);
+    if (o.ok) {
+      lifecycle.emit({ type: "succeeded", seq: o.seq, req, outcome: o });
+    } else {
+      const exc = o.exc ?? pyException("Exception", "builtins", []);
+      lifecycle.emit({
+        type: "failed",
+        seq: o.seq,
+        req,
+        cause: "raised",
+        exc,
+        message: exc.exc_message.map(String).join(", "),
+        outcome: o,
+      });
+    }
+    if (!r.acked) s.acks.push(delivery);
+  }
+  st.settle(s);
+  if (retries.length) {
+    st.track(settleRetries(retries, {
+      broker: st.broker,
+      backend: st.backend,
+      publish: (m, t) => st.publish(m, t),
+      origin: st.hostname,
+    }));
+  }
+  st.wake();
+}
+
+/**
+ * A Web Worker died with these tasks: late-ack tasks that reject on worker
+ * loss are requeued; the others fail with `WorkerLostError`.
+ *
+ * @param st the worker's state
+ * @param seqs the dispatch numbers it held
+ * @param reason why it died
+ */
+export function settleLost(st: WorkerState, seqs: number[], reason: string): void {
+  const s = new Settlement();
+  const requeues: Delivery[] = [];
+  for (const seq of seqs) {
+    const r = st.running.get(seq);
+    if (!r) continue;
+    st.running.delete(seq);
+    if (st.terminated.delete(seq)) {
+      terminated(st, s, r, seq);
+      continue;
+    }
+    const task = st.app.tasks.get(r.req.task);
+    if (
+      !r.acked &&
+      (task?.options.rejectOnWorkerLost ?? st.options.rejectOnWorkerLost ?? false)
+    ) {
+      st.lifecycle.emit({ type: "returned", req: r.req, why: "worker-lost", seq, detail: reason });
+      requeues.push(r.delivery);
+      continue;
+    }
+    const exc = exceptionInfo(new WorkerLostError(reason));
+    st.lifecycle.emit({
+      type: "failed",
+      seq,
+      req: r.req,
+      cause: "worker-lost",
+      exc,
+      message: reason,
+    });
+    s.stores.push({ ...failureEntry(r.req.id, exc, null), replyTo: r.req.replyTo });
+    if (!r.acked) s.acks.push(r.delivery);
+  }
+  st.settle(s, async () => {
+    if (requeues.length) await st.broker.requeue(requeues);
+  });
+  st.wake();
+}
+
+/**
+ * Task `seq` ran past its hard limit: it fails with `TimeLimitExceeded`;
+ * the tasks stopped with it are put back in their queues (requeued if
+ * unacknowledged, republished if already acknowledged), never failed.
+ *
+ * @param st the worker's state
+ * @param seq the task past its limit
+ * @param seconds the limit
+ * @param abandoned the other tasks its Web Worker held
+ */
+export function settleTimeLimit(
+  st: WorkerState,
+  seq: number,
+  seconds: number,
+  abandoned: number[],
+): void {
+  const s = new Settlement();
+  const r = st.running.get(seq);
+  if (r && st.terminated.delete(seq)) {
+    st.running.delete(seq);
+    terminated(st, s, r, seq);
+  } else if (r) {
+    st.running.delete(seq);
+    const err = new TimeLimitExceeded({ seconds, task: r.req.task, id: r.req.id });
+    const exc = exceptionInfo(err);
+    st.lifecycle.emit({
+      type: "failed",
+      seq,
+      req: r.req,
+      cause: "time-limit",
+      exc,
+      message: err.message,
+    });
+    s.stores.push({ ...failureEntry(r.req.id, exc, null), replyTo: r.req.replyTo });
+    if (!r.acked) s.acks.push(r.delivery);
+  }
+  const back: Running[] = [];
+  for (const other of abandoned) {
+    const a = st.running.get(other);
+    if (!a) continue;
+    st.running.delete(other);
+    if (st.terminated.delete(other)) {
+      terminated(st, s, a, other);
+    } else {
+      st.lifecycle.emit({ type: "returned", req: a.req, why: "time-limit", seq: other });
+      back.push(a);
+    }
+  }
+  st.settle(s, () => putBack(st, back));
+  st.wake();
+}
+
+/**
+ * Put tasks that were stopped through no fault of their own back in their
+ * queues: unacknowledged ones are requeued, acknowledged ones published again.
+ *
+ * @param st the worker's state
+ * @param tasks the tasks
+ */
+export async function putBack(st: WorkerState, tasks: Running[]): Promise<void> {
+  const unacked = tasks.filter((t) => !t.acked).map((t) => t.delivery);
+  if (unacked.length) await st.broker.requeue(unacked);
+  for (const t of tasks.filter((x) => x.acked)) {
+    await st.broker.publish(t.delivery, {
+      exchange: t.delivery.exchange,
+      routingKey: t.delivery.routingKey,
+    });
+  }
+}
+
+function terminated(st: WorkerState, s: Settlement, r: Running, seq: number): void {
+  st.lifecycle.emit({ type: "revoked", req: r.req, reason: "terminated", atIntake: false, seq });
+  s.stores.push(revokedEntry(r.req, "terminated"));
+  if (!r.acked) s.acks.push(r.delivery);
+}

@@ -1,0 +1,163 @@
+/**
+ * The result-backend entries a worker stores for outcomes the task code
+ * did not produce itself: refusals, revocations, expiries, STARTED, worker
+ * failures, and the failures of the remaining steps of a failed chain.
+ *
+ * @module
+ */
+
+import type { StoreEntry } from "../backend/port.ts";
+import { ContentDisallowedError } from "../protocol/errors.ts";
+import { exceptionInfo } from "../protocol/exceptions.ts";
+import { pyJsonLoads } from "../protocol/json.ts";
+import { encodeResultMeta, type ExceptionInfo, type ResultMeta } from "../protocol/result_meta.ts";
+import type { TaskRequest } from "../protocol/task_request.ts";
+
+/**
+ * A Python exception as stored in a result.
+ *
+ * @example
+ * ```ts ignore
+ * pyException("NotRegistered", "celery.exceptions", ["tasks.nope"]).exc_type; // "NotRegistered"
+ * ```
+ *
+ * @param type class name
+ * @param module Python module
+ * @param args exception arguments
+ * @returns the exception info
+ */
+export function pyException(type: string, module: string, args: unknown[]): ExceptionInfo {
+  return { exc_type: type, exc_message: args, exc_module: module };
+}
+
+/**
+ * A FAILURE entry.
+ *
+ * @example
+ * ```ts ignore
+ * failureEntry("t1", pyException("ValueError", "builtins", ["bad"]), null).status; // "FAILURE"
+ * ```
+ *
+ * @param taskId task id
+ * @param info the exception
+ * @param traceback its traceback, or null
+ * @returns the entry
+ */
+export function failureEntry(
+  taskId: string,
+  info: ExceptionInfo,
+  traceback: string | null,
+): StoreEntry {
+  return {
+    taskId,
+    status: "FAILURE",
+    meta: encodeResultMeta({
+      taskId,
+      status: "FAILURE",
+      result: info,
+      traceback,
+      dateDone: new Date(),
+    }),
+  };
+}
+
+/**
+ * The exception stored for a message that could not be used: Celeriac's
+ * `ContentDisallowed` as is, anything else as kombu's `DecodeError`.
+ *
+ * @example
+ * ```ts ignore
+ * refusalInfo(new Error("bad json")).exc_type; // "DecodeError"
+ * ```
+ *
+ * @param err why the message was refused
+ * @returns the exception info
+ */
+export function refusalInfo(err: Error): ExceptionInfo {
+  return err instanceof ContentDisallowedError
+    ? exceptionInfo(err)
+    : pyException("DecodeError", "kombu.exceptions", [err.message]);
+}
+
+/**
+ * The REVOKED entry of a task revoked, terminated or expired
+ * (`TaskRevokedError` with the reason, as Celery stores it).
+ *
+ * @example
+ * ```ts ignore
+ * const entry = revokedEntry(req, "expired");
+ * ```
+ *
+ * @param req the task
+ * @param reason `revoked`, `terminated` or `expired`
+ * @returns the entry
+ */
+export function revokedEntry(
+  req: TaskRequest,
+  reason: "revoked" | "terminated" | "expired",
+): StoreEntry {
+  const meta = encodeResultMeta({
+    taskId: req.id,
+    status: "REVOKED",
+    result: pyException("TaskRevokedError", "celery.exceptions", [reason]),
+    dateDone: new Date(),
+    groupId: req.group,
+    parentId: req.parentId,
+  });
+  return { taskId: req.id, status: "REVOKED", meta, replyTo: req.replyTo };
+}
+
+/**
+ * The STARTED entry of a task with `trackStarted`.
+ *
+ * @example
+ * ```ts ignore
+ * const entry = startedEntry(req, "celeriac@host");
+ * ```
+ *
+ * @param req the task
+ * @param hostname the worker's node name
+ * @returns the entry
+ */
+export function startedEntry(req: TaskRequest, hostname: string): StoreEntry {
+  return {
+    taskId: req.id,
+    status: "STARTED",
+    meta: encodeResultMeta({
+      taskId: req.id,
+      status: "STARTED",
+      result: { pid: Deno.pid, hostname },
+      groupId: req.group,
+      parentId: req.parentId,
+    }),
+    replyTo: req.replyTo,
+  };
+}
+
+/**
+ * FAILURE entries for the steps of a chain that will not run because a
+ * step failed: each gets the failed step's exception and traceback.
+ *
+ * @example
+ * ```ts ignore
+ * const entries = chainFailures(chainStepIds(embed), outcome.meta);
+ * ```
+ *
+ * @param ids the remaining steps' ids
+ * @param meta the failed step's result meta (JSON)
+ * @returns the entries
+ */
+export function chainFailures(ids: string[], meta: string): StoreEntry[] {
+  const m = pyJsonLoads(meta) as ResultMeta;
+  return ids.map((taskId) => ({
+    taskId,
+    status: "FAILURE" as const,
+    meta: encodeResultMeta({
+      taskId,
+      status: "FAILURE",
+      result: m.result,
+      traceback: m.traceback,
+      dateDone: new Date(),
+    }),
+  }));
+}

@@ -1,0 +1,81 @@
+/**
+ * Settling a batch of deliveries: park refused messages, store results,
+ * publish follow-ups, then acknowledge — in that order, so nothing is
+ * acknowledged before its outcome is stored, and a refused message is
+ * parked before its failure is announced.
+ *
+ * @module
+ */
+
+import type { ResultBackend, StoreEntry } from "../backend/port.ts";
+import type { Broker, Delivery, PublishTarget, Rejection } from "../broker/port.ts";
+import type { Message } from "../protocol/message.ts";
+import { type ChordJoin, joinChords, publishAll } from "./chords.ts";
+import type { Outgoing } from "./follow_ups.ts";
+import { storeResults } from "./store_results.ts";
+
+/**
+ * What one step of the worker must write to the broker and backend.
+ *
+ * @example
+ * ```ts ignore
+ * const batch = new Settlement();
+ * batch.stores.push(revokedEntry(req, "revoked"));
+ * batch.acks.push(delivery);
+ * await settle(batch, io);
+ * ```
+ */
+export class Settlement {
+  /** Results to store. */
+  readonly stores: StoreEntry[] = [];
+  /** Messages to park. */
+  readonly rejects: Rejection[] = [];
+  /** Deliveries to acknowledge. */
+  readonly acks: Delivery[] = [];
+  /** Messages to publish (callbacks, chain steps, republished ETA tasks). */
+  readonly publishes: Outgoing[] = [];
+  /** Chord header members to join once their results are stored. */
+  readonly joins: ChordJoin[] = [];
+
+  /** Whether there is nothing to do. */
+  get empty(): boolean {
+    return this.stores.length === 0 && this.rejects.length === 0 && this.acks.length === 0 &&
+      this.publishes.length === 0 && this.joins.length === 0;
+  }
+}
+
+/**
+ * Where a settlement goes.
+ *
+ * @example
+ * ```ts ignore
+ * const io: SettleIo = { broker, backend, publish: (m, t) => app.publish(m, t) };
+ * ```
+ */
+export interface SettleIo {
+  /** The broker the deliveries came from. */
+  readonly broker: Broker;
+  /** The result backend; null when results are not stored. */
+  readonly backend: ResultBackend | null;
+  /** Publishes a message through the app. */
+  publish(message: Message, target: PublishTarget): Promise<void>;
+}
+
+/**
+ * Write a settlement: park, store, publish, acknowledge.
+ *
+ * @example
+ * ```ts ignore
+ * await settle(batch, io);
+ * ```
+ *
+ * @param s the batch
+ * @param io broker, backend and publisher
+ */
+export async function settle(s: Settlement, io: SettleIo): Promise<void> {
+  if (s.rejects.length) await io.broker.reject(s.rejects);
+  if (io.backend && s.stores.length) await storeResults(io.backend, s.stores);
+  await publishAll(s.publishes, io);
+  if (s.joins.length) await joinChords(s.joins, io);
+  if (s.acks.length) await io.broker.ack(s.acks);
+}

@@ -1,0 +1,131 @@
+/**
+ * Celery's task events from the worker's lifecycle: a subscriber that turns
+ * each step into `task-received`, `task-started`, `task-succeeded`,
+ * `task-failed`, `task-retried`, `task-revoked` or `task-rejected` with the
+ * fields Celery 5.2 sends.
+ *
+ * `task-started` is sent when the task is handed to its Web Worker (which
+ * may hold a few tasks at once), not when its handler begins.
+ *
+ * @module
+ */
+
+import { pyRepr } from "../protocol/repr.ts";
+import { argsRepr, kwargsRepr } from "../protocol/repr.ts";
+import type { ExceptionInfo } from "../protocol/result_meta.ts";
+import { pyIsoFormat } from "../protocol/time.ts";
+import type { TaskRequest } from "../protocol/task_request.ts";
+import type { EventDispatcher } from "./event_dispatcher.ts";
+import type { LifecycleEvent } from "./lifecycle.ts";
+
+/** Signal number Celery reports for a task stopped by `revoke(terminate=True)` (SIGTERM). */
+const SIGTERM = 15;
+
+/**
+ * Python repr of a stored exception: `ValueError('boom')`, `Exception()`.
+ *
+ * @example
+ * ```ts ignore
+ * exceptionRepr({ exc_type: "KeyError", exc_message: ["k"], exc_module: "builtins" }); // "KeyError('k')"
+ * ```
+ *
+ * @param exc the exception
+ * @returns the repr
+ */
+export function exceptionRepr(exc: ExceptionInfo): string {
+  const args = Array.isArray(exc.exc_message) ? exc.exc_message : [exc.exc_message];
+  return `${exc.exc_type}(${args.map((a) => pyRepr(a)).join(", ")})`;
+}
+
+function iso(date: Date | null): string | null {
+  return date ? pyIsoFormat(date, "+00:00") : null;
+}
+
+/** The `args` / `kwargs` reprs of a task: its headers', else those of a decoded body. */
+function reprs(req: TaskRequest): { args: string; kwargs: string } {
+  if (req.argsrepr !== null || !req.body) {
+    return { args: req.argsrepr ?? "", kwargs: req.kwargsrepr ?? "" };
+  }
+  return { args: argsRepr(req.body.args), kwargs: kwargsRepr(req.body.kwargs) };
+}
+
+/**
+ * A lifecycle subscriber that sends task events through `events` (which
+ * drops them while task events are off).
+ *
+ * @example
+ * ```ts ignore
+ * lifecycle.subscribe(sendTaskEvents(dispatcher));
+ * ```
+ *
+ * @param events the worker's event dispatcher
+ * @returns the subscriber
+ */
+export function sendTaskEvents(events: EventDispatcher): (e: LifecycleEvent) => void {
+  return (e) => {
+    if (!events.taskEvents) return;
+    switch (e.type) {
+      case "received": {
+        const { req } = e;
+        events.sendTask("task-received", {
+          uuid: req.id,
+          name: req.task,
+          ...reprs(req),
+          root_id: req.rootId,
+          parent_id: req.parentId,
+          retries: req.retries,
+          eta: iso(req.eta),
+          expires: iso(req.expires),
+        });
+        break;
+      }
+      case "started":
+        events.sendTask("task-started", { uuid: e.req.id });
+        break;
+      case "succeeded":
+        events.sendTask("task-succeeded", {
+          uuid: e.req.id,
+          result: e.outcome.repr ?? "None",
+          runtime: e.outcome.runtime / 1000,
+        });
+        break;
+      case "failed":
+        events.sendTask("task-failed", {
+          uuid: e.req.id,
+          exception: exceptionRepr(e.exc),
+          traceback: e.outcome?.traceback ?? `${e.exc.exc_type}: ${e.message}`,
+        });
+        break;
+      case "retried":
+        events.sendTask("task-retried", {
+          uuid: e.req.id,
+          exception: e.outcome.exc ? exceptionRepr(e.outcome.exc) : "None",
+          traceback: e.outcome.traceback ?? "",
+        });
+        break;
+      case "revoked":
+        events.sendTask("task-revoked", {
+          uuid: e.req.id,
+          terminated: e.reason === "terminated",
+          signum: e.reason === "terminated" ? SIGTERM : null,
+          expired: e.reason === "expired",
+        });
+        break;
+      case "rejected":
+        if (e.kind === "unregistered") {
+          events.sendTask("task-failed", {
+            uuid: e.req!.id,
+            exception: `NotRegistered(${pyRepr(e.req!.task)})`,
+          });
+        } else if (e.kind === "refused" && e.req) {
+          events.sendTask("task-rejected", { uuid: e.req.id, requeue: false });
+        }
+        break;
+      case "returned":
+        if (e.seq !== undefined) {
+          events.sendTask("task-rejected", { uuid: e.req.id, requeue: true });
+        }
+        break;
+    }
+  };
+}

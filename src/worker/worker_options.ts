@@ -1,0 +1,113 @@
+/**
+ * The options of a worker, with Celery's names for each.
+ *
+ * @module
+ */
+
+import type { Celery } from "../client/app.ts";
+import type { TaskPermissions } from "../client/permissions.ts";
+
+/**
+ * Options of {@link Worker}. Celery's names are given in brackets.
+ *
+ * @example A worker for two queues, on the main thread
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import { Worker, type WorkerOptions } from "@celeriac/celeriac/worker";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const options: WorkerOptions = {
+ *   app,
+ *   pool: "inline", // "threads" (the default) also needs appModule
+ *   queues: ["celery", "emails"],
+ *   prefetch: 50,
+ *   hostname: "emails@%h",
+ *   acksLate: true,
+ * };
+ * const worker = new Worker(options); // nothing runs before worker.start()
+ * worker.queues; // ["celery", "emails"]
+ * ```
+ */
+export interface WorkerOptions {
+  /** The app whose tasks run (its broker and backend are used). */
+  app: Celery;
+  /**
+   * URL of the module that exports the app, imported by every Web Worker.
+   * Required for the `threads` pool.
+   */
+  appModule?: string;
+  /** Export name of the app in that module; default `app` / `default`. */
+  appExport?: string;
+  /** Queues to consume [`-Q`]; default the app's default queue. */
+  queues?: string[];
+  /** `threads` (Web Workers, default) or `inline` (main thread) [`-P`]. */
+  pool?: "threads" | "inline";
+  /** Number of Web Workers [`-c`]; default the number of CPUs. */
+  concurrency?: number;
+  /**
+   * Tasks each Web Worker holds at once, running or waiting
+   * [`--prefetch-multiplier`, `worker_prefetch_multiplier`]. The worker never
+   * takes more messages than it has free slots. Default: adaptive, from 1 up to
+   * 32 (inline pool: 100 in total) as tasks prove short (see `prefetch_window.ts`).
+   */
+  prefetch?: number;
+  /** Node name [`-n`]; `%h` is replaced by the host name. Default `celeriac@%h`. */
+  hostname?: string;
+  /** Acknowledge after the task finishes, for every task [`task_acks_late`]. Default false. */
+  acksLate?: boolean;
+  /**
+   * Deno permissions of task code, for tasks without a `permissions`
+   * option [`--task-permissions`]. Default `"inherit"`: the process's.
+   * Each distinct permission set among the tasks gets its own group of
+   * `concurrency` Web Workers (threads pool only).
+   */
+  taskPermissions?: TaskPermissions;
+  /**
+   * Hard time limit in seconds for tasks without one [`--time-limit`,
+   * `task_time_limit`]: the Web Worker is terminated and the task fails
+   * with `TimeLimitExceeded`. A message's `timelimit` header and the
+   * task's `timeLimit` option come first.
+   */
+  timeLimit?: number;
+  /**
+   * Soft time limit in seconds for tasks without one [`--soft-time-limit`,
+   * `task_soft_time_limit`]: `ctx.signal` fires with `SoftTimeLimitExceeded`.
+   */
+  softTimeLimit?: number;
+  /**
+   * Requeue late-ack tasks whose Web Worker dies, for tasks that do not set
+   * `rejectOnWorkerLost` [`task_reject_on_worker_lost`]. Default false.
+   */
+  rejectOnWorkerLost?: boolean;
+  /**
+   * Replace a Web Worker after it ran this many tasks
+   * [`--max-tasks-per-child`]. Default: never.
+   */
+  maxTasksPerChild?: number;
+  /**
+   * Replace a Web Worker whose V8 heap (used heap plus external memory)
+   * exceeds this many KiB after a task [`--max-memory-per-child`, KiB as
+   * in Celery]. Default: never.
+   */
+  maxMemoryPerChild?: number;
+  /**
+   * On brokers without leases (AMQP), the longest time in seconds an ETA
+   * task is held unacknowledged: past it the message is published again
+   * and the held copy acknowledged, so RabbitMQ's `consumer_timeout`
+   * (default 30 minutes) never closes the channel. Default 600.
+   */
+  etaHoldLimit?: number;
+  /** Answer remote-control requests on the `celery.pidbox` fanout. Default true. */
+  remoteControl?: boolean;
+  /**
+   * Send task events (`task-received`, `task-succeeded`, ...) for monitors
+   * such as Flower and `celery events` [`-E`, `worker_send_task_events`].
+   * Default: the app's `workerSendTaskEvents` (false). The `enable_events`
+   * and `disable_events` control commands switch them at run time.
+   */
+  taskEvents?: boolean;
+  /**
+   * Seconds between `worker-heartbeat` events [`--heartbeat-interval`];
+   * 0 sends no worker events at all [`--without-heartbeat`]. Default 2.
+   */
+  heartbeatInterval?: number;
+}

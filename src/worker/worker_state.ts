@@ -1,0 +1,138 @@
+/**
+ * The state the parts of a worker share: its connections and pool, the
+ * lifecycle it announces task steps on, the tasks handed to the pool, the
+ * revoked ids, and the settlements in flight.
+ *
+ * @module
+ */
+
+import { ChildrenTracker } from "./children.ts";
+import { getLogger } from "@logtape/logtape";
+import type { ResultBackend } from "../backend/port.ts";
+import type { Broker, Delivery, PublishTarget } from "../broker/port.ts";
+import type { Celery } from "../client/app.ts";
+import type { Message } from "../protocol/message.ts";
+import type { TaskRequest } from "../protocol/task_request.ts";
+import { LamportClock } from "../protocol/clock.ts";
+import type { EventDispatcher } from "./event_dispatcher.ts";
+import { Lifecycle } from "./lifecycle.ts";
+import type { Pool } from "./pool.ts";
+import { RevokedIds } from "./revoked_ids.ts";
+import { settle, type Settlement } from "./settlement.ts";
+import type { WorkerOptions } from "./worker_options.ts";
+
+const log = getLogger(["celeriac", "worker"]);
+
+/** A task handed to the pool. */
+export interface Running {
+  /** Its delivery. */
+  delivery: Delivery;
+  /** Its headers. */
+  req: TaskRequest;
+  /** Whether the delivery is acknowledged (early ack). */
+  acked: boolean;
+  /** When it was handed over (`performance.now()`). */
+  started: number;
+}
+
+/**
+ * Shared state of one worker. `broker`, `backend` and `pool` are set when
+ * the worker starts.
+ */
+export class WorkerState {
+  /** The app whose tasks run. */
+  readonly app: Celery;
+  /** The worker's options. */
+  readonly options: WorkerOptions;
+  /** Node name. */
+  readonly hostname: string;
+  /** Where task steps are announced. */
+  readonly lifecycle: Lifecycle = new Lifecycle();
+  /** Tasks handed to the pool, by dispatch number. */
+  readonly running: Map<number, Running> = new Map();
+  /** Dispatch numbers being terminated by a revoke. */
+  readonly terminated: Set<number> = new Set();
+  /** Revoked ids. */
+  readonly revoked: RevokedIds = new RevokedIds();
+  /** Tasks sent by running tasks (their `children`). */
+  readonly children: ChildrenTracker = new ChildrenTracker();
+  /** The broker. */
+  broker!: Broker;
+  /** The result backend, or null without one. */
+  backend: ResultBackend | null = null;
+  /** The pool. */
+  pool!: Pool;
+  /** The Lamport clock of events and remote-control replies. */
+  readonly clock: LamportClock = new LamportClock();
+  /** Time limits set at run time (`time_limit` command), by task name. */
+  readonly timeLimits: Map<string, { timeLimit: number | null; softTimeLimit: number | null }> =
+    new Map();
+  /** The event dispatcher, once started. */
+  events: EventDispatcher | null = null;
+  readonly #settling = new Set<Promise<void>>();
+  #wake: (() => void) | null = null;
+
+  /**
+   * @param app the app
+   * @param options the worker's options
+   * @param hostname node name
+   */
+  constructor(app: Celery, options: WorkerOptions, hostname: string) {
+    this.app = app;
+    this.options = options;
+    this.hostname = hostname;
+  }
+
+  /**
+   * Publish through the app.
+   *
+   * @param message the message
+   * @param target where to
+   */
+  publish(message: Message, target: PublishTarget): Promise<void> {
+    return this.app.publish(message, target);
+  }
+
+  /**
+   * Write a settlement (tracked until done).
+   *
+   * @param s the batch
+   * @param then what to do once it is written
+   */
+  settle(s: Settlement, then?: () => Promise<void>): void {
+    if (s.empty && !then) return;
+    const p = settle(s, this);
+    this.track(then ? p.then(then) : p);
+  }
+
+  /**
+   * Keep a settling promise until it ends; log its failure.
+   *
+   * @param p the promise
+   */
+  track(p: Promise<void>): void {
+    this.#settling.add(p);
+    p.catch((err) => log.error("Settling failed: {error}", { error: (err as Error).message }))
+      .finally(() => this.#settling.delete(p));
+  }
+
+  /** Wait until every tracked settlement has ended. */
+  async drainSettling(): Promise<void> {
+    while (this.#settling.size > 0) await Promise.allSettled([...this.#settling]);
+  }
+
+  /** Wake the consume loop (or a waiting shutdown). */
+  wake(): void {
+    this.#wake?.();
+    this.#wake = null;
+  }
+
+  /**
+   * Sleep until {@link WorkerState.wake}.
+   *
+   * @returns when woken
+   */
+  sleep(): Promise<void> {
+    return new Promise<void>((r) => this.#wake = r);
+  }
+}

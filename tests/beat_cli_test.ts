@@ -1,0 +1,203 @@
+/**
+ * The command line: `worker.ts beat` (and `--list`), `worker.ts schedule
+ * list|add|remove` reaching a running beat, `worker.ts worker -B`, and bad
+ * input.
+ */
+
+import assert from "node:assert/strict";
+import { Proc } from "./helpers/procs.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+async function cli(args: string[], env: Record<string, string>) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "worker.ts", ...args, "--app", "tests/apps/beat_app.ts"],
+    env,
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
+}
+
+async function withKv(fn: (env: Record<string, string>) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-beat-cli-" });
+  try {
+    await fn({ BEAT_BROKER: `kv://${dir}/b.sqlite`, BEAT_QUEUE: "ticks", BEAT_EVERY: "60" });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("beat CLI: schedule add/list/remove reach a running beat; beat --list", async () => {
+  await withKv(async (env) => {
+    const beat = Proc.start("beat", Deno.execPath(), [
+      "run",
+      "-A",
+      "worker.ts",
+      "beat",
+      "--app",
+      "tests/apps/beat_app.ts",
+      "--max-interval",
+      "0.5",
+    ], { env });
+    try {
+      await beat.waitFor(/is the leader/);
+      const add = await cli([
+        "schedule",
+        "add",
+        "dyn",
+        "--task",
+        "beat.tick",
+        "--every",
+        "1s",
+        "--args",
+        "[5]",
+        "--queue",
+        "ticks",
+        "--expires",
+        "30",
+      ], env);
+      assert.equal(add.code, 0, add.text);
+      assert.match(add.text, /Stored entry "dyn"/);
+      await beat.waitFor(
+        /Sending due task dyn \(beat\.tick\) id [0-9a-f-]{36}, next run \d{4}-\d\d-\d\dT/,
+        10_000,
+      );
+
+      const list = await cli(["beat", "--list"], env);
+      assert.equal(list.code, 0, list.text);
+      assert.match(list.text, /NAME\s+TASK\s+SCHEDULE\s+LAST RUN\s+NEXT RUN\s+RUNS\s+FROM/);
+      assert.match(list.text, /dyn\s+beat\.tick\s+every 1s\s+\S+\s+\S+\s+\d+\s+store/);
+      assert.match(list.text, /tick\s+beat\.tick\s+every 1m\s+/);
+      assert.match(list.text, /2 entries; leader: beat-\S+ \(token \d+\)/);
+      const same = await cli(["schedule", "list"], env);
+      assert.match(same.text, /2 entries/);
+
+      const remove = await cli(["schedule", "remove", "dyn"], env);
+      assert.equal(remove.code, 0, remove.text);
+      await new Promise((r) => setTimeout(r, 1000));
+      const sent = beat.output.match(/Sending due task dyn/g)!.length;
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.equal(beat.output.match(/Sending due task dyn/g)!.length, sent, "removed: not sent");
+      const again = await cli(["schedule", "remove", "dyn"], env);
+      assert.equal(again.code, 1);
+      assert.match(again.text, /No entry "dyn"/);
+    } finally {
+      await beat.stop();
+    }
+    assert.match(beat.output, /stopped after sending \d+ task\(s\)/);
+  });
+});
+
+Deno.test("beat CLI: bad input is refused with the entry and the field", async () => {
+  await withKv(async (env) => {
+    const cron = await cli(
+      ["schedule", "add", "bad", "--task", "t", "--cron", "61 * * * *"],
+      env,
+    );
+    assert.equal(cron.code, 1);
+    assert.match(cron.text, /beat entry "bad", schedule \(crontab minute\): "61" is not a valid/);
+    const negative = await cli(["schedule", "add", "neg", "--task", "t", "--every=-5"], env);
+    assert.equal(negative.code, 1);
+    assert.match(negative.text, /beat entry "neg", schedule: .*"-5"/);
+    const none = await cli(["schedule", "add", "x", "--task", "t"], env);
+    assert.match(none.text, /exactly one of --every/);
+    const args = await cli(
+      ["schedule", "add", "x", "--task", "t", "--every", "5", "--args", "["],
+      env,
+    );
+    assert.match(args.text, /--args needs JSON/);
+    const lease = await cli(["beat", "--lease-time", "0"], env);
+    assert.equal(lease.code, 1);
+    assert.match(lease.text, /--lease-time needs a number of seconds > 0/);
+    const list = await cli(["schedule", "list"], env);
+    assert.match(list.text, /1 entry; leader: none/, "nothing bad was stored");
+    const down = await cli(["worker", "-B", "--beat-store", "redis://127.0.0.1:1/0"], env);
+    assert.equal(down.code, 1);
+    assert.match(down.text, /error: Cannot (reach|connect to) redis:\/\/127\.0\.0\.1:1\/0/);
+    assert.doesNotMatch(down.text, / ready: /, "the worker does not start without its beat");
+  });
+});
+
+Deno.test("beat CLI: worker -B runs beat inside a worker, which runs what it sends", async () => {
+  await withKv(async (env) => {
+    const worker = Proc.start("worker -B", Deno.execPath(), [
+      "run",
+      "-A",
+      "worker.ts",
+      "worker",
+      "-B",
+      "--app",
+      "tests/apps/beat_app.ts",
+      "-Q",
+      "ticks",
+      "-c",
+      "1",
+      "--lease-time",
+      "3",
+      "--max-interval",
+      "0.5",
+    ], { env: { ...env, BEAT_EVERY: "1" } });
+    try {
+      await worker.waitFor(/is the leader/);
+      await worker.waitFor(
+        /Sending due task tick \(beat\.tick\) id ([0-9a-f-]{36})[^]*Task beat\.tick\[[0-9a-f-]{36}\] received/,
+        15_000,
+      );
+    } finally {
+      await worker.stop();
+    }
+    assert.match(worker.output, /beat: \S+ stopped after sending/);
+  });
+});
+
+Deno.test("beat CLI: two workers with -B share one leader: each run is sent and run once", async () => {
+  await withKv(async (env) => {
+    const start = (name: string) =>
+      Proc.start(name, Deno.execPath(), [
+        "run",
+        "-A",
+        "worker.ts",
+        "worker",
+        "-B",
+        "--app",
+        "tests/apps/beat_app.ts",
+        "-Q",
+        "ticks",
+        "-c",
+        "1",
+        "--lease-time",
+        "3",
+        "--max-interval",
+        "0.5",
+      ], { env: { ...env, BEAT_EVERY: "1" } });
+    const a = start("worker A -B");
+    const b = start("worker B -B");
+    const sent = () =>
+      [a, b].flatMap((p) =>
+        [...p.output.matchAll(/Sending due task tick \(beat\.tick\) id ([0-9a-f-]{36})/g)].map((
+          m,
+        ) => m[1])
+      );
+    try {
+      const deadline = Date.now() + 20_000;
+      while (sent().length < 5 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await new Promise((r) => setTimeout(r, 1500)); // let the last sends be run
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+    const ids = sent();
+    assert.ok(ids.length >= 5, `${a.output}\n${b.output}`);
+    assert.equal([a, b].filter((p) => /is the leader/.test(p.output)).length, 1, "one leader");
+    const received = [a, b].flatMap((p) =>
+      [...p.output.matchAll(/Task beat\.tick\[([0-9a-f-]{36})\] received/g)].map((m) => m[1])
+    );
+    assert.equal(new Set(received).size, received.length, "no task received twice");
+    for (const id of received) assert.ok(ids.includes(id));
+    assert.ok(received.length >= ids.length - 1, `sent ${ids.length}, run ${received.length}`);
+  });
+});

@@ -1,0 +1,279 @@
+/**
+ * Beat replicas against real servers (Redis, and a KV file shared by
+ * processes): two beats send each run once; a SIGKILLed leader is replaced
+ * within the lease; a restarted beat catches up once.
+ */
+
+import assert from "node:assert/strict";
+import { openBroker } from "../protocol.ts";
+import { Proc } from "./helpers/procs.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const LEASE = 3;
+
+interface Place {
+  broker: string;
+  queue: string;
+  cleanup(): Promise<void>;
+}
+
+function redisPlace(): Promise<Place> {
+  const prefix = uniquePrefix("beat");
+  return Promise.resolve({
+    broker: `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`,
+    queue: "beat-ticks",
+    cleanup: async () => void await deleteKeys(prefix),
+  });
+}
+
+async function kvPlace(): Promise<Place> {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-beat-test-" });
+  return {
+    broker: `kv://${dir}/broker.sqlite`,
+    queue: "beat-ticks",
+    cleanup: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+function startBeat(place: Place, name: string, every = 1): Proc {
+  return Proc.start(name, Deno.execPath(), [
+    "run",
+    "-A",
+    "worker.ts",
+    "beat",
+    "--app",
+    "tests/apps/beat_app.ts",
+    "--lease-time",
+    String(LEASE),
+    "--max-interval",
+    "1",
+  ], {
+    env: {
+      BEAT_BROKER: place.broker,
+      BEAT_QUEUE: place.queue,
+      BEAT_EVERY: String(every),
+    },
+  });
+}
+
+interface Send {
+  at: number;
+  id: string;
+}
+
+/** The sends a beat logged, with their log timestamps. */
+function sends(p: Proc): Send[] {
+  const re =
+    /(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) \[INF\] celeriac·beat: Scheduler: Sending due task tick \(beat\.tick\) id ([0-9a-f-]{36})/g;
+  return [...p.output.matchAll(re)].map((m) => ({ at: Date.parse(`${m[1]}T${m[2]}Z`), id: m[3] }));
+}
+
+function leaderAt(p: Proc): number {
+  const m =
+    /(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) \[INF\] celeriac·beat: beat: \S+ is the leader/
+      .exec(p.output);
+  assert.ok(m, `${p.name} never led:\n${p.output}`);
+  return Date.parse(`${m[1]}T${m[2]}Z`);
+}
+
+/** Every task id waiting in the queue (taken and acknowledged: the queue is emptied). */
+async function queued(place: Place): Promise<string[]> {
+  const broker = await openBroker(place.broker);
+  try {
+    const ids: string[] = [];
+    for (;;) {
+      const got = await broker.take([place.queue], { max: 100, signal: AbortSignal.timeout(300) });
+      if (got.length === 0) return ids;
+      for (const d of got) {
+        assert.equal(d.headers.task, "beat.tick");
+        ids.push(String(d.headers.id));
+      }
+      await broker.ack(got);
+    }
+  } finally {
+    await broker.close();
+  }
+}
+
+async function depth(place: Place): Promise<number> {
+  const broker = await openBroker(place.broker);
+  try {
+    return await broker.queueDepth(place.queue);
+  } finally {
+    await broker.close();
+  }
+}
+
+async function twoBeatsSendOnce(place: Place): Promise<void> {
+  const a = startBeat(place, "beat A");
+  const b = startBeat(place, "beat B");
+  try {
+    await Promise.any([a.waitFor(/is the leader/), b.waitFor(/is the leader/)]);
+    const d0 = await depth(place);
+    await sleep(10_000);
+    const sentIn10s = (await depth(place)) - d0;
+    assert.ok(
+      sentIn10s >= 9 && sentIn10s <= 11,
+      `1 s interval for 10 s sent ${sentIn10s}:\n${a.output}\n${b.output}`,
+    );
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+  const leaders = [a, b].filter((p) => /is the leader/.test(p.output));
+  assert.equal(leaders.length, 1, "exactly one beat led");
+  const logged = [...sends(a), ...sends(b)];
+  const ids = await queued(place);
+  assert.equal(new Set(ids).size, ids.length);
+  assert.deepEqual(ids.toSorted(), logged.map((s) => s.id).toSorted(), "queue = logged sends");
+  const times = logged.map((s) => s.at).toSorted((x, y) => x - y);
+  for (let i = 1; i < times.length; i++) {
+    assert.ok(times[i] - times[i - 1] >= 500, `two sends ${times[i] - times[i - 1]} ms apart`);
+  }
+}
+
+async function leaderKilled(place: Place): Promise<void> {
+  const a = startBeat(place, "beat A");
+  let b: Proc | null = null;
+  let killedAt = 0;
+  try {
+    await a.waitFor(/is the leader/);
+    b = startBeat(place, "beat B");
+    await b.waitFor(/Starting/);
+    await sleep(4000);
+    assert.ok(sends(a).length >= 3, a.output);
+    killedAt = Date.now();
+    const status = await a.stop("SIGKILL");
+    assert.equal(status.signal, "SIGKILL");
+    await b.waitFor(/is the leader/, (LEASE + 3) * 1000);
+    await sleep(3500);
+  } finally {
+    await Promise.all([a.stop("SIGKILL"), b?.stop()]);
+  }
+  const all = [...sends(a), ...sends(b!)].toSorted((x, y) => x.at - y.at);
+  const ids = await queued(place);
+  // A send published just before the kill may not have been logged: never the reverse.
+  for (const s of all) assert.ok(ids.includes(s.id), `logged ${s.id} is in the queue`);
+  assert.ok(ids.length - all.length <= 1);
+  const gaps = all.slice(1).map((s, i) => s.at - all[i].at);
+  assert.ok(Math.min(...gaps) >= 500, `no slot sent twice (gaps ${gaps.join(", ")} ms)`);
+  const longest = Math.max(...gaps);
+  assert.ok(longest <= (LEASE + 1.5) * 1000, `longest gap ${longest} ms > lease + 1.5 s`);
+  assert.ok(longest >= 1500, `the kill left a gap (${longest} ms)`);
+  // Taken over when the dead leader's lease ran out: within the lease time of the kill.
+  const takeover = leaderAt(b!) - killedAt;
+  assert.ok(takeover <= LEASE * 1000 + 300, `takeover ${takeover} ms after the kill`);
+  // The takeover sends what fell due in the gap once, at once.
+  const first = sends(b!)[0];
+  assert.ok(first.at - leaderAt(b!) < 500, "catch-up at takeover");
+}
+
+async function pausedLeaderIsFenced(place: Place): Promise<void> {
+  const a = startBeat(place, "beat A");
+  let b: Proc | null = null;
+  let before = 0;
+  try {
+    await a.waitFor(/is the leader/);
+    b = startBeat(place, "beat B");
+    await b.waitFor(/Starting/);
+    await sleep(2500);
+    a.signal("SIGSTOP"); // a pause (GC, VM migration, network cut) longer than the lease
+    before = sends(a).length;
+    await b.waitFor(/is the leader/, (LEASE + 3) * 1000);
+    await sleep(1500);
+    a.signal("SIGCONT");
+    await a.waitFor(/lost the lease/, 5000);
+    await sleep(2000);
+  } finally {
+    a.signal("SIGCONT");
+    await Promise.all([a.stop(), b?.stop()]);
+  }
+  assert.ok(before >= 1);
+  assert.equal(
+    sends(a).length,
+    before,
+    `the old leader sent nothing after its pause:\n${a.output}`,
+  );
+  const all = [...sends(a), ...sends(b!)].toSorted((x, y) => x.at - y.at);
+  const gaps = all.slice(1).map((s, i) => s.at - all[i].at);
+  assert.ok(Math.min(...gaps) >= 500, `no slot sent twice (gaps ${gaps.join(", ")} ms)`);
+  const ids = await queued(place);
+  assert.deepEqual(ids.toSorted(), all.map((s) => s.id).toSorted());
+}
+
+async function restartCatchesUpOnce(place: Place): Promise<void> {
+  const a = startBeat(place, "beat A", 2);
+  try {
+    await a.waitFor(/Sending due task tick[^]*Sending due task tick/, 15_000);
+  } finally {
+    await a.stop();
+  }
+  await sleep(7000); // three 2-second slots pass with no beat
+  const b = startBeat(place, "beat B (restarted)", 2);
+  try {
+    await b.waitFor(/Sending due task tick/);
+    await sleep(2700);
+  } finally {
+    await b.stop();
+  }
+  const after = sends(b);
+  assert.equal(after.length, 2, `one catch-up, then the next slot:\n${b.output}`);
+  assert.ok(after[0].at - leaderAt(b) < 500, "the missed run is sent at start");
+  assert.ok(after[1].at - after[0].at >= 1500, "then the grid restarts: no run per missed slot");
+  const ids = await queued(place);
+  assert.equal(ids.length, sends(a).length + 2);
+}
+
+for (const [label, make] of [["Redis", redisPlace], ["KV", kvPlace]] as const) {
+  const ignore = label === "Redis" && WITHOUT_REDIS;
+  Deno.test({
+    name: `beat replicas (${label}): two beats, 1 s interval for 10 s → 10 ± 1 sends, none twice`,
+    ignore,
+    async fn() {
+      const place = await make();
+      try {
+        await twoBeatsSendOnce(place);
+      } finally {
+        await place.cleanup();
+      }
+    },
+  });
+  Deno.test({
+    name:
+      `beat replicas (${label}): SIGKILL of the leader → takeover within the lease, no duplicate`,
+    ignore,
+    async fn() {
+      const place = await make();
+      try {
+        await leaderKilled(place);
+      } finally {
+        await place.cleanup();
+      }
+    },
+  });
+  Deno.test({
+    name: `beat replicas (${label}): a leader paused past its lease is fenced off, sends nothing`,
+    ignore,
+    async fn() {
+      const place = await make();
+      try {
+        await pausedLeaderIsFenced(place);
+      } finally {
+        await place.cleanup();
+      }
+    },
+  });
+  Deno.test({
+    name: `beat replicas (${label}): a restart after a pause sends the missed run once`,
+    ignore,
+    async fn() {
+      const place = await make();
+      try {
+        await restartCatchesUpOnce(place);
+      } finally {
+        await place.cleanup();
+      }
+    },
+  });
+}

@@ -1,0 +1,219 @@
+/**
+ * An in-process beat: run-time add/change/remove reach the running leader,
+ * bad entries are skipped without stopping the others, unregistered tasks
+ * warn once, and an unreachable store stops sending (and nothing crashes)
+ * until it is back.
+ */
+
+import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { createVhost } from "./helpers/rabbitmq.ts";
+import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
+import { at, Beat, BeatStoreError, Celery, crontab, PeriodicTasks } from "../mod.ts";
+import { type Message, PUBLISHER } from "../protocol.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function captureLogs(): Promise<LogRecord[]> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { mem: (r) => records.push(r) },
+    loggers: [
+      { category: ["celeriac"], lowestLevel: "debug", sinks: ["mem"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["mem"] },
+    ],
+  });
+  return records;
+}
+
+function text(r: LogRecord): string {
+  return r.message.map((m) => typeof m === "string" ? m : String(m)).join("");
+}
+
+async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function capturingApp(options: ConstructorParameters<typeof Celery>[0]) {
+  const app = new Celery(options);
+  const sent: Message[] = [];
+  app[PUBLISHER] = (m) => {
+    sent.push(m);
+    return Promise.resolve();
+  };
+  const count = (task: string) => sent.filter((m) => m.headers.task === task).length;
+  return { app, sent, count };
+}
+
+Deno.test("beat: run-time add, change and remove reach the running leader", async () => {
+  const logs = await captureLogs();
+  const dir = await Deno.makeTempDir();
+  const { app, sent, count } = capturingApp({
+    broker: `kv://${dir}/b.sqlite`,
+    beatSchedule: {
+      fixed: { task: "t.fixed", schedule: 0.3 },
+      broken: { task: "t.broken", schedule: -1 },
+      nightly: { task: "t.nightly", schedule: crontab({ minute: 0, hour: 3 }) },
+    },
+  });
+  const tick = app.task("t.tick", (n: number) => n);
+  const beat = new Beat({ app, leaseTime: 2, maxInterval: 0.2 });
+  const periodic = new PeriodicTasks(app);
+  try {
+    await beat.start();
+    await until(() => count("t.fixed") >= 2, "the config entry");
+    assert.ok(beat.isLeader);
+    assert.ok(
+      logs.some((r) =>
+        r.level === "error" &&
+        /beat entry "broken", schedule: an interval must be a positive number/
+          .test(text(r))
+      ),
+      "a bad entry is logged with its name and field",
+    );
+    assert.equal(count("t.broken"), 0);
+
+    // Add, typed for the local task.
+    await periodic.add("dyn", { task: tick, schedule: "200ms", args: [7] });
+    await until(() => count("t.tick") >= 2, "the added entry");
+    const firstArgs = JSON.parse(new TextDecoder().decode(
+      sent.find((m) => m.headers.task === "t.tick")!.body as Uint8Array,
+    ))[0];
+    assert.deepEqual(firstArgs, [7]);
+    assert.equal(app.tasks.has("t.tick"), true);
+
+    // Change.
+    await periodic.add("dyn", { task: tick, schedule: "200ms", args: [8] });
+    await until(() => sent.some((m) => m.headers.argsrepr === "[8]"), "the changed entry");
+
+    // List.
+    const rows = await periodic.list();
+    assert.deepEqual(rows.map((r) => [r.name, r.origin]), [
+      ["broken", "config"],
+      ["dyn", "store"],
+      ["fixed", "config"],
+      ["nightly", "config"],
+    ]);
+    assert.match(rows[0].error ?? "", /positive/);
+    assert.equal(rows[3].nextRunAt?.getUTCHours(), 3);
+    assert.ok(rows[2].totalRunCount >= 2);
+
+    // Remove a run-time entry and a config entry.
+    assert.equal(await periodic.remove("dyn"), true);
+    assert.equal(await periodic.remove("fixed"), true);
+    assert.equal(await periodic.remove("fixed"), false);
+    assert.equal(await periodic.remove("nope"), false);
+    await sleep(500);
+    const [ticks, fixed] = [count("t.tick"), count("t.fixed")];
+    await sleep(800);
+    assert.equal(count("t.tick"), ticks, "a removed entry is no longer sent");
+    assert.equal(count("t.fixed"), fixed);
+
+    // Unregistered task names: sent all the same, with one warning per entry.
+    await periodic.add("remote", { task: "py.remote", schedule: "200ms" });
+    await until(() => count("py.remote") >= 3, "the remote entry");
+    const warnings = logs.filter((r) => /does not register/.test(text(r))).map(text);
+    assert.equal(
+      warnings.filter((w) => /entry "remote" sends task "py\.remote"/.test(w)).length,
+      1,
+    );
+    assert.equal(warnings.filter((w) => /entry "fixed"/.test(w)).length, 1, "once, not per send");
+    assert.equal(warnings.filter((w) => /entry "dyn"/.test(w)).length, 0, "t.tick is registered");
+  } finally {
+    await beat.stop();
+    await periodic.close();
+    await app.close();
+    await reset();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("beat: an amqp:// broker without beatStore is refused with what to set", async () => {
+  const app = new Celery({ broker: "amqp://guest:guest@127.0.0.1:5672//" });
+  await assert.rejects(() => new Beat({ app }).start(), (err: unknown) => {
+    assert.ok(err instanceof BeatStoreError);
+    assert.equal(err.code, "BEAT_STORE_UNSUITABLE");
+    assert.match(err.message, /set beatStore to a redis:\/\/ or kv:\/\/ URL/);
+    assert.doesNotMatch(err.message, /guest:guest/);
+    return true;
+  });
+  assert.throws(() => new Beat({ app, leaseTime: -1 }), /leaseTime must be a positive/);
+});
+
+Deno.test("beat: a store that goes away stops sending, nothing crashes, and it resumes", async () => {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const startRedis = () =>
+    new Deno.Command("redis-server", {
+      args: ["--port", String(port), "--save", "", "--appendonly", "no"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  let server = startRedis();
+  await sleep(300);
+  const logs = await captureLogs();
+  const { app, count } = capturingApp({
+    broker: "kv://:memory:",
+    beatStore: `redis://127.0.0.1:${port}/0`,
+    beatSchedule: { fast: { task: "t.fast", schedule: 0.2 } },
+  });
+  const beat = new Beat({ app, leaseTime: 1.5, maxInterval: 0.2 });
+  try {
+    await beat.start();
+    await until(() => count("t.fast") >= 2, "sends");
+    server.kill("SIGKILL");
+    await server.status;
+    await until(
+      () => logs.some((r) => /schedule store unreachable/.test(text(r))),
+      "the store error",
+    );
+    await sleep(1600); // past the lease: the beat may no longer send
+    const during = count("t.fast");
+    await sleep(1000);
+    assert.equal(count("t.fast"), during, "no sends while the store is down");
+    server = startRedis();
+    await until(() => count("t.fast") > during, "sending again", 15_000);
+    assert.ok(logs.some((r) => /schedule store reachable again/.test(text(r))));
+  } finally {
+    await beat.stop();
+    await app.close();
+    await reset();
+    server.kill("SIGKILL");
+    await server.status;
+  }
+});
+
+Deno.test({
+  name: "beat: on RabbitMQ, tasks go to RabbitMQ and the lease and last runs to beatStore",
+  ignore: WITHOUT_RABBITMQ,
+  async fn() {
+    const vhost = await createVhost("beat");
+    const dir = await Deno.makeTempDir();
+    const app = new Celery({
+      broker: vhost.url(),
+      backend: null,
+      beatStore: `kv://${dir}/beat.sqlite`,
+      beatSchedule: { once: { task: "t.once", schedule: at(Date.now()), options: { queue: "q" } } },
+    });
+    const beat = new Beat({ app, maxInterval: 0.2 });
+    try {
+      await beat.start();
+      await until(() => beat.sent === 1, "the send");
+      assert.equal(await app.queueDepth("q"), 1);
+      const periodic = new PeriodicTasks(app);
+      const rows = await periodic.list();
+      await periodic.close();
+      assert.equal(rows[0].totalRunCount, 1);
+      assert.equal(rows[0].nextRunAt, null, "a one-off never runs again");
+    } finally {
+      await beat.stop();
+      await app.close();
+      await vhost.remove();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,274 @@
+/** Pure schedule arithmetic with a fake clock: intervals, crontab, DST, month ends, one-offs. */
+
+import assert from "node:assert/strict";
+import {
+  at,
+  beatEntry,
+  BeatEntryError,
+  Celery,
+  crontab,
+  PeriodicTasks,
+  type ScheduleSpec,
+} from "../mod.ts";
+import {
+  compileEntry,
+  compileSchedule,
+  parseInterval,
+  resolveConfig,
+  type RunState,
+  type Schedule,
+} from "../protocol.ts";
+
+const MIN = 60_000;
+
+/**
+ * Run a schedule against a fake clock that ticks every `stepMs` from `from`
+ * to `to` (as a beat loop would); returns the instants it sent at.
+ */
+function simulate(schedule: Schedule, from: string, to: string, stepMs = MIN): string[] {
+  const start = Date.parse(from);
+  let state: RunState = { lastRunAt: start, totalRunCount: 0 };
+  const sent: string[] = [];
+  for (let now = start; now <= Date.parse(to); now += stepMs) {
+    const due = schedule.nextRunAt(state);
+    if (due !== null && now >= due) {
+      sent.push(new Date(now).toISOString());
+      state = schedule.afterRun(state, due, now);
+    }
+  }
+  return sent;
+}
+
+function sched(spec: ScheduleSpec, tz = "UTC"): Schedule {
+  return compileSchedule(spec, tz);
+}
+
+Deno.test("schedules: intervals as seconds or strings", () => {
+  assert.equal(parseInterval(10), 10_000);
+  assert.equal(parseInterval("10s"), 10_000);
+  assert.equal(parseInterval("5m"), 300_000);
+  assert.equal(parseInterval("1h"), 3_600_000);
+  assert.equal(parseInterval("1d"), 86_400_000);
+  assert.equal(parseInterval("500ms"), 500);
+  assert.equal(parseInterval("2.5"), 2500);
+  assert.equal(sched("5m").description, "every 5m");
+  assert.equal(sched(1.5).description, "every 1500ms");
+});
+
+Deno.test("schedules: an interval first runs one interval after start, then keeps its grid", () => {
+  const s = sched(10);
+  const sent = simulate(s, "2026-01-01T00:00:00Z", "2026-01-01T00:00:35Z", 1000);
+  assert.deepEqual(sent, [
+    "2026-01-01T00:00:10.000Z",
+    "2026-01-01T00:00:20.000Z",
+    "2026-01-01T00:00:30.000Z",
+  ]);
+  // A late tick (beat busy for 3 s) does not shift the grid.
+  const late = s.afterRun({ lastRunAt: 0, totalRunCount: 0 }, 10_000, 13_000);
+  assert.equal(late.lastRunAt, 10_000);
+  assert.equal(s.nextRunAt(late), 20_000);
+});
+
+Deno.test("schedules: missed runs are sent once, never once per missed slot", () => {
+  const every = sched("1m");
+  const state: RunState = { lastRunAt: 0, totalRunCount: 3 };
+  const due = every.nextRunAt(state)!;
+  const now = 60 * MIN + 5000; // beat was down for an hour
+  assert.ok(now >= due);
+  const after = every.afterRun(state, due, now);
+  assert.equal(after.totalRunCount, 4);
+  assert.equal(
+    every.nextRunAt(after),
+    now + MIN,
+    "the next run is one interval after the catch-up",
+  );
+
+  const nightly = sched(crontab({ minute: 0, hour: 3 }));
+  const down: RunState = { lastRunAt: Date.parse("2026-01-01T03:00:00Z"), totalRunCount: 1 };
+  const back = Date.parse("2026-01-05T12:00:00Z"); // four 03:00 slots missed
+  const d = nightly.nextRunAt(down)!;
+  assert.equal(new Date(d).toISOString(), "2026-01-02T03:00:00.000Z");
+  const caught = nightly.afterRun(down, d, back);
+  assert.equal(new Date(nightly.nextRunAt(caught)!).toISOString(), "2026-01-06T03:00:00.000Z");
+});
+
+Deno.test("schedules: crontab fields, names, steps, lists; day of month AND day of week", () => {
+  const quarter = simulate(
+    sched(crontab({ minute: "*/15" })),
+    "2026-01-01T00:01:00Z",
+    "2026-01-01T01:01:00Z",
+  );
+  assert.deepEqual(quarter, [
+    "2026-01-01T00:15:00.000Z",
+    "2026-01-01T00:30:00.000Z",
+    "2026-01-01T00:45:00.000Z",
+    "2026-01-01T01:00:00.000Z",
+  ]);
+  const weekdays = sched(crontab({ minute: 0, hour: [9, 17], dayOfWeek: "mon-fri" }));
+  const week = simulate(weekdays, "2026-01-02T10:00:00Z", "2026-01-06T00:00:00Z"); // Fri → Tue
+  assert.deepEqual(week, [
+    "2026-01-02T17:00:00.000Z",
+    "2026-01-05T09:00:00.000Z",
+    "2026-01-05T17:00:00.000Z",
+  ]);
+  // Friday the 13th only (Celery ANDs the two day fields; classic cron would OR them).
+  const fri13 = sched(crontab({ minute: 0, hour: 12, dayOfMonth: 13, dayOfWeek: 5 }));
+  let state: RunState = { lastRunAt: Date.parse("2026-01-01T00:00:00Z"), totalRunCount: 0 };
+  const runs: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const next = fri13.nextRunAt(state)!;
+    runs.push(new Date(next).toISOString());
+    state = fri13.afterRun(state, next, next);
+  }
+  assert.deepEqual(runs, ["2026-02-13T12:00:00.000Z", "2026-03-13T12:00:00.000Z"]);
+  // Sunday is 0, as in Celery.
+  const sunday = sched(crontab({ minute: 0, hour: 0, dayOfWeek: 0 }));
+  assert.equal(
+    new Date(sunday.nextRunAt({ lastRunAt: Date.parse("2026-01-01T00:00:00Z"), totalRunCount: 0 })!)
+      .toISOString(),
+    "2026-01-04T00:00:00.000Z",
+  );
+  // A 5-field cron string is the same schedule.
+  assert.deepEqual(
+    crontab("0 9,17 * * mon-fri"),
+    crontab({ minute: 0, hour: [9, 17], dayOfWeek: "mon-fri" }),
+  );
+  assert.equal(sched("*/5 * * * *").kind, "crontab");
+});
+
+Deno.test("schedules: month ends and the leap day", () => {
+  const last31 = sched(crontab({ minute: 0, hour: 0, dayOfMonth: 31 }));
+  let state: RunState = { lastRunAt: Date.parse("2026-01-31T00:00:00Z"), totalRunCount: 1 };
+  const months: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const next = last31.nextRunAt(state)!;
+    months.push(new Date(next).toISOString().slice(0, 10));
+    state = last31.afterRun(state, next, next);
+  }
+  assert.deepEqual(
+    months,
+    ["2026-03-31", "2026-05-31", "2026-07-31"],
+    "months without a 31st skip",
+  );
+  const leap = sched(crontab({ minute: 0, hour: 0, dayOfMonth: 29, monthOfYear: 2 }));
+  const from = { lastRunAt: Date.parse("2026-03-01T00:00:00Z"), totalRunCount: 0 };
+  assert.equal(new Date(leap.nextRunAt(from)!).toISOString(), "2028-02-29T00:00:00.000Z");
+  const feb = sched(crontab({ minute: 0, hour: 0, dayOfMonth: 1, monthOfYear: "mar" }));
+  assert.equal(
+    new Date(feb.nextRunAt({ lastRunAt: Date.parse("2028-02-28T12:00:00Z"), totalRunCount: 0 })!)
+      .toISOString(),
+    "2028-03-01T00:00:00.000Z",
+  );
+});
+
+Deno.test("schedules: 02:30 on DST days runs exactly once (Europe/Berlin)", () => {
+  const s = sched(crontab({ minute: 30, hour: 2 }), "Europe/Berlin");
+  // Spring forward 2026-03-29: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist.
+  const spring = simulate(s, "2026-03-28T12:00:00Z", "2026-03-30T12:00:00Z");
+  assert.deepEqual(spring, ["2026-03-29T01:00:00.000Z", "2026-03-30T00:30:00.000Z"]);
+  // Fall back 2026-10-25: 03:00 CEST goes back to 02:00 CET; 02:30 happens twice.
+  const fall = simulate(s, "2026-10-24T12:00:00Z", "2026-10-26T12:00:00Z");
+  assert.deepEqual(fall, ["2026-10-25T00:30:00.000Z", "2026-10-26T01:30:00.000Z"]);
+});
+
+Deno.test("schedules: DST days in America/New_York; quarter-hours keep running through both", () => {
+  const s = sched(crontab({ minute: 30, hour: 2 }), "America/New_York");
+  const spring = simulate(s, "2026-03-07T12:00:00Z", "2026-03-09T12:00:00Z");
+  assert.deepEqual(spring, ["2026-03-08T07:00:00.000Z", "2026-03-09T06:30:00.000Z"]);
+  const oneThirty = sched(crontab({ minute: 30, hour: 1 }), "America/New_York");
+  const fall = simulate(oneThirty, "2026-10-31T12:00:00Z", "2026-11-02T12:00:00Z");
+  assert.deepEqual(fall, ["2026-11-01T05:30:00.000Z", "2026-11-02T06:30:00.000Z"]);
+  // Every 15 minutes runs in real time across the repeated hour: 4 runs per elapsed hour.
+  const q = sched(crontab({ minute: "*/15" }), "America/New_York");
+  const night = simulate(q, "2026-11-01T04:00:00Z", "2026-11-01T08:00:00Z");
+  assert.equal(night.length, 16);
+  const springNight = simulate(q, "2026-03-08T05:00:00Z", "2026-03-08T09:00:00Z");
+  assert.equal(springNight.length, 16);
+});
+
+Deno.test("schedules: crontab is evaluated in the app's time zone", () => {
+  const s = sched(crontab({ minute: 0, hour: 9 }), "Asia/Tokyo");
+  const next = s.nextRunAt({ lastRunAt: Date.parse("2026-06-01T00:00:00Z"), totalRunCount: 0 });
+  assert.equal(new Date(next!).toISOString(), "2026-06-02T00:00:00.000Z");
+  assert.match(s.description, /crontab 0 9 \* \* \* \(Asia\/Tokyo\)/);
+});
+
+Deno.test("schedules: a one-off 'at' runs once, even when beat starts after it", () => {
+  const s = sched(at("2026-05-01T10:00:00Z"));
+  const sent = simulate(s, "2026-05-01T09:58:00Z", "2026-05-01T10:05:00Z");
+  assert.deepEqual(sent, ["2026-05-01T10:00:00.000Z"]);
+  const late = simulate(s, "2026-05-02T00:00:00Z", "2026-05-02T00:05:00Z");
+  assert.deepEqual(late, ["2026-05-02T00:00:00.000Z"], "missed while no beat ran: sent once");
+  assert.throws(() => at("2026-05-01 10:00"), BeatEntryError);
+});
+
+Deno.test("schedules: bad input names the entry and the field", () => {
+  const bad = (spec: unknown, field: RegExp, message: RegExp) => {
+    assert.throws(
+      () => compileEntry("nightly", { task: "t", schedule: spec as ScheduleSpec }, "UTC"),
+      (err: unknown) => {
+        assert.ok(err instanceof BeatEntryError, String(err));
+        assert.equal(err.code, "BEAT_ENTRY_INVALID");
+        assert.equal(err.entry, "nightly");
+        assert.match(err.field, field);
+        assert.match(err.message, /beat entry "nightly"/);
+        assert.match(err.message, message);
+        return true;
+      },
+    );
+  };
+  bad(-5, /^schedule$/, /positive number of seconds/);
+  bad(0, /^schedule$/, /positive/);
+  bad("-5s", /^schedule$/, /neither an interval/);
+  bad("soon", /^schedule$/, /neither an interval/);
+  bad("61 * * * *", /minute/, /"61" is not a valid cron field/);
+  bad("0 3 * *", /crontab/, /has 4 field\(s\)/);
+  bad({ type: "crontab", minute: "0", hour: "25" }, /hour/, /not a valid cron field/);
+  bad({ every: 5 }, /^schedule$/, /expected seconds/);
+  assert.throws(() => crontab({ minute: 0, hours: 3 } as never), /unknown field/);
+  assert.throws(() => crontab({ dayOfWeek: "mon-funday" }), /dayOfWeek/);
+  assert.throws(
+    () => compileEntry("x", { task: "", schedule: 5 }, "UTC"),
+    /beat entry "x", task: expected a task name/,
+  );
+  assert.throws(
+    () => compileEntry("x", { task: "t", schedule: 5, args: {} as never }, "UTC"),
+    /beat entry "x", args/,
+  );
+  assert.throws(
+    () => compileEntry("x", { task: "t", schedule: 5, options: { queue: 3 as never } }, "UTC"),
+    /beat entry "x", options\.queue/,
+  );
+  assert.throws(
+    () => compileEntry("x", { task: "t", schedule: 5, options: { nope: 1 } as never }, "UTC"),
+    /options\.nope: unknown option/,
+  );
+  assert.throws(
+    () => compileEntry("x", { task: "t", schedule: crontab("0 3 * * *") }, "Mars/Olympus"),
+    /beat entry "x", timezone/,
+  );
+  assert.throws(
+    () => resolveConfig({ broker: "kv://:memory:", timezone: "Mars/Olympus" }),
+    /timezone "Mars\/Olympus" is not an IANA time zone/,
+  );
+});
+
+Deno.test("schedules: entries for local tasks are typed by the task's parameters", async () => {
+  const app = new Celery({ broker: "kv://:memory:" });
+  const add = app.task("t.add", (a: number, b: number) => a + b);
+  assert.deepEqual(beatEntry(add, 5, { args: [1, 2] }), {
+    task: "t.add",
+    schedule: 5,
+    args: [1, 2],
+  });
+  // @ts-expect-error: a string where add takes a number
+  beatEntry(add, 5, { args: ["1", 2] });
+  // @ts-expect-error: too few arguments
+  beatEntry(add, 5, { args: [1] });
+  assert.equal(beatEntry("py.remote", "1h", { args: ["anything"] }).task, "py.remote");
+  const periodic = new PeriodicTasks(app);
+  // @ts-expect-error: the same check at run time
+  await periodic.add("x", { task: add, schedule: 5, args: ["1", 2] }).catch(() => {});
+  await periodic.close();
+  await app.close();
+});

@@ -1,0 +1,198 @@
+/**
+ * The client canvas API without a worker: what each primitive publishes
+ * (captured through the app's publisher), inferred result types, signature
+ * options, GroupResult over results stored directly in a KV backend, and
+ * the apply-time refusal of chords on rpc://.
+ */
+
+import assert from "node:assert/strict";
+import {
+  type AsyncResult,
+  Celery,
+  chain,
+  chord,
+  ChordUnsupportedError,
+  group,
+  type GroupResult,
+  TaskError,
+} from "../mod.ts";
+import {
+  decodeTaskBody,
+  decodeTaskHeaders,
+  encodeResultMeta,
+  type Message,
+  PUBLISHER,
+} from "../protocol.ts";
+import { RABBITMQ_URL as AMQP_URL } from "./helpers/rabbitmq.ts";
+
+function capture(app: Celery): { task: string; id: string; msg: Message; queue: string }[] {
+  const sent: { task: string; id: string; msg: Message; queue: string }[] = [];
+  app[PUBLISHER] = (msg, target) => {
+    sent.push({
+      task: String(msg.headers.task),
+      id: String(msg.headers.id),
+      msg,
+      queue: target.routingKey,
+    });
+    return Promise.resolve();
+  };
+  return sent;
+}
+
+function defineTasks(app: Celery) {
+  return {
+    add: app.task("t.add", (a: number, b: number) => a + b),
+    tsum: app.task("t.sum", (xs: number[]) => xs.reduce((a, b) => a + b, 0)),
+    fmt: app.task("t.fmt", { queue: "text" }, (n: number) => `n=${n}`),
+  };
+}
+
+Deno.test("canvas client: result types are inferred from the tasks", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add, tsum, fmt } = defineTasks(app);
+  capture(app);
+  const c: AsyncResult<string> = await chain(add.s(1, 2), add.s(3), fmt.s()).applyAsync();
+  const g: GroupResult<[number, string]> = await group([add.s(1, 1), fmt.s(2)]).applyAsync();
+  const k: AsyncResult<number> = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync();
+  const m: AsyncResult<number[]> = await tsum.map([[1], [2, 3]]).applyAsync();
+  const sm: AsyncResult<number[]> = await add.starmap([[1, 2], [3, 4]]).applyAsync();
+  const ch: GroupResult<number[][]> = await add.chunks([[1, 1], [2, 2], [3, 3]], 2).applyAsync();
+  const p: AsyncResult<string> = await add.s(1, 2).pipe(fmt.s()).applyAsync();
+  // @ts-expect-error: add takes numbers
+  add.s("x");
+  assert.ok(c.parent && k.parent && m.id && sm.id && p.parent);
+  assert.equal(g.children.length, 2);
+  assert.equal(ch.children.length, 2);
+  await app.close();
+});
+
+Deno.test("canvas client: each primitive publishes what Celery would, to the task's queue", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add, tsum, fmt } = defineTasks(app);
+  const sent = capture(app);
+
+  const c = await chain(add.s(1, 2), add.si(10, 10), fmt.s()).applyAsync();
+  assert.equal(sent.length, 1);
+  const body = decodeTaskBody(sent[0].msg, sent[0].id);
+  assert.deepEqual(body.args, [1, 2]);
+  assert.deepEqual(body.embed.chain?.map((s) => [s.task, s.immutable]), [["t.fmt", false], [
+    "t.add",
+    true,
+  ]]);
+  assert.equal(body.embed.chain?.[0].options.task_id, c.id);
+  assert.equal(body.embed.chain?.[0].options.reply_to, app.oid);
+  assert.equal((c.parent as AsyncResult).parent?.id, sent[0].id);
+
+  sent.length = 0;
+  const g = await group([add.s(1, 1), fmt.s(2)]).applyAsync();
+  assert.deepEqual(sent.map((s) => [s.task, s.queue]), [["t.add", "celery"], ["t.fmt", "text"]]);
+  assert.deepEqual(sent.map((s) => decodeTaskHeaders(s.msg).group), [g.id, g.id]);
+  assert.deepEqual(sent.map((s) => s.id), g.children.map((r) => r.id));
+
+  sent.length = 0;
+  const k = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync();
+  assert.deepEqual(sent.map((s) => decodeTaskHeaders(s.msg).groupIndex), [0, 1]);
+  assert.equal(decodeTaskBody(sent[0].msg, sent[0].id).embed.chord?.options.task_id, k.id);
+  const backend = await app.resultBackend();
+  assert.ok(backend.chordPartReturn, "kv joins chords");
+
+  sent.length = 0;
+  await add.s(1, 2).set({ countdown: 30, priority: 3, headers: { tenant: "a" } }).applyAsync();
+  const h = sent[0].msg.headers;
+  assert.ok(typeof h.eta === "string" && h.tenant === "a" && sent[0].msg.properties.priority === 3);
+
+  sent.length = 0;
+  const linked = add.s(1, 2).link(fmt.s()).onError(app.signature("t.alert"));
+  await linked.applyAsync();
+  const e = decodeTaskBody(sent[0].msg, sent[0].id).embed;
+  assert.deepEqual([e.callbacks?.[0].task, e.errbacks?.[0].task], ["t.fmt", "t.alert"]);
+  assert.deepEqual(linked.toDict().options.link, [fmt.s().toDict()]);
+
+  sent.length = 0;
+  const py = app.signature<number>("py.mul", [2], {}, { queue: "py" });
+  assert.deepEqual(py.toDict(), {
+    task: "py.mul",
+    args: [2],
+    kwargs: {},
+    options: { queue: "py" },
+    subtask_type: null,
+    immutable: false,
+  });
+  const remote = app.remoteTask<[number, number], number>("py.mul", { queue: "py" });
+  await chain(remote.s(2, 3), py).applyAsync();
+  assert.equal(sent[0].queue, "py");
+  assert.throws(() => py.set({ colour: 1 } as never), TypeError);
+  assert.equal(py.clone([3]).args.length, 2);
+  assert.equal(py.args.length, 1);
+  await app.close();
+});
+
+Deno.test("canvas client: a chord on rpc:// is refused before anything is sent", async () => {
+  const app = new Celery({ broker: AMQP_URL, backend: "rpc://" });
+  const { add, tsum } = defineTasks(app);
+  const sent = capture(app);
+  await assert.rejects(
+    () => chord([add.s(1, 1)], tsum.s()).applyAsync(),
+    (e: unknown) => e instanceof ChordUnsupportedError && /"rpc".*redis:\/\//.test(e.message),
+  );
+  assert.equal(sent.length, 0);
+  await app.close();
+  const noBackend = new Celery({ broker: "kv://:memory:", backend: null });
+  const t = defineTasks(noBackend);
+  capture(noBackend);
+  await assert.rejects(
+    () => chord([t.add.s(1, 1)], t.tsum.s()).applyAsync(),
+    ChordUnsupportedError,
+  );
+  assert.throws(() => group([]), TypeError);
+  await noBackend.close();
+});
+
+Deno.test("GroupResult: get in order, states, completion order, save/restore, failures", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add } = defineTasks(app);
+  capture(app);
+  const g = await group([add.s(1, 1), add.s(2, 2), add.s(3, 3)]).applyAsync();
+  const backend = await app.resultBackend();
+  const store = (id: string, status: "SUCCESS" | "FAILURE", result: unknown) =>
+    backend.store([{
+      taskId: id,
+      status,
+      meta: encodeResultMeta({ taskId: id, status, result, dateDone: new Date() }),
+    }]);
+  const [a, b, c] = g.children.map((r) => r.id);
+  assert.equal(await g.ready(), false);
+  const order: string[] = [];
+  const iterating = (async () => {
+    for await (const r of g.results()) order.push(r.id);
+  })();
+  await store(c, "SUCCESS", 6);
+  await store(a, "SUCCESS", 2);
+  assert.equal(await g.completedCount(), 2);
+  await store(b, "SUCCESS", 4);
+  await iterating;
+  assert.deepEqual(order, [c, a, b]);
+  assert.deepEqual(await g.get({ timeout: 1000 }), [2, 4, 6]);
+  assert.deepEqual(await g.join(), [2, 4, 6]);
+  assert.equal(await g.successful(), true);
+  await g.save();
+  const restored = await app.restoreGroup<number[]>(g.id);
+  assert.deepEqual(await restored?.get({ timeout: 1000 }), [2, 4, 6]);
+  assert.equal(await app.restoreGroup(crypto.randomUUID()), null);
+
+  const f = await group([add.s(1, 1), add.s(2, 2)]).applyAsync();
+  await store(f.children[0].id, "SUCCESS", 2);
+  await store(f.children[1].id, "FAILURE", {
+    exc_type: "ValueError",
+    exc_message: ["boom"],
+    exc_module: "builtins",
+  });
+  await assert.rejects(
+    () => f.get({ timeout: 1000 }),
+    (e: unknown) => e instanceof TaskError && e.excType === "ValueError",
+  );
+  assert.equal(await f.failed(), true);
+  const slow = await group([add.s(1, 1)]).applyAsync();
+  await assert.rejects(() => slow.get({ timeout: 50 }), { name: "TimeoutError" });
+  await app.close();
+});

@@ -1,0 +1,239 @@
+/**
+ * Canvases end to end on a Celeriac worker, on Redis and on the KV store:
+ * chains (with immutable steps and a group upgraded to a chord), groups,
+ * chords (header failure -> ChordError, empty header, unregistered body,
+ * a 1,000-member chord), map / starmap / chunks, children and collect(),
+ * and Celery's built-in tasks sent as plain messages.
+ */
+
+import assert from "node:assert/strict";
+import {
+  type AsyncResult,
+  type Celery,
+  chain,
+  chord,
+  group,
+  type GroupResult,
+  TaskError,
+} from "../mod.ts";
+import { decodeTaskHeaders, encodeRetryMessage, encodeTaskMessage } from "../protocol.ts";
+import { Worker } from "../src/worker/worker.ts";
+import { add, app as tasksApp, fail, fanOut, mul, stamps, tsum } from "./apps/canvas_app.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { redisAndKv, type Transport } from "./helpers/worker.ts";
+
+const APP_MODULE = new URL("./apps/canvas_app.ts", import.meta.url).href;
+const { transports, cleanup } = await redisAndKv("canvas");
+
+async function withWorker(
+  t: Transport,
+  fn: (client: Celery, queue: string) => Promise<void>,
+): Promise<void> {
+  const queue = `cq-${crypto.randomUUID().slice(0, 8)}`;
+  tasksApp.configure({ broker: t.broker, backend: t.backend, defaultQueue: queue });
+  const worker = new Worker({
+    app: tasksApp,
+    appModule: APP_MODULE,
+    queues: [queue],
+    concurrency: 2,
+    prefetch: 16,
+  });
+  await worker.start();
+  try {
+    await fn(tasksApp, queue);
+  } finally {
+    await worker.stop();
+    await tasksApp.close();
+  }
+}
+
+const T = { timeout: 20_000 };
+
+for (const t of transports) {
+  const test = (name: string, fn: () => Promise<void>) =>
+    Deno.test(
+      { name: `canvas on ${t.name}: ${name}`, ignore: t.name === "redis" && WITHOUT_REDIS },
+      fn,
+    );
+
+  test("chain: results flow, immutable steps ignore them, parents and children link up", async () => {
+    await withWorker(t, async () => {
+      const r = await chain(add.s(1, 2), add.s(3), mul.s(4)).applyAsync();
+      assert.equal(await r.get(T), 24);
+      const first = (r.parent as AsyncResult).parent as AsyncResult;
+      assert.equal(await first.get(T), 3);
+      const [next] = await first.children();
+      assert.equal(next.id, (r.parent as AsyncResult).id);
+      const seen = [];
+      for await (const [res, v] of first.collect(T)) seen.push([res.id === r.id, v]);
+      assert.deepEqual(seen, [[false, 3], [false, 6], [true, 24]]);
+      const meta = await r.info();
+      assert.equal(meta?.parent_id, (r.parent as AsyncResult).id);
+      const im = await chain(add.s(1, 2), add.si(10, 10), mul.s(2)).applyAsync();
+      assert.equal(await im.get(T), 40);
+    });
+  });
+
+  test("group, chord, group-in-chain upgrade, nested chain in a chord header", async () => {
+    await withWorker(t, async () => {
+      const g: GroupResult<[number, number, number]> = await group([
+        add.s(1, 1),
+        add.s(2, 2),
+        mul.s(3, 3),
+      ])
+        .applyAsync();
+      assert.deepEqual(await g.get(T), [2, 4, 9]);
+      assert.equal(await g.completedCount(), 3);
+      const c = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync();
+      assert.equal(await c.get(T), 6);
+      const up = await chain(add.s(1, 1), group([add.s(1), add.s(2)]), tsum.s()).applyAsync();
+      assert.equal(await up.get(T), 7); // (2+1) + (2+2)
+      const nested = await chord([chain(add.s(1, 1), mul.s(10)), add.s(5, 5)], tsum.s())
+        .applyAsync();
+      assert.equal(await nested.get(T), 30);
+      const after = await chain(chord([add.s(1, 1), add.s(2, 2)], tsum.s()), mul.s(10))
+        .applyAsync();
+      assert.equal(await after.get(T), 60);
+    });
+  });
+
+  test("a failing header member fails the body with ChordError; the body never runs", async () => {
+    await withWorker(t, async () => {
+      const c = await chord([add.s(1, 1), fail.s("boom")], tsum.s()).applyAsync();
+      const err = await c.get(T).then(() => null, (e) => e);
+      assert.ok(err instanceof TaskError);
+      assert.equal(err.excType, "ChordError");
+      assert.equal(err.excModule, "celery.exceptions");
+      const failedId = (c.parent as GroupResult).children[1].id;
+      assert.deepEqual(err.excMessage, [`Dependency ${failedId} raised ValueError('boom')`]);
+    });
+  });
+
+  test("empty group, empty chord header, unregistered chord body", async () => {
+    await withWorker(t, async (client) => {
+      const empty = await group([], { app: client }).applyAsync();
+      assert.deepEqual(await empty.get(T), []);
+      const ec = await chord([], tsum.s()).applyAsync();
+      assert.equal(await ec.get(T), 0);
+      const nobody = await chord([add.s(1, 1)], client.signature("no.such.body")).applyAsync();
+      const err = await nobody.get(T).then(() => null, (e) => e);
+      assert.equal(err?.excType, "NotRegistered");
+    });
+  });
+
+  test("map, starmap and chunks run as Celery's built-in tasks", async () => {
+    await withWorker(t, async () => {
+      assert.deepEqual(await (await tsum.map([[1, 2], [3, 4]]).applyAsync()).get(T), [3, 7]);
+      assert.deepEqual(await (await add.starmap([[1, 2], [3, 4]]).applyAsync()).get(T), [3, 7]);
+      const ch = await add.chunks([[1, 1], [2, 2], [3, 3]], 2).applyAsync();
+      assert.deepEqual(await ch.get(T), [[2, 4], [6]]);
+    });
+  });
+
+  test("a group sent from a task is listed in its children", async () => {
+    await withWorker(t, async () => {
+      const r = await fanOut.delay(3);
+      const gid = await r.get(T);
+      const [child] = await r.children();
+      assert.equal(child.id, gid);
+      assert.deepEqual(await (child as GroupResult).get(T), [0, 2, 4]);
+    });
+  });
+
+  test("stamps (Celery >= 5.3) reach the next chain step and survive a retry message", async () => {
+    await withWorker(t, async (client, queue) => {
+      const next = crypto.randomUUID();
+      const stamped = { stamped_headers: ["on"], stamps: { on: "blue" }, on: "blue" };
+      const msg = encodeTaskMessage({
+        task: "c.add",
+        id: crypto.randomUUID(),
+        args: [1, 1],
+        kwargs: {},
+        now: new Date(),
+        origin: "test",
+        replyTo: "r",
+        headers: { replaced_task_nesting: 0, ...stamped },
+        embed: { chain: [{ ...stamps.s().toDict(), options: { task_id: next } }] },
+      });
+      await (await client.broker()).publish(msg, { routingKey: queue });
+      assert.deepEqual(await client.asyncResult(next).get(T), stamped);
+      const retry = encodeRetryMessage({
+        request: decodeTaskHeaders(msg),
+        original: msg,
+        args: [1, 1],
+        kwargs: {},
+        embed: { callbacks: null, errbacks: null, chain: null, chord: null },
+        now: new Date(),
+        eta: new Date(),
+        retries: 1,
+        origin: "test",
+      });
+      assert.deepEqual(retry.headers.stamps, { on: "blue" });
+      assert.equal(retry.headers.on, "blue");
+    });
+  });
+
+  test("built-ins sent as plain messages: accumulate, chain, chord", async () => {
+    await withWorker(t, async (client, queue) => {
+      const acc = await client.sendTask("celery.accumulate", [1, 2, 3], { kwargs: { index: 1 } });
+      assert.equal(await acc.get(T), 2);
+      const ch = await client.sendTask("celery.chain", []);
+      const err = await ch.get(T).then(() => null, (e) => e);
+      assert.equal(err?.excType, "NotImplementedError");
+      const bodyId = crypto.randomUUID();
+      const body = { ...tsum.s().toDict(), options: { task_id: bodyId } };
+      const msg = encodeTaskMessage({
+        task: "celery.chord",
+        id: crypto.randomUUID(),
+        args: [],
+        kwargs: { header: [add.s(1, 1).toDict(), add.s(2, 2).toDict()], body, kwargs: {} },
+        now: new Date(),
+        origin: "test",
+        replyTo: "r",
+      });
+      await (await client.broker()).publish(msg, { routingKey: queue });
+      assert.equal(await client.asyncResult(bodyId).get(T), 6);
+    });
+  });
+}
+
+Deno.test({
+  name: "canvas on redis: a 1,000-member chord calls its body once",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  await withWorker(transports[0], async () => {
+    const header = Array.from({ length: 1000 }, (_, i) => add.s(i, 1));
+    const c = await chord(header, tsum.s()).applyAsync();
+    assert.equal(await c.get({ timeout: 120_000 }), 500_500);
+    const g = await group(header).applyAsync();
+    const values = await g.get({ timeout: 120_000 });
+    assert.equal(values.length, 1000);
+    assert.equal(values[999], 1000);
+  });
+});
+
+Deno.test(
+  { name: "canvas on redis: a 500-step chain runs to the end", ignore: WITHOUT_REDIS },
+  async () => {
+    await withWorker(transports[0], async () => {
+      const steps = Array.from({ length: 500 }, () => add.s(1));
+      const r = await chain(add.s(0, 0), ...steps).applyAsync();
+      assert.equal(await r.get({ timeout: 120_000 }), 500);
+    });
+  },
+);
+
+Deno.test("canvas on kv: a 10,000-step chain is refused at apply time with the size limit", async () => {
+  await withWorker(transports[1], async (client, queue) => {
+    const steps = Array.from({ length: 10_000 }, () => add.s(1));
+    await assert.rejects(
+      () => chain(add.s(0, 0), ...steps).applyAsync(),
+      (e: unknown) => e instanceof RangeError && /over the KV broker's limit/.test(e.message),
+    );
+    assert.equal(await client.queueDepth(queue), 0);
+  });
+});
+
+Deno.test("canvas: clean up", async () => {
+  await cleanup();
+});

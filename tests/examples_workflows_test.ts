@@ -1,0 +1,24 @@
+/** The workflow example runs with the permissions the README gives it and prints what it says. */
+
+import assert from "node:assert/strict";
+
+Deno.test("examples: workflows (chain, group, chord, map/starmap/chunks) on the KV store", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read=.", "--allow-env", "examples/workflows.ts"],
+    cwd: new URL("../", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.ok(out.success, `${text}\n${new TextDecoder().decode(out.stderr)}`);
+  assert.match(text, /mul\(4\), show\)\s+= 24 apples/);
+  assert.match(text, /group\(add\(2, 2\), show\(5\)\)\s+= \[4, 5 pears\]/);
+  assert.match(text, /chord\(\[add × 3\], tsum\)\s+= 12/);
+  assert.match(text, /group\(add, add\), tsum\)\s+= 34/);
+  assert.match(text, /tsum\.map\(\[\[1, 2\], \[3, 4\]\]\)\s+= 3,7/);
+  assert.match(text, /add\.chunks\(\[\.\.\.3\], 2\)\s+= \[\[2,4\],\[6\]\]/);
+  assert.match(text, /failing member\s+→ celery\.exceptions\.ChordError/);
+  assert.match(text, /restored group\s+= \[6,20\]/);
+  assert.equal(text.match(/finished: /g)?.length, 2);
+  assert.match(text, /"failed":1/);
+});

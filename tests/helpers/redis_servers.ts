@@ -1,0 +1,172 @@
+/**
+ * Private Redis processes for tests that kill or fail over servers:
+ * `redis-server` (also as a Sentinel, or a cluster node) on ports of the
+ * test's own, with no persistence, in a temporary directory. Never the
+ * shared server.
+ */
+
+import { Redis } from "ioredis";
+
+/** A running private redis-server. */
+export interface RedisProcess {
+  /** Its port on 127.0.0.1. */
+  port: number;
+  /** The child process. */
+  child: Deno.ChildProcess;
+  /** SIGKILL it (no-op when already gone). */
+  kill(): Promise<void>;
+}
+
+/**
+ * A port range unlikely to collide with other test files (base + 0..99),
+ * below the ephemeral ports, with room for Redis Cluster's bus ports
+ * (port + 10000).
+ */
+export function privatePorts(): number {
+  return 20_000 + Math.floor(Math.random() * 90) * 100;
+}
+
+/**
+ * Start `redis-server` with extra arguments; resolves once it answers PING.
+ *
+ * @param port its port
+ * @param dir a directory for its files
+ * @param args extra arguments (`--replicaof`, `--cluster-enabled yes`, ...)
+ */
+export async function startRedis(
+  port: number,
+  dir: string,
+  args: string[] = [],
+): Promise<RedisProcess> {
+  await Deno.mkdir(`${dir}/${port}`, { recursive: true });
+  const child = new Deno.Command("redis-server", {
+    args: [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      `${dir}/${port}`,
+      ...args,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await waitForPing(port);
+  return processOf(port, child);
+}
+
+/**
+ * Start a Sentinel monitoring `masterName` at `masterPort` (quorum 2,
+ * down after 1 s); resolves once it answers PING.
+ *
+ * @param port the Sentinel's port
+ * @param dir a directory for its config file
+ * @param masterName the name to monitor
+ * @param masterPort the master's port
+ */
+export async function startSentinel(
+  port: number,
+  dir: string,
+  masterName: string,
+  masterPort: number,
+): Promise<RedisProcess> {
+  const file = `${dir}/sentinel-${port}.conf`;
+  await Deno.writeTextFile(
+    file,
+    [
+      `port ${port}`,
+      `bind 127.0.0.1`,
+      `dir ${dir}`,
+      `sentinel monitor ${masterName} 127.0.0.1 ${masterPort} 2`,
+      `sentinel down-after-milliseconds ${masterName} 1000`,
+      `sentinel failover-timeout ${masterName} 10000`,
+      `sentinel parallel-syncs ${masterName} 1`,
+      "",
+    ].join("\n"),
+  );
+  const child = new Deno.Command("redis-server", {
+    args: [file, "--sentinel"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await waitForPing(port);
+  return processOf(port, child);
+}
+
+function processOf(port: number, child: Deno.ChildProcess): RedisProcess {
+  let gone = false;
+  const status = child.status.then(() => gone = true);
+  return {
+    port,
+    child,
+    kill: async () => {
+      if (gone) return;
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+      await status;
+    },
+  };
+}
+
+/** Wait until a server answers PING (10 s at most). */
+export async function waitForPing(port: number): Promise<void> {
+  const until = Date.now() + 10_000;
+  while (true) {
+    const r = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null });
+    r.on("error", () => {});
+    try {
+      await r.connect();
+      await r.ping();
+      return;
+    } catch (err) {
+      if (Date.now() > until) throw new Error(`redis on port ${port} did not start: ${err}`);
+      await new Promise((res) => setTimeout(res, 50));
+    } finally {
+      r.disconnect();
+    }
+  }
+}
+
+/**
+ * Run one command on a private server and disconnect.
+ *
+ * @param port the server
+ * @param args the command and its arguments
+ */
+export async function command(port: number, ...args: (string | number)[]): Promise<unknown> {
+  const r = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null });
+  r.on("error", () => {});
+  try {
+    await r.connect();
+    return await r.call(String(args[0]), ...args.slice(1).map(String));
+  } finally {
+    r.disconnect();
+  }
+}
+
+/**
+ * Poll `check` every 100 ms until it is true, failing after `ms`.
+ *
+ * @param what said in the error
+ * @param check the condition
+ * @param ms time limit
+ */
+export async function waitUntil(
+  what: string,
+  check: () => Promise<boolean>,
+  ms: number,
+): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,295 @@
+/**
+ * Canvas interop with real Python Celery 5.2.6 processes: canvases built
+ * with Python's API run on a Celeriac worker (and Python's `.get()` gets the
+ * values, or `ChordError`); the same canvases built with Celeriac's API run
+ * on a Python worker; a chord whose header is split across a Python and a
+ * Celeriac worker fires its body exactly once (50 times over); 1,000-member
+ * groups and chords; saved groups restored across languages. On Redis, and
+ * on RabbitMQ with the Redis result backend.
+ */
+
+import assert from "node:assert/strict";
+import {
+  type AsyncResult,
+  Celery,
+  chain,
+  chord,
+  group,
+  type GroupResult,
+  TaskError,
+} from "../mod.ts";
+import { pyJsonDumps, pyJsonLoads } from "../protocol.ts";
+import type { PyOutcome } from "./helpers/interop.ts";
+import { celeriacWorker, celeryWorker, type Proc, runPython } from "./helpers/procs.ts";
+import { createVhost } from "./helpers/rabbitmq.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
+
+const prefix = uniquePrefix("interop-canvas");
+const REDIS_BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+const BACKEND = REDIS_URL;
+/** Task and group ids whose results sit in the shared Redis backend, deleted at the end. */
+const ids = new Set<string>();
+
+interface Setup {
+  label: string;
+  /** Broker URL for Celeriac. */
+  broker: string;
+  /** Environment for Python processes. */
+  pyEnv(queue: string): Record<string, string>;
+}
+
+const redisSetup: Setup = {
+  label: "Redis",
+  broker: REDIS_BROKER,
+  pyEnv: (queue) => ({
+    CELERY_BROKER_URL: REDIS_URL,
+    CELERY_RESULT_BACKEND: BACKEND,
+    INTEROP_KEYPREFIX: prefix,
+    INTEROP_QUEUE: queue,
+    INTEROP_MARKER_REDIS: REDIS_URL,
+  }),
+};
+
+const amqpIgnore = WITHOUT_CELERY || WITHOUT_RABBITMQ;
+const vhost = amqpIgnore ? null : await createVhost("interop-canvas");
+const AMQP_BROKER = `amqp://guest:guest@127.0.0.1:5672/${vhost?.name}`;
+const amqpSetup: Setup = {
+  label: "RabbitMQ + Redis backend",
+  broker: AMQP_BROKER,
+  pyEnv: (queue) => ({
+    CELERY_BROKER_URL: AMQP_BROKER,
+    CELERY_RESULT_BACKEND: BACKEND,
+    INTEROP_QUEUE: queue,
+    INTEROP_MARKER_REDIS: REDIS_URL,
+  }),
+};
+
+/** Build and apply canvases with Python's API (tests/interop/pycanvas.py). */
+async function pythonCanvases(setup: Setup, queue: string, specs: unknown[]): Promise<PyOutcome[]> {
+  const out = pyJsonLoads(
+    await runPython("pycanvas.py", [pyJsonDumps(specs)], setup.pyEnv(queue)),
+  ) as (PyOutcome & { ids: string[] })[];
+  for (const o of out) for (const id of o.ids) ids.add(id);
+  return out;
+}
+
+function note(r: AsyncResult<unknown> | GroupResult<unknown[]>): void {
+  ids.add(r.id);
+  if ("children" in r && Array.isArray(r.children)) { for (const c of r.children) note(c); }
+  if (r.parent) note(r.parent);
+}
+
+const s = (task: string, ...args: unknown[]) => ({ s: task, args });
+
+/**
+ * A Celeriac worker on the interop tasks whose app's default queue is the
+ * test queue: like Python's `task_default_queue`, it is where the worker
+ * sends chain steps and chord bodies that name no queue.
+ */
+function tsWorker(broker: string, queue: string, extra: string[] = []): Promise<Proc> {
+  return celeriacWorker(
+    [
+      "--app",
+      "./tests/interop/tasks.ts",
+      "--broker",
+      broker,
+      "--backend",
+      BACKEND,
+      "-Q",
+      queue,
+      "-c",
+      "2",
+      ...extra,
+    ],
+    { INTEROP_MARKER_REDIS: REDIS_URL, CELERY_DEFAULT_QUEUE: queue },
+  );
+}
+
+for (const setup of [redisSetup, amqpSetup]) {
+  const ignore = setup === amqpSetup ? amqpIgnore : WITHOUT_CELERY;
+  const test = (name: string, fn: () => Promise<void>) =>
+    Deno.test({ name: `canvas interop on ${setup.label}: ${name}`, ignore }, fn);
+  const client = (queue: string) =>
+    new Celery({ broker: setup.broker, backend: BACKEND, defaultQueue: queue });
+
+  test("Python-built canvases run on a Celeriac worker; Python gets values and ChordError", async () => {
+    const queue = `q-cpy2ts-${crypto.randomUUID().slice(0, 8)}`;
+    const worker = await tsWorker(setup.broker, queue);
+    try {
+      const out = await pythonCanvases(setup, queue, [
+        { chain: [s("tasks.add", 1, 2), s("tasks.add", 3), s("tasks.mul", 4)] },
+        { chain: [s("tasks.add", 1, 2), { s: "tasks.add", args: [10, 10], immutable: true }] },
+        { group: [s("tasks.add", 1, 1), s("tasks.add", 2, 2)] },
+        { chord: [s("tasks.add", 1, 1), s("tasks.add", 2, 2)], body: s("tasks.tsum") },
+        {
+          chain: [
+            s("tasks.add", 1, 1),
+            { group: [s("tasks.add", 1), s("tasks.add", 2)] },
+            s("tasks.tsum"),
+          ],
+        },
+        { map: "tasks.tsum", it: [[1, 2], [3, 4]] },
+        { starmap: "tasks.add", it: [[1, 2], [3, 4]] },
+        { chunks: "tasks.add", it: [[1, 1], [2, 2], [3, 3]], n: 2 },
+        {
+          chord: [s("tasks.add", 1, 1), s("tasks.fail", "boom")],
+          body: s("tasks.tsum"),
+          // Celery's .get() re-raises a failed header member it finds first; the body's own
+          // result is the ChordError.
+          follow_parents: false,
+        },
+        {
+          chord: Array.from({ length: 1000 }, (_, i) => s("tasks.add", i, 1)),
+          body: s("tasks.tsum"),
+        },
+        { group: Array.from({ length: 1000 }, (_, i) => s("tasks.add", i, i)) },
+      ]);
+      assert.equal(out[0].ok, 24);
+      assert.equal(out[1].ok, 20);
+      assert.deepEqual(out[2].ok, [2, 4]);
+      assert.equal(out[3].ok, 6);
+      assert.equal(out[4].ok, 7);
+      assert.deepEqual(out[5].ok, [3, 7]);
+      assert.deepEqual(out[6].ok, [3, 7]);
+      assert.deepEqual(out[7].ok, [[2, 4], [6]]);
+      assert.equal(out[8].error?.type, "ChordError");
+      assert.equal(out[8].error?.module, "celery.exceptions");
+      assert.match(
+        String(out[8].error?.args[0]),
+        /^Dependency [0-9a-f-]{36} raised ValueError\('boom'\)$/,
+      );
+      assert.equal(out[9].ok, 500_500);
+      assert.equal((out[10].ok as number[]).length, 1000);
+      assert.equal((out[10].ok as number[])[999], 1998);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  test("Celeriac-built canvases run on a Python worker; Celeriac gets typed values and ChordError", async () => {
+    const queue = `q-cts2py-${crypto.randomUUID().slice(0, 8)}`;
+    const worker = await celeryWorker(["-P", "solo", "-Q", queue], setup.pyEnv(queue));
+    const app = client(queue);
+    try {
+      const add = app.remoteTask<[number, number], number>("tasks.add");
+      const mul = app.remoteTask<[number, number], number>("py.mul");
+      const tsum = app.remoteTask<[number[]], number>("tasks.tsum");
+      const fail = app.remoteTask<[string], never>("py.fail");
+      const c = await chain(add.s(1, 2), add.s(3), mul.s(4)).applyAsync();
+      const g = await group([add.s(1, 1), mul.s(2, 3)]).applyAsync();
+      const k = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync();
+      const up = await chain(add.s(1, 1), group([add.s(1), add.s(2)]), tsum.s()).applyAsync();
+      const m = await tsum.map([[1, 2], [3, 4]]).applyAsync();
+      const sm = await add.starmap([[1, 2], [3, 4]]).applyAsync();
+      const ch = await add.chunks([[1, 1], [2, 2], [3, 3]], 2).applyAsync();
+      const bad = await chord([add.s(1, 1), fail.s("boom")], tsum.s()).applyAsync();
+      const big = await chord(Array.from({ length: 1000 }, (_, i) => add.s(i, 1)), tsum.s())
+        .applyAsync();
+      for (const r of [c, g, k, up, m, sm, ch, bad, big]) note(r);
+      const T = { timeout: 60_000 };
+      const product: number = await c.get(T);
+      assert.equal(product, 24);
+      const pair: [number, number] = await g.get(T);
+      assert.deepEqual(pair, [2, 6]);
+      assert.equal(await k.get(T), 6);
+      assert.equal(await up.get(T), 7);
+      assert.deepEqual(await m.get(T), [3, 7]);
+      assert.deepEqual(await sm.get(T), [3, 7]);
+      assert.deepEqual(await ch.get(T), [[2, 4], [6]]);
+      const err = await bad.get(T).then(() => null, (e) => e);
+      assert.ok(err instanceof TaskError);
+      assert.equal(err.excType, "ChordError");
+      assert.equal(err.excModule, "celery.exceptions");
+      const failedId = (bad.parent as GroupResult).children[1].id;
+      assert.deepEqual(err.excMessage, [`Dependency ${failedId} raised ValueError('boom')`]);
+      assert.equal(await big.get({ timeout: 120_000 }), 500_500);
+      // The chain's first step lists the next one in its children, as Python writes it.
+      const first = (c.parent as AsyncResult).parent as AsyncResult;
+      assert.deepEqual((await first.children()).map((r) => r.id), [(c.parent as AsyncResult).id]);
+      // A group saved here is restored by Python, and the reverse.
+      await g.save();
+      const [restored] = await pythonCanvases(setup, queue, [{ restore: g.id }]);
+      assert.deepEqual(restored.ok, [2, 6]);
+    } finally {
+      await app.close();
+      await worker.stop();
+    }
+  });
+}
+
+Deno.test({
+  name:
+    "canvas interop on Redis: a chord split across a Python and a Celeriac worker fires its body exactly once, 50 times",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  const queue = `q-csplit-${crypto.randomUUID().slice(0, 8)}`;
+  const py = await celeryWorker(["-P", "prefork", "-c", "2", "-Q", queue], redisSetup.pyEnv(queue));
+  const ts = await tsWorker(REDIS_BROKER, queue, ["--prefetch", "2"]);
+  const app = new Celery({ broker: REDIS_BROKER, backend: BACKEND, defaultQueue: queue });
+  const redis = await rawRedis();
+  const marker = `${prefix}split`;
+  try {
+    const who = app.remoteTask<[number], string>("tasks.who");
+    const collect = app.remoteTask<[string[], string], number>("tasks.collect");
+    const chords = await Promise.all(
+      Array.from(
+        { length: 50 },
+        (_, c) =>
+          chord(Array.from({ length: 6 }, (_, i) => who.s(i)), collect.s(`${marker}:${c}`))
+            .applyAsync(),
+      ),
+    );
+    for (const r of chords) note(r);
+    const sizes = await Promise.all(chords.map((r) => r.get({ timeout: 90_000 })));
+    assert.deepEqual(sizes, Array(50).fill(6));
+    const runners = { py: 0, ts: 0 };
+    for (let c = 0; c < 50; c++) {
+      const calls = await redis.lrange(`${marker}:${c}`, 0, -1);
+      assert.equal(calls.length, 1, `chord ${c} body ran ${calls.length} times`);
+      const { items } = JSON.parse(calls[0]) as { items: string[] };
+      assert.deepEqual(items.map((x) => x.split(":")[1]), ["0", "1", "2", "3", "4", "5"]);
+      for (const x of items) runners[x.startsWith("py:") ? "py" : "ts"]++;
+    }
+    assert.ok(
+      runners.py > 0 && runners.ts > 0,
+      `both workers ran header members: ${pyJsonDumps(runners)}`,
+    );
+    // Python's chord of the same kind, joined on the same two workers.
+    const out = await pythonCanvases(
+      redisSetup,
+      queue,
+      Array.from({ length: 10 }, (_, c) => ({
+        chord: Array.from({ length: 6 }, (_, i) => s("tasks.who", i)),
+        body: s("tasks.collect", `${marker}:py${c}`),
+      })),
+    );
+    assert.deepEqual(out.map((o) => o.ok), Array(10).fill(6));
+    for (let c = 0; c < 10; c++) assert.equal(await redis.llen(`${marker}:py${c}`), 1);
+  } finally {
+    await app.close();
+    await redis.quit();
+    await Promise.all([py.stop(), ts.stop()]);
+  }
+});
+
+Deno.test({ name: "canvas interop: clean up", ignore: WITHOUT_CELERY }, async () => {
+  await deleteKeys(prefix);
+  const redis = await rawRedis();
+  try {
+    const all = [...ids];
+    for (let i = 0; i < all.length; i += 500) {
+      const keys = all.slice(i, i + 500).flatMap((id) => [
+        `celery-task-meta-${id}`,
+        `celery-taskset-meta-${id}`,
+        `celery-taskset-meta-${id}.j`,
+        `celery-taskset-meta-${id}.s`,
+        `celery-taskset-meta-${id}.t`,
+      ]);
+      await redis.del(...keys);
+    }
+  } finally {
+    await redis.quit();
+  }
+  await vhost?.remove();
+});
