@@ -20,11 +20,12 @@ const test = (name: string, fn: () => Promise<void> | void) =>
 const base = new URL(REDIS_URL);
 const missingDb = `redis://${base.host}/99`;
 
-function rejectsWith(re: RegExp) {
-  return (e: Error & { code?: string }) => {
+function rejectsWith(re: RegExp, transient = false) {
+  return (e: Error & { code?: string; transient?: boolean }) => {
     assert.equal(e.name, "BrokerConnectionError");
     assert.equal(e.code, "BROKER_CONNECTION");
     assert.match(e.message, re);
+    assert.equal(e.transient, transient, "whether retrying may help");
     return true;
   };
 }
@@ -90,11 +91,11 @@ test("wrong password, missing password, unknown host and refused say which", asy
   }
   await assert.rejects(
     openBroker("redis://no-such-host.invalid:6379/0"),
-    rejectsWith(/host name of no-such-host\.invalid:6379 does not resolve \(DNS/),
+    rejectsWith(/host name of no-such-host\.invalid:6379 does not resolve \(DNS/, true),
   );
   await assert.rejects(
     openBroker("redis://127.0.0.1:1/0"),
-    rejectsWith(/connection refused: nothing listens on 127\.0\.0\.1:1/),
+    rejectsWith(/connection refused: nothing listens on 127\.0\.0\.1:1/, true),
   );
 });
 

@@ -90,3 +90,25 @@ Deno.test("startup retry: --fail-fast exits at once; a signal while waiting stop
   assert.equal(stopped.code, 0);
   assert.match(waiting.output, /Stopped before the broker could be reached/);
 });
+
+Deno.test({
+  name: "startup retry: a setting to fix (a database the server lacks) exits at once, no retry",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const worker = Proc.start("worker", Deno.execPath(), [
+    "run",
+    "-A",
+    "worker.ts",
+    "--app",
+    "./tests/apps/first_contact_app.ts",
+    "--broker",
+    "redis://127.0.0.1:6379/99",
+    "--backend",
+    "redis://127.0.0.1:6379/99",
+  ], { env: { NO_COLOR: "1" } });
+  const status = await worker.child.status;
+  await worker.stop();
+  assert.equal(status.code, 1);
+  assert.match(worker.output, /database 99 does not exist/);
+  assert.doesNotMatch(worker.output, /Trying again/);
+});

@@ -315,6 +315,7 @@ function kvUnavailable(url: string): BrokerConnectionError {
     reason: "Deno KV is not enabled in this process (Deno.openKv is an unstable API)",
     hint: 'Run deno with --unstable-kv, or add "unstable": ["kv"] to your deno.json; ' +
       "or use a server: --broker redis://127.0.0.1:6379/0",
+    transient: false,
   });
 }
 

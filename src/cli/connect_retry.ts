@@ -47,7 +47,8 @@ export interface ConnectOnStartupOptions {
 
 /**
  * Open the app's broker and result backend, retrying while they cannot be
- * reached.
+ * reached. Errors that only a change of settings fixes (a wrong password, a
+ * missing database, Deno KV not enabled) are thrown at once.
  *
  * @example
  * ```ts ignore
@@ -71,7 +72,8 @@ export async function connectOnStartup(
       if (attempt > 1) log.info("Connected after {n} attempt(s)", { n: attempt });
       return;
     } catch (err) {
-      if (!(err instanceof BrokerConnectionError) || options.failFast || attempt > max) throw err;
+      const retry = err instanceof BrokerConnectionError && err.transient;
+      if (!retry || options.failFast || attempt > max) throw err;
       const seconds = startupRetryDelay(attempt);
       log.error(
         "{error} Trying again in {seconds} s ({attempt}/{max}; --fail-fast exits instead)",
