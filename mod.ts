@@ -60,6 +60,7 @@ export {
   type TaskHandler,
   type TaskOptions,
 } from "./src/client/task.ts";
+export type { StateUpdate } from "./src/client/task.ts";
 export { MaxRetriesExceededError, Retry, type RetryOptions } from "./src/client/retry.ts";
 export { currentTask, type RunningTask } from "./src/client/current.ts";
 export type { PermissionValue, TaskPermissions } from "./src/client/permissions.ts";
@@ -71,6 +72,14 @@ export type {
   TaskAnnotations,
   TaskAnnotator,
 } from "./src/client/annotations.ts";
+// Signals and task hooks
+export {
+  type SignalListener,
+  type SignalName,
+  type SignalPayloads,
+  Signals,
+  type TaskRunInfo,
+} from "./src/client/signals.ts";
 // Workflows (canvas): signatures, chain, group, chord
 export {
   type CanvasApp,
@@ -106,9 +115,22 @@ export { BeatEntryError, BeatStoreError } from "./src/beat/errors.ts";
 // Results
 export { AsyncResult, type GetOptions } from "./src/client/async_result.ts";
 export { GroupResult, type MemberResult } from "./src/client/group_result.ts";
+export type { TaskUpdate } from "./src/client/progress.ts";
 export type { TaskState } from "./src/protocol/result_meta.ts";
 // Remote control
 export { Control, type RevokeOptions } from "./src/client/control.ts";
+// src/client/replies.ts, src/client/inspect.ts
+export type { NodeReply, ReplyOptions } from "./src/client/replies.ts";
+export { Inspect, type ScheduledInfo, type TaskInfo } from "./src/client/inspect.ts";
+// src/client/events.ts, src/client/event_state.ts
+export { type EventHandlers, Events, type ReceiveOptions } from "./src/client/events.ts";
+export {
+  EventState,
+  type EventStateOptions,
+  type EventTaskState,
+  type TaskView,
+  type WorkerView,
+} from "./src/client/event_state.ts";
 // Errors
 export {
   ChordUnsupportedError,

@@ -30,7 +30,7 @@ export { type ResultSource, taskErrorFromMeta } from "./src/client/async_result.
 // src/client/config.ts
 export { DEFAULT_BROKER_URL, resolveConfig, type ResolvedConfig } from "./src/client/config.ts";
 // src/client/runtime.ts
-export { anonymousNodeName, hostName, readEnv } from "./src/client/runtime.ts";
+export { anonymousNodeName, hostName, processId, readEnv } from "./src/client/runtime.ts";
 // src/client/task.ts
 export type { TaskSender } from "./src/client/task.ts";
 // src/client/transports.ts
@@ -66,6 +66,7 @@ export { decodeRunState, encodeRunState } from "./src/beat/run_state.ts";
 export { openAppScheduleStore } from "./src/beat/periodic_tasks.ts";
 
 // src/broker/port.ts
+export { DELIVERY_COUNT_HEADER } from "./src/broker/port.ts";
 export type {
   Broker,
   Delivery,
@@ -80,6 +81,12 @@ export type {
 } from "./src/broker/port.ts";
 // src/broker/errors.ts
 export { BrokerConnectionError, maskPassword } from "./src/broker/errors.ts";
+// src/broker/outage.ts
+export {
+  DEFAULT_OUTAGE_LIMIT,
+  type OutageRetryOptions,
+  retryWhileDown,
+} from "./src/broker/outage.ts";
 // src/backend/port.ts
 export type { ChordPart, ResultBackend, StoreEntry } from "./src/backend/port.ts";
 
@@ -87,6 +94,13 @@ export type { ChordPart, ResultBackend, StoreEntry } from "./src/backend/port.ts
 export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";
 // src/protocol/json.ts
 export { pyJsonDumps, pyJsonLoads } from "./src/protocol/json.ts";
+// src/protocol/limits.ts
+export {
+  checkShape,
+  MAX_HEADERS_SIZE,
+  MAX_NESTING_DEPTH,
+  type ShapeLimits,
+} from "./src/protocol/limits.ts";
 // src/protocol/time.ts
 export { parsePyDate, pyIsoFormat } from "./src/protocol/time.ts";
 // src/protocol/serializers.ts

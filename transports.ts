@@ -26,6 +26,7 @@ export {
   RATE_LIMIT_KEY_PREFIX,
   RedisBroker,
   type RedisBrokerOptions,
+  RESTORE_LOCK_MS,
   REVOKED_KEY,
 } from "./src/broker/redis.ts";
 // src/broker/redis_url.ts

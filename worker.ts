@@ -29,7 +29,6 @@ export {
   type LogSinkOptions,
   parseLogFormat,
 } from "./src/cli/log_output.ts";
-export { VERSION } from "./src/cli/version.ts";
 export { loadApp, moduleUrl, parseAppSpec } from "./src/worker/load_app.ts";
 export {
   REVOKE_TTL_MS,
@@ -72,7 +71,12 @@ export {
   type WorkerInspection,
 } from "./src/worker/inspect_commands.ts";
 export { type TimerHandle, TimerQueue } from "./src/worker/timer_queue.ts";
-export { type RunOutcome, type RunRequest, runTask } from "./src/worker/executor.ts";
+export {
+  type RunOutcome,
+  type RunRequest,
+  type RunServices,
+  runTask,
+} from "./src/worker/executor.ts";
 export {
   resolveTimeLimits,
   type TimeLimitHandlers,

@@ -165,6 +165,7 @@ if (import.meta.main) {
     broker: "redis",
     prefetch: undefined,
     v8Flags: DEFAULT_V8_FLAGS,
+    taskEvents: false,
     redis: values.redis ?? "redis://127.0.0.1:6379",
     amqp: "",
   };

@@ -44,7 +44,7 @@ export type BrokerKind = typeof BROKERS[number];
  *
  * @example
  * ```ts ignore
- * const opts: Options = { tasks: 20000, roundtrips: 2000, only: null, broker: "all", prefetch: undefined, v8Flags: DEFAULT_V8_FLAGS, redis: "redis://127.0.0.1:6379", amqp: "amqp://guest:guest@127.0.0.1:5672" };
+ * const opts: Options = { tasks: 20000, roundtrips: 2000, only: null, broker: "all", prefetch: undefined, v8Flags: DEFAULT_V8_FLAGS, taskEvents: false, redis: "redis://127.0.0.1:6379", amqp: "amqp://guest:guest@127.0.0.1:5672" };
  * ```
  */
 export interface Options {
@@ -54,6 +54,8 @@ export interface Options {
   broker: BrokerKind | "all";
   prefetch: number | undefined;
   v8Flags: string | null;
+  /** Workers run with `-E` (task events on), both Celeriac and Celery. */
+  taskEvents: boolean;
   redis: string;
   amqp: string;
 }
@@ -170,6 +172,7 @@ export function startWorker(
       "--loglevel",
       "WARNING",
       ...(opts.prefetch ? ["--prefetch", String(opts.prefetch)] : []),
+      ...(opts.taskEvents ? ["-E"] : []),
     ], ROOT_DIR]
     : [PYTHON, [
       "-m",
@@ -187,6 +190,7 @@ export function startWorker(
       "bench-celery@%h",
       "--loglevel",
       "WARNING",
+      ...(opts.taskEvents ? ["-E"] : []),
     ], BENCH_DIR];
   const child = spawn(cmd, args, cwd, side === "celery" ? { ...env, PYTHONPATH: BENCH_DIR } : env);
   const decode = (s: ReadableStream<Uint8Array>) => new Response(s).text();

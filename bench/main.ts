@@ -12,7 +12,8 @@
  * `--max-semi-space-size=1`, `none` for V8's defaults), `--redis URL`
  * (server; the bench uses its dbs 14 and 15), `--amqp URL` (server; the
  * bench uses a vhost of its own), `--chord N` (1000; header members of the
- * Redis chord workload, 0 skips it).
+ * Redis chord workload, 0 skips it), `-E` / `--task-events` (both workers
+ * send task events: compare a run with and without it for what events cost).
  *
  * @module
  */
@@ -60,6 +61,7 @@ function parseOptions(args: string[]): Options & { chord: number } {
       broker: { type: "string" },
       prefetch: { type: "string" },
       "v8-flags": { type: "string" },
+      "task-events": { type: "boolean", short: "E" },
       redis: { type: "string" },
       amqp: { type: "string" },
       chord: { type: "string" },
@@ -80,6 +82,7 @@ function parseOptions(args: string[]): Options & { chord: number } {
     broker: broker as BrokerKind | "all",
     prefetch: positiveInt(values.prefetch, "--prefetch"),
     v8Flags: values["v8-flags"] === "none" ? null : values["v8-flags"] ?? DEFAULT_V8_FLAGS,
+    taskEvents: values["task-events"] ?? false,
     redis: values.redis ?? "redis://127.0.0.1:6379",
     amqp: values.amqp ?? AMQP_SERVER,
     chord: values.chord === "0" ? 0 : positiveInt(values.chord, "--chord") ?? 1000,

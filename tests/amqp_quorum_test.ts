@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { openAmqpBroker } from "../src/broker/amqp.ts";
 import { AmqpConnection } from "../src/broker/amqp_connection.ts";
 import { delayedRoutingKey, delayLevels } from "../src/broker/amqp_delayed.ts";
+import { refusalDelay } from "../src/broker/amqp_state.ts";
 import { parseInequivalentArg } from "../src/broker/amqp_topology.ts";
 import { pyIsoFormat } from "../src/protocol/time.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
@@ -47,6 +48,20 @@ Deno.test("amqp quorum: delay routing keys are 28 binary digits, as kombu's calc
   assert.equal(levels[27].waitKey, `${"*.".repeat(27)}1.#`);
   assert.equal(levels[27].next, "celery_delayed_delivery");
   assert.equal(delayLevels("classic")[5].queue.arguments["x-dead-letter-strategy"], undefined);
+});
+
+Deno.test("amqp quorum: repeated quick refusals back off to 30 s; the first uses the quick backoff", () => {
+  assert.equal(refusalDelay(0, () => 0), 0);
+  assert.equal(refusalDelay(1, () => 0), 0);
+  assert.deepEqual([2, 3, 4, 5, 6].map((n) => refusalDelay(n, () => 0)), [
+    500,
+    1000,
+    2000,
+    4000,
+    8000,
+  ]);
+  assert.equal(refusalDelay(40, () => 0), 30_000);
+  assert.equal(refusalDelay(2, () => 0.999), 600);
 });
 
 Deno.test("amqp quorum: RabbitMQ's PRECONDITION_FAILED answers name the existing type", () => {
@@ -108,8 +123,9 @@ test("a repeatable refusal right after connecting backs off instead of reconnect
   } finally {
     await conn.close();
   }
-  // Delays of 100, 200, 400, 800, 1600 ms (+ up to 20 % jitter): at most
-  // 5 connections in 3 s; reconnecting at once each time made about 25.
+  // Quick backoff once, then 500, 1000, 2000 ms (+ up to 20 % jitter): at
+  // most 5 connections in 3 s; reconnecting at once each time made about
+  // 25, and the ordinary backoff alone (capped at 250 ms) about 12.
   assert.ok(sessions >= 2 && sessions <= 5, `${sessions} connections in 3 s`);
 });
 

@@ -12,6 +12,7 @@ import {
   type Celery,
   chain,
   chord,
+  ChordUnsupportedError,
   group,
   type GroupResult,
   TaskError,
@@ -19,7 +20,8 @@ import {
 import { decodeTaskHeaders, encodeRetryMessage, encodeTaskMessage } from "../protocol.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { add, app as tasksApp, fail, fanOut, mul, stamps, tsum } from "./apps/canvas_app.ts";
-import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { createVhost } from "./helpers/rabbitmq.ts";
+import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 import { redisAndKv, type Transport } from "./helpers/worker.ts";
 
 const APP_MODULE = new URL("./apps/canvas_app.ts", import.meta.url).href;
@@ -173,6 +175,43 @@ for (const t of transports) {
     });
   });
 
+  test("celery.chord_unlock (backends without native joins) waits, then calls the body or fails it", async () => {
+    await withWorker(t, async (client, queue) => {
+      const broker = await client.broker();
+      const unlock = async (members: AsyncResult[], bodyId: string) => {
+        const msg = encodeTaskMessage({
+          task: "celery.chord_unlock",
+          id: crypto.randomUUID(),
+          args: [crypto.randomUUID(), { ...tsum.s().toDict(), options: { task_id: bodyId } }],
+          kwargs: {
+            interval: 0.2,
+            max_retries: null,
+            result: members.map((m) => [[m.id, null], null]),
+          },
+          now: new Date(),
+          countdown: 0.1,
+          origin: "test",
+          replyTo: "r",
+          ignoreResult: true,
+        });
+        await broker.publish(msg, { routingKey: queue });
+      };
+      // The members are sent after the unlock task: it retries until they are ready.
+      const okBody = crypto.randomUUID();
+      const late = [add.s(1, 1), add.s(2, 2)].map(() => crypto.randomUUID());
+      await unlock(late.map((id) => client.asyncResult(id)), okBody);
+      await add.applyAsync([1, 1], { taskId: late[0], countdown: 0.5 });
+      await add.applyAsync([2, 2], { taskId: late[1], countdown: 0.5 });
+      assert.equal(await client.asyncResult(okBody).get(T), 6);
+      const badBody = crypto.randomUUID();
+      const members = [await add.delay(1, 1), await fail.delay("boom")];
+      await unlock(members, badBody);
+      const err = await client.asyncResult(badBody).get(T).then(() => null, (e) => e);
+      assert.equal(err?.excType, "ChordError");
+      assert.deepEqual(err?.excMessage, [`Dependency ${members[1].id} raised ValueError('boom')`]);
+    });
+  });
+
   test("built-ins sent as plain messages: accumulate, chain, chord", async () => {
     await withWorker(t, async (client, queue) => {
       const acc = await client.sendTask("celery.accumulate", [1, 2, 3], { kwargs: { index: 1 } });
@@ -232,6 +271,25 @@ Deno.test("canvas on kv: a 10,000-step chain is refused at apply time with the s
     );
     assert.equal(await client.queueDepth(queue), 0);
   });
+});
+
+Deno.test({
+  name: "canvas on RabbitMQ with rpc:// results: chains and groups work, chords are refused",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  const vhost = await createVhost("canvas-rpc");
+  try {
+    await withWorker({ name: "amqp", broker: vhost.url(), backend: "rpc://" }, async () => {
+      assert.equal(await (await chain(add.s(1, 2), mul.s(4)).applyAsync()).get(T), 12);
+      assert.deepEqual(await (await group([add.s(1, 1), mul.s(2, 3)]).applyAsync()).get(T), [2, 6]);
+      await assert.rejects(
+        () => chord([add.s(1, 1)], tsum.s()).applyAsync(),
+        (e: unknown) => e instanceof ChordUnsupportedError,
+      );
+    });
+  } finally {
+    await vhost.remove();
+  }
 });
 
 Deno.test("canvas: clean up", async () => {

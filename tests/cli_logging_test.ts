@@ -5,11 +5,12 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
+import { CELERIAC_VERSION as VERSION, Celery } from "../mod.ts";
 import { argumentError, closestOption } from "../src/cli/arg_errors.ts";
-import { bannerFields, maskUrl } from "../src/cli/banner.ts";
+import { bannerFields } from "../src/cli/banner.ts";
+import { maskPassword } from "../src/broker/errors.ts";
 import { jsonLogFormatter } from "../src/cli/log_output.ts";
-import { parseLogFormat, VERSION } from "../worker.ts";
+import { parseLogFormat } from "../worker.ts";
 import { parseArgs } from "node:util";
 import { Proc } from "./helpers/procs.ts";
 
@@ -109,13 +110,13 @@ Deno.test("cli logging: --version prints the package version", async () => {
 });
 
 Deno.test("cli logging: broker and backend passwords are masked in the banner", () => {
-  assert.equal(maskUrl("redis://:s3cret@h:6379/0"), "redis://:***@h:6379/0");
-  assert.equal(maskUrl("amqp://user:pa55@mq:5672//"), "amqp://user:***@mq:5672//");
+  assert.equal(maskPassword("redis://:s3cret@h:6379/0"), "redis://:***@h:6379/0");
+  assert.equal(maskPassword("amqp://user:pa55@mq:5672//"), "amqp://user:***@mq:5672//");
   assert.equal(
-    maskUrl("sentinel://:a@h1:26379;sentinel://:b@h2:26379?sentinel_password=c"),
+    maskPassword("sentinel://:a@h1:26379;sentinel://:b@h2:26379?sentinel_password=c"),
     "sentinel://:***@h1:26379;sentinel://:***@h2:26379?sentinel_password=***",
   );
-  assert.equal(maskUrl("kv://.celeriac/celeriac.sqlite"), "kv://.celeriac/celeriac.sqlite");
+  assert.equal(maskPassword("kv://.celeriac/celeriac.sqlite"), "kv://.celeriac/celeriac.sqlite");
   const fields = bannerFields({
     version: "1.2.3",
     hostname: "celeriac@h",

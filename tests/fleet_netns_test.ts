@@ -15,6 +15,7 @@ import { Redis } from "ioredis";
 import { Celery } from "../mod.ts";
 import { Proc } from "./helpers/procs.ts";
 import { privatePorts, type RedisProcess, startRedis, waitUntil } from "./helpers/redis_servers.ts";
+import { report } from "./helpers/report.ts";
 
 async function ip(...args: string[]): Promise<{ ok: boolean; err: string }> {
   const out = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output()
@@ -27,8 +28,7 @@ const probe = `clr-probe-${tag}`;
 const permitted = await ip("netns", "add", probe);
 if (permitted.ok) await ip("netns", "del", probe);
 else {
-  // deno-lint-ignore no-console -- say why the test is skipped
-  console.warn(`fleet test skipped: "ip netns add" is not permitted here (${permitted.err})`);
+  report(`fleet test skipped: "ip netns add" is not permitted here (${permitted.err})`);
 }
 
 const HOSTS = 3;
@@ -111,9 +111,9 @@ Deno.test({
       async () => (await observer!.llen(marker)) >= n / 3,
       60_000,
     );
-    const beforeCut = await observer.lrange(marker, 0, -1);
     await ip("link", "set", `clr${tag}h${HOSTS}`, "down");
     const cutAt = Date.now();
+    const beforeCut = await observer.lrange(marker, 0, -1);
     await waitUntil("every task to run", async () => {
       const runs = await observer!.lrange(marker, 0, -1);
       return new Set(runs.map((r) => r.split("@")[0])).size === n;
@@ -138,7 +138,7 @@ Deno.test({
       return count;
     };
     const spread = byHost(beforeCut);
-    const report = {
+    const measured = {
       tasks: n,
       lost: n - new Set(ids).size,
       duplicated: ids.length - new Set(ids).size,
@@ -146,9 +146,8 @@ Deno.test({
       total: byHost(runs),
       drainSecondsAfterCut: Number(((Date.now() - cutAt) / 1000).toFixed(1)),
     };
-    // deno-lint-ignore no-console -- the measured numbers are what this test is for
-    console.log(`fleet: ${JSON.stringify(report)}`);
-    assert.equal(report.lost, 0);
+    report(`fleet: ${JSON.stringify(measured)}`);
+    assert.equal(measured.lost, 0);
     for (let h = 1; h <= HOSTS; h++) {
       assert.ok((spread[`host${h}`] ?? 0) > 0, `host${h} ran tasks before the cut`);
     }

@@ -731,11 +731,12 @@ Deno.test("decodeEnvelope rejects what is not a kombu envelope with ProtocolErro
     () => decodeEnvelope('{"body": 5, "headers": {}, "properties": {}}'),
     /body must be a string/,
   );
+  // A task id is known: the envelope comes back undecodable, and decoding its task refuses it.
+  const bad = decodeEnvelope(
+    '{"body": "%%%", "headers": {"id": "abc"}, "properties": {"body_encoding": "base64"}}',
+  );
   assert.throws(
-    () =>
-      decodeEnvelope(
-        '{"body": "%%%", "headers": {"id": "abc"}, "properties": {"body_encoding": "base64"}}',
-      ),
+    () => decodeTaskHeaders(bad),
     (err: unknown) => err instanceof ProtocolError && err.taskId === "abc",
   );
 });

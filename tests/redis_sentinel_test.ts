@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { Celery } from "../mod.ts";
+import { maskPassword } from "../src/broker/errors.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { interopWorker } from "./helpers/interop.ts";
 import {
@@ -23,6 +24,7 @@ import {
 } from "./helpers/redis_servers.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { report } from "./helpers/report.ts";
 
 Deno.test("redis sentinel: URLs as kombu takes them", () => {
   const o = parseRedisUrl(
@@ -43,6 +45,19 @@ Deno.test("redis sentinel: URLs as kombu takes them", () => {
   assert.throws(
     () => parseRedisUrl("sentinel://h1:26379;redis://h2:6379?master_name=m"),
     /join sentinel:\/\/ URLs with ;/,
+  );
+});
+
+Deno.test("redis sentinel: log lines mask every password of a Sentinel URL", () => {
+  assert.equal(
+    maskPassword(
+      "sentinel://:a@h1:26379;sentinel://u:b@h2:26379/0?master_name=m&sentinel_password=c",
+    ),
+    "sentinel://:***@h1:26379;sentinel://u:***@h2:26379/0?master_name=m&sentinel_password=***",
+  );
+  assert.equal(
+    maskPassword("redis+cluster://:s@h1:7000,h2:7001"),
+    "redis+cluster://:***@h1:7000,h2:7001",
   );
 });
 
@@ -80,10 +95,19 @@ Deno.test({
     const queue = `sentinel-${crypto.randomUUID().slice(0, 8)}`;
     app = new Celery({ broker: url, backend: url, defaultQueue: queue });
     const n = 5000;
+    // First in the queue: a 10 s task whose result is stored after the
+    // failover, waited for (subscribed) by this client from before it.
+    const nap = await app.sendTask<number>("tasks.nap", [10]);
     await Promise.all(
       Array.from({ length: n }, (_, i) => app!.sendTask<string>("tasks.record", [i, marker, 0])),
     );
     worker = await interopWorker({ broker: url, backend: url }, queue, ["-c", "4"]);
+    let napAt = 0;
+    const napResult = nap.get({ timeout: 60_000 }).then((v) => {
+      napAt = Date.now();
+      return v;
+    });
+    napResult.catch(() => {});
 
     await waitUntil(
       "a third of the drain",
@@ -112,7 +136,18 @@ Deno.test({
         lastProgress = now;
       }
       return new Set(await shared.lrange(marker, 0, -1)).size === n;
-    }, 90_000);
+    }, 60_000).catch(async (err) => {
+      const replica = base + 1;
+      const state = {
+        done: new Set(await shared.lrange(marker, 0, -1)).size,
+        queued: await command(replica, "LLEN", queue).catch((e) => String(e)),
+        unacked: await command(replica, "HLEN", "unacked").catch((e) => String(e)),
+        role: String(await command(replica, "ROLE").catch((e) => String(e))).slice(0, 40),
+      };
+      throw new Error(
+        `${err.message}: ${JSON.stringify(state)}; worker said:\n${worker!.output.slice(-4000)}`,
+      );
+    });
     const runs = await shared.lrange(marker, 0, -1);
     const unique = new Set(runs);
     const newMaster = await command(
@@ -123,9 +158,13 @@ Deno.test({
     ) as string[];
     assert.equal(newMaster[1], String(base + 1), "the replica was promoted");
     // A result written after the failover is pushed to a waiting client.
+    // The result subscriber found the new master: the waiting get() got the
+    // nap's result, published after the failover.
+    assert.equal(await napResult, 10);
+    assert.ok(napAt > killedAt, "the nap's result came after the master was killed");
     const after = await app.sendTask<number>("tasks.add", [2, 3]);
     assert.equal(await after.get({ timeout: 20_000 }), 5);
-    const report = {
+    const measured = {
       tasks: n,
       lost: n - unique.size,
       duplicated: runs.length - unique.size,
@@ -134,9 +173,8 @@ Deno.test({
       resumedAfterSeconds: Number(((resumedAt - killedAt) / 1000).toFixed(1)),
       drainSecondsAfterKill: Number(((Date.now() - killedAt) / 1000).toFixed(1)),
     };
-    // deno-lint-ignore no-console -- the measured numbers are what this test is for
-    console.log(`sentinel failover: ${JSON.stringify(report)}`);
-    assert.equal(report.lost, 0);
+    report(`sentinel failover: ${JSON.stringify(measured)}`);
+    assert.equal(measured.lost, 0);
     assert.ok(resumedAt > 0);
   } finally {
     await worker?.stop();

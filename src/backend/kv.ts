@@ -64,6 +64,7 @@ const STORE_CHUNK_BYTES = 256 * 1024;
 interface Waiter {
   resolve(meta: ResultMeta): void;
   reject(reason: unknown): void;
+  onState?(meta: ResultMeta): void;
 }
 
 /**
@@ -379,12 +380,16 @@ export class KvBackend implements ResultBackend {
    * other processes are found by one re-check of every pending task per
    * change notification.
    */
-  async waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta> {
+  async waitFor(
+    taskId: string,
+    signal?: AbortSignal,
+    onState?: (meta: ResultMeta) => void,
+  ): Promise<ResultMeta> {
     const key = this.#key(taskId);
     signal?.throwIfAborted();
     if (this.#closed) throw this.#closing.signal.reason;
     const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
-    const waiter: Waiter = { resolve, reject };
+    const waiter: Waiter = { resolve, reject, onState };
     let set = this.#waiters.get(taskId);
     if (!set) this.#waiters.set(taskId, set = new Set());
     set.add(waiter);
@@ -398,6 +403,10 @@ export class KvBackend implements ResultBackend {
       const { value } = await this.#kv.get<StoredResult>(key);
       const ready = await this.#readyMeta(taskId, value);
       if (ready) this.#settle(taskId, ready);
+      else if (live(value)) {
+        const meta = await this.#metaOf(taskId, value);
+        if (meta !== null) this.#progress(taskId, meta);
+      }
       return await promise;
     } finally {
       signal?.removeEventListener("abort", onAbort);
@@ -408,6 +417,14 @@ export class KvBackend implements ResultBackend {
   #drop(taskId: string, waiter: Waiter): void {
     const set = this.#waiters.get(taskId);
     if (set?.delete(waiter) && set.size === 0) this.#waiters.delete(taskId);
+  }
+
+  /** Hand a state stored before the ready one to the waiters that follow states. */
+  #progress(taskId: string, raw: string): void {
+    const followers = [...this.#waiters.get(taskId) ?? []].filter((w) => w.onState);
+    if (followers.length === 0) return;
+    const meta = decodeResultMeta(raw);
+    for (const w of followers) w.onState!(meta);
   }
 
   #settle(taskId: string, meta: ResultMeta): void {
@@ -441,8 +458,13 @@ export class KvBackend implements ResultBackend {
       const chunk = ids.slice(i, i + 10);
       const found = await this.#kv.getMany<StoredResult[]>(chunk.map((id) => this.#key(id)));
       for (let j = 0; j < found.length; j++) {
-        const ready = await this.#readyMeta(chunk[j], found[j].value);
+        const value = found[j].value;
+        const ready = await this.#readyMeta(chunk[j], value);
         if (ready) this.#settle(chunk[j], ready);
+        else if (live(value)) {
+          const meta = await this.#metaOf(chunk[j], value);
+          if (meta !== null) this.#progress(chunk[j], meta);
+        }
       }
     }
   }

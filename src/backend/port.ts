@@ -70,8 +70,15 @@ export interface ResultBackend {
   /**
    * Wait, by push notification, until the task reaches a ready state
    * (SUCCESS, FAILURE, REVOKED); rejects with `signal.reason` on abort.
+   * `onState` receives the states stored before (STARTED, RETRY, custom
+   * states such as PROGRESS) as they arrive, and the one stored when the
+   * wait begins; it may see the same state more than once.
    */
-  waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta>;
+  waitFor(
+    taskId: string,
+    signal?: AbortSignal,
+    onState?: (meta: ResultMeta) => void,
+  ): Promise<ResultMeta>;
   /** Delete a stored result. */
   forget(taskId: string): Promise<void>;
   /**

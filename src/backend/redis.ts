@@ -21,6 +21,7 @@ import {
   redisFailure,
 } from "../broker/redis_connection.ts";
 import { parseRedisUrl } from "../broker/redis_url.ts";
+import { retryWhileDown } from "../broker/outage.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ChordMember } from "../protocol/signature.ts";
 import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
@@ -84,6 +85,11 @@ return #KEYS
 export interface RedisBackendOptions {
   /** Seconds a result is kept (Celery `result_expires`); 0 keeps it forever. Default 86400. */
   resultExpires?: number;
+  /**
+   * Seconds a result store is retried, with backoff, while Redis is
+   * unreachable. Default 300 (`DEFAULT_OUTAGE_LIMIT`).
+   */
+  outageRetryLimit?: number;
 }
 
 interface Scripted {
@@ -93,6 +99,7 @@ interface Scripted {
 interface Waiter {
   resolve(meta: ResultMeta): void;
   reject(reason: unknown): void;
+  onState?(meta: ResultMeta): void;
 }
 
 /**
@@ -114,6 +121,7 @@ export class RedisBackend implements ResultBackend {
   readonly #cluster: boolean;
   readonly #prefix: string;
   readonly #ttl: number;
+  readonly #outageLimit: number | undefined;
   readonly #chords: RedisChords;
   #subscriber: Redis | null = null;
   readonly #waiters = new Map<string, Set<Waiter>>();
@@ -134,12 +142,13 @@ export class RedisBackend implements ResultBackend {
     this.#prefix = p === "" || /[:_.-]$/.test(p) ? p : p + "_";
     this.#ttl = Math.trunc(Number(url.query.result_expires ?? options.resultExpires ?? 86400));
     if (!(this.#ttl >= 0)) throw new RangeError("resultExpires must be >= 0 seconds");
+    this.#outageLimit = options.outageRetryLimit;
     this.#client = openRedisConnection(url, rawUrl, {
       autoPipelining: true,
       name: "celeriac-backend",
     }) as Redis & Scripted;
     this.#client.defineCommand("celeriacStore", { lua: STORE_SCRIPT });
-    this.#chords = new RedisChords(this.#client, this.#prefix, this.#ttl);
+    this.#chords = new RedisChords(this.#client, this.#prefix, this.#ttl, this.#cluster);
   }
 
   /** Connect now (otherwise the first command connects). */
@@ -159,22 +168,33 @@ export class RedisBackend implements ResultBackend {
   /**
    * SETEX + PUBLISH each meta in one script call, skipping tasks that
    * already have a SUCCESS stored. On Redis Cluster result keys spread over
-   * slots, so each is stored by a call of its own.
+   * slots, so each is stored by a call of its own. While Redis is
+   * unreachable the store is retried with backoff for `outageRetryLimit`
+   * seconds (it is idempotent).
    */
   async store(entries: readonly StoreEntry[]): Promise<void> {
     if (entries.length === 0) return;
     const ttl = String(this.#ttl);
     if (this.#cluster) {
-      await this.#run(() =>
+      await this.#storeRetrying(entries.length, () =>
         Promise.all(
           entries.map((e) => this.#client.celeriacStore(1, this.key(e.taskId), ttl, e.meta)),
-        )
-      );
+        ));
       return;
     }
     const keys = entries.map((e) => this.key(e.taskId));
     const metas = entries.map((e) => e.meta);
-    await this.#run(() => this.#client.celeriacStore(keys.length, ...keys, ttl, ...metas));
+    await this.#storeRetrying(
+      entries.length,
+      () => this.#client.celeriacStore(keys.length, ...keys, ttl, ...metas),
+    );
+  }
+
+  #storeRetrying(n: number, fn: () => Promise<unknown>): Promise<unknown> {
+    return retryWhileDown(() => this.#run(fn), {
+      limit: this.#outageLimit,
+      what: `store ${n} result(s)`,
+    });
   }
 
   /** Read a meta; `null` when nothing is stored (PENDING). */
@@ -207,6 +227,7 @@ export class RedisBackend implements ResultBackend {
       return;
     }
     if (READY_STATES.has(meta.status)) this.#settle(taskId, meta);
+    else for (const w of this.#waiters.get(taskId) ?? []) w.onState?.(meta);
   }
 
   /** After a reconnect, results published while we were away are read from their keys. */
@@ -238,13 +259,17 @@ export class RedisBackend implements ResultBackend {
   }
 
   /** Wait until the task is ready (SUCCESS, FAILURE or REVOKED). */
-  async waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta> {
+  async waitFor(
+    taskId: string,
+    signal?: AbortSignal,
+    onState?: (meta: ResultMeta) => void,
+  ): Promise<ResultMeta> {
     signal?.throwIfAborted();
     const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
     // An abort while the subscription or the first read is under way rejects
     // `promise` before it is awaited: observed below, not an unhandled rejection.
     promise.catch(() => {});
-    const waiter: Waiter = { resolve, reject };
+    const waiter: Waiter = { resolve, reject, onState };
     let set = this.#waiters.get(taskId);
     if (!set) {
       set = new Set();
@@ -273,6 +298,7 @@ export class RedisBackend implements ResultBackend {
       );
       const now = await this.get(taskId);
       if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
+      else if (now) onState?.(now);
       return await promise;
     } catch (err) {
       drop();

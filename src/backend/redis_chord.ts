@@ -11,6 +11,10 @@
  * Each member's ZADD and ZCOUNT run in one MULTI, so exactly one member sees
  * the count reach the size and publishes the body.
  *
+ * On a Redis Cluster the group id is a hash tag (`celery-taskset-meta-{<gid>}.j`)
+ * so a chord's keys share a slot; Python Celery has no cluster result
+ * backend, so nothing there expects the untagged names.
+ *
  * @module
  */
 
@@ -34,6 +38,7 @@ export class RedisChords {
   readonly #client: Redis;
   readonly #prefix: string;
   readonly #ttl: number;
+  readonly #cluster: boolean;
 
   /**
    * Chord operations on a backend's connection.
@@ -41,16 +46,18 @@ export class RedisChords {
    * @param client the backend's command connection
    * @param prefix `global_keyprefix`, or ""
    * @param ttl result expiry in seconds; 0 keeps keys forever
+   * @param cluster a Redis Cluster: hash-tag the group id so a chord's keys share a slot
    */
-  constructor(client: Redis, prefix: string, ttl: number) {
+  constructor(client: Redis, prefix: string, ttl: number, cluster = false) {
     this.#client = client;
     this.#prefix = prefix;
     this.#ttl = ttl;
+    this.#cluster = cluster;
   }
 
   /** The key of a saved group (and the stem of the chord keys). */
   key(groupId: string): string {
-    return this.#prefix + GROUP_META_PREFIX + groupId;
+    return this.#prefix + GROUP_META_PREFIX + (this.#cluster ? `{${groupId}}` : groupId);
   }
 
   async #setAndPublish(key: string, value: string): Promise<void> {

@@ -72,6 +72,7 @@ export interface RpcBackendOptions {
 
 interface Waiter {
   resolve(meta: ResultMeta): void;
+  onState?(meta: ResultMeta): void;
 }
 
 /**
@@ -252,7 +253,10 @@ export class RpcBackend implements ResultBackend {
     }
     if (this.#latest.get(r.taskId)?.status === "SUCCESS") return;
     this.#latest.set(r.taskId, r.meta);
-    if (!READY_STATES.has(r.meta.status)) return;
+    if (!READY_STATES.has(r.meta.status)) {
+      for (const w of this.#waiters.get(r.taskId) ?? []) w.onState?.(r.meta);
+      return;
+    }
     const set = this.#waiters.get(r.taskId);
     this.#waiters.delete(r.taskId);
     for (const w of set ?? []) w.resolve(r.meta);
@@ -330,13 +334,18 @@ export class RpcBackend implements ResultBackend {
   }
 
   /** Wait until a ready state (SUCCESS, FAILURE, REVOKED) reaches the reply queue. */
-  async waitFor(taskId: string, signal?: AbortSignal): Promise<ResultMeta> {
+  async waitFor(
+    taskId: string,
+    signal?: AbortSignal,
+    onState?: (meta: ResultMeta) => void,
+  ): Promise<ResultMeta> {
     signal?.throwIfAborted();
     this.#closing.signal.throwIfAborted();
     const known = this.#latest.get(taskId);
     if (known && READY_STATES.has(known.status)) return known;
+    if (known) onState?.(known);
     const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
-    const waiter: Waiter = { resolve };
+    const waiter: Waiter = { resolve, onState };
     let set = this.#waiters.get(taskId);
     if (!set) this.#waiters.set(taskId, set = new Set());
     set.add(waiter);

@@ -663,7 +663,11 @@ export class AmqpBroker implements Broker {
           autoDelete: false,
         });
         await this.#declarations.assertQueue(channel, decl.queue);
-        await channel.bindQueue(decl.queue.name, decl.exchange.name, decl.bindingKey);
+        await channel.bindQueue(
+          decl.queue.name,
+          decl.exchange.name,
+          options.bindingKey ?? decl.bindingKey,
+        );
         return decl.queue.name;
       },
       onMessage,

@@ -16,12 +16,13 @@ import type { ChannelModel } from "amqplib";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import { type AmqpUrlOptions, parseAmqpUrl } from "./amqp_url.ts";
 import {
-  attemptsAfterDrop,
   backoffDelay,
   type BackoffOptions,
   type ConnectionEvent,
   type ConnectionState,
   nextState,
+  refusalDelay,
+  STABLE_CONNECTION_MS,
 } from "./amqp_state.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
@@ -97,6 +98,7 @@ export class AmqpConnection {
   #lost: AbortController | null = null;
   #epoch = 0;
   #attempt = 0;
+  #refusals = 0;
   #openedAt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastError: unknown = null;
@@ -193,6 +195,7 @@ export class AmqpConnection {
     model.on("unblocked", () => log.info("RabbitMQ unblocked the connection"));
     this.#session = session;
     this.#lost = lost;
+    this.#attempt = 0;
     this.#openedAt = Date.now();
     this.#on("connected");
     if (session.epoch > 1) log.info("Reconnected to {url}", { url: this.safeUrl });
@@ -206,26 +209,26 @@ export class AmqpConnection {
     this.#lost = null;
     if (!this.#on("dropped")) return;
     const lived = Date.now() - this.#openedAt;
-    this.#attempt = attemptsAfterDrop(this.#attempt, lived);
+    this.#refusals = lived >= STABLE_CONNECTION_MS ? 0 : this.#refusals + 1;
     const message = err instanceof Error ? err.message : "closed by the server";
-    const delay = this.#scheduleRetry();
-    if (this.#attempt === 1) {
+    const delay = this.#scheduleRetry(refusalDelay(this.#refusals));
+    if (this.#refusals < 2) {
       log.warn("Lost the connection to {url}: {error}; reconnecting", {
         url: this.safeUrl,
         error: message,
       });
     } else {
       log.error(
-        "RabbitMQ {url} closed the connection again {lived} ms after it opened ({attempt} times in a row): {error}. " +
+        "RabbitMQ {url} closed the connection again {lived} ms after it opened ({n} times in a row): {error}. " +
           "This is a refusal that will repeat until the cause is fixed (a queue type that refuses a method, " +
           "a vhost limit, ...); next attempt in {delay} ms",
-        { url: this.safeUrl, lived, attempt: this.#attempt, error: message, delay },
+        { url: this.safeUrl, lived, n: this.#refusals, error: message, delay },
       );
     }
   }
 
-  #scheduleRetry(): number {
-    const delay = backoffDelay(++this.#attempt, this.#options.backoff);
+  #scheduleRetry(fixed = 0): number {
+    const delay = fixed || backoffDelay(++this.#attempt, this.#options.backoff);
     this.#timer = setTimeout(() => this.#retry(), delay);
     return delay;
   }
@@ -236,7 +239,8 @@ export class AmqpConnection {
       await this.#open();
     } catch (err) {
       if (!this.#on("failed")) return;
-      const level = this.#attempt >= 3 ? "warn" : "debug";
+      // Retries come every 250 ms: warn at the third, then every 40th (about 10 s).
+      const level = this.#attempt === 3 || this.#attempt % 40 === 0 ? "warn" : "debug";
       log[level]("Cannot reconnect to {url} (attempt {attempt}): {error}", {
         url: this.safeUrl,
         attempt: this.#attempt,

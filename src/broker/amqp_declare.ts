@@ -157,42 +157,11 @@ export class Declarations {
     await ch.bindQueue(b.queue.name, b.exchange.name, b.bindingKey);
   }
 
-  /**
-   * Declare a queue bound to its exchange; a queue that exists with other
-   * settings is used as it is (with a warning).
-   *
-   * @param session the connection
-   * @param b the declaration
-   */
-  async bound(session: AmqpSession, b: BoundQueue): Promise<void> {
-    await this.once(session, `q:${b.queue.name}`, async (ch) => {
-      try {
-        await this.#declareBound(ch, b);
-      } catch (err) {
-        if (!isChannelError(err, 406)) throw err;
-        log.warn(
-          "Queue {queue} exists with other settings than Celeriac would declare ({error}); using it as it is",
-          { queue: b.queue.name, error: (err as Error).message },
-        );
-      }
-    });
-  }
-
   #wanted(queue: string): TaskQueueInfo {
     return {
       queueType: this.#options.queueTypes?.[queue] ?? this.#options.queueType ?? "classic",
       exchangeType: this.#options.exchangeType ?? "direct",
     };
-  }
-
-  /**
-   * What a task queue is, once known (declared on this or an earlier connection).
-   *
-   * @param queue the queue
-   * @returns its types, or undefined before its first declaration
-   */
-  info(queue: string): TaskQueueInfo | undefined {
-    return this.#known.get(queue);
   }
 
   /**

@@ -88,11 +88,27 @@ export function nextState(state: ConnectionState, event: ConnectionEvent): Conne
 export interface BackoffOptions {
   /** Delay before the first retry; default 100 ms. */
   initialMs?: number;
-  /** Largest delay; default 10 s. */
+  /**
+   * Largest delay; default {@link DEFAULT_MAX_BACKOFF_MS} (250 ms), so that
+   * consumption resumes within about 300 ms of RabbitMQ becoming reachable
+   * again, however long it was away (a refused connection costs RabbitMQ
+   * nothing; a blackholed one waits for the connect timeout first).
+   */
   maxMs?: number;
   /** Fraction of random spread added to each delay; default 0.2. */
   jitter?: number;
 }
+
+/**
+ * Default cap of the reconnect backoff, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_MAX_BACKOFF_MS } from "./amqp_state.ts";
+ * DEFAULT_MAX_BACKOFF_MS; // 250
+ * ```
+ */
+export const DEFAULT_MAX_BACKOFF_MS = 250;
 
 /**
  * The delay before retry number `attempt` (1 for the first): doubling from
@@ -103,8 +119,8 @@ export interface BackoffOptions {
  * ```ts
  * import { backoffDelay } from "./amqp_state.ts";
  * backoffDelay(1, { jitter: 0 }); // 100
- * backoffDelay(4, { jitter: 0 }); // 800
- * backoffDelay(30, { jitter: 0 }); // 10000
+ * backoffDelay(2, { jitter: 0 }); // 200
+ * backoffDelay(30, { jitter: 0 }); // 250
  * ```
  *
  * @param attempt retry number, from 1
@@ -118,7 +134,7 @@ export function backoffDelay(
   random: () => number = Math.random,
 ): number {
   const initial = options.initialMs ?? 100;
-  const max = options.maxMs ?? 10_000;
+  const max = options.maxMs ?? DEFAULT_MAX_BACKOFF_MS;
   const jitter = options.jitter ?? 0.2;
   const base = Math.min(max, initial * 2 ** Math.min(30, Math.max(0, attempt - 1)));
   return Math.min(max, Math.round(base * (1 + jitter * random())));
@@ -137,24 +153,31 @@ export function backoffDelay(
 export const STABLE_CONNECTION_MS = 10_000;
 
 /**
- * The retry number to count from after a connection that opened was lost.
- * A connection that lived at least {@link STABLE_CONNECTION_MS} starts the
- * backoff again; one that the server closed soon after it opened (a
- * refusal that will repeat, such as `540 NOT_IMPLEMENTED` for a method
- * the queue type does not support) keeps counting, so that the delays
- * keep growing instead of reconnecting several times a second forever.
+ * The delay before reconnecting after the server closed a connection soon
+ * after it opened, `refusals` times in a row (each within
+ * {@link STABLE_CONNECTION_MS} of opening): a refusal that will repeat,
+ * such as `540 NOT_IMPLEMENTED` for a method the queue type does not
+ * support. The first such drop gets the ordinary quick backoff (0 here:
+ * RabbitMQ may just have restarted); from the second on the delay doubles
+ * from 500 ms up to 30 s, so that a worker does not reconnect several
+ * times a second forever. Outages (connections that cannot be opened)
+ * keep the ordinary backoff.
  *
  * @example
  * ```ts
- * import { attemptsAfterDrop } from "./amqp_state.ts";
- * attemptsAfterDrop(0, 60_000); // 0: a long-lived connection dropped
- * attemptsAfterDrop(4, 50); // 4: refused again right after opening
+ * import { refusalDelay } from "./amqp_state.ts";
+ * refusalDelay(1, () => 0); // 0: use the ordinary backoff
+ * refusalDelay(2, () => 0); // 500
+ * refusalDelay(5, () => 0); // 4000
+ * refusalDelay(20, () => 0); // 30000
  * ```
  *
- * @param attempts retries counted so far
- * @param livedMs how long the lost connection stayed open
- * @returns the retries to count from
+ * @param refusals quick drops in a row, counting this one
+ * @param random a source of numbers in [0, 1) (20 % jitter)
+ * @returns milliseconds to wait, or 0 for the ordinary backoff
  */
-export function attemptsAfterDrop(attempts: number, livedMs: number): number {
-  return livedMs >= STABLE_CONNECTION_MS ? 0 : attempts;
+export function refusalDelay(refusals: number, random: () => number = Math.random): number {
+  if (refusals < 2) return 0;
+  const base = Math.min(30_000, 500 * 2 ** Math.min(16, refusals - 2));
+  return Math.round(base * (1 + 0.2 * random()));
 }

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { maskPassword } from "./errors.ts";
+
 /**
  * Connection settings read from an AMQP URL.
  *
@@ -58,7 +60,9 @@ function choice<T extends string>(
   const text = query[key];
   if (text === undefined || text === "") return undefined;
   if (!(allowed as readonly string[]).includes(text)) {
-    throw new TypeError(`Invalid ${key} "${text}" in "${url}": use ${allowed.join(" or ")}`);
+    throw new TypeError(
+      `Invalid ${key} "${text}" in "${maskPassword(url)}": use ${allowed.join(" or ")}`,
+    );
   }
   return text as T;
 }
@@ -70,7 +74,7 @@ function numberOption(query: Record<string, string>, key: string, url: string): 
   if (text === undefined || text === "") return undefined;
   const n = Number(text);
   if (!Number.isFinite(n) || n < 0) {
-    throw new TypeError(`Invalid ${key} "${text}" in "${url}": use a number >= 0`);
+    throw new TypeError(`Invalid ${key} "${text}" in "${maskPassword(url)}": use a number >= 0`);
   }
   return n;
 }
@@ -98,10 +102,12 @@ export function parseAmqpUrl(url: string): AmqpUrlOptions {
   try {
     u = new URL(url);
   } catch {
-    throw new TypeError(`Invalid AMQP URL "${url}": expected amqp://user:password@host:port/vhost`);
+    throw new TypeError(
+      `Invalid AMQP URL "${maskPassword(url)}": expected amqp://user:password@host:port/vhost`,
+    );
   }
   if (u.protocol !== "amqp:" && u.protocol !== "amqps:") {
-    throw new TypeError(`Not an AMQP URL: "${url}" (use amqp:// or amqps://)`);
+    throw new TypeError(`Not an AMQP URL: "${maskPassword(url)}" (use amqp:// or amqps://)`);
   }
   const query: Record<string, string> = {};
   for (const [k, v] of u.searchParams) query[k] = v;
@@ -113,12 +119,14 @@ export function parseAmqpUrl(url: string): AmqpUrlOptions {
   const maxPriority = numberOption(query, "max_priority", url) ??
     numberOption(query, "x-max-priority", url);
   if (maxPriority !== undefined && (!Number.isInteger(maxPriority) || maxPriority > 255)) {
-    throw new TypeError(`Invalid max_priority "${maxPriority}" in "${url}": use 1 to 255`);
+    throw new TypeError(
+      `Invalid max_priority "${maxPriority}" in "${maskPassword(url)}": use 1 to 255`,
+    );
   }
   const deliveryLimit = numberOption(query, "delivery_limit", url);
   if (deliveryLimit !== undefined && !Number.isInteger(deliveryLimit)) {
     throw new TypeError(
-      `Invalid delivery_limit "${deliveryLimit}" in "${url}": use a whole number`,
+      `Invalid delivery_limit "${deliveryLimit}" in "${maskPassword(url)}": use a whole number`,
     );
   }
   const quorumQueues = (query.quorum_queues ?? "").split(",").filter((q) => q !== "");

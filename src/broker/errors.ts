@@ -57,7 +57,10 @@ export class BrokerConnectionError extends Error {
 }
 
 /**
- * Replace the password of a URL with `***`.
+ * Replace every password in a URL with `***`: the user-info password of
+ * each URL in a list (`sentinel://:a@h1;sentinel://:b@h2`, cluster seed
+ * lists), one that holds an unencoded `@`, and `password=` /
+ * `sentinel_password=` query parameters.
  *
  * @example
  * ```ts
@@ -69,5 +72,17 @@ export class BrokerConnectionError extends Error {
  * @returns the URL without its password
  */
 export function maskPassword(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, "$1***@");
+  return url
+    .replace(
+      /([a-z][a-z0-9+.-]*:\/\/)([^/?#;,\s]*)/gi,
+      (_all, scheme: string, authority: string) => {
+        const at = authority.lastIndexOf("@");
+        if (at < 0) return scheme + authority;
+        const userinfo = authority.slice(0, at);
+        const colon = userinfo.indexOf(":");
+        if (colon < 0) return scheme + authority;
+        return scheme + userinfo.slice(0, colon + 1) + "***" + authority.slice(at);
+      },
+    )
+    .replace(/([?&][a-z_]*password=)[^&;,\s]*/gi, "$1***");
 }

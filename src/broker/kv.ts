@@ -21,9 +21,11 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import type { Message, MessageProperties } from "../protocol/message.ts";
 import { commitAtomic, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
+import { DELIVERY_COUNT_HEADER } from "./port.ts";
 import type {
   Broker,
   Delivery,
@@ -98,6 +100,8 @@ interface StoredMessage {
   envelope: string;
   step: number;
   redelivered: boolean;
+  /** Times it was restored after its visibility timeout (a consumer died holding it). */
+  restores?: number;
 }
 
 interface Envelope {
@@ -201,6 +205,7 @@ function decodeDelivery(taken: Taken): Delivery {
   }
   const headers = { ...env.headers };
   if (taken.message.redelivered) headers.redelivered = true;
+  if (taken.message.restores) headers[DELIVERY_COUNT_HEADER] = taken.message.restores;
   return {
     body: taken.message.body,
     contentType: String(env.content_type ?? ""),
@@ -433,12 +438,17 @@ export class KvBroker implements Broker {
     }
   }
 
-  async #moveBack(entry: Deno.KvEntry<Unacked>, redelivered: boolean): Promise<boolean> {
+  async #moveBack(
+    entry: Deno.KvEntry<Unacked>,
+    redelivered: boolean,
+    restored = false,
+  ): Promise<boolean> {
     const { queue } = entry.value;
     const message = {
       ...entry.value.message,
       redelivered: redelivered || entry.value.message.redelivered,
     };
+    if (restored) message.restores = (message.restores ?? 0) + 1;
     const res = await commitAtomic(
       this.#kv.atomic()
         .check(entry)
@@ -476,7 +486,7 @@ export class KvBroker implements Broker {
     const now = Date.now();
     let restored = 0;
     for await (const entry of this.#kv.list<Unacked>({ prefix: this.#k("unacked") })) {
-      if (entry.value.deadline <= now && await this.#moveBack(entry, true)) restored++;
+      if (entry.value.deadline <= now && await this.#moveBack(entry, true, true)) restored++;
     }
     if (restored > 0) {
       log.info("Restored {count} unacknowledged message(s) after the visibility timeout", {
@@ -663,6 +673,32 @@ export class KvBroker implements Broker {
   }
 
   /**
+   * Replies to remote-control calls: a KV queue is named by its routing key,
+   * so the replies published with `bindingKey` are taken from that queue
+   * until `signal` aborts, then the queue is purged.
+   */
+  #subscribeReplies(
+    onMessage: (message: Message) => void,
+    signal: AbortSignal,
+    options: SubscribeOptions,
+  ): Promise<void> {
+    const queue = checkQueue(options.bindingKey ?? "");
+    const loop = async () => {
+      while (!signal.aborted && !this.#closed) {
+        const got = await this.take([queue], { max: 100, signal });
+        if (got.length) await this.ack(got);
+        for (const d of got) onMessage(d);
+      }
+    };
+    this.#run(() =>
+      loop().catch((err) =>
+        log.error("Stopped reading replies on {queue}: {error}", { queue, error: String(err) })
+      ).finally(() => this.#closed ? undefined : this.purge(queue).then(() => {}, () => {}))
+    );
+    return Promise.resolve();
+  }
+
+  /**
    * Read broadcasts made since subscribing, woken by database changes (at
    * most every 100 ms) and at least every second.
    */
@@ -674,8 +710,11 @@ export class KvBroker implements Broker {
     if (this.#closed) {
       throw new Error("This KV broker is closed: open a new one with openKvBroker()");
     }
-    const since = Date.now();
     const signal = AbortSignal.any([options.signal, this.#closing.signal]);
+    if (exchange === PIDBOX_REPLY_EXCHANGE) {
+      return this.#subscribeReplies(onMessage, signal, options);
+    }
+    const since = Date.now();
     const seen = new Set<string>();
     const prefix = this.#k("fanout", exchange);
     const look = async () => {

@@ -64,6 +64,22 @@ export interface Delivery extends Message {
 }
 
 /**
+ * Header counting how many times a message was given back to its queue
+ * because the consumer holding it died (restored after its visibility
+ * timeout on Redis and KV; set by RabbitMQ itself on quorum queues). A
+ * worker parks a message whose count reaches its `maxDeliveries` as a
+ * poison message.
+ *
+ * @example
+ * ```ts
+ * import { DELIVERY_COUNT_HEADER } from "@celeriac/celeriac/protocol";
+ * const deliveries = (headers: Record<string, unknown>) => Number(headers[DELIVERY_COUNT_HEADER] ?? 0);
+ * deliveries({ "x-delivery-count": 2 }); // 2
+ * ```
+ */
+export const DELIVERY_COUNT_HEADER = "x-delivery-count";
+
+/**
  * A message that a consumer refused, kept for an operator.
  *
  * @example Listing parked messages
@@ -275,7 +291,11 @@ export interface SubscribeOptions {
   queue?: string;
   /**
    * Routing-key pattern to receive, for a topic exchange (`#`: every key).
-   * Default: what a fanout delivers (the empty key).
+   * Default: what a fanout delivers (the empty key). On Celery's direct
+   * reply exchange `reply.celery.pidbox`, the key replies are sent with
+   * (the client's oid): they arrive in `queue`, bound with it as kombu's
+   * Mailbox binds `<oid>.reply.celery.pidbox`; the queue is removed when
+   * `signal` aborts.
    */
   bindingKey?: string;
 }

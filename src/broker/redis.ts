@@ -17,6 +17,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envelope.ts";
+import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import type { Message } from "../protocol/message.ts";
 import type {
@@ -31,6 +32,17 @@ import type {
   TokenGrant,
   TokenRequest,
 } from "./port.ts";
+import { BrokerConnectionError } from "./errors.ts";
+import { DELIVERY_COUNT_HEADER } from "./port.ts";
+import {
+  closeRedis,
+  connectRedis,
+  duplicateRedis,
+  guardRedis,
+  openRedisConnection,
+  redisFailure,
+} from "./redis_connection.ts";
+import { retryWhileDown } from "./outage.ts";
 import {
   CLAIM_LEASE_SECONDS,
   claimedList,
@@ -40,15 +52,8 @@ import {
   RETURN_CLAIM_SCRIPT,
 } from "./redis_claims.ts";
 import {
-  closeRedis,
-  connectRedis,
-  duplicateRedis,
-  guardRedis,
-  openRedisConnection,
-  redisFailure,
-} from "./redis_connection.ts";
-import {
   PARK_SCRIPT,
+  RENEW_SCRIPT,
   RESTORE_SCRIPT,
   TAKE_SCRIPT,
   TOKENS_SCRIPT,
@@ -146,7 +151,27 @@ export interface RedisBrokerOptions {
    * timeout, between 0.5 and 60.
    */
   restoreInterval?: number;
+  /**
+   * Seconds an acknowledgement, park or requeue is retried, with backoff,
+   * while Redis is unreachable (the delivery stays unacknowledged
+   * meanwhile). Default 300 (`DEFAULT_OUTAGE_LIMIT`).
+   */
+  outageRetryLimit?: number;
 }
+
+/**
+ * How long the restore lock (`unacked_mutex`) lives without renewal, in
+ * milliseconds. A sweeping consumer renews it every third of that, so a
+ * consumer killed mid-sweep holds restores up for at most this long
+ * (kombu sets it for 300 s and never renews it).
+ *
+ * @example
+ * ```ts
+ * import { RESTORE_LOCK_MS } from "@celeriac/celeriac/transports";
+ * RESTORE_LOCK_MS; // 5000
+ * ```
+ */
+export const RESTORE_LOCK_MS = 5000;
 
 /**
  * Options key of a connection to use instead of opening one from the URL
@@ -161,6 +186,7 @@ interface Scripted {
   celeriacPark(...args: string[]): Promise<number>;
   celeriacUnpark(...args: string[]): Promise<number>;
   celeriacUnlock(...args: string[]): Promise<number>;
+  celeriacRenew(...args: string[]): Promise<number>;
   celeriacTokens(numKeys: number, ...args: string[]): Promise<number[]>;
   celeriacReturnClaim(...args: string[]): Promise<number>;
 }
@@ -189,6 +215,21 @@ export function priorityList(queue: string, priority: unknown): string {
 function queueOfList(list: string): string {
   const i = list.lastIndexOf(PRIORITY_SEP);
   return i < 0 ? list : list.slice(0, i);
+}
+
+/** How often a take retries while Redis is unreachable, in milliseconds. */
+const RECONNECT_POLL_MS = 100;
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
 }
 
 /**
@@ -221,6 +262,12 @@ export class RedisBroker implements Broker {
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<unknown> | null = null;
   #rotation = 0;
+  readonly #outageLimit: number | undefined;
+  /** This consumer's take record and the sequence id of its next take. */
+  readonly #takeRecord = `celeriac.take.${crypto.randomUUID()}`;
+  #takeSeq = 0;
+  /** Lists of a take whose reply was lost: the next take repeats it with the same id. */
+  #unsureTake: { lists: string[]; seq: number } | null = null;
   #closed = false;
   readonly #closing = new AbortController();
 
@@ -239,6 +286,7 @@ export class RedisBroker implements Broker {
     if (!(this.#visibility > 0)) {
       throw new RangeError(`visibility_timeout must be a positive number of seconds`);
     }
+    this.#outageLimit = options.outageRetryLimit;
     this.#restoreEvery = options.restoreInterval ??
       Math.min(60, Math.max(0.5, this.#visibility / 4));
     const shared = (options as { [SHARED_CONNECTION]?: Redis })[SHARED_CONNECTION];
@@ -252,6 +300,7 @@ export class RedisBroker implements Broker {
     this.#client.defineCommand("celeriacPark", { lua: PARK_SCRIPT, numberOfKeys: 3 });
     this.#client.defineCommand("celeriacUnpark", { lua: UNPARK_SCRIPT, numberOfKeys: 2 });
     this.#client.defineCommand("celeriacUnlock", { lua: UNLOCK_SCRIPT, numberOfKeys: 1 });
+    this.#client.defineCommand("celeriacRenew", { lua: RENEW_SCRIPT, numberOfKeys: 1 });
     this.#client.defineCommand("celeriacTokens", { lua: TOKENS_SCRIPT });
     this.#client.defineCommand("celeriacReturnClaim", {
       lua: RETURN_CLAIM_SCRIPT,
@@ -270,6 +319,11 @@ export class RedisBroker implements Broker {
 
   #run<T>(fn: () => Promise<T>): Promise<T> {
     return guardRedis(this.#rawUrl, fn);
+  }
+
+  /** Run a settlement step, retrying while Redis is unreachable. */
+  #settle<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retryWhileDown(() => this.#run(fn), { limit: this.#outageLimit, what });
   }
 
   /** Declare a queue as Celery does: bind exchange `<queue>` with key `<queue>`. */
@@ -333,7 +387,11 @@ export class RedisBroker implements Broker {
     return keys;
   }
 
-  /** Take up to `max` messages atomically, waiting while the queues are empty. */
+  /**
+   * Take up to `max` messages atomically, waiting while the queues are
+   * empty, and while Redis is unreachable (retrying every 100 ms until it is
+   * back or `signal` aborts).
+   */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
     if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
@@ -341,9 +399,30 @@ export class RedisBroker implements Broker {
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#closing.signal])
       : this.#closing.signal;
+    let down = 0;
     while (!signal.aborted) {
-      const lists = this.#listKeys(queues);
-      const got = await this.#takeNow(lists, options.max);
+      const lists = this.#unsureTake?.lists ?? this.#listKeys(queues);
+      let got: Delivery[];
+      try {
+        got = await this.#takeNow(lists, options.max);
+      } catch (err) {
+        if (!(err instanceof BrokerConnectionError)) throw err;
+        // Ride out the outage here, as the AMQP transport does: retry soon after Redis is back.
+        if (down === 0) {
+          down = Date.now();
+          log.warn("Redis is unreachable ({error}); taking again as soon as it is back", {
+            error: err.message,
+          });
+        }
+        await abortableSleep(RECONNECT_POLL_MS, signal);
+        continue;
+      }
+      if (down !== 0) {
+        log.info("Redis is back after {seconds} s: taking again", {
+          seconds: ((Date.now() - down) / 1000).toFixed(1),
+        });
+        down = 0;
+      }
       if (got.length > 0) {
         this.#rotation++;
         return got;
@@ -353,24 +432,46 @@ export class RedisBroker implements Broker {
     return [];
   }
 
-  async #takeNow(queueLists: string[], max: number): Promise<Delivery[]> {
+  /**
+   * Take with the script. When the reply does not arrive (a disconnect), the
+   * script may have run: the next take repeats this one with the same id
+   * and lists, and the script hands over what it recorded instead of
+   * taking again, so nothing waits in `unacked` for the visibility timeout.
+   */
+  async #takeNow(lists: string[], max: number): Promise<Delivery[]> {
     // Messages this broker claimed while waiting come first (they were sent first).
-    const lists = [...queueLists, ...queueLists];
+    const sources = [...lists, ...lists];
     const keys = [
-      ...queueLists.map((l) => this.#k(claimList(this.#id, l))),
-      ...queueLists.map((l) => this.#k(l)),
+      ...lists.map((l) => this.#k(claimList(this.#id, l))),
+      ...lists.map((l) => this.#k(l)),
       this.#k("unacked_index"),
       this.#k("unacked"),
       this.#k(PARKED_KEY),
+      this.#k(this.#takeRecord),
     ];
-    const flat = await this.#run(() =>
-      this.#client.celeriacTake(keys.length, ...keys, String(max))
-    );
+    // A take repeating one whose reply was lost uses that take's id; takes never share one.
+    const seq = this.#unsureTake?.seq ?? ++this.#takeSeq;
+    let flat: string[];
+    try {
+      flat = await this.#run(() =>
+        this.#client.celeriacTake(keys.length, ...keys, String(max), String(seq))
+      );
+    } catch (err) {
+      this.#unsureTake = { lists, seq };
+      throw err;
+    }
+    if (this.#unsureTake !== null && flat.length > 0) {
+      log.info("Reconciled a take whose reply was lost: {n} message(s) handed over", {
+        n: flat.length / 3,
+      });
+    }
+    this.#unsureTake = null;
     const out: Delivery[] = [];
-    for (let i = 0; i < flat.length; i += 2) {
+    for (let i = 0; i < flat.length; i += 3) {
       const pos = Number(flat[i]);
-      const raw = flat[i + 1];
-      const list = lists[Math.abs(pos) - 1];
+      const tag = flat[i + 1];
+      const raw = flat[i + 2];
+      const list = sources[Math.abs(pos) - 1];
       if (pos < 0) {
         log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
           list,
@@ -382,7 +483,6 @@ export class RedisBroker implements Broker {
       try {
         env = decodeEnvelope(raw);
       } catch (err) {
-        const tag = /"delivery_tag": "([^"\\]+)"}}$/.exec(raw)?.[1] ?? "";
         await this.#parkRaw(
           tag,
           raw,
@@ -398,10 +498,11 @@ export class RedisBroker implements Broker {
         headers: env.headers,
         properties: env.properties,
         queue: queueOfList(list),
-        deliveryTag: env.deliveryTag,
+        deliveryTag: tag,
         redelivered: env.redelivered,
         exchange: env.deliveryInfo.exchange,
         routingKey: env.deliveryInfo.routing_key,
+        ...(env.undecodable === undefined ? {} : { undecodable: env.undecodable }),
       };
       this.#raw.set(d, raw);
       out.push(d);
@@ -469,12 +570,11 @@ export class RedisBroker implements Broker {
   async ack(deliveries: readonly Delivery[]): Promise<void> {
     if (deliveries.length === 0) return;
     const tags = deliveries.map((d) => d.deliveryTag);
-    await this.#run(() =>
+    await this.#settle(`acknowledge ${tags.length} message(s)`, () =>
       this.#client.multi()
         .zrem(this.#k("unacked_index"), ...tags)
         .hdel(this.#k("unacked"), ...tags)
-        .exec()
-    );
+        .exec());
   }
 
   #parkEntry(
@@ -518,46 +618,50 @@ export class RedisBroker implements Broker {
 
   /** Park deliveries in the `celeriac.parked` list with their reasons. */
   async reject(rejections: readonly Rejection[]): Promise<void> {
-    await this.#run(() =>
-      Promise.all(rejections.map((r) => {
-        const raw = this.#raw.get(r.delivery) ??
-          encodeEnvelope(
-            r.delivery,
-            { exchange: r.delivery.exchange, routing_key: r.delivery.routingKey },
-            r.delivery.deliveryTag,
+    await this.#settle(
+      `park ${rejections.length} message(s)`,
+      () =>
+        Promise.all(rejections.map((r) => {
+          const raw = this.#raw.get(r.delivery) ??
+            encodeEnvelope(
+              r.delivery,
+              { exchange: r.delivery.exchange, routing_key: r.delivery.routingKey },
+              r.delivery.deliveryTag,
+            );
+          const entry = this.#parkEntry(
+            raw,
+            r.delivery.queue,
+            r.reason,
+            r.taskId ?? null,
+            r.taskName ?? null,
           );
-        const entry = this.#parkEntry(
-          raw,
-          r.delivery.queue,
-          r.reason,
-          r.taskId ?? null,
-          r.taskName ?? null,
-        );
-        return this.#park(r.delivery.deliveryTag, entry);
-      }))
+          return this.#park(r.delivery.deliveryTag, entry);
+        })),
     );
   }
 
   /** Put deliveries back at the front of their queues (kombu's restore, RPUSH). */
   async requeue(deliveries: readonly Delivery[]): Promise<void> {
-    await this.#run(() =>
-      Promise.all(deliveries.map((d) => {
-        const raw = encodeEnvelope(
-          d,
-          { exchange: d.exchange, routing_key: d.routingKey },
-          d.deliveryTag,
-          true,
-        );
-        return this.#client.celeriacRestore(
-          this.#k("unacked_index"),
-          this.#k("unacked"),
-          this.#k(priorityList(d.queue, d.properties.priority)),
-          d.deliveryTag,
-          "",
-          raw,
-          "front",
-        );
-      }))
+    await this.#settle(
+      `requeue ${deliveries.length} message(s)`,
+      () =>
+        Promise.all(deliveries.map((d) => {
+          const raw = encodeEnvelope(
+            d,
+            { exchange: d.exchange, routing_key: d.routingKey },
+            d.deliveryTag,
+            true,
+          );
+          return this.#client.celeriacRestore(
+            this.#k("unacked_index"),
+            this.#k("unacked"),
+            this.#k(priorityList(d.queue, d.properties.priority)),
+            d.deliveryTag,
+            "",
+            raw,
+            "front",
+          );
+        })),
     );
   }
 
@@ -654,21 +758,27 @@ export class RedisBroker implements Broker {
    * kombu's `restore_visible`: put back every message that has been
    * unacknowledged for longer than the visibility timeout, at the front of
    * its queue and marked redelivered. Guarded by `unacked_mutex` so that
-   * Celeriac and Python workers never sweep at the same time.
+   * Celeriac and Python workers never sweep at the same time; the lock
+   * lives {@link RESTORE_LOCK_MS} and is renewed while this sweep runs, so
+   * a consumer killed mid-sweep delays restores by seconds, not minutes.
    *
    * @returns how many messages were restored
    */
   async restoreVisible(): Promise<number> {
     const token = crypto.randomUUID().replaceAll("-", "");
     const mutex = this.#k("unacked_mutex");
-    const got = await this.#client.set(mutex, token, "PX", 300_000, "NX");
+    const got = await this.#client.set(mutex, token, "PX", RESTORE_LOCK_MS, "NX");
     if (got !== "OK") return 0;
     let restored = 0;
+    const renew = setInterval(() => {
+      this.#client.celeriacRenew(mutex, token, String(RESTORE_LOCK_MS)).catch(() => {});
+    }, RESTORE_LOCK_MS / 3);
     try {
       const ceiling = Date.now() / 1000 - this.#visibility;
       const tags = await this.#client.zrevrangebyscore(this.#k("unacked_index"), ceiling, 0);
       for (const tag of tags) restored += await this.#restoreOne(tag);
     } finally {
+      clearInterval(renew);
       await this.#client.celeriacUnlock(mutex, token);
     }
     if (restored > 0) log.info("Restored {n} unacknowledged message(s)", { n: restored });
@@ -689,11 +799,14 @@ export class RedisBroker implements Broker {
       env = decodeEnvelope(pyJsonDumps(rawEnv));
       exchange = String(ex ?? "");
       routingKey = String(rk ?? "");
+      if (env.undecodable !== undefined) throw new Error(env.undecodable);
     } catch (err) {
       await this.#parkRaw(tag, value, "", `unreadable unacked entry: ${(err as Error).message}`);
       return 0;
     }
     const queues = await this.#route(exchange, routingKey);
+    const restores = Number(env.headers[DELIVERY_COUNT_HEADER]) || 0;
+    env.headers = { ...env.headers, [DELIVERY_COUNT_HEADER]: restores + 1 };
     const raw = encodeEnvelope(env, env.deliveryInfo, tag, true);
     let moved = 0;
     for (const q of queues.length ? queues : [routingKey]) {
@@ -754,6 +867,7 @@ export class RedisBroker implements Broker {
     onMessage: (message: Message) => void,
     options: SubscribeOptions,
   ): Promise<void> {
+    if (exchange === PIDBOX_REPLY_EXCHANGE) return this.#subscribeReplies(onMessage, options);
     const key = options.bindingKey ?? "";
     const channel = this.#fanoutChannel(exchange) + (key ? `/${key.replaceAll("#", "*")}` : "");
     const binding = options.queue ? key + PRIORITY_SEP + PRIORITY_SEP + options.queue : null;
@@ -792,6 +906,47 @@ export class RedisBroker implements Broker {
       throw redisFailure(conn, this.#rawUrl, err);
     }
     options.signal.addEventListener("abort", () => void stop(), { once: true });
+  }
+
+  /**
+   * Replies on the direct exchange `reply.celery.pidbox`: bind the reply
+   * list to the routing key (SADD, as kombu does) and pop it until `signal`
+   * aborts; then unbind and delete it.
+   */
+  async #subscribeReplies(
+    onMessage: (message: Message) => void,
+    options: SubscribeOptions,
+  ): Promise<void> {
+    const key = options.bindingKey ?? "";
+    const queue = options.queue ?? `${key}.${PIDBOX_REPLY_EXCHANGE}`;
+    const bindings = this.#k(`_kombu.binding.${PIDBOX_REPLY_EXCHANGE}`);
+    const member = key + PRIORITY_SEP + PRIORITY_SEP + queue;
+    await this.#run(() => this.#client.sadd(bindings, member));
+    const conn = duplicateRedis(this.#client, this.#rawUrl, "celeriac-replies");
+    // Unbind at once on abort (before the app may close its connection).
+    options.signal.addEventListener("abort", () => {
+      this.#client.srem(bindings, member).catch(() => {});
+      this.#client.del(this.#k(queue)).catch(() => {});
+      conn.disconnect();
+    }, { once: true });
+    const loop = async () => {
+      while (!options.signal.aborted) {
+        const got = await conn.brpop(this.#k(queue), 1).catch((err: Error) => {
+          log.debug("Reading replies: {error}", { error: err.message });
+          return new Promise<null>((r) => setTimeout(() => r(null), 500));
+        });
+        if (!got) continue;
+        try {
+          onMessage(decodeEnvelope(got[1]));
+        } catch (err) {
+          log.error("Ignored a malformed reply in {queue}: {error}", {
+            queue,
+            error: (err as Error).message,
+          });
+        }
+      }
+    };
+    void loop();
   }
 
   /** Add revoked ids to the `celeriac.revoked` sorted set, dropping expired ones. */

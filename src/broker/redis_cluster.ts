@@ -18,6 +18,7 @@
  * @module
  */
 
+import { maskPassword } from "./errors.ts";
 import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
 import type { Message } from "../protocol/message.ts";
@@ -93,7 +94,7 @@ export class RedisClusterBroker implements Broker {
   constructor(rawUrl: string, options: RedisBrokerOptions = {}) {
     if (!isClusterUrl(rawUrl)) {
       throw new TypeError(
-        `Not a Redis Cluster URL: "${rawUrl}" (use redis+cluster://host:port,...)`,
+        `Not a Redis Cluster URL: "${maskPassword(rawUrl)}" (use redis+cluster://host:port,...)`,
       );
     }
     const url = parseRedisUrl(rawUrl);

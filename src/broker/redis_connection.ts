@@ -66,7 +66,8 @@ export function openRedisConnection(
     enableAutoPipelining: options.autoPipelining ?? false,
     maxRetriesPerRequest: 3,
     connectionName: options.name,
-    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 3000),
+    // Reconnect attempts at most 500 ms apart, so work resumes soon after Redis is back.
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 4), 500),
     // A master demoted by a failover answers writes with READONLY: reconnect
     // (through the Sentinels, to the new master) and resend the command.
     reconnectOnError: (err) => (err.message.startsWith("READONLY") ? 2 : false),

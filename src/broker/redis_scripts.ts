@@ -10,18 +10,33 @@
  */
 
 /**
- * Pop up to ARGV[1] messages from KEYS[1..n-3] in order and record each one
- * as unacknowledged, in one step. KEYS[n-2] = unacked_index, KEYS[n-1] =
- * unacked, KEYS[n] = parked list. A list element that is not a kombu
- * envelope is moved to the parked list instead.
+ * Pop up to ARGV[1] messages from KEYS[1..n-4] in order and record each one
+ * as unacknowledged, in one step. KEYS[n-3] = unacked_index, KEYS[n-2] =
+ * unacked, KEYS[n-1] = parked list, KEYS[n] = this consumer's take record.
+ * A list element that is not a kombu envelope is moved to the parked list.
  *
- * Returns a flat array: list position (1-based; negative when parked), raw
- * element, ...
+ * A delivery tag that is not plain ASCII (`[A-Za-z0-9._:-]`, at most 200
+ * bytes) or that is already unacknowledged (a reused tag) is replaced by a
+ * fresh one: every delivery is recorded under a tag that the consumer
+ * receives exactly and that no other delivery shares.
+ *
+ * ARGV[2] is the take's sequence id. The result is kept in the take record
+ * (a hash: `seq`, `out`), and a call with the id of the recorded take
+ * returns the recorded result instead of taking again: a take whose reply
+ * was lost (and that ioredis resends after reconnecting, or the consumer
+ * repeats) hands over what it took instead of stranding it.
+ *
+ * Returns a flat array: list position (1-based; negative when parked), tag
+ * it was recorded under, raw element, ...
  */
 export const TAKE_SCRIPT = String.raw`
-local n = #KEYS - 3
-local idx, unacked, parked = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3]
+local n = #KEYS - 4
+local idx, unacked, parked, record = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4]
 local max = tonumber(ARGV[1])
+local seq = ARGV[2]
+if redis.call('HGET', record, 'seq') == seq then
+  return cmsgpack.unpack(redis.call('HGET', record, 'out'))
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local out = {}
@@ -48,6 +63,10 @@ for i = 1, n do
         end
       end
       if entry then
+        if #tag > 200 or not string.match(tag, '^[%w%.:_%-]+$')
+            or redis.call('HEXISTS', unacked, tag) == 1 then
+          tag = 'celeriac-retag-' .. redis.sha1hex(seq .. ':' .. taken .. ':' .. now .. ':' .. raw)
+        end
         redis.call('ZADD', idx, now, tag)
         redis.call('HSET', unacked, tag, entry)
         out[#out + 1] = tostring(i)
@@ -56,12 +75,16 @@ for i = 1, n do
           reason = 'malformed message: not a kombu envelope with a delivery_tag',
           list = KEYS[i], parked_at = now, message = raw }))
         out[#out + 1] = tostring(-i)
+        tag = ''
       end
+      out[#out + 1] = tag
       out[#out + 1] = raw
       taken = taken + 1
     end
   end
 end
+redis.call('HSET', record, 'seq', seq, 'out', cmsgpack.pack(out))
+redis.call('EXPIRE', record, 3600)
 return out
 `;
 
@@ -106,6 +129,15 @@ export const UNPARK_SCRIPT = String.raw`
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[2])
 return 1
+`;
+
+/**
+ * Extend a mutex only if we still hold it. KEYS = mutex; ARGV = token,
+ * milliseconds. Returns 1 when extended.
+ */
+export const RENEW_SCRIPT = String.raw`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
 `;
 
 /** Release a mutex only if we still hold it. KEYS = mutex; ARGV = token. */

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { maskPassword } from "./errors.ts";
+
 /**
  * Connection settings read from a Redis URL.
  *
@@ -81,19 +83,25 @@ function parseClusterUrl(url: string): RedisUrlOptions {
   );
   if (!m) {
     throw new TypeError(
-      `Invalid Redis Cluster URL "${url}": expected redis+cluster://host:port,host:port`,
+      `Invalid Redis Cluster URL "${
+        maskPassword(url)
+      }": expected redis+cluster://host:port,host:port`,
     );
   }
   const [, scheme, auth, hosts, path, search] = m;
   const cluster = hosts.split(",").filter((h) => h !== "").map((h) => {
     const hp = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h);
-    if (!hp) throw new TypeError(`Invalid cluster node "${h}" in "${url}": use host:port`);
+    if (!hp) {
+      throw new TypeError(`Invalid cluster node "${h}" in "${maskPassword(url)}": use host:port`);
+    }
     return { host: hp[1].replace(/^\[|\]$/g, ""), port: Number(hp[2] ?? 6379) };
   });
-  if (cluster.length === 0) throw new TypeError(`No cluster node in "${url}"`);
+  if (cluster.length === 0) throw new TypeError(`No cluster node in "${maskPassword(url)}"`);
   const dbText = (path ?? "").replace(/^\//, "");
   if (dbText !== "" && dbText !== "0") {
-    throw new TypeError(`Redis Cluster has only database 0, not "${dbText}" in "${url}"`);
+    throw new TypeError(
+      `Redis Cluster has only database 0, not "${dbText}" in "${maskPassword(url)}"`,
+    );
   }
   const query: Record<string, string> = {};
   for (const [k, v] of new URLSearchParams(search ?? "")) query[k] = v;
@@ -145,7 +153,7 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
     }
     if (u.protocol !== "sentinel:") {
       throw new TypeError(
-        `Not a Sentinel URL: "${part}" in "${url}" (join sentinel:// URLs with ;)`,
+        `Not a Sentinel URL: "${part}" in "${maskPassword(url)}" (join sentinel:// URLs with ;)`,
       );
     }
     for (const [k, v] of u.searchParams) query[k] = v;
@@ -158,7 +166,7 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
     if (u.password && password === undefined) password = decodeURIComponent(u.password);
     if (u.username && username === undefined) username = decodeURIComponent(u.username);
   }
-  if (sentinels.length === 0) throw new TypeError(`No Sentinel in "${url}"`);
+  if (sentinels.length === 0) throw new TypeError(`No Sentinel in "${maskPassword(url)}"`);
   if (!query.master_name) {
     throw new TypeError(
       `Sentinel URL "${url}" names no master: add ?master_name=<the name in "sentinel monitor">`,
@@ -182,7 +190,9 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
 function parseDb(dbText: string, url: string): number {
   const db = Number(dbText);
   if (!Number.isInteger(db) || db < 0) {
-    throw new TypeError(`Invalid Redis database "${dbText}" in "${url}": use a number, e.g. /0`);
+    throw new TypeError(
+      `Invalid Redis database "${dbText}" in "${maskPassword(url)}": use a number, e.g. /0`,
+    );
   }
   return db;
 }

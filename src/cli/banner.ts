@@ -33,26 +33,6 @@ export interface BannerInput {
 }
 
 /**
- * Hide the secrets of a connection URL: the password of every `user:password@`
- * (also in multi-host URLs) and `password=` query values, as Celery's banner
- * shows them.
- *
- * @example
- * ```ts ignore
- * import { maskUrl } from "./banner.ts";
- * maskUrl("redis://:secret@h:6379/0?sentinel_password=x"); // "redis://:***@h:6379/0?sentinel_password=***"
- * ```
- *
- * @param url a broker or backend URL
- * @returns the URL with `***` for each secret
- */
-export function maskUrl(url: string): string {
-  return maskPassword(url)
-    .replace(/([,;]\s*[a-z][a-z0-9+.-]*:\/\/[^:/@,;]*:)[^@/,;]*@/gi, "$1***@")
-    .replace(/([?&][a-z_]*password=)[^&]*/gi, "$1***");
-}
-
-/**
  * The banner's fields, the URLs masked, for the start-up log record.
  *
  * @example
@@ -72,7 +52,7 @@ export function bannerFields(input: BannerInput): Record<string, string> {
     version: input.version,
     hostname: input.hostname,
     app: input.app,
-    broker: maskUrl(input.broker),
-    backend: input.backend === null ? "disabled" : maskUrl(input.backend),
+    broker: maskPassword(input.broker),
+    backend: input.backend === null ? "disabled" : maskPassword(input.backend),
   };
 }

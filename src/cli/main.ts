@@ -21,12 +21,15 @@ import {
   runBeat,
   runSchedule,
 } from "./beat.ts";
+import { RELIABILITY_OPTIONS, RELIABILITY_USAGE, reliabilityOptions } from "./reliability.ts";
+import { SCALE_HELP, SCALE_OPTIONS, scaleWorkerOptions } from "./scale_flags.ts";
 import { argumentError } from "./arg_errors.ts";
 import { bannerFields } from "./banner.ts";
 import { connectOnStartup } from "./connect_retry.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
 import { closeLogging, parseLogLevel, setupLogging } from "./logging.ts";
-import { VERSION } from "./version.ts";
+import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
+import { isMonitorCommand, MONITOR_OPTIONS, MONITOR_USAGE, runMonitor } from "./monitor.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -47,7 +50,7 @@ Usage:
   deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
                                                        list (or requeue) parked messages
   deno run -A worker.ts purge --app ./tasks.ts [-Q a,b] [-f]
-                                                       delete every waiting message of the queues${BEAT_USAGE}
+                                                       delete every waiting message of the queues${MONITOR_USAGE}${BEAT_USAGE}
 
 Options:
   -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
@@ -80,8 +83,9 @@ Options:
       --eta-hold-limit SECONDS
                              AMQP: re-publish ETA tasks held longer than this (default 600),
                              so RabbitMQ's consumer_timeout never closes the channel
+${SCALE_HELP}
       --without-remote-control
-                             do not answer celery.pidbox commands (ping, revoke, ...)
+                             do not answer celery.pidbox commands (ping, revoke, ...)${RELIABILITY_USAGE}
       --fail-fast            exit at once when the broker or result backend cannot be reached
                              at start (default: retry every 2, 4, ... 30 s, 100 times, as
                              Celery's broker_connection_retry_on_startup)
@@ -98,7 +102,8 @@ Options:
       --version              print the version and exit
 
 Signals: SIGINT/SIGTERM once = warm shutdown (finish running tasks);
-         twice = cold shutdown (requeue running tasks and exit).`;
+         twice, or SIGQUIT = cold shutdown (after --soft-shutdown-timeout, requeue
+         running tasks and exit).`;
 
 function positiveNumber(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -189,6 +194,9 @@ const OPTIONS = {
   "log-format": { type: "string" },
   logfile: { type: "string" },
   ...BEAT_OPTIONS,
+  ...RELIABILITY_OPTIONS,
+  ...SCALE_OPTIONS,
+  ...MONITOR_OPTIONS,
 } as const;
 
 /**
@@ -233,6 +241,9 @@ export async function main(args: string[]): Promise<number> {
       fields: logFields,
     });
     const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
+    if (isMonitorCommand(command)) {
+      return await runMonitor(command, app, positionals.slice(1), values);
+    }
     switch (command) {
       case "worker":
         return await runWorker(app, url, exportName, values, logFields);
@@ -302,6 +313,7 @@ async function runWorker(
       "--eta-hold-limit",
     ),
     remoteControl: values["without-remote-control"] ? false : undefined,
+    ...scaleWorkerOptions(values),
     taskEvents: values["task-events"] as boolean | undefined,
     heartbeatInterval: values["without-heartbeat"] ? 0 : positiveNumber(
       values["heartbeat-interval"] as string | undefined,
@@ -310,6 +322,7 @@ async function runWorker(
     taskPermissions: values["task-permissions"] === undefined
       ? undefined
       : parseTaskPermissions(values["task-permissions"] as string),
+    ...reliabilityOptions(values),
   });
   logFields.hostname = worker.hostname;
   log.info("celeriac {version} {hostname}: app {app}, broker {broker}, results {backend}", {
@@ -341,6 +354,8 @@ async function runWorker(
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  const onQuit = () => void worker.terminate(); // Celery's cold-shutdown signal
+  Deno.addSignalListener("SIGQUIT", onQuit);
   try {
     try {
       await connectOnStartup(app, {
@@ -363,6 +378,7 @@ async function runWorker(
     await beat?.stop();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGQUIT", onQuit);
     await app.close();
   }
   log.info("{hostname} stopped: {stats}", {

@@ -25,6 +25,7 @@ import {
 } from "./canvas/signature.ts";
 import { GroupResult } from "./group_result.ts";
 import { Control } from "./control.ts";
+import { Events } from "./events.ts";
 import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
 import { currentTask } from "./current.ts";
 import { NoResultBackendError } from "./errors.ts";
@@ -38,6 +39,7 @@ import {
   type TaskSender,
 } from "./task.ts";
 import { type CompiledRoutes, compileRoutes } from "./routes.ts";
+import { type SignalListener, type SignalName, Signals } from "./signals.ts";
 import { openBackend, openBroker } from "./transports.ts";
 
 const BRAND = Symbol.for("celeriac.app");
@@ -116,6 +118,21 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    */
   readonly control: Control = new Control(() => this.broker());
   /**
+   * Celery events: receive them (`app.events.receive()`), and `task-sent`
+   * for each task sent when `taskSendSentEvent` is on.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const e of app.events.receive({ signal })) console.log(e.type, e.hostname);
+   * ```
+   */
+  readonly events: Events = new Events(() => this.broker());
+  /**
+   * The app's signal listeners (see {@link Celery.on}); workers emit
+   * through it.
+   */
+  readonly signals: Signals = new Signals();
+  /**
    * Set by a worker inside its Web Workers: publishes through the worker's
    * connection instead of opening one. `undefined` everywhere else.
    */
@@ -183,6 +200,31 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     if (options.taskRoutes !== undefined) {
       this.#routes = options.taskRoutes ? compileRoutes(options.taskRoutes) : null;
     }
+  }
+
+  /**
+   * Connect a listener to an app-wide signal, Celery's names in camelCase:
+   * `taskPrerun`, `taskPostrun`, `taskFailure` (run in the worker where the
+   * task runs), `workerReady`, `workerShutdown` (in the worker's main
+   * thread). Connect in the module that defines the app, so that the
+   * worker's Web Workers, which import it, have the listener too.
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * export const app = new Celery({ broker: "kv://:memory:" });
+   * app.on("taskFailure", ({ name, id, error }) => {
+   *   console.error(`${name}[${id}] failed:`, error);
+   * });
+   * app.on("workerReady", ({ hostname, queues }) => console.log(hostname, "consumes", queues));
+   * ```
+   *
+   * @param name the signal
+   * @param listener called with the signal's payload; may be async
+   * @returns a function that disconnects the listener
+   */
+  on<N extends SignalName>(name: N, listener: SignalListener<N>): () => void {
+    return this.signals.connect(name, listener);
   }
 
   /** Registered tasks by name. */
@@ -338,6 +380,9 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
       await (await this.resultBackend()).prepare?.();
     }
     await this.publish(message, target);
+    if (this.config.taskSendSentEvent && !this[PUBLISHER]) {
+      await this.events.sent(message, target, queue);
+    }
     return new AsyncResult<R>(id, this);
   }
 
@@ -523,6 +568,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   broker(): Promise<Broker> {
     this.#broker ??= openBroker(this.config.broker, {
       visibilityTimeout: this.config.visibilityTimeout,
+      outageRetryLimit: this.config.outageRetryLimit,
     }).catch((err) => {
       this.#broker = null;
       throw err;
@@ -546,6 +592,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     if (url === null) return Promise.reject(new NoResultBackendError());
     this.#backend ??= openBackend(url, {
       resultExpires: this.config.resultExpires,
+      outageRetryLimit: this.config.outageRetryLimit,
       replyQueue: this.oid,
       brokerUrl: this.config.broker,
     }).catch(

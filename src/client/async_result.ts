@@ -15,8 +15,9 @@ import {
 } from "../protocol/result_meta.ts";
 import { resultTupleFromJson } from "../protocol/signature.ts";
 import { currentTask } from "./current.ts";
-import { TaskError, TimeoutError } from "./errors.ts";
+import { TaskError } from "./errors.ts";
 import { type MemberResult, resultFromTuple } from "./group_result.ts";
+import { followStates, stateUpdates, type TaskUpdate } from "./progress.ts";
 
 /**
  * Gives results access to the app's backend.
@@ -62,6 +63,13 @@ export interface GetOptions {
   timeout?: number;
   /** Stop waiting when aborted (rejects with the signal's reason). */
   signal?: AbortSignal;
+  /**
+   * Called with each state stored before the task finishes (STARTED,
+   * RETRY, PROGRESS and other custom states), pushed by the backend as it
+   * is stored — Celery's `get(on_message=...)`. A listener that throws ends
+   * the wait with its error.
+   */
+  onProgress?: (update: TaskUpdate) => void;
 }
 
 function asExceptionInfo(v: unknown): ExceptionInfo {
@@ -92,6 +100,15 @@ function asExceptionInfo(v: unknown): ExceptionInfo {
  */
 export function taskErrorFromMeta(meta: ResultMeta): TaskError {
   return new TaskError(meta.task_id, meta.status, asExceptionInfo(meta.result), meta.traceback);
+}
+
+function notInsideATask(): void {
+  if (currentTask.getStore()) {
+    throw new Error(
+      "Never wait for a result inside a task: it can deadlock the worker. " +
+        "Chain the tasks, or return and let the caller wait",
+    );
+  }
 }
 
 /**
@@ -182,26 +199,61 @@ export class AsyncResult<T = unknown> {
    * @throws {TimeoutError} when the timeout passed first
    */
   async get(options: GetOptions = {}): Promise<T> {
-    if (currentTask.getStore()) {
-      throw new Error(
-        "Never wait for a result inside a task: it can deadlock the worker. " +
-          "Chain the tasks, or return and let the caller wait",
-      );
-    }
+    notInsideATask();
     const backend = await this.#source.resultBackend();
-    const timeout = options.timeout;
-    const timer = timeout !== undefined ? AbortSignal.timeout(timeout) : undefined;
-    const signals = [options.signal, timer].filter((s): s is AbortSignal => s !== undefined);
-    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
-    let meta: ResultMeta;
-    try {
-      meta = await backend.waitFor(this.id, signal);
-    } catch (err) {
-      if (timer?.aborted && !options.signal?.aborted) throw new TimeoutError(this.id, timeout!);
-      throw err;
-    }
+    const meta = await followStates(backend, this.id, options, options.onProgress);
     if (meta.status === "SUCCESS") return meta.result as T;
     throw taskErrorFromMeta(meta);
+  }
+
+  /**
+   * Wait for the task's value like {@link AsyncResult.get}, calling
+   * `listener` with each state stored meanwhile — progress a task reports
+   * with `ctx.updateState({ state: "PROGRESS", meta })`, STARTED, RETRY.
+   * Push-based: the backend delivers each state as it is stored.
+   *
+   * @example
+   * ```ts ignore
+   * const rows = await result.onProgress((u) => {
+   *   if (u.state === "PROGRESS") console.log(u.info); // { done: 3, total: 10 }
+   * }, { timeout: 60_000 });
+   * ```
+   *
+   * @param listener called with each state before the task finishes
+   * @param options timeout (ms) and abort signal
+   * @returns the task's return value
+   * @throws {TaskError} when the task failed or was revoked
+   * @throws {TimeoutError} when the timeout passed first
+   */
+  onProgress(
+    listener: (update: TaskUpdate) => void,
+    options: Omit<GetOptions, "onProgress"> = {},
+  ): Promise<T> {
+    return this.get({ ...options, onProgress: listener });
+  }
+
+  /**
+   * Every state of the task as it is stored, ending with the ready one
+   * (SUCCESS, FAILURE or REVOKED; a failure is yielded, not thrown). The
+   * state stored when iteration begins comes first. Leaving the loop early
+   * stops listening.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const { state, info } of result.updates({ timeout: 60_000 })) {
+   *   console.log(state, info); // STARTED {...}, PROGRESS {done: 1, ...}, …, SUCCESS 42
+   * }
+   * ```
+   *
+   * @param options timeout (ms) and abort signal
+   * @returns the updates
+   * @throws {TimeoutError} when the timeout passes before the task is ready
+   */
+  async *updates(
+    options: Omit<GetOptions, "onProgress"> = {},
+  ): AsyncGenerator<TaskUpdate, void, undefined> {
+    notInsideATask();
+    yield* stateUpdates(await this.#source.resultBackend(), this.id, options);
   }
 
   /**

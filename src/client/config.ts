@@ -74,6 +74,13 @@ export interface CeleryOptions {
    */
   visibilityTimeout?: number;
   /**
+   * Seconds to keep retrying, with backoff, an acknowledgement, result
+   * store, requeue or follow-up publish that failed because the server was
+   * unreachable (the delivery stays unacknowledged meanwhile) [Celery's
+   * `result_backend_always_retry`]. Default 300 (`DEFAULT_OUTAGE_LIMIT`).
+   */
+  outageRetryLimit?: number;
+  /**
    * Periodic tasks sent by `worker.ts beat` [`beat_schedule`]: entry name →
    * entry. Default none.
    */
@@ -141,6 +148,8 @@ export interface ResolvedConfig {
   resultExpires: number;
   /** Visibility timeout in seconds. */
   visibilityTimeout: number;
+  /** Seconds settlement operations are retried while the server is down. */
+  outageRetryLimit: number;
   /** Periodic tasks (may be empty). */
   beatSchedule: Readonly<Record<string, BeatEntry>>;
   /** IANA time zone of crontab schedules. */
@@ -188,6 +197,8 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
   if (!(resultExpires >= 0)) throw new RangeError("resultExpires must be >= 0 seconds");
   const visibilityTimeout = options.visibilityTimeout ?? 3600;
   if (!(visibilityTimeout > 0)) throw new RangeError("visibilityTimeout must be > 0 seconds");
+  const outageRetryLimit = options.outageRetryLimit ?? 300;
+  if (!(outageRetryLimit >= 0)) throw new RangeError("outageRetryLimit must be >= 0 seconds");
   const timezone = options.timezone ?? readEnv("CELERY_TIMEZONE") ?? "UTC";
   checkTimeZone(timezone);
   const beatStore = options.beatStore !== undefined
@@ -203,6 +214,7 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
     taskCompression: options.taskCompression ?? null,
     resultExpires,
     visibilityTimeout,
+    outageRetryLimit,
     beatSchedule: { ...options.beatSchedule },
     timezone,
     beatStore,

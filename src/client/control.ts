@@ -6,7 +6,10 @@
  */
 
 import type { Broker } from "../broker/port.ts";
+import { LamportClock } from "../protocol/clock.ts";
 import { type ControlRequest, encodeControlRequest, PIDBOX_EXCHANGE } from "../protocol/control.ts";
+import { Inspect } from "./inspect.ts";
+import { call, type NodeReply, type ReplyOptions } from "./replies.ts";
 
 /** How long revoked ids are remembered (Celery's `REVOKES_MAX_AGE`, 3 hours). */
 const REVOKE_TTL_MS = 10_800_000;
@@ -46,40 +49,125 @@ export interface RevokeOptions {
  */
 export class Control {
   readonly #broker: () => Promise<Broker>;
-  #clock = 0;
+  readonly #clock = new LamportClock();
+  readonly #oid: string;
 
   /**
    * Use `app.control`.
    *
    * @param broker opens the app's broker
+   * @param oid this client's reply-queue id (default: a new one)
    */
-  constructor(broker: () => Promise<Broker>) {
+  constructor(broker: () => Promise<Broker>, oid: string = crypto.randomUUID()) {
     this.#broker = broker;
+    this.#oid = oid;
   }
 
   /**
-   * Broadcast a command without waiting for replies (a Celery "cast").
+   * Broadcast a command and collect the replies (a Celery "call"): one
+   * `{ node: reply }` object per worker that answered within `timeout`.
    *
    * @example
    * ```ts ignore
-   * await app.control.broadcast("shutdown", {}, { destination: ["celeriac@old-host"] });
+   * const replies = await app.control.call("rate_limit", { task_name: "t", rate_limit: "5/s" });
+   * // [{ "celeriac@web1": { ok: "new rate limit set successfully" } }]
    * ```
    *
    * @param method command name
    * @param args command arguments
-   * @param options `destination`: node names; default every worker
+   * @param options timeout (seconds, default 1), destination, limit, signal
+   * @returns the replies; empty when no worker answered
    */
-  async broadcast(
+  async call<T = unknown>(
     method: string,
     args: Record<string, unknown> = {},
-    options: { destination?: string[] } = {},
-  ): Promise<void> {
+    options: ReplyOptions = {},
+  ): Promise<NodeReply<T>[]> {
     const req: ControlRequest = {
       method,
       arguments: args,
       destination: options.destination ?? null,
     };
-    const message = encodeControlRequest(req, { clock: ++this.#clock, expires: 0 });
+    return await call(await this.#broker(), this.#clock, this.#oid, req, options) as NodeReply<
+      T
+    >[];
+  }
+
+  /**
+   * Ping workers: `[{ node: { ok: "pong" } }, ...]`.
+   *
+   * @example
+   * ```ts ignore
+   * const alive = (await app.control.ping({ timeout: 1 })).flatMap(Object.keys);
+   * ```
+   *
+   * @param options timeout, destination, limit
+   * @returns one reply per worker that answered
+   */
+  ping(options: ReplyOptions = {}): Promise<NodeReply<{ ok: string }>[]> {
+    return this.call("ping", {}, options);
+  }
+
+  /**
+   * Inspect workers: `active`, `reserved`, `scheduled`, `stats`, ...
+   *
+   * @example
+   * ```ts ignore
+   * const active = await app.control.inspect({ timeout: 2 }).active();
+   * ```
+   *
+   * @param options timeout, destination, limit of every command sent
+   * @returns the inspector
+   */
+  inspect(options: ReplyOptions = {}): Inspect {
+    return new Inspect((req, o) => this.call(req.method, req.arguments, o), options);
+  }
+
+  /**
+   * Broadcast a command. Without `reply` nothing is awaited (a Celery
+   * "cast"); with `reply: true` the replies are collected as by
+   * {@link Control.call}.
+   *
+   * @example
+   * ```ts ignore
+   * await app.control.broadcast("shutdown", {}, { destination: ["celeriac@old-host"] });
+   * const replies = await app.control.broadcast("clock", {}, { reply: true, timeout: 2 });
+   * ```
+   *
+   * @param method command name
+   * @param args command arguments
+   * @param options `destination`: node names (default every worker); `reply`, `timeout`, `limit`
+   * @returns the replies with `reply: true`
+   */
+  broadcast(
+    method: string,
+    args: Record<string, unknown>,
+    options: ReplyOptions & { reply: true },
+  ): Promise<NodeReply[]>;
+  /**
+   * Broadcast a command without waiting for replies (a Celery "cast").
+   *
+   * @param method command name
+   * @param args command arguments
+   * @param options `destination`: node names; default every worker
+   */
+  broadcast(
+    method: string,
+    args?: Record<string, unknown>,
+    options?: { destination?: string[]; reply?: false },
+  ): Promise<void>;
+  async broadcast(
+    method: string,
+    args: Record<string, unknown> = {},
+    options: ReplyOptions & { reply?: boolean } = {},
+  ): Promise<NodeReply[] | void> {
+    if (options.reply) return await this.call(method, args, options);
+    const req: ControlRequest = {
+      method,
+      arguments: args,
+      destination: options.destination ?? null,
+    };
+    const message = encodeControlRequest(req, { clock: this.#clock.forward(), expires: 0 });
     await (await this.#broker()).broadcast(PIDBOX_EXCHANGE, message);
   }
 

@@ -71,3 +71,18 @@ export function hostName(): string {
 export function anonymousNodeName(): string {
   return `gen${deno()?.pid ?? 0}@${hostName()}`;
 }
+
+/**
+ * This process's id, or 0 where the runtime has none.
+ *
+ * @example
+ * ```ts
+ * import { processId } from "@celeriac/celeriac/protocol";
+ * processId(); // e.g. 4242
+ * ```
+ *
+ * @returns the pid
+ */
+export function processId(): number {
+  return deno()?.pid ?? 0;
+}

@@ -6,11 +6,13 @@
  */
 
 import type { CompressionName } from "../protocol/compression_names.ts";
+import type { TaskState } from "../protocol/result_meta.ts";
 import type { SerializerName } from "../protocol/serializers.ts";
 import type { AsyncResult } from "./async_result.ts";
 import { type CanvasApp, Group, Signature } from "./canvas/signature.ts";
 import type { TaskPermissions } from "./permissions.ts";
 import type { RetryOptions } from "./retry.ts";
+import type { TaskRunInfo } from "./signals.ts";
 
 /**
  * What a bound task (`bind: true`) receives as its first argument.
@@ -74,6 +76,41 @@ export interface TaskContext {
    * ```
    */
   retry(options?: RetryOptions): never;
+  /**
+   * Store a state of your own with a meta object [`self.update_state()`],
+   * e.g. progress: `{ state: "PROGRESS", meta: { done, total } }`. Clients
+   * see it as the task's state and info (Python's `AsyncResult.info`,
+   * Celeriac's `AsyncResult.onProgress`) until the task finishes. Resolves
+   * once stored; nothing is stored when the worker has no result backend.
+   *
+   * @example
+   * ```ts ignore
+   * for (const [i, row] of rows.entries()) {
+   *   await importRow(row);
+   *   await ctx.updateState({ state: "PROGRESS", meta: { done: i + 1, total: rows.length } });
+   * }
+   * ```
+   *
+   * @throws {TypeError} for a missing state, or SUCCESS / FAILURE / REVOKED (return or throw instead)
+   * @throws {EncodeError} when the meta cannot be stored as JSON
+   */
+  updateState(update: StateUpdate): Promise<void>;
+}
+
+/**
+ * A state a task reports with `ctx.updateState()`.
+ *
+ * @example
+ * ```ts
+ * import type { StateUpdate } from "@celeriac/celeriac";
+ * const update: StateUpdate = { state: "PROGRESS", meta: { done: 3, total: 10 } };
+ * ```
+ */
+export interface StateUpdate {
+  /** The state name, e.g. `PROGRESS` (not SUCCESS, FAILURE or REVOKED). */
+  state: string;
+  /** What clients read as the task's info (JSON-encodable). Default `null`. */
+  meta?: unknown;
 }
 
 /**
@@ -213,6 +250,31 @@ export interface TaskOptions {
    * delaying other tasks.
    */
   rateLimit?: string | number;
+  /**
+   * Called in the worker after the handler returned [`on_success`], with
+   * the return value. Runs where the task ran, before the worker stores the
+   * result; an error it throws is logged and changes nothing.
+   */
+  onSuccess?: (value: unknown, task: TaskRunInfo) => void | Promise<void>;
+  /**
+   * Called in the worker after the handler threw (the task fails)
+   * [`on_failure`], with the error and its traceback text.
+   */
+  onFailure?: (
+    error: unknown,
+    task: TaskRunInfo & { readonly traceback: string | null },
+  ) => void | Promise<void>;
+  /**
+   * Called in the worker when the task is to be retried [`on_retry`], with
+   * the retry's cause (`undefined` when `ctx.retry()` named none).
+   */
+  onRetry?: (error: unknown, task: TaskRunInfo) => void | Promise<void>;
+  /**
+   * Called in the worker after `onSuccess` / `onFailure` [`after_return`]
+   * with the state (`SUCCESS` or `FAILURE`) and the return value or error;
+   * not for retries, as in Celery.
+   */
+  afterReturn?: (state: TaskState, value: unknown, task: TaskRunInfo) => void | Promise<void>;
 }
 
 /**

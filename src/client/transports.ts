@@ -24,6 +24,8 @@ import type { ScheduleStore, ScheduleStoreOptions } from "../broker/schedule_sto
 export interface OpenBrokerOptions {
   /** Seconds before an unacknowledged message is redelivered. */
   visibilityTimeout?: number;
+  /** Seconds to retry acknowledgements and requeues while the server is down (Redis). */
+  outageRetryLimit?: number;
 }
 
 /**
@@ -40,6 +42,8 @@ export interface OpenBrokerOptions {
 export interface OpenBackendOptions {
   /** Seconds results are kept; 0 keeps them. */
   resultExpires?: number;
+  /** Seconds to retry a result store while the server is down (Redis). */
+  outageRetryLimit?: number;
   /** rpc://: this client's reply queue (the app's `oid`, the `reply_to` of its tasks). */
   replyQueue?: string;
   /** rpc://: the `amqp://` broker URL results travel through, when the rpc URL names no server. */

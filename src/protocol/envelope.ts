@@ -7,6 +7,7 @@
 
 import { ProtocolError } from "./errors.ts";
 import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import { checkShape, MAX_HEADERS_SIZE } from "./limits.ts";
 import type { Message, MessageProperties } from "./message.ts";
 
 /**
@@ -122,7 +123,13 @@ const utf8 = new TextEncoder();
  *
  * @param raw the envelope JSON text
  * @returns the message with its delivery data
- * @throws {ProtocolError} when it is not a kombu envelope
+ * A message whose task id can be read but whose body cannot be decoded (not
+ * base64), or whose headers pass the nesting or size limits, is returned
+ * with `undecodable` set (see {@link Message.undecodable}), so that the
+ * worker can store a FAILURE for that id.
+ *
+ * @throws {ProtocolError} when it is not a kombu envelope, or cannot be
+ *   read and carries no task id
  */
 export function decodeEnvelope(raw: string): Envelope {
   let env: Record<string, unknown>;
@@ -135,38 +142,63 @@ export function decodeEnvelope(raw: string): Envelope {
     throw new ProtocolError("Envelope is not a JSON object");
   }
   const headers = (env.headers ?? {}) as Record<string, unknown>;
-  const taskId = typeof headers.id === "string" ? headers.id : undefined;
   const properties = (env.properties ?? {}) as MessageProperties;
-  if (typeof properties !== "object" || typeof headers !== "object") {
-    throw new ProtocolError("Envelope headers and properties must be objects", { taskId });
+  if (!isObject(properties) || !isObject(headers)) {
+    throw new ProtocolError("Envelope headers and properties must be objects", {
+      taskId: isObject(headers) && typeof headers.id === "string" ? headers.id : undefined,
+    });
   }
-  const info = (properties.delivery_info ?? {}) as Partial<DeliveryInfo> & {
-    redelivered?: boolean;
+  const taskId = typeof headers.id === "string" ? headers.id : undefined;
+  checkShape(properties, "properties", { maxSize: MAX_HEADERS_SIZE }, taskId);
+  const info = (isObject(properties.delivery_info) ? properties.delivery_info : {}) as {
+    exchange?: unknown;
+    routing_key?: unknown;
+    redelivered?: unknown;
+  };
+  const deliveryInfo = {
+    exchange: typeof info.exchange === "string" ? info.exchange : "",
+    routing_key: typeof info.routing_key === "string" ? info.routing_key : "",
   };
   const bodyText = env.body;
-  if (typeof bodyText !== "string") {
-    throw new ProtocolError("Envelope body must be a string", { taskId });
-  }
-  let body: Uint8Array;
-  if (properties.body_encoding === "base64") {
-    try {
-      body = Uint8Array.fromBase64(bodyText);
-    } catch (cause) {
-      throw new ProtocolError("Envelope body is not valid base64", { taskId, cause });
+  let undecodable: string | undefined;
+  let body = new Uint8Array();
+  try {
+    checkShape(headers, "headers", { maxSize: MAX_HEADERS_SIZE }, taskId);
+    if (typeof bodyText !== "string") {
+      throw new ProtocolError("Envelope body must be a string", { taskId });
     }
-  } else {
-    body = utf8.encode(bodyText);
+    if (properties.body_encoding === "base64") {
+      try {
+        body = Uint8Array.fromBase64(bodyText);
+      } catch (cause) {
+        throw new ProtocolError("Envelope body is not valid base64", { taskId, cause });
+      }
+    } else {
+      body = utf8.encode(bodyText);
+    }
+  } catch (err) {
+    // Without a task id nobody waits for this message: refuse it whole.
+    if (taskId === undefined) throw err;
+    undecodable = (err as Error).message;
   }
+  const kept = undecodable === undefined
+    ? headers
+    : { id: taskId, task: typeof headers.task === "string" ? headers.task : undefined };
   return {
     body,
     contentType: typeof env["content-type"] === "string" ? env["content-type"] : "application/json",
     contentEncoding: typeof env["content-encoding"] === "string"
       ? env["content-encoding"]
       : "utf-8",
-    headers,
+    headers: kept,
     properties,
-    deliveryInfo: { exchange: info.exchange ?? "", routing_key: info.routing_key ?? "" },
+    deliveryInfo,
     deliveryTag: typeof properties.delivery_tag === "string" ? properties.delivery_tag : "",
     redelivered: info.redelivered === true || headers.redelivered === true,
+    ...(undecodable === undefined ? {} : { undecodable }),
   };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
 }

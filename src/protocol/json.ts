@@ -12,6 +12,7 @@
 
 import { refusal, Refused } from "./encodable.ts";
 import { ProtocolError } from "./errors.ts";
+import { MAX_NESTING_DEPTH } from "./limits.ts";
 import { parsePyDate, pyIsoFormat } from "./time.ts";
 
 const SAFE_STRING = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
@@ -196,13 +197,18 @@ function reviver(this: unknown, _key: string, value: unknown, ctx?: { source?: s
  *
  * @param text JSON text
  * @returns the decoded value
- * @throws {ProtocolError} when the text is not JSON
+ * @throws {ProtocolError} when the text is not JSON, or (for the Python-only
+ *   tokens `NaN` / `Infinity`) nests deeper than `MAX_NESTING_DEPTH`
  */
 export function pyJsonLoads(text: string): unknown {
   const special = LONG_DIGITS.test(text) || text.includes('"__type__"');
   try {
     return special ? JSON.parse(text, reviver) : JSON.parse(text);
   } catch (err) {
+    if (err instanceof RangeError) {
+      // JSON.parse itself is iterative, but its reviver walks the result recursively.
+      throw new ProtocolError(`JSON nested too deep to decode: ${err.message}`, { cause: err });
+    }
     if (!(err instanceof SyntaxError)) throw err;
     return new TolerantParser(text).parseDocument();
   }
@@ -211,6 +217,7 @@ export function pyJsonLoads(text: string): unknown {
 /** A small recursive-descent parser for the JSON superset Python emits. */
 class TolerantParser {
   #pos = 0;
+  #depth = 0;
   readonly #text: string;
 
   constructor(text: string) {
@@ -297,29 +304,42 @@ class TolerantParser {
     return value;
   }
 
+  #enter(): void {
+    if (++this.#depth > MAX_NESTING_DEPTH) {
+      this.#fail(`nested deeper than ${MAX_NESTING_DEPTH} levels`);
+    }
+  }
+
   #array(): unknown[] {
     this.#pos++;
+    this.#enter();
     const out: unknown[] = [];
     this.#ws();
     if (this.#text[this.#pos] === "]") {
       this.#pos++;
+      this.#depth--;
       return out;
     }
     for (;;) {
       out.push(this.#value());
       this.#ws();
       const c = this.#text[this.#pos++];
-      if (c === "]") return out;
+      if (c === "]") {
+        this.#depth--;
+        return out;
+      }
       if (c !== ",") this.#fail("expected , or ]");
     }
   }
 
   #object(): unknown {
     this.#pos++;
+    this.#enter();
     const out: Record<string, unknown> = {};
     this.#ws();
     if (this.#text[this.#pos] === "}") {
       this.#pos++;
+      this.#depth--;
       return out;
     }
     for (;;) {
@@ -331,7 +351,10 @@ class TolerantParser {
       out[key] = this.#value();
       this.#ws();
       const c = this.#text[this.#pos++];
-      if (c === "}") return isTypedWrapper(out) ? unwrapTyped(out) : out;
+      if (c === "}") {
+        this.#depth--;
+        return isTypedWrapper(out) ? unwrapTyped(out) : out;
+      }
       if (c !== ",") this.#fail("expected , or }");
     }
   }

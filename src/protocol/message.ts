@@ -67,6 +67,14 @@ export interface Message {
   headers: Record<string, unknown>;
   /** Message properties. */
   properties: MessageProperties;
+  /**
+   * Set by a transport that received a message it could not fully decode
+   * (a body that is not base64, headers past the limits) but whose task id
+   * it could read: why. The body is then empty and the headers hold only
+   * `id` and `task`; {@link decodeTaskHeaders} refuses it, so the worker
+   * parks it and stores a FAILURE for that id.
+   */
+  undecodable?: string;
 }
 
 /**

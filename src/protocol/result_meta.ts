@@ -11,7 +11,9 @@ import { pyJsonDumps, pyJsonLoads } from "./json.ts";
 import { pyIsoFormat } from "./time.ts";
 
 /**
- * Celery task states. `PENDING` is never stored: a missing key means pending.
+ * Celery task states, and custom ones a task stores with
+ * `ctx.updateState()` (e.g. `PROGRESS`). `PENDING` is never stored: a
+ * missing key means pending.
  *
  * @example Comparing states
  * ```ts
@@ -32,7 +34,21 @@ export type TaskState =
   | "FAILURE"
   | "REVOKED"
   | "REJECTED"
-  | "IGNORED";
+  | "IGNORED"
+  | (string & Record<never, never>);
+
+/** Celery's own states: written without escaping. */
+const BUILTIN_STATES: ReadonlySet<string> = new Set([
+  "PENDING",
+  "RECEIVED",
+  "STARTED",
+  "RETRY",
+  "SUCCESS",
+  "FAILURE",
+  "REVOKED",
+  "REJECTED",
+  "IGNORED",
+]);
 
 /**
  * States after which a task will not change any more.
@@ -185,7 +201,10 @@ export function encodeResultMeta(input: ResultMetaInput): string {
  * @returns the JSON text to store
  */
 export function encodeResultMetaWithJson(input: ResultMetaInput, resultJson: string): string {
-  let out = '{"status": "' + input.status + '", "result": ' + resultJson + ', "traceback": ' +
+  const status = BUILTIN_STATES.has(input.status)
+    ? '"' + input.status + '"'
+    : pyJsonDumps(input.status);
+  let out = '{"status": ' + status + ', "result": ' + resultJson + ', "traceback": ' +
     pyJsonDumps(input.traceback ?? null) + ', "children": ' + pyJsonDumps(input.children ?? []) +
     ', "date_done": ' + (input.dateDone ? '"' + pyIsoFormat(input.dateDone, "") + '"' : "null");
   if (input.groupId) out += ', "group_id": ' + pyJsonDumps(input.groupId);

@@ -11,6 +11,7 @@
 import { loadedMsgpack } from "./codecs.ts";
 import { ContentDisallowedError, ProtocolError } from "./errors.ts";
 import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import { checkShape } from "./limits.ts";
 
 /**
  * Serializer names accepted for publishing.
@@ -116,9 +117,21 @@ export function serialize(value: unknown, serializer: SerializerName = "json"): 
  * @param taskId the task id, named in errors
  * @returns the decoded value
  * @throws {ContentDisallowedError} for pickle, yaml and unknown content types
- * @throws {ProtocolError} when the bytes do not decode
+ * @throws {ProtocolError} when the bytes do not decode, or the value nests
+ *   deeper than `MAX_NESTING_DEPTH`
  */
 export function deserialize(
+  body: Uint8Array,
+  contentType: string,
+  contentEncoding: string,
+  taskId?: string,
+): unknown {
+  const value = decodeBody(body, contentType, contentEncoding, taskId);
+  checkShape(value, "body", {}, taskId);
+  return value;
+}
+
+function decodeBody(
   body: Uint8Array,
   contentType: string,
   contentEncoding: string,

@@ -8,8 +8,10 @@
  */
 
 import { loadedCompression } from "./codecs.ts";
+import { embedFrom } from "./embed.ts";
 import { ProtocolError } from "./errors.ts";
-import type { Embed, Message, SignatureDict, TaskBody } from "./message.ts";
+import { checkShape, MAX_HEADERS_SIZE } from "./limits.ts";
+import type { Message, TaskBody } from "./message.ts";
 import { deserialize } from "./serializers.ts";
 import { parsePyDate } from "./time.ts";
 
@@ -162,20 +164,6 @@ function decodedBody(msg: BodyParts, taskId?: string): unknown {
   return deserialize(raw, msg.contentType, msg.contentEncoding, taskId);
 }
 
-function signatures(v: unknown): SignatureDict[] | null {
-  return Array.isArray(v) && v.length > 0 ? v as SignatureDict[] : null;
-}
-
-function embedFrom(v: unknown): Embed {
-  const e = (v !== null && typeof v === "object" ? v : {}) as Record<string, unknown>;
-  return {
-    callbacks: signatures(e.callbacks),
-    errbacks: signatures(e.errbacks),
-    chain: signatures(e.chain),
-    chord: e.chord && typeof e.chord === "object" ? e.chord as SignatureDict : null,
-  };
-}
-
 function checkArgs(args: unknown, kwargs: unknown, taskId: string): void {
   if (!Array.isArray(args)) {
     throw new ProtocolError(`Task args must be an array, got ${JSON.stringify(args)}`, { taskId });
@@ -194,7 +182,10 @@ function v1Body(obj: Record<string, unknown>, taskId: string): TaskBody {
   return {
     args: args as unknown[],
     kwargs: kwargs as Record<string, unknown>,
-    embed: embedFrom({ callbacks: obj.callbacks, errbacks: obj.errbacks, chord: obj.chord }),
+    embed: embedFrom(
+      { callbacks: obj.callbacks, errbacks: obj.errbacks, chord: obj.chord },
+      taskId,
+    ),
   };
 }
 
@@ -215,11 +206,20 @@ function v1Body(obj: Record<string, unknown>, taskId: string): TaskBody {
  *
  * @param msg a received message
  * @returns the task request
- * @throws {ProtocolError} for a malformed message (no id, no name, bad dates)
+ * @throws {ProtocolError} for a malformed message (no id, no name, bad dates,
+ *   headers nested deeper than `MAX_NESTING_DEPTH` or larger than
+ *   `MAX_HEADERS_SIZE`, a malformed embed in a protocol-1 body)
  * @throws {ContentDisallowedError} for a refused content type (protocol 1 only)
  */
 export function decodeTaskHeaders(msg: Message): TaskRequest {
   const headers = msg.headers ?? {};
+  if (typeof headers !== "object" || Array.isArray(headers)) {
+    throw new ProtocolError("Message headers must be an object");
+  }
+  if (msg.undecodable !== undefined) {
+    throw new ProtocolError(msg.undecodable, { taskId: str(headers.id) ?? undefined });
+  }
+  checkShape(headers, "headers", { maxSize: MAX_HEADERS_SIZE }, str(headers.id) ?? undefined);
   if (typeof headers.task === "string") {
     const req = fromFields(headers, headers, msg, 2);
     if (headers.args !== undefined && req.body === undefined) {
@@ -263,7 +263,8 @@ export function decodeTaskHeaders(msg: Message): TaskRequest {
  * @param msg the message
  * @param taskId the task id, named in errors
  * @returns args, kwargs and embed
- * @throws {ProtocolError} when the body is not a task body
+ * @throws {ProtocolError} when the body is not a task body (or its embed
+ *   holds a malformed signature, or it nests too deep)
  * @throws {ContentDisallowedError} for a refused content type
  */
 export function decodeTaskBody(msg: BodyParts, taskId: string): TaskBody {
@@ -288,6 +289,6 @@ export function decodeTaskBody(msg: BodyParts, taskId: string): TaskBody {
   return {
     args: args as unknown[],
     kwargs: kwargs as Record<string, unknown>,
-    embed: embedFrom(embed),
+    embed: embedFrom(embed, taskId),
   };
 }

@@ -21,6 +21,10 @@ import {
 } from "../protocol/result_meta.ts";
 import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
+import { checkCall, handlerSignature } from "./arity.ts";
+import { stateUpdater } from "./task_state.ts";
+import { runHooks } from "./task_hooks.ts";
+import type { Signals } from "../client/signals.ts";
 import { reportedError } from "./reported_error.ts";
 import type { TimeLimits } from "./time_limits.ts";
 import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
@@ -154,17 +158,22 @@ function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
   if (keys.length === 0) return body.args;
   const params = task.options.params;
   if (params) {
+    // Python's checks and messages, in its order: the first offending keyword is named.
+    const fn = task.handler ? handlerSignature(task.handler, task.options, task.name).name : "";
     const args = [...body.args];
-    const extra: string[] = [];
     for (const k of keys) {
       const i = params.indexOf(k);
-      if (i < 0) extra.push(k);
-      else if (i < body.args.length) {
-        throw new TypeError(`${task.name}() got multiple values for argument '${k}'`);
-      } else args[i] = kwargs[k];
+      if (i < 0) {
+        // A bound task reads keywords it does not name from ctx.kwargs.
+        if (task.options.bind) continue;
+        throw new TypeError(`${fn}() got an unexpected keyword argument '${k}'`);
+      }
+      if (i < body.args.length) {
+        throw new TypeError(`${fn}() got multiple values for argument '${k}'`);
+      }
+      args[i] = kwargs[k];
     }
-    if (extra.length === 0 || task.options.bind) return args;
-    throw new TypeError(`${task.name}() got unexpected keyword argument(s): ${extra.join(", ")}`);
+    return args;
   }
   if (task.options.bind) return body.args;
   throw new TypeError(
@@ -185,6 +194,24 @@ function needsFollowUp(embed: Embed): boolean {
 }
 
 /**
+ * What a running task can reach beyond its own Web Worker.
+ *
+ * @example
+ * ```ts ignore
+ * const services: RunServices = { storeState: (seq, status, meta) => backend.store(...) };
+ * ```
+ */
+export interface RunServices {
+  /**
+   * Store a state that running task `seq` reports with `ctx.updateState()`;
+   * resolves once stored. Without it nothing is stored.
+   */
+  storeState?: (seq: number, status: string, meta: string) => Promise<void>;
+  /** The app's signals (`taskPrerun`, `taskPostrun`, `taskFailure`). */
+  signals?: Signals;
+}
+
+/**
  * Run one task request against a registry of tasks.
  *
  * @example
@@ -195,12 +222,14 @@ function needsFollowUp(embed: Embed): boolean {
  * @param tasks the registry
  * @param req the request
  * @param signal aborted when the worker wants the task to stop
+ * @param services what the task may reach (state updates); none by default
  * @returns the outcome
  */
 export async function runTask(
   tasks: ReadonlyMap<string, Task<never, unknown>>,
   req: RunRequest,
   signal: AbortSignal,
+  services: RunServices = {},
 ): Promise<RunOutcome> {
   const started = performance.now();
   const metaInput = {
@@ -232,6 +261,15 @@ export async function runTask(
     };
   }
   const task = tasks.get(req.task);
+  const hooks = task
+    ? runHooks(task, {
+      id: req.id,
+      name: req.task,
+      args: body.args,
+      kwargs: body.kwargs,
+      retries: req.info.retries,
+    }, services.signals)
+    : null;
   const followUps = needsFollowUp(body.embed);
   const state = { name: req.task, id: req.id, retries: req.info.retries, ...body };
   let planned: { plan: PlannedRetry; signal: Retry } | null = null;
@@ -263,9 +301,16 @@ export async function runTask(
       traceback: req.describe ? tracebackText(sig) : undefined,
     };
   };
+  const retried = async (): Promise<RunOutcome> => {
+    const outcome = retryOutcome();
+    await hooks?.retry(planned!.signal.cause);
+    return outcome;
+  };
   try {
     if (!task?.handler) throw new Error(`Task ${req.task} is not defined in this worker's app`);
+    await hooks?.prerun();
     const args = callArgs(task, body);
+    checkCall(task, body, args);
     const handler = task.handler as (...a: unknown[]) => unknown;
     const rootId = req.info.rootId ?? req.id;
     let value: unknown;
@@ -286,14 +331,15 @@ export async function runTask(
         deliveryInfo: { queue: req.info.queue, redelivered: req.info.redelivered },
         signal,
         retry,
+        updateState: stateUpdater(req, services.storeState),
       };
       value = await currentTask.run({ id: req.id, rootId }, () => handler(ctx, ...args));
     } else {
       value = await currentTask.run({ id: req.id, rootId }, () => handler(...args));
     }
-    if (planned) return retryOutcome();
+    if (planned) return await retried();
     const store = req.storeResult && !task.options.ignoreResult;
-    return {
+    const outcome: RunOutcome = {
       seq: req.seq,
       ok: true,
       meta: store
@@ -306,6 +352,8 @@ export async function runTask(
       runtime: performance.now() - started,
       repr: req.describe ? resultRepr(value) : undefined,
     };
+    await hooks?.success(value);
+    return outcome;
   } catch (thrown) {
     let err = thrown;
     const auto = planned || !task ? null : autoretryOptions(task.options, err, state.retries);
@@ -316,8 +364,10 @@ export async function runTask(
         err = e;
       }
     }
-    if (planned) return retryOutcome();
+    if (planned) return await retried();
     const exc = exceptionInfo(reportedError(err, `${req.task}[${req.id}]`, signal));
+    const traceback = tracebackText(err);
+    await hooks?.failure(err, traceback);
     return {
       seq: req.seq,
       ok: false,
@@ -327,7 +377,7 @@ export async function runTask(
           ...metaInput,
           status: "FAILURE",
           result: null,
-          traceback: tracebackText(err),
+          traceback,
           dateDone: new Date(),
         },
         pyJsonDumps(exc),
@@ -353,13 +403,18 @@ export async function runTask(
  */
 export class BatchRunner {
   readonly #onOutcomes: (outcomes: RunOutcome[]) => void;
+  readonly #services: RunServices;
   readonly #running = new Map<number, AbortController>();
   #outbox: RunOutcome[] = [];
   #flushScheduled = false;
 
-  /** @param onOutcomes receives each batch of finished outcomes */
-  constructor(onOutcomes: (outcomes: RunOutcome[]) => void) {
+  /**
+   * @param onOutcomes receives each batch of finished outcomes
+   * @param services what tasks may reach (state updates)
+   */
+  constructor(onOutcomes: (outcomes: RunOutcome[]) => void, services: RunServices = {}) {
     this.#onOutcomes = onOutcomes;
+    this.#services = services;
   }
 
   /**
@@ -367,13 +422,19 @@ export class BatchRunner {
    *
    * @param tasks the registry
    * @param requests what to run
+   * @param signals the app's signals, for task signal listeners
    */
-  run(tasks: ReadonlyMap<string, Task<never, unknown>>, requests: RunRequest[]): void {
+  run(
+    tasks: ReadonlyMap<string, Task<never, unknown>>,
+    requests: RunRequest[],
+    signals?: Signals,
+  ): void {
+    const services = signals ? { ...this.#services, signals } : this.#services;
     for (const req of requests) {
       const ctl = new AbortController();
       this.#running.set(req.seq, ctl);
       const began = performance.now();
-      const running = runTask(tasks, req, ctl.signal);
+      const running = runTask(tasks, req, ctl.signal, services);
       const blocked = performance.now() - began;
       running.then((o) => this.#finished({ ...o, blocked }));
     }

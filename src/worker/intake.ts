@@ -20,6 +20,7 @@ import {
   revokedEntry,
   startedEntry,
 } from "./result_entries.ts";
+import { finishedBefore, screen } from "./screening.ts";
 import { Settlement } from "./settlement.ts";
 import { resolveTimeLimits } from "./time_limits.ts";
 import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
@@ -57,6 +58,11 @@ export class Intake {
     });
   }
 
+  /** How many ETA tasks are held, waiting to be due. */
+  get etaHeld(): number {
+    return this.#heldById.size;
+  }
+
   /** How many tasks wait for a rate-limit token. */
   get backlog(): number {
     return this.limiter.size;
@@ -85,6 +91,7 @@ export class Intake {
       }
     }
     const { lifecycle, app } = this.#s;
+    const done = await finishedBefore(this.#s.backend, deliveries);
     const now = Date.now();
     const s = new Settlement();
     const runs: RunRequest[] = [];
@@ -109,6 +116,7 @@ export class Intake {
         if (taskId) s.stores.push(failureEntry(taskId, refusalInfo(err as Error), null));
         continue;
       }
+      if (screen(d, req, done, s, this.#s.options.maxDeliveries)) continue;
       const task = app.tasks.get(req.task);
       if (!task?.handler) {
         const reason = `unregistered task "${req.task}"`;
@@ -245,6 +253,7 @@ export class Intake {
       this.#s.pool.run([this.#prepare(d, req, task, s)]);
     }
     this.#s.settle(s);
+    this.#s.wake(); // one ETA task fewer held: the take loop may take again
   }
 
   #prepare(d: Delivery, req: TaskRequest, task: Task<never, unknown>, s: Settlement): RunRequest {

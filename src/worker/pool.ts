@@ -16,6 +16,7 @@ import { BatchRunner, type RunOutcome, type RunRequest } from "./executor.ts";
 import type { FromRunner, ToRunner } from "./pool_protocol.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, type SpawnPermissions, spawnPermissions } from "./sandboxes.ts";
+import { refusedOutcome } from "./refused_outcome.ts";
 import { TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
@@ -47,6 +48,8 @@ export interface PoolEvents {
   onOutcomes(outcomes: RunOutcome[]): void;
   /** Publish a message for a task (tasks sent from tasks). */
   onPublish(message: Message, target: PublishTarget): Promise<void>;
+  /** Store a state that running task `seq` reported (`ctx.updateState`). Default: not stored. */
+  onState?(seq: number, status: string, meta: string): Promise<void>;
   /** A Web Worker died: these dispatched tasks did not finish. */
   onLost(seqs: number[], reason: string): void;
   /**
@@ -295,6 +298,12 @@ export class ThreadPool implements Pool {
             (err) => this.#post(member, { type: "published", id: msg.id, error: String(err) }),
           );
           break;
+        case "store":
+          (this.#events.onState?.(msg.seq, msg.status, msg.meta) ?? Promise.resolve()).then(
+            () => this.#post(member, { type: "stored", id: msg.id }),
+            (err) => this.#post(member, { type: "stored", id: msg.id, error: String(err) }),
+          );
+          break;
       }
     };
     worker.onerror = (e: ErrorEvent) => {
@@ -431,7 +440,38 @@ export class ThreadPool implements Pool {
       b.push(req);
       if (this.#policy.full(best.assigned)) this.#retire(best, `it ran ${best.assigned} tasks`);
     }
-    for (const [m, batch] of batches) this.#post(m, { type: "run", batch });
+    for (const [m, batch] of batches) this.#postRun(m, batch);
+  }
+
+  /**
+   * Post a batch to a Web Worker. When it cannot be posted (a value the
+   * structured clone refuses), each task is posted alone and the ones that
+   * still fail are refused — parked with a FAILURE — instead of throwing
+   * into the worker's receive path or waiting forever.
+   */
+  #postRun(member: Member, batch: RunRequest[]): void {
+    try {
+      this.#post(member, { type: "run", batch });
+      return;
+    } catch (err) {
+      if (batch.length === 1) return this.#unsendable(member, batch[0], err);
+    }
+    for (const req of batch) {
+      try {
+        this.#post(member, { type: "run", batch: [req] });
+      } catch (err) {
+        this.#unsendable(member, req, err);
+      }
+    }
+  }
+
+  #unsendable(member: Member, req: RunRequest, err: unknown): void {
+    log.error("Task {name}[{id}] cannot be handed to a Web Worker: {error}", {
+      name: req.task,
+      id: req.id,
+      error: (err as Error).message,
+    });
+    this.#onOutcomes(member, [refusedOutcome(req, err)], undefined);
   }
 
   abort(seqs: number[]): void {
@@ -497,7 +537,7 @@ export class InlinePool implements Pool {
         this.#limits.clear(o.seq);
       }
       events.onOutcomes(outcomes);
-    });
+    }, { storeState: events.onState?.bind(events) });
     this.#limits = new TimeLimitTimers({
       soft: (seq, seconds) => {
         const r = this.#running.get(seq);
@@ -527,7 +567,7 @@ export class InlinePool implements Pool {
       this.#running.set(req.seq, { task: req.task, id: req.id });
       if (req.timeLimits) this.#limits.start(req.seq, req.timeLimits);
     }
-    this.#runner.run(this.#app.tasks, requests);
+    this.#runner.run(this.#app.tasks, requests, this.#app.signals);
   }
 
   abort(seqs: number[]): void {

@@ -25,7 +25,8 @@ export type ToRunner =
   | { type: "run"; batch: RunRequest[] }
   | { type: "abort"; seqs: number[] }
   | { type: "soft-time-limit"; seq: number; seconds: number; task: string; id: string }
-  | { type: "published"; id: number; error?: string };
+  | { type: "published"; id: number; error?: string }
+  | { type: "stored"; id: number; error?: string };
 
 /** Web Worker → main thread. */
 export type FromRunner =
@@ -37,4 +38,5 @@ export type FromRunner =
     /** Heap used plus external memory in bytes, when asked to measure. */
     memory?: number;
   }
-  | { type: "publish"; id: number; message: Message; target: PublishTarget };
+  | { type: "publish"; id: number; message: Message; target: PublishTarget }
+  | { type: "store"; id: number; seq: number; status: string; meta: string };

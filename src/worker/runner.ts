@@ -19,8 +19,8 @@ import type { FromRunner, ToRunner } from "./pool_protocol.ts";
 import type { Revocation } from "./sandboxes.ts";
 
 let app: Promise<Celery> | null = null;
-const pendingPublishes = new Map<number, { resolve(): void; reject(e: Error): void }>();
-let publishSeq = 0;
+const pendingRequests = new Map<number, { resolve(): void; reject(e: Error): void }>();
+let requestSeq = 0;
 let measureMemory = false;
 
 function post(msg: FromRunner): void {
@@ -32,9 +32,19 @@ function memory(): number {
   return m.heapUsed + m.external;
 }
 
-const runner = new BatchRunner((outcomes) =>
-  post({ type: "outcomes", outcomes, memory: measureMemory ? memory() : undefined })
+const runner = new BatchRunner(
+  (outcomes) => post({ type: "outcomes", outcomes, memory: measureMemory ? memory() : undefined }),
+  { storeState: (seq, status, meta) => request({ type: "store", id: 0, seq, status, meta }) },
 );
+
+/** Post a request the main thread acknowledges (`published` / `stored`) and wait for the answer. */
+function request(msg: Extract<FromRunner, { type: "publish" | "store" }>): Promise<void> {
+  const id = ++requestSeq;
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  pendingRequests.set(id, { resolve, reject });
+  post({ ...msg, id });
+  return promise;
+}
 
 async function init(
   module: string,
@@ -50,13 +60,7 @@ async function init(
   }
   loaded.configure(config);
   registerBuiltins(loaded);
-  loaded[PUBLISHER] = (message, target) => {
-    const id = ++publishSeq;
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
-    pendingPublishes.set(id, { resolve, reject });
-    post({ type: "publish", id, message, target });
-    return promise;
-  };
+  loaded[PUBLISHER] = (message, target) => request({ type: "publish", id: 0, message, target });
   return loaded;
 }
 
@@ -72,7 +76,7 @@ self.onmessage = (e: MessageEvent<ToRunner>) => {
       );
       break;
     case "run":
-      app!.then((a) => runner.run(a.tasks, msg.batch));
+      app!.then((a) => runner.run(a.tasks, msg.batch, a.signals));
       break;
     case "abort":
       runner.abort(msg.seqs);
@@ -80,9 +84,10 @@ self.onmessage = (e: MessageEvent<ToRunner>) => {
     case "soft-time-limit":
       runner.abort([msg.seq], new SoftTimeLimitExceeded(msg));
       break;
+    case "stored":
     case "published": {
-      const p = pendingPublishes.get(msg.id);
-      pendingPublishes.delete(msg.id);
+      const p = pendingRequests.get(msg.id);
+      pendingRequests.delete(msg.id);
       if (msg.error) p?.reject(new Error(msg.error));
       else p?.resolve();
       break;

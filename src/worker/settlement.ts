@@ -9,6 +9,7 @@
 
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
 import type { Broker, Delivery, PublishTarget, Rejection } from "../broker/port.ts";
+import { retryWhileDown } from "../broker/outage.ts";
 import type { Message } from "../protocol/message.ts";
 import { type ChordJoin, joinChords, publishAll } from "./chords.ts";
 import type { Outgoing } from "./follow_ups.ts";
@@ -59,10 +60,16 @@ export interface SettleIo {
   readonly backend: ResultBackend | null;
   /** Publishes a message through the app. */
   publish(message: Message, target: PublishTarget): Promise<void>;
+  /** Seconds a follow-up publish is retried while the broker is down; default 300. */
+  readonly outageRetryLimit?: number;
 }
 
 /**
- * Write a settlement: park, store, publish, acknowledge.
+ * Write a settlement: park, store, publish, acknowledge. Each step rides
+ * out an outage of its server (retrying with backoff for the outage
+ * limit: the transports do it for parking, stores and acknowledgements,
+ * this function for follow-up publishes), so the delivery stays
+ * unacknowledged until its outcome is written.
  *
  * @example
  * ```ts ignore
@@ -75,7 +82,19 @@ export interface SettleIo {
 export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   if (s.rejects.length) await io.broker.reject(s.rejects);
   if (io.backend && s.stores.length) await storeResults(io.backend, s.stores);
-  await publishAll(s.publishes, io);
-  if (s.joins.length) await joinChords(s.joins, io);
+  if (s.publishes.length === 0 && s.joins.length === 0) {
+    if (s.acks.length) await io.broker.ack(s.acks);
+    return;
+  }
+  const retrying = {
+    backend: io.backend,
+    publish: (message: Message, target: PublishTarget) =>
+      retryWhileDown(() => io.publish(message, target), {
+        limit: io.outageRetryLimit,
+        what: "publish follow-up tasks",
+      }),
+  };
+  await publishAll(s.publishes, retrying);
+  if (s.joins.length) await joinChords(s.joins, retrying);
   if (s.acks.length) await io.broker.ack(s.acks);
 }

@@ -89,6 +89,69 @@ export interface TimeLimitHandlers {
   hard(seq: number, seconds: number): void;
 }
 
+/** Longest delay a platform timer accepts; a longer one fires at once. */
+const MAX_DELAY = 2 ** 31 - 1;
+
+/**
+ * A timer that can wait longer than `setTimeout` allows, re-arming until due.
+ *
+ * @example
+ * ```ts
+ * import { clearLongTimeout, type LongTimer, setLongTimeout } from "./time_limits.ts";
+ * const timer: LongTimer = setLongTimeout(() => {}, 40 * 86_400_000); // 40 days
+ * clearLongTimeout(timer);
+ * ```
+ */
+export interface LongTimer {
+  /** The platform timer armed now. */
+  id: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * Call `fn` after `ms` milliseconds, for any delay: one beyond what
+ * `setTimeout` accepts (about 24.8 days) is waited for in steps.
+ *
+ * @example
+ * ```ts
+ * import { clearLongTimeout, setLongTimeout } from "./time_limits.ts";
+ * const timer = setLongTimeout(() => console.log("a month later"), 30 * 86_400_000);
+ * clearLongTimeout(timer);
+ * ```
+ *
+ * @param fn what to call
+ * @param ms the delay; not a finite number means never
+ * @returns a handle for {@link clearLongTimeout}
+ */
+export function setLongTimeout(fn: () => void, ms: number): LongTimer {
+  const due = Date.now() + ms;
+  const timer = {} as LongTimer;
+  const arm = (wait: number) => {
+    timer.id = setTimeout(() => {
+      const left = due - Date.now();
+      if (left > 0) arm(left);
+      else fn();
+    }, Math.min(Math.max(0, wait), MAX_DELAY));
+  };
+  if (Number.isNaN(ms) || ms === Infinity) timer.id = setTimeout(() => {}, 0);
+  else arm(ms);
+  return timer;
+}
+
+/**
+ * Cancel a {@link setLongTimeout} timer.
+ *
+ * @example
+ * ```ts
+ * import { clearLongTimeout, setLongTimeout } from "./time_limits.ts";
+ * clearLongTimeout(setLongTimeout(() => {}, 1000));
+ * ```
+ *
+ * @param timer the handle
+ */
+export function clearLongTimeout(timer: LongTimer): void {
+  clearTimeout(timer.id);
+}
+
 /**
  * One soft and one hard timer per running task, cleared when it finishes.
  *
@@ -107,7 +170,7 @@ export interface TimeLimitHandlers {
  */
 export class TimeLimitTimers {
   readonly #handlers: TimeLimitHandlers;
-  readonly #timers = new Map<number, ReturnType<typeof setTimeout>[]>();
+  readonly #timers = new Map<number, LongTimer[]>();
 
   /**
    * Create the timers; none runs before {@link TimeLimitTimers.start}.
@@ -130,13 +193,13 @@ export class TimeLimitTimers {
    * @param limits its limits
    */
   start(seq: number, limits: TimeLimits): void {
-    const timers: ReturnType<typeof setTimeout>[] = [];
+    const timers: LongTimer[] = [];
     const { hard, soft } = limits;
     if (soft !== null && (hard === null || soft < hard)) {
-      timers.push(setTimeout(() => this.#handlers.soft(seq, soft), soft * 1000));
+      timers.push(setLongTimeout(() => this.#handlers.soft(seq, soft), soft * 1000));
     }
     if (hard !== null) {
-      timers.push(setTimeout(() => {
+      timers.push(setLongTimeout(() => {
         this.clear(seq);
         this.#handlers.hard(seq, hard);
       }, hard * 1000));
@@ -152,7 +215,7 @@ export class TimeLimitTimers {
   clear(seq: number): void {
     const timers = this.#timers.get(seq);
     if (!timers) return;
-    for (const t of timers) clearTimeout(t);
+    for (const t of timers) clearLongTimeout(t);
     this.#timers.delete(seq);
   }
 

@@ -40,6 +40,7 @@ import { hostName } from "../client/runtime.ts";
 import { parseRate } from "../protocol/rate.ts";
 import { registerBuiltins } from "./builtins.ts";
 import { Intake } from "./intake.ts";
+import { receiveOrPark, settleOrPark } from "./last_resort.ts";
 import { logLifecycle } from "./lifecycle_log.ts";
 import { putBack, settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
@@ -47,7 +48,9 @@ import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { createPool } from "./pool_setup.ts";
 import { workerInspection } from "./inspection.ts";
 import { type ControlTarget, RemoteControl } from "./remote_control.ts";
+import { storeState } from "./task_state.ts";
 import { REVOKE_TTL_MS } from "./revoked_ids.ts";
+import { softShutdown, takeAllowance } from "./scale_limits.ts";
 import { sendTaskEvents } from "./task_events.ts";
 import { TaskRegistries } from "./task_registries.ts";
 import type { WorkerOptions } from "./worker_options.ts";
@@ -210,12 +213,13 @@ export class Worker {
     const { pool, sandboxes } = createPool(this.#app, s.options, {
       onOutcomes: (outs) => {
         this.#window.observe(outs);
-        settleOutcomes(s, outs);
+        settleOrPark(s, outs, settleOutcomes);
       },
       onPublish: (message, target) => {
         s.children.record(message);
         return this.#app.publish(message, target);
       },
+      onState: (seq, status, meta) => storeState(s.backend, s.running.get(seq)?.req, status, meta),
       onLost: (seqs, reason) => settleLost(s, seqs, reason),
       onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),
     });
@@ -244,7 +248,7 @@ export class Worker {
       hostname: this.hostname,
       n: pool.capacity,
       queues: this.queues.join(","),
-      tasks: [...this.#app.tasks.keys()].join(", "),
+      tasks: [...this.#app.tasks.keys()].filter((n) => !n.startsWith("celery.")).join(", "),
     });
     if (sandboxes.length > 1 || sandboxes[0]?.permissions !== "inherit") {
       for (const sb of sandboxes) {
@@ -255,13 +259,18 @@ export class Worker {
       }
     }
     this.#loop = this.#consume();
+    await this.#app.signals.emit("workerReady", { hostname: this.hostname, queues: this.queues });
   }
 
   async #consume(): Promise<void> {
     const s = this.#s;
     let backoff = 500;
     while (!this.#stopping) {
-      const free = Math.min(s.pool.capacity, this.#window.limit) - s.running.size;
+      const free = takeAllowance(
+        Math.min(s.pool.capacity, this.#window.limit) - s.running.size,
+        this.#intake.etaHeld,
+        s.options.etaTaskLimit,
+      );
       // Tasks waiting for a rate-limit token do not take slots, but their number is bounded.
       if (free <= 0 || this.#intake.backlog >= Math.max(100, 4 * s.pool.capacity)) {
         await s.sleep();
@@ -283,10 +292,10 @@ export class Worker {
             r();
           }, { once: true });
         });
-        backoff = Math.min(backoff * 2, 10_000);
+        backoff = Math.min(backoff * 2, 2000);
         continue;
       }
-      if (got.length) await this.#intake.receive(got);
+      if (got.length) await receiveOrPark(s, this.#intake, got);
     }
   }
 
@@ -423,6 +432,7 @@ export class Worker {
     clearInterval(this.#leaseTimer);
     await s.pool.close();
     await this.#offline();
+    await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
     this.#finished.resolve();
   }
 
@@ -443,6 +453,15 @@ export class Worker {
     const s = this.#s;
     this.#takeAbort.abort();
     this.#control.abort();
+    const soft = (s.options.softShutdownTimeout ?? 0) * 1000;
+    if (soft > 0 && s.running.size > 0) {
+      log.warn("{hostname}: soft shutdown, {n} running task(s) get {s} s to finish", {
+        hostname: this.hostname,
+        n: s.running.size,
+        s: soft / 1000,
+      });
+      await softShutdown(() => s.running.size, () => s.sleep(), soft);
+    }
     const seqs = [...s.running.keys()];
     const running = [...s.running.values()];
     s.running.clear();
@@ -461,6 +480,7 @@ export class Worker {
     await s.drainSettling();
     clearInterval(this.#leaseTimer);
     await this.#offline();
+    await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
     this.#finished.resolve();
   }
 

@@ -96,8 +96,29 @@ export interface WorkerOptions {
    * (default 30 minutes) never closes the channel. Default 600.
    */
   etaHoldLimit?: number;
+  /**
+   * Hold at most this many ETA tasks [`--eta-task-limit`, Celery 5.6
+   * `worker_eta_task_limit`]: at the limit the worker takes nothing more and
+   * leaves further tasks on the broker until a held one is due. Default: no
+   * limit.
+   */
+  etaTaskLimit?: number;
+  /**
+   * On a cold shutdown (`terminate()`, the second SIGINT/SIGTERM, or
+   * SIGQUIT), give running tasks this many seconds to finish before the
+   * rest are requeued [`--soft-shutdown-timeout`, Celery 5.5
+   * `worker_soft_shutdown_timeout`]. Default 0: requeue at once.
+   */
+  softShutdownTimeout?: number;
   /** Answer remote-control requests on the `celery.pidbox` fanout. Default true. */
   remoteControl?: boolean;
+  /**
+   * Park a message as poison (with a FAILURE for its task) once consumers
+   * have died holding it this many times (its `x-delivery-count`: counted
+   * by the Redis and KV restore sweeps, by RabbitMQ on quorum queues).
+   * 0 never parks. Default 5.
+   */
+  maxDeliveries?: number;
   /**
    * Send task events (`task-received`, `task-succeeded`, ...) for monitors
    * such as Flower and `celery events` [`-E`, `worker_send_task_events`].

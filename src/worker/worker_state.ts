@@ -93,6 +93,11 @@ export class WorkerState {
     return this.app.publish(message, target);
   }
 
+  /** Seconds settlement steps are retried while a server is down (the app's `outageRetryLimit`). */
+  get outageRetryLimit(): number {
+    return this.app.config.outageRetryLimit;
+  }
+
   /**
    * Write a settlement (tracked until done).
    *

@@ -16,7 +16,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Which Web Worker ran it, and how many tasks that Web Worker ran so far. */
-export const wid = app.task("p.wid", (tag?: unknown) => ({ wid: WID, n: ++ran, tag }));
+export const wid = app.task("p.wid", (tag: unknown = undefined) => ({ wid: WID, n: ++ran, tag }));
 
 /** Sleeps, ignoring its AbortSignal (only a hard limit stops it). */
 export const nap = app.task("p.nap", async (ms: number) => {

@@ -28,7 +28,7 @@ class CustomError(Exception):
 
 
 @app.task(name="py.mul")
-def mul(x, y):
+def py_mul(x, y):
     return x * y
 
 
@@ -52,6 +52,17 @@ def add(a, b):
     return a + b
 
 
+@app.task(name="tasks.mul")
+def mul(x, y):
+    """Twin of the Celeriac tasks.mul (params x, y), for argument-check messages."""
+    return x * y
+
+
+@app.task(name="tasks.greet")
+def greet(name, greeting="hello"):
+    return f"{greeting}, {name}"
+
+
 @app.task(name="tasks.record", acks_late=True)
 def record(n, marker_key, sleep_s=0.0):
     """Records that Python ran it in a Redis list; sleeps on the first attempt only."""
@@ -69,6 +80,16 @@ def retry_twice(self, n):
     if self.request.retries < 2:
         raise self.retry(exc=KeyError("transient"), countdown=0.2)
     return {"n": n, "retries": self.request.retries}
+
+
+@app.task(name="py.progress", bind=True)
+def progress(self, n, pause_s):
+    """Reports PROGRESS {done, total} after each step, as Celery's docs show."""
+    for i in range(1, n + 1):
+        time.sleep(pause_s)
+        self.update_state(state="PROGRESS", meta={"done": i, "total": n})
+    time.sleep(pause_s)
+    return n
 
 
 @app.task(name="tasks.tsum")

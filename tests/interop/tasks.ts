@@ -11,6 +11,10 @@ export const app = new Celery();
 export const add = app.task("tasks.add", (a: number, b: number) => a + b);
 export const mul = app.task("tasks.mul", { params: ["x", "y"] }, (x: number, y: number) => x * y);
 export const echo = app.task("tasks.echo", (...args: unknown[]) => args);
+export const greet = app.task(
+  "tasks.greet",
+  (name: string, greeting = "hello") => `${greeting}, ${name}`,
+);
 export const fail = app.task("tasks.fail", (why: string): never => {
   const err = new Error(why);
   err.name = "ValueError";

@@ -1,0 +1,138 @@
+/**
+ * Riding out an outage: retry an operation that failed because the server
+ * could not be reached, with backoff, for a bounded time. Used for what must
+ * not be lost when a broker or result store restarts: acknowledgements,
+ * parking, requeues, result stores and follow-up publishes.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { BrokerConnectionError } from "./errors.ts";
+
+const log = getLogger(["celeriac", "outage"]);
+
+/**
+ * Default of {@link OutageRetryOptions.limit}: 300 seconds. Celery retries
+ * result stores (`result_backend_always_retry`) and publishes for minutes;
+ * ioredis alone gives up after about 1.4 s.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_OUTAGE_LIMIT } from "@celeriac/celeriac/protocol";
+ * DEFAULT_OUTAGE_LIMIT; // 300
+ * ```
+ */
+export const DEFAULT_OUTAGE_LIMIT = 300;
+
+/**
+ * Options of {@link retryWhileDown}.
+ *
+ * @example
+ * ```ts
+ * import type { OutageRetryOptions } from "@celeriac/celeriac/protocol";
+ * const options: OutageRetryOptions = { limit: 60, what: "store results" };
+ * ```
+ */
+export interface OutageRetryOptions {
+  /** Seconds to keep retrying; default {@link DEFAULT_OUTAGE_LIMIT}. 0 tries once. */
+  limit?: number;
+  /** What is being done, for log lines ("acknowledge 3 message(s)"). */
+  what?: string;
+  /** Stop retrying (the last error is thrown). */
+  signal?: AbortSignal;
+  /** Which errors mean "down, try again"; default {@link BrokerConnectionError}s. */
+  retryable?: (err: unknown) => boolean;
+}
+
+const FIRST_DELAY_MS = 100;
+const MAX_DELAY_MS = 2000;
+
+/**
+ * Run `fn`; while it fails because the server is down, wait (100 ms,
+ * doubling to 2 s) and run it again, for at most `limit` seconds. Other
+ * errors, and the last one past the limit, are thrown.
+ *
+ * `fn` runs again in full, so it must be safe to repeat (an acknowledgement,
+ * a result store, a requeue by tag are).
+ *
+ * @example
+ * ```ts
+ * import { retryWhileDown } from "@celeriac/celeriac/protocol";
+ * const value = await retryWhileDown(() => Promise.resolve(42), { what: "answer" });
+ * ```
+ *
+ * @param fn the operation
+ * @param options limit, signal, description
+ * @returns what `fn` returns
+ */
+export async function retryWhileDown<T>(
+  fn: () => Promise<T>,
+  options: OutageRetryOptions = {},
+): Promise<T> {
+  const limitMs = (options.limit ?? DEFAULT_OUTAGE_LIMIT) * 1000;
+  const retryable = options.retryable ?? ((err) => err instanceof BrokerConnectionError);
+  const start = Date.now();
+  let delay = FIRST_DELAY_MS;
+  let waiting = false;
+  try {
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        const waited = Date.now() - start;
+        if (!retryable(err) || waited + delay > limitMs || options.signal?.aborted) throw err;
+        if (!waiting) {
+          waiting = true;
+          outage.begin(options.what ?? "operation", err as Error, limitMs);
+        }
+        await sleep(delay, options.signal);
+        delay = Math.min(delay * 2, MAX_DELAY_MS);
+      }
+    }
+  } finally {
+    if (waiting) outage.end();
+  }
+}
+
+/**
+ * One warning when operations start waiting for a server, one line when the
+ * last of them is through, however many wait (a draining worker has one
+ * acknowledgement and one result store per batch in flight).
+ */
+const outage = {
+  waiting: 0,
+  since: 0,
+  total: 0,
+  begin(what: string, err: Error, limitMs: number): void {
+    if (this.waiting++ === 0) {
+      this.since = Date.now();
+      this.total = 0;
+      log.warn("{what}: server unreachable ({error}); retrying for up to {limit} s", {
+        what,
+        error: err.message,
+        limit: limitMs / 1000,
+      });
+    }
+    this.total++;
+  },
+  end(): void {
+    if (--this.waiting > 0) return;
+    log.info("The server is reachable again: {n} operation(s) waited {seconds} s", {
+      n: this.total,
+      seconds: ((Date.now() - this.since) / 1000).toFixed(1),
+    });
+  },
+};
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}

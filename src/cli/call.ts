@@ -1,0 +1,93 @@
+// deno-lint-ignore-file no-console
+/**
+ * `call` and `result`: send a task by name and print its id; print a
+ * task's result (or failure).
+ *
+ * @module
+ */
+
+import type { Celery } from "../client/app.ts";
+import { TaskError, TimeoutError } from "../client/errors.ts";
+
+function json(text: string | undefined, flag: string, fallback: unknown): unknown {
+  if (text === undefined) return fallback;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new TypeError(`${flag} must be JSON, e.g. ${flag} '[1, 2]': ${(err as Error).message}`);
+  }
+}
+
+/**
+ * `call NAME [--args JSON] [--kwargs JSON] [--countdown S] [--eta ISO]
+ * [--queue Q]`: send the task, print its id.
+ *
+ * @param app the app
+ * @param name task name
+ * @param values parsed flags
+ * @returns exit code
+ */
+export async function runCall(
+  app: Celery,
+  name: string | undefined,
+  values: Record<string, string | boolean | undefined>,
+): Promise<number> {
+  if (!name) throw new TypeError("call needs a task name: call tasks.add --args '[2, 3]'");
+  const args = json(values.args as string | undefined, "--args", []);
+  const kwargs = json(values.kwargs as string | undefined, "--kwargs", {});
+  if (!Array.isArray(args)) throw new TypeError("--args must be a JSON list");
+  if (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) {
+    throw new TypeError("--kwargs must be a JSON object");
+  }
+  const countdown = values.countdown === undefined ? undefined : Number(values.countdown);
+  if (countdown !== undefined && !Number.isFinite(countdown)) {
+    throw new TypeError(`--countdown needs seconds, got "${values.countdown}"`);
+  }
+  const eta = values.eta === undefined ? undefined : new Date(String(values.eta));
+  if (eta && Number.isNaN(eta.getTime())) {
+    throw new TypeError(`--eta needs an ISO 8601 date, got "${values.eta}"`);
+  }
+  const r = await app.sendTask(name, args, {
+    kwargs: kwargs as Record<string, unknown>,
+    countdown,
+    eta,
+    queue: values.queue as string | undefined,
+  });
+  console.log(r.id);
+  return 0;
+}
+
+/**
+ * `result ID [--traceback] [--timeout S]`: wait for the task's result and
+ * print it as JSON; a failure prints its exception (and traceback) and
+ * exits 1; no result within the timeout exits 2.
+ *
+ * @param app the app
+ * @param id task id
+ * @param values parsed flags
+ * @returns exit code
+ */
+export async function runResult(
+  app: Celery,
+  id: string | undefined,
+  values: Record<string, string | boolean | undefined>,
+): Promise<number> {
+  if (!id) throw new TypeError("result needs a task id: result 5c0e4e3a-…");
+  const timeout = values.timeout === undefined ? 10 : Number(values.timeout);
+  try {
+    const value = await app.asyncResult(id).get({ timeout: timeout * 1000 });
+    console.log(JSON.stringify(value, null, 2));
+    return 0;
+  } catch (err) {
+    if (err instanceof TaskError) {
+      console.error(`${err.state}: ${err.excType}: ${err.excMessage.map(String).join(", ")}`);
+      if (values.traceback && err.traceback) console.error(err.traceback);
+      return 1;
+    }
+    if (err instanceof TimeoutError) {
+      console.error(`No result for ${id} within ${timeout} s (still pending, or unknown)`);
+      return 2;
+    }
+    throw err;
+  }
+}

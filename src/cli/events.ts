@@ -1,0 +1,128 @@
+// deno-lint-ignore-file no-console
+/**
+ * `events`: a live terminal view of workers and tasks (`q` or Ctrl-C
+ * quits), or with `--dump` one line per event, as `celery events` does.
+ *
+ * @module
+ */
+
+import type { Celery } from "../client/app.ts";
+import { EventState } from "../client/event_state.ts";
+import type { CeleryEvent } from "../protocol/events.ts";
+import { table } from "./table.ts";
+
+const SKIP = new Set(["type", "hostname", "timestamp", "uuid", "name", "args", "kwargs"]);
+
+/**
+ * One line for an event, like `celery events --dump`:
+ * `node [time] task succeeded: tasks.add(id) args=(2, 3) kwargs={} result=5, runtime=0.01`.
+ *
+ * @example
+ * ```ts ignore
+ * dumpLine(event); // "celeriac@h [2026-01-01 00:00:00.000000] heartbeat: active=0, ..."
+ * ```
+ *
+ * @param e the event
+ * @returns the line
+ */
+export function dumpLine(e: CeleryEvent): string {
+  const when = new Date(e.timestamp * 1000).toISOString().replace("T", " ").replace("Z", "000");
+  const f = e as unknown as Record<string, unknown>;
+  const rest = Object.keys(f).filter((k) => !SKIP.has(k)).sort()
+    .map((k) => `${k}=${typeof f[k] === "string" ? f[k] : JSON.stringify(f[k])}`).join(", ");
+  if (e.type.startsWith("worker-")) {
+    return `${e.hostname} [${when}] ${e.type.slice(7)}: ${rest}`;
+  }
+  const head = f.name ? `${f.name}(${f.uuid})` : String(f.uuid);
+  const args = f.args !== undefined ? ` args=${f.args} kwargs=${f.kwargs}` : "";
+  return `${e.hostname} [${when}] ${e.type.replace("-", " ")}: ${head}${args} ${rest}`;
+}
+
+function render(state: EventState, rows: number): string {
+  const workers = [...state.workers.values()];
+  const alive = workers.filter((w) => state.isAlive(w)).length;
+  const counts = Object.entries(state.countByState()).map(([s, n]) => `${s} ${n}`).join("  ");
+  const wt = table([
+    ["WORKER", "STATUS", "ACTIVE", "PROCESSED", "LOAD", "SOFTWARE"],
+    ...workers.map((w) => [
+      w.hostname,
+      state.isAlive(w) ? "online" : "OFFLINE",
+      w.active,
+      w.processed,
+      w.loadavg.join(" "),
+      w.software ? `${w.software.ident} ${w.software.version}` : "-",
+    ]),
+  ]);
+  const room = Math.max(3, rows - workers.length - 8);
+  const tt = table([
+    ["TIME", "STATE", "TASK", "ID", "RUNTIME", "WORKER"],
+    ...state.latest(room).map((t) => [
+      new Date(t.updated * 1000).toISOString().slice(11, 23),
+      t.state,
+      t.name,
+      t.uuid,
+      t.runtime === null ? "" : `${t.runtime.toFixed(3)}s`,
+      t.hostname,
+    ]),
+  ], 40);
+  return [
+    `Celeriac events — ${alive}/${workers.length} worker(s) online, ${state.eventCount} event(s)` +
+    `   (q: quit)`,
+    "",
+    wt,
+    "",
+    `Tasks: ${counts || "none yet"}`,
+    tt,
+  ].join("\n");
+}
+
+/**
+ * `events [--dump]`.
+ *
+ * @param app the app
+ * @param values parsed flags
+ * @returns exit code
+ */
+export async function runEvents(
+  app: Celery,
+  values: Record<string, string | boolean | undefined>,
+): Promise<number> {
+  const ac = new AbortController();
+  const onSignal = () => ac.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  const dump = values.dump === true;
+  const tty = !dump && Deno.stdin.isTerminal();
+  if (tty) {
+    Deno.stdin.setRaw(true);
+    (async () => {
+      const buf = new Uint8Array(16);
+      while (!ac.signal.aborted) {
+        const n = await Deno.stdin.read(buf);
+        if (n === null || buf.subarray(0, n).some((b) => b === 0x71 || b === 0x03)) ac.abort();
+      }
+    })();
+  }
+  const state = new EventState();
+  let timer: ReturnType<typeof setInterval> | undefined;
+  if (!dump) {
+    const draw = () => {
+      const rows = Deno.stdout.isTerminal() ? Deno.consoleSize().rows : 40;
+      console.log(`\x1b[2J\x1b[H${render(state, rows)}`);
+    };
+    draw();
+    timer = setInterval(draw, 1000);
+  } else console.log("-> evdump: starting capture...");
+  try {
+    for await (const e of app.events.receive({ signal: ac.signal })) {
+      if (dump) console.log(dumpLine(e));
+      else state.event(e);
+    }
+  } finally {
+    clearInterval(timer);
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    if (tty) Deno.stdin.setRaw(false);
+  }
+  return 0;
+}

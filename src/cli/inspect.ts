@@ -1,0 +1,228 @@
+// deno-lint-ignore-file no-console
+/**
+ * `inspect`, `control`, `status` and `report`: remote control from the
+ * command line, with Celery's command names. Human-readable output by
+ * default, `--json` for scripts; exit 69 (EX_UNAVAILABLE, as Celery) when
+ * no worker replies, 1 when a worker answers with an error.
+ *
+ * @module
+ */
+
+import type { Celery } from "../client/app.ts";
+import type { NodeReply, ReplyOptions } from "../client/replies.ts";
+import { table } from "./table.ts";
+
+/** Exit code when no worker replied (Celery's EX_UNAVAILABLE). */
+export const NO_REPLY_EXIT = 69;
+
+/** Inspect commands and the arguments their positionals become. */
+const INSPECT: Record<string, (p: string[]) => Record<string, unknown>> = {
+  active: () => ({ safe: null }),
+  reserved: () => ({}),
+  scheduled: () => ({}),
+  revoked: () => ({}),
+  registered: () => ({ taskinfoitems: [] }),
+  stats: () => ({}),
+  active_queues: () => ({}),
+  query_task: (p) => ({ ids: p }),
+  conf: (p) => ({ with_defaults: p[0] === "--with-defaults" || p[0] === "true" }),
+  report: () => ({}),
+  clock: () => ({}),
+  ping: () => ({}),
+};
+
+/** Control commands and the arguments their positionals become. */
+const CONTROL: Record<string, (p: string[]) => Record<string, unknown>> = {
+  enable_events: () => ({}),
+  disable_events: () => ({}),
+  heartbeat: () => ({}),
+  shutdown: () => ({}),
+  rate_limit: ([task, rate]) => ({ task_name: task, rate_limit: rate }),
+  time_limit: ([task, soft, hard]) => ({
+    task_name: task,
+    soft: soft === undefined ? null : Number(soft),
+    hard: hard === undefined ? null : Number(hard),
+  }),
+  revoke: (ids) => ({ task_id: ids, terminate: false, signal: "SIGTERM" }),
+  terminate: ([signal, ...ids]) => ({ task_id: ids, terminate: true, signal }),
+  add_consumer: ([queue, exchange, type, key]) => ({
+    queue,
+    exchange: exchange ?? null,
+    exchange_type: type ?? "direct",
+    routing_key: key ?? null,
+  }),
+  cancel_consumer: ([queue]) => ({ queue }),
+  pool_grow: ([n]) => ({ n: Number(n ?? 1) }),
+  pool_shrink: ([n]) => ({ n: Number(n ?? 1) }),
+  autoscale: ([max, min]) => ({ max: Number(max), min: Number(min) }),
+};
+
+/** Commands whose reply is a cast: nothing comes back. */
+const CASTS = new Set(["heartbeat", "shutdown"]);
+
+/** The names `inspect` and `control` accept. */
+export const INSPECT_COMMANDS: readonly string[] = Object.keys(INSPECT);
+/** The names `control` accepts. */
+export const CONTROL_COMMANDS: readonly string[] = Object.keys(CONTROL);
+
+function replyOptions(values: Record<string, string | boolean | undefined>): ReplyOptions {
+  const timeout = values.timeout === undefined ? 1 : Number(values.timeout);
+  if (!(timeout > 0)) throw new TypeError(`--timeout needs seconds > 0, got "${values.timeout}"`);
+  const destination = (values.destination as string | undefined)?.split(",").map((s) => s.trim())
+    .filter(Boolean);
+  return { timeout, destination: destination?.length ? destination : undefined };
+}
+
+function describe(method: string, reply: unknown): string {
+  if (reply && typeof reply === "object" && !Array.isArray(reply)) {
+    const r = reply as Record<string, unknown>;
+    if (typeof r.ok === "string" && Object.keys(r).length === 1) return r.ok;
+    if (typeof r.error === "string") return `error: ${r.error}`;
+  }
+  if (Array.isArray(reply)) {
+    if (reply.length === 0) return `- empty -`;
+    if (method === "active" || method === "reserved") {
+      return table([
+        ["ID", "NAME", "ARGS", "STARTED"],
+        ...reply.map((t) => [
+          t.id,
+          t.name,
+          JSON.stringify(t.args),
+          t.time_start ? new Date(t.time_start * 1000).toISOString() : "-",
+        ]),
+      ]);
+    }
+    if (method === "scheduled") {
+      return table([
+        ["ID", "NAME", "ETA"],
+        ...reply.map((s) => [s.request.id, s.request.name, s.eta]),
+      ]);
+    }
+    if (method === "active_queues") return reply.map((q) => `* ${q.name}`).join("\n");
+    return reply.map((x) => `* ${typeof x === "string" ? x : JSON.stringify(x)}`).join("\n");
+  }
+  return JSON.stringify(reply, null, 2);
+}
+
+function indent(text: string): string {
+  return text.split("\n").map((l) => `    ${l}`).join("\n");
+}
+
+function print(method: string, replies: NodeReply[], asJson: boolean): number {
+  const merged = Object.assign({}, ...replies) as Record<string, unknown>;
+  if (asJson) console.log(JSON.stringify(merged));
+  if (replies.length === 0) {
+    console.error("Error: No nodes replied within time constraint.");
+    return NO_REPLY_EXIT;
+  }
+  let failed = false;
+  for (const [node, reply] of Object.entries(merged)) {
+    const error = reply !== null && typeof reply === "object" && "error" in reply;
+    failed ||= error;
+    if (asJson) continue;
+    console.log(`->  ${node}: ${error ? "ERROR" : "OK"}`);
+    console.log(indent(describe(method, reply)));
+  }
+  if (!asJson) console.log(`\n${replies.length} node${replies.length === 1 ? "" : "s"} replied.`);
+  return failed ? 1 : 0;
+}
+
+/**
+ * `inspect CMD [args] [--destination a,b] [--timeout S] [--json]`.
+ *
+ * @param app the app
+ * @param positionals `[cmd, ...args]`
+ * @param values parsed flags
+ * @returns exit code
+ */
+export async function runInspect(
+  app: Celery,
+  positionals: string[],
+  values: Record<string, string | boolean | undefined>,
+): Promise<number> {
+  const [method, ...rest] = positionals;
+  const args = method ? INSPECT[method] : undefined;
+  if (!args) {
+    console.error(`inspect needs a command: ${INSPECT_COMMANDS.join(", ")}`);
+    return 2;
+  }
+  const replies = await app.control.call(method, args(rest), replyOptions(values));
+  return print(method, replies, values.json === true);
+}
+
+/**
+ * `control CMD [args] [--destination a,b] [--timeout S] [--json]`.
+ *
+ * @param app the app
+ * @param positionals `[cmd, ...args]`
+ * @param values parsed flags
+ * @returns exit code
+ */
+export async function runControl(
+  app: Celery,
+  positionals: string[],
+  values: Record<string, string | boolean | undefined>,
+): Promise<number> {
+  const [method, ...rest] = positionals;
+  const args = method ? CONTROL[method] : undefined;
+  if (!args) {
+    console.error(`control needs a command: ${CONTROL_COMMANDS.join(", ")}`);
+    return 2;
+  }
+  const options = replyOptions(values);
+  if (CASTS.has(method)) {
+    await app.control.broadcast(method, args(rest), { destination: options.destination });
+    if (!values.json) console.log(`${method} sent.`);
+    return 0;
+  }
+  const replies = await app.control.call(method, args(rest), options);
+  return print(method, replies, values.json === true);
+}
+
+/**
+ * `status`: the workers that answer a ping.
+ *
+ * @param app the app
+ * @param values parsed flags
+ * @returns exit code
+ */
+export async function runStatus(
+  app: Celery,
+  values: Record<string, string | boolean | undefined>,
+): Promise<number> {
+  const replies = await app.control.ping(replyOptions(values));
+  const nodes = replies.flatMap(Object.keys).sort();
+  if (values.json) console.log(JSON.stringify(nodes));
+  else {
+    for (const n of nodes) console.log(`${n}: OK`);
+    if (nodes.length) console.log(`\n${nodes.length} node${nodes.length === 1 ? "" : "s"} online.`);
+  }
+  if (nodes.length === 0) {
+    console.error("Error: No nodes replied within time constraint.");
+    return NO_REPLY_EXIT;
+  }
+  return 0;
+}
+
+/**
+ * `report`: each worker's software, platform and settings.
+ *
+ * @param app the app
+ * @param values parsed flags
+ * @returns exit code
+ */
+export async function runReport(
+  app: Celery,
+  values: Record<string, string | boolean | undefined>,
+): Promise<number> {
+  const replies = await app.control.inspect(replyOptions(values)).report();
+  if (values.json) console.log(JSON.stringify(replies));
+  for (const [node, r] of Object.entries(replies)) {
+    if (!values.json) console.log(`->  ${node}:${r.ok}`);
+  }
+  if (Object.keys(replies).length === 0) {
+    console.error("Error: No nodes replied within time constraint.");
+    return NO_REPLY_EXIT;
+  }
+  return 0;
+}

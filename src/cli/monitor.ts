@@ -1,0 +1,96 @@
+/**
+ * The monitoring and client subcommands of `worker.ts`, with Celery's
+ * names: `call`, `result`, `inspect`, `control`, `status`, `events`,
+ * `report`. Their options and usage lines are merged into the command
+ * line's.
+ *
+ * @module
+ */
+
+import type { Celery } from "../client/app.ts";
+import { runCall, runResult } from "./call.ts";
+import { runEvents } from "./events.ts";
+import { runControl, runInspect, runReport, runStatus } from "./inspect.ts";
+
+/** Options of the monitoring subcommands (`--args`, `--kwargs`, `--queue` come from beat's). */
+export const MONITOR_OPTIONS = {
+  countdown: { type: "string" },
+  eta: { type: "string" },
+  traceback: { type: "boolean" },
+  destination: { type: "string", short: "d" },
+  timeout: { type: "string", short: "t" },
+  json: { type: "boolean" },
+  dump: { type: "boolean" },
+} as const;
+
+/** Usage lines of the monitoring subcommands. */
+export const MONITOR_USAGE = `
+  deno run -A worker.ts call NAME --app ./tasks.ts [--args JSON] [--kwargs JSON]
+                   [--countdown S] [--eta ISO] [--queue Q]   send a task, print its id
+  deno run -A worker.ts result ID [--traceback] [-t S]  print a task's result (exit 1: it
+                                                       failed; 2: none within the timeout)
+  deno run -A worker.ts inspect CMD [ARGS] [-d NODES] [-t S] [--json]
+                                                       active, reserved, scheduled, stats,
+                                                       active_queues, query_task IDS, registered,
+                                                       revoked, conf, report, clock, ping
+  deno run -A worker.ts control CMD [ARGS] [-d NODES] [-t S] [--json]
+                                                       enable_events, disable_events, rate_limit
+                                                       TASK RATE, time_limit TASK SOFT HARD,
+                                                       revoke IDS, terminate SIGNAL IDS,
+                                                       add_consumer Q, cancel_consumer Q,
+                                                       heartbeat, shutdown, pool_grow N, ...
+  deno run -A worker.ts status [-t S] [--json]         the workers that answer a ping
+  deno run -A worker.ts report [-d NODES]              the workers' software and settings
+  deno run -A worker.ts events [--dump]                live view of workers and tasks (q: quit);
+                                                       --dump: one line per event
+      (inspect, control, status, report exit 69 when no worker replies)`;
+
+/** The subcommands this module runs. */
+const COMMANDS = new Set(["call", "result", "inspect", "control", "status", "events", "report"]);
+
+/**
+ * Whether a subcommand is one of these.
+ *
+ * @param command the first positional
+ * @returns true for call, result, inspect, control, status, events, report
+ */
+export function isMonitorCommand(command: string): boolean {
+  return COMMANDS.has(command);
+}
+
+/**
+ * Run a monitoring subcommand; the app is closed afterwards.
+ *
+ * @param command the subcommand
+ * @param app the app
+ * @param positionals what follows the subcommand
+ * @param values parsed flags
+ * @returns exit code
+ */
+export async function runMonitor(
+  command: string,
+  app: Celery,
+  positionals: string[],
+  values: Record<string, string | boolean | undefined>,
+): Promise<number> {
+  try {
+    switch (command) {
+      case "call":
+        return await runCall(app, positionals[0], values);
+      case "result":
+        return await runResult(app, positionals[0], values);
+      case "inspect":
+        return await runInspect(app, positionals, values);
+      case "control":
+        return await runControl(app, positionals, values);
+      case "status":
+        return await runStatus(app, values);
+      case "report":
+        return await runReport(app, values);
+      default:
+        return await runEvents(app, values);
+    }
+  } finally {
+    await app.close();
+  }
+}

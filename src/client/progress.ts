@@ -1,0 +1,173 @@
+/**
+ * Following a task's states as they are stored (STARTED, RETRY, PROGRESS
+ * and other custom states, then the ready one), pushed by the result
+ * backend: the machinery behind `AsyncResult.onProgress` and
+ * `AsyncResult.updates`.
+ *
+ * @module
+ */
+
+import type { ResultBackend } from "../backend/port.ts";
+import type { ResultMeta, TaskState } from "../protocol/result_meta.ts";
+import { TimeoutError } from "./errors.ts";
+
+/**
+ * One state of a task, as stored.
+ *
+ * @example
+ * ```ts
+ * import type { TaskUpdate } from "@celeriac/celeriac";
+ * function show(update: TaskUpdate) {
+ *   if (update.state === "PROGRESS") {
+ *     const { done, total } = update.info as { done: number; total: number };
+ *     console.log(`${done}/${total}`);
+ *   }
+ * }
+ * ```
+ */
+export interface TaskUpdate {
+  /** The state: `STARTED`, `RETRY`, a custom one such as `PROGRESS`, or a ready one. */
+  state: TaskState;
+  /**
+   * What the state carries (Celery's `AsyncResult.info`): the meta given to
+   * `updateState`, `{pid, hostname}` for STARTED, the exception dict for
+   * RETRY / FAILURE, the return value for SUCCESS.
+   */
+  info: unknown;
+  /** The stored meta as it is. */
+  meta: ResultMeta;
+}
+
+function toUpdate(meta: ResultMeta): TaskUpdate {
+  return { state: meta.status, info: meta.result, meta };
+}
+
+function identity(meta: ResultMeta): string | null {
+  try {
+    return `${meta.status}\u0000${JSON.stringify(meta.result)}`;
+  } catch {
+    return null;
+  }
+}
+
+/** Calls `listener` once per distinct state (backends may repeat one). */
+function distinct(listener: (update: TaskUpdate) => void): (meta: ResultMeta) => void {
+  let last: string | null = null;
+  return (meta) => {
+    const key = identity(meta);
+    if (key !== null && key === last) return;
+    last = key;
+    listener(toUpdate(meta));
+  };
+}
+
+/**
+ * One signal for a wait: the caller's, a timeout, and a controller of our own.
+ *
+ * @example
+ * ```ts ignore
+ * const wait = waitSignal({ timeout: 1000 });
+ * ```
+ *
+ * @param options timeout (ms) and the caller's signal
+ * @returns the combined signal, the timeout's signal and our controller
+ */
+export function waitSignal(options: { timeout?: number; signal?: AbortSignal }): {
+  signal: AbortSignal;
+  timer: AbortSignal | undefined;
+  own: AbortController;
+} {
+  const own = new AbortController();
+  const timer = options.timeout !== undefined ? AbortSignal.timeout(options.timeout) : undefined;
+  const signals = [own.signal, options.signal, timer].filter((s): s is AbortSignal => !!s);
+  return { signal: signals.length > 1 ? AbortSignal.any(signals) : own.signal, timer, own };
+}
+
+/**
+ * Wait for the ready state, calling `listener` for each state stored before
+ * it. An error thrown by the listener ends the wait with that error.
+ *
+ * @example
+ * ```ts ignore
+ * const meta = await followStates(backend, id, { timeout: 10_000 }, (u) => console.log(u.state));
+ * ```
+ *
+ * @param backend the result backend
+ * @param id the task id
+ * @param options timeout (ms) and abort signal
+ * @param listener called with each state before the ready one
+ * @returns the ready meta
+ * @throws {TimeoutError} when the timeout passes first
+ */
+export async function followStates(
+  backend: ResultBackend,
+  id: string,
+  options: { timeout?: number; signal?: AbortSignal },
+  listener?: (update: TaskUpdate) => void,
+): Promise<ResultMeta> {
+  const { signal, timer, own } = waitSignal(options);
+  const follow = listener ? distinct(listener) : undefined;
+  const onState = follow && ((meta: ResultMeta) => {
+    try {
+      follow(meta);
+    } catch (err) {
+      own.abort(err);
+    }
+  });
+  try {
+    return await backend.waitFor(id, signal, onState);
+  } catch (err) {
+    if (timer?.aborted && !options.signal?.aborted && !own.signal.aborted) {
+      throw new TimeoutError(id, options.timeout!);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Every state of a task as it is stored, ending with the ready one.
+ *
+ * @example
+ * ```ts ignore
+ * for await (const update of stateUpdates(backend, id, {})) console.log(update.state);
+ * ```
+ *
+ * @param backend the result backend
+ * @param id the task id
+ * @param options timeout (ms) and abort signal
+ * @returns the updates
+ * @throws {TimeoutError} when the timeout passes before the task is ready
+ */
+export async function* stateUpdates(
+  backend: ResultBackend,
+  id: string,
+  options: { timeout?: number; signal?: AbortSignal },
+): AsyncGenerator<TaskUpdate, void, undefined> {
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+  const queue: TaskUpdate[] = [];
+  let wake: (() => void) | null = null;
+  const end: { outcome: { meta: ResultMeta } | { error: unknown } | null } = { outcome: null };
+  const notify = () => {
+    wake?.();
+    wake = null;
+  };
+  followStates(backend, id, { timeout: options.timeout, signal }, (u) => {
+    queue.push(u);
+    notify();
+  }).then((meta) => end.outcome = { meta }, (error) => end.outcome = { error }).finally(notify);
+  try {
+    for (;;) {
+      while (queue.length) yield queue.shift()!;
+      const done = end.outcome;
+      if (done !== null) {
+        if ("error" in done) throw done.error;
+        yield toUpdate(done.meta);
+        return;
+      }
+      await new Promise<void>((resolve) => wake = resolve);
+    }
+  } finally {
+    stop.abort();
+  }
+}

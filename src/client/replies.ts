@@ -1,0 +1,129 @@
+/**
+ * Collecting the replies to a remote-control call, as Celery's `Mailbox`
+ * does: bind a reply queue to `reply.celery.pidbox`, broadcast the request
+ * with a ticket and that queue's routing key as `reply_to`, keep the
+ * replies carrying the ticket until the timeout or the expected number of
+ * replies.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Broker } from "../broker/port.ts";
+import type { LamportClock } from "../protocol/clock.ts";
+import {
+  type ControlRequest,
+  encodeControlRequest,
+  PIDBOX_EXCHANGE,
+  PIDBOX_REPLY_EXCHANGE,
+} from "../protocol/control.ts";
+import { pyJsonLoads } from "../protocol/json.ts";
+import type { Message } from "../protocol/message.ts";
+
+const log = getLogger(["celeriac", "control"]);
+
+/**
+ * How long and for how many replies a call waits.
+ *
+ * @example
+ * ```ts
+ * import type { ReplyOptions } from "@celeriac/celeriac";
+ * const options: ReplyOptions = { timeout: 2, destination: ["celeriac@web1"] };
+ * ```
+ */
+export interface ReplyOptions {
+  /** Seconds to wait for replies. Default 1 (Celery's). */
+  timeout?: number;
+  /** Node names to address; default every worker. */
+  destination?: string[];
+  /** Stop after this many replies. Default: the number of `destination`s, else none. */
+  limit?: number;
+  /** Stops waiting early; the replies so far are returned. */
+  signal?: AbortSignal;
+}
+
+/**
+ * One node's reply: `{ nodename: reply }`, as Celery returns them.
+ *
+ * @example
+ * ```ts
+ * import type { NodeReply } from "@celeriac/celeriac";
+ * const pong: NodeReply<{ ok: string }> = { "celeriac@host": { ok: "pong" } };
+ * ```
+ */
+export type NodeReply<T = unknown> = Record<string, T>;
+
+/**
+ * Broadcast a request and collect the replies carrying its ticket.
+ *
+ * @example
+ * ```ts ignore
+ * const replies = await call(broker, clock, oid, { method: "ping", arguments: {}, destination: null });
+ * ```
+ *
+ * @param broker the app's broker
+ * @param clock the sender's Lamport clock
+ * @param oid the sender's reply-queue id
+ * @param req the request (without ticket and reply_to)
+ * @param options timeout, limit, signal
+ * @returns the replies, in arrival order
+ */
+export async function call(
+  broker: Broker,
+  clock: LamportClock,
+  oid: string,
+  req: ControlRequest,
+  options: ReplyOptions = {},
+): Promise<NodeReply[]> {
+  const timeout = (options.timeout ?? 1) * 1000;
+  if (!(timeout >= 0)) throw new RangeError(`timeout must be >= 0 seconds, got ${options.timeout}`);
+  const limit = options.limit ?? req.destination?.length ?? Infinity;
+  const ticket = crypto.randomUUID();
+  const replies: NodeReply[] = [];
+  const stop = new AbortController();
+  const done = Promise.withResolvers<void>();
+  const timer = setTimeout(() => done.resolve(), timeout);
+  const onAbort = () => done.resolve();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  const onMessage = (m: Message) => {
+    if (m.headers.ticket !== ticket) return;
+    clock.adjust(m.headers.clock);
+    let body: unknown;
+    try {
+      body = pyJsonLoads(new TextDecoder().decode(m.body));
+    } catch (err) {
+      log.warn("Ignored a malformed reply to {method}: {error}", {
+        method: req.method,
+        error: (err as Error).message,
+      });
+      return;
+    }
+    if (body === null || typeof body !== "object" || Array.isArray(body)) {
+      log.warn("Ignored a reply to {method} that is not {node: reply}", { method: req.method });
+      return;
+    }
+    replies.push(body as NodeReply);
+    if (replies.length >= limit) done.resolve();
+  };
+  try {
+    // A reply queue per call (kombu keeps one per oid): a call's clean-up
+    // never races the next call's binding.
+    const key = `${oid}.${ticket}`;
+    await broker.subscribe(PIDBOX_REPLY_EXCHANGE, onMessage, {
+      signal: stop.signal,
+      queue: `${key}.${PIDBOX_REPLY_EXCHANGE}`,
+      bindingKey: key,
+    });
+    const message = encodeControlRequest(
+      { ...req, ticket, replyTo: { exchange: PIDBOX_REPLY_EXCHANGE, routingKey: key } },
+      { clock: clock.forward(), expires: (Date.now() + timeout) / 1000 },
+    );
+    await broker.broadcast(PIDBOX_EXCHANGE, message);
+    if (!options.signal?.aborted) await done.promise;
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+    stop.abort();
+  }
+  return replies;
+}

@@ -1,0 +1,133 @@
+/**
+ * Bounds on what a received message may contain, checked without recursion
+ * so that no message can drive the decoder (or the structured clone that
+ * hands a task to a Web Worker, or the re-encoding of a restored message)
+ * past the call stack.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+
+/**
+ * Deepest nesting of arrays and objects accepted in a message's headers,
+ * properties or body. Celery canvases nest a few levels per chain or chord
+ * step; a structured clone overflows the stack somewhere past 4,000.
+ *
+ * @example
+ * ```ts
+ * import { MAX_NESTING_DEPTH } from "@celeriac/celeriac/protocol";
+ * MAX_NESTING_DEPTH; // 128
+ * ```
+ */
+export const MAX_NESTING_DEPTH = 128;
+
+/**
+ * Largest size of a message's headers, in UTF-16 code units of their
+ * strings plus 8 per value (an estimate of their JSON size). Celery's
+ * headers are a few hundred bytes: `argsrepr` and `kwargsrepr` are cut at
+ * 1,024 characters.
+ *
+ * @example
+ * ```ts
+ * import { MAX_HEADERS_SIZE } from "@celeriac/celeriac/protocol";
+ * MAX_HEADERS_SIZE; // 1048576
+ * ```
+ */
+export const MAX_HEADERS_SIZE = 1024 * 1024;
+
+/**
+ * Limits for {@link checkShape}.
+ *
+ * @example
+ * ```ts
+ * import type { ShapeLimits } from "@celeriac/celeriac/protocol";
+ * const limits: ShapeLimits = { maxDepth: 16, maxSize: 4096 };
+ * ```
+ */
+export interface ShapeLimits {
+  /** Deepest nesting accepted; default {@link MAX_NESTING_DEPTH}. */
+  maxDepth?: number;
+  /** Largest estimated size accepted; default unlimited. */
+  maxSize?: number;
+}
+
+/**
+ * Check, without recursion, that a decoded value nests no deeper than
+ * `maxDepth` and is not larger than `maxSize`.
+ *
+ * @example
+ * ```ts
+ * import { checkShape } from "@celeriac/celeriac/protocol";
+ * checkShape({ a: [1, 2] }, "headers"); // fine
+ * let deep: unknown = 1;
+ * for (let i = 0; i < 200; i++) deep = [deep];
+ * try {
+ *   checkShape(deep, "body", { maxDepth: 128 });
+ * } catch (err) {
+ *   console.log((err as Error).message); // "Message body nests deeper than 128 levels ..."
+ * }
+ * ```
+ *
+ * @param value a decoded value
+ * @param what what it is, named in the error ("headers", "body")
+ * @param limits depth and size limits
+ * @param taskId the task id, when known, for the error
+ * @throws {ProtocolError} when a limit is passed
+ */
+export function checkShape(
+  value: unknown,
+  what: string,
+  limits: ShapeLimits = {},
+  taskId?: string,
+): void {
+  const maxDepth = limits.maxDepth ?? MAX_NESTING_DEPTH;
+  const maxSize = limits.maxSize ?? Infinity;
+  if (value === null || typeof value !== "object") {
+    if (typeof value === "string" && value.length > maxSize) tooLarge(what, maxSize, taskId);
+    return;
+  }
+  const stack: unknown[] = [value];
+  const depths: number[] = [1];
+  let size = 0;
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    const depth = depths.pop()!;
+    if (depth > maxDepth) {
+      throw new ProtocolError(
+        `Message ${what} nests deeper than ${maxDepth} levels: refused (flatten the data, ` +
+          `or send it as a string)`,
+        { taskId },
+      );
+    }
+    const isArray = Array.isArray(v);
+    if (!isArray && !isPlain(v)) continue;
+    const obj = v as Record<string, unknown>;
+    const keys = isArray ? null : Object.keys(obj);
+    const n = isArray ? (v as unknown[]).length : keys!.length;
+    for (let i = 0; i < n; i++) {
+      const item = isArray ? (v as unknown[])[i] : obj[keys![i]];
+      size += 8 + (isArray ? 0 : keys![i].length);
+      if (typeof item === "string") size += item.length;
+      else if (item !== null && typeof item === "object") {
+        stack.push(item);
+        depths.push(depth + 1);
+      }
+    }
+    if (size > maxSize) tooLarge(what, maxSize, taskId);
+  }
+}
+
+function isPlain(v: unknown): boolean {
+  if (v === null || typeof v !== "object") return false;
+  if (v instanceof Date || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return false;
+  return true;
+}
+
+function tooLarge(what: string, maxSize: number, taskId: string | undefined): never {
+  throw new ProtocolError(
+    `Message ${what} are larger than ${maxSize} bytes: refused (send large data in the body, ` +
+      `or store it elsewhere and send a reference)`,
+    { taskId },
+  );
+}

@@ -1,0 +1,192 @@
+/**
+ * Argument-count checks against a task's handler, failing as Python does
+ * when a Celery task is called with the wrong number of arguments
+ * (`TypeError: add() missing 1 required positional argument: 'b'`).
+ *
+ * @module
+ */
+
+/**
+ * What a handler accepts, counting positional arguments only (a bound
+ * task's context is not one).
+ *
+ * @example
+ * ```ts ignore
+ * handlerSignature((a: number, b = 1) => a + b, { bind: false }, "tasks.add");
+ * // { name: "add", names: ["a", "b"], required: 1, max: 2 }
+ * ```
+ */
+export interface HandlerSignature {
+  /** The name Python would print: the function's, else the task name's last part. */
+  name: string;
+  /** Parameter names, for messages (`arg<n>` where unknown). */
+  names: string[];
+  /** Arguments needed: the handler's `length` (parameters before the first default or rest). */
+  required: number;
+  /** Most arguments taken; `Infinity` with a rest parameter or an unreadable parameter list. */
+  max: number;
+}
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+/** Split a parameter list at its top-level commas (brackets, strings and templates skipped). */
+function splitTopLevel(text: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quote: string | null = null;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === "\\") i++;
+      else if (c === quote) quote = null;
+    } else if (c === '"' || c === "'" || c === "`") quote = c;
+    else if (c === "(" || c === "[" || c === "{") depth++;
+    else if (c === ")" || c === "]" || c === "}") depth--;
+    else if (c === "," && depth === 0) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  const last = text.slice(start);
+  if (last.trim() !== "") parts.push(last);
+  return parts.map((p) => p.trim());
+}
+
+/** The parameter list of a function's source, or `null` when it cannot be read. */
+function parameterList(fn: (...args: never[]) => unknown): string[] | null {
+  const src = Function.prototype.toString.call(fn).replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, "");
+  const single = /^(?:async\s+)?([A-Za-z_$][\w$]*)\s*=>/.exec(src);
+  if (single) return [single[1]];
+  const open = src.indexOf("(");
+  if (open < 0 || /\{\s*\[native code\]\s*\}\s*$/.test(src)) return null;
+  let depth = 0;
+  let quote: string | null = null;
+  for (let i = open; i < src.length; i++) {
+    const c = src[i];
+    if (quote) {
+      if (c === "\\") i++;
+      else if (c === quote) quote = null;
+    } else if (c === '"' || c === "'" || c === "`") quote = c;
+    else if (c === "(") depth++;
+    else if (c === ")" && --depth === 0) return splitTopLevel(src.slice(open + 1, i));
+  }
+  return null;
+}
+
+const cache = new WeakMap<object, HandlerSignature>();
+
+/**
+ * Read what a handler accepts (cached per handler).
+ *
+ * @example
+ * ```ts ignore
+ * handlerSignature((ctx: unknown, url: string) => url, { bind: true }, "tasks.fetch").names; // ["url"]
+ * ```
+ *
+ * @param handler the task's handler
+ * @param options `bind` (the first parameter is the context) and declared `params`
+ * @param taskName the task name, for the message when the handler has no name
+ * @returns the signature
+ */
+export function handlerSignature(
+  handler: (...args: never[]) => unknown,
+  options: { bind?: boolean; params?: readonly string[] },
+  taskName: string,
+): HandlerSignature {
+  const known = cache.get(handler);
+  if (known) return known;
+  const skip = options.bind ? 1 : 0;
+  const list = parameterList(handler)?.slice(skip) ?? null;
+  const rest = list?.some((p) => p.startsWith("...")) ?? true;
+  const names = (list ?? []).map((p, i) => {
+    const id = /^[A-Za-z_$][\w$]*/.exec(p)?.[0];
+    return options.params?.[i] ?? id ?? `arg${i + 1}`;
+  });
+  for (let i = names.length; i < (options.params?.length ?? 0); i++) names.push(options.params![i]);
+  const sig: HandlerSignature = {
+    name: IDENTIFIER.test(handler.name) ? handler.name : taskName.split(".").pop() || taskName,
+    names,
+    required: Math.max(0, handler.length - skip),
+    max: rest ? Infinity : names.length,
+  };
+  cache.set(handler, sig);
+  return sig;
+}
+
+function quoted(names: string[]): string {
+  const q = names.map((n) => `'${n}'`);
+  if (q.length === 1) return q[0];
+  if (q.length === 2) return `${q[0]} and ${q[1]}`;
+  return `${q.slice(0, -1).join(", ")}, and ${q[q.length - 1]}`;
+}
+
+/**
+ * Throw Python's `TypeError` when a call does not fit the handler: too many
+ * positional arguments, or required ones missing.
+ *
+ * @example
+ * ```ts ignore
+ * const sig = handlerSignature((a: number, b: number) => a + b, {}, "tasks.add");
+ * checkArity(sig, [1], 1);
+ * // TypeError: add() missing 1 required positional argument: 'b'
+ * ```
+ *
+ * @param sig what the handler accepts
+ * @param args the arguments it would get (keyword arguments placed by name)
+ * @param given how many positional arguments the message carried
+ * @throws {TypeError} with Python's message
+ */
+export function checkArity(sig: HandlerSignature, args: readonly unknown[], given: number): void {
+  if (given > sig.max) {
+    const takes = sig.required === sig.max
+      ? `${sig.max} positional argument${sig.max === 1 ? "" : "s"}`
+      : `from ${sig.required} to ${sig.max} positional arguments`;
+    throw new TypeError(
+      `${sig.name}() takes ${takes} but ${given} ${given === 1 ? "was" : "were"} given`,
+    );
+  }
+  const missing: string[] = [];
+  for (let i = 0; i < sig.required; i++) {
+    if (i >= args.length || !(i in args)) missing.push(sig.names[i] ?? `arg${i + 1}`);
+  }
+  if (missing.length) {
+    throw new TypeError(
+      `${sig.name}() missing ${missing.length} required positional argument${
+        missing.length === 1 ? "" : "s"
+      }: ${quoted(missing)}`,
+    );
+  }
+}
+
+/**
+ * Check a call of a task before its handler runs: the positional
+ * arguments (with keyword arguments placed by `params`) against the
+ * handler. A bound task without `params` that got keyword arguments reads
+ * them from `ctx.kwargs`, so only its positional count is checked.
+ *
+ * @example
+ * ```ts ignore
+ * checkCall(task, { args: [1], kwargs: {} }, [1]); // throws for tasks.add(a, b)
+ * ```
+ *
+ * @param task the task (handler, options, name)
+ * @param body the message's arguments
+ * @param args the arguments the handler would get
+ * @throws {TypeError} with Python's message
+ */
+export function checkCall(
+  task: {
+    name: string;
+    handler: ((...args: never[]) => unknown) | undefined;
+    options: { bind?: boolean; params?: readonly string[] };
+  },
+  body: { args: readonly unknown[]; kwargs: Record<string, unknown> },
+  args: readonly unknown[],
+): void {
+  if (!task.handler) return;
+  const sig = handlerSignature(task.handler, task.options, task.name);
+  const kwargsInCtx = task.options.bind && !task.options.params &&
+    Object.keys(body.kwargs).length > 0;
+  checkArity(kwargsInCtx ? { ...sig, required: 0 } : sig, args, body.args.length);
+}

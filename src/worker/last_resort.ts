@@ -1,0 +1,145 @@
+/**
+ * Last-resort handlers of the worker's main thread: an error thrown while
+ * receiving a batch, or while settling the outcomes the pool reports, must
+ * neither end the process nor lose a delivery. What cannot be handled the
+ * normal way is parked with the error as its reason (and a FAILURE stored
+ * for its task id when one can be read), and logged.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Delivery } from "../broker/port.ts";
+import type { RunOutcome } from "./executor.ts";
+import type { Intake } from "./intake.ts";
+import { failureEntry, pyException } from "./result_entries.ts";
+import { Settlement } from "./settlement.ts";
+import type { Running, WorkerState } from "./worker_state.ts";
+
+const log = getLogger(["celeriac", "worker"]);
+
+function idOf(d: Delivery): string | null {
+  return typeof d.headers.id === "string" && d.headers.id !== "" ? d.headers.id : null;
+}
+
+function nameOf(d: Delivery): string | null {
+  return typeof d.headers.task === "string" ? d.headers.task : null;
+}
+
+/**
+ * Receive a batch; when the intake throws, park every delivery of the batch
+ * the worker does not hold (held for an ETA or a rate token) with the error
+ * as reason. A delivery prepared for the pool but never handed over is
+ * taken back from the running set and parked too.
+ *
+ * @example
+ * ```ts ignore
+ * if (got.length) await receiveOrPark(state, intake, got);
+ * ```
+ *
+ * @param st the worker's state
+ * @param intake the intake
+ * @param deliveries the batch
+ */
+export async function receiveOrPark(
+  st: WorkerState,
+  intake: Intake,
+  deliveries: Delivery[],
+): Promise<void> {
+  try {
+    await intake.receive(deliveries);
+  } catch (err) {
+    const held = new Set(intake.holding());
+    const seqOf = new Map<Delivery, number>();
+    for (const [seq, r] of st.running) seqOf.set(r.delivery, seq);
+    const reason = `worker error while receiving it: ${(err as Error).message}`;
+    log.error("Receiving a batch of {n} message(s) failed ({error}); parking them", {
+      n: deliveries.length,
+      error: (err as Error).stack ?? String(err),
+    });
+    const s = new Settlement();
+    for (const d of deliveries) {
+      if (held.has(d)) continue;
+      const seq = seqOf.get(d);
+      if (seq !== undefined) st.running.delete(seq);
+      park(s, d, idOf(d), nameOf(d), reason, null);
+    }
+    st.settle(s);
+    st.wake();
+  }
+}
+
+function park(
+  s: Settlement,
+  d: Delivery,
+  taskId: string | null,
+  taskName: string | null,
+  reason: string,
+  meta: { status: "SUCCESS" | "FAILURE"; meta: string } | null,
+): void {
+  s.rejects.push({ delivery: d, reason, taskId, taskName });
+  if (meta && taskId) s.stores.push({ taskId, status: meta.status, meta: meta.meta });
+  else if (taskId) {
+    s.stores.push(failureEntry(taskId, pyException("InternalError", "celeriac", [reason]), null));
+  }
+}
+
+/**
+ * Settle outcomes with `settle`; when it throws, settle each outcome
+ * alone, and an outcome that still throws is written the plain way: its
+ * result stored (so its caller sees it) and its delivery parked with the
+ * error as reason (its follow-ups are not sent; an operator can requeue
+ * it).
+ *
+ * @example
+ * ```ts ignore
+ * onOutcomes: (outs) => settleOrPark(state, outs, settleOutcomes),
+ * ```
+ *
+ * @param st the worker's state
+ * @param outcomes what the pool reported
+ * @param settle the normal handler
+ */
+export function settleOrPark(
+  st: WorkerState,
+  outcomes: RunOutcome[],
+  settle: (st: WorkerState, outcomes: RunOutcome[]) => void,
+): void {
+  const before = new Map<number, Running>();
+  for (const o of outcomes) {
+    const r = st.running.get(o.seq);
+    if (r) before.set(o.seq, r);
+  }
+  try {
+    settle(st, outcomes);
+    return;
+  } catch (err) {
+    log.error("Settling {n} outcome(s) failed ({error}); settling them one by one", {
+      n: outcomes.length,
+      error: (err as Error).stack ?? String(err),
+    });
+  }
+  const s = new Settlement();
+  for (const o of outcomes) {
+    const r = before.get(o.seq);
+    if (!r) continue;
+    st.running.set(o.seq, r);
+    try {
+      settle(st, [o]);
+    } catch (err) {
+      st.running.delete(o.seq);
+      const reason = `worker error after the task ran: ${(err as Error).message}`;
+      log.error("Task {name}[{id}]: {reason}; result stored, message parked", {
+        name: r.req.task,
+        id: r.req.id,
+        reason,
+      });
+      const meta = o.meta && !o.refused && !o.retry
+        ? { status: o.ok ? "SUCCESS" as const : "FAILURE" as const, meta: o.meta }
+        : null;
+      park(s, r.delivery, r.req.id, r.req.task, reason, meta);
+    }
+  }
+  st.settle(s);
+  st.wake();
+}

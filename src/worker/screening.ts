@@ -1,0 +1,132 @@
+/**
+ * Screening a redelivered message before it runs again:
+ *
+ * - **Duplicates.** A redelivered task whose result backend already holds
+ *   a terminal state (SUCCESS, FAILURE, REVOKED) ran to the end before: it
+ *   is acknowledged without running again and logged as a suppressed
+ *   duplicate (Celery would run it again). Only redelivered messages are
+ *   looked up, so a first delivery costs nothing.
+ * - **Poison messages.** A message given back because the consumer holding
+ *   it died ({@link DELIVERY_COUNT_HEADER}) `maxDeliveries` times is parked
+ *   with a FAILURE instead of killing workers forever.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { ResultBackend } from "../backend/port.ts";
+import { type Delivery, DELIVERY_COUNT_HEADER } from "../broker/port.ts";
+import { READY_STATES } from "../protocol/result_meta.ts";
+import type { TaskRequest } from "../protocol/task_request.ts";
+import { failureEntry, pyException } from "./result_entries.ts";
+import type { Settlement } from "./settlement.ts";
+
+const log = getLogger(["celeriac", "worker"]);
+
+/**
+ * Default of `WorkerOptions.maxDeliveries`: a message whose consumer died
+ * holding it 5 times is parked as a poison message.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_MAX_DELIVERIES } from "./screening.ts";
+ * DEFAULT_MAX_DELIVERIES; // 5
+ * ```
+ */
+export const DEFAULT_MAX_DELIVERIES = 5;
+
+/**
+ * The ids of redelivered deliveries whose result is already terminal.
+ * A backend that cannot be read now suppresses nothing (the task runs).
+ *
+ * @example
+ * ```ts ignore
+ * const done = await finishedBefore(backend, deliveries);
+ * ```
+ *
+ * @param backend the result backend, or null
+ * @param deliveries a batch
+ * @returns task ids to suppress
+ */
+export async function finishedBefore(
+  backend: ResultBackend | null,
+  deliveries: readonly Delivery[],
+): Promise<Set<string>> {
+  const done = new Set<string>();
+  if (!backend) return done;
+  const ids = deliveries.filter((d) => d.redelivered && typeof d.headers.id === "string")
+    .map((d) => d.headers.id as string);
+  if (ids.length === 0) return done;
+  await Promise.all(ids.map(async (id) => {
+    try {
+      const meta = await backend.get(id);
+      if (meta && READY_STATES.has(meta.status)) done.add(id);
+    } catch (err) {
+      log.debug("Cannot read the state of redelivered task {id}: {error}", {
+        id,
+        error: (err as Error).message,
+      });
+    }
+  }));
+  return done;
+}
+
+/**
+ * How many times a delivery was given back after its consumer died.
+ *
+ * @example
+ * ```ts ignore
+ * deliveryCount(delivery); // 0 for a first delivery
+ * ```
+ *
+ * @param d the delivery
+ * @returns the count
+ */
+export function deliveryCount(d: Delivery): number {
+  const n = Number(d.headers[DELIVERY_COUNT_HEADER]);
+  return Number.isFinite(n) && n > 0 ? n : 0;
+}
+
+/**
+ * Screen a decoded delivery: a suppressed duplicate is acknowledged, a
+ * poison message parked with a FAILURE. Returns true when it must not run.
+ *
+ * @example
+ * ```ts ignore
+ * if (screen(d, req, done, settlement, options.maxDeliveries)) continue;
+ * ```
+ *
+ * @param d the delivery
+ * @param req its decoded headers
+ * @param done ids already finished ({@link finishedBefore})
+ * @param s the settlement of this batch
+ * @param maxDeliveries the poison limit; 0 never parks
+ * @returns whether it was settled here
+ */
+export function screen(
+  d: Delivery,
+  req: TaskRequest,
+  done: ReadonlySet<string>,
+  s: Settlement,
+  maxDeliveries: number = DEFAULT_MAX_DELIVERIES,
+): boolean {
+  if (done.has(req.id)) {
+    log.warn("Task {name}[{id}] redelivered after it finished: duplicate suppressed", {
+      name: req.task,
+      id: req.id,
+    });
+    s.acks.push(d);
+    return true;
+  }
+  const count = deliveryCount(d);
+  if (maxDeliveries > 0 && count >= maxDeliveries) {
+    const reason = `poison message: given back ${count} times by consumers that died ` +
+      `holding it (limit ${maxDeliveries}, WorkerOptions.maxDeliveries)`;
+    log.error("Parked task {name}[{id}]: {reason}", { name: req.task, id: req.id, reason });
+    s.rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
+    const info = pyException("PoisonMessage", "celeriac", [reason]);
+    s.stores.push({ ...failureEntry(req.id, info, null), replyTo: req.replyTo });
+    return true;
+  }
+  return false;
+}

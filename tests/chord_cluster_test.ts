@@ -1,0 +1,82 @@
+/**
+ * Chord joins and saved groups on a Redis Cluster (3 masters on private
+ * ports): a chord's keys share a slot (the group id is a hash tag), so the
+ * join's MULTI works and exactly one of 100 concurrent members completes it.
+ */
+
+import assert from "node:assert/strict";
+import { Redis } from "ioredis";
+import { encodeGroupMeta } from "../protocol.ts";
+import { openRedisBackend } from "../transports.ts";
+import {
+  command,
+  privatePorts,
+  type RedisProcess,
+  startRedis,
+  waitUntil,
+} from "./helpers/redis_servers.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+Deno.test({
+  name: "redis cluster: chord join in one slot, one completer of 100",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const base = privatePorts();
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-chord-cluster-" });
+  const nodes: RedisProcess[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      nodes.push(
+        await startRedis(base + i, dir, [
+          "--cluster-enabled",
+          "yes",
+          "--cluster-config-file",
+          `${dir}/nodes-${base + i}.conf`,
+        ]),
+      );
+    }
+    const out = await new Deno.Command("redis-cli", {
+      args: ["--cluster", "create", ...nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-yes"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    for (const n of nodes) {
+      await waitUntil(
+        `node ${n.port} to see the cluster ok`,
+        async () => String(await command(n.port, "CLUSTER", "INFO")).includes("cluster_state:ok"),
+        20_000,
+      );
+    }
+    const backend = await openRedisBackend(`redis+cluster://127.0.0.1:${base}`);
+    try {
+      const gid = crypto.randomUUID();
+      await backend.setChordSize(gid, 100);
+      const outcomes = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          backend.chordPartReturn({
+            groupId: gid,
+            groupIndex: i,
+            taskId: `t${i}`,
+            state: "SUCCESS",
+            resultJson: String(i),
+          })),
+      );
+      const done = outcomes.filter((o) => o !== null);
+      assert.equal(done.length, 1);
+      assert.deepEqual(done[0]!.map((m) => m.result), Array.from({ length: 100 }, (_, i) => i));
+      await backend.chordCleanup(gid);
+      await backend.saveGroup(gid, encodeGroupMeta(gid, ["a"]));
+      assert.equal(await backend.restoreGroup(gid), encodeGroupMeta(gid, ["a"]));
+      const raw = new Redis.Cluster([{ host: "127.0.0.1", port: base }]);
+      assert.equal(await raw.exists(`celery-taskset-meta-{${gid}}`), 1);
+      assert.equal(await raw.exists(`celery-taskset-meta-{${gid}}.j`), 0);
+      raw.disconnect();
+    } finally {
+      await backend.close();
+    }
+  } finally {
+    await Promise.allSettled(nodes.map((n) => n.kill()));
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

@@ -1,0 +1,159 @@
+/**
+ * The TypeScript event receiver and state tracker: `app.events.receive()`
+ * yields a Celeriac worker's events (with `-E`) and a client's `task-sent`
+ * on Redis and KV; `EventState` follows workers and tasks, stays bounded,
+ * keeps ready states against late events, and tells alive from offline;
+ * malformed event messages are skipped.
+ */
+
+import assert from "node:assert/strict";
+import { Celery, type CeleryEvent, EventState, type WorkerEvent } from "../mod.ts";
+import { EVENT_EXCHANGE, makeEvent } from "../protocol.ts";
+import { redisAndKv, withWorker } from "./helpers/worker.ts";
+
+const { transports, cleanup } = await redisAndKv("events-rx");
+
+for (const t of transports) {
+  Deno.test(`events on ${t.name}: receive() and EventState follow a worker and its tasks`, async () => {
+    await withWorker(
+      t,
+      { taskEvents: true, heartbeatInterval: 0.5, hostname: `rx-${t.name}@%h` },
+      async (client, worker) => {
+        const sender = new Celery({
+          broker: t.broker,
+          backend: t.backend,
+          defaultQueue: worker.queues[0],
+          taskSendSentEvent: true,
+        });
+        const state = new EventState();
+        const failures: string[] = [];
+        const ac = new AbortController();
+        const stream = client.events.receive({
+          signal: ac.signal,
+          handlers: { "task-failed": (e) => failures.push(e.exception) },
+        });
+        const first = stream.next(); // subscribes
+        await new Promise((r) => setTimeout(r, 300));
+        const ok = await sender.sendTask("t.add", [2, 3]);
+        const bad = await sender.sendTask("t.fail", ["boom"]);
+        const types: string[] = [];
+        const timeout = setTimeout(() => ac.abort(), 20_000);
+        const apply = (e: CeleryEvent) => {
+          types.push(e.type);
+          state.event(e);
+          const done = state.tasks.get(ok.id)?.state === "SUCCESS" &&
+            state.tasks.get(bad.id)?.state === "FAILURE" &&
+            state.workers.get(worker.hostname)?.lastHeartbeat;
+          if (done) ac.abort();
+        };
+        const head = await first;
+        if (!head.done) apply(head.value);
+        for await (const e of stream) apply(e);
+        clearTimeout(timeout);
+        await sender.close();
+        const done = state.tasks.get(ok.id)!;
+        assert.equal(done.state, "SUCCESS", JSON.stringify(types));
+        assert.equal(done.name, "t.add");
+        assert.equal(done.args, "(2, 3)");
+        assert.equal(done.result, "5");
+        assert.equal(done.hostname, worker.hostname);
+        assert.ok(done.timestamps.sent! <= done.timestamps.received!);
+        assert.ok(done.timestamps.received! <= done.timestamps.succeeded!);
+        assert.ok(done.runtime! >= 0);
+        const failed = state.tasks.get(bad.id)!;
+        assert.equal(failed.state, "FAILURE");
+        assert.match(failed.traceback!, /boom/);
+        assert.deepEqual(failures, [failed.exception]);
+        const w = state.workers.get(worker.hostname)!;
+        assert.equal(state.isAlive(w), true);
+        assert.equal(w.software?.ident, "celeriac");
+        assert.ok(types.includes("task-sent") && types.includes("worker-heartbeat"));
+      },
+    );
+  });
+
+  Deno.test(`events on ${t.name}: a malformed event message is skipped`, async () => {
+    const app = new Celery({ broker: t.broker, backend: t.backend });
+    try {
+      const broker = await app.broker();
+      const ac = new AbortController();
+      const stream = app.events.receive({ signal: ac.signal, wakeup: false });
+      const first = stream.next();
+      await new Promise((r) => setTimeout(r, 300));
+      const good = makeEvent("task-started", { uuid: "u1" }, { hostname: "h", pid: 1, clock: 1 });
+      const body = (text: string) => ({
+        body: new TextEncoder().encode(text),
+        contentType: "application/json",
+        contentEncoding: "utf-8",
+        headers: { hostname: "h" },
+        properties: {},
+      });
+      await broker.broadcast(EVENT_EXCHANGE, body("{oops"), "task.multi");
+      await broker.broadcast(EVENT_EXCHANGE, body('[{"no": "type"}]'), "task.multi");
+      await broker.broadcast(EVENT_EXCHANGE, body(JSON.stringify([good])), "task.multi");
+      const timer = setTimeout(() => ac.abort(), 10_000);
+      const got = await first;
+      clearTimeout(timer);
+      assert.equal(got.done, false);
+      assert.deepEqual(got.value, good);
+      ac.abort();
+      assert.equal((await stream.next()).done, true);
+    } finally {
+      await app.close();
+    }
+  });
+}
+
+function workerEvent(type: WorkerEvent["type"], hostname: string, at: number): WorkerEvent {
+  return makeEvent(type, {
+    freq: 2,
+    active: 0,
+    processed: 0,
+    loadavg: [0, 0, 0],
+    sw_ident: "py-celery",
+    sw_ver: "5.2.6",
+    sw_sys: "Linux",
+  }, { hostname, pid: 7, clock: 1, timestamp: at * 1000 });
+}
+
+Deno.test("EventState: alive by heartbeat, offline, bounded, ready states win over late events", () => {
+  let now = 1000;
+  const state = new EventState({ maxTasks: 3, now: () => now });
+  state.event(workerEvent("worker-online", "a@h", now));
+  const a = state.workers.get("a@h")!;
+  assert.equal(state.isAlive(a), true);
+  now += 3.9;
+  assert.equal(state.isAlive(a), true);
+  now += 0.2;
+  assert.equal(state.isAlive(a), false, "no heartbeat for more than 2 × freq");
+  state.event(workerEvent("worker-heartbeat", "a@h", now));
+  assert.deepEqual(state.aliveWorkers().map((w) => w.hostname), ["a@h"]);
+  state.event(workerEvent("worker-offline", "a@h", now));
+  assert.deepEqual(state.aliveWorkers(), []);
+
+  const ev = (type: CeleryEvent["type"], uuid: string, at: number, extra = {}) =>
+    makeEvent(type, { uuid, ...extra }, {
+      hostname: "a@h",
+      pid: 7,
+      clock: 1,
+      timestamp: at * 1000,
+    });
+  state.event(ev("task-succeeded", "t1", 10, { result: "1", runtime: 0.1 }));
+  state.event(ev("task-started", "t1", 9));
+  assert.equal(state.tasks.get("t1")!.state, "SUCCESS", "a late started does not undo success");
+  state.event(ev("task-received", "t2", 11, { name: "x", args: "()", kwargs: "{}" }));
+  state.event(ev("task-retried", "t2", 12, { exception: "KeyError('k')", traceback: "" }));
+  state.event(ev("task-received", "t2", 13));
+  assert.equal(state.tasks.get("t2")!.state, "RECEIVED", "a retried task is received again");
+  state.event(ev("task-received", "t3", 14));
+  state.event(ev("task-received", "t4", 15));
+  assert.deepEqual([...state.tasks.keys()], ["t2", "t3", "t4"], "only the 3 most recent are kept");
+  assert.deepEqual(state.countByState(), { RECEIVED: 3 });
+  assert.deepEqual(state.latest(2).map((t) => t.uuid), ["t4", "t3"]);
+  assert.deepEqual(state.tasksByState("RECEIVED", 1).map((t) => t.uuid), ["t4"]);
+  assert.throws(() => new EventState({ maxTasks: 0 }), RangeError);
+});
+
+Deno.test("events: clean up", async () => {
+  await cleanup();
+});

@@ -1,0 +1,160 @@
+import assert from "node:assert/strict";
+import {
+  checkShape,
+  decodeEnvelope,
+  decodeTaskBody,
+  decodeTaskHeaders,
+  deserialize,
+  encodeEnvelope,
+  encodeTaskMessage,
+  MAX_NESTING_DEPTH,
+  ProtocolError,
+  pyJsonLoads,
+} from "../protocol.ts";
+
+const utf8 = new TextEncoder();
+
+function nested(depth: number): string {
+  return "[".repeat(depth) + "]".repeat(depth);
+}
+
+function message(headers: Record<string, unknown>, body: string) {
+  return {
+    body: utf8.encode(body),
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers,
+    properties: {},
+  };
+}
+
+Deno.test("checkShape refuses nesting past the limit without recursing", () => {
+  const deep = JSON.parse(nested(200_000));
+  assert.throws(() => checkShape(deep, "body"), (err: unknown) => {
+    assert.ok(err instanceof ProtocolError);
+    assert.match(err.message, /nests deeper than 128 levels/);
+    return true;
+  });
+  checkShape(JSON.parse(nested(MAX_NESTING_DEPTH)), "body");
+  assert.throws(() => checkShape(JSON.parse(nested(MAX_NESTING_DEPTH + 1)), "body"), ProtocolError);
+});
+
+Deno.test("checkShape refuses headers larger than maxSize", () => {
+  const big = { argsrepr: "x".repeat(2000) };
+  assert.throws(() => checkShape(big, "headers", { maxSize: 1000 }, "id-1"), (err: unknown) => {
+    assert.ok(err instanceof ProtocolError);
+    assert.equal(err.taskId, "id-1");
+    assert.match(err.message, /larger than 1000 bytes/);
+    return true;
+  });
+});
+
+Deno.test("a body nested 10,000 deep is a ProtocolError naming the task, for JSON and for the tolerant parser", () => {
+  for (const text of [nested(10_000), "[NaN, " + nested(10_000) + "]"]) {
+    assert.throws(
+      () => deserialize(utf8.encode(text), "application/json", "utf-8", "t-1"),
+      (err: unknown) => err instanceof ProtocolError && err.taskId === "t-1",
+    );
+  }
+  // The reviver path (long integers) walks recursively: refused, not a stack overflow.
+  assert.throws(() => pyJsonLoads("[12345678901234567, " + nested(100_000) + "]"), ProtocolError);
+});
+
+Deno.test("headers nested deep are refused by decodeTaskHeaders with the task id", () => {
+  let deep: unknown = 1;
+  for (let i = 0; i < 5000; i++) deep = { a: deep };
+  const msg = message({ task: "tasks.add", id: "id-deep", x: deep }, "[[], {}, {}]");
+  assert.throws(() => decodeTaskHeaders(msg), (err: unknown) => {
+    assert.ok(err instanceof ProtocolError);
+    assert.equal(err.taskId, "id-deep");
+    return true;
+  });
+});
+
+Deno.test("an envelope with deep headers and a task id comes back undecodable, with id and task only", () => {
+  const raw = '{"body": "W10=", "content-encoding": "utf-8", "content-type": "application/json", ' +
+    '"headers": {"id": "id-9", "task": "tasks.add", "x": ' + nested(5000) + "}, " +
+    '"properties": {"body_encoding": "base64", "delivery_tag": "t9", ' +
+    '"delivery_info": {"exchange": "", "routing_key": "q"}}}';
+  const env = decodeEnvelope(raw);
+  assert.match(env.undecodable ?? "", /nests deeper/);
+  assert.deepEqual(env.headers, { id: "id-9", task: "tasks.add" });
+  assert.equal(env.deliveryTag, "t9");
+  assert.throws(() => decodeTaskHeaders(env), (err: unknown) => {
+    assert.ok(err instanceof ProtocolError);
+    assert.equal(err.taskId, "id-9");
+    return true;
+  });
+});
+
+Deno.test("an envelope whose body is not base64 keeps its task id so a FAILURE can be stored", () => {
+  const raw = '{"body": "***", "content-encoding": "utf-8", "content-type": "application/json", ' +
+    '"headers": {"id": "id-b64", "task": "tasks.add"}, ' +
+    '"properties": {"body_encoding": "base64", "delivery_tag": "t1"}}';
+  const env = decodeEnvelope(raw);
+  assert.equal(env.undecodable, "Envelope body is not valid base64");
+  assert.throws(() => decodeTaskHeaders(env), /not valid base64/);
+  // Without an id nobody waits for it: the envelope is refused whole.
+  assert.throws(() => decodeEnvelope(raw.replace('"id": "id-b64", ', "")), ProtocolError);
+});
+
+Deno.test("envelope delivery_info fields of the wrong type read as empty strings", () => {
+  const raw = encodeEnvelope(
+    message({ id: "1", task: "t" }, "[]"),
+    { exchange: "", routing_key: "q" },
+    "tag",
+  ).replace('"exchange": ""', '"exchange": 5');
+  assert.equal(decodeEnvelope(raw).deliveryInfo.exchange, "");
+  assert.throws(
+    () => decodeEnvelope('{"body": "", "headers": [], "properties": {}}'),
+    ProtocolError,
+  );
+});
+
+Deno.test("malformed link, errback, chain and chord entries are refused when the body is decoded", () => {
+  const cases: [string, RegExp][] = [
+    ['{"callbacks": [{"task": null}]}', /callbacks\[0\].*no task name/],
+    ['{"chain": [5]}', /chain\[0\].*expected an object/],
+    ['{"errbacks": {"task": "x"}}', /errbacks.*list of signatures/],
+    ['{"chord": {"task": "x", "args": 3}}', /chord.*args is not an array/],
+    ['{"callbacks": [{"task": "x", "kwargs": []}]}', /kwargs is not an object/],
+    ['{"callbacks": [{"task": "x", "options": {"link": [{"task": 1}]}}]}', /options\.link\[0\]/],
+    ['{"chain": [{"task": "x", "options": {"countdown": 1e300}}]}', /countdown .* out of range/],
+    ['{"chain": [{"task": "x", "options": {"headers": "h"}}]}', /options\.headers/],
+    ["5", /embed.*must be an object/],
+  ];
+  for (const [embed, pattern] of cases) {
+    const msg = message({}, `[[], {}, ${embed}]`);
+    assert.throws(() => decodeTaskBody(msg, "id-e"), (err: unknown) => {
+      assert.ok(err instanceof ProtocolError, embed);
+      assert.equal(err.taskId, "id-e");
+      assert.match(err.message, pattern, embed);
+      return true;
+    });
+  }
+  // Protocol 1 bodies are decoded on the main thread: refused there, with the id.
+  const v1 = message({}, '{"task": "t", "id": "v1", "args": [], "kwargs": {}, "callbacks": [7]}');
+  assert.throws(() => decodeTaskHeaders(v1), /callbacks\[0\]/);
+});
+
+Deno.test("well-formed embeds still decode (chain, link with nested link, chord)", () => {
+  const sig = { task: "tasks.b", args: [1], kwargs: {}, options: {}, subtask_type: null };
+  const msg = encodeTaskMessage({
+    task: "tasks.a",
+    id: "1",
+    args: [],
+    kwargs: {},
+    now: new Date(),
+    origin: "o",
+    replyTo: "r",
+    embed: {
+      callbacks: [{ ...sig, immutable: false, options: { link: sig } }],
+      chain: [{ ...sig, immutable: false }],
+      chord: { ...sig, immutable: false },
+    },
+  });
+  const body = decodeTaskBody(msg, "1");
+  assert.equal(body.embed.callbacks?.length, 1);
+  assert.equal(body.embed.chain?.[0].task, "tasks.b");
+  assert.equal(body.embed.chord?.task, "tasks.b");
+});

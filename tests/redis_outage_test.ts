@@ -1,0 +1,157 @@
+/**
+ * The Redis transport loses nothing in an outage: settlement retries while
+ * the server is down, a take whose reply was lost is handed over, every
+ * delivery is settled by the tag it was recorded under, and the restore
+ * lock expires in seconds.
+ */
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { RedisBackend } from "../src/backend/redis.ts";
+import type { Broker, Delivery } from "../src/broker/port.ts";
+import { openRedisBroker, RESTORE_LOCK_MS } from "../src/broker/redis.ts";
+import { encodeEnvelope } from "../src/protocol/envelope.ts";
+import { encodeResultMeta } from "../src/protocol/result_meta.ts";
+import { message, uniqueQueue } from "./broker_conformance.ts";
+import { LossyProxy } from "./helpers/lossy_proxy.ts";
+import { PrivateRedis } from "./helpers/private_redis.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name: `redis outage: ${name}`, ignore: WITHOUT_REDIS }, fn);
+
+const take = (b: Broker, q: string, max = 100) =>
+  b.take([q], { max, signal: AbortSignal.timeout(3000) });
+
+function rawEnvelope(q: string, tag: string): string {
+  return encodeEnvelope(message("x"), { exchange: "", routing_key: q }, tag);
+}
+
+test("unsafe, non-UTF-8 and reused delivery tags are retagged and settled exactly", async () => {
+  const prefix = uniquePrefix("tags");
+  const broker = await openRedisBroker(`${REDIS_URL}?global_keyprefix=${prefix}`);
+  const redis = await rawRedis();
+  const q = uniqueQueue("tags");
+  try {
+    const badUtf8 = Buffer.concat([
+      Buffer.from(rawEnvelope(q, "TAGX").split("TAGX")[0]),
+      Buffer.from([0xff, 0xfe, 0x41]),
+      Buffer.from(rawEnvelope(q, "TAGX").split("TAGX")[1]),
+    ]);
+    await redis.lpush(prefix + q, badUtf8);
+    await redis.lpush(prefix + q, rawEnvelope(q, "same-tag"), rawEnvelope(q, "same-tag"));
+    await redis.lpush(prefix + q, rawEnvelope(q, "tab\\there"));
+    const got: Delivery[] = await take(broker, q);
+    assert.equal(got.length, 4);
+    assert.equal(new Set(got.map((d) => d.deliveryTag)).size, 4, "every delivery has its own tag");
+    assert.equal(await redis.hlen(prefix + "unacked"), 4);
+    await broker.ack(got);
+    assert.equal(await redis.hlen(prefix + "unacked"), 0, "nothing is left unacknowledged");
+    assert.equal(await redis.zcard(prefix + "unacked_index"), 0);
+  } finally {
+    await broker.close();
+    await redis.quit();
+    await deleteKeys(prefix);
+  }
+});
+
+test("a take whose reply is lost in a cut is handed over after reconnecting, not stranded", async () => {
+  const prefix = uniquePrefix("lost-take");
+  const target = new URL(REDIS_URL);
+  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
+  const broker = await openRedisBroker(
+    `redis://127.0.0.1:${proxy.port}${target.pathname}?global_keyprefix=${prefix}`,
+  );
+  const redis = await rawRedis();
+  const q = uniqueQueue("lost");
+  try {
+    await broker.declareQueue(q);
+    for (let i = 0; i < 5; i++) await redis.lpush(prefix + q, rawEnvelope(q, `t${i}`));
+    proxy.holdReplies();
+    const taking = take(broker, q, 10).catch(() => [] as Delivery[]);
+    // The take runs on the server; its reply is dropped.
+    const deadline = Date.now() + 5000;
+    while (await redis.llen(prefix + q) > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(await redis.hlen(prefix + "unacked"), 5, "the take ran on the server");
+    proxy.cut();
+    let got: Delivery[] = await taking;
+    if (got.length === 0) got = await take(broker, q, 10);
+    assert.deepEqual(got.map((d) => d.deliveryTag).sort(), ["t0", "t1", "t2", "t3", "t4"]);
+    await broker.ack(got);
+    assert.equal(await redis.hlen(prefix + "unacked"), 0, "nothing stranded in unacked");
+  } finally {
+    await broker.close();
+    proxy.close();
+    await redis.quit();
+    await deleteKeys(prefix);
+  }
+});
+
+test("the restore lock lives seconds and is renewed while a sweep runs", async () => {
+  const prefix = uniquePrefix("mutex");
+  const broker = await openRedisBroker(
+    `${REDIS_URL}?global_keyprefix=${prefix}&visibility_timeout=1`,
+    { restoreInterval: 3600 },
+  );
+  const redis = await rawRedis();
+  try {
+    const old = Date.now() / 1000 - 100;
+    const tx = redis.multi();
+    for (let i = 0; i < 20_000; i++) {
+      tx.zadd(prefix + "unacked_index", old, `gone-${i}`);
+    }
+    await tx.exec();
+    const sweep = broker.restoreVisible();
+    let ttl = -2;
+    for (let i = 0; i < 200 && ttl < 0; i++) {
+      ttl = await redis.pttl(prefix + "unacked_mutex");
+    }
+    await sweep;
+    assert.ok(ttl > 0 && ttl <= RESTORE_LOCK_MS, `mutex TTL ${ttl} ms`);
+    assert.equal(await redis.exists(prefix + "unacked_mutex"), 0, "released after the sweep");
+  } finally {
+    await broker.close();
+    await redis.quit();
+    await deleteKeys(prefix);
+  }
+});
+
+test("acks, parks and result stores wait out a 3 s outage instead of failing", async () => {
+  const server = await PrivateRedis.start();
+  const broker = await openRedisBroker(server.url);
+  const backend = new RedisBackend(server.url);
+  const redis = await rawRedis(server.url);
+  redis.on("error", () => {});
+  const q = uniqueQueue("outage");
+  try {
+    for (let i = 0; i < 3; i++) await broker.publish(message(`m${i}`), { routingKey: q });
+    const got: Delivery[] = await take(broker, q);
+    assert.equal(got.length, 3);
+    await server.down();
+    const t0 = Date.now();
+    const settled = Promise.all([
+      broker.ack([got[0]]),
+      broker.reject([{ delivery: got[1], reason: "test" }]),
+      backend.store([{
+        taskId: "outage-1",
+        status: "SUCCESS",
+        meta: encodeResultMeta({ taskId: "outage-1", status: "SUCCESS", result: 1 }),
+      }]),
+    ]);
+    await new Promise((r) => setTimeout(r, 3000));
+    await server.up();
+    await settled;
+    assert.ok(Date.now() - t0 >= 3000);
+    assert.deepEqual(await redis.hkeys("unacked"), [got[2].deliveryTag]);
+    assert.equal(await redis.llen("celeriac.parked"), 1);
+    assert.match(String(await redis.get("celery-task-meta-outage-1")), /SUCCESS/);
+  } finally {
+    redis.disconnect();
+    await broker.close();
+    await backend.close();
+    await server.close();
+  }
+});

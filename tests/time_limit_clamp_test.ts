@@ -1,0 +1,23 @@
+import assert from "node:assert/strict";
+import { clearLongTimeout, setLongTimeout, TimeLimitTimers } from "../src/worker/time_limits.ts";
+
+Deno.test("a time limit beyond setTimeout's range (30 days) does not fire at once", async () => {
+  const fired: string[] = [];
+  const timers = new TimeLimitTimers({
+    soft: (seq) => fired.push(`soft ${seq}`),
+    hard: (seq) => fired.push(`hard ${seq}`),
+  });
+  timers.start(1, { hard: 30 * 86_400, soft: 25 * 86_400 });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(fired, []);
+  timers.clearAll();
+});
+
+Deno.test("setLongTimeout still fires short delays, and never for an infinite or NaN one", async () => {
+  let n = 0;
+  setLongTimeout(() => n++, 5);
+  const never = [setLongTimeout(() => n += 100, Infinity), setLongTimeout(() => n += 100, NaN)];
+  await new Promise((r) => setTimeout(r, 40));
+  assert.equal(n, 1);
+  never.forEach(clearLongTimeout);
+});

@@ -1,0 +1,125 @@
+/**
+ * Screening of redelivered messages on Redis: a task whose result is
+ * already terminal is not run again (duplicate suppressed), a message whose
+ * consumers died holding it `maxDeliveries` times is parked as poison, and
+ * the restore sweep counts each restore in `x-delivery-count`.
+ */
+
+import assert from "node:assert/strict";
+import { TaskError } from "../mod.ts";
+import { openRedisBroker } from "../src/broker/redis.ts";
+import { encodeEnvelope } from "../src/protocol/envelope.ts";
+import { encodeResultMeta } from "../src/protocol/result_meta.ts";
+import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { redisAndKv, withWorker } from "./helpers/worker.ts";
+
+const { transports, redisPrefix } = await redisAndKv("screen");
+const redis = transports[0];
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name: `worker screening: ${name}`, ignore: WITHOUT_REDIS }, fn);
+
+async function until(ok: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function push(queue: string, id: string, redelivered: boolean, headers = {}) {
+  const r = await rawRedis();
+  const msg = encodeTaskMessage({
+    task: "t.add",
+    id,
+    args: [2, 3],
+    kwargs: {},
+    now: new Date(),
+    origin: "test",
+    replyTo: "",
+    headers,
+  });
+  await r.lpush(
+    redisPrefix + queue,
+    encodeEnvelope(msg, { exchange: "", routing_key: queue }, crypto.randomUUID(), redelivered),
+  );
+  await r.quit();
+}
+
+test("a redelivered task whose SUCCESS is stored is acknowledged without running again", async () => {
+  await withWorker(redis, {}, async (client, worker, queue) => {
+    const backend = await client.resultBackend();
+    const done = crypto.randomUUID();
+    await backend.store([{
+      taskId: done,
+      status: "SUCCESS",
+      meta: encodeResultMeta({ taskId: done, status: "SUCCESS", result: "first run" }),
+    }]);
+    await push(queue, done, true);
+    const fresh = crypto.randomUUID();
+    await push(queue, fresh, true); // redelivered, but it never finished: it runs
+    assert.equal(await client.asyncResult(fresh).get({ timeout: 10_000 }), 5);
+    const r = await rawRedis();
+    await until(async () =>
+      (await r.llen(redisPrefix + queue)) === 0 && (await r.hlen(redisPrefix + "unacked")) === 0
+    );
+    await r.quit();
+    assert.equal(worker.stats.succeeded, 1, "only the unfinished one ran");
+    assert.equal(await client.asyncResult(done).get({ timeout: 1000 }), "first run");
+  });
+});
+
+test("a message whose consumers died 5 times is parked as poison with a FAILURE", async () => {
+  await withWorker(redis, {}, async (client, worker, queue) => {
+    const id = crypto.randomUUID();
+    await push(queue, id, true, { "x-delivery-count": 5 });
+    const err = await client.asyncResult(id).get({ timeout: 10_000 }).then(() => null, (e) => e);
+    assert.ok(err instanceof TaskError);
+    assert.equal(err.excType, "PoisonMessage");
+    assert.equal(worker.stats.succeeded, 0);
+    const parked = await (await client.broker()).listParked();
+    assert.match(parked.find((p) => p.taskId === id)?.reason ?? "", /poison message: given back 5/);
+    // Below the limit it runs.
+    const ok = crypto.randomUUID();
+    await push(queue, ok, true, { "x-delivery-count": 4 });
+    assert.equal(await client.asyncResult(ok).get({ timeout: 10_000 }), 5);
+  });
+});
+
+test("the restore sweep counts each restore in x-delivery-count", async () => {
+  const prefix = uniquePrefix("restores");
+  const broker = await openRedisBroker(
+    `${REDIS_URL}?global_keyprefix=${prefix}&visibility_timeout=1`,
+    { restoreInterval: 3600 },
+  );
+  try {
+    const q = `restore-${crypto.randomUUID().slice(0, 8)}`;
+    await broker.publish(
+      encodeTaskMessage({
+        task: "t.add",
+        id: "r1",
+        args: [],
+        kwargs: {},
+        now: new Date(),
+        origin: "o",
+        replyTo: "",
+      }),
+      { routingKey: q },
+    );
+    for (const expected of [undefined, 1, 2]) {
+      const [d] = await broker.take([q], { max: 1, signal: AbortSignal.timeout(3000) });
+      assert.equal(d.headers["x-delivery-count"], expected);
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.equal(await broker.restoreVisible(), 1);
+    }
+  } finally {
+    await broker.close();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({ name: "worker screening: clean up", ignore: WITHOUT_REDIS }, async () => {
+  await deleteKeys(redisPrefix);
+});
