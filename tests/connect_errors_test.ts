@@ -14,6 +14,14 @@ import { Proc } from "./helpers/procs.ts";
 import { REDIS_URL } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
+/** A TCP port nothing listens on now (the OS picks it), for a private server. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
 const test = (name: string, fn: () => Promise<void> | void) =>
   Deno.test({ name: `connect errors: ${name}`, ignore: WITHOUT_REDIS }, fn);
 
@@ -63,7 +71,7 @@ test("a database the server does not have fails the extra connections too", asyn
 });
 
 test("wrong password, missing password, unknown host and refused say which", async () => {
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = freePort();
   const server = Proc.start("redis-server", "redis-server", [
     "--port",
     String(port),

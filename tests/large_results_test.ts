@@ -16,6 +16,14 @@ import { Proc } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 
+/** A TCP port nothing listens on now (the OS picks it), for a private server. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
 function entry(taskId: string, status: TaskState, result: unknown) {
   return {
     taskId,
@@ -108,7 +116,7 @@ Deno.test({
     "large results: a Redis write error (bulk over the server's limit) stores FAILURE, run once",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = freePort();
   // proto-max-bulk-len 1mb: a 2 MB SET gets "ERR Protocol error: invalid bulk length", as a
   // result over 512 MB would on a default server.
   const server = Proc.start("redis-server", "redis-server", [

@@ -11,7 +11,13 @@ import { startupRetryDelay } from "../src/cli/connect_retry.ts";
 import { Proc } from "./helpers/procs.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
-const freePort = () => 20000 + Math.floor(Math.random() * 20000);
+/** A TCP port nothing listens on now (the OS picks it), for a private server. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
 
 function workerCli(port: number, extra: string[] = []): Proc {
   const url = `redis://127.0.0.1:${port}/0`;
