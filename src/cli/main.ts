@@ -31,6 +31,7 @@ import {
   runDashboard,
 } from "./dashboard.ts";
 import { bannerFields } from "./banner.ts";
+import { connectOnStartup } from "./connect_retry.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
 import { cliLogLevels, closeLogging, setupLogging } from "./logging.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
@@ -64,7 +65,10 @@ Options:
   -c, --concurrency N        Web Workers in the pool (default: number of CPUs)
   -Q, --queues a,b           queues to consume (default: the app's default queue, "celery")
   -P, --pool threads|inline  run tasks in Web Workers (default) or on the main thread
-      --prefetch N           tasks each Web Worker holds at once (default 32; inline: 100)
+      --prefetch-multiplier N, --prefetch N
+                             tasks each Web Worker holds at once, running or waiting
+                             (default: adaptive, 1 for long CPU-bound tasks up to 32 for
+                             short ones; inline pool: up to 100)
   -n, --hostname NAME        node name, %h = host name (default celeriac@%h)
       --acks-late            acknowledge after tasks finish (at-least-once)
       --reject-on-worker-lost
@@ -88,6 +92,9 @@ Options:
 ${SCALE_HELP}
       --without-remote-control
                              do not answer celery.pidbox commands (ping, revoke, ...)${RELIABILITY_USAGE}
+      --fail-fast            exit at once when the broker or result backend cannot be reached
+                             at start (default: retry every 2, 4, ... 30 s, 100 times, as
+                             Celery's broker_connection_retry_on_startup)
   -E, --task-events          send task events for monitors (Flower, celery events)
       --heartbeat-interval SECONDS
                              seconds between worker-heartbeat events (default 2)
@@ -123,6 +130,21 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
   return n;
 }
 
+/** `--prefetch-multiplier` (Celery's name) or `--prefetch`; both at once must agree. */
+function prefetchOption(values: Record<string, string | boolean | undefined>): number | undefined {
+  const multiplier = positiveInt(
+    values["prefetch-multiplier"] as string | undefined,
+    "--prefetch-multiplier",
+  );
+  const prefetch = positiveInt(values.prefetch as string | undefined, "--prefetch");
+  if (multiplier !== undefined && prefetch !== undefined && multiplier !== prefetch) {
+    throw new TypeError(
+      "--prefetch-multiplier and --prefetch are the same setting: give one of them",
+    );
+  }
+  return multiplier ?? prefetch;
+}
+
 function queueList(value: string | undefined): string[] | undefined {
   const list = value?.split(",").map((q) => q.trim()).filter(Boolean);
   return list?.length ? list : undefined;
@@ -155,6 +177,7 @@ const OPTIONS = {
   queues: { type: "string", short: "Q" },
   pool: { type: "string", short: "P" },
   prefetch: { type: "string" },
+  "prefetch-multiplier": { type: "string" },
   hostname: { type: "string", short: "n" },
   "acks-late": { type: "boolean" },
   "reject-on-worker-lost": { type: "boolean" },
@@ -163,6 +186,7 @@ const OPTIONS = {
   "max-tasks-per-child": { type: "string" },
   "eta-hold-limit": { type: "string" },
   "without-remote-control": { type: "boolean" },
+  "fail-fast": { type: "boolean" },
   "task-events": { type: "boolean", short: "E" },
   "heartbeat-interval": { type: "string" },
   "without-heartbeat": { type: "boolean" },
@@ -277,7 +301,7 @@ async function runWorker(
     appExport: exportName,
     pool,
     concurrency: positiveInt(values.concurrency as string | undefined, "--concurrency"),
-    prefetch: positiveInt(values.prefetch as string | undefined, "--prefetch"),
+    prefetch: prefetchOption(values),
     queues: queueList(values.queues as string | undefined),
     hostname: values.hostname as string | undefined,
     acksLate: values["acks-late"] as boolean | undefined,
@@ -325,9 +349,14 @@ async function runWorker(
   const beat = values.beat ? beatFromFlags(app, values) : null;
   const dashboard = values.dashboard ? dashboardFromFlags(app, values) : null;
   let signals = 0;
+  const connecting = new AbortController();
   const onSignal = () => {
     signals++;
-    if (signals === 1) {
+    if (!connecting.signal.aborted) {
+      connecting.abort(
+        new DOMException("Stopped before the broker could be reached", "AbortError"),
+      );
+    } else if (signals === 1) {
       log.info("Shutting down: finishing running tasks (signal again to requeue them and exit)");
       beat?.stop();
       worker.stop();
@@ -340,6 +369,20 @@ async function runWorker(
   const onQuit = () => void worker.terminate(); // Celery's cold-shutdown signal
   Deno.addSignalListener("SIGQUIT", onQuit);
   try {
+    try {
+      await connectOnStartup(app, {
+        failFast: values["fail-fast"] as boolean | undefined,
+        signal: connecting.signal,
+      });
+    } catch (err) {
+      if (!connecting.signal.aborted) throw err;
+    }
+    if (connecting.signal.aborted) {
+      log.info("{reason}", { reason: (connecting.signal.reason as Error).message });
+      return 0;
+    }
+    signals = 0;
+    connecting.abort();
     await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
     await dashboard?.start(); // before the worker: a port in use stops the command first
     await worker.start();

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { spawnRunner } from "./spawn_runner.ts";
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import type { CeleryOptions } from "../client/config.ts";
@@ -252,11 +253,7 @@ export class ThreadPool implements Pool {
   #spawn(group: Group): Member {
     let worker: Worker;
     try {
-      worker = new Worker(new URL("./runner.ts", import.meta.url), {
-        type: "module",
-        name: "celeriac-task-runner",
-        deno: { permissions: group.spawn.permissions },
-      });
+      worker = spawnRunner(new URL("./runner.ts", import.meta.url), group.spawn.permissions);
     } catch (err) {
       throw new Error(
         `Cannot start a Web Worker with permissions ${group.sandbox.key} (tasks ` +
