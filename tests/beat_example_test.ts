@@ -20,6 +20,8 @@ Deno.test("examples: periodic tasks run by worker -B, listed by beat --list", as
       "./examples/periodic.ts",
       "-c",
       "1",
+      "--loglevel",
+      "INFO",
     ], { env });
     try {
       await worker.waitFor(/hello, beat[^]*hello, beat/, 20_000);
