@@ -69,6 +69,21 @@ export class InlinePool implements Pool {
     });
   }
 
+  /** The inline pool runs on one thread: the main one. */
+  readonly concurrency = 1;
+
+  /**
+   * Not possible: the inline pool has no Web Workers.
+   *
+   * @throws {RangeError} always
+   */
+  resize(_delta: number): void {
+    throw new RangeError(
+      "The inline pool runs tasks on the main thread and cannot grow or shrink: its task slots " +
+        "are set by --prefetch; run the worker with --pool threads to resize its Web Workers",
+    );
+  }
+
   start(): Promise<void> {
     return Promise.resolve();
   }

@@ -66,8 +66,15 @@ export interface PoolEvents {
  * ```
  */
 export interface Pool {
-  /** Total task slots. */
+  /** Total task slots (changes when the pool is resized). */
   readonly capacity: number;
+  /** Web Workers taking tasks (threads pool); 1 for the inline pool (the main thread). */
+  readonly concurrency: number;
+  /**
+   * Add (`delta > 0`) or retire (`delta < 0`) Web Workers; retired ones
+   * finish their running tasks first. Throws when the pool cannot be resized.
+   */
+  resize(delta: number): void;
   /** Start the pool; resolves when it can run tasks. */
   start(): Promise<void>;
   /** Run requests (never more than there are free slots). */

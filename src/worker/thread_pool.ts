@@ -115,7 +115,6 @@ const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tas
  * ```
  */
 export class ThreadPool implements Pool {
-  readonly capacity: number;
   readonly #options: ThreadPoolOptions;
   readonly #events: PoolEvents;
   readonly #policy: RecyclePolicy;
@@ -126,6 +125,8 @@ export class ThreadPool implements Pool {
   readonly #owner = new Map<number, Owned>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   #closed = false;
+  /** Web Workers added to (or, when negative, taken from) the default group by {@link ThreadPool.resize}. */
+  #extra = 0;
 
   /**
    * Configure the pool; its Web Workers start with {@link ThreadPool.start}.
@@ -144,8 +145,58 @@ export class ThreadPool implements Pool {
       soft: (seq, seconds) => this.#softLimit(seq, seconds),
       hard: (seq, seconds) => this.#hardLimit(seq, seconds),
     });
-    const groups = options.sandboxes?.length ? options.sandboxes.length : 1;
-    this.capacity = groups * options.size * options.slots;
+  }
+
+  /** Total task slots: every Web Worker the pool keeps × its slots. */
+  get capacity(): number {
+    return this.concurrency * this.#options.slots;
+  }
+
+  /** Web Workers the pool keeps taking tasks, across its sandbox groups. */
+  get concurrency(): number {
+    const groups = this.#options.sandboxes?.length ? this.#options.sandboxes.length : 1;
+    return groups * this.#options.size + this.#extra;
+  }
+
+  /** How many Web Workers group `g` keeps: the default group (the first) is resized. */
+  #target(g: Group): number {
+    return this.#options.size + (g === this.#groups[0] ? this.#extra : 0);
+  }
+
+  /**
+   * Grow (`delta > 0`) or shrink (`delta < 0`) the default sandbox group by
+   * `|delta|` Web Workers. New Web Workers take tasks at once (they run them
+   * when their app module has loaded). Shrinking retires the least loaded
+   * Web Workers: each takes no new task, finishes the tasks it holds, then
+   * ends; running tasks are never stopped.
+   *
+   * @param delta Web Workers to add (positive) or retire (negative)
+   * @throws {RangeError} when the default group would keep fewer than 1 Web Worker
+   */
+  resize(delta: number): void {
+    if (!Number.isInteger(delta)) {
+      throw new RangeError(`The pool grows by whole Web Workers, not ${delta}`);
+    }
+    const current = this.#options.size + this.#extra;
+    if (current + delta < 1) {
+      throw new RangeError(
+        `Cannot shrink the pool by ${-delta}: it has ${current} Web Worker(s) and keeps at least 1`,
+      );
+    }
+    this.#extra += delta;
+    const g = this.#groups[0];
+    if (!g || this.#closed) return;
+    log.info("Pool {how} by {n} Web Worker(s): now {size}", {
+      how: delta > 0 ? "grows" : "shrinks",
+      n: Math.abs(delta),
+      size: current + delta,
+    });
+    while (g.members.length < current + delta) g.members.push(this.#spawn(g));
+    const excess = g.members.length - (current + delta);
+    if (excess > 0) {
+      const idlest = [...g.members].sort((a, b) => a.load - b.load).slice(0, excess);
+      for (const m of idlest) this.#retire(m, "the pool shrinks", false);
+    }
   }
 
   async start(): Promise<void> {
@@ -163,7 +214,7 @@ export class ThreadPool implements Pool {
     for (const g of this.#groups) for (const t of g.sandbox.tasks) this.#groupOf.set(t, g);
     try {
       for (const g of this.#groups) {
-        g.members = Array.from({ length: this.#options.size }, () => this.#spawn(g));
+        g.members = Array.from({ length: this.#target(g) }, () => this.#spawn(g));
       }
       await Promise.all(this.#groups.flatMap((g) => g.members.map((m) => m.ready)));
     } catch (err) {
@@ -265,15 +316,15 @@ export class ThreadPool implements Pool {
     if (member.retiring && member.load === 0) this.#dismiss(member);
   }
 
-  /** Take no new task on this member, start its replacement now. */
-  #retire(member: Member, why: string): void {
+  /** Take no new task on this member; start its replacement now unless `replace` is false. */
+  #retire(member: Member, why: string, replace = true): void {
     if (member.retiring || member.dead) return;
     member.retiring = true;
     const g = member.group;
     g.members = g.members.filter((m) => m !== member);
     this.#retiring.add(member);
-    log.debug("Recycling a Web Worker: {why}; it finishes {n} task(s)", { why, n: member.load });
-    if (!this.#closed) g.members.push(this.#spawn(g));
+    log.debug("Retiring a Web Worker: {why}; it finishes {n} task(s)", { why, n: member.load });
+    if (replace && !this.#closed) g.members.push(this.#spawn(g));
     if (member.load === 0) this.#dismiss(member);
   }
 
@@ -315,7 +366,7 @@ export class ThreadPool implements Pool {
     if (wasRetiring) return;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
-      if (!this.#closed) g.members.push(this.#spawn(g));
+      if (!this.#closed && g.members.length < this.#target(g)) g.members.push(this.#spawn(g));
     }, delay);
     this.#timers.add(timer);
   }
