@@ -71,6 +71,7 @@ export type {
   Broker,
   Delivery,
   ParkedMessage,
+  Publication,
   PublishTarget,
   Rejection,
   RevokedEntry,

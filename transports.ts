@@ -76,6 +76,7 @@ export { type KvUrl, parseKvUrl } from "./src/broker/kv_store.ts";
 // src/backend/kv.ts
 export {
   KV_MAX_RESULT_BYTES,
+  KV_VALUE_BYTES,
   KvBackend,
   type KvBackendOptions,
   openKvBackend,

@@ -22,7 +22,13 @@
 import { main } from "./src/cli/main.ts";
 
 export { main, USAGE } from "./src/cli/main.ts";
-export { closeLogging, type LogLevel, parseLogLevel, setupLogging } from "./src/cli/logging.ts";
+export {
+  cliLogLevels,
+  closeLogging,
+  type LogLevel,
+  parseLogLevel,
+  setupLogging,
+} from "./src/cli/logging.ts";
 export {
   type LogFields,
   type LogFormat,

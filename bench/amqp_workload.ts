@@ -17,14 +17,13 @@ import {
   cleanups,
   ENQUEUE_BATCH,
   type Options,
+  peerClient,
   pythonClient,
-  runSide,
   type Side,
-  type SideResult,
-  SIDES,
 } from "./common.ts";
 import { createVhost } from "./rabbitmq.ts";
 import { BENCH_QUEUE } from "./tasks.ts";
+import { runBroker, type SideReport } from "./workloads.ts";
 
 /** The durable queue the drained tasks' results go to (their `reply_to`). */
 export const REPLY_QUEUE = "bench.replies";
@@ -34,7 +33,7 @@ export const REPLY_QUEUE = "bench.replies";
  *
  * @example
  * ```ts ignore
- * const { keys, bytes }: ReplySample = (await runAmqp(opts)).results.celery!.reply;
+ * const { keys, bytes }: ReplySample = (await runAmqp(opts)).replies.celery!;
  * ```
  */
 export interface ReplySample {
@@ -44,20 +43,6 @@ export interface ReplySample {
   bytes: number;
   /** Its content type. */
   contentType: string;
-}
-
-/**
- * What one side measured on RabbitMQ, with a sample of its results.
- *
- * @example
- * ```ts ignore
- * const r: AmqpSideResult = (await runAmqp(opts)).results.celeriac!;
- * console.log(r.reply.keys);
- * ```
- */
-export interface AmqpSideResult extends SideResult {
-  /** The first result's shape. */
-  reply: ReplySample;
 }
 
 /** Read every result in the reply queue; count the SUCCESS ones with value 1 and distinct ids. */
@@ -85,31 +70,51 @@ async function drainReplies(broker: AmqpBroker, n: number) {
     }
     await broker.ack(got);
   }
-  return { ok: Math.min(ok, ids.size), sample: sample! };
+  return { ok: Math.min(ok, ids.size), sample };
 }
 
 /**
- * Run both sides (or `--only` one) on RabbitMQ.
+ * Run every side (or `--only` one) on RabbitMQ: Celeriac, Celery and the raw amqplib ceiling.
  *
  * @example
  * ```ts ignore
  * const { vhost, results } = await runAmqp(opts);
- * console.log(vhost, results.celeriac?.drainTasksPerSecond);
+ * console.log(vhost, results.celeriac?.drain.drainTasksPerSecond);
  * ```
  *
  * @param opts the bench's options
- * @returns the figures of each side that ran, and the vhost used
+ * @returns the figures of each side that ran, a sample result message per side, and the vhost used
  */
 export async function runAmqp(
   opts: Options,
-): Promise<{ vhost: string; results: Partial<Record<Side, AmqpSideResult>> }> {
+): Promise<
+  {
+    vhost: string;
+    results: Partial<Record<Side, SideReport>>;
+    replies: Partial<Record<Side, ReplySample>>;
+  }
+> {
   const vhost = await createVhost("drain", opts.amqp);
   cleanups.add(vhost.remove);
-  const env = { CELERY_BROKER_URL: vhost.url, CELERY_RESULT_BACKEND: "rpc://" };
-  const out: Partial<Record<Side, AmqpSideResult>> = {};
+  const env = {
+    CELERY_BROKER_URL: vhost.url,
+    CELERY_RESULT_BACKEND: "rpc://",
+    BENCH_BROKER_URL: vhost.url,
+  };
+  const replies: Partial<Record<Side, ReplySample>> = {};
   const broker = await openAmqpBroker(vhost.url, { connectionName: "celeriac-bench" });
   const client = new Celery({ broker: vhost.url, backend: "rpc://", defaultQueue: BENCH_QUEUE });
   const noop = client.remoteTask<[], number>("bench.noop");
+  const message = (spinMs?: number) =>
+    encodeTaskMessage({
+      task: spinMs ? "bench.spin" : "bench.noop",
+      id: crypto.randomUUID(),
+      args: spinMs ? [spinMs] : [],
+      kwargs: {},
+      now: new Date(),
+      origin: "bench@celeriac",
+      replyTo: REPLY_QUEUE,
+    });
   try {
     console.log(
       `RabbitMQ ${new URL(vhost.url).host}: vhost ${vhost.name} (deleted after the bench), ` +
@@ -117,53 +122,63 @@ export async function runAmqp(
     );
     await broker.declareQueue(BENCH_QUEUE);
     await broker.declareQueue(REPLY_QUEUE);
-    for (const side of SIDES) {
-      if (opts.only && opts.only !== side) continue;
-      await broker.purge(BENCH_QUEUE);
-      await broker.purge(REPLY_QUEUE);
-      let sample: ReplySample | null = null;
-      const result = await runSide(side, opts, env, {
-        enqueue: async (n) => {
-          if (side === "celery") {
-            const args = ["enqueue", String(n), REPLY_QUEUE];
-            return ((await pythonClient(args, env)) as { seconds: number }).seconds;
+    return {
+      vhost: vhost.name,
+      replies,
+      results: await runBroker("amqp", opts, {
+        env,
+        reset: async () => {
+          await broker.purge(BENCH_QUEUE);
+          await broker.purge(REPLY_QUEUE);
+        },
+        enqueue: async (who, n, spinMs) => {
+          const args = spinMs ? ["spin", String(n), String(spinMs)] : ["enqueue", String(n)];
+          if (who === "celery") {
+            const out = await pythonClient([...args, REPLY_QUEUE], env);
+            return (out as { seconds: number }).seconds;
+          }
+          if (who !== "celeriac") {
+            return ((await peerClient(who, args, env)) as { seconds: number }).seconds;
           }
           const start = performance.now();
           for (let sent = 0; sent < n; sent += ENQUEUE_BATCH) {
+            const size = Math.min(ENQUEUE_BATCH, n - sent);
             await Promise.all(
-              Array.from({ length: Math.min(ENQUEUE_BATCH, n - sent) }, () =>
-                client.publish(
-                  encodeTaskMessage({
-                    task: "bench.noop",
-                    id: crypto.randomUUID(),
-                    args: [],
-                    kwargs: {},
-                    now: new Date(),
-                    origin: "bench@celeriac",
-                    replyTo: REPLY_QUEUE,
-                  }),
-                  { routingKey: BENCH_QUEUE },
-                )),
+              Array.from(
+                { length: size },
+                () => client.publish(message(spinMs), { routingKey: BENCH_QUEUE }),
+              ),
             );
           }
           return (performance.now() - start) / 1000;
         },
+        enqueueSingle: async (who, n) => {
+          if (who === "celery") {
+            const out = await pythonClient(["enqueue", String(n), REPLY_QUEUE], env);
+            return (out as { seconds: number }).seconds;
+          }
+          if (who !== "celeriac") {
+            const out = await peerClient(who, ["enqueue-single", String(n)], env);
+            return (out as { seconds: number }).seconds;
+          }
+          const start = performance.now();
+          for (let i = 0; i < n; i++) await client.publish(message(), { routingKey: BENCH_QUEUE });
+          return (performance.now() - start) / 1000;
+        },
         depth: () => broker.queueDepth(BENCH_QUEUE),
         results: () => broker.queueDepth(REPLY_QUEUE),
-        verify: async () => {
-          const { ok, sample: s } = await drainReplies(broker, opts.tasks);
-          sample = s;
+        verify: async (side) => {
+          const { ok, sample } = await drainReplies(broker, await broker.queueDepth(REPLY_QUEUE));
+          if (sample) replies[side] ??= sample;
           return ok;
         },
         call: async () => await (await noop.delay()).get({ timeout: 30_000 }),
-      });
-      out[side] = { ...result, reply: sample! };
-    }
+      }),
+    };
   } finally {
     await client.close();
     await broker.close();
     await vhost.remove();
     cleanups.delete(vhost.remove);
   }
-  return { vhost: vhost.name, results: out };
 }

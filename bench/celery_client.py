@@ -5,6 +5,8 @@
       app WITHOUT a result backend, so that sending does not subscribe to
       each result's channel; with REPLY_TO, each task's reply_to (where an
       rpc:// worker sends its result); prints {"seconds": ...}.
+  celery_client.py spin N MS [REPLY_TO]
+      the same with N `bench.spin(MS)` calls (the CPU-bound workload).
   celery_client.py chord N
       apply one chord of N `bench.noop` members with a `bench.tsum` body and
       wait for the body's result; prints {"applySeconds": ..., "seconds": ...}.
@@ -24,13 +26,13 @@ from celery import Celery
 from celery_tasks import BENCH_QUEUE, noop, tsum
 
 
-def enqueue(n, reply_to=None):
+def enqueue(n, reply_to=None, task="bench.noop", args=()):
     sender = Celery("bench-enqueue", broker=os.environ["CELERY_BROKER_URL"])
     sender.conf.task_default_queue = BENCH_QUEUE
     start = time.perf_counter()
     with sender.producer_or_acquire() as producer:
         for _ in range(n):
-            sender.send_task("bench.noop", queue=BENCH_QUEUE, producer=producer,
+            sender.send_task(task, args, queue=BENCH_QUEUE, producer=producer,
                              reply_to=reply_to)
     return {"seconds": time.perf_counter() - start}
 
@@ -64,6 +66,9 @@ if __name__ == "__main__":
     command = sys.argv[1]
     if command == "enqueue":
         out = enqueue(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
+    elif command == "spin":
+        out = enqueue(int(sys.argv[2]), sys.argv[4] if len(sys.argv) > 4 else None,
+                      "bench.spin", (float(sys.argv[3]),))
     elif command == "chord":
         out = chord_run(int(sys.argv[2]))
     elif command == "roundtrip":

@@ -5,6 +5,7 @@ Run by the bench as `python3 -m celery -A celery_tasks worker -P prefork -c 2 -Q
 CELERY_RESULT_BACKEND.
 """
 import os
+import time
 
 from celery import Celery
 
@@ -21,6 +22,15 @@ app.conf.task_default_queue = BENCH_QUEUE
 @app.task(name="bench.noop")
 def noop():
     """Do nothing and return a small value."""
+    return 1
+
+
+@app.task(name="bench.spin")
+def spin(ms):
+    """Busy-loop for `ms` milliseconds and return 1: the CPU-bound task."""
+    end = time.perf_counter() + ms / 1000
+    while time.perf_counter() < end:
+        pass
     return 1
 
 

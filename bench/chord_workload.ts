@@ -159,6 +159,8 @@ if (import.meta.main) {
     options: { chord: { type: "string" }, only: { type: "string" }, redis: { type: "string" } },
   });
   const opts: Options = {
+    cpuTasks: 0,
+    enqueueTasks: 0,
     tasks: 0,
     roundtrips: 0,
     only: (values.only as Side | undefined) ?? null,

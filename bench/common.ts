@@ -6,6 +6,7 @@
  * @module
  */
 
+import { type DashboardFigures, startDashboard } from "./dashboard_watch.ts";
 import { type MemoryPeak, MemorySampler, stopTree } from "./proc.ts";
 import { BENCH_QUEUE } from "./tasks.ts";
 
@@ -29,13 +30,21 @@ export const DONE_POLL_MS = 20;
 export const MEMORY_SAMPLE_MS = 100;
 /** Tasks the Celeriac client publishes at once. */
 export const ENQUEUE_BATCH = 1000;
-/** The implementations compared. */
+/** The Celery-protocol implementations compared. */
 export const SIDES = ["celeriac", "celery"] as const;
+/** The peers run beside them (bench/peers/, Node): BullMQ and the raw-client ceiling. */
+export const PEERS = ["bullmq", "raw"] as const;
+/** Peers per broker: BullMQ runs on Redis only. */
+export const PEERS_ON: Record<BrokerKind, readonly Peer[]> = { redis: PEERS, amqp: ["raw"] };
+/** Milliseconds of CPU each task of workload D spins for. */
+export const CPU_TASK_MS = 5;
 /** The brokers benchmarked. */
 export const BROKERS = ["redis", "amqp"] as const;
 
+/** Which peer (not a Celery implementation) a measurement is of. */
+export type Peer = typeof PEERS[number];
 /** Which implementation a measurement is of. */
-export type Side = typeof SIDES[number];
+export type Side = typeof SIDES[number] | Peer;
 /** Which broker a workload runs on. */
 export type BrokerKind = typeof BROKERS[number];
 
@@ -50,6 +59,10 @@ export type BrokerKind = typeof BROKERS[number];
 export interface Options {
   tasks: number;
   roundtrips: number;
+  /** Tasks of the CPU-bound workload D (0 skips it). */
+  cpuTasks: number;
+  /** Tasks each client enqueues for workload C (0 skips it). */
+  enqueueTasks: number;
   only: Side | null;
   broker: BrokerKind | "all";
   prefetch: number | undefined;
@@ -58,6 +71,8 @@ export interface Options {
   taskEvents: boolean;
   redis: string;
   amqp: string;
+  /** Watch each drain with a dashboard, task events on (`--dashboard`). */
+  dashboard?: boolean;
 }
 
 /**
@@ -90,16 +105,21 @@ export interface LatencyStats {
  */
 export interface SideResult {
   worker: string;
+  /** Whose client enqueued the drained tasks. */
+  enqueuedBy: Side;
   enqueueSeconds: number;
   startupMs: number;
   drainMs: number;
   drainTasksPerSecond: number;
   drainTasksPerSecondFromSpawn: number;
   successes: number;
-  roundtrip: LatencyStats;
+  /** Round trips (workload B), measured after the drain of the side's own client's tasks. */
+  roundtrip: LatencyStats | null;
   memory: MemoryPeak;
   stoppedWith: string;
   workerOutput: string;
+  /** With `--dashboard`: what the dashboard saw and its memory. */
+  dashboard?: DashboardFigures;
 }
 
 /**
@@ -157,7 +177,10 @@ export function startWorker(
   opts: Options,
   env: Record<string, string>,
 ): RunningWorker {
-  const [cmd, args, cwd] = side === "celeriac"
+  const peer = side === "bullmq" || side === "raw";
+  const [cmd, args, cwd] = peer
+    ? ["node", [peerScript(side, env), "worker"], PEERS_DIR]
+    : side === "celeriac"
     ? [Deno.execPath(), [
       "run",
       ...(opts.v8Flags ? [`--v8-flags=${opts.v8Flags}`] : []),
@@ -169,10 +192,8 @@ export function startWorker(
       String(CONCURRENCY),
       "-Q",
       BENCH_QUEUE,
-      "--loglevel",
-      "WARNING",
       ...(opts.prefetch ? ["--prefetch", String(opts.prefetch)] : []),
-      ...(opts.taskEvents ? ["-E"] : []),
+      ...(opts.taskEvents || opts.dashboard ? ["-E"] : []),
     ], ROOT_DIR]
     : [PYTHON, [
       "-m",
@@ -190,13 +211,14 @@ export function startWorker(
       "bench-celery@%h",
       "--loglevel",
       "WARNING",
-      ...(opts.taskEvents ? ["-E"] : []),
+      ...(opts.taskEvents || opts.dashboard ? ["-E"] : []),
     ], BENCH_DIR];
   const child = spawn(cmd, args, cwd, side === "celery" ? { ...env, PYTHONPATH: BENCH_DIR } : env);
+  const program = { celeriac: "deno", celery: "python3", bullmq: "node", raw: "node" }[side];
   const decode = (s: ReadableStream<Uint8Array>) => new Response(s).text();
   const worker: RunningWorker = {
     child,
-    command: `${side === "celeriac" ? "deno" : "python3"} ${args.join(" ")}`,
+    command: `${program} ${args.join(" ")}`,
     output: Promise.all([decode(child.stdout), decode(child.stderr)]).then((p) => p.join("")),
     exited: false,
   };
@@ -225,6 +247,47 @@ export async function pythonClient(args: string[], env: Record<string, string>):
   const text = new TextDecoder();
   if (!out.success) {
     throw new Error(`celery_client.py ${args.join(" ")} failed:\n${text.decode(out.stderr)}`);
+  }
+  return JSON.parse(text.decode(out.stdout));
+}
+
+/** bench/peers/, where the Node peers and their own node_modules live. */
+export const PEERS_DIR = `${BENCH_DIR}peers/`;
+
+/** The peer's script for the broker `env` names (CELERY_BROKER_URL). */
+function peerScript(peer: Peer, env: Record<string, string>): string {
+  const amqp = env.CELERY_BROKER_URL.startsWith("amqp");
+  return peer === "bullmq" ? "bullmq.mjs" : amqp ? "raw_amqp.mjs" : "raw_redis.mjs";
+}
+
+/**
+ * Run a peer's client (`node bench/peers/<peer>.mjs ARGS`) and parse the
+ * JSON it prints; BENCH_BROKER_URL / BENCH_BACKEND_DB come from `env`.
+ *
+ * @example
+ * ```ts ignore
+ * const { seconds } = await peerClient("bullmq", ["enqueue", "1000"], env) as { seconds: number };
+ * ```
+ *
+ * @param peer which peer
+ * @param args its arguments
+ * @param env broker and backend
+ * @returns what it printed
+ */
+export async function peerClient(
+  peer: Peer,
+  args: string[],
+  env: Record<string, string>,
+): Promise<unknown> {
+  const child = spawn("node", [peerScript(peer, env), ...args], PEERS_DIR, env);
+  const out = await child.output();
+  const text = new TextDecoder();
+  if (!out.success) {
+    throw new Error(
+      `bench/peers ${peer} ${args.join(" ")} failed (did you run \`npm ci\` in bench/peers?):\n${
+        text.decode(out.stderr)
+      }`,
+    );
   }
   return JSON.parse(text.decode(out.stdout));
 }
@@ -311,8 +374,11 @@ export async function roundTrips(
   env: Record<string, string>,
   call: () => Promise<unknown>,
 ): Promise<number[]> {
-  if (side === "celery") {
-    const out = await pythonClient(["roundtrip", String(n), String(WARMUP)], env);
+  if (side !== "celeriac") {
+    const args = ["roundtrip", String(n), String(WARMUP)];
+    const out = side === "celery"
+      ? await pythonClient(args, env)
+      : await peerClient(side, args, env);
     return (out as { latencies_ms: number[] }).latencies_ms;
   }
   const latencies: number[] = [];
@@ -355,7 +421,11 @@ export async function runSide(
   opts: Options,
   env: Record<string, string>,
   steps: {
-    /** Enqueue `n` tasks with `side`'s client; resolves with the seconds it took. */
+    /** Tasks to drain; default `opts.tasks`. */
+    n?: number;
+    /** Whose client enqueues (default `side`); only the side's own client's drain measures round trips. */
+    enqueuedBy?: Side;
+    /** Enqueue `n` tasks; resolves with the seconds it took. */
     enqueue(n: number): Promise<number>;
     /** Messages waiting in the bench queue. */
     depth(): Promise<number>;
@@ -367,12 +437,14 @@ export async function runSide(
     call(): Promise<unknown>;
   },
 ): Promise<SideResult> {
-  const n = opts.tasks;
-  console.log(`[${side}] enqueueing ${n} tasks…`);
+  const n = steps.n ?? opts.tasks;
+  const enqueuedBy = steps.enqueuedBy ?? side;
+  console.log(`[${side}] enqueueing ${n} tasks with the ${enqueuedBy} client…`);
   const enqueueSeconds = await steps.enqueue(n);
   const depth = await steps.depth();
   if (depth !== n) throw new Error(`expected ${n} messages in "${BENCH_QUEUE}", found ${depth}`);
 
+  const watcher = opts.dashboard ? await startDashboard(ROOT_DIR, env, live) : null;
   const worker = startWorker(side, opts, env);
   const spawnedAt = performance.now();
   console.log(`[${side}] draining: ${worker.command}`);
@@ -406,11 +478,22 @@ export async function runSide(
         `after the drain: ${left} message(s) left, ${successes}/${n} SUCCESS results`,
       );
     }
-    console.log(`[${side}] ${opts.roundtrips} round trips (after ${WARMUP} warm-up)…`);
-    const roundtrip = latencyStats(await roundTrips(side, opts.roundtrips, env, steps.call));
+    let roundtrip: LatencyStats | null = null;
+    if (enqueuedBy === side && steps.n === undefined) {
+      console.log(`[${side}] ${opts.roundtrips} round trips (after ${WARMUP} warm-up)…`);
+      roundtrip = latencyStats(await roundTrips(side, opts.roundtrips, env, steps.call));
+    }
     const drainMs = done - firstTake;
+    const dashboard = await watcher?.stop();
+    if (dashboard) {
+      console.log(
+        `[${side}] dashboard: ${dashboard.events} events, ${dashboard.tasksHeld} tasks held, ` +
+          `peak RSS ${(dashboard.peakRssKiB / 1024).toFixed(0)} MiB`,
+      );
+    }
     return {
       worker: worker.command,
+      enqueuedBy,
       enqueueSeconds,
       startupMs: firstTake - spawnedAt,
       drainMs,
@@ -421,6 +504,7 @@ export async function runSide(
       memory,
       stoppedWith: await stopTree(worker.child),
       workerOutput: (await worker.output).trim(),
+      ...(dashboard ? { dashboard } : {}),
     };
   } finally {
     if (!worker.exited) await stopTree(worker.child);

@@ -6,14 +6,18 @@
  * bench/README.md for what is measured and the caveats.
  *
  * Options: `--broker redis|amqp|all` (all), `--tasks N` (20000),
- * `--roundtrips N` (2000), `--only celeriac|celery`, `--prefetch N`
+ * `--roundtrips N` (2000), `--cpu-tasks N` (2000; workload D, 0 skips it),
+ * `--enqueue N` (workload C, default `--tasks`; 0 skips it), `--quick`
+ * (a smoke run: 500 tasks, 100 round trips, 100 CPU tasks, chord 50),
+ * `--only celeriac|celery|bullmq|raw`, `--prefetch N`
  * (Celeriac worker; default: the worker's own), `--v8-flags F` (Celeriac
  * worker; default the README's production setting
  * `--max-semi-space-size=1`, `none` for V8's defaults), `--redis URL`
  * (server; the bench uses its dbs 14 and 15), `--amqp URL` (server; the
  * bench uses a vhost of its own), `--chord N` (1000; header members of the
  * Redis chord workload, 0 skips it), `-E` / `--task-events` (both workers
- * send task events: compare a run with and without it for what events cost).
+ * send task events: compare a run with and without it for what events cost),
+ * `--dashboard` (as `-E`, and a Celeriac dashboard watches each drain).
  *
  * @module
  */
@@ -32,10 +36,10 @@ import {
   live,
   MEMORY_SAMPLE_MS,
   type Options,
+  PEERS,
   PYTHON,
   ROOT_DIR,
   type Side,
-  type SideResult,
   SIDES,
   TAKE_POLL_MS,
 } from "./common.ts";
@@ -43,6 +47,7 @@ import { stopTree } from "./proc.ts";
 import { AMQP_SERVER } from "./rabbitmq.ts";
 import { BACKEND_DB, BROKER_DB, runRedis } from "./redis_workload.ts";
 import { printTable, summaries } from "./report.ts";
+import type { SideReport } from "./workloads.ts";
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -65,27 +70,38 @@ function parseOptions(args: string[]): Options & { chord: number } {
       redis: { type: "string" },
       amqp: { type: "string" },
       chord: { type: "string" },
+      dashboard: { type: "boolean" },
+      "cpu-tasks": { type: "string" },
+      enqueue: { type: "string" },
+      quick: { type: "boolean" },
     },
   });
   const only = values.only ?? null;
-  if (only !== null && only !== "celeriac" && only !== "celery") {
-    throw new TypeError(`--only must be "celeriac" or "celery", got "${only}"`);
+  if (only !== null && ![...SIDES, ...PEERS].includes(only as Side)) {
+    throw new TypeError(`--only must be "celeriac", "celery", "bullmq" or "raw", got "${only}"`);
   }
   const broker = values.broker ?? "all";
   if (broker !== "all" && !(BROKERS as readonly string[]).includes(broker)) {
     throw new TypeError(`--broker must be "redis", "amqp" or "all", got "${broker}"`);
   }
+  const quick = values.quick ?? false;
+  const count = (value: string | undefined, flag: string, full: number, small: number) =>
+    value === "0" ? 0 : positiveInt(value, flag) ?? (quick ? small : full);
+  const tasks = count(values.tasks, "--tasks", 20_000, 500);
   return {
-    tasks: positiveInt(values.tasks, "--tasks") ?? 20_000,
-    roundtrips: positiveInt(values.roundtrips, "--roundtrips") ?? 2_000,
-    only,
+    tasks,
+    roundtrips: count(values.roundtrips, "--roundtrips", 2_000, 100),
+    cpuTasks: count(values["cpu-tasks"], "--cpu-tasks", 2_000, 100),
+    enqueueTasks: count(values.enqueue, "--enqueue", tasks, tasks),
+    only: only as Side | null,
     broker: broker as BrokerKind | "all",
     prefetch: positiveInt(values.prefetch, "--prefetch"),
     v8Flags: values["v8-flags"] === "none" ? null : values["v8-flags"] ?? DEFAULT_V8_FLAGS,
     taskEvents: values["task-events"] ?? false,
     redis: values.redis ?? "redis://127.0.0.1:6379",
     amqp: values.amqp ?? AMQP_SERVER,
-    chord: values.chord === "0" ? 0 : positiveInt(values.chord, "--chord") ?? 1000,
+    chord: count(values.chord, "--chord", 1000, 50),
+    dashboard: values.dashboard ?? false,
   };
 }
 
@@ -131,8 +147,9 @@ async function main(): Promise<void> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
 
-  const out: Partial<Record<BrokerKind, Partial<Record<Side, SideResult>>>> = {};
+  const out: Partial<Record<BrokerKind, Partial<Record<Side, SideReport>>>> = {};
   let amqpVhost: string | null = null;
+  let amqpReplies: unknown = null;
   let chordResults: Partial<Record<Side, ChordResult>> | null = null;
   try {
     console.log(
@@ -149,6 +166,7 @@ async function main(): Promise<void> {
       const amqp = await runAmqp(opts);
       out.amqp = amqp.results;
       amqpVhost = amqp.vhost;
+      amqpReplies = amqp.replies;
     }
   } finally {
     await Promise.allSettled([...live].map((c) => stopTree(c)));
@@ -162,18 +180,18 @@ async function main(): Promise<void> {
     if (!r) continue;
     const title = broker === "redis" ? "Redis (redis results)" : "RabbitMQ (rpc:// results)";
     printTable(title, opts, r);
-    lines.push(...summaries(broker, opts, r));
+    lines.push(...summaries(broker, r));
   }
   if (chordResults) lines.push(chordSummary(chordResults));
   console.log();
   for (const l of lines) console.log(l);
   for (const broker of BROKERS) {
-    for (const side of SIDES) {
-      const r = out[broker]?.[side];
+    for (const side of [...SIDES, ...PEERS]) {
+      const r = out[broker]?.[side]?.drain;
       if (!r) continue;
       const text = r.workerOutput;
       console.log(
-        `\n${broker} ${side} worker: stopped with ${r.stoppedWith}; output ${
+        `\n${broker} ${side} worker (first run): stopped with ${r.stoppedWith}; output ${
           text ? `(${text.split("\n").length} line(s)):\n${text}` : "empty"
         }`,
       );
@@ -202,6 +220,7 @@ async function main(): Promise<void> {
       pollMs: { firstTake: TAKE_POLL_MS, done: DONE_POLL_MS, memory: MEMORY_SAMPLE_MS },
     },
     results: out,
+    amqpReplies,
     chord: chordResults,
     summary: lines,
   };

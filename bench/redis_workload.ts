@@ -12,13 +12,12 @@ import {
   cleanups,
   ENQUEUE_BATCH,
   type Options,
+  peerClient,
   pythonClient,
-  runSide,
   type Side,
-  type SideResult,
-  SIDES,
 } from "./common.ts";
-import { app, BENCH_QUEUE, noop } from "./tasks.ts";
+import { app, BENCH_QUEUE, noop, spin } from "./tasks.ts";
+import { runBroker, type SideReport } from "./workloads.ts";
 
 /** Redis database of the broker. */
 export const BROKER_DB = 14;
@@ -48,63 +47,88 @@ async function countSuccesses(results: Redis): Promise<number> {
   return ok;
 }
 
+/** BullMQ's keys for the bench queue. */
+const BULL_WAIT = `bull:${BENCH_QUEUE}:wait`;
+const BULL_DONE = `bull:${BENCH_QUEUE}:completed`;
+
 /**
- * Run both sides (or `--only` one) on Redis.
+ * Run every side (or `--only` one) on Redis: Celeriac, Celery, BullMQ and
+ * the raw ioredis ceiling.
  *
  * @example
  * ```ts ignore
- * const { celeriac, celery } = await runRedis(opts);
+ * const { celeriac, bullmq } = await runRedis(opts);
  * ```
  *
  * @param opts the bench's options
  * @returns the figures of each side that ran
  */
-export async function runRedis(opts: Options): Promise<Partial<Record<Side, SideResult>>> {
+export async function runRedis(opts: Options): Promise<Partial<Record<Side, SideReport>>> {
   const brokerUrl = dbUrl(opts.redis, BROKER_DB);
   const backendUrl = dbUrl(opts.redis, BACKEND_DB);
-  const env = { CELERY_BROKER_URL: brokerUrl, CELERY_RESULT_BACKEND: backendUrl };
+  const env = {
+    CELERY_BROKER_URL: brokerUrl,
+    CELERY_RESULT_BACKEND: backendUrl,
+    BENCH_BROKER_URL: brokerUrl,
+    BENCH_BACKEND_DB: String(BACKEND_DB),
+  };
   app.configure({ broker: brokerUrl, backend: backendUrl });
   const broker = new Redis(brokerUrl);
   const results = new Redis(backendUrl);
   const flush = () => Promise.allSettled([broker.flushdb(), results.flushdb()]);
   cleanups.add(flush);
-  const out: Partial<Record<Side, SideResult>> = {};
   try {
     const others = (await broker.client("LIST") as string).split("\n")
       .filter((l) => / db=(14|15) /.test(l)).length - 2;
     console.log(
       `Redis ${opts.redis}: db ${BROKER_DB} = broker, db ${BACKEND_DB} = results; both are FLUSHDB'd ` +
-        `before each side and after the bench${
+        `before each run and after the bench${
           others > 0 ? ` (WARNING: ${others} other client(s) use them)` : ""
         }.`,
     );
-    for (const side of SIDES) {
-      if (opts.only && opts.only !== side) continue;
-      await flush();
-      out[side] = await runSide(side, opts, env, {
-        enqueue: async (n) => {
-          if (side === "celery") {
-            return ((await pythonClient(["enqueue", String(n)], env)) as { seconds: number })
-              .seconds;
-          }
-          const start = performance.now();
-          for (let sent = 0; sent < n; sent += ENQUEUE_BATCH) {
-            await Promise.all(
-              Array.from({ length: Math.min(ENQUEUE_BATCH, n - sent) }, () => noop.delay()),
-            );
-          }
-          return (performance.now() - start) / 1000;
-        },
-        depth: () => broker.llen(BENCH_QUEUE),
-        results: () => results.dbsize(),
-        verify: async () => {
-          const ok = await countSuccesses(results);
-          await results.flushdb();
-          return ok;
-        },
-        call: async () => await (await noop.delay()).get({ timeout: 30_000 }),
-      });
-    }
+    return await runBroker("redis", opts, {
+      env,
+      reset: async () => void await flush(),
+      enqueue: async (client, n, spinMs) => {
+        if (client === "celery") {
+          const args = spinMs ? ["spin", String(n), String(spinMs)] : ["enqueue", String(n)];
+          return ((await pythonClient(args, env)) as { seconds: number }).seconds;
+        }
+        if (client !== "celeriac") {
+          const args = spinMs ? ["spin", String(n), String(spinMs)] : ["enqueue", String(n)];
+          return ((await peerClient(client, args, env)) as { seconds: number }).seconds;
+        }
+        const start = performance.now();
+        for (let sent = 0; sent < n; sent += ENQUEUE_BATCH) {
+          const size = Math.min(ENQUEUE_BATCH, n - sent);
+          if (spinMs) await spin.delayMany(Array.from({ length: size }, () => [spinMs]));
+          else await noop.delayMany(Array.from({ length: size }, () => []));
+        }
+        return (performance.now() - start) / 1000;
+      },
+      enqueueSingle: async (client, n) => {
+        if (client === "celery") {
+          return ((await pythonClient(["enqueue", String(n)], env)) as { seconds: number }).seconds;
+        }
+        if (client !== "celeriac") {
+          const out = await peerClient(client, ["enqueue-single", String(n)], env);
+          return (out as { seconds: number }).seconds;
+        }
+        const start = performance.now();
+        for (let i = 0; i < n; i++) await noop.delay();
+        return (performance.now() - start) / 1000;
+      },
+      depth: (side) => broker.llen(side === "bullmq" ? BULL_WAIT : BENCH_QUEUE),
+      results: (side) => side === "bullmq" ? broker.zcard(BULL_DONE) : results.dbsize(),
+      verify: async (side) => {
+        const ok = side === "bullmq"
+          ? await broker.zcard(BULL_DONE)
+          : await countSuccesses(results);
+        await flush();
+        return ok;
+      },
+      call: async () => await (await noop.delay()).get({ timeout: 30_000 }),
+    });
   } finally {
     await flush();
     cleanups.delete(flush);
@@ -112,5 +136,4 @@ export async function runRedis(opts: Options): Promise<Partial<Record<Side, Side
     results.disconnect();
     await app.close();
   }
-  return out;
 }

@@ -1,27 +1,76 @@
 // deno-lint-ignore-file no-console
 /**
- * The benchmark's output: a table per broker and one summary line per
- * workload.
+ * The benchmark's output: one table per broker with every side's figures
+ * and Celeriac's ratios to each peer, and one summary line per target.
  *
  * @module
  */
 
-import type { Options, Side, SideResult } from "./common.ts";
+import {
+  type BrokerKind,
+  CPU_TASK_MS,
+  type Options,
+  type Side,
+  type SideResult,
+} from "./common.ts";
+import type { SideReport } from "./workloads.ts";
 
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
 const fixed = (x: number, d = 2) => x.toFixed(d);
 const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
+const pct = (x: number) => `${(x * 100).toFixed(0)} %`;
+const COLUMNS: { side: Side; title: string }[] = [
+  { side: "celeriac", title: "celeriac" },
+  { side: "celery", title: "celery 5.2.6" },
+  { side: "bullmq", title: "bullmq c=100" },
+  { side: "raw", title: "raw client" },
+];
+const RATIOS: Side[] = ["bullmq", "raw", "celery"];
 
-function ratio(a: number | undefined, b: number | undefined): string {
-  return a === undefined || b === undefined ? "n/a" : `${(a / b).toFixed(2)}x`;
+type Row = [string, (s: SideReport) => number | null | undefined, (x: number) => string];
+
+function rows(opts: Options): Row[] {
+  const drain = (get: (d: SideResult) => number) => (s: SideReport) => get(s.drain);
+  return [
+    [
+      `A drain ${opts.tasks}, own client`,
+      drain((d) => d.drainTasksPerSecond),
+      (x) => `${int(x)}/s`,
+    ],
+    [
+      "A drain, other Celery client's tasks",
+      (s) => s.crossDrain?.drainTasksPerSecond,
+      (x) => `${int(x)}/s`,
+    ],
+    [
+      "A incl. startup (own client)",
+      drain((d) => d.drainTasksPerSecondFromSpawn),
+      (x) => `${int(x)}/s`,
+    ],
+    ["A worker startup", drain((d) => d.startupMs), (x) => `${int(x)} ms`],
+    ["A enqueue before the drain", drain((d) => d.enqueueSeconds), (x) => `${fixed(x)} s`],
+    ["B round trip p50", (s) => s.drain.roundtrip?.p50, (x) => `${fixed(x, 3)} ms`],
+    ["B round trip p99", (s) => s.drain.roundtrip?.p99, (x) => `${fixed(x, 3)} ms`],
+    ["C enqueue, one call at a time", (s) => s.enqueue?.single, (x) => `${int(x)}/s`],
+    ["C enqueue, batch API", (s) => s.enqueue?.batch, (x) => `${int(x)}/s`],
+    [
+      `D CPU-bound ${opts.cpuTasks} x ${CPU_TASK_MS} ms, efficiency`,
+      (s) => s.cpu?.efficiency,
+      pct,
+    ],
+    ["D drain time", (s) => s.cpu && s.cpu.drainMs / 1000, (x) => `${fixed(x)} s`],
+    ["A worker peak RSS (sum)", drain((d) => d.memory.peakRssKiB), mib],
+    ["A worker peak PSS (sum)", drain((d) => d.memory.peakPssKiB), mib],
+    ["A worker processes", drain((d) => d.memory.pids.length), String],
+  ];
 }
 
 /**
- * Print both sides' figures side by side.
+ * Print every side's figures side by side, with Celeriac / peer ratios.
  *
  * @example
  * ```ts ignore
- * printTable("RabbitMQ (rpc:// results)", opts, { celeriac, celery });
+ * printTable("RabbitMQ (rpc:// results)", opts, results);
  * ```
  *
  * @param title the broker, shown above the table
@@ -31,36 +80,26 @@ function ratio(a: number | undefined, b: number | undefined): string {
 export function printTable(
   title: string,
   opts: Options,
-  r: Partial<Record<Side, SideResult>>,
+  r: Partial<Record<Side, SideReport>>,
 ): void {
-  type Row = [string, (s: SideResult) => number, (x: number) => string];
-  const rows: Row[] = [
-    [`enqueue ${opts.tasks} tasks (client)`, (s) => s.enqueueSeconds, (x) => `${fixed(x)} s`],
-    ["worker startup (spawn → first take)", (s) => s.startupMs, (x) => `${int(x)} ms`],
-    [`drain (first take → ${opts.tasks} results)`, (s) => s.drainMs / 1000, (x) => `${fixed(x)} s`],
-    ["drain throughput", (s) => s.drainTasksPerSecond, (x) => `${int(x)} tasks/s`],
-    [
-      "  incl. startup (from spawn)",
-      (s) => s.drainTasksPerSecondFromSpawn,
-      (x) => `${int(x)} tasks/s`,
-    ],
-    ["round trip p50", (s) => s.roundtrip.p50, (x) => `${fixed(x, 3)} ms`],
-    ["round trip p90", (s) => s.roundtrip.p90, (x) => `${fixed(x, 3)} ms`],
-    ["round trip p99", (s) => s.roundtrip.p99, (x) => `${fixed(x, 3)} ms`],
-    ["round trip mean", (s) => s.roundtrip.mean, (x) => `${fixed(x, 3)} ms`],
-    ["round trip min", (s) => s.roundtrip.min, (x) => `${fixed(x, 3)} ms`],
-    ["round trip max", (s) => s.roundtrip.max, (x) => `${fixed(x, 3)} ms`],
-    ["worker peak RSS (sampled sum)", (s) => s.memory.peakRssKiB, mib],
-    ["worker VmHWM (sum per process)", (s) => s.memory.hwmSumKiB, mib],
-    ["worker peak PSS (sampled sum)", (s) => s.memory.peakPssKiB, mib],
-    ["worker processes", (s) => s.memory.pids.length, (x) => String(x)],
-  ];
+  const cols = COLUMNS.filter((c) => r[c.side]);
+  const ratios = RATIOS.filter((p) => r[p] && r.celeriac);
   const table = [
-    [title, "celeriac", "celery 5.2.6", "celeriac/celery"],
-    ...rows.map(([label, get, show]) => {
-      const a = r.celeriac ? get(r.celeriac) : undefined;
-      const b = r.celery ? get(r.celery) : undefined;
-      return [label, a === undefined ? "-" : show(a), b === undefined ? "-" : show(b), ratio(a, b)];
+    [title, ...cols.map((c) => c.title), ...ratios.map((p) => `celeriac/${p}`)],
+    ...rows(opts).map(([label, get, show]) => {
+      const v = (side: Side) => r[side] ? get(r[side]!) ?? undefined : undefined;
+      return [
+        label,
+        ...cols.map((c) => {
+          const x = v(c.side);
+          return x === undefined ? "-" : show(x);
+        }),
+        ...ratios.map((p) => {
+          const a = v("celeriac");
+          const b = v(p);
+          return a === undefined || b === undefined ? "-" : `${(a / b).toFixed(2)}x`;
+        }),
+      ];
     }),
   ];
   const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
@@ -73,44 +112,54 @@ export function printTable(
 }
 
 /**
- * One line per workload: both figures and their ratio.
+ * One line per target of issue 13, with the figures it compares.
  *
  * @example
  * ```ts ignore
- * for (const line of summaries("amqp", opts, { celeriac, celery })) console.log(line);
+ * for (const line of summaries("redis", results)) console.log(line);
  * ```
  *
- * @param prefix the broker, starting each line
- * @param opts the bench's options
+ * @param broker the broker, starting each line
  * @param r each side's figures
  * @returns the lines
  */
-export function summaries(
-  prefix: string,
-  opts: Options,
-  r: Partial<Record<Side, SideResult>>,
-): string[] {
-  const { celeriac: a, celery: b } = r;
-  const both = <T>(get: (s: SideResult) => T, show: (x: T) => string) =>
-    `celeriac ${a ? show(get(a)) : "-"} | celery ${b ? show(get(b)) : "-"}`;
-  const faster = (x: number, y: number) =>
-    x <= y ? `${(y / x).toFixed(1)}x faster` : `${(x / y).toFixed(1)}x slower`;
-  const lines = [
-    `drain ${opts.tasks} tasks: ${both((s) => s.drainTasksPerSecond, (x) => `${int(x)} tasks/s`)}` +
-    ` | ratio ${a && b ? `${(a.drainTasksPerSecond / b.drainTasksPerSecond).toFixed(1)}x` : "n/a"}`,
-  ];
-  for (const p of ["p50", "p99"] as const) {
+export function summaries(broker: BrokerKind, r: Partial<Record<Side, SideReport>>): string[] {
+  const c = r.celeriac;
+  if (!c) return [];
+  const lines: string[] = [];
+  const a = c.drain.drainTasksPerSecond;
+  const vs = (side: Side, what: string) => {
+    const b = r[side]?.drain.drainTasksPerSecond;
+    return b ? `${(a / b).toFixed(2)}x ${what} (${int(b)}/s)` : null;
+  };
+  const drainVs = [vs("bullmq", "BullMQ"), vs("raw", "the raw client"), vs("celery", "Celery")]
+    .filter(Boolean);
+  lines.push(`A drain: celeriac ${int(a)}/s = ${drainVs.join(", ")}`);
+  if (c.crossDrain) {
     lines.push(
-      `round trip ${p}: ${both((s) => s.roundtrip[p], (x) => `${fixed(x, 2)} ms`)}` +
-        ` | ratio ${a && b ? faster(a.roundtrip[p], b.roundtrip[p]) : "n/a"}`,
+      `A drain of Python-enqueued tasks: celeriac ${int(c.crossDrain.drainTasksPerSecond)}/s`,
     );
   }
-  lines.push(
-    `worker peak RSS during drain: ${
-      both((s) => s.memory, (m) => `${mib(m.peakRssKiB)} (${m.pids.length} process(es))`)
-    } | ratio ${a && b ? `${(a.memory.peakRssKiB / b.memory.peakRssKiB).toFixed(2)}x` : "n/a"}`,
-    `worker peak PSS during drain: ${both((s) => s.memory.peakPssKiB, mib)}` +
-      ` | ratio ${a && b ? `${(a.memory.peakPssKiB / b.memory.peakPssKiB).toFixed(2)}x` : "n/a"}`,
-  );
-  return lines.map((l) => `${prefix}: ${l}`);
+  const rt = c.drain.roundtrip;
+  const raw = r.raw?.drain.roundtrip;
+  if (rt) {
+    lines.push(
+      `B round trip: celeriac p50 ${fixed(rt.p50, 3)} ms, p99 ${fixed(rt.p99, 3)} ms (${
+        fixed(rt.p99 / rt.p50, 1)
+      }x its p50)${
+        raw ? `; raw client p50 ${fixed(raw.p50, 3)} ms (${fixed(rt.p50 / raw.p50, 2)}x)` : ""
+      }`,
+    );
+  }
+  if (c.enqueue) {
+    const py = r.celery?.enqueue?.single;
+    lines.push(
+      `C enqueue: celeriac delay() loop ${int(c.enqueue.single)}/s${
+        py ? ` (${fixed(c.enqueue.single / py)}x Python's ${int(py)}/s)` : ""
+      }, batch ${c.enqueue.batch ? int(c.enqueue.batch) : "-"}/s`,
+    );
+  }
+  if (c.cpu) lines.push(`D CPU-bound: celeriac efficiency ${pct(c.cpu.efficiency)}`);
+  lines.push(`A worker peak RSS: celeriac ${mib(c.drain.memory.peakRssKiB)}`);
+  return lines.map((l) => `${broker}: ${l}`);
 }

@@ -19,5 +19,14 @@ export const app = new Celery({ defaultQueue: BENCH_QUEUE });
 /** Does nothing and returns a small value; `bench.noop` in Python too. */
 export const noop = app.task("bench.noop", () => 1);
 
+/** Busy-loops for `ms` milliseconds and returns 1: the CPU-bound task of workload D; `bench.spin` in Python too. */
+export const spin = app.task("bench.spin", (ms: number) => {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // spin: CPU-bound on purpose
+  }
+  return 1;
+});
+
 /** A chord body: the sum of its header's results; `bench.tsum` in Python too. */
 export const tsum = app.task("bench.tsum", (xs: number[]) => xs.reduce((a, b) => a + b, 0));

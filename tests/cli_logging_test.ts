@@ -146,6 +146,8 @@ Deno.test("cli logging: a worker with --log-format json --logfile writes JSON re
     "1",
     "-n",
     "jsonlog@%h",
+    "--loglevel",
+    "INFO",
     "--log-format",
     "json",
     "--logfile",

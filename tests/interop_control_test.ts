@@ -52,6 +52,8 @@ async function tsWorker(queue: string, hostname: string) {
     "1",
     "-n",
     hostname,
+    "--loglevel",
+    "INFO",
   ]);
 }
 

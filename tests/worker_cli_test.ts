@@ -27,6 +27,8 @@ async function setup(queue: string) {
     "1",
     "--prefetch",
     "2",
+    "--loglevel",
+    "INFO",
   ]);
   const client = new Celery({ broker: BROKER, backend: BACKEND, defaultQueue: queue });
   return { worker, client, broker: await client.broker() };

@@ -20,6 +20,7 @@ import {
   type ResultMeta,
   type TaskState,
 } from "../protocol/result_meta.ts";
+import { EncodeError } from "../protocol/errors.ts";
 import type { ChordMember } from "../protocol/signature.ts";
 import { KvChords } from "./kv_chord.ts";
 import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
@@ -27,16 +28,31 @@ import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
 const log = getLogger(["celeriac", "backend", "kv"]);
 
 /**
- * The longest result meta the KV backend stores, in bytes of JSON text
- * (Deno KV stores at most 64 KiB per value).
+ * The longest result meta the KV backend stores, in bytes of JSON text:
+ * 32 MiB. Deno KV stores at most 64 KiB per value, so a meta longer than
+ * {@link KV_VALUE_BYTES} is split across several entries.
  *
  * @example
  * ```ts
  * import { KV_MAX_RESULT_BYTES } from "@celeriac/celeriac/transports";
- * console.assert(KV_MAX_RESULT_BYTES < 64 * 1024);
+ * console.assert(KV_MAX_RESULT_BYTES === 32 * 1024 * 1024);
  * ```
  */
-export const KV_MAX_RESULT_BYTES = 63 * 1024;
+export const KV_MAX_RESULT_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The longest meta stored in one Deno KV value (which holds at most 64 KiB);
+ * longer ones are split into parts of at most this size.
+ *
+ * @example
+ * ```ts
+ * import { KV_VALUE_BYTES } from "@celeriac/celeriac/transports";
+ * console.assert(KV_VALUE_BYTES < 64 * 1024);
+ * ```
+ */
+export const KV_VALUE_BYTES = 60 * 1024;
+/** Parts written per atomic commit (Deno KV caps the total size of one commit). */
+const PARTS_PER_COMMIT = 4;
 
 /** Waits re-check at least this often; only a fallback against lost notifications. */
 const SAFETY_RECHECK_MS = 1000;
@@ -71,8 +87,10 @@ export interface KvBackendOptions {
 }
 
 interface StoredResult {
-  /** The meta JSON, as given to {@link KvBackend.store}. */
+  /** The meta JSON, as given to {@link KvBackend.store}; `""` when it is stored in parts. */
   meta: string;
+  /** A long meta's parts: `[...ns, "celery-task-meta-part", taskId, id, 0..count-1]`. */
+  parts?: { id: string; count: number };
   status: string;
   /** Epoch milliseconds after which the result is gone; 0 = never. */
   expiresAt: number;
@@ -84,6 +102,24 @@ function live(value: StoredResult | null): value is StoredResult {
 
 function metaBytes(meta: string): number {
   return /[\u0100-\uffff]/.test(meta) ? meta.length * 2 : meta.length;
+}
+
+/**
+ * Whether a meta fits in one KV value. V8 may keep even ASCII text in its
+ * two-byte form, which Deno KV stores at two bytes a character: count two.
+ */
+function fitsOneValue(meta: string): boolean {
+  return meta.length * 2 <= KV_VALUE_BYTES;
+}
+
+/** Cut a meta's UTF-8 bytes into parts of at most {@link KV_VALUE_BYTES} each. */
+function splitMeta(meta: string): Uint8Array[] {
+  const bytes = new TextEncoder().encode(meta);
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < bytes.length; i += KV_VALUE_BYTES) {
+    parts.push(bytes.subarray(i, i + KV_VALUE_BYTES));
+  }
+  return parts;
 }
 
 /**
@@ -155,16 +191,18 @@ export class KvBackend implements ResultBackend {
    * Store metas (with the configured expiry) and wake waiters. A stored
    * SUCCESS is never replaced.
    *
-   * @throws {RangeError} when a meta is larger than {@link KV_MAX_RESULT_BYTES}
+   * Metas longer than {@link KV_VALUE_BYTES} are split across several entries.
+   *
+   * @throws {EncodeError} when a meta is larger than {@link KV_MAX_RESULT_BYTES}
    */
   async store(entries: readonly StoreEntry[]): Promise<void> {
     for (const e of entries) {
       const size = metaBytes(e.meta);
       if (size > KV_MAX_RESULT_BYTES) {
-        throw new RangeError(
-          `The result meta of task ${e.taskId} is ${size} bytes, over the KV backend's limit of ` +
-            `${KV_MAX_RESULT_BYTES} bytes (Deno KV stores at most 64 KiB per value). Return a ` +
-            `reference to large data instead of the data, or use the Redis backend (redis://)`,
+        throw new EncodeError(
+          `The result of task ${e.taskId} is ${size} bytes, over the KV backend's limit of ` +
+            `${KV_MAX_RESULT_BYTES} bytes. Return a reference to large data (a file name, an ` +
+            `object-store key) instead of the data, or use the Redis backend (redis://)`,
         );
       }
     }
@@ -173,6 +211,10 @@ export class KvBackend implements ResultBackend {
       let bytes = 0;
       for (const e of entries) {
         const size = metaBytes(e.meta);
+        if (!fitsOneValue(e.meta)) {
+          await this.#storeParted(e);
+          continue;
+        }
         if (chunk.length === STORE_CHUNK || bytes + size > STORE_CHUNK_BYTES) {
           await this.#storeChunk(chunk);
           chunk = [];
@@ -211,7 +253,15 @@ export class KvBackend implements ResultBackend {
       if (live(now.value) && now.value.status === "SUCCESS") return;
       op.check(now).set(keys[i], this.#stored(e), options);
     });
-    if ((await commitAtomic(op)).ok) return;
+    if ((await commitAtomic(op)).ok) {
+      for (let i = 0; i < entries.length; i++) {
+        const before = current[i].value;
+        if (before?.parts && before.status !== "SUCCESS") {
+          await this.#deleteParts(entries[i].taskId, before);
+        }
+      }
+      return;
+    }
     for (const e of entries) await this.#storeOne(e);
   }
 
@@ -228,8 +278,87 @@ export class KvBackend implements ResultBackend {
         return;
       }
       const op = this.#kv.atomic().check(current).set(key, this.#stored(e), options);
-      if ((await commitAtomic(op)).ok) return;
+      if ((await commitAtomic(op)).ok) {
+        if (current.value) await this.#deleteParts(e.taskId, current.value);
+        return;
+      }
     }
+  }
+
+  #partKey(taskId: string, id: string, i: number): Deno.KvKey {
+    return [...this.#ns, "celery-task-meta-part", taskId, id, i];
+  }
+
+  /**
+   * Store a long meta: its parts first (under a fresh id, so a reader never
+   * mixes two writes), then the head that names them; the parts of a head it
+   * replaces are deleted afterwards.
+   */
+  async #storeParted(e: StoreEntry): Promise<void> {
+    const parts = splitMeta(e.meta);
+    const id = crypto.randomUUID().slice(0, 8);
+    const options = this.#expiresMs > 0 ? { expireIn: this.#expiresMs } : undefined;
+    for (let i = 0; i < parts.length; i += PARTS_PER_COMMIT) {
+      const op = this.#kv.atomic();
+      for (let j = i; j < Math.min(i + PARTS_PER_COMMIT, parts.length); j++) {
+        op.set(this.#partKey(e.taskId, id, j), parts[j], options);
+      }
+      await commitAtomic(op);
+    }
+    const head: StoredResult = { ...this.#stored(e), meta: "", parts: { id, count: parts.length } };
+    const key = this.#key(e.taskId);
+    for (;;) {
+      const current = await this.#kv.get<StoredResult>(key);
+      if (live(current.value) && current.value.status === "SUCCESS") {
+        await this.#deleteParts(e.taskId, head);
+        return;
+      }
+      if ((await commitAtomic(this.#kv.atomic().check(current).set(key, head, options))).ok) {
+        if (current.value) await this.#deleteParts(e.taskId, current.value);
+        return;
+      }
+    }
+  }
+
+  async #deleteParts(taskId: string, value: StoredResult): Promise<void> {
+    if (!value.parts) return;
+    const { id, count } = value.parts;
+    for (let i = 0; i < count; i += 100) {
+      const op = this.#kv.atomic();
+      for (let j = i; j < Math.min(i + 100, count); j++) op.delete(this.#partKey(taskId, id, j));
+      await commitAtomic(op);
+    }
+  }
+
+  /** The meta JSON of a stored value, joined from its parts; `null` if they are gone. */
+  async #metaOf(taskId: string, value: StoredResult): Promise<string | null> {
+    if (!value.parts) return value.meta;
+    const { id, count } = value.parts;
+    const parts: Uint8Array[] = [];
+    let length = 0;
+    for (let i = 0; i < count; i += 10) {
+      const keys = [];
+      for (let j = i; j < Math.min(i + 10, count); j++) keys.push(this.#partKey(taskId, id, j));
+      for (const part of await this.#kv.getMany<Uint8Array[]>(keys)) {
+        if (!(part.value instanceof Uint8Array)) return null;
+        parts.push(part.value);
+        length += part.value.length;
+      }
+    }
+    const bytes = new Uint8Array(length);
+    let at = 0;
+    for (const p of parts) {
+      bytes.set(p, at);
+      at += p.length;
+    }
+    return new TextDecoder().decode(bytes);
+  }
+
+  /** The ready meta of a stored value, or `null`. */
+  async #readyMeta(taskId: string, value: StoredResult | null): Promise<ResultMeta | null> {
+    if (!live(value) || !READY_STATES.has(value.status as TaskState)) return null;
+    const meta = await this.#metaOf(taskId, value);
+    return meta === null ? null : decodeResultMeta(meta);
   }
 
   /** Read the current meta; `null` means PENDING (nothing stored, or expired). */
@@ -237,7 +366,9 @@ export class KvBackend implements ResultBackend {
     const key = this.#key(taskId);
     return await this.#run(async () => {
       const { value } = await this.#kv.get<StoredResult>(key);
-      return live(value) ? decodeResultMeta(value.meta) : null;
+      if (!live(value)) return null;
+      const meta = await this.#metaOf(taskId, value);
+      return meta === null ? null : decodeResultMeta(meta);
     });
   }
 
@@ -270,9 +401,12 @@ export class KvBackend implements ResultBackend {
     this.#watch();
     try {
       const { value } = await this.#kv.get<StoredResult>(key);
-      if (live(value) && READY_STATES.has(value.status as TaskState)) {
-        this.#settle(taskId, decodeResultMeta(value.meta));
-      } else if (live(value)) this.#progress(taskId, value.meta);
+      const ready = await this.#readyMeta(taskId, value);
+      if (ready) this.#settle(taskId, ready);
+      else if (live(value)) {
+        const meta = await this.#metaOf(taskId, value);
+        if (meta !== null) this.#progress(taskId, meta);
+      }
       return await promise;
     } finally {
       signal?.removeEventListener("abort", onAbort);
@@ -323,18 +457,26 @@ export class KvBackend implements ResultBackend {
     for (let i = 0; i < ids.length; i += 10) {
       const chunk = ids.slice(i, i + 10);
       const found = await this.#kv.getMany<StoredResult[]>(chunk.map((id) => this.#key(id)));
-      found.forEach(({ value }, j) => {
-        if (live(value) && READY_STATES.has(value.status as TaskState)) {
-          this.#settle(chunk[j], decodeResultMeta(value.meta));
-        } else if (live(value)) this.#progress(chunk[j], value.meta);
-      });
+      for (let j = 0; j < found.length; j++) {
+        const value = found[j].value;
+        const ready = await this.#readyMeta(chunk[j], value);
+        if (ready) this.#settle(chunk[j], ready);
+        else if (live(value)) {
+          const meta = await this.#metaOf(chunk[j], value);
+          if (meta !== null) this.#progress(chunk[j], meta);
+        }
+      }
     }
   }
 
   /** Delete a stored result. */
   async forget(taskId: string): Promise<void> {
     const key = this.#key(taskId);
-    await this.#run(() => commitAtomic(this.#kv.atomic().delete(key)));
+    await this.#run(async () => {
+      const { value } = await this.#kv.get<StoredResult>(key);
+      await commitAtomic(this.#kv.atomic().delete(key));
+      if (value) await this.#deleteParts(taskId, value);
+    });
   }
 
   /** Store a chord's size before its header is sent. */

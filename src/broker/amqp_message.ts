@@ -166,10 +166,11 @@ export function fromIncoming(incoming: AmqpIncoming): { message: Message; redeli
     const v = p[theirs];
     if (v !== undefined && v !== null) properties[ours] = v;
   }
-  const c = incoming.content;
   return {
     message: {
-      body: new Uint8Array(c.buffer, c.byteOffset, c.byteLength),
+      // A copy: amqplib's content is a view into the socket's read chunk
+      // (tens of KiB), which posting the body to a Web Worker would clone whole.
+      body: new Uint8Array(incoming.content),
       contentType: typeof p.contentType === "string" ? p.contentType : "",
       contentEncoding: typeof p.contentEncoding === "string" ? p.contentEncoding : "",
       headers,

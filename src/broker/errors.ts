@@ -19,16 +19,27 @@ export class BrokerConnectionError extends Error {
   readonly code: string = "BROKER_CONNECTION";
   /** The URL (password removed) that could not be reached. */
   readonly url: string;
+  /**
+   * Whether trying again later may succeed (the server is down or
+   * unreachable), as opposed to a setting to change first (a wrong password,
+   * a database that does not exist, Deno KV not enabled).
+   */
+  readonly transient: boolean;
 
   /**
    * Describe a server that cannot be reached.
    *
    * @param url the URL that failed (its password is masked in the message)
    * @param cause the underlying error
-   * @param explained what went wrong in words (default: the cause's message) and
-   *   what to change (default: check that the server runs and the URL is right)
+   * @param explained what went wrong in words (default: the cause's message),
+   *   what to change (default: check that the server runs and the URL is right),
+   *   and whether trying again may help (default true)
    */
-  constructor(url: string, cause?: unknown, explained: { reason?: string; hint?: string } = {}) {
+  constructor(
+    url: string,
+    cause?: unknown,
+    explained: { reason?: string; hint?: string; transient?: boolean } = {},
+  ) {
     const safe = maskPassword(url);
     const reason = explained.reason ?? (cause instanceof Error ? cause.message : undefined);
     const why = reason ? `: ${reason.replace(/\.+$/, "")}` : "";
@@ -41,6 +52,7 @@ export class BrokerConnectionError extends Error {
     );
     this.name = "BrokerConnectionError";
     this.url = safe;
+    this.transient = explained.transient ?? true;
   }
 }
 

@@ -307,6 +307,19 @@ class SharedKvRef implements SharedKv {
 }
 
 /**
+ * Deno KV is an unstable API: without `--unstable-kv` (or `"unstable": ["kv"]`
+ * in the deno.json of the project that runs) `Deno.openKv` does not exist.
+ */
+function kvUnavailable(url: string): BrokerConnectionError {
+  return new BrokerConnectionError(url, undefined, {
+    reason: "Deno KV is not enabled in this process (Deno.openKv is an unstable API)",
+    hint: 'Run deno with --unstable-kv, or add "unstable": ["kv"] to your deno.json; ' +
+      "or use a server: --broker redis://127.0.0.1:6379/0",
+    transient: false,
+  });
+}
+
+/**
  * Open (or join) the process-wide handle of a KV database. Relative paths
  * are resolved against the working directory and the file's directory is
  * created when missing.
@@ -333,6 +346,7 @@ export async function openSharedKv(path: string, url: string): Promise<SharedKv>
   }
   let entry = entries.get(key);
   if (!entry) {
+    if (typeof Deno.openKv !== "function") throw kvUnavailable(url);
     entry = {
       path: key,
       opening: Deno.openKv(key),

@@ -37,6 +37,31 @@ export interface PublishTarget {
 }
 
 /**
+ * One message of a batch and where to publish it, for {@link Broker.publishMany}.
+ *
+ * @example
+ * ```ts
+ * import { encodeTaskMessage, type Publication } from "@celeriac/celeriac/protocol";
+ * const message = encodeTaskMessage({
+ *   task: "tasks.add",
+ *   id: crypto.randomUUID(),
+ *   args: [2, 3],
+ *   kwargs: {},
+ *   now: new Date(),
+ *   origin: "gen1@example",
+ *   replyTo: crypto.randomUUID(),
+ * });
+ * const item: Publication = { message, target: { routingKey: "celery" } };
+ * ```
+ */
+export interface Publication {
+  /** The encoded message. */
+  message: Message;
+  /** Exchange and routing key. */
+  target: PublishTarget;
+}
+
+/**
  * A message taken from a queue, to be settled exactly once.
  *
  * @example Handling a delivery
@@ -187,6 +212,13 @@ export interface Broker {
   declareQueue(queue: string): Promise<void>;
   /** Publish one message. Resolves once the broker has it. */
   publish(message: Message, target: PublishTarget): Promise<void>;
+  /**
+   * Publish many messages at once (Redis: one variadic LPUSH per list).
+   * Resolves once the broker has them all. Optional: without it, callers
+   * publish each message concurrently (on RabbitMQ the confirms of such
+   * a burst come back in batches).
+   */
+  publishMany?(batch: readonly Publication[]): Promise<void>;
   /**
    * Take up to `max` messages from the queues (earlier queues and more urgent
    * priorities first). Waits until at least one is available; resolves with

@@ -24,6 +24,7 @@ import type {
   Broker,
   Delivery,
   ParkedMessage,
+  Publication,
   PublishTarget,
   Rejection,
   RevokedEntry,
@@ -43,6 +44,14 @@ import {
   redisFailure,
 } from "./redis_connection.ts";
 import { retryWhileDown } from "./outage.ts";
+import {
+  CLAIM_LEASE_SECONDS,
+  claimedList,
+  claimList,
+  CLAIMS_KEY,
+  ClaimWatcher,
+  RETURN_CLAIM_SCRIPT,
+} from "./redis_claims.ts";
 import {
   PARK_SCRIPT,
   RENEW_SCRIPT,
@@ -180,6 +189,7 @@ interface Scripted {
   celeriacUnlock(...args: string[]): Promise<number>;
   celeriacRenew(...args: string[]): Promise<number>;
   celeriacTokens(numKeys: number, ...args: string[]): Promise<number[]>;
+  celeriacReturnClaim(...args: string[]): Promise<number>;
 }
 
 /**
@@ -223,30 +233,6 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Waits on one list with a non-destructive blocking command. */
-class ListWatcher {
-  readonly #conn: Redis;
-  readonly #key: string;
-  #inflight: Promise<boolean> | null = null;
-
-  constructor(conn: Redis, key: string) {
-    this.#conn = conn;
-    this.#key = key;
-  }
-
-  /** Resolves true when the list was seen non-empty, false after a 1 s timeout. */
-  wait(): Promise<boolean> {
-    this.#inflight ??= this.#conn.blmove(this.#key, this.#key, "LEFT", "LEFT", 1)
-      .then((v) => v !== null, () => false)
-      .finally(() => this.#inflight = null);
-    return this.#inflight;
-  }
-
-  close(): void {
-    this.#conn.disconnect();
-  }
-}
-
 /**
  * A kombu-compatible Redis broker.
  *
@@ -269,7 +255,9 @@ export class RedisBroker implements Broker {
   readonly #prefix: string;
   readonly #visibility: number;
   readonly #restoreEvery: number;
-  readonly #watchers = new Map<string, ListWatcher>();
+  readonly #watchers = new Map<string, ClaimWatcher>();
+  /** This broker's id in its claim lists (see redis_claims.ts). */
+  readonly #id = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
   readonly #raw = new WeakMap<Delivery, string>();
   readonly #declared = new Set<string>();
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
@@ -315,6 +303,10 @@ export class RedisBroker implements Broker {
     this.#client.defineCommand("celeriacUnlock", { lua: UNLOCK_SCRIPT, numberOfKeys: 1 });
     this.#client.defineCommand("celeriacRenew", { lua: RENEW_SCRIPT, numberOfKeys: 1 });
     this.#client.defineCommand("celeriacTokens", { lua: TOKENS_SCRIPT });
+    this.#client.defineCommand("celeriacReturnClaim", {
+      lua: RETURN_CLAIM_SCRIPT,
+      numberOfKeys: 3,
+    });
   }
 
   /** Connect now (otherwise the first command connects). */
@@ -384,6 +376,44 @@ export class RedisBroker implements Broker {
     );
   }
 
+  /**
+   * Publish many messages: each target is routed once and each list gets one
+   * variadic LPUSH (in the messages' order), so 1,000 tasks to one queue
+   * cost one command instead of 1,000.
+   */
+  async publishMany(batch: readonly Publication[]): Promise<void> {
+    const lists = new Map<string, string[]>();
+    const routes = new Map<string, Promise<string[]>>();
+    for (const { message, target } of batch) {
+      const exchange = target.exchange ?? "";
+      if (exchange === "") await this.declareQueue(target.routingKey);
+      const key = `${exchange}\u0000${target.routingKey}`;
+      if (!routes.has(key)) {
+        routes.set(key, this.#run(() => this.#route(exchange, target.routingKey)));
+      }
+      const queues = await routes.get(key)!;
+      if (queues.length === 0) {
+        log.warn("No queue is bound to exchange {exchange} with key {key}: message dropped", {
+          exchange,
+          key: target.routingKey,
+        });
+        continue;
+      }
+      const raw = encodeEnvelope(
+        message,
+        { exchange, routing_key: target.routingKey },
+        crypto.randomUUID(),
+      );
+      for (const q of queues) {
+        const list = this.#k(priorityList(q, message.properties.priority));
+        lists.get(list)?.push(raw) ?? lists.set(list, [raw]);
+      }
+    }
+    await this.#run(() =>
+      Promise.all([...lists].map(([list, raws]) => this.#client.lpush(list, ...raws)))
+    );
+  }
+
   #listKeys(queues: readonly string[]): string[] {
     const keys: string[] = [];
     const n = queues.length;
@@ -448,7 +478,10 @@ export class RedisBroker implements Broker {
    * taking again, so nothing waits in `unacked` for the visibility timeout.
    */
   async #takeNow(lists: string[], max: number): Promise<Delivery[]> {
+    // Messages this broker claimed while waiting come first (they were sent first).
+    const sources = [...lists, ...lists];
     const keys = [
+      ...lists.map((l) => this.#k(claimList(this.#id, l))),
       ...lists.map((l) => this.#k(l)),
       this.#k("unacked_index"),
       this.#k("unacked"),
@@ -477,7 +510,7 @@ export class RedisBroker implements Broker {
       const pos = Number(flat[i]);
       const tag = flat[i + 1];
       const raw = flat[i + 2];
-      const list = lists[Math.abs(pos) - 1];
+      const list = sources[Math.abs(pos) - 1];
       if (pos < 0) {
         log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
           list,
@@ -517,7 +550,7 @@ export class RedisBroker implements Broker {
   }
 
   async #waitAny(lists: string[], signal: AbortSignal): Promise<void> {
-    const waits = lists.map((l) => this.#watcher(this.#k(l)).wait());
+    const waits = lists.map((l) => this.#watcher(l).wait());
     const { promise: aborted, resolve } = Promise.withResolvers<boolean>();
     const onAbort = () => resolve(false);
     signal.addEventListener("abort", onAbort, { once: true });
@@ -528,15 +561,48 @@ export class RedisBroker implements Broker {
     }
   }
 
-  #watcher(key: string): ListWatcher {
-    let w = this.#watchers.get(key);
+  #watcher(list: string): ClaimWatcher {
+    let w = this.#watchers.get(list);
     if (!w) {
       const conn = duplicateRedis(this.#client, this.#rawUrl, "celeriac-watch");
       conn.on("error", () => {});
-      w = new ListWatcher(conn, key);
-      this.#watchers.set(key, w);
+      const member = claimList(this.#id, list);
+      w = new ClaimWatcher(
+        conn,
+        this.#k(list),
+        this.#k(member),
+        () => this.#client.zadd(this.#k(CLAIMS_KEY), Date.now() / 1000, member),
+      );
+      this.#watchers.set(list, w);
     }
     return w;
+  }
+
+  /**
+   * Put claims back at the front of their queues: this broker's own (on
+   * close), or every claim not renewed for {@link CLAIM_LEASE_SECONDS}.
+   */
+  async #returnClaims(own: boolean): Promise<number> {
+    const members = own
+      ? [...this.#watchers.keys()].map((l) => claimList(this.#id, l))
+      : await this.#client.zrangebyscore(
+        this.#k(CLAIMS_KEY),
+        "-inf",
+        Date.now() / 1000 - CLAIM_LEASE_SECONDS,
+      );
+    let moved = 0;
+    for (const member of members) {
+      const list = claimedList(member);
+      if (list === null) continue;
+      moved += await this.#client.celeriacReturnClaim(
+        this.#k(member),
+        this.#k(list),
+        this.#k(CLAIMS_KEY),
+        member,
+      );
+    }
+    if (moved > 0) log.info("Returned {n} claimed message(s) to their queues", { n: moved });
+    return moved;
   }
 
   /** Acknowledge: remove from `unacked` and `unacked_index` in one transaction. */
@@ -722,7 +788,7 @@ export class RedisBroker implements Broker {
 
   #sweep(): void {
     if (this.#sweeping || this.#closed) return;
-    this.#sweeping = this.restoreVisible()
+    this.#sweeping = Promise.all([this.restoreVisible(), this.#returnClaims(false)])
       .catch((err) => log.warn("Restore sweep failed: {error}", { error: (err as Error).message }))
       .finally(() => this.#sweeping = null);
   }
@@ -971,6 +1037,9 @@ export class RedisBroker implements Broker {
     clearInterval(this.#sweepTimer);
     await this.#sweeping;
     for (const w of this.#watchers.values()) w.close();
+    await this.#returnClaims(true).catch((err) =>
+      log.warn("Could not return claimed messages: {error}", { error: (err as Error).message })
+    );
     this.#watchers.clear();
     if (this.#ownsClient) await closeRedis(this.#client);
   }

@@ -50,9 +50,12 @@ export function openRedisConnection(
       name: url.masterName,
       sentinelPassword: url.sentinelPassword,
       sentinelUsername: url.sentinelUsername,
-      // Drop the connection when a Sentinel announces a new master, instead of
-      // waiting for the old one's socket to fail.
-      failoverDetector: true,
+      // No failoverDetector: with it, a +switch-master that arrives while ioredis
+      // is already reconnecting (the old master died) aborts that reconnect and
+      // ioredis gives the client up for good ("Connection is closed." forever;
+      // seen in about 1 of 8 failovers in tests/redis_sentinel_test.ts). A dead
+      // master's socket fails by itself, and a demoted one answers READONLY,
+      // which reconnects through the Sentinels (below).
       sentinelRetryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
     }
     : { host: url.host, port: url.port };
@@ -193,7 +196,7 @@ export function duplicateRedis(client: Redis, rawUrl: string, name: string): Red
 export function describeRedisFailure(
   err: unknown,
   rawUrl: string,
-): { reason: string; hint?: string } {
+): { reason: string; hint?: string; transient?: boolean } {
   const message = err instanceof Error ? err.message : String(err);
   let host = "the server";
   let db = "0";
@@ -208,12 +211,14 @@ export function describeRedisFailure(
     return {
       reason: `the user name or password is wrong (WRONGPASS: ${message})`,
       hint: "Fix the credentials in the URL: redis://[user]:password@host:port/db",
+      transient: false,
     };
   }
   if (/NOAUTH|Authentication required/i.test(message)) {
     return {
       reason: `the server requires a password and none was given (NOAUTH: ${message})`,
       hint: "Put the password in the URL: redis://:password@host:port/db",
+      transient: false,
     };
   }
   if (/ENOTFOUND|EAI_AGAIN|EAI_NONAME|getaddrinfo/i.test(message)) {
@@ -229,6 +234,7 @@ export function describeRedisFailure(
     return {
       reason: `database ${db} does not exist on ${host} (DB index is out of range)`,
       hint: "Use a database number below the server's `databases` setting (16 by default: 0-15)",
+      transient: false,
     };
   }
   return { reason: message };
@@ -303,8 +309,7 @@ function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerCon
     (err instanceof Error && /Connection is closed|Stream isn't writeable/.test(err.message)
       ? lastErrors.get(client) ?? err
       : err);
-  const { reason, hint } = describeRedisFailure(real, rawUrl);
-  return new BrokerConnectionError(rawUrl, real, { reason, hint });
+  return new BrokerConnectionError(rawUrl, real, describeRedisFailure(real, rawUrl));
 }
 
 /** How long a command through Redis Sentinel is retried while a failover runs, in ms. */

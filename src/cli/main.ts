@@ -24,9 +24,16 @@ import {
 import { RELIABILITY_OPTIONS, RELIABILITY_USAGE, reliabilityOptions } from "./reliability.ts";
 import { SCALE_HELP, SCALE_OPTIONS, scaleWorkerOptions } from "./scale_flags.ts";
 import { argumentError } from "./arg_errors.ts";
+import {
+  DASHBOARD_OPTIONS,
+  DASHBOARD_USAGE,
+  dashboardFromFlags,
+  runDashboard,
+} from "./dashboard.ts";
 import { bannerFields } from "./banner.ts";
+import { connectOnStartup } from "./connect_retry.ts";
 import { type LogFields, parseLogFormat } from "./log_output.ts";
-import { closeLogging, parseLogLevel, setupLogging } from "./logging.ts";
+import { cliLogLevels, closeLogging, setupLogging } from "./logging.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { isMonitorCommand, MONITOR_OPTIONS, MONITOR_USAGE, runMonitor } from "./monitor.ts";
 
@@ -49,7 +56,7 @@ Usage:
   deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
                                                        list (or requeue) parked messages
   deno run -A worker.ts purge --app ./tasks.ts [-Q a,b] [-f]
-                                                       delete every waiting message of the queues${MONITOR_USAGE}${BEAT_USAGE}
+                                                       delete every waiting message of the queues${MONITOR_USAGE}${BEAT_USAGE}${DASHBOARD_USAGE}
 
 Options:
   -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
@@ -58,7 +65,10 @@ Options:
   -c, --concurrency N        Web Workers in the pool (default: number of CPUs)
   -Q, --queues a,b           queues to consume (default: the app's default queue, "celery")
   -P, --pool threads|inline  run tasks in Web Workers (default) or on the main thread
-      --prefetch N           tasks each Web Worker holds at once (default 32; inline: 100)
+      --prefetch-multiplier N, --prefetch N
+                             tasks each Web Worker holds at once, running or waiting
+                             (default: adaptive, 1 for long CPU-bound tasks up to 32 for
+                             short ones; inline pool: up to 100)
   -n, --hostname NAME        node name, %h = host name (default celeriac@%h)
       --acks-late            acknowledge after tasks finish (at-least-once)
       --reject-on-worker-lost
@@ -82,11 +92,15 @@ Options:
 ${SCALE_HELP}
       --without-remote-control
                              do not answer celery.pidbox commands (ping, revoke, ...)${RELIABILITY_USAGE}
+      --fail-fast            exit at once when the broker or result backend cannot be reached
+                             at start (default: retry every 2, 4, ... 30 s, 100 times, as
+                             Celery's broker_connection_retry_on_startup)
   -E, --task-events          send task events for monitors (Flower, celery events)
       --heartbeat-interval SECONDS
                              seconds between worker-heartbeat events (default 2)
       --without-heartbeat    send no worker events (online, heartbeat, offline)
-  -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)
+  -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default: INFO for the
+                             worker's own lines, WARNING for per-task lines, as Celery)
       --log-format text|json text (default) or JSON Lines: one object per record with
                              hostname, task_id and task_name as fields
       --logfile PATH         append log records to PATH instead of the console
@@ -114,6 +128,21 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
     throw new TypeError(`${flag} needs a whole number >= 1, got "${value}"`);
   }
   return n;
+}
+
+/** `--prefetch-multiplier` (Celery's name) or `--prefetch`; both at once must agree. */
+function prefetchOption(values: Record<string, string | boolean | undefined>): number | undefined {
+  const multiplier = positiveInt(
+    values["prefetch-multiplier"] as string | undefined,
+    "--prefetch-multiplier",
+  );
+  const prefetch = positiveInt(values.prefetch as string | undefined, "--prefetch");
+  if (multiplier !== undefined && prefetch !== undefined && multiplier !== prefetch) {
+    throw new TypeError(
+      "--prefetch-multiplier and --prefetch are the same setting: give one of them",
+    );
+  }
+  return multiplier ?? prefetch;
 }
 
 function queueList(value: string | undefined): string[] | undefined {
@@ -148,6 +177,7 @@ const OPTIONS = {
   queues: { type: "string", short: "Q" },
   pool: { type: "string", short: "P" },
   prefetch: { type: "string" },
+  "prefetch-multiplier": { type: "string" },
   hostname: { type: "string", short: "n" },
   "acks-late": { type: "boolean" },
   "reject-on-worker-lost": { type: "boolean" },
@@ -156,6 +186,7 @@ const OPTIONS = {
   "max-tasks-per-child": { type: "string" },
   "eta-hold-limit": { type: "string" },
   "without-remote-control": { type: "boolean" },
+  "fail-fast": { type: "boolean" },
   "task-events": { type: "boolean", short: "E" },
   "heartbeat-interval": { type: "string" },
   "without-heartbeat": { type: "boolean" },
@@ -170,6 +201,7 @@ const OPTIONS = {
   "log-format": { type: "string" },
   logfile: { type: "string" },
   ...BEAT_OPTIONS,
+  ...DASHBOARD_OPTIONS,
   ...RELIABILITY_OPTIONS,
   ...SCALE_OPTIONS,
   ...MONITOR_OPTIONS,
@@ -211,11 +243,12 @@ export async function main(args: string[]): Promise<number> {
   const command = positionals[0] ?? "worker";
   const logFields: LogFields = { hostname: hostName() };
   try {
-    await setupLogging(parseLogLevel(values.loglevel ?? "INFO"), {
+    const levels = cliLogLevels(values.loglevel);
+    await setupLogging(levels.level, {
       format: parseLogFormat(values["log-format"] ?? "text"),
       logfile: values.logfile,
       fields: logFields,
-    });
+    }, levels.taskLevel);
     const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
     if (isMonitorCommand(command)) {
       return await runMonitor(command, app, positionals.slice(1), values);
@@ -230,6 +263,8 @@ export async function main(args: string[]): Promise<number> {
         }).finally(() => app.close());
       case "beat":
         return await runBeat(app, values);
+      case "dashboard":
+        return await runDashboard(app, values);
       case "schedule":
         return await runSchedule(app, positionals.slice(1), values);
       case "purge":
@@ -266,7 +301,7 @@ async function runWorker(
     appExport: exportName,
     pool,
     concurrency: positiveInt(values.concurrency as string | undefined, "--concurrency"),
-    prefetch: positiveInt(values.prefetch as string | undefined, "--prefetch"),
+    prefetch: prefetchOption(values),
     queues: queueList(values.queues as string | undefined),
     hostname: values.hostname as string | undefined,
     acksLate: values["acks-late"] as boolean | undefined,
@@ -312,10 +347,16 @@ async function runWorker(
   });
   configureBeatStore(app, values);
   const beat = values.beat ? beatFromFlags(app, values) : null;
+  const dashboard = values.dashboard ? dashboardFromFlags(app, values) : null;
   let signals = 0;
+  const connecting = new AbortController();
   const onSignal = () => {
     signals++;
-    if (signals === 1) {
+    if (!connecting.signal.aborted) {
+      connecting.abort(
+        new DOMException("Stopped before the broker could be reached", "AbortError"),
+      );
+    } else if (signals === 1) {
       log.info("Shutting down: finishing running tasks (signal again to requeue them and exit)");
       beat?.stop();
       worker.stop();
@@ -328,10 +369,26 @@ async function runWorker(
   const onQuit = () => void worker.terminate(); // Celery's cold-shutdown signal
   Deno.addSignalListener("SIGQUIT", onQuit);
   try {
+    try {
+      await connectOnStartup(app, {
+        failFast: values["fail-fast"] as boolean | undefined,
+        signal: connecting.signal,
+      });
+    } catch (err) {
+      if (!connecting.signal.aborted) throw err;
+    }
+    if (connecting.signal.aborted) {
+      log.info("{reason}", { reason: (connecting.signal.reason as Error).message });
+      return 0;
+    }
+    signals = 0;
+    connecting.abort();
     await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
+    await dashboard?.start(); // before the worker: a port in use stops the command first
     await worker.start();
     await worker.finished;
   } finally {
+    await dashboard?.stop();
     await beat?.stop();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);

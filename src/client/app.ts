@@ -7,7 +7,7 @@
  */
 
 import type { ResultBackend } from "../backend/port.ts";
-import type { Broker, PublishTarget } from "../broker/port.ts";
+import type { Broker, Publication, PublishTarget } from "../broker/port.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
 import type { Message } from "../protocol/message.ts";
 import { parseRate } from "../protocol/rate.ts";
@@ -344,6 +344,72 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     args: readonly unknown[] = [],
     callOptions: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
+    const { id, publication, rpc, queue } = await this.#encode(name, args, callOptions);
+    if (rpc) await (await this.resultBackend()).prepare?.();
+    await this.publish(publication.message, publication.target);
+    if (this.config.taskSendSentEvent && !this[PUBLISHER]) {
+      await this.events.sent(publication.message, publication.target, queue);
+    }
+    return new AsyncResult<R>(id, this);
+  }
+
+  /**
+   * Send many task calls at once: every message is encoded first, then
+   * published as one batch (Redis: one variadic LPUSH per queue; RabbitMQ:
+   * all published back to back, their publisher confirms awaited together;
+   * KV: concurrently). Resolves once the broker has every message; when it
+   * rejects, some of the calls may have been sent. Each call is as
+   * {@link Celery.sendTask} would send it (routes, ids, parent task).
+   *
+   * @example
+   * ```ts ignore
+   * const results = await app.sendMany([
+   *   { name: "tasks.add", args: [1, 2] },
+   *   { name: "tasks.add", args: [3, 4], options: { countdown: 10 } },
+   * ]);
+   * ```
+   *
+   * @param calls the calls: task name, positional arguments, call options
+   * @returns a result handle per call, in order
+   */
+  async sendMany<R = unknown>(
+    calls: readonly { name: string; args?: readonly unknown[]; options?: ApplyOptions }[],
+  ): Promise<AsyncResult<R>[]> {
+    const encoded = await Promise.all(
+      calls.map((c) => this.#encode(c.name, c.args ?? [], c.options ?? {})),
+    );
+    if (encoded.some((e) => e.rpc)) await (await this.resultBackend()).prepare?.();
+    const batch = encoded.map((e) => e.publication);
+    const publisher = this[PUBLISHER];
+    const broker = publisher ? null : await this.broker();
+    if (broker?.publishMany) await broker.publishMany(batch);
+    else {
+      // The first message of each target goes alone: it connects and declares,
+      // so that the rest, published together, keep their order.
+      const seen = new Set<string>();
+      const firsts = batch.filter((p) => {
+        const key = `${p.target.exchange ?? ""}\u0000${p.target.routingKey}`;
+        return !seen.has(key) && !!seen.add(key);
+      });
+      for (const p of firsts) await this.publish(p.message, p.target);
+      const alone = new Set(firsts);
+      const rest = batch.filter((p) => !alone.has(p));
+      await Promise.all(rest.map((p) => this.publish(p.message, p.target)));
+    }
+    if (this.config.taskSendSentEvent && !publisher) {
+      for (const e of encoded) {
+        await this.events.sent(e.publication.message, e.publication.target, e.queue);
+      }
+    }
+    return encoded.map((e) => new AsyncResult<R>(e.id, this));
+  }
+
+  /** Encode one call as sendTask() sends it; `rpc` when the rpc:// backend must listen first. */
+  async #encode(
+    name: string,
+    args: readonly unknown[],
+    callOptions: ApplyOptions,
+  ): Promise<{ id: string; publication: Publication; rpc: boolean; queue: string }> {
     const options = this.#route(name, args, callOptions);
     const id = options.taskId ?? crypto.randomUUID();
     const parent = currentTask.getStore();
@@ -376,14 +442,9 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
       compression,
     });
     const target = { exchange: options.exchange ?? "", routingKey: options.routingKey ?? queue };
-    if (!options.ignoreResult && !this[PUBLISHER] && this.config.backend?.startsWith("rpc:")) {
-      await (await this.resultBackend()).prepare?.();
-    }
-    await this.publish(message, target);
-    if (this.config.taskSendSentEvent && !this[PUBLISHER]) {
-      await this.events.sent(message, target, queue);
-    }
-    return new AsyncResult<R>(id, this);
+    const rpc = !options.ignoreResult && !this[PUBLISHER] &&
+      !!this.config.backend?.startsWith("rpc:");
+    return { id, publication: { message, target }, rpc, queue };
   }
 
   /** The call's options over its route's (Celery's task_routes): set values win. */

@@ -355,6 +355,10 @@ export interface TaskSender {
     args: readonly unknown[],
     options: ApplyOptions,
   ): Promise<AsyncResult<R>>;
+  /** Publish many calls as one batch; senders without it get concurrent sendTask() calls. */
+  sendMany?<R>(
+    calls: readonly { name: string; args?: readonly unknown[]; options?: ApplyOptions }[],
+  ): Promise<AsyncResult<R>[]>;
 }
 
 /**
@@ -411,6 +415,43 @@ export class Task<A extends unknown[], R> {
    */
   delay(...args: A): Promise<AsyncResult<R>> {
     return this.applyAsync(args);
+  }
+
+  /**
+   * Send many calls at once, one per element of `argsList`, as one batch
+   * (`app.sendMany()`: Redis pushes each queue's messages with one command,
+   * RabbitMQ awaits their publisher confirms together). Much faster than
+   * `delay()` in a loop for bulk work; resolves once the broker has every
+   * message, with the result handles in order.
+   *
+   * @example
+   * ```ts ignore
+   * const results = await add.delayMany([[1, 2], [3, 4], [5, 6]]);
+   * const sums = await Promise.all(results.map((r) => r.get({ timeout: 10_000 })));
+   * ```
+   *
+   * @param argsList each call's arguments
+   * @param options call options shared by every call (a `taskId` is refused: ids must differ)
+   * @returns the result handles, in the order of `argsList`
+   */
+  delayMany(argsList: readonly A[], options: ApplyOptions = {}): Promise<AsyncResult<R>[]> {
+    if (options.taskId !== undefined) {
+      throw new TypeError(`${this.name}.delayMany() cannot share one taskId between calls`);
+    }
+    const shared: ApplyOptions = {
+      queue: this.options.queue,
+      priority: this.options.priority,
+      serializer: this.options.serializer,
+      timeLimit: this.options.timeLimit,
+      softTimeLimit: this.options.softTimeLimit,
+      ...stripUndefined(options),
+    };
+    if (!this.#sender.sendMany) {
+      return Promise.all(argsList.map((args) => this.#sender.sendTask<R>(this.name, args, shared)));
+    }
+    return this.#sender.sendMany<R>(
+      argsList.map((args) => ({ name: this.name, args, options: shared })),
+    );
   }
 
   /**

@@ -140,6 +140,12 @@ export interface RunOutcome {
   retry?: PlannedRetry & { embed: Embed };
   /** Milliseconds the handler ran. */
   runtime: number;
+  /**
+   * Milliseconds the task held its thread before returning or awaiting
+   * (all of `runtime` for synchronous CPU-bound code): what tasks queued
+   * behind it wait for; absent when the handler did not run.
+   */
+  blocked?: number;
   /** Python repr of the return value (truncated), when the request asked to `describe`. */
   repr?: string;
   /** Traceback of a failure or retry, when the request asked to `describe`. */
@@ -295,8 +301,18 @@ export async function runTask(
       traceback: req.describe ? tracebackText(sig) : undefined,
     };
   };
+  /** Milliseconds the handler held the thread before returning or awaiting. */
+  let blocked: number | undefined;
+  const timed = (call: () => unknown): unknown => {
+    const began = performance.now();
+    try {
+      return call();
+    } finally {
+      blocked = performance.now() - began;
+    }
+  };
   const retried = async (): Promise<RunOutcome> => {
-    const outcome = retryOutcome();
+    const outcome = { ...retryOutcome(), blocked };
     await hooks?.retry(planned!.signal.cause);
     return outcome;
   };
@@ -327,9 +343,12 @@ export async function runTask(
         retry,
         updateState: stateUpdater(req, services.storeState),
       };
-      value = await currentTask.run({ id: req.id, rootId }, () => handler(ctx, ...args));
+      value = await currentTask.run(
+        { id: req.id, rootId },
+        () => timed(() => handler(ctx, ...args)),
+      );
     } else {
-      value = await currentTask.run({ id: req.id, rootId }, () => handler(...args));
+      value = await currentTask.run({ id: req.id, rootId }, () => timed(() => handler(...args)));
     }
     if (planned) return await retried();
     const store = req.storeResult && !task.options.ignoreResult;
@@ -344,6 +363,7 @@ export async function runTask(
         : undefined,
       followUp: followUps ? { embed: body.embed, value } : undefined,
       runtime: performance.now() - started,
+      blocked,
       repr: req.describe ? resultRepr(value) : undefined,
     };
     await hooks?.success(value);
@@ -378,6 +398,7 @@ export async function runTask(
       ),
       followUp: followUps ? { embed: body.embed, value: null } : undefined,
       runtime: performance.now() - started,
+      blocked,
       traceback: req.describe ? tracebackText(err) : undefined,
     };
   }

@@ -1,6 +1,7 @@
 /**
  * The worker's log lines about tasks, written by a lifecycle subscriber
- * (category `["celeriac", "worker"]`).
+ * (category `["celeriac", "worker", "task"]`: the command line shows its
+ * info lines only when `--loglevel` asks for them, as Celery does).
  *
  * @module
  */
@@ -8,7 +9,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { LifecycleEvent } from "./lifecycle.ts";
 
-const log = getLogger(["celeriac", "worker"]);
+const log = getLogger(["celeriac", "worker", "task"]);
 
 /**
  * A lifecycle subscriber that logs what happens to tasks: receipts and

@@ -13,6 +13,7 @@ import { retryWhileDown } from "../broker/outage.ts";
 import type { Message } from "../protocol/message.ts";
 import { type ChordJoin, joinChords, publishAll } from "./chords.ts";
 import type { Outgoing } from "./follow_ups.ts";
+import { storeResults } from "./store_results.ts";
 
 /**
  * What one step of the worker must write to the broker and backend.
@@ -80,7 +81,7 @@ export interface SettleIo {
  */
 export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   if (s.rejects.length) await io.broker.reject(s.rejects);
-  if (io.backend && s.stores.length) await io.backend.store(s.stores);
+  if (io.backend && s.stores.length) await storeResults(io.backend, s.stores);
   if (s.publishes.length === 0 && s.joins.length === 0) {
     if (s.acks.length) await io.broker.ack(s.acks);
     return;

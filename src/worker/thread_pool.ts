@@ -12,6 +12,7 @@ import type { FromRunner, ToRunner } from "./pool_protocol.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, type SpawnPermissions, spawnPermissions } from "./sandboxes.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
+import { spawnRunner } from "./spawn_runner.ts";
 import { TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
@@ -226,11 +227,7 @@ export class ThreadPool implements Pool {
   #spawn(group: Group): Member {
     let worker: Worker;
     try {
-      worker = new Worker(new URL("./runner.ts", import.meta.url), {
-        type: "module",
-        name: "celeriac-task-runner",
-        deno: { permissions: group.spawn.permissions },
-      });
+      worker = spawnRunner(new URL("./runner.ts", import.meta.url), group.spawn.permissions);
     } catch (err) {
       throw new Error(
         `Cannot start a Web Worker with permissions ${group.sandbox.key} (tasks ` +

@@ -64,6 +64,7 @@ import { TaskRegistries } from "./task_registries.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 import { countStats, type WorkerStats } from "./worker_stats.ts";
 import { WorkerState } from "./worker_state.ts";
+import { PrefetchWindow } from "./prefetch_window.ts";
 
 export { REVOKE_TTL_MS } from "./revoked_ids.ts";
 export type { WorkerOptions } from "./worker_options.ts";
@@ -107,6 +108,7 @@ export class Worker {
   readonly #control = new AbortController();
   #leaseTimer: ReturnType<typeof setInterval> | undefined;
   #heartbeat: Heartbeat | null = null;
+  #window!: PrefetchWindow;
   #stopping = false;
   #cold = false;
   readonly #takeAbort = new AbortController();
@@ -217,7 +219,10 @@ export class Worker {
     });
     s.lifecycle.subscribe(sendTaskEvents(s.events));
     const { pool, sandboxes } = createPool(this.#app, s.options, {
-      onOutcomes: (outs) => settleOrPark(s, outs, settleOutcomes),
+      onOutcomes: (outs) => {
+        this.#window.observe(outs);
+        settleOrPark(s, outs, settleOutcomes);
+      },
       onPublish: (message, target) => {
         s.children.record(message);
         return this.#app.publish(message, target);
@@ -227,6 +232,13 @@ export class Worker {
       onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),
     });
     s.pool = pool;
+    this.#window = new PrefetchWindow({
+      size: s.options.pool === "inline"
+        ? 1
+        : s.options.concurrency ?? navigator.hardwareConcurrency,
+      max: s.options.prefetch ?? (s.options.pool === "inline" ? 100 : 32),
+      fixed: s.options.prefetch,
+    });
     await pool.start();
     if (s.options.remoteControl ?? true) {
       await new RemoteControl(s.broker, this.#controlTarget(), s.clock).start(this.#control.signal);
@@ -263,7 +275,7 @@ export class Worker {
     let backoff = 500;
     while (!this.#stopping) {
       const free = takeAllowance(
-        s.pool.capacity - s.running.size,
+        Math.min(s.pool.capacity, this.#window.limit) - s.running.size,
         this.#intake.etaHeld,
         s.options.etaTaskLimit,
       );

@@ -15,3 +15,12 @@ export const throwsObject = app.task("fc.throws_object", () => {
 
 /** Returns a string of `n` characters. */
 export const big = app.task("fc.big", (n: number) => "y".repeat(n));
+
+/** Busy for `ms` milliseconds of synchronous CPU work; returns the worker's node name. */
+export const spin = app.task("fc.spin", { bind: true }, (ctx, ms: number) => {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // CPU-bound on purpose: the Web Worker runs nothing else meanwhile
+  }
+  return ctx.hostname;
+});

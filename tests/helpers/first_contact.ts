@@ -8,13 +8,14 @@ const APP_MODULE = new URL("../apps/first_contact_app.ts", import.meta.url).href
 
 /** Start a worker on a fresh queue, run `fn` with a client app, then stop both. */
 export async function withFirstContactWorker(
-  t: { broker: string; backend: string },
+  t: { broker: string; backend: string; visibilityTimeout?: number },
   options: Partial<WorkerOptions>,
   fn: (client: Celery, worker: Worker) => Promise<void>,
 ): Promise<void> {
   const queue = `fc-${crypto.randomUUID().slice(0, 8)}`;
-  tasksApp.configure({ broker: t.broker, backend: t.backend, defaultQueue: queue });
-  const client = new Celery({ broker: t.broker, backend: t.backend, defaultQueue: queue });
+  const config = { ...t, defaultQueue: queue };
+  tasksApp.configure(config);
+  const client = new Celery(config);
   const worker = new Worker({
     app: tasksApp,
     appModule: APP_MODULE,

@@ -32,6 +32,8 @@ export function interopWorker(
     queue,
     "-c",
     "2",
+    "--loglevel",
+    "INFO", // the interop tests read the per-task lines
     ...extra,
   ], { INTEROP_MARKER_REDIS: REDIS_URL });
 }

@@ -1,0 +1,308 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno run -A bench/profile.ts`: where a Celeriac worker's main thread
+ * spends its time per task, comparable across changes. Starts the worker
+ * (`-c 2`, the bench's app, default flags) with the V8 inspector on, waits
+ * until it is ready, starts the CPU profiler through the inspector
+ * protocol, enqueues N no-op tasks with `delayMany`, waits for their N
+ * results, stops the profiler, and prints:
+ *
+ * - the worker's RSS idle (ready, before any task) and at the end, and VmHWM;
+ * - busy time of the main thread per task (µs), split by stage: the
+ *   Celeriac files grouped by what they do (decode, pool/transfer to the
+ *   Web Workers, result encode, settle: acks and result writes, logging),
+ *   ioredis, Node compatibility, the garbage collector, the rest;
+ * - the top functions by self time.
+ *
+ * The Web Workers' own isolates are not in the profile (Deno's inspector
+ * lists only the main thread); their cost shows as the drain time.
+ *
+ * Options: `--tasks N` (2000), `--redis URL` (db 12 = broker, db 13 =
+ * results, both FLUSHDB'd), `--save FILE` (write the .cpuprofile, for
+ * Chrome DevTools), `--json FILE` (write the summary), `--top N` (15),
+ * `--v8-flags F` (the worker's; default the bench's), `--loglevel L` (the
+ * worker's; default none, i.e. its default levels).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
+import { DEFAULT_V8_FLAGS, ROOT_DIR } from "./common.ts";
+import { processTree, stopTree } from "./proc.ts";
+import { app, BENCH_QUEUE, noop } from "./tasks.ts";
+
+interface CallFrame {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+}
+interface ProfileNode {
+  id: number;
+  callFrame: CallFrame;
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+/** What a profile's self time is spent on, by source. */
+const STAGES: [RegExp, string][] = [
+  [/\/src\/protocol\/(envelope|message|task_request|codecs|compression|msgpack)\.ts/, "decode"],
+  [/\/src\/protocol\/(result_meta|json|repr|exceptions)\.ts/, "result encode"],
+  [
+    /\/src\/worker\/(pool|pool_protocol|pool_setup|sandboxes|children)\.ts/,
+    "pool: Web Worker transfer",
+  ],
+  [/\/src\/worker\/(settlement|result_entries|outcomes|follow_ups)\.ts/, "settle"],
+  [/\/src\/(broker|backend)\//, "broker/backend adapters"],
+  [/\/src\/worker\/(intake|runner|lifecycle|lifecycle_log|executor)\.ts/, "intake/lifecycle"],
+  [/\/src\/worker\//, "worker (other)"],
+  [/\/src\/protocol\//, "protocol (other)"],
+  [/\/src\//, "celeriac (other)"],
+  [/@logtape/, "logging (LogTape)"],
+  [/ioredis|redis-parser|denque|cluster-key-slot|standard-as-callback/, "ioredis"],
+  [/^node:|ext:deno_node|ext:node/, "Node compat"],
+  [/^ext:/, "Deno runtime"],
+];
+
+function stageOf(cf: CallFrame): string {
+  if (!cf.url) {
+    const name = cf.functionName || "native";
+    return name.startsWith("(") ? name : `(${name})`;
+  }
+  for (const [re, stage] of STAGES) if (re.test(cf.url)) return stage;
+  const pkg = cf.url.match(/npm\/registry\.npmjs\.org\/((?:@[^/]+\/)?[^/]+)/);
+  return pkg ? `npm:${pkg[1]}` : "other";
+}
+
+function shortUrl(url: string): string {
+  const pkg = url.match(/registry\.npmjs\.org\/((?:@[^/]+\/)?[^/]+)\/[^/]+\/(.*)$/);
+  if (pkg) return `${pkg[1]}/${pkg[2]}`;
+  return url.replace(`file://${ROOT_DIR}`, "");
+}
+
+/**
+ * Self time per stage and per function, in µs, from a V8 CPU profile.
+ *
+ * @example
+ * ```ts ignore
+ * const { stages, functions, busyUs } = summarize(profile);
+ * ```
+ *
+ * @param profile the profile
+ * @returns self times by stage and by function (busy = all but idle)
+ */
+export function summarize(profile: CpuProfile): {
+  stages: Map<string, number>;
+  functions: Map<string, number>;
+  busyUs: number;
+  totalUs: number;
+} {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const stages = new Map<string, number>();
+  const functions = new Map<string, number>();
+  let totalUs = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const dt = profile.timeDeltas[i] ?? 0;
+    totalUs += dt;
+    const cf = byId.get(profile.samples[i])!.callFrame;
+    const stage = stageOf(cf);
+    stages.set(stage, (stages.get(stage) ?? 0) + dt);
+    const fn = `${cf.functionName || "(anonymous)"} ${
+      cf.url ? `${shortUrl(cf.url)}:${cf.lineNumber + 1}` : ""
+    }`;
+    functions.set(fn, (functions.get(fn) ?? 0) + dt);
+  }
+  const idle = (stages.get("(idle)") ?? 0) + (stages.get("(program)") ?? 0);
+  return { stages, functions, busyUs: totalUs - idle, totalUs };
+}
+
+/** A minimal Chrome DevTools Protocol client over the inspector's WebSocket. */
+class Inspector {
+  #ws: WebSocket;
+  #next = 1;
+  #pending = new Map<number, (result: unknown) => void>();
+  private constructor(ws: WebSocket) {
+    this.#ws = ws;
+    ws.onmessage = (e) => {
+      const msg = JSON.parse(e.data);
+      if (msg.id) this.#pending.get(msg.id)?.(msg.result ?? msg.error);
+      this.#pending.delete(msg.id);
+    };
+  }
+  static async open(port: number): Promise<Inspector> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        const list = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
+        const ws = new WebSocket(list[0].webSocketDebuggerUrl);
+        await new Promise((ok, fail) => {
+          ws.onopen = ok;
+          ws.onerror = fail;
+        });
+        return new Inspector(ws);
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+  send<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+    const id = this.#next++;
+    this.#ws.send(JSON.stringify({ id, method, params }));
+    return new Promise((ok) => this.#pending.set(id, ok as (r: unknown) => void));
+  }
+  close(): void {
+    this.#ws.close();
+  }
+}
+
+function rssKiB(pid: number, field: "VmRSS" | "VmHWM"): number {
+  return processTree(pid).reduce((sum, p) => {
+    const m = Deno.readTextFileSync(`/proc/${p}/status`).match(new RegExp(`${field}:\\s+(\\d+)`));
+    return sum + (m ? Number(m[1]) : 0);
+  }, 0);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      tasks: { type: "string", default: "2000" },
+      redis: { type: "string", default: "redis://127.0.0.1:6379" },
+      save: { type: "string" },
+      json: { type: "string" },
+      top: { type: "string", default: "15" },
+      "v8-flags": { type: "string", default: DEFAULT_V8_FLAGS },
+      loglevel: { type: "string" },
+    },
+  });
+  const n = Number(values.tasks);
+  const brokerUrl = new URL(values.redis);
+  brokerUrl.pathname = "/12";
+  const backendUrl = new URL(values.redis);
+  backendUrl.pathname = "/13";
+  const broker = new Redis(brokerUrl.href);
+  const results = new Redis(backendUrl.href);
+  await Promise.all([broker.flushdb(), results.flushdb()]);
+  app.configure({ broker: brokerUrl.href, backend: backendUrl.href });
+  const port = 9400 + Math.floor(Math.random() * 500);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      `--inspect=127.0.0.1:${port}`,
+      ...(values["v8-flags"] === "none" ? [] : [`--v8-flags=${values["v8-flags"]}`]),
+      "-A",
+      "worker.ts",
+      "--app",
+      "bench/tasks.ts",
+      "-c",
+      "2",
+      "-Q",
+      BENCH_QUEUE,
+      ...(values.loglevel ? ["--loglevel", values.loglevel] : []),
+    ],
+    cwd: ROOT_DIR,
+    env: { CELERY_BROKER_URL: brokerUrl.href, CELERY_RESULT_BACKEND: backendUrl.href },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  const ready = Promise.withResolvers<void>();
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      output += chunk;
+      if (/ ready: /.test(output)) ready.resolve();
+    }
+  };
+  collect(child.stdout);
+  collect(child.stderr);
+  try {
+    await Promise.race([
+      ready.promise,
+      child.status.then(() => {
+        throw new Error(`the worker exited:\n${output}`);
+      }),
+    ]);
+    await new Promise((r) => setTimeout(r, 500));
+    const idleKiB = rssKiB(child.pid, "VmRSS");
+    const inspector = await Inspector.open(port);
+    await inspector.send("Profiler.enable");
+    await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
+    await inspector.send("Profiler.start");
+    const started = performance.now();
+    for (let sent = 0; sent < n; sent += 1000) {
+      await noop.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => []));
+    }
+    while (await results.dbsize() < n) await new Promise((r) => setTimeout(r, 20));
+    const wallMs = performance.now() - started;
+    const { profile } = await inspector.send<{ profile: CpuProfile }>("Profiler.stop");
+    const endKiB = rssKiB(child.pid, "VmRSS");
+    const hwmKiB = rssKiB(child.pid, "VmHWM");
+    inspector.close();
+    if (values.save) await Deno.writeTextFile(values.save, JSON.stringify(profile));
+
+    const { stages, functions, busyUs, totalUs } = summarize(profile);
+    const perTask = (us: number) => (us / n).toFixed(1);
+    console.log(
+      `${n} tasks in ${(wallMs / 1000).toFixed(2)} s (${Math.round(n / (wallMs / 1000))}/s, ` +
+        `load average ${Deno.loadavg()[0].toFixed(2)}); worker RSS idle ${
+          (idleKiB / 1024).toFixed(1)
+        } MiB, ` +
+        `after ${(endKiB / 1024).toFixed(1)} MiB, VmHWM ${(hwmKiB / 1024).toFixed(1)} MiB`,
+    );
+    console.log(
+      `main thread: ${(busyUs / 1000).toFixed(0)} ms busy of ${
+        (totalUs / 1000).toFixed(0)
+      } ms sampled = ` +
+        `${perTask(busyUs)} µs per task`,
+    );
+    console.log("\nper task, by stage (self time):");
+    const sortedStages = [...stages].filter(([k]) => k !== "(idle)" && k !== "(program)").sort((
+      a,
+      b,
+    ) => b[1] - a[1]);
+    for (const [stage, us] of sortedStages) {
+      console.log(
+        `  ${perTask(us).padStart(7)} µs  ${
+          (100 * us / busyUs).toFixed(1).padStart(5)
+        } %  ${stage}`,
+      );
+    }
+    console.log(`\ntop ${values.top} functions (self time per task):`);
+    const sortedFns = [...functions].filter(([k]) =>
+      !k.startsWith("(idle)") && !k.startsWith("(program)")
+    )
+      .sort((a, b) => b[1] - a[1]).slice(0, Number(values.top));
+    for (const [fn, us] of sortedFns) console.log(`  ${perTask(us).padStart(7)} µs  ${fn}`);
+    if (values.json) {
+      await Deno.writeTextFile(
+        values.json,
+        JSON.stringify(
+          {
+            tasks: n,
+            wallMs,
+            rss: { idleKiB, endKiB, hwmKiB },
+            busyUsPerTask: busyUs / n,
+            stagesUsPerTask: Object.fromEntries(sortedStages.map(([k, v]) => [k, v / n])),
+            topFunctionsUsPerTask: Object.fromEntries(sortedFns.map(([k, v]) => [k, v / n])),
+          },
+          null,
+          2,
+        ) + "\n",
+      );
+    }
+  } finally {
+    await stopTree(child);
+    await Promise.allSettled([broker.flushdb(), results.flushdb()]);
+    broker.disconnect();
+    results.disconnect();
+    await app.close();
+  }
+}
+
+if (import.meta.main) await main();

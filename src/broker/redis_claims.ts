@@ -1,0 +1,111 @@
+/**
+ * Waiting for messages on Redis by claiming them, so that Celeriac and
+ * Python workers sharing a queue take turns.
+ *
+ * Python workers wait with `BRPOP`, which takes the message. Redis serves
+ * clients blocked on a list in the order they blocked; a waiter that only
+ * peeks (a `BLMOVE` of the list onto itself) is served, leaves the message
+ * where it was, and the next blocked `BRPOP` takes it — so an idle Celeriac
+ * worker never won a message sent one at a time. A Celeriac worker therefore
+ * waits with `BLMOVE queue → claim list`: it takes the message in its turn,
+ * into a list of its own (`celeriac.claim.<broker id>|<list>`) that its next
+ * take reads first, atomically with the `unacked` bookkeeping.
+ *
+ * A claim is registered in the sorted set `celeriac.claims`, scored with the
+ * time its waiter last blocked. A worker that dies between claiming and
+ * taking leaves at most one message per list there; any Celeriac worker's
+ * restore sweep puts claims older than {@link CLAIM_LEASE_SECONDS} back at the
+ * front of their queue (Python workers do not know about claims).
+ *
+ * @module
+ */
+
+import type { Redis } from "ioredis";
+
+/** The sorted set of claim lists (prefixed like every key). */
+export const CLAIMS_KEY = "celeriac.claims";
+
+/**
+ * Seconds after which an abandoned claim goes back to its queue. A live
+ * waiter renews its claim each time it blocks (at least once a second).
+ */
+export const CLAIM_LEASE_SECONDS = 30;
+
+const CLAIM_PREFIX = "celeriac.claim.";
+
+/**
+ * The claim list of broker `id` for `list` (both unprefixed).
+ *
+ * @param id the broker instance's id
+ * @param list the queue list (queue name with its priority suffix)
+ * @returns the claim list's name
+ */
+export function claimList(id: string, list: string): string {
+  return `${CLAIM_PREFIX}${id}|${list}`;
+}
+
+/**
+ * The queue list a claim list belongs to, or `null` for another name.
+ *
+ * @param claim a claim list's name (unprefixed)
+ * @returns the queue list
+ */
+export function claimedList(claim: string): string | null {
+  if (!claim.startsWith(CLAIM_PREFIX)) return null;
+  const bar = claim.indexOf("|", CLAIM_PREFIX.length);
+  return bar < 0 ? null : claim.slice(bar + 1);
+}
+
+/**
+ * Move every message of a claim list back to the front of its queue list
+ * (newest first, so the oldest is taken first) and unregister the claim.
+ * KEYS = claim list, queue list, claims set; ARGV = claims-set member.
+ * Returns how many messages moved.
+ */
+export const RETURN_CLAIM_SCRIPT = String.raw`
+local n = 0
+while true do
+  local v = redis.call('LPOP', KEYS[1])
+  if not v then break end
+  redis.call('RPUSH', KEYS[2], v)
+  n = n + 1
+end
+redis.call('ZREM', KEYS[3], ARGV[1])
+return n
+`;
+
+/** Waits on one list by claiming its next message. */
+export class ClaimWatcher {
+  readonly #conn: Redis;
+  readonly #key: string;
+  readonly #claim: string;
+  readonly #renew: () => Promise<unknown>;
+  #inflight: Promise<boolean> | null = null;
+
+  /**
+   * @param conn a connection of its own (it blocks)
+   * @param key the queue list (prefixed)
+   * @param claim the claim list (prefixed)
+   * @param renew registers the claim as alive before each wait
+   */
+  constructor(conn: Redis, key: string, claim: string, renew: () => Promise<unknown>) {
+    this.#conn = conn;
+    this.#key = key;
+    this.#claim = claim;
+    this.#renew = renew;
+  }
+
+  /** Resolves true when a message was claimed, false after a 1 s timeout or an error. */
+  wait(): Promise<boolean> {
+    this.#inflight ??= this.#renew()
+      .then(() => this.#conn.blmove(this.#key, this.#claim, "RIGHT", "LEFT", 1))
+      .then((v) => v !== null, () => false)
+      .finally(() => this.#inflight = null);
+    return this.#inflight;
+  }
+
+  /** Stop waiting (a claim made meanwhile stays for the owner or a sweep to return). */
+  close(): void {
+    this.#conn.disconnect();
+  }
+}

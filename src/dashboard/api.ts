@@ -1,0 +1,402 @@
+/**
+ * The dashboard's JSON API: reads (`GET /api/...`) answer from the view
+ * model, the broker and inspect replies; actions (`POST /api/...`) reach
+ * workers through remote control and the broker. Every action needs the
+ * CSRF token of `GET /api/session` in `X-CSRF-Token` and a JSON body.
+ *
+ * @module
+ */
+
+import type { Celery } from "../client/app.ts";
+import { safeEqual } from "./auth.ts";
+import { HttpError } from "./errors.ts";
+import type { InspectCommand, Inspector } from "./feed.ts";
+import { parsePyLiteral, PyLiteralError } from "./py_literal.ts";
+import { READY_STATES, type TaskRecord } from "./task_table.ts";
+import type { ViewModel } from "./view_model.ts";
+import type { WorkerRecord } from "./worker_table.ts";
+
+/** What the API works with. */
+export interface ApiContext {
+  /** The app: broker, remote control, sending tasks. */
+  readonly app: Celery;
+  /** The view model. */
+  readonly model: ViewModel;
+  /** Inspect replies, when the client offers them. */
+  readonly inspector?: Inspector;
+  /** Refuse every action. */
+  readonly readOnly: boolean;
+  /** Mask args, kwargs and results. */
+  readonly hideArgs: boolean;
+  /** The token actions must carry. */
+  readonly csrfToken: string;
+  /** Queue depths (cached by the server). */
+  queueDepths(): Promise<Map<string, number>>;
+  /** Software version shown in the UI. */
+  readonly version: string;
+}
+
+/** Seconds a worker action waits for the worker's reply. */
+const REPLY_TIMEOUT_S = 2;
+
+/** Shown instead of args, kwargs and results with `hideArgs`. */
+export const MASK = "•••";
+
+/**
+ * A task as the API returns it, masked if asked.
+ *
+ * @param t the record
+ * @param hide mask args, kwargs, result
+ * @returns a plain object
+ */
+export function taskJson(t: TaskRecord, hide: boolean): TaskRecord {
+  if (!hide) return t;
+  return {
+    ...t,
+    args: t.args === null ? null : MASK,
+    kwargs: t.kwargs === null ? null : MASK,
+    result: t.result === null ? null : MASK,
+  };
+}
+
+const WORKER_ACTIONS = new Set([
+  "shutdown",
+  "pool_grow",
+  "pool_shrink",
+  "add_consumer",
+  "cancel_consumer",
+  "rate_limit",
+]);
+
+async function body(req: Request): Promise<Record<string, unknown>> {
+  const type = req.headers.get("content-type") ?? "";
+  if (!type.includes("application/json")) {
+    throw new HttpError(
+      415,
+      "content_type",
+      "Send actions as JSON (Content-Type: application/json)",
+    );
+  }
+  const text = await req.text();
+  if (text.trim() === "") return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new HttpError(400, "bad_json", `Body is not JSON: ${(err as Error).message}`);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new HttpError(400, "bad_json", "Body must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+function intParam(value: unknown, name: string, min: number, max: number, dflt: number): number {
+  if (value === undefined || value === null || value === "") return dflt;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new HttpError(400, "bad_param", `${name} must be a whole number ${min}..${max}`);
+  }
+  return n;
+}
+
+function stringParam(b: Record<string, unknown>, name: string): string {
+  const v = b[name];
+  if (typeof v !== "string" || v.trim() === "") {
+    throw new HttpError(400, "bad_param", `${name} is required (a non-empty string)`);
+  }
+  return v;
+}
+
+function knownTask(ctx: ApiContext, id: string): TaskRecord {
+  const t = ctx.model.tasks.get(id);
+  if (!t) {
+    throw new HttpError(
+      404,
+      "unknown_task",
+      `No task ${id} is known to the dashboard (it keeps the last tasks seen in events)`,
+    );
+  }
+  return t;
+}
+
+function knownWorker(ctx: ApiContext, name: string): WorkerRecord {
+  const w = ctx.model.workers.get(name);
+  if (!w) throw new HttpError(404, "unknown_worker", `No worker ${name} has sent events`);
+  return w;
+}
+
+async function inspectAll(
+  ctx: ApiContext,
+  hostname: string,
+): Promise<Record<string, unknown> | null> {
+  if (!ctx.inspector) return null;
+  const commands: InspectCommand[] = ["active", "reserved", "scheduled", "registered", "stats"];
+  const replies = await Promise.all(
+    commands.map((c) =>
+      Promise.resolve().then(() => ctx.inspector!(c, { destination: [hostname], timeout: 1 })).then(
+        (r) => r[hostname] ?? null,
+        (err) => ({ error: (err as Error).message }),
+      )
+    ),
+  );
+  return Object.fromEntries(commands.map((c, i) => [c, replies[i]]));
+}
+
+/** At most this many steps of a workflow are drawn. */
+const MAX_WORKFLOW = 50;
+
+/**
+ * The tasks of a workflow from its root, parents before children (a chain
+ * is a line of steps, a chord's header a fan), with their depth; tasks of
+ * the workflow linked to no parent (a chord's header sent by a client)
+ * follow at depth 1.
+ */
+function workflow(
+  ctx: ApiContext,
+  root: string,
+): { uuid: string; name: string | null; state: string | null; depth: number }[] {
+  const out: { uuid: string; name: string | null; state: string | null; depth: number }[] = [];
+  const seen = new Set<string>();
+  const walk = (start: string, startDepth: number) => {
+    const queue: [string, number][] = [[start, startDepth]];
+    while (queue.length && out.length < MAX_WORKFLOW) {
+      const [id, depth] = queue.shift()!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const t = ctx.model.tasks.get(id);
+      out.push({ uuid: id, name: t?.name ?? null, state: t?.state ?? null, depth });
+      for (const c of ctx.model.tasks.children(id)) queue.push([c, depth + 1]);
+    }
+  };
+  walk(root, 0);
+  for (const id of ctx.model.tasks.members(root)) {
+    if (!seen.has(id) && ctx.model.tasks.get(id)?.parentId == null) walk(id, 1);
+  }
+  return out;
+}
+
+/**
+ * Answer a GET under `/api/`.
+ *
+ * @param ctx the context
+ * @param path the path after `/api/`
+ * @param params query parameters
+ * @returns the JSON value
+ * @throws {HttpError} 404 for unknown routes, tasks and workers; 400 for bad parameters
+ */
+export async function apiGet(
+  ctx: ApiContext,
+  path: string[],
+  params: URLSearchParams,
+): Promise<unknown> {
+  const now = Date.now() / 1000;
+  const [head, id] = path;
+  if (head === "session" && path.length === 1) {
+    return {
+      csrfToken: ctx.csrfToken,
+      readOnly: ctx.readOnly,
+      hideArgs: ctx.hideArgs,
+      version: ctx.version,
+      inspect: ctx.inspector !== undefined,
+    };
+  }
+  if (head === "overview" && path.length === 1) {
+    const workers = ctx.model.workers.list(now);
+    return {
+      states: ctx.model.tasks.countByState(),
+      tasksHeld: ctx.model.tasks.size,
+      events: ctx.model.eventCount,
+      workersOnline: workers.filter((w) => w.online).length,
+      workersTotal: workers.length,
+      series: ctx.model.throughput.series(now, {
+        window: intParam(params.get("window"), "window", 10, 3600, 300),
+        step: intParam(params.get("step"), "step", 1, 60, 5),
+      }),
+    };
+  }
+  if (head === "workers") {
+    if (path.length === 1) return { workers: ctx.model.workers.list(now) };
+    if (path.length === 2) {
+      const w = knownWorker(ctx, id);
+      return { worker: w, inspect: await inspectAll(ctx, w.hostname) };
+    }
+  }
+  if (head === "tasks") {
+    if (path.length === 1) {
+      const text = params.get("text") ?? undefined;
+      if (text && ctx.hideArgs) {
+        throw new HttpError(
+          400,
+          "hidden",
+          "Text search is off while args are hidden (--hide-args)",
+        );
+      }
+      const { total, tasks } = ctx.model.tasks.query({
+        state: params.get("state") || undefined,
+        name: params.get("name") || undefined,
+        worker: params.get("worker") || undefined,
+        text: text || undefined,
+        offset: intParam(params.get("offset"), "offset", 0, 1e9, 0),
+        limit: intParam(params.get("limit"), "limit", 1, 500, 50),
+      });
+      return {
+        total,
+        tasks: tasks.map((t) => taskJson(t, ctx.hideArgs)),
+        names: ctx.model.tasks.names(),
+      };
+    }
+    if (path.length === 2) {
+      const t = knownTask(ctx, id);
+      const brief = (tid: string | null) => {
+        if (tid === null) return null;
+        const o = ctx.model.tasks.get(tid);
+        return { uuid: tid, name: o?.name ?? null, state: o?.state ?? null };
+      };
+      return {
+        task: taskJson(t, ctx.hideArgs),
+        parent: brief(t.parentId),
+        root: t.rootId && t.rootId !== t.uuid ? brief(t.rootId) : null,
+        children: ctx.model.tasks.children(t.uuid).map(brief),
+        workflow: workflow(ctx, t.rootId ?? t.uuid),
+      };
+    }
+  }
+  if (head === "queues" && path.length === 1) {
+    const depths = await ctx.queueDepths();
+    return { queues: [...depths].map(([name, depth]) => ({ name, depth })) };
+  }
+  if (head === "parked" && path.length === 1) {
+    const limit = intParam(params.get("limit"), "limit", 1, 1000, 100);
+    const list = await (await ctx.app.broker()).listParked({ limit });
+    return { parked: list.map((p) => ({ ...p, parkedAt: p.parkedAt.toISOString() })) };
+  }
+  throw new HttpError(404, "not_found", `No API route GET /api/${path.join("/")}`);
+}
+
+/**
+ * Run a POST action under `/api/`.
+ *
+ * @param ctx the context
+ * @param req the request (CSRF checked here)
+ * @param path the path after `/api/`
+ * @returns the JSON value
+ * @throws {HttpError} 403 read-only or CSRF, 404 unknown target, 409 finished task, 400 bad body
+ */
+export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Promise<unknown> {
+  if (ctx.readOnly) {
+    throw new HttpError(403, "read_only", "The dashboard runs with --read-only: actions are off");
+  }
+  const token = req.headers.get("x-csrf-token") ?? "";
+  if (!safeEqual(token, ctx.csrfToken)) {
+    throw new HttpError(
+      403,
+      "csrf",
+      "Missing or wrong X-CSRF-Token header (take it from GET /api/session)",
+    );
+  }
+  const b = await body(req);
+  const [head, id, action] = path;
+  if (head === "tasks" && path.length === 3) {
+    const t = knownTask(ctx, id);
+    if (action === "revoke" || action === "terminate") {
+      if (READY_STATES.has(t.state)) {
+        throw new HttpError(409, "finished", `Task ${id} already finished (${t.state})`);
+      }
+      const terminate = action === "terminate";
+      const signal = typeof b.signal === "string" ? b.signal : "SIGTERM";
+      await ctx.app.control.revoke(id, { terminate, signal });
+      return { ok: true, message: `${terminate ? "Terminate" : "Revoke"} sent for ${id}` };
+    }
+    if (action === "retry") {
+      if (t.state !== "FAILURE" && t.state !== "REVOKED" && t.state !== "REJECTED") {
+        throw new HttpError(
+          409,
+          "not_failed",
+          `Only failed tasks are retried; ${id} is ${t.state}`,
+        );
+      }
+      if (!t.name || t.args === null) {
+        throw new HttpError(409, "no_args", `The dashboard saw no task-received event for ${id}`);
+      }
+      let args: unknown, kwargs: unknown;
+      try {
+        args = parsePyLiteral(t.args);
+        kwargs = parsePyLiteral(t.kwargs ?? "{}");
+      } catch (err) {
+        if (err instanceof PyLiteralError) {
+          throw new HttpError(
+            422,
+            "args_not_literal",
+            `The arguments of ${id} are not plain literals, so they cannot be sent again: ${err.message}`,
+          );
+        }
+        throw err;
+      }
+      if (!Array.isArray(args) || kwargs === null || typeof kwargs !== "object") {
+        throw new HttpError(
+          422,
+          "args_not_literal",
+          `The arguments of ${id} are not (args, kwargs)`,
+        );
+      }
+      const sent = await ctx.app.sendTask(t.name, args, {
+        kwargs: kwargs as Record<string, unknown>,
+        ...(t.queue ? { queue: t.queue } : {}),
+      });
+      return { ok: true, id: sent.id, message: `Sent ${t.name} again as ${sent.id}` };
+    }
+  }
+  if (head === "workers" && path.length === 3 && WORKER_ACTIONS.has(action)) {
+    const w = knownWorker(ctx, id);
+    const destination = [w.hostname];
+    let args: Record<string, unknown> = {};
+    if (action === "pool_grow" || action === "pool_shrink") {
+      args = { n: intParam(b.n, "n", 1, 1000, 1) };
+    } else if (action === "add_consumer" || action === "cancel_consumer") {
+      args = { queue: stringParam(b, "queue") };
+    } else if (action === "rate_limit") {
+      const rate = b.rate;
+      if (rate !== null && typeof rate !== "string" && typeof rate !== "number") {
+        throw new HttpError(400, "bad_param", 'rate must be like "10/s", a number, or null');
+      }
+      args = { task_name: stringParam(b, "task"), rate_limit: rate ?? 0 };
+    }
+    if (action === "shutdown") { // a worker that shuts down does not answer
+      await ctx.app.control.broadcast(action, args, { destination });
+      return { ok: true, message: `shutdown sent to ${w.hostname}` };
+    }
+    const replies = await ctx.app.control.call<{ ok?: unknown; error?: unknown }>(action, args, {
+      destination,
+      timeout: REPLY_TIMEOUT_S,
+    });
+    const reply = replies.find((r) => w.hostname in r)?.[w.hostname];
+    if (!reply) {
+      return {
+        ok: true,
+        message: `${action} sent to ${w.hostname}; no reply within ${REPLY_TIMEOUT_S} s`,
+      };
+    }
+    if (reply.error !== undefined) {
+      throw new HttpError(409, "worker_refused", `${w.hostname} refused ${action}: ${reply.error}`);
+    }
+    return { ok: true, message: `${w.hostname}: ${String(reply.ok ?? "ok")}` };
+  }
+  if (head === "queues" && path.length === 3 && action === "purge") {
+    if (b.confirm !== id) {
+      throw new HttpError(
+        400,
+        "confirm",
+        `Purging deletes every waiting message: send {"confirm": "${id}"} to confirm`,
+      );
+    }
+    const n = await ctx.app.purge(id);
+    return { ok: true, purged: n, message: `Purged ${n} message(s) from ${id}` };
+  }
+  if (head === "parked" && path.length === 2 && id === "requeue") {
+    const limit = intParam(b.limit, "limit", 1, 100_000, 1);
+    const n = await (await ctx.app.broker()).requeueParked({ limit });
+    return { ok: true, requeued: n, message: `Requeued ${n} parked message(s)` };
+  }
+  throw new HttpError(404, "not_found", `No API action POST /api/${path.join("/")}`);
+}

@@ -1,0 +1,202 @@
+/**
+ * Prometheus metrics with the names and labels of Flower's exporter, so a
+ * Grafana board made for Flower works: `flower_events_total`,
+ * `flower_task_runtime_seconds`, `flower_task_prefetch_time_seconds`,
+ * `flower_worker_prefetched_tasks`, `flower_worker_online`,
+ * `flower_worker_number_of_currently_executing_tasks`; Flower has no queue
+ * metric, so queue depth is `celeriac_queue_length`. Pure: rendered to the
+ * text exposition format on demand.
+ *
+ * @module
+ */
+
+import type { DashboardEvent, EventCore } from "./feed.ts";
+
+/** Runtime histogram buckets: prometheus_client's defaults, as Flower uses them. */
+export const RUNTIME_BUCKETS: readonly number[] = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.075,
+  0.1,
+  0.25,
+  0.5,
+  0.75,
+  1,
+  2.5,
+  5,
+  7.5,
+  10,
+];
+
+interface Histogram {
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** Label values joined; `\u0000` cannot occur in node or task names we print. */
+const key = (...parts: string[]) => parts.join("\u0000");
+const split = (k: string) => k.split("\u0000");
+
+/**
+ * @param value a label value
+ * @returns it escaped for the exposition format
+ */
+function esc(value: string): string {
+  return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
+}
+
+function num(n: number): string {
+  return Number.isFinite(n) ? String(n) : n > 0 ? "+Inf" : n < 0 ? "-Inf" : "NaN";
+}
+
+/**
+ * Counters, gauges and histograms fed by events.
+ *
+ * @example
+ * ```ts
+ * import { Metrics } from "@celeriac/celeriac/dashboard";
+ * const m = new Metrics();
+ * m.apply({ type: "worker-online", hostname: "celery@h", timestamp: 1 }, "");
+ * m.render(new Map([["celery", 3]])).includes('flower_worker_online{worker="celery@h"} 1'); // true
+ * ```
+ */
+export class Metrics {
+  readonly #events = new Map<string, number>();
+  readonly #runtime = new Map<string, Histogram>();
+  readonly #prefetchTime = new Map<string, number>();
+  readonly #prefetched = new Map<string, number>();
+  readonly #online = new Map<string, number>();
+  readonly #executing = new Map<string, number>();
+
+  /**
+   * Apply an event.
+   *
+   * @param e the event
+   * @param taskName the task's name (events after `task-received` do not carry it)
+   * @param task what is known of the task: `received`/`started` timestamps and `eta`
+   */
+  apply(
+    event: EventCore | DashboardEvent,
+    taskName: string,
+    task?: { received: number | null; started: number | null; eta: string | null },
+  ): void {
+    const e = event as DashboardEvent;
+    const worker = e.hostname;
+    if (e.type.startsWith("task-")) {
+      const k = key(worker, e.type, taskName);
+      this.#events.set(k, (this.#events.get(k) ?? 0) + 1);
+      const wt = key(worker, taskName);
+      if (typeof e.runtime === "number" && e.runtime > 0) {
+        let h = this.#runtime.get(wt);
+        if (!h) {
+          h = { counts: RUNTIME_BUCKETS.map(() => 0), sum: 0, count: 0 };
+          this.#runtime.set(wt, h);
+        }
+        for (let i = 0; i < RUNTIME_BUCKETS.length; i++) {
+          if (e.runtime <= RUNTIME_BUCKETS[i]) h.counts[i]++;
+        }
+        h.sum += e.runtime;
+        h.count++;
+      }
+      if (task && !task.eta && task.received !== null) {
+        if (e.type === "task-received") {
+          this.#prefetched.set(wt, (this.#prefetched.get(wt) ?? 0) + 1);
+        } else if (e.type === "task-started" && task.started !== null) {
+          this.#prefetchTime.set(wt, task.started - task.received);
+          this.#prefetched.set(wt, (this.#prefetched.get(wt) ?? 0) - 1);
+        } else if (e.type === "task-succeeded" || e.type === "task-failed") {
+          if (task.started !== null) this.#prefetchTime.set(wt, 0);
+        }
+      }
+    } else if (e.type === "worker-online" || e.type === "worker-heartbeat") {
+      this.#online.set(worker, 1);
+      if (typeof e.active === "number") this.#executing.set(worker, e.active);
+    } else if (e.type === "worker-offline") {
+      this.#online.set(worker, 0);
+    }
+  }
+
+  /**
+   * Mark a worker offline (its heartbeats stopped).
+   *
+   * @param worker node name
+   */
+  offline(worker: string): void {
+    this.#online.set(worker, 0);
+  }
+
+  /**
+   * The metrics in Prometheus' text format (version 0.0.4).
+   *
+   * @param queues queue name → depth
+   * @returns the exposition text
+   */
+  render(queues: ReadonlyMap<string, number>): string {
+    const out: string[] = [];
+    const family = (name: string, help: string, type: string) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    };
+    const labels = (names: string[], values: string[]) =>
+      `{${names.map((n, i) => `${n}="${esc(values[i])}"`).join(",")}}`;
+
+    family("flower_events_total", "Number of events", "counter");
+    for (const [k, v] of this.#events) {
+      out.push(`flower_events_total${labels(["worker", "type", "task"], split(k))} ${v}`);
+    }
+    family("flower_task_runtime_seconds", "Task runtime", "histogram");
+    for (const [k, h] of this.#runtime) {
+      const [worker, task] = split(k);
+      RUNTIME_BUCKETS.forEach((le, i) => {
+        out.push(
+          `flower_task_runtime_seconds_bucket${
+            labels(["worker", "task", "le"], [worker, task, num(le)])
+          } ${h.counts[i]}`,
+        );
+      });
+      const base = labels(["worker", "task"], [worker, task]);
+      out.push(
+        `flower_task_runtime_seconds_bucket${
+          labels(["worker", "task", "le"], [worker, task, "+Inf"])
+        } ${h.count}`,
+        `flower_task_runtime_seconds_sum${base} ${num(h.sum)}`,
+        `flower_task_runtime_seconds_count${base} ${h.count}`,
+      );
+    }
+    family(
+      "flower_task_prefetch_time_seconds",
+      "The time the task spent waiting at the worker to be executed",
+      "gauge",
+    );
+    for (const [k, v] of this.#prefetchTime) {
+      out.push(`flower_task_prefetch_time_seconds${labels(["worker", "task"], split(k))} ${v}`);
+    }
+    family(
+      "flower_worker_prefetched_tasks",
+      "Number of tasks of given type prefetched at a worker",
+      "gauge",
+    );
+    for (const [k, v] of this.#prefetched) {
+      out.push(`flower_worker_prefetched_tasks${labels(["worker", "task"], split(k))} ${v}`);
+    }
+    family("flower_worker_online", "Worker online status", "gauge");
+    for (const [w, v] of this.#online) {
+      out.push(`flower_worker_online${labels(["worker"], [w])} ${v}`);
+    }
+    family(
+      "flower_worker_number_of_currently_executing_tasks",
+      "Number of tasks currently executing at a worker",
+      "gauge",
+    );
+    for (const [w, v] of this.#executing) {
+      out.push(
+        `flower_worker_number_of_currently_executing_tasks${labels(["worker"], [w])} ${v}`,
+      );
+    }
+    family("celeriac_queue_length", "Messages waiting in a broker queue", "gauge");
+    for (const [q, v] of queues) out.push(`celeriac_queue_length${labels(["queue"], [q])} ${v}`);
+    return out.join("\n") + "\n";
+  }
+}

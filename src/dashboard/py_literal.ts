@@ -1,0 +1,144 @@
+/**
+ * Read back the Python reprs that events carry for `args` and `kwargs`
+ * (`(2, 3)`, `{'x': [1, None]}`), so that a failed task can be sent again
+ * with the same arguments. Only literals: str, int, float, True, False,
+ * None, tuples, lists, dicts. Pure.
+ *
+ * @module
+ */
+
+/**
+ * A repr that is not a plain literal (e.g. `datetime.date(2026, 1, 2)`, or
+ * one cut at 1,024 characters by the worker).
+ *
+ * @example
+ * ```ts
+ * import { parsePyLiteral, PyLiteralError } from "@celeriac/celeriac/dashboard";
+ * try { parsePyLiteral("(Decimal('1'),)"); } catch (e) { e instanceof PyLiteralError; } // true
+ * ```
+ */
+export class PyLiteralError extends Error {
+  /** Always `PyLiteralError`. */
+  override name = "PyLiteralError";
+  /** Stable code. */
+  readonly code = "py_literal";
+}
+
+const ESCAPES: Record<string, string> = {
+  n: "\n",
+  t: "\t",
+  r: "\r",
+  "\\": "\\",
+  "'": "'",
+  '"': '"',
+  "0": "\0",
+  a: "\x07",
+  b: "\b",
+  f: "\f",
+  v: "\v",
+};
+
+/**
+ * Parse a Python literal repr into JSON-compatible values (tuples become
+ * arrays).
+ *
+ * @example
+ * ```ts
+ * import { parsePyLiteral } from "@celeriac/celeriac/dashboard";
+ * parsePyLiteral("(2, 'a', None, {'k': [1.5, True]})"); // [2, "a", null, { k: [1.5, true] }]
+ * ```
+ *
+ * @param text the repr
+ * @returns the value
+ * @throws {PyLiteralError} when the text is not a literal
+ */
+export function parsePyLiteral(text: string): unknown {
+  let i = 0;
+  const fail = (what: string): never => {
+    throw new PyLiteralError(`Not a Python literal at character ${i}: ${what}`);
+  };
+  const ws = () => {
+    while (i < text.length && /\s/.test(text[i])) i++;
+  };
+  const value = (): unknown => {
+    ws();
+    const c = text[i];
+    if (c === "(" || c === "[") return seq(c === "(" ? ")" : "]");
+    if (c === "{") return dict();
+    if (c === "'" || c === '"') return string(c);
+    const word = /^(True|False|None)\b/.exec(text.slice(i));
+    if (word) {
+      i += word[0].length;
+      return word[0] === "True" ? true : word[0] === "False" ? false : null;
+    }
+    const n = /^-?(\d+\.?\d*(e[+-]?\d+)?|\.\d+|inf|nan)/i.exec(text.slice(i));
+    if (n) {
+      i += n[0].length;
+      const v = Number(n[0]);
+      if (!Number.isFinite(v)) fail(`${n[0]} has no JSON form`);
+      return v;
+    }
+    return fail(`unexpected ${c === undefined ? "end" : JSON.stringify(c)}`);
+  };
+  const seq = (close: string): unknown[] => {
+    i++;
+    const out: unknown[] = [];
+    for (;;) {
+      ws();
+      if (text[i] === close) {
+        i++;
+        return out;
+      }
+      out.push(value());
+      ws();
+      if (text[i] === ",") i++;
+      else if (text[i] !== close) fail(`expected , or ${close}`);
+    }
+  };
+  const dict = (): Record<string, unknown> => {
+    i++;
+    const out: Record<string, unknown> = {};
+    for (;;) {
+      ws();
+      if (text[i] === "}") {
+        i++;
+        return out;
+      }
+      const k = value();
+      if (typeof k !== "string") fail("dict keys must be strings");
+      ws();
+      if (text[i] !== ":") fail("expected :");
+      i++;
+      out[k as string] = value();
+      ws();
+      if (text[i] === ",") i++;
+      else if (text[i] !== "}") fail("expected , or }");
+    }
+  };
+  const string = (quote: string): string => {
+    i++;
+    let s = "";
+    while (i < text.length && text[i] !== quote) {
+      if (text[i] === "\\") {
+        const e = text[i + 1];
+        if (e === "x" || e === "u" || e === "U") {
+          const len = e === "x" ? 2 : e === "u" ? 4 : 8;
+          const hex = text.slice(i + 2, i + 2 + len);
+          if (!/^[0-9a-f]+$/i.test(hex) || hex.length !== len) fail("bad escape");
+          s += String.fromCodePoint(parseInt(hex, 16));
+          i += 2 + len;
+        } else if (e in ESCAPES) {
+          s += ESCAPES[e];
+          i += 2;
+        } else fail("bad escape");
+      } else s += text[i++];
+    }
+    if (text[i] !== quote) fail("unterminated string");
+    i++;
+    return s;
+  };
+  const v = value();
+  ws();
+  if (i !== text.length) fail("trailing text");
+  return v;
+}

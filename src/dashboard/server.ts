@@ -1,0 +1,388 @@
+/**
+ * The dashboard server: `Deno.serve` on 127.0.0.1:5555 by default, the
+ * single-page UI, the JSON API, a live stream of changes (server-sent
+ * events) and `/metrics` for Prometheus, fed by an event source and inspect
+ * replies.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Celery } from "../client/app.ts";
+import { type ApiContext, apiGet, apiPost, taskJson } from "./api.ts";
+import { ASSETS } from "./assets.gen.ts";
+import { type AuthOptions, authRequired, checkAuth, isLoopback, validateAuth } from "./auth.ts";
+import { errorResponse, HttpError } from "./errors.ts";
+import { clientEvents, clientInspector } from "./client_feed.ts";
+import type { EventSourceFn, Inspector } from "./feed.ts";
+import { ViewModel } from "./view_model.ts";
+
+const log = getLogger(["celeriac", "dashboard"]);
+
+/**
+ * Options of {@link Dashboard}.
+ *
+ * @example
+ * ```ts ignore
+ * const options: DashboardOptions = {
+ *   app, port: 5555, auth: { basic: ["admin:s3cret"] }, hideArgs: true,
+ * };
+ * ```
+ */
+export interface DashboardOptions {
+  /** The app: broker URL, remote control, queues. */
+  app: Celery;
+  /** Where events come from. Default: the app's receiver, `app.events.receive({ signal })`. */
+  events?: EventSourceFn;
+  /**
+   * Inspect replies for the worker pages. Default: collected by the app's
+   * `app.control.inspect(...)`; `null` for none.
+   */
+  inspector?: Inspector | null;
+  /** Address to listen on. Default `127.0.0.1`; any other needs `auth`. */
+  hostname?: string;
+  /** Port. Default 5555 (Flower's); 0 picks a free one. */
+  port?: number;
+  /** Basic-auth pairs and/or a bearer token. Default none (loopback only). */
+  auth?: AuthOptions;
+  /** Hide every action and refuse POSTs. Default false. */
+  readOnly?: boolean;
+  /** Mask args, kwargs and results in the UI and API. Default false. */
+  hideArgs?: boolean;
+  /** Tasks kept in memory. Default 10,000. */
+  maxTasks?: number;
+  /**
+   * Queues whose depth is shown besides the app's default queue, those
+   * seen in `task-sent` events and those workers consume (inspect).
+   */
+  queues?: readonly string[];
+  /**
+   * Broadcast `enable_events` every 5 s, as Flower does, so workers started
+   * without `-E` send events too. Default true.
+   */
+  enableEvents?: boolean;
+  /** Version shown in the UI. */
+  version?: string;
+  /** Stops the server. */
+  signal?: AbortSignal;
+}
+
+/** How often changes are pushed to browsers (ms). */
+const PUSH_INTERVAL_MS = 1000;
+const ENABLE_EVENTS_MS = 5000;
+const DEPTH_CACHE_MS = 2000;
+const ACTIVE_QUEUES_MS = 10_000;
+
+const SECURITY_HEADERS: Record<string, string> = {
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+  "content-security-policy":
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+};
+
+/**
+ * The live dashboard.
+ *
+ * @example Starting it next to a client
+ * ```ts ignore
+ * import { Celery } from "@celeriac/celeriac";
+ * import { Dashboard } from "@celeriac/celeriac/dashboard";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0" });
+ * const dashboard = new Dashboard({ app }); // events and inspect replies from the app
+ * const { url } = await dashboard.start();
+ * console.log(`dashboard on ${url}`);
+ * ```
+ */
+export class Dashboard {
+  /** What the dashboard shows. */
+  readonly model: ViewModel;
+  readonly #options: DashboardOptions;
+  readonly #abort = new AbortController();
+  readonly #csrf = crypto.randomUUID() + crypto.randomUUID();
+  readonly #streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  #server?: Deno.HttpServer<Deno.NetAddr>;
+  #depths: { at: number; value: Promise<Map<string, number>> } | null = null;
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #feed: Promise<void> = Promise.resolve();
+
+  /**
+   * Check the options; nothing listens until {@link Dashboard.start}.
+   *
+   * @param options see {@link DashboardOptions}
+   * @throws {TypeError} off the loopback interface without authentication, or for bad auth options
+   */
+  constructor(options: DashboardOptions) {
+    validateAuth(options.auth ?? {});
+    const hostname = options.hostname ?? "127.0.0.1";
+    if (!isLoopback(hostname) && !authRequired(options.auth ?? {})) {
+      throw new TypeError(
+        `Listening on ${hostname} (off the loopback interface) needs authentication: ` +
+          "pass --basic-auth user:pass or --token TOKEN",
+      );
+    }
+    this.#options = {
+      ...options,
+      hostname,
+      events: options.events ?? clientEvents(options.app),
+      inspector: options.inspector === undefined ? clientInspector(options.app) : options.inspector,
+    };
+    this.model = new ViewModel({ maxTasks: options.maxTasks });
+    options.signal?.addEventListener("abort", () => this.stop(), { once: true });
+  }
+
+  /** The server's URL, once started. */
+  get url(): string {
+    if (!this.#server) throw new Error("The dashboard is not started: call start() first");
+    const { hostname, port } = this.#server.addr;
+    return `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+  }
+
+  /**
+   * Listen, start reading events, and push changes to browsers.
+   *
+   * @returns the URL it listens on
+   * @throws {Deno.errors.AddrInUse} when the port is taken
+   */
+  async start(): Promise<{ url: string }> {
+    const signal = this.#abort.signal;
+    const ready = Promise.withResolvers<void>();
+    const port = this.#options.port ?? 5555;
+    try {
+      this.#server = Deno.serve({
+        hostname: this.#options.hostname,
+        port,
+        signal,
+        onListen: () => ready.resolve(),
+        onError: (err) => errorResponse(err),
+      }, (req) => this.handle(req));
+    } catch (err) {
+      if (err instanceof Deno.errors.AddrInUse) {
+        throw new Deno.errors.AddrInUse(
+          `Port ${port} on ${this.#options.hostname} is in use: pick another with --port`,
+        );
+      }
+      throw err;
+    }
+    await ready.promise;
+    this.#feed = this.#consume(this.#options.events!, signal);
+    this.#timers.push(setInterval(() => this.#push(), PUSH_INTERVAL_MS));
+    const inspector = this.#options.inspector;
+    if (inspector) {
+      const failed = (err: unknown) =>
+        log.debug("inspect failed: {error}", { error: (err as Error).message });
+      const ask = () => {
+        Promise.resolve().then(() => inspector("active_queues", { timeout: 1 })).then(
+          (r) => this.model.applyActiveQueues(r),
+          failed,
+        );
+        Promise.resolve().then(() => inspector("stats", { timeout: 1 })).then(
+          (r) => this.model.applyStats(r),
+          failed,
+        );
+      };
+      ask();
+      this.#timers.push(setInterval(ask, ACTIVE_QUEUES_MS));
+    }
+    if (this.#options.enableEvents ?? true) {
+      const enable = () =>
+        this.#options.app.control.broadcast("enable_events").catch((err) =>
+          log.debug("enable_events failed: {error}", { error: (err as Error).message })
+        );
+      enable();
+      this.#timers.push(setInterval(enable, ENABLE_EVENTS_MS));
+    }
+    log.info("Dashboard on {url}", { url: this.url });
+    return { url: this.url };
+  }
+
+  async #consume(events: EventSourceFn, signal: AbortSignal): Promise<void> {
+    let wait = 1000;
+    while (!signal.aborted) {
+      try {
+        for await (const e of events(signal)) {
+          this.model.apply(e);
+          wait = 1000;
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        log.error("Event stream failed: {error}; reconnecting in {seconds} s", {
+          error: (err as Error).message,
+          seconds: wait / 1000,
+        });
+      }
+      if (signal.aborted) break;
+      await new Promise((r) => setTimeout(r, wait));
+      wait = Math.min(wait * 2, 30_000);
+    }
+  }
+
+  /** Stop the server, the event stream and the timers. */
+  async stop(): Promise<void> {
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    for (const c of this.#streams) {
+      try {
+        c.close();
+      } catch { /* already closed by the browser */ }
+    }
+    this.#streams.clear();
+    this.#abort.abort();
+    await this.#server?.finished;
+    await this.#feed;
+  }
+
+  #queueDepths(): Promise<Map<string, number>> {
+    const now = Date.now();
+    if (this.#depths && now - this.#depths.at < DEPTH_CACHE_MS) return this.#depths.value;
+    const app = this.#options.app;
+    const names = new Set([
+      app.config.defaultQueue,
+      ...(this.#options.queues ?? []),
+      ...this.model.queuesSeen,
+    ]);
+    const value = Promise.all(
+      [...names].sort().map(async (q) => [q, await app.queueDepth(q)] as const),
+    ).then((pairs) => new Map(pairs));
+    this.#depths = { at: now, value };
+    value.catch(() => this.#depths = null);
+    return value;
+  }
+
+  #context(): ApiContext {
+    return {
+      app: this.#options.app,
+      model: this.model,
+      inspector: this.#options.inspector ?? undefined,
+      readOnly: this.#options.readOnly ?? false,
+      hideArgs: this.#options.hideArgs ?? false,
+      csrfToken: this.#csrf,
+      queueDepths: () => this.#queueDepths(),
+      version: this.#options.version ?? "",
+    };
+  }
+
+  #push(): void {
+    const now = Date.now() / 1000;
+    this.model.tick(now);
+    if (this.#streams.size === 0) {
+      this.model.takeChanges(); // nobody listens: forget
+      return;
+    }
+    const changes = this.model.takeChanges();
+    const workers = this.model.workers.list(now);
+    const last = this.model.throughput.series(now, { window: 5, step: 5 })[0];
+    const hide = this.#options.hideArgs ?? false;
+    const message = {
+      ...changes,
+      tasks: changes.tasks.map((t) => taskJson(t, hide)),
+      overview: {
+        states: this.model.tasks.countByState(),
+        events: this.model.eventCount,
+        workersOnline: workers.filter((w) => w.online).length,
+        workersTotal: workers.length,
+        point: last,
+      },
+    };
+    const bytes = new TextEncoder().encode(`data: ${JSON.stringify(message)}\n\n`);
+    for (const c of this.#streams) {
+      try {
+        c.enqueue(bytes);
+      } catch {
+        this.#streams.delete(c);
+      }
+    }
+  }
+
+  #stream(): Response {
+    let self: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        self = c;
+        this.#streams.add(c);
+        c.enqueue(new TextEncoder().encode("retry: 2000\n\n"));
+      },
+      cancel: () => {
+        this.#streams.delete(self);
+      },
+    });
+    return new Response(body, {
+      headers: {
+        "content-type": "text/event-stream",
+        "cache-control": "no-store",
+        ...SECURITY_HEADERS,
+      },
+    });
+  }
+
+  /**
+   * Answer one HTTP request (what `Deno.serve` calls; usable in tests).
+   *
+   * @param req the request
+   * @returns the response
+   */
+  async handle(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    try {
+      checkAuth(req, this.#options.auth ?? {});
+    } catch (err) {
+      return errorResponse(err, {
+        "www-authenticate": 'Basic realm="Celeriac dashboard", charset="UTF-8"',
+      });
+    }
+    try {
+      const path = url.pathname;
+      if (path === "/metrics" && req.method === "GET") {
+        this.model.tick(Date.now() / 1000);
+        let depths = new Map<string, number>();
+        try {
+          depths = await this.#queueDepths();
+        } catch (err) {
+          log.warn("Queue depth unavailable: {error}", { error: (err as Error).message });
+        }
+        return new Response(this.model.metrics.render(depths), {
+          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+        });
+      }
+      if (path.startsWith("/api/")) {
+        const parts = path.slice(5).split("/").filter(Boolean).map(decodeURIComponent);
+        if (req.method === "GET" && parts[0] === "stream" && parts.length === 1) {
+          return this.#stream();
+        }
+        let value: unknown;
+        if (req.method === "GET") value = await apiGet(this.#context(), parts, url.searchParams);
+        else if (req.method === "POST") {
+          const origin = req.headers.get("origin");
+          if (origin !== null && origin !== url.origin) {
+            throw new HttpError(403, "csrf", `Cross-origin action refused (Origin ${origin})`);
+          }
+          value = await apiPost(this.#context(), req, parts);
+        } else {
+          throw new HttpError(405, "method", `${req.method} is not allowed: use GET or POST`);
+        }
+        return Response.json(value, { headers: { "cache-control": "no-store" } });
+      }
+      if (req.method !== "GET") {
+        throw new HttpError(405, "method", `${req.method} is not allowed here`);
+      }
+      const asset = ASSETS[path === "/" ? "/index.html" : path];
+      if (!asset) throw new HttpError(404, "not_found", `No page ${path}`);
+      return new Response(asset.body, {
+        headers: {
+          "content-type": asset.type,
+          "cache-control": path === "/" ? "no-store" : "max-age=3600",
+          ...SECURITY_HEADERS,
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof HttpError)) {
+        log.error("{method} {path} failed: {error}", {
+          method: req.method,
+          path: url.pathname,
+          error: (err as Error)?.message ?? String(err),
+        });
+      }
+      return errorResponse(err, SECURITY_HEADERS);
+    }
+  }
+}

@@ -1,0 +1,137 @@
+// Shared pieces of the dashboard UI: views (preact + htm), the JSON API,
+// the live stream, formatting.
+import { h, render } from "/static/vendor/preact.mjs";
+import { useEffect, useRef, useState } from "/static/vendor/hooks.mjs";
+import htm from "/static/vendor/htm.mjs";
+
+export const html = htm.bind(h);
+export { render, useEffect, useRef, useState };
+
+let session = null;
+
+/** The session: CSRF token, read-only, hide-args. */
+export async function getSession() {
+  session ??= await get("session");
+  return session;
+}
+
+async function answer(res) {
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    body = null;
+  }
+  if (!res.ok) throw new Error(body?.error?.message ?? `${res.status} ${res.statusText}`);
+  return body;
+}
+
+/** GET /api/<path>. */
+export async function get(path) {
+  return answer(await fetch(`/api/${path}`, { headers: { accept: "application/json" } }));
+}
+
+/** POST /api/<path> with a JSON body and the CSRF token. */
+export async function post(path, body = {}) {
+  const { csrfToken } = await getSession();
+  return answer(
+    await fetch(`/api/${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-csrf-token": csrfToken },
+      body: JSON.stringify(body),
+    }),
+  );
+}
+
+const listeners = new Set();
+let source = null;
+export const live = { connected: false, last: null };
+
+/** Subscribe to the live stream; returns the unsubscribe function. */
+export function onLive(fn) {
+  listeners.add(fn);
+  if (!source) {
+    source = new EventSource("/api/stream");
+    source.onopen = () => live.connected = true;
+    source.onerror = () => live.connected = false;
+    source.onmessage = (e) => {
+      live.connected = true;
+      live.last = JSON.parse(e.data);
+      for (const l of listeners) l(live.last);
+    };
+  }
+  return () => listeners.delete(fn);
+}
+
+/** Re-render on every live message, calling `fetcher` (throttled to once a second). */
+export function useLive(fetcher, deps = []) {
+  const [data, setData] = useState(null);
+  const [error, setError] = useState(null);
+  const busy = useRef(false);
+  useEffect(() => {
+    let alive = true;
+    const load = async (msg) => {
+      if (busy.current) return;
+      busy.current = true;
+      try {
+        const d = await fetcher(msg);
+        if (alive && d !== undefined) {
+          setData(d);
+          setError(null);
+        }
+      } catch (err) {
+        if (alive) setError(err.message);
+      } finally {
+        busy.current = false;
+      }
+    };
+    load(null);
+    const off = onLive(load);
+    return () => {
+      alive = false;
+      off();
+    };
+  }, deps);
+  return [data, error];
+}
+
+let toastTimer = 0;
+/** Show a short message in the status region. */
+export function toast(message, isError = false) {
+  const el = document.getElementById("toast");
+  if (!el) return;
+  el.textContent = message;
+  el.className = isError ? "toast error" : "toast";
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => el.hidden = true, 5000);
+}
+
+/** Run an action and report its outcome. */
+export async function act(path, body) {
+  try {
+    const r = await post(path, body);
+    toast(r.message ?? "Done");
+    return r;
+  } catch (err) {
+    toast(err.message, true);
+    return null;
+  }
+}
+
+export const fmtTime = (s) => s == null ? "" : new Date(s * 1000).toLocaleTimeString();
+export const fmtDate = (s) =>
+  s == null ? "" : new Date(s * 1000).toISOString().replace("T", " ").slice(0, 23);
+export const fmtSecs = (s) =>
+  s == null ? "" : s < 1 ? `${(s * 1000).toFixed(s < 0.01 ? 2 : 1)} ms` : `${s.toFixed(2)} s`;
+
+export function Badge({ value }) {
+  return html`<span class=${`badge s-${value}`}>${value}</span>`;
+}
+
+export function ErrorBox({ error }) {
+  return error ? html`<p class="error-box" role="alert">${error}</p>` : null;
+}
+
+/** A link inside the single-page app. */
+export const href = (path) => `#${path}`;

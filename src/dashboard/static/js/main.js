@@ -1,0 +1,81 @@
+// The dashboard shell: header, navigation, hash routing.
+import { getSession, html, live, onLive, render, useEffect, useState } from "./lib.js";
+import { Overview } from "./overview.js";
+import { WorkerDetail, Workers } from "./workers.js";
+import { TaskDetail, Tasks } from "./tasks.js";
+import { Queues } from "./queues.js";
+
+const PAGES = [
+  ["overview", "Overview"],
+  ["workers", "Workers"],
+  ["tasks", "Tasks"],
+  ["queues", "Queues"],
+];
+
+function route() {
+  const raw = location.hash.replace(/^#\/?/, "") || "overview";
+  const [path, query = ""] = raw.split("?");
+  const parts = path.split("/").map(decodeURIComponent);
+  return { parts, params: new URLSearchParams(query) };
+}
+
+function LiveState() {
+  const [on, setOn] = useState(live.connected);
+  useEffect(() => onLive(() => setOn(true)), []);
+  useEffect(() => {
+    const t = setInterval(() => setOn(live.connected), 2000);
+    return () => clearInterval(t);
+  }, []);
+  return html`<span class="live" aria-live="polite">${on ? "● live" : "○ connecting…"}</span>`;
+}
+
+function App({ session }) {
+  const [r, setR] = useState(route());
+  useEffect(() => {
+    const onHash = () => {
+      setR(route());
+      document.getElementById("main")?.focus();
+    };
+    addEventListener("hashchange", onHash);
+    return () => removeEventListener("hashchange", onHash);
+  }, []);
+  const [page, id] = r.parts;
+  let view;
+  if (page === "workers" && id) view = html`<${WorkerDetail} name=${id} session=${session} />`;
+  else if (page === "workers") view = html`<${Workers} />`;
+  else if (page === "tasks" && id) view = html`<${TaskDetail} id=${id} session=${session} />`;
+  else if (page === "tasks") view = html`<${Tasks} params=${r.params} session=${session} />`;
+  else if (page === "queues") view = html`<${Queues} session=${session} />`;
+  else view = html`<${Overview} />`;
+  const current = PAGES.some(([p]) => p === page) ? page : "overview";
+  useEffect(() => {
+    document.title = `${PAGES.find(([p]) => p === current)[1]} · Celeriac dashboard`;
+  }, [current]);
+  return html`
+    <header>
+      <h1>Celeriac</h1>
+      <nav aria-label="Pages"><ul>
+        ${PAGES.map(([p, label]) =>
+          html`<li><a href=${`#/${p}`} aria-current=${
+            p === current ? "page" : undefined
+          }>${label}</a></li>`
+        )}
+      </ul></nav>
+      <${LiveState} />
+      ${session.readOnly ? html`<span class="badge">read-only</span>` : null}
+    </header>
+    <main id="main" tabindex="-1">${view}</main>
+    <div id="toast" class="toast" role="status" aria-live="polite" hidden></div>
+  `;
+}
+
+getSession().then(
+  (session) => {
+    const root = document.getElementById("app");
+    root.textContent = "";
+    render(html`<${App} session=${session} />`, root);
+  },
+  (err) => {
+    document.getElementById("app").textContent = `Cannot reach the dashboard API: ${err.message}`;
+  },
+);

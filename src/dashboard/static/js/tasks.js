@@ -1,0 +1,255 @@
+// Tasks: the live table with filters and paging, and one task's detail.
+import {
+  act,
+  Badge,
+  ErrorBox,
+  fmtDate,
+  fmtSecs,
+  fmtTime,
+  get,
+  href,
+  html,
+  useLive,
+  useState,
+} from "./lib.js";
+
+const STATES = [
+  "",
+  "PENDING",
+  "RECEIVED",
+  "STARTED",
+  "SUCCESS",
+  "FAILURE",
+  "RETRY",
+  "REVOKED",
+  "REJECTED",
+];
+const PAGE = 25;
+
+function setParams(params) {
+  const q = new URLSearchParams([...params].filter(([, v]) => v !== ""));
+  location.hash = `#/tasks${q.size ? `?${q}` : ""}`;
+}
+
+export function Tasks({ params, session }) {
+  const offset = Number(params.get("offset") ?? 0);
+  const query = new URLSearchParams(params);
+  query.set("limit", String(PAGE));
+  const key = query.toString();
+  const [d, error] = useLive(
+    (msg) => (msg && msg.tasks.length === 0 ? undefined : get(`tasks?${key}`)),
+    [key],
+  );
+  const [workers] = useLive((
+    msg,
+  ) => (msg && msg.workers.length === 0 ? undefined : get("workers")));
+  const onChange = (name) => (e) => {
+    const p = new URLSearchParams(params);
+    p.set(name, e.target.value);
+    p.delete("offset");
+    setParams(p);
+  };
+  // Enter in a text field applies every field at once
+  const onSubmit = (e) => {
+    e.preventDefault();
+    const p = new URLSearchParams(params);
+    for (const [k, v] of new FormData(e.target)) p.set(k, String(v));
+    p.delete("offset");
+    setParams(p);
+  };
+  const page = (to) => () => {
+    const p = new URLSearchParams(params);
+    p.set("offset", String(Math.max(0, to)));
+    setParams(p);
+  };
+  const total = d?.total ?? 0;
+  return html`
+    <h2>Tasks</h2>
+    <form class="filters" role="search" onSubmit=${onSubmit}>
+      <label>State<select name="state" value=${params.get("state") ?? ""} onChange=${onChange(
+        "state",
+      )}>
+        ${STATES.map((s) => html`<option value=${s}>${s || "any"}</option>`)}
+      </select></label>
+      <label>Name<input name="name" list="task-names" value=${params.get("name") ??
+        ""} onChange=${onChange("name")} /></label>
+      <datalist id="task-names">${(d?.names ?? []).map((n) =>
+        html`<option value=${n} />`
+      )}</datalist>
+      <label>Worker<select name="worker" value=${params.get("worker") ?? ""} onChange=${onChange(
+        "worker",
+      )}>
+        <option value="">any</option>
+        ${(workers?.workers ?? []).map((w) =>
+          html`<option value=${w.hostname}>${w.hostname}</option>`
+        )}
+      </select></label>
+      ${session.hideArgs
+        ? null
+        : html`<label>Text in id, args, result<input name="text" type="search" value=${
+          params.get("text") ?? ""
+        } onChange=${onChange("text")} /></label>`}
+      <button type="submit">Filter</button>
+    </form>
+    <${ErrorBox} error=${error} />
+    <div class="table-wrap">
+      <table data-testid="tasks-table">
+        <caption>${total} task(s), newest first</caption>
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">State</th>
+            <th scope="col" class="hide-narrow">Id</th>
+            <th scope="col">Args</th>
+            <th scope="col" class="hide-narrow">Result</th>
+            <th scope="col" class="hide-narrow">Worker</th>
+            <th scope="col" class="hide-narrow">Seen</th>
+            <th scope="col" class="num">Runtime</th>
+          </tr>
+        </thead>
+        <tbody>
+        ${(d?.tasks ?? []).map((t) =>
+          html`
+            <tr data-task=${t.uuid}>
+              <td><a href=${href(`/tasks/${t.uuid}`)}>${t.name ?? "?"}</a></td>
+              <td>
+                <${Badge} value=${t.state} />
+              </td>
+              <td class="mono hide-narrow">${t.uuid.slice(0, 8)}…</td>
+              <td class="mono">${t.args ?? ""} ${t.kwargs && t.kwargs !== "{}" ? t.kwargs : ""}</td>
+              <td class="mono hide-narrow">${t.result ?? t.exception ?? ""}</td>
+              <td class="hide-narrow">${t.worker ?? ""}</td>
+              <td class="hide-narrow">${fmtTime(t.firstSeen)}</td>
+              <td class="num">${fmtSecs(t.runtime)}</td>
+            </tr>
+          `
+        )}
+      </tbody>
+      </table>
+    </div>
+    <nav class="pager" aria-label="Pages of tasks">
+      <button disabled=${offset === 0} onClick=${page(offset - PAGE)}>Newer</button>
+      <span>${total ? offset + 1 : 0}–${Math.min(total, offset + PAGE)} of ${total}</span>
+      <button disabled=${offset + PAGE >= total} onClick=${page(offset + PAGE)}>Older</button>
+    </nav>
+  `;
+}
+
+function Link({ t }) {
+  if (!t) return html`<span class="muted">none</span>`;
+  return html`<a class="mono" href=${href(`/tasks/${t.uuid}`)}>${t.name ?? "?"} ${
+    t.uuid.slice(0, 8)
+  }…</a> ${t.state ? html`<${Badge} value=${t.state} />` : null}`;
+}
+
+export function TaskDetail({ id, session }) {
+  const [d, error] = useLive(
+    (msg) =>
+      msg && !msg.more && !msg.tasks.some((t) => t.uuid === id) ? undefined : get(`tasks/${id}`),
+    [id],
+  );
+  const [signal, setSignal] = useState("SIGTERM");
+  const t = d?.task;
+  const finished = t && ["SUCCESS", "FAILURE", "REVOKED", "REJECTED"].includes(t.state);
+  const path = `tasks/${id}`;
+  return html`
+    <p><a href="#/tasks">← Tasks</a></p>
+    <h2>${t?.name ?? "Task"} <span class="mono muted">${id}</span></h2>
+    <${ErrorBox} error=${error} />
+    ${t
+      ? html`
+        <dl class="fields" data-testid="task-fields">
+          <dt>State</dt>
+          <dd data-testid="task-state">
+            <${Badge} value=${t.state} />
+          </dd>
+          <dt>Args</dt>
+          <dd class="mono">${t.args}</dd>
+          <dt>Kwargs</dt>
+          <dd class="mono">${t.kwargs}</dd>
+          <dt>Result</dt>
+          <dd class="mono">${t.result ?? ""}</dd>
+          <dt>Exception</dt>
+          <dd class="mono">${t.exception ?? ""}</dd>
+          <dt>Worker</dt>
+          <dd>${t.worker
+            ? html`<a href=${href(`/workers/${encodeURIComponent(t.worker)}`)}>${t.worker}</a>`
+            : ""}</dd>
+          <dt>Retries</dt>
+          <dd>${t.retries}</dd>
+          <dt>Runtime</dt>
+          <dd>${fmtSecs(t.runtime)}</dd>
+          <dt>ETA / expires</dt>
+          <dd>${t.eta ?? "—"} / ${t.expires ?? "—"}</dd>
+          <dt>Parent</dt>
+          <dd>
+            <${Link} t=${d.parent} />
+          </dd>
+          <dt>Root</dt>
+          <dd>
+            <${Link} t=${d.root} />
+          </dd>
+        </dl>
+        ${t.traceback
+          ? html`
+            <h3>Traceback</h3>
+            <pre data-testid="traceback">${t.traceback}</pre>
+          `
+          : null}
+        ${session.readOnly ? null : html`<div class="actions">
+        <button disabled=${finished} onClick=${() => act(`${path}/revoke`)}>Revoke</button>
+        <label>Signal<select value=${signal} onChange=${(e) => setSignal(e.target.value)}>
+          ${["SIGTERM", "SIGKILL", "SIGINT"].map((s) => html`<option>${s}</option>`)}
+        </select></label>
+        <button class="danger" disabled=${finished} onClick=${() =>
+          act(`${path}/terminate`, { signal })}>Terminate</button>
+        ${
+          t.state === "FAILURE" || t.state === "REVOKED"
+            ? html`<button class="primary" onClick=${async () => {
+              const r = await act(`${path}/retry`);
+              if (r?.id) location.hash = `#/tasks/${r.id}`;
+            }}>Retry (send again)</button>`
+            : null
+        }
+      </div>`}
+        <h3>Timeline</h3>
+        <ol class="timeline" data-testid="timeline">
+          ${t.timeline.map((s, i) =>
+            html`<li><${Badge} value=${s.state} /> ${fmtDate(s.timestamp)}${" "}
+          <span class="muted">${s.hostname}${
+              i ? ` (+${fmtSecs(s.timestamp - t.timeline[i - 1].timestamp)})` : ""
+            }</span></li>`
+          )}
+        </ol>
+        ${d.workflow.length > 1
+          ? html`
+            <h3>Workflow</h3>
+            <ol class="steps" aria-label="Workflow steps from the root">
+                      ${d.workflow.map((w) =>
+                        html`
+                          <li class=${w.uuid === id
+                            ? "current"
+                            : ""} style=${`margin-left:${w.depth}rem`}>
+                            <${Link} t=${w} />
+                          </li>
+                        `
+                      )}
+                    </ol>
+          `
+          : null}
+        ${d.children.length
+          ? html`
+            <h3>Children (${d.children.length})</h3>
+            <ul>${d.children.map((c) =>
+              html`
+                <li>
+                  <${Link} t=${c} />
+                </li>
+              `
+            )}</ul>
+          `
+          : null}
+      `
+      : null}
+  `;
+}

@@ -1,0 +1,190 @@
+// Workers: the list (online by heartbeat) and one worker with inspect replies and actions.
+import { act, Badge, ErrorBox, fmtTime, get, href, html, useLive, useState } from "./lib.js";
+
+export function Workers() {
+  const [d, error] = useLive((
+    msg,
+  ) => (msg && msg.workers.length === 0 ? undefined : get("workers")));
+  const workers = d?.workers ?? [];
+  return html`
+    <h2>Workers</h2>
+    <${ErrorBox} error=${error} />
+    <div class="table-wrap">
+      <table>
+        <caption>${workers.filter((w) => w.online).length} of ${workers.length} online</caption>
+        <thead>
+          <tr>
+            <th scope="col">Worker</th>
+            <th scope="col">Status</th>
+            <th scope="col">Language</th>
+            <th scope="col" class="num">Active</th>
+            <th scope="col" class="num">Processed</th>
+            <th scope="col" class="num">Succeeded</th>
+            <th scope="col" class="num">Failed</th>
+            <th scope="col" class="num">Pool</th>
+            <th scope="col" class="hide-narrow">Queues</th>
+            <th scope="col" class="hide-narrow">Load</th>
+            <th scope="col" class="hide-narrow">Heartbeat</th>
+          </tr>
+        </thead>
+        <tbody>
+        ${workers.map((w) =>
+          html`
+            <tr data-worker=${w.hostname}>
+              <td><a href=${href(`/workers/${encodeURIComponent(w.hostname)}`)}>${w
+                .hostname}</a></td>
+              <td>
+                <${Badge} value=${w.online ? "online" : "offline"} />
+              </td>
+              <td>${w.language}${w.software
+                ? html`
+                  <span class="muted">(${w.software})</span>
+                `
+                : null}</td>
+              <td class="num">${w.active}</td>
+              <td class="num">${w.processed}</td>
+              <td class="num">${w.succeeded}</td>
+              <td class="num">${w.failed}</td>
+              <td class="num">${w.pool ?? ""}</td>
+              <td class="hide-narrow mono">${w.queues.join(", ")}</td>
+              <td class="hide-narrow">${w.loadavg.map((n) => n.toFixed(2)).join(" ")}</td>
+              <td class="hide-narrow">${fmtTime(w.lastHeartbeat)}</td>
+            </tr>
+          `
+        )}
+        ${workers.length === 0
+          ? html`
+            <tr>
+              <td colspan="11" class="muted">No worker has sent events yet.</td>
+            </tr>
+          `
+          : null}
+      </tbody>
+      </table>
+    </div>
+  `;
+}
+
+function TaskList({ title, list }) {
+  if (!Array.isArray(list)) return null;
+  return html`<h3>${title} (${list.length})</h3>
+    ${
+    list.length === 0 ? html`<p class="muted">None.</p>` : html`
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Task</th>
+              <th scope="col">Id</th>
+              <th scope="col">Args</th>
+            </tr>
+          </thead>
+          <tbody>${list.map((t) => {
+            const r = t.request ?? t;
+            return html`
+              <tr>
+                <td>${r.name}</td>
+                <td class="mono"><a href=${href(`/tasks/${r.id}`)}>${r.id}</a></td>
+                <td class="mono">${JSON.stringify(r.args)}</td>
+              </tr>
+            `;
+          })}</tbody>
+        </table>
+      </div>
+    `
+  }`;
+}
+
+function Actions({ name }) {
+  const [n, setN] = useState("1");
+  const [queue, setQueue] = useState("");
+  const [task, setTask] = useState("");
+  const [rate, setRate] = useState("10/s");
+  const path = `workers/${encodeURIComponent(name)}`;
+  return html`
+    <h3>Actions</h3>
+    <div class="actions">
+      <label>Processes<input type="number" min="1" value=${n} onInput=${(e) =>
+        setN(e.target.value)} size="4" /></label>
+      <button onClick=${() => act(`${path}/pool_grow`, { n: Number(n) })}>Grow pool</button>
+      <button onClick=${() => act(`${path}/pool_shrink`, { n: Number(n) })}>Shrink pool</button>
+    </div>
+    <div class="actions">
+      <label>Queue<input value=${queue} onInput=${(e) => setQueue(e.target.value)} /></label>
+      <button onClick=${() => act(`${path}/add_consumer`, { queue })}>Add consumer</button>
+      <button onClick=${() => act(`${path}/cancel_consumer`, { queue })}>Cancel consumer</button>
+    </div>
+    <div class="actions">
+      <label>Task name<input value=${task} onInput=${(e) => setTask(e.target.value)} /></label>
+      <label>Rate<input value=${rate} onInput=${(e) => setRate(e.target.value)} size="6" /></label>
+      <button onClick=${() => act(`${path}/rate_limit`, { task, rate })}>Set rate limit</button>
+    </div>
+    <div class="actions">
+      <button class="danger" onClick=${() =>
+        confirm(`Shut down ${name}?`) && act(`${path}/shutdown`)}>Shut down</button>
+    </div>
+  `;
+}
+
+export function WorkerDetail({ name, session }) {
+  const [d, error] = useLive(
+    (msg) =>
+      msg && !msg.workers.some((w) => w.hostname === name)
+        ? undefined
+        : get(`workers/${encodeURIComponent(name)}`),
+    [name],
+  );
+  const w = d?.worker;
+  const i = d?.inspect;
+  return html`
+    <p><a href="#/workers">← Workers</a></p>
+    <h2>${name}</h2>
+    <${ErrorBox} error=${error} />
+    ${w
+      ? html`
+        <dl class="fields">
+          <dt>Status</dt>
+          <dd>
+            <${Badge} value=${w.online ? "online" : "offline"} />
+          </dd>
+          <dt>Language</dt>
+          <dd>${w.language}</dd>
+          <dt>Software</dt>
+          <dd>${w.software ?? "unknown"}</dd>
+          <dt>Pid</dt>
+          <dd>${w.pid}</dd>
+          <dt>Active / processed</dt>
+          <dd>${w.active} / ${w.processed}</dd>
+          <dt>Succeeded / failed</dt>
+          <dd>${w.succeeded} / ${w.failed}</dd>
+          <dt>Pool size</dt>
+          <dd>${w.pool ?? "unknown (no inspect reply yet)"}</dd>
+          <dt>Queues</dt><dd class="mono">${w.queues.join(", ") || "unknown (no inspect reply yet)"}</dd>
+      <dt>Load</dt>
+          <dd>${w.loadavg.join(" ")}</dd>
+          <dt>Last heartbeat</dt>
+          <dd>${fmtTime(w.lastHeartbeat)} (every ${w.freq} s)</dd>
+          <dt>Tasks</dt>
+          <dd><a href=${href(
+            `/tasks?worker=${encodeURIComponent(name)}`,
+          )}>this worker's tasks</a></dd>
+        </dl>
+      `
+      : null}
+    ${i === null
+      ? html`<p class="muted">Inspect replies are not available in this dashboard.</p>`
+      : null}
+    ${i
+      ? html`
+        <${TaskList} title="Active" list=${i.active} />
+        <${TaskList} title="Reserved" list=${i.reserved} />
+        <${TaskList} title="Scheduled" list=${i.scheduled} />
+        <h3>Registered tasks</h3>
+        <p class="mono">${Array.isArray(i.registered) ? i.registered.join(", ") : "no reply"}</p>
+        <h3>Stats</h3>
+        <pre>${JSON.stringify(i.stats, null, 2)}</pre>
+      `
+      : null}
+    ${session.readOnly ? null : html`<${Actions} name=${name} />`}
+  `;
+}

@@ -1,0 +1,374 @@
+/**
+ * The dashboard's tasks: the last N tasks seen in events, each with its
+ * state, fields and timeline; filters and paging for the Tasks page. Pure:
+ * no I/O, no timers.
+ *
+ * @module
+ */
+
+import type { DashboardEvent, EventCore } from "./feed.ts";
+
+/** Task states as Celery names them. */
+export type TaskState =
+  | "PENDING"
+  | "RECEIVED"
+  | "STARTED"
+  | "SUCCESS"
+  | "FAILURE"
+  | "RETRY"
+  | "REVOKED"
+  | "REJECTED";
+
+/** Event type → the state it puts a task in (Celery's `TASK_EVENT_TO_STATE`). */
+export const EVENT_STATE: Readonly<Record<string, TaskState>> = {
+  "task-sent": "PENDING",
+  "task-received": "RECEIVED",
+  "task-started": "STARTED",
+  "task-succeeded": "SUCCESS",
+  "task-failed": "FAILURE",
+  "task-retried": "RETRY",
+  "task-revoked": "REVOKED",
+  "task-rejected": "REJECTED",
+};
+
+/** States after which a task does nothing more. */
+export const READY_STATES: ReadonlySet<TaskState> = new Set([
+  "SUCCESS",
+  "FAILURE",
+  "REVOKED",
+  "REJECTED",
+]);
+
+/**
+ * One step of a task's timeline.
+ *
+ * @example
+ * ```ts
+ * import type { TimelineStep } from "@celeriac/celeriac/dashboard";
+ * const step: TimelineStep = { state: "STARTED", timestamp: 1795490261.98, hostname: "celery@h" };
+ * ```
+ */
+export interface TimelineStep {
+  /** The state the event put the task in. */
+  state: TaskState;
+  /** When, Unix seconds. */
+  timestamp: number;
+  /** The node that sent the event. */
+  hostname: string;
+}
+
+/**
+ * What the dashboard knows of a task.
+ *
+ * @example
+ * ```ts
+ * import { TaskTable } from "@celeriac/celeriac/dashboard";
+ * const table = new TaskTable({ maxTasks: 100 });
+ * table.apply({ type: "task-received", hostname: "w@h", timestamp: 1, uuid: "t1", name: "add" });
+ * table.get("t1")?.state; // "RECEIVED"
+ * ```
+ */
+export interface TaskRecord {
+  /** Task id. */
+  uuid: string;
+  /** Task name, once an event carried it. */
+  name: string | null;
+  /** Current state (that of the latest event by timestamp). */
+  state: TaskState;
+  /** The worker that received it (or the client that sent it). */
+  worker: string | null;
+  /** Python repr of the positional arguments. */
+  args: string | null;
+  /** Python repr of the keyword arguments. */
+  kwargs: string | null;
+  /** Repr of the return value. */
+  result: string | null;
+  /** Repr of the exception. */
+  exception: string | null;
+  /** Traceback text. */
+  traceback: string | null;
+  /** Retries so far. */
+  retries: number;
+  /** Seconds it ran. */
+  runtime: number | null;
+  /** ETA, ISO 8601. */
+  eta: string | null;
+  /** Expiry, ISO 8601. */
+  expires: string | null;
+  /** Queue (from `task-sent`). */
+  queue: string | null;
+  /** Parent task id. */
+  parentId: string | null;
+  /** Workflow root id. */
+  rootId: string | null;
+  /** Time of the first event (Unix seconds). */
+  firstSeen: number;
+  /** Time of the latest event (Unix seconds). */
+  lastSeen: number;
+  /** Received timestamp, for prefetch time. */
+  received: number | null;
+  /** Started timestamp. */
+  started: number | null;
+  /** Every state change in timestamp order (at most 100). */
+  timeline: TimelineStep[];
+}
+
+/**
+ * Filters of {@link TaskTable.query}.
+ *
+ * @example
+ * ```ts
+ * import type { TaskQuery } from "@celeriac/celeriac/dashboard";
+ * const q: TaskQuery = { state: "FAILURE", name: "tasks.add", offset: 0, limit: 50 };
+ * ```
+ */
+export interface TaskQuery {
+  /** Only tasks in this state. */
+  state?: string;
+  /** Only tasks whose name contains this (case-insensitive). */
+  name?: string;
+  /** Only tasks of this worker. */
+  worker?: string;
+  /** Only tasks whose id, args, kwargs, result or exception contain this text. */
+  text?: string;
+  /** Rows to skip. Default 0. */
+  offset?: number;
+  /** Rows to return. Default 50, at most 500. */
+  limit?: number;
+}
+
+/**
+ * Options of {@link TaskTable}.
+ *
+ * @example
+ * ```ts
+ * import { TaskTable } from "@celeriac/celeriac/dashboard";
+ * new TaskTable({ maxTasks: 10_000 });
+ * ```
+ */
+export interface TaskTableOptions {
+  /** Tasks kept; the least recently updated go first. Default 10,000 (Flower's `max_tasks`). */
+  maxTasks?: number;
+}
+
+const MAX_CHILDREN = 1000;
+const MAX_TIMELINE = 100;
+
+function str(v: unknown): string | null {
+  return typeof v === "string" ? v : null;
+}
+
+/**
+ * The last N tasks, newest-updated last.
+ *
+ * @example
+ * ```ts
+ * import { TaskTable } from "@celeriac/celeriac/dashboard";
+ * const table = new TaskTable();
+ * table.apply({ type: "task-failed", hostname: "w@h", timestamp: 2, uuid: "t1", exception: "E()" });
+ * table.query({ state: "FAILURE" }).total; // 1
+ * ```
+ */
+export class TaskTable {
+  readonly #tasks = new Map<string, TaskRecord>();
+  /** Parent id → child ids, kept apart so a parent seen after its children finds them. */
+  readonly #children = new Map<string, string[]>();
+  /** Root id → ids of the other tasks of its workflow (chord headers have no parent). */
+  readonly #members = new Map<string, string[]>();
+  readonly #max: number;
+
+  /**
+   * An empty table.
+   *
+   * @param options `maxTasks`
+   * @throws {RangeError} when `maxTasks` is not a whole number >= 1
+   */
+  constructor(options: TaskTableOptions = {}) {
+    const max = options.maxTasks ?? 10_000;
+    if (!Number.isInteger(max) || max < 1) {
+      throw new RangeError(`maxTasks must be a whole number >= 1, got ${max}`);
+    }
+    this.#max = max;
+  }
+
+  /** Tasks held now. */
+  get size(): number {
+    return this.#tasks.size;
+  }
+
+  /**
+   * Apply a task event; returns the updated record (null for non-task events).
+   *
+   * @param e the event
+   * @returns the task, or null
+   */
+  apply(event: EventCore | DashboardEvent): TaskRecord | null {
+    const e = event as DashboardEvent;
+    const state = EVENT_STATE[e.type];
+    if (state === undefined || typeof e.uuid !== "string") return null;
+    const ts = typeof e.timestamp === "number" ? e.timestamp : Date.now() / 1000;
+    let t = this.#tasks.get(e.uuid);
+    if (t) {
+      this.#tasks.delete(e.uuid); // re-inserted below: most recently updated last
+    } else {
+      t = {
+        uuid: e.uuid,
+        name: null,
+        state,
+        worker: null,
+        args: null,
+        kwargs: null,
+        result: null,
+        exception: null,
+        traceback: null,
+        retries: 0,
+        runtime: null,
+        eta: null,
+        expires: null,
+        queue: null,
+        parentId: null,
+        rootId: null,
+        firstSeen: ts,
+        lastSeen: ts,
+        received: null,
+        started: null,
+        timeline: [],
+      };
+    }
+    this.#tasks.set(e.uuid, t);
+    this.#merge(t, e, state, ts);
+    if (this.#tasks.size > this.#max) {
+      const oldest = this.#tasks.keys().next().value as string;
+      this.#tasks.delete(oldest);
+    }
+    return t;
+  }
+
+  /** Add `id` under `key`, bounded: at most maxTasks keys, 1,000 ids a key. */
+  #index(map: Map<string, string[]>, key: string, id: string): void {
+    let ids = map.get(key);
+    if (!ids) {
+      ids = [];
+      map.set(key, ids);
+      if (map.size > this.#max) map.delete(map.keys().next().value as string);
+    }
+    if (ids.length < MAX_CHILDREN) ids.push(id);
+  }
+
+  #merge(t: TaskRecord, e: DashboardEvent, state: TaskState, ts: number): void {
+    t.name = str(e.name) ?? t.name;
+    t.args = str(e.args) ?? t.args;
+    t.kwargs = str(e.kwargs) ?? t.kwargs;
+    t.eta = str(e.eta) ?? t.eta;
+    t.expires = str(e.expires) ?? t.expires;
+    t.queue = str(e.queue) ?? t.queue;
+    const root = str(e.root_id);
+    if (root !== null && t.rootId === null) {
+      t.rootId = root;
+      if (root !== t.uuid) this.#index(this.#members, root, t.uuid);
+    }
+    if (typeof e.retries === "number") t.retries = Math.max(t.retries, e.retries);
+    if (e.type !== "task-sent") t.worker = e.hostname;
+    else t.worker ??= null;
+    if (e.type === "task-received") t.received = ts;
+    if (e.type === "task-started") t.started = ts;
+    if (e.type === "task-succeeded") {
+      t.result = str(e.result);
+      if (typeof e.runtime === "number") t.runtime = e.runtime;
+    }
+    if (e.type === "task-failed" || e.type === "task-retried") {
+      t.exception = str(e.exception);
+      t.traceback = str(e.traceback);
+    }
+    const parent = str(e.parent_id);
+    if (parent !== null && parent !== t.uuid && t.parentId === null) {
+      t.parentId = parent;
+      this.#index(this.#children, parent, t.uuid);
+    }
+    const step: TimelineStep = { state, timestamp: ts, hostname: e.hostname };
+    let i = t.timeline.length;
+    while (i > 0 && t.timeline[i - 1].timestamp > ts) i--;
+    t.timeline.splice(i, 0, step);
+    if (t.timeline.length > MAX_TIMELINE) t.timeline.shift();
+    const latest = t.timeline[t.timeline.length - 1];
+    t.state = latest.state;
+    t.firstSeen = Math.min(t.firstSeen, ts);
+    t.lastSeen = Math.max(t.lastSeen, ts);
+  }
+
+  /**
+   * A task by id.
+   *
+   * @param id task id
+   * @returns the record, or undefined
+   */
+  get(id: string): TaskRecord | undefined {
+    return this.#tasks.get(id);
+  }
+
+  /**
+   * Ids of the tasks whose parent is `id`, in the order seen (at most 1,000).
+   *
+   * @param id task id
+   * @returns the child ids
+   */
+  children(id: string): readonly string[] {
+    return this.#children.get(id) ?? [];
+  }
+
+  /**
+   * Ids of the other tasks whose workflow root is `id`, in the order seen
+   * (at most 1,000).
+   *
+   * @param id the root task's id
+   * @returns the ids
+   */
+  members(id: string): readonly string[] {
+    return this.#members.get(id) ?? [];
+  }
+
+  /**
+   * Tasks matching the filters, newest first (by latest event).
+   *
+   * @param q filters and paging
+   * @returns the page and how many match
+   */
+  query(q: TaskQuery = {}): { total: number; tasks: TaskRecord[] } {
+    const offset = Math.max(0, Math.floor(q.offset ?? 0));
+    const limit = Math.min(500, Math.max(1, Math.floor(q.limit ?? 50)));
+    const name = q.name?.toLowerCase();
+    const text = q.text?.toLowerCase();
+    const all = [...this.#tasks.values()];
+    all.sort((a, b) => b.firstSeen - a.firstSeen);
+    const match = all.filter((t) =>
+      (!q.state || t.state === q.state) &&
+      (!q.worker || t.worker === q.worker) &&
+      (!name || (t.name ?? "").toLowerCase().includes(name)) &&
+      (!text || [t.uuid, t.args, t.kwargs, t.result, t.exception]
+        .some((f) => f !== null && f.toLowerCase().includes(text)))
+    );
+    return { total: match.length, tasks: match.slice(offset, offset + limit) };
+  }
+
+  /**
+   * How many tasks are in each state.
+   *
+   * @returns counts by state
+   */
+  countByState(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const t of this.#tasks.values()) counts[t.state] = (counts[t.state] ?? 0) + 1;
+    return counts;
+  }
+
+  /**
+   * Task names seen, sorted.
+   *
+   * @returns the names
+   */
+  names(): string[] {
+    const names = new Set<string>();
+    for (const t of this.#tasks.values()) if (t.name) names.add(t.name);
+    return [...names].sort();
+  }
+}

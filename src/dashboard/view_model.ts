@@ -1,0 +1,201 @@
+/**
+ * The dashboard's in-memory view of the cluster: workers, the last N tasks,
+ * throughput and metrics, fed one event at a time by
+ * {@link ViewModel.apply}. Pure and bounded: no I/O, no timers; what
+ * changed since the last {@link ViewModel.takeChanges} is what the live
+ * stream sends.
+ *
+ * @module
+ */
+
+import type { DashboardEvent, EventCore } from "./feed.ts";
+import { Metrics } from "./metrics.ts";
+import { type TaskRecord, TaskTable } from "./task_table.ts";
+import { Throughput } from "./throughput.ts";
+import { type WorkerRecord, WorkerTable } from "./worker_table.ts";
+
+/**
+ * Options of {@link ViewModel}.
+ *
+ * @example
+ * ```ts
+ * import { ViewModel } from "@celeriac/celeriac/dashboard";
+ * new ViewModel({ maxTasks: 5_000, seriesSeconds: 900 });
+ * ```
+ */
+export interface ViewModelOptions {
+  /** Tasks kept. Default 10,000. */
+  maxTasks?: number;
+  /** Seconds of throughput history. Default 600. */
+  seriesSeconds?: number;
+}
+
+/**
+ * What changed since the last call of {@link ViewModel.takeChanges}.
+ *
+ * @example
+ * ```ts
+ * import { ViewModel } from "@celeriac/celeriac/dashboard";
+ * const vm = new ViewModel();
+ * vm.apply({ type: "task-started", hostname: "w@h", timestamp: 1, uuid: "t1" });
+ * vm.takeChanges().tasks.length; // 1
+ * ```
+ */
+export interface Changes {
+  /** Workers that changed. */
+  workers: WorkerRecord[];
+  /** Tasks that changed (at most 200; `more` tells if others did too). */
+  tasks: TaskRecord[];
+  /** True when more tasks changed than `tasks` holds. */
+  more: boolean;
+  /** Events applied since the last call. */
+  events: number;
+}
+
+const MAX_CHANGED_TASKS = 200;
+
+/**
+ * Everything the dashboard shows that comes from events.
+ *
+ * @example Feeding recorded events
+ * ```ts
+ * import { ViewModel } from "@celeriac/celeriac/dashboard";
+ * const vm = new ViewModel();
+ * vm.apply({ type: "worker-online", hostname: "celery@h", timestamp: Date.now() / 1000 });
+ * vm.workers.list()[0].online; // true
+ * ```
+ */
+export class ViewModel {
+  /** The last N tasks. */
+  readonly tasks: TaskTable;
+  /** Workers by node name. */
+  readonly workers: WorkerTable;
+  /** Outcomes per second. */
+  readonly throughput: Throughput;
+  /** Prometheus metrics. */
+  readonly metrics: Metrics = new Metrics();
+  /** Events applied since start. */
+  eventCount: number = 0;
+  /** Events that could not be applied (no `type` or `hostname`). */
+  malformed: number = 0;
+  readonly #changedTasks = new Set<string>();
+  readonly #changedWorkers = new Set<string>();
+  #eventsSince = 0;
+  /** Queues seen in `task-sent` events and `active_queues` replies. */
+  readonly queuesSeen: Set<string> = new Set();
+
+  /**
+   * An empty view.
+   *
+   * @param options `maxTasks`, `seriesSeconds`
+   */
+  constructor(options: ViewModelOptions = {}) {
+    this.tasks = new TaskTable({ maxTasks: options.maxTasks });
+    this.workers = new WorkerTable();
+    this.throughput = new Throughput({ seconds: options.seriesSeconds });
+  }
+
+  /**
+   * Apply one event. Events without a string `type` and `hostname` are
+   * counted in {@link ViewModel.malformed} and otherwise ignored.
+   *
+   * @param e the event
+   */
+  apply(event: EventCore | DashboardEvent): void {
+    const e = event as DashboardEvent;
+    if (typeof e?.type !== "string" || typeof e.hostname !== "string") {
+      this.malformed++;
+      return;
+    }
+    this.eventCount++;
+    this.#eventsSince++;
+    const task = this.tasks.apply(e);
+    if (task) {
+      this.#changedTasks.add(task.uuid);
+      if (e.type === "task-sent" && task.queue) this.queuesSeen.add(task.queue);
+      this.throughput.record(
+        e.type,
+        e.timestamp,
+        typeof e.runtime === "number" ? e.runtime : undefined,
+      );
+    }
+    const worker = this.workers.apply(e);
+    if (worker) this.#changedWorkers.add(worker.hostname);
+    this.metrics.apply(
+      e,
+      task?.name ?? (typeof e.name === "string" ? e.name : ""),
+      task ?? undefined,
+    );
+  }
+
+  /**
+   * Apply an `inspect active_queues` reply: which queues each worker consumes.
+   *
+   * @param replies node name → list of queue declarations (`{ name, ... }`)
+   */
+  applyActiveQueues(replies: Record<string, unknown>): void {
+    for (const [node, list] of Object.entries(replies)) {
+      if (!Array.isArray(list)) continue;
+      const names = list
+        .map((q) => (q as { name?: unknown })?.name)
+        .filter((n): n is string => typeof n === "string");
+      for (const n of names) this.queuesSeen.add(n);
+      if (this.workers.setInspected(node, { queues: names })) this.#changedWorkers.add(node);
+    }
+  }
+
+  /**
+   * Apply an `inspect stats` reply: each worker's pool size.
+   *
+   * @param replies node name → stats
+   */
+  applyStats(replies: Record<string, unknown>): void {
+    for (const [node, stats] of Object.entries(replies)) {
+      const pool = (stats as { pool?: Record<string, unknown> } | null)?.pool?.["max-concurrency"];
+      if (typeof pool === "number" && this.workers.setInspected(node, { pool })) {
+        this.#changedWorkers.add(node);
+      }
+    }
+  }
+
+  /**
+   * Check heartbeats: workers silent for twice their interval go offline.
+   *
+   * @param now Unix seconds
+   */
+  tick(now: number): void {
+    for (const w of this.workers.expire(now)) {
+      this.#changedWorkers.add(w.hostname);
+      this.metrics.offline(w.hostname);
+    }
+  }
+
+  /**
+   * What changed since the last call (and forget it).
+   *
+   * @returns the changes
+   */
+  takeChanges(): Changes {
+    const tasks: TaskRecord[] = [];
+    for (const id of this.#changedTasks) {
+      if (tasks.length >= MAX_CHANGED_TASKS) break;
+      const t = this.tasks.get(id);
+      if (t) tasks.push(t);
+    }
+    const workers: WorkerRecord[] = [];
+    for (const name of this.#changedWorkers) {
+      const w = this.workers.get(name);
+      if (w) workers.push(w);
+    }
+    const changes = {
+      workers,
+      tasks,
+      more: this.#changedTasks.size > MAX_CHANGED_TASKS,
+      events: this.#eventsSince,
+    };
+    this.#changedTasks.clear();
+    this.#changedWorkers.clear();
+    this.#eventsSince = 0;
+    return changes;
+  }
+}

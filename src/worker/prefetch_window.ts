@@ -1,0 +1,92 @@
+/**
+ * How many messages a worker holds at once. Holding many makes a drain of
+ * short tasks fast (fewer round trips to the broker); holding many long
+ * CPU-bound tasks starves other workers, since a Web Worker runs
+ * synchronous code one task at a time while the rest wait in its queue.
+ *
+ * By default the window adapts to how long tasks block their Web Worker:
+ * the running task plus about {@link PREFETCH_TARGET_MS} of blocking work
+ * waiting behind it (so a Web Worker never idles for a broker round trip),
+ * between 1 and the maximum (`--prefetch`, default 32). It starts at 1, so a first
+ * burst of long tasks is shared with other workers, and opens up as soon as
+ * tasks prove short. `--prefetch-multiplier N` fixes it at N, as Celery's
+ * `worker_prefetch_multiplier` does.
+ *
+ * @module
+ */
+
+/**
+ * Blocking work the adaptive window lets wait behind each Web Worker's
+ * running task, in milliseconds.
+ *
+ * @example
+ * ```ts ignore
+ * PREFETCH_TARGET_MS; // 20
+ * ```
+ */
+export const PREFETCH_TARGET_MS = 20;
+
+/** Weight of the newest observation in the running average of blocking time. */
+const SMOOTHING = 0.2;
+
+/** Options of {@link PrefetchWindow}. */
+export interface PrefetchWindowOptions {
+  /** Web Workers (or 1 for the inline pool). */
+  size: number;
+  /** Most messages per Web Worker (its task slots). */
+  max: number;
+  /** A fixed number per Web Worker (Celery's prefetch multiplier); default: adaptive. */
+  fixed?: number;
+}
+
+/**
+ * The number of messages a worker may hold, fed with task outcomes.
+ *
+ * @example
+ * ```ts ignore
+ * const w = new PrefetchWindow({ size: 2, max: 32 });
+ * w.limit; // 2: one per Web Worker until tasks are known to be short
+ * w.observe([{ blocked: 0.05 }]);
+ * w.limit; // 64
+ * ```
+ */
+export class PrefetchWindow {
+  readonly #size: number;
+  readonly #max: number;
+  readonly #fixed: number | undefined;
+  #blocked: number | null = null;
+
+  /** @param options pool size, slots per Web Worker, fixed multiplier */
+  constructor(options: PrefetchWindowOptions) {
+    this.#size = options.size;
+    this.#max = options.max;
+    this.#fixed = options.fixed === undefined ? undefined : Math.min(options.fixed, options.max);
+  }
+
+  /** Messages the worker may hold now (running or waiting). */
+  get limit(): number {
+    return this.#size * this.perWorker;
+  }
+
+  /** Messages each Web Worker may hold now. */
+  get perWorker(): number {
+    if (this.#fixed !== undefined) return this.#fixed;
+    if (this.#blocked === null) return 1;
+    const queued = Math.floor(PREFETCH_TARGET_MS / Math.max(this.#blocked, 0.001));
+    return Math.max(1, Math.min(this.#max, 1 + queued));
+  }
+
+  /**
+   * Learn from finished tasks how long they blocked their Web Worker.
+   *
+   * @param outcomes finished tasks (those without `blocked` are skipped)
+   */
+  observe(outcomes: readonly { blocked?: number }[]): void {
+    for (const o of outcomes) {
+      if (o.blocked === undefined) continue;
+      this.#blocked = this.#blocked === null
+        ? o.blocked
+        : this.#blocked + SMOOTHING * (o.blocked - this.#blocked);
+    }
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * `worker.ts dashboard` and `worker -D` as processes: they serve the UI
+ * and /metrics, stop on SIGTERM with exit 0, and refuse an address off the
+ * loopback interface without auth, or a port in use, with exit 1 and a
+ * message that says what to change.
+ */
+
+import assert from "node:assert/strict";
+import { Proc } from "./helpers/procs.ts";
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = l.addr as Deno.NetAddr;
+  l.close();
+  return port;
+}
+
+function start(args: string[]): Proc {
+  return Proc.start("dashboard", Deno.execPath(), [
+    "run",
+    "-A",
+    "worker.ts",
+    ...args,
+    "--app",
+    "./examples/tasks.ts",
+    "--broker",
+    "kv://:memory:",
+  ]);
+}
+
+Deno.test("worker.ts dashboard serves, and stops on SIGTERM with exit 0", async () => {
+  const port = freePort();
+  const p = start(["dashboard", "--port", String(port), "--read-only"]);
+  try {
+    await p.waitFor(new RegExp(`Dashboard on http://127\\.0\\.0\\.1:${port}`));
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    assert.match(await page.text(), /Celeriac dashboard/);
+    const session = await (await fetch(`http://127.0.0.1:${port}/api/session`)).json();
+    assert.equal(session.readOnly, true);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.match(metrics, /^celeriac_queue_length\{queue="celery"\} 0$/m);
+  } finally {
+    const status = await p.stop("SIGTERM");
+    assert.equal(status.code, 0, p.output);
+  }
+});
+
+Deno.test("worker -D serves the dashboard from the worker process", async () => {
+  const port = freePort();
+  const p = start(["-D", "--port", String(port), "-c", "1"]);
+  try {
+    await p.waitFor(/ ready: /);
+    await p.waitFor(/Dashboard on /);
+    const r = await fetch(`http://127.0.0.1:${port}/api/queues`);
+    assert.deepEqual(await r.json(), { queues: [{ name: "celery", depth: 0 }] });
+  } finally {
+    assert.equal((await p.stop("SIGTERM")).code, 0, p.output);
+  }
+});
+
+Deno.test("worker.ts dashboard: off loopback without auth, or a port in use, exits 1", async () => {
+  const open = start(["dashboard", "--address", "0.0.0.0", "--port", String(freePort())]);
+  assert.equal((await open.child.status).code, 1);
+  await open.stop();
+  assert.match(open.output, /needs authentication: pass --basic-auth user:pass or --token TOKEN/);
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (taken.addr as Deno.NetAddr).port;
+    const p = start(["dashboard", "--port", String(port)]);
+    assert.equal((await p.child.status).code, 1);
+    await p.stop();
+    assert.match(
+      p.output,
+      new RegExp(`Port ${port} on 127\\.0\\.0\\.1 is in use: pick another with --port`),
+    );
+  } finally {
+    taken.close();
+  }
+});
+
+Deno.test("examples/dashboard.ts serves the dashboard of the example app", async () => {
+  const port = freePort();
+  const p = Proc.start("example", Deno.execPath(), [
+    "run",
+    `--allow-net=127.0.0.1:${port}`,
+    "--allow-read=.",
+    "--allow-env",
+    "examples/dashboard.ts",
+  ], { env: { PORT: String(port), READ_ONLY: "1", CELERY_BROKER_URL: "kv://:memory:" } });
+  try {
+    await p.waitFor(new RegExp(`dashboard on http://127\\.0\\.0\\.1:${port}`));
+    const session = await (await fetch(`http://127.0.0.1:${port}/api/session`)).json();
+    assert.equal(session.readOnly, true);
+  } finally {
+    assert.equal((await p.stop("SIGINT")).code, 0, p.output);
+  }
+});

@@ -1,0 +1,249 @@
+/**
+ * The dashboard watching real workers, in a real browser: `worker.ts
+ * dashboard` (the command users run) on Redis, a Celeriac worker and a
+ * Python Celery 5.2.6 worker both started with `-E`, Chromium driven by
+ * playwright-core. Both workers are listed online with their language; a
+ * task sent from Python appears and its state changes live (filtered by
+ * name); a failing
+ * Python task shows its traceback; revoke from the UI reaches the Celeriac
+ * worker (task-revoked comes back); the Overview counts non-zero
+ * throughput; the Queues page shows a queue's depth and a message the
+ * Celeriac worker parked; a wrong password gets 401. Screenshots of every
+ * page go to .scratch/screenshots/dashboard_live_test/.
+ */
+
+import assert from "node:assert/strict";
+import type { Page } from "playwright-core";
+import { Celery } from "../mod.ts";
+import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
+import { celeriacWorker, celeryWorker, Proc, PYTHON } from "./helpers/procs.ts";
+import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_CELERY } from "./helpers/services.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const SHOTS = new URL("../.scratch/screenshots/dashboard_live_test/", import.meta.url);
+const prefix = uniquePrefix("dash-live");
+const broker = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+const id = crypto.randomUUID().slice(0, 6);
+const pyQueue = `dash-py-${id}`;
+const tsQueue = `dash-ts-${id}`;
+const idleQueue = `dash-idle-${id}`;
+const pyNode = `dash-py-${id}@%h`;
+const tsNode = `dash-ts-${id}@%h`;
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = l.addr as Deno.NetAddr;
+  l.close();
+  return port;
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await Deno.mkdir(SHOTS, { recursive: true });
+  await page.screenshot({ path: new URL(`${name}.png`, SHOTS).pathname, fullPage: true });
+}
+
+const nav = (page: Page, name: string) =>
+  page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name, exact: true }).click();
+
+/** Send tasks from a Python Celery client (does not wait for their results). */
+function pythonSend(queue: string, calls: unknown[]): Proc {
+  return Proc.start("pyclient", PYTHON, ["pyclient.py", JSON.stringify(calls)], {
+    env: {
+      CELERY_BROKER_URL: REDIS_URL,
+      CELERY_RESULT_BACKEND: REDIS_URL,
+      INTEROP_KEYPREFIX: prefix,
+      INTEROP_QUEUE: queue,
+      INTEROP_TIMEOUT: "60",
+    },
+    cwd: `${ROOT}tests/interop`,
+  });
+}
+
+Deno.test({
+  name: "dashboard live: a Celeriac and a Python worker, watched from Chromium",
+  ignore: WITHOUT_CELERY || WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const app = new Celery({ broker, backend: REDIS_URL });
+    const procs: Proc[] = [];
+    const ids: string[] = [];
+    try {
+      const py = await celeryWorker(["-P", "solo", "-Q", pyQueue, "-n", pyNode, "-E"], {
+        CELERY_BROKER_URL: REDIS_URL,
+        CELERY_RESULT_BACKEND: REDIS_URL,
+        INTEROP_KEYPREFIX: prefix,
+        INTEROP_QUEUE: pyQueue,
+      });
+      procs.push(py);
+      const ts = await celeriacWorker([
+        "--app",
+        "./tests/interop/tasks.ts",
+        "--broker",
+        broker,
+        "--backend",
+        REDIS_URL,
+        "-Q",
+        tsQueue,
+        "-c",
+        "1",
+        "-n",
+        tsNode,
+        "-E",
+      ]);
+      procs.push(ts);
+      const port = freePort();
+      const dash = Proc.start("dashboard", Deno.execPath(), [
+        "run",
+        "-A",
+        "worker.ts",
+        "dashboard",
+        "--app",
+        "./tests/interop/tasks.ts",
+        "--broker",
+        broker,
+        "--backend",
+        REDIS_URL,
+        "--port",
+        String(port),
+        "--basic-auth",
+        "admin:s3cret",
+        "-Q",
+        idleQueue,
+      ]);
+      procs.push(dash);
+      await dash.waitFor(/Dashboard on /);
+      const url = `http://127.0.0.1:${port}`;
+
+      const wrong = await launchChromium({ httpCredentials: { username: "admin", password: "x" } });
+      try {
+        assert.equal((await (await wrong.context.newPage()).goto(url))?.status(), 401);
+      } finally {
+        await wrong.close();
+      }
+
+      const browser = await launchChromium({
+        httpCredentials: { username: "admin", password: "s3cret" },
+      });
+      try {
+        const page = await browser.context.newPage();
+        const errors: string[] = [];
+        page.on("pageerror", (e) => errors.push(e.message));
+
+        // Workers: both online (heartbeats), with their language
+        await page.goto(`${url}/#/workers`);
+        const pyRow = page.locator("tr[data-worker]", { hasText: `dash-py-${id}@` });
+        const tsRow = page.locator("tr[data-worker]", { hasText: `dash-ts-${id}@` });
+        await pyRow.getByText("online").waitFor({ timeout: 20_000 });
+        await tsRow.getByText("online").waitFor({ timeout: 20_000 });
+        assert.match(await pyRow.textContent() ?? "", /python/);
+        assert.match(await tsRow.textContent() ?? "", /celeriac/);
+
+        // A task sent from Python appears, and its state changes live
+        // (a Python solo worker sends its task events once a task is over: the slow
+        // one runs on the Celeriac worker, whose events leave as they happen)
+        const slow = pythonSend(tsQueue, [{ task: "tasks.nap", args: [3] }]);
+        const quick = pythonSend(pyQueue, [
+          { task: "py.fail", args: ["dash-boom"] },
+          { task: "py.mul", args: [6, 7] },
+        ]);
+        procs.push(slow, quick);
+        await nav(page, "Tasks");
+        await page.getByLabel("Name").fill("tasks.nap");
+        await page.getByRole("button", { name: "Filter" }).click();
+        const row = page.locator("tr[data-task]", { hasText: "tasks.nap" }).first();
+        await row.locator(".badge", { hasText: "STARTED" }).waitFor({ timeout: 20_000 });
+        await row.locator(".badge", { hasText: "SUCCESS" }).waitFor({ timeout: 20_000 });
+        await page.goto(`${url}/#/tasks`);
+        await page.locator("tr[data-task]", { hasText: "py.mul" }).first().waitFor();
+        await shot(page, "tasks");
+
+        // A failing Python task shows its traceback
+        await page.locator("tr[data-task]", { hasText: "py.fail" }).first().getByRole("link")
+          .click();
+        await page.getByTestId("traceback").filter({ hasText: "ValueError: dash-boom" }).waitFor();
+        await shot(page, "task-failed");
+        await Promise.all([slow.child.status, quick.child.status]);
+
+        // Revoke from the UI reaches the Celeriac worker: it sends task-revoked
+        const held = await app.sendTask("tasks.nap", [1], { queue: tsQueue, countdown: 600 });
+        ids.push(held.id);
+        await page.goto(`${url}/#/tasks/${held.id}`);
+        await page.getByTestId("task-state").filter({ hasText: "RECEIVED" }).waitFor({
+          timeout: 20_000,
+        });
+        await page.getByRole("button", { name: "Revoke" }).click();
+        await page.getByTestId("task-state").filter({ hasText: "REVOKED" }).waitFor({
+          timeout: 20_000,
+        });
+        await shot(page, "task-revoked");
+
+        // Workers again, and one worker's page with its inspect replies
+        await nav(page, "Workers");
+        await pyRow.getByText("online").waitFor();
+        // pool size and queues from inspect stats / active_queues, asked every 10 s
+        await tsRow.locator("td.num").nth(4).filter({ hasText: /^1$/ }).waitFor({
+          timeout: 20_000,
+        });
+        await pyRow.locator("td.num").nth(4).filter({ hasText: /^1$/ }).waitFor({
+          timeout: 20_000,
+        });
+        await tsRow.getByRole("cell", { name: tsQueue, exact: true }).waitFor();
+        await pyRow.getByRole("cell", { name: pyQueue, exact: true }).waitFor();
+        await shot(page, "workers");
+        await tsRow.getByRole("link").click();
+        await page.getByRole("heading", { name: "Registered tasks" }).waitFor({ timeout: 20_000 });
+        await page.getByText("tasks.nap").first().waitFor({ timeout: 20_000 });
+        await shot(page, "worker");
+
+        // Actions wait for the worker's reply and show it (or its refusal)
+        const status = page.getByRole("status");
+        await page.getByLabel("Task name").fill("tasks.nap");
+        await page.getByRole("button", { name: "Set rate limit" }).click();
+        await status.filter({ hasText: "new rate limit set successfully" }).waitFor();
+        await page.getByLabel("Task name").fill("no.such.task");
+        await page.getByRole("button", { name: "Set rate limit" }).click();
+        await status.filter({ hasText: "refused rate_limit: unknown task" }).waitFor();
+        await page.getByLabel("Queue").fill(idleQueue);
+        await page.getByRole("button", { name: "Add consumer" }).click();
+        await status.filter({ hasText: `add consumer ${idleQueue}` }).waitFor();
+        await page.getByRole("button", { name: "Cancel consumer" }).click();
+        await status.filter({ hasText: `no longer consuming from ${idleQueue}` }).waitFor();
+
+        // Queues: a waiting queue's depth, a message the Celeriac worker parked
+        for (let i = 0; i < 3; i++) await app.sendTask("tasks.add", [i, i], { queue: idleQueue });
+        const unknown = await app.sendTask(`no.such.task.${id}`, [], { queue: tsQueue });
+        ids.push(unknown.id);
+        await nav(page, "Queues");
+        await page.locator(`tr[data-queue="${idleQueue}"] td.num`).filter({ hasText: "3" }).waitFor(
+          {
+            timeout: 20_000,
+          },
+        );
+        await page.locator("tr[data-parked]", { hasText: `no.such.task.${id}` }).waitFor({
+          timeout: 20_000,
+        });
+        await shot(page, "queues");
+
+        // Overview: both workers online, non-zero throughput in the chart's data
+        await nav(page, "Overview");
+        await page.getByTestId("workers-online").waitFor();
+        const finished = Number(await page.getByTestId("finished-5m").textContent());
+        assert.ok(finished >= 3, `finished in the last 5 min: ${finished}`);
+        assert.equal(await page.locator("figure.chart canvas").count(), 2);
+        await page.waitForTimeout(1500);
+        await shot(page, "overview");
+        assert.deepEqual(errors, []);
+      } finally {
+        await browser.close();
+      }
+    } finally {
+      for (const p of procs.reverse()) await p.stop();
+      await app.purge(idleQueue).catch(() => 0);
+      await app.close();
+      await deleteResults(ids);
+      await deleteKeys(prefix);
+    }
+  },
+});

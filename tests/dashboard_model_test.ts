@@ -1,0 +1,241 @@
+/**
+ * The dashboard's pure parts, fed with the events a real Celery 5.2.6
+ * worker sent (tests/fixtures/dashboard/events_all.json): task table,
+ * workers by heartbeat, throughput, Flower-named Prometheus metrics, and
+ * reading Python reprs back for "retry".
+ */
+
+import assert from "node:assert/strict";
+import {
+  type DashboardEvent,
+  parsePyLiteral,
+  PyLiteralError,
+  TaskTable,
+  Throughput,
+  ViewModel,
+} from "../dashboard.ts";
+
+const fixture = JSON.parse(
+  await Deno.readTextFile(new URL("./fixtures/dashboard/events_all.json", import.meta.url)),
+) as { events: DashboardEvent[] };
+const events = fixture.events;
+
+function fed(): ViewModel {
+  const vm = new ViewModel();
+  for (const e of events) vm.apply(e);
+  return vm;
+}
+
+Deno.test("view model: every task of the capture with its final state", () => {
+  const vm = fed();
+  const counts = vm.tasks.countByState();
+  assert.equal(vm.eventCount, events.length);
+  assert.ok((counts.SUCCESS ?? 0) >= 15, JSON.stringify(counts));
+  assert.ok((counts.FAILURE ?? 0) >= 5, JSON.stringify(counts));
+  assert.ok((counts.REVOKED ?? 0) >= 1, JSON.stringify(counts));
+  const add = vm.tasks.get("1e85b1f9-f1fb-4599-9e52-f8d7026bb6dc")!;
+  assert.equal(add.name, "capapp.add");
+  assert.equal(add.args, "(2, 3)");
+  assert.equal(add.result, "5");
+  assert.equal(add.state, "SUCCESS");
+  assert.equal(add.worker, "celery@fixture-host");
+  assert.deepEqual(add.timeline.map((s) => s.state), ["PENDING", "RECEIVED", "STARTED", "SUCCESS"]);
+  assert.ok(add.runtime! > 0);
+});
+
+Deno.test("view model: a failure keeps exception and traceback; a retry shows in the timeline", () => {
+  const vm = fed();
+  const fail = vm.tasks.get("285fdcc6-1ac9-4962-a447-784c77cf3785")!;
+  assert.equal(fail.state, "FAILURE");
+  assert.equal(fail.exception, "ValueError('boom')");
+  assert.match(fail.traceback!, /^Traceback \(most recent call last\)/);
+  const retried = vm.tasks.get("c238f2a6-1f4e-4400-999a-1d7e24264e31")!;
+  assert.equal(retried.state, "SUCCESS");
+  assert.equal(retried.retries, 1);
+  assert.ok(retried.timeline.some((s) => s.state === "RETRY"));
+  assert.equal(retried.parentId, null, "a retry names itself as parent: not its own child");
+});
+
+Deno.test("view model: a chain's child is linked to its parent and root", () => {
+  const vm = fed();
+  const child = vm.tasks.get("3871bf7d-3415-4f26-aa48-dee732b4c151")!;
+  assert.equal(child.parentId, "a5ab1a65-9b6f-45ed-8d3c-cbe866a9bf45");
+  assert.equal(child.rootId, "a5ab1a65-9b6f-45ed-8d3c-cbe866a9bf45");
+  assert.deepEqual(vm.tasks.children("a5ab1a65-9b6f-45ed-8d3c-cbe866a9bf45"), [child.uuid]);
+});
+
+Deno.test("view model: the Python worker is online until its heartbeat is overdue or it says offline", () => {
+  const vm = new ViewModel();
+  const online = events.find((e) => e.type === "worker-online")!;
+  const now = Date.now() / 1000;
+  vm.apply({ ...online, timestamp: now });
+  const [w] = vm.workers.list(now + 1);
+  assert.equal(w.online, true);
+  assert.equal(w.language, "python");
+  assert.equal(w.software, "py-celery 5.2.6");
+  vm.tick(now + 5); // freq 2 s: silent for more than 4 s
+  assert.equal(vm.workers.get(w.hostname)!.online, false);
+  assert.match(
+    vm.metrics.render(new Map()),
+    /flower_worker_online\{worker="celery@fixture-host"\} 0/,
+  );
+  vm.apply({ ...online, type: "worker-heartbeat", timestamp: now + 6 });
+  assert.equal(vm.workers.get(w.hostname)!.online, true);
+  vm.apply({ ...online, type: "worker-offline", timestamp: now + 7 });
+  assert.equal(vm.workers.get(w.hostname)!.online, false);
+});
+
+Deno.test("view model: malformed events are counted and ignored", () => {
+  const vm = new ViewModel();
+  vm.apply({ hostname: "x" } as unknown as DashboardEvent);
+  vm.apply(null as unknown as DashboardEvent);
+  assert.equal(vm.malformed, 2);
+  assert.equal(vm.eventCount, 0);
+});
+
+Deno.test("task table: bounded; events out of order keep the latest state", () => {
+  const table = new TaskTable({ maxTasks: 3 });
+  for (let i = 0; i < 10; i++) {
+    table.apply({ type: "task-received", hostname: "w", timestamp: i, uuid: `t${i}`, name: "n" });
+  }
+  assert.equal(table.size, 3);
+  assert.equal(table.get("t0"), undefined);
+  table.apply({ type: "task-succeeded", hostname: "w", timestamp: 20, uuid: "t9", result: "1" });
+  table.apply({ type: "task-started", hostname: "w", timestamp: 15, uuid: "t9" });
+  assert.equal(table.get("t9")!.state, "SUCCESS");
+  assert.deepEqual(table.get("t9")!.timeline.map((s) => s.state), [
+    "RECEIVED",
+    "STARTED",
+    "SUCCESS",
+  ]);
+  assert.throws(() => new TaskTable({ maxTasks: 0 }), RangeError);
+});
+
+Deno.test("task table: filters by state, name, worker, text; newest first; paging", () => {
+  const vm = fed();
+  const failures = vm.tasks.query({ state: "FAILURE" });
+  assert.ok(failures.tasks.every((t) => t.state === "FAILURE"));
+  assert.equal(failures.total, vm.tasks.countByState().FAILURE);
+  const adds = vm.tasks.query({ name: "CAPAPP.ADD" });
+  assert.ok(adds.total >= 3 && adds.tasks.every((t) => t.name === "capapp.add"));
+  assert.equal(vm.tasks.query({ text: "linked-failure" }).total, 1);
+  assert.equal(vm.tasks.query({ worker: "nobody@host" }).total, 0);
+  const all = vm.tasks.query({ limit: 500 });
+  for (let i = 1; i < all.tasks.length; i++) {
+    assert.ok(all.tasks[i - 1].firstSeen >= all.tasks[i].firstSeen);
+  }
+  const page2 = vm.tasks.query({ offset: 5, limit: 5 });
+  assert.deepEqual(page2.tasks.map((t) => t.uuid), all.tasks.slice(5, 10).map((t) => t.uuid));
+});
+
+Deno.test("throughput: per-second outcomes and runtime percentiles in windows", () => {
+  const tp = new Throughput({ seconds: 60 });
+  for (let i = 0; i < 100; i++) tp.record("task-succeeded", 1000 + i / 100, (i + 1) / 1000);
+  tp.record("task-failed", 1003.5, 1);
+  tp.record("task-started", 1003.5); // not an outcome
+  const points = tp.series(1009, { window: 10, step: 5 });
+  assert.deepEqual(points.map((p) => p.t), [1000, 1005]);
+  assert.equal(points[0].succeeded, 100 / 5);
+  assert.equal(points[0].failed, 1 / 5);
+  assert.equal(points[0].p50, 0.051);
+  assert.equal(points[0].p99, 0.1);
+  assert.equal(points[1].succeeded, 0);
+  assert.equal(points[1].p50, null);
+  // a second from a minute ago is overwritten, not counted again
+  tp.record("task-succeeded", 1060.1, 0.5);
+  assert.equal(tp.series(1064, { window: 5, step: 5 })[0].succeeded, 1 / 5);
+});
+
+Deno.test("metrics: Flower's names and labels in the Prometheus text format", () => {
+  const vm = fed();
+  const text = vm.metrics.render(new Map([["celery", 7]]));
+  assert.match(
+    text,
+    /^flower_events_total\{worker="celery@fixture-host",type="task-succeeded",task="capapp\.add"\} \d+$/m,
+  );
+  assert.match(text, /^# TYPE flower_task_runtime_seconds histogram$/m);
+  assert.match(
+    text,
+    /^flower_task_runtime_seconds_bucket\{worker="celery@fixture-host",task="capapp\.tracked",le="0\.25"\} 0$/m,
+  );
+  assert.match(
+    text,
+    /^flower_task_runtime_seconds_bucket\{worker="celery@fixture-host",task="capapp\.tracked",le="0\.75"\} 1$/m,
+  );
+  assert.match(
+    text,
+    /^flower_task_runtime_seconds_count\{worker="celery@fixture-host",task="capapp\.add"\} \d+$/m,
+  );
+  assert.match(text, /^flower_worker_online\{worker="celery@fixture-host"\} 0$/m); // it went offline
+  assert.match(text, /^# TYPE flower_worker_prefetched_tasks gauge$/m);
+  assert.match(
+    text,
+    /^flower_task_prefetch_time_seconds\{worker="celery@fixture-host",task="capapp\.add"\} /m,
+  );
+  assert.match(
+    text,
+    /^flower_worker_number_of_currently_executing_tasks\{worker="celery@fixture-host"\} 0$/m,
+  );
+  assert.match(text, /^celeriac_queue_length\{queue="celery"\} 7$/m);
+  // label values are escaped
+  vm.apply({ type: "task-received", hostname: 'a"b\\c', timestamp: 1, uuid: "q", name: "x\ny" });
+  assert.match(
+    vm.metrics.render(new Map()),
+    /worker="a\\"b\\\\c",type="task-received",task="x\\ny"/,
+  );
+});
+
+Deno.test("py literal: reprs of args and kwargs read back; anything else refused", () => {
+  assert.deepEqual(parsePyLiteral("(2, 3)"), [2, 3]);
+  assert.deepEqual(parsePyLiteral("('boom',)"), ["boom"]);
+  assert.deepEqual(parsePyLiteral("()"), []);
+  assert.deepEqual(
+    parsePyLiteral(
+      `{'a': [1, -2.5, 1e3], "b": None, 'c': (True, False), 'd': 'it\\'s \\n\\x41\\u00e9'}`,
+    ),
+    { a: [1, -2.5, 1000], b: null, c: [true, false], d: "it's \nAé" },
+  );
+  for (const bad of ["(Decimal('1'),)", "[1, 2", "{1: 2}", "(inf,)", "'open", "(1) x"]) {
+    assert.throws(() => parsePyLiteral(bad), PyLiteralError, bad);
+  }
+});
+
+Deno.test("view model: inspect active_queues gives each worker's queues and the queue list", () => {
+  const vm = fed();
+  vm.takeChanges();
+  vm.applyActiveQueues({
+    "celery@fixture-host": [{ name: "celery", exclusive: false }, { name: "emails" }],
+    "ghost@nowhere": [{ name: "ghost-q" }],
+    "broken@host": "not a list",
+  });
+  assert.deepEqual(vm.workers.get("celery@fixture-host")!.queues, ["celery", "emails"]);
+  assert.equal(
+    vm.workers.get("ghost@nowhere"),
+    undefined,
+    "no record for a node that sent no event",
+  );
+  assert.ok(vm.queuesSeen.has("emails") && vm.queuesSeen.has("ghost-q"));
+  assert.deepEqual(vm.takeChanges().workers.map((w) => w.hostname), ["celery@fixture-host"]);
+});
+
+Deno.test("view model: memory stays bounded over 30,000 tasks of workflows", () => {
+  const vm = new ViewModel({ maxTasks: 1000 });
+  for (let i = 0; i < 30_000; i++) {
+    const root = `root-${Math.floor(i / 3)}`;
+    vm.apply({
+      type: "task-received",
+      hostname: "w@h",
+      timestamp: 1000 + i / 1000,
+      uuid: i % 3 === 0 ? root : `t${i}`,
+      name: "n",
+      root_id: root,
+      parent_id: i % 3 === 0 ? null : root,
+    });
+  }
+  assert.equal(vm.tasks.size, 1000);
+  // indexes of evicted parents and roots are bounded too: the oldest are gone
+  assert.deepEqual(vm.tasks.children("root-0"), []);
+  assert.deepEqual(vm.tasks.members("root-0"), []);
+  assert.deepEqual(vm.tasks.children("root-9999"), ["t29998", "t29999"]);
+  assert.equal(vm.takeChanges().tasks.length, 200);
+});

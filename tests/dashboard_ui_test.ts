@@ -1,0 +1,229 @@
+/**
+ * The dashboard's UI in a real browser (Debian's Chromium via
+ * playwright-core), fed with the events a real Celery 5.2.6 worker sent
+ * (tests/fixtures/dashboard/events_all.json, replayed with timestamps
+ * moved to now) plus live events the test adds, on an in-memory KV broker:
+ * every page renders, live updates arrive without reloads, actions reach
+ * the broker, basic auth rejects a wrong password, phone width works.
+ * Screenshots go to .scratch/screenshots/dashboard_ui_test/.
+ */
+
+import assert from "node:assert/strict";
+import type { Page } from "playwright-core";
+import { Celery } from "../mod.ts";
+import { Dashboard, type DashboardEvent } from "../dashboard.ts";
+import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
+
+const SHOTS = new URL("../.scratch/screenshots/dashboard_ui_test/", import.meta.url);
+const fixture = JSON.parse(
+  await Deno.readTextFile(new URL("./fixtures/dashboard/events_all.json", import.meta.url)),
+) as { events: DashboardEvent[] };
+
+/** Replays the capture shifted to now, then yields what the test pushes and a heartbeat a second. */
+function replay() {
+  const pending: DashboardEvent[] = [];
+  let wake = () => {};
+  const push = (e: DashboardEvent) => {
+    pending.push(e);
+    wake();
+  };
+  const shift = Date.now() / 1000 - fixture.events.at(-1)!.timestamp - 1;
+  const source = async function* (signal: AbortSignal): AsyncIterable<DashboardEvent> {
+    for (const e of fixture.events) {
+      if (e.type !== "worker-offline") yield { ...e, timestamp: e.timestamp + shift };
+    }
+    const beat = setInterval(() =>
+      push({
+        type: "worker-heartbeat",
+        hostname: "celery@fixture-host",
+        timestamp: Date.now() / 1000,
+        freq: 2,
+        active: 0,
+        processed: 34,
+        loadavg: [0.1, 0.2, 0.3],
+        sw_ident: "py-celery",
+        sw_ver: "5.2.6",
+        sw_sys: "Linux",
+      }), 1000);
+    try {
+      while (!signal.aborted) {
+        while (pending.length) yield pending.shift()!;
+        await new Promise<void>((r) => {
+          wake = r;
+          signal.addEventListener("abort", () => r(), { once: true });
+        });
+      }
+    } finally {
+      clearInterval(beat);
+    }
+  };
+  return { source, push };
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await Deno.mkdir(SHOTS, { recursive: true });
+  await page.screenshot({ path: new URL(`${name}.png`, SHOTS).pathname, fullPage: true });
+}
+
+/** Click a page in the header's navigation. */
+const nav = (page: Page, name: string) =>
+  page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name, exact: true }).click();
+
+const task = (type: string, uuid: string, extra: Record<string, unknown> = {}): DashboardEvent => ({
+  type,
+  uuid,
+  hostname: "celery@fixture-host",
+  timestamp: Date.now() / 1000,
+  ...extra,
+});
+
+Deno.test({
+  name: "dashboard UI: pages, live updates, actions and auth in Chromium",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+    const events = replay();
+    const dashboard = new Dashboard({
+      app,
+      port: 0,
+      events: events.source,
+      auth: { basic: ["admin:s3cret"] },
+      enableEvents: false,
+      inspector: null, // the replayed worker is not there to answer
+    });
+    const { url } = await dashboard.start();
+    try {
+      // a wrong password is rejected
+      const wrong = await launchChromium({
+        httpCredentials: { username: "admin", password: "nope" },
+      });
+      try {
+        const page = await wrong.context.newPage();
+        const res = await page.goto(url);
+        assert.equal(res?.status(), 401);
+      } finally {
+        await wrong.close();
+      }
+
+      const browser = await launchChromium({
+        httpCredentials: { username: "admin", password: "s3cret" },
+      });
+      try {
+        const page = await browser.context.newPage();
+        const errors: string[] = [];
+        page.on("pageerror", (e) => errors.push(e.message));
+        page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+
+        // Overview: the worker online, outcomes counted, both charts drawn
+        await page.goto(url);
+        await page.getByTestId("workers-online").filter({ hasText: "1 / 1" }).waitFor();
+        const finished = Number(await page.getByTestId("finished-5m").textContent());
+        assert.ok(finished > 20, `finished in 5 min: ${finished}`);
+        assert.equal(await page.locator("figure.chart canvas").count(), 2);
+        await page.waitForTimeout(1200); // a live tick redraws the charts
+        await shot(page, "overview");
+
+        // Workers: the Python worker, online by heartbeat
+        await nav(page, "Workers");
+        const row = page.locator('tr[data-worker="celery@fixture-host"]');
+        await row.getByText("online").waitFor();
+        assert.match(await row.textContent() ?? "", /python.*py-celery 5\.2\.6/);
+        await shot(page, "workers");
+        await row.getByRole("link").click();
+        await page.getByText("Inspect replies are not available").waitFor();
+        await shot(page, "worker");
+
+        // Tasks: the table, a state filter, a failure's traceback and timeline
+        await nav(page, "Tasks");
+        await page.locator("tr[data-task]").first().waitFor();
+        assert.equal(await page.locator("tr[data-task]").count(), 25); // one page
+        await shot(page, "tasks");
+        await page.getByLabel("State").selectOption("FAILURE");
+        const others = page.locator("tr[data-task] .badge", { hasNotText: "FAILURE" });
+        await page.locator("tr[data-task] .badge", { hasText: "FAILURE" }).first().waitFor();
+        for (let i = 0; i < 50 && await others.count() > 0; i++) await page.waitForTimeout(100);
+        assert.equal(await others.count(), 0);
+        await page.locator("tr[data-task]", { hasText: "boom" }).first().getByRole("link").click();
+        await page.getByTestId("traceback").filter({ hasText: "ValueError: boom" }).waitFor();
+        assert.deepEqual(
+          await page.getByTestId("timeline").locator(".badge").allTextContents(),
+          ["PENDING", "RECEIVED", "STARTED", "FAILURE"],
+        );
+        await shot(page, "task-failed");
+
+        // A chain: the child links to its parent and the workflow is drawn
+        await page.goto(`${url}/#/tasks/3871bf7d-3415-4f26-aa48-dee732b4c151`);
+        await page.getByRole("list", { name: "Workflow steps from the root" }).waitFor();
+        assert.equal(await page.locator("ol.steps li").count(), 2);
+
+        // Live: a new task's state changes on the open page, without reload
+        events.push(
+          task("task-received", "live-1", { name: "capapp.add", args: "(40, 2)", kwargs: "{}" }),
+        );
+        await page.goto(`${url}/#/tasks/live-1`);
+        await page.getByTestId("task-state").filter({ hasText: "RECEIVED" }).waitFor();
+        events.push(task("task-started", "live-1"));
+        await page.getByTestId("task-state").filter({ hasText: "STARTED" }).waitFor();
+        events.push(task("task-succeeded", "live-1", { result: "42", runtime: 0.002 }));
+        await page.getByTestId("task-state").filter({ hasText: "SUCCESS" }).waitFor();
+
+        // Revoke from the UI reaches the broker (and so every worker)
+        events.push(
+          task("task-received", "rev-1", { name: "capapp.tracked", args: "(30,)", kwargs: "{}" }),
+        );
+        await page.goto(`${url}/#/tasks/rev-1`);
+        await page.getByRole("button", { name: "Revoke" }).click();
+        await page.getByRole("status").filter({ hasText: "Revoke sent for rev-1" }).waitFor();
+        const revoked = await (await app.broker()).listRevoked();
+        assert.ok(revoked.some((r) => r.id === "rev-1"));
+
+        // Queues: depth, a parked message with its reason, requeue, purge with confirmation
+        for (let i = 0; i < 3; i++) await app.sendTask("capapp.add", [i, i]);
+        await app.sendTask("no.such.task", [], { queue: "parked-demo" });
+        const broker = await app.broker();
+        const [m] = await broker.take(["parked-demo"], {
+          max: 1,
+          signal: AbortSignal.timeout(2000),
+        });
+        await broker.reject([{ delivery: m, reason: 'unregistered task "no.such.task"' }]);
+        await nav(page, "Queues");
+        await page.locator('tr[data-queue="celery"] td.num').filter({ hasText: "3" }).waitFor();
+        await page.locator("tr[data-parked]").filter({ hasText: "unregistered task" }).waitFor();
+        await shot(page, "queues");
+        await page.getByRole("button", { name: "Requeue" }).click();
+        await page.getByRole("status").filter({ hasText: "Requeued 1 parked message(s)" })
+          .waitFor();
+        await page.locator('tr[data-queue="celery"]').getByRole("button", { name: "Purge…" })
+          .click();
+        const dialog = page.getByRole("dialog");
+        assert.equal(await dialog.getByRole("button", { name: "Purge" }).isDisabled(), true);
+        await dialog.getByLabel("Queue name").fill("celery");
+        await dialog.getByRole("button", { name: "Purge" }).click();
+        await page.getByRole("status").filter({ hasText: "Purged 3 message(s) from celery" })
+          .waitFor();
+        assert.equal(await app.queueDepth("celery"), 0);
+
+        // Every form control has a label; nothing overflows a phone's width
+        const unlabeled = await page.locator(
+          "input:not(label input):not([aria-label]), select:not(label select):not([aria-label])",
+        ).count();
+        assert.equal(unlabeled, 0);
+        await page.setViewportSize({ width: 390, height: 844 });
+        await page.goto(`${url}/#/tasks`);
+        await page.locator("tr[data-task]").first().waitFor();
+        const overflow = await page.evaluate<number>("document.documentElement.scrollWidth");
+        assert.ok(overflow <= 390, `page is ${overflow}px wide at 390px`);
+        await shot(page, "tasks-phone");
+        assert.deepEqual(errors, []);
+      } finally {
+        await browser.close();
+      }
+    } finally {
+      await dashboard.stop();
+      await app.purge("parked-demo");
+      await app.close();
+    }
+  },
+});
