@@ -122,12 +122,8 @@ export {
   type RateLimiterOptions,
   takeTokens,
 } from "./src/worker/rate_limit.ts";
-export {
-  InlinePool,
-  type Pool,
-  type PoolEvents,
-  ThreadPool,
-  type ThreadPoolOptions,
-} from "./src/worker/pool.ts";
+export { InlinePool } from "./src/worker/inline_pool.ts";
+export type { Pool, PoolEvents } from "./src/worker/pool.ts";
+export { ThreadPool, type ThreadPoolOptions } from "./src/worker/thread_pool.ts";
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

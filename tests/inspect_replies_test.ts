@@ -155,6 +155,11 @@ Deno.test("inspect replies: hello, clock, time_limit, consumers, pool as Celery 
   assert.deepEqual(await ask("time_limit", { task_name: "nope" }), { error: "unknown task" });
   assert.deepEqual(await ask("add_consumer", { queue: "extra_q" }), theirs("add_consumer"));
   assert.deepEqual(await ask("cancel_consumer", { queue: "extra_q" }), theirs("cancel_consumer"));
+  const resized: number[] = [];
+  const resizable = inspection({ resizePool: (n) => void resized.push(n) });
+  assert.deepEqual(await ask("pool_grow", { n: 2 }, resizable), { ok: "pool will grow" });
+  assert.deepEqual(await ask("pool_shrink", {}, resizable), { ok: "pool will shrink" });
+  assert.deepEqual(resized, [2, -1], "pool_shrink without n shrinks by 1, as Celery");
   await assert.rejects(ask("pool_grow", { n: 1 }), /fixed size/);
   assert.match(
     String((await ask("autoscale", { max: 4, min: 1 }) as { error: string }).error),

@@ -180,8 +180,7 @@ export async function runInspect(
     }
     case "autoscale":
       return {
-        error: "autoscale is not supported: Celeriac pools have a fixed size " +
-          "(use pool_grow / pool_shrink)",
+        error: "autoscale is not supported: resize the pool with pool_grow / pool_shrink",
       };
   }
   return { error: `KeyError('${req.method}')` };

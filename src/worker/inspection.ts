@@ -82,8 +82,9 @@ export function workerInspection(
         clock: String(s.clock.value),
         uptime: Math.floor((Date.now() - host.startedAt) / 1000),
         pool: {
-          "max-concurrency": inline ? 1 : o.concurrency ?? navigator.hardwareConcurrency,
-          processes: [Deno.pid],
+          "max-concurrency": s.pool.concurrency,
+          // Web Workers have no pid of their own: one entry per Web Worker, the pid they run in.
+          processes: Array.from({ length: s.pool.concurrency }, () => Deno.pid),
           "max-tasks-per-child": o.maxTasksPerChild ?? "N/A",
           "put-guarded-by-semaphore": false,
           timeouts: [o.softTimeLimit ?? 0, o.timeLimit ?? 0],
@@ -111,11 +112,9 @@ export function workerInspection(
     },
     addConsumer: (queue) => host.addConsumer(queue),
     cancelConsumer: (queue) => host.cancelConsumer(queue),
-    resizePool: () => {
-      throw new Error(
-        "pool_grow / pool_shrink are not supported by Celeriac's pool yet: restart the worker " +
-          "with another --concurrency",
-      );
+    resizePool: (n) => {
+      s.pool.resize(n);
+      s.wake();
     },
   };
 }

@@ -6,7 +6,9 @@
  */
 
 import type { Celery } from "../client/app.ts";
-import { InlinePool, type Pool, type PoolEvents, ThreadPool } from "./pool.ts";
+import { InlinePool } from "./inline_pool.ts";
+import type { Pool, PoolEvents } from "./pool.ts";
+import { ThreadPool } from "./thread_pool.ts";
 import { planSandboxes, type Sandbox } from "./sandboxes.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 

@@ -18,6 +18,15 @@ function sleep(ms: number): Promise<void> {
 /** Which Web Worker ran it, and how many tasks that Web Worker ran so far. */
 export const wid = app.task("p.wid", (tag: unknown = undefined) => ({ wid: WID, n: ++ran, tag }));
 
+/** Blocks its Web Worker for `ms` (a synchronous loop): one Web Worker runs one at a time. */
+export const block = app.task("p.block", (ms: number) => {
+  const start = Date.now();
+  while (Date.now() - start < ms) {
+    // busy: the Web Worker's event loop does not turn
+  }
+  return { wid: WID, start, end: Date.now() };
+});
+
 /** Sleeps, ignoring its AbortSignal (only a hard limit stops it). */
 export const nap = app.task("p.nap", async (ms: number) => {
   await sleep(ms);

@@ -1,0 +1,111 @@
+/**
+ * The `inline` pool: tasks run on the main thread.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Celery } from "../client/app.ts";
+import { SoftTimeLimitExceeded, TimeLimitExceeded } from "../client/worker_errors.ts";
+import { BatchRunner, type RunRequest } from "./executor.ts";
+import type { Pool, PoolEvents } from "./pool.ts";
+import { TimeLimitTimers } from "./time_limits.ts";
+
+const log = getLogger(["celeriac", "worker", "pool"]);
+
+/**
+ * Runs tasks on the main thread, many at a time: for I/O-bound async
+ * tasks, and where Web Workers are not wanted. The main thread cannot be
+ * terminated, so at a hard time limit the task's AbortSignal fires and the
+ * task is reported failed, but its code may go on in the background.
+ *
+ * @example
+ * ```ts ignore
+ * const pool = new InlinePool(app, 100, events);
+ * ```
+ */
+export class InlinePool implements Pool {
+  readonly capacity: number;
+  readonly #app: Celery;
+  readonly #runner: BatchRunner;
+  readonly #limits: TimeLimitTimers;
+  readonly #running = new Map<number, { task: string; id: string }>();
+
+  /**
+   * Configure the inline pool.
+   *
+   * @param app the app whose tasks run
+   * @param slots how many tasks may run at once
+   * @param events where outcomes go
+   */
+  constructor(app: Celery, slots: number, events: PoolEvents) {
+    if (!(slots >= 1)) throw new RangeError("The inline pool needs at least 1 slot");
+    this.#app = app;
+    this.capacity = slots;
+    this.#runner = new BatchRunner((outcomes) => {
+      for (const o of outcomes) {
+        this.#running.delete(o.seq);
+        this.#limits.clear(o.seq);
+      }
+      events.onOutcomes(outcomes);
+    }, { storeState: events.onState?.bind(events) });
+    this.#limits = new TimeLimitTimers({
+      soft: (seq, seconds) => {
+        const r = this.#running.get(seq);
+        if (r) this.#runner.abort([seq], new SoftTimeLimitExceeded({ seconds, ...r }));
+      },
+      hard: (seq, seconds) => {
+        const r = this.#running.get(seq);
+        if (!r) return;
+        this.#running.delete(seq);
+        this.#runner.abort([seq], new TimeLimitExceeded({ seconds, ...r }));
+        log.error(
+          "Hard time limit ({seconds}s) exceeded for {task}[{id}] (inline pool: its " +
+            "code may still be running)",
+          { seconds, ...r },
+        );
+        events.onTimeLimit(seq, seconds, []);
+      },
+    });
+  }
+
+  /** The inline pool runs on one thread: the main one. */
+  readonly concurrency = 1;
+
+  /**
+   * Not possible: the inline pool has no Web Workers.
+   *
+   * @throws {RangeError} always
+   */
+  resize(_delta: number): void {
+    throw new RangeError(
+      "The inline pool runs tasks on the main thread and cannot grow or shrink: its task slots " +
+        "are set by --prefetch; run the worker with --pool threads to resize its Web Workers",
+    );
+  }
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  run(requests: RunRequest[]): void {
+    for (const req of requests) {
+      this.#running.set(req.seq, { task: req.task, id: req.id });
+      if (req.timeLimits) this.#limits.start(req.seq, req.timeLimits);
+    }
+    this.#runner.run(this.#app.tasks, requests, this.#app.signals);
+  }
+
+  abort(seqs: number[]): void {
+    this.#runner.abort(seqs);
+  }
+
+  terminate(seqs: number[]): void {
+    this.#runner.abort(seqs);
+  }
+
+  close(): Promise<void> {
+    this.#limits.clearAll();
+    return Promise.resolve();
+  }
+}

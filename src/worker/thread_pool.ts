@@ -1,0 +1,477 @@
+/**
+ * The `threads` pool: Web Workers grouped by permission sandbox.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { CeleryOptions } from "../client/config.ts";
+import type { RunOutcome, RunRequest } from "./executor.ts";
+import type { Pool, PoolEvents } from "./pool.ts";
+import type { FromRunner, ToRunner } from "./pool_protocol.ts";
+import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
+import { moduleDirs, type Sandbox, type SpawnPermissions, spawnPermissions } from "./sandboxes.ts";
+import { refusedOutcome } from "./refused_outcome.ts";
+import { spawnRunner } from "./spawn_runner.ts";
+import { TimeLimitTimers } from "./time_limits.ts";
+
+const log = getLogger(["celeriac", "worker", "pool"]);
+
+/**
+ * Options of {@link ThreadPool}.
+ *
+ * @example Four Web Workers per sandbox, recycled every 1000 tasks
+ * ```ts
+ * import { planSandboxes, ThreadPool, type ThreadPoolOptions } from "@celeriac/celeriac/worker";
+ * const options: ThreadPoolOptions = {
+ *   size: 4,
+ *   slots: 32,
+ *   module: new URL("./tasks.ts", import.meta.url).href,
+ *   exportName: "app",
+ *   sandboxes: planSandboxes([
+ *     { name: "tasks.add", options: {} },
+ *     { name: "tasks.fetch", options: { permissions: { net: ["api.example.com:443"] } } },
+ *   ], "none"),
+ *   recycle: { maxTasksPerChild: 1000 },
+ *   config: { broker: "redis://127.0.0.1:6379/0" },
+ * };
+ * const pool = new ThreadPool(options, {
+ *   onOutcomes: () => {},
+ *   onPublish: () => Promise.resolve(),
+ *   onLost: () => {},
+ *   onTimeLimit: () => {},
+ * });
+ * pool.capacity; // 256: 2 sandboxes × 4 Web Workers × 32 slots; they start with pool.start()
+ * ```
+ */
+export interface ThreadPoolOptions {
+  /** Number of Web Workers of each sandbox. */
+  size: number;
+  /** Tasks one Web Worker may hold at once. */
+  slots: number;
+  /** URL of the app module each Web Worker imports. */
+  module: string;
+  /** Export holding the app. */
+  exportName?: string;
+  /**
+   * Groups of tasks and their permissions ({@link planSandboxes}); each
+   * gets `size` Web Workers. Default: one group with the process's
+   * permissions, running every task.
+   */
+  sandboxes?: Sandbox[];
+  /** When Web Workers are replaced (tasks run, memory). */
+  recycle?: RecycleOptions;
+  /** The worker's app configuration, applied to the app in each Web Worker. */
+  config: CeleryOptions;
+}
+
+interface Group {
+  sandbox: Sandbox;
+  spawn: SpawnPermissions;
+  /** Members that take new tasks. */
+  members: Member[];
+  /** Consecutive members that failed to start (for the respawn backoff). */
+  failures: number;
+}
+
+interface Member {
+  group: Group;
+  worker: Worker;
+  load: number;
+  assigned: number;
+  inflight: Set<number>;
+  ready: Promise<void>;
+  up: boolean;
+  dead: boolean;
+  retiring: boolean;
+}
+
+interface Owned {
+  member: Member;
+  task: string;
+  id: string;
+}
+
+const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tasks: [] };
+
+/**
+ * A pool of Web Workers, each importing the app module and running many
+ * tasks at a time (async handlers interleave; sync handlers run in turn).
+ *
+ * - Tasks run in the group of Web Workers of their permission sandbox.
+ * - Time limits: timers on the main thread fire a task's AbortSignal at its
+ *   soft limit, and at its hard limit terminate its Web Worker; the other
+ *   tasks that Web Worker held are reported abandoned, for the worker to
+ *   put back in their queues.
+ * - Recycling: a Web Worker that was given its quota of tasks, or whose
+ *   heap outgrew its bound, takes no new task, finishes what it holds and
+ *   is replaced (the replacement starts at once).
+ * - A Web Worker that dies is replaced (with backoff if replacements keep
+ *   failing), and the tasks it held are reported lost.
+ *
+ * @example
+ * ```ts ignore
+ * const pool = new ThreadPool({ size: 2, slots: 16, module: "file:///srv/tasks.ts", config: {} }, events);
+ * await pool.start();
+ * ```
+ */
+export class ThreadPool implements Pool {
+  readonly #options: ThreadPoolOptions;
+  readonly #events: PoolEvents;
+  readonly #policy: RecyclePolicy;
+  readonly #limits: TimeLimitTimers;
+  #groups: Group[] = [];
+  readonly #groupOf = new Map<string, Group>();
+  readonly #retiring = new Set<Member>();
+  readonly #owner = new Map<number, Owned>();
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  #closed = false;
+  /** Web Workers added to (or, when negative, taken from) the default group by {@link ThreadPool.resize}. */
+  #extra = 0;
+
+  /**
+   * Configure the pool; its Web Workers start with {@link ThreadPool.start}.
+   *
+   * @param options size, slots, module, sandboxes and recycling
+   * @param events where outcomes go
+   */
+  constructor(options: ThreadPoolOptions, events: PoolEvents) {
+    if (!(options.size >= 1) || !(options.slots >= 1)) {
+      throw new RangeError("A pool needs at least 1 Web Worker with at least 1 slot");
+    }
+    this.#options = options;
+    this.#events = events;
+    this.#policy = new RecyclePolicy(options.recycle);
+    this.#limits = new TimeLimitTimers({
+      soft: (seq, seconds) => this.#softLimit(seq, seconds),
+      hard: (seq, seconds) => this.#hardLimit(seq, seconds),
+    });
+  }
+
+  /** Total task slots: every Web Worker the pool keeps × its slots. */
+  get capacity(): number {
+    return this.concurrency * this.#options.slots;
+  }
+
+  /** Web Workers the pool keeps taking tasks, across its sandbox groups. */
+  get concurrency(): number {
+    const groups = this.#options.sandboxes?.length ? this.#options.sandboxes.length : 1;
+    return groups * this.#options.size + this.#extra;
+  }
+
+  /** How many Web Workers group `g` keeps: the default group (the first) is resized. */
+  #target(g: Group): number {
+    return this.#options.size + (g === this.#groups[0] ? this.#extra : 0);
+  }
+
+  /**
+   * Grow (`delta > 0`) or shrink (`delta < 0`) the default sandbox group by
+   * `|delta|` Web Workers. New Web Workers take tasks at once (they run them
+   * when their app module has loaded). Shrinking retires the least loaded
+   * Web Workers: each takes no new task, finishes the tasks it holds, then
+   * ends; running tasks are never stopped.
+   *
+   * @param delta Web Workers to add (positive) or retire (negative)
+   * @throws {RangeError} when the default group would keep fewer than 1 Web Worker
+   */
+  resize(delta: number): void {
+    if (!Number.isInteger(delta)) {
+      throw new RangeError(`The pool grows by whole Web Workers, not ${delta}`);
+    }
+    const current = this.#options.size + this.#extra;
+    if (current + delta < 1) {
+      throw new RangeError(
+        `Cannot shrink the pool by ${-delta}: it has ${current} Web Worker(s) and keeps at least 1`,
+      );
+    }
+    this.#extra += delta;
+    const g = this.#groups[0];
+    if (!g || this.#closed) return;
+    log.info("Pool {how} by {n} Web Worker(s): now {size}", {
+      how: delta > 0 ? "grows" : "shrinks",
+      n: Math.abs(delta),
+      size: current + delta,
+    });
+    while (g.members.length < current + delta) g.members.push(this.#spawn(g));
+    const excess = g.members.length - (current + delta);
+    if (excess > 0) {
+      const idlest = [...g.members].sort((a, b) => a.load - b.load).slice(0, excess);
+      for (const m of idlest) this.#retire(m, "the pool shrinks", false);
+    }
+  }
+
+  async start(): Promise<void> {
+    const sandboxes = this.#options.sandboxes?.length ? this.#options.sandboxes : [DEFAULT_SANDBOX];
+    const lists = sandboxes.some((s) =>
+      typeof s.permissions === "object" && Array.isArray(s.permissions.read)
+    );
+    const dirs = lists ? moduleDirs(this.#options.module) : [];
+    this.#groups = sandboxes.map((sandbox) => ({
+      sandbox,
+      spawn: spawnPermissions(sandbox.permissions, dirs, dirs.length ? Deno.cwd() : "/"),
+      members: [],
+      failures: 0,
+    }));
+    for (const g of this.#groups) for (const t of g.sandbox.tasks) this.#groupOf.set(t, g);
+    try {
+      for (const g of this.#groups) {
+        g.members = Array.from({ length: this.#target(g) }, () => this.#spawn(g));
+      }
+      await Promise.all(this.#groups.flatMap((g) => g.members.map((m) => m.ready)));
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  #spawn(group: Group): Member {
+    let worker: Worker;
+    try {
+      worker = spawnRunner(new URL("./runner.ts", import.meta.url), group.spawn.permissions);
+    } catch (err) {
+      throw new Error(
+        `Cannot start a Web Worker with permissions ${group.sandbox.key} (tasks ` +
+          `${group.sandbox.tasks.join(", ") || "all"}): ${(err as Error).message}. ` +
+          `A sandbox cannot have more permissions than the worker process`,
+      );
+    }
+    const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
+    ready.catch(() => {});
+    const member: Member = {
+      group,
+      worker,
+      load: 0,
+      assigned: 0,
+      inflight: new Set(),
+      ready,
+      up: false,
+      dead: false,
+      retiring: false,
+    };
+    const fail = (reason: string) => {
+      reject(new Error(`A Web Worker failed: ${reason}`));
+      this.#fail(member, reason);
+    };
+    worker.onmessage = (e: MessageEvent<FromRunner>) => {
+      const msg = e.data;
+      switch (msg.type) {
+        case "ready":
+          member.up = true;
+          group.failures = 0;
+          resolve();
+          break;
+        case "init-error":
+          fail(`the app module failed to load:\n${msg.error}`);
+          break;
+        case "outcomes":
+          this.#onOutcomes(member, msg.outcomes, msg.memory);
+          break;
+        case "publish":
+          this.#events.onPublish(msg.message, msg.target).then(
+            () => this.#post(member, { type: "published", id: msg.id }),
+            (err) => this.#post(member, { type: "published", id: msg.id, error: String(err) }),
+          );
+          break;
+        case "store":
+          (this.#events.onState?.(msg.seq, msg.status, msg.meta) ?? Promise.resolve()).then(
+            () => this.#post(member, { type: "stored", id: msg.id }),
+            (err) => this.#post(member, { type: "stored", id: msg.id, error: String(err) }),
+          );
+          break;
+      }
+    };
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      fail(e.message);
+    };
+    this.#post(member, {
+      type: "init",
+      module: this.#options.module,
+      exportName: this.#options.exportName,
+      config: this.#options.config,
+      measureMemory: this.#policy.measuresMemory,
+      revoke: group.spawn.revoke,
+    });
+    return member;
+  }
+
+  #post(member: Member, msg: ToRunner): void {
+    if (!member.dead) member.worker.postMessage(msg);
+  }
+
+  #onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void {
+    for (const o of outcomes) {
+      member.inflight.delete(o.seq);
+      this.#owner.delete(o.seq);
+      this.#limits.clear(o.seq);
+    }
+    member.load -= outcomes.length;
+    if (memory !== undefined && this.#policy.overMemory(memory)) {
+      this.#retire(member, `its heap is ${Math.round(memory / 1024)} KiB`);
+    }
+    this.#events.onOutcomes(outcomes);
+    if (member.retiring && member.load === 0) this.#dismiss(member);
+  }
+
+  /** Take no new task on this member; start its replacement now unless `replace` is false. */
+  #retire(member: Member, why: string, replace = true): void {
+    if (member.retiring || member.dead) return;
+    member.retiring = true;
+    const g = member.group;
+    g.members = g.members.filter((m) => m !== member);
+    this.#retiring.add(member);
+    log.debug("Retiring a Web Worker: {why}; it finishes {n} task(s)", { why, n: member.load });
+    if (replace && !this.#closed) g.members.push(this.#spawn(g));
+    if (member.load === 0) this.#dismiss(member);
+  }
+
+  #dismiss(member: Member): void {
+    member.dead = true;
+    member.worker.terminate();
+    this.#retiring.delete(member);
+  }
+
+  /** Stop a member at once; returns the tasks it held. */
+  #drop(member: Member): number[] {
+    member.dead = true;
+    member.worker.terminate();
+    this.#retiring.delete(member);
+    member.group.members = member.group.members.filter((m) => m !== member);
+    const seqs = [...member.inflight];
+    for (const s of seqs) {
+      this.#owner.delete(s);
+      this.#limits.clear(s);
+    }
+    return seqs;
+  }
+
+  /** A Web Worker crashed or could not load the app: report its tasks lost, replace it. */
+  #fail(member: Member, reason: string): void {
+    if (member.dead) return;
+    const wasRetiring = member.retiring;
+    const seqs = this.#drop(member);
+    if (this.#closed) return;
+    if (seqs.length) this.#events.onLost(seqs, reason);
+    const g = member.group;
+    if (!member.up) g.failures++;
+    const delay = member.up ? 0 : Math.min(30_000, 500 * 2 ** Math.min(g.failures, 6));
+    log.error("A Web Worker died ({reason}); {n} task(s) lost; {what}", {
+      reason,
+      n: seqs.length,
+      what: wasRetiring ? "it was already replaced" : `replacing it in ${delay} ms`,
+    });
+    if (wasRetiring) return;
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (!this.#closed && g.members.length < this.#target(g)) g.members.push(this.#spawn(g));
+    }, delay);
+    this.#timers.add(timer);
+  }
+
+  #softLimit(seq: number, seconds: number): void {
+    const o = this.#owner.get(seq);
+    if (o) this.#post(o.member, { type: "soft-time-limit", seq, seconds, task: o.task, id: o.id });
+  }
+
+  #hardLimit(seq: number, seconds: number): void {
+    this.#kill(seq, seconds, `Hard time limit (${seconds}s) exceeded`);
+  }
+
+  /** Terminate the Web Worker running `seq`, replace it, report the others it held. */
+  #kill(seq: number, seconds: number, why: string): void {
+    const o = this.#owner.get(seq);
+    if (!o) return;
+    const { member } = o;
+    const wasRetiring = member.retiring;
+    const abandoned = this.#drop(member).filter((s) => s !== seq);
+    log.error(
+      "{why} for {task}[{id}]: its Web Worker is replaced and the {n} other task(s) it held " +
+        "are put back",
+      { why, task: o.task, id: o.id, n: abandoned.length },
+    );
+    if (!wasRetiring && !this.#closed) member.group.members.push(this.#spawn(member.group));
+    this.#events.onTimeLimit(seq, seconds, abandoned);
+  }
+
+  run(requests: RunRequest[]): void {
+    const batches = new Map<Member, RunRequest[]>();
+    for (const req of requests) {
+      const group = this.#groupOf.get(req.task) ?? this.#groups[0];
+      const live = group.members.filter((m) => !m.dead && !m.retiring);
+      if (live.length === 0) {
+        this.#events.onLost([req.seq], "no Web Worker is running (replacements are failing)");
+        continue;
+      }
+      let best = live[0];
+      for (const m of live) if (m.load < best.load) best = m;
+      best.load++;
+      best.assigned++;
+      best.inflight.add(req.seq);
+      this.#owner.set(req.seq, { member: best, task: req.task, id: req.id });
+      if (req.timeLimits) this.#limits.start(req.seq, req.timeLimits);
+      let b = batches.get(best);
+      if (!b) batches.set(best, b = []);
+      b.push(req);
+      if (this.#policy.full(best.assigned)) this.#retire(best, `it ran ${best.assigned} tasks`);
+    }
+    for (const [m, batch] of batches) this.#postRun(m, batch);
+  }
+
+  /**
+   * Post a batch to a Web Worker. When it cannot be posted (a value the
+   * structured clone refuses), each task is posted alone and the ones that
+   * still fail are refused — parked with a FAILURE — instead of throwing
+   * into the worker's receive path or waiting forever.
+   */
+  #postRun(member: Member, batch: RunRequest[]): void {
+    try {
+      this.#post(member, { type: "run", batch });
+      return;
+    } catch (err) {
+      if (batch.length === 1) return this.#unsendable(member, batch[0], err);
+    }
+    for (const req of batch) {
+      try {
+        this.#post(member, { type: "run", batch: [req] });
+      } catch (err) {
+        this.#unsendable(member, req, err);
+      }
+    }
+  }
+
+  #unsendable(member: Member, req: RunRequest, err: unknown): void {
+    log.error("Task {name}[{id}] cannot be handed to a Web Worker: {error}", {
+      name: req.task,
+      id: req.id,
+      error: (err as Error).message,
+    });
+    this.#onOutcomes(member, [refusedOutcome(req, err)], undefined);
+  }
+
+  abort(seqs: number[]): void {
+    const by = new Map<Member, number[]>();
+    for (const s of seqs) {
+      const m = this.#owner.get(s)?.member;
+      if (m) by.set(m, [...(by.get(m) ?? []), s]);
+    }
+    for (const [m, list] of by) this.#post(m, { type: "abort", seqs: list });
+  }
+
+  terminate(seqs: number[]): void {
+    for (const s of seqs) this.#kill(s, 0, "Revoked with terminate");
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#limits.clearAll();
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    for (const m of [...this.#groups.flatMap((g) => g.members), ...this.#retiring]) {
+      m.dead = true;
+      m.worker.terminate();
+    }
+    for (const g of this.#groups) g.members = [];
+    this.#retiring.clear();
+    return Promise.resolve();
+  }
+}
