@@ -140,8 +140,16 @@ test("queue_type=quorum declares task queues as Celery 5.5 does, consumed with p
     const first = await broker.take([q], { max: 3 });
     assert.equal(first.length, 3);
     assert.equal(broker.connectionState, "open");
-    const now = (await listQueues(vhost!.name)).find((x) => x.name === q)!;
-    assert.deepEqual([now.messages_ready, now.messages_unacknowledged], [17, 3]);
+    // RabbitMQ refreshes a quorum queue's counters every few seconds: read
+    // them until they show this take (or give up after 10 s and compare).
+    let counts: unknown[] = [];
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+      const now = (await listQueues(vhost!.name)).find((x) => x.name === q)!;
+      counts = [now.messages_ready, now.messages_unacknowledged];
+      if (counts[0] === 17 && counts[1] === 3) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.deepEqual(counts, [17, 3]);
     await broker.ack(first);
     let got = 3;
     while (got < 20) {
