@@ -28,6 +28,11 @@ Deno.test("prefetch window: 1 per Web Worker at first, wide for short tasks, 1 f
   assert.equal(fixed.limit, 24);
   fixed.observe([{ blocked: 1000 }]);
   assert.equal(fixed.limit, 24);
+  let webWorkers = 1;
+  const resizable = new PrefetchWindow({ size: () => webWorkers, max: 32, fixed: 2 });
+  assert.equal(resizable.limit, 2);
+  webWorkers = 3; // pool_grow 2
+  assert.equal(resizable.limit, 6, "the window follows the pool's size");
 });
 
 Deno.test({

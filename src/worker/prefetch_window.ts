@@ -31,8 +31,8 @@ const SMOOTHING = 0.2;
 
 /** Options of {@link PrefetchWindow}. */
 export interface PrefetchWindowOptions {
-  /** Web Workers (or 1 for the inline pool). */
-  size: number;
+  /** Web Workers (or 1 for the inline pool); a function when the pool can be resized. */
+  size: number | (() => number);
   /** Most messages per Web Worker (its task slots). */
   max: number;
   /** A fixed number per Web Worker (Celery's prefetch multiplier); default: adaptive. */
@@ -51,21 +51,22 @@ export interface PrefetchWindowOptions {
  * ```
  */
 export class PrefetchWindow {
-  readonly #size: number;
+  readonly #size: () => number;
   readonly #max: number;
   readonly #fixed: number | undefined;
   #blocked: number | null = null;
 
   /** @param options pool size, slots per Web Worker, fixed multiplier */
   constructor(options: PrefetchWindowOptions) {
-    this.#size = options.size;
+    const size = options.size;
+    this.#size = typeof size === "number" ? () => size : size;
     this.#max = options.max;
     this.#fixed = options.fixed === undefined ? undefined : Math.min(options.fixed, options.max);
   }
 
   /** Messages the worker may hold now (running or waiting). */
   get limit(): number {
-    return this.#size * this.perWorker;
+    return this.#size() * this.perWorker;
   }
 
   /** Messages each Web Worker may hold now. */

@@ -233,9 +233,7 @@ export class Worker {
     });
     s.pool = pool;
     this.#window = new PrefetchWindow({
-      size: s.options.pool === "inline"
-        ? 1
-        : s.options.concurrency ?? navigator.hardwareConcurrency,
+      size: () => s.pool.concurrency, // follows pool_grow / pool_shrink
       max: s.options.prefetch ?? (s.options.pool === "inline" ? 100 : 32),
       fixed: s.options.prefetch,
     });
