@@ -9,6 +9,7 @@
  */
 
 import type { ControlRequest } from "../protocol/control.ts";
+import type { ScheduledInfo } from "../client/inspect.ts";
 import type { RequestInfo } from "./inspect_replies.ts";
 
 /**
@@ -26,7 +27,7 @@ export interface WorkerInspection {
   /** Tasks received and not running yet (waiting for a rate-limit token). */
   reserved(safe: boolean): RequestInfo[];
   /** Tasks held for their ETA. */
-  scheduled(safe: boolean): { eta: string | null; priority: number; request: RequestInfo }[];
+  scheduled(safe: boolean): ScheduledInfo[];
   /** The known tasks among `ids`: `[state, info]` with state `active`, `reserved` or `scheduled`. */
   queryTask(ids: string[]): Record<string, [string, RequestInfo]>;
   /** The `stats` reply. */

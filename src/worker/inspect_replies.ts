@@ -12,10 +12,12 @@ import type { ResolvedConfig } from "../client/config.ts";
 import { decodeTaskBody, type TaskRequest } from "../protocol/task_request.ts";
 import { pyIsoFormat } from "../protocol/time.ts";
 import { pyRepr } from "../protocol/repr.ts";
+import type { ScheduledInfo, TaskInfo } from "../client/inspect.ts";
 import type { HeldTask } from "./task_registries.ts";
 
 /**
- * A task as `inspect active / reserved / scheduled / query_task` describe it.
+ * A task as `inspect active / reserved / scheduled / query_task` describe it:
+ * the shape a client reads back as {@link TaskInfo}, built here.
  *
  * @example
  * ```ts
@@ -28,33 +30,7 @@ import type { HeldTask } from "./task_registries.ts";
  * };
  * ```
  */
-export interface RequestInfo {
-  /** Task id. */
-  id: string;
-  /** Task name. */
-  name: string;
-  /** Positional arguments (their repr string with `safe`). */
-  args: unknown;
-  /** Keyword arguments (their repr string with `safe`). */
-  kwargs: unknown;
-  /** Task name again (Celery's `type`). */
-  type: string;
-  /** The worker's node name. */
-  hostname: string;
-  /** When it started (unix seconds), or null when not started. */
-  time_start: number | null;
-  /** Whether its message is acknowledged. */
-  acknowledged: boolean;
-  /** Where its message came from. */
-  delivery_info: {
-    exchange: string;
-    routing_key: string;
-    priority: number;
-    redelivered: boolean | null;
-  };
-  /** Process running it, or null. */
-  worker_pid: number | null;
-}
+export type RequestInfo = TaskInfo;
 
 /**
  * The request info of a held task. Arguments are decoded from the message
@@ -135,7 +111,7 @@ export function scheduledInfo(
   t: HeldTask,
   hostname: string,
   safe: boolean,
-): { eta: string | null; priority: number; request: RequestInfo } {
+): ScheduledInfo {
   return {
     eta: etaText(t.req),
     priority: 6,
