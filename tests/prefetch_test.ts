@@ -12,9 +12,9 @@ import { app as tasksApp } from "./apps/first_contact_app.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
-Deno.test("prefetch window: 1 per Web Worker at first, wide for short tasks, 1 for long ones", () => {
+Deno.test("prefetch window: 4 per Web Worker at first, wide for short tasks, 1 for long ones", () => {
   const w = new PrefetchWindow({ size: 2, max: 32 });
-  assert.equal(w.limit, 2);
+  assert.equal(w.limit, 8, "Celery's default multiplier (4) until a task has finished");
   w.observe([{ blocked: 0.05 }, { blocked: 0.02 }]);
   assert.equal(w.limit, 64);
   w.observe(Array.from({ length: 30 }, () => ({ blocked: 400 })));

@@ -7,10 +7,13 @@
  * By default the window adapts to how long tasks block their Web Worker:
  * the running task plus about {@link PREFETCH_TARGET_MS} of blocking work
  * waiting behind it (so a Web Worker never idles for a broker round trip),
- * between 1 and the maximum (`--prefetch`, default 32). It starts at 1, so a first
- * burst of long tasks is shared with other workers, and opens up as soon as
- * tasks prove short. `--prefetch-multiplier N` fixes it at N, as Celery's
- * `worker_prefetch_multiplier` does.
+ * between 1 and the maximum (`--prefetch`, default 32). Until a task has
+ * finished it holds {@link PREFETCH_START} per Web Worker (Celery's default
+ * multiplier): few enough that a first burst of long tasks is shared with
+ * other workers, enough that a long async task does not keep the tasks
+ * behind it waiting (blocking time is only known when a task finishes). It
+ * opens up as soon as tasks prove short. `--prefetch-multiplier N` fixes it
+ * at N, as Celery's `worker_prefetch_multiplier` does.
  *
  * @module
  */
@@ -25,6 +28,17 @@
  * ```
  */
 export const PREFETCH_TARGET_MS = 20;
+
+/**
+ * Messages per Web Worker before any task has finished: Celery's default
+ * `worker_prefetch_multiplier`.
+ *
+ * @example
+ * ```ts ignore
+ * PREFETCH_START; // 4
+ * ```
+ */
+export const PREFETCH_START = 4;
 
 /** Weight of the newest observation in the running average of blocking time. */
 const SMOOTHING = 0.2;
@@ -45,7 +59,7 @@ export interface PrefetchWindowOptions {
  * @example
  * ```ts ignore
  * const w = new PrefetchWindow({ size: 2, max: 32 });
- * w.limit; // 2: one per Web Worker until tasks are known to be short
+ * w.limit; // 8: Celery's default 4 per Web Worker until a task has finished
  * w.observe([{ blocked: 0.05 }]);
  * w.limit; // 64
  * ```
@@ -72,7 +86,7 @@ export class PrefetchWindow {
   /** Messages each Web Worker may hold now. */
   get perWorker(): number {
     if (this.#fixed !== undefined) return this.#fixed;
-    if (this.#blocked === null) return 1;
+    if (this.#blocked === null) return Math.min(PREFETCH_START, this.#max);
     const queued = Math.floor(PREFETCH_TARGET_MS / Math.max(this.#blocked, 0.001));
     return Math.max(1, Math.min(this.#max, 1 + queued));
   }
