@@ -267,8 +267,8 @@ export class RedisClusterBroker implements Broker {
   }
 
   /** Broadcast (PUBLISH reaches every node of a cluster). */
-  broadcast(exchange: string, message: Message): Promise<void> {
-    return this.#global.broadcast(exchange, message);
+  broadcast(exchange: string, message: Message, routingKey?: string): Promise<void> {
+    return this.#global.broadcast(exchange, message, routingKey);
   }
 
   /** Receive broadcasts until `signal` aborts. */
