@@ -13,7 +13,7 @@ import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, type SpawnPermissions, spawnPermissions } from "./sandboxes.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
 import { spawnRunner } from "./spawn_runner.ts";
-import { TimeLimitTimers } from "./time_limits.ts";
+import { type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
@@ -408,13 +408,24 @@ export class ThreadPool implements Pool {
       best.assigned++;
       best.inflight.add(req.seq);
       this.#owner.set(req.seq, { member: best, task: req.task, id: req.id });
-      if (req.timeLimits) this.#limits.start(req.seq, req.timeLimits);
+      if (req.timeLimits) this.#startLimits(best, req.seq, req.timeLimits);
       let b = batches.get(best);
       if (!b) batches.set(best, b = []);
       b.push(req);
       if (this.#policy.full(best.assigned)) this.#retire(best, `it ran ${best.assigned} tasks`);
     }
     for (const [m, batch] of batches) this.#postRun(m, batch);
+  }
+
+  /**
+   * Start a task's time limits once its Web Worker has loaded the app: a
+   * replacement Web Worker's start-up is not the task's time.
+   */
+  #startLimits(member: Member, seq: number, limits: TimeLimits): void {
+    if (member.up) return this.#limits.start(seq, limits);
+    member.ready.then(() => {
+      if (this.#owner.get(seq)?.member === member) this.#limits.start(seq, limits);
+    }, () => {});
   }
 
   /**
