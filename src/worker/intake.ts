@@ -13,13 +13,7 @@ import { ProtocolError } from "../protocol/errors.ts";
 import { decodeTaskHeaders, type TaskRequest } from "../protocol/task_request.ts";
 import type { RunRequest } from "./executor.ts";
 import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
-import {
-  failureEntry,
-  pyException,
-  refusalInfo,
-  revokedEntry,
-  startedEntry,
-} from "./result_entries.ts";
+import { pyException, refusalInfo, revokedEntry, startedEntry } from "./result_entries.ts";
 import { finishedBefore, screen } from "./screening.ts";
 import { Settlement } from "./settlement.ts";
 import { resolveTimeLimits } from "./time_limits.ts";
@@ -112,8 +106,7 @@ export class Intake {
           reason,
           kind: "malformed",
         });
-        s.rejects.push({ delivery: d, reason, taskId, taskName });
-        if (taskId) s.stores.push(failureEntry(taskId, refusalInfo(err as Error), null));
+        s.park(d, reason, { id: taskId, name: taskName }, refusalInfo(err as Error));
         continue;
       }
       if (screen(d, req, done, s, this.#s.options.maxDeliveries)) continue;
@@ -129,9 +122,8 @@ export class Intake {
           reason,
           kind: "unregistered",
         });
-        s.rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
         const info = pyException("NotRegistered", "celery.exceptions", [req.task]);
-        s.stores.push({ ...failureEntry(req.id, info, null), replyTo: req.replyTo });
+        s.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);
         continue;
       }
       if (this.#s.revoked.has(req.id)) {

@@ -18,7 +18,7 @@ import type { ResultBackend } from "../backend/port.ts";
 import { type Delivery, DELIVERY_COUNT_HEADER } from "../broker/port.ts";
 import { READY_STATES } from "../protocol/result_meta.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
-import { failureEntry, pyException } from "./result_entries.ts";
+import { pyException } from "./result_entries.ts";
 import type { Settlement } from "./settlement.ts";
 
 const log = getLogger(["celeriac", "worker"]);
@@ -123,9 +123,8 @@ export function screen(
     const reason = `poison message: given back ${count} times by consumers that died ` +
       `holding it (limit ${maxDeliveries}, WorkerOptions.maxDeliveries)`;
     log.error("Parked task {name}[{id}]: {reason}", { name: req.task, id: req.id, reason });
-    s.rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
     const info = pyException("PoisonMessage", "celeriac", [reason]);
-    s.stores.push({ ...failureEntry(req.id, info, null), replyTo: req.replyTo });
+    s.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);
     return true;
   }
   return false;

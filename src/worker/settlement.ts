@@ -11,8 +11,10 @@ import type { ResultBackend, StoreEntry } from "../backend/port.ts";
 import type { Broker, Delivery, PublishTarget, Rejection } from "../broker/port.ts";
 import { retryWhileDown } from "../broker/outage.ts";
 import type { Message } from "../protocol/message.ts";
+import type { ExceptionInfo } from "../protocol/result_meta.ts";
 import { type ChordJoin, joinChords, publishAll } from "./chords.ts";
 import type { Outgoing } from "./follow_ups.ts";
+import { failureEntry } from "./result_entries.ts";
 import { storeResults } from "./store_results.ts";
 
 /**
@@ -37,6 +39,27 @@ export class Settlement {
   readonly publishes: Outgoing[] = [];
   /** Chord header members to join once their results are stored. */
   readonly joins: ChordJoin[] = [];
+
+  /**
+   * Park a delivery and, when its task id is known, store a FAILURE with
+   * `info` so that its caller does not wait forever.
+   *
+   * @param delivery the message to park
+   * @param reason why, listed with the parked message
+   * @param task its id and name (null when unreadable) and reply queue
+   * @param info the exception stored for the caller
+   */
+  park(
+    delivery: Delivery,
+    reason: string,
+    task: { id: string | null; name: string | null; replyTo?: string | null },
+    info: ExceptionInfo,
+  ): void {
+    this.rejects.push({ delivery, reason, taskId: task.id, taskName: task.name });
+    if (!task.id) return;
+    const entry = failureEntry(task.id, info, null);
+    this.stores.push(task.replyTo === undefined ? entry : { ...entry, replyTo: task.replyTo });
+  }
 
   /** Whether there is nothing to do. */
   get empty(): boolean {
