@@ -43,7 +43,6 @@ export interface WorkerView {
 /** Celery task states that events move a task through. */
 export type EventTaskState =
   | "PENDING"
-  | "SENT"
   | "RECEIVED"
   | "STARTED"
   | "SUCCESS"
@@ -118,8 +117,9 @@ export interface EventStateOptions {
   now?: () => number;
 }
 
+/** Event type → state, as Celery's `TASK_EVENT_TO_STATE` (a sent task is PENDING). */
 const STATE_OF: Record<string, EventTaskState> = {
-  "task-sent": "SENT",
+  "task-sent": "PENDING",
   "task-received": "RECEIVED",
   "task-started": "STARTED",
   "task-succeeded": "SUCCESS",
