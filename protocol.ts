@@ -123,7 +123,7 @@ export {
   loadedMsgpack,
 } from "./src/protocol/codecs.ts";
 // src/protocol/repr.ts
-export { argsRepr, kwargsRepr, pyRepr, REPR_MAXSIZE } from "./src/protocol/repr.ts";
+export { argsRepr, kwargsRepr, pyRepr, REPR_MAXSIZE, resultRepr } from "./src/protocol/repr.ts";
 // src/protocol/message.ts
 export type {
   Embed,

@@ -37,8 +37,8 @@ interface Histogram {
 }
 
 /** Label values joined; `\u0000` cannot occur in node or task names we print. */
-const key = (...parts: string[]) => parts.join("\u0000");
-const split = (k: string) => k.split("\u0000");
+const SEP = "\u0000";
+const split = (k: string) => k.split(SEP);
 
 /**
  * @param value a label value
@@ -86,9 +86,9 @@ export class Metrics {
     const e = event as DashboardEvent;
     const worker = e.hostname;
     if (e.type.startsWith("task-")) {
-      const k = key(worker, e.type, taskName);
+      const k = worker + SEP + e.type + SEP + taskName; // per event: no array, no join
       this.#events.set(k, (this.#events.get(k) ?? 0) + 1);
-      const wt = key(worker, taskName);
+      const wt = worker + SEP + taskName;
       if (typeof e.runtime === "number" && e.runtime > 0) {
         let h = this.#runtime.get(wt);
         if (!h) {
