@@ -8,7 +8,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
-import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import { pyJsonDumps, pyJsonDumpsRecords, pyJsonLoads } from "./json.ts";
 import type { Message } from "./message.ts";
 
 /** The exchange events are published to. */
@@ -314,7 +314,11 @@ export function encodeEventMessage(
   hostname: string,
 ): Message {
   return {
-    body: encoder.encode(pyJsonDumps(events)),
+    body: encoder.encode(
+      Array.isArray(events)
+        ? pyJsonDumpsRecords(events as unknown as Record<string, unknown>[])
+        : pyJsonDumps(events),
+    ),
     contentType: "application/json",
     contentEncoding: "utf-8",
     headers: { hostname },
