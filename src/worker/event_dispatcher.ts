@@ -58,6 +58,7 @@ export class EventDispatcher {
   readonly #broker: Broker;
   readonly #hostname: string;
   readonly #clock: LamportClock;
+  readonly #pid = Deno.pid;
   readonly #batchMax: number;
   readonly #flushMs: number;
   #batch: CeleryEvent[] = [];
@@ -137,7 +138,7 @@ export class EventDispatcher {
   }
 
   #sender(): { hostname: string; pid: number; clock: number } {
-    return { hostname: this.#hostname, pid: Deno.pid, clock: this.#clock.forward() };
+    return { hostname: this.#hostname, pid: this.#pid, clock: this.#clock.forward() };
   }
 
   #publish(message: ReturnType<typeof encodeEventMessage>, routingKey: string): void {
