@@ -31,8 +31,8 @@ export { type ResultSource, taskErrorFromMeta } from "./src/client/async_result.
 export { DEFAULT_BROKER_URL, resolveConfig, type ResolvedConfig } from "./src/client/config.ts";
 // src/client/runtime.ts
 export { anonymousNodeName, hostName, processId, readEnv } from "./src/client/runtime.ts";
-// src/client/task.ts
-export type { TaskSender } from "./src/client/task.ts";
+// src/client/task_options.ts
+export type { TaskSender } from "./src/client/task_options.ts";
 // src/client/transports.ts
 export {
   openBackend,

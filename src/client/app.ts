@@ -30,14 +30,14 @@ import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config
 import { currentTask } from "./current.ts";
 import { NoResultBackendError } from "./errors.ts";
 import { anonymousNodeName } from "./runtime.ts";
-import {
-  type ApplyOptions,
-  type BoundTaskHandler,
-  Task,
-  type TaskHandler,
-  type TaskOptions,
-  type TaskSender,
-} from "./task.ts";
+import { Task } from "./task.ts";
+import type {
+  ApplyOptions,
+  BoundTaskHandler,
+  TaskHandler,
+  TaskOptions,
+  TaskSender,
+} from "./task_options.ts";
 import { type CompiledRoutes, compileRoutes } from "./routes.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
 import { openBackend, openBroker } from "./transports.ts";

@@ -10,7 +10,7 @@
  */
 
 import type { Celery } from "../client/app.ts";
-import type { TaskContext } from "../client/task.ts";
+import type { TaskContext } from "../client/task_options.ts";
 import { chordSignature, groupSignature } from "../protocol/canvas.ts";
 import type { SignatureDict } from "../protocol/message.ts";
 import { encodeResultMeta, type ExceptionInfo, READY_STATES } from "../protocol/result_meta.ts";
