@@ -23,8 +23,8 @@
  * @module
  */
 
-// src/client/app.ts
-export { PUBLISHER, type Publisher } from "./src/client/app.ts";
+// src/client/publisher.ts
+export { PUBLISHER, type Publisher } from "./src/client/publisher.ts";
 // src/client/async_result.ts
 export { type ResultSource, taskErrorFromMeta } from "./src/client/async_result.ts";
 // src/client/config.ts
