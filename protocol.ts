@@ -214,13 +214,12 @@ export {
 export {
   type CanvasPlan,
   type CanvasSend,
-  chainSignature,
-  chordSignature,
   freezeSignature,
-  groupSignature,
   planCanvas,
   type PlanOptions,
 } from "./src/protocol/canvas.ts";
+// src/protocol/canvas_shape.ts
+export { chainSignature, chordSignature, groupSignature } from "./src/protocol/canvas_shape.ts";
 // src/protocol/canvas_message.ts
 export {
   type CanvasSender,

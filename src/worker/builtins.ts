@@ -11,7 +11,7 @@
 
 import type { Celery } from "../client/app.ts";
 import type { TaskContext } from "../client/task_options.ts";
-import { chordSignature, groupSignature } from "../protocol/canvas.ts";
+import { chordSignature, groupSignature } from "../protocol/canvas_shape.ts";
 import type { SignatureDict } from "../protocol/message.ts";
 import { encodeResultMeta, type ExceptionInfo, READY_STATES } from "../protocol/result_meta.ts";
 import {
