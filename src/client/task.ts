@@ -87,14 +87,7 @@ export class Task<A extends unknown[], R> {
     if (options.taskId !== undefined) {
       throw new TypeError(`${this.name}.delayMany() cannot share one taskId between calls`);
     }
-    const shared: ApplyOptions = {
-      queue: this.options.queue,
-      priority: this.options.priority,
-      serializer: this.options.serializer,
-      timeLimit: this.options.timeLimit,
-      softTimeLimit: this.options.softTimeLimit,
-      ...stripUndefined(options),
-    };
+    const shared = this.#callOptions(options);
     if (!this.#sender.sendMany) {
       return Promise.all(argsList.map((args) => this.#sender.sendTask<R>(this.name, args, shared)));
     }
@@ -116,14 +109,19 @@ export class Task<A extends unknown[], R> {
    * @returns the result handle, once the broker has the message
    */
   applyAsync(args: A, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
-    return this.#sender.sendTask<R>(this.name, args, {
+    return this.#sender.sendTask<R>(this.name, args, this.#callOptions(options));
+  }
+
+  /** The task's defaults for a call, under the call's own options. */
+  #callOptions(options: ApplyOptions): ApplyOptions {
+    return {
       queue: this.options.queue,
       priority: this.options.priority,
       serializer: this.options.serializer,
       timeLimit: this.options.timeLimit,
       softTimeLimit: this.options.softTimeLimit,
       ...stripUndefined(options),
-    });
+    };
   }
 
   #canvasApp(): CanvasApp {
