@@ -138,6 +138,8 @@ export class AutoscalePolicy {
   #surplusSince: number | null = null;
 
   /**
+   * Set the range and keep-alive.
+   *
    * @param options the range and keep-alive
    * @throws {RangeError} for a range that is not max >= min >= 0, or a keep-alive <= 0
    */

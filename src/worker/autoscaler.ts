@@ -74,6 +74,8 @@ export class Autoscaler {
   #saturated = false;
 
   /**
+   * Configure the autoscaler; nothing is resized before {@link Autoscaler.start}.
+   *
    * @param options the range and keep-alive
    * @param host the pool, the tasks held, the clock
    * @throws {RangeError} for an invalid range or keep-alive
