@@ -17,18 +17,18 @@
  */
 
 // src/broker/redis.ts
+export { openRedisBroker, RedisBroker, type RedisBrokerOptions } from "./src/broker/redis.ts";
+// src/broker/redis_keys.ts
 export {
-  openRedisBroker,
   PARKED_KEY,
   PRIORITY_SEP,
   PRIORITY_STEPS,
   priorityList,
   RATE_LIMIT_KEY_PREFIX,
-  RedisBroker,
-  type RedisBrokerOptions,
-  RESTORE_LOCK_MS,
   REVOKED_KEY,
-} from "./src/broker/redis.ts";
+} from "./src/broker/redis_keys.ts";
+// src/broker/redis_restore.ts
+export { RESTORE_LOCK_MS } from "./src/broker/redis_restore.ts";
 // src/broker/redis_url.ts
 export {
   isClusterUrl,
