@@ -65,12 +65,9 @@ export {
   type RpcBackendOptions,
 } from "./src/backend/rpc.ts";
 // src/broker/kv.ts
-export {
-  KV_MAX_MESSAGE_BYTES,
-  KvBroker,
-  type KvBrokerOptions,
-  openKvBroker,
-} from "./src/broker/kv.ts";
+export { KvBroker, type KvBrokerOptions, openKvBroker } from "./src/broker/kv.ts";
+// src/broker/kv_message.ts
+export { KV_MAX_MESSAGE_BYTES } from "./src/broker/kv_message.ts";
 // src/broker/kv_store.ts
 export { type KvUrl, parseKvUrl } from "./src/broker/kv_store.ts";
 // src/backend/kv.ts

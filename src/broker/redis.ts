@@ -202,14 +202,14 @@ export class RedisBroker implements Broker {
    * empty, and while Redis is unreachable (retrying every 100 ms until it is
    * back or `signal` aborts).
    */
-  take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
+  async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
     if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
     this.#startSweeping();
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#closing.signal])
       : this.#closing.signal;
-    return this.#taker.take(queues, options.max, signal);
+    return await this.#taker.take(queues, options.max, signal);
   }
 
   /** Acknowledge: remove from `unacked` and `unacked_index` in one transaction. */
