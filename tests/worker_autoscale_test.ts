@@ -107,6 +107,36 @@ Deno.test({
 });
 
 Deno.test({
+  name: "autoscale on redis: with one task per Web Worker (--prefetch-multiplier 1), full takes " +
+    "still grow the pool",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const queue = `q-as-pm1-${crypto.randomUUID().slice(0, 8)}`;
+  const node = `as-pm1-${queue}@test`;
+  const worker = await celeriacWorker(
+    workerArgs(queue, node, ["--autoscale", "3,1", "--prefetch-multiplier", "1"]),
+  );
+  const app = new Celery({ broker: BROKER, backend: REDIS_URL, defaultQueue: queue });
+  try {
+    const burst = await Promise.all(
+      Array.from({ length: 6 }, () => app.sendTask<string>("tasks.sleep", [2])),
+    );
+    taskIds.push(...burst.map((r) => r.id));
+    // The window holds one task per Web Worker, so tasks never outnumber Web Workers; a take
+    // that got all it asked for says more wait on the broker.
+    const seen = await until(app, node, 3, 15_000);
+    assert.ok(
+      seen.every((a) => a.qty <= a.current),
+      `one task per Web Worker: ${JSON.stringify(seen)}`,
+    );
+    for (const r of burst) assert.equal(await r.get({ timeout: 30_000 }), "slept");
+  } finally {
+    await app.close();
+    await worker.stop();
+  }
+});
+
+Deno.test({
   name: "autoscale on redis: a worker without it answers Celery's error, and --autoscale needs " +
     "the threads pool",
   ignore: WITHOUT_REDIS,
