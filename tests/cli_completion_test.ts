@@ -2,14 +2,31 @@
  * `worker.ts completion bash|zsh|fish`: the bash script, sourced in a real
  * bash, registers for `worker.ts` and completes subcommands, inspect and
  * control commands, flags and flag values (COMP_WORDS / COMPREPLY as bash
- * fills them); every flag the command line parses and every inspect /
- * control command is in each script; an unknown shell exits 2.
+ * fills them); fish completes with the real `complete -C`; the zsh function
+ * runs in a real zsh with `words` / `CURRENT` set and `compadd` recording
+ * what it is given (zsh's completion system needs a terminal); every flag
+ * the command line parses and every inspect / control command is in each
+ * script; an unknown shell exits 2.
  */
 
 import assert from "node:assert/strict";
 import { CONTROL_COMMANDS, INSPECT_COMMANDS } from "../src/cli/inspect.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
+
+async function has(shell: string): Promise<boolean> {
+  return await new Deno.Command("sh", { args: ["-c", `command -v ${shell}`], stdout: "null" })
+    .output().then((o) => o.success, () => false);
+}
+
+const WITHOUT_FISH = !(await has("fish"));
+const WITHOUT_ZSH = !(await has("zsh"));
+
+async function shell(cmd: string, args: string[]): Promise<string[]> {
+  const o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  assert.equal(o.code, 0, new TextDecoder().decode(o.stderr));
+  return new TextDecoder().decode(o.stdout).trimEnd().split("\n");
+}
 
 async function worker(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const o = await new Deno.Command(Deno.execPath(), {
@@ -79,6 +96,73 @@ Deno.test("completion: the bash script completes subcommands, commands, flags an
     "", // a flag's value: nothing to offer
     "zsh",
   ]);
+});
+
+Deno.test({
+  name: "completion: fish completes with the script loaded",
+  ignore: WITHOUT_FISH,
+}, async () => {
+  const file = await Deno.makeTempFile({ suffix: ".fish" });
+  try {
+    await Deno.writeTextFile(file, (await worker("completion", "fish")).out);
+    const got = await shell("fish", [
+      "--no-config",
+      "-c",
+      `source ${file}; complete -C "worker.ts ins"; echo -; complete -C "celeriac control auto"; ` +
+      `echo -; complete -C "worker.ts --autos"; echo -; complete -C "worker.ts -P "`,
+    ]);
+    assert.deepEqual(got, [
+      "inspect",
+      "-",
+      "autoscale",
+      "-",
+      "--autoscale",
+      "--autoscale-keepalive",
+      "-",
+      "inline",
+      "threads",
+    ]);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test({
+  name: "completion: the zsh function offers subcommands, commands, flags and values",
+  ignore: WITHOUT_ZSH,
+}, async () => {
+  const file = await Deno.makeTempFile({ suffix: ".zsh" });
+  try {
+    await Deno.writeTextFile(file, (await worker("completion", "zsh")).out);
+    const got = await shell("zsh", [
+      "-f",
+      "-c",
+      [
+        "compdef() { print -r -- compdef $@; }",
+        // compadd filters by the word being completed; record what survives.
+        'compadd() { [[ $1 == -- ]] && shift; local w o=(); for w in "$@"; do ' +
+        '[[ $w == ${words[CURRENT]}* ]] && o+=$w; done; print -r -- "${o[*]}"; }',
+        "_files() { print -r -- FILES; }",
+        `source ${file}`,
+        't() { words=("$@"); CURRENT=$#; _celeriac; }',
+        "t worker.ts ins",
+        "t worker.ts --app x.ts control auto",
+        "t worker.ts --autos",
+        't worker.ts -P ""',
+        't worker.ts --app ""',
+      ].join("\n"),
+    ]);
+    assert.deepEqual(got, [
+      "compdef _celeriac worker.ts celeriac",
+      "inspect",
+      "autoscale",
+      "--autoscale --autoscale-keepalive",
+      "threads inline",
+      "FILES",
+    ]);
+  } finally {
+    await Deno.remove(file);
+  }
 });
 
 Deno.test("completion: every script names every flag and inspect / control command", async () => {
