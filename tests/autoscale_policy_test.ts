@@ -114,6 +114,11 @@ Deno.test({
         3,
         "the flag wins",
       );
+      Deno.env.set("AUTOSCALE_KEEPALIVE", "soon");
+      assert.throws(
+        () => scaleWorkerOptions({ autoscale: "2" }),
+        /AUTOSCALE_KEEPALIVE needs a number of seconds > 0, got "soon"/,
+      );
     } finally {
       Deno.env.delete("AUTOSCALE_KEEPALIVE");
     }
@@ -187,4 +192,12 @@ Deno.test("autoscale: control replies are Celery 5.2's", async () => {
     ok: "pool will grow",
   });
   assert.deepEqual(resized, [2]);
+});
+
+Deno.test({
+  name: "autoscale: without env permission the keep-alive is the default (no prompt)",
+  permissions: { env: false },
+  fn: () => {
+    assert.deepEqual(scaleWorkerOptions({ autoscale: "4,2" }).autoscale, { max: 4, min: 2 });
+  },
 });

@@ -62,19 +62,19 @@ export function scaleWorkerOptions(values: Record<string, unknown>): ScaleOption
   const soft = values["soft-shutdown-timeout"] as string | undefined;
   const out: ScaleOptions = {};
   const autoscale = values.autoscale as string | undefined;
-  const keepalive = values["autoscale-keepalive"] as string | undefined ?? keepaliveEnv();
+  const flag = values["autoscale-keepalive"] as string | undefined;
   if (autoscale !== undefined) {
     out.autoscale = parseAutoscale(autoscale);
+    const keepalive = flag ?? keepaliveEnv();
     if (keepalive !== undefined) {
       const k = Number(keepalive);
       if (!(k > 0) || !Number.isFinite(k)) {
-        throw new TypeError(
-          `--autoscale-keepalive needs a number of seconds > 0, got "${keepalive}"`,
-        );
+        const from = flag === undefined ? "AUTOSCALE_KEEPALIVE" : "--autoscale-keepalive";
+        throw new TypeError(`${from} needs a number of seconds > 0, got "${keepalive}"`);
       }
       out.autoscale.keepalive = k;
     }
-  } else if (values["autoscale-keepalive"] !== undefined) {
+  } else if (flag !== undefined) {
     throw new TypeError("--autoscale-keepalive goes with --autoscale MAX,MIN");
   }
   if (limit !== undefined) {
@@ -94,11 +94,9 @@ export function scaleWorkerOptions(values: Record<string, unknown>): ScaleOption
   return out;
 }
 
-/** Celery's `AUTOSCALE_KEEPALIVE` environment variable, when readable and set. */
+/** Celery's `AUTOSCALE_KEEPALIVE` environment variable, when set and readable without a prompt. */
 function keepaliveEnv(): string | undefined {
-  try {
-    return Deno.env.get("AUTOSCALE_KEEPALIVE") || undefined;
-  } catch {
-    return undefined; // no --allow-env: the default applies
-  }
+  const variable = "AUTOSCALE_KEEPALIVE";
+  if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return undefined;
+  return Deno.env.get(variable) || undefined;
 }
