@@ -317,7 +317,7 @@ export async function main(args: string[]): Promise<number> {
     if (isMonitorCommand(command)) {
       return await runMonitor(command, app, positionals.slice(1), values);
     }
-    const run = RUNNERS[command];
+    const run = Object.hasOwn(RUNNERS, command) ? RUNNERS[command] : undefined;
     if (!run) {
       console.error(`error: unknown command "${command}"; run with --help to see the commands`);
       return 2;
