@@ -67,6 +67,8 @@ Deno.test("autoscale: update moves the pool into the new range at once", () => {
 
 Deno.test("autoscale: settings are checked", () => {
   assert.equal(AUTOSCALE_KEEPALIVE, 30);
+  assert.equal(new AutoscalePolicy({ max: 2 }).keepalive, 30, "Celery's default");
+  assert.equal(new AutoscalePolicy({ max: 2, keepalive: 0.5 }).keepalive, 0.5);
   assert.throws(() => new AutoscalePolicy({ max: 0 }), RangeError);
   assert.throws(() => new AutoscalePolicy({ max: 2, min: 3 }), /max=2 min=3/);
   assert.throws(

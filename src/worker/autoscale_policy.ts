@@ -161,6 +161,11 @@ export class AutoscalePolicy {
     return this.#max;
   }
 
+  /** Seconds of surplus before idle Web Workers are retired. */
+  get keepalive(): number {
+    return this.#keepaliveMs / 1000;
+  }
+
   /** The fewest Web Workers, as set (the pool keeps at least 1). */
   get min(): number {
     return this.#min;

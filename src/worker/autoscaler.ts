@@ -94,6 +94,11 @@ export class Autoscaler {
    * @param signal stops the autoscaler
    */
   start(lifecycle: Lifecycle, signal: AbortSignal): void {
+    log.info("Autoscale: {min} to {max} Web Worker(s), idle ones retired after {keepalive} s", {
+      min: Math.max(1, this.#policy.min),
+      max: this.#policy.max,
+      keepalive: this.#policy.keepalive,
+    });
     const timer = setInterval(() => this.check(), CHECK_INTERVAL_MS);
     const unsubscribe = lifecycle.subscribe((e) => {
       if (e.type === "started") this.check();
