@@ -31,6 +31,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { Channel } from "amqplib";
 import type { Message } from "../protocol/message.ts";
 import { AmqpConnection, isChannelError } from "./amqp_connection.ts";
 import { consumeAcrossReconnects } from "./amqp_consume.ts";
@@ -246,34 +247,27 @@ export class AmqpBroker implements Broker {
     this.#taker.settle(toPark.map((r) => r.delivery), "ack");
   }
 
-  #isMissing(err: unknown): boolean {
-    return isChannelError(err, 404);
+  /** Run `count` on an admin channel; 0 when the queue it names does not exist. */
+  async #countOrZero(count: (channel: Channel) => Promise<number>): Promise<number> {
+    return await this.#publisher.withSession(async (session) => {
+      const { channel } = await this.#declarations.admin.get(session);
+      try {
+        return await count(channel);
+      } catch (err) {
+        if (isChannelError(err, 404)) return 0;
+        throw err;
+      }
+    });
   }
 
   /** Delete every waiting message of a queue; 0 for a queue that does not exist. */
-  async purge(queue: string): Promise<number> {
-    return await this.#publisher.withSession(async (session) => {
-      const { channel } = await this.#declarations.admin.get(session);
-      try {
-        return (await channel.purgeQueue(queue)).messageCount;
-      } catch (err) {
-        if (this.#isMissing(err)) return 0;
-        throw err;
-      }
-    });
+  purge(queue: string): Promise<number> {
+    return this.#countOrZero(async (channel) => (await channel.purgeQueue(queue)).messageCount);
   }
 
   /** Count ready messages of a queue (a passive declare); 0 for a queue that does not exist. */
-  async queueDepth(queue: string): Promise<number> {
-    return await this.#publisher.withSession(async (session) => {
-      const { channel } = await this.#declarations.admin.get(session);
-      try {
-        return (await channel.checkQueue(queue)).messageCount;
-      } catch (err) {
-        if (this.#isMissing(err)) return 0;
-        throw err;
-      }
-    });
+  queueDepth(queue: string): Promise<number> {
+    return this.#countOrZero(async (channel) => (await channel.checkQueue(queue)).messageCount);
   }
 
   /** List parked messages, oldest first (read without removing them). */
