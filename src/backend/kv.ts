@@ -14,7 +14,13 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { commitAtomic, openSharedKv, parseKvUrl, type SharedKv } from "../broker/kv_store.ts";
+import {
+  commitAtomic,
+  kvNamespace,
+  openSharedKv,
+  parseKvUrl,
+  type SharedKv,
+} from "../broker/kv_store.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import { EncodeError } from "../protocol/errors.ts";
 import type { ChordMember } from "../protocol/signature.ts";
@@ -340,10 +346,7 @@ export async function openKvBackend(
       `resultExpires must be a number of seconds >= 0 (0 keeps results forever), got ${resultExpires}`,
     );
   }
-  const prefix = parsed.prefix !== undefined ? [parsed.prefix] : options.prefix ?? ["celeriac"];
-  if (prefix.length === 0) {
-    throw new RangeError('prefix must name at least one key part, e.g. ["celeriac"]');
-  }
+  const prefix = kvNamespace(parsed, options.prefix);
   const shared = await openSharedKv(parsed.path, url);
   return new KvBackend(shared, { resultExpires, prefix });
 }
