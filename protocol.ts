@@ -23,16 +23,16 @@
  * @module
  */
 
-// src/client/app.ts
-export { PUBLISHER, type Publisher } from "./src/client/app.ts";
+// src/client/publisher.ts
+export { PUBLISHER, type Publisher } from "./src/client/publisher.ts";
 // src/client/async_result.ts
 export { type ResultSource, taskErrorFromMeta } from "./src/client/async_result.ts";
 // src/client/config.ts
 export { DEFAULT_BROKER_URL, resolveConfig, type ResolvedConfig } from "./src/client/config.ts";
 // src/client/runtime.ts
 export { anonymousNodeName, hostName, processId, readEnv } from "./src/client/runtime.ts";
-// src/client/task.ts
-export type { TaskSender } from "./src/client/task.ts";
+// src/client/task_options.ts
+export type { TaskSender } from "./src/client/task_options.ts";
 // src/client/transports.ts
 export {
   openBackend,
@@ -94,7 +94,7 @@ export type { ChordPart, ResultBackend, StoreEntry } from "./src/backend/port.ts
 // src/protocol/errors.ts
 export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";
 // src/protocol/json.ts
-export { pyJsonDumps, pyJsonLoads } from "./src/protocol/json.ts";
+export { pyJsonDumps, pyJsonDumpsRecords, pyJsonLoads } from "./src/protocol/json.ts";
 // src/protocol/limits.ts
 export {
   checkShape,
@@ -123,7 +123,7 @@ export {
   loadedMsgpack,
 } from "./src/protocol/codecs.ts";
 // src/protocol/repr.ts
-export { argsRepr, kwargsRepr, pyRepr, REPR_MAXSIZE } from "./src/protocol/repr.ts";
+export { argsRepr, kwargsRepr, pyRepr, REPR_MAXSIZE, resultRepr } from "./src/protocol/repr.ts";
 // src/protocol/message.ts
 export type {
   Embed,
@@ -214,13 +214,12 @@ export {
 export {
   type CanvasPlan,
   type CanvasSend,
-  chainSignature,
-  chordSignature,
   freezeSignature,
-  groupSignature,
   planCanvas,
   type PlanOptions,
 } from "./src/protocol/canvas.ts";
+// src/protocol/canvas_shape.ts
+export { chainSignature, chordSignature, groupSignature } from "./src/protocol/canvas_shape.ts";
 // src/protocol/canvas_message.ts
 export {
   type CanvasSender,

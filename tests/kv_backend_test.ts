@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { KV_MAX_RESULT_BYTES, openKvBackend } from "../src/backend/kv.ts";
+import { openKvBackend } from "../src/backend/kv.ts";
+import { KV_MAX_RESULT_BYTES } from "../src/backend/kv_meta_store.ts";
 import { openKvBroker } from "../src/broker/kv.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { backendConformance } from "./backend_conformance.ts";
@@ -133,5 +134,28 @@ await backend.close();
     assert.ok(latency < 500, `woken ${latency} ms after the store`);
   } finally {
     await backend.close();
+  }
+});
+
+Deno.test("kv backend and broker: the URL's prefix wins over the option; an empty one is refused", async () => {
+  const empty = /prefix must name at least one key part/;
+  await assert.rejects(openKvBackend("kv://:memory:", { prefix: [] }), empty);
+  await assert.rejects(openKvBroker("kv://:memory:", { prefix: [] }), empty);
+  const dir = await Deno.makeTempDir();
+  const url = `kv://${dir}/ns.sqlite`;
+  const backend = await openKvBackend(`${url}?prefix=fromurl`, { prefix: ["ignored"] });
+  try {
+    const taskId = crypto.randomUUID();
+    const meta = encodeResultMeta({ taskId, status: "SUCCESS", result: 1, dateDone: new Date() });
+    await backend.store([{ taskId, status: "SUCCESS", meta }]);
+    const kv = await Deno.openKv(`${dir}/ns.sqlite`);
+    try {
+      assert.notEqual((await kv.get(["fromurl", "celery-task-meta", taskId])).versionstamp, null);
+    } finally {
+      kv.close();
+    }
+  } finally {
+    await backend.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
