@@ -15,6 +15,12 @@ function freePort(): number {
   return port;
 }
 
+/** The niceness of a process (field 19 of /proc/PID/stat). */
+function niceOf(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+}
+
 function start(args: string[]): Proc {
   return Proc.start("dashboard", Deno.execPath(), [
     "run",
@@ -39,6 +45,7 @@ Deno.test("worker.ts dashboard serves, and stops on SIGTERM with exit 0", async 
     assert.equal(session.readOnly, true);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     assert.match(metrics, /^celeriac_queue_length\{queue="celery"\} 0$/m);
+    assert.equal(niceOf(p.child.pid), 10, "the standalone dashboard yields the CPU to workers");
   } finally {
     const status = await p.stop("SIGTERM");
     assert.equal(status.code, 0, p.output);
@@ -53,9 +60,25 @@ Deno.test("worker -D serves the dashboard from the worker process", async () => 
     await p.waitFor(/Dashboard on /);
     const r = await fetch(`http://127.0.0.1:${port}/api/queues`);
     assert.deepEqual(await r.json(), { queues: [{ name: "celery", depth: 0 }] });
+    assert.equal(niceOf(p.child.pid), 0, "a worker serving the dashboard keeps its priority");
   } finally {
     assert.equal((await p.stop("SIGTERM")).code, 0, p.output);
   }
+});
+
+Deno.test("worker.ts dashboard --nice: 0 keeps normal priority; out of 0..19 is refused", async () => {
+  const port = freePort();
+  const p = start(["dashboard", "--port", String(port), "--nice", "0"]);
+  try {
+    await p.waitFor(/Dashboard on /);
+    assert.equal(niceOf(p.child.pid), 0);
+  } finally {
+    assert.equal((await p.stop("SIGTERM")).code, 0, p.output);
+  }
+  const bad = start(["dashboard", "--port", String(freePort()), "--nice", "20"]);
+  assert.notEqual((await bad.child.status).code, 0);
+  await bad.stop();
+  assert.match(bad.output, /--nice needs a whole number 0\.\.19, got "20"/);
 });
 
 Deno.test("worker.ts dashboard: off loopback without auth, or a port in use, exits 1", async () => {

@@ -57,6 +57,16 @@ Deno.test("-0 is written as Python's -0.0 and read back as -0", () => {
   assert.ok(Object.is((pyJsonLoads("[NaN, -0.0]") as number[])[1], -0));
 });
 
+Deno.test("long fractions stay numbers; a long integer beside them is still a bigint", () => {
+  const text = '{"timestamp": 1733112345.1234567, "runtime": 0.0003449916839599609}';
+  assert.deepEqual(pyJsonLoads(text), {
+    timestamp: 1733112345.1234567,
+    runtime: 0.0003449916839599609,
+  });
+  const mixed = pyJsonLoads("[0.0003449916839599609, 12345678901234567890, -9007199254740993]");
+  assert.deepEqual(mixed, [0.0003449916839599609, 12345678901234567890n, -9007199254740993n]);
+});
+
 Deno.test("integers beyond 2^53 decode to bigint and encode back exactly", () => {
   const text = '{"n": [18446744073709551616, {"m": -9007199254740993}]}';
   const v = pyJsonLoads(text) as { n: [bigint, { m: bigint }] };

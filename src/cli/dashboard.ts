@@ -5,6 +5,7 @@
  * @module
  */
 
+import { setPriority } from "node:os";
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import { Dashboard } from "../dashboard/server.ts";
@@ -22,6 +23,7 @@ export const DASHBOARD_OPTIONS = {
   "read-only": { type: "boolean" },
   "hide-args": { type: "boolean" },
   "max-tasks": { type: "string" },
+  nice: { type: "string" },
 } as const;
 
 /** Usage lines of the dashboard. */
@@ -40,6 +42,8 @@ Dashboard options:
       --read-only            hide every action (revoke, purge, shutdown, ...)
       --hide-args            mask task args, kwargs and results
       --max-tasks N          tasks kept in memory (default 10000)
+      --nice N               dashboard: CPU priority, as nice(1) (default 10: workers on the
+                             same host come first; 0 for normal; needs --allow-sys=setPriority)
   -Q, --queues a,b           dashboard: also show the depth of these queues`;
 
 type Values = Record<string, string | boolean | undefined>;
@@ -89,6 +93,47 @@ export function dashboardFromFlags(app: Celery, values: Values): Dashboard {
   });
 }
 
+/** The standalone dashboard's default niceness: below the workers it watches. */
+export const DASHBOARD_NICE = 10;
+
+/**
+ * Lower this process's CPU priority (`--nice`, default
+ * {@link DASHBOARD_NICE}), so that a dashboard sharing a host with workers
+ * never takes CPU they need: on a busy host it falls behind and catches up
+ * (events wait in its connection) instead of slowing the drain. Without
+ * `--allow-sys=setPriority` it says so and runs at normal priority.
+ *
+ * @example
+ * ```ts ignore
+ * applyNice("10"); // as `nice -n 10`
+ * ```
+ *
+ * @param value the flag's value (undefined: the default)
+ * @throws {TypeError} when the value is not a whole number from 0 to 19
+ */
+export function applyNice(value: string | undefined): void {
+  const n = value === undefined ? DASHBOARD_NICE : Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 19) {
+    throw new TypeError(`--nice needs a whole number 0..19, got "${value}"`);
+  }
+  if (n === 0) return;
+  if (Deno.permissions.querySync({ name: "sys", kind: "setPriority" }).state !== "granted") {
+    log.info(
+      "Running at normal CPU priority: grant --allow-sys=setPriority to let the dashboard " +
+        "yield the CPU to workers on this host (--nice 0 to keep it and silence this)",
+    );
+    return;
+  }
+  try {
+    setPriority(n);
+  } catch (err) {
+    log.warn("Could not lower the CPU priority to nice {n}: {error}", {
+      n,
+      error: (err as Error).message,
+    });
+  }
+}
+
 /**
  * `worker.ts dashboard`: serve until SIGINT/SIGTERM; resolves with the exit code.
  *
@@ -103,6 +148,7 @@ export function dashboardFromFlags(app: Celery, values: Values): Dashboard {
  */
 export async function runDashboard(app: Celery, values: Values): Promise<number> {
   const dashboard = dashboardFromFlags(app, values);
+  applyNice(values.nice as string | undefined);
   const stopped = Promise.withResolvers<void>();
   const onSignal = () => stopped.resolve();
   Deno.addSignalListener("SIGINT", onSignal);

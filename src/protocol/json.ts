@@ -18,7 +18,10 @@ import { parsePyDate, pyIsoFormat } from "./time.ts";
 const SAFE_STRING = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
 // Python's ensure_ascii escapes everything outside " "-"~", so DEL (0x7f) too.
 const NON_ASCII = /[\u007f-\uffff]/g;
-const LONG_DIGITS = /\d{16}/;
+// An integer token of 16+ digits (2^53 has 16) may not fit a double: only then is the
+// slower reviver needed. A run after "." is a float's fraction (Python writes runtimes and
+// timestamps with up to 17 significant digits), which a double holds as Python meant it.
+const LONG_INTEGER = /(?<![\d.])\d{16}/;
 
 function escapeNonAscii(ch: string): string {
   return "\\u" + ch.charCodeAt(0).toString(16).padStart(4, "0");
@@ -264,7 +267,7 @@ function reviver(this: unknown, _key: string, value: unknown, ctx?: { source?: s
  *   tokens `NaN` / `Infinity`) nests deeper than `MAX_NESTING_DEPTH`
  */
 export function pyJsonLoads(text: string): unknown {
-  const special = LONG_DIGITS.test(text) || text.includes('"__type__"');
+  const special = LONG_INTEGER.test(text) || text.includes('"__type__"');
   try {
     return special ? JSON.parse(text, reviver) : JSON.parse(text);
   } catch (err) {
