@@ -17,18 +17,18 @@
  */
 
 // src/broker/redis.ts
+export { openRedisBroker, RedisBroker, type RedisBrokerOptions } from "./src/broker/redis.ts";
+// src/broker/redis_keys.ts
 export {
-  openRedisBroker,
   PARKED_KEY,
   PRIORITY_SEP,
   PRIORITY_STEPS,
   priorityList,
   RATE_LIMIT_KEY_PREFIX,
-  RedisBroker,
-  type RedisBrokerOptions,
-  RESTORE_LOCK_MS,
   REVOKED_KEY,
-} from "./src/broker/redis.ts";
+} from "./src/broker/redis_keys.ts";
+// src/broker/redis_restore.ts
+export { RESTORE_LOCK_MS } from "./src/broker/redis_restore.ts";
 // src/broker/redis_url.ts
 export {
   isClusterUrl,
@@ -65,12 +65,9 @@ export {
   type RpcBackendOptions,
 } from "./src/backend/rpc.ts";
 // src/broker/kv.ts
-export {
-  KV_MAX_MESSAGE_BYTES,
-  KvBroker,
-  type KvBrokerOptions,
-  openKvBroker,
-} from "./src/broker/kv.ts";
+export { KvBroker, type KvBrokerOptions, openKvBroker } from "./src/broker/kv.ts";
+// src/broker/kv_message.ts
+export { KV_MAX_MESSAGE_BYTES } from "./src/broker/kv_message.ts";
 // src/broker/kv_store.ts
 export { type KvUrl, parseKvUrl } from "./src/broker/kv_store.ts";
 // src/backend/kv.ts

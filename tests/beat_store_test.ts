@@ -5,12 +5,11 @@ import { openScheduleStore, type ScheduleStore } from "../protocol.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import {
-  command,
   privatePorts,
   type RedisProcess,
   startRedis,
+  startRedisCluster,
   startSentinel,
-  waitUntil,
 } from "./helpers/redis_servers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -137,31 +136,9 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "celeriac-beat-cluster-" });
     const base = privatePorts();
-    const nodes: RedisProcess[] = [];
+    let nodes: RedisProcess[] = [];
     try {
-      for (let i = 0; i < 3; i++) {
-        nodes.push(
-          await startRedis(base + i, dir, [
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            `${dir}/nodes-${base + i}.conf`,
-          ]),
-        );
-      }
-      const out = await new Deno.Command("redis-cli", {
-        args: ["--cluster", "create", ...nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-yes"],
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      assert.ok(out.success, new TextDecoder().decode(out.stderr));
-      for (const n of nodes) {
-        await waitUntil(
-          `node ${n.port} to see the cluster ok`,
-          async () => String(await command(n.port, "CLUSTER", "INFO")).includes("cluster_state:ok"),
-          20_000,
-        );
-      }
+      nodes = await startRedisCluster(base, dir);
       const url = `redis+cluster://127.0.0.1:${base},127.0.0.1:${base + 1}`;
       const a = await openScheduleStore(url);
       const b = await openScheduleStore(url);

@@ -8,13 +8,7 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { encodeGroupMeta } from "../protocol.ts";
 import { openRedisBackend } from "../transports.ts";
-import {
-  command,
-  privatePorts,
-  type RedisProcess,
-  startRedis,
-  waitUntil,
-} from "./helpers/redis_servers.ts";
+import { privatePorts, type RedisProcess, startRedisCluster } from "./helpers/redis_servers.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 Deno.test({
@@ -23,31 +17,9 @@ Deno.test({
 }, async () => {
   const base = privatePorts();
   const dir = await Deno.makeTempDir({ prefix: "celeriac-chord-cluster-" });
-  const nodes: RedisProcess[] = [];
+  let nodes: RedisProcess[] = [];
   try {
-    for (let i = 0; i < 3; i++) {
-      nodes.push(
-        await startRedis(base + i, dir, [
-          "--cluster-enabled",
-          "yes",
-          "--cluster-config-file",
-          `${dir}/nodes-${base + i}.conf`,
-        ]),
-      );
-    }
-    const out = await new Deno.Command("redis-cli", {
-      args: ["--cluster", "create", ...nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-yes"],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.ok(out.success, new TextDecoder().decode(out.stderr));
-    for (const n of nodes) {
-      await waitUntil(
-        `node ${n.port} to see the cluster ok`,
-        async () => String(await command(n.port, "CLUSTER", "INFO")).includes("cluster_state:ok"),
-        20_000,
-      );
-    }
+    nodes = await startRedisCluster(base, dir);
     const backend = await openRedisBackend(`redis+cluster://127.0.0.1:${base}`);
     try {
       const gid = crypto.randomUUID();

@@ -154,6 +154,22 @@ Deno.test("EventState: alive by heartbeat, offline, bounded, ready states win ov
   assert.throws(() => new EventState({ maxTasks: 0 }), RangeError);
 });
 
+Deno.test("EventState: a sent task is PENDING, as in Celery's State, until a worker receives it", () => {
+  const state = new EventState({ now: () => 20 });
+  const at = (type: CeleryEvent["type"], ts: number) =>
+    makeEvent(type, { uuid: "s1", name: "x" }, {
+      hostname: "c@h",
+      pid: 1,
+      clock: 1,
+      timestamp: ts * 1000,
+    });
+  state.event(at("task-sent", 10));
+  assert.equal(state.tasks.get("s1")!.state, "PENDING");
+  assert.equal(state.tasks.get("s1")!.timestamps.sent, 10);
+  state.event(at("task-received", 11));
+  assert.equal(state.tasks.get("s1")!.state, "RECEIVED");
+});
+
 Deno.test("events: clean up", async () => {
   await cleanup();
 });

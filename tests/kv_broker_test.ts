@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
-import { KV_MAX_MESSAGE_BYTES, openKvBroker } from "../src/broker/kv.ts";
+import { openKvBroker } from "../src/broker/kv.ts";
+import { KV_MAX_MESSAGE_BYTES } from "../src/broker/kv_message.ts";
 import { parseKvUrl } from "../src/broker/kv_store.ts";
 import type { Broker, Delivery } from "../src/broker/port.ts";
 import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";

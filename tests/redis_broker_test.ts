@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { openRedisBroker, PARKED_KEY } from "../src/broker/redis.ts";
+import { openRedisBroker } from "../src/broker/redis.ts";
+import { PARKED_KEY } from "../src/broker/redis_keys.ts";
 import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";

@@ -19,7 +19,7 @@ import {
   command,
   privatePorts,
   type RedisProcess,
-  startRedis,
+  startRedisCluster,
   waitUntil,
 } from "./helpers/redis_servers.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -32,40 +32,13 @@ const dir = WITHOUT_REDIS ? "" : await Deno.makeTempDir({ prefix: "celeriac-clus
 const nodes: RedisProcess[] = [];
 
 async function createCluster(): Promise<void> {
-  for (let i = 0; i < NODES; i++) {
-    nodes.push(
-      await startRedis(base + i, dir, [
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        `${dir}/nodes-${base + i}.conf`,
-        "--cluster-node-timeout",
-        "1000",
-      ]),
-    );
-  }
-  const out = await new Deno.Command("redis-cli", {
-    args: [
-      "--cluster",
-      "create",
-      ...nodes.map((n) => `127.0.0.1:${n.port}`),
-      "--cluster-replicas",
-      "1",
-      "--cluster-yes",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`redis-cli --cluster create: ${new TextDecoder().decode(out.stderr)}`);
-  }
-  for (const n of nodes) {
-    await waitUntil(
-      `node ${n.port} to see the cluster ok`,
-      async () => String(await command(n.port, "CLUSTER", "INFO")).includes("cluster_state:ok"),
-      20_000,
-    );
-  }
+  nodes.push(
+    ...await startRedisCluster(base, dir, {
+      nodes: NODES,
+      replicas: 1,
+      args: ["--cluster-node-timeout", "1000"],
+    }),
+  );
 }
 
 if (!WITHOUT_REDIS) await createCluster();

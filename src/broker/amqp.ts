@@ -5,55 +5,15 @@
  * queue as routing key, headers typed as py-amqp types them
  * (`amqp_table.ts`), publisher confirms, manual acknowledgements.
  *
- * Design decisions:
+ * Design decisions (each part's file says more):
  *
- * - **Consumers, bounded by per-consumer prefetch.** `take(queues, { max })`
- *   is fed by long-lived consumers (`basic.consume`) on one channel per
- *   connection (`amqp_intake.ts`), whose deliveries wait in a local
- *   buffer. Each consumer starts with prefetch `max` (`basic.qos` with
- *   `global` false: quorum queues refuse channel-wide prefetch, and
- *   RabbitMQ deprecates it); one that could no longer buffer `max` (its
- *   handed-out deliveries are not settled yet) is replaced by a fresh one
- *   before the take. So RabbitMQ never gives this process more than what
- *   was handed out plus `max` per consumed queue. A take returns what is
- *   buffered (earlier queues first) or waits for the first arrival. When
- *   consumers start, the take waits one more round trip, so that what was
- *   ready is buffered and a take of `max` from a full queue gets `max`.
- *   Consuming other queues cancels the consumers of the old ones and
- *   requeues their buffered deliveries. `requeue()` of deliveries from the
- *   consumers' channel cancels the consumers first and requeues the buffer
- *   after them, so that they are back in front of it.
- * - **No hoarding.** A worker that stops taking (all its slots busy) must
- *   not sit on messages another worker could run: 50 ms after a take
- *   returns without another one starting, or at once when a take's signal
- *   aborts, the consumers are cancelled and every buffered delivery goes
- *   back to its queue (`basic.nack` with requeue: RabbitMQ marks it
- *   redelivered). The next take starts the consumers again. Between two
- *   takes RabbitMQ refills a consumer's buffer up to its prefetch: at most
- *   the `max` it started with, minus what it handed out, plus what was
- *   settled since —
- *   what a worker whose `max` is its free slots can run. A take with a
- *   smaller `max` than the one before leaves the surplus buffered (handed
- *   out by later takes, or back in its queue after those 50 ms) rather
- *   than requeueing it at once.
- * - **Batched acknowledgements.** Settlements are grouped per channel; a
- *   group that covers every delivery received before its last one goes as
- *   one `basic.ack` (or `basic.nack`) with `multiple`.
- * - **Parking.** A rejected message is republished (with confirm) to the
- *   durable queue `celeriac.parked` with a note in its
- *   `x-celeriac-parked` header (reason, queue, task id and name, time,
- *   original exchange and routing key), then acknowledged. RabbitMQ's own
- *   dead-lettering would need queue arguments that differ from what Celery
- *   declares. `listParked` reads the queue with `basic.get` and closes its
- *   channel, which puts everything back in order; `requeueParked`
- *   republishes to the original queue with an `x-celeriac-redelivered`
- *   header (a publisher cannot set AMQP's redelivered flag).
- * - **Revoked ids** live in the stream queue `celeriac.revoked`
- *   (`x-queue-type: stream`, `x-max-age: 7D`, 1 MB segments). A stream is
- *   read from its start by any number of workers at once without consuming
- *   it; a classic queue read with get-and-requeue would hide its entries
- *   from a second worker reading at the same moment. `listRevoked` appends
- *   a marker and reads up to it, skipping entries whose expiry passed.
+ * - **Consumers, bounded by per-consumer prefetch; no hoarding; batched
+ *   acknowledgements** (`amqp_take.ts`, `amqp_intake.ts`).
+ * - **Publisher confirms, delayed delivery** (`amqp_publish.ts`,
+ *   `amqp_delayed.ts`).
+ * - **Parking** in the durable queue `celeriac.parked`, with a note in the
+ *   `x-celeriac-parked` header (`amqp_parked.ts`).
+ * - **Revoked ids** in the stream queue `celeriac.revoked` (`amqp_revoked.ts`).
  * - **Reconnection.** One {@link AmqpConnection} (a state machine:
  *   connecting / open / lost → backoff → connecting / closed) per broker.
  *   Channels and declarations belong to one connection; after a reconnect
@@ -71,31 +31,18 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { ConfirmChannel, Message as AmqpMessage } from "amqplib";
 import type { Message } from "../protocol/message.ts";
-import { parsePyDate } from "../protocol/time.ts";
-import { HeldChannel, LazyChannel } from "./amqp_channel.ts";
-import { AmqpConnection, type AmqpSession, isChannelError } from "./amqp_connection.ts";
+import { AmqpConnection, isChannelError } from "./amqp_connection.ts";
 import { consumeAcrossReconnects } from "./amqp_consume.ts";
-import { Intake } from "./amqp_intake.ts";
-import {
-  fromIncoming,
-  parkedCopy,
-  readParkingNote,
-  toContent,
-  toPublishOptions,
-  unparkedMessage,
-} from "./amqp_message.ts";
 import type { BackoffOptions } from "./amqp_state.ts";
-import { Declarations, type TaskQueueInfo } from "./amqp_declare.ts";
-import { DELAYED_ENTRY_EXCHANGE, delayedRoutingKey } from "./amqp_delayed.ts";
+import { Declarations } from "./amqp_declare.ts";
+import { listParked, parkRejections, requeueParked } from "./amqp_parked.ts";
+import { AmqpPublisher } from "./amqp_publish.ts";
+import { addRevoked, listRevoked } from "./amqp_revoked.ts";
+import { AmqpTaker } from "./amqp_take.ts";
 import {
   exchangeDeclaration,
-  PARKED_QUEUE,
-  parkedQueueDeclaration,
   type QueueType,
-  REVOKED_STREAM,
-  revokedStreamDeclaration,
   subscriberQueueDeclaration,
 } from "./amqp_topology.ts";
 import type {
@@ -110,9 +57,6 @@ import type {
 } from "./port.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
-
-/** Milliseconds buffered deliveries wait for the next take before they go back to their queues. */
-const LINGER_MS = 50;
 
 /**
  * Options of {@link openAmqpBroker}; URL query parameters win over them.
@@ -167,21 +111,10 @@ export interface AmqpBrokerOptions {
   delayQueueType?: QueueType;
 }
 
-interface Held {
-  holder: HeldChannel;
-  raw: AmqpMessage;
-  settled: boolean;
-}
-
 /** A subscription's name for its own queue when the subscriber gives none. */
 function defaultSubscriberQueue(exchange: string): string {
   const id = crypto.randomUUID();
   return exchangeDeclaration(exchange).type === "topic" ? `${exchange}.${id}` : `${id}.${exchange}`;
-}
-
-/** Whether any of the signals aborted. */
-function stopped(stops: readonly AbortSignal[]): boolean {
-  return stops.some((s) => s.aborted);
 }
 
 /**
@@ -203,12 +136,8 @@ export class AmqpBroker implements Broker {
   readonly visibilityTimeout: number | null = null;
   readonly #conn: AmqpConnection;
   readonly #declarations: Declarations;
-  readonly #publishTimeoutMs: number;
-  readonly #held = new WeakMap<Delivery, Held>();
-  readonly #publisher = new LazyChannel((s) => HeldChannel.openConfirm(s));
-  #intake: Intake | null = null;
-  #turn: Promise<void> = Promise.resolve();
-  #linger: ReturnType<typeof setTimeout> | undefined;
+  readonly #publisher: AmqpPublisher;
+  readonly #taker: AmqpTaker;
   readonly #subscriptions = new Set<Promise<void>>();
   readonly #closing = new AbortController();
 
@@ -233,7 +162,13 @@ export class AmqpBroker implements Broker {
       delayQueueType: u.delayQueueType ?? options.delayQueueType,
     });
     const q = u.query;
-    this.#publishTimeoutMs = Number(q.publish_timeout ?? options.publishTimeout ?? 30) * 1000;
+    this.#publisher = new AmqpPublisher({
+      connection: this.#conn,
+      declarations: this.#declarations,
+      publishTimeoutMs: Number(q.publish_timeout ?? options.publishTimeout ?? 30) * 1000,
+      closing: this.#closing.signal,
+    });
+    this.#taker = new AmqpTaker(this.#conn, this.#declarations, this.#closing.signal);
   }
 
   /** The connection's state (`open`, `lost`, ...). */
@@ -250,44 +185,9 @@ export class AmqpBroker implements Broker {
     return this.#conn.start();
   }
 
-  #declareTaskQueue(session: AmqpSession, queue: string): Promise<TaskQueueInfo> {
-    return this.#declarations.taskQueue(session, queue);
-  }
-
   /** Declare a task queue as Celery does: exchange `<queue>` (direct, durable) bound with key `<queue>`. */
   async declareQueue(queue: string): Promise<void> {
-    await this.#withSession((s) => this.#declareTaskQueue(s, queue));
-  }
-
-  /** Run `fn` on the live connection; once more on the next one if the connection died meanwhile. */
-  async #withSession<T>(fn: (session: AmqpSession) => Promise<T>): Promise<T> {
-    const deadline = AbortSignal.timeout(this.#publishTimeoutMs);
-    while (true) {
-      const session = await this.#conn.session({ timeoutMs: this.#publishTimeoutMs });
-      try {
-        return await fn(session);
-      } catch (err) {
-        if (!session.lost.aborted || deadline.aborted || this.#closing.signal.aborted) throw err;
-        log.debug("Connection lost during an operation; retrying it on the next one");
-      }
-    }
-  }
-
-  async #confirmPublish(
-    session: AmqpSession,
-    exchange: string,
-    routingKey: string,
-    message: Message,
-  ): Promise<void> {
-    const { channel } = await this.#publisher.get(session);
-    const content = toContent(message.body);
-    const options = toPublishOptions(message);
-    await new Promise<void>((resolve, reject) => {
-      (channel as ConfirmChannel).publish(exchange, routingKey, content, options, (err) => {
-        if (err) reject(err instanceof Error ? err : new Error(String(err)));
-        else resolve();
-      });
-    });
+    await this.#publisher.withSession((s) => this.#declarations.taskQueue(s, queue));
   }
 
   /**
@@ -300,55 +200,8 @@ export class AmqpBroker implements Broker {
    *
    * @throws {BrokerConnectionError} when the connection stays lost longer than `publishTimeout`
    */
-  async publish(message: Message, target: PublishTarget): Promise<void> {
-    const exchange = target.exchange ?? "";
-    await this.#withSession(async (session) => {
-      if (exchange === "") {
-        const info = await this.#declareTaskQueue(session, target.routingKey);
-        const delay = delaySeconds(message);
-        if (
-          info.queueType === "quorum" && delay >= 1 &&
-          await this.#declarations.delayedDelivery(session, target.routingKey)
-        ) {
-          const key = delayedRoutingKey(delay, target.routingKey);
-          await this.#confirmPublish(session, DELAYED_ENTRY_EXCHANGE, key, message);
-          return;
-        }
-      } else if (!await this.#declarations.ensureExchange(session, exchange)) {
-        log.warn("Exchange {exchange} does not exist: message for {key} dropped", {
-          exchange,
-          key: target.routingKey,
-        });
-        return;
-      }
-      await this.#confirmPublish(session, exchange, target.routingKey, message);
-    });
-  }
-
-  #delivery(holder: HeldChannel, raw: AmqpMessage, queue: string): Delivery {
-    const { message, redelivered } = fromIncoming(raw);
-    const d: Delivery = {
-      ...message,
-      queue,
-      deliveryTag: `${holder.session.epoch}.${holder.id}.${raw.fields.deliveryTag}`,
-      redelivered,
-      exchange: raw.fields.exchange,
-      routingKey: raw.fields.routingKey,
-    };
-    holder.hold(raw);
-    this.#held.set(d, { holder, raw, settled: false });
-    return d;
-  }
-
-  /** Keep only deliveries whose channel still lives (the others come back by themselves). */
-  #alive(deliveries: Delivery[]): Delivery[] {
-    return deliveries.filter((d) => {
-      const h = this.#held.get(d)!;
-      if (h.holder.open) return true;
-      h.settled = true;
-      h.holder.settle([h.raw], "ack");
-      return false;
-    });
+  publish(message: Message, target: PublishTarget): Promise<void> {
+    return this.#publisher.publish(message, target);
   }
 
   /**
@@ -362,122 +215,12 @@ export class AmqpBroker implements Broker {
     if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
     const max = Math.floor(options.max);
     const stops = options.signal ? [options.signal, this.#closing.signal] : [this.#closing.signal];
-    clearTimeout(this.#linger);
-    let got: Delivery[] = [];
-    try {
-      got = await this.#takeLoop(queues, max, stops);
-    } finally {
-      this.#scheduleStop(got.length > 0 && !stopped(stops) ? LINGER_MS : 0);
-    }
-    return got;
-  }
-
-  async #takeLoop(
-    queues: readonly string[],
-    max: number,
-    stops: AbortSignal[],
-  ): Promise<Delivery[]> {
-    while (!stopped(stops)) {
-      let session: AmqpSession;
-      try {
-        session = this.#conn.current ??
-          await this.#conn.session({ signal: AbortSignal.any(stops) });
-      } catch (err) {
-        if (stopped(stops)) return [];
-        throw err;
-      }
-      try {
-        const round = await this.#exclusive(stops, () => this.#takeRound(session, queues, max));
-        if (!round || round.got.length > 0) return round?.got ?? [];
-        await round.intake.arrival(...stops, session.lost);
-      } catch (err) {
-        if (stopped(stops)) return [];
-        if (isChannelError(err, 404)) {
-          log.debug("A queue vanished while taking ({error}); declaring it again", {
-            error: (err as Error).message,
-          });
-          this.#declarations.forget();
-          continue;
-        }
-        if (!session.lost.aborted) throw err;
-      }
-    }
-    return [];
-  }
-
-  /** Consume the queues with consumers that can buffer `max` and hand out what is buffered. */
-  async #takeRound(session: AmqpSession, queues: readonly string[], max: number) {
-    for (const q of queues) {
-      const info = await this.#declareTaskQueue(session, q);
-      if (info.queueType === "quorum") await this.#declarations.delayedDelivery(session, q);
-    }
-    const intake = await this.#intakeOf(session);
-    if (intake.takeServerCancel()) {
-      log.debug("RabbitMQ cancelled a consumer (its queue was deleted?); declaring again");
-      this.#declarations.forget();
-      for (const q of queues) await this.#declareTaskQueue(session, q);
-    }
-    await intake.prepare(queues, max);
-    const got = this.#alive(
-      intake.take(queues, max).map((b) => this.#delivery(intake.holder, b.raw, b.queue)),
-    );
-    return { intake, got };
-  }
-
-  async #intakeOf(session: AmqpSession): Promise<Intake> {
-    if (this.#intake?.open && this.#intake.holder.session === session) return this.#intake;
-    this.#intake = await Intake.open(session);
-    return this.#intake;
-  }
-
-  /**
-   * Run `fn` once the takes and stops before it are done; `undefined` when
-   * one of `stops` aborts first.
-   */
-  async #exclusive<T>(stops: AbortSignal[], fn: () => Promise<T>): Promise<T | undefined> {
-    const before = this.#turn;
-    const { promise: mine, resolve: release } = Promise.withResolvers<void>();
-    this.#turn = before.then(() => mine);
-    const { promise: aborted, resolve } = Promise.withResolvers<void>();
-    const abort = () => resolve();
-    for (const s of stops) s.addEventListener("abort", abort, { once: true });
-    try {
-      if (stopped(stops)) return undefined;
-      await Promise.race([before, aborted]);
-      if (stopped(stops)) return undefined;
-      return await fn();
-    } finally {
-      for (const s of stops) s.removeEventListener("abort", abort);
-      release();
-    }
-  }
-
-  /** In `ms`, cancel the consumers and requeue what they buffered, unless a take comes first. */
-  #scheduleStop(ms: number): void {
-    clearTimeout(this.#linger);
-    if (!this.#intake || this.#closing.signal.aborted) return;
-    this.#linger = setTimeout(() => {
-      const intake = this.#intake;
-      if (intake?.open) this.#exclusive([], () => intake.stop()).catch(() => {});
-    }, ms);
-  }
-
-  #settle(deliveries: readonly Delivery[], how: "ack" | "requeue"): void {
-    const byChannel = new Map<HeldChannel, AmqpMessage[]>();
-    for (const d of deliveries) {
-      const h = this.#held.get(d);
-      if (!h || h.settled) continue;
-      h.settled = true;
-      const list = byChannel.get(h.holder);
-      if (list) list.push(h.raw);
-      else byChannel.set(h.holder, [h.raw]);
-    }
-    for (const [holder, raws] of byChannel) holder.settle(raws, how);
+    return await this.#taker.take(queues, max, stops);
   }
 
   /** Acknowledge deliveries (dropped for deliveries whose connection is gone: RabbitMQ redelivers them). */
   ack(deliveries: readonly Delivery[]): Promise<void> {
-    this.#settle(deliveries, "ack");
+    this.#taker.settle(deliveries, "ack");
     return Promise.resolve();
   }
 
@@ -487,12 +230,8 @@ export class AmqpBroker implements Broker {
    * with the consumers cancelled and, after them, whatever the consumers
    * had buffered, so that they are back in front of it.
    */
-  async requeue(deliveries: readonly Delivery[]): Promise<void> {
-    const intake = this.#intake;
-    const fromIntake = intake?.open &&
-      deliveries.some((d) => this.#held.get(d)?.holder === intake.holder);
-    if (!fromIntake) return this.#settle(deliveries, "requeue");
-    await this.#exclusive([], () => intake.stop(() => this.#settle(deliveries, "requeue")));
+  requeue(deliveries: readonly Delivery[]): Promise<void> {
+    return this.#taker.requeue(deliveries);
   }
 
   /**
@@ -501,36 +240,10 @@ export class AmqpBroker implements Broker {
    * comes back by itself and will be judged again.
    */
   async reject(rejections: readonly Rejection[]): Promise<void> {
-    const now = new Date();
-    const toPark = rejections.filter((r) => {
-      const h = this.#held.get(r.delivery);
-      return !h || h.settled || h.holder.open;
-    });
+    const toPark = rejections.filter((r) => this.#taker.parkable(r.delivery));
     if (toPark.length === 0) return;
-    await this.#withSession(async (session) => {
-      await this.#declarations.queueOnly(session, parkedQueueDeclaration());
-      await Promise.all(toPark.map((r) => {
-        const d = r.delivery;
-        const copy = parkedCopy(d, {
-          id: crypto.randomUUID(),
-          reason: r.reason,
-          queue: d.queue,
-          taskId: r.taskId ?? null,
-          taskName: r.taskName ?? null,
-          parkedAt: now,
-          exchange: d.exchange,
-          routingKey: d.routingKey,
-        });
-        return this.#confirmPublish(session, "", PARKED_QUEUE, copy);
-      }));
-    });
-    for (const r of toPark) {
-      log.error("Parked a message from {queue}: {reason}", {
-        queue: r.delivery.queue,
-        reason: r.reason,
-      });
-    }
-    this.#settle(toPark.map((r) => r.delivery), "ack");
+    await parkRejections(this.#publisher, this.#declarations, toPark);
+    this.#taker.settle(toPark.map((r) => r.delivery), "ack");
   }
 
   #isMissing(err: unknown): boolean {
@@ -539,7 +252,7 @@ export class AmqpBroker implements Broker {
 
   /** Delete every waiting message of a queue; 0 for a queue that does not exist. */
   async purge(queue: string): Promise<number> {
-    return await this.#withSession(async (session) => {
+    return await this.#publisher.withSession(async (session) => {
       const { channel } = await this.#declarations.admin.get(session);
       try {
         return (await channel.purgeQueue(queue)).messageCount;
@@ -552,7 +265,7 @@ export class AmqpBroker implements Broker {
 
   /** Count ready messages of a queue (a passive declare); 0 for a queue that does not exist. */
   async queueDepth(queue: string): Promise<number> {
-    return await this.#withSession(async (session) => {
+    return await this.#publisher.withSession(async (session) => {
       const { channel } = await this.#declarations.admin.get(session);
       try {
         return (await channel.checkQueue(queue)).messageCount;
@@ -563,64 +276,14 @@ export class AmqpBroker implements Broker {
     });
   }
 
-  /** Read up to `limit` messages of a queue on a channel of their own; `keep` decides which to acknowledge. */
-  async #scanParked(
-    session: AmqpSession,
-    limit: number,
-    visit: (raw: AmqpMessage, message: Message) => Promise<boolean>,
-  ): Promise<void> {
-    await this.#declarations.queueOnly(session, parkedQueueDeclaration());
-    const held = await HeldChannel.open(session);
-    try {
-      for (let i = 0; i < limit; i++) {
-        const raw = await held.channel.get(PARKED_QUEUE, { noAck: false });
-        if (raw === false) break;
-        if (await visit(raw, fromIncoming(raw).message)) held.channel.ack(raw);
-      }
-    } finally {
-      await held.close();
-    }
-  }
-
   /** List parked messages, oldest first (read without removing them). */
-  async listParked(options: { limit?: number } = {}): Promise<ParkedMessage[]> {
-    const out: ParkedMessage[] = [];
-    await this.#withSession(async (session) => {
-      out.length = 0;
-      await this.#scanParked(session, options.limit ?? 100, (_raw, message) => {
-        const note = readParkingNote(message.headers);
-        const h = message.headers;
-        out.push({
-          id: note?.id || String(message.properties.message_id ?? ""),
-          reason: note?.reason ?? "parked by another tool (no x-celeriac-parked header)",
-          queue: note?.queue ?? "",
-          taskId: note?.taskId ?? (typeof h.id === "string" ? h.id : null),
-          taskName: note?.taskName ?? (typeof h.task === "string" ? h.task : null),
-          parkedAt: note?.parkedAt ?? new Date(0),
-        });
-        return Promise.resolve(false);
-      });
-    });
-    return out;
+  listParked(options: { limit?: number } = {}): Promise<ParkedMessage[]> {
+    return listParked(this.#publisher, this.#declarations, options.limit ?? 100);
   }
 
   /** Move parked messages back to their queues, marked redelivered; resolves with how many. */
-  async requeueParked(options: { limit?: number } = {}): Promise<number> {
-    let moved = 0;
-    await this.#withSession(async (session) => {
-      await this.#scanParked(session, options.limit ?? 1000, async (_raw, message) => {
-        const note = readParkingNote(message.headers);
-        if (!note?.queue) {
-          log.warn("A parked message has no queue to go back to; it stays parked");
-          return false;
-        }
-        await this.#declareTaskQueue(session, note.queue);
-        await this.#confirmPublish(session, "", note.queue, unparkedMessage(message));
-        moved++;
-        return true;
-      });
-    });
-    return moved;
+  requeueParked(options: { limit?: number } = {}): Promise<number> {
+    return requeueParked(this.#publisher, this.#declarations, options.limit ?? 1000);
   }
 
   /** Does nothing: RabbitMQ has no visibility timeout to renew. */
@@ -633,9 +296,9 @@ export class AmqpBroker implements Broker {
    * the routing key (default empty).
    */
   async broadcast(exchange: string, message: Message, routingKey = ""): Promise<void> {
-    await this.#withSession(async (session) => {
+    await this.#publisher.withSession(async (session) => {
       await this.#declarations.exchange(session, exchange);
-      await this.#confirmPublish(session, exchange, routingKey, message);
+      await this.#publisher.confirmPublish(session, exchange, routingKey, message);
     });
   }
 
@@ -685,108 +348,23 @@ export class AmqpBroker implements Broker {
   }
 
   /** Append revoked ids to the `celeriac.revoked` stream. */
-  async addRevoked(entries: readonly RevokedEntry[]): Promise<void> {
-    if (entries.length === 0) return;
-    await this.#withSession(async (session) => {
-      await this.#declarations.queueOnly(session, revokedStreamDeclaration());
-      await Promise.all(
-        entries.map((e) =>
-          this.#confirmPublish(session, "", REVOKED_STREAM, revokedEntryMessage(e))
-        ),
-      );
-    });
+  addRevoked(entries: readonly RevokedEntry[]): Promise<void> {
+    return addRevoked(this.#publisher, this.#declarations, entries);
   }
 
   /** Read the `celeriac.revoked` stream from its start; ids whose expiry passed are left out. */
-  async listRevoked(): Promise<RevokedEntry[]> {
-    return await this.#withSession(async (session) => {
-      await this.#declarations.queueOnly(session, revokedStreamDeclaration());
-      const marker = crypto.randomUUID();
-      await this.#confirmPublish(session, "", REVOKED_STREAM, revokedMarkerMessage(marker));
-      const held = await HeldChannel.open(session);
-      const latest = new Map<string, number>();
-      try {
-        await held.channel.prefetch(500);
-        const { promise: reached, resolve, reject } = Promise.withResolvers<void>();
-        session.lost.addEventListener("abort", () => reject(session.lost.reason), { once: true });
-        if (session.lost.aborted) reject(session.lost.reason);
-        held.channel.once("close", () => reject(new Error("the revoked stream's channel closed")));
-        await held.channel.consume(REVOKED_STREAM, (m) => {
-          if (!m) return;
-          held.channel.ack(m);
-          const entry = readRevokedEntry(m.content);
-          if (entry === marker) resolve();
-          else if (entry && typeof entry === "object") {
-            latest.set(entry.id, Math.max(latest.get(entry.id) ?? 0, entry.expiresAt));
-          }
-        }, { noAck: false, arguments: { "x-stream-offset": "first" } });
-        await reached;
-      } finally {
-        await held.close();
-      }
-      const now = Date.now();
-      return [...latest]
-        .filter(([, at]) => at > now)
-        .map(([id, at]) => ({ id, expiresAt: new Date(at) }));
-    });
+  listRevoked(): Promise<RevokedEntry[]> {
+    return listRevoked(this.#publisher, this.#declarations);
   }
 
   /** Close the connection; unacknowledged deliveries go back to their queues at once. */
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
     this.#closing.abort();
-    clearTimeout(this.#linger);
+    this.#taker.close();
     await Promise.all([...this.#subscriptions]);
     await this.#conn.close();
   }
-}
-
-/**
- * Whole seconds until a task message's `eta` header (0 without one, or
- * when it has passed; at most 2^28 - 1, the longest native delay).
- */
-function delaySeconds(message: Message): number {
-  const eta = message.headers.eta;
-  if (typeof eta !== "string") return 0;
-  const ms = parsePyDate(eta).getTime() - Date.now();
-  if (!(ms >= 1000)) return 0;
-  return Math.min(Math.trunc(ms / 1000), 2 ** 28 - 1);
-}
-
-function revokedEntryMessage(e: RevokedEntry): Message {
-  return {
-    body: new TextEncoder().encode(
-      JSON.stringify({ task_id: e.id, expires: e.expiresAt.getTime() / 1000 }),
-    ),
-    contentType: "application/json",
-    contentEncoding: "utf-8",
-    headers: {},
-    properties: { delivery_mode: 2 },
-  };
-}
-
-function revokedMarkerMessage(marker: string): Message {
-  return {
-    body: new TextEncoder().encode(JSON.stringify({ marker })),
-    contentType: "application/json",
-    contentEncoding: "utf-8",
-    headers: {},
-    properties: { delivery_mode: 1 },
-  };
-}
-
-/** An entry of the revoked stream: an id with its expiry (ms), a marker's text, or null. */
-function readRevokedEntry(content: Uint8Array): { id: string; expiresAt: number } | string | null {
-  try {
-    const v = JSON.parse(new TextDecoder().decode(content));
-    if (typeof v?.marker === "string") return v.marker;
-    if (typeof v?.task_id === "string" && typeof v.expires === "number") {
-      return { id: v.task_id, expiresAt: v.expires * 1000 };
-    }
-  } catch {
-    // an entry another tool wrote: skipped
-  }
-  return null;
 }
 
 /**

@@ -43,7 +43,6 @@ export interface WorkerView {
 /** Celery task states that events move a task through. */
 export type EventTaskState =
   | "PENDING"
-  | "SENT"
   | "RECEIVED"
   | "STARTED"
   | "SUCCESS"
@@ -118,8 +117,17 @@ export interface EventStateOptions {
   now?: () => number;
 }
 
-const STATE_OF: Record<string, EventTaskState> = {
-  "task-sent": "SENT",
+/**
+ * Event type → the state it puts a task in, as Celery's `TASK_EVENT_TO_STATE`
+ * (a sent task is PENDING).
+ *
+ * @example
+ * ```ts ignore
+ * TASK_EVENT_STATE["task-started"]; // "STARTED"
+ * ```
+ */
+export const TASK_EVENT_STATE: Readonly<Record<string, EventTaskState>> = {
+  "task-sent": "PENDING",
   "task-received": "RECEIVED",
   "task-started": "STARTED",
   "task-succeeded": "SUCCESS",
@@ -189,7 +197,7 @@ export class EventState {
   event(e: CeleryEvent): void {
     this.eventCount++;
     if (e.type.startsWith("worker-")) return this.#worker(e as WorkerEvent);
-    const state = STATE_OF[e.type];
+    const state = TASK_EVENT_STATE[e.type];
     if (!state) return;
     const uuid = (e as { uuid?: unknown }).uuid;
     if (typeof uuid !== "string") return;

@@ -6,30 +6,22 @@
  * @module
  */
 
+import { type EventTaskState, TASK_EVENT_STATE } from "../client/event_state.ts";
 import type { DashboardEvent, EventCore } from "./feed.ts";
 
 /** Task states as Celery names them. */
-export type TaskState =
-  | "PENDING"
-  | "RECEIVED"
-  | "STARTED"
-  | "SUCCESS"
-  | "FAILURE"
-  | "RETRY"
-  | "REVOKED"
-  | "REJECTED";
+export type TaskState = EventTaskState;
 
-/** Event type → the state it puts a task in (Celery's `TASK_EVENT_TO_STATE`). */
-export const EVENT_STATE: Readonly<Record<string, TaskState>> = {
-  "task-sent": "PENDING",
-  "task-received": "RECEIVED",
-  "task-started": "STARTED",
-  "task-succeeded": "SUCCESS",
-  "task-failed": "FAILURE",
-  "task-retried": "RETRY",
-  "task-revoked": "REVOKED",
-  "task-rejected": "REJECTED",
-};
+/**
+ * Event type → the state it puts a task in (Celery's `TASK_EVENT_TO_STATE`;
+ * the client's `TASK_EVENT_STATE`).
+ *
+ * @example
+ * ```ts ignore
+ * EVENT_STATE["task-sent"]; // "PENDING"
+ * ```
+ */
+export const EVENT_STATE: Readonly<Record<string, TaskState>> = TASK_EVENT_STATE;
 
 /** States after which a task does nothing more. */
 export const READY_STATES: ReadonlySet<TaskState> = new Set([
@@ -204,7 +196,7 @@ export class TaskTable {
    */
   apply(event: EventCore | DashboardEvent): TaskRecord | null {
     const e = event as DashboardEvent;
-    const state = EVENT_STATE[e.type];
+    const state = TASK_EVENT_STATE[e.type];
     if (state === undefined || typeof e.uuid !== "string") return null;
     const ts = typeof e.timestamp === "number" ? e.timestamp : Date.now() / 1000;
     let t = this.#tasks.get(e.uuid);

@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../../mod.ts";
-import { RESTORE_LOCK_MS } from "../../src/broker/redis.ts";
+import { RESTORE_LOCK_MS } from "../../src/broker/redis_restore.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "../helpers/redis.ts";
 import { report } from "../helpers/report.ts";
 import { WITHOUT_REDIS } from "../helpers/services.ts";

@@ -1,0 +1,169 @@
+/**
+ * Parking on RabbitMQ. A rejected message is republished (with confirm) to
+ * the durable queue `celeriac.parked` with a note in its
+ * `x-celeriac-parked` header (reason, queue, task id and name, time,
+ * original exchange and routing key), then acknowledged by the caller.
+ * RabbitMQ's own dead-lettering would need queue arguments that differ
+ * from what Celery declares. {@link listParked} reads the queue with
+ * `basic.get` and closes its channel, which puts everything back in order;
+ * {@link requeueParked} republishes to the original queue with an
+ * `x-celeriac-redelivered` header (a publisher cannot set AMQP's
+ * redelivered flag).
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Message as AmqpMessage } from "amqplib";
+import type { Message } from "../protocol/message.ts";
+import { HeldChannel } from "./amqp_channel.ts";
+import type { AmqpSession } from "./amqp_connection.ts";
+import type { Declarations } from "./amqp_declare.ts";
+import { fromIncoming, parkedCopy, readParkingNote, unparkedMessage } from "./amqp_message.ts";
+import type { AmqpPublisher } from "./amqp_publish.ts";
+import { PARKED_QUEUE, parkedQueueDeclaration } from "./amqp_topology.ts";
+import type { ParkedMessage, Rejection } from "./port.ts";
+
+const log = getLogger(["celeriac", "broker", "amqp"]);
+
+/**
+ * Publish a copy of each rejected delivery, with its parking note, to
+ * `celeriac.parked` and wait for the confirms; the deliveries themselves
+ * are left for the caller to acknowledge.
+ *
+ * @example
+ * ```ts ignore
+ * import { parkRejections } from "./amqp_parked.ts";
+ * await parkRejections(publisher, declarations, [{ delivery, reason: "poison" }]);
+ * ```
+ *
+ * @param publisher the broker's publisher
+ * @param declarations the broker's declarations
+ * @param rejections the deliveries and why they are parked
+ */
+export async function parkRejections(
+  publisher: AmqpPublisher,
+  declarations: Declarations,
+  rejections: readonly Rejection[],
+): Promise<void> {
+  const now = new Date();
+  await publisher.withSession(async (session) => {
+    await declarations.queueOnly(session, parkedQueueDeclaration());
+    await Promise.all(rejections.map((r) => {
+      const d = r.delivery;
+      const copy = parkedCopy(d, {
+        id: crypto.randomUUID(),
+        reason: r.reason,
+        queue: d.queue,
+        taskId: r.taskId ?? null,
+        taskName: r.taskName ?? null,
+        parkedAt: now,
+        exchange: d.exchange,
+        routingKey: d.routingKey,
+      });
+      return publisher.confirmPublish(session, "", PARKED_QUEUE, copy);
+    }));
+  });
+  for (const r of rejections) {
+    log.error("Parked a message from {queue}: {reason}", {
+      queue: r.delivery.queue,
+      reason: r.reason,
+    });
+  }
+}
+
+/** Read up to `limit` messages of a queue on a channel of their own; `visit` decides which to acknowledge. */
+async function scanParked(
+  declarations: Declarations,
+  session: AmqpSession,
+  limit: number,
+  visit: (raw: AmqpMessage, message: Message) => Promise<boolean>,
+): Promise<void> {
+  await declarations.queueOnly(session, parkedQueueDeclaration());
+  const held = await HeldChannel.open(session);
+  try {
+    for (let i = 0; i < limit; i++) {
+      const raw = await held.channel.get(PARKED_QUEUE, { noAck: false });
+      if (raw === false) break;
+      if (await visit(raw, fromIncoming(raw).message)) held.channel.ack(raw);
+    }
+  } finally {
+    await held.close();
+  }
+}
+
+/**
+ * List parked messages, oldest first (read without removing them).
+ *
+ * @example
+ * ```ts ignore
+ * import { listParked } from "./amqp_parked.ts";
+ * for (const p of await listParked(publisher, declarations, 10)) console.log(p.reason);
+ * ```
+ *
+ * @param publisher the broker's publisher (for its connection handling)
+ * @param declarations the broker's declarations
+ * @param limit at most this many
+ * @returns the parked messages
+ */
+export async function listParked(
+  publisher: AmqpPublisher,
+  declarations: Declarations,
+  limit: number,
+): Promise<ParkedMessage[]> {
+  const out: ParkedMessage[] = [];
+  await publisher.withSession(async (session) => {
+    out.length = 0;
+    await scanParked(declarations, session, limit, (_raw, message) => {
+      const note = readParkingNote(message.headers);
+      const h = message.headers;
+      out.push({
+        id: note?.id || String(message.properties.message_id ?? ""),
+        reason: note?.reason ?? "parked by another tool (no x-celeriac-parked header)",
+        queue: note?.queue ?? "",
+        taskId: note?.taskId ?? (typeof h.id === "string" ? h.id : null),
+        taskName: note?.taskName ?? (typeof h.task === "string" ? h.task : null),
+        parkedAt: note?.parkedAt ?? new Date(0),
+      });
+      return Promise.resolve(false);
+    });
+  });
+  return out;
+}
+
+/**
+ * Move parked messages back to their queues, marked redelivered; one
+ * without a queue to go back to stays parked.
+ *
+ * @example
+ * ```ts ignore
+ * import { requeueParked } from "./amqp_parked.ts";
+ * console.log(await requeueParked(publisher, declarations, 1000), "moved");
+ * ```
+ *
+ * @param publisher the broker's publisher
+ * @param declarations the broker's declarations
+ * @param limit at most this many
+ * @returns how many moved
+ */
+export async function requeueParked(
+  publisher: AmqpPublisher,
+  declarations: Declarations,
+  limit: number,
+): Promise<number> {
+  let moved = 0;
+  await publisher.withSession(async (session) => {
+    await scanParked(declarations, session, limit, async (_raw, message) => {
+      const note = readParkingNote(message.headers);
+      if (!note?.queue) {
+        log.warn("A parked message has no queue to go back to; it stays parked");
+        return false;
+      }
+      await declarations.taskQueue(session, note.queue);
+      await publisher.confirmPublish(session, "", note.queue, unparkedMessage(message));
+      moved++;
+      return true;
+    });
+  });
+  return moved;
+}

@@ -1,0 +1,255 @@
+/**
+ * The KV broker's atomic moves between its keys: taking a batch of waiting
+ * messages into `unacked`, and settling an unacknowledged entry by putting
+ * it back in front of its queue, parking it, or restoring it after its
+ * lease. Each move is one commit that checks the versionstamp of what it
+ * moves, so processes sharing a file never deliver a message twice and a
+ * crash never loses one.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { commitAtomic, type SharedKv } from "./kv_store.ts";
+import {
+  messageBytes,
+  nextSeq,
+  parkedEntry,
+  type StoredMessage,
+  type Taken,
+  type Unacked,
+} from "./kv_message.ts";
+
+const log = getLogger(["celeriac", "broker", "kv"]);
+
+/**
+ * Most messages one take commits (Deno KV allows 100 checks per atomic commit).
+ *
+ * @example
+ * ```ts
+ * import { TAKE_BATCH } from "./kv_moves.ts";
+ * Math.min(500, TAKE_BATCH); // 64
+ * ```
+ */
+export const TAKE_BATCH = 64;
+/** Deno KV allows 800 KiB of mutations per atomic commit. */
+const TAKE_BATCH_BYTES = 600 * 1024;
+/**
+ * 2^64: adding `U64 - n` to a `Deno.KvU64` subtracts `n` (sums wrap).
+ *
+ * @example
+ * ```ts
+ * import { U64 } from "./kv_moves.ts";
+ * (5n + (U64 - 2n)) % U64; // 3n
+ * ```
+ */
+export const U64 = 2n ** 64n;
+/**
+ * Waits re-check at least this often. Only a fallback: changes are pushed
+ * (in-process notification and a directory watch), but a lost file-system
+ * event must not stall a consumer forever.
+ *
+ * @example
+ * ```ts ignore
+ * await shared.changed(seen, SAFETY_RECHECK_MS, signal);
+ * ```
+ */
+export const SAFETY_RECHECK_MS = 1000;
+
+/**
+ * One KV broker's database and namespace.
+ *
+ * @example
+ * ```ts ignore
+ * const scope: KvScope = {
+ *   kv: shared.kv,
+ *   shared,
+ *   k: (...parts) => ["celeriac", ...parts],
+ *   depthKey: (queue) => ["celeriac", "depth", queue],
+ * };
+ * ```
+ */
+export interface KvScope {
+  /** The database. */
+  readonly kv: Deno.Kv;
+  /** The shared reference to it, which notifies waiters of changes. */
+  readonly shared: SharedKv;
+  /** A key in the broker's namespace. */
+  k(...parts: Deno.KvKeyPart[]): Deno.KvKey;
+  /** The key of a queue's depth counter. */
+  depthKey(queue: string): Deno.KvKey;
+}
+
+/**
+ * Take up to `max` waiting messages of `queues` in one commit (most urgent
+ * priority step first, then the queues' order), recording each as
+ * unacknowledged until `visibilityMs` from now; retried while another
+ * process takes the same messages. Empty when the queues are.
+ *
+ * @example
+ * ```ts ignore
+ * import { takeBatch } from "./kv_moves.ts";
+ * const taken = await takeBatch(scope, ["celery"], 10, 3_600_000);
+ * ```
+ *
+ * @param scope the broker's database and namespace
+ * @param queues the queues, in order of preference
+ * @param max at most this many
+ * @param visibilityMs the lease of each taken message
+ * @returns the messages taken, with their delivery tags
+ */
+export async function takeBatch(
+  scope: KvScope,
+  queues: string[],
+  max: number,
+  visibilityMs: number,
+): Promise<Taken[]> {
+  for (;;) {
+    const found: { entry: Deno.KvEntry<StoredMessage>; queue: string; order: number }[] = [];
+    for (const [order, queue] of queues.entries()) {
+      const iter = scope.kv.list<StoredMessage>({ prefix: scope.k("q", queue) }, { limit: max });
+      for await (const entry of iter) found.push({ entry, queue, order });
+    }
+    if (found.length === 0) return [];
+    found.sort((a, b) => a.entry.value.step - b.entry.value.step || a.order - b.order);
+    const op = scope.kv.atomic();
+    const taken: Taken[] = [];
+    const perQueue = new Map<string, number>();
+    const deadline = Date.now() + visibilityMs;
+    let bytes = 0;
+    for (const { entry, queue } of found) {
+      const size = messageBytes(entry.value);
+      if (taken.length === max || (taken.length > 0 && bytes + size > TAKE_BATCH_BYTES)) break;
+      bytes += size;
+      const tag = crypto.randomUUID();
+      const unacked: Unacked = { message: entry.value, queue, deadline };
+      op.check(entry).delete(entry.key).set(scope.k("unacked", tag), unacked);
+      perQueue.set(queue, (perQueue.get(queue) ?? 0) + 1);
+      taken.push({ tag, queue, message: entry.value });
+    }
+    for (const [queue, n] of perQueue) op.sum(scope.depthKey(queue), U64 - BigInt(n));
+    if ((await commitAtomic(op)).ok) return taken;
+  }
+}
+
+/**
+ * Run `move` on the unacked entry of `tag` until it commits; false if already settled.
+ *
+ * @example
+ * ```ts ignore
+ * import { moveBack, settleUnacked } from "./kv_moves.ts";
+ * await settleUnacked(scope, delivery.deliveryTag, (e) => moveBack(scope, e, true));
+ * ```
+ *
+ * @param scope the broker's database and namespace
+ * @param tag the delivery tag
+ * @param move one attempt at the move; false when its commit lost a race
+ * @returns whether the entry was there to move
+ */
+export async function settleUnacked(
+  scope: KvScope,
+  tag: string,
+  move: (entry: Deno.KvEntry<Unacked>) => Promise<boolean>,
+): Promise<boolean> {
+  for (;;) {
+    const entry = await scope.kv.get<Unacked>(scope.k("unacked", tag));
+    if (entry.versionstamp === null) return false;
+    if (await move(entry)) return true;
+  }
+}
+
+/**
+ * Put an unacknowledged message back in front of its queue.
+ *
+ * @example
+ * ```ts ignore
+ * import { moveBack } from "./kv_moves.ts";
+ * const ok = await moveBack(scope, entry, true);
+ * ```
+ *
+ * @param scope the broker's database and namespace
+ * @param entry the unacked entry as read
+ * @param redelivered mark it redelivered
+ * @param restored count it as restored after its lease ran out
+ * @returns false when the entry changed since it was read (nothing moved)
+ */
+export async function moveBack(
+  scope: KvScope,
+  entry: Deno.KvEntry<Unacked>,
+  redelivered: boolean,
+  restored = false,
+): Promise<boolean> {
+  const { queue } = entry.value;
+  const message = {
+    ...entry.value.message,
+    redelivered: redelivered || entry.value.message.redelivered,
+  };
+  if (restored) message.restores = (message.restores ?? 0) + 1;
+  const res = await commitAtomic(
+    scope.kv.atomic()
+      .check(entry)
+      .delete(entry.key)
+      .set(scope.k("q", queue, message.step, -nextSeq(), crypto.randomUUID()), message)
+      .sum(scope.depthKey(queue), 1n),
+  );
+  return res.ok;
+}
+
+/**
+ * Move an unacknowledged message to the parked list.
+ *
+ * @example
+ * ```ts ignore
+ * import { parkUnacked } from "./kv_moves.ts";
+ * const ok = await parkUnacked(scope, entry, "poison", taskId, "tasks.add");
+ * ```
+ *
+ * @param scope the broker's database and namespace
+ * @param entry the unacked entry as read
+ * @param reason why it is parked
+ * @param taskId its task id, when known
+ * @param taskName its task name, when known
+ * @returns false when the entry changed since it was read (nothing moved)
+ */
+export async function parkUnacked(
+  scope: KvScope,
+  entry: Deno.KvEntry<Unacked>,
+  reason: string,
+  taskId: string | null,
+  taskName: string | null,
+): Promise<boolean> {
+  const parked = parkedEntry(entry.value.message, entry.value.queue, reason, taskId, taskName);
+  const res = await commitAtomic(
+    scope.kv.atomic()
+      .check(entry)
+      .delete(entry.key)
+      .set(scope.k("parked", nextSeq(), crypto.randomUUID()), parked),
+  );
+  return res.ok;
+}
+
+/**
+ * The restore sweep: put every unacknowledged message whose lease ran out
+ * back in front of its queue, marked redelivered, and wake the waiters.
+ *
+ * @example
+ * ```ts ignore
+ * import { restoreExpired } from "./kv_moves.ts";
+ * await restoreExpired(scope);
+ * ```
+ *
+ * @param scope the broker's database and namespace
+ */
+export async function restoreExpired(scope: KvScope): Promise<void> {
+  const now = Date.now();
+  let restored = 0;
+  for await (const entry of scope.kv.list<Unacked>({ prefix: scope.k("unacked") })) {
+    if (entry.value.deadline <= now && await moveBack(scope, entry, true, true)) restored++;
+  }
+  if (restored > 0) {
+    log.info("Restored {count} unacknowledged message(s) after the visibility timeout", {
+      count: restored,
+    });
+    scope.shared.notify();
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The Redis broker's connection as its parts use it: the Lua scripts of
+ * redis_scripts.ts and redis_claims.ts registered as typed commands, and
+ * {@link RedisScope}, the connection with the broker's key prefix and
+ * failure handling that the take, restore, parking and fanout modules share.
+ *
+ * @module
+ */
+
+import type { Redis } from "ioredis";
+import { RETURN_CLAIM_SCRIPT } from "./redis_claims.ts";
+import {
+  PARK_SCRIPT,
+  RENEW_SCRIPT,
+  RESTORE_SCRIPT,
+  TAKE_SCRIPT,
+  TOKENS_SCRIPT,
+  UNLOCK_SCRIPT,
+  UNPARK_SCRIPT,
+} from "./redis_scripts.ts";
+
+/**
+ * A Redis connection with the transport's scripts defined as commands
+ * (see {@link defineScripts}).
+ *
+ * @example
+ * ```ts ignore
+ * import type { ScriptedRedis } from "./redis_commands.ts";
+ * declare const client: ScriptedRedis;
+ * await client.celeriacUnlock("unacked_mutex", "token");
+ * ```
+ */
+export type ScriptedRedis = Redis & {
+  celeriacTake(numKeys: number, ...args: string[]): Promise<string[]>;
+  celeriacRestore(...args: string[]): Promise<number>;
+  celeriacPark(...args: string[]): Promise<number>;
+  celeriacUnpark(...args: string[]): Promise<number>;
+  celeriacUnlock(...args: string[]): Promise<number>;
+  celeriacRenew(...args: string[]): Promise<number>;
+  celeriacTokens(numKeys: number, ...args: string[]): Promise<number[]>;
+  celeriacReturnClaim(...args: string[]): Promise<number>;
+};
+
+/**
+ * Define the transport's scripts as commands of `client` (ioredis sends
+ * EVALSHA, falling back to EVAL when the server does not know a script).
+ *
+ * @example
+ * ```ts ignore
+ * import { Redis } from "ioredis";
+ * import { defineScripts } from "./redis_commands.ts";
+ * const client = defineScripts(new Redis());
+ * ```
+ *
+ * @param client the connection
+ * @returns the same connection, typed with the commands
+ */
+export function defineScripts(client: Redis): ScriptedRedis {
+  client.defineCommand("celeriacTake", { lua: TAKE_SCRIPT });
+  client.defineCommand("celeriacRestore", { lua: RESTORE_SCRIPT, numberOfKeys: 3 });
+  client.defineCommand("celeriacPark", { lua: PARK_SCRIPT, numberOfKeys: 3 });
+  client.defineCommand("celeriacUnpark", { lua: UNPARK_SCRIPT, numberOfKeys: 2 });
+  client.defineCommand("celeriacUnlock", { lua: UNLOCK_SCRIPT, numberOfKeys: 1 });
+  client.defineCommand("celeriacRenew", { lua: RENEW_SCRIPT, numberOfKeys: 1 });
+  client.defineCommand("celeriacTokens", { lua: TOKENS_SCRIPT });
+  client.defineCommand("celeriacReturnClaim", {
+    lua: RETURN_CLAIM_SCRIPT,
+    numberOfKeys: 3,
+  });
+  return client as ScriptedRedis;
+}
+
+/**
+ * One Redis broker's view of its server: the connection, the URL it was
+ * opened from (for error messages and duplicate connections), its key
+ * prefix and its failure translation.
+ *
+ * @example
+ * ```ts ignore
+ * import type { RedisScope } from "./redis_commands.ts";
+ * declare const scope: RedisScope;
+ * const depth = await scope.run(() => scope.client.llen(scope.k("celery")));
+ * ```
+ */
+export interface RedisScope {
+  /** The broker's connection (auto-pipelined, scripts defined). */
+  readonly client: ScriptedRedis;
+  /** The broker URL as given (credentials are masked where it is shown). */
+  readonly rawUrl: string;
+  /** The database number, part of fanout channel names. */
+  readonly db: number;
+  /** `key` with the broker's key prefix. */
+  k(key: string): string;
+  /** Run commands, turning a connection failure into a `BrokerConnectionError`. */
+  run<T>(fn: () => Promise<T>): Promise<T>;
+}

@@ -1,0 +1,162 @@
+/**
+ * Broadcasts on Redis as kombu's fanout exchanges do them: PUBLISH on the
+ * channel `/<db>.<exchange>` (with `fanout_patterns`, `/<routing key>`
+ * appended) and PSUBSCRIBE on a connection of its own, the subscriber's
+ * queue bound in `_kombu.binding.<exchange>` so that Python tools see it;
+ * and the remote-control replies, a direct exchange read from a list.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envelope.ts";
+import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
+import type { Message } from "../protocol/message.ts";
+import type { SubscribeOptions } from "./port.ts";
+import type { RedisScope } from "./redis_commands.ts";
+import { duplicateRedis, redisFailure } from "./redis_connection.ts";
+import { bindingMember, bindingSet } from "./redis_keys.ts";
+
+const log = getLogger(["celeriac", "broker", "redis"]);
+
+function fanoutChannel(scope: RedisScope, exchange: string): string {
+  return scope.k(`/${scope.db}.${exchange}`);
+}
+
+/**
+ * PUBLISH a kombu envelope on `/<db>.<exchange>`, or with a routing key on
+ * `/<db>.<exchange>/<routing key>`, as kombu's fanout (with
+ * `fanout_patterns`, Celery's default) does.
+ *
+ * @example
+ * ```ts ignore
+ * import { broadcast } from "./redis_fanout.ts";
+ * await broadcast(scope, "celeryev", event, "task.succeeded");
+ * ```
+ *
+ * @param scope the broker's connection and key prefix
+ * @param exchange the fanout exchange
+ * @param message the message
+ * @param routingKey the routing key (`""` for none)
+ */
+export async function broadcast(
+  scope: RedisScope,
+  exchange: string,
+  message: Message,
+  routingKey: string,
+): Promise<void> {
+  const raw = encodeEnvelope(message, { exchange, routing_key: routingKey }, crypto.randomUUID());
+  const channel = fanoutChannel(scope, exchange) + (routingKey ? `/${routingKey}` : "");
+  await scope.run(() => scope.client.publish(channel, raw));
+}
+
+/**
+ * Subscribe to `/<db>.<exchange>` on a connection of its own, and bind the
+ * subscriber's queue to the exchange as kombu does (so Python tools see it);
+ * replies (`reply.celery.pidbox`) are read from their list instead. Both
+ * stop, and unbind, when `options.signal` aborts.
+ *
+ * @example
+ * ```ts ignore
+ * import { subscribe } from "./redis_fanout.ts";
+ * await subscribe(scope, "celeryev", (m) => console.log(m.headers), {
+ *   bindingKey: "task.#",
+ *   signal: AbortSignal.timeout(10_000),
+ * });
+ * ```
+ *
+ * @param scope the broker's connection and key prefix
+ * @param exchange the exchange
+ * @param onMessage called with each message
+ * @param options binding key, queue and signal
+ */
+export async function subscribe(
+  scope: RedisScope,
+  exchange: string,
+  onMessage: (message: Message) => void,
+  options: SubscribeOptions,
+): Promise<void> {
+  if (exchange === PIDBOX_REPLY_EXCHANGE) return subscribeReplies(scope, onMessage, options);
+  const client = scope.client;
+  const key = options.bindingKey ?? "";
+  const channel = fanoutChannel(scope, exchange) + (key ? `/${key.replaceAll("#", "*")}` : "");
+  const binding = options.queue ? bindingMember(key, options.queue) : null;
+  const conn = duplicateRedis(client, scope.rawUrl, "celeriac-fanout");
+  conn.on(
+    "error",
+    (err: Error) => log.debug("Fanout connection: {error}", { error: err.message }),
+  );
+  conn.on("pmessage", (_pattern: string, _channel: string, raw: string) => {
+    let env: Envelope;
+    try {
+      env = decodeEnvelope(raw);
+    } catch (err) {
+      log.error("Ignored a malformed broadcast on {channel}: {error}", {
+        channel,
+        error: (err as Error).message,
+      });
+      return;
+    }
+    onMessage(env);
+  });
+  const stop = async () => {
+    if (binding) {
+      await client.srem(scope.k(bindingSet(exchange)), binding).catch(() => {});
+    }
+    conn.disconnect();
+  };
+  if (options.signal.aborted) return await stop();
+  try {
+    await scope.run(async () => {
+      if (binding) await client.sadd(scope.k(bindingSet(exchange)), binding);
+      await conn.psubscribe(channel);
+    });
+  } catch (err) {
+    conn.disconnect();
+    throw redisFailure(conn, scope.rawUrl, err);
+  }
+  options.signal.addEventListener("abort", () => void stop(), { once: true });
+}
+
+/**
+ * Replies on the direct exchange `reply.celery.pidbox`: bind the reply
+ * list to the routing key (SADD, as kombu does) and pop it until `signal`
+ * aborts; then unbind and delete it.
+ */
+async function subscribeReplies(
+  scope: RedisScope,
+  onMessage: (message: Message) => void,
+  options: SubscribeOptions,
+): Promise<void> {
+  const client = scope.client;
+  const key = options.bindingKey ?? "";
+  const queue = options.queue ?? `${key}.${PIDBOX_REPLY_EXCHANGE}`;
+  const bindings = scope.k(bindingSet(PIDBOX_REPLY_EXCHANGE));
+  const member = bindingMember(key, queue);
+  await scope.run(() => client.sadd(bindings, member));
+  const conn = duplicateRedis(client, scope.rawUrl, "celeriac-replies");
+  // Unbind at once on abort (before the app may close its connection).
+  options.signal.addEventListener("abort", () => {
+    client.srem(bindings, member).catch(() => {});
+    client.del(scope.k(queue)).catch(() => {});
+    conn.disconnect();
+  }, { once: true });
+  const loop = async () => {
+    while (!options.signal.aborted) {
+      const got = await conn.brpop(scope.k(queue), 1).catch((err: Error) => {
+        log.debug("Reading replies: {error}", { error: err.message });
+        return new Promise<null>((r) => setTimeout(() => r(null), 500));
+      });
+      if (!got) continue;
+      try {
+        onMessage(decodeEnvelope(got[1]));
+      } catch (err) {
+        log.error("Ignored a malformed reply in {queue}: {error}", {
+          queue,
+          error: (err as Error).message,
+        });
+      }
+    }
+  };
+  void loop();
+}

@@ -1,0 +1,199 @@
+/**
+ * Parking on Redis: the `celeriac.parked` list of messages that cannot be
+ * run (malformed, unregistered, poison), each entry a JSON object with the
+ * reason and the original kombu envelope; moving a delivery there from
+ * `unacked` atomically, listing the list, and putting entries back.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envelope.ts";
+import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
+import type { ParkedMessage } from "./port.ts";
+import type { RedisScope } from "./redis_commands.ts";
+import { PARKED_KEY, priorityList, queueOfList } from "./redis_keys.ts";
+
+const log = getLogger(["celeriac", "broker", "redis"]);
+
+/**
+ * The parked-list entry of a message: the reason, where it came from, the
+ * task it carried (when known), the time, and the raw envelope.
+ *
+ * @example
+ * ```ts
+ * import { parkEntry } from "./redis_parked.ts";
+ * const entry = parkEntry("{}", "celery", "malformed message", null, null);
+ * JSON.parse(entry).reason; // "malformed message"
+ * ```
+ *
+ * @param raw the kombu envelope as it was in the queue
+ * @param queue the queue it came from
+ * @param reason why it is parked
+ * @param taskId the task id, when the message was read that far
+ * @param taskName the task name, likewise
+ * @returns the entry (Python-compatible JSON)
+ */
+export function parkEntry(
+  raw: string,
+  queue: string,
+  reason: string,
+  taskId: string | null,
+  taskName: string | null,
+): string {
+  return pyJsonDumps({
+    reason,
+    queue,
+    task_id: taskId,
+    task_name: taskName,
+    parked_at: Date.now() / 1000,
+    message: raw,
+  });
+}
+
+/**
+ * Read a parked entry: what operators see, and the original message text.
+ * An entry that is not JSON reads as "unreadable parked entry"; fields an
+ * entry lacks are read from the message where they can be.
+ *
+ * @example
+ * ```ts
+ * import { parkEntry, readParked } from "./redis_parked.ts";
+ * const { parked } = readParked(parkEntry("{}", "celery", "poison", "t1", "tasks.add"));
+ * parked.taskName; // "tasks.add"
+ * ```
+ *
+ * @param entry an element of the parked list
+ * @returns the parked message and the raw envelope
+ */
+export function readParked(entry: string): { parked: ParkedMessage; message: string } {
+  let e: Record<string, unknown> = {};
+  try {
+    e = pyJsonLoads(entry) as Record<string, unknown>;
+  } catch {
+    e = { reason: "unreadable parked entry" };
+  }
+  const msg = typeof e.message === "string" ? e.message : "";
+  const fromMsg = (field: string) => new RegExp(`"${field}": "([^"\\\\]+)"`).exec(msg)?.[1] ?? null;
+  const parkedAt = typeof e.parked_at === "number" ? e.parked_at : 0;
+  const parked: ParkedMessage = {
+    id: `${parkedAt}:${(typeof e.task_id === "string" && e.task_id) || fromMsg("delivery_tag")}`,
+    reason: String(e.reason ?? ""),
+    queue: typeof e.queue === "string" ? e.queue : queueOfList(String(e.list ?? "")),
+    taskId: typeof e.task_id === "string" ? e.task_id : fromMsg("id"),
+    taskName: typeof e.task_name === "string" ? e.task_name : fromMsg("task"),
+    parkedAt: new Date(parkedAt * 1000),
+  };
+  return { parked, message: msg };
+}
+
+/**
+ * Move an unacknowledged message to the parked list; one that is no longer
+ * unacknowledged (acked already, or without a tag) is parked all the same.
+ *
+ * @example
+ * ```ts ignore
+ * import { park, parkEntry } from "./redis_parked.ts";
+ * await park(scope, delivery.deliveryTag, parkEntry(raw, "celery", "poison", null, null));
+ * ```
+ *
+ * @param scope the broker's connection and key prefix
+ * @param tag the delivery tag in `unacked` (or `""`)
+ * @param entry the parked entry ({@link parkEntry})
+ */
+export async function park(scope: RedisScope, tag: string, entry: string): Promise<void> {
+  const moved = tag
+    ? await scope.client.celeriacPark(
+      scope.k("unacked_index"),
+      scope.k("unacked"),
+      scope.k(PARKED_KEY),
+      tag,
+      entry,
+    )
+    : 0;
+  if (!moved) await scope.client.lpush(scope.k(PARKED_KEY), entry);
+}
+
+/**
+ * Park a message that could not be read, logging why.
+ *
+ * @example
+ * ```ts ignore
+ * import { parkRaw } from "./redis_parked.ts";
+ * await parkRaw(scope, tag, raw, "celery", "malformed message: not JSON");
+ * ```
+ *
+ * @param scope the broker's connection and key prefix
+ * @param tag the delivery tag in `unacked` (or `""`)
+ * @param raw the message as it was stored
+ * @param queue the queue it came from (`""` when unknown)
+ * @param reason why it is parked
+ */
+export async function parkRaw(
+  scope: RedisScope,
+  tag: string,
+  raw: string,
+  queue: string,
+  reason: string,
+): Promise<void> {
+  log.error("Parked a message from {queue}: {reason}", { queue, reason });
+  await park(scope, tag, parkEntry(raw, queue, reason, null, null));
+}
+
+/**
+ * List parked messages, oldest first.
+ *
+ * @example
+ * ```ts ignore
+ * import { listParked } from "./redis_parked.ts";
+ * for (const p of await listParked(scope, 10)) console.log(p.reason);
+ * ```
+ *
+ * @param scope the broker's connection and key prefix
+ * @param limit at most this many (the oldest)
+ * @returns the parked messages
+ */
+export async function listParked(scope: RedisScope, limit: number): Promise<ParkedMessage[]> {
+  const raw = await scope.run(() => scope.client.lrange(scope.k(PARKED_KEY), -limit, -1));
+  return raw.reverse().map((entry) => readParked(entry).parked);
+}
+
+/**
+ * Move parked messages back to the end of their queues, marked
+ * redelivered, oldest first; one whose envelope cannot be decoded stays.
+ *
+ * @example
+ * ```ts ignore
+ * import { requeueParked } from "./redis_parked.ts";
+ * console.log(await requeueParked(scope, 1000), "message(s) back in their queues");
+ * ```
+ *
+ * @param scope the broker's connection and key prefix
+ * @param limit at most this many (the oldest)
+ * @returns how many moved
+ */
+export async function requeueParked(scope: RedisScope, limit: number): Promise<number> {
+  const entries = await scope.run(() => scope.client.lrange(scope.k(PARKED_KEY), -limit, -1));
+  let moved = 0;
+  for (const entry of entries.reverse()) {
+    const { parked, message } = readParked(entry);
+    let env: Envelope;
+    try {
+      env = decodeEnvelope(message);
+    } catch {
+      log.warn("Parked message {id} cannot be decoded; it stays parked", { id: parked.id });
+      continue;
+    }
+    const raw = encodeEnvelope(
+      env,
+      env.deliveryInfo,
+      env.deliveryTag || crypto.randomUUID(),
+      true,
+    );
+    const list = priorityList(parked.queue, env.properties.priority);
+    moved += await scope.run(() =>
+      scope.client.celeriacUnpark(scope.k(PARKED_KEY), scope.k(list), entry, raw)
+    );
+  }
+  return moved;
+}

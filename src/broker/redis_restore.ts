@@ -1,0 +1,118 @@
+/**
+ * kombu's restore sweep on Redis: messages unacknowledged for longer than
+ * the visibility timeout go back to the front of their queues, marked
+ * redelivered, with their delivery count raised; entries that cannot be
+ * read are parked. The `unacked_mutex` lock keeps Celeriac's and Python's
+ * sweeps apart.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envelope.ts";
+import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
+import { DELIVERY_COUNT_HEADER } from "./port.ts";
+import type { RedisScope } from "./redis_commands.ts";
+import { priorityList } from "./redis_keys.ts";
+import { parkRaw } from "./redis_parked.ts";
+import { route } from "./redis_publish.ts";
+
+const log = getLogger(["celeriac", "broker", "redis"]);
+
+/**
+ * How long the restore lock (`unacked_mutex`) lives without renewal, in
+ * milliseconds. A sweeping consumer renews it every third of that, so a
+ * consumer killed mid-sweep holds restores up for at most this long
+ * (kombu sets it for 300 s and never renews it).
+ *
+ * @example
+ * ```ts
+ * import { RESTORE_LOCK_MS } from "@celeriac/celeriac/transports";
+ * RESTORE_LOCK_MS; // 5000
+ * ```
+ */
+export const RESTORE_LOCK_MS = 5000;
+
+/**
+ * kombu's `restore_visible`: put back every message that has been
+ * unacknowledged for longer than the visibility timeout, at the front of
+ * its queue and marked redelivered. Guarded by `unacked_mutex` so that
+ * Celeriac and Python workers never sweep at the same time; the lock
+ * lives {@link RESTORE_LOCK_MS} and is renewed while this sweep runs, so
+ * a consumer killed mid-sweep delays restores by seconds, not minutes.
+ *
+ * @example
+ * ```ts ignore
+ * import { restoreVisible } from "./redis_restore.ts";
+ * const restored = await restoreVisible(scope, 3600);
+ * ```
+ *
+ * @param scope the broker's connection and key prefix
+ * @param visibilitySeconds the visibility timeout
+ * @returns how many messages were restored (0 when another sweep holds the lock)
+ */
+export async function restoreVisible(
+  scope: RedisScope,
+  visibilitySeconds: number,
+): Promise<number> {
+  const client = scope.client;
+  const token = crypto.randomUUID().replaceAll("-", "");
+  const mutex = scope.k("unacked_mutex");
+  const got = await client.set(mutex, token, "PX", RESTORE_LOCK_MS, "NX");
+  if (got !== "OK") return 0;
+  let restored = 0;
+  const renew = setInterval(() => {
+    client.celeriacRenew(mutex, token, String(RESTORE_LOCK_MS)).catch(() => {});
+  }, RESTORE_LOCK_MS / 3);
+  try {
+    const ceiling = Date.now() / 1000 - visibilitySeconds;
+    const tags = await client.zrevrangebyscore(scope.k("unacked_index"), ceiling, 0);
+    for (const tag of tags) restored += await restoreOne(scope, tag);
+  } finally {
+    clearInterval(renew);
+    await client.celeriacUnlock(mutex, token);
+  }
+  if (restored > 0) log.info("Restored {n} unacknowledged message(s)", { n: restored });
+  return restored;
+}
+
+async function restoreOne(scope: RedisScope, tag: string): Promise<number> {
+  const value = await scope.client.hget(scope.k("unacked"), tag);
+  if (value === null) {
+    await scope.client.zrem(scope.k("unacked_index"), tag);
+    return 0;
+  }
+  let env: Envelope;
+  let exchange: string;
+  let routingKey: string;
+  try {
+    const [rawEnv, ex, rk] = pyJsonLoads(value) as [unknown, string, string];
+    env = decodeEnvelope(pyJsonDumps(rawEnv));
+    exchange = String(ex ?? "");
+    routingKey = String(rk ?? "");
+    if (env.undecodable !== undefined) throw new Error(env.undecodable);
+  } catch (err) {
+    await parkRaw(scope, tag, value, "", `unreadable unacked entry: ${(err as Error).message}`);
+    return 0;
+  }
+  const queues = await route(scope, exchange, routingKey);
+  const restores = Number(env.headers[DELIVERY_COUNT_HEADER]) || 0;
+  env.headers = { ...env.headers, [DELIVERY_COUNT_HEADER]: restores + 1 };
+  const raw = encodeEnvelope(env, env.deliveryInfo, tag, true);
+  let moved = 0;
+  for (const q of queues.length ? queues : [routingKey]) {
+    moved = Math.max(
+      moved,
+      await scope.client.celeriacRestore(
+        scope.k("unacked_index"),
+        scope.k("unacked"),
+        scope.k(priorityList(q, env.properties.priority)),
+        tag,
+        value,
+        raw,
+        "front",
+      ),
+    );
+  }
+  return moved;
+}

@@ -1,0 +1,276 @@
+/**
+ * Taking messages from Redis: one atomic script call takes a batch and
+ * records it in `unacked` / `unacked_index` (reconciling a take whose
+ * reply was lost), malformed elements are parked, and while the queues are
+ * empty the taker waits by claiming (see redis_claims.ts), riding out a
+ * Redis outage by retrying every {@link RECONNECT_POLL_MS} ms.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { decodeEnvelope, type Envelope } from "../protocol/envelope.ts";
+import type { Delivery } from "./port.ts";
+import { BrokerConnectionError } from "./errors.ts";
+import {
+  CLAIM_LEASE_SECONDS,
+  claimedList,
+  claimList,
+  CLAIMS_KEY,
+  ClaimWatcher,
+} from "./redis_claims.ts";
+import type { RedisScope } from "./redis_commands.ts";
+import { duplicateRedis } from "./redis_connection.ts";
+import { PARKED_KEY, queueOfList, rotatedLists } from "./redis_keys.ts";
+import { parkRaw } from "./redis_parked.ts";
+
+const log = getLogger(["celeriac", "broker", "redis"]);
+
+/**
+ * How often a take retries while Redis is unreachable, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { RECONNECT_POLL_MS } from "./redis_take.ts";
+ * RECONNECT_POLL_MS; // 100
+ * ```
+ */
+export const RECONNECT_POLL_MS = 100;
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
+
+/**
+ * One broker's takes: its claim watchers (one blocked connection per
+ * list), its take record, and the raw envelope of each delivery it handed
+ * out (parking stores the message exactly as it was queued).
+ *
+ * @example
+ * ```ts ignore
+ * import { RedisTaker } from "./redis_take.ts";
+ * const taker = new RedisTaker(scope);
+ * const deliveries = await taker.take(["celery"], 10, AbortSignal.timeout(5000));
+ * await taker.close();
+ * ```
+ */
+export class RedisTaker {
+  readonly #scope: RedisScope;
+  readonly #watchers = new Map<string, ClaimWatcher>();
+  /** This broker's id in its claim lists (see redis_claims.ts). */
+  readonly #id = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+  readonly #raw = new WeakMap<Delivery, string>();
+  #rotation = 0;
+  /** This consumer's take record and the sequence id of its next take. */
+  readonly #takeRecord = `celeriac.take.${crypto.randomUUID()}`;
+  #takeSeq = 0;
+  /** Lists of a take whose reply was lost: the next take repeats it with the same id. */
+  #unsureTake: { lists: string[]; seq: number } | null = null;
+
+  /** @param scope the broker's connection and key prefix */
+  constructor(scope: RedisScope) {
+    this.#scope = scope;
+  }
+
+  /** The envelope a delivery was taken as, if this taker handed it out. */
+  rawOf(delivery: Delivery): string | undefined {
+    return this.#raw.get(delivery);
+  }
+
+  /**
+   * Take up to `max` messages atomically, waiting while the queues are
+   * empty, and while Redis is unreachable (retrying every 100 ms until it is
+   * back or `signal` aborts).
+   */
+  async take(queues: readonly string[], max: number, signal: AbortSignal): Promise<Delivery[]> {
+    let down = 0;
+    while (!signal.aborted) {
+      const lists = this.#unsureTake?.lists ?? rotatedLists(queues, this.#rotation);
+      let got: Delivery[];
+      try {
+        got = await this.#takeNow(lists, max);
+      } catch (err) {
+        if (!(err instanceof BrokerConnectionError)) throw err;
+        // Ride out the outage here, as the AMQP transport does: retry soon after Redis is back.
+        if (down === 0) {
+          down = Date.now();
+          log.warn("Redis is unreachable ({error}); taking again as soon as it is back", {
+            error: err.message,
+          });
+        }
+        await abortableSleep(RECONNECT_POLL_MS, signal);
+        continue;
+      }
+      if (down !== 0) {
+        log.info("Redis is back after {seconds} s: taking again", {
+          seconds: ((Date.now() - down) / 1000).toFixed(1),
+        });
+        down = 0;
+      }
+      if (got.length > 0) {
+        this.#rotation++;
+        return got;
+      }
+      await this.#waitAny(lists, signal);
+    }
+    return [];
+  }
+
+  /**
+   * Take with the script. When the reply does not arrive (a disconnect), the
+   * script may have run: the next take repeats this one with the same id
+   * and lists, and the script hands over what it recorded instead of
+   * taking again, so nothing waits in `unacked` for the visibility timeout.
+   */
+  async #takeNow(lists: string[], max: number): Promise<Delivery[]> {
+    const s = this.#scope;
+    // Messages this broker claimed while waiting come first (they were sent first).
+    const sources = [...lists, ...lists];
+    const keys = [
+      ...lists.map((l) => s.k(claimList(this.#id, l))),
+      ...lists.map((l) => s.k(l)),
+      s.k("unacked_index"),
+      s.k("unacked"),
+      s.k(PARKED_KEY),
+      s.k(this.#takeRecord),
+    ];
+    // A take repeating one whose reply was lost uses that take's id; takes never share one.
+    const seq = this.#unsureTake?.seq ?? ++this.#takeSeq;
+    let flat: string[];
+    try {
+      flat = await s.run(() =>
+        s.client.celeriacTake(keys.length, ...keys, String(max), String(seq))
+      );
+    } catch (err) {
+      this.#unsureTake = { lists, seq };
+      throw err;
+    }
+    if (this.#unsureTake !== null && flat.length > 0) {
+      log.info("Reconciled a take whose reply was lost: {n} message(s) handed over", {
+        n: flat.length / 3,
+      });
+    }
+    this.#unsureTake = null;
+    const out: Delivery[] = [];
+    for (let i = 0; i < flat.length; i += 3) {
+      const pos = Number(flat[i]);
+      const tag = flat[i + 1];
+      const raw = flat[i + 2];
+      const list = sources[Math.abs(pos) - 1];
+      if (pos < 0) {
+        log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
+          list,
+          sample: raw.slice(0, 200),
+        });
+        continue;
+      }
+      let env: Envelope;
+      try {
+        env = decodeEnvelope(raw);
+      } catch (err) {
+        await parkRaw(
+          s,
+          tag,
+          raw,
+          queueOfList(list),
+          `malformed message: ${(err as Error).message}`,
+        );
+        continue;
+      }
+      const d: Delivery = {
+        body: env.body,
+        contentType: env.contentType,
+        contentEncoding: env.contentEncoding,
+        headers: env.headers,
+        properties: env.properties,
+        queue: queueOfList(list),
+        deliveryTag: tag,
+        redelivered: env.redelivered,
+        exchange: env.deliveryInfo.exchange,
+        routingKey: env.deliveryInfo.routing_key,
+        ...(env.undecodable === undefined ? {} : { undecodable: env.undecodable }),
+      };
+      this.#raw.set(d, raw);
+      out.push(d);
+    }
+    return out;
+  }
+
+  async #waitAny(lists: string[], signal: AbortSignal): Promise<void> {
+    const waits = lists.map((l) => this.#watcher(l).wait());
+    const { promise: aborted, resolve } = Promise.withResolvers<boolean>();
+    const onAbort = () => resolve(false);
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      await Promise.race([...waits, aborted]);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  #watcher(list: string): ClaimWatcher {
+    let w = this.#watchers.get(list);
+    if (!w) {
+      const s = this.#scope;
+      const conn = duplicateRedis(s.client, s.rawUrl, "celeriac-watch");
+      conn.on("error", () => {});
+      const member = claimList(this.#id, list);
+      w = new ClaimWatcher(
+        conn,
+        s.k(list),
+        s.k(member),
+        () => s.client.zadd(s.k(CLAIMS_KEY), Date.now() / 1000, member),
+      );
+      this.#watchers.set(list, w);
+    }
+    return w;
+  }
+
+  /**
+   * Put claims back at the front of their queues: this broker's own (on
+   * close), or every claim not renewed for {@link CLAIM_LEASE_SECONDS}.
+   *
+   * @param own this broker's claims, rather than abandoned ones
+   * @returns how many messages moved
+   */
+  async returnClaims(own: boolean): Promise<number> {
+    const s = this.#scope;
+    const members = own
+      ? [...this.#watchers.keys()].map((l) => claimList(this.#id, l))
+      : await s.client.zrangebyscore(
+        s.k(CLAIMS_KEY),
+        "-inf",
+        Date.now() / 1000 - CLAIM_LEASE_SECONDS,
+      );
+    let moved = 0;
+    for (const member of members) {
+      const list = claimedList(member);
+      if (list === null) continue;
+      moved += await s.client.celeriacReturnClaim(
+        s.k(member),
+        s.k(list),
+        s.k(CLAIMS_KEY),
+        member,
+      );
+    }
+    if (moved > 0) log.info("Returned {n} claimed message(s) to their queues", { n: moved });
+    return moved;
+  }
+
+  /** Stop waiting and put this broker's claims back in their queues. */
+  async close(): Promise<void> {
+    for (const w of this.#watchers.values()) w.close();
+    await this.returnClaims(true).catch((err) =>
+      log.warn("Could not return claimed messages: {error}", { error: (err as Error).message })
+    );
+    this.#watchers.clear();
+  }
+}
