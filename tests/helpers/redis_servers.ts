@@ -24,7 +24,7 @@ export interface RedisProcess {
  * are free now (test files run in parallel, each may hold a block).
  */
 export function privatePorts(): number {
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 0;; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 90) * 100;
     if (attempt >= 50 || Array.from({ length: 10 }, (_, i) => base + i).every(free)) return base;
   }
