@@ -51,16 +51,15 @@
 export { Celery } from "./src/client/app.ts";
 export { type CeleryOptions, type ResolvedConfig } from "./src/client/config.ts";
 // Tasks
-export {
-  type ApplyOptions,
-  type ArgsSuffix,
-  type BoundTaskHandler,
-  Task,
-  type TaskContext,
-  type TaskHandler,
-  type TaskOptions,
-} from "./src/client/task.ts";
-export type { StateUpdate } from "./src/client/task.ts";
+export { type ArgsSuffix, Task } from "./src/client/task.ts";
+export type {
+  ApplyOptions,
+  BoundTaskHandler,
+  StateUpdate,
+  TaskContext,
+  TaskHandler,
+  TaskOptions,
+} from "./src/client/task_options.ts";
 export { MaxRetriesExceededError, Retry, type RetryOptions } from "./src/client/retry.ts";
 export { currentTask, type RunningTask } from "./src/client/current.ts";
 export type { PermissionValue, TaskPermissions } from "./src/client/permissions.ts";

@@ -23,16 +23,16 @@
  * @module
  */
 
-// src/client/app.ts
-export { PUBLISHER, type Publisher } from "./src/client/app.ts";
+// src/client/publisher.ts
+export { PUBLISHER, type Publisher } from "./src/client/publisher.ts";
 // src/client/async_result.ts
 export { type ResultSource, taskErrorFromMeta } from "./src/client/async_result.ts";
 // src/client/config.ts
 export { DEFAULT_BROKER_URL, resolveConfig, type ResolvedConfig } from "./src/client/config.ts";
 // src/client/runtime.ts
 export { anonymousNodeName, hostName, processId, readEnv } from "./src/client/runtime.ts";
-// src/client/task.ts
-export type { TaskSender } from "./src/client/task.ts";
+// src/client/task_options.ts
+export type { TaskSender } from "./src/client/task_options.ts";
 // src/client/transports.ts
 export {
   openBackend,
@@ -214,13 +214,12 @@ export {
 export {
   type CanvasPlan,
   type CanvasSend,
-  chainSignature,
-  chordSignature,
   freezeSignature,
-  groupSignature,
   planCanvas,
   type PlanOptions,
 } from "./src/protocol/canvas.ts";
+// src/protocol/canvas_shape.ts
+export { chainSignature, chordSignature, groupSignature } from "./src/protocol/canvas_shape.ts";
 // src/protocol/canvas_message.ts
 export {
   type CanvasSender,

@@ -71,13 +71,9 @@ export { KV_MAX_MESSAGE_BYTES } from "./src/broker/kv_message.ts";
 // src/broker/kv_store.ts
 export { type KvUrl, parseKvUrl } from "./src/broker/kv_store.ts";
 // src/backend/kv.ts
-export {
-  KV_MAX_RESULT_BYTES,
-  KV_VALUE_BYTES,
-  KvBackend,
-  type KvBackendOptions,
-  openKvBackend,
-} from "./src/backend/kv.ts";
+export { KvBackend, type KvBackendOptions, openKvBackend } from "./src/backend/kv.ts";
+// src/backend/kv_meta_store.ts
+export { KV_MAX_RESULT_BYTES, KV_VALUE_BYTES } from "./src/backend/kv_meta_store.ts";
 // src/backend/redis_chord.ts
 export { GROUP_META_PREFIX, RedisChords } from "./src/backend/redis_chord.ts";
 // src/backend/kv_chord.ts

@@ -125,5 +125,14 @@ export {
 export { InlinePool } from "./src/worker/inline_pool.ts";
 export type { Pool, PoolEvents } from "./src/worker/pool.ts";
 export { ThreadPool, type ThreadPoolOptions } from "./src/worker/thread_pool.ts";
+export {
+  AUTOSCALE_KEEPALIVE,
+  type AutoscaleOptions,
+  AutoscalePolicy,
+  parseAutoscale,
+  type PoolReading,
+  rangeProblem,
+} from "./src/worker/autoscale_policy.ts";
+export { Autoscaler, type AutoscalerHost, type AutoscalerInfo } from "./src/worker/autoscaler.ts";
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

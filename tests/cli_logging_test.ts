@@ -99,6 +99,9 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
   const command = await runCli(["frobnicate", "--app", "./tests/apps/worker_app.ts"]);
   assert.equal(command.code, 2);
   assert.match(command.stderr, /^error: unknown command "frobnicate"; run with --help/);
+  const inherited = await runCli(["toString", "--app", "./tests/apps/worker_app.ts"]);
+  assert.equal(inherited.code, 2, "a name from Object.prototype is no command");
+  assert.match(inherited.stderr, /^error: unknown command "toString"/);
 });
 
 Deno.test("cli logging: --version prints the package version", async () => {

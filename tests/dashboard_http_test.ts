@@ -385,6 +385,19 @@ Deno.test("dashboard: a worker action says when the worker did not answer", asyn
     const bad = await post(url, "workers/gone@h/pool_grow", { n: 0 }, h);
     assert.equal(bad.status, 400);
     assert.match(((await json(bad)).error as { message: string }).message, /n must be a whole/);
+    const scaled = await json(await post(url, "workers/gone@h/autoscale", { max: 4, min: 1 }, h));
+    assert.equal(scaled.message, "autoscale sent to gone@h; no reply within 2 s");
+    for (
+      const [args, why] of [
+        [{ min: 1 }, /max is required/],
+        [{ max: 0, min: 0 }, /max must be a whole number 1\.\.1000/],
+        [{ max: 3, min: -1 }, /min must be a whole number 0\.\.1000/],
+      ] as const
+    ) {
+      const r = await post(url, "workers/gone@h/autoscale", args, h);
+      assert.equal(r.status, 400);
+      assert.match(((await json(r)).error as { message: string }).message, why);
+    }
   });
 });
 

@@ -161,10 +161,9 @@ Deno.test("inspect replies: hello, clock, time_limit, consumers, pool as Celery 
   assert.deepEqual(await ask("pool_shrink", {}, resizable), { ok: "pool will shrink" });
   assert.deepEqual(resized, [2, -1], "pool_shrink without n shrinks by 1, as Celery");
   await assert.rejects(ask("pool_grow", { n: 1 }), /fixed size/);
-  assert.match(
-    String((await ask("autoscale", { max: 4, min: 1 }) as { error: string }).error),
-    /not supported/,
-  );
+  assert.deepEqual(await ask("autoscale", { max: 4, min: 1 }), {
+    error: "ValueError('Autoscale not enabled')",
+  }, "Celery's reply from a worker without --autoscale");
 });
 
 Deno.test("control replies: events on/off, heartbeat, unknown command, bad arguments", () => {

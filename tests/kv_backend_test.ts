@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { KV_MAX_RESULT_BYTES, openKvBackend } from "../src/backend/kv.ts";
+import { openKvBackend } from "../src/backend/kv.ts";
+import { KV_MAX_RESULT_BYTES } from "../src/backend/kv_meta_store.ts";
 import { openKvBroker } from "../src/broker/kv.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { backendConformance } from "./backend_conformance.ts";

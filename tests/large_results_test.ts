@@ -7,7 +7,8 @@
 
 import assert from "node:assert/strict";
 import { TaskError } from "../mod.ts";
-import { KV_MAX_RESULT_BYTES, KV_VALUE_BYTES, openKvBackend } from "../src/backend/kv.ts";
+import { openKvBackend } from "../src/backend/kv.ts";
+import { KV_MAX_RESULT_BYTES, KV_VALUE_BYTES } from "../src/backend/kv_meta_store.ts";
 import { EncodeError } from "../src/protocol/errors.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import type { TaskState } from "../src/protocol/result_meta.ts";

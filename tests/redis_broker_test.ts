@@ -75,6 +75,30 @@ Deno.test({
 });
 
 Deno.test({
+  name: "redis broker: close() deletes the consumer's take record (it would linger for an hour)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const p = uniquePrefix("take-record");
+  const broker = await openRedisBroker(
+    `${REDIS_URL}?global_keyprefix=${encodeURIComponent(p)}`,
+  );
+  const r = await rawRedis();
+  try {
+    const q = uniqueQueue("record");
+    await broker.publish(message("z"), { routingKey: q });
+    const got = await broker.take([q], { max: 1 });
+    await broker.ack(got);
+    assert.equal((await r.keys(`${p}celeriac.take.*`)).length, 1, "a take keeps its record");
+    await broker.close();
+    assert.deepEqual(await r.keys(`${p}celeriac.take.*`), []);
+  } finally {
+    await broker.close();
+    await deleteKeys(p);
+    await r.quit();
+  }
+});
+
+Deno.test({
   name: "redis broker: garbage in a queue is parked, logged and does not stop consumption",
   ignore: WITHOUT_REDIS,
 }, async () => {

@@ -272,5 +272,9 @@ export class RedisTaker {
       log.warn("Could not return claimed messages: {error}", { error: (err as Error).message })
     );
     this.#watchers.clear();
+    // The record only serves this consumer's next take; without this it lingers until it expires.
+    await this.#scope.client.del(this.#scope.k(this.#takeRecord)).catch((err) =>
+      log.debug("Could not delete the take record: {error}", { error: (err as Error).message })
+    );
   }
 }

@@ -32,6 +32,16 @@ export const BEAT_OPTIONS = {
   priority: { type: "string" },
 } as const;
 
+/**
+ * The actions of `schedule`.
+ *
+ * @example
+ * ```ts ignore
+ * SCHEDULE_ACTIONS; // ["list", "add", "remove"]
+ * ```
+ */
+export const SCHEDULE_ACTIONS: readonly string[] = ["list", "add", "remove"];
+
 /** Usage lines of beat and schedule. */
 export const BEAT_USAGE = `
   deno run -A worker.ts beat --app ./tasks.ts [--max-interval S] [--lease-time S] [--list]
@@ -229,7 +239,9 @@ export async function runSchedule(
       console.log(removed ? `Removed entry "${name}"` : `No entry "${name}"`);
       return removed ? 0 : 1;
     }
-    throw new TypeError(`Unknown schedule action "${action}": use list, add or remove`);
+    throw new TypeError(
+      `Unknown schedule action "${action}": use ${SCHEDULE_ACTIONS.join(", ")}`,
+    );
   } finally {
     await periodic.close();
     await app.close();

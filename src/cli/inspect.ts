@@ -54,8 +54,20 @@ const CONTROL: Record<string, (p: string[]) => Record<string, unknown>> = {
   cancel_consumer: ([queue]) => ({ queue }),
   pool_grow: ([n]) => ({ n: Number(n ?? 1) }),
   pool_shrink: ([n]) => ({ n: Number(n ?? 1) }),
-  autoscale: ([max, min]) => ({ max: Number(max), min: Number(min) }),
+  autoscale: ([max, min]) => ({ max: wholeNumber(max, "max"), min: wholeNumber(min, "min") }),
 };
+
+/** `autoscale MAX [MIN]`: an absent bound is null (the worker keeps it). */
+function wholeNumber(text: string | undefined, what: string): number | null {
+  if (text === undefined) return null;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new TypeError(
+      `control autoscale needs MAX [MIN] as whole numbers, got ${what} "${text}"`,
+    );
+  }
+  return n;
+}
 
 /** Commands whose reply is a cast: nothing comes back. */
 const CASTS = new Set(["heartbeat", "shutdown"]);

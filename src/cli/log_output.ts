@@ -43,6 +43,16 @@ export interface LogFields {
 }
 
 /**
+ * The `--log-format` values.
+ *
+ * @example
+ * ```ts ignore
+ * LOG_FORMATS; // ["text", "json"]
+ * ```
+ */
+export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
+
+/**
  * Check a `--log-format` value.
  *
  * @example
@@ -57,10 +67,10 @@ export interface LogFields {
  */
 export function parseLogFormat(value: string): LogFormat {
   const format = value.toLowerCase();
-  if (format !== "text" && format !== "json") {
+  if (!(LOG_FORMATS as readonly string[]).includes(format)) {
     throw new TypeError(`--log-format must be "text" or "json", got "${value}"`);
   }
-  return format;
+  return format as LogFormat;
 }
 
 /**

@@ -30,6 +30,16 @@ const LEVELS: Record<string, LogLevel> = {
 };
 
 /**
+ * Celery's log level names, as `--loglevel` takes them (any case).
+ *
+ * @example
+ * ```ts ignore
+ * LOG_LEVEL_NAMES.join(", "); // "DEBUG, INFO, WARNING, ERROR, CRITICAL"
+ * ```
+ */
+export const LOG_LEVEL_NAMES: readonly string[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+
+/**
  * Map a Celery log level name (`DEBUG`, `INFO`, `WARNING`, `ERROR`,
  * `CRITICAL`) to LogTape's.
  *
@@ -46,7 +56,7 @@ const LEVELS: Record<string, LogLevel> = {
 export function parseLogLevel(name: string): LogLevel {
   const level = LEVELS[name.toLowerCase()];
   if (!level) {
-    throw new TypeError(`Unknown log level "${name}": use DEBUG, INFO, WARNING, ERROR or CRITICAL`);
+    throw new TypeError(`Unknown log level "${name}": use ${LOG_LEVEL_NAMES.join(", ")}`);
   }
   return level;
 }

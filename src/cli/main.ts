@@ -20,6 +20,7 @@ import {
   configureBeatStore,
   runBeat,
   runSchedule,
+  SCHEDULE_ACTIONS,
 } from "./beat.ts";
 import { RELIABILITY_OPTIONS, RELIABILITY_USAGE, reliabilityOptions } from "./reliability.ts";
 import { SCALE_HELP, SCALE_OPTIONS, scaleWorkerOptions } from "./scale_flags.ts";
@@ -32,10 +33,18 @@ import {
 } from "./dashboard.ts";
 import { bannerFields } from "./banner.ts";
 import { connectOnStartup } from "./connect_retry.ts";
-import { type LogFields, parseLogFormat } from "./log_output.ts";
-import { cliLogLevels, closeLogging, setupLogging } from "./logging.ts";
+import { LOG_FORMATS, type LogFields, parseLogFormat } from "./log_output.ts";
+import { cliLogLevels, closeLogging, LOG_LEVEL_NAMES, setupLogging } from "./logging.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
-import { isMonitorCommand, MONITOR_OPTIONS, MONITOR_USAGE, runMonitor } from "./monitor.ts";
+import {
+  isMonitorCommand,
+  MONITOR_COMMANDS,
+  MONITOR_OPTIONS,
+  MONITOR_USAGE,
+  runMonitor,
+} from "./monitor.ts";
+import { type CompletionSpec, runCompletion, SHELLS } from "./completion.ts";
+import { CONTROL_COMMANDS, INSPECT_COMMANDS } from "./inspect.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -53,6 +62,7 @@ export const USAGE = `Celeriac worker — runs Celery-protocol tasks defined in 
 
 Usage:
   deno run -A worker.ts --app ./tasks.ts [options]     run a worker
+  deno run -A worker.ts completion bash|zsh|fish       print a shell completion script
   deno run -A worker.ts parked --app ./tasks.ts [--requeue] [--limit N]
                                                        list (or requeue) parked messages
   deno run -A worker.ts purge --app ./tasks.ts [-Q a,b] [-f]
@@ -111,6 +121,9 @@ ${SCALE_HELP}
 Signals: SIGINT/SIGTERM once = warm shutdown (finish running tasks);
          twice, or SIGQUIT = cold shutdown (after --soft-shutdown-timeout, requeue
          running tasks and exit).`;
+
+/** The `--pool` values. */
+const POOLS = ["threads", "inline"] as const;
 
 function positiveNumber(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
@@ -207,6 +220,56 @@ const OPTIONS = {
   ...MONITOR_OPTIONS,
 } as const;
 
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>[
+  "values"
+];
+
+/** What a subcommand runs with. */
+interface Run {
+  app: Celery;
+  url: string;
+  exportName?: string;
+  values: Values;
+  positionals: string[];
+  logFields: LogFields;
+}
+
+/** The subcommands besides the monitoring ones (`monitor.ts`) and `completion`. */
+const RUNNERS: Record<string, (r: Run) => Promise<number>> = {
+  worker: (r) => runWorker(r.app, r.url, r.exportName, r.values, r.logFields),
+  parked: (r) =>
+    parked(r.app, {
+      requeue: r.values.requeue ?? false,
+      limit: positiveInt(r.values.limit, "--limit"),
+    }).finally(() => r.app.close()),
+  beat: (r) => runBeat(r.app, r.values),
+  dashboard: (r) => runDashboard(r.app, r.values),
+  schedule: (r) => runSchedule(r.app, r.positionals.slice(1), r.values),
+  purge: (r) =>
+    purge(r.app, {
+      queues: queueList(r.values.queues) ?? [r.app.config.defaultQueue],
+      force: r.values.force ?? false,
+    }).finally(() => r.app.close()),
+};
+
+/** What `completion` completes: the tables above and the inspect / control names. */
+const COMPLETION: CompletionSpec = {
+  commands: [...Object.keys(RUNNERS), ...MONITOR_COMMANDS, "completion"],
+  options: OPTIONS,
+  subcommands: {
+    inspect: INSPECT_COMMANDS,
+    control: CONTROL_COMMANDS,
+    schedule: SCHEDULE_ACTIONS,
+    completion: SHELLS,
+  },
+  values: {
+    pool: POOLS,
+    loglevel: LOG_LEVEL_NAMES,
+    "log-format": LOG_FORMATS,
+  },
+  files: ["app", "logfile"],
+};
+
 /**
  * Run the command line; resolves with the exit code.
  *
@@ -241,6 +304,7 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const command = positionals[0] ?? "worker";
+  if (command === "completion") return runCompletion(positionals.slice(1), COMPLETION);
   const logFields: LogFields = { hostname: hostName() };
   try {
     const levels = cliLogLevels(values.loglevel);
@@ -253,29 +317,12 @@ export async function main(args: string[]): Promise<number> {
     if (isMonitorCommand(command)) {
       return await runMonitor(command, app, positionals.slice(1), values);
     }
-    switch (command) {
-      case "worker":
-        return await runWorker(app, url, exportName, values, logFields);
-      case "parked":
-        return await parked(app, {
-          requeue: values.requeue ?? false,
-          limit: positiveInt(values.limit, "--limit"),
-        }).finally(() => app.close());
-      case "beat":
-        return await runBeat(app, values);
-      case "dashboard":
-        return await runDashboard(app, values);
-      case "schedule":
-        return await runSchedule(app, positionals.slice(1), values);
-      case "purge":
-        return await purge(app, {
-          queues: queueList(values.queues) ?? [app.config.defaultQueue],
-          force: values.force ?? false,
-        }).finally(() => app.close());
-      default:
-        console.error(`error: unknown command "${command}"; run with --help to see the commands`);
-        return 2;
+    const run = Object.hasOwn(RUNNERS, command) ? RUNNERS[command] : undefined;
+    if (!run) {
+      console.error(`error: unknown command "${command}"; run with --help to see the commands`);
+      return 2;
     }
+    return await run({ app, url, exportName, values, positionals, logFields });
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     return 1;
@@ -293,7 +340,7 @@ async function runWorker(
 ): Promise<number> {
   const pool = (values.pool as string | undefined) ?? "threads";
   if (pool !== "threads" && pool !== "inline") {
-    throw new TypeError(`--pool must be "threads" or "inline", got "${pool}"`);
+    throw new TypeError(`--pool must be ${POOLS.map((p) => `"${p}"`).join(" or ")}, got "${pool}"`);
   }
   const worker = new Worker({
     app,

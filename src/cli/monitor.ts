@@ -45,8 +45,24 @@ export const MONITOR_USAGE = `
                                                        --dump: one line per event
       (inspect, control, status, report exit 69 when no worker replies)`;
 
-/** The subcommands this module runs. */
-const COMMANDS = new Set(["call", "result", "inspect", "control", "status", "events", "report"]);
+/**
+ * The subcommands this module runs.
+ *
+ * @example
+ * ```ts ignore
+ * MONITOR_COMMANDS.includes("inspect"); // true
+ * ```
+ */
+export const MONITOR_COMMANDS: readonly string[] = [
+  "call",
+  "result",
+  "inspect",
+  "control",
+  "status",
+  "events",
+  "report",
+];
+const COMMANDS = new Set(MONITOR_COMMANDS);
 
 /**
  * Whether a subcommand is one of these.

@@ -1,11 +1,14 @@
 /**
- * The worker's scaling flags: `--eta-task-limit` and
- * `--soft-shutdown-timeout`.
+ * The worker's scaling flags: `--autoscale`, `--autoscale-keepalive`,
+ * `--eta-task-limit` and `--soft-shutdown-timeout`.
  *
  * @module
  */
 
+import { parseAutoscale } from "../worker/autoscale_policy.ts";
 import type { WorkerOptions } from "../worker/worker_options.ts";
+
+type ScaleOptions = Pick<WorkerOptions, "autoscale" | "etaTaskLimit" | "softShutdownTimeout">;
 
 /**
  * The flags, as `parseArgs` reads them.
@@ -16,6 +19,8 @@ import type { WorkerOptions } from "../worker/worker_options.ts";
  * ```
  */
 export const SCALE_OPTIONS = {
+  autoscale: { type: "string" },
+  "autoscale-keepalive": { type: "string" },
   "eta-task-limit": { type: "string" },
   "soft-shutdown-timeout": { type: "string" },
 } as const;
@@ -29,7 +34,12 @@ export const SCALE_OPTIONS = {
  * ```
  */
 export const SCALE_HELP =
-  `      --eta-task-limit N     hold at most N ETA tasks; leave further tasks on the broker
+  `      --autoscale MAX,MIN    grow the pool up to MAX Web Workers while tasks outnumber them,
+                             retire idle ones down to MIN (starts with MIN; -c is ignored)
+      --autoscale-keepalive SECONDS
+                             surplus Web Workers are retired after SECONDS (default 30, or
+                             the AUTOSCALE_KEEPALIVE environment variable, as Celery)
+      --eta-task-limit N     hold at most N ETA tasks; leave further tasks on the broker
                              until one is due (Celery's worker_eta_task_limit)
       --soft-shutdown-timeout SECONDS
                              on a cold shutdown (second signal, SIGQUIT), let running tasks
@@ -47,12 +57,26 @@ export const SCALE_HELP =
  * @returns options for the Worker
  * @throws {TypeError} for a value that is not a number in range
  */
-export function scaleWorkerOptions(
-  values: Record<string, unknown>,
-): Pick<WorkerOptions, "etaTaskLimit" | "softShutdownTimeout"> {
+export function scaleWorkerOptions(values: Record<string, unknown>): ScaleOptions {
   const limit = values["eta-task-limit"] as string | undefined;
   const soft = values["soft-shutdown-timeout"] as string | undefined;
-  const out: Pick<WorkerOptions, "etaTaskLimit" | "softShutdownTimeout"> = {};
+  const out: ScaleOptions = {};
+  const autoscale = values.autoscale as string | undefined;
+  const flag = values["autoscale-keepalive"] as string | undefined;
+  if (autoscale !== undefined) {
+    out.autoscale = parseAutoscale(autoscale);
+    const keepalive = flag ?? keepaliveEnv();
+    if (keepalive !== undefined) {
+      const k = Number(keepalive);
+      if (!(k > 0) || !Number.isFinite(k)) {
+        const from = flag === undefined ? "AUTOSCALE_KEEPALIVE" : "--autoscale-keepalive";
+        throw new TypeError(`${from} needs a number of seconds > 0, got "${keepalive}"`);
+      }
+      out.autoscale.keepalive = k;
+    }
+  } else if (flag !== undefined) {
+    throw new TypeError("--autoscale-keepalive goes with --autoscale MAX,MIN");
+  }
   if (limit !== undefined) {
     const n = Number(limit);
     if (!Number.isInteger(n) || n < 1) {
@@ -68,4 +92,11 @@ export function scaleWorkerOptions(
     out.softShutdownTimeout = s;
   }
   return out;
+}
+
+/** Celery's `AUTOSCALE_KEEPALIVE` environment variable, when set and readable without a prompt. */
+function keepaliveEnv(): string | undefined {
+  const variable = "AUTOSCALE_KEEPALIVE";
+  if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return undefined;
+  return Deno.env.get(variable) || undefined;
 }

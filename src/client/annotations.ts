@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { TaskOptions } from "./task.ts";
+import type { TaskOptions } from "./task_options.ts";
 
 /**
  * Options an annotation may set: any task option but `bind` and `params`,

@@ -1,17 +1,16 @@
 /**
  * The {@link Celery} app: configuration, the task registry and the
  * producer. Creating or importing an app opens no connection; the broker
- * and backend are opened on first use.
+ * and backend are opened on first use. How a call is encoded is in
+ * send.ts; the worker's publishing hook in publisher.ts.
  *
  * @module
  */
 
 import type { ResultBackend } from "../backend/port.ts";
-import type { Broker, Publication, PublishTarget } from "../broker/port.ts";
-import { loadCodecs } from "../protocol/codecs.ts";
+import type { Broker, PublishTarget } from "../broker/port.ts";
 import type { Message } from "../protocol/message.ts";
 import { parseRate } from "../protocol/rate.ts";
-import { encodeTaskMessage } from "../protocol/task_message.ts";
 import type { SignatureDict } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
 import { annotate } from "./annotations.ts";
@@ -27,61 +26,23 @@ import { GroupResult } from "./group_result.ts";
 import { Control } from "./control.ts";
 import { Events } from "./events.ts";
 import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
-import { currentTask } from "./current.ts";
 import { NoResultBackendError } from "./errors.ts";
 import { anonymousNodeName } from "./runtime.ts";
-import {
-  type ApplyOptions,
-  type BoundTaskHandler,
-  Task,
-  type TaskHandler,
-  type TaskOptions,
-  type TaskSender,
-} from "./task.ts";
+import { Task } from "./task.ts";
+import type {
+  ApplyOptions,
+  BoundTaskHandler,
+  TaskHandler,
+  TaskOptions,
+  TaskSender,
+} from "./task_options.ts";
 import { type CompiledRoutes, compileRoutes } from "./routes.ts";
+import { PUBLISHER, type Publisher } from "./publisher.ts";
+import { type CallSender, encodeCall, publishInOrder, routeCall } from "./send.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
 import { openBackend, openBroker } from "./transports.ts";
 
 const BRAND = Symbol.for("celeriac.app");
-
-/**
- * Publishes a message on behalf of an app. A worker installs one in the Web
- * Workers that run tasks, so that tasks sent from a task go through the
- * worker's own connection.
- *
- * @example Capturing messages instead of sending them
- * ```ts
- * import { Celery } from "@celeriac/celeriac";
- * import { PUBLISHER, type Publisher } from "@celeriac/celeriac/protocol";
- * const app = new Celery({ broker: "kv://:memory:" });
- * const sent: string[] = [];
- * const capture: Publisher = (message, target) => {
- *   sent.push(`${message.headers.task} -> ${target.routingKey}`);
- *   return Promise.resolve();
- * };
- * app[PUBLISHER] = capture;
- * await app.sendTask("tasks.add", [2, 3]);
- * // sent: ["tasks.add -> celery"]
- * ```
- */
-export type Publisher = (message: Message, target: PublishTarget) => Promise<void>;
-
-/**
- * Symbol under which a worker installs a {@link Publisher} on an app.
- *
- * @example Publishing through another connection, as a worker does
- * ```ts
- * import { Celery } from "@celeriac/celeriac";
- * import { openBroker, PUBLISHER } from "@celeriac/celeriac/protocol";
- * const app = new Celery({ broker: "kv://:memory:" });
- * console.assert(app[PUBLISHER] === undefined); // outside a worker
- * const shared = await openBroker("kv://:memory:");
- * app[PUBLISHER] = (message, target) => shared.publish(message, target);
- * await app.sendTask("tasks.add", [2, 3]); // goes through `shared`
- * await shared.close();
- * ```
- */
-export const PUBLISHER: unique symbol = Symbol.for("celeriac.publisher") as never;
 
 /**
  * A Celeriac app: define tasks, send them, read their results.
@@ -344,7 +305,12 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     args: readonly unknown[] = [],
     callOptions: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
-    const { id, publication, rpc, queue } = await this.#encode(name, args, callOptions);
+    const { id, publication, rpc, queue } = await encodeCall(
+      this.#sender(),
+      name,
+      args,
+      callOptions,
+    );
     if (rpc) await (await this.resultBackend()).prepare?.();
     await this.publish(publication.message, publication.target);
     if (this.config.taskSendSentEvent && !this[PUBLISHER]) {
@@ -376,26 +342,14 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     calls: readonly { name: string; args?: readonly unknown[]; options?: ApplyOptions }[],
   ): Promise<AsyncResult<R>[]> {
     const encoded = await Promise.all(
-      calls.map((c) => this.#encode(c.name, c.args ?? [], c.options ?? {})),
+      calls.map((c) => encodeCall(this.#sender(), c.name, c.args ?? [], c.options ?? {})),
     );
     if (encoded.some((e) => e.rpc)) await (await this.resultBackend()).prepare?.();
     const batch = encoded.map((e) => e.publication);
     const publisher = this[PUBLISHER];
     const broker = publisher ? null : await this.broker();
     if (broker?.publishMany) await broker.publishMany(batch);
-    else {
-      // The first message of each target goes alone: it connects and declares,
-      // so that the rest, published together, keep their order.
-      const seen = new Set<string>();
-      const firsts = batch.filter((p) => {
-        const key = `${p.target.exchange ?? ""}\u0000${p.target.routingKey}`;
-        return !seen.has(key) && !!seen.add(key);
-      });
-      for (const p of firsts) await this.publish(p.message, p.target);
-      const alone = new Set(firsts);
-      const rest = batch.filter((p) => !alone.has(p));
-      await Promise.all(rest.map((p) => this.publish(p.message, p.target)));
-    }
+    else await publishInOrder(batch, (m, t) => this.publish(m, t));
     if (this.config.taskSendSentEvent && !publisher) {
       for (const e of encoded) {
         await this.events.sent(e.publication.message, e.publication.target, e.queue);
@@ -404,57 +358,15 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     return encoded.map((e) => new AsyncResult<R>(e.id, this));
   }
 
-  /** Encode one call as sendTask() sends it; `rpc` when the rpc:// backend must listen first. */
-  async #encode(
-    name: string,
-    args: readonly unknown[],
-    callOptions: ApplyOptions,
-  ): Promise<{ id: string; publication: Publication; rpc: boolean; queue: string }> {
-    const options = this.#route(name, args, callOptions);
-    const id = options.taskId ?? crypto.randomUUID();
-    const parent = currentTask.getStore();
-    const serializer = options.serializer ?? this.config.taskSerializer;
-    const compression = options.compression ?? this.config.taskCompression;
-    if (serializer !== "json" || compression) {
-      await loadCodecs({ msgpack: serializer === "msgpack", compression: !!compression });
-    }
-    const queue = options.queue ?? this.config.defaultQueue;
-    const message = encodeTaskMessage({
-      task: name,
-      id,
-      args,
-      kwargs: options.kwargs ?? {},
-      now: new Date(),
-      eta: options.eta,
-      countdown: options.countdown,
-      expires: options.expires,
-      origin: this.#origin ??= anonymousNodeName(),
-      replyTo: this.oid,
-      priority: options.priority,
-      timeLimit: options.timeLimit,
-      softTimeLimit: options.softTimeLimit,
-      rootId: parent?.rootId,
-      parentId: parent?.id,
-      shadow: options.shadow,
-      ignoreResult: options.ignoreResult,
-      headers: options.headers,
-      serializer,
-      compression,
-    });
-    const target = { exchange: options.exchange ?? "", routingKey: options.routingKey ?? queue };
-    const rpc = !options.ignoreResult && !this[PUBLISHER] &&
-      !!this.config.backend?.startsWith("rpc:");
-    return { id, publication: { message, target }, rpc, queue };
-  }
-
-  /** The call's options over its route's (Celery's task_routes): set values win. */
-  #route(name: string, args: readonly unknown[], options: ApplyOptions): ApplyOptions {
-    const route = this.#routes?.(name, args, options.kwargs ?? {}, options);
-    if (!route) return options;
-    for (const [key, value] of Object.entries(options)) {
-      if (value !== undefined) (route as Record<string, unknown>)[key] = value;
-    }
-    return route;
+  /** What encodeCall() needs of this app. */
+  #sender(): CallSender {
+    return {
+      config: this.config,
+      oid: this.oid,
+      inWorker: !!this[PUBLISHER],
+      origin: () => this.#origin ??= anonymousNodeName(),
+      route: (name, args, options) => routeCall(this.#routes, name, args, options),
+    };
   }
 
   /**
@@ -509,7 +421,10 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
         oid: this.oid,
         origin: () => this.#origin ??= anonymousNodeName(),
         queueFor: (task, args, kwargs) =>
-          this.#route(task, args, { kwargs, queue: this.#tasks.get(task)?.options.queue }).queue ??
+          routeCall(this.#routes, task, args, {
+            kwargs,
+            queue: this.#tasks.get(task)?.options.queue,
+          }).queue ??
             this.config.defaultQueue,
         serializer: this.config.taskSerializer,
         compression: this.config.taskCompression ?? null,

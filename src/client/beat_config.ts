@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ApplyOptions } from "./task.ts";
+import type { ApplyOptions } from "./task_options.ts";
 
 /**
  * A crontab schedule in Celery's five fields, each a cron field string

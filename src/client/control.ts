@@ -172,6 +172,73 @@ export class Control {
   }
 
   /**
+   * Change the autoscale range of workers run with `--autoscale` (Celery's
+   * `autoscale` command); the pool moves into the new range at once.
+   * Replies are collected (Celery's `reply=True`): `{ ok: "autoscale now
+   * max=10 min=3" }`, or `{ error: "ValueError('Autoscale not enabled')" }`
+   * from a worker that does not autoscale.
+   *
+   * @example
+   * ```ts ignore
+   * await app.control.autoscale(10, 3, { destination: ["celeriac@web1"] });
+   * ```
+   *
+   * @param max the most Web Workers (processes on a Python worker)
+   * @param min the fewest
+   * @param options timeout (seconds, default 1), destination, limit
+   * @returns one reply per worker that answered
+   */
+  autoscale(
+    max: number,
+    min: number,
+    options: ReplyOptions = {},
+  ): Promise<NodeReply<{ ok?: string; error?: string }>[]> {
+    return this.call("autoscale", { max, min }, options);
+  }
+
+  /**
+   * Add `n` Web Workers (processes on a Python worker) to the pool of
+   * workers (Celery's `pool_grow`); refused by autoscaling workers, whose
+   * range the autoscaler owns. Replies are collected.
+   *
+   * @example
+   * ```ts ignore
+   * await app.control.poolGrow(2, { destination: ["celeriac@web1"] }); // [{ "celeriac@web1": { ok: "pool will grow" } }]
+   * ```
+   *
+   * @param n how many (default 1)
+   * @param options timeout (seconds, default 1), destination, limit
+   * @returns one reply per worker that answered
+   */
+  poolGrow(
+    n = 1,
+    options: ReplyOptions = {},
+  ): Promise<NodeReply<{ ok?: string; error?: string }>[]> {
+    return this.call("pool_grow", { n }, options);
+  }
+
+  /**
+   * Retire `n` Web Workers of the pool of workers (Celery's `pool_shrink`);
+   * they finish their running tasks first. Refused by autoscaling workers.
+   * Replies are collected.
+   *
+   * @example
+   * ```ts ignore
+   * await app.control.poolShrink(1); // [{ "celeriac@web1": { ok: "pool will shrink" } }]
+   * ```
+   *
+   * @param n how many (default 1)
+   * @param options timeout (seconds, default 1), destination, limit
+   * @returns one reply per worker that answered
+   */
+  poolShrink(
+    n = 1,
+    options: ReplyOptions = {},
+  ): Promise<NodeReply<{ ok?: string; error?: string }>[]> {
+    return this.call("pool_shrink", { n }, options);
+  }
+
+  /**
    * Change a task's rate limit on the workers (Celery's `rate_limit`
    * command); `null` removes it.
    *

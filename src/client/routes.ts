@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ApplyOptions } from "./task.ts";
+import type { ApplyOptions } from "./task_options.ts";
 
 /**
  * Where a call goes: a queue name, or call options (queue, exchange, routing

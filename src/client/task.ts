@@ -1,365 +1,14 @@
 /**
- * Typed task handles and the types around them: options, call options and
- * the context a bound handler receives.
+ * Typed task handles: sending calls of a task, and the signatures and
+ * canvas shortcuts (`map`, `starmap`, `chunks`) made from it. Its options
+ * and the context a bound handler receives are in task_options.ts.
  *
  * @module
  */
 
-import type { CompressionName } from "../protocol/compression_names.ts";
-import type { TaskState } from "../protocol/result_meta.ts";
-import type { SerializerName } from "../protocol/serializers.ts";
 import type { AsyncResult } from "./async_result.ts";
 import { type CanvasApp, Group, Signature } from "./canvas/signature.ts";
-import type { TaskPermissions } from "./permissions.ts";
-import type { RetryOptions } from "./retry.ts";
-import type { TaskRunInfo } from "./signals.ts";
-
-/**
- * What a bound task (`bind: true`) receives as its first argument.
- *
- * @example A bound task reading its context
- * ```ts
- * import { Celery, type TaskContext } from "@celeriac/celeriac";
- * const app = new Celery({ broker: "kv://:memory:" });
- * const download = app.task(
- *   "tasks.download",
- *   { bind: true },
- *   async (ctx: TaskContext, url: string) => {
- *     console.log(`${ctx.name}[${ctx.id}] try ${ctx.retries + 1} from ${ctx.deliveryInfo.queue}`);
- *     const res = await fetch(url, { signal: ctx.signal }); // stops on shutdown or time limit
- *     return res.status;
- *   },
- * );
- * ```
- */
-export interface TaskContext {
-  /** The task id. */
-  readonly id: string;
-  /** The task name. */
-  readonly name: string;
-  /** Positional arguments as received. */
-  readonly args: readonly unknown[];
-  /** Keyword arguments as received (Celery kwargs). */
-  readonly kwargs: Readonly<Record<string, unknown>>;
-  /** How many times this task has been retried. */
-  readonly retries: number;
-  /** Every message header, including custom ones. */
-  readonly headers: Readonly<Record<string, unknown>>;
-  /** Workflow root id. */
-  readonly rootId: string | null;
-  /** Id of the task that sent this one. */
-  readonly parentId: string | null;
-  /** Group id, for group members. */
-  readonly group: string | null;
-  /** Earliest run time, if it had one. */
-  readonly eta: Date | null;
-  /** Expiry time, if it had one. */
-  readonly expires: Date | null;
-  /** Node name of the worker running it. */
-  readonly hostname: string;
-  /** Queue it came from, and whether it was delivered before. */
-  readonly deliveryInfo: { readonly queue: string; readonly redelivered: boolean };
-  /** Aborted when the worker wants the task to stop (shutdown, time limit). */
-  readonly signal: AbortSignal;
-  /**
-   * Retry this task later [`self.retry()`]: the same task id is sent again
-   * with `retries + 1`, after `countdown` seconds (default the task's
-   * `defaultRetryDelay`), and RETRY is stored meanwhile. Throws a `Retry`
-   * signal that stops the handler, so `ctx.retry()` and
-   * `throw ctx.retry()` do the same. Past the retry limit it throws
-   * `options.exc` if given, else a `MaxRetriesExceededError`: the task
-   * fails with that error.
-   *
-   * @example
-   * ```ts ignore
-   * if (res.status === 503) throw ctx.retry({ countdown: 30, exc: new Error("busy") });
-   * ```
-   */
-  retry(options?: RetryOptions): never;
-  /**
-   * Store a state of your own with a meta object [`self.update_state()`],
-   * e.g. progress: `{ state: "PROGRESS", meta: { done, total } }`. Clients
-   * see it as the task's state and info (Python's `AsyncResult.info`,
-   * Celeriac's `AsyncResult.onProgress`) until the task finishes. Resolves
-   * once stored; nothing is stored when the worker has no result backend.
-   *
-   * @example
-   * ```ts ignore
-   * for (const [i, row] of rows.entries()) {
-   *   await importRow(row);
-   *   await ctx.updateState({ state: "PROGRESS", meta: { done: i + 1, total: rows.length } });
-   * }
-   * ```
-   *
-   * @throws {TypeError} for a missing state, or SUCCESS / FAILURE / REVOKED (return or throw instead)
-   * @throws {EncodeError} when the meta cannot be stored as JSON
-   */
-  updateState(update: StateUpdate): Promise<void>;
-}
-
-/**
- * A state a task reports with `ctx.updateState()`.
- *
- * @example
- * ```ts
- * import type { StateUpdate } from "@celeriac/celeriac";
- * const update: StateUpdate = { state: "PROGRESS", meta: { done: 3, total: 10 } };
- * ```
- */
-export interface StateUpdate {
-  /** The state name, e.g. `PROGRESS` (not SUCCESS, FAILURE or REVOKED). */
-  state: string;
-  /** What clients read as the task's info (JSON-encodable). Default `null`. */
-  meta?: unknown;
-}
-
-/**
- * A handler taking positional arguments.
- *
- * @example A handler defined apart from its task
- * ```ts
- * import { Celery, type TaskHandler } from "@celeriac/celeriac";
- * const add: TaskHandler<[number, number], number> = (a, b) => a + b;
- * const app = new Celery({ broker: "kv://:memory:" });
- * const addTask = app.task("tasks.add", add); // Task<[number, number], number>
- * ```
- */
-export type TaskHandler<A extends unknown[], R> = (...args: A) => R | Promise<R>;
-
-/**
- * A bound handler: the task context first, then positional arguments.
- *
- * @example A bound handler defined apart from its task
- * ```ts
- * import { type BoundTaskHandler, Celery } from "@celeriac/celeriac";
- * const greet: BoundTaskHandler<[string], string> = (ctx, name) =>
- *   `hello ${name}, from ${ctx.hostname} (task ${ctx.id})`;
- * const app = new Celery({ broker: "kv://:memory:" });
- * const greetTask = app.task("tasks.greet", { bind: true }, greet);
- * ```
- */
-export type BoundTaskHandler<A extends unknown[], R> = (
-  ctx: TaskContext,
-  ...args: A
-) => R | Promise<R>;
-
-/**
- * Options of a task definition. Celery's attribute names are given in brackets.
- *
- * @example Options shared by several tasks
- * ```ts
- * import { Celery, type TaskOptions } from "@celeriac/celeriac";
- * const app = new Celery({ broker: "kv://:memory:" });
- * const billing = {
- *   queue: "billing",
- *   acksLate: true, // redelivered if the worker dies mid-task
- *   trackStarted: true,
- * } satisfies TaskOptions;
- * const charge = app.task(
- *   "billing.charge",
- *   { ...billing, params: ["invoiceId", "cents"] }, // Python may call charge(invoiceId=..., cents=...)
- *   (invoiceId: string, cents: number) => ({ invoiceId, charged: cents }),
- * );
- * ```
- */
-export interface TaskOptions {
-  /** Pass the {@link TaskContext} as first argument [`bind`]. Default false. */
-  bind?: boolean;
-  /**
-   * Names of the positional parameters, so that Celery keyword arguments
-   * (e.g. from Python `apply_async(kwargs={"a": 1})`) are placed by name.
-   */
-  params?: readonly string[];
-  /** Queue to send to when the call names none [`queue`]. */
-  queue?: string;
-  /** Default message priority [`priority`]. */
-  priority?: number;
-  /** Do not store the success result [`ignore_result`]. Default false. */
-  ignoreResult?: boolean;
-  /** Store STARTED when the task begins [`track_started`]. Default false. */
-  trackStarted?: boolean;
-  /**
-   * Acknowledge after the task finishes instead of when it starts
-   * [`acks_late`]: a worker crash mid-task then redelivers it. Default false.
-   */
-  acksLate?: boolean;
-  /** Body serializer for calls of this task [`serializer`]. */
-  serializer?: SerializerName;
-  /**
-   * Hard time limit in seconds [`time_limit`]: past it the Web Worker
-   * running the task is terminated and the task fails with
-   * `TimeLimitExceeded`. Sent with every call (the `timelimit` header).
-   */
-  timeLimit?: number;
-  /**
-   * Soft time limit in seconds [`soft_time_limit`]: `ctx.signal` fires
-   * with a `SoftTimeLimitExceeded` reason, and the handler may clean up.
-   * Sent with every call.
-   */
-  softTimeLimit?: number;
-  /**
-   * With `acksLate`: when the Web Worker running the task dies, requeue
-   * the message instead of failing the task with `WorkerLostError`
-   * [`reject_on_worker_lost`]. A task that always kills its Web Worker is
-   * then redelivered forever. Default false (or the worker's setting).
-   */
-  rejectOnWorkerLost?: boolean;
-  /**
-   * Deno permissions the task's code runs with (default: the worker's
-   * `--task-permissions`, else the worker process's). Tasks with
-   * different permissions run in different groups of Web Workers.
-   */
-  permissions?: TaskPermissions;
-  /**
-   * How many times the task may be retried [`max_retries`]: a retry beyond
-   * it fails the task with `MaxRetriesExceededError` (or the retry's `exc`).
-   * Default 3; `null` retries forever.
-   */
-  maxRetries?: number | null;
-  /** Seconds before a retry that names no countdown or eta [`default_retry_delay`]. Default 180. */
-  defaultRetryDelay?: number;
-  /**
-   * Retry automatically when the handler throws a matching error
-   * [`autoretry_for`]: error classes (matched with `instanceof`), or a
-   * predicate. The thrown error is the retry's `exc`, so it is what the
-   * task fails with once `maxRetries` is reached.
-   */
-  autoretryFor?:
-    | readonly (abstract new (...args: never[]) => unknown)[]
-    | ((err: unknown) => boolean);
-  /** Options of automatic retries [`retry_kwargs`]: countdown and retry limit. */
-  retryKwargs?: Pick<RetryOptions, "countdown" | "maxRetries">;
-  /**
-   * Exponential backoff for automatic retries [`retry_backoff`]: `true`
-   * means a 1 s base, a number is the base in seconds; retry n waits
-   * `base * 2^n` seconds, at most `retryBackoffMax`. Default false.
-   */
-  retryBackoff?: boolean | number;
-  /** Longest backoff in seconds [`retry_backoff_max`]. Default 600. */
-  retryBackoffMax?: number;
-  /**
-   * Full jitter [`retry_jitter`]: the backoff delay is drawn at random
-   * between 0 and the computed delay. Default true.
-   */
-  retryJitter?: boolean;
-  /**
-   * Most runs per second, minute or hour [`rate_limit`]: `"10/s"`,
-   * `"100/m"`, `"1000/h"`, or a number per second; 0 means no limit. On
-   * Redis the limit holds across all workers; on the KV and AMQP brokers it
-   * holds per worker. Tasks over the limit wait in the worker without
-   * delaying other tasks.
-   */
-  rateLimit?: string | number;
-  /**
-   * Called in the worker after the handler returned [`on_success`], with
-   * the return value. Runs where the task ran, before the worker stores the
-   * result; an error it throws is logged and changes nothing.
-   */
-  onSuccess?: (value: unknown, task: TaskRunInfo) => void | Promise<void>;
-  /**
-   * Called in the worker after the handler threw (the task fails)
-   * [`on_failure`], with the error and its traceback text.
-   */
-  onFailure?: (
-    error: unknown,
-    task: TaskRunInfo & { readonly traceback: string | null },
-  ) => void | Promise<void>;
-  /**
-   * Called in the worker when the task is to be retried [`on_retry`], with
-   * the retry's cause (`undefined` when `ctx.retry()` named none).
-   */
-  onRetry?: (error: unknown, task: TaskRunInfo) => void | Promise<void>;
-  /**
-   * Called in the worker after `onSuccess` / `onFailure` [`after_return`]
-   * with the state (`SUCCESS` or `FAILURE`) and the return value or error;
-   * not for retries, as in Celery.
-   */
-  afterReturn?: (state: TaskState, value: unknown, task: TaskRunInfo) => void | Promise<void>;
-}
-
-/**
- * Options of one call (`applyAsync`), as Celery's `apply_async` keywords.
- *
- * @example Calling with options
- * ```ts
- * import { type ApplyOptions, Celery } from "@celeriac/celeriac";
- * const app = new Celery({ broker: "kv://:memory:" });
- * const add = app.task("tasks.add", (a: number, b: number) => a + b);
- * const options: ApplyOptions = {
- *   countdown: 30, // run in 30 s at the earliest
- *   expires: 300, // and not at all after 5 minutes
- *   queue: "math",
- *   priority: 0,
- *   headers: { tenant: "acme" },
- * };
- * const result = await add.applyAsync([2, 3], options);
- * console.log("sent", result.id);
- * await app.close();
- * ```
- */
-export interface ApplyOptions {
-  /** Keyword arguments [`kwargs`]. */
-  kwargs?: Record<string, unknown>;
-  /** Use this task id instead of a new UUID [`task_id`]. */
-  taskId?: string;
-  /** Run no earlier than this many seconds from now [`countdown`]. */
-  countdown?: number;
-  /** Run no earlier than this time [`eta`]. */
-  eta?: Date | string;
-  /** Do not run after: seconds from now, or a time [`expires`]. */
-  expires?: number | Date | string;
-  /** Message priority (Redis and KV: 0 is most urgent, up to 9) [`priority`]. */
-  priority?: number;
-  /** Queue to send to [`queue`]. */
-  queue?: string;
-  /** Exchange to publish to; default the default exchange `""` [`exchange`]. */
-  exchange?: string;
-  /** Routing key; default the queue name [`routing_key`]. */
-  routingKey?: string;
-  /** Extra message headers [`headers`]. */
-  headers?: Record<string, unknown>;
-  /** Display name for logs [`shadow`]. */
-  shadow?: string;
-  /** Ask the worker not to store the success result [`ignore_result`]. */
-  ignoreResult?: boolean;
-  /** Hard time limit in seconds [`time_limit`]. */
-  timeLimit?: number;
-  /** Soft time limit in seconds [`soft_time_limit`]. */
-  softTimeLimit?: number;
-  /** Body serializer [`serializer`]. */
-  serializer?: SerializerName;
-  /** Body compression [`compression`]. */
-  compression?: CompressionName;
-}
-
-/**
- * Sends a task call; implemented by the app.
- *
- * @example Code that sends tasks through any sender
- * ```ts
- * import { Celery } from "@celeriac/celeriac";
- * import { type TaskSender } from "@celeriac/celeriac/protocol";
- * function sendWelcome(sender: TaskSender, userId: string) {
- *   return sender.sendTask<void>("emails.welcome", [userId], { queue: "emails" });
- * }
- * const app = new Celery({ broker: "kv://:memory:" }); // the app is a TaskSender
- * const result = await sendWelcome(app, "user-42");
- * console.log("queued", result.id);
- * await app.close();
- * ```
- */
-export interface TaskSender {
-  /** Publish a call of the named task. */
-  sendTask<R>(
-    name: string,
-    args: readonly unknown[],
-    options: ApplyOptions,
-  ): Promise<AsyncResult<R>>;
-  /** Publish many calls as one batch; senders without it get concurrent sendTask() calls. */
-  sendMany?<R>(
-    calls: readonly { name: string; args?: readonly unknown[]; options?: ApplyOptions }[],
-  ): Promise<AsyncResult<R>[]>;
-}
+import type { ApplyOptions, TaskOptions, TaskSender } from "./task_options.ts";
 
 /**
  * A typed handle to a task: call it with {@link Task.delay} or
@@ -438,14 +87,7 @@ export class Task<A extends unknown[], R> {
     if (options.taskId !== undefined) {
       throw new TypeError(`${this.name}.delayMany() cannot share one taskId between calls`);
     }
-    const shared: ApplyOptions = {
-      queue: this.options.queue,
-      priority: this.options.priority,
-      serializer: this.options.serializer,
-      timeLimit: this.options.timeLimit,
-      softTimeLimit: this.options.softTimeLimit,
-      ...stripUndefined(options),
-    };
+    const shared = this.#callOptions(options);
     if (!this.#sender.sendMany) {
       return Promise.all(argsList.map((args) => this.#sender.sendTask<R>(this.name, args, shared)));
     }
@@ -467,14 +109,19 @@ export class Task<A extends unknown[], R> {
    * @returns the result handle, once the broker has the message
    */
   applyAsync(args: A, options: ApplyOptions = {}): Promise<AsyncResult<R>> {
-    return this.#sender.sendTask<R>(this.name, args, {
+    return this.#sender.sendTask<R>(this.name, args, this.#callOptions(options));
+  }
+
+  /** The task's defaults for a call, under the call's own options. */
+  #callOptions(options: ApplyOptions): ApplyOptions {
+    return {
       queue: this.options.queue,
       priority: this.options.priority,
       serializer: this.options.serializer,
       timeLimit: this.options.timeLimit,
       softTimeLimit: this.options.softTimeLimit,
       ...stripUndefined(options),
-    });
+    };
   }
 
   #canvasApp(): CanvasApp {

@@ -63,6 +63,7 @@ const WORKER_ACTIONS = new Set([
   "shutdown",
   "pool_grow",
   "pool_shrink",
+  "autoscale",
   "add_consumer",
   "cancel_consumer",
   "rate_limit",
@@ -353,6 +354,11 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
     let args: Record<string, unknown> = {};
     if (action === "pool_grow" || action === "pool_shrink") {
       args = { n: intParam(b.n, "n", 1, 1000, 1) };
+    } else if (action === "autoscale") {
+      if (b.max === undefined || b.max === null || b.max === "") {
+        throw new HttpError(400, "bad_param", "max is required (the most Web Workers)");
+      }
+      args = { max: intParam(b.max, "max", 1, 1000, 1), min: intParam(b.min, "min", 0, 1000, 0) };
     } else if (action === "add_consumer" || action === "cancel_consumer") {
       args = { queue: stringParam(b, "queue") };
     } else if (action === "rate_limit") {

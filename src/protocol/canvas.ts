@@ -3,14 +3,26 @@
  * exactly as Celery 5.2 does: which task messages, with which ids, `group`
  * and `group_index` headers, `embed.chain` (reversed) and `embed.chord`, and
  * which chord sizes the result backend must know first. Pure: the client
- * and the worker publish the plan.
+ * and the worker publish the plan. Building and reading canvas signature
+ * dicts is in canvas_shape.ts.
  *
  * @module
  */
 
-import { ProtocolError } from "./errors.ts";
 import type { Embed, SignatureDict } from "./message.ts";
 import { decodeSignature, encodeSignature, type ResultTuple } from "./signature.ts";
+import {
+  chainSteps,
+  chordParts,
+  chordSignature,
+  chunksToGroup,
+  headerLeaves,
+  kind,
+  optionText,
+  sigList,
+  tasksOf,
+  withOptions,
+} from "./canvas_shape.ts";
 
 /**
  * One task message a canvas sends.
@@ -103,170 +115,6 @@ function clone<T>(v: T): T {
   return structuredClone(v);
 }
 
-function sigList(v: unknown, where: string): SignatureDict[] | null {
-  if (v === null || v === undefined) return null;
-  const list = Array.isArray(v) ? v : [v];
-  return list.length ? list.map((s, i) => decodeSignature(s, `${where}[${i}]`)) : null;
-}
-
-function str(v: unknown): string | undefined {
-  return typeof v === "string" && v !== "" ? v : undefined;
-}
-
-function tasksOf(sig: SignatureDict): SignatureDict[] {
-  const tasks = sig.kwargs.tasks ?? sig.args[0];
-  if (!Array.isArray(tasks)) {
-    throw new ProtocolError(`${sig.task} signature needs kwargs.tasks as a list of signatures`);
-  }
-  return tasks.map((t, i) => decodeSignature(t, `${sig.task}.tasks[${i}]`));
-}
-
-function kind(sig: SignatureDict): string | null {
-  if (sig.subtask_type) return sig.subtask_type;
-  if (sig.task === "celery.chain") return "chain";
-  if (sig.task === "celery.group") return "group";
-  if (sig.task === "celery.chord") return "chord";
-  return null;
-}
-
-/**
- * Build a `celery.group` signature dict.
- *
- * @example
- * ```ts
- * import { groupSignature } from "@celeriac/celeriac/protocol";
- * groupSignature([]).task; // "celery.group"
- * ```
- *
- * @param tasks the members
- * @param options group options (`task_id` = the group id)
- * @returns the dict
- */
-export function groupSignature(
-  tasks: readonly SignatureDict[],
-  options: Record<string, unknown> = {},
-): SignatureDict {
-  return {
-    task: "celery.group",
-    args: [],
-    kwargs: { tasks: [...tasks] },
-    options,
-    subtask_type: "group",
-    immutable: false,
-  };
-}
-
-/**
- * Build a `celery.chain` signature dict.
- *
- * @example
- * ```ts
- * import { chainSignature } from "@celeriac/celeriac/protocol";
- * chainSignature([]).subtask_type; // "chain"
- * ```
- *
- * @param tasks the steps, in order
- * @param options chain options
- * @returns the dict
- */
-export function chainSignature(
-  tasks: readonly SignatureDict[],
-  options: Record<string, unknown> = {},
-): SignatureDict {
-  return {
-    task: "celery.chain",
-    args: [],
-    kwargs: { tasks: [...tasks] },
-    options,
-    subtask_type: "chain",
-    immutable: false,
-  };
-}
-
-/**
- * Build a `celery.chord` signature dict (Celery's key order: `kwargs`,
- * `header`, `body`).
- *
- * @example
- * ```ts
- * import { chordSignature, groupSignature } from "@celeriac/celeriac/protocol";
- * const body = { task: "t.sum", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
- * chordSignature(groupSignature([]), body).kwargs.body === body; // true
- * ```
- *
- * @param header a group signature
- * @param body the body
- * @param options chord options
- * @returns the dict
- */
-export function chordSignature(
-  header: SignatureDict,
-  body: SignatureDict,
-  options: Record<string, unknown> = {},
-): SignatureDict {
-  return {
-    task: "celery.chord",
-    args: [],
-    kwargs: { kwargs: {}, header, body },
-    options,
-    subtask_type: "chord",
-    immutable: false,
-  };
-}
-
-function chordParts(sig: SignatureDict): { header: SignatureDict; body: SignatureDict } {
-  const k = sig.kwargs;
-  const rawHeader = k.header ?? sig.args[0];
-  const rawBody = k.body ?? sig.args[1];
-  if (rawBody === undefined || rawBody === null) {
-    throw new ProtocolError("A chord signature needs a body (kwargs.body)");
-  }
-  const header = Array.isArray(rawHeader)
-    ? groupSignature(rawHeader.map((t, i) => decodeSignature(t, `chord.header[${i}]`)))
-    : decodeSignature(rawHeader, "chord.header");
-  return { header, body: decodeSignature(rawBody, "chord.body") };
-}
-
-/** Chunks become a group of `celery.starmap` signatures, as in Celery. */
-function chunksToGroup(sig: SignatureDict): SignatureDict {
-  const { task, it, n } = sig.kwargs as { task: unknown; it: unknown; n: unknown };
-  if (!Array.isArray(it) || typeof n !== "number" || !(n >= 1)) {
-    throw new ProtocolError("celery.chunks needs kwargs {task, it: [...], n >= 1}");
-  }
-  const inner = decodeSignature(task, "celery.chunks.task");
-  const parts: SignatureDict[] = [];
-  for (let i = 0; i < it.length; i += n) {
-    parts.push({
-      task: "celery.starmap",
-      args: [],
-      kwargs: { task: inner, it: it.slice(i, i + n) },
-      options: {},
-      subtask_type: "xstarmap",
-      immutable: false,
-    });
-  }
-  return groupSignature(parts, { ...sig.options });
-}
-
-/** Flatten nested chains and upgrade `group | next` to a chord, as Celery does. */
-function chainSteps(sig: SignatureDict): SignatureDict[] {
-  const flat: SignatureDict[] = [];
-  for (const t of tasksOf(sig)) {
-    if (kind(t) === "chain") flat.push(...chainSteps(t));
-    else if (kind(t) === "chunks") flat.push(chunksToGroup(t));
-    else flat.push(t);
-  }
-  const out: SignatureDict[] = [];
-  for (let i = 0; i < flat.length; i++) {
-    const step = flat[i];
-    if (kind(step) === "group" && i + 1 < flat.length) {
-      out.push(chordSignature(step, flat[i + 1], {}));
-      i++;
-    } else out.push(step);
-  }
-  return out;
-}
-
 /** Assign ids (and reply_to) to a signature and its parts, as Celery's `freeze`. */
 function freeze(sig: SignatureDict, ctx: Ctx): SignatureDict {
   const s = clone(encodeSignature(sig));
@@ -283,13 +131,14 @@ function freeze(sig: SignatureDict, ctx: Ctx): SignatureDict {
     case "chunks":
       return freeze(chunksToGroup(s), ctx);
     case "group": {
-      const gid = str(s.options.task_id) ?? ctx.newId();
+      const gid = optionText(s.options.task_id) ?? ctx.newId();
       const tasks = tasksOf(s).map((t) => freeze(withOptions(t, { group_id: gid }), ctx));
       return { ...s, kwargs: { ...s.kwargs, tasks }, options: { ...s.options, task_id: gid } };
     }
     case "chord": {
       const { header, body } = chordParts(s);
-      const gid = str(header.options.task_id) ?? str(s.options.task_id) ?? ctx.newId();
+      const gid = optionText(header.options.task_id) ?? optionText(s.options.task_id) ??
+        ctx.newId();
       const frozenBody = freeze(body, ctx);
       const tasks = tasksOf(header).map((t, i) =>
         freeze(withOptions(t, { chord: frozenBody, group_index: i }), ctx)
@@ -313,7 +162,7 @@ function freeze(sig: SignatureDict, ctx: Ctx): SignatureDict {
     }
     default: {
       const options: Record<string, unknown> = { ...s.options };
-      options.task_id = str(options.task_id) ?? ctx.newId();
+      options.task_id = optionText(options.task_id) ?? ctx.newId();
       if (ctx.replyTo && options.reply_to === undefined) options.reply_to = ctx.replyTo;
       return { ...s, options: reorderTaskId(options) };
     }
@@ -331,16 +180,6 @@ function reorderTaskId(o: Record<string, unknown>): Record<string, unknown> {
 function lastId(sig: SignatureDict): string {
   if (kind(sig) === "chord") return lastId(chordParts(sig).body);
   return String(sig.options.task_id);
-}
-
-/** Options applied to a signature; for a chain, to its last step (where the result is). */
-function withOptions(sig: SignatureDict, extra: Record<string, unknown>): SignatureDict {
-  if (kind(sig) === "chain") {
-    const steps = chainSteps(sig);
-    steps[steps.length - 1] = withOptions(steps[steps.length - 1], extra);
-    return { ...sig, kwargs: { ...sig.kwargs, tasks: steps } };
-  }
-  return { ...sig, options: { ...sig.options, ...extra } };
 }
 
 function resultOf(frozen: SignatureDict): ResultTuple {
@@ -370,7 +209,7 @@ interface Call {
 
 function send(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   const o: Record<string, unknown> = { ...sig.options, ...call.options };
-  const id = str(o.task_id) ?? ctx.newId();
+  const id = optionText(o.task_id) ?? ctx.newId();
   const ownChain = sigList(o.chain, `${sig.task}.options.chain`);
   const chain = call.chain?.length ? [...(ownChain ?? []), ...call.chain] : ownChain;
   const chord = o.chord === null || o.chord === undefined
@@ -388,7 +227,7 @@ function send(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
       chord,
     },
     options: o,
-    group: str(o.group_id) ?? null,
+    group: optionText(o.group_id) ?? null,
     groupIndex: typeof o.group_index === "number" ? o.group_index : null,
   });
   return { id };
@@ -410,7 +249,7 @@ function applyGroup(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
     const next = call.chain[call.chain.length - 1];
     return apply(chordSignature(sig, next), { ...call, chain: call.chain.slice(0, -1) }, ctx);
   }
-  const gid = str(sig.options.task_id) ?? str(call.options.task_id) ?? ctx.newId();
+  const gid = optionText(sig.options.task_id) ?? optionText(call.options.task_id) ?? ctx.newId();
   const { task_id: _, ...memberOptions } = call.options;
   const members = tasksOf(sig).map((t, i) => {
     const extra = { group_id: gid, group_index: ctx.groupIndex === "always" ? i : null };
@@ -419,22 +258,9 @@ function applyGroup(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   return { id: gid, members };
 }
 
-function headerLeaves(header: SignatureDict): SignatureDict[] {
-  const out: SignatureDict[] = [];
-  for (const t of tasksOf(header)) {
-    const k = kind(t);
-    if (k === "group") out.push(...headerLeaves(t));
-    else if (k === "chunks") out.push(...headerLeaves(chunksToGroup(t)));
-    else if (k === "chord") {
-      throw new ProtocolError("A chord header member cannot itself be a chord: chain it instead");
-    } else out.push(t);
-  }
-  return out;
-}
-
 function applyChord(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   const { header, body } = chordParts(sig);
-  const gid = str(header.options.task_id) ?? str(sig.options.task_id) ?? ctx.newId();
+  const gid = optionText(header.options.task_id) ?? optionText(sig.options.task_id) ?? ctx.newId();
   const { task_id: _, ...memberOptions } = call.options;
   let frozenBody = freeze(body, ctx);
   if (call.chain?.length) {

@@ -10,8 +10,8 @@
  */
 
 import type { Celery } from "../client/app.ts";
-import type { TaskContext } from "../client/task.ts";
-import { chordSignature, groupSignature } from "../protocol/canvas.ts";
+import type { TaskContext } from "../client/task_options.ts";
+import { chordSignature, groupSignature } from "../protocol/canvas_shape.ts";
 import type { SignatureDict } from "../protocol/message.ts";
 import { encodeResultMeta, type ExceptionInfo, READY_STATES } from "../protocol/result_meta.ts";
 import {

@@ -9,7 +9,8 @@
 
 import { currentTask } from "../client/current.ts";
 import { Retry, type RetryOptions } from "../client/retry.ts";
-import type { Task, TaskContext } from "../client/task.ts";
+import type { Task } from "../client/task.ts";
+import type { TaskContext } from "../client/task_options.ts";
 import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
 import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
 import { pyJsonDumps } from "../protocol/json.ts";

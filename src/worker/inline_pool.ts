@@ -72,6 +72,9 @@ export class InlinePool implements Pool {
   /** The inline pool runs on one thread: the main one. */
   readonly concurrency = 1;
 
+  /** No Web Workers, so none idle. */
+  readonly idle = 0;
+
   /**
    * Not possible: the inline pool has no Web Workers.
    *

@@ -60,6 +60,15 @@ export interface WorkerInspection {
    * @throws {Error} when the pool cannot be resized (the inline pool)
    */
   resizePool(n: number): void;
+  /**
+   * Change the autoscale range (null keeps a bound); returns the range now,
+   * `[max, min]`, or null when the worker does not autoscale. Absent: never.
+   *
+   * @throws {RangeError} when the range would not be max >= min >= 0
+   */
+  autoscale?(max: number | null, min: number | null): [number, number] | null;
+  /** Whether the worker autoscales (then `pool_grow` / `pool_shrink` are refused). */
+  autoscaling?(): boolean;
 }
 
 /** Whether a command is one of these. */
@@ -175,14 +184,28 @@ export async function runInspect(
     }
     case "pool_grow":
     case "pool_shrink": {
+      if (w.autoscaling?.()) {
+        // Celery 5.2's words: the autoscaler owns the pool size.
+        return {
+          error: `${req.method} is not supported with autoscale. Adjust autoscale range instead.`,
+        };
+      }
       const n = number(args.n) ?? 1;
       w.resizePool(req.method === "pool_grow" ? n : -n);
       return { ok: req.method === "pool_grow" ? "pool will grow" : "pool will shrink" };
     }
-    case "autoscale":
-      return {
-        error: "autoscale is not supported: resize the pool with pool_grow / pool_shrink",
-      };
+    case "autoscale": {
+      let range: [number, number] | null | undefined;
+      try {
+        range = w.autoscale?.(number(args.max), number(args.min));
+      } catch (err) {
+        if (err instanceof RangeError) return { error: err.message };
+        throw err;
+      }
+      // Celery raises ValueError('Autoscale not enabled'); the pidbox replies with its repr.
+      if (!range) return { error: "ValueError('Autoscale not enabled')" };
+      return { ok: `autoscale now max=${range[0]} min=${range[1]}` };
+    }
   }
   return { error: `KeyError('${req.method}')` };
 }

@@ -93,6 +93,7 @@ export function workerInspection(
         },
         broker: brokerInfo(s.app.config.broker),
         prefetch_count: s.pool.capacity,
+        ...(s.autoscaler ? { autoscaler: s.autoscaler.info() } : {}),
         rusage: { maxrss: Math.round(Deno.memoryUsage().rss / 1024) },
       };
     },
@@ -116,5 +117,7 @@ export function workerInspection(
       s.pool.resize(n);
       s.wake();
     },
+    autoscale: (max, min) => s.autoscaler?.update(max, min) ?? null,
+    autoscaling: () => s.autoscaler !== null,
   };
 }

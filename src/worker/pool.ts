@@ -70,6 +70,8 @@ export interface Pool {
   readonly capacity: number;
   /** Web Workers taking tasks (threads pool); 1 for the inline pool (the main thread). */
   readonly concurrency: number;
+  /** Web Workers of the resizable group holding no task (0 for the inline pool). */
+  readonly idle: number;
   /**
    * Add (`delta > 0`) or retire (`delta < 0`) Web Workers; retired ones
    * finish their running tasks first. Throws when the pool cannot be resized.

@@ -19,7 +19,7 @@ import type { WorkerOptions } from "./worker_options.ts";
  * @param o the worker's options
  * @param events where the pool reports
  * @returns the pool and the permission sandboxes planned for the tasks
- * @throws {TypeError} when tasks have sandboxes and the pool is inline
+ * @throws {TypeError} when tasks have sandboxes, or autoscale is asked for, and the pool is inline
  */
 export function createPool(
   app: Celery,
@@ -28,6 +28,12 @@ export function createPool(
 ): { pool: Pool; sandboxes: Sandbox[] } {
   const sandboxes = planSandboxes(app.tasks.values(), o.taskPermissions);
   if ((o.pool ?? "threads") === "inline") {
+    if (o.autoscale) {
+      throw new TypeError(
+        "Autoscale grows and shrinks Web Workers, which the inline pool has none of: " +
+          "use the threads pool",
+      );
+    }
     const sandboxed = sandboxes.filter((s) => s.permissions !== "inherit");
     if (sandboxed.length) {
       throw new TypeError(
@@ -38,7 +44,10 @@ export function createPool(
     return { pool: new InlinePool(app, o.prefetch ?? 100, events), sandboxes };
   }
   const pool = new ThreadPool({
-    size: o.concurrency ?? navigator.hardwareConcurrency,
+    // Autoscaling starts with the minimum, as Celery's pool does; a pool keeps at least 1.
+    size: o.autoscale
+      ? Math.max(1, o.autoscale.min ?? 0)
+      : o.concurrency ?? navigator.hardwareConcurrency,
     slots: o.prefetch ?? 32,
     module: o.appModule!,
     exportName: o.appExport,

@@ -7,7 +7,7 @@
  */
 
 import { MaxRetriesExceededError, Retry, type RetryOptions } from "../client/retry.ts";
-import type { TaskOptions } from "../client/task.ts";
+import type { TaskOptions } from "../client/task_options.ts";
 import { argsRepr, kwargsRepr } from "../protocol/repr.ts";
 
 /** Celery's `default_retry_delay`: 3 minutes. */

@@ -8,7 +8,8 @@
 
 /// <reference lib="deno.worker" />
 
-import { type Celery, PUBLISHER } from "../client/app.ts";
+import type { Celery } from "../client/app.ts";
+import { PUBLISHER } from "../client/publisher.ts";
 import type { CeleryOptions } from "../client/config.ts";
 import { SoftTimeLimitExceeded } from "../client/worker_errors.ts";
 import { loadCodecs } from "../protocol/codecs.ts";

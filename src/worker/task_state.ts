@@ -11,7 +11,7 @@
  */
 
 import type { ResultBackend } from "../backend/port.ts";
-import type { StateUpdate } from "../client/task.ts";
+import type { StateUpdate } from "../client/task_options.ts";
 import { encodeResultMeta, READY_STATES } from "../protocol/result_meta.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 

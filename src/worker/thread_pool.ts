@@ -159,6 +159,12 @@ export class ThreadPool implements Pool {
     return groups * this.#options.size + this.#extra;
   }
 
+  /** Web Workers of the default group that take tasks and hold none (those a shrink retires first). */
+  get idle(): number {
+    return this.#groups[0]?.members.filter((m) => m.load === 0 && !m.retiring && !m.dead).length ??
+      0;
+  }
+
   /** How many Web Workers group `g` keeps: the default group (the first) is resized. */
   #target(g: Group): number {
     return this.#options.size + (g === this.#groups[0] ? this.#extra : 0);

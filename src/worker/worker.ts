@@ -32,7 +32,10 @@
  *   rather than crash.
  * - `pool_setup.ts`, `pool.ts`, `runner.ts`, `executor.ts` — the Web Worker
  *   (or inline) pool and the code running a task; `recycling.ts` (per Web
- *   Worker, inside the pool), `time_limits.ts`, `sandboxes.ts`.
+ *   Worker, inside the pool), `time_limits.ts`, `sandboxes.ts`;
+ *   `autoscaler.ts` grows and shrinks it (`--autoscale`, rules in
+ *   `autoscale_policy.ts`).
+ * - `leases.ts` — renews the leases of the deliveries the worker holds.
  * - `remote_control.ts` — the pidbox: commands and replies;
  *   `inspect_commands.ts`, `inspection.ts`, `inspect_replies.ts` — the
  *   inspect commands and Celery's reply shapes.
@@ -49,6 +52,7 @@ import { parseRate } from "../protocol/rate.ts";
 import { registerBuiltins } from "./builtins.ts";
 import { Intake } from "./intake.ts";
 import { receiveOrPark, settleOrPark } from "./last_resort.ts";
+import { renewLeases } from "./leases.ts";
 import { logLifecycle } from "./lifecycle_log.ts";
 import { putBack, settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
@@ -238,6 +242,7 @@ export class Worker {
       fixed: s.options.prefetch,
     });
     await pool.start();
+    s.autoscaler?.start(s.lifecycle, this.#control.signal);
     if (s.options.remoteControl ?? true) {
       await new RemoteControl(s.broker, this.#controlTarget(), s.clock).start(this.#control.signal);
     }
@@ -249,7 +254,7 @@ export class Worker {
       }), freq);
       this.#heartbeat.start();
     }
-    this.#startLeases();
+    this.#leaseTimer = renewLeases(s, () => this.#intake.holding());
     log.info("{hostname} ready: {n} slot(s), queues {queues}, tasks {tasks}", {
       hostname: this.hostname,
       n: pool.capacity,
@@ -286,6 +291,7 @@ export class Worker {
       try {
         got = await s.broker.take(this.queues, { max: free, signal: this.#takeAbort.signal });
         backoff = 500;
+        s.autoscaler?.took(free, got.length);
       } catch (err) {
         log.error("Cannot take messages: {error}; retrying in {ms} ms", {
           error: (err as Error).message,
@@ -303,25 +309,6 @@ export class Worker {
       }
       if (got.length) await receiveOrPark(s, this.#intake, got);
     }
-  }
-
-  /** Renew the leases of every unacknowledged delivery this worker holds. */
-  #startLeases(): void {
-    const s = this.#s;
-    const visibility = s.broker.visibilityTimeout;
-    if (visibility === null) return;
-    const every = Math.min(60_000, Math.max(200, visibility / 4));
-    this.#leaseTimer = setInterval(() => {
-      const mine = this.#intake.holding();
-      for (const r of s.running.values()) if (!r.acked) mine.push(r.delivery);
-      if (mine.length === 0) return;
-      s.broker.extend(mine).catch((err) =>
-        log.warn("Cannot renew {n} lease(s): {error}", {
-          n: mine.length,
-          error: (err as Error).message,
-        })
-      );
-    }, every);
   }
 
   #controlTarget(): ControlTarget {

@@ -6,6 +6,7 @@
 
 import type { Celery } from "../client/app.ts";
 import type { TaskPermissions } from "../client/permissions.ts";
+import type { AutoscaleOptions } from "./autoscale_policy.ts";
 
 /**
  * Options of {@link Worker}. Celery's names are given in brackets.
@@ -43,6 +44,14 @@ export interface WorkerOptions {
   pool?: "threads" | "inline";
   /** Number of Web Workers [`-c`]; default the number of CPUs. */
   concurrency?: number;
+  /**
+   * Grow and shrink the Web Worker pool between `min` and `max` with the
+   * load [`--autoscale MAX,MIN`]; `concurrency` is then ignored and the
+   * pool starts with `min` (at least 1) Web Workers. It grows while the
+   * worker holds more tasks than Web Workers, and retires idle ones after
+   * `keepalive` seconds of surplus. Threads pool only. Default: a fixed pool.
+   */
+  autoscale?: AutoscaleOptions;
   /**
    * Tasks each Web Worker holds at once, running or waiting
    * [`--prefetch-multiplier`, `worker_prefetch_multiplier`]. The worker never

@@ -14,6 +14,7 @@ import type { Celery } from "../client/app.ts";
 import type { Message } from "../protocol/message.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import { LamportClock } from "../protocol/clock.ts";
+import { Autoscaler } from "./autoscaler.ts";
 import type { EventDispatcher } from "./event_dispatcher.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import type { Pool } from "./pool.ts";
@@ -62,6 +63,8 @@ export class WorkerState {
   backend: ResultBackend | null = null;
   /** The pool. */
   pool!: Pool;
+  /** Grows and shrinks the pool (`--autoscale`); null for a fixed pool. */
+  readonly autoscaler: Autoscaler | null;
   /** The Lamport clock of events and remote-control replies. */
   readonly clock: LamportClock = new LamportClock();
   /** Time limits set at run time (`time_limit` command), by task name. */
@@ -76,11 +79,19 @@ export class WorkerState {
    * @param app the app
    * @param options the worker's options
    * @param hostname node name
+   * @throws {RangeError} for an invalid autoscale range
    */
   constructor(app: Celery, options: WorkerOptions, hostname: string) {
     this.app = app;
     this.options = options;
     this.hostname = hostname;
+    this.autoscaler = options.autoscale
+      ? new Autoscaler(options.autoscale, {
+        pool: () => this.pool,
+        reserved: () => this.running.size,
+        resized: () => this.wake(),
+      })
+      : null;
   }
 
   /**

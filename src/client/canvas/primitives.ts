@@ -11,7 +11,7 @@
  * @module
  */
 
-import { chainSignature, chordSignature, groupSignature } from "../../protocol/canvas.ts";
+import { chainSignature, chordSignature, groupSignature } from "../../protocol/canvas_shape.ts";
 import { type CanvasApp, Group, type ResultOf, Signature } from "./signature.ts";
 
 /**

@@ -10,7 +10,7 @@ import type { CompressionName } from "../../protocol/compression_names.ts";
 import type { SignatureDict } from "../../protocol/message.ts";
 import type { SerializerName } from "../../protocol/serializers.ts";
 import { decodeSignature, encodeSignature, type ResultTuple } from "../../protocol/signature.ts";
-import { chainSignature } from "../../protocol/canvas.ts";
+import { chainSignature } from "../../protocol/canvas_shape.ts";
 import { pyIsoFormat } from "../../protocol/time.ts";
 import type { AsyncResult, ResultSource } from "../async_result.ts";
 import { type GroupResult, resultFromTuple } from "../group_result.ts";

@@ -100,6 +100,8 @@ function Actions({ name }) {
   const [queue, setQueue] = useState("");
   const [task, setTask] = useState("");
   const [rate, setRate] = useState("10/s");
+  const [max, setMax] = useState("4");
+  const [min, setMin] = useState("1");
   const path = `workers/${encodeURIComponent(name)}`;
   return html`
     <h3>Actions</h3>
@@ -108,6 +110,14 @@ function Actions({ name }) {
         setN(e.target.value)} size="4" /></label>
       <button onClick=${() => act(`${path}/pool_grow`, { n: Number(n) })}>Grow pool</button>
       <button onClick=${() => act(`${path}/pool_shrink`, { n: Number(n) })}>Shrink pool</button>
+    </div>
+    <div class="actions">
+      <label>Max<input type="number" min="1" value=${max} onInput=${(e) =>
+        setMax(e.target.value)} size="4" /></label>
+      <label>Min<input type="number" min="0" value=${min} onInput=${(e) =>
+        setMin(e.target.value)} size="4" /></label>
+      <button onClick=${() =>
+        act(`${path}/autoscale`, { max: Number(max), min: Number(min) })}>Set autoscale</button>
     </div>
     <div class="actions">
       <label>Queue<input value=${queue} onInput=${(e) => setQueue(e.target.value)} /></label>
@@ -158,7 +168,9 @@ export function WorkerDetail({ name, session }) {
           <dt>Succeeded / failed</dt>
           <dd>${w.succeeded} / ${w.failed}</dd>
           <dt>Pool size</dt>
-          <dd>${w.pool ?? "unknown (no inspect reply yet)"}</dd>
+          <dd>${w.pool ?? "unknown (no inspect reply yet)"}${i?.stats?.autoscaler
+            ? ` (autoscale ${i.stats.autoscaler.min}–${i.stats.autoscaler.max})`
+            : ""}</dd>
           <dt>Queues</dt><dd class="mono">${w.queues.join(", ") || "unknown (no inspect reply yet)"}</dd>
       <dt>Load</dt>
           <dd>${w.loadavg.join(" ")}</dd>

@@ -1,0 +1,307 @@
+/**
+ * How the Deno KV result backend stores task metas: each value holds the
+ * meta JSON text exactly as Celery stores it, with its status and expiry
+ * time beside it; a meta longer than {@link KV_VALUE_BYTES} is stored in
+ * parts under a fresh id and joined on reading. A stored SUCCESS is never
+ * replaced.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { commitAtomic } from "../broker/kv_store.ts";
+import {
+  decodeResultMeta,
+  READY_STATES,
+  type ResultMeta,
+  type TaskState,
+} from "../protocol/result_meta.ts";
+import type { StoreEntry } from "./port.ts";
+
+const log = getLogger(["celeriac", "backend", "kv"]);
+
+/**
+ * The longest result meta the KV backend stores, in bytes of JSON text:
+ * 32 MiB. Deno KV stores at most 64 KiB per value, so a meta longer than
+ * {@link KV_VALUE_BYTES} is split across several entries.
+ *
+ * @example
+ * ```ts
+ * import { KV_MAX_RESULT_BYTES } from "@celeriac/celeriac/transports";
+ * console.assert(KV_MAX_RESULT_BYTES === 32 * 1024 * 1024);
+ * ```
+ */
+export const KV_MAX_RESULT_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The longest meta stored in one Deno KV value (which holds at most 64 KiB);
+ * longer ones are split into parts of at most this size.
+ *
+ * @example
+ * ```ts
+ * import { KV_VALUE_BYTES } from "@celeriac/celeriac/transports";
+ * console.assert(KV_VALUE_BYTES < 64 * 1024);
+ * ```
+ */
+export const KV_VALUE_BYTES = 60 * 1024;
+/** Parts written per atomic commit (Deno KV caps the total size of one commit). */
+const PARTS_PER_COMMIT = 4;
+
+/** Metas stored per atomic commit (Deno KV allows 100 checks per commit)... */
+const STORE_CHUNK = 50;
+/** ...and bytes per commit (Deno KV caps the total size of one commit). */
+const STORE_CHUNK_BYTES = 256 * 1024;
+
+/**
+ * A task meta as stored under `[...ns, "celery-task-meta", taskId]`.
+ *
+ * @example
+ * ```ts ignore
+ * const value: StoredResult = { meta: text, status: "SUCCESS", expiresAt: 0 };
+ * ```
+ */
+export interface StoredResult {
+  /** The meta JSON, as given to `KvBackend.store()`; `""` when it is stored in parts. */
+  meta: string;
+  /** A long meta's parts: `[...ns, "celery-task-meta-part", taskId, id, 0..count-1]`. */
+  parts?: { id: string; count: number };
+  status: string;
+  /** Epoch milliseconds after which the result is gone; 0 = never. */
+  expiresAt: number;
+}
+
+/**
+ * Whether a stored value is there and has not expired (Deno KV deletes
+ * expired keys only about once a minute).
+ *
+ * @example
+ * ```ts
+ * import { live } from "./kv_meta_store.ts";
+ * live({ meta: "{}", status: "SUCCESS", expiresAt: Date.now() - 1 }); // false
+ * ```
+ */
+export function live(value: StoredResult | null): value is StoredResult {
+  return value !== null && (value.expiresAt === 0 || value.expiresAt > Date.now());
+}
+
+/**
+ * The bytes a meta counts for against {@link KV_MAX_RESULT_BYTES}.
+ *
+ * @example
+ * ```ts
+ * import { metaBytes } from "./kv_meta_store.ts";
+ * metaBytes("abc"); // 3
+ * ```
+ */
+export function metaBytes(meta: string): number {
+  return /[\u0100-\uffff]/.test(meta) ? meta.length * 2 : meta.length;
+}
+
+/**
+ * Whether a meta fits in one KV value. V8 may keep even ASCII text in its
+ * two-byte form, which Deno KV stores at two bytes a character: count two.
+ */
+function fitsOneValue(meta: string): boolean {
+  return meta.length * 2 <= KV_VALUE_BYTES;
+}
+
+/** Cut a meta's UTF-8 bytes into parts of at most {@link KV_VALUE_BYTES} each. */
+function splitMeta(meta: string): Uint8Array[] {
+  const bytes = new TextEncoder().encode(meta);
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < bytes.length; i += KV_VALUE_BYTES) {
+    parts.push(bytes.subarray(i, i + KV_VALUE_BYTES));
+  }
+  return parts;
+}
+
+/**
+ * The task metas of one backend: its database, namespace and expiry.
+ *
+ * @example
+ * ```ts ignore
+ * import { KvMetaStore } from "./kv_meta_store.ts";
+ * const metas = new KvMetaStore(kv, ["celeriac"], 86_400_000);
+ * await metas.storeAll([{ taskId, status: "SUCCESS", meta }]);
+ * const { value } = await kv.get<StoredResult>(metas.key(taskId));
+ * ```
+ */
+export class KvMetaStore {
+  readonly #kv: Deno.Kv;
+  readonly #ns: readonly string[];
+  readonly #expiresMs: number;
+
+  /**
+   * @param kv the database
+   * @param ns the key namespace
+   * @param expiresMs how long a meta is kept; 0 keeps it forever
+   */
+  constructor(kv: Deno.Kv, ns: readonly string[], expiresMs: number) {
+    this.#kv = kv;
+    this.#ns = ns;
+    this.#expiresMs = expiresMs;
+  }
+
+  /** The key of a task's meta; a TypeError for an id that is not a non-empty string. */
+  key(taskId: string): Deno.KvKey {
+    if (typeof taskId !== "string" || taskId === "") {
+      throw new TypeError(`A task id must be a non-empty string, got ${String(taskId)}`);
+    }
+    return [...this.#ns, "celery-task-meta", taskId];
+  }
+
+  /**
+   * Store metas: up to {@link STORE_CHUNK} short ones per commit, long ones
+   * in parts. Sizes are the caller's to check.
+   */
+  async storeAll(entries: readonly StoreEntry[]): Promise<void> {
+    let chunk: StoreEntry[] = [];
+    let bytes = 0;
+    for (const e of entries) {
+      const size = metaBytes(e.meta);
+      if (!fitsOneValue(e.meta)) {
+        await this.#storeParted(e);
+        continue;
+      }
+      if (chunk.length === STORE_CHUNK || bytes + size > STORE_CHUNK_BYTES) {
+        await this.#storeChunk(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(e);
+      bytes += size;
+    }
+    if (chunk.length) await this.#storeChunk(chunk);
+  }
+
+  #stored(e: StoreEntry): StoredResult {
+    return {
+      meta: e.meta,
+      status: e.status,
+      expiresAt: this.#expiresMs > 0 ? Date.now() + this.#expiresMs : 0,
+    };
+  }
+
+  /** Store up to {@link STORE_CHUNK} metas in one commit; fall back to one by one on a conflict. */
+  async #storeChunk(entries: readonly StoreEntry[]): Promise<void> {
+    const keys = entries.map((e) => this.key(e.taskId));
+    const current: Deno.KvEntryMaybe<StoredResult>[] = [];
+    for (let i = 0; i < keys.length; i += 10) {
+      current.push(...await this.#kv.getMany<StoredResult[]>(keys.slice(i, i + 10)));
+    }
+    const options = this.#expiresMs > 0 ? { expireIn: this.#expiresMs } : undefined;
+    const op = this.#kv.atomic();
+    entries.forEach((e, i) => {
+      const now = current[i];
+      if (live(now.value) && now.value.status === "SUCCESS") return;
+      op.check(now).set(keys[i], this.#stored(e), options);
+    });
+    if ((await commitAtomic(op)).ok) {
+      for (let i = 0; i < entries.length; i++) {
+        const before = current[i].value;
+        if (before?.parts && before.status !== "SUCCESS") {
+          await this.deleteParts(entries[i].taskId, before);
+        }
+      }
+      return;
+    }
+    for (const e of entries) await this.#storeOne(e);
+  }
+
+  async #storeOne(e: StoreEntry): Promise<void> {
+    const key = this.key(e.taskId);
+    const options = this.#expiresMs > 0 ? { expireIn: this.#expiresMs } : undefined;
+    for (;;) {
+      const current = await this.#kv.get<StoredResult>(key);
+      if (live(current.value) && current.value.status === "SUCCESS") {
+        log.debug("Task {taskId} already succeeded; {status} not stored", {
+          taskId: e.taskId,
+          status: e.status,
+        });
+        return;
+      }
+      const op = this.#kv.atomic().check(current).set(key, this.#stored(e), options);
+      if ((await commitAtomic(op)).ok) {
+        if (current.value) await this.deleteParts(e.taskId, current.value);
+        return;
+      }
+    }
+  }
+
+  #partKey(taskId: string, id: string, i: number): Deno.KvKey {
+    return [...this.#ns, "celery-task-meta-part", taskId, id, i];
+  }
+
+  /**
+   * Store a long meta: its parts first (under a fresh id, so a reader never
+   * mixes two writes), then the head that names them; the parts of a head it
+   * replaces are deleted afterwards.
+   */
+  async #storeParted(e: StoreEntry): Promise<void> {
+    const parts = splitMeta(e.meta);
+    const id = crypto.randomUUID().slice(0, 8);
+    const options = this.#expiresMs > 0 ? { expireIn: this.#expiresMs } : undefined;
+    for (let i = 0; i < parts.length; i += PARTS_PER_COMMIT) {
+      const op = this.#kv.atomic();
+      for (let j = i; j < Math.min(i + PARTS_PER_COMMIT, parts.length); j++) {
+        op.set(this.#partKey(e.taskId, id, j), parts[j], options);
+      }
+      await commitAtomic(op);
+    }
+    const head: StoredResult = { ...this.#stored(e), meta: "", parts: { id, count: parts.length } };
+    const key = this.key(e.taskId);
+    for (;;) {
+      const current = await this.#kv.get<StoredResult>(key);
+      if (live(current.value) && current.value.status === "SUCCESS") {
+        await this.deleteParts(e.taskId, head);
+        return;
+      }
+      if ((await commitAtomic(this.#kv.atomic().check(current).set(key, head, options))).ok) {
+        if (current.value) await this.deleteParts(e.taskId, current.value);
+        return;
+      }
+    }
+  }
+
+  /** Delete the parts of a long meta (nothing for a short one). */
+  async deleteParts(taskId: string, value: StoredResult): Promise<void> {
+    if (!value.parts) return;
+    const { id, count } = value.parts;
+    for (let i = 0; i < count; i += 100) {
+      const op = this.#kv.atomic();
+      for (let j = i; j < Math.min(i + 100, count); j++) op.delete(this.#partKey(taskId, id, j));
+      await commitAtomic(op);
+    }
+  }
+
+  /** The meta JSON of a stored value, joined from its parts; `null` if they are gone. */
+  async metaOf(taskId: string, value: StoredResult): Promise<string | null> {
+    if (!value.parts) return value.meta;
+    const { id, count } = value.parts;
+    const parts: Uint8Array[] = [];
+    let length = 0;
+    for (let i = 0; i < count; i += 10) {
+      const keys = [];
+      for (let j = i; j < Math.min(i + 10, count); j++) keys.push(this.#partKey(taskId, id, j));
+      for (const part of await this.#kv.getMany<Uint8Array[]>(keys)) {
+        if (!(part.value instanceof Uint8Array)) return null;
+        parts.push(part.value);
+        length += part.value.length;
+      }
+    }
+    const bytes = new Uint8Array(length);
+    let at = 0;
+    for (const p of parts) {
+      bytes.set(p, at);
+      at += p.length;
+    }
+    return new TextDecoder().decode(bytes);
+  }
+
+  /** The ready meta of a stored value, or `null`. */
+  async readyMeta(taskId: string, value: StoredResult | null): Promise<ResultMeta | null> {
+    if (!live(value) || !READY_STATES.has(value.status as TaskState)) return null;
+    const meta = await this.metaOf(taskId, value);
+    return meta === null ? null : decodeResultMeta(meta);
+  }
+}

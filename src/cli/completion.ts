@@ -1,0 +1,227 @@
+// deno-lint-ignore-file no-console
+/**
+ * `completion bash|zsh|fish`: a shell completion script for the command
+ * line, generated from the tables the command line parses (its commands,
+ * its `parseArgs` options, the inspect and control command names), so it
+ * cannot drift from them.
+ *
+ * @module
+ */
+
+/** The shells a script is written for. */
+export const SHELLS = ["bash", "zsh", "fish"] as const;
+
+/** One of {@link SHELLS}. */
+export type Shell = typeof SHELLS[number];
+
+/**
+ * What the script completes.
+ *
+ * @example
+ * ```ts ignore
+ * const spec: CompletionSpec = {
+ *   commands: ["worker", "inspect"],
+ *   options: { app: { type: "string", short: "A" }, help: { type: "boolean", short: "h" } },
+ *   subcommands: { inspect: ["active", "stats"] },
+ *   values: { pool: ["threads", "inline"] },
+ * };
+ * ```
+ */
+export interface CompletionSpec {
+  /** Subcommands (the first positional). */
+  commands: readonly string[];
+  /** Flags as `parseArgs` reads them: string flags take a value. */
+  options: Readonly<
+    Record<string, { readonly type: "string" | "boolean"; readonly short?: string }>
+  >;
+  /** Words completed after a subcommand (`inspect` -> `active`, ...). */
+  subcommands: Readonly<Record<string, readonly string[]>>;
+  /** Values completed after a flag (`--pool` -> `threads`, `inline`). */
+  values: Readonly<Record<string, readonly string[]>>;
+  /** Flags whose value is a file name. */
+  files?: readonly string[];
+}
+
+/** Command names the script registers for: the entry point and an installed name. */
+export const COMPLETED_NAMES = ["worker.ts", "celeriac"] as const;
+
+function flagWords(spec: CompletionSpec, taking: boolean | null): string[] {
+  const out: string[] = [];
+  for (const [name, o] of Object.entries(spec.options)) {
+    if (taking !== null && (o.type === "string") !== taking) continue;
+    out.push(`--${name}`);
+    if (o.short) out.push(`-${o.short}`);
+  }
+  return out;
+}
+
+/** The spellings of a long flag: `--pool` and its short form. */
+function spellings(spec: CompletionSpec, name: string): string[] {
+  const short = spec.options[name]?.short;
+  return short ? [`--${name}`, `-${short}`] : [`--${name}`];
+}
+
+function bash(spec: CompletionSpec, names: readonly string[]): string {
+  const valueCases = Object.entries(spec.values).map(([flag, vals]) =>
+    `    ${spellings(spec, flag).join("|")}) COMPREPLY=($(compgen -W "${
+      vals.join(" ")
+    }" -- "$cur")); return ;;`
+  );
+  const files = (spec.files ?? []).flatMap((f) => spellings(spec, f));
+  if (files.length) {
+    valueCases.push(`    ${files.join("|")}) COMPREPLY=($(compgen -f -- "$cur")); return ;;`);
+  }
+  const subCases = Object.entries(spec.subcommands).map(([cmd, words]) =>
+    `    ${cmd}) [[ -z $sub ]] && COMPREPLY=($(compgen -W "${words.join(" ")}" -- "$cur")) ;;`
+  );
+  return `# bash completion for ${names.join(", ")} (Celeriac)
+_celeriac_complete() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}"
+  local takes=" ${flagWords(spec, true).join(" ")} "
+  COMPREPLY=()
+  case "$prev" in
+${valueCases.join("\n")}
+  esac
+  [[ $takes == *" $prev "* ]] && return
+  if [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W "${flagWords(spec, null).join(" ")}" -- "$cur"))
+    return
+  fi
+  local i w cmd="" sub=""
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    w="\${COMP_WORDS[i]}"
+    if [[ $w == -* ]]; then
+      [[ $takes == *" $w "* ]] && ((i++))
+    elif [[ -z $cmd ]]; then cmd=$w
+    elif [[ -z $sub ]]; then sub=$w
+    fi
+  done
+  if [[ -z $cmd ]]; then
+    COMPREPLY=($(compgen -W "${spec.commands.join(" ")}" -- "$cur"))
+    return
+  fi
+  case "$cmd" in
+${subCases.join("\n")}
+  esac
+}
+complete -o bashdefault -o default -F _celeriac_complete ${names.join(" ")}
+`;
+}
+
+function zsh(spec: CompletionSpec, names: readonly string[]): string {
+  const valueCases = Object.entries(spec.values).map(([flag, vals]) =>
+    `    ${spellings(spec, flag).join("|")}) compadd -- ${vals.join(" ")}; return ;;`
+  );
+  const files = (spec.files ?? []).flatMap((f) => spellings(spec, f));
+  if (files.length) valueCases.push(`    ${files.join("|")}) _files; return ;;`);
+  const subCases = Object.entries(spec.subcommands).map(([cmd, words]) =>
+    `    ${cmd}) [[ -z $sub ]] && compadd -- ${words.join(" ")} ;;`
+  );
+  return `#compdef ${names.join(" ")}
+# zsh completion for ${names.join(", ")} (Celeriac)
+_celeriac() {
+  local -a takes=(${flagWords(spec, true).join(" ")})
+  local prev=\${words[CURRENT-1]} cur=\${words[CURRENT]}
+  case $prev in
+${valueCases.join("\n")}
+  esac
+  (( \${takes[(Ie)$prev]} )) && return
+  if [[ $cur == -* ]]; then
+    compadd -- ${flagWords(spec, null).join(" ")}
+    return
+  fi
+  local i w cmd="" sub=""
+  for ((i = 2; i < CURRENT; i++)); do
+    w=\${words[i]}
+    if [[ $w == -* ]]; then
+      (( \${takes[(Ie)$w]} )) && ((i++))
+    elif [[ -z $cmd ]]; then cmd=$w
+    elif [[ -z $sub ]]; then sub=$w
+    fi
+  done
+  if [[ -z $cmd ]]; then
+    compadd -- ${spec.commands.join(" ")}
+    return
+  fi
+  case $cmd in
+${subCases.join("\n")}
+  esac
+}
+compdef _celeriac ${names.join(" ")}
+`;
+}
+
+function fish(spec: CompletionSpec, names: readonly string[]): string {
+  const lines: string[] = [`# fish completion for ${names.join(", ")} (Celeriac)`];
+  for (const name of names) {
+    const c = `complete -c ${name}`;
+    lines.push(`${c} -f`);
+    lines.push(`${c} -n "__fish_use_subcommand" -a "${spec.commands.join(" ")}"`);
+    for (const [cmd, words] of Object.entries(spec.subcommands)) {
+      lines.push(
+        `${c} -n "__fish_seen_subcommand_from ${cmd}; and not __fish_seen_subcommand_from ${
+          words.join(" ")
+        }" -a "${words.join(" ")}"`,
+      );
+    }
+    for (const [flag, o] of Object.entries(spec.options)) {
+      let line = `${c} -l ${flag}`;
+      if (o.short) line += ` -s ${o.short}`;
+      if (o.type === "string") {
+        const vals = spec.values[flag];
+        if (vals) line += ` -x -a "${vals.join(" ")}"`;
+        else line += spec.files?.includes(flag) ? " -r -F" : " -r";
+      }
+      lines.push(line);
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * The completion script for a shell.
+ *
+ * @example
+ * ```ts ignore
+ * const script = completionScript("bash", spec);
+ * // complete -o bashdefault -o default -F _celeriac_complete worker.ts celeriac
+ * ```
+ *
+ * @param shell bash, zsh or fish
+ * @param spec what to complete
+ * @param names command names to register for (default {@link COMPLETED_NAMES})
+ * @returns the script
+ */
+export function completionScript(
+  shell: Shell,
+  spec: CompletionSpec,
+  names: readonly string[] = COMPLETED_NAMES,
+): string {
+  if (shell === "bash") return bash(spec, names);
+  if (shell === "zsh") return zsh(spec, names);
+  return fish(spec, names);
+}
+
+/**
+ * `completion SHELL [NAME...]`: print the script; exit 2 for an unknown shell.
+ *
+ * @example
+ * ```ts ignore
+ * runCompletion(["bash"], spec); // prints the bash script, returns 0
+ * ```
+ *
+ * @param positionals `[shell, ...names]`
+ * @param spec what to complete
+ * @returns exit code
+ */
+export function runCompletion(positionals: string[], spec: CompletionSpec): number {
+  const [shell, ...names] = positionals;
+  if (!(SHELLS as readonly string[]).includes(shell)) {
+    console.error(
+      `completion needs a shell: ${SHELLS.join(", ")} (e.g. source <(worker.ts completion bash))`,
+    );
+    return 2;
+  }
+  console.log(completionScript(shell as Shell, spec, names.length ? names : COMPLETED_NAMES));
+  return 0;
+}

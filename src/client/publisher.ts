@@ -1,0 +1,49 @@
+/**
+ * The hook through which a worker sends the tasks that its tasks send:
+ * {@link PUBLISHER}, the symbol under which it installs a
+ * {@link Publisher} on the app inside its Web Workers.
+ *
+ * @module
+ */
+
+import type { PublishTarget } from "../broker/port.ts";
+import type { Message } from "../protocol/message.ts";
+
+/**
+ * Publishes a message on behalf of an app. A worker installs one in the Web
+ * Workers that run tasks, so that tasks sent from a task go through the
+ * worker's own connection.
+ *
+ * @example Capturing messages instead of sending them
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import { PUBLISHER, type Publisher } from "@celeriac/celeriac/protocol";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const sent: string[] = [];
+ * const capture: Publisher = (message, target) => {
+ *   sent.push(`${message.headers.task} -> ${target.routingKey}`);
+ *   return Promise.resolve();
+ * };
+ * app[PUBLISHER] = capture;
+ * await app.sendTask("tasks.add", [2, 3]);
+ * // sent: ["tasks.add -> celery"]
+ * ```
+ */
+export type Publisher = (message: Message, target: PublishTarget) => Promise<void>;
+
+/**
+ * Symbol under which a worker installs a {@link Publisher} on an app.
+ *
+ * @example Publishing through another connection, as a worker does
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import { openBroker, PUBLISHER } from "@celeriac/celeriac/protocol";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * console.assert(app[PUBLISHER] === undefined); // outside a worker
+ * const shared = await openBroker("kv://:memory:");
+ * app[PUBLISHER] = (message, target) => shared.publish(message, target);
+ * await app.sendTask("tasks.add", [2, 3]); // goes through `shared`
+ * await shared.close();
+ * ```
+ */
+export const PUBLISHER: unique symbol = Symbol.for("celeriac.publisher") as never;

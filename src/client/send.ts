@@ -1,0 +1,183 @@
+/**
+ * Sending task calls, apart from the app that holds the connections: a
+ * call's options merged over its route, the call encoded as a Celery task
+ * message (loading the codecs it needs), and a batch published in order on
+ * a broker without a batch publish.
+ *
+ * @module
+ */
+
+import type { Publication, PublishTarget } from "../broker/port.ts";
+import { loadCodecs } from "../protocol/codecs.ts";
+import type { Message } from "../protocol/message.ts";
+import { encodeTaskMessage } from "../protocol/task_message.ts";
+import type { ResolvedConfig } from "./config.ts";
+import { currentTask } from "./current.ts";
+import type { CompiledRoutes } from "./routes.ts";
+import type { ApplyOptions } from "./task_options.ts";
+
+/**
+ * The call's options over its route's (Celery's task_routes): set values win.
+ *
+ * @example
+ * ```ts
+ * import { compileRoutes } from "./routes.ts";
+ * import { routeCall } from "./send.ts";
+ * const routes = compileRoutes({ "tasks.*": { queue: "tasks", priority: 5 } });
+ * routeCall(routes, "tasks.add", [], { priority: 1 }); // { queue: "tasks", priority: 1 }
+ * ```
+ *
+ * @param routes the app's compiled routes, if any
+ * @param name the task name
+ * @param args the positional arguments
+ * @param options the call's options
+ * @returns the merged options
+ */
+export function routeCall(
+  routes: CompiledRoutes | null,
+  name: string,
+  args: readonly unknown[],
+  options: ApplyOptions,
+): ApplyOptions {
+  const route = routes?.(name, args, options.kwargs ?? {}, options);
+  if (!route) return options;
+  for (const [key, value] of Object.entries(options)) {
+    if (value !== undefined) (route as Record<string, unknown>)[key] = value;
+  }
+  return route;
+}
+
+/**
+ * What {@link encodeCall} needs of the app.
+ *
+ * @example
+ * ```ts ignore
+ * const sender: CallSender = {
+ *   config: app.config,
+ *   oid: app.oid,
+ *   origin: () => "gen1234@host",
+ *   inWorker: false,
+ *   route: (name, args, options) => routeCall(null, name, args, options),
+ * };
+ * ```
+ */
+export interface CallSender {
+  /** The app's configuration. */
+  readonly config: ResolvedConfig;
+  /** The app's reply-queue id, written as `reply_to`. */
+  readonly oid: string;
+  /** Whether the app sends through a worker's connection (no rpc:// listening then). */
+  readonly inWorker: boolean;
+  /** The node name written as `origin`. */
+  origin(): string;
+  /** The call's options over its route's. */
+  route(name: string, args: readonly unknown[], options: ApplyOptions): ApplyOptions;
+}
+
+/**
+ * One call, encoded.
+ *
+ * @example
+ * ```ts ignore
+ * const { id, publication } = await encodeCall(sender, "tasks.add", [2, 3], {});
+ * ```
+ */
+export interface EncodedCall {
+  /** The task id. */
+  id: string;
+  /** The message and where it goes. */
+  publication: Publication;
+  /** Whether the rpc:// backend must listen before the message goes. */
+  rpc: boolean;
+  /** The queue, for the `task-sent` event. */
+  queue: string;
+}
+
+/**
+ * Encode one call as `sendTask()` sends it: routed, with a new task id
+ * unless one is given, the parent task (when sent from a task) as parent
+ * and root.
+ *
+ * @example
+ * ```ts ignore
+ * const encoded = await encodeCall(sender, "tasks.add", [2, 3], { countdown: 10 });
+ * await broker.publish(encoded.publication.message, encoded.publication.target);
+ * ```
+ *
+ * @param sender what the app provides
+ * @param name the task name
+ * @param args positional arguments
+ * @param callOptions the call's options
+ * @returns the encoded call
+ */
+export async function encodeCall(
+  sender: CallSender,
+  name: string,
+  args: readonly unknown[],
+  callOptions: ApplyOptions,
+): Promise<EncodedCall> {
+  const config = sender.config;
+  const options = sender.route(name, args, callOptions);
+  const id = options.taskId ?? crypto.randomUUID();
+  const parent = currentTask.getStore();
+  const serializer = options.serializer ?? config.taskSerializer;
+  const compression = options.compression ?? config.taskCompression;
+  if (serializer !== "json" || compression) {
+    await loadCodecs({ msgpack: serializer === "msgpack", compression: !!compression });
+  }
+  const queue = options.queue ?? config.defaultQueue;
+  const message = encodeTaskMessage({
+    task: name,
+    id,
+    args,
+    kwargs: options.kwargs ?? {},
+    now: new Date(),
+    eta: options.eta,
+    countdown: options.countdown,
+    expires: options.expires,
+    origin: sender.origin(),
+    replyTo: sender.oid,
+    priority: options.priority,
+    timeLimit: options.timeLimit,
+    softTimeLimit: options.softTimeLimit,
+    rootId: parent?.rootId,
+    parentId: parent?.id,
+    shadow: options.shadow,
+    ignoreResult: options.ignoreResult,
+    headers: options.headers,
+    serializer,
+    compression,
+  });
+  const target = { exchange: options.exchange ?? "", routingKey: options.routingKey ?? queue };
+  const rpc = !options.ignoreResult && !sender.inWorker &&
+    !!config.backend?.startsWith("rpc:");
+  return { id, publication: { message, target }, rpc, queue };
+}
+
+/**
+ * Publish a batch one message at a time, in order per target: the first
+ * message of each target goes alone (it connects and declares), then the
+ * rest together.
+ *
+ * @example
+ * ```ts ignore
+ * await publishInOrder(batch, (m, t) => broker.publish(m, t));
+ * ```
+ *
+ * @param batch the messages and their targets
+ * @param publish publishes one message
+ */
+export async function publishInOrder(
+  batch: readonly Publication[],
+  publish: (message: Message, target: PublishTarget) => Promise<void>,
+): Promise<void> {
+  const seen = new Set<string>();
+  const firsts = batch.filter((p) => {
+    const key = `${p.target.exchange ?? ""}\u0000${p.target.routingKey}`;
+    return !seen.has(key) && !!seen.add(key);
+  });
+  for (const p of firsts) await publish(p.message, p.target);
+  const alone = new Set(firsts);
+  const rest = batch.filter((p) => !alone.has(p));
+  await Promise.all(rest.map((p) => publish(p.message, p.target)));
+}

@@ -1,0 +1,194 @@
+/**
+ * `worker.ts completion bash|zsh|fish`: the bash script, sourced in a real
+ * bash, registers for `worker.ts` and completes subcommands, inspect and
+ * control commands, flags and flag values (COMP_WORDS / COMPREPLY as bash
+ * fills them); fish completes with the real `complete -C`; the zsh function
+ * runs in a real zsh with `words` / `CURRENT` set and `compadd` recording
+ * what it is given (zsh's completion system needs a terminal); every flag
+ * the command line parses and every inspect / control command is in each
+ * script; an unknown shell exits 2.
+ */
+
+import assert from "node:assert/strict";
+import { CONTROL_COMMANDS, INSPECT_COMMANDS } from "../src/cli/inspect.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+async function has(shell: string): Promise<boolean> {
+  return await new Deno.Command("sh", { args: ["-c", `command -v ${shell}`], stdout: "null" })
+    .output().then((o) => o.success, () => false);
+}
+
+const WITHOUT_FISH = !(await has("fish"));
+const WITHOUT_ZSH = !(await has("zsh"));
+
+async function shell(cmd: string, args: string[]): Promise<string[]> {
+  const o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  assert.equal(o.code, 0, new TextDecoder().decode(o.stderr));
+  return new TextDecoder().decode(o.stdout).trimEnd().split("\n");
+}
+
+async function worker(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "worker.ts", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: o.code, out: dec.decode(o.stdout), err: dec.decode(o.stderr) };
+}
+
+/** Source the script in bash and complete each line of words (the last one is being typed). */
+async function bashComplete(script: string, lines: string[][]): Promise<string[]> {
+  const file = await Deno.makeTempFile({ suffix: ".bash" });
+  try {
+    await Deno.writeTextFile(file, script);
+    const quote = (w: string) => `'${w.replaceAll("'", `'\\''`)}'`;
+    const body = [
+      `source ${quote(file)}`,
+      "complete -p worker.ts celeriac | tr '\\n' ' '; echo",
+      ...lines.map((words) =>
+        `COMP_WORDS=(${words.map(quote).join(" ")}); COMP_CWORD=${words.length - 1}; ` +
+        `COMPREPLY=(); _celeriac_complete; echo "\${COMPREPLY[*]}"`
+      ),
+    ].join("\n");
+    const o = await new Deno.Command("bash", {
+      args: ["--norc", "--noprofile", "-c", body],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(o.code, 0, new TextDecoder().decode(o.stderr));
+    return new TextDecoder().decode(o.stdout).trimEnd().split("\n");
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
+Deno.test("completion: the bash script completes subcommands, commands, flags and values", async () => {
+  const { code, out } = await worker("completion", "bash");
+  assert.equal(code, 0);
+  const [registered, ...got] = await bashComplete(out, [
+    ["worker.ts", "ins"],
+    ["worker.ts", "--app", "./tasks.ts", "con"],
+    ["worker.ts", "inspect", "st"],
+    ["worker.ts", "-A", "tasks.ts", "control", "auto"],
+    ["worker.ts", "--autos"],
+    ["worker.ts", "inspect", "stats", "--dest"],
+    ["worker.ts", "-P", ""],
+    ["worker.ts", "--loglevel", "WA"],
+    ["worker.ts", "--broker", "red"],
+    ["worker.ts", "completion", "z"],
+  ]);
+  assert.match(
+    registered,
+    /^complete .*-F _celeriac_complete worker\.ts complete .*-F _celeriac_complete celeriac $/,
+  );
+  assert.deepEqual(got, [
+    "inspect",
+    "control",
+    "stats",
+    "autoscale",
+    "--autoscale --autoscale-keepalive",
+    "--destination",
+    "threads inline",
+    "WARNING",
+    "", // a flag's value: nothing to offer
+    "zsh",
+  ]);
+});
+
+Deno.test({
+  name: "completion: fish completes with the script loaded",
+  ignore: WITHOUT_FISH,
+}, async () => {
+  const file = await Deno.makeTempFile({ suffix: ".fish" });
+  try {
+    await Deno.writeTextFile(file, (await worker("completion", "fish")).out);
+    const got = await shell("fish", [
+      "--no-config",
+      "-c",
+      `source ${file}; complete -C "worker.ts ins"; echo -; complete -C "celeriac control auto"; ` +
+      `echo -; complete -C "worker.ts --autos"; echo -; complete -C "worker.ts -P "`,
+    ]);
+    assert.deepEqual(got, [
+      "inspect",
+      "-",
+      "autoscale",
+      "-",
+      "--autoscale",
+      "--autoscale-keepalive",
+      "-",
+      "inline",
+      "threads",
+    ]);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test({
+  name: "completion: the zsh function offers subcommands, commands, flags and values",
+  ignore: WITHOUT_ZSH,
+}, async () => {
+  const file = await Deno.makeTempFile({ suffix: ".zsh" });
+  try {
+    await Deno.writeTextFile(file, (await worker("completion", "zsh")).out);
+    const got = await shell("zsh", [
+      "-f",
+      "-c",
+      [
+        "compdef() { print -r -- compdef $@; }",
+        // compadd filters by the word being completed; record what survives.
+        'compadd() { [[ $1 == -- ]] && shift; local w o=(); for w in "$@"; do ' +
+        '[[ $w == ${words[CURRENT]}* ]] && o+=$w; done; print -r -- "${o[*]}"; }',
+        "_files() { print -r -- FILES; }",
+        `source ${file}`,
+        't() { words=("$@"); CURRENT=$#; _celeriac; }',
+        "t worker.ts ins",
+        "t worker.ts --app x.ts control auto",
+        "t worker.ts --autos",
+        't worker.ts -P ""',
+        't worker.ts --app ""',
+      ].join("\n"),
+    ]);
+    assert.deepEqual(got, [
+      "compdef _celeriac worker.ts celeriac",
+      "inspect",
+      "autoscale",
+      "--autoscale --autoscale-keepalive",
+      "threads inline",
+      "FILES",
+    ]);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("completion: every script names every flag and inspect / control command", async () => {
+  const help = (await worker("--help")).out;
+  // The flags that start a line of the options list (descriptions mention Deno's own flags).
+  const flags = [...help.matchAll(/^ {2,6}(?:-\w, )?(--[a-z][a-z-]+)/gm)].map((m) => m[1]);
+  assert.ok(flags.includes("--autoscale") && flags.length > 40, `flags in --help: ${flags}`);
+  for (const shell of ["bash", "zsh", "fish"]) {
+    const { code, out } = await worker("completion", shell);
+    assert.equal(code, 0, shell);
+    // fish spells a flag `-l name`; bash and zsh `--name`.
+    const has = (flag: string) =>
+      shell === "fish" ? out.includes(` -l ${flag.slice(2)}`) : out.includes(` ${flag}`);
+    for (const flag of flags) assert.ok(has(flag), `${shell} completes ${flag}`);
+    for (const cmd of [...INSPECT_COMMANDS, ...CONTROL_COMMANDS]) {
+      assert.match(out, new RegExp(`[\\s"(]${cmd}[\\s")]`), `${shell} completes ${cmd}`);
+    }
+  }
+  assert.match((await worker("completion", "zsh")).out, /^#compdef worker\.ts celeriac\n/);
+  assert.match((await worker("completion", "fish")).out, /complete -c celeriac -l autoscale -r/);
+});
+
+Deno.test("completion: an unknown shell exits 2 with the shells to use", async () => {
+  const { code, err } = await worker("completion", "tcsh");
+  assert.equal(code, 2);
+  assert.match(err, /completion needs a shell: bash, zsh, fish/);
+  const named = await worker("completion", "bash", "celery-ts");
+  assert.match(named.out, /-F _celeriac_complete celery-ts\n/);
+});
