@@ -94,7 +94,7 @@ export type { ChordPart, ResultBackend, StoreEntry } from "./src/backend/port.ts
 // src/protocol/errors.ts
 export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";
 // src/protocol/json.ts
-export { pyJsonDumps, pyJsonLoads } from "./src/protocol/json.ts";
+export { pyJsonDumps, pyJsonDumpsRecords, pyJsonLoads } from "./src/protocol/json.ts";
 // src/protocol/limits.ts
 export {
   checkShape,
@@ -123,7 +123,7 @@ export {
   loadedMsgpack,
 } from "./src/protocol/codecs.ts";
 // src/protocol/repr.ts
-export { argsRepr, kwargsRepr, pyRepr, REPR_MAXSIZE } from "./src/protocol/repr.ts";
+export { argsRepr, kwargsRepr, pyRepr, REPR_MAXSIZE, resultRepr } from "./src/protocol/repr.ts";
 // src/protocol/message.ts
 export type {
   Embed,

@@ -179,6 +179,7 @@ async function main(): Promise<void> {
       top: { type: "string", default: "15" },
       "v8-flags": { type: "string", default: DEFAULT_V8_FLAGS },
       loglevel: { type: "string" },
+      events: { type: "boolean", short: "E", default: false },
     },
   });
   const n = Number(values.tasks);
@@ -205,6 +206,7 @@ async function main(): Promise<void> {
       "-Q",
       BENCH_QUEUE,
       ...(values.loglevel ? ["--loglevel", values.loglevel] : []),
+      ...(values.events ? ["-E"] : []),
     ],
     cwd: ROOT_DIR,
     env: { CELERY_BROKER_URL: brokerUrl.href, CELERY_RESULT_BACKEND: backendUrl.href },

@@ -96,6 +96,27 @@ test("publishing to an exchange that does not exist drops the message and keeps 
   }
 });
 
+test("depths and purges asked at once, some of missing queues, all answer", async () => {
+  const broker = await openAmqpBroker(url);
+  const q = uniqueQueue("depth-at-once");
+  try {
+    for (let i = 0; i < 3; i++) await broker.publish(message(`m${i}`), { routingKey: q });
+    const missing = [uniqueQueue("missing-a"), uniqueQueue("missing-b")];
+    const depths = await Promise.all(
+      [missing[0], q, missing[1], q].map((n) => broker.queueDepth(n)),
+    );
+    assert.deepEqual(depths, [0, 3, 0, 3]);
+    const purged = await Promise.all([missing[0], q, missing[1]].map((n) => broker.purge(n)));
+    assert.deepEqual(purged, [0, 3, 0]);
+    // the broker's own channels were not hurt: publishing still works
+    await broker.publish(message("after"), { routingKey: q });
+    assert.equal(await broker.queueDepth(q), 1);
+  } finally {
+    await broker.purge(q);
+    await broker.close();
+  }
+});
+
 test("a queue declared with other arguments is used as it is", async () => {
   const priority = await openAmqpBroker(url);
   const plain = await openAmqpBroker(plainUrl);

@@ -121,27 +121,32 @@ Deno.test("beat CLI: bad input is refused with the entry and the field", async (
   });
 });
 
+/** A worker with beat inside (`worker -B`) on queue `ticks`, beat_app sending `tick` every second. */
+function startWorkerWithBeat(name: string, env: Record<string, string>): Proc {
+  return Proc.start(name, Deno.execPath(), [
+    "run",
+    "-A",
+    "worker.ts",
+    "worker",
+    "-B",
+    "--loglevel",
+    "INFO",
+    "--app",
+    "tests/apps/beat_app.ts",
+    "-Q",
+    "ticks",
+    "-c",
+    "1",
+    "--lease-time",
+    "3",
+    "--max-interval",
+    "0.5",
+  ], { env: { ...env, BEAT_EVERY: "1" } });
+}
+
 Deno.test("beat CLI: worker -B runs beat inside a worker, which runs what it sends", async () => {
   await withKv(async (env) => {
-    const worker = Proc.start("worker -B", Deno.execPath(), [
-      "run",
-      "-A",
-      "worker.ts",
-      "worker",
-      "-B",
-      "--loglevel",
-      "INFO",
-      "--app",
-      "tests/apps/beat_app.ts",
-      "-Q",
-      "ticks",
-      "-c",
-      "1",
-      "--lease-time",
-      "3",
-      "--max-interval",
-      "0.5",
-    ], { env: { ...env, BEAT_EVERY: "1" } });
+    const worker = startWorkerWithBeat("worker -B", env);
     try {
       await worker.waitFor(/is the leader/);
       await worker.waitFor(
@@ -157,28 +162,8 @@ Deno.test("beat CLI: worker -B runs beat inside a worker, which runs what it sen
 
 Deno.test("beat CLI: two workers with -B share one leader: each run is sent and run once", async () => {
   await withKv(async (env) => {
-    const start = (name: string) =>
-      Proc.start(name, Deno.execPath(), [
-        "run",
-        "-A",
-        "worker.ts",
-        "worker",
-        "-B",
-        "--loglevel",
-        "INFO",
-        "--app",
-        "tests/apps/beat_app.ts",
-        "-Q",
-        "ticks",
-        "-c",
-        "1",
-        "--lease-time",
-        "3",
-        "--max-interval",
-        "0.5",
-      ], { env: { ...env, BEAT_EVERY: "1" } });
-    const a = start("worker A -B");
-    const b = start("worker B -B");
+    const a = startWorkerWithBeat("worker A -B", env);
+    const b = startWorkerWithBeat("worker B -B", env);
     const sent = () =>
       [a, b].flatMap((p) =>
         [...p.output.matchAll(/Sending due task tick \(beat\.tick\) id ([0-9a-f-]{36})/g)].map((

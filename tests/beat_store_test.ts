@@ -1,7 +1,7 @@
 /** The schedule store (lease, fencing token, compare-and-set of last runs) on Redis and KV. */
 
 import assert from "node:assert/strict";
-import { openScheduleStore, type ScheduleStore } from "../protocol.ts";
+import { openScheduleStore, type ScheduleStore, type ScheduleStoreOptions } from "../protocol.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import {
@@ -60,18 +60,26 @@ async function conformance(a: ScheduleStore, b: ScheduleStore): Promise<void> {
   assert.equal((await a.readRuns()).size, 0);
 }
 
+/** Open two stores on `url` (two beats), run {@link conformance} on them, close both. */
+async function conformanceAt(url: string, options?: ScheduleStoreOptions): Promise<void> {
+  const a = await openScheduleStore(url, options);
+  const b = await openScheduleStore(url, options);
+  try {
+    await conformance(a, b);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+}
+
 Deno.test({
   name: "beat store: lease, fencing token and compare-and-set on Redis",
   ignore: WITHOUT_REDIS,
   async fn() {
     const ns = uniquePrefix("beatstore");
-    const a = await openScheduleStore(REDIS_URL, { namespace: ns });
-    const b = await openScheduleStore(REDIS_URL, { namespace: ns });
     try {
-      await conformance(a, b);
+      await conformanceAt(REDIS_URL, { namespace: ns });
     } finally {
-      await a.close();
-      await b.close();
       await deleteKeys(ns);
     }
   },
@@ -80,13 +88,9 @@ Deno.test({
 Deno.test("beat store: lease, fencing token and compare-and-set on Deno KV", async () => {
   const dir = await Deno.makeTempDir();
   const url = `kv://${dir}/beat.sqlite`;
-  const a = await openScheduleStore(url);
-  const b = await openScheduleStore(url);
   try {
-    await conformance(a, b);
+    await conformanceAt(url);
   } finally {
-    await a.close();
-    await b.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
@@ -115,14 +119,7 @@ Deno.test("beat store: works through Redis Sentinel (sentinel:// URL, private se
   const sentinel = await startSentinel(base + 1, dir, "beatmaster", base);
   const url = `sentinel://127.0.0.1:${base + 1}/0?master_name=beatmaster`;
   try {
-    const a = await openScheduleStore(url);
-    const b = await openScheduleStore(url);
-    try {
-      await conformance(a, b);
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    await conformanceAt(url);
   } finally {
     await sentinel.kill();
     await master.kill();
@@ -140,14 +137,7 @@ Deno.test({
     try {
       nodes = await startRedisCluster(base, dir);
       const url = `redis+cluster://127.0.0.1:${base},127.0.0.1:${base + 1}`;
-      const a = await openScheduleStore(url);
-      const b = await openScheduleStore(url);
-      try {
-        await conformance(a, b);
-      } finally {
-        await a.close();
-        await b.close();
-      }
+      await conformanceAt(url);
     } finally {
       for (const n of nodes) await n.kill();
       await Deno.remove(dir, { recursive: true });

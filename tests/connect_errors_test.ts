@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { openBackend, openBroker, resolveConfig } from "../protocol.ts";
+import { openBackend, openBroker, openScheduleStore, resolveConfig } from "../protocol.ts";
 import { RedisBroker } from "../src/broker/redis.ts";
 import { RedisBackend } from "../src/backend/redis.ts";
 import { Proc } from "./helpers/procs.ts";
@@ -131,4 +131,26 @@ Deno.test("connect errors: a URL without a scheme says the scheme is missing", a
     openBackend("localhost:6379/0"),
     /result backend URL "localhost:6379\/0" has no scheme/,
   );
+});
+
+Deno.test("connect errors: an unknown scheme names every scheme that is accepted", async () => {
+  await assert.rejects(
+    openBroker("ftp://host/x"),
+    new TypeError(
+      'Unsupported broker URL "ftp://…": use redis://, rediss://, sentinel://, ' +
+        "redis+cluster://, rediss+cluster://, amqp://, amqps:// or kv://",
+    ),
+  );
+  await assert.rejects(
+    openBackend("amqp://guest@127.0.0.1//"),
+    new TypeError(
+      'Unsupported result backend URL "amqp://…": use redis://, rediss://, sentinel://, ' +
+        "redis+cluster://, rediss+cluster://, rpc:// or kv://",
+    ),
+  );
+  await assert.rejects(
+    openScheduleStore("127.0.0.1:6379"),
+    /beat store URL "127\.0\.0\.1:6379" has no scheme: write it as a URL, e\.g\. redis:\/\//,
+  );
+  await assert.rejects(openBroker("constructor://x"), /Unsupported broker URL "constructor:\/\/…"/);
 });

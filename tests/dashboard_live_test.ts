@@ -13,15 +13,14 @@
  */
 
 import assert from "node:assert/strict";
-import type { Page } from "playwright-core";
 import { Celery } from "../mod.ts";
 import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
-import { celeriacWorker, celeryWorker, Proc, PYTHON } from "./helpers/procs.ts";
+import { nav, pythonSend, screenshots, startDashboard } from "./helpers/dashboard.ts";
+import { celeriacWorker, celeryWorker, type Proc } from "./helpers/procs.ts";
 import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
-const SHOTS = new URL("../.scratch/screenshots/dashboard_live_test/", import.meta.url);
+const shot = screenshots("dashboard_live_test");
 const prefix = uniquePrefix("dash-live");
 const broker = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 const id = crypto.randomUUID().slice(0, 6);
@@ -30,35 +29,12 @@ const tsQueue = `dash-ts-${id}`;
 const idleQueue = `dash-idle-${id}`;
 const pyNode = `dash-py-${id}@%h`;
 const tsNode = `dash-ts-${id}@%h`;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  await Deno.mkdir(SHOTS, { recursive: true });
-  await page.screenshot({ path: new URL(`${name}.png`, SHOTS).pathname, fullPage: true });
-}
-
-const nav = (page: Page, name: string) =>
-  page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name, exact: true }).click();
-
-/** Send tasks from a Python Celery client (does not wait for their results). */
-function pythonSend(queue: string, calls: unknown[]): Proc {
-  return Proc.start("pyclient", PYTHON, ["pyclient.py", JSON.stringify(calls)], {
-    env: {
-      CELERY_BROKER_URL: REDIS_URL,
-      CELERY_RESULT_BACKEND: REDIS_URL,
-      INTEROP_KEYPREFIX: prefix,
-      INTEROP_QUEUE: queue,
-      INTEROP_TIMEOUT: "60",
-    },
-    cwd: `${ROOT}tests/interop`,
-  });
-}
+const pyEnv = (queue: string) => ({
+  CELERY_BROKER_URL: REDIS_URL,
+  CELERY_RESULT_BACKEND: REDIS_URL,
+  INTEROP_KEYPREFIX: prefix,
+  INTEROP_QUEUE: queue,
+});
 
 Deno.test({
   name: "dashboard live: a Celeriac and a Python worker, watched from Chromium",
@@ -70,12 +46,15 @@ Deno.test({
     const procs: Proc[] = [];
     const ids: string[] = [];
     try {
-      const py = await celeryWorker(["-P", "solo", "-Q", pyQueue, "-n", pyNode, "-E"], {
-        CELERY_BROKER_URL: REDIS_URL,
-        CELERY_RESULT_BACKEND: REDIS_URL,
-        INTEROP_KEYPREFIX: prefix,
-        INTEROP_QUEUE: pyQueue,
-      });
+      const py = await celeryWorker([
+        "-P",
+        "solo",
+        "-Q",
+        pyQueue,
+        "-n",
+        pyNode,
+        "-E",
+      ], pyEnv(pyQueue));
       procs.push(py);
       const ts = await celeriacWorker([
         "--app",
@@ -93,28 +72,11 @@ Deno.test({
         "-E",
       ]);
       procs.push(ts);
-      const port = freePort();
-      const dash = Proc.start("dashboard", Deno.execPath(), [
-        "run",
-        "-A",
-        "worker.ts",
-        "dashboard",
-        "--app",
-        "./tests/interop/tasks.ts",
-        "--broker",
-        broker,
-        "--backend",
-        REDIS_URL,
-        "--port",
-        String(port),
-        "--basic-auth",
-        "admin:s3cret",
+      const { proc: dash, url } = await startDashboard({ broker, backend: REDIS_URL }, [
         "-Q",
         idleQueue,
       ]);
       procs.push(dash);
-      await dash.waitFor(/Dashboard on /);
-      const url = `http://127.0.0.1:${port}`;
 
       const wrong = await launchChromium({ httpCredentials: { username: "admin", password: "x" } });
       try {
@@ -143,8 +105,8 @@ Deno.test({
         // A task sent from Python appears, and its state changes live
         // (a Python solo worker sends its task events once a task is over: the slow
         // one runs on the Celeriac worker, whose events leave as they happen)
-        const slow = pythonSend(tsQueue, [{ task: "tasks.nap", args: [3] }]);
-        const quick = pythonSend(pyQueue, [
+        const slow = pythonSend(pyEnv(tsQueue), [{ task: "tasks.nap", args: [3] }]);
+        const quick = pythonSend(pyEnv(pyQueue), [
           { task: "py.fail", args: ["dash-boom"] },
           { task: "py.mul", args: [6, 7] },
         ]);

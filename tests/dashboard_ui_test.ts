@@ -9,12 +9,12 @@
  */
 
 import assert from "node:assert/strict";
-import type { Page } from "playwright-core";
 import { Celery } from "../mod.ts";
 import { Dashboard, type DashboardEvent } from "../dashboard.ts";
 import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
+import { nav, screenshots } from "./helpers/dashboard.ts";
 
-const SHOTS = new URL("../.scratch/screenshots/dashboard_ui_test/", import.meta.url);
+const shot = screenshots("dashboard_ui_test");
 const fixture = JSON.parse(
   await Deno.readTextFile(new URL("./fixtures/dashboard/events_all.json", import.meta.url)),
 ) as { events: DashboardEvent[] };
@@ -59,15 +59,6 @@ function replay() {
   };
   return { source, push };
 }
-
-async function shot(page: Page, name: string): Promise<void> {
-  await Deno.mkdir(SHOTS, { recursive: true });
-  await page.screenshot({ path: new URL(`${name}.png`, SHOTS).pathname, fullPage: true });
-}
-
-/** Click a page in the header's navigation. */
-const nav = (page: Page, name: string) =>
-  page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name, exact: true }).click();
 
 const task = (type: string, uuid: string, extra: Record<string, unknown> = {}): DashboardEvent => ({
   type,

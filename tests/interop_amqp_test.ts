@@ -8,12 +8,19 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, TaskError } from "../mod.ts";
+import { Celery } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
-import { interopWorker, type PyOutcome, pythonCalls as callFromPython } from "./helpers/interop.ts";
+import {
+  assertPythonFailures,
+  assertSharedQueueRunsOnce,
+  interopWorker,
+  type PyOutcome,
+  pythonCalls as callFromPython,
+  pythonEnv,
+} from "./helpers/interop.ts";
 import { celeryWorker, type Proc, PYTHON } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
-import { deleteKeys, deleteResults, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
 const ignore = WITHOUT_CELERY || WITHOUT_RABBITMQ;
@@ -23,12 +30,7 @@ const vhost = ignore ? null : await createVhost("interop");
 const BROKER = `amqp://guest:guest@127.0.0.1:5672/${vhost?.name}`;
 
 function pyEnv(queue: string, backend: string): Record<string, string> {
-  return {
-    CELERY_BROKER_URL: BROKER,
-    CELERY_RESULT_BACKEND: backend,
-    INTEROP_QUEUE: queue,
-    INTEROP_MARKER_REDIS: REDIS_URL,
-  };
+  return pythonEnv({ broker: BROKER, backend }, queue);
 }
 
 function tsWorker(queue: string, backend: string, extra: string[] = []): Promise<Proc> {
@@ -91,20 +93,7 @@ for (const backend of ["rpc://", REDIS_URL]) {
       const failed = await app.sendTask("py.fail", ["boom"]);
       const custom = await app.sendTask("py.custom_fail", []);
       taskIds.push(echo.id, failed.id, custom.id);
-      await assert.rejects(failed.get({ timeout: 15_000 }), (e: unknown) => {
-        assert.ok(e instanceof TaskError);
-        assert.equal(e.excType, "ValueError");
-        assert.deepEqual(e.excMessage, ["boom"]);
-        assert.match(e.traceback ?? "", /raise ValueError\(message\)/);
-        return true;
-      });
-      await assert.rejects(custom.get({ timeout: 15_000 }), (e: unknown) => {
-        assert.ok(e instanceof TaskError);
-        assert.equal(e.excType, "CustomError");
-        assert.equal(e.excModule, "pytasks");
-        assert.deepEqual(e.excMessage, ["custom", 42]);
-        return true;
-      });
+      await assertPythonFailures(failed, custom);
     } finally {
       await app.close();
       await worker.stop();
@@ -117,27 +106,10 @@ for (const backend of ["rpc://", REDIS_URL]) {
     const py = await celeryWorker(["-P", "prefork", "-c", "2", "-Q", queue], pyEnv(queue, backend));
     const ts = await tsWorker(queue, backend, ["--prefetch", "2"]);
     const app = new Celery({ broker: BROKER, backend, defaultQueue: queue });
-    const redis = await rawRedis();
     try {
-      const n = 200;
-      const results = await Promise.all(
-        Array.from(
-          { length: n },
-          (_, i) => app.sendTask<string>("tasks.record", [i, marker, 0.005]),
-        ),
-      );
-      taskIds.push(...results.map((r) => r.id));
-      const values = await Promise.all(results.map((r) => r.get({ timeout: 60_000 })));
-      const ran = await redis.lrange(marker, 0, -1);
-      assert.equal(ran.length, n, "each task recorded exactly once");
-      const numbers = ran.map((s) => Number(s.split(":")[1])).sort((a, b) => a - b);
-      assert.deepEqual(numbers, Array.from({ length: n }, (_, i) => i));
-      assert.ok(ran.some((s) => s.startsWith("py:")), "the Python worker ran some");
-      assert.ok(ran.some((s) => s.startsWith("ts:")), "the Celeriac worker ran some");
-      assert.deepEqual(values.slice().sort(), ran.slice().sort());
+      await assertSharedQueueRunsOnce(app, marker, 200, taskIds);
     } finally {
       await app.close();
-      await redis.quit();
       await Promise.all([py.stop(), ts.stop()]);
     }
   });

@@ -6,55 +6,26 @@
 
 import assert from "node:assert/strict";
 import { Celery, TaskError } from "../mod.ts";
-import { celeriacWorker, celeryWorker, PYTHON } from "./helpers/procs.ts";
+import { celeryCli, interopWorker, pythonEnv } from "./helpers/interop.ts";
+import { celeryWorker } from "./helpers/procs.ts";
 import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
 const prefix = uniquePrefix("interop-ctl");
 const BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 
 function pyEnv(queue: string): Record<string, string> {
-  return {
-    CELERY_BROKER_URL: REDIS_URL,
-    CELERY_RESULT_BACKEND: REDIS_URL,
-    INTEROP_KEYPREFIX: prefix,
-    INTEROP_QUEUE: queue,
-    INTEROP_MARKER_REDIS: REDIS_URL,
-    PYTHONPATH: `${ROOT}tests/interop`,
-  };
+  return pythonEnv({ broker: REDIS_URL, backend: REDIS_URL }, queue, prefix);
 }
 
 /** Run `celery -A pytasks <args>` and return its output. */
-async function celeryCli(queue: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(PYTHON, {
-    args: ["-m", "celery", "-A", "pytasks", ...args],
-    cwd: `${ROOT}tests/interop`,
-    env: pyEnv(queue),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return dec.decode(out.stdout) + dec.decode(out.stderr);
+async function celery(queue: string, args: string[]): Promise<string> {
+  const out = await celeryCli(args, pyEnv(queue));
+  return out.stdout + out.stderr;
 }
 
-async function tsWorker(queue: string, hostname: string) {
-  return await celeriacWorker([
-    "--app",
-    "./tests/interop/tasks.ts",
-    "--broker",
-    BROKER,
-    "--backend",
-    REDIS_URL,
-    "-Q",
-    queue,
-    "-c",
-    "1",
-    "-n",
-    hostname,
-    "--loglevel",
-    "INFO",
-  ]);
+function tsWorker(queue: string, hostname: string) {
+  return interopWorker({ broker: BROKER, backend: REDIS_URL }, queue, ["-c", "1", "-n", hostname]);
 }
 
 /** Ids of tasks whose results sit in Redis, deleted at the end. */
@@ -78,18 +49,18 @@ Deno.test({
   const worker = await tsWorker(queue, node);
   const app = new Celery({ broker: BROKER, backend: REDIS_URL, defaultQueue: queue });
   try {
-    const ping = await celeryCli(queue, ["inspect", "ping", "-d", node, "-t", "5"]);
+    const ping = await celery(queue, ["inspect", "ping", "-d", node, "-t", "5"]);
     assert.match(ping, new RegExp(`${node}: OK\\s+pong`));
 
     const held = await app.sendTask<number>("tasks.add", [1, 2], { countdown: 60 });
     await worker.waitFor(new RegExp(`tasks\\.add\\[${held.id}\\] received, ETA`));
-    const revoke = await celeryCli(queue, ["control", "revoke", held.id, "-t", "5"]);
+    const revoke = await celery(queue, ["control", "revoke", held.id, "-t", "5"]);
     assert.match(revoke, new RegExp(`${node}: OK\\s+tasks ${held.id} flagged as revoked`));
     assert.deepEqual(await revokedReason(app, held.id), ["revoked"]);
 
     const running = await app.sendTask<string>("tasks.sleep", [60]);
     await worker.waitFor(new RegExp(`tasks\\.sleep\\[${running.id}\\] received`));
-    const kill = await celeryCli(queue, ["control", "terminate", "SIGTERM", running.id, "-t", "5"]);
+    const kill = await celery(queue, ["control", "terminate", "SIGTERM", running.id, "-t", "5"]);
     assert.match(kill, new RegExp(`${node}: OK\\s+terminate: ${running.id}`));
     assert.deepEqual(await revokedReason(app, running.id), ["terminated"]);
   } finally {

@@ -8,7 +8,8 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { celeriacWorker, Proc, PYTHON } from "./helpers/procs.ts";
+import { interopWorker } from "./helpers/interop.ts";
+import { Proc, PYTHON } from "./helpers/procs.ts";
 import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
 import { deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
@@ -63,15 +64,7 @@ for (const transport of ["redis", "amqp"]) {
       env: { ...t.pyEnv, PYTHONPATH: `${ROOT}tests/interop` },
       cwd: `${ROOT}tests/interop`,
     });
-    const worker = await celeriacWorker([
-      "--app",
-      "./tests/interop/tasks.ts",
-      "--broker",
-      t.broker,
-      "--backend",
-      REDIS_URL,
-      "-Q",
-      queue,
+    const worker = await interopWorker({ broker: t.broker, backend: REDIS_URL }, queue, [
       "-c",
       "1",
       "-n",
@@ -136,15 +129,7 @@ Deno.test({
 }, async () => {
   const t = (await transports())[0];
   const queue = `ev-${crypto.randomUUID().slice(0, 8)}`;
-  const worker = await celeriacWorker([
-    "--app",
-    "./tests/interop/tasks.ts",
-    "--broker",
-    t.broker,
-    "--backend",
-    REDIS_URL,
-    "-Q",
-    queue,
+  const worker = await interopWorker({ broker: t.broker, backend: REDIS_URL }, queue, [
     "-c",
     "1",
     "-n",

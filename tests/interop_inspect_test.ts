@@ -7,12 +7,12 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { celeriacWorker, celeryWorker, PYTHON } from "./helpers/procs.ts";
+import { celeryCli, interopWorker } from "./helpers/interop.ts";
+import { celeryWorker } from "./helpers/procs.ts";
 import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
 import { deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
 const prefix = uniquePrefix("interop-insp");
 let vhost: TestVhost | null = null;
 const ids: string[] = [];
@@ -31,16 +31,9 @@ function theirs(command: string): unknown {
 const keys = (o: unknown) => Object.keys(o as object).sort();
 
 async function celery(env: Record<string, string>, args: string[]): Promise<string> {
-  const out = await new Deno.Command(PYTHON, {
-    args: ["-m", "celery", "-A", "pytasks", ...args],
-    cwd: `${ROOT}tests/interop`,
-    env: { ...env, CELERY_RESULT_BACKEND: REDIS_URL, PYTHONPATH: `${ROOT}tests/interop` },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  assert.equal(out.code, 0, dec.decode(out.stdout) + dec.decode(out.stderr));
-  return dec.decode(out.stdout);
+  const out = await celeryCli(args, { ...env, CELERY_RESULT_BACKEND: REDIS_URL });
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+  return out.stdout;
 }
 
 for (const transport of ["redis", "amqp"]) {
@@ -56,15 +49,7 @@ for (const transport of ["redis", "amqp"]) {
       ? { CELERY_BROKER_URL: REDIS_URL, INTEROP_KEYPREFIX: prefix }
       : { CELERY_BROKER_URL: vhost.url() };
     const queue = `insp-${crypto.randomUUID().slice(0, 8)}`;
-    const worker = await celeriacWorker([
-      "--app",
-      "./tests/interop/tasks.ts",
-      "--broker",
-      broker,
-      "--backend",
-      REDIS_URL,
-      "-Q",
-      queue,
+    const worker = await interopWorker({ broker, backend: REDIS_URL }, queue, [
       "-c",
       "1",
       "-n",

@@ -5,8 +5,15 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, TaskError } from "../mod.ts";
-import { interopWorker, type PyOutcome, pythonCalls as callFromPython } from "./helpers/interop.ts";
+import { Celery } from "../mod.ts";
+import {
+  assertPythonFailures,
+  assertSharedQueueRunsOnce,
+  interopWorker,
+  type PyOutcome,
+  pythonCalls as callFromPython,
+  pythonEnv,
+} from "./helpers/interop.ts";
 import { celeryWorker, type Proc } from "./helpers/procs.ts";
 import {
   deleteKeys,
@@ -34,14 +41,7 @@ async function pythonCalls(queue: string, calls: unknown[]): Promise<PyOutcome[]
 }
 
 function pyEnv(queue: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    CELERY_BROKER_URL: REDIS_URL,
-    CELERY_RESULT_BACKEND: BACKEND,
-    INTEROP_KEYPREFIX: prefix,
-    INTEROP_QUEUE: queue,
-    INTEROP_MARKER_REDIS: REDIS_URL,
-    ...extra,
-  };
+  return { ...pythonEnv({ broker: REDIS_URL, backend: BACKEND }, queue, prefix), ...extra };
 }
 
 function client(queue: string): Celery {
@@ -143,22 +143,7 @@ Deno.test({
     const r3 = await app.sendTask("py.fail", ["boom"]);
     const r4 = await app.sendTask("py.custom_fail", []);
     taskIds.push(r1.id, r2.id, r3.id, r4.id);
-    await assert.rejects(r3.get({ timeout: 15_000 }), (e: unknown) => {
-      assert.ok(e instanceof TaskError);
-      assert.equal(e.excType, "ValueError");
-      assert.equal(e.excModule, "builtins");
-      assert.deepEqual(e.excMessage, ["boom"]);
-      assert.match(e.traceback ?? "", /raise ValueError\(message\)/);
-      assert.equal(e.code, "TASK_FAILED");
-      return true;
-    });
-    await assert.rejects(r4.get({ timeout: 15_000 }), (e: unknown) => {
-      assert.ok(e instanceof TaskError);
-      assert.equal(e.excType, "CustomError");
-      assert.equal(e.excModule, "pytasks");
-      assert.deepEqual(e.excMessage, ["custom", 42]);
-      return true;
-    });
+    await assertPythonFailures(r3, r4);
     assert.equal(await r3.state(), "FAILURE");
   } finally {
     await app.close();
@@ -175,28 +160,10 @@ Deno.test({
   const py = await celeryWorker(["-P", "prefork", "-c", "2", "-Q", queue], pyEnv(queue));
   const ts = await tsWorker(queue, ["--prefetch", "2"]);
   const app = client(queue);
-  const redis = await rawRedis();
   try {
-    const n = 300;
-    const results = await Promise.all(
-      Array.from({ length: n }, (_, i) => app.sendTask<string>("tasks.record", [i, marker, 0.005])),
-    );
-    taskIds.push(...results.map((r) => r.id));
-    const values = await Promise.all(results.map((r) => r.get({ timeout: 60_000 })));
-    const ran = await redis.lrange(marker, 0, -1);
-    assert.equal(ran.length, n, "each task recorded exactly once");
-    const numbers = ran.map((s) => Number(s.split(":")[1])).sort((a, b) => a - b);
-    assert.deepEqual(numbers, Array.from({ length: n }, (_, i) => i));
-    assert.ok(ran.some((s) => s.startsWith("py:")), "the Python worker ran some");
-    assert.ok(ran.some((s) => s.startsWith("ts:")), "the Celeriac worker ran some");
-    assert.deepEqual(
-      values.slice().sort(),
-      ran.slice().sort(),
-      "each result names the worker that ran it",
-    );
+    await assertSharedQueueRunsOnce(app, marker, 300, taskIds);
   } finally {
     await app.close();
-    await redis.quit();
     await Promise.all([py.stop(), ts.stop()]);
   }
 });

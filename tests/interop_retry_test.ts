@@ -7,7 +7,12 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { pyJsonLoads } from "../src/protocol/json.ts";
-import { interopWorker, type PyOutcome, pythonCalls as callFromPython } from "./helpers/interop.ts";
+import {
+  interopWorker,
+  type PyOutcome,
+  pythonCalls as callFromPython,
+  pythonEnv,
+} from "./helpers/interop.ts";
 import { celeryWorker, type Proc } from "./helpers/procs.ts";
 import { deleteKeys, deleteResults, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
@@ -28,13 +33,7 @@ async function pythonCalls(queue: string, calls: unknown[]): Promise<PyOutcome[]
 }
 
 function pyEnv(queue: string): Record<string, string> {
-  return {
-    CELERY_BROKER_URL: REDIS_URL,
-    CELERY_RESULT_BACKEND: BACKEND,
-    INTEROP_KEYPREFIX: prefix,
-    INTEROP_QUEUE: queue,
-    INTEROP_MARKER_REDIS: REDIS_URL,
-  };
+  return pythonEnv({ broker: REDIS_URL, backend: BACKEND }, queue, prefix);
 }
 
 Deno.test({

@@ -136,3 +136,26 @@ await backend.close();
     await backend.close();
   }
 });
+
+Deno.test("kv backend and broker: the URL's prefix wins over the option; an empty one is refused", async () => {
+  const empty = /prefix must name at least one key part/;
+  await assert.rejects(openKvBackend("kv://:memory:", { prefix: [] }), empty);
+  await assert.rejects(openKvBroker("kv://:memory:", { prefix: [] }), empty);
+  const dir = await Deno.makeTempDir();
+  const url = `kv://${dir}/ns.sqlite`;
+  const backend = await openKvBackend(`${url}?prefix=fromurl`, { prefix: ["ignored"] });
+  try {
+    const taskId = crypto.randomUUID();
+    const meta = encodeResultMeta({ taskId, status: "SUCCESS", result: 1, dateDone: new Date() });
+    await backend.store([{ taskId, status: "SUCCESS", meta }]);
+    const kv = await Deno.openKv(`${dir}/ns.sqlite`);
+    try {
+      assert.notEqual((await kv.get(["fromurl", "celery-task-meta", taskId])).versionstamp, null);
+    } finally {
+      kv.close();
+    }
+  } finally {
+    await backend.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { EncodeError, ProtocolError } from "../src/protocol/errors.ts";
-import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
+import { pyJsonDumps, pyJsonDumpsRecords, pyJsonLoads } from "../src/protocol/json.ts";
 
 const FIXTURES = new URL("./fixtures/celery-5.2/", import.meta.url);
 
@@ -271,4 +271,27 @@ Deno.test("__type__ objects that are not kombu wrappers stay plain objects", () 
     datetime: "2026-01-02T03:04:05",
     __datetime__: true,
   });
+});
+
+Deno.test("json: pyJsonDumpsRecords writes what pyJsonDumps writes for a list of records", () => {
+  class Point {
+    x = 1;
+  }
+  const records: Record<string, unknown>[] = [
+    {
+      type: "task-succeeded",
+      uuid: "t1",
+      result: "'é' \u2603 \ud83d\ude00 \x7f\n\"",
+      runtime: 1e-7,
+    },
+    { clock: 3, pid: 0, neg: -0, big: 2 ** 60, nan: NaN, inf: -Infinity, f: 1764646461.125 },
+    { ok: true, no: false, none: null, skipped: undefined, "k\u00e9y": 1 },
+    { nested: { a: [1, "b", null] }, when: new Date(0), n: 10n ** 20n },
+    new Point() as unknown as Record<string, unknown>,
+    { toJSON: () => "custom" },
+    {},
+  ];
+  assert.equal(pyJsonDumpsRecords(records), pyJsonDumps(records));
+  assert.equal(pyJsonDumpsRecords([]), "[]");
+  assert.throws(() => pyJsonDumpsRecords([{ f: () => 1 }]), EncodeError);
 });

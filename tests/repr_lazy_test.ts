@@ -1,7 +1,7 @@
 /** argsrepr / kwargsrepr stop at their size limit instead of building the whole repr. */
 
 import assert from "node:assert/strict";
-import { argsRepr, kwargsRepr, pyRepr, REPR_MAXSIZE } from "../protocol.ts";
+import { argsRepr, kwargsRepr, pyRepr, REPR_MAXSIZE, resultRepr } from "../protocol.ts";
 
 /** Objects whose field counts how often a repr read it. */
 function counted(n: number): { items: Record<string, number>[]; reads: () => number } {
@@ -54,4 +54,21 @@ Deno.test("repr: cut reprs are the first characters of the whole repr", () => {
   assert.equal(argsRepr([]), "()");
   assert.equal(argsRepr([1, 2]), "(1, 2)");
   assert.equal(kwargsRepr({}), "{}");
+});
+
+Deno.test("repr: resultRepr is pyRepr cut to 1024 characters, reading a large result only that far", () => {
+  for (
+    const v of [1, -2.5, 1e21, NaN, -Infinity, true, false, null, undefined, "it's", [1, "a"], {}]
+  ) {
+    assert.equal(resultRepr(v), pyRepr(v), String(v));
+  }
+  assert.equal(resultRepr(12345, 3), "...");
+  const { items, reads } = counted(100_000);
+  const expected = pyRepr(items).slice(0, REPR_MAXSIZE - 3) + "...";
+  const before = reads();
+  assert.equal(resultRepr(items), expected);
+  assert.ok(
+    reads() - before < 200,
+    `read ${reads() - before} of 100000 items for a 1024-character repr`,
+  );
 });

@@ -14,7 +14,13 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { commitAtomic, openSharedKv, parseKvUrl, type SharedKv } from "../broker/kv_store.ts";
+import {
+  commitAtomic,
+  kvNamespace,
+  openSharedKv,
+  parseKvUrl,
+  type SharedKv,
+} from "../broker/kv_store.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import { EncodeError } from "../protocol/errors.ts";
 import type { ChordMember } from "../protocol/signature.ts";
@@ -188,13 +194,7 @@ export class KvBackend implements ResultBackend {
     signal?.addEventListener("abort", onAbort, { once: true });
     this.#watch();
     try {
-      const { value } = await this.#kv.get<StoredResult>(key);
-      const ready = await this.#metas.readyMeta(taskId, value);
-      if (ready) this.#settle(taskId, ready);
-      else if (live(value)) {
-        const meta = await this.#metas.metaOf(taskId, value);
-        if (meta !== null) this.#progress(taskId, meta);
-      }
+      await this.#report(taskId, (await this.#kv.get<StoredResult>(key)).value);
       return await promise;
     } finally {
       signal?.removeEventListener("abort", onAbort);
@@ -205,6 +205,16 @@ export class KvBackend implements ResultBackend {
   #drop(taskId: string, waiter: Waiter): void {
     const set = this.#waiters.get(taskId);
     if (set?.delete(waiter) && set.size === 0) this.#waiters.delete(taskId);
+  }
+
+  /** Settle a task's waiters when its stored value is ready, else hand its state to followers. */
+  async #report(taskId: string, value: StoredResult | null): Promise<void> {
+    const ready = await this.#metas.readyMeta(taskId, value);
+    if (ready) this.#settle(taskId, ready);
+    else if (live(value)) {
+      const meta = await this.#metas.metaOf(taskId, value);
+      if (meta !== null) this.#progress(taskId, meta);
+    }
   }
 
   /** Hand a state stored before the ready one to the waiters that follow states. */
@@ -245,15 +255,7 @@ export class KvBackend implements ResultBackend {
     for (let i = 0; i < ids.length; i += 10) {
       const chunk = ids.slice(i, i + 10);
       const found = await this.#kv.getMany<StoredResult[]>(chunk.map((id) => this.#key(id)));
-      for (let j = 0; j < found.length; j++) {
-        const value = found[j].value;
-        const ready = await this.#metas.readyMeta(chunk[j], value);
-        if (ready) this.#settle(chunk[j], ready);
-        else if (live(value)) {
-          const meta = await this.#metas.metaOf(chunk[j], value);
-          if (meta !== null) this.#progress(chunk[j], meta);
-        }
-      }
+      for (let j = 0; j < found.length; j++) await this.#report(chunk[j], found[j].value);
     }
   }
 
@@ -344,10 +346,7 @@ export async function openKvBackend(
       `resultExpires must be a number of seconds >= 0 (0 keeps results forever), got ${resultExpires}`,
     );
   }
-  const prefix = parsed.prefix !== undefined ? [parsed.prefix] : options.prefix ?? ["celeriac"];
-  if (prefix.length === 0) {
-    throw new RangeError('prefix must name at least one key part, e.g. ["celeriac"]');
-  }
+  const prefix = kvNamespace(parsed, options.prefix);
   const shared = await openSharedKv(parsed.path, url);
   return new KvBackend(shared, { resultExpires, prefix });
 }

@@ -13,6 +13,7 @@
  */
 
 import { commitAtomic } from "../broker/kv_store.ts";
+import { expiryOptions } from "./kv_meta_store.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
 import type { ChordPart } from "./port.ts";
 
@@ -25,7 +26,7 @@ interface StoredMember {
 export class KvChords {
   readonly #kv: Deno.Kv;
   readonly #ns: readonly string[];
-  readonly #expiresMs: number;
+  readonly #options: { expireIn: number } | undefined;
 
   /**
    * Chord operations on a backend's database.
@@ -37,11 +38,7 @@ export class KvChords {
   constructor(kv: Deno.Kv, ns: readonly string[], expiresMs: number) {
     this.#kv = kv;
     this.#ns = ns;
-    this.#expiresMs = expiresMs;
-  }
-
-  #opts(): { expireIn: number } | undefined {
-    return this.#expiresMs > 0 ? { expireIn: this.#expiresMs } : undefined;
+    this.#options = expiryOptions(expiresMs);
   }
 
   #chordKey(groupId: string, ...rest: string[]): Deno.KvKey {
@@ -54,7 +51,7 @@ export class KvChords {
 
   /** Store the chord size. */
   async setChordSize(groupId: string, size: number): Promise<void> {
-    await commitAtomic(this.#kv.atomic().set(this.#chordKey(groupId, "size"), size, this.#opts()));
+    await commitAtomic(this.#kv.atomic().set(this.#chordKey(groupId, "size"), size, this.#options));
   }
 
   /** Record a member; the one that completes the chord gets all members in header order. */
@@ -75,8 +72,8 @@ export class KvChords {
       if (member.value !== null) return null;
       const n = (count.value ?? 0) + 1;
       const op = this.#kv.atomic().check(count).check(member)
-        .set(memberKey, stored, this.#opts())
-        .set(countKey, n, this.#opts());
+        .set(memberKey, stored, this.#options)
+        .set(countKey, n, this.#options);
       if (!(await commitAtomic(op)).ok) continue;
       if (size.value === null || n !== size.value) return null;
       const members: StoredMember[] = [];
@@ -103,7 +100,7 @@ export class KvChords {
 
   /** Store a saved group meta. */
   async saveGroup(groupId: string, meta: string): Promise<void> {
-    await commitAtomic(this.#kv.atomic().set(this.#groupKey(groupId), meta, this.#opts()));
+    await commitAtomic(this.#kv.atomic().set(this.#groupKey(groupId), meta, this.#options));
   }
 
   /** Read a saved group meta. */

@@ -116,6 +116,24 @@ function splitMeta(meta: string): Uint8Array[] {
 }
 
 /**
+ * The options of a KV write that expires after `expiresMs`; none when it is 0
+ * (the value is kept).
+ *
+ * @example
+ * ```ts
+ * import { expiryOptions } from "./kv_meta_store.ts";
+ * expiryOptions(60_000); // { expireIn: 60000 }
+ * expiryOptions(0); // undefined
+ * ```
+ *
+ * @param expiresMs how long the value is kept in ms; 0 keeps it forever
+ * @returns the options for `set`
+ */
+export function expiryOptions(expiresMs: number): { expireIn: number } | undefined {
+  return expiresMs > 0 ? { expireIn: expiresMs } : undefined;
+}
+
+/**
  * The task metas of one backend: its database, namespace and expiry.
  *
  * @example
@@ -189,7 +207,7 @@ export class KvMetaStore {
     for (let i = 0; i < keys.length; i += 10) {
       current.push(...await this.#kv.getMany<StoredResult[]>(keys.slice(i, i + 10)));
     }
-    const options = this.#expiresMs > 0 ? { expireIn: this.#expiresMs } : undefined;
+    const options = expiryOptions(this.#expiresMs);
     const op = this.#kv.atomic();
     entries.forEach((e, i) => {
       const now = current[i];
@@ -210,7 +228,7 @@ export class KvMetaStore {
 
   async #storeOne(e: StoreEntry): Promise<void> {
     const key = this.key(e.taskId);
-    const options = this.#expiresMs > 0 ? { expireIn: this.#expiresMs } : undefined;
+    const options = expiryOptions(this.#expiresMs);
     for (;;) {
       const current = await this.#kv.get<StoredResult>(key);
       if (live(current.value) && current.value.status === "SUCCESS") {
@@ -240,7 +258,7 @@ export class KvMetaStore {
   async #storeParted(e: StoreEntry): Promise<void> {
     const parts = splitMeta(e.meta);
     const id = crypto.randomUUID().slice(0, 8);
-    const options = this.#expiresMs > 0 ? { expireIn: this.#expiresMs } : undefined;
+    const options = expiryOptions(this.#expiresMs);
     for (let i = 0; i < parts.length; i += PARTS_PER_COMMIT) {
       const op = this.#kv.atomic();
       for (let j = i; j < Math.min(i + PARTS_PER_COMMIT, parts.length); j++) {

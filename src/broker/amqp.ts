@@ -32,6 +32,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Message } from "../protocol/message.ts";
+import { HeldChannel } from "./amqp_channel.ts";
 import { AmqpConnection, isChannelError } from "./amqp_connection.ts";
 import { consumeAcrossReconnects } from "./amqp_consume.ts";
 import type { BackoffOptions } from "./amqp_state.ts";
@@ -251,27 +252,31 @@ export class AmqpBroker implements Broker {
   }
 
   /** Delete every waiting message of a queue; 0 for a queue that does not exist. */
-  async purge(queue: string): Promise<number> {
-    return await this.#publisher.withSession(async (session) => {
-      const { channel } = await this.#declarations.admin.get(session);
-      try {
-        return (await channel.purgeQueue(queue)).messageCount;
-      } catch (err) {
-        if (this.#isMissing(err)) return 0;
-        throw err;
-      }
-    });
+  purge(queue: string): Promise<number> {
+    return this.#onQueue(async (ch) => (await ch.purgeQueue(queue)).messageCount);
   }
 
   /** Count ready messages of a queue (a passive declare); 0 for a queue that does not exist. */
-  async queueDepth(queue: string): Promise<number> {
+  queueDepth(queue: string): Promise<number> {
+    return this.#onQueue(async (ch) => (await ch.checkQueue(queue)).messageCount);
+  }
+
+  /**
+   * Run an operation on a queue that may not exist, on a channel of its own:
+   * RabbitMQ answers a missing queue by closing the channel, which would
+   * fail every other call in flight on a shared one (the dashboard asks the
+   * depths of several queues at once). A missing queue counts 0.
+   */
+  async #onQueue(fn: (ch: HeldChannel["channel"]) => Promise<number>): Promise<number> {
     return await this.#publisher.withSession(async (session) => {
-      const { channel } = await this.#declarations.admin.get(session);
+      const held = await HeldChannel.open(session);
       try {
-        return (await channel.checkQueue(queue)).messageCount;
+        return await fn(held.channel);
       } catch (err) {
         if (this.#isMissing(err)) return 0;
         throw err;
+      } finally {
+        await held.close();
       }
     });
   }

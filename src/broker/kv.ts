@@ -50,7 +50,7 @@ import {
   takeBatch,
   U64,
 } from "./kv_moves.ts";
-import { commitAtomic, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
+import { commitAtomic, kvNamespace, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
 import type {
   Broker,
   Delivery,
@@ -478,10 +478,7 @@ export async function openKvBroker(url: string, options: KvBrokerOptions = {}): 
       `visibilityTimeout must be a positive number of seconds, got ${visibilityTimeout}`,
     );
   }
-  const prefix = parsed.prefix !== undefined ? [parsed.prefix] : options.prefix ?? ["celeriac"];
-  if (prefix.length === 0) {
-    throw new RangeError('prefix must name at least one key part, e.g. ["celeriac"]');
-  }
+  const prefix = kvNamespace(parsed, options.prefix);
   const shared = await openSharedKv(parsed.path, url);
   return new KvBroker(shared, { visibilityTimeout, prefix });
 }

@@ -88,12 +88,17 @@ export class KvScheduleStore implements ScheduleStore {
     return value && ttlMs > 0 ? { holder: value.holder, token: value.token, ttlMs } : null;
   }
 
-  async readRuns(): Promise<Map<string, string>> {
+  /** Every value under `part`, by the last element of its key. */
+  async #readAll(part: string): Promise<Map<string, string>> {
     const out = new Map<string, string>();
-    for await (const e of this.#kv.list<string>({ prefix: this.#k("runs") })) {
+    for await (const e of this.#kv.list<string>({ prefix: this.#k(part) })) {
       out.set(String(e.key[e.key.length - 1]), e.value);
     }
     return out;
+  }
+
+  readRuns(): Promise<Map<string, string>> {
+    return this.#readAll("runs");
   }
 
   async commitRun(
@@ -122,12 +127,8 @@ export class KvScheduleStore implements ScheduleStore {
     await this.#kv.delete(this.#k("runs", entry));
   }
 
-  async readEntries(): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    for await (const e of this.#kv.list<string>({ prefix: this.#k("entries") })) {
-      out.set(String(e.key[e.key.length - 1]), e.value);
-    }
-    return out;
+  readEntries(): Promise<Map<string, string>> {
+    return this.#readAll("entries");
   }
 
   async putEntry(name: string, value: string): Promise<void> {

@@ -98,6 +98,33 @@ export function parseKvUrl(url: string): KvUrl {
   return out;
 }
 
+/**
+ * The key namespace of a KV broker or backend: the URL's `prefix` (one key
+ * part) over the `prefix` option, by default `["celeriac"]`.
+ *
+ * @example
+ * ```ts ignore
+ * import { kvNamespace, parseKvUrl } from "./kv_store.ts";
+ * kvNamespace(parseKvUrl("kv://:memory:?prefix=tests"), ["app"]); // ["tests"]
+ * kvNamespace(parseKvUrl("kv://:memory:"), undefined); // ["celeriac"]
+ * ```
+ *
+ * @param parsed the parsed URL
+ * @param option the `prefix` option
+ * @returns the key parts every key starts with
+ * @throws {RangeError} when the option names no key part
+ */
+export function kvNamespace(
+  parsed: KvUrl,
+  option: readonly string[] | undefined,
+): readonly string[] {
+  const prefix = parsed.prefix !== undefined ? [parsed.prefix] : option ?? ["celeriac"];
+  if (prefix.length === 0) {
+    throw new RangeError('prefix must name at least one key part, e.g. ["celeriac"]');
+  }
+  return prefix;
+}
+
 const LOCKED = /database (?:table )?is locked|database is busy/i;
 const COMMIT_ATTEMPTS = 60;
 

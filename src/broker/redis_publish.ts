@@ -71,27 +71,7 @@ export class RedisPublisher {
 
   /** Publish (LPUSH) a message to the list of its queue and priority. */
   async publish(message: Message, target: PublishTarget): Promise<void> {
-    const s = this.#scope;
-    const exchange = target.exchange ?? "";
-    if (exchange === "") await this.declareQueue(target.routingKey);
-    const raw = encodeEnvelope(
-      message,
-      { exchange, routing_key: target.routingKey },
-      crypto.randomUUID(),
-    );
-    const queues = await s.run(() => route(s, exchange, target.routingKey));
-    if (queues.length === 0) {
-      log.warn("No queue is bound to exchange {exchange} with key {key}: message dropped", {
-        exchange,
-        key: target.routingKey,
-      });
-      return;
-    }
-    await s.run(() =>
-      Promise.all(
-        queues.map((q) => s.client.lpush(s.k(priorityList(q, message.properties.priority)), raw)),
-      )
-    );
+    await this.publishMany([{ message, target }]);
   }
 
   /**

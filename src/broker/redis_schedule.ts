@@ -126,8 +126,13 @@ export class RedisScheduleStore implements ScheduleStore {
     return m ? { holder: m[1], token: Number(m[2]), ttlMs: Math.max(0, ttl) } : null;
   }
 
-  async readRuns(): Promise<Map<string, string>> {
-    return new Map(Object.entries(await this.#run(() => this.#client.hgetall(this.#p + "runs"))));
+  /** Every field of the hash `<prefix><name>`. */
+  async #readHash(name: string): Promise<Map<string, string>> {
+    return new Map(Object.entries(await this.#run(() => this.#client.hgetall(this.#p + name))));
+  }
+
+  readRuns(): Promise<Map<string, string>> {
+    return this.#readHash("runs");
   }
 
   async commitRun(
@@ -154,10 +159,8 @@ export class RedisScheduleStore implements ScheduleStore {
     await this.#run(() => this.#client.hdel(this.#p + "runs", entry));
   }
 
-  async readEntries(): Promise<Map<string, string>> {
-    return new Map(
-      Object.entries(await this.#run(() => this.#client.hgetall(this.#p + "entries"))),
-    );
+  readEntries(): Promise<Map<string, string>> {
+    return this.#readHash("entries");
   }
 
   async putEntry(name: string, value: string): Promise<void> {

@@ -8,6 +8,7 @@
  */
 
 import type { CeleryEvent, WorkerEvent } from "../protocol/events.ts";
+import { OldestKeys } from "./oldest_keys.ts";
 
 /**
  * A worker as events describe it.
@@ -170,6 +171,8 @@ export class EventState {
   eventCount = 0;
   readonly #maxTasks: number;
   readonly #maxWorkers: number;
+  readonly #oldestTask = new OldestKeys(this.tasks);
+  readonly #oldestWorker = new OldestKeys(this.workers);
   readonly #expiry: number;
   readonly #now: () => number;
 
@@ -224,7 +227,7 @@ export class EventState {
         timestamps: {},
         updated: ts,
       };
-      while (this.tasks.size >= this.#maxTasks) this.tasks.delete(this.tasks.keys().next().value!);
+      while (this.tasks.size >= this.#maxTasks) this.#oldestTask.evict();
     }
     this.tasks.set(uuid, t);
     const f = e as unknown as Record<string, unknown>;
@@ -318,9 +321,7 @@ export class EventState {
   #touch(hostname: string, _ts: number): WorkerView {
     let w = this.workers.get(hostname);
     if (!w) {
-      while (this.workers.size >= this.#maxWorkers) {
-        this.workers.delete(this.workers.keys().next().value!);
-      }
+      while (this.workers.size >= this.#maxWorkers) this.#oldestWorker.evict();
       w = {
         hostname,
         pid: null,

@@ -120,6 +120,7 @@ export class Events {
     const queue: CeleryEvent[] = [];
     let wake: (() => void) | null = null;
     let dropped = 0;
+    const handlers = options.handlers;
     const onMessage = (m: Message) => {
       let events: CeleryEvent[];
       try {
@@ -130,15 +131,17 @@ export class Events {
       }
       for (const e of events) {
         this.#clock.adjust(e.clock);
-        const own = options.handlers?.[e.type] as ((e: CeleryEvent) => void) | undefined;
-        for (const h of [own, options.handlers?.["*"]]) {
-          try {
-            h?.(e);
-          } catch (err) {
-            log.error("Event handler for {type} failed: {error}", {
-              type: e.type,
-              error: (err as Error).message,
-            });
+        if (handlers) {
+          const own = handlers[e.type] as ((e: CeleryEvent) => void) | undefined;
+          for (const h of [own, handlers["*"]]) {
+            try {
+              h?.(e);
+            } catch (err) {
+              log.error("Event handler for {type} failed: {error}", {
+                type: e.type,
+                error: (err as Error).message,
+              });
+            }
           }
         }
         queue.push(e);

@@ -54,21 +54,82 @@ function scheme(url: string): string {
   return url.slice(0, Math.max(0, url.indexOf(":"))).toLowerCase();
 }
 
-function unsupported(kind: string, url: string): TypeError {
+/** What opens a URL of each scheme; the keys, in order, are what error messages offer. */
+type Openers<T, O> = Record<string, (url: string, options: O) => Promise<T>>;
+
+/**
+ * Open `url` with the opener of its scheme.
+ *
+ * @param kind what the URL names, for messages ("broker", "result backend")
+ * @param example URLs a message offers when `url` has no scheme
+ * @throws {TypeError} for a URL without a scheme or with one `openers` lacks
+ */
+async function openByScheme<T, O>(
+  kind: string,
+  example: string,
+  openers: Openers<T, O>,
+  url: string,
+  options: O,
+): Promise<T> {
+  const s = scheme(url);
+  if (Object.hasOwn(openers, s)) return await openers[s](url, options);
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    const example = kind === "broker"
-      ? "redis://127.0.0.1:6379/0, amqp://guest@host// or kv://"
-      : "redis://127.0.0.1:6379/0, rpc:// or kv://";
-    return new TypeError(
+    throw new TypeError(
       `The ${kind} URL "${url}" has no scheme: write it as a URL, e.g. ${example}`,
     );
   }
-  const s = scheme(url);
-  const use = kind === "broker"
-    ? "redis://, rediss://, sentinel://, redis+cluster://, amqp://, amqps:// or kv://"
-    : "redis://, rediss://, sentinel://, redis+cluster://, rpc:// or kv://";
-  return new TypeError(`Unsupported ${kind} URL "${s}://…": use ${use}`);
+  const names = Object.keys(openers).map((name) => `${name}://`);
+  const use = `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+  throw new TypeError(`Unsupported ${kind} URL "${s}://…": use ${use}`);
 }
+
+const openRedis = async (url: string, options: OpenBrokerOptions) =>
+  (await import("../broker/redis.ts")).openRedisBroker(url, options);
+const openCluster = async (url: string, options: OpenBrokerOptions) =>
+  (await import("../broker/redis_cluster.ts")).openRedisClusterBroker(url, options);
+const openAmqp = async (url: string) => (await import("../broker/amqp.ts")).openAmqpBroker(url);
+
+const BROKERS: Openers<Broker, OpenBrokerOptions> = {
+  redis: openRedis,
+  rediss: openRedis,
+  sentinel: openRedis,
+  "redis+cluster": openCluster,
+  "rediss+cluster": openCluster,
+  amqp: openAmqp,
+  amqps: openAmqp,
+  kv: async (url, options) => (await import("../broker/kv.ts")).openKvBroker(url, options),
+};
+
+const openRedisResults = async (url: string, options: OpenBackendOptions) =>
+  (await import("../backend/redis.ts")).openRedisBackend(url, options);
+
+const BACKENDS: Openers<ResultBackend, OpenBackendOptions> = {
+  redis: openRedisResults,
+  rediss: openRedisResults,
+  sentinel: openRedisResults,
+  "redis+cluster": openRedisResults,
+  "rediss+cluster": openRedisResults,
+  rpc: async (url, options) =>
+    (await import("../backend/rpc.ts")).openRpcBackend(url, {
+      resultExpires: options.resultExpires,
+      replyQueue: options.replyQueue,
+      brokerUrl: options.brokerUrl,
+    }),
+  kv: async (url, options) => (await import("../backend/kv.ts")).openKvBackend(url, options),
+};
+
+const openRedisSchedule = async (url: string, options: ScheduleStoreOptions) =>
+  (await import("../broker/redis_schedule.ts")).openRedisScheduleStore(url, options);
+
+const SCHEDULE_STORES: Openers<ScheduleStore, ScheduleStoreOptions> = {
+  redis: openRedisSchedule,
+  rediss: openRedisSchedule,
+  "redis+cluster": openRedisSchedule,
+  "rediss+cluster": openRedisSchedule,
+  sentinel: openRedisSchedule,
+  kv: async (url, options) =>
+    (await import("../broker/kv_schedule.ts")).openKvScheduleStore(url, options),
+};
 
 /**
  * Open the broker for a URL: `redis://`, `rediss://`, `amqp://`, `amqps://` or `kv://`.
@@ -87,30 +148,13 @@ function unsupported(kind: string, url: string): TypeError {
  * @throws {BrokerConnectionError} when the server cannot be reached
  */
 export async function openBroker(url: string, options: OpenBrokerOptions = {}): Promise<Broker> {
-  switch (scheme(url)) {
-    case "redis":
-    case "rediss":
-    case "sentinel": {
-      const { openRedisBroker } = await import("../broker/redis.ts");
-      return await openRedisBroker(url, options);
-    }
-    case "redis+cluster":
-    case "rediss+cluster": {
-      const { openRedisClusterBroker } = await import("../broker/redis_cluster.ts");
-      return await openRedisClusterBroker(url, options);
-    }
-    case "amqp":
-    case "amqps": {
-      const { openAmqpBroker } = await import("../broker/amqp.ts");
-      return await openAmqpBroker(url);
-    }
-    case "kv": {
-      const { openKvBroker } = await import("../broker/kv.ts");
-      return await openKvBroker(url, options);
-    }
-    default:
-      throw unsupported("broker", url);
-  }
+  return await openByScheme(
+    "broker",
+    "redis://127.0.0.1:6379/0, amqp://guest@host// or kv://",
+    BROKERS,
+    url,
+    options,
+  );
 }
 
 /**
@@ -133,30 +177,13 @@ export async function openBackend(
   url: string,
   options: OpenBackendOptions = {},
 ): Promise<ResultBackend> {
-  switch (scheme(url)) {
-    case "redis":
-    case "rediss":
-    case "redis+cluster":
-    case "rediss+cluster":
-    case "sentinel": {
-      const { openRedisBackend } = await import("../backend/redis.ts");
-      return await openRedisBackend(url, options);
-    }
-    case "rpc": {
-      const { openRpcBackend } = await import("../backend/rpc.ts");
-      return await openRpcBackend(url, {
-        resultExpires: options.resultExpires,
-        replyQueue: options.replyQueue,
-        brokerUrl: options.brokerUrl,
-      });
-    }
-    case "kv": {
-      const { openKvBackend } = await import("../backend/kv.ts");
-      return await openKvBackend(url, options);
-    }
-    default:
-      throw unsupported("result backend", url);
-  }
+  return await openByScheme(
+    "result backend",
+    "redis://127.0.0.1:6379/0, rpc:// or kv://",
+    BACKENDS,
+    url,
+    options,
+  );
 }
 
 /**
@@ -182,30 +209,17 @@ export async function openScheduleStore(
   url: string,
   options: ScheduleStoreOptions = {},
 ): Promise<ScheduleStore> {
-  switch (scheme(url)) {
-    case "redis":
-    case "rediss":
-    case "redis+cluster":
-    case "rediss+cluster":
-    case "sentinel": {
-      const { openRedisScheduleStore } = await import("../broker/redis_schedule.ts");
-      return await openRedisScheduleStore(url, options);
-    }
-    case "kv": {
-      const { openKvScheduleStore } = await import("../broker/kv_schedule.ts");
-      return await openKvScheduleStore(url, options);
-    }
-    case "amqp":
-    case "amqps":
-      throw new TypeError(
-        "Beat cannot keep its lease and last-run state on RabbitMQ (it has no compare-and-set): " +
-          'set beatStore to a redis:// or kv:// URL, e.g. new Celery({ beatStore: "redis://127.0.0.1:6379/0" })',
-      );
-    default:
-      throw new TypeError(
-        `Unsupported beat store URL "${
-          scheme(url)
-        }://…": use redis://, rediss://, redis+cluster://, sentinel:// or kv://`,
-      );
+  if (scheme(url) === "amqp" || scheme(url) === "amqps") {
+    throw new TypeError(
+      "Beat cannot keep its lease and last-run state on RabbitMQ (it has no compare-and-set): " +
+        'set beatStore to a redis:// or kv:// URL, e.g. new Celery({ beatStore: "redis://127.0.0.1:6379/0" })',
+    );
   }
+  return await openByScheme(
+    "beat store",
+    "redis://127.0.0.1:6379/0 or kv://",
+    SCHEDULE_STORES,
+    url,
+    options,
+  );
 }

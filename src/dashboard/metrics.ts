@@ -36,9 +36,17 @@ interface Histogram {
   count: number;
 }
 
-/** Label values joined; `\u0000` cannot occur in node or task names we print. */
-const key = (...parts: string[]) => parts.join("\u0000");
-const split = (k: string) => k.split("\u0000");
+/**
+ * What one worker did with one task name. Found with two map lookups on the
+ * event's own strings: no label key is built per event.
+ */
+interface Cell {
+  /** Event type → count. */
+  events: Map<string, number>;
+  runtime: Histogram | null;
+  prefetchTime: number | null;
+  prefetched: number | null;
+}
 
 /**
  * @param value a label value
@@ -64,10 +72,8 @@ function num(n: number): string {
  * ```
  */
 export class Metrics {
-  readonly #events = new Map<string, number>();
-  readonly #runtime = new Map<string, Histogram>();
-  readonly #prefetchTime = new Map<string, number>();
-  readonly #prefetched = new Map<string, number>();
+  /** Worker → task name → its cell. */
+  readonly #cells = new Map<string, Map<string, Cell>>();
   readonly #online = new Map<string, number>();
   readonly #executing = new Map<string, number>();
 
@@ -86,15 +92,10 @@ export class Metrics {
     const e = event as DashboardEvent;
     const worker = e.hostname;
     if (e.type.startsWith("task-")) {
-      const k = key(worker, e.type, taskName);
-      this.#events.set(k, (this.#events.get(k) ?? 0) + 1);
-      const wt = key(worker, taskName);
+      const cell = this.#cell(worker, taskName);
+      cell.events.set(e.type, (cell.events.get(e.type) ?? 0) + 1);
       if (typeof e.runtime === "number" && e.runtime > 0) {
-        let h = this.#runtime.get(wt);
-        if (!h) {
-          h = { counts: RUNTIME_BUCKETS.map(() => 0), sum: 0, count: 0 };
-          this.#runtime.set(wt, h);
-        }
+        const h = cell.runtime ??= { counts: RUNTIME_BUCKETS.map(() => 0), sum: 0, count: 0 };
         for (let i = 0; i < RUNTIME_BUCKETS.length; i++) {
           if (e.runtime <= RUNTIME_BUCKETS[i]) h.counts[i]++;
         }
@@ -103,12 +104,12 @@ export class Metrics {
       }
       if (task && !task.eta && task.received !== null) {
         if (e.type === "task-received") {
-          this.#prefetched.set(wt, (this.#prefetched.get(wt) ?? 0) + 1);
+          cell.prefetched = (cell.prefetched ?? 0) + 1;
         } else if (e.type === "task-started" && task.started !== null) {
-          this.#prefetchTime.set(wt, task.started - task.received);
-          this.#prefetched.set(wt, (this.#prefetched.get(wt) ?? 0) - 1);
+          cell.prefetchTime = task.started - task.received;
+          cell.prefetched = (cell.prefetched ?? 0) - 1;
         } else if (e.type === "task-succeeded" || e.type === "task-failed") {
-          if (task.started !== null) this.#prefetchTime.set(wt, 0);
+          if (task.started !== null) cell.prefetchTime = 0;
         }
       }
     } else if (e.type === "worker-online" || e.type === "worker-heartbeat") {
@@ -128,6 +129,27 @@ export class Metrics {
     this.#online.set(worker, 0);
   }
 
+  #cell(worker: string, taskName: string): Cell {
+    let tasks = this.#cells.get(worker);
+    if (!tasks) {
+      tasks = new Map();
+      this.#cells.set(worker, tasks);
+    }
+    let cell = tasks.get(taskName);
+    if (!cell) {
+      cell = { events: new Map(), runtime: null, prefetchTime: null, prefetched: null };
+      tasks.set(taskName, cell);
+    }
+    return cell;
+  }
+
+  /** Every (worker, task name, cell), in the order first seen. */
+  *#each(): Generator<[string, string, Cell]> {
+    for (const [worker, tasks] of this.#cells) {
+      for (const [task, cell] of tasks) yield [worker, task, cell];
+    }
+  }
+
   /**
    * The metrics in Prometheus' text format (version 0.0.4).
    *
@@ -143,12 +165,16 @@ export class Metrics {
       `{${names.map((n, i) => `${n}="${esc(values[i])}"`).join(",")}}`;
 
     family("flower_events_total", "Number of events", "counter");
-    for (const [k, v] of this.#events) {
-      out.push(`flower_events_total${labels(["worker", "type", "task"], split(k))} ${v}`);
+    for (const [worker, task, cell] of this.#each()) {
+      for (const [type, v] of cell.events) {
+        out.push(
+          `flower_events_total${labels(["worker", "type", "task"], [worker, type, task])} ${v}`,
+        );
+      }
     }
     family("flower_task_runtime_seconds", "Task runtime", "histogram");
-    for (const [k, h] of this.#runtime) {
-      const [worker, task] = split(k);
+    for (const [worker, task, { runtime: h }] of this.#each()) {
+      if (!h) continue;
       RUNTIME_BUCKETS.forEach((le, i) => {
         out.push(
           `flower_task_runtime_seconds_bucket${
@@ -170,16 +196,24 @@ export class Metrics {
       "The time the task spent waiting at the worker to be executed",
       "gauge",
     );
-    for (const [k, v] of this.#prefetchTime) {
-      out.push(`flower_task_prefetch_time_seconds${labels(["worker", "task"], split(k))} ${v}`);
+    for (const [worker, task, { prefetchTime: v }] of this.#each()) {
+      if (v !== null) {
+        out.push(
+          `flower_task_prefetch_time_seconds${labels(["worker", "task"], [worker, task])} ${v}`,
+        );
+      }
     }
     family(
       "flower_worker_prefetched_tasks",
       "Number of tasks of given type prefetched at a worker",
       "gauge",
     );
-    for (const [k, v] of this.#prefetched) {
-      out.push(`flower_worker_prefetched_tasks${labels(["worker", "task"], split(k))} ${v}`);
+    for (const [worker, task, { prefetched: v }] of this.#each()) {
+      if (v !== null) {
+        out.push(
+          `flower_worker_prefetched_tasks${labels(["worker", "task"], [worker, task])} ${v}`,
+        );
+      }
     }
     family("flower_worker_online", "Worker online status", "gauge");
     for (const [w, v] of this.#online) {

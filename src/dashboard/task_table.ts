@@ -7,6 +7,7 @@
  */
 
 import { type EventTaskState, TASK_EVENT_STATE } from "../client/event_state.ts";
+import { OldestKeys } from "../client/oldest_keys.ts";
 import type { DashboardEvent, EventCore } from "./feed.ts";
 
 /** Task states as Celery names them. */
@@ -167,6 +168,9 @@ export class TaskTable {
   readonly #children = new Map<string, string[]>();
   /** Root id → ids of the other tasks of its workflow (chord headers have no parent). */
   readonly #members = new Map<string, string[]>();
+  readonly #oldest = new OldestKeys(this.#tasks);
+  readonly #oldestParent = new OldestKeys(this.#children);
+  readonly #oldestRoot = new OldestKeys(this.#members);
   readonly #max: number;
 
   /**
@@ -229,20 +233,17 @@ export class TaskTable {
     }
     this.#tasks.set(e.uuid, t);
     this.#merge(t, e, state, ts);
-    if (this.#tasks.size > this.#max) {
-      const oldest = this.#tasks.keys().next().value as string;
-      this.#tasks.delete(oldest);
-    }
+    if (this.#tasks.size > this.#max) this.#oldest.evict();
     return t;
   }
 
   /** Add `id` under `key`, bounded: at most maxTasks keys, 1,000 ids a key. */
-  #index(map: Map<string, string[]>, key: string, id: string): void {
+  #index(map: Map<string, string[]>, oldest: OldestKeys<string>, key: string, id: string): void {
     let ids = map.get(key);
     if (!ids) {
       ids = [];
       map.set(key, ids);
-      if (map.size > this.#max) map.delete(map.keys().next().value as string);
+      if (map.size > this.#max) oldest.evict();
     }
     if (ids.length < MAX_CHILDREN) ids.push(id);
   }
@@ -257,7 +258,7 @@ export class TaskTable {
     const root = str(e.root_id);
     if (root !== null && t.rootId === null) {
       t.rootId = root;
-      if (root !== t.uuid) this.#index(this.#members, root, t.uuid);
+      if (root !== t.uuid) this.#index(this.#members, this.#oldestRoot, root, t.uuid);
     }
     if (typeof e.retries === "number") t.retries = Math.max(t.retries, e.retries);
     if (e.type !== "task-sent") t.worker = e.hostname;
@@ -275,7 +276,7 @@ export class TaskTable {
     const parent = str(e.parent_id);
     if (parent !== null && parent !== t.uuid && t.parentId === null) {
       t.parentId = parent;
-      this.#index(this.#children, parent, t.uuid);
+      this.#index(this.#children, this.#oldestParent, parent, t.uuid);
     }
     const step: TimelineStep = { state, timestamp: ts, hostname: e.hostname };
     let i = t.timeline.length;

@@ -8,7 +8,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
-import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import { pyJsonDumps, pyJsonDumpsRecords, pyJsonLoads } from "./json.ts";
 import type { Message } from "./message.ts";
 
 /** The exchange events are published to. */
@@ -243,6 +243,25 @@ export function localUtcOffset(at: Date = new Date()): number {
 }
 
 /**
+ * The offset of the minute an event falls in, looked up once a minute:
+ * time zone rules change only on whole minutes, and a worker sends
+ * thousands of events a second.
+ */
+const offsetCache = { minute: NaN, offset: 0 };
+
+function utcOffsetAt(ms: number): number {
+  const minute = Math.floor(ms / 60_000);
+  if (minute !== offsetCache.minute) {
+    offsetCache.offset = localUtcOffset(new Date(ms));
+    offsetCache.minute = minute;
+  }
+  return offsetCache.offset;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
  * Build an event with Celery's field order: `hostname, utcoffset, pid,
  * clock`, the type's own fields, `timestamp, type`.
  *
@@ -266,7 +285,7 @@ export function makeEvent<T extends CeleryEvent["type"]>(
   const at = sender.timestamp ?? Date.now();
   return {
     hostname: sender.hostname,
-    utcoffset: localUtcOffset(new Date(at)),
+    utcoffset: utcOffsetAt(at),
     pid: sender.pid,
     clock: sender.clock,
     ...fields,
@@ -295,7 +314,11 @@ export function encodeEventMessage(
   hostname: string,
 ): Message {
   return {
-    body: new TextEncoder().encode(pyJsonDumps(events)),
+    body: encoder.encode(
+      Array.isArray(events)
+        ? pyJsonDumpsRecords(events as unknown as Record<string, unknown>[])
+        : pyJsonDumps(events),
+    ),
     contentType: "application/json",
     contentEncoding: "utf-8",
     headers: { hostname },
@@ -326,7 +349,7 @@ export function decodeEventMessage(message: Message): CeleryEvent[] {
   }
   let body: unknown;
   try {
-    body = pyJsonLoads(new TextDecoder().decode(message.body));
+    body = pyJsonLoads(decoder.decode(message.body));
   } catch (err) {
     throw new ProtocolError(`Undecodable event body: ${(err as Error).message}`);
   }

@@ -148,6 +148,41 @@ export function pyRepr(value: unknown): string {
 }
 
 /**
+ * Python `repr()` of a task's return value, cut to `maxsize` characters as
+ * Celery's `saferepr(result, resultrepr_maxsize)`: what `task-succeeded`
+ * events carry. Numbers, booleans and `None` take a fast path; a large
+ * value costs no more than its first `maxsize` characters.
+ *
+ * @example
+ * ```ts
+ * import { resultRepr } from "@celeriac/celeriac/protocol";
+ * resultRepr(1); // "1"
+ * resultRepr({ ok: true }); // "{'ok': True}"
+ * resultRepr("x".repeat(5000)).length; // 1024
+ * ```
+ *
+ * @param value the return value
+ * @param maxsize truncate to this many characters (default {@link REPR_MAXSIZE})
+ * @returns the repr text ("..." marks a cut)
+ */
+export function resultRepr(value: unknown, maxsize: number = REPR_MAXSIZE): string {
+  switch (typeof value) {
+    case "number":
+      if (Number.isFinite(value)) {
+        const text = String(value);
+        if (text.length <= maxsize) return text;
+      }
+      break;
+    case "boolean":
+      return value ? "True" : "False";
+    case "undefined":
+      return "None";
+  }
+  if (value === null) return "None";
+  return bounded(maxsize, (out) => reprValue(value, new Set(), out));
+}
+
+/**
  * Python `repr()` of a positional-argument tuple: `(2, 3)`, `(7,)`, `()`.
  *
  * @example

@@ -1,9 +1,12 @@
 /**
  * Sending Celery events from a worker: worker events go out at once on
- * their own routing key; task events are batched into `task.multi` lists
- * (at most 24, or whatever is pending at the next turn of the event loop),
- * as Celery 5.2's worker sends them. A failed publish is logged and
- * dropped: events are best-effort, tasks never wait for them.
+ * their own routing key; task events are batched into `task.multi` lists,
+ * as Celery 5.2's worker sends them. Celery flushes its buffer (at most 24
+ * events) at each turn of its event loop; here a batch goes out when it
+ * holds `batchMax` events (default 100) or `flushMs` (default 50 ms) after
+ * its first event, whichever comes first, so a busy worker publishes a few
+ * large batches instead of one small one per turn. A failed publish is
+ * logged and dropped: events are best-effort, tasks never wait for them.
  *
  * @module
  */
@@ -22,8 +25,22 @@ import {
 
 const log = getLogger(["celeriac", "worker", "events"]);
 
-/** Task events per `task.multi` message at most (Celery's buffer limit). */
-const BATCH_MAX = 24;
+/**
+ * Options of {@link EventDispatcher}.
+ *
+ * @example
+ * ```ts ignore
+ * const options: EventDispatcherOptions = { taskEvents: true, batchMax: 100, flushMs: 50 };
+ * ```
+ */
+export interface EventDispatcherOptions {
+  /** Send task events (`-E`). Default false. */
+  taskEvents?: boolean;
+  /** Task events per `task.multi` message at most. Default 100. */
+  batchMax?: number;
+  /** Milliseconds a task event waits for others to share its message. Default 50. */
+  flushMs?: number;
+}
 
 /**
  * A worker's event sender.
@@ -41,6 +58,9 @@ export class EventDispatcher {
   readonly #broker: Broker;
   readonly #hostname: string;
   readonly #clock: LamportClock;
+  readonly #pid = Deno.pid;
+  readonly #batchMax: number;
+  readonly #flushMs: number;
   #batch: CeleryEvent[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #pending = new Set<Promise<void>>();
@@ -50,34 +70,46 @@ export class EventDispatcher {
    * @param broker where events go
    * @param hostname the worker's node name
    * @param clock the worker's Lamport clock
-   * @param options `taskEvents`: send task events (default false)
+   * @param options see {@link EventDispatcherOptions}
+   * @throws {RangeError} for a `batchMax` below 1 or a negative `flushMs`
    */
   constructor(
     broker: Broker,
     hostname: string,
     clock: LamportClock,
-    options: { taskEvents?: boolean } = {},
+    options: EventDispatcherOptions = {},
   ) {
     this.#broker = broker;
     this.#hostname = hostname;
     this.#clock = clock;
     this.taskEvents = options.taskEvents ?? false;
+    this.#batchMax = options.batchMax ?? 100;
+    this.#flushMs = options.flushMs ?? 50;
+    if (!Number.isInteger(this.#batchMax) || this.#batchMax < 1) {
+      throw new RangeError(`batchMax must be a whole number >= 1, got ${options.batchMax}`);
+    }
+    if (!(this.#flushMs >= 0)) {
+      throw new RangeError(`flushMs must be a number of milliseconds >= 0, got ${options.flushMs}`);
+    }
   }
 
   /**
-   * Send a worker event now (on its own routing key, e.g. `worker.heartbeat`).
+   * Send a worker event now (on its own routing key, e.g. `worker.heartbeat`),
+   * after the task events pending (so receivers see them in order).
    *
    * @param type event type
    * @param fields its own fields
    */
   send(type: CeleryEvent["type"], fields: Record<string, unknown>): void {
+    this.flush();
     const event = makeEvent(type, fields, this.#sender());
     this.#publish(encodeEventMessage(event, this.#hostname), eventRoutingKey(type));
   }
 
   /**
-   * Queue a task event for the next `task.multi` batch; nothing happens
-   * while task events are off.
+   * Queue a task event for the next `task.multi` batch (published when it
+   * is full or `flushMs` after its first event); nothing happens while task
+   * events are off.
    *
    * @param type event type
    * @param fields its own fields
@@ -85,15 +117,15 @@ export class EventDispatcher {
   sendTask(type: CeleryEvent["type"], fields: Record<string, unknown>): void {
     if (!this.taskEvents) return;
     this.#batch.push(makeEvent(type, fields, this.#sender()));
-    if (this.#batch.length >= BATCH_MAX) this.flush();
-    else this.#timer ??= setTimeout(() => this.flush(), 0);
+    if (this.#batch.length >= this.#batchMax) this.flush();
+    else this.#timer ??= setTimeout(() => this.flush(), this.#flushMs);
   }
 
   /** Publish the pending task events now. */
   flush(): void {
+    if (this.#batch.length === 0) return;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#batch.length === 0) return;
     const batch = this.#batch;
     this.#batch = [];
     this.#publish(encodeEventMessage(batch, this.#hostname), TASK_MULTI);
@@ -106,7 +138,7 @@ export class EventDispatcher {
   }
 
   #sender(): { hostname: string; pid: number; clock: number } {
-    return { hostname: this.#hostname, pid: Deno.pid, clock: this.#clock.forward() };
+    return { hostname: this.#hostname, pid: this.#pid, clock: this.#clock.forward() };
   }
 
   #publish(message: ReturnType<typeof encodeEventMessage>, routingKey: string): void {

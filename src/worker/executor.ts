@@ -20,7 +20,7 @@ import {
   type ExceptionInfo,
   resultJson,
 } from "../protocol/result_meta.ts";
-import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
+import { resultRepr } from "../protocol/repr.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
 import { checkCall, handlerSignature } from "./arity.ts";
 import { stateUpdater } from "./task_state.ts";
@@ -181,12 +181,6 @@ function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
     `${task.name}() got keyword argument(s) ${keys.join(", ")}, but its handler takes positional ` +
       `arguments only: declare { params: [...] } or { bind: true } and read ctx.kwargs`,
   );
-}
-
-/** Python repr of a return value, truncated as Celery's `resultrepr_maxsize` (1024). */
-function resultRepr(value: unknown): string {
-  const text = pyRepr(value);
-  return text.length > REPR_MAXSIZE ? text.slice(0, REPR_MAXSIZE - 3) + "..." : text;
 }
 
 function needsFollowUp(embed: Embed): boolean {
@@ -400,7 +394,7 @@ export async function runTask(
       followUp: followUps ? { embed: body.embed, value: null } : undefined,
       runtime: performance.now() - started,
       blocked,
-      traceback: req.describe ? tracebackText(err) : undefined,
+      traceback: req.describe ? traceback : undefined,
     };
   }
 }

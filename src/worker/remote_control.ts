@@ -75,6 +75,9 @@ export interface ControlTarget {
 /** No reply is sent for this command (Celery's casts: `shutdown`, `heartbeat`). */
 const NO_REPLY = Symbol("no reply");
 
+/** Commands monitors repeat every few seconds; logged at DEBUG (inspect commands too). */
+const ROUTINE: ReadonlySet<string> = new Set(["enable_events", "disable_events", "heartbeat"]);
+
 /**
  * Runs one request against a target; returns the reply body for this node.
  *
@@ -197,10 +200,12 @@ export class RemoteControl {
     }
     this.#clock.adjust(message.headers.clock);
     if (!addressedTo(req, this.#target.hostname)) return;
-    log.info("Remote control: {method} {args}", {
-      method: req.method,
-      args: JSON.stringify(req.arguments),
-    });
+    // Monitors (the dashboard, Flower) send these every few seconds: what
+    // changes is logged where it changes (e.g. "Task events enabled").
+    const line = "Remote control: {method} {args}";
+    const props = { method: req.method, args: JSON.stringify(req.arguments) };
+    if (ROUTINE.has(req.method) || isInspectCommand(req.method)) log.debug(line, props);
+    else log.info(line, props);
     this.#answer(req).then((reply) => this.#reply(req, reply));
   }
 

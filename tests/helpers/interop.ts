@@ -1,18 +1,43 @@
 /**
  * Interop plumbing shared by the tests with real Python Celery: a Celeriac
- * worker on the interop tasks (tests/interop/tasks.ts), and the Python
- * client script (tests/interop/pyclient.py) with its outcomes.
+ * worker on the interop tasks (tests/interop/tasks.ts), the environment of
+ * Python processes on tests/interop/pytasks.py, the `celery` command line,
+ * the Python client script (tests/interop/pyclient.py) with its outcomes,
+ * and checks the RabbitMQ and Redis interop tests share.
  */
 
+import assert from "node:assert/strict";
+import { type Celery, TaskError } from "../../mod.ts";
 import { pyJsonDumps, pyJsonLoads } from "../../src/protocol/json.ts";
-import { celeriacWorker, type Proc, runPython } from "./procs.ts";
-import { REDIS_URL } from "./redis.ts";
+import { celeriacWorker, type Proc, PYTHON, runPython } from "./procs.ts";
+import { rawRedis, REDIS_URL } from "./redis.ts";
+
+const INTEROP_DIR = new URL("../interop/", import.meta.url).pathname;
 
 /** One call's outcome as tests/interop/pyclient.py reports it. */
 export interface PyOutcome {
   ok?: unknown;
   error?: { type: string; module: string; args: unknown[] };
   id: string;
+}
+
+/**
+ * The environment of a Python process on tests/interop/pytasks.py: its broker
+ * and backend, default queue, Redis key prefix (kombu `global_keyprefix`, none
+ * by default) and the Redis its marker tasks write to.
+ */
+export function pythonEnv(
+  urls: { broker: string; backend: string },
+  queue: string,
+  keyPrefix?: string,
+): Record<string, string> {
+  return {
+    CELERY_BROKER_URL: urls.broker,
+    CELERY_RESULT_BACKEND: urls.backend,
+    ...(keyPrefix === undefined ? {} : { INTEROP_KEYPREFIX: keyPrefix }),
+    INTEROP_QUEUE: queue,
+    INTEROP_MARKER_REDIS: REDIS_URL,
+  };
 }
 
 /** Start a Celeriac worker on tests/interop/tasks.ts (2 Web Workers unless `extra` says `-c`). */
@@ -44,4 +69,89 @@ export async function pythonCalls(
   calls: unknown[],
 ): Promise<PyOutcome[]> {
   return pyJsonLoads(await runPython("pyclient.py", [pyJsonDumps(calls)], env)) as PyOutcome[];
+}
+
+/**
+ * Check the TaskErrors a Celeriac client gets for Python's `py.fail("boom")`
+ * (a builtin ValueError with its traceback) and `py.custom_fail()` (a
+ * `pytasks.CustomError` with two arguments).
+ */
+export async function assertPythonFailures(
+  failed: { get(options: { timeout: number }): Promise<unknown> },
+  custom: { get(options: { timeout: number }): Promise<unknown> },
+): Promise<void> {
+  await assert.rejects(failed.get({ timeout: 15_000 }), (e: unknown) => {
+    assert.ok(e instanceof TaskError);
+    assert.equal(e.excType, "ValueError");
+    assert.equal(e.excModule, "builtins");
+    assert.deepEqual(e.excMessage, ["boom"]);
+    assert.match(e.traceback ?? "", /raise ValueError\(message\)/);
+    assert.equal(e.code, "TASK_FAILED");
+    return true;
+  });
+  await assert.rejects(custom.get({ timeout: 15_000 }), (e: unknown) => {
+    assert.ok(e instanceof TaskError);
+    assert.equal(e.excType, "CustomError");
+    assert.equal(e.excModule, "pytasks");
+    assert.deepEqual(e.excMessage, ["custom", 42]);
+    return true;
+  });
+}
+
+/**
+ * Send `n` `tasks.record` calls through `app` to a queue a Python and a
+ * Celeriac worker share, and check that each ran exactly once (by the
+ * `marker` list in Redis), some on each side, and that each result names the
+ * side that ran it. The task ids are added to `taskIds` for cleanup.
+ */
+export async function assertSharedQueueRunsOnce(
+  app: Celery,
+  marker: string,
+  n: number,
+  taskIds: string[],
+): Promise<void> {
+  const redis = await rawRedis();
+  try {
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) => app.sendTask<string>("tasks.record", [i, marker, 0.005])),
+    );
+    taskIds.push(...results.map((r) => r.id));
+    const values = await Promise.all(results.map((r) => r.get({ timeout: 60_000 })));
+    const ran = await redis.lrange(marker, 0, -1);
+    assert.equal(ran.length, n, "each task recorded exactly once");
+    const numbers = ran.map((s) => Number(s.split(":")[1])).sort((a, b) => a - b);
+    assert.deepEqual(numbers, Array.from({ length: n }, (_, i) => i));
+    assert.ok(ran.some((s) => s.startsWith("py:")), "the Python worker ran some");
+    assert.ok(ran.some((s) => s.startsWith("ts:")), "the Celeriac worker ran some");
+    assert.deepEqual(
+      values.slice().sort(),
+      ran.slice().sort(),
+      "each result names the worker that ran it",
+    );
+  } finally {
+    await redis.quit();
+  }
+}
+
+/** How Python's `celery -A pytasks …` exited and what it printed. */
+export interface CeleryCliOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run Python's `celery -A pytasks <args>` in tests/interop, with `env` (PYTHONPATH added). */
+export async function celeryCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<CeleryCliOutput> {
+  const out = await new Deno.Command(PYTHON, {
+    args: ["-m", "celery", "-A", "pytasks", ...args],
+    cwd: INTEROP_DIR,
+    env: { ...env, PYTHONPATH: INTEROP_DIR },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }

@@ -1,0 +1,102 @@
+/**
+ * The worker's event dispatcher: task events share `task.multi` messages
+ * (one per `flushMs` window, or as soon as `batchMax` are pending), worker
+ * events go out at once after the task events before them, and events
+ * carry the sender's time zone offset even across a daylight-saving change.
+ */
+
+import assert from "node:assert/strict";
+import type { Broker } from "../src/broker/port.ts";
+import { decodeEventMessage, LamportClock, type Message } from "../protocol.ts";
+import { EventDispatcher } from "../src/worker/event_dispatcher.ts";
+
+/** What the dispatcher published, as (routing key, event types) in order. */
+function recorder(): { broker: Broker; sent: { key: string; types: string[] }[] } {
+  const sent: { key: string; types: string[] }[] = [];
+  const broker = {
+    broadcast(exchange: string, message: Message, routingKey = ""): Promise<void> {
+      assert.equal(exchange, "celeryev");
+      sent.push({ key: routingKey, types: decodeEventMessage(message).map((e) => e.type) });
+      return Promise.resolve();
+    },
+  } as unknown as Broker;
+  return { broker, sent };
+}
+
+Deno.test("event dispatcher: task events within the window share one task.multi message", async () => {
+  const { broker, sent } = recorder();
+  const events = new EventDispatcher(broker, "w@h", new LamportClock(), {
+    taskEvents: true,
+    flushMs: 100,
+  });
+  events.sendTask("task-received", { uuid: "t1" });
+  await new Promise((r) => setTimeout(r, 0));
+  events.sendTask("task-started", { uuid: "t1" });
+  events.sendTask("task-succeeded", { uuid: "t1", result: "1", runtime: 0.001 });
+  assert.equal(sent.length, 0, "nothing goes out before the window closes");
+  await new Promise((r) => setTimeout(r, 250));
+  assert.deepEqual(sent, [{
+    key: "task.multi",
+    types: ["task-received", "task-started", "task-succeeded"],
+  }]);
+  await events.close();
+});
+
+Deno.test("event dispatcher: a full batch goes out at once, the rest on close()", async () => {
+  const { broker, sent } = recorder();
+  const events = new EventDispatcher(broker, "w@h", new LamportClock(), {
+    taskEvents: true,
+    batchMax: 3,
+    flushMs: 60_000,
+  });
+  for (let i = 0; i < 7; i++) events.sendTask("task-started", { uuid: `t${i}` });
+  assert.deepEqual(sent.map((s) => s.types.length), [3, 3]);
+  await events.close();
+  assert.deepEqual(sent.map((s) => s.types.length), [3, 3, 1]);
+});
+
+Deno.test("event dispatcher: a worker event follows the task events pending before it", async () => {
+  const { broker, sent } = recorder();
+  const events = new EventDispatcher(broker, "w@h", new LamportClock(), {
+    taskEvents: true,
+    flushMs: 60_000,
+  });
+  events.sendTask("task-succeeded", { uuid: "t1", result: "1", runtime: 0.001 });
+  events.send("worker-offline", { freq: 2, active: 0, processed: 1 });
+  assert.deepEqual(sent, [
+    { key: "task.multi", types: ["task-succeeded"] },
+    { key: "worker.offline", types: ["worker-offline"] },
+  ]);
+  events.taskEvents = false;
+  events.sendTask("task-started", { uuid: "t2" });
+  await events.close();
+  assert.equal(sent.length, 2, "task events are dropped while off");
+});
+
+Deno.test("event dispatcher: batchMax below 1 and negative flushMs are RangeErrors", () => {
+  const { broker } = recorder();
+  const clock = new LamportClock();
+  assert.throws(() => new EventDispatcher(broker, "w@h", clock, { batchMax: 0 }), RangeError);
+  assert.throws(() => new EventDispatcher(broker, "w@h", clock, { flushMs: -1 }), RangeError);
+});
+
+Deno.test("events: utcoffset follows the local zone across a daylight-saving change", async () => {
+  // Europe/Berlin: UTC+1 in winter (Python's utcoffset -1), UTC+2 in summer (-2).
+  const code = `
+    import { makeEvent } from "./protocol.ts";
+    const at = [Date.UTC(2026, 0, 15), Date.UTC(2026, 6, 15), Date.UTC(2026, 0, 15) + 1000,
+      Date.UTC(2026, 2, 29, 0, 59, 59), Date.UTC(2026, 2, 29, 1, 0, 0)];
+    const sender = { hostname: "w@h", pid: 1, clock: 1 };
+    console.log(JSON.stringify(at.map((timestamp) =>
+      makeEvent("task-started", { uuid: "t" }, { ...sender, timestamp }).utcoffset)));
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    cwd: new URL("..", import.meta.url),
+    env: { TZ: "Europe/Berlin" },
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  assert.ok(out.success);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), [-1, -2, -1, -1, -2]);
+});
