@@ -7,7 +7,7 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
+import { lazyLogger } from "../client/lazy_logger.ts";
 import type { Celery } from "../client/app.ts";
 import { anonymousNodeName } from "../client/runtime.ts";
 import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
@@ -17,7 +17,7 @@ import { PeriodicTasks } from "./periodic_tasks.ts";
 import { decodeRunState, encodeRunState } from "./run_state.ts";
 import type { RunState } from "./schedules.ts";
 
-const log = getLogger(["celeriac", "beat"]);
+const log = lazyLogger(["celeriac", "beat"]);
 
 /**
  * Options of {@link Beat}.

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
+import { lazyLogger } from "../client/lazy_logger.ts";
 import type { Celery } from "../client/app.ts";
 import type { BeatEntry } from "../client/beat_config.ts";
 import type { Task } from "../client/task.ts";
@@ -17,7 +17,7 @@ import { compileEntry, type ScheduledEntry } from "./entry.ts";
 import { BeatEntryError, BeatStoreError } from "./errors.ts";
 import { decodeRunState } from "./run_state.ts";
 
-const log = getLogger(["celeriac", "beat"]);
+const log = lazyLogger(["celeriac", "beat"]);
 
 /** What a stored entry holds in place of an entry of the app's config that was removed. */
 const REMOVED = '{"removed":true}';

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
+import { lazyLogger } from "./lazy_logger.ts";
 import type { Broker, PublishTarget } from "../broker/port.ts";
 import { LamportClock } from "../protocol/clock.ts";
 import { encodeControlRequest, PIDBOX_EXCHANGE } from "../protocol/control.ts";
@@ -22,7 +22,7 @@ import type { Message } from "../protocol/message.ts";
 import { pyIsoFormat } from "../protocol/time.ts";
 import { anonymousNodeName, processId } from "./runtime.ts";
 
-const log = getLogger(["celeriac", "events"]);
+const log = lazyLogger(["celeriac", "events"]);
 
 /**
  * Handlers by event type, each receiving its type of event; `"*"` receives

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
+import { lazyLogger } from "./lazy_logger.ts";
 import type { Broker } from "../broker/port.ts";
 import type { LamportClock } from "../protocol/clock.ts";
 import {
@@ -20,7 +20,7 @@ import {
 import { pyJsonLoads } from "../protocol/json.ts";
 import type { Message } from "../protocol/message.ts";
 
-const log = getLogger(["celeriac", "control"]);
+const log = lazyLogger(["celeriac", "control"]);
 
 /**
  * How long and for how many replies a call waits.

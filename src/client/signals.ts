@@ -11,10 +11,10 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
+import { lazyLogger } from "./lazy_logger.ts";
 import type { TaskState } from "../protocol/result_meta.ts";
 
-const log = getLogger(["celeriac", "signals"]);
+const log = lazyLogger(["celeriac", "signals"]);
 
 /**
  * What task signals and task hooks say about the task.

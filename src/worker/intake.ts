@@ -257,6 +257,11 @@ export class Intake {
     st.lifecycle.emit({ type: "started", seq, req, delivery: d, acked: !lateAck });
     if (task.options.trackStarted && st.backend) s.stores.push(startedEntry(req, st.hostname));
     const compression = d.headers.compression;
+    const limits = resolveTimeLimits(
+      req.timeLimit,
+      st.timeLimits.get(req.task) ?? task.options,
+      st.options,
+    );
     return {
       seq,
       task: req.task,
@@ -268,11 +273,7 @@ export class Intake {
       decoded: req.body,
       storeResult: st.backend !== null && !req.ignoreResult,
       describe: st.events?.taskEvents ?? false,
-      timeLimits: resolveTimeLimits(
-        req.timeLimit,
-        st.timeLimits.get(req.task) ?? task.options,
-        st.options,
-      ),
+      timeLimits: limits.hard === null && limits.soft === null ? undefined : limits,
       info: {
         retries: req.retries,
         rootId: req.rootId,

@@ -403,13 +403,14 @@ export class ThreadPool implements Pool {
     const batches = new Map<Member, RunRequest[]>();
     for (const req of requests) {
       const group = this.#groupOf.get(req.task) ?? this.#groups[0];
-      const live = group.members.filter((m) => !m.dead && !m.retiring);
-      if (live.length === 0) {
+      let best: Member | undefined;
+      for (const m of group.members) {
+        if (!m.dead && !m.retiring && (!best || m.load < best.load)) best = m;
+      }
+      if (!best) {
         this.#events.onLost([req.seq], "no Web Worker is running (replacements are failing)");
         continue;
       }
-      let best = live[0];
-      for (const m of live) if (m.load < best.load) best = m;
       best.load++;
       best.assigned++;
       best.inflight.add(req.seq);
