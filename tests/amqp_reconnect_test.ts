@@ -10,13 +10,14 @@ import type { Delivery } from "../src/broker/port.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { createVhost, listQueues, RABBITMQ_URL, rabbitmqctl } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
+import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { TcpProxy } from "./helpers/tcp_proxy.ts";
 
 const vhost = WITHOUT_RABBITMQ ? null : await createVhost("reconnect");
 const target = new URL(RABBITMQ_URL);
 const fast = { backoff: { initialMs: 50, maxMs: 500 }, publishTimeout: 20 };
 
-function viaProxy(proxy: TcpProxy): string {
+function viaProxy(proxy: { port: number }): string {
   return `amqp://guest:guest@127.0.0.1:${proxy.port}/${encodeURIComponent(vhost!.name)}`;
 }
 
@@ -194,30 +195,33 @@ test("publish during an outage fails after publishTimeout with a BrokerConnectio
   }
 });
 
-test("RabbitMQ restarting (stop_app / start_app): a blocked take and a publisher resume", async () => {
-  const consumer = await openAmqpBroker(vhost!.url(), fast);
-  const publisher = await openAmqpBroker(vhost!.url(), { ...fast, publishTimeout: 60 });
+test("RabbitMQ closing every connection and unreachable for a while: a blocked take and a publisher resume", async () => {
+  // The server closes the connections itself (connection.close, CONNECTION_FORCED, as on a
+  // restart) for this test's vhost only, and the test-owned proxy refuses reconnections for
+  // a second: the shared RabbitMQ keeps running for everyone else.
+  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 5672) });
+  const consumer = await openAmqpBroker(viaProxy(proxy), fast);
+  const publisher = await openAmqpBroker(viaProxy(proxy), { ...fast, publishTimeout: 60 });
   const q = uniqueQueue("restart");
   try {
     await publisher.declareQueue(q);
     const waiting = consumer.take([q], { max: 1, signal: AbortSignal.timeout(60_000) });
     await new Promise((r) => setTimeout(r, 200));
-    await rabbitmqctl("stop_app");
-    try {
-      await waitUntil("the consumer saw the loss", () => consumer.connectionState !== "open");
-      const sending = publisher.publish(message("after restart"), { routingKey: q });
-      await new Promise((r) => setTimeout(r, 500));
-      await rabbitmqctl("start_app");
-      await sending;
-    } finally {
-      await rabbitmqctl("start_app").catch(() => {});
-    }
+    proxy.refuse(true);
+    await rabbitmqctl("close_all_connections", "--vhost", vhost!.name, "celeriac test outage");
+    await waitUntil("the consumer saw the loss", () => consumer.connectionState !== "open");
+    const sending = publisher.publish(message("after the outage"), { routingKey: q });
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.notEqual(consumer.connectionState, "open", "nothing reconnected during the outage");
+    proxy.refuse(false);
+    await sending;
     const got = await waiting;
-    assert.deepEqual(got.map(textOf), ["after restart"]);
+    assert.deepEqual(got.map(textOf), ["after the outage"]);
     await consumer.ack(got);
   } finally {
     await consumer.close();
     await publisher.close();
+    proxy.close();
   }
 });
 

@@ -157,7 +157,9 @@ async function leaderKilled(place: Place): Promise<void> {
   for (const s of all) assert.ok(ids.includes(s.id), `logged ${s.id} is in the queue`);
   assert.ok(ids.length - all.length <= 1);
   const gaps = all.slice(1).map((s, i) => s.at - all[i].at);
-  assert.ok(Math.min(...gaps) >= 500, `no slot sent twice (gaps ${gaps.join(", ")} ms)`);
+  // A slot sent twice (by two leaders, or a catch-up and its slot) comes within a few ms; a
+  // send delayed by a loaded machine can come a few hundred ms before the next slot's.
+  assert.ok(Math.min(...gaps) >= 200, `no slot sent twice (gaps ${gaps.join(", ")} ms)`);
   const longest = Math.max(...gaps);
   assert.ok(longest <= (LEASE + 1.5) * 1000, `longest gap ${longest} ms > lease + 1.5 s`);
   assert.ok(longest >= 1500, `the kill left a gap (${longest} ms)`);
@@ -197,7 +199,9 @@ async function pausedLeaderIsFenced(place: Place): Promise<void> {
   );
   const all = [...sends(a), ...sends(b!)].toSorted((x, y) => x.at - y.at);
   const gaps = all.slice(1).map((s, i) => s.at - all[i].at);
-  assert.ok(Math.min(...gaps) >= 500, `no slot sent twice (gaps ${gaps.join(", ")} ms)`);
+  // A slot sent twice (by two leaders, or a catch-up and its slot) comes within a few ms; a
+  // send delayed by a loaded machine can come a few hundred ms before the next slot's.
+  assert.ok(Math.min(...gaps) >= 200, `no slot sent twice (gaps ${gaps.join(", ")} ms)`);
   const ids = await queued(place);
   assert.deepEqual(ids.toSorted(), all.map((s) => s.id).toSorted());
 }
@@ -205,21 +209,22 @@ async function pausedLeaderIsFenced(place: Place): Promise<void> {
 async function restartCatchesUpOnce(place: Place): Promise<void> {
   const a = startBeat(place, "beat A", 2);
   try {
-    await a.waitFor(/Sending due task tick[^]*Sending due task tick/, 15_000);
+    await a.waitFor(/Sending due task tick[^]*Sending due task tick/, 30_000);
   } finally {
     await a.stop();
   }
   await sleep(7000); // three 2-second slots pass with no beat
   const b = startBeat(place, "beat B (restarted)", 2);
   try {
-    await b.waitFor(/Sending due task tick/);
-    await sleep(2700);
+    // The catch-up and the next slot (a run per missed slot would come at once).
+    await b.waitFor(/Sending due task tick[^]*Sending due task tick/, 30_000);
   } finally {
     await b.stop();
   }
   const after = sends(b);
   assert.equal(after.length, 2, `one catch-up, then the next slot:\n${b.output}`);
-  assert.ok(after[0].at - leaderAt(b) < 500, "the missed run is sent at start");
+  // At start: well before the next 2-second slot (a loaded machine delays the log line).
+  assert.ok(after[0].at - leaderAt(b) < 1500, "the missed run is sent at start");
   assert.ok(after[1].at - after[0].at >= 1500, "then the grid restarts: no run per missed slot");
   const ids = await queued(place);
   assert.equal(ids.length, sends(a).length + 2);

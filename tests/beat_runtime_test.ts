@@ -146,15 +146,28 @@ Deno.test("beat: an amqp:// broker without beatStore is refused with what to set
 });
 
 Deno.test("beat: a store that goes away stops sending, nothing crashes, and it resumes", async () => {
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = probe.addr.port;
+  probe.close();
   const startRedis = () =>
     new Deno.Command("redis-server", {
       args: ["--port", String(port), "--save", "", "--appendonly", "no"],
       stdout: "null",
       stderr: "null",
     }).spawn();
+  const listening = async () => {
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(20)) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        return;
+      } catch {
+        // not yet listening
+      }
+    }
+    throw new Error(`redis-server on ${port} did not start`);
+  };
   let server = startRedis();
-  await sleep(300);
+  await listening();
   const logs = await captureLogs();
   const { app, count } = capturingApp({
     broker: "kv://:memory:",

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
+import { PrivateRedis } from "./helpers/private_redis.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
@@ -115,11 +116,16 @@ Deno.test({
   name: "redis: delayMany() pushes a queue's messages with one variadic LPUSH",
   ignore: WITHOUT_REDIS,
 }, async () => {
+  // A private server: on the shared one, other test files' commands reach MONITOR too, and
+  // one arriving before ioredis has switched the connection to monitor mode breaks it.
+  const server = await PrivateRedis.start();
   const prefix = uniquePrefix("sendmany-wire");
-  const app = new Celery({ broker: `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}` });
+  const app = new Celery({
+    broker: `${server.url}?global_keyprefix=${encodeURIComponent(prefix)}`,
+  });
   const q = `send-many-${crypto.randomUUID().slice(0, 8)}`;
-  const monitor = await rawRedis();
-  const r = await rawRedis();
+  const monitor = await rawRedis(server.url);
+  const r = await rawRedis(server.url);
   const pushes: string[][] = [];
   try {
     const t = app.remoteTask<[number]>("tests.t", { queue: q });
@@ -138,6 +144,6 @@ Deno.test({
     await app.close();
     monitor.disconnect();
     r.disconnect();
-    await deleteKeys(prefix);
+    await server.close();
   }
 });

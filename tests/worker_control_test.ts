@@ -166,8 +166,10 @@ for (const t of transports) {
   });
 
   test("a late-ack task running past the visibility timeout is not delivered again", async () => {
-    await withWorker({ broker: t.short, backend: t.backend }, {}, async (client, _w, queue) => {
+    await withWorker({ broker: t.short, backend: t.backend }, {}, async (client, worker, queue) => {
       const r = await client.sendTask<number>("t.slow_late", [2500]);
+      // The rescuer must only compete for a redelivery, not for the first delivery.
+      while (worker.stats.received === 0) await new Promise((ok) => setTimeout(ok, 20));
       const rescuer = new Celery({ broker: t.short, backend: null });
       try {
         const stolen = await (await rescuer.broker()).take([queue], {
@@ -185,6 +187,7 @@ for (const t of transports) {
   test("an ETA task held past the visibility timeout runs once", async () => {
     await withWorker({ broker: t.short, backend: t.backend }, {}, async (client, worker, queue) => {
       const r = await client.sendTask<number>("t.add", [20, 22], { countdown: 2.5 });
+      while (worker.stats.received === 0) await new Promise((ok) => setTimeout(ok, 20));
       const rescuer = new Celery({ broker: t.short, backend: null });
       try {
         const stolen = await (await rescuer.broker()).take([queue], {

@@ -329,7 +329,8 @@ for (const t of transports) {
       const header = await client.sendTask("p.nap", [30_000], { timeLimit: 0.3 });
       const fromWorker = await client.sendTask("p.nap", [30_000]);
       for (const [r, seconds] of [[stuck, 0.5], [spin, 0.5], [header, 0.3], [fromWorker, 0.4]]) {
-        const err = await failure((r as typeof stuck).get({ timeout: 15_000 }));
+        // Each limit replaces a Web Worker; start-ups are slow on a loaded machine.
+        const err = await failure((r as typeof stuck).get({ timeout: 30_000 }));
         assert.equal(err.excType, "TimeLimitExceeded");
         assert.equal(err.excModule, "billiard.exceptions");
         assert.deepEqual(err.excMessage, [seconds]);
@@ -363,14 +364,16 @@ for (const t of transports) {
   test("tasks sharing a Web Worker with one that hits its hard limit are put back, not failed", async () => {
     await withWorker(t.url, { concurrency: 1, prefetch: 4 }, async (client, worker) => {
       const first = await (await client.sendTask<Wid>("p.wid", [])).get({ timeout: 10_000 });
-      const early = await client.sendTask<{ wid: string }>("p.nap", [3000]);
-      const late = await client.sendTask<{ wid: string }>("p.nap_late", [3000]);
+      // The naps outlast the stuck task's 0.5 s limit by seconds, so that under load they are
+      // still running in the same Web Worker when it is terminated.
+      const early = await client.sendTask<{ wid: string }>("p.nap", [5000]);
+      const late = await client.sendTask<{ wid: string }>("p.nap_late", [5000]);
       const stuck = await client.sendTask("p.stuck", []);
-      const err = await failure(stuck.get({ timeout: 15_000 }));
+      const err = await failure(stuck.get({ timeout: 30_000 }));
       assert.equal(err.excType, "TimeLimitExceeded");
       const [e, l] = await Promise.all([
-        early.get({ timeout: 15_000 }),
-        late.get({ timeout: 15_000 }),
+        early.get({ timeout: 30_000 }),
+        late.get({ timeout: 30_000 }),
       ]);
       assert.notEqual(e.wid, first.wid, "the early-ack task was republished and ran again");
       assert.notEqual(l.wid, first.wid, "the late-ack task was requeued and ran again");

@@ -109,7 +109,8 @@ export async function celeriacWorker(
   const p = Proc.start("celeriac worker", Deno.execPath(), ["run", "-A", "worker.ts", ...args], {
     env,
   });
-  await p.waitFor(/ ready: /);
+  // Start-up takes a second on a quiet machine; parallel test files on 2 CPUs make it slower.
+  await p.waitFor(/ ready: /, 60_000);
   return p;
 }
 
@@ -132,7 +133,7 @@ export async function celeryWorker(args: string[], env: Record<string, string>):
     ],
     { env: { ...env, PYTHONPATH: `${ROOT}tests/interop` }, cwd: `${ROOT}tests/interop` },
   );
-  await p.waitFor(/ ready\./, 30_000);
+  await p.waitFor(/ ready\./, 60_000);
   return p;
 }
 

@@ -20,10 +20,25 @@ export interface RedisProcess {
 /**
  * A port range unlikely to collide with other test files (base + 0..99),
  * below the ephemeral ports, with room for Redis Cluster's bus ports
- * (port + 10000).
+ * (port + 10000): a random block whose first ten ports and their bus ports
+ * are free now (test files run in parallel, each may hold a block).
  */
 export function privatePorts(): number {
-  return 20_000 + Math.floor(Math.random() * 90) * 100;
+  for (let attempt = 0;; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 90) * 100;
+    if (attempt >= 50 || Array.from({ length: 10 }, (_, i) => base + i).every(free)) return base;
+  }
+}
+
+function free(port: number): boolean {
+  return [port, port + 10_000].every((p) => {
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port: p }).close();
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**
