@@ -107,6 +107,33 @@ Deno.test("kv broker: several queues are taken priority-major, then in queue ord
   });
 });
 
+Deno.test("kv broker: concurrent publishes share commits, keep their order and count", async () => {
+  await withBroker(async (b) => {
+    const q = uniqueQueue("grouped");
+    const n = 500;
+    await Promise.all(
+      Array.from({ length: n }, (_, i) => b.publish(message(`m${i}`), { routingKey: q })),
+    );
+    assert.equal(await b.queueDepth(q), n);
+    const kv = await Deno.openKv(`${dir}/broker.sqlite`);
+    try {
+      const stamps = new Set<string>();
+      for await (const e of kv.list({ prefix: ["celeriac", "q", q] })) stamps.add(e.versionstamp);
+      // One commit per message before grouping (500); grouped, at most 100 a commit.
+      assert.ok(stamps.size <= n / 100 + 1, `${n} publishes took ${stamps.size} commits`);
+    } finally {
+      kv.close();
+    }
+    const got: string[] = [];
+    while (got.length < n) {
+      const ds = await b.take([q], { max: 100 });
+      got.push(...ds.map(textOf));
+      await b.ack(ds);
+    }
+    assert.deepEqual(got, Array.from({ length: n }, (_, i) => `m${i}`));
+  });
+});
+
 Deno.test("kv broker: an oversized message is refused with a RangeError naming the limit", async () => {
   await withBroker(async (b) => {
     const q = uniqueQueue("big");

@@ -35,7 +35,6 @@ import {
   checkQueue,
   decodeDelivery,
   encodeMessage,
-  nextSeq,
   type StoredMessage,
   type Taken,
 } from "./kv_message.ts";
@@ -50,6 +49,7 @@ import {
   takeBatch,
   U64,
 } from "./kv_moves.ts";
+import { KvOutbox } from "./kv_outbox.ts";
 import { commitAtomic, kvNamespace, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
 import type {
   Broker,
@@ -121,6 +121,7 @@ export class KvBroker implements Broker {
   readonly #sweepEveryMs: number;
   readonly #closing = new AbortController();
   readonly #busy = new Set<Promise<unknown>>();
+  readonly #outbox: KvOutbox;
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<void> | null = null;
   #closed = false;
@@ -143,6 +144,12 @@ export class KvBroker implements Broker {
       k: (...parts) => this.#k(...parts),
       depthKey: (queue) => this.#depthKey(queue),
     };
+    this.#outbox = new KvOutbox({
+      kv: this.#kv,
+      messageKey: (queue, step, seq) => this.#k("q", queue, step, seq, crypto.randomUUID()),
+      depthKey: (queue) => this.#depthKey(queue),
+      committed: () => this.#shared.notify(),
+    });
   }
 
   #k(...parts: Deno.KvKeyPart[]): Deno.KvKey {
@@ -172,21 +179,16 @@ export class KvBroker implements Broker {
 
   /**
    * Publish at the back of the queue named by the routing key (the KV
-   * broker has no exchanges: every exchange routes by queue name).
+   * broker has no exchanges: every exchange routes by queue name). Concurrent
+   * publishes are committed together (see kv_outbox.ts); each resolves once
+   * its message is stored, or rejects with the commit's error.
    *
    * @throws {RangeError} when the message is larger than {@link KV_MAX_MESSAGE_BYTES}
    */
   async publish(message: Message, target: PublishTarget): Promise<void> {
     const queue = checkQueue(target.routingKey);
     const stored = encodeMessage(message, target.exchange ?? "", queue);
-    return await this.#run(async () => {
-      await commitAtomic(
-        this.#kv.atomic()
-          .set(this.#k("q", queue, stored.step, nextSeq(), crypto.randomUUID()), stored)
-          .sum(this.#depthKey(queue), 1n),
-      );
-      this.#shared.notify();
-    });
+    return await this.#run(() => this.#outbox.put(queue, stored));
   }
 
   /** Take up to `max` messages atomically, waiting (push-notified) while the queues are empty. */
