@@ -152,11 +152,18 @@ const end = start + minutes * 60_000;
 let sent = 0;
 const ids: string[] = [];
 
+let due = 0;
+
+/**
+ * Open loop at `rate`, but at most one second's worth of calls in flight:
+ * a broker that cannot keep up shows as `behind` growing, not as one ever
+ * larger burst whose calls seem never to settle.
+ */
 async function produce(): Promise<void> {
   while (Date.now() < end) {
-    const due = Math.floor(((Date.now() - start) / 1000) * rate);
+    due = Math.floor(((Date.now() - start) / 1000) * rate);
     const batch: Promise<unknown>[] = [];
-    while (sent < due) {
+    while (sent < due && batch.length < rate) {
       batch.push(
         noop.delay().then((r) => {
           if (ids.length < 1000 || Math.random() < 0.001) ids.push(r.id);
@@ -192,7 +199,8 @@ const sampler = setInterval(async () => {
   rows.push(row);
   console.log(
     `${row.min.toFixed(2).padStart(6)} min  RSS ${rss.toFixed(1).padStart(7)} MiB  ` +
-      `heap ${heap.toFixed(1).padStart(6)} MiB  backlog ${backlog}  sent ${sent}`,
+      `heap ${heap.toFixed(1).padStart(6)} MiB  backlog ${backlog}  sent ${sent}  ` +
+      `behind ${Math.max(0, due - sent)}`,
   );
 }, sampleMs);
 
