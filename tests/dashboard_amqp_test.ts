@@ -18,7 +18,7 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
-import { nav, pythonSend, screenshots, startDashboard } from "./helpers/dashboard.ts";
+import { nav, screenshots, startDashboard, watchPythonTasks } from "./helpers/dashboard.ts";
 import { celeriacWorker, celeryWorker, type Proc } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
@@ -112,31 +112,13 @@ Deno.test({
           .waitFor();
         await shot(page, "worker-python");
 
-        // A task sent from Python shows its state changing live (the slow one runs
-        // on the Celeriac worker, whose events leave as they happen)
-        const slow = pythonSend(pyEnv(tsQueue), [{ task: "tasks.nap", args: [3] }]);
-        const quick = pythonSend(pyEnv(pyQueue), [
-          { task: "py.fail", args: ["amqp-boom"] },
-          { task: "py.mul", args: [6, 7] },
-        ]);
-        procs.push(slow, quick);
-        await nav(page, "Tasks");
-        await page.getByLabel("Name").fill("tasks.nap");
-        await page.getByRole("button", { name: "Filter" }).click();
-        const row = page.locator("tr[data-task]", { hasText: "tasks.nap" }).first();
-        await row.locator(".badge", { hasText: "STARTED" }).waitFor({ timeout: 20_000 });
-        await row.locator(".badge", { hasText: "SUCCESS" }).waitFor({ timeout: 20_000 });
-        await page.goto(`${url}/#/tasks`);
-        await page.locator("tr[data-task]", { hasText: "py.mul" }).first().waitFor();
-        await shot(page, "tasks");
-
-        // A failing Python task shows its traceback
-        await page.locator("tr[data-task]", { hasText: "py.fail" }).first().getByRole("link")
-          .click();
-        await page.getByTestId("traceback").filter({ hasText: "ValueError: amqp-boom" }).waitFor();
-        await shot(page, "task-failed");
-        assert.equal((await slow.child.status).code, 0, slow.output);
-        assert.equal((await quick.child.status).code, 0, quick.output);
+        // Python tasks: live states (the slow one on the Celeriac worker), a traceback
+        await watchPythonTasks(page, url, shot, {
+          tsEnv: pyEnv(tsQueue),
+          pyEnv: pyEnv(pyQueue),
+          failMessage: "amqp-boom",
+          procs,
+        });
 
         // Revoke from the UI reaches the Celeriac worker (broadcast on celery.pidbox)
         const held = await app.sendTask("tasks.nap", [1], { queue: tsQueue, countdown: 600 });

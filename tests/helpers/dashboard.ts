@@ -4,6 +4,7 @@
  * `worker.ts dashboard` command and a Python Celery client sending tasks.
  */
 
+import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { Proc, PYTHON } from "./procs.ts";
 
@@ -70,4 +71,46 @@ export function pythonSend(env: Record<string, string>, calls: unknown[]): Proc 
     env: { INTEROP_TIMEOUT: "60", ...env },
     cwd: `${ROOT}tests/interop`,
   });
+}
+
+/**
+ * Send Python tasks and watch them in the dashboard: `tasks.nap(3)` on the
+ * Celeriac worker's queue shows STARTED then SUCCESS live (a Python solo
+ * worker sends its task events only once a task is over), `py.mul` appears,
+ * and `py.fail(failMessage)` on the Python worker's queue shows its
+ * traceback. Screenshots `tasks` and `task-failed`; both Python clients
+ * must exit 0. Their processes are pushed on `procs` for the test's cleanup.
+ */
+export async function watchPythonTasks(
+  page: Page,
+  url: string,
+  shot: (page: Page, name: string) => Promise<void>,
+  options: {
+    tsEnv: Record<string, string>;
+    pyEnv: Record<string, string>;
+    failMessage: string;
+    procs: Proc[];
+  },
+): Promise<void> {
+  const slow = pythonSend(options.tsEnv, [{ task: "tasks.nap", args: [3] }]);
+  const quick = pythonSend(options.pyEnv, [
+    { task: "py.fail", args: [options.failMessage] },
+    { task: "py.mul", args: [6, 7] },
+  ]);
+  options.procs.push(slow, quick);
+  await nav(page, "Tasks");
+  await page.getByLabel("Name").fill("tasks.nap");
+  await page.getByRole("button", { name: "Filter" }).click();
+  const row = page.locator("tr[data-task]", { hasText: "tasks.nap" }).first();
+  await row.locator(".badge", { hasText: "STARTED" }).waitFor({ timeout: 20_000 });
+  await row.locator(".badge", { hasText: "SUCCESS" }).waitFor({ timeout: 20_000 });
+  await page.goto(`${url}/#/tasks`);
+  await page.locator("tr[data-task]", { hasText: "py.mul" }).first().waitFor();
+  await shot(page, "tasks");
+  await page.locator("tr[data-task]", { hasText: "py.fail" }).first().getByRole("link").click();
+  await page.getByTestId("traceback").filter({ hasText: `ValueError: ${options.failMessage}` })
+    .waitFor();
+  await shot(page, "task-failed");
+  assert.equal((await slow.child.status).code, 0, slow.output);
+  assert.equal((await quick.child.status).code, 0, quick.output);
 }
