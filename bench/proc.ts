@@ -54,6 +54,45 @@ export function processTree(root: number): number[] {
   return out;
 }
 
+/**
+ * CPU time of a process's threads so far, in ns, grouped by what they run
+ * (`/proc/<pid>/task/<tid>/schedstat`, which counts time on a CPU, not time
+ * waiting for one): `main` (the main thread), `Web Workers` (Deno names
+ * their threads `worker-N`), `V8 helpers` (garbage collection and
+ * compilation threads), `tokio` (Deno's I/O threads) and `other`.
+ *
+ * @example
+ * ```ts ignore
+ * const before = threadCpuNs(child.pid);
+ * ```
+ *
+ * @param pid the process
+ * @returns ns per group (threads that already exited are not counted)
+ */
+export function threadCpuNs(pid: number): Map<string, number> {
+  const groups = new Map<string, number>();
+  for (const entry of Deno.readDirSync(`/proc/${pid}/task`)) {
+    let comm: string, ns: number;
+    try {
+      comm = Deno.readTextFileSync(`/proc/${pid}/task/${entry.name}/comm`).trim();
+      ns = Number(Deno.readTextFileSync(`/proc/${pid}/task/${entry.name}/schedstat`).split(" ")[0]);
+    } catch {
+      continue;
+    }
+    const group = entry.name === String(pid)
+      ? "main"
+      : /^worker-\d+$/.test(comm)
+      ? "Web Workers"
+      : comm.startsWith("V8 ")
+      ? "V8 helpers"
+      : comm.startsWith("tokio")
+      ? "tokio"
+      : "other";
+    groups.set(group, (groups.get(group) ?? 0) + ns);
+  }
+  return groups;
+}
+
 function statusField(text: string, field: string): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text);
   return m ? Number(m[1]) : 0;

@@ -15,7 +15,9 @@ import {
   LamportClock,
   makeEvent,
   ProtocolError,
+  pyJsonDumps,
 } from "../protocol.ts";
+import { encodeEventListMessage, eventEncoder } from "../src/protocol/events.ts";
 
 const sample = JSON.parse(
   await Deno.readTextFile(
@@ -78,6 +80,60 @@ Deno.test("events: makeEvent puts the fields in Celery's order for every type", 
       assert.deepEqual(ours, theirs);
     }
   }
+});
+
+Deno.test("events: eventEncoder writes the text of pyJsonDumps(makeEvent()) for every captured event", () => {
+  const all = captured.flatMap(({ message }) => decodeEventMessage(message));
+  for (const theirs of all) {
+    const own: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(theirs)) {
+      if (!["hostname", "utcoffset", "pid", "clock", "timestamp", "type"].includes(k)) own[k] = v;
+    }
+    const sender = { hostname: theirs.hostname, pid: theirs.pid };
+    const at = theirs.timestamp * 1000;
+    const text = eventEncoder(sender)(theirs.type, own, theirs.clock, at);
+    assert.equal(
+      text,
+      pyJsonDumps(
+        makeEvent(theirs.type as CeleryEvent["type"], own, {
+          ...sender,
+          clock: theirs.clock,
+          timestamp: at,
+        }),
+      ),
+    );
+    assert.deepEqual(JSON.parse(text), theirs, theirs.type);
+  }
+  const odd = eventEncoder({ hostname: 'w\u00e9@h"q', pid: 1 });
+  const fields = {
+    uuid: "t",
+    result: "'\u2603'",
+    runtime: 1e-5,
+    n: -0,
+    none: null,
+    skip: undefined,
+  };
+  assert.equal(
+    odd("task-succeeded", fields, 9, 1_700_000_000_000),
+    pyJsonDumps(makeEvent("task-succeeded", fields, {
+      hostname: 'w\u00e9@h"q',
+      pid: 1,
+      clock: 9,
+      timestamp: 1_700_000_000_000,
+    })),
+  );
+  const batch = all.filter((e) => e.type.startsWith("task-")).map((e) =>
+    eventEncoder({ hostname: e.hostname, pid: e.pid })(
+      e.type,
+      { uuid: (e as { uuid: string }).uuid },
+      e.clock,
+      e.timestamp * 1000,
+    )
+  );
+  const message = encodeEventListMessage(batch, "w@h");
+  assert.deepEqual(message.headers, { hostname: "w@h" });
+  assert.equal(new TextDecoder().decode(message.body), "[" + batch.join(", ") + "]");
+  assert.equal(decodeEventMessage(message).length, batch.length);
 });
 
 Deno.test("events: encodeEventMessage has Celery's content type, headers and properties", () => {

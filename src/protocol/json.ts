@@ -165,7 +165,27 @@ function encodeRecord(record: Record<string, unknown>): string {
   ) {
     return pyJsonDumps(record);
   }
-  let text = "{";
+  return "{" + pyJsonMembers(record) + "}";
+}
+
+/**
+ * The members of a flat plain record as {@link pyJsonDumps} writes them
+ * between the braces (`"a": 1, "b": "x"`; `""` for no members): strings,
+ * numbers, booleans and `null` directly, other values through
+ * {@link pyJsonDumps}, `undefined` members left out. For writing a record
+ * inside a larger text without building the whole object first.
+ *
+ * @example
+ * ```ts ignore
+ * pyJsonMembers({ uuid: "t1", runtime: 0.5, eta: null }); // '"uuid": "t1", "runtime": 0.5, "eta": null'
+ * ```
+ *
+ * @param record a plain object
+ * @returns the members' JSON text
+ * @throws {EncodeError} as {@link pyJsonDumps}, for a value JSON cannot carry
+ */
+export function pyJsonMembers(record: Record<string, unknown>): string {
+  let text = "";
   let first = true;
   for (const k in record) {
     if (!Object.hasOwn(record, k)) continue;
@@ -189,7 +209,24 @@ function encodeRecord(record: Record<string, unknown>): string {
     text += (first ? "" : ", ") + encodeString(k) + ": " + encoded;
     first = false;
   }
-  return text + "}";
+  return text;
+}
+
+/**
+ * A string or number as {@link pyJsonDumps} writes it, without its checks
+ * for other values.
+ *
+ * @example
+ * ```ts ignore
+ * pyJsonScalar("café"); // '"caf\\u00e9"'
+ * pyJsonScalar(1e-5); // "1e-05"
+ * ```
+ *
+ * @param value the string or number
+ * @returns its JSON text
+ */
+export function pyJsonScalar(value: string | number): string {
+  return typeof value === "string" ? encodeString(value) : encodeNumber(value);
 }
 
 function uuidFromHex(hex: string): string {

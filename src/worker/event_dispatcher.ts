@@ -16,12 +16,15 @@ import type { Broker } from "../broker/port.ts";
 import type { LamportClock } from "../protocol/clock.ts";
 import {
   type CeleryEvent,
+  encodeEventListMessage,
   encodeEventMessage,
   EVENT_EXCHANGE,
+  eventEncoder,
   eventRoutingKey,
   makeEvent,
   TASK_MULTI,
 } from "../protocol/events.ts";
+import type { Message } from "../protocol/message.ts";
 
 const log = getLogger(["celeriac", "worker", "events"]);
 
@@ -61,7 +64,9 @@ export class EventDispatcher {
   readonly #pid = Deno.pid;
   readonly #batchMax: number;
   readonly #flushMs: number;
-  #batch: CeleryEvent[] = [];
+  readonly #encode: ReturnType<typeof eventEncoder>;
+  /** The pending task events, each already JSON text (kept as text, not objects, until sent). */
+  #batch: string[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #pending = new Set<Promise<void>>();
   #failing = false;
@@ -82,6 +87,7 @@ export class EventDispatcher {
     this.#broker = broker;
     this.#hostname = hostname;
     this.#clock = clock;
+    this.#encode = eventEncoder({ hostname, pid: this.#pid });
     this.taskEvents = options.taskEvents ?? false;
     this.#batchMax = options.batchMax ?? 100;
     this.#flushMs = options.flushMs ?? 50;
@@ -116,7 +122,7 @@ export class EventDispatcher {
    */
   sendTask(type: CeleryEvent["type"], fields: Record<string, unknown>): void {
     if (!this.taskEvents) return;
-    this.#batch.push(makeEvent(type, fields, this.#sender()));
+    this.#batch.push(this.#encode(type, fields, this.#clock.forward()));
     if (this.#batch.length >= this.#batchMax) this.flush();
     else this.#timer ??= setTimeout(() => this.flush(), this.#flushMs);
   }
@@ -128,7 +134,7 @@ export class EventDispatcher {
     this.#timer = undefined;
     const batch = this.#batch;
     this.#batch = [];
-    this.#publish(encodeEventMessage(batch, this.#hostname), TASK_MULTI);
+    this.#publish(encodeEventListMessage(batch, this.#hostname), TASK_MULTI);
   }
 
   /** Flush, and wait until every event sent so far is published (or failed). */
@@ -141,7 +147,7 @@ export class EventDispatcher {
     return { hostname: this.#hostname, pid: this.#pid, clock: this.#clock.forward() };
   }
 
-  #publish(message: ReturnType<typeof encodeEventMessage>, routingKey: string): void {
+  #publish(message: Message, routingKey: string): void {
     const p = this.#broker.broadcast(EVENT_EXCHANGE, message, routingKey).then(
       () => {
         if (this.#failing) log.info("Events are published again");

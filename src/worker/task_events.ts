@@ -42,12 +42,16 @@ function iso(date: Date | null): string | null {
   return date ? pyIsoFormat(date, "+00:00") : null;
 }
 
-/** The `args` / `kwargs` reprs of a task: its headers', else those of a decoded body. */
-function reprs(req: TaskRequest): { args: string; kwargs: string } {
-  if (req.argsrepr !== null || !req.body) {
-    return { args: req.argsrepr ?? "", kwargs: req.kwargsrepr ?? "" };
-  }
-  return { args: argsRepr(req.body.args), kwargs: kwargsRepr(req.body.kwargs) };
+/** The `args` repr of a task: its header's, else that of a decoded body. */
+function argsText(req: TaskRequest): string {
+  if (req.argsrepr !== null || !req.body) return req.argsrepr ?? "";
+  return argsRepr(req.body.args);
+}
+
+/** The `kwargs` repr of a task, as {@link argsText}. */
+function kwargsText(req: TaskRequest): string {
+  if (req.argsrepr !== null || !req.body) return req.kwargsrepr ?? "";
+  return kwargsRepr(req.body.kwargs);
 }
 
 /**
@@ -71,7 +75,8 @@ export function sendTaskEvents(events: EventDispatcher): (e: LifecycleEvent) => 
         events.sendTask("task-received", {
           uuid: req.id,
           name: req.task,
-          ...reprs(req),
+          args: argsText(req),
+          kwargs: kwargsText(req),
           root_id: req.rootId,
           parent_id: req.parentId,
           retries: req.retries,
