@@ -17,7 +17,8 @@ import {
   ProtocolError,
   pyJsonDumps,
 } from "../protocol.ts";
-import { encodeEventListMessage, eventEncoder } from "../src/protocol/events.ts";
+import { encodeEventListMessage } from "../src/protocol/events.ts";
+import { EventListWriter } from "../src/protocol/event_writer.ts";
 
 const sample = JSON.parse(
   await Deno.readTextFile(
@@ -82,58 +83,78 @@ Deno.test("events: makeEvent puts the fields in Celery's order for every type", 
   }
 });
 
-Deno.test("events: eventEncoder writes the text of pyJsonDumps(makeEvent()) for every captured event", () => {
+Deno.test("events: EventListWriter writes the bytes of pyJsonDumps(makeEvent() list) for every captured event", () => {
   const all = captured.flatMap(({ message }) => decodeEventMessage(message));
-  for (const theirs of all) {
-    const own: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(theirs)) {
-      if (!["hostname", "utcoffset", "pid", "clock", "timestamp", "type"].includes(k)) own[k] = v;
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  const own = (e: CeleryEvent) => {
+    const fields: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(e)) {
+      if (!["hostname", "utcoffset", "pid", "clock", "timestamp", "type"].includes(k)) {
+        fields[k] = v;
+      }
     }
-    const sender = { hostname: theirs.hostname, pid: theirs.pid };
-    const at = theirs.timestamp * 1000;
-    const text = eventEncoder(sender)(theirs.type, own, theirs.clock, at);
-    assert.equal(
-      text,
-      pyJsonDumps(
-        makeEvent(theirs.type as CeleryEvent["type"], own, {
-          ...sender,
-          clock: theirs.clock,
-          timestamp: at,
-        }),
-      ),
-    );
-    assert.deepEqual(JSON.parse(text), theirs, theirs.type);
+    return fields;
+  };
+  const ours = (e: CeleryEvent) =>
+    makeEvent(e.type as CeleryEvent["type"], own(e), {
+      hostname: e.hostname,
+      pid: e.pid,
+      clock: e.clock,
+      timestamp: e.timestamp * 1000,
+    });
+  for (const theirs of all) {
+    const writer = new EventListWriter({ hostname: theirs.hostname, pid: theirs.pid });
+    writer.add(theirs.type, own(theirs), theirs.clock, theirs.timestamp * 1000);
+    assert.equal(writer.length, 1);
+    const list = text(writer.take());
+    assert.equal(list, pyJsonDumps([ours(theirs)]), theirs.type);
+    assert.deepEqual(JSON.parse(list), [theirs], theirs.type);
+    assert.equal(writer.length, 0);
   }
-  const odd = eventEncoder({ hostname: 'w\u00e9@h"q', pid: 1 });
+  // One writer, many events: the list of them all, twice (take() starts a new list).
+  const tasks = all.filter((e) => e.hostname === all[0].hostname && e.pid === all[0].pid);
+  const writer = new EventListWriter({ hostname: all[0].hostname, pid: all[0].pid });
+  for (let round = 0; round < 2; round++) {
+    for (const e of tasks) writer.add(e.type, own(e), e.clock, e.timestamp * 1000);
+    const message = encodeEventListMessage(writer.take(), "w@h");
+    assert.equal(text(message.body), pyJsonDumps(tasks.map(ours)));
+    assert.deepEqual(message.headers, { hostname: "w@h" });
+    assert.equal(decodeEventMessage(message).length, tasks.length);
+  }
+  assert.equal(text(writer.take()), "[]");
+  // Escapes, floats, -0, null, nested values, left-out undefined; a bad value appends nothing.
+  const odd = new EventListWriter({ hostname: 'w\u00e9@h"q', pid: 1 });
   const fields = {
     uuid: "t",
-    result: "'\u2603'",
+    result: "'\u2603'\n",
     runtime: 1e-5,
     n: -0,
+    big: 2 ** 60,
     none: null,
+    ok: true,
+    nested: { a: [1, "\u00e9"] },
     skip: undefined,
   };
+  odd.add("task-succeeded", fields, 9, 1_700_000_000_000);
+  assert.throws(() => odd.add("task-started", { uuid: () => 1 }, 10), /cannot|function/i);
+  odd.add("task-started", { uuid: "u" }, 11, 1_700_000_000_500.25);
   assert.equal(
-    odd("task-succeeded", fields, 9, 1_700_000_000_000),
-    pyJsonDumps(makeEvent("task-succeeded", fields, {
-      hostname: 'w\u00e9@h"q',
-      pid: 1,
-      clock: 9,
-      timestamp: 1_700_000_000_000,
-    })),
+    text(odd.take()),
+    pyJsonDumps([
+      makeEvent("task-succeeded", fields, {
+        hostname: 'w\u00e9@h"q',
+        pid: 1,
+        clock: 9,
+        timestamp: 1_700_000_000_000,
+      }),
+      makeEvent("task-started", { uuid: "u" }, {
+        hostname: 'w\u00e9@h"q',
+        pid: 1,
+        clock: 11,
+        timestamp: 1_700_000_000_500.25,
+      }),
+    ]),
   );
-  const batch = all.filter((e) => e.type.startsWith("task-")).map((e) =>
-    eventEncoder({ hostname: e.hostname, pid: e.pid })(
-      e.type,
-      { uuid: (e as { uuid: string }).uuid },
-      e.clock,
-      e.timestamp * 1000,
-    )
-  );
-  const message = encodeEventListMessage(batch, "w@h");
-  assert.deepEqual(message.headers, { hostname: "w@h" });
-  assert.equal(new TextDecoder().decode(message.body), "[" + batch.join(", ") + "]");
-  assert.equal(decodeEventMessage(message).length, batch.length);
 });
 
 Deno.test("events: encodeEventMessage has Celery's content type, headers and properties", () => {

@@ -8,13 +8,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
-import {
-  pyJsonDumps,
-  pyJsonDumpsRecords,
-  pyJsonLoads,
-  pyJsonMembers,
-  pyJsonScalar,
-} from "./json.ts";
+import { pyJsonDumps, pyJsonDumpsRecords, pyJsonLoads } from "./json.ts";
 import type { Message } from "./message.ts";
 
 /** The exchange events are published to. */
@@ -255,7 +249,18 @@ export function localUtcOffset(at: Date = new Date()): number {
  */
 const offsetCache = { minute: NaN, offset: 0 };
 
-function utcOffsetAt(ms: number): number {
+/**
+ * {@link localUtcOffset} at `ms`, looked up at most once a minute.
+ *
+ * @example
+ * ```ts ignore
+ * utcOffsetAt(Date.now()); // 0 on a machine in UTC
+ * ```
+ *
+ * @param ms Unix time in ms
+ * @returns hours west of UTC
+ */
+export function utcOffsetAt(ms: number): number {
   const minute = Math.floor(ms / 60_000);
   if (minute !== offsetCache.minute) {
     offsetCache.offset = localUtcOffset(new Date(ms));
@@ -300,42 +305,9 @@ export function makeEvent<T extends CeleryEvent["type"]>(
   } as unknown as Extract<CeleryEvent, { type: T }>;
 }
 
-/**
- * Writes one sender's events straight to JSON text, the text
- * `pyJsonDumps(makeEvent(type, fields, sender))` gives, without building
- * the event object: the sender's part is encoded once. For a worker's task
- * events, which it sends by the thousand.
- *
- * @example
- * ```ts ignore
- * const encode = eventEncoder({ hostname: "celeriac@h", pid: 7 });
- * encode("task-started", { uuid: "t1" }, 3, 1700000000000);
- * // '{"hostname": "celeriac@h", "utcoffset": 0, "pid": 7, "clock": 3, "uuid": "t1", "timestamp": 1700000000, "type": "task-started"}'
- * ```
- *
- * @param sender the sender's `hostname` and `pid`
- * @returns `(type, fields, clock, timestamp?)` → the event's JSON text;
- *   `timestamp` in ms, default now
- */
-export function eventEncoder(
-  sender: { hostname: string; pid: number },
-): (type: string, fields: Record<string, unknown>, clock: number, timestamp?: number) => string {
-  const head = '{"hostname": ' + pyJsonScalar(sender.hostname) + ', "utcoffset": ';
-  const pid = ', "pid": ' + pyJsonScalar(sender.pid) + ', "clock": ';
-  const tails = new Map<string, string>();
-  return (type, fields, clock, timestamp) => {
-    const at = timestamp ?? Date.now();
-    let tail = tails.get(type);
-    if (tail === undefined) tails.set(type, tail = ', "type": ' + pyJsonScalar(type) + "}");
-    const own = pyJsonMembers(fields);
-    return head + pyJsonScalar(utcOffsetAt(at)) + pid + pyJsonScalar(clock) +
-      (own === "" ? "" : ", " + own) + ', "timestamp": ' + pyJsonScalar(at / 1000) + tail;
-  };
-}
-
-function eventMessage(json: string, hostname: string): Message {
+function eventMessage(body: Uint8Array, hostname: string): Message {
   return {
-    body: encoder.encode(json),
+    body,
     contentType: "application/json",
     contentEncoding: "utf-8",
     headers: { hostname },
@@ -344,23 +316,23 @@ function eventMessage(json: string, hostname: string): Message {
 }
 
 /**
- * The `task.multi` message of a batch of events already written as JSON
- * (by {@link eventEncoder}): the same message as {@link encodeEventMessage}
- * of the events.
+ * The `task.multi` message of a list of events already written as JSON
+ * bytes (by `EventListWriter`): the same message as
+ * {@link encodeEventMessage} of the events.
  *
  * @example
  * ```ts ignore
- * const encode = eventEncoder({ hostname: "celeriac@h", pid: 7 });
- * const message = encodeEventListMessage([encode("task-started", { uuid: "t1" }, 3)], "celeriac@h");
- * decodeEventMessage(message)[0].uuid; // "t1"
+ * const writer = new EventListWriter({ hostname: "celeriac@h", pid: 7 });
+ * writer.add("task-started", { uuid: "t1" }, 3);
+ * decodeEventMessage(encodeEventListMessage(writer.take(), "celeriac@h"))[0].uuid; // "t1"
  * ```
  *
- * @param events the events' JSON texts
+ * @param body the JSON list's bytes
  * @param hostname the sender's node name
  * @returns the message
  */
-export function encodeEventListMessage(events: readonly string[], hostname: string): Message {
-  return eventMessage("[" + events.join(", ") + "]", hostname);
+export function encodeEventListMessage(body: Uint8Array, hostname: string): Message {
+  return eventMessage(body, hostname);
 }
 
 /**
@@ -383,9 +355,11 @@ export function encodeEventMessage(
   hostname: string,
 ): Message {
   return eventMessage(
-    Array.isArray(events)
-      ? pyJsonDumpsRecords(events as unknown as Record<string, unknown>[])
-      : pyJsonDumps(events),
+    encoder.encode(
+      Array.isArray(events)
+        ? pyJsonDumpsRecords(events as unknown as Record<string, unknown>[])
+        : pyJsonDumps(events),
+    ),
     hostname,
   );
 }

@@ -168,23 +168,8 @@ function encodeRecord(record: Record<string, unknown>): string {
   return "{" + pyJsonMembers(record) + "}";
 }
 
-/**
- * The members of a flat plain record as {@link pyJsonDumps} writes them
- * between the braces (`"a": 1, "b": "x"`; `""` for no members): strings,
- * numbers, booleans and `null` directly, other values through
- * {@link pyJsonDumps}, `undefined` members left out. For writing a record
- * inside a larger text without building the whole object first.
- *
- * @example
- * ```ts ignore
- * pyJsonMembers({ uuid: "t1", runtime: 0.5, eta: null }); // '"uuid": "t1", "runtime": 0.5, "eta": null'
- * ```
- *
- * @param record a plain object
- * @returns the members' JSON text
- * @throws {EncodeError} as {@link pyJsonDumps}, for a value JSON cannot carry
- */
-export function pyJsonMembers(record: Record<string, unknown>): string {
+/** The members of a flat plain record as {@link pyJsonDumps} writes them between the braces. */
+function pyJsonMembers(record: Record<string, unknown>): string {
   let text = "";
   let first = true;
   for (const k in record) {

@@ -19,11 +19,11 @@ import {
   encodeEventListMessage,
   encodeEventMessage,
   EVENT_EXCHANGE,
-  eventEncoder,
   eventRoutingKey,
   makeEvent,
   TASK_MULTI,
 } from "../protocol/events.ts";
+import { EventListWriter } from "../protocol/event_writer.ts";
 import type { Message } from "../protocol/message.ts";
 
 const log = getLogger(["celeriac", "worker", "events"]);
@@ -64,9 +64,8 @@ export class EventDispatcher {
   readonly #pid = Deno.pid;
   readonly #batchMax: number;
   readonly #flushMs: number;
-  readonly #encode: ReturnType<typeof eventEncoder>;
-  /** The pending task events, each already JSON text (kept as text, not objects, until sent). */
-  #batch: string[] = [];
+  /** The pending task events, written as the bytes of their message (no objects kept). */
+  readonly #batch: EventListWriter;
   #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #pending = new Set<Promise<void>>();
   #failing = false;
@@ -87,7 +86,7 @@ export class EventDispatcher {
     this.#broker = broker;
     this.#hostname = hostname;
     this.#clock = clock;
-    this.#encode = eventEncoder({ hostname, pid: this.#pid });
+    this.#batch = new EventListWriter({ hostname, pid: this.#pid });
     this.taskEvents = options.taskEvents ?? false;
     this.#batchMax = options.batchMax ?? 100;
     this.#flushMs = options.flushMs ?? 50;
@@ -122,7 +121,7 @@ export class EventDispatcher {
    */
   sendTask(type: CeleryEvent["type"], fields: Record<string, unknown>): void {
     if (!this.taskEvents) return;
-    this.#batch.push(this.#encode(type, fields, this.#clock.forward()));
+    this.#batch.add(type, fields, this.#clock.forward());
     if (this.#batch.length >= this.#batchMax) this.flush();
     else this.#timer ??= setTimeout(() => this.flush(), this.#flushMs);
   }
@@ -132,9 +131,7 @@ export class EventDispatcher {
     if (this.#batch.length === 0) return;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const batch = this.#batch;
-    this.#batch = [];
-    this.#publish(encodeEventListMessage(batch, this.#hostname), TASK_MULTI);
+    this.#publish(encodeEventListMessage(this.#batch.take(), this.#hostname), TASK_MULTI);
   }
 
   /** Flush, and wait until every event sent so far is published (or failed). */
