@@ -150,6 +150,7 @@ export {
   decodeEnvelope,
   type DeliveryInfo,
   encodeEnvelope,
+  encodeEnvelopeBytes,
   type Envelope,
 } from "./src/protocol/envelope.ts";
 // src/protocol/result_meta.ts

@@ -10,6 +10,7 @@ import type { CeleryEvent } from "../mod.ts";
 import {
   decodeEnvelope,
   decodeEventMessage,
+  encodeEnvelopeBytes,
   encodeEventMessage,
   eventRoutingKey,
   LamportClock,
@@ -28,6 +29,7 @@ const sample = JSON.parse(
 
 const captured = sample.messages.map((m) => ({
   channel: m.channel,
+  raw: m.raw,
   message: decodeEnvelope(m.raw),
 }));
 
@@ -155,6 +157,14 @@ Deno.test("events: EventListWriter writes the bytes of pyJsonDumps(makeEvent() l
       }),
     ]),
   );
+});
+
+Deno.test("events: every captured event message re-encodes to the captured envelope bytes", () => {
+  for (const { message, raw } of captured) {
+    const env = message as ReturnType<typeof decodeEnvelope>;
+    const bytes = encodeEnvelopeBytes(env, env.deliveryInfo, env.deliveryTag);
+    assert.equal(new TextDecoder().decode(bytes), raw);
+  }
 });
 
 Deno.test("events: encodeEventMessage has Celery's content type, headers and properties", () => {

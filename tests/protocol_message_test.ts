@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { inflateSync } from "node:zlib";
-import { decodeEnvelope, encodeEnvelope } from "../src/protocol/envelope.ts";
+import { decodeEnvelope, encodeEnvelope, encodeEnvelopeBytes } from "../src/protocol/envelope.ts";
 import { ContentDisallowedError, EncodeError, ProtocolError } from "../src/protocol/errors.ts";
 import { pyJsonDumps } from "../src/protocol/json.ts";
 import type { Embed, SignatureDict } from "../src/protocol/message.ts";
@@ -640,6 +640,10 @@ for (const c of ENCODE_CASES) {
       const msg = encodeTaskMessage(input);
       const ours = encodeEnvelope(msg, p.delivery_info, p.delivery_tag);
       compareWithCapture(ours, m.raw, c.how?.(m, i));
+      assert.equal(
+        new TextDecoder().decode(encodeEnvelopeBytes(msg, p.delivery_info, p.delivery_tag)),
+        ours,
+      );
       // And what we wrote decodes to what we meant.
       const back = decodeEnvelope(ours);
       assert.equal(decodeTaskHeaders(back).id, input.id);
