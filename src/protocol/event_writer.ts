@@ -14,14 +14,7 @@ const COMMA = 0x2c;
 const SPACE = 0x20;
 const QUOTE = 0x22;
 
-/** Whether `s` is written as is between quotes (printable ASCII, no `"` or `\`). */
-function plain(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === QUOTE || c === 0x5c) return false;
-  }
-  return true;
-}
+const ascii = new TextEncoder();
 
 /**
  * Writes one sender's events into a JSON list, byte for byte the text
@@ -42,17 +35,19 @@ export class EventListWriter {
   #buf = new Uint8Array(16_384);
   #pos = 0;
   #count = 0;
-  readonly #head: string;
-  readonly #pid: string;
-  readonly #keys = new Map<string, string>();
-  readonly #tails = new Map<string, string>();
+  // The constant pieces, as bytes: copying them is a memcpy, and the
+  // strings they came from (often cons strings, slow to read by index) are gone.
+  readonly #head: Uint8Array;
+  readonly #pid: Uint8Array;
+  readonly #keys = new Map<string, Uint8Array>();
+  readonly #tails = new Map<string, Uint8Array>();
   #lastAt = NaN;
-  #lastStamp = "";
+  #lastStamp = new Uint8Array();
 
   /** @param sender the sender's `hostname` and `pid` */
   constructor(sender: { hostname: string; pid: number }) {
-    this.#head = '{"hostname": ' + pyJsonScalar(sender.hostname) + ', "utcoffset": ';
-    this.#pid = ', "pid": ' + pyJsonScalar(sender.pid) + ', "clock": ';
+    this.#head = ascii.encode('{"hostname": ' + pyJsonScalar(sender.hostname) + ', "utcoffset": ');
+    this.#pid = ascii.encode(', "pid": ' + pyJsonScalar(sender.pid) + ', "clock": ');
   }
 
   /** Events written since the last {@link EventListWriter.take}. */
@@ -105,40 +100,35 @@ export class EventListWriter {
       this.#ensure(1);
       this.#pos++; // the "[" take() puts in
     }
-    this.#ascii(this.#head);
+    this.#bytes(this.#head);
     this.#ascii(String(utcOffsetAt(at)));
-    this.#ascii(this.#pid);
+    this.#bytes(this.#pid);
     this.#ascii(Number.isSafeInteger(clock) ? String(clock) : pyJsonScalar(clock));
     for (const k in fields) {
       if (!Object.hasOwn(fields, k)) continue;
       const v = fields[k];
       if (v === undefined) continue;
       let key = this.#keys.get(k);
-      if (key === undefined) this.#keys.set(k, key = ", " + pyJsonScalar(k) + ": ");
-      this.#ascii(key);
+      if (key === undefined) this.#keys.set(k, key = ascii.encode(", " + pyJsonScalar(k) + ": "));
+      this.#bytes(key);
       this.#value(v);
     }
     if (at !== this.#lastAt) {
       this.#lastAt = at;
-      this.#lastStamp = ', "timestamp": ' + pyJsonScalar(at / 1000);
+      this.#lastStamp = ascii.encode(', "timestamp": ' + pyJsonScalar(at / 1000));
     }
-    this.#ascii(this.#lastStamp);
+    this.#bytes(this.#lastStamp);
     let tail = this.#tails.get(type);
-    if (tail === undefined) this.#tails.set(type, tail = ', "type": ' + pyJsonScalar(type) + "}");
-    this.#ascii(tail);
+    if (tail === undefined) {
+      this.#tails.set(type, tail = ascii.encode(', "type": ' + pyJsonScalar(type) + "}"));
+    }
+    this.#bytes(tail);
   }
 
   #value(v: unknown): void {
     switch (typeof v) {
       case "string":
-        if (plain(v)) {
-          this.#ensure(v.length + 2);
-          this.#buf[this.#pos++] = QUOTE;
-          this.#ascii(v);
-          this.#buf[this.#pos++] = QUOTE;
-        } else {
-          this.#ascii(pyJsonScalar(v));
-        }
+        if (!this.#quoted(v)) this.#ascii(pyJsonScalar(v));
         return;
       case "number":
         this.#ascii(
@@ -150,6 +140,33 @@ export class EventListWriter {
         return;
     }
     this.#ascii(v === null ? "null" : pyJsonDumps(v));
+  }
+
+  /**
+   * Append `"s"` when `s` is printable ASCII without `"` or `\\` (what
+   * JSON writes as is), checking while copying.
+   *
+   * @returns false, with nothing appended, for any other string
+   */
+  #quoted(s: string): boolean {
+    this.#ensure(s.length + 2);
+    const buf = this.#buf;
+    let pos = this.#pos;
+    buf[pos++] = QUOTE;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x20 || c > 0x7e || c === QUOTE || c === 0x5c) return false;
+      buf[pos++] = c;
+    }
+    buf[pos++] = QUOTE;
+    this.#pos = pos;
+    return true;
+  }
+
+  #bytes(b: Uint8Array): void {
+    this.#ensure(b.length);
+    this.#buf.set(b, this.#pos);
+    this.#pos += b.length;
   }
 
   /** Append an ASCII string (what the JSON encoders return) byte by byte. */
