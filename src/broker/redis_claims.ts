@@ -81,6 +81,7 @@ export class ClaimWatcher {
   readonly #claim: string;
   readonly #renew: (conn: Redis) => Promise<unknown>;
   #inflight: Promise<boolean> | null = null;
+  #claims = 0;
 
   /**
    * @param conn a connection of its own (it blocks)
@@ -101,6 +102,15 @@ export class ClaimWatcher {
     this.#renew = renew;
   }
 
+  /**
+   * Messages claimed so far. A taker compares it before and after a take:
+   * a claim that landed while its take script ran (a wait left in flight by
+   * an aborted take) is taken at once instead of after the next 1 s wait.
+   */
+  get claims(): number {
+    return this.#claims;
+  }
+
   /** Resolves true when a message was claimed, false after a 1 s timeout or an error. */
   wait(): Promise<boolean> {
     // The renewal and the wait go out together on the waiting connection, which runs them in
@@ -108,9 +118,11 @@ export class ClaimWatcher {
     this.#inflight ??= Promise.allSettled([
       this.#renew(this.#conn),
       this.#conn.blmove(this.#key, this.#claim, "RIGHT", "LEFT", 1),
-    ]).then(([renewed, moved]) =>
-      renewed.status === "fulfilled" && moved.status === "fulfilled" && moved.value !== null
-    ).finally(() => this.#inflight = null);
+    ]).then(([renewed, moved]) => {
+      const claimed = moved.status === "fulfilled" && moved.value !== null;
+      if (claimed) this.#claims++;
+      return renewed.status === "fulfilled" && claimed;
+    }).finally(() => this.#inflight = null);
     return this.#inflight;
   }
 

@@ -94,6 +94,7 @@ export class RedisTaker {
     let down = 0;
     while (!signal.aborted) {
       const lists = this.#unsureTake?.lists ?? rotatedLists(queues, this.#rotation);
+      const claims = this.#claims(lists);
       let got: Delivery[];
       try {
         got = await this.#takeNow(lists, max);
@@ -119,7 +120,7 @@ export class RedisTaker {
         this.#rotation++;
         return got;
       }
-      await this.#waitAny(lists, signal);
+      if (this.#claims(lists) === claims) await this.#waitAny(lists, signal);
     }
     return [];
   }
@@ -214,6 +215,13 @@ export class RedisTaker {
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
+  }
+
+  /** Messages claimed so far by the watchers of `lists` (those not watched yet claimed none). */
+  #claims(lists: string[]): number {
+    let n = 0;
+    for (const l of lists) n += this.#watchers.get(l)?.claims ?? 0;
+    return n;
   }
 
   #watcher(list: string): ClaimWatcher {
