@@ -54,45 +54,6 @@ export function processTree(root: number): number[] {
   return out;
 }
 
-/**
- * CPU time of a process's threads so far, in ns, grouped by what they run
- * (`/proc/<pid>/task/<tid>/schedstat`, which counts time on a CPU, not time
- * waiting for one): `main` (the main thread), `Web Workers` (Deno names
- * their threads `worker-N`), `V8 helpers` (garbage collection and
- * compilation threads), `tokio` (Deno's I/O threads) and `other`.
- *
- * @example
- * ```ts ignore
- * const before = threadCpuNs(child.pid);
- * ```
- *
- * @param pid the process
- * @returns ns per group (threads that already exited are not counted)
- */
-export function threadCpuNs(pid: number): Map<string, number> {
-  const groups = new Map<string, number>();
-  for (const entry of Deno.readDirSync(`/proc/${pid}/task`)) {
-    let comm: string, ns: number;
-    try {
-      comm = Deno.readTextFileSync(`/proc/${pid}/task/${entry.name}/comm`).trim();
-      ns = Number(Deno.readTextFileSync(`/proc/${pid}/task/${entry.name}/schedstat`).split(" ")[0]);
-    } catch {
-      continue;
-    }
-    const group = entry.name === String(pid)
-      ? "main"
-      : /^worker-\d+$/.test(comm)
-      ? "Web Workers"
-      : comm.startsWith("V8 ")
-      ? "V8 helpers"
-      : comm.startsWith("tokio")
-      ? "tokio"
-      : "other";
-    groups.set(group, (groups.get(group) ?? 0) + ns);
-  }
-  return groups;
-}
-
 function statusField(text: string, field: string): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text);
   return m ? Number(m[1]) : 0;
@@ -211,4 +172,44 @@ export async function stopTree(child: Deno.ChildProcess, graceMs = 15_000): Prom
   for (const pid of left) kill(pid, "SIGKILL");
   if (left.length) how += `, SIGKILL to ${left.length} leftover child process(es)`;
   return how;
+}
+
+/**
+ * CPU time used so far by each thread of a process, in nanoseconds, by
+ * thread kind: `main` (the thread whose id is the pid), `web workers`
+ * (Deno names them `worker-N`), `V8 helpers` (GC and compiler threads),
+ * `tokio` (Deno's I/O runtime) and `other` (read from
+ * `/proc/<pid>/task/<tid>/schedstat`, whose first field is the time on a CPU).
+ *
+ * @param pid the process
+ * @returns nanoseconds per kind; empty when the process is gone
+ */
+export function threadCpuNs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(`/proc/${pid}/task`)];
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    try {
+      const dir = `/proc/${pid}/task/${e.name}`;
+      const comm = Deno.readTextFileSync(`${dir}/comm`).trim();
+      const ns = Number(Deno.readTextFileSync(`${dir}/schedstat`).split(" ")[0]);
+      const kind = e.name === String(pid)
+        ? "main"
+        : /^worker-\d+$/.test(comm)
+        ? "web workers"
+        : comm.startsWith("V8 ")
+        ? "V8 helpers"
+        : comm.startsWith("tokio")
+        ? "tokio"
+        : "other";
+      out.set(kind, (out.get(kind) ?? 0) + ns);
+    } catch {
+      // the thread ended between listing and reading
+    }
+  }
+  return out;
 }

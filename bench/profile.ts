@@ -12,23 +12,26 @@
  *   Celeriac files grouped by what they do (decode, pool/transfer to the
  *   Web Workers, result encode, settle: acks and result writes, logging),
  *   ioredis, Node compatibility, the garbage collector, the rest;
- * - the top functions by self time.
+ * - the top functions by self time;
+ * - CPU time per task of every thread of the worker process, from
+ *   `/proc` (main thread, Web Workers, V8's GC and compiler threads, Deno's
+ *   I/O threads): the Web Workers' cost, which the profile cannot show, and
+ *   a figure less sensitive to load than wall-clock samples.
  *
  * The Web Workers' own isolates are not in the profile (Deno's inspector
- * lists only the main thread); their cost shows in the CPU time per task of
- * each group of the worker's threads (main, Web Workers, V8 helpers, tokio),
- * read from `/proc/<pid>/task/<tid>/schedstat` before and after, and of the
- * Redis server (found by its port in its command line). These count time on
- * a CPU only, so they move little with the machine's load. The sampling
- * profiler costs the main thread a few µs per task itself: `--no-sample`
- * measures the CPU times without it.
+ * lists only the main thread); their CPU time is in the per-thread line.
  *
- * Options: `--tasks N` (2000), `--redis URL` (db 12 = broker, db 13 =
+ * Options: `--drain` (enqueue every task first, in a queue the worker
+ * does not consume, and give them all to it at once when the profile
+ * starts — the bench's drain — rather than while it runs), `--tasks N` (2000), `--redis URL` (db 12 = broker, db 13 =
  * results, both FLUSHDB'd), `--save FILE` (write the .cpuprofile, for
  * Chrome DevTools), `--json FILE` (write the summary), `--top N` (15),
- * `--v8-flags F` (the worker's; default the bench's), `--loglevel L` (the
- * worker's; default none, i.e. its default levels), `-E` (task events on),
- * `--no-sample` (no V8 profile: thread CPU times only).
+ * `--perf FILE` (also record the worker with Linux `perf record -g` into
+ * FILE, on-CPU samples of every thread; add `--perf-basic-prof` to
+ * `--v8-flags` for JavaScript names in `perf report`),
+ * `--no-sample` (no V8 profile: only the per-thread CPU line, without the
+ * profiler's own cost), `--v8-flags F` (the worker's; default the bench's), `--loglevel L` (the
+ * worker's; default none, i.e. its default levels).
  *
  * @module
  */
@@ -38,6 +41,9 @@ import { Redis } from "ioredis";
 import { DEFAULT_V8_FLAGS, ROOT_DIR } from "./common.ts";
 import { processTree, stopTree, threadCpuNs } from "./proc.ts";
 import { app, BENCH_QUEUE, noop } from "./tasks.ts";
+
+/** The queue a `--drain` worker consumes: the tasks are renamed into it at once. */
+const DRAIN_QUEUE = `${BENCH_QUEUE}.drain`;
 
 interface CallFrame {
   functionName: string;
@@ -168,37 +174,6 @@ class Inspector {
   }
 }
 
-/** The pid of the Redis server listening on `port`, if it runs here. */
-function redisServerPid(port: string): number | undefined {
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const cmd = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
-      if (cmd[0].includes("redis-server") && cmd.some((a) => a.endsWith(`:${port}`))) {
-        return Number(entry.name);
-      }
-    } catch {
-      continue;
-    }
-  }
-  return undefined;
-}
-
-/** CPU time so far of every thread group of `pid` and of the Redis server, in ns. */
-function cpuNs(pid: number, redisPid: number | undefined): Map<string, number> {
-  const groups = threadCpuNs(pid);
-  if (redisPid !== undefined) {
-    let redis = 0;
-    for (const tid of Deno.readDirSync(`/proc/${redisPid}/task`)) {
-      redis += Number(
-        Deno.readTextFileSync(`/proc/${redisPid}/task/${tid.name}/schedstat`).split(" ")[0],
-      );
-    }
-    groups.set("Redis server", redis);
-  }
-  return groups;
-}
-
 function rssKiB(pid: number, field: "VmRSS" | "VmHWM"): number {
   return processTree(pid).reduce((sum, p) => {
     const m = Deno.readTextFileSync(`/proc/${p}/status`).match(new RegExp(`${field}:\\s+(\\d+)`));
@@ -218,6 +193,8 @@ async function main(): Promise<void> {
       "v8-flags": { type: "string", default: DEFAULT_V8_FLAGS },
       loglevel: { type: "string" },
       events: { type: "boolean", short: "E", default: false },
+      drain: { type: "boolean", default: false },
+      perf: { type: "string" },
       "no-sample": { type: "boolean", default: false },
     },
   });
@@ -243,7 +220,7 @@ async function main(): Promise<void> {
       "-c",
       "2",
       "-Q",
-      BENCH_QUEUE,
+      values.drain ? DRAIN_QUEUE : BENCH_QUEUE,
       ...(values.loglevel ? ["--loglevel", values.loglevel] : []),
       ...(values.events ? ["-E"] : []),
     ],
@@ -271,33 +248,49 @@ async function main(): Promise<void> {
     ]);
     await new Promise((r) => setTimeout(r, 500));
     const idleKiB = rssKiB(child.pid, "VmRSS");
-    const sample = !values["no-sample"];
     const inspector = await Inspector.open(port);
-    if (sample) {
-      await inspector.send("Profiler.enable");
-      await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
-      await inspector.send("Profiler.start");
-    }
-    const redisPid = redisServerPid(brokerUrl.port || "6379");
-    const cpuBefore = cpuNs(child.pid, redisPid);
+    await inspector.send("Profiler.enable");
+    await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
+    if (!values["no-sample"]) await inspector.send("Profiler.start");
+    const enqueue = async () => {
+      for (let sent = 0; sent < n; sent += 1000) {
+        await noop.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => []));
+      }
+    };
+    // --drain: the tasks wait in a queue the worker does not consume until the profile starts.
+    if (values.drain) await enqueue();
+    const perf = values.perf
+      ? new Deno.Command("perf", {
+        args: ["record", "-F", "4000", "-g", "-p", String(child.pid), "-o", values.perf],
+        stdout: "null",
+        stderr: "null",
+      }).spawn()
+      : null;
+    if (perf) await new Promise((r) => setTimeout(r, 300));
+    const cpuBefore = threadCpuNs(child.pid);
     const started = performance.now();
-    for (let sent = 0; sent < n; sent += 1000) {
-      await noop.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => []));
-    }
+    if (values.drain) await broker.rename(BENCH_QUEUE, DRAIN_QUEUE);
+    else await enqueue();
     while (await results.dbsize() < n) await new Promise((r) => setTimeout(r, 20));
     const wallMs = performance.now() - started;
-    const cpuAfter = cpuNs(child.pid, redisPid);
-    const cpuUsPerTask = Object.fromEntries(
-      [...cpuAfter].map(([k, v]) => [k, (v - (cpuBefore.get(k) ?? 0)) / 1000 / n]),
+    const cpuAfter = threadCpuNs(child.pid);
+    if (perf) {
+      perf.kill("SIGINT");
+      await perf.status;
+    }
+    const threadUs = new Map(
+      [...cpuAfter].map(([k, ns]) => [k, (ns - (cpuBefore.get(k) ?? 0)) / 1000]),
     );
-    const profile = sample
+    const sampled = !values["no-sample"];
+    const profile = sampled
       ? (await inspector.send<{ profile: CpuProfile }>("Profiler.stop")).profile
-      : undefined;
+      : { nodes: [], samples: [], timeDeltas: [], startTime: 0, endTime: 0 };
     const endKiB = rssKiB(child.pid, "VmRSS");
     const hwmKiB = rssKiB(child.pid, "VmHWM");
     inspector.close();
-    if (values.save && profile) await Deno.writeTextFile(values.save, JSON.stringify(profile));
+    if (values.save && sampled) await Deno.writeTextFile(values.save, JSON.stringify(profile));
 
+    const { stages, functions, busyUs, totalUs } = summarize(profile);
     const perTask = (us: number) => (us / n).toFixed(1);
     console.log(
       `${n} tasks in ${(wallMs / 1000).toFixed(2)} s (${Math.round(n / (wallMs / 1000))}/s, ` +
@@ -306,52 +299,51 @@ async function main(): Promise<void> {
         } MiB, ` +
         `after ${(endKiB / 1024).toFixed(1)} MiB, VmHWM ${(hwmKiB / 1024).toFixed(1)} MiB`,
     );
-    const workerCpu = Object.entries(cpuUsPerTask).filter(([k]) => k !== "Redis server")
-      .reduce((sum, [, us]) => sum + us, 0);
-    console.log(
-      `CPU per task: worker ${workerCpu.toFixed(1)} µs (${
-        Object.entries(cpuUsPerTask).filter(([k]) => k !== "Redis server")
-          .map(([k, us]) => `${k} ${us.toFixed(1)}`).join(", ")
-      })` +
-        (cpuUsPerTask["Redis server"] === undefined
-          ? ""
-          : `; Redis server ${cpuUsPerTask["Redis server"].toFixed(1)} µs`),
-    );
-    let summary: Record<string, unknown> = {};
-    if (profile) {
-      const { stages, functions, busyUs, totalUs } = summarize(profile);
+    if (sampled) {
       console.log(
-        `main thread sampled: ${(busyUs / 1000).toFixed(0)} ms busy of ${
+        `main thread: ${(busyUs / 1000).toFixed(0)} ms busy of ${
           (totalUs / 1000).toFixed(0)
-        } ms = ${perTask(busyUs)} µs per task`,
+        } ms sampled = ` +
+          `${perTask(busyUs)} µs per task`,
       );
-      console.log("\nper task, by stage (self time):");
-      const sortedStages = [...stages].filter(([k]) => k !== "(idle)" && k !== "(program)")
-        .sort((a, b) => b[1] - a[1]);
-      for (const [stage, us] of sortedStages) {
-        console.log(
-          `  ${perTask(us).padStart(7)} µs  ${
-            (100 * us / busyUs).toFixed(1).padStart(5)
-          } %  ${stage}`,
-        );
-      }
-      console.log(`\ntop ${values.top} functions (self time per task):`);
-      const sortedFns = [...functions].filter(([k]) =>
-        !k.startsWith("(idle)") && !k.startsWith("(program)")
-      )
-        .sort((a, b) => b[1] - a[1]).slice(0, Number(values.top));
-      for (const [fn, us] of sortedFns) console.log(`  ${perTask(us).padStart(7)} µs  ${fn}`);
-      summary = {
-        busyUsPerTask: busyUs / n,
-        stagesUsPerTask: Object.fromEntries(sortedStages.map(([k, v]) => [k, v / n])),
-        topFunctionsUsPerTask: Object.fromEntries(sortedFns.map(([k, v]) => [k, v / n])),
-      };
     }
+    const cpuTotal = [...threadUs.values()].reduce((a, b) => a + b, 0);
+    console.log(
+      `process CPU per task (all threads, from /proc): ${perTask(cpuTotal)} µs = ` +
+        [...threadUs].sort((a, b) => b[1] - a[1]).map(([k, us]) => `${k} ${perTask(us)}`)
+          .join(", "),
+    );
+    console.log("\nper task, by stage (self time):");
+    const sortedStages = [...stages].filter(([k]) => k !== "(idle)" && k !== "(program)").sort((
+      a,
+      b,
+    ) => b[1] - a[1]);
+    for (const [stage, us] of sortedStages) {
+      console.log(
+        `  ${perTask(us).padStart(7)} µs  ${
+          (100 * us / busyUs).toFixed(1).padStart(5)
+        } %  ${stage}`,
+      );
+    }
+    console.log(`\ntop ${values.top} functions (self time per task):`);
+    const sortedFns = [...functions].filter(([k]) =>
+      !k.startsWith("(idle)") && !k.startsWith("(program)")
+    )
+      .sort((a, b) => b[1] - a[1]).slice(0, Number(values.top));
+    for (const [fn, us] of sortedFns) console.log(`  ${perTask(us).padStart(7)} µs  ${fn}`);
     if (values.json) {
       await Deno.writeTextFile(
         values.json,
         JSON.stringify(
-          { tasks: n, wallMs, rss: { idleKiB, endKiB, hwmKiB }, cpuUsPerTask, ...summary },
+          {
+            tasks: n,
+            wallMs,
+            rss: { idleKiB, endKiB, hwmKiB },
+            busyUsPerTask: busyUs / n,
+            threadCpuUsPerTask: Object.fromEntries([...threadUs].map(([k, v]) => [k, v / n])),
+            stagesUsPerTask: Object.fromEntries(sortedStages.map(([k, v]) => [k, v / n])),
+            topFunctionsUsPerTask: Object.fromEntries(sortedFns.map(([k, v]) => [k, v / n])),
+          },
           null,
           2,
         ) + "\n",

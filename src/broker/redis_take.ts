@@ -94,6 +94,7 @@ export class RedisTaker {
     let down = 0;
     while (!signal.aborted) {
       const lists = this.#unsureTake?.lists ?? rotatedLists(queues, this.#rotation);
+      const claims = this.#claims(lists);
       let got: Delivery[];
       try {
         got = await this.#takeNow(lists, max);
@@ -119,7 +120,7 @@ export class RedisTaker {
         this.#rotation++;
         return got;
       }
-      await this.#waitAny(lists, signal);
+      if (this.#claims(lists) === claims) await this.#waitAny(lists, signal);
     }
     return [];
   }
@@ -216,6 +217,13 @@ export class RedisTaker {
     }
   }
 
+  /** Messages claimed so far by the watchers of `lists` (those not watched yet claimed none). */
+  #claims(lists: string[]): number {
+    let n = 0;
+    for (const l of lists) n += this.#watchers.get(l)?.claims ?? 0;
+    return n;
+  }
+
   #watcher(list: string): ClaimWatcher {
     let w = this.#watchers.get(list);
     if (!w) {
@@ -227,7 +235,7 @@ export class RedisTaker {
         conn,
         s.k(list),
         s.k(member),
-        () => s.client.zadd(s.k(CLAIMS_KEY), Date.now() / 1000, member),
+        (c) => c.zadd(s.k(CLAIMS_KEY), Date.now() / 1000, member),
       );
       this.#watchers.set(list, w);
     }
