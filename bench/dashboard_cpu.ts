@@ -20,7 +20,10 @@
  * the main thread's time goes, by stage, from a V8 CPU profile of the last
  * round; the profiler adds its own cost to the CPU figure of that round),
  * `--top N` (15 functions), `--v8-flags F` (the dashboard's, e.g.
- * `--no-turbo-inlining` to see inlined functions' own time).
+ * `--no-turbo-inlining` to see inlined functions' own time), `--compare DIR`
+ * (a second dashboard run from another checkout, e.g. one made with
+ * `git archive`, receives the same messages at the same time: a paired
+ * comparison, each round under the same load).
  *
  * @module
  */
@@ -31,7 +34,7 @@ import { encodeEnvelope } from "../src/protocol/envelope.ts";
 import { encodeEventMessage, makeEvent, TASK_MULTI } from "../src/protocol/events.ts";
 import type { CeleryEvent } from "../src/protocol/events.ts";
 import { ROOT_DIR } from "./common.ts";
-import { Inspector, summarize } from "./profile.ts";
+import { type CpuProfile, Inspector, summarize } from "./profile.ts";
 import { stopTree } from "./proc.ts";
 
 const { values } = parseArgs({
@@ -44,6 +47,7 @@ const { values } = parseArgs({
     profile: { type: "boolean", default: false },
     top: { type: "string", default: "15" },
     "v8-flags": { type: "string" },
+    compare: { type: "string" },
   },
 });
 const n = Number(values.tasks);
@@ -139,10 +143,11 @@ function heartbeat(processed: number): string {
 }
 
 /** CPU time (user + system) of a process or thread from its `stat` file, in µs. */
-function statCpuUs(path: string): number {
+function statCpuUs(path: string, which: "user" | "system" | "both" = "both"): number {
   const stat = Deno.readTextFileSync(path);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15)
+  const user = Number(fields[11]), system = Number(fields[12]); // utime, stime (fields 14, 15)
+  const ticks = which === "user" ? user : which === "system" ? system : user + system;
   return ticks * 10_000; // USER_HZ = 100
 }
 
@@ -151,14 +156,23 @@ function cpuUs(pid: number): number {
   return statCpuUs(`/proc/${pid}/stat`);
 }
 
-/** CPU time of a process's threads by thread name (main, V8 workers, Tokio), in µs. */
+/**
+ * CPU time of a process's threads by thread name (main, V8 workers, Tokio), in µs; the
+ * main thread's split into user and system time.
+ */
 function threadCpuUs(pid: number): Map<string, number> {
   const out = new Map<string, number>();
   for (const entry of Deno.readDirSync(`/proc/${pid}/task`)) {
     try {
       const name = Deno.readTextFileSync(`/proc/${pid}/task/${entry.name}/comm`).trim()
         .replace(/[\d-]+$/, "");
-      const us = statCpuUs(`/proc/${pid}/task/${entry.name}/stat`);
+      const path = `/proc/${pid}/task/${entry.name}/stat`;
+      if (entry.name === String(pid)) {
+        out.set("main user", statCpuUs(path, "user"));
+        out.set("main system", statCpuUs(path, "system"));
+        continue;
+      }
+      const us = statCpuUs(path);
       out.set(name, (out.get(name) ?? 0) + us);
     } catch {
       // the thread ended
@@ -167,16 +181,23 @@ function threadCpuUs(pid: number): Map<string, number> {
   return out;
 }
 
-async function eventsApplied(): Promise<number> {
-  const overview = await (await fetch(`http://127.0.0.1:${port}/api/overview`)).json();
+/** A dashboard process under measurement. */
+interface Watched {
+  label: string;
+  port: number;
+  child: Deno.ChildProcess;
+}
+
+async function eventsApplied(d: Watched): Promise<number> {
+  const overview = await (await fetch(`http://127.0.0.1:${d.port}/api/overview`)).json();
   return overview.events as number;
 }
 
-/** Publish the messages paced at `rate` tasks/s; wait until all are applied. */
-async function round(tasks: number): Promise<{ events: number; ms: number }> {
+/** Publish the messages paced at `rate` tasks/s; wait until every dashboard applied them. */
+async function round(tasks: number, all: Watched[]): Promise<{ events: number; ms: number }> {
   const raws = messages(tasks);
   const events = raws.length * BATCH;
-  const before = await eventsApplied();
+  const before = await Promise.all(all.map(eventsApplied));
   const perTick = Math.max(1, Math.round((rate * 3 / BATCH) / 20)); // messages per 50 ms
   const start = performance.now();
   let hb = 0;
@@ -193,52 +214,68 @@ async function round(tasks: number): Promise<{ events: number; ms: number }> {
       sentEvents++;
     }
   }
-  const target = before + events + sentEvents;
-  for (let i = 0;; i++) {
-    const seen = await eventsApplied();
-    if (seen >= target) break;
-    if (i > 600) throw new Error(`the dashboard applied ${seen - before} of ${target - before}`);
-    await new Promise((r) => setTimeout(r, 50));
+  for (const [k, d] of all.entries()) {
+    const target = before[k] + events + sentEvents;
+    for (let i = 0;; i++) {
+      const seen = await eventsApplied(d);
+      if (seen >= target) break;
+      if (i > 600) {
+        throw new Error(`${d.label} applied ${seen - before[k]} of ${target - before[k]} events`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
   return { events: events + sentEvents, ms: performance.now() - start };
 }
 
-const child = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    ...(values.profile ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
-    ...(values["v8-flags"] ? [`--v8-flags=${values["v8-flags"]}`] : []),
-    "-A",
-    "worker.ts",
-    "dashboard",
-    "--app",
-    "bench/tasks.ts",
-    "--port",
-    String(port),
-    "--read-only",
-    "--nice",
-    "0",
-    "--loglevel",
-    "WARNING",
-  ],
-  cwd: ROOT_DIR,
-  env: { CELERY_BROKER_URL: url.href, CELERY_RESULT_BACKEND: url.href },
-  stdout: "null",
-  stderr: "inherit",
-}).spawn();
-try {
+function spawn(label: string, root: string, port: number, inspect: boolean): Watched {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...(inspect ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
+      ...(values["v8-flags"] ? [`--v8-flags=${values["v8-flags"]}`] : []),
+      "-A",
+      "worker.ts",
+      "dashboard",
+      "--app",
+      "bench/tasks.ts",
+      "--port",
+      String(port),
+      "--read-only",
+      "--nice",
+      "0",
+      "--loglevel",
+      "WARNING",
+    ],
+    cwd: root,
+    env: { CELERY_BROKER_URL: url.href, CELERY_RESULT_BACKEND: url.href },
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  return { label, port, child };
+}
+
+async function answering(d: Watched): Promise<void> {
   for (let i = 0;; i++) {
     try {
-      await (await fetch(`http://127.0.0.1:${port}/api/session`)).body?.cancel();
-      break;
+      await (await fetch(`http://127.0.0.1:${d.port}/api/session`)).body?.cancel();
+      return;
     } catch (err) {
-      if (i > 300) throw new Error(`the dashboard did not answer on port ${port}: ${err}`);
+      if (i > 300) throw new Error(`${d.label} did not answer on port ${d.port}: ${err}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const all = [spawn("this checkout", ROOT_DIR, port, values.profile!)];
+if (values.compare) all.push(spawn(values.compare, values.compare, port + 1, false));
+try {
+  await Promise.all(all.map(answering));
   await new Promise((r) => setTimeout(r, 500)); // subscribed
-  await round(WARMUP_TASKS);
-  const perEvent: number[] = [];
+  await round(WARMUP_TASKS, all);
+  const perEvent: number[][] = all.map(() => []);
   for (let r = 0; r < rounds; r++) {
     const last = r === rounds - 1;
     const inspector = values.profile && last ? await Inspector.open(inspectPort) : null;
@@ -247,24 +284,23 @@ try {
       await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
       await inspector.send("Profiler.start");
     }
-    const cpu0 = cpuUs(child.pid);
-    const threads0 = threadCpuUs(child.pid);
-    const { events, ms } = await round(n);
-    const cpu = cpuUs(child.pid) - cpu0;
-    const threads = [...threadCpuUs(child.pid)].map(([name, us]) =>
-      `${name} ${((us - (threads0.get(name) ?? 0)) / events).toFixed(1)}`
-    ).filter((s) => !s.endsWith(" 0.0"));
-    perEvent.push(cpu / events);
+    const cpu0 = all.map((d) => cpuUs(d.child.pid));
+    const threads0 = all.map((d) => threadCpuUs(d.child.pid));
+    const { events, ms } = await round(n, all);
+    const lines = all.map((d, k) => {
+      const cpu = cpuUs(d.child.pid) - cpu0[k];
+      perEvent[k].push(cpu / events);
+      const threads = [...threadCpuUs(d.child.pid)].map(([name, us]) =>
+        `${name} ${((us - (threads0[k].get(name) ?? 0)) / events).toFixed(1)}`
+      ).filter((s) => !s.endsWith(" 0.0"));
+      return `${d.label}: CPU ${(cpu / 1000).toFixed(0)} ms = ${(cpu / events).toFixed(1)} ` +
+        `µs/event${inspector && k === 0 ? " (profiled)" : ""} (threads: ${threads.join(", ")})`;
+    });
     console.log(
-      `round ${r + 1}: ${events} events in ${(ms / 1000).toFixed(2)} s; dashboard CPU ${
-        (cpu / 1000).toFixed(0)
-      } ms = ${(cpu / events).toFixed(1)} µs/event${inspector ? " (profiled)" : ""} ` +
-        `(threads: ${threads.join(", ")})`,
+      `round ${r + 1}: ${events} events in ${(ms / 1000).toFixed(2)} s; ${lines.join("; ")}`,
     );
     if (inspector) {
-      const { profile } = await inspector.send<
-        { profile: Parameters<typeof summarize>[0] }
-      >("Profiler.stop");
+      const { profile } = await inspector.send<{ profile: CpuProfile }>("Profiler.stop");
       inspector.close();
       const { stages, functions, busyUs } = summarize(profile, DASHBOARD_STAGES);
       const per = (us: number) => (us / events).toFixed(2).padStart(6);
@@ -278,12 +314,19 @@ try {
       for (const [fn, us] of fns) console.log(`  ${per(us)}  ${fn}`);
     }
   }
-  const sorted = [...perEvent].sort((a, b) => a - b);
+  const medians = perEvent.map(median);
   console.log(
-    `median ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} µs/event of dashboard CPU ` +
-      `(${n} tasks a round at ${rate} tasks/s; load average ${Deno.loadavg()[0].toFixed(2)})`,
+    `median µs/event of dashboard CPU: ${
+      all.map((d, k) => `${d.label} ${medians[k].toFixed(1)}`).join(", ")
+    }${
+      all.length > 1
+        ? `; ratio ${(medians[0] / medians[1]).toFixed(2)} (per-round ratios ${
+          perEvent[0].map((x, r) => (x / perEvent[1][r]).toFixed(2)).join(" ")
+        })`
+        : ""
+    } (${n} tasks a round at ${rate} tasks/s; load average ${Deno.loadavg()[0].toFixed(2)})`,
   );
 } finally {
-  await stopTree(child);
+  for (const d of all) await stopTree(d.child);
   pub.disconnect();
 }
