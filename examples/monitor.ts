@@ -20,14 +20,17 @@ const fail = app.task("tasks.fail", (why: string): never => {
 const worker = new Worker({ app, pool: "inline", hostname: "example@%h", taskEvents: true });
 await worker.start();
 
-// Follow every event, as Flower does, until both tasks have finished.
+// Follow every event, as Flower does, until both tasks have finished and the
+// worker has answered the receiver's wake-up with a heartbeat (task events
+// name the worker; its software comes with worker-online and heartbeats).
 const state = new EventState();
 const done = new AbortController();
 const watching = (async () => {
   for await (const e of app.events.receive({ signal: done.signal })) {
     state.event(e);
     const ready = state.countByState();
-    if ((ready.SUCCESS ?? 0) + (ready.FAILURE ?? 0) === 2) done.abort();
+    const heard = state.aliveWorkers().some((w) => w.software !== null);
+    if ((ready.SUCCESS ?? 0) + (ready.FAILURE ?? 0) === 2 && heard) done.abort();
   }
 })();
 await new Promise((r) => setTimeout(r, 200)); // let the receiver subscribe

@@ -189,6 +189,11 @@ Deno.test("progress: examples/progress.ts runs with the permissions its header n
   }).output();
   const text = new TextDecoder().decode(out.stdout);
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  assert.match(text, /PROGRESS 5\/5\nimported 5 rows\n/);
+  // States that change faster than a client reads them may be skipped (README "Progress"): under
+  // load a PROGRESS line can be missing, but the ones shown are in order and the outcomes are there.
+  const progress = [...text.matchAll(/^PROGRESS (\d)\/5$/gm)].map((m) => Number(m[1]));
+  assert.deepEqual(progress, [...progress].sort(), text);
+  assert.ok(progress.every((n) => n >= 1 && n <= 5), text);
+  assert.match(text, /\nimported 5 rows\n/);
   assert.match(text, /update: SUCCESS 3\n$/);
 });

@@ -50,8 +50,10 @@ Deno.test({
   ignore,
 }, async () => {
   await withWorker(AMQP, { etaHoldLimit: 0.5 }, async (client, worker, queue) => {
-    // The countdown leaves room for several holds and for `rabbitmqctl` being slow under load.
-    const r = await client.sendTask<number>("t.add", [40, 2], { countdown: 5 });
+    // The countdown leaves room for several holds and for `rabbitmqctl`, which takes 1.7 s a call
+    // on a quiet machine and more than 5 s under the parallel suite's load (a 5 s countdown ran
+    // out during the first sample in CI).
+    const r = await client.sendTask<number>("t.add", [40, 2], { countdown: 20 });
     while (worker.stats.received < 2) await new Promise((ok) => setTimeout(ok, 20));
     // Held again after a re-publish: one copy, unacknowledged. A sample may fall between a
     // re-publish and the ack of the copy it replaces, or before the new copy is taken; copies
@@ -62,8 +64,14 @@ Deno.test({
     } while (
       (seen.at(-1)!.ready !== 0 || seen.at(-1)!.unacked !== 1) && worker.stats.succeeded === 0
     );
-    assert.deepEqual(seen.at(-1), { ready: 0, unacked: 1 }, `samples: ${JSON.stringify(seen)}`);
-    assert.equal(await r.get({ timeout: 10_000 }), 42);
+    assert.deepEqual(
+      seen.at(-1),
+      { ready: 0, unacked: 1 },
+      `samples taken before the task ran (succeeded ${worker.stats.succeeded}): ${
+        JSON.stringify(seen)
+      }`,
+    );
+    assert.equal(await r.get({ timeout: 30_000 }), 42);
     assert.ok(worker.stats.received >= 3, `received ${worker.stats.received}`);
     assert.equal(worker.stats.succeeded, 1, "ran once");
     assert.equal(await client.queueDepth(queue), 0);

@@ -255,12 +255,17 @@ export class Worker {
       this.#heartbeat.start();
     }
     this.#leaseTimer = renewLeases(s, () => this.#intake.holding());
-    log.info("{hostname} ready: {n} slot(s), queues {queues}, tasks {tasks}", {
-      hostname: this.hostname,
-      n: pool.capacity,
-      queues: this.queues.join(","),
-      tasks: [...this.#app.tasks.keys()].filter((n) => !n.startsWith("celery.")).join(", "),
-    });
+    log.info(
+      "{hostname} ready: concurrency {c} ({pool}, {n} task slots), queues {queues}, tasks {tasks}",
+      {
+        hostname: this.hostname,
+        c: pool.concurrency,
+        pool: s.options.pool === "inline" ? "inline" : "Web Workers",
+        n: pool.capacity,
+        queues: this.queues.join(","),
+        tasks: [...this.#app.tasks.keys()].filter((n) => !n.startsWith("celery.")).join(", "),
+      },
+    );
     if (sandboxes.length > 1 || sandboxes[0]?.permissions !== "inherit") {
       for (const sb of sandboxes) {
         log.info("Permission sandbox {permissions}: {tasks}", {

@@ -40,10 +40,12 @@ Deno.test({
     const work = client.remoteTask("chaos.work");
     const ids: string[] = [];
     for (let i = 0; i < n; i += 500) {
-      const batch = Array.from({ length: 500 }, (_, j) => work.delay(`k${i + j}`, 20));
+      // 200 ms each: 64 task slots drain ~300 a second, so the kills fall mid-drain.
+      const batch = Array.from({ length: 500 }, (_, j) => work.delay(`k${i + j}`, 200));
       for (const r of await Promise.all(batch)) ids.push(r.id);
     }
     let longestLock = 0;
+    let midDrain = 0;
     for (let k = 0; k < kills; k++) {
       const before = (await countRuns(runs)).runs;
       worker = startWorker(`worker ${k}`, args, { CHAOS_RUNS: runs });
@@ -61,9 +63,14 @@ Deno.test({
       const wait = k % 2 === 0 ? rnd() * 300 : 500 + rnd() * 1500;
       await new Promise((r) => setTimeout(r, wait));
       worker.signal("SIGKILL");
+      if (notDone(await statesOf(redis, prefix, ids)).length > 0) midDrain++;
       outputs.push((await worker.stop("SIGKILL"), worker.output));
       longestLock = Math.max(longestLock, await redis.pttl(prefix + "unacked_mutex"));
     }
+    assert.ok(
+      midDrain >= Math.ceil(kills / 2),
+      `only ${midDrain} of ${kills} kills came mid-drain`,
+    );
     assert.ok(
       longestLock <= RESTORE_LOCK_MS,
       `a killed worker left the lock for ${longestLock} ms`,
@@ -98,7 +105,9 @@ Deno.test({
     outputs.push(worker.output);
     const suppressed = outputs.join("").match(/duplicate suppressed/g)?.length ?? 0;
     report(
-      `sigkill: ${kills} kills, ${n} tasks, 0 lost, ${total - n} re-executions of unfinished ` +
+      `sigkill: ${kills} kills (${midDrain} mid-drain), ${n} tasks, 0 lost, ${
+        total - n
+      } re-executions of unfinished ` +
         `tasks, ${suppressed} redeliveries of finished tasks suppressed, ${afterSuccess} runs ` +
         `after SUCCESS was stored; last worker drained the rest in ${drain.toFixed(1)} s; ` +
         `longest lock left by a kill ${longestLock} ms`,
