@@ -320,9 +320,9 @@ try {
       all.map((d, k) => `${d.label} ${medians[k].toFixed(1)}`).join(", ")
     }${
       all.length > 1
-        ? `; ratio ${(medians[0] / medians[1]).toFixed(2)} (per-round ratios ${
-          perEvent[0].map((x, r) => (x / perEvent[1][r]).toFixed(2)).join(" ")
-        })`
+        ? `; ratio (median of the rounds' ratios) ${
+          median(perEvent[0].map((x, r) => x / perEvent[1][r])).toFixed(2)
+        } (per round: ${perEvent[0].map((x, r) => (x / perEvent[1][r]).toFixed(2)).join(" ")})`
         : ""
     } (${n} tasks a round at ${rate} tasks/s; load average ${Deno.loadavg()[0].toFixed(2)})`,
   );
