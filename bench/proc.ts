@@ -173,3 +173,43 @@ export async function stopTree(child: Deno.ChildProcess, graceMs = 15_000): Prom
   if (left.length) how += `, SIGKILL to ${left.length} leftover child process(es)`;
   return how;
 }
+
+/**
+ * CPU time used so far by each thread of a process, in nanoseconds, by
+ * thread kind: `main` (the thread whose id is the pid), `web workers`
+ * (Deno names them `worker-N`), `V8 helpers` (GC and compiler threads),
+ * `tokio` (Deno's I/O runtime) and `other` (read from
+ * `/proc/<pid>/task/<tid>/schedstat`, whose first field is the time on a CPU).
+ *
+ * @param pid the process
+ * @returns nanoseconds per kind; empty when the process is gone
+ */
+export function threadCpuNs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(`/proc/${pid}/task`)];
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    try {
+      const dir = `/proc/${pid}/task/${e.name}`;
+      const comm = Deno.readTextFileSync(`${dir}/comm`).trim();
+      const ns = Number(Deno.readTextFileSync(`${dir}/schedstat`).split(" ")[0]);
+      const kind = e.name === String(pid)
+        ? "main"
+        : /^worker-\d+$/.test(comm)
+        ? "web workers"
+        : comm.startsWith("V8 ")
+        ? "V8 helpers"
+        : comm.startsWith("tokio")
+        ? "tokio"
+        : "other";
+      out.set(kind, (out.get(kind) ?? 0) + ns);
+    } catch {
+      // the thread ended between listing and reading
+    }
+  }
+  return out;
+}

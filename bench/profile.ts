@@ -12,15 +12,25 @@
  *   Celeriac files grouped by what they do (decode, pool/transfer to the
  *   Web Workers, result encode, settle: acks and result writes, logging),
  *   ioredis, Node compatibility, the garbage collector, the rest;
- * - the top functions by self time.
+ * - the top functions by self time;
+ * - CPU time per task of every thread of the worker process, from
+ *   `/proc` (main thread, Web Workers, V8's GC and compiler threads, Deno's
+ *   I/O threads): the Web Workers' cost, which the profile cannot show, and
+ *   a figure less sensitive to load than wall-clock samples.
  *
  * The Web Workers' own isolates are not in the profile (Deno's inspector
- * lists only the main thread); their cost shows as the drain time.
+ * lists only the main thread); their CPU time is in the per-thread line.
  *
- * Options: `--tasks N` (2000), `--redis URL` (db 12 = broker, db 13 =
+ * Options: `--drain` (enqueue every task first, in a queue the worker
+ * does not consume, and give them all to it at once when the profile
+ * starts — the bench's drain — rather than while it runs), `--tasks N` (2000), `--redis URL` (db 12 = broker, db 13 =
  * results, both FLUSHDB'd), `--save FILE` (write the .cpuprofile, for
  * Chrome DevTools), `--json FILE` (write the summary), `--top N` (15),
- * `--v8-flags F` (the worker's; default the bench's), `--loglevel L` (the
+ * `--perf FILE` (also record the worker with Linux `perf record -g` into
+ * FILE, on-CPU samples of every thread; add `--perf-basic-prof` to
+ * `--v8-flags` for JavaScript names in `perf report`),
+ * `--no-sample` (no V8 profile: only the per-thread CPU line, without the
+ * profiler's own cost), `--v8-flags F` (the worker's; default the bench's), `--loglevel L` (the
  * worker's; default none, i.e. its default levels).
  *
  * @module
@@ -29,8 +39,11 @@
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { DEFAULT_V8_FLAGS, ROOT_DIR } from "./common.ts";
-import { processTree, stopTree } from "./proc.ts";
+import { processTree, stopTree, threadCpuNs } from "./proc.ts";
 import { app, BENCH_QUEUE, noop } from "./tasks.ts";
+
+/** The queue a `--drain` worker consumes: the tasks are renamed into it at once. */
+const DRAIN_QUEUE = `${BENCH_QUEUE}.drain`;
 
 interface CallFrame {
   functionName: string;
@@ -190,6 +203,9 @@ async function main(): Promise<void> {
       "v8-flags": { type: "string", default: DEFAULT_V8_FLAGS },
       loglevel: { type: "string" },
       events: { type: "boolean", short: "E", default: false },
+      drain: { type: "boolean", default: false },
+      perf: { type: "string" },
+      "no-sample": { type: "boolean", default: false },
     },
   });
   const n = Number(values.tasks);
@@ -214,7 +230,7 @@ async function main(): Promise<void> {
       "-c",
       "2",
       "-Q",
-      BENCH_QUEUE,
+      values.drain ? DRAIN_QUEUE : BENCH_QUEUE,
       ...(values.loglevel ? ["--loglevel", values.loglevel] : []),
       ...(values.events ? ["-E"] : []),
     ],
@@ -245,18 +261,44 @@ async function main(): Promise<void> {
     const inspector = await Inspector.open(port);
     await inspector.send("Profiler.enable");
     await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
-    await inspector.send("Profiler.start");
+    if (!values["no-sample"]) await inspector.send("Profiler.start");
+    const enqueue = async () => {
+      for (let sent = 0; sent < n; sent += 1000) {
+        await noop.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => []));
+      }
+    };
+    // --drain: the tasks wait in a queue the worker does not consume until the profile starts.
+    if (values.drain) await enqueue();
+    const perf = values.perf
+      ? new Deno.Command("perf", {
+        args: ["record", "-F", "4000", "-g", "-p", String(child.pid), "-o", values.perf],
+        stdout: "null",
+        stderr: "null",
+      }).spawn()
+      : null;
+    if (perf) await new Promise((r) => setTimeout(r, 300));
+    const cpuBefore = threadCpuNs(child.pid);
     const started = performance.now();
-    for (let sent = 0; sent < n; sent += 1000) {
-      await noop.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => []));
-    }
+    if (values.drain) await broker.rename(BENCH_QUEUE, DRAIN_QUEUE);
+    else await enqueue();
     while (await results.dbsize() < n) await new Promise((r) => setTimeout(r, 20));
     const wallMs = performance.now() - started;
-    const { profile } = await inspector.send<{ profile: CpuProfile }>("Profiler.stop");
+    const cpuAfter = threadCpuNs(child.pid);
+    if (perf) {
+      perf.kill("SIGINT");
+      await perf.status;
+    }
+    const threadUs = new Map(
+      [...cpuAfter].map(([k, ns]) => [k, (ns - (cpuBefore.get(k) ?? 0)) / 1000]),
+    );
+    const sampled = !values["no-sample"];
+    const profile = sampled
+      ? (await inspector.send<{ profile: CpuProfile }>("Profiler.stop")).profile
+      : { nodes: [], samples: [], timeDeltas: [], startTime: 0, endTime: 0 };
     const endKiB = rssKiB(child.pid, "VmRSS");
     const hwmKiB = rssKiB(child.pid, "VmHWM");
     inspector.close();
-    if (values.save) await Deno.writeTextFile(values.save, JSON.stringify(profile));
+    if (values.save && sampled) await Deno.writeTextFile(values.save, JSON.stringify(profile));
 
     const { stages, functions, busyUs, totalUs } = summarize(profile);
     const perTask = (us: number) => (us / n).toFixed(1);
@@ -267,11 +309,19 @@ async function main(): Promise<void> {
         } MiB, ` +
         `after ${(endKiB / 1024).toFixed(1)} MiB, VmHWM ${(hwmKiB / 1024).toFixed(1)} MiB`,
     );
+    if (sampled) {
+      console.log(
+        `main thread: ${(busyUs / 1000).toFixed(0)} ms busy of ${
+          (totalUs / 1000).toFixed(0)
+        } ms sampled = ` +
+          `${perTask(busyUs)} µs per task`,
+      );
+    }
+    const cpuTotal = [...threadUs.values()].reduce((a, b) => a + b, 0);
     console.log(
-      `main thread: ${(busyUs / 1000).toFixed(0)} ms busy of ${
-        (totalUs / 1000).toFixed(0)
-      } ms sampled = ` +
-        `${perTask(busyUs)} µs per task`,
+      `process CPU per task (all threads, from /proc): ${perTask(cpuTotal)} µs = ` +
+        [...threadUs].sort((a, b) => b[1] - a[1]).map(([k, us]) => `${k} ${perTask(us)}`)
+          .join(", "),
     );
     console.log("\nper task, by stage (self time):");
     const sortedStages = [...stages].filter(([k]) => k !== "(idle)" && k !== "(program)").sort((
@@ -300,6 +350,7 @@ async function main(): Promise<void> {
             wallMs,
             rss: { idleKiB, endKiB, hwmKiB },
             busyUsPerTask: busyUs / n,
+            threadCpuUsPerTask: Object.fromEntries([...threadUs].map(([k, v]) => [k, v / n])),
             stagesUsPerTask: Object.fromEntries(sortedStages.map(([k, v]) => [k, v / n])),
             topFunctionsUsPerTask: Object.fromEntries(sortedFns.map(([k, v]) => [k, v / n])),
           },

@@ -3,7 +3,10 @@
  * Soak workload: a Celeriac worker process under a steady task rate for
  * minutes, its memory sampled every 5 s — RSS of the process tree (from
  * `/proc`) and the V8 heap of each isolate (reported by the app module) —
- * and the slope of each after the warm-up, in MB per minute.
+ * and the slope of each after the warm-up, in MB per minute. RSS is also
+ * split into what V8 has reserved for its heaps and the rest (native:
+ * Deno, SQLite, buffers), so a rise shows whether it is heap sizing or
+ * memory kept elsewhere.
  *
  * ```sh
  * deno task soak --minutes 10 --rate 2000                 # Redis, the default command
@@ -176,8 +179,22 @@ async function produce(): Promise<void> {
   }
 }
 
-const rows: { min: number; rssMiB: number; heapMiB: number; backlog: number }[] = [];
-function heapAt(time: number): number {
+const rows: {
+  min: number;
+  rssMiB: number;
+  heapMiB: number;
+  reservedMiB: number;
+  backlog: number;
+}[] = [];
+/**
+ * The latest sample of every live isolate at `time`, summed: `used` is the
+ * V8 heap in use plus external memory (it swings with every collection),
+ * `reserved` the heap V8 has reserved (`heapTotal`, young and old
+ * generations), which grows as V8 enlarges its young generation under a
+ * steady allocation rate: RSS growth that `reserved` accounts for is heap
+ * sizing, not objects kept alive.
+ */
+function heapAt(time: number): { used: number; reserved: number } {
   const text = Deno.readTextFileSync(memoryFile);
   const latest = new Map<string, HeapSample>();
   for (const line of text.split("\n")) {
@@ -185,21 +202,31 @@ function heapAt(time: number): number {
     const s = JSON.parse(line) as HeapSample;
     if (s.t <= time) latest.set(s.isolate, s);
   }
-  let sum = 0;
-  for (const s of latest.values()) if (time - s.t < 2 * sampleMs) sum += s.heapUsed + s.external;
-  return sum;
+  let used = 0;
+  let reserved = 0;
+  for (const s of latest.values()) {
+    if (time - s.t >= 2 * sampleMs) continue;
+    used += s.heapUsed + s.external;
+    reserved += s.heapTotal;
+  }
+  return { used, reserved };
 }
 
 const sampler = setInterval(async () => {
   const now = Date.now();
   const rss = rssKiB(processTree(worker.pid)) / 1024;
-  const heap = heapAt(now) / 1048576;
+  const { used, reserved } = heapAt(now);
+  const heap = used / 1048576;
+  const reservedMiB = reserved / 1048576;
   const backlog = await client.queueDepth("soak").catch(() => -1);
-  const row = { min: (now - start) / 60_000, rssMiB: rss, heapMiB: heap, backlog };
+  const row = { min: (now - start) / 60_000, rssMiB: rss, heapMiB: heap, reservedMiB, backlog };
   rows.push(row);
   console.log(
     `${row.min.toFixed(2).padStart(6)} min  RSS ${rss.toFixed(1).padStart(7)} MiB  ` +
-      `heap ${heap.toFixed(1).padStart(6)} MiB  backlog ${backlog}  sent ${sent}  ` +
+      `heap ${heap.toFixed(1).padStart(6)} MiB  reserved ${
+        reservedMiB.toFixed(1).padStart(6)
+      } MiB  ` +
+      `backlog ${backlog}  sent ${sent}  ` +
       `behind ${Math.max(0, due - sent)}`,
   );
 }, sampleMs);
@@ -213,6 +240,8 @@ const after = rows.filter((r) => r.min >= warmup);
 const mb = 1.048576; // MiB -> MB
 const rssSlope = slope(after.map((r) => [r.min, r.rssMiB * mb]));
 const heapSlope = slope(after.map((r) => [r.min, r.heapMiB * mb]));
+const reservedSlope = slope(after.map((r) => [r.min, r.reservedMiB * mb]));
+const outsideSlope = slope(after.map((r) => [r.min, (r.rssMiB - r.reservedMiB) * mb]));
 const checked = await Promise.all(
   ids.slice(-200).map((id) =>
     client.asyncResult(id).get({ timeout: 30_000 }).then(() => true, () => false)
@@ -220,7 +249,8 @@ const checked = await Promise.all(
 );
 console.log(
   `soak: ${sent} tasks sent; after minute ${warmup}: RSS slope ${rssSlope.toFixed(2)} MB/min, ` +
-    `heap slope ${heapSlope.toFixed(2)} MB/min (${after.length} samples); ` +
+    `heap slope ${heapSlope.toFixed(2)} MB/min, V8 reserved ${reservedSlope.toFixed(2)} MB/min, ` +
+    `RSS outside the V8 heaps ${outsideSlope.toFixed(2)} MB/min (${after.length} samples); ` +
     `last 200 sampled results: ${checked.filter(Boolean).length} ok`,
 );
 await stopTree(worker);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import { openKvBroker } from "../src/broker/kv.ts";
 import { KV_MAX_MESSAGE_BYTES } from "../src/broker/kv_message.ts";
-import { parseKvUrl } from "../src/broker/kv_store.ts";
+import { openSharedKv, parseKvUrl } from "../src/broker/kv_store.ts";
 import type { Broker, Delivery } from "../src/broker/port.ts";
 import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
 import { runDenoScript } from "./helpers/procs.ts";
@@ -132,6 +132,46 @@ Deno.test("kv broker: concurrent publishes share commits, keep their order and c
     }
     assert.deepEqual(got, Array.from({ length: n }, (_, i) => `m${i}`));
   });
+});
+
+Deno.test("kv broker: concurrent acknowledgements share commits and delete every delivery", async () => {
+  const prefix = [`acks-${crypto.randomUUID().slice(0, 8)}`];
+  const b = await openKvBroker(url, { prefix });
+  // The broker's own handle (one per path and process), counted as it commits.
+  const shared = await openSharedKv(`${dir}/broker.sqlite`, url);
+  const atomic = shared.kv.atomic;
+  let commits = 0;
+  shared.kv.atomic = function (this: Deno.Kv) {
+    const op = atomic.call(this);
+    const commit = op.commit;
+    op.commit = () => {
+      commits++;
+      return commit.call(op);
+    };
+    return op;
+  };
+  try {
+    const q = uniqueQueue("acks");
+    const n = 300;
+    await Promise.all(
+      Array.from({ length: n }, (_, i) => b.publish(message(`m${i}`), { routingKey: q })),
+    );
+    const taken: Delivery[] = [];
+    while (taken.length < n) taken.push(...await b.take([q], { max: 64 }));
+    commits = 0;
+    await Promise.all(taken.map((d) => b.ack([d])));
+    // One commit per call before grouping (300); grouped, at most 200 deliveries a commit.
+    assert.ok(commits <= 3, `${n} concurrent acks took ${commits} commits`);
+    const left = await Array.fromAsync(shared.kv.list({ prefix: [...prefix, "unacked"] }));
+    assert.equal(left.length, 0, "every acknowledged delivery is deleted");
+    assert.equal(await b.queueDepth(q), 0);
+    await b.ack(taken);
+    assert.equal(await b.queueDepth(q), 0, "acknowledging again changes nothing");
+  } finally {
+    shared.kv.atomic = atomic;
+    await shared.release();
+    await b.close();
+  }
 });
 
 Deno.test("kv broker: an oversized message is refused with a RangeError naming the limit", async () => {

@@ -65,7 +65,7 @@ import type {
 const log = getLogger(["celeriac", "broker", "kv"]);
 
 const PURGE_BATCH = 100;
-const ACK_BATCH = 200;
+const REVOKE_BATCH = 200;
 
 /**
  * Options of {@link openKvBroker}; URL query parameters of the same name override them.
@@ -259,17 +259,14 @@ export class KvBroker implements Broker {
     return this.#sweeping;
   }
 
-  /** Acknowledge: delete the unacknowledged entries. Settled deliveries are ignored. */
+  /**
+   * Acknowledge: delete the unacknowledged entries. Settled deliveries are
+   * ignored. Concurrent acknowledgements and publishes share commits (see
+   * kv_outbox.ts); this resolves once its deletions are committed.
+   */
   async ack(deliveries: readonly Delivery[]): Promise<void> {
-    return await this.#run(async () => {
-      for (let i = 0; i < deliveries.length; i += ACK_BATCH) {
-        const op = this.#kv.atomic();
-        for (const d of deliveries.slice(i, i + ACK_BATCH)) {
-          op.delete(this.#k("unacked", d.deliveryTag));
-        }
-        await commitAtomic(op);
-      }
-    });
+    const keys = deliveries.map((d) => this.#k("unacked", d.deliveryTag));
+    return await this.#run(() => this.#outbox.delete(keys));
   }
 
   /**
@@ -413,9 +410,9 @@ export class KvBroker implements Broker {
   async addRevoked(entries: readonly RevokedEntry[]): Promise<void> {
     return await this.#run(async () => {
       const now = Date.now();
-      for (let i = 0; i < entries.length; i += ACK_BATCH) {
+      for (let i = 0; i < entries.length; i += REVOKE_BATCH) {
         const op = this.#kv.atomic();
-        for (const e of entries.slice(i, i + ACK_BATCH)) {
+        for (const e of entries.slice(i, i + REVOKE_BATCH)) {
           const ms = e.expiresAt.getTime() - now;
           if (ms > 0) op.set(this.#k("revoked", e.id), e.expiresAt.getTime(), { expireIn: ms });
         }

@@ -79,16 +79,22 @@ export class ClaimWatcher {
   readonly #conn: Redis;
   readonly #key: string;
   readonly #claim: string;
-  readonly #renew: () => Promise<unknown>;
+  readonly #renew: (conn: Redis) => Promise<unknown>;
   #inflight: Promise<boolean> | null = null;
 
   /**
    * @param conn a connection of its own (it blocks)
    * @param key the queue list (prefixed)
    * @param claim the claim list (prefixed)
-   * @param renew registers the claim as alive before each wait
+   * @param renew registers the claim as alive before each wait, with a
+   *   command sent on the connection it is given (the waiting one)
    */
-  constructor(conn: Redis, key: string, claim: string, renew: () => Promise<unknown>) {
+  constructor(
+    conn: Redis,
+    key: string,
+    claim: string,
+    renew: (conn: Redis) => Promise<unknown>,
+  ) {
     this.#conn = conn;
     this.#key = key;
     this.#claim = claim;
@@ -97,10 +103,14 @@ export class ClaimWatcher {
 
   /** Resolves true when a message was claimed, false after a 1 s timeout or an error. */
   wait(): Promise<boolean> {
-    this.#inflight ??= this.#renew()
-      .then(() => this.#conn.blmove(this.#key, this.#claim, "RIGHT", "LEFT", 1))
-      .then((v) => v !== null, () => false)
-      .finally(() => this.#inflight = null);
+    // The renewal and the wait go out together on the waiting connection, which runs them in
+    // order: the claim is registered before the block, without a round trip in between.
+    this.#inflight ??= Promise.allSettled([
+      this.#renew(this.#conn),
+      this.#conn.blmove(this.#key, this.#claim, "RIGHT", "LEFT", 1),
+    ]).then(([renewed, moved]) =>
+      renewed.status === "fulfilled" && moved.status === "fulfilled" && moved.value !== null
+    ).finally(() => this.#inflight = null);
     return this.#inflight;
   }
 

@@ -227,7 +227,7 @@ export class RedisTaker {
         conn,
         s.k(list),
         s.k(member),
-        () => s.client.zadd(s.k(CLAIMS_KEY), Date.now() / 1000, member),
+        (c) => c.zadd(s.k(CLAIMS_KEY), Date.now() / 1000, member),
       );
       this.#watchers.set(list, w);
     }
