@@ -54,7 +54,8 @@ interface ProfileNode {
   id: number;
   callFrame: CallFrame;
 }
-interface CpuProfile {
+/** A V8 CPU profile, as `Profiler.stop` returns it. */
+export interface CpuProfile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
@@ -82,12 +83,12 @@ const STAGES: [RegExp, string][] = [
   [/^ext:/, "Deno runtime"],
 ];
 
-function stageOf(cf: CallFrame): string {
+function stageOf(cf: CallFrame, table: readonly [RegExp, string][]): string {
   if (!cf.url) {
     const name = cf.functionName || "native";
     return name.startsWith("(") ? name : `(${name})`;
   }
-  for (const [re, stage] of STAGES) if (re.test(cf.url)) return stage;
+  for (const [re, stage] of table) if (re.test(cf.url)) return stage;
   const pkg = cf.url.match(/npm\/registry\.npmjs\.org\/((?:@[^/]+\/)?[^/]+)/);
   return pkg ? `npm:${pkg[1]}` : "other";
 }
@@ -107,9 +108,10 @@ function shortUrl(url: string): string {
  * ```
  *
  * @param profile the profile
+ * @param table source URL pattern → stage, first match wins (default: a worker's stages)
  * @returns self times by stage and by function (busy = all but idle)
  */
-export function summarize(profile: CpuProfile): {
+export function summarize(profile: CpuProfile, table: readonly [RegExp, string][] = STAGES): {
   stages: Map<string, number>;
   functions: Map<string, number>;
   busyUs: number;
@@ -123,7 +125,7 @@ export function summarize(profile: CpuProfile): {
     const dt = profile.timeDeltas[i] ?? 0;
     totalUs += dt;
     const cf = byId.get(profile.samples[i])!.callFrame;
-    const stage = stageOf(cf);
+    const stage = stageOf(cf, table);
     stages.set(stage, (stages.get(stage) ?? 0) + dt);
     const fn = `${cf.functionName || "(anonymous)"} ${
       cf.url ? `${shortUrl(cf.url)}:${cf.lineNumber + 1}` : ""
@@ -134,8 +136,16 @@ export function summarize(profile: CpuProfile): {
   return { stages, functions, busyUs: totalUs - idle, totalUs };
 }
 
-/** A minimal Chrome DevTools Protocol client over the inspector's WebSocket. */
-class Inspector {
+/**
+ * A minimal Chrome DevTools Protocol client over a V8 inspector's WebSocket.
+ *
+ * @example
+ * ```ts ignore
+ * const inspector = await Inspector.open(9229);
+ * await inspector.send("Profiler.enable");
+ * ```
+ */
+export class Inspector {
   #ws: WebSocket;
   #next = 1;
   #pending = new Map<number, (result: unknown) => void>();

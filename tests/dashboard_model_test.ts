@@ -111,6 +111,48 @@ Deno.test("task table: bounded; events out of order keep the latest state", () =
   assert.throws(() => new TaskTable({ maxTasks: 0 }), RangeError);
 });
 
+Deno.test("task table: the least recently updated go first; an update in the newer half keeps its place", () => {
+  const table = new TaskTable({ maxTasks: 10 });
+  const received = (uuid: string, timestamp: number) =>
+    table.apply({ type: "task-received", hostname: "w", timestamp, uuid, name: "n" });
+  for (let i = 0; i < 10; i++) received(`t${i}`, i);
+  // t0 is the oldest: updated, it moves to the newest end, and t1 goes first instead
+  table.apply({ type: "task-started", hostname: "w", timestamp: 10, uuid: "t0" });
+  received("t10", 11);
+  assert.equal(table.get("t1"), undefined);
+  assert.equal(table.get("t0")?.state, "STARTED");
+  // t9 is among the newest half: updated, it keeps its place (no move), and is still kept
+  // while fewer than maxTasks / 2 newer tasks arrive
+  table.apply({ type: "task-started", hostname: "w", timestamp: 12, uuid: "t9" });
+  for (let i = 11; i < 15; i++) received(`t${i}`, i + 2);
+  assert.equal(table.get("t9")?.state, "STARTED");
+  assert.deepEqual(["t2", "t3", "t4", "t5"].map((id) => table.get(id)), [
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+  ]);
+  assert.equal(table.size, 10);
+});
+
+Deno.test("view model: changes name the latest 200 tasks changed and say when there were more", () => {
+  const vm = new ViewModel();
+  for (let i = 0; i < 250; i++) {
+    vm.apply({ type: "task-received", hostname: "w", timestamp: i, uuid: `t${i}`, name: "n" });
+    vm.apply({ type: "task-started", hostname: "w", timestamp: i, uuid: `t${i}` });
+  }
+  const changes = vm.takeChanges();
+  assert.equal(changes.tasks.length, 200);
+  assert.equal(changes.tasks[0].uuid, "t50");
+  assert.equal(changes.tasks[199].uuid, "t249");
+  assert.equal(changes.more, true);
+  assert.equal(changes.events, 500);
+  vm.apply({ type: "task-succeeded", hostname: "w", timestamp: 300, uuid: "t7", result: "1" });
+  const next = vm.takeChanges();
+  assert.deepEqual(next.tasks.map((t) => [t.uuid, t.state]), [["t7", "SUCCESS"]]);
+  assert.equal(next.more, false);
+});
+
 Deno.test("task table: filters by state, name, worker, text; newest first; paging", () => {
   const vm = fed();
   const failures = vm.tasks.query({ state: "FAILURE" });

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { Celery, type CeleryEvent, EventState, type WorkerEvent } from "../mod.ts";
-import { EVENT_EXCHANGE, makeEvent } from "../protocol.ts";
+import { encodeEventMessage, EVENT_EXCHANGE, makeEvent } from "../protocol.ts";
 import { redisAndKv, withWorker } from "./helpers/worker.ts";
 
 const { transports, cleanup } = await redisAndKv("events-rx");
@@ -98,6 +98,39 @@ for (const t of transports) {
       assert.deepEqual(got.value, good);
       ac.abort();
       assert.equal((await stream.next()).done, true);
+    } finally {
+      await app.close();
+    }
+  });
+}
+
+for (const t of transports) {
+  Deno.test(`events on ${t.name}: receiveBatches() yields what arrived together, in order`, async () => {
+    const app = new Celery({ broker: t.broker, backend: t.backend });
+    try {
+      const broker = await app.broker();
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), 10_000);
+      const stream = app.events.receiveBatches({ signal: ac.signal, wakeup: false });
+      const first = stream.next();
+      await new Promise((r) => setTimeout(r, 300));
+      const sender = (clock: number) => ({ hostname: "h", pid: 1, clock });
+      const batch = [
+        makeEvent("task-received", { uuid: "b1", name: "n" }, sender(1)),
+        makeEvent("task-started", { uuid: "b1" }, sender(2)),
+        makeEvent("task-succeeded", { uuid: "b1", result: "1", runtime: 0.1 }, sender(3)),
+      ];
+      await broker.broadcast(EVENT_EXCHANGE, encodeEventMessage(batch, "h"), "task.multi");
+      const got: CeleryEvent[] = [];
+      for (let step = await first; !step.done; step = await stream.next()) {
+        assert.ok(step.value.length >= 1, "a step yields at least one event");
+        got.push(...step.value);
+        if (got.length >= 3) break;
+      }
+      clearTimeout(timer);
+      assert.deepEqual(got.map((e) => e.type), ["task-received", "task-started", "task-succeeded"]);
+      assert.deepEqual(got, batch);
+      ac.abort();
     } finally {
       await app.close();
     }

@@ -88,6 +88,18 @@ Deno.test("integers beyond 2^53 decode to bigint and encode back exactly", () =>
   );
   // A 16+ digit run inside a string is not a number.
   assert.deepEqual(pyJsonLoads('["12345678901234567890"]'), ["12345678901234567890"]);
+  // A big integer alone, or deep in a list of records, is found too.
+  assert.equal(pyJsonLoads("18446744073709551616"), 18446744073709551616n);
+  assert.deepEqual(pyJsonLoads('[{"a": 1}, {"b": [2, {"c": 9007199254740993}]}]'), [
+    { a: 1 },
+    { b: [2, { c: 9007199254740993n }] },
+  ]);
+  // So is a kombu 5.3+ wrapper deep in a batch; the same text inside a string is just text.
+  assert.deepEqual(
+    pyJsonLoads('[{"uuid": "t1"}, {"x": [{"__type__": "decimal", "__value__": "1.5"}]}]'),
+    [{ uuid: "t1" }, { x: ["1.5"] }],
+  );
+  assert.deepEqual(pyJsonLoads('["{\\"__type__\\": 1}"]'), ['{"__type__": 1}']);
 });
 
 Deno.test("non-ASCII is escaped like ensure_ascii; astral characters as surrogate pairs", () => {

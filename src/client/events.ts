@@ -114,10 +114,37 @@ export class Events {
    * @returns the events, in arrival order
    */
   async *receive(options: ReceiveOptions = {}): AsyncIterableIterator<CeleryEvent> {
+    const signal = options.signal;
+    for await (const batch of this.receiveBatches(options)) {
+      for (const e of batch) {
+        if (signal?.aborted) return;
+        yield e;
+      }
+    }
+  }
+
+  /**
+   * As {@link Events.receive}, but each step yields every event that arrived
+   * since the previous step (at least one), in arrival order: one step per
+   * message or more instead of one per event, for consumers that keep up
+   * with thousands of events a second (the dashboard does).
+   *
+   * @example
+   * ```ts ignore
+   * let n = 0;
+   * for await (const batch of app.events.receiveBatches({ signal: AbortSignal.timeout(10_000) })) {
+   *   n += batch.length;
+   * }
+   * ```
+   *
+   * @param options signal, handlers, wakeup, buffer (events kept across batches not yet read)
+   * @returns the batches, in arrival order
+   */
+  async *receiveBatches(options: ReceiveOptions = {}): AsyncIterableIterator<CeleryEvent[]> {
     const stop = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
     const limit = options.buffer ?? 10_000;
-    const queue: CeleryEvent[] = [];
+    let queue: CeleryEvent[] = [];
     let wake: (() => void) | null = null;
     let dropped = 0;
     const handlers = options.handlers;
@@ -175,7 +202,9 @@ export class Events {
           wake = null;
           continue;
         }
-        yield queue.shift()!;
+        const batch = queue;
+        queue = [];
+        yield batch;
       }
     } finally {
       signal.removeEventListener("abort", onAbort);

@@ -1,6 +1,6 @@
 /**
  * The dashboard's default feed: the app's own event receiver and inspect
- * replies (`app.events.receive`, `app.control.inspect`).
+ * replies (`app.events.receiveBatches`, `app.control.inspect`).
  *
  * @module
  */
@@ -10,19 +10,19 @@ import type { EventSourceFn, Inspector } from "./feed.ts";
 
 /**
  * Events from the app's broker: every worker's and client's, Celeriac and
- * Python alike.
+ * Python alike, in batches (what arrived since the previous step).
  *
  * @example
  * ```ts ignore
  * const events = clientEvents(app);
- * for await (const e of events(AbortSignal.timeout(10_000))) console.log(e.type);
+ * for await (const batch of events(AbortSignal.timeout(10_000))) console.log(batch);
  * ```
  *
  * @param app the app
  * @returns the event source
  */
 export function clientEvents(app: Celery): EventSourceFn {
-  return (signal) => app.events.receive({ signal });
+  return (signal) => app.events.receiveBatches({ signal });
 }
 
 /**

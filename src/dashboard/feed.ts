@@ -48,8 +48,10 @@ export interface DashboardEvent extends EventCore {
 
 /**
  * Where events come from: an async iterable that ends when `signal`
- * aborts, e.g. `(signal) => app.events.receive({ signal })`. Each event's
- * other fields are read as {@link DashboardEvent}'s.
+ * aborts, e.g. `(signal) => app.events.receive({ signal })`, of single
+ * events or of arrays of them (`app.events.receiveBatches`: one step per
+ * batch costs less than one per event). Each event's other fields are read
+ * as {@link DashboardEvent}'s.
  *
  * @example A source replaying a list (tests, demos)
  * ```ts
@@ -60,7 +62,9 @@ export interface DashboardEvent extends EventCore {
  * };
  * ```
  */
-export type EventSourceFn = (signal: AbortSignal) => AsyncIterable<EventCore>;
+export type EventSourceFn = (
+  signal: AbortSignal,
+) => AsyncIterable<EventCore | readonly EventCore[]>;
 
 /**
  * Inspect replies by node name, as `app.control.inspect(...)` collects

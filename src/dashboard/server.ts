@@ -14,7 +14,7 @@ import { ASSETS } from "./assets.gen.ts";
 import { type AuthOptions, authRequired, checkAuth, isLoopback, validateAuth } from "./auth.ts";
 import { errorResponse, HttpError } from "./errors.ts";
 import { clientEvents, clientInspector } from "./client_feed.ts";
-import type { EventSourceFn, Inspector } from "./feed.ts";
+import type { EventCore, EventSourceFn, Inspector } from "./feed.ts";
 import { ViewModel } from "./view_model.ts";
 
 const log = getLogger(["celeriac", "dashboard"]);
@@ -32,7 +32,10 @@ const log = getLogger(["celeriac", "dashboard"]);
 export interface DashboardOptions {
   /** The app: broker URL, remote control, queues. */
   app: Celery;
-  /** Where events come from. Default: the app's receiver, `app.events.receive({ signal })`. */
+  /**
+   * Where events come from (single events or arrays of them). Default: the app's receiver,
+   * `app.events.receiveBatches({ signal })`.
+   */
   events?: EventSourceFn;
   /**
    * Inspect replies for the worker pages. Default: collected by the app's
@@ -201,7 +204,8 @@ export class Dashboard {
     while (!signal.aborted) {
       try {
         for await (const e of events(signal)) {
-          this.model.apply(e);
+          if (Array.isArray(e)) { for (const one of e) this.model.apply(one); }
+          else this.model.apply(e as EventCore);
           wait = 1000;
         }
       } catch (err) {

@@ -140,12 +140,47 @@ export interface TaskQuery {
  * ```
  */
 export interface TaskTableOptions {
-  /** Tasks kept; the least recently updated go first. Default 10,000 (Flower's `max_tasks`). */
+  /**
+   * Tasks kept; the least recently updated go first (a task updated while in the newer half
+   * of the table keeps its place there). Default 10,000 (Flower's `max_tasks`).
+   */
   maxTasks?: number;
 }
 
 const MAX_CHILDREN = 1000;
 const MAX_TIMELINE = 100;
+
+/** A task and its place in the table's eviction order. */
+interface Slot {
+  task: TaskRecord;
+  seq: number;
+}
+
+function newRecord(uuid: string, state: TaskState, ts: number): TaskRecord {
+  return {
+    uuid,
+    name: null,
+    state,
+    worker: null,
+    args: null,
+    kwargs: null,
+    result: null,
+    exception: null,
+    traceback: null,
+    retries: 0,
+    runtime: null,
+    eta: null,
+    expires: null,
+    queue: null,
+    parentId: null,
+    rootId: null,
+    firstSeen: ts,
+    lastSeen: ts,
+    received: null,
+    started: null,
+    timeline: [],
+  };
+}
 
 function str(v: unknown): string | null {
   return typeof v === "string" ? v : null;
@@ -163,7 +198,8 @@ function str(v: unknown): string | null {
  * ```
  */
 export class TaskTable {
-  readonly #tasks = new Map<string, TaskRecord>();
+  /** Task id → the task and its place in the eviction order (ascending `seq`). */
+  readonly #tasks = new Map<string, Slot>();
   /** Parent id → child ids, kept apart so a parent seen after its children finds them. */
   readonly #children = new Map<string, string[]>();
   /** Root id → ids of the other tasks of its workflow (chord headers have no parent). */
@@ -172,6 +208,8 @@ export class TaskTable {
   readonly #oldestParent = new OldestKeys(this.#children);
   readonly #oldestRoot = new OldestKeys(this.#members);
   readonly #max: number;
+  /** The `seq` of the latest task inserted or moved to the newest end. */
+  #seq = 0;
 
   /**
    * An empty table.
@@ -203,38 +241,21 @@ export class TaskTable {
     const state = TASK_EVENT_STATE[e.type];
     if (state === undefined || typeof e.uuid !== "string") return null;
     const ts = typeof e.timestamp === "number" ? e.timestamp : Date.now() / 1000;
-    let t = this.#tasks.get(e.uuid);
-    if (t) {
-      this.#tasks.delete(e.uuid); // re-inserted below: most recently updated last
-    } else {
-      t = {
-        uuid: e.uuid,
-        name: null,
-        state,
-        worker: null,
-        args: null,
-        kwargs: null,
-        result: null,
-        exception: null,
-        traceback: null,
-        retries: 0,
-        runtime: null,
-        eta: null,
-        expires: null,
-        queue: null,
-        parentId: null,
-        rootId: null,
-        firstSeen: ts,
-        lastSeen: ts,
-        received: null,
-        started: null,
-        timeline: [],
-      };
+    let slot = this.#tasks.get(e.uuid);
+    if (!slot) {
+      slot = { task: newRecord(e.uuid, state, ts), seq: ++this.#seq };
+      this.#tasks.set(e.uuid, slot);
+      if (this.#tasks.size > this.#max) this.#oldest.evict();
+    } else if (this.#seq - slot.seq >= this.#max >> 1) {
+      // In the older half: move it to the newest end. A task in the newer half stays where
+      // it is (one lookup per event instead of a delete and an insert): it is still newer
+      // than at least half of the table.
+      this.#tasks.delete(e.uuid);
+      slot.seq = ++this.#seq;
+      this.#tasks.set(e.uuid, slot);
     }
-    this.#tasks.set(e.uuid, t);
-    this.#merge(t, e, state, ts);
-    if (this.#tasks.size > this.#max) this.#oldest.evict();
-    return t;
+    this.#merge(slot.task, e, state, ts);
+    return slot.task;
   }
 
   /** Add `id` under `key`, bounded: at most maxTasks keys, 1,000 ids a key. */
@@ -279,12 +300,13 @@ export class TaskTable {
       this.#index(this.#children, this.#oldestParent, parent, t.uuid);
     }
     const step: TimelineStep = { state, timestamp: ts, hostname: e.hostname };
-    let i = t.timeline.length;
-    while (i > 0 && t.timeline[i - 1].timestamp > ts) i--;
-    t.timeline.splice(i, 0, step);
-    if (t.timeline.length > MAX_TIMELINE) t.timeline.shift();
-    const latest = t.timeline[t.timeline.length - 1];
-    t.state = latest.state;
+    const timeline = t.timeline;
+    let i = timeline.length;
+    while (i > 0 && timeline[i - 1].timestamp > ts) i--;
+    if (i === timeline.length) timeline.push(step); // in order: the usual case
+    else timeline.splice(i, 0, step);
+    if (timeline.length > MAX_TIMELINE) timeline.shift();
+    t.state = timeline[timeline.length - 1].state;
     t.firstSeen = Math.min(t.firstSeen, ts);
     t.lastSeen = Math.max(t.lastSeen, ts);
   }
@@ -296,7 +318,7 @@ export class TaskTable {
    * @returns the record, or undefined
    */
   get(id: string): TaskRecord | undefined {
-    return this.#tasks.get(id);
+    return this.#tasks.get(id)?.task;
   }
 
   /**
@@ -331,7 +353,7 @@ export class TaskTable {
     const limit = Math.min(500, Math.max(1, Math.floor(q.limit ?? 50)));
     const name = q.name?.toLowerCase();
     const text = q.text?.toLowerCase();
-    const all = [...this.#tasks.values()];
+    const all = Array.from(this.#tasks.values(), (s) => s.task);
     all.sort((a, b) => b.firstSeen - a.firstSeen);
     const match = all.filter((t) =>
       (!q.state || t.state === q.state) &&
@@ -350,7 +372,7 @@ export class TaskTable {
    */
   countByState(): Record<string, number> {
     const counts: Record<string, number> = {};
-    for (const t of this.#tasks.values()) counts[t.state] = (counts[t.state] ?? 0) + 1;
+    for (const { task } of this.#tasks.values()) counts[task.state] = (counts[task.state] ?? 0) + 1;
     return counts;
   }
 
@@ -361,7 +383,7 @@ export class TaskTable {
    */
   names(): string[] {
     const names = new Set<string>();
-    for (const t of this.#tasks.values()) if (t.name) names.add(t.name);
+    for (const { task } of this.#tasks.values()) if (task.name) names.add(task.name);
     return [...names].sort();
   }
 }

@@ -9,6 +9,7 @@
  */
 
 import type { DashboardEvent, EventCore } from "./feed.ts";
+import { OldestKeys } from "../client/oldest_keys.ts";
 import { Metrics } from "./metrics.ts";
 import { type TaskRecord, TaskTable } from "./task_table.ts";
 import { Throughput } from "./throughput.ts";
@@ -44,7 +45,7 @@ export interface ViewModelOptions {
 export interface Changes {
   /** Workers that changed. */
   workers: WorkerRecord[];
-  /** Tasks that changed (at most 200; `more` tells if others did too). */
+  /** Tasks that changed (the latest 200; `more` tells if others did too). */
   tasks: TaskRecord[];
   /** True when more tasks changed than `tasks` holds. */
   more: boolean;
@@ -78,7 +79,11 @@ export class ViewModel {
   eventCount: number = 0;
   /** Events that could not be applied (no `type` or `hostname`). */
   malformed: number = 0;
-  readonly #changedTasks = new Set<string>();
+  /** The latest MAX_CHANGED_TASKS tasks changed since the last takeChanges(). */
+  #changedTasks = new Map<string, true>();
+  #oldestChanged = new OldestKeys(this.#changedTasks);
+  /** Whether more tasks changed than #changedTasks holds. */
+  #moreTasks = false;
   readonly #changedWorkers = new Set<string>();
   #eventsSince = 0;
   /** Queues seen in `task-sent` events and `active_queues` replies. */
@@ -111,7 +116,13 @@ export class ViewModel {
     this.#eventsSince++;
     const task = this.tasks.apply(e);
     if (task) {
-      this.#changedTasks.add(task.uuid);
+      if (!this.#changedTasks.has(task.uuid)) {
+        this.#changedTasks.set(task.uuid, true);
+        if (this.#changedTasks.size > MAX_CHANGED_TASKS) {
+          this.#oldestChanged.evict();
+          this.#moreTasks = true;
+        }
+      }
       if (e.type === "task-sent" && task.queue) this.queuesSeen.add(task.queue);
       this.throughput.record(
         e.type,
@@ -177,8 +188,7 @@ export class ViewModel {
    */
   takeChanges(): Changes {
     const tasks: TaskRecord[] = [];
-    for (const id of this.#changedTasks) {
-      if (tasks.length >= MAX_CHANGED_TASKS) break;
+    for (const id of this.#changedTasks.keys()) {
       const t = this.tasks.get(id);
       if (t) tasks.push(t);
     }
@@ -190,10 +200,12 @@ export class ViewModel {
     const changes = {
       workers,
       tasks,
-      more: this.#changedTasks.size > MAX_CHANGED_TASKS,
+      more: this.#moreTasks,
       events: this.#eventsSince,
     };
-    this.#changedTasks.clear();
+    this.#changedTasks = new Map();
+    this.#oldestChanged = new OldestKeys(this.#changedTasks);
+    this.#moreTasks = false;
     this.#changedWorkers.clear();
     this.#eventsSince = 0;
     return changes;

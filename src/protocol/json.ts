@@ -18,10 +18,6 @@ import { parsePyDate, pyIsoFormat } from "./time.ts";
 const SAFE_STRING = /^[\x20-\x21\x23-\x5b\x5d-\x7e]*$/;
 // Python's ensure_ascii escapes everything outside " "-"~", so DEL (0x7f) too.
 const NON_ASCII = /[\u007f-\uffff]/g;
-// An integer token of 16+ digits (2^53 has 16) may not fit a double: only then is the
-// slower reviver needed. A run after "." is a float's fraction (Python writes runtimes and
-// timestamps with up to 17 significant digits), which a double holds as Python meant it.
-const LONG_INTEGER = /(?<![\d.])\d{16}/;
 
 function escapeNonAscii(ch: string): string {
   return "\\u" + ch.charCodeAt(0).toString(16).padStart(4, "0");
@@ -289,17 +285,58 @@ function reviver(this: unknown, _key: string, value: unknown, ctx?: { source?: s
  *   tokens `NaN` / `Infinity`) nests deeper than `MAX_NESTING_DEPTH`
  */
 export function pyJsonLoads(text: string): unknown {
-  const special = LONG_INTEGER.test(text) || text.includes('"__type__"');
+  let value: unknown;
   try {
-    return special ? JSON.parse(text, reviver) : JSON.parse(text);
+    value = JSON.parse(text);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    return new TolerantParser(text).parseDocument();
+  }
+  if (!needsReviver(value)) return value;
+  try {
+    return JSON.parse(text, reviver);
   } catch (err) {
     if (err instanceof RangeError) {
       // JSON.parse itself is iterative, but its reviver walks the result recursively.
       throw new ProtocolError(`JSON nested too deep to decode: ${err.message}`, { cause: err });
     }
-    if (!(err instanceof SyntaxError)) throw err;
-    return new TolerantParser(text).parseDocument();
+    throw err;
   }
+}
+
+/**
+ * Whether a plain `JSON.parse` result needs the reviver: it holds a number
+ * beyond 2^53 - 1 (an integer token that may have lost digits; floats that
+ * large are integers too, and the reviver keeps them as they are) or an
+ * object with a `__type__` key (a kombu 5.3+ wrapper). Walking the result
+ * costs a fraction of scanning the text: an event batch or an envelope is
+ * mostly text inside strings.
+ */
+function needsReviver(root: unknown): boolean {
+  if (typeof root !== "object" || root === null) {
+    return typeof root === "number" && Math.abs(root) > Number.MAX_SAFE_INTEGER;
+  }
+  const stack: object[] = [root];
+  while (stack.length > 0) {
+    const o = stack.pop()!;
+    if (Array.isArray(o)) {
+      for (let i = 0; i < o.length; i++) {
+        const v: unknown = o[i];
+        if (typeof v === "number") {
+          if (Math.abs(v) > Number.MAX_SAFE_INTEGER) return true;
+        } else if (typeof v === "object" && v !== null) stack.push(v);
+      }
+    } else {
+      for (const k in o) {
+        if (k === "__type__") return true;
+        const v = (o as Record<string, unknown>)[k];
+        if (typeof v === "number") {
+          if (Math.abs(v) > Number.MAX_SAFE_INTEGER) return true;
+        } else if (typeof v === "object" && v !== null) stack.push(v);
+      }
+    }
+  }
+  return false;
 }
 
 /** A small recursive-descent parser for the JSON superset Python emits. */
