@@ -36,7 +36,7 @@ export function Workers() {
               <td>
                 <${Badge} value=${w.online ? "online" : "offline"} />
               </td>
-              <td>${w.language}${w.software
+              <td>${w.language}${w.software ? ` ` : null}${w.software
                 ? html`
                   <span class="muted">(${w.software})</span>
                 `
