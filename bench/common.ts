@@ -441,7 +441,12 @@ export async function runSide(
   const enqueuedBy = steps.enqueuedBy ?? side;
   console.log(`[${side}] enqueueing ${n} tasks with the ${enqueuedBy} client…`);
   const enqueueSeconds = await steps.enqueue(n);
-  const depth = await steps.depth();
+  // RabbitMQ may still be routing the last messages of a client that published without
+  // confirms (Python's) when it exits: its queue depth catches up within moments.
+  let depth = await steps.depth();
+  for (const t0 = Date.now(); depth < n && Date.now() - t0 < 5_000; depth = await steps.depth()) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   if (depth !== n) throw new Error(`expected ${n} messages in "${BENCH_QUEUE}", found ${depth}`);
 
   const watcher = opts.dashboard ? await startDashboard(ROOT_DIR, env, live) : null;
