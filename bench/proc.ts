@@ -213,3 +213,32 @@ export function threadCpuNs(pid: number): Map<string, number> {
   }
   return out;
 }
+
+/**
+ * Collect a spawned worker's output (stdout and stderr, as text) and
+ * resolve `ready` once it prints its ` ready: ` line; `ready` rejects with
+ * the output if the process exits first.
+ *
+ * @example
+ * ```ts ignore
+ * const w = followWorker(new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" }).spawn());
+ * await w.ready;
+ * console.log(w.output());
+ * ```
+ */
+export function followWorker(
+  child: Deno.ChildProcess,
+): { ready: Promise<void>; output: () => string } {
+  let output = "";
+  const ready = Promise.withResolvers<void>();
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      output += chunk;
+      if (/ ready: /.test(output)) ready.resolve();
+    }
+  };
+  Promise.all([collect(child.stdout), collect(child.stderr)]).then(() =>
+    ready.reject(new Error(`the worker exited:\n${output}`))
+  );
+  return { ready: ready.promise, output: () => output };
+}

@@ -39,7 +39,7 @@
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { DEFAULT_V8_FLAGS, ROOT_DIR } from "./common.ts";
-import { processTree, stopTree, threadCpuNs } from "./proc.ts";
+import { followWorker, processTree, stopTree, threadCpuNs } from "./proc.ts";
 import { app, BENCH_QUEUE, noop } from "./tasks.ts";
 
 /** The queue a `--drain` worker consumes: the tasks are renamed into it at once. */
@@ -239,23 +239,9 @@ async function main(): Promise<void> {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  let output = "";
-  const ready = Promise.withResolvers<void>();
-  const collect = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      output += chunk;
-      if (/ ready: /.test(output)) ready.resolve();
-    }
-  };
-  collect(child.stdout);
-  collect(child.stderr);
+  const worker = followWorker(child);
   try {
-    await Promise.race([
-      ready.promise,
-      child.status.then(() => {
-        throw new Error(`the worker exited:\n${output}`);
-      }),
-    ]);
+    await worker.ready;
     await new Promise((r) => setTimeout(r, 500));
     const idleKiB = rssKiB(child.pid, "VmRSS");
     const inspector = await Inspector.open(port);

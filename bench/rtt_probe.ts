@@ -14,7 +14,7 @@
  */
 import { Redis } from "ioredis";
 import { ROOT_DIR } from "./common.ts";
-import { stopTree } from "./proc.ts";
+import { followWorker, stopTree } from "./proc.ts";
 import { app, BENCH_QUEUE, noop } from "./tasks.ts";
 
 const n = Number(Deno.args[0] ?? 20000);
@@ -45,17 +45,8 @@ const child = new Deno.Command(Deno.execPath(), {
   stdout: "piped",
   stderr: "piped",
 }).spawn();
-let output = "";
-const ready = Promise.withResolvers<void>();
-const collect = async (s: ReadableStream<Uint8Array>) => {
-  for await (const c of s.pipeThrough(new TextDecoderStream())) {
-    output += c;
-    if (/ ready: /.test(output)) ready.resolve();
-  }
-};
-collect(child.stdout);
-collect(child.stderr);
-await ready.promise;
+const worker = followWorker(child);
+await worker.ready;
 for (let sent = 0; sent < n; sent += 1000) {
   await noop.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => []));
 }
@@ -80,7 +71,7 @@ await stopTree(child);
 await new Promise((r) => setTimeout(r, 300));
 const gcLog = Deno.env.get("GC_LOG");
 if (gcLog) {
-  const gc = output.split("\n").filter((l) => /ms: (Scavenge|Mark|Minor)/.test(l));
+  const gc = worker.output().split("\n").filter((l) => /ms: (Scavenge|Mark|Minor)/.test(l));
   await Deno.writeTextFile(gcLog, gc.join("\n"));
   console.log(`${gc.length} GC lines in ${gcLog}`);
 }
