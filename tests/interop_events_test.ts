@@ -11,7 +11,7 @@ import { Celery } from "../mod.ts";
 import { interopWorker } from "./helpers/interop.ts";
 import { Proc, PYTHON } from "./helpers/procs.ts";
 import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
-import { deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -171,5 +171,6 @@ Deno.test({
 
 Deno.test({ name: "interop events: clean up", ignore: WITHOUT_CELERY }, async () => {
   await deleteResults(ids);
+  await deleteKeys(prefix); // kombu bindings, revoked set, rate-limit state under the test's prefix
   await vhost?.remove();
 });

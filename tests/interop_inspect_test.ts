@@ -10,7 +10,7 @@ import { Celery } from "../mod.ts";
 import { celeryCli, interopWorker } from "./helpers/interop.ts";
 import { celeryWorker } from "./helpers/procs.ts";
 import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
-import { deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
 const prefix = uniquePrefix("interop-insp");
@@ -211,5 +211,6 @@ Deno.test({
 
 Deno.test({ name: "interop inspect: clean up", ignore: WITHOUT_CELERY }, async () => {
   await deleteResults(ids);
+  await deleteKeys(prefix); // kombu bindings, revoked set, rate-limit state under the test's prefix
   await vhost?.remove();
 });
