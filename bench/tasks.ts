@@ -28,5 +28,21 @@ export const spin = app.task("bench.spin", (ms: number) => {
   return 1;
 });
 
+/** Tags the Web Worker (each imports this module on its own) in {@link spinTimed}'s results. */
+const THREAD_TAG = crypto.randomUUID().slice(0, 8);
+
+/**
+ * As {@link spin}, but returns when it ran: `[thread tag, start, end]`,
+ * start and end in epoch milliseconds with sub-millisecond precision
+ * (bench/cpu_probe.ts lays the tasks out per Web Worker with them).
+ */
+export const spinTimed = app.task("bench.spin_timed", (ms: number) => {
+  const start = performance.now();
+  const end = start + ms;
+  let now = start;
+  while (now < end) now = performance.now();
+  return [THREAD_TAG, performance.timeOrigin + start, performance.timeOrigin + now];
+});
+
 /** A chord body: the sum of its header's results; `bench.tsum` in Python too. */
 export const tsum = app.task("bench.tsum", (xs: number[]) => xs.reduce((a, b) => a + b, 0));

@@ -1,0 +1,266 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno run -A bench/cpu_probe.ts`: where workload D's efficiency goes.
+ * Starts a Celeriac worker as the bench does (`-c 2`, the bench's app and
+ * V8 flags), waits until it is ready, enqueues N `bench.spin_timed(MS)`
+ * tasks (the bench's `bench.spin`, returning when it ran and on which Web
+ * Worker) in a queue the worker does not consume, gives them all to it at
+ * once (RENAME: the clock starts there), polls the result count every 2 ms
+ * until N, and prints:
+ *
+ * - efficiency as the bench defines it (N × MS / 2 cores / wall time),
+ *   here from the RENAME rather than from the first take, and the loss
+ *   split per Web Worker into lead (clock start → its first task), gaps
+ *   between consecutive tasks (by size), tail (its last task's end → the
+ *   last result seen) and overrun (tasks longer than MS);
+ * - per thread of the worker (main, each Web Worker, V8 helpers, Tokio),
+ *   of Redis (its pid from `INFO server`) and of this process: CPU time
+ *   and time spent waiting on a run queue during the drain, from
+ *   `/proc/<pid>/task/<tid>/schedstat`, and the whole machine's busy time
+ *   from `/proc/stat` (the rest is other processes).
+ *
+ * Options: `--tasks N` (2000), `--ms MS` (5), `--prefetch N` (the
+ * worker's, default its own), `--v8-flags F` (the bench's default),
+ * `--redis URL` (db 12 = broker, db 13 = results, both FLUSHDB'd),
+ * `--json FILE` (write the figures).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
+import { DEFAULT_V8_FLAGS, ROOT_DIR } from "./common.ts";
+import { followWorker, stopTree } from "./proc.ts";
+import { app, BENCH_QUEUE, spinTimed } from "./tasks.ts";
+
+/** The queue the worker consumes: the tasks are renamed into it at once. */
+const DRAIN_QUEUE = `${BENCH_QUEUE}.drain`;
+/** Cores the bench's ideal time assumes (the worker's `-c`). */
+const CORES = 2;
+
+/** Scheduler figures of one thread, in ns (schedstat: on CPU, waiting on a run queue, slices). */
+interface Sched {
+  name: string;
+  cpu: number;
+  wait: number;
+  slices: number;
+}
+
+/** Schedstat of every thread of `pid`, by tid. */
+function sched(pid: number): Map<string, Sched> {
+  const out = new Map<string, Sched>();
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(`/proc/${pid}/task`)];
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    try {
+      const dir = `/proc/${pid}/task/${e.name}`;
+      const [cpu, wait, slices] = Deno.readTextFileSync(`${dir}/schedstat`).trim().split(" ")
+        .map(Number);
+      const comm = Deno.readTextFileSync(`${dir}/comm`).trim();
+      out.set(e.name, { name: e.name === String(pid) ? "main" : comm, cpu, wait, slices });
+    } catch {
+      // the thread ended between listing and reading
+    }
+  }
+  return out;
+}
+
+/** Per-thread differences `after - before`, grouped by thread name. */
+function schedDelta(before: Map<string, Sched>, after: Map<string, Sched>): Sched[] {
+  const byName = new Map<string, Sched>();
+  for (const [tid, a] of after) {
+    const b = before.get(tid) ?? { cpu: 0, wait: 0, slices: 0 };
+    const key = /^(V8 |tokio)/.test(a.name) ? a.name.replace(/[- #]?\d+$/, "") : a.name;
+    const s = byName.get(key) ?? { name: key, cpu: 0, wait: 0, slices: 0 };
+    s.cpu += a.cpu - b.cpu;
+    s.wait += a.wait - b.wait;
+    s.slices += a.slices - b.slices;
+    byName.set(key, s);
+  }
+  return [...byName.values()].sort((x, y) => y.cpu - x.cpu);
+}
+
+/** Busy and total jiffies of the whole machine, from /proc/stat. */
+function machine(): { busy: number; total: number } {
+  const f = Deno.readTextFileSync("/proc/stat").split("\n")[0].split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3] - f[4], total };
+}
+
+function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0;
+}
+
+/** One Web Worker's tasks laid out in time, in ms. */
+interface Lane {
+  tag: string;
+  tasks: number;
+  busy: number;
+  lead: number;
+  tail: number;
+  gaps: number[];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      tasks: { type: "string", default: "2000" },
+      ms: { type: "string", default: "5" },
+      prefetch: { type: "string" },
+      "v8-flags": { type: "string", default: DEFAULT_V8_FLAGS },
+      redis: { type: "string", default: "redis://127.0.0.1:6379" },
+      json: { type: "string" },
+    },
+  });
+  const n = Number(values.tasks);
+  const ms = Number(values.ms);
+  const brokerUrl = new URL(values.redis);
+  brokerUrl.pathname = "/12";
+  const backendUrl = new URL(values.redis);
+  backendUrl.pathname = "/13";
+  const broker = new Redis(brokerUrl.href);
+  const results = new Redis(backendUrl.href);
+  await Promise.all([broker.flushdb(), results.flushdb()]);
+  app.configure({ broker: brokerUrl.href, backend: backendUrl.href });
+  const redisPid = Number(/process_id:(\d+)/.exec(await broker.info("server"))?.[1]);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...(values["v8-flags"] === "none" ? [] : [`--v8-flags=${values["v8-flags"]}`]),
+      "-A",
+      "worker.ts",
+      "--app",
+      "bench/tasks.ts",
+      "-c",
+      String(CORES),
+      "-Q",
+      DRAIN_QUEUE,
+      ...(values.prefetch ? ["--prefetch", values.prefetch] : []),
+    ],
+    cwd: ROOT_DIR,
+    env: { CELERY_BROKER_URL: brokerUrl.href, CELERY_RESULT_BACKEND: backendUrl.href },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const worker = followWorker(child);
+  try {
+    await worker.ready;
+    for (let sent = 0; sent < n; sent += 1000) {
+      await spinTimed.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => [ms]));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const pids = { worker: child.pid, redis: redisPid, probe: Deno.pid };
+    const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, sched(p)]));
+    const m0 = machine();
+    const t0 = epochNow();
+    await broker.rename(BENCH_QUEUE, DRAIN_QUEUE);
+    while (await results.dbsize() < n) await new Promise((r) => setTimeout(r, 2));
+    const t1 = epochNow();
+    const m1 = machine();
+    const threads = Object.fromEntries(
+      Object.entries(pids).map(([k, p]) => [k, schedDelta(before[k], sched(p))]),
+    );
+    const wall = t1 - t0;
+
+    const runs: [string, number, number][] = [];
+    const keys = await results.keys("celery-task-meta-*");
+    for (let i = 0; i < keys.length; i += 1000) {
+      for (const raw of await results.mget(...keys.slice(i, i + 1000))) {
+        runs.push(JSON.parse(raw!).result);
+      }
+    }
+    const byTag = Map.groupBy(runs, (r) => r[0]);
+    const lanes: Lane[] = [...byTag].map(([tag, rs]) => {
+      rs.sort((a, b) => a[1] - b[1]);
+      const gaps = rs.slice(1).map((r, i) => r[1] - rs[i][2]);
+      return {
+        tag,
+        tasks: rs.length,
+        busy: rs.reduce((s, r) => s + r[2] - r[1], 0),
+        lead: rs[0][1] - t0,
+        tail: t1 - rs[rs.length - 1][2],
+        gaps,
+      };
+    });
+    const ideal = n * ms / CORES;
+    const pct = (x: number) => `${(100 * x / (CORES * wall)).toFixed(2)} %`;
+    console.log(
+      `${n} × ${ms} ms on ${lanes.length} Web Worker(s): ${wall.toFixed(0)} ms from RENAME to ` +
+        `the last result seen, ideal ${ideal.toFixed(0)} ms: efficiency ${
+          (100 * ideal / wall).toFixed(1)
+        } % (load average ${Deno.loadavg()[0].toFixed(2)})`,
+    );
+    console.log(
+      `loss, in % of ${CORES} × wall (${lanes.length} lanes; a missing lane is all loss):`,
+    );
+    let explained = 0;
+    for (const l of lanes) {
+      const g = [...l.gaps].sort((a, b) => a - b);
+      const sum = (f: (x: number) => boolean) => g.filter(f).reduce((a, b) => a + b, 0);
+      const overrun = l.busy - l.tasks * ms;
+      explained += l.lead + l.tail + sum(() => true) + overrun;
+      console.log(
+        `  ${l.tag}: ${l.tasks} tasks, busy ${l.busy.toFixed(0)} ms; lead ${pct(l.lead)} ` +
+          `(${l.lead.toFixed(1)} ms), gaps ${pct(sum(() => true))} (${g.length}: <0.1 ms ${
+            pct(sum((x) => x < 0.1))
+          }, 0.1–1 ms ${pct(sum((x) => x >= 0.1 && x < 1))} [${
+            g.filter((x) => x >= 0.1 && x < 1).length
+          }], ≥1 ms ${pct(sum((x) => x >= 1))} [${g.filter((x) => x >= 1).length}]; p50 ${
+            (quantile(g, 0.5) * 1000).toFixed(0)
+          } µs, p90 ${(quantile(g, 0.9) * 1000).toFixed(0)} µs, p99 ${
+            (quantile(g, 0.99) * 1000).toFixed(0)
+          } µs, max ${g.length ? g[g.length - 1].toFixed(2) : 0} ms), tail ${pct(l.tail)} (${
+            l.tail.toFixed(1)
+          } ms), overrun ${pct(overrun)}`,
+      );
+    }
+    console.log(
+      `  total ${pct(explained + (CORES - lanes.length) * wall)} (efficiency + loss = ${
+        (100 * (ideal / wall) + 100 * (explained + (CORES - lanes.length) * wall) / (CORES * wall))
+          .toFixed(1)
+      } %)`,
+    );
+    const machineMs = (m1.busy - m0.busy) * 10;
+    let oursMs = 0;
+    console.log(`CPU and run-queue wait during the drain (ms; slices = times on a CPU):`);
+    for (const [k, list] of Object.entries(threads)) {
+      const cpu = list.reduce((s, t) => s + t.cpu, 0) / 1e6;
+      oursMs += cpu;
+      console.log(
+        `  ${k}: CPU ${cpu.toFixed(0)}; ` +
+          list.filter((t) => t.cpu > 1e6 || t.wait > 1e6).map((t) =>
+            `${t.name} ${(t.cpu / 1e6).toFixed(0)} cpu / ${
+              (t.wait / 1e6).toFixed(0)
+            } wait / ${t.slices}`
+          ).join(", "),
+      );
+    }
+    console.log(
+      `  machine busy ${machineMs.toFixed(0)} of ${CORES * wall | 0} (jiffies of 10 ms); ` +
+        `other processes ≈ ${(machineMs - oursMs).toFixed(0)}`,
+    );
+    if (values.json) {
+      await Deno.writeTextFile(
+        values.json,
+        JSON.stringify({ n, ms, wall, ideal, lanes, threads, machineMs }, null, 1),
+      );
+    }
+  } finally {
+    await stopTree(child);
+    await Promise.all([broker.flushdb(), results.flushdb()]);
+    broker.disconnect();
+    results.disconnect();
+    await app.close();
+  }
+}
+
+if (import.meta.main) await main();
