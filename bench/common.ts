@@ -484,7 +484,7 @@ export async function runSide(
       );
     }
     let roundtrip: LatencyStats | null = null;
-    if (enqueuedBy === side && steps.n === undefined) {
+    if (enqueuedBy === side && steps.n === undefined && opts.roundtrips > 0) {
       console.log(`[${side}] ${opts.roundtrips} round trips (after ${WARMUP} warm-up)…`);
       roundtrip = latencyStats(await roundTrips(side, opts.roundtrips, env, steps.call));
     }

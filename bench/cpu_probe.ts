@@ -5,14 +5,17 @@
  * V8 flags), waits until it is ready, enqueues N `bench.spin_timed(MS)`
  * tasks (the bench's `bench.spin`, returning when it ran and on which Web
  * Worker) in a queue the worker does not consume, gives them all to it at
- * once (RENAME: the clock starts there), polls the result count every 2 ms
+ * once (RENAME: the clock starts there), polls the result count every 20 ms (as the bench)
  * until N, and prints:
  *
  * - efficiency as the bench defines it (N × MS / 2 cores / wall time),
  *   here from the RENAME rather than from the first take, and the loss
  *   split per Web Worker into lead (clock start → its first task), gaps
- *   between consecutive tasks (by size), tail (its last task's end → the
- *   last result seen) and overrun (tasks longer than MS);
+ *   between consecutive tasks (by size, and how much of them the thread
+ *   waited on a run queue, from its own schedstat read by the task), tail
+ *   (its last task's end → the last result seen) and overrun (tasks longer
+ *   than MS: the spin is by wall clock, so a thread off its CPU when the
+ *   time is up ends late);
  * - per thread of the worker (main, each Web Worker, V8 helpers, Tokio),
  *   of Redis (its pid from `INFO server`) and of this process: CPU time
  *   and time spent waiting on a run queue during the drain, from
@@ -99,6 +102,9 @@ function quantile(sorted: number[], q: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0;
 }
 
+/** What `bench.spin_timed` returns: thread tag, start, end (epoch ms), run-queue wait (ns) at both. */
+type Run = [string, number, number, number, number];
+
 /** One Web Worker's tasks laid out in time, in ms. */
 interface Lane {
   tag: string;
@@ -107,6 +113,10 @@ interface Lane {
   lead: number;
   tail: number;
   gaps: number[];
+  /** Of the gaps: time waiting on a run queue. */
+  gapWait: number;
+  /** Run-queue wait during the tasks themselves (a wall-clock spin does not lose it, unless it spans the end). */
+  taskWait: number;
 }
 
 async function main(): Promise<void> {
@@ -163,7 +173,7 @@ async function main(): Promise<void> {
     const m0 = machine();
     const t0 = epochNow();
     await broker.rename(BENCH_QUEUE, DRAIN_QUEUE);
-    while (await results.dbsize() < n) await new Promise((r) => setTimeout(r, 2));
+    while (await results.dbsize() < n) await new Promise((r) => setTimeout(r, 20));
     const t1 = epochNow();
     const m1 = machine();
     const threads = Object.fromEntries(
@@ -171,7 +181,7 @@ async function main(): Promise<void> {
     );
     const wall = t1 - t0;
 
-    const runs: [string, number, number][] = [];
+    const runs: Run[] = [];
     const keys = await results.keys("celery-task-meta-*");
     for (let i = 0; i < keys.length; i += 1000) {
       for (const raw of await results.mget(...keys.slice(i, i + 1000))) {
@@ -189,6 +199,8 @@ async function main(): Promise<void> {
         lead: rs[0][1] - t0,
         tail: t1 - rs[rs.length - 1][2],
         gaps,
+        gapWait: rs.slice(1).reduce((t, r, i) => t + (r[3] - rs[i][4]) / 1e6, 0),
+        taskWait: rs.reduce((t, r) => t + (r[4] - r[3]) / 1e6, 0),
       };
     });
     const ideal = n * ms / CORES;
@@ -218,9 +230,15 @@ async function main(): Promise<void> {
             (quantile(g, 0.5) * 1000).toFixed(0)
           } µs, p90 ${(quantile(g, 0.9) * 1000).toFixed(0)} µs, p99 ${
             (quantile(g, 0.99) * 1000).toFixed(0)
-          } µs, max ${g.length ? g[g.length - 1].toFixed(2) : 0} ms), tail ${pct(l.tail)} (${
-            l.tail.toFixed(1)
-          } ms), overrun ${pct(overrun)}`,
+          } µs, max ${
+            g.length ? g[g.length - 1].toFixed(2) : 0
+          } ms; of the gaps: waiting for a CPU ${
+            pct(l.gapWait)
+          }, running or waiting for a message ${pct(sum(() => true) - l.gapWait)}), tail ${
+            pct(l.tail)
+          } (${l.tail.toFixed(1)} ms), overrun ${pct(overrun)} (run-queue wait within tasks: ${
+            pct(l.taskWait)
+          })`,
       );
     }
     console.log(

@@ -31,17 +31,35 @@ export const spin = app.task("bench.spin", (ms: number) => {
 /** Tags the Web Worker (each imports this module on its own) in {@link spinTimed}'s results. */
 const THREAD_TAG = crypto.randomUUID().slice(0, 8);
 
+/** Nanoseconds this thread has waited on a run queue, from its schedstat (Linux; 0 elsewhere). */
+function runQueueWaitNs(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/thread-self/schedstat").split(" ")[1]);
+  } catch {
+    return 0;
+  }
+}
+
 /**
- * As {@link spin}, but returns when it ran: `[thread tag, start, end]`,
- * start and end in epoch milliseconds with sub-millisecond precision
- * (bench/cpu_probe.ts lays the tasks out per Web Worker with them).
+ * As {@link spin}, but returns when it ran: `[thread tag, start, end,
+ * run-queue wait at start, at end]`, start and end in epoch milliseconds
+ * with sub-millisecond precision, waits in ns (bench/cpu_probe.ts lays
+ * the tasks out per Web Worker with them, and tells how much of the time
+ * between tasks the thread waited for a CPU).
  */
 export const spinTimed = app.task("bench.spin_timed", (ms: number) => {
+  const waitStart = runQueueWaitNs();
   const start = performance.now();
   const end = start + ms;
   let now = start;
   while (now < end) now = performance.now();
-  return [THREAD_TAG, performance.timeOrigin + start, performance.timeOrigin + now];
+  return [
+    THREAD_TAG,
+    performance.timeOrigin + start,
+    performance.timeOrigin + now,
+    waitStart,
+    runQueueWaitNs(),
+  ];
 });
 
 /** A chord body: the sum of its header's results; `bench.tsum` in Python too. */
