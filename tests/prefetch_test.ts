@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
+import { BlockingAverage, messagesOf } from "../src/worker/blocking_time.ts";
 import { PrefetchWindow } from "../src/worker/prefetch_window.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { app as tasksApp } from "./apps/first_contact_app.ts";
@@ -33,6 +34,27 @@ Deno.test("prefetch window: 4 per Web Worker at first, wide for short tasks, 1 f
   assert.equal(resizable.limit, 2);
   webWorkers = 3; // pool_grow 2
   assert.equal(resizable.limit, 6, "the window follows the pool's size");
+});
+
+Deno.test("blocking time: a running average of finished tasks, null until one has a measurement", () => {
+  const avg = new BlockingAverage();
+  assert.equal(avg.ms, null);
+  avg.observe([{}]);
+  assert.equal(avg.ms, null, "an outcome without `blocked` is skipped");
+  avg.observe([{ blocked: 5 }]);
+  assert.equal(avg.ms, 5);
+  avg.observe([{ blocked: 0 }]);
+  assert.ok(avg.ms! > 0 && avg.ms! < 5, `${avg.ms}: moves toward the newest, smoothed`);
+});
+
+Deno.test("blocking time: tasks of a Web Worker go about 1 ms of blocking work to a message", () => {
+  const tasks = [1, 2, 3, 4, 5];
+  assert.deepEqual(messagesOf(tasks, null), [tasks], "unknown: one message");
+  assert.deepEqual(messagesOf(tasks, 0.01), [tasks], "short tasks: one message");
+  assert.deepEqual(messagesOf(tasks, 5), [[1], [2], [3], [4], [5]], "5 ms tasks: one each");
+  assert.deepEqual(messagesOf(tasks, 0.4), [[1, 2], [3, 4], [5]], "0.4 ms tasks: two each");
+  assert.deepEqual(messagesOf(tasks, 0), [tasks], "a zero average still batches");
+  assert.deepEqual(messagesOf([7], 50), [[7]]);
 });
 
 Deno.test({

@@ -402,8 +402,15 @@ export async function runTask(
 /**
  * Runs task requests against a registry, many at a time, and reports their
  * outcomes in batches: outcomes of tasks that finish in the same turn (every
- * synchronous handler of a batch) go out together. Used inside Web Workers
- * and by the inline pool.
+ * synchronous handler of a batch) go out together. Given `waiting` (tasks
+ * already sent to this runner that it has not received), it holds
+ * outcomes while more tasks wait, and posts them at the start of the turn
+ * that runs the first tasks they are not fewer than, or once nothing waits:
+ * a Web Worker running CPU-bound tasks one message each then reports a few
+ * at a time (fewer wake-ups of the main thread) while it still has tasks to
+ * run until the main thread sends more. Nothing is held while a task with
+ * a hard time limit runs (a Web Worker stopped at that limit would lose
+ * what it holds). Used inside Web Workers and by the inline pool.
  *
  * @example
  * ```ts ignore
@@ -414,17 +421,26 @@ export async function runTask(
 export class BatchRunner {
   readonly #onOutcomes: (outcomes: RunOutcome[]) => void;
   readonly #services: RunServices;
+  readonly #waiting: (() => number) | undefined;
   readonly #running = new Map<number, AbortController>();
+  /** Running requests with a hard time limit. */
+  readonly #limited = new Set<number>();
   #outbox: RunOutcome[] = [];
   #flushScheduled = false;
 
   /**
    * @param onOutcomes receives each batch of finished outcomes
    * @param services what tasks may reach (state updates)
+   * @param waiting tasks sent to this runner and not received yet; default: outcomes are never held
    */
-  constructor(onOutcomes: (outcomes: RunOutcome[]) => void, services: RunServices = {}) {
+  constructor(
+    onOutcomes: (outcomes: RunOutcome[]) => void,
+    services: RunServices = {},
+    waiting?: () => number,
+  ) {
     this.#onOutcomes = onOutcomes;
     this.#services = services;
+    this.#waiting = waiting;
   }
 
   /**
@@ -439,6 +455,10 @@ export class BatchRunner {
     requests: RunRequest[],
     signals?: Signals,
   ): void {
+    const limited = requests.filter((r) => r.timeLimits?.hard);
+    const caughtUp = this.#waiting && this.#outbox.length >= requests.length + this.#waiting();
+    if (limited.length || caughtUp) this.#flush();
+    for (const r of limited) this.#limited.add(r.seq);
     const services = signals ? { ...this.#services, signals } : this.#services;
     for (const req of requests) {
       const ctl = new AbortController();
@@ -459,15 +479,21 @@ export class BatchRunner {
 
   #finished(outcome: RunOutcome): void {
     this.#running.delete(outcome.seq);
+    this.#limited.delete(outcome.seq);
     this.#outbox.push(outcome);
     if (this.#flushScheduled) return;
     // Outcomes queued in this turn are already ahead of this microtask.
     this.#flushScheduled = true;
     queueMicrotask(() => {
       this.#flushScheduled = false;
-      const out = this.#outbox;
-      this.#outbox = [];
-      this.#onOutcomes(out);
+      if (this.#limited.size || !(this.#waiting && this.#waiting() > 0)) this.#flush();
     });
+  }
+
+  #flush(): void {
+    if (this.#outbox.length === 0) return;
+    const out = this.#outbox;
+    this.#outbox = [];
+    this.#onOutcomes(out);
   }
 }

@@ -21,6 +21,12 @@ export type ToRunner =
     measureMemory?: boolean;
     /** Permissions to give up once the app module is loaded (sandboxes). */
     revoke?: Revocation[];
+    /**
+     * Tasks the main thread has posted to this Web Worker so far (an
+     * Int32Array on a SharedArrayBuffer it keeps adding to): the Web Worker
+     * holds outcomes while more tasks wait for it.
+     */
+    sent?: Int32Array;
   }
   | { type: "run"; batch: RunRequest[] }
   | { type: "abort"; seqs: number[] }

@@ -18,6 +18,8 @@
  * @module
  */
 
+import { BlockingAverage } from "./blocking_time.ts";
+
 /**
  * Blocking work the adaptive window lets wait behind each Web Worker's
  * running task, in milliseconds.
@@ -39,9 +41,6 @@ export const PREFETCH_TARGET_MS = 20;
  * ```
  */
 export const PREFETCH_START = 4;
-
-/** Weight of the newest observation in the running average of blocking time. */
-const SMOOTHING = 0.2;
 
 /** Options of {@link PrefetchWindow}. */
 export interface PrefetchWindowOptions {
@@ -68,7 +67,7 @@ export class PrefetchWindow {
   readonly #size: () => number;
   readonly #max: number;
   readonly #fixed: number | undefined;
-  #blocked: number | null = null;
+  readonly #blocked = new BlockingAverage();
 
   /** @param options pool size, slots per Web Worker, fixed multiplier */
   constructor(options: PrefetchWindowOptions) {
@@ -86,8 +85,9 @@ export class PrefetchWindow {
   /** Messages each Web Worker may hold now. */
   get perWorker(): number {
     if (this.#fixed !== undefined) return this.#fixed;
-    if (this.#blocked === null) return Math.min(PREFETCH_START, this.#max);
-    const queued = Math.floor(PREFETCH_TARGET_MS / Math.max(this.#blocked, 0.001));
+    const blocked = this.#blocked.ms;
+    if (blocked === null) return Math.min(PREFETCH_START, this.#max);
+    const queued = Math.floor(PREFETCH_TARGET_MS / Math.max(blocked, 0.001));
     return Math.max(1, Math.min(this.#max, 1 + queued));
   }
 
@@ -97,11 +97,6 @@ export class PrefetchWindow {
    * @param outcomes finished tasks (those without `blocked` are skipped)
    */
   observe(outcomes: readonly { blocked?: number }[]): void {
-    for (const o of outcomes) {
-      if (o.blocked === undefined) continue;
-      this.#blocked = this.#blocked === null
-        ? o.blocked
-        : this.#blocked + SMOOTHING * (o.blocked - this.#blocked);
-    }
+    this.#blocked.observe(outcomes);
   }
 }

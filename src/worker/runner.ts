@@ -23,6 +23,9 @@ let app: Promise<Celery> | null = null;
 const pendingRequests = new Map<number, { resolve(): void; reject(e: Error): void }>();
 let requestSeq = 0;
 let measureMemory = false;
+/** Tasks the main thread has posted to this Web Worker (shared with it), and those received. */
+let sent: Int32Array | null = null;
+let received = 0;
 
 function post(msg: FromRunner): void {
   self.postMessage(msg);
@@ -36,6 +39,7 @@ function memory(): number {
 const runner = new BatchRunner(
   (outcomes) => post({ type: "outcomes", outcomes, memory: measureMemory ? memory() : undefined }),
   { storeState: (seq, status, meta) => request({ type: "store", id: 0, seq, status, meta }) },
+  () => sent ? Atomics.load(sent, 0) - received : 0,
 );
 
 /** Post a request the main thread acknowledges (`published` / `stored`) and wait for the answer. */
@@ -70,6 +74,7 @@ self.onmessage = (e: MessageEvent<ToRunner>) => {
   switch (msg.type) {
     case "init":
       measureMemory = msg.measureMemory ?? false;
+      sent = msg.sent ?? null;
       app = init(msg.module, msg.exportName, msg.config, msg.revoke ?? []);
       app.then(
         (a) => post({ type: "ready", tasks: [...a.tasks.keys()] }),
@@ -77,6 +82,7 @@ self.onmessage = (e: MessageEvent<ToRunner>) => {
       );
       break;
     case "run":
+      received += msg.batch.length;
       app!.then((a) => runner.run(a.tasks, msg.batch, a.signals));
       break;
     case "abort":

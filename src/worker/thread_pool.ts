@@ -6,11 +6,13 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { CeleryOptions } from "../client/config.ts";
+import { BlockingAverage, messagesOf } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import type { Pool, PoolEvents } from "./pool.ts";
-import type { FromRunner, ToRunner } from "./pool_protocol.ts";
+import { type Group, type Member, postTo } from "./pool_member.ts";
+import type { FromRunner } from "./pool_protocol.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
-import { moduleDirs, type Sandbox, type SpawnPermissions, spawnPermissions } from "./sandboxes.ts";
+import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
 import { spawnRunner } from "./spawn_runner.ts";
 import { type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
@@ -65,27 +67,6 @@ export interface ThreadPoolOptions {
   config: CeleryOptions;
 }
 
-interface Group {
-  sandbox: Sandbox;
-  spawn: SpawnPermissions;
-  /** Members that take new tasks. */
-  members: Member[];
-  /** Consecutive members that failed to start (for the respawn backoff). */
-  failures: number;
-}
-
-interface Member {
-  group: Group;
-  worker: Worker;
-  load: number;
-  assigned: number;
-  inflight: Set<number>;
-  ready: Promise<void>;
-  up: boolean;
-  dead: boolean;
-  retiring: boolean;
-}
-
 interface Owned {
   member: Member;
   task: string;
@@ -99,6 +80,8 @@ const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tas
  * tasks at a time (async handlers interleave; sync handlers run in turn).
  *
  * - Tasks run in the group of Web Workers of their permission sandbox.
+ * - Tasks that block their thread for long go a few to a message (see
+ *   `blocking_time.ts`), so that a Web Worker is sent more while it runs them.
  * - Time limits: timers on the main thread fire a task's AbortSignal at its
  *   soft limit, and at its hard limit terminate its Web Worker; the other
  *   tasks that Web Worker held are reported abandoned, for the worker to
@@ -125,6 +108,7 @@ export class ThreadPool implements Pool {
   readonly #retiring = new Set<Member>();
   readonly #owner = new Map<number, Owned>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  readonly #blocking = new BlockingAverage();
   #closed = false;
   /** Web Workers added to (or, when negative, taken from) the default group by {@link ThreadPool.resize}. */
   #extra = 0;
@@ -249,6 +233,7 @@ export class ThreadPool implements Pool {
       load: 0,
       assigned: 0,
       inflight: new Set(),
+      sent: new Int32Array(new SharedArrayBuffer(4)),
       ready,
       up: false,
       dead: false,
@@ -274,14 +259,14 @@ export class ThreadPool implements Pool {
           break;
         case "publish":
           this.#events.onPublish(msg.message, msg.target).then(
-            () => this.#post(member, { type: "published", id: msg.id }),
-            (err) => this.#post(member, { type: "published", id: msg.id, error: String(err) }),
+            () => postTo(member, { type: "published", id: msg.id }),
+            (err) => postTo(member, { type: "published", id: msg.id, error: String(err) }),
           );
           break;
         case "store":
           (this.#events.onState?.(msg.seq, msg.status, msg.meta) ?? Promise.resolve()).then(
-            () => this.#post(member, { type: "stored", id: msg.id }),
-            (err) => this.#post(member, { type: "stored", id: msg.id, error: String(err) }),
+            () => postTo(member, { type: "stored", id: msg.id }),
+            (err) => postTo(member, { type: "stored", id: msg.id, error: String(err) }),
           );
           break;
       }
@@ -290,19 +275,16 @@ export class ThreadPool implements Pool {
       e.preventDefault();
       fail(e.message);
     };
-    this.#post(member, {
+    postTo(member, {
       type: "init",
       module: this.#options.module,
       exportName: this.#options.exportName,
       config: this.#options.config,
       measureMemory: this.#policy.measuresMemory,
       revoke: group.spawn.revoke,
+      sent: member.sent,
     });
     return member;
-  }
-
-  #post(member: Member, msg: ToRunner): void {
-    if (!member.dead) member.worker.postMessage(msg);
   }
 
   #onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void {
@@ -312,6 +294,7 @@ export class ThreadPool implements Pool {
       this.#limits.clear(o.seq);
     }
     member.load -= outcomes.length;
+    this.#blocking.observe(outcomes);
     if (memory !== undefined && this.#policy.overMemory(memory)) {
       this.#retire(member, `its heap is ${Math.round(memory / 1024)} KiB`);
     }
@@ -376,7 +359,7 @@ export class ThreadPool implements Pool {
 
   #softLimit(seq: number, seconds: number): void {
     const o = this.#owner.get(seq);
-    if (o) this.#post(o.member, { type: "soft-time-limit", seq, seconds, task: o.task, id: o.id });
+    if (o) postTo(o.member, { type: "soft-time-limit", seq, seconds, task: o.task, id: o.id });
   }
 
   #hardLimit(seq: number, seconds: number): void {
@@ -421,7 +404,9 @@ export class ThreadPool implements Pool {
       b.push(req);
       if (this.#policy.full(best.assigned)) this.#retire(best, `it ran ${best.assigned} tasks`);
     }
-    for (const [m, batch] of batches) this.#postRun(m, batch);
+    for (const [m, batch] of batches) {
+      for (const message of messagesOf(batch, this.#blocking.ms)) this.#postRun(m, message);
+    }
   }
 
   /**
@@ -443,14 +428,14 @@ export class ThreadPool implements Pool {
    */
   #postRun(member: Member, batch: RunRequest[]): void {
     try {
-      this.#post(member, { type: "run", batch });
+      postTo(member, { type: "run", batch });
       return;
     } catch (err) {
       if (batch.length === 1) return this.#unsendable(member, batch[0], err);
     }
     for (const req of batch) {
       try {
-        this.#post(member, { type: "run", batch: [req] });
+        postTo(member, { type: "run", batch: [req] });
       } catch (err) {
         this.#unsendable(member, req, err);
       }
@@ -472,7 +457,7 @@ export class ThreadPool implements Pool {
       const m = this.#owner.get(s)?.member;
       if (m) by.set(m, [...(by.get(m) ?? []), s]);
     }
-    for (const [m, list] of by) this.#post(m, { type: "abort", seqs: list });
+    for (const [m, list] of by) postTo(m, { type: "abort", seqs: list });
   }
 
   terminate(seqs: number[]): void {

@@ -1,0 +1,156 @@
+/**
+ * How the threads pool hands tasks to a Web Worker and gets outcomes back:
+ * once tasks prove to block for milliseconds, each goes in its own message,
+ * and the Web Worker reports them a few at a time while it still has tasks
+ * to run; short tasks still travel together and come back in one batch.
+ * Then the runner's rule for holding outcomes, alone.
+ */
+
+import assert from "node:assert/strict";
+import { Celery } from "../mod.ts";
+import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { BatchRunner, type RunOutcome, type RunRequest } from "../src/worker/executor.ts";
+import { ThreadPool } from "../src/worker/thread_pool.ts";
+
+const MODULE = new URL("./apps/first_contact_app.ts", import.meta.url).href;
+
+let seq = 0;
+function request(task: string, args: unknown[]): RunRequest {
+  const id = crypto.randomUUID();
+  const msg = encodeTaskMessage({
+    task,
+    id,
+    args,
+    kwargs: {},
+    now: new Date(),
+    origin: "t@local",
+    replyTo: "r",
+  });
+  return {
+    seq: ++seq,
+    task,
+    id,
+    body: msg.body,
+    contentType: msg.contentType,
+    contentEncoding: msg.contentEncoding,
+    headers: msg.headers,
+    storeResult: true,
+    info: {
+      retries: 0,
+      rootId: id,
+      parentId: null,
+      group: null,
+      eta: null,
+      expires: null,
+      queue: "celery",
+      redelivered: false,
+      hostname: "t@local",
+    },
+  };
+}
+
+/** A one-Web-Worker pool and the batches of outcomes it reports. */
+async function pool(): Promise<
+  { pool: ThreadPool; batches: RunOutcome[][]; settled(n: number): Promise<void> }
+> {
+  const batches: RunOutcome[][] = [];
+  let waiting: { n: number; resolve(): void } | null = null;
+  const count = () => batches.reduce((s, b) => s + b.length, 0);
+  const p = new ThreadPool(
+    { size: 1, slots: 8, module: MODULE, exportName: "app", config: {} },
+    {
+      onOutcomes: (outcomes) => {
+        batches.push(outcomes);
+        if (waiting && count() >= waiting.n) waiting.resolve();
+      },
+      onPublish: () => Promise.resolve(),
+      onLost: (seqs, reason) => assert.fail(`lost ${seqs}: ${reason}`),
+      onTimeLimit: () => assert.fail("no time limit is set"),
+    },
+  );
+  await p.start();
+  return {
+    pool: p,
+    batches,
+    settled: (n) => {
+      if (count() >= n) return Promise.resolve();
+      const { promise, resolve } = Promise.withResolvers<void>();
+      waiting = { n, resolve };
+      return promise;
+    },
+  };
+}
+
+Deno.test("thread pool: after a 5 ms task, 5 ms tasks given at once come back in several batches", async () => {
+  const { pool: p, batches, settled } = await pool();
+  try {
+    const first = request("fc.spin", [5]);
+    p.run([first]);
+    await settled(1);
+    const next = [1, 2, 3].map(() => request("fc.spin", [5]));
+    p.run(next);
+    await settled(4);
+    assert.ok(
+      batches.length >= 3,
+      `one message each, never all held: ${batches.map((b) => b.length)}`,
+    );
+    assert.deepEqual(batches.flat().map((o) => o.seq), [first, ...next].map((r) => r.seq));
+    assert.ok(batches.flat().every((o) => o.ok));
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("thread pool: short tasks given at once come back in one batch", async () => {
+  const { pool: p, batches, settled } = await pool();
+  try {
+    p.run([request("fc.big", [1])]);
+    await settled(1);
+    p.run([1, 2, 3].map(() => request("fc.big", [1])));
+    await settled(4);
+    assert.deepEqual(batches.map((b) => b.length), [1, 3]);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("batch runner: holds outcomes while tasks wait for it, posts them once they are not fewer", async () => {
+  const app = new Celery({ broker: "kv://:memory:" });
+  app.task("t.one", () => 1);
+  const posted: number[][] = [];
+  let waiting = 3;
+  const runner = new BatchRunner((outs) => posted.push(outs.map((o) => o.seq)), {}, () => waiting);
+  const turn = async (req: RunRequest) => {
+    runner.run(app.tasks, [req]);
+    await new Promise((r) => setTimeout(r, 0));
+  };
+  const reqs = [1, 2, 3, 4].map(() => request("t.one", []));
+  await turn(reqs[0]);
+  assert.deepEqual(posted, [], "1 held, 3 waiting");
+  waiting = 2;
+  await turn(reqs[1]);
+  assert.deepEqual(posted, [], "1 held < 1 + 2 to run");
+  waiting = 1;
+  await turn(reqs[2]);
+  assert.deepEqual(posted, [[reqs[0].seq, reqs[1].seq]], "2 held >= 1 + 1 to run: posted first");
+  waiting = 0;
+  await turn(reqs[3]);
+  assert.deepEqual(posted.slice(1), [[reqs[2].seq], [reqs[3].seq]], "nothing waits: all posted");
+  waiting = 5;
+  const held = request("t.one", []);
+  await turn(held);
+  assert.equal(posted.length, 3, "held: 5 more wait");
+  const limited = { ...request("t.one", []), timeLimits: { hard: 10, soft: null } };
+  await turn(limited);
+  assert.deepEqual(posted[3], [held.seq], "posted before a task with a hard time limit starts");
+  const plain: number[][] = [];
+  const inline = new BatchRunner((outs) => plain.push(outs.map((o) => o.seq)));
+  inline.run(app.tasks, [reqs[0], reqs[1]]);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(
+    plain,
+    [[reqs[0].seq, reqs[1].seq]],
+    "without a count, each turn's outcomes go out",
+  );
+  await app.close();
+});
