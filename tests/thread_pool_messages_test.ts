@@ -117,6 +117,13 @@ Deno.test("thread pool: short tasks given at once come back in one batch", async
 Deno.test("batch runner: holds outcomes while tasks wait for it, posts them once they are not fewer", async () => {
   const app = new Celery({ broker: "kv://:memory:" });
   app.task("t.one", () => 1);
+  app.task("t.spin", () => {
+    const end = performance.now() + 1.5;
+    while (performance.now() < end) {
+      // blocks its thread for 1.5 ms
+    }
+    return 1;
+  });
   const posted: number[][] = [];
   let waiting = 3;
   const runner = new BatchRunner((outs) => posted.push(outs.map((o) => o.seq)), {}, () => waiting);
@@ -124,7 +131,7 @@ Deno.test("batch runner: holds outcomes while tasks wait for it, posts them once
     runner.run(app.tasks, [req]);
     await new Promise((r) => setTimeout(r, 0));
   };
-  const reqs = [1, 2, 3, 4].map(() => request("t.one", []));
+  const reqs = [1, 2, 3, 4].map(() => request("t.spin", []));
   await turn(reqs[0]);
   assert.deepEqual(posted, [], "1 held, 3 waiting");
   waiting = 2;
@@ -137,12 +144,19 @@ Deno.test("batch runner: holds outcomes while tasks wait for it, posts them once
   await turn(reqs[3]);
   assert.deepEqual(posted.slice(1), [[reqs[2].seq], [reqs[3].seq]], "nothing waits: all posted");
   waiting = 5;
-  const held = request("t.one", []);
+  const held = request("t.spin", []);
   await turn(held);
   assert.equal(posted.length, 3, "held: 5 more wait");
-  const limited = { ...request("t.one", []), timeLimits: { hard: 10, soft: null } };
+  const limited = { ...request("t.spin", []), timeLimits: { hard: 10, soft: null } };
   await turn(limited);
   assert.deepEqual(posted[3], [held.seq], "posted before a task with a hard time limit starts");
+  const short = request("t.one", []);
+  await turn(short);
+  assert.deepEqual(
+    posted[4],
+    [limited.seq, short.seq],
+    "a task that blocked for microseconds is not held: its turn posts it with those held",
+  );
   const plain: number[][] = [];
   const inline = new BatchRunner((outs) => plain.push(outs.map((o) => o.seq)));
   inline.run(app.tasks, [reqs[0], reqs[1]]);

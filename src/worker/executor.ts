@@ -29,6 +29,7 @@ import type { Signals } from "../client/signals.ts";
 import { reportedError } from "./reported_error.ts";
 import type { TimeLimits } from "./time_limits.ts";
 import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
+import { MESSAGE_BLOCKING_MS } from "./blocking_time.ts";
 
 /**
  * A task to run, as the main thread hands it over (structured-cloneable).
@@ -404,11 +405,13 @@ export async function runTask(
  * outcomes in batches: outcomes of tasks that finish in the same turn (every
  * synchronous handler of a batch) go out together. Given `waiting` (tasks
  * already sent to this runner that it has not received), it holds
- * outcomes while more tasks wait, and posts them at the start of the turn
- * that runs the first tasks they are not fewer than, or once nothing waits:
- * a Web Worker running CPU-bound tasks one message each then reports a few
- * at a time (fewer wake-ups of the main thread) while it still has tasks to
- * run until the main thread sends more. Nothing is held while a task with
+ * outcomes of tasks that blocked their thread for at least
+ * `MESSAGE_BLOCKING_MS` while more tasks wait, and posts them at the start
+ * of the turn that runs the first tasks they are not fewer than, or once
+ * nothing waits: a Web Worker running CPU-bound tasks one message each then
+ * reports a few at a time (fewer wake-ups of the main thread) while it
+ * still has tasks to run until the main thread sends more. Short tasks'
+ * outcomes go out at the end of their turn, as without the count. Nothing is held while a task with
  * a hard time limit runs (a Web Worker stopped at that limit would lose
  * what it holds). Used inside Web Workers and by the inline pool.
  *
@@ -486,7 +489,9 @@ export class BatchRunner {
     this.#flushScheduled = true;
     queueMicrotask(() => {
       this.#flushScheduled = false;
-      if (this.#limited.size || !(this.#waiting && this.#waiting() > 0)) this.#flush();
+      const hold = this.#limited.size === 0 && (this.#waiting?.() ?? 0) > 0 &&
+        this.#outbox.every((o) => (o.blocked ?? 0) >= MESSAGE_BLOCKING_MS);
+      if (!hold) this.#flush();
     });
   }
 
