@@ -157,6 +157,7 @@ export class RespConnection {
    */
   async command(args: readonly (string | Uint8Array)[]): Promise<RespValue> {
     if (this.#state !== "ready") await this.#whenReady();
+    this.#checkReady();
     this.#writer.command(args);
     return this.#expect();
   }
@@ -171,6 +172,7 @@ export class RespConnection {
    */
   async publish(channel: Uint8Array, payload: Uint8Array): Promise<number> {
     if (this.#state !== "ready") await this.#whenReady();
+    this.#checkReady();
     this.#writer.publish(channel, payload);
     return await this.#expect() as number;
   }
@@ -198,7 +200,12 @@ export class RespConnection {
   }
 
   async #whenReady(): Promise<void> {
-    if (this.#state === "idle" || this.#state === "connecting") return await this.connect();
+    if (this.#state === "idle" || this.#state === "connecting") await this.connect();
+  }
+
+  /** Throw unless ready: nothing may be framed while no connection will take it. */
+  #checkReady(): void {
+    if (this.#state === "ready") return;
     throw new RedisConnectionError(
       this.#state === "closed"
         ? `connection to ${this.#label} is closed`
