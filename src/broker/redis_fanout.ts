@@ -12,11 +12,13 @@ import { getLogger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
 import { decodeEnvelope, encodeEnvelopeBytes, type Envelope } from "../protocol/envelope.ts";
 import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
+import { EVENT_EXCHANGE } from "../protocol/events.ts";
 import type { Message } from "../protocol/message.ts";
 import type { SubscribeOptions } from "./port.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { duplicateRedis, redisFailure } from "./redis_connection.ts";
 import { bindingMember, bindingSet } from "./redis_keys.ts";
+import type { RespEvents } from "./resp_events.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -54,6 +56,7 @@ export async function broadcast(
     crypto.randomUUID(),
   );
   const channel = fanoutChannel(scope, exchange) + (routingKey ? `/${routingKey}` : "");
+  if (scope.events && exchange === EVENT_EXCHANGE) return await scope.events.publish(channel, raw);
   await scope.run(() =>
     scope.client.publish(channel, Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength))
   );
@@ -90,6 +93,9 @@ export async function subscribe(
   const key = options.bindingKey ?? "";
   const channel = fanoutChannel(scope, exchange) + (key ? `/${key.replaceAll("#", "*")}` : "");
   const binding = options.queue ? bindingMember(key, options.queue) : null;
+  if (scope.events && exchange === EVENT_EXCHANGE) {
+    return await subscribeEvents(scope, scope.events, channel, binding, onMessage, options.signal);
+  }
   const conn = duplicateRedis(client, scope.rawUrl, "celeriac-fanout");
   conn.on(
     "error",
@@ -126,6 +132,43 @@ export async function subscribe(
   }
   options.signal.addEventListener("abort", () => void stop(), { once: true });
 }
+
+/**
+ * The events exchange on a single server: PSUBSCRIBE through
+ * {@link RespEvents} (its own connection, subscribed again after a
+ * reconnect), the messages decoded from the socket's buffer.
+ */
+async function subscribeEvents(
+  scope: RedisScope,
+  events: RespEvents,
+  channel: string,
+  binding: string | null,
+  onMessage: (message: Message) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const bindings = scope.k(bindingSet(EVENT_EXCHANGE));
+  if (binding) {
+    await scope.run(() => scope.client.sadd(bindings, binding));
+    signal.addEventListener("abort", () => {
+      scope.client.srem(bindings, binding).catch(() => {});
+    }, { once: true });
+  }
+  await events.subscribe(channel, (payload) => {
+    let env: Envelope;
+    try {
+      env = decodeEnvelope(utf8.decode(payload));
+    } catch (err) {
+      log.error("Ignored a malformed broadcast on {channel}: {error}", {
+        channel,
+        error: (err as Error).message,
+      });
+      return;
+    }
+    onMessage(env);
+  }, signal);
+}
+
+const utf8 = new TextDecoder();
 
 /**
  * Replies on the direct exchange `reply.celery.pidbox`: bind the reply
