@@ -149,8 +149,6 @@ export interface TaskTableOptions {
 
 const MAX_CHILDREN = 1000;
 const MAX_TIMELINE = 100;
-/** Timelines up to this length are copied at their exact size on each step. */
-const SHORT_TIMELINE = 8;
 /** Node and task names kept once each (see TaskTable's #intern). */
 const MAX_NAMES = 1000;
 
@@ -184,6 +182,27 @@ function newRecord(uuid: string, state: TaskState, ts: number): TaskRecord {
     started: null,
     timeline: [],
   };
+}
+
+/**
+ * `timeline` with `step` last. Up to 4 steps (a task's sent, received, started and outcome)
+ * a new array of the exact size: push() would reserve room for 16 more steps, kept as long
+ * as the task is.
+ */
+function appended(timeline: TimelineStep[], step: TimelineStep): TimelineStep[] {
+  switch (timeline.length) {
+    case 0:
+      return [step];
+    case 1:
+      return [timeline[0], step];
+    case 2:
+      return [timeline[0], timeline[1], step];
+    case 3:
+      return [timeline[0], timeline[1], timeline[2], step];
+    default:
+      timeline.push(step);
+      return timeline;
+  }
 }
 
 function str(v: unknown): string | null {
@@ -325,11 +344,7 @@ export class TaskTable {
     let i = timeline.length;
     while (i > 0 && timeline[i - 1].timestamp > ts) i--;
     if (i < timeline.length) timeline.splice(i, 0, step);
-    else if (i < SHORT_TIMELINE) {
-      // In order, the usual case. A short timeline is copied at its exact size: push() would
-      // reserve room for 16 more steps, kept as long as the task is.
-      timeline = t.timeline = [...timeline, step];
-    } else timeline.push(step);
+    else timeline = t.timeline = appended(timeline, step); // in order: the usual case
     if (timeline.length > MAX_TIMELINE) timeline.shift();
     t.state = timeline[timeline.length - 1].state;
     t.firstSeen = Math.min(t.firstSeen, ts);
