@@ -31,8 +31,7 @@
  * @module
  */
 import { Redis } from "ioredis";
-import { ROOT_DIR } from "./common.ts";
-import { followWorker, stopTree } from "./proc.ts";
+import { startBenchWorker, stopTree } from "./proc.ts";
 import { app, BENCH_QUEUE, stamp } from "./tasks.ts";
 
 const rtts = Number(Deno.args[0] ?? 300);
@@ -44,25 +43,12 @@ const broker = new Redis(brokerUrl);
 const results = new Redis(backendUrl);
 await Promise.all([broker.flushdb(), results.flushdb()]);
 app.configure({ broker: brokerUrl, backend: backendUrl });
-const child = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "--v8-flags=--max-semi-space-size=1",
-    "-A",
-    "worker.ts",
-    "--app",
-    "bench/tasks.ts",
-    "-c",
-    "2",
-    "-Q",
-    BENCH_QUEUE,
-  ],
-  cwd: ROOT_DIR,
-  env: { CELERY_BROKER_URL: brokerUrl, CELERY_RESULT_BACKEND: backendUrl },
-  stdout: "piped",
-  stderr: "piped",
-}).spawn();
-const worker = followWorker(child);
+const worker = startBenchWorker({
+  broker: brokerUrl,
+  backend: backendUrl,
+  queue: BENCH_QUEUE,
+});
+const child = worker.child;
 await worker.ready;
 const wall = () => performance.timeOrigin + performance.now();
 for (let i = 0; i < 100; i++) await (await stamp.delay()).get();

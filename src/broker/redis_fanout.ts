@@ -101,19 +101,10 @@ export async function subscribe(
     "error",
     (err: Error) => log.debug("Fanout connection: {error}", { error: err.message }),
   );
-  conn.on("pmessage", (_pattern: string, _channel: string, raw: string) => {
-    let env: Envelope;
-    try {
-      env = decodeEnvelope(raw);
-    } catch (err) {
-      log.error("Ignored a malformed broadcast on {channel}: {error}", {
-        channel,
-        error: (err as Error).message,
-      });
-      return;
-    }
-    onMessage(env);
-  });
+  conn.on(
+    "pmessage",
+    (_pattern: string, _channel: string, raw: string) => deliver(raw, channel, onMessage),
+  );
   const stop = async () => {
     if (binding) {
       await client.srem(scope.k(bindingSet(exchange)), binding).catch(() => {});
@@ -153,22 +144,29 @@ async function subscribeEvents(
       scope.client.srem(bindings, binding).catch(() => {});
     }, { once: true });
   }
-  await events.subscribe(channel, (payload) => {
-    let env: Envelope;
-    try {
-      env = decodeEnvelope(utf8.decode(payload));
-    } catch (err) {
-      log.error("Ignored a malformed broadcast on {channel}: {error}", {
-        channel,
-        error: (err as Error).message,
-      });
-      return;
-    }
-    onMessage(env);
-  }, signal);
+  await events.subscribe(
+    channel,
+    (payload) => deliver(utf8.decode(payload), channel, onMessage),
+    signal,
+  );
 }
 
 const utf8 = new TextDecoder();
+
+/** Decode a broadcast and hand it on; a malformed one is logged and dropped. */
+function deliver(raw: string, channel: string, onMessage: (message: Message) => void): void {
+  let env: Envelope;
+  try {
+    env = decodeEnvelope(raw);
+  } catch (err) {
+    log.error("Ignored a malformed broadcast on {channel}: {error}", {
+      channel,
+      error: (err as Error).message,
+    });
+    return;
+  }
+  onMessage(env);
+}
 
 /**
  * Replies on the direct exchange `reply.celery.pidbox`: bind the reply
