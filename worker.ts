@@ -21,7 +21,7 @@
 
 import { main } from "./src/cli/main.ts";
 
-export { main, USAGE } from "./src/cli/main.ts";
+export { main, type MainOptions, USAGE } from "./src/cli/main.ts";
 export {
   cliLogLevels,
   closeLogging,
@@ -135,4 +135,4 @@ export {
 } from "./src/worker/autoscale_policy.ts";
 export { Autoscaler, type AutoscalerHost, type AutoscalerInfo } from "./src/worker/autoscaler.ts";
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) Deno.exit(await main(Deno.args, { v8Flags: true }));

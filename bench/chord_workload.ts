@@ -14,7 +14,6 @@ import { Redis } from "ioredis";
 import { chord } from "../mod.ts";
 import {
   cleanups,
-  DEFAULT_V8_FLAGS,
   type Options,
   pollUntil,
   pythonClient,
@@ -166,7 +165,7 @@ if (import.meta.main) {
     only: (values.only as Side | undefined) ?? null,
     broker: "redis",
     prefetch: undefined,
-    v8Flags: DEFAULT_V8_FLAGS,
+    v8Flags: "",
     taskEvents: false,
     redis: values.redis ?? "redis://127.0.0.1:6379",
     amqp: "",

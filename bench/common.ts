@@ -53,7 +53,7 @@ export type BrokerKind = typeof BROKERS[number];
  *
  * @example
  * ```ts ignore
- * const opts: Options = { tasks: 20000, roundtrips: 2000, only: null, broker: "all", prefetch: undefined, v8Flags: DEFAULT_V8_FLAGS, taskEvents: false, redis: "redis://127.0.0.1:6379", amqp: "amqp://guest:guest@127.0.0.1:5672" };
+ * const opts: Options = { tasks: 20000, roundtrips: 2000, only: null, broker: "all", prefetch: undefined, v8Flags: "", taskEvents: false, redis: "redis://127.0.0.1:6379", amqp: "amqp://guest:guest@127.0.0.1:5672" };
  * ```
  */
 export interface Options {
@@ -66,6 +66,7 @@ export interface Options {
   only: Side | null;
   broker: BrokerKind | "all";
   prefetch: number | undefined;
+  /** Celeriac worker's `--v8-flags`: "" for none (the worker applies its own), null for V8's defaults. */
   v8Flags: string | null;
   /** Workers run with `-E` (task events on), both Celeriac and Celery. */
   taskEvents: boolean;
@@ -213,7 +214,12 @@ export function startWorker(
       "WARNING",
       ...(opts.taskEvents || opts.dashboard ? ["-E"] : []),
     ], BENCH_DIR];
-  const child = spawn(cmd, args, cwd, side === "celery" ? { ...env, PYTHONPATH: BENCH_DIR } : env);
+  const sideEnv = side === "celery"
+    ? { ...env, PYTHONPATH: BENCH_DIR }
+    : side === "celeriac" && opts.v8Flags === null
+    ? { ...env, CELERIAC_V8_FLAGS: "" }
+    : env;
+  const child = spawn(cmd, args, cwd, sideEnv);
   const program = { celeriac: "deno", celery: "python3", bullmq: "node", raw: "node" }[side];
   const decode = (s: ReadableStream<Uint8Array>) => new Response(s).text();
   const worker: RunningWorker = {

@@ -32,14 +32,14 @@
 
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
-import { DEFAULT_V8_FLAGS, ROOT_DIR } from "./common.ts";
-import { followWorker, stopTree } from "./proc.ts";
+import { CONCURRENCY, DEFAULT_V8_FLAGS } from "./common.ts";
+import { startBenchWorker, stopTree } from "./proc.ts";
 import { app, BENCH_QUEUE, spinTimed } from "./tasks.ts";
 
 /** The queue the worker consumes: the tasks are renamed into it at once. */
 const DRAIN_QUEUE = `${BENCH_QUEUE}.drain`;
 /** Cores the bench's ideal time assumes (the worker's `-c`). */
-const CORES = 2;
+const CORES = CONCURRENCY;
 
 /** Scheduler figures of one thread, in ns (schedstat: on CPU, waiting on a run queue, slices). */
 interface Sched {
@@ -142,28 +142,15 @@ async function main(): Promise<void> {
   await Promise.all([broker.flushdb(), results.flushdb()]);
   app.configure({ broker: brokerUrl.href, backend: backendUrl.href });
   const redisPid = Number(/process_id:(\d+)/.exec(await broker.info("server"))?.[1]);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...(values["v8-flags"] === "none" ? [] : [`--v8-flags=${values["v8-flags"]}`]),
-      "-A",
-      "worker.ts",
-      "--app",
-      "bench/tasks.ts",
-      "-c",
-      String(CORES),
-      "-Q",
-      DRAIN_QUEUE,
-      ...(values.prefetch ? ["--prefetch", values.prefetch] : []),
-    ],
-    cwd: ROOT_DIR,
-    env: { CELERY_BROKER_URL: brokerUrl.href, CELERY_RESULT_BACKEND: backendUrl.href },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const worker = followWorker(child);
+  const { child, ready } = startBenchWorker({
+    broker: brokerUrl.href,
+    backend: backendUrl.href,
+    queue: DRAIN_QUEUE,
+    denoArgs: values["v8-flags"] === "none" ? [] : [`--v8-flags=${values["v8-flags"]}`],
+    workerArgs: values.prefetch ? ["--prefetch", values.prefetch] : [],
+  });
   try {
-    await worker.ready;
+    await ready;
     for (let sent = 0; sent < n; sent += 1000) {
       await spinTimed.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => [ms]));
     }

@@ -34,6 +34,7 @@ import { encodeEnvelope } from "../src/protocol/envelope.ts";
 import { encodeEventMessage, makeEvent, TASK_MULTI } from "../src/protocol/events.ts";
 import type { CeleryEvent } from "../src/protocol/events.ts";
 import { ROOT_DIR } from "./common.ts";
+import { noopReceived } from "./noop_events.ts";
 import { type CpuProfile, Inspector, summarize } from "./profile.ts";
 import { stopTree } from "./proc.ts";
 
@@ -99,17 +100,7 @@ function messages(tasks: number): string[] {
   };
   for (let i = 0; i < tasks; i++) {
     const uuid = crypto.randomUUID();
-    push(makeEvent("task-received", {
-      uuid,
-      name: "bench.noop",
-      args: "()",
-      kwargs: "{}",
-      root_id: uuid,
-      parent_id: null,
-      retries: 0,
-      eta: null,
-      expires: null,
-    }, sender()));
+    push(makeEvent("task-received", noopReceived(uuid), sender()));
     push(makeEvent("task-started", { uuid }, sender()));
     push(makeEvent("task-succeeded", { uuid, result: "1", runtime: 0.00021 }, sender()));
   }

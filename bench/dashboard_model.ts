@@ -13,6 +13,7 @@
 
 import { parseArgs } from "node:util";
 import { type DashboardEvent, ViewModel } from "../dashboard.ts";
+import { noopReceived } from "./noop_events.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { tasks: { type: "string" } } });
 const n = Number(values.tasks ?? 20_000);
@@ -24,20 +25,7 @@ for (let i = 0; i < n; i++) {
   const ts = t0 + i / 1000;
   const h = "celeriac@bench";
   events.push(
-    {
-      type: "task-received",
-      hostname: h,
-      timestamp: ts,
-      uuid,
-      name: "bench.noop",
-      args: "()",
-      kwargs: "{}",
-      root_id: uuid,
-      parent_id: null,
-      retries: 0,
-      eta: null,
-      expires: null,
-    },
+    { type: "task-received", hostname: h, timestamp: ts, ...noopReceived(uuid) },
     { type: "task-started", hostname: h, timestamp: ts, uuid },
     { type: "task-succeeded", hostname: h, timestamp: ts, uuid, result: "1", runtime: 0.0002 },
   );

@@ -11,8 +11,8 @@
  * (a smoke run: 500 tasks, 100 round trips, 100 CPU tasks, chord 50),
  * `--only celeriac|celery|bullmq|raw`, `--prefetch N`
  * (Celeriac worker; default: the worker's own), `--v8-flags F` (Celeriac
- * worker; default the README's production setting
- * `--max-semi-space-size=1`, `none` for V8's defaults), `--redis URL`
+ * worker; default none given: the worker applies its own
+ * `--max-semi-space-size=1`; `none` for V8's defaults), `--redis URL`
  * (server; the bench uses its dbs 14 and 15), `--amqp URL` (server; the
  * bench uses a vhost of its own), `--chord N` (1000; header members of the
  * Redis chord workload, 0 skips it), `-E` / `--task-events` (both workers
@@ -31,7 +31,6 @@ import {
   BROKERS,
   cleanups,
   CONCURRENCY,
-  DEFAULT_V8_FLAGS,
   DONE_POLL_MS,
   live,
   MEMORY_SAMPLE_MS,
@@ -96,7 +95,7 @@ function parseOptions(args: string[]): Options & { chord: number } {
     only: only as Side | null,
     broker: broker as BrokerKind | "all",
     prefetch: positiveInt(values.prefetch, "--prefetch"),
-    v8Flags: values["v8-flags"] === "none" ? null : values["v8-flags"] ?? DEFAULT_V8_FLAGS,
+    v8Flags: values["v8-flags"] === "none" ? null : values["v8-flags"] ?? "",
     taskEvents: values["task-events"] ?? false,
     redis: values.redis ?? "redis://127.0.0.1:6379",
     amqp: values.amqp ?? AMQP_SERVER,

@@ -242,3 +242,61 @@ export function followWorker(
   );
   return { ready: ready.promise, output: () => output };
 }
+
+/**
+ * Options of {@link startBenchWorker}.
+ *
+ * @example
+ * ```ts ignore
+ * const options: BenchWorkerOptions = { broker: "redis://127.0.0.1:6379/12", backend: "redis://127.0.0.1:6379/13", queue: "bench" };
+ * ```
+ */
+export interface BenchWorkerOptions {
+  /** Broker URL (`CELERY_BROKER_URL`). */
+  broker: string;
+  /** Result backend URL (`CELERY_RESULT_BACKEND`). */
+  backend: string;
+  /** Queue it consumes. */
+  queue: string;
+  /** Deno arguments before `-A` (V8 flags, `--inspect`). Default none. */
+  denoArgs?: string[];
+  /** Worker arguments after the defaults (`--loglevel`, `-E`). Default none. */
+  workerArgs?: string[];
+}
+
+/**
+ * Spawn the bench's Celeriac worker, `deno run [denoArgs] -A worker.ts --app
+ * bench/tasks.ts -c 2 -Q queue [workerArgs]` from the repository root, and
+ * follow it ({@link followWorker}).
+ *
+ * @example
+ * ```ts ignore
+ * const { child, ready } = startBenchWorker({ broker, backend, queue: "bench" });
+ * await ready;
+ * await stopTree(child);
+ * ```
+ */
+export function startBenchWorker(
+  options: BenchWorkerOptions,
+): { child: Deno.ChildProcess; ready: Promise<void>; output: () => string } {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...options.denoArgs ?? [],
+      "-A",
+      "worker.ts",
+      "--app",
+      "bench/tasks.ts",
+      "-c",
+      "2",
+      "-Q",
+      options.queue,
+      ...options.workerArgs ?? [],
+    ],
+    cwd: new URL("..", import.meta.url).pathname,
+    env: { CELERY_BROKER_URL: options.broker, CELERY_RESULT_BACKEND: options.backend },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  return { child, ...followWorker(child) };
+}

@@ -39,7 +39,7 @@
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { DEFAULT_V8_FLAGS, ROOT_DIR } from "./common.ts";
-import { followWorker, processTree, stopTree, threadCpuNs } from "./proc.ts";
+import { processTree, startBenchWorker, stopTree, threadCpuNs } from "./proc.ts";
 import { app, BENCH_QUEUE, noop } from "./tasks.ts";
 
 /** The queue a `--drain` worker consumes: the tasks are renamed into it at once. */
@@ -218,28 +218,20 @@ async function main(): Promise<void> {
   await Promise.all([broker.flushdb(), results.flushdb()]);
   app.configure({ broker: brokerUrl.href, backend: backendUrl.href });
   const port = 9400 + Math.floor(Math.random() * 500);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
+  const worker = startBenchWorker({
+    broker: brokerUrl.href,
+    backend: backendUrl.href,
+    queue: values.drain ? DRAIN_QUEUE : BENCH_QUEUE,
+    denoArgs: [
       `--inspect=127.0.0.1:${port}`,
       ...(values["v8-flags"] === "none" ? [] : [`--v8-flags=${values["v8-flags"]}`]),
-      "-A",
-      "worker.ts",
-      "--app",
-      "bench/tasks.ts",
-      "-c",
-      "2",
-      "-Q",
-      values.drain ? DRAIN_QUEUE : BENCH_QUEUE,
+    ],
+    workerArgs: [
       ...(values.loglevel ? ["--loglevel", values.loglevel] : []),
       ...(values.events ? ["-E"] : []),
     ],
-    cwd: ROOT_DIR,
-    env: { CELERY_BROKER_URL: brokerUrl.href, CELERY_RESULT_BACKEND: backendUrl.href },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const worker = followWorker(child);
+  });
+  const child = worker.child;
   try {
     await worker.ready;
     await new Promise((r) => setTimeout(r, 500));

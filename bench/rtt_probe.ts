@@ -13,8 +13,7 @@
  * @module
  */
 import { Redis } from "ioredis";
-import { ROOT_DIR } from "./common.ts";
-import { followWorker, stopTree } from "./proc.ts";
+import { startBenchWorker, stopTree } from "./proc.ts";
 import { app, BENCH_QUEUE, noop } from "./tasks.ts";
 
 const n = Number(Deno.args[0] ?? 20000);
@@ -27,25 +26,13 @@ const results = new Redis(backendUrl);
 await Promise.all([broker.flushdb(), results.flushdb()]);
 app.configure({ broker: brokerUrl, backend: backendUrl });
 const t0 = performance.now();
-const child = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    `--v8-flags=${flags}`,
-    "-A",
-    "worker.ts",
-    "--app",
-    "bench/tasks.ts",
-    "-c",
-    "2",
-    "-Q",
-    BENCH_QUEUE,
-  ],
-  cwd: ROOT_DIR,
-  env: { CELERY_BROKER_URL: brokerUrl, CELERY_RESULT_BACKEND: backendUrl },
-  stdout: "piped",
-  stderr: "piped",
-}).spawn();
-const worker = followWorker(child);
+const worker = startBenchWorker({
+  broker: brokerUrl,
+  backend: backendUrl,
+  queue: BENCH_QUEUE,
+  denoArgs: [`--v8-flags=${flags}`],
+});
+const child = worker.child;
 await worker.ready;
 for (let sent = 0; sent < n; sent += 1000) {
   await noop.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => []));

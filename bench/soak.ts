@@ -9,10 +9,15 @@
  * memory kept elsewhere.
  *
  * ```sh
- * deno task soak --minutes 10 --rate 2000                 # Redis, the default command
+ * deno task soak --minutes 10 --rate 2000                 # Redis, the default command (-A)
  * deno task soak --broker kv --minutes 3 --rate 1000
  * deno task soak --broker amqp --v8-flags --max-semi-space-size=1
+ * CELERIAC_V8_FLAGS= deno task soak --minutes 10          # V8's default heap sizes
  * ```
+ *
+ * The worker runs as `deno run -A worker.ts ...`, so it applies its default
+ * V8 flags itself (see `src/cli/v8_flags.ts`) unless `--v8-flags` or
+ * `CELERIAC_V8_FLAGS` (inherited) says otherwise.
  *
  * Not a test: it asserts nothing, it prints the curve and the slopes.
  *

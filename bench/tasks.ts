@@ -64,3 +64,6 @@ export const spinTimed = app.task("bench.spin_timed", (ms: number) => {
 
 /** A chord body: the sum of its header's results; `bench.tsum` in Python too. */
 export const tsum = app.task("bench.tsum", (xs: number[]) => xs.reduce((a, b) => a + b, 0));
+
+/** Returns the wall-clock time it ran at (ms, `performance.timeOrigin + performance.now()`): bench/rtt_breakdown.ts lines it up with the other steps of a round trip. */
+export const stamp = app.task("bench.stamp", () => performance.timeOrigin + performance.now());

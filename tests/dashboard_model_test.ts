@@ -153,6 +153,36 @@ Deno.test("view model: changes name the latest 200 tasks changed and say when th
   assert.equal(next.more, false);
 });
 
+Deno.test("view model: with task changes not recorded, the state is whole and changes say `more`", () => {
+  const vm = new ViewModel();
+  vm.recordTaskChanges = false;
+  vm.apply({ type: "task-received", hostname: "w", timestamp: 1, uuid: "t1", name: "n" });
+  vm.apply({ type: "task-succeeded", hostname: "w", timestamp: 2, uuid: "t1", result: "3" });
+  const off = vm.takeChanges();
+  assert.deepEqual([off.tasks.length, off.more, off.events], [0, true, 2]);
+  assert.deepEqual(off.workers.map((w) => w.hostname), ["w"]);
+  assert.equal(vm.tasks.get("t1")?.result, "3");
+  vm.recordTaskChanges = true;
+  vm.apply({ type: "task-started", hostname: "w", timestamp: 3, uuid: "t2" });
+  const on = vm.takeChanges();
+  assert.deepEqual(on.tasks.map((t) => t.uuid), ["t2"]);
+  assert.equal(on.more, false);
+});
+
+Deno.test("task table: a timeline past its short length keeps timestamp order and its cap", () => {
+  const table = new TaskTable();
+  for (let i = 0; i < 120; i++) {
+    const ts = i % 10 === 9 ? i - 5 : i; // every tenth step comes late
+    table.apply({ type: "task-retried", hostname: `w${i % 3}`, timestamp: ts, uuid: "t" });
+  }
+  const t = table.get("t")!;
+  assert.equal(t.timeline.length, 100);
+  const stamps = t.timeline.map((s) => s.timestamp);
+  assert.deepEqual(stamps, [...stamps].sort((a, b) => a - b));
+  assert.equal(t.worker, "w2");
+  assert.deepEqual([t.firstSeen, t.lastSeen], [0, 118]);
+});
+
 Deno.test("task table: filters by state, name, worker, text; newest first; paging", () => {
   const vm = fed();
   const failures = vm.tasks.query({ state: "FAILURE" });
@@ -208,6 +238,17 @@ Deno.test("metrics: Flower's names and labels in the Prometheus text format", ()
     text,
     /^flower_task_runtime_seconds_count\{worker="celery@fixture-host",task="capapp\.add"\} \d+$/m,
   );
+  // buckets are cumulative: each counts the runtimes up to its bound, +Inf all of them
+  for (const [uuid, runtime] of [["r1", 0.003], ["r2", 0.02], ["r3", 0.02], ["r4", 30]] as const) {
+    vm.apply({ type: "task-succeeded", hostname: "h", timestamp: 1, uuid, runtime });
+  }
+  const buckets = [
+    ...vm.metrics.render(new Map()).matchAll(
+      /^flower_task_runtime_seconds_bucket\{worker="h",task="",le="([^"]+)"\} (\d+)$/gm,
+    ),
+  ].map((m) => `${m[1]}:${m[2]}`);
+  assert.deepEqual(buckets.slice(0, 3), ["0.005:1", "0.01:1", "0.025:3"]);
+  assert.deepEqual(buckets.slice(-2), ["10:3", "+Inf:4"]);
   assert.match(text, /^flower_worker_online\{worker="celery@fixture-host"\} 0$/m); // it went offline
   assert.match(text, /^# TYPE flower_worker_prefetched_tasks gauge$/m);
   assert.match(

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { Delivery } from "../src/broker/port.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
 import { PARKED_KEY } from "../src/broker/redis_keys.ts";
 import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
@@ -91,6 +92,48 @@ Deno.test({
     assert.equal((await r.keys(`${p}celeriac.take.*`)).length, 1, "a take keeps its record");
     await broker.close();
     assert.deepEqual(await r.keys(`${p}celeriac.take.*`), []);
+  } finally {
+    await broker.close();
+    await deleteKeys(p);
+    await r.quit();
+  }
+});
+
+Deno.test({
+  name: "redis broker: after a take that emptied the queues the next take waits first, " +
+    "without an empty take script in between, and a message queued meanwhile ends the wait",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const p = uniquePrefix("take-wait");
+  const broker = await openRedisBroker(
+    `${REDIS_URL}?global_keyprefix=${encodeURIComponent(p)}`,
+  );
+  const r = await rawRedis();
+  try {
+    const q = uniqueQueue("wait");
+    const texts = (ds: Delivery[]) => ds.map((d) => JSON.parse(new TextDecoder().decode(d.body)));
+    const seq = async () => {
+      const [record] = await r.keys(`${p}celeriac.take.*`);
+      return await r.hget(record, "seq");
+    };
+    await broker.publish(message("first"), { routingKey: q });
+    const first = await broker.take([q], { max: 10, signal: AbortSignal.timeout(5000) });
+    assert.deepEqual(texts(first), ["first"]);
+    assert.equal(await seq(), "1");
+    await broker.publish(message("queued"), { routingKey: q });
+    const queued = await broker.take([q], { max: 10, signal: AbortSignal.timeout(5000) });
+    assert.deepEqual(texts(queued), ["queued"]);
+    assert.equal(
+      await seq(),
+      "2",
+      "the message queued before the wait is taken by the next script",
+    );
+    const later = broker.take([q], { max: 10, signal: AbortSignal.timeout(5000) });
+    await broker.publish(message("later"), { routingKey: q });
+    const taken = await later;
+    assert.deepEqual(texts(taken), ["later"]);
+    assert.equal(await seq(), "3", "the wait came first: no take script found the queue empty");
+    await broker.ack([...first, ...queued, ...taken]);
   } finally {
     await broker.close();
     await deleteKeys(p);

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { openRedisBroker } from "../src/broker/redis.ts";
-import { claimedList, claimList, CLAIMS_KEY } from "../src/broker/redis_claims.ts";
+import { claimedList, claimList, CLAIMS_KEY, ClaimWatcher } from "../src/broker/redis_claims.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -45,6 +45,49 @@ Deno.test({
     }
   } finally {
     await publisher.close();
+    await r.quit();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "redis claims: a waiter renews its claim before its first wait, then only once " +
+    "renewEvery has passed, and again after a failed renewal",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("claim-renew");
+  const list = `${prefix}q`;
+  const conn = await rawRedis();
+  const r = await rawRedis();
+  const renewals = (every: number, fail = false) => {
+    const sent: number[] = [];
+    const watcher = new ClaimWatcher(conn, list, `${prefix}claim`, (c) => {
+      sent.push(1);
+      return fail && sent.length === 1 ? Promise.reject(new Error("cut")) : c.ping();
+    }, every);
+    return { sent, watcher };
+  };
+  const claimOne = async (w: ClaimWatcher) => {
+    await r.lpush(list, "m");
+    return await w.wait();
+  };
+  try {
+    const lazy = renewals(60_000);
+    assert.equal(await claimOne(lazy.watcher), true);
+    assert.equal(await claimOne(lazy.watcher), true);
+    assert.equal(await claimOne(lazy.watcher), true);
+    assert.equal(lazy.sent.length, 1, "renewed before the first wait only");
+    const eager = renewals(0);
+    await claimOne(eager.watcher);
+    await claimOne(eager.watcher);
+    assert.equal(eager.sent.length, 2, "renewed before every wait");
+    const failing = renewals(60_000, true);
+    assert.equal(await claimOne(failing.watcher), false, "a wait whose renewal failed");
+    assert.equal(await claimOne(failing.watcher), true);
+    assert.equal(failing.sent.length, 2, "the failed renewal was sent again");
+    assert.equal(await r.llen(`${prefix}claim`), 7, "every wait claimed its message");
+  } finally {
+    await conn.quit();
     await r.quit();
     await deleteKeys(prefix);
   }

@@ -48,6 +48,7 @@ import { restoreVisible } from "./redis_restore.ts";
 import { RedisTaker } from "./redis_take.ts";
 import { retryWhileDown } from "./outage.ts";
 import { parseRedisUrl } from "./redis_url.ts";
+import { RespEvents, usesRespEvents } from "./resp_events.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -155,6 +156,7 @@ export class RedisBroker implements Broker {
       db: url.db,
       k: (key) => prefix + key,
       run: (fn) => guardRedis(rawUrl, fn),
+      events: shared === undefined && usesRespEvents(url) ? new RespEvents(url, rawUrl) : undefined,
     };
     this.#publisher = new RedisPublisher(this.#scope);
     this.#taker = new RedisTaker(this.#scope);
@@ -414,6 +416,7 @@ export class RedisBroker implements Broker {
     clearInterval(this.#sweepTimer);
     await this.#sweeping;
     await this.#taker.close();
+    await this.#scope.events?.close();
     if (this.#ownsClient) await closeRedis(this.#client);
   }
 }

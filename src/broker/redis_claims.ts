@@ -12,10 +12,13 @@
  * take reads first, atomically with the `unacked` bookkeeping.
  *
  * A claim is registered in the sorted set `celeriac.claims`, scored with the
- * time its waiter last blocked. A worker that dies between claiming and
- * taking leaves at most one message per list there; any Celeriac worker's
- * restore sweep puts claims older than {@link CLAIM_LEASE_SECONDS} back at the
- * front of their queue (Python workers do not know about claims).
+ * time its waiter last renewed it: before blocking, unless it did within
+ * the last {@link CLAIM_RENEW_MS} ms (a worker answering one task at a time
+ * blocks again every millisecond or so, and one renewal a second is enough).
+ * A worker that dies between claiming and taking leaves at most one message
+ * per list there; any Celeriac worker's restore sweep puts claims older than
+ * {@link CLAIM_LEASE_SECONDS} back at the front of their queue (Python
+ * workers do not know about claims).
  *
  * @module
  */
@@ -27,9 +30,22 @@ export const CLAIMS_KEY = "celeriac.claims";
 
 /**
  * Seconds after which an abandoned claim goes back to its queue. A live
- * waiter renews its claim each time it blocks (at least once a second).
+ * waiter renews its claim before it blocks, at most every
+ * {@link CLAIM_RENEW_MS} ms (a wait lasts at most a second).
  */
 export const CLAIM_LEASE_SECONDS = 30;
+
+/**
+ * Milliseconds within which a waiter that renewed its claim blocks again
+ * without renewing it (far below {@link CLAIM_LEASE_SECONDS}).
+ *
+ * @example
+ * ```ts
+ * import { CLAIM_RENEW_MS } from "./redis_claims.ts";
+ * CLAIM_RENEW_MS; // 1000
+ * ```
+ */
+export const CLAIM_RENEW_MS = 1000;
 
 const CLAIM_PREFIX = "celeriac.claim.";
 
@@ -80,6 +96,9 @@ export class ClaimWatcher {
   readonly #key: string;
   readonly #claim: string;
   readonly #renew: (conn: Redis) => Promise<unknown>;
+  readonly #renewEvery: number;
+  /** When the last renewal was sent (`performance.now()`); -Infinity before the first. */
+  #renewedAt = -Infinity;
   #inflight: Promise<boolean> | null = null;
   #claims = 0;
 
@@ -87,19 +106,23 @@ export class ClaimWatcher {
    * @param conn a connection of its own (it blocks)
    * @param key the queue list (prefixed)
    * @param claim the claim list (prefixed)
-   * @param renew registers the claim as alive before each wait, with a
+   * @param renew registers the claim as alive before a wait, with a
    *   command sent on the connection it is given (the waiting one)
+   * @param renewEvery milliseconds within which a wait does not renew
+   *   again (default {@link CLAIM_RENEW_MS}; 0 renews before every wait)
    */
   constructor(
     conn: Redis,
     key: string,
     claim: string,
     renew: (conn: Redis) => Promise<unknown>,
+    renewEvery = CLAIM_RENEW_MS,
   ) {
     this.#conn = conn;
     this.#key = key;
     this.#claim = claim;
     this.#renew = renew;
+    this.#renewEvery = renewEvery;
   }
 
   /**
@@ -113,14 +136,20 @@ export class ClaimWatcher {
 
   /** Resolves true when a message was claimed, false after a 1 s timeout or an error. */
   wait(): Promise<boolean> {
+    if (this.#inflight) return this.#inflight;
     // The renewal and the wait go out together on the waiting connection, which runs them in
     // order: the claim is registered before the block, without a round trip in between.
-    this.#inflight ??= Promise.allSettled([
-      this.#renew(this.#conn),
+    const now = performance.now();
+    const renewing = now - this.#renewedAt >= this.#renewEvery;
+    if (renewing) this.#renewedAt = now;
+    this.#inflight = Promise.allSettled([
+      renewing ? this.#renew(this.#conn) : null,
       this.#conn.blmove(this.#key, this.#claim, "RIGHT", "LEFT", 1),
     ]).then(([renewed, moved]) => {
       const claimed = moved.status === "fulfilled" && moved.value !== null;
       if (claimed) this.#claims++;
+      // A failed renewal is sent again before the next wait.
+      if (renewed.status === "rejected") this.#renewedAt = -Infinity;
       return renewed.status === "fulfilled" && claimed;
     }).finally(() => this.#inflight = null);
     return this.#inflight;

@@ -9,6 +9,7 @@
 
 import type { Redis } from "ioredis";
 import { RETURN_CLAIM_SCRIPT } from "./redis_claims.ts";
+import type { RespEvents } from "./resp_events.ts";
 import {
   PARK_SCRIPT,
   RENEW_SCRIPT,
@@ -93,4 +94,6 @@ export interface RedisScope {
   k(key: string): string;
   /** Run commands, turning a connection failure into a `BrokerConnectionError`. */
   run<T>(fn: () => Promise<T>): Promise<T>;
+  /** The events traffic's own connections, on a single server (not Sentinel or Cluster). */
+  readonly events?: RespEvents;
 }

@@ -12,11 +12,13 @@ import { getLogger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
 import { decodeEnvelope, encodeEnvelopeBytes, type Envelope } from "../protocol/envelope.ts";
 import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
+import { EVENT_EXCHANGE } from "../protocol/events.ts";
 import type { Message } from "../protocol/message.ts";
 import type { SubscribeOptions } from "./port.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { duplicateRedis, redisFailure } from "./redis_connection.ts";
 import { bindingMember, bindingSet } from "./redis_keys.ts";
+import type { RespEvents } from "./resp_events.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -54,6 +56,7 @@ export async function broadcast(
     crypto.randomUUID(),
   );
   const channel = fanoutChannel(scope, exchange) + (routingKey ? `/${routingKey}` : "");
+  if (scope.events && exchange === EVENT_EXCHANGE) return await scope.events.publish(channel, raw);
   await scope.run(() =>
     scope.client.publish(channel, Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength))
   );
@@ -90,24 +93,18 @@ export async function subscribe(
   const key = options.bindingKey ?? "";
   const channel = fanoutChannel(scope, exchange) + (key ? `/${key.replaceAll("#", "*")}` : "");
   const binding = options.queue ? bindingMember(key, options.queue) : null;
+  if (scope.events && exchange === EVENT_EXCHANGE) {
+    return await subscribeEvents(scope, scope.events, channel, binding, onMessage, options.signal);
+  }
   const conn = duplicateRedis(client, scope.rawUrl, "celeriac-fanout");
   conn.on(
     "error",
     (err: Error) => log.debug("Fanout connection: {error}", { error: err.message }),
   );
-  conn.on("pmessage", (_pattern: string, _channel: string, raw: string) => {
-    let env: Envelope;
-    try {
-      env = decodeEnvelope(raw);
-    } catch (err) {
-      log.error("Ignored a malformed broadcast on {channel}: {error}", {
-        channel,
-        error: (err as Error).message,
-      });
-      return;
-    }
-    onMessage(env);
-  });
+  conn.on(
+    "pmessage",
+    (_pattern: string, _channel: string, raw: string) => deliver(raw, channel, onMessage),
+  );
   const stop = async () => {
     if (binding) {
       await client.srem(scope.k(bindingSet(exchange)), binding).catch(() => {});
@@ -125,6 +122,50 @@ export async function subscribe(
     throw redisFailure(conn, scope.rawUrl, err);
   }
   options.signal.addEventListener("abort", () => void stop(), { once: true });
+}
+
+/**
+ * The events exchange on a single server: PSUBSCRIBE through
+ * {@link RespEvents} (its own connection, subscribed again after a
+ * reconnect), the messages decoded from the socket's buffer.
+ */
+async function subscribeEvents(
+  scope: RedisScope,
+  events: RespEvents,
+  channel: string,
+  binding: string | null,
+  onMessage: (message: Message) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const bindings = scope.k(bindingSet(EVENT_EXCHANGE));
+  if (binding) {
+    await scope.run(() => scope.client.sadd(bindings, binding));
+    signal.addEventListener("abort", () => {
+      scope.client.srem(bindings, binding).catch(() => {});
+    }, { once: true });
+  }
+  await events.subscribe(
+    channel,
+    (payload) => deliver(utf8.decode(payload), channel, onMessage),
+    signal,
+  );
+}
+
+const utf8 = new TextDecoder();
+
+/** Decode a broadcast and hand it on; a malformed one is logged and dropped. */
+function deliver(raw: string, channel: string, onMessage: (message: Message) => void): void {
+  let env: Envelope;
+  try {
+    env = decodeEnvelope(raw);
+  } catch (err) {
+    log.error("Ignored a malformed broadcast on {channel}: {error}", {
+      channel,
+      error: (err as Error).message,
+    });
+    return;
+  }
+  onMessage(env);
 }
 
 /**

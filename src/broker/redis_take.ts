@@ -74,6 +74,11 @@ export class RedisTaker {
   #takeSeq = 0;
   /** Lists of a take whose reply was lost: the next take repeats it with the same id. */
   #unsureTake: { lists: string[]; seq: number } | null = null;
+  /**
+   * Claims counted (over every watcher) before the last take that found
+   * every list empty; null when the last take may have left messages.
+   */
+  #emptyAt: number | null = null;
 
   /** @param scope the broker's connection and key prefix */
   constructor(scope: RedisScope) {
@@ -92,12 +97,20 @@ export class RedisTaker {
    */
   async take(queues: readonly string[], max: number, signal: AbortSignal): Promise<Delivery[]> {
     let down = 0;
+    // The last take emptied every list and nothing was claimed since: a take now would find
+    // nothing, so wait first (a message queued meanwhile ends the wait at once).
+    if (this.#emptyAt !== null && this.#emptyAt === this.#claims(null)) {
+      await this.#waitAny(rotatedLists(queues, this.#rotation), signal);
+    }
+    this.#emptyAt = null;
     while (!signal.aborted) {
       const lists = this.#unsureTake?.lists ?? rotatedLists(queues, this.#rotation);
       const claims = this.#claims(lists);
+      const claimedBefore = this.#claims(null);
       let got: Delivery[];
+      let taken: number;
       try {
-        got = await this.#takeNow(lists, max);
+        [got, taken] = await this.#takeNow(lists, max);
       } catch (err) {
         if (!(err instanceof BrokerConnectionError)) throw err;
         // Ride out the outage here, as the AMQP transport does: retry soon after Redis is back.
@@ -118,6 +131,7 @@ export class RedisTaker {
       }
       if (got.length > 0) {
         this.#rotation++;
+        if (taken < max) this.#emptyAt = claimedBefore;
         return got;
       }
       if (this.#claims(lists) === claims) await this.#waitAny(lists, signal);
@@ -130,8 +144,11 @@ export class RedisTaker {
    * script may have run: the next take repeats this one with the same id
    * and lists, and the script hands over what it recorded instead of
    * taking again, so nothing waits in `unacked` for the visibility timeout.
+   *
+   * @returns the deliveries, and how many elements the script took (parked
+   *   ones too: fewer than `max` means it left every list empty)
    */
-  async #takeNow(lists: string[], max: number): Promise<Delivery[]> {
+  async #takeNow(lists: string[], max: number): Promise<[Delivery[], number]> {
     const s = this.#scope;
     // Messages this broker claimed while waiting come first (they were sent first).
     const sources = [...lists, ...lists];
@@ -202,7 +219,7 @@ export class RedisTaker {
       this.#raw.set(d, raw);
       out.push(d);
     }
-    return out;
+    return [out, flat.length / 3];
   }
 
   async #waitAny(lists: string[], signal: AbortSignal): Promise<void> {
@@ -217,10 +234,14 @@ export class RedisTaker {
     }
   }
 
-  /** Messages claimed so far by the watchers of `lists` (those not watched yet claimed none). */
-  #claims(lists: string[]): number {
+  /**
+   * Messages claimed so far by the watchers of `lists` (those not watched
+   * yet claimed none), or by every watcher when `lists` is null.
+   */
+  #claims(lists: string[] | null): number {
     let n = 0;
-    for (const l of lists) n += this.#watchers.get(l)?.claims ?? 0;
+    if (lists === null) { for (const w of this.#watchers.values()) n += w.claims; }
+    else for (const l of lists) n += this.#watchers.get(l)?.claims ?? 0;
     return n;
   }
 

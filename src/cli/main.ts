@@ -44,6 +44,7 @@ import {
   runMonitor,
 } from "./monitor.ts";
 import { type CompletionSpec, runCompletion, SHELLS } from "./completion.ts";
+import { applyV8Flags, DEFAULT_V8_FLAGS, V8_FLAGS_ENV } from "./v8_flags.ts";
 import { CONTROL_COMMANDS, INSPECT_COMMANDS } from "./inspect.ts";
 
 const log = getLogger(["celeriac", "cli"]);
@@ -271,6 +272,24 @@ const COMPLETION: CompletionSpec = {
 };
 
 /**
+ * Options of {@link main}.
+ *
+ * @example
+ * ```ts
+ * import type { MainOptions } from "@celeriac/celeriac/worker";
+ * const options: MainOptions = { v8Flags: true };
+ * ```
+ */
+export interface MainOptions {
+  /**
+   * For the `worker` command, start this process over with the worker's V8
+   * flags when they are not in effect (see the README's "Run a worker"). Only
+   * for a program's entry point: the process image is replaced. Default false.
+   */
+  v8Flags?: boolean;
+}
+
+/**
  * Run the command line; resolves with the exit code.
  *
  * @example
@@ -280,9 +299,10 @@ const COMPLETION: CompletionSpec = {
  * ```
  *
  * @param args command-line arguments (without the script name)
+ * @param options see {@link MainOptions}
  * @returns the process exit code
  */
-export async function main(args: string[]): Promise<number> {
+export async function main(args: string[], options: MainOptions = {}): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -305,6 +325,7 @@ export async function main(args: string[]): Promise<number> {
   }
   const command = positionals[0] ?? "worker";
   if (command === "completion") return runCompletion(positionals.slice(1), COMPLETION);
+  const v8Skipped = options.v8Flags && command === "worker" ? applyV8Flags() : null;
   const logFields: LogFields = { hostname: hostName() };
   try {
     const levels = cliLogLevels(values.loglevel);
@@ -313,6 +334,7 @@ export async function main(args: string[]): Promise<number> {
       logfile: values.logfile,
       fields: logFields,
     }, levels.taskLevel);
+    if (v8Skipped !== null) logV8Flags(v8Skipped);
     const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
     if (isMonitorCommand(command)) {
       return await runMonitor(command, app, positionals.slice(1), values);
@@ -328,6 +350,21 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   } finally {
     await closeLogging();
+  }
+}
+
+function logV8Flags(skipped: string | undefined): void {
+  const flags = Deno.env.get("DENO_V8_FLAGS") ?? "";
+  if (skipped === undefined) {
+    log.info("V8 flags {flags} (the worker's defaults; {env}= turns them off)", {
+      flags,
+      env: V8_FLAGS_ENV,
+    });
+  } else {
+    log.debug("V8 flags: not started over with {defaults}: {skipped}", {
+      defaults: Deno.env.get(V8_FLAGS_ENV) ?? DEFAULT_V8_FLAGS,
+      skipped,
+    });
   }
 }
 

@@ -31,6 +31,7 @@ export const RUNTIME_BUCKETS: readonly number[] = [
 ];
 
 interface Histogram {
+  /** Observations per bucket: `counts[i]` those in (le[i-1], le[i]]; cumulated when rendered. */
   counts: number[];
   sum: number;
   count: number;
@@ -96,9 +97,9 @@ export class Metrics {
       cell.events.set(e.type, (cell.events.get(e.type) ?? 0) + 1);
       if (typeof e.runtime === "number" && e.runtime > 0) {
         const h = cell.runtime ??= { counts: RUNTIME_BUCKETS.map(() => 0), sum: 0, count: 0 };
-        for (let i = 0; i < RUNTIME_BUCKETS.length; i++) {
-          if (e.runtime <= RUNTIME_BUCKETS[i]) h.counts[i]++;
-        }
+        let i = 0;
+        while (i < RUNTIME_BUCKETS.length && e.runtime > RUNTIME_BUCKETS[i]) i++;
+        if (i < RUNTIME_BUCKETS.length) h.counts[i]++;
         h.sum += e.runtime;
         h.count++;
       }
@@ -175,11 +176,13 @@ export class Metrics {
     family("flower_task_runtime_seconds", "Task runtime", "histogram");
     for (const [worker, task, { runtime: h }] of this.#each()) {
       if (!h) continue;
+      let cumulative = 0;
       RUNTIME_BUCKETS.forEach((le, i) => {
+        cumulative += h.counts[i];
         out.push(
           `flower_task_runtime_seconds_bucket${
             labels(["worker", "task", "le"], [worker, task, num(le)])
-          } ${h.counts[i]}`,
+          } ${cumulative}`,
         );
       });
       const base = labels(["worker", "task"], [worker, task]);

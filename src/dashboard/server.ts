@@ -269,8 +269,10 @@ export class Dashboard {
   #push(): void {
     const now = Date.now() / 1000;
     this.model.tick(now);
+    // Nobody listens: forget, and note no task changes until somebody does.
+    this.model.recordTaskChanges = this.#streams.size > 0;
     if (this.#streams.size === 0) {
-      this.model.takeChanges(); // nobody listens: forget
+      this.model.takeChanges();
       return;
     }
     const changes = this.model.takeChanges();
@@ -304,6 +306,7 @@ export class Dashboard {
       start: (c) => {
         self = c;
         this.#streams.add(c);
+        this.model.recordTaskChanges = true;
         c.enqueue(new TextEncoder().encode("retry: 2000\n\n"));
       },
       cancel: () => {

@@ -149,6 +149,8 @@ export interface TaskTableOptions {
 
 const MAX_CHILDREN = 1000;
 const MAX_TIMELINE = 100;
+/** Node and task names kept once each (see TaskTable's #intern). */
+const MAX_NAMES = 1000;
 
 /** A task and its place in the table's eviction order. */
 interface Slot {
@@ -182,6 +184,27 @@ function newRecord(uuid: string, state: TaskState, ts: number): TaskRecord {
   };
 }
 
+/**
+ * `timeline` with `step` last. Up to 4 steps (a task's sent, received, started and outcome)
+ * a new array of the exact size: push() would reserve room for 16 more steps, kept as long
+ * as the task is.
+ */
+function appended(timeline: TimelineStep[], step: TimelineStep): TimelineStep[] {
+  switch (timeline.length) {
+    case 0:
+      return [step];
+    case 1:
+      return [timeline[0], step];
+    case 2:
+      return [timeline[0], timeline[1], step];
+    case 3:
+      return [timeline[0], timeline[1], timeline[2], step];
+    default:
+      timeline.push(step);
+      return timeline;
+  }
+}
+
 function str(v: unknown): string | null {
   return typeof v === "string" ? v : null;
 }
@@ -208,6 +231,8 @@ export class TaskTable {
   readonly #oldestParent = new OldestKeys(this.#children);
   readonly #oldestRoot = new OldestKeys(this.#members);
   readonly #max: number;
+  /** Node and task names seen, each kept once (see #intern). */
+  readonly #names = new Map<string, string>();
   /** The `seq` of the latest task inserted or moved to the newest end. */
   #seq = 0;
 
@@ -269,8 +294,23 @@ export class TaskTable {
     if (ids.length < MAX_CHILDREN) ids.push(id);
   }
 
+  /**
+   * The table's copy of a node name or task name equal to `s`: each event carries its own
+   * copy (a fresh string from the JSON), and a task keeps several (its worker, each step of
+   * its timeline), so keeping one copy keeps the table's memory, and the garbage collector's
+   * work, down. Bounded: forgotten past 1,000 names.
+   */
+  #intern(s: string): string {
+    const known = this.#names.get(s);
+    if (known !== undefined) return known;
+    if (this.#names.size >= MAX_NAMES) this.#names.clear();
+    this.#names.set(s, s);
+    return s;
+  }
+
   #merge(t: TaskRecord, e: DashboardEvent, state: TaskState, ts: number): void {
-    t.name = str(e.name) ?? t.name;
+    const name = str(e.name);
+    if (name !== null && name !== t.name) t.name = this.#intern(name);
     t.args = str(e.args) ?? t.args;
     t.kwargs = str(e.kwargs) ?? t.kwargs;
     t.eta = str(e.eta) ?? t.eta;
@@ -278,12 +318,12 @@ export class TaskTable {
     t.queue = str(e.queue) ?? t.queue;
     const root = str(e.root_id);
     if (root !== null && t.rootId === null) {
-      t.rootId = root;
+      t.rootId = root === t.uuid ? t.uuid : root;
       if (root !== t.uuid) this.#index(this.#members, this.#oldestRoot, root, t.uuid);
     }
     if (typeof e.retries === "number") t.retries = Math.max(t.retries, e.retries);
-    if (e.type !== "task-sent") t.worker = e.hostname;
-    else t.worker ??= null;
+    const hostname = this.#intern(e.hostname);
+    if (e.type !== "task-sent") t.worker = hostname;
     if (e.type === "task-received") t.received = ts;
     if (e.type === "task-started") t.started = ts;
     if (e.type === "task-succeeded") {
@@ -299,12 +339,12 @@ export class TaskTable {
       t.parentId = parent;
       this.#index(this.#children, this.#oldestParent, parent, t.uuid);
     }
-    const step: TimelineStep = { state, timestamp: ts, hostname: e.hostname };
-    const timeline = t.timeline;
+    const step: TimelineStep = { state, timestamp: ts, hostname };
+    let timeline = t.timeline;
     let i = timeline.length;
     while (i > 0 && timeline[i - 1].timestamp > ts) i--;
-    if (i === timeline.length) timeline.push(step); // in order: the usual case
-    else timeline.splice(i, 0, step);
+    if (i < timeline.length) timeline.splice(i, 0, step);
+    else timeline = t.timeline = appended(timeline, step); // in order: the usual case
     if (timeline.length > MAX_TIMELINE) timeline.shift();
     t.state = timeline[timeline.length - 1].state;
     t.firstSeen = Math.min(t.firstSeen, ts);

@@ -88,6 +88,26 @@ export class ViewModel {
   #eventsSince = 0;
   /** Queues seen in `task-sent` events and `active_queues` replies. */
   readonly queuesSeen: Set<string> = new Set();
+  /**
+   * Whether {@link ViewModel.apply} notes which tasks changed, for
+   * {@link ViewModel.takeChanges}. Default true; the dashboard turns it off
+   * while no browser follows the live stream. Off, the state is kept whole
+   * and a change only sets `more` (tasks changed that `tasks` does not list);
+   * workers changed and the event count are noted either way.
+   *
+   * @example
+   * ```ts
+   * import { ViewModel } from "@celeriac/celeriac/dashboard";
+   * const vm = new ViewModel();
+   * vm.recordTaskChanges = false;
+   * vm.apply({ type: "task-started", hostname: "w@h", timestamp: 1, uuid: "t1" });
+   * const changes = vm.takeChanges();
+   * changes.tasks.length; // 0
+   * changes.more; // true
+   * vm.tasks.get("t1")?.state; // "STARTED"
+   * ```
+   */
+  recordTaskChanges: boolean = true;
 
   /**
    * An empty view.
@@ -116,7 +136,8 @@ export class ViewModel {
     this.#eventsSince++;
     const task = this.tasks.apply(e);
     if (task) {
-      if (!this.#changedTasks.has(task.uuid)) {
+      if (!this.recordTaskChanges) this.#moreTasks = true;
+      else if (!this.#changedTasks.has(task.uuid)) {
         this.#changedTasks.set(task.uuid, true);
         if (this.#changedTasks.size > MAX_CHANGED_TASKS) {
           this.#oldestChanged.evict();

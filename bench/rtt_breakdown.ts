@@ -1,0 +1,134 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno run -A bench/rtt_breakdown.ts [ROUNDTRIPS]`: where one sequential
+ * round trip (`delay()` then `get()`, the bench's roundtrips workload) spends
+ * its time. Starts a worker (`-c 2`, the bench's app; broker Redis db 10,
+ * results db 11, both flushed), runs 100 warm-up round trips of
+ * `bench.stamp` (a no-op returning the wall-clock time it ran at, in its
+ * Web Worker), then ROUNDTRIPS (300) timed ones while a `MONITOR`
+ * connection records when the Redis server received each command of the
+ * two dbs. Every timestamp is wall-clock milliseconds
+ * (`performance.timeOrigin + performance.now()` in each thread, the server's
+ * clock for commands), so steps line up across processes and threads.
+ * Prints the median of each step, in order:
+ *
+ * - `publish`: `delay()` called → the server received the client's LPUSH
+ * - `wake+take`: LPUSH → the worker's take script (its BLMOVE woke, the
+ *   reply came back and the worker sent the take)
+ * - `to task`: take script → the task started in its Web Worker (take
+ *   reply, decoding, intake, hand-off to the Web Worker)
+ * - `to store`: task start → the server received the result store (outcome
+ *   back on the main thread, encoding, settlement)
+ * - `ack`: take script → the acknowledgement (ZREM; at intake, the task is
+ *   not `acksLate`: not part of the round trip)
+ * - `notify`: result store → `get()` resolved in the client (PUBLISH
+ *   delivered, decoded)
+ * - `total`: `delay()` called → `get()` resolved
+ *
+ * MONITOR sees every database: on a busy shared server it also slows Redis
+ * a little, so compare runs made the same way.
+ *
+ * @module
+ */
+import { Redis } from "ioredis";
+import { startBenchWorker, stopTree } from "./proc.ts";
+import { app, BENCH_QUEUE, stamp } from "./tasks.ts";
+
+const rtts = Number(Deno.args[0] ?? 300);
+const BROKER_DB = 10;
+const BACKEND_DB = 11;
+const brokerUrl = `redis://127.0.0.1:6379/${BROKER_DB}`;
+const backendUrl = `redis://127.0.0.1:6379/${BACKEND_DB}`;
+const broker = new Redis(brokerUrl);
+const results = new Redis(backendUrl);
+await Promise.all([broker.flushdb(), results.flushdb()]);
+app.configure({ broker: brokerUrl, backend: backendUrl });
+const worker = startBenchWorker({
+  broker: brokerUrl,
+  backend: backendUrl,
+  queue: BENCH_QUEUE,
+});
+const child = worker.child;
+await worker.ready;
+const wall = () => performance.timeOrigin + performance.now();
+for (let i = 0; i < 100; i++) await (await stamp.delay()).get();
+
+/** A command as MONITOR saw it: server time (ms), db, name and arguments. */
+interface Seen {
+  t: number;
+  db: number;
+  args: string[];
+}
+const seen: Seen[] = [];
+const monitor = await new Redis(brokerUrl).monitor();
+monitor.on("monitor", (time: string, args: string[], _source: string, db: string) => {
+  const n = Number(db);
+  if (n === BROKER_DB || n === BACKEND_DB) seen.push({ t: Number(time) * 1000, db: n, args });
+});
+const runs: { id: string; called: number; ran: number; got: number }[] = [];
+for (let i = 0; i < rtts; i++) {
+  const called = wall();
+  const r = await stamp.delay();
+  const ran = await r.get() as number;
+  runs.push({ id: r.id, called, ran, got: wall() });
+}
+await new Promise((r) => setTimeout(r, 200));
+monitor.disconnect();
+
+const cmd = (s: Seen) => s.args[0].toLowerCase();
+const after = (from: number, t: number, match: (s: Seen) => boolean) => {
+  for (let i = from; i < seen.length; i++) if (seen[i].t >= t && match(seen[i])) return seen[i];
+  return undefined;
+};
+const steps: Record<string, number[]> = {
+  publish: [],
+  "wake+take": [],
+  "to task": [],
+  "to store": [],
+  ack: [],
+  notify: [],
+  total: [],
+};
+let unmatched = 0;
+for (const run of runs) {
+  const lpushAt = seen.findIndex((s) => cmd(s) === "lpush" && s.args[2]?.includes(run.id));
+  const lpush = seen[lpushAt];
+  const take = lpush &&
+    after(lpushAt, lpush.t, (s) => s.db === BROKER_DB && cmd(s) === "evalsha" && s.args.length > 8);
+  const store = lpush &&
+    after(
+      lpushAt,
+      lpush.t,
+      (s) => s.db === BACKEND_DB && cmd(s) === "evalsha" && s.args[3]?.endsWith(run.id),
+    );
+  const ack = take &&
+    after(lpushAt, take.t, (s) => s.db === BROKER_DB && cmd(s) === "zrem");
+  if (!lpush || !take || !store || !ack) {
+    unmatched++;
+    continue;
+  }
+  steps.publish.push(lpush.t - run.called);
+  steps["wake+take"].push(take.t - lpush.t);
+  steps["to task"].push(run.ran - take.t);
+  steps["to store"].push(store.t - run.ran);
+  steps.ack.push(ack.t - take.t);
+  steps.notify.push(run.got - store.t);
+  steps.total.push(run.got - run.called);
+}
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+};
+console.log(
+  `${runs.length - unmatched} of ${runs.length} round trips matched ` +
+    `(load ${Deno.loadavg()[0]}); median ms per step:`,
+);
+for (const [name, xs] of Object.entries(steps)) {
+  console.log(`  ${name.padEnd(10)} ${median(xs).toFixed(3)}`);
+}
+await stopTree(child);
+await Promise.allSettled([broker.flushdb(), results.flushdb()]);
+broker.disconnect();
+results.disconnect();
+// The app's result subscriber keeps the process alive: exit rather than wait for it.
+Deno.exit(0);

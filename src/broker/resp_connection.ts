@@ -1,0 +1,427 @@
+/**
+ * A small Redis connection for the events traffic, without ioredis: commands
+ * are framed by {@link RespWriter} into one buffer and go out in one socket
+ * write per turn of the event loop; replies are parsed by
+ * {@link RespReader} from the socket's read buffer, pub/sub messages handed
+ * to a callback as views of it. It speaks to one server (`redis://` or
+ * `rediss://`): AUTH, SELECT and CLIENT SETNAME on connect, reconnect with
+ * backoff after a drop (patterns subscribed again), clean close.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { maskPassword } from "./errors.ts";
+import { RedisReplyError, RespReader, type RespValue } from "./resp_reader.ts";
+import { RespWriter } from "./resp_writer.ts";
+
+const log = getLogger(["celeriac", "broker", "redis"]);
+
+/**
+ * The connection to Redis failed, dropped or was closed.
+ *
+ * @example
+ * ```ts
+ * import { RedisConnectionError } from "./resp_connection.ts";
+ * new RedisConnectionError("connection closed").code; // "REDIS_CONNECTION"
+ * ```
+ */
+export class RedisConnectionError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code = "REDIS_CONNECTION";
+
+  /**
+   * @param message what happened
+   * @param cause the underlying error
+   */
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = "RedisConnectionError";
+  }
+}
+
+/**
+ * Options of {@link RespConnection}.
+ *
+ * @example
+ * ```ts
+ * import type { RespConnectionOptions } from "./resp_connection.ts";
+ * const o: RespConnectionOptions = { host: "127.0.0.1", port: 6379, db: 3, name: "celeriac-events" };
+ * ```
+ */
+export interface RespConnectionOptions {
+  /** Host name. */
+  host: string;
+  /** Port. */
+  port: number;
+  /** TLS (`rediss://`). Default false. */
+  tls?: boolean;
+  /** Certificates of the authorities to trust with TLS, PEM. Default: the system's. */
+  caCerts?: string[];
+  /** ACL user; with `password`, `AUTH user password`. Default none. */
+  username?: string;
+  /** Password (`AUTH`). Default none. */
+  password?: string;
+  /** Database (`SELECT`). Default 0. */
+  db?: number;
+  /** Connection name (`CLIENT SETNAME`), shown by `CLIENT LIST`. Default none. */
+  name?: string;
+  /** Patterns to PSUBSCRIBE to on each connect. Default none. */
+  patterns?: string[];
+  /**
+   * Called with each pub/sub message (`["pmessage", pattern, channel,
+   * payload]` or `["message", channel, payload]`), its bulk strings views of
+   * the read buffer valid until it returns. Default none.
+   */
+  onPush?: (push: RespValue[]) => void;
+  /** Reconnect after a drop. Default true. */
+  reconnect?: boolean;
+  /** First reconnect delay, ms, doubled per failed attempt. Default 50. */
+  minDelayMs?: number;
+  /** Longest reconnect delay, ms. Default 2000. */
+  maxDelayMs?: number;
+  /** Closes the connection when it aborts. Default none. */
+  signal?: AbortSignal;
+  /** The URL, for log lines (its password is masked). Default `host:port`. */
+  label?: string;
+}
+
+interface Waiter {
+  resolve(v: RespValue): void;
+  reject(e: Error): void;
+}
+
+type State = "idle" | "connecting" | "ready" | "waiting" | "closed";
+
+/**
+ * One connection to one Redis server. Commands sent while it connects wait
+ * for it; while it waits to reconnect after a drop they fail at once
+ * (events are best-effort).
+ *
+ * @example
+ * ```ts ignore
+ * import { RespConnection } from "./resp_connection.ts";
+ * const conn = new RespConnection({ host: "127.0.0.1", port: 6379 });
+ * await conn.publish(new TextEncoder().encode("ch"), new TextEncoder().encode("hi"));
+ * await conn.close();
+ * ```
+ */
+export class RespConnection {
+  readonly #o: RespConnectionOptions;
+  readonly #label: string;
+  #state: State = "idle";
+  #conn: Deno.Conn | null = null;
+  #reader = new RespReader();
+  readonly #writer = new RespWriter();
+  #writing = false;
+  #flushQueued = false;
+  #waiters: Waiter[] = [];
+  #head = 0;
+  #opening: Promise<void> | null = null;
+  #idle: (() => void) | null = null;
+  readonly #closing = new AbortController();
+
+  /** @param options see {@link RespConnectionOptions} */
+  constructor(options: RespConnectionOptions) {
+    this.#o = options;
+    this.#label = maskPassword(options.label ?? `${options.host}:${options.port}`);
+    options.signal?.addEventListener("abort", () => void this.close(), { once: true });
+  }
+
+  /** `idle`, `connecting`, `ready`, `waiting` (to reconnect) or `closed`. */
+  get state(): State {
+    return this.#state;
+  }
+
+  /**
+   * Connect now (and subscribe to the patterns); resolves when ready.
+   *
+   * @throws {RedisConnectionError} when the server cannot be reached
+   * @throws {RedisReplyError} when it refuses AUTH, SELECT or PSUBSCRIBE
+   */
+  connect(): Promise<void> {
+    if (this.#state === "ready") return Promise.resolve();
+    if (this.#state === "closed") {
+      return Promise.reject(new RedisConnectionError(`connection to ${this.#label} is closed`));
+    }
+    return this.#opening ??= this.#open().finally(() => this.#opening = null);
+  }
+
+  /**
+   * Send a command.
+   *
+   * @param args the command and its arguments
+   * @returns the reply (bulk strings copied out of the read buffer)
+   * @throws {RedisReplyError} for an error reply
+   * @throws {RedisConnectionError} when the connection is down or drops first
+   */
+  async command(args: readonly (string | Uint8Array)[]): Promise<RespValue> {
+    if (this.#state !== "ready") await this.#whenReady();
+    this.#checkReady();
+    this.#writer.command(args);
+    return this.#expect();
+  }
+
+  /**
+   * `PUBLISH channel payload`, framed straight into the write buffer.
+   *
+   * @param channel the channel's bytes
+   * @param payload the message
+   * @returns the number of subscribers that received it
+   * @throws {RedisConnectionError} when the connection is down or drops first
+   */
+  async publish(channel: Uint8Array, payload: Uint8Array): Promise<number> {
+    if (this.#state !== "ready") await this.#whenReady();
+    this.#checkReady();
+    this.#writer.publish(channel, payload);
+    return await this.#expect() as number;
+  }
+
+  /**
+   * Close: replies to the commands sent are awaited (at most `waitMs`),
+   * then the socket is closed; a reconnect under way stops.
+   *
+   * @param waitMs how long to wait for replies still due. Default 2000.
+   */
+  async close(waitMs = 2000): Promise<void> {
+    if (this.#state === "closed") return;
+    const wasReady = this.#state === "ready";
+    this.#state = "closed";
+    this.#closing.abort();
+    if (wasReady && this.#head < this.#waiters.length) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        new Promise<void>((r) => this.#idle = r),
+        new Promise<void>((r) => timer = setTimeout(r, waitMs)),
+      ]);
+      clearTimeout(timer);
+    }
+    this.#drop(new RedisConnectionError(`connection to ${this.#label} closed`));
+  }
+
+  async #whenReady(): Promise<void> {
+    if (this.#state === "idle" || this.#state === "connecting") await this.connect();
+  }
+
+  /** Throw unless ready: nothing may be framed while no connection will take it. */
+  #checkReady(): void {
+    if (this.#state === "ready") return;
+    throw new RedisConnectionError(
+      this.#state === "closed"
+        ? `connection to ${this.#label} is closed`
+        : `connection to ${this.#label} is down; reconnecting`,
+    );
+  }
+
+  #expect(): Promise<RespValue> {
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => {
+        this.#flushQueued = false;
+        void this.#flush();
+      });
+    }
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#writing) return;
+    this.#writing = true;
+    try {
+      while (this.#writer.length > 0 && this.#conn) {
+        const conn = this.#conn;
+        const bytes = this.#writer.take();
+        try {
+          for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+        } catch (err) {
+          // The loop goes on with the next connection, if one is up by now.
+          if (conn === this.#conn) this.#lost(err);
+          continue;
+        }
+        this.#writer.recycle(bytes);
+      }
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  async #open(): Promise<void> {
+    this.#state = "connecting";
+    const o = this.#o;
+    let conn: Deno.Conn;
+    try {
+      if (o.tls) {
+        const tls = await Deno.connectTls({ hostname: o.host, port: o.port, caCerts: o.caCerts });
+        conn = tls;
+        await tls.handshake().catch((err) => {
+          tls.close();
+          throw err;
+        });
+      } else conn = await Deno.connect({ hostname: o.host, port: o.port });
+    } catch (err) {
+      if (this.#state === "connecting") this.#state = "idle";
+      throw new RedisConnectionError(
+        `cannot reach ${this.#label}: ${(err as Error).message}`,
+        err,
+      );
+    }
+    if (this.#isClosed()) {
+      conn.close();
+      throw new RedisConnectionError(`connection to ${this.#label} closed`);
+    }
+    if (!o.tls) (conn as Deno.TcpConn).setNoDelay(true);
+    this.#conn = conn;
+    this.#reader = new RespReader();
+    void this.#readLoop(conn);
+    const greeting: Promise<RespValue>[] = [];
+    const send = (args: string[]) => {
+      this.#writer.command(args);
+      greeting.push(this.#expect());
+    };
+    if (o.password !== undefined) {
+      send(o.username ? ["AUTH", o.username, o.password] : ["AUTH", o.password]);
+    }
+    if (o.db) send(["SELECT", String(o.db)]);
+    if (o.name) send(["CLIENT", "SETNAME", o.name]);
+    for (const p of o.patterns ?? []) send(["PSUBSCRIBE", p]);
+    // Nothing else to say: a PING, so that connect() resolves once the server answers.
+    if (greeting.length === 0) send(["PING"]);
+    const settled = await Promise.allSettled(greeting);
+    const failed = settled.find((s) => s.status === "rejected");
+    if (failed) {
+      if (conn === this.#conn) this.#drop(failed.reason);
+      if (this.#state === "connecting") this.#state = "idle";
+      throw failed.reason;
+    }
+    if (this.#state !== "connecting" || conn !== this.#conn) {
+      throw new RedisConnectionError(`connection to ${this.#label} closed while connecting`);
+    }
+    this.#state = "ready";
+  }
+
+  /** Whether close() was called (a method: the state changes across awaits). */
+  #isClosed(): boolean {
+    return this.#state === "closed";
+  }
+
+  async #readLoop(conn: Deno.Conn): Promise<void> {
+    const reader = this.#reader;
+    try {
+      while (true) {
+        const n = await conn.read(reader.space());
+        if (n === null) throw new RedisConnectionError(`${this.#label} closed the connection`);
+        reader.commit(n);
+        reader.drain(this.#onReply);
+      }
+    } catch (err) {
+      if (conn === this.#conn) this.#lost(err);
+    }
+  }
+
+  readonly #onReply = (v: RespValue): void => {
+    if (this.#o.onPush && Array.isArray(v) && isMessage(v[0])) {
+      try {
+        this.#o.onPush(v);
+      } catch (err) {
+        log.error("A Redis pub/sub message handler failed: {error}", {
+          error: (err as Error).message,
+        });
+      }
+      return;
+    }
+    const w = this.#waiters[this.#head++];
+    if (!w) throw new RedisConnectionError(`a reply from ${this.#label} that nothing asked for`);
+    if (this.#head === this.#waiters.length) {
+      this.#waiters = [];
+      this.#head = 0;
+      this.#idle?.();
+      this.#idle = null;
+    }
+    if (v instanceof RedisReplyError) w.reject(v);
+    else w.resolve(copyReply(v));
+  };
+
+  /** The socket failed: fail what waits, then reconnect (unless closed). */
+  #lost(err: unknown): void {
+    const wasReady = this.#state === "ready";
+    const why = err instanceof RedisConnectionError ? err : new RedisConnectionError(
+      `connection to ${this.#label} lost: ${(err as Error).message}`,
+      err,
+    );
+    this.#drop(why);
+    if (this.#state === "closed") return;
+    if (!wasReady) return;
+    log.warn("Redis events connection {url}: {error}; reconnecting", {
+      url: this.#label,
+      error: why.message,
+    });
+    if (this.#o.reconnect ?? true) void this.#reconnect();
+    else this.#state = "idle";
+  }
+
+  /** Close the socket and fail every command waiting on it. */
+  #drop(err: Error): void {
+    const conn = this.#conn;
+    this.#conn = null;
+    if (conn) {
+      try {
+        conn.close();
+      } catch {
+        // already closed by the peer
+      }
+    }
+    this.#writer.take();
+    const waiters = this.#waiters.slice(this.#head);
+    this.#waiters = [];
+    this.#head = 0;
+    this.#idle?.();
+    this.#idle = null;
+    for (const w of waiters) w.reject(err);
+  }
+
+  async #reconnect(): Promise<void> {
+    const min = this.#o.minDelayMs ?? 50;
+    const max = this.#o.maxDelayMs ?? 2000;
+    for (let attempt = 0; this.#state !== "closed"; attempt++) {
+      this.#state = "waiting";
+      const delay = Math.min(max, min * 2 ** Math.min(attempt, 16));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, delay);
+        this.#closing.signal.addEventListener("abort", done, { once: true });
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      if (this.#state !== "waiting") return;
+      try {
+        await this.connect();
+        log.info("Redis events connection {url}: connected again", { url: this.#label });
+        return;
+      } catch (err) {
+        log.debug("Redis events connection {url}: {error}", {
+          url: this.#label,
+          error: (err as Error).message,
+        });
+      }
+    }
+  }
+}
+
+const MESSAGE = [0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65]; // "message"
+
+/** Whether a push's first element is `message` or `pmessage`. */
+function isMessage(kind: RespValue): boolean {
+  if (!(kind instanceof Uint8Array)) return false;
+  const off = kind.length === 8 && kind[0] === 0x70 ? 1 : 0;
+  if (kind.length !== 7 + off) return false;
+  for (let i = 0; i < 7; i++) if (kind[i + off] !== MESSAGE[i]) return false;
+  return true;
+}
+
+/** A reply with its bulk strings copied out of the read buffer. */
+function copyReply(v: RespValue): RespValue {
+  if (v instanceof Uint8Array) return v.slice();
+  if (Array.isArray(v)) return v.map(copyReply);
+  return v;
+}

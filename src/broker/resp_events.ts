@@ -1,0 +1,153 @@
+/**
+ * The Celery events traffic on a single Redis server through
+ * {@link RespConnection} instead of ioredis: the worker's event batches are
+ * PUBLISHed from their bytes on a connection of their own, and an event
+ * receiver reads the messages of its PSUBSCRIBE straight from the socket.
+ * Sentinel and Cluster URLs keep ioredis (see {@link usesRespEvents}).
+ *
+ * @module
+ */
+
+import { BrokerConnectionError } from "./errors.ts";
+import { describeRedisFailure } from "./redis_connection.ts";
+import type { RedisUrlOptions } from "./redis_url.ts";
+import {
+  RedisConnectionError,
+  RespConnection,
+  type RespConnectionOptions,
+} from "./resp_connection.ts";
+import type { RespValue } from "./resp_reader.ts";
+
+const utf8 = new TextEncoder();
+
+/**
+ * Whether the events of a Redis URL go through {@link RespEvents}: a plain
+ * single server (`redis://`, `rediss://`), not Sentinel or Cluster.
+ *
+ * @example
+ * ```ts
+ * import { usesRespEvents } from "./resp_events.ts";
+ * import { parseRedisUrl } from "./redis_url.ts";
+ * usesRespEvents(parseRedisUrl("redis://127.0.0.1:6379/0")); // true
+ * ```
+ *
+ * @param url the parsed URL
+ * @returns true for a single server
+ */
+export function usesRespEvents(url: RedisUrlOptions): boolean {
+  return !url.cluster && !url.sentinels;
+}
+
+/**
+ * Publishing and subscribing to the events channels of one Redis server.
+ *
+ * @example
+ * ```ts ignore
+ * import { RespEvents } from "./resp_events.ts";
+ * import { parseRedisUrl } from "./redis_url.ts";
+ * const url = "redis://127.0.0.1:6379/0";
+ * const events = new RespEvents(parseRedisUrl(url), url);
+ * await events.publish("/0.celeryev/task.multi", new TextEncoder().encode("{}"));
+ * await events.close();
+ * ```
+ */
+export class RespEvents {
+  readonly #settings: RespConnectionOptions;
+  readonly #rawUrl: string;
+  #publisher: RespConnection | null = null;
+  readonly #channels = new Map<string, Uint8Array>();
+  readonly #subscribers = new Set<RespConnection>();
+
+  /**
+   * @param url the parsed URL (a single server)
+   * @param rawUrl the URL text, for errors and log lines
+   */
+  constructor(url: RedisUrlOptions, rawUrl: string) {
+    this.#rawUrl = rawUrl;
+    this.#settings = {
+      host: url.host,
+      port: url.port,
+      tls: url.tls,
+      username: url.username,
+      password: url.password,
+      db: url.db,
+      label: rawUrl,
+    };
+  }
+
+  /**
+   * PUBLISH `payload` on `channel` (connecting first if needed). A failure
+   * is not retried: events are best-effort.
+   *
+   * @param channel the channel
+   * @param payload the message's bytes
+   * @throws {BrokerConnectionError} when Redis cannot be reached
+   */
+  async publish(channel: string, payload: Uint8Array): Promise<void> {
+    this.#publisher ??= new RespConnection({ ...this.#settings, name: "celeriac-events" });
+    let name = this.#channels.get(channel);
+    if (!name) {
+      if (this.#channels.size > 1000) this.#channels.clear();
+      name = utf8.encode(channel);
+      this.#channels.set(channel, name);
+    }
+    try {
+      await this.#publisher.publish(name, payload);
+    } catch (err) {
+      throw this.#failure(err);
+    }
+  }
+
+  /**
+   * PSUBSCRIBE to `pattern` on a connection of its own, subscribed again
+   * after each reconnect, until `signal` aborts.
+   *
+   * @param pattern the channel pattern
+   * @param onMessage called with each message's bytes (a view valid until it returns)
+   * @param signal stops it
+   * @throws {BrokerConnectionError} when the first connect fails
+   */
+  async subscribe(
+    pattern: string,
+    onMessage: (payload: Uint8Array) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const conn = new RespConnection({
+      ...this.#settings,
+      name: "celeriac-fanout",
+      patterns: [pattern],
+      onPush: (push: RespValue[]) => {
+        const payload = push[push.length - 1];
+        if (payload instanceof Uint8Array) onMessage(payload);
+      },
+    });
+    try {
+      await conn.connect();
+    } catch (err) {
+      await conn.close();
+      throw this.#failure(err);
+    }
+    if (signal.aborted) return await conn.close();
+    this.#subscribers.add(conn);
+    signal.addEventListener("abort", () => {
+      this.#subscribers.delete(conn);
+      void conn.close();
+    }, { once: true });
+  }
+
+  /** Close the publisher (after the replies due) and every subscriber. */
+  async close(): Promise<void> {
+    const all = [...this.#subscribers, ...(this.#publisher ? [this.#publisher] : [])];
+    this.#subscribers.clear();
+    this.#publisher = null;
+    await Promise.all(all.map((c) => c.close()));
+  }
+
+  #failure(err: unknown): unknown {
+    if (err instanceof RedisConnectionError) return new BrokerConnectionError(this.#rawUrl, err);
+    if (err instanceof Error && /^(WRONGPASS|NOAUTH|ERR DB index)/.test(err.message)) {
+      return new BrokerConnectionError(this.#rawUrl, err, describeRedisFailure(err, this.#rawUrl));
+    }
+    return err;
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * Framing Redis commands (RESP2 arrays of bulk strings) straight into a
+ * reusable byte buffer: no command objects, no argument arrays kept, a
+ * payload given as bytes is copied once, into the buffer the socket write
+ * takes. Pure: no I/O.
+ *
+ * @module
+ */
+
+const utf8 = new TextEncoder();
+const CRLF_0 = 0x0d;
+const CRLF_1 = 0x0a;
+
+/**
+ * Writes RESP commands into a growing buffer; {@link RespWriter.take}
+ * hands the bytes written so far to the socket and starts a new buffer.
+ *
+ * @example
+ * ```ts
+ * import { RespWriter } from "./resp_writer.ts";
+ * const w = new RespWriter();
+ * w.command(["PUBLISH", "ch", new TextEncoder().encode("hi")]);
+ * new TextDecoder().decode(w.take()); // "*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$2\r\nhi\r\n"
+ * ```
+ */
+export class RespWriter {
+  #buf: Uint8Array;
+  #len = 0;
+  /** A buffer given back by {@link RespWriter.recycle}, reused by the next take. */
+  #spare: Uint8Array | null = null;
+
+  /**
+   * @param initialSize the buffer's first size in bytes (it grows as needed). Default 64 KiB.
+   */
+  constructor(initialSize = 64 * 1024) {
+    this.#buf = new Uint8Array(initialSize);
+  }
+
+  /** Bytes written and not yet taken. */
+  get length(): number {
+    return this.#len;
+  }
+
+  /**
+   * Frame a command: `*<n>` then each argument as a bulk string. Strings
+   * are written as UTF-8.
+   *
+   * @param args the command name and its arguments
+   */
+  command(args: readonly (string | Uint8Array)[]): void {
+    this.#header(0x2a, args.length);
+    for (const a of args) {
+      if (typeof a === "string") this.#string(a);
+      else this.bulk(a);
+    }
+  }
+
+  /**
+   * Frame `PUBLISH channel payload` with the channel already encoded (a
+   * publisher keeps its channels' bytes).
+   *
+   * @param channel the channel's bytes
+   * @param payload the message's bytes
+   */
+  publish(channel: Uint8Array, payload: Uint8Array): void {
+    this.#header(0x2a, 3);
+    this.bulk(PUBLISH);
+    this.bulk(channel);
+    this.bulk(payload);
+  }
+
+  /**
+   * Append one bulk string (`$<len>\r\n<bytes>\r\n`).
+   *
+   * @param bytes its content
+   */
+  bulk(bytes: Uint8Array): void {
+    this.#header(0x24, bytes.length);
+    this.#reserve(bytes.length + 2);
+    this.#buf.set(bytes, this.#len);
+    this.#len += bytes.length;
+    this.#buf[this.#len++] = CRLF_0;
+    this.#buf[this.#len++] = CRLF_1;
+  }
+
+  /**
+   * The bytes written so far; the writer goes on in another buffer. The
+   * view stays valid until it is passed to {@link RespWriter.recycle}.
+   *
+   * @returns the framed commands
+   */
+  take(): Uint8Array {
+    const out = this.#buf.subarray(0, this.#len);
+    const next = this.#spare && this.#spare.length >= this.#buf.length
+      ? this.#spare
+      : new Uint8Array(this.#buf.length);
+    this.#spare = null;
+    this.#buf = next;
+    this.#len = 0;
+    return out;
+  }
+
+  /**
+   * Give back a buffer from {@link RespWriter.take} once it is written, to
+   * be reused instead of allocating one.
+   *
+   * @param taken what `take` returned
+   */
+  recycle(taken: Uint8Array): void {
+    this.#spare = new Uint8Array(taken.buffer, taken.byteOffset, taken.buffer.byteLength);
+  }
+
+  #string(s: string): void {
+    // At most 3 bytes per UTF-16 unit; the length prefix is known once encoded.
+    const max = s.length * 3;
+    if (max <= SCRATCH.length) {
+      const scratch = SCRATCH.subarray(0, max);
+      const { written } = utf8.encodeInto(s, scratch);
+      this.bulk(scratch.subarray(0, written));
+    } else {
+      this.bulk(utf8.encode(s));
+    }
+  }
+
+  #header(kind: number, n: number): void {
+    this.#reserve(24);
+    const b = this.#buf;
+    let i = this.#len;
+    b[i++] = kind;
+    if (n === 0) b[i++] = 0x30;
+    else {
+      const start = i;
+      for (let v = n; v > 0; v = Math.floor(v / 10)) b[i++] = 0x30 + (v % 10);
+      b.subarray(start, i).reverse();
+    }
+    b[i++] = CRLF_0;
+    b[i++] = CRLF_1;
+    this.#len = i;
+  }
+
+  #reserve(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    let size = this.#buf.length * 2;
+    while (size < this.#len + n) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.#buf.subarray(0, this.#len));
+    this.#buf = grown;
+  }
+}
+
+const PUBLISH = utf8.encode("PUBLISH");
+const SCRATCH = new Uint8Array(768);

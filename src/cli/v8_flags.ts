@@ -1,0 +1,165 @@
+/**
+ * The worker's V8 flags by default. V8 enlarges each isolate's young
+ * generation (up to 16 MiB per semi-space in the main thread and in every Web
+ * Worker) while a steady load keeps its collections finding survivors, so a
+ * worker run with V8's defaults climbs from ~230 to ~330 MiB RSS over its first
+ * minutes under 2,000 tasks/s before it levels off. `--max-semi-space-size=1`
+ * holds it near its working set at the same throughput, but V8 flags can only
+ * be set before the first isolate starts (`node:v8`'s `setFlagsFromString`
+ * reaches neither the running isolate nor the Web Workers started after it).
+ *
+ * So `worker.ts`, run as a program, starts over once with the flags: it
+ * replaces its own process image (`execve`, same process id, same arguments,
+ * nothing left behind) with `DENO_V8_FLAGS` extended by
+ * {@link DEFAULT_V8_FLAGS}, which Deno reads at start-up for every isolate of
+ * the process. It does so only where it can without asking for more than the
+ * command already granted: on Linux, with FFI, env and read permissions granted
+ * (as `-A` does). A command with narrower permissions keeps V8's defaults unless
+ * it passes the flag itself (the README's production command does). The
+ * `CELERIAC_V8_FLAGS` environment variable replaces the default flags; empty,
+ * it turns this off.
+ *
+ * @module
+ */
+
+/** V8 flags the worker runs with unless told otherwise: a 1 MiB young-generation semi-space. */
+export const DEFAULT_V8_FLAGS = "--max-semi-space-size=1";
+
+/** Environment variable that replaces {@link DEFAULT_V8_FLAGS} (comma-separated; empty: off). */
+export const V8_FLAGS_ENV = "CELERIAC_V8_FLAGS";
+
+/** Set in the environment of the process image that was started with the flags. */
+const APPLIED_ENV = "CELERIAC_V8_FLAGS_APPLIED";
+
+/**
+ * What {@link planV8Flags} decided.
+ *
+ * @example
+ * ```ts
+ * import type { V8FlagsPlan } from "./v8_flags.ts";
+ * const plan: V8FlagsPlan = { restart: false, reason: "already set" };
+ * ```
+ */
+export type V8FlagsPlan =
+  | { restart: true; flags: string[]; denoV8Flags: string }
+  | { restart: false; reason: string };
+
+/**
+ * What {@link planV8Flags} decides from.
+ *
+ * @example
+ * ```ts
+ * import type { V8FlagsInput } from "./v8_flags.ts";
+ * const input: V8FlagsInput = { wanted: "--max-semi-space-size=1", cmdline: ["deno", "run", "-A", "worker.ts"] };
+ * ```
+ */
+export interface V8FlagsInput {
+  /** The flags wanted, comma-separated (`CELERIAC_V8_FLAGS`, or {@link DEFAULT_V8_FLAGS}). */
+  wanted: string;
+  /** `DENO_V8_FLAGS` of this process, if any. */
+  denoV8Flags?: string;
+  /** This process's command line (`/proc/self/cmdline`). */
+  cmdline: string[];
+  /** Whether this process image was already started with the flags. Default false. */
+  applied?: boolean;
+}
+
+function flagName(flag: string): string {
+  return flag.split("=", 1)[0].replace(/^--?/, "").replaceAll("_", "-");
+}
+
+function splitFlags(list: string): string[] {
+  return list.split(",").map((f) => f.trim()).filter((f) => f !== "");
+}
+
+/**
+ * Decide whether to start over with V8 flags: only for wanted flags that
+ * neither `DENO_V8_FLAGS` nor a `--v8-flags=` argument already sets (by name,
+ * whatever the value: the user's choice wins), and never twice.
+ *
+ * @example
+ * ```ts
+ * import { planV8Flags } from "./v8_flags.ts";
+ * const plan = planV8Flags({ wanted: "--max-semi-space-size=1", cmdline: ["deno", "run", "-A", "worker.ts"] });
+ * console.log(plan); // { restart: true, flags: ["--max-semi-space-size=1"], denoV8Flags: "--max-semi-space-size=1" }
+ * ```
+ *
+ * @param input see {@link V8FlagsInput}
+ * @returns the plan
+ */
+export function planV8Flags(input: V8FlagsInput): V8FlagsPlan {
+  if (input.applied) return { restart: false, reason: "already started with them" };
+  const wanted = splitFlags(input.wanted);
+  if (wanted.length === 0) return { restart: false, reason: `${V8_FLAGS_ENV} is empty` };
+  const given = [
+    ...splitFlags(input.denoV8Flags ?? ""),
+    ...input.cmdline.filter((a) => a.startsWith("--v8-flags=")).flatMap((a) =>
+      splitFlags(a.slice("--v8-flags=".length))
+    ),
+  ].map(flagName);
+  const flags = wanted.filter((f) => !given.includes(flagName(f)));
+  if (flags.length === 0) return { restart: false, reason: "the command sets them" };
+  const denoV8Flags = [...splitFlags(input.denoV8Flags ?? ""), ...flags].join(",");
+  return { restart: true, flags, denoV8Flags };
+}
+
+function granted(descriptor: Deno.PermissionDescriptor): boolean {
+  return Deno.permissions.querySync(descriptor).state === "granted";
+}
+
+function cString(s: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(`${s}\0`);
+}
+
+function pointerArray(strings: Uint8Array<ArrayBuffer>[]): BigUint64Array<ArrayBuffer> {
+  const array = new BigUint64Array(strings.length + 1);
+  strings.forEach((s, i) => array[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s))));
+  return array;
+}
+
+/**
+ * Start this process over with the worker's V8 flags, if they are not in
+ * effect and the permissions granted allow it (see the module documentation).
+ * On success it does not return: the process image is replaced. Otherwise it
+ * returns why not, for a log line once logging is set up. Call it before
+ * anything else opens a file or a socket.
+ *
+ * @example
+ * ```ts ignore
+ * import { applyV8Flags } from "./v8_flags.ts";
+ * const skipped = applyV8Flags();
+ * ```
+ *
+ * @returns why the flags were not applied by starting over, or undefined when
+ *   this process image is the one started with them
+ */
+export function applyV8Flags(): string | undefined {
+  if (Deno.build.os !== "linux") return "only done on Linux";
+  if (Deno.mainModule.includes("/deno-compile-")) {
+    return "a compiled binary takes them at compile time (deno compile --v8-flags=...)";
+  }
+  if (
+    !granted({ name: "env" }) || !granted({ name: "ffi" }) ||
+    !granted({ name: "read", path: "/proc/self/cmdline" })
+  ) {
+    return "needs --allow-ffi, --allow-env and --allow-read (as -A grants)";
+  }
+  if (Deno.env.get(APPLIED_ENV) === "1") return undefined;
+  const cmdline = new TextDecoder().decode(Deno.readFileSync("/proc/self/cmdline"))
+    .split("\0").slice(0, -1);
+  const plan = planV8Flags({
+    wanted: Deno.env.get(V8_FLAGS_ENV) ?? DEFAULT_V8_FLAGS,
+    denoV8Flags: Deno.env.get("DENO_V8_FLAGS"),
+    cmdline,
+  });
+  if (!plan.restart) return plan.reason;
+  const env = { ...Deno.env.toObject(), DENO_V8_FLAGS: plan.denoV8Flags, [APPLIED_ENV]: "1" };
+  const argv = cmdline.map(cString);
+  const envp = Object.entries(env).map(([k, v]) => cString(`${k}=${v}`));
+  const libc = Deno.dlopen("libc.so.6", {
+    execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  });
+  libc.symbols.execve(cString(Deno.execPath()), pointerArray(argv), pointerArray(envp));
+  libc.close();
+  return "execve failed";
+}

@@ -1,0 +1,278 @@
+import assert from "node:assert/strict";
+import { parseRedisUrl } from "../src/broker/redis_url.ts";
+import {
+  RedisConnectionError,
+  RespConnection,
+  type RespConnectionOptions,
+} from "../src/broker/resp_connection.ts";
+import { RedisReplyError, type RespValue } from "../src/broker/resp_reader.ts";
+import { REDIS_URL } from "./helpers/redis.ts";
+import { command, privatePorts, startRedis, waitUntil } from "./helpers/redis_servers.ts";
+import { TcpProxy } from "./helpers/tcp_proxy.ts";
+
+const shared = parseRedisUrl(REDIS_URL);
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const at = (o: Partial<RespConnectionOptions> = {}): RespConnectionOptions => ({
+  host: shared.host,
+  port: shared.port,
+  password: shared.password,
+  username: shared.username,
+  ...o,
+});
+
+/** A subscriber to `pattern` collecting `[channel, payload]` as text. */
+function subscriber(pattern: string, o: Partial<RespConnectionOptions> = {}) {
+  const got: [string, string][] = [];
+  let wake: (() => void) | null = null;
+  const conn = new RespConnection(at({
+    patterns: [pattern],
+    onPush: (push: RespValue[]) => {
+      got.push([dec.decode(push[2] as Uint8Array), dec.decode(push[3] as Uint8Array)]);
+      wake?.();
+    },
+    ...o,
+  }));
+  const until = async (n: number) => {
+    while (got.length < n) await new Promise<void>((r) => wake = r);
+  };
+  return { conn, got, until };
+}
+
+Deno.test("RESP connection: PUBLISH reaches a PSUBSCRIBE whole and in order, 2 MB ones too", async () => {
+  const base = `celeriac-test-resp-${crypto.randomUUID()}`;
+  const sub = subscriber(`${base}/*`);
+  const pub = new RespConnection(at({ name: "celeriac-test-pub" }));
+  try {
+    await sub.conn.connect();
+    assert.equal(sub.conn.state, "ready");
+    const big = "x".repeat(2 * 1024 * 1024);
+    const counts = await Promise.all([
+      pub.publish(enc.encode(`${base}/a`), enc.encode("first")),
+      pub.publish(enc.encode(`${base}/b`), enc.encode(big)),
+      pub.publish(enc.encode(`${base}/a`), enc.encode("é\r\n")),
+      pub.publish(enc.encode(`other-${base}`), enc.encode("not mine")),
+    ]);
+    assert.deepEqual(counts, [1, 1, 1, 0]);
+    await sub.until(3);
+    assert.deepEqual(sub.got.map(([c, p]) => [c, p.length]), [
+      [`${base}/a`, 5],
+      [`${base}/b`, big.length],
+      [`${base}/a`, 3],
+    ]);
+    assert.equal(sub.got[1][1], big);
+    assert.equal(sub.got[2][1], "é\r\n");
+  } finally {
+    await pub.close();
+    await sub.conn.close();
+  }
+});
+
+Deno.test("RESP connection: SELECT and CLIENT SETNAME apply; error replies are RedisReplyErrors", async () => {
+  const conn = new RespConnection(at({ db: 7, name: "celeriac-test-resp" }));
+  try {
+    const info = dec.decode(await conn.command(["CLIENT", "INFO"]) as Uint8Array);
+    assert.match(info, / db=7 /);
+    assert.match(info, / name=celeriac-test-resp /);
+    await assert.rejects(
+      conn.command(["NOSUCHCOMMAND"]),
+      (err: unknown) =>
+        err instanceof RedisReplyError && err.name === "RedisReplyError" && err.code === "ERR",
+    );
+    assert.equal(await conn.command(["PING"]), "PONG");
+  } finally {
+    await conn.close();
+  }
+});
+
+Deno.test("RESP connection: close() waits for the replies due; then commands fail with a code", async () => {
+  const conn = new RespConnection(at());
+  await conn.connect();
+  const sent = conn.publish(
+    enc.encode(`celeriac-test-resp-${crypto.randomUUID()}`),
+    enc.encode("x"),
+  );
+  await conn.close();
+  assert.equal(await sent, 0);
+  assert.equal(conn.state, "closed");
+  await assert.rejects(
+    conn.command(["PING"]),
+    (err: unknown) =>
+      err instanceof RedisConnectionError && err.name === "RedisConnectionError" &&
+      err.code === "REDIS_CONNECTION",
+  );
+});
+
+Deno.test("RESP connection: an aborted signal closes it", async () => {
+  const stop = new AbortController();
+  const conn = new RespConnection(at({ signal: stop.signal }));
+  await conn.connect();
+  stop.abort();
+  await waitUntil("the close", () => Promise.resolve(conn.state === "closed"), 5000);
+  await assert.rejects(conn.command(["PING"]), RedisConnectionError);
+});
+
+Deno.test("RESP connection: after a cut, it reconnects and subscribes again", async () => {
+  const proxy = TcpProxy.start({ hostname: shared.host, port: shared.port });
+  const base = `celeriac-test-resp-${crypto.randomUUID()}`;
+  const sub = subscriber(`${base}/*`, { port: proxy.port, host: "127.0.0.1", maxDelayMs: 100 });
+  const viaProxy = new RespConnection(at({ port: proxy.port, host: "127.0.0.1", maxDelayMs: 100 }));
+  const direct = new RespConnection(at());
+  try {
+    await sub.conn.connect();
+    assert.equal(await viaProxy.publish(enc.encode(`${base}/x`), enc.encode("before")), 1);
+    await sub.until(1);
+    await proxy.cut();
+    // The subscriber is back when a message published directly reaches it.
+    let n = 0;
+    await waitUntil("the subscriber to be back", async () => {
+      await direct.publish(enc.encode(`${base}/x`), enc.encode(`after ${n++}`));
+      return sub.got.length > 1;
+    }, 10_000);
+    assert.match(sub.got[1][1], /^after \d+$/);
+    // The publisher behind the proxy publishes again once it has reconnected.
+    await waitUntil("the publisher to be back", async () => {
+      return await viaProxy.publish(enc.encode(`${base}/y`), enc.encode("again")) === 1;
+    }, 10_000);
+    assert.ok(proxy.accepted >= 4, `connections accepted: ${proxy.accepted}`);
+  } finally {
+    await Promise.all([sub.conn.close(), viaProxy.close(), direct.close()]);
+    await proxy.close();
+  }
+});
+
+Deno.test("RESP connection: AUTH with an ACL user or the default password; wrong ones are refused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-resp-" });
+  const port = privatePorts();
+  const server = await startRedis(port, dir);
+  await command(port, "ACL", "SETUSER", "alice", "on", ">pw", "~*", "&*", "+@all");
+  await command(port, "CONFIG", "SET", "requirepass", "s3cret");
+  const local = { host: "127.0.0.1", port, reconnect: false };
+  try {
+    for (const o of [{ password: "s3cret" }, { username: "alice", password: "pw" }]) {
+      const conn = new RespConnection({ ...local, ...o, db: 2 });
+      assert.equal(await conn.command(["PING"]), "PONG");
+      await conn.close();
+    }
+    const cases: [Partial<RespConnectionOptions>, string][] = [
+      [{ username: "alice", password: "nope" }, "WRONGPASS"],
+      [{}, "NOAUTH"],
+      [{ password: "s3cret", db: 99 }, "ERR"],
+    ];
+    for (const [o, code] of cases) {
+      const conn = new RespConnection({ ...local, ...o, patterns: ["p"] });
+      await assert.rejects(
+        conn.connect(),
+        (err: unknown) => err instanceof RedisReplyError && err.code === code,
+        code,
+      );
+      assert.equal(conn.state, "idle");
+      await conn.close();
+    }
+  } finally {
+    await server.kill();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("RESP connection: TLS (rediss://) with a private authority", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-resp-tls-" });
+  const ssl = async (...args: string[]) => {
+    const r = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" })
+      .output();
+    if (!r.success) throw new Error(`openssl ${args[0]}: ${dec.decode(r.stderr)}`);
+  };
+  await ssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=test ca",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+  );
+  await ssl(
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-subj",
+    "/CN=localhost",
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+  );
+  await Deno.writeTextFile(`${dir}/ext.cnf`, "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+  await ssl(
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "1",
+    "-extfile",
+    "ext.cnf",
+    "-out",
+    "server.pem",
+  );
+  const port = privatePorts();
+  const child = new Deno.Command("redis-server", {
+    args: [
+      "--port",
+      "0",
+      "--tls-port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--dir",
+      dir,
+      "--tls-cert-file",
+      `${dir}/server.pem`,
+      "--tls-key-file",
+      `${dir}/server.key`,
+      "--tls-ca-cert-file",
+      `${dir}/ca.pem`,
+      "--tls-auth-clients",
+      "no",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const caCerts = [await Deno.readTextFile(`${dir}/ca.pem`)];
+  try {
+    let conn: RespConnection | undefined;
+    await waitUntil("the TLS server", async () => {
+      conn = new RespConnection({ host: "127.0.0.1", port, tls: true, caCerts, db: 1 });
+      try {
+        await conn.connect();
+        return true;
+      } catch {
+        await conn.close();
+        return false;
+      }
+    }, 10_000);
+    assert.equal(await conn!.command(["PING"]), "PONG");
+    await conn!.close();
+    const untrusted = new RespConnection({ host: "127.0.0.1", port, tls: true });
+    await assert.rejects(untrusted.connect(), RedisConnectionError);
+    await untrusted.close();
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});

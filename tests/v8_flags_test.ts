@@ -1,0 +1,130 @@
+/**
+ * The worker's V8 flags by default: `worker.ts` run with `-A` starts itself
+ * over (same process id) with `DENO_V8_FLAGS=--max-semi-space-size=1` unless
+ * the command or the environment already sets the flag or
+ * `CELERIAC_V8_FLAGS` says otherwise; narrower permissions keep V8's defaults.
+ */
+
+import assert from "node:assert/strict";
+import { DEFAULT_V8_FLAGS, planV8Flags } from "../src/cli/v8_flags.ts";
+import { celeriacWorker, Proc } from "./helpers/procs.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+const CMD = ["deno", "run", "-A", "worker.ts", "--app", "./tasks.ts"];
+
+Deno.test("v8 flags: planned when neither the command nor DENO_V8_FLAGS sets them", () => {
+  assert.deepEqual(planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: CMD }), {
+    restart: true,
+    flags: ["--max-semi-space-size=1"],
+    denoV8Flags: "--max-semi-space-size=1",
+  });
+  assert.deepEqual(
+    planV8Flags({ wanted: DEFAULT_V8_FLAGS, denoV8Flags: "--stack-size=2000", cmdline: CMD }),
+    {
+      restart: true,
+      flags: ["--max-semi-space-size=1"],
+      denoV8Flags: "--stack-size=2000,--max-semi-space-size=1",
+    },
+  );
+});
+
+Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
+  const withFlag = ["deno", "run", "--v8-flags=--max-old-space-size=500,--max_semi_space_size=8"];
+  assert.deepEqual(planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: [...withFlag, "worker.ts"] }), {
+    restart: false,
+    reason: "the command sets them",
+  });
+  assert.equal(
+    planV8Flags({ wanted: DEFAULT_V8_FLAGS, denoV8Flags: "--max-semi-space-size=2", cmdline: CMD })
+      .restart,
+    false,
+  );
+});
+
+Deno.test("v8 flags: CELERIAC_V8_FLAGS empty turns it off; never started over twice", () => {
+  assert.deepEqual(planV8Flags({ wanted: " ", cmdline: CMD }), {
+    restart: false,
+    reason: "CELERIAC_V8_FLAGS is empty",
+  });
+  assert.equal(
+    planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: CMD, applied: true }).restart,
+    false,
+  );
+  assert.deepEqual(
+    planV8Flags({ wanted: "--max-semi-space-size=2,--optimize-for-size", cmdline: CMD }),
+    {
+      restart: true,
+      flags: ["--max-semi-space-size=2", "--optimize-for-size"],
+      denoV8Flags: "--max-semi-space-size=2,--optimize-for-size",
+    },
+  );
+});
+
+/** The V8 flags in the environment of a running process. */
+async function v8FlagsOf(pid: number): Promise<string | undefined> {
+  const environ = await Deno.readTextFile(`/proc/${pid}/environ`);
+  const entry = environ.split("\0").find((e) => e.startsWith("DENO_V8_FLAGS="));
+  return entry?.slice("DENO_V8_FLAGS=".length);
+}
+
+async function startWorker(prefix: string, env: Record<string, string>, denoArgs: string[] = []) {
+  const broker = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const args = ["--app", "./tests/apps/worker_app.ts", "-b", broker, "--backend", broker];
+  const queue = ["-Q", `v8-${crypto.randomUUID().slice(0, 8)}`, "-c", "1", "--loglevel", "DEBUG"];
+  if (denoArgs.length === 0) return await celeriacWorker([...args, ...queue], env);
+  const p = Proc.start("celeriac worker", Deno.execPath(), [
+    "run",
+    ...denoArgs,
+    "worker.ts",
+    ...args,
+    ...queue,
+  ], { env });
+  await p.waitFor(/ ready: /, 60_000);
+  return p;
+}
+
+Deno.test({
+  name: "v8 flags: a worker run with -A runs with them, same process, and says so",
+  ignore: WITHOUT_REDIS || Deno.build.os !== "linux",
+}, async () => {
+  const prefix = uniquePrefix("v8flags");
+  try {
+    const worker = await startWorker(prefix, {});
+    try {
+      assert.equal(await v8FlagsOf(worker.child.pid), "--max-semi-space-size=1");
+      assert.match(worker.output, /V8 flags --max-semi-space-size=1 \(the worker's defaults/);
+    } finally {
+      assert.equal((await worker.stop()).code, 0);
+    }
+  } finally {
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "v8 flags: not applied when turned off, set by the command, or without FFI permission",
+  ignore: WITHOUT_REDIS || Deno.build.os !== "linux",
+}, async () => {
+  const prefix = uniquePrefix("v8flags");
+  const narrow = ["--allow-net", "--allow-read", "--allow-env", "--allow-sys"];
+  const cases: [Record<string, string>, string[], RegExp][] = [
+    [{ CELERIAC_V8_FLAGS: "" }, [], /CELERIAC_V8_FLAGS is empty/],
+    [{}, ["-A", "--v8-flags=--max-semi-space-size=4"], /the command sets them/],
+    [{}, narrow, /needs --allow-ffi/],
+  ];
+  try {
+    for (const [env, denoArgs, why] of cases) {
+      const worker = await startWorker(prefix, env, denoArgs);
+      try {
+        assert.equal(await v8FlagsOf(worker.child.pid), undefined);
+        assert.match(worker.output, why);
+        assert.doesNotMatch(worker.output, /the worker's defaults/);
+      } finally {
+        assert.equal((await worker.stop()).code, 0);
+      }
+    }
+  } finally {
+    await deleteKeys(prefix);
+  }
+});
