@@ -160,7 +160,14 @@ async function main(): Promise<void> {
     const m0 = machine();
     const t0 = epochNow();
     await broker.rename(BENCH_QUEUE, DRAIN_QUEUE);
-    while (await results.dbsize() < n) await new Promise((r) => setTimeout(r, 20));
+    // Another client flushing db 12/13 (profile.ts uses them too) would leave this waiting forever.
+    for (let seen = 0, at = performance.now(), now = 0; (now = await results.dbsize()) < n;) {
+      if (now > seen) [seen, at] = [now, performance.now()];
+      if (performance.now() - at > 30_000) {
+        throw new Error(`${now}/${n} results, none new for 30 s`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const t1 = epochNow();
     const m1 = machine();
     const threads = Object.fromEntries(
