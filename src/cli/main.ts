@@ -233,11 +233,13 @@ interface Run {
   values: Values;
   positionals: string[];
   logFields: LogFields;
+  /** What `applyV8Flags` said: undefined when applied, why not, or null when not asked. */
+  v8Skipped: string | undefined | null;
 }
 
 /** The subcommands besides the monitoring ones (`monitor.ts`) and `completion`. */
 const RUNNERS: Record<string, (r: Run) => Promise<number>> = {
-  worker: (r) => runWorker(r.app, r.url, r.exportName, r.values, r.logFields),
+  worker: (r) => runWorker(r.app, r.url, r.exportName, r.values, r.logFields, r.v8Skipped),
   parked: (r) =>
     parked(r.app, {
       requeue: r.values.requeue ?? false,
@@ -334,7 +336,6 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
       logfile: values.logfile,
       fields: logFields,
     }, levels.taskLevel);
-    if (v8Skipped !== null) logV8Flags(v8Skipped);
     const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
     if (isMonitorCommand(command)) {
       return await runMonitor(command, app, positionals.slice(1), values);
@@ -344,7 +345,7 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
       console.error(`error: unknown command "${command}"; run with --help to see the commands`);
       return 2;
     }
-    return await run({ app, url, exportName, values, positionals, logFields });
+    return await run({ app, url, exportName, values, positionals, logFields, v8Skipped });
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     return 1;
@@ -374,6 +375,7 @@ async function runWorker(
   exportName: string | undefined,
   values: Record<string, string | boolean | undefined>,
   logFields: LogFields,
+  v8Skipped: string | undefined | null,
 ): Promise<number> {
   const pool = (values.pool as string | undefined) ?? "threads";
   if (pool !== "threads" && pool !== "inline") {
@@ -429,6 +431,7 @@ async function runWorker(
       backend: app.config.backend,
     }),
   });
+  if (v8Skipped !== null) logV8Flags(v8Skipped);
   configureBeatStore(app, values);
   const beat = values.beat ? beatFromFlags(app, values) : null;
   const dashboard = values.dashboard ? dashboardFromFlags(app, values) : null;
