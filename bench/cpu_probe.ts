@@ -33,7 +33,7 @@
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { CONCURRENCY, DEFAULT_V8_FLAGS } from "./common.ts";
-import { startBenchWorker, stopTree } from "./proc.ts";
+import { startBenchWorker, stopTree, threadSchedstats } from "./proc.ts";
 import { app, BENCH_QUEUE, spinTimed } from "./tasks.ts";
 
 /** The queue the worker consumes: the tasks are renamed into it at once. */
@@ -51,25 +51,12 @@ interface Sched {
 
 /** Schedstat of every thread of `pid`, by tid. */
 function sched(pid: number): Map<string, Sched> {
-  const out = new Map<string, Sched>();
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync(`/proc/${pid}/task`)];
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    try {
-      const dir = `/proc/${pid}/task/${e.name}`;
-      const [cpu, wait, slices] = Deno.readTextFileSync(`${dir}/schedstat`).trim().split(" ")
-        .map(Number);
-      const comm = Deno.readTextFileSync(`${dir}/comm`).trim();
-      out.set(e.name, { name: e.name === String(pid) ? "main" : comm, cpu, wait, slices });
-    } catch {
-      // the thread ended between listing and reading
-    }
-  }
-  return out;
+  return new Map(
+    [...threadSchedstats(pid)].map(([tid, t]) => [
+      tid,
+      { name: tid === String(pid) ? "main" : t.comm, cpu: t.cpu, wait: t.wait, slices: t.slices },
+    ]),
+  );
 }
 
 /** Per-thread differences `after - before`, grouped by thread name. */

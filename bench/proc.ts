@@ -186,6 +186,44 @@ export async function stopTree(child: Deno.ChildProcess, graceMs = 15_000): Prom
  */
 export function threadCpuNs(pid: number): Map<string, number> {
   const out = new Map<string, number>();
+  for (const [tid, t] of threadSchedstats(pid)) {
+    const kind = tid === String(pid)
+      ? "main"
+      : /^worker-\d+$/.test(t.comm)
+      ? "web workers"
+      : t.comm.startsWith("V8 ")
+      ? "V8 helpers"
+      : t.comm.startsWith("tokio")
+      ? "tokio"
+      : "other";
+    out.set(kind, (out.get(kind) ?? 0) + t.cpu);
+  }
+  return out;
+}
+
+/** One thread's scheduler figures (`/proc/<pid>/task/<tid>/schedstat`), times in ns. */
+export interface ThreadSchedstat {
+  /** The thread's name (`comm`). */
+  comm: string;
+  /** Time on a CPU. */
+  cpu: number;
+  /** Time waiting on a run queue. */
+  wait: number;
+  /** Time slices run. */
+  slices: number;
+}
+
+/**
+ * Scheduler figures of every thread of `pid`, by thread id; empty when the
+ * process is gone.
+ *
+ * @example
+ * ```ts ignore
+ * for (const [tid, t] of threadSchedstats(Deno.pid)) console.log(tid, t.comm, t.wait);
+ * ```
+ */
+export function threadSchedstats(pid: number): Map<string, ThreadSchedstat> {
+  const out = new Map<string, ThreadSchedstat>();
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(`/proc/${pid}/task`)];
@@ -195,18 +233,9 @@ export function threadCpuNs(pid: number): Map<string, number> {
   for (const e of entries) {
     try {
       const dir = `/proc/${pid}/task/${e.name}`;
-      const comm = Deno.readTextFileSync(`${dir}/comm`).trim();
-      const ns = Number(Deno.readTextFileSync(`${dir}/schedstat`).split(" ")[0]);
-      const kind = e.name === String(pid)
-        ? "main"
-        : /^worker-\d+$/.test(comm)
-        ? "web workers"
-        : comm.startsWith("V8 ")
-        ? "V8 helpers"
-        : comm.startsWith("tokio")
-        ? "tokio"
-        : "other";
-      out.set(kind, (out.get(kind) ?? 0) + ns);
+      const [cpu, wait, slices] = Deno.readTextFileSync(`${dir}/schedstat`).trim().split(" ")
+        .map(Number);
+      out.set(e.name, { comm: Deno.readTextFileSync(`${dir}/comm`).trim(), cpu, wait, slices });
     } catch {
       // the thread ended between listing and reading
     }
