@@ -192,10 +192,12 @@ async function pausedLeaderIsFenced(place: Place): Promise<void> {
     await Promise.all([a.stop(), b?.stop()]);
   }
   assert.ok(before >= 1);
-  assert.equal(
-    sends(a).length,
-    before,
-    `the old leader sent nothing after its pause:\n${a.output}`,
+  // A run the old leader recorded under its lease just before the pause is published after it
+  // (the record is fenced, the publish is not): at most that one, and B does not send that slot
+  // again (the gaps below). A record tried after the pause finds B's lease and is refused.
+  assert.ok(
+    sends(a).length - before <= 1,
+    `the old leader sent at most the run it recorded before its pause:\n${a.output}`,
   );
   const all = [...sends(a), ...sends(b!)].toSorted((x, y) => x.at - y.at);
   const gaps = all.slice(1).map((s, i) => s.at - all[i].at);
@@ -258,7 +260,8 @@ for (const [label, make] of [["Redis", redisPlace], ["KV", kvPlace]] as const) {
     },
   });
   Deno.test({
-    name: `beat replicas (${label}): a leader paused past its lease is fenced off, sends nothing`,
+    name:
+      `beat replicas (${label}): a leader paused past its lease is fenced off and records no run after its pause`,
     ignore,
     async fn() {
       const place = await make();
