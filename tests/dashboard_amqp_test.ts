@@ -147,7 +147,12 @@ Deno.test({
         // at least this one (under a parallel run the status can also count others parked here);
         // 60 s: the default 30 s ran out once in CI under the parallel suite
         await page.getByRole("status").filter({ hasText: /Requeued [1-9]\d* parked message\(s\)/ })
-          .waitFor({ timeout: 60_000 });
+          .waitFor({ timeout: 60_000 }).catch(async (err) => {
+            const said = await page.getByRole("status").allTextContents();
+            throw new Error(`no Requeue status; the status regions say ${JSON.stringify(said)}`, {
+              cause: err,
+            });
+          });
         // back on its queue, the worker refuses it again: parked anew, under a new id
         await page.locator("tr[data-parked]", { hasText: `no.such.task.${id}` })
           .and(page.locator(`:not([data-parked="${first}"])`)).waitFor({ timeout: 20_000 });
