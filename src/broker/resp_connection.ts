@@ -11,6 +11,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { sleep } from "./amqp_consume.ts";
+import { backoffDelay } from "./amqp_state.ts";
 import { maskPassword } from "./errors.ts";
 import { RedisReplyError, RespReader, type RespValue } from "./resp_reader.ts";
 import { RespWriter } from "./resp_writer.ts";
@@ -384,15 +386,10 @@ export class RespConnection {
     const max = this.#o.maxDelayMs ?? 2000;
     for (let attempt = 0; this.#state !== "closed"; attempt++) {
       this.#state = "waiting";
-      const delay = Math.min(max, min * 2 ** Math.min(attempt, 16));
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, delay);
-        this.#closing.signal.addEventListener("abort", done, { once: true });
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
+      await sleep(
+        backoffDelay(attempt + 1, { initialMs: min, maxMs: max, jitter: 0 }),
+        this.#closing.signal,
+      );
       if (this.#state !== "waiting") return;
       try {
         await this.connect();
