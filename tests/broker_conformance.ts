@@ -190,6 +190,30 @@ export function brokerConformance(name: string, open: BrokerFactory, ignore = fa
     await b.ack([back]);
   });
 
+  t("a requeue beside a listing moves every parked message", async (b) => {
+    // the dashboard polls the list while an operator clicks Requeue; on
+    // RabbitMQ a listing holds what it read until it is done
+    const q = uniqueQueue("park-busy");
+    const sent = Array.from({ length: 20 }, (_, i) => message(`busy-${i}`));
+    for (const m of sent) await b.publish(m, { routingKey: q });
+    const taken = await takeAll(b, [q], sent.length);
+    await b.reject(taken.map((delivery) => ({ delivery, reason: "refused" })));
+    for (let round = 0; round < 3; round++) {
+      const [, moved] = await Promise.all([
+        b.listParked({ limit: 1000 }),
+        new Promise((r) => setTimeout(r, round)).then(() => b.requeueParked({ limit: 1000 })),
+      ]);
+      assert.ok(moved >= sent.length, `round ${round}: ${moved} of ${sent.length} moved`);
+      const back = await takeAll(b, [q], sent.length);
+      assert.deepEqual(
+        back.map((d) => d.headers.id).sort(),
+        sent.map((m) => m.headers.id).sort(),
+      );
+      if (round < 2) await b.reject(back.map((delivery) => ({ delivery, reason: "refused" })));
+      else await b.ack(back);
+    }
+  });
+
   t("a delivery rejected after it was acknowledged is parked all the same", async (b) => {
     const q = uniqueQueue("park-acked");
     const sent = message("late-bad");

@@ -37,7 +37,7 @@ import { AmqpConnection, isChannelError } from "./amqp_connection.ts";
 import { consumeAcrossReconnects } from "./amqp_consume.ts";
 import type { BackoffOptions } from "./amqp_state.ts";
 import { Declarations } from "./amqp_declare.ts";
-import { listParked, parkRejections, requeueParked } from "./amqp_parked.ts";
+import { ParkedScans, parkRejections } from "./amqp_parked.ts";
 import { AmqpPublisher } from "./amqp_publish.ts";
 import { addRevoked, listRevoked } from "./amqp_revoked.ts";
 import { AmqpTaker } from "./amqp_take.ts";
@@ -139,6 +139,7 @@ export class AmqpBroker implements Broker {
   readonly #declarations: Declarations;
   readonly #publisher: AmqpPublisher;
   readonly #taker: AmqpTaker;
+  readonly #parked: ParkedScans;
   readonly #subscriptions = new Set<Promise<void>>();
   readonly #closing = new AbortController();
 
@@ -170,6 +171,7 @@ export class AmqpBroker implements Broker {
       closing: this.#closing.signal,
     });
     this.#taker = new AmqpTaker(this.#conn, this.#declarations, this.#closing.signal);
+    this.#parked = new ParkedScans(this.#publisher, this.#declarations);
   }
 
   /** The connection's state (`open`, `lost`, ...). */
@@ -283,12 +285,12 @@ export class AmqpBroker implements Broker {
 
   /** List parked messages, oldest first (read without removing them). */
   listParked(options: { limit?: number } = {}): Promise<ParkedMessage[]> {
-    return listParked(this.#publisher, this.#declarations, options.limit ?? 100);
+    return this.#parked.list(options.limit ?? 100);
   }
 
   /** Move parked messages back to their queues, marked redelivered; resolves with how many. */
   requeueParked(options: { limit?: number } = {}): Promise<number> {
-    return requeueParked(this.#publisher, this.#declarations, options.limit ?? 1000);
+    return this.#parked.requeue(options.limit ?? 1000);
   }
 
   /** Does nothing: RabbitMQ has no visibility timeout to renew. */

@@ -4,11 +4,12 @@
  * `x-celeriac-parked` header (reason, queue, task id and name, time,
  * original exchange and routing key), then acknowledged by the caller.
  * RabbitMQ's own dead-lettering would need queue arguments that differ
- * from what Celery declares. {@link listParked} reads the queue with
- * `basic.get` and closes its channel, which puts everything back in order;
- * {@link requeueParked} republishes to the original queue with an
- * `x-celeriac-redelivered` header (a publisher cannot set AMQP's
- * redelivered flag).
+ * from what Celery declares. {@link ParkedScans.list} reads the queue
+ * with `basic.get` and closes its channel, which puts everything back in
+ * order; {@link ParkedScans.requeue} republishes to the original queue
+ * with an `x-celeriac-redelivered` header (a publisher cannot set AMQP's
+ * redelivered flag). A scan holds what it read until its channel closes,
+ * so one broker runs its scans one at a time.
  *
  * @module
  */
@@ -93,20 +94,66 @@ async function scanParked(
 }
 
 /**
- * List parked messages, oldest first (read without removing them).
+ * The reads of `celeriac.parked` by one broker, one at a time. A scan
+ * holds every message it took with `basic.get` until its channel closes:
+ * a requeue running beside a listing (the dashboard polls the list every
+ * few seconds) would find those messages gone and move none of them.
+ * Scans by other processes can still hold messages for the few
+ * milliseconds a listing takes.
  *
  * @example
  * ```ts ignore
- * import { listParked } from "./amqp_parked.ts";
- * for (const p of await listParked(publisher, declarations, 10)) console.log(p.reason);
+ * import { ParkedScans } from "./amqp_parked.ts";
+ * const scans = new ParkedScans(publisher, declarations);
+ * for (const p of await scans.list(10)) console.log(p.reason);
+ * console.log(await scans.requeue(1000), "moved");
  * ```
- *
- * @param publisher the broker's publisher (for its connection handling)
- * @param declarations the broker's declarations
- * @param limit at most this many
- * @returns the parked messages
  */
-export async function listParked(
+export class ParkedScans {
+  readonly #publisher: AmqpPublisher;
+  readonly #declarations: Declarations;
+  #last: Promise<unknown> = Promise.resolve();
+
+  /**
+   * @param publisher the broker's publisher (its connection handling and confirms)
+   * @param declarations the broker's declarations
+   */
+  constructor(publisher: AmqpPublisher, declarations: Declarations) {
+    this.#publisher = publisher;
+    this.#declarations = declarations;
+  }
+
+  /** Run `fn` once every scan started before it is over. */
+  #inTurn<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#last.then(fn);
+    this.#last = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * List parked messages, oldest first (read without removing them).
+   *
+   * @param limit at most this many
+   * @returns the parked messages
+   */
+  list(limit: number): Promise<ParkedMessage[]> {
+    return this.#inTurn(() => listParked(this.#publisher, this.#declarations, limit));
+  }
+
+  /**
+   * Move parked messages back to their queues, marked redelivered; one
+   * without a queue to go back to stays parked.
+   *
+   * @param limit at most this many
+   * @returns how many moved
+   */
+  requeue(limit: number): Promise<number> {
+    return this.#inTurn(() => requeueParked(this.#publisher, this.#declarations, limit));
+  }
+}
+
+/** List up to `limit` parked messages, oldest first; {@link ParkedScans.list} runs it in turn. */
+async function listParked(
   publisher: AmqpPublisher,
   declarations: Declarations,
   limit: number,
@@ -131,22 +178,8 @@ export async function listParked(
   return out;
 }
 
-/**
- * Move parked messages back to their queues, marked redelivered; one
- * without a queue to go back to stays parked.
- *
- * @example
- * ```ts ignore
- * import { requeueParked } from "./amqp_parked.ts";
- * console.log(await requeueParked(publisher, declarations, 1000), "moved");
- * ```
- *
- * @param publisher the broker's publisher
- * @param declarations the broker's declarations
- * @param limit at most this many
- * @returns how many moved
- */
-export async function requeueParked(
+/** Move up to `limit` parked messages back to their queues; {@link ParkedScans.requeue} runs it in turn. */
+async function requeueParked(
   publisher: AmqpPublisher,
   declarations: Declarations,
   limit: number,
