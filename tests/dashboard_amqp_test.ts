@@ -16,6 +16,7 @@
  */
 
 import assert from "node:assert/strict";
+import type { Page } from "playwright-core";
 import { Celery } from "../mod.ts";
 import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
 import { nav, screenshots, startDashboard, watchPythonTasks } from "./helpers/dashboard.ts";
@@ -45,6 +46,45 @@ function sample(text: string, name: string, ...has: string[]): number {
     l.startsWith(`${name}{`) && has.every((h) => l.includes(h))
   );
   return line ? Number(line.slice(line.lastIndexOf(" ") + 1)) : NaN;
+}
+
+/**
+ * Record, with the time since the call, every text the status region shows
+ * and every parked-messages request and its answer, so that a failure says
+ * what happened.
+ */
+async function recordTrail(page: Page): Promise<string[]> {
+  const trail: string[] = [];
+  const t0 = performance.now();
+  const note = (s: string) =>
+    trail.push(`${(performance.now() - t0).toFixed(0).padStart(6)} ms ${s}`);
+  await page.exposeFunction("__celeriacStatus", (text: string) => note(`status: ${text}`));
+  // a string: the test's type checking knows no DOM
+  await page.addInitScript({
+    content: `let last = "";
+      new MutationObserver(() => {
+        const el = document.getElementById("toast");
+        const now = el && !el.hidden ? el.textContent ?? "" : "";
+        if (now !== last) __celeriacStatus(now === "" ? "(hidden)" : now);
+        last = now;
+      }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });`,
+  });
+  page.on("request", (r) => {
+    if (r.url().includes("/api/parked")) note(`${r.method()} ${new URL(r.url()).pathname} sent`);
+  });
+  page.on("requestfailed", (r) => {
+    if (r.url().includes("/api/parked")) {
+      note(`${r.method()} ${r.url()} failed: ${r.failure()?.errorText}`);
+    }
+  });
+  page.on("response", async (r) => {
+    if (!r.url().includes("/api/parked")) return;
+    const body = await r.text().catch((e) => `(body unread: ${e})`);
+    note(
+      `${r.request().method()} ${new URL(r.url()).pathname} ${r.status()}: ${body.slice(0, 300)}`,
+    );
+  });
+  return trail;
 }
 
 Deno.test({
@@ -89,6 +129,7 @@ Deno.test({
         const page = await browser.context.newPage();
         const errors: string[] = [];
         page.on("pageerror", (e) => errors.push(e.message));
+        const trail = await recordTrail(page);
 
         // Workers: both online (heartbeats on celeryev), with their language
         await page.goto(`${url}/#/workers`);
@@ -143,16 +184,19 @@ Deno.test({
         assert.match(await parked.textContent() ?? "", new RegExp(tsQueue));
         const first = await parked.getAttribute("data-parked");
         await shot(page, "queues");
+        // the count field says 1, and nothing else is parked on this vhost; the toast shows
+        // for 5 s, so the wait starts before the click
+        const requeued = page.getByRole("status").filter({
+          hasText: "Requeued 1 parked message(s)",
+        }).waitFor().catch((err) => {
+          throw new Error(
+            `no Requeue status; what the page said and asked:\n${trail.join("\n")}\n` +
+              `dashboard output:\n${dash.output.slice(-4000)}`,
+            { cause: err },
+          );
+        });
         await page.getByRole("button", { name: "Requeue" }).click();
-        // at least this one (under a parallel run the status can also count others parked here);
-        // 60 s: the default 30 s ran out once in CI under the parallel suite
-        await page.getByRole("status").filter({ hasText: /Requeued [1-9]\d* parked message\(s\)/ })
-          .waitFor({ timeout: 60_000 }).catch(async (err) => {
-            const said = await page.getByRole("status").allTextContents();
-            throw new Error(`no Requeue status; the status regions say ${JSON.stringify(said)}`, {
-              cause: err,
-            });
-          });
+        await requeued;
         // back on its queue, the worker refuses it again: parked anew, under a new id
         await page.locator("tr[data-parked]", { hasText: `no.such.task.${id}` })
           .and(page.locator(`:not([data-parked="${first}"])`)).waitFor({ timeout: 20_000 });
