@@ -214,6 +214,47 @@ export function brokerConformance(name: string, open: BrokerFactory, ignore = fa
     }
   });
 
+  t("a requeue moves each parked message once, while a worker parks them again", async (b) => {
+    await b.requeueParked({ limit: 100_000 }); // what earlier tests left parked
+    const q = uniqueQueue("park-again");
+    const sent = Array.from({ length: 30 }, (_, i) => message(`again-${i}`));
+    for (const m of sent) await b.publish(m, { routingKey: q });
+    await b.reject((await takeAll(b, [q], sent.length)).map((delivery) => ({
+      delivery,
+      reason: "unregistered task conf.task",
+    })));
+    // a worker that still does not know the task: everything requeued is parked again at once
+    const worker = await open();
+    const stop = new AbortController();
+    let refused = 0;
+    const refusing = (async () => {
+      while (!stop.signal.aborted) {
+        const got = await worker.take([q], {
+          max: 10,
+          signal: AbortSignal.any([stop.signal, AbortSignal.timeout(100)]),
+        });
+        await worker.reject(got.map((delivery) => ({ delivery, reason: "unregistered again" })));
+        refused += got.length;
+      }
+    })();
+    try {
+      assert.equal(await b.requeueParked({ limit: 1000 }), sent.length);
+      const until = Date.now() + 10_000;
+      while (refused < sent.length && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(refused, sent.length);
+    } finally {
+      stop.abort();
+      await refusing;
+      await worker.close();
+    }
+    const parked = await b.listParked({ limit: 1000 });
+    assert.equal(parked.filter((p) => p.queue === q).length, sent.length);
+    assert.equal(await b.requeueParked({ limit: 1000 }), sent.length);
+    await b.ack(await takeAll(b, [q], sent.length));
+  });
+
   t("a delivery rejected after it was acknowledged is parked all the same", async (b) => {
     const q = uniqueQueue("park-acked");
     const sent = message("late-bad");

@@ -73,7 +73,12 @@ export async function parkRejections(
   }
 }
 
-/** Read up to `limit` messages of a queue on a channel of their own; `visit` decides which to acknowledge. */
+/**
+ * Read up to `limit` parked messages on a channel of their own, among
+ * those parked when the scan began (one parked again meanwhile, by a
+ * worker refusing it once more, waits for the next scan); `visit` decides
+ * which to acknowledge.
+ */
 async function scanParked(
   declarations: Declarations,
   session: AmqpSession,
@@ -83,7 +88,8 @@ async function scanParked(
   await declarations.queueOnly(session, parkedQueueDeclaration());
   const held = await HeldChannel.open(session);
   try {
-    for (let i = 0; i < limit; i++) {
+    const { messageCount } = await held.channel.checkQueue(PARKED_QUEUE);
+    for (let i = 0; i < Math.min(limit, messageCount); i++) {
       const raw = await held.channel.get(PARKED_QUEUE, { noAck: false });
       if (raw === false) break;
       if (await visit(raw, fromIncoming(raw).message)) held.channel.ack(raw);
@@ -141,8 +147,9 @@ export class ParkedScans {
   }
 
   /**
-   * Move parked messages back to their queues, marked redelivered; one
-   * without a queue to go back to stays parked.
+   * Move parked messages (oldest first, among those parked when it
+   * began) back to their queues, marked redelivered; one without a queue
+   * to go back to stays parked.
    *
    * @param limit at most this many
    * @returns how many moved

@@ -91,8 +91,8 @@ export async function listParked(scope: KvScope, limit: number): Promise<ParkedM
 }
 
 /**
- * Move parked messages (oldest first) to the back of their queues, marked
- * redelivered, and wake the waiters.
+ * Move parked messages (oldest first, among those parked when it began)
+ * to the back of their queues, marked redelivered, and wake the waiters.
  *
  * @example
  * ```ts ignore
@@ -105,10 +105,19 @@ export async function listParked(scope: KvScope, limit: number): Promise<ParkedM
  * @returns how many moved
  */
 export async function requeueParked(scope: KvScope, limit: number): Promise<number> {
+  const prefix = scope.k("parked");
+  const [newest] = await Array.fromAsync(
+    scope.kv.list<Parked>({ prefix }, { reverse: true, limit: 1 }),
+  );
+  if (!newest) return 0;
+  // up to the newest parked now: one parked again meanwhile (a worker
+  // refusing it once more) waits for the next requeue; a key sorts before
+  // its extensions, which sort before every later key
+  const end = [...newest.key, 0];
   let moved = 0;
   while (moved < limit) {
     const batch = await Array.fromAsync(
-      scope.kv.list<Parked>({ prefix: scope.k("parked") }, {
+      scope.kv.list<Parked>({ prefix, end }, {
         limit: Math.min(limit - moved, REQUEUE_BATCH),
       }),
     );
