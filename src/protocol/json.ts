@@ -36,7 +36,9 @@ function encodeNumber(n: number): string {
     // and writes at least two exponent digits ("1e-05", "1e-07").
     const abs = Math.abs(n);
     const text = abs !== 0 && abs < 1e-4 ? n.toExponential() : String(n);
-    return text.includes("e") ? text.replace(/e([+-])(\d)$/, "e$10$2") : text;
+    // JS writes the exponent's sign always ("1e-7", "1e+21"): one digit after it gets a 0.
+    const e = text.indexOf("e");
+    return e < 0 || text.length - e > 3 ? text : text.slice(0, e + 2) + "0" + text.slice(e + 2);
   }
   return Number.isNaN(n) ? "NaN" : n > 0 ? "Infinity" : "-Infinity";
 }
