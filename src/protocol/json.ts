@@ -23,6 +23,23 @@ function escapeNonAscii(ch: string): string {
   return "\\u" + ch.charCodeAt(0).toString(16).padStart(4, "0");
 }
 
+/**
+ * Whether Python's `json.dumps` writes `s` as is between its quotes:
+ * printable ASCII without `"` or `\\`.
+ *
+ * @example
+ * ```ts ignore
+ * isVerbatimJsonString("bench.noop"); // true
+ * isVerbatimJsonString('say "hi"'); // false
+ * ```
+ *
+ * @param s the string
+ * @returns true when nothing in it is escaped
+ */
+export function isVerbatimJsonString(s: string): boolean {
+  return SAFE_STRING.test(s);
+}
+
 function encodeString(s: string): string {
   if (SAFE_STRING.test(s)) return '"' + s + '"';
   return JSON.stringify(s).replace(NON_ASCII, escapeNonAscii);
