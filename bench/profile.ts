@@ -30,7 +30,9 @@
  * FILE, on-CPU samples of every thread; add `--perf-basic-prof` to
  * `--v8-flags` for JavaScript names in `perf report`),
  * `--no-sample` (no V8 profile: only the per-thread CPU line, without the
- * profiler's own cost), `--v8-flags F` (the worker's; default the bench's), `--loglevel L` (the
+ * profiler's own cost), `--server-pid PID` (the Redis server whose CPU
+ * per task is also printed; default the local `redis-server` when exactly
+ * one runs, none when `0`; the line also gives this bench process's own), `--v8-flags F` (the worker's; default the bench's), `--loglevel L` (the
  * worker's; default none, i.e. its default levels).
  *
  * @module
@@ -39,7 +41,7 @@
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { DEFAULT_V8_FLAGS, ROOT_DIR } from "./common.ts";
-import { processTree, startBenchWorker, stopTree, threadCpuNs } from "./proc.ts";
+import { processTree, startBenchWorker, stopTree, threadCpuNs, threadSchedstats } from "./proc.ts";
 import { app, BENCH_QUEUE, noop } from "./tasks.ts";
 
 /** The queue a `--drain` worker consumes: the tasks are renamed into it at once. */
@@ -191,6 +193,31 @@ function rssKiB(pid: number, field: "VmRSS" | "VmHWM"): number {
   }, 0);
 }
 
+/** The one `redis-server` process of this machine, or null (none, or several). */
+function localRedisPid(): number | null {
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${e.name}/comm`).trim() === "redis-server") {
+        pids.push(Number(e.name));
+      }
+    } catch {
+      // the process ended while listing
+    }
+  }
+  return pids.length === 1 ? pids[0] : null;
+}
+
+/** CPU time so far (ns, all threads) of this bench process and of the Redis server, if known. */
+function otherCpuNs(serverPid: number | null): Map<string, number> {
+  const total = (pid: number) =>
+    [...threadSchedstats(pid).values()].reduce((sum, t) => sum + t.cpu, 0);
+  const out = new Map([["bench process", total(Deno.pid)]]);
+  if (serverPid !== null) out.set("redis-server", total(serverPid));
+  return out;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -206,6 +233,7 @@ async function main(): Promise<void> {
       drain: { type: "boolean", default: false },
       perf: { type: "string" },
       "no-sample": { type: "boolean", default: false },
+      "server-pid": { type: "string" },
     },
   });
   const n = Number(values.tasks);
@@ -255,13 +283,18 @@ async function main(): Promise<void> {
       }).spawn()
       : null;
     if (perf) await new Promise((r) => setTimeout(r, 300));
+    const serverPid = values["server-pid"] === undefined
+      ? localRedisPid()
+      : Number(values["server-pid"]) || null;
     const cpuBefore = threadCpuNs(child.pid);
+    const othersBefore = otherCpuNs(serverPid);
     const started = performance.now();
     if (values.drain) await broker.rename(BENCH_QUEUE, DRAIN_QUEUE);
     else await enqueue();
     while (await results.dbsize() < n) await new Promise((r) => setTimeout(r, 20));
     const wallMs = performance.now() - started;
     const cpuAfter = threadCpuNs(child.pid);
+    const othersAfter = otherCpuNs(serverPid);
     if (perf) {
       perf.kill("SIGINT");
       await perf.status;
@@ -301,6 +334,11 @@ async function main(): Promise<void> {
         [...threadUs].sort((a, b) => b[1] - a[1]).map(([k, us]) => `${k} ${perTask(us)}`)
           .join(", "),
     );
+    console.log(
+      `other processes' CPU per task: ` +
+        [...othersAfter].map(([k, ns]) => `${k} ${perTask((ns - othersBefore.get(k)!) / 1000)}`)
+          .join(", "),
+    );
     console.log("\nper task, by stage (self time):");
     const sortedStages = [...stages].filter(([k]) => k !== "(idle)" && k !== "(program)").sort((
       a,
@@ -329,6 +367,9 @@ async function main(): Promise<void> {
             rss: { idleKiB, endKiB, hwmKiB },
             busyUsPerTask: busyUs / n,
             threadCpuUsPerTask: Object.fromEntries([...threadUs].map(([k, v]) => [k, v / n])),
+            otherCpuUsPerTask: Object.fromEntries(
+              [...othersAfter].map(([k, ns]) => [k, (ns - othersBefore.get(k)!) / 1000 / n]),
+            ),
             stagesUsPerTask: Object.fromEntries(sortedStages.map(([k, v]) => [k, v / n])),
             topFunctionsUsPerTask: Object.fromEntries(sortedFns.map(([k, v]) => [k, v / n])),
           },

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import type { Broker } from "../src/broker/port.ts";
 import { decodeEventMessage, LamportClock, type Message } from "../protocol.ts";
+import { EventShape } from "../src/protocol/event_writer.ts";
 import { EventDispatcher } from "../src/worker/event_dispatcher.ts";
 
 /** What the dispatcher published, as (routing key, event types) in order. */
@@ -71,6 +72,33 @@ Deno.test("event dispatcher: a worker event follows the task events pending befo
   events.sendTask("task-started", { uuid: "t2" });
   await events.close();
   assert.equal(sent.length, 2, "task events are dropped while off");
+});
+
+Deno.test("event dispatcher: after a full batch, the next one still waits flushMs from its own first event", async () => {
+  const { broker, sent } = recorder();
+  const events = new EventDispatcher(broker, "w@h", new LamportClock(), {
+    taskEvents: true,
+    batchMax: 2,
+    flushMs: 150,
+  });
+  const started = new EventShape("task-started", ["uuid"]);
+  events.sendTaskValues(started, ["t1"]);
+  events.sendTaskValues(started, ["t2"]);
+  assert.deepEqual(sent.map((s) => s.types.length), [2], "a full batch goes out at once");
+  await new Promise((r) => setTimeout(r, 100));
+  const firstAt = performance.now();
+  events.sendTaskValues(started, ["t3"]);
+  // The timer armed for the first batch fires 150 ms after it; t3 is 50 ms old then.
+  while (sent.length < 2 && performance.now() - firstAt < 5_000) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const waited = performance.now() - firstAt;
+  assert.deepEqual(sent.map((s) => s.types.length), [2, 1]);
+  assert.ok(
+    waited >= 140,
+    `the second batch went out ${waited.toFixed(0)} ms after its first event`,
+  );
+  await events.close();
 });
 
 Deno.test("event dispatcher: batchMax below 1 and negative flushMs are RangeErrors", () => {

@@ -19,7 +19,7 @@ import {
   pyJsonDumps,
 } from "../protocol.ts";
 import { encodeEventListMessage } from "../src/protocol/events.ts";
-import { EventListWriter } from "../src/protocol/event_writer.ts";
+import { EventListWriter, EventShape } from "../src/protocol/event_writer.ts";
 
 const sample = JSON.parse(
   await Deno.readTextFile(
@@ -157,6 +157,34 @@ Deno.test("events: EventListWriter writes the bytes of pyJsonDumps(makeEvent() l
       }),
     ]),
   );
+});
+
+Deno.test("events: EventListWriter.addValues writes what add() writes for the same fields", () => {
+  const all = captured.flatMap(({ message }) => decodeEventMessage(message));
+  const sender = ["hostname", "utcoffset", "pid", "clock", "timestamp", "type"];
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  const byFields = new EventListWriter({ hostname: "w@h", pid: 3 });
+  const byValues = new EventListWriter({ hostname: "w@h", pid: 3 });
+  for (const e of all) {
+    const keys = Object.keys(e).filter((k) => !sender.includes(k));
+    const values = keys.map((k) => (e as unknown as Record<string, unknown>)[k]);
+    const fields = Object.fromEntries(keys.map((k, i) => [k, values[i]]));
+    byFields.add(e.type, fields, e.clock, e.timestamp * 1000);
+    byValues.addValues(new EventShape(e.type, keys), values, e.clock, e.timestamp * 1000);
+  }
+  // An undefined value is left out, as add() leaves out an undefined field.
+  const shape = new EventShape("task-succeeded", ["uuid", "result", "runtime"]);
+  byFields.add("task-succeeded", { uuid: "t", runtime: 1.5e-5 }, 9, 1_700_000_000_000);
+  byValues.addValues(shape, ["t", undefined, 1.5e-5], 9, 1_700_000_000_000);
+  assert.equal(byValues.length, all.length + 1);
+  const list = text(byValues.take());
+  assert.equal(list, text(byFields.take()));
+  assert.ok(
+    list.endsWith('"runtime": 1.5e-05, "timestamp": 1700000000, "type": "task-succeeded"}]'),
+  );
+  assert.throws(() => byValues.addValues(shape, ["t"], 10), RangeError);
+  assert.throws(() => byValues.addValues(shape, ["t", () => 1, 1], 10), /cannot|function/i);
+  assert.equal(byValues.length, 0, "a refused event appends nothing");
 });
 
 Deno.test("events: every captured event message re-encodes to the captured envelope bytes", () => {

@@ -82,7 +82,8 @@ for (const transport of ["redis", "amqp"]) {
       ids.push(add.id, fail.id, mul.id, retry.id, later.id);
       await add.get({ timeout: 20_000 });
       await app.control.revoke(later.id);
-      const status = await monitor.child.status;
+      // Its JSON may still be in the pipe when it exits: wait for the output too.
+      const status = await monitor.finished();
       assert.equal(status.code, 0, monitor.output);
       const seen = JSON.parse(monitor.output.trim().split("\n").at(-1)!) as Seen;
       const node = worker.output.match(/(ev-\w+@\S+) ready/)![1];

@@ -67,6 +67,20 @@ Deno.test("RESP writer: a recycled buffer is reused, the other one is not overwr
   assert.equal(dec.decode(w.take()), "*2\r\n$4\r\nECHO\r\n$1\r\ny\r\n");
 });
 
+Deno.test("RESP writer: PUBLISH of ASCII text pieces; a piece that is not ASCII writes nothing", () => {
+  const w = new RespWriter(8);
+  const big = "b".repeat(70_000);
+  w.publish(enc.encode("ch"), ['{"body": "', big, '"}']);
+  assert.equal(
+    dec.decode(w.take()),
+    `*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$70012\r\n{"body": "${big}"}\r\n`,
+  );
+  w.command(["PING"]);
+  assert.throws(() => w.publish(enc.encode("ch"), ["ok", "caf\u00e9"]), TypeError);
+  assert.throws(() => w.asciiBulk(["\u2603"]), /ASCII/);
+  assert.equal(dec.decode(w.take()), "*1\r\n$4\r\nPING\r\n", "the refused PUBLISH left nothing");
+});
+
 Deno.test("RESP writer: a long string argument and a large count", () => {
   const w = new RespWriter(4);
   const long = "é".repeat(1000);

@@ -10,7 +10,12 @@
 
 import { getLogger } from "@logtape/logtape";
 import { Buffer } from "node:buffer";
-import { decodeEnvelope, encodeEnvelopeBytes, type Envelope } from "../protocol/envelope.ts";
+import {
+  decodeEnvelope,
+  encodeEnvelopeBytes,
+  encodeEnvelopePieces,
+  type Envelope,
+} from "../protocol/envelope.ts";
 import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
 import { EVENT_EXCHANGE } from "../protocol/events.ts";
 import type { Message } from "../protocol/message.ts";
@@ -31,7 +36,8 @@ function fanoutChannel(scope: RedisScope, exchange: string): string {
  * `/<db>.<exchange>/<routing key>`, as kombu's fanout (with
  * `fanout_patterns`, Celery's default) does. The envelope goes to the
  * client as bytes: no JS string is built of it (a batch of task events is
- * tens of KB, sent hundreds of times a second).
+ * tens of KB, sent hundreds of times a second); on the events' own RESP
+ * connection its pieces are encoded straight into the write buffer.
  *
  * @example
  * ```ts ignore
@@ -50,13 +56,15 @@ export async function broadcast(
   message: Message,
   routingKey: string,
 ): Promise<void> {
-  const raw = encodeEnvelopeBytes(
-    message,
-    { exchange, routing_key: routingKey },
-    crypto.randomUUID(),
-  );
+  const info = { exchange, routing_key: routingKey };
   const channel = fanoutChannel(scope, exchange) + (routingKey ? `/${routingKey}` : "");
-  if (scope.events && exchange === EVENT_EXCHANGE) return await scope.events.publish(channel, raw);
+  if (scope.events && exchange === EVENT_EXCHANGE) {
+    return await scope.events.publish(
+      channel,
+      encodeEnvelopePieces(message, info, crypto.randomUUID()),
+    );
+  }
+  const raw = encodeEnvelopeBytes(message, info, crypto.randomUUID());
   await scope.run(() =>
     scope.client.publish(channel, Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength))
   );

@@ -168,11 +168,11 @@ export class RespConnection {
    * `PUBLISH channel payload`, framed straight into the write buffer.
    *
    * @param channel the channel's bytes
-   * @param payload the message
+   * @param payload the message: bytes, or ASCII text pieces (see `RespWriter.asciiBulk`)
    * @returns the number of subscribers that received it
    * @throws {RedisConnectionError} when the connection is down or drops first
    */
-  async publish(channel: Uint8Array, payload: Uint8Array): Promise<number> {
+  async publish(channel: Uint8Array, payload: Uint8Array | readonly string[]): Promise<number> {
     if (this.#state !== "ready") await this.#whenReady();
     this.#checkReady();
     this.#writer.publish(channel, payload);

@@ -80,10 +80,11 @@ export class RespEvents {
    * is not retried: events are best-effort.
    *
    * @param channel the channel
-   * @param payload the message's bytes
+   * @param payload the message's bytes, or its ASCII text in pieces (copied
+   *   straight into the connection's write buffer)
    * @throws {BrokerConnectionError} when Redis cannot be reached
    */
-  async publish(channel: string, payload: Uint8Array): Promise<void> {
+  async publish(channel: string, payload: Uint8Array | readonly string[]): Promise<void> {
     this.#publisher ??= new RespConnection({ ...this.#settings, name: "celeriac-events" });
     let name = this.#channels.get(channel);
     if (!name) {

@@ -60,13 +60,50 @@ export class RespWriter {
    * publisher keeps its channels' bytes).
    *
    * @param channel the channel's bytes
-   * @param payload the message's bytes
+   * @param payload the message's bytes, or its ASCII text in pieces
+   *   (see {@link RespWriter.asciiBulk})
+   * @throws {TypeError} for pieces that are not ASCII (nothing is written then)
    */
-  publish(channel: Uint8Array, payload: Uint8Array): void {
+  publish(channel: Uint8Array, payload: Uint8Array | readonly string[]): void {
+    const start = this.#len;
     this.#header(0x2a, 3);
     this.bulk(PUBLISH);
     this.bulk(channel);
-    this.bulk(payload);
+    if (payload instanceof Uint8Array) this.bulk(payload);
+    else {
+      try {
+        this.asciiBulk(payload);
+      } catch (err) {
+        this.#len = start;
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Append one bulk string made of ASCII text pieces, encoded straight into
+   * the buffer (no bytes of their own first).
+   *
+   * @param pieces the content, in order
+   * @throws {TypeError} for a piece that is not ASCII (nothing of the bulk
+   *   string stays written then)
+   */
+  asciiBulk(pieces: readonly string[]): void {
+    const start = this.#len;
+    let n = 0;
+    for (const piece of pieces) n += piece.length;
+    this.#header(0x24, n);
+    this.#reserve(n + 2);
+    for (const piece of pieces) {
+      const { read, written } = utf8.encodeInto(piece, this.#buf.subarray(this.#len));
+      if (read !== piece.length || written !== piece.length) {
+        this.#len = start;
+        throw new TypeError("asciiBulk takes ASCII text only: encode other text to bytes first");
+      }
+      this.#len += written;
+    }
+    this.#buf[this.#len++] = CRLF_0;
+    this.#buf[this.#len++] = CRLF_1;
   }
 
   /**

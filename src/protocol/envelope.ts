@@ -142,13 +142,42 @@ export function encodeEnvelopeBytes(
   deliveryInfo: DeliveryInfo,
   deliveryTag: string,
 ): Uint8Array {
-  const body = msg.body.toBase64();
-  const rest = envelopeRest(msg, deliveryInfo, deliveryTag, false);
-  const out = new Uint8Array(BODY_KEY.length + body.length + rest.length);
-  utf8.encodeInto(BODY_KEY, out);
-  utf8.encodeInto(body, out.subarray(BODY_KEY.length));
-  utf8.encodeInto(rest, out.subarray(BODY_KEY.length + body.length));
+  const pieces = encodeEnvelopePieces(msg, deliveryInfo, deliveryTag);
+  const out = new Uint8Array(pieces[0].length + pieces[1].length + pieces[2].length);
+  let at = 0;
+  for (const piece of pieces) at += utf8.encodeInto(piece, out.subarray(at)).written;
   return out;
+}
+
+/**
+ * {@link encodeEnvelope} as the three ASCII pieces whose concatenation it
+ * is (the body key, the base64 body, the rest), for a writer that copies
+ * them straight into its own buffer (the events' RESP connection): a
+ * batch of events then costs no envelope buffer of its own.
+ *
+ * @example
+ * ```ts ignore
+ * const msg = { body: new TextEncoder().encode("[]"), contentType: "application/json",
+ *   contentEncoding: "utf-8", headers: {}, properties: { priority: 0 } };
+ * const info = { exchange: "celeryev", routing_key: "task.multi" };
+ * encodeEnvelopePieces(msg, info, "t1").join("") === encodeEnvelope(msg, info, "t1"); // true
+ * ```
+ *
+ * @param msg the message
+ * @param deliveryInfo exchange and routing key it is published with
+ * @param deliveryTag a fresh unique tag (a UUID)
+ * @returns the pieces, ASCII text only
+ */
+export function encodeEnvelopePieces(
+  msg: Message,
+  deliveryInfo: DeliveryInfo,
+  deliveryTag: string,
+): readonly [string, string, string] {
+  return [
+    BODY_KEY,
+    msg.body.toBase64(),
+    envelopeRest(msg, deliveryInfo, deliveryTag, false),
+  ];
 }
 
 const utf8 = new TextEncoder();

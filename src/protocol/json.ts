@@ -23,6 +23,23 @@ function escapeNonAscii(ch: string): string {
   return "\\u" + ch.charCodeAt(0).toString(16).padStart(4, "0");
 }
 
+/**
+ * Whether Python's `json.dumps` writes `s` as is between its quotes:
+ * printable ASCII without `"` or `\\`.
+ *
+ * @example
+ * ```ts ignore
+ * isVerbatimJsonString("bench.noop"); // true
+ * isVerbatimJsonString('say "hi"'); // false
+ * ```
+ *
+ * @param s the string
+ * @returns true when nothing in it is escaped
+ */
+export function isVerbatimJsonString(s: string): boolean {
+  return SAFE_STRING.test(s);
+}
+
 function encodeString(s: string): string {
   if (SAFE_STRING.test(s)) return '"' + s + '"';
   return JSON.stringify(s).replace(NON_ASCII, escapeNonAscii);
@@ -36,7 +53,9 @@ function encodeNumber(n: number): string {
     // and writes at least two exponent digits ("1e-05", "1e-07").
     const abs = Math.abs(n);
     const text = abs !== 0 && abs < 1e-4 ? n.toExponential() : String(n);
-    return text.includes("e") ? text.replace(/e([+-])(\d)$/, "e$10$2") : text;
+    // JS writes the exponent's sign always ("1e-7", "1e+21"): one digit after it gets a 0.
+    const e = text.indexOf("e");
+    return e < 0 || text.length - e > 3 ? text : text.slice(0, e + 2) + "0" + text.slice(e + 2);
   }
   return Number.isNaN(n) ? "NaN" : n > 0 ? "Infinity" : "-Infinity";
 }

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { EventShape } from "../protocol/event_writer.ts";
 import { pyRepr } from "../protocol/repr.ts";
 import { argsRepr, kwargsRepr } from "../protocol/repr.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
@@ -18,6 +19,21 @@ import type { TaskRequest } from "../protocol/task_request.ts";
 import type { EventDispatcher } from "./event_dispatcher.ts";
 import { etaText } from "./inspect_replies.ts";
 import type { LifecycleEvent } from "./lifecycle.ts";
+
+// The events sent for every task, by their values in Celery 5.2's field order.
+const RECEIVED = new EventShape("task-received", [
+  "uuid",
+  "name",
+  "args",
+  "kwargs",
+  "root_id",
+  "parent_id",
+  "retries",
+  "eta",
+  "expires",
+]);
+const STARTED = new EventShape("task-started", ["uuid"]);
+const SUCCEEDED = new EventShape("task-succeeded", ["uuid", "result", "runtime"]);
 
 /** Signal number Celery reports for a task stopped by `revoke(terminate=True)` (SIGTERM). */
 const SIGTERM = 15;
@@ -72,28 +88,28 @@ export function sendTaskEvents(events: EventDispatcher): (e: LifecycleEvent) => 
     switch (e.type) {
       case "received": {
         const { req } = e;
-        events.sendTask("task-received", {
-          uuid: req.id,
-          name: req.task,
-          args: argsText(req),
-          kwargs: kwargsText(req),
-          root_id: req.rootId,
-          parent_id: req.parentId,
-          retries: req.retries,
-          eta: etaText(req),
-          expires: iso(req.expires),
-        });
+        events.sendTaskValues(RECEIVED, [
+          req.id,
+          req.task,
+          argsText(req),
+          kwargsText(req),
+          req.rootId,
+          req.parentId,
+          req.retries,
+          etaText(req),
+          iso(req.expires),
+        ]);
         break;
       }
       case "started":
-        events.sendTask("task-started", { uuid: e.req.id });
+        events.sendTaskValues(STARTED, [e.req.id]);
         break;
       case "succeeded":
-        events.sendTask("task-succeeded", {
-          uuid: e.req.id,
-          result: e.outcome.repr ?? "None",
-          runtime: e.outcome.runtime / 1000,
-        });
+        events.sendTaskValues(SUCCEEDED, [
+          e.req.id,
+          e.outcome.repr ?? "None",
+          e.outcome.runtime / 1000,
+        ]);
         break;
       case "failed":
         events.sendTask("task-failed", {

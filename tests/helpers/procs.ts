@@ -81,6 +81,13 @@ export class Proc {
     return promise;
   }
 
+  /** Wait until it exits on its own and everything it printed is in {@link Proc.output}. */
+  async finished(): Promise<Deno.CommandStatus> {
+    const status = await this.child.status;
+    await Promise.all(this.#pumps);
+    return status;
+  }
+
   /** Send a signal (ignored if it already exited). */
   signal(sig: Deno.Signal): void {
     try {
