@@ -5,13 +5,16 @@
  * drained task carries `reply_to: bench.replies`, a durable queue the
  * bench declares, so that both workers send their results there;
  * completion = that queue's message count (passive declare) reaching N.
- * Round trips use each client's own reply queue, as rpc:// does.
+ * Round trips use each client's own reply queue, as rpc:// does. Celeriac
+ * and Celery then drain once more with the Redis result backend (db 15),
+ * completion = its `DBSIZE`.
  *
  * @module
  */
 
 import { Celery } from "../mod.ts";
 import { encodeTaskMessage } from "../protocol.ts";
+import { Redis } from "ioredis";
 import { type AmqpBroker, openAmqpBroker } from "../src/broker/amqp.ts";
 import {
   cleanups,
@@ -19,9 +22,12 @@ import {
   type Options,
   peerClient,
   pythonClient,
+  runSide,
   type Side,
+  SIDES,
 } from "./common.ts";
 import { createVhost } from "./rabbitmq.ts";
+import { BACKEND_DB, countSuccesses, dbUrl } from "./redis_workload.ts";
 import { BENCH_QUEUE } from "./tasks.ts";
 import { runBroker, type SideReport } from "./workloads.ts";
 
@@ -95,6 +101,7 @@ export async function runAmqp(
   }
 > {
   const vhost = await createVhost("drain", opts.amqp);
+  const resultsUrl = dbUrl(opts.redis, BACKEND_DB);
   cleanups.add(vhost.remove);
   const env = {
     CELERY_BROKER_URL: vhost.url,
@@ -122,63 +129,109 @@ export async function runAmqp(
     );
     await broker.declareQueue(BENCH_QUEUE);
     await broker.declareQueue(REPLY_QUEUE);
-    return {
-      vhost: vhost.name,
-      replies,
-      results: await runBroker("amqp", opts, {
-        env,
-        reset: async () => {
-          await broker.purge(BENCH_QUEUE);
-          await broker.purge(REPLY_QUEUE);
-        },
-        enqueue: async (who, n, spinMs) => {
-          const args = spinMs ? ["spin", String(n), String(spinMs)] : ["enqueue", String(n)];
-          if (who === "celery") {
-            const out = await pythonClient([...args, REPLY_QUEUE], env);
-            return (out as { seconds: number }).seconds;
-          }
-          if (who !== "celeriac") {
-            return ((await peerClient(who, args, env)) as { seconds: number }).seconds;
-          }
-          const start = performance.now();
-          for (let sent = 0; sent < n; sent += ENQUEUE_BATCH) {
-            const size = Math.min(ENQUEUE_BATCH, n - sent);
-            await Promise.all(
-              Array.from(
-                { length: size },
-                () => client.publish(message(spinMs), { routingKey: BENCH_QUEUE }),
-              ),
-            );
-          }
-          return (performance.now() - start) / 1000;
-        },
-        enqueueSingle: async (who, n) => {
-          if (who === "celery") {
-            const out = await pythonClient(["enqueue", String(n), REPLY_QUEUE], env);
-            return (out as { seconds: number }).seconds;
-          }
-          if (who !== "celeriac") {
-            const out = await peerClient(who, ["enqueue-single", String(n)], env);
-            return (out as { seconds: number }).seconds;
-          }
-          const start = performance.now();
-          for (let i = 0; i < n; i++) await client.publish(message(), { routingKey: BENCH_QUEUE });
-          return (performance.now() - start) / 1000;
-        },
-        depth: () => broker.queueDepth(BENCH_QUEUE),
-        results: () => broker.queueDepth(REPLY_QUEUE),
-        verify: async (side) => {
-          const { ok, sample } = await drainReplies(broker, await broker.queueDepth(REPLY_QUEUE));
-          if (sample) replies[side] ??= sample;
-          return ok;
-        },
-        call: async () => await (await noop.delay()).get({ timeout: 30_000 }),
-      }),
+    const enqueue = async (who: Side, n: number, spinMs?: number) => {
+      const args = spinMs ? ["spin", String(n), String(spinMs)] : ["enqueue", String(n)];
+      if (who === "celery") {
+        const out = await pythonClient([...args, REPLY_QUEUE], env);
+        return (out as { seconds: number }).seconds;
+      }
+      if (who !== "celeriac") {
+        return ((await peerClient(who, args, env)) as { seconds: number }).seconds;
+      }
+      const start = performance.now();
+      for (let sent = 0; sent < n; sent += ENQUEUE_BATCH) {
+        const size = Math.min(ENQUEUE_BATCH, n - sent);
+        await Promise.all(
+          Array.from(
+            { length: size },
+            () => client.publish(message(spinMs), { routingKey: BENCH_QUEUE }),
+          ),
+        );
+      }
+      return (performance.now() - start) / 1000;
     };
+    const results = await runBroker("amqp", opts, {
+      env,
+      reset: async () => {
+        await broker.purge(BENCH_QUEUE);
+        await broker.purge(REPLY_QUEUE);
+      },
+      enqueue,
+      enqueueSingle: async (who, n) => {
+        if (who === "celery") {
+          const out = await pythonClient(["enqueue", String(n), REPLY_QUEUE], env);
+          return (out as { seconds: number }).seconds;
+        }
+        if (who !== "celeriac") {
+          const out = await peerClient(who, ["enqueue-single", String(n)], env);
+          return (out as { seconds: number }).seconds;
+        }
+        const start = performance.now();
+        for (let i = 0; i < n; i++) await client.publish(message(), { routingKey: BENCH_QUEUE });
+        return (performance.now() - start) / 1000;
+      },
+      depth: () => broker.queueDepth(BENCH_QUEUE),
+      results: () => broker.queueDepth(REPLY_QUEUE),
+      verify: async (side) => {
+        const { ok, sample } = await drainReplies(broker, await broker.queueDepth(REPLY_QUEUE));
+        if (sample) replies[side] ??= sample;
+        return ok;
+      },
+      call: async () => await (await noop.delay()).get({ timeout: 30_000 }),
+    });
+    for (const side of SIDES) {
+      if (!results[side] || opts.tasks === 0) continue;
+      results[side]!.redisResults = await drainWithRedisResults(side, opts, {
+        env: { ...env, CELERY_RESULT_BACKEND: resultsUrl },
+        resultsUrl,
+        enqueue: (n) => enqueue(side, n),
+        purge: () => broker.purge(BENCH_QUEUE),
+        depth: () => broker.queueDepth(BENCH_QUEUE),
+      });
+    }
+    return { vhost: vhost.name, replies, results };
   } finally {
     await client.close();
     await broker.close();
     await vhost.remove();
     cleanups.delete(vhost.remove);
+  }
+}
+
+/**
+ * Workload A on RabbitMQ with the Redis result backend (db
+ * {@link BACKEND_DB}, FLUSHDB'd before and after) instead of rpc://: what
+ * a deployment that keeps results in Redis sees. No round trips.
+ */
+async function drainWithRedisResults(
+  side: Side,
+  opts: Options,
+  steps: {
+    env: Record<string, string>;
+    resultsUrl: string;
+    enqueue(n: number): Promise<number>;
+    purge(): Promise<unknown>;
+    depth(): Promise<number>;
+  },
+) {
+  const results = new Redis(steps.resultsUrl);
+  const flush = () => results.flushdb().then(() => {}, () => {});
+  cleanups.add(flush);
+  try {
+    await steps.purge();
+    await flush();
+    console.log(`[${side}] with the Redis result backend:`);
+    return await runSide(side, opts, steps.env, {
+      n: opts.tasks,
+      enqueue: steps.enqueue,
+      depth: steps.depth,
+      results: () => results.dbsize(),
+      verify: () => countSuccesses(results),
+      call: () => Promise.reject(new Error("no round trips with the Redis result backend")),
+    });
+  } finally {
+    await flush();
+    cleanups.delete(flush);
+    results.disconnect();
   }
 }

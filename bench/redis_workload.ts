@@ -24,15 +24,29 @@ export const BROKER_DB = 14;
 /** Redis database of the results. */
 export const BACKEND_DB = 15;
 
-/** The server URL with its database replaced by `db`. */
-function dbUrl(server: string, db: number): string {
+/**
+ * The server URL with its database replaced by `db`.
+ *
+ * @example
+ * ```ts ignore
+ * dbUrl("redis://127.0.0.1:6379", 15); // "redis://127.0.0.1:6379/15"
+ * ```
+ */
+export function dbUrl(server: string, db: number): string {
   const url = new URL(server);
   url.pathname = `/${db}`;
   return url.href;
 }
 
-/** Count stored metas with status SUCCESS and result 1. */
-async function countSuccesses(results: Redis): Promise<number> {
+/**
+ * Count stored metas with status SUCCESS and result 1.
+ *
+ * @example
+ * ```ts ignore
+ * const ok = await countSuccesses(new Redis("redis://127.0.0.1:6379/15"));
+ * ```
+ */
+export async function countSuccesses(results: Redis): Promise<number> {
   let cursor = "0";
   let ok = 0;
   do {

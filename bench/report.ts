@@ -43,6 +43,11 @@ function rows(opts: Options): Row[] {
       (x) => `${int(x)}/s`,
     ],
     [
+      "A drain, own client, Redis results",
+      (s) => s.redisResults?.drainTasksPerSecond,
+      (x) => `${int(x)}/s`,
+    ],
+    [
       "A incl. startup (own client)",
       drain((d) => d.drainTasksPerSecondFromSpawn),
       (x) => `${int(x)}/s`,
@@ -86,21 +91,23 @@ export function printTable(
   const ratios = RATIOS.filter((p) => r[p] && r.celeriac);
   const table = [
     [title, ...cols.map((c) => c.title), ...ratios.map((p) => `celeriac/${p}`)],
-    ...rows(opts).map(([label, get, show]) => {
-      const v = (side: Side) => r[side] ? get(r[side]!) ?? undefined : undefined;
-      return [
-        label,
-        ...cols.map((c) => {
-          const x = v(c.side);
-          return x === undefined ? "-" : show(x);
-        }),
-        ...ratios.map((p) => {
-          const a = v("celeriac");
-          const b = v(p);
-          return a === undefined || b === undefined ? "-" : `${(a / b).toFixed(2)}x`;
-        }),
-      ];
-    }),
+    ...rows(opts).filter(([, get]) => cols.some((c) => get(r[c.side]!) != null)).map(
+      ([label, get, show]) => {
+        const v = (side: Side) => r[side] ? get(r[side]!) ?? undefined : undefined;
+        return [
+          label,
+          ...cols.map((c) => {
+            const x = v(c.side);
+            return x === undefined ? "-" : show(x);
+          }),
+          ...ratios.map((p) => {
+            const a = v("celeriac");
+            const b = v(p);
+            return a === undefined || b === undefined ? "-" : `${(a / b).toFixed(2)}x`;
+          }),
+        ];
+      },
+    ),
   ];
   const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
   const line = (row: string[]) =>
@@ -135,6 +142,16 @@ export function summaries(broker: BrokerKind, r: Partial<Record<Side, SideReport
   const drainVs = [vs("bullmq", "BullMQ"), vs("raw", "the raw client"), vs("celery", "Celery")]
     .filter(Boolean);
   lines.push(`A drain: celeriac ${int(a)}/s = ${drainVs.join(", ")}`);
+  if (c.redisResults) {
+    const raw = r.raw?.drain.drainTasksPerSecond;
+    lines.push(
+      `A drain with the Redis result backend: celeriac ${
+        int(c.redisResults.drainTasksPerSecond)
+      }/s${
+        raw ? ` (${(c.redisResults.drainTasksPerSecond / raw).toFixed(2)}x the raw rpc loop)` : ""
+      }`,
+    );
+  }
   if (c.crossDrain) {
     lines.push(
       `A drain of Python-enqueued tasks: celeriac ${int(c.crossDrain.drainTasksPerSecond)}/s`,

@@ -97,6 +97,8 @@ export interface SideReport {
   cpu: CpuResult | null;
   /** C. */
   enqueue: EnqueueRates | null;
+  /** A on RabbitMQ with the Redis result backend instead of rpc:// (Celeriac and Celery only). */
+  redisResults?: SideResult;
 }
 
 /** The other Celery implementation's client, for the cross drain. */

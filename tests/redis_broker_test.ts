@@ -4,6 +4,7 @@ import { openRedisBroker } from "../src/broker/redis.ts";
 import { PARKED_KEY } from "../src/broker/redis_keys.ts";
 import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { command, privatePorts, startRedis } from "./helpers/redis_servers.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const prefix = uniquePrefix("broker");
@@ -183,4 +184,39 @@ Deno.test({
 
 Deno.test({ name: "redis broker: clean up test keys", ignore: WITHOUT_REDIS }, async () => {
   await deleteKeys(prefix);
+});
+
+Deno.test({
+  name:
+    "redis broker: a subscription the server refuses (PSUBSCRIBE not allowed by ACL) rejects and leaves no kombu binding behind",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-acl-" });
+  const port = privatePorts();
+  const server = await startRedis(port, dir);
+  try {
+    await command(port, "ACL", "SETUSER", "carol", "on", ">pw", "~*", "&*", "+@all", "-psubscribe");
+    const broker = await openRedisBroker(`redis://carol:pw@127.0.0.1:${port}/0`);
+    const stop = new AbortController();
+    try {
+      for (const exchange of ["celery.pidbox", "celeryev"]) {
+        await assert.rejects(
+          broker.subscribe(exchange, () => {}, { signal: stop.signal, queue: `${exchange}.q` }),
+          /NOPERM|psubscribe/i,
+          exchange,
+        );
+        assert.deepEqual(
+          await command(port, "SMEMBERS", `_kombu.binding.${exchange}`),
+          [],
+          exchange,
+        );
+      }
+    } finally {
+      stop.abort();
+      await broker.close();
+    }
+  } finally {
+    await server.kill();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -118,7 +118,7 @@ export async function subscribe(
       await conn.psubscribe(channel);
     });
   } catch (err) {
-    conn.disconnect();
+    await stop();
     throw redisFailure(conn, scope.rawUrl, err);
   }
   options.signal.addEventListener("abort", () => void stop(), { once: true });
@@ -138,17 +138,22 @@ async function subscribeEvents(
   signal: AbortSignal,
 ): Promise<void> {
   const bindings = scope.k(bindingSet(EVENT_EXCHANGE));
+  const unbind = () => binding ? scope.client.srem(bindings, binding).catch(() => 0) : 0;
   if (binding) {
     await scope.run(() => scope.client.sadd(bindings, binding));
-    signal.addEventListener("abort", () => {
-      scope.client.srem(bindings, binding).catch(() => {});
-    }, { once: true });
+    signal.addEventListener("abort", unbind, { once: true });
   }
-  await events.subscribe(
-    channel,
-    (payload) => deliver(utf8.decode(payload), channel, onMessage),
-    signal,
-  );
+  try {
+    await events.subscribe(
+      channel,
+      (payload) => deliver(utf8.decode(payload), channel, onMessage),
+      signal,
+    );
+  } catch (err) {
+    signal.removeEventListener("abort", unbind);
+    await unbind();
+    throw err;
+  }
 }
 
 const utf8 = new TextDecoder();
