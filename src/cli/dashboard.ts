@@ -148,8 +148,10 @@ export function applyNice(value: string | undefined): void {
 
 /**
  * The ids of this process's threads (Linux's `/proc/self/task`); none where
- * that cannot be read (other systems, where the priority is the process's,
- * or no read permission for it, where the other threads keep theirs).
+ * that cannot be read: on other systems (where the priority is the
+ * process's), or without `-A` (Deno reads `/proc` with all permissions
+ * only; the other threads keep theirs). Without read permission for it no
+ * read is tried, so that Deno does not prompt for one.
  */
 function processThreads(): number[] {
   const dir = "/proc/self/task";
