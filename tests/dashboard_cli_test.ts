@@ -21,6 +21,15 @@ function niceOf(pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
 }
 
+/** The niceness of every thread of a process, by thread name. */
+function threadNices(pid: number): string[] {
+  return [...Deno.readDirSync(`/proc/${pid}/task`)].map((e) => {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/task/${e.name}/stat`);
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    return `${comm}: ${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]}`;
+  });
+}
+
 function start(args: string[]): Proc {
   return Proc.start("dashboard", Deno.execPath(), [
     "run",
@@ -46,6 +55,9 @@ Deno.test("worker.ts dashboard serves, and stops on SIGTERM with exit 0", async 
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     assert.match(metrics, /^celeriac_queue_length\{queue="celery"\} 0$/m);
     assert.equal(niceOf(p.child.pid), 10, "the standalone dashboard yields the CPU to workers");
+    const nices = threadNices(p.child.pid);
+    assert.ok(nices.length > 1, `one thread only: ${nices}`);
+    assert.deepEqual(nices.filter((t) => !t.endsWith(": 10")), [], "every thread yields it");
   } finally {
     const status = await p.stop("SIGTERM");
     assert.equal(status.code, 0, p.output);

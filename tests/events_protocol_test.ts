@@ -227,6 +227,26 @@ Deno.test("events: malformed event messages are refused with a ProtocolError", (
   assert.throws(() => decodeEventMessage(bad("{}", "application/x-python-serialize")), /JSON/);
 });
 
+Deno.test("events: a batch from several senders and of unknown types decodes each event as sent", () => {
+  const sender = (hostname: string, clock: number) => ({ hostname, pid: 1, clock });
+  const sent = [
+    makeEvent("task-received", { uuid: "a" }, sender("w1@h", 1)),
+    makeEvent("task-started", { uuid: "a" }, sender("w1@h", 2)),
+    makeEvent("task-started", { uuid: "b" }, sender("w2@h", 1)),
+    { ...makeEvent("task-started", { uuid: "c" }, sender("w1@h", 3)), type: "task-custom" },
+    makeEvent("worker-heartbeat", { freq: 2 }, sender("w2@h", 2)),
+  ] as CeleryEvent[];
+  const got = decodeEventMessage(encodeEventMessage(sent, "w1@h"));
+  assert.deepEqual(got.map((e) => [e.type, e.hostname]), [
+    ["task-received", "w1@h"],
+    ["task-started", "w1@h"],
+    ["task-started", "w2@h"],
+    ["task-custom", "w1@h"],
+    ["worker-heartbeat", "w2@h"],
+  ]);
+  assert.deepEqual(got, JSON.parse(JSON.stringify(sent)));
+});
+
 Deno.test("events: the Lamport clock moves past what it receives", () => {
   const c = new LamportClock();
   assert.equal(c.forward(), 1);

@@ -392,15 +392,40 @@ export function decodeEventMessage(message: Message): CeleryEvent[] {
     throw new ProtocolError(`Undecodable event body: ${(err as Error).message}`);
   }
   const list = Array.isArray(body) ? body : [body];
-  for (const e of list) {
+  let hostname = "";
+  for (const e of list as EventBase[]) {
     if (
-      e === null || typeof e !== "object" || typeof (e as EventBase).type !== "string" ||
-      typeof (e as EventBase).hostname !== "string"
+      e === null || typeof e !== "object" || typeof e.type !== "string" ||
+      typeof e.hostname !== "string"
     ) {
       throw new ProtocolError(
         "An event must be an object with string `type` and `hostname` fields",
       );
     }
+    // One copy of each known type and of the batch's sender: JSON.parse gives every event
+    // strings of its own, and each later comparison or lookup by them (a receiver does
+    // several per event) would read, or hash, them again.
+    const type = KNOWN_TYPES.get(e.type);
+    if (type !== undefined) e.type = type;
+    if (e.hostname === hostname) e.hostname = hostname;
+    else hostname = e.hostname;
   }
   return list as CeleryEvent[];
 }
+
+/** Celery 5.2's event types, each as one string. */
+const KNOWN_TYPES = new Map<string, string>(
+  [
+    "task-sent",
+    "task-received",
+    "task-started",
+    "task-succeeded",
+    "task-failed",
+    "task-retried",
+    "task-revoked",
+    "task-rejected",
+    "worker-online",
+    "worker-heartbeat",
+    "worker-offline",
+  ].map((t) => [t, t]),
+);
