@@ -366,10 +366,14 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
 function logV8Flags(skipped: string | undefined): void {
   const flags = Deno.env.get("DENO_V8_FLAGS") ?? "";
   if (skipped === undefined) {
-    log.info("V8 flags {flags} (the worker's defaults; {env}= turns them off)", {
-      flags,
-      env: V8_FLAGS_ENV,
-    });
+    log.info(
+      "V8 flags {flags}, MALLOC_ARENA_MAX={arenas} (the worker's defaults; {env}= turns them off)",
+      {
+        flags,
+        arenas: Deno.env.get("MALLOC_ARENA_MAX") ?? "unset",
+        env: V8_FLAGS_ENV,
+      },
+    );
   } else {
     log.debug("V8 flags: not started over with {defaults}: {skipped}", {
       defaults: Deno.env.get(V8_FLAGS_ENV) ?? DEFAULT_V8_FLAGS,
