@@ -14,8 +14,8 @@
  * copy of any page (smaps' `Anonymous: 0 kB`) — memory the process wrote is
  * never touched.
  *
- * `worker.ts`, run as a program, does it on Linux when FFI and reading
- * `/proc/self/smaps` are allowed (as `-A` does);
+ * `worker.ts`, run as a program, does it on Linux when FFI, the environment
+ * and reading `/proc/self` are allowed (as `-A` does);
  * `CELERIAC_RELEASE_STARTUP_PAGES=0` turns it off.
  *
  * @module
@@ -140,7 +140,7 @@ export function releaseStartupPages(): number | string {
   let released = 0;
   try {
     for (const m of mappings) {
-      // A mapping that changed since smaps was read (EINVAL, ENOMEM) is left as it is.
+      // A call that fails (EINVAL for a locked mapping) leaves that mapping's pages as they are.
       if (libc.symbols.madvise(m.start, m.end - m.start, MADV_DONTNEED) === 0) {
         released += m.residentKiB;
       }
