@@ -135,4 +135,6 @@ export {
 } from "./src/worker/autoscale_policy.ts";
 export { Autoscaler, type AutoscalerHost, type AutoscalerInfo } from "./src/worker/autoscaler.ts";
 
-if (import.meta.main) Deno.exit(await main(Deno.args, { v8Flags: true }));
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args, { v8Flags: true, releaseStartupPages: true }));
+}

@@ -291,6 +291,8 @@ export interface BenchWorkerOptions {
   denoArgs?: string[];
   /** Worker arguments after the defaults (`--loglevel`, `-E`). Default none. */
   workerArgs?: string[];
+  /** More environment variables of the worker (`MALLOC_ARENA_MAX`, `CELERIAC_V8_FLAGS`). Default none. */
+  env?: Record<string, string>;
 }
 
 /**
@@ -323,7 +325,11 @@ export function startBenchWorker(
       ...options.workerArgs ?? [],
     ],
     cwd: new URL("..", import.meta.url).pathname,
-    env: { CELERY_BROKER_URL: options.broker, CELERY_RESULT_BACKEND: options.backend },
+    env: {
+      ...options.env,
+      CELERY_BROKER_URL: options.broker,
+      CELERY_RESULT_BACKEND: options.backend,
+    },
     stdout: "piped",
     stderr: "piped",
   }).spawn();

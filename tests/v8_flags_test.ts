@@ -3,6 +3,7 @@
  * over (same process id) with `DENO_V8_FLAGS=--max-semi-space-size=1` unless
  * the command or the environment already sets the flag or
  * `CELERIAC_V8_FLAGS` says otherwise; narrower permissions keep V8's defaults.
+ * The same restart sets `MALLOC_ARENA_MAX=2` unless the environment sets it.
  */
 
 import assert from "node:assert/strict";
@@ -18,6 +19,7 @@ Deno.test("v8 flags: planned when neither the command nor DENO_V8_FLAGS sets the
     restart: true,
     flags: ["--max-semi-space-size=1"],
     denoV8Flags: "--max-semi-space-size=1",
+    env: { MALLOC_ARENA_MAX: "2" },
   });
   assert.deepEqual(
     planV8Flags({ wanted: DEFAULT_V8_FLAGS, denoV8Flags: "--stack-size=2000", cmdline: CMD }),
@@ -25,8 +27,35 @@ Deno.test("v8 flags: planned when neither the command nor DENO_V8_FLAGS sets the
       restart: true,
       flags: ["--max-semi-space-size=1"],
       denoV8Flags: "--stack-size=2000,--max-semi-space-size=1",
+      env: { MALLOC_ARENA_MAX: "2" },
     },
   );
+});
+
+Deno.test("v8 flags: MALLOC_ARENA_MAX is left to the environment that sets it", () => {
+  const plan = (environment: Record<string, string>) =>
+    planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: CMD, environment });
+  assert.deepEqual(plan({ MALLOC_ARENA_MAX: "8" }), {
+    restart: true,
+    flags: ["--max-semi-space-size=1"],
+    denoV8Flags: "--max-semi-space-size=1",
+    env: {},
+  });
+  assert.deepEqual(
+    plan({ GLIBC_TUNABLES: "glibc.malloc.trim_threshold=0:glibc.malloc.arena_max=4" }),
+    {
+      restart: true,
+      flags: ["--max-semi-space-size=1"],
+      denoV8Flags: "--max-semi-space-size=1",
+      env: {},
+    },
+  );
+  assert.deepEqual(plan({ GLIBC_TUNABLES: "glibc.malloc.trim_threshold=0", HOME: "/root" }), {
+    restart: true,
+    flags: ["--max-semi-space-size=1"],
+    denoV8Flags: "--max-semi-space-size=1",
+    env: { MALLOC_ARENA_MAX: "2" },
+  });
 });
 
 Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
@@ -57,15 +86,21 @@ Deno.test("v8 flags: CELERIAC_V8_FLAGS empty turns it off; never started over tw
       restart: true,
       flags: ["--max-semi-space-size=2", "--optimize-for-size"],
       denoV8Flags: "--max-semi-space-size=2,--optimize-for-size",
+      env: { MALLOC_ARENA_MAX: "2" },
     },
   );
 });
 
-/** The V8 flags in the environment of a running process. */
-async function v8FlagsOf(pid: number): Promise<string | undefined> {
+/** An environment variable of a running process. */
+async function envOf(pid: number, name: string): Promise<string | undefined> {
   const environ = await Deno.readTextFile(`/proc/${pid}/environ`);
-  const entry = environ.split("\0").find((e) => e.startsWith("DENO_V8_FLAGS="));
-  return entry?.slice("DENO_V8_FLAGS=".length);
+  const entry = environ.split("\0").find((e) => e.startsWith(`${name}=`));
+  return entry?.slice(name.length + 1);
+}
+
+/** The V8 flags in the environment of a running process. */
+function v8FlagsOf(pid: number): Promise<string | undefined> {
+  return envOf(pid, "DENO_V8_FLAGS");
 }
 
 async function startWorker(prefix: string, env: Record<string, string>, denoArgs: string[] = []) {
@@ -93,9 +128,20 @@ Deno.test({
     const worker = await startWorker(prefix, {});
     try {
       assert.equal(await v8FlagsOf(worker.child.pid), "--max-semi-space-size=1");
-      assert.match(worker.output, /V8 flags --max-semi-space-size=1 \(the worker's defaults/);
+      assert.equal(await envOf(worker.child.pid, "MALLOC_ARENA_MAX"), "2");
+      assert.match(
+        worker.output,
+        /V8 flags --max-semi-space-size=1, MALLOC_ARENA_MAX=2 \(the worker's defaults/,
+      );
     } finally {
       assert.equal((await worker.stop()).code, 0);
+    }
+    const own = await startWorker(prefix, { MALLOC_ARENA_MAX: "1" });
+    try {
+      assert.equal(await v8FlagsOf(own.child.pid), "--max-semi-space-size=1");
+      assert.equal(await envOf(own.child.pid, "MALLOC_ARENA_MAX"), "1");
+    } finally {
+      assert.equal((await own.stop()).code, 0);
     }
   } finally {
     await deleteKeys(prefix);
@@ -118,6 +164,7 @@ Deno.test({
       const worker = await startWorker(prefix, env, denoArgs);
       try {
         assert.equal(await v8FlagsOf(worker.child.pid), undefined);
+        assert.equal(await envOf(worker.child.pid, "MALLOC_ARENA_MAX"), undefined);
         assert.match(worker.output, why);
         assert.doesNotMatch(worker.output, /the worker's defaults/);
       } finally {

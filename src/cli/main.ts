@@ -45,6 +45,7 @@ import {
 } from "./monitor.ts";
 import { type CompletionSpec, runCompletion, SHELLS } from "./completion.ts";
 import { applyV8Flags, DEFAULT_V8_FLAGS, V8_FLAGS_ENV } from "./v8_flags.ts";
+import { logReleasedPages, releaseStartupPages } from "./startup_pages.ts";
 import { CONTROL_COMMANDS, INSPECT_COMMANDS } from "./inspect.ts";
 
 const log = getLogger(["celeriac", "cli"]);
@@ -235,11 +236,13 @@ interface Run {
   logFields: LogFields;
   /** What `applyV8Flags` said: undefined when applied, why not, or null when not asked. */
   v8Skipped: string | undefined | null;
+  /** Release the start-up pages once the worker is ready. */
+  release: boolean;
 }
 
 /** The subcommands besides the monitoring ones (`monitor.ts`) and `completion`. */
 const RUNNERS: Record<string, (r: Run) => Promise<number>> = {
-  worker: (r) => runWorker(r.app, r.url, r.exportName, r.values, r.logFields, r.v8Skipped),
+  worker: (r) => runWorker(r),
   parked: (r) =>
     parked(r.app, {
       requeue: r.values.requeue ?? false,
@@ -289,6 +292,11 @@ export interface MainOptions {
    * for a program's entry point: the process image is replaced. Default false.
    */
   v8Flags?: boolean;
+  /**
+   * For the `worker` command, release the executable's start-up pages once
+   * the worker is ready (see `startup_pages.ts`). Default false.
+   */
+  releaseStartupPages?: boolean;
 }
 
 /**
@@ -345,7 +353,8 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
       console.error(`error: unknown command "${command}"; run with --help to see the commands`);
       return 2;
     }
-    return await run({ app, url, exportName, values, positionals, logFields, v8Skipped });
+    const release = options.releaseStartupPages === true;
+    return await run({ app, url, exportName, values, positionals, logFields, v8Skipped, release });
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
     return 1;
@@ -357,10 +366,14 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
 function logV8Flags(skipped: string | undefined): void {
   const flags = Deno.env.get("DENO_V8_FLAGS") ?? "";
   if (skipped === undefined) {
-    log.info("V8 flags {flags} (the worker's defaults; {env}= turns them off)", {
-      flags,
-      env: V8_FLAGS_ENV,
-    });
+    log.info(
+      "V8 flags {flags}, MALLOC_ARENA_MAX={arenas} (the worker's defaults; {env}= turns them off)",
+      {
+        flags,
+        arenas: Deno.env.get("MALLOC_ARENA_MAX") ?? "unset",
+        env: V8_FLAGS_ENV,
+      },
+    );
   } else {
     log.debug("V8 flags: not started over with {defaults}: {skipped}", {
       defaults: Deno.env.get(V8_FLAGS_ENV) ?? DEFAULT_V8_FLAGS,
@@ -370,12 +383,7 @@ function logV8Flags(skipped: string | undefined): void {
 }
 
 async function runWorker(
-  app: Celery,
-  url: string,
-  exportName: string | undefined,
-  values: Record<string, string | boolean | undefined>,
-  logFields: LogFields,
-  v8Skipped: string | undefined | null,
+  { app, url, exportName, values, logFields, v8Skipped, release }: Run,
 ): Promise<number> {
   const pool = (values.pool as string | undefined) ?? "threads";
   if (pool !== "threads" && pool !== "inline") {
@@ -473,6 +481,7 @@ async function runWorker(
     await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
     await dashboard?.start(); // before the worker: a port in use stops the command first
     await worker.start();
+    if (release) logReleasedPages(releaseStartupPages());
     await worker.finished;
   } finally {
     await dashboard?.stop();

@@ -1,0 +1,125 @@
+/**
+ * The worker's start-up pages: `worker.ts` run with `-A` on Linux releases
+ * the clean pages of the `deno` executable once it is ready (they come back
+ * from the page cache when used), unless `CELERIAC_RELEASE_STARTUP_PAGES=0`
+ * or the permissions do not allow it.
+ */
+
+import assert from "node:assert/strict";
+import { Celery } from "../mod.ts";
+import { cleanImageMappings } from "../src/cli/startup_pages.ts";
+import { Proc } from "./helpers/procs.ts";
+
+const EXE = "/usr/lib/deno/deno";
+
+/** A smaps text: the executable's image, the heap, a copy of V8's built-ins, a library. */
+const SMAPS = [
+  `55d0a0000000-55d0a1000000 r--p 00000000 fe:00 7 ${EXE}`,
+  "Rss:                2048 kB",
+  "Anonymous:             0 kB",
+  `55d0a1200000-55d0a3000000 r-xp 01200000 fe:00 7 ${EXE}`,
+  "Rss:               10240 kB",
+  "Anonymous:             0 kB",
+  `55d0a3000000-55d0a3100000 rw-p 03000000 fe:00 7 ${EXE}`,
+  "Rss:                1024 kB",
+  "Anonymous:           512 kB",
+  `55d0a3100000-55d0a3101000 r--p 03100000 fe:00 7 ${EXE}`,
+  "Rss:                   4 kB",
+  "Anonymous:             4 kB",
+  `55d0a3101000-55d0a3102000 r--p 03101000 fe:00 7 ${EXE}`,
+  "Rss:                   0 kB",
+  "Anonymous:             0 kB",
+  "55d0b0000000-55d0b1000000 rw-p 00000000 00:00 0                          [heap]",
+  "Rss:                4096 kB",
+  "Anonymous:          4096 kB",
+  `7f0000000000-7f0000200000 r-xp 02000000 fe:00 7 ${EXE}`,
+  "Rss:                2048 kB",
+  "Anonymous:             0 kB",
+  "7f1000000000-7f1000100000 r-xp 00000000 fe:00 9 /usr/lib/x86_64-linux-gnu/libc.so.6",
+  "Rss:                1024 kB",
+  "Anonymous:             0 kB",
+  "",
+].join("\n");
+
+Deno.test("startup pages: only the image's clean mappings with pages resident", () => {
+  assert.deepEqual(cleanImageMappings(SMAPS, EXE), [
+    { start: 0x55d0a0000000n, end: 0x55d0a1000000n, residentKiB: 2048 },
+    { start: 0x55d0a1200000n, end: 0x55d0a3000000n, residentKiB: 10240 },
+  ]);
+  assert.deepEqual(cleanImageMappings(SMAPS, "/usr/bin/other"), []);
+});
+
+/** KiB of the executable's image resident in a process. */
+async function imageKiB(pid: number): Promise<number> {
+  const smaps = await Deno.readTextFile(`/proc/${pid}/smaps`);
+  const exe = await Deno.readLink(`/proc/${pid}/exe`);
+  let sum = 0;
+  let inImage = false;
+  for (const line of smaps.split("\n")) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      if (inImage && head[1] !== exe) break;
+      inImage = head[1] === exe;
+    } else if (inImage) sum += Number(/^Rss:\s+(\d+) kB/.exec(line)?.[1] ?? 0);
+  }
+  return sum;
+}
+
+function startWorker(url: string, env: Record<string, string>, permissions = ["-A"]): Proc {
+  return Proc.start("celeriac worker", Deno.execPath(), [
+    "run",
+    ...permissions,
+    "worker.ts",
+    "--app",
+    "./tests/apps/worker_app.ts",
+    "--broker",
+    url,
+    "--backend",
+    url,
+    "-c",
+    "1",
+    "--loglevel",
+    "DEBUG",
+  ], { env });
+}
+
+Deno.test({
+  name: "startup pages: released once ready, the worker runs tasks after, and 0 keeps them",
+  ignore: Deno.build.os !== "linux",
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-pages-" });
+  // The released one alone on its queue, so that it runs the tasks sent after.
+  const url = `kv://${dir}/q.sqlite`;
+  const other = `kv://${dir}/other.sqlite`;
+  const released = startWorker(url, {});
+  const kept = startWorker(other, { CELERIAC_RELEASE_STARTUP_PAGES: "0" });
+  const narrow = startWorker(other, {}, [
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+    "--allow-net",
+    "--allow-sys",
+  ]);
+  const client = new Celery({ broker: url, backend: url });
+  try {
+    await released.waitFor(/Released \d+\.\d MiB of start-up pages/, 60_000);
+    await kept.waitFor(/Start-up pages kept resident: CELERIAC_RELEASE_STARTUP_PAGES=0/, 60_000);
+    await narrow.waitFor(/Start-up pages kept resident: needs --allow-ffi/, 60_000);
+    const [releasedKiB, keptKiB] = [
+      await imageKiB(released.child.pid),
+      await imageKiB(kept.child.pid),
+    ];
+    assert.ok(
+      releasedKiB < keptKiB * 0.8,
+      `the executable's resident pages: ${releasedKiB} KiB released, ${keptKiB} KiB kept`,
+    );
+    for (let i = 0; i < 6; i++) {
+      const r = await client.sendTask<number>("t.add", [i, 1]);
+      assert.equal(await r.get({ timeout: 30_000 }), i + 1);
+    }
+  } finally {
+    await client.close();
+    for (const w of [released, kept, narrow]) assert.equal((await w.stop()).code, 0);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
