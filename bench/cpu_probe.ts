@@ -31,10 +31,10 @@
  */
 
 import { parseArgs } from "node:util";
-import { Redis } from "ioredis";
 import { CONCURRENCY, DEFAULT_V8_FLAGS } from "./common.ts";
 import { startBenchWorker, stopTree, threadSchedstats } from "./proc.ts";
 import { app, BENCH_QUEUE, spinTimed } from "./tasks.ts";
+import { openProbeDbs } from "./probe_dbs.ts";
 
 /** The queue the worker consumes: the tasks are renamed into it at once. */
 const DRAIN_QUEUE = `${BENCH_QUEUE}.drain`;
@@ -120,18 +120,11 @@ async function main(): Promise<void> {
   });
   const n = Number(values.tasks);
   const ms = Number(values.ms);
-  const brokerUrl = new URL(values.redis);
-  brokerUrl.pathname = "/12";
-  const backendUrl = new URL(values.redis);
-  backendUrl.pathname = "/13";
-  const broker = new Redis(brokerUrl.href);
-  const results = new Redis(backendUrl.href);
-  await Promise.all([broker.flushdb(), results.flushdb()]);
-  app.configure({ broker: brokerUrl.href, backend: backendUrl.href });
+  const { brokerUrl, backendUrl, broker, results } = await openProbeDbs(values.redis);
   const redisPid = Number(/process_id:(\d+)/.exec(await broker.info("server"))?.[1]);
   const { child, ready } = startBenchWorker({
-    broker: brokerUrl.href,
-    backend: backendUrl.href,
+    broker: brokerUrl,
+    backend: backendUrl,
     queue: DRAIN_QUEUE,
     denoArgs: values["v8-flags"] === "none" ? [] : [`--v8-flags=${values["v8-flags"]}`],
     workerArgs: values.prefetch ? ["--prefetch", values.prefetch] : [],

@@ -26,9 +26,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { Redis } from "ioredis";
 import { startBenchWorker, stopTree } from "./proc.ts";
 import { app, BENCH_QUEUE, noop } from "./tasks.ts";
+import { openProbeDbs } from "./probe_dbs.ts";
 
 /** The queue the worker consumes: the tasks are renamed into it at once. */
 const DRAIN_QUEUE = `${BENCH_QUEUE}.drain`;
@@ -158,21 +158,14 @@ async function main(): Promise<void> {
     },
   });
   const n = Number(values.tasks);
-  const brokerUrl = new URL(values.redis);
-  brokerUrl.pathname = "/12";
-  const backendUrl = new URL(values.redis);
-  backendUrl.pathname = "/13";
-  const broker = new Redis(brokerUrl.href);
-  const results = new Redis(backendUrl.href);
-  await Promise.all([broker.flushdb(), results.flushdb()]);
-  app.configure({ broker: brokerUrl.href, backend: backendUrl.href });
+  const { brokerUrl, backendUrl, broker, results } = await openProbeDbs(values.redis);
   const env = Object.fromEntries(values.env.map((kv) => {
     const i = kv.indexOf("=");
     return [kv.slice(0, i), kv.slice(i + 1)];
   }));
   const worker = startBenchWorker({
-    broker: brokerUrl.href,
-    backend: backendUrl.href,
+    broker: brokerUrl,
+    backend: backendUrl,
     queue: DRAIN_QUEUE,
     env,
     workerArgs: values.arg,

@@ -39,10 +39,10 @@
  */
 
 import { parseArgs } from "node:util";
-import { Redis } from "ioredis";
 import { DEFAULT_V8_FLAGS, ROOT_DIR } from "./common.ts";
 import { processTree, startBenchWorker, stopTree, threadCpuNs, threadSchedstats } from "./proc.ts";
 import { app, BENCH_QUEUE, noop } from "./tasks.ts";
+import { openProbeDbs } from "./probe_dbs.ts";
 
 /** The queue a `--drain` worker consumes: the tasks are renamed into it at once. */
 const DRAIN_QUEUE = `${BENCH_QUEUE}.drain`;
@@ -237,18 +237,11 @@ async function main(): Promise<void> {
     },
   });
   const n = Number(values.tasks);
-  const brokerUrl = new URL(values.redis);
-  brokerUrl.pathname = "/12";
-  const backendUrl = new URL(values.redis);
-  backendUrl.pathname = "/13";
-  const broker = new Redis(brokerUrl.href);
-  const results = new Redis(backendUrl.href);
-  await Promise.all([broker.flushdb(), results.flushdb()]);
-  app.configure({ broker: brokerUrl.href, backend: backendUrl.href });
+  const { brokerUrl, backendUrl, broker, results } = await openProbeDbs(values.redis);
   const port = 9400 + Math.floor(Math.random() * 500);
   const worker = startBenchWorker({
-    broker: brokerUrl.href,
-    backend: backendUrl.href,
+    broker: brokerUrl,
+    backend: backendUrl,
     queue: values.drain ? DRAIN_QUEUE : BENCH_QUEUE,
     denoArgs: [
       `--inspect=127.0.0.1:${port}`,
