@@ -165,8 +165,20 @@ Deno.test({
           task("task-received", "rev-1", { name: "capapp.tracked", args: "(30,)", kwargs: "{}" }),
         );
         await page.goto(`${url}/#/tasks/rev-1`);
-        await page.getByRole("button", { name: "Revoke" }).click();
+        // A double click sends one request: the button is disabled while it runs (held here).
+        let revokePosts = 0;
+        const release = Promise.withResolvers<void>();
+        await page.route("**/api/tasks/rev-1/revoke", async (route) => {
+          revokePosts++;
+          await release.promise;
+          await route.continue();
+        });
+        const revokeButton = page.getByRole("button", { name: "Revoke" });
+        await revokeButton.dblclick();
+        assert.equal(await revokeButton.isDisabled(), true, "Revoke is disabled while it runs");
+        release.resolve();
         await page.getByRole("status").filter({ hasText: "Revoke sent for rev-1" }).waitFor();
+        assert.equal(revokePosts, 1, "a double click on Revoke sent one request");
         const revoked = await (await app.broker()).listRevoked();
         assert.ok(revoked.some((r) => r.id === "rev-1"));
 

@@ -119,6 +119,29 @@ export async function act(path, body) {
   }
 }
 
+/**
+ * A button for an action: `onAct` (async) runs once per click, and the
+ * button stays disabled (`aria-busy`) until it settles, so a double click
+ * sends one request (a second retry would send the task twice).
+ */
+export function ActionButton({ onAct, disabled = false, children, ...rest }) {
+  const running = useRef(false);
+  const [busy, setBusy] = useState(false);
+  const run = async () => {
+    if (running.current) return;
+    running.current = true;
+    setBusy(true);
+    try {
+      await onAct();
+    } finally {
+      running.current = false;
+      setBusy(false);
+    }
+  };
+  return html`<button ...${rest} disabled=${disabled || busy} aria-busy=${busy ? "true" : null}
+    onClick=${run}>${children}</button>`;
+}
+
 export const fmtTime = (s) => s == null ? "" : new Date(s * 1000).toLocaleTimeString();
 export const fmtDate = (s) =>
   s == null ? "" : new Date(s * 1000).toISOString().replace("T", " ").slice(0, 23);

@@ -1,5 +1,5 @@
 // Queues: depth per queue, purge with confirmation, parked messages and requeue.
-import { act, ErrorBox, get, html, useLive, useRef, useState } from "./lib.js";
+import { act, ActionButton, ErrorBox, get, html, useLive, useRef, useState } from "./lib.js";
 
 export function Queues({ session }) {
   const [tick, setTick] = useState(0);
@@ -49,10 +49,10 @@ export function Queues({ session }) {
       <div class="actions">
         <label>How many (oldest first)<input type="number" min="1" value=${count} onInput=${(e) =>
           setCount(e.target.value)} size="5" /></label>
-        <button disabled=${parked.length === 0} onClick=${async () => {
+        <${ActionButton} disabled=${parked.length === 0} onAct=${async () => {
           await act("parked/requeue", { limit: Number(count) });
           refresh();
-        }}>Requeue</button>
+        }}>Requeue</${ActionButton}>
       </div>
     `}
     <div class="table-wrap">

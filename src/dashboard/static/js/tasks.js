@@ -1,6 +1,7 @@
 // Tasks: the live table with filters and paging, and one task's detail.
 import {
   act,
+  ActionButton,
   Badge,
   ErrorBox,
   fmtDate,
@@ -197,18 +198,18 @@ export function TaskDetail({ id, session }) {
           `
           : null}
         ${session.readOnly ? null : html`<div class="actions">
-        <button disabled=${finished} onClick=${() => act(`${path}/revoke`)}>Revoke</button>
+        <${ActionButton} disabled=${finished} onAct=${() => act(`${path}/revoke`)}>Revoke</${ActionButton}>
         <label>Signal<select value=${signal} onChange=${(e) => setSignal(e.target.value)}>
           ${["SIGTERM", "SIGKILL", "SIGINT"].map((s) => html`<option>${s}</option>`)}
         </select></label>
-        <button class="danger" disabled=${finished} onClick=${() =>
-          act(`${path}/terminate`, { signal })}>Terminate</button>
+        <${ActionButton} class="danger" disabled=${finished} onAct=${() =>
+          act(`${path}/terminate`, { signal })}>Terminate</${ActionButton}>
         ${
           t.state === "FAILURE" || t.state === "REVOKED"
-            ? html`<button class="primary" onClick=${async () => {
+            ? html`<${ActionButton} class="primary" onAct=${async () => {
               const r = await act(`${path}/retry`);
               if (r?.id) location.hash = `#/tasks/${r.id}`;
-            }}>Retry (send again)</button>`
+            }}>Retry (send again)</${ActionButton}>`
             : null
         }
       </div>`}

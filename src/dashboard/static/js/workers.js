@@ -1,5 +1,5 @@
 // Workers: the list (online by heartbeat) and one worker with inspect replies and actions.
-import { act, Badge, ErrorBox, fmtTime, get, href, html, useLive, useState } from "./lib.js";
+import { act, ActionButton, Badge, ErrorBox, fmtTime, get, href, html, useLive, useState } from "./lib.js";
 
 export function Workers() {
   const [d, error] = useLive((
@@ -108,30 +108,30 @@ function Actions({ name }) {
     <div class="actions">
       <label>Processes<input type="number" min="1" value=${n} onInput=${(e) =>
         setN(e.target.value)} size="4" /></label>
-      <button onClick=${() => act(`${path}/pool_grow`, { n: Number(n) })}>Grow pool</button>
-      <button onClick=${() => act(`${path}/pool_shrink`, { n: Number(n) })}>Shrink pool</button>
+      <${ActionButton} onAct=${() => act(`${path}/pool_grow`, { n: Number(n) })}>Grow pool</${ActionButton}>
+      <${ActionButton} onAct=${() => act(`${path}/pool_shrink`, { n: Number(n) })}>Shrink pool</${ActionButton}>
     </div>
     <div class="actions">
       <label>Max<input type="number" min="1" value=${max} onInput=${(e) =>
         setMax(e.target.value)} size="4" /></label>
       <label>Min<input type="number" min="0" value=${min} onInput=${(e) =>
         setMin(e.target.value)} size="4" /></label>
-      <button onClick=${() =>
-        act(`${path}/autoscale`, { max: Number(max), min: Number(min) })}>Set autoscale</button>
+      <${ActionButton} onAct=${() =>
+        act(`${path}/autoscale`, { max: Number(max), min: Number(min) })}>Set autoscale</${ActionButton}>
     </div>
     <div class="actions">
       <label>Queue<input value=${queue} onInput=${(e) => setQueue(e.target.value)} /></label>
-      <button onClick=${() => act(`${path}/add_consumer`, { queue })}>Add consumer</button>
-      <button onClick=${() => act(`${path}/cancel_consumer`, { queue })}>Cancel consumer</button>
+      <${ActionButton} onAct=${() => act(`${path}/add_consumer`, { queue })}>Add consumer</${ActionButton}>
+      <${ActionButton} onAct=${() => act(`${path}/cancel_consumer`, { queue })}>Cancel consumer</${ActionButton}>
     </div>
     <div class="actions">
       <label>Task name<input value=${task} onInput=${(e) => setTask(e.target.value)} /></label>
       <label>Rate<input value=${rate} onInput=${(e) => setRate(e.target.value)} size="6" /></label>
-      <button onClick=${() => act(`${path}/rate_limit`, { task, rate })}>Set rate limit</button>
+      <${ActionButton} onAct=${() => act(`${path}/rate_limit`, { task, rate })}>Set rate limit</${ActionButton}>
     </div>
     <div class="actions">
-      <button class="danger" onClick=${() =>
-        confirm(`Shut down ${name}?`) && act(`${path}/shutdown`)}>Shut down</button>
+      <${ActionButton} class="danger" onAct=${() =>
+        confirm(`Shut down ${name}?`) && act(`${path}/shutdown`)}>Shut down</${ActionButton}>
     </div>
   `;
 }
