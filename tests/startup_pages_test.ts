@@ -12,32 +12,37 @@ import { Proc } from "./helpers/procs.ts";
 
 const EXE = "/usr/lib/deno/deno";
 
-/** A smaps text: the executable's image, the heap, a copy of V8's built-ins, a library. */
+/** One mapping of a smaps text: its header line, then Rss, Anonymous and Swap in kB. */
+const mapping = (
+  head: string,
+  rss: number,
+  anonymous: number,
+  swap = 0,
+) => [head, `Rss: ${rss} kB`, `Anonymous: ${anonymous} kB`, `Swap: ${swap} kB`];
+
+/**
+ * A smaps text: the executable's image (clean, written, relocated, not
+ * resident, a private copy swapped out), the heap, a copy of V8's
+ * built-ins, a library.
+ */
 const SMAPS = [
-  `55d0a0000000-55d0a1000000 r--p 00000000 fe:00 7 ${EXE}`,
-  "Rss:                2048 kB",
-  "Anonymous:             0 kB",
-  `55d0a1200000-55d0a3000000 r-xp 01200000 fe:00 7 ${EXE}`,
-  "Rss:               10240 kB",
-  "Anonymous:             0 kB",
-  `55d0a3000000-55d0a3100000 rw-p 03000000 fe:00 7 ${EXE}`,
-  "Rss:                1024 kB",
-  "Anonymous:           512 kB",
-  `55d0a3100000-55d0a3101000 r--p 03100000 fe:00 7 ${EXE}`,
-  "Rss:                   4 kB",
-  "Anonymous:             4 kB",
-  `55d0a3101000-55d0a3102000 r--p 03101000 fe:00 7 ${EXE}`,
-  "Rss:                   0 kB",
-  "Anonymous:             0 kB",
-  "55d0b0000000-55d0b1000000 rw-p 00000000 00:00 0                          [heap]",
-  "Rss:                4096 kB",
-  "Anonymous:          4096 kB",
-  `7f0000000000-7f0000200000 r-xp 02000000 fe:00 7 ${EXE}`,
-  "Rss:                2048 kB",
-  "Anonymous:             0 kB",
-  "7f1000000000-7f1000100000 r-xp 00000000 fe:00 9 /usr/lib/x86_64-linux-gnu/libc.so.6",
-  "Rss:                1024 kB",
-  "Anonymous:             0 kB",
+  ...mapping(`55d0a0000000-55d0a1000000 r--p 00000000 fe:00 7 ${EXE}`, 2048, 0),
+  ...mapping(`55d0a1200000-55d0a3000000 r-xp 01200000 fe:00 7 ${EXE}`, 10240, 0),
+  ...mapping(`55d0a3000000-55d0a3100000 rw-p 03000000 fe:00 7 ${EXE}`, 1024, 512),
+  ...mapping(`55d0a3100000-55d0a3101000 r--p 03100000 fe:00 7 ${EXE}`, 4, 4),
+  ...mapping(`55d0a3101000-55d0a3102000 r--p 03101000 fe:00 7 ${EXE}`, 0, 0),
+  ...mapping(`55d0a3102000-55d0a3104000 r--p 03102000 fe:00 7 ${EXE}`, 4, 0, 4),
+  ...mapping(
+    "55d0b0000000-55d0b1000000 rw-p 00000000 00:00 0                          [heap]",
+    4096,
+    4096,
+  ),
+  ...mapping(`7f0000000000-7f0000200000 r-xp 02000000 fe:00 7 ${EXE}`, 2048, 0),
+  ...mapping(
+    "7f1000000000-7f1000100000 r-xp 00000000 fe:00 9 /usr/lib/x86_64-linux-gnu/libc.so.6",
+    1024,
+    0,
+  ),
   "",
 ].join("\n");
 
@@ -100,8 +105,22 @@ Deno.test({
     "--allow-net",
     "--allow-sys",
   ]);
+  // FFI, env and read granted but not -A: Deno refuses /proc/self/smaps; the worker keeps working.
+  const third = `kv://${dir}/third.sqlite`;
+  const withFfi = startWorker(third, {}, [
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+    "--allow-net",
+    "--allow-sys",
+    "--allow-ffi",
+  ]);
   const client = new Celery({ broker: url, backend: url });
+  const thirdClient = new Celery({ broker: third, backend: third });
   try {
+    await withFfi.waitFor(/Start-up pages kept resident: cannot read or release them/, 60_000);
+    const r = await thirdClient.sendTask<number>("t.add", [2, 3]);
+    assert.equal(await r.get({ timeout: 30_000 }), 5);
     await released.waitFor(/Released \d+\.\d MiB of start-up pages/, 60_000);
     await kept.waitFor(/Start-up pages kept resident: CELERIAC_RELEASE_STARTUP_PAGES=0/, 60_000);
     await narrow.waitFor(/Start-up pages kept resident: needs --allow-ffi/, 60_000);
@@ -119,7 +138,8 @@ Deno.test({
     }
   } finally {
     await client.close();
-    for (const w of [released, kept, narrow]) assert.equal((await w.stop()).code, 0);
+    await thirdClient.close();
+    for (const w of [released, kept, narrow, withFfi]) assert.equal((await w.stop()).code, 0);
     await Deno.remove(dir, { recursive: true });
   }
 });

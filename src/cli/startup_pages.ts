@@ -74,7 +74,11 @@ const HEADER = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$/;
  * @returns the mappings, in address order
  */
 export function cleanImageMappings(smaps: string, executable: string): CleanMapping[] {
-  const image: (CleanMapping & { perms: string; anonymous: number | null })[] = [];
+  const image: (CleanMapping & {
+    perms: string;
+    anonymous: number | null;
+    swapped: number | null;
+  })[] = [];
   let current: (typeof image)[number] | null = null;
   for (const line of smaps.split("\n")) {
     const head = HEADER.exec(line);
@@ -90,16 +94,19 @@ export function cleanImageMappings(smaps: string, executable: string): CleanMapp
         perms,
         residentKiB: 0,
         anonymous: null,
+        swapped: null,
       };
       image.push(current);
       continue;
     }
-    const field = current && /^(Rss|Anonymous):\s+(\d+) kB/.exec(line);
+    const field = current && /^(Rss|Anonymous|Swap):\s+(\d+) kB/.exec(line);
     if (field?.[1] === "Rss") current!.residentKiB = Number(field[2]);
     else if (field?.[1] === "Anonymous") current!.anonymous = Number(field[2]);
+    else if (field?.[1] === "Swap") current!.swapped = Number(field[2]);
   }
+  // A private copy swapped out counts under Swap, not Anonymous: such a mapping is not clean.
   return image
-    .filter((m) => m.perms[1] !== "w" && m.anonymous === 0 && m.residentKiB > 0)
+    .filter((m) => m.perms[1] !== "w" && m.anonymous === 0 && m.swapped === 0 && m.residentKiB > 0)
     .map(({ start, end, residentKiB }) => ({ start, end, residentKiB }));
 }
 
@@ -130,25 +137,31 @@ export function releaseStartupPages(): number | string {
     return "needs --allow-ffi, --allow-env and --allow-read (as -A grants)";
   }
   if (Deno.env.get(RELEASE_PAGES_ENV) === "0") return `${RELEASE_PAGES_ENV}=0`;
-  const mappings = cleanImageMappings(
-    Deno.readTextFileSync("/proc/self/smaps"),
-    Deno.readLinkSync("/proc/self/exe"),
-  );
-  const libc = Deno.dlopen("libc.so.6", {
-    madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
-  });
-  let released = 0;
+  // Deno reads /proc/self/smaps and /proc/self/exe only with every permission granted, and
+  // libc.so.6 is glibc's: any failure here leaves the pages resident, never the worker stopped.
   try {
-    for (const m of mappings) {
-      // A call that fails (EINVAL for a locked mapping) leaves that mapping's pages as they are.
-      if (libc.symbols.madvise(m.start, m.end - m.start, MADV_DONTNEED) === 0) {
-        released += m.residentKiB;
+    const mappings = cleanImageMappings(
+      Deno.readTextFileSync("/proc/self/smaps"),
+      Deno.readLinkSync("/proc/self/exe"),
+    );
+    const libc = Deno.dlopen("libc.so.6", {
+      madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
+    });
+    let released = 0;
+    try {
+      for (const m of mappings) {
+        // A call that fails (EINVAL for a locked mapping) leaves that mapping's pages as they are.
+        if (libc.symbols.madvise(m.start, m.end - m.start, MADV_DONTNEED) === 0) {
+          released += m.residentKiB;
+        }
       }
+    } finally {
+      libc.close();
     }
-  } finally {
-    libc.close();
+    return released;
+  } catch (err) {
+    return `cannot read or release them (${(err as Error).message}; -A allows it)`;
   }
-  return released;
 }
 
 /**

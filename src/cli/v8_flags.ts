@@ -169,8 +169,14 @@ export function applyV8Flags(): string | undefined {
     return "needs --allow-ffi, --allow-env and --allow-read (as -A grants)";
   }
   if (Deno.env.get(APPLIED_ENV) === "1") return undefined;
-  const cmdline = new TextDecoder().decode(Deno.readFileSync("/proc/self/cmdline"))
-    .split("\0").slice(0, -1);
+  let cmdline: string[];
+  try {
+    cmdline = new TextDecoder().decode(Deno.readFileSync("/proc/self/cmdline")).split("\0")
+      .slice(0, -1);
+  } catch (err) {
+    // Deno reads /proc/self/cmdline only with every permission granted.
+    return `cannot start over with them (${(err as Error).message}; -A allows it)`;
+  }
   const environment = Deno.env.toObject();
   const plan = planV8Flags({
     wanted: environment[V8_FLAGS_ENV] ?? DEFAULT_V8_FLAGS,
@@ -187,10 +193,14 @@ export function applyV8Flags(): string | undefined {
   };
   const argv = cmdline.map(cString);
   const envp = Object.entries(env).map(([k, v]) => cString(`${k}=${v}`));
-  const libc = Deno.dlopen("libc.so.6", {
-    execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
-  });
-  libc.symbols.execve(cString(Deno.execPath()), pointerArray(argv), pointerArray(envp));
-  libc.close();
-  return "execve failed";
+  try {
+    const libc = Deno.dlopen("libc.so.6", {
+      execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+    });
+    libc.symbols.execve(cString(Deno.execPath()), pointerArray(argv), pointerArray(envp));
+    libc.close();
+    return "execve failed";
+  } catch (err) {
+    return `cannot start over with them (${(err as Error).message})`;
+  }
 }
