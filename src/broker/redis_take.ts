@@ -10,6 +10,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { decodeEnvelope, type Envelope } from "../protocol/envelope.ts";
+import { sleep } from "./amqp_consume.ts";
 import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import {
@@ -36,18 +37,6 @@ const log = getLogger(["celeriac", "broker", "redis"]);
  * ```
  */
 export const RECONNECT_POLL_MS = 100;
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
-}
 
 /**
  * One broker's takes: its claim watchers (one blocked connection per
@@ -120,7 +109,7 @@ export class RedisTaker {
             error: err.message,
           });
         }
-        await abortableSleep(RECONNECT_POLL_MS, signal);
+        await sleep(RECONNECT_POLL_MS, signal);
         continue;
       }
       if (down !== 0) {
