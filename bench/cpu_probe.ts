@@ -33,7 +33,7 @@
 import { parseArgs } from "node:util";
 import { CONCURRENCY, DEFAULT_V8_FLAGS } from "./common.ts";
 import { startBenchWorker, stopTree, threadSchedstats } from "./proc.ts";
-import { app, BENCH_QUEUE, spinTimed } from "./tasks.ts";
+import { BENCH_QUEUE, spinTimed } from "./tasks.ts";
 import { openProbeDbs } from "./probe_dbs.ts";
 
 /** The queue the worker consumes: the tasks are renamed into it at once. */
@@ -120,7 +120,8 @@ async function main(): Promise<void> {
   });
   const n = Number(values.tasks);
   const ms = Number(values.ms);
-  const { brokerUrl, backendUrl, broker, results } = await openProbeDbs(values.redis);
+  const dbs = await openProbeDbs(values.redis);
+  const { brokerUrl, backendUrl, broker, results } = dbs;
   const redisPid = Number(/process_id:(\d+)/.exec(await broker.info("server"))?.[1]);
   const { child, ready } = startBenchWorker({
     broker: brokerUrl,
@@ -248,10 +249,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await stopTree(child);
-    await Promise.all([broker.flushdb(), results.flushdb()]);
-    broker.disconnect();
-    results.disconnect();
-    await app.close();
+    await dbs.close();
   }
 }
 

@@ -27,7 +27,7 @@
 
 import { parseArgs } from "node:util";
 import { startBenchWorker, stopTree } from "./proc.ts";
-import { app, BENCH_QUEUE, noop } from "./tasks.ts";
+import { BENCH_QUEUE, noop } from "./tasks.ts";
 import { openProbeDbs } from "./probe_dbs.ts";
 
 /** The queue the worker consumes: the tasks are renamed into it at once. */
@@ -158,7 +158,8 @@ async function main(): Promise<void> {
     },
   });
   const n = Number(values.tasks);
-  const { brokerUrl, backendUrl, broker, results } = await openProbeDbs(values.redis);
+  const dbs = await openProbeDbs(values.redis);
+  const { brokerUrl, backendUrl, broker, results } = dbs;
   const env = Object.fromEntries(values.env.map((kv) => {
     const i = kv.indexOf("=");
     return [kv.slice(0, i), kv.slice(i + 1)];
@@ -239,10 +240,7 @@ async function main(): Promise<void> {
   } finally {
     await stopTree(worker.child);
     if (values.output) await Deno.writeTextFile(values.output, worker.output());
-    await Promise.all([broker.flushdb(), results.flushdb()]);
-    broker.disconnect();
-    results.disconnect();
-    await app.close();
+    await dbs.close();
   }
 }
 

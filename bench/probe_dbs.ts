@@ -26,6 +26,8 @@ export interface ProbeDbs {
   broker: Redis;
   /** A client of the results' database. */
   results: Redis;
+  /** Empty both databases again, disconnect both clients and close the bench's app. */
+  close(): Promise<void>;
 }
 
 /**
@@ -35,12 +37,11 @@ export interface ProbeDbs {
  * @example
  * ```ts ignore
  * const dbs = await openProbeDbs("redis://127.0.0.1:6379");
- * dbs.broker.disconnect();
- * dbs.results.disconnect();
+ * await dbs.close();
  * ```
  *
  * @param server the Redis server's URL (its database part is replaced)
- * @returns the URLs and a client of each database
+ * @returns the URLs, a client of each database, and their teardown
  */
 export async function openProbeDbs(server: string): Promise<ProbeDbs> {
   const db = (n: number) => {
@@ -54,5 +55,11 @@ export async function openProbeDbs(server: string): Promise<ProbeDbs> {
   const results = new Redis(backendUrl);
   await Promise.all([broker.flushdb(), results.flushdb()]);
   app.configure({ broker: brokerUrl, backend: backendUrl });
-  return { brokerUrl, backendUrl, broker, results };
+  const close = async () => {
+    await Promise.allSettled([broker.flushdb(), results.flushdb()]);
+    broker.disconnect();
+    results.disconnect();
+    await app.close();
+  };
+  return { brokerUrl, backendUrl, broker, results, close };
 }

@@ -41,7 +41,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_V8_FLAGS, ROOT_DIR } from "./common.ts";
 import { processTree, startBenchWorker, stopTree, threadCpuNs, threadSchedstats } from "./proc.ts";
-import { app, BENCH_QUEUE, noop } from "./tasks.ts";
+import { BENCH_QUEUE, noop } from "./tasks.ts";
 import { openProbeDbs } from "./probe_dbs.ts";
 
 /** The queue a `--drain` worker consumes: the tasks are renamed into it at once. */
@@ -237,7 +237,8 @@ async function main(): Promise<void> {
     },
   });
   const n = Number(values.tasks);
-  const { brokerUrl, backendUrl, broker, results } = await openProbeDbs(values.redis);
+  const dbs = await openProbeDbs(values.redis);
+  const { brokerUrl, backendUrl, broker, results } = dbs;
   const port = 9400 + Math.floor(Math.random() * 500);
   const worker = startBenchWorker({
     broker: brokerUrl,
@@ -373,10 +374,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await stopTree(child);
-    await Promise.allSettled([broker.flushdb(), results.flushdb()]);
-    broker.disconnect();
-    results.disconnect();
-    await app.close();
+    await dbs.close();
   }
 }
 
