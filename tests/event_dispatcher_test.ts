@@ -1,6 +1,7 @@
 /**
  * The worker's event dispatcher: task events share `task.multi` messages
- * (one per `flushMs` window, or as soon as `batchMax` are pending), worker
+ * (one per `flushMs` window, or at the next turn once `batchMax` are
+ * pending; never more than `batchMax` a message), worker
  * events go out at once after the task events before them, and events
  * carry the sender's time zone offset even across a daylight-saving change.
  */
@@ -43,7 +44,7 @@ Deno.test("event dispatcher: task events within the window share one task.multi 
   await events.close();
 });
 
-Deno.test("event dispatcher: a full batch goes out at once, the rest on close()", async () => {
+Deno.test("event dispatcher: a full batch goes out at the next turn, the rest on close()", async () => {
   const { broker, sent } = recorder();
   const events = new EventDispatcher(broker, "w@h", new LamportClock(), {
     taskEvents: true,
@@ -51,9 +52,40 @@ Deno.test("event dispatcher: a full batch goes out at once, the rest on close()"
     flushMs: 60_000,
   });
   for (let i = 0; i < 7; i++) events.sendTask("task-started", { uuid: `t${i}` });
+  assert.equal(sent.length, 0, "not in the path of the task that filled it");
+  await new Promise((r) => setTimeout(r, 0));
   assert.deepEqual(sent.map((s) => s.types.length), [3, 3]);
   await events.close();
   assert.deepEqual(sent.map((s) => s.types.length), [3, 3, 1]);
+});
+
+Deno.test("event dispatcher: a worker event goes out after the pending task events, batchMax a message, in clock order", async () => {
+  const sent: { key: string; events: { uuid?: unknown; clock: number }[] }[] = [];
+  const broker = {
+    broadcast(_exchange: string, message: Message, routingKey = ""): Promise<void> {
+      sent.push({ key: routingKey, events: decodeEventMessage(message) });
+      return Promise.resolve();
+    },
+  } as unknown as Broker;
+  const events = new EventDispatcher(broker, "w@h", new LamportClock(), {
+    taskEvents: true,
+    batchMax: 3,
+    flushMs: 60_000,
+  });
+  const started = new EventShape("task-started", ["uuid"]);
+  for (let i = 0; i < 7; i++) events.sendTaskValues(started, [`t${i}`]);
+  events.send("worker-heartbeat", { freq: 2, active: 0, processed: 7 });
+  assert.deepEqual(sent.map((s) => [s.key, s.events.length]), [
+    ["task.multi", 3],
+    ["task.multi", 3],
+    ["task.multi", 1],
+    ["worker.heartbeat", 1],
+  ]);
+  const all = sent.flatMap((s) => s.events);
+  assert.deepEqual(all.slice(0, 7).map((e) => e.uuid), ["t0", "t1", "t2", "t3", "t4", "t5", "t6"]);
+  assert.deepEqual(all.map((e) => e.clock), [1, 2, 3, 4, 5, 6, 7, 8]);
+  await events.close();
+  assert.equal(sent.length, 4, "nothing is left for the turn after");
 });
 
 Deno.test("event dispatcher: a worker event follows the task events pending before it", async () => {
@@ -84,7 +116,8 @@ Deno.test("event dispatcher: after a full batch, the next one still waits flushM
   const started = new EventShape("task-started", ["uuid"]);
   events.sendTaskValues(started, ["t1"]);
   events.sendTaskValues(started, ["t2"]);
-  assert.deepEqual(sent.map((s) => s.types.length), [2], "a full batch goes out at once");
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(sent.map((s) => s.types.length), [2], "a full batch goes out at the next turn");
   await new Promise((r) => setTimeout(r, 100));
   const firstAt = performance.now();
   events.sendTaskValues(started, ["t3"]);

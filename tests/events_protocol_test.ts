@@ -185,6 +185,20 @@ Deno.test("events: EventListWriter.addValues writes what add() writes for the sa
   assert.throws(() => byValues.addValues(shape, ["t"], 10), RangeError);
   assert.throws(() => byValues.addValues(shape, ["t", () => 1, 1], 10), /cannot|function/i);
   assert.equal(byValues.length, 0, "a refused event appends nothing");
+  // take(max) takes the first max events; the rest stay, in order, for the next take.
+  const started = new EventShape("task-started", ["uuid"]);
+  for (const [i, e] of all.slice(0, 5).entries()) {
+    const uuid = `t${i}`;
+    byFields.add("task-started", { uuid }, i, e.timestamp * 1000);
+    byValues.addValues(started, [uuid], i, e.timestamp * 1000);
+  }
+  const whole = text(byFields.take());
+  const first = text(byValues.take(2));
+  assert.equal(byValues.length, 3);
+  const rest = text(byValues.take(10));
+  assert.equal(byValues.length, 0);
+  assert.equal(first.slice(0, -1) + ", " + rest.slice(1), whole);
+  assert.equal(JSON.parse(first).length, 2);
 });
 
 Deno.test("events: every captured event message re-encodes to the captured envelope bytes", () => {

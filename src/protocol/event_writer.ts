@@ -4,9 +4,12 @@
  * task by the thousand, and what it allocates or walks for them is paid by
  * every task in flight.
  *
- * Each event is pushed as pieces of text (constant ones cached, values as
- * Python's `json.dumps` writes them) and the list is joined and encoded to
- * bytes once, when it is taken: V8 joins and encodes strings natively,
+ * An event of flat values is only recorded when it is added (its shape,
+ * values, clock and time): its text is written when the list is taken, a
+ * batch at a time, out of the path of the task that sent it. The text is
+ * pushed as pieces (constant ones cached, values as Python's `json.dumps`
+ * writes them) and the list is joined and encoded to bytes once: V8 joins
+ * and encodes strings natively,
  * where a byte-by-byte copy in JavaScript runs cold between the worker's
  * other work (measured in the Redis drain: about 1.5 µs more per task),
  * and pieces joined once make no intermediate strings.
@@ -73,9 +76,11 @@ export class EventShape {
  * ```
  */
 export class EventListWriter {
-  /** The list's text so far, in pieces (joined once, by take()). */
-  #pieces: string[] = [];
-  #count = 0;
+  /**
+   * The events since the last take(), four slots each: the shape (or the
+   * event's text, for one written at once), its values, clock and time.
+   */
+  #records: unknown[] = [];
   readonly #hostname: string;
   readonly #pid: string;
   readonly #keys = new Map<string, string>();
@@ -94,7 +99,7 @@ export class EventListWriter {
 
   /** Events written since the last {@link EventListWriter.take}. */
   get length(): number {
-    return this.#count;
+    return this.#records.length >> 2;
   }
 
   /**
@@ -108,31 +113,31 @@ export class EventListWriter {
    * @throws {EncodeError} for a field value JSON cannot carry (nothing is appended then)
    */
   add(type: string, fields: Record<string, unknown>, clock: number, timestamp?: number): void {
-    const start = this.#begin(clock, timestamp ?? Date.now());
-    try {
-      for (const k in fields) {
-        if (!Object.hasOwn(fields, k)) continue;
-        const v = fields[k];
-        if (v === undefined) continue;
-        let key = this.#keys.get(k);
-        if (key === undefined) this.#keys.set(k, key = ", " + pyJsonScalar(k) + ": ");
-        this.#pieces.push(key);
-        this.#value(v);
-      }
-    } catch (err) {
-      this.#pieces.length = start;
-      throw err;
+    const at = timestamp ?? Date.now();
+    const pieces: string[] = [];
+    this.#begin(pieces, clock, at);
+    for (const k in fields) {
+      if (!Object.hasOwn(fields, k)) continue;
+      const v = fields[k];
+      if (v === undefined) continue;
+      let key = this.#keys.get(k);
+      if (key === undefined) this.#keys.set(k, key = ", " + pyJsonScalar(k) + ": ");
+      pieces.push(key);
+      writeValue(pieces, v);
     }
     let tail = this.#tails.get(type);
     if (tail === undefined) this.#tails.set(type, tail = ', "type": ' + pyJsonScalar(type) + "}");
-    this.#pieces.push(this.#lastStamp, tail);
-    this.#count++;
+    pieces.push(this.#lastStamp, tail);
+    this.#records.push(pieces.join(""), undefined, clock, at);
   }
 
   /**
    * Append one event of `shape`'s type from its field values, in the
    * shape's order: the same text as {@link EventListWriter.add} with the
-   * fields object `{ [shape.keys[i]]: values[i] }`.
+   * fields object `{ [shape.keys[i]]: values[i] }`. An event of strings,
+   * numbers, booleans and `null` is only recorded, and written by
+   * {@link EventListWriter.take}: the array is kept until then, and must
+   * not change.
    *
    * @param shape the event type and its field names
    * @param values one per key (`undefined` ones left out)
@@ -147,47 +152,81 @@ export class EventListWriter {
     clock: number,
     timestamp?: number,
   ): void {
-    const keys = shape.keyText;
-    if (values.length !== keys.length) {
+    const n = shape.keyText.length;
+    if (values.length !== n) {
       throw new RangeError(
-        `${shape.type} takes ${keys.length} values (${shape.keys}), got ${values.length}`,
+        `${shape.type} takes ${n} values (${shape.keys}), got ${values.length}`,
       );
     }
-    const start = this.#begin(clock, timestamp ?? Date.now());
-    try {
-      for (let i = 0; i < keys.length; i++) {
-        const v = values[i];
-        if (v === undefined) continue;
-        this.#pieces.push(keys[i]);
-        this.#value(v);
+    const at = timestamp ?? Date.now();
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      const t = typeof v;
+      if (t !== "string" && t !== "number" && t !== "boolean" && t !== "undefined" && v !== null) {
+        // Written now, so that a value JSON cannot carry throws here.
+        const pieces: string[] = [];
+        this.#write(pieces, shape, values, clock, at);
+        this.#records.push(pieces.join(""), undefined, clock, at);
+        return;
       }
-    } catch (err) {
-      this.#pieces.length = start;
-      throw err;
     }
-    this.#pieces.push(this.#lastStamp, shape.tail);
-    this.#count++;
+    this.#records.push(shape, values, clock, at);
   }
 
   /**
-   * The list written so far (`[]` for none), as bytes of its own; the writer starts a new one.
+   * The list written so far (`[]` for none), or its first `max` events, as
+   * bytes of its own; the events taken leave the writer.
    *
+   * @param max events to take at most; default all
    * @returns the JSON list's bytes (ASCII)
    */
-  take(): Uint8Array {
-    const text = "[" + this.#pieces.join("") + "]";
-    this.#pieces = [];
-    this.#count = 0;
-    return ascii.encode(text);
+  take(max = Infinity): Uint8Array {
+    const records = this.#records;
+    const end = Math.min(records.length, max * 4);
+    const pieces: string[] = ["["];
+    for (let r = 0; r < end; r += 4) {
+      if (r > 0) pieces.push(", ");
+      const shape = records[r];
+      if (typeof shape === "string") pieces.push(shape);
+      else {
+        this.#write(
+          pieces,
+          shape as EventShape,
+          records[r + 1] as readonly unknown[],
+          records[r + 2] as number,
+          records[r + 3] as number,
+        );
+      }
+    }
+    pieces.push("]");
+    this.#records = end === records.length ? [] : records.slice(end);
+    return ascii.encode(pieces.join(""));
+  }
+
+  /** Push the text of one event given by its shape's values. */
+  #write(
+    pieces: string[],
+    shape: EventShape,
+    values: readonly unknown[],
+    clock: number,
+    at: number,
+  ): void {
+    this.#begin(pieces, clock, at);
+    const keys = shape.keyText;
+    for (let i = 0; i < keys.length; i++) {
+      const v = values[i];
+      if (v === undefined) continue;
+      pieces.push(keys[i]);
+      writeValue(pieces, v);
+    }
+    pieces.push(this.#lastStamp, shape.tail);
   }
 
   /**
-   * Push the event's pieces up to its clock's value (after the list's
-   * separator); sets {@link #lastStamp} for its time.
-   *
-   * @returns the number of pieces before the event, to roll it back to
+   * Push the event's pieces up to its clock's value; sets
+   * {@link #lastStamp} for its time.
    */
-  #begin(clock: number, at: number): number {
+  #begin(pieces: string[], clock: number, at: number): void {
     const offset = utcOffsetAt(at);
     if (offset !== this.#offset) {
       this.#offset = offset;
@@ -198,28 +237,23 @@ export class EventListWriter {
       this.#lastAt = at;
       this.#lastStamp = ', "timestamp": ' + pyJsonScalar(at / 1000);
     }
-    const pieces = this.#pieces;
-    const start = pieces.length;
-    if (this.#count > 0) pieces.push(", ");
     pieces.push(this.#head, pyJsonScalar(clock));
-    return start;
   }
+}
 
-  /** Push a field value as Python's `json.dumps` writes it. */
-  #value(v: unknown): void {
-    const pieces = this.#pieces;
-    switch (typeof v) {
-      case "string":
-        if (isVerbatimJsonString(v)) pieces.push('"', v, '"');
-        else pieces.push(pyJsonScalar(v));
-        return;
-      case "number":
-        pieces.push(pyJsonScalar(v));
-        return;
-      case "boolean":
-        pieces.push(v ? "true" : "false");
-        return;
-    }
-    pieces.push(v === null ? "null" : pyJsonDumps(v));
+/** Push a field value as Python's `json.dumps` writes it. */
+function writeValue(pieces: string[], v: unknown): void {
+  switch (typeof v) {
+    case "string":
+      if (isVerbatimJsonString(v)) pieces.push('"', v, '"');
+      else pieces.push(pyJsonScalar(v));
+      return;
+    case "number":
+      pieces.push(pyJsonScalar(v));
+      return;
+    case "boolean":
+      pieces.push(v ? "true" : "false");
+      return;
   }
+  pieces.push(v === null ? "null" : pyJsonDumps(v));
 }

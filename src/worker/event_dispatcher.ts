@@ -2,10 +2,14 @@
  * Sending Celery events from a worker: worker events go out at once on
  * their own routing key; task events are batched into `task.multi` lists,
  * as Celery 5.2's worker sends them. Celery flushes its buffer (at most 24
- * events) at each turn of its event loop; here a batch goes out when it
- * holds `batchMax` events (default 100) or `flushMs` (default 50 ms) after
- * its first event, whichever comes first, so a busy worker publishes a few
- * large batches instead of one small one per turn. A failed publish is
+ * events) at each turn of its event loop; here a batch goes out `flushMs`
+ * (default 50 ms) after its first event, or at the next turn of the event
+ * loop once it holds `batchMax` events (default 100), whichever comes
+ * first, so a busy worker publishes a few large batches instead of one
+ * small one per turn. A task event is only recorded in the task's path;
+ * its text is written with its batch's, at that later turn (in the Redis
+ * drain with `-E`, writing it in the path of the task that filled the
+ * batch made the drain slower). A failed publish is
  * logged and dropped: events are best-effort, tasks never wait for them.
  *
  * @module
@@ -64,9 +68,11 @@ export class EventDispatcher {
   readonly #pid = Deno.pid;
   readonly #batchMax: number;
   readonly #flushMs: number;
-  /** The pending task events, written as the bytes of their message (no objects kept). */
+  /** The pending task events: recorded, written as their message's bytes when taken. */
   readonly #batch: EventListWriter;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Set while a full batch waits for the next turn to go out. */
+  #fullTimer: ReturnType<typeof setTimeout> | undefined;
   /** When the pending batch got its first event (`performance.now()`). */
   #batchStart = 0;
   readonly #pending = new Set<Promise<void>>();
@@ -114,9 +120,9 @@ export class EventDispatcher {
   }
 
   /**
-   * Queue a task event for the next `task.multi` batch (published when it
-   * is full or `flushMs` after its first event); nothing happens while task
-   * events are off.
+   * Queue a task event for the next `task.multi` batch (published at the
+   * next turn once the batch is full, or `flushMs` after its first event);
+   * nothing happens while task events are off.
    *
    * @param type event type
    * @param fields its own fields
@@ -142,11 +148,11 @@ export class EventDispatcher {
 
   #added(): void {
     const n = this.#batch.length;
-    if (n >= this.#batchMax) this.flush();
-    else if (n === 1) {
+    if (n === 1) {
       this.#batchStart = performance.now();
       this.#timer ??= setTimeout(this.#onTimer, this.#flushMs);
     }
+    if (n === this.#batchMax) this.#fullTimer ??= setTimeout(this.#onFull, 0);
   }
 
   /**
@@ -163,16 +169,33 @@ export class EventDispatcher {
     else this.flush();
   };
 
-  /** Publish the pending task events now. */
+  /**
+   * Publishes the full batches, at the turn after the one that filled the
+   * first: their text is written there, not in the task's own path. The
+   * rest waits for the window of the events after them.
+   */
+  readonly #onFull = (): void => {
+    this.#fullTimer = undefined;
+    const max = this.#batchMax;
+    if (this.#batch.length < max) return;
+    while (this.#batch.length >= max) this.#publishBatch(max);
+    if (this.#batch.length > 0) this.#batchStart = performance.now();
+  };
+
+  /** Publish the pending task events now, at most `batchMax` a message. */
   flush(): void {
-    if (this.#batch.length === 0) return;
-    this.#publish(encodeEventListMessage(this.#batch.take(), this.#hostname), TASK_MULTI);
+    while (this.#batch.length > 0) this.#publishBatch(this.#batchMax);
+  }
+
+  #publishBatch(max: number): void {
+    this.#publish(encodeEventListMessage(this.#batch.take(max), this.#hostname), TASK_MULTI);
   }
 
   /** Flush, and wait until every event sent so far is published (or failed). */
   async close(): Promise<void> {
     clearTimeout(this.#timer);
-    this.#timer = undefined;
+    clearTimeout(this.#fullTimer);
+    this.#timer = this.#fullTimer = undefined;
     this.flush();
     while (this.#pending.size) await Promise.allSettled([...this.#pending]);
   }
