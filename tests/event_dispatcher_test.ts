@@ -1,7 +1,7 @@
 /**
  * The worker's event dispatcher: task events share `task.multi` messages
- * (one per `flushMs` window, or at the next turn once `batchMax` are
- * pending; never more than `batchMax` a message), worker
+ * (one window of `flushMs` after the first pending, at most `batchMax` a
+ * message), worker
  * events go out at once after the task events before them, and events
  * carry the sender's time zone offset even across a daylight-saving change.
  */
@@ -44,7 +44,7 @@ Deno.test("event dispatcher: task events within the window share one task.multi 
   await events.close();
 });
 
-Deno.test("event dispatcher: a full batch goes out at the next turn, the rest on close()", async () => {
+Deno.test("event dispatcher: a full batch waits for its window; close() sends all, batchMax a message", async () => {
   const { broker, sent } = recorder();
   const events = new EventDispatcher(broker, "w@h", new LamportClock(), {
     taskEvents: true,
@@ -52,9 +52,8 @@ Deno.test("event dispatcher: a full batch goes out at the next turn, the rest on
     flushMs: 60_000,
   });
   for (let i = 0; i < 7; i++) events.sendTask("task-started", { uuid: `t${i}` });
-  assert.equal(sent.length, 0, "not in the path of the task that filled it");
   await new Promise((r) => setTimeout(r, 0));
-  assert.deepEqual(sent.map((s) => s.types.length), [3, 3]);
+  assert.equal(sent.length, 0, "nothing goes out before the window closes");
   await events.close();
   assert.deepEqual(sent.map((s) => s.types.length), [3, 3, 1]);
 });
@@ -106,7 +105,7 @@ Deno.test("event dispatcher: a worker event follows the task events pending befo
   assert.equal(sent.length, 2, "task events are dropped while off");
 });
 
-Deno.test("event dispatcher: after a full batch, the next one still waits flushMs from its own first event", async () => {
+Deno.test("event dispatcher: a window's events go out flushMs after its first, batchMax a message; the next window starts with the next event", async () => {
   const { broker, sent } = recorder();
   const events = new EventDispatcher(broker, "w@h", new LamportClock(), {
     taskEvents: true,
@@ -114,23 +113,24 @@ Deno.test("event dispatcher: after a full batch, the next one still waits flushM
     flushMs: 150,
   });
   const started = new EventShape("task-started", ["uuid"]);
+  const until = async (n: number) => {
+    const from = performance.now();
+    while (sent.length < n && performance.now() - from < 5_000) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return performance.now() - from;
+  };
   events.sendTaskValues(started, ["t1"]);
   events.sendTaskValues(started, ["t2"]);
-  await new Promise((r) => setTimeout(r, 0));
-  assert.deepEqual(sent.map((s) => s.types.length), [2], "a full batch goes out at the next turn");
-  await new Promise((r) => setTimeout(r, 100));
-  const firstAt = performance.now();
   events.sendTaskValues(started, ["t3"]);
-  // The timer armed for the first batch fires 150 ms after it; t3 is 50 ms old then.
-  while (sent.length < 2 && performance.now() - firstAt < 5_000) {
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  const waited = performance.now() - firstAt;
+  const first = await until(2);
   assert.deepEqual(sent.map((s) => s.types.length), [2, 1]);
-  assert.ok(
-    waited >= 140,
-    `the second batch went out ${waited.toFixed(0)} ms after its first event`,
-  );
+  assert.ok(first >= 140, `the first window went out after ${first.toFixed(0)} ms`);
+  await new Promise((r) => setTimeout(r, 100));
+  events.sendTaskValues(started, ["t4"]);
+  const second = await until(3);
+  assert.deepEqual(sent.map((s) => s.types.length), [2, 1, 1]);
+  assert.ok(second >= 140, `the second window went out after ${second.toFixed(0)} ms`);
   await events.close();
 });
 

@@ -64,8 +64,8 @@ export class EventShape {
  * `pyJsonDumps(events.map((e) => makeEvent(e.type, e.fields, sender)))`
  * gives (Celery's field order and Python's `json.dumps` spelling): the
  * list grows with {@link EventListWriter.add} or
- * {@link EventListWriter.addValues} and is handed over as bytes, and
- * started again, by {@link EventListWriter.take}.
+ * {@link EventListWriter.addValues} and is handed over as bytes, all of
+ * it or its first events, by {@link EventListWriter.take}.
  *
  * @example
  * ```ts ignore

@@ -2,14 +2,12 @@
  * Sending Celery events from a worker: worker events go out at once on
  * their own routing key; task events are batched into `task.multi` lists,
  * as Celery 5.2's worker sends them. Celery flushes its buffer (at most 24
- * events) at each turn of its event loop; here a batch goes out `flushMs`
- * (default 50 ms) after its first event, or at the next turn of the event
- * loop once it holds `batchMax` events (default 100), whichever comes
- * first, so a busy worker publishes a few large batches instead of one
- * small one per turn. A task event is only recorded in the task's path;
- * its text is written with its batch's, at that later turn (in the Redis
- * drain with `-E`, writing it in the path of the task that filled the
- * batch made the drain slower). A failed publish is
+ * events) at each turn of its event loop; here the pending task events go
+ * out `flushMs` (default 50 ms) after the first of them, in messages of at
+ * most `batchMax` (default 100), so a busy worker publishes a few large
+ * batches instead of one small one per turn. A task event is only
+ * recorded in the task's path; its text is written when it goes out, in
+ * one chunk per window. A failed publish is
  * logged and dropped: events are best-effort, tasks never wait for them.
  *
  * @module
@@ -71,8 +69,6 @@ export class EventDispatcher {
   /** The pending task events: recorded, written as their message's bytes when taken. */
   readonly #batch: EventListWriter;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  /** Set while a full batch waits for the next turn to go out. */
-  #fullTimer: ReturnType<typeof setTimeout> | undefined;
   /** When the pending batch got its first event (`performance.now()`). */
   #batchStart = 0;
   readonly #pending = new Set<Promise<void>>();
@@ -120,9 +116,9 @@ export class EventDispatcher {
   }
 
   /**
-   * Queue a task event for the next `task.multi` batch (published at the
-   * next turn once the batch is full, or `flushMs` after its first event);
-   * nothing happens while task events are off.
+   * Queue a task event for the next `task.multi` batch (published
+   * `flushMs` after the first event pending); nothing happens while task
+   * events are off.
    *
    * @param type event type
    * @param fields its own fields
@@ -152,14 +148,12 @@ export class EventDispatcher {
       this.#batchStart = performance.now();
       this.#timer ??= setTimeout(this.#onTimer, this.#flushMs);
     }
-    if (n === this.#batchMax) this.#fullTimer ??= setTimeout(this.#onFull, 0);
   }
 
   /**
-   * The one flush timer: it publishes the batch once `flushMs` old, or
-   * waits again for the rest of its window. A batch that filled up leaves
-   * the timer running for the next one, so a busy worker arms a timer once
-   * per window rather than once per batch (and never clears it).
+   * The one flush timer: it publishes the pending events once the first is
+   * `flushMs` old (`batchMax` a message), or waits again for the rest of
+   * its window, so a busy worker arms a timer once per window.
    */
   readonly #onTimer = (): void => {
     this.#timer = undefined;
@@ -167,19 +161,6 @@ export class EventDispatcher {
     const wait = this.#batchStart + this.#flushMs - performance.now();
     if (wait >= 1) this.#timer = setTimeout(this.#onTimer, wait);
     else this.flush();
-  };
-
-  /**
-   * Publishes the full batches, at the turn after the one that filled the
-   * first: their text is written there, not in the task's own path. The
-   * rest waits for the window of the events after them.
-   */
-  readonly #onFull = (): void => {
-    this.#fullTimer = undefined;
-    const max = this.#batchMax;
-    if (this.#batch.length < max) return;
-    while (this.#batch.length >= max) this.#publishBatch(max);
-    if (this.#batch.length > 0) this.#batchStart = performance.now();
   };
 
   /** Publish the pending task events now, at most `batchMax` a message. */
@@ -194,8 +175,7 @@ export class EventDispatcher {
   /** Flush, and wait until every event sent so far is published (or failed). */
   async close(): Promise<void> {
     clearTimeout(this.#timer);
-    clearTimeout(this.#fullTimer);
-    this.#timer = this.#fullTimer = undefined;
+    this.#timer = undefined;
     this.flush();
     while (this.#pending.size) await Promise.allSettled([...this.#pending]);
   }
