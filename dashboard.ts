@@ -28,6 +28,7 @@ export { type Changes, ViewModel, type ViewModelOptions } from "./src/dashboard/
 export {
   EVENT_STATE,
   READY_STATES,
+  type TaskFacts,
   type TaskQuery,
   type TaskRecord,
   type TaskState,
