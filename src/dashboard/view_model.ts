@@ -11,7 +11,8 @@
 import type { DashboardEvent, EventCore } from "./feed.ts";
 import { OldestKeys } from "../client/oldest_keys.ts";
 import { Metrics } from "./metrics.ts";
-import { type TaskFacts, type TaskRecord, TaskTable } from "./task_table.ts";
+import type { TaskFacts, TaskRecord } from "./task_record.ts";
+import { TaskTable } from "./task_table.ts";
 import { Throughput } from "./throughput.ts";
 import { type WorkerRecord, WorkerTable } from "./worker_table.ts";
 
