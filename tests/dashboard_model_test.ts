@@ -94,6 +94,25 @@ Deno.test("view model: malformed events are counted and ignored", () => {
   assert.equal(vm.eventCount, 0);
 });
 
+Deno.test("view model: an outcome without a usable timestamp counts now and breaks nothing", () => {
+  const vm = new ViewModel();
+  const before = Date.now() / 1000;
+  for (const timestamp of [undefined, "soon", -5, NaN]) {
+    vm.apply(
+      {
+        type: "task-succeeded",
+        hostname: "w",
+        uuid: `t${timestamp}`,
+        timestamp,
+        runtime: 0.5,
+      } as unknown as DashboardEvent,
+    );
+  }
+  const points = vm.throughput.series(Date.now() / 1000 + 1, { window: 10, step: 1 });
+  assert.equal(points.reduce((n, p) => n + p.succeeded, 0), 4);
+  assert.ok(vm.tasks.get("tundefined")!.lastSeen >= Math.floor(before));
+});
+
 Deno.test("task table: bounded; events out of order keep the latest state", () => {
   const table = new TaskTable({ maxTasks: 3 });
   for (let i = 0; i < 10; i++) {
@@ -182,6 +201,13 @@ Deno.test("task table: a timeline past its short length keeps timestamp order an
   assert.deepEqual(stamps, [...stamps].sort((a, b) => a - b));
   assert.equal(t.worker, "w2");
   assert.deepEqual([t.firstSeen, t.lastSeen], [0, 118]);
+  const first = t.timeline[0].hostname;
+  t.timeline[0].hostname = "edited";
+  assert.equal(
+    table.get("t")!.timeline[0].hostname,
+    first,
+    "a long timeline's steps are copies too",
+  );
 });
 
 Deno.test("task table: apply says which events were task events and fills the facts; get gives a copy", () => {

@@ -372,7 +372,7 @@ export class TaskTable {
       received: stamp(this.#received[slot]),
       started: stamp(this.#started[slot]),
       timeline: this.#steps[slot] > SHORT_TIMELINE
-        ? [...this.#long.get(slot)!]
+        ? this.#long.get(slot)!.map((step) => ({ ...step }))
         : this.#shortTimeline(slot),
     };
   }

@@ -94,12 +94,15 @@ export class Throughput {
    * Count an outcome.
    *
    * @param type `task-succeeded` or `task-failed` (others are ignored)
-   * @param timestamp Unix seconds
+   * @param timestamp Unix seconds; one that is not a number of seconds
+   *   since the epoch (missing, negative) counts as now, as the task table
+   *   takes it
    * @param runtime seconds the task ran, if known
    */
   record(type: string, timestamp: number, runtime?: number): void {
     if (type !== "task-succeeded" && type !== "task-failed") return;
-    const b = this.#bucket(Math.floor(timestamp));
+    const at = Number.isFinite(timestamp) && timestamp >= 0 ? timestamp : Date.now() / 1000;
+    const b = this.#bucket(Math.floor(at));
     if (type === "task-succeeded") b.succeeded++;
     else b.failed++;
     if (typeof runtime === "number" && Number.isFinite(runtime)) {
