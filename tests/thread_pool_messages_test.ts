@@ -49,15 +49,15 @@ function request(task: string, args: unknown[]): RunRequest {
   };
 }
 
-/** A one-Web-Worker pool and the batches of outcomes it reports. */
-async function pool(): Promise<
+/** A pool (one Web Worker of 8 slots by default) and the batches of outcomes it reports. */
+async function pool(size = 1, slots = 8): Promise<
   { pool: ThreadPool; batches: RunOutcome[][]; settled(n: number): Promise<void> }
 > {
   const batches: RunOutcome[][] = [];
   let waiting: { n: number; resolve(): void } | null = null;
   const count = () => batches.reduce((s, b) => s + b.length, 0);
   const p = new ThreadPool(
-    { size: 1, slots: 8, module: MODULE, exportName: "app", config: {} },
+    { size, slots, module: MODULE, exportName: "app", config: {} },
     {
       onOutcomes: (outcomes) => {
         batches.push(outcomes);
@@ -109,6 +109,40 @@ Deno.test("thread pool: short tasks given at once come back in one batch", async
     p.run([1, 2, 3].map(() => request("fc.big", [1])));
     await settled(4);
     assert.deepEqual(batches.map((b) => b.length), [1, 3]);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("thread pool: short tasks given at once go to one of two Web Workers, up to its free slots", async () => {
+  const { pool: p, batches, settled } = await pool(2, 3);
+  try {
+    p.run([1, 2].map(() => request("fc.big", [1])));
+    await settled(2);
+    assert.deepEqual(batches.map((b) => b.length), [1, 1], "blocking time unknown: one each");
+    p.run([1, 2, 3].map(() => request("fc.big", [1])));
+    await settled(5);
+    assert.deepEqual(batches.slice(2).map((b) => b.length), [3], "short: one message, one batch");
+    p.run([1, 2, 3, 4, 5].map(() => request("fc.big", [1])));
+    await settled(10);
+    assert.deepEqual(
+      batches.slice(3).map((b) => b.length).sort(),
+      [2, 3],
+      "a Web Worker takes no more than its 3 slots",
+    );
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("thread pool: 5 ms tasks given at once are spread over two Web Workers", async () => {
+  const { pool: p, batches, settled } = await pool(2);
+  try {
+    p.run([request("fc.spin", [5])]);
+    await settled(1);
+    p.run([1, 2].map(() => request("fc.spin", [5])));
+    await settled(3);
+    assert.equal(batches.length, 3, `one task to each: ${batches.map((b) => b.length)}`);
   } finally {
     await p.close();
   }

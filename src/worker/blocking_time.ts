@@ -64,6 +64,25 @@ export class BlockingAverage {
 }
 
 /**
+ * How many tasks make about {@link MESSAGE_BLOCKING_MS} of blocking work
+ * (at least 1); `Infinity` while the blocking time is unknown.
+ *
+ * @example
+ * ```ts ignore
+ * tasksPerMessage(0.4); // 2
+ * tasksPerMessage(5); // 1
+ * tasksPerMessage(null); // Infinity
+ * ```
+ *
+ * @param blockedMs average blocking time of a task, null when unknown
+ * @returns tasks per message
+ */
+export function tasksPerMessage(blockedMs: number | null): number {
+  if (blockedMs === null) return Infinity;
+  return Math.max(1, Math.floor(MESSAGE_BLOCKING_MS / Math.max(blockedMs, 0.001)));
+}
+
+/**
  * Cut the tasks handed to one Web Worker into messages of about
  * {@link MESSAGE_BLOCKING_MS} of blocking work each, in order; one message
  * while the blocking time is unknown.
@@ -80,9 +99,7 @@ export class BlockingAverage {
  * @returns the messages, each a non-empty slice of `tasks`
  */
 export function messagesOf<T>(tasks: T[], blockedMs: number | null): T[][] {
-  const per = blockedMs === null
-    ? tasks.length
-    : Math.max(1, Math.floor(MESSAGE_BLOCKING_MS / Math.max(blockedMs, 0.001)));
+  const per = tasksPerMessage(blockedMs);
   if (per >= tasks.length) return [tasks];
   const out: T[][] = [];
   for (let i = 0; i < tasks.length; i += per) out.push(tasks.slice(i, i + per));

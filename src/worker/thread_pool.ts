@@ -6,7 +6,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { CeleryOptions } from "../client/config.ts";
-import { BlockingAverage, messagesOf } from "./blocking_time.ts";
+import { BlockingAverage, messagesOf, tasksPerMessage } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import type { Pool, PoolEvents } from "./pool.ts";
 import { type Group, type Member, postTo } from "./pool_member.ts";
@@ -382,18 +382,35 @@ export class ThreadPool implements Pool {
     this.#events.onTimeLimit(seq, seconds, abandoned);
   }
 
+  /**
+   * Hand tasks to the least loaded Web Workers of their sandboxes. Tasks
+   * that block their thread briefly go to one Web Worker a message's worth
+   * at a time (see `tasksPerMessage`), up to its free slots: a batch of
+   * short tasks is one message to one Web Worker, and comes back as one
+   * batch of outcomes (one result store, one acknowledgement), instead of
+   * a message, a batch of outcomes and their writes for every Web Worker.
+   * While the blocking time is unknown, each task goes to the least loaded.
+   */
   run(requests: RunRequest[]): void {
     const batches = new Map<Member, RunRequest[]>();
+    const ms = this.#blocking.ms;
+    const spread = ms === null ? 1 : tasksPerMessage(ms);
+    let best: Member | undefined;
+    let room = 0;
     for (const req of requests) {
       const group = this.#groupOf.get(req.task) ?? this.#groups[0];
-      let best: Member | undefined;
-      for (const m of group.members) {
-        if (!m.dead && !m.retiring && (!best || m.load < best.load)) best = m;
+      if (room <= 0 || !best || best.group !== group || best.retiring || best.dead) {
+        best = undefined;
+        for (const m of group.members) {
+          if (!m.dead && !m.retiring && (!best || m.load < best.load)) best = m;
+        }
+        room = best ? Math.max(1, Math.min(spread, this.#options.slots - best.load)) : 0;
       }
       if (!best) {
         this.#events.onLost([req.seq], "no Web Worker is running (replacements are failing)");
         continue;
       }
+      room--;
       best.load++;
       best.assigned++;
       best.inflight.add(req.seq);
@@ -405,7 +422,7 @@ export class ThreadPool implements Pool {
       if (this.#policy.full(best.assigned)) this.#retire(best, `it ran ${best.assigned} tasks`);
     }
     for (const [m, batch] of batches) {
-      for (const message of messagesOf(batch, this.#blocking.ms)) this.#postRun(m, message);
+      for (const message of messagesOf(batch, ms)) this.#postRun(m, message);
     }
   }
 
