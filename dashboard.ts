@@ -28,13 +28,13 @@ export { type Changes, ViewModel, type ViewModelOptions } from "./src/dashboard/
 export {
   EVENT_STATE,
   READY_STATES,
+  type TaskFacts,
   type TaskQuery,
   type TaskRecord,
   type TaskState,
-  TaskTable,
-  type TaskTableOptions,
   type TimelineStep,
-} from "./src/dashboard/task_table.ts";
+} from "./src/dashboard/task_record.ts";
+export { TaskTable, type TaskTableOptions } from "./src/dashboard/task_table.ts";
 export { type WorkerRecord, WorkerTable } from "./src/dashboard/worker_table.ts";
 export { type SeriesPoint, Throughput } from "./src/dashboard/throughput.ts";
 export { Metrics, RUNTIME_BUCKETS } from "./src/dashboard/metrics.ts";

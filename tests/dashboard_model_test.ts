@@ -10,6 +10,7 @@ import {
   type DashboardEvent,
   parsePyLiteral,
   PyLiteralError,
+  type TaskFacts,
   TaskTable,
   Throughput,
   ViewModel,
@@ -181,6 +182,64 @@ Deno.test("task table: a timeline past its short length keeps timestamp order an
   assert.deepEqual(stamps, [...stamps].sort((a, b) => a - b));
   assert.equal(t.worker, "w2");
   assert.deepEqual([t.firstSeen, t.lastSeen], [0, 118]);
+});
+
+Deno.test("task table: apply says which events were task events and fills the facts; get gives a copy", () => {
+  const table = new TaskTable();
+  const facts: TaskFacts = { name: null, queue: null, eta: null, received: null, started: null };
+  assert.equal(
+    table.apply({ type: "worker-heartbeat", hostname: "w", timestamp: 1 }, facts),
+    false,
+  );
+  assert.equal(table.apply({ type: "task-started", hostname: "w", timestamp: 1 }, facts), false);
+  assert.equal(
+    table.apply({
+      type: "task-sent",
+      hostname: "c",
+      timestamp: 1,
+      uuid: "t",
+      name: "add",
+      queue: "q",
+    }),
+    true,
+  );
+  table.apply({ type: "task-received", hostname: "w", timestamp: 2, uuid: "t" }, facts);
+  assert.deepEqual(facts, { name: "add", queue: "q", eta: null, received: 2, started: null });
+  const before = table.get("t")!;
+  table.apply({ type: "task-started", hostname: "w", timestamp: 3, uuid: "t" }, facts);
+  assert.deepEqual([facts.received, facts.started], [2, 3]);
+  assert.equal(before.state, "RECEIVED", "a record is a copy: later events do not change it");
+  assert.equal(table.get("t")!.state, "STARTED");
+  table.get("t")!.timeline.length = 0;
+  assert.equal(table.get("t")!.timeline.length, 3, "nor does changing the copy change the table");
+});
+
+Deno.test("task table: a slot taken over from an evicted task starts empty, long timeline and all", () => {
+  const table = new TaskTable({ maxTasks: 2 });
+  for (let i = 0; i < 7; i++) {
+    table.apply({
+      type: "task-retried",
+      hostname: "w",
+      timestamp: i,
+      uuid: "old",
+      exception: "E()",
+    });
+  }
+  assert.equal(table.get("old")!.timeline.length, 7);
+  table.apply({ type: "task-received", hostname: "w", timestamp: 10, uuid: "a", name: "n" });
+  table.apply({ type: "task-received", hostname: "w", timestamp: 11, uuid: "b" });
+  assert.equal(table.get("old"), undefined);
+  const b = table.get("b")!;
+  assert.deepEqual(
+    [b.name, b.exception, b.retries, b.runtime, b.started, b.firstSeen, b.state],
+    [null, null, 0, null, null, 11, "RECEIVED"],
+  );
+  assert.deepEqual(b.timeline, [{ state: "RECEIVED", timestamp: 11, hostname: "w" }]);
+  for (let i = 0; i < 6; i++) {
+    table.apply({ type: "task-started", hostname: "w", timestamp: 20 + i, uuid: "b" });
+  }
+  assert.equal(table.get("b")!.timeline.length, 7);
+  assert.deepEqual(table.query({ limit: 10 }).tasks.map((t) => t.uuid), ["b", "a"]);
 });
 
 Deno.test("task table: filters by state, name, worker, text; newest first; paging", () => {

@@ -12,7 +12,7 @@ import { safeEqual } from "./auth.ts";
 import { HttpError } from "./errors.ts";
 import type { InspectCommand, Inspector } from "./feed.ts";
 import { parsePyLiteral, PyLiteralError } from "./py_literal.ts";
-import { READY_STATES, type TaskRecord } from "./task_table.ts";
+import { READY_STATES, type TaskRecord } from "./task_record.ts";
 import type { ViewModel } from "./view_model.ts";
 import type { WorkerRecord } from "./worker_table.ts";
 

@@ -6,129 +6,10 @@
  * @module
  */
 
-import { type EventTaskState, TASK_EVENT_STATE } from "../client/event_state.ts";
+import { TASK_EVENT_STATE } from "../client/event_state.ts";
 import { OldestKeys } from "../client/oldest_keys.ts";
 import type { DashboardEvent, EventCore } from "./feed.ts";
-
-/** Task states as Celery names them. */
-export type TaskState = EventTaskState;
-
-/**
- * Event type → the state it puts a task in (Celery's `TASK_EVENT_TO_STATE`;
- * the client's `TASK_EVENT_STATE`).
- *
- * @example
- * ```ts ignore
- * EVENT_STATE["task-sent"]; // "PENDING"
- * ```
- */
-export const EVENT_STATE: Readonly<Record<string, TaskState>> = TASK_EVENT_STATE;
-
-/** States after which a task does nothing more. */
-export const READY_STATES: ReadonlySet<TaskState> = new Set([
-  "SUCCESS",
-  "FAILURE",
-  "REVOKED",
-  "REJECTED",
-]);
-
-/**
- * One step of a task's timeline.
- *
- * @example
- * ```ts
- * import type { TimelineStep } from "@celeriac/celeriac/dashboard";
- * const step: TimelineStep = { state: "STARTED", timestamp: 1795490261.98, hostname: "celery@h" };
- * ```
- */
-export interface TimelineStep {
-  /** The state the event put the task in. */
-  state: TaskState;
-  /** When, Unix seconds. */
-  timestamp: number;
-  /** The node that sent the event. */
-  hostname: string;
-}
-
-/**
- * What the dashboard knows of a task.
- *
- * @example
- * ```ts
- * import { TaskTable } from "@celeriac/celeriac/dashboard";
- * const table = new TaskTable({ maxTasks: 100 });
- * table.apply({ type: "task-received", hostname: "w@h", timestamp: 1, uuid: "t1", name: "add" });
- * table.get("t1")?.state; // "RECEIVED"
- * ```
- */
-export interface TaskRecord {
-  /** Task id. */
-  uuid: string;
-  /** Task name, once an event carried it. */
-  name: string | null;
-  /** Current state (that of the latest event by timestamp). */
-  state: TaskState;
-  /** The worker that received it (or the client that sent it). */
-  worker: string | null;
-  /** Python repr of the positional arguments. */
-  args: string | null;
-  /** Python repr of the keyword arguments. */
-  kwargs: string | null;
-  /** Repr of the return value. */
-  result: string | null;
-  /** Repr of the exception. */
-  exception: string | null;
-  /** Traceback text. */
-  traceback: string | null;
-  /** Retries so far. */
-  retries: number;
-  /** Seconds it ran. */
-  runtime: number | null;
-  /** ETA, ISO 8601. */
-  eta: string | null;
-  /** Expiry, ISO 8601. */
-  expires: string | null;
-  /** Queue (from `task-sent`). */
-  queue: string | null;
-  /** Parent task id. */
-  parentId: string | null;
-  /** Workflow root id. */
-  rootId: string | null;
-  /** Time of the first event (Unix seconds). */
-  firstSeen: number;
-  /** Time of the latest event (Unix seconds). */
-  lastSeen: number;
-  /** Received timestamp, for prefetch time. */
-  received: number | null;
-  /** Started timestamp. */
-  started: number | null;
-  /** Every state change in timestamp order (at most 100). */
-  timeline: TimelineStep[];
-}
-
-/**
- * Filters of {@link TaskTable.query}.
- *
- * @example
- * ```ts
- * import type { TaskQuery } from "@celeriac/celeriac/dashboard";
- * const q: TaskQuery = { state: "FAILURE", name: "tasks.add", offset: 0, limit: 50 };
- * ```
- */
-export interface TaskQuery {
-  /** Only tasks in this state. */
-  state?: string;
-  /** Only tasks whose name contains this (case-insensitive). */
-  name?: string;
-  /** Only tasks of this worker. */
-  worker?: string;
-  /** Only tasks whose id, args, kwargs, result or exception contain this text. */
-  text?: string;
-  /** Rows to skip. Default 0. */
-  offset?: number;
-  /** Rows to return. Default 50, at most 500. */
-  limit?: number;
-}
+import type { TaskFacts, TaskQuery, TaskRecord, TaskState, TimelineStep } from "./task_record.ts";
 
 /**
  * Options of {@link TaskTable}.
@@ -151,66 +32,47 @@ const MAX_CHILDREN = 1000;
 const MAX_TIMELINE = 100;
 /** Node and task names kept once each (see TaskTable's #intern). */
 const MAX_NAMES = 1000;
-
-/** A task and its place in the table's eviction order. */
-interface Slot {
-  task: TaskRecord;
-  seq: number;
-}
-
-function newRecord(uuid: string, state: TaskState, ts: number): TaskRecord {
-  return {
-    uuid,
-    name: null,
-    state,
-    worker: null,
-    args: null,
-    kwargs: null,
-    result: null,
-    exception: null,
-    traceback: null,
-    retries: 0,
-    runtime: null,
-    eta: null,
-    expires: null,
-    queue: null,
-    parentId: null,
-    rootId: null,
-    firstSeen: ts,
-    lastSeen: ts,
-    received: null,
-    started: null,
-    timeline: [],
-  };
-}
-
 /**
- * `timeline` with `step` last. Up to 4 steps (a task's sent, received, started and outcome)
- * a new array of the exact size: push() would reserve room for 16 more steps, kept as long
- * as the task is.
+ * Timeline steps a task keeps in the table's columns (sent, received, started and outcome);
+ * a longer timeline (retries) gets an array of its own.
  */
-function appended(timeline: TimelineStep[], step: TimelineStep): TimelineStep[] {
-  switch (timeline.length) {
-    case 0:
-      return [step];
-    case 1:
-      return [timeline[0], step];
-    case 2:
-      return [timeline[0], timeline[1], step];
-    case 3:
-      return [timeline[0], timeline[1], timeline[2], step];
-    default:
-      timeline.push(step);
-      return timeline;
-  }
-}
+const SHORT_TIMELINE = 4;
+
+/** The states, by the code the table keeps. */
+const STATES: readonly TaskState[] = [
+  "PENDING",
+  "RECEIVED",
+  "STARTED",
+  "SUCCESS",
+  "FAILURE",
+  "RETRY",
+  "REVOKED",
+  "REJECTED",
+];
+const STATE_CODE = new Map(STATES.map((state, code) => [state, code]));
+/** Event type → the code of the state it puts a task in. */
+const EVENT_CODE = new Map(
+  Object.entries(TASK_EVENT_STATE).map(([type, state]) => [type, STATE_CODE.get(state)!]),
+);
 
 function str(v: unknown): string | null {
   return typeof v === "string" ? v : null;
 }
 
+/** A timestamp column's value: NaN stands for none. */
+function stamp(n: number): number | null {
+  return Number.isNaN(n) ? null : n;
+}
+
 /**
  * The last N tasks, newest-updated last.
+ *
+ * The tasks are kept in columns, one row (slot) per task, rather than one
+ * object per task: an event writes numbers and strings into arrays the table
+ * already holds and allocates nothing, and the garbage collector has no
+ * task objects to trace, promote and sweep. The {@link TaskRecord} that
+ * {@link TaskTable.get} and {@link TaskTable.query} return is built when
+ * asked: a copy, which later events do not change.
  *
  * @example
  * ```ts
@@ -221,20 +83,54 @@ function str(v: unknown): string | null {
  * ```
  */
 export class TaskTable {
-  /** Task id → the task and its place in the eviction order (ascending `seq`). */
-  readonly #tasks = new Map<string, Slot>();
+  /** Task id → its slot, in eviction order (ascending `#seq`). */
+  readonly #slots = new Map<string, number>();
+  /**
+   * The eviction order, read through one iterator kept across evictions: see OldestKeys
+   * (deleting the first entry over and over through fresh iterators grows quadratic).
+   */
+  #order: Iterator<number> | null = null;
   /** Parent id → child ids, kept apart so a parent seen after its children finds them. */
   readonly #children = new Map<string, string[]>();
   /** Root id → ids of the other tasks of its workflow (chord headers have no parent). */
   readonly #members = new Map<string, string[]>();
-  readonly #oldest = new OldestKeys(this.#tasks);
   readonly #oldestParent = new OldestKeys(this.#children);
   readonly #oldestRoot = new OldestKeys(this.#members);
   readonly #max: number;
   /** Node and task names seen, each kept once (see #intern). */
   readonly #names = new Map<string, string>();
-  /** The `seq` of the latest task inserted or moved to the newest end. */
-  #seq = 0;
+  /** The `#seq` of the latest task inserted or moved to the newest end. */
+  #lastSeq = 0;
+  // The columns, indexed by slot. Numbers are NaN where the record has null.
+  readonly #uuid: string[] = [];
+  readonly #seq: number[] = [];
+  readonly #state: number[] = [];
+  readonly #name: (string | null)[] = [];
+  readonly #worker: (string | null)[] = [];
+  readonly #args: (string | null)[] = [];
+  readonly #kwargs: (string | null)[] = [];
+  readonly #result: (string | null)[] = [];
+  readonly #exception: (string | null)[] = [];
+  readonly #traceback: (string | null)[] = [];
+  readonly #retries: number[] = [];
+  readonly #runtime: number[] = [];
+  readonly #eta: (string | null)[] = [];
+  readonly #expires: (string | null)[] = [];
+  readonly #queue: (string | null)[] = [];
+  readonly #parentId: (string | null)[] = [];
+  readonly #rootId: (string | null)[] = [];
+  readonly #firstSeen: number[] = [];
+  readonly #lastSeen: number[] = [];
+  readonly #received: number[] = [];
+  readonly #started: number[] = [];
+  /** Steps in the slot's short timeline; SHORT_TIMELINE + 1 once it has a long one. */
+  readonly #steps: number[] = [];
+  // The short timelines: SHORT_TIMELINE entries a slot, in timestamp order.
+  readonly #stepState: number[] = [];
+  readonly #stepTime: number[] = [];
+  readonly #stepHost: string[] = [];
+  /** Slot → its timeline, for the tasks with more than SHORT_TIMELINE steps. */
+  readonly #long = new Map<number, TimelineStep[]>();
 
   /**
    * An empty table.
@@ -252,35 +148,90 @@ export class TaskTable {
 
   /** Tasks held now. */
   get size(): number {
-    return this.#tasks.size;
+    return this.#slots.size;
   }
 
   /**
-   * Apply a task event; returns the updated record (null for non-task events).
+   * Apply a task event.
    *
-   * @param e the event
-   * @returns the task, or null
+   * @param event the event
+   * @param facts when given, filled with what is known of the task after the event
+   * @returns whether it was a task event (one with a task id), now applied
    */
-  apply(event: EventCore | DashboardEvent): TaskRecord | null {
+  apply(event: EventCore | DashboardEvent, facts?: TaskFacts): boolean {
     const e = event as DashboardEvent;
-    const state = TASK_EVENT_STATE[e.type];
-    if (state === undefined || typeof e.uuid !== "string") return null;
+    const code = EVENT_CODE.get(e.type);
+    if (code === undefined || typeof e.uuid !== "string") return false;
     const ts = typeof e.timestamp === "number" ? e.timestamp : Date.now() / 1000;
-    let slot = this.#tasks.get(e.uuid);
-    if (!slot) {
-      slot = { task: newRecord(e.uuid, state, ts), seq: ++this.#seq };
-      this.#tasks.set(e.uuid, slot);
-      if (this.#tasks.size > this.#max) this.#oldest.evict();
-    } else if (this.#seq - slot.seq >= this.#max >> 1) {
+    let slot = this.#slots.get(e.uuid);
+    if (slot === undefined) slot = this.#insert(e.uuid, ts);
+    else if (this.#lastSeq - this.#seq[slot] >= this.#max >> 1) {
       // In the older half: move it to the newest end. A task in the newer half stays where
       // it is (one lookup per event instead of a delete and an insert): it is still newer
       // than at least half of the table.
-      this.#tasks.delete(e.uuid);
-      slot.seq = ++this.#seq;
-      this.#tasks.set(e.uuid, slot);
+      const id = this.#uuid[slot];
+      this.#slots.delete(id);
+      this.#seq[slot] = ++this.#lastSeq;
+      this.#slots.set(id, slot);
     }
-    this.#merge(slot.task, e, state, ts);
-    return slot.task;
+    this.#merge(slot, e, code, ts);
+    if (facts) {
+      facts.name = this.#name[slot];
+      facts.queue = this.#queue[slot];
+      facts.eta = this.#eta[slot];
+      facts.received = stamp(this.#received[slot]);
+      facts.started = stamp(this.#started[slot]);
+    }
+    return true;
+  }
+
+  /** A row for a new task: a new slot while the table is not full, else the oldest task's. */
+  #insert(uuid: string, ts: number): number {
+    const slot = this.#slots.size < this.#max ? this.#slots.size : this.#evict();
+    // A new slot is the columns' length: storing there appends.
+    this.#uuid[slot] = uuid;
+    this.#seq[slot] = ++this.#lastSeq;
+    this.#state[slot] = 0;
+    this.#name[slot] = null;
+    this.#worker[slot] = null;
+    this.#args[slot] = null;
+    this.#kwargs[slot] = null;
+    this.#result[slot] = null;
+    this.#exception[slot] = null;
+    this.#traceback[slot] = null;
+    this.#retries[slot] = 0;
+    this.#runtime[slot] = NaN;
+    this.#eta[slot] = null;
+    this.#expires[slot] = null;
+    this.#queue[slot] = null;
+    this.#parentId[slot] = null;
+    this.#rootId[slot] = null;
+    this.#firstSeen[slot] = ts;
+    this.#lastSeen[slot] = ts;
+    this.#received[slot] = NaN;
+    this.#started[slot] = NaN;
+    this.#steps[slot] = 0;
+    const base = slot * SHORT_TIMELINE;
+    for (let i = base; i < base + SHORT_TIMELINE; i++) {
+      this.#stepState[i] = 0;
+      this.#stepTime[i] = 0;
+      this.#stepHost[i] = "";
+    }
+    this.#slots.set(uuid, slot);
+    return slot;
+  }
+
+  /** Forget the least recently updated task; returns its slot. */
+  #evict(): number {
+    let next = this.#order?.next();
+    if (!next || next.done) {
+      this.#order = this.#slots.values();
+      next = this.#order.next();
+    }
+    const slot = next.value as number;
+    this.#slots.delete(this.#uuid[slot]);
+    if (this.#steps[slot] > SHORT_TIMELINE) this.#long.delete(slot);
+    return slot;
   }
 
   /** Add `id` under `key`, bounded: at most maxTasks keys, 1,000 ids a key. */
@@ -308,57 +259,133 @@ export class TaskTable {
     return s;
   }
 
-  #merge(t: TaskRecord, e: DashboardEvent, state: TaskState, ts: number): void {
-    const name = str(e.name);
-    if (name !== null && name !== t.name) t.name = this.#intern(name);
-    t.args = str(e.args) ?? t.args;
-    t.kwargs = str(e.kwargs) ?? t.kwargs;
-    t.eta = str(e.eta) ?? t.eta;
-    t.expires = str(e.expires) ?? t.expires;
-    t.queue = str(e.queue) ?? t.queue;
-    const root = str(e.root_id);
-    if (root !== null && t.rootId === null) {
-      t.rootId = root === t.uuid ? t.uuid : root;
-      if (root !== t.uuid) this.#index(this.#members, this.#oldestRoot, root, t.uuid);
+  #merge(slot: number, e: DashboardEvent, code: number, ts: number): void {
+    const name = e.name;
+    if (typeof name === "string" && name !== this.#name[slot]) {
+      this.#name[slot] = this.#intern(name);
     }
-    if (typeof e.retries === "number") t.retries = Math.max(t.retries, e.retries);
+    if (typeof e.args === "string") this.#args[slot] = e.args;
+    if (typeof e.kwargs === "string") this.#kwargs[slot] = e.kwargs;
+    if (typeof e.eta === "string") this.#eta[slot] = e.eta;
+    if (typeof e.expires === "string") this.#expires[slot] = e.expires;
+    if (typeof e.queue === "string") this.#queue[slot] = e.queue;
+    const uuid = this.#uuid[slot];
+    const root = e.root_id;
+    if (typeof root === "string" && this.#rootId[slot] === null) {
+      if (root === uuid) this.#rootId[slot] = uuid;
+      else {
+        this.#rootId[slot] = root;
+        this.#index(this.#members, this.#oldestRoot, root, uuid);
+      }
+    }
+    if (typeof e.retries === "number") {
+      this.#retries[slot] = Math.max(this.#retries[slot], e.retries);
+    }
     const hostname = this.#intern(e.hostname);
-    if (e.type !== "task-sent") t.worker = hostname;
-    if (e.type === "task-received") t.received = ts;
-    if (e.type === "task-started") t.started = ts;
-    if (e.type === "task-succeeded") {
-      t.result = str(e.result);
-      if (typeof e.runtime === "number") t.runtime = e.runtime;
+    const type = e.type;
+    if (type !== "task-sent") this.#worker[slot] = hostname;
+    if (type === "task-received") this.#received[slot] = ts;
+    else if (type === "task-started") this.#started[slot] = ts;
+    else if (type === "task-succeeded") {
+      this.#result[slot] = str(e.result);
+      if (typeof e.runtime === "number") this.#runtime[slot] = e.runtime;
+    } else if (type === "task-failed" || type === "task-retried") {
+      this.#exception[slot] = str(e.exception);
+      this.#traceback[slot] = str(e.traceback);
     }
-    if (e.type === "task-failed" || e.type === "task-retried") {
-      t.exception = str(e.exception);
-      t.traceback = str(e.traceback);
+    const parent = e.parent_id;
+    if (typeof parent === "string" && parent !== uuid && this.#parentId[slot] === null) {
+      this.#parentId[slot] = parent;
+      this.#index(this.#children, this.#oldestParent, parent, uuid);
     }
-    const parent = str(e.parent_id);
-    if (parent !== null && parent !== t.uuid && t.parentId === null) {
-      t.parentId = parent;
-      this.#index(this.#children, this.#oldestParent, parent, t.uuid);
+    this.#step(slot, code, ts, hostname);
+    if (ts < this.#firstSeen[slot]) this.#firstSeen[slot] = ts;
+    if (ts > this.#lastSeen[slot]) this.#lastSeen[slot] = ts;
+  }
+
+  /** Add a step to the slot's timeline, in timestamp order; the task's state is the last's. */
+  #step(slot: number, code: number, ts: number, hostname: string): void {
+    const n = this.#steps[slot];
+    if (n < SHORT_TIMELINE) {
+      const base = slot * SHORT_TIMELINE;
+      let i = base + n;
+      for (; i > base && this.#stepTime[i - 1] > ts; i--) {
+        this.#stepState[i] = this.#stepState[i - 1];
+        this.#stepTime[i] = this.#stepTime[i - 1];
+        this.#stepHost[i] = this.#stepHost[i - 1];
+      }
+      this.#stepState[i] = code;
+      this.#stepTime[i] = ts;
+      this.#stepHost[i] = hostname;
+      this.#steps[slot] = n + 1;
+      this.#state[slot] = this.#stepState[base + n];
+      return;
     }
-    const step: TimelineStep = { state, timestamp: ts, hostname };
-    let timeline = t.timeline;
+    let timeline = this.#long.get(slot);
+    if (!timeline) {
+      timeline = this.#shortTimeline(slot);
+      this.#long.set(slot, timeline);
+      this.#steps[slot] = SHORT_TIMELINE + 1;
+    }
+    const step: TimelineStep = { state: STATES[code], timestamp: ts, hostname };
     let i = timeline.length;
     while (i > 0 && timeline[i - 1].timestamp > ts) i--;
-    if (i < timeline.length) timeline.splice(i, 0, step);
-    else timeline = t.timeline = appended(timeline, step); // in order: the usual case
+    timeline.splice(i, 0, step);
     if (timeline.length > MAX_TIMELINE) timeline.shift();
-    t.state = timeline[timeline.length - 1].state;
-    t.firstSeen = Math.min(t.firstSeen, ts);
-    t.lastSeen = Math.max(t.lastSeen, ts);
+    this.#state[slot] = STATE_CODE.get(timeline[timeline.length - 1].state)!;
+  }
+
+  #shortTimeline(slot: number): TimelineStep[] {
+    const base = slot * SHORT_TIMELINE;
+    const steps: TimelineStep[] = [];
+    for (let i = base; i < base + Math.min(this.#steps[slot], SHORT_TIMELINE); i++) {
+      steps.push({
+        state: STATES[this.#stepState[i]],
+        timestamp: this.#stepTime[i],
+        hostname: this.#stepHost[i],
+      });
+    }
+    return steps;
+  }
+
+  /** The task in `slot`, as a record of its own. */
+  #record(slot: number): TaskRecord {
+    return {
+      uuid: this.#uuid[slot],
+      name: this.#name[slot],
+      state: STATES[this.#state[slot]],
+      worker: this.#worker[slot],
+      args: this.#args[slot],
+      kwargs: this.#kwargs[slot],
+      result: this.#result[slot],
+      exception: this.#exception[slot],
+      traceback: this.#traceback[slot],
+      retries: this.#retries[slot],
+      runtime: stamp(this.#runtime[slot]),
+      eta: this.#eta[slot],
+      expires: this.#expires[slot],
+      queue: this.#queue[slot],
+      parentId: this.#parentId[slot],
+      rootId: this.#rootId[slot],
+      firstSeen: this.#firstSeen[slot],
+      lastSeen: this.#lastSeen[slot],
+      received: stamp(this.#received[slot]),
+      started: stamp(this.#started[slot]),
+      timeline: this.#steps[slot] > SHORT_TIMELINE
+        ? [...this.#long.get(slot)!]
+        : this.#shortTimeline(slot),
+    };
   }
 
   /**
-   * A task by id.
+   * A task by id: a copy, which later events do not change.
    *
    * @param id task id
    * @returns the record, or undefined
    */
   get(id: string): TaskRecord | undefined {
-    return this.#tasks.get(id)?.task;
+    const slot = this.#slots.get(id);
+    return slot === undefined ? undefined : this.#record(slot);
   }
 
   /**
@@ -383,7 +410,7 @@ export class TaskTable {
   }
 
   /**
-   * Tasks matching the filters, newest first (by latest event).
+   * Tasks matching the filters, newest first (by first event).
    *
    * @param q filters and paging
    * @returns the page and how many match
@@ -393,16 +420,23 @@ export class TaskTable {
     const limit = Math.min(500, Math.max(1, Math.floor(q.limit ?? 50)));
     const name = q.name?.toLowerCase();
     const text = q.text?.toLowerCase();
-    const all = Array.from(this.#tasks.values(), (s) => s.task);
-    all.sort((a, b) => b.firstSeen - a.firstSeen);
-    const match = all.filter((t) =>
-      (!q.state || t.state === q.state) &&
-      (!q.worker || t.worker === q.worker) &&
-      (!name || (t.name ?? "").toLowerCase().includes(name)) &&
-      (!text || [t.uuid, t.args, t.kwargs, t.result, t.exception]
-        .some((f) => f !== null && f.toLowerCase().includes(text)))
-    );
-    return { total: match.length, tasks: match.slice(offset, offset + limit) };
+    const state = q.state === undefined ? undefined : STATE_CODE.get(q.state as TaskState) ?? -1;
+    const has = (f: string | null) => f !== null && f.toLowerCase().includes(text!);
+    const match: number[] = [];
+    for (const s of this.#slots.values()) {
+      if (
+        (!q.state || this.#state[s] === state) &&
+        (!q.worker || this.#worker[s] === q.worker) &&
+        (!name || (this.#name[s] ?? "").toLowerCase().includes(name)) &&
+        (!text || has(this.#uuid[s]) || has(this.#args[s]) || has(this.#kwargs[s]) ||
+          has(this.#result[s]) || has(this.#exception[s]))
+      ) match.push(s);
+    }
+    match.sort((a, b) => this.#firstSeen[b] - this.#firstSeen[a]);
+    return {
+      total: match.length,
+      tasks: match.slice(offset, offset + limit).map((s) => this.#record(s)),
+    };
   }
 
   /**
@@ -412,7 +446,10 @@ export class TaskTable {
    */
   countByState(): Record<string, number> {
     const counts: Record<string, number> = {};
-    for (const { task } of this.#tasks.values()) counts[task.state] = (counts[task.state] ?? 0) + 1;
+    for (const s of this.#slots.values()) {
+      const state = STATES[this.#state[s]];
+      counts[state] = (counts[state] ?? 0) + 1;
+    }
     return counts;
   }
 
@@ -423,7 +460,10 @@ export class TaskTable {
    */
   names(): string[] {
     const names = new Set<string>();
-    for (const { task } of this.#tasks.values()) if (task.name) names.add(task.name);
+    for (const s of this.#slots.values()) {
+      const name = this.#name[s];
+      if (name) names.add(name);
+    }
     return [...names].sort();
   }
 }

@@ -11,7 +11,8 @@
 import type { DashboardEvent, EventCore } from "./feed.ts";
 import { OldestKeys } from "../client/oldest_keys.ts";
 import { Metrics } from "./metrics.ts";
-import { type TaskRecord, TaskTable } from "./task_table.ts";
+import type { TaskFacts, TaskRecord } from "./task_record.ts";
+import { TaskTable } from "./task_table.ts";
 import { Throughput } from "./throughput.ts";
 import { type WorkerRecord, WorkerTable } from "./worker_table.ts";
 
@@ -85,6 +86,14 @@ export class ViewModel {
   /** Whether more tasks changed than #changedTasks holds. */
   #moreTasks = false;
   readonly #changedWorkers = new Set<string>();
+  /** What the task table tells of the task each event updated (one object, refilled). */
+  readonly #facts: TaskFacts = {
+    name: null,
+    queue: null,
+    eta: null,
+    received: null,
+    started: null,
+  };
   #eventsSince = 0;
   /** Queues seen in `task-sent` events and `active_queues` replies. */
   readonly queuesSeen: Set<string> = new Set();
@@ -134,17 +143,19 @@ export class ViewModel {
     }
     this.eventCount++;
     this.#eventsSince++;
-    const task = this.tasks.apply(e);
-    if (task) {
+    const facts = this.#facts;
+    const isTask = this.tasks.apply(e, facts);
+    if (isTask) {
+      const uuid = e.uuid as string;
       if (!this.recordTaskChanges) this.#moreTasks = true;
-      else if (!this.#changedTasks.has(task.uuid)) {
-        this.#changedTasks.set(task.uuid, true);
+      else if (!this.#changedTasks.has(uuid)) {
+        this.#changedTasks.set(uuid, true);
         if (this.#changedTasks.size > MAX_CHANGED_TASKS) {
           this.#oldestChanged.evict();
           this.#moreTasks = true;
         }
       }
-      if (e.type === "task-sent" && task.queue) this.queuesSeen.add(task.queue);
+      if (e.type === "task-sent" && facts.queue) this.queuesSeen.add(facts.queue);
       this.throughput.record(
         e.type,
         e.timestamp,
@@ -153,11 +164,8 @@ export class ViewModel {
     }
     const worker = this.workers.apply(e);
     if (worker) this.#changedWorkers.add(worker.hostname);
-    this.metrics.apply(
-      e,
-      task?.name ?? (typeof e.name === "string" ? e.name : ""),
-      task ?? undefined,
-    );
+    if (isTask) this.metrics.apply(e, facts.name ?? "", facts);
+    else this.metrics.apply(e, typeof e.name === "string" ? e.name : "");
   }
 
   /**
