@@ -1,8 +1,9 @@
 /**
  * Counting what a drain costs the kernel, per task: system calls (all, and
- * the ones a Redis drain makes: socket writes and reads, event-loop waits,
- * futexes), wake-ups of other threads (`sched:sched_wakeup`, counted on the
- * thread that wakes), context switches and page faults, for each thread kind
+ * the ones a Redis drain makes: `write`/`read` (sockets and eventfds alike),
+ * `sendto`/`recvfrom` (sockets only), event-loop waits, futexes), wake-ups
+ * of other threads (`sched:sched_waking`, which fires in the thread that
+ * wakes another), context switches and page faults, for each thread kind
  * of the worker and for the Redis server, with Linux `perf stat`
  * (tracepoints: root, or `perf_event_paranoid` ≤ -1); and the Redis
  * commands run per task, from `INFO commandstats` (scripts' inner commands
@@ -22,7 +23,7 @@ export const SYSCALL_EVENTS: readonly [string, string][] = [
   ["syscalls:sys_enter_recvfrom", "recvfrom"],
   ["syscalls:sys_enter_epoll_wait", "epoll_wait"],
   ["syscalls:sys_enter_futex", "futex"],
-  ["sched:sched_wakeup", "wake-ups"],
+  ["sched:sched_waking", "wake-ups"],
   ["context-switches", "context switches"],
   ["page-faults", "page faults"],
 ];
@@ -114,16 +115,17 @@ export async function countKernelEvents(
   // perf attaches to every thread before it counts anything.
   await new Promise((r) => setTimeout(r, 300));
   return async () => {
-    const out = new Map<string, KernelCounts>();
-    for (const r of runs) {
-      r.child.kill("SIGINT");
+    for (const r of runs) r.child.kill("SIGINT");
+    const done = await Promise.all(runs.map(async (r) => {
       const { stderr } = await r.child.output();
       const csv = Deno.readTextFileSync(r.file);
       Deno.removeSync(r.file);
-      if (!csv.includes(",")) {
-        throw new Error(`perf stat counted nothing: ${new TextDecoder().decode(stderr).trim()}`);
-      }
-      out.set(r.label, parsePerfStat(csv, r.pid));
+      return { ...r, csv, stderr: new TextDecoder().decode(stderr).trim() };
+    }));
+    const out = new Map<string, KernelCounts>();
+    for (const r of done) {
+      if (!r.csv.includes(",")) throw new Error(`perf stat counted nothing: ${r.stderr}`);
+      out.set(r.label, parsePerfStat(r.csv, r.pid));
     }
     return out;
   };
