@@ -30,7 +30,10 @@
  * FILE, on-CPU samples of every thread; add `--perf-basic-prof` to
  * `--v8-flags` for JavaScript names in `perf report`),
  * `--no-sample` (no V8 profile: only the per-thread CPU line, without the
- * profiler's own cost), `--server-pid PID` (the Redis server whose CPU
+ * profiler's own cost), `--syscalls` (also count, per task, the system
+ * calls, wake-ups, context switches and page faults of each thread kind of
+ * the worker and of the Redis server with `perf stat`, and the Redis
+ * commands run from `INFO commandstats`; see syscalls.ts), `--server-pid PID` (the Redis server whose CPU
  * per task is also printed; default the local `redis-server` when exactly
  * one runs, none when `0`; the line also gives this bench process's own), `--v8-flags F` (the worker's; default the bench's), `--loglevel L` (the
  * worker's; default none, i.e. its default levels).
@@ -43,6 +46,7 @@ import { DEFAULT_V8_FLAGS, ROOT_DIR } from "./common.ts";
 import { processTree, startBenchWorker, stopTree, threadCpuNs, threadSchedstats } from "./proc.ts";
 import { BENCH_QUEUE, noop } from "./tasks.ts";
 import { openProbeDbs } from "./probe_dbs.ts";
+import { commandCalls, commandsPerTask, countKernelEvents, kernelLines } from "./syscalls.ts";
 
 /** The queue a `--drain` worker consumes: the tasks are renamed into it at once. */
 const DRAIN_QUEUE = `${BENCH_QUEUE}.drain`;
@@ -233,6 +237,7 @@ async function main(): Promise<void> {
       drain: { type: "boolean", default: false },
       perf: { type: "string" },
       "no-sample": { type: "boolean", default: false },
+      syscalls: { type: "boolean", default: false },
       "server-pid": { type: "string" },
     },
   });
@@ -280,6 +285,13 @@ async function main(): Promise<void> {
     const serverPid = values["server-pid"] === undefined
       ? localRedisPid()
       : Number(values["server-pid"]) || null;
+    const stopCounting = values.syscalls
+      ? await countKernelEvents({
+        worker: child.pid,
+        ...(serverPid === null ? {} : { "redis-server": serverPid }),
+      })
+      : null;
+    const callsBefore = values.syscalls ? commandCalls(await broker.info("commandstats")) : null;
     const cpuBefore = threadCpuNs(child.pid);
     const othersBefore = otherCpuNs(serverPid);
     const started = performance.now();
@@ -289,6 +301,8 @@ async function main(): Promise<void> {
     const wallMs = performance.now() - started;
     const cpuAfter = threadCpuNs(child.pid);
     const othersAfter = otherCpuNs(serverPid);
+    const kernel = stopCounting ? await stopCounting() : null;
+    const callsAfter = callsBefore ? commandCalls(await broker.info("commandstats")) : null;
     if (perf) {
       perf.kill("SIGINT");
       await perf.status;
@@ -333,6 +347,13 @@ async function main(): Promise<void> {
         [...othersAfter].map(([k, ns]) => `${k} ${perTask((ns - othersBefore.get(k)!) / 1000)}`)
           .join(", "),
     );
+    if (kernel) {
+      console.log("kernel events per task (perf stat):");
+      for (const line of kernelLines(kernel, n)) console.log(line);
+    }
+    if (callsBefore && callsAfter) {
+      console.log(`Redis commands per task: ${commandsPerTask(callsBefore, callsAfter, n)}`);
+    }
     console.log("\nper task, by stage (self time):");
     const sortedStages = [...stages].filter(([k]) => k !== "(idle)" && k !== "(program)").sort((
       a,
