@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { BlockingAverage, BlockingTimes } from "../src/worker/blocking_time.ts";
+import { BlockingAverage, messagesOf } from "../src/worker/blocking_time.ts";
 import { PrefetchWindow } from "../src/worker/prefetch_window.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { app as tasksApp } from "./apps/first_contact_app.ts";
@@ -47,31 +47,14 @@ Deno.test("blocking time: a running average of finished tasks, null until one ha
   assert.ok(avg.ms! > 0 && avg.ms! < 5, `${avg.ms}: moves toward the newest, smoothed`);
 });
 
-Deno.test("blocking time per task name: only names known to block briefly share a message", () => {
-  const times = new BlockingTimes();
-  assert.equal(times.share({ task: "t.short" }), null, "not known yet: alone");
-  times.observe("t.short", undefined);
-  assert.equal(times.ms("t.short"), null, "a finished task without `blocked` is skipped");
-  times.observe("t.short", 0.05);
-  times.observe("t.long", 40);
-  assert.equal(times.share({ task: "t.short" }), 0.05);
-  assert.equal(times.share({ task: "t.long" }), null, "blocks for long: alone");
-  assert.equal(times.ms("t.short"), 0.05, "one name's average is not the other's");
-  for (const limits of [{ hard: 5, soft: null }, { hard: null, soft: 2 }]) {
-    assert.equal(times.share({ task: "t.short", timeLimits: limits }), null, "time limit: alone");
-  }
-  assert.equal(times.share({ task: "t.short", timeLimits: { hard: null, soft: null } }), 0.05);
-  times.observe("t.long", 0);
-  assert.ok(times.ms("t.long")! < 40, "moves toward the newest, smoothed");
-  const few = new BlockingTimes(2);
-  few.observe("a", 0.1);
-  few.observe("b", 0.1);
-  few.observe("c", 0.1);
-  assert.deepEqual(
-    ["a", "b", "c"].map((t) => few.ms(t)),
-    [null, 0.1, 0.1],
-    "bounded: oldest forgotten",
-  );
+Deno.test("blocking time: tasks of a Web Worker go about 1 ms of blocking work to a message", () => {
+  const tasks = [1, 2, 3, 4, 5];
+  assert.deepEqual(messagesOf(tasks, null), [tasks], "unknown: one message");
+  assert.deepEqual(messagesOf(tasks, 0.01), [tasks], "short tasks: one message");
+  assert.deepEqual(messagesOf(tasks, 5), [[1], [2], [3], [4], [5]], "5 ms tasks: one each");
+  assert.deepEqual(messagesOf(tasks, 0.4), [[1, 2], [3, 4], [5]], "0.4 ms tasks: two each");
+  assert.deepEqual(messagesOf(tasks, 0), [tasks], "a zero average still batches");
+  assert.deepEqual(messagesOf([7], 50), [[7]]);
 });
 
 Deno.test({

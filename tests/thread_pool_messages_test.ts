@@ -11,12 +11,11 @@ import { Celery } from "../mod.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { BatchRunner, type RunOutcome, type RunRequest } from "../src/worker/executor.ts";
 import { ThreadPool } from "../src/worker/thread_pool.ts";
-import type { TimeLimits } from "../src/worker/time_limits.ts";
 
 const MODULE = new URL("./apps/first_contact_app.ts", import.meta.url).href;
 
 let seq = 0;
-function request(task: string, args: unknown[], timeLimits?: TimeLimits): RunRequest {
+function request(task: string, args: unknown[]): RunRequest {
   const id = crypto.randomUUID();
   const msg = encodeTaskMessage({
     task,
@@ -36,7 +35,6 @@ function request(task: string, args: unknown[], timeLimits?: TimeLimits): RunReq
     contentEncoding: msg.contentEncoding,
     headers: msg.headers,
     storeResult: true,
-    timeLimits,
     info: {
       retries: 0,
       rootId: id,
@@ -51,53 +49,29 @@ function request(task: string, args: unknown[], timeLimits?: TimeLimits): RunReq
   };
 }
 
-/** A task killed at its time limit and the tasks of its Web Worker put back. */
-interface Killed {
-  seq: number;
-  abandoned: number[];
-}
-
-/**
- * A pool (one Web Worker of 8 slots by default), the batches of outcomes it
- * reports and the tasks it kills at their time limit.
- */
-async function pool(size = 1, slots = 8): Promise<
-  {
-    pool: ThreadPool;
-    batches: RunOutcome[][];
-    killed: Killed[];
-    settled(n: number): Promise<void>;
-  }
+/** A one-Web-Worker pool and the batches of outcomes it reports. */
+async function pool(): Promise<
+  { pool: ThreadPool; batches: RunOutcome[][]; settled(n: number): Promise<void> }
 > {
   const batches: RunOutcome[][] = [];
-  const killed: Killed[] = [];
   let waiting: { n: number; resolve(): void } | null = null;
-  const count = () =>
-    batches.reduce((s, b) => s + b.length, 0) +
-    killed.reduce((s, k) => s + 1 + k.abandoned.length, 0);
-  const check = () => {
-    if (waiting && count() >= waiting.n) waiting.resolve();
-  };
+  const count = () => batches.reduce((s, b) => s + b.length, 0);
   const p = new ThreadPool(
-    { size, slots, module: MODULE, exportName: "app", config: {} },
+    { size: 1, slots: 8, module: MODULE, exportName: "app", config: {} },
     {
       onOutcomes: (outcomes) => {
         batches.push(outcomes);
-        check();
+        if (waiting && count() >= waiting.n) waiting.resolve();
       },
       onPublish: () => Promise.resolve(),
       onLost: (seqs, reason) => assert.fail(`lost ${seqs}: ${reason}`),
-      onTimeLimit: (seq, _seconds, abandoned) => {
-        killed.push({ seq, abandoned });
-        check();
-      },
+      onTimeLimit: () => assert.fail("no time limit is set"),
     },
   );
   await p.start();
   return {
     pool: p,
     batches,
-    killed,
     settled: (n) => {
       if (count() >= n) return Promise.resolve();
       const { promise, resolve } = Promise.withResolvers<void>();
@@ -105,21 +79,6 @@ async function pool(size = 1, slots = 8): Promise<
       return promise;
     },
   };
-}
-
-/** Run three rounds of four `task` tasks, so that the pool knows how long they block. */
-async function warm(
-  p: ThreadPool,
-  settled: (n: number) => Promise<void>,
-  task: string,
-  args: unknown[],
-  done = 0,
-): Promise<number> {
-  for (let i = 0; i < 3; i++) {
-    p.run([1, 2, 3, 4].map(() => request(task, args)));
-    await settled(done += 4);
-  }
-  return done;
 }
 
 Deno.test("thread pool: after a 5 ms task, 5 ms tasks given at once come back in several batches", async () => {
@@ -150,107 +109,6 @@ Deno.test("thread pool: short tasks given at once come back in one batch", async
     p.run([1, 2, 3].map(() => request("fc.big", [1])));
     await settled(4);
     assert.deepEqual(batches.map((b) => b.length), [1, 3]);
-  } finally {
-    await p.close();
-  }
-});
-
-Deno.test("thread pool: short tasks given at once go to one of two Web Workers, up to its free slots", async () => {
-  const { pool: p, batches, settled } = await pool(2, 3);
-  try {
-    p.run([1, 2].map(() => request("fc.big", [1])));
-    await settled(2);
-    assert.deepEqual(batches.map((b) => b.length), [1, 1], "blocking time unknown: one each");
-    p.run([1, 2, 3].map(() => request("fc.big", [1])));
-    await settled(5);
-    assert.deepEqual(batches.slice(2).map((b) => b.length), [3], "short: one message, one batch");
-    p.run([1, 2, 3, 4, 5].map(() => request("fc.big", [1])));
-    await settled(10);
-    assert.deepEqual(
-      batches.slice(3).map((b) => b.length).sort(),
-      [2, 3],
-      "a Web Worker takes no more than its 3 slots",
-    );
-  } finally {
-    await p.close();
-  }
-});
-
-Deno.test("thread pool: 5 ms tasks given at once are spread over two Web Workers", async () => {
-  const { pool: p, batches, settled } = await pool(2);
-  try {
-    p.run([request("fc.spin", [5])]);
-    await settled(1);
-    p.run([1, 2].map(() => request("fc.spin", [5])));
-    await settled(3);
-    assert.equal(batches.length, 3, `one task to each: ${batches.map((b) => b.length)}`);
-  } finally {
-    await p.close();
-  }
-});
-
-Deno.test("thread pool: a short task with a hard time limit is not sent with a long one", async () => {
-  const { pool: p, batches, killed, settled } = await pool(2, 32);
-  try {
-    const done = await warm(p, settled, "fc.big", [1]);
-    const limited = request("fc.big", [1], { hard: 0.2, soft: null });
-    p.run([request("fc.spin", [300]), limited]);
-    await settled(done + 2);
-    assert.deepEqual(killed, [], "waiting behind a 300 ms task is not the limited task's time");
-    assert.ok(batches.flat().every((o) => o.ok));
-  } finally {
-    await p.close();
-  }
-});
-
-Deno.test("thread pool: a task with a time limit goes alone, even with tasks of its name known as short", async () => {
-  const { pool: p, batches, killed, settled } = await pool(2, 32);
-  try {
-    let done = await warm(p, settled, "fc.spin", [0]);
-    done = await warm(p, settled, "fc.big", [1], done);
-    const limited = request("fc.big", [1], { hard: 0.2, soft: null });
-    p.run([request("fc.spin", [300]), limited]);
-    await settled(done + 2);
-    assert.deepEqual(
-      killed,
-      [],
-      "the 300 ms task's name was short until now: not the limited task's time",
-    );
-    assert.ok(batches.flat().every((o) => o.ok));
-  } finally {
-    await p.close();
-  }
-});
-
-Deno.test("thread pool: short tasks are not sent with a task of a name not known yet", async () => {
-  const { pool: p, batches, settled } = await pool(2, 32);
-  try {
-    const done = await warm(p, settled, "fc.big", [1]);
-    const long = request("fc.spin", [300]);
-    const short = Array.from({ length: 15 }, () => request("fc.big", [1]));
-    p.run([...short.slice(0, 5), long, ...short.slice(5)]);
-    await settled(done + 16);
-    const after = batches.findIndex((b) => b.some((o) => o.seq === long.seq));
-    const late = batches.slice(after).flat().filter((o) => o.seq !== long.seq);
-    assert.deepEqual(
-      late.map((o) => o.seq),
-      [],
-      "no short task comes back with or after the 300 ms one",
-    );
-  } finally {
-    await p.close();
-  }
-});
-
-Deno.test("thread pool: terminating a task puts back no short task that was sent with it", async () => {
-  const { pool: p, killed, settled } = await pool(2, 32);
-  try {
-    const done = await warm(p, settled, "fc.big", [1]);
-    const long = request("fc.spin", [400]);
-    p.run([...[1, 2, 3, 4, 5, 6].map(() => request("fc.big", [1])), long]);
-    await settled(done + 6);
-    p.terminate([long.seq]);
-    assert.deepEqual(killed, [{ seq: long.seq, abandoned: [] }]);
   } finally {
     await p.close();
   }

@@ -63,84 +63,28 @@ export class BlockingAverage {
   }
 }
 
-/** Task names whose blocking time {@link BlockingTimes} keeps at most. */
-const MAX_NAMES = 1024;
-
 /**
- * Running average of the blocking time of each task name, and what follows
- * for the threads pool: whether a task may share a message to a Web Worker
- * with others, and how much of the message's blocking work it takes.
- *
- * The averages are per name, not one over all tasks: a name that blocks
- * for long (or is not known yet) goes alone however short the others are.
- * At most 1024 names are kept (the worker's registered tasks; the name
- * learnt longest ago is forgotten first).
+ * Cut the tasks handed to one Web Worker into messages of about
+ * {@link MESSAGE_BLOCKING_MS} of blocking work each, in order; one message
+ * while the blocking time is unknown.
  *
  * @example
  * ```ts ignore
- * const times = new BlockingTimes();
- * times.share({ task: "t.add" }); // null: not known yet, goes alone
- * times.observe("t.add", 0.05);
- * times.observe("t.crunch", 40);
- * times.share({ task: "t.add" }); // 0.05: may share a message
- * times.share({ task: "t.crunch" }); // null: blocks for long, goes alone
- * times.share({ task: "t.add", timeLimits: { hard: 5, soft: null } }); // null
+ * messagesOf([1, 2, 3], 5); // [[1], [2], [3]]: 5 ms tasks go one to a message
+ * messagesOf([1, 2, 3], 0.01); // [[1, 2, 3]]
+ * messagesOf([1, 2, 3], null); // [[1, 2, 3]]
  * ```
+ *
+ * @param tasks the tasks, in the order they run
+ * @param blockedMs average blocking time of a task, null when unknown
+ * @returns the messages, each a non-empty slice of `tasks`
  */
-export class BlockingTimes {
-  readonly #ms = new Map<string, number>();
-  readonly #maxNames: number;
-
-  /**
-   * @param maxNames task names kept at most (default 1024)
-   */
-  constructor(maxNames: number = MAX_NAMES) {
-    this.#maxNames = maxNames;
-  }
-
-  /**
-   * The average blocking time of a task name.
-   *
-   * @param task the task name
-   * @returns milliseconds; null until a task of that name has finished
-   */
-  ms(task: string): number | null {
-    return this.#ms.get(task) ?? null;
-  }
-
-  /**
-   * Learn from a finished task.
-   *
-   * @param task its name
-   * @param blocked milliseconds it held its thread (undefined: skipped)
-   */
-  observe(task: string, blocked: number | undefined): void {
-    if (blocked === undefined) return;
-    const ms = this.#ms.get(task);
-    if (ms !== undefined) {
-      this.#ms.set(task, ms + SMOOTHING * (blocked - ms));
-      return;
-    }
-    if (this.#ms.size >= this.#maxNames) this.#ms.delete(this.#ms.keys().next().value!);
-    this.#ms.set(task, blocked);
-  }
-
-  /**
-   * The blocking work a task adds to a message it shares with others, or
-   * null when it goes alone: its name blocks for
-   * {@link MESSAGE_BLOCKING_MS} or more, or is not known yet, or the task
-   * has a time limit (its clock starts when it is sent, so it must not
-   * wait behind others in the same message).
-   *
-   * @param req the task's name and time limits
-   * @returns milliseconds, or null
-   */
-  share(req: { task: string; timeLimits?: { hard: number | null; soft: number | null } }):
-    | number
-    | null {
-    const limits = req.timeLimits;
-    if (limits && (limits.hard !== null || limits.soft !== null)) return null;
-    const ms = this.ms(req.task);
-    return ms === null || ms >= MESSAGE_BLOCKING_MS ? null : ms;
-  }
+export function messagesOf<T>(tasks: T[], blockedMs: number | null): T[][] {
+  const per = blockedMs === null
+    ? tasks.length
+    : Math.max(1, Math.floor(MESSAGE_BLOCKING_MS / Math.max(blockedMs, 0.001)));
+  if (per >= tasks.length) return [tasks];
+  const out: T[][] = [];
+  for (let i = 0; i < tasks.length; i += per) out.push(tasks.slice(i, i + per));
+  return out;
 }

@@ -6,7 +6,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { CeleryOptions } from "../client/config.ts";
-import { BlockingTimes, MESSAGE_BLOCKING_MS } from "./blocking_time.ts";
+import { BlockingAverage, messagesOf } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import type { Pool, PoolEvents } from "./pool.ts";
 import { type Group, type Member, postTo } from "./pool_member.ts";
@@ -73,16 +73,6 @@ interface Owned {
   id: string;
 }
 
-/** Tasks {@link ThreadPool.run} sends to one Web Worker in one message. */
-interface Message {
-  member: Member;
-  batch: RunRequest[];
-  /** Estimated blocking work of the tasks that share it. */
-  ms: number;
-  /** Free slots of its Web Worker left for more tasks to share it. */
-  room: number;
-}
-
 const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tasks: [] };
 
 /**
@@ -90,9 +80,8 @@ const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tas
  * tasks at a time (async handlers interleave; sync handlers run in turn).
  *
  * - Tasks run in the group of Web Workers of their permission sandbox.
- * - Tasks go one to a message, so that a Web Worker is sent more while it
- *   runs them; only tasks whose name blocks its thread briefly share
- *   messages of about 1 ms of blocking work (see `blocking_time.ts`).
+ * - Tasks that block their thread for long go a few to a message (see
+ *   `blocking_time.ts`), so that a Web Worker is sent more while it runs them.
  * - Time limits: timers on the main thread fire a task's AbortSignal at its
  *   soft limit, and at its hard limit terminate its Web Worker; the other
  *   tasks that Web Worker held are reported abandoned, for the worker to
@@ -119,7 +108,7 @@ export class ThreadPool implements Pool {
   readonly #retiring = new Set<Member>();
   readonly #owner = new Map<number, Owned>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
-  readonly #blocking = new BlockingTimes();
+  readonly #blocking = new BlockingAverage();
   #closed = false;
   /** Web Workers added to (or, when negative, taken from) the default group by {@link ThreadPool.resize}. */
   #extra = 0;
@@ -300,13 +289,12 @@ export class ThreadPool implements Pool {
 
   #onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void {
     for (const o of outcomes) {
-      const owned = this.#owner.get(o.seq);
-      if (owned) this.#blocking.observe(owned.task, o.blocked);
       member.inflight.delete(o.seq);
       this.#owner.delete(o.seq);
       this.#limits.clear(o.seq);
     }
     member.load -= outcomes.length;
+    this.#blocking.observe(outcomes);
     if (memory !== undefined && this.#policy.overMemory(memory)) {
       this.#retire(member, `its heap is ${Math.round(memory / 1024)} KiB`);
     }
@@ -394,54 +382,31 @@ export class ThreadPool implements Pool {
     this.#events.onTimeLimit(seq, seconds, abandoned);
   }
 
-  /**
-   * Hand tasks to the least loaded Web Workers of their sandboxes. Tasks
-   * whose name blocks its thread briefly (see `BlockingTimes`) go to one
-   * Web Worker together, in one message of about `MESSAGE_BLOCKING_MS` of
-   * their estimated blocking work and up to its free slots: a take of short
-   * tasks is one message and comes back as one batch of outcomes (one
-   * result store, one acknowledgement) instead of a message, a batch and
-   * their writes for every Web Worker. Any other task — its name blocks
-   * for long or is not known yet, or it has a time limit — goes alone in
-   * its own message to the least loaded, so that none waits behind it in a
-   * message.
-   */
   run(requests: RunRequest[]): void {
-    const messages: Message[] = [];
-    const open = new Map<Group, Message>();
+    const batches = new Map<Member, RunRequest[]>();
     for (const req of requests) {
       const group = this.#groupOf.get(req.task) ?? this.#groups[0];
-      const ms = this.#blocking.share(req);
-      let message = ms === null ? undefined : open.get(group);
-      if (
-        message && (message.room <= 0 || message.ms + ms! > MESSAGE_BLOCKING_MS ||
-          message.member.retiring || message.member.dead)
-      ) message = undefined;
-      if (!message) {
-        let best: Member | undefined;
-        for (const m of group.members) {
-          if (!m.dead && !m.retiring && (!best || m.load < best.load)) best = m;
-        }
-        if (!best) {
-          this.#events.onLost([req.seq], "no Web Worker is running (replacements are failing)");
-          continue;
-        }
-        message = { member: best, batch: [], ms: 0, room: this.#options.slots - best.load };
-        messages.push(message);
-        if (ms !== null) open.set(group, message);
+      let best: Member | undefined;
+      for (const m of group.members) {
+        if (!m.dead && !m.retiring && (!best || m.load < best.load)) best = m;
       }
-      const m = message.member;
-      message.batch.push(req);
-      message.ms += ms ?? 0;
-      message.room--;
-      m.load++;
-      m.assigned++;
-      m.inflight.add(req.seq);
-      this.#owner.set(req.seq, { member: m, task: req.task, id: req.id });
-      if (req.timeLimits) this.#startLimits(m, req.seq, req.timeLimits);
-      if (this.#policy.full(m.assigned)) this.#retire(m, `it ran ${m.assigned} tasks`);
+      if (!best) {
+        this.#events.onLost([req.seq], "no Web Worker is running (replacements are failing)");
+        continue;
+      }
+      best.load++;
+      best.assigned++;
+      best.inflight.add(req.seq);
+      this.#owner.set(req.seq, { member: best, task: req.task, id: req.id });
+      if (req.timeLimits) this.#startLimits(best, req.seq, req.timeLimits);
+      let b = batches.get(best);
+      if (!b) batches.set(best, b = []);
+      b.push(req);
+      if (this.#policy.full(best.assigned)) this.#retire(best, `it ran ${best.assigned} tasks`);
     }
-    for (const { member, batch } of messages) this.#postRun(member, batch);
+    for (const [m, batch] of batches) {
+      for (const message of messagesOf(batch, this.#blocking.ms)) this.#postRun(m, message);
+    }
   }
 
   /**
