@@ -199,6 +199,21 @@ Deno.test("events: EventListWriter.addValues writes what add() writes for the sa
   assert.equal(byValues.length, 0);
   assert.equal(first.slice(0, -1) + ", " + rest.slice(1), whole);
   assert.equal(JSON.parse(first).length, 2);
+  // Takes in turn with events added between them (a fraction of max rounds down), values that
+  // need escaping written late as add() writes them at once.
+  const odd = ['caf\u00e9 "q" \\ \n', "\ud800", ""];
+  for (const [i, uuid] of odd.entries()) {
+    byFields.add("task-started", { uuid }, 20 + i, 1_700_000_000_500);
+    byValues.addValues(started, [uuid], 20 + i, 1_700_000_000_500);
+  }
+  const parts = [text(byValues.take(1.5))];
+  byFields.add("task-started", { uuid: "late" }, 30, 1_700_000_001_000);
+  byValues.addValues(started, ["late"], 30, 1_700_000_001_000);
+  assert.equal(byValues.length, 3);
+  parts.push(text(byValues.take(2)), text(byValues.take()));
+  assert.equal(byValues.length, 0);
+  assert.deepEqual(parts.map((p) => JSON.parse(p).length), [1, 2, 1]);
+  assert.equal("[" + parts.map((p) => p.slice(1, -1)).join(", ") + "]", text(byFields.take()));
 });
 
 Deno.test("events: every captured event message re-encodes to the captured envelope bytes", () => {

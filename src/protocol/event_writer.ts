@@ -4,9 +4,12 @@
  * task by the thousand, and what it allocates or walks for them is paid by
  * every task in flight.
  *
- * An event of flat values is only recorded when it is added (its shape,
- * values, clock and time): its text is written when the list is taken, a
- * batch at a time, out of the path of the task that sent it. The text is
+ * An event added by {@link EventListWriter.addValues} with flat values
+ * (strings, numbers, booleans, `null`) is only recorded (its shape, values,
+ * clock and time): its text is written when the list is taken, a batch at
+ * a time, out of the path of the task that sent it. Other events (those of
+ * {@link EventListWriter.add}, and values JSON must walk) are written when
+ * added, so that a value JSON cannot carry throws to their sender. The text is
  * pushed as pieces (constant ones cached, values as Python's `json.dumps`
  * writes them) and the list is joined and encoded to bytes once: V8 joins
  * and encodes strings natively,
@@ -81,6 +84,8 @@ export class EventListWriter {
    * event's text, for one written at once), its values, clock and time.
    */
   #records: unknown[] = [];
+  /** Index in {@link #records} of the first event not taken yet. */
+  #next = 0;
   readonly #hostname: string;
   readonly #pid: string;
   readonly #keys = new Map<string, string>();
@@ -97,9 +102,9 @@ export class EventListWriter {
     this.#pid = pyJsonScalar(sender.pid);
   }
 
-  /** Events written since the last {@link EventListWriter.take}. */
+  /** Events added and not taken yet. */
   get length(): number {
-    return this.#records.length >> 2;
+    return (this.#records.length - this.#next) >> 2;
   }
 
   /**
@@ -177,15 +182,16 @@ export class EventListWriter {
    * The list written so far (`[]` for none), or its first `max` events, as
    * bytes of its own; the events taken leave the writer.
    *
-   * @param max events to take at most; default all
+   * @param max events to take at most (a fraction is rounded down); default all
    * @returns the JSON list's bytes (ASCII)
    */
   take(max = Infinity): Uint8Array {
     const records = this.#records;
-    const end = Math.min(records.length, max * 4);
+    const start = this.#next;
+    const end = Math.min(records.length, start + Math.max(0, Math.floor(max)) * 4);
     const pieces: string[] = ["["];
-    for (let r = 0; r < end; r += 4) {
-      if (r > 0) pieces.push(", ");
+    for (let r = start; r < end; r += 4) {
+      if (r > start) pieces.push(", ");
       const shape = records[r];
       if (typeof shape === "string") pieces.push(shape);
       else {
@@ -199,7 +205,12 @@ export class EventListWriter {
       }
     }
     pieces.push("]");
-    this.#records = end === records.length ? [] : records.slice(end);
+    // The rest stays where it is (a split flush takes its messages in turn
+    // without copying what is left each time); the list restarts when empty.
+    if (end === records.length) {
+      this.#records = [];
+      this.#next = 0;
+    } else this.#next = end;
     return ascii.encode(pieces.join(""));
   }
 

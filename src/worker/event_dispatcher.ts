@@ -5,9 +5,10 @@
  * events) at each turn of its event loop; here the pending task events go
  * out `flushMs` (default 50 ms) after the first of them, in messages of at
  * most `batchMax` (default 100), so a busy worker publishes a few large
- * batches instead of one small one per turn. A task event is only
- * recorded in the task's path; its text is written when it goes out, in
- * one chunk per window. A failed publish is
+ * batches instead of one small one per turn. The three events of every
+ * task (received, started, succeeded) are only recorded in the task's path;
+ * their text is written when they go out, in one chunk per window (the
+ * rarer ones, failed, retried, revoked, rejected, are written when sent). A failed publish is
  * logged and dropped: events are best-effort, tasks never wait for them.
  *
  * @module
