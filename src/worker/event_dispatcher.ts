@@ -8,8 +8,9 @@
  * batches instead of one small one per turn. The three events of every
  * task (received, started, succeeded) are only recorded in the task's path;
  * their text is written when they go out, in one chunk per window (the
- * rarer ones, failed, retried, revoked, rejected, are written when sent). A failed publish is
- * logged and dropped: events are best-effort, tasks never wait for them.
+ * rarer ones, failed, retried, revoked, rejected, are written when sent).
+ * A failed publish is logged and dropped: events are best-effort, tasks
+ * never wait for them.
  *
  * @module
  */
@@ -166,11 +167,10 @@ export class EventDispatcher {
 
   /** Publish the pending task events now, at most `batchMax` a message. */
   flush(): void {
-    while (this.#batch.length > 0) this.#publishBatch(this.#batchMax);
-  }
-
-  #publishBatch(max: number): void {
-    this.#publish(encodeEventListMessage(this.#batch.take(max), this.#hostname), TASK_MULTI);
+    while (this.#batch.length > 0) {
+      const list = this.#batch.take(this.#batchMax);
+      this.#publish(encodeEventListMessage(list, this.#hostname), TASK_MULTI);
+    }
   }
 
   /** Flush, and wait until every event sent so far is published (or failed). */
