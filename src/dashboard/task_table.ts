@@ -38,17 +38,11 @@ const MAX_NAMES = 1000;
  */
 const SHORT_TIMELINE = 4;
 
-/** The states, by the code the table keeps. */
-const STATES: readonly TaskState[] = [
-  "PENDING",
-  "RECEIVED",
-  "STARTED",
-  "SUCCESS",
-  "FAILURE",
-  "RETRY",
-  "REVOKED",
-  "REJECTED",
-];
+/**
+ * The states, by the code the table keeps: each task event type's, in
+ * Celery's order, so `PENDING` (of `task-sent`) is 0, a new row's state.
+ */
+const STATES: readonly TaskState[] = Object.values(TASK_EVENT_STATE);
 const STATE_CODE = new Map(STATES.map((state, code) => [state, code]));
 /** Event type → the code of the state it puts a task in. */
 const EVENT_CODE = new Map(
