@@ -63,27 +63,51 @@ export function onLive(fn) {
   return () => listeners.delete(fn);
 }
 
-/** Re-render on every live message, calling `fetcher` (throttled to once a second). */
+/**
+ * Re-render on every live message, calling `fetcher(msg)`: it returns a
+ * promise of the data, or undefined when `msg` changes nothing it shows
+ * (`msg` is null for the first load). One fetch at a time: the messages
+ * that arrive while one is in flight are kept, and when it ends the first
+ * of them that calls for a fetch gets one (newer than all of them), so a
+ * change is never dropped for arriving at the wrong moment. New `deps`
+ * start afresh: a fetch still in flight for the old ones is not waited
+ * for, and its answer is not shown.
+ */
 export function useLive(fetcher, deps = []) {
   const [data, setData] = useState(null);
   const [error, setError] = useState(null);
-  const busy = useRef(false);
   useEffect(() => {
     let alive = true;
-    const load = async (msg) => {
-      if (busy.current) return;
-      busy.current = true;
+    let busy = false;
+    const waiting = [];
+    const ask = (msg) => {
       try {
-        const d = await fetcher(msg);
-        if (alive && d !== undefined) {
-          setData(d);
-          setError(null);
-        }
+        return fetcher(msg);
       } catch (err) {
-        if (alive) setError(err.message);
-      } finally {
-        busy.current = false;
+        return Promise.reject(err);
       }
+    };
+    const load = async (msg) => {
+      if (busy) {
+        waiting.push(msg);
+        return;
+      }
+      busy = true;
+      let pending = ask(msg);
+      while (alive && pending !== undefined) {
+        try {
+          const d = await pending;
+          if (alive) {
+            setData(d);
+            setError(null);
+          }
+        } catch (err) {
+          if (alive) setError(err.message);
+        }
+        pending = undefined;
+        for (const m of waiting.splice(0)) pending ??= ask(m);
+      }
+      busy = false;
     };
     load(null);
     const off = onLive(load);

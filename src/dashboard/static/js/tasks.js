@@ -10,6 +10,7 @@ import {
   get,
   href,
   html,
+  useEffect,
   useLive,
   useState,
 } from "./lib.js";
@@ -44,6 +45,15 @@ export function Tasks({ params, session }) {
   const [workers] = useLive((
     msg,
   ) => (msg && msg.workers.length === 0 ? undefined : get("workers")));
+  // Text typed in a field and not applied yet: the field shows it through the table's
+  // refreshes (each re-renders the form) until the filters change
+  const [typed, setTyped] = useState({});
+  useEffect(() => setTyped({}), [params.toString()]);
+  const field = (name) => typed[name] ?? params.get(name) ?? "";
+  const onInput = (name) => (e) => {
+    const value = e.target.value;
+    setTyped((t) => ({ ...t, [name]: value }));
+  };
   const onChange = (name) => (e) => {
     const p = new URLSearchParams(params);
     p.set(name, e.target.value);
@@ -72,8 +82,9 @@ export function Tasks({ params, session }) {
       )}>
         ${STATES.map((s) => html`<option value=${s}>${s || "any"}</option>`)}
       </select></label>
-      <label>Name<input name="name" list="task-names" value=${params.get("name") ??
-        ""} onChange=${onChange("name")} /></label>
+      <label>Name<input name="name" list="task-names" value=${field("name")} onInput=${onInput(
+        "name",
+      )} onChange=${onChange("name")} /></label>
       <datalist id="task-names">${(d?.names ?? []).map((n) =>
         html`<option value=${n} />`
       )}</datalist>
@@ -88,8 +99,8 @@ export function Tasks({ params, session }) {
       ${session.hideArgs
         ? null
         : html`<label>Text in id, args, result<input name="text" type="search" value=${
-          params.get("text") ?? ""
-        } onChange=${onChange("text")} /></label>`}
+          field("text")
+        } onInput=${onInput("text")} onChange=${onChange("text")} /></label>`}
       <button type="submit">Filter</button>
     </form>
     <${ErrorBox} error=${error} />
