@@ -205,7 +205,7 @@ Deno.test({
         const res = await page.request.get(`${url}/metrics`);
         assert.equal(res.status(), 200);
         const metrics = await res.text();
-        for (const [type, task] of [["task-succeeded", "tasks.nap"], ["task-failed", "py.fail"]]) {
+        for (const [type, task] of [["task-succeeded", "tasks.hold"], ["task-failed", "py.fail"]]) {
           const n = sample(metrics, "flower_events_total", `type="${type}"`, `task="${task}"`);
           assert.ok(n >= 1, `${type} of ${task}: ${n}\n${metrics}`);
         }

@@ -74,12 +74,14 @@ export function pythonSend(env: Record<string, string>, calls: unknown[]): Proc 
 }
 
 /**
- * Send Python tasks and watch them in the dashboard: `tasks.nap(3)` on the
- * Celeriac worker's queue shows STARTED then SUCCESS live (a Python solo
- * worker sends its task events only once a task is over), `py.mul` appears,
- * and `py.fail(failMessage)` on the Python worker's queue shows its
- * traceback. Screenshots `tasks` and `task-failed`; both Python clients
- * must exit 0. Their processes are pushed on `procs` for the test's cleanup.
+ * Send Python tasks and watch them in the dashboard: `tasks.hold` on the
+ * Celeriac worker's queue shows STARTED, and stays so until this function
+ * lets it finish, then shows SUCCESS, live, in the Tasks table filtered by
+ * its name (a Python solo worker sends its task events only once a task is
+ * over); `py.mul` appears, and `py.fail(failMessage)` on the Python
+ * worker's queue shows its traceback. Screenshots `tasks` and
+ * `task-failed`; both Python clients must exit 0. Their processes are
+ * pushed on `procs` for the test's cleanup.
  */
 export async function watchPythonTasks(
   page: Page,
@@ -92,25 +94,37 @@ export async function watchPythonTasks(
     procs: Proc[];
   },
 ): Promise<void> {
-  const slow = pythonSend(options.tsEnv, [{ task: "tasks.nap", args: [3] }]);
-  const quick = pythonSend(options.pyEnv, [
-    { task: "py.fail", args: [options.failMessage] },
-    { task: "py.mul", args: [6, 7] },
-  ]);
-  options.procs.push(slow, quick);
-  await nav(page, "Tasks");
-  await page.getByLabel("Name").fill("tasks.nap");
-  await page.getByRole("button", { name: "Filter" }).click();
-  const row = page.locator("tr[data-task]", { hasText: "tasks.nap" }).first();
-  await row.locator(".badge", { hasText: "STARTED" }).waitFor({ timeout: 20_000 });
-  await row.locator(".badge", { hasText: "SUCCESS" }).waitFor({ timeout: 20_000 });
-  await page.goto(`${url}/#/tasks`);
-  await page.locator("tr[data-task]", { hasText: "py.mul" }).first().waitFor();
-  await shot(page, "tasks");
-  await page.locator("tr[data-task]", { hasText: "py.fail" }).first().getByRole("link").click();
-  await page.getByTestId("traceback").filter({ hasText: `ValueError: ${options.failMessage}` })
-    .waitFor();
-  await shot(page, "task-failed");
-  assert.equal((await slow.child.status).code, 0, slow.output);
-  assert.equal((await quick.child.status).code, 0, quick.output);
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-hold-" });
+  const gate = `${dir}/release`;
+  try {
+    const held = pythonSend(options.tsEnv, [{ task: "tasks.hold", args: [gate] }]);
+    const quick = pythonSend(options.pyEnv, [
+      { task: "py.fail", args: [options.failMessage] },
+      { task: "py.mul", args: [6, 7] },
+    ]);
+    options.procs.push(held, quick);
+    await nav(page, "Tasks");
+    await page.getByLabel("Name", { exact: true }).fill("tasks.hold");
+    await page.getByRole("button", { name: "Filter" }).click();
+    const row = page.locator("tr[data-task]", { hasText: "tasks.hold" }).first();
+    await row.locator(".badge", { hasText: "STARTED" }).waitFor({ timeout: 20_000 });
+    await Deno.writeTextFile(gate, "released");
+    await row.locator(".badge", { hasText: "SUCCESS" }).waitFor({ timeout: 20_000 });
+    // the filter holds: the one tasks.hold, not the Python worker's tasks
+    await page.getByRole("table").locator("caption", { hasText: /^1 task\(s\)/ }).waitFor();
+    await page.goto(`${url}/#/tasks`);
+    await page.locator("tr[data-task]", { hasText: "py.mul" }).first().waitFor();
+    await shot(page, "tasks");
+    await page.locator("tr[data-task]", { hasText: "py.fail" }).first().getByRole("link").click();
+    await page.getByTestId("traceback").filter({ hasText: `ValueError: ${options.failMessage}` })
+      .waitFor();
+    await shot(page, "task-failed");
+    assert.equal((await held.child.status).code, 0, held.output);
+    assert.match(held.output, /"ok": "released"/);
+    assert.equal((await quick.child.status).code, 0, quick.output);
+  } finally {
+    // a test that failed before the release must not leave the task running
+    await Deno.writeTextFile(gate, "released");
+    await Deno.remove(dir, { recursive: true });
+  }
 }

@@ -27,6 +27,23 @@ export const nap = app.task("tasks.nap", async (seconds: number) => {
   return seconds;
 });
 
+/**
+ * Runs until a file exists at `path`, then returns its text: a task that
+ * stays STARTED until the test writes the file (looked for every 20 ms).
+ * Returns null when the worker aborts it (shutdown, terminate).
+ */
+export const hold = app.task("tasks.hold", { bind: true }, async (ctx, path: string) => {
+  while (!ctx.signal.aborted) {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return null;
+});
+
 let redis: Redis | null = null;
 
 /**
