@@ -3,10 +3,11 @@
  * playwright-core) when things overlap, each overlap made to happen by
  * holding a `GET /api/tasks` answer (its body read from the server, then
  * handed to the page on the test's word): a live change that arrives while
- * a fetch is in flight still reaches the table; a filter applied while a
- * fetch is in flight shows the filtered tasks; text typed in a filter
- * field survives a refresh of the table. Events come from a source the
- * test feeds; no worker runs.
+ * a fetch is in flight still reaches the table, also after more messages
+ * than the page keeps during one fetch; a filter applied while a fetch is
+ * in flight shows the filtered tasks; text typed in a filter field
+ * survives a refresh of the table. Events come from a source the test
+ * feeds; no worker runs.
  */
 
 import assert from "node:assert/strict";
@@ -76,13 +77,16 @@ async function holdNextTasksAnswer(page: Page) {
 
 /**
  * Record every task change the page's live stream delivers, through a listener of the page's
- * own; `delivered(uuid, state)` resolves once such a change has arrived.
+ * own; `delivered(uuid, state)` resolves once such a change has arrived, `messages(n)` once
+ * `n` more messages have.
  */
 async function liveChanges(page: Page) {
   const seen: { uuid: string; state: string }[] = [];
+  let count = 0;
   const waiters = new Set<() => void>();
   await page.exposeFunction("__celeriacChanges", (tasks: { uuid: string; state: string }[]) => {
     seen.push(...tasks);
+    count++;
     for (const w of waiters) w();
   });
   // a string: the test's type checking knows no DOM
@@ -90,15 +94,20 @@ async function liveChanges(page: Page) {
     content: `import("/static/js/lib.js").then((lib) =>
       lib.onLive((msg) => __celeriacChanges(msg.tasks.map(({ uuid, state }) => ({ uuid, state })))));`,
   });
+  const until = async (done: () => boolean) => {
+    while (!done()) {
+      const { promise, resolve } = Promise.withResolvers<void>();
+      waiters.add(resolve);
+      await promise;
+      waiters.delete(resolve);
+    }
+  };
   return {
-    async delivered(uuid: string, state: string): Promise<void> {
-      const has = () => seen.some((t) => t.uuid === uuid && t.state === state);
-      while (!has()) {
-        const { promise, resolve } = Promise.withResolvers<void>();
-        waiters.add(resolve);
-        await promise;
-        waiters.delete(resolve);
-      }
+    delivered: (uuid: string, state: string) =>
+      until(() => seen.some((t) => t.uuid === uuid && t.state === state)),
+    messages(n: number): Promise<void> {
+      const end = count + n;
+      return until(() => count >= end);
     },
   };
 }
@@ -165,6 +174,17 @@ Deno.test({
         ),
         ["held-1"],
       );
+
+      // A change that comes after more live messages than the page keeps during one fetch
+      // (8) still reaches the table
+      hold = await holdNextTasksAnswer(page);
+      events.push(task("task-retried", "held-1", { exception: "Exception('again')" }));
+      await hold.answered;
+      await live.messages(9);
+      events.push(task("task-succeeded", "held-1", { result: "1" }));
+      await live.delivered("held-1", "SUCCESS");
+      await hold.release();
+      await row("held-1").locator(".badge", { hasText: "SUCCESS" }).waitFor({ timeout: 10_000 });
       assert.deepEqual(errors, []);
     } finally {
       await browser.close();

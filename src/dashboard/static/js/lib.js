@@ -68,8 +68,9 @@ export function onLive(fn) {
  * promise of the data, or undefined when `msg` changes nothing it shows
  * (`msg` is null for the first load). One fetch at a time: the messages
  * that arrive while one is in flight are kept, and when it ends the first
- * of them that calls for a fetch gets one (newer than all of them), so a
- * change is never dropped for arriving at the wrong moment. New `deps`
+ * of them that calls for a fetch gets one (newer than all of them; past 8
+ * kept, one is due in any case), so a change is never dropped for arriving
+ * at the wrong moment. New `deps`
  * start afresh: a fetch still in flight for the old ones is not waited
  * for, and its answer is not shown.
  */
@@ -89,7 +90,9 @@ export function useLive(fetcher, deps = []) {
     };
     const load = async (msg) => {
       if (busy) {
-        waiting.push(msg);
+        // Bounded while a fetch hangs: past a few, one more fetch is due whatever they hold.
+        if (waiting.length < 8) waiting.push(msg);
+        else waiting[0] = null;
         return;
       }
       busy = true;
