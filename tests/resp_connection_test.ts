@@ -184,6 +184,28 @@ Deno.test("RESP connection: with waitForReconnect a command sent while it reconn
   }
 });
 
+Deno.test("RESP connection: with replyTimeoutMs, commands left without a reply drop the connection", async () => {
+  const proxy = LossyProxy.start({ hostname: shared.host, port: shared.port });
+  const o = { port: proxy.port, host: "127.0.0.1", minDelayMs: 20, maxDelayMs: 20 };
+  const watched = new RespConnection(at({ ...o, replyTimeoutMs: 300 }));
+  try {
+    await watched.connect();
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(watched.state, "ready", "an idle connection is not dropped");
+    proxy.holdReplies();
+    await assert.rejects(
+      watched.command(["PING"]),
+      (err: unknown) =>
+        err instanceof RedisConnectionError && /sent no reply for 300 ms/.test(err.message),
+    );
+    proxy.cut();
+    await waitUntil("it to be back", async () => await watched.command(["PING"]) === "PONG", 5000);
+  } finally {
+    await watched.close();
+    proxy.close();
+  }
+});
+
 Deno.test("RESP connection: AUTH with an ACL user or the default password; wrong ones are refused", async () => {
   const dir = await Deno.makeTempDir({ prefix: "celeriac-resp-" });
   const port = privatePorts();

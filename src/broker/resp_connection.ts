@@ -83,6 +83,12 @@ export interface RespConnectionOptions {
    * fail if that fails) instead of failing at once. Default false.
    */
   waitForReconnect?: boolean;
+  /**
+   * A connection with commands waiting that gets no reply for this long, ms,
+   * is taken for dead (a peer gone without closing it): it is dropped (its
+   * commands fail) and reconnected. Default none: wait as long as it takes.
+   */
+  replyTimeoutMs?: number;
   /** Reconnect after a drop. Default true. */
   reconnect?: boolean;
   /** First reconnect delay, ms, doubled per failed attempt. Default 50. */
@@ -148,6 +154,9 @@ export class RespConnection {
   #writing = false;
   #flushQueued = false;
   #waiters: Waiter[] = [];
+  /** Replies and pushes read so far (the reply watchdog's sign of life). */
+  #replies = 0;
+  #watchdog: ReturnType<typeof setInterval> | undefined;
   #head = 0;
   #opening: Promise<void> | null = null;
   /** Settles when the reconnect attempt being waited for is over. */
@@ -373,6 +382,7 @@ export class RespConnection {
       throw new RedisConnectionError(`connection to ${this.#label} closed while connecting`);
     }
     this.#state = "ready";
+    this.#watch(conn);
   }
 
   /** Whether close() was called (a method: the state changes across awaits). */
@@ -395,6 +405,7 @@ export class RespConnection {
   }
 
   readonly #onReply = (v: RespValue): void => {
+    this.#replies++;
     if (this.#o.onPush && Array.isArray(v) && isMessage(v[0])) {
       try {
         this.#o.onPush(v);
@@ -445,6 +456,8 @@ export class RespConnection {
 
   /** Close the socket and fail every command waiting on it. */
   #drop(err: Error): void {
+    clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
     const conn = this.#conn;
     this.#conn = null;
     if (conn) {
@@ -461,6 +474,25 @@ export class RespConnection {
     this.#idle?.();
     this.#idle = null;
     for (const w of waiters) w.reject(err);
+  }
+
+  /** With `replyTimeoutMs`: drop `conn` once commands have waited that long without a reply. */
+  #watch(conn: Deno.Conn): void {
+    const ms = this.#o.replyTimeoutMs;
+    if (!ms) return;
+    let seen = this.#replies;
+    let since = Date.now();
+    const timer = setInterval(() => {
+      if (conn !== this.#conn) return;
+      if (this.#head === this.#waiters.length || this.#replies !== seen) {
+        seen = this.#replies;
+        since = Date.now();
+      } else if (Date.now() - since >= ms) {
+        this.#lost(new RedisConnectionError(`${this.#label} sent no reply for ${ms} ms`));
+      }
+    }, Math.max(10, ms / 4));
+    Deno.unrefTimer(timer);
+    this.#watchdog = timer;
   }
 
   async #reconnect(): Promise<void> {

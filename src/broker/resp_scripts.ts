@@ -122,13 +122,20 @@ export interface RespScriptsOptions {
   role?: string;
   /** Longest reconnect delay after a drop, ms. Default 500 (as the ioredis connections'). */
   maxDelayMs?: number;
+  /**
+   * Commands waiting this long without any reply, ms, drop the connection
+   * (a server gone without closing it; ioredis' sockets have TCP keep-alive
+   * after 30 s for this). Default 30000.
+   */
+  replyTimeoutMs?: number;
 }
 
 /**
  * One connection (opened on its first command, reconnected after a drop)
  * that runs scripts and transactions, with failures translated by
  * {@link respFailure}. While it reconnects, a command waits for the next
- * attempt (at most 500 ms away by default) and fails if that fails. A command whose reply a drop lost fails: the caller
+ * attempt (at most 500 ms away by default) and fails if that fails; commands
+ * left without a reply for 30 s (by default) drop the connection. A command whose reply a drop lost fails: the caller
  * decides whether it may be sent again (the take repeats itself by its
  * take record, acknowledgements and result stores are idempotent).
  *
@@ -159,6 +166,7 @@ export class RespScripts {
       role: options.role ?? "commands",
       maxDelayMs: options.maxDelayMs ?? 500,
       waitForReconnect: true,
+      replyTimeoutMs: options.replyTimeoutMs ?? 30_000,
     });
   }
 
