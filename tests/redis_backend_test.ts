@@ -64,7 +64,12 @@ Deno.test({
     })));
     const more = others.map((o) => backend.waitFor(o, AbortSignal.timeout(5000)));
     await Promise.all(more);
-    const after = await subscribers();
+    // Settled waiters unsubscribe after they resolve: CLIENT LIST may come first.
+    let after = await subscribers();
+    for (let i = 0; i < 100 && !after.some((l) => / sub=1 /.test(l)); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      after = await subscribers();
+    }
     assert.equal(after.length, before + 1, "all waiters share one subscriber connection");
     assert.ok(after.some((l) => / sub=1 /.test(l)), "settled waiters unsubscribed, one remains");
     await backend.store([{

@@ -88,6 +88,27 @@ Deno.test("RESP writer: a long string argument and a large count", () => {
   assert.equal(dec.decode(w.take()), `*1\r\n$2000\r\n${long}\r\n`);
 });
 
+Deno.test("RESP writer: a string argument's length prefix counts its UTF-8 bytes at every size", () => {
+  const w = new RespWriter(4);
+  const cases = [
+    "",
+    "a",
+    "é".repeat(9),
+    "€".repeat(4),
+    "😀x",
+    "\ud800",
+    "x".repeat(9) + "é",
+    "ü".repeat(70_000),
+    "y".repeat(70_000),
+  ];
+  for (const s of cases) w.command([s, "end"]);
+  const expected = cases.map((s) => {
+    const bytes = enc.encode(s);
+    return `*2\r\n$${bytes.length}\r\n${dec.decode(bytes)}\r\n$3\r\nend\r\n`;
+  }).join("");
+  assert.equal(dec.decode(w.take()), expected);
+});
+
 Deno.test("RESP reader: every reply type, in one read", () => {
   const got = readAll([
     enc.encode("+OK\r\n:42\r\n:-7\r\n$5\r\nhello\r\n$-1\r\n*-1\r\n$0\r\n\r\n*0\r\n"),

@@ -8,6 +8,7 @@ import {
 import { RedisReplyError, type RespValue } from "../src/broker/resp_reader.ts";
 import { REDIS_URL } from "./helpers/redis.ts";
 import { command, privatePorts, startRedis, waitUntil } from "./helpers/redis_servers.ts";
+import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { TcpProxy } from "./helpers/tcp_proxy.ts";
 
 const shared = parseRedisUrl(REDIS_URL);
@@ -138,6 +139,70 @@ Deno.test("RESP connection: after a cut, it reconnects and subscribes again", as
   } finally {
     await Promise.all([sub.conn.close(), viaProxy.close(), direct.close()]);
     await proxy.close();
+  }
+});
+
+Deno.test("RESP connection: a server that does not answer the greeting is given up; a later connect works", async () => {
+  const proxy = LossyProxy.start({ hostname: shared.host, port: shared.port });
+  const conn = new RespConnection(
+    at({ port: proxy.port, host: "127.0.0.1", connectTimeoutMs: 200 }),
+  );
+  try {
+    proxy.holdReplies();
+    await assert.rejects(
+      conn.connect(),
+      (err: unknown) =>
+        err instanceof RedisConnectionError && /did not answer within 200 ms/.test(err.message),
+    );
+    assert.equal(conn.state, "idle");
+    proxy.cut();
+    assert.equal(await conn.command(["PING"]), "PONG");
+  } finally {
+    await conn.close();
+    proxy.close();
+  }
+});
+
+Deno.test("RESP connection: with waitForReconnect a command sent while it reconnects waits for the attempt", async () => {
+  const proxy = LossyProxy.start({ hostname: shared.host, port: shared.port });
+  const o = { port: proxy.port, host: "127.0.0.1", minDelayMs: 1000, maxDelayMs: 1000 };
+  const waiting = new RespConnection(at({ ...o, waitForReconnect: true }));
+  const failing = new RespConnection(at(o));
+  try {
+    await Promise.all([waiting.connect(), failing.connect()]);
+    proxy.cut();
+    await waitUntil(
+      "both to notice the cut",
+      () => Promise.resolve(waiting.state === "waiting" && failing.state === "waiting"),
+      5000,
+    );
+    await assert.rejects(failing.command(["PING"]), /is down; reconnecting/);
+    assert.equal(await waiting.command(["PING"]), "PONG");
+  } finally {
+    await Promise.all([waiting.close(), failing.close()]);
+    proxy.close();
+  }
+});
+
+Deno.test("RESP connection: with replyTimeoutMs, commands left without a reply drop the connection", async () => {
+  const proxy = LossyProxy.start({ hostname: shared.host, port: shared.port });
+  const o = { port: proxy.port, host: "127.0.0.1", minDelayMs: 20, maxDelayMs: 20 };
+  const watched = new RespConnection(at({ ...o, replyTimeoutMs: 300 }));
+  try {
+    await watched.connect();
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(watched.state, "ready", "an idle connection is not dropped");
+    proxy.holdReplies();
+    await assert.rejects(
+      watched.command(["PING"]),
+      (err: unknown) =>
+        err instanceof RedisConnectionError && /sent no reply for 300 ms/.test(err.message),
+    );
+    proxy.cut();
+    await waitUntil("it to be back", async () => await watched.command(["PING"]) === "PONG", 5000);
+  } finally {
+    await watched.close();
+    proxy.close();
   }
 });
 

@@ -22,6 +22,8 @@ import {
 } from "../broker/redis_connection.ts";
 import { parseRedisUrl } from "../broker/redis_url.ts";
 import { retryWhileDown } from "../broker/outage.ts";
+import { usesRespEvents } from "../broker/resp_events.ts";
+import { RespScript, RespScripts } from "../broker/resp_scripts.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ChordMember } from "../protocol/signature.ts";
 import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
@@ -71,6 +73,8 @@ for i, key in ipairs(KEYS) do
 end
 return #KEYS
 `;
+
+const STORE = new RespScript(STORE_SCRIPT);
 
 /**
  * Options of {@link openRedisBackend}.
@@ -123,6 +127,8 @@ export class RedisBackend implements ResultBackend {
   readonly #ttl: number;
   readonly #outageLimit: number | undefined;
   readonly #chords: RedisChords;
+  /** The result stores' own connection, on a single server (not Sentinel or Cluster). */
+  readonly #resp: RespScripts | null;
   #subscriber: Redis | null = null;
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #subscribing = new Map<string, Promise<unknown>>();
@@ -148,6 +154,9 @@ export class RedisBackend implements ResultBackend {
       name: "celeriac-backend",
     }) as Redis & Scripted;
     this.#client.defineCommand("celeriacStore", { lua: STORE_SCRIPT });
+    this.#resp = usesRespEvents(url)
+      ? new RespScripts(url, rawUrl, { name: "celeriac-store", role: "result store" })
+      : null;
     this.#chords = new RedisChords(this.#client, this.#prefix, this.#ttl, this.#cluster);
   }
 
@@ -167,8 +176,10 @@ export class RedisBackend implements ResultBackend {
 
   /**
    * SETEX + PUBLISH each meta in one script call, skipping tasks that
-   * already have a SUCCESS stored. On Redis Cluster result keys spread over
-   * slots, so each is stored by a call of its own. While Redis is
+   * already have a SUCCESS stored. On a single server the call goes through
+   * a connection of its own without ioredis (`celeriac-store`, see
+   * resp_scripts.ts). On Redis Cluster result keys spread over slots, so
+   * each is stored by a call of its own. While Redis is
    * unreachable the store is retried with backoff for `outageRetryLimit`
    * seconds (it is idempotent).
    */
@@ -184,6 +195,15 @@ export class RedisBackend implements ResultBackend {
     }
     const keys = entries.map((e) => this.key(e.taskId));
     const metas = entries.map((e) => e.meta);
+    const resp = this.#resp;
+    if (resp) {
+      const args = [ttl, ...metas];
+      await retryWhileDown(() => resp.evalScript(STORE, keys, args, Number), {
+        limit: this.#outageLimit,
+        what: `store ${entries.length} result(s)`,
+      });
+      return;
+    }
     await this.#storeRetrying(
       entries.length,
       () => this.#client.celeriacStore(keys.length, ...keys, ttl, ...metas),
@@ -343,7 +363,7 @@ export class RedisBackend implements ResultBackend {
     return this.#run(() => this.#chords.forgetGroup(groupId));
   }
 
-  /** Close both connections; pending waiters are rejected. */
+  /** Close its connections; pending waiters are rejected. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -351,6 +371,7 @@ export class RedisBackend implements ResultBackend {
     for (const set of this.#waiters.values()) for (const w of set) w.reject(closed);
     this.#waiters.clear();
     this.#subscriber?.disconnect();
+    await this.#resp?.close();
     await closeRedis(this.#client);
   }
 }

@@ -16,7 +16,8 @@
  * redis_commands.ts, publishing in redis_publish.ts, taking in
  * redis_take.ts (waiting in redis_claims.ts), the restore sweep in
  * redis_restore.ts, parking in redis_parked.ts and broadcasts in
- * redis_fanout.ts.
+ * redis_fanout.ts. On a single server takes and acknowledgements go through
+ * a connection of their own without ioredis (resp_scripts.ts).
  *
  * @module
  */
@@ -49,6 +50,7 @@ import { RedisTaker } from "./redis_take.ts";
 import { retryWhileDown } from "./outage.ts";
 import { parseRedisUrl } from "./redis_url.ts";
 import { RespEvents, usesRespEvents } from "./resp_events.ts";
+import { RespScripts } from "./resp_scripts.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -150,21 +152,34 @@ export class RedisBroker implements Broker {
         name: "celeriac-broker",
       }),
     );
+    const single = shared === undefined && usesRespEvents(url);
     this.#scope = {
       client: this.#client,
       rawUrl,
       db: url.db,
       k: (key) => prefix + key,
       run: (fn) => guardRedis(rawUrl, fn),
-      events: shared === undefined && usesRespEvents(url) ? new RespEvents(url, rawUrl) : undefined,
+      events: single ? new RespEvents(url, rawUrl) : undefined,
+      resp: single
+        ? new RespScripts(url, rawUrl, { name: "celeriac-consume", role: "consume" })
+        : undefined,
     };
     this.#publisher = new RedisPublisher(this.#scope);
     this.#taker = new RedisTaker(this.#scope);
   }
 
-  /** Connect now (otherwise the first command connects). */
-  connect(): Promise<void> {
-    return connectRedis(this.#client, this.#rawUrl);
+  /**
+   * Connect now (otherwise the first command connects), and on a single
+   * server the connection of takes and acknowledgements too.
+   */
+  async connect(): Promise<void> {
+    await connectRedis(this.#client, this.#rawUrl);
+    try {
+      await this.#scope.resp?.connect();
+    } catch (err) {
+      if (this.#ownsClient) this.#client.disconnect();
+      throw err;
+    }
   }
 
   #k(key: string): string {
@@ -218,10 +233,21 @@ export class RedisBroker implements Broker {
   async ack(deliveries: readonly Delivery[]): Promise<void> {
     if (deliveries.length === 0) return;
     const tags = deliveries.map((d) => d.deliveryTag);
-    await this.#settle(`acknowledge ${tags.length} message(s)`, () =>
+    const index = this.#k("unacked_index");
+    const unacked = this.#k("unacked");
+    const what = `acknowledge ${tags.length} message(s)`;
+    const resp = this.#scope.resp;
+    if (resp) {
+      await retryWhileDown(
+        () => resp.transaction([["ZREM", index, ...tags], ["HDEL", unacked, ...tags]]),
+        { limit: this.#outageLimit, what },
+      );
+      return;
+    }
+    await this.#settle(what, () =>
       this.#client.multi()
-        .zrem(this.#k("unacked_index"), ...tags)
-        .hdel(this.#k("unacked"), ...tags)
+        .zrem(index, ...tags)
+        .hdel(unacked, ...tags)
         .exec());
   }
 
@@ -417,6 +443,7 @@ export class RedisBroker implements Broker {
     await this.#sweeping;
     await this.#taker.close();
     await this.#scope.events?.close();
+    await this.#scope.resp?.close();
     if (this.#ownsClient) await closeRedis(this.#client);
   }
 }

@@ -10,6 +10,7 @@
 import type { Redis } from "ioredis";
 import { RETURN_CLAIM_SCRIPT } from "./redis_claims.ts";
 import type { RespEvents } from "./resp_events.ts";
+import type { RespScripts } from "./resp_scripts.ts";
 import {
   PARK_SCRIPT,
   RENEW_SCRIPT,
@@ -96,4 +97,10 @@ export interface RedisScope {
   run<T>(fn: () => Promise<T>): Promise<T>;
   /** The events traffic's own connections, on a single server (not Sentinel or Cluster). */
   readonly events?: RespEvents;
+  /**
+   * The connection of takes and acknowledgements, on a single server (not
+   * Sentinel or Cluster, where `client` runs them); its failures are
+   * `BrokerConnectionError`s already.
+   */
+  readonly resp?: RespScripts;
 }

@@ -24,7 +24,9 @@
  * (a hash: `seq`, `out`), and a call with the id of the recorded take
  * returns the recorded result instead of taking again: a take whose reply
  * was lost (and that ioredis resends after reconnecting, or the consumer
- * repeats) hands over what it took instead of stranding it.
+ * repeats: on its own RESP connection a lost reply fails the take, and the
+ * next take goes with the same id) hands over what it took instead of
+ * stranding it.
  *
  * Returns a flat array: list position (1-based; negative when parked), tag
  * it was recorded under, raw element, ...

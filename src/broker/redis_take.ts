@@ -24,6 +24,8 @@ import type { RedisScope } from "./redis_commands.ts";
 import { duplicateRedis } from "./redis_connection.ts";
 import { PARKED_KEY, queueOfList, rotatedLists } from "./redis_keys.ts";
 import { parkRaw } from "./redis_parked.ts";
+import { TAKE_SCRIPT } from "./redis_scripts.ts";
+import { RespScript, stringArray } from "./resp_scripts.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -37,6 +39,8 @@ const log = getLogger(["celeriac", "broker", "redis"]);
  * ```
  */
 export const RECONNECT_POLL_MS = 100;
+
+const TAKE = new RespScript(TAKE_SCRIPT);
 
 /**
  * One broker's takes: its claim watchers (one blocked connection per
@@ -151,11 +155,12 @@ export class RedisTaker {
     ];
     // A take repeating one whose reply was lost uses that take's id; takes never share one.
     const seq = this.#unsureTake?.seq ?? ++this.#takeSeq;
+    const args = [String(max), String(seq)];
     let flat: string[];
     try {
-      flat = await s.run(() =>
-        s.client.celeriacTake(keys.length, ...keys, String(max), String(seq))
-      );
+      flat = s.resp
+        ? await s.resp.evalScript(TAKE, keys, args, stringArray)
+        : await s.run(() => s.client.celeriacTake(keys.length, ...keys, ...args));
     } catch (err) {
       this.#unsureTake = { lists, seq };
       throw err;

@@ -1,5 +1,7 @@
 /**
- * A small Redis connection for the events traffic, without ioredis: commands
+ * A small Redis connection without ioredis, for the events traffic and the
+ * worker's per-task commands on a single server (takes, acknowledgements,
+ * result stores; see resp_scripts.ts): commands
  * are framed by {@link RespWriter} into one buffer and go out in one socket
  * write per turn of the event loop; replies are parsed by
  * {@link RespReader} from the socket's read buffer, pub/sub messages handed
@@ -76,29 +78,63 @@ export interface RespConnectionOptions {
    * the read buffer valid until it returns. Default none.
    */
   onPush?: (push: RespValue[]) => void;
+  /**
+   * Commands sent while it waits to reconnect wait for the next attempt (and
+   * fail if that fails) instead of failing at once. Default false.
+   */
+  waitForReconnect?: boolean;
+  /**
+   * A connection with commands waiting that gets no reply for this long, ms,
+   * is taken for dead (a peer gone without closing it): it is dropped (its
+   * commands fail) and reconnected. Default none: wait as long as it takes.
+   */
+  replyTimeoutMs?: number;
   /** Reconnect after a drop. Default true. */
   reconnect?: boolean;
   /** First reconnect delay, ms, doubled per failed attempt. Default 50. */
   minDelayMs?: number;
   /** Longest reconnect delay, ms. Default 2000. */
   maxDelayMs?: number;
+  /**
+   * How long the server may take to answer the greeting (AUTH, SELECT, ...
+   * or a PING) of a new connection before it is given up, ms. Default 10000.
+   */
+  connectTimeoutMs?: number;
   /** Closes the connection when it aborts. Default none. */
   signal?: AbortSignal;
   /** The URL, for log lines (its password is masked). Default `host:port`. */
   label?: string;
+  /** What the connection is for, in log lines ("Redis {role} connection"). Default `events`. */
+  role?: string;
 }
 
+/**
+ * Turns a reply into what the caller wants while its bulk strings are still
+ * views of the read buffer (valid until it returns: copy or decode them).
+ *
+ * @example
+ * ```ts
+ * import type { ReplyDecoder } from "./resp_connection.ts";
+ * const count: ReplyDecoder<number> = (reply) => Number(reply);
+ * ```
+ */
+export type ReplyDecoder<T> = (reply: RespValue) => T;
+
 interface Waiter {
-  resolve(v: RespValue): void;
+  // deno-lint-ignore no-explicit-any
+  resolve(v: any): void;
   reject(e: Error): void;
+  decode?: ReplyDecoder<unknown>;
 }
 
 type State = "idle" | "connecting" | "ready" | "waiting" | "closed";
 
 /**
  * One connection to one Redis server. Commands sent while it connects wait
- * for it; while it waits to reconnect after a drop they fail at once
- * (events are best-effort).
+ * for it; while it waits to reconnect after a drop they fail at once (events
+ * are best-effort), or with `waitForReconnect` once the next attempt failed.
+ * Commands whose reply a drop lost fail (the broker and the result backend
+ * retry them, see resp_scripts.ts).
  *
  * @example
  * ```ts ignore
@@ -118,8 +154,13 @@ export class RespConnection {
   #writing = false;
   #flushQueued = false;
   #waiters: Waiter[] = [];
+  /** Replies and pushes read so far (the reply watchdog's sign of life). */
+  #replies = 0;
+  #watchdog: ReturnType<typeof setInterval> | undefined;
   #head = 0;
   #opening: Promise<void> | null = null;
+  /** Settles when the reconnect attempt being waited for is over. */
+  #nextAttempt: Promise<void> = Promise.resolve();
   #idle: (() => void) | null = null;
   readonly #closing = new AbortController();
 
@@ -157,11 +198,47 @@ export class RespConnection {
    * @throws {RedisReplyError} for an error reply
    * @throws {RedisConnectionError} when the connection is down or drops first
    */
-  async command(args: readonly (string | Uint8Array)[]): Promise<RespValue> {
+  command(args: readonly (string | Uint8Array)[]): Promise<RespValue>;
+  /**
+   * Send a command and turn its reply into a value with `decode`, which reads
+   * the bulk strings straight from the read buffer (no copies first).
+   *
+   * @param args the command and its arguments
+   * @param decode called with the reply (not with an error reply); what it
+   *   throws rejects the command
+   * @returns what `decode` returns
+   * @throws {RedisReplyError} for an error reply
+   * @throws {RedisConnectionError} when the connection is down or drops first
+   */
+  command<T>(args: readonly (string | Uint8Array)[], decode: ReplyDecoder<T>): Promise<T>;
+  async command<T>(
+    args: readonly (string | Uint8Array)[],
+    decode?: ReplyDecoder<T>,
+  ): Promise<T | RespValue> {
     if (this.#state !== "ready") await this.#whenReady();
     this.#checkReady();
     this.#writer.command(args);
-    return this.#expect();
+    return this.#expect(decode);
+  }
+
+  /**
+   * Send several commands in one go: framed together, after one check that
+   * the connection is ready, so nothing another caller sends comes between
+   * them (`MULTI` ... `EXEC`).
+   *
+   * @param list the commands, each the command name and its arguments
+   * @returns their replies, in order (bulk strings copied)
+   * @throws {RedisReplyError} for the first error reply
+   * @throws {RedisConnectionError} when the connection is down or drops first
+   */
+  async commands(list: readonly (readonly (string | Uint8Array)[])[]): Promise<RespValue[]> {
+    if (this.#state !== "ready") await this.#whenReady();
+    this.#checkReady();
+    const replies = list.map((args) => {
+      this.#writer.command(args);
+      return this.#expect();
+    });
+    return await Promise.all(replies);
   }
 
   /**
@@ -203,6 +280,7 @@ export class RespConnection {
 
   async #whenReady(): Promise<void> {
     if (this.#state === "idle" || this.#state === "connecting") await this.connect();
+    else if (this.#state === "waiting" && this.#o.waitForReconnect) await this.#nextAttempt;
   }
 
   /** Throw unless ready: nothing may be framed while no connection will take it. */
@@ -215,7 +293,7 @@ export class RespConnection {
     );
   }
 
-  #expect(): Promise<RespValue> {
+  #expect<T = RespValue>(decode?: ReplyDecoder<T>): Promise<T> {
     if (!this.#flushQueued) {
       this.#flushQueued = true;
       queueMicrotask(() => {
@@ -223,7 +301,7 @@ export class RespConnection {
         void this.#flush();
       });
     }
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject, decode }));
   }
 
   async #flush(): Promise<void> {
@@ -288,7 +366,12 @@ export class RespConnection {
     for (const p of o.patterns ?? []) send(["PSUBSCRIBE", p]);
     // Nothing else to say: a PING, so that connect() resolves once the server answers.
     if (greeting.length === 0) send(["PING"]);
-    const settled = await Promise.allSettled(greeting);
+    const waitMs = o.connectTimeoutMs ?? 10_000;
+    const timer = setTimeout(() => {
+      if (conn !== this.#conn) return;
+      this.#drop(new RedisConnectionError(`${this.#label} did not answer within ${waitMs} ms`));
+    }, waitMs);
+    const settled = await Promise.allSettled(greeting).finally(() => clearTimeout(timer));
     const failed = settled.find((s) => s.status === "rejected");
     if (failed) {
       if (conn === this.#conn) this.#drop(failed.reason);
@@ -299,6 +382,7 @@ export class RespConnection {
       throw new RedisConnectionError(`connection to ${this.#label} closed while connecting`);
     }
     this.#state = "ready";
+    this.#watch(conn);
   }
 
   /** Whether close() was called (a method: the state changes across awaits). */
@@ -321,6 +405,7 @@ export class RespConnection {
   }
 
   readonly #onReply = (v: RespValue): void => {
+    this.#replies++;
     if (this.#o.onPush && Array.isArray(v) && isMessage(v[0])) {
       try {
         this.#o.onPush(v);
@@ -340,7 +425,14 @@ export class RespConnection {
       this.#idle = null;
     }
     if (v instanceof RedisReplyError) w.reject(v);
-    else w.resolve(copyReply(v));
+    else if (!w.decode) w.resolve(copyReply(v));
+    else {
+      try {
+        w.resolve(w.decode(v));
+      } catch (err) {
+        w.reject(err as Error);
+      }
+    }
   };
 
   /** The socket failed: fail what waits, then reconnect (unless closed). */
@@ -353,7 +445,8 @@ export class RespConnection {
     this.#drop(why);
     if (this.#state === "closed") return;
     if (!wasReady) return;
-    log.warn("Redis events connection {url}: {error}; reconnecting", {
+    log.warn("Redis {role} connection {url}: {error}; reconnecting", {
+      role: this.#o.role ?? "events",
       url: this.#label,
       error: why.message,
     });
@@ -363,6 +456,8 @@ export class RespConnection {
 
   /** Close the socket and fail every command waiting on it. */
   #drop(err: Error): void {
+    clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
     const conn = this.#conn;
     this.#conn = null;
     if (conn) {
@@ -381,25 +476,52 @@ export class RespConnection {
     for (const w of waiters) w.reject(err);
   }
 
+  /** With `replyTimeoutMs`: drop `conn` once commands have waited that long without a reply. */
+  #watch(conn: Deno.Conn): void {
+    const ms = this.#o.replyTimeoutMs;
+    if (!ms) return;
+    let seen = this.#replies;
+    let since = Date.now();
+    const timer = setInterval(() => {
+      if (conn !== this.#conn) return;
+      if (this.#head === this.#waiters.length || this.#replies !== seen) {
+        seen = this.#replies;
+        since = Date.now();
+      } else if (Date.now() - since >= ms) {
+        this.#lost(new RedisConnectionError(`${this.#label} sent no reply for ${ms} ms`));
+      }
+    }, Math.max(10, ms / 4));
+    Deno.unrefTimer(timer);
+    this.#watchdog = timer;
+  }
+
   async #reconnect(): Promise<void> {
     const min = this.#o.minDelayMs ?? 50;
     const max = this.#o.maxDelayMs ?? 2000;
     for (let attempt = 0; this.#state !== "closed"; attempt++) {
       this.#state = "waiting";
-      await sleep(
-        backoffDelay(attempt + 1, { initialMs: min, maxMs: max, jitter: 0 }),
-        this.#closing.signal,
-      );
-      if (this.#state !== "waiting") return;
+      const tried = Promise.withResolvers<void>();
+      this.#nextAttempt = tried.promise;
       try {
+        await sleep(
+          backoffDelay(attempt + 1, { initialMs: min, maxMs: max, jitter: 0 }),
+          this.#closing.signal,
+        );
+        if (this.#state !== "waiting") return;
         await this.connect();
-        log.info("Redis events connection {url}: connected again", { url: this.#label });
+        log.info("Redis {role} connection {url}: connected again", {
+          role: this.#o.role ?? "events",
+          url: this.#label,
+        });
         return;
       } catch (err) {
-        log.debug("Redis events connection {url}: {error}", {
+        log.debug("Redis {role} connection {url}: {error}", {
+          role: this.#o.role ?? "events",
           url: this.#label,
           error: (err as Error).message,
         });
+      } finally {
+        tried.resolve();
       }
     }
   }

@@ -8,15 +8,10 @@
  * @module
  */
 
-import { BrokerConnectionError } from "./errors.ts";
-import { describeRedisFailure } from "./redis_connection.ts";
 import type { RedisUrlOptions } from "./redis_url.ts";
-import {
-  RedisConnectionError,
-  RespConnection,
-  type RespConnectionOptions,
-} from "./resp_connection.ts";
+import { RespConnection, type RespConnectionOptions } from "./resp_connection.ts";
 import type { RespValue } from "./resp_reader.ts";
+import { respFailure, respOptions } from "./resp_scripts.ts";
 
 const utf8 = new TextEncoder();
 
@@ -64,15 +59,7 @@ export class RespEvents {
    */
   constructor(url: RedisUrlOptions, rawUrl: string) {
     this.#rawUrl = rawUrl;
-    this.#settings = {
-      host: url.host,
-      port: url.port,
-      tls: url.tls,
-      username: url.username,
-      password: url.password,
-      db: url.db,
-      label: rawUrl,
-    };
+    this.#settings = respOptions(url, rawUrl);
   }
 
   /**
@@ -95,7 +82,7 @@ export class RespEvents {
     try {
       await this.#publisher.publish(name, payload);
     } catch (err) {
-      throw this.#failure(err);
+      throw respFailure(err, this.#rawUrl);
     }
   }
 
@@ -126,7 +113,7 @@ export class RespEvents {
       await conn.connect();
     } catch (err) {
       await conn.close();
-      throw this.#failure(err);
+      throw respFailure(err, this.#rawUrl);
     }
     if (signal.aborted) return await conn.close();
     this.#subscribers.add(conn);
@@ -142,13 +129,5 @@ export class RespEvents {
     this.#subscribers.clear();
     this.#publisher = null;
     await Promise.all(all.map((c) => c.close()));
-  }
-
-  #failure(err: unknown): unknown {
-    if (err instanceof RedisConnectionError) return new BrokerConnectionError(this.#rawUrl, err);
-    if (err instanceof Error && /^(WRONGPASS|NOAUTH|ERR DB index)/.test(err.message)) {
-      return new BrokerConnectionError(this.#rawUrl, err, describeRedisFailure(err, this.#rawUrl));
-    }
-    return err;
   }
 }

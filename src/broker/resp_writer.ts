@@ -148,15 +148,29 @@ export class RespWriter {
   }
 
   #string(s: string): void {
-    // At most 3 bytes per UTF-16 unit; the length prefix is known once encoded.
-    const max = s.length * 3;
-    if (max <= SCRATCH.length) {
-      const scratch = SCRATCH.subarray(0, max);
-      const { written } = utf8.encodeInto(s, scratch);
-      this.bulk(scratch.subarray(0, written));
-    } else {
+    const n = s.length;
+    if (n > DIRECT_MAX) {
       this.bulk(utf8.encode(s));
+      return;
     }
+    // Encoded straight into the buffer (at most 3 bytes per UTF-16 unit) behind
+    // a length prefix for ASCII text; other text gets its prefix rewritten.
+    const headerAt = this.#len;
+    this.#reserve(24 + n * 3 + 2);
+    this.#header(0x24, n);
+    let at = this.#len;
+    const { written } = utf8.encodeInto(s, this.#buf.subarray(at));
+    if (written !== n) {
+      // More bytes than units: the prefix may take more digits, so the text moves first.
+      const shift = String(written).length - String(n).length;
+      if (shift > 0) this.#buf.copyWithin(at + shift, at, at + written);
+      this.#len = headerAt;
+      this.#header(0x24, written);
+      at = this.#len;
+    }
+    this.#len = at + written;
+    this.#buf[this.#len++] = CRLF_0;
+    this.#buf[this.#len++] = CRLF_1;
   }
 
   #header(kind: number, n: number): void {
@@ -186,4 +200,5 @@ export class RespWriter {
 }
 
 const PUBLISH = utf8.encode("PUBLISH");
-const SCRATCH = new Uint8Array(768);
+/** Longer strings are encoded to bytes of their own first (no room reserved for 3 bytes a unit). */
+const DIRECT_MAX = 64 * 1024;

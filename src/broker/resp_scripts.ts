@@ -1,0 +1,281 @@
+/**
+ * The worker's per-task Redis commands on a single server through a
+ * {@link RespConnection} instead of ioredis: the take script and the
+ * acknowledgement transaction of the broker (redis_take.ts, redis.ts), the
+ * result store script of the backend (../backend/redis.ts). Scripts go as
+ * `EVALSHA`, and as `EVAL` (which loads them) when the server answers
+ * `NOSCRIPT`, as ioredis sends them; failures become the errors the ioredis
+ * path throws: a connection that cannot be reached, drops or is refused is a
+ * {@link BrokerConnectionError}, other error replies pass through. Sentinel
+ * and Cluster URLs keep ioredis (see {@link usesRespEvents}).
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { BrokerConnectionError } from "./errors.ts";
+import { describeRedisFailure } from "./redis_connection.ts";
+import type { RedisUrlOptions } from "./redis_url.ts";
+import {
+  RedisConnectionError,
+  type ReplyDecoder,
+  RespConnection,
+  type RespConnectionOptions,
+} from "./resp_connection.ts";
+import { RedisReplyError, type RespValue } from "./resp_reader.ts";
+
+/**
+ * The settings of a {@link RespConnection} to the server of a single-server
+ * Redis URL.
+ *
+ * @example
+ * ```ts
+ * import { respOptions } from "./resp_scripts.ts";
+ * import { parseRedisUrl } from "./redis_url.ts";
+ * const url = "redis://:secret@127.0.0.1:6379/3";
+ * respOptions(parseRedisUrl(url), url).db; // 3
+ * ```
+ *
+ * @param url the parsed URL
+ * @param rawUrl the URL text, for log lines (its password is masked there)
+ * @returns host, port, TLS, credentials, database and label
+ */
+export function respOptions(url: RedisUrlOptions, rawUrl: string): RespConnectionOptions {
+  return {
+    host: url.host,
+    port: url.port,
+    tls: url.tls,
+    username: url.username,
+    password: url.password,
+    db: url.db,
+    label: rawUrl,
+  };
+}
+
+/**
+ * The error to throw for a failed command on a {@link RespConnection}: a
+ * {@link BrokerConnectionError} when the server cannot be reached, dropped
+ * the connection, is still loading its data (`LOADING`), or refused the
+ * connection (wrong password, none given, a database that does not exist:
+ * with what to change), else the error itself.
+ *
+ * @example
+ * ```ts
+ * import { respFailure } from "./resp_scripts.ts";
+ * import { RedisConnectionError } from "./resp_connection.ts";
+ * const err = respFailure(new RedisConnectionError("connection lost"), "redis://h:6379/0");
+ * (err as Error).name; // "BrokerConnectionError"
+ * ```
+ *
+ * @param err what the command failed with
+ * @param rawUrl the server's URL, for the error
+ * @returns the error to throw
+ */
+export function respFailure(err: unknown, rawUrl: string): unknown {
+  if (err instanceof RedisConnectionError) return new BrokerConnectionError(rawUrl, err);
+  // A server loading its data after a restart refuses commands for a while: as if still down
+  // (ioredis waits for the load before it sends anything).
+  if (err instanceof RedisReplyError && err.code === "LOADING") {
+    return new BrokerConnectionError(rawUrl, err);
+  }
+  if (err instanceof Error && /^(WRONGPASS|NOAUTH|ERR DB index)/.test(err.message)) {
+    return new BrokerConnectionError(rawUrl, err, describeRedisFailure(err, rawUrl));
+  }
+  return err;
+}
+
+/**
+ * A Lua script and its SHA-1, which `EVALSHA` names it by.
+ *
+ * @example
+ * ```ts
+ * import { RespScript } from "./resp_scripts.ts";
+ * new RespScript("return 1").sha; // "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+ * ```
+ */
+export class RespScript {
+  /** The script's source. */
+  readonly lua: string;
+  /** Its SHA-1, lower-case hex. */
+  readonly sha: string;
+
+  /** @param lua the script's source */
+  constructor(lua: string) {
+    this.lua = lua;
+    this.sha = createHash("sha1").update(lua).digest("hex");
+  }
+}
+
+/**
+ * Options of {@link RespScripts}.
+ *
+ * @example
+ * ```ts
+ * import type { RespScriptsOptions } from "./resp_scripts.ts";
+ * const o: RespScriptsOptions = { name: "celeriac-consume", role: "consume" };
+ * ```
+ */
+export interface RespScriptsOptions {
+  /** Connection name (`CLIENT SETNAME`). Default none. */
+  name?: string;
+  /** What the connection is for, in log lines. Default `commands`. */
+  role?: string;
+  /** Longest reconnect delay after a drop, ms. Default 500 (as the ioredis connections'). */
+  maxDelayMs?: number;
+  /**
+   * Commands waiting this long without any reply, ms, drop the connection
+   * (a server gone without closing it; ioredis' sockets have TCP keep-alive
+   * after 30 s for this). Default 30000.
+   */
+  replyTimeoutMs?: number;
+}
+
+/**
+ * One connection (opened on its first command, reconnected after a drop)
+ * that runs scripts and transactions, with failures translated by
+ * {@link respFailure}. While it reconnects, a command waits for the next
+ * attempt (at most 500 ms away by default) and fails if that fails; commands
+ * left without a reply for 30 s (by default) drop the connection. A command whose reply a drop lost fails: the caller
+ * decides whether it may be sent again (the take repeats itself by its
+ * take record, acknowledgements and result stores are idempotent).
+ *
+ * @example
+ * ```ts ignore
+ * import { RespScript, RespScripts } from "./resp_scripts.ts";
+ * import { parseRedisUrl } from "./redis_url.ts";
+ * const url = "redis://127.0.0.1:6379/0";
+ * const redis = new RespScripts(parseRedisUrl(url), url, { name: "celeriac-consume" });
+ * const one = await redis.evalScript(new RespScript("return ARGV[1]"), [], ["1"]);
+ * await redis.close();
+ * ```
+ */
+export class RespScripts {
+  readonly #conn: RespConnection;
+  readonly #rawUrl: string;
+
+  /**
+   * @param url the parsed URL (a single server)
+   * @param rawUrl the URL text, for errors and log lines
+   * @param options connection name, log role, reconnect delay
+   */
+  constructor(url: RedisUrlOptions, rawUrl: string, options: RespScriptsOptions = {}) {
+    this.#rawUrl = rawUrl;
+    this.#conn = new RespConnection({
+      ...respOptions(url, rawUrl),
+      name: options.name,
+      role: options.role ?? "commands",
+      maxDelayMs: options.maxDelayMs ?? 500,
+      waitForReconnect: true,
+      replyTimeoutMs: options.replyTimeoutMs ?? 30_000,
+    });
+  }
+
+  /**
+   * Connect now (otherwise the first command connects).
+   *
+   * @throws {BrokerConnectionError} when Redis cannot be reached or refuses the connection
+   */
+  async connect(): Promise<void> {
+    try {
+      await this.#conn.connect();
+    } catch (err) {
+      throw respFailure(err, this.#rawUrl);
+    }
+  }
+
+  /**
+   * Run a script: `EVALSHA`, or `EVAL` when the server does not have it.
+   *
+   * @param script the script
+   * @param keys its KEYS
+   * @param args its ARGV
+   * @param decode turns the reply into the result, reading bulk strings from
+   *   the read buffer (default: the reply with bulk strings copied)
+   * @returns the script's reply, decoded
+   * @throws {BrokerConnectionError} when Redis cannot be reached or the connection drops first
+   * @throws {RedisReplyError} for an error reply (the script failed)
+   */
+  async evalScript<T = RespValue>(
+    script: RespScript,
+    keys: readonly string[],
+    args: readonly string[],
+    decode?: ReplyDecoder<T>,
+  ): Promise<T> {
+    const rest = [String(keys.length), ...keys, ...args];
+    try {
+      try {
+        return await this.#send(["EVALSHA", script.sha, ...rest], decode);
+      } catch (err) {
+        // The server does not have the script: nothing ran, so EVAL (which loads it) is safe.
+        if (!(err instanceof RedisReplyError) || err.code !== "NOSCRIPT") throw err;
+        return await this.#send(["EVAL", script.lua, ...rest], decode);
+      }
+    } catch (err) {
+      throw respFailure(err, this.#rawUrl);
+    }
+  }
+
+  /**
+   * Run commands as one transaction: `MULTI`, the commands, `EXEC`, framed
+   * together so that no other command of this connection comes between them.
+   *
+   * @param commands each a command name and its arguments
+   * @returns `EXEC`'s reply: each command's reply in order (an error reply
+   *   of one as a {@link RedisReplyError} in its place)
+   * @throws {BrokerConnectionError} when Redis cannot be reached or the connection drops first
+   * @throws {RedisReplyError} when a command is refused before running (`EXECABORT`)
+   */
+  async transaction(commands: readonly (readonly string[])[]): Promise<RespValue[]> {
+    try {
+      const replies = await this.#conn.commands([["MULTI"], ...commands, ["EXEC"]]);
+      return replies[replies.length - 1] as RespValue[];
+    } catch (err) {
+      throw respFailure(err, this.#rawUrl);
+    }
+  }
+
+  /** Close: replies still due are awaited (at most 2 s), then the socket is closed. */
+  close(): Promise<void> {
+    return this.#conn.close();
+  }
+
+  #send<T>(args: readonly string[], decode?: ReplyDecoder<T>): Promise<T> {
+    return decode ? this.#conn.command(args, decode) : this.#conn.command(args) as Promise<T>;
+  }
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * Decode a reply that is an array of bulk strings (a script's flat table of
+ * strings) into strings, as UTF-8 (invalid bytes become U+FFFD, as ioredis
+ * decodes them). Integers become their decimal text.
+ *
+ * @example
+ * ```ts
+ * import { stringArray } from "./resp_scripts.ts";
+ * stringArray([new TextEncoder().encode("1"), 2]); // ["1", "2"]
+ * ```
+ *
+ * @param reply the reply
+ * @returns its strings
+ * @throws {TypeError} when the reply is not an array of strings and integers
+ */
+export function stringArray(reply: RespValue): string[] {
+  if (!Array.isArray(reply)) throw new TypeError(`expected an array reply, got ${typeof reply}`);
+  const out = new Array<string>(reply.length);
+  for (let i = 0; i < reply.length; i++) {
+    const v = reply[i];
+    if (v instanceof Uint8Array) out[i] = utf8.decode(v);
+    else if (typeof v === "number") out[i] = String(v);
+    else throw new TypeError(`expected strings in the array reply, got ${describe(v)}`);
+  }
+  return out;
+}
+
+function describe(v: RespValue): string {
+  if (v === null) return "nil";
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof RedisReplyError) return `an error (${v.message})`;
+  return typeof v;
+}
