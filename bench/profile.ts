@@ -412,7 +412,13 @@ async function main(): Promise<void> {
   } finally {
     await stopTree(child);
     const seen = await watcher?.stop();
-    if (seen) console.log(`dashboard: ${seen.events} events applied, ${seen.tasksHeld} tasks held`);
+    if (seen) {
+      console.log(
+        `dashboard: ${seen.events} events applied, ${seen.tasksHeld} tasks held, peak RSS ${
+          (seen.peakRssKiB / 1024).toFixed(1)
+        } MiB`,
+      );
+    }
     await dbs.close();
   }
 }
