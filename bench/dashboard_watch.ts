@@ -44,13 +44,13 @@ export interface DashboardFigures {
  * @param rootDir the repository (where worker.ts is)
  * @param env broker and backend (CELERY_BROKER_URL, CELERY_RESULT_BACKEND)
  * @param live the bench's set of children to stop on Ctrl-C
- * @returns a handle whose stop() reports the figures
+ * @returns a handle: the dashboard's process id, and stop(), which reports the figures
  */
 export async function startDashboard(
   rootDir: string,
   env: Record<string, string>,
   live: Set<Deno.ChildProcess>,
-): Promise<{ stop(): Promise<DashboardFigures> }> {
+): Promise<{ pid: number; stop(): Promise<DashboardFigures> }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -84,6 +84,7 @@ export async function startDashboard(
   }
   const sampler = new MemorySampler(child.pid, 100);
   return {
+    pid: child.pid,
     async stop() {
       const overview = await (await fetch(`${url}/api/overview`)).json();
       const memory = sampler.stop();

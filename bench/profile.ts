@@ -35,7 +35,9 @@
  * the worker and of the Redis server with `perf stat`, and the Redis
  * commands run from `INFO commandstats`; see syscalls.ts), `--server-pid PID` (the Redis server whose CPU
  * per task is also printed; default the local `redis-server` when exactly
- * one runs, none when `0`; the line also gives this bench process's own), `--v8-flags F` (the worker's; default the bench's), `--loglevel L` (the
+ * one runs, none when `0`; the line also gives this bench process's own), `--dashboard` (as `-E`,
+ * and a dashboard, `worker.ts dashboard` as the bench's `--dashboard` starts it, watches the worker:
+ * its CPU per task is printed with the other processes'), `--v8-flags F` (the worker's; default the bench's), `--loglevel L` (the
  * worker's; default none, i.e. its default levels).
  *
  * @module
@@ -46,6 +48,7 @@ import { DEFAULT_V8_FLAGS, ROOT_DIR } from "./common.ts";
 import { processTree, startBenchWorker, stopTree, threadCpuNs, threadSchedstats } from "./proc.ts";
 import { BENCH_QUEUE, noop } from "./tasks.ts";
 import { openProbeDbs } from "./probe_dbs.ts";
+import { startDashboard } from "./dashboard_watch.ts";
 import { commandCalls, commandsPerTask, countKernelEvents, kernelLines } from "./syscalls.ts";
 
 /** The queue a `--drain` worker consumes: the tasks are renamed into it at once. */
@@ -213,12 +216,19 @@ function localRedisPid(): number | null {
   return pids.length === 1 ? pids[0] : null;
 }
 
-/** CPU time so far (ns, all threads) of this bench process and of the Redis server, if known. */
-function otherCpuNs(serverPid: number | null): Map<string, number> {
+/**
+ * CPU time so far (ns, all threads) of this bench process, of the Redis
+ * server and of the dashboard, when known (the dashboard's also by thread kind).
+ */
+function otherCpuNs(serverPid: number | null, dashboardPid: number | null): Map<string, number> {
   const total = (pid: number) =>
     [...threadSchedstats(pid).values()].reduce((sum, t) => sum + t.cpu, 0);
   const out = new Map([["bench process", total(Deno.pid)]]);
   if (serverPid !== null) out.set("redis-server", total(serverPid));
+  if (dashboardPid !== null) {
+    out.set("dashboard", total(dashboardPid));
+    for (const [kind, ns] of threadCpuNs(dashboardPid)) out.set(`dashboard ${kind}`, ns);
+  }
   return out;
 }
 
@@ -234,6 +244,7 @@ async function main(): Promise<void> {
       "v8-flags": { type: "string", default: DEFAULT_V8_FLAGS },
       loglevel: { type: "string" },
       events: { type: "boolean", short: "E", default: false },
+      dashboard: { type: "boolean", default: false },
       drain: { type: "boolean", default: false },
       perf: { type: "string" },
       "no-sample": { type: "boolean", default: false },
@@ -255,11 +266,16 @@ async function main(): Promise<void> {
     ],
     workerArgs: [
       ...(values.loglevel ? ["--loglevel", values.loglevel] : []),
-      ...(values.events ? ["-E"] : []),
+      ...(values.events || values.dashboard ? ["-E"] : []),
     ],
   });
   const child = worker.child;
+  let watcher: Awaited<ReturnType<typeof startDashboard>> | null = null;
   try {
+    if (values.dashboard) {
+      const env = { CELERY_BROKER_URL: brokerUrl, CELERY_RESULT_BACKEND: backendUrl };
+      watcher = await startDashboard(ROOT_DIR, env, new Set());
+    }
     await worker.ready;
     await new Promise((r) => setTimeout(r, 500));
     const idleKiB = rssKiB(child.pid, "VmRSS");
@@ -293,14 +309,14 @@ async function main(): Promise<void> {
       : null;
     const callsBefore = values.syscalls ? commandCalls(await broker.info("commandstats")) : null;
     const cpuBefore = threadCpuNs(child.pid);
-    const othersBefore = otherCpuNs(serverPid);
+    const othersBefore = otherCpuNs(serverPid, watcher?.pid ?? null);
     const started = performance.now();
     if (values.drain) await broker.rename(BENCH_QUEUE, DRAIN_QUEUE);
     else await enqueue();
     while (await results.dbsize() < n) await new Promise((r) => setTimeout(r, 20));
     const wallMs = performance.now() - started;
     const cpuAfter = threadCpuNs(child.pid);
-    const othersAfter = otherCpuNs(serverPid);
+    const othersAfter = otherCpuNs(serverPid, watcher?.pid ?? null);
     const kernel = stopCounting ? await stopCounting() : null;
     const callsAfter = callsBefore ? commandCalls(await broker.info("commandstats")) : null;
     if (perf) {
@@ -395,6 +411,14 @@ async function main(): Promise<void> {
     }
   } finally {
     await stopTree(child);
+    const seen = await watcher?.stop();
+    if (seen) {
+      console.log(
+        `dashboard: ${seen.events} events applied, ${seen.tasksHeld} tasks held, peak RSS ${
+          (seen.peakRssKiB / 1024).toFixed(1)
+        } MiB`,
+      );
+    }
     await dbs.close();
   }
 }

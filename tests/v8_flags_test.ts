@@ -4,6 +4,7 @@
  * the command or the environment already sets the flag or
  * `CELERIAC_V8_FLAGS` says otherwise; narrower permissions keep V8's defaults.
  * The same restart sets `MALLOC_ARENA_MAX=2` unless the environment sets it.
+ * `worker.ts dashboard` does the same.
  */
 
 import assert from "node:assert/strict";
@@ -176,5 +177,36 @@ Deno.test({
     }
   } finally {
     await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "v8 flags: worker.ts dashboard run with -A runs with them too, and says so",
+  ignore: Deno.build.os !== "linux",
+}, async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = l.addr as Deno.NetAddr;
+  l.close();
+  const p = Proc.start("dashboard", Deno.execPath(), [
+    "run",
+    "-A",
+    "worker.ts",
+    "dashboard",
+    "--app",
+    "./examples/tasks.ts",
+    "--broker",
+    "kv://:memory:",
+    "--port",
+    String(port),
+    "--loglevel",
+    "INFO",
+  ]);
+  try {
+    await p.waitFor(/Dashboard on /);
+    assert.equal(await v8FlagsOf(p.child.pid), "--max-semi-space-size=1");
+    assert.equal(await envOf(p.child.pid, "MALLOC_ARENA_MAX"), "2");
+    assert.match(p.output, /V8 flags --max-semi-space-size=1, MALLOC_ARENA_MAX=2/);
+  } finally {
+    assert.equal((await p.stop("SIGTERM")).code, 0, p.output);
   }
 });
