@@ -160,9 +160,14 @@ export class RedisBackend implements ResultBackend {
     this.#chords = new RedisChords(this.#client, this.#prefix, this.#ttl, this.#cluster);
   }
 
-  /** Connect now (otherwise the first command connects). */
-  connect(): Promise<void> {
-    return connectRedis(this.#client, this.#rawUrl);
+  /**
+   * Connect now (otherwise the first command connects), the result store's
+   * own connection too, so that a refused password or a missing database
+   * fails here instead of being retried as an outage by the first store.
+   */
+  async connect(): Promise<void> {
+    await connectRedis(this.#client, this.#rawUrl);
+    await this.#resp?.connect();
   }
 
   /** The key of a task's meta. */

@@ -96,8 +96,9 @@ export interface RespConnectionOptions {
   /** Longest reconnect delay, ms. Default 2000. */
   maxDelayMs?: number;
   /**
-   * How long the server may take to answer the greeting (AUTH, SELECT, ...
-   * or a PING) of a new connection before it is given up, ms. Default 10000.
+   * How long a new connection may take, ms: the TCP (and TLS) connect, and
+   * then the server's answer to the greeting (AUTH, SELECT, ... or a PING),
+   * each, before it is given up. Default 10000.
    */
   connectTimeoutMs?: number;
   /** Closes the connection when it aborts. Default none. */
@@ -328,16 +329,18 @@ export class RespConnection {
   async #open(): Promise<void> {
     this.#state = "connecting";
     const o = this.#o;
+    const waitMs = o.connectTimeoutMs ?? 10_000;
     let conn: Deno.Conn;
     try {
-      if (o.tls) {
+      conn = await within(waitMs, async () => {
+        if (!o.tls) return await Deno.connect({ hostname: o.host, port: o.port });
         const tls = await Deno.connectTls({ hostname: o.host, port: o.port, caCerts: o.caCerts });
-        conn = tls;
         await tls.handshake().catch((err) => {
           tls.close();
           throw err;
         });
-      } else conn = await Deno.connect({ hostname: o.host, port: o.port });
+        return tls;
+      });
     } catch (err) {
       if (this.#state === "connecting") this.#state = "idle";
       throw new RedisConnectionError(
@@ -366,7 +369,6 @@ export class RespConnection {
     for (const p of o.patterns ?? []) send(["PSUBSCRIBE", p]);
     // Nothing else to say: a PING, so that connect() resolves once the server answers.
     if (greeting.length === 0) send(["PING"]);
-    const waitMs = o.connectTimeoutMs ?? 10_000;
     const timer = setTimeout(() => {
       if (conn !== this.#conn) return;
       this.#drop(new RedisConnectionError(`${this.#label} did not answer within ${waitMs} ms`));
@@ -543,4 +545,27 @@ function copyReply(v: RespValue): RespValue {
   if (v instanceof Uint8Array) return v.slice();
   if (Array.isArray(v)) return v.map(copyReply);
   return v;
+}
+
+/**
+ * Run `open` (a connect), failing after `ms` milliseconds: a connection
+ * that opens later is closed. Deno's connect to a host that drops packets
+ * would otherwise wait for the kernel's SYN retries (~2 min on Linux).
+ */
+function within(ms: number, open: () => Promise<Deno.Conn>): Promise<Deno.Conn> {
+  return new Promise((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(new Error(`no connection within ${ms} ms`));
+    }, ms);
+    open().then((conn) => {
+      clearTimeout(timer);
+      if (late) conn.close();
+      else resolve(conn);
+    }, (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
 }
