@@ -171,6 +171,35 @@ Deno.test({
 });
 
 Deno.test({
+  name: "redis broker: a rejected message is parked as it was queued, character for character",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const broker = await openRedisBroker(url);
+  const r = await rawRedis();
+  try {
+    const q = uniqueQueue("park-exact");
+    // as kombu writes it (the take script's fast path), and compact with quotes and a
+    // backslash in the routing key (its cjson path): both come back unchanged
+    await broker.publish(message("kombu"), { routingKey: q });
+    const kombu = (await r.lrange(`${prefix}${q}`, 0, 0))[0];
+    const env = JSON.parse(kombu.replace('"kombu"', '"compact"'));
+    env.properties.delivery_tag = "t-compact";
+    env.properties.delivery_info.routing_key = 'odd", "key\\';
+    const compact = JSON.stringify(env);
+    await r.lpush(`${prefix}${q}`, compact);
+    const got = await broker.take([q], { max: 10 });
+    assert.equal(got.length, 2);
+    await broker.reject(got.map((delivery) => ({ delivery, reason: "refused" })));
+    const parked = (await r.lrange(`${prefix}${PARKED_KEY}`, 0, -1)).map((e) => JSON.parse(e))
+      .filter((e) => e.queue === q).map((e) => e.message).sort();
+    assert.deepEqual(parked, [compact, kombu].sort());
+  } finally {
+    await broker.close();
+    await r.quit();
+  }
+});
+
+Deno.test({
   name: "redis broker: an unreachable server gives a BrokerConnectionError naming the URL",
   ignore: WITHOUT_REDIS,
 }, async () => {

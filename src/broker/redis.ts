@@ -43,7 +43,7 @@ import { defineScripts, type RedisScope } from "./redis_commands.ts";
 import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
 import { broadcast, subscribe } from "./redis_fanout.ts";
 import { PRIORITY_STEPS, priorityList, RATE_LIMIT_KEY_PREFIX, REVOKED_KEY } from "./redis_keys.ts";
-import { listParked, park, parkEntry, requeueParked } from "./redis_parked.ts";
+import { envelopeOfUnacked, listParked, park, parkEntry, requeueParked } from "./redis_parked.ts";
 import { RedisPublisher } from "./redis_publish.ts";
 import { restoreVisible } from "./redis_restore.ts";
 import { RedisTaker } from "./redis_take.ts";
@@ -253,25 +253,33 @@ export class RedisBroker implements Broker {
 
   /** Park deliveries in the `celeriac.parked` list with their reasons. */
   async reject(rejections: readonly Rejection[]): Promise<void> {
+    if (rejections.length === 0) return;
     await this.#settle(
       `park ${rejections.length} message(s)`,
-      () =>
-        Promise.all(rejections.map((r) => {
-          const raw = this.#taker.rawOf(r.delivery) ??
+      async () => {
+        // The message as it was queued, from its `unacked` entry (the worker does not keep it).
+        const entries = await this.#client.hmget(
+          this.#k("unacked"),
+          ...rejections.map((r) => r.delivery.deliveryTag),
+        );
+        await Promise.all(rejections.map((r, i) => {
+          const entry = entries[i];
+          const raw = (entry === null ? null : envelopeOfUnacked(entry)) ??
             encodeEnvelope(
               r.delivery,
               { exchange: r.delivery.exchange, routing_key: r.delivery.routingKey },
               r.delivery.deliveryTag,
             );
-          const entry = parkEntry(
+          const parked = parkEntry(
             raw,
             r.delivery.queue,
             r.reason,
             r.taskId ?? null,
             r.taskName ?? null,
           );
-          return park(this.#scope, r.delivery.deliveryTag, entry);
-        })),
+          return park(this.#scope, r.delivery.deliveryTag, parked);
+        }));
+      },
     );
   }
 

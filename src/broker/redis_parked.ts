@@ -52,6 +52,43 @@ export function parkEntry(
 }
 
 /**
+ * The envelope of an `unacked` entry as the take script wrote it,
+ * `[envelope, "exchange", "routing_key"]`, character for character: the
+ * text between the opening bracket and the two JSON strings at the end
+ * (kombu's layout). The worker does not keep each message's text while it
+ * runs (it would outlive young-generation collections and fill the old
+ * one); parking reads it back from Redis instead.
+ *
+ * @example
+ * ```ts
+ * import { envelopeOfUnacked } from "./redis_parked.ts";
+ * envelopeOfUnacked('[{"body": "e30="}, "", "celery"]'); // '{"body": "e30="}'
+ * envelopeOfUnacked("not an entry"); // null
+ * ```
+ *
+ * @param entry the value of the `unacked` hash
+ * @returns the envelope text, or null when the entry is not in that layout
+ */
+export function envelopeOfUnacked(entry: string): string | null {
+  if (entry[0] !== "[" || entry[entry.length - 1] !== "]") return null;
+  let end = entry.length - 1;
+  for (let field = 0; field < 2; field++) {
+    // `end` is just past a JSON string: find its opening quote (one not escaped).
+    if (entry[end - 1] !== '"') return null;
+    let i = end - 2;
+    for (; i >= 0; i--) {
+      if (entry[i] !== '"') continue;
+      let slashes = 0;
+      while (entry[i - 1 - slashes] === "\\") slashes++;
+      if (slashes % 2 === 0) break;
+    }
+    if (i < 2 || entry.slice(i - 2, i) !== ", ") return null;
+    end = i - 2;
+  }
+  return end > 1 ? entry.slice(1, end) : null;
+}
+
+/**
  * Read a parked entry: what operators see, and the original message text.
  * An entry that is not JSON reads as "unreadable parked entry"; fields an
  * entry lacks are read from the message where they can be.

@@ -44,8 +44,8 @@ const TAKE = new RespScript(TAKE_SCRIPT);
 
 /**
  * One broker's takes: its claim watchers (one blocked connection per
- * list), its take record, and the raw envelope of each delivery it handed
- * out (parking stores the message exactly as it was queued).
+ * list) and its take record. It keeps no delivery's raw envelope (parking
+ * reads it back from the `unacked` entry, see `envelopeOfUnacked`).
  *
  * @example
  * ```ts ignore
@@ -60,7 +60,6 @@ export class RedisTaker {
   readonly #watchers = new Map<string, ClaimWatcher>();
   /** This broker's id in its claim lists (see redis_claims.ts). */
   readonly #id = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
-  readonly #raw = new WeakMap<Delivery, string>();
   #rotation = 0;
   /** This consumer's take record and the sequence id of its next take. */
   readonly #takeRecord = `celeriac.take.${crypto.randomUUID()}`;
@@ -76,11 +75,6 @@ export class RedisTaker {
   /** @param scope the broker's connection and key prefix */
   constructor(scope: RedisScope) {
     this.#scope = scope;
-  }
-
-  /** The envelope a delivery was taken as, if this taker handed it out. */
-  rawOf(delivery: Delivery): string | undefined {
-    return this.#raw.get(delivery);
   }
 
   /**
@@ -210,7 +204,6 @@ export class RedisTaker {
         routingKey: env.deliveryInfo.routing_key,
         ...(env.undecodable === undefined ? {} : { undecodable: env.undecodable }),
       };
-      this.#raw.set(d, raw);
       out.push(d);
     }
     return [out, flat.length / 3];
