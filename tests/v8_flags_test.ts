@@ -1,7 +1,8 @@
 /**
  * The worker's V8 flags by default: `worker.ts` run with `-A` starts itself
- * over (same process id) with `DENO_V8_FLAGS=--max-semi-space-size=1` unless
- * the command or the environment already sets the flag or
+ * over (same process id) with
+ * `DENO_V8_FLAGS=--max-semi-space-size=1,--no-allocation-site-pretenuring`
+ * unless the command or the environment already sets those flags or
  * `CELERIAC_V8_FLAGS` says otherwise; narrower permissions keep V8's defaults.
  * The same restart sets `MALLOC_ARENA_MAX=2` unless the environment sets it.
  * `worker.ts dashboard` does the same.
@@ -18,16 +19,16 @@ const CMD = ["deno", "run", "-A", "worker.ts", "--app", "./tasks.ts"];
 Deno.test("v8 flags: planned when neither the command nor DENO_V8_FLAGS sets them", () => {
   assert.deepEqual(planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: CMD }), {
     restart: true,
-    flags: ["--max-semi-space-size=1"],
-    denoV8Flags: "--max-semi-space-size=1",
+    flags: ["--max-semi-space-size=1", "--no-allocation-site-pretenuring"],
+    denoV8Flags: "--max-semi-space-size=1,--no-allocation-site-pretenuring",
     env: { MALLOC_ARENA_MAX: "2" },
   });
   assert.deepEqual(
     planV8Flags({ wanted: DEFAULT_V8_FLAGS, denoV8Flags: "--stack-size=2000", cmdline: CMD }),
     {
       restart: true,
-      flags: ["--max-semi-space-size=1"],
-      denoV8Flags: "--stack-size=2000,--max-semi-space-size=1",
+      flags: ["--max-semi-space-size=1", "--no-allocation-site-pretenuring"],
+      denoV8Flags: "--stack-size=2000,--max-semi-space-size=1,--no-allocation-site-pretenuring",
       env: { MALLOC_ARENA_MAX: "2" },
     },
   );
@@ -38,37 +39,54 @@ Deno.test("v8 flags: MALLOC_ARENA_MAX is left to the environment that sets it", 
     planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: CMD, environment });
   assert.deepEqual(plan({ MALLOC_ARENA_MAX: "8" }), {
     restart: true,
-    flags: ["--max-semi-space-size=1"],
-    denoV8Flags: "--max-semi-space-size=1",
+    flags: ["--max-semi-space-size=1", "--no-allocation-site-pretenuring"],
+    denoV8Flags: "--max-semi-space-size=1,--no-allocation-site-pretenuring",
     env: {},
   });
   assert.deepEqual(
     plan({ GLIBC_TUNABLES: "glibc.malloc.trim_threshold=0:glibc.malloc.arena_max=4" }),
     {
       restart: true,
-      flags: ["--max-semi-space-size=1"],
-      denoV8Flags: "--max-semi-space-size=1",
+      flags: ["--max-semi-space-size=1", "--no-allocation-site-pretenuring"],
+      denoV8Flags: "--max-semi-space-size=1,--no-allocation-site-pretenuring",
       env: {},
     },
   );
   assert.deepEqual(plan({ GLIBC_TUNABLES: "glibc.malloc.trim_threshold=0", HOME: "/root" }), {
     restart: true,
-    flags: ["--max-semi-space-size=1"],
-    denoV8Flags: "--max-semi-space-size=1",
+    flags: ["--max-semi-space-size=1", "--no-allocation-site-pretenuring"],
+    denoV8Flags: "--max-semi-space-size=1,--no-allocation-site-pretenuring",
     env: { MALLOC_ARENA_MAX: "2" },
   });
 });
 
 Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
-  const withFlag = ["deno", "run", "--v8-flags=--max-old-space-size=500,--max_semi_space_size=8"];
+  const withFlag = [
+    "deno",
+    "run",
+    "--v8-flags=--max-old-space-size=500,--max_semi_space_size=8,--allocation-site-pretenuring",
+  ];
   assert.deepEqual(planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: [...withFlag, "worker.ts"] }), {
     restart: false,
     reason: "the command sets them",
   });
   assert.equal(
-    planV8Flags({ wanted: DEFAULT_V8_FLAGS, denoV8Flags: "--max-semi-space-size=2", cmdline: CMD })
-      .restart,
+    planV8Flags({
+      wanted: DEFAULT_V8_FLAGS,
+      denoV8Flags: "--max-semi-space-size=2,--no_allocation_site_pretenuring",
+      cmdline: CMD,
+    }).restart,
     false,
+  );
+  // a flag the command does not set is added to those it does
+  assert.deepEqual(
+    planV8Flags({ wanted: DEFAULT_V8_FLAGS, denoV8Flags: "--max-semi-space-size=2", cmdline: CMD }),
+    {
+      restart: true,
+      flags: ["--no-allocation-site-pretenuring"],
+      denoV8Flags: "--max-semi-space-size=2,--no-allocation-site-pretenuring",
+      env: { MALLOC_ARENA_MAX: "2" },
+    },
   );
 });
 
@@ -128,18 +146,24 @@ Deno.test({
   try {
     const worker = await startWorker(prefix, {});
     try {
-      assert.equal(await v8FlagsOf(worker.child.pid), "--max-semi-space-size=1");
+      assert.equal(
+        await v8FlagsOf(worker.child.pid),
+        "--max-semi-space-size=1,--no-allocation-site-pretenuring",
+      );
       assert.equal(await envOf(worker.child.pid, "MALLOC_ARENA_MAX"), "2");
       assert.match(
         worker.output,
-        /V8 flags --max-semi-space-size=1, MALLOC_ARENA_MAX=2 \(the worker's defaults/,
+        /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring, MALLOC_ARENA_MAX=2 \(the worker's defaults/,
       );
     } finally {
       assert.equal((await worker.stop()).code, 0);
     }
     const own = await startWorker(prefix, { MALLOC_ARENA_MAX: "1" });
     try {
-      assert.equal(await v8FlagsOf(own.child.pid), "--max-semi-space-size=1");
+      assert.equal(
+        await v8FlagsOf(own.child.pid),
+        "--max-semi-space-size=1,--no-allocation-site-pretenuring",
+      );
       assert.equal(await envOf(own.child.pid, "MALLOC_ARENA_MAX"), "1");
     } finally {
       assert.equal((await own.stop()).code, 0);
@@ -158,7 +182,11 @@ Deno.test({
   const narrow = ["--allow-net", "--allow-read", "--allow-env", "--allow-sys"];
   const cases: [Record<string, string>, string[], RegExp][] = [
     [{ CELERIAC_V8_FLAGS: "" }, [], /CELERIAC_V8_FLAGS is empty/],
-    [{}, ["-A", "--v8-flags=--max-semi-space-size=4"], /the command sets them/],
+    [
+      {},
+      ["-A", "--v8-flags=--max-semi-space-size=4,--allocation-site-pretenuring"],
+      /the command sets them/,
+    ],
     [{}, narrow, /needs --allow-ffi/],
     // FFI, env and read granted, but not all: Deno refuses /proc/self/cmdline then.
     [{}, [...narrow, "--allow-ffi"], /cannot start over with them \(.*-A allows it\)/],
@@ -203,9 +231,15 @@ Deno.test({
   ]);
   try {
     await p.waitFor(/Dashboard on /);
-    assert.equal(await v8FlagsOf(p.child.pid), "--max-semi-space-size=1");
+    assert.equal(
+      await v8FlagsOf(p.child.pid),
+      "--max-semi-space-size=1,--no-allocation-site-pretenuring",
+    );
     assert.equal(await envOf(p.child.pid, "MALLOC_ARENA_MAX"), "2");
-    assert.match(p.output, /V8 flags --max-semi-space-size=1, MALLOC_ARENA_MAX=2/);
+    assert.match(
+      p.output,
+      /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring, MALLOC_ARENA_MAX=2/,
+    );
   } finally {
     assert.equal((await p.stop("SIGTERM")).code, 0, p.output);
   }
