@@ -29,6 +29,8 @@
  * `--perf FILE` (also record the worker with Linux `perf record -g` into
  * FILE, on-CPU samples of every thread; add `--perf-basic-prof` to
  * `--v8-flags` for JavaScript names in `perf report`),
+ * `--gc` (the worker with `--trace-gc-nvp`: scavenges per 1000 tasks, their
+ * pause, KB promoted per task, mark-compacts, of its main isolate),
  * `--no-sample` (no V8 profile: only the per-thread CPU line, without the
  * profiler's own cost), `--syscalls` (also count, per task, the system
  * calls, wake-ups, context switches and page faults of each thread kind of
@@ -232,6 +234,33 @@ function otherCpuNs(serverPid: number | null, dashboardPid: number | null): Map<
   return out;
 }
 
+/**
+ * The garbage collections of the busiest isolate (the main thread's) in a
+ * `--trace-gc-nvp` output: scavenges per 1000 tasks, their pause (µs per
+ * task, main thread; helper threads' part apart), KB promoted per task,
+ * mark-compacts and their pause.
+ */
+function gcLine(text: string, n: number): string {
+  const byIsolate = new Map<string, Record<string, number | string>[]>();
+  for (const m of text.matchAll(/\[\d+:(0x[0-9a-f]+):\d+\][^\n]*?GC: (\{[^\n]*\})/g)) {
+    const list = byIsolate.get(m[1]) ?? [];
+    list.push(JSON.parse(m[2]));
+    byIsolate.set(m[1], list);
+  }
+  const gcs = [...byIsolate.values()].sort((a, b) => b.length - a.length)[0] ?? [];
+  const sum = (list: typeof gcs, k: string) => list.reduce((a, e) => a + (Number(e[k]) || 0), 0);
+  const sc = gcs.filter((e) => e.gc === "s");
+  const mc = gcs.filter((e) => e.gc !== "s");
+  return `GC (main isolate): ${(sc.length * 1000 / n).toFixed(1)} scavenges per 1000 tasks, ` +
+    `pause ${(sum(sc, "pause") * 1000 / n).toFixed(2)} µs/task (helpers ${
+      (sum(sc, "background.scavenge.parallel") * 1000 / n).toFixed(2)
+    }), promoted ${(sum(sc, "promoted") / 1024 / n).toFixed(2)} KB/task, survived ${
+      (sum(sc, "new_space_survived") / 1024 / n).toFixed(2)
+    } KB/task; ${mc.length} mark-compacts, pause ${
+      (sum(mc, "pause") * 1000 / n).toFixed(2)
+    } µs/task`;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -250,6 +279,7 @@ async function main(): Promise<void> {
       "no-sample": { type: "boolean", default: false },
       syscalls: { type: "boolean", default: false },
       "server-pid": { type: "string" },
+      gc: { type: "boolean", default: false },
     },
   });
   const n = Number(values.tasks);
@@ -262,7 +292,15 @@ async function main(): Promise<void> {
     queue: values.drain ? DRAIN_QUEUE : BENCH_QUEUE,
     denoArgs: [
       `--inspect=127.0.0.1:${port}`,
-      ...(values["v8-flags"] === "none" ? [] : [`--v8-flags=${values["v8-flags"]}`]),
+      ...(values["v8-flags"] === "none" && !values.gc ? [] : [
+        `--v8-flags=${
+          [
+            values["v8-flags"] === "none" ? "" : values["v8-flags"],
+            values.gc ? "--trace-gc-nvp" : "",
+          ]
+            .filter(Boolean).join(",")
+        }`,
+      ]),
     ],
     workerArgs: [
       ...(values.loglevel ? ["--loglevel", values.loglevel] : []),
@@ -309,6 +347,7 @@ async function main(): Promise<void> {
       : null;
     const callsBefore = values.syscalls ? commandCalls(await broker.info("commandstats")) : null;
     const cpuBefore = threadCpuNs(child.pid);
+    const outputBefore = worker.output().length;
     const othersBefore = otherCpuNs(serverPid, watcher?.pid ?? null);
     const started = performance.now();
     if (values.drain) await broker.rename(BENCH_QUEUE, DRAIN_QUEUE);
@@ -316,6 +355,7 @@ async function main(): Promise<void> {
     while (await results.dbsize() < n) await new Promise((r) => setTimeout(r, 20));
     const wallMs = performance.now() - started;
     const cpuAfter = threadCpuNs(child.pid);
+    const gcText = values.gc ? worker.output().slice(outputBefore) : "";
     const othersAfter = otherCpuNs(serverPid, watcher?.pid ?? null);
     const kernel = stopCounting ? await stopCounting() : null;
     const callsAfter = callsBefore ? commandCalls(await broker.info("commandstats")) : null;
@@ -363,6 +403,7 @@ async function main(): Promise<void> {
         [...othersAfter].map(([k, ns]) => `${k} ${perTask((ns - othersBefore.get(k)!) / 1000)}`)
           .join(", "),
     );
+    if (values.gc) console.log(gcLine(gcText, n));
     if (kernel) {
       console.log("kernel events per task (perf stat):");
       for (const line of kernelLines(kernel, n)) console.log(line);
