@@ -29,7 +29,9 @@
  * `--perf FILE` (also record the worker with Linux `perf record -g` into
  * FILE, on-CPU samples of every thread; add `--perf-basic-prof` to
  * `--v8-flags` for JavaScript names in `perf report`),
- * `--gc` (the worker with `--trace-gc-nvp`: scavenges per 1000 tasks, their
+ * `--heap` (V8's sampling heap profiler on the main thread during the run,
+ * objects collected since included: KB allocated per task, in all and by
+ * function, top N), `--gc` (the worker with `--trace-gc-nvp`: scavenges per 1000 tasks, their
  * pause, KB promoted per task, mark-compacts, of its main isolate),
  * `--no-sample` (no V8 profile: only the per-thread CPU line, without the
  * profiler's own cost), `--syscalls` (also count, per task, the system
@@ -234,6 +236,30 @@ function otherCpuNs(serverPid: number | null, dashboardPid: number | null): Map<
   return out;
 }
 
+/** A node of a sampled heap profile (`HeapProfiler.stopSampling`). */
+interface HeapNode {
+  callFrame: CallFrame;
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** Bytes allocated in all, and by function (self), of a sampled heap profile. */
+function heapSummary(head: HeapNode, top: number): { total: number; top: [string, number][] } {
+  const byFn = new Map<string, number>();
+  let total = 0;
+  const walk = (node: HeapNode) => {
+    const f = node.callFrame;
+    const key = `${f.functionName || "(anonymous)"} ${f.url.split("/").slice(-2).join("/")}:${
+      f.lineNumber + 1
+    }`;
+    byFn.set(key, (byFn.get(key) ?? 0) + node.selfSize);
+    total += node.selfSize;
+    for (const c of node.children) walk(c);
+  };
+  walk(head);
+  return { total, top: [...byFn].sort((a, b) => b[1] - a[1]).slice(0, top) };
+}
+
 /**
  * The garbage collections of the busiest isolate (the main thread's) in a
  * `--trace-gc-nvp` output: scavenges per 1000 tasks, their pause (µs per
@@ -280,6 +306,7 @@ async function main(): Promise<void> {
       syscalls: { type: "boolean", default: false },
       "server-pid": { type: "string" },
       gc: { type: "boolean", default: false },
+      heap: { type: "boolean", default: false },
     },
   });
   const n = Number(values.tasks);
@@ -321,6 +348,14 @@ async function main(): Promise<void> {
     await inspector.send("Profiler.enable");
     await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
     if (!values["no-sample"]) await inspector.send("Profiler.start");
+    if (values.heap) {
+      await inspector.send("HeapProfiler.enable");
+      await inspector.send("HeapProfiler.startSampling", {
+        samplingInterval: 512,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+    }
     const enqueue = async () => {
       for (let sent = 0; sent < n; sent += 1000) {
         await noop.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => []));
@@ -370,6 +405,10 @@ async function main(): Promise<void> {
     const profile = sampled
       ? (await inspector.send<{ profile: CpuProfile }>("Profiler.stop")).profile
       : { nodes: [], samples: [], timeDeltas: [], startTime: 0, endTime: 0 };
+    const heap = values.heap
+      ? (await inspector.send<{ profile: { head: HeapNode } }>("HeapProfiler.stopSampling"))
+        .profile
+      : null;
     const endKiB = rssKiB(child.pid, "VmRSS");
     const hwmKiB = rssKiB(child.pid, "VmHWM");
     inspector.close();
@@ -404,6 +443,13 @@ async function main(): Promise<void> {
           .join(", "),
     );
     if (values.gc) console.log(gcLine(gcText, n));
+    if (heap) {
+      const { total, top } = heapSummary(heap.head, Number(values.top));
+      console.log(`main thread allocation (sampled): ${(total / 1024 / n).toFixed(2)} KB per task`);
+      for (const [fn, bytes] of top) {
+        console.log(`  ${(bytes / 1024 / n).toFixed(3).padStart(7)} KB  ${fn}`);
+      }
+    }
     if (kernel) {
       console.log("kernel events per task (perf stat):");
       for (const line of kernelLines(kernel, n)) console.log(line);

@@ -51,6 +51,13 @@ export class EventShape {
   readonly keyText: readonly string[];
   /** `, "type": "<type>"}`. */
   readonly tail: string;
+  /**
+   * What comes before field `i`'s value, 4 per field: its key text with the
+   * previous value's closing quote (`+2`, after a string written verbatim)
+   * and its own opening quote (`+1`, before one), so that an event is a
+   * few appends per field, not four.
+   */
+  readonly joints: readonly string[];
 
   /**
    * @param type the event type
@@ -61,6 +68,7 @@ export class EventShape {
     this.keys = keys;
     this.keyText = keys.map((k) => ", " + pyJsonScalar(k) + ": ");
     this.tail = ', "type": ' + pyJsonScalar(type) + "}";
+    this.joints = this.keyText.flatMap((k) => [k, k + '"', '"' + k, '"' + k + '"']);
   }
 }
 
@@ -97,6 +105,8 @@ export class EventListWriter {
   #offset = NaN;
   #lastAt = NaN;
   #lastStamp = "";
+  /** {@link #lastStamp} after a closing quote. */
+  #lastStampQuoted = "";
 
   /** @param sender the sender's `hostname` and `pid` */
   constructor(sender: { hostname: string; pid: number }) {
@@ -168,7 +178,7 @@ export class EventListWriter {
       const t = typeof v;
       if (t !== "string" && t !== "number" && t !== "boolean" && t !== "undefined" && v !== null) {
         // Written now, so that a value JSON cannot carry throws here.
-        this.#records.push(this.#text(shape, values, clock, at), undefined, clock, at);
+        this.#records.push(this.#append("", shape, values, clock, at), undefined, clock, at);
         return;
       }
     }
@@ -192,7 +202,8 @@ export class EventListWriter {
       const shape = records[r];
       if (typeof shape === "string") text += shape;
       else {
-        text += this.#text(
+        text = this.#append(
+          text,
           shape as EventShape,
           records[r + 1] as readonly unknown[],
           records[r + 2] as number,
@@ -210,16 +221,31 @@ export class EventListWriter {
     return ascii.encode(text);
   }
 
-  /** The text of one event given by its shape's values. */
-  #text(shape: EventShape, values: readonly unknown[], clock: number, at: number): string {
-    let text = this.#begin(clock, at);
-    const keys = shape.keyText;
-    for (let i = 0; i < keys.length; i++) {
+  /** `text` followed by the text of one event given by its shape's values. */
+  #append(
+    text: string,
+    shape: EventShape,
+    values: readonly unknown[],
+    clock: number,
+    at: number,
+  ): string {
+    text += this.#begin(clock, at);
+    const joints = shape.joints;
+    let quoted = 0;
+    for (let i = 0; i < values.length; i++) {
       const v = values[i];
       if (v === undefined) continue;
-      text += keys[i] + valueText(v);
+      if (typeof v === "string" && isVerbatimJsonString(v)) {
+        text += joints[4 * i + quoted + 1];
+        text += v;
+        quoted = 2;
+      } else {
+        text += joints[4 * i + quoted];
+        text += valueText(v);
+        quoted = 0;
+      }
     }
-    return text + this.#lastStamp + shape.tail;
+    return text + (quoted ? this.#lastStampQuoted : this.#lastStamp) + shape.tail;
   }
 
   /**
@@ -236,6 +262,7 @@ export class EventListWriter {
     if (at !== this.#lastAt) {
       this.#lastAt = at;
       this.#lastStamp = ', "timestamp": ' + pyJsonScalar(at / 1000);
+      this.#lastStampQuoted = '"' + this.#lastStamp;
     }
     return this.#head + pyJsonScalar(clock);
   }
