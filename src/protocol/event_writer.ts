@@ -27,6 +27,9 @@ import { utcOffsetAt } from "./events.ts";
 
 const ascii = new TextEncoder();
 
+/** Record slots kept for the next list at most (a larger list's array is let go). */
+const MAX_KEPT_SLOTS = 1 << 16;
+
 /**
  * The own fields of one event type, in the order they are written, with
  * their JSON keys written once: {@link EventListWriter.addValues} writes an
@@ -91,11 +94,18 @@ export class EventShape {
 export class EventListWriter {
   /**
    * The events since the last take(), four slots each: the shape (or the
-   * event's text, for one written at once), its values, clock and time.
+   * event's text, for one written at once), its values, clock and time
+   * (ms after {@link #base}: a small integer, not a number object). Kept
+   * from one list to the next (emptied, not replaced), so it does not grow
+   * again from nothing for each list.
    */
   #records: unknown[] = [];
+  /** Slots of {@link #records} in use. */
+  #end = 0;
   /** Index in {@link #records} of the first event not taken yet. */
   #next = 0;
+  /** Time the stored times count from (ms since the epoch): the first event's of the list. */
+  #base = 0;
   readonly #hostname: string;
   readonly #pid: string;
   readonly #keys = new Map<string, string>();
@@ -116,7 +126,7 @@ export class EventListWriter {
 
   /** Events added and not taken yet. */
   get length(): number {
-    return (this.#records.length - this.#next) >> 2;
+    return (this.#end - this.#next) >> 2;
   }
 
   /**
@@ -142,7 +152,7 @@ export class EventListWriter {
     }
     let tail = this.#tails.get(type);
     if (tail === undefined) this.#tails.set(type, tail = ', "type": ' + pyJsonScalar(type) + "}");
-    this.#records.push(text + this.#lastStamp + tail, undefined, clock, at);
+    this.#record(text + this.#lastStamp + tail, undefined, clock, at);
   }
 
   /**
@@ -178,11 +188,30 @@ export class EventListWriter {
       const t = typeof v;
       if (t !== "string" && t !== "number" && t !== "boolean" && t !== "undefined" && v !== null) {
         // Written now, so that a value JSON cannot carry throws here.
-        this.#records.push(this.#append("", shape, values, clock, at), undefined, clock, at);
+        this.#record(this.#append("", shape, values, clock, at), undefined, clock, at);
         return;
       }
     }
-    this.#records.push(shape, values, clock, at);
+    this.#record(shape, values, clock, at);
+  }
+
+  /** Store one event: its shape and values, or its text (then `values` is undefined). */
+  #record(shape: EventShape | string, values: unknown, clock: number, at: number): void {
+    const records = this.#records;
+    const i = this.#end;
+    if (i === 0) this.#base = at;
+    const since = at - this.#base;
+    if (typeof shape !== "string" && this.#base + since !== at) {
+      // A time the difference does not give back exactly (a fraction of a
+      // ms far from the list's first): written now.
+      shape = this.#append("", shape, values as readonly unknown[], clock, at);
+      values = undefined;
+    }
+    records[i] = shape;
+    records[i + 1] = values;
+    records[i + 2] = clock;
+    records[i + 3] = since;
+    this.#end = i + 4;
   }
 
   /**
@@ -195,7 +224,7 @@ export class EventListWriter {
   take(max = Infinity): Uint8Array {
     const records = this.#records;
     const start = this.#next;
-    const end = Math.min(records.length, start + Math.max(0, Math.floor(max)) * 4);
+    const end = Math.min(this.#end, start + Math.max(0, Math.floor(max)) * 4);
     let text = "[";
     for (let r = start; r < end; r += 4) {
       if (r > start) text += ", ";
@@ -207,15 +236,17 @@ export class EventListWriter {
           shape as EventShape,
           records[r + 1] as readonly unknown[],
           records[r + 2] as number,
-          records[r + 3] as number,
+          this.#base + (records[r + 3] as number),
         );
       }
     }
     text += "]";
     // The rest stays where it is (a split flush takes its messages in turn
     // without copying what is left each time); the list restarts when empty.
-    if (end === records.length) {
-      this.#records = [];
+    if (end === this.#end) {
+      if (end > MAX_KEPT_SLOTS) this.#records = [];
+      else records.fill(undefined, 0, end);
+      this.#end = 0;
       this.#next = 0;
     } else this.#next = end;
     return ascii.encode(text);
