@@ -29,6 +29,10 @@
  * `--perf FILE` (also record the worker with Linux `perf record -g` into
  * FILE, on-CPU samples of every thread; add `--perf-basic-prof` to
  * `--v8-flags` for JavaScript names in `perf report`),
+ * `--heap` (V8's sampling heap profiler on the main thread during the run,
+ * objects collected since included: KB allocated per task, in all and by
+ * function, top N), `--gc` (the worker with `--trace-gc-nvp`: scavenges per 1000 tasks, their
+ * pause, KB promoted per task, mark-compacts, of its main isolate),
  * `--no-sample` (no V8 profile: only the per-thread CPU line, without the
  * profiler's own cost), `--syscalls` (also count, per task, the system
  * calls, wake-ups, context switches and page faults of each thread kind of
@@ -232,6 +236,57 @@ function otherCpuNs(serverPid: number | null, dashboardPid: number | null): Map<
   return out;
 }
 
+/** A node of a sampled heap profile (`HeapProfiler.stopSampling`). */
+interface HeapNode {
+  callFrame: CallFrame;
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** Bytes allocated in all, and by function (self), of a sampled heap profile. */
+function heapSummary(head: HeapNode, top: number): { total: number; top: [string, number][] } {
+  const byFn = new Map<string, number>();
+  let total = 0;
+  const walk = (node: HeapNode) => {
+    const f = node.callFrame;
+    const key = `${f.functionName || "(anonymous)"} ${f.url.split("/").slice(-2).join("/")}:${
+      f.lineNumber + 1
+    }`;
+    byFn.set(key, (byFn.get(key) ?? 0) + node.selfSize);
+    total += node.selfSize;
+    for (const c of node.children) walk(c);
+  };
+  walk(head);
+  return { total, top: [...byFn].sort((a, b) => b[1] - a[1]).slice(0, top) };
+}
+
+/**
+ * The garbage collections of the busiest isolate (the main thread's) in a
+ * `--trace-gc-nvp` output: scavenges per 1000 tasks, their pause (µs per
+ * task, main thread; helper threads' part apart), KB promoted per task,
+ * mark-compacts and their pause.
+ */
+function gcLine(text: string, n: number): string {
+  const byIsolate = new Map<string, Record<string, number | string>[]>();
+  for (const m of text.matchAll(/\[\d+:(0x[0-9a-f]+):\d+\][^\n]*?GC: (\{[^\n]*\})/g)) {
+    const list = byIsolate.get(m[1]) ?? [];
+    list.push(JSON.parse(m[2]));
+    byIsolate.set(m[1], list);
+  }
+  const gcs = [...byIsolate.values()].sort((a, b) => b.length - a.length)[0] ?? [];
+  const sum = (list: typeof gcs, k: string) => list.reduce((a, e) => a + (Number(e[k]) || 0), 0);
+  const sc = gcs.filter((e) => e.gc === "s");
+  const mc = gcs.filter((e) => e.gc !== "s");
+  return `GC (main isolate): ${(sc.length * 1000 / n).toFixed(1)} scavenges per 1000 tasks, ` +
+    `pause ${(sum(sc, "pause") * 1000 / n).toFixed(2)} µs/task (helpers ${
+      (sum(sc, "background.scavenge.parallel") * 1000 / n).toFixed(2)
+    }), promoted ${(sum(sc, "promoted") / 1024 / n).toFixed(2)} KB/task, survived ${
+      (sum(sc, "new_space_survived") / 1024 / n).toFixed(2)
+    } KB/task; ${mc.length} mark-compacts, pause ${
+      (sum(mc, "pause") * 1000 / n).toFixed(2)
+    } µs/task`;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -250,6 +305,8 @@ async function main(): Promise<void> {
       "no-sample": { type: "boolean", default: false },
       syscalls: { type: "boolean", default: false },
       "server-pid": { type: "string" },
+      gc: { type: "boolean", default: false },
+      heap: { type: "boolean", default: false },
     },
   });
   const n = Number(values.tasks);
@@ -262,7 +319,15 @@ async function main(): Promise<void> {
     queue: values.drain ? DRAIN_QUEUE : BENCH_QUEUE,
     denoArgs: [
       `--inspect=127.0.0.1:${port}`,
-      ...(values["v8-flags"] === "none" ? [] : [`--v8-flags=${values["v8-flags"]}`]),
+      ...(values["v8-flags"] === "none" && !values.gc ? [] : [
+        `--v8-flags=${
+          [
+            values["v8-flags"] === "none" ? "" : values["v8-flags"],
+            values.gc ? "--trace-gc-nvp" : "",
+          ]
+            .filter(Boolean).join(",")
+        }`,
+      ]),
     ],
     workerArgs: [
       ...(values.loglevel ? ["--loglevel", values.loglevel] : []),
@@ -283,6 +348,14 @@ async function main(): Promise<void> {
     await inspector.send("Profiler.enable");
     await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
     if (!values["no-sample"]) await inspector.send("Profiler.start");
+    if (values.heap) {
+      await inspector.send("HeapProfiler.enable");
+      await inspector.send("HeapProfiler.startSampling", {
+        samplingInterval: 512,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+    }
     const enqueue = async () => {
       for (let sent = 0; sent < n; sent += 1000) {
         await noop.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => []));
@@ -309,6 +382,7 @@ async function main(): Promise<void> {
       : null;
     const callsBefore = values.syscalls ? commandCalls(await broker.info("commandstats")) : null;
     const cpuBefore = threadCpuNs(child.pid);
+    const outputBefore = worker.output().length;
     const othersBefore = otherCpuNs(serverPid, watcher?.pid ?? null);
     const started = performance.now();
     if (values.drain) await broker.rename(BENCH_QUEUE, DRAIN_QUEUE);
@@ -316,6 +390,7 @@ async function main(): Promise<void> {
     while (await results.dbsize() < n) await new Promise((r) => setTimeout(r, 20));
     const wallMs = performance.now() - started;
     const cpuAfter = threadCpuNs(child.pid);
+    const gcText = values.gc ? worker.output().slice(outputBefore) : "";
     const othersAfter = otherCpuNs(serverPid, watcher?.pid ?? null);
     const kernel = stopCounting ? await stopCounting() : null;
     const callsAfter = callsBefore ? commandCalls(await broker.info("commandstats")) : null;
@@ -330,6 +405,10 @@ async function main(): Promise<void> {
     const profile = sampled
       ? (await inspector.send<{ profile: CpuProfile }>("Profiler.stop")).profile
       : { nodes: [], samples: [], timeDeltas: [], startTime: 0, endTime: 0 };
+    const heap = values.heap
+      ? (await inspector.send<{ profile: { head: HeapNode } }>("HeapProfiler.stopSampling"))
+        .profile
+      : null;
     const endKiB = rssKiB(child.pid, "VmRSS");
     const hwmKiB = rssKiB(child.pid, "VmHWM");
     inspector.close();
@@ -363,6 +442,14 @@ async function main(): Promise<void> {
         [...othersAfter].map(([k, ns]) => `${k} ${perTask((ns - othersBefore.get(k)!) / 1000)}`)
           .join(", "),
     );
+    if (values.gc) console.log(gcLine(gcText, n));
+    if (heap) {
+      const { total, top } = heapSummary(heap.head, Number(values.top));
+      console.log(`main thread allocation (sampled): ${(total / 1024 / n).toFixed(2)} KB per task`);
+      for (const [fn, bytes] of top) {
+        console.log(`  ${(bytes / 1024 / n).toFixed(3).padStart(7)} KB  ${fn}`);
+      }
+    }
     if (kernel) {
       console.log("kernel events per task (perf stat):");
       for (const line of kernelLines(kernel, n)) console.log(line);

@@ -375,6 +375,31 @@ Deno.test("dashboard: a worker's page asks each inspect command of that node onl
   });
 });
 
+Deno.test("dashboard: an online worker that missed the periodic inspect is asked again soon", async () => {
+  const asked: string[] = [];
+  const online = Promise.withResolvers<void>();
+  const inspector: DashboardOptions["inspector"] = async (command, { destination }) => {
+    asked.push(`${command}:${destination?.join(",") ?? "*"}`);
+    if (!destination) {
+      await online.promise;
+      return command === "stats" ? {} : { "w@h": [{ name: "q1" }] }; // stats missed w@h
+    }
+    return { "w@h": { pool: { "max-concurrency": 4 } } };
+  };
+  await withDashboard({ inspector }, async (_url, d, _app, f) => {
+    f.push({ type: "worker-online", hostname: "w@h", timestamp: now(), freq: 2 });
+    await until(() => d.model.workers.get("w@h")?.online === true);
+    online.resolve();
+    // the re-ask comes after 1 s, not at the next round 10 s later
+    for (let i = 0; i < 100 && d.model.workers.get("w@h")?.pool !== 4; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(d.model.workers.get("w@h")?.pool, 4);
+    assert.deepEqual(d.model.workers.get("w@h")?.queues, ["q1"]);
+    assert.deepEqual(asked, ["active_queues:*", "stats:*", "stats:w@h"]);
+  });
+});
+
 Deno.test("dashboard: a worker action says when the worker did not answer", async () => {
   await withDashboard({}, async (url, d, _app, f) => {
     const h = { "x-csrf-token": await csrf(url) };

@@ -126,7 +126,8 @@ Deno.test({
         // Workers again, and one worker's page with its inspect replies
         await nav(page, "Workers");
         await pyRow.getByText("online").waitFor();
-        // pool size and queues from inspect stats / active_queues, asked every 10 s
+        // pool size and queues from inspect stats / active_queues: asked every 10 s, and again
+        // within seconds of a worker that did not answer (busy, or a loaded machine)
         await tsRow.locator("td.num").nth(4).filter({ hasText: /^1$/ }).waitFor({
           timeout: 20_000,
         });

@@ -37,8 +37,8 @@ export function clientEvents(app: Celery): EventSourceFn {
  * @returns the inspector
  */
 export function clientInspector(app: Celery): Inspector {
-  return async (command, { destination, timeout }) => {
-    const inspect = app.control.inspect({ destination, timeout: timeout ?? 1 });
+  return async (command, { destination, timeout, signal }) => {
+    const inspect = app.control.inspect({ destination, timeout: timeout ?? 1, signal });
     switch (command) {
       case "active":
         return await inspect.active();

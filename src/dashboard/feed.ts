@@ -69,7 +69,8 @@ export type EventSourceFn = (
 /**
  * Inspect replies by node name, as `app.control.inspect(...)` collects
  * them: `inspect("active", { destination: ["celery@host"] })` resolves with
- * `{ "celery@host": [...] }`.
+ * `{ "celery@host": [...] }`; `timeout` in seconds, `signal` stops waiting
+ * (with the replies so far).
  *
  * @example Wiring the client's inspect
  * ```ts ignore
@@ -79,7 +80,7 @@ export type EventSourceFn = (
  */
 export type Inspector = (
   command: InspectCommand,
-  options: { destination?: string[]; timeout?: number },
+  options: { destination?: string[]; timeout?: number; signal?: AbortSignal },
 ) => Promise<Record<string, unknown>>;
 
 /** The inspect commands the dashboard sends. */

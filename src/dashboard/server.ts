@@ -14,6 +14,7 @@ import { ASSETS } from "./assets.gen.ts";
 import { type AuthOptions, authRequired, checkAuth, isLoopback, validateAuth } from "./auth.ts";
 import { errorResponse, HttpError } from "./errors.ts";
 import { clientEvents, clientInspector } from "./client_feed.ts";
+import { pollInspect } from "./inspect_poll.ts";
 import type { EventCore, EventSourceFn, Inspector } from "./feed.ts";
 import { ViewModel } from "./view_model.ts";
 
@@ -74,7 +75,6 @@ export interface DashboardOptions {
 const PUSH_INTERVAL_MS = 1000;
 const ENABLE_EVENTS_MS = 5000;
 const DEPTH_CACHE_MS = 2000;
-const ACTIVE_QUEUES_MS = 10_000;
 
 const SECURITY_HEADERS: Record<string, string> = {
   "x-content-type-options": "nosniff",
@@ -108,6 +108,7 @@ export class Dashboard {
   #depths: { at: number; value: Promise<Map<string, number>> } | null = null;
   #timers: ReturnType<typeof setInterval>[] = [];
   #feed: Promise<void> = Promise.resolve();
+  #polling: Promise<void> = Promise.resolve();
 
   /**
    * Check the options; nothing listens until {@link Dashboard.start}.
@@ -172,20 +173,7 @@ export class Dashboard {
     this.#timers.push(setInterval(() => this.#push(), PUSH_INTERVAL_MS));
     const inspector = this.#options.inspector;
     if (inspector) {
-      const failed = (err: unknown) =>
-        log.debug("inspect failed: {error}", { error: (err as Error).message });
-      const ask = () => {
-        Promise.resolve().then(() => inspector("active_queues", { timeout: 1 })).then(
-          (r) => this.model.applyActiveQueues(r),
-          failed,
-        );
-        Promise.resolve().then(() => inspector("stats", { timeout: 1 })).then(
-          (r) => this.model.applyStats(r),
-          failed,
-        );
-      };
-      ask();
-      this.#timers.push(setInterval(ask, ACTIVE_QUEUES_MS));
+      this.#polling = pollInspect({ inspector, model: this.model, signal });
     }
     if (this.#options.enableEvents ?? true) {
       const enable = () =>
@@ -234,6 +222,7 @@ export class Dashboard {
     this.#abort.abort();
     await this.#server?.finished;
     await this.#feed;
+    await this.#polling;
   }
 
   #queueDepths(): Promise<Map<string, number>> {

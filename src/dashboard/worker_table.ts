@@ -190,6 +190,18 @@ export class WorkerTable {
   }
 
   /**
+   * The node names of the workers online, as last checked (no expiry here:
+   * {@link WorkerTable.expire} does it).
+   *
+   * @returns node names
+   */
+  onlineNames(): string[] {
+    const names: string[] = [];
+    for (const w of this.#workers.values()) if (w.online) names.push(w.hostname);
+    return names;
+  }
+
+  /**
    * Every worker, online first, then by name; heartbeats checked at `now`.
    *
    * @param now Unix seconds
