@@ -20,9 +20,8 @@ import {
   openRedisConnection,
   redisFailure,
 } from "../broker/redis_connection.ts";
-import { parseRedisUrl } from "../broker/redis_url.ts";
+import { isSingleServer, parseRedisUrl } from "../broker/redis_url.ts";
 import { retryWhileDown } from "../broker/outage.ts";
-import { usesRespEvents } from "../broker/resp_events.ts";
 import { RespScript, RespScripts } from "../broker/resp_scripts.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ChordMember } from "../protocol/signature.ts";
@@ -154,7 +153,7 @@ export class RedisBackend implements ResultBackend {
       name: "celeriac-backend",
     }) as Redis & Scripted;
     this.#client.defineCommand("celeriacStore", { lua: STORE_SCRIPT });
-    this.#resp = usesRespEvents(url)
+    this.#resp = isSingleServer(url)
       ? new RespScripts(url, rawUrl, { name: "celeriac-store", role: "result store" })
       : null;
     this.#chords = new RedisChords(this.#client, this.#prefix, this.#ttl, this.#cluster);

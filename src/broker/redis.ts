@@ -48,8 +48,8 @@ import { RedisPublisher } from "./redis_publish.ts";
 import { restoreVisible } from "./redis_restore.ts";
 import { RedisTaker } from "./redis_take.ts";
 import { retryWhileDown } from "./outage.ts";
-import { parseRedisUrl } from "./redis_url.ts";
-import { RespEvents, usesRespEvents } from "./resp_events.ts";
+import { isSingleServer, parseRedisUrl } from "./redis_url.ts";
+import { RespEvents } from "./resp_events.ts";
 import { RespScripts } from "./resp_scripts.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
@@ -152,7 +152,7 @@ export class RedisBroker implements Broker {
         name: "celeriac-broker",
       }),
     );
-    const single = shared === undefined && usesRespEvents(url);
+    const single = shared === undefined && isSingleServer(url);
     this.#scope = {
       client: this.#client,
       rawUrl,

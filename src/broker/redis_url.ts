@@ -239,3 +239,22 @@ export function parseRedisUrl(url: string): RedisUrlOptions {
     query,
   };
 }
+
+/**
+ * Whether a Redis URL names one plain server (`redis://`, `rediss://`), not
+ * Sentinel or Cluster: its per-task commands (takes, acknowledgements,
+ * result stores) and events then go through Celeriac's own RESP
+ * connections (resp_scripts.ts, resp_events.ts) instead of ioredis.
+ *
+ * @example
+ * ```ts
+ * import { isSingleServer, parseRedisUrl } from "./redis_url.ts";
+ * isSingleServer(parseRedisUrl("redis://127.0.0.1:6379/0")); // true
+ * ```
+ *
+ * @param url the parsed URL
+ * @returns true for a single server
+ */
+export function isSingleServer(url: RedisUrlOptions): boolean {
+  return !url.cluster && !url.sentinels;
+}

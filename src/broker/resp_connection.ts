@@ -7,107 +7,27 @@
  * {@link RespReader} from the socket's read buffer, pub/sub messages handed
  * to a callback as views of it. It speaks to one server (`redis://` or
  * `rediss://`): AUTH, SELECT and CLIENT SETNAME on connect, reconnect with
- * backoff after a drop (patterns subscribed again), clean close.
+ * backoff after a drop (patterns subscribed again), clean close. Opening
+ * the socket, the reconnect loop and the reply watchdog are in resp_dial.ts.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import { sleep } from "./amqp_consume.ts";
-import { backoffDelay } from "./amqp_state.ts";
 import { maskPassword } from "./errors.ts";
+import {
+  dial,
+  reconnect,
+  RedisConnectionError,
+  type RespConnectionOptions,
+  startWatchdog,
+} from "./resp_dial.ts";
 import { RedisReplyError, RespReader, type RespValue } from "./resp_reader.ts";
 import { RespWriter } from "./resp_writer.ts";
 
+export { RedisConnectionError, type RespConnectionOptions };
+
 const log = getLogger(["celeriac", "broker", "redis"]);
-
-/**
- * The connection to Redis failed, dropped or was closed.
- *
- * @example
- * ```ts
- * import { RedisConnectionError } from "./resp_connection.ts";
- * new RedisConnectionError("connection closed").code; // "REDIS_CONNECTION"
- * ```
- */
-export class RedisConnectionError extends Error {
-  /** Stable code for programmatic checks. */
-  readonly code = "REDIS_CONNECTION";
-
-  /**
-   * @param message what happened
-   * @param cause the underlying error
-   */
-  constructor(message: string, cause?: unknown) {
-    super(message, { cause });
-    this.name = "RedisConnectionError";
-  }
-}
-
-/**
- * Options of {@link RespConnection}.
- *
- * @example
- * ```ts
- * import type { RespConnectionOptions } from "./resp_connection.ts";
- * const o: RespConnectionOptions = { host: "127.0.0.1", port: 6379, db: 3, name: "celeriac-events" };
- * ```
- */
-export interface RespConnectionOptions {
-  /** Host name. */
-  host: string;
-  /** Port. */
-  port: number;
-  /** TLS (`rediss://`). Default false. */
-  tls?: boolean;
-  /** Certificates of the authorities to trust with TLS, PEM. Default: the system's. */
-  caCerts?: string[];
-  /** ACL user; with `password`, `AUTH user password`. Default none. */
-  username?: string;
-  /** Password (`AUTH`). Default none. */
-  password?: string;
-  /** Database (`SELECT`). Default 0. */
-  db?: number;
-  /** Connection name (`CLIENT SETNAME`), shown by `CLIENT LIST`. Default none. */
-  name?: string;
-  /** Patterns to PSUBSCRIBE to on each connect. Default none. */
-  patterns?: string[];
-  /**
-   * Called with each pub/sub message (`["pmessage", pattern, channel,
-   * payload]` or `["message", channel, payload]`), its bulk strings views of
-   * the read buffer valid until it returns. Default none.
-   */
-  onPush?: (push: RespValue[]) => void;
-  /**
-   * Commands sent while it waits to reconnect wait for the next attempt (and
-   * fail if that fails) instead of failing at once. Default false.
-   */
-  waitForReconnect?: boolean;
-  /**
-   * A connection with commands waiting that gets no reply for this long, ms,
-   * is taken for dead (a peer gone without closing it): it is dropped (its
-   * commands fail) and reconnected. Default none: wait as long as it takes.
-   */
-  replyTimeoutMs?: number;
-  /** Reconnect after a drop. Default true. */
-  reconnect?: boolean;
-  /** First reconnect delay, ms, doubled per failed attempt. Default 50. */
-  minDelayMs?: number;
-  /** Longest reconnect delay, ms. Default 2000. */
-  maxDelayMs?: number;
-  /**
-   * How long a new connection may take, ms: the TCP (and TLS) connect, and
-   * then the server's answer to the greeting (AUTH, SELECT, ... or a PING),
-   * each, before it is given up. Default 10000.
-   */
-  connectTimeoutMs?: number;
-  /** Closes the connection when it aborts. Default none. */
-  signal?: AbortSignal;
-  /** The URL, for log lines (its password is masked). Default `host:port`. */
-  label?: string;
-  /** What the connection is for, in log lines ("Redis {role} connection"). Default `events`. */
-  role?: string;
-}
 
 /**
  * Turns a reply into what the caller wants while its bulk strings are still
@@ -330,29 +250,14 @@ export class RespConnection {
     this.#state = "connecting";
     const o = this.#o;
     const waitMs = o.connectTimeoutMs ?? 10_000;
-    let conn: Deno.Conn;
-    try {
-      conn = await within(waitMs, async () => {
-        if (!o.tls) return await Deno.connect({ hostname: o.host, port: o.port });
-        const tls = await Deno.connectTls({ hostname: o.host, port: o.port, caCerts: o.caCerts });
-        await tls.handshake().catch((err) => {
-          tls.close();
-          throw err;
-        });
-        return tls;
-      });
-    } catch (err) {
+    const conn = await dial(o, this.#label).catch((err) => {
       if (this.#state === "connecting") this.#state = "idle";
-      throw new RedisConnectionError(
-        `cannot reach ${this.#label}: ${(err as Error).message}`,
-        err,
-      );
-    }
+      throw err;
+    });
     if (this.#isClosed()) {
       conn.close();
       throw new RedisConnectionError(`connection to ${this.#label} closed`);
     }
-    if (!o.tls) (conn as Deno.TcpConn).setNoDelay(true);
     this.#conn = conn;
     this.#reader = new RespReader();
     void this.#readLoop(conn);
@@ -482,50 +387,25 @@ export class RespConnection {
   #watch(conn: Deno.Conn): void {
     const ms = this.#o.replyTimeoutMs;
     if (!ms) return;
-    let seen = this.#replies;
-    let since = Date.now();
-    const timer = setInterval(() => {
-      if (conn !== this.#conn) return;
-      if (this.#head === this.#waiters.length || this.#replies !== seen) {
-        seen = this.#replies;
-        since = Date.now();
-      } else if (Date.now() - since >= ms) {
-        this.#lost(new RedisConnectionError(`${this.#label} sent no reply for ${ms} ms`));
-      }
-    }, Math.max(10, ms / 4));
-    Deno.unrefTimer(timer);
-    this.#watchdog = timer;
+    this.#watchdog = startWatchdog(
+      ms,
+      () => conn === this.#conn,
+      () => ({ idle: this.#head === this.#waiters.length, replies: this.#replies }),
+      () => this.#lost(new RedisConnectionError(`${this.#label} sent no reply for ${ms} ms`)),
+    );
   }
 
-  async #reconnect(): Promise<void> {
-    const min = this.#o.minDelayMs ?? 50;
-    const max = this.#o.maxDelayMs ?? 2000;
-    for (let attempt = 0; this.#state !== "closed"; attempt++) {
-      this.#state = "waiting";
-      const tried = Promise.withResolvers<void>();
-      this.#nextAttempt = tried.promise;
-      try {
-        await sleep(
-          backoffDelay(attempt + 1, { initialMs: min, maxMs: max, jitter: 0 }),
-          this.#closing.signal,
-        );
-        if (this.#state !== "waiting") return;
-        await this.connect();
-        log.info("Redis {role} connection {url}: connected again", {
-          role: this.#o.role ?? "events",
-          url: this.#label,
-        });
-        return;
-      } catch (err) {
-        log.debug("Redis {role} connection {url}: {error}", {
-          role: this.#o.role ?? "events",
-          url: this.#label,
-          error: (err as Error).message,
-        });
-      } finally {
-        tried.resolve();
-      }
-    }
+  #reconnect(): Promise<void> {
+    return reconnect(this.#o, this.#label, this.#closing.signal, {
+      waiting: (attempt) => {
+        if (this.#state === "closed") return false;
+        this.#state = "waiting";
+        this.#nextAttempt = attempt;
+        return true;
+      },
+      stillWaiting: () => this.#state === "waiting",
+      connect: () => this.connect(),
+    });
   }
 }
 
@@ -545,27 +425,4 @@ function copyReply(v: RespValue): RespValue {
   if (v instanceof Uint8Array) return v.slice();
   if (Array.isArray(v)) return v.map(copyReply);
   return v;
-}
-
-/**
- * Run `open` (a connect), failing after `ms` milliseconds: a connection
- * that opens later is closed. Deno's connect to a host that drops packets
- * would otherwise wait for the kernel's SYN retries (~2 min on Linux).
- */
-function within(ms: number, open: () => Promise<Deno.Conn>): Promise<Deno.Conn> {
-  return new Promise((resolve, reject) => {
-    let late = false;
-    const timer = setTimeout(() => {
-      late = true;
-      reject(new Error(`no connection within ${ms} ms`));
-    }, ms);
-    open().then((conn) => {
-      clearTimeout(timer);
-      if (late) conn.close();
-      else resolve(conn);
-    }, (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
 }

@@ -3,7 +3,7 @@
  * {@link RespConnection} instead of ioredis: the worker's event batches are
  * PUBLISHed from their bytes on a connection of their own, and an event
  * receiver reads the messages of its PSUBSCRIBE straight from the socket.
- * Sentinel and Cluster URLs keep ioredis (see {@link usesRespEvents}).
+ * Sentinel and Cluster URLs keep ioredis (see `isSingleServer` in redis_url.ts).
  *
  * @module
  */
@@ -14,24 +14,6 @@ import type { RespValue } from "./resp_reader.ts";
 import { respFailure, respOptions } from "./resp_scripts.ts";
 
 const utf8 = new TextEncoder();
-
-/**
- * Whether the events of a Redis URL go through {@link RespEvents}: a plain
- * single server (`redis://`, `rediss://`), not Sentinel or Cluster.
- *
- * @example
- * ```ts
- * import { usesRespEvents } from "./resp_events.ts";
- * import { parseRedisUrl } from "./redis_url.ts";
- * usesRespEvents(parseRedisUrl("redis://127.0.0.1:6379/0")); // true
- * ```
- *
- * @param url the parsed URL
- * @returns true for a single server
- */
-export function usesRespEvents(url: RedisUrlOptions): boolean {
-  return !url.cluster && !url.sentinels;
-}
 
 /**
  * Publishing and subscribing to the events channels of one Redis server.

@@ -7,7 +7,7 @@
  * `NOSCRIPT`, as ioredis sends them; failures become the errors the ioredis
  * path throws: a connection that cannot be reached, drops or is refused is a
  * {@link BrokerConnectionError}, other error replies pass through. Sentinel
- * and Cluster URLs keep ioredis (see {@link usesRespEvents}).
+ * and Cluster URLs keep ioredis (see `isSingleServer` in redis_url.ts).
  *
  * @module
  */
