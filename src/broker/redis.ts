@@ -16,8 +16,9 @@
  * redis_commands.ts, publishing in redis_publish.ts, taking in
  * redis_take.ts (waiting in redis_claims.ts), the restore sweep in
  * redis_restore.ts, parking in redis_parked.ts and broadcasts in
- * redis_fanout.ts. On a single server takes and acknowledgements go through
- * a connection of their own without ioredis (resp_scripts.ts).
+ * redis_fanout.ts. On a single server takes, acknowledgements and the
+ * LPUSHes of publishes go through a connection of their own without ioredis
+ * (resp_scripts.ts).
  *
  * @module
  */

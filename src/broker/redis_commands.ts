@@ -98,7 +98,7 @@ export interface RedisScope {
   /** The events traffic's own connections, on a single server (not Sentinel or Cluster). */
   readonly events?: RespEvents;
   /**
-   * The connection of takes and acknowledgements, on a single server (not
+   * The connection of takes, acknowledgements and publishes' LPUSHes, on a single server (not
    * Sentinel or Cluster, where `client` runs them); its failures are
    * `BrokerConnectionError`s already.
    */

@@ -2,7 +2,9 @@
  * Publishing on Redis as kombu does: declaring a queue (its binding in
  * `_kombu.binding.<queue>`), routing an exchange and routing key to the
  * bound queues, and LPUSHing base64 envelopes to each queue's list for the
- * message's priority — one at a time or batched per list.
+ * message's priority — one at a time or batched per list. On a single
+ * server the LPUSHes go over the broker's `celeriac-consume` connection
+ * (resp_scripts.ts), elsewhere over ioredis.
  *
  * @module
  */
@@ -108,6 +110,14 @@ export class RedisPublisher {
         lists.get(list)?.push(raw) ?? lists.set(list, [raw]);
       }
     }
-    await s.run(() => Promise.all([...lists].map(([list, raws]) => s.client.lpush(list, ...raws))));
+    if (lists.size === 0) return;
+    // On a single server the LPUSHes go over the consume connection (no
+    // ioredis auto-pipelining turn): its failures are BrokerConnectionErrors already.
+    if (s.resp) await s.resp.pipeline([...lists].map(([list, raws]) => ["LPUSH", list, ...raws]));
+    else {
+      await s.run(() =>
+        Promise.all([...lists].map(([list, raws]) => s.client.lpush(list, ...raws)))
+      );
+    }
   }
 }

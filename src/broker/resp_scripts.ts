@@ -1,8 +1,8 @@
 /**
  * The worker's per-task Redis commands on a single server through a
  * {@link RespConnection} instead of ioredis: the take script and the
- * acknowledgement transaction of the broker (redis_take.ts, redis.ts), the
- * result store script of the backend (../backend/redis.ts). Scripts go as
+ * acknowledgement transaction of the broker (redis_take.ts, redis.ts), its
+ * publishes' LPUSHes (redis_publish.ts), the result store script of the backend (../backend/redis.ts). Scripts go as
  * `EVALSHA`, and as `EVAL` (which loads them) when the server answers
  * `NOSCRIPT`, as ioredis sends them; failures become the errors the ioredis
  * path throws: a connection that cannot be reached, drops or is refused is a
@@ -229,6 +229,27 @@ export class RespScripts {
     try {
       const replies = await this.#conn.commands([["MULTI"], ...commands, ["EXEC"]]);
       return replies[replies.length - 1] as RespValue[];
+    } catch (err) {
+      throw respFailure(err, this.#rawUrl);
+    }
+  }
+
+  /**
+   * Send plain commands (no scripts, no transaction), framed together: the
+   * broker's LPUSHes of a publish.
+   *
+   * @example
+   * ```ts ignore
+   * await scripts.pipeline([["LPUSH", "celery", raw]]);
+   * ```
+   *
+   * @param commands the commands, each the command name and its arguments
+   * @returns their replies, in order
+   * @throws {BrokerConnectionError} when the server cannot be reached or the connection drops
+   */
+  async pipeline(commands: readonly (readonly string[])[]): Promise<RespValue[]> {
+    try {
+      return await this.#conn.commands(commands);
     } catch (err) {
       throw respFailure(err, this.#rawUrl);
     }
