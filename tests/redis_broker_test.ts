@@ -52,6 +52,32 @@ Deno.test({
 });
 
 Deno.test({
+  name: "redis broker: publishMany of 100,000 messages to one queue pushes them all, in order",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const broker = await openRedisBroker(url);
+  const r = await rawRedis();
+  try {
+    const q = uniqueQueue("big-batch");
+    const n = 100_000;
+    await broker.publishMany(
+      Array.from(
+        { length: n },
+        (_, i) => ({ message: message(`m${i}`), target: { routingKey: q } }),
+      ),
+    );
+    assert.equal(await r.llen(`${prefix}${q}`), n);
+    // LPUSH puts the last pushed at the head; the worker pops from the tail: the first published.
+    const first = JSON.parse((await r.lindex(`${prefix}${q}`, -1))!);
+    assert.equal(atob(first.body), JSON.stringify("m0"));
+    assert.equal(await broker.purge(q), n);
+  } finally {
+    await broker.close();
+    await r.quit();
+  }
+});
+
+Deno.test({
   name: "redis broker: a take records the delivery in unacked and unacked_index as kombu does",
   ignore: WITHOUT_REDIS,
 }, async () => {
