@@ -30,8 +30,9 @@ export interface InspectPollOptions {
   /** Between two rounds asking every worker (ms). Default 10,000. */
   intervalMs?: number;
   /**
-   * First re-ask of the online workers a round missed (ms), doubling on
-   * each miss up to `intervalMs`. Default 1000.
+   * Delay before re-asking the online workers a round missed (ms), all of
+   * them in one addressed ask; it doubles after each re-ask that still
+   * misses one, and never goes past the next full round. Default 1000.
    */
   retryMs?: number;
   /** Seconds a round asking every worker collects replies. Default 2. */
@@ -91,15 +92,16 @@ export async function pollInspect(options: InspectPollOptions): Promise<void> {
       } catch (err) {
         log.debug("inspect {command} failed: {error}", {
           command,
-          error: (err as Error).message,
+          error: err instanceof Error ? err.message : String(err),
         });
       }
-      const online = model.workers.onlineNames();
+      const online = new Set(model.workers.onlineNames());
       missing.set(
         command,
-        (asked ?? online).filter((n) => !(n in replies) && online.includes(n)),
+        (asked ?? [...online]).filter((n) => !Object.hasOwn(replies, n) && online.has(n)),
       );
     }));
+    if (signal.aborted) break;
     const pending = [...missing.values()].some((m) => m.length > 0);
     const wait = Math.max(0, next - Date.now());
     await sleep(pending ? Math.min(retry, wait) : wait, signal);
@@ -109,6 +111,7 @@ export async function pollInspect(options: InspectPollOptions): Promise<void> {
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
     const done = () => {
       clearTimeout(timer);
       signal.removeEventListener("abort", done);
