@@ -16,6 +16,17 @@ function silentInspector(started: () => void): Inspector {
     });
 }
 
+/** "stopped" once `polling` ends, or "still polling" after `ms` (far beyond what stopping takes). */
+async function stoppedWithin(polling: Promise<void>, ms: number): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    polling.then(() => "stopped"),
+    new Promise<string>((r) => timer = setTimeout(() => r("still polling"), ms)),
+  ]);
+  clearTimeout(timer);
+  return outcome;
+}
+
 Deno.test("inspect poll: aborting during a round ends the poll, not after the sleep to the next round", async () => {
   const stop = new AbortController();
   const asking = Promise.withResolvers<void>();
@@ -28,13 +39,7 @@ Deno.test("inspect poll: aborting during a round ends the poll, not after the sl
   });
   await asking.promise;
   stop.abort();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const outcome = await Promise.race([
-    polling.then(() => "stopped"),
-    new Promise((r) => timer = setTimeout(() => r("still sleeping"), 10_000)),
-  ]);
-  clearTimeout(timer);
-  assert.equal(outcome, "stopped");
+  assert.equal(await stoppedWithin(polling, 10_000), "stopped");
 });
 
 Deno.test("inspect poll: an inspector rejecting with a non-Error value is logged, not thrown", async () => {
@@ -51,4 +56,22 @@ Deno.test("inspect poll: an inspector rejecting with a non-Error value is logged
   });
   await polling;
   assert.equal(asks, 2);
+});
+
+Deno.test("inspect poll: stopping does not wait for an inspector that ignores the signal", async () => {
+  const stop = new AbortController();
+  const asking = Promise.withResolvers<void>();
+  const never = Promise.withResolvers<Record<string, unknown>>();
+  const polling = pollInspect({
+    inspector: () => {
+      asking.resolve();
+      return never.promise;
+    },
+    model: new ViewModel(),
+    signal: stop.signal,
+  });
+  await asking.promise;
+  stop.abort();
+  assert.equal(await stoppedWithin(polling, 10_000), "stopped");
+  never.resolve({});
 });

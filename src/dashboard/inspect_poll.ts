@@ -68,6 +68,11 @@ export async function pollInspect(options: InspectPollOptions): Promise<void> {
   const intervalMs = options.intervalMs ?? 10_000;
   const retryMs = options.retryMs ?? 1000;
   const missing = new Map<InspectCommand, string[]>(COMMANDS.map((c) => [c, []]));
+  // Stopping does not wait for an inspector that ignores the signal.
+  const stopped = new Promise<Record<string, unknown>>((resolve) => {
+    if (signal.aborted) resolve({});
+    else signal.addEventListener("abort", () => resolve({}), { once: true });
+  });
   let next = 0;
   let retry = retryMs;
   while (!signal.aborted) {
@@ -81,12 +86,15 @@ export async function pollInspect(options: InspectPollOptions): Promise<void> {
       if (asked?.length === 0) return;
       let replies: Record<string, unknown> = {};
       try {
-        replies = await inspector(
-          command,
-          asked
-            ? { destination: asked, timeout: options.retryTimeout ?? 5, signal }
-            : { timeout: options.timeout ?? 2, signal },
-        );
+        replies = await Promise.race([
+          inspector(
+            command,
+            asked
+              ? { destination: asked, timeout: options.retryTimeout ?? 5, signal }
+              : { timeout: options.timeout ?? 2, signal },
+          ),
+          stopped,
+        ]);
         if (command === "stats") model.applyStats(replies);
         else model.applyActiveQueues(replies);
       } catch (err) {
