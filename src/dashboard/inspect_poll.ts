@@ -9,6 +9,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { InspectCommand, Inspector } from "./feed.ts";
 import type { ViewModel } from "./view_model.ts";
+import { sleep } from "../broker/sleep.ts";
 
 const log = getLogger(["celeriac", "dashboard"]);
 
@@ -115,17 +116,4 @@ export async function pollInspect(options: InspectPollOptions): Promise<void> {
     await sleep(pending ? Math.min(retry, wait) : wait, signal);
     if (pending) retry = Math.min(retry * 2, intervalMs);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
