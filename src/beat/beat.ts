@@ -16,6 +16,7 @@ import type { ScheduledEntry } from "./entry.ts";
 import { PeriodicTasks } from "./periodic_tasks.ts";
 import { decodeRunState, encodeRunState } from "./run_state.ts";
 import type { RunState } from "./schedules.ts";
+import { sleep } from "../broker/sleep.ts";
 
 const log = lazyLogger(["celeriac", "beat"]);
 
@@ -190,7 +191,7 @@ export class Beat {
           this.#storeDown = true;
           wakeAt = Date.now() + Math.min(1000, this.#leaseMs / 5);
         }
-        await sleepUntil(wakeAt, signal);
+        await sleep(Math.max(0, wakeAt - Date.now()), signal);
       }
     } finally {
       await this.#shutdown();
@@ -364,18 +365,4 @@ function beatArgsRepr(args: readonly unknown[]): string {
   if (args.length === 0) return "()";
   const repr = pyRepr(args);
   return repr.length > REPR_MAXSIZE ? repr.slice(0, REPR_MAXSIZE - 3) + "..." : repr;
-}
-
-function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
-  const ms = Math.max(0, at - Date.now());
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

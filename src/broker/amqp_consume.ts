@@ -12,6 +12,7 @@ import type { Message } from "../protocol/message.ts";
 import { HeldChannel } from "./amqp_channel.ts";
 import type { AmqpConnection, AmqpSession } from "./amqp_connection.ts";
 import { fromIncoming } from "./amqp_message.ts";
+import { sleep } from "./sleep.ts";
 
 /**
  * Options of {@link consumeAcrossReconnects}.
@@ -103,28 +104,4 @@ export function consumeAcrossReconnects(
     resolve();
   })();
   return { ready, done };
-}
-
-/**
- * Wait `ms`, or less if `signal` aborts first.
- *
- * @example
- * ```ts ignore
- * await sleep(1000, closing.signal);
- * ```
- *
- * @param ms how long
- * @param signal ends the wait early
- */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    if (signal.aborted) done();
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }

@@ -9,6 +9,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { BrokerConnectionError } from "./errors.ts";
+import { sleep } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "outage"]);
 
@@ -124,15 +125,3 @@ const outage = {
     });
   },
 };
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-  });
-}

@@ -252,19 +252,25 @@ export class RedisBroker implements Broker {
         .exec());
   }
 
-  /** Park deliveries in the `celeriac.parked` list with their reasons. */
+  /**
+   * Park deliveries in the `celeriac.parked` list with their reasons: each
+   * as it was queued, read back from its `unacked` entry; one already
+   * acknowledged (its entry gone) is parked re-encoded from what was decoded.
+   */
   async reject(rejections: readonly Rejection[]): Promise<void> {
     if (rejections.length === 0) return;
+    // The messages as they were queued, from their `unacked` entries (the worker does not keep
+    // them), read once: a retry after an outage part-way through finds the parked ones gone.
+    let entries: (string | null)[] | undefined;
     await this.#settle(
       `park ${rejections.length} message(s)`,
       async () => {
-        // The message as it was queued, from its `unacked` entry (the worker does not keep it).
-        const entries = await this.#client.hmget(
+        entries ??= await this.#client.hmget(
           this.#k("unacked"),
           ...rejections.map((r) => r.delivery.deliveryTag),
         );
         await Promise.all(rejections.map((r, i) => {
-          const entry = entries[i];
+          const entry = entries![i];
           const raw = (entry === null ? null : envelopeOfUnacked(entry)) ??
             encodeEnvelope(
               r.delivery,

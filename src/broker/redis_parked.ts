@@ -73,19 +73,21 @@ export function envelopeOfUnacked(entry: string): string | null {
   if (entry[0] !== "[" || entry[entry.length - 1] !== "]") return null;
   let end = entry.length - 1;
   for (let field = 0; field < 2; field++) {
-    // `end` is just past a JSON string: find its opening quote (one not escaped).
-    if (entry[end - 1] !== '"') return null;
+    // `end` is just past a JSON string (its closing quote not escaped): find its opening quote.
+    if (entry[end - 1] !== '"' || escaped(entry, end - 1)) return null;
     let i = end - 2;
-    for (; i >= 0; i--) {
-      if (entry[i] !== '"') continue;
-      let slashes = 0;
-      while (entry[i - 1 - slashes] === "\\") slashes++;
-      if (slashes % 2 === 0) break;
-    }
+    while (i >= 0 && (entry[i] !== '"' || escaped(entry, i))) i--;
     if (i < 2 || entry.slice(i - 2, i) !== ", ") return null;
     end = i - 2;
   }
   return end > 1 ? entry.slice(1, end) : null;
+}
+
+/** Whether the character at `i` follows an odd number of backslashes. */
+function escaped(text: string, i: number): boolean {
+  let slashes = 0;
+  while (text[i - 1 - slashes] === "\\") slashes++;
+  return slashes % 2 === 1;
 }
 
 /**

@@ -10,7 +10,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { decodeEnvelope, type Envelope } from "../protocol/envelope.ts";
-import { sleep } from "./amqp_consume.ts";
+import { sleep } from "./sleep.ts";
 import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import {

@@ -8,7 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { sleep } from "./amqp_consume.ts";
+import { sleep } from "./sleep.ts";
 import { backoffDelay } from "./amqp_state.ts";
 import type { RespValue } from "./resp_reader.ts";
 

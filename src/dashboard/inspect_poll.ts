@@ -9,6 +9,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { InspectCommand, Inspector } from "./feed.ts";
 import type { ViewModel } from "./view_model.ts";
+import { sleep } from "../broker/sleep.ts";
 
 const log = getLogger(["celeriac", "dashboard"]);
 
@@ -30,8 +31,9 @@ export interface InspectPollOptions {
   /** Between two rounds asking every worker (ms). Default 10,000. */
   intervalMs?: number;
   /**
-   * First re-ask of the online workers a round missed (ms), doubling on
-   * each miss up to `intervalMs`. Default 1000.
+   * Delay before re-asking the online workers a round missed (ms), all of
+   * them in one addressed ask; it doubles after each re-ask that still
+   * misses one, and never goes past the next full round. Default 1000.
    */
   retryMs?: number;
   /** Seconds a round asking every worker collects replies. Default 2. */
@@ -67,6 +69,11 @@ export async function pollInspect(options: InspectPollOptions): Promise<void> {
   const intervalMs = options.intervalMs ?? 10_000;
   const retryMs = options.retryMs ?? 1000;
   const missing = new Map<InspectCommand, string[]>(COMMANDS.map((c) => [c, []]));
+  // Stopping does not wait for an inspector that ignores the signal.
+  const stopped = new Promise<Record<string, unknown>>((resolve) => {
+    if (signal.aborted) resolve({});
+    else signal.addEventListener("abort", () => resolve({}), { once: true });
+  });
   let next = 0;
   let retry = retryMs;
   while (!signal.aborted) {
@@ -80,41 +87,33 @@ export async function pollInspect(options: InspectPollOptions): Promise<void> {
       if (asked?.length === 0) return;
       let replies: Record<string, unknown> = {};
       try {
-        replies = await inspector(
-          command,
-          asked
-            ? { destination: asked, timeout: options.retryTimeout ?? 5, signal }
-            : { timeout: options.timeout ?? 2, signal },
-        );
+        replies = await Promise.race([
+          inspector(
+            command,
+            asked
+              ? { destination: asked, timeout: options.retryTimeout ?? 5, signal }
+              : { timeout: options.timeout ?? 2, signal },
+          ),
+          stopped,
+        ]);
         if (command === "stats") model.applyStats(replies);
         else model.applyActiveQueues(replies);
       } catch (err) {
         log.debug("inspect {command} failed: {error}", {
           command,
-          error: (err as Error).message,
+          error: err instanceof Error ? err.message : String(err),
         });
       }
-      const online = model.workers.onlineNames();
+      const online = new Set(model.workers.onlineNames());
       missing.set(
         command,
-        (asked ?? online).filter((n) => !(n in replies) && online.includes(n)),
+        (asked ?? [...online]).filter((n) => !Object.hasOwn(replies, n) && online.has(n)),
       );
     }));
+    if (signal.aborted) break;
     const pending = [...missing.values()].some((m) => m.length > 0);
     const wait = Math.max(0, next - Date.now());
     await sleep(pending ? Math.min(retry, wait) : wait, signal);
     if (pending) retry = Math.min(retry * 2, intervalMs);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -201,7 +201,7 @@ export class EventListWriter {
     const i = this.#end;
     if (i === 0) this.#base = at;
     const since = at - this.#base;
-    if (typeof shape !== "string" && this.#base + since !== at) {
+    if (typeof shape !== "string" && !Object.is(this.#base + since, at)) {
       // A time the difference does not give back exactly (a fraction of a
       // ms far from the list's first): written now.
       shape = this.#append("", shape, values as readonly unknown[], clock, at);
