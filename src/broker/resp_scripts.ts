@@ -2,10 +2,11 @@
  * The worker's per-task Redis commands on a single server through a
  * {@link RespConnection} instead of ioredis: the take script and the
  * acknowledgement transaction of the broker (redis_take.ts, redis.ts), its
- * publishes' LPUSHes (redis_publish.ts), the result store script of the backend (../backend/redis.ts). Scripts go as
- * `EVALSHA`, and as `EVAL` (which loads them) when the server answers
- * `NOSCRIPT`, as ioredis sends them; failures become the errors the ioredis
- * path throws: a connection that cannot be reached, drops or is refused is a
+ * publishes' LPUSHes (redis_publish.ts), the result store script of the
+ * backend (../backend/redis.ts). Scripts go as `EVALSHA`, and as `EVAL`
+ * (which loads them) when the server answers `NOSCRIPT`, as ioredis sends
+ * them; failures become the errors the ioredis path throws: a connection that
+ * cannot be reached, drops or is refused is a
  * {@link BrokerConnectionError}, other error replies pass through. Sentinel
  * and Cluster URLs keep ioredis (see `isSingleServer` in redis_url.ts).
  *

@@ -110,7 +110,6 @@ export async function pollInspect(options: InspectPollOptions): Promise<void> {
         (asked ?? [...online]).filter((n) => !Object.hasOwn(replies, n) && online.has(n)),
       );
     }));
-    if (signal.aborted) break;
     const pending = [...missing.values()].some((m) => m.length > 0);
     const wait = Math.max(0, next - Date.now());
     await sleep(pending ? Math.min(retry, wait) : wait, signal);
