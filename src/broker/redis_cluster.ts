@@ -269,7 +269,7 @@ export class RedisClusterBroker implements Broker {
     const out: ParkedMessage[] = [];
     for (const q of await this.#allQueues()) {
       if (out.length >= limit) break;
-      out.push(...await this.#shard(q).listParked({ limit: limit - out.length }));
+      for (const p of await this.#shard(q).listParked({ limit: limit - out.length })) out.push(p);
     }
     return out;
   }
