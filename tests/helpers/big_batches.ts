@@ -21,8 +21,10 @@ function textOf(d: Delivery): string {
 
 /**
  * Take `n` deliveries from `queue`, in the order the broker hands them out,
- * 10,000 at a time: one take script of 150,000 blocks a node for seconds,
- * past the test cluster's 1 s node timeout (a failover follows).
+ * 10,000 at a time: after one take of 150,000 on the test cluster (node
+ * timeout 1 s) the queue held all 150,000 again — the script blocked its
+ * node for seconds, and a failover to a replica that never saw it seems
+ * the cause.
  */
 async function takeAll(broker: Broker, queue: string, n: number): Promise<Delivery[]> {
   const out: Delivery[] = [];
