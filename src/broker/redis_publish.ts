@@ -122,6 +122,24 @@ export class RedisPublisher {
     // On a single server the LPUSHes go over the consume connection (no
     // ioredis auto-pipelining turn): its failures are BrokerConnectionErrors already.
     if (s.resp) await s.resp.pipeline(pushes.map((p) => ["LPUSH", p.list, ...p.values]));
-    else await s.run(() => Promise.all(pushes.map((p) => s.client.lpush(p.list, ...p.values))));
+    else await s.run(() => pushPending(s, pushes));
   }
+}
+
+/**
+ * Send the LPUSHes not yet done, pipelined, and mark those Redis took.
+ * Through Sentinel or a Cluster `run` sends them again after a failover:
+ * only the ones that failed go again (every one settles first), not the
+ * chunks already in their lists.
+ */
+async function pushPending(
+  s: RedisScope,
+  pushes: { list: string; values: string[]; done?: boolean }[],
+): Promise<void> {
+  const settled = await Promise.allSettled(pushes.map(async (p) => {
+    if (p.done) return;
+    await s.client.lpush(p.list, ...p.values);
+    p.done = true;
+  }));
+  for (const r of settled) if (r.status === "rejected") throw r.reason;
 }
