@@ -116,9 +116,11 @@ export class RedisPublisher {
     if (lists.size === 0) return;
     // A list's LPUSHes go out in order on one connection (on a Cluster every
     // list's chunks share its slot and node), so the first message stays at the tail.
-    const pushes = [...lists].flatMap(([list, raws]) =>
-      chunked(raws).map((values) => ({ list, values }))
-    );
+    // A loop, not flatMap: a publish of one message paid 0.4 µs more for it.
+    const pushes: { list: string; values: string[] }[] = [];
+    for (const [list, raws] of lists) {
+      for (const values of chunked(raws)) pushes.push({ list, values });
+    }
     // On a single server the LPUSHes go over the consume connection (no
     // ioredis auto-pipelining turn): its failures are BrokerConnectionErrors already.
     if (s.resp) await s.resp.pipeline(pushes.map((p) => ["LPUSH", p.list, ...p.values]));
