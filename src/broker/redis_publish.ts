@@ -116,12 +116,32 @@ export class RedisPublisher {
     if (lists.size === 0) return;
     // A list's LPUSHes go out in order on one connection (on a Cluster every
     // list's chunks share its slot and node), so the first message stays at the tail.
-    const pushes = [...lists].flatMap(([list, raws]) =>
-      chunked(raws).map((values) => ({ list, values }))
-    );
+    // A loop, not flatMap: a publish of one message paid 0.4 µs more for it.
+    const pushes: { list: string; values: string[] }[] = [];
+    for (const [list, raws] of lists) {
+      for (const values of chunked(raws)) pushes.push({ list, values });
+    }
     // On a single server the LPUSHes go over the consume connection (no
     // ioredis auto-pipelining turn): its failures are BrokerConnectionErrors already.
     if (s.resp) await s.resp.pipeline(pushes.map((p) => ["LPUSH", p.list, ...p.values]));
-    else await s.run(() => Promise.all(pushes.map((p) => s.client.lpush(p.list, ...p.values))));
+    else await s.run(() => pushPending(s, pushes));
   }
+}
+
+/**
+ * Send the LPUSHes not yet done, pipelined, and mark those Redis took.
+ * Through Sentinel or a Cluster `run` sends them again after a failover:
+ * only the ones that failed go again (every one settles first), not the
+ * chunks already in their lists.
+ */
+async function pushPending(
+  s: RedisScope,
+  pushes: { list: string; values: string[]; done?: boolean }[],
+): Promise<void> {
+  const settled = await Promise.allSettled(pushes.map(async (p) => {
+    if (p.done) return;
+    await s.client.lpush(p.list, ...p.values);
+    p.done = true;
+  }));
+  for (const r of settled) if (r.status === "rejected") throw r.reason;
 }

@@ -109,7 +109,10 @@ export function canvasOutcome(
     : failureFollowUps(embed, parent, now);
   const stores = brokenStores(f, req.id);
   const meta = o.meta === undefined ? undefined : withChildren(o.meta, [...sent, ...f.children]);
-  if (!o.ok && embed && o.meta) stores.push(...chainFailures(chainStepIds(embed), o.meta));
+  if (!o.ok && embed && o.meta) {
+    // A loop, not push(...): a chain may have more steps than a call takes arguments.
+    for (const e of chainFailures(chainStepIds(embed), o.meta)) stores.push(e);
+  }
   let join: ChordJoin | null = null;
   if (embed?.chord && req.group) {
     join = {
