@@ -243,20 +243,27 @@ interface HeapNode {
   children: HeapNode[];
 }
 
-/** Bytes allocated in all, and by function (self), of a sampled heap profile. */
+/**
+ * Bytes allocated in all, and by function (self), of a sampled heap profile.
+ * A built-in or runtime function (`subarray`, `decode`) is named with the
+ * nearest file: caller that made it allocate (`subarray :0 <- read x.ts:12`).
+ */
 function heapSummary(head: HeapNode, top: number): { total: number; top: [string, number][] } {
   const byFn = new Map<string, number>();
   let total = 0;
-  const walk = (node: HeapNode) => {
-    const f = node.callFrame;
-    const key = `${f.functionName || "(anonymous)"} ${f.url.split("/").slice(-2).join("/")}:${
+  const name = (f: CallFrame) =>
+    `${f.functionName || "(anonymous)"} ${f.url.split("/").slice(-2).join("/")}:${
       f.lineNumber + 1
     }`;
+  const walk = (node: HeapNode, caller: string) => {
+    const f = node.callFrame;
+    const own = f.url.startsWith("file:");
+    const key = own ? name(f) : `${name(f)} <- ${caller}`;
     byFn.set(key, (byFn.get(key) ?? 0) + node.selfSize);
     total += node.selfSize;
-    for (const c of node.children) walk(c);
+    for (const c of node.children) walk(c, own ? name(f) : caller);
   };
-  walk(head);
+  walk(head, "(root)");
   return { total, top: [...byFn].sort((a, b) => b[1] - a[1]).slice(0, top) };
 }
 
@@ -307,6 +314,7 @@ async function main(): Promise<void> {
       "server-pid": { type: "string" },
       gc: { type: "boolean", default: false },
       heap: { type: "boolean", default: false },
+      prefetch: { type: "string" },
     },
   });
   const n = Number(values.tasks);
@@ -332,6 +340,7 @@ async function main(): Promise<void> {
     workerArgs: [
       ...(values.loglevel ? ["--loglevel", values.loglevel] : []),
       ...(values.events || values.dashboard ? ["-E"] : []),
+      ...(values.prefetch ? ["--prefetch", values.prefetch] : []),
     ],
   });
   const child = worker.child;
