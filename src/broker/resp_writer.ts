@@ -159,6 +159,12 @@ export class RespWriter {
     this.#reserve(24 + n * 3 + 2);
     this.#header(0x24, n);
     let at = this.#len;
+    if (n <= ASCII_LOOP_MAX && this.#ascii(s, at)) {
+      this.#len = at + n;
+      this.#buf[this.#len++] = CRLF_0;
+      this.#buf[this.#len++] = CRLF_1;
+      return;
+    }
     const { written } = utf8.encodeInto(s, this.#buf.subarray(at));
     if (written !== n) {
       // More bytes than units: the prefix may take more digits, so the text moves first.
@@ -173,17 +179,31 @@ export class RespWriter {
     this.#buf[this.#len++] = CRLF_1;
   }
 
+  /**
+   * Copy `s` to `at` if it is ASCII, unit by unit: for a short string this
+   * costs no view of the buffer (a garbage object per argument otherwise).
+   *
+   * @returns false, having written part of it, at the first unit that is not ASCII
+   */
+  #ascii(s: string, at: number): boolean {
+    const b = this.#buf;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) return false;
+      b[at + i] = c;
+    }
+    return true;
+  }
+
   #header(kind: number, n: number): void {
     this.#reserve(24);
     const b = this.#buf;
     let i = this.#len;
     b[i++] = kind;
-    if (n === 0) b[i++] = 0x30;
-    else {
-      const start = i;
-      for (let v = n; v > 0; v = Math.floor(v / 10)) b[i++] = 0x30 + (v % 10);
-      b.subarray(start, i).reverse();
-    }
+    let digits = 1;
+    for (let v = n; v >= 10; v = Math.floor(v / 10)) digits++;
+    i += digits;
+    for (let v = n, d = i - 1; d >= i - digits; v = Math.floor(v / 10), d--) b[d] = 0x30 + v % 10;
     b[i++] = CRLF_0;
     b[i++] = CRLF_1;
     this.#len = i;
@@ -202,3 +222,5 @@ export class RespWriter {
 const PUBLISH = utf8.encode("PUBLISH");
 /** Longer strings are encoded to bytes of their own first (no room reserved for 3 bytes a unit). */
 const DIRECT_MAX = 64 * 1024;
+/** Strings up to this length are copied unit by unit when ASCII (see `#ascii`). */
+const ASCII_LOOP_MAX = 256;
