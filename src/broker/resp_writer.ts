@@ -159,12 +159,6 @@ export class RespWriter {
     this.#reserve(24 + n * 3 + 2);
     this.#header(0x24, n);
     let at = this.#len;
-    if (n <= ASCII_LOOP_MAX && this.#ascii(s, at)) {
-      this.#len = at + n;
-      this.#buf[this.#len++] = CRLF_0;
-      this.#buf[this.#len++] = CRLF_1;
-      return;
-    }
     const { written } = utf8.encodeInto(s, this.#buf.subarray(at));
     if (written !== n) {
       // More bytes than units: the prefix may take more digits, so the text moves first.
@@ -177,22 +171,6 @@ export class RespWriter {
     this.#len = at + written;
     this.#buf[this.#len++] = CRLF_0;
     this.#buf[this.#len++] = CRLF_1;
-  }
-
-  /**
-   * Copy `s` to `at` if it is ASCII, unit by unit: for a short string this
-   * costs no view of the buffer (a garbage object per argument otherwise).
-   *
-   * @returns false, having written part of it, at the first unit that is not ASCII
-   */
-  #ascii(s: string, at: number): boolean {
-    const b = this.#buf;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c > 0x7f) return false;
-      b[at + i] = c;
-    }
-    return true;
   }
 
   #header(kind: number, n: number): void {
@@ -222,5 +200,3 @@ export class RespWriter {
 const PUBLISH = utf8.encode("PUBLISH");
 /** Longer strings are encoded to bytes of their own first (no room reserved for 3 bytes a unit). */
 const DIRECT_MAX = 64 * 1024;
-/** Strings up to this length are copied unit by unit when ASCII (see `#ascii`). */
-const ASCII_LOOP_MAX = 256;
