@@ -19,7 +19,8 @@ export const PYTHON = Deno.env.get("BENCH_PYTHON") ?? "/usr/bin/python3";
 /** Worker concurrency on both sides. */
 export const CONCURRENCY = 2;
 /** V8 flags the README recommends for production workers (smaller young generation). */
-export const DEFAULT_V8_FLAGS = "--max-semi-space-size=1,--no-allocation-site-pretenuring";
+export const DEFAULT_V8_FLAGS =
+  "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls";
 /** Round trips before the measured ones. */
 export const WARMUP = 100;
 /** Poll interval of the queue depth while waiting for the worker's first take. */

@@ -31,7 +31,8 @@
  * `--v8-flags` for JavaScript names in `perf report`),
  * `--heap` (V8's sampling heap profiler on the main thread during the run,
  * objects collected since included: KB allocated per task, in all and by
- * function, top N), `--gc` (the worker with `--trace-gc-nvp`: scavenges per 1000 tasks, their
+ * function, top N), `--promoted` (the same, of the objects no young-generation collection
+ * freed: what the main thread promoted to its old generation, or held at the end), `--gc` (the worker with `--trace-gc-nvp`: scavenges per 1000 tasks, their
  * pause, KB promoted per task, mark-compacts, of its main isolate),
  * `--no-sample` (no V8 profile: only the per-thread CPU line, without the
  * profiler's own cost), `--syscalls` (also count, per task, the system
@@ -243,20 +244,27 @@ interface HeapNode {
   children: HeapNode[];
 }
 
-/** Bytes allocated in all, and by function (self), of a sampled heap profile. */
+/**
+ * Bytes allocated in all, and by function (self), of a sampled heap profile.
+ * A built-in or runtime function (`subarray`, `decode`) is named with the
+ * nearest file: caller that made it allocate (`subarray :0 <- read x.ts:12`).
+ */
 function heapSummary(head: HeapNode, top: number): { total: number; top: [string, number][] } {
   const byFn = new Map<string, number>();
   let total = 0;
-  const walk = (node: HeapNode) => {
-    const f = node.callFrame;
-    const key = `${f.functionName || "(anonymous)"} ${f.url.split("/").slice(-2).join("/")}:${
+  const name = (f: CallFrame) =>
+    `${f.functionName || "(anonymous)"} ${f.url.split("/").slice(-2).join("/")}:${
       f.lineNumber + 1
     }`;
+  const walk = (node: HeapNode, caller: string) => {
+    const f = node.callFrame;
+    const own = f.url.startsWith("file:");
+    const key = own ? name(f) : `${name(f)} <- ${caller}`;
     byFn.set(key, (byFn.get(key) ?? 0) + node.selfSize);
     total += node.selfSize;
-    for (const c of node.children) walk(c);
+    for (const c of node.children) walk(c, own ? name(f) : caller);
   };
-  walk(head);
+  walk(head, "(root)");
   return { total, top: [...byFn].sort((a, b) => b[1] - a[1]).slice(0, top) };
 }
 
@@ -307,6 +315,8 @@ async function main(): Promise<void> {
       "server-pid": { type: "string" },
       gc: { type: "boolean", default: false },
       heap: { type: "boolean", default: false },
+      promoted: { type: "boolean", default: false },
+      prefetch: { type: "string" },
     },
   });
   const n = Number(values.tasks);
@@ -332,6 +342,7 @@ async function main(): Promise<void> {
     workerArgs: [
       ...(values.loglevel ? ["--loglevel", values.loglevel] : []),
       ...(values.events || values.dashboard ? ["-E"] : []),
+      ...(values.prefetch ? ["--prefetch", values.prefetch] : []),
     ],
   });
   const child = worker.child;
@@ -348,12 +359,13 @@ async function main(): Promise<void> {
     await inspector.send("Profiler.enable");
     await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
     if (!values["no-sample"]) await inspector.send("Profiler.start");
-    if (values.heap) {
+    if (values.heap || values.promoted) {
       await inspector.send("HeapProfiler.enable");
       await inspector.send("HeapProfiler.startSampling", {
         samplingInterval: 512,
         includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true,
+        // --promoted: only what outlived the young generation (promoted, or live at the end).
+        includeObjectsCollectedByMinorGC: !values.promoted,
       });
     }
     const enqueue = async () => {
@@ -405,7 +417,7 @@ async function main(): Promise<void> {
     const profile = sampled
       ? (await inspector.send<{ profile: CpuProfile }>("Profiler.stop")).profile
       : { nodes: [], samples: [], timeDeltas: [], startTime: 0, endTime: 0 };
-    const heap = values.heap
+    const heap = values.heap || values.promoted
       ? (await inspector.send<{ profile: { head: HeapNode } }>("HeapProfiler.stopSampling"))
         .profile
       : null;
@@ -445,7 +457,8 @@ async function main(): Promise<void> {
     if (values.gc) console.log(gcLine(gcText, n));
     if (heap) {
       const { total, top } = heapSummary(heap.head, Number(values.top));
-      console.log(`main thread allocation (sampled): ${(total / 1024 / n).toFixed(2)} KB per task`);
+      const what = values.promoted ? "allocation outliving the young generation" : "allocation";
+      console.log(`main thread ${what} (sampled): ${(total / 1024 / n).toFixed(2)} KB per task`);
       for (const [fn, bytes] of top) {
         console.log(`  ${(bytes / 1024 / n).toFixed(3).padStart(7)} KB  ${fn}`);
       }

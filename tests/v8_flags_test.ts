@@ -1,7 +1,7 @@
 /**
  * The worker's V8 flags by default: `worker.ts` run with `-A` starts itself
  * over (same process id) with
- * `DENO_V8_FLAGS=--max-semi-space-size=1,--no-allocation-site-pretenuring`
+ * `DENO_V8_FLAGS=--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls`
  * unless the command or the environment already sets those flags or
  * `CELERIAC_V8_FLAGS` says otherwise; narrower permissions keep V8's defaults.
  * The same restart sets `MALLOC_ARENA_MAX=2` unless the environment sets it.
@@ -19,16 +19,26 @@ const CMD = ["deno", "run", "-A", "worker.ts", "--app", "./tasks.ts"];
 Deno.test("v8 flags: planned when neither the command nor DENO_V8_FLAGS sets them", () => {
   assert.deepEqual(planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: CMD }), {
     restart: true,
-    flags: ["--max-semi-space-size=1", "--no-allocation-site-pretenuring"],
-    denoV8Flags: "--max-semi-space-size=1,--no-allocation-site-pretenuring",
+    flags: [
+      "--max-semi-space-size=1",
+      "--no-allocation-site-pretenuring",
+      "--no-short-builtin-calls",
+    ],
+    denoV8Flags:
+      "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
     env: { MALLOC_ARENA_MAX: "2" },
   });
   assert.deepEqual(
     planV8Flags({ wanted: DEFAULT_V8_FLAGS, denoV8Flags: "--stack-size=2000", cmdline: CMD }),
     {
       restart: true,
-      flags: ["--max-semi-space-size=1", "--no-allocation-site-pretenuring"],
-      denoV8Flags: "--stack-size=2000,--max-semi-space-size=1,--no-allocation-site-pretenuring",
+      flags: [
+        "--max-semi-space-size=1",
+        "--no-allocation-site-pretenuring",
+        "--no-short-builtin-calls",
+      ],
+      denoV8Flags:
+        "--stack-size=2000,--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
       env: { MALLOC_ARENA_MAX: "2" },
     },
   );
@@ -39,23 +49,38 @@ Deno.test("v8 flags: MALLOC_ARENA_MAX is left to the environment that sets it", 
     planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: CMD, environment });
   assert.deepEqual(plan({ MALLOC_ARENA_MAX: "8" }), {
     restart: true,
-    flags: ["--max-semi-space-size=1", "--no-allocation-site-pretenuring"],
-    denoV8Flags: "--max-semi-space-size=1,--no-allocation-site-pretenuring",
+    flags: [
+      "--max-semi-space-size=1",
+      "--no-allocation-site-pretenuring",
+      "--no-short-builtin-calls",
+    ],
+    denoV8Flags:
+      "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
     env: {},
   });
   assert.deepEqual(
     plan({ GLIBC_TUNABLES: "glibc.malloc.trim_threshold=0:glibc.malloc.arena_max=4" }),
     {
       restart: true,
-      flags: ["--max-semi-space-size=1", "--no-allocation-site-pretenuring"],
-      denoV8Flags: "--max-semi-space-size=1,--no-allocation-site-pretenuring",
+      flags: [
+        "--max-semi-space-size=1",
+        "--no-allocation-site-pretenuring",
+        "--no-short-builtin-calls",
+      ],
+      denoV8Flags:
+        "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
       env: {},
     },
   );
   assert.deepEqual(plan({ GLIBC_TUNABLES: "glibc.malloc.trim_threshold=0", HOME: "/root" }), {
     restart: true,
-    flags: ["--max-semi-space-size=1", "--no-allocation-site-pretenuring"],
-    denoV8Flags: "--max-semi-space-size=1,--no-allocation-site-pretenuring",
+    flags: [
+      "--max-semi-space-size=1",
+      "--no-allocation-site-pretenuring",
+      "--no-short-builtin-calls",
+    ],
+    denoV8Flags:
+      "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
     env: { MALLOC_ARENA_MAX: "2" },
   });
 });
@@ -64,7 +89,7 @@ Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
   const withFlag = [
     "deno",
     "run",
-    "--v8-flags=--max-old-space-size=500,--max_semi_space_size=8,--allocation-site-pretenuring",
+    "--v8-flags=--max-old-space-size=500,--max_semi_space_size=8,--allocation-site-pretenuring,--short_builtin_calls",
   ];
   assert.deepEqual(planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: [...withFlag, "worker.ts"] }), {
     restart: false,
@@ -73,7 +98,8 @@ Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
   assert.equal(
     planV8Flags({
       wanted: DEFAULT_V8_FLAGS,
-      denoV8Flags: "--max-semi-space-size=2,--no_allocation_site_pretenuring",
+      denoV8Flags:
+        "--max-semi-space-size=2,--no_allocation_site_pretenuring,--noshort-builtin-calls",
       cmdline: CMD,
     }).restart,
     false,
@@ -83,8 +109,9 @@ Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
     planV8Flags({ wanted: DEFAULT_V8_FLAGS, denoV8Flags: "--max-semi-space-size=2", cmdline: CMD }),
     {
       restart: true,
-      flags: ["--no-allocation-site-pretenuring"],
-      denoV8Flags: "--max-semi-space-size=2,--no-allocation-site-pretenuring",
+      flags: ["--no-allocation-site-pretenuring", "--no-short-builtin-calls"],
+      denoV8Flags:
+        "--max-semi-space-size=2,--no-allocation-site-pretenuring,--no-short-builtin-calls",
       env: { MALLOC_ARENA_MAX: "2" },
     },
   );
@@ -148,12 +175,12 @@ Deno.test({
     try {
       assert.equal(
         await v8FlagsOf(worker.child.pid),
-        "--max-semi-space-size=1,--no-allocation-site-pretenuring",
+        "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
       );
       assert.equal(await envOf(worker.child.pid, "MALLOC_ARENA_MAX"), "2");
       assert.match(
         worker.output,
-        /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring, MALLOC_ARENA_MAX=2 \(the worker's defaults/,
+        /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls, MALLOC_ARENA_MAX=2 \(the worker's defaults/,
       );
     } finally {
       assert.equal((await worker.stop()).code, 0);
@@ -162,7 +189,7 @@ Deno.test({
     try {
       assert.equal(
         await v8FlagsOf(own.child.pid),
-        "--max-semi-space-size=1,--no-allocation-site-pretenuring",
+        "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
       );
       assert.equal(await envOf(own.child.pid, "MALLOC_ARENA_MAX"), "1");
     } finally {
@@ -184,7 +211,10 @@ Deno.test({
     [{ CELERIAC_V8_FLAGS: "" }, [], /CELERIAC_V8_FLAGS is empty/],
     [
       {},
-      ["-A", "--v8-flags=--max-semi-space-size=4,--allocation-site-pretenuring"],
+      [
+        "-A",
+        "--v8-flags=--max-semi-space-size=4,--allocation-site-pretenuring,--short-builtin-calls",
+      ],
       /the command sets them/,
     ],
     [{}, narrow, /needs --allow-ffi/],
@@ -233,12 +263,12 @@ Deno.test({
     await p.waitFor(/Dashboard on /);
     assert.equal(
       await v8FlagsOf(p.child.pid),
-      "--max-semi-space-size=1,--no-allocation-site-pretenuring",
+      "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
     );
     assert.equal(await envOf(p.child.pid, "MALLOC_ARENA_MAX"), "2");
     assert.match(
       p.output,
-      /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring, MALLOC_ARENA_MAX=2/,
+      /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls, MALLOC_ARENA_MAX=2/,
     );
   } finally {
     assert.equal((await p.stop("SIGTERM")).code, 0, p.output);

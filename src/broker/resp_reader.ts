@@ -196,7 +196,9 @@ export class RespReader {
       case 0x3a: // : integer
         return this.#integer(lineStart, lineEnd);
       case 0x2b: // + simple string
-        return latin1.decode(b.subarray(lineStart, lineEnd));
+        return this.#isOk(lineStart, lineEnd)
+          ? "OK"
+          : latin1.decode(b.subarray(lineStart, lineEnd));
       case 0x2d: // - error
         return new RedisReplyError(utf8.decode(b.subarray(lineStart, lineEnd)));
       default:
@@ -204,6 +206,11 @@ export class RespReader {
           `unexpected byte 0x${kind.toString(16).padStart(2, "0")} at the start of a reply`,
         );
     }
+  }
+
+  /** Whether the line is `OK` (most simple-string replies): the constant, without decoding. */
+  #isOk(from: number, to: number): boolean {
+    return to - from === 2 && this.#buf[from] === 0x4f && this.#buf[from + 1] === 0x4b;
   }
 
   /** Offset of the CR of the CRLF ending the line that starts at `from`, or -1. */

@@ -178,12 +178,10 @@ export class RespWriter {
     const b = this.#buf;
     let i = this.#len;
     b[i++] = kind;
-    if (n === 0) b[i++] = 0x30;
-    else {
-      const start = i;
-      for (let v = n; v > 0; v = Math.floor(v / 10)) b[i++] = 0x30 + (v % 10);
-      b.subarray(start, i).reverse();
-    }
+    let digits = 1;
+    for (let v = n; v >= 10; v = Math.floor(v / 10)) digits++;
+    i += digits;
+    for (let v = n, d = i - 1; d >= i - digits; v = Math.floor(v / 10), d--) b[d] = 0x30 + v % 10;
     b[i++] = CRLF_0;
     b[i++] = CRLF_1;
     this.#len = i;

@@ -100,20 +100,30 @@ export function checkShape(
         { taskId },
       );
     }
-    const isArray = Array.isArray(v);
-    if (!isArray && !isPlain(v)) continue;
-    const obj = v as Record<string, unknown>;
-    const keys = isArray ? null : Object.keys(obj);
-    const n = isArray ? (v as unknown[]).length : keys!.length;
-    for (let i = 0; i < n; i++) {
-      const item = isArray ? (v as unknown[])[i] : obj[keys![i]];
-      size += 8 + (isArray ? 0 : keys![i].length);
-      if (typeof item === "string") size += item.length;
-      else if (item !== null && typeof item === "object") {
-        stack.push(item);
-        depths.push(depth + 1);
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        size += 8;
+        const item: unknown = v[i];
+        if (typeof item === "string") size += item.length;
+        else if (item !== null && typeof item === "object") {
+          stack.push(item);
+          depths.push(depth + 1);
+        }
       }
-    }
+    } else if (isPlain(v)) {
+      // for-in with an own-key check rather than Object.keys: no array of keys per object.
+      const obj = v as Record<string, unknown>;
+      for (const k in obj) {
+        if (!Object.hasOwn(obj, k)) continue;
+        size += 8 + k.length;
+        const item = obj[k];
+        if (typeof item === "string") size += item.length;
+        else if (item !== null && typeof item === "object") {
+          stack.push(item);
+          depths.push(depth + 1);
+        }
+      }
+    } else continue;
     if (size > maxSize) tooLarge(what, maxSize, taskId);
   }
 }

@@ -12,7 +12,7 @@ import { exceptionInfo } from "../protocol/exceptions.ts";
 import type { TaskState } from "../protocol/result_meta.ts";
 import { TimeLimitExceeded, WorkerLostError } from "../client/worker_errors.ts";
 import type { RunOutcome } from "./executor.ts";
-import { canvasOutcome } from "./chords.ts";
+import { canvasOutcome, withChildren } from "./chords.ts";
 import { inheritedHeaders } from "./follow_ups.ts";
 import { failureEntry, pyException, revokedEntry } from "./result_entries.ts";
 import { type DueRetry, settleRetries } from "./retries.ts";
@@ -63,21 +63,30 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
       continue;
     }
     const status: TaskState = o.ok ? "SUCCESS" : "FAILURE";
-    const parent = {
-      id: req.id,
-      rootId: req.rootId ?? req.id,
-      origin: st.hostname,
-      defaultQueue: st.app.config.defaultQueue,
-      headers: inheritedHeaders(req.headers),
-    };
-    const canvas = canvasOutcome(o, req, parent, now, st.children.take(req.id));
-    if (canvas.meta) {
-      s.stores.push({ taskId: req.id, status, meta: canvas.meta, replyTo: req.replyTo });
+    const sent = st.children.take(req.id);
+    if (o.followUp?.embed === undefined) {
+      // No canvas: the meta with the children the task sent, and nothing else to build.
+      if (o.meta) {
+        const meta = withChildren(o.meta, sent);
+        s.stores.push({ taskId: req.id, status, meta, replyTo: req.replyTo });
+      }
+    } else {
+      const parent = {
+        id: req.id,
+        rootId: req.rootId ?? req.id,
+        origin: st.hostname,
+        defaultQueue: st.app.config.defaultQueue,
+        headers: inheritedHeaders(req.headers),
+      };
+      const canvas = canvasOutcome(o, req, parent, now, sent);
+      if (canvas.meta) {
+        s.stores.push({ taskId: req.id, status, meta: canvas.meta, replyTo: req.replyTo });
+      }
+      // Loops, not push(...): a follow-up group may have more members than a call takes arguments.
+      for (const e of canvas.stores) s.stores.push(e);
+      for (const p of canvas.publishes) s.publishes.push(p);
+      if (canvas.join) s.joins.push(canvas.join);
     }
-    // Loops, not push(...): a follow-up group may have more members than a call takes arguments.
-    for (const e of canvas.stores) s.stores.push(e);
-    for (const p of canvas.publishes) s.publishes.push(p);
-    if (canvas.join) s.joins.push(canvas.join);
     if (o.ok) {
       lifecycle.emit({ type: "succeeded", seq: o.seq, req, outcome: o });
     } else {

@@ -24,7 +24,6 @@ export interface Member {
   worker: Worker;
   load: number;
   assigned: number;
-  inflight: Set<number>;
   /** Tasks posted to it so far, shared with it (it holds outcomes while more wait). */
   sent: Int32Array;
   ready: Promise<void>;

@@ -232,7 +232,6 @@ export class ThreadPool implements Pool {
       worker,
       load: 0,
       assigned: 0,
-      inflight: new Set(),
       sent: new Int32Array(new SharedArrayBuffer(4)),
       ready,
       up: false,
@@ -289,7 +288,6 @@ export class ThreadPool implements Pool {
 
   #onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void {
     for (const o of outcomes) {
-      member.inflight.delete(o.seq);
       this.#owner.delete(o.seq);
       this.#limits.clear(o.seq);
     }
@@ -326,7 +324,9 @@ export class ThreadPool implements Pool {
     member.worker.terminate();
     this.#retiring.delete(member);
     member.group.members = member.group.members.filter((m) => m !== member);
-    const seqs = [...member.inflight];
+    // Found by owner rather than kept in a set of the member's: one table fewer per task.
+    const seqs: number[] = [];
+    for (const [seq, o] of this.#owner) if (o.member === member) seqs.push(seq);
     for (const s of seqs) {
       this.#owner.delete(s);
       this.#limits.clear(s);
@@ -396,7 +396,6 @@ export class ThreadPool implements Pool {
       }
       best.load++;
       best.assigned++;
-      best.inflight.add(req.seq);
       this.#owner.set(req.seq, { member: best, task: req.task, id: req.id });
       if (req.timeLimits) this.#startLimits(best, req.seq, req.timeLimits);
       let b = batches.get(best);
