@@ -237,14 +237,28 @@ function otherCpuNs(serverPid: number | null, dashboardPid: number | null): Map<
 }
 
 /** A node of a sampled heap profile (`HeapProfiler.stopSampling`). */
-interface HeapNode {
+export interface HeapNode {
   callFrame: CallFrame;
   selfSize: number;
   children: HeapNode[];
 }
 
-/** Bytes allocated in all, and by function (self), of a sampled heap profile. */
-function heapSummary(head: HeapNode, top: number): { total: number; top: [string, number][] } {
+/**
+ * Bytes allocated in all, and by function (self), of a sampled heap profile.
+ *
+ * @example
+ * ```ts ignore
+ * const { total, top } = heapSummary(profile.head, 15);
+ * ```
+ *
+ * @param head the profile's root
+ * @param top how many functions to list
+ * @returns the total and the `top` functions by bytes
+ */
+export function heapSummary(
+  head: HeapNode,
+  top: number,
+): { total: number; top: [string, number][] } {
   const byFn = new Map<string, number>();
   let total = 0;
   const walk = (node: HeapNode) => {
