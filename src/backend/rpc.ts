@@ -70,16 +70,6 @@ export interface RpcBackendOptions {
   backoff?: BackoffOptions;
 }
 
-/** A result to send: its reply queue and the message. */
-type Send = readonly [replyTo: string, message: Message];
-
-/** What a publish on the live channel did not get confirmed, and why. */
-interface Unconfirmed {
-  session: AmqpSession;
-  failed: Send[];
-  error: unknown;
-}
-
 interface Waiter {
   resolve(meta: ResultMeta): void;
   onState?(meta: ResultMeta): void;
@@ -228,70 +218,23 @@ export class RpcBackend implements ResultBackend {
   }
 
   /**
-   * Publish every message at once on the live confirm channel when nothing
-   * needs waiting for (connection up, channel open, every reply queue
-   * declared on this connection), as `#publish` would one by one; resolves
-   * once each is confirmed or failed, with the failed ones and the first
-   * error. `null` when it could not start (nothing was published).
-   */
-  #publishNow(sends: readonly Send[]): Promise<Unconfirmed> | null {
-    const session = this.#conn.current;
-    if (session === null) return null;
-    const held = this.#publisher.now(session);
-    if (held === null) return null;
-    for (const [replyTo] of sends) if (this.#declared.get(replyTo) !== session.epoch) return null;
-    const channel = held.channel as ConfirmChannel;
-    const { promise, resolve } = Promise.withResolvers<Unconfirmed>();
-    const out: Unconfirmed = { session, failed: [], error: null };
-    let left = sends.length;
-    for (const send of sends) {
-      const confirmed = (err: unknown) => {
-        if (err) {
-          out.failed.push(send);
-          out.error ??= err;
-        }
-        if (--left === 0) resolve(out);
-      };
-      try {
-        channel.publish("", send[0], toContent(send[1].body), toPublishOptions(send[1]), confirmed);
-      } catch (err) {
-        confirmed(err);
-      }
-    }
-    return promise;
-  }
-
-  /**
    * Send each state to its task's reply queue (`entry.replyTo`); entries
-   * without one are not sent, as in Celery. Resolves once RabbitMQ
-   * confirmed every one.
+   * without one are not sent, as in Celery.
    */
   async store(entries: readonly StoreEntry[]): Promise<void> {
-    let sends: Send[] = [];
-    for (const e of entries) {
+    await Promise.all(entries.map((e) => {
       if (!e.replyTo) {
         log.debug("Task {taskId} has no reply_to: its {status} is not sent", {
           taskId: e.taskId,
           status: e.status,
         });
-        continue;
+        return;
       }
       const message = rpcResultMessage(e.correlationId ?? e.taskId, e.meta, {
         persistent: this.#persistent,
       });
-      sends.push([e.replyTo, message]);
-    }
-    if (sends.length === 0) return;
-    const now = this.#publishNow(sends);
-    if (now) {
-      const { session, failed, error } = await now;
-      if (failed.length === 0) return;
-      // Refused on a live connection: as `#publish`, fail. Lost with its connection before its
-      // confirm: the slow way below, on the next connection (published again, at least once).
-      if (!session.lost.aborted) throw error instanceof Error ? error : new Error(String(error));
-      sends = failed;
-    }
-    await Promise.all(sends.map(([replyTo, message]) => this.#publish(replyTo, message)));
+      return this.#publish(e.replyTo, message);
+    }));
   }
 
   #onMessage(message: Message): void {

@@ -216,7 +216,6 @@ export class HeldChannel<C extends Channel = Channel> {
 export class LazyChannel<C extends Channel> {
   readonly #openFn: (session: AmqpSession) => Promise<HeldChannel<C>>;
   #current: Promise<HeldChannel<C>> | null = null;
-  #opened: HeldChannel<C> | null = null;
 
   /**
    * @param open opens a new channel on a session
@@ -247,28 +246,8 @@ export class LazyChannel<C extends Channel> {
         this.#current = null;
         throw err;
       }
-      if (held.open && held.session === session) {
-        if (this.#current === pending) this.#opened = held;
-        return held;
-      }
+      if (held.open && held.session === session) return held;
       if (this.#current === pending) this.#current = null;
     }
-  }
-
-  /**
-   * The channel {@link LazyChannel.get} last gave for this session, without
-   * waiting: `null` when there is none yet or it closed (then use `get`).
-   *
-   * @example
-   * ```ts ignore
-   * const held = lazy.now(session) ?? await lazy.get(session);
-   * ```
-   *
-   * @param session the current session
-   * @returns the live channel, or null
-   */
-  now(session: AmqpSession): HeldChannel<C> | null {
-    const held = this.#opened;
-    return held !== null && held.open && held.session === session ? held : null;
   }
 }

@@ -101,10 +101,7 @@ export function toAmqpValue(value: unknown): unknown {
  */
 export function toAmqpTable(table: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(table)) {
-    const v = table[k];
-    if (v !== undefined) out[k] = toAmqpValue(v);
-  }
+  for (const [k, v] of Object.entries(table)) if (v !== undefined) out[k] = toAmqpValue(v);
   return out;
 }
 
@@ -155,7 +152,6 @@ export function fromAmqpValue(value: unknown): unknown {
  */
 export function fromAmqpTable(table: Record<string, unknown> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (table === undefined) return out;
-  for (const k of Object.keys(table)) out[k] = fromAmqpValue(table[k]);
+  for (const [k, v] of Object.entries(table ?? {})) out[k] = fromAmqpValue(v);
   return out;
 }
