@@ -22,6 +22,7 @@ import {
   encodeResultMeta,
   type Message,
   PUBLISHER,
+  resultTupleToJson,
 } from "../protocol.ts";
 import { RABBITMQ_URL as AMQP_URL } from "./helpers/rabbitmq.ts";
 
@@ -146,6 +147,29 @@ Deno.test("canvas client: a chord on rpc:// is refused before anything is sent",
   );
   assert.throws(() => group([]), TypeError);
   await noBackend.close();
+});
+
+Deno.test("AsyncResult.collect: a task that sent a group of 200,000 yields them in order", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const backend = await app.resultBackend();
+  const store = (taskId: string, result: unknown, children: unknown[] = []) =>
+    backend.store([{
+      taskId,
+      status: "SUCCESS",
+      meta: encodeResultMeta({ taskId, status: "SUCCESS", result, children, dateDone: new Date() }),
+    }]);
+  const members = Array.from({ length: 200_000 }, () => ({ id: crypto.randomUUID() }));
+  const parent = crypto.randomUUID();
+  await store(parent, "sent", [resultTupleToJson({ id: crypto.randomUUID(), members })]);
+  await store(members[0].id, 0);
+  await store(members[1].id, 1);
+  const seen: [string, unknown][] = [];
+  for await (const [r, value] of app.asyncResult(parent).collect({ timeout: 1000 })) {
+    seen.push([r.id, value]);
+    if (seen.length === 3) break;
+  }
+  assert.deepEqual(seen, [[parent, "sent"], [members[0].id, 0], [members[1].id, 1]]);
+  await app.close();
 });
 
 Deno.test("GroupResult: get in order, states, completion order, save/restore, failures", async () => {

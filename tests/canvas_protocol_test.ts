@@ -251,6 +251,37 @@ Deno.test("canvas: a chain of 10,000 steps plans without recursion limits", () =
   assert.equal(plan.sends[0].embed.chain?.[9_998].args[0], 1);
 });
 
+const MANY = 200_000;
+const manyTasks = () => Array.from({ length: MANY }, (_, i) => s("t.inc", i));
+
+Deno.test("canvas: a group of 200,000 tasks inside a chord's header group plans every one", () => {
+  const plan = planCanvas(
+    chordSignature(groupSignature([groupSignature(manyTasks())]), s("t.sum")),
+  );
+  assert.deepEqual(plan.chordSizes.map((c) => c.size), [MANY]);
+  assert.equal(plan.sends.length, MANY);
+});
+
+Deno.test("canvas: chunks of 200,000 parts in a chord's header plans every part", () => {
+  const chunks: SignatureDict = {
+    task: "celery.chunks",
+    args: [],
+    kwargs: { task: s("t.add"), it: Array.from({ length: MANY }, (_, i) => [i, i]), n: 1 },
+    options: {},
+    subtask_type: "chunks",
+    immutable: false,
+  };
+  const plan = planCanvas(chordSignature(groupSignature([chunks]), s("t.sum")));
+  assert.deepEqual(plan.chordSizes.map((c) => c.size), [MANY]);
+});
+
+Deno.test("canvas: a chain of 200,000 steps inside a chain is flattened", () => {
+  const plan = planCanvas(chainSignature([s("t.first"), chainSignature(manyTasks())]));
+  assert.equal(plan.sends.length, 1);
+  assert.equal(plan.sends[0].embed.chain?.length, MANY);
+  assert.equal(plan.sends[0].embed.chain?.[MANY - 1].args[0], 0);
+});
+
 Deno.test("canvas: unknown keys or a wrong subtask_type are ProtocolErrors naming the problem", () => {
   assert.throws(
     () => decodeSignature({ ...s("t"), colour: "red" }, "embed.chain[0]"),

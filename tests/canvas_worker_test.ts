@@ -2,7 +2,8 @@
  * Canvases end to end on a Celeriac worker, on Redis and on the KV store:
  * chains (with immutable steps and a group upgraded to a chord), groups,
  * chords (header failure -> ChordError, empty header, unregistered body,
- * a 1,000-member chord), map / starmap / chunks, children and collect(),
+ * a 1,000-member chord), a group of 200,000 as a chain's next step,
+ * map / starmap / chunks, children and collect(),
  * and Celery's built-in tasks sent as plain messages.
  */
 
@@ -57,6 +58,30 @@ for (const t of transports) {
       { name: `canvas on ${t.name}: ${name}`, ignore: t.name === "redis" && WITHOUT_REDIS },
       fn,
     );
+
+  // On Redis only: the worker's settling is the same on every transport.
+  if (t.name === "redis") {
+    test("chain: a group of 200,000 as the next step publishes every member", async () => {
+      await withWorker(t, async (client, queue) => {
+        const members = `${queue}-members`;
+        const n = 200_000;
+        const next = group(
+          Array.from({ length: n }, (_, i) => add.s(i, i).set({ queue: members })),
+        );
+        await chain(add.s(1, 1), next).applyAsync();
+        const broker = await client.broker();
+        try {
+          const deadline = Date.now() + 120_000;
+          while ((await broker.queueDepth(members)) < n && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 200));
+          }
+          assert.equal(await broker.queueDepth(members), n);
+        } finally {
+          await broker.purge(members);
+        }
+      });
+    });
+  }
 
   test("chain: results flow, immutable steps ignore them, parents and children link up", async () => {
     await withWorker(t, async () => {

@@ -78,6 +78,40 @@ Deno.test({
 });
 
 Deno.test({
+  name: "redis broker: extend() renews the leases of 100,000 deliveries in one call",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const broker = await openRedisBroker(url);
+  const r = await rawRedis();
+  try {
+    const q = uniqueQueue("big-extend");
+    const n = 100_000;
+    await broker.publishMany(
+      Array.from(
+        { length: n },
+        (_, i) => ({ message: message(`e${i}`), target: { routingKey: q } }),
+      ),
+    );
+    const taken: Delivery[] = [];
+    while (taken.length < n) {
+      for (const d of await broker.take([q], { max: 10_000 })) taken.push(d);
+    }
+    const index = `${prefix}unacked_index`;
+    const [first, last] = [taken[0].deliveryTag, taken[n - 1].deliveryTag];
+    await r.zadd(index, "XX", 1, first, 1, last);
+    const before = Date.now() / 1000;
+    await broker.extend(taken);
+    assert.ok(Number(await r.zscore(index, first)) >= before - 1);
+    assert.ok(Number(await r.zscore(index, last)) >= before - 1);
+    await broker.ack(taken);
+    assert.equal(await r.zscore(index, last), null);
+  } finally {
+    await broker.close();
+    await r.quit();
+  }
+});
+
+Deno.test({
   name: "redis broker: a take records the delivery in unacked and unacked_index as kombu does",
   ignore: WITHOUT_REDIS,
 }, async () => {

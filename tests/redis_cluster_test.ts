@@ -14,6 +14,7 @@ import { Celery } from "../mod.ts";
 import { openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { brokerConformance } from "./broker_conformance.ts";
+import { publishManyInOrder, revokeMany, settleMany } from "./helpers/big_batches.ts";
 import { interopWorker } from "./helpers/interop.ts";
 import {
   command,
@@ -158,6 +159,26 @@ Deno.test({
     await app.close();
     await deleteKeys(marker.slice(0, marker.lastIndexOf(":") + 1));
     shared.disconnect();
+  }
+});
+
+Deno.test({
+  name: "redis cluster: batches of 100,000+ (publishMany, leases, parking, acks, revokes)",
+  ignore: WITHOUT_REDIS,
+}, async (t) => {
+  const broker = await openRedisClusterBroker(url);
+  try {
+    const steps = [
+      await t.step(
+        "publishMany of 100,000 messages to one queue lands them all, first published at the tail",
+        () => publishManyInOrder(broker),
+      ),
+      await t.step("settling 150,000 deliveries", (s) => settleMany(broker, s)),
+      await t.step("addRevoked of 100,000 ids", () => revokeMany(broker)),
+    ];
+    assert.ok(steps.every(Boolean), "every step passed");
+  } finally {
+    await broker.close();
   }
 });
 

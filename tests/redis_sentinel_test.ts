@@ -11,8 +11,11 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { Celery } from "../mod.ts";
+import { openRedisBackend } from "../src/backend/redis.ts";
+import { openRedisBroker } from "../src/broker/redis.ts";
 import { maskPassword } from "../src/broker/errors.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
+import { publishManyInOrder, revokeMany, settleMany, storeMany } from "./helpers/big_batches.ts";
 import { interopWorker } from "./helpers/interop.ts";
 import {
   command,
@@ -182,6 +185,41 @@ Deno.test({
     for (const p of procs) await p.kill();
     await deleteKeys(marker.slice(0, marker.lastIndexOf(":") + 1));
     shared.disconnect();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "redis sentinel: batches of 100,000+ (publishMany, leases, parking, acks, revokes, results)",
+  ignore: WITHOUT_REDIS,
+}, async (t) => {
+  const base = privatePorts();
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-sentinel-big-" });
+  const procs: RedisProcess[] = [];
+  try {
+    procs.push(await startRedis(base, dir));
+    procs.push(await startSentinel(base + 1, dir, "m1", base));
+    const url = `sentinel://127.0.0.1:${base + 1}/0?master_name=m1`;
+    const broker = await openRedisBroker(url);
+    const backend = await openRedisBackend(url);
+    try {
+      const steps = [
+        await t.step(
+          "publishMany of 100,000 messages to one queue lands them all, first published at the tail",
+          () => publishManyInOrder(broker),
+        ),
+        await t.step("settling 150,000 deliveries", (s) => settleMany(broker, s)),
+        await t.step("addRevoked of 100,000 ids", () => revokeMany(broker)),
+        await t.step("storing 100,000 results in one call", () => storeMany(backend)),
+      ];
+      assert.ok(steps.every(Boolean), "every step passed");
+    } finally {
+      await broker.close();
+      await backend.close();
+    }
+  } finally {
+    for (const p of procs) await p.kill();
     await Deno.remove(dir, { recursive: true });
   }
 });

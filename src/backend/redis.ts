@@ -20,6 +20,7 @@ import {
   openRedisConnection,
   redisFailure,
 } from "../broker/redis_connection.ts";
+import { chunked } from "../broker/chunks.ts";
 import { isSingleServer, parseRedisUrl } from "../broker/redis_url.ts";
 import { retryWhileDown } from "../broker/outage.ts";
 import { RespScript, RespScripts } from "../broker/resp_scripts.ts";
@@ -182,7 +183,8 @@ export class RedisBackend implements ResultBackend {
    * SETEX + PUBLISH each meta in one script call, skipping tasks that
    * already have a SUCCESS stored. On a single server the call goes through
    * a connection of its own without ioredis (`celeriac-store`, see
-   * resp_scripts.ts). On Redis Cluster result keys spread over slots, so
+   * resp_scripts.ts); through Sentinel, in calls of up to 1,000 results
+   * (chunks.ts). On Redis Cluster result keys spread over slots, so
    * each is stored by a call of its own. While Redis is
    * unreachable the store is retried with backoff for `outageRetryLimit`
    * seconds (it is idempotent).
@@ -197,21 +199,27 @@ export class RedisBackend implements ResultBackend {
         ));
       return;
     }
-    const keys = entries.map((e) => this.key(e.taskId));
-    const metas = entries.map((e) => e.meta);
     const resp = this.#resp;
     if (resp) {
-      const args = [ttl, ...metas];
+      const keys = entries.map((e) => this.key(e.taskId));
+      const args = [ttl, ...entries.map((e) => e.meta)];
       await retryWhileDown(() => resp.evalScript(STORE, keys, args, Number), {
         limit: this.#outageLimit,
         what: `store ${entries.length} result(s)`,
       });
       return;
     }
-    await this.#storeRetrying(
-      entries.length,
-      () => this.#client.celeriacStore(keys.length, ...keys, ttl, ...metas),
-    );
+    await this.#storeRetrying(entries.length, () =>
+      Promise.all(
+        chunked(entries).map((some) =>
+          this.#client.celeriacStore(
+            some.length,
+            ...some.map((e) => this.key(e.taskId)),
+            ttl,
+            ...some.map((e) => e.meta),
+          )
+        ),
+      ));
   }
 
   #storeRetrying(n: number, fn: () => Promise<unknown>): Promise<unknown> {

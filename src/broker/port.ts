@@ -213,7 +213,8 @@ export interface Broker {
   /** Publish one message. Resolves once the broker has it. */
   publish(message: Message, target: PublishTarget): Promise<void>;
   /**
-   * Publish many messages at once (Redis: one variadic LPUSH per list).
+   * Publish many messages at once (Redis: variadic LPUSHes of up to 1,000
+   * per list, pipelined).
    * Resolves once the broker has them all. Optional: without it, callers
    * publish each message concurrently (on RabbitMQ the confirms of such
    * a burst come back in batches).

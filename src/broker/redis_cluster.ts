@@ -26,6 +26,7 @@ import type {
   Broker,
   Delivery,
   ParkedMessage,
+  Publication,
   PublishTarget,
   Rejection,
   RevokedEntry,
@@ -157,19 +158,37 @@ export class RedisClusterBroker implements Broker {
   }
 
   /**
-   * Publish to a queue (the default exchange routes by queue name); to an
-   * exchange, through the bindings kept under `{celeriac}`.
+   * Publish to a queue: tasks are routed by queue (the routing key), an
+   * exchange is ignored with a warning.
    */
   async publish(message: Message, target: PublishTarget): Promise<void> {
-    const exchange = target.exchange ?? "";
-    if (exchange !== "") {
-      log.warn(
-        "Redis Cluster routes tasks by queue only: exchange {exchange} ignored, publishing to queue {queue}",
-        { exchange, queue: target.routingKey },
-      );
+    await this.publishMany([{ message, target }]);
+  }
+
+  /**
+   * Publish many messages: each queue's in one batch of its own slot
+   * (LPUSHes of up to 1,000 messages, in order), the queues concurrently.
+   * Exchanges are ignored as by {@link publish} (warned once per exchange and queue).
+   */
+  async publishMany(batch: readonly Publication[]): Promise<void> {
+    const queues = new Map<string, Publication[]>();
+    const warned = new Set<string>();
+    for (const { message, target } of batch) {
+      const exchange = target.exchange ?? "";
+      if (exchange !== "" && !warned.has(`${exchange}\u0000${target.routingKey}`)) {
+        warned.add(`${exchange}\u0000${target.routingKey}`);
+        log.warn(
+          "Redis Cluster routes tasks by queue only: exchange {exchange} ignored, publishing to queue {queue}",
+          { exchange, queue: target.routingKey },
+        );
+      }
+      const p = { message, target: { routingKey: target.routingKey } };
+      queues.get(target.routingKey)?.push(p) ?? queues.set(target.routingKey, [p]);
     }
-    await this.#remember(target.routingKey);
-    await this.#shard(target.routingKey).publish(message, { routingKey: target.routingKey });
+    await Promise.all([...queues].map(async ([queue, ps]) => {
+      await this.#remember(queue);
+      await this.#shard(queue).publishMany(ps);
+    }));
   }
 
   /**
@@ -250,7 +269,7 @@ export class RedisClusterBroker implements Broker {
     const out: ParkedMessage[] = [];
     for (const q of await this.#allQueues()) {
       if (out.length >= limit) break;
-      out.push(...await this.#shard(q).listParked({ limit: limit - out.length }));
+      for (const p of await this.#shard(q).listParked({ limit: limit - out.length })) out.push(p);
     }
     return out;
   }

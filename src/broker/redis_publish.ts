@@ -2,9 +2,10 @@
  * Publishing on Redis as kombu does: declaring a queue (its binding in
  * `_kombu.binding.<queue>`), routing an exchange and routing key to the
  * bound queues, and LPUSHing base64 envelopes to each queue's list for the
- * message's priority — one at a time or batched per list. On a single
- * server the LPUSHes go over the broker's `celeriac-consume` connection
- * (resp_scripts.ts), elsewhere over ioredis.
+ * message's priority — one at a time or batched per list, in commands of at
+ * most 1,000 values (chunks.ts). On a single server the LPUSHes go over the
+ * broker's `celeriac-consume` connection (resp_scripts.ts), elsewhere over
+ * ioredis.
  *
  * @module
  */
@@ -12,6 +13,7 @@
 import { getLogger } from "@logtape/logtape";
 import { encodeEnvelope } from "../protocol/envelope.ts";
 import type { Message } from "../protocol/message.ts";
+import { chunked } from "./chunks.ts";
 import type { Publication, PublishTarget } from "./port.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { bindingMember, bindingSet, boundQueues, priorityList } from "./redis_keys.ts";
@@ -77,9 +79,10 @@ export class RedisPublisher {
   }
 
   /**
-   * Publish many messages: each target is routed once and each list gets one
-   * variadic LPUSH (in the messages' order), so 1,000 tasks to one queue
-   * cost one command instead of 1,000.
+   * Publish many messages: each target is routed once and each list gets
+   * variadic LPUSHes of up to 1,000 messages (chunks.ts; in the messages'
+   * order, pipelined), so 1,000 tasks to one queue cost one
+   * command instead of 1,000, and 100,000 cost 100.
    */
   async publishMany(batch: readonly Publication[]): Promise<void> {
     const s = this.#scope;
@@ -111,13 +114,14 @@ export class RedisPublisher {
       }
     }
     if (lists.size === 0) return;
+    // A list's LPUSHes go out in order on one connection (on a Cluster every
+    // list's chunks share its slot and node), so the first message stays at the tail.
+    const pushes = [...lists].flatMap(([list, raws]) =>
+      chunked(raws).map((values) => ({ list, values }))
+    );
     // On a single server the LPUSHes go over the consume connection (no
     // ioredis auto-pipelining turn): its failures are BrokerConnectionErrors already.
-    if (s.resp) await s.resp.pipeline([...lists].map(([list, raws]) => ["LPUSH", list, ...raws]));
-    else {
-      await s.run(() =>
-        Promise.all([...lists].map(([list, raws]) => s.client.lpush(list, ...raws)))
-      );
-    }
+    if (s.resp) await s.resp.pipeline(pushes.map((p) => ["LPUSH", p.list, ...p.values]));
+    else await s.run(() => Promise.all(pushes.map((p) => s.client.lpush(p.list, ...p.values))));
   }
 }

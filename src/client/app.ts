@@ -321,7 +321,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
 
   /**
    * Send many task calls at once: every message is encoded first, then
-   * published as one batch (Redis: one variadic LPUSH per queue; RabbitMQ:
+   * published as one batch (Redis: variadic LPUSHes of up to 1,000 per
+   * queue, pipelined; RabbitMQ:
    * all published back to back, their publisher confirms awaited together;
    * KV: concurrently). Resolves once the broker has every message; when it
    * rejects, some of the calls may have been sent. Each call is as

@@ -171,15 +171,20 @@ export class AsyncResult<T = unknown> {
    * @yields `[result, value]` pairs
    */
   async *collect(options: GetOptions = {}): AsyncGenerator<[AsyncResult<unknown>, unknown]> {
+    // Next to visit at the end; children pushed last first, one at a time (a
+    // task may have sent more than a call takes arguments).
     const stack: MemberResult[] = [this];
+    const pushChildren = (children: readonly MemberResult[]) => {
+      for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]);
+    };
     while (stack.length > 0) {
-      const r = stack.shift()!;
+      const r = stack.pop()!;
       if (r instanceof AsyncResult) {
         const value = await r.get(options);
         yield [r, value];
-        stack.unshift(...await r.children());
+        pushChildren(await r.children());
       } else {
-        stack.unshift(...r.children);
+        pushChildren(r.children);
       }
     }
   }

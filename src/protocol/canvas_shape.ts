@@ -235,8 +235,10 @@ export function chunksToGroup(sig: SignatureDict): SignatureDict {
 export function chainSteps(sig: SignatureDict): SignatureDict[] {
   const flat: SignatureDict[] = [];
   for (const t of tasksOf(sig)) {
-    if (kind(t) === "chain") flat.push(...chainSteps(t));
-    else if (kind(t) === "chunks") flat.push(chunksToGroup(t));
+    // A loop, not push(...): a nested chain may have more steps than a call takes arguments.
+    if (kind(t) === "chain") {
+      for (const step of chainSteps(t)) flat.push(step);
+    } else if (kind(t) === "chunks") flat.push(chunksToGroup(t));
     else flat.push(t);
   }
   const out: SignatureDict[] = [];
@@ -285,9 +287,10 @@ export function headerLeaves(header: SignatureDict): SignatureDict[] {
   const out: SignatureDict[] = [];
   for (const t of tasksOf(header)) {
     const k = kind(t);
-    if (k === "group") out.push(...headerLeaves(t));
-    else if (k === "chunks") out.push(...headerLeaves(chunksToGroup(t)));
-    else if (k === "chord") {
+    // A loop, not push(...): a member group may have more tasks than a call takes arguments.
+    if (k === "group" || k === "chunks") {
+      for (const leaf of headerLeaves(k === "group" ? t : chunksToGroup(t))) out.push(leaf);
+    } else if (k === "chord") {
       throw new ProtocolError("A chord header member cannot itself be a chord: chain it instead");
     } else out.push(t);
   }

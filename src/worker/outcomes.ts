@@ -74,8 +74,9 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
     if (canvas.meta) {
       s.stores.push({ taskId: req.id, status, meta: canvas.meta, replyTo: req.replyTo });
     }
-    s.stores.push(...canvas.stores);
-    s.publishes.push(...canvas.publishes);
+    // Loops, not push(...): a follow-up group may have more members than a call takes arguments.
+    for (const e of canvas.stores) s.stores.push(e);
+    for (const p of canvas.publishes) s.publishes.push(p);
     if (canvas.join) s.joins.push(canvas.join);
     if (o.ok) {
       lifecycle.emit({ type: "succeeded", seq: o.seq, req, outcome: o });

@@ -1,0 +1,123 @@
+/**
+ * Batches too large to spread into one call's arguments (past about
+ * 100,000 values the call stack overflows), run against a broker and a
+ * result backend over Sentinel or Cluster, where commands go through
+ * ioredis. Each check is a step of its own so that one failing does not
+ * hide the others.
+ */
+
+import assert from "node:assert/strict";
+import type { ResultBackend } from "../../src/backend/port.ts";
+import type { Broker, Delivery } from "../../src/broker/port.ts";
+import { encodeResultMeta } from "../../src/protocol/result_meta.ts";
+import { message, uniqueQueue } from "../broker_conformance.ts";
+
+/** How many values each big batch has. */
+export const BIG = 100_000;
+
+function textOf(d: Delivery): string {
+  return JSON.parse(new TextDecoder().decode(d.body));
+}
+
+/**
+ * Take `n` deliveries from `queue`, in the order the broker hands them out,
+ * 10,000 at a time: after one take of 150,000 on the test cluster (node
+ * timeout 1 s) the queue held all 150,000 again — the script blocked its
+ * node for seconds, and a failover to a replica that never saw it seems
+ * the cause.
+ */
+async function takeAll(broker: Broker, queue: string, n: number): Promise<Delivery[]> {
+  const out: Delivery[] = [];
+  while (out.length < n) {
+    const got = await broker.take([queue], {
+      max: Math.min(10_000, n - out.length),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (got.length === 0) throw new Error(`took ${out.length} of ${n}`);
+    for (const d of got) out.push(d);
+  }
+  return out;
+}
+
+/**
+ * publishMany of {@link BIG} messages to one queue lands them all, the
+ * first published at the tail: taken first, and the rest in order.
+ */
+export async function publishManyInOrder(broker: Broker): Promise<void> {
+  const q = uniqueQueue("big-publish");
+  assert.ok(broker.publishMany, "the broker publishes batches");
+  await broker.publishMany(
+    Array.from(
+      { length: BIG },
+      (_, i) => ({ message: message(`m${i}`), target: { routingKey: q } }),
+    ),
+  );
+  assert.equal(await broker.queueDepth(q), BIG);
+  const taken = await takeAll(broker, q, BIG);
+  const wrong = taken.findIndex((d, i) => textOf(d) !== `m${i}`);
+  assert.equal(wrong, -1, `delivery ${wrong} is ${wrong < 0 ? "" : textOf(taken[wrong])}`);
+  await broker.ack(taken);
+  assert.equal(await broker.queueDepth(q), 0);
+}
+
+/**
+ * How many deliveries {@link settleMany} settles at once: an acknowledgement
+ * (one MULTI) took 100,000 tags spread into its commands, not 150,000.
+ */
+export const SETTLED = 150_000;
+
+/**
+ * Lease renewal, parking, listing what was parked and acknowledgement of
+ * {@link SETTLED} deliveries at once (a worker holding that many ETA tasks
+ * renews and settles them in one call), each as a step of `t`.
+ */
+export async function settleMany(broker: Broker, t: Deno.TestContext): Promise<void> {
+  const q = uniqueQueue("big-settle");
+  for (let i = 0; i < SETTLED; i += 1000) {
+    await Promise.all(
+      Array.from(
+        { length: 1000 },
+        (_, j) => broker.publish(message(`s${i + j}`), { routingKey: q }),
+      ),
+    );
+  }
+  const taken = await takeAll(broker, q, SETTLED);
+  const extended = await t.step(`extend() renews ${SETTLED} leases`, async () => {
+    await broker.extend(taken);
+  });
+  const rejected = await t.step(`reject() parks ${SETTLED} deliveries`, async () => {
+    await broker.reject(taken.map((delivery) => ({ delivery, reason: "big batch" })));
+  });
+  const listed = await t.step(`listParked() lists ${SETTLED} parked messages`, async () => {
+    const parked = await broker.listParked({ limit: SETTLED });
+    assert.equal(parked.filter((p) => p.queue === q).length, SETTLED);
+  });
+  const acked = await t.step(`ack() settles ${SETTLED} deliveries`, async () => {
+    await broker.ack(taken);
+    // Parked or acknowledged, none of them comes back.
+    assert.deepEqual(await broker.take([q], { max: 1, signal: AbortSignal.timeout(300) }), []);
+  });
+  assert.ok(extended && rejected && listed && acked, "every step passed");
+}
+
+/** addRevoked of {@link BIG} ids keeps them all. */
+export async function revokeMany(broker: Broker): Promise<void> {
+  const until = new Date(Date.now() + 600_000);
+  const ids = Array.from({ length: BIG }, () => crypto.randomUUID());
+  await broker.addRevoked(ids.map((id) => ({ id, expiresAt: until })));
+  const listed = new Set((await broker.listRevoked()).map((e) => e.id));
+  assert.equal(ids.filter((id) => !listed.has(id)).length, 0);
+}
+
+/** store() of {@link BIG} results in one call stores every one. */
+export async function storeMany(backend: ResultBackend): Promise<void> {
+  const ids = Array.from({ length: BIG }, () => crypto.randomUUID());
+  await backend.store(ids.map((taskId, i) => ({
+    taskId,
+    status: "SUCCESS",
+    meta: encodeResultMeta({ taskId, status: "SUCCESS", result: i, dateDone: new Date() }),
+  })));
+  for (const i of [0, BIG / 2, BIG - 1]) {
+    assert.equal((await backend.get(ids[i]))?.result, i);
+  }
+}
