@@ -238,7 +238,7 @@ function otherCpuNs(serverPid: number | null, dashboardPid: number | null): Map<
 }
 
 /** A node of a sampled heap profile (`HeapProfiler.stopSampling`). */
-interface HeapNode {
+export interface HeapNode {
   callFrame: CallFrame;
   selfSize: number;
   children: HeapNode[];
@@ -248,8 +248,20 @@ interface HeapNode {
  * Bytes allocated in all, and by function (self), of a sampled heap profile.
  * A built-in or runtime function (`subarray`, `decode`) is named with the
  * nearest file: caller that made it allocate (`subarray :0 <- read x.ts:12`).
+ *
+ * @example
+ * ```ts ignore
+ * const { total, top } = heapSummary(profile.head, 15);
+ * ```
+ *
+ * @param head the profile's root
+ * @param top how many functions to list
+ * @returns the total and the `top` functions by bytes
  */
-function heapSummary(head: HeapNode, top: number): { total: number; top: [string, number][] } {
+export function heapSummary(
+  head: HeapNode,
+  top: number,
+): { total: number; top: [string, number][] } {
   const byFn = new Map<string, number>();
   let total = 0;
   const name = (f: CallFrame) =>

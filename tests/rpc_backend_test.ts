@@ -9,6 +9,7 @@ import { Worker } from "../src/worker/worker.ts";
 import { backendConformance } from "./backend_conformance.ts";
 import { PYTHON } from "./helpers/procs.ts";
 import { createVhost, listQueues } from "./helpers/rabbitmq.ts";
+import { TcpProxy } from "./helpers/tcp_proxy.ts";
 import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
 const vhost = WITHOUT_RABBITMQ ? null : await createVhost("rpc");
@@ -206,6 +207,85 @@ print(r.get(timeout=10))
   },
   WITHOUT_RABBITMQ || WITHOUT_CELERY,
 );
+
+/** Every message in `queue` (removed), with the task ids of their bodies. */
+async function readAll(queue: string): Promise<string[]> {
+  const reader = await openAmqpBroker(brokerUrl);
+  const ids: string[] = [];
+  try {
+    for (;;) {
+      const got = await reader.take([queue], { max: 100, signal: AbortSignal.timeout(1000) });
+      if (got.length === 0) return ids;
+      for (const d of got) ids.push(JSON.parse(new TextDecoder().decode(d.body)).task_id);
+      await reader.ack(got);
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+const resultTo = (replyTo: string, taskId: string = crypto.randomUUID()): StoreEntry => ({
+  taskId,
+  status: "SUCCESS",
+  meta: encodeResultMeta({ taskId, status: "SUCCESS", result: 1 }),
+  replyTo,
+});
+
+test("a batch to several reply queues, some not declared yet: every result is confirmed in its queue, in order, when store resolves", async () => {
+  const worker = await openRpcBackend("rpc://", { brokerUrl });
+  const broker = await openAmqpBroker(brokerUrl);
+  const [q1, q2] = [crypto.randomUUID(), crypto.randomUUID()];
+  try {
+    await worker.store([resultTo(q1, "first")]);
+    const batches = [0, 1].map((b) =>
+      Array.from({ length: 100 }, (_, i) => resultTo(i % 2 ? q2 : q1, `b${b}-${i}`))
+    );
+    for (const [b, batch] of batches.entries()) {
+      await worker.store(batch); // the first batch declares q2, the second finds both declared
+      assert.deepEqual(
+        [await broker.queueDepth(q1), await broker.queueDepth(q2)],
+        [1 + 50 * (b + 1), 50 * (b + 1)],
+      );
+    }
+    const sent = batches.flat();
+    assert.deepEqual(await readAll(q1), [
+      "first",
+      ...sent.filter((e) => e.replyTo === q1).map((e) => e.taskId),
+    ]);
+    assert.deepEqual(
+      await readAll(q2),
+      sent.filter((e) => e.replyTo === q2).map((e) => e.taskId),
+    );
+  } finally {
+    await worker.close();
+    await broker.close();
+  }
+});
+
+test("a batch whose connection is cut before its confirms is sent again on the next connection: store resolves, none lost", async () => {
+  const target = new URL(brokerUrl);
+  const proxy = TcpProxy.start({ hostname: target.hostname, port: Number(target.port || 5672) });
+  const viaProxy = `amqp://guest:guest@127.0.0.1:${proxy.port}${target.pathname}`;
+  const worker = await openRpcBackend("rpc://", {
+    brokerUrl: viaProxy,
+    backoff: { initialMs: 50, maxMs: 500 },
+    publishTimeout: 20,
+  });
+  const q = crypto.randomUUID();
+  try {
+    await worker.store([resultTo(q, "first")]);
+    const batch = Array.from({ length: 500 }, (_, i) => resultTo(q, `r${i}`));
+    const storing = worker.store(batch);
+    await proxy.cut();
+    await storing;
+    assert.ok(proxy.accepted >= 2, "the backend reconnected");
+    const got = new Set(await readAll(q));
+    for (const e of batch) assert.ok(got.has(e.taskId), `${e.taskId} was lost`);
+  } finally {
+    await worker.close();
+    await proxy.close();
+  }
+});
 
 test("clean up the test vhost", async () => {
   await vhost!.remove();
