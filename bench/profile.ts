@@ -32,7 +32,8 @@
  * `--heap` (V8's sampling heap profiler on the main thread during the run,
  * objects collected since included: KB allocated per task, in all and by
  * function, top N), `--promoted` (the same, of the objects no young-generation collection
- * freed: what the main thread promoted to its old generation, or held at the end), `--gc` (the worker with `--trace-gc-nvp`: scavenges per 1000 tasks, their
+ * freed: what the main thread promoted to its old generation, held at the end, or a full
+ * collection freed while still young), `--gc` (the worker with `--trace-gc-nvp`: scavenges per 1000 tasks, their
  * pause, KB promoted per task, mark-compacts, of its main isolate),
  * `--no-sample` (no V8 profile: only the per-thread CPU line, without the
  * profiler's own cost), `--syscalls` (also count, per task, the system
@@ -42,7 +43,7 @@
  * per task is also printed; default the local `redis-server` when exactly
  * one runs, none when `0`; the line also gives this bench process's own), `--dashboard` (as `-E`,
  * and a dashboard, `worker.ts dashboard` as the bench's `--dashboard` starts it, watches the worker:
- * its CPU per task is printed with the other processes'), `--v8-flags F` (the worker's; default the bench's), `--loglevel L` (the
+ * its CPU per task is printed with the other processes'), `--v8-flags F` (the worker's; default the bench's), `--prefetch N` (the worker's; default its own), `--loglevel L` (the
  * worker's; default none, i.e. its default levels).
  *
  * @module

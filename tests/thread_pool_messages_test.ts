@@ -3,7 +3,8 @@
  * once tasks prove to block for milliseconds, each goes in its own message,
  * and the Web Worker reports them a few at a time while it still has tasks
  * to run; short tasks still travel together and come back in one batch.
- * Then the runner's rule for holding outcomes, alone.
+ * A Web Worker that dies reports lost exactly the tasks it held, and none
+ * of the other's. Then the runner's rule for holding outcomes, alone.
  */
 
 import assert from "node:assert/strict";
@@ -13,6 +14,7 @@ import { BatchRunner, type RunOutcome, type RunRequest } from "../src/worker/exe
 import { ThreadPool } from "../src/worker/thread_pool.ts";
 
 const MODULE = new URL("./apps/first_contact_app.ts", import.meta.url).href;
+const POOL_MODULE = new URL("./apps/pool_app.ts", import.meta.url).href;
 
 let seq = 0;
 function request(task: string, args: unknown[]): RunRequest {
@@ -109,6 +111,40 @@ Deno.test("thread pool: short tasks given at once come back in one batch", async
     p.run([1, 2, 3].map(() => request("fc.big", [1])));
     await settled(4);
     assert.deepEqual(batches.map((b) => b.length), [1, 3]);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("thread pool: a Web Worker that dies reports all its tasks lost, none of the other's", async () => {
+  const lost: number[] = [];
+  const done: RunOutcome[] = [];
+  const { promise: settled, resolve } = Promise.withResolvers<void>();
+  const check = () => lost.length + done.length === 5 && resolve();
+  const p = new ThreadPool(
+    { size: 2, slots: 4, module: POOL_MODULE, exportName: "app", config: {} },
+    {
+      onOutcomes: (outcomes) => {
+        done.push(...outcomes);
+        check();
+      },
+      onPublish: () => Promise.resolve(),
+      onLost: (seqs) => {
+        lost.push(...seqs);
+        check();
+      },
+      onTimeLimit: () => assert.fail("no time limit is set"),
+    },
+  );
+  await p.start();
+  try {
+    // Two naps on each Web Worker (the least loaded takes each), then the crash on the first.
+    const naps = [1, 2, 3, 4].map(() => request("p.nap", [1500]));
+    const crash = request("p.crash_late", []);
+    p.run([...naps, crash]);
+    await settled;
+    assert.deepEqual(lost, [naps[0].seq, naps[2].seq, crash.seq], "the crashed one's, in order");
+    assert.deepEqual(done.map((o) => [o.seq, o.ok]), [[naps[1].seq, true], [naps[3].seq, true]]);
   } finally {
     await p.close();
   }
