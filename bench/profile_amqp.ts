@@ -42,10 +42,10 @@ import { parseArgs } from "node:util";
 import amqp from "amqplib";
 import { Celery } from "../mod.ts";
 import { encodeTaskMessage } from "../protocol.ts";
-import { DEFAULT_V8_FLAGS, PEERS_DIR, ROOT_DIR } from "./common.ts";
+import { DEFAULT_V8_FLAGS, PEERS_DIR } from "./common.ts";
 import { REPLY_QUEUE } from "./amqp_workload.ts";
 import { type CpuProfile, type HeapNode, heapSummary, Inspector, summarize } from "./profile.ts";
-import { stopTree, threadCpuNs, threadSchedstats } from "./proc.ts";
+import { startBenchWorker, stopTree, threadCpuNs, threadSchedstats } from "./proc.ts";
 import { createVhost, rabbitmqctl } from "./rabbitmq.ts";
 import { BENCH_QUEUE } from "./tasks.ts";
 
@@ -143,7 +143,6 @@ async function main(): Promise<void> {
   try {
     await ch.assertQueue(BENCH_QUEUE, { durable: true });
     await ch.assertQueue(REPLY_QUEUE, { durable: true });
-    const env = { CELERY_BROKER_URL: vhost.url, CELERY_RESULT_BACKEND: "rpc://" };
     child = raw
       ? new Deno.Command("node", {
         args: ["raw_amqp.mjs", "worker"],
@@ -152,26 +151,16 @@ async function main(): Promise<void> {
         stdout: "null",
         stderr: "inherit",
       }).spawn()
-      : new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
+      : startBenchWorker({
+        broker: vhost.url,
+        backend: "rpc://",
+        queue: BENCH_QUEUE,
+        denoArgs: [
           ...(values.sample ? [`--inspect=127.0.0.1:${port}`] : []),
           ...(values["v8-flags"] === "none" ? [] : [`--v8-flags=${values["v8-flags"]}`]),
-          "-A",
-          "worker.ts",
-          "--app",
-          "bench/tasks.ts",
-          "-c",
-          "2",
-          "-Q",
-          BENCH_QUEUE,
-          ...(values.prefetch ? ["--prefetch", values.prefetch] : []),
         ],
-        cwd: ROOT_DIR,
-        env,
-        stdout: "null",
-        stderr: "inherit",
-      }).spawn();
+        workerArgs: values.prefetch ? ["--prefetch", values.prefetch] : [],
+      }).child;
     const pid = child.pid;
     while ((await ch.checkQueue(BENCH_QUEUE)).consumerCount === 0) {
       await new Promise((r) => setTimeout(r, 100));

@@ -14,7 +14,7 @@ import { Celery } from "../mod.ts";
 import { openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { brokerConformance } from "./broker_conformance.ts";
-import { publishManyInOrder, revokeMany, settleMany } from "./helpers/big_batches.ts";
+import { brokerBatchSteps } from "./helpers/big_batches.ts";
 import { interopWorker } from "./helpers/interop.ts";
 import {
   command,
@@ -175,28 +175,14 @@ Deno.test({
   }
   const broker = await openRedisClusterBroker(url);
   try {
-    const steps = [
-      await t.step(
-        "publishMany of 100,000 messages to one queue lands them all, first published at the tail",
-        () => publishManyInOrder(broker),
-      ),
-      await t.step("settling 150,000 deliveries", (s) =>
-        settleMany(
-          broker,
-          s,
-          async (q, since) =>
-            Number(
-              await command(
-                await masterOf(q),
-                "ZCOUNT",
-                `${queueTag(q)}unacked_index`,
-                since,
-                "+inf",
-              ),
-            ),
-        )),
-      await t.step("addRevoked of 100,000 ids", () => revokeMany(broker)),
-    ];
+    const steps = await brokerBatchSteps(
+      broker,
+      t,
+      async (q, since) =>
+        Number(
+          await command(await masterOf(q), "ZCOUNT", `${queueTag(q)}unacked_index`, since, "+inf"),
+        ),
+    );
     assert.ok(steps.every(Boolean), "every step passed");
   } finally {
     await broker.close();

@@ -15,30 +15,27 @@ import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const CMD = ["deno", "run", "-A", "worker.ts", "--app", "./tasks.ts"];
+/** The worker's default V8 flags, written out: a change to the defaults must change this test. */
+const FLAGS = [
+  "--max-semi-space-size=1",
+  "--no-allocation-site-pretenuring",
+  "--no-short-builtin-calls",
+];
+const JOINED = FLAGS.join(",");
 
 Deno.test("v8 flags: planned when neither the command nor DENO_V8_FLAGS sets them", () => {
   assert.deepEqual(planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: CMD }), {
     restart: true,
-    flags: [
-      "--max-semi-space-size=1",
-      "--no-allocation-site-pretenuring",
-      "--no-short-builtin-calls",
-    ],
-    denoV8Flags:
-      "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
+    flags: FLAGS,
+    denoV8Flags: JOINED,
     env: { MALLOC_ARENA_MAX: "2" },
   });
   assert.deepEqual(
     planV8Flags({ wanted: DEFAULT_V8_FLAGS, denoV8Flags: "--stack-size=2000", cmdline: CMD }),
     {
       restart: true,
-      flags: [
-        "--max-semi-space-size=1",
-        "--no-allocation-site-pretenuring",
-        "--no-short-builtin-calls",
-      ],
-      denoV8Flags:
-        "--stack-size=2000,--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
+      flags: FLAGS,
+      denoV8Flags: `--stack-size=2000,${JOINED}`,
       env: { MALLOC_ARENA_MAX: "2" },
     },
   );
@@ -49,38 +46,23 @@ Deno.test("v8 flags: MALLOC_ARENA_MAX is left to the environment that sets it", 
     planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: CMD, environment });
   assert.deepEqual(plan({ MALLOC_ARENA_MAX: "8" }), {
     restart: true,
-    flags: [
-      "--max-semi-space-size=1",
-      "--no-allocation-site-pretenuring",
-      "--no-short-builtin-calls",
-    ],
-    denoV8Flags:
-      "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
+    flags: FLAGS,
+    denoV8Flags: JOINED,
     env: {},
   });
   assert.deepEqual(
     plan({ GLIBC_TUNABLES: "glibc.malloc.trim_threshold=0:glibc.malloc.arena_max=4" }),
     {
       restart: true,
-      flags: [
-        "--max-semi-space-size=1",
-        "--no-allocation-site-pretenuring",
-        "--no-short-builtin-calls",
-      ],
-      denoV8Flags:
-        "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
+      flags: FLAGS,
+      denoV8Flags: JOINED,
       env: {},
     },
   );
   assert.deepEqual(plan({ GLIBC_TUNABLES: "glibc.malloc.trim_threshold=0", HOME: "/root" }), {
     restart: true,
-    flags: [
-      "--max-semi-space-size=1",
-      "--no-allocation-site-pretenuring",
-      "--no-short-builtin-calls",
-    ],
-    denoV8Flags:
-      "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
+    flags: FLAGS,
+    denoV8Flags: JOINED,
     env: { MALLOC_ARENA_MAX: "2" },
   });
 });
@@ -175,7 +157,7 @@ Deno.test({
     try {
       assert.equal(
         await v8FlagsOf(worker.child.pid),
-        "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
+        JOINED,
       );
       assert.equal(await envOf(worker.child.pid, "MALLOC_ARENA_MAX"), "2");
       assert.match(
@@ -189,7 +171,7 @@ Deno.test({
     try {
       assert.equal(
         await v8FlagsOf(own.child.pid),
-        "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
+        JOINED,
       );
       assert.equal(await envOf(own.child.pid, "MALLOC_ARENA_MAX"), "1");
     } finally {
@@ -263,7 +245,7 @@ Deno.test({
     await p.waitFor(/Dashboard on /);
     assert.equal(
       await v8FlagsOf(p.child.pid),
-      "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls",
+      JOINED,
     );
     assert.equal(await envOf(p.child.pid, "MALLOC_ARENA_MAX"), "2");
     assert.match(

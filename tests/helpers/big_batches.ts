@@ -133,3 +133,23 @@ export async function storeMany(backend: ResultBackend): Promise<void> {
     assert.equal((await backend.get(ids[i]))?.result, i);
   }
 }
+
+/**
+ * The big-batch steps every Redis topology shares, each as a step of `t`:
+ * {@link publishManyInOrder}, {@link settleMany} (with `leases`) and
+ * {@link revokeMany}. Returns whether each passed.
+ */
+export async function brokerBatchSteps(
+  broker: Broker,
+  t: Deno.TestContext,
+  leases: (queue: string, since: number) => Promise<number>,
+): Promise<boolean[]> {
+  return [
+    await t.step(
+      "publishMany of 100,000 messages to one queue lands them all, first published at the tail",
+      () => publishManyInOrder(broker),
+    ),
+    await t.step("settling 150,000 deliveries", (s) => settleMany(broker, s, leases)),
+    await t.step("addRevoked of 100,000 ids", () => revokeMany(broker)),
+  ];
+}
