@@ -18,9 +18,8 @@ export const ROOT_DIR = new URL("..", import.meta.url).pathname;
 export const PYTHON = Deno.env.get("BENCH_PYTHON") ?? "/usr/bin/python3";
 /** Worker concurrency on both sides. */
 export const CONCURRENCY = 2;
-/** V8 flags the README recommends for production workers (smaller young generation). */
-export const DEFAULT_V8_FLAGS =
-  "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls";
+/** V8 flags the worker runs with by default (the README's production command): the worker's own constant. */
+export { DEFAULT_V8_FLAGS } from "../src/cli/v8_flags.ts";
 /** Round trips before the measured ones. */
 export const WARMUP = 100;
 /** Poll interval of the queue depth while waiting for the worker's first take. */

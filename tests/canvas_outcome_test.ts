@@ -29,6 +29,7 @@ Deno.test("canvas outcome: a failed step of a 200,000-step chain marks every lat
   });
   const out = canvasOutcome(
     { seq: 1, ok: false, meta, runtime: 1, followUp: { embed, value: null } },
+    { embed, value: null },
     { id: "first" } as TaskRequest,
     { id: "first", rootId: "first", origin: "test@host", defaultQueue: "celery" },
     new Date(),

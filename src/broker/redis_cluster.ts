@@ -175,8 +175,9 @@ export class RedisClusterBroker implements Broker {
     const warned = new Set<string>();
     for (const { message, target } of batch) {
       const exchange = target.exchange ?? "";
-      if (exchange !== "" && !warned.has(`${exchange}\u0000${target.routingKey}`)) {
-        warned.add(`${exchange}\u0000${target.routingKey}`);
+      const route = exchange === "" ? "" : `${exchange}\u0000${target.routingKey}`;
+      if (route !== "" && !warned.has(route)) {
+        warned.add(route);
         log.warn(
           "Redis Cluster routes tasks by queue only: exchange {exchange} ignored, publishing to queue {queue}",
           { exchange, queue: target.routingKey },

@@ -88,6 +88,7 @@ function brokenStores(f: FollowUps, parentId: string): StoreEntry[] {
  * The canvas consequences of one finished task (success or failure).
  *
  * @param o the outcome from the Web Worker
+ * @param followUp the canvas it carries (`o.followUp`: a task without one has no canvas consequences)
  * @param req the task request
  * @param parent the task as parent of what it sends
  * @param now current time
@@ -96,32 +97,31 @@ function brokenStores(f: FollowUps, parentId: string): StoreEntry[] {
  */
 export function canvasOutcome(
   o: RunOutcome,
+  followUp: NonNullable<RunOutcome["followUp"]>,
   req: TaskRequest,
   parent: Parent,
   now: Date,
   sent: readonly ResultTuple[],
 ): CanvasOutcome {
-  const embed = o.followUp?.embed;
-  const f: FollowUps = !embed
-    ? { publishes: [], children: [], broken: [] }
-    : o.ok
-    ? successFollowUps(embed, o.followUp!.value, parent, now)
+  const { embed, value } = followUp;
+  const f: FollowUps = o.ok
+    ? successFollowUps(embed, value, parent, now)
     : failureFollowUps(embed, parent, now);
   const stores = brokenStores(f, req.id);
   const meta = o.meta === undefined ? undefined : withChildren(o.meta, [...sent, ...f.children]);
-  if (!o.ok && embed && o.meta) {
+  if (!o.ok && o.meta) {
     // A loop, not push(...): a chain may have more steps than a call takes arguments.
     for (const e of chainFailures(chainStepIds(embed), o.meta)) stores.push(e);
   }
   let join: ChordJoin | null = null;
-  if (embed?.chord && req.group) {
+  if (embed.chord && req.group) {
     join = {
       part: {
         groupId: req.group,
         groupIndex: req.groupIndex,
         taskId: req.id,
         state: o.ok ? "SUCCESS" : "FAILURE",
-        resultJson: pyJsonDumps(o.ok ? o.followUp!.value : o.exc ?? null),
+        resultJson: pyJsonDumps(o.ok ? value : o.exc ?? null),
       },
       body: embed.chord,
       parent,

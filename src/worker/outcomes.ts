@@ -64,7 +64,8 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
     }
     const status: TaskState = o.ok ? "SUCCESS" : "FAILURE";
     const sent = st.children.take(req.id);
-    if (o.followUp?.embed === undefined) {
+    const followUp = o.followUp;
+    if (followUp === undefined) {
       // No canvas: the meta with the children the task sent, and nothing else to build.
       if (o.meta) {
         const meta = withChildren(o.meta, sent);
@@ -78,7 +79,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
         defaultQueue: st.app.config.defaultQueue,
         headers: inheritedHeaders(req.headers),
       };
-      const canvas = canvasOutcome(o, req, parent, now, sent);
+      const canvas = canvasOutcome(o, followUp, req, parent, now, sent);
       if (canvas.meta) {
         s.stores.push({ taskId: req.id, status, meta: canvas.meta, replyTo: req.replyTo });
       }

@@ -110,7 +110,7 @@ export function screen(
   s: Settlement,
   maxDeliveries: number = DEFAULT_MAX_DELIVERIES,
 ): boolean {
-  if (done.size > 0 && done.has(req.id)) {
+  if (done.has(req.id)) {
     log.warn("Task {name}[{id}] redelivered after it finished: duplicate suppressed", {
       name: req.task,
       id: req.id,
