@@ -206,6 +206,22 @@ Deno.test("RESP connection: with replyTimeoutMs, commands left without a reply d
   }
 });
 
+Deno.test("RESP connection: a reply timeout does not count time this process's own event loop was blocked", async () => {
+  const watched = new RespConnection(at({ replyTimeoutMs: 300 }));
+  try {
+    await watched.connect();
+    const reply = watched.command(["PING"]);
+    const end = Date.now() + 1_000;
+    while (Date.now() < end) {
+      // busy, as when encoding a message of many megabytes
+    }
+    assert.equal(await reply, "PONG");
+    assert.equal(watched.state, "ready");
+  } finally {
+    await watched.close();
+  }
+});
+
 Deno.test("RESP connection: AUTH with an ACL user or the default password; wrong ones are refused", async () => {
   const dir = await Deno.makeTempDir({ prefix: "celeriac-resp-" });
   const port = privatePorts();

@@ -207,6 +207,10 @@ export async function reconnect(
  * Watch a connection's replies: when commands have waited `ms` without any
  * reply, call `silent` (which drops the connection). Checks every quarter
  * of `ms` (at least 10 ms) on an unref'd timer, which the caller clears.
+ * A check that runs late by more than one period means this process's own
+ * event loop was busy (encoding a huge message, say) and could not read
+ * the replies that may be waiting in the socket: the wait starts again
+ * rather than blaming the server for it.
  *
  * @example
  * ```ts ignore
@@ -227,18 +231,23 @@ export function startWatchdog(
   progress: () => { idle: boolean; replies: number },
   silent: () => void,
 ): ReturnType<typeof setInterval> {
+  const period = Math.max(10, ms / 4);
   let seen = progress().replies;
   let since = Date.now();
+  let tick = since;
   const timer = setInterval(() => {
+    const at = Date.now();
+    const stalled = at - tick > 2 * period;
+    tick = at;
     if (!current()) return;
     const now = progress();
-    if (now.idle || now.replies !== seen) {
+    if (now.idle || now.replies !== seen || stalled) {
       seen = now.replies;
-      since = Date.now();
-    } else if (Date.now() - since >= ms) {
+      since = at;
+    } else if (at - since >= ms) {
       silent();
     }
-  }, Math.max(10, ms / 4));
+  }, period);
   Deno.unrefTimer(timer);
   return timer;
 }
