@@ -17,7 +17,7 @@ import { planCanvas } from "../protocol/canvas.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
-import { chordError, type ResultTuple, resultTupleToJson } from "../protocol/signature.ts";
+import { chordError, type ResultTuple, resultTuplesText } from "../protocol/signature.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
 import { chainFailures, failureEntry } from "./result_entries.ts";
@@ -70,7 +70,7 @@ export function withChildren(meta: string, children: readonly ResultTuple[]): st
   // The last occurrence is the field itself: what follows it is ids and dates only.
   const at = meta.lastIndexOf(NO_CHILDREN);
   if (at < 0) return meta;
-  return meta.slice(0, at) + '"children": ' + pyJsonDumps(children.map(resultTupleToJson)) +
+  return meta.slice(0, at) + '"children": ' + resultTuplesText(children) +
     ', "date_done": ' + meta.slice(at + NO_CHILDREN.length);
 }
 
