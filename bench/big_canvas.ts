@@ -26,8 +26,13 @@ export interface BigCanvasResult {
   applySeconds: number;
   /** Seconds from `applyAsync`'s return until every member was in its queue. */
   publishSeconds: number;
-  /** Members published per second by the worker. */
+  /** Members per second from `applyAsync`'s return until the last was in its queue. */
   membersPerSecond: number;
+  /**
+   * Members per second from the first in its queue to the last: the
+   * worker's publish rate (null when all arrived between two polls).
+   */
+  publishRate: number | null;
   /** Longest event-loop stall, ms, over the whole run. */
   longestStallMs: number;
   /** Longest stall, ms, during `applyAsync`. */
@@ -98,7 +103,9 @@ export async function runBigCanvas(redis: string, n: number): Promise<BigCanvasR
     const applied = performance.now();
     const applyStallMs = meter.take();
     let longest = applyStallMs;
-    while ((await broker.queueDepth(members)) < n) {
+    let first = 0;
+    for (let depth = 0; depth < n; depth = await broker.queueDepth(members)) {
+      if (depth > 0 && first === 0) first = performance.now();
       await new Promise((r) => setTimeout(r, 50));
       longest = Math.max(longest, meter.take());
     }
@@ -109,6 +116,7 @@ export async function runBigCanvas(redis: string, n: number): Promise<BigCanvasR
       applySeconds: (applied - start) / 1000,
       publishSeconds,
       membersPerSecond: n / publishSeconds,
+      publishRate: first ? n / ((published - first) / 1000) : null,
       longestStallMs: Math.max(longest, meter.take()),
       applyStallMs,
     };
