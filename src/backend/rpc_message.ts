@@ -8,6 +8,7 @@
  */
 
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
+import { jsonFields } from "../protocol/json_fields.ts";
 import type { Message } from "../protocol/message.ts";
 import { decodeResultMeta, type ResultMeta } from "../protocol/result_meta.ts";
 
@@ -22,6 +23,40 @@ import { decodeResultMeta, type ResultMeta } from "../protocol/result_meta.ts";
  * ```
  */
 export const SYNC_PREFIX = "celeriac.sync.";
+
+const UTF8 = new TextEncoder();
+
+/** A field's raw JSON, or `fallback` when it is absent or null (as `??` treats a decoded one). */
+function rawOr(fields: Map<string, string>, key: string, fallback: string): string {
+  const raw = fields.get(key);
+  return raw === undefined || raw === "null" ? fallback : raw;
+}
+
+/**
+ * The body of the rpc message for a meta: its fields copied as the meta's
+ * encoder wrote them (no decode and re-encode), else decoded and encoded
+ * again for a meta whose fields cannot be split.
+ */
+function rpcResultBody(correlationId: string, meta: string): string {
+  const f = jsonFields(meta);
+  const status = f?.get("status");
+  if (!f || status === undefined) {
+    const m = pyJsonLoads(meta) as Record<string, unknown>;
+    return pyJsonDumps({
+      task_id: m.task_id ?? correlationId,
+      status: m.status,
+      result: m.result ?? null,
+      traceback: m.traceback ?? null,
+      children: m.children ?? [],
+    });
+  }
+  const taskId = f.get("task_id");
+  return '{"task_id": ' +
+    (taskId === undefined || taskId === "null" ? pyJsonDumps(correlationId) : taskId) +
+    ', "status": ' +
+    status + ', "result": ' + rawOr(f, "result", "null") + ', "traceback": ' +
+    rawOr(f, "traceback", "null") + ', "children": ' + rawOr(f, "children", "[]") + "}";
+}
 
 /**
  * The rpc message for a stored meta, as a Celery 5.2 worker sends it.
@@ -47,16 +82,8 @@ export function rpcResultMessage(
   meta: string,
   options: { persistent: boolean },
 ): Message {
-  const m = pyJsonLoads(meta) as Record<string, unknown>;
-  const body = pyJsonDumps({
-    task_id: m.task_id ?? correlationId,
-    status: m.status,
-    result: m.result ?? null,
-    traceback: m.traceback ?? null,
-    children: m.children ?? [],
-  });
   return {
-    body: new TextEncoder().encode(body),
+    body: UTF8.encode(rpcResultBody(correlationId, meta)),
     contentType: "application/json",
     contentEncoding: "utf-8",
     headers: {},
