@@ -24,8 +24,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { ConfirmChannel } from "amqplib";
 import { HeldChannel, LazyChannel } from "../broker/amqp_channel.ts";
+import { publishSimple, simpleProperties } from "../broker/amqp_fast_publish.ts";
 import { consumeAcrossReconnects } from "../broker/amqp_consume.ts";
 import { AmqpConnection, type AmqpSession, isChannelError } from "../broker/amqp_connection.ts";
 import { toContent, toPublishOptions } from "../broker/amqp_message.ts";
@@ -200,13 +200,19 @@ export class RpcBackend implements ResultBackend {
         await this.#declareReplyQueue(session, replyQueueDeclaration(replyTo, this.#expires));
         const { channel } = await this.#publisher.get(session);
         await new Promise<void>((resolve, reject) => {
-          (channel as ConfirmChannel).publish(
-            "",
-            replyTo,
-            toContent(message.body),
-            toPublishOptions(message),
-            (err) => err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
-          );
+          const confirmed = (err: unknown) =>
+            err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve();
+          const simple = simpleProperties(message);
+          if (simple) publishSimple(channel, "", replyTo, message.body, simple, confirmed);
+          else {
+            channel.publish(
+              "",
+              replyTo,
+              toContent(message.body),
+              toPublishOptions(message),
+              confirmed,
+            );
+          }
         });
         return;
       } catch (err) {
