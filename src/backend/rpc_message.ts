@@ -26,9 +26,10 @@ export const SYNC_PREFIX = "celeriac.sync.";
 
 const UTF8 = new TextEncoder();
 
-/** A field's raw JSON, or `fallback` when it is absent or null (as `??` treats a decoded one). */
-function rawOr(fields: Map<string, string>, key: string, fallback: string): string {
-  const raw = fields.get(key);
+const META_FIELDS = ["status", "task_id", "result", "traceback", "children"];
+
+/** A raw field, or `fallback` when it is absent or null (as `??` treats a decoded one). */
+function rawOr(raw: string | undefined, fallback: string): string {
   return raw === undefined || raw === "null" ? fallback : raw;
 }
 
@@ -36,11 +37,21 @@ function rawOr(fields: Map<string, string>, key: string, fallback: string): stri
  * The body of the rpc message for a meta: its fields copied as the meta's
  * encoder wrote them (no decode and re-encode), else decoded and encoded
  * again for a meta whose fields cannot be split.
+ *
+ * @example
+ * ```ts
+ * import { rpcResultBody } from "./rpc_message.ts";
+ * rpcResultBody("t1", '{"status": "SUCCESS", "result": 5, "task_id": "t1"}');
+ * // '{"task_id": "t1", "status": "SUCCESS", "result": 5, "traceback": null, "children": []}'
+ * ```
+ *
+ * @param correlationId the task message's correlation id (the task id)
+ * @param meta the meta JSON (see `encodeResultMeta`)
+ * @returns the JSON body Celery 5.2 sends
  */
-function rpcResultBody(correlationId: string, meta: string): string {
-  const f = jsonFields(meta);
-  const status = f?.get("status");
-  if (!f || status === undefined) {
+export function rpcResultBody(correlationId: string, meta: string): string {
+  const f = jsonFields(meta, META_FIELDS);
+  if (!f || f[0] === undefined) {
     const m = pyJsonLoads(meta) as Record<string, unknown>;
     return pyJsonDumps({
       task_id: m.task_id ?? correlationId,
@@ -50,12 +61,11 @@ function rpcResultBody(correlationId: string, meta: string): string {
       children: m.children ?? [],
     });
   }
-  const taskId = f.get("task_id");
+  const [status, taskId, result, traceback, children] = f;
   return '{"task_id": ' +
     (taskId === undefined || taskId === "null" ? pyJsonDumps(correlationId) : taskId) +
-    ', "status": ' +
-    status + ', "result": ' + rawOr(f, "result", "null") + ', "traceback": ' +
-    rawOr(f, "traceback", "null") + ', "children": ' + rawOr(f, "children", "[]") + "}";
+    ', "status": ' + status + ', "result": ' + rawOr(result, "null") + ', "traceback": ' +
+    rawOr(traceback, "null") + ', "children": ' + rawOr(children, "[]") + "}";
 }
 
 /**

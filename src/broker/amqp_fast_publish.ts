@@ -70,8 +70,14 @@ function isOctet(v: unknown): v is number {
   return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 255;
 }
 
+/** UTF-8 length of a string; ASCII ones (the usual names and ids) without a call into Deno. */
+function utf8Length(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return Buffer.byteLength(s);
+  return s.length;
+}
+
 function isShortString(v: unknown): v is string {
-  return typeof v === "string" && Buffer.byteLength(v) < 256;
+  return typeof v === "string" && utf8Length(v) < 256;
 }
 
 /**
@@ -80,7 +86,12 @@ function isShortString(v: unknown): v is string {
  * @returns the offset after it
  */
 function writeShort(buf: Buffer, at: number, s: string): number {
-  const n = buf.write(s, at + 1, "utf8");
+  let i = 0;
+  while (i < s.length && s.charCodeAt(i) <= 0x7f) {
+    buf[at + 1 + i] = s.charCodeAt(i);
+    i++;
+  }
+  const n = i === s.length ? i : i + buf.write(s.slice(i), at + 1 + i, "utf8");
   buf[at] = n;
   return at + 1 + n;
 }
@@ -122,7 +133,7 @@ export function encodePublish(
     const v = props[name];
     if (v === undefined) continue;
     if (!isShortString(v)) return null;
-    propsSize += 1 + Buffer.byteLength(v);
+    propsSize += 1 + utf8Length(v);
   }
   if (props.deliveryMode !== undefined) {
     if (!isOctet(props.deliveryMode)) return null;
@@ -132,8 +143,7 @@ export function encodePublish(
     if (!isOctet(props.priority)) return null;
     propsSize += 1;
   }
-  const methodSize = 4 + 2 + 1 + Buffer.byteLength(exchange) + 1 + Buffer.byteLength(routingKey) +
-    1;
+  const methodSize = 4 + 2 + 1 + utf8Length(exchange) + 1 + utf8Length(routingKey) + 1;
   const headerSize = 2 + 2 + 8 + propsSize;
   const bodyFrames = Math.ceil(body.length / maxBody);
   const total = methodSize + headerSize + 2 * FRAME_OVERHEAD + body.length +

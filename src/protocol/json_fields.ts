@@ -70,47 +70,56 @@ function skipValue(text: string, i: number): number {
   return j > i ? j : -1;
 }
 
+/** Which of `keys` the key between `from` (after its opening quote) and `end` (its closing one) is; -1 for none. */
+function keyIndex(text: string, from: number, end: number, keys: readonly string[]): number {
+  for (let k = 0; k < keys.length; k++) {
+    if (keys[k].length === end - from && text.startsWith(keys[k], from)) return k;
+  }
+  return -1;
+}
+
 /**
- * Split a JSON object into its top-level keys and the raw text of their
- * values. Values are delimited, not validated: this is for text a JSON
- * encoder wrote.
+ * The raw text of some top-level fields of a JSON object. Values are
+ * delimited, not validated: this is for text a JSON encoder wrote.
  *
  * @example
  * ```ts
  * import { jsonFields } from "./json_fields.ts";
- * const f = jsonFields('{"status": "SUCCESS", "result": [1, {"a": "}"}], "task_id": "t1"}');
- * f?.get("result"); // '[1, {"a": "}"}]'
- * f?.get("task_id"); // '"t1"'
- * jsonFields("[1, 2]"); // null
+ * const text = '{"status": "SUCCESS", "result": [1, {"a": "}"}], "task_id": "t1"}';
+ * jsonFields(text, ["result", "task_id", "children"]); // ['[1, {"a": "}"}]', '"t1"', undefined]
+ * jsonFields("[1, 2]", ["a"]); // null
  * ```
  *
  * @param text JSON text of an object
- * @returns key → raw value text; null when `text` is not an object, ends
- *   early, or has a key with escapes (its name would need decoding)
+ * @param keys the keys wanted
+ * @returns the raw text of each wanted key's value (the last one when a
+ *   key repeats, as JSON decoders keep), `undefined` for an absent key;
+ *   null when `text` is not an object, ends early, or has a key with
+ *   escapes (its name would need decoding)
  */
-export function jsonFields(text: string): Map<string, string> | null {
+export function jsonFields(text: string, keys: readonly string[]): (string | undefined)[] | null {
+  const found = new Array<string | undefined>(keys.length).fill(undefined);
   let i = skipSpace(text, 0);
   if (text.charCodeAt(i) !== OPEN_BRACE) return null;
-  const fields = new Map<string, string>();
   i = skipSpace(text, i + 1);
   if (text.charCodeAt(i) === CLOSE_BRACE) {
-    return skipSpace(text, i + 1) === text.length ? fields : null;
+    return skipSpace(text, i + 1) === text.length ? found : null;
   }
   while (true) {
     if (text.charCodeAt(i) !== QUOTE) return null;
     const keyEnd = skipString(text, i);
     if (keyEnd < 0) return null;
-    const key = text.slice(i + 1, keyEnd - 1);
-    if (key.includes("\\")) return null;
+    for (let j = i + 1; j < keyEnd - 1; j++) if (text.charCodeAt(j) === BACKSLASH) return null;
+    const k = keyIndex(text, i + 1, keyEnd - 1, keys);
     i = skipSpace(text, keyEnd);
     if (text.charCodeAt(i) !== COLON) return null;
     i = skipSpace(text, i + 1);
     const end = skipValue(text, i);
     if (end < 0) return null;
-    fields.set(key, text.slice(i, end));
+    if (k >= 0) found[k] = text.slice(i, end);
     i = skipSpace(text, end);
     const c = text.charCodeAt(i);
-    if (c === CLOSE_BRACE) return skipSpace(text, i + 1) === text.length ? fields : null;
+    if (c === CLOSE_BRACE) return skipSpace(text, i + 1) === text.length ? found : null;
     if (c !== COMMA) return null;
     i = skipSpace(text, i + 1);
   }
