@@ -126,7 +126,8 @@ export interface RespScriptsOptions {
   /**
    * Commands waiting this long without any reply, ms, drop the connection
    * (a server gone without closing it; ioredis' sockets have TCP keep-alive
-   * after 30 s for this). Default 30000.
+   * after 30 s for this). Time this process's own event loop was blocked
+   * does not count. Default 30000.
    */
   replyTimeoutMs?: number;
 }
