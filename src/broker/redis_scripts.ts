@@ -39,6 +39,17 @@ local seq = ARGV[2]
 if redis.call('HGET', record, 'seq') == seq then
   return cmsgpack.unpack(redis.call('HGET', record, 'out'))
 end
+-- string.match(s, pattern) with pattern = '^' .. literal .. rest: the first position where it
+-- matches, found by a plain search for the literal. An unanchored match tries every position
+-- of the envelope in Lua's matcher, which cost Redis about 10 microseconds per message.
+local function find(s, literal, pattern)
+  local at = string.find(s, literal, 1, true)
+  while at do
+    local a, b = string.match(s, pattern, at)
+    if a then return a, b end
+    at = string.find(s, literal, at + 1, true)
+  end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local out = {}
@@ -48,8 +59,9 @@ for i = 1, n do
   local items = redis.call('RPOP', KEYS[i], max - taken)
   if items then
     for _, raw in ipairs(items) do
-      local tag = string.match(raw, '"delivery_tag": "([^"\\]+)"}}$')
-      local ex, rk = string.match(raw, '"delivery_info": {"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"')
+      local tag = find(raw, '"delivery_tag": "', '^"delivery_tag": "([^"\\]+)"}}$')
+      local ex, rk = find(raw, '"delivery_info": {"exchange": "',
+        '^"delivery_info": {"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"')
       local entry
       if tag and ex then
         entry = '[' .. raw .. ', "' .. ex .. '", "' .. rk .. '"]'
