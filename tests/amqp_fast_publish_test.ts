@@ -142,3 +142,68 @@ Deno.test("fast publish: RabbitMQ confirms and delivers it; a closed channel thr
     await conn.close();
   }
 });
+
+Deno.test("fast publish: on a connection that is closing it throws as amqplib and writes nothing", async () => {
+  const conn = await amqp.connect(RABBITMQ_URL);
+  const ch = await conn.createConfirmChannel();
+  const stream = (ch as unknown as { connection: { stream: { write(b: Uint8Array): boolean } } })
+    .connection.stream;
+  const closed = conn.close();
+  const write = stream.write;
+  let writes = 0;
+  stream.write = (b: Uint8Array) => {
+    writes++;
+    return write.call(stream, b);
+  };
+  try {
+    const confirmed: unknown[] = [];
+    assert.throws(
+      () => publishSimple(ch, "", "nowhere", new Uint8Array(1), {}, (e) => confirmed.push(e)),
+      { name: "IllegalOperationError", message: /Connection closing/ },
+    );
+    assert.equal(writes, 0);
+    assert.deepEqual(confirmed, []);
+  } finally {
+    stream.write = write;
+    await closed;
+  }
+});
+
+Deno.test("fast publish: mixed with amqplib's publishes on one channel, frames and confirms keep the publish order", async () => {
+  // Small frames: amqplib's big messages queue several frames in the channel's buffer.
+  const conn = await amqp.connect(`${RABBITMQ_URL}?frameMax=4096`);
+  try {
+    const ch = await conn.createConfirmChannel();
+    const queue = `celeriac-fast-publish-${crypto.randomUUID()}`;
+    // Past 200 messages the queue refuses: the confirms say which callback got which tag.
+    await ch.assertQueue(queue, {
+      exclusive: true,
+      arguments: { "x-max-length": 200, "x-overflow": "reject-publish" },
+    });
+    const n = 600;
+    const results: Promise<boolean>[] = [];
+    for (let i = 0; i < n; i++) {
+      const body = Buffer.alloc(i % 3 === 0 ? 20_000 + i : 10 + (i % 50), i % 256);
+      body.writeUInt32BE(i, 0);
+      results.push(
+        new Promise((resolve) => {
+          const cb = (err: unknown) => resolve(err === null);
+          if (i % 3 === 0) ch.publish("", queue, body, { headers: { i } }, cb);
+          else publishSimple(ch, "", queue, body, { correlationId: `c${i}` }, cb);
+        }),
+      );
+      if (i % 100 === 99) await new Promise((r) => setTimeout(r, 0));
+    }
+    const acked = await Promise.all(results);
+    assert.deepEqual(acked, Array.from({ length: n }, (_, i) => i < 200));
+    for (let i = 0; i < 200; i++) {
+      const got = await ch.get(queue, { noAck: true });
+      assert.ok(got);
+      assert.equal(got.content.readUInt32BE(0), i);
+      assert.equal(got.content.length, i % 3 === 0 ? 20_000 + i : 10 + (i % 50));
+      if (i % 3 !== 0) assert.equal(got.properties.correlationId, `c${i}`);
+    }
+  } finally {
+    await conn.close();
+  }
+});

@@ -225,7 +225,8 @@ interface ChannelInternals {
 /**
  * Publish on a confirm channel with the frames encoded here; falls back
  * to amqplib's `publish` for what the fast path does not encode and for a
- * channel that is closing or closed (amqplib then throws, as it would).
+ * channel or connection that is closing or closed (amqplib then throws,
+ * as it would).
  *
  * @example
  * ```ts ignore
@@ -249,7 +250,11 @@ export function publishSimple(
   confirmed: (err: unknown) => void,
 ): boolean {
   const c = channel as unknown as ChannelInternals;
-  const slot = Object.hasOwn(channel, "sendMessage") ? null : c.connection.channels[c.ch];
+  // amqplib replaces `sendMessage` on a channel, and on its connection,
+  // that is closing or closed: nothing may be written after their close.
+  const closing = Object.hasOwn(channel, "sendMessage") ||
+    Object.hasOwn(c.connection, "sendMessage");
+  const slot = closing ? null : c.connection.channels[c.ch];
   const frames = slot?.channel === channel
     ? encodePublish(c.ch, c.connection.frameMax, exchange, routingKey, props, body)
     : null;
