@@ -17,6 +17,7 @@ import {
   subscriberQueueDeclaration,
   taskQueueDeclaration,
 } from "../src/broker/amqp_topology.ts";
+import { pyJsonDumps } from "../src/protocol/json.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 
@@ -238,4 +239,51 @@ Deno.test("amqp wire: rpc result messages are Celery 5.2's", () => {
   // Without a correlation id, the body's task_id names the task (as Celery falls back).
   assert.equal(readRpcResult({ ...m, properties: {} })?.taskId, taskId);
   assert.equal(readRpcResult(syncMarker("x")), null);
+});
+
+Deno.test("amqp wire: rpc bodies copy the meta's fields as encoded, as decoding them would", () => {
+  const results: unknown[] = [
+    5,
+    null,
+    'a "quoted" } string',
+    [1, [2, { x: "]" }]],
+    { exc_type: "ValueError", exc_message: ["bad ✓"], exc_module: "builtins" },
+    2n ** 70n,
+  ];
+  for (const result of results) {
+    for (const extra of [{}, { groupId: "g1", parentId: "p1", traceback: "Traceback\n  x" }]) {
+      const meta = encodeResultMeta({
+        taskId: "t1",
+        status: "FAILURE",
+        result,
+        dateDone: new Date(),
+        ...extra,
+      });
+      const m = JSON.parse(meta);
+      const expected = pyJsonDumps({
+        task_id: "t1",
+        status: "FAILURE",
+        result,
+        traceback: m.traceback,
+        children: [],
+      });
+      const body = new TextDecoder().decode(
+        rpcResultMessage("c1", meta, { persistent: false }).body,
+      );
+      assert.equal(body, expected);
+    }
+  }
+  // Missing fields read as a decoded meta's would (task_id falls back to the correlation id).
+  const sparse = rpcResultMessage("c1", '{"status": "STARTED", "result": null}', {
+    persistent: false,
+  });
+  assert.equal(
+    new TextDecoder().decode(sparse.body),
+    '{"task_id": "c1", "status": "STARTED", "result": null, "traceback": null, "children": []}',
+  );
+  // A float keeps the meta's spelling (Python's), which a decode would lose.
+  const float = rpcResultMessage("c1", '{"status": "SUCCESS", "result": 1.0, "task_id": "t"}', {
+    persistent: false,
+  });
+  assert.match(new TextDecoder().decode(float.body), /"result": 1\.0,/);
 });

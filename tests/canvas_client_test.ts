@@ -128,6 +128,25 @@ Deno.test("canvas client: each primitive publishes what Celery would, to the tas
   await app.close();
 });
 
+Deno.test("canvas client: changing a signature after composing it leaves the canvas as it was", () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add, fmt } = defineTasks(app);
+  const member = add.s(1, 2);
+  const step = add.s(3).link(fmt.s());
+  const g = group([member]);
+  const c = chain(step, g);
+  const k = chord([member], step);
+  member.link(fmt.s()).onError(fmt.s()).set({ queue: "later" });
+  step.link(add.s(9)).set({ countdown: 5 });
+  const tasks = (d: { kwargs: Record<string, unknown> }) =>
+    d.kwargs.tasks as { options: Record<string, unknown> }[];
+  assert.deepEqual(tasks(g.toDict())[0].options, {});
+  assert.deepEqual(tasks(c.toDict())[0].options, { link: [fmt.s().toDict()] });
+  const body = k.toDict().kwargs.body as { options: Record<string, unknown> };
+  assert.deepEqual(body.options, { link: [fmt.s().toDict()] });
+  assert.deepEqual(Object.keys(member.options), ["link", "link_error", "queue"]);
+});
+
 Deno.test("canvas client: a chord on rpc:// is refused before anything is sent", async () => {
   const app = new Celery({ broker: AMQP_URL, backend: "rpc://" });
   const { add, tsum } = defineTasks(app);

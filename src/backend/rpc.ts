@@ -26,6 +26,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { ConfirmChannel } from "amqplib";
 import { HeldChannel, LazyChannel } from "../broker/amqp_channel.ts";
+import { publishSimple, simpleProperties } from "../broker/amqp_fast_publish.ts";
 import { consumeAcrossReconnects } from "../broker/amqp_consume.ts";
 import { AmqpConnection, type AmqpSession, isChannelError } from "../broker/amqp_connection.ts";
 import { toContent, toPublishOptions } from "../broker/amqp_message.ts";
@@ -124,6 +125,8 @@ export class RpcBackend implements ResultBackend {
   readonly #persistent: boolean;
   readonly #publishTimeoutMs: number;
   readonly #publisher = new LazyChannel((s) => HeldChannel.openConfirm(s));
+  /** The publisher's channel last handed out (used while it is open, on its session). */
+  #ready: HeldChannel<ConfirmChannel> | null = null;
   readonly #declared = new Map<string, number>();
   readonly #declaring = new Map<string, Promise<void>>();
   readonly #latest = new Map<string, ResultMeta>();
@@ -195,18 +198,31 @@ export class RpcBackend implements ResultBackend {
   async #publish(replyTo: string, message: Message): Promise<void> {
     const deadline = Date.now() + this.#publishTimeoutMs;
     while (true) {
-      const session = await this.#conn.session({ timeoutMs: this.#publishTimeoutMs });
+      // The live session and channel without awaiting them (one async frame per result, not three).
+      const session = this.#conn.current ??
+        await this.#conn.session({ timeoutMs: this.#publishTimeoutMs });
       try {
-        await this.#declareReplyQueue(session, replyQueueDeclaration(replyTo, this.#expires));
-        const { channel } = await this.#publisher.get(session);
+        if (this.#declared.get(replyTo) !== session.epoch) {
+          await this.#declareReplyQueue(session, replyQueueDeclaration(replyTo, this.#expires));
+        }
+        const ready = this.#ready;
+        const { channel } = ready?.open && ready.session === session
+          ? ready
+          : (this.#ready = await this.#publisher.get(session));
         await new Promise<void>((resolve, reject) => {
-          (channel as ConfirmChannel).publish(
-            "",
-            replyTo,
-            toContent(message.body),
-            toPublishOptions(message),
-            (err) => err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
-          );
+          const confirmed = (err: unknown) =>
+            err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve();
+          const simple = simpleProperties(message);
+          if (simple) publishSimple(channel, "", replyTo, message.body, simple, confirmed);
+          else {
+            channel.publish(
+              "",
+              replyTo,
+              toContent(message.body),
+              toPublishOptions(message),
+              confirmed,
+            );
+          }
         });
         return;
       } catch (err) {

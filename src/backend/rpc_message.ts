@@ -8,6 +8,7 @@
  */
 
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
+import { jsonFields } from "../protocol/json_fields.ts";
 import type { Message } from "../protocol/message.ts";
 import { decodeResultMeta, type ResultMeta } from "../protocol/result_meta.ts";
 
@@ -22,6 +23,50 @@ import { decodeResultMeta, type ResultMeta } from "../protocol/result_meta.ts";
  * ```
  */
 export const SYNC_PREFIX = "celeriac.sync.";
+
+const UTF8 = new TextEncoder();
+
+const META_FIELDS = ["status", "task_id", "result", "traceback", "children"];
+
+/** A raw field, or `fallback` when it is absent or null (as `??` treats a decoded one). */
+function rawOr(raw: string | undefined, fallback: string): string {
+  return raw === undefined || raw === "null" ? fallback : raw;
+}
+
+/**
+ * The body of the rpc message for a meta: its fields copied as the meta's
+ * encoder wrote them (no decode and re-encode), else decoded and encoded
+ * again for a meta whose fields cannot be split.
+ *
+ * @example
+ * ```ts
+ * import { rpcResultBody } from "./rpc_message.ts";
+ * rpcResultBody("t1", '{"status": "SUCCESS", "result": 5, "task_id": "t1"}');
+ * // '{"task_id": "t1", "status": "SUCCESS", "result": 5, "traceback": null, "children": []}'
+ * ```
+ *
+ * @param correlationId the task message's correlation id (the task id)
+ * @param meta the meta JSON (see `encodeResultMeta`)
+ * @returns the JSON body Celery 5.2 sends
+ */
+export function rpcResultBody(correlationId: string, meta: string): string {
+  const f = jsonFields(meta, META_FIELDS);
+  if (!f || f[0] === undefined) {
+    const m = pyJsonLoads(meta) as Record<string, unknown>;
+    return pyJsonDumps({
+      task_id: m.task_id ?? correlationId,
+      status: m.status,
+      result: m.result ?? null,
+      traceback: m.traceback ?? null,
+      children: m.children ?? [],
+    });
+  }
+  const [status, taskId, result, traceback, children] = f;
+  return '{"task_id": ' +
+    (taskId === undefined || taskId === "null" ? pyJsonDumps(correlationId) : taskId) +
+    ', "status": ' + status + ', "result": ' + rawOr(result, "null") + ', "traceback": ' +
+    rawOr(traceback, "null") + ', "children": ' + rawOr(children, "[]") + "}";
+}
 
 /**
  * The rpc message for a stored meta, as a Celery 5.2 worker sends it.
@@ -47,16 +92,8 @@ export function rpcResultMessage(
   meta: string,
   options: { persistent: boolean },
 ): Message {
-  const m = pyJsonLoads(meta) as Record<string, unknown>;
-  const body = pyJsonDumps({
-    task_id: m.task_id ?? correlationId,
-    status: m.status,
-    result: m.result ?? null,
-    traceback: m.traceback ?? null,
-    children: m.children ?? [],
-  });
   return {
-    body: new TextEncoder().encode(body),
+    body: UTF8.encode(rpcResultBody(correlationId, meta)),
     contentType: "application/json",
     contentEncoding: "utf-8",
     headers: {},

@@ -160,7 +160,8 @@ export function fromIncoming(incoming: AmqpIncoming): { message: Message; redeli
   const p = incoming.properties as Record<string, unknown>;
   const headers = fromAmqpTable(p.headers as Record<string, unknown> | undefined);
   const replayed = headers[REDELIVERED_HEADER] === true;
-  delete headers[REDELIVERED_HEADER];
+  // Only when there: a delete turns the object into a slow dictionary-mode one.
+  if (Object.hasOwn(headers, REDELIVERED_HEADER)) delete headers[REDELIVERED_HEADER];
   const properties: MessageProperties = {};
   for (const [ours, theirs] of PROPERTY_NAMES) {
     const v = p[theirs];

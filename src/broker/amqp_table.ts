@@ -152,6 +152,10 @@ export function fromAmqpValue(value: unknown): unknown {
  */
 export function fromAmqpTable(table: Record<string, unknown> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(table ?? {})) out[k] = fromAmqpValue(v);
+  if (table === undefined) return out;
+  for (const k of Object.keys(table)) {
+    const v = table[k];
+    out[k] = v === null || typeof v !== "object" ? v : fromAmqpValue(v);
+  }
   return out;
 }

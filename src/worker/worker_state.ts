@@ -9,7 +9,9 @@
 import { ChildrenTracker } from "./children.ts";
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend } from "../backend/port.ts";
-import type { Broker, Delivery, PublishTarget } from "../broker/port.ts";
+import type { Broker, Delivery, Publication, PublishTarget } from "../broker/port.ts";
+import { PUBLISHER } from "../client/publisher.ts";
+import { publishInOrder } from "../client/send.ts";
 import type { Celery } from "../client/app.ts";
 import type { Message } from "../protocol/message.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
@@ -102,6 +104,20 @@ export class WorkerState {
    */
   publish(message: Message, target: PublishTarget): Promise<void> {
     return this.app.publish(message, target);
+  }
+
+  /**
+   * Publish a batch in order: one call of the broker's `publishMany` when
+   * it has one (Redis), else through the app as the client's `sendMany`
+   * does (the first message to each target alone, then the rest together).
+   *
+   * @param batch the messages and where to
+   */
+  async publishMany(batch: readonly Publication[]): Promise<void> {
+    if (this.broker.publishMany && !this.app[PUBLISHER]) {
+      return await this.broker.publishMany(batch);
+    }
+    await publishInOrder(batch, (m, t) => this.app.publish(m, t));
   }
 
   /** Seconds settlement steps are retried while a server is down (the app's `outageRetryLimit`). */
