@@ -228,6 +228,11 @@ interface ChannelInternals {
  * channel or connection that is closing or closed (amqplib then throws,
  * as it would).
  *
+ * It reports no back-pressure: frames written to the socket directly never
+ * pass through the channel's buffer, so a full socket is not followed by
+ * the channel's `drain` that amqplib's `false` asks to wait for. Callers
+ * bound what they have in flight by its confirms.
+ *
  * @example
  * ```ts ignore
  * publishSimple(channel, "", "replies", body, { correlationId: "t1", deliveryMode: 1 }, (err) => {});
@@ -239,7 +244,6 @@ interface ChannelInternals {
  * @param body the body
  * @param props the properties
  * @param confirmed called with null once the server confirmed, with an error otherwise
- * @returns amqplib's back-pressure answer (false: wait for `drain`)
  */
 export function publishSimple(
   channel: ConfirmChannel,
@@ -248,7 +252,7 @@ export function publishSimple(
   body: Uint8Array,
   props: SimpleProperties,
   confirmed: (err: unknown) => void,
-): boolean {
+): void {
   const c = channel as unknown as ChannelInternals;
   // amqplib replaces `sendMessage` on a channel, and on its connection,
   // that is closing or closed: nothing may be written after their close.
@@ -260,14 +264,13 @@ export function publishSimple(
     : null;
   if (!slot || !frames) {
     const content = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    return channel.publish(exchange, routingKey, content, { ...props, headers: {} }, confirmed);
+    channel.publish(exchange, routingKey, content, { ...props, headers: {} }, confirmed);
+    return;
   }
-  const ok = slot.buffer.readableLength === 0
-    ? c.connection.stream.write(frames)
-    : slot.buffer.write(frames);
+  if (slot.buffer.readableLength === 0) c.connection.stream.write(frames);
+  else slot.buffer.write(frames);
   c.connection.sentSinceLastCheck = true;
   c.pushConfirmCallback(confirmed);
-  return ok;
 }
 
 /**
