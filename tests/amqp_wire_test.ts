@@ -17,7 +17,7 @@ import {
   subscriberQueueDeclaration,
   taskQueueDeclaration,
 } from "../src/broker/amqp_topology.ts";
-import { pyJsonDumps } from "../src/protocol/json.ts";
+import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 
@@ -249,6 +249,9 @@ Deno.test("amqp wire: rpc bodies copy the meta's fields as encoded, as decoding 
     [1, [2, { x: "]" }]],
     { exc_type: "ValueError", exc_message: ["bad ✓"], exc_module: "builtins" },
     2n ** 70n,
+    [NaN, Infinity, -Infinity, -0, 1e21, 5e-324],
+    '\\"}{\\\\ \ud800 \u2028 \u{1F600}',
+    { task_id: "nested", status: "SUCCESS", 'a"b': { result: [] } },
   ];
   for (const result of results) {
     for (const extra of [{}, { groupId: "g1", parentId: "p1", traceback: "Traceback\n  x" }]) {
@@ -259,7 +262,7 @@ Deno.test("amqp wire: rpc bodies copy the meta's fields as encoded, as decoding 
         dateDone: new Date(),
         ...extra,
       });
-      const m = JSON.parse(meta);
+      const m = pyJsonLoads(meta) as { traceback: string | null };
       const expected = pyJsonDumps({
         task_id: "t1",
         status: "FAILURE",
