@@ -16,6 +16,8 @@ import { settleOutcomes } from "../src/worker/outcomes.ts";
 import type { Message, SignatureDict } from "../src/protocol/message.ts";
 import { WorkerState } from "../src/worker/worker_state.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
+import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { BrokerConnectionError } from "../src/broker/errors.ts";
 
 function delivery(id: string): Delivery {
   return {
@@ -159,4 +161,39 @@ Deno.test("a follow-up that cannot be encoded gets a FAILURE; the others are sen
   const failure = stored.find((e) => e.taskId === "cb-2");
   assert.equal(failure?.status, "FAILURE");
   assert.match(failure.meta, /"exc_type": "EncodeError".*Raw bytes cannot be sent as JSON/);
+});
+
+Deno.test("a batch of follow-ups interrupted by an outage is finished without sending any twice (no publishMany)", async () => {
+  const { st, acked } = state();
+  const sent: string[] = [];
+  let failed = false;
+  // RabbitMQ or KV (no broker publishMany): the connection drops while the third message is sent.
+  (st.app as unknown as { publish: unknown }).publish = (m: Message) => {
+    const id = String(m.headers.id);
+    if (id === "m-2" && !failed) {
+      failed = true;
+      return Promise.reject(new BrokerConnectionError("amqp://127.0.0.1:1", new Error("reset")));
+    }
+    sent.push(id);
+    return Promise.resolve();
+  };
+  const s = new Settlement();
+  for (let i = 0; i < 5; i++) {
+    const message = encodeTaskMessage({
+      task: "t.add",
+      id: `m-${i}`,
+      args: [i],
+      kwargs: {},
+      now: new Date(),
+      origin: "test@host",
+      replyTo: "",
+    });
+    s.publishes.push({ message, target: { routingKey: "q" }, taskId: `m-${i}` });
+  }
+  s.acks.push(delivery("parent"));
+  st.settle(s);
+  await st.drainSettling();
+  assert.ok(failed);
+  assert.deepEqual(sent.toSorted(), ["m-0", "m-1", "m-2", "m-3", "m-4"]);
+  assert.deepEqual(acked.map((d) => d.deliveryTag), ["tag-parent"]);
 });

@@ -12,6 +12,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { ChordPart, ResultBackend, StoreEntry } from "../backend/port.ts";
 import { VALUES_PER_COMMAND } from "../broker/chunks.ts";
+import { publishInOrder } from "../client/send.ts";
 import type { Publication, PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
@@ -137,7 +138,11 @@ export interface CanvasIo {
   backend: ResultBackend | null;
   /** Publish through the worker's connection. */
   publish(message: Message, target: PublishTarget): Promise<void>;
-  /** Publish a batch in order (Redis: variadic LPUSHes); without it, one `publish` at a time. */
+  /**
+   * Publish a batch in order, in one call (Redis: variadic LPUSHes);
+   * without it, `publish` is called for each message as the client's
+   * `sendMany` does (the first to each target alone, then the rest together).
+   */
   publishMany?(batch: readonly Publication[]): Promise<void>;
 }
 
@@ -214,7 +219,7 @@ export async function publishAll(publishes: readonly Outgoing[], io: CanvasIo): 
       }
     }
     if (batch.length > 1 && io.publishMany) await io.publishMany(batch);
-    else for (const { message, target } of batch) await io.publish(message, target);
+    else await publishInOrder(batch, (message, target) => io.publish(message, target));
     if (unsendable.length) await storeUnsendable(unsendable, io);
     i = end;
   }
