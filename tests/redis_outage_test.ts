@@ -11,6 +11,7 @@ import { RedisBackend } from "../src/backend/redis.ts";
 import type { Broker, Delivery } from "../src/broker/port.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
 import { RESTORE_LOCK_MS } from "../src/broker/redis_restore.ts";
+import { TAKE_SCRIPT } from "../src/broker/redis_scripts.ts";
 import { encodeEnvelope } from "../src/protocol/envelope.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
@@ -69,6 +70,9 @@ test("a take whose reply is lost in a cut is handed over after reconnecting, not
   try {
     await broker.declareQueue(q);
     for (let i = 0; i < 5; i++) await redis.lpush(prefix + q, rawEnvelope(q, `t${i}`));
+    // Loaded first: a server without it would answer EVALSHA with NOSCRIPT, a reply held too,
+    // and the take would never run.
+    await redis.script("LOAD", TAKE_SCRIPT);
     proxy.holdReplies();
     const taking = take(broker, q, 10).catch(() => [] as Delivery[]);
     // The take runs on the server; its reply is dropped.
@@ -81,6 +85,10 @@ test("a take whose reply is lost in a cut is handed over after reconnecting, not
     let got: Delivery[] = await taking;
     if (got.length === 0) got = await take(broker, q, 10);
     assert.deepEqual(got.map((d) => d.deliveryTag).sort(), ["t0", "t1", "t2", "t3", "t4"]);
+    assert.deepEqual(
+      got.map((d) => JSON.parse(new TextDecoder().decode(d.body))),
+      Array(5).fill("x"),
+    );
     await broker.ack(got);
     assert.equal(await redis.hlen(prefix + "unacked"), 0, "nothing stranded in unacked");
   } finally {
