@@ -12,6 +12,7 @@ import {
   chain,
   chord,
   ChordUnsupportedError,
+  EncodeError,
   group,
   type GroupResult,
   TaskError,
@@ -145,6 +146,20 @@ Deno.test("canvas client: changing a signature after composing it leaves the can
   const body = k.toDict().kwargs.body as { options: Record<string, unknown> };
   assert.deepEqual(body.options, { link: [fmt.s().toDict()] });
   assert.deepEqual(Object.keys(member.options), ["link", "link_error", "queue"]);
+});
+
+Deno.test("canvas client: a member that cannot be encoded fails applyAsync with EncodeError; nothing of its batch is sent", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add } = defineTasks(app);
+  const sent = capture(app);
+  // Composing copies no member (no DataCloneError here): the encoder refuses it when applied.
+  const g = group([add.s(1, 1), add.s((() => 1) as never, 2), add.s(3, 3)]);
+  await assert.rejects(
+    g.applyAsync(),
+    (err) => err instanceof EncodeError && /^Cannot encode args\[0\]: a function/.test(err.message),
+  );
+  assert.deepEqual(sent, []);
+  await app.close();
 });
 
 Deno.test("canvas client: a chord on rpc:// is refused before anything is sent", async () => {

@@ -21,11 +21,13 @@
  * receives exactly and that no other delivery shares.
  *
  * ARGV[2] is the take's sequence id. The result is kept in the take record
- * (a hash: `seq`, `out`: each delivery's position, tag and envelope length,
- * its envelope being the head of its `unacked` entry; a parked element's
- * text), and a call with the id of the recorded take returns the recorded
- * result instead of taking again (without what is no longer unacknowledged
- * by then): a take whose reply
+ * (a hash: `seq`, `at`: the take's time, its deliveries' `unacked_index`
+ * score, `out`: each delivery's position, tag and envelope length, its
+ * envelope being the head of its `unacked` entry; a parked element's text),
+ * and a call with the id of the recorded take returns the recorded result
+ * instead of taking again (without what is no longer unacknowledged under
+ * that score by then: settled, or restored and perhaps taken again under
+ * the same tag with a rewritten envelope): a take whose reply
  * was lost (and that ioredis resends after reconnecting, or the consumer
  * repeats: on its own RESP connection a lost reply fails the take, and the
  * next take goes with the same id) hands over what it took instead of
@@ -40,12 +42,17 @@ local idx, unacked, parked, record = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS
 local max = tonumber(ARGV[1])
 local seq = ARGV[2]
 if redis.call('HGET', record, 'seq') == seq then
-  local kept = cmsgpack.unpack(redis.call('HGET', record, 'out'))
+  local rec = redis.call('HMGET', record, 'at', 'out')
+  local at = tonumber(rec[1])
+  local kept = cmsgpack.unpack(rec[2])
   local out = {}
   for j = 1, #kept, 3 do
     local pos, tag, raw = kept[j], kept[j + 1], kept[j + 2]
     if tag ~= '' then
-      local entry = redis.call('HGET', unacked, tag)
+      -- Still this take's delivery only while indexed at this take's time: one restored and
+      -- taken again under the same tag (by any consumer) is another's, its envelope rewritten.
+      local entry = tonumber(redis.call('ZSCORE', idx, tag)) == at
+        and redis.call('HGET', unacked, tag)
       raw = entry and string.sub(entry, 2, tonumber(raw) + 1)
     end
     if raw then
@@ -120,7 +127,7 @@ for i = 1, n do
     end
   end
 end
-redis.call('HSET', record, 'seq', seq, 'out', cmsgpack.pack(kept))
+redis.call('HSET', record, 'seq', seq, 'at', now, 'out', cmsgpack.pack(kept))
 redis.call('EXPIRE', record, 3600)
 return out
 `;

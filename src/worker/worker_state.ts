@@ -11,7 +11,6 @@ import { getLogger } from "@logtape/logtape";
 import type { ResultBackend } from "../backend/port.ts";
 import type { Broker, Delivery, Publication, PublishTarget } from "../broker/port.ts";
 import { PUBLISHER } from "../client/publisher.ts";
-import { publishInOrder } from "../client/send.ts";
 import type { Celery } from "../client/app.ts";
 import type { Message } from "../protocol/message.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
@@ -107,17 +106,16 @@ export class WorkerState {
   }
 
   /**
-   * Publish a batch in order: one call of the broker's `publishMany` when
-   * it has one (Redis), else through the app as the client's `sendMany`
-   * does (the first message to each target alone, then the rest together).
-   *
-   * @param batch the messages and where to
+   * The broker's batch publish (Redis: variadic LPUSHes, in order), when
+   * the worker's connection has one; else undefined, and `publishAll`
+   * sends a batch through {@link WorkerState.publish} as the client's
+   * `sendMany` does, so that an outage retries only the messages that
+   * were not sent.
    */
-  async publishMany(batch: readonly Publication[]): Promise<void> {
-    if (this.broker.publishMany && !this.app[PUBLISHER]) {
-      return await this.broker.publishMany(batch);
-    }
-    await publishInOrder(batch, (m, t) => this.app.publish(m, t));
+  get publishMany(): ((batch: readonly Publication[]) => Promise<void>) | undefined {
+    const broker = this.broker;
+    if (!broker.publishMany || this.app[PUBLISHER]) return undefined;
+    return (batch) => broker.publishMany!(batch);
   }
 
   /** Seconds settlement steps are retried while a server is down (the app's `outageRetryLimit`). */
