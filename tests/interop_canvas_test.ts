@@ -80,6 +80,27 @@ function note(r: AsyncResult<unknown> | GroupResult<unknown[]>): void {
   if (r.parent) note(r.parent);
 }
 
+/** What Python must get back from the canvases it built (see the test below). */
+function checkPythonCanvases(out: PyOutcome[]): void {
+  assert.equal(out[0].ok, 24);
+  assert.equal(out[1].ok, 20);
+  assert.deepEqual(out[2].ok, [2, 4]);
+  assert.equal(out[3].ok, 6);
+  assert.equal(out[4].ok, 7);
+  assert.deepEqual(out[5].ok, [3, 7]);
+  assert.deepEqual(out[6].ok, [3, 7]);
+  assert.deepEqual(out[7].ok, [[2, 4], [6]]);
+  assert.equal(out[8].error?.type, "ChordError");
+  assert.equal(out[8].error?.module, "celery.exceptions");
+  assert.match(
+    String(out[8].error?.args[0]),
+    /^Dependency [0-9a-f-]{36} raised ValueError\('boom'\)$/,
+  );
+  assert.equal(out[9].ok, 500_500);
+  assert.equal((out[10].ok as number[]).length, 1000);
+  assert.equal((out[10].ok as number[])[999], 1998);
+}
+
 const s = (task: string, ...args: unknown[]) => ({ s: task, args });
 
 /**
@@ -145,23 +166,18 @@ for (const setup of [redisSetup, amqpSetup]) {
         },
         { group: Array.from({ length: 1000 }, (_, i) => s("tasks.add", i, i)) },
       ]);
-      assert.equal(out[0].ok, 24);
-      assert.equal(out[1].ok, 20);
-      assert.deepEqual(out[2].ok, [2, 4]);
-      assert.equal(out[3].ok, 6);
-      assert.equal(out[4].ok, 7);
-      assert.deepEqual(out[5].ok, [3, 7]);
-      assert.deepEqual(out[6].ok, [3, 7]);
-      assert.deepEqual(out[7].ok, [[2, 4], [6]]);
-      assert.equal(out[8].error?.type, "ChordError");
-      assert.equal(out[8].error?.module, "celery.exceptions");
-      assert.match(
-        String(out[8].error?.args[0]),
-        /^Dependency [0-9a-f-]{36} raised ValueError\('boom'\)$/,
-      );
-      assert.equal(out[9].ok, 500_500);
-      assert.equal((out[10].ok as number[]).length, 1000);
-      assert.equal((out[10].ok as number[])[999], 1998);
+      try {
+        checkPythonCanvases(out);
+      } catch (err) {
+        // A timed-out spec is an error in `out`: say which, with the worker's last words.
+        const specs = JSON.stringify(out.map((o) => o.error ?? "ok"));
+        throw new Error(
+          `${(err as Error).message}\nspecs: ${specs}\nworker output:\n${
+            worker.output.slice(-6000)
+          }`,
+          { cause: err },
+        );
+      }
     } finally {
       await worker.stop();
     }
