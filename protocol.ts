@@ -208,7 +208,6 @@ export {
   exceptionRepr,
   type ResultTuple,
   resultTupleFromJson,
-  resultTuplesText,
   resultTupleToJson,
   SUBTASK_TYPES,
 } from "./src/protocol/signature.ts";
