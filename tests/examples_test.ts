@@ -52,7 +52,20 @@ Deno.test("examples: permission sandboxes deny what a task was not granted", asy
   assert.match(out, /"succeeded":3,"failed":2/);
 });
 
-/** What the Redis examples leave in database 0: result keys, queue bindings, pidbox bindings. */
+/**
+ * The Redis examples run on a database of their own: they print no task ids,
+ * so the results that appear while they run are deleted afterwards, which on
+ * database 0 took the results of test files running beside them (CI runs
+ * four at a time: interop_canvas's Python client then waited for results
+ * that were gone).
+ */
+const EXAMPLES_REDIS = (() => {
+  const u = new URL(REDIS_URL);
+  u.pathname = "/9";
+  return u.href;
+})();
+
+/** What the Redis examples leave in their database: result keys, queue bindings, pidbox bindings. */
 interface RedisTraces {
   results: Set<string>;
   pidbox: Set<string>;
@@ -61,7 +74,7 @@ interface RedisTraces {
 const PIDBOX_BINDING = "_kombu.binding.celery.pidbox";
 
 async function redisTraces(): Promise<RedisTraces> {
-  const redis = await rawRedis();
+  const redis = await rawRedis(EXAMPLES_REDIS);
   try {
     return {
       results: new Set<string>(await redis.keys("celery-task-meta-*")),
@@ -78,7 +91,7 @@ async function redisTraces(): Promise<RedisTraces> {
  */
 async function dropTraces(before: RedisTraces, queue: string): Promise<void> {
   const now = await redisTraces();
-  const redis = await rawRedis();
+  const redis = await rawRedis(EXAMPLES_REDIS);
   try {
     const results = [...now.results].filter((k) => !before.results.has(k));
     const pidbox = [...now.pidbox].filter((m) => !before.pidbox.has(m));
@@ -112,8 +125,8 @@ Deno.test(
   async () => {
     const queue = `ex-py2ts-${crypto.randomUUID().slice(0, 8)}`;
     const env = {
-      CELERY_BROKER_URL: REDIS_URL,
-      CELERY_RESULT_BACKEND: REDIS_URL,
+      CELERY_BROKER_URL: EXAMPLES_REDIS,
+      CELERY_RESULT_BACKEND: EXAMPLES_REDIS,
       CELERY_DEFAULT_QUEUE: queue,
     };
     const before = await redisTraces();
@@ -135,8 +148,8 @@ Deno.test(
   async () => {
     const queue = `ex-ts2py-${crypto.randomUUID().slice(0, 8)}`;
     const env = {
-      CELERY_BROKER_URL: REDIS_URL,
-      CELERY_RESULT_BACKEND: REDIS_URL,
+      CELERY_BROKER_URL: EXAMPLES_REDIS,
+      CELERY_RESULT_BACKEND: EXAMPLES_REDIS,
       CELERY_DEFAULT_QUEUE: queue,
     };
     const before = await redisTraces();
