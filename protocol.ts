@@ -208,6 +208,7 @@ export {
   exceptionRepr,
   type ResultTuple,
   resultTupleFromJson,
+  resultTuplesText,
   resultTupleToJson,
   SUBTASK_TYPES,
 } from "./src/protocol/signature.ts";

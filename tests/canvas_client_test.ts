@@ -12,6 +12,7 @@ import {
   chain,
   chord,
   ChordUnsupportedError,
+  EncodeError,
   group,
   type GroupResult,
   TaskError,
@@ -125,6 +126,39 @@ Deno.test("canvas client: each primitive publishes what Celery would, to the tas
   assert.throws(() => py.set({ colour: 1 } as never), TypeError);
   assert.equal(py.clone([3]).args.length, 2);
   assert.equal(py.args.length, 1);
+  await app.close();
+});
+
+Deno.test("canvas client: changing a signature after composing it leaves the canvas as it was", () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add, fmt } = defineTasks(app);
+  const member = add.s(1, 2);
+  const step = add.s(3).link(fmt.s());
+  const g = group([member]);
+  const c = chain(step, g);
+  const k = chord([member], step);
+  member.link(fmt.s()).onError(fmt.s()).set({ queue: "later" });
+  step.link(add.s(9)).set({ countdown: 5 });
+  const tasks = (d: { kwargs: Record<string, unknown> }) =>
+    d.kwargs.tasks as { options: Record<string, unknown> }[];
+  assert.deepEqual(tasks(g.toDict())[0].options, {});
+  assert.deepEqual(tasks(c.toDict())[0].options, { link: [fmt.s().toDict()] });
+  const body = k.toDict().kwargs.body as { options: Record<string, unknown> };
+  assert.deepEqual(body.options, { link: [fmt.s().toDict()] });
+  assert.deepEqual(Object.keys(member.options), ["link", "link_error", "queue"]);
+});
+
+Deno.test("canvas client: a member that cannot be encoded fails applyAsync with EncodeError; nothing of its batch is sent", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add } = defineTasks(app);
+  const sent = capture(app);
+  // Composing copies no member (no DataCloneError here): the encoder refuses it when applied.
+  const g = group([add.s(1, 1), add.s((() => 1) as never, 2), add.s(3, 3)]);
+  await assert.rejects(
+    g.applyAsync(),
+    (err) => err instanceof EncodeError && /^Cannot encode args\[0\]: a function/.test(err.message),
+  );
+  assert.deepEqual(sent, []);
   await app.close();
 });
 

@@ -4,10 +4,12 @@
  */
 
 import assert from "node:assert/strict";
-import type { Embed, SignatureDict } from "../src/protocol/message.ts";
+import type { ResultBackend } from "../src/backend/port.ts";
+import { chordSignature, groupSignature } from "../src/protocol/canvas_shape.ts";
+import type { Embed, Message, SignatureDict } from "../src/protocol/message.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import type { TaskRequest } from "../src/protocol/task_request.ts";
-import { canvasOutcome } from "../src/worker/chords.ts";
+import { canvasOutcome, publishAll } from "../src/worker/chords.ts";
 
 Deno.test("canvas outcome: a failed step of a 200,000-step chain marks every later step FAILURE", () => {
   const n = 200_000;
@@ -40,4 +42,55 @@ Deno.test("canvas outcome: a failed step of a 200,000-step chain marks every lat
     [out.stores[0].taskId, out.stores[n - 1].taskId, out.stores[n - 1].status],
     ["step-0", `step-${n - 1}`, "FAILURE"],
   );
+});
+
+Deno.test("canvas outcome: follow-ups go out in order, in batches of at most 1,000, chord sizes first", async () => {
+  const sig = (task: string, options: Record<string, unknown> = {}): SignatureDict => ({
+    task,
+    args: [],
+    kwargs: {},
+    options,
+    subtask_type: null,
+    immutable: false,
+  });
+  const members = Array.from({ length: 2_500 }, (_, i) => sig("t.add", { task_id: `m-${i}` }));
+  const chord = chordSignature(groupSignature([sig("t.add"), sig("t.add")]), sig("t.sum"));
+  const embed: Embed = {
+    callbacks: [chord],
+    errbacks: null,
+    chain: [groupSignature(members)],
+    chord: null,
+  };
+  const parent = { id: "first", rootId: "first", origin: "test@host", defaultQueue: "celery" };
+  const out = canvasOutcome(
+    { seq: 1, ok: true, runtime: 1 },
+    { embed, value: 1 },
+    { id: "first" } as TaskRequest,
+    parent,
+    new Date(),
+    [],
+  );
+  const steps: string[] = [];
+  const ids: string[] = [];
+  await publishAll(out.publishes, {
+    backend: {
+      setChordSize: (_groupId: string, size: number) => {
+        steps.push(`size ${size}`);
+        return Promise.resolve();
+      },
+    } as unknown as ResultBackend,
+    publish: (m: Message) => {
+      steps.push("one");
+      ids.push(String(m.headers.id));
+      return Promise.resolve();
+    },
+    publishMany: (batch) => {
+      steps.push(`batch ${batch.length}`);
+      for (const p of batch) ids.push(String(p.message.headers.id));
+      return Promise.resolve();
+    },
+  });
+  assert.deepEqual(steps, ["size 2", "batch 1000", "batch 1000", "batch 502"]);
+  assert.deepEqual(ids.slice(2), members.map((m) => m.options.task_id));
+  assert.deepEqual(ids.slice(0, 2), out.publishes.slice(0, 2).map((p) => p.taskId));
 });

@@ -21,7 +21,10 @@ import {
   groupSignature,
   planCanvas,
   ProtocolError,
+  pyJsonDumps,
   resultTupleFromJson,
+  resultTuplesText,
+  resultTupleToJson,
   type SignatureDict,
 } from "../protocol.ts";
 import { decodeTaskHeaders } from "../src/protocol/task_request.ts";
@@ -338,6 +341,19 @@ Deno.test("result tuples and saved group metas match Celery's forms", () => {
   assert.deepEqual(resultTupleFromJson(first.children[0]), {
     id: "263a8d43-81dc-48de-9236-1a64b8d4664a",
   });
+});
+
+Deno.test("result tuples as text: what pyJsonDumps writes of their arrays", () => {
+  const tuples = [
+    { id: "a" },
+    {
+      id: "g",
+      members: [{ id: "m1" }, { id: "c2", parent: { id: "c1" } }, { id: "e", members: [] }],
+    },
+    { id: 'caf\u00e9 "q"', parent: { id: "p", members: [{ id: "x" }] } },
+  ];
+  assert.equal(resultTuplesText(tuples), pyJsonDumps(tuples.map(resultTupleToJson)));
+  assert.equal(resultTuplesText([]), "[]");
 });
 
 Deno.test("chord join entries and the ChordError text match the 5.2 Redis backend", () => {

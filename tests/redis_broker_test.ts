@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { Delivery } from "../src/broker/port.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
 import { PARKED_KEY } from "../src/broker/redis_keys.ts";
+import { encodeEnvelope } from "../src/protocol/envelope.ts";
 import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { command, privatePorts, startRedis } from "./helpers/redis_servers.ts";
@@ -130,6 +131,37 @@ Deno.test({
     await broker.ack([d]);
     assert.equal(await r.hget(`${prefix}unacked`, d.deliveryTag), null);
     assert.equal(await r.zscore(`${prefix}unacked_index`, d.deliveryTag), null);
+  } finally {
+    await broker.close();
+    await r.quit();
+  }
+});
+
+Deno.test({
+  name:
+    "redis broker: a take reads the tag and routing key kombu wrote, past header keys of the same names",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const broker = await openRedisBroker(url);
+  const r = await rawRedis();
+  try {
+    const q = uniqueQueue("decoys");
+    // Header keys spelled like the envelope's own come first in the text; the routing key has a
+    // "/" (which cjson would write as "\/"): the unacked entry keeps it as written only when the
+    // take reads it from the text rather than decoding the envelope.
+    const decoys = { delivery_tag: "decoy-tag", delivery_info: { exchange: "decoy" } };
+    const raw = encodeEnvelope(
+      message("z", { headers: { id: "decoys-1", task: "t", ...decoys } }),
+      { exchange: "", routing_key: `${q}/a` },
+      "real-tag",
+    );
+    assert.ok(raw.indexOf('"delivery_tag": "decoy-tag"') < raw.indexOf('"delivery_tag": "real'));
+    await r.lpush(`${prefix}${q}`, raw);
+    const [d] = await broker.take([q], { max: 1 });
+    assert.equal(d.deliveryTag, "real-tag");
+    assert.equal(await r.hget(`${prefix}unacked`, "real-tag"), `[${raw}, "", "${q}/a"]`);
+    await broker.ack([d]);
+    assert.equal(await r.hlen(`${prefix}unacked`), 0);
   } finally {
     await broker.close();
     await r.quit();

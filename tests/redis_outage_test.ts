@@ -10,7 +10,9 @@ import { Buffer } from "node:buffer";
 import { RedisBackend } from "../src/backend/redis.ts";
 import type { Broker, Delivery } from "../src/broker/port.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
+import { PARKED_KEY } from "../src/broker/redis_keys.ts";
 import { RESTORE_LOCK_MS } from "../src/broker/redis_restore.ts";
+import { TAKE_SCRIPT } from "../src/broker/redis_scripts.ts";
 import { encodeEnvelope } from "../src/protocol/envelope.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
@@ -69,6 +71,9 @@ test("a take whose reply is lost in a cut is handed over after reconnecting, not
   try {
     await broker.declareQueue(q);
     for (let i = 0; i < 5; i++) await redis.lpush(prefix + q, rawEnvelope(q, `t${i}`));
+    // Loaded first: a server without it would answer EVALSHA with NOSCRIPT, a reply held too,
+    // and the take would never run.
+    await redis.script("LOAD", TAKE_SCRIPT);
     proxy.holdReplies();
     const taking = take(broker, q, 10).catch(() => [] as Delivery[]);
     // The take runs on the server; its reply is dropped.
@@ -81,11 +86,53 @@ test("a take whose reply is lost in a cut is handed over after reconnecting, not
     let got: Delivery[] = await taking;
     if (got.length === 0) got = await take(broker, q, 10);
     assert.deepEqual(got.map((d) => d.deliveryTag).sort(), ["t0", "t1", "t2", "t3", "t4"]);
+    assert.deepEqual(
+      got.map((d) => JSON.parse(new TextDecoder().decode(d.body))),
+      Array(5).fill("x"),
+    );
     await broker.ack(got);
     assert.equal(await redis.hlen(prefix + "unacked"), 0, "nothing stranded in unacked");
   } finally {
     await broker.close();
     proxy.close();
+    await redis.quit();
+    await deleteKeys(prefix);
+  }
+});
+
+test("a repeated take hands over what it took, as taken, leaving out what is no longer its own", async () => {
+  const prefix = uniquePrefix("replay");
+  const broker = await openRedisBroker(
+    `${REDIS_URL}?global_keyprefix=${prefix}&visibility_timeout=60`,
+    { restoreInterval: 3600 },
+  );
+  const redis = await rawRedis();
+  const q = uniqueQueue("replay");
+  const keys = [q, "unacked_index", "unacked", PARKED_KEY, "celeriac.take.replay"].map((k) =>
+    prefix + k
+  );
+  // The take script as a consumer runs it: the reply of the first call is the one it lost.
+  const takeAs = (seq: string) =>
+    redis.eval(TAKE_SCRIPT, keys.length, ...keys, "10", seq) as Promise<string[]>;
+  try {
+    await broker.declareQueue(q);
+    for (let i = 0; i < 3; i++) await redis.lpush(prefix + q, rawEnvelope(q, `t${i}`));
+    const lost = await takeAs("1");
+    assert.deepEqual(lost.filter((_, i) => i % 3 === 1), ["t0", "t1", "t2"]);
+    // Meanwhile t0 is acknowledged, and t1 is restored (its visibility timeout passed) and taken
+    // by another consumer under the same tag, with the envelope the restore wrote.
+    await redis.zrem(prefix + "unacked_index", "t0");
+    await redis.hdel(prefix + "unacked", "t0");
+    await redis.zadd(prefix + "unacked_index", Date.now() / 1000 - 1000, "t1");
+    assert.equal(await broker.restoreVisible(), 1);
+    const [other] = await take(broker, q, 1);
+    assert.equal(other.deliveryTag, "t1");
+    const replay = await takeAs("1");
+    assert.deepEqual(replay, lost.slice(6), "only t2, exactly as the lost reply held it");
+    assert.equal(await redis.llen(prefix + PARKED_KEY), 0);
+    assert.equal(await redis.hexists(prefix + "unacked", "t1"), 1, "t1 stays the other's");
+  } finally {
+    await broker.close();
     await redis.quit();
     await deleteKeys(prefix);
   }

@@ -98,6 +98,10 @@ Deno.test("RESP writer: a string argument's length prefix counts its UTF-8 bytes
     "😀x",
     "\ud800",
     "x".repeat(9) + "é",
+    "\x7f\x80",
+    "z".repeat(128),
+    "z".repeat(129),
+    "z".repeat(127) + "é",
     "ü".repeat(70_000),
     "y".repeat(70_000),
   ];

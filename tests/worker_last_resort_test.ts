@@ -6,14 +6,18 @@
 
 import assert from "node:assert/strict";
 import type { ResultBackend, StoreEntry } from "../src/backend/port.ts";
-import type { Broker, Delivery, Rejection } from "../src/broker/port.ts";
+import type { Broker, Delivery, PublishTarget, Rejection } from "../src/broker/port.ts";
 import { Celery } from "../mod.ts";
 import type { RunOutcome } from "../src/worker/executor.ts";
 import type { Intake } from "../src/worker/intake.ts";
 import { receiveOrPark, settleOrPark } from "../src/worker/last_resort.ts";
 import { Settlement } from "../src/worker/settlement.ts";
+import { settleOutcomes } from "../src/worker/outcomes.ts";
+import type { Message, SignatureDict } from "../src/protocol/message.ts";
 import { WorkerState } from "../src/worker/worker_state.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
+import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { BrokerConnectionError } from "../src/broker/errors.ts";
 
 function delivery(id: string): Delivery {
   return {
@@ -104,4 +108,92 @@ Deno.test("outcomes that cannot be settled are stored and parked one by one; the
     ["ok-1", "SUCCESS"],
   ]);
   assert.equal(st.running.size, 0);
+});
+
+Deno.test("a follow-up that cannot be encoded gets a FAILURE; the others are sent and every delivery acknowledged", async () => {
+  const { st, parked, acked, stored } = state();
+  const sent: string[] = [];
+  st.publish = (
+    m: Message,
+    _t: PublishTarget,
+  ) => (sent.push(String(m.headers.id)), Promise.resolve());
+  const link = (id: string): SignatureDict => ({
+    task: "t.echo",
+    args: [],
+    kwargs: {},
+    options: { task_id: id },
+    subtask_type: null,
+    immutable: false,
+  });
+  const req = (id: string) =>
+    ({ id, task: "t.add", rootId: id, replyTo: null, headers: {}, group: null }) as never;
+  const meta = (id: string) => encodeResultMeta({ taskId: id, status: "SUCCESS", result: 5 });
+  const embed = (id: string) => ({
+    callbacks: [link(id)],
+    errbacks: null,
+    chain: null,
+    chord: null,
+  });
+  st.running.set(1, { delivery: delivery("ok-1"), req: req("ok-1"), acked: false, started: 0 });
+  st.running.set(2, { delivery: delivery("raw-2"), req: req("raw-2"), acked: false, started: 0 });
+  const outcomes: RunOutcome[] = [
+    {
+      seq: 1,
+      ok: true,
+      meta: meta("ok-1"),
+      runtime: 1,
+      followUp: { embed: embed("cb-1"), value: 5 },
+    },
+    // A msgpack result (raw bytes) handed to a callback sent as JSON: its message cannot be encoded.
+    {
+      seq: 2,
+      ok: true,
+      meta: meta("raw-2"),
+      runtime: 1,
+      followUp: { embed: embed("cb-2"), value: new Uint8Array([1, 2]) },
+    },
+  ];
+  settleOrPark(st, outcomes, settleOutcomes);
+  await st.drainSettling();
+  assert.deepEqual(sent, ["cb-1"]);
+  assert.deepEqual(acked.map((d) => d.deliveryTag).sort(), ["tag-ok-1", "tag-raw-2"]);
+  assert.deepEqual(parked, []);
+  const failure = stored.find((e) => e.taskId === "cb-2");
+  assert.equal(failure?.status, "FAILURE");
+  assert.match(failure.meta, /"exc_type": "EncodeError".*Raw bytes cannot be sent as JSON/);
+});
+
+Deno.test("a batch of follow-ups interrupted by an outage is finished without sending any twice (no publishMany)", async () => {
+  const { st, acked } = state();
+  const sent: string[] = [];
+  let failed = false;
+  // RabbitMQ or KV (no broker publishMany): the connection drops while the third message is sent.
+  (st.app as unknown as { publish: unknown }).publish = (m: Message) => {
+    const id = String(m.headers.id);
+    if (id === "m-2" && !failed) {
+      failed = true;
+      return Promise.reject(new BrokerConnectionError("amqp://127.0.0.1:1", new Error("reset")));
+    }
+    sent.push(id);
+    return Promise.resolve();
+  };
+  const s = new Settlement();
+  for (let i = 0; i < 5; i++) {
+    const message = encodeTaskMessage({
+      task: "t.add",
+      id: `m-${i}`,
+      args: [i],
+      kwargs: {},
+      now: new Date(),
+      origin: "test@host",
+      replyTo: "",
+    });
+    s.publishes.push({ message, target: { routingKey: "q" }, taskId: `m-${i}` });
+  }
+  s.acks.push(delivery("parent"));
+  st.settle(s);
+  await st.drainSettling();
+  assert.ok(failed);
+  assert.deepEqual(sent.toSorted(), ["m-0", "m-1", "m-2", "m-3", "m-4"]);
+  assert.deepEqual(acked.map((d) => d.deliveryTag), ["tag-parent"]);
 });

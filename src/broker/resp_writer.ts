@@ -159,6 +159,12 @@ export class RespWriter {
     this.#reserve(24 + n * 3 + 2);
     this.#header(0x24, n);
     let at = this.#len;
+    if (n <= ASCII_LOOP_MAX && this.#ascii(s, at)) {
+      this.#len = at + n;
+      this.#buf[this.#len++] = CRLF_0;
+      this.#buf[this.#len++] = CRLF_1;
+      return;
+    }
     const { written } = utf8.encodeInto(s, this.#buf.subarray(at));
     if (written !== n) {
       // More bytes than units: the prefix may take more digits, so the text moves first.
@@ -171,6 +177,20 @@ export class RespWriter {
     this.#len = at + written;
     this.#buf[this.#len++] = CRLF_0;
     this.#buf[this.#len++] = CRLF_1;
+  }
+
+  /**
+   * Copy ASCII text to the buffer at `at`, which has room for it; false at
+   * the first other character (what was copied is then overwritten).
+   */
+  #ascii(s: string, at: number): boolean {
+    const b = this.#buf;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) return false;
+      b[at + i] = c;
+    }
+    return true;
   }
 
   #header(kind: number, n: number): void {
@@ -200,3 +220,9 @@ export class RespWriter {
 const PUBLISH = utf8.encode("PUBLISH");
 /** Longer strings are encoded to bytes of their own first (no room reserved for 3 bytes a unit). */
 const DIRECT_MAX = 64 * 1024;
+/**
+ * Longest string copied by a loop over its characters rather than
+ * `encodeInto`: keys, tags and script arguments, without the view and the
+ * result object `encodeInto` costs per call.
+ */
+const ASCII_LOOP_MAX = 128;

@@ -111,13 +111,14 @@ interface Ctx {
   groupIndex: "chord" | "always";
 }
 
-function clone<T>(v: T): T {
-  return structuredClone(v);
-}
-
-/** Assign ids (and reply_to) to a signature and its parts, as Celery's `freeze`. */
+/**
+ * Assign ids (and reply_to) to a signature and its parts, as Celery's
+ * `freeze`. Builds new objects where it writes and shares the rest with
+ * `sig` (which it never modifies): copying each level whole made nested
+ * canvases cost their size once per level.
+ */
 function freeze(sig: SignatureDict, ctx: Ctx): SignatureDict {
-  const s = clone(encodeSignature(sig));
+  const s = encodeSignature(sig);
   switch (kind(s)) {
     case "chain": {
       const steps = chainSteps(s).map((t) => freeze(t, ctx));
@@ -370,7 +371,7 @@ export function planCanvas(sig: SignatureDict, options: PlanOptions = {}): Canva
  *
  * @param sig the signature
  * @param options id maker and reply queue
- * @returns the frozen copy
+ * @returns the frozen signature (`sig` is not modified; what freezing does not change is shared)
  */
 export function freezeSignature(
   sig: SignatureDict,

@@ -258,7 +258,7 @@ export function decodeEnvelope(raw: string): Envelope {
   const kept = undecodable === undefined
     ? headers
     : { id: taskId, task: typeof headers.task === "string" ? headers.task : undefined };
-  return {
+  const out: Envelope = {
     body,
     contentType: typeof env["content-type"] === "string" ? env["content-type"] : "application/json",
     contentEncoding: typeof env["content-encoding"] === "string"
@@ -269,8 +269,10 @@ export function decodeEnvelope(raw: string): Envelope {
     deliveryInfo,
     deliveryTag: typeof properties.delivery_tag === "string" ? properties.delivery_tag : "",
     redelivered: info.redelivered === true || headers.redelivered === true,
-    ...(undecodable === undefined ? {} : { undecodable }),
   };
+  // Set afterwards rather than spread into the literal: a spread costs an object per message.
+  if (undecodable !== undefined) out.undecodable = undecodable;
+  return out;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

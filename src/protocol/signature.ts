@@ -6,7 +6,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
-import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import { pyJsonDumps, pyJsonLoads, pyJsonScalar } from "./json.ts";
 import type { SignatureDict } from "./message.ts";
 import type { ExceptionInfo } from "./result_meta.ts";
 import { pyRepr } from "./repr.ts";
@@ -70,8 +70,12 @@ export function decodeSignature(value: unknown, where = "signature"): SignatureD
   if (!isObject(value)) {
     throw new ProtocolError(`${where} must be a signature object, got ${pyRepr(value)}`);
   }
-  const unknown = Object.keys(value).filter((k) => !SIGNATURE_KEYS.has(k));
-  if (unknown.length > 0) {
+  let unknown: string[] | null = null;
+  // A loop, not Object.keys().filter(): a canvas of 200,000 members decodes each one.
+  for (const k in value) {
+    if (!SIGNATURE_KEYS.has(k) && Object.hasOwn(value, k)) (unknown ??= []).push(k);
+  }
+  if (unknown !== null) {
     throw new ProtocolError(
       `${where} has unknown key(s) ${unknown.join(", ")}: a Celery signature has only ` +
         `${[...SIGNATURE_KEYS].join(", ")}`,
@@ -173,6 +177,31 @@ export interface ResultTuple {
 export function resultTupleToJson(t: ResultTuple): unknown {
   const head = [t.id, t.parent ? resultTupleToJson(t.parent) : null];
   return [head, t.members ? t.members.map(resultTupleToJson) : null];
+}
+
+/**
+ * The JSON text of a list of {@link ResultTuple}s, as `pyJsonDumps` writes
+ * their nested-array form (a meta's `children`), without building those
+ * arrays first: a task that sent a group of 200,000 writes 200,000 of them.
+ *
+ * @example
+ * ```ts
+ * import { resultTuplesText } from "@celeriac/celeriac/protocol";
+ * resultTuplesText([{ id: "g", members: [{ id: "a" }] }]); // '[[["g", null], [[["a", null], null]]]]'
+ * ```
+ *
+ * @param tuples the tuples
+ * @returns `pyJsonDumps(tuples.map(resultTupleToJson))`
+ */
+export function resultTuplesText(tuples: readonly ResultTuple[]): string {
+  let text = "[";
+  for (let i = 0; i < tuples.length; i++) text += (i > 0 ? ", " : "") + tupleText(tuples[i]);
+  return text + "]";
+}
+
+function tupleText(t: ResultTuple): string {
+  const head = "[[" + pyJsonScalar(t.id) + ", " + (t.parent ? tupleText(t.parent) : "null") + "], ";
+  return head + (t.members ? resultTuplesText(t.members) : "null") + "]";
 }
 
 /**

@@ -19,8 +19,12 @@ import type { ResultTuple } from "../protocol/signature.ts";
 
 /** A message to publish and where. */
 export interface Outgoing {
-  /** The message. */
-  message: Message;
+  /**
+   * The message, or what encodes it: follow-ups are encoded when they are
+   * published, a chunk at a time (see `publishAll`), so that a group of
+   * 200,000 does not hold the event loop while all are encoded at once.
+   */
+  message: Message | (() => Message);
   /** Where to publish it. */
   target: PublishTarget;
   /** Its task id. */
@@ -127,7 +131,7 @@ export function applySignature(
   };
   plan.sends.forEach((send, i) => {
     into.publishes.push({
-      message: encodeCanvasSend(send, sender),
+      message: () => encodeCanvasSend(send, sender),
       target: canvasTarget(send, parent.defaultQueue),
       taskId: send.id,
       chordSizes: i === 0 && plan.chordSizes.length ? plan.chordSizes : undefined,

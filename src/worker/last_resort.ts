@@ -105,11 +105,9 @@ export function settleOrPark(
   outcomes: RunOutcome[],
   settle: (st: WorkerState, outcomes: RunOutcome[]) => void,
 ): void {
-  const before = new Map<number, Running>();
-  for (const o of outcomes) {
-    const r = st.running.get(o.seq);
-    if (r) before.set(o.seq, r);
-  }
+  // An array in the outcomes' order rather than a map: the fallback's only copy, made per batch.
+  const before = new Array<Running | undefined>(outcomes.length);
+  for (let i = 0; i < outcomes.length; i++) before[i] = st.running.get(outcomes[i].seq);
   try {
     settle(st, outcomes);
     return;
@@ -120,8 +118,8 @@ export function settleOrPark(
     });
   }
   const s = new Settlement();
-  for (const o of outcomes) {
-    const r = before.get(o.seq);
+  for (const [i, o] of outcomes.entries()) {
+    const r = before[i];
     if (!r) continue;
     st.running.set(o.seq, r);
     try {

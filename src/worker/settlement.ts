@@ -8,7 +8,7 @@
  */
 
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
-import type { Broker, Delivery, PublishTarget, Rejection } from "../broker/port.ts";
+import type { Broker, Delivery, Publication, PublishTarget, Rejection } from "../broker/port.ts";
 import { retryWhileDown } from "../broker/outage.ts";
 import type { Message } from "../protocol/message.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
@@ -83,6 +83,8 @@ export interface SettleIo {
   readonly backend: ResultBackend | null;
   /** Publishes a message through the app. */
   publish(message: Message, target: PublishTarget): Promise<void>;
+  /** Publishes a batch in order through the app's broker, when it can (Redis). */
+  publishMany?(batch: readonly Publication[]): Promise<void>;
   /** Seconds a follow-up publish is retried while the broker is down; default 300. */
   readonly outageRetryLimit?: number;
 }
@@ -109,13 +111,14 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
     if (s.acks.length) await io.broker.ack(s.acks);
     return;
   }
+  const outage = { limit: io.outageRetryLimit, what: "publish follow-up tasks" };
+  const many = io.publishMany?.bind(io);
   const retrying = {
     backend: io.backend,
     publish: (message: Message, target: PublishTarget) =>
-      retryWhileDown(() => io.publish(message, target), {
-        limit: io.outageRetryLimit,
-        what: "publish follow-up tasks",
-      }),
+      retryWhileDown(() => io.publish(message, target), outage),
+    publishMany: many &&
+      ((batch: readonly Publication[]) => retryWhileDown(() => many(batch), outage)),
   };
   await publishAll(s.publishes, retrying);
   if (s.joins.length) await joinChords(s.joins, retrying);

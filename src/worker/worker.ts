@@ -106,7 +106,7 @@ export class Worker {
   readonly #app: Celery;
   readonly #s: WorkerState;
   readonly #intake: Intake;
-  readonly #registries = new TaskRegistries();
+  readonly #registries: TaskRegistries;
   /** Rate limits set at run time, as given (for `registered`). */
   readonly #rateText = new Map<string, string>();
   readonly #control = new AbortController();
@@ -135,6 +135,7 @@ export class Worker {
     }
     registerBuiltins(this.#app);
     this.#s = new WorkerState(options.app, options, this.hostname);
+    this.#registries = new TaskRegistries(this.#s.running);
     this.#s.lifecycle.subscribe(countStats(this.stats));
     this.#s.lifecycle.subscribe(this.#registries.subscriber);
     this.#intake = new Intake(this.#s);

@@ -9,7 +9,8 @@
 import { ChildrenTracker } from "./children.ts";
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend } from "../backend/port.ts";
-import type { Broker, Delivery, PublishTarget } from "../broker/port.ts";
+import type { Broker, Delivery, Publication, PublishTarget } from "../broker/port.ts";
+import { PUBLISHER } from "../client/publisher.ts";
 import type { Celery } from "../client/app.ts";
 import type { Message } from "../protocol/message.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
@@ -102,6 +103,19 @@ export class WorkerState {
    */
   publish(message: Message, target: PublishTarget): Promise<void> {
     return this.app.publish(message, target);
+  }
+
+  /**
+   * The broker's batch publish (Redis: variadic LPUSHes, in order), when
+   * the worker's connection has one; else undefined, and `publishAll`
+   * sends a batch through {@link WorkerState.publish} as the client's
+   * `sendMany` does, so that an outage retries only the messages that
+   * were not sent.
+   */
+  get publishMany(): ((batch: readonly Publication[]) => Promise<void>) | undefined {
+    const broker = this.broker;
+    if (!broker.publishMany || this.app[PUBLISHER]) return undefined;
+    return (batch) => broker.publishMany!(batch);
   }
 
   /** Seconds settlement steps are retried while a server is down (the app's `outageRetryLimit`). */

@@ -44,6 +44,19 @@ export interface CanvasPublisher {
 const BATCH = 200;
 
 /**
+ * Planning or encoding that held the event loop longer than this (ms) is
+ * followed by a turn of it before the next step: a 200,000-member canvas
+ * takes seconds to plan, encode and publish, and timers, replies and
+ * watchdogs of the same process wait for it in between.
+ */
+const LONG_STEP_MS = 50;
+
+/** Let the event loop run when the synchronous step that began at `since` was long. */
+async function breathe(since: number): Promise<void> {
+  if (performance.now() - since > LONG_STEP_MS) await new Promise((r) => setTimeout(r, 0));
+}
+
+/**
  * Apply a signature dict: plan it, store chord sizes, publish.
  *
  * @example
@@ -62,6 +75,7 @@ export async function publishCanvas(
   sig: SignatureDict,
   call: CanvasCall = {},
 ): Promise<ResultTuple> {
+  const planning = performance.now();
   const plan = planCanvas(sig, {
     args: call.args,
     kwargs: call.kwargs,
@@ -97,15 +111,15 @@ export async function publishCanvas(
     serializer: p.serializer,
     compression: p.compression,
   };
+  await breathe(planning);
   for (let i = 0; i < plan.sends.length; i += BATCH) {
-    await Promise.all(
-      plan.sends.slice(i, i + BATCH).map((send) =>
-        p.publish(
-          encodeCanvasSend(send, sender),
-          canvasTarget(send, p.queueFor(send.task, send.args, send.kwargs)),
-        )
-      ),
-    );
+    const encoding = performance.now();
+    const batch = plan.sends.slice(i, i + BATCH).map((send) => ({
+      message: encodeCanvasSend(send, sender),
+      target: canvasTarget(send, p.queueFor(send.task, send.args, send.kwargs)),
+    }));
+    await breathe(encoding);
+    await Promise.all(batch.map(({ message, target }) => p.publish(message, target)));
   }
   return plan.result;
 }

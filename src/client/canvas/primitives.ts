@@ -12,7 +12,7 @@
  */
 
 import { chainSignature, chordSignature, groupSignature } from "../../protocol/canvas_shape.ts";
-import { type CanvasApp, Group, type ResultOf, Signature } from "./signature.ts";
+import { type CanvasApp, canvasDict, Group, type ResultOf, Signature } from "./signature.ts";
 
 /**
  * Any signature or group: a step of a chain, a member of a group.
@@ -88,7 +88,7 @@ function appOf(steps: readonly CanvasStep[], what: string, app?: CanvasApp): Can
  */
 export function chain<S extends readonly [CanvasStep, ...CanvasStep[]]>(...steps: S): ChainOf<S> {
   if (steps.length === 0) throw new TypeError("chain() needs at least one signature");
-  const dict = chainSignature(steps.map((s) => s.toDict()));
+  const dict = chainSignature(steps.map(canvasDict));
   const last = steps[steps.length - 1];
   const app = appOf(steps, "chain");
   return (last instanceof Group ? new Group(app, dict) : new Signature(app, dict)) as ChainOf<S>;
@@ -114,7 +114,7 @@ export function group<const S extends readonly CanvasStep[]>(
   options: { app?: CanvasApp } = {},
 ): GroupOf<S> {
   const app = appOf(tasks, "group", options.app);
-  return new Group(app, groupSignature(tasks.map((t) => t.toDict()))) as GroupOf<S>;
+  return new Group(app, groupSignature(tasks.map(canvasDict))) as GroupOf<S>;
 }
 
 /**
@@ -138,7 +138,7 @@ export function chord<R>(
   body: Signature<R>,
 ): Signature<R> {
   const headerDict = header instanceof Group
-    ? header.toDict()
-    : groupSignature(header.map((t) => t.toDict()));
-  return new Signature<R>(body.app, chordSignature(headerDict, body.toDict()));
+    ? canvasDict(header)
+    : groupSignature(header.map(canvasDict));
+  return new Signature<R>(body.app, chordSignature(headerDict, canvasDict(body)));
 }
