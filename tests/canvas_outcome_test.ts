@@ -12,6 +12,20 @@ import type { TaskRequest } from "../src/protocol/task_request.ts";
 import { canvasOutcome, joinChords, publishAll } from "../src/worker/chords.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
 
+const parent = { id: "first", rootId: "first", origin: "test@host", defaultQueue: "celery" };
+
+/** What the worker stores and sends after task `first` returned 1 with this embed. */
+function succeeded(embed: Embed) {
+  return canvasOutcome(
+    { seq: 1, ok: true, runtime: 1 },
+    { embed, value: 1 },
+    { id: "first" } as TaskRequest,
+    parent,
+    new Date(),
+    [],
+  );
+}
+
 Deno.test("canvas outcome: a failed step of a 200,000-step chain marks every later step FAILURE", () => {
   const n = 200_000;
   const chain: SignatureDict[] = Array.from({ length: n }, (_, i) => ({
@@ -62,15 +76,7 @@ Deno.test("canvas outcome: follow-ups go out in order, in batches of at most 1,0
     chain: [groupSignature(members)],
     chord: null,
   };
-  const parent = { id: "first", rootId: "first", origin: "test@host", defaultQueue: "celery" };
-  const out = canvasOutcome(
-    { seq: 1, ok: true, runtime: 1 },
-    { embed, value: 1 },
-    { id: "first" } as TaskRequest,
-    parent,
-    new Date(),
-    [],
-  );
+  const out = succeeded(embed);
   const steps: string[] = [];
   const ids: string[] = [];
   await publishAll(out.publishes, {
@@ -109,15 +115,7 @@ Deno.test("canvas outcome: a chord header member that cannot be encoded fails th
   const header = groupSignature([sig("t.a", "m-0"), sig("t.b", "m-1", [new Uint8Array([1])])]);
   const chord = chordSignature(header, sig("t.sum", "body"));
   const embed: Embed = { callbacks: [chord], errbacks: null, chain: null, chord: null };
-  const parent = { id: "first", rootId: "first", origin: "test@host", defaultQueue: "celery" };
-  const out = canvasOutcome(
-    { seq: 1, ok: true, runtime: 1 },
-    { embed, value: 1 },
-    { id: "first" } as TaskRequest,
-    parent,
-    new Date(),
-    [],
-  );
+  const out = succeeded(embed);
   const backend = await openKvBackend("kv://:memory:");
   const sent: string[] = [];
   const io = {
