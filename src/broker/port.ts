@@ -253,6 +253,12 @@ export interface Broker {
    */
   readonly visibilityTimeout: number | null;
   /**
+   * True when the transport checked every delivery's headers against the
+   * nesting and size limits as it decoded them (Redis: `decodeEnvelope`
+   * refuses them there), so that the worker does not walk them again.
+   */
+  readonly headersChecked?: boolean;
+  /**
    * Renew the leases of unacknowledged deliveries, so that no restore sweep
    * (Celeriac's or kombu's) delivers them again while their consumer lives.
    * Does nothing where {@link Broker.visibilityTimeout} is `null`.

@@ -89,10 +89,11 @@ export class Intake {
     const now = Date.now();
     const s = new Settlement();
     const runs: RunRequest[] = [];
+    const checked = this.#s.broker.headersChecked === true;
     for (const d of deliveries) {
       let req: TaskRequest;
       try {
-        req = decodeTaskHeaders(d);
+        req = decodeTaskHeaders(d, checked);
       } catch (err) {
         const taskId = err instanceof ProtocolError ? err.taskId ?? null : null;
         const taskName = String(d.headers.task ?? "") || null;
