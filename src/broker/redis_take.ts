@@ -9,7 +9,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { decodeEnvelope, type Envelope } from "../protocol/envelope.ts";
+import { decodeEnvelopeWith, type Envelope } from "../protocol/envelope.ts";
 import { sleep } from "./sleep.ts";
 import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
@@ -42,6 +42,70 @@ export const RECONNECT_POLL_MS = 100;
 
 const TAKE = new RespScript(TAKE_SCRIPT);
 
+/** Bodies of up to this many base64 characters share their take's buffer (see {@link BodyPack}). */
+const PACKED_MAX = 1024;
+/** The body of a delivery until its take's buffer is cut (never seen outside a take). */
+const PENDING = new Uint8Array(0);
+
+/**
+ * Decodes the small bodies of one take into one buffer: each delivery's body
+ * is a view of it, instead of a buffer of its own per message (a V8
+ * ArrayBuffer costs an allocation, a backing store and its sweeping, here
+ * and again in the Web Worker a body is posted to). A post to a Web Worker
+ * copies the whole buffer (the take's small bodies) once per message; a
+ * delivery held for long (ETA, rate limit) gets its own copy from the
+ * intake, so that it does not keep its take's buffer.
+ */
+class BodyPack {
+  #scratch = new Uint8Array(16 * 1024);
+  #at = 0;
+  readonly #spans: number[] = [];
+  #count = 0;
+  #busy = false;
+
+  /** Start a take's bodies; false while another take uses the pack (each then has its own). */
+  begin(): boolean {
+    if (this.#busy) return false;
+    this.#busy = true;
+    this.#at = 0;
+    this.#count = 0;
+    return true;
+  }
+
+  /** Decode a base64 body: {@link PENDING} until {@link BodyPack.end}, or bytes of its own. */
+  readonly decode = (text: string): Uint8Array => {
+    if (text.length > PACKED_MAX) return Uint8Array.fromBase64(text);
+    const most = Math.ceil(text.length / 4) * 3;
+    if (this.#scratch.length - this.#at < most) {
+      const grown = new Uint8Array(Math.max(this.#scratch.length * 2, this.#at + most));
+      grown.set(this.#scratch.subarray(0, this.#at));
+      this.#scratch = grown;
+    }
+    const { read, written } = this.#scratch.subarray(this.#at).setFromBase64(text);
+    if (read !== text.length) return Uint8Array.fromBase64(text);
+    this.#spans[this.#count * 2] = this.#at;
+    this.#spans[this.#count * 2 + 1] = written;
+    this.#count++;
+    this.#at += written;
+    return PENDING;
+  };
+
+  /** Give the deliveries whose body is {@link PENDING} (in decode order) their views of one buffer. */
+  end(pending: readonly Delivery[]): void {
+    this.#busy = false;
+    if (pending.length === 0) return;
+    const packed = this.#scratch.slice(0, this.#at);
+    const spans = this.#spans;
+    for (let i = 0; i < pending.length; i++) {
+      pending[i].body = packed.subarray(spans[i * 2], spans[i * 2] + spans[i * 2 + 1]);
+    }
+  }
+}
+
+function plainBase64(text: string): Uint8Array {
+  return Uint8Array.fromBase64(text);
+}
+
 /**
  * One broker's takes: its claim watchers (one blocked connection per
  * list) and its take record. It keeps no delivery's raw envelope (parking
@@ -71,6 +135,7 @@ export class RedisTaker {
    * every list empty; null when the last take may have left messages.
    */
   #emptyAt: number | null = null;
+  readonly #bodies = new BodyPack();
 
   /** @param scope the broker's connection and key prefix */
   constructor(scope: RedisScope) {
@@ -166,46 +231,55 @@ export class RedisTaker {
     }
     this.#unsureTake = null;
     const out: Delivery[] = [];
-    for (let i = 0; i < flat.length; i += 3) {
-      const pos = Number(flat[i]);
-      const tag = flat[i + 1];
-      const raw = flat[i + 2];
-      const list = sources[Math.abs(pos) - 1];
-      if (pos < 0) {
-        log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
-          list,
-          sample: raw.slice(0, 200),
-        });
-        continue;
+    const pack = this.#bodies;
+    const packing = pack.begin();
+    const base64 = packing ? pack.decode : plainBase64;
+    const pending: Delivery[] = [];
+    try {
+      for (let i = 0; i < flat.length; i += 3) {
+        const pos = Number(flat[i]);
+        const tag = flat[i + 1];
+        const raw = flat[i + 2];
+        const list = sources[Math.abs(pos) - 1];
+        if (pos < 0) {
+          log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
+            list,
+            sample: raw.slice(0, 200),
+          });
+          continue;
+        }
+        let env: Envelope;
+        try {
+          env = decodeEnvelopeWith(raw, base64);
+        } catch (err) {
+          await parkRaw(
+            s,
+            tag,
+            raw,
+            queueOfList(list),
+            `malformed message: ${(err as Error).message}`,
+          );
+          continue;
+        }
+        const d: Delivery = {
+          body: env.body,
+          contentType: env.contentType,
+          contentEncoding: env.contentEncoding,
+          headers: env.headers,
+          properties: env.properties,
+          queue: queueOfList(list),
+          deliveryTag: tag,
+          redelivered: env.redelivered,
+          exchange: env.deliveryInfo.exchange,
+          routingKey: env.deliveryInfo.routing_key,
+        };
+        // Set afterwards rather than spread into the literal: a spread costs an object per message.
+        if (env.undecodable !== undefined) d.undecodable = env.undecodable;
+        if (env.body === PENDING) pending.push(d);
+        out.push(d);
       }
-      let env: Envelope;
-      try {
-        env = decodeEnvelope(raw);
-      } catch (err) {
-        await parkRaw(
-          s,
-          tag,
-          raw,
-          queueOfList(list),
-          `malformed message: ${(err as Error).message}`,
-        );
-        continue;
-      }
-      const d: Delivery = {
-        body: env.body,
-        contentType: env.contentType,
-        contentEncoding: env.contentEncoding,
-        headers: env.headers,
-        properties: env.properties,
-        queue: queueOfList(list),
-        deliveryTag: tag,
-        redelivered: env.redelivered,
-        exchange: env.deliveryInfo.exchange,
-        routingKey: env.deliveryInfo.routing_key,
-      };
-      // Set afterwards rather than spread into the literal: a spread costs an object per message.
-      if (env.undecodable !== undefined) d.undecodable = env.undecodable;
-      out.push(d);
+    } finally {
+      if (packing) pack.end(pending);
     }
     return [out, flat.length / 3];
   }

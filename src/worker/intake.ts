@@ -138,10 +138,12 @@ export class Intake {
       const held = req.eta !== null && req.eta.getTime() > now;
       lifecycle.emit({ type: "received", req, delivery: d, held });
       if (held) {
+        ownBody(d);
         this.#hold({ delivery: d, req, task });
         continue;
       }
       if (this.limiter.rate(req.task) !== null) {
+        ownBody(d);
         lifecycle.emit({ type: "waiting", req, delivery: d });
         this.limiter.submit(req.task, { delivery: d, req, task });
         continue;
@@ -288,4 +290,13 @@ export class Intake {
       },
     };
   }
+}
+
+/**
+ * Give a delivery that may wait long (ETA, rate limit) a body buffer of its
+ * own when its body is a view of a larger one (the Redis taker decodes a
+ * take's bodies into one buffer), so that it does not keep the others' bytes.
+ */
+function ownBody(d: Delivery): void {
+  if (d.body.byteLength !== d.body.buffer.byteLength) d.body = d.body.slice();
 }
