@@ -62,7 +62,10 @@ export interface Publication {
 }
 
 /**
- * A message taken from a queue, to be settled exactly once.
+ * A message taken from a queue, to be settled exactly once. Its `body` may
+ * be a view of a larger buffer (Redis: the small bodies of one take share
+ * one): read it through its offset and length, and copy it
+ * (`body.slice()`) before transferring its buffer.
  *
  * @example Handling a delivery
  * ```ts
