@@ -372,3 +372,32 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name:
+    "redis broker: a take's small bodies share one buffer, exactly theirs; a large body has its own",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const broker = await openRedisBroker(url);
+  try {
+    const q = uniqueQueue("bodies");
+    const texts = ["a", "", "é ü 漢字", "x".repeat(700), "y".repeat(5000)];
+    await broker.publishMany(
+      texts.map((t) => ({ message: message(t), target: { routingKey: q } })),
+    );
+    const got = await broker.take([q], { max: 10, signal: AbortSignal.timeout(5000) });
+    assert.equal(got.length, texts.length);
+    const bodies = got.map((d) => new TextDecoder().decode(d.body));
+    assert.deepEqual(bodies.map((b) => JSON.parse(b)), texts);
+    const small = got.slice(0, 4).map((d) => d.body);
+    assert.ok(small.every((b) => b.buffer === small[0].buffer), "small bodies share a buffer");
+    const packed = small.reduce((n, b) => n + b.byteLength, 0);
+    assert.equal(small[0].buffer.byteLength, packed, "the shared buffer holds these bodies only");
+    assert.notEqual(got[4].body.buffer, small[0].buffer);
+    assert.equal(got[4].body.buffer.byteLength, got[4].body.byteLength);
+    assert.ok(structuredClone(got[0].body).buffer.byteLength <= packed);
+    await broker.ack(got);
+  } finally {
+    await broker.close();
+  }
+});

@@ -115,6 +115,8 @@ export const SHARED_CONNECTION: unique symbol = Symbol("celeriac.redis.sharedCon
 export class RedisBroker implements Broker {
   /** Always `redis`. */
   readonly transport = "redis";
+  /** Always true: every delivery's headers are checked as its envelope is decoded. */
+  readonly headersChecked = true;
   readonly #rawUrl: string;
   readonly #client: RedisScope["client"];
   readonly #scope: RedisScope;

@@ -11,7 +11,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { decodeEnvelope, type Envelope } from "../protocol/envelope.ts";
+import { decodeEnvelope, decodeEnvelopeWith, type Envelope } from "../protocol/envelope.ts";
 import { sleep } from "./sleep.ts";
 import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
@@ -26,6 +26,7 @@ import type { RedisScope } from "./redis_commands.ts";
 import { duplicateRedis } from "./redis_connection.ts";
 import { PARKED_KEY, queueOfList, rotatedLists } from "./redis_keys.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
+import { BodyPack, PENDING, plainBase64 } from "./redis_bodies.ts";
 import { parkRaw } from "./redis_parked.ts";
 import { TAKE_SCRIPT } from "./redis_scripts.ts";
 import { RespScript, stringArray } from "./resp_scripts.ts";
@@ -76,6 +77,7 @@ export class RedisTaker {
    * every list empty; null when the last take may have left messages.
    */
   #emptyAt: number | null = null;
+  readonly #bodies = new BodyPack();
   /** Take scripts sent so far, and whether one is awaiting its reply. */
   #takesSent = 0;
   #taking = false;
@@ -302,33 +304,43 @@ export class RedisTaker {
     }
     this.#unsureTake = null;
     const out: Delivery[] = [];
-    for (let i = 0; i < flat.length; i += 3) {
-      const pos = Number(flat[i]);
-      const tag = flat[i + 1];
-      const raw = flat[i + 2];
-      const list = sources[Math.abs(pos) - 1];
-      if (this.#early.size > 0 && this.#early.recorded(raw, tag)) continue;
-      if (pos < 0) {
-        log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
-          list,
-          sample: raw.slice(0, 200),
-        });
-        continue;
+    const pack = this.#bodies;
+    const packing = pack.begin();
+    const base64 = packing ? pack.decode : plainBase64;
+    const pending: Delivery[] = [];
+    try {
+      for (let i = 0; i < flat.length; i += 3) {
+        const pos = Number(flat[i]);
+        const tag = flat[i + 1];
+        const raw = flat[i + 2];
+        const list = sources[Math.abs(pos) - 1];
+        if (this.#early.size > 0 && this.#early.recorded(raw, tag)) continue;
+        if (pos < 0) {
+          log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
+            list,
+            sample: raw.slice(0, 200),
+          });
+          continue;
+        }
+        let env: Envelope;
+        try {
+          env = decodeEnvelopeWith(raw, base64);
+        } catch (err) {
+          await parkRaw(
+            s,
+            tag,
+            raw,
+            queueOfList(list),
+            `malformed message: ${(err as Error).message}`,
+          );
+          continue;
+        }
+        const d = toDelivery(env, list, tag);
+        if (env.body === PENDING) pending.push(d);
+        out.push(d);
       }
-      let env: Envelope;
-      try {
-        env = decodeEnvelope(raw);
-      } catch (err) {
-        await parkRaw(
-          s,
-          tag,
-          raw,
-          queueOfList(list),
-          `malformed message: ${(err as Error).message}`,
-        );
-        continue;
-      }
-      out.push(toDelivery(env, list, tag));
+    } finally {
+      if (packing) pack.end(pending);
     }
     // An early delivery this take did not record is no longer this consumer's.
     if (this.#early.size > 0) this.#early.tookAll(seq);
