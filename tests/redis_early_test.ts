@@ -111,3 +111,63 @@ Deno.test({
     await r.quit();
   }
 });
+
+Deno.test({
+  name: "redis early hand-out: its take script follows soon even when this worker neither " +
+    "takes nor settles again (a held or long task): its claim is not swept to another worker",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { p, q, broker, r } = await waitingBroker("early-alone");
+  const other = await openRedisBroker(
+    `${REDIS_URL}?global_keyprefix=${encodeURIComponent(p)}`,
+    { restoreInterval: 0.5 },
+  );
+  try {
+    const got = await takeWhileWaiting(broker, q, ["one"]);
+    assert.deepEqual(texts(got), ["one"]);
+    // The task is held (ETA, rate limit) or runs long: no take, no settling for a while.
+    await new Promise((res) => setTimeout(res, 1000));
+    assert.equal(await r.hlen(`${p}unacked`), 1, "recorded without another take");
+    // Its claim ages past the lease meanwhile (no wait renews it): another worker's sweep
+    // must find nothing of it to put back.
+    for (const m of await r.zrange(`${p}celeriac.claims`, "0", "-1")) {
+      await r.zadd(`${p}celeriac.claims`, 0, m);
+    }
+    const stolen = await other.take([q], { max: 10, signal: AbortSignal.timeout(1500) });
+    assert.deepEqual(texts(stolen), [], "the running message is not another worker's too");
+    await broker.ack(got);
+    assert.equal(await r.hlen(`${p}unacked`), 0);
+  } finally {
+    await other.close();
+    await broker.close();
+    await deleteKeys(p);
+    await r.quit();
+  }
+});
+
+Deno.test({
+  name: "redis early hand-out: an early acknowledgement of a retagged message leaves an " +
+    "identical envelope another consumer holds under the old tag (a topic exchange's copy)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { p, q, broker, r } = await waitingBroker("early-twin");
+  try {
+    const got = await takeWhileWaiting(broker, q, ["one"]);
+    const old = got[0].deliveryTag;
+    const [claim] = await r.keys(`${p}celeriac.claim.*`);
+    const [raw] = await r.lrange(claim, 0, -1);
+    // The same envelope, bound to another queue too, taken there under its own tag first.
+    const twin = `[${raw}, "", "other"]`;
+    await r.hset(`${p}unacked`, old, twin);
+    await r.zadd(`${p}unacked_index`, Date.now() / 1000 - 5, old);
+    await broker.ack(got);
+    assert.notEqual(got[0].deliveryTag, old, "retagged by the take script");
+    assert.equal(await r.hget(`${p}unacked`, old), twin, "the other consumer's entry stays");
+    assert.equal(await r.hget(`${p}unacked`, got[0].deliveryTag), null, "ours is acknowledged");
+    assert.equal(await r.hlen(`${p}unacked`), 1);
+  } finally {
+    await broker.close();
+    await deleteKeys(p);
+    await r.quit();
+  }
+});

@@ -151,14 +151,16 @@ export class EarlyDeliveries {
    * waiting for the take script's reply: call this in the turn the take
    * script was framed in, or after, so that the acknowledgements follow it
    * on its connection. Each is acknowledged only if `unacked` holds its
-   * very envelope under its tag ({@link ACK_TAKEN_SCRIPT}): one the take
-   * gave another tag, or a take that did not run, is never acknowledged by
-   * mistake.
+   * very envelope under its tag, recorded by its own take
+   * ({@link ACK_TAKEN_SCRIPT}): one the take gave another tag (and the
+   * entry holding its old tag, even with the same envelope), or a take that
+   * did not run, is never acknowledged by mistake.
    *
    * @param resp the take script's connection
    * @param deliveries deliveries to acknowledge
    * @param index the `unacked_index` key
    * @param unacked the `unacked` key
+   * @param record this consumer's take record (the take script's `seq` and time)
    * @returns the deliveries left to acknowledge the usual way, once recorded
    */
   async ackBehindTake(
@@ -166,19 +168,24 @@ export class EarlyDeliveries {
     deliveries: readonly Delivery[],
     index: string,
     unacked: string,
+    record: string,
   ): Promise<readonly Delivery[]> {
     const early: Pending[] = [];
     const rest: Delivery[] = [];
     for (const d of deliveries) {
       const e = this.#byDelivery.get(d);
-      if (e) early.push(e);
+      if (e && e.seq >= 0) early.push(e);
       else rest.push(d);
     }
     if (early.length === 0) return deliveries;
     const acked = await Promise.all(
       early.map((e) =>
-        resp.evalScript(ACK_TAKEN, [index, unacked], [e.delivery.deliveryTag, e.raw], Number)
-          .catch(() => 0)
+        resp.evalScript(
+          ACK_TAKEN,
+          [index, unacked, record],
+          [e.delivery.deliveryTag, e.raw, String(e.seq)],
+          Number,
+        ).catch(() => 0)
       ),
     );
     for (let i = 0; i < early.length; i++) if (acked[i] !== 1) rest.push(early[i].delivery);

@@ -175,12 +175,19 @@ return 1
 
 /**
  * Acknowledge a message handed out before its take script replied, sent
- * right behind that script: only if `unacked` holds this very envelope
- * under the tag (the take may have given it another, see TAKE_SCRIPT).
- * KEYS = unacked_index, unacked; ARGV = tag, the envelope as taken.
- * Returns 1 when acknowledged.
+ * right behind that script: only if this consumer's take record holds take
+ * ARGV[3] and `unacked` holds this very envelope under the tag, indexed at
+ * that take's time. The take may have given the message another tag (see
+ * TAKE_SCRIPT) because the tag was another delivery's, whose envelope can be
+ * the same text (one message routed to two queues): the time tells them apart.
+ * KEYS = unacked_index, unacked, take record; ARGV = tag, the envelope as
+ * taken, the take's sequence id. Returns 1 when acknowledged.
  */
 export const ACK_TAKEN_SCRIPT = String.raw`
+local rec = redis.call('HMGET', KEYS[3], 'seq', 'at')
+if rec[1] ~= ARGV[3] or tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1])) ~= tonumber(rec[2]) then
+  return 0
+end
 local entry = redis.call('HGET', KEYS[2], ARGV[1])
 if not entry or string.sub(entry, 2, #ARGV[2] + 1) ~= ARGV[2] then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])

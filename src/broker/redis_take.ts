@@ -47,6 +47,15 @@ export const RECONNECT_POLL_MS = 100;
 const TAKE = new RespScript(TAKE_SCRIPT);
 
 /**
+ * Milliseconds after an early hand-out by which its take script is sent
+ * even if neither the next take nor a settling of the delivery sent it: a
+ * held (ETA, rate limit) or long task must not leave its message in the
+ * claim list, where no wait renews the claim and, once the claim lease has
+ * passed, any worker's sweep puts it back in its queue for another to run.
+ */
+const RECORD_WITHIN_MS = 200;
+
+/**
  * One broker's takes: its claim watchers (one blocked connection per
  * list) and its take record. It keeps no delivery's raw envelope (parking
  * reads it back from the `unacked` entry, see `envelopeOfUnacked`).
@@ -87,6 +96,8 @@ export class RedisTaker {
   #background: Promise<void> | null = null;
   /** That take script before it is sent: see {@link RedisTaker.#sendDeferred}. */
   #deferred: (() => Promise<void>) | null = null;
+  /** Sends it after {@link RECORD_WITHIN_MS} if nothing else did. */
+  #deferTimer: ReturnType<typeof setTimeout> | undefined;
   /** What that take took beside the early delivery: the next take returns it. */
   #stash: Delivery[] = [];
 
@@ -201,7 +212,8 @@ export class RedisTaker {
     if (!resp || this.#early.size === 0) return Promise.resolve(deliveries);
     // Framed in this turn, in this order: the take script (unless out already), then the acks.
     this.#sendDeferred();
-    return this.#early.ackBehindTake(resp, deliveries, index, unacked);
+    const record = this.#scope.k(this.#takeRecord);
+    return this.#early.ackBehindTake(resp, deliveries, index, unacked, record);
   }
 
   /**
@@ -253,6 +265,7 @@ export class RedisTaker {
     this.#deferred = () =>
       this.#record(early, lists, max, claimOrder, claimedBefore)
         .finally(() => this.#background = null);
+    this.#deferTimer = setTimeout(() => this.#sendDeferred(), RECORD_WITHIN_MS);
     return [d];
   }
 
@@ -386,12 +399,14 @@ export class RedisTaker {
   /**
    * Send the take script of an early hand-out, unless sent already. It waits
    * until the delivery is on its way (the next take, or the first settling
-   * of the delivery, sends it): on a busy host, the write that wakes Redis
-   * can cost the thread its CPU for as long as Redis runs.
+   * of the delivery, sends it; at the latest {@link RECORD_WITHIN_MS} after
+   * the hand-out): on a busy host, the write that wakes Redis can cost the
+   * thread its CPU for as long as Redis runs.
    */
   #sendDeferred(): void {
     const send = this.#deferred;
     if (send === null) return;
+    clearTimeout(this.#deferTimer);
     this.#deferred = null;
     this.#background = send();
   }
