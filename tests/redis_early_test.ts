@@ -171,3 +171,28 @@ Deno.test({
     await r.quit();
   }
 });
+
+Deno.test({
+  name: "redis early hand-out: a take script its timer sends records the claimed message " +
+    "only, leaving the rest queued rather than recorded and held out of sight",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { p, q, broker, r } = await waitingBroker("early-only");
+  try {
+    const got = await takeWhileWaiting(broker, q, ["a", "b", "c"]);
+    assert.deepEqual(texts(got), ["a"]);
+    // No take follows (the worker's slots are full, or it holds ETA tasks): its timer sends it.
+    await new Promise((res) => setTimeout(res, 600));
+    assert.equal(await r.hlen(`${p}unacked`), 1, "a only: nothing sits recorded unseen");
+    assert.equal(await r.llen(`${p}${q}`), 2, "b and c stay in their queue for any worker");
+    await broker.ack(got);
+    const rest = await broker.take([q], { max: 10, signal: AbortSignal.timeout(5000) });
+    assert.deepEqual(texts(rest), ["b", "c"]);
+    await broker.ack(rest);
+    assert.equal(await r.hlen(`${p}unacked`), 0);
+  } finally {
+    await broker.close();
+    await deleteKeys(p);
+    await r.quit();
+  }
+});

@@ -95,7 +95,7 @@ export class RedisTaker {
   /** The take script sent after an early hand-out, until its reply is handled. */
   #background: Promise<void> | null = null;
   /** That take script before it is sent: see {@link RedisTaker.#sendDeferred}. */
-  #deferred: (() => Promise<void>) | null = null;
+  #deferred: ((full: boolean) => Promise<void>) | null = null;
   /** Sends it after {@link RECORD_WITHIN_MS} if nothing else did. */
   #deferTimer: ReturnType<typeof setTimeout> | undefined;
   /** What that take took beside the early delivery: the next take returns it. */
@@ -116,7 +116,7 @@ export class RedisTaker {
    * back or `signal` aborts).
    */
   async take(queues: readonly string[], max: number, signal: AbortSignal): Promise<Delivery[]> {
-    this.#sendDeferred();
+    this.#sendDeferred(true);
     if (this.#background) {
       // Recording the last early hand-out (repeating its take while Redis is unreachable).
       await untilAborted(this.#background, signal);
@@ -179,7 +179,7 @@ export class RedisTaker {
    * @returns a promise of those left to settle, or null when none waits
    */
   settleable(deliveries: readonly Delivery[]): Promise<readonly Delivery[]> | null {
-    if (this.#early.size > 0) this.#sendDeferred();
+    if (this.#early.size > 0) this.#sendDeferred(true);
     return this.#early.settleable(deliveries);
   }
 
@@ -211,7 +211,7 @@ export class RedisTaker {
     const resp = this.#scope.resp;
     if (!resp || this.#early.size === 0) return Promise.resolve(deliveries);
     // Framed in this turn, in this order: the take script (unless out already), then the acks.
-    this.#sendDeferred();
+    this.#sendDeferred(true);
     const record = this.#scope.k(this.#takeRecord);
     return this.#early.ackBehindTake(resp, deliveries, index, unacked, record);
   }
@@ -233,8 +233,9 @@ export class RedisTaker {
    * script that records it in `unacked` replies, when the claim is surely
    * still in its claim list: its wait was sent while no take was under way
    * and no take was sent since, so no take can have taken it. The take
-   * script (the one that would have followed the wait, up to `max`, this
-   * claim list first) goes out once the delivery is on its way
+   * script (sent by the next take or a settling: the one that would have
+   * followed the wait, up to `max`, this claim list first; by its timer or
+   * closing: this claim list alone) goes out once the delivery is on its way
    * ({@link RedisTaker.#sendDeferred}); its reply gives the delivery its
    * recorded tag, and its other messages are the next take's. Settling the
    * delivery waits for that record ({@link RedisTaker.settleable}).
@@ -262,8 +263,14 @@ export class RedisTaker {
     const early = this.#early.add(claim.raw, d);
     const claimedBefore = this.#claims(null);
     const claimOrder = [list, ...lists.filter((l) => l !== list)];
-    this.#deferred = () =>
-      this.#record(early, lists, max, claimOrder, claimedBefore)
+    // Sent by the next take or a settling, it takes up to max (the next take returns the rest);
+    // sent by the timer or closing, only this claim list (this element and at most one older
+    // claim): no take may come for long, and the queues' messages stay there for any worker
+    // rather than recorded and held out of sight (and restored after the visibility timeout).
+    this.#deferred = (full) =>
+      (full
+        ? this.#record(early, lists, max, claimOrder, claimedBefore)
+        : this.#record(early, [], 2, [list], claimedBefore))
         .finally(() => this.#background = null);
     this.#deferTimer = setTimeout(() => this.#sendDeferred(), RECORD_WITHIN_MS);
     return [d];
@@ -380,7 +387,8 @@ export class RedisTaker {
       try {
         const [got, taken] = await taking;
         this.#rotation++;
-        if (taken < max) this.#emptyAt = claimedBefore;
+        // A take of claim lists alone leaves the queues as they were.
+        if (taken < max && lists.length > 0) this.#emptyAt = claimedBefore;
         for (const g of got) this.#stash.push(g);
         return;
       } catch (err) {
@@ -402,13 +410,18 @@ export class RedisTaker {
    * of the delivery, sends it; at the latest {@link RECORD_WITHIN_MS} after
    * the hand-out): on a busy host, the write that wakes Redis can cost the
    * thread its CPU for as long as Redis runs.
+   *
+   * @param full sent by a take or a settling (a take follows soon to return
+   *   what the script takes beside the early delivery): it takes up to the
+   *   hand-out's max; otherwise (timer, closing) the early delivery's claim
+   *   list alone
    */
-  #sendDeferred(): void {
+  #sendDeferred(full = false): void {
     const send = this.#deferred;
     if (send === null) return;
     clearTimeout(this.#deferTimer);
     this.#deferred = null;
-    this.#background = send();
+    this.#background = send(full);
   }
 
   /**
