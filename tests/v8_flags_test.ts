@@ -196,7 +196,7 @@ Deno.test({
       {},
       [
         "-A",
-        "--v8-flags=--max-semi-space-size=4,--allocation-site-pretenuring,--short-builtin-calls",
+        "--v8-flags=--max-semi-space-size=4,--allocation-site-pretenuring,--short-builtin-calls,--expose-gc",
       ],
       /the command sets them/,
     ],
