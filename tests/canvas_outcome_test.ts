@@ -9,7 +9,22 @@ import { chordSignature, groupSignature } from "../src/protocol/canvas_shape.ts"
 import type { Embed, Message, SignatureDict } from "../src/protocol/message.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import type { TaskRequest } from "../src/protocol/task_request.ts";
-import { canvasOutcome, publishAll } from "../src/worker/chords.ts";
+import { canvasOutcome, joinChords, publishAll } from "../src/worker/chords.ts";
+import { openKvBackend } from "../src/backend/kv.ts";
+
+const parent = { id: "first", rootId: "first", origin: "test@host", defaultQueue: "celery" };
+
+/** What the worker stores and sends after task `first` returned 1 with this embed. */
+function succeeded(embed: Embed) {
+  return canvasOutcome(
+    { seq: 1, ok: true, runtime: 1 },
+    { embed, value: 1 },
+    { id: "first" } as TaskRequest,
+    parent,
+    new Date(),
+    [],
+  );
+}
 
 Deno.test("canvas outcome: a failed step of a 200,000-step chain marks every later step FAILURE", () => {
   const n = 200_000;
@@ -61,15 +76,7 @@ Deno.test("canvas outcome: follow-ups go out in order, in batches of at most 1,0
     chain: [groupSignature(members)],
     chord: null,
   };
-  const parent = { id: "first", rootId: "first", origin: "test@host", defaultQueue: "celery" };
-  const out = canvasOutcome(
-    { seq: 1, ok: true, runtime: 1 },
-    { embed, value: 1 },
-    { id: "first" } as TaskRequest,
-    parent,
-    new Date(),
-    [],
-  );
+  const out = succeeded(embed);
   const steps: string[] = [];
   const ids: string[] = [];
   await publishAll(out.publishes, {
@@ -93,4 +100,51 @@ Deno.test("canvas outcome: follow-ups go out in order, in batches of at most 1,0
   assert.deepEqual(steps, ["size 2", "batch 1000", "batch 1000", "batch 502"]);
   assert.deepEqual(ids.slice(2), members.map((m) => m.options.task_id));
   assert.deepEqual(ids.slice(0, 2), out.publishes.slice(0, 2).map((p) => p.taskId));
+});
+
+Deno.test("canvas outcome: a chord header member that cannot be encoded fails the chord instead of leaving it waiting", async () => {
+  const sig = (task: string, id: string, args: unknown[] = []): SignatureDict => ({
+    task,
+    args,
+    kwargs: {},
+    options: { task_id: id },
+    subtask_type: null,
+    immutable: false,
+  });
+  // Raw bytes (a msgpack result) as an argument of a member sent as JSON: it cannot be encoded.
+  const header = groupSignature([sig("t.a", "m-0"), sig("t.b", "m-1", [new Uint8Array([1])])]);
+  const chord = chordSignature(header, sig("t.sum", "body"));
+  const embed: Embed = { callbacks: [chord], errbacks: null, chain: null, chord: null };
+  const out = succeeded(embed);
+  const backend = await openKvBackend("kv://:memory:");
+  const sent: string[] = [];
+  const io = {
+    backend,
+    publish: (m: Message) => (sent.push(String(m.headers.id)), Promise.resolve()),
+  };
+  try {
+    await publishAll(out.publishes, io);
+    assert.deepEqual(sent, ["m-0"]);
+    assert.equal((await backend.get("m-1"))?.status, "FAILURE");
+    // m-0 runs and succeeds: its join completes the chord, which fails with ChordError.
+    // m-0 as a worker would receive it: its group header and the chord body in its embed.
+    const m0 = (out.publishes[0].message as () => Message)();
+    const [, , m0Embed] = JSON.parse(new TextDecoder().decode(m0.body));
+    await joinChords([{
+      part: {
+        groupId: String(m0.headers.group),
+        groupIndex: 0,
+        taskId: "m-0",
+        state: "SUCCESS",
+        resultJson: "1",
+      },
+      body: m0Embed.chord,
+      parent: { ...parent, id: "m-0" },
+    }], io);
+    const body = await backend.get("body");
+    assert.equal(body?.status, "FAILURE");
+    assert.match(JSON.stringify(body?.result), /ChordError.*m-1/);
+  } finally {
+    await backend.close();
+  }
 });

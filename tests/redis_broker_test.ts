@@ -113,6 +113,33 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "redis broker: a header named delivery_info does not change where a restore sends the message",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const broker = await openRedisBroker(url);
+  const r = await rawRedis();
+  try {
+    const q = uniqueQueue("decoy");
+    const decoy = { delivery_info: { exchange: "decoy", routing_key: "elsewhere" } };
+    await broker.publish(message("z", { headers: decoy }), { routingKey: q });
+    const raw = (await r.lrange(`${prefix}${q}`, 0, 0))[0];
+    assert.ok(
+      raw.indexOf('"delivery_info"') < raw.indexOf('"properties"'),
+      "the header comes first",
+    );
+    const [d] = await broker.take([q], { max: 1 });
+    // kombu's restore publishes the entry's body to its exchange and routing key.
+    assert.equal(await r.hget(`${prefix}unacked`, d.deliveryTag), `[${raw}, "", "${q}"]`);
+    assert.deepEqual(d.headers.delivery_info, decoy.delivery_info);
+    await broker.ack([d]);
+  } finally {
+    await broker.close();
+    await r.quit();
+  }
+});
+
+Deno.test({
   name: "redis broker: a take records the delivery in unacked and unacked_index as kombu does",
   ignore: WITHOUT_REDIS,
 }, async () => {

@@ -17,6 +17,7 @@
 import { Buffer } from "node:buffer";
 import type { ConfirmChannel } from "amqplib";
 import type { Message } from "../protocol/message.ts";
+import { AMQPLIB_PROPERTY_NAMES } from "./amqp_message.ts";
 
 /**
  * The properties the fast path encodes, under amqplib's names.
@@ -65,6 +66,13 @@ const LATER_STRINGS: readonly (readonly [keyof SimpleProperties, number])[] = [
   ["replyTo", 1 << 9],
 ];
 const ALL_STRINGS = [...SHORT_STRINGS, ...LATER_STRINGS];
+/** The properties (Celery's names) this fast path frames; a message with another takes amqplib's. */
+const SIMPLE_PROPERTIES: ReadonlySet<string> = new Set([
+  "correlation_id",
+  "reply_to",
+  "delivery_mode",
+  "priority",
+]);
 
 function isOctet(v: unknown): v is number {
   return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 255;
@@ -300,22 +308,8 @@ export function simpleProperties(message: Message): SimpleProperties | null {
   for (const key in message.properties) {
     const v = message.properties[key];
     if (v === undefined || v === null) continue;
-    switch (key) {
-      case "correlation_id":
-        out.correlationId = v as string;
-        break;
-      case "reply_to":
-        out.replyTo = v as string;
-        break;
-      case "delivery_mode":
-        out.deliveryMode = v as number;
-        break;
-      case "priority":
-        out.priority = v as number;
-        break;
-      default:
-        return null;
-    }
+    if (!SIMPLE_PROPERTIES.has(key)) return null;
+    (out as Record<string, unknown>)[AMQPLIB_PROPERTY_NAMES[key]] = v;
   }
   return out;
 }

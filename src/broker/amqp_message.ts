@@ -48,6 +48,19 @@ const PROPERTY_NAMES: readonly (readonly [keyof MessageProperties & string, stri
 ];
 
 /**
+ * amqplib's name of each AMQP basic property, by Celery's name.
+ *
+ * @example
+ * ```ts
+ * import { AMQPLIB_PROPERTY_NAMES } from "./amqp_message.ts";
+ * AMQPLIB_PROPERTY_NAMES.correlation_id; // "correlationId"
+ * ```
+ */
+export const AMQPLIB_PROPERTY_NAMES: Readonly<Record<string, string>> = Object.fromEntries(
+  PROPERTY_NAMES,
+);
+
+/**
  * amqplib's publish options (the subset Celeriac sets).
  *
  * @example

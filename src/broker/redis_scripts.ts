@@ -74,6 +74,27 @@ local function find(s, literal, pattern)
     at = string.find(s, literal, at + 1, true)
   end
 end
+-- The exchange and routing key of properties.delivery_info, as written in the envelope. When
+-- "delivery_info" is named more than once (a header of that name: a task's headers come before
+-- its properties), the properties' own values are decoded and the occurrence that writes them
+-- is the one read; none found, the caller decodes the envelope.
+local info_pattern = '^"delivery_info": {"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"'
+local function info(s)
+  local at = string.find(s, '"delivery_info"', 1, true)
+  if not at then return end
+  if not string.find(s, '"delivery_info"', at + 15, true) then
+    return string.match(s, info_pattern, at)
+  end
+  local ok, env = pcall(cjson.decode, s)
+  if not (ok and type(env) == 'table' and type(env.properties) == 'table') then return end
+  local di = env.properties.delivery_info
+  if type(di) ~= 'table' then return end
+  while at do
+    local ex, rk = string.match(s, info_pattern, at)
+    if ex and ex == di.exchange and rk == di.routing_key then return ex, rk end
+    at = string.find(s, '"delivery_info"', at + 15, true)
+  end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local out = {}
@@ -87,8 +108,7 @@ for i = 1, n do
   if items then
     for _, raw in ipairs(items) do
       local tag = find(raw, '"delivery_tag": "', '^"delivery_tag": "([^"\\]+)"}}$')
-      local ex, rk = find(raw, '"delivery_info": {"exchange": "',
-        '^"delivery_info": {"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"')
+      local ex, rk = info(raw)
       local entry
       if tag and ex then
         entry = '[' .. raw .. ', "' .. ex .. '", "' .. rk .. '"]'

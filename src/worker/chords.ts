@@ -157,25 +157,33 @@ function messageOf(p: Outgoing): Message {
  * waiters get the error, as for a follow-up that could not be planned.
  */
 async function storeUnsendable(
-  failed: readonly { taskId: string; err: Error }[],
+  failed: readonly { out: Outgoing; err: Error }[],
   io: CanvasIo,
 ): Promise<void> {
   log.error(
     "{n} follow-up(s) not sent (first: {id}), their message could not be encoded: {error}",
     {
       n: failed.length,
-      id: failed[0].taskId,
+      id: failed[0].out.taskId,
       error: failed[0].err.message,
     },
   );
   if (!io.backend) return;
-  await io.backend.store(failed.map(({ taskId, err }) =>
-    failureEntry(taskId, {
-      exc_type: err.name,
-      exc_message: [err.message],
-      exc_module: "celeriac",
-    }, null)
-  ));
+  const excs = failed.map(({ err }): ExceptionInfo => ({
+    exc_type: err.name,
+    exc_message: [err.message],
+    exc_module: "celeriac",
+  }));
+  await io.backend.store(failed.map(({ out }, i) => failureEntry(out.taskId, excs[i], null)));
+  // A chord header member that is never sent still counts: its failure completes the chord.
+  const joins: ChordJoin[] = [];
+  failed.forEach(({ out: { taskId, chord } }, i) => {
+    if (!chord) return;
+    const { groupId, groupIndex, body, parent } = chord;
+    const part = { groupId, groupIndex, taskId, state: "FAILURE" as const };
+    joins.push({ part: { ...part, resultJson: pyJsonDumps(excs[i]) }, body, parent });
+  });
+  if (joins.length) await joinChords(joins, io);
 }
 
 /**
@@ -208,14 +216,14 @@ export async function publishAll(publishes: readonly Outgoing[], io: CanvasIo): 
       end < publishes.length && end - i < VALUES_PER_COMMAND && !publishes[end].chordSizes?.length
     ) end++;
     const batch: Publication[] = [];
-    const unsendable: { taskId: string; err: Error }[] = [];
+    const unsendable: { out: Outgoing; err: Error }[] = [];
     for (let j = i; j < end; j++) {
       // Encoded here, not when the task settled: an error must not stop the rest of the settlement.
       try {
         batch.push({ message: messageOf(publishes[j]), target: publishes[j].target });
       } catch (err) {
         const e = err instanceof Error ? err : new Error(String(err));
-        unsendable.push({ taskId: publishes[j].taskId, err: e });
+        unsendable.push({ out: publishes[j], err: e });
       }
     }
     if (batch.length > 1 && io.publishMany) await io.publishMany(batch);

@@ -31,6 +31,11 @@ export interface Outgoing {
   taskId: string;
   /** Chord sizes the result backend must store before this message is published. */
   chordSizes?: { groupId: string; size: number }[];
+  /**
+   * For a chord header member: its chord, which must still be joined with
+   * the member's FAILURE when its message cannot be encoded (it never runs).
+   */
+  chord?: { groupId: string; groupIndex: number | null; body: SignatureDict; parent: Parent };
 }
 
 /** A follow-up that could not be built (a malformed signature), with the error to store. */
@@ -130,11 +135,20 @@ export function applySignature(
     headers: parent.headers,
   };
   plan.sends.forEach((send, i) => {
+    const body = send.embed.chord;
     into.publishes.push({
       message: () => encodeCanvasSend(send, sender),
       target: canvasTarget(send, parent.defaultQueue),
       taskId: send.id,
       chordSizes: i === 0 && plan.chordSizes.length ? plan.chordSizes : undefined,
+      chord: body && send.group
+        ? {
+          groupId: send.group,
+          groupIndex: send.groupIndex,
+          body,
+          parent: { ...parent, id: send.id },
+        }
+        : undefined,
     });
   });
   into.children.push(plan.result.members ? plan.result : { id: plan.result.id });
