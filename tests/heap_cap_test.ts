@@ -43,3 +43,17 @@ Deno.test("heap cap: does nothing without gc()", () => {
   assert.equal(cap.enabled, false);
   assert.equal(cap.settled(100_000), false);
 });
+
+Deno.test("heap cap: collect() collects now and measures growth from what it left", () => {
+  let used = 20;
+  let collected = 0;
+  const cap = new HeapCap(() => {
+    collected++;
+    used = 12;
+  }, () => used);
+  cap.collect();
+  assert.equal(collected, 1);
+  used = 17; // < 1.5 × 12
+  assert.equal(cap.settled(1024), false);
+  new HeapCap(null, () => 0).collect(); // without gc(): nothing
+});
