@@ -1,12 +1,12 @@
 /**
  * The worker's own collections of its main thread's heap: one once settled
- * tasks have grown the heap by half since the last, none without `gc()`.
+ * tasks have doubled the heap since the last, none without `gc()`.
  */
 
 import assert from "node:assert/strict";
 import { HeapCap } from "../src/worker/heap_cap.ts";
 
-Deno.test("heap cap: collects every 1,024 tasks once the heap grew by half, and measures from what it left", () => {
+Deno.test("heap cap: collects every 1,024 tasks once the heap doubled, and measures from what it left", () => {
   let used = 10;
   const calls: unknown[] = [];
   const cap = new HeapCap((options) => {
@@ -18,9 +18,9 @@ Deno.test("heap cap: collects every 1,024 tasks once the heap grew by half, and 
   assert.equal(cap.settled(1000), false, "not looked at before 1,024 tasks");
   assert.equal(cap.settled(24), true);
   assert.deepEqual(calls, [{ type: "major" }]);
-  used = 16; // < 1.5 × 11
+  used = 21; // < 2 × 11
   assert.equal(cap.settled(1024), false);
-  used = 17;
+  used = 22;
   assert.equal(cap.settled(1024), true);
   assert.equal(calls.length, 2);
 });
@@ -31,7 +31,7 @@ Deno.test("heap cap: a collection V8 made by itself lowers the base", () => {
   const cap = new HeapCap(() => void collected++, () => used);
   used = 12; // V8 collected: 12 is the new base
   assert.equal(cap.settled(1024), false);
-  used = 19;
+  used = 24;
   assert.equal(cap.settled(1024), true);
   assert.equal(collected, 1);
 });
@@ -53,7 +53,7 @@ Deno.test("heap cap: collect() collects now and measures growth from what it lef
   }, () => used);
   cap.collect();
   assert.equal(collected, 1);
-  used = 17; // < 1.5 × 12
+  used = 23; // < 2 × 12
   assert.equal(cap.settled(1024), false);
   new HeapCap(null, () => 0).collect(); // without gc(): nothing
 });

@@ -48,9 +48,10 @@
  * --no-sample` rounds).
  *
  * `--expose-gc` gives the worker V8's `gc()`, with which it collects its
- * main thread's heap when a run of tasks has grown it by half since the last
+ * main thread's heap when a run of tasks has doubled it since the last
  * collection (`src/worker/heap_cap.ts`) instead of letting V8 grow it to
- * about four times: the peak RSS of a 20,000-task drain is ~14 MiB lower.
+ * about three or four times: the peak RSS of a 20,000-task drain is ~12 MiB
+ * lower.
  *
  * `worker.ts dashboard` starts over the same way: the dashboard allocates
  * a few objects and strings per event and keeps little of them, and in a
