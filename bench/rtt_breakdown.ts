@@ -13,14 +13,14 @@
  * Prints the median of each step, in order:
  *
  * - `publish`: `delay()` called → the server received the client's LPUSH
- * - `wake+take`: LPUSH → the worker's take script (its BLMOVE woke, the
- *   reply came back and the worker sent the take)
- * - `to task`: take script → the task started in its Web Worker (take
- *   reply, decoding, intake, hand-off to the Web Worker)
+ * - `to task`: LPUSH → the task started in its Web Worker (the worker's
+ *   BLMOVE claim woke, decoding, intake, hand-off to the Web Worker)
  * - `to store`: task start → the server received the result store (outcome
  *   back on the main thread, encoding, settlement)
- * - `ack`: take script → the acknowledgement (ZREM; at intake, the task is
- *   not `acksLate`: not part of the round trip)
+ * - beside the path, from the LPUSH: `take`, the take script that records
+ *   the claimed message (sent once it is on its way), and `ack`, its
+ *   acknowledgement (at intake, the task is not `acksLate`: right behind the
+ *   take script, `ACK_TAKEN_SCRIPT`, or a ZREM)
  * - `notify`: result store → `get()` resolved in the client (PUBLISH
  *   delivered, decoded)
  * - `total`: `delay()` called → `get()` resolved
@@ -82,12 +82,12 @@ const after = (from: number, t: number, match: (s: Seen) => boolean) => {
 };
 const steps: Record<string, number[]> = {
   publish: [],
-  "wake+take": [],
   "to task": [],
   "to store": [],
-  ack: [],
   notify: [],
   total: [],
+  take: [],
+  ack: [],
 };
 let unmatched = 0;
 for (const run of runs) {
@@ -101,19 +101,26 @@ for (const run of runs) {
       lpush.t,
       (s) => s.db === BACKEND_DB && cmd(s) === "evalsha" && s.args[3]?.endsWith(run.id),
     );
-  const ack = take &&
-    after(lpushAt, take.t, (s) => s.db === BROKER_DB && cmd(s) === "zrem");
+  const ack = lpush &&
+    after(
+      lpushAt,
+      lpush.t,
+      (s) =>
+        s.db === BROKER_DB &&
+        (cmd(s) === "zrem" || (cmd(s) === "evalsha" && s.args[2] === "2" &&
+          s.args[4]?.endsWith("unacked") === true)),
+    );
   if (!lpush || !take || !store || !ack) {
     unmatched++;
     continue;
   }
   steps.publish.push(lpush.t - run.called);
-  steps["wake+take"].push(take.t - lpush.t);
-  steps["to task"].push(run.ran - take.t);
+  steps["to task"].push(run.ran - lpush.t);
   steps["to store"].push(store.t - run.ran);
-  steps.ack.push(ack.t - take.t);
   steps.notify.push(run.got - store.t);
   steps.total.push(run.got - run.called);
+  steps.take.push(take.t - lpush.t);
+  steps.ack.push(ack.t - lpush.t);
 }
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -62,7 +62,10 @@ export interface Publication {
 }
 
 /**
- * A message taken from a queue, to be settled exactly once.
+ * A message taken from a queue, to be settled exactly once. Its `body` may
+ * be a view of a larger buffer (Redis: the small bodies of one take share
+ * one): read it through its offset and length, and copy it
+ * (`body.slice()`) before transferring its buffer.
  *
  * @example Handling a delivery
  * ```ts
@@ -252,6 +255,12 @@ export interface Broker {
    * as long as the consumer's connection lives (AMQP).
    */
   readonly visibilityTimeout: number | null;
+  /**
+   * True when the transport checked every delivery's headers against the
+   * nesting and size limits as it decoded them (Redis: `decodeEnvelope`
+   * refuses them there), so that the worker does not walk them again.
+   */
+  readonly headersChecked?: boolean;
   /**
    * Renew the leases of unacknowledged deliveries, so that no restore sweep
    * (Celeriac's or kombu's) delivers them again while their consumer lives.

@@ -7,9 +7,10 @@
  *
  * Unlike kombu, taking a batch and recording it as unacknowledged is one
  * atomic Lua script: there is no moment where a crash loses a message.
- * While a queue is empty the transport blocks on it with
- * `BLMOVE key key LEFT LEFT` (a non-destructive wait) on a dedicated
- * connection per list, then takes with the script. Requires Redis ≥ 6.2.
+ * While a queue is empty the transport blocks on it with `BLMOVE` into a
+ * claim list of its own (redis_claims.ts) on a dedicated connection per
+ * list; the claimed message is handed out at once and recorded by the
+ * script, which follows it (redis_early.ts). Requires Redis ≥ 6.2.
  *
  * This file holds the broker's options and the class that puts its parts
  * together: key names in redis_keys.ts, scripts in redis_scripts.ts and
@@ -114,6 +115,8 @@ export const SHARED_CONNECTION: unique symbol = Symbol("celeriac.redis.sharedCon
 export class RedisBroker implements Broker {
   /** Always `redis`. */
   readonly transport = "redis";
+  /** Always true: every delivery's headers are checked as its envelope is decoded. */
+  readonly headersChecked = true;
   readonly #rawUrl: string;
   readonly #client: RedisScope["client"];
   readonly #scope: RedisScope;
@@ -167,7 +170,7 @@ export class RedisBroker implements Broker {
         : undefined,
     };
     this.#publisher = new RedisPublisher(this.#scope);
-    this.#taker = new RedisTaker(this.#scope);
+    this.#taker = new RedisTaker(this.#scope, this.#closing.signal);
   }
 
   /**
@@ -233,11 +236,19 @@ export class RedisBroker implements Broker {
   }
 
   /** Acknowledge: remove from `unacked` and `unacked_index` in one transaction. */
-  async ack(deliveries: readonly Delivery[]): Promise<void> {
-    if (deliveries.length === 0) return;
-    const tags = deliveries.map((d) => d.deliveryTag);
+  async ack(all: readonly Delivery[]): Promise<void> {
+    if (all.length === 0) return;
     const index = this.#k("unacked_index");
     const unacked = this.#k("unacked");
+    let deliveries = all;
+    if (this.#taker.handedOutEarly(all)) {
+      // Handed out before their take replied: acknowledged right behind it when possible.
+      deliveries = await this.#taker.ackBehindTake(all, index, unacked);
+    }
+    const settleable = this.#taker.settleable(deliveries);
+    if (settleable) deliveries = await settleable;
+    if (deliveries.length === 0) return;
+    const tags = deliveries.map((d) => d.deliveryTag);
     const what = `acknowledge ${tags.length} message(s)`;
     const resp = this.#scope.resp;
     if (resp) {
@@ -261,6 +272,11 @@ export class RedisBroker implements Broker {
    */
   async reject(rejections: readonly Rejection[]): Promise<void> {
     if (rejections.length === 0) return;
+    const settleable = this.#taker.settleable(rejections.map((r) => r.delivery));
+    if (settleable) {
+      const left = new Set(await settleable);
+      rejections = rejections.filter((r) => left.has(r.delivery));
+    }
     // The messages as they were queued, from their `unacked` entries (the worker does not keep
     // them), read once: a retry after an outage part-way through finds the parked ones gone.
     let entries: (string | null)[] | undefined;
@@ -295,6 +311,8 @@ export class RedisBroker implements Broker {
 
   /** Put deliveries back at the front of their queues (kombu's restore, RPUSH). */
   async requeue(deliveries: readonly Delivery[]): Promise<void> {
+    const settleable = this.#taker.settleable(deliveries);
+    if (settleable) deliveries = await settleable;
     await this.#settle(
       `requeue ${deliveries.length} message(s)`,
       () =>
@@ -385,6 +403,8 @@ export class RedisBroker implements Broker {
    */
   async extend(deliveries: readonly Delivery[]): Promise<void> {
     if (deliveries.length === 0) return;
+    const settleable = this.#taker.settleable(deliveries);
+    if (settleable) deliveries = await settleable;
     const now = String(Date.now() / 1000);
     const key = this.#k("unacked_index");
     await this.#run(() =>
@@ -465,6 +485,17 @@ export class RedisBroker implements Broker {
     this.#closing.abort();
     clearInterval(this.#sweepTimer);
     await this.#sweeping;
+    // Taken (recorded in `unacked`) but not handed out: back to their queues now, not after
+    // the visibility timeout.
+    const left = await this.#taker.leftOver();
+    if (left.length > 0) {
+      await this.requeue(left).catch((err) =>
+        log.warn("Could not put back {n} taken message(s): {error}", {
+          n: left.length,
+          error: (err as Error).message,
+        })
+      );
+    }
     await this.#taker.close();
     await this.#scope.events?.close();
     await this.#scope.resp?.close();

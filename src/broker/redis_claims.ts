@@ -101,6 +101,8 @@ export class ClaimWatcher {
   #renewedAt = -Infinity;
   #inflight: Promise<boolean> | null = null;
   #claims = 0;
+  /** The element the last wait claimed, with the epoch its wait was sent in (see {@link ClaimWatcher.takeClaimed}). */
+  #claimed: { raw: string; epoch: number } | null = null;
 
   /**
    * @param conn a connection of its own (it blocks)
@@ -134,8 +136,25 @@ export class ClaimWatcher {
     return this.#claims;
   }
 
-  /** Resolves true when a message was claimed, false after a 1 s timeout or an error. */
-  wait(): Promise<boolean> {
+  /**
+   * The element the last wait claimed and the `epoch` that wait was sent
+   * with, once: the next call returns null (until another wait claims).
+   *
+   * @returns the claimed element and its wait's epoch, or null
+   */
+  takeClaimed(): { raw: string; epoch: number } | null {
+    const c = this.#claimed;
+    this.#claimed = null;
+    return c;
+  }
+
+  /**
+   * Resolves true when a message was claimed, false after a 1 s timeout or an error.
+   *
+   * @param epoch remembered with what this wait claims ({@link ClaimWatcher.takeClaimed})
+   *   when it sends a new wait; a wait already in flight keeps the epoch it was sent with
+   */
+  wait(epoch = 0): Promise<boolean> {
     if (this.#inflight) return this.#inflight;
     // The renewal and the wait go out together on the waiting connection, which runs them in
     // order: the claim is registered before the block, without a round trip in between.
@@ -147,7 +166,10 @@ export class ClaimWatcher {
       this.#conn.blmove(this.#key, this.#claim, "RIGHT", "LEFT", 1),
     ]).then(([renewed, moved]) => {
       const claimed = moved.status === "fulfilled" && moved.value !== null;
-      if (claimed) this.#claims++;
+      if (claimed) {
+        this.#claims++;
+        this.#claimed = { raw: moved.value as string, epoch };
+      }
       // A failed renewal is sent again before the next wait.
       if (renewed.status === "rejected") this.#renewedAt = -Infinity;
       return renewed.status === "fulfilled" && claimed;

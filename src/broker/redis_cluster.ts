@@ -77,6 +77,8 @@ export class RedisClusterBroker implements Broker {
   readonly transport = "redis";
   /** Seconds before an unacknowledged message goes back to its queue. */
   readonly visibilityTimeout: number;
+  /** Always true: every delivery's headers are checked as its envelope is decoded. */
+  readonly headersChecked = true;
   readonly #rawUrl: string;
   readonly #shardUrl: string;
   readonly #options: RedisBrokerOptions;

@@ -174,6 +174,21 @@ return 1
 `;
 
 /**
+ * Acknowledge a message handed out before its take script replied, sent
+ * right behind that script: only if `unacked` holds this very envelope
+ * under the tag (the take may have given it another, see TAKE_SCRIPT).
+ * KEYS = unacked_index, unacked; ARGV = tag, the envelope as taken.
+ * Returns 1 when acknowledged.
+ */
+export const ACK_TAKEN_SCRIPT = String.raw`
+local entry = redis.call('HGET', KEYS[2], ARGV[1])
+if not entry or string.sub(entry, 2, #ARGV[2] + 1) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+`;
+
+/**
  * Move one unacknowledged message to the parked list. KEYS = unacked_index,
  * unacked, parked; ARGV = tag, parked entry. Returns 1 when moved.
  */

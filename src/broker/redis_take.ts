@@ -3,13 +3,15 @@
  * records it in `unacked` / `unacked_index` (reconciling a take whose
  * reply was lost), malformed elements are parked, and while the queues are
  * empty the taker waits by claiming (see redis_claims.ts), riding out a
- * Redis outage by retrying every {@link RECONNECT_POLL_MS} ms.
+ * Redis outage by retrying every {@link RECONNECT_POLL_MS} ms. A message
+ * the wait claims is handed out at once, its take script following it
+ * (redis_early.ts): an idle worker starts a task one Redis round trip sooner.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import { decodeEnvelope, type Envelope } from "../protocol/envelope.ts";
+import { decodeEnvelope, decodeEnvelopeWith, type Envelope } from "../protocol/envelope.ts";
 import { sleep } from "./sleep.ts";
 import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
@@ -23,6 +25,8 @@ import {
 import type { RedisScope } from "./redis_commands.ts";
 import { duplicateRedis } from "./redis_connection.ts";
 import { PARKED_KEY, queueOfList, rotatedLists } from "./redis_keys.ts";
+import { type Early, EarlyDeliveries } from "./redis_early.ts";
+import { BodyPack, PENDING, plainBase64 } from "./redis_bodies.ts";
 import { parkRaw } from "./redis_parked.ts";
 import { TAKE_SCRIPT } from "./redis_scripts.ts";
 import { RespScript, stringArray } from "./resp_scripts.ts";
@@ -57,6 +61,8 @@ const TAKE = new RespScript(TAKE_SCRIPT);
  */
 export class RedisTaker {
   readonly #scope: RedisScope;
+  /** Aborted when the broker closes: a take recording in the background gives up then. */
+  readonly #closing: AbortSignal;
   readonly #watchers = new Map<string, ClaimWatcher>();
   /** This broker's id in its claim lists (see redis_claims.ts). */
   readonly #id = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
@@ -65,16 +71,32 @@ export class RedisTaker {
   readonly #takeRecord = `celeriac.take.${crypto.randomUUID()}`;
   #takeSeq = 0;
   /** Lists of a take whose reply was lost: the next take repeats it with the same id. */
-  #unsureTake: { lists: string[]; seq: number } | null = null;
+  #unsureTake: { lists: string[]; seq: number; claimOrder: string[] } | null = null;
   /**
    * Claims counted (over every watcher) before the last take that found
    * every list empty; null when the last take may have left messages.
    */
   #emptyAt: number | null = null;
+  readonly #bodies = new BodyPack();
+  /** Take scripts sent so far, and whether one is awaiting its reply. */
+  #takesSent = 0;
+  #taking = false;
+  /** Deliveries handed out before their take script replied (see {@link RedisTaker.#handOut}). */
+  readonly #early = new EarlyDeliveries();
+  /** The take script sent after an early hand-out, until its reply is handled. */
+  #background: Promise<void> | null = null;
+  /** That take script before it is sent: see {@link RedisTaker.#sendDeferred}. */
+  #deferred: (() => Promise<void>) | null = null;
+  /** What that take took beside the early delivery: the next take returns it. */
+  #stash: Delivery[] = [];
 
-  /** @param scope the broker's connection and key prefix */
-  constructor(scope: RedisScope) {
+  /**
+   * @param scope the broker's connection and key prefix
+   * @param closing aborted when the broker closes
+   */
+  constructor(scope: RedisScope, closing: AbortSignal = new AbortController().signal) {
     this.#scope = scope;
+    this.#closing = closing;
   }
 
   /**
@@ -83,21 +105,30 @@ export class RedisTaker {
    * back or `signal` aborts).
    */
   async take(queues: readonly string[], max: number, signal: AbortSignal): Promise<Delivery[]> {
+    this.#sendDeferred();
+    if (this.#background) {
+      // Recording the last early hand-out (repeating its take while Redis is unreachable).
+      await untilAborted(this.#background, signal);
+      if (signal.aborted) return [];
+    }
+    if (this.#stash.length > 0) return this.#stash.splice(0, max);
     let down = 0;
     // The last take emptied every list and nothing was claimed since: a take now would find
     // nothing, so wait first (a message queued meanwhile ends the wait at once).
     if (this.#emptyAt !== null && this.#emptyAt === this.#claims(null)) {
-      await this.#waitAny(rotatedLists(queues, this.#rotation), signal);
+      const early = await this.#waitAny(rotatedLists(queues, this.#rotation), signal, max);
+      if (early) return early;
     }
     this.#emptyAt = null;
     while (!signal.aborted) {
       const lists = this.#unsureTake?.lists ?? rotatedLists(queues, this.#rotation);
+      const claimOrder = this.#unsureTake?.claimOrder ?? lists;
       const claims = this.#claims(lists);
       const claimedBefore = this.#claims(null);
       let got: Delivery[];
       let taken: number;
       try {
-        [got, taken] = await this.#takeNow(lists, max);
+        [got, taken] = await this.#takeNow(lists, max, claimOrder);
       } catch (err) {
         if (!(err instanceof BrokerConnectionError)) throw err;
         // Ride out the outage here, as the AMQP transport does: retry soon after Redis is back.
@@ -121,9 +152,108 @@ export class RedisTaker {
         if (taken < max) this.#emptyAt = claimedBefore;
         return got;
       }
-      if (this.#claims(lists) === claims) await this.#waitAny(lists, signal);
+      if (this.#claims(lists) === claims) {
+        const early = await this.#waitAny(lists, signal, max);
+        if (early) return early;
+      }
     }
     return [];
+  }
+
+  /**
+   * Wait for the record of those of `deliveries` handed out early (sending
+   * their take script if it waits): see `EarlyDeliveries.settleable`.
+   *
+   * @param deliveries deliveries this taker handed out
+   * @returns a promise of those left to settle, or null when none waits
+   */
+  settleable(deliveries: readonly Delivery[]): Promise<readonly Delivery[]> | null {
+    if (this.#early.size > 0) this.#sendDeferred();
+    return this.#early.settleable(deliveries);
+  }
+
+  /**
+   * Whether one of `deliveries` was handed out early and is not recorded yet.
+   *
+   * @param deliveries deliveries this taker handed out
+   * @returns true when one of them waits for its take script
+   */
+  handedOutEarly(deliveries: readonly Delivery[]): boolean {
+    return this.#early.waiting(deliveries);
+  }
+
+  /**
+   * Acknowledge deliveries handed out early and not recorded yet right
+   * behind their take script (sent now if it waits), on its connection:
+   * see `EarlyDeliveries.ackBehindTake`.
+   *
+   * @param deliveries deliveries to acknowledge
+   * @param index the `unacked_index` key
+   * @param unacked the `unacked` key
+   * @returns the deliveries left to acknowledge the usual way, once recorded
+   */
+  ackBehindTake(
+    deliveries: readonly Delivery[],
+    index: string,
+    unacked: string,
+  ): Promise<readonly Delivery[]> {
+    const resp = this.#scope.resp;
+    if (!resp || this.#early.size === 0) return Promise.resolve(deliveries);
+    // Framed in this turn, in this order: the take script (unless out already), then the acks.
+    this.#sendDeferred();
+    return this.#early.ackBehindTake(resp, deliveries, index, unacked);
+  }
+
+  /**
+   * Deliveries a take recorded that were not handed out yet (the taker is
+   * closing): for the broker to put back in their queues.
+   *
+   * @returns them; the taker keeps none afterwards
+   */
+  async leftOver(): Promise<Delivery[]> {
+    this.#sendDeferred();
+    await this.#background;
+    return this.#stash.splice(0);
+  }
+
+  /**
+   * A wait ended with a claimed element. Hand it out at once, before the take
+   * script that records it in `unacked` replies, when the claim is surely
+   * still in its claim list: its wait was sent while no take was under way
+   * and no take was sent since, so no take can have taken it. The take
+   * script (the one that would have followed the wait, up to `max`, this
+   * claim list first) goes out once the delivery is on its way
+   * ({@link RedisTaker.#sendDeferred}); its reply gives the delivery its
+   * recorded tag, and its other messages are the next take's. Settling the
+   * delivery waits for that record ({@link RedisTaker.settleable}).
+   */
+  #handOut(
+    claim: { raw: string; epoch: number } | null,
+    list: string,
+    lists: string[],
+    max: number,
+  ): Delivery[] | null {
+    // max >= 2: the take (its claim list first) surely takes this element, as at most one
+    // claim older than it can be left in that list.
+    if (claim === null || claim.epoch < 0 || claim.epoch !== this.#takesSent || max < 2) {
+      return null;
+    }
+    if (this.#unsureTake !== null || this.#early.has(claim.raw)) return null;
+    let env: Envelope;
+    try {
+      env = decodeEnvelope(claim.raw);
+    } catch {
+      return null; // the take script parks it
+    }
+    if (env.deliveryTag === "") return null;
+    const d = toDelivery(env, list, env.deliveryTag);
+    const early = this.#early.add(claim.raw, d);
+    const claimedBefore = this.#claims(null);
+    const claimOrder = [list, ...lists.filter((l) => l !== list)];
+    this.#deferred = () =>
+      this.#record(early, lists, max, claimOrder, claimedBefore)
+        .finally(() => this.#background = null);
+    return [d];
   }
 
   /**
@@ -135,12 +265,16 @@ export class RedisTaker {
    * @returns the deliveries, and how many elements the script took (parked
    *   ones too: fewer than `max` means it left every list empty)
    */
-  async #takeNow(lists: string[], max: number): Promise<[Delivery[], number]> {
+  async #takeNow(
+    lists: string[],
+    max: number,
+    claimOrder: string[] = lists,
+  ): Promise<[Delivery[], number]> {
     const s = this.#scope;
     // Messages this broker claimed while waiting come first (they were sent first).
-    const sources = [...lists, ...lists];
+    const sources = [...claimOrder, ...lists];
     const keys = [
-      ...lists.map((l) => s.k(claimList(this.#id, l))),
+      ...claimOrder.map((l) => s.k(claimList(this.#id, l))),
       ...lists.map((l) => s.k(l)),
       s.k("unacked_index"),
       s.k("unacked"),
@@ -151,13 +285,17 @@ export class RedisTaker {
     const seq = this.#unsureTake?.seq ?? ++this.#takeSeq;
     const args = [String(max), String(seq)];
     let flat: string[];
+    this.#takesSent++;
+    this.#taking = true;
     try {
       flat = s.resp
         ? await s.resp.evalScript(TAKE, keys, args, stringArray)
         : await s.run(() => s.client.celeriacTake(keys.length, ...keys, ...args));
     } catch (err) {
-      this.#unsureTake = { lists, seq };
+      this.#unsureTake = { lists, seq, claimOrder };
       throw err;
+    } finally {
+      this.#taking = false;
     }
     if (this.#unsureTake !== null && flat.length > 0) {
       log.info("Reconciled a take whose reply was lost: {n} message(s) handed over", {
@@ -166,60 +304,122 @@ export class RedisTaker {
     }
     this.#unsureTake = null;
     const out: Delivery[] = [];
-    for (let i = 0; i < flat.length; i += 3) {
-      const pos = Number(flat[i]);
-      const tag = flat[i + 1];
-      const raw = flat[i + 2];
-      const list = sources[Math.abs(pos) - 1];
-      if (pos < 0) {
-        log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
-          list,
-          sample: raw.slice(0, 200),
-        });
-        continue;
+    const pack = this.#bodies;
+    const packing = pack.begin();
+    const base64 = packing ? pack.decode : plainBase64;
+    const pending: Delivery[] = [];
+    try {
+      for (let i = 0; i < flat.length; i += 3) {
+        const pos = Number(flat[i]);
+        const tag = flat[i + 1];
+        const raw = flat[i + 2];
+        const list = sources[Math.abs(pos) - 1];
+        if (this.#early.size > 0 && this.#early.recorded(raw, tag)) continue;
+        if (pos < 0) {
+          log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
+            list,
+            sample: raw.slice(0, 200),
+          });
+          continue;
+        }
+        let env: Envelope;
+        try {
+          env = decodeEnvelopeWith(raw, base64);
+        } catch (err) {
+          await parkRaw(
+            s,
+            tag,
+            raw,
+            queueOfList(list),
+            `malformed message: ${(err as Error).message}`,
+          );
+          continue;
+        }
+        const d = toDelivery(env, list, tag);
+        if (env.body === PENDING) pending.push(d);
+        out.push(d);
       }
-      let env: Envelope;
-      try {
-        env = decodeEnvelope(raw);
-      } catch (err) {
-        await parkRaw(
-          s,
-          tag,
-          raw,
-          queueOfList(list),
-          `malformed message: ${(err as Error).message}`,
-        );
-        continue;
-      }
-      const d: Delivery = {
-        body: env.body,
-        contentType: env.contentType,
-        contentEncoding: env.contentEncoding,
-        headers: env.headers,
-        properties: env.properties,
-        queue: queueOfList(list),
-        deliveryTag: tag,
-        redelivered: env.redelivered,
-        exchange: env.deliveryInfo.exchange,
-        routingKey: env.deliveryInfo.routing_key,
-      };
-      // Set afterwards rather than spread into the literal: a spread costs an object per message.
-      if (env.undecodable !== undefined) d.undecodable = env.undecodable;
-      out.push(d);
+    } finally {
+      if (packing) pack.end(pending);
     }
+    // An early delivery this take did not record is no longer this consumer's.
+    if (this.#early.size > 0) this.#early.tookAll(seq);
     return [out, flat.length / 3];
   }
 
-  async #waitAny(lists: string[], signal: AbortSignal): Promise<void> {
-    const waits = lists.map((l) => this.#watcher(l).wait());
-    const { promise: aborted, resolve } = Promise.withResolvers<boolean>();
-    const onAbort = () => resolve(false);
+  /**
+   * Run the take script of an early hand-out, and again with the same id
+   * (see {@link RedisTaker.#takeNow}) while it fails, until it replies or the
+   * broker closes: settling the delivery waits for it.
+   */
+  async #record(
+    early: Early,
+    lists: string[],
+    max: number,
+    claimOrder: string[],
+    claimedBefore: number,
+  ): Promise<void> {
+    let failed = false;
+    // At least once: a broker closing sends it too, and puts back what it took beside.
+    do {
+      const taking = this.#takeNow(lists, max, claimOrder);
+      if (early.seq < 0) early.seq = this.#takeSeq;
+      try {
+        const [got, taken] = await taking;
+        this.#rotation++;
+        if (taken < max) this.#emptyAt = claimedBefore;
+        for (const g of got) this.#stash.push(g);
+        return;
+      } catch (err) {
+        if (!failed) {
+          failed = true;
+          log.warn("Cannot record a take ({error}); trying again every {ms} ms", {
+            error: (err as Error).message,
+            ms: RECONNECT_POLL_MS,
+          });
+        }
+        await sleep(RECONNECT_POLL_MS, this.#closing);
+      }
+    } while (!this.#closing.aborted);
+  }
+
+  /**
+   * Send the take script of an early hand-out, unless sent already. It waits
+   * until the delivery is on its way (the next take, or the first settling
+   * of the delivery, sends it): on a busy host, the write that wakes Redis
+   * can cost the thread its CPU for as long as Redis runs.
+   */
+  #sendDeferred(): void {
+    const send = this.#deferred;
+    if (send === null) return;
+    this.#deferred = null;
+    this.#background = send();
+  }
+
+  /**
+   * Wait until a watcher of `lists` claims a message (or 1 s passes); hand
+   * the claimed message out at once when it can be ({@link #handOut}).
+   *
+   * @returns the delivery handed out, or null when a take must follow
+   */
+  async #waitAny(lists: string[], signal: AbortSignal, max: number): Promise<Delivery[] | null> {
+    // -1: a wait sent while a take is under way is never handed out early.
+    const epoch = this.#taking ? -1 : this.#takesSent;
+    const waits = lists.map((l) => {
+      const w = this.#watcher(l);
+      return w.wait(epoch).then((claimed) => claimed ? l : null);
+    });
+    const { promise: aborted, resolve } = Promise.withResolvers<null>();
+    const onAbort = () => resolve(null);
     signal.addEventListener("abort", onAbort, { once: true });
+    let won: string | null;
     try {
-      await Promise.race([...waits, aborted]);
+      won = await Promise.race([...waits, aborted]);
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
+    if (won === null || signal.aborted) return null;
+    return this.#handOut(this.#watchers.get(won)!.takeClaimed(), won, lists, max);
   }
 
   /**
@@ -284,6 +484,11 @@ export class RedisTaker {
 
   /** Stop waiting and put this broker's claims back in their queues. */
   async close(): Promise<void> {
+    this.#sendDeferred();
+    await this.#background;
+    this.#early.rejectAll(
+      new BrokerConnectionError("the broker closed before the take was recorded"),
+    );
     for (const w of this.#watchers.values()) w.close();
     await this.returnClaims(true).catch((err) =>
       log.warn("Could not return claimed messages: {error}", { error: (err as Error).message })
@@ -294,4 +499,36 @@ export class RedisTaker {
       log.debug("Could not delete the take record: {error}", { error: (err as Error).message })
     );
   }
+}
+
+/** A delivery of an envelope taken from `list` and recorded under `tag`. */
+function toDelivery(env: Envelope, list: string, tag: string): Delivery {
+  const d: Delivery = {
+    body: env.body,
+    contentType: env.contentType,
+    contentEncoding: env.contentEncoding,
+    headers: env.headers,
+    properties: env.properties,
+    queue: queueOfList(list),
+    deliveryTag: tag,
+    redelivered: env.redelivered,
+    exchange: env.deliveryInfo.exchange,
+    routingKey: env.deliveryInfo.routing_key,
+  };
+  // Set afterwards rather than spread into the literal: a spread costs an object per message.
+  if (env.undecodable !== undefined) d.undecodable = env.undecodable;
+  return d;
+}
+
+/** Resolves when `p` settles or `signal` aborts, whichever comes first. */
+function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    signal.addEventListener("abort", done, { once: true });
+    p.then(done, done);
+  });
 }

@@ -50,8 +50,8 @@
  * `--expose-gc` gives the worker V8's `gc()`, with which it collects its
  * main thread's heap when a run of tasks has doubled it since the last
  * collection (`src/worker/heap_cap.ts`) instead of letting V8 grow it to
- * about three or four times: the peak RSS of a 20,000-task drain is ~12 MiB
- * lower.
+ * about three or four times, and once started, before its Web Workers start
+ * (the start-up's garbage).
  *
  * `worker.ts dashboard` starts over the same way: the dashboard allocates
  * a few objects and strings per event and keeps little of them, and in a

@@ -335,28 +335,41 @@ function needsReviver(root: unknown): boolean {
   if (typeof root !== "object" || root === null) {
     return typeof root === "number" && Math.abs(root) > Number.MAX_SAFE_INTEGER;
   }
-  const stack: object[] = [root];
-  while (stack.length > 0) {
-    const o = stack.pop()!;
+  // A JSON.parse result has no getters: nothing runs during the walk, so one stack serves
+  // every call (kept between calls: no allocation per decoded message).
+  const stack = REVIVER_STACK;
+  let top = 0;
+  stack[0] = root;
+  let found = false;
+  while (top >= 0 && !found) {
+    const o = stack[top];
+    stack[top--] = undefined;
     if (Array.isArray(o)) {
       for (let i = 0; i < o.length; i++) {
         const v: unknown = o[i];
         if (typeof v === "number") {
-          if (Math.abs(v) > Number.MAX_SAFE_INTEGER) return true;
-        } else if (typeof v === "object" && v !== null) stack.push(v);
+          if (Math.abs(v) > Number.MAX_SAFE_INTEGER) found = true;
+        } else if (typeof v === "object" && v !== null) stack[++top] = v;
       }
     } else {
-      for (const k in o) {
-        if (k === "__type__") return true;
+      for (const k in o as object) {
+        if (k === "__type__") found = true;
         const v = (o as Record<string, unknown>)[k];
         if (typeof v === "number") {
-          if (Math.abs(v) > Number.MAX_SAFE_INTEGER) return true;
-        } else if (typeof v === "object" && v !== null) stack.push(v);
+          if (Math.abs(v) > Number.MAX_SAFE_INTEGER) found = true;
+        } else if (typeof v === "object" && v !== null) stack[++top] = v;
       }
     }
   }
-  return false;
+  for (; top >= 0; top--) stack[top] = undefined;
+  if (stack.length > KEPT_STACK) stack.length = 0;
+  return found;
 }
+
+/** {@link needsReviver}'s stack, kept between calls. */
+const REVIVER_STACK: unknown[] = [];
+/** Longest stack kept after a walk (a wide value's walk does not keep its size). */
+const KEPT_STACK = 1024;
 
 /** A small recursive-descent parser for the JSON superset Python emits. */
 class TolerantParser {

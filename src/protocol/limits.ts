@@ -87,46 +87,72 @@ export function checkShape(
     if (typeof value === "string" && value.length > maxSize) tooLarge(what, maxSize, taskId);
     return;
   }
-  const stack: unknown[] = [value];
-  const depths: number[] = [1];
+  // A walk inside a getter of the value (no decoded message has one) gets stacks of its own.
+  const shared = !walking;
+  const stack = shared ? STACK : [];
+  const depths = shared ? DEPTHS : [];
+  walking = true;
+  let top = 0;
+  stack[0] = value;
+  depths[0] = 1;
   let size = 0;
-  while (stack.length > 0) {
-    const v = stack.pop()!;
-    const depth = depths.pop()!;
-    if (depth > maxDepth) {
-      throw new ProtocolError(
-        `Message ${what} nests deeper than ${maxDepth} levels: refused (flatten the data, ` +
-          `or send it as a string)`,
-        { taskId },
-      );
+  try {
+    while (top >= 0) {
+      const v = stack[top];
+      const depth = depths[top];
+      stack[top--] = undefined;
+      if (depth > maxDepth) {
+        throw new ProtocolError(
+          `Message ${what} nests deeper than ${maxDepth} levels: refused (flatten the data, ` +
+            `or send it as a string)`,
+          { taskId },
+        );
+      }
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          size += 8;
+          const item: unknown = v[i];
+          if (typeof item === "string") size += item.length;
+          else if (item !== null && typeof item === "object") {
+            stack[++top] = item;
+            depths[top] = depth + 1;
+          }
+        }
+      } else if (isPlain(v)) {
+        // for-in with an own-key check rather than Object.keys: no array of keys per object.
+        const obj = v as Record<string, unknown>;
+        for (const k in obj) {
+          if (!Object.hasOwn(obj, k)) continue;
+          size += 8 + k.length;
+          const item = obj[k];
+          if (typeof item === "string") size += item.length;
+          else if (item !== null && typeof item === "object") {
+            stack[++top] = item;
+            depths[top] = depth + 1;
+          }
+        }
+      } else continue;
+      if (size > maxSize) tooLarge(what, maxSize, taskId);
     }
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) {
-        size += 8;
-        const item: unknown = v[i];
-        if (typeof item === "string") size += item.length;
-        else if (item !== null && typeof item === "object") {
-          stack.push(item);
-          depths.push(depth + 1);
-        }
-      }
-    } else if (isPlain(v)) {
-      // for-in with an own-key check rather than Object.keys: no array of keys per object.
-      const obj = v as Record<string, unknown>;
-      for (const k in obj) {
-        if (!Object.hasOwn(obj, k)) continue;
-        size += 8 + k.length;
-        const item = obj[k];
-        if (typeof item === "string") size += item.length;
-        else if (item !== null && typeof item === "object") {
-          stack.push(item);
-          depths.push(depth + 1);
-        }
-      }
-    } else continue;
-    if (size > maxSize) tooLarge(what, maxSize, taskId);
+  } finally {
+    // What a refusal left on the shared stack must not stay reachable from it.
+    for (; top >= 0; top--) stack[top] = undefined;
+    if (shared) {
+      walking = false;
+      if (stack.length > KEPT_STACK) stack.length = depths.length = 0;
+    }
   }
 }
+
+/**
+ * The walk's stacks, kept between calls: a message's headers are checked
+ * without allocating (they grow to the deepest walk seen and stay so).
+ */
+const STACK: unknown[] = [];
+const DEPTHS: number[] = [];
+let walking = false;
+/** Longest stacks kept after a walk (a wide value's walk does not keep its size). */
+const KEPT_STACK = 1024;
 
 function isPlain(v: unknown): boolean {
   if (v === null || typeof v !== "object") return false;

@@ -205,13 +205,15 @@ function v1Body(obj: Record<string, unknown>, taskId: string): TaskBody {
  * ```
  *
  * @param msg a received message
+ * @param headersChecked the headers were already checked against the nesting and size
+ *   limits (by `decodeEnvelope`): not walked again. Default false.
  * @returns the task request
  * @throws {ProtocolError} for a malformed message (no id, no name, bad dates,
  *   headers nested deeper than `MAX_NESTING_DEPTH` or larger than
  *   `MAX_HEADERS_SIZE`, a malformed embed in a protocol-1 body)
  * @throws {ContentDisallowedError} for a refused content type (protocol 1 only)
  */
-export function decodeTaskHeaders(msg: Message): TaskRequest {
+export function decodeTaskHeaders(msg: Message, headersChecked = false): TaskRequest {
   const headers = msg.headers ?? {};
   if (typeof headers !== "object" || Array.isArray(headers)) {
     throw new ProtocolError("Message headers must be an object");
@@ -219,7 +221,9 @@ export function decodeTaskHeaders(msg: Message): TaskRequest {
   if (msg.undecodable !== undefined) {
     throw new ProtocolError(msg.undecodable, { taskId: str(headers.id) ?? undefined });
   }
-  checkShape(headers, "headers", { maxSize: MAX_HEADERS_SIZE }, str(headers.id) ?? undefined);
+  if (!headersChecked) {
+    checkShape(headers, "headers", { maxSize: MAX_HEADERS_SIZE }, str(headers.id) ?? undefined);
+  }
   if (typeof headers.task === "string") {
     const req = fromFields(headers, headers, msg, 2);
     if (headers.args !== undefined && req.body === undefined) {

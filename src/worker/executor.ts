@@ -30,6 +30,7 @@ import { reportedError } from "./reported_error.ts";
 import type { TimeLimits } from "./time_limits.ts";
 import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
 import { MESSAGE_BLOCKING_MS } from "./blocking_time.ts";
+import { SeqMap } from "./seq_map.ts";
 
 /**
  * A task to run, as the main thread hands it over (structured-cloneable).
@@ -425,7 +426,7 @@ export class BatchRunner {
   readonly #onOutcomes: (outcomes: RunOutcome[]) => void;
   readonly #services: RunServices;
   readonly #waiting: (() => number) | undefined;
-  readonly #running = new Map<number, AbortController>();
+  readonly #running = new SeqMap<AbortController>();
   /** Running requests with a hard time limit. */
   readonly #limited = new Set<number>();
   #outbox: RunOutcome[] = [];

@@ -1,17 +1,15 @@
 /**
- * Holding the main thread's V8 heap near its live size while tasks flow. A
- * drain's in-flight state (decoded envelopes, task requests, the maps that
- * track them) outlives two young-generation collections often enough that
- * ~1.1 KB per task is promoted to the old generation, which V8 lets grow to
- * about four times what its last full collection left before it collects
- * again: ~25 MiB of garbage by the end of a 20,000-task drain, on a live heap
- * of ~13 MiB. V8's own cap (`--heap-growing-percent`) applies to every
- * isolate and made each collection's cost recur every ~2,000 tasks; this one
- * collects the main thread's heap only, once it holds twice what the last
- * collection left (every ~11,000 tasks in a drain, ~20 ms each). At 1.5 times
- * the peak RSS of the short Redis bench was ~7 MiB lower still, but its
- * drain rate 0.95–0.975 times the rate without (a collection every ~6,000
- * tasks); at twice, it did not measurably change.
+ * Holding the main thread's V8 heap near its live size while tasks flow.
+ * What a run of tasks promotes to the old generation, V8 lets grow to about
+ * three or four times what its last full collection left before it collects
+ * again. V8's own cap (`--heap-growing-percent`) applies to every isolate and
+ * made each collection's cost recur every ~2,000 tasks; this one collects the
+ * main thread's heap only, once it holds twice what the last collection left
+ * (~20 ms each). When the worker still promoted ~1.1 KB per task of its
+ * tasks in flight (before `seq_map.ts`), that was a collection every ~11,000
+ * tasks of a drain and a ~12 MiB lower peak RSS at the same drain rate; at
+ * 1.5 times ~7 MiB lower still, but at 0.95–0.975 times the drain rate. A
+ * drain now promotes little, and it rarely collects.
  *
  * It needs V8's `gc()` function (`--expose-gc`, one of the worker's default
  * V8 flags); without it, it does nothing.

@@ -89,10 +89,11 @@ export class Intake {
     const now = Date.now();
     const s = new Settlement();
     const runs: RunRequest[] = [];
+    const checked = this.#s.broker.headersChecked === true;
     for (const d of deliveries) {
       let req: TaskRequest;
       try {
-        req = decodeTaskHeaders(d);
+        req = decodeTaskHeaders(d, checked);
       } catch (err) {
         const taskId = err instanceof ProtocolError ? err.taskId ?? null : null;
         const taskName = String(d.headers.task ?? "") || null;
@@ -137,10 +138,12 @@ export class Intake {
       const held = req.eta !== null && req.eta.getTime() > now;
       lifecycle.emit({ type: "received", req, delivery: d, held });
       if (held) {
+        ownBody(d);
         this.#hold({ delivery: d, req, task });
         continue;
       }
       if (this.limiter.rate(req.task) !== null) {
+        ownBody(d);
         lifecycle.emit({ type: "waiting", req, delivery: d });
         this.limiter.submit(req.task, { delivery: d, req, task });
         continue;
@@ -287,4 +290,13 @@ export class Intake {
       },
     };
   }
+}
+
+/**
+ * Give a delivery that may wait long (ETA, rate limit) a body buffer of its
+ * own when its body is a view of a larger one (the Redis taker decodes a
+ * take's bodies into one buffer), so that it does not keep the others' bytes.
+ */
+function ownBody(d: Delivery): void {
+  if (d.body.byteLength !== d.body.buffer.byteLength) d.body = d.body.slice();
 }

@@ -47,7 +47,7 @@ export interface HeldTask {
  * ```
  */
 export class TaskRegistries {
-  readonly #running: ReadonlyMap<number, Running>;
+  readonly #running: { values(): Iterable<Running> };
   readonly #reserved = new Map<TaskRequest, HeldTask>();
   readonly #scheduled = new Map<TaskRequest, HeldTask>();
   readonly #totals = new Map<string, number>();
@@ -56,10 +56,10 @@ export class TaskRegistries {
   /**
    * Registries of a worker whose running tasks are `running`.
    *
-   * @param running the worker's running tasks by dispatch number (`WorkerState.running`),
-   *   which {@link TaskRegistries.active} lists. Default none.
+   * @param running the worker's running tasks by dispatch number (`WorkerState.running`,
+   *   or a `Map`), which {@link TaskRegistries.active} lists, oldest first. Default none.
    */
-  constructor(running: ReadonlyMap<number, Running> = new Map()) {
+  constructor(running: { values(): Iterable<Running> } = new Map()) {
     this.#running = running;
   }
 

@@ -14,6 +14,7 @@ import type { FromRunner } from "./pool_protocol.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
+import { SeqMap } from "./seq_map.ts";
 import { spawnRunner } from "./spawn_runner.ts";
 import { type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
 
@@ -106,7 +107,7 @@ export class ThreadPool implements Pool {
   #groups: Group[] = [];
   readonly #groupOf = new Map<string, Group>();
   readonly #retiring = new Set<Member>();
-  readonly #owner = new Map<number, Owned>();
+  readonly #owner = new SeqMap<Owned>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   readonly #blocking = new BlockingAverage();
   #closed = false;

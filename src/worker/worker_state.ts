@@ -20,6 +20,7 @@ import type { EventDispatcher } from "./event_dispatcher.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import type { Pool } from "./pool.ts";
 import { RevokedIds } from "./revoked_ids.ts";
+import { SeqMap } from "./seq_map.ts";
 import { settle, type Settlement } from "./settlement.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 
@@ -51,7 +52,7 @@ export class WorkerState {
   /** Where task steps are announced. */
   readonly lifecycle: Lifecycle = new Lifecycle();
   /** Tasks handed to the pool, by dispatch number. */
-  readonly running: Map<number, Running> = new Map();
+  readonly running: SeqMap<Running> = new SeqMap();
   /** Dispatch numbers being terminated by a revoke. */
   readonly terminated: Set<number> = new Set();
   /** Revoked ids. */

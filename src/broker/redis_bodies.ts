@@ -1,0 +1,91 @@
+/**
+ * The bodies of a Redis take decoded into one buffer (redis_take.ts): a
+ * delivery's small body is a view of its take's buffer.
+ *
+ * @module
+ */
+
+import type { Delivery } from "./port.ts";
+
+/** Bodies of up to this many base64 characters share their take's buffer (see {@link BodyPack}). */
+const PACKED_MAX = 1024;
+/** The body of a delivery until its take's buffer is cut (never seen outside a take). */
+export const PENDING: Uint8Array = new Uint8Array(0);
+
+/**
+ * Decodes the small bodies of one take into one buffer: each delivery's body
+ * is a view of it, instead of a buffer of its own per message (a V8
+ * ArrayBuffer costs an allocation, a backing store and its sweeping, here
+ * and again in the Web Worker a body is posted to). A post to a Web Worker
+ * copies the whole buffer (the take's small bodies) once per message; a
+ * delivery held for long (ETA, rate limit) gets its own copy from the
+ * intake, so that it does not keep its take's buffer.
+ *
+ * @example
+ * ```ts ignore
+ * const pack = new BodyPack();
+ * const packing = pack.begin();
+ * const env = decodeEnvelopeWith(raw, packing ? pack.decode : plainBase64);
+ * if (packing) pack.end(env.body === PENDING ? [delivery] : []);
+ * ```
+ */
+export class BodyPack {
+  #scratch = new Uint8Array(16 * 1024);
+  #at = 0;
+  readonly #spans: number[] = [];
+  #count = 0;
+  #busy = false;
+
+  /** Start a take's bodies; false while another take uses the pack (each then has its own). */
+  begin(): boolean {
+    if (this.#busy) return false;
+    this.#busy = true;
+    this.#at = 0;
+    this.#count = 0;
+    return true;
+  }
+
+  /** Decode a base64 body: {@link PENDING} until {@link BodyPack.end}, or bytes of its own. */
+  readonly decode = (text: string): Uint8Array => {
+    if (text.length > PACKED_MAX) return Uint8Array.fromBase64(text);
+    const most = Math.ceil(text.length / 4) * 3;
+    if (this.#scratch.length - this.#at < most) {
+      const grown = new Uint8Array(Math.max(this.#scratch.length * 2, this.#at + most));
+      grown.set(this.#scratch.subarray(0, this.#at));
+      this.#scratch = grown;
+    }
+    const { read, written } = this.#scratch.subarray(this.#at).setFromBase64(text);
+    if (read !== text.length) return Uint8Array.fromBase64(text);
+    this.#spans[this.#count * 2] = this.#at;
+    this.#spans[this.#count * 2 + 1] = written;
+    this.#count++;
+    this.#at += written;
+    return PENDING;
+  };
+
+  /** Give the deliveries whose body is {@link PENDING} (in decode order) their views of one buffer. */
+  end(pending: readonly Delivery[]): void {
+    this.#busy = false;
+    if (pending.length === 0) return;
+    const packed = this.#scratch.slice(0, this.#at);
+    const spans = this.#spans;
+    for (let i = 0; i < pending.length; i++) {
+      pending[i].body = packed.subarray(spans[i * 2], spans[i * 2] + spans[i * 2 + 1]);
+    }
+  }
+}
+
+/**
+ * Decode base64 into bytes of their own (a take that cannot use the pack).
+ *
+ * @example
+ * ```ts ignore
+ * plainBase64("AQI="); // Uint8Array [1, 2]
+ * ```
+ *
+ * @param text base64
+ * @returns the bytes
+ */
+export function plainBase64(text: string): Uint8Array {
+  return Uint8Array.fromBase64(text);
+}

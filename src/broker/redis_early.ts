@@ -1,0 +1,208 @@
+/**
+ * Deliveries a Redis taker hands out early: a message its wait claimed is
+ * given to the consumer before the take script that records it in
+ * `unacked` replies (redis_take.ts). Until a take records it, settling it
+ * waits; a take that does not record it (restored or settled meanwhile)
+ * makes it another consumer's, with nothing left to settle. An early
+ * acknowledgement goes right behind the take script on the same
+ * connection, guarded by {@link ACK_TAKEN_SCRIPT}.
+ *
+ * @module
+ */
+
+import type { Delivery } from "./port.ts";
+import { ACK_TAKEN_SCRIPT } from "./redis_scripts.ts";
+import { RespScript, type RespScripts } from "./resp_scripts.ts";
+
+const ACK_TAKEN = new RespScript(ACK_TAKEN_SCRIPT);
+
+/** A delivery handed out before a take script recorded it. */
+export interface Early {
+  /** The delivery. */
+  readonly delivery: Delivery;
+  /** Its element, as the take script finds it. */
+  readonly raw: string;
+  /** Resolves once a take recorded it (or made it another's); rejects when the taker closes. */
+  readonly recorded: Promise<void>;
+  /** The id of the take that records it; -1 until it is sent. */
+  seq: number;
+}
+
+interface Pending extends Early {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/**
+ * The early deliveries of one taker, by element and by delivery.
+ *
+ * @example
+ * ```ts ignore
+ * const early = new EarlyDeliveries();
+ * const e = early.add(raw, delivery);
+ * early.recorded(raw, tag); // the take script's reply names it: settling may go on
+ * await early.settleable([delivery]);
+ * ```
+ */
+export class EarlyDeliveries {
+  readonly #byRaw = new Map<string, Pending>();
+  readonly #byDelivery = new Map<Delivery, Pending>();
+  /** Early deliveries their take did not record: nothing of them to settle. */
+  readonly #gone = new WeakSet<Delivery>();
+  #anyGone = false;
+
+  /** How many wait for their record. */
+  get size(): number {
+    return this.#byRaw.size;
+  }
+
+  /**
+   * Whether an element is handed out and waits for its record.
+   *
+   * @param raw the element
+   * @returns true when it is
+   */
+  has(raw: string): boolean {
+    return this.#byRaw.has(raw);
+  }
+
+  /**
+   * Hand out `delivery`, taken from element `raw`.
+   *
+   * @param raw the element
+   * @param delivery the delivery made of it
+   * @returns its entry (set its `seq` when its take is sent)
+   */
+  add(raw: string, delivery: Delivery): Early {
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    promise.catch(() => {});
+    const e: Pending = { delivery, raw, recorded: promise, seq: -1, resolve, reject };
+    this.#byRaw.set(raw, e);
+    this.#byDelivery.set(delivery, e);
+    return e;
+  }
+
+  /**
+   * A take returned `raw` recorded under `tag`: if it was handed out early,
+   * it takes that tag (the script gives a new one to an element whose tag
+   * another `unacked` entry holds) and may be settled.
+   *
+   * @param raw the element
+   * @param tag the tag it is recorded under
+   * @returns whether it was handed out early (the take must not hand it out again)
+   */
+  recorded(raw: string, tag: string): boolean {
+    const e = this.#byRaw.get(raw);
+    if (!e) return false;
+    (e.delivery as { deliveryTag: string }).deliveryTag = tag;
+    this.#settle(e, false);
+    return true;
+  }
+
+  /**
+   * The take `seq` replied: its early deliveries it did not record are
+   * another consumer's now (restored, or settled by an early acknowledgement
+   * whose reply was lost).
+   *
+   * @param seq the take's id
+   */
+  tookAll(seq: number): void {
+    for (const e of this.#byRaw.values()) if (e.seq === seq) this.#settle(e, true);
+  }
+
+  /**
+   * Whether one of `deliveries` waits for its record.
+   *
+   * @param deliveries deliveries of this taker
+   * @returns true when one does
+   */
+  waiting(deliveries: readonly Delivery[]): boolean {
+    if (this.#byDelivery.size === 0) return false;
+    for (const d of deliveries) if (this.#byDelivery.has(d)) return true;
+    return false;
+  }
+
+  /**
+   * Wait for the record of those of `deliveries` handed out early, which
+   * acknowledging, parking, requeueing or renewing them must wait for (their
+   * `unacked` entries do not exist before); null when none of them waits.
+   *
+   * @param deliveries deliveries of this taker
+   * @returns a promise of those left to settle once all are recorded (not
+   *   one its take did not record), rejected when the taker closed first; or null
+   */
+  settleable(deliveries: readonly Delivery[]): Promise<readonly Delivery[]> | null {
+    let waits: Promise<void>[] | null = null;
+    if (this.#byDelivery.size > 0) {
+      for (const d of deliveries) {
+        const e = this.#byDelivery.get(d);
+        if (e) (waits ??= []).push(e.recorded);
+      }
+    }
+    const left = () => deliveries.filter((d) => !this.#gone.has(d));
+    if (waits) return Promise.all(waits).then(left);
+    return this.#anyGone && deliveries.some((d) => this.#gone.has(d))
+      ? Promise.resolve(left())
+      : null;
+  }
+
+  /**
+   * Acknowledge those of `deliveries` that wait for their record without
+   * waiting for the take script's reply: call this in the turn the take
+   * script was framed in, or after, so that the acknowledgements follow it
+   * on its connection. Each is acknowledged only if `unacked` holds its
+   * very envelope under its tag ({@link ACK_TAKEN_SCRIPT}): one the take
+   * gave another tag, or a take that did not run, is never acknowledged by
+   * mistake.
+   *
+   * @param resp the take script's connection
+   * @param deliveries deliveries to acknowledge
+   * @param index the `unacked_index` key
+   * @param unacked the `unacked` key
+   * @returns the deliveries left to acknowledge the usual way, once recorded
+   */
+  async ackBehindTake(
+    resp: RespScripts,
+    deliveries: readonly Delivery[],
+    index: string,
+    unacked: string,
+  ): Promise<readonly Delivery[]> {
+    const early: Pending[] = [];
+    const rest: Delivery[] = [];
+    for (const d of deliveries) {
+      const e = this.#byDelivery.get(d);
+      if (e) early.push(e);
+      else rest.push(d);
+    }
+    if (early.length === 0) return deliveries;
+    const acked = await Promise.all(
+      early.map((e) =>
+        resp.evalScript(ACK_TAKEN, [index, unacked], [e.delivery.deliveryTag, e.raw], Number)
+          .catch(() => 0)
+      ),
+    );
+    for (let i = 0; i < early.length; i++) if (acked[i] !== 1) rest.push(early[i].delivery);
+    return rest;
+  }
+
+  /**
+   * The taker closes: settling what still waits for its record fails.
+   *
+   * @param err the reason
+   */
+  rejectAll(err: Error): void {
+    for (const e of this.#byRaw.values()) e.reject(err);
+    this.#byRaw.clear();
+    this.#byDelivery.clear();
+  }
+
+  #settle(e: Pending, gone: boolean): void {
+    this.#byRaw.delete(e.raw);
+    this.#byDelivery.delete(e.delivery);
+    if (gone) {
+      this.#gone.add(e.delivery);
+      this.#anyGone = true;
+    }
+    e.resolve();
+  }
+}
