@@ -46,3 +46,15 @@ Deno.test("SeqMap: keys past 2^32, replacement, has, clear, iteration oldest fir
   assert.throws(() => m.set(-1, "x"), RangeError);
   assert.throws(() => m.set(1.5, "x"), RangeError);
 });
+
+Deno.test("SeqMap: a key no dispatch number can be is never found (-1 marks a free slot)", () => {
+  const m = new SeqMap<string>();
+  m.set(5, "a");
+  for (const k of [-1, -5, NaN, 1.5]) {
+    assert.equal(m.has(k), false);
+    assert.equal(m.get(k), undefined);
+    assert.equal(m.delete(k), false);
+  }
+  assert.equal(m.size, 1);
+  assert.deepEqual([...m], [[5, "a"]]);
+});

@@ -1,7 +1,7 @@
 /**
  * The worker's V8 flags by default: `worker.ts` run with `-A` starts itself
  * over (same process id) with
- * `DENO_V8_FLAGS=--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls`
+ * `DENO_V8_FLAGS=--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--expose-gc`
  * unless the command or the environment already sets those flags or
  * `CELERIAC_V8_FLAGS` says otherwise; narrower permissions keep V8's defaults.
  * The same restart sets `MALLOC_ARENA_MAX=2` unless the environment sets it.
@@ -20,6 +20,7 @@ const FLAGS = [
   "--max-semi-space-size=1",
   "--no-allocation-site-pretenuring",
   "--no-short-builtin-calls",
+  "--expose-gc",
 ];
 const JOINED = FLAGS.join(",");
 
@@ -71,7 +72,7 @@ Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
   const withFlag = [
     "deno",
     "run",
-    "--v8-flags=--max-old-space-size=500,--max_semi_space_size=8,--allocation-site-pretenuring,--short_builtin_calls",
+    "--v8-flags=--max-old-space-size=500,--max_semi_space_size=8,--allocation-site-pretenuring,--short_builtin_calls,--expose_gc",
   ];
   assert.deepEqual(planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: [...withFlag, "worker.ts"] }), {
     restart: false,
@@ -81,7 +82,7 @@ Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
     planV8Flags({
       wanted: DEFAULT_V8_FLAGS,
       denoV8Flags:
-        "--max-semi-space-size=2,--no_allocation_site_pretenuring,--noshort-builtin-calls",
+        "--max-semi-space-size=2,--no_allocation_site_pretenuring,--noshort-builtin-calls,--noexpose-gc",
       cmdline: CMD,
     }).restart,
     false,
@@ -91,9 +92,9 @@ Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
     planV8Flags({ wanted: DEFAULT_V8_FLAGS, denoV8Flags: "--max-semi-space-size=2", cmdline: CMD }),
     {
       restart: true,
-      flags: ["--no-allocation-site-pretenuring", "--no-short-builtin-calls"],
+      flags: ["--no-allocation-site-pretenuring", "--no-short-builtin-calls", "--expose-gc"],
       denoV8Flags:
-        "--max-semi-space-size=2,--no-allocation-site-pretenuring,--no-short-builtin-calls",
+        "--max-semi-space-size=2,--no-allocation-site-pretenuring,--no-short-builtin-calls,--expose-gc",
       env: { MALLOC_ARENA_MAX: "2" },
     },
   );
@@ -162,7 +163,7 @@ Deno.test({
       assert.equal(await envOf(worker.child.pid, "MALLOC_ARENA_MAX"), "2");
       assert.match(
         worker.output,
-        /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls, MALLOC_ARENA_MAX=2 \(the worker's defaults/,
+        /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--expose-gc, MALLOC_ARENA_MAX=2 \(the worker's defaults/,
       );
     } finally {
       assert.equal((await worker.stop()).code, 0);
@@ -195,7 +196,7 @@ Deno.test({
       {},
       [
         "-A",
-        "--v8-flags=--max-semi-space-size=4,--allocation-site-pretenuring,--short-builtin-calls",
+        "--v8-flags=--max-semi-space-size=4,--allocation-site-pretenuring,--short-builtin-calls,--expose-gc",
       ],
       /the command sets them/,
     ],
@@ -250,7 +251,7 @@ Deno.test({
     assert.equal(await envOf(p.child.pid, "MALLOC_ARENA_MAX"), "2");
     assert.match(
       p.output,
-      /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls, MALLOC_ARENA_MAX=2/,
+      /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--expose-gc, MALLOC_ARENA_MAX=2/,
     );
   } finally {
     assert.equal((await p.stop("SIGTERM")).code, 0, p.output);

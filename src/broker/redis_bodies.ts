@@ -16,10 +16,11 @@ export const PENDING: Uint8Array = new Uint8Array(0);
  * Decodes the small bodies of one take into one buffer: each delivery's body
  * is a view of it, instead of a buffer of its own per message (a V8
  * ArrayBuffer costs an allocation, a backing store and its sweeping, here
- * and again in the Web Worker a body is posted to). A post to a Web Worker
- * copies the whole buffer (the take's small bodies) once per message; a
- * delivery held for long (ETA, rate limit) gets its own copy from the
- * intake, so that it does not keep its take's buffer.
+ * and again in the Web Worker a body is posted to). A message to a Web
+ * Worker that holds only some of a take's bodies gives them a buffer of
+ * their own first (`postTo` in pool_member.ts: a post clones a body's whole
+ * buffer); a delivery held for long (ETA, rate limit) gets its own copy
+ * from the intake, so that it does not keep its take's buffer.
  *
  * @example
  * ```ts ignore

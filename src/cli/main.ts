@@ -45,7 +45,7 @@ import {
 } from "./monitor.ts";
 import { type CompletionSpec, runCompletion, SHELLS } from "./completion.ts";
 import { applyV8Flags, DEFAULT_V8_FLAGS, V8_FLAGS_ENV } from "./v8_flags.ts";
-import { logReleasedPages, releaseStartupPages } from "./startup_pages.ts";
+import { startReleasingPages } from "./startup_pages.ts";
 import { CONTROL_COMMANDS, INSPECT_COMMANDS } from "./inspect.ts";
 
 const log = getLogger(["celeriac", "cli"]);
@@ -488,8 +488,7 @@ async function runWorker(
     connecting.abort();
     await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
     await dashboard?.start(); // before the worker: a port in use stops the command first
-    await worker.start();
-    if (release) logReleasedPages(releaseStartupPages());
+    await (release ? startReleasingPages(() => worker.start()) : worker.start());
     await worker.finished;
   } finally {
     await dashboard?.stop();

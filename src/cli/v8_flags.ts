@@ -47,6 +47,12 @@
  * (median 75.7 µs against 83.4, four alternated `bench/profile.ts --drain
  * --no-sample` rounds).
  *
+ * `--expose-gc` gives the worker V8's `gc()`, with which it collects its
+ * main thread's heap when a run of tasks has doubled it since the last
+ * collection (`src/worker/heap_cap.ts`) instead of letting V8 grow it to
+ * about three or four times, and once started, before its Web Workers start
+ * (the start-up's garbage).
+ *
  * `worker.ts dashboard` starts over the same way: the dashboard allocates
  * a few objects and strings per event and keeps little of them, and in a
  * 1 MiB young generation its CPU per task of a watched 20,000-task Redis
@@ -59,11 +65,12 @@
 
 /**
  * V8 flags the worker runs with unless told otherwise: a 1 MiB
- * young-generation semi-space, no allocation-site pretenuring, and built-ins
- * called where the executable maps them (see the module documentation).
+ * young-generation semi-space, no allocation-site pretenuring, built-ins
+ * called where the executable maps them, and `gc()` for the worker's own
+ * collections (see the module documentation).
  */
 export const DEFAULT_V8_FLAGS =
-  "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls";
+  "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--expose-gc";
 
 /**
  * Environment the worker starts over with, where the environment does not set

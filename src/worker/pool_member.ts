@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { RunRequest } from "./executor.ts";
 import type { ToRunner } from "./pool_protocol.ts";
 import type { Sandbox, SpawnPermissions } from "./sandboxes.ts";
 
@@ -35,7 +36,13 @@ export interface Member {
 /**
  * Post a message to a member unless it is dead, counting the tasks of a
  * `run` message in its shared `sent` counter before posting: the Web
- * Worker never sees fewer tasks sent than it has received.
+ * Worker never sees fewer tasks sent than it has received. The bodies of a
+ * `run` message that are views of a larger buffer (a Redis take decodes
+ * its small bodies into one) are first given one buffer holding only
+ * theirs: a post clones each body's whole buffer, so a take cut into many
+ * messages (tasks blocking a millisecond or more travel one to a message,
+ * and each Web Worker gets its own) would be copied once per message, and
+ * kept by the Web Worker as long as each task runs.
  *
  * @example
  * ```ts ignore
@@ -49,11 +56,37 @@ export interface Member {
 export function postTo(member: Member, msg: ToRunner): void {
   if (member.dead) return;
   const n = msg.type === "run" ? msg.batch.length : 0;
+  if (msg.type === "run") ownBodies(msg.batch);
   Atomics.add(member.sent, 0, n);
   try {
     member.worker.postMessage(msg);
   } catch (err) {
     Atomics.sub(member.sent, 0, n);
     throw err;
+  }
+}
+
+/** Give a batch's bodies one buffer of their own when their buffers hold more than them. */
+function ownBodies(batch: RunRequest[]): void {
+  let bytes = 0;
+  let held = 0;
+  let last: ArrayBufferLike | null = null;
+  for (let i = 0; i < batch.length; i++) {
+    const body = batch[i].body;
+    bytes += body.byteLength;
+    // A buffer met again after another is counted again: at worst a copy the post makes anyway.
+    if (body.buffer !== last) {
+      last = body.buffer;
+      held += last.byteLength;
+    }
+  }
+  if (held <= bytes) return;
+  const packed = new Uint8Array(bytes);
+  let at = 0;
+  for (let i = 0; i < batch.length; i++) {
+    const body = batch[i].body;
+    packed.set(body, at);
+    batch[i].body = packed.subarray(at, at + body.byteLength);
+    at += body.byteLength;
   }
 }

@@ -181,6 +181,8 @@ export class SeqMap<V> {
   }
 
   #find(key: number): number {
+    // A negative key would match a free slot's mark ({@link FREE}): none is ever held.
+    if (!(key >= 0)) return -1;
     const keys = this.#keys;
     const mask = this.#mask;
     for (let i = key & mask;; i = (i + 1) & mask) {

