@@ -1,11 +1,14 @@
 /**
- * The bodies of a Redis take decoded into one buffer (redis_take.ts): a
- * delivery's small body is a view of its take's buffer.
+ * The deliveries of a Redis take (redis_take.ts): their bodies decoded into
+ * one buffer, a delivery's small body being a view of its take's buffer,
+ * and each made of its envelope ({@link toDelivery}).
  *
  * @module
  */
 
+import type { Envelope } from "../protocol/envelope.ts";
 import type { Delivery } from "./port.ts";
+import { queueOfList } from "./redis_keys.ts";
 
 /** Bodies of up to this many base64 characters share their take's buffer (see {@link BodyPack}). */
 const PACKED_MAX = 1024;
@@ -89,4 +92,36 @@ export class BodyPack {
  */
 export function plainBase64(text: string): Uint8Array {
   return Uint8Array.fromBase64(text);
+}
+
+/**
+ * The delivery of an envelope taken from queue list `list` and recorded
+ * under `tag` (its body as decoded: a view of its take's buffer, or its own).
+ *
+ * @example
+ * ```ts ignore
+ * const d = toDelivery(decodeEnvelope(raw), "celery", tag);
+ * ```
+ *
+ * @param env the decoded envelope
+ * @param list the queue list it was taken from (a priority suffix names the queue too)
+ * @param tag the tag it is recorded under in `unacked`
+ * @returns the delivery
+ */
+export function toDelivery(env: Envelope, list: string, tag: string): Delivery {
+  const d: Delivery = {
+    body: env.body,
+    contentType: env.contentType,
+    contentEncoding: env.contentEncoding,
+    headers: env.headers,
+    properties: env.properties,
+    queue: queueOfList(list),
+    deliveryTag: tag,
+    redelivered: env.redelivered,
+    exchange: env.deliveryInfo.exchange,
+    routingKey: env.deliveryInfo.routing_key,
+  };
+  // Set afterwards rather than spread into the literal: a spread costs an object per message.
+  if (env.undecodable !== undefined) d.undecodable = env.undecodable;
+  return d;
 }

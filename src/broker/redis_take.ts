@@ -12,7 +12,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { decodeEnvelope, decodeEnvelopeWith, type Envelope } from "../protocol/envelope.ts";
-import { sleep } from "./sleep.ts";
+import { sleep, untilAborted } from "./sleep.ts";
 import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import {
@@ -26,7 +26,7 @@ import type { RedisScope } from "./redis_commands.ts";
 import { duplicateRedis } from "./redis_connection.ts";
 import { PARKED_KEY, queueOfList, rotatedLists } from "./redis_keys.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
-import { BodyPack, PENDING, plainBase64 } from "./redis_bodies.ts";
+import { BodyPack, PENDING, plainBase64, toDelivery } from "./redis_bodies.ts";
 import { parkRaw } from "./redis_parked.ts";
 import { TAKE_SCRIPT } from "./redis_scripts.ts";
 import { RespScript, stringArray } from "./resp_scripts.ts";
@@ -527,36 +527,4 @@ export class RedisTaker {
       log.debug("Could not delete the take record: {error}", { error: (err as Error).message })
     );
   }
-}
-
-/** A delivery of an envelope taken from `list` and recorded under `tag`. */
-function toDelivery(env: Envelope, list: string, tag: string): Delivery {
-  const d: Delivery = {
-    body: env.body,
-    contentType: env.contentType,
-    contentEncoding: env.contentEncoding,
-    headers: env.headers,
-    properties: env.properties,
-    queue: queueOfList(list),
-    deliveryTag: tag,
-    redelivered: env.redelivered,
-    exchange: env.deliveryInfo.exchange,
-    routingKey: env.deliveryInfo.routing_key,
-  };
-  // Set afterwards rather than spread into the literal: a spread costs an object per message.
-  if (env.undecodable !== undefined) d.undecodable = env.undecodable;
-  return d;
-}
-
-/** Resolves when `p` settles or `signal` aborts, whichever comes first. */
-function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    signal.addEventListener("abort", done, { once: true });
-    p.then(done, done);
-  });
 }

@@ -31,3 +31,30 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
   });
 }
+
+/**
+ * Resolves when `p` settles or `signal` aborts, whichever comes first; it
+ * never rejects (what `p` settles with is left to its own handlers).
+ *
+ * @example
+ * ```ts
+ * import { untilAborted } from "./sleep.ts";
+ * const stop = new AbortController();
+ * stop.abort();
+ * await untilAborted(new Promise(() => {}), stop.signal); // resolves at once
+ * ```
+ *
+ * @param p the promise waited for
+ * @param signal ends the wait early
+ */
+export function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    signal.addEventListener("abort", done, { once: true });
+    p.then(done, done);
+  });
+}
