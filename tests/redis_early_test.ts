@@ -196,3 +196,27 @@ Deno.test({
     await r.quit();
   }
 });
+
+Deno.test({
+  name: "redis early hand-out: settling before the next take records the claimed message " +
+    "only: the rest stays queued even if no take comes for long",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { p, q, broker, r } = await waitingBroker("early-settle");
+  try {
+    const got = await takeWhileWaiting(broker, q, ["a", "b", "c"]);
+    assert.deepEqual(texts(got), ["a"]);
+    // The task finished at once and the consume loop sleeps (ETA limit or backlog reached).
+    await broker.ack(got);
+    assert.equal(await r.hlen(`${p}unacked`), 0, "a acknowledged, nothing else recorded");
+    assert.equal(await r.llen(`${p}${q}`), 2, "b and c stay in their queue for any worker");
+    const rest = await broker.take([q], { max: 10, signal: AbortSignal.timeout(5000) });
+    assert.deepEqual(texts(rest), ["b", "c"]);
+    await broker.ack(rest);
+    assert.equal(await r.hlen(`${p}unacked`), 0);
+  } finally {
+    await broker.close();
+    await deleteKeys(p);
+    await r.quit();
+  }
+});

@@ -179,7 +179,7 @@ export class RedisTaker {
    * @returns a promise of those left to settle, or null when none waits
    */
   settleable(deliveries: readonly Delivery[]): Promise<readonly Delivery[]> | null {
-    if (this.#early.size > 0) this.#sendDeferred(true);
+    if (this.#early.size > 0) this.#sendDeferred();
     return this.#early.settleable(deliveries);
   }
 
@@ -211,7 +211,7 @@ export class RedisTaker {
     const resp = this.#scope.resp;
     if (!resp || this.#early.size === 0) return Promise.resolve(deliveries);
     // Framed in this turn, in this order: the take script (unless out already), then the acks.
-    this.#sendDeferred(true);
+    this.#sendDeferred();
     const record = this.#scope.k(this.#takeRecord);
     return this.#early.ackBehindTake(resp, deliveries, index, unacked, record);
   }
@@ -233,8 +233,8 @@ export class RedisTaker {
    * script that records it in `unacked` replies, when the claim is surely
    * still in its claim list: its wait was sent while no take was under way
    * and no take was sent since, so no take can have taken it. The take
-   * script (sent by the next take or a settling: the one that would have
-   * followed the wait, up to `max`, this claim list first; by its timer or
+   * script (sent by the next take: the one that would have followed the
+   * wait, up to `max`, this claim list first; by a settling, its timer or
    * closing: this claim list alone) goes out once the delivery is on its way
    * ({@link RedisTaker.#sendDeferred}); its reply gives the delivery its
    * recorded tag, and its other messages are the next take's. Settling the
@@ -263,10 +263,11 @@ export class RedisTaker {
     const early = this.#early.add(claim.raw, d);
     const claimedBefore = this.#claims(null);
     const claimOrder = [list, ...lists.filter((l) => l !== list)];
-    // Sent by the next take or a settling, it takes up to max (the next take returns the rest);
-    // sent by the timer or closing, only this claim list (this element and at most one older
-    // claim): no take may come for long, and the queues' messages stay there for any worker
-    // rather than recorded and held out of sight (and restored after the visibility timeout).
+    // Sent by the next take, it takes up to max (that take returns the rest); sent by a settling,
+    // the timer or closing, only this claim list (this element and at most one older claim): no
+    // take may come for long (the consume loop may sleep with its ETA limit or backlog reached),
+    // and the queues' messages stay there for any worker rather than recorded and held out of
+    // sight (and restored after the visibility timeout).
     this.#deferred = (full) =>
       (full
         ? this.#record(early, lists, max, claimOrder, claimedBefore)
@@ -411,10 +412,9 @@ export class RedisTaker {
    * the hand-out): on a busy host, the write that wakes Redis can cost the
    * thread its CPU for as long as Redis runs.
    *
-   * @param full sent by a take or a settling (a take follows soon to return
-   *   what the script takes beside the early delivery): it takes up to the
-   *   hand-out's max; otherwise (timer, closing) the early delivery's claim
-   *   list alone
+   * @param full sent by a take (which returns what the script takes beside
+   *   the early delivery): it takes up to the hand-out's max; otherwise
+   *   (a settling, the timer, closing) the early delivery's claim list alone
    */
   #sendDeferred(full = false): void {
     const send = this.#deferred;
