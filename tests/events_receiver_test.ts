@@ -57,7 +57,9 @@ for (const t of transports) {
         assert.equal(done.args, "(2, 3)");
         assert.equal(done.result, "5");
         assert.equal(done.hostname, worker.hostname);
-        assert.ok(done.timestamps.sent! <= done.timestamps.received!);
+        // Sent after its publish returned, as Celery's: a worker that receives the message at once
+        // (handed out as its wait claimed it) may stamp task-received first.
+        assert.ok(Math.abs(done.timestamps.sent! - done.timestamps.received!) < 5);
         assert.ok(done.timestamps.received! <= done.timestamps.succeeded!);
         assert.ok(done.runtime! >= 0);
         const failed = state.tasks.get(bad.id)!;
