@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { RunRequest } from "../src/worker/executor.ts";
 import { type Member, postTo } from "../src/worker/pool_member.ts";
 import type { ToRunner } from "../src/worker/pool_protocol.ts";
+import { runInfo } from "./helpers/run_info.ts";
 
 /** A member whose Web Worker keeps what is posted to it, cloned as a post clones it. */
 function recordingMember(): { member: Member; posted: ToRunner[] } {
@@ -25,17 +26,7 @@ function request(seq: number, body: Uint8Array): RunRequest {
     contentEncoding: "utf-8",
     headers: {},
     storeResult: false,
-    info: {
-      retries: 0,
-      rootId: null,
-      parentId: null,
-      group: null,
-      eta: null,
-      expires: null,
-      queue: "celery",
-      redelivered: false,
-      hostname: "test@local",
-    },
+    info: runInfo(),
   };
 }
 

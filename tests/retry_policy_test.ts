@@ -22,6 +22,7 @@ import { type RunOutcome, type RunRequest, runTask } from "../src/worker/executo
 import { LocalTokenBuckets, RateLimiter, takeTokens } from "../src/worker/rate_limit.ts";
 import { settleRetries } from "../src/worker/retries.ts";
 import { autoretryOptions, backoffDelay, planRetry } from "../src/worker/retry_policy.ts";
+import { runInfo } from "./helpers/run_info.ts";
 
 const FIXTURES = new URL("./fixtures/celery-5.2/redis/worker/", import.meta.url);
 
@@ -146,17 +147,7 @@ function request(id: string, task: string, args: unknown[], retries: number): Ru
     contentEncoding: m.contentEncoding,
     headers: m.headers,
     storeResult: true,
-    info: {
-      retries,
-      rootId: id,
-      parentId: null,
-      group: null,
-      eta: null,
-      expires: null,
-      queue: "celery",
-      redelivered: false,
-      hostname: "test@local",
-    },
+    info: runInfo({ retries, rootId: id }),
   };
 }
 

@@ -12,6 +12,7 @@ import { Celery } from "../mod.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { BatchRunner, type RunOutcome, type RunRequest } from "../src/worker/executor.ts";
 import { ThreadPool } from "../src/worker/thread_pool.ts";
+import { runInfo } from "./helpers/run_info.ts";
 
 const MODULE = new URL("./apps/first_contact_app.ts", import.meta.url).href;
 const POOL_MODULE = new URL("./apps/pool_app.ts", import.meta.url).href;
@@ -37,17 +38,7 @@ function request(task: string, args: unknown[]): RunRequest {
     contentEncoding: msg.contentEncoding,
     headers: msg.headers,
     storeResult: true,
-    info: {
-      retries: 0,
-      rootId: id,
-      parentId: null,
-      group: null,
-      eta: null,
-      expires: null,
-      queue: "celery",
-      redelivered: false,
-      hostname: "t@local",
-    },
+    info: runInfo({ rootId: id, hostname: "t@local" }),
   };
 }
 
