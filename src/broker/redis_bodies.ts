@@ -29,7 +29,7 @@ export const PENDING: Uint8Array = new Uint8Array(0);
  * ```ts ignore
  * const pack = new BodyPack();
  * const packing = pack.begin();
- * const env = decodeEnvelopeWith(raw, packing ? pack.decode : plainBase64);
+ * const env = packing ? decodeEnvelopeWith(raw, pack.decode) : decodeEnvelope(raw);
  * if (packing) pack.end(env.body === PENDING ? [delivery] : []);
  * ```
  */
@@ -77,21 +77,6 @@ export class BodyPack {
       pending[i].body = packed.subarray(spans[i * 2], spans[i * 2] + spans[i * 2 + 1]);
     }
   }
-}
-
-/**
- * Decode base64 into bytes of their own (a take that cannot use the pack).
- *
- * @example
- * ```ts ignore
- * plainBase64("AQI="); // Uint8Array [1, 2]
- * ```
- *
- * @param text base64
- * @returns the bytes
- */
-export function plainBase64(text: string): Uint8Array {
-  return Uint8Array.fromBase64(text);
 }
 
 /**

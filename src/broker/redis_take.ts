@@ -26,7 +26,7 @@ import type { RedisScope } from "./redis_commands.ts";
 import { duplicateRedis } from "./redis_connection.ts";
 import { PARKED_KEY, queueOfList, rotatedLists } from "./redis_keys.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
-import { BodyPack, PENDING, plainBase64, toDelivery } from "./redis_bodies.ts";
+import { BodyPack, PENDING, toDelivery } from "./redis_bodies.ts";
 import { parkRaw } from "./redis_parked.ts";
 import { TAKE_SCRIPT } from "./redis_scripts.ts";
 import { RespScript, stringArray } from "./resp_scripts.ts";
@@ -327,7 +327,6 @@ export class RedisTaker {
     const out: Delivery[] = [];
     const pack = this.#bodies;
     const packing = pack.begin();
-    const base64 = packing ? pack.decode : plainBase64;
     const pending: Delivery[] = [];
     try {
       for (let i = 0; i < flat.length; i += 3) {
@@ -345,7 +344,7 @@ export class RedisTaker {
         }
         let env: Envelope;
         try {
-          env = decodeEnvelopeWith(raw, base64);
+          env = packing ? decodeEnvelopeWith(raw, pack.decode) : decodeEnvelope(raw);
         } catch (err) {
           await parkRaw(
             s,
