@@ -88,8 +88,7 @@ export class HeapCap {
       this.#live = Math.min(this.#live, used);
       return false;
     }
-    this.#gc({ type: "major" });
-    this.#live = this.#heapUsed();
+    this.collect();
     return true;
   }
 }
