@@ -15,6 +15,7 @@ import { VALUES_PER_COMMAND } from "../broker/chunks.ts";
 import { publishInOrder } from "../client/send.ts";
 import type { Publication, PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
+import { exceptionInfo } from "../protocol/exceptions.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
@@ -169,20 +170,24 @@ async function storeUnsendable(
     },
   );
   if (!io.backend) return;
-  const excs = failed.map(({ err }): ExceptionInfo => ({
-    exc_type: err.name,
-    exc_message: [err.message],
-    exc_module: "celeriac",
-  }));
+  const excs = failed.map(({ err }) => exceptionInfo(err));
   await io.backend.store(failed.map(({ out }, i) => failureEntry(out.taskId, excs[i], null)));
   // A chord header member that is never sent still counts: its failure completes the chord.
-  const joins: ChordJoin[] = [];
-  failed.forEach(({ out: { taskId, chord } }, i) => {
-    if (!chord) return;
-    const { groupId, groupIndex, body, parent } = chord;
-    const part = { groupId, groupIndex, taskId, state: "FAILURE" as const };
-    joins.push({ part: { ...part, resultJson: pyJsonDumps(excs[i]) }, body, parent });
-  });
+  const joins = failed.flatMap(({ out: { taskId, chord } }, i): ChordJoin[] =>
+    chord
+      ? [{
+        part: {
+          groupId: chord.groupId,
+          groupIndex: chord.groupIndex,
+          taskId,
+          state: "FAILURE",
+          resultJson: pyJsonDumps(excs[i]),
+        },
+        body: chord.body,
+        parent: chord.parent,
+      }]
+      : []
+  );
   if (joins.length) await joinChords(joins, io);
 }
 
