@@ -218,3 +218,40 @@ Deno.test({
     await deleteKeys(prefix);
   }
 });
+
+Deno.test({
+  name: "redis claims: a broker closing while its take is blocked closes at once; " +
+    "what is published afterwards stays in the queue",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("claims-close");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const q = uniqueQueue("claims-close");
+  const consumer = await openRedisBroker(url);
+  const publisher = await openRedisBroker(url);
+  const r = await rawRedis();
+  try {
+    const stop = new AbortController();
+    const taking = consumer.take([q], { max: 10, signal: stop.signal });
+    // The take script found nothing: a watcher per list of the queue registered its claim and blocks.
+    const claims = `${prefix}${CLAIMS_KEY}`;
+    for (let i = 0; i < 100 && await r.zcard(claims) < 4; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.equal(await r.zcard(claims), 4, "one claim per priority list");
+    await new Promise((res) => setTimeout(res, 100));
+    stop.abort();
+    assert.deepEqual(await taking, []);
+    const t0 = performance.now();
+    await consumer.close();
+    const took = performance.now() - t0;
+    assert.ok(took < 500, `closed in ${took} ms`);
+    await publisher.publish(message("later"), { routingKey: q });
+    assert.equal(await r.llen(`${prefix}${q}`), 1, "no wait of the closed broker claimed it");
+    assert.equal(await r.zcard(claims), 0, "its claims are unregistered");
+  } finally {
+    await publisher.close();
+    await r.quit();
+    await deleteKeys(prefix);
+  }
+});

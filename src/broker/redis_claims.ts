@@ -20,6 +20,10 @@
  * {@link CLAIM_LEASE_SECONDS} back at the front of their queue (Python
  * workers do not know about claims).
  *
+ * A waiter blocks on a connection of its own ({@link ClaimLink}): on a
+ * single server a `RespConnection` ({@link respClaimLink}), through
+ * Sentinel or Cluster an ioredis one ({@link ioredisClaimLink}).
+ *
  * @module
  */
 

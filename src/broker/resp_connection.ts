@@ -1,7 +1,8 @@
 /**
  * A small Redis connection without ioredis, for the events traffic and the
- * worker's per-task commands on a single server (takes, acknowledgements,
- * result stores; see resp_scripts.ts): commands
+ * per-task commands on a single server (takes, acknowledgements, result
+ * stores and reads, see resp_scripts.ts; the claiming waits, see
+ * redis_claims.ts; the result subscriber, see ../backend/redis_results.ts): commands
  * are framed by {@link RespWriter} into one buffer and go out in one socket
  * write per turn of the event loop; replies are parsed by
  * {@link RespReader} from the socket's read buffer, pub/sub messages handed

@@ -2,8 +2,10 @@
  * The worker's per-task Redis commands on a single server through a
  * {@link RespConnection} instead of ioredis: the take script and the
  * acknowledgement transaction of the broker (redis_take.ts, redis.ts), its
- * publishes' LPUSHes (redis_publish.ts), the result store script of the
- * backend (../backend/redis.ts). Scripts go as `EVALSHA`, and as `EVAL`
+ * publishes' LPUSHes (redis_publish.ts), the result store script and the
+ * result reads of the backend (../backend/redis.ts); the connections of its
+ * own that a blocking wait or a subscriber needs are opened with the same
+ * settings ({@link RespScripts.connection}). Scripts go as `EVALSHA`, and as `EVAL`
  * (which loads them) when the server answers `NOSCRIPT`, as ioredis sends
  * them; failures become the errors the ioredis path throws: a connection that
  * cannot be reached, drops or is refused is a
