@@ -255,3 +255,53 @@ Deno.test({
     await deleteKeys(prefix);
   }
 });
+
+Deno.test({
+  name: "redis claims: a message published right after a closing broker returned its claims " +
+    "is not claimed by its blocked wait (it stays in the queue)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("claims-close-race");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const r = await rawRedis();
+  const publisher = await rawRedis();
+  const monitor = await (await rawRedis()).monitor();
+  try {
+    // Several rounds: the wait's socket must be closed before the return script is sent, or
+    // a publish in between fills a claim list no longer registered (lost for good).
+    for (let round = 0; round < 5; round++) {
+      const q = uniqueQueue("claims-close-race");
+      const consumer = await openRedisBroker(url);
+      const stop = new AbortController();
+      const taking = consumer.take([q], { max: 10, signal: stop.signal });
+      for (let i = 0; i < 100 && await r.zcard(`${prefix}${CLAIMS_KEY}`) < 4; i++) {
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      stop.abort();
+      assert.deepEqual(await taking, []);
+      // Published as soon as the server ran the script returning the queue's claim.
+      let published: Promise<number> | null = null;
+      const onCommand = (_time: string, args: string[]) => {
+        if (published === null && /^eval/i.test(args[0]) && args.some((a) => a.endsWith(`|${q}`))) {
+          published = publisher.lpush(`${prefix}${q}`, `round ${round}`);
+        }
+      };
+      monitor.on("monitor", onCommand);
+      await consumer.close();
+      for (let i = 0; i < 100 && published === null; i++) {
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      monitor.off("monitor", onCommand);
+      assert.ok(published !== null, "the return script ran");
+      await published;
+      await new Promise((res) => setTimeout(res, 50));
+      assert.deepEqual(await r.keys(`${prefix}celeriac.claim.*`), [], `round ${round}: no claim`);
+      assert.deepEqual(await r.lrange(`${prefix}${q}`, 0, -1), [`round ${round}`]);
+    }
+  } finally {
+    monitor.disconnect();
+    await publisher.quit();
+    await r.quit();
+    await deleteKeys(prefix);
+  }
+});

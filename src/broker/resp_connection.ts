@@ -180,7 +180,10 @@ export class RespConnection {
 
   /**
    * Close: replies to the commands sent are awaited (at most `waitMs`),
-   * then the socket is closed; a reconnect under way stops.
+   * then the socket is closed; a reconnect under way stops. With `waitMs`
+   * 0 the socket is closed within this call, before anything the caller
+   * sends next on another connection (a blocked `BLMOVE` ends before the
+   * claims it may fill are returned, see redis_take.ts).
    *
    * @param waitMs how long to wait for replies still due. Default 2000.
    */
@@ -189,7 +192,7 @@ export class RespConnection {
     const wasReady = this.#state === "ready";
     this.#state = "closed";
     this.#closing.abort();
-    if (wasReady && this.#head < this.#waiters.length) {
+    if (wasReady && waitMs > 0 && this.#head < this.#waiters.length) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         new Promise<void>((r) => this.#idle = r),
