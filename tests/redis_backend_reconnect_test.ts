@@ -44,7 +44,8 @@ async function setUp(label: string) {
       if (count === n) return;
       await new Promise((res) => setTimeout(res, 10));
     }
-    assert.fail(`nobody subscribed to ${backend.key(id)}`);
+    const [, count] = await r.pubsub("NUMSUB", backend.key(id)) as [string, number];
+    assert.fail(`${count} connection(s), not ${n}, subscribe to ${backend.key(id)}`);
   };
   const tearDown = async () => {
     await viaProxy.close();
@@ -93,6 +94,27 @@ test("a wait that cannot subscribe fails as a BrokerConnectionError", async () =
         return true;
       },
     );
+  } finally {
+    await tearDown();
+  }
+});
+
+test("a channel whose subscription failed is not subscribed to once Redis is back", async () => {
+  const { proxy, viaProxy, direct, subscribed, tearDown } = await setUp("backend-stale");
+  try {
+    const [failed, later] = [crypto.randomUUID(), crypto.randomUUID()];
+    proxy.refuse(true);
+    await assert.rejects(
+      viaProxy.waitFor(failed, AbortSignal.timeout(10_000)),
+      BrokerConnectionError,
+    );
+    proxy.refuse(false);
+    const waitLater = viaProxy.waitFor(later, AbortSignal.timeout(10_000));
+    waitLater.catch(() => {});
+    await subscribed(viaProxy, later);
+    await subscribed(viaProxy, failed, 0);
+    await direct.store([success(later, "heard")]);
+    assert.equal((await waitLater).result, "heard");
   } finally {
     await tearDown();
   }

@@ -97,6 +97,8 @@ export function respResultChannels(
       try {
         return await conn.command(["SUBSCRIBE", channel]);
       } catch (err) {
+        // Its waiter gives up: nothing is to subscribe to it again on the next connect.
+        channels.delete(channel);
         throw respFailure(err, rawUrl);
       }
     },
