@@ -305,3 +305,31 @@ Deno.test({
     await deleteKeys(prefix);
   }
 });
+
+Deno.test({
+  name: "redis claims: a RESP wait that cannot reach Redis reports it after a pause " +
+    "(a taker does not spin), at once when the watcher closes",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const target = parseRedisUrl(REDIS_URL);
+  const proxy = LossyProxy.start({ hostname: target.host, port: target.port });
+  proxy.refuse(true);
+  const conn = respConn("celeriac-watch", { host: "127.0.0.1", port: proxy.port });
+  const watcher = new ClaimWatcher(respClaimLink(conn, "q", "claim", CLAIMS_KEY, "claim"));
+  try {
+    let t0 = performance.now();
+    assert.equal(await watcher.wait(), false);
+    const paused = performance.now() - t0;
+    assert.ok(paused >= 90, `reported after ${paused} ms`);
+    const waiting = watcher.wait();
+    await new Promise((res) => setTimeout(res, 20));
+    t0 = performance.now();
+    watcher.close();
+    assert.equal(await waiting, false);
+    const took = performance.now() - t0;
+    assert.ok(took < 50, `reported ${took} ms after close`);
+  } finally {
+    watcher.close();
+    proxy.close();
+  }
+});
