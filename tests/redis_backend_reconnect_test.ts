@@ -9,7 +9,10 @@
 
 import assert from "node:assert/strict";
 import { openRedisBackend, type RedisBackend } from "../src/backend/redis.ts";
+import { respResultChannels } from "../src/backend/redis_results.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
+import { parseRedisUrl } from "../src/broker/redis_url.ts";
+import { RespScripts } from "../src/broker/resp_scripts.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -135,5 +138,33 @@ test("closing the backend ends a wait at once", async () => {
     await subscribed(viaProxy, id, 0);
   } finally {
     await tearDown();
+  }
+});
+
+test("a subscriber whose connection stopped answering while idle is dropped and reconnected", async () => {
+  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
+  const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+  const scripts = new RespScripts(parseRedisUrl(url), url, { replyTimeoutMs: 200 });
+  let ready = 0;
+  const channels = respResultChannels(scripts, url, {
+    message: () => {},
+    ready: () => ready++,
+  }, 50);
+  try {
+    await channels.subscribe(`celeriac-test-idle-${crypto.randomUUID()}`);
+    assert.equal(proxy.accepted, 1);
+    // The server's side goes silent: nothing waits for a reply, only the PINGs can tell.
+    proxy.holdReplies();
+    for (let i = 0; i < 100 && proxy.accepted < 2; i++) {
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.ok(proxy.accepted >= 2, "the silent connection was dropped and another opened");
+    proxy.cut();
+    for (let i = 0; i < 100 && ready < 2; i++) await new Promise((res) => setTimeout(res, 20));
+    assert.equal(ready, 2, "connected again");
+  } finally {
+    await channels.close();
+    await scripts.close();
+    proxy.close();
   }
 });
