@@ -38,7 +38,7 @@ import type {
 } from "./task_options.ts";
 import { type CompiledRoutes, compileRoutes } from "./routes.ts";
 import { PUBLISHER, type Publisher } from "./publisher.ts";
-import { type CallSender, encodeCall, publishInOrder, routeCall } from "./send.ts";
+import { type CallSender, encodeCall, encodeCalls, publishInOrder, routeCall } from "./send.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
 import { openBackend, openBroker } from "./transports.ts";
 
@@ -342,9 +342,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   async sendMany<R = unknown>(
     calls: readonly { name: string; args?: readonly unknown[]; options?: ApplyOptions }[],
   ): Promise<AsyncResult<R>[]> {
-    const encoded = await Promise.all(
-      calls.map((c) => encodeCall(this.#sender(), c.name, c.args ?? [], c.options ?? {})),
-    );
+    const encoded = await encodeCalls(this.#sender(), calls);
     if (encoded.some((e) => e.rpc)) await (await this.resultBackend()).prepare?.();
     const batch = encoded.map((e) => e.publication);
     const publisher = this[PUBLISHER];
@@ -365,6 +363,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
       config: this.config,
       oid: this.oid,
       inWorker: !!this[PUBLISHER],
+      routed: this.#routes !== null,
       origin: () => this.#origin ??= anonymousNodeName(),
       route: (name, args, options) => routeCall(this.#routes, name, args, options),
     };

@@ -11,6 +11,7 @@ import type { Publication, PublishTarget } from "../broker/port.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
 import type { Message } from "../protocol/message.ts";
 import { encodeTaskMessage } from "../protocol/task_message.ts";
+import { TaskMessageTemplate } from "../protocol/task_template.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { currentTask } from "./current.ts";
 import type { CompiledRoutes } from "./routes.ts";
@@ -57,6 +58,7 @@ export function routeCall(
  *   oid: app.oid,
  *   origin: () => "gen1234@host",
  *   inWorker: false,
+ *   routed: false,
  *   route: (name, args, options) => routeCall(null, name, args, options),
  * };
  * ```
@@ -70,6 +72,8 @@ export interface CallSender {
   readonly inWorker: boolean;
   /** The node name written as `origin`. */
   origin(): string;
+  /** Whether the app has task routes: then {@link encodeCalls} routes each call on its own. */
+  readonly routed: boolean;
   /** The call's options over its route's. */
   route(name: string, args: readonly unknown[], options: ApplyOptions): ApplyOptions;
 }
@@ -152,6 +156,91 @@ export async function encodeCall(
   const rpc = !options.ignoreResult && !sender.inWorker &&
     !!config.backend?.startsWith("rpc:");
   return { id, publication: { message, target }, rpc, queue };
+}
+
+/** One call of a batch: task name, positional arguments, call options. */
+export interface BatchCall {
+  /** The task name. */
+  name: string;
+  /** Positional arguments; default none. */
+  args?: readonly unknown[];
+  /** The call's options; default none. */
+  options?: ApplyOptions;
+}
+
+const NO_OPTIONS: ApplyOptions = Object.freeze({});
+
+/**
+ * Encode the calls of a batch, each as {@link encodeCall} encodes it. Calls
+ * in a row with the same task and the same options object (what
+ * `delayMany` sends) share one {@link TaskMessageTemplate}: what they share
+ * is encoded once. Calls with task routes (which may route on the
+ * arguments), a task id, times, msgpack or compression are encoded one by
+ * one.
+ *
+ * @example
+ * ```ts ignore
+ * const shared = { queue: "math" };
+ * const encoded = await encodeCalls(sender, [
+ *   { name: "tasks.add", args: [1, 2], options: shared },
+ *   { name: "tasks.add", args: [3, 4], options: shared },
+ * ]);
+ * ```
+ *
+ * @param sender what the app provides
+ * @param calls the calls
+ * @returns the encoded calls, in order
+ */
+export async function encodeCalls(
+  sender: CallSender,
+  calls: readonly BatchCall[],
+): Promise<EncodedCall[]> {
+  const out = new Array<EncodedCall>(calls.length);
+  let last: { name: string; options: ApplyOptions; encode: CallEncoder | null } | null = null;
+  for (let i = 0; i < calls.length; i++) {
+    const { name, args = [], options = NO_OPTIONS } = calls[i];
+    if (last === null || last.name !== name || last.options !== options) {
+      last = { name, options, encode: sender.routed ? null : callEncoder(sender, name, options) };
+    }
+    out[i] = last.encode ? last.encode(args) : await encodeCall(sender, name, args, options);
+  }
+  return out;
+}
+
+type CallEncoder = (args: readonly unknown[]) => EncodedCall;
+
+/** Encodes calls of `name` with `options` from one template; null when they cannot share one. */
+function callEncoder(sender: CallSender, name: string, options: ApplyOptions): CallEncoder | null {
+  if (options.taskId !== undefined) return null;
+  const config = sender.config;
+  const parent = currentTask.getStore();
+  const template = TaskMessageTemplate.of({
+    task: name,
+    kwargs: options.kwargs ?? {},
+    eta: options.eta,
+    countdown: options.countdown,
+    expires: options.expires,
+    origin: sender.origin(),
+    replyTo: sender.oid,
+    priority: options.priority,
+    timeLimit: options.timeLimit,
+    softTimeLimit: options.softTimeLimit,
+    rootId: parent?.rootId,
+    parentId: parent?.id,
+    shadow: options.shadow,
+    ignoreResult: options.ignoreResult,
+    headers: options.headers,
+    serializer: options.serializer ?? config.taskSerializer,
+    compression: options.compression ?? config.taskCompression,
+  });
+  if (!template) return null;
+  const queue = options.queue ?? config.defaultQueue;
+  const target = { exchange: options.exchange ?? "", routingKey: options.routingKey ?? queue };
+  const rpc = !options.ignoreResult && !sender.inWorker && !!config.backend?.startsWith("rpc:");
+  return (args) => {
+    const id = crypto.randomUUID();
+    return { id, publication: { message: template.encode(id, args), target }, rpc, queue };
+  };
 }
 
 /**
