@@ -26,7 +26,7 @@ import { type CpuProfile, summarize } from "./profile.ts";
 /** What a batch enqueue's self time is spent on, by source. */
 const STAGES: [RegExp, string][] = [
   [/\/src\/protocol\/(json|json_fields)\.ts/, "JSON encode"],
-  [/\/src\/protocol\/(task_message|repr|serializers|time)\.ts/, "message building"],
+  [/\/src\/protocol\/(task_message|task_template|repr|serializers|time)\.ts/, "message building"],
   [/\/src\/protocol\/envelope\.ts/, "envelope + base64"],
   [
     /\/src\/broker\/(resp_writer|resp_connection|resp_reader|resp_scripts)\.ts/,
@@ -35,6 +35,7 @@ const STAGES: [RegExp, string][] = [
   [/\/src\/broker\//, "broker (other)"],
   [/\/src\/client\//, "client (send, results)"],
   [/\/src\//, "celeriac (other)"],
+  [/ext:deno_node\/inspector/, "(the profiler itself)"],
   [/^node:|ext:deno_node|ext:node/, "Node compat"],
   [/^ext:/, "Deno runtime"],
 ];

@@ -79,3 +79,34 @@ Deno.test("task template: a task id that JSON escapes is written as encodeTaskMe
   const want = encodeTaskMessage({ ...base, id: 'id "quoted"', args: [1], now: new Date() });
   assert.equal(encodeEnvelope(got, info, "t"), encodeEnvelope(want, info, "t"));
 });
+
+Deno.test("task template: packed bodies are each their own bytes, across the shared buffers", () => {
+  const template = TaskMessageTemplate.of(base, { packBodies: true })!;
+  // Bodies of ~3 KB (é is written as \\u00e9): several share a buffer, and they fill more than one.
+  const args = Array.from({ length: 40 }, (_, i) => [i, "é".repeat(500 + i)]);
+  const messages = args.map((a) => template.encode(crypto.randomUUID(), a));
+  for (const [i, m] of messages.entries()) {
+    assert.deepEqual(JSON.parse(decoder.decode(m.body))[0], args[i]);
+    const want = encodeTaskMessage({
+      ...base,
+      id: String(m.headers.id),
+      args: args[i],
+      now: new Date(),
+    });
+    assert.deepEqual(m.body, want.body);
+  }
+  const buffers = new Set(messages.map((m) => m.body.buffer)).size;
+  assert.ok(
+    buffers > 1 && buffers < messages.length,
+    `${buffers} buffers for ${messages.length} bodies`,
+  );
+});
+
+Deno.test("task template: a frozen delivery info is written as an unfrozen one", () => {
+  const m = TaskMessageTemplate.of(base)!.encode(crypto.randomUUID(), [1]);
+  const frozen = Object.freeze({ exchange: "ex", routing_key: "key" });
+  const first = encodeEnvelope(m, frozen, "t");
+  assert.equal(first, encodeEnvelope(m, { exchange: "ex", routing_key: "key" }, "t"));
+  assert.equal(encodeEnvelope(m, frozen, "t"), first);
+  assert.match(first, /"delivery_info": \{"exchange": "ex", "routing_key": "key"\}/);
+});

@@ -97,7 +97,10 @@ export class RedisPublisher {
       if (!routed) {
         if (exchange === "") await this.declareQueue(target.routingKey);
         const queues = await s.run(() => route(s, exchange, target.routingKey));
-        routed = { info: { exchange, routing_key: target.routingKey }, queues };
+        const info = { exchange, routing_key: target.routingKey };
+        // Frozen, encodeEnvelope encodes its text once for the whole batch.
+        if (batch.length > 1) Object.freeze(info);
+        routed = { info, queues };
         byKey.set(key, routed);
       }
       routes.set(target, routed);

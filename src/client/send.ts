@@ -232,7 +232,7 @@ function callEncoder(sender: CallSender, name: string, options: ApplyOptions): C
     headers: options.headers,
     serializer: options.serializer ?? config.taskSerializer,
     compression: options.compression ?? config.taskCompression,
-  });
+  }, { packBodies: !sender.inWorker });
   if (!template) return null;
   const queue = options.queue ?? config.defaultQueue;
   const target = { exchange: options.exchange ?? "", routingKey: options.routingKey ?? queue };

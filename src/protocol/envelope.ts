@@ -79,7 +79,9 @@ const SKIP_PROPS = new Set(["priority", "delivery_info", "body_encoding", "deliv
  * ```
  *
  * @param msg the message
- * @param deliveryInfo exchange and routing key it is published with
+ * @param deliveryInfo exchange and routing key it is published with (a
+ *   frozen one's text is encoded once and reused: freeze one that is
+ *   published with many messages)
  * @param deliveryTag a fresh unique tag (a UUID)
  * @param redelivered add kombu's `redelivered: true` markers
  * @returns the JSON text of the envelope
@@ -151,10 +153,20 @@ function envelopeRest(
 ): string {
   const head = (!redelivered && (msg as { [ENVELOPE_HEAD]?: string })[ENVELOPE_HEAD]) ||
     envelopeHead(msg, redelivered);
-  const info = redelivered ? { ...deliveryInfo, redelivered: true } : deliveryInfo;
-  return head + '"delivery_info": ' + pyJsonDumps(info) + ', "priority": ' +
+  return head + '"delivery_info": ' + infoText(deliveryInfo, redelivered) + ', "priority": ' +
     pyJsonDumps(msg.properties.priority ?? 0) + ', "body_encoding": "base64", "delivery_tag": ' +
     pyJsonScalar(deliveryTag) + "}}";
+}
+
+/** The JSON text of frozen delivery infos (a publisher's, one per target): encoded once. */
+const infoTexts = new WeakMap<DeliveryInfo, string>();
+
+function infoText(info: DeliveryInfo, redelivered: boolean): string {
+  if (redelivered) return pyJsonDumps({ ...info, redelivered: true });
+  if (!Object.isFrozen(info)) return pyJsonDumps(info);
+  let text = infoTexts.get(info);
+  if (text === undefined) infoTexts.set(info, text = pyJsonDumps(info));
+  return text;
 }
 
 /**
