@@ -5,11 +5,12 @@
  * Sends N no-op tasks with `delayMany` in batches of B (the bench's
  * batches of 1,000), then M tasks with `delay()` one at a time, to a queue
  * of its own (purged after each step), R rounds, and prints each round's rates
- * and their medians. With `--prof` the batch rounds also run under V8's CPU
- * profiler (in this process, through `node:inspector`) and it prints the
- * main thread's time per task by stage (id generation, message building,
- * JSON encoding, envelope and base64, RESP framing and socket, the rest)
- * and the top functions by self time.
+ * and their medians. With `--prof` the rounds also run under V8's CPU
+ * profiler (in this process, through `node:inspector`) and it prints, for
+ * the batches and for the single calls, the main thread's time per task by
+ * stage (message building, JSON encoding, envelope and base64, RESP
+ * framing and socket, the client, the garbage collector, the rest; the
+ * profiler's own cost apart) and the top functions by self time.
  *
  * Options: `--tasks N` (20000), `--batch B` (1000), `--single M` (2000;
  * 0 skips), `--rounds R` (5), `--redis URL` (redis://127.0.0.1:6379/10:
@@ -107,13 +108,20 @@ if (values.prof) {
 }
 const batchRates: number[] = [];
 const singleRates: number[] = [];
-const profiles: CpuProfile[] = [];
+const batchProfiles: CpuProfile[] = [];
+const singleProfiles: CpuProfile[] = [];
+/** `step()`, under the profiler when `--prof` is given (its profile added to `into`). */
+async function profiled<T>(into: CpuProfile[], step: () => Promise<T>): Promise<T> {
+  if (!values.prof) return await step();
+  await post("Profiler.start");
+  const out = await step();
+  into.push((await post<{ profile: CpuProfile }>("Profiler.stop")).profile);
+  return out;
+}
 for (let r = 0; r < rounds; r++) {
-  if (values.prof) await post("Profiler.start");
-  batchRates.push(await batchRound());
-  if (values.prof) profiles.push((await post<{ profile: CpuProfile }>("Profiler.stop")).profile);
+  batchRates.push(await profiled(batchProfiles, batchRound));
   await clear();
-  if (single > 0) singleRates.push(await singleRound());
+  if (single > 0) singleRates.push(await profiled(singleProfiles, singleRound));
   await clear();
   console.log(
     `round ${r + 1}: batch ${Math.round(batchRates[r])}/s` +
@@ -131,7 +139,8 @@ console.log(JSON.stringify({
   single: single > 0 ? median(singleRates) : null,
 }));
 
-if (values.prof) {
+/** Print the profiles' main-thread time per task, by stage and by function. */
+function report(label: string, profiles: CpuProfile[], perProfile: number): void {
   const stages = new Map<string, number>();
   const functions = new Map<string, number>();
   let busy = 0;
@@ -141,15 +150,20 @@ if (values.prof) {
     for (const [k, v] of s.stages) stages.set(k, (stages.get(k) ?? 0) + v);
     for (const [k, v] of s.functions) functions.set(k, (functions.get(k) ?? 0) + v);
   }
-  const n = tasks * profiles.length;
+  const n = perProfile * profiles.length;
   const perTask = (us: number) => (us / n).toFixed(3).padStart(7);
-  console.log(`\nmain thread busy ${perTask(busy)} µs/task, by stage:`);
+  console.log(`\n${label}: main thread busy ${perTask(busy)} µs/task, by stage:`);
   for (const [k, v] of [...stages].sort((a, b) => b[1] - a[1])) {
     console.log(`  ${perTask(v)} µs  ${k}`);
   }
   console.log(`top functions by self time (µs/task):`);
   const top = [...functions].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top));
   for (const [k, v] of top) console.log(`  ${perTask(v)}  ${k}`);
+}
+
+if (values.prof) {
+  report("batch (delayMany)", batchProfiles, tasks);
+  if (single > 0) report("single (delay() in a loop)", singleProfiles, single);
   session.disconnect();
 }
 await app.close();

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeEnvelope } from "../src/protocol/envelope.ts";
+import { encodeEnvelope, ENVELOPE_HEAD } from "../src/protocol/envelope.ts";
 import { EncodeError } from "../src/protocol/errors.ts";
 import { encodeTaskMessage, type TaskMessageInput } from "../src/protocol/task_message.ts";
 import { TaskMessageTemplate, type TaskTemplateInput } from "../src/protocol/task_template.ts";
@@ -7,24 +7,33 @@ import { TaskMessageTemplate, type TaskTemplateInput } from "../src/protocol/tas
 const decoder = new TextDecoder();
 const info = { exchange: "", routing_key: "celery" };
 
-/** What the template writes for one call against what encodeTaskMessage writes: the same bytes. */
+/**
+ * What the template writes for one call against what encodeTaskMessage
+ * writes: the same bytes, direct (envelope prewritten, body packed) or not.
+ */
 function assertSame(shared: TaskTemplateInput, args: readonly unknown[]): void {
-  const template = TaskMessageTemplate.of(shared);
-  assert.ok(template, "a template");
-  const id = crypto.randomUUID();
-  const got = template.encode(id, args);
-  const want = encodeTaskMessage({ ...shared, id, args, now: new Date() } as TaskMessageInput);
-  assert.equal(decoder.decode(got.body), decoder.decode(want.body));
-  assert.deepEqual(got.headers, want.headers);
-  assert.deepEqual(Object.keys(got.headers), Object.keys(want.headers));
-  assert.deepEqual(got.properties, want.properties);
-  assert.deepEqual(Object.keys(got.properties), Object.keys(want.properties));
-  assert.equal(got.contentType, want.contentType);
-  assert.equal(got.contentEncoding, want.contentEncoding);
-  // The envelope from the template's prewritten text, byte for byte the general encoder's.
-  assert.equal(encodeEnvelope(got, info, "tag-1"), encodeEnvelope(want, info, "tag-1"));
-  // A redelivered envelope does not use the prewritten text (its headers gain `redelivered`).
-  assert.equal(encodeEnvelope(got, info, "tag-2", true), encodeEnvelope(want, info, "tag-2", true));
+  for (const direct of [false, true]) {
+    const template = TaskMessageTemplate.of(shared, { direct });
+    assert.ok(template, "a template");
+    const id = crypto.randomUUID();
+    const got = template.encode(id, args);
+    const want = encodeTaskMessage({ ...shared, id, args, now: new Date() } as TaskMessageInput);
+    assert.equal(decoder.decode(got.body), decoder.decode(want.body));
+    assert.deepEqual(got.headers, want.headers);
+    assert.deepEqual(Object.keys(got.headers), Object.keys(want.headers));
+    assert.deepEqual(got.properties, want.properties);
+    assert.deepEqual(Object.keys(got.properties), Object.keys(want.properties));
+    assert.equal(got.contentType, want.contentType);
+    assert.equal(got.contentEncoding, want.contentEncoding);
+    assert.equal(ENVELOPE_HEAD in got, direct);
+    // The envelope (from the prewritten text when direct) is byte for byte the general encoder's.
+    assert.equal(encodeEnvelope(got, info, "tag-1"), encodeEnvelope(want, info, "tag-1"));
+    // A redelivered envelope does not use the prewritten text (its headers gain `redelivered`).
+    assert.equal(
+      encodeEnvelope(got, info, "tag-2", true),
+      encodeEnvelope(want, info, "tag-2", true),
+    );
+  }
 }
 
 const base = { task: "tasks.add", kwargs: {}, origin: "gen1@host", replyTo: "reply-1" };
@@ -74,14 +83,14 @@ Deno.test("task template: arguments that cannot be encoded are refused as encode
 });
 
 Deno.test("task template: a task id that JSON escapes is written as encodeTaskMessage writes it", () => {
-  const template = TaskMessageTemplate.of(base)!;
+  const template = TaskMessageTemplate.of(base, { direct: true })!;
   const got = template.encode('id "quoted"', [1]);
   const want = encodeTaskMessage({ ...base, id: 'id "quoted"', args: [1], now: new Date() });
   assert.equal(encodeEnvelope(got, info, "t"), encodeEnvelope(want, info, "t"));
 });
 
 Deno.test("task template: packed bodies are each their own bytes, across the shared buffers", () => {
-  const template = TaskMessageTemplate.of(base, { packBodies: true })!;
+  const template = TaskMessageTemplate.of(base, { direct: true })!;
   // Bodies of ~3 KB (é is written as \\u00e9): several share a buffer, and they fill more than one.
   const args = Array.from({ length: 40 }, (_, i) => [i, "é".repeat(500 + i)]);
   const messages = args.map((a) => template.encode(crypto.randomUUID(), a));

@@ -95,8 +95,15 @@ export class RedisPublisher {
       const key = `${exchange}\u0000${target.routingKey}`;
       let routed = byKey.get(key);
       if (!routed) {
-        if (exchange === "") await this.declareQueue(target.routingKey);
-        const queues = await s.run(() => route(s, exchange, target.routingKey));
+        // The default exchange routes to the queue named by the key: no command, no await
+        // once the queue is declared (a single publish's path).
+        let queues: string[];
+        if (exchange === "") {
+          if (!this.#declared.has(target.routingKey)) await this.declareQueue(target.routingKey);
+          queues = [target.routingKey];
+        } else {
+          queues = await s.run(() => route(s, exchange, target.routingKey));
+        }
         const info = { exchange, routing_key: target.routingKey };
         // Frozen, encodeEnvelope encodes its text once for the whole batch.
         if (batch.length > 1) Object.freeze(info);

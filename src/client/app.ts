@@ -38,7 +38,14 @@ import type {
 } from "./task_options.ts";
 import { type CompiledRoutes, compileRoutes } from "./routes.ts";
 import { PUBLISHER, type Publisher } from "./publisher.ts";
-import { type CallSender, encodeCall, encodeCalls, publishInOrder, routeCall } from "./send.ts";
+import {
+  CallEncoders,
+  type CallSender,
+  encodeCall,
+  encodeCalls,
+  publishInOrder,
+  routeCall,
+} from "./send.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
 import { openBackend, openBroker } from "./transports.ts";
 
@@ -69,6 +76,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   #backend: Promise<ResultBackend> | null = null;
   #origin: string | null = null;
   #routes: CompiledRoutes | null = null;
+  /** The templates of `delay()` calls, kept between sends. */
+  readonly #encoders = new CallEncoders();
   /**
    * Remote control: revoke tasks on every worker.
    *
@@ -305,12 +314,11 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     args: readonly unknown[] = [],
     callOptions: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
-    const { id, publication, rpc, queue } = await encodeCall(
-      this.#sender(),
-      name,
-      args,
-      callOptions,
-    );
+    const sender = this.#sender();
+    const encode = this.#encoders.for(sender, name, callOptions);
+    const { id, publication, rpc, queue } = encode
+      ? encode(args)
+      : await encodeCall(sender, name, args, callOptions);
     if (rpc) await (await this.resultBackend()).prepare?.();
     await this.publish(publication.message, publication.target);
     if (this.config.taskSendSentEvent && !this[PUBLISHER]) {

@@ -207,13 +207,20 @@ export async function encodeCalls(
   return out;
 }
 
+/** Encodes one call of a template's task and options. */
 type CallEncoder = (args: readonly unknown[]) => EncodedCall;
 
-/** Encodes calls of `name` with `options` from one template; null when they cannot share one. */
+/**
+ * Encodes calls of `name` with `options` from one template; null when they
+ * cannot share one. Outside a worker (no publisher hook: the messages go
+ * straight to this process's broker) the template packs bodies and
+ * prewrites envelopes, and the calls share one frozen target.
+ */
 function callEncoder(sender: CallSender, name: string, options: ApplyOptions): CallEncoder | null {
   if (options.taskId !== undefined) return null;
   const config = sender.config;
   const parent = currentTask.getStore();
+  const direct = !sender.inWorker;
   const template = TaskMessageTemplate.of({
     task: name,
     kwargs: options.kwargs ?? {},
@@ -232,15 +239,70 @@ function callEncoder(sender: CallSender, name: string, options: ApplyOptions): C
     headers: options.headers,
     serializer: options.serializer ?? config.taskSerializer,
     compression: options.compression ?? config.taskCompression,
-  }, { packBodies: !sender.inWorker });
+  }, { direct });
   if (!template) return null;
   const queue = options.queue ?? config.defaultQueue;
-  const target = { exchange: options.exchange ?? "", routingKey: options.routingKey ?? queue };
-  const rpc = !options.ignoreResult && !sender.inWorker && !!config.backend?.startsWith("rpc:");
+  const exchange = options.exchange ?? "";
+  const routingKey = options.routingKey ?? queue;
+  const shared = Object.freeze({ exchange, routingKey });
+  const rpc = !options.ignoreResult && direct && !!config.backend?.startsWith("rpc:");
   return (args) => {
     const id = crypto.randomUUID();
+    const target = direct ? shared : { exchange, routingKey };
     return { id, publication: { message: template.encode(id, args), target }, rpc, queue };
   };
+}
+
+interface CachedEncoder {
+  name: string;
+  config: ResolvedConfig;
+  inWorker: boolean;
+  /** Undefined until the options object comes a second time. */
+  encode?: CallEncoder | null;
+}
+
+/**
+ * The templates of single sends, kept between calls: `delay()` passes the
+ * same frozen options object (the task's defaults) each time, so its
+ * calls share a template as a batch's do. Kept per options object, task,
+ * configuration and publisher hook, from the second call with the object
+ * on (an object used once costs no template); only frozen options without
+ * `kwargs` or `headers` (whose objects could change between calls), and
+ * not inside a running task (its parent ids change with every run).
+ *
+ * @example
+ * ```ts ignore
+ * const encoders = new CallEncoders();
+ * const encode = encoders.for(sender, "tasks.add", options);
+ * const encoded = encode ? encode([2, 3]) : await encodeCall(sender, "tasks.add", [2, 3], options);
+ * ```
+ */
+export class CallEncoders {
+  #entries = new WeakMap<ApplyOptions, CachedEncoder>();
+
+  /**
+   * The encoder for calls of `name` with `options`, or null: encode the
+   * call with {@link encodeCall} then.
+   *
+   * @param sender what the app provides
+   * @param name the task name
+   * @param options the call's options
+   * @returns the encoder, or null
+   */
+  for(sender: CallSender, name: string, options: ApplyOptions): CallEncoder | null {
+    if (
+      sender.routed || !Object.isFrozen(options) || options.kwargs !== undefined ||
+      options.headers !== undefined || currentTask.getStore() !== undefined
+    ) {
+      return null;
+    }
+    const e = this.#entries.get(options);
+    if (!e || e.name !== name || e.config !== sender.config || e.inWorker !== sender.inWorker) {
+      this.#entries.set(options, { name, config: sender.config, inWorker: sender.inWorker });
+      return null;
+    }
+    return e.encode === undefined ? e.encode = callEncoder(sender, name, options) : e.encode;
+  }
 }
 
 /**

@@ -66,9 +66,9 @@ function keysOf(record: Record<string, unknown>, mark: string): string[] {
 
 /**
  * Encodes the task messages of calls that share everything but the task id
- * and the positional arguments. Each message also carries its Redis
- * envelope's text up to the delivery info (see `ENVELOPE_HEAD` in
- * envelope.ts), which the Redis broker writes instead of encoding the
+ * and the positional arguments. With `direct`, each message also carries
+ * its Redis envelope's text up to the delivery info (see `ENVELOPE_HEAD`
+ * in envelope.ts), which the Redis broker writes instead of encoding the
  * headers and properties again.
  *
  * @example
@@ -91,11 +91,12 @@ export class TaskMessageTemplate {
   readonly #head: Cut;
   readonly #contentType: string;
   readonly #contentEncoding: string;
+  /** Where the bodies go when the messages are `direct`; null otherwise. */
   readonly #slab: BodySlab | null;
 
-  private constructor(input: TaskTemplateInput, sample: Message, packBodies: boolean) {
+  private constructor(input: TaskTemplateInput, sample: Message, direct: boolean) {
     this.#input = input;
-    this.#slab = packBodies ? new BodySlab() : null;
+    this.#slab = direct ? new BodySlab() : null;
     this.#headers = sample.headers;
     this.#properties = sample.properties;
     this.#idHeaders = keysOf(sample.headers, ID);
@@ -113,17 +114,19 @@ export class TaskMessageTemplate {
    * encode those with {@link encodeTaskMessage}.
    *
    * @param input what the calls share
-   * @param options `packBodies`: the bodies are views of buffers the
-   *   template shares between messages (one allocation for hundreds of
-   *   bodies instead of one each), default false. Not for messages that go
-   *   through a structured clone (a Web Worker's `postMessage` copies a
-   *   view's whole buffer).
+   * @param options `direct`: the messages go straight to a broker in this
+   *   process and nobody changes them, default false. Their bodies are
+   *   then views of buffers the template shares between messages (one
+   *   allocation for hundreds of bodies instead of one each; not for
+   *   messages that go through a structured clone: a Web Worker's
+   *   `postMessage` copies a view's whole buffer) and they carry their
+   *   Redis envelope's text up to the delivery info.
    * @returns the template, or `null`
    * @throws {EncodeError} when the shared kwargs or headers cannot be encoded
    */
   static of(
     input: TaskTemplateInput,
-    options: { packBodies?: boolean } = {},
+    options: { direct?: boolean } = {},
   ): TaskMessageTemplate | null {
     if (
       input.eta != null || input.countdown != null || input.expires != null ||
@@ -139,7 +142,7 @@ export class TaskMessageTemplate {
     const body = new TextDecoder().decode(sample.body);
     if (!body.startsWith("[[], ")) return null;
     sample.body = utf8.encode(`[${ARGS_TEXT}, ${body.slice(5)}`);
-    return new TaskMessageTemplate(input, sample, options.packBodies ?? false);
+    return new TaskMessageTemplate(input, sample, options.direct ?? false);
   }
 
   /**
@@ -171,8 +174,17 @@ export class TaskMessageTemplate {
     for (const k of this.#idProperties) properties[k] = id;
     const reprText = pyJsonScalar(repr);
     const bodyText = fill(this.#body, id, reprText, argsText);
+    if (this.#slab === null) {
+      return {
+        body: utf8.encode(bodyText),
+        contentType: this.#contentType,
+        contentEncoding: this.#contentEncoding,
+        headers,
+        properties,
+      };
+    }
     const message = {
-      body: this.#slab ? this.#slab.write(bodyText) : utf8.encode(bodyText),
+      body: this.#slab.write(bodyText),
       contentType: this.#contentType,
       contentEncoding: this.#contentEncoding,
       headers,
