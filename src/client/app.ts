@@ -334,7 +334,9 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * all published back to back, their publisher confirms awaited together;
    * KV: concurrently). Resolves once the broker has every message; when it
    * rejects, some of the calls may have been sent. Each call is as
-   * {@link Celery.sendTask} would send it (routes, ids, parent task).
+   * {@link Celery.sendTask} would send it (routes, ids, parent task), byte
+   * for byte; calls in a row with the same task and the same options object
+   * are encoded from one template (what they share encoded once).
    *
    * @example
    * ```ts ignore
