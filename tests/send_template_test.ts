@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
+import { Celery, currentTask } from "../mod.ts";
 import { type Message, PUBLISHER } from "../protocol.ts";
 import { ENVELOPE_HEAD } from "../src/protocol/envelope.ts";
 import { priorityList } from "../transports.ts";
@@ -74,5 +74,31 @@ Deno.test("send template: messages given to a publisher hook carry no prewritten
     "(1, 1)",
     "(2, 2)",
   ]);
+  await app.close();
+});
+
+Deno.test("send template: calls sent from inside a task carry that task as parent and root", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  const sent: Message[] = [];
+  app[PUBLISHER] = (message) => {
+    sent.push(message);
+    return Promise.resolve();
+  };
+  const add = app.remoteTask<[number, number], number>("tests.add");
+  for (const parent of [{ id: "p1", rootId: "r1" }, { id: "p2", rootId: "r2" }]) {
+    await currentTask.run(parent, async () => {
+      for (let i = 0; i < 3; i++) await add.delay(i, i);
+      await add.delayMany([[1, 1], [2, 2]]);
+    });
+  }
+  for (let i = 0; i < 3; i++) await add.delay(i, i);
+  assert.equal(sent.length, 13);
+  const parents = sent.map((m) => [m.headers.parent_id, m.headers.root_id]);
+  assert.deepEqual(parents.slice(0, 5), Array(5).fill(["p1", "r1"]));
+  assert.deepEqual(parents.slice(5, 10), Array(5).fill(["p2", "r2"]));
+  // Outside a task: no parent, each call its own root.
+  for (const m of sent.slice(10)) {
+    assert.deepEqual([m.headers.parent_id, m.headers.root_id], [null, m.headers.id]);
+  }
   await app.close();
 });
