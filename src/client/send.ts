@@ -158,7 +158,14 @@ export async function encodeCall(
   return { id, publication: { message, target }, rpc, queue };
 }
 
-/** One call of a batch: task name, positional arguments, call options. */
+/**
+ * One call of a batch: task name, positional arguments, call options.
+ *
+ * @example
+ * ```ts ignore
+ * const call: BatchCall = { name: "tasks.add", args: [1, 2], options: { queue: "math" } };
+ * ```
+ */
 export interface BatchCall {
   /** The task name. */
   name: string;
@@ -172,9 +179,9 @@ const NO_OPTIONS: ApplyOptions = Object.freeze({});
 
 /**
  * Encode the calls of a batch, each as {@link encodeCall} encodes it. Calls
- * in a row with the same task and the same options object (what
- * `delayMany` sends) share one {@link TaskMessageTemplate}: what they share
- * is encoded once. Calls with task routes (which may route on the
+ * in a row (two or more) with the same task and the same options object
+ * (what `delayMany` sends) share one {@link TaskMessageTemplate}: what they
+ * share is encoded once. Calls with task routes (which may route on the
  * arguments), a task id, times, msgpack or compression are encoded one by
  * one.
  *
@@ -198,9 +205,19 @@ export async function encodeCalls(
   const out = new Array<EncodedCall>(calls.length);
   let last: { name: string; options: ApplyOptions; encode: CallEncoder | null } | null = null;
   for (let i = 0; i < calls.length; i++) {
-    const { name, args = [], options = NO_OPTIONS } = calls[i];
+    const name = calls[i].name;
+    const args = calls[i].args ?? [];
+    const options = calls[i].options ?? NO_OPTIONS;
     if (last === null || last.name !== name || last.options !== options) {
-      last = { name, options, encode: sender.routed ? null : callEncoder(sender, name, options) };
+      // A template only for a run of calls: one alone is cheaper to encode on its own.
+      const next = calls[i + 1];
+      const run: boolean = next !== undefined && next.name === name &&
+        (next.options ?? NO_OPTIONS) === options;
+      last = {
+        name,
+        options,
+        encode: run && !sender.routed ? callEncoder(sender, name, options) : null,
+      };
     }
     out[i] = last.encode ? last.encode(args) : await encodeCall(sender, name, args, options);
   }
