@@ -5,10 +5,32 @@
 
 import assert from "node:assert/strict";
 import { openRedisBroker } from "../src/broker/redis.ts";
-import { claimedList, claimList, CLAIMS_KEY, ClaimWatcher } from "../src/broker/redis_claims.ts";
+import {
+  claimedList,
+  claimList,
+  CLAIMS_KEY,
+  ClaimWatcher,
+  respClaimLink,
+} from "../src/broker/redis_claims.ts";
+import { parseRedisUrl } from "../src/broker/redis_url.ts";
+import { RespConnection, type RespConnectionOptions } from "../src/broker/resp_connection.ts";
+import { respOptions } from "../src/broker/resp_scripts.ts";
+import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+/** A connection to the tests' Redis server as the broker opens its watchers. */
+function respConn(name: string, o: Partial<RespConnectionOptions> = {}): RespConnection {
+  return new RespConnection({
+    ...respOptions(parseRedisUrl(REDIS_URL), REDIS_URL),
+    name,
+    waitForReconnect: true,
+    maxDelayMs: 100,
+    replyTimeoutMs: 30_000,
+    ...o,
+  });
+}
 
 Deno.test("redis claims: a claim list names its queue list", () => {
   const name = claimList("abc123", "q|odd\x06\x163");
@@ -57,13 +79,17 @@ Deno.test({
 }, async () => {
   const prefix = uniquePrefix("claim-renew");
   const list = `${prefix}q`;
-  const conn = await rawRedis();
+  const conn = respConn("celeriac-watch");
   const r = await rawRedis();
+  const link = respClaimLink(conn, list, `${prefix}claim`, `${prefix}${CLAIMS_KEY}`, "claim");
   const renewals = (every: number, fail = false) => {
     const sent: number[] = [];
-    const watcher = new ClaimWatcher(conn, list, `${prefix}claim`, (c) => {
-      sent.push(1);
-      return fail && sent.length === 1 ? Promise.reject(new Error("cut")) : c.ping();
+    const watcher = new ClaimWatcher({
+      ...link,
+      renew: () => {
+        sent.push(1);
+        return fail && sent.length === 1 ? Promise.reject(new Error("cut")) : link.renew();
+      },
     }, every);
     return { sent, watcher };
   };
@@ -86,8 +112,145 @@ Deno.test({
     assert.equal(await claimOne(failing.watcher), true);
     assert.equal(failing.sent.length, 2, "the failed renewal was sent again");
     assert.equal(await r.llen(`${prefix}claim`), 7, "every wait claimed its message");
+    assert.ok(Number(await r.zscore(`${prefix}${CLAIMS_KEY}`, "claim")) > Date.now() / 1000 - 60);
   } finally {
-    await conn.quit();
+    await conn.close();
+    await r.quit();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "redis claims: a RESP watcher claims the element as UTF-8 text, and times out after 1 s",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("claim-resp");
+  const list = `${prefix}q`;
+  const conn = respConn("celeriac-watch");
+  const r = await rawRedis();
+  const watcher = new ClaimWatcher(
+    respClaimLink(conn, list, `${prefix}claim`, `${prefix}${CLAIMS_KEY}`, "claim"),
+  );
+  try {
+    await r.lpush(list, "naïve ☃");
+    assert.equal(await watcher.wait(7), true);
+    assert.deepEqual(watcher.takeClaimed(), { raw: "naïve ☃", epoch: 7 });
+    assert.equal(watcher.takeClaimed(), null, "handed over once");
+    assert.deepEqual(await r.lrange(`${prefix}claim`, 0, -1), ["naïve ☃"]);
+    const t0 = performance.now();
+    assert.equal(await watcher.wait(), false, "nothing to claim");
+    const waited = performance.now() - t0;
+    assert.ok(waited >= 900 && waited < 3000, `waited ${waited} ms`);
+    assert.equal(watcher.claims, 1);
+  } finally {
+    watcher.close();
+    await r.quit();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "redis claims: closing a RESP watcher ends its blocked wait at once",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("claim-close");
+  const name = `celeriac-watch-${crypto.randomUUID().slice(0, 8)}`;
+  const conn = respConn(name);
+  const r = await rawRedis();
+  const watcher = new ClaimWatcher(
+    respClaimLink(conn, `${prefix}q`, `${prefix}claim`, `${prefix}${CLAIMS_KEY}`, "claim"),
+  );
+  try {
+    await conn.connect();
+    assert.ok((await r.client("LIST") as string).includes(`name=${name} `));
+    const waiting = watcher.wait();
+    await new Promise((res) => setTimeout(res, 100));
+    const t0 = performance.now();
+    watcher.close();
+    assert.equal(await waiting, false);
+    const took = performance.now() - t0;
+    assert.ok(took < 200, `the wait ended ${took} ms after close`);
+    assert.equal(conn.state, "closed");
+    // The server sees no connection of it any more (nothing waits there for its block to end).
+    const gone = async () => !(await r.client("LIST") as string).includes(`name=${name} `);
+    for (let i = 0; i < 50 && !(await gone()); i++) await new Promise((res) => setTimeout(res, 10));
+    assert.ok(await gone(), "its connection is closed on the server");
+  } finally {
+    watcher.close();
+    await r.quit();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "redis claims: a RESP watcher whose connection drops waits again once it is back",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("claim-cut");
+  const list = `${prefix}q`;
+  const target = parseRedisUrl(REDIS_URL);
+  const proxy = LossyProxy.start({ hostname: target.host, port: target.port });
+  const conn = respConn("celeriac-watch", { host: "127.0.0.1", port: proxy.port });
+  const r = await rawRedis();
+  const watcher = new ClaimWatcher(
+    respClaimLink(conn, list, `${prefix}claim`, `${prefix}${CLAIMS_KEY}`, "claim"),
+  );
+  try {
+    await conn.connect();
+    const waiting = watcher.wait();
+    await new Promise((res) => setTimeout(res, 100));
+    proxy.refuse(true);
+    proxy.cut();
+    assert.equal(await waiting, false, "the wait under way fails with the connection");
+    // Sent while the connection is down: it waits for a reconnect attempt.
+    const again = watcher.wait();
+    await new Promise((res) => setTimeout(res, 300));
+    proxy.refuse(false);
+    let claimed = await again;
+    await r.lpush(list, "after the cut");
+    while (!claimed) claimed = await watcher.wait();
+    assert.deepEqual(watcher.takeClaimed()?.raw, "after the cut");
+    assert.equal(await r.llen(list), 0);
+  } finally {
+    watcher.close();
+    proxy.close();
+    await r.quit();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "redis claims: a broker closing while its take is blocked closes at once; " +
+    "what is published afterwards stays in the queue",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("claims-close");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const q = uniqueQueue("claims-close");
+  const consumer = await openRedisBroker(url);
+  const publisher = await openRedisBroker(url);
+  const r = await rawRedis();
+  try {
+    const stop = new AbortController();
+    const taking = consumer.take([q], { max: 10, signal: stop.signal });
+    // The take script found nothing: a watcher per list of the queue registered its claim and blocks.
+    const claims = `${prefix}${CLAIMS_KEY}`;
+    for (let i = 0; i < 100 && await r.zcard(claims) < 4; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.equal(await r.zcard(claims), 4, "one claim per priority list");
+    await new Promise((res) => setTimeout(res, 100));
+    stop.abort();
+    assert.deepEqual(await taking, []);
+    const t0 = performance.now();
+    await consumer.close();
+    const took = performance.now() - t0;
+    assert.ok(took < 500, `closed in ${took} ms`);
+    await publisher.publish(message("later"), { routingKey: q });
+    assert.equal(await r.llen(`${prefix}${q}`), 1, "no wait of the closed broker claimed it");
+    assert.equal(await r.zcard(claims), 0, "its claims are unregistered");
+  } finally {
+    await publisher.close();
     await r.quit();
     await deleteKeys(prefix);
   }

@@ -4,8 +4,9 @@
  * the same name, never replacing a stored SUCCESS.
  *
  * Waiting is push-based: one subscriber connection per backend, shared by
- * every waiter; a waiter subscribes before it reads the key, so a result
- * stored in between is never missed.
+ * every waiter (redis_results.ts: without ioredis on a single server); a
+ * waiter subscribes before it reads the key, so a result stored in between
+ * is never missed, and after a reconnect every waited-for key is read again.
  *
  * @module
  */
@@ -15,19 +16,18 @@ import type { Redis } from "ioredis";
 import {
   closeRedis,
   connectRedis,
-  duplicateRedis,
   guardRedis,
   openRedisConnection,
-  redisFailure,
 } from "../broker/redis_connection.ts";
 import { chunked } from "../broker/chunks.ts";
 import { isSingleServer, parseRedisUrl } from "../broker/redis_url.ts";
 import { retryWhileDown } from "../broker/outage.ts";
-import { RespScript, RespScripts } from "../broker/resp_scripts.ts";
+import { RespScript, RespScripts, textOrNull } from "../broker/resp_scripts.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ChordMember } from "../protocol/signature.ts";
 import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
 import { RedisChords } from "./redis_chord.ts";
+import { ioredisResultChannels, respResultChannels, type ResultChannels } from "./redis_results.ts";
 
 const log = getLogger(["celeriac", "backend", "redis"]);
 
@@ -129,10 +129,11 @@ export class RedisBackend implements ResultBackend {
   readonly #chords: RedisChords;
   /** The result stores' own connection, on a single server (not Sentinel or Cluster). */
   readonly #resp: RespScripts | null;
-  #subscriber: Redis | null = null;
+  #subscriber: ResultChannels | null = null;
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #subscribing = new Map<string, Promise<unknown>>();
   #closed = false;
+  readonly #closing = new AbortController();
 
   /**
    * Use {@link openRedisBackend}.
@@ -229,20 +230,28 @@ export class RedisBackend implements ResultBackend {
     });
   }
 
-  /** Read a meta; `null` when nothing is stored (PENDING). */
+  /**
+   * Read a meta; `null` when nothing is stored (PENDING). On a single
+   * server through the result stores' connection (no ioredis).
+   */
   async get(taskId: string): Promise<ResultMeta | null> {
-    const raw = await this.#run(() => this.#client.get(this.key(taskId)));
+    const key = this.key(taskId);
+    const raw = this.#resp
+      ? await this.#resp.command(["GET", key], textOrNull)
+      : await this.#run(() => this.#client.get(key));
     return raw === null ? null : decodeResultMeta(raw);
   }
 
-  #subscriberConn(): Redis {
+  #subscriberConn(): ResultChannels {
     if (this.#subscriber) return this.#subscriber;
-    const sub = duplicateRedis(this.#client, this.#rawUrl, "celeriac-results");
-    sub.on("error", () => {});
-    sub.on("message", (channel: string, message: string) => this.#onMessage(channel, message));
-    sub.on("ready", () => this.#recheckAll());
-    this.#subscriber = sub;
-    return sub;
+    const on = {
+      message: (channel: string, message: string) => this.#onMessage(channel, message),
+      ready: () => this.#recheckAll(),
+    };
+    this.#subscriber = this.#resp
+      ? respResultChannels(this.#resp, this.#rawUrl, on)
+      : ioredisResultChannels(this.#client, this.#rawUrl, on);
+    return this.#subscriber;
   }
 
   #onMessage(channel: string, message: string): void {
@@ -262,10 +271,18 @@ export class RedisBackend implements ResultBackend {
     else for (const w of this.#waiters.get(taskId) ?? []) w.onState?.(meta);
   }
 
-  /** After a reconnect, results published while we were away are read from their keys. */
+  /**
+   * After a reconnect, results published while we were away are read from
+   * their keys (again while Redis is unreachable: the reads may go through
+   * another connection, still reconnecting, than the subscriber's).
+   */
   #recheckAll(): void {
     for (const taskId of this.#waiters.keys()) {
-      this.get(taskId).then((m) => {
+      retryWhileDown(() => this.#waiters.has(taskId) ? this.get(taskId) : Promise.resolve(null), {
+        limit: this.#outageLimit,
+        what: `read the result of ${taskId}`,
+        signal: this.#closing.signal,
+      }).then((m) => {
         if (m && READY_STATES.has(m.status)) this.#settle(taskId, m);
       }, () => {});
     }
@@ -322,12 +339,7 @@ export class RedisBackend implements ResultBackend {
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      const sub = this.#subscriberConn();
-      await this.#run(() =>
-        (this.#subscribing.get(taskId) ?? Promise.resolve()).catch((err) => {
-          throw redisFailure(sub, this.#rawUrl, err);
-        })
-      );
+      await this.#run(() => this.#subscribing.get(taskId) ?? Promise.resolve());
       const now = await this.get(taskId);
       if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
       else if (now) onState?.(now);
@@ -379,10 +391,11 @@ export class RedisBackend implements ResultBackend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort();
     const closed = new DOMException("The result backend was closed while waiting", "AbortError");
     for (const set of this.#waiters.values()) for (const w of set) w.reject(closed);
     this.#waiters.clear();
-    this.#subscriber?.disconnect();
+    await this.#subscriber?.close();
     await this.#resp?.close();
     await closeRedis(this.#client);
   }

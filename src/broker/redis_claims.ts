@@ -20,10 +20,17 @@
  * {@link CLAIM_LEASE_SECONDS} back at the front of their queue (Python
  * workers do not know about claims).
  *
+ * A waiter blocks on a connection of its own ({@link ClaimLink}): on a
+ * single server a `RespConnection` ({@link respClaimLink}), through
+ * Sentinel or Cluster an ioredis one ({@link ioredisClaimLink}).
+ *
  * @module
  */
 
 import type { Redis } from "ioredis";
+import type { RespConnection } from "./resp_connection.ts";
+import { textOrNull } from "./resp_scripts.ts";
+import { sleep } from "./sleep.ts";
 
 /** The sorted set of claim lists (prefixed like every key). */
 export const CLAIMS_KEY = "celeriac.claims";
@@ -90,12 +97,111 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return n
 `;
 
+/**
+ * The connection a {@link ClaimWatcher} blocks on (of its own: nothing else
+ * may wait behind its block), with the commands of one claim list.
+ *
+ * @example
+ * ```ts ignore
+ * const link: ClaimLink = respClaimLink(conn, "celery", claimList(id, "celery"), "celeriac.claims");
+ * ```
+ */
+export interface ClaimLink {
+  /** Register the claim as alive (a `ZADD` of the claims set, now). */
+  renew(): Promise<unknown>;
+  /**
+   * `BLMOVE queue claim RIGHT LEFT 1`, sent right behind a renewal framed
+   * before it, on the same connection.
+   *
+   * @returns the element claimed, or null after the 1 s timeout
+   */
+  move(): Promise<string | null>;
+  /** Close at once: a wait under way ends (rejects). */
+  close(): void;
+}
+
+/**
+ * The {@link ClaimLink} of an ioredis connection (Sentinel, Cluster).
+ *
+ * @example
+ * ```ts ignore
+ * const link = ioredisClaimLink(duplicateRedis(client, url, "celeriac-watch"), key, claim, claims, member);
+ * ```
+ *
+ * @param conn a connection of its own (it blocks)
+ * @param key the queue list (prefixed)
+ * @param claim the claim list (prefixed)
+ * @param claims the claims set (prefixed)
+ * @param member the claim list's member in it (unprefixed)
+ * @returns the link
+ */
+export function ioredisClaimLink(
+  conn: Redis,
+  key: string,
+  claim: string,
+  claims: string,
+  member: string,
+): ClaimLink {
+  return {
+    renew: () => conn.zadd(claims, Date.now() / 1000, member),
+    move: () => conn.blmove(key, claim, "RIGHT", "LEFT", 1),
+    close: () => conn.disconnect(),
+  };
+}
+
+/**
+ * Milliseconds a failed wait on a {@link respClaimLink} pauses before it
+ * reports the failure (an unreachable server must not make a taker spin).
+ */
+const FAILED_WAIT_PAUSE_MS = 100;
+
+/**
+ * The {@link ClaimLink} of a {@link RespConnection} (a single server). The
+ * element claimed is decoded as UTF-8 (invalid bytes become U+FFFD, as the
+ * take script's reply is decoded). A wait that fails reports it after
+ * {@link FAILED_WAIT_PAUSE_MS} ms (sooner when the link closes); a wait sent
+ * while the connection reconnects waits for the attempt. Closing drops the
+ * connection at once: a blocked `BLMOVE` does not hold up a shutdown.
+ *
+ * @example
+ * ```ts ignore
+ * const conn = scripts.connection({ name: "celeriac-watch", role: "wait" });
+ * const link = respClaimLink(conn, key, claim, claims, member);
+ * ```
+ *
+ * @param conn a connection of its own (it blocks; give it a reply timeout above 1 s)
+ * @param key the queue list (prefixed)
+ * @param claim the claim list (prefixed)
+ * @param claims the claims set (prefixed)
+ * @param member the claim list's member in it (unprefixed)
+ * @returns the link
+ */
+export function respClaimLink(
+  conn: RespConnection,
+  key: string,
+  claim: string,
+  claims: string,
+  member: string,
+): ClaimLink {
+  const closing = new AbortController();
+  const move = ["BLMOVE", key, claim, "RIGHT", "LEFT", "1"];
+  return {
+    renew: () => conn.command(["ZADD", claims, String(Date.now() / 1000), member]),
+    move: () =>
+      conn.command(move, textOrNull).catch(async (err) => {
+        await sleep(FAILED_WAIT_PAUSE_MS, closing.signal);
+        throw err;
+      }),
+    close: () => {
+      closing.abort();
+      void conn.close(0);
+    },
+  };
+}
+
 /** Waits on one list by claiming its next message. */
 export class ClaimWatcher {
-  readonly #conn: Redis;
-  readonly #key: string;
-  readonly #claim: string;
-  readonly #renew: (conn: Redis) => Promise<unknown>;
+  readonly #link: ClaimLink;
   readonly #renewEvery: number;
   /** When the last renewal was sent (`performance.now()`); -Infinity before the first. */
   #renewedAt = -Infinity;
@@ -105,28 +211,14 @@ export class ClaimWatcher {
   #claimed: { raw: string; epoch: number } | null = null;
 
   /**
-   * @param conn a connection of its own (it blocks)
-   * @param key the queue list (prefixed)
-   * @param claim the claim list (prefixed)
-   * @param renew registers the claim as alive before a wait, with a
-   *   command sent on the connection it is given (the waiting one)
+   * @param link the connection it blocks on, with its list's commands
    * @param renewEvery milliseconds within which a wait does not renew
    *   again (default {@link CLAIM_RENEW_MS}; 0 renews before every wait)
    */
-  constructor(
-    conn: Redis,
-    key: string,
-    claim: string,
-    renew: (conn: Redis) => Promise<unknown>,
-    renewEvery = CLAIM_RENEW_MS,
-  ) {
-    this.#conn = conn;
-    this.#key = key;
-    this.#claim = claim;
-    this.#renew = renew;
+  constructor(link: ClaimLink, renewEvery = CLAIM_RENEW_MS) {
+    this.#link = link;
     this.#renewEvery = renewEvery;
   }
-
   /**
    * Messages claimed so far. A taker compares it before and after a take:
    * a claim that landed while its take script ran (a wait left in flight by
@@ -162,8 +254,8 @@ export class ClaimWatcher {
     const renewing = now - this.#renewedAt >= this.#renewEvery;
     if (renewing) this.#renewedAt = now;
     this.#inflight = Promise.allSettled([
-      renewing ? this.#renew(this.#conn) : null,
-      this.#conn.blmove(this.#key, this.#claim, "RIGHT", "LEFT", 1),
+      renewing ? this.#link.renew() : null,
+      this.#link.move(),
     ]).then(([renewed, moved]) => {
       const claimed = moved.status === "fulfilled" && moved.value !== null;
       if (claimed) {
@@ -179,6 +271,6 @@ export class ClaimWatcher {
 
   /** Stop waiting (a claim made meanwhile stays for the owner or a sweep to return). */
   close(): void {
-    this.#conn.disconnect();
+    this.#link.close();
   }
 }

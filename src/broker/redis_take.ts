@@ -18,9 +18,12 @@ import { BrokerConnectionError } from "./errors.ts";
 import {
   CLAIM_LEASE_SECONDS,
   claimedList,
+  type ClaimLink,
   claimList,
   CLAIMS_KEY,
   ClaimWatcher,
+  ioredisClaimLink,
+  respClaimLink,
 } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { duplicateRedis } from "./redis_connection.ts";
@@ -57,7 +60,8 @@ const RECORD_WITHIN_MS = 200;
 
 /**
  * One broker's takes: its claim watchers (one blocked connection per
- * list) and its take record. It keeps no delivery's raw envelope (parking
+ * list: without ioredis on a single server, see `respClaimLink`) and its
+ * take record. It keeps no delivery's raw envelope (parking
  * reads it back from the `unacked` entry, see `envelopeOfUnacked`).
  *
  * @example
@@ -464,15 +468,17 @@ export class RedisTaker {
     let w = this.#watchers.get(list);
     if (!w) {
       const s = this.#scope;
-      const conn = duplicateRedis(s.client, s.rawUrl, "celeriac-watch");
-      conn.on("error", () => {});
       const member = claimList(this.#id, list);
-      w = new ClaimWatcher(
-        conn,
-        s.k(list),
-        s.k(member),
-        (c) => c.zadd(s.k(CLAIMS_KEY), Date.now() / 1000, member),
-      );
+      const keys = [s.k(list), s.k(member), s.k(CLAIMS_KEY), member] as const;
+      let link: ClaimLink;
+      if (s.resp) {
+        link = respClaimLink(s.resp.connection({ name: "celeriac-watch", role: "wait" }), ...keys);
+      } else {
+        const conn = duplicateRedis(s.client, s.rawUrl, "celeriac-watch");
+        conn.on("error", () => {});
+        link = ioredisClaimLink(conn, ...keys);
+      }
+      w = new ClaimWatcher(link);
       this.#watchers.set(list, w);
     }
     return w;

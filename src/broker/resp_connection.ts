@@ -1,13 +1,14 @@
 /**
  * A small Redis connection without ioredis, for the events traffic and the
- * worker's per-task commands on a single server (takes, acknowledgements,
- * result stores; see resp_scripts.ts): commands
+ * per-task commands on a single server (takes, acknowledgements, result
+ * stores and reads, see resp_scripts.ts; the claiming waits, see
+ * redis_claims.ts; the result subscriber, see ../backend/redis_results.ts): commands
  * are framed by {@link RespWriter} into one buffer and go out in one socket
  * write per turn of the event loop; replies are parsed by
  * {@link RespReader} from the socket's read buffer, pub/sub messages handed
  * to a callback as views of it. It speaks to one server (`redis://` or
  * `rediss://`): AUTH, SELECT and CLIENT SETNAME on connect, reconnect with
- * backoff after a drop (patterns subscribed again), clean close. Opening
+ * backoff after a drop (patterns and channels subscribed again), clean close. Opening
  * the socket, the reconnect loop and the reply watchdog are in resp_dial.ts.
  *
  * @module
@@ -272,6 +273,7 @@ export class RespConnection {
     if (o.db) send(["SELECT", String(o.db)]);
     if (o.name) send(["CLIENT", "SETNAME", o.name]);
     for (const p of o.patterns ?? []) send(["PSUBSCRIBE", p]);
+    for (const c of o.channels?.() ?? []) send(["SUBSCRIBE", c]);
     // Nothing else to say: a PING, so that connect() resolves once the server answers.
     if (greeting.length === 0) send(["PING"]);
     const timer = setTimeout(() => {
@@ -290,6 +292,7 @@ export class RespConnection {
     }
     this.#state = "ready";
     this.#watch(conn);
+    o.onReady?.();
   }
 
   /** Whether close() was called (a method: the state changes across awaits). */

@@ -66,6 +66,13 @@ export interface RespConnectionOptions {
   /** Patterns to PSUBSCRIBE to on each connect. Default none. */
   patterns?: string[];
   /**
+   * The channels to SUBSCRIBE to on each connect, asked anew each time (a
+   * subscriber whose channels come and go). Default none.
+   */
+  channels?: () => Iterable<string>;
+  /** Called each time the connection is ready: after the first connect and after each reconnect. Default none. */
+  onReady?: () => void;
+  /**
    * Called with each pub/sub message (`["pmessage", pattern, channel,
    * payload]` or `["message", channel, payload]`), its bulk strings views of
    * the read buffer valid until it returns. Default none.

@@ -2,8 +2,10 @@
  * The worker's per-task Redis commands on a single server through a
  * {@link RespConnection} instead of ioredis: the take script and the
  * acknowledgement transaction of the broker (redis_take.ts, redis.ts), its
- * publishes' LPUSHes (redis_publish.ts), the result store script of the
- * backend (../backend/redis.ts). Scripts go as `EVALSHA`, and as `EVAL`
+ * publishes' LPUSHes (redis_publish.ts), the result store script and the
+ * result reads of the backend (../backend/redis.ts); the connections of its
+ * own that a blocking wait or a subscriber needs are opened with the same
+ * settings ({@link RespScripts.connection}). Scripts go as `EVALSHA`, and as `EVAL`
  * (which loads them) when the server answers `NOSCRIPT`, as ioredis sends
  * them; failures become the errors the ioredis path throws: a connection that
  * cannot be reached, drops or is refused is a
@@ -154,6 +156,7 @@ export interface RespScriptsOptions {
 export class RespScripts {
   readonly #conn: RespConnection;
   readonly #rawUrl: string;
+  readonly #settings: RespConnectionOptions;
 
   /**
    * @param url the parsed URL (a single server)
@@ -162,14 +165,39 @@ export class RespScripts {
    */
   constructor(url: RedisUrlOptions, rawUrl: string, options: RespScriptsOptions = {}) {
     this.#rawUrl = rawUrl;
-    this.#conn = new RespConnection({
+    this.#settings = {
       ...respOptions(url, rawUrl),
-      name: options.name,
-      role: options.role ?? "commands",
       maxDelayMs: options.maxDelayMs ?? 500,
       waitForReconnect: true,
       replyTimeoutMs: options.replyTimeoutMs ?? 30_000,
+    };
+    this.#conn = new RespConnection({
+      ...this.#settings,
+      name: options.name,
+      role: options.role ?? "commands",
     });
+  }
+
+  /**
+   * A new connection to the same server with the same reconnect and reply
+   * timeout settings, for what must not share this one: a blocking command,
+   * a subscription. Its failures are `RedisConnectionError`s and
+   * `RedisReplyError`s ({@link respFailure} translates them); the caller
+   * closes it.
+   *
+   * @example
+   * ```ts ignore
+   * const blocking = scripts.connection({ name: "celeriac-watch", role: "wait" });
+   * await blocking.command(["BLMOVE", "celery", "claim", "RIGHT", "LEFT", "1"]);
+   * await blocking.close(0);
+   * ```
+   *
+   * @param options its name and role, subscriptions, callbacks (see
+   *   {@link RespConnectionOptions}); they override the shared settings
+   * @returns the connection (it connects on its first command)
+   */
+  connection(options: Partial<RespConnectionOptions>): RespConnection {
+    return new RespConnection({ ...this.#settings, ...options });
   }
 
   /**
@@ -257,6 +285,28 @@ export class RespScripts {
     }
   }
 
+  /**
+   * Send one plain command.
+   *
+   * @example
+   * ```ts ignore
+   * const text = await scripts.command(["GET", "k"], (v) => v === null ? null : String(v));
+   * ```
+   *
+   * @param args the command name and its arguments
+   * @param decode turns the reply into the result, reading bulk strings from the read buffer
+   * @returns the decoded reply
+   * @throws {BrokerConnectionError} when the server cannot be reached or the connection drops
+   * @throws {RedisReplyError} for an error reply
+   */
+  async command<T>(args: readonly string[], decode: ReplyDecoder<T>): Promise<T> {
+    try {
+      return await this.#conn.command(args, decode);
+    } catch (err) {
+      throw respFailure(err, this.#rawUrl);
+    }
+  }
+
   /** Close: replies still due are awaited (at most 2 s), then the socket is closed. */
   close(): Promise<void> {
     return this.#conn.close();
@@ -294,6 +344,27 @@ export function stringArray(reply: RespValue): string[] {
     else throw new TypeError(`expected strings in the array reply, got ${describe(v)}`);
   }
   return out;
+}
+
+/**
+ * Decode a reply that is a bulk string or nil (`GET`, `BLMOVE`) as UTF-8
+ * (invalid bytes become U+FFFD, as ioredis decodes them).
+ *
+ * @example
+ * ```ts
+ * import { textOrNull } from "./resp_scripts.ts";
+ * textOrNull(new TextEncoder().encode("ok")); // "ok"
+ * textOrNull(null); // null
+ * ```
+ *
+ * @param reply the reply
+ * @returns its text, or null for nil
+ * @throws {TypeError} when the reply is neither
+ */
+export function textOrNull(reply: RespValue): string | null {
+  if (reply === null) return null;
+  if (reply instanceof Uint8Array) return utf8.decode(reply);
+  throw new TypeError(`expected a bulk string or nil, got ${describe(reply)}`);
 }
 
 function describe(v: RespValue): string {

@@ -1,0 +1,143 @@
+/**
+ * The Redis result backend's subscriber: one connection of its own that
+ * SUBSCRIBEs to the channel of each result waited for (named like its key)
+ * and hands each message to the backend. On a single server it is a
+ * `RespConnection` (../broker/resp_connection.ts) reading the messages
+ * straight from its socket; through Sentinel or Cluster an ioredis
+ * connection. Both subscribe again after a reconnect and then call
+ * `onReady`, for the backend to read the results published meanwhile.
+ *
+ * @module
+ */
+
+import type { Redis } from "ioredis";
+import { duplicateRedis, redisFailure } from "../broker/redis_connection.ts";
+import type { RespValue } from "../broker/resp_reader.ts";
+import { respFailure, type RespScripts } from "../broker/resp_scripts.ts";
+
+/**
+ * What the subscriber calls: each message, and each (re)connect.
+ *
+ * @example
+ * ```ts ignore
+ * const handlers: ResultHandlers = { message: (ch, text) => {}, ready: () => {} };
+ * ```
+ */
+export interface ResultHandlers {
+  /** A message published on `channel` (both as text). */
+  message(channel: string, message: string): void;
+  /** The connection is ready: connected for the first time, or again after a drop. */
+  ready(): void;
+}
+
+/**
+ * The subscriptions of a result backend.
+ *
+ * @example
+ * ```ts ignore
+ * const channels = respResultChannels(scripts, url, handlers);
+ * await channels.subscribe("celery-task-meta-abc");
+ * ```
+ */
+export interface ResultChannels {
+  /**
+   * SUBSCRIBE to `channel` (connecting first if needed).
+   *
+   * @throws {BrokerConnectionError} when Redis cannot be reached
+   */
+  subscribe(channel: string): Promise<unknown>;
+  /** UNSUBSCRIBE from `channel`; it is not subscribed to again after a reconnect. */
+  unsubscribe(channel: string): Promise<unknown>;
+  /** Close the connection at once. */
+  close(): Promise<void>;
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * The subscriber of a single server, without ioredis: a connection of its
+ * own (`celeriac-results`) with the settings of `scripts`' (a command sent
+ * while it reconnects waits for the attempt). Channels subscribed to are
+ * subscribed again on each reconnect, before `ready` is called.
+ *
+ * @example
+ * ```ts ignore
+ * const channels = respResultChannels(scripts, "redis://127.0.0.1:6379/0", handlers);
+ * await channels.subscribe("celery-task-meta-abc");
+ * await channels.close();
+ * ```
+ *
+ * @param scripts the backend's own connection, whose settings it copies
+ * @param rawUrl the URL, for errors
+ * @param on what to call
+ * @returns the subscriptions
+ */
+export function respResultChannels(
+  scripts: RespScripts,
+  rawUrl: string,
+  on: ResultHandlers,
+): ResultChannels {
+  const channels = new Set<string>();
+  const conn = scripts.connection({
+    name: "celeriac-results",
+    role: "results",
+    channels: () => channels,
+    onReady: on.ready,
+    onPush: (push: RespValue[]) => {
+      // ["message", channel, payload]: this connection subscribes to no pattern.
+      const [, channel, payload] = push;
+      if (channel instanceof Uint8Array && payload instanceof Uint8Array) {
+        on.message(utf8.decode(channel), utf8.decode(payload));
+      }
+    },
+  });
+  return {
+    subscribe: async (channel) => {
+      channels.add(channel);
+      try {
+        return await conn.command(["SUBSCRIBE", channel]);
+      } catch (err) {
+        throw respFailure(err, rawUrl);
+      }
+    },
+    unsubscribe: (channel) => {
+      channels.delete(channel);
+      // A connection down now subscribes to the channels left when it is back.
+      return conn.state === "ready" ? conn.command(["UNSUBSCRIBE", channel]) : Promise.resolve();
+    },
+    close: () => conn.close(0),
+  };
+}
+
+/**
+ * The subscriber through ioredis (Sentinel, Cluster): a duplicate of
+ * `client` (`celeriac-results`).
+ *
+ * @example
+ * ```ts ignore
+ * const channels = ioredisResultChannels(client, url, handlers);
+ * ```
+ *
+ * @param client the backend's connection, duplicated
+ * @param rawUrl the URL, for errors and log lines
+ * @param on what to call
+ * @returns the subscriptions
+ */
+export function ioredisResultChannels(
+  client: Redis,
+  rawUrl: string,
+  on: ResultHandlers,
+): ResultChannels {
+  const sub = duplicateRedis(client, rawUrl, "celeriac-results");
+  sub.on("error", () => {});
+  sub.on("message", on.message);
+  sub.on("ready", on.ready);
+  return {
+    subscribe: (channel) =>
+      sub.subscribe(channel).catch((err) => {
+        throw redisFailure(sub, rawUrl, err);
+      }),
+    unsubscribe: (channel) => sub.unsubscribe(channel),
+    close: () => Promise.resolve(sub.disconnect()),
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * The Redis result backend's subscriber across a dropped connection
+ * (src/backend/redis_results.ts): through a test-owned proxy that can cut
+ * its connections and refuse new ones, a result published while the
+ * subscriber was away is read from its key once it is back, results
+ * published afterwards reach the subscriptions made again, and a wait that
+ * cannot subscribe fails as a `BrokerConnectionError`.
+ */
+
+import assert from "node:assert/strict";
+import { openRedisBackend, type RedisBackend } from "../src/backend/redis.ts";
+import { BrokerConnectionError } from "../src/broker/errors.ts";
+import { encodeResultMeta } from "../src/protocol/result_meta.ts";
+import { LossyProxy } from "./helpers/lossy_proxy.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+const target = new URL(REDIS_URL);
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name: `redis backend reconnect: ${name}`, ignore: WITHOUT_REDIS }, fn);
+
+function success(taskId: string, result: unknown) {
+  return {
+    taskId,
+    status: "SUCCESS" as const,
+    meta: encodeResultMeta({ taskId, status: "SUCCESS", result, dateDone: new Date() }),
+  };
+}
+
+/** A backend behind its own proxy, one straight to Redis, and a raw client. */
+async function setUp(label: string) {
+  const prefix = uniquePrefix(label);
+  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
+  const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const viaProxy = await openRedisBackend(
+    `redis://127.0.0.1:${proxy.port}${target.pathname}${query}`,
+  );
+  const direct = await openRedisBackend(`${REDIS_URL}${query}`);
+  const r = await rawRedis();
+  /** Wait until `n` connections subscribe to the channel of `backend`'s key of `id`. */
+  const subscribed = async (backend: RedisBackend, id: string, n = 1) => {
+    for (let i = 0; i < 200; i++) {
+      const [, count] = await r.pubsub("NUMSUB", backend.key(id)) as [string, number];
+      if (count === n) return;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.fail(`nobody subscribed to ${backend.key(id)}`);
+  };
+  const tearDown = async () => {
+    await viaProxy.close();
+    await direct.close();
+    proxy.close();
+    await r.quit();
+    await deleteKeys(prefix);
+  };
+  return { proxy, viaProxy, direct, subscribed, tearDown };
+}
+
+test("a result published while the subscriber was away is read; later ones are heard", async () => {
+  const { proxy, viaProxy, direct, subscribed, tearDown } = await setUp("backend-cut");
+  try {
+    const [a, b] = [crypto.randomUUID(), crypto.randomUUID()];
+    const waitA = viaProxy.waitFor(a, AbortSignal.timeout(10_000));
+    const waitB = viaProxy.waitFor(b, AbortSignal.timeout(10_000));
+    await subscribed(viaProxy, a);
+    await subscribed(viaProxy, b);
+    proxy.refuse(true);
+    proxy.cut();
+    // Published while no connection of viaProxy can hear it.
+    await direct.store([success(a, "while away")]);
+    await new Promise((res) => setTimeout(res, 300));
+    proxy.refuse(false);
+    assert.equal((await waitA).result, "while away");
+    // b's key holds nothing: only the subscription made again can deliver it.
+    await subscribed(viaProxy, b);
+    await direct.store([success(b, "after")]);
+    assert.equal((await waitB).result, "after");
+  } finally {
+    await tearDown();
+  }
+});
+
+test("a wait that cannot subscribe fails as a BrokerConnectionError", async () => {
+  const { proxy, viaProxy, tearDown } = await setUp("backend-refused");
+  try {
+    proxy.refuse(true);
+    proxy.cut();
+    await assert.rejects(
+      viaProxy.waitFor(crypto.randomUUID(), AbortSignal.timeout(10_000)),
+      (err: Error) => {
+        assert.ok(err instanceof BrokerConnectionError, `${err.name}: ${err.message}`);
+        assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${proxy.port}`));
+        return true;
+      },
+    );
+  } finally {
+    await tearDown();
+  }
+});
+
+test("closing the backend ends a wait at once", async () => {
+  const { viaProxy, subscribed, tearDown } = await setUp("backend-close");
+  try {
+    const id = crypto.randomUUID();
+    const outcome = viaProxy.waitFor(id).then(() => null, (err: Error) => err);
+    await subscribed(viaProxy, id);
+    const t0 = performance.now();
+    await viaProxy.close();
+    assert.equal((await outcome)?.name, "AbortError");
+    assert.ok(performance.now() - t0 < 500, "closed without waiting");
+    await subscribed(viaProxy, id, 0);
+  } finally {
+    await tearDown();
+  }
+});
