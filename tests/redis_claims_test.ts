@@ -333,3 +333,46 @@ Deno.test({
     proxy.close();
   }
 });
+
+Deno.test({
+  name: "redis claims: a message whose BLMOVE reply a drop lost is taken from the claim list " +
+    "once the connection is back",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("claims-lost-reply");
+  const target = parseRedisUrl(REDIS_URL);
+  const proxy = LossyProxy.start({ hostname: target.host, port: target.port });
+  const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const consumer = await openRedisBroker(`redis://127.0.0.1:${proxy.port}/${target.db}${query}`);
+  const publisher = await openRedisBroker(`${REDIS_URL}${query}`);
+  const r = await rawRedis();
+  const q = uniqueQueue("claims-lost-reply");
+  try {
+    const taking = consumer.take([q], { max: 10, signal: AbortSignal.timeout(10_000) });
+    for (let i = 0; i < 100 && await r.zcard(`${prefix}${CLAIMS_KEY}`) < 4; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    proxy.holdReplies();
+    await publisher.publish(message("claimed unheard"), { routingKey: q });
+    // The wait claimed it on the server; its reply is lost with the connection.
+    const claimLists = () => r.keys(`${prefix}celeriac.claim.*`);
+    for (let i = 0; i < 100 && (await claimLists()).length === 0; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.equal((await claimLists()).length, 1, "claimed into the claim list");
+    proxy.cut();
+    const got = await taking;
+    assert.deepEqual(got.map((d) => JSON.parse(new TextDecoder().decode(d.body))), [
+      "claimed unheard",
+    ]);
+    await consumer.ack(got);
+    assert.deepEqual(await claimLists(), []);
+    assert.equal(await r.llen(`${prefix}${q}`), 0);
+  } finally {
+    await consumer.close();
+    await publisher.close();
+    proxy.close();
+    await r.quit();
+    await deleteKeys(prefix);
+  }
+});
