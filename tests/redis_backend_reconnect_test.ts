@@ -141,6 +141,31 @@ test("closing the backend ends a wait at once", async () => {
   }
 });
 
+test("an abort ends a wait whose subscription waits for a reconnect", async () => {
+  const { proxy, viaProxy, subscribed, tearDown } = await setUp("backend-abort");
+  try {
+    // The subscriber connects, then loses its connection; its next one gets no answer.
+    const first = crypto.randomUUID();
+    const settled = viaProxy.waitFor(first, AbortSignal.timeout(10_000)).catch((e: Error) => e);
+    await subscribed(viaProxy, first);
+    proxy.cut();
+    proxy.holdReplies();
+    await new Promise((res) => setTimeout(res, 100));
+    const t0 = performance.now();
+    await assert.rejects(
+      viaProxy.waitFor(crypto.randomUUID(), AbortSignal.timeout(200)),
+      (err: Error) => err.name === "TimeoutError",
+    );
+    const took = performance.now() - t0;
+    assert.ok(took < 1000, `the abort ended the wait after ${took} ms`);
+    proxy.cut();
+    await viaProxy.close();
+    await settled;
+  } finally {
+    await tearDown();
+  }
+});
+
 test("a subscriber whose connection stopped answering while idle is dropped and reconnected", async () => {
   const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
   const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
