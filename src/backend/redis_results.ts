@@ -103,6 +103,7 @@ export function respResultChannels(
   const conn = scripts.connection({
     name: "celeriac-results",
     role: "results",
+    pingEveryMs,
     channels: () => channels,
     onReady: on.ready,
     onPush: (push: RespValue[]) => {
@@ -113,11 +114,6 @@ export function respResultChannels(
       }
     },
   });
-  // Only while connected: a PING must not open a connection, nor queue behind a reconnect.
-  const ping = setInterval(() => {
-    if (conn.state === "ready") conn.command(["PING"]).catch(() => {});
-  }, pingEveryMs);
-  Deno.unrefTimer(ping);
   return {
     subscribe: async (channel) => {
       channels.add(channel);
@@ -134,10 +130,7 @@ export function respResultChannels(
       // A connection down now subscribes to the channels left when it is back.
       return conn.state === "ready" ? conn.command(["UNSUBSCRIBE", channel]) : Promise.resolve();
     },
-    close: () => {
-      clearInterval(ping);
-      return conn.close(0);
-    },
+    close: () => conn.close(0),
   };
 }
 

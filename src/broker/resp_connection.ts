@@ -79,6 +79,7 @@ export class RespConnection {
   /** Replies and pushes read so far (the reply watchdog's sign of life). */
   #replies = 0;
   #watchdog: ReturnType<typeof setInterval> | undefined;
+  #pinger: ReturnType<typeof setInterval> | undefined;
   #head = 0;
   #opening: Promise<void> | null = null;
   /** Settles when the reconnect attempt being waited for is over. */
@@ -370,7 +371,8 @@ export class RespConnection {
   /** Close the socket and fail every command waiting on it. */
   #drop(err: Error): void {
     clearInterval(this.#watchdog);
-    this.#watchdog = undefined;
+    clearInterval(this.#pinger);
+    this.#watchdog = this.#pinger = undefined;
     const conn = this.#conn;
     this.#conn = null;
     if (conn) {
@@ -389,7 +391,10 @@ export class RespConnection {
     for (const w of waiters) w.reject(err);
   }
 
-  /** With `replyTimeoutMs`: drop `conn` once commands have waited that long without a reply. */
+  /**
+   * With `replyTimeoutMs`: drop `conn` once commands have waited that long
+   * without a reply; with `pingEveryMs` too, PING it that often while ready.
+   */
   #watch(conn: Deno.Conn): void {
     const ms = this.#o.replyTimeoutMs;
     if (!ms) return;
@@ -399,6 +404,13 @@ export class RespConnection {
       () => ({ idle: this.#head === this.#waiters.length, replies: this.#replies }),
       () => this.#lost(new RedisConnectionError(`${this.#label} sent no reply for ${ms} ms`)),
     );
+    const every = this.#o.pingEveryMs;
+    if (!every) return;
+    // Only while ready: a PING must not open a connection, nor queue behind a reconnect.
+    this.#pinger = setInterval(() => {
+      if (this.#state === "ready" && conn === this.#conn) this.command(["PING"]).catch(() => {});
+    }, every);
+    Deno.unrefTimer(this.#pinger);
   }
 
   #reconnect(): Promise<void> {
