@@ -140,6 +140,17 @@ Deno.test({
       args: [1, "x", 2n ** 70n, "2026-01-02T03:04:05.600000Z"],
       kwargs: { k: [1, 2] },
     });
+    // A batch (one template for every message, one LPUSH): Python decodes each message.
+    const echo = app.remoteTask<unknown[], { args: unknown[]; kwargs: unknown }>("py.echo");
+    const batchArgs = [[1, "h\u00e9llo \u2603"], ['say "hi"', [1, { k: null }]], [], [2n ** 70n]];
+    const batch = await echo.delayMany(batchArgs, { kwargs: { shared: "\u00e9" } });
+    taskIds.push(...batch.map((r) => r.id));
+    for (const [i, r] of batch.entries()) {
+      assert.deepEqual(await r.get({ timeout: 15_000 }), {
+        args: batchArgs[i],
+        kwargs: { shared: "\u00e9" },
+      });
+    }
     const r3 = await app.sendTask("py.fail", ["boom"]);
     const r4 = await app.sendTask("py.custom_fail", []);
     taskIds.push(r1.id, r2.id, r3.id, r4.id);

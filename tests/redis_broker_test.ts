@@ -165,6 +165,44 @@ Deno.test({
 });
 
 Deno.test({
+  name: "redis broker: unacked_index is a skip list holding exactly the deliveries taken",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const own = uniquePrefix("index");
+  const broker = await openRedisBroker(`${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`);
+  const r = await rawRedis();
+  try {
+    const q = uniqueQueue("index");
+    const long = "t".repeat(230); // past the tail the take script searches first; retagged
+    await r.lpush(
+      `${own}${q}`,
+      encodeEnvelope(message("a"), { exchange: "", routing_key: q }, "tag-a"),
+      encodeEnvelope(message("b"), { exchange: "", routing_key: q }, long),
+      encodeEnvelope(message("c"), { exchange: "", routing_key: q }, "tag-c"),
+    );
+    const got = await broker.take([q], { max: 3 });
+    assert.equal(got.length, 3);
+    assert.equal(got[0].deliveryTag, "tag-a");
+    assert.ok(got[1].deliveryTag.startsWith("celeriac-retag-"), "a tag over 200 bytes is replaced");
+    assert.equal(got[2].deliveryTag, "tag-c");
+    const index = `${own}unacked_index`;
+    // Small sorted sets are listpacks by default, scanned on every insertion.
+    assert.equal(await r.object("ENCODING", index), "skiplist");
+    assert.deepEqual(
+      (await r.zrange(index, "0", "-1")).sort(),
+      got.map((d) => d.deliveryTag).sort(),
+      "only the deliveries are indexed",
+    );
+    await broker.ack(got);
+    assert.equal(await r.exists(index), 0);
+  } finally {
+    await broker.close();
+    await r.quit();
+    await deleteKeys(own);
+  }
+});
+
+Deno.test({
   name:
     "redis broker: a take reads the tag and routing key kombu wrote, past header keys of the same names",
   ignore: WITHOUT_REDIS,

@@ -11,7 +11,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { encodeEnvelope } from "../protocol/envelope.ts";
+import { type DeliveryInfo, encodeEnvelope } from "../protocol/envelope.ts";
 import type { Message } from "../protocol/message.ts";
 import { chunked } from "./chunks.ts";
 import type { Publication, PublishTarget } from "./port.ts";
@@ -86,28 +86,43 @@ export class RedisPublisher {
    */
   async publishMany(batch: readonly Publication[]): Promise<void> {
     const s = this.#scope;
-    const lists = new Map<string, string[]>();
-    const routes = new Map<string, Promise<string[]>>();
-    for (const { message, target } of batch) {
+    // Each target is declared and routed once, in the order of its first message.
+    const routes = new Map<PublishTarget, Routed>();
+    const byKey = new Map<string, Routed>();
+    for (const { target } of batch) {
+      if (routes.has(target)) continue;
       const exchange = target.exchange ?? "";
-      if (exchange === "") await this.declareQueue(target.routingKey);
       const key = `${exchange}\u0000${target.routingKey}`;
-      if (!routes.has(key)) {
-        routes.set(key, s.run(() => route(s, exchange, target.routingKey)));
+      let routed = byKey.get(key);
+      if (!routed) {
+        // The default exchange routes to the queue named by the key: no command, no await
+        // once the queue is declared (a single publish's path).
+        let queues: string[];
+        if (exchange === "") {
+          if (!this.#declared.has(target.routingKey)) await this.declareQueue(target.routingKey);
+          queues = [target.routingKey];
+        } else {
+          queues = await s.run(() => route(s, exchange, target.routingKey));
+        }
+        const info = { exchange, routing_key: target.routingKey };
+        // Frozen, encodeEnvelope encodes its text once for the whole batch.
+        if (batch.length > 1) Object.freeze(info);
+        routed = { info, queues };
+        byKey.set(key, routed);
       }
-      const queues = await routes.get(key)!;
+      routes.set(target, routed);
+    }
+    const lists = new Map<string, string[]>();
+    for (const { message, target } of batch) {
+      const { info, queues } = routes.get(target)!;
       if (queues.length === 0) {
         log.warn("No queue is bound to exchange {exchange} with key {key}: message dropped", {
-          exchange,
-          key: target.routingKey,
+          exchange: info.exchange,
+          key: info.routing_key,
         });
         continue;
       }
-      const raw = encodeEnvelope(
-        message,
-        { exchange, routing_key: target.routingKey },
-        crypto.randomUUID(),
-      );
+      const raw = encodeEnvelope(message, info, crypto.randomUUID());
       for (const q of queues) {
         const list = s.k(priorityList(q, message.properties.priority));
         lists.get(list)?.push(raw) ?? lists.set(list, [raw]);
@@ -126,6 +141,12 @@ export class RedisPublisher {
     if (s.resp) await s.resp.pipeline(pushes.map((p) => ["LPUSH", p.list, ...p.values]));
     else await s.run(() => pushPending(s, pushes));
   }
+}
+
+/** A target's delivery info and the queues it routes to. */
+interface Routed {
+  info: DeliveryInfo;
+  queues: string[];
 }
 
 /**

@@ -38,7 +38,14 @@ import type {
 } from "./task_options.ts";
 import { type CompiledRoutes, compileRoutes } from "./routes.ts";
 import { PUBLISHER, type Publisher } from "./publisher.ts";
-import { type CallSender, encodeCall, publishInOrder, routeCall } from "./send.ts";
+import {
+  CallEncoders,
+  type CallSender,
+  encodeCall,
+  encodeCalls,
+  publishInOrder,
+  routeCall,
+} from "./send.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
 import { openBackend, openBroker } from "./transports.ts";
 
@@ -69,6 +76,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   #backend: Promise<ResultBackend> | null = null;
   #origin: string | null = null;
   #routes: CompiledRoutes | null = null;
+  /** The templates of `delay()` calls, kept between sends. */
+  readonly #encoders = new CallEncoders();
   /**
    * Remote control: revoke tasks on every worker.
    *
@@ -305,12 +314,11 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     args: readonly unknown[] = [],
     callOptions: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
-    const { id, publication, rpc, queue } = await encodeCall(
-      this.#sender(),
-      name,
-      args,
-      callOptions,
-    );
+    const sender = this.#sender();
+    const encode = this.#encoders.for(sender, name, callOptions);
+    const { id, publication, rpc, queue } = encode
+      ? encode(args)
+      : await encodeCall(sender, name, args, callOptions);
     if (rpc) await (await this.resultBackend()).prepare?.();
     await this.publish(publication.message, publication.target);
     if (this.config.taskSendSentEvent && !this[PUBLISHER]) {
@@ -326,7 +334,9 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * all published back to back, their publisher confirms awaited together;
    * KV: concurrently). Resolves once the broker has every message; when it
    * rejects, some of the calls may have been sent. Each call is as
-   * {@link Celery.sendTask} would send it (routes, ids, parent task).
+   * {@link Celery.sendTask} would send it (routes, ids, parent task), byte
+   * for byte; calls in a row with the same task and the same options object
+   * are encoded from one template (what they share encoded once).
    *
    * @example
    * ```ts ignore
@@ -342,9 +352,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   async sendMany<R = unknown>(
     calls: readonly { name: string; args?: readonly unknown[]; options?: ApplyOptions }[],
   ): Promise<AsyncResult<R>[]> {
-    const encoded = await Promise.all(
-      calls.map((c) => encodeCall(this.#sender(), c.name, c.args ?? [], c.options ?? {})),
-    );
+    const encoded = await encodeCalls(this.#sender(), calls);
     if (encoded.some((e) => e.rpc)) await (await this.resultBackend()).prepare?.();
     const batch = encoded.map((e) => e.publication);
     const publisher = this[PUBLISHER];
@@ -365,6 +373,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
       config: this.config,
       oid: this.oid,
       inWorker: !!this[PUBLISHER],
+      routed: this.#routes !== null,
       origin: () => this.#origin ??= anonymousNodeName(),
       route: (name, args, options) => routeCall(this.#routes, name, args, options),
     };

@@ -11,6 +11,7 @@ import type { Publication, PublishTarget } from "../broker/port.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
 import type { Message } from "../protocol/message.ts";
 import { encodeTaskMessage } from "../protocol/task_message.ts";
+import { TaskMessageTemplate } from "../protocol/task_template.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { currentTask } from "./current.ts";
 import type { CompiledRoutes } from "./routes.ts";
@@ -57,6 +58,7 @@ export function routeCall(
  *   oid: app.oid,
  *   origin: () => "gen1234@host",
  *   inWorker: false,
+ *   routed: false,
  *   route: (name, args, options) => routeCall(null, name, args, options),
  * };
  * ```
@@ -70,6 +72,8 @@ export interface CallSender {
   readonly inWorker: boolean;
   /** The node name written as `origin`. */
   origin(): string;
+  /** Whether the app has task routes: then {@link encodeCalls} routes each call on its own. */
+  readonly routed: boolean;
   /** The call's options over its route's. */
   route(name: string, args: readonly unknown[], options: ApplyOptions): ApplyOptions;
 }
@@ -152,6 +156,170 @@ export async function encodeCall(
   const rpc = !options.ignoreResult && !sender.inWorker &&
     !!config.backend?.startsWith("rpc:");
   return { id, publication: { message, target }, rpc, queue };
+}
+
+/**
+ * One call of a batch: task name, positional arguments, call options.
+ *
+ * @example
+ * ```ts ignore
+ * const call: BatchCall = { name: "tasks.add", args: [1, 2], options: { queue: "math" } };
+ * ```
+ */
+export interface BatchCall {
+  /** The task name. */
+  name: string;
+  /** Positional arguments; default none. */
+  args?: readonly unknown[];
+  /** The call's options; default none. */
+  options?: ApplyOptions;
+}
+
+const NO_OPTIONS: ApplyOptions = Object.freeze({});
+
+/**
+ * Encode the calls of a batch, each as {@link encodeCall} encodes it. Calls
+ * in a row (two or more) with the same task and the same options object
+ * (what `delayMany` sends) share one {@link TaskMessageTemplate}: what they
+ * share is encoded once. Calls with task routes (which may route on the
+ * arguments), a task id, times, msgpack or compression are encoded one by
+ * one.
+ *
+ * @example
+ * ```ts ignore
+ * const shared = { queue: "math" };
+ * const encoded = await encodeCalls(sender, [
+ *   { name: "tasks.add", args: [1, 2], options: shared },
+ *   { name: "tasks.add", args: [3, 4], options: shared },
+ * ]);
+ * ```
+ *
+ * @param sender what the app provides
+ * @param calls the calls
+ * @returns the encoded calls, in order
+ */
+export async function encodeCalls(
+  sender: CallSender,
+  calls: readonly BatchCall[],
+): Promise<EncodedCall[]> {
+  const out = new Array<EncodedCall>(calls.length);
+  let last: { name: string; options: ApplyOptions; encode: CallEncoder | null } | null = null;
+  for (let i = 0; i < calls.length; i++) {
+    const name = calls[i].name;
+    const args = calls[i].args ?? [];
+    const options = calls[i].options ?? NO_OPTIONS;
+    if (last === null || last.name !== name || last.options !== options) {
+      // A template only for a run of calls: one alone is cheaper to encode on its own.
+      const next = calls[i + 1];
+      const run: boolean = next !== undefined && next.name === name &&
+        (next.options ?? NO_OPTIONS) === options;
+      last = {
+        name,
+        options,
+        encode: run && !sender.routed ? callEncoder(sender, name, options) : null,
+      };
+    }
+    out[i] = last.encode ? last.encode(args) : await encodeCall(sender, name, args, options);
+  }
+  return out;
+}
+
+/** Encodes one call of a template's task and options. */
+type CallEncoder = (args: readonly unknown[]) => EncodedCall;
+
+/**
+ * Encodes calls of `name` with `options` from one template; null when they
+ * cannot share one. Outside a worker (no publisher hook: the messages go
+ * straight to this process's broker) the template packs bodies and
+ * prewrites envelopes, and the calls share one frozen target.
+ */
+function callEncoder(sender: CallSender, name: string, options: ApplyOptions): CallEncoder | null {
+  if (options.taskId !== undefined) return null;
+  const config = sender.config;
+  const parent = currentTask.getStore();
+  const direct = !sender.inWorker;
+  const template = TaskMessageTemplate.of({
+    task: name,
+    kwargs: options.kwargs ?? {},
+    eta: options.eta,
+    countdown: options.countdown,
+    expires: options.expires,
+    origin: sender.origin(),
+    replyTo: sender.oid,
+    priority: options.priority,
+    timeLimit: options.timeLimit,
+    softTimeLimit: options.softTimeLimit,
+    rootId: parent?.rootId,
+    parentId: parent?.id,
+    shadow: options.shadow,
+    ignoreResult: options.ignoreResult,
+    headers: options.headers,
+    serializer: options.serializer ?? config.taskSerializer,
+    compression: options.compression ?? config.taskCompression,
+  }, { direct });
+  if (!template) return null;
+  const queue = options.queue ?? config.defaultQueue;
+  const exchange = options.exchange ?? "";
+  const routingKey = options.routingKey ?? queue;
+  const shared = Object.freeze({ exchange, routingKey });
+  const rpc = !options.ignoreResult && direct && !!config.backend?.startsWith("rpc:");
+  return (args) => {
+    const id = crypto.randomUUID();
+    const target = direct ? shared : { exchange, routingKey };
+    return { id, publication: { message: template.encode(id, args), target }, rpc, queue };
+  };
+}
+
+interface CachedEncoder {
+  name: string;
+  config: ResolvedConfig;
+  inWorker: boolean;
+  /** Undefined until the options object comes a second time. */
+  encode?: CallEncoder | null;
+}
+
+/**
+ * The templates of single sends, kept between calls: `delay()` passes the
+ * same frozen options object (the task's defaults) each time, so its
+ * calls share a template as a batch's do. Kept per options object, task,
+ * configuration and publisher hook, from the second call with the object
+ * on (an object used once costs no template); only frozen options without
+ * `kwargs` or `headers` (whose objects could change between calls), and
+ * not inside a running task (its parent ids change with every run).
+ *
+ * @example
+ * ```ts ignore
+ * const encoders = new CallEncoders();
+ * const encode = encoders.for(sender, "tasks.add", options);
+ * const encoded = encode ? encode([2, 3]) : await encodeCall(sender, "tasks.add", [2, 3], options);
+ * ```
+ */
+export class CallEncoders {
+  #entries = new WeakMap<ApplyOptions, CachedEncoder>();
+
+  /**
+   * The encoder for calls of `name` with `options`, or null: encode the
+   * call with {@link encodeCall} then.
+   *
+   * @param sender what the app provides
+   * @param name the task name
+   * @param options the call's options
+   * @returns the encoder, or null
+   */
+  for(sender: CallSender, name: string, options: ApplyOptions): CallEncoder | null {
+    if (
+      sender.routed || !Object.isFrozen(options) || options.kwargs !== undefined ||
+      options.headers !== undefined || currentTask.getStore() !== undefined
+    ) {
+      return null;
+    }
+    const e = this.#entries.get(options);
+    if (!e || e.name !== name || e.config !== sender.config || e.inWorker !== sender.inWorker) {
+      this.#entries.set(options, { name, config: sender.config, inWorker: sender.inWorker });
+      return null;
+    }
+    return e.encode === undefined ? e.encode = callEncoder(sender, name, options) : e.encode;
+  }
 }
 
 /**

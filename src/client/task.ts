@@ -30,6 +30,8 @@ export class Task<A extends unknown[], R> {
   /** The handler, for tasks defined in this program; `undefined` for remote tasks. */
   readonly handler: ((...args: never[]) => unknown) | undefined;
   readonly #sender: TaskSender;
+  /** The call options of `delay()`: the task's defaults, frozen. */
+  #defaults: ApplyOptions | undefined;
 
   /**
    * Use `app.task()` or `app.remoteTask()`.
@@ -63,7 +65,9 @@ export class Task<A extends unknown[], R> {
    * @returns the result handle, once the broker has the message
    */
   delay(...args: A): Promise<AsyncResult<R>> {
-    return this.applyAsync(args);
+    // One frozen options object for every call: the app keeps their message template.
+    this.#defaults ??= Object.freeze(this.#callOptions({}));
+    return this.#sender.sendTask<R>(this.name, args, this.#defaults);
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
-import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import { pyJsonDumps, pyJsonLoads, pyJsonScalar } from "./json.ts";
 import { checkShape, MAX_HEADERS_SIZE } from "./limits.ts";
 import type { Message, MessageProperties } from "./message.ts";
 
@@ -79,7 +79,9 @@ const SKIP_PROPS = new Set(["priority", "delivery_info", "body_encoding", "deliv
  * ```
  *
  * @param msg the message
- * @param deliveryInfo exchange and routing key it is published with
+ * @param deliveryInfo exchange and routing key it is published with (a
+ *   frozen one's text is encoded once and reused: freeze one that is
+ *   published with many messages)
  * @param deliveryTag a fresh unique tag (a UUID)
  * @param redelivered add kombu's `redelivered: true` markers
  * @returns the JSON text of the envelope
@@ -95,6 +97,53 @@ export function encodeEnvelope(
 
 const BODY_KEY = '{"body": "';
 
+/**
+ * Symbol under which a message may carry its envelope's text from the end
+ * of the body to the delivery info ({@link envelopeHead}), written when the
+ * message was built (task_template.ts: the messages of a batch), so that
+ * publishing does not encode its headers and properties again. Only for
+ * messages that nobody changes after they are built: the batch encoder's,
+ * handed straight to the broker.
+ *
+ * @example
+ * ```ts ignore
+ * const message = { ...built, [ENVELOPE_HEAD]: envelopeHead(built) };
+ * ```
+ */
+export const ENVELOPE_HEAD: unique symbol = Symbol("celeriac.envelopeHead");
+
+/**
+ * The envelope's text from the end of the base64 body up to the delivery
+ * info: content encoding and type, headers, and the properties that are
+ * not the transport's (`priority`, `delivery_info`, `body_encoding`,
+ * `delivery_tag` are written after it, in {@link encodeEnvelope}'s order).
+ *
+ * @example
+ * ```ts ignore
+ * const msg = { body: new Uint8Array(), contentType: "application/json",
+ *   contentEncoding: "utf-8", headers: {}, properties: { correlation_id: "1" } };
+ * envelopeHead(msg);
+ * // '", "content-encoding": "utf-8", "content-type": "application/json", "headers": {}, "properties": {"correlation_id": "1", '
+ * ```
+ *
+ * @param msg the message
+ * @param redelivered add kombu's `redelivered: true` to the headers
+ * @returns the text
+ */
+export function envelopeHead(msg: Message, redelivered = false): string {
+  const props: Record<string, unknown> = {};
+  for (const key in msg.properties) {
+    if (!SKIP_PROPS.has(key) && msg.properties[key] !== undefined) {
+      props[key] = msg.properties[key];
+    }
+  }
+  const members = pyJsonDumps(props).slice(1, -1);
+  const headers = redelivered ? { ...msg.headers, redelivered: true } : msg.headers;
+  return '", "content-encoding": ' + pyJsonDumps(msg.contentEncoding) + ', "content-type": ' +
+    pyJsonDumps(msg.contentType) + ', "headers": ' + pyJsonDumps(headers) + ', "properties": {' +
+    members + (members === "" ? "" : ", ");
+}
+
 /** The envelope's text after the base64 body. */
 function envelopeRest(
   msg: Message,
@@ -102,20 +151,22 @@ function envelopeRest(
   deliveryTag: string,
   redelivered: boolean,
 ): string {
-  const props: Record<string, unknown> = {};
-  for (const key in msg.properties) {
-    if (!SKIP_PROPS.has(key) && msg.properties[key] !== undefined) {
-      props[key] = msg.properties[key];
-    }
-  }
-  props.delivery_info = redelivered ? { ...deliveryInfo, redelivered: true } : deliveryInfo;
-  props.priority = msg.properties.priority ?? 0;
-  props.body_encoding = "base64";
-  props.delivery_tag = deliveryTag;
-  const headers = redelivered ? { ...msg.headers, redelivered: true } : msg.headers;
-  return '", "content-encoding": ' + pyJsonDumps(msg.contentEncoding) + ', "content-type": ' +
-    pyJsonDumps(msg.contentType) + ', "headers": ' + pyJsonDumps(headers) + ', "properties": ' +
-    pyJsonDumps(props) + "}";
+  const head = (!redelivered && (msg as { [ENVELOPE_HEAD]?: string })[ENVELOPE_HEAD]) ||
+    envelopeHead(msg, redelivered);
+  return head + '"delivery_info": ' + infoText(deliveryInfo, redelivered) + ', "priority": ' +
+    pyJsonDumps(msg.properties.priority ?? 0) + ', "body_encoding": "base64", "delivery_tag": ' +
+    pyJsonScalar(deliveryTag) + "}}";
+}
+
+/** The JSON text of frozen delivery infos (a publisher's, one per target): encoded once. */
+const infoTexts = new WeakMap<DeliveryInfo, string>();
+
+function infoText(info: DeliveryInfo, redelivered: boolean): string {
+  if (redelivered) return pyJsonDumps({ ...info, redelivered: true });
+  if (!Object.isFrozen(info)) return pyJsonDumps(info);
+  let text = infoTexts.get(info);
+  if (text === undefined) infoTexts.set(info, text = pyJsonDumps(info));
+  return text;
 }
 
 /**
