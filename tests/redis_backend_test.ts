@@ -116,6 +116,42 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name: "redis backend: a settled result's channel is left by the next subscription's write, " +
+    "or within 100 ms when none follows",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const backend = await openRedisBackend(url);
+  const r = await rawRedis();
+  const subscribed = async (id: string) => {
+    const [, n] = await r.pubsub("NUMSUB", `${prefix}celery-task-meta-${id}`) as [string, number];
+    return n;
+  };
+  const store = (id: string) =>
+    backend.store([{
+      taskId: id,
+      status: "SUCCESS",
+      meta: encodeResultMeta({ taskId: id, status: "SUCCESS", result: 1, dateDone: new Date() }),
+    }]);
+  try {
+    const [a, b] = [crypto.randomUUID(), crypto.randomUUID()];
+    const waitingA = backend.waitFor(a, AbortSignal.timeout(5000));
+    while (await subscribed(a) === 0) await new Promise((res) => setTimeout(res, 5));
+    await store(a);
+    assert.equal((await waitingA).status, "SUCCESS");
+    const waitingB = backend.waitFor(b, AbortSignal.timeout(5000));
+    while (await subscribed(b) === 0) await new Promise((res) => setTimeout(res, 5));
+    assert.equal(await subscribed(a), 0, "a's UNSUBSCRIBE went out with b's SUBSCRIBE");
+    await store(b);
+    assert.equal((await waitingB).status, "SUCCESS");
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(await subscribed(b), 0, "b's channel is left without another subscription");
+  } finally {
+    await backend.close();
+    await r.quit();
+  }
+});
+
 Deno.test({ name: "redis backend: clean up test keys", ignore: WITHOUT_REDIS }, async () => {
   await deleteKeys(prefix);
 });

@@ -77,6 +77,13 @@ return #KEYS
 const STORE = new RespScript(STORE_SCRIPT);
 
 /**
+ * Milliseconds within which the channel of a settled result is left when no
+ * other subscription's write carries its `UNSUBSCRIBE` first (its messages
+ * meanwhile are ignored: nothing waits for them).
+ */
+const LEAVE_MS = 100;
+
+/**
  * Options of {@link openRedisBackend}.
  *
  * @example Results kept for an hour
@@ -134,6 +141,9 @@ export class RedisBackend implements ResultBackend {
   readonly #subscribing = new Map<string, Promise<unknown>>();
   #closed = false;
   readonly #closing = new AbortController();
+  /** Settled tasks whose channels are left by the next subscription's write, or by a timer. */
+  readonly #leaving = new Set<string>();
+  #leaveTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Use {@link openRedisBackend}.
@@ -297,14 +307,27 @@ export class RedisBackend implements ResultBackend {
   }
 
   #unsubscribe(taskId: string): void {
-    const channel = this.key(taskId);
     const pending = this.#subscribing.get(taskId) ?? Promise.resolve();
     this.#subscribing.delete(taskId);
+    // Not at once: the callers the result resolved run first, with no UNSUBSCRIBE written (waking
+    // Redis) ahead of them; the next subscription's write carries it, or a timer within LEAVE_MS.
     pending.then(() => {
-      if (!this.#waiters.has(taskId) && !this.#closed) {
-        return this.#subscriber?.unsubscribe(channel);
-      }
+      if (this.#closed) return;
+      this.#leaving.add(taskId);
+      this.#leaveTimer ??= setTimeout(() => this.#leave(), LEAVE_MS);
     }).catch(() => {});
+  }
+
+  /** UNSUBSCRIBE from the channels of settled tasks nothing waits for again. */
+  #leave(): void {
+    clearTimeout(this.#leaveTimer);
+    this.#leaveTimer = undefined;
+    for (const taskId of this.#leaving) {
+      if (!this.#waiters.has(taskId)) {
+        this.#subscriber?.unsubscribe(this.key(taskId)).catch(() => {});
+      }
+    }
+    this.#leaving.clear();
   }
 
   /** Wait until the task is ready (SUCCESS, FAILURE or REVOKED). */
@@ -323,6 +346,8 @@ export class RedisBackend implements ResultBackend {
     if (!set) {
       set = new Set();
       this.#waiters.set(taskId, set);
+      // Framed in this turn, so written together with the SUBSCRIBE.
+      if (this.#leaving.size > 0) this.#leave();
       this.#subscribing.set(taskId, this.#subscriberConn().subscribe(this.key(taskId)));
     }
     set.add(waiter);
@@ -398,6 +423,8 @@ export class RedisBackend implements ResultBackend {
     if (this.#closed) return;
     this.#closed = true;
     this.#closing.abort();
+    clearTimeout(this.#leaveTimer);
+    this.#leaving.clear();
     const closed = new DOMException("The result backend was closed while waiting", "AbortError");
     for (const set of this.#waiters.values()) for (const w of set) w.reject(closed);
     this.#waiters.clear();

@@ -87,7 +87,8 @@ export class RedisTaker {
   #unsureTake: { lists: string[]; seq: number; claimOrder: string[] } | null = null;
   /**
    * Claims counted (over every watcher) before the last take that found
-   * every list empty; null when the last take may have left messages.
+   * every list empty, or that took a claim list alone (the record of an
+   * early hand-out); null when the last take may have left messages.
    */
   #emptyAt: number | null = null;
   readonly #bodies = new BodyPack();
@@ -128,8 +129,10 @@ export class RedisTaker {
     }
     if (this.#stash.length > 0) return this.#stash.splice(0, max);
     let down = 0;
-    // The last take emptied every list and nothing was claimed since: a take now would find
-    // nothing, so wait first (a message queued meanwhile ends the wait at once).
+    // The last take emptied every list, or recorded an early hand-out alone, and nothing was
+    // claimed since: wait first. A message queued meanwhile (or before: a burst) ends the wait at
+    // once and is handed out early, and the take that records it takes the rest up to max; a
+    // take here would mostly find nothing, and delay the wait by a script run.
     if (this.#emptyAt !== null && this.#emptyAt === this.#claims(null)) {
       const early = await this.#waitAny(rotatedLists(queues, this.#rotation), signal, max);
       if (early) return early;
@@ -391,8 +394,9 @@ export class RedisTaker {
       try {
         const [got, taken] = await taking;
         this.#rotation++;
-        // A take of claim lists alone leaves the queues as they were.
-        if (taken < max && lists.length > 0) this.#emptyAt = claimedBefore;
+        // A take of claim lists alone leaves the queues as they were: the next take waits first
+        // all the same (see take()).
+        if (taken < max || lists.length === 0) this.#emptyAt = claimedBefore;
         for (const g of got) this.#stash.push(g);
         return;
       } catch (err) {
