@@ -119,3 +119,37 @@ Deno.test("task template: a frozen delivery info is written as an unfrozen one",
   assert.equal(encodeEnvelope(m, frozen, "t"), first);
   assert.match(first, /"delivery_info": \{"exchange": "ex", "routing_key": "key"\}/);
 });
+
+Deno.test("task template: all templates pack their bodies into one buffer at a time", () => {
+  // A buffer per template kept 64 KiB alive for each task delay() was called twice with.
+  const bodies = Array.from({ length: 50 }, (_, i) => {
+    const template = TaskMessageTemplate.of({ ...base, task: `tasks.t${i}` }, { direct: true })!;
+    return [template.encode(crypto.randomUUID(), [i]), template.encode(crypto.randomUUID(), [i])];
+  }).flat().map((m) => m.body);
+  const buffers = new Set(bodies.map((b) => b.buffer));
+  assert.ok(buffers.size <= 2, `${buffers.size} buffers for ${bodies.length} small bodies`);
+  for (const b of buffers) assert.equal(b.byteLength, 64 * 1024);
+});
+
+Deno.test("task template: a long body has a buffer of its own, the shared one stays small", () => {
+  const template = TaskMessageTemplate.of(base, { direct: true })!;
+  const long = template.encode(crypto.randomUUID(), ["x".repeat(30_000)]).body;
+  const next = template.encode(crypto.randomUUID(), [1]).body;
+  assert.equal(long.buffer.byteLength, long.byteLength);
+  assert.equal(next.buffer.byteLength, 64 * 1024);
+  assert.equal(
+    decoder.decode(next),
+    '[[1], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]',
+  );
+});
+
+Deno.test("task template: a message's headers share no array with the next message's", () => {
+  for (const direct of [false, true]) {
+    const template = TaskMessageTemplate.of({ ...base, timeLimit: 30 }, { direct })!;
+    const first = template.encode(crypto.randomUUID(), [1]);
+    // A publisher hook may change the message it is given.
+    (first.headers.timelimit as unknown[])[0] = 99;
+    const second = template.encode(crypto.randomUUID(), [2]);
+    assert.deepEqual(second.headers.timelimit, [30, null]);
+  }
+});
