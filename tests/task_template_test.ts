@@ -64,6 +64,41 @@ Deno.test("task template: shared kwargs, options, parent and custom headers", ()
   }, [5, 6]);
 });
 
+Deno.test("task template: arguments that look like the template's own text or need care", () => {
+  // Strings equal to what the template writes around its cuts, to its shared values, or to the
+  // sample's empty arguments; escapes, lone surrogates, long reprs (cut at 1,024 characters).
+  const tricky = [
+    "",
+    "()",
+    "[]",
+    "[[], ",
+    '"',
+    "\\",
+    "tasks.add",
+    "reply-1",
+    "gen1@host",
+    "\u2028",
+    "\ud800",
+    "\udfff\ud800",
+    "\u{1f600}",
+    "\u0000",
+    "x".repeat(2000),
+    "'".repeat(1030),
+    "__proto__",
+  ];
+  for (const s of tricky) {
+    assertSame(base, [s]);
+    assertSame({ ...base, kwargs: { [s]: s }, shadow: s, headers: { [s || "k"]: s } }, [s, [s]]);
+  }
+  assertSame(base, [2n ** 70n, -1n, NaN, Infinity, -0, 1e-7, 1e21, 0.1]);
+  assertSame(base, [new Date(0), { d: new Date("2020-01-01T00:00:00.123Z") }]);
+  assertSame(base, [{ __type__: "datetime", __value__: "2020-01-01T00:00:00" }]);
+  assertSame(base, [{ toJSON: () => ({ x: 1 }) }, { a: undefined, b: 1 }]);
+  assertSame(base, Array.from({ length: 500 }, (_, i) => i));
+  assertSame({ ...base, kwargs: { a: "x".repeat(3000), b: [1, { c: "\u00e9" }], d: 5n } }, [1]);
+  assertSame({ ...base, group: "g1", groupIndex: 2, retries: 3, deliveryMode: 1 }, [1]);
+});
+
 Deno.test("task template: times, msgpack, compression and argsrepr headers get none", () => {
   assert.equal(TaskMessageTemplate.of({ ...base, countdown: 10 }), null);
   assert.equal(TaskMessageTemplate.of({ ...base, eta: new Date() }), null);
