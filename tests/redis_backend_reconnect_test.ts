@@ -9,7 +9,10 @@
 
 import assert from "node:assert/strict";
 import { openRedisBackend, type RedisBackend } from "../src/backend/redis.ts";
+import { respResultChannels } from "../src/backend/redis_results.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
+import { parseRedisUrl } from "../src/broker/redis_url.ts";
+import { RespScripts } from "../src/broker/resp_scripts.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -44,7 +47,8 @@ async function setUp(label: string) {
       if (count === n) return;
       await new Promise((res) => setTimeout(res, 10));
     }
-    assert.fail(`nobody subscribed to ${backend.key(id)}`);
+    const [, count] = await r.pubsub("NUMSUB", backend.key(id)) as [string, number];
+    assert.fail(`${count} connection(s), not ${n}, subscribe to ${backend.key(id)}`);
   };
   const tearDown = async () => {
     await viaProxy.close();
@@ -62,6 +66,8 @@ test("a result published while the subscriber was away is read; later ones are h
     const [a, b] = [crypto.randomUUID(), crypto.randomUUID()];
     const waitA = viaProxy.waitFor(a, AbortSignal.timeout(10_000));
     const waitB = viaProxy.waitFor(b, AbortSignal.timeout(10_000));
+    // Rejected by tearDown when an assertion fails first: that failure is the one reported.
+    for (const w of [waitA, waitB]) w.catch(() => {});
     await subscribed(viaProxy, a);
     await subscribed(viaProxy, b);
     proxy.refuse(true);
@@ -98,6 +104,27 @@ test("a wait that cannot subscribe fails as a BrokerConnectionError", async () =
   }
 });
 
+test("a channel whose subscription failed is not subscribed to once Redis is back", async () => {
+  const { proxy, viaProxy, direct, subscribed, tearDown } = await setUp("backend-stale");
+  try {
+    const [failed, later] = [crypto.randomUUID(), crypto.randomUUID()];
+    proxy.refuse(true);
+    await assert.rejects(
+      viaProxy.waitFor(failed, AbortSignal.timeout(10_000)),
+      BrokerConnectionError,
+    );
+    proxy.refuse(false);
+    const waitLater = viaProxy.waitFor(later, AbortSignal.timeout(10_000));
+    waitLater.catch(() => {});
+    await subscribed(viaProxy, later);
+    await subscribed(viaProxy, failed, 0);
+    await direct.store([success(later, "heard")]);
+    assert.equal((await waitLater).result, "heard");
+  } finally {
+    await tearDown();
+  }
+});
+
 test("closing the backend ends a wait at once", async () => {
   const { viaProxy, subscribed, tearDown } = await setUp("backend-close");
   try {
@@ -111,5 +138,58 @@ test("closing the backend ends a wait at once", async () => {
     await subscribed(viaProxy, id, 0);
   } finally {
     await tearDown();
+  }
+});
+
+test("an abort ends a wait whose subscription waits for a reconnect", async () => {
+  const { proxy, viaProxy, subscribed, tearDown } = await setUp("backend-abort");
+  try {
+    // The subscriber connects, then loses its connection; its next one gets no answer.
+    const first = crypto.randomUUID();
+    const settled = viaProxy.waitFor(first, AbortSignal.timeout(10_000)).catch((e: Error) => e);
+    await subscribed(viaProxy, first);
+    proxy.cut();
+    proxy.holdReplies();
+    await new Promise((res) => setTimeout(res, 100));
+    const t0 = performance.now();
+    await assert.rejects(
+      viaProxy.waitFor(crypto.randomUUID(), AbortSignal.timeout(200)),
+      (err: Error) => err.name === "TimeoutError",
+    );
+    const took = performance.now() - t0;
+    assert.ok(took < 1000, `the abort ended the wait after ${took} ms`);
+    proxy.cut();
+    await viaProxy.close();
+    await settled;
+  } finally {
+    await tearDown();
+  }
+});
+
+test("a subscriber whose connection stopped answering while idle is dropped and reconnected", async () => {
+  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
+  const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+  const scripts = new RespScripts(parseRedisUrl(url), url, { replyTimeoutMs: 200 });
+  let ready = 0;
+  const channels = respResultChannels(scripts, url, {
+    message: () => {},
+    ready: () => ready++,
+  }, 50);
+  try {
+    await channels.subscribe(`celeriac-test-idle-${crypto.randomUUID()}`);
+    assert.equal(proxy.accepted, 1);
+    // The server's side goes silent: nothing waits for a reply, only the PINGs can tell.
+    proxy.holdReplies();
+    for (let i = 0; i < 100 && proxy.accepted < 2; i++) {
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.ok(proxy.accepted >= 2, "the silent connection was dropped and another opened");
+    proxy.cut();
+    for (let i = 0; i < 100 && ready < 2; i++) await new Promise((res) => setTimeout(res, 20));
+    assert.equal(ready, 2, "connected again");
+  } finally {
+    await channels.close();
+    await scripts.close();
+    proxy.close();
   }
 });

@@ -89,6 +89,33 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name: "redis backend: a result of 300 KB published while waited for is heard whole " +
+    "(a message over the subscriber's 64 KiB read buffer, split across reads)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const backend = await openRedisBackend(url);
+  const r = await rawRedis();
+  try {
+    const id = crypto.randomUUID();
+    const waiting = backend.waitFor(id, AbortSignal.timeout(10_000));
+    for (let i = 0; i < 200; i++) {
+      const [, n] = await r.pubsub("NUMSUB", backend.key(id)) as [string, number];
+      if (n === 1) break;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    // Multi-byte characters throughout: some straddle the reads' boundaries.
+    const result = "é☃𝄞x".repeat(30_000);
+    const meta = encodeResultMeta({ taskId: id, status: "SUCCESS", result, dateDone: new Date() });
+    // Published only (no key): only the subscription can deliver it.
+    assert.equal(await r.publish(backend.key(id), meta), 1);
+    assert.equal((await waiting).result, result);
+  } finally {
+    await backend.close();
+    await r.quit();
+  }
+});
+
 Deno.test({ name: "redis backend: clean up test keys", ignore: WITHOUT_REDIS }, async () => {
   await deleteKeys(prefix);
 });

@@ -255,3 +255,124 @@ Deno.test({
     await deleteKeys(prefix);
   }
 });
+
+Deno.test({
+  name: "redis claims: a message published right after a closing broker returned its claims " +
+    "is not claimed by its blocked wait (it stays in the queue)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("claims-close-race");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const r = await rawRedis();
+  const publisher = await rawRedis();
+  const monitor = await (await rawRedis()).monitor();
+  try {
+    // Several rounds: the wait's socket must be closed before the return script is sent, or
+    // a publish in between fills a claim list no longer registered (lost for good).
+    for (let round = 0; round < 5; round++) {
+      const q = uniqueQueue("claims-close-race");
+      const consumer = await openRedisBroker(url);
+      const stop = new AbortController();
+      const taking = consumer.take([q], { max: 10, signal: stop.signal });
+      for (let i = 0; i < 100 && await r.zcard(`${prefix}${CLAIMS_KEY}`) < 4; i++) {
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      stop.abort();
+      assert.deepEqual(await taking, []);
+      // Published as soon as the server ran the script returning the queue's claim.
+      let published: Promise<number> | null = null;
+      const onCommand = (_time: string, args: string[]) => {
+        if (published === null && /^eval/i.test(args[0]) && args.some((a) => a.endsWith(`|${q}`))) {
+          published = publisher.lpush(`${prefix}${q}`, `round ${round}`);
+        }
+      };
+      monitor.on("monitor", onCommand);
+      await consumer.close();
+      for (let i = 0; i < 100 && published === null; i++) {
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      monitor.off("monitor", onCommand);
+      assert.ok(published !== null, "the return script ran");
+      await published;
+      await new Promise((res) => setTimeout(res, 50));
+      assert.deepEqual(await r.keys(`${prefix}celeriac.claim.*`), [], `round ${round}: no claim`);
+      assert.deepEqual(await r.lrange(`${prefix}${q}`, 0, -1), [`round ${round}`]);
+    }
+  } finally {
+    monitor.disconnect();
+    await publisher.quit();
+    await r.quit();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "redis claims: a RESP wait that cannot reach Redis reports it after a pause " +
+    "(a taker does not spin), at once when the watcher closes",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const target = parseRedisUrl(REDIS_URL);
+  const proxy = LossyProxy.start({ hostname: target.host, port: target.port });
+  proxy.refuse(true);
+  const conn = respConn("celeriac-watch", { host: "127.0.0.1", port: proxy.port });
+  const watcher = new ClaimWatcher(respClaimLink(conn, "q", "claim", CLAIMS_KEY, "claim"));
+  try {
+    let t0 = performance.now();
+    assert.equal(await watcher.wait(), false);
+    const paused = performance.now() - t0;
+    assert.ok(paused >= 90, `reported after ${paused} ms`);
+    const waiting = watcher.wait();
+    await new Promise((res) => setTimeout(res, 20));
+    t0 = performance.now();
+    watcher.close();
+    assert.equal(await waiting, false);
+    const took = performance.now() - t0;
+    assert.ok(took < 50, `reported ${took} ms after close`);
+  } finally {
+    watcher.close();
+    proxy.close();
+  }
+});
+
+Deno.test({
+  name: "redis claims: a message whose BLMOVE reply a drop lost is taken from the claim list " +
+    "once the connection is back",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("claims-lost-reply");
+  const target = parseRedisUrl(REDIS_URL);
+  const proxy = LossyProxy.start({ hostname: target.host, port: target.port });
+  const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const consumer = await openRedisBroker(`redis://127.0.0.1:${proxy.port}/${target.db}${query}`);
+  const publisher = await openRedisBroker(`${REDIS_URL}${query}`);
+  const r = await rawRedis();
+  const q = uniqueQueue("claims-lost-reply");
+  try {
+    const taking = consumer.take([q], { max: 10, signal: AbortSignal.timeout(10_000) });
+    for (let i = 0; i < 100 && await r.zcard(`${prefix}${CLAIMS_KEY}`) < 4; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    proxy.holdReplies();
+    await publisher.publish(message("claimed unheard"), { routingKey: q });
+    // The wait claimed it on the server; its reply is lost with the connection.
+    const claimLists = () => r.keys(`${prefix}celeriac.claim.*`);
+    for (let i = 0; i < 100 && (await claimLists()).length === 0; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.equal((await claimLists()).length, 1, "claimed into the claim list");
+    proxy.cut();
+    const got = await taking;
+    assert.deepEqual(got.map((d) => JSON.parse(new TextDecoder().decode(d.body))), [
+      "claimed unheard",
+    ]);
+    await consumer.ack(got);
+    assert.deepEqual(await claimLists(), []);
+    assert.equal(await r.llen(`${prefix}${q}`), 0);
+  } finally {
+    await consumer.close();
+    await publisher.close();
+    proxy.close();
+    await r.quit();
+    await deleteKeys(prefix);
+  }
+});

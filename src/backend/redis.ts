@@ -339,10 +339,16 @@ export class RedisBackend implements ResultBackend {
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      await this.#run(() => this.#subscribing.get(taskId) ?? Promise.resolve());
-      const now = await this.get(taskId);
-      if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
-      else if (now) onState?.(now);
+      const first = (async () => {
+        await this.#run(() => this.#subscribing.get(taskId) ?? Promise.resolve());
+        const now = await this.get(taskId);
+        if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
+        else if (now && !signal?.aborted) onState?.(now);
+      })();
+      // An abort (which rejects `promise`) ends the wait even while the subscription or the
+      // read waits for a reconnect; what they fail with afterwards is of no interest.
+      first.catch(() => {});
+      await Promise.race([first, promise]);
       return await promise;
     } catch (err) {
       drop();

@@ -5,7 +5,9 @@
  * `RespConnection` (../broker/resp_connection.ts) reading the messages
  * straight from its socket; through Sentinel or Cluster an ioredis
  * connection. Both subscribe again after a reconnect and then call
- * `onReady`, for the backend to read the results published meanwhile.
+ * `ready`, for the backend to read the results published meanwhile; the
+ * RESP one PINGs while idle so that a silently dropped connection is seen
+ * (ioredis' has TCP keep-alive).
  *
  * @module
  */
@@ -55,10 +57,28 @@ export interface ResultChannels {
 const utf8 = new TextDecoder();
 
 /**
+ * Milliseconds between the PINGs that {@link respResultChannels} sends while
+ * it waits for messages. A subscriber only reads, and its connection's
+ * reply timeout only runs while a command waits: without them a connection
+ * dropped silently (a peer gone, a load balancer or NAT forgetting an idle
+ * flow) would go unnoticed and the results published to it never heard.
+ * The ioredis subscriber had TCP keep-alive after 30 s for this.
+ *
+ * @example
+ * ```ts
+ * import { RESULTS_PING_MS } from "./redis_results.ts";
+ * RESULTS_PING_MS; // 25000
+ * ```
+ */
+export const RESULTS_PING_MS = 25_000;
+
+/**
  * The subscriber of a single server, without ioredis: a connection of its
  * own (`celeriac-results`) with the settings of `scripts`' (a command sent
  * while it reconnects waits for the attempt). Channels subscribed to are
- * subscribed again on each reconnect, before `ready` is called.
+ * subscribed again on each reconnect, before `ready` is called. A PING
+ * every `pingEveryMs` puts the connection's reply timeout to work: one
+ * that stopped answering is dropped and reconnected.
  *
  * @example
  * ```ts ignore
@@ -70,17 +90,20 @@ const utf8 = new TextDecoder();
  * @param scripts the backend's own connection, whose settings it copies
  * @param rawUrl the URL, for errors
  * @param on what to call
+ * @param pingEveryMs milliseconds between PINGs (default {@link RESULTS_PING_MS})
  * @returns the subscriptions
  */
 export function respResultChannels(
   scripts: RespScripts,
   rawUrl: string,
   on: ResultHandlers,
+  pingEveryMs: number = RESULTS_PING_MS,
 ): ResultChannels {
   const channels = new Set<string>();
   const conn = scripts.connection({
     name: "celeriac-results",
     role: "results",
+    pingEveryMs,
     channels: () => channels,
     onReady: on.ready,
     onPush: (push: RespValue[]) => {
@@ -97,6 +120,8 @@ export function respResultChannels(
       try {
         return await conn.command(["SUBSCRIBE", channel]);
       } catch (err) {
+        // Its waiter gives up: nothing is to subscribe to it again on the next connect.
+        channels.delete(channel);
         throw respFailure(err, rawUrl);
       }
     },

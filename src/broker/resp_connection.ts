@@ -79,6 +79,7 @@ export class RespConnection {
   /** Replies and pushes read so far (the reply watchdog's sign of life). */
   #replies = 0;
   #watchdog: ReturnType<typeof setInterval> | undefined;
+  #pinger: ReturnType<typeof setInterval> | undefined;
   #head = 0;
   #opening: Promise<void> | null = null;
   /** Settles when the reconnect attempt being waited for is over. */
@@ -180,7 +181,10 @@ export class RespConnection {
 
   /**
    * Close: replies to the commands sent are awaited (at most `waitMs`),
-   * then the socket is closed; a reconnect under way stops.
+   * then the socket is closed; a reconnect under way stops. With `waitMs`
+   * 0 the socket is closed within this call, before anything the caller
+   * sends next on another connection (a blocked `BLMOVE` ends before the
+   * claims it may fill are returned, see redis_take.ts).
    *
    * @param waitMs how long to wait for replies still due. Default 2000.
    */
@@ -189,7 +193,7 @@ export class RespConnection {
     const wasReady = this.#state === "ready";
     this.#state = "closed";
     this.#closing.abort();
-    if (wasReady && this.#head < this.#waiters.length) {
+    if (wasReady && waitMs > 0 && this.#head < this.#waiters.length) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         new Promise<void>((r) => this.#idle = r),
@@ -367,7 +371,8 @@ export class RespConnection {
   /** Close the socket and fail every command waiting on it. */
   #drop(err: Error): void {
     clearInterval(this.#watchdog);
-    this.#watchdog = undefined;
+    clearInterval(this.#pinger);
+    this.#watchdog = this.#pinger = undefined;
     const conn = this.#conn;
     this.#conn = null;
     if (conn) {
@@ -386,7 +391,10 @@ export class RespConnection {
     for (const w of waiters) w.reject(err);
   }
 
-  /** With `replyTimeoutMs`: drop `conn` once commands have waited that long without a reply. */
+  /**
+   * With `replyTimeoutMs`: drop `conn` once commands have waited that long
+   * without a reply; with `pingEveryMs` too, PING it that often while ready.
+   */
   #watch(conn: Deno.Conn): void {
     const ms = this.#o.replyTimeoutMs;
     if (!ms) return;
@@ -396,6 +404,13 @@ export class RespConnection {
       () => ({ idle: this.#head === this.#waiters.length, replies: this.#replies }),
       () => this.#lost(new RedisConnectionError(`${this.#label} sent no reply for ${ms} ms`)),
     );
+    const every = this.#o.pingEveryMs;
+    if (!every) return;
+    // Only while ready: a PING must not open a connection, nor queue behind a reconnect.
+    this.#pinger = setInterval(() => {
+      if (this.#state === "ready" && conn === this.#conn) this.command(["PING"]).catch(() => {});
+    }, every);
+    Deno.unrefTimer(this.#pinger);
   }
 
   #reconnect(): Promise<void> {

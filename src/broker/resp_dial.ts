@@ -89,6 +89,14 @@ export interface RespConnectionOptions {
    * commands fail) and reconnected. Default none: wait as long as it takes.
    */
   replyTimeoutMs?: number;
+  /**
+   * With `replyTimeoutMs`: PING every this many ms while connected, so that
+   * a connection that only reads (a subscriber: no command waits, so the
+   * reply timeout never runs) notices a peer gone without closing it (a
+   * server host lost, a load balancer or NAT forgetting an idle flow).
+   * Default none.
+   */
+  pingEveryMs?: number;
   /** Reconnect after a drop. Default true. */
   reconnect?: boolean;
   /** First reconnect delay, ms, doubled per failed attempt. Default 50. */

@@ -16,6 +16,29 @@ import { respFailure, respOptions } from "./resp_scripts.ts";
 const utf8 = new TextEncoder();
 
 /**
+ * Options of {@link RespEvents}.
+ *
+ * @example
+ * ```ts
+ * import type { RespEventsOptions } from "./resp_events.ts";
+ * const o: RespEventsOptions = { pingEveryMs: 10_000 };
+ * ```
+ */
+export interface RespEventsOptions {
+  /**
+   * A subscriber whose PINGs get no reply for this long, ms, is taken for
+   * dead (a peer gone without closing it) and reconnected. Default 30000.
+   */
+  replyTimeoutMs?: number;
+  /**
+   * How often a subscriber PINGs its server, ms: a subscriber only reads,
+   * so without them a silently dropped connection would go unnoticed and
+   * the events sent meanwhile unheard. Default 25000.
+   */
+  pingEveryMs?: number;
+}
+
+/**
  * Publishing and subscribing to the events channels of one Redis server.
  *
  * @example
@@ -34,14 +57,20 @@ export class RespEvents {
   #publisher: RespConnection | null = null;
   readonly #channels = new Map<string, Uint8Array>();
   readonly #subscribers = new Set<RespConnection>();
+  readonly #keepAlive: Partial<RespConnectionOptions>;
 
   /**
    * @param url the parsed URL (a single server)
    * @param rawUrl the URL text, for errors and log lines
+   * @param options how subscribers notice a dead connection (see {@link RespEventsOptions})
    */
-  constructor(url: RedisUrlOptions, rawUrl: string) {
+  constructor(url: RedisUrlOptions, rawUrl: string, options: RespEventsOptions = {}) {
     this.#rawUrl = rawUrl;
     this.#settings = respOptions(url, rawUrl);
+    this.#keepAlive = {
+      replyTimeoutMs: options.replyTimeoutMs ?? 30_000,
+      pingEveryMs: options.pingEveryMs ?? 25_000,
+    };
   }
 
   /**
@@ -70,7 +99,8 @@ export class RespEvents {
 
   /**
    * PSUBSCRIBE to `pattern` on a connection of its own, subscribed again
-   * after each reconnect, until `signal` aborts.
+   * after each reconnect (also after one that stopped answering its PINGs),
+   * until `signal` aborts.
    *
    * @param pattern the channel pattern
    * @param onMessage called with each message's bytes (a view valid until it returns)
@@ -84,6 +114,7 @@ export class RespEvents {
   ): Promise<void> {
     const conn = new RespConnection({
       ...this.#settings,
+      ...this.#keepAlive,
       name: "celeriac-fanout",
       patterns: [pattern],
       onPush: (push: RespValue[]) => {

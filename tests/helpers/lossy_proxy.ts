@@ -11,6 +11,7 @@ export class LossyProxy {
   readonly #open = new Set<Deno.Conn>();
   #dropping = false;
   #refusing = false;
+  #accepted = 0;
 
   private constructor(listener: Deno.TcpListener, target: { hostname: string; port: number }) {
     this.#listener = listener;
@@ -25,6 +26,11 @@ export class LossyProxy {
   /** The local port clients connect to. */
   get port(): number {
     return this.#listener.addr.port;
+  }
+
+  /** Connections relayed so far (refused ones not counted). */
+  get accepted(): number {
+    return this.#accepted;
   }
 
   /** Drop everything the server sends from now on (until `cut()`). */
@@ -57,6 +63,7 @@ export class LossyProxy {
           client.close();
           continue;
         }
+        this.#accepted++;
         this.#open.add(client);
         this.#open.add(server);
         this.#pipe(client, server, false);

@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { parseRedisUrl } from "../src/broker/redis_url.ts";
+import { RespConnection } from "../src/broker/resp_connection.ts";
+import { RespEvents } from "../src/broker/resp_events.ts";
+import { REDIS_URL } from "./helpers/redis.ts";
+import { LossyProxy } from "./helpers/lossy_proxy.ts";
+
+const target = new URL(REDIS_URL);
+const dec = new TextDecoder();
+const enc = new TextEncoder();
+
+async function until(done: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 250 && !done(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(done(), what);
+}
+
+Deno.test("RESP events: a subscriber whose connection went silent while idle is dropped by its PINGs, reconnected and hears events again", async () => {
+  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
+  const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+  const events = new RespEvents(parseRedisUrl(url), url, { replyTimeoutMs: 200, pingEveryMs: 50 });
+  const publisher = new RespConnection({ ...parseRedisUrl(REDIS_URL), name: "celeriac-test-pub" });
+  const channel = `celeriac-test-ev-${crypto.randomUUID()}`;
+  const got: string[] = [];
+  const stop = new AbortController();
+  try {
+    await events.subscribe(`${channel}*`, (payload) => got.push(dec.decode(payload)), stop.signal);
+    await publisher.publish(enc.encode(`${channel}.a`), enc.encode("one"));
+    await until(() => got.length === 1, "the first event arrives");
+    assert.equal(proxy.accepted, 1);
+    // The server's side goes silent: nothing waits for a reply, only the PINGs can tell.
+    proxy.holdReplies();
+    await until(() => proxy.accepted >= 2, "the silent connection was dropped and another opened");
+    proxy.cut();
+    // Published until heard: the new connection's PSUBSCRIBE may not have run yet.
+    for (let i = 0; i < 100 && got.length < 2; i++) {
+      await publisher.publish(enc.encode(`${channel}.b`), enc.encode("two"));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(got.slice(0, 2), ["one", "two"]);
+  } finally {
+    stop.abort();
+    await events.close();
+    await publisher.close();
+    proxy.close();
+  }
+});
