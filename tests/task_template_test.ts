@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeEnvelope, ENVELOPE_HEAD } from "../src/protocol/envelope.ts";
+import { encodeEnvelope, hasPrewrittenHead } from "../src/protocol/envelope.ts";
 import { EncodeError } from "../src/protocol/errors.ts";
 import { encodeTaskMessage, type TaskMessageInput } from "../src/protocol/task_message.ts";
 import { TaskMessageTemplate, type TaskTemplateInput } from "../src/protocol/task_template.ts";
@@ -25,7 +25,7 @@ function assertSame(shared: TaskTemplateInput, args: readonly unknown[]): void {
     assert.deepEqual(Object.keys(got.properties), Object.keys(want.properties));
     assert.equal(got.contentType, want.contentType);
     assert.equal(got.contentEncoding, want.contentEncoding);
-    assert.equal(ENVELOPE_HEAD in got, direct);
+    assert.equal(hasPrewrittenHead(got), direct);
     // The envelope (from the prewritten text when direct) is byte for byte the general encoder's.
     assert.equal(encodeEnvelope(got, info, "tag-1"), encodeEnvelope(want, info, "tag-1"));
     // A redelivered envelope does not use the prewritten text (its headers gain `redelivered`).
@@ -187,4 +187,18 @@ Deno.test("task template: a message's headers share no array with the next messa
     const second = template.encode(crypto.randomUUID(), [2]);
     assert.deepEqual(second.headers.timelimit, [30, null]);
   }
+});
+
+Deno.test("task template: a copy of a direct message with other headers is encoded afresh", () => {
+  const template = TaskMessageTemplate.of(base, { direct: true });
+  assert.ok(template);
+  const message = template.encode(crypto.randomUUID(), [2, 3]);
+  assert.ok(hasPrewrittenHead(message));
+  // No own key, enumerable or not, carries the prewritten text: a spread copies none of it.
+  assert.deepEqual(Reflect.ownKeys(message).filter((k) => typeof k === "symbol"), []);
+  const copy = { ...message, headers: { ...message.headers, argsrepr: "(changed)" } };
+  assert.equal(hasPrewrittenHead(copy), false);
+  const text = encodeEnvelope(copy, info, "tag-3");
+  assert.match(text, /"argsrepr": "\(changed\)"/);
+  assert.equal(text, encodeEnvelope(structuredClone(copy), info, "tag-3"));
 });

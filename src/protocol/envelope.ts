@@ -98,19 +98,52 @@ export function encodeEnvelope(
 const BODY_KEY = '{"body": "';
 
 /**
- * Symbol under which a message may carry its envelope's text from the end
- * of the body to the delivery info ({@link envelopeHead}), written when the
- * message was built (task_template.ts: the messages of a batch), so that
- * publishing does not encode its headers and properties again. Only for
- * messages that nobody changes after they are built: the batch encoder's,
- * handed straight to the broker.
+ * The envelope heads prewritten for messages ({@link prewriteEnvelopeHead}),
+ * keyed by the message object itself: a copy (`{ ...message, headers }`)
+ * is another object and has none, so it can never carry stale text.
+ */
+const heads = new WeakMap<Message, string>();
+
+/**
+ * Record the text of `message`'s envelope from the end of the body to the
+ * delivery info ({@link envelopeHead}), written when the message was built
+ * (task_template.ts: the messages of a batch), so that publishing it to
+ * Redis does not encode its headers and properties again. Kept apart from
+ * the message (in a WeakMap keyed by the object): a copy of the message
+ * is encoded afresh. Only for messages nobody changes in place after they
+ * are built: the batch encoder's, handed straight to the broker.
  *
  * @example
  * ```ts ignore
- * const message = { ...built, [ENVELOPE_HEAD]: envelopeHead(built) };
+ * const message = prewriteEnvelopeHead(built, envelopeHead(built));
+ * hasPrewrittenHead(message); // true
+ * hasPrewrittenHead({ ...message }); // false: a copy is encoded afresh
  * ```
+ *
+ * @param message the message, as built
+ * @param head its envelope head, as {@link envelopeHead} writes it
+ * @returns the message
  */
-export const ENVELOPE_HEAD: unique symbol = Symbol("celeriac.envelopeHead");
+export function prewriteEnvelopeHead(message: Message, head: string): Message {
+  heads.set(message, head);
+  return message;
+}
+
+/**
+ * Whether `message` has an envelope head recorded by
+ * {@link prewriteEnvelopeHead}.
+ *
+ * @example
+ * ```ts ignore
+ * hasPrewrittenHead(template.encode(id, [2, 3])); // true for a direct template
+ * ```
+ *
+ * @param message the message
+ * @returns whether its head is prewritten
+ */
+export function hasPrewrittenHead(message: Message): boolean {
+  return heads.has(message);
+}
 
 /**
  * The envelope's text from the end of the base64 body up to the delivery
@@ -151,8 +184,7 @@ function envelopeRest(
   deliveryTag: string,
   redelivered: boolean,
 ): string {
-  const head = (!redelivered && (msg as { [ENVELOPE_HEAD]?: string })[ENVELOPE_HEAD]) ||
-    envelopeHead(msg, redelivered);
+  const head = (!redelivered && heads.get(msg)) || envelopeHead(msg, redelivered);
   return head + '"delivery_info": ' + infoText(deliveryInfo, redelivered) + ', "priority": ' +
     pyJsonDumps(msg.properties.priority ?? 0) + ', "body_encoding": "base64", "delivery_tag": ' +
     pyJsonScalar(deliveryTag) + "}}";

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { ENVELOPE_HEAD, envelopeHead } from "./envelope.ts";
+import { envelopeHead, prewriteEnvelopeHead } from "./envelope.ts";
 import { isVerbatimJsonString, pyJsonDumps, pyJsonScalar } from "./json.ts";
 import type { Message } from "./message.ts";
 import { argsRepr } from "./repr.ts";
@@ -67,7 +67,7 @@ function keysOf(record: Record<string, unknown>, mark: string): string[] {
 /**
  * Encodes the task messages of calls that share everything but the task id
  * and the positional arguments. With `direct`, each message also carries
- * its Redis envelope's text up to the delivery info (see `ENVELOPE_HEAD`
+ * its Redis envelope's text up to the delivery info (see `prewriteEnvelopeHead`
  * in envelope.ts), which the Redis broker writes instead of encoding the
  * headers and properties again.
  *
@@ -191,15 +191,14 @@ export class TaskMessageTemplate {
         properties,
       };
     }
-    const message = {
+    const message: Message = {
       body: BODIES.write(bodyText),
       contentType: this.#contentType,
       contentEncoding: this.#contentEncoding,
       headers,
       properties,
-      [ENVELOPE_HEAD]: fill(this.#head, id, reprText, argsText),
     };
-    return message as Message;
+    return prewriteEnvelopeHead(message, fill(this.#head, id, reprText, argsText));
   }
 }
 
