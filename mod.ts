@@ -55,6 +55,8 @@ export { type ArgsSuffix, Task } from "./src/client/task.ts";
 export type {
   ApplyOptions,
   BoundTaskHandler,
+  DelayManyOptions,
+  SendManyOptions,
   StateUpdate,
   TaskContext,
   TaskHandler,
@@ -132,6 +134,7 @@ export {
 } from "./src/client/event_state.ts";
 // Errors
 export {
+  BatchSendError,
   ChordUnsupportedError,
   NoResultBackendError,
   TaskError,
@@ -144,7 +147,11 @@ export {
   type TimeLimitInfo,
   WorkerLostError,
 } from "./src/client/worker_errors.ts";
-export { BrokerConnectionError } from "./src/broker/errors.ts";
+export {
+  BatchPublishError,
+  BrokerConnectionError,
+  type PublishOutcome,
+} from "./src/broker/errors.ts";
 export { EncodeError } from "./src/protocol/errors.ts";
 // Option types
 export type { SerializerName } from "./src/protocol/serializers.ts";

@@ -72,6 +72,7 @@ export type {
   Delivery,
   ParkedMessage,
   Publication,
+  PublishManyOptions,
   PublishTarget,
   Rejection,
   RevokedEntry,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
+import { BatchSendError, Celery } from "../mod.ts";
 import { PrivateRedis } from "./helpers/private_redis.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -24,6 +24,14 @@ async function takeAll(app: Celery, queue: string, n: number) {
     await broker.ack(got);
   }
   return out;
+}
+
+/** Whether `queue` is empty: nothing to take within 300 ms. */
+async function isEmpty(app: Celery, queue: string): Promise<boolean> {
+  const broker = await app.broker();
+  const got = await broker.take([queue], { max: 10, signal: AbortSignal.timeout(300) });
+  await broker.ack(got);
+  return got.length === 0;
 }
 
 function sendManyCases(
@@ -76,6 +84,36 @@ function sendManyCases(
         ]]);
         assert.deepEqual(await takeAll(app, q2, 1), [[b.id, "tests.y", [2]]]);
         assert.deepEqual(await app.sendMany([]), []);
+      } finally {
+        await app.close();
+        await done();
+      }
+    },
+  );
+
+  Deno.test(
+    { name: `${label}: an aborted signal sends nothing and rejects with its reason`, ignore },
+    async () => {
+      const { broker, done } = await open();
+      const app = new Celery({ broker });
+      const q = `send-many-abort-${crypto.randomUUID().slice(0, 8)}`;
+      const add = app.task("tests.add", { queue: q }, (a: number, b: number) => a + b);
+      try {
+        await add.delay(0, 0); // connected and declared: the batch's own sends are what count
+        await takeAll(app, q, 1);
+        const reason = new Error("stop");
+        await assert.rejects(
+          add.delayMany([[1, 2], [3, 4]], { signal: AbortSignal.abort(reason) }),
+          (err) => err === reason,
+        );
+        // Aborted while the batch is encoded (before anything is written).
+        const controller = new AbortController();
+        const sending = app.sendMany([{ name: "tests.add", args: [5, 6], options: { queue: q } }], {
+          signal: controller.signal,
+        });
+        controller.abort(reason);
+        await assert.rejects(sending, (err) => err === reason);
+        assert.ok(await isEmpty(app, q));
       } finally {
         await app.close();
         await done();
@@ -145,5 +183,76 @@ Deno.test({
     monitor.disconnect();
     r.disconnect();
     await server.close();
+  }
+});
+
+Deno.test("kv: a signal aborted mid-batch stops the messages not yet written", async () => {
+  const app = new Celery({ broker: "kv://:memory:" });
+  const q1 = `send-many-a-${crypto.randomUUID().slice(0, 8)}`;
+  const q2 = `send-many-b-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    const broker = await app.broker();
+    const controller = new AbortController();
+    const publish = broker.publish.bind(broker);
+    // The first message written aborts the batch: the first of each queue goes alone.
+    broker.publish = (message, target) => {
+      controller.abort(new Error("enough"));
+      return publish(message, target);
+    };
+    const calls = [q1, q2, q1, q2].map((queue, i) => ({
+      name: "tests.t",
+      args: [i],
+      options: { queue },
+    }));
+    const err = await app.sendMany(calls, { signal: controller.signal }).then(
+      () => assert.fail("resolved"),
+      (e) => e,
+    );
+    assert.ok(err instanceof BatchSendError);
+    assert.equal(err.code, "BATCH_SEND_PARTIAL");
+    assert.equal((err.cause as Error).message, "enough");
+    assert.equal(err.sent.length, 1);
+    assert.equal(err.unsent.length, 3);
+    assert.deepEqual(err.unknown, []);
+    assert.match(err.message, /1 sent, 3 not sent/);
+    broker.publish = publish;
+    assert.deepEqual(await takeAll(app, q1, 1), [[err.sent[0], "tests.t", [0]]]);
+    assert.ok(await isEmpty(app, q1));
+    assert.ok(await isEmpty(app, q2));
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test({
+  name: "redis: a batch some of whose LPUSHes Redis refuses tells the ids sent and not sent",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("sendmany-fail");
+  const app = new Celery({ broker: `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}` });
+  const r = await rawRedis(REDIS_URL);
+  const q1 = `send-many-a-${crypto.randomUUID().slice(0, 8)}`;
+  const q2 = `send-many-b-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    // q2's list is a string: its LPUSH gets WRONGTYPE, q1's goes through (same pipeline).
+    await r.set(`${prefix}${q2}`, "not a list");
+    const calls = [q1, q2, q1, q2, q1].map((queue, i) => ({
+      name: "tests.t",
+      args: [i],
+      options: { queue },
+    }));
+    const err = await app.sendMany(calls).then(() => assert.fail("resolved"), (e) => e);
+    assert.ok(err instanceof BatchSendError, String(err));
+    assert.match(String((err.cause as Error).message), /WRONGTYPE/);
+    const taken = await takeAll(app, q1, 3);
+    assert.deepEqual(taken.map((t) => t[0]), err.sent);
+    assert.deepEqual(taken.map((t) => t[2]), [[0], [2], [4]]);
+    assert.equal(err.unsent.length, 2);
+    assert.deepEqual(err.unknown, []);
+    assert.equal(await r.type(`${prefix}${q2}`), "string");
+  } finally {
+    await app.close();
+    r.disconnect();
+    await deleteKeys(prefix);
   }
 });

@@ -86,3 +86,70 @@ export function maskPassword(url: string): string {
     )
     .replace(/([?&][a-z_]*password=)[^&;,\s]*/gi, "$1***");
 }
+
+/**
+ * What became of one message of a batch that failed or was stopped:
+ * `sent` the broker took it (Redis replied to its LPUSH, RabbitMQ confirmed
+ * it, KV committed it), `unsent` it was never written, `unknown` it was
+ * written but no answer came (it may have gone out).
+ */
+export type PublishOutcome = "sent" | "unsent" | "unknown";
+
+/**
+ * A batch publish (`publishMany`) stopped part way: some messages were
+ * taken, some may have been. `outcomes[i]` is what became of message `i`
+ * of the batch; `cause` is what stopped it (the connection error, or the
+ * abort signal's reason). Thrown only when at least one message was sent
+ * or may have been: a batch of which nothing went out rejects with the
+ * cause itself.
+ *
+ * @example
+ * ```ts
+ * import { BatchPublishError } from "@celeriac/celeriac";
+ * const err = new BatchPublishError(["sent", "unsent"], new Error("connection reset"));
+ * console.assert(err.code === "BATCH_PUBLISH_PARTIAL");
+ * ```
+ */
+export class BatchPublishError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "BATCH_PUBLISH_PARTIAL";
+  /** What became of each message of the batch, in the batch's order. */
+  readonly outcomes: readonly PublishOutcome[];
+
+  /**
+   * Describe a batch stopped part way.
+   *
+   * @param outcomes what became of each message
+   * @param cause what stopped the batch
+   */
+  constructor(outcomes: readonly PublishOutcome[], cause: unknown) {
+    const count = (o: PublishOutcome) => outcomes.filter((x) => x === o).length;
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(
+      `A batch of ${outcomes.length} messages stopped part way (${why}): ${count("sent")} sent, ` +
+        `${count("unsent")} not sent, ${count("unknown")} unknown (may have gone out). ` +
+        `Publish the unsent ones again; check the unknown ones before publishing them again`,
+      { cause },
+    );
+    this.name = "BatchPublishError";
+    this.outcomes = outcomes;
+  }
+}
+
+/**
+ * The error a batch publish rejects with: `cause` itself when nothing was
+ * sent or may have been (publishing it all again is safe), else a
+ * {@link BatchPublishError} with each message's outcome.
+ *
+ * @example
+ * ```ts ignore
+ * throw batchFailure(["unsent", "unsent"], err); // err itself
+ * ```
+ *
+ * @param outcomes what became of each message
+ * @param cause what stopped the batch
+ * @returns the error to throw
+ */
+export function batchFailure(outcomes: readonly PublishOutcome[], cause: unknown): unknown {
+  return outcomes.every((o) => o === "unsent") ? cause : new BatchPublishError(outcomes, cause);
+}

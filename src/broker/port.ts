@@ -37,6 +37,22 @@ export interface PublishTarget {
 }
 
 /**
+ * Options of {@link Broker.publishMany}.
+ *
+ * @example
+ * ```ts ignore
+ * await broker.publishMany(batch, { signal: AbortSignal.timeout(5_000) });
+ * ```
+ */
+export interface PublishManyOptions {
+  /**
+   * Stops the batch: what is not written yet is not sent. Default none.
+   * Redis writes all its LPUSHes at once, so it stops only before them.
+   */
+  signal?: AbortSignal;
+}
+
+/**
  * One message of a batch and where to publish it, for {@link Broker.publishMany}.
  *
  * @example
@@ -218,11 +234,14 @@ export interface Broker {
   /**
    * Publish many messages at once (Redis: variadic LPUSHes of up to 1,000
    * per list, pipelined).
-   * Resolves once the broker has them all. Optional: without it, callers
+   * Resolves once the broker has them all. When it stops part way (the
+   * connection drops, the signal aborts once some were written) it rejects
+   * with a `BatchPublishError` telling what became of each message; when
+   * nothing went out, with the cause itself. Optional: without it, callers
    * publish each message concurrently (on RabbitMQ the confirms of such
    * a burst come back in batches).
    */
-  publishMany?(batch: readonly Publication[]): Promise<void>;
+  publishMany?(batch: readonly Publication[], options?: PublishManyOptions): Promise<void>;
   /**
    * Take up to `max` messages from the queues (earlier queues and more urgent
    * priorities first). Waits until at least one is available; resolves with

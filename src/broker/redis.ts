@@ -33,6 +33,7 @@ import type {
   Delivery,
   ParkedMessage,
   Publication,
+  PublishManyOptions,
   PublishTarget,
   Rejection,
   RevokedEntry,
@@ -216,8 +217,8 @@ export class RedisBroker implements Broker {
    * pipelined), so 1,000 tasks to one queue cost one command instead of
    * 1,000, and 100,000 cost 100.
    */
-  publishMany(batch: readonly Publication[]): Promise<void> {
-    return this.#publisher.publishMany(batch);
+  publishMany(batch: readonly Publication[], options?: PublishManyOptions): Promise<void> {
+    return this.#publisher.publishMany(batch, options);
   }
 
   /**

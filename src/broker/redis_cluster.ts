@@ -18,7 +18,7 @@
  * @module
  */
 
-import { maskPassword } from "./errors.ts";
+import { batchFailure, BatchPublishError, maskPassword, type PublishOutcome } from "./errors.ts";
 import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
 import type { Message } from "../protocol/message.ts";
@@ -27,6 +27,7 @@ import type {
   Delivery,
   ParkedMessage,
   Publication,
+  PublishManyOptions,
   PublishTarget,
   Rejection,
   RevokedEntry,
@@ -172,10 +173,10 @@ export class RedisClusterBroker implements Broker {
    * (LPUSHes of up to 1,000 messages, in order), the queues concurrently.
    * Exchanges are ignored as by {@link publish} (warned once per exchange and queue).
    */
-  async publishMany(batch: readonly Publication[]): Promise<void> {
-    const queues = new Map<string, Publication[]>();
+  async publishMany(batch: readonly Publication[], options?: PublishManyOptions): Promise<void> {
+    const queues = new Map<string, { ps: Publication[]; at: number[] }>();
     const warned = new Set<string>();
-    for (const { message, target } of batch) {
+    batch.forEach(({ message, target }, i) => {
       const exchange = target.exchange ?? "";
       const route = exchange === "" ? "" : `${exchange}\u0000${target.routingKey}`;
       if (route !== "" && !warned.has(route)) {
@@ -186,12 +187,30 @@ export class RedisClusterBroker implements Broker {
         );
       }
       const p = { message, target: { routingKey: target.routingKey } };
-      queues.get(target.routingKey)?.push(p) ?? queues.set(target.routingKey, [p]);
-    }
-    await Promise.all([...queues].map(async ([queue, ps]) => {
-      await this.#remember(queue);
-      await this.#shard(queue).publishMany(ps);
+      const q = queues.get(target.routingKey);
+      if (q) {
+        q.ps.push(p);
+        q.at.push(i);
+      } else queues.set(target.routingKey, { ps: [p], at: [i] });
+    });
+    const settled = await Promise.allSettled([...queues.values()].map(async ({ ps }) => {
+      await this.#remember(ps[0].target.routingKey);
+      await this.#shard(ps[0].target.routingKey).publishMany(ps, options);
     }));
+    const failed = settled.find((r) => r.status === "rejected");
+    if (!failed) return;
+    // Each queue's outcomes, put back in the batch's places.
+    const out = new Array<PublishOutcome>(batch.length);
+    [...queues.values()].forEach(({ at }, q) => {
+      const r = settled[q];
+      const of = r.status === "fulfilled"
+        ? () => "sent" as const
+        : r.reason instanceof BatchPublishError
+        ? (j: number) => (r.reason as BatchPublishError).outcomes[j]
+        : () => "unsent" as const;
+      at.forEach((i, j) => out[i] = of(j));
+    });
+    throw batchFailure(out, failed.reason);
   }
 
   /**

@@ -14,8 +14,10 @@ import { getLogger } from "@logtape/logtape";
 import { type DeliveryInfo, encodeEnvelope } from "../protocol/envelope.ts";
 import type { Message } from "../protocol/message.ts";
 import { chunked } from "./chunks.ts";
-import type { Publication, PublishTarget } from "./port.ts";
+import { batchFailure, type PublishOutcome } from "./errors.ts";
+import type { Publication, PublishManyOptions, PublishTarget } from "./port.ts";
 import type { RedisScope } from "./redis_commands.ts";
+import { RedisReplyError } from "./resp_reader.ts";
 import { bindingMember, bindingSet, boundQueues, priorityList } from "./redis_keys.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
@@ -82,10 +84,18 @@ export class RedisPublisher {
    * Publish many messages: each target is routed once and each list gets
    * variadic LPUSHes of up to 1,000 messages (chunks.ts; in the messages'
    * order, pipelined), so 1,000 tasks to one queue cost one
-   * command instead of 1,000, and 100,000 cost 100.
+   * command instead of 1,000, and 100,000 cost 100. The LPUSHes are all
+   * written at once: `signal` stops the batch until then (nothing sent,
+   * rejects with its reason), not after. When the connection drops part
+   * way, rejects with a {@link BatchPublishError} telling which messages
+   * Redis took (their LPUSH answered) and which may have gone.
    */
-  async publishMany(batch: readonly Publication[]): Promise<void> {
+  async publishMany(
+    batch: readonly Publication[],
+    options: PublishManyOptions = {},
+  ): Promise<void> {
     const s = this.#scope;
+    options.signal?.throwIfAborted();
     // Each target is declared and routed once, in the order of its first message.
     const routes = new Map<PublishTarget, Routed>();
     const byKey = new Map<string, Routed>();
@@ -112,8 +122,10 @@ export class RedisPublisher {
       }
       routes.set(target, routed);
     }
-    const lists = new Map<string, string[]>();
-    for (const { message, target } of batch) {
+    // Each list's messages and their places in the batch (to tell which a failure left out).
+    const lists = new Map<string, { raws: string[]; at: number[] }>();
+    for (let i = 0; i < batch.length; i++) {
+      const { message, target } = batch[i];
       const { info, queues } = routes.get(target)!;
       if (queues.length === 0) {
         log.warn("No queue is bound to exchange {exchange} with key {key}: message dropped", {
@@ -125,22 +137,77 @@ export class RedisPublisher {
       const raw = encodeEnvelope(message, info, crypto.randomUUID());
       for (const q of queues) {
         const list = s.k(priorityList(q, message.properties.priority));
-        lists.get(list)?.push(raw) ?? lists.set(list, [raw]);
+        const l = lists.get(list);
+        if (l) {
+          l.raws.push(raw);
+          l.at.push(i);
+        } else lists.set(list, { raws: [raw], at: [i] });
       }
     }
     if (lists.size === 0) return;
     // A list's LPUSHes go out in order on one connection (on a Cluster every
     // list's chunks share its slot and node), so the first message stays at the tail.
     // A loop, not flatMap: a publish of one message paid 0.4 µs more for it.
-    const pushes: { list: string; values: string[] }[] = [];
-    for (const [list, raws] of lists) {
-      for (const values of chunked(raws)) pushes.push({ list, values });
+    const pushes: Push[] = [];
+    for (const [list, { raws, at }] of lists) {
+      const ats = chunked(at);
+      chunked(raws).forEach((values, c) => pushes.push({ list, values, at: ats[c] }));
+    }
+    options.signal?.throwIfAborted();
+    // On a single server the LPUSHes go over the consume connection (no
+    // ioredis auto-pipelining turn): its failures are BrokerConnectionErrors already.
+    if (!s.resp) {
+      try {
+        await s.run(() => pushPending(s, pushes));
+      } catch (err) {
+        // ioredis does not tell an LPUSH never written from one whose reply was lost.
+        const settled = pushes.map((p): PromiseSettledResult<unknown> =>
+          p.done ? { status: "fulfilled", value: null } : { status: "rejected", reason: err }
+        );
+        throw batchFailure(outcomes(batch.length, pushes, settled), err);
+      }
+      return;
     }
     // On a single server the LPUSHes go over the consume connection (no
     // ioredis auto-pipelining turn): its failures are BrokerConnectionErrors already.
-    if (s.resp) await s.resp.pipeline(pushes.map((p) => ["LPUSH", p.list, ...p.values]));
-    else await s.run(() => pushPending(s, pushes));
+    const settled = await s.resp.pipeline(pushes.map((p) => ["LPUSH", p.list, ...p.values]));
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw batchFailure(outcomes(batch.length, pushes, settled), failed.reason);
   }
+}
+
+/** One LPUSH of a batch: its list, values, and the values' places in the batch. */
+interface Push {
+  list: string;
+  values: string[];
+  at: number[];
+  done?: boolean;
+}
+
+/**
+ * What became of each message of a batch whose LPUSHes settled as
+ * `settled`: sent when every LPUSH holding it was answered, unsent when
+ * none of them ran (refused by Redis), else unknown. Messages routed
+ * nowhere (dropped with a warning) count as sent.
+ */
+function outcomes(
+  size: number,
+  pushes: readonly Push[],
+  settled: readonly PromiseSettledResult<unknown>[],
+): PublishOutcome[] {
+  const out = new Array<PublishOutcome>(size).fill("sent");
+  const seen = new Array<PublishOutcome | undefined>(size);
+  pushes.forEach((p, c) => {
+    const r = settled[c];
+    const o: PublishOutcome = r.status === "fulfilled"
+      ? "sent"
+      : r.reason instanceof RedisReplyError
+      ? "unsent"
+      : "unknown";
+    for (const i of p.at) seen[i] = seen[i] === undefined || seen[i] === o ? o : "unknown";
+  });
+  for (let i = 0; i < size; i++) if (seen[i] !== undefined) out[i] = seen[i]!;
+  return out;
 }
 
 /** A target's delivery info and the queues it routes to. */
@@ -155,10 +222,7 @@ interface Routed {
  * only the ones that failed go again (every one settles first), not the
  * chunks already in their lists.
  */
-async function pushPending(
-  s: RedisScope,
-  pushes: { list: string; values: string[]; done?: boolean }[],
-): Promise<void> {
+async function pushPending(s: RedisScope, pushes: Push[]): Promise<void> {
   const settled = await Promise.allSettled(pushes.map(async (p) => {
     if (p.done) return;
     await s.client.lpush(p.list, ...p.values);

@@ -165,6 +165,26 @@ export class RespConnection {
   }
 
   /**
+   * Send several commands in one go, as {@link commands} does, each settled
+   * on its own: a batch that fails part way tells which commands Redis
+   * answered (the broker's LPUSHes of a batch publish).
+   *
+   * @param list the commands, each the command name and its arguments
+   * @returns each command's outcome, in order (bulk strings copied)
+   * @throws {RedisConnectionError} when the connection is down before any is written
+   */
+  async commandsSettled(
+    list: readonly (readonly (string | Uint8Array)[])[],
+  ): Promise<PromiseSettledResult<RespValue>[]> {
+    if (this.#state !== "ready") await this.#whenReady();
+    this.#checkReady();
+    return await Promise.allSettled(list.map((args) => {
+      this.#writer.command(args);
+      return this.#expect();
+    }));
+  }
+
+  /**
    * `PUBLISH channel payload`, framed straight into the write buffer.
    *
    * @param channel the channel's bytes

@@ -265,24 +265,35 @@ export class RespScripts {
   }
 
   /**
-   * Send plain commands (no scripts, no transaction), framed together: the
-   * broker's LPUSHes of a publish.
+   * Send plain commands (no scripts, no transaction), framed together, each
+   * settled on its own: the broker's LPUSHes of a publish, which must know
+   * which of them Redis answered when the connection drops part way.
    *
    * @example
    * ```ts ignore
-   * await scripts.pipeline([["LPUSH", "celery", raw]]);
+   * const [reply] = await scripts.pipeline([["LPUSH", "celery", raw]]);
+   * if (reply.status === "rejected") throw reply.reason;
    * ```
    *
    * @param commands the commands, each the command name and its arguments
-   * @returns their replies, in order
-   * @throws {BrokerConnectionError} when the server cannot be reached or the connection drops
+   * @returns their outcomes, in order; a rejection's reason is a
+   *   `RedisReplyError` (the command was refused) or a `BrokerConnectionError`
+   *   (no reply came: the command may have run)
+   * @throws {BrokerConnectionError} when the server cannot be reached (nothing was sent)
    */
-  async pipeline(commands: readonly (readonly string[])[]): Promise<RespValue[]> {
+  async pipeline(
+    commands: readonly (readonly string[])[],
+  ): Promise<PromiseSettledResult<RespValue>[]> {
+    let settled: PromiseSettledResult<RespValue>[];
     try {
-      return await this.#conn.commands(commands);
+      settled = await this.#conn.commandsSettled(commands);
     } catch (err) {
       throw respFailure(err, this.#rawUrl);
     }
+    for (const r of settled) {
+      if (r.status === "rejected") r.reason = respFailure(r.reason, this.#rawUrl);
+    }
+    return settled;
   }
 
   /**

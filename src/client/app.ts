@@ -31,6 +31,7 @@ import { Task } from "./task.ts";
 import type {
   ApplyOptions,
   BoundTaskHandler,
+  SendManyOptions,
   TaskHandler,
   TaskOptions,
   TaskSender,
@@ -320,8 +321,11 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * published as one batch (Redis: variadic LPUSHes of up to 1,000 per
    * queue, pipelined; RabbitMQ:
    * all published back to back, their publisher confirms awaited together;
-   * KV: concurrently). Resolves once the broker has every message; when it
-   * rejects, some of the calls may have been sent. Each call is as
+   * KV: each queue's first message alone, then the rest concurrently).
+   * Resolves once the broker has every message. Rejects with the broker's
+   * error (or `options.signal`'s reason) when nothing was sent, or with a
+   * `BatchSendError` naming the task ids sent, not sent and unknown
+   * when the batch stopped part way. Each call is as
    * {@link Celery.sendTask} would send it (routes, ids, parent task), byte
    * for byte; calls in a row with the same task and the same options object
    * are encoded from one template (what they share encoded once).
@@ -331,16 +335,19 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * const results = await app.sendMany([
    *   { name: "tasks.add", args: [1, 2] },
    *   { name: "tasks.add", args: [3, 4], options: { countdown: 10 } },
-   * ]);
+   * ], { signal: AbortSignal.timeout(5_000) });
    * ```
    *
    * @param calls the calls: task name, positional arguments, call options
+   * @param options `signal` stops the batch (see {@link SendManyOptions}); default none
    * @returns a result handle per call, in order
+   * @throws {BatchSendError} when the batch stopped after some messages were written
    */
   async sendMany<R = unknown>(
     calls: readonly { name: string; args?: readonly unknown[]; options?: ApplyOptions }[],
+    options: SendManyOptions = {},
   ): Promise<AsyncResult<R>[]> {
-    const ids = await this.#dispatch.sendMany(calls);
+    const ids = await this.#dispatch.sendMany(calls, options);
     return ids.map((id) => new AsyncResult<R>(id, this));
   }
 

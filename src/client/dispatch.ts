@@ -8,7 +8,8 @@
  */
 
 import type { ResultBackend } from "../backend/port.ts";
-import type { Broker, PublishTarget } from "../broker/port.ts";
+import { BatchPublishError } from "../broker/errors.ts";
+import type { Broker, PublishManyOptions, PublishTarget } from "../broker/port.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
 import { publishCanvas } from "./canvas/apply.ts";
@@ -17,6 +18,7 @@ import type { ResolvedConfig } from "./config.ts";
 import type { Events } from "./events.ts";
 import type { Publisher } from "./publisher.ts";
 import type { CompiledRoutes } from "./routes.ts";
+import { BatchSendError } from "./errors.ts";
 import { anonymousNodeName } from "./runtime.ts";
 import {
   type BatchCall,
@@ -119,16 +121,27 @@ export class Dispatch {
    * then published with the broker's batch publish when it has one.
    *
    * @param calls the calls
+   * @param options `signal`: stops the batch (see `SendManyOptions`); default none
    * @returns the task ids, in order, once the broker has every message
+   * @throws the signal's reason, or the broker's error, when nothing was sent
+   * @throws {BatchSendError} when the batch stopped after some messages were written
    */
-  async sendMany(calls: readonly BatchCall[]): Promise<string[]> {
+  async sendMany(calls: readonly BatchCall[], options: PublishManyOptions = {}): Promise<string[]> {
+    const signal = options.signal;
+    signal?.throwIfAborted();
     const sender = this.#sender();
     const encoded = await encodeCalls(sender, calls);
     if (encoded.some((e) => e.rpc)) await (await this.#host.resultBackend()).prepare?.();
     const batch = encoded.map((e) => e.publication);
     const broker = sender.inWorker ? null : await this.#host.broker();
-    if (broker?.publishMany) await broker.publishMany(batch);
-    else await publishInOrder(batch, (m, t) => this.#host.publish(m, t));
+    signal?.throwIfAborted();
+    try {
+      if (broker?.publishMany) await broker.publishMany(batch, options);
+      else await publishInOrder(batch, (m, t) => this.#host.publish(m, t), options);
+    } catch (err) {
+      if (!(err instanceof BatchPublishError)) throw err;
+      throw new BatchSendError(encoded.map((e) => e.id), err.outcomes, err.cause);
+    }
     if (sender.config.taskSendSentEvent && !sender.inWorker) {
       const events = this.#host.events();
       for (const e of encoded) {

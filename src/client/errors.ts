@@ -154,3 +154,62 @@ export class ChordUnsupportedError extends Error {
     this.transport = transport;
   }
 }
+
+/**
+ * A batch send (`delayMany()`, `app.sendMany()`) stopped part way: the
+ * broker went down or the `signal` aborted once some messages were
+ * written. Tells which task ids the broker took (`sent`), which were never
+ * written (`unsent`: send those calls again) and which were written but
+ * not answered (`unknown`: they may run; check before sending them again).
+ * A batch of which nothing went out rejects with the cause itself (the
+ * broker's error, or the signal's reason) instead.
+ *
+ * @example
+ * ```ts ignore
+ * import { BatchSendError } from "@celeriac/celeriac";
+ * try {
+ *   await add.delayMany(argsList, { signal: AbortSignal.timeout(5_000) });
+ * } catch (err) {
+ *   if (err instanceof BatchSendError) console.log(err.sent.length, "sent;", err.unsent, "to resend");
+ * }
+ * ```
+ */
+export class BatchSendError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "BATCH_SEND_PARTIAL";
+  /** Task ids the broker took, in the batch's order. */
+  readonly sent: string[];
+  /** Task ids never written: their calls can be sent again. */
+  readonly unsent: string[];
+  /** Task ids written without an answer: they may have gone out. */
+  readonly unknown: string[];
+
+  /**
+   * Describe a batch stopped part way.
+   *
+   * @param ids the batch's task ids, in order
+   * @param outcomes what became of each, in the same order
+   * @param cause what stopped the batch
+   */
+  constructor(
+    ids: readonly string[],
+    outcomes: readonly ("sent" | "unsent" | "unknown")[],
+    cause: unknown,
+  ) {
+    const sent: string[] = [], unsent: string[] = [], unknown: string[] = [];
+    ids.forEach((id, i) =>
+      (outcomes[i] === "sent" ? sent : outcomes[i] === "unsent" ? unsent : unknown).push(id)
+    );
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(
+      `A batch of ${ids.length} tasks stopped part way (${why}): ${sent.length} sent, ` +
+        `${unsent.length} not sent (send their calls again: err.unsent), ${unknown.length} ` +
+        `unknown (may have gone out: check err.unknown before sending them again)`,
+      { cause },
+    );
+    this.name = "BatchSendError";
+    this.sent = sent;
+    this.unsent = unsent;
+    this.unknown = unknown;
+  }
+}

@@ -7,7 +7,8 @@
  * @module
  */
 
-import type { Publication, PublishTarget } from "../broker/port.ts";
+import { batchFailure, type PublishOutcome } from "../broker/errors.ts";
+import type { Publication, PublishManyOptions, PublishTarget } from "../broker/port.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
 import type { Message } from "../protocol/message.ts";
 import { encodeTaskMessage } from "../protocol/task_message.ts";
@@ -325,27 +326,56 @@ export class CallEncoders {
 /**
  * Publish a batch one message at a time, in order per target: the first
  * message of each target goes alone (it connects and declares), then the
- * rest together.
+ * rest together. `signal` stops it between the first messages and before
+ * the rest (which are written together). Rejects as `Broker.publishMany`
+ * does: with the cause itself when nothing went out, else with a
+ * `BatchPublishError` telling each message's outcome (a publish that
+ * rejected counts as unknown: RabbitMQ or KV may have taken it before the
+ * connection dropped).
  *
  * @example
  * ```ts ignore
- * await publishInOrder(batch, (m, t) => broker.publish(m, t));
+ * await publishInOrder(batch, (m, t) => broker.publish(m, t), { signal });
  * ```
  *
  * @param batch the messages and their targets
  * @param publish publishes one message
+ * @param options `signal`: stops the batch; default none
  */
 export async function publishInOrder(
   batch: readonly Publication[],
   publish: (message: Message, target: PublishTarget) => Promise<void>,
+  options: PublishManyOptions = {},
 ): Promise<void> {
+  const signal = options.signal;
+  const outcomes = new Array<PublishOutcome>(batch.length).fill("unsent");
   const seen = new Set<string>();
-  const firsts = batch.filter((p) => {
+  const firsts: number[] = [];
+  const rest: number[] = [];
+  batch.forEach((p, i) => {
     const key = `${p.target.exchange ?? ""}\u0000${p.target.routingKey}`;
-    return !seen.has(key) && !!seen.add(key);
+    if (seen.has(key)) rest.push(i);
+    else {
+      seen.add(key);
+      firsts.push(i);
+    }
   });
-  for (const p of firsts) await publish(p.message, p.target);
-  const alone = new Set(firsts);
-  const rest = batch.filter((p) => !alone.has(p));
-  await Promise.all(rest.map((p) => publish(p.message, p.target)));
+  for (const i of firsts) {
+    try {
+      signal?.throwIfAborted();
+      outcomes[i] = "unknown";
+      await publish(batch[i].message, batch[i].target);
+      outcomes[i] = "sent";
+    } catch (err) {
+      throw batchFailure(outcomes, err);
+    }
+  }
+  if (signal?.aborted) throw batchFailure(outcomes, signal.reason);
+  const settled = await Promise.allSettled(rest.map(async (i) => {
+    outcomes[i] = "unknown";
+    await publish(batch[i].message, batch[i].target);
+    outcomes[i] = "sent";
+  }));
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) throw batchFailure(outcomes, failed.reason);
 }

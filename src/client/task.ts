@@ -8,7 +8,7 @@
 
 import type { AsyncResult } from "./async_result.ts";
 import { type CanvasApp, Group, Signature } from "./canvas/signature.ts";
-import type { ApplyOptions, TaskOptions, TaskSender } from "./task_options.ts";
+import type { ApplyOptions, DelayManyOptions, TaskOptions, TaskSender } from "./task_options.ts";
 
 /** The task options that are a call's defaults (its call options override them). */
 const CALL_DEFAULTS = ["queue", "priority", "serializer", "timeLimit", "softTimeLimit"] as const;
@@ -82,7 +82,9 @@ export class Task<A extends unknown[], R> {
    * (`app.sendMany()`: Redis pushes each queue's messages with one command,
    * RabbitMQ awaits their publisher confirms together). Much faster than
    * `delay()` in a loop for bulk work; resolves once the broker has every
-   * message, with the result handles in order.
+   * message, with the result handles in order. `options.signal` stops the
+   * batch: see `SendManyOptions` (and `BatchSendError` for a
+   * batch stopped part way, by the signal or the broker going down).
    *
    * @example
    * ```ts ignore
@@ -90,20 +92,33 @@ export class Task<A extends unknown[], R> {
    * const sums = await Promise.all(results.map((r) => r.get({ timeout: 10_000 })));
    * ```
    *
+   * @example Stopping a batch
+   * ```ts ignore
+   * try {
+   *   await add.delayMany(argsList, { signal: AbortSignal.timeout(5_000) });
+   * } catch (err) {
+   *   if (err instanceof BatchSendError) await add.delayMany(err.unsent.map(argsOf));
+   * }
+   * ```
+   *
    * @param argsList each call's arguments
-   * @param options call options shared by every call (a `taskId` is refused: ids must differ)
+   * @param options call options shared by every call (a `taskId` is refused: ids must differ),
+   *   and the batch's `signal`; default none
    * @returns the result handles, in the order of `argsList`
    */
-  delayMany(argsList: readonly A[], options: ApplyOptions = {}): Promise<AsyncResult<R>[]> {
+  delayMany(argsList: readonly A[], options: DelayManyOptions = {}): Promise<AsyncResult<R>[]> {
     if (options.taskId !== undefined) {
       throw new TypeError(`${this.name}.delayMany() cannot share one taskId between calls`);
     }
-    const shared = this.#callOptions(options);
+    const { signal, ...callOptions } = options;
+    const shared = this.#callOptions(callOptions);
     if (!this.#sender.sendMany) {
+      if (signal?.aborted) return Promise.reject(signal.reason);
       return Promise.all(argsList.map((args) => this.#sender.sendTask<R>(this.name, args, shared)));
     }
     return this.#sender.sendMany<R>(
       argsList.map((args) => ({ name: this.name, args, options: shared })),
+      { signal },
     );
   }
 

@@ -358,5 +358,39 @@ export interface TaskSender {
   /** Publish many calls as one batch; senders without it get concurrent sendTask() calls. */
   sendMany?<R>(
     calls: readonly { name: string; args?: readonly unknown[]; options?: ApplyOptions }[],
+    options?: SendManyOptions,
   ): Promise<AsyncResult<R>[]>;
 }
+
+/**
+ * Options of a batch send (`app.sendMany()`), apart from each call's.
+ *
+ * @example
+ * ```ts ignore
+ * const controller = new AbortController();
+ * const results = await app.sendMany(calls, { signal: controller.signal });
+ * ```
+ */
+export interface SendManyOptions {
+  /**
+   * Stops the batch. Aborted before anything is written: nothing is sent
+   * and the send rejects with the signal's reason. Aborted once some
+   * messages are written: what is not written yet is not sent, and the
+   * send rejects with a `BatchSendError` naming the task ids sent, not
+   * sent and unknown. Redis writes a batch's LPUSHes all at once (so an
+   * abort stops it only before them); RabbitMQ and KV write each queue's
+   * first message alone, then the rest together. Default none.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * Options of `task.delayMany()`: the call options every call shares, and
+ * the batch's `signal` ({@link SendManyOptions}).
+ *
+ * @example
+ * ```ts ignore
+ * await add.delayMany([[1, 2], [3, 4]], { queue: "math", signal: AbortSignal.timeout(5_000) });
+ * ```
+ */
+export interface DelayManyOptions extends ApplyOptions, SendManyOptions {}
