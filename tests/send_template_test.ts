@@ -125,3 +125,36 @@ Deno.test("send template: delay() sends with the task's options as they are at e
   );
   await app.close();
 });
+
+Deno.test({
+  name: "send template: batches prewrite Redis envelope heads only for a Redis broker",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("sendtpl-env");
+  for (
+    const [broker, want] of [
+      ["kv://:memory:", false],
+      [`${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`, true],
+    ] as const
+  ) {
+    const app = new Celery({ broker, backend: null });
+    try {
+      const b = await app.broker();
+      const seen: Message[] = [];
+      const publish = b.publish.bind(b);
+      b.publish = (message, target) => (seen.push(message), publish(message, target));
+      const publishMany = b.publishMany?.bind(b);
+      if (publishMany) {
+        b.publishMany = (batch, options) => (
+          seen.push(...batch.map((p) => p.message)), publishMany(batch, options)
+        );
+      }
+      await app.remoteTask<[number]>("tests.t", { queue: `q-${prefix}` }).delayMany([[1], [2]]);
+      assert.equal(seen.length, 2, broker);
+      for (const m of seen) assert.equal(hasPrewrittenHead(m), want, broker);
+    } finally {
+      await app.close();
+    }
+  }
+  await deleteKeys(prefix);
+});

@@ -12,8 +12,8 @@ const info = { exchange: "", routing_key: "celery" };
  * writes: the same bytes, direct (envelope prewritten, body packed) or not.
  */
 function assertSame(shared: TaskTemplateInput, args: readonly unknown[]): void {
-  for (const direct of [false, true]) {
-    const template = TaskMessageTemplate.of(shared, { direct });
+  for (const [direct, envelope] of [[false, true], [true, true], [true, false]]) {
+    const template = TaskMessageTemplate.of(shared, { direct, envelope });
     assert.ok(template, "a template");
     const id = crypto.randomUUID();
     const got = template.encode(id, args);
@@ -25,7 +25,7 @@ function assertSame(shared: TaskTemplateInput, args: readonly unknown[]): void {
     assert.deepEqual(Object.keys(got.properties), Object.keys(want.properties));
     assert.equal(got.contentType, want.contentType);
     assert.equal(got.contentEncoding, want.contentEncoding);
-    assert.equal(hasPrewrittenHead(got), direct);
+    assert.equal(hasPrewrittenHead(got), direct && envelope);
     // The envelope (from the prewritten text when direct) is byte for byte the general encoder's.
     assert.equal(encodeEnvelope(got, info, "tag-1"), encodeEnvelope(want, info, "tag-1"));
     // A redelivered envelope does not use the prewritten text (its headers gain `redelivered`).

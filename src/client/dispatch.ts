@@ -20,6 +20,7 @@ import type { Publisher } from "./publisher.ts";
 import type { CompiledRoutes } from "./routes.ts";
 import { BatchSendError } from "./errors.ts";
 import { anonymousNodeName } from "./runtime.ts";
+import { writesRedisEnvelopes } from "./transports.ts";
 import {
   type BatchCall,
   CallEncoders,
@@ -87,6 +88,8 @@ export class Dispatch {
   /** The templates of `delay()` calls, kept between sends. */
   readonly #encoders = new CallEncoders();
   #origin: string | null = null;
+  #envelopesOf: ResolvedConfig | null = null;
+  #envelopes = false;
 
   /** @param host what the app provides */
   constructor(host: DispatchHost) {
@@ -188,6 +191,16 @@ export class Dispatch {
     return this.#origin ??= anonymousNodeName();
   }
 
+  /** Whether the app's broker writes Redis envelopes, kept per configuration. */
+  #redisEnvelopes(): boolean {
+    const config = this.#host.config();
+    if (this.#envelopesOf !== config) {
+      this.#envelopes = writesRedisEnvelopes(config.broker);
+      this.#envelopesOf = config;
+    }
+    return this.#envelopes;
+  }
+
   /** What encodeCall() needs of the app. */
   #sender(): CallSender {
     const routes = this.#host.routes();
@@ -195,6 +208,7 @@ export class Dispatch {
       config: this.#host.config(),
       oid: this.#host.oid,
       inWorker: !!this.#host.publisher(),
+      redisEnvelopes: this.#redisEnvelopes(),
       routed: routes !== null,
       origin: () => this.#originName(),
       route: (name, args, options) => routeCall(routes, name, args, options),

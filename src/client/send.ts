@@ -59,6 +59,7 @@ export function routeCall(
  *   oid: app.oid,
  *   origin: () => "gen1234@host",
  *   inWorker: false,
+ *   redisEnvelopes: true,
  *   routed: false,
  *   route: (name, args, options) => routeCall(null, name, args, options),
  * };
@@ -73,6 +74,8 @@ export interface CallSender {
   readonly inWorker: boolean;
   /** The node name written as `origin`. */
   origin(): string;
+  /** Whether the broker writes Redis envelopes: then templates prewrite their heads. */
+  readonly redisEnvelopes: boolean;
   /** Whether the app has task routes: then {@link encodeCalls} routes each call on its own. */
   readonly routed: boolean;
   /** The call's options over its route's. */
@@ -257,7 +260,7 @@ function callEncoder(sender: CallSender, name: string, options: ApplyOptions): C
     headers: options.headers,
     serializer: options.serializer ?? config.taskSerializer,
     compression: options.compression ?? config.taskCompression,
-  }, { direct });
+  }, { direct, envelope: sender.redisEnvelopes });
   if (!template) return null;
   const queue = options.queue ?? config.defaultQueue;
   const exchange = options.exchange ?? "";

@@ -132,6 +132,25 @@ const SCHEDULE_STORES: Openers<ScheduleStore, ScheduleStoreOptions> = {
 };
 
 /**
+ * Whether the broker a URL opens is Redis's (single server, Sentinel or
+ * Cluster), whose messages are JSON envelopes a batch's templates can
+ * prewrite (task_template.ts); RabbitMQ and KV write none.
+ *
+ * @example
+ * ```ts ignore
+ * writesRedisEnvelopes("redis://127.0.0.1:6379/0"); // true
+ * writesRedisEnvelopes("amqp://guest@localhost//"); // false
+ * ```
+ *
+ * @param url the broker URL
+ * @returns whether it opens a Redis broker
+ */
+export function writesRedisEnvelopes(url: string): boolean {
+  const open = BROKERS[scheme(url)];
+  return open === openRedis || open === openCluster;
+}
+
+/**
  * Open the broker for a URL: `redis://`, `rediss://`, `amqp://`, `amqps://` or `kv://`.
  *
  * @example

@@ -90,13 +90,19 @@ export class TaskMessageTemplate {
   /** Headers whose values are arrays (`timelimit`): each message gets its own copy. */
   readonly #arrayHeaders: string[];
   readonly #body: Cut;
-  readonly #head: Cut;
+  /** The Redis envelope's head, when it is prewritten. */
+  readonly #head: Cut | null;
   readonly #contentType: string;
   readonly #contentEncoding: string;
-  /** Whether bodies are packed into the shared buffers and envelopes prewritten. */
+  /** Whether bodies are packed into the shared buffers. */
   readonly #direct: boolean;
 
-  private constructor(input: TaskTemplateInput, sample: Message, direct: boolean) {
+  private constructor(
+    input: TaskTemplateInput,
+    sample: Message,
+    direct: boolean,
+    envelope: boolean,
+  ) {
     this.#input = input;
     this.#direct = direct;
     this.#headers = sample.headers;
@@ -110,7 +116,7 @@ export class TaskMessageTemplate {
     this.#contentType = sample.contentType;
     this.#contentEncoding = sample.contentEncoding;
     this.#body = cut(new TextDecoder().decode(sample.body));
-    this.#head = cut(envelopeHead(sample));
+    this.#head = direct && envelope ? cut(envelopeHead(sample)) : null;
   }
 
   /**
@@ -125,14 +131,17 @@ export class TaskMessageTemplate {
    *   templates (one allocation for hundreds of bodies instead of one
    *   each; a body of more than 4,096 characters has its own; not for
    *   messages that go through a structured clone: a Web Worker's
-   *   `postMessage` copies a view's whole buffer) and they carry their
-   *   Redis envelope's text up to the delivery info.
+   *   `postMessage` copies a view's whole buffer) and, unless `envelope`
+   *   is false, they carry their Redis envelope's text up to the delivery
+   *   info. `envelope`: whether a direct message's Redis envelope head is
+   *   prewritten, default true; false for brokers that write no such
+   *   envelope (RabbitMQ, KV), which would not use it.
    * @returns the template, or `null`
    * @throws {EncodeError} when the shared kwargs or headers cannot be encoded
    */
   static of(
     input: TaskTemplateInput,
-    options: { direct?: boolean } = {},
+    options: { direct?: boolean; envelope?: boolean } = {},
   ): TaskMessageTemplate | null {
     if (
       input.eta != null || input.countdown != null || input.expires != null ||
@@ -148,7 +157,12 @@ export class TaskMessageTemplate {
     const body = new TextDecoder().decode(sample.body);
     if (!body.startsWith("[[], ")) return null;
     sample.body = utf8.encode(`[${ARGS_TEXT}, ${body.slice(5)}`);
-    return new TaskMessageTemplate(input, sample, options.direct ?? false);
+    return new TaskMessageTemplate(
+      input,
+      sample,
+      options.direct ?? false,
+      options.envelope ?? true,
+    );
   }
 
   /**
@@ -198,6 +212,7 @@ export class TaskMessageTemplate {
       headers,
       properties,
     };
+    if (!this.#head) return message;
     return prewriteEnvelopeHead(message, fill(this.#head, id, reprText, argsText));
   }
 }
