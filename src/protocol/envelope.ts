@@ -98,19 +98,20 @@ export function encodeEnvelope(
 const BODY_KEY = '{"body": "';
 
 /**
- * The envelope heads prewritten for messages ({@link prewriteEnvelopeHead}),
- * keyed by the message object itself: a copy (`{ ...message, headers }`)
- * is another object and has none, so it can never carry stale text.
+ * The key of a message's prewritten envelope head ({@link prewriteEnvelopeHead}):
+ * a non-enumerable property, which a copy (`{ ...message, headers }`,
+ * `Object.assign`, `structuredClone`) does not take, so a copy can never
+ * carry stale text.
  */
-const heads = new WeakMap<Message, string>();
+const HEAD: unique symbol = Symbol("celeriac.envelopeHead");
 
 /**
  * Record the text of `message`'s envelope from the end of the body to the
  * delivery info ({@link envelopeHead}), written when the message was built
  * (task_template.ts: the messages of a batch), so that publishing it to
- * Redis does not encode its headers and properties again. Kept apart from
- * the message (in a WeakMap keyed by the object): a copy of the message
- * is encoded afresh. Only for messages nobody changes in place after they
+ * Redis does not encode its headers and properties again. Kept as a
+ * non-enumerable property, which copies do not take: a copy of the
+ * message is encoded afresh. Only for messages nobody changes in place after they
  * are built: the batch encoder's, handed straight to the broker.
  *
  * @example
@@ -125,8 +126,7 @@ const heads = new WeakMap<Message, string>();
  * @returns the message
  */
 export function prewriteEnvelopeHead(message: Message, head: string): Message {
-  heads.set(message, head);
-  return message;
+  return Object.defineProperty(message, HEAD, { value: head });
 }
 
 /**
@@ -142,7 +142,7 @@ export function prewriteEnvelopeHead(message: Message, head: string): Message {
  * @returns whether its head is prewritten
  */
 export function hasPrewrittenHead(message: Message): boolean {
-  return heads.has(message);
+  return Object.hasOwn(message, HEAD);
 }
 
 /**
@@ -184,7 +184,8 @@ function envelopeRest(
   deliveryTag: string,
   redelivered: boolean,
 ): string {
-  const head = (!redelivered && heads.get(msg)) || envelopeHead(msg, redelivered);
+  const head = (!redelivered && (msg as { [HEAD]?: string })[HEAD]) ||
+    envelopeHead(msg, redelivered);
   return head + '"delivery_info": ' + infoText(deliveryInfo, redelivered) + ', "priority": ' +
     pyJsonDumps(msg.properties.priority ?? 0) + ', "body_encoding": "base64", "delivery_tag": ' +
     pyJsonScalar(deliveryTag) + "}}";
