@@ -85,6 +85,19 @@ for (const backend of ["rpc://", REDIS_URL]) {
       const product = await mul.delay(6, 7);
       taskIds.push(product.id);
       assert.equal(await product.get({ timeout: 15_000 }), 42);
+      // delay() from its second call on (the task's template) and a batch (one template).
+      const again = [
+        await mul.delay(2, 3),
+        await mul.delay(4, 5),
+        ...await mul.delayMany([[3, 3], [1, 7]]),
+      ];
+      taskIds.push(...again.map((r) => r.id));
+      assert.deepEqual(await Promise.all(again.map((r) => r.get({ timeout: 15_000 }))), [
+        6,
+        20,
+        9,
+        7,
+      ]);
       const echo = await app.sendTask("py.echo", [1, "x", 2n ** 70n], { kwargs: { k: [1, 2] } });
       assert.deepEqual(await echo.get({ timeout: 15_000 }), {
         args: [1, "x", 2n ** 70n],

@@ -128,6 +128,10 @@ Deno.test({
     const r1 = await mul.delay(6, 7);
     const product: number = await r1.get({ timeout: 15_000 });
     assert.equal(product, 42);
+    // delay() from its second call on: built from the template the app keeps for the task.
+    const again = [await mul.delay(2, 3), await mul.delay(4, 5)];
+    taskIds.push(...again.map((r) => r.id));
+    assert.deepEqual(await Promise.all(again.map((r) => r.get({ timeout: 15_000 }))), [6, 20]);
     const r2 = await app.sendTask("py.echo", [
       1,
       "x",

@@ -102,3 +102,26 @@ Deno.test("send template: calls sent from inside a task carry that task as paren
   }
   await app.close();
 });
+
+Deno.test("send template: delay() sends with the task's options as they are at each call", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  const sent: { message: Message; target: { routingKey: string } }[] = [];
+  app[PUBLISHER] = (message, target) => {
+    sent.push({ message, target });
+    return Promise.resolve();
+  };
+  const options = { queue: "a", priority: 1, timeLimit: 10 };
+  const add = app.task("tests.add", options, (a: number, b: number) => a + b);
+  for (let i = 0; i < 3; i++) await add.delay(i, i);
+  options.queue = "b";
+  options.priority = 2;
+  options.timeLimit = 20;
+  for (let i = 0; i < 3; i++) await add.delay(i, i);
+  assert.deepEqual(
+    sent.map((
+      s,
+    ) => [s.target.routingKey, s.message.properties.priority, s.message.headers.timelimit]),
+    [...Array(3).fill(["a", 1, [10, null]]), ...Array(3).fill(["b", 2, [20, null]])],
+  );
+  await app.close();
+});

@@ -64,6 +64,41 @@ Deno.test("task template: shared kwargs, options, parent and custom headers", ()
   }, [5, 6]);
 });
 
+Deno.test("task template: arguments that look like the template's own text or need care", () => {
+  // Strings equal to what the template writes around its cuts, to its shared values, or to the
+  // sample's empty arguments; escapes, lone surrogates, long reprs (cut at 1,024 characters).
+  const tricky = [
+    "",
+    "()",
+    "[]",
+    "[[], ",
+    '"',
+    "\\",
+    "tasks.add",
+    "reply-1",
+    "gen1@host",
+    "\u2028",
+    "\ud800",
+    "\udfff\ud800",
+    "\u{1f600}",
+    "\u0000",
+    "x".repeat(2000),
+    "'".repeat(1030),
+    "__proto__",
+  ];
+  for (const s of tricky) {
+    assertSame(base, [s]);
+    assertSame({ ...base, kwargs: { [s]: s }, shadow: s, headers: { [s || "k"]: s } }, [s, [s]]);
+  }
+  assertSame(base, [2n ** 70n, -1n, NaN, Infinity, -0, 1e-7, 1e21, 0.1]);
+  assertSame(base, [new Date(0), { d: new Date("2020-01-01T00:00:00.123Z") }]);
+  assertSame(base, [{ __type__: "datetime", __value__: "2020-01-01T00:00:00" }]);
+  assertSame(base, [{ toJSON: () => ({ x: 1 }) }, { a: undefined, b: 1 }]);
+  assertSame(base, Array.from({ length: 500 }, (_, i) => i));
+  assertSame({ ...base, kwargs: { a: "x".repeat(3000), b: [1, { c: "\u00e9" }], d: 5n } }, [1]);
+  assertSame({ ...base, group: "g1", groupIndex: 2, retries: 3, deliveryMode: 1 }, [1]);
+});
+
 Deno.test("task template: times, msgpack, compression and argsrepr headers get none", () => {
   assert.equal(TaskMessageTemplate.of({ ...base, countdown: 10 }), null);
   assert.equal(TaskMessageTemplate.of({ ...base, eta: new Date() }), null);
@@ -118,4 +153,38 @@ Deno.test("task template: a frozen delivery info is written as an unfrozen one",
   assert.equal(first, encodeEnvelope(m, { exchange: "ex", routing_key: "key" }, "t"));
   assert.equal(encodeEnvelope(m, frozen, "t"), first);
   assert.match(first, /"delivery_info": \{"exchange": "ex", "routing_key": "key"\}/);
+});
+
+Deno.test("task template: all templates pack their bodies into one buffer at a time", () => {
+  // A buffer per template kept 64 KiB alive for each task delay() was called twice with.
+  const bodies = Array.from({ length: 50 }, (_, i) => {
+    const template = TaskMessageTemplate.of({ ...base, task: `tasks.t${i}` }, { direct: true })!;
+    return [template.encode(crypto.randomUUID(), [i]), template.encode(crypto.randomUUID(), [i])];
+  }).flat().map((m) => m.body);
+  const buffers = new Set(bodies.map((b) => b.buffer));
+  assert.ok(buffers.size <= 2, `${buffers.size} buffers for ${bodies.length} small bodies`);
+  for (const b of buffers) assert.equal(b.byteLength, 64 * 1024);
+});
+
+Deno.test("task template: a long body has a buffer of its own, the shared one stays small", () => {
+  const template = TaskMessageTemplate.of(base, { direct: true })!;
+  const long = template.encode(crypto.randomUUID(), ["x".repeat(30_000)]).body;
+  const next = template.encode(crypto.randomUUID(), [1]).body;
+  assert.equal(long.buffer.byteLength, long.byteLength);
+  assert.equal(next.buffer.byteLength, 64 * 1024);
+  assert.equal(
+    decoder.decode(next),
+    '[[1], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]',
+  );
+});
+
+Deno.test("task template: a message's headers share no array with the next message's", () => {
+  for (const direct of [false, true]) {
+    const template = TaskMessageTemplate.of({ ...base, timeLimit: 30 }, { direct })!;
+    const first = template.encode(crypto.randomUUID(), [1]);
+    // A publisher hook may change the message it is given.
+    (first.headers.timelimit as unknown[])[0] = 99;
+    const second = template.encode(crypto.randomUUID(), [2]);
+    assert.deepEqual(second.headers.timelimit, [30, null]);
+  }
 });

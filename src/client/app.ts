@@ -1,21 +1,20 @@
 /**
  * The {@link Celery} app: configuration, the task registry and the
  * producer. Creating or importing an app opens no connection; the broker
- * and backend are opened on first use. How a call is encoded is in
- * send.ts; the worker's publishing hook in publisher.ts.
+ * and backend are opened on first use (connections.ts). Sending is in
+ * dispatch.ts, how a call is encoded in send.ts; the worker's publishing
+ * hook in publisher.ts.
  *
  * @module
  */
 
 import type { ResultBackend } from "../backend/port.ts";
 import type { Broker, PublishTarget } from "../broker/port.ts";
-import type { Message } from "../protocol/message.ts";
+import type { Message, SignatureDict } from "../protocol/message.ts";
 import { parseRate } from "../protocol/rate.ts";
-import type { SignatureDict } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
 import { annotate } from "./annotations.ts";
 import { AsyncResult, type ResultSource } from "./async_result.ts";
-import { publishCanvas } from "./canvas/apply.ts";
 import {
   type CanvasApp,
   type CanvasCall,
@@ -26,8 +25,8 @@ import { GroupResult } from "./group_result.ts";
 import { Control } from "./control.ts";
 import { Events } from "./events.ts";
 import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
-import { NoResultBackendError } from "./errors.ts";
-import { anonymousNodeName } from "./runtime.ts";
+import { Connections } from "./connections.ts";
+import { Dispatch } from "./dispatch.ts";
 import { Task } from "./task.ts";
 import type {
   ApplyOptions,
@@ -38,16 +37,7 @@ import type {
 } from "./task_options.ts";
 import { type CompiledRoutes, compileRoutes } from "./routes.ts";
 import { PUBLISHER, type Publisher } from "./publisher.ts";
-import {
-  CallEncoders,
-  type CallSender,
-  encodeCall,
-  encodeCalls,
-  publishInOrder,
-  routeCall,
-} from "./send.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
-import { openBackend, openBroker } from "./transports.ts";
 
 const BRAND = Symbol.for("celeriac.app");
 
@@ -72,12 +62,19 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    */
   readonly oid: string = crypto.randomUUID();
   readonly #tasks = new Map<string, Task<never, unknown>>();
-  #broker: Promise<Broker> | null = null;
-  #backend: Promise<ResultBackend> | null = null;
-  #origin: string | null = null;
   #routes: CompiledRoutes | null = null;
-  /** The templates of `delay()` calls, kept between sends. */
-  readonly #encoders = new CallEncoders();
+  readonly #connections = new Connections(() => this.#config, this.oid);
+  readonly #dispatch = new Dispatch({
+    oid: this.oid,
+    config: () => this.#config,
+    routes: () => this.#routes,
+    publisher: () => this[PUBLISHER],
+    taskQueue: (name) => this.#tasks.get(name)?.options.queue,
+    publish: (message, target) => this.publish(message, target),
+    events: () => this.events,
+    broker: () => this.broker(),
+    resultBackend: () => this.resultBackend(),
+  });
   /**
    * Remote control: revoke tasks on every worker.
    *
@@ -157,7 +154,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * @throws {Error} when the broker or backend is already open
    */
   configure(options: CeleryOptions): void {
-    if (this.#broker || this.#backend) {
+    if (this.#connections.opened) {
       throw new Error("configure() must be called before the app connects (before sending tasks)");
     }
     if (options.taskAnnotations !== undefined && this.#tasks.size > 0) {
@@ -314,16 +311,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     args: readonly unknown[] = [],
     callOptions: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
-    const sender = this.#sender();
-    const encode = this.#encoders.for(sender, name, callOptions);
-    const { id, publication, rpc, queue } = encode
-      ? encode(args)
-      : await encodeCall(sender, name, args, callOptions);
-    if (rpc) await (await this.resultBackend()).prepare?.();
-    await this.publish(publication.message, publication.target);
-    if (this.config.taskSendSentEvent && !this[PUBLISHER]) {
-      await this.events.sent(publication.message, publication.target, queue);
-    }
+    const id = await this.#dispatch.send(name, args, callOptions);
     return new AsyncResult<R>(id, this);
   }
 
@@ -352,31 +340,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   async sendMany<R = unknown>(
     calls: readonly { name: string; args?: readonly unknown[]; options?: ApplyOptions }[],
   ): Promise<AsyncResult<R>[]> {
-    const encoded = await encodeCalls(this.#sender(), calls);
-    if (encoded.some((e) => e.rpc)) await (await this.resultBackend()).prepare?.();
-    const batch = encoded.map((e) => e.publication);
-    const publisher = this[PUBLISHER];
-    const broker = publisher ? null : await this.broker();
-    if (broker?.publishMany) await broker.publishMany(batch);
-    else await publishInOrder(batch, (m, t) => this.publish(m, t));
-    if (this.config.taskSendSentEvent && !publisher) {
-      for (const e of encoded) {
-        await this.events.sent(e.publication.message, e.publication.target, e.queue);
-      }
-    }
-    return encoded.map((e) => new AsyncResult<R>(e.id, this));
-  }
-
-  /** What encodeCall() needs of this app. */
-  #sender(): CallSender {
-    return {
-      config: this.config,
-      oid: this.oid,
-      inWorker: !!this[PUBLISHER],
-      routed: this.#routes !== null,
-      origin: () => this.#origin ??= anonymousNodeName(),
-      route: (name, args, options) => routeCall(this.#routes, name, args, options),
-    };
+    const ids = await this.#dispatch.sendMany(calls);
+    return ids.map((id) => new AsyncResult<R>(id, this));
   }
 
   /**
@@ -426,30 +391,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * @throws {ChordUnsupportedError} for a chord on a backend that cannot join chords
    */
   applyCanvas(sig: SignatureDict, call: CanvasCall = {}): Promise<ResultTuple> {
-    return publishCanvas(
-      {
-        oid: this.oid,
-        origin: () => this.#origin ??= anonymousNodeName(),
-        queueFor: (task, args, kwargs) =>
-          routeCall(this.#routes, task, args, {
-            kwargs,
-            queue: this.#tasks.get(task)?.options.queue,
-          }).queue ??
-            this.config.defaultQueue,
-        serializer: this.config.taskSerializer,
-        compression: this.config.taskCompression ?? null,
-        groupIndex: "chord",
-        publish: (m, t) => this.publish(m, t),
-        backend: () => this.config.backend === null ? null : this.resultBackend(),
-        prepare: async () => {
-          if (!this[PUBLISHER] && this.config.backend?.startsWith("rpc:")) {
-            await (await this.resultBackend()).prepare?.();
-          }
-        },
-      },
-      sig,
-      call,
-    );
+    return this.#dispatch.applyCanvas(sig, call);
   }
 
   /**
@@ -552,14 +494,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * @returns the broker
    */
   broker(): Promise<Broker> {
-    this.#broker ??= openBroker(this.config.broker, {
-      visibilityTimeout: this.config.visibilityTimeout,
-      outageRetryLimit: this.config.outageRetryLimit,
-    }).catch((err) => {
-      this.#broker = null;
-      throw err;
-    });
-    return this.#broker;
+    return this.#connections.broker();
   }
 
   /**
@@ -574,20 +509,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * @throws {NoResultBackendError} when none is configured
    */
   resultBackend(): Promise<ResultBackend> {
-    const url = this.config.backend;
-    if (url === null) return Promise.reject(new NoResultBackendError());
-    this.#backend ??= openBackend(url, {
-      resultExpires: this.config.resultExpires,
-      outageRetryLimit: this.config.outageRetryLimit,
-      replyQueue: this.oid,
-      brokerUrl: this.config.broker,
-    }).catch(
-      (err) => {
-        this.#backend = null;
-        throw err;
-      },
-    );
-    return this.#backend;
+    return this.#connections.resultBackend();
   }
 
   /**
@@ -599,13 +521,6 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * ```
    */
   async close(): Promise<void> {
-    const broker = this.#broker;
-    const backend = this.#backend;
-    this.#broker = null;
-    this.#backend = null;
-    await Promise.all([
-      broker?.then((b) => b.close(), () => {}),
-      backend?.then((b) => b.close(), () => {}),
-    ]);
+    await this.#connections.close();
   }
 }

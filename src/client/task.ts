@@ -10,6 +10,9 @@ import type { AsyncResult } from "./async_result.ts";
 import { type CanvasApp, Group, Signature } from "./canvas/signature.ts";
 import type { ApplyOptions, TaskOptions, TaskSender } from "./task_options.ts";
 
+/** The task options that are a call's defaults (its call options override them). */
+const CALL_DEFAULTS = ["queue", "priority", "serializer", "timeLimit", "softTimeLimit"] as const;
+
 /**
  * A typed handle to a task: call it with {@link Task.delay} or
  * {@link Task.applyAsync}. Created by `app.task(...)` (defined here) or
@@ -65,9 +68,13 @@ export class Task<A extends unknown[], R> {
    * @returns the result handle, once the broker has the message
    */
   delay(...args: A): Promise<AsyncResult<R>> {
-    // One frozen options object for every call: the app keeps their message template.
-    this.#defaults ??= Object.freeze(this.#callOptions({}));
-    return this.#sender.sendTask<R>(this.name, args, this.#defaults);
+    // One frozen options object while the task's options stay the same: the app keeps their
+    // message template. Options changed since (the object given to app.task()) make a new one.
+    let defaults = this.#defaults;
+    if (!defaults || CALL_DEFAULTS.some((k) => defaults![k] !== this.options[k])) {
+      defaults = this.#defaults = Object.freeze(this.#callOptions({}));
+    }
+    return this.#sender.sendTask<R>(this.name, args, defaults);
   }
 
   /**
@@ -118,14 +125,9 @@ export class Task<A extends unknown[], R> {
 
   /** The task's defaults for a call, under the call's own options. */
   #callOptions(options: ApplyOptions): ApplyOptions {
-    return {
-      queue: this.options.queue,
-      priority: this.options.priority,
-      serializer: this.options.serializer,
-      timeLimit: this.options.timeLimit,
-      softTimeLimit: this.options.softTimeLimit,
-      ...stripUndefined(options),
-    };
+    const out: Record<string, unknown> = {};
+    for (const k of CALL_DEFAULTS) out[k] = this.options[k];
+    return { ...out, ...stripUndefined(options) };
   }
 
   #canvasApp(): CanvasApp {

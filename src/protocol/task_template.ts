@@ -87,21 +87,26 @@ export class TaskMessageTemplate {
   readonly #idHeaders: string[];
   readonly #reprHeaders: string[];
   readonly #idProperties: string[];
+  /** Headers whose values are arrays (`timelimit`): each message gets its own copy. */
+  readonly #arrayHeaders: string[];
   readonly #body: Cut;
   readonly #head: Cut;
   readonly #contentType: string;
   readonly #contentEncoding: string;
-  /** Where the bodies go when the messages are `direct`; null otherwise. */
-  readonly #slab: BodySlab | null;
+  /** Whether bodies are packed into the shared buffers and envelopes prewritten. */
+  readonly #direct: boolean;
 
   private constructor(input: TaskTemplateInput, sample: Message, direct: boolean) {
     this.#input = input;
-    this.#slab = direct ? new BodySlab() : null;
+    this.#direct = direct;
     this.#headers = sample.headers;
     this.#properties = sample.properties;
     this.#idHeaders = keysOf(sample.headers, ID);
     this.#reprHeaders = keysOf(sample.headers, ARGSREPR);
     this.#idProperties = keysOf(sample.properties, ID);
+    this.#arrayHeaders = Object.keys(sample.headers).filter((k) =>
+      Array.isArray(sample.headers[k])
+    );
     this.#contentType = sample.contentType;
     this.#contentEncoding = sample.contentEncoding;
     this.#body = cut(new TextDecoder().decode(sample.body));
@@ -116,8 +121,9 @@ export class TaskMessageTemplate {
    * @param input what the calls share
    * @param options `direct`: the messages go straight to a broker in this
    *   process and nobody changes them, default false. Their bodies are
-   *   then views of buffers the template shares between messages (one
-   *   allocation for hundreds of bodies instead of one each; not for
+   *   then views of 64 KiB buffers shared between messages of all
+   *   templates (one allocation for hundreds of bodies instead of one
+   *   each; a body of more than 4,096 characters has its own; not for
    *   messages that go through a structured clone: a Web Worker's
    *   `postMessage` copies a view's whole buffer) and they carry their
    *   Redis envelope's text up to the delivery info.
@@ -170,11 +176,13 @@ export class TaskMessageTemplate {
     const headers = { ...this.#headers };
     for (const k of this.#idHeaders) headers[k] = id;
     for (const k of this.#reprHeaders) headers[k] = repr;
+    // Not shared with the other messages: whoever gets one may change it (a publisher hook).
+    for (const k of this.#arrayHeaders) headers[k] = [...(headers[k] as unknown[])];
     const properties = { ...this.#properties };
     for (const k of this.#idProperties) properties[k] = id;
     const reprText = pyJsonScalar(repr);
     const bodyText = fill(this.#body, id, reprText, argsText);
-    if (this.#slab === null) {
+    if (!this.#direct) {
       return {
         body: utf8.encode(bodyText),
         contentType: this.#contentType,
@@ -184,7 +192,7 @@ export class TaskMessageTemplate {
       };
     }
     const message = {
-      body: this.#slab.write(bodyText),
+      body: BODIES.write(bodyText),
       contentType: this.#contentType,
       contentEncoding: this.#contentEncoding,
       headers,
@@ -195,22 +203,28 @@ export class TaskMessageTemplate {
   }
 }
 
-/** Smallest buffer a {@link BodySlab} allocates. */
+/** Size of the buffers bodies are packed into. */
 const SLAB_SIZE = 64 * 1024;
+/** Longest body text packed (longer ones get a buffer of their own). */
+const MAX_PACKED = SLAB_SIZE / 16;
 
 /**
- * Bodies written one after another into shared buffers: each a view of
- * its bytes, a new buffer started when one is full.
+ * Bodies written one after another into a shared buffer, each a view of
+ * its bytes; a new buffer is started when one is full. A text longer than
+ * {@link MAX_PACKED} gets a buffer of its own: the shared one is never
+ * replaced by a large one, and a body pins at most {@link SLAB_SIZE} bytes
+ * while its message lives.
  */
 class BodySlab {
   #buf = new Uint8Array(0);
   #at = 0;
 
-  /** The UTF-8 bytes of `text`, in the current buffer. */
+  /** The UTF-8 bytes of `text`, in the current buffer unless it is long. */
   write(text: string): Uint8Array {
+    if (text.length > MAX_PACKED) return utf8.encode(text);
     // At most 3 bytes per UTF-16 unit: a body that may not fit starts a new buffer.
     if (this.#buf.length - this.#at < text.length * 3) {
-      this.#buf = new Uint8Array(Math.max(SLAB_SIZE, text.length * 3));
+      this.#buf = new Uint8Array(SLAB_SIZE);
       this.#at = 0;
     }
     const start = this.#at;
@@ -218,3 +232,11 @@ class BodySlab {
     return this.#buf.subarray(start, this.#at);
   }
 }
+
+/**
+ * The one slab of this thread, shared by all templates (of all apps): at
+ * most one buffer is kept between sends however many templates there are
+ * (a slab per template kept 64 KiB for each task `delay()` was called
+ * twice with, for the life of the app).
+ */
+const BODIES = new BodySlab();

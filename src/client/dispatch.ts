@@ -1,0 +1,190 @@
+/**
+ * An app's producer: task calls sent one at a time, as a batch, or as a
+ * canvas, through the app's broker (or, inside a worker, the worker's
+ * connection), with the templates of `delay()` calls kept between sends.
+ * How a call is encoded is in send.ts.
+ *
+ * @module
+ */
+
+import type { ResultBackend } from "../backend/port.ts";
+import type { Broker, PublishTarget } from "../broker/port.ts";
+import type { Message, SignatureDict } from "../protocol/message.ts";
+import type { ResultTuple } from "../protocol/signature.ts";
+import { publishCanvas } from "./canvas/apply.ts";
+import type { CanvasCall } from "./canvas/signature.ts";
+import type { ResolvedConfig } from "./config.ts";
+import type { Events } from "./events.ts";
+import type { Publisher } from "./publisher.ts";
+import type { CompiledRoutes } from "./routes.ts";
+import { anonymousNodeName } from "./runtime.ts";
+import {
+  type BatchCall,
+  CallEncoders,
+  type CallSender,
+  encodeCall,
+  encodeCalls,
+  publishInOrder,
+  routeCall,
+} from "./send.ts";
+import type { ApplyOptions } from "./task_options.ts";
+
+/**
+ * What a {@link Dispatch} needs of its app, read at each send (the app's
+ * configuration and routes change with `configure()`, its publishing hook
+ * is set by a worker).
+ *
+ * @example
+ * ```ts ignore
+ * const host: DispatchHost = {
+ *   oid: crypto.randomUUID(),
+ *   config: () => config,
+ *   routes: () => null,
+ *   publisher: () => undefined,
+ *   taskQueue: () => undefined,
+ *   publish: (message, target) => broker.publish(message, target),
+ *   events: () => events,
+ *   broker: () => openBroker(config.broker),
+ *   resultBackend: () => openBackend(config.backend!),
+ * };
+ * ```
+ */
+export interface DispatchHost {
+  /** The app's reply-queue id, written as `reply_to`. */
+  readonly oid: string;
+  /** The app's configuration. */
+  config(): ResolvedConfig;
+  /** The app's compiled task routes, if any. */
+  routes(): CompiledRoutes | null;
+  /** The worker's publishing hook inside a worker; `undefined` elsewhere. */
+  publisher(): Publisher | undefined;
+  /** The queue option of a task defined in the app, if any (a canvas's default). */
+  taskQueue(name: string): string | undefined;
+  /** Publish through the app (its broker, or the publishing hook). */
+  publish(message: Message, target: PublishTarget): Promise<void>;
+  /** The app's events, for `task-sent`. */
+  events(): Events;
+  /** The app's broker, opened on first use. */
+  broker(): Promise<Broker>;
+  /** The app's result backend, opened on first use. */
+  resultBackend(): Promise<ResultBackend>;
+}
+
+/**
+ * Sends an app's task calls: the bodies of `sendTask()`, `sendMany()` and
+ * `applyCanvas()`.
+ *
+ * @example
+ * ```ts ignore
+ * const dispatch = new Dispatch(host);
+ * const id = await dispatch.send("tasks.add", [2, 3], {});
+ * ```
+ */
+export class Dispatch {
+  readonly #host: DispatchHost;
+  /** The templates of `delay()` calls, kept between sends. */
+  readonly #encoders = new CallEncoders();
+  #origin: string | null = null;
+
+  /** @param host what the app provides */
+  constructor(host: DispatchHost) {
+    this.#host = host;
+  }
+
+  /**
+   * Send one call (its template reused for frozen options, see
+   * {@link CallEncoders}), then its `task-sent` event when configured.
+   *
+   * @param name the task name
+   * @param args positional arguments
+   * @param callOptions the call's options
+   * @returns the task id, once the broker has the message
+   */
+  async send(name: string, args: readonly unknown[], callOptions: ApplyOptions): Promise<string> {
+    const sender = this.#sender();
+    const encode = this.#encoders.for(sender, name, callOptions);
+    const { id, publication, rpc, queue } = encode
+      ? encode(args)
+      : await encodeCall(sender, name, args, callOptions);
+    if (rpc) await (await this.#host.resultBackend()).prepare?.();
+    await this.#host.publish(publication.message, publication.target);
+    if (sender.config.taskSendSentEvent && !sender.inWorker) {
+      await this.#host.events().sent(publication.message, publication.target, queue);
+    }
+    return id;
+  }
+
+  /**
+   * Send calls as one batch: all encoded first (see {@link encodeCalls}),
+   * then published with the broker's batch publish when it has one.
+   *
+   * @param calls the calls
+   * @returns the task ids, in order, once the broker has every message
+   */
+  async sendMany(calls: readonly BatchCall[]): Promise<string[]> {
+    const sender = this.#sender();
+    const encoded = await encodeCalls(sender, calls);
+    if (encoded.some((e) => e.rpc)) await (await this.#host.resultBackend()).prepare?.();
+    const batch = encoded.map((e) => e.publication);
+    const broker = sender.inWorker ? null : await this.#host.broker();
+    if (broker?.publishMany) await broker.publishMany(batch);
+    else await publishInOrder(batch, (m, t) => this.#host.publish(m, t));
+    if (sender.config.taskSendSentEvent && !sender.inWorker) {
+      const events = this.#host.events();
+      for (const e of encoded) {
+        await events.sent(e.publication.message, e.publication.target, e.queue);
+      }
+    }
+    return encoded.map((e) => e.id);
+  }
+
+  /**
+   * Publish what a signature dict applies to (chain, group, chord, ...).
+   *
+   * @param sig the signature dict
+   * @param call extra arguments and execution options
+   * @returns the result tree (task ids)
+   */
+  applyCanvas(sig: SignatureDict, call: CanvasCall): Promise<ResultTuple> {
+    const host = this.#host;
+    return publishCanvas(
+      {
+        oid: host.oid,
+        origin: () => this.#originName(),
+        queueFor: (task, args, kwargs) =>
+          routeCall(host.routes(), task, args, { kwargs, queue: host.taskQueue(task) }).queue ??
+            host.config().defaultQueue,
+        serializer: host.config().taskSerializer,
+        compression: host.config().taskCompression ?? null,
+        groupIndex: "chord",
+        publish: (m, t) => this.#host.publish(m, t),
+        backend: () => host.config().backend === null ? null : host.resultBackend(),
+        prepare: async () => {
+          if (!host.publisher() && host.config().backend?.startsWith("rpc:")) {
+            await (await host.resultBackend()).prepare?.();
+          }
+        },
+      },
+      sig,
+      call,
+    );
+  }
+
+  /** The node name written as `origin`, made on first use. */
+  #originName(): string {
+    return this.#origin ??= anonymousNodeName();
+  }
+
+  /** What encodeCall() needs of the app. */
+  #sender(): CallSender {
+    const routes = this.#host.routes();
+    return {
+      config: this.#host.config(),
+      oid: this.#host.oid,
+      inWorker: !!this.#host.publisher(),
+      routed: routes !== null,
+      origin: () => this.#originName(),
+      route: (name, args, options) => routeCall(routes, name, args, options),
+    };
+  }
+}
