@@ -193,3 +193,43 @@ test("a subscriber whose connection stopped answering while idle is dropped and 
     proxy.close();
   }
 });
+
+test("a channel left while the subscriber reconnects is not subscribed to once it is back", async () => {
+  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
+  const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+  const scripts = new RespScripts(parseRedisUrl(url), url);
+  let ready = 0;
+  const channels = respResultChannels(scripts, url, { message: () => {}, ready: () => ready++ });
+  const r = await rawRedis();
+  const channel = `celeriac-test-left-${crypto.randomUUID()}`;
+  const subscribers = async () => (await r.pubsub("NUMSUB", channel) as [string, number])[1];
+  const until = async (done: () => Promise<boolean> | boolean, what: string) => {
+    for (let i = 0; i < 100; i++) {
+      if (await done()) return;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.fail(what);
+  };
+  try {
+    await channels.subscribe(channel);
+    // Cut while the server's replies are held back: the reconnect's SUBSCRIBE reaches Redis,
+    // its reply does not, and the connection stays connecting.
+    proxy.pauseReplies();
+    proxy.cut();
+    await until(
+      async () => proxy.accepted === 2 && await subscribers() === 1,
+      "subscribed again by the reconnect",
+    );
+    // The backend leaves a settled result's channel on a timer (LEAVE_MS): it may fire now.
+    const left = channels.unsubscribe(channel);
+    proxy.resumeReplies();
+    await left;
+    await until(() => ready === 2, "connected again");
+    await until(async () => await subscribers() === 0, "the channel left is not subscribed to");
+  } finally {
+    await channels.close();
+    await scripts.close();
+    proxy.close();
+    await r.quit();
+  }
+});

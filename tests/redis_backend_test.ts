@@ -152,6 +152,42 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name: "redis backend: a task id waited for again while its channel is being left keeps " +
+    "its subscription",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const backend = await openRedisBackend(url);
+  const r = await rawRedis();
+  const subscribed = async (id: string) => {
+    const [, n] = await r.pubsub("NUMSUB", `${prefix}celery-task-meta-${id}`) as [string, number];
+    return n;
+  };
+  try {
+    const a = crypto.randomUUID();
+    // A wait given up while its SUBSCRIBE is under way: its channel is left once that replies,
+    // by which time the same id is waited for again (a get() retried after a timeout).
+    const giveUp = new AbortController();
+    const gone = backend.waitFor(a, giveUp.signal);
+    giveUp.abort();
+    await assert.rejects(gone);
+    const again = backend.waitFor(a, AbortSignal.timeout(5000));
+    // Rejected by close() when an assertion fails first: that failure is the one reported.
+    again.catch(() => {});
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(await subscribed(a), 1, "the new wait's subscription stays");
+    await backend.store([{
+      taskId: a,
+      status: "SUCCESS",
+      meta: encodeResultMeta({ taskId: a, status: "SUCCESS", result: 2, dateDone: new Date() }),
+    }]);
+    assert.equal((await again).result, 2);
+  } finally {
+    await backend.close();
+    await r.quit();
+  }
+});
+
 Deno.test({ name: "redis backend: clean up test keys", ignore: WITHOUT_REDIS }, async () => {
   await deleteKeys(prefix);
 });

@@ -216,3 +216,37 @@ function recordsTheClaimOnly(
 recordsTheClaimOnly("its timer sends", () => new Promise((res) => setTimeout(res, 600)), 1);
 // The task finished at once and the consume loop sleeps (ETA limit or backlog reached).
 recordsTheClaimOnly("an acknowledgement sends", (broker, got) => broker.ack(got), 0);
+
+Deno.test({
+  name: "redis early hand-out: after the record of a lone hand-out, the next take's wait " +
+    "claims at once a message waiting in another of its queues",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { p, q, broker, r } = await waitingBroker("early-other");
+  const q2 = uniqueQueue("early-other-2");
+  try {
+    const taking = broker.take([q, q2], { max: 10, signal: AbortSignal.timeout(5000) });
+    await new Promise((res) => setTimeout(res, 20));
+    await broker.publishMany([{ message: message("a"), target: { routingKey: q } }]);
+    const got = await taking;
+    assert.deepEqual(texts(got), ["a"]);
+    // The acknowledgement sends the take script of a's claim list alone: the next take waits
+    // first, on every list of both queues.
+    await broker.ack(got);
+    // The waits left on the other lists time out (1 s): none is in flight when x is queued.
+    await new Promise((res) => setTimeout(res, 1300));
+    await broker.publishMany([{ message: message("x"), target: { routingKey: q2 } }]);
+    const t0 = performance.now();
+    const next = await broker.take([q, q2], { max: 10, signal: AbortSignal.timeout(5000) });
+    const took = performance.now() - t0;
+    assert.deepEqual(texts(next), ["x"]);
+    assert.ok(took < 500, `x waited ${took.toFixed(0)} ms (a wait times out after 1 s)`);
+    await broker.ack(next);
+    assert.equal(await r.hlen(`${p}unacked`), 0);
+    assert.equal(await r.llen(`${p}${q2}`), 0);
+  } finally {
+    await broker.close();
+    await deleteKeys(p);
+    await r.quit();
+  }
+});

@@ -357,3 +357,41 @@ Deno.test("RESP connection: TLS (rediss://) with a private authority", async () 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("RESP connection: with pingEveryMs, PINGs in subscribed mode are replies in turn with SUBSCRIBEs, not messages", async () => {
+  const channel = `celeriac-test-ping-${crypto.randomUUID()}`;
+  const heard: string[] = [];
+  const conn = new RespConnection(at({
+    replyTimeoutMs: 1000,
+    pingEveryMs: 2,
+    onPush: (push: RespValue[]) => heard.push(dec.decode(push[2] as Uint8Array)),
+  }));
+  const publisher = new RespConnection(at());
+  // A reply taken by the wrong command leaves one waiting for good: fail instead.
+  const within = <T>(p: Promise<T>) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("no reply within 1 s")), 1000);
+    });
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  };
+  try {
+    await conn.connect();
+    // SUBSCRIBEs sent while the PINGs go: each gets its own confirmation, in order.
+    for (let i = 0; i < 20; i++) {
+      const reply = await within(conn.command(["SUBSCRIBE", `${channel}-${i}`])) as Uint8Array[];
+      assert.equal(dec.decode(reply[0]), "subscribe");
+      assert.equal(dec.decode(reply[1]), `${channel}-${i}`);
+      assert.equal(reply[2], i + 1);
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    await publisher.publish(enc.encode(`${channel}-7`), enc.encode("hello"));
+    await waitUntil("the message", () => Promise.resolve(heard.length === 1), 2000);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(heard, ["hello"], "only the message was a push");
+    assert.equal(conn.state, "ready");
+  } finally {
+    await conn.close();
+    await publisher.close();
+  }
+});

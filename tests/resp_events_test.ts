@@ -44,3 +44,28 @@ Deno.test("RESP events: a subscriber whose connection went silent while idle is 
     proxy.close();
   }
 });
+
+Deno.test("RESP events: closing ends a subscriber at once, even with its PING unanswered", async () => {
+  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
+  const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+  const events = new RespEvents(parseRedisUrl(url), url, {
+    replyTimeoutMs: 10_000,
+    pingEveryMs: 20,
+  });
+  try {
+    await events.subscribe(
+      `celeriac-test-ev-${crypto.randomUUID()}*`,
+      () => {},
+      new AbortController().signal,
+    );
+    proxy.holdReplies();
+    await new Promise((r) => setTimeout(r, 100));
+    const began = performance.now();
+    await events.close();
+    const took = performance.now() - began;
+    assert.ok(took < 500, `close() took ${took.toFixed(0)} ms`);
+  } finally {
+    await events.close();
+    proxy.close();
+  }
+});

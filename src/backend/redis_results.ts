@@ -127,8 +127,10 @@ export function respResultChannels(
     },
     unsubscribe: (channel) => {
       channels.delete(channel);
-      // A connection down now subscribes to the channels left when it is back.
-      return conn.state === "ready" ? conn.command(["UNSUBSCRIBE", channel]) : Promise.resolve();
+      // A connection waiting to reconnect subscribes to the channels left when it is back; one
+      // connecting may have subscribed to this one already (its greeting): leave it once ready.
+      const up = conn.state === "ready" || conn.state === "connecting";
+      return up ? conn.command(["UNSUBSCRIBE", channel]) : Promise.resolve();
     },
     close: () => conn.close(0),
   };

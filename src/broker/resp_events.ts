@@ -132,15 +132,19 @@ export class RespEvents {
     this.#subscribers.add(conn);
     signal.addEventListener("abort", () => {
       this.#subscribers.delete(conn);
-      void conn.close();
+      void conn.close(0);
     }, { once: true });
   }
 
-  /** Close the publisher (after the replies due) and every subscriber. */
+  /**
+   * Close the publisher (after the replies due) and every subscriber (at
+   * once: a subscriber's only replies due are its PINGs').
+   */
   async close(): Promise<void> {
-    const all = [...this.#subscribers, ...(this.#publisher ? [this.#publisher] : [])];
+    const subscribers = [...this.#subscribers];
+    const publisher = this.#publisher;
     this.#subscribers.clear();
     this.#publisher = null;
-    await Promise.all(all.map((c) => c.close()));
+    await Promise.all([publisher?.close(), ...subscribers.map((c) => c.close(0))]);
   }
 }

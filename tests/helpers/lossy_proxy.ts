@@ -2,7 +2,9 @@
  * A TCP proxy owned by a test that can lose replies: with `holdReplies()`
  * what the server sends is dropped (the client's commands still arrive and
  * run), and `cut()` then closes every connection, as a network failure
- * between a command and its reply would.
+ * between a command and its reply would. With `pauseReplies()` they are
+ * held back instead (relayed, in order, by `resumeReplies()`), as a slow
+ * server would.
  */
 
 /** A running lossy proxy. */
@@ -12,6 +14,8 @@ export class LossyProxy {
   #dropping = false;
   #refusing = false;
   #accepted = 0;
+  /** While replies are paused: resolved by `resumeReplies()`. */
+  #paused: PromiseWithResolvers<void> | null = null;
 
   private constructor(listener: Deno.TcpListener, target: { hostname: string; port: number }) {
     this.#listener = listener;
@@ -36,6 +40,17 @@ export class LossyProxy {
   /** Drop everything the server sends from now on (until `cut()`). */
   holdReplies(): void {
     this.#dropping = true;
+  }
+
+  /** Hold back what the server sends from now on, until `resumeReplies()`. */
+  pauseReplies(): void {
+    this.#paused ??= Promise.withResolvers<void>();
+  }
+
+  /** Relay what was held back by `pauseReplies()`, and what follows, again. */
+  resumeReplies(): void {
+    this.#paused?.resolve();
+    this.#paused = null;
   }
 
   /** Refuse new connections (true) or accept them again (false). */
@@ -81,6 +96,7 @@ export class LossyProxy {
         const n = await from.read(buf);
         if (n === null) break;
         if (replies && this.#dropping) continue;
+        if (replies && this.#paused) await this.#paused.promise;
         let off = 0;
         while (off < n) off += await to.write(buf.subarray(off, n));
       }
@@ -103,6 +119,7 @@ export class LossyProxy {
 
   /** Stop listening and close every connection. */
   close(): void {
+    this.resumeReplies();
     this.cut();
     this.#listener.close();
   }
