@@ -98,27 +98,36 @@ export function encodeEnvelope(
 const BODY_KEY = '{"body": "';
 
 /**
- * The key of a message's prewritten envelope head ({@link prewriteEnvelopeHead}):
- * a non-enumerable property, which a copy (`{ ...message, headers }`,
- * `Object.assign`, `structuredClone`) does not take, so a copy can never
- * carry stale text.
+ * The key of a message's prewritten envelope head ({@link prewriteEnvelopeHead}).
+ * The text is used only while the message still has the headers and
+ * properties objects (and content type and encoding) it was written for: a
+ * copy with other headers (`{ ...message, headers }`) is encoded afresh.
  */
 const HEAD: unique symbol = Symbol("celeriac.envelopeHead");
+
+interface Prewritten {
+  readonly text: string;
+  readonly headers: Message["headers"];
+  readonly properties: Message["properties"];
+  readonly contentType: string;
+  readonly contentEncoding: string;
+}
 
 /**
  * Record the text of `message`'s envelope from the end of the body to the
  * delivery info ({@link envelopeHead}), written when the message was built
  * (task_template.ts: the messages of a batch), so that publishing it to
- * Redis does not encode its headers and properties again. Kept as a
- * non-enumerable property, which copies do not take: a copy of the
- * message is encoded afresh. Only for messages nobody changes in place after they
- * are built: the batch encoder's, handed straight to the broker.
+ * Redis does not encode its headers and properties again. The text is kept
+ * with the headers and properties objects it was written for and used only
+ * while the message still has those: a copy with other headers or
+ * properties is encoded afresh. Only for messages nobody changes in place
+ * after they are built: the batch encoder's, handed straight to the broker.
  *
  * @example
  * ```ts ignore
  * const message = prewriteEnvelopeHead(built, envelopeHead(built));
  * hasPrewrittenHead(message); // true
- * hasPrewrittenHead({ ...message }); // false: a copy is encoded afresh
+ * hasPrewrittenHead({ ...message, headers: { ...message.headers } }); // false: encoded afresh
  * ```
  *
  * @param message the message, as built
@@ -126,12 +135,28 @@ const HEAD: unique symbol = Symbol("celeriac.envelopeHead");
  * @returns the message
  */
 export function prewriteEnvelopeHead(message: Message, head: string): Message {
-  return Object.defineProperty(message, HEAD, { value: head });
+  (message as { [HEAD]?: Prewritten })[HEAD] = {
+    text: head,
+    headers: message.headers,
+    properties: message.properties,
+    contentType: message.contentType,
+    contentEncoding: message.contentEncoding,
+  };
+  return message;
+}
+
+/** The prewritten head of `message`, if it was written for what the message has now. */
+function prewritten(message: Message): string | undefined {
+  const p = (message as { [HEAD]?: Prewritten })[HEAD];
+  return p && p.headers === message.headers && p.properties === message.properties &&
+      p.contentType === message.contentType && p.contentEncoding === message.contentEncoding
+    ? p.text
+    : undefined;
 }
 
 /**
  * Whether `message` has an envelope head recorded by
- * {@link prewriteEnvelopeHead}.
+ * {@link prewriteEnvelopeHead} that is still its own.
  *
  * @example
  * ```ts ignore
@@ -142,7 +167,7 @@ export function prewriteEnvelopeHead(message: Message, head: string): Message {
  * @returns whether its head is prewritten
  */
 export function hasPrewrittenHead(message: Message): boolean {
-  return Object.hasOwn(message, HEAD);
+  return prewritten(message) !== undefined;
 }
 
 /**
@@ -184,8 +209,7 @@ function envelopeRest(
   deliveryTag: string,
   redelivered: boolean,
 ): string {
-  const head = (!redelivered && (msg as { [HEAD]?: string })[HEAD]) ||
-    envelopeHead(msg, redelivered);
+  const head = (!redelivered && prewritten(msg)) || envelopeHead(msg, redelivered);
   return head + '"delivery_info": ' + infoText(deliveryInfo, redelivered) + ', "priority": ' +
     pyJsonDumps(msg.properties.priority ?? 0) + ', "body_encoding": "base64", "delivery_tag": ' +
     pyJsonScalar(deliveryTag) + "}}";
