@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { Redis } from "ioredis";
 import { openRedisBackend } from "../src/backend/redis.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { backendConformance } from "./backend_conformance.ts";
@@ -9,6 +10,12 @@ const prefix = uniquePrefix("backend");
 const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 
 backendConformance("redis", () => openRedisBackend(url), WITHOUT_REDIS);
+
+/** How many connections are subscribed to the result channel of `id`. */
+async function subscribed(r: Redis, id: string): Promise<number> {
+  const [, n] = await r.pubsub("NUMSUB", `${prefix}celery-task-meta-${id}`) as [string, number];
+  return n;
+}
 
 Deno.test({
   name: "redis backend: SETEX with result_expires and PUBLISH on the key's channel",
@@ -123,10 +130,6 @@ Deno.test({
 }, async () => {
   const backend = await openRedisBackend(url);
   const r = await rawRedis();
-  const subscribed = async (id: string) => {
-    const [, n] = await r.pubsub("NUMSUB", `${prefix}celery-task-meta-${id}`) as [string, number];
-    return n;
-  };
   const store = (id: string) =>
     backend.store([{
       taskId: id,
@@ -136,16 +139,16 @@ Deno.test({
   try {
     const [a, b] = [crypto.randomUUID(), crypto.randomUUID()];
     const waitingA = backend.waitFor(a, AbortSignal.timeout(5000));
-    while (await subscribed(a) === 0) await new Promise((res) => setTimeout(res, 5));
+    while (await subscribed(r, a) === 0) await new Promise((res) => setTimeout(res, 5));
     await store(a);
     assert.equal((await waitingA).status, "SUCCESS");
     const waitingB = backend.waitFor(b, AbortSignal.timeout(5000));
-    while (await subscribed(b) === 0) await new Promise((res) => setTimeout(res, 5));
-    assert.equal(await subscribed(a), 0, "a's UNSUBSCRIBE went out with b's SUBSCRIBE");
+    while (await subscribed(r, b) === 0) await new Promise((res) => setTimeout(res, 5));
+    assert.equal(await subscribed(r, a), 0, "a's UNSUBSCRIBE went out with b's SUBSCRIBE");
     await store(b);
     assert.equal((await waitingB).status, "SUCCESS");
     await new Promise((res) => setTimeout(res, 300));
-    assert.equal(await subscribed(b), 0, "b's channel is left without another subscription");
+    assert.equal(await subscribed(r, b), 0, "b's channel is left without another subscription");
   } finally {
     await backend.close();
     await r.quit();
@@ -159,10 +162,6 @@ Deno.test({
 }, async () => {
   const backend = await openRedisBackend(url);
   const r = await rawRedis();
-  const subscribed = async (id: string) => {
-    const [, n] = await r.pubsub("NUMSUB", `${prefix}celery-task-meta-${id}`) as [string, number];
-    return n;
-  };
   try {
     const a = crypto.randomUUID();
     // A wait given up while its SUBSCRIBE is under way: its channel is left once that replies,
@@ -175,7 +174,7 @@ Deno.test({
     // Rejected by close() when an assertion fails first: that failure is the one reported.
     again.catch(() => {});
     await new Promise((res) => setTimeout(res, 300));
-    assert.equal(await subscribed(a), 1, "the new wait's subscription stays");
+    assert.equal(await subscribed(r, a), 1, "the new wait's subscription stays");
     await backend.store([{
       taskId: a,
       status: "SUCCESS",

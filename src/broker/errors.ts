@@ -153,3 +153,24 @@ export class BatchPublishError extends Error {
 export function batchFailure(outcomes: readonly PublishOutcome[], cause: unknown): unknown {
   return outcomes.every((o) => o === "unsent") ? cause : new BatchPublishError(outcomes, cause);
 }
+
+/**
+ * The error a one-message publish made through a batch publish rejects
+ * with: a {@link BatchPublishError}'s cause (one message's outcome says
+ * nothing a caller of `publish()` can use: the cause, a
+ * {@link BrokerConnectionError} for a dropped connection, is what it is
+ * documented to throw), else the error itself.
+ *
+ * @example
+ * ```ts
+ * import { BatchPublishError, BrokerConnectionError, singleFailure } from "./errors.ts";
+ * const cause = new BrokerConnectionError("connection lost");
+ * singleFailure(new BatchPublishError(["unknown"], cause)) === cause; // true
+ * ```
+ *
+ * @param err what the batch publish rejected with
+ * @returns the error to throw
+ */
+export function singleFailure(err: unknown): unknown {
+  return err instanceof BatchPublishError ? err.cause : err;
+}

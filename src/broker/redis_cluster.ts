@@ -18,7 +18,13 @@
  * @module
  */
 
-import { batchFailure, BatchPublishError, maskPassword, type PublishOutcome } from "./errors.ts";
+import {
+  batchFailure,
+  BatchPublishError,
+  maskPassword,
+  type PublishOutcome,
+  singleFailure,
+} from "./errors.ts";
 import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
 import type { Message } from "../protocol/message.ts";
@@ -165,7 +171,11 @@ export class RedisClusterBroker implements Broker {
    * exchange is ignored with a warning.
    */
   async publish(message: Message, target: PublishTarget): Promise<void> {
-    await this.publishMany([{ message, target }]);
+    try {
+      await this.publishMany([{ message, target }]);
+    } catch (err) {
+      throw singleFailure(err);
+    }
   }
 
   /**

@@ -14,7 +14,7 @@ import { getLogger } from "@logtape/logtape";
 import { type DeliveryInfo, encodeEnvelope } from "../protocol/envelope.ts";
 import type { Message } from "../protocol/message.ts";
 import { chunked } from "./chunks.ts";
-import { batchFailure, type PublishOutcome } from "./errors.ts";
+import { batchFailure, type PublishOutcome, singleFailure } from "./errors.ts";
 import type { Publication, PublishManyOptions, PublishTarget } from "./port.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { RedisReplyError } from "./resp_reader.ts";
@@ -77,7 +77,11 @@ export class RedisPublisher {
 
   /** Publish (LPUSH) a message to the list of its queue and priority. */
   async publish(message: Message, target: PublishTarget): Promise<void> {
-    await this.publishMany([{ message, target }]);
+    try {
+      await this.publishMany([{ message, target }]);
+    } catch (err) {
+      throw singleFailure(err);
+    }
   }
 
   /**

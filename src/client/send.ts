@@ -127,7 +127,6 @@ export async function encodeCall(
   const config = sender.config;
   const options = sender.route(name, args, callOptions);
   const id = options.taskId ?? crypto.randomUUID();
-  const parent = currentTask.getStore();
   const serializer = options.serializer ?? config.taskSerializer;
   const compression = options.compression ?? config.taskCompression;
   if (serializer !== "json" || compression) {
@@ -135,11 +134,29 @@ export async function encodeCall(
   }
   const queue = options.queue ?? config.defaultQueue;
   const message = encodeTaskMessage({
-    task: name,
+    ...callFields(sender, name, options),
     id,
     args,
-    kwargs: options.kwargs ?? {},
     now: new Date(),
+    serializer,
+    compression,
+  });
+  const target = { exchange: options.exchange ?? "", routingKey: options.routingKey ?? queue };
+  const rpc = !options.ignoreResult && !sender.inWorker &&
+    !!config.backend?.startsWith("rpc:");
+  return { id, publication: { message, target }, rpc, queue };
+}
+
+/**
+ * The fields of a task message that come from the call's options, the
+ * sender and the running task (parent and root): all but the id, the
+ * arguments, the time and the codecs.
+ */
+function callFields(sender: CallSender, name: string, options: ApplyOptions) {
+  const parent = currentTask.getStore();
+  return {
+    task: name,
+    kwargs: options.kwargs ?? {},
     eta: options.eta,
     countdown: options.countdown,
     expires: options.expires,
@@ -153,13 +170,7 @@ export async function encodeCall(
     shadow: options.shadow,
     ignoreResult: options.ignoreResult,
     headers: options.headers,
-    serializer,
-    compression,
-  });
-  const target = { exchange: options.exchange ?? "", routingKey: options.routingKey ?? queue };
-  const rpc = !options.ignoreResult && !sender.inWorker &&
-    !!config.backend?.startsWith("rpc:");
-  return { id, publication: { message, target }, rpc, queue };
+  };
 }
 
 /**
@@ -240,24 +251,9 @@ type CallEncoder = (args: readonly unknown[]) => EncodedCall;
 function callEncoder(sender: CallSender, name: string, options: ApplyOptions): CallEncoder | null {
   if (options.taskId !== undefined) return null;
   const config = sender.config;
-  const parent = currentTask.getStore();
   const direct = !sender.inWorker;
   const template = TaskMessageTemplate.of({
-    task: name,
-    kwargs: options.kwargs ?? {},
-    eta: options.eta,
-    countdown: options.countdown,
-    expires: options.expires,
-    origin: sender.origin(),
-    replyTo: sender.oid,
-    priority: options.priority,
-    timeLimit: options.timeLimit,
-    softTimeLimit: options.softTimeLimit,
-    rootId: parent?.rootId,
-    parentId: parent?.id,
-    shadow: options.shadow,
-    ignoreResult: options.ignoreResult,
-    headers: options.headers,
+    ...callFields(sender, name, options),
     serializer: options.serializer ?? config.taskSerializer,
     compression: options.compression ?? config.taskCompression,
   }, { direct, envelope: sender.redisEnvelopes });
