@@ -86,6 +86,29 @@ test("a result published while the subscriber was away is read; later ones are h
   }
 });
 
+test("a wait whose SUBSCRIBE reply a drop lost survives it and gets its result", async () => {
+  const { proxy, viaProxy, direct, subscribed, tearDown } = await setUp("backend-lost-reply");
+  try {
+    // The subscriber connection is up: a first wait subscribed through it.
+    const first = crypto.randomUUID();
+    const waitFirst = viaProxy.waitFor(first, AbortSignal.timeout(10_000));
+    await subscribed(viaProxy, first);
+    await direct.store([success(first, 1)]);
+    await waitFirst;
+    proxy.holdReplies();
+    const a = crypto.randomUUID();
+    const waitA = viaProxy.waitFor(a, AbortSignal.timeout(10_000));
+    waitA.catch(() => {});
+    // Its SUBSCRIBE ran on the server; the reply is lost with the connection.
+    await subscribed(viaProxy, a);
+    proxy.cut();
+    await direct.store([success(a, "after the drop")]);
+    assert.equal((await waitA).result, "after the drop");
+  } finally {
+    await tearDown();
+  }
+});
+
 test("a wait that cannot subscribe fails as a BrokerConnectionError", async () => {
   const { proxy, viaProxy, tearDown } = await setUp("backend-refused");
   try {

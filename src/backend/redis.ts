@@ -366,7 +366,12 @@ export class RedisBackend implements ResultBackend {
     try {
       const first = (async () => {
         await this.#run(() => this.#subscribing.get(taskId) ?? Promise.resolve());
-        const now = await this.get(taskId);
+        // Through a drop (the subscription is kept and made again): read once Redis is back.
+        const now = await retryWhileDown(() => this.get(taskId), {
+          limit: this.#outageLimit,
+          what: `read the result of ${taskId}`,
+          signal: this.#closing.signal,
+        });
         if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
         else if (now && !signal?.aborted) onState?.(now);
       })();

@@ -14,6 +14,7 @@
 
 import type { Redis } from "ioredis";
 import { duplicateRedis, redisFailure } from "../broker/redis_connection.ts";
+import { RedisConnectionError } from "../broker/resp_connection.ts";
 import type { RespValue } from "../broker/resp_reader.ts";
 import { respFailure, type RespScripts } from "../broker/resp_scripts.ts";
 
@@ -43,7 +44,9 @@ export interface ResultHandlers {
  */
 export interface ResultChannels {
   /**
-   * SUBSCRIBE to `channel` (connecting first if needed).
+   * SUBSCRIBE to `channel` (connecting first if needed). One whose reply a
+   * drop lost, once the connection had been up, resolves: the reconnect
+   * subscribes to it again and then calls `ready`.
    *
    * @throws {BrokerConnectionError} when Redis cannot be reached
    */
@@ -100,12 +103,16 @@ export function respResultChannels(
   pingEveryMs: number = RESULTS_PING_MS,
 ): ResultChannels {
   const channels = new Set<string>();
+  let connected = false;
   const conn = scripts.connection({
     name: "celeriac-results",
     role: "results",
     pingEveryMs,
     channels: () => channels,
-    onReady: on.ready,
+    onReady: () => {
+      connected = true;
+      on.ready();
+    },
     onPush: (push: RespValue[]) => {
       // ["message", channel, payload]: this connection subscribes to no pattern.
       const [, channel, payload] = push;
@@ -120,6 +127,8 @@ export function respResultChannels(
       try {
         return await conn.command(["SUBSCRIBE", channel]);
       } catch (err) {
+        // A drop lost the reply: the reconnect subscribes to it again, then `ready` re-reads.
+        if (connected && err instanceof RedisConnectionError && conn.state !== "closed") return;
         // Its waiter gives up: nothing is to subscribe to it again on the next connect.
         channels.delete(channel);
         throw respFailure(err, rawUrl);
