@@ -288,14 +288,25 @@ export class RedisBackend implements ResultBackend {
    */
   #recheckAll(): void {
     for (const taskId of this.#waiters.keys()) {
-      retryWhileDown(() => this.#waiters.has(taskId) ? this.get(taskId) : Promise.resolve(null), {
-        limit: this.#outageLimit,
-        what: `read the result of ${taskId}`,
-        signal: this.#closing.signal,
-      }).then((m) => {
+      this.#getWhileDown(taskId).then((m) => {
         if (m && READY_STATES.has(m.status)) this.#settle(taskId, m);
       }, () => {});
     }
+  }
+
+  /**
+   * Read the result of a task waited for, again while Redis is unreachable
+   * (until the outage limit or close); null once nothing waits for it.
+   */
+  #getWhileDown(taskId: string): Promise<ResultMeta | null> {
+    return retryWhileDown(
+      () => this.#waiters.has(taskId) ? this.get(taskId) : Promise.resolve(null),
+      {
+        limit: this.#outageLimit,
+        what: `read the result of ${taskId}`,
+        signal: this.#closing.signal,
+      },
+    );
   }
 
   #settle(taskId: string, meta: ResultMeta): void {
@@ -367,11 +378,7 @@ export class RedisBackend implements ResultBackend {
       const first = (async () => {
         await this.#run(() => this.#subscribing.get(taskId) ?? Promise.resolve());
         // Through a drop (the subscription is kept and made again): read once Redis is back.
-        const now = await retryWhileDown(() => this.get(taskId), {
-          limit: this.#outageLimit,
-          what: `read the result of ${taskId}`,
-          signal: this.#closing.signal,
-        });
+        const now = await this.#getWhileDown(taskId);
         if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
         else if (now && !signal?.aborted) onState?.(now);
       })();
