@@ -2,7 +2,7 @@
  * Taking messages from Redis: one atomic script call takes a batch and
  * records it in `unacked` / `unacked_index` (reconciling a take whose
  * reply was lost), malformed elements are parked, and while the queues are
- * empty the taker waits by claiming (see redis_claims.ts), riding out a
+ * empty the taker waits by claiming (redis_watchers.ts, redis_claims.ts), riding out a
  * Redis outage by retrying every {@link RECONNECT_POLL_MS} ms. A message
  * the wait claims is handed out at once, its take script following it
  * (redis_early.ts): an idle worker starts a task one Redis round trip sooner.
@@ -15,24 +15,15 @@ import { decodeEnvelope, decodeEnvelopeWith, type Envelope } from "../protocol/e
 import { sleep, untilAborted } from "./sleep.ts";
 import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
-import {
-  CLAIM_LEASE_SECONDS,
-  claimedList,
-  type ClaimLink,
-  claimList,
-  CLAIMS_KEY,
-  ClaimWatcher,
-  ioredisClaimLink,
-  respClaimLink,
-} from "./redis_claims.ts";
+import { claimList } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
-import { duplicateRedis } from "./redis_connection.ts";
 import { PARKED_KEY, queueOfList, rotatedLists } from "./redis_keys.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
 import { BodyPack, PENDING, toDelivery } from "./redis_bodies.ts";
 import { parkRaw } from "./redis_parked.ts";
 import { TAKE_SCRIPT } from "./redis_scripts.ts";
 import { RespScript, stringArray } from "./resp_scripts.ts";
+import { ClaimWatchers } from "./redis_watchers.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -76,9 +67,7 @@ export class RedisTaker {
   readonly #scope: RedisScope;
   /** Aborted when the broker closes: a take recording in the background gives up then. */
   readonly #closing: AbortSignal;
-  readonly #watchers = new Map<string, ClaimWatcher>();
-  /** This broker's id in its claim lists (see redis_claims.ts). */
-  readonly #id = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+  readonly #watchers: ClaimWatchers;
   #rotation = 0;
   /** This consumer's take record and the sequence id of its next take. */
   readonly #takeRecord = `celeriac.take.${crypto.randomUUID()}`;
@@ -113,6 +102,7 @@ export class RedisTaker {
   constructor(scope: RedisScope, closing: AbortSignal = new AbortController().signal) {
     this.#scope = scope;
     this.#closing = closing;
+    this.#watchers = new ClaimWatchers(scope);
   }
 
   /**
@@ -133,7 +123,7 @@ export class RedisTaker {
     // claimed since: wait first. A message queued meanwhile (or before: a burst) ends the wait at
     // once and is handed out early, and the take that records it takes the rest up to max; a
     // take here would mostly find nothing, and delay the wait by a script run.
-    if (this.#emptyAt !== null && this.#emptyAt === this.#claims(null)) {
+    if (this.#emptyAt !== null && this.#emptyAt === this.#watchers.claims(null)) {
       const early = await this.#waitAny(rotatedLists(queues, this.#rotation), signal, max);
       if (early) return early;
     }
@@ -141,8 +131,8 @@ export class RedisTaker {
     while (!signal.aborted) {
       const lists = this.#unsureTake?.lists ?? rotatedLists(queues, this.#rotation);
       const claimOrder = this.#unsureTake?.claimOrder ?? lists;
-      const claims = this.#claims(lists);
-      const claimedBefore = this.#claims(null);
+      const claims = this.#watchers.claims(lists);
+      const claimedBefore = this.#watchers.claims(null);
       let got: Delivery[];
       let taken: number;
       try {
@@ -170,7 +160,7 @@ export class RedisTaker {
         if (taken < max) this.#emptyAt = claimedBefore;
         return got;
       }
-      if (this.#claims(lists) === claims) {
+      if (this.#watchers.claims(lists) === claims) {
         const early = await this.#waitAny(lists, signal, max);
         if (early) return early;
       }
@@ -268,7 +258,7 @@ export class RedisTaker {
     if (env.deliveryTag === "") return null;
     const d = toDelivery(env, list, env.deliveryTag);
     const early = this.#early.add(claim.raw, d);
-    const claimedBefore = this.#claims(null);
+    const claimedBefore = this.#watchers.claims(null);
     const claimOrder = [list, ...lists.filter((l) => l !== list)];
     // Sent by the next take, it takes up to max (that take returns the rest); sent by a settling,
     // the timer or closing, only this claim list (this element and at most one older claim): no
@@ -302,7 +292,7 @@ export class RedisTaker {
     // Messages this broker claimed while waiting come first (they were sent first).
     const sources = [...claimOrder, ...lists];
     const keys = [
-      ...claimOrder.map((l) => s.k(claimList(this.#id, l))),
+      ...claimOrder.map((l) => s.k(claimList(this.#watchers.id, l))),
       ...lists.map((l) => s.k(l)),
       s.k("unacked_index"),
       s.k("unacked"),
@@ -439,84 +429,18 @@ export class RedisTaker {
    */
   async #waitAny(lists: string[], signal: AbortSignal, max: number): Promise<Delivery[] | null> {
     // -1: a wait sent while a take is under way is never handed out early.
-    const epoch = this.#taking ? -1 : this.#takesSent;
-    const waits = lists.map((l) => {
-      const w = this.#watcher(l);
-      return w.wait(epoch).then((claimed) => claimed ? l : null);
-    });
-    const { promise: aborted, resolve } = Promise.withResolvers<null>();
-    const onAbort = () => resolve(null);
-    signal.addEventListener("abort", onAbort, { once: true });
-    let won: string | null;
-    try {
-      won = await Promise.race([...waits, aborted]);
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-    }
-    if (won === null || signal.aborted) return null;
-    return this.#handOut(this.#watchers.get(won)!.takeClaimed(), won, lists, max);
+    const won = await this.#watchers.waitAny(lists, signal, this.#taking ? -1 : this.#takesSent);
+    return won && this.#handOut(won.claim, won.list, lists, max);
   }
 
   /**
-   * Messages claimed so far by the watchers of `lists` (those not watched
-   * yet claimed none), or by every watcher when `lists` is null.
-   */
-  #claims(lists: string[] | null): number {
-    let n = 0;
-    if (lists === null) { for (const w of this.#watchers.values()) n += w.claims; }
-    else for (const l of lists) n += this.#watchers.get(l)?.claims ?? 0;
-    return n;
-  }
-
-  #watcher(list: string): ClaimWatcher {
-    let w = this.#watchers.get(list);
-    if (!w) {
-      const s = this.#scope;
-      const member = claimList(this.#id, list);
-      const keys = [s.k(list), s.k(member), s.k(CLAIMS_KEY), member] as const;
-      let link: ClaimLink;
-      if (s.resp) {
-        link = respClaimLink(s.resp.connection({ name: "celeriac-watch", role: "wait" }), ...keys);
-      } else {
-        const conn = duplicateRedis(s.client, s.rawUrl, "celeriac-watch");
-        conn.on("error", () => {});
-        link = ioredisClaimLink(conn, ...keys);
-      }
-      w = new ClaimWatcher(link);
-      this.#watchers.set(list, w);
-    }
-    return w;
-  }
-
-  /**
-   * Put claims back at the front of their queues: this broker's own (on
-   * close), or every claim not renewed for {@link CLAIM_LEASE_SECONDS}.
+   * Put claims back at the front of their queues (see `ClaimWatchers.returnClaims`).
    *
    * @param own this broker's claims, rather than abandoned ones
    * @returns how many messages moved
    */
-  async returnClaims(own: boolean): Promise<number> {
-    const s = this.#scope;
-    const members = own
-      ? [...this.#watchers.keys()].map((l) => claimList(this.#id, l))
-      : await s.client.zrangebyscore(
-        s.k(CLAIMS_KEY),
-        "-inf",
-        Date.now() / 1000 - CLAIM_LEASE_SECONDS,
-      );
-    let moved = 0;
-    for (const member of members) {
-      const list = claimedList(member);
-      if (list === null) continue;
-      moved += await s.client.celeriacReturnClaim(
-        s.k(member),
-        s.k(list),
-        s.k(CLAIMS_KEY),
-        member,
-      );
-    }
-    if (moved > 0) log.info("Returned {n} claimed message(s) to their queues", { n: moved });
-    return moved;
+  returnClaims(own: boolean): Promise<number> {
+    return this.#watchers.returnClaims(own);
   }
 
   /** Stop waiting and put this broker's claims back in their queues. */
@@ -526,11 +450,7 @@ export class RedisTaker {
     this.#early.rejectAll(
       new BrokerConnectionError("the broker closed before the take was recorded"),
     );
-    for (const w of this.#watchers.values()) w.close();
-    await this.returnClaims(true).catch((err) =>
-      log.warn("Could not return claimed messages: {error}", { error: (err as Error).message })
-    );
-    this.#watchers.clear();
+    await this.#watchers.close();
     // The record only serves this consumer's next take; without this it lingers until it expires.
     await this.#scope.client.del(this.#scope.k(this.#takeRecord)).catch((err) =>
       log.debug("Could not delete the take record: {error}", { error: (err as Error).message })
