@@ -170,7 +170,11 @@ export class RedisBroker implements Broker {
         : undefined,
     };
     this.#publisher = new RedisPublisher(this.#scope);
-    this.#taker = new RedisTaker(this.#scope, this.#closing.signal);
+    this.#taker = new RedisTaker(
+      this.#scope,
+      this.#closing.signal,
+      (left) => this.#settler.requeue(left),
+    );
     this.#settler = new RedisSettler(this.#scope, this.#taker, options.outageRetryLimit);
   }
 

@@ -58,7 +58,7 @@ const RECORD_WITHIN_MS = 200;
  * @example
  * ```ts ignore
  * import { RedisTaker } from "./redis_take.ts";
- * const taker = new RedisTaker(scope);
+ * const taker = new RedisTaker(scope, closing, (left) => settler.requeue(left));
  * const deliveries = await taker.take(["celery"], 10, AbortSignal.timeout(5000));
  * await taker.close();
  * ```
@@ -88,20 +88,33 @@ export class RedisTaker {
   readonly #early = new EarlyDeliveries();
   /** The take script sent after an early hand-out, until its reply is handled. */
   #background: Promise<void> | null = null;
-  /** That take script before it is sent: see {@link RedisTaker.#sendDeferred}. */
-  #deferred: ((full: boolean) => Promise<void>) | null = null;
+  /**
+   * That take script before it is sent, given the max of the take that sends
+   * it or null: see {@link RedisTaker.#sendDeferred}.
+   */
+  #deferred: ((max: number | null) => Promise<void>) | null = null;
   /** Sends it after {@link RECORD_WITHIN_MS} if nothing else did. */
   #deferTimer: ReturnType<typeof setTimeout> | undefined;
-  /** What that take took beside the early delivery: the next take returns it. */
+  /** What that take took beside the early delivery: the take that sent it returns it. */
   #stash: Delivery[] = [];
+  /** Puts recorded deliveries back at the front of their queues (the broker's requeue). */
+  readonly #putBack: (deliveries: Delivery[]) => Promise<void>;
+  /** Putting back the stash of a take aborted before its take script replied. */
+  #puttingBack: Promise<void> | null = null;
 
   /**
    * @param scope the broker's connection and key prefix
    * @param closing aborted when the broker closes
+   * @param putBack puts recorded deliveries back at the front of their queues
    */
-  constructor(scope: RedisScope, closing: AbortSignal = new AbortController().signal) {
+  constructor(
+    scope: RedisScope,
+    closing: AbortSignal,
+    putBack: (deliveries: Delivery[]) => Promise<void>,
+  ) {
     this.#scope = scope;
     this.#closing = closing;
+    this.#putBack = putBack;
     this.#watchers = new ClaimWatchers(scope);
   }
 
@@ -111,11 +124,14 @@ export class RedisTaker {
    * back or `signal` aborts).
    */
   async take(queues: readonly string[], max: number, signal: AbortSignal): Promise<Delivery[]> {
-    this.#sendDeferred(true);
+    this.#sendDeferred(max);
     if (this.#background) {
       // Recording the last early hand-out (repeating its take while Redis is unreachable).
       await untilAborted(this.#background, signal);
-      if (signal.aborted) return [];
+      if (signal.aborted) {
+        this.#putBackStash();
+        return [];
+      }
     }
     if (this.#stash.length > 0) return this.#stash.splice(0, max);
     let down = 0;
@@ -222,7 +238,29 @@ export class RedisTaker {
   async leftOver(): Promise<Delivery[]> {
     this.#sendDeferred();
     await this.#background;
+    await this.#puttingBack;
     return this.#stash.splice(0);
+  }
+
+  /**
+   * A take that sent the take script of an early hand-out ended before the
+   * script replied (its signal aborted: a Redis Cluster take over several
+   * queues ends the takes of the others once one returns). What the script
+   * takes beside the early delivery goes back to its queues once recorded:
+   * held until this taker's next take, which may not come for long (the
+   * worker holds its max), nothing would renew its lease, and once restored
+   * and run elsewhere it would be handed out here again.
+   */
+  #putBackStash(): void {
+    const recording = this.#background;
+    if (recording === null || this.#puttingBack !== null) return;
+    this.#puttingBack = recording.then(async () => {
+      // Last first: each goes to the front of its queue, and the first is taken first again.
+      const left = this.#stash.splice(0).reverse();
+      if (left.length > 0) await this.#putBack(left);
+    }).catch((err) =>
+      log.warn("Could not put back taken message(s): {error}", { error: (err as Error).message })
+    ).finally(() => this.#puttingBack = null);
   }
 
   /**
@@ -231,7 +269,7 @@ export class RedisTaker {
    * still in its claim list: its wait was sent while no take was under way
    * and no take was sent since, so no take can have taken it. The take
    * script (sent by the next take: the one that would have followed the
-   * wait, up to `max`, this claim list first; by a settling, its timer or
+   * wait, up to its max beside this element, this claim list first; by a settling, its timer or
    * closing: this claim list alone) goes out once the delivery is on its way
    * ({@link RedisTaker.#sendDeferred}); its reply gives the delivery its
    * recorded tag, and its other messages are the next take's. Settling the
@@ -260,14 +298,15 @@ export class RedisTaker {
     const early = this.#early.add(claim.raw, d);
     const claimedBefore = this.#watchers.claims(null);
     const claimOrder = [list, ...lists.filter((l) => l !== list)];
-    // Sent by the next take, it takes up to max (that take returns the rest); sent by a settling,
-    // the timer or closing, only this claim list (this element and at most one older claim): no
-    // take may come for long (the consume loop may sleep with its ETA limit or backlog reached),
-    // and the queues' messages stay there for any worker rather than recorded and held out of
-    // sight (and restored after the visibility timeout).
-    this.#deferred = (full) =>
-      (full
-        ? this.#record(early, lists, max, claimOrder, claimedBefore)
+    // Sent by the next take, it takes this element and up to that take's max beside (which that
+    // take returns; at least 2 in all, see above); sent by a settling, the timer or closing, only
+    // this claim list (this element and at most one older claim): no take may come for long (the
+    // consume loop may sleep with its ETA limit or backlog reached), and the queues' messages
+    // stay there for any worker rather than recorded and held out of sight (and restored after
+    // the visibility timeout).
+    this.#deferred = (next) =>
+      (next !== null
+        ? this.#record(early, lists, Math.max(2, next + 1), claimOrder, claimedBefore)
         : this.#record(early, [], 2, [list], claimedBefore))
         .finally(() => this.#background = null);
     this.#deferTimer = setTimeout(() => this.#sendDeferred(), RECORD_WITHIN_MS);
@@ -409,16 +448,17 @@ export class RedisTaker {
    * the hand-out): on a busy host, the write that wakes Redis can cost the
    * thread its CPU for as long as Redis runs.
    *
-   * @param full sent by a take (which returns what the script takes beside
-   *   the early delivery): it takes up to the hand-out's max; otherwise
-   *   (a settling, the timer, closing) the early delivery's claim list alone
+   * @param next the max of the take that sends it (which returns what the
+   *   script takes beside the early delivery, up to that max); null when a
+   *   settling, the timer or closing sends it: the early delivery's claim
+   *   list alone
    */
-  #sendDeferred(full = false): void {
+  #sendDeferred(next: number | null = null): void {
     const send = this.#deferred;
     if (send === null) return;
     clearTimeout(this.#deferTimer);
     this.#deferred = null;
-    this.#background = send(full);
+    this.#background = send(next);
   }
 
   /**
