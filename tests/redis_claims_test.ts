@@ -12,6 +12,7 @@ import {
   ClaimWatcher,
   respClaimLink,
 } from "../src/broker/redis_claims.ts";
+import { rotatedLists, takeOrder } from "../src/broker/redis_keys.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { RespConnection, type RespConnectionOptions } from "../src/broker/resp_connection.ts";
 import { respOptions } from "../src/broker/resp_scripts.ts";
@@ -37,6 +38,27 @@ Deno.test("redis claims: a claim list names its queue list", () => {
   assert.equal(name, "celeriac.claim.abc123|q|odd\x06\x163");
   assert.equal(claimedList(name), "q|odd\x06\x163");
   assert.equal(claimedList("unacked"), null);
+});
+
+Deno.test("redis claims: a take reads claims and queues step by step, most urgent first", () => {
+  const lists = rotatedLists(["a", "b"], 1);
+  const read = (first: string | null) =>
+    takeOrder(lists, first).map(([l, claim]) =>
+      (claim ? "claim:" : "") + l.replace("\x06\x16", "/")
+    );
+  assert.deepEqual(read(null), [
+    ...["claim:b", "claim:a", "b", "a"],
+    ...["claim:b/3", "claim:a/3", "b/3", "a/3"],
+    ...["claim:b/6", "claim:a/6", "b/6", "a/6"],
+    ...["claim:b/9", "claim:a/9", "b/9", "a/9"],
+  ]);
+  // An early hand-out's claim list first (its take surely takes it), read once.
+  assert.deepEqual(read("a\x06\x166").slice(0, 10), [
+    ...["claim:a/6", "claim:b", "claim:a", "b", "a"],
+    ...["claim:b/3", "claim:a/3", "b/3", "a/3", "claim:b/6"],
+  ]);
+  assert.equal(read("a\x06\x166").filter((l) => l === "claim:a/6").length, 1);
+  assert.deepEqual(takeOrder([], "a"), [["a", true]]);
 });
 
 Deno.test({

@@ -309,3 +309,35 @@ Deno.test({
     await r.quit();
   }
 });
+
+Deno.test({
+  name: "redis early hand-out: after the record of a lone hand-out, a higher priority's " +
+    "backlog is served before a lower priority's message, as kombu does",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { p, q, broker, r } = await waitingBroker("early-priority");
+  try {
+    const got = await takeWhileWaiting(broker, q, ["a", "b", "c"]);
+    assert.deepEqual(texts(got), ["a"]);
+    // Recorded alone (b and c stay queued); the next take waits first, on every list of q.
+    await broker.ack(got);
+    // The waits on q's other priority lists time out (1 s): none is in flight when x is queued.
+    await new Promise((res) => setTimeout(res, 1300));
+    await broker.publish(message("x", { properties: { delivery_mode: 2, priority: 9 } }), {
+      routingKey: q,
+    });
+    const served: Delivery[] = [];
+    while (served.length < 3) {
+      const some = await broker.take([q], { max: 2, signal: AbortSignal.timeout(5000) });
+      assert.ok(some.length > 0, `took ${texts(served)}, then nothing`);
+      served.push(...some);
+    }
+    assert.deepEqual(texts(served), ["b", "c", "x"]);
+    await broker.ack(served);
+    assert.equal(await r.hlen(`${p}unacked`), 0);
+  } finally {
+    await broker.close();
+    await deleteKeys(p);
+    await r.quit();
+  }
+});

@@ -11,16 +11,15 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { decodeEnvelope, decodeEnvelopeWith, type Envelope } from "../protocol/envelope.ts";
+import { decodeEnvelope, type Envelope } from "../protocol/envelope.ts";
 import { sleep, untilAborted } from "./sleep.ts";
 import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import { claimList } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
-import { PARKED_KEY, queueOfList, rotatedLists } from "./redis_keys.ts";
+import { PARKED_KEY, priorityStep, rotatedLists, takeOrder } from "./redis_keys.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
-import { BodyPack, PENDING, toDelivery } from "./redis_bodies.ts";
-import { parkRaw } from "./redis_parked.ts";
+import { BodyPack, readTake, toDelivery } from "./redis_bodies.ts";
 import { TAKE_SCRIPT } from "./redis_scripts.ts";
 import { RespScript, stringArray } from "./resp_scripts.ts";
 import { ClaimWatchers } from "./redis_watchers.ts";
@@ -73,13 +72,19 @@ export class RedisTaker {
   readonly #takeRecord = `celeriac.take.${crypto.randomUUID()}`;
   #takeSeq = 0;
   /** Lists of a take whose reply was lost: the next take repeats it with the same id. */
-  #unsureTake: { lists: string[]; seq: number; claimOrder: string[] } | null = null;
+  #unsureTake: { lists: string[]; seq: number; first: string | null } | null = null;
   /**
    * Claims counted (over every watcher) before the last take that found
    * every list empty, or that took a claim list alone (the record of an
    * early hand-out); null when the last take may have left messages.
    */
   #emptyAt: number | null = null;
+  /**
+   * Whether that take read no queue list (the record of an early hand-out,
+   * its claim list alone): a higher priority may have a backlog that the
+   * wait that follows claims from along with a lower one's message.
+   */
+  #unseen = false;
   readonly #bodies = new BodyPack();
   /** Take scripts sent so far, and whether one is awaiting its reply. */
   #takesSent = 0;
@@ -140,19 +145,20 @@ export class RedisTaker {
     // once and is handed out early, and the take that records it takes the rest up to max; a
     // take here would mostly find nothing, and delay the wait by a script run.
     if (this.#emptyAt !== null && this.#emptyAt === this.#watchers.claims(null)) {
-      const early = await this.#waitAny(rotatedLists(queues, this.#rotation), signal, max);
+      const lists = rotatedLists(queues, this.#rotation);
+      const early = await this.#waitAny(lists, signal, max, this.#unseen);
       if (early) return early;
     }
     this.#emptyAt = null;
     while (!signal.aborted) {
       const lists = this.#unsureTake?.lists ?? rotatedLists(queues, this.#rotation);
-      const claimOrder = this.#unsureTake?.claimOrder ?? lists;
+      const first = this.#unsureTake?.first ?? null;
       const claims = this.#watchers.claims(lists);
       const claimedBefore = this.#watchers.claims(null);
       let got: Delivery[];
       let taken: number;
       try {
-        [got, taken] = await this.#takeNow(lists, max, claimOrder);
+        [got, taken] = await this.#takeNow(lists, max, first);
       } catch (err) {
         if (!(err instanceof BrokerConnectionError)) throw err;
         // Ride out the outage here, as the AMQP transport does: retry soon after Redis is back.
@@ -173,7 +179,10 @@ export class RedisTaker {
       }
       if (got.length > 0) {
         this.#rotation++;
-        if (taken < max) this.#emptyAt = claimedBefore;
+        if (taken < max) {
+          this.#emptyAt = claimedBefore;
+          this.#unseen = false;
+        }
         return got;
       }
       if (this.#watchers.claims(lists) === claims) {
@@ -297,7 +306,6 @@ export class RedisTaker {
     const d = toDelivery(env, list, env.deliveryTag);
     const early = this.#early.add(claim.raw, d);
     const claimedBefore = this.#watchers.claims(null);
-    const claimOrder = [list, ...lists.filter((l) => l !== list)];
     // Sent by the next take, it takes this element and up to that take's max beside (which that
     // take returns; at least 2 in all, see above); sent by a settling, the timer or closing, only
     // this claim list (this element and at most one older claim): no take may come for long (the
@@ -306,8 +314,8 @@ export class RedisTaker {
     // the visibility timeout).
     this.#deferred = (next) =>
       (next !== null
-        ? this.#record(early, lists, Math.max(2, next + 1), claimOrder, claimedBefore)
-        : this.#record(early, [], 2, [list], claimedBefore))
+        ? this.#record(early, lists, Math.max(2, next + 1), list, claimedBefore)
+        : this.#record(early, [], 2, list, claimedBefore))
         .finally(() => this.#background = null);
     this.#deferTimer = setTimeout(() => this.#sendDeferred(), RECORD_WITHIN_MS);
     return [d];
@@ -325,19 +333,18 @@ export class RedisTaker {
   async #takeNow(
     lists: string[],
     max: number,
-    claimOrder: string[] = lists,
+    first: string | null,
   ): Promise<[Delivery[], number]> {
     const s = this.#scope;
-    // Messages this broker claimed while waiting come first (they were sent first).
-    const sources = [...claimOrder, ...lists];
-    const keys = [
-      ...claimOrder.map((l) => s.k(claimList(this.#watchers.id, l))),
-      ...lists.map((l) => s.k(l)),
-      s.k("unacked_index"),
-      s.k("unacked"),
-      s.k(PARKED_KEY),
-      s.k(this.#takeRecord),
-    ];
+    // A higher priority first; within a step, what this broker's waits claimed first (it was
+    // sent first).
+    const sources: string[] = [];
+    const keys: string[] = [];
+    for (const [list, claimed] of takeOrder(lists, first)) {
+      sources.push(list);
+      keys.push(s.k(claimed ? claimList(this.#watchers.id, list) : list));
+    }
+    keys.push(s.k("unacked_index"), s.k("unacked"), s.k(PARKED_KEY), s.k(this.#takeRecord));
     // A take repeating one whose reply was lost uses that take's id; takes never share one.
     const seq = this.#unsureTake?.seq ?? ++this.#takeSeq;
     const args = [String(max), String(seq)];
@@ -349,7 +356,7 @@ export class RedisTaker {
         ? await s.resp.evalScript(TAKE, keys, args, stringArray)
         : await s.run(() => s.client.celeriacTake(keys.length, ...keys, ...args));
     } catch (err) {
-      this.#unsureTake = { lists, seq, claimOrder };
+      this.#unsureTake = { lists, seq, first };
       throw err;
     } finally {
       this.#taking = false;
@@ -360,44 +367,7 @@ export class RedisTaker {
       });
     }
     this.#unsureTake = null;
-    const out: Delivery[] = [];
-    const pack = this.#bodies;
-    const packing = pack.begin();
-    const pending: Delivery[] = [];
-    try {
-      for (let i = 0; i < flat.length; i += 3) {
-        const pos = Number(flat[i]);
-        const tag = flat[i + 1];
-        const raw = flat[i + 2];
-        const list = sources[Math.abs(pos) - 1];
-        if (this.#early.size > 0 && this.#early.recorded(raw, tag)) continue;
-        if (pos < 0) {
-          log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
-            list,
-            sample: raw.slice(0, 200),
-          });
-          continue;
-        }
-        let env: Envelope;
-        try {
-          env = packing ? decodeEnvelopeWith(raw, pack.decode) : decodeEnvelope(raw);
-        } catch (err) {
-          await parkRaw(
-            s,
-            tag,
-            raw,
-            queueOfList(list),
-            `malformed message: ${(err as Error).message}`,
-          );
-          continue;
-        }
-        const d = toDelivery(env, list, tag);
-        if (env.body === PENDING) pending.push(d);
-        out.push(d);
-      }
-    } finally {
-      if (packing) pack.end(pending);
-    }
+    const out = await readTake(s, flat, sources, this.#bodies, this.#early);
     // An early delivery this take did not record is no longer this consumer's.
     if (this.#early.size > 0) this.#early.tookAll(seq);
     return [out, flat.length / 3];
@@ -412,20 +382,23 @@ export class RedisTaker {
     early: Early,
     lists: string[],
     max: number,
-    claimOrder: string[],
+    first: string,
     claimedBefore: number,
   ): Promise<void> {
     let failed = false;
     // At least once: a broker closing sends it too, and puts back what it took beside.
     do {
-      const taking = this.#takeNow(lists, max, claimOrder);
+      const taking = this.#takeNow(lists, max, first);
       if (early.seq < 0) early.seq = this.#takeSeq;
       try {
         const [got, taken] = await taking;
         this.#rotation++;
         // A take of claim lists alone leaves the queues as they were: the next take waits first
         // all the same (see take()).
-        if (taken < max || lists.length === 0) this.#emptyAt = claimedBefore;
+        if (taken < max || lists.length === 0) {
+          this.#emptyAt = claimedBefore;
+          this.#unseen = lists.length === 0;
+        }
         for (const g of got) this.#stash.push(g);
         return;
       } catch (err) {
@@ -465,12 +438,24 @@ export class RedisTaker {
    * Wait until a watcher of `lists` claims a message (or 1 s passes); hand
    * the claimed message out at once when it can be ({@link #handOut}).
    *
+   * @param unseen the queue lists were not read since they may have had
+   *   messages: only a claim of the most urgent step is handed out early (a
+   *   higher priority's backlog is claimed along with a lower one's message,
+   *   and its claim may reply later); the take that follows otherwise serves
+   *   them in priority order
    * @returns the delivery handed out, or null when a take must follow
    */
-  async #waitAny(lists: string[], signal: AbortSignal, max: number): Promise<Delivery[] | null> {
+  async #waitAny(
+    lists: string[],
+    signal: AbortSignal,
+    max: number,
+    unseen = false,
+  ): Promise<Delivery[] | null> {
     // -1: a wait sent while a take is under way is never handed out early.
     const won = await this.#watchers.waitAny(lists, signal, this.#taking ? -1 : this.#takesSent);
-    return won && this.#handOut(won.claim, won.list, lists, max);
+    if (won === null) return null;
+    if (unseen && priorityStep(won.list) !== priorityStep(lists[0])) return null;
+    return this.#handOut(won.claim, won.list, lists, max);
   }
 
   /**
