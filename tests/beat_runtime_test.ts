@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reservePorts } from "./helpers/ports.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 import { at, Beat, BeatStoreError, Celery, crontab, PeriodicTasks } from "../mod.ts";
@@ -146,9 +147,8 @@ Deno.test("beat: an amqp:// broker without beatStore is refused with what to set
 });
 
 Deno.test("beat: a store that goes away stops sending, nothing crashes, and it resumes", async () => {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = probe.addr.port;
-  probe.close();
+  using ports = reservePorts();
+  const port = ports.base;
   const startRedis = () =>
     new Deno.Command("redis-server", {
       args: ["--port", String(port), "--save", "", "--appendonly", "no"],

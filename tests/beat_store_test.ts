@@ -4,13 +4,7 @@ import assert from "node:assert/strict";
 import { openScheduleStore, type ScheduleStore, type ScheduleStoreOptions } from "../protocol.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
-import {
-  privatePorts,
-  type RedisProcess,
-  startRedis,
-  startRedisCluster,
-  startSentinel,
-} from "./helpers/redis_servers.ts";
+import { privateServers } from "./helpers/redis_servers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -113,17 +107,16 @@ Deno.test("beat store: amqp:// is refused with what to use instead", async () =>
 });
 
 Deno.test("beat store: works through Redis Sentinel (sentinel:// URL, private servers)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "celeriac-beat-sentinel-" });
-  const base = privatePorts();
-  const master = await startRedis(base, dir);
-  const sentinel = await startSentinel(base + 1, dir, "beatmaster", base);
+  const servers = await privateServers("beat-sentinel", async (s) => {
+    await s.redis(0);
+    await s.sentinel(1, "beatmaster", 0);
+  });
+  const base = servers.base;
   const url = `sentinel://127.0.0.1:${base + 1}/0?master_name=beatmaster`;
   try {
     await conformanceAt(url);
   } finally {
-    await sentinel.kill();
-    await master.kill();
-    await Deno.remove(dir, { recursive: true });
+    await servers.stop();
   }
 });
 
@@ -131,16 +124,13 @@ Deno.test({
   name: "beat store: works on Redis Cluster (redis+cluster:// URL, private 3-master cluster)",
   ignore: WITHOUT_REDIS,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "celeriac-beat-cluster-" });
-    const base = privatePorts();
-    let nodes: RedisProcess[] = [];
+    const servers = await privateServers("beat-cluster", (s) => s.cluster());
+    const base = servers.base;
     try {
-      nodes = await startRedisCluster(base, dir);
       const url = `redis+cluster://127.0.0.1:${base},127.0.0.1:${base + 1}`;
       await conformanceAt(url);
     } finally {
-      for (const n of nodes) await n.kill();
-      await Deno.remove(dir, { recursive: true });
+      await servers.stop();
     }
   },
 });

@@ -8,18 +8,16 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { encodeGroupMeta } from "../protocol.ts";
 import { openRedisBackend } from "../transports.ts";
-import { privatePorts, type RedisProcess, startRedisCluster } from "./helpers/redis_servers.ts";
+import { privateServers } from "./helpers/redis_servers.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 Deno.test({
   name: "redis cluster: chord join in one slot, one completer of 100",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const base = privatePorts();
-  const dir = await Deno.makeTempDir({ prefix: "celeriac-chord-cluster-" });
-  let nodes: RedisProcess[] = [];
+  const servers = await privateServers("chord-cluster", (s) => s.cluster());
+  const base = servers.base;
   try {
-    nodes = await startRedisCluster(base, dir);
     const backend = await openRedisBackend(`redis+cluster://127.0.0.1:${base}`);
     try {
       const gid = crypto.randomUUID();
@@ -48,7 +46,6 @@ Deno.test({
       await backend.close();
     }
   } finally {
-    await Promise.allSettled(nodes.map((n) => n.kill()));
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await servers.stop();
   }
 });

@@ -10,17 +10,10 @@ import { Celery } from "../mod.ts";
 import { openBackend, openBroker, openScheduleStore, resolveConfig } from "../protocol.ts";
 import { RedisBroker } from "../src/broker/redis.ts";
 import { RedisBackend } from "../src/backend/redis.ts";
+import { reservePorts } from "./helpers/ports.ts";
 import { Proc } from "./helpers/procs.ts";
 import { REDIS_URL } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
-
-/** A TCP port nothing listens on now (the OS picks it), for a private server. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 const test = (name: string, fn: () => Promise<void> | void) =>
   Deno.test({ name: `connect errors: ${name}`, ignore: WITHOUT_REDIS }, fn);
@@ -71,7 +64,8 @@ test("a database the server does not have fails the extra connections too", asyn
 });
 
 test("wrong password, missing password, unknown host and refused say which", async () => {
-  const port = freePort();
+  using ports = reservePorts();
+  const port = ports.base;
   const server = Proc.start("redis-server", "redis-server", [
     "--port",
     String(port),

@@ -14,7 +14,8 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { Celery } from "../mod.ts";
 import { Proc } from "./helpers/procs.ts";
-import { privatePorts, type RedisProcess, startRedis, waitUntil } from "./helpers/redis_servers.ts";
+import { blockIndex } from "./helpers/ports.ts";
+import { type PrivateServers, privateServers, waitUntil } from "./helpers/redis_servers.ts";
 import { report } from "./helpers/report.ts";
 
 async function ip(...args: string[]): Promise<{ ok: boolean; err: string }> {
@@ -40,36 +41,44 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const subnet = 10 + Math.floor(Math.random() * 200);
-  const port = privatePorts();
-  const dir = await Deno.makeTempDir({ prefix: "celeriac-fleet-" });
+  let subnet = 0;
   const namespaces: string[] = [];
   const workers: Proc[] = [];
-  let redisProc: RedisProcess | null = null;
+  let servers: PrivateServers | null = null;
   let app: Celery | null = null;
   let observer: Redis | null = null;
   try {
-    for (let h = 1; h <= HOSTS; h++) {
-      const ns = `clr-${tag}-h${h}`;
-      const veth = `clr${tag}h${h}`;
-      const must = async (...args: string[]) => {
-        const r = await ip(...args);
-        if (!r.ok) throw new Error(`ip ${args.join(" ")}: ${r.err}`);
-      };
-      await must("netns", "add", ns);
-      namespaces.push(ns);
-      await must("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns);
-      await must("addr", "add", `10.${subnet}.${h}.1/24`, "dev", veth);
-      await must("link", "set", veth, "up");
-      await must("-n", ns, "addr", "add", `10.${subnet}.${h}.2/24`, "dev", "eth0");
-      await must("-n", ns, "link", "set", "eth0", "up");
-      await must("-n", ns, "link", "set", "lo", "up");
-    }
-    const binds = [
-      "127.0.0.1",
-      ...Array.from({ length: HOSTS }, (_, i) => `10.${subnet}.${i + 1}.1`),
-    ];
-    redisProc = await startRedis(port, dir, ["--bind", ...binds, "--protected-mode", "no"]);
+    servers = await privateServers("fleet", async (s) => {
+      // 10.<subnet>.0.0/16 follows the port block, so runs in parallel never share addresses.
+      subnet = 10 + blockIndex(s.base);
+      try {
+        for (let h = 1; h <= HOSTS; h++) {
+          const ns = `clr-${tag}-h${h}`;
+          const veth = `clr${tag}h${h}`;
+          const must = async (...args: string[]) => {
+            const r = await ip(...args);
+            if (!r.ok) throw new Error(`ip ${args.join(" ")}: ${r.err}`);
+          };
+          await must("netns", "add", ns);
+          namespaces.push(ns);
+          await must("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns);
+          await must("addr", "add", `10.${subnet}.${h}.1/24`, "dev", veth);
+          await must("link", "set", veth, "up");
+          await must("-n", ns, "addr", "add", `10.${subnet}.${h}.2/24`, "dev", "eth0");
+          await must("-n", ns, "link", "set", "eth0", "up");
+          await must("-n", ns, "link", "set", "lo", "up");
+        }
+        const binds = [
+          "127.0.0.1",
+          ...Array.from({ length: HOSTS }, (_, i) => `10.${subnet}.${i + 1}.1`),
+        ];
+        await s.redis(0, ["--bind", ...binds, "--protected-mode", "no"]);
+      } catch (err) {
+        for (const ns of namespaces.splice(0)) await ip("netns", "del", ns);
+        throw err;
+      }
+    });
+    const port = servers.base;
     const local = `redis://127.0.0.1:${port}/0?visibility_timeout=3`;
     const queue = `fleet-${tag}`;
     const marker = `fleet-${tag}:done`;
@@ -162,8 +171,7 @@ Deno.test({
     }
     observer?.disconnect();
     await app?.close();
-    await redisProc?.kill();
+    await servers?.stop();
     for (const ns of namespaces) await ip("netns", "del", ns);
-    await Deno.remove(dir, { recursive: true });
   }
 });

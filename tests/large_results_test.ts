@@ -13,17 +13,10 @@ import { EncodeError } from "../src/protocol/errors.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import type { TaskState } from "../src/protocol/result_meta.ts";
 import { withFirstContactWorker } from "./helpers/first_contact.ts";
+import { reservePorts } from "./helpers/ports.ts";
 import { Proc } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
-
-/** A TCP port nothing listens on now (the OS picks it), for a private server. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 function entry(taskId: string, status: TaskState, result: unknown) {
   return {
@@ -117,7 +110,8 @@ Deno.test({
     "large results: a Redis write error (bulk over the server's limit) stores FAILURE, run once",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const port = freePort();
+  using ports = reservePorts();
+  const port = ports.base;
   // proto-max-bulk-len 1mb: a 2 MB SET gets "ERR Protocol error: invalid bulk length", as a
   // result over 512 MB would on a default server.
   const server = Proc.start("redis-server", "redis-server", [

@@ -5,7 +5,7 @@ import { PARKED_KEY } from "../src/broker/redis_keys.ts";
 import { encodeEnvelope } from "../src/protocol/envelope.ts";
 import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
-import { command, privatePorts, startRedis } from "./helpers/redis_servers.ts";
+import { command, privateServers } from "./helpers/redis_servers.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const prefix = uniquePrefix("broker");
@@ -382,9 +382,8 @@ Deno.test({
     "redis broker: a subscription the server refuses (PSUBSCRIBE not allowed by ACL) rejects and leaves no kombu binding behind",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const dir = await Deno.makeTempDir({ prefix: "celeriac-acl-" });
-  const port = privatePorts();
-  const server = await startRedis(port, dir);
+  const servers = await privateServers("acl", (s) => s.redis());
+  const port = servers.base;
   try {
     await command(port, "ACL", "SETUSER", "carol", "on", ">pw", "~*", "&*", "+@all", "-psubscribe");
     const broker = await openRedisBroker(`redis://carol:pw@127.0.0.1:${port}/0`);
@@ -407,8 +406,7 @@ Deno.test({
       await broker.close();
     }
   } finally {
-    await server.kill();
-    await Deno.remove(dir, { recursive: true });
+    await servers.stop();
   }
 });
 

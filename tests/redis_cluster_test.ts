@@ -16,33 +16,18 @@ import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { brokerConformance } from "./broker_conformance.ts";
 import { brokerBatchSteps } from "./helpers/big_batches.ts";
 import { interopWorker } from "./helpers/interop.ts";
-import {
-  command,
-  privatePorts,
-  type RedisProcess,
-  startRedisCluster,
-  waitUntil,
-} from "./helpers/redis_servers.ts";
+import { command, privateServers, type RedisProcess, waitUntil } from "./helpers/redis_servers.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { report } from "./helpers/report.ts";
 
 const NODES = 6;
-const base = privatePorts();
-const dir = WITHOUT_REDIS ? "" : await Deno.makeTempDir({ prefix: "celeriac-cluster-" });
-const nodes: RedisProcess[] = [];
-
-async function createCluster(): Promise<void> {
-  nodes.push(
-    ...await startRedisCluster(base, dir, {
-      nodes: NODES,
-      replicas: 1,
-      args: ["--cluster-node-timeout", "1000"],
-    }),
-  );
-}
-
-if (!WITHOUT_REDIS) await createCluster();
+const servers = WITHOUT_REDIS ? null : await privateServers(
+  "cluster",
+  (s) => s.cluster({ nodes: NODES, replicas: 1, args: ["--cluster-node-timeout", "1000"] }),
+);
+const base = servers?.base ?? 0;
+const nodes: RedisProcess[] = servers?.processes ?? [];
 const url = `redis+cluster://127.0.0.1:${base},127.0.0.1:${base + 1}`;
 
 Deno.test("redis cluster: URLs name several start nodes; only database 0", () => {
@@ -190,6 +175,5 @@ Deno.test({
 });
 
 Deno.test({ name: "redis cluster: stop the cluster", ignore: WITHOUT_REDIS }, async () => {
-  for (const n of nodes) await n.kill();
-  await Deno.remove(dir, { recursive: true });
+  await servers?.stop();
 });

@@ -19,10 +19,8 @@ import { brokerBatchSteps, storeMany } from "./helpers/big_batches.ts";
 import { interopWorker } from "./helpers/interop.ts";
 import {
   command,
-  privatePorts,
-  type RedisProcess,
-  startRedis,
-  startSentinel,
+  type PrivateServers,
+  privateServers,
   waitUntil,
 } from "./helpers/redis_servers.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -70,28 +68,31 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const base = privatePorts();
-  const dir = await Deno.makeTempDir({ prefix: "celeriac-sentinel-" });
-  const procs: RedisProcess[] = [];
+  let servers: PrivateServers | null = null;
   const marker = `${uniquePrefix("sentinel")}done`;
   const shared = new Redis(REDIS_URL);
   let worker: Awaited<ReturnType<typeof interopWorker>> | null = null;
   let app: Celery | null = null;
   try {
-    const master = await startRedis(base, dir);
-    procs.push(master);
-    procs.push(await startRedis(base + 1, dir, ["--replicaof", "127.0.0.1", String(base)]));
-    await waitUntil(
-      "the replica to sync",
-      async () =>
-        String(await command(base + 1, "INFO", "replication")).includes("master_link_status:up"),
-      10_000,
-    );
-    for (let i = 2; i <= 4; i++) procs.push(await startSentinel(base + i, dir, "m1", base));
-    await waitUntil("the Sentinels to see each other", async () => {
-      const info = await command(base + 2, "SENTINEL", "MASTER", "m1") as string[];
-      return Number(info[info.indexOf("num-other-sentinels") + 1]) === 2;
-    }, 15_000);
+    servers = await privateServers("sentinel", async (s) => {
+      await s.redis(0);
+      await s.redis(1, ["--replicaof", "127.0.0.1", String(s.base)]);
+      await waitUntil(
+        "the replica to sync",
+        async () =>
+          String(await command(s.base + 1, "INFO", "replication")).includes(
+            "master_link_status:up",
+          ),
+        10_000,
+      );
+      for (let i = 2; i <= 4; i++) await s.sentinel(i, "m1", 0);
+      await waitUntil("the Sentinels to see each other", async () => {
+        const info = await command(s.base + 2, "SENTINEL", "MASTER", "m1") as string[];
+        return Number(info[info.indexOf("num-other-sentinels") + 1]) === 2;
+      }, 15_000);
+    });
+    const base = servers.base;
+    const master = servers.processes[0]!;
 
     const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3};` +
       `sentinel://127.0.0.1:${base + 4}/0?master_name=m1&visibility_timeout=5`;
@@ -182,10 +183,9 @@ Deno.test({
   } finally {
     await worker?.stop();
     await app?.close();
-    for (const p of procs) await p.kill();
+    await servers?.stop();
     await deleteKeys(marker.slice(0, marker.lastIndexOf(":") + 1));
     shared.disconnect();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -194,12 +194,12 @@ Deno.test({
     "redis sentinel: batches of 100,000+ (publishMany, leases, parking, acks, revokes, results)",
   ignore: WITHOUT_REDIS,
 }, async (t) => {
-  const base = privatePorts();
-  const dir = await Deno.makeTempDir({ prefix: "celeriac-sentinel-big-" });
-  const procs: RedisProcess[] = [];
+  const servers = await privateServers("sentinel-big", async (s) => {
+    await s.redis(0);
+    await s.sentinel(1, "m1", 0);
+  });
+  const base = servers.base;
   try {
-    procs.push(await startRedis(base, dir));
-    procs.push(await startSentinel(base + 1, dir, "m1", base));
     const url = `sentinel://127.0.0.1:${base + 1}/0?master_name=m1`;
     const broker = await openRedisBroker(url);
     const backend = await openRedisBackend(url);
@@ -218,7 +218,6 @@ Deno.test({
       await backend.close();
     }
   } finally {
-    for (const p of procs) await p.kill();
-    await Deno.remove(dir, { recursive: true });
+    await servers.stop();
   }
 });

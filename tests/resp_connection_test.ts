@@ -7,7 +7,7 @@ import {
 } from "../src/broker/resp_connection.ts";
 import { RedisReplyError, type RespValue } from "../src/broker/resp_reader.ts";
 import { REDIS_URL } from "./helpers/redis.ts";
-import { command, privatePorts, startRedis, waitUntil } from "./helpers/redis_servers.ts";
+import { command, privateServers, reservePorts, waitUntil } from "./helpers/redis_servers.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { TcpProxy } from "./helpers/tcp_proxy.ts";
 
@@ -223,9 +223,8 @@ Deno.test("RESP connection: a reply timeout does not count time this process's o
 });
 
 Deno.test("RESP connection: AUTH with an ACL user or the default password; wrong ones are refused", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "celeriac-resp-" });
-  const port = privatePorts();
-  const server = await startRedis(port, dir);
+  const servers = await privateServers("resp", (s) => s.redis());
+  const port = servers.base;
   await command(port, "ACL", "SETUSER", "alice", "on", ">pw", "~*", "&*", "+@all");
   await command(port, "CONFIG", "SET", "requirepass", "s3cret");
   const local = { host: "127.0.0.1", port, reconnect: false };
@@ -251,8 +250,7 @@ Deno.test("RESP connection: AUTH with an ACL user or the default password; wrong
       await conn.close();
     }
   } finally {
-    await server.kill();
-    await Deno.remove(dir, { recursive: true });
+    await servers.stop();
   }
 });
 
@@ -308,7 +306,8 @@ Deno.test("RESP connection: TLS (rediss://) with a private authority", async () 
     "-out",
     "server.pem",
   );
-  const port = privatePorts();
+  const ports = reservePorts();
+  const port = ports.base;
   const child = new Deno.Command("redis-server", {
     args: [
       "--port",
@@ -354,6 +353,7 @@ Deno.test("RESP connection: TLS (rediss://) with a private authority", async () 
   } finally {
     child.kill("SIGKILL");
     await child.status;
+    ports.release();
     await Deno.remove(dir, { recursive: true });
   }
 });

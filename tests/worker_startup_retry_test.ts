@@ -8,16 +8,9 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { startupRetryDelay } from "../src/cli/connect_retry.ts";
+import { reservePorts } from "./helpers/ports.ts";
 import { Proc } from "./helpers/procs.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
-
-/** A TCP port nothing listens on now (the OS picks it), for a private server. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 function workerCli(port: number, extra: string[] = []): Proc {
   const url = `redis://127.0.0.1:${port}/0`;
@@ -45,7 +38,8 @@ Deno.test({
   name: "startup retry: a worker started before its broker retries, then runs tasks",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const port = freePort();
+  using ports = reservePorts();
+  const port = ports.base;
   const worker = workerCli(port);
   let server: Proc | null = null;
   try {
@@ -79,7 +73,8 @@ Deno.test({
 });
 
 Deno.test("startup retry: --fail-fast exits at once; a signal while waiting stops the worker", async () => {
-  const port = freePort();
+  using ports = reservePorts();
+  const port = ports.base;
   const fast = workerCli(port, ["--fail-fast"]);
   const status = await fast.child.status;
   await fast.stop();

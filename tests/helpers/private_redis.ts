@@ -1,28 +1,41 @@
 /**
- * A redis-server of the test's own, on a free port with a data directory of
- * its own, that the test may stop and start again (the shared server on
- * 6379 is never touched). AOF is on, so data survives a restart.
+ * A redis-server of the test's own, on a port block reserved for it (see
+ * ports.ts) with a data directory of its own, that the test may stop and
+ * start again on the same port (the shared server on 6379 is never
+ * touched). AOF is on, so data survives a restart.
  */
+
+import { type PortBlock, reservePorts } from "./ports.ts";
+import { PortInUseError, type RedisProcess, startRedis } from "./redis_servers.ts";
 
 /** A private Redis server. */
 export class PrivateRedis {
   readonly port: number;
   readonly dir: string;
-  #child: Deno.ChildProcess | null = null;
+  readonly #block: PortBlock;
+  #server: RedisProcess | null = null;
 
-  private constructor(port: number, dir: string) {
-    this.port = port;
+  private constructor(block: PortBlock, dir: string) {
+    this.#block = block;
+    this.port = block.base;
     this.dir = dir;
   }
 
-  /** Start a server on a free port. */
+  /** Start a server on a port block of its own (another block if its port was taken). */
   static async start(): Promise<PrivateRedis> {
-    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = probe.addr.port;
-    probe.close();
-    const r = new PrivateRedis(port, await Deno.makeTempDir({ prefix: "celeriac-redis-" }));
-    await r.up();
-    return r;
+    for (let attempt = 1;; attempt++) {
+      const r = new PrivateRedis(
+        reservePorts(),
+        await Deno.makeTempDir({ prefix: "celeriac-redis-" }),
+      );
+      try {
+        await r.up();
+        return r;
+      } catch (err) {
+        await r.close();
+        if (!(err instanceof PortInUseError) || attempt >= 5) throw err;
+      }
+    }
   }
 
   /** The URL of database 0. */
@@ -30,55 +43,28 @@ export class PrivateRedis {
     return `redis://127.0.0.1:${this.port}/0`;
   }
 
-  /** Start the server (again), and wait until it accepts connections. */
+  /** Start the server (again), and wait until it answers. */
   async up(): Promise<void> {
-    this.#child = new Deno.Command("redis-server", {
-      args: [
-        "--port",
-        String(this.port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        this.dir,
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--save",
-        "",
-      ],
-      stdout: "null",
-      stderr: "null",
-      stdin: "null",
-    }).spawn();
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port: this.port })).close();
-        return;
-      } catch {
-        if (Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not start`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    }
+    this.#server = await startRedis(this.port, this.dir, [
+      "--appendonly",
+      "yes",
+      "--appendfsync",
+      "always",
+    ]);
   }
 
   /** Kill the server at once (SIGKILL): connections drop, the AOF keeps the data. */
   async down(): Promise<void> {
-    const child = this.#child;
-    if (!child) return;
-    this.#child = null;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-    await child.status;
+    const server = this.#server;
+    if (!server) return;
+    this.#server = null;
+    await server.kill();
   }
 
-  /** Stop the server and remove its data. */
+  /** Stop the server, free its port block and remove its data. */
   async close(): Promise<void> {
     await this.down();
+    this.#block.release();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 }

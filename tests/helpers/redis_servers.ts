@@ -1,11 +1,20 @@
 /**
  * Private Redis processes for tests that kill or fail over servers:
- * `redis-server` (also as a Sentinel, or a cluster node) on ports of the
- * test's own, with no persistence, in a temporary directory. Never the
- * shared server.
+ * `redis-server` (also as a Sentinel, or a cluster node) on a port block of
+ * the test's own (reserved across processes, see ports.ts), with no
+ * persistence, in a temporary directory. Never the shared server.
+ *
+ * A server that cannot bind its port (something else took it) fails with a
+ * {@link PortInUseError}; {@link privateServers} then starts the whole set
+ * again on another block. A server is only taken as started once the
+ * process answering on its port is the one started (`INFO server`'s
+ * `process_id`), never a leftover server on the same port.
  */
 
 import { Redis } from "ioredis";
+import { type PortBlock, reservePorts } from "./ports.ts";
+
+export { type PortBlock, reservePorts } from "./ports.ts";
 
 /** A running private redis-server. */
 export interface RedisProcess {
@@ -17,35 +26,25 @@ export interface RedisProcess {
   kill(): Promise<void>;
 }
 
-/**
- * A port range unlikely to collide with other test files (base + 0..99),
- * below the ephemeral ports, with room for Redis Cluster's bus ports
- * (port + 10000): a random block whose first ten ports and their bus ports
- * are free now (test files run in parallel, each may hold a block).
- */
-export function privatePorts(): number {
-  for (let attempt = 0;; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 90) * 100;
-    if (attempt >= 50 || Array.from({ length: 10 }, (_, i) => base + i).every(free)) return base;
+/** A private server could not bind its port: another process holds it. */
+export class PortInUseError extends Error {
+  override name = "PortInUseError";
+  readonly code = "PORT_IN_USE";
+  /** The port it was to listen on. */
+  readonly port: number;
+  constructor(port: number, log: string) {
+    super(`redis-server on port ${port} could not bind (address in use): ${log}`);
+    this.port = port;
   }
 }
 
-function free(port: number): boolean {
-  return [port, port + 10_000].every((p) => {
-    try {
-      Deno.listen({ hostname: "127.0.0.1", port: p }).close();
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
 /**
- * Start `redis-server` with extra arguments; resolves once it answers PING.
+ * Start `redis-server` with extra arguments; resolves once it answers
+ * `INFO server` as itself. Rejects with {@link PortInUseError} when it
+ * cannot bind its port (or its cluster bus port).
  *
  * @param port its port
- * @param dir a directory for its files
+ * @param dir a directory for its files (`<dir>/<port>/`, its log `redis.log` there)
  * @param args extra arguments (`--replicaof`, `--cluster-enabled yes`, ...)
  */
 export async function startRedis(
@@ -54,6 +53,7 @@ export async function startRedis(
   args: string[] = [],
 ): Promise<RedisProcess> {
   await Deno.mkdir(`${dir}/${port}`, { recursive: true });
+  const log = `${dir}/${port}/redis.log`;
   const child = new Deno.Command("redis-server", {
     args: [
       "--port",
@@ -66,21 +66,23 @@ export async function startRedis(
       "no",
       "--dir",
       `${dir}/${port}`,
+      "--logfile",
+      log,
       ...args,
     ],
     stdout: "null",
     stderr: "null",
   }).spawn();
-  await waitForPing(port);
-  return processOf(port, child);
+  return await started(port, child, log);
 }
 
 /**
  * Start a Sentinel monitoring `masterName` at `masterPort` (quorum 2,
- * down after 1 s); resolves once it answers PING.
+ * down after 1 s); resolves once it answers `INFO server` as itself.
+ * Rejects with {@link PortInUseError} when it cannot bind its port.
  *
  * @param port the Sentinel's port
- * @param dir a directory for its config file
+ * @param dir a directory for its config file and log
  * @param masterName the name to monitor
  * @param masterPort the master's port
  */
@@ -91,12 +93,14 @@ export async function startSentinel(
   masterPort: number,
 ): Promise<RedisProcess> {
   const file = `${dir}/sentinel-${port}.conf`;
+  const log = `${dir}/sentinel-${port}.log`;
   await Deno.writeTextFile(
     file,
     [
       `port ${port}`,
       `bind 127.0.0.1`,
       `dir ${dir}`,
+      `logfile ${log}`,
       `sentinel monitor ${masterName} 127.0.0.1 ${masterPort} 2`,
       `sentinel down-after-milliseconds ${masterName} 1000`,
       `sentinel failover-timeout ${masterName} 10000`,
@@ -109,8 +113,58 @@ export async function startSentinel(
     stdout: "null",
     stderr: "null",
   }).spawn();
-  await waitForPing(port);
-  return processOf(port, child);
+  return await started(port, child, log);
+}
+
+/**
+ * Wait (10 s at most) until the server on `port` is `child`; kill it and
+ * reject if it exits first (with {@link PortInUseError} if its log says the
+ * address was in use) or does not answer in time.
+ */
+async function started(port: number, child: Deno.ChildProcess, log: string): Promise<RedisProcess> {
+  const proc = processOf(port, child);
+  let exited = false;
+  child.status.then(() => exited = true);
+  const until = Date.now() + 10_000;
+  for (;;) {
+    if (exited) {
+      const text = (await Deno.readTextFile(log).catch(() => "")).trim().split("\n").slice(-3)
+        .join(" | ");
+      if (/Address already in use/i.test(text)) throw new PortInUseError(port, text);
+      throw new Error(`redis-server on port ${port} exited before it answered: ${text}`);
+    }
+    if ((await serverInfo(port)).includes(`process_id:${child.pid}\r`)) return proc;
+    if (Date.now() > until) {
+      await proc.kill();
+      throw new Error(`redis-server on port ${port} did not answer within 10 s (log: ${log})`);
+    }
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+/**
+ * `INFO server` of whatever answers on `port`, or "" when nothing answers
+ * within a second (a listener that is not Redis may accept and never reply).
+ */
+async function serverInfo(port: number): Promise<string> {
+  const r = new Redis({
+    port,
+    host: "127.0.0.1",
+    lazyConnect: true,
+    retryStrategy: () => null,
+    connectTimeout: 1000,
+    commandTimeout: 1000,
+    maxRetriesPerRequest: 0,
+  });
+  r.on("error", () => {});
+  try {
+    await r.connect();
+    return String(await r.info("server"));
+  } catch {
+    return "";
+  } finally {
+    r.disconnect();
+  }
 }
 
 function processOf(port: number, child: Deno.ChildProcess): RedisProcess {
@@ -129,25 +183,6 @@ function processOf(port: number, child: Deno.ChildProcess): RedisProcess {
       await status;
     },
   };
-}
-
-/** Wait until a server answers PING (10 s at most). */
-export async function waitForPing(port: number): Promise<void> {
-  const until = Date.now() + 10_000;
-  while (true) {
-    const r = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null });
-    r.on("error", () => {});
-    try {
-      await r.connect();
-      await r.ping();
-      return;
-    } catch (err) {
-      if (Date.now() > until) throw new Error(`redis on port ${port} did not start: ${err}`);
-      await new Promise((res) => setTimeout(res, 50));
-    } finally {
-      r.disconnect();
-    }
-  }
 }
 
 /**
@@ -252,5 +287,131 @@ export async function startRedisCluster(
   } catch (err) {
     await Promise.allSettled(nodes.map((n) => n.kill()));
     throw err;
+  }
+}
+
+/**
+ * Private servers on a port block of their own, in a temporary directory of
+ * their own; made by {@link privateServers}, which starts them again on
+ * another block when a port was taken.
+ */
+export class PrivateServers {
+  /** The block's first port: servers run on `base + offset`. */
+  readonly base: number;
+  /** Their temporary directory. */
+  readonly dir: string;
+  /** Every server started, in start order (cluster nodes in node order). */
+  readonly processes: RedisProcess[] = [];
+  readonly #block: PortBlock;
+
+  constructor(block: PortBlock, dir: string) {
+    this.#block = block;
+    this.base = block.base;
+    this.dir = dir;
+  }
+
+  /**
+   * Start a redis-server on `base + offset` (see {@link startRedis}).
+   *
+   * @example
+   * ```ts
+   * const servers = await privateServers("acl", (s) => s.redis());
+   * ```
+   */
+  async redis(offset = 0, args: string[] = []): Promise<RedisProcess> {
+    const p = await startRedis(this.base + offset, this.dir, args);
+    this.processes.push(p);
+    return p;
+  }
+
+  /**
+   * Start a Sentinel on `base + offset` monitoring `masterName` on
+   * `base + masterOffset` (see {@link startSentinel}).
+   *
+   * @example
+   * ```ts
+   * await privateServers("beat", async (s) => {
+   *   await s.redis(0);
+   *   await s.sentinel(1, "m1", 0);
+   * });
+   * ```
+   */
+  async sentinel(offset: number, masterName: string, masterOffset: number): Promise<RedisProcess> {
+    const p = await startSentinel(
+      this.base + offset,
+      this.dir,
+      masterName,
+      this.base + masterOffset,
+    );
+    this.processes.push(p);
+    return p;
+  }
+
+  /**
+   * Start a Redis Cluster on `base`, `base + 1`, ... (see {@link startRedisCluster}).
+   *
+   * @example
+   * ```ts
+   * const cluster = await privateServers("cluster", (s) => s.cluster());
+   * ```
+   */
+  async cluster(options: ClusterOptions = {}): Promise<RedisProcess[]> {
+    const nodes = await startRedisCluster(this.base, this.dir, options);
+    this.processes.push(...nodes);
+    return nodes;
+  }
+
+  /**
+   * Kill every server, free the port block and remove the directory.
+   *
+   * @example
+   * ```ts
+   * await servers.stop();
+   * ```
+   */
+  async stop(): Promise<void> {
+    await Promise.allSettled(this.processes.map((p) => p.kill()));
+    this.#block.release();
+    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * Reserve a port block, make a temporary directory and run `setup` to start
+ * servers on them; when a server finds its port taken
+ * ({@link PortInUseError}), stop what was started and do it all again on
+ * another block (5 attempts). On any other error everything is stopped and
+ * the error rethrown.
+ *
+ * @param label part of the directory's name
+ * @param setup starts the servers (`s.redis()`, `s.sentinel()`, `s.cluster()`, waits)
+ * @example
+ * ```ts
+ * const servers = await privateServers("acl", (s) => s.redis());
+ * try {
+ *   await command(servers.base, "PING");
+ * } finally {
+ *   await servers.stop();
+ * }
+ * ```
+ */
+export async function privateServers(
+  label: string,
+  setup: (servers: PrivateServers) => Promise<unknown>,
+): Promise<PrivateServers> {
+  for (let attempt = 1;; attempt++) {
+    const block = reservePorts();
+    const dir = await Deno.makeTempDir({ prefix: `celeriac-${label}-` }).catch((err) => {
+      block.release();
+      throw err;
+    });
+    const servers = new PrivateServers(block, dir);
+    try {
+      await setup(servers);
+      return servers;
+    } catch (err) {
+      await servers.stop();
+      if (!(err instanceof PortInUseError) || attempt >= 5) throw err;
+    }
   }
 }

@@ -1,0 +1,136 @@
+/**
+ * Port blocks for private servers are reserved across processes: test
+ * files running in parallel never get the same block, a killed holder
+ * leaves none behind, and a server whose port was taken after all is
+ * started again on another block instead of failing its test (or talking
+ * to the other server).
+ */
+
+import assert from "node:assert/strict";
+import { reservePorts } from "./helpers/ports.ts";
+import { command, PortInUseError, privateServers, startRedis } from "./helpers/redis_servers.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+const PORTS = new URL("./helpers/ports.ts", import.meta.url).href;
+
+/** A `deno eval` process that reserves `count` blocks, prints their bases and holds them until its stdin closes. */
+function holder(count: number): { child: Deno.ChildProcess; bases: Promise<number[]> } {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `const { reservePorts } = await import(${JSON.stringify(PORTS)});
+       const blocks = Array.from({ length: ${count} }, () => reservePorts());
+       console.log(JSON.stringify(blocks.map((b) => b.base)));
+       await new Response(Deno.stdin.readable).text();`,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const bases = (async () => {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`holder exited before printing its blocks: ${text}`);
+      text += value;
+    }
+    reader.releaseLock();
+    return JSON.parse(text) as number[];
+  })();
+  return { child, bases };
+}
+
+/** True when nothing listens on the block's lock port (`base + 99`). */
+function lockFree(base: number): boolean {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port: base + 99 }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("port blocks: four processes and this one reserving at once never share a block", async () => {
+  const holders = Array.from({ length: 4 }, () => holder(8));
+  const mine = Array.from({ length: 8 }, () => reservePorts());
+  try {
+    const all = [
+      ...mine.map((b) => b.base),
+      ...(await Promise.all(holders.map((h) => h.bases))).flat(),
+    ];
+    assert.equal(all.length, 40);
+    assert.equal(new Set(all).size, all.length, `a block was handed out twice: ${all.sort()}`);
+    for (const base of all) {
+      assert.ok(base >= 20_000 && base <= 28_900 && base % 100 === 0, `block base ${base}`);
+    }
+  } finally {
+    for (const b of mine) b.release();
+    for (const h of holders) {
+      await h.child.stdin.close();
+      assert.equal((await h.child.status).code, 0);
+      await h.child.stdout.cancel().catch(() => {});
+    }
+  }
+});
+
+Deno.test("port blocks: a killed holder's blocks are free at once; a released block too", async () => {
+  const h = holder(3);
+  const bases = await h.bases;
+  assert.ok(bases.every((b) => !lockFree(b)), "held while the holder lives");
+  h.child.kill("SIGKILL");
+  await h.child.status;
+  await h.child.stdout.cancel().catch(() => {});
+  await h.child.stdin.close().catch(() => {});
+  assert.ok(bases.every(lockFree), "freed when the holder died");
+  const block = reservePorts();
+  assert.ok(!lockFree(block.base));
+  block.release();
+  block.release();
+  assert.ok(lockFree(block.base));
+});
+
+Deno.test({
+  name: "private servers: a port taken after the reservation starts the set on another block",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const squatters: Deno.TcpListener[] = [];
+  const tried: number[] = [];
+  const servers = await privateServers("squat", async (s) => {
+    tried.push(s.base);
+    if (tried.length === 1) {
+      squatters.push(Deno.listen({ hostname: "127.0.0.1", port: s.base + 1 }));
+    }
+    await s.redis(0);
+    await s.redis(1);
+  });
+  try {
+    assert.equal(tried.length, 2);
+    assert.notEqual(tried[0], tried[1]);
+    assert.equal(servers.base, tried[1]);
+    assert.equal(await command(servers.base + 1, "PING"), "PONG");
+    assert.ok(lockFree(tried[0]!), "the first block was freed");
+  } finally {
+    await servers.stop();
+    for (const l of squatters) l.close();
+  }
+  assert.ok(lockFree(servers.base));
+});
+
+Deno.test({
+  name: "private servers: a second server on a port another redis-server holds is refused",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const servers = await privateServers("twice", (s) => s.redis(0));
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-twice-" });
+  try {
+    await assert.rejects(
+      startRedis(servers.base, dir),
+      (err: unknown) =>
+        err instanceof PortInUseError && err.port === servers.base && err.code === "PORT_IN_USE",
+    );
+  } finally {
+    await servers.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
