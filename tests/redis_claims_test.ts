@@ -270,7 +270,8 @@ Deno.test({
     assert.ok(took < 500, `closed in ${took} ms`);
     await publisher.publish(message("later"), { routingKey: q });
     assert.equal(await r.llen(`${prefix}${q}`), 1, "no wait of the closed broker claimed it");
-    assert.equal(await r.zcard(claims), 0, "its claims are unregistered");
+    // Kept registered: a sweep returns what a wait the server saw closed late still claimed.
+    assert.equal(await r.zcard(claims), 4, "its claims stay registered until a sweep");
   } finally {
     await publisher.close();
     await r.quit();
@@ -393,6 +394,100 @@ Deno.test({
   } finally {
     await consumer.close();
     await publisher.close();
+    proxy.close();
+    await r.quit();
+    await deleteKeys(prefix);
+  }
+});
+
+/**
+ * A TCP proxy whose server side outlives its client side by `lingerMs`: a connection the client
+ * closed is still open at the server for a while, as when its close travels slower than a
+ * command sent next on another connection (the server runs that command first).
+ */
+function lingeringProxy(lingerMs: number) {
+  const target = parseRedisUrl(REDIS_URL);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  const close = (c: Deno.Conn) => {
+    if (!open.delete(c)) return;
+    try {
+      c.close();
+    } catch {
+      // closed already
+    }
+  };
+  const pipe = async (from: Deno.Conn, to: Deno.Conn, linger: number) => {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await from.read(buf);
+        if (n === null) break;
+        for (let off = 0; off < n;) off += await to.write(buf.subarray(off, n));
+      }
+    } catch {
+      // closed
+    }
+    if (linger > 0) await new Promise((res) => setTimeout(res, linger));
+    close(from);
+    close(to);
+  };
+  (async () => {
+    try {
+      for await (const client of listener) {
+        const server = await Deno.connect({ hostname: target.host, port: target.port });
+        open.add(client).add(server);
+        pipe(client, server, lingerMs);
+        pipe(server, client, 0);
+      }
+    } catch {
+      // listener closed
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    close: () => {
+      listener.close();
+      for (const c of [...open]) close(c);
+    },
+  };
+}
+
+Deno.test({
+  name: "redis claims: a message a closing broker's wait claims after its claims were " +
+    "returned (the server saw the wait's close late) is not lost: a sweep returns it",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("claims-late");
+  const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const proxy = lingeringProxy(600);
+  const q = uniqueQueue("claims-late");
+  const r = await rawRedis();
+  const consumer = await openRedisBroker(`redis://127.0.0.1:${proxy.port}/0${query}`);
+  const other = await openRedisBroker(`${REDIS_URL}${query}`, { restoreInterval: 0.3 });
+  try {
+    const stop = new AbortController();
+    const taking = consumer.take([q], { max: 10, signal: stop.signal });
+    const claims = `${prefix}${CLAIMS_KEY}`;
+    for (let i = 0; i < 100 && await r.zcard(claims) < 4; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    stop.abort();
+    await taking;
+    await consumer.close();
+    // Its waits are still blocked at the server, which has not seen their connections close.
+    await other.publish(message("late"), { routingKey: q });
+    await new Promise((res) => setTimeout(res, 100));
+    const where = await r.keys(`${prefix}celeriac.claim.*`);
+    // However it went, the message reaches a worker: a claim kept registered goes back to its
+    // queue once its lease is over (made so here).
+    for (const m of await r.zrange(claims, "0", "-1")) await r.zadd(claims, 0, m);
+    const got = await other.take([q], { max: 10, signal: AbortSignal.timeout(3000) });
+    assert.equal(got.length, 1, `the message is lost (claim lists ${where})`);
+    await other.ack(got);
+  } finally {
+    await other.close();
+    await consumer.close();
     proxy.close();
     await r.quit();
     await deleteKeys(prefix);

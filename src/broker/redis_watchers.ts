@@ -118,7 +118,9 @@ export class ClaimWatchers {
 
   /**
    * Put claims back at the front of their queues: this broker's own (on
-   * close), or every claim not renewed for {@link CLAIM_LEASE_SECONDS}.
+   * close: they stay registered, renewed now, for a sweep after
+   * {@link CLAIM_LEASE_SECONDS} to return what a wait the server has not
+   * seen closed yet still claims), or every claim not renewed for that long.
    *
    * @param own this broker's claims, rather than abandoned ones
    * @returns how many messages moved
@@ -132,6 +134,7 @@ export class ClaimWatchers {
         "-inf",
         Date.now() / 1000 - CLAIM_LEASE_SECONDS,
       );
+    const kept = own ? [String(Date.now() / 1000)] : [];
     let moved = 0;
     for (const member of members) {
       const list = claimedList(member);
@@ -141,13 +144,17 @@ export class ClaimWatchers {
         s.k(list),
         s.k(CLAIMS_KEY),
         member,
+        ...kept,
       );
     }
     if (moved > 0) log.info("Returned {n} claimed message(s) to their queues", { n: moved });
     return moved;
   }
 
-  /** Stop waiting and put this broker's claims back in their queues. */
+  /**
+   * Stop waiting and put this broker's claims back in their queues (see
+   * {@link ClaimWatchers.returnClaims}).
+   */
   async close(): Promise<void> {
     for (const w of this.#watchers.values()) w.close();
     await this.returnClaims(true).catch((err) =>
