@@ -136,6 +136,28 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name: "private servers: a cluster that never joins fails within its time limit, nodes killed",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const tried: number[] = [];
+  const started = Date.now();
+  await assert.rejects(
+    privateServers("never-joins", (s) => {
+      tried.push(s.base);
+      // Every node announces a bus port nobody listens on: they never meet, the cluster never joins.
+      const args = ["--cluster-announce-bus-port", String(s.base + 50)];
+      return s.cluster({ args, createTimeoutMs: 3_000 });
+    }),
+    /redis-cli --cluster create did not finish within 3000 ms/,
+  );
+  assert.ok(Date.now() - started < 20_000, `failed after ${Date.now() - started} ms`);
+  assert.equal(tried.length, 1, "not taken for a port in use");
+  for (let i = 0; i < 3; i++) {
+    await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: tried[0]! + i }));
+  }
+});
+
 Deno.test("private redis: a temporary directory that cannot be made frees the reserved block", async () => {
   // TMPDIR is process-wide: set it for a `deno eval` process of its own, which counts its sockets.
   const out = await new Deno.Command(Deno.execPath(), {
