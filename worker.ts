@@ -21,7 +21,8 @@
 
 import { main } from "./src/cli/main.ts";
 
-export { main, type MainOptions, USAGE } from "./src/cli/main.ts";
+export { main, type MainOptions } from "./src/cli/main.ts";
+export { USAGE } from "./src/cli/options.ts";
 export {
   cliLogLevels,
   closeLogging,

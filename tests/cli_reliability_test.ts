@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { reliabilityOptions } from "../src/cli/reliability.ts";
-import { USAGE } from "../src/cli/main.ts";
+import { USAGE } from "../src/cli/options.ts";
 
 Deno.test("--max-deliveries sets the poison limit; a bad value is refused", () => {
   assert.deepEqual(reliabilityOptions({}), {});

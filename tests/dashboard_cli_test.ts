@@ -6,14 +6,8 @@
  */
 
 import assert from "node:assert/strict";
+import { reservePorts } from "./helpers/ports.ts";
 import { Proc } from "./helpers/procs.ts";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}
 
 /** The niceness of a process (field 19 of /proc/PID/stat). */
 function niceOf(pid: number): number {
@@ -44,7 +38,8 @@ function start(args: string[]): Proc {
 }
 
 Deno.test("worker.ts dashboard serves, and stops on SIGTERM with exit 0", async () => {
-  const port = freePort();
+  using ports = reservePorts();
+  const port = ports.base;
   const p = start(["dashboard", "--port", String(port), "--read-only"]);
   try {
     await p.waitFor(new RegExp(`Dashboard on http://127\\.0\\.0\\.1:${port}`));
@@ -65,7 +60,8 @@ Deno.test("worker.ts dashboard serves, and stops on SIGTERM with exit 0", async 
 });
 
 Deno.test("worker -D serves the dashboard from the worker process", async () => {
-  const port = freePort();
+  using ports = reservePorts();
+  const port = ports.base;
   const p = start(["-D", "--port", String(port), "-c", "1"]);
   try {
     await p.waitFor(/ ready: /);
@@ -79,7 +75,8 @@ Deno.test("worker -D serves the dashboard from the worker process", async () => 
 });
 
 Deno.test("worker.ts dashboard --nice: 0 keeps normal priority; out of 0..19 is refused", async () => {
-  const port = freePort();
+  using ports = reservePorts();
+  const port = ports.base;
   const p = start(["dashboard", "--port", String(port), "--nice", "0"]);
   try {
     await p.waitFor(/Dashboard on /);
@@ -87,14 +84,15 @@ Deno.test("worker.ts dashboard --nice: 0 keeps normal priority; out of 0..19 is 
   } finally {
     assert.equal((await p.stop("SIGTERM")).code, 0, p.output);
   }
-  const bad = start(["dashboard", "--port", String(freePort()), "--nice", "20"]);
+  const bad = start(["dashboard", "--port", String(port + 1), "--nice", "20"]);
   assert.notEqual((await bad.child.status).code, 0);
   await bad.stop();
   assert.match(bad.output, /--nice needs a whole number 0\.\.19, got "20"/);
 });
 
 Deno.test("worker.ts dashboard: off loopback without auth, or a port in use, exits 1", async () => {
-  const open = start(["dashboard", "--address", "0.0.0.0", "--port", String(freePort())]);
+  using ports = reservePorts();
+  const open = start(["dashboard", "--address", "0.0.0.0", "--port", String(ports.base)]);
   assert.equal((await open.child.status).code, 1);
   await open.stop();
   assert.match(open.output, /needs authentication: pass --basic-auth user:pass or --token TOKEN/);
@@ -114,7 +112,8 @@ Deno.test("worker.ts dashboard: off loopback without auth, or a port in use, exi
 });
 
 Deno.test("examples/dashboard.ts serves the dashboard of the example app", async () => {
-  const port = freePort();
+  using ports = reservePorts();
+  const port = ports.base;
   const p = Proc.start("example", Deno.execPath(), [
     "run",
     `--allow-net=127.0.0.1:${port}`,

@@ -12,6 +12,7 @@ import { command, PortInUseError, privateServers, startRedis } from "./helpers/r
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const PORTS = new URL("./helpers/ports.ts", import.meta.url).href;
+const PRIVATE_REDIS = new URL("./helpers/private_redis.ts", import.meta.url).href;
 
 /** A `deno eval` process that reserves `count` blocks, prints their bases and holds them until its stdin closes. */
 function holder(count: number): { child: Deno.ChildProcess; bases: Promise<number[]> } {
@@ -133,4 +134,61 @@ Deno.test({
     await servers.stop();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "private servers: a cluster that never joins fails within its time limit, nodes killed",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const tried: number[] = [];
+  const started = Date.now();
+  await assert.rejects(
+    privateServers("never-joins", (s) => {
+      tried.push(s.base);
+      // Every node announces a bus port nobody listens on: they never meet, the cluster never joins.
+      const args = ["--cluster-announce-bus-port", String(s.base + 50)];
+      return s.cluster({ args, createTimeoutMs: 3_000 });
+    }),
+    /redis-cli --cluster create did not finish within 3000 ms/,
+  );
+  assert.ok(Date.now() - started < 20_000, `failed after ${Date.now() - started} ms`);
+  assert.equal(tried.length, 1, "not taken for a port in use");
+  for (let i = 0; i < 3; i++) {
+    await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: tried[0]! + i }));
+  }
+});
+
+Deno.test("private redis: a temporary directory that cannot be made frees the reserved block", async () => {
+  // TMPDIR is process-wide: set it for a `deno eval` process of its own, which counts its sockets.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `const { PrivateRedis } = await import(${JSON.stringify(PRIVATE_REDIS)});
+       const sockets = () => [...Deno.readDirSync("/proc/self/fd")].filter((e) => {
+         try {
+           return Deno.readLinkSync("/proc/self/fd/" + e.name).startsWith("socket:");
+         } catch {
+           return false;
+         }
+       }).length;
+       const before = sockets();
+       let error = "";
+       try {
+         await PrivateRedis.start();
+       } catch (err) {
+         error = err.name;
+       }
+       console.log(JSON.stringify({ error, leaked: sockets() - before }));`,
+    ],
+    env: { TMPDIR: "/nonexistent/celeriac-tmp" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  assert.deepEqual(
+    JSON.parse(text),
+    { error: "NotFound", leaked: 0 },
+    "the block's listener is closed",
+  );
 });

@@ -9,8 +9,9 @@
 
 import assert from "node:assert/strict";
 import { openRedisBackend, type RedisBackend } from "../src/backend/redis.ts";
-import { respResultChannels } from "../src/backend/redis_results.ts";
+import { ioredisResultChannels, respResultChannels } from "../src/backend/redis_results.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
+import { openRedisConnection } from "../src/broker/redis_connection.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { RespScripts } from "../src/broker/resp_scripts.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
@@ -252,6 +253,47 @@ test("a channel left while the subscriber reconnects is not subscribed to once i
   } finally {
     await channels.close();
     await scripts.close();
+    proxy.close();
+    await r.quit();
+  }
+});
+
+test("a channel left while the ioredis subscriber (Sentinel, Cluster) cannot reconnect is not subscribed to once it is back", async () => {
+  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
+  const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+  const client = openRedisConnection(parseRedisUrl(url), url);
+  let ready = 0;
+  const channels = ioredisResultChannels(client, url, { message: () => {}, ready: () => ready++ });
+  const r = await rawRedis();
+  const channel = `celeriac-test-left-io-${crypto.randomUUID()}`;
+  const subscribers = async () => (await r.pubsub("NUMSUB", channel) as [string, number])[1];
+  const until = async (done: () => Promise<boolean> | boolean, what: string) => {
+    for (let i = 0; i < 150; i++) {
+      if (await done()) return;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.fail(what);
+  };
+  try {
+    await client.connect();
+    await channels.subscribe(channel);
+    await until(() => ready === 1, "connected");
+    proxy.refuse(true);
+    proxy.cut();
+    await new Promise((res) => setTimeout(res, 300));
+    // The waiter gives up while Redis is unreachable: ioredis queues the UNSUBSCRIBE and, after
+    // its retries per request, rejects it.
+    const gaveUp = await Promise.race([
+      channels.unsubscribe(channel).then(() => "unsubscribed", () => "gave up"),
+      new Promise((res) => setTimeout(() => res("still waiting"), 5000)),
+    ]);
+    assert.equal(gaveUp, "gave up");
+    proxy.refuse(false);
+    await until(() => ready === 2, "connected again");
+    await until(async () => await subscribers() === 0, "the channel left is not subscribed to");
+  } finally {
+    await channels.close();
+    client.disconnect();
     proxy.close();
     await r.quit();
   }

@@ -12,6 +12,7 @@ import {
   ClaimWatcher,
   respClaimLink,
 } from "../src/broker/redis_claims.ts";
+import { rotatedLists, takeOrder } from "../src/broker/redis_keys.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { RespConnection, type RespConnectionOptions } from "../src/broker/resp_connection.ts";
 import { respOptions } from "../src/broker/resp_scripts.ts";
@@ -37,6 +38,27 @@ Deno.test("redis claims: a claim list names its queue list", () => {
   assert.equal(name, "celeriac.claim.abc123|q|odd\x06\x163");
   assert.equal(claimedList(name), "q|odd\x06\x163");
   assert.equal(claimedList("unacked"), null);
+});
+
+Deno.test("redis claims: a take reads claims and queues step by step, most urgent first", () => {
+  const lists = rotatedLists(["a", "b"], 1);
+  const read = (first: string | null) =>
+    takeOrder(lists, first).map(([l, claim]) =>
+      (claim ? "claim:" : "") + l.replace("\x06\x16", "/")
+    );
+  assert.deepEqual(read(null), [
+    ...["claim:b", "claim:a", "b", "a"],
+    ...["claim:b/3", "claim:a/3", "b/3", "a/3"],
+    ...["claim:b/6", "claim:a/6", "b/6", "a/6"],
+    ...["claim:b/9", "claim:a/9", "b/9", "a/9"],
+  ]);
+  // An early hand-out's claim list first (its take surely takes it), read once.
+  assert.deepEqual(read("a\x06\x166").slice(0, 10), [
+    ...["claim:a/6", "claim:b", "claim:a", "b", "a"],
+    ...["claim:b/3", "claim:a/3", "b/3", "a/3", "claim:b/6"],
+  ]);
+  assert.equal(read("a\x06\x166").filter((l) => l === "claim:a/6").length, 1);
+  assert.deepEqual(takeOrder([], "a"), [["a", true]]);
 });
 
 Deno.test({
@@ -248,7 +270,8 @@ Deno.test({
     assert.ok(took < 500, `closed in ${took} ms`);
     await publisher.publish(message("later"), { routingKey: q });
     assert.equal(await r.llen(`${prefix}${q}`), 1, "no wait of the closed broker claimed it");
-    assert.equal(await r.zcard(claims), 0, "its claims are unregistered");
+    // Kept registered: a sweep returns what a wait the server saw closed late still claimed.
+    assert.equal(await r.zcard(claims), 4, "its claims stay registered until a sweep");
   } finally {
     await publisher.close();
     await r.quit();
@@ -371,6 +394,100 @@ Deno.test({
   } finally {
     await consumer.close();
     await publisher.close();
+    proxy.close();
+    await r.quit();
+    await deleteKeys(prefix);
+  }
+});
+
+/**
+ * A TCP proxy whose server side outlives its client side by `lingerMs`: a connection the client
+ * closed is still open at the server for a while, as when its close travels slower than a
+ * command sent next on another connection (the server runs that command first).
+ */
+function lingeringProxy(lingerMs: number) {
+  const target = parseRedisUrl(REDIS_URL);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  const close = (c: Deno.Conn) => {
+    if (!open.delete(c)) return;
+    try {
+      c.close();
+    } catch {
+      // closed already
+    }
+  };
+  const pipe = async (from: Deno.Conn, to: Deno.Conn, linger: number) => {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await from.read(buf);
+        if (n === null) break;
+        for (let off = 0; off < n;) off += await to.write(buf.subarray(off, n));
+      }
+    } catch {
+      // closed
+    }
+    if (linger > 0) await new Promise((res) => setTimeout(res, linger));
+    close(from);
+    close(to);
+  };
+  (async () => {
+    try {
+      for await (const client of listener) {
+        const server = await Deno.connect({ hostname: target.host, port: target.port });
+        open.add(client).add(server);
+        pipe(client, server, lingerMs);
+        pipe(server, client, 0);
+      }
+    } catch {
+      // listener closed
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    close: () => {
+      listener.close();
+      for (const c of [...open]) close(c);
+    },
+  };
+}
+
+Deno.test({
+  name: "redis claims: a message a closing broker's wait claims after its claims were " +
+    "returned (the server saw the wait's close late) is not lost: a sweep returns it",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("claims-late");
+  const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const proxy = lingeringProxy(600);
+  const q = uniqueQueue("claims-late");
+  const r = await rawRedis();
+  const consumer = await openRedisBroker(`redis://127.0.0.1:${proxy.port}/0${query}`);
+  const other = await openRedisBroker(`${REDIS_URL}${query}`, { restoreInterval: 0.3 });
+  try {
+    const stop = new AbortController();
+    const taking = consumer.take([q], { max: 10, signal: stop.signal });
+    const claims = `${prefix}${CLAIMS_KEY}`;
+    for (let i = 0; i < 100 && await r.zcard(claims) < 4; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    stop.abort();
+    await taking;
+    await consumer.close();
+    // Its waits are still blocked at the server, which has not seen their connections close.
+    await other.publish(message("late"), { routingKey: q });
+    await new Promise((res) => setTimeout(res, 100));
+    const where = await r.keys(`${prefix}celeriac.claim.*`);
+    // However it went, the message reaches a worker: a claim kept registered goes back to its
+    // queue once its lease is over (made so here).
+    for (const m of await r.zrange(claims, "0", "-1")) await r.zadd(claims, 0, m);
+    const got = await other.take([q], { max: 10, signal: AbortSignal.timeout(3000) });
+    assert.equal(got.length, 1, `the message is lost (claim lists ${where})`);
+    await other.ack(got);
+  } finally {
+    await other.close();
+    await consumer.close();
     proxy.close();
     await r.quit();
     await deleteKeys(prefix);

@@ -12,8 +12,9 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { Celery } from "../mod.ts";
 import { openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts";
+import type { Delivery } from "../src/broker/port.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
-import { brokerConformance } from "./broker_conformance.ts";
+import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
 import { brokerBatchSteps } from "./helpers/big_batches.ts";
 import { interopWorker } from "./helpers/interop.ts";
 import { command, privateServers, type RedisProcess, waitUntil } from "./helpers/redis_servers.ts";
@@ -169,6 +170,47 @@ Deno.test({
         ),
     );
     assert.ok(steps.every(Boolean), "every step passed");
+  } finally {
+    await broker.close();
+  }
+});
+
+Deno.test({
+  name: "redis cluster: a take over several queues ends the others' takes; what the take " +
+    "script of an early hand-out took beside it for one of them goes back to its queue",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const broker = await openRedisClusterBroker(url);
+  const [a, b] = [uniqueQueue("cl-early-a"), uniqueQueue("cl-early-b")];
+  const texts = (ds: { body: Uint8Array }[]) =>
+    ds.map((d) => JSON.parse(new TextDecoder().decode(d.body)));
+  try {
+    const taking = broker.take([a, b], { max: 10, signal: AbortSignal.timeout(5000) });
+    await new Promise((res) => setTimeout(res, 50));
+    await broker.publishMany(["a1", "a2", "a3"].map((t) => ({
+      message: message(t),
+      target: { routingKey: a },
+    })));
+    const got = await taking;
+    assert.deepEqual(texts(got), ["a1"], "handed out early");
+    // Another take, ended at once (as when b's take returns first): a's take sends the take
+    // script of a1, which takes a2 and a3 beside it.
+    const ended = await broker.take([a, b], { max: 10, signal: AbortSignal.abort() });
+    assert.deepEqual(texts(ended), []);
+    await broker.ack(got);
+    await waitUntil(
+      "a2 and a3 back in their queue",
+      async () => await broker.queueDepth(a) === 2,
+      3000,
+    );
+    const rest: Delivery[] = [];
+    while (rest.length < 2) {
+      const some = await broker.take([a, b], { max: 10, signal: AbortSignal.timeout(5000) });
+      assert.ok(some.length > 0, `took ${texts(rest)}, then nothing`);
+      rest.push(...some);
+    }
+    assert.deepEqual(texts(rest), ["a2", "a3"]);
+    await broker.ack(rest);
   } finally {
     await broker.close();
   }

@@ -250,3 +250,94 @@ Deno.test({
     await r.quit();
   }
 });
+
+Deno.test({
+  name: "redis early hand-out: what its take script takes beside it for a take aborted " +
+    "meanwhile goes back to its queue, not held unseen and handed out again after a restore",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { p, q, broker, r } = await waitingBroker("early-aborted");
+  const other = await openRedisBroker(
+    `${REDIS_URL}?global_keyprefix=${encodeURIComponent(p)}&visibility_timeout=1`,
+    { restoreInterval: 0.5 },
+  );
+  try {
+    const got = await takeWhileWaiting(broker, q, ["a", "b", "c"]);
+    assert.deepEqual(texts(got), ["a"]);
+    // The next take sends a's take script and ends before it replies, as a Redis Cluster take
+    // over several queues ends the takes of the others once one returns. The worker holds
+    // its max meanwhile (no take for a while): nothing renews what the script took beside a.
+    const aborted = await broker.take([q], { max: 10, signal: AbortSignal.abort() });
+    assert.deepEqual(texts(aborted), []);
+    await broker.ack(got);
+    const elsewhere: Delivery[] = [];
+    const until = Date.now() + 3000;
+    while (elsewhere.length < 2 && Date.now() < until) {
+      elsewhere.push(...await other.take([q], { max: 10, signal: AbortSignal.timeout(3000) }));
+    }
+    assert.deepEqual(texts(elsewhere), ["b", "c"], "b and c are any worker's");
+    const again = await broker.take([q], { max: 10, signal: AbortSignal.timeout(300) });
+    assert.deepEqual(texts(again), [], "b and c, run by the other worker, are not handed out here");
+    await other.ack(elsewhere);
+    assert.equal(await r.hlen(`${p}unacked`), 0);
+  } finally {
+    await other.close();
+    await broker.close();
+    await deleteKeys(p);
+    await r.quit();
+  }
+});
+
+Deno.test({
+  name: "redis early hand-out: the take that sends its take script takes no more than its own " +
+    "max beside it: the rest stays queued for any worker",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { p, q, broker, r } = await waitingBroker("early-max");
+  try {
+    const got = await takeWhileWaiting(broker, q, ["a", "b", "c", "d", "e"]);
+    assert.deepEqual(texts(got), ["a"]);
+    // One slot left: the take that records a (handed out with max 10) returns one message.
+    const next = await broker.take([q], { max: 1, signal: AbortSignal.timeout(5000) });
+    assert.deepEqual(texts(next), ["b"]);
+    assert.equal(await r.hlen(`${p}unacked`), 2, "a and b recorded, nothing held beside");
+    assert.equal(await r.llen(`${p}${q}`), 3, "c, d and e stay in their queue");
+    await broker.ack([...got, ...next]);
+  } finally {
+    await broker.close();
+    await deleteKeys(p);
+    await r.quit();
+  }
+});
+
+Deno.test({
+  name: "redis early hand-out: after the record of a lone hand-out, a higher priority's " +
+    "backlog is served before a lower priority's message, as kombu does",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { p, q, broker, r } = await waitingBroker("early-priority");
+  try {
+    const got = await takeWhileWaiting(broker, q, ["a", "b", "c"]);
+    assert.deepEqual(texts(got), ["a"]);
+    // Recorded alone (b and c stay queued); the next take waits first, on every list of q.
+    await broker.ack(got);
+    // The waits on q's other priority lists time out (1 s): none is in flight when x is queued.
+    await new Promise((res) => setTimeout(res, 1300));
+    await broker.publish(message("x", { properties: { delivery_mode: 2, priority: 9 } }), {
+      routingKey: q,
+    });
+    const served: Delivery[] = [];
+    while (served.length < 3) {
+      const some = await broker.take([q], { max: 2, signal: AbortSignal.timeout(5000) });
+      assert.ok(some.length > 0, `took ${texts(served)}, then nothing`);
+      served.push(...some);
+    }
+    assert.deepEqual(texts(served), ["b", "c", "x"]);
+    await broker.ack(served);
+    assert.equal(await r.hlen(`${p}unacked`), 0);
+  } finally {
+    await broker.close();
+    await deleteKeys(p);
+    await r.quit();
+  }
+});

@@ -12,6 +12,7 @@ import { RedisReplyError } from "../src/broker/resp_reader.ts";
 import { RedisConnectionError } from "../src/broker/resp_connection.ts";
 import { respFailure, RespScript, RespScripts, stringArray } from "../src/broker/resp_scripts.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
+import { reservePorts } from "./helpers/ports.ts";
 import { PrivateRedis } from "./helpers/private_redis.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -115,9 +116,8 @@ test("a transaction runs whole; a failing command's error stands in its place", 
 });
 
 test("no server, a wrong password, a missing database: BrokerConnectionErrors", async () => {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = probe.addr.port;
-  probe.close();
+  using ports = reservePorts();
+  const port = ports.base;
   const refused = open(`redis://127.0.0.1:${port}/0`);
   await assert.rejects(
     refused.evalScript(fresh("return 1"), [], []),

@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
-import { BatchRunner, type RunOutcome, type RunRequest } from "../src/worker/executor.ts";
+import { BatchRunner } from "../src/worker/batch_runner.ts";
+import type { RunOutcome, RunRequest } from "../src/worker/executor.ts";
 import { ThreadPool } from "../src/worker/thread_pool.ts";
 import { runInfo } from "./helpers/run_info.ts";
 

@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict";
 import { DEFAULT_V8_FLAGS, planV8Flags } from "../src/cli/v8_flags.ts";
+import { reservePorts } from "./helpers/ports.ts";
 import { celeriacWorker, Proc } from "./helpers/procs.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -225,9 +226,8 @@ Deno.test({
   name: "v8 flags: worker.ts dashboard run with -A runs with them too, and says so",
   ignore: Deno.build.os !== "linux",
 }, async () => {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
+  using ports = reservePorts();
+  const port = ports.base;
   const p = Proc.start("dashboard", Deno.execPath(), [
     "run",
     "-A",

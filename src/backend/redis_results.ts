@@ -147,7 +147,9 @@ export function respResultChannels(
 
 /**
  * The subscriber through ioredis (Sentinel, Cluster): a duplicate of
- * `client` (`celeriac-results`).
+ * `client` (`celeriac-results`). ioredis subscribes again after a
+ * reconnect to the channels it counts subscribed, among them one whose
+ * `UNSUBSCRIBE` it gave up on meanwhile: that one is left again once ready.
  *
  * @example
  * ```ts ignore
@@ -165,15 +167,33 @@ export function ioredisResultChannels(
   on: ResultHandlers,
 ): ResultChannels {
   const sub = duplicateRedis(client, rawUrl, "celeriac-results");
+  // Channels whose UNSUBSCRIBE ioredis gave up on while it reconnected (its retries per
+  // request): it still counts them subscribed, and subscribes to them again once back.
+  const left = new Set<string>();
+  const leave = (channels: string[]) =>
+    sub.unsubscribe(...channels).catch((err) => {
+      for (const c of channels) left.add(c);
+      throw err;
+    });
   sub.on("error", () => {});
   sub.on("message", on.message);
-  sub.on("ready", on.ready);
+  sub.on("ready", () => {
+    // Emitted after ioredis has sent its re-subscriptions: these go out behind them.
+    if (left.size > 0) {
+      const channels = [...left];
+      left.clear();
+      leave(channels).catch(() => {});
+    }
+    on.ready();
+  });
   return {
-    subscribe: (channel) =>
-      sub.subscribe(channel).catch((err) => {
+    subscribe: (channel) => {
+      left.delete(channel);
+      return sub.subscribe(channel).catch((err) => {
         throw redisFailure(sub, rawUrl, err);
-      }),
-    unsubscribe: (channel) => sub.unsubscribe(channel),
+      });
+    },
+    unsubscribe: (channel) => leave([channel]),
     close: () => Promise.resolve(sub.disconnect()),
   };
 }

@@ -15,7 +15,8 @@
  * This file holds the broker's options and the class that puts its parts
  * together: key names in redis_keys.ts, scripts in redis_scripts.ts and
  * redis_commands.ts, publishing in redis_publish.ts, taking in
- * redis_take.ts (waiting in redis_claims.ts), the restore sweep in
+ * redis_take.ts (waiting in redis_watchers.ts and redis_claims.ts),
+ * settling in redis_settle.ts, the restore sweep in
  * redis_restore.ts, parking in redis_parked.ts and broadcasts in
  * redis_fanout.ts. On a single server takes, acknowledgements and the
  * LPUSHes of publishes go through a connection of their own without ioredis
@@ -26,7 +27,6 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
-import { encodeEnvelope } from "../protocol/envelope.ts";
 import type { Message } from "../protocol/message.ts";
 import type {
   Broker,
@@ -47,11 +47,11 @@ import { defineScripts, type RedisScope } from "./redis_commands.ts";
 import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
 import { broadcast, subscribe } from "./redis_fanout.ts";
 import { PRIORITY_STEPS, priorityList, RATE_LIMIT_KEY_PREFIX, REVOKED_KEY } from "./redis_keys.ts";
-import { envelopeOfUnacked, listParked, park, parkEntry, requeueParked } from "./redis_parked.ts";
+import { listParked, requeueParked } from "./redis_parked.ts";
 import { RedisPublisher } from "./redis_publish.ts";
 import { restoreVisible } from "./redis_restore.ts";
+import { RedisSettler } from "./redis_settle.ts";
 import { RedisTaker } from "./redis_take.ts";
-import { retryWhileDown } from "./outage.ts";
 import { isSingleServer, parseRedisUrl } from "./redis_url.ts";
 import { RespEvents } from "./resp_events.ts";
 import { RespScripts } from "./resp_scripts.ts";
@@ -126,9 +126,9 @@ export class RedisBroker implements Broker {
   readonly #restoreEvery: number;
   readonly #publisher: RedisPublisher;
   readonly #taker: RedisTaker;
+  readonly #settler: RedisSettler;
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<unknown> | null = null;
-  readonly #outageLimit: number | undefined;
   #closed = false;
   readonly #closing = new AbortController();
 
@@ -147,7 +147,6 @@ export class RedisBroker implements Broker {
     if (!(this.#visibility > 0)) {
       throw new RangeError(`visibility_timeout must be a positive number of seconds`);
     }
-    this.#outageLimit = options.outageRetryLimit;
     this.#restoreEvery = options.restoreInterval ??
       Math.min(60, Math.max(0.5, this.#visibility / 4));
     const shared = (options as { [SHARED_CONNECTION]?: Redis })[SHARED_CONNECTION];
@@ -171,7 +170,12 @@ export class RedisBroker implements Broker {
         : undefined,
     };
     this.#publisher = new RedisPublisher(this.#scope);
-    this.#taker = new RedisTaker(this.#scope, this.#closing.signal);
+    this.#taker = new RedisTaker(
+      this.#scope,
+      this.#closing.signal,
+      (left) => this.#settler.requeue(left),
+    );
+    this.#settler = new RedisSettler(this.#scope, this.#taker, options.outageRetryLimit);
   }
 
   /**
@@ -194,11 +198,6 @@ export class RedisBroker implements Broker {
 
   #run<T>(fn: () => Promise<T>): Promise<T> {
     return this.#scope.run(fn);
-  }
-
-  /** Run a settlement step, retrying while Redis is unreachable. */
-  #settle<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    return retryWhileDown(() => this.#run(fn), { limit: this.#outageLimit, what });
   }
 
   /** Declare a queue as Celery does: bind exchange `<queue>` with key `<queue>`. */
@@ -237,33 +236,8 @@ export class RedisBroker implements Broker {
   }
 
   /** Acknowledge: remove from `unacked` and `unacked_index` in one transaction. */
-  async ack(all: readonly Delivery[]): Promise<void> {
-    if (all.length === 0) return;
-    const index = this.#k("unacked_index");
-    const unacked = this.#k("unacked");
-    let deliveries = all;
-    if (this.#taker.handedOutEarly(all)) {
-      // Handed out before their take replied: acknowledged right behind it when possible.
-      deliveries = await this.#taker.ackBehindTake(all, index, unacked);
-    }
-    const settleable = this.#taker.settleable(deliveries);
-    if (settleable) deliveries = await settleable;
-    if (deliveries.length === 0) return;
-    const tags = deliveries.map((d) => d.deliveryTag);
-    const what = `acknowledge ${tags.length} message(s)`;
-    const resp = this.#scope.resp;
-    if (resp) {
-      await retryWhileDown(
-        () => resp.transaction([["ZREM", index, ...tags], ["HDEL", unacked, ...tags]]),
-        { limit: this.#outageLimit, what },
-      );
-      return;
-    }
-    await this.#settle(what, () => {
-      const tx = this.#client.multi();
-      for (const some of chunked(tags)) tx.zrem(index, ...some).hdel(unacked, ...some);
-      return tx.exec();
-    });
+  ack(deliveries: readonly Delivery[]): Promise<void> {
+    return this.#settler.ack(deliveries);
   }
 
   /**
@@ -271,70 +245,13 @@ export class RedisBroker implements Broker {
    * as it was queued, read back from its `unacked` entry; one already
    * acknowledged (its entry gone) is parked re-encoded from what was decoded.
    */
-  async reject(rejections: readonly Rejection[]): Promise<void> {
-    if (rejections.length === 0) return;
-    const settleable = this.#taker.settleable(rejections.map((r) => r.delivery));
-    if (settleable) {
-      const left = new Set(await settleable);
-      rejections = rejections.filter((r) => left.has(r.delivery));
-    }
-    // The messages as they were queued, from their `unacked` entries (the worker does not keep
-    // them), read once: a retry after an outage part-way through finds the parked ones gone.
-    let entries: (string | null)[] | undefined;
-    await this.#settle(
-      `park ${rejections.length} message(s)`,
-      async () => {
-        entries ??= (await Promise.all(
-          chunked(rejections.map((r) => r.delivery.deliveryTag)).map((tags) =>
-            this.#client.hmget(this.#k("unacked"), ...tags)
-          ),
-        )).flat();
-        await Promise.all(rejections.map((r, i) => {
-          const entry = entries![i];
-          const raw = (entry === null ? null : envelopeOfUnacked(entry)) ??
-            encodeEnvelope(
-              r.delivery,
-              { exchange: r.delivery.exchange, routing_key: r.delivery.routingKey },
-              r.delivery.deliveryTag,
-            );
-          const parked = parkEntry(
-            raw,
-            r.delivery.queue,
-            r.reason,
-            r.taskId ?? null,
-            r.taskName ?? null,
-          );
-          return park(this.#scope, r.delivery.deliveryTag, parked);
-        }));
-      },
-    );
+  reject(rejections: readonly Rejection[]): Promise<void> {
+    return this.#settler.reject(rejections);
   }
 
   /** Put deliveries back at the front of their queues (kombu's restore, RPUSH). */
-  async requeue(deliveries: readonly Delivery[]): Promise<void> {
-    const settleable = this.#taker.settleable(deliveries);
-    if (settleable) deliveries = await settleable;
-    await this.#settle(
-      `requeue ${deliveries.length} message(s)`,
-      () =>
-        Promise.all(deliveries.map((d) => {
-          const raw = encodeEnvelope(
-            d,
-            { exchange: d.exchange, routing_key: d.routingKey },
-            d.deliveryTag,
-            true,
-          );
-          return this.#client.celeriacRestore(
-            this.#k("unacked_index"),
-            this.#k("unacked"),
-            this.#k(priorityList(d.queue, d.properties.priority)),
-            d.deliveryTag,
-            "",
-            raw,
-            "front",
-          );
-        })),
-    );
+  requeue(deliveries: readonly Delivery[]): Promise<void> {
+    return this.#settler.requeue(deliveries);
   }
 
   /** Delete every waiting message of a queue (all priority lists). */
@@ -402,19 +319,8 @@ export class RedisBroker implements Broker {
    * the current time (`ZADD XX`, so acknowledged ones are not re-added),
    * which keeps kombu's and Celeriac's restore sweeps away from them.
    */
-  async extend(deliveries: readonly Delivery[]): Promise<void> {
-    if (deliveries.length === 0) return;
-    const settleable = this.#taker.settleable(deliveries);
-    if (settleable) deliveries = await settleable;
-    const now = String(Date.now() / 1000);
-    const key = this.#k("unacked_index");
-    await this.#run(() =>
-      Promise.all(
-        chunked(deliveries).map((ds) =>
-          this.#client.zadd(key, "XX", ...ds.flatMap((d) => [now, d.deliveryTag]))
-        ),
-      )
-    );
+  extend(deliveries: readonly Delivery[]): Promise<void> {
+    return this.#settler.extend(deliveries);
   }
 
   /**

@@ -6,9 +6,15 @@
  * @module
  */
 
-import type { Envelope } from "../protocol/envelope.ts";
+import { getLogger } from "@logtape/logtape";
+import { decodeEnvelope, decodeEnvelopeWith, type Envelope } from "../protocol/envelope.ts";
 import type { Delivery } from "./port.ts";
+import type { RedisScope } from "./redis_commands.ts";
+import type { EarlyDeliveries } from "./redis_early.ts";
 import { queueOfList } from "./redis_keys.ts";
+import { parkRaw } from "./redis_parked.ts";
+
+const log = getLogger(["celeriac", "broker", "redis"]);
 
 /** Bodies of up to this many base64 characters share their take's buffer (see {@link BodyPack}). */
 const PACKED_MAX = 1024;
@@ -109,4 +115,69 @@ export function toDelivery(env: Envelope, list: string, tag: string): Delivery {
   // Set afterwards rather than spread into the literal: a spread costs an object per message.
   if (env.undecodable !== undefined) d.undecodable = env.undecodable;
   return d;
+}
+
+/**
+ * The deliveries of a take script's reply (flat: list position, negative
+ * for an element it parked; tag; element), in order: an element handed out
+ * early is given its recorded tag instead ({@link EarlyDeliveries.recorded}),
+ * one the script parked is logged, one that does not decode is parked.
+ *
+ * @example
+ * ```ts ignore
+ * const deliveries = await readTake(scope, flat, sources, new BodyPack(), early);
+ * ```
+ *
+ * @param s the broker's connection and key prefix (for parking)
+ * @param flat the script's reply
+ * @param sources the list each position names (1-based), as the script read them
+ * @param pack decodes the take's small bodies into one buffer
+ * @param early the taker's early deliveries
+ * @returns the deliveries
+ */
+export async function readTake(
+  s: RedisScope,
+  flat: readonly string[],
+  sources: readonly string[],
+  pack: BodyPack,
+  early: EarlyDeliveries,
+): Promise<Delivery[]> {
+  const out: Delivery[] = [];
+  const packing = pack.begin();
+  const pending: Delivery[] = [];
+  try {
+    for (let i = 0; i < flat.length; i += 3) {
+      const pos = Number(flat[i]);
+      const tag = flat[i + 1];
+      const raw = flat[i + 2];
+      const list = sources[Math.abs(pos) - 1];
+      if (early.size > 0 && early.recorded(raw, tag)) continue;
+      if (pos < 0) {
+        log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
+          list,
+          sample: raw.slice(0, 200),
+        });
+        continue;
+      }
+      let env: Envelope;
+      try {
+        env = packing ? decodeEnvelopeWith(raw, pack.decode) : decodeEnvelope(raw);
+      } catch (err) {
+        await parkRaw(
+          s,
+          tag,
+          raw,
+          queueOfList(list),
+          `malformed message: ${(err as Error).message}`,
+        );
+        continue;
+      }
+      const d = toDelivery(env, list, tag);
+      if (env.body === PENDING) pending.push(d);
+      out.push(d);
+    }
+  } finally {
+    if (packing) pack.end(pending);
+  }
+  return out;
 }

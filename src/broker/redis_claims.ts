@@ -18,7 +18,11 @@
  * A worker that dies between claiming and taking leaves at most one message
  * per list there; any Celeriac worker's restore sweep puts claims older than
  * {@link CLAIM_LEASE_SECONDS} back at the front of their queue (Python
- * workers do not know about claims).
+ * workers do not know about claims). A broker closing puts its claims back
+ * at once but leaves them registered until such a sweep: the server may see
+ * a wait's connection close after the return (a close and a command on
+ * another connection are not ordered), and a message that wait claims in
+ * between is returned by the sweep, not lost.
  *
  * A waiter blocks on a connection of its own ({@link ClaimLink}): on a
  * single server a `RespConnection` ({@link respClaimLink}), through
@@ -81,9 +85,10 @@ export function claimedList(claim: string): string | null {
 
 /**
  * Move every message of a claim list back to the front of its queue list
- * (newest first, so the oldest is taken first) and unregister the claim.
- * KEYS = claim list, queue list, claims set; ARGV = claims-set member.
- * Returns how many messages moved.
+ * (newest first, so the oldest is taken first), and unregister the claim,
+ * or with ARGV[2] keep it registered as renewed at that time (seconds).
+ * KEYS = claim list, queue list, claims set; ARGV = claims-set member,
+ * and the time or nothing. Returns how many messages moved.
  */
 export const RETURN_CLAIM_SCRIPT = String.raw`
 local n = 0
@@ -93,7 +98,11 @@ while true do
   redis.call('RPUSH', KEYS[2], v)
   n = n + 1
 end
-redis.call('ZREM', KEYS[3], ARGV[1])
+if ARGV[2] then
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+else
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
 return n
 `;
 
@@ -116,7 +125,10 @@ export interface ClaimLink {
    * @returns the element claimed, or null after the 1 s timeout
    */
   move(): Promise<string | null>;
-  /** Close at once: a wait under way ends (rejects). */
+  /**
+   * Close at once: a wait under way ends (rejects) here; the server may
+   * still serve it until it sees the close.
+   */
   close(): void;
 }
 

@@ -135,6 +135,57 @@ export function rotatedLists(queues: readonly string[], rotation: number): strin
 }
 
 /**
+ * The priority step of a queue list: the number after its
+ * {@link PRIORITY_SEP}, 0 without one.
+ *
+ * @example
+ * ```ts
+ * import { priorityStep } from "./redis_keys.ts";
+ * priorityStep("celery\x06\x166"); // 6
+ * priorityStep("celery"); // 0
+ * ```
+ *
+ * @param list a queue's list (unprefixed)
+ * @returns its step
+ */
+export function priorityStep(list: string): number {
+  const i = list.lastIndexOf(PRIORITY_SEP);
+  return i < 0 ? 0 : Number(list.slice(i + PRIORITY_SEP.length));
+}
+
+/**
+ * The order in which a take reads a consumer's lists (from
+ * {@link rotatedLists}): step by step, most urgent first, as kombu's `BRPOP`
+ * serves a higher priority first, each step's claim lists (what a wait
+ * claimed is the oldest of its list) and then its queue lists; the claim
+ * list of `first` (an early hand-out's, which its take must surely take)
+ * before all.
+ *
+ * @example
+ * ```ts
+ * import { takeOrder } from "./redis_keys.ts";
+ * takeOrder(["a", "b", "a\x06\x169"], "b");
+ * // [["b", true], ["a", true], ["a", false], ["b", false], ["a\x06\x169", true], ["a\x06\x169", false]]
+ * ```
+ *
+ * @param lists queue lists, grouped by step, most urgent first
+ * @param first a list whose claim list goes first, or null
+ * @returns each list read, in order, and whether it is its claim list that is read
+ */
+export function takeOrder(lists: readonly string[], first: string | null): [string, boolean][] {
+  const out: [string, boolean][] = first === null ? [] : [[first, true]];
+  for (let i = 0; i < lists.length;) {
+    const step = priorityStep(lists[i]);
+    let j = i;
+    while (j < lists.length && priorityStep(lists[j]) === step) j++;
+    for (let k = i; k < j; k++) if (lists[k] !== first) out.push([lists[k], true]);
+    for (let k = i; k < j; k++) out.push([lists[k], false]);
+    i = j;
+  }
+  return out;
+}
+
+/**
  * The set holding the bindings of `exchange` (kombu's `_kombu.binding.<exchange>`).
  *
  * @example

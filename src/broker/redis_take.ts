@@ -2,7 +2,7 @@
  * Taking messages from Redis: one atomic script call takes a batch and
  * records it in `unacked` / `unacked_index` (reconciling a take whose
  * reply was lost), malformed elements are parked, and while the queues are
- * empty the taker waits by claiming (see redis_claims.ts), riding out a
+ * empty the taker waits by claiming (redis_watchers.ts, redis_claims.ts), riding out a
  * Redis outage by retrying every {@link RECONNECT_POLL_MS} ms. A message
  * the wait claims is handed out at once, its take script following it
  * (redis_early.ts): an idle worker starts a task one Redis round trip sooner.
@@ -11,28 +11,18 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { decodeEnvelope, decodeEnvelopeWith, type Envelope } from "../protocol/envelope.ts";
+import { decodeEnvelope, type Envelope } from "../protocol/envelope.ts";
 import { sleep, untilAborted } from "./sleep.ts";
 import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
-import {
-  CLAIM_LEASE_SECONDS,
-  claimedList,
-  type ClaimLink,
-  claimList,
-  CLAIMS_KEY,
-  ClaimWatcher,
-  ioredisClaimLink,
-  respClaimLink,
-} from "./redis_claims.ts";
+import { claimList } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
-import { duplicateRedis } from "./redis_connection.ts";
-import { PARKED_KEY, queueOfList, rotatedLists } from "./redis_keys.ts";
+import { PARKED_KEY, priorityStep, rotatedLists, takeOrder } from "./redis_keys.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
-import { BodyPack, PENDING, toDelivery } from "./redis_bodies.ts";
-import { parkRaw } from "./redis_parked.ts";
+import { BodyPack, readTake, toDelivery } from "./redis_bodies.ts";
 import { TAKE_SCRIPT } from "./redis_scripts.ts";
 import { RespScript, stringArray } from "./resp_scripts.ts";
+import { ClaimWatchers } from "./redis_watchers.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -67,7 +57,7 @@ const RECORD_WITHIN_MS = 200;
  * @example
  * ```ts ignore
  * import { RedisTaker } from "./redis_take.ts";
- * const taker = new RedisTaker(scope);
+ * const taker = new RedisTaker(scope, closing, (left) => settler.requeue(left));
  * const deliveries = await taker.take(["celery"], 10, AbortSignal.timeout(5000));
  * await taker.close();
  * ```
@@ -76,21 +66,25 @@ export class RedisTaker {
   readonly #scope: RedisScope;
   /** Aborted when the broker closes: a take recording in the background gives up then. */
   readonly #closing: AbortSignal;
-  readonly #watchers = new Map<string, ClaimWatcher>();
-  /** This broker's id in its claim lists (see redis_claims.ts). */
-  readonly #id = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+  readonly #watchers: ClaimWatchers;
   #rotation = 0;
   /** This consumer's take record and the sequence id of its next take. */
   readonly #takeRecord = `celeriac.take.${crypto.randomUUID()}`;
   #takeSeq = 0;
   /** Lists of a take whose reply was lost: the next take repeats it with the same id. */
-  #unsureTake: { lists: string[]; seq: number; claimOrder: string[] } | null = null;
+  #unsureTake: { lists: string[]; seq: number; first: string | null } | null = null;
   /**
    * Claims counted (over every watcher) before the last take that found
    * every list empty, or that took a claim list alone (the record of an
    * early hand-out); null when the last take may have left messages.
    */
   #emptyAt: number | null = null;
+  /**
+   * Whether that take read no queue list (the record of an early hand-out,
+   * its claim list alone): a higher priority may have a backlog that the
+   * wait that follows claims from along with a lower one's message.
+   */
+  #unseen = false;
   readonly #bodies = new BodyPack();
   /** Take scripts sent so far, and whether one is awaiting its reply. */
   #takesSent = 0;
@@ -99,20 +93,34 @@ export class RedisTaker {
   readonly #early = new EarlyDeliveries();
   /** The take script sent after an early hand-out, until its reply is handled. */
   #background: Promise<void> | null = null;
-  /** That take script before it is sent: see {@link RedisTaker.#sendDeferred}. */
-  #deferred: ((full: boolean) => Promise<void>) | null = null;
+  /**
+   * That take script before it is sent, given the max of the take that sends
+   * it or null: see {@link RedisTaker.#sendDeferred}.
+   */
+  #deferred: ((max: number | null) => Promise<void>) | null = null;
   /** Sends it after {@link RECORD_WITHIN_MS} if nothing else did. */
   #deferTimer: ReturnType<typeof setTimeout> | undefined;
-  /** What that take took beside the early delivery: the next take returns it. */
+  /** What that take took beside the early delivery: the take that sent it returns it. */
   #stash: Delivery[] = [];
+  /** Puts recorded deliveries back at the front of their queues (the broker's requeue). */
+  readonly #putBack: (deliveries: Delivery[]) => Promise<void>;
+  /** Putting back the stash of a take aborted before its take script replied. */
+  #puttingBack: Promise<void> | null = null;
 
   /**
    * @param scope the broker's connection and key prefix
    * @param closing aborted when the broker closes
+   * @param putBack puts recorded deliveries back at the front of their queues
    */
-  constructor(scope: RedisScope, closing: AbortSignal = new AbortController().signal) {
+  constructor(
+    scope: RedisScope,
+    closing: AbortSignal,
+    putBack: (deliveries: Delivery[]) => Promise<void>,
+  ) {
     this.#scope = scope;
     this.#closing = closing;
+    this.#putBack = putBack;
+    this.#watchers = new ClaimWatchers(scope);
   }
 
   /**
@@ -121,11 +129,14 @@ export class RedisTaker {
    * back or `signal` aborts).
    */
   async take(queues: readonly string[], max: number, signal: AbortSignal): Promise<Delivery[]> {
-    this.#sendDeferred(true);
+    this.#sendDeferred(max);
     if (this.#background) {
       // Recording the last early hand-out (repeating its take while Redis is unreachable).
       await untilAborted(this.#background, signal);
-      if (signal.aborted) return [];
+      if (signal.aborted) {
+        this.#putBackStash();
+        return [];
+      }
     }
     if (this.#stash.length > 0) return this.#stash.splice(0, max);
     let down = 0;
@@ -133,20 +144,21 @@ export class RedisTaker {
     // claimed since: wait first. A message queued meanwhile (or before: a burst) ends the wait at
     // once and is handed out early, and the take that records it takes the rest up to max; a
     // take here would mostly find nothing, and delay the wait by a script run.
-    if (this.#emptyAt !== null && this.#emptyAt === this.#claims(null)) {
-      const early = await this.#waitAny(rotatedLists(queues, this.#rotation), signal, max);
+    if (this.#emptyAt !== null && this.#emptyAt === this.#watchers.claims(null)) {
+      const lists = rotatedLists(queues, this.#rotation);
+      const early = await this.#waitAny(lists, signal, max, this.#unseen);
       if (early) return early;
     }
     this.#emptyAt = null;
     while (!signal.aborted) {
       const lists = this.#unsureTake?.lists ?? rotatedLists(queues, this.#rotation);
-      const claimOrder = this.#unsureTake?.claimOrder ?? lists;
-      const claims = this.#claims(lists);
-      const claimedBefore = this.#claims(null);
+      const first = this.#unsureTake?.first ?? null;
+      const claims = this.#watchers.claims(lists);
+      const claimedBefore = this.#watchers.claims(null);
       let got: Delivery[];
       let taken: number;
       try {
-        [got, taken] = await this.#takeNow(lists, max, claimOrder);
+        [got, taken] = await this.#takeNow(lists, max, first);
       } catch (err) {
         if (!(err instanceof BrokerConnectionError)) throw err;
         // Ride out the outage here, as the AMQP transport does: retry soon after Redis is back.
@@ -167,10 +179,13 @@ export class RedisTaker {
       }
       if (got.length > 0) {
         this.#rotation++;
-        if (taken < max) this.#emptyAt = claimedBefore;
+        if (taken < max) {
+          this.#emptyAt = claimedBefore;
+          this.#unseen = false;
+        }
         return got;
       }
-      if (this.#claims(lists) === claims) {
+      if (this.#watchers.claims(lists) === claims) {
         const early = await this.#waitAny(lists, signal, max);
         if (early) return early;
       }
@@ -232,7 +247,29 @@ export class RedisTaker {
   async leftOver(): Promise<Delivery[]> {
     this.#sendDeferred();
     await this.#background;
+    await this.#puttingBack;
     return this.#stash.splice(0);
+  }
+
+  /**
+   * A take that sent the take script of an early hand-out ended before the
+   * script replied (its signal aborted: a Redis Cluster take over several
+   * queues ends the takes of the others once one returns). What the script
+   * takes beside the early delivery goes back to its queues once recorded:
+   * held until this taker's next take, which may not come for long (the
+   * worker holds its max), nothing would renew its lease, and once restored
+   * and run elsewhere it would be handed out here again.
+   */
+  #putBackStash(): void {
+    const recording = this.#background;
+    if (recording === null || this.#puttingBack !== null) return;
+    this.#puttingBack = recording.then(async () => {
+      // Last first: each goes to the front of its queue, and the first is taken first again.
+      const left = this.#stash.splice(0).reverse();
+      if (left.length > 0) await this.#putBack(left);
+    }).catch((err) =>
+      log.warn("Could not put back taken message(s): {error}", { error: (err as Error).message })
+    ).finally(() => this.#puttingBack = null);
   }
 
   /**
@@ -241,7 +278,7 @@ export class RedisTaker {
    * still in its claim list: its wait was sent while no take was under way
    * and no take was sent since, so no take can have taken it. The take
    * script (sent by the next take: the one that would have followed the
-   * wait, up to `max`, this claim list first; by a settling, its timer or
+   * wait, up to its max beside this element, this claim list first; by a settling, its timer or
    * closing: this claim list alone) goes out once the delivery is on its way
    * ({@link RedisTaker.#sendDeferred}); its reply gives the delivery its
    * recorded tag, and its other messages are the next take's. Settling the
@@ -268,17 +305,17 @@ export class RedisTaker {
     if (env.deliveryTag === "") return null;
     const d = toDelivery(env, list, env.deliveryTag);
     const early = this.#early.add(claim.raw, d);
-    const claimedBefore = this.#claims(null);
-    const claimOrder = [list, ...lists.filter((l) => l !== list)];
-    // Sent by the next take, it takes up to max (that take returns the rest); sent by a settling,
-    // the timer or closing, only this claim list (this element and at most one older claim): no
-    // take may come for long (the consume loop may sleep with its ETA limit or backlog reached),
-    // and the queues' messages stay there for any worker rather than recorded and held out of
-    // sight (and restored after the visibility timeout).
-    this.#deferred = (full) =>
-      (full
-        ? this.#record(early, lists, max, claimOrder, claimedBefore)
-        : this.#record(early, [], 2, [list], claimedBefore))
+    const claimedBefore = this.#watchers.claims(null);
+    // Sent by the next take, it takes this element and up to that take's max beside (which that
+    // take returns; at least 2 in all, see above); sent by a settling, the timer or closing, only
+    // this claim list (this element and at most one older claim): no take may come for long (the
+    // consume loop may sleep with its ETA limit or backlog reached), and the queues' messages
+    // stay there for any worker rather than recorded and held out of sight (and restored after
+    // the visibility timeout).
+    this.#deferred = (next) =>
+      (next !== null
+        ? this.#record(early, lists, Math.max(2, next + 1), list, claimedBefore)
+        : this.#record(early, [], 2, list, claimedBefore))
         .finally(() => this.#background = null);
     this.#deferTimer = setTimeout(() => this.#sendDeferred(), RECORD_WITHIN_MS);
     return [d];
@@ -296,19 +333,18 @@ export class RedisTaker {
   async #takeNow(
     lists: string[],
     max: number,
-    claimOrder: string[] = lists,
+    first: string | null,
   ): Promise<[Delivery[], number]> {
     const s = this.#scope;
-    // Messages this broker claimed while waiting come first (they were sent first).
-    const sources = [...claimOrder, ...lists];
-    const keys = [
-      ...claimOrder.map((l) => s.k(claimList(this.#id, l))),
-      ...lists.map((l) => s.k(l)),
-      s.k("unacked_index"),
-      s.k("unacked"),
-      s.k(PARKED_KEY),
-      s.k(this.#takeRecord),
-    ];
+    // A higher priority first; within a step, what this broker's waits claimed first (it was
+    // sent first).
+    const sources: string[] = [];
+    const keys: string[] = [];
+    for (const [list, claimed] of takeOrder(lists, first)) {
+      sources.push(list);
+      keys.push(s.k(claimed ? claimList(this.#watchers.id, list) : list));
+    }
+    keys.push(s.k("unacked_index"), s.k("unacked"), s.k(PARKED_KEY), s.k(this.#takeRecord));
     // A take repeating one whose reply was lost uses that take's id; takes never share one.
     const seq = this.#unsureTake?.seq ?? ++this.#takeSeq;
     const args = [String(max), String(seq)];
@@ -320,7 +356,7 @@ export class RedisTaker {
         ? await s.resp.evalScript(TAKE, keys, args, stringArray)
         : await s.run(() => s.client.celeriacTake(keys.length, ...keys, ...args));
     } catch (err) {
-      this.#unsureTake = { lists, seq, claimOrder };
+      this.#unsureTake = { lists, seq, first };
       throw err;
     } finally {
       this.#taking = false;
@@ -331,44 +367,7 @@ export class RedisTaker {
       });
     }
     this.#unsureTake = null;
-    const out: Delivery[] = [];
-    const pack = this.#bodies;
-    const packing = pack.begin();
-    const pending: Delivery[] = [];
-    try {
-      for (let i = 0; i < flat.length; i += 3) {
-        const pos = Number(flat[i]);
-        const tag = flat[i + 1];
-        const raw = flat[i + 2];
-        const list = sources[Math.abs(pos) - 1];
-        if (this.#early.size > 0 && this.#early.recorded(raw, tag)) continue;
-        if (pos < 0) {
-          log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
-            list,
-            sample: raw.slice(0, 200),
-          });
-          continue;
-        }
-        let env: Envelope;
-        try {
-          env = packing ? decodeEnvelopeWith(raw, pack.decode) : decodeEnvelope(raw);
-        } catch (err) {
-          await parkRaw(
-            s,
-            tag,
-            raw,
-            queueOfList(list),
-            `malformed message: ${(err as Error).message}`,
-          );
-          continue;
-        }
-        const d = toDelivery(env, list, tag);
-        if (env.body === PENDING) pending.push(d);
-        out.push(d);
-      }
-    } finally {
-      if (packing) pack.end(pending);
-    }
+    const out = await readTake(s, flat, sources, this.#bodies, this.#early);
     // An early delivery this take did not record is no longer this consumer's.
     if (this.#early.size > 0) this.#early.tookAll(seq);
     return [out, flat.length / 3];
@@ -383,20 +382,23 @@ export class RedisTaker {
     early: Early,
     lists: string[],
     max: number,
-    claimOrder: string[],
+    first: string,
     claimedBefore: number,
   ): Promise<void> {
     let failed = false;
     // At least once: a broker closing sends it too, and puts back what it took beside.
     do {
-      const taking = this.#takeNow(lists, max, claimOrder);
+      const taking = this.#takeNow(lists, max, first);
       if (early.seq < 0) early.seq = this.#takeSeq;
       try {
         const [got, taken] = await taking;
         this.#rotation++;
         // A take of claim lists alone leaves the queues as they were: the next take waits first
         // all the same (see take()).
-        if (taken < max || lists.length === 0) this.#emptyAt = claimedBefore;
+        if (taken < max || lists.length === 0) {
+          this.#emptyAt = claimedBefore;
+          this.#unseen = lists.length === 0;
+        }
         for (const g of got) this.#stash.push(g);
         return;
       } catch (err) {
@@ -419,104 +421,51 @@ export class RedisTaker {
    * the hand-out): on a busy host, the write that wakes Redis can cost the
    * thread its CPU for as long as Redis runs.
    *
-   * @param full sent by a take (which returns what the script takes beside
-   *   the early delivery): it takes up to the hand-out's max; otherwise
-   *   (a settling, the timer, closing) the early delivery's claim list alone
+   * @param next the max of the take that sends it (which returns what the
+   *   script takes beside the early delivery, up to that max); null when a
+   *   settling, the timer or closing sends it: the early delivery's claim
+   *   list alone
    */
-  #sendDeferred(full = false): void {
+  #sendDeferred(next: number | null = null): void {
     const send = this.#deferred;
     if (send === null) return;
     clearTimeout(this.#deferTimer);
     this.#deferred = null;
-    this.#background = send(full);
+    this.#background = send(next);
   }
 
   /**
    * Wait until a watcher of `lists` claims a message (or 1 s passes); hand
    * the claimed message out at once when it can be ({@link #handOut}).
    *
+   * @param unseen the queue lists were not read since they may have had
+   *   messages: only a claim of the most urgent step is handed out early (a
+   *   higher priority's backlog is claimed along with a lower one's message,
+   *   and its claim may reply later); the take that follows otherwise serves
+   *   them in priority order
    * @returns the delivery handed out, or null when a take must follow
    */
-  async #waitAny(lists: string[], signal: AbortSignal, max: number): Promise<Delivery[] | null> {
+  async #waitAny(
+    lists: string[],
+    signal: AbortSignal,
+    max: number,
+    unseen = false,
+  ): Promise<Delivery[] | null> {
     // -1: a wait sent while a take is under way is never handed out early.
-    const epoch = this.#taking ? -1 : this.#takesSent;
-    const waits = lists.map((l) => {
-      const w = this.#watcher(l);
-      return w.wait(epoch).then((claimed) => claimed ? l : null);
-    });
-    const { promise: aborted, resolve } = Promise.withResolvers<null>();
-    const onAbort = () => resolve(null);
-    signal.addEventListener("abort", onAbort, { once: true });
-    let won: string | null;
-    try {
-      won = await Promise.race([...waits, aborted]);
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-    }
-    if (won === null || signal.aborted) return null;
-    return this.#handOut(this.#watchers.get(won)!.takeClaimed(), won, lists, max);
+    const won = await this.#watchers.waitAny(lists, signal, this.#taking ? -1 : this.#takesSent);
+    if (won === null) return null;
+    if (unseen && priorityStep(won.list) !== priorityStep(lists[0])) return null;
+    return this.#handOut(won.claim, won.list, lists, max);
   }
 
   /**
-   * Messages claimed so far by the watchers of `lists` (those not watched
-   * yet claimed none), or by every watcher when `lists` is null.
-   */
-  #claims(lists: string[] | null): number {
-    let n = 0;
-    if (lists === null) { for (const w of this.#watchers.values()) n += w.claims; }
-    else for (const l of lists) n += this.#watchers.get(l)?.claims ?? 0;
-    return n;
-  }
-
-  #watcher(list: string): ClaimWatcher {
-    let w = this.#watchers.get(list);
-    if (!w) {
-      const s = this.#scope;
-      const member = claimList(this.#id, list);
-      const keys = [s.k(list), s.k(member), s.k(CLAIMS_KEY), member] as const;
-      let link: ClaimLink;
-      if (s.resp) {
-        link = respClaimLink(s.resp.connection({ name: "celeriac-watch", role: "wait" }), ...keys);
-      } else {
-        const conn = duplicateRedis(s.client, s.rawUrl, "celeriac-watch");
-        conn.on("error", () => {});
-        link = ioredisClaimLink(conn, ...keys);
-      }
-      w = new ClaimWatcher(link);
-      this.#watchers.set(list, w);
-    }
-    return w;
-  }
-
-  /**
-   * Put claims back at the front of their queues: this broker's own (on
-   * close), or every claim not renewed for {@link CLAIM_LEASE_SECONDS}.
+   * Put claims back at the front of their queues (see `ClaimWatchers.returnClaims`).
    *
    * @param own this broker's claims, rather than abandoned ones
    * @returns how many messages moved
    */
-  async returnClaims(own: boolean): Promise<number> {
-    const s = this.#scope;
-    const members = own
-      ? [...this.#watchers.keys()].map((l) => claimList(this.#id, l))
-      : await s.client.zrangebyscore(
-        s.k(CLAIMS_KEY),
-        "-inf",
-        Date.now() / 1000 - CLAIM_LEASE_SECONDS,
-      );
-    let moved = 0;
-    for (const member of members) {
-      const list = claimedList(member);
-      if (list === null) continue;
-      moved += await s.client.celeriacReturnClaim(
-        s.k(member),
-        s.k(list),
-        s.k(CLAIMS_KEY),
-        member,
-      );
-    }
-    if (moved > 0) log.info("Returned {n} claimed message(s) to their queues", { n: moved });
-    return moved;
+  returnClaims(own: boolean): Promise<number> {
+    return this.#watchers.returnClaims(own);
   }
 
   /** Stop waiting and put this broker's claims back in their queues. */
@@ -526,11 +475,7 @@ export class RedisTaker {
     this.#early.rejectAll(
       new BrokerConnectionError("the broker closed before the take was recorded"),
     );
-    for (const w of this.#watchers.values()) w.close();
-    await this.returnClaims(true).catch((err) =>
-      log.warn("Could not return claimed messages: {error}", { error: (err as Error).message })
-    );
-    this.#watchers.clear();
+    await this.#watchers.close();
     // The record only serves this consumer's next take; without this it lingers until it expires.
     await this.#scope.client.del(this.#scope.k(this.#takeRecord)).catch((err) =>
       log.debug("Could not delete the take record: {error}", { error: (err as Error).message })

@@ -216,9 +216,9 @@ export class RespConnection {
   /**
    * Close: replies to the commands sent are awaited (at most `waitMs`),
    * then the socket is closed; a reconnect under way stops. With `waitMs`
-   * 0 the socket is closed within this call, before anything the caller
-   * sends next on another connection (a blocked `BLMOVE` ends before the
-   * claims it may fill are returned, see redis_take.ts).
+   * 0 the socket is closed within this call (a blocked `BLMOVE` is not
+   * waited for). The server sees the close later: a command sent next on
+   * another connection may run before (see redis_watchers.ts).
    *
    * @param waitMs how long to wait for replies still due. Default 2000.
    */

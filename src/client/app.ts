@@ -1,9 +1,10 @@
 /**
  * The {@link Celery} app: configuration, the task registry and the
  * producer. Creating or importing an app opens no connection; the broker
- * and backend are opened on first use (connections.ts). Sending is in
- * dispatch.ts, how a call is encoded in send.ts; the worker's publishing
- * hook in publisher.ts.
+ * and backend are opened on first use (connections.ts). The options and
+ * their resolved form are in settings.ts, the tasks defined in
+ * registry.ts. Sending is in dispatch.ts, how a call is encoded in send.ts;
+ * the worker's publishing hook in publisher.ts.
  *
  * @module
  */
@@ -11,9 +12,7 @@
 import type { ResultBackend } from "../backend/port.ts";
 import type { Broker, PublishTarget } from "../broker/port.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
-import { parseRate } from "../protocol/rate.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
-import { annotate } from "./annotations.ts";
 import { AsyncResult, type ResultSource } from "./async_result.ts";
 import {
   type CanvasApp,
@@ -24,7 +23,7 @@ import {
 import { GroupResult } from "./group_result.ts";
 import { Control } from "./control.ts";
 import { Events } from "./events.ts";
-import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
+import type { CeleryOptions, ResolvedConfig } from "./config.ts";
 import { Connections } from "./connections.ts";
 import { Dispatch } from "./dispatch.ts";
 import { Task } from "./task.ts";
@@ -36,8 +35,9 @@ import type {
   TaskOptions,
   TaskSender,
 } from "./task_options.ts";
-import { type CompiledRoutes, compileRoutes } from "./routes.ts";
 import { PUBLISHER, type Publisher } from "./publisher.ts";
+import { TaskRegistry } from "./registry.ts";
+import { AppSettings } from "./settings.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
 
 const BRAND = Symbol.for("celeriac.app");
@@ -56,21 +56,19 @@ const BRAND = Symbol.for("celeriac.app");
  * ```
  */
 export class Celery implements TaskSender, ResultSource, CanvasApp {
-  #config: ResolvedConfig;
-  #options: CeleryOptions;
+  readonly #settings: AppSettings;
   /**
    * This producer's reply-queue id (Celery's "oid"), written as `reply_to`.
    */
   readonly oid: string = crypto.randomUUID();
-  readonly #tasks = new Map<string, Task<never, unknown>>();
-  #routes: CompiledRoutes | null = null;
-  readonly #connections = new Connections(() => this.#config, this.oid);
+  readonly #registry = new TaskRegistry();
+  readonly #connections = new Connections(() => this.#settings.config, this.oid);
   readonly #dispatch = new Dispatch({
     oid: this.oid,
-    config: () => this.#config,
-    routes: () => this.#routes,
+    config: () => this.#settings.config,
+    routes: () => this.#settings.routes,
     publisher: () => this[PUBLISHER],
-    taskQueue: (name) => this.#tasks.get(name)?.options.queue,
+    taskQueue: (name) => this.#registry.tasks.get(name)?.options.queue,
     publish: (message, target) => this.publish(message, target),
     events: () => this.events,
     broker: () => this.broker(),
@@ -112,9 +110,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * @param options broker, backend and defaults; see {@link CeleryOptions}
    */
   constructor(options: CeleryOptions = {}) {
-    this.#options = { ...options };
-    this.#config = resolveConfig(options);
-    this.#routes = options.taskRoutes ? compileRoutes(options.taskRoutes) : null;
+    this.#settings = new AppSettings(options);
     Object.defineProperty(this, BRAND, { value: true });
   }
 
@@ -137,7 +133,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
 
   /** The configuration, with defaults applied. */
   get config(): ResolvedConfig {
-    return this.#config;
+    return this.#settings.config;
   }
 
   /**
@@ -155,19 +151,10 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * @throws {Error} when the broker or backend is already open
    */
   configure(options: CeleryOptions): void {
-    if (this.#connections.opened) {
-      throw new Error("configure() must be called before the app connects (before sending tasks)");
-    }
-    if (options.taskAnnotations !== undefined && this.#tasks.size > 0) {
-      throw new Error(
-        "taskAnnotations must be set before tasks are defined: pass it to new Celery({ taskAnnotations })",
-      );
-    }
-    this.#options = { ...this.#options, ...options };
-    this.#config = resolveConfig(this.#options);
-    if (options.taskRoutes !== undefined) {
-      this.#routes = options.taskRoutes ? compileRoutes(options.taskRoutes) : null;
-    }
+    this.#settings.update(options, {
+      connected: this.#connections.opened,
+      tasksDefined: this.#registry.tasks.size > 0,
+    });
   }
 
   /**
@@ -197,7 +184,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
 
   /** Registered tasks by name. */
   get tasks(): ReadonlyMap<string, Task<never, unknown>> {
-    return this.#tasks;
+    return this.#registry.tasks;
   }
 
   /**
@@ -248,27 +235,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     optionsOrHandler: TaskOptions | ((...args: never[]) => unknown),
     maybeHandler?: (...args: never[]) => unknown,
   ): Task<unknown[], unknown> {
-    const handler = typeof optionsOrHandler === "function" ? optionsOrHandler : maybeHandler;
-    const options = annotate(
-      this.#options.taskAnnotations ?? null,
-      name,
-      typeof optionsOrHandler === "function" ? {} : optionsOrHandler,
-    );
-    if (typeof name !== "string" || name === "") {
-      throw new TypeError('A task needs a non-empty name, e.g. "tasks.add"');
-    }
-    if (typeof handler !== "function") {
-      throw new TypeError(`Task "${name}" needs a handler function`);
-    }
-    if (options.rateLimit !== undefined) {
-      parseRate(options.rateLimit, `rateLimit of task "${name}"`);
-    }
-    if (this.#tasks.has(name)) {
-      throw new TypeError(`Task "${name}" is already defined in this app: give it another name`);
-    }
-    const task = new Task<unknown[], unknown>(this, name, options, handler);
-    this.#tasks.set(name, task as Task<never, unknown>);
-    return task;
+    const annotations = this.#settings.annotations;
+    return this.#registry.define(this, name, optionsOrHandler, maybeHandler, annotations);
   }
 
   /**

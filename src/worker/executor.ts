@@ -2,7 +2,7 @@
  * Runs one task: decode the body, call the handler with the right
  * arguments, and encode the outcome (the result meta to store, and what the
  * main thread needs for follow-up tasks). Used inside Web Workers and by the
- * inline pool.
+ * inline pool, through batch_runner.ts (many runs, outcomes in batches).
  *
  * @module
  */
@@ -29,8 +29,6 @@ import type { Signals } from "../client/signals.ts";
 import { reportedError } from "./reported_error.ts";
 import type { TimeLimits } from "./time_limits.ts";
 import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
-import { MESSAGE_BLOCKING_MS } from "./blocking_time.ts";
-import { SeqMap } from "./seq_map.ts";
 
 /**
  * A task to run, as the main thread hands it over (structured-cloneable).
@@ -398,108 +396,5 @@ export async function runTask(
       blocked,
       traceback: req.describe ? traceback : undefined,
     };
-  }
-}
-
-/**
- * Runs task requests against a registry, many at a time, and reports their
- * outcomes in batches: outcomes of tasks that finish in the same turn (every
- * synchronous handler of a batch) go out together. Given `waiting` (tasks
- * already sent to this runner that it has not received), it holds
- * outcomes of tasks that blocked their thread for at least
- * `MESSAGE_BLOCKING_MS` while more tasks wait, and posts them at the start
- * of the turn that runs the first tasks they are not fewer than, or once
- * nothing waits: a Web Worker running CPU-bound tasks one message each then
- * reports a few at a time (fewer wake-ups of the main thread) while it
- * still has tasks to run until the main thread sends more. Short tasks'
- * outcomes go out at the end of their turn, as without the count. Nothing is held while a task with
- * a hard time limit runs (a Web Worker stopped at that limit would lose
- * what it holds). Used inside Web Workers and by the inline pool.
- *
- * @example
- * ```ts ignore
- * const runner = new BatchRunner((outcomes) => self.postMessage({ type: "outcomes", outcomes }));
- * runner.run(app.tasks, requests);
- * ```
- */
-export class BatchRunner {
-  readonly #onOutcomes: (outcomes: RunOutcome[]) => void;
-  readonly #services: RunServices;
-  readonly #waiting: (() => number) | undefined;
-  readonly #running = new SeqMap<AbortController>();
-  /** Running requests with a hard time limit. */
-  readonly #limited = new Set<number>();
-  #outbox: RunOutcome[] = [];
-  #flushScheduled = false;
-
-  /**
-   * @param onOutcomes receives each batch of finished outcomes
-   * @param services what tasks may reach (state updates)
-   * @param waiting tasks sent to this runner and not received yet; default: outcomes are never held
-   */
-  constructor(
-    onOutcomes: (outcomes: RunOutcome[]) => void,
-    services: RunServices = {},
-    waiting?: () => number,
-  ) {
-    this.#onOutcomes = onOutcomes;
-    this.#services = services;
-    this.#waiting = waiting;
-  }
-
-  /**
-   * Start requests; each gets its own AbortSignal.
-   *
-   * @param tasks the registry
-   * @param requests what to run
-   * @param signals the app's signals, for task signal listeners
-   */
-  run(
-    tasks: ReadonlyMap<string, Task<never, unknown>>,
-    requests: RunRequest[],
-    signals?: Signals,
-  ): void {
-    const limited = requests.filter((r) => r.timeLimits?.hard);
-    const caughtUp = this.#waiting && this.#outbox.length >= requests.length + this.#waiting();
-    if (limited.length || caughtUp) this.#flush();
-    for (const r of limited) this.#limited.add(r.seq);
-    const services = signals ? { ...this.#services, signals } : this.#services;
-    for (const req of requests) {
-      const ctl = new AbortController();
-      this.#running.set(req.seq, ctl);
-      runTask(tasks, req, ctl.signal, services).then((o) => this.#finished(o));
-    }
-  }
-
-  /**
-   * Fire the AbortSignals of running requests.
-   *
-   * @param seqs their dispatch numbers
-   * @param reason the signals' reason (default an `AbortError`)
-   */
-  abort(seqs: number[], reason?: unknown): void {
-    for (const s of seqs) this.#running.get(s)?.abort(reason);
-  }
-
-  #finished(outcome: RunOutcome): void {
-    this.#running.delete(outcome.seq);
-    this.#limited.delete(outcome.seq);
-    this.#outbox.push(outcome);
-    if (this.#flushScheduled) return;
-    // Outcomes queued in this turn are already ahead of this microtask.
-    this.#flushScheduled = true;
-    queueMicrotask(() => {
-      this.#flushScheduled = false;
-      const hold = this.#limited.size === 0 && (this.#waiting?.() ?? 0) > 0 &&
-        this.#outbox.every((o) => (o.blocked ?? 0) >= MESSAGE_BLOCKING_MS);
-      if (!hold) this.#flush();
-    });
-  }
-
-  #flush(): void {
-    if (this.#outbox.length === 0) return;
-    const out = this.#outbox;
-    this.#outbox = [];
-    this.#onOutcomes(out);
   }
 }

@@ -7,7 +7,8 @@
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import { SoftTimeLimitExceeded, TimeLimitExceeded } from "../client/worker_errors.ts";
-import { BatchRunner, type RunRequest } from "./executor.ts";
+import { BatchRunner } from "./batch_runner.ts";
+import type { RunRequest } from "./executor.ts";
 import type { Pool, PoolEvents } from "./pool.ts";
 import { TimeLimitTimers } from "./time_limits.ts";
 

@@ -14,7 +14,7 @@ import type { CeleryOptions } from "../client/config.ts";
 import { SoftTimeLimitExceeded } from "../client/worker_errors.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
 import { registerBuiltins } from "./builtins.ts";
-import { BatchRunner } from "./executor.ts";
+import { BatchRunner } from "./batch_runner.ts";
 import { loadApp } from "./load_app.ts";
 import type { FromRunner, ToRunner } from "./pool_protocol.ts";
 import type { Revocation } from "./sandboxes.ts";

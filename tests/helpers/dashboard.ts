@@ -1,22 +1,15 @@
 /**
- * Shared parts of the dashboard's browser tests: a free port, screenshots
+ * Shared parts of the dashboard's browser tests: screenshots
  * under `.scratch/screenshots/<test>/`, the header's navigation, the
  * `worker.ts dashboard` command and a Python Celery client sending tasks.
  */
 
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
+import { reservePorts } from "./ports.ts";
 import { Proc, PYTHON } from "./procs.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-
-/** A TCP port free on 127.0.0.1 right now. */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}
 
 /** A function writing full-page screenshots to `.scratch/screenshots/<folder>/<name>.png`. */
 export function screenshots(folder: string): (page: Page, name: string) => Promise<void> {
@@ -39,7 +32,9 @@ export async function startDashboard(
   urls: { broker: string; backend: string },
   extra: string[] = [],
 ): Promise<{ proc: Proc; url: string }> {
-  const port = freePort();
+  // A reserved block's port, held until the dashboard listens on it.
+  using ports = reservePorts();
+  const port = ports.base;
   const proc = Proc.start("dashboard", Deno.execPath(), [
     "run",
     "-A",

@@ -2,8 +2,12 @@
  * Port blocks for private test servers, reserved across processes.
  *
  * Blocks are `base + 0..99` for bases 20000, 20100, ... 28900: below the
- * ephemeral ports (32768 up, never handed to outgoing connections), with
- * room for Redis Cluster's bus ports (`port + 10000`, 30000-38909). A block
+ * ephemeral ports (32768 up, the ones the kernel hands to outgoing
+ * connections and port-0 listeners), so no other process takes a server's
+ * port between the check and its bind. Redis Cluster's bus ports
+ * (`port + 10000`, 30000-38909) are partly ephemeral: an outgoing connection
+ * may take one after the check, the node then fails with `PortInUseError`
+ * and `privateServers` starts the set again on another block. A block
  * is held by listening on its last port (`base + 99`, which no server of a
  * block uses): the kernel lets one socket bind it, so two test processes
  * can never hold the same block, and it is freed when its holder exits, so

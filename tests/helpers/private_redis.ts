@@ -24,10 +24,12 @@ export class PrivateRedis {
   /** Start a server on a port block of its own (another block if its port was taken). */
   static async start(): Promise<PrivateRedis> {
     for (let attempt = 1;; attempt++) {
-      const r = new PrivateRedis(
-        reservePorts(),
-        await Deno.makeTempDir({ prefix: "celeriac-redis-" }),
-      );
+      const block = reservePorts();
+      const dir = await Deno.makeTempDir({ prefix: "celeriac-redis-" }).catch((err) => {
+        block.release();
+        throw err;
+      });
+      const r = new PrivateRedis(block, dir);
       try {
         await r.up();
         return r;

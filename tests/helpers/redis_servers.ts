@@ -229,13 +229,19 @@ export interface ClusterOptions {
   replicas?: number;
   /** Extra node arguments (`--cluster-node-timeout 1000`, ...). Default none. */
   args?: string[];
+  /**
+   * Time limit of `redis-cli --cluster create`, in ms (it waits for the
+   * nodes to agree with no limit of its own). Default 60 000.
+   */
+  createTimeoutMs?: number;
 }
 
 /**
  * Start a private Redis Cluster: `nodes` cluster-enabled servers on
  * consecutive ports from `base`, joined with `redis-cli --cluster create`;
- * resolves once every node reports `cluster_state:ok`. On failure the
- * nodes already started are killed before the error is thrown.
+ * resolves once every node reports `cluster_state:ok`. On failure
+ * (`redis-cli` not done within `createTimeoutMs`, too) the nodes already
+ * started are killed before the error is thrown.
  *
  * @param base the first node's port
  * @param dir a directory for the nodes' files
@@ -246,7 +252,7 @@ export async function startRedisCluster(
   dir: string,
   options: ClusterOptions = {},
 ): Promise<RedisProcess[]> {
-  const { nodes: count = 3, replicas = 0, args = [] } = options;
+  const { nodes: count = 3, replicas = 0, args = [], createTimeoutMs = 60_000 } = options;
   const nodes: RedisProcess[] = [];
   try {
     for (let i = 0; i < count; i++) {
@@ -270,9 +276,17 @@ export async function startRedisCluster(
         String(replicas),
         "--cluster-yes",
       ],
-      stdout: "null",
+      stdout: "piped",
       stderr: "piped",
+      signal: AbortSignal.timeout(createTimeoutMs),
     }).output();
+    if (out.signal === "SIGTERM") {
+      const said = new TextDecoder().decode(out.stdout).trim().slice(-300);
+      throw new Error(
+        `redis-cli --cluster create did not finish within ${createTimeoutMs} ms ` +
+          `(the nodes never agreed): ${said}`,
+      );
+    }
     if (!out.success) {
       throw new Error(`redis-cli --cluster create: ${new TextDecoder().decode(out.stderr)}`);
     }

@@ -1,0 +1,189 @@
+/**
+ * Settling the deliveries of a Redis broker: acknowledging (`unacked` and
+ * `unacked_index` in one transaction), parking in `celeriac.parked`,
+ * requeueing at the front of their queues (kombu's restore) and renewing
+ * their leases. Each waits for the record of a delivery handed out before
+ * its take script replied (redis_early.ts) and retries while Redis is
+ * unreachable, up to the outage limit.
+ *
+ * @module
+ */
+
+import { encodeEnvelope } from "../protocol/envelope.ts";
+import type { Delivery, Rejection } from "./port.ts";
+import { chunked } from "./chunks.ts";
+import type { RedisScope } from "./redis_commands.ts";
+import { priorityList } from "./redis_keys.ts";
+import { envelopeOfUnacked, park, parkEntry } from "./redis_parked.ts";
+import type { RedisTaker } from "./redis_take.ts";
+import { retryWhileDown } from "./outage.ts";
+
+/**
+ * The settling of one broker's deliveries.
+ *
+ * @example
+ * ```ts ignore
+ * import { RedisSettler } from "./redis_settle.ts";
+ * const settler = new RedisSettler(scope, taker);
+ * await settler.ack(deliveries);
+ * ```
+ */
+export class RedisSettler {
+  readonly #scope: RedisScope;
+  readonly #taker: RedisTaker;
+  readonly #outageLimit: number | undefined;
+
+  /**
+   * @param scope the broker's connection and key prefix
+   * @param taker the broker's taker (which knows the deliveries handed out early)
+   * @param outageLimit seconds a step is retried while Redis is unreachable
+   *   (default `DEFAULT_OUTAGE_LIMIT`)
+   */
+  constructor(scope: RedisScope, taker: RedisTaker, outageLimit?: number) {
+    this.#scope = scope;
+    this.#taker = taker;
+    this.#outageLimit = outageLimit;
+  }
+
+  #k(key: string): string {
+    return this.#scope.k(key);
+  }
+
+  /** Run a settlement step, retrying while Redis is unreachable. */
+  #settle<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retryWhileDown(() => this.#scope.run(fn), { limit: this.#outageLimit, what });
+  }
+
+  /**
+   * Acknowledge: remove from `unacked` and `unacked_index` in one transaction.
+   *
+   * @param all the deliveries
+   */
+  async ack(all: readonly Delivery[]): Promise<void> {
+    if (all.length === 0) return;
+    const index = this.#k("unacked_index");
+    const unacked = this.#k("unacked");
+    let deliveries = all;
+    if (this.#taker.handedOutEarly(all)) {
+      // Handed out before their take replied: acknowledged right behind it when possible.
+      deliveries = await this.#taker.ackBehindTake(all, index, unacked);
+    }
+    const settleable = this.#taker.settleable(deliveries);
+    if (settleable) deliveries = await settleable;
+    if (deliveries.length === 0) return;
+    const tags = deliveries.map((d) => d.deliveryTag);
+    const what = `acknowledge ${tags.length} message(s)`;
+    const resp = this.#scope.resp;
+    if (resp) {
+      await retryWhileDown(
+        () => resp.transaction([["ZREM", index, ...tags], ["HDEL", unacked, ...tags]]),
+        { limit: this.#outageLimit, what },
+      );
+      return;
+    }
+    const client = this.#scope.client;
+    await this.#settle(what, () => {
+      const tx = client.multi();
+      for (const some of chunked(tags)) tx.zrem(index, ...some).hdel(unacked, ...some);
+      return tx.exec();
+    });
+  }
+
+  /**
+   * Park deliveries in the `celeriac.parked` list with their reasons: each
+   * as it was queued, read back from its `unacked` entry; one already
+   * acknowledged (its entry gone) is parked re-encoded from what was decoded.
+   *
+   * @param rejections the deliveries and why
+   */
+  async reject(rejections: readonly Rejection[]): Promise<void> {
+    if (rejections.length === 0) return;
+    const settleable = this.#taker.settleable(rejections.map((r) => r.delivery));
+    if (settleable) {
+      const left = new Set(await settleable);
+      rejections = rejections.filter((r) => left.has(r.delivery));
+    }
+    // The messages as they were queued, from their `unacked` entries (the worker does not keep
+    // them), read once: a retry after an outage part-way through finds the parked ones gone.
+    let entries: (string | null)[] | undefined;
+    await this.#settle(
+      `park ${rejections.length} message(s)`,
+      async () => {
+        entries ??= (await Promise.all(
+          chunked(rejections.map((r) => r.delivery.deliveryTag)).map((tags) =>
+            this.#scope.client.hmget(this.#k("unacked"), ...tags)
+          ),
+        )).flat();
+        await Promise.all(rejections.map((r, i) => {
+          const entry = entries![i];
+          const raw = (entry === null ? null : envelopeOfUnacked(entry)) ??
+            encodeEnvelope(
+              r.delivery,
+              { exchange: r.delivery.exchange, routing_key: r.delivery.routingKey },
+              r.delivery.deliveryTag,
+            );
+          const parked = parkEntry(
+            raw,
+            r.delivery.queue,
+            r.reason,
+            r.taskId ?? null,
+            r.taskName ?? null,
+          );
+          return park(this.#scope, r.delivery.deliveryTag, parked);
+        }));
+      },
+    );
+  }
+
+  /**
+   * Put deliveries back at the front of their queues (kombu's restore, RPUSH).
+   *
+   * @param deliveries the deliveries
+   */
+  async requeue(deliveries: readonly Delivery[]): Promise<void> {
+    const settleable = this.#taker.settleable(deliveries);
+    if (settleable) deliveries = await settleable;
+    await this.#settle(
+      `requeue ${deliveries.length} message(s)`,
+      () =>
+        Promise.all(deliveries.map((d) => {
+          const raw = encodeEnvelope(
+            d,
+            { exchange: d.exchange, routing_key: d.routingKey },
+            d.deliveryTag,
+            true,
+          );
+          return this.#scope.client.celeriacRestore(
+            this.#k("unacked_index"),
+            this.#k("unacked"),
+            this.#k(priorityList(d.queue, d.properties.priority)),
+            d.deliveryTag,
+            "",
+            raw,
+            "front",
+          );
+        })),
+    );
+  }
+
+  /**
+   * Renew leases: re-score still-unacknowledged tags in `unacked_index` with
+   * the current time (`ZADD XX`, so acknowledged ones are not re-added).
+   *
+   * @param deliveries the deliveries
+   */
+  async extend(deliveries: readonly Delivery[]): Promise<void> {
+    if (deliveries.length === 0) return;
+    const settleable = this.#taker.settleable(deliveries);
+    if (settleable) deliveries = await settleable;
+    const now = String(Date.now() / 1000);
+    const key = this.#k("unacked_index");
+    await this.#scope.run(() =>
+      Promise.all(
+        chunked(deliveries).map((ds) =>
+          this.#scope.client.zadd(key, "XX", ...ds.flatMap((d) => [now, d.deliveryTag]))
+        ),
+      )
+    );
+  }
+}

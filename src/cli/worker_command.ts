@@ -1,0 +1,209 @@
+/**
+ * The `worker` command: a worker built from the command line's flags, run
+ * until a signal stops it, with the beat and dashboard it may run along.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Celery } from "../client/app.ts";
+import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
+import { parseTaskPermissions } from "../worker/sandboxes.ts";
+import { Worker } from "../worker/worker.ts";
+import { bannerFields } from "./banner.ts";
+import { beatFromFlags, configureBeatStore } from "./beat.ts";
+import { connectOnStartup } from "./connect_retry.ts";
+import { dashboardFromFlags } from "./dashboard.ts";
+import type { LogFields } from "./log_output.ts";
+import {
+  POOLS,
+  positiveInt,
+  positiveNumber,
+  prefetchOption,
+  queueList,
+  type Values,
+} from "./options.ts";
+import { reliabilityOptions } from "./reliability.ts";
+import { scaleWorkerOptions } from "./scale_flags.ts";
+import { startReleasingPages } from "./startup_pages.ts";
+import { DEFAULT_V8_FLAGS, V8_FLAGS_ENV } from "./v8_flags.ts";
+
+const log = getLogger(["celeriac", "cli"]);
+
+/**
+ * What a subcommand runs with.
+ *
+ * @example
+ * ```ts ignore
+ * await runWorker({ app, url, values, positionals, logFields, v8Skipped: null, release: false });
+ * ```
+ */
+export interface Run {
+  app: Celery;
+  url: string;
+  exportName?: string;
+  values: Values;
+  positionals: string[];
+  logFields: LogFields;
+  /** What `applyV8Flags` said: undefined when applied, why not, or null when not asked. */
+  v8Skipped: string | undefined | null;
+  /** Release the start-up pages once the worker is ready. */
+  release: boolean;
+}
+
+/**
+ * Log the V8 flags in effect (info), or why the process was not started
+ * over with them (debug).
+ *
+ * @example
+ * ```ts ignore
+ * logV8Flags(applyV8Flags());
+ * ```
+ *
+ * @param skipped what `applyV8Flags` said: undefined when applied, else why not
+ */
+export function logV8Flags(skipped: string | undefined): void {
+  const flags = Deno.env.get("DENO_V8_FLAGS") ?? "";
+  if (skipped === undefined) {
+    log.info(
+      "V8 flags {flags}, MALLOC_ARENA_MAX={arenas} (the worker's defaults; {env}= turns them off)",
+      {
+        flags,
+        arenas: Deno.env.get("MALLOC_ARENA_MAX") ?? "unset",
+        env: V8_FLAGS_ENV,
+      },
+    );
+  } else {
+    log.debug("V8 flags: not started over with {defaults}: {skipped}", {
+      defaults: Deno.env.get(V8_FLAGS_ENV) ?? DEFAULT_V8_FLAGS,
+      skipped,
+    });
+  }
+}
+
+/**
+ * The `worker` command: start a worker (and the `--beat` / `--dashboard`
+ * it runs along), stop it on SIGINT / SIGTERM (twice, or SIGQUIT: cold).
+ *
+ * @example
+ * ```ts ignore
+ * const code = await runWorker(run);
+ * ```
+ *
+ * @param run the app, its module and the command line's values
+ * @returns the exit code, once the worker stopped
+ */
+export async function runWorker(
+  { app, url, exportName, values, logFields, v8Skipped, release }: Run,
+): Promise<number> {
+  const pool = (values.pool as string | undefined) ?? "threads";
+  if (pool !== "threads" && pool !== "inline") {
+    throw new TypeError(`--pool must be ${POOLS.map((p) => `"${p}"`).join(" or ")}, got "${pool}"`);
+  }
+  const worker = new Worker({
+    app,
+    appModule: url,
+    appExport: exportName,
+    pool,
+    concurrency: positiveInt(values.concurrency as string | undefined, "--concurrency"),
+    prefetch: prefetchOption(values),
+    queues: queueList(values.queues as string | undefined),
+    hostname: values.hostname as string | undefined,
+    acksLate: values["acks-late"] as boolean | undefined,
+    rejectOnWorkerLost: values["reject-on-worker-lost"] as boolean | undefined,
+    timeLimit: positiveNumber(values["time-limit"] as string | undefined, "--time-limit"),
+    softTimeLimit: positiveNumber(
+      values["soft-time-limit"] as string | undefined,
+      "--soft-time-limit",
+    ),
+    maxTasksPerChild: positiveInt(
+      values["max-tasks-per-child"] as string | undefined,
+      "--max-tasks-per-child",
+    ),
+    maxMemoryPerChild: positiveInt(
+      values["max-memory-per-child"] as string | undefined,
+      "--max-memory-per-child",
+    ),
+    etaHoldLimit: positiveNumber(
+      values["eta-hold-limit"] as string | undefined,
+      "--eta-hold-limit",
+    ),
+    remoteControl: values["without-remote-control"] ? false : undefined,
+    ...scaleWorkerOptions(values),
+    taskEvents: values["task-events"] as boolean | undefined,
+    heartbeatInterval: values["without-heartbeat"] ? 0 : positiveNumber(
+      values["heartbeat-interval"] as string | undefined,
+      "--heartbeat-interval",
+    ),
+    taskPermissions: values["task-permissions"] === undefined
+      ? undefined
+      : parseTaskPermissions(values["task-permissions"] as string),
+    ...reliabilityOptions(values),
+  });
+  logFields.hostname = worker.hostname;
+  log.info("celeriac {version} {hostname}: app {app}, broker {broker}, results {backend}", {
+    ...bannerFields({
+      version: VERSION,
+      hostname: worker.hostname,
+      app: url,
+      broker: app.config.broker,
+      backend: app.config.backend,
+    }),
+  });
+  if (v8Skipped !== null) logV8Flags(v8Skipped);
+  configureBeatStore(app, values);
+  const beat = values.beat ? beatFromFlags(app, values) : null;
+  const dashboard = values.dashboard ? dashboardFromFlags(app, values) : null;
+  let signals = 0;
+  const connecting = new AbortController();
+  const onSignal = () => {
+    signals++;
+    if (!connecting.signal.aborted) {
+      connecting.abort(
+        new DOMException("Stopped before the broker could be reached", "AbortError"),
+      );
+    } else if (signals === 1) {
+      log.info("Shutting down: finishing running tasks (signal again to requeue them and exit)");
+      beat?.stop();
+      worker.stop();
+    } else if (signals === 2) {
+      worker.terminate();
+    }
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  const onQuit = () => void worker.terminate(); // Celery's cold-shutdown signal
+  Deno.addSignalListener("SIGQUIT", onQuit);
+  try {
+    try {
+      await connectOnStartup(app, {
+        failFast: values["fail-fast"] as boolean | undefined,
+        signal: connecting.signal,
+      });
+    } catch (err) {
+      if (!connecting.signal.aborted) throw err;
+    }
+    if (connecting.signal.aborted) {
+      log.info("{reason}", { reason: (connecting.signal.reason as Error).message });
+      return 0;
+    }
+    signals = 0;
+    connecting.abort();
+    await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
+    await dashboard?.start(); // before the worker: a port in use stops the command first
+    await (release ? startReleasingPages(() => worker.start()) : worker.start());
+    await worker.finished;
+  } finally {
+    await dashboard?.stop();
+    await beat?.stop();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGQUIT", onQuit);
+    await app.close();
+  }
+  log.info("{hostname} stopped: {stats}", {
+    hostname: worker.hostname,
+    stats: JSON.stringify(worker.stats),
+  });
+  return 0;
+}

@@ -1,0 +1,82 @@
+/**
+ * An app's settings: the options it was given, their resolved configuration
+ * and compiled task routes, and the rules for changing them later
+ * (`app.configure()`).
+ *
+ * @module
+ */
+
+import type { TaskAnnotations } from "./annotations.ts";
+import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
+import { type CompiledRoutes, compileRoutes } from "./routes.ts";
+
+/**
+ * The options of an app, resolved.
+ *
+ * @example
+ * ```ts ignore
+ * const settings = new AppSettings({ broker: "kv://:memory:" });
+ * settings.config.defaultQueue; // "celery"
+ * settings.update({ defaultQueue: "fast" }, { connected: false, tasksDefined: false });
+ * ```
+ */
+export class AppSettings {
+  #options: CeleryOptions;
+  #config: ResolvedConfig;
+  #routes: CompiledRoutes | null;
+
+  /**
+   * Resolve options (environment variables and defaults, see {@link resolveConfig}).
+   *
+   * @param options what the app was given
+   */
+  constructor(options: CeleryOptions) {
+    this.#options = { ...options };
+    this.#config = resolveConfig(options);
+    this.#routes = options.taskRoutes ? compileRoutes(options.taskRoutes) : null;
+  }
+
+  /** The configuration, with defaults applied. */
+  get config(): ResolvedConfig {
+    return this.#config;
+  }
+
+  /** The compiled `taskRoutes`, or `null` when none are set. */
+  get routes(): CompiledRoutes | null {
+    return this.#routes;
+  }
+
+  /** The `taskAnnotations` option, or `null` when unset. */
+  get annotations(): TaskAnnotations | null {
+    return this.#options.taskAnnotations ?? null;
+  }
+
+  /**
+   * Override options, as `app.configure()` does.
+   *
+   * @example
+   * ```ts ignore
+   * settings.update({ broker: "redis://127.0.0.1:6379/1" }, { connected: false, tasksDefined: true });
+   * ```
+   *
+   * @param options options to override
+   * @param state whether the app has connected and whether it has tasks defined
+   * @throws {Error} when the app has connected (the broker or backend is open)
+   * @throws {Error} when `taskAnnotations` is set after tasks were defined
+   */
+  update(options: CeleryOptions, state: { connected: boolean; tasksDefined: boolean }): void {
+    if (state.connected) {
+      throw new Error("configure() must be called before the app connects (before sending tasks)");
+    }
+    if (options.taskAnnotations !== undefined && state.tasksDefined) {
+      throw new Error(
+        "taskAnnotations must be set before tasks are defined: pass it to new Celery({ taskAnnotations })",
+      );
+    }
+    this.#options = { ...this.#options, ...options };
+    this.#config = resolveConfig(this.#options);
+    if (options.taskRoutes !== undefined) {
+      this.#routes = options.taskRoutes ? compileRoutes(options.taskRoutes) : null;
+    }
+  }
+}
