@@ -16,7 +16,6 @@ import {
   LamportClock,
   makeEvent,
   ProtocolError,
-  pyJsonDumps,
 } from "../protocol.ts";
 import { encodeEventListMessage } from "../src/protocol/events.ts";
 import { EventListWriter, EventShape } from "../src/protocol/event_writer.ts";
@@ -85,7 +84,7 @@ Deno.test("events: makeEvent puts the fields in Celery's order for every type", 
   }
 });
 
-Deno.test("events: EventListWriter writes the bytes of pyJsonDumps(makeEvent() list) for every captured event", () => {
+Deno.test("events: EventListWriter writes the bytes of encodeEventMessage(makeEvent() list) for every captured event", () => {
   const all = captured.flatMap(({ message }) => decodeEventMessage(message));
   const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
   const own = (e: CeleryEvent) => {
@@ -104,12 +103,13 @@ Deno.test("events: EventListWriter writes the bytes of pyJsonDumps(makeEvent() l
       clock: e.clock,
       timestamp: e.timestamp * 1000,
     });
+  const encoded = (events: CeleryEvent[]) => text(encodeEventMessage(events, "w@h").body);
   for (const theirs of all) {
     const writer = new EventListWriter({ hostname: theirs.hostname, pid: theirs.pid });
     writer.add(theirs.type, own(theirs), theirs.clock, theirs.timestamp * 1000);
     assert.equal(writer.length, 1);
     const list = text(writer.take());
-    assert.equal(list, pyJsonDumps([ours(theirs)]), theirs.type);
+    assert.equal(list, encoded([ours(theirs)]), theirs.type);
     assert.deepEqual(JSON.parse(list), [theirs], theirs.type);
     assert.equal(writer.length, 0);
   }
@@ -119,7 +119,7 @@ Deno.test("events: EventListWriter writes the bytes of pyJsonDumps(makeEvent() l
   for (let round = 0; round < 2; round++) {
     for (const e of tasks) writer.add(e.type, own(e), e.clock, e.timestamp * 1000);
     const message = encodeEventListMessage(writer.take(), "w@h");
-    assert.equal(text(message.body), pyJsonDumps(tasks.map(ours)));
+    assert.equal(text(message.body), encoded(tasks.map(ours)));
     assert.deepEqual(message.headers, { hostname: "w@h" });
     assert.equal(decodeEventMessage(message).length, tasks.length);
   }
@@ -142,7 +142,7 @@ Deno.test("events: EventListWriter writes the bytes of pyJsonDumps(makeEvent() l
   odd.add("task-started", { uuid: "u" }, 11, 1_700_000_000_500.25);
   assert.equal(
     text(odd.take()),
-    pyJsonDumps([
+    encoded([
       makeEvent("task-succeeded", fields, {
         hostname: 'w\u00e9@h"q',
         pid: 1,
@@ -180,7 +180,7 @@ Deno.test("events: EventListWriter.addValues writes what add() writes for the sa
   const list = text(byValues.take());
   assert.equal(list, text(byFields.take()));
   assert.ok(
-    list.endsWith('"runtime": 1.5e-05, "timestamp": 1700000000, "type": "task-succeeded"}]'),
+    list.endsWith('"runtime": 1.5e-05, "timestamp": 1700000000.0, "type": "task-succeeded"}]'),
   );
   // Times far apart and with fractions of a ms in one list (stored as differences) come back exact.
   for (const at of [1_700_000_000_000, 0.1, 1_700_000_000_000.123, 1e15 + 0.5, 1_700_000_000_001]) {
@@ -223,6 +223,85 @@ Deno.test("events: EventListWriter.addValues writes what add() writes for the sa
   assert.equal(byValues.length, 0);
   assert.deepEqual(parts.map((p) => JSON.parse(p).length), [1, 2, 1]);
   assert.equal("[" + parts.map((p) => p.slice(1, -1)).join(", ") + "]", text(byFields.take()));
+});
+
+Deno.test("events: both encoders write every captured event body byte for byte as Celery did", () => {
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  const sender = ["hostname", "utcoffset", "pid", "clock", "timestamp", "type"];
+  for (const { message } of captured) {
+    const body = text(message.body);
+    const events = decodeEventMessage(message);
+    const single = !body.startsWith("[");
+    const ours = encodeEventMessage(single ? events[0] : events, String(message.headers.hostname));
+    assert.equal(text(ours.body), body);
+    if (single) continue;
+    const byFields = new EventListWriter({ hostname: events[0].hostname, pid: events[0].pid });
+    const byValues = new EventListWriter({ hostname: events[0].hostname, pid: events[0].pid });
+    for (const e of events) {
+      const keys = Object.keys(e).filter((k) => !sender.includes(k));
+      const values = keys.map((k) => (e as unknown as Record<string, unknown>)[k]);
+      byFields.add(
+        e.type,
+        Object.fromEntries(keys.map((k, i) => [k, values[i]])),
+        e.clock,
+        e.timestamp * 1000,
+      );
+      byValues.addValues(new EventShape(e.type, keys), values, e.clock, e.timestamp * 1000);
+    }
+    assert.equal(text(byFields.take()), body);
+    assert.equal(text(byValues.take()), body);
+  }
+});
+
+Deno.test("events: whole timestamps, runtimes, freq and loadavg are written as Python floats by both encoders", () => {
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  const at = 1_700_000_000_000;
+  const sender = { hostname: "w@h", pid: 7, clock: 3, timestamp: at };
+  const heartbeat = makeEvent("worker-heartbeat", {
+    freq: 2,
+    active: 0,
+    processed: 5,
+    loadavg: [0, 0.5, 1],
+    sw_ident: "celeriac",
+  }, sender);
+  assert.equal(
+    text(encodeEventMessage(heartbeat, "w@h").body),
+    '{"hostname": "w@h", "utcoffset": 0, "pid": 7, "clock": 3, "freq": 2.0, "active": 0, ' +
+      '"processed": 5, "loadavg": [0.0, 0.5, 1.0], "sw_ident": "celeriac", ' +
+      '"timestamp": 1700000000.0, "type": "worker-heartbeat"}',
+  );
+  const succeeded = new EventShape("task-succeeded", ["uuid", "result", "runtime"]);
+  const cases: [number, number, string, string][] = [
+    [at, 0, "1700000000.0", "0.0"],
+    [at, 2, "1700000000.0", "2.0"],
+    [at + 500, 0.25, "1700000000.5", "0.25"],
+    [0, -0, "0.0", "-0.0"],
+    [at, 1e-5, "1700000000.0", "1e-05"],
+    [at, 1e17, "1700000000.0", "1e+17"],
+  ];
+  for (const [ms, runtime, stamp, runtimeText] of cases) {
+    const fields = { uuid: "t1", result: "None", runtime };
+    const expected = `[{"hostname": "w@h", "utcoffset": 0, "pid": 7, "clock": 9, "uuid": "t1", ` +
+      `"result": "None", "runtime": ${runtimeText}, "timestamp": ${stamp}, "type": "task-succeeded"}]`;
+    const general = encodeEventMessage([
+      makeEvent("task-succeeded", fields, { ...sender, clock: 9, timestamp: ms }),
+    ], "w@h");
+    const byFields = new EventListWriter({ hostname: "w@h", pid: 7 });
+    byFields.add("task-succeeded", fields, 9, ms);
+    const byValues = new EventListWriter({ hostname: "w@h", pid: 7 });
+    byValues.addValues(succeeded, ["t1", "None", runtime], 9, ms);
+    assert.equal(text(general.body), expected);
+    assert.equal(text(byFields.take()), expected);
+    assert.equal(text(byValues.take()), expected);
+  }
+  // Integer fields stay integers; a runtime that is not a number is written as JSON writes it.
+  const started = text(
+    encodeEventMessage(makeEvent("task-started", { uuid: "t", retries: 2 }, sender), "w@h").body,
+  );
+  assert.match(started, /"clock": 3, "uuid": "t", "retries": 2, "timestamp": 1700000000\.0/);
+  const odd = new EventListWriter({ hostname: "w@h", pid: 7 });
+  odd.addValues(succeeded, ["t", "None", null], 9, at);
+  assert.match(text(odd.take()), /"runtime": null, /);
 });
 
 Deno.test("events: every captured event message re-encodes to the captured envelope bytes", () => {

@@ -22,8 +22,14 @@
  * @module
  */
 
-import { isVerbatimJsonString, pyJsonDumps, pyJsonScalar } from "./json.ts";
-import { utcOffsetAt } from "./events.ts";
+import {
+  isVerbatimJsonString,
+  pyJsonDumps,
+  pyJsonFloat,
+  pyJsonFloats,
+  pyJsonScalar,
+} from "./json.ts";
+import { EVENT_FLOAT_FIELDS, utcOffsetAt } from "./events.ts";
 
 const ascii = new TextEncoder();
 
@@ -61,6 +67,8 @@ export class EventShape {
    * few appends per field, not four.
    */
   readonly joints: readonly string[];
+  /** Whether field `i` is a Python float ({@link EVENT_FLOAT_FIELDS}), written with `.0` when whole. */
+  readonly floats: readonly boolean[];
 
   /**
    * @param type the event type
@@ -72,13 +80,15 @@ export class EventShape {
     this.keyText = keys.map((k) => ", " + pyJsonScalar(k) + ": ");
     this.tail = ', "type": ' + pyJsonScalar(type) + "}";
     this.joints = this.keyText.flatMap((k) => [k, k + '"', '"' + k, '"' + k + '"']);
+    this.floats = keys.map((k) => EVENT_FLOAT_FIELDS.has(k));
   }
 }
 
 /**
- * Writes one sender's events into a JSON list, byte for byte the text
- * `pyJsonDumps(events.map((e) => makeEvent(e.type, e.fields, sender)))`
- * gives (Celery's field order and Python's `json.dumps` spelling): the
+ * Writes one sender's events into a JSON list, byte for byte the body of
+ * `encodeEventMessage(events.map((e) => makeEvent(e.type, e.fields, sender)))`
+ * (Celery's field order and Python's `json.dumps` spelling, the numbers of
+ * `EVENT_FLOAT_FIELDS` as floats: `"timestamp": 1700000000.0`): the
  * list grows with {@link EventListWriter.add} or
  * {@link EventListWriter.addValues} and is handed over as bytes, all of
  * it or its first events, by {@link EventListWriter.take}.
@@ -88,7 +98,7 @@ export class EventShape {
  * const writer = new EventListWriter({ hostname: "celeriac@h", pid: 7 });
  * writer.add("task-started", { uuid: "t1" }, 3, 1700000000000);
  * new TextDecoder().decode(writer.take());
- * // '[{"hostname": "celeriac@h", "utcoffset": 0, "pid": 7, "clock": 3, "uuid": "t1", "timestamp": 1700000000, "type": "task-started"}]'
+ * // '[{"hostname": "celeriac@h", "utcoffset": 0, "pid": 7, "clock": 3, "uuid": "t1", "timestamp": 1700000000.0, "type": "task-started"}]'
  * ```
  */
 export class EventListWriter {
@@ -148,7 +158,7 @@ export class EventListWriter {
       if (v === undefined) continue;
       let key = this.#keys.get(k);
       if (key === undefined) this.#keys.set(k, key = ", " + pyJsonScalar(k) + ": ");
-      text += key + valueText(v);
+      text += key + (EVENT_FLOAT_FIELDS.has(k) ? pyJsonFloats(v) : valueText(v));
     }
     let tail = this.#tails.get(type);
     if (tail === undefined) this.#tails.set(type, tail = ', "type": ' + pyJsonScalar(type) + "}");
@@ -272,7 +282,7 @@ export class EventListWriter {
         quoted = 2;
       } else {
         text += joints[4 * i + quoted];
-        text += valueText(v);
+        text += shape.floats[i] ? pyJsonFloats(v) : valueText(v);
         quoted = 0;
       }
     }
@@ -292,7 +302,7 @@ export class EventListWriter {
     }
     if (at !== this.#lastAt) {
       this.#lastAt = at;
-      this.#lastStamp = ', "timestamp": ' + pyJsonScalar(at / 1000);
+      this.#lastStamp = ', "timestamp": ' + pyJsonFloat(at / 1000);
       this.#lastStampQuoted = '"' + this.#lastStamp;
     }
     return this.#head + pyJsonScalar(clock);

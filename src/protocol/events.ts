@@ -8,7 +8,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
-import { pyJsonDumps, pyJsonDumpsRecords, pyJsonLoads } from "./json.ts";
+import { pyJsonDumpsRecord, pyJsonDumpsRecords, pyJsonLoads } from "./json.ts";
 import type { Message } from "./message.ts";
 
 /** The exchange events are published to. */
@@ -16,6 +16,27 @@ export const EVENT_EXCHANGE = "celeryev";
 
 /** Routing key of a worker's batch of task events. */
 export const TASK_MULTI = "task.multi";
+
+/**
+ * The event fields Celery 5.2 sends as Python floats, which `json.dumps`
+ * writes with a `.0` when whole (`"timestamp": 1700000000.0`,
+ * `"runtime": 0.0`, `"freq": 2.0`, `"loadavg": [0.0, 0.5, 1.0]`): the
+ * encoders write the numbers under these keys so, and the rest (`clock`,
+ * `pid`, `utcoffset`, `retries`, `active`, `processed`, `signum`) as
+ * integers. (The `heartbeat` control command's heartbeat has `"freq": 5`
+ * in Celery, an integer; here it is `5.0`.)
+ *
+ * @example
+ * ```ts ignore
+ * EVENT_FLOAT_FIELDS.has("runtime"); // true
+ * ```
+ */
+export const EVENT_FLOAT_FIELDS: ReadonlySet<string> = new Set([
+  "timestamp",
+  "runtime",
+  "freq",
+  "loadavg",
+]);
 
 /**
  * Fields every event has.
@@ -337,7 +358,9 @@ export function encodeEventListMessage(body: Uint8Array, hostname: string): Mess
 
 /**
  * The message carrying one event, or a batch (`task.multi`), as Celery's
- * dispatcher sends it: JSON, header `hostname`, transient.
+ * dispatcher sends it: JSON, header `hostname`, transient. The numbers of
+ * {@link EVENT_FLOAT_FIELDS} are written as Python floats
+ * (`"timestamp": 1700000000.0`).
  *
  * @example
  * ```ts
@@ -357,8 +380,11 @@ export function encodeEventMessage(
   return eventMessage(
     encoder.encode(
       Array.isArray(events)
-        ? pyJsonDumpsRecords(events as unknown as Record<string, unknown>[])
-        : pyJsonDumps(events),
+        ? pyJsonDumpsRecords(
+          events as unknown as Record<string, unknown>[],
+          EVENT_FLOAT_FIELDS,
+        )
+        : pyJsonDumpsRecord(events as unknown as Record<string, unknown>, EVENT_FLOAT_FIELDS),
     ),
     hostname,
   );

@@ -61,6 +61,49 @@ function encodeNumber(n: number): string {
   return Number.isNaN(n) ? "NaN" : n > 0 ? "Infinity" : "-Infinity";
 }
 
+/**
+ * A number as Python's `json.dumps` writes a float: as {@link pyJsonScalar}
+ * writes it, but a whole number gets `.0` (`1700000000.0`, `0.0`), or an
+ * exponent from 1e16 up (`1e+16`), as Python's `repr(float)`.
+ *
+ * @example
+ * ```ts ignore
+ * pyJsonFloat(2); // "2.0"
+ * pyJsonFloat(0.25); // "0.25"
+ * pyJsonFloat(1e16); // "1e+16"
+ * ```
+ *
+ * @param n the number
+ * @returns its JSON text as a Python float
+ */
+export function pyJsonFloat(n: number): string {
+  if (!Number.isInteger(n) || Object.is(n, -0)) return encodeNumber(n);
+  return Math.abs(n) < 1e16 ? n + ".0" : n.toExponential();
+}
+
+/**
+ * {@link pyJsonDumps} of a value whose numbers Python holds as floats: a
+ * number, or a list of numbers (each element), is written by
+ * {@link pyJsonFloat}; anything else as {@link pyJsonDumps} writes it.
+ *
+ * @example
+ * ```ts ignore
+ * pyJsonFloats([0, 0.5, 1]); // "[0.0, 0.5, 1.0]"
+ * pyJsonFloats(null); // "null"
+ * ```
+ *
+ * @param value the value
+ * @returns its JSON text
+ * @throws {EncodeError} as {@link pyJsonDumps}
+ */
+export function pyJsonFloats(value: unknown): string {
+  if (typeof value === "number") return pyJsonFloat(value);
+  if (Array.isArray(value) && value.every((x) => typeof x === "number")) {
+    return "[" + value.map(pyJsonFloat).join(", ") + "]";
+  }
+  return pyJsonDumps(value);
+}
+
 function encodeValue(value: unknown, seen: Set<object>, inArray: boolean): string | undefined {
   switch (typeof value) {
     case "string":
@@ -151,7 +194,9 @@ export function pyJsonDumps(value: unknown): string {
  * events is — without the general encoder's per-object checks: strings,
  * numbers, booleans and `null` are written directly, other values (and
  * records that are not plain objects) go through {@link pyJsonDumps}. The
- * text is the same as `pyJsonDumps(records)`.
+ * text is the same as `pyJsonDumps(records)`, except for the numbers under
+ * the keys in `floats`: those are Python floats, whole ones written with
+ * `.0` (`"timestamp": 1700000000.0`), in a list too (`[0.0, 0.5, 1.0]`).
  *
  * @example
  * ```ts
@@ -159,33 +204,55 @@ export function pyJsonDumps(value: unknown): string {
  * const batch = [{ type: "task-started", uuid: "t1", clock: 3 }, { type: "x", ok: true }];
  * pyJsonDumpsRecords(batch) === pyJsonDumps(batch); // true
  * pyJsonDumpsRecords(batch); // '[{"type": "task-started", "uuid": "t1", "clock": 3}, {"type": "x", "ok": true}]'
+ * pyJsonDumpsRecords([{ clock: 3, timestamp: 1700000000 }], new Set(["timestamp"]));
+ * // '[{"clock": 3, "timestamp": 1700000000.0}]'
  * ```
  *
  * @param records the records
+ * @param floats the keys whose numbers are floats; default none
  * @returns ASCII-only JSON text
  * @throws {EncodeError} as {@link pyJsonDumps}, for a value JSON cannot carry
  */
-export function pyJsonDumpsRecords(records: readonly Record<string, unknown>[]): string {
+export function pyJsonDumpsRecords(
+  records: readonly Record<string, unknown>[],
+  floats?: ReadonlySet<string>,
+): string {
   let text = "[";
   for (let i = 0; i < records.length; i++) {
     if (i > 0) text += ", ";
-    text += encodeRecord(records[i]);
+    text += pyJsonDumpsRecord(records[i], floats);
   }
   return text + "]";
 }
 
-function encodeRecord(record: Record<string, unknown>): string {
+/**
+ * One record as {@link pyJsonDumpsRecords} writes each of its list.
+ *
+ * @example
+ * ```ts ignore
+ * pyJsonDumpsRecord({ freq: 2, active: 0 }, new Set(["freq"])); // '{"freq": 2.0, "active": 0}'
+ * ```
+ *
+ * @param record the record
+ * @param floats the keys whose numbers are floats; default none
+ * @returns ASCII-only JSON text
+ * @throws {EncodeError} as {@link pyJsonDumps}, for a value JSON cannot carry
+ */
+export function pyJsonDumpsRecord(
+  record: Record<string, unknown>,
+  floats?: ReadonlySet<string>,
+): string {
   if (
     record === null || typeof record !== "object" ||
     Object.getPrototypeOf(record) !== Object.prototype || typeof record.toJSON === "function"
   ) {
     return pyJsonDumps(record);
   }
-  return "{" + pyJsonMembers(record) + "}";
+  return "{" + pyJsonMembers(record, floats) + "}";
 }
 
-/** The members of a flat plain record as {@link pyJsonDumps} writes them between the braces. */
-function pyJsonMembers(record: Record<string, unknown>): string {
+/** The members of a flat plain record as {@link pyJsonDumpsRecords} writes them between the braces. */
+function pyJsonMembers(record: Record<string, unknown>, floats?: ReadonlySet<string>): string {
   let text = "";
   let first = true;
   for (const k in record) {
@@ -197,7 +264,7 @@ function pyJsonMembers(record: Record<string, unknown>): string {
         encoded = encodeString(v);
         break;
       case "number":
-        encoded = encodeNumber(v);
+        encoded = Number.isInteger(v) && floats?.has(k) ? pyJsonFloat(v) : encodeNumber(v);
         break;
       case "boolean":
         encoded = v ? "true" : "false";
@@ -205,7 +272,7 @@ function pyJsonMembers(record: Record<string, unknown>): string {
       case "undefined":
         continue;
       default:
-        encoded = v === null ? "null" : pyJsonDumps(v);
+        encoded = v === null ? "null" : floats?.has(k) ? pyJsonFloats(v) : pyJsonDumps(v);
     }
     text += (first ? "" : ", ") + encodeString(k) + ": " + encoded;
     first = false;
