@@ -167,35 +167,43 @@ Deno.test("beat: a store that goes away stops sending, nothing crashes, and it r
     throw new Error(`redis-server on ${port} did not start`);
   };
   let server = startRedis();
-  await listening();
-  const logs = await captureLogs();
-  const { app, count } = capturingApp({
-    broker: "kv://:memory:",
-    beatStore: `redis://127.0.0.1:${port}/0`,
-    beatSchedule: { fast: { task: "t.fast", schedule: 0.2 } },
-  });
-  const beat = new Beat({ app, leaseTime: 1.5, maxInterval: 0.2 });
   try {
-    await beat.start();
-    await until(() => count("t.fast") >= 2, "sends");
-    server.kill("SIGKILL");
-    await server.status;
-    await until(
-      () => logs.some((r) => /schedule store unreachable/.test(text(r))),
-      "the store error",
-    );
-    await sleep(1600); // past the lease: the beat may no longer send
-    const during = count("t.fast");
-    await sleep(1000);
-    assert.equal(count("t.fast"), during, "no sends while the store is down");
-    server = startRedis();
-    await until(() => count("t.fast") > during, "sending again", 15_000);
-    assert.ok(logs.some((r) => /schedule store reachable again/.test(text(r))));
+    await listening();
+    const logs = await captureLogs();
+    const { app, count } = capturingApp({
+      broker: "kv://:memory:",
+      beatStore: `redis://127.0.0.1:${port}/0`,
+      beatSchedule: { fast: { task: "t.fast", schedule: 0.2 } },
+    });
+    const beat = new Beat({ app, leaseTime: 1.5, maxInterval: 0.2 });
+    try {
+      await beat.start();
+      await until(() => count("t.fast") >= 2, "sends");
+      server.kill("SIGKILL");
+      await server.status;
+      await until(
+        () => logs.some((r) => /schedule store unreachable/.test(text(r))),
+        "the store error",
+      );
+      await sleep(1600); // past the lease: the beat may no longer send
+      const during = count("t.fast");
+      await sleep(1000);
+      assert.equal(count("t.fast"), during, "no sends while the store is down");
+      server = startRedis();
+      await until(() => count("t.fast") > during, "sending again", 15_000);
+      assert.ok(logs.some((r) => /schedule store reachable again/.test(text(r))));
+    } finally {
+      await beat.stop();
+      await app.close();
+      await reset();
+    }
   } finally {
-    await beat.stop();
-    await app.close();
-    await reset();
-    server.kill("SIGKILL");
+    // Also when it never listened, or the test failed while it was down (killed already).
+    try {
+      server.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
     await server.status;
   }
 });

@@ -261,99 +261,102 @@ Deno.test("RESP connection: TLS (rediss://) with a private authority", async () 
       .output();
     if (!r.success) throw new Error(`openssl ${args[0]}: ${dec.decode(r.stderr)}`);
   };
-  await ssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=test ca",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-  );
-  await ssl(
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-subj",
-    "/CN=localhost",
-    "-keyout",
-    "server.key",
-    "-out",
-    "server.csr",
-  );
-  await Deno.writeTextFile(`${dir}/ext.cnf`, "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-  await ssl(
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "1",
-    "-extfile",
-    "ext.cnf",
-    "-out",
-    "server.pem",
-  );
-  const ports = reservePorts();
-  const port = ports.base;
-  const child = new Deno.Command("redis-server", {
-    args: [
-      "--port",
-      "0",
-      "--tls-port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--dir",
-      dir,
-      "--tls-cert-file",
-      `${dir}/server.pem`,
-      "--tls-key-file",
-      `${dir}/server.key`,
-      "--tls-ca-cert-file",
-      `${dir}/ca.pem`,
-      "--tls-auth-clients",
-      "no",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const caCerts = [await Deno.readTextFile(`${dir}/ca.pem`)];
   try {
-    let conn: RespConnection | undefined;
-    await waitUntil("the TLS server", async () => {
-      conn = new RespConnection({ host: "127.0.0.1", port, tls: true, caCerts, db: 1 });
-      try {
-        await conn.connect();
-        return true;
-      } catch {
-        await conn.close();
-        return false;
-      }
-    }, 10_000);
-    assert.equal(await conn!.command(["PING"]), "PONG");
-    await conn!.close();
-    const untrusted = new RespConnection({ host: "127.0.0.1", port, tls: true });
-    await assert.rejects(untrusted.connect(), RedisConnectionError);
-    await untrusted.close();
+    await ssl(
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=test ca",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.pem",
+    );
+    await ssl(
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-subj",
+      "/CN=localhost",
+      "-keyout",
+      "server.key",
+      "-out",
+      "server.csr",
+    );
+    await Deno.writeTextFile(`${dir}/ext.cnf`, "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+    await ssl(
+      "x509",
+      "-req",
+      "-in",
+      "server.csr",
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-extfile",
+      "ext.cnf",
+      "-out",
+      "server.pem",
+    );
+    // Released (at the end of this block) once the server is gone.
+    using ports = reservePorts();
+    const port = ports.base;
+    const child = new Deno.Command("redis-server", {
+      args: [
+        "--port",
+        "0",
+        "--tls-port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+        dir,
+        "--tls-cert-file",
+        `${dir}/server.pem`,
+        "--tls-key-file",
+        `${dir}/server.key`,
+        "--tls-ca-cert-file",
+        `${dir}/ca.pem`,
+        "--tls-auth-clients",
+        "no",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      const caCerts = [await Deno.readTextFile(`${dir}/ca.pem`)];
+      let conn: RespConnection | undefined;
+      await waitUntil("the TLS server", async () => {
+        conn = new RespConnection({ host: "127.0.0.1", port, tls: true, caCerts, db: 1 });
+        try {
+          await conn.connect();
+          return true;
+        } catch {
+          await conn.close();
+          return false;
+        }
+      }, 10_000);
+      assert.equal(await conn!.command(["PING"]), "PONG");
+      await conn!.close();
+      const untrusted = new RespConnection({ host: "127.0.0.1", port, tls: true });
+      await assert.rejects(untrusted.connect(), RedisConnectionError);
+      await untrusted.close();
+    } finally {
+      child.kill("SIGKILL");
+      await child.status;
+    }
   } finally {
-    child.kill("SIGKILL");
-    await child.status;
-    ports.release();
     await Deno.remove(dir, { recursive: true });
   }
 });

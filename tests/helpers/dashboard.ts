@@ -52,7 +52,13 @@ export async function startDashboard(
     "admin:s3cret",
     ...extra,
   ]);
-  await proc.waitFor(/Dashboard on /);
+  try {
+    await proc.waitFor(/Dashboard on /);
+  } catch (err) {
+    // It never listened (or exited): not left running for the caller, which has no handle.
+    await proc.stop();
+    throw err;
+  }
   return { proc, url: `http://127.0.0.1:${port}` };
 }
 
