@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { RespConnection } from "../src/broker/resp_connection.ts";
 import { RespEvents } from "../src/broker/resp_events.ts";
@@ -65,6 +67,39 @@ Deno.test("RESP events: closing ends a subscriber at once, even with its PING un
     const took = performance.now() - began;
     assert.ok(took < 500, `close() took ${took.toFixed(0)} ms`);
   } finally {
+    await events.close();
+    proxy.close();
+  }
+});
+
+Deno.test("RESP events: a publish keeps nothing of its payload while its reply is due", async () => {
+  // A batch of task events is tens of KB; held until Redis replies, it
+  // outlives the worker's young-generation collections and is promoted.
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc") as () => void;
+  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
+  const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+  const events = new RespEvents(parseRedisUrl(url), url);
+  const channel = `celeriac-test-ev-${crypto.randomUUID()}`;
+  const freed: string[] = [];
+  const registry = new FinalizationRegistry((what: string) => freed.push(what));
+  try {
+    await events.publish(channel, enc.encode("connects"));
+    proxy.holdReplies();
+    const due = (() => {
+      const pieces = ['{"body": "', "QUJD".repeat(10_000), '"}'];
+      const bytes = new Uint8Array(40_000).fill(0x41);
+      registry.register(pieces, "pieces");
+      registry.register(bytes, "bytes");
+      return [events.publish(channel, pieces), events.publish(channel, bytes)];
+    })();
+    for (const p of due) p.catch(() => {});
+    await new Promise((r) => setTimeout(r, 50));
+    gc();
+    await until(() => freed.length === 2, "both payloads were collected with their replies due");
+    assert.deepEqual(freed.sort(), ["bytes", "pieces"]);
+  } finally {
+    proxy.cut();
     await events.close();
     proxy.close();
   }

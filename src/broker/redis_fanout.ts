@@ -50,7 +50,7 @@ function fanoutChannel(scope: RedisScope, exchange: string): string {
  * @param message the message
  * @param routingKey the routing key (`""` for none)
  */
-export async function broadcast(
+export function broadcast(
   scope: RedisScope,
   exchange: string,
   message: Message,
@@ -59,11 +59,27 @@ export async function broadcast(
   const info = { exchange, routing_key: routingKey };
   const channel = fanoutChannel(scope, exchange) + (routingKey ? `/${routingKey}` : "");
   if (scope.events && exchange === EVENT_EXCHANGE) {
-    return await scope.events.publish(
-      channel,
-      encodeEnvelopePieces(message, info, crypto.randomUUID()),
-    );
+    // Not an async function: the envelope is framed now, and nothing keeps
+    // the message or its pieces until Redis replies (see RespConnection.publish).
+    try {
+      return scope.events.publish(
+        channel,
+        encodeEnvelopePieces(message, info, crypto.randomUUID()),
+      );
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
+  return publishRaw(scope, channel, message, info);
+}
+
+/** PUBLISH a message's envelope through ioredis. */
+async function publishRaw(
+  scope: RedisScope,
+  channel: string,
+  message: Message,
+  info: { exchange: string; routing_key: string },
+): Promise<void> {
   const raw = encodeEnvelopeBytes(message, info, crypto.randomUUID());
   await scope.run(() =>
     scope.client.publish(channel, Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength))

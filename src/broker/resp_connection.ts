@@ -192,11 +192,25 @@ export class RespConnection {
    * @returns the number of subscribers that received it
    * @throws {RedisConnectionError} when the connection is down or drops first
    */
-  async publish(channel: Uint8Array, payload: Uint8Array | readonly string[]): Promise<number> {
-    if (this.#state !== "ready") await this.#whenReady();
-    this.#checkReady();
-    this.#writer.publish(channel, payload);
-    return await this.#expect() as number;
+  publish(channel: Uint8Array, payload: Uint8Array | readonly string[]): Promise<number> {
+    // Not an async function: one would keep its arguments (a batch of
+    // events is ~60 KB of strings and bytes) until the reply, through the
+    // worker's next young-generation collections, which then promote them.
+    if (this.#state !== "ready") {
+      return this.#whenReady().then(() => this.#publishNow(channel, payload));
+    }
+    return this.#publishNow(channel, payload);
+  }
+
+  /** Frame a PUBLISH now; the promise of its reply holds nothing of the payload. */
+  #publishNow(channel: Uint8Array, payload: Uint8Array | readonly string[]): Promise<number> {
+    try {
+      this.#checkReady();
+      this.#writer.publish(channel, payload);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#expect() as Promise<number>;
   }
 
   /**

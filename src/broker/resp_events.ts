@@ -82,7 +82,7 @@ export class RespEvents {
    *   straight into the connection's write buffer)
    * @throws {BrokerConnectionError} when Redis cannot be reached
    */
-  async publish(channel: string, payload: Uint8Array | readonly string[]): Promise<void> {
+  publish(channel: string, payload: Uint8Array | readonly string[]): Promise<void> {
     this.#publisher ??= new RespConnection({ ...this.#settings, name: "celeriac-events" });
     let name = this.#channels.get(channel);
     if (!name) {
@@ -90,11 +90,14 @@ export class RespEvents {
       name = utf8.encode(channel);
       this.#channels.set(channel, name);
     }
-    try {
-      await this.#publisher.publish(name, payload);
-    } catch (err) {
-      throw respFailure(err, this.#rawUrl);
-    }
+    // Not an async function, which would hold the payload until the reply
+    // (see RespConnection.publish).
+    return this.#publisher.publish(name, payload).then(
+      () => {},
+      (err) => {
+        throw respFailure(err, this.#rawUrl);
+      },
+    );
   }
 
   /**
