@@ -216,6 +216,43 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name: "redis cluster: what a take over several queues took beyond its max goes back in order",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const broker = await openRedisClusterBroker(url);
+  const [a, b] = [uniqueQueue("cl-extra-a"), uniqueQueue("cl-extra-b")];
+  const texts = (ds: { body: Uint8Array }[]) =>
+    ds.map((d) => JSON.parse(new TextDecoder().decode(d.body)));
+  try {
+    for (const q of [a, b]) {
+      await broker.publishMany([1, 2, 3, 4].map((n) => ({
+        message: message(`${q}-${n}`),
+        target: { routingKey: q },
+      })));
+    }
+    // Both queues have messages: both takes return up to 3, and what is over 3 goes back.
+    const first = await broker.take([a, b], { max: 3, signal: AbortSignal.timeout(5000) });
+    assert.equal(first.length, 3);
+    await broker.ack(first);
+    const seen = texts(first);
+    for (const q of [a, b]) {
+      for (;;) {
+        const some = await broker.take([q], { max: 10, signal: AbortSignal.timeout(300) });
+        if (some.length === 0) break;
+        seen.push(...texts(some));
+        await broker.ack(some);
+      }
+    }
+    for (const q of [a, b]) {
+      const mine = seen.filter((t) => t.startsWith(`${q}-`));
+      assert.deepEqual(mine, [1, 2, 3, 4].map((n) => `${q}-${n}`), `${q}: ${seen}`);
+    }
+  } finally {
+    await broker.close();
+  }
+});
+
 Deno.test({ name: "redis cluster: stop the cluster", ignore: WITHOUT_REDIS }, async () => {
   await servers?.stop();
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { configure, reset } from "@logtape/logtape";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import {
   RedisConnectionError,
@@ -396,5 +397,82 @@ Deno.test("RESP connection: with pingEveryMs, PINGs in subscribed mode are repli
   } finally {
     await conn.close();
     await publisher.close();
+  }
+});
+
+Deno.test("RESP connection: a connect a command starts while the reconnect loop is between attempts is used, not leaked", async () => {
+  // A server answering each PING with +PONG, except the second connection's (the first
+  // reconnect attempt), refused with an error reply; it counts the sockets still open.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const sockets: Deno.Conn[] = [];
+  let open = 0;
+  const serve = async (sock: Deno.Conn, n: number) => {
+    open++;
+    const buf = new Uint8Array(4096);
+    try {
+      for (let got; (got = await sock.read(buf)) !== null;) {
+        const pings = dec.decode(buf.subarray(0, got)).split("PING").length - 1;
+        await sock.write(enc.encode((n === 1 ? "-ERR refused\r\n" : "+PONG\r\n").repeat(pings)));
+      }
+    } catch {
+      // closed by the test
+    } finally {
+      open--;
+    }
+  };
+  const accepting = (async () => {
+    for await (const sock of listener) void serve(sock, sockets.push(sock) - 1);
+  })();
+  const conn = new RespConnection({
+    host: "127.0.0.1",
+    port: (listener.addr as Deno.NetAddr).port,
+    minDelayMs: 50,
+    maxDelayMs: 50,
+  });
+  // The refused attempt is logged between the failed attempt and the loop's next wait: a
+  // command sent from there finds the connection idle and starts a connect of its own.
+  let sent: Promise<RespValue | Error> | undefined;
+  await configure({
+    reset: true,
+    sinks: {
+      hook: (r) => {
+        if (!sent && /refused/.test(String(r.properties.error))) {
+          sent = conn.command(["PING"]).catch((e) => e);
+        }
+      },
+    },
+    loggers: [
+      { category: ["celeriac", "broker", "redis"], lowestLevel: "debug", sinks: ["hook"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  try {
+    await conn.connect();
+    sockets[0].close();
+    await waitUntil(
+      "the command sent from the log",
+      () => Promise.resolve(sent !== undefined),
+      5000,
+    );
+    // Before: it failed with 'closed while connecting', its socket left open beside the next attempt's.
+    assert.equal(await sent, "PONG");
+    assert.equal(conn.state, "ready");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(conn.state, "ready");
+    assert.equal(await conn.command(["PING"]), "PONG");
+    assert.equal(sockets.length, 3, "connections made: the first, the refused one, the command's");
+    assert.equal(open, 1);
+  } finally {
+    await reset();
+    await conn.close();
+    listener.close();
+    for (const s of sockets) {
+      try {
+        s.close();
+      } catch {
+        // closed already
+      }
+    }
+    await accepting.catch(() => {});
   }
 });

@@ -246,7 +246,8 @@ export class RedisClusterBroker implements Broker {
     const all = results.flat();
     const kept = all.slice(0, Math.floor(options.max));
     const extra = all.slice(kept.length);
-    if (extra.length) await this.requeue(extra);
+    // Last first: each goes to the front of its queue, and the first is taken first again.
+    if (extra.length) await this.requeue(extra.reverse());
     return kept;
   }
 

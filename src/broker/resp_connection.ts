@@ -325,9 +325,11 @@ export class RespConnection {
       if (this.#state === "connecting") this.#state = "idle";
       throw failed.reason;
     }
-    if (this.#state !== "connecting" || conn !== this.#conn) {
+    if (conn !== this.#conn) {
       throw new RedisConnectionError(`connection to ${this.#label} closed while connecting`);
     }
+    // Also when the reconnect loop began waiting meanwhile (a command started this
+    // connect between its attempts): it finds the connection ready and stops.
     this.#state = "ready";
     this.#watch(conn);
     o.onReady?.();
