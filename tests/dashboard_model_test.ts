@@ -15,6 +15,7 @@ import {
   Throughput,
   ViewModel,
 } from "../dashboard.ts";
+import { celeryRequestedHeartbeat } from "./helpers/fixtures.ts";
 
 const fixture = JSON.parse(
   await Deno.readTextFile(new URL("./fixtures/dashboard/events_all.json", import.meta.url)),
@@ -84,6 +85,24 @@ Deno.test("view model: the Python worker is online until its heartbeat is overdu
   assert.equal(vm.workers.get(w.hostname)!.online, true);
   vm.apply({ ...online, type: "worker-offline", timestamp: now + 7 });
   assert.equal(vm.workers.get(w.hostname)!.online, false);
+});
+
+Deno.test("view model: the heartbeat the heartbeat command asks for (no counts) keeps the worker's counts", () => {
+  const vm = new ViewModel();
+  const requested = JSON.parse(celeryRequestedHeartbeat()) as DashboardEvent;
+  const online = events.find((e) => e.type === "worker-online")!;
+  assert.equal(online.hostname, requested.hostname);
+  vm.apply({ ...online, timestamp: requested.timestamp - 5, active: 2, processed: 9 });
+  vm.apply(requested);
+  const w = vm.workers.get(requested.hostname)!;
+  assert.equal(w.online, true);
+  assert.equal(w.lastHeartbeat, requested.timestamp);
+  assert.deepEqual([w.active, w.processed, w.freq], [2, 9, 5]);
+  assert.deepEqual(w.loadavg, online.loadavg);
+  assert.match(
+    vm.metrics.render(new Map()),
+    /flower_worker_number_of_currently_executing_tasks\{worker="celery@fixture-host"\} 2/,
+  );
 });
 
 Deno.test("view model: malformed events are counted and ignored", () => {

@@ -2,8 +2,9 @@
  * The worker's event dispatcher: task events share `task.multi` messages
  * (one window of `flushMs` after the first pending, at most `batchMax` a
  * message), worker
- * events go out at once after the task events before them, and events
- * carry the sender's time zone offset even across a daylight-saving change.
+ * events go out at once after the task events before them, events
+ * carry the sender's time zone offset even across a daylight-saving change,
+ * and the heartbeat the `heartbeat` command asks for is Celery's.
  */
 
 import assert from "node:assert/strict";
@@ -11,6 +12,8 @@ import type { Broker } from "../src/broker/port.ts";
 import { decodeEventMessage, LamportClock, type Message } from "../protocol.ts";
 import { EventShape } from "../src/protocol/event_writer.ts";
 import { EventDispatcher } from "../src/worker/event_dispatcher.ts";
+import { Heartbeat } from "../src/worker/heartbeat.ts";
+import { celeryRequestedHeartbeat } from "./helpers/fixtures.ts";
 
 /** What the dispatcher published, as (routing key, event types) in order. */
 function recorder(): { broker: Broker; sent: { key: string; types: string[] }[] } {
@@ -160,4 +163,73 @@ Deno.test("events: utcoffset follows the local zone across a daylight-saving cha
   }).output();
   assert.ok(out.success);
   assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), [-1, -2, -1, -1, -2]);
+});
+
+/** A flat JSON object's members as [key, JSON kind]: whole floats (`5.0`) are not ints (`5`). */
+function kinds(text: string): [string, string][] {
+  return [...text.matchAll(/"(\w+)": ("(?:[^"\\]|\\.)*"|\[[^\]]*\]|[^,}]+)/g)].map(([, k, v]) => [
+    k,
+    v.startsWith('"')
+      ? "string"
+      : v.startsWith("[")
+      ? `list of ${v === "[]" ? "nothing" : kinds(`{"x": ${v.slice(1, -1).split(", ")[0]}}`)[0][1]}`
+      : /^-?\d+$/.test(v)
+      ? "int"
+      : /^-?\d+(\.\d+)?(e[+-]\d+)?$/.test(v)
+      ? "float"
+      : v,
+  ]);
+}
+
+Deno.test("heartbeat: the one the heartbeat command asks for has Celery's fields and types (freq 5, an int); the periodic ones keep freq 2.0 and the counts", async () => {
+  const sent: { key: string; text: string }[] = [];
+  const broker = {
+    broadcast(_exchange: string, message: Message, routingKey = ""): Promise<void> {
+      sent.push({ key: routingKey, text: new TextDecoder().decode(message.body) });
+      return Promise.resolve();
+    },
+  } as unknown as Broker;
+  const events = new EventDispatcher(broker, "celeriac@h", new LamportClock());
+  const heart = new Heartbeat(events, () => ({ active: 1, processed: 3 }), 2);
+  const realNow = Date.now;
+  Date.now = () => 1795490307000; // a whole second: its timestamp is still a float
+  try {
+    heart.start();
+    heart.requested();
+    heart.stop();
+  } finally {
+    Date.now = realNow;
+  }
+  await events.close();
+  assert.deepEqual(sent.map((s) => s.key), [
+    "worker.online",
+    "worker.heartbeat",
+    "worker.offline",
+  ]);
+  const requested = sent[1].text;
+  const theirs = celeryRequestedHeartbeat();
+  assert.deepEqual(kinds(requested), kinds(theirs), `${requested}\nvs Celery's\n${theirs}`);
+  assert.deepEqual(kinds(theirs).map(([k]) => k), [
+    "hostname",
+    "utcoffset",
+    "pid",
+    "clock",
+    "freq",
+    "sw_ident",
+    "sw_ver",
+    "sw_sys",
+    "timestamp",
+    "type",
+  ]);
+  assert.match(requested, /"freq": 5, /);
+  assert.match(requested, /"timestamp": 1795490307\.0, /);
+  for (const periodic of [sent[0].text, sent[2].text]) {
+    assert.deepEqual(kinds(periodic).slice(4, 8), [
+      ["freq", "float"],
+      ["active", "int"],
+      ["processed", "int"],
+      ["loadavg", "list of float"],
+    ]);
+    assert.match(periodic, /"freq": 2\.0, "active": 1, "processed": 3, /);
+  }
 });

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { Celery, type CeleryEvent, EventState, type WorkerEvent } from "../mod.ts";
 import { encodeEventMessage, EVENT_EXCHANGE, makeEvent } from "../protocol.ts";
+import { celeryRequestedHeartbeat } from "./helpers/fixtures.ts";
 import { redisAndKv, withWorker } from "./helpers/worker.ts";
 
 const { transports, cleanup } = await redisAndKv("events-rx");
@@ -207,4 +208,22 @@ Deno.test("EventState: a sent task is PENDING, as in Celery's State, until a wor
 
 Deno.test("events: clean up", async () => {
   await cleanup();
+});
+
+Deno.test("EventState: the heartbeat the heartbeat command asks for (no counts, freq 5) keeps the worker's counts and load", () => {
+  let now = 1795490300;
+  const state = new EventState({ now: () => now });
+  const online = workerEvent("worker-online", "celery@fixture-host", now);
+  state.event({ ...online, active: 2, processed: 9, loadavg: [0.5, 0.25, 0] });
+  now = 1795490307.809074;
+  const requested = JSON.parse(celeryRequestedHeartbeat()) as WorkerEvent;
+  assert.equal(requested.active, undefined, "Celery's has no counts");
+  state.event(requested);
+  const w = state.workers.get("celery@fixture-host")!;
+  assert.deepEqual(
+    { active: w.active, processed: w.processed, loadavg: w.loadavg, freq: w.freq },
+    { active: 2, processed: 9, loadavg: [0.5, 0.25, 0], freq: 5 },
+  );
+  assert.equal(w.lastHeartbeat, requested.timestamp);
+  assert.equal(state.isAlive(w), true);
 });

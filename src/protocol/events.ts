@@ -23,8 +23,9 @@ export const TASK_MULTI = "task.multi";
  * `"runtime": 0.0`, `"freq": 2.0`, `"loadavg": [0.0, 0.5, 1.0]`): the
  * encoders write the numbers under these keys so, and the rest (`clock`,
  * `pid`, `utcoffset`, `retries`, `active`, `processed`, `signum`) as
- * integers. (The `heartbeat` control command's heartbeat has `"freq": 5`
- * in Celery, an integer; here it is `5.0`.)
+ * integers. (The heartbeat the `heartbeat` control command asks for has
+ * `"freq": 5`, an integer, in Celery: its sender passes
+ * {@link encodeEventMessage} a set without `freq`.)
  *
  * @example
  * ```ts ignore
@@ -193,12 +194,12 @@ export interface WorkerEvent extends EventBase {
   type: "worker-online" | "worker-heartbeat" | "worker-offline";
   /** Heartbeat interval in seconds. */
   freq: number;
-  /** Tasks running now. */
-  active: number;
-  /** Tasks started since the worker started. */
-  processed: number;
-  /** Load average over 1, 5, 15 minutes. */
-  loadavg: number[];
+  /** Tasks running now (absent from the heartbeat the `heartbeat` command asks for). */
+  active?: number;
+  /** Tasks started since the worker started (absent there too). */
+  processed?: number;
+  /** Load average over 1, 5, 15 minutes (absent there too). */
+  loadavg?: number[];
   /** Software: `py-celery` or `celeriac`. */
   sw_ident: string;
   /** Software version. */
@@ -358,8 +359,8 @@ export function encodeEventListMessage(body: Uint8Array, hostname: string): Mess
 
 /**
  * The message carrying one event, or a batch (`task.multi`), as Celery's
- * dispatcher sends it: JSON, header `hostname`, transient. The numbers of
- * {@link EVENT_FLOAT_FIELDS} are written as Python floats
+ * dispatcher sends it: JSON, header `hostname`, transient. The numbers
+ * under the keys of `floats` are written as Python floats
  * (`"timestamp": 1700000000.0`).
  *
  * @example
@@ -371,20 +372,19 @@ export function encodeEventListMessage(body: Uint8Array, hostname: string): Mess
  *
  * @param events one event, or a list for a batch
  * @param hostname the sender's node name
+ * @param floats the fields whose numbers are Python floats; default {@link EVENT_FLOAT_FIELDS}
  * @returns the message
  */
 export function encodeEventMessage(
   events: CeleryEvent | readonly CeleryEvent[],
   hostname: string,
+  floats: ReadonlySet<string> = EVENT_FLOAT_FIELDS,
 ): Message {
   return eventMessage(
     encoder.encode(
       Array.isArray(events)
-        ? pyJsonDumpsRecords(
-          events as unknown as Record<string, unknown>[],
-          EVENT_FLOAT_FIELDS,
-        )
-        : pyJsonDumpsRecord(events as unknown as Record<string, unknown>, EVENT_FLOAT_FIELDS),
+        ? pyJsonDumpsRecords(events as unknown as Record<string, unknown>[], floats)
+        : pyJsonDumpsRecord(events as unknown as Record<string, unknown>, floats),
     ),
     hostname,
   );

@@ -23,6 +23,7 @@ import {
   encodeEventListMessage,
   encodeEventMessage,
   EVENT_EXCHANGE,
+  EVENT_FLOAT_FIELDS,
   eventRoutingKey,
   makeEvent,
   TASK_MULTI,
@@ -110,11 +111,16 @@ export class EventDispatcher {
    *
    * @param type event type
    * @param fields its own fields
+   * @param floats the fields whose numbers are Python floats; default {@link EVENT_FLOAT_FIELDS}
    */
-  send(type: CeleryEvent["type"], fields: Record<string, unknown>): void {
+  send(
+    type: CeleryEvent["type"],
+    fields: Record<string, unknown>,
+    floats: ReadonlySet<string> = EVENT_FLOAT_FIELDS,
+  ): void {
     this.flush();
     const event = makeEvent(type, fields, this.#sender());
-    this.#publish(encodeEventMessage(event, this.#hostname), eventRoutingKey(type));
+    this.#publish(encodeEventMessage(event, this.#hostname, floats), eventRoutingKey(type));
   }
 
   /**

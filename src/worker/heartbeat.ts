@@ -13,6 +13,11 @@ import type { EventDispatcher } from "./event_dispatcher.ts";
 /** Celery's default heartbeat interval in seconds. */
 export const HEARTBEAT_INTERVAL = 2;
 
+/** The `freq` of the heartbeat the `heartbeat` control command asks for (Celery's). */
+const REQUESTED_FREQ = 5;
+/** Its float fields: `freq` is an int there (`"freq": 5`), `timestamp` a float. */
+const REQUESTED_FLOATS: ReadonlySet<string> = new Set(["timestamp"]);
+
 /**
  * The operating system as Python's `platform.system()` names it.
  *
@@ -58,6 +63,7 @@ export function loadAverage(): number[] {
  * ```ts ignore
  * const heart = new Heartbeat(events, () => ({ active: 0, processed: 0 }));
  * heart.start();
+ * heart.requested(); // the `heartbeat` control command
  * await heart.stop();
  * ```
  */
@@ -84,35 +90,37 @@ export class Heartbeat {
 
   /** Send `worker-online` and start the heartbeats. */
   start(): void {
-    this.#send("worker-online", this.#freq);
-    this.#timer = setInterval(() => this.#send("worker-heartbeat", this.#freq), this.#freq * 1000);
+    this.#send("worker-online");
+    this.#timer = setInterval(() => this.#send("worker-heartbeat"), this.#freq * 1000);
   }
 
   /**
-   * Send one heartbeat now (the `heartbeat` control command, `freq` 5 in Celery).
-   *
-   * @param freq the `freq` field
+   * Send the heartbeat the `heartbeat` control command asks for, as Celery
+   * 5.2 sends it: `freq` 5 (a Python int: `"freq": 5`) and the software
+   * fields, without `active`, `processed` and `loadavg` (monitors keep
+   * the last heartbeat's).
    */
-  beat(freq: number = this.#freq): void {
-    this.#send("worker-heartbeat", freq);
+  requested(): void {
+    this.#events.send("worker-heartbeat", {
+      freq: REQUESTED_FREQ,
+      ...software(),
+    }, REQUESTED_FLOATS);
   }
 
   /** Stop the heartbeats and send `worker-offline`. */
   stop(): void {
     clearInterval(this.#timer);
-    this.#send("worker-offline", this.#freq);
+    this.#send("worker-offline");
   }
 
-  #send(type: "worker-online" | "worker-heartbeat" | "worker-offline", freq: number): void {
+  #send(type: "worker-online" | "worker-heartbeat" | "worker-offline"): void {
     const { active, processed } = this.#counts();
-    this.#events.send(type, {
-      freq,
-      active,
-      processed,
-      loadavg: loadAverage(),
-      sw_ident: "celeriac",
-      sw_ver: CELERIAC_VERSION,
-      sw_sys: systemName(),
-    });
+    const freq = this.#freq;
+    this.#events.send(type, { freq, active, processed, loadavg: loadAverage(), ...software() });
   }
+}
+
+/** `sw_ident`, `sw_ver`, `sw_sys`: Celery's `SOFTWARE_INFO`, for Celeriac. */
+function software(): { sw_ident: string; sw_ver: string; sw_sys: string } {
+  return { sw_ident: "celeriac", sw_ver: CELERIAC_VERSION, sw_sys: systemName() };
 }

@@ -346,7 +346,7 @@ export class Worker {
         log.info("Task events {what}", { what: on ? "enabled" : "disabled" });
         return true;
       },
-      heartbeat: () => this.#heartbeat?.beat(5),
+      heartbeat: () => this.#heartbeat?.requested(),
       inspect: workerInspection(this.#s, this.#registries, {
         queues: () => this.#queues,
         startedAt: Date.now(),
