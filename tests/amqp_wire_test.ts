@@ -17,6 +17,7 @@ import {
   subscriberQueueDeclaration,
   taskQueueDeclaration,
 } from "../src/broker/amqp_topology.ts";
+import { encodeControlRequest } from "../src/protocol/control.ts";
 import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
@@ -92,6 +93,24 @@ Deno.test("amqp wire: number, bigint, date and bytes typing", () => {
   assert.ok(!("skipped" in t));
   assert.throws(() => toAmqpTable({ x: 2n ** 64n }), RangeError);
   assert.throws(() => toAmqpTable({ f: () => 1 }), TypeError);
+});
+
+Deno.test("amqp wire: a control request's headers have Celery's types: expires a double, a whole second too; no expiry the int 0", () => {
+  const [ping] = fixture("worker/control_ping.json").messages as {
+    headers: { clock: number; expires: number };
+    headers_amqp_typed: Record<string, [string, unknown]>;
+  }[];
+  const req = { method: "ping", arguments: {}, destination: null };
+  const typed = (expires: number) =>
+    Object.fromEntries(
+      Object.entries(
+        toPublishOptions(encodeControlRequest(req, { clock: ping.headers.clock, expires }))
+          .headers!,
+      ).map(([k, v]) => [k, tagged(v)]),
+    );
+  assert.deepEqual(typed(ping.headers.expires), ping.headers_amqp_typed);
+  assert.deepEqual(typed(1795490761), { clock: ["I", 8], expires: ["d", 1795490761] });
+  assert.deepEqual(typed(0), { clock: ["I", 8], expires: ["I", 0] }, "kombu's 0 without timeout");
 });
 
 Deno.test("amqp wire: decoded tables come back as plain values", () => {

@@ -3,17 +3,28 @@
  * captured from Celery 5.2.6 (tests/fixtures/celery-5.2/redis/control_replies.json):
  * request info, scheduled entries, kombu queue descriptions, the broker
  * block of `stats`, `hello`, `clock`, `time_limit`, `enable_events` /
- * `disable_events`, unknown commands and bad arguments.
+ * `disable_events`, unknown commands and bad arguments; the numbers Celery
+ * sends as Python floats are floats on the wire, whole seconds too.
  */
 
 import assert from "node:assert/strict";
-import { decodeTaskHeaders, type Delivery, encodeTaskMessage } from "../protocol.ts";
+import type { Broker } from "../src/broker/port.ts";
+import {
+  decodeEnvelope,
+  decodeTaskHeaders,
+  type Delivery,
+  encodeControlRequest,
+  encodeEnvelope,
+  encodeTaskMessage,
+  type Message,
+} from "../protocol.ts";
 import {
   brokerInfo,
   type ControlTarget,
   handleControl,
   type HeldTask,
   queueInfo,
+  RemoteControl,
   requestInfo,
   runInspect,
   scheduledInfo,
@@ -193,4 +204,78 @@ Deno.test("control replies: events on/off, heartbeat, unknown command, bad argum
   assert.equal(beats, 1);
   assert.deepEqual(ask("no_such_command"), theirs("unknown_command"));
   assert.throws(() => ask("revoke", {}), /task_id/);
+});
+
+/** The reply texts a pidbox answering `method` publishes, its requests passed through a Redis envelope. */
+async function replyText(
+  inspect: WorkerInspection,
+  method: string,
+  args: Record<string, unknown> = {},
+): Promise<string> {
+  let deliver: ((m: Message) => void) | undefined;
+  const replies: string[] = [];
+  const broker = {
+    subscribe(_exchange: string, onMessage: (m: Message) => void): Promise<void> {
+      deliver = onMessage;
+      return Promise.resolve();
+    },
+    publish(message: Message): Promise<void> {
+      replies.push(new TextDecoder().decode(message.body));
+      return Promise.resolve();
+    },
+  } as unknown as Broker;
+  const target: ControlTarget = {
+    hostname: NODE,
+    revoke: () => [],
+    revoked: () => [],
+    registered: () => [],
+    setRateLimit: () => {},
+    shutdown: () => {},
+    inspect,
+  };
+  const ac = new AbortController();
+  await new RemoteControl(broker, target).start(ac.signal);
+  const request = encodeControlRequest({
+    method,
+    arguments: args,
+    destination: null,
+    ticket: "t-1",
+    replyTo: { exchange: "reply.celery.pidbox", routingKey: "k" },
+  }, { clock: 1, expires: Date.now() / 1000 + 10 });
+  const raw = encodeEnvelope(request, { exchange: "celery.pidbox", routing_key: "" }, "tag");
+  deliver!(decodeEnvelope(raw));
+  for (let i = 0; i < 100 && replies.length === 0; i++) await new Promise((r) => setTimeout(r, 1));
+  ac.abort();
+  assert.equal(replies.length, 1, `one reply to ${method}`);
+  return replies[0];
+}
+
+Deno.test("control replies: time_start and hello's revoked times are Python floats on the wire, whole seconds too", async () => {
+  const [py] = theirs<Info[]>("inspect_active");
+  const running = held(py.id as string, [30], undefined, 1795490349000);
+  const w = inspection({
+    active: () => [requestInfo(running, { hostname: NODE, safe: false, started: true })],
+    queryTask: () => ({
+      [py.id as string]: [
+        "active",
+        requestInfo(running, { hostname: NODE, safe: false, started: true }),
+      ],
+    }),
+    reserved: () => [requestInfo(held("r1", [1]), { hostname: NODE, safe: false, started: false })],
+  });
+  assert.match(await replyText(w, "active"), /"time_start": 1795490349\.0, "acknowledged": true/);
+  assert.match(
+    await replyText(w, "query_task", { ids: [py.id] }),
+    /\["active", \{"id": "[^"]+", .*"time_start": 1795490349\.0, /,
+  );
+  assert.match(await replyText(w, "reserved"), /"time_start": null, /);
+  // Celery's text for the revoked id it was sent with 12345.0 (a whole float).
+  const dead = "00000000-0000-0000-0000-00000000dead";
+  const hello = await replyText(w, "hello", { from_node: "celery@other-node", revoked: {} });
+  assert.match(hello, /^\{"celery@fixture-host": \{"revoked": \{/);
+  assert.ok(
+    hello.includes(`"${dead}": [12345.0, "${dead}"]`),
+    `${hello} has Celery's [12345.0, id]`,
+  );
+  assert.match(hello, /\}, "clock": 158\}\}$/);
 });

@@ -10,6 +10,8 @@
 
 import assert from "node:assert/strict";
 import { inflateSync } from "node:zlib";
+import { encodeMessage } from "../src/broker/kv_message.ts";
+import { encodeControlRequest } from "../src/protocol/control.ts";
 import { decodeEnvelope, encodeEnvelope, encodeEnvelopeBytes } from "../src/protocol/envelope.ts";
 import { ContentDisallowedError, EncodeError, ProtocolError } from "../src/protocol/errors.ts";
 import { pyJsonDumps } from "../src/protocol/json.ts";
@@ -725,6 +727,41 @@ Deno.test("encodeEnvelope redelivered: markers in headers and delivery_info, dec
   assert.equal(env.redelivered, true);
   assert.equal(env.deliveryTag, "tag-1");
   assert.equal(msg.headers.redelivered, undefined, "the message itself is not modified");
+});
+
+Deno.test("encode control request: the captured ping request byte for byte; a whole-second expires is a float, no expiry the int 0", () => {
+  const capture = JSON.parse(
+    Deno.readTextFileSync(new URL("redis/worker/control_ping.json", FIXTURES)),
+  ) as { requests_published: { raw: string; body_decoded: Record<string, unknown> }[] };
+  const { raw, body_decoded: body } = capture.requests_published[0];
+  const env = JSON.parse(raw) as FixtureEnvelope & { headers: { clock: number; expires: number } };
+  const replyTo = body.reply_to as { exchange: string; routing_key: string };
+  const encode = (expires: number) =>
+    encodeEnvelope(
+      encodeControlRequest({
+        method: body.method as string,
+        arguments: {},
+        destination: null,
+        ticket: body.ticket as string,
+        replyTo: { exchange: replyTo.exchange, routingKey: replyTo.routing_key },
+      }, { clock: env.headers.clock, expires }),
+      env.properties.delivery_info,
+      env.properties.delivery_tag,
+    );
+  assert.equal(encode(env.headers.expires), raw);
+  const whole = encode(1795490281);
+  assert.ok(whole.includes('"headers": {"clock": 10, "expires": 1795490281.0}'), whole);
+  assert.equal(decodeEnvelope(whole).headers.expires, 1795490281);
+  assert.ok(encode(0).includes('"headers": {"clock": 10, "expires": 0}'));
+  const kv = encodeMessage(
+    encodeControlRequest({ method: "ping", arguments: {}, destination: null }, {
+      clock: 10,
+      expires: 1795490281,
+    }),
+    "celery.pidbox",
+    "",
+  );
+  assert.ok(kv.envelope.includes('"headers": {"clock": 10, "expires": 1795490281.0}'), "KV too");
 });
 
 Deno.test("decodeEnvelope rejects what is not a kombu envelope with ProtocolError", () => {

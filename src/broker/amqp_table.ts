@@ -2,9 +2,9 @@
  * AMQP field tables (message headers, declaration arguments) with the value
  * types py-amqp writes, so a Python worker reads Celeriac headers exactly as
  * it reads Celery's: integers within ±2^31 as `I` (signed 32-bit), larger
- * ones as `l` (signed 64-bit), other numbers as `d` (double), `null` as `V`,
- * strings as `S`, booleans as `t`, arrays as `A`, objects as `F`, dates as
- * `T`, bytes as `x`.
+ * ones as `l` (signed 64-bit), other numbers and `PyFloat`s (Python floats,
+ * whole or not) as `d` (double), `null` as `V`, strings as `S`, booleans as
+ * `t`, arrays as `A`, objects as `F`, dates as `T`, bytes as `x`.
  *
  * amqplib would pick the smallest integer type (`b`, `s`) on its own; the
  * typed form here uses its `{"!": type, value}` escape to say which.
@@ -13,6 +13,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { PyFloat } from "../protocol/json.ts";
 
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
@@ -79,6 +80,7 @@ export function toAmqpValue(value: unknown): unknown {
       if (value instanceof Date) {
         return { "!": "timestamp", value: Math.floor(value.getTime() / 1000) };
       }
+      if (value instanceof PyFloat) return { "!": "double", value: value.value };
       if (value instanceof Uint8Array) return Buffer.from(value);
       return toAmqpTable(value as Record<string, unknown>);
     default:

@@ -7,7 +7,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
-import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import { PyFloat, pyJsonDumps, pyJsonLoads } from "./json.ts";
 import type { Message } from "./message.ts";
 
 /**
@@ -67,7 +67,9 @@ function textOf(message: Message): string {
 
 /**
  * Encode a request as Celery's `Mailbox` publishes it (JSON body, `clock`
- * and `expires` headers, persistent delivery).
+ * and `expires` headers, persistent delivery). `expires` is a Python float
+ * as kombu sends it (`time() + timeout`), also when whole
+ * (`1795490308.0`, a double on AMQP); 0 (no expiry) is kombu's int `0`.
  *
  * @example
  * ```ts
@@ -76,7 +78,7 @@ function textOf(message: Message): string {
  *   { method: "ping", arguments: {}, destination: null },
  *   { clock: 1, expires: Date.now() / 1000 + 1 },
  * );
- * message.headers; // { clock: 1, expires: … }
+ * Number(message.headers.expires) > Date.now() / 1000; // true
  * ```
  *
  * @param req the request
@@ -102,7 +104,10 @@ export function encodeControlRequest(
     body: new TextEncoder().encode(pyJsonDumps(body)),
     contentType: "application/json",
     contentEncoding: "utf-8",
-    headers: { clock: options.clock, expires: options.expires },
+    headers: {
+      clock: options.clock,
+      expires: options.expires === 0 ? 0 : new PyFloat(options.expires),
+    },
     properties: { delivery_mode: 2, priority: 0 },
   };
 }

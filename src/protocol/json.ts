@@ -82,6 +82,47 @@ export function pyJsonFloat(n: number): string {
 }
 
 /**
+ * A number Python holds as a float, where a whole one must stay a float on
+ * the wire: {@link pyJsonDumps} writes it with `.0` when whole
+ * (`1795490308.0`), and AMQP headers carry it as a double (`d`), as kombu
+ * and py-amqp write Python's floats. Anything else reads it as its number
+ * (`toJSON`, `valueOf`).
+ *
+ * @example
+ * ```ts ignore
+ * pyJsonDumps({ expires: new PyFloat(1795490308) }); // '{"expires": 1795490308.0}'
+ * pyJsonDumps({ expires: 1795490308 }); // '{"expires": 1795490308}'
+ * ```
+ */
+export class PyFloat {
+  /** The number. */
+  readonly value: number;
+
+  /** @param value the number */
+  constructor(value: number) {
+    this.value = value;
+  }
+
+  /**
+   * The number, for `JSON.stringify`.
+   *
+   * @returns the number
+   */
+  toJSON(): number {
+    return this.value;
+  }
+
+  /**
+   * The number, for arithmetic and comparisons.
+   *
+   * @returns the number
+   */
+  valueOf(): number {
+    return this.value;
+  }
+}
+
+/**
  * {@link pyJsonDumps} of a value whose numbers Python holds as floats: a
  * number, or a list of numbers (each element), is written by
  * {@link pyJsonFloat}; anything else as {@link pyJsonDumps} writes it.
@@ -128,6 +169,7 @@ function encodeValue(value: unknown, seen: Set<object>, inArray: boolean): strin
     if (!Number.isFinite(value.getTime())) throw new Refused("Invalid Date cannot be encoded");
     return encodeString(pyIsoFormat(value, "Z"));
   }
+  if (value instanceof PyFloat) return pyJsonFloat(value.value);
   if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
     throw new Refused(
       "Raw bytes cannot be sent as JSON (Celery 5.2 cannot decode them either): " +

@@ -9,6 +9,7 @@
  */
 
 import type { ControlRequest } from "../protocol/control.ts";
+import { PyFloat } from "../protocol/json.ts";
 import type { ScheduledInfo } from "../client/inspect.ts";
 import type { RequestInfo } from "./inspect_replies.ts";
 
@@ -208,4 +209,53 @@ export async function runInspect(
     }
   }
   return { error: `KeyError('${req.method}')` };
+}
+
+/**
+ * A {@link runInspect} reply with the numbers Celery 5.2 sends as Python
+ * floats marked as such ({@link PyFloat}), so that whole ones are written
+ * `1795490349.0`: the `time_start` of running tasks (`active`,
+ * `query_task`; `reserved` and `scheduled` have `null`) and the revoked
+ * times of `hello`. Other replies are returned as they are.
+ *
+ * @example
+ * ```ts ignore
+ * const reply = await runInspect(req, inspection, "celeriac@h");
+ * encodeControlReply("celeriac@h", withPythonFloats(req.method, reply), { ticket, clock });
+ * ```
+ *
+ * @param method the command
+ * @param reply its reply
+ * @returns the reply to encode
+ */
+export function withPythonFloats(method: string, reply: unknown): unknown {
+  if (reply === null || typeof reply !== "object") return reply;
+  switch (method) {
+    case "active":
+      return Array.isArray(reply) ? reply.map(floatStart) : reply;
+    case "query_task": {
+      const out: Record<string, [string, ReturnType<typeof floatStart>]> = {};
+      for (
+        const [id, [state, info]] of Object.entries(reply as Record<string, [string, RequestInfo]>)
+      ) {
+        out[id] = [state, floatStart(info)];
+      }
+      return out;
+    }
+    case "hello": {
+      const { revoked, ...rest } = reply as { revoked: Record<string, [number, string]> };
+      const times: Record<string, [PyFloat, string]> = {};
+      for (const [id, [at, same]] of Object.entries(revoked)) times[id] = [new PyFloat(at), same];
+      return { revoked: times, ...rest };
+    }
+  }
+  return reply;
+}
+
+function floatStart(info: RequestInfo): Omit<RequestInfo, "time_start"> & {
+  time_start: number | PyFloat | null;
+} {
+  return typeof info.time_start === "number"
+    ? { ...info, time_start: new PyFloat(info.time_start) }
+    : info;
 }

@@ -18,7 +18,12 @@ import {
   revokedIds,
 } from "../protocol/control.ts";
 import { LamportClock } from "../protocol/clock.ts";
-import { isInspectCommand, runInspect, type WorkerInspection } from "./inspect_commands.ts";
+import {
+  isInspectCommand,
+  runInspect,
+  withPythonFloats,
+  type WorkerInspection,
+} from "./inspect_commands.ts";
 import type { Message } from "../protocol/message.ts";
 
 const log = getLogger(["celeriac", "worker", "control"]);
@@ -213,7 +218,10 @@ export class RemoteControl {
     try {
       const inspection = this.#target.inspect;
       if (inspection && isInspectCommand(req.method)) {
-        return await runInspect(req, inspection, this.#target.hostname);
+        return withPythonFloats(
+          req.method,
+          await runInspect(req, inspection, this.#target.hostname),
+        );
       }
       return run(req, this.#target);
     } catch (err) {
