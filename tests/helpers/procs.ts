@@ -117,8 +117,7 @@ export async function celeriacWorker(
     env,
   });
   // Start-up takes a second on a quiet machine; parallel test files on 2 CPUs make it slower.
-  await p.waitFor(/ ready: /, 60_000);
-  return p;
+  return await readyOrStopped(p, / ready: /, 60_000);
 }
 
 /** Start a Python Celery worker on `tests/interop/pytasks.py` and wait until it is ready. */
@@ -140,7 +139,21 @@ export async function celeryWorker(args: string[], env: Record<string, string>):
     ],
     { env: { ...env, PYTHONPATH: `${ROOT}tests/interop` }, cwd: `${ROOT}tests/interop` },
   );
-  await p.waitFor(/ ready\./, 60_000);
+  return await readyOrStopped(p, / ready\./, 60_000);
+}
+
+/**
+ * Wait until `p` prints `re`; when it never does (timed out, exited), stop
+ * it, since the caller gets no handle to stop it, and rethrow the wait's error.
+ */
+async function readyOrStopped(p: Proc, re: RegExp, timeoutMs: number): Promise<Proc> {
+  try {
+    await p.waitFor(re, timeoutMs);
+  } catch (err) {
+    // Why it never became ready is the error to report, not a failure to stop it.
+    await p.stop().catch(() => {});
+    throw err;
+  }
   return p;
 }
 
