@@ -3,7 +3,7 @@
  * monitor code (`app.events.Receiver` feeding `celery.events.state.State`,
  * what Flower runs) tracks a Celeriac worker started with `-E` as alive and
  * every task through its states, on Redis and RabbitMQ; `celery events
- * --dump` prints its events.
+ * --dump` prints its events; a monitor's wakeup gets Celery's heartbeat.
  */
 
 import assert from "node:assert/strict";
@@ -166,6 +166,43 @@ Deno.test({
   } finally {
     await app.close();
     await dump.stop("SIGINT");
+    await worker.stop();
+  }
+});
+
+Deno.test({
+  name:
+    "interop events: a Celery monitor's wakeup gets the Celeriac worker's heartbeat at once, Celery's (freq 5, no counts)",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  const t = (await transports())[0];
+  const queue = `ev-${crypto.randomUUID().slice(0, 8)}`;
+  // No periodic heartbeat within the test: the one seen is the one the wakeup asked for.
+  const worker = await interopWorker({ broker: t.broker, backend: REDIS_URL }, queue, [
+    "-n",
+    "wake@%h",
+    "--heartbeat-interval",
+    "60",
+  ]);
+  // READY 0: the monitor stops at the first event.
+  const monitor = Proc.start("pyevents", PYTHON, ["pyevents.py", "0", "30"], {
+    env: { ...t.pyEnv, PYTHONPATH: `${ROOT}tests/interop` },
+    cwd: `${ROOT}tests/interop`,
+  });
+  try {
+    const status = await monitor.finished();
+    assert.equal(status.code, 0, monitor.output);
+    const seen = JSON.parse(monitor.output.trim().split("\n").at(-1)!) as Seen;
+    assert.deepEqual(seen.types, ["worker-heartbeat"], monitor.output);
+    const node = worker.output.match(/(wake@\S+) ready/)![1];
+    const w = seen.workers[node] as Seen["workers"][string] & { active: number | null };
+    assert.deepEqual(
+      [w.alive, w.freq, w.sw_ident, w.active, w.processed],
+      [true, 5, "celeriac", null, null],
+      "State took it as a heartbeat; it carried no counts",
+    );
+  } finally {
+    await monitor.stop();
     await worker.stop();
   }
 });
