@@ -17,7 +17,7 @@ import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import { claimList } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
-import { PARKED_KEY, priorityStep, rotatedLists, takeOrder } from "./redis_keys.ts";
+import { PARKED_KEY, rotatedLists, takeOrder } from "./redis_keys.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
 import { BodyPack, readTake, toDelivery } from "./redis_bodies.ts";
 import { TAKE_SCRIPT } from "./redis_scripts.ts";
@@ -75,16 +75,9 @@ export class RedisTaker {
   #unsureTake: { lists: string[]; seq: number; first: string | null } | null = null;
   /**
    * Claims counted (over every watcher) before the last take that found
-   * every list empty, or that took a claim list alone (the record of an
-   * early hand-out); null when the last take may have left messages.
+   * every list empty; null when the last take may have left messages.
    */
   #emptyAt: number | null = null;
-  /**
-   * Whether that take read no queue list (the record of an early hand-out,
-   * its claim list alone): a higher priority may have a backlog that the
-   * wait that follows claims from along with a lower one's message.
-   */
-  #unseen = false;
   readonly #bodies = new BodyPack();
   /** Take scripts sent so far, and whether one is awaiting its reply. */
   #takesSent = 0;
@@ -140,13 +133,12 @@ export class RedisTaker {
     }
     if (this.#stash.length > 0) return this.#stash.splice(0, max);
     let down = 0;
-    // The last take emptied every list, or recorded an early hand-out alone, and nothing was
-    // claimed since: wait first. A message queued meanwhile (or before: a burst) ends the wait at
-    // once and is handed out early, and the take that records it takes the rest up to max; a
-    // take here would mostly find nothing, and delay the wait by a script run.
+    // The last take emptied every list and nothing was claimed since: wait first (a message
+    // queued meanwhile ends the wait at once). Not after the record of an early hand-out that
+    // read its claim list alone: that record left the queues unread, and a burst queued behind
+    // the early message is taken up to max at once, not claimed one message per wait.
     if (this.#emptyAt !== null && this.#emptyAt === this.#watchers.claims(null)) {
-      const lists = rotatedLists(queues, this.#rotation);
-      const early = await this.#waitAny(lists, signal, max, this.#unseen);
+      const early = await this.#waitAny(rotatedLists(queues, this.#rotation), signal, max);
       if (early) return early;
     }
     this.#emptyAt = null;
@@ -179,10 +171,7 @@ export class RedisTaker {
       }
       if (got.length > 0) {
         this.#rotation++;
-        if (taken < max) {
-          this.#emptyAt = claimedBefore;
-          this.#unseen = false;
-        }
+        if (taken < max) this.#emptyAt = claimedBefore;
         return got;
       }
       if (this.#watchers.claims(lists) === claims) {
@@ -393,12 +382,8 @@ export class RedisTaker {
       try {
         const [got, taken] = await taking;
         this.#rotation++;
-        // A take of claim lists alone leaves the queues as they were: the next take waits first
-        // all the same (see take()).
-        if (taken < max || lists.length === 0) {
-          this.#emptyAt = claimedBefore;
-          this.#unseen = lists.length === 0;
-        }
+        // A take of claim lists alone leaves the queues as they were (see take()).
+        if (taken < max && lists.length > 0) this.#emptyAt = claimedBefore;
         for (const g of got) this.#stash.push(g);
         return;
       } catch (err) {
@@ -438,23 +423,16 @@ export class RedisTaker {
    * Wait until a watcher of `lists` claims a message (or 1 s passes); hand
    * the claimed message out at once when it can be ({@link #handOut}).
    *
-   * @param unseen the queue lists were not read since they may have had
-   *   messages: only a claim of the most urgent step is handed out early (a
-   *   higher priority's backlog is claimed along with a lower one's message,
-   *   and its claim may reply later); the take that follows otherwise serves
-   *   them in priority order
    * @returns the delivery handed out, or null when a take must follow
    */
   async #waitAny(
     lists: string[],
     signal: AbortSignal,
     max: number,
-    unseen = false,
   ): Promise<Delivery[] | null> {
     // -1: a wait sent while a take is under way is never handed out early.
     const won = await this.#watchers.waitAny(lists, signal, this.#taking ? -1 : this.#takesSent);
     if (won === null) return null;
-    if (unseen && priorityStep(won.list) !== priorityStep(lists[0])) return null;
     return this.#handOut(won.claim, won.list, lists, max);
   }
 
