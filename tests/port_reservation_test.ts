@@ -159,26 +159,41 @@ Deno.test({
 });
 
 Deno.test("private redis: a temporary directory that cannot be made frees the reserved block", async () => {
-  // TMPDIR is process-wide: set it for a `deno eval` process of its own, which counts its sockets.
+  // TMPDIR is process-wide: set it for a `deno eval` process of its own, which lists the block
+  // lock ports (base + 99) it listens on, from its own socket inodes and /proc/net/tcp.
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "eval",
       `const { PrivateRedis } = await import(${JSON.stringify(PRIVATE_REDIS)});
-       const sockets = () => [...Deno.readDirSync("/proc/self/fd")].filter((e) => {
-         try {
-           return Deno.readLinkSync("/proc/self/fd/" + e.name).startsWith("socket:");
-         } catch {
-           return false;
+       const locks = () => {
+         const inodes = new Set();
+         for (const e of Deno.readDirSync("/proc/self/fd")) {
+           try {
+             const m = Deno.readLinkSync("/proc/self/fd/" + e.name).match(/^socket:\\[(\\d+)\\]$/);
+             if (m) inodes.add(m[1]);
+           } catch { /* closed meanwhile */ }
          }
-       }).length;
-       const before = sockets();
+         return Deno.readTextFileSync("/proc/net/tcp").split("\\n").slice(1).flatMap((line) => {
+           const f = line.trim().split(/\\s+/);
+           const port = parseInt(f[1]?.split(":")[1] ?? "", 16);
+           const lock = f[3] === "0A" && port >= 20099 && port <= 28999 && port % 100 === 99;
+           return lock && inodes.has(f[9]) ? [port] : [];
+         });
+       };
+       const before = locks();
        let error = "";
+       let during = [];
+       const original = Deno.makeTempDir;
+       Deno.makeTempDir = (options) => {
+         during = locks();
+         return original(options);
+       };
        try {
          await PrivateRedis.start();
        } catch (err) {
          error = err.name;
        }
-       console.log(JSON.stringify({ error, leaked: sockets() - before }));`,
+       console.log(JSON.stringify({ error, before, during: during.length, after: locks() }));`,
     ],
     env: { TMPDIR: "/nonexistent/celeriac-tmp" },
     stdout: "piped",
@@ -188,7 +203,7 @@ Deno.test("private redis: a temporary directory that cannot be made frees the re
   assert.ok(out.success, new TextDecoder().decode(out.stderr));
   assert.deepEqual(
     JSON.parse(text),
-    { error: "NotFound", leaked: 0 },
-    "the block's listener is closed",
+    { error: "NotFound", before: [], during: 1, after: [] },
+    "the block was held while the directory was made, and its listener is closed after",
   );
 });
