@@ -54,7 +54,7 @@ import { Intake } from "./intake.ts";
 import { receiveOrPark, settleOrPark } from "./last_resort.ts";
 import { renewLeases } from "./leases.ts";
 import { logLifecycle } from "./lifecycle_log.ts";
-import { putBack, settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
+import { settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
 import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { HeapCap } from "./heap_cap.ts";
@@ -478,8 +478,7 @@ export class Worker {
       n: running.length,
     });
     await s.pool?.close();
-    await this.#intake.requeueAll();
-    await putBack(s, running);
+    await this.#intake.requeueAll(running);
     await s.drainSettling();
     clearInterval(this.#leaseTimer);
     await this.#offline();
