@@ -8,8 +8,8 @@
  * the running task plus about {@link PREFETCH_TARGET_MS} of blocking work
  * waiting behind it (so a Web Worker never idles for a broker round trip),
  * between 1 and the maximum (`--prefetch`, default 32). While that window
- * is narrowed by blocking time, the worker takes again once half of it is
- * free ({@link PrefetchWindow.refill}) rather than one message per finished
+ * is narrowed by blocking time, the worker takes again once about half of
+ * it is free ({@link PrefetchWindow.refill}) rather than one message per finished
  * task: on 2 cores, each take and each settle of one CPU-bound task woke the
  * main thread and Redis, which took their CPU from the Web Workers. Until a task has
  * finished it holds {@link PREFETCH_START} per Web Worker (Celery's default
@@ -97,15 +97,23 @@ export class PrefetchWindow {
   }
 
   /**
-   * Free slots the worker waits for before it takes again: half the window
-   * while the window is narrowed by blocking time (CPU-bound tasks), so
-   * that they are taken a few at a time rather than one per finished task;
-   * 1 otherwise (fixed multiplier, short or async tasks, nothing known yet).
+   * Free slots the worker waits for before it takes again, while the window
+   * is narrowed by blocking time (CPU-bound tasks): about half the target's
+   * worth of finished work, at most half the window, so that they are taken
+   * a few at a time rather than one per finished task, while each Web
+   * Worker still has about half the target queued, and a take follows the
+   * last within about that time (a RabbitMQ consumer's buffer goes back to
+   * its queue 50 ms after a take). 1 otherwise (fixed multiplier, short or
+   * async tasks, nothing known yet).
    */
   get refill(): number {
-    if (this.#fixed !== undefined || this.#blocked.ms === null) return 1;
+    const blocked = this.#blocked.ms;
+    if (this.#fixed !== undefined || blocked === null) return 1;
     const per = this.perWorker;
-    return per >= this.#max ? 1 : Math.max(1, Math.floor(this.#size() * per / 2));
+    if (per >= this.#max) return 1;
+    const size = this.#size();
+    const work = Math.floor(size * PREFETCH_TARGET_MS / 2 / Math.max(blocked, 0.001));
+    return Math.max(1, Math.min(Math.floor(size * per / 2), work));
   }
 
   /**
