@@ -77,6 +77,9 @@ export type { WorkerStats } from "./worker_stats.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
+/** Milliseconds a cold shutdown waits for a batch on its way in to go back (see Intake.close). */
+const LOOP_GRACE_MS = 2000;
+
 /**
  * A Celeriac worker.
  *
@@ -455,6 +458,7 @@ export class Worker {
     this.#cold = true;
     this.#stopping = true;
     const s = this.#s;
+    this.#intake.close();
     this.#takeAbort.abort();
     this.#control.abort();
     const soft = (s.options.softShutdownTimeout ?? 0) * 1000;
@@ -480,6 +484,9 @@ export class Worker {
     });
     await s.pool?.close();
     await this.#intake.requeueAll(running);
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#loop, new Promise((r) => grace = setTimeout(r, LOOP_GRACE_MS))]);
+    clearTimeout(grace);
     await s.drainSettling();
     clearInterval(this.#leaseTimer);
     await this.#offline();
