@@ -7,7 +7,7 @@
  * By default the window adapts to how long tasks block their Web Worker:
  * the running task plus about {@link PREFETCH_TARGET_MS} of blocking work
  * waiting behind it (so a Web Worker never idles for a broker round trip),
- * between 1 and the maximum (`--prefetch`, default 32). Until a task has
+ * between 1 and the maximum (`--prefetch`, default 64). Until a task has
  * finished it holds {@link PREFETCH_START} per Web Worker (Celery's default
  * multiplier): few enough that a first burst of long tasks is shared with
  * other workers, enough that a long async task does not keep the tasks
@@ -41,6 +41,23 @@ export const PREFETCH_TARGET_MS = 20;
  * ```
  */
 export const PREFETCH_START = 4;
+
+/**
+ * Most messages each Web Worker holds by default (`--prefetch` not given):
+ * its task slots, and the adaptive window's ceiling. 64 rather than 32: a
+ * drain of short tasks then takes twice as many per take script (a take
+ * follows each Web Worker's batch of outcomes: ~60 tasks instead of ~30), so
+ * each wake-up of Redis, of a Web Worker and of the main thread serves twice
+ * the tasks; the Redis drain went 1.17× as fast (6 alternated rounds,
+ * 1.12–1.27×) at the same peak RSS.
+ * An async task set that never blocks runs up to 64 at a time per Web Worker.
+ *
+ * @example
+ * ```ts ignore
+ * DEFAULT_PREFETCH_MAX; // 64
+ * ```
+ */
+export const DEFAULT_PREFETCH_MAX = 64;
 
 /** Options of {@link PrefetchWindow}. */
 export interface PrefetchWindowOptions {
