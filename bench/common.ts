@@ -74,6 +74,8 @@ export interface Options {
   amqp: string;
   /** Watch each drain with a dashboard, task events on (`--dashboard`). */
   dashboard?: boolean;
+  /** Tasks of workload E, a burst onto an idle worker (`--burst`; 0 or absent skips it). */
+  burst?: number;
 }
 
 /**

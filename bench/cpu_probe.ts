@@ -25,13 +25,18 @@
  * Options: `--tasks N` (2000), `--ms MS` (5), `--prefetch N` (the
  * worker's, default its own), `--v8-flags F` (the bench's default),
  * `--redis URL` (db 12 = broker, db 13 = results, both FLUSHDB'd),
- * `--json FILE` (write the figures).
+ * `--json FILE` (write the figures), `--sample` (the worker runs with the
+ * V8 inspector on and its main thread's CPU profile during the drain is
+ * summarized by stage and function, as `bench/profile.ts` does; the
+ * profiler's own cost shows in that run's figures), `--save FILE` (with
+ * `--sample`: the `.cpuprofile`).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { CONCURRENCY, DEFAULT_V8_FLAGS } from "./common.ts";
+import { type CpuProfile, Inspector, summarize } from "./profile.ts";
 import { startBenchWorker, stopTree, threadSchedstats } from "./proc.ts";
 import { BENCH_QUEUE, spinTimed } from "./tasks.ts";
 import { openProbeDbs } from "./probe_dbs.ts";
@@ -116,8 +121,11 @@ async function main(): Promise<void> {
       "v8-flags": { type: "string", default: DEFAULT_V8_FLAGS },
       redis: { type: "string", default: "redis://127.0.0.1:6379" },
       json: { type: "string" },
+      sample: { type: "boolean", default: false },
+      save: { type: "string" },
     },
   });
+  const port = 9400 + Math.floor(Math.random() * 500);
   const n = Number(values.tasks);
   const ms = Number(values.ms);
   const dbs = await openProbeDbs(values.redis);
@@ -127,7 +135,10 @@ async function main(): Promise<void> {
     broker: brokerUrl,
     backend: backendUrl,
     queue: DRAIN_QUEUE,
-    denoArgs: values["v8-flags"] === "none" ? [] : [`--v8-flags=${values["v8-flags"]}`],
+    denoArgs: [
+      ...values.sample ? [`--inspect=127.0.0.1:${port}`] : [],
+      ...values["v8-flags"] === "none" ? [] : [`--v8-flags=${values["v8-flags"]}`],
+    ],
     workerArgs: values.prefetch ? ["--prefetch", values.prefetch] : [],
   });
   try {
@@ -136,6 +147,12 @@ async function main(): Promise<void> {
       await spinTimed.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => [ms]));
     }
     await new Promise((r) => setTimeout(r, 500));
+    const inspector = values.sample ? await Inspector.open(port) : null;
+    if (inspector) {
+      await inspector.send("Profiler.enable");
+      await inspector.send("Profiler.setSamplingInterval", { interval: 200 });
+      await inspector.send("Profiler.start");
+    }
     const pids = { worker: child.pid, redis: redisPid, probe: Deno.pid };
     const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, sched(p)]));
     const m0 = machine();
@@ -151,6 +168,10 @@ async function main(): Promise<void> {
     }
     const t1 = epochNow();
     const m1 = machine();
+    const profile = inspector
+      ? (await inspector.send<{ profile: CpuProfile }>("Profiler.stop")).profile
+      : null;
+    inspector?.close();
     const threads = Object.fromEntries(
       Object.entries(pids).map(([k, p]) => [k, schedDelta(before[k], sched(p))]),
     );
@@ -241,6 +262,7 @@ async function main(): Promise<void> {
       `  machine busy ${machineMs.toFixed(0)} of ${CORES * wall | 0} (jiffies of 10 ms); ` +
         `other processes ≈ ${(machineMs - oursMs).toFixed(0)}`,
     );
+    if (profile) printProfile(profile, n, values.save);
     if (values.json) {
       await Deno.writeTextFile(
         values.json,
@@ -251,6 +273,24 @@ async function main(): Promise<void> {
     await stopTree(child);
     await dbs.close();
   }
+}
+
+/** The main thread's profile by stage and top functions, in µs of samples per task. */
+function printProfile(profile: CpuProfile, n: number, save: string | undefined): void {
+  const { stages, functions, busyUs, totalUs } = summarize(profile);
+  const per = (us: number) => `${(us / n).toFixed(1)} µs`;
+  console.log(
+    `main thread profile: busy ${per(busyUs)} per task of ${
+      per(totalUs)
+    } sampled (wall-clock samples)`,
+  );
+  const top = (m: Map<string, number>, k: number) =>
+    [...m].filter(([name]) => !/^\((idle|program)\)/.test(name)).sort((a, b) => b[1] - a[1])
+      .slice(0, k);
+  for (const [stage, us] of top(stages, 12)) console.log(`  ${per(us).padStart(9)}  ${stage}`);
+  console.log("top functions (self):");
+  for (const [fn, us] of top(functions, 25)) console.log(`  ${per(us).padStart(9)}  ${fn}`);
+  if (save) Deno.writeTextFileSync(save, JSON.stringify(profile));
 }
 
 if (import.meta.main) await main();

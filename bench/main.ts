@@ -8,7 +8,7 @@
  * Options: `--broker redis|amqp|all` (all), `--tasks N` (20000),
  * `--roundtrips N` (2000), `--cpu-tasks N` (2000; workload D, 0 skips it),
  * `--enqueue N` (workload C, default `--tasks`; 0 skips it), `--quick`
- * (a smoke run: 500 tasks, 100 round trips, 100 CPU tasks, chord 50),
+ * (a smoke run: 500 tasks, 100 round trips, 100 CPU tasks, chord 50, burst 100),
  * `--only celeriac|celery|bullmq|raw`, `--prefetch N`
  * (Celeriac worker; default: the worker's own), `--v8-flags F` (Celeriac
  * worker; default none given: the worker applies its own
@@ -18,13 +18,16 @@
  * bench uses a vhost of its own), `--chord N` (1000; header members of the
  * Redis chord workload, 0 skips it), `-E` / `--task-events` (both workers
  * send task events: compare a run with and without it for what events cost),
- * `--dashboard` (as `-E`, and a Celeriac dashboard watches each drain).
+ * `--dashboard` (as `-E`, and a Celeriac dashboard watches each drain),
+ * `--burst N` (1000; tasks of workload E, a burst onto an idle worker on
+ * Redis, Celeriac and BullMQ; 0 skips it).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { runAmqp } from "./amqp_workload.ts";
+import { type BurstResult, burstSummary, runBurst } from "./burst_workload.ts";
 import { type ChordResult, chordSummary, runChord } from "./chord_workload.ts";
 import {
   BENCH_DIR,
@@ -56,7 +59,7 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
   return n;
 }
 
-function parseOptions(args: string[]): Options & { chord: number } {
+function parseOptions(args: string[]): Options & { chord: number; burst: number } {
   const { values } = parseArgs({
     args,
     options: {
@@ -70,6 +73,7 @@ function parseOptions(args: string[]): Options & { chord: number } {
       redis: { type: "string" },
       amqp: { type: "string" },
       chord: { type: "string" },
+      burst: { type: "string" },
       dashboard: { type: "boolean" },
       "cpu-tasks": { type: "string" },
       enqueue: { type: "string" },
@@ -101,6 +105,7 @@ function parseOptions(args: string[]): Options & { chord: number } {
     redis: values.redis ?? "redis://127.0.0.1:6379",
     amqp: values.amqp ?? AMQP_SERVER,
     chord: count(values.chord, "--chord", 1000, 50),
+    burst: count(values.burst, "--burst", 1000, 100),
     dashboard: values.dashboard ?? false,
   };
 }
@@ -151,6 +156,7 @@ async function main(): Promise<void> {
   let amqpVhost: string | null = null;
   let amqpReplies: unknown = null;
   let chordResults: Partial<Record<Side, ChordResult>> | null = null;
+  let burstResults: Partial<Record<Side, BurstResult>> | null = null;
   try {
     console.log(
       `Celeriac at ${measured}; ${opts.tasks} tasks, ${opts.roundtrips} round trips, concurrency ${CONCURRENCY}, ` +
@@ -162,6 +168,13 @@ async function main(): Promise<void> {
     );
     if (opts.broker !== "amqp") out.redis = await runRedis(opts);
     if (opts.broker !== "amqp" && opts.chord > 0) chordResults = await runChord(opts, opts.chord);
+    if (opts.broker !== "amqp" && opts.burst > 0) {
+      burstResults = await runBurst(opts, opts.burst);
+      for (const [side, r] of Object.entries(burstResults)) {
+        const report = out.redis?.[side as Side];
+        if (report) report.burst = r;
+      }
+    }
     if (opts.broker !== "redis") {
       const amqp = await runAmqp(opts);
       out.amqp = amqp.results;
@@ -183,6 +196,7 @@ async function main(): Promise<void> {
     lines.push(...summaries(broker, r));
   }
   if (chordResults) lines.push(chordSummary(chordResults));
+  if (burstResults) lines.push(burstSummary(burstResults));
   console.log();
   for (const l of lines) console.log(l);
   for (const broker of BROKERS) {

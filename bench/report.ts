@@ -64,6 +64,11 @@ function rows(opts: Options): Row[] {
       pct,
     ],
     ["D drain time", (s) => s.cpu && s.cpu.drainMs / 1000, (x) => `${fixed(x)} s`],
+    [
+      `E burst of ${opts.burst} onto an idle worker`,
+      (s) => s.burst?.ms,
+      (x) => `${int(x)} ms`,
+    ],
     ["A worker peak RSS (sum)", drain((d) => d.memory.peakRssKiB), mib],
     ["A worker peak PSS (sum)", drain((d) => d.memory.peakPssKiB), mib],
     ["A worker processes", drain((d) => d.memory.pids.length), String],

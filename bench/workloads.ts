@@ -9,6 +9,7 @@
  * @module
  */
 
+import type { BurstResult } from "./burst_workload.ts";
 import {
   type BrokerKind,
   CONCURRENCY,
@@ -99,6 +100,8 @@ export interface SideReport {
   enqueue: EnqueueRates | null;
   /** A on RabbitMQ with the Redis result backend instead of rpc:// (Celeriac and Celery only). */
   redisResults?: SideResult;
+  /** E, a burst onto an idle worker (Redis; Celeriac and BullMQ only). */
+  burst?: BurstResult;
 }
 
 /** The other Celery implementation's client, for the cross drain. */

@@ -205,6 +205,35 @@ test(
   WITHOUT_RABBITMQ || WITHOUT_CELERY,
 );
 
+// A quorum queue of RabbitMQ 3.10 returns requeued messages behind those waiting (classic
+// queues put them back at their original place): their order among themselves is all it keeps.
+test("a requeue of several deliveries keeps their order (behind what waits)", async () => {
+  const broker = await openAmqpBroker(`${base}?queue_type=quorum`);
+  const q = uniqueQueue("requeue-many");
+  const text = (d: { body: Uint8Array }) => JSON.parse(new TextDecoder().decode(d.body));
+  try {
+    for (const t of ["a", "b", "c", "d"]) await broker.publish(message(t), { routingKey: q });
+    const taken = [];
+    while (taken.length < 3) {
+      taken.push(
+        ...await broker.take([q], { max: 3 - taken.length, signal: AbortSignal.timeout(5000) }),
+      );
+    }
+    assert.deepEqual(taken.map(text), ["a", "b", "c"]);
+    await broker.requeue(taken);
+    const again = [];
+    while (again.length < 4) {
+      again.push(
+        ...await broker.take([q], { max: 4 - again.length, signal: AbortSignal.timeout(5000) }),
+      );
+    }
+    assert.deepEqual(again.map(text).filter((t) => t !== "d"), ["a", "b", "c"]);
+    await broker.ack(again);
+  } finally {
+    await broker.close();
+  }
+});
+
 test("x-delivery-limit: a message returned too often is parked, not delivered forever", async () => {
   const broker = await openAmqpBroker(`${base}?queue_type=quorum&delivery_limit=2`);
   const q = uniqueQueue("poison");

@@ -161,6 +161,18 @@ export function brokerConformance(name: string, open: BrokerFactory, ignore = fa
     await b.ack(again);
   });
 
+  t("requeue of several deliveries puts them back in front in the order given", async (b) => {
+    const q = uniqueQueue("requeue-many");
+    for (const text of ["a", "b", "c", "d"]) await b.publish(message(text), { routingKey: q });
+    const taken = await takeAll(b, [q], 3);
+    assert.deepEqual(taken.map(textOf), ["a", "b", "c"]);
+    await b.requeue(taken);
+    const again = await takeAll(b, [q], 4);
+    assert.deepEqual(again.map(textOf), ["a", "b", "c", "d"]);
+    assert.deepEqual(again.map((d) => d.redelivered), [true, true, true, false]);
+    await b.ack(again);
+  });
+
   t("reject parks the message where it can be listed and requeued", async (b) => {
     const q = uniqueQueue("park");
     const sent = message("bad");

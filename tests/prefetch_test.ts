@@ -21,12 +21,13 @@ Deno.test("prefetch window: 4 per Web Worker at first, wide for short tasks, 1 f
   w.observe(Array.from({ length: 30 }, () => ({ blocked: 400 })));
   assert.equal(w.perWorker, 1);
   w.observe(Array.from({ length: 60 }, () => ({ blocked: 5 })));
-  const tasks5ms = w.perWorker; // one running, about 20 ms waiting: 1 + 3 or 4 tasks of 5 ms
-  assert.ok(tasks5ms >= 4 && tasks5ms <= 5, `${tasks5ms}`);
+  const tasks5ms = w.perWorker; // one running, about 50 ms waiting: 1 + 9 or 10 tasks of 5 ms
+  assert.ok(tasks5ms >= 10 && tasks5ms <= 11, `${tasks5ms}`);
   w.observe([{}]); // outcomes without a measurement change nothing
   assert.equal(w.perWorker, tasks5ms);
   const fixed = new PrefetchWindow({ size: 3, max: 32, fixed: 8 });
   assert.equal(fixed.limit, 24);
+  assert.equal(fixed.refill, 1);
   fixed.observe([{ blocked: 1000 }]);
   assert.equal(fixed.limit, 24);
   let webWorkers = 1;
@@ -93,4 +94,26 @@ Deno.test({
     await tasksApp.close();
     await deleteKeys(prefix);
   }
+});
+
+Deno.test("prefetch window: CPU-bound tasks are taken about half a window at a time, others one slot at a time", () => {
+  const w = new PrefetchWindow({ size: 2, max: 32 });
+  assert.equal(w.refill, 1, "nothing known yet");
+  w.observe([{ blocked: 0.05 }]);
+  assert.equal(w.refill, 1, "short tasks: the window is open");
+  w.observe(Array.from({ length: 60 }, () => ({ blocked: 5 })));
+  // About 25 ms of blocking work finished across the 2 Web Workers: 10 tasks of 5 ms, half the window.
+  assert.ok(
+    w.refill >= 9 && w.refill <= 11 && w.refill <= w.limit / 2,
+    `${w.refill} of ${w.limit}`,
+  );
+  w.observe(Array.from({ length: 60 }, () => ({ blocked: 40 })));
+  assert.equal(w.limit, 4);
+  assert.equal(w.refill, 1, "40 ms tasks: a take as each finishes, not 80 ms of work later");
+  w.observe(Array.from({ length: 60 }, () => ({ blocked: 400 })));
+  assert.equal(w.limit, 2);
+  assert.equal(w.refill, 1, "long tasks: one per Web Worker, taken as each finishes");
+  const fixed = new PrefetchWindow({ size: 2, max: 32, fixed: 8 });
+  fixed.observe(Array.from({ length: 60 }, () => ({ blocked: 5 })));
+  assert.equal(fixed.refill, 1, "--prefetch-multiplier keeps Celery's behaviour");
 });

@@ -58,7 +58,13 @@ Deno.test("a batch whose intake throws is parked, with a FAILURE for each task i
     holding: () => [held],
   } as unknown as Intake;
   const batch = [delivery("a"), delivery("b"), held];
-  st.running.set(1, { delivery: batch[1], req: {} as never, acked: false, started: 0 });
+  st.running.set(1, {
+    delivery: batch[1],
+    req: {} as never,
+    acked: false,
+    started: 0,
+    received: 0,
+  });
   await receiveOrPark(st, intake, batch);
   await st.drainSettling();
   assert.deepEqual(parked.map((r) => r.taskId), ["a", "b"], "the held one stays held");
@@ -72,8 +78,8 @@ Deno.test("outcomes that cannot be settled are stored and parked one by one; the
   const d1 = delivery("ok-1");
   const d2 = delivery("bad-2");
   const req = (id: string) => ({ id, task: "t.add", rootId: id, replyTo: null }) as never;
-  st.running.set(1, { delivery: d1, req: req("ok-1"), acked: false, started: 0 });
-  st.running.set(2, { delivery: d2, req: req("bad-2"), acked: false, started: 0 });
+  st.running.set(1, { delivery: d1, req: req("ok-1"), acked: false, started: 0, received: 0 });
+  st.running.set(2, { delivery: d2, req: req("bad-2"), acked: false, started: 0, received: 0 });
   const meta = (id: string) => encodeResultMeta({ taskId: id, status: "SUCCESS", result: 5 });
   const outcomes: RunOutcome[] = [
     { seq: 1, ok: true, meta: meta("ok-1"), runtime: 1 },
@@ -134,8 +140,20 @@ Deno.test("a follow-up that cannot be encoded gets a FAILURE; the others are sen
     chain: null,
     chord: null,
   });
-  st.running.set(1, { delivery: delivery("ok-1"), req: req("ok-1"), acked: false, started: 0 });
-  st.running.set(2, { delivery: delivery("raw-2"), req: req("raw-2"), acked: false, started: 0 });
+  st.running.set(1, {
+    delivery: delivery("ok-1"),
+    req: req("ok-1"),
+    acked: false,
+    started: 0,
+    received: 0,
+  });
+  st.running.set(2, {
+    delivery: delivery("raw-2"),
+    req: req("raw-2"),
+    acked: false,
+    started: 0,
+    received: 0,
+  });
   const outcomes: RunOutcome[] = [
     {
       seq: 1,

@@ -2,8 +2,11 @@
 // BullMQ peer: one process, concurrency 100 (`worker`); `enqueue N` with
 // Queue.addBulk in chunks of 1,000; `enqueue-single N` with awaited
 // Queue.add() in a loop; `spin N MS` adds N CPU-bound jobs (addBulk);
-// `roundtrip N WARMUP`: add() then job.waitUntilFinished().
+// `roundtrip N WARMUP`: add() then job.waitUntilFinished(); `burst N ROUNDS
+// IDLE_MS POLL_MS` (workload E): one job, then ROUNDS times an idle pause and
+// N jobs with addBulk, timed to the N-th completed job.
 import { Queue, QueueEvents, Worker } from "bullmq";
+import Redis from "ioredis";
 import { BROKER_URL, command, QUEUE, roundTrips, spin, timed } from "./common.mjs";
 
 const url = new URL(BROKER_URL);
@@ -53,6 +56,33 @@ if (cmd === "worker") {
       await job.waitUntilFinished(events, 30_000);
     });
     await events.close();
+  } else if (cmd === "burst") {
+    const [rounds, idleMs, pollMs] = process.argv.slice(4, 7).map(Number);
+    const client = new Redis(BROKER_URL);
+    const completed = () => client.zcard(`bull:${QUEUE}:completed`);
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    const until = async (count) => {
+      const deadline = performance.now() + 120_000;
+      while (await completed() < count) {
+        if (performance.now() > deadline) throw new Error(`timed out waiting for ${count} jobs`);
+        await sleep(pollMs);
+      }
+      return performance.now();
+    };
+    await queue.add("noop", {});
+    await until(1);
+    const roundsMs = [];
+    const sendMs = [];
+    for (let round = 0; round < rounds; round++) {
+      await sleep(idleMs);
+      const target = await completed() + n;
+      const start = performance.now();
+      await bulk("noop", {});
+      sendMs.push(performance.now() - start);
+      roundsMs.push(await until(target) - start);
+    }
+    console.log(JSON.stringify({ roundsMs, sendMs }));
+    client.disconnect();
   } else throw new Error(`unknown command ${cmd}`);
   await queue.close();
   process.exit(0);

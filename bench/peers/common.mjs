@@ -1,6 +1,7 @@
 // deno-lint-ignore-file no-console
 // What the peer scripts share: the command line, the tasks, timing output.
-// Each peer script is `node <peer>.mjs worker|enqueue N|enqueue-single N|roundtrip N WARMUP|spin N MS`,
+// Each peer script is `node <peer>.mjs worker|enqueue N|enqueue-single N|roundtrip N WARMUP|spin N MS`
+// (BullMQ also `burst N ROUNDS IDLE_MS POLL_MS`),
 // with BENCH_BROKER_URL (and, on Redis, BENCH_BACKEND_DB) from `deno task bench`.
 
 /** Queue the peers use, as the Celeriac and Celery sides do. */

@@ -256,7 +256,10 @@ export class AmqpTaker {
 
   /**
    * Put deliveries back in their queues (`basic.nack` with requeue; RabbitMQ
-   * marks them redelivered). Deliveries of the consumers' channel go back
+   * marks them redelivered). A classic queue puts each back at its original
+   * place, so those given in the order received are at the head in that
+   * order; a quorum queue (RabbitMQ 3.10) returns them behind the messages
+   * waiting, in the order given. Deliveries of the consumers' channel go back
    * with the consumers cancelled and, after them, whatever the consumers
    * had buffered, so that they are back in front of it.
    */

@@ -257,7 +257,12 @@ export interface Broker {
    * finds the body unusable later) is parked all the same.
    */
   reject(rejections: readonly Rejection[]): Promise<void>;
-  /** Put deliveries back at the front of their queue, marked redelivered. */
+  /**
+   * Put deliveries back at the front of their queue, marked redelivered.
+   * Given in the order they were received, they end up at the head of the
+   * queue in that same order: the next take gets them in their original order
+   * (a RabbitMQ quorum queue returns them behind the waiting messages, in order).
+   */
   requeue(deliveries: readonly Delivery[]): Promise<void>;
   /** Delete every message waiting in a queue; resolves with how many. */
   purge(queue: string): Promise<number>;

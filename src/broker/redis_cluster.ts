@@ -246,8 +246,7 @@ export class RedisClusterBroker implements Broker {
     const all = results.flat();
     const kept = all.slice(0, Math.floor(options.max));
     const extra = all.slice(kept.length);
-    // Last first: each goes to the front of its queue, and the first is taken first again.
-    if (extra.length) await this.requeue(extra.reverse());
+    if (extra.length) await this.requeue(extra);
     return kept;
   }
 

@@ -136,9 +136,11 @@ export class RedisSettler {
   }
 
   /**
-   * Put deliveries back at the front of their queues (kombu's restore, RPUSH).
+   * Put deliveries back at the front of their queues (kombu's restore, RPUSH),
+   * in the order given: the next take gets the first one first. Each goes to
+   * the front, so the last is pushed first (one connection keeps the order).
    *
-   * @param deliveries the deliveries
+   * @param deliveries the deliveries, in the order they were received
    */
   async requeue(deliveries: readonly Delivery[]): Promise<void> {
     const settleable = this.#taker.settleable(deliveries);
@@ -146,23 +148,25 @@ export class RedisSettler {
     await this.#settle(
       `requeue ${deliveries.length} message(s)`,
       () =>
-        Promise.all(deliveries.map((d) => {
-          const raw = encodeEnvelope(
-            d,
-            { exchange: d.exchange, routing_key: d.routingKey },
-            d.deliveryTag,
-            true,
-          );
-          return this.#scope.client.celeriacRestore(
-            this.#k("unacked_index"),
-            this.#k("unacked"),
-            this.#k(priorityList(d.queue, d.properties.priority)),
-            d.deliveryTag,
-            "",
-            raw,
-            "front",
-          );
-        })),
+        Promise.all(
+          deliveries.toReversed().map((d) => {
+            const raw = encodeEnvelope(
+              d,
+              { exchange: d.exchange, routing_key: d.routingKey },
+              d.deliveryTag,
+              true,
+            );
+            return this.#scope.client.celeriacRestore(
+              this.#k("unacked_index"),
+              this.#k("unacked"),
+              this.#k(priorityList(d.queue, d.properties.priority)),
+              d.deliveryTag,
+              "",
+              raw,
+              "front",
+            );
+          }),
+        ),
     );
   }
 

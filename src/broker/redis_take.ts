@@ -103,7 +103,7 @@ export class RedisTaker {
   /**
    * @param scope the broker's connection and key prefix
    * @param closing aborted when the broker closes
-   * @param putBack puts recorded deliveries back at the front of their queues
+   * @param putBack puts recorded deliveries back at the front of their queues, in the order given
    */
   constructor(
     scope: RedisScope,
@@ -253,8 +253,7 @@ export class RedisTaker {
     const recording = this.#background;
     if (recording === null || this.#puttingBack !== null) return;
     this.#puttingBack = recording.then(async () => {
-      // Last first: each goes to the front of its queue, and the first is taken first again.
-      const left = this.#stash.splice(0).reverse();
+      const left = this.#stash.splice(0);
       if (left.length > 0) await this.#putBack(left);
     }).catch((err) =>
       log.warn("Could not put back taken message(s): {error}", { error: (err as Error).message })

@@ -7,7 +7,13 @@
 
 import type { Broker } from "../broker/port.ts";
 import { LamportClock } from "../protocol/clock.ts";
-import { type ControlRequest, encodeControlRequest, PIDBOX_EXCHANGE } from "../protocol/control.ts";
+import {
+  CAST_TIMEOUT,
+  controlExpires,
+  type ControlRequest,
+  encodeControlRequest,
+  PIDBOX_EXCHANGE,
+} from "../protocol/control.ts";
 import { Inspect } from "./inspect.ts";
 import { call, type NodeReply, type ReplyOptions } from "./replies.ts";
 
@@ -167,7 +173,10 @@ export class Control {
       arguments: args,
       destination: options.destination ?? null,
     };
-    const message = encodeControlRequest(req, { clock: this.#clock.forward(), expires: 0 });
+    const message = encodeControlRequest(req, {
+      clock: this.#clock.forward(),
+      expires: controlExpires(CAST_TIMEOUT),
+    });
     await (await this.#broker()).broadcast(PIDBOX_EXCHANGE, message);
   }
 

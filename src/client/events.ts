@@ -9,7 +9,12 @@
 import { lazyLogger } from "./lazy_logger.ts";
 import type { Broker, PublishTarget } from "../broker/port.ts";
 import { LamportClock } from "../protocol/clock.ts";
-import { encodeControlRequest, PIDBOX_EXCHANGE } from "../protocol/control.ts";
+import {
+  CAST_TIMEOUT,
+  controlExpires,
+  encodeControlRequest,
+  PIDBOX_EXCHANGE,
+} from "../protocol/control.ts";
 import {
   type CeleryEvent,
   decodeEventMessage,
@@ -193,7 +198,10 @@ export class Events {
         const req = { method: "heartbeat", arguments: {}, destination: null };
         await broker.broadcast(
           PIDBOX_EXCHANGE,
-          encodeControlRequest(req, { clock: this.#clock.forward(), expires: 0 }),
+          encodeControlRequest(req, {
+            clock: this.#clock.forward(),
+            expires: controlExpires(CAST_TIMEOUT),
+          }),
         );
       }
       while (!signal.aborted) {

@@ -12,6 +12,7 @@ import { lazyLogger } from "./lazy_logger.ts";
 import type { Broker } from "../broker/port.ts";
 import type { LamportClock } from "../protocol/clock.ts";
 import {
+  controlExpires,
   type ControlRequest,
   encodeControlRequest,
   PIDBOX_EXCHANGE,
@@ -116,7 +117,7 @@ export async function call(
     });
     const message = encodeControlRequest(
       { ...req, ticket, replyTo: { exchange: PIDBOX_REPLY_EXCHANGE, routingKey: key } },
-      { clock: clock.forward(), expires: (Date.now() + timeout) / 1000 },
+      { clock: clock.forward(), expires: controlExpires(timeout / 1000) },
     );
     await broker.broadcast(PIDBOX_EXCHANGE, message);
     if (!options.signal?.aborted) await done.promise;

@@ -32,6 +32,40 @@ export const PIDBOX_EXCHANGE = "celery.pidbox";
 export const PIDBOX_REPLY_EXCHANGE = "reply.celery.pidbox";
 
 /**
+ * Seconds a cast (a request without reply) is valid for: Celery's
+ * `Control.broadcast` hands its default `timeout=1.0` to kombu for casts as
+ * for calls, so a cast carries `expires: time() + 1.0` (a `heartbeat` cast,
+ * a monitor's wakeup, `revoke` without `reply=True`).
+ *
+ * @example
+ * ```ts
+ * import { CAST_TIMEOUT, controlExpires } from "./control.ts";
+ * controlExpires(CAST_TIMEOUT, 1_795_490_307_808); // 1795490308.808
+ * ```
+ */
+export const CAST_TIMEOUT = 1;
+
+/**
+ * The `expires` header of a request sent with a timeout, as kombu's
+ * `Mailbox._publish` computes it: `time() + timeout`, or 0 (no expiry) for
+ * a timeout of 0.
+ *
+ * @example
+ * ```ts
+ * import { controlExpires } from "./control.ts";
+ * controlExpires(2, 1_000_000); // 1002
+ * controlExpires(0); // 0
+ * ```
+ *
+ * @param timeout seconds
+ * @param now the current time (epoch milliseconds)
+ * @returns unix seconds, or 0
+ */
+export function controlExpires(timeout: number, now: number = Date.now()): number {
+  return timeout ? now / 1000 + timeout : 0;
+}
+
+/**
  * A remote-control request.
  *
  * @example Asking every worker to revoke a task

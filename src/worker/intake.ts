@@ -15,16 +15,19 @@ import type { RunRequest } from "./executor.ts";
 import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
 import { pyException, refusalInfo, revokedEntry, startedEntry } from "./result_entries.ts";
 import { finishedBefore, screen } from "./screening.ts";
+import { putBack } from "./outcomes.ts";
 import { Settlement } from "./settlement.ts";
 import { resolveTimeLimits } from "./time_limits.ts";
 import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
-import type { WorkerState } from "./worker_state.ts";
+import type { Running, WorkerState } from "./worker_state.ts";
 
 /** A task waiting for its ETA or for a rate-limit token. */
 interface Waiting {
   delivery: Delivery;
   req: TaskRequest;
   task: Task<never, unknown>;
+  /** Its place in the order received. */
+  received: number;
   handle?: TimerHandle;
 }
 
@@ -42,6 +45,7 @@ export class Intake {
   readonly #heldById = new Map<string, Waiting>();
   readonly #localBuckets = new LocalTokenBuckets();
   #seq = 0;
+  #received = 0;
 
   /** @param state the worker's shared state */
   constructor(state: WorkerState) {
@@ -91,6 +95,7 @@ export class Intake {
     const runs: RunRequest[] = [];
     const checked = this.#s.broker.headersChecked === true;
     for (const d of deliveries) {
+      const received = ++this.#received;
       let req: TaskRequest;
       try {
         req = decodeTaskHeaders(d, checked);
@@ -139,16 +144,16 @@ export class Intake {
       lifecycle.emit({ type: "received", req, delivery: d, held });
       if (held) {
         ownBody(d);
-        this.#hold({ delivery: d, req, task });
+        this.#hold({ delivery: d, req, task, received });
         continue;
       }
       if (this.limiter.rate(req.task) !== null) {
         ownBody(d);
         lifecycle.emit({ type: "waiting", req, delivery: d });
-        this.limiter.submit(req.task, { delivery: d, req, task });
+        this.limiter.submit(req.task, { delivery: d, req, task, received });
         continue;
       }
-      runs.push(this.#prepare(d, req, task, s));
+      runs.push(this.#prepare(d, req, task, s, received));
     }
     if (runs.length) this.#s.pool.run(runs);
     this.#s.settle(s);
@@ -176,12 +181,18 @@ export class Intake {
     this.#s.settle(s);
   }
 
-  /** Put every task the intake holds back in its queue (shutdown). */
-  async requeueAll(): Promise<void> {
+  /**
+   * Put every task the intake holds back in its queue (shutdown), with
+   * `running` (a cold shutdown's), in the order they were received.
+   *
+   * @param running running tasks taken back from the pool, to put back too
+   */
+  async requeueAll(running: readonly Running[] = []): Promise<void> {
     const held = [...this.#held.clear(), ...this.limiter.drain()];
     this.#heldById.clear();
     for (const h of held) this.#s.lifecycle.emit({ type: "returned", req: h.req, why: "shutdown" });
-    if (held.length) await this.#s.broker.requeue(held.map((h) => h.delivery));
+    const back = held.map((h) => ({ delivery: h.delivery, acked: false, received: h.received }));
+    await putBack(this.#s, [...back, ...running]);
   }
 
   #notRun(
@@ -226,7 +237,7 @@ export class Intake {
   /** A held task is due, or a rate-limited one got its token (`admitted`). */
   #due(h: Waiting, admitted = false): void {
     this.#heldById.delete(h.req.id);
-    const { delivery: d, req, task } = h;
+    const { delivery: d, req, task, received } = h;
     const s = new Settlement();
     if (this.#s.revoked.has(req.id)) {
       this.#notRun(s, d, req, "revoked", false);
@@ -242,21 +253,33 @@ export class Intake {
       s.acks.push(d);
     } else if (!admitted && this.limiter.rate(req.task) !== null) {
       this.#s.lifecycle.emit({ type: "waiting", req, delivery: d });
-      this.limiter.submit(req.task, { delivery: d, req, task });
+      this.limiter.submit(req.task, { delivery: d, req, task, received });
       return;
     } else {
-      this.#s.pool.run([this.#prepare(d, req, task, s)]);
+      this.#s.pool.run([this.#prepare(d, req, task, s, received)]);
     }
     this.#s.settle(s);
     this.#s.wake(); // one ETA task fewer held: the take loop may take again
   }
 
-  #prepare(d: Delivery, req: TaskRequest, task: Task<never, unknown>, s: Settlement): RunRequest {
+  #prepare(
+    d: Delivery,
+    req: TaskRequest,
+    task: Task<never, unknown>,
+    s: Settlement,
+    received: number,
+  ): RunRequest {
     const st = this.#s;
     const seq = ++this.#seq;
     const lateAck = task.options.acksLate ?? st.options.acksLate ?? false;
     if (!lateAck) s.acks.push(d);
-    st.running.set(seq, { delivery: d, req, acked: !lateAck, started: performance.now() });
+    st.running.set(seq, {
+      delivery: d,
+      req,
+      acked: !lateAck,
+      started: performance.now(),
+      received,
+    });
     st.lifecycle.emit({ type: "started", seq, req, delivery: d, acked: !lateAck });
     if (task.options.trackStarted && st.backend) s.stores.push(startedEntry(req, st.hostname));
     const compression = d.headers.compression;

@@ -7,7 +7,6 @@
  * @module
  */
 
-import type { Delivery } from "../broker/port.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
 import type { TaskState } from "../protocol/result_meta.ts";
 import { TimeLimitExceeded, WorkerLostError } from "../client/worker_errors.ts";
@@ -126,7 +125,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
  */
 export function settleLost(st: WorkerState, seqs: number[], reason: string): void {
   const s = new Settlement();
-  const requeues: Delivery[] = [];
+  const requeues: Running[] = [];
   for (const seq of seqs) {
     const r = st.running.get(seq);
     if (!r) continue;
@@ -141,7 +140,7 @@ export function settleLost(st: WorkerState, seqs: number[], reason: string): voi
       (task?.options.rejectOnWorkerLost ?? st.options.rejectOnWorkerLost ?? false)
     ) {
       st.lifecycle.emit({ type: "returned", req: r.req, why: "worker-lost", seq, detail: reason });
-      requeues.push(r.delivery);
+      requeues.push(r);
       continue;
     }
     const exc = exceptionInfo(new WorkerLostError(reason));
@@ -156,9 +155,7 @@ export function settleLost(st: WorkerState, seqs: number[], reason: string): voi
     s.stores.push({ ...failureEntry(r.req.id, exc, null), replyTo: r.req.replyTo });
     if (!r.acked) s.acks.push(r.delivery);
   }
-  st.settle(s, async () => {
-    if (requeues.length) await st.broker.requeue(requeues);
-  });
+  st.settle(s, () => putBack(st, requeues));
   st.wake();
 }
 
@@ -216,13 +213,19 @@ export function settleTimeLimit(
 
 /**
  * Put tasks that were stopped through no fault of their own back in their
- * queues: unacknowledged ones are requeued, acknowledged ones published again.
+ * queues: unacknowledged ones are requeued in the order they were received
+ * (so they are at the head of their queues in that order), acknowledged ones
+ * published again.
  *
  * @param st the worker's state
  * @param tasks the tasks
  */
-export async function putBack(st: WorkerState, tasks: Running[]): Promise<void> {
-  const unacked = tasks.filter((t) => !t.acked).map((t) => t.delivery);
+export async function putBack(
+  st: WorkerState,
+  tasks: readonly Pick<Running, "delivery" | "acked" | "received">[],
+): Promise<void> {
+  const unacked = tasks.filter((t) => !t.acked).sort((a, b) => a.received - b.received)
+    .map((t) => t.delivery);
   if (unacked.length) await st.broker.requeue(unacked);
   for (const t of tasks.filter((x) => x.acked)) {
     await st.broker.publish(t.delivery, {

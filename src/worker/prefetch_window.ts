@@ -7,7 +7,11 @@
  * By default the window adapts to how long tasks block their Web Worker:
  * the running task plus about {@link PREFETCH_TARGET_MS} of blocking work
  * waiting behind it (so a Web Worker never idles for a broker round trip),
- * between 1 and the maximum (`--prefetch`, default 64). Until a task has
+ * between 1 and the maximum (`--prefetch`, default 64). While that window
+ * is narrowed by blocking time, the worker takes again once about half of
+ * it is free ({@link PrefetchWindow.refill}) rather than one message per finished
+ * task: on 2 cores, each take and each settle of one CPU-bound task woke the
+ * main thread and Redis, which took their CPU from the Web Workers. Until a task has
  * finished it holds {@link PREFETCH_START} per Web Worker (Celery's default
  * multiplier): few enough that a first burst of long tasks is shared with
  * other workers, enough that a long async task does not keep the tasks
@@ -26,10 +30,10 @@ import { BlockingAverage } from "./blocking_time.ts";
  *
  * @example
  * ```ts ignore
- * PREFETCH_TARGET_MS; // 20
+ * PREFETCH_TARGET_MS; // 50
  * ```
  */
-export const PREFETCH_TARGET_MS = 20;
+export const PREFETCH_TARGET_MS = 50;
 
 /**
  * Messages per Web Worker before any task has finished: Celery's default
@@ -78,6 +82,7 @@ export interface PrefetchWindowOptions {
  * w.limit; // 8: Celery's default 4 per Web Worker until a task has finished
  * w.observe([{ blocked: 0.05 }]);
  * w.limit; // 64
+ * w.refill; // 1: the window is open, take whenever a slot is free
  * ```
  */
 export class PrefetchWindow {
@@ -106,6 +111,26 @@ export class PrefetchWindow {
     if (blocked === null) return Math.min(PREFETCH_START, this.#max);
     const queued = Math.floor(PREFETCH_TARGET_MS / Math.max(blocked, 0.001));
     return Math.max(1, Math.min(this.#max, 1 + queued));
+  }
+
+  /**
+   * Free slots the worker waits for before it takes again, while the window
+   * is narrowed by blocking time (CPU-bound tasks): about half the target's
+   * worth of finished work, at most half the window, so that they are taken
+   * a few at a time rather than one per finished task, while each Web
+   * Worker still has about half the target queued, and a take follows the
+   * last within about that time (a RabbitMQ consumer's buffer goes back to
+   * its queue 50 ms after a take). 1 otherwise (fixed multiplier, short or
+   * async tasks, nothing known yet).
+   */
+  get refill(): number {
+    const blocked = this.#blocked.ms;
+    if (this.#fixed !== undefined || blocked === null) return 1;
+    const per = this.perWorker;
+    if (per >= this.#max) return 1;
+    const size = this.#size();
+    const work = Math.floor(size * PREFETCH_TARGET_MS / 2 / Math.max(blocked, 0.001));
+    return Math.max(1, Math.min(Math.floor(size * per / 2), work));
   }
 
   /**

@@ -54,7 +54,7 @@ import { Intake } from "./intake.ts";
 import { receiveOrPark, settleOrPark } from "./last_resort.ts";
 import { renewLeases } from "./leases.ts";
 import { logLifecycle } from "./lifecycle_log.ts";
-import { putBack, settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
+import { settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
 import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { HeapCap } from "./heap_cap.ts";
@@ -287,13 +287,14 @@ export class Worker {
     const s = this.#s;
     let backoff = 500;
     while (!this.#stopping) {
-      const free = takeAllowance(
-        Math.min(s.pool.capacity, this.#window.limit) - s.running.size,
-        this.#intake.etaHeld,
-        s.options.etaTaskLimit,
-      );
+      const slots = Math.min(s.pool.capacity, this.#window.limit);
+      const room = slots - s.running.size;
+      const free = takeAllowance(room, this.#intake.etaHeld, s.options.etaTaskLimit);
       // Tasks waiting for a rate-limit token do not take slots, but their number is bounded.
-      if (free <= 0 || this.#intake.backlog >= Math.max(100, 4 * s.pool.capacity)) {
+      if (
+        free <= 0 || room < Math.min(slots, this.#window.refill) ||
+        this.#intake.backlog >= Math.max(100, 4 * s.pool.capacity)
+      ) {
         await s.sleep();
         continue;
       }
@@ -478,8 +479,7 @@ export class Worker {
       n: running.length,
     });
     await s.pool?.close();
-    await this.#intake.requeueAll();
-    await putBack(s, running);
+    await this.#intake.requeueAll(running);
     await s.drainSettling();
     clearInterval(this.#leaseTimer);
     await this.#offline();

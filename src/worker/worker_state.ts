@@ -36,6 +36,8 @@ export interface Running {
   acked: boolean;
   /** When it was handed over (`performance.now()`). */
   started: number;
+  /** Its place in the order this worker received its tasks. */
+  received: number;
 }
 
 /**
