@@ -69,7 +69,7 @@ import { TaskRegistries } from "./task_registries.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 import { countStats, type WorkerStats } from "./worker_stats.ts";
 import { WorkerState } from "./worker_state.ts";
-import { PrefetchWindow } from "./prefetch_window.ts";
+import { DEFAULT_PREFETCH_MAX, PrefetchWindow } from "./prefetch_window.ts";
 
 export { REVOKE_TTL_MS } from "./revoked_ids.ts";
 export type { WorkerOptions } from "./worker_options.ts";
@@ -245,7 +245,7 @@ export class Worker {
     s.pool = pool;
     this.#window = new PrefetchWindow({
       size: () => s.pool.concurrency, // follows pool_grow / pool_shrink
-      max: s.options.prefetch ?? (s.options.pool === "inline" ? 100 : 32),
+      max: s.options.prefetch ?? (s.options.pool === "inline" ? 100 : DEFAULT_PREFETCH_MAX),
       fixed: s.options.prefetch,
     });
     heap.collect(); // start-up's garbage, before the Web Workers add theirs: ~1.5 MiB lower peak
