@@ -167,3 +167,41 @@ Deno.test("requeue order: a cold shutdown while a take's reply is in flight puts
   assert.deepEqual(ran, []);
   assert.deepEqual(await queued(url, queue, 2), ["a", "b"]);
 });
+
+Deno.test("requeue order: a batch whose take returns late in a cold shutdown goes back behind what was received before", async () => {
+  const url = `kv://${kvDir}/late.sqlite`;
+  const queue = `order-${crypto.randomUUID().slice(0, 8)}`;
+  const app = new Celery({ broker: url, defaultQueue: queue });
+  const ran: string[] = [];
+  app.task("order.later", (n: string) => void ran.push(n));
+  app.task("order.now", (n: string) => void ran.push(n));
+  const client = new Celery({ broker: url, defaultQueue: queue });
+  // a, held for its ETA, is received first; the take of b replies only 100 ms after its
+  // signal aborted (a slow network), once the cold shutdown put a back.
+  const broker = await app.broker();
+  const take = broker.take.bind(broker);
+  const holding = Promise.withResolvers<void>();
+  let takes = 0;
+  broker.take = async (queues, options) => {
+    const got = await take(queues, { max: 1, signal: AbortSignal.timeout(5000) });
+    if (++takes === 1) return got;
+    holding.resolve();
+    const signal = options.signal!;
+    if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r));
+    await new Promise((r) => setTimeout(r, 100));
+    return got;
+  };
+  await client.sendTask("order.later", ["a"], { countdown: 300 });
+  await client.sendTask("order.now", ["b"]);
+  const worker = new Worker({ app, pool: "inline", queues: [queue], prefetch: 2 });
+  await worker.start();
+  try {
+    await holding.promise;
+    await worker.terminate();
+  } finally {
+    await app.close();
+    await client.close();
+  }
+  assert.deepEqual(ran, []);
+  assert.deepEqual(await queued(url, queue, 2), ["a", "b"]);
+});

@@ -483,10 +483,11 @@ export class Worker {
       n: running.length,
     });
     await s.pool?.close();
-    await this.#intake.requeueAll(running);
+    // A batch on its way in goes back first: what was received before it is put in front.
     let grace: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([this.#loop, new Promise((r) => grace = setTimeout(r, LOOP_GRACE_MS))]);
     clearTimeout(grace);
+    await this.#intake.requeueAll(running);
     await s.drainSettling();
     clearInterval(this.#leaseTimer);
     await this.#offline();
