@@ -205,3 +205,43 @@ Deno.test("requeue order: a batch whose take returns late in a cold shutdown goe
   assert.deepEqual(ran, []);
   assert.deepEqual(await queued(url, queue, 2), ["a", "b"]);
 });
+
+Deno.test("requeue order: an ETA task due while a cold shutdown waits for a late take goes back, not to the pool", async () => {
+  const url = `kv://${kvDir}/due.sqlite`;
+  const queue = `order-${crypto.randomUUID().slice(0, 8)}`;
+  const app = new Celery({ broker: url, defaultQueue: queue });
+  const ran: string[] = [];
+  app.task("order.later", (n: string) => void ran.push(n));
+  app.task("order.now", (n: string) => void ran.push(n));
+  const client = new Celery({ broker: url, defaultQueue: queue });
+  // a is held for its ETA; the take of b replies 400 ms after its signal aborted, and a is
+  // due 200 ms into that wait.
+  const broker = await app.broker();
+  const take = broker.take.bind(broker);
+  const holding = Promise.withResolvers<void>();
+  let takes = 0;
+  broker.take = async (queues, options) => {
+    const got = await take(queues, { max: 1, signal: AbortSignal.timeout(5000) });
+    if (++takes === 1) return got;
+    holding.resolve();
+    const signal = options.signal!;
+    if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r));
+    await new Promise((r) => setTimeout(r, 400));
+    return got;
+  };
+  const eta = new Date(Date.now() + 1000);
+  await client.sendTask("order.later", ["a"], { eta });
+  await client.sendTask("order.now", ["b"]);
+  const worker = new Worker({ app, pool: "inline", queues: [queue], prefetch: 2 });
+  await worker.start();
+  try {
+    await holding.promise;
+    await new Promise((r) => setTimeout(r, eta.getTime() - 200 - Date.now()));
+    await worker.terminate();
+  } finally {
+    await app.close();
+    await client.close();
+  }
+  assert.deepEqual(ran, []);
+  assert.deepEqual(await queued(url, queue, 2), ["a", "b"]);
+});

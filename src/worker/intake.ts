@@ -50,6 +50,8 @@ export class Intake {
   #seq = 0;
   #received = 0;
   #closed = false;
+  /** Tasks that came due (ETA, or a token granted) after {@link Intake.close}: put back with the rest. */
+  readonly #late: Waiting[] = [];
 
   /** @param state the worker's shared state */
   constructor(state: WorkerState) {
@@ -189,7 +191,9 @@ export class Intake {
   /**
    * Receive nothing more (a cold shutdown): a batch still on its way in (a
    * take that returned as its signal aborted, or waiting for the states of
-   * redelivered tasks) goes back to its queues instead of to the pool.
+   * redelivered tasks) goes back to its queues instead of to the pool, and
+   * a held task that comes due (its ETA, or its rate-limit token) waits for
+   * {@link Intake.requeueAll}.
    */
   close(): void {
     this.#closed = true;
@@ -213,7 +217,7 @@ export class Intake {
    * @param running running tasks taken back from the pool, to put back too
    */
   async requeueAll(running: readonly Running[] = []): Promise<void> {
-    const held = [...this.#held.clear(), ...this.limiter.drain()];
+    const held = [...this.#held.clear(), ...this.limiter.drain(), ...this.#late.splice(0)];
     this.#heldById.clear();
     for (const h of held) this.#s.lifecycle.emit({ type: "returned", req: h.req, why: "shutdown" });
     const back = held.map((h) => ({ delivery: h.delivery, acked: false, received: h.received }));
@@ -262,6 +266,10 @@ export class Intake {
   /** A held task is due, or a rate-limited one got its token (`admitted`). */
   #due(h: Waiting, admitted = false): void {
     this.#heldById.delete(h.req.id);
+    if (this.#closed) {
+      this.#late.push(h);
+      return;
+    }
     const { delivery: d, req, task, received } = h;
     const s = new Settlement();
     if (this.#s.revoked.has(req.id)) {

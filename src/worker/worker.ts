@@ -482,11 +482,11 @@ export class Worker {
       hostname: this.hostname,
       n: running.length,
     });
-    await s.pool?.close();
     // A batch on its way in goes back first: what was received before it is put in front.
     let grace: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([this.#loop, new Promise((r) => grace = setTimeout(r, LOOP_GRACE_MS))]);
     clearTimeout(grace);
+    await s.pool?.close();
     await this.#intake.requeueAll(running);
     await s.drainSettling();
     clearInterval(this.#leaseTimer);
