@@ -18,6 +18,7 @@ import { priorityList } from "./redis_keys.ts";
 import { envelopeOfUnacked, park, parkEntry } from "./redis_parked.ts";
 import type { RedisTaker } from "./redis_take.ts";
 import { retryWhileDown } from "./outage.ts";
+import { BrokerConnectionError } from "./errors.ts";
 
 /**
  * The settling of one broker's deliveries.
@@ -173,9 +174,23 @@ export class RedisSettler {
           );
         }
         const failed = (await tx.exec())?.find(([err]) => err !== null);
-        if (failed) throw failed[0];
+        if (failed) throw this.#demoted(failed[0]!);
       },
     );
+  }
+
+  /**
+   * A master demoted to a replica (a Sentinel failover of a live master)
+   * answers a script's writes with READONLY. Outside a transaction the
+   * connection's `reconnectOnError` reconnects (through the Sentinels, to
+   * the new master) and sends the command again; ioredis does not show it
+   * the errors inside a transaction's reply: reconnect here, and retry as
+   * while Redis is unreachable (the restore script is safe to repeat).
+   */
+  #demoted(err: Error): Error {
+    if (!err.message.startsWith("READONLY")) return err;
+    this.#scope.client.disconnect(true);
+    return new BrokerConnectionError(this.#scope.rawUrl, err);
   }
 
   /**

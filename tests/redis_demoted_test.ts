@@ -1,0 +1,57 @@
+/**
+ * A Redis master demoted to a replica while the broker stays connected to
+ * it (a Sentinel failover of a live master) answers writes with READONLY;
+ * the broker's connection reconnects (through the Sentinels, to the new
+ * master) and sends them again. A requeue runs its restore scripts in one
+ * transaction, whose errors ioredis does not pass to `reconnectOnError`:
+ * it must reconnect and retry by itself. Runs on two private redis-server
+ * processes — never the shared server.
+ */
+
+import assert from "node:assert/strict";
+import { openRedisBroker } from "../src/broker/redis.ts";
+import { message, uniqueQueue } from "./broker_conformance.ts";
+import { command, privateServers, waitUntil } from "./helpers/redis_servers.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+function synced(port: number): Promise<boolean> {
+  return command(port, "INFO", "replication").then((i) =>
+    String(i).includes("master_link_status:up")
+  );
+}
+
+Deno.test({
+  name: "redis: a requeue on a master demoted meanwhile reconnects and retries (READONLY)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const servers = await privateServers("demoted", async (s) => {
+    await s.redis(0);
+    await s.redis(1, ["--replicaof", "127.0.0.1", String(s.base)]);
+    await waitUntil("the replica to sync", () => synced(s.base + 1), 10_000);
+  });
+  const [a, b] = [servers.base, servers.base + 1];
+  const broker = await openRedisBroker(`redis://127.0.0.1:${a}/0`);
+  try {
+    const q = uniqueQueue("demoted");
+    for (const t of ["m1", "m2"]) await broker.publish(message(t), { routingKey: q });
+    const got = await broker.take([q], { max: 2, signal: AbortSignal.timeout(5000) });
+    assert.equal(got.length, 2);
+    // a becomes b's replica (b has a's data), then a master again 500 ms later.
+    await waitUntil("the take to reach the replica", async () => {
+      return Number(await command(b, "HLEN", "unacked")) === 2;
+    }, 5000);
+    await command(b, "REPLICAOF", "NO", "ONE");
+    await command(a, "REPLICAOF", "127.0.0.1", String(b));
+    await waitUntil("a to sync from b", () => synced(a), 10_000);
+    const promoted = new Promise((r) => setTimeout(r, 500)).then(() =>
+      command(a, "REPLICAOF", "NO", "ONE")
+    );
+    await broker.requeue(got);
+    await promoted;
+    assert.equal(Number(await command(a, "HLEN", "unacked")), 0);
+    assert.equal(Number(await command(a, "LLEN", q)), 2);
+  } finally {
+    await broker.close();
+    await servers.stop();
+  }
+});
