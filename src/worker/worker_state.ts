@@ -161,11 +161,22 @@ export class WorkerState {
   }
 
   /**
-   * Sleep until {@link WorkerState.wake}.
+   * Sleep until {@link WorkerState.wake}, or at most `ms` milliseconds.
    *
+   * @param ms the most to sleep; default until woken
    * @returns when woken
    */
-  sleep(): Promise<void> {
-    return new Promise<void>((r) => this.#wake = r);
+  sleep(ms: number = Infinity): Promise<void> {
+    return new Promise<void>((r) => {
+      if (ms === Infinity) {
+        this.#wake = r;
+        return;
+      }
+      const timer = setTimeout(() => this.wake(), ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        r();
+      };
+    });
   }
 }
