@@ -172,11 +172,15 @@ export class WorkerState {
         this.#wake = r;
         return;
       }
-      const timer = setTimeout(() => this.wake(), ms);
-      this.#wake = () => {
+      const wake = () => {
         clearTimeout(timer);
         r();
       };
+      const timer = setTimeout(() => {
+        if (this.#wake === wake) this.#wake = null;
+        r();
+      }, ms);
+      this.#wake = wake;
     });
   }
 }
