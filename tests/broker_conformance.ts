@@ -173,6 +173,25 @@ export function brokerConformance(name: string, open: BrokerFactory, ignore = fa
     await b.ack(again);
   });
 
+  t("a take waiting on the queue gets the first of several requeued deliveries", async (b) => {
+    const q = uniqueQueue("requeue-waiting");
+    for (const text of ["a", "b", "c"]) await b.publish(message(text), { routingKey: q });
+    const taken = await takeAll(b, [q], 3);
+    const other = await open();
+    try {
+      // Another consumer waits on the empty queue while the three go back.
+      const waiting = other.take([q], { max: 1, signal: AbortSignal.timeout(5000) });
+      await new Promise((r) => setTimeout(r, 300));
+      await b.requeue(taken);
+      const first = await waiting;
+      assert.deepEqual(first.map(textOf), ["a"]);
+      await other.ack(first);
+    } finally {
+      await other.close();
+    }
+    await b.ack(await takeAll(b, [q], 2));
+  });
+
   t("reject parks the message where it can be listed and requeued", async (b) => {
     const q = uniqueQueue("park");
     const sent = message("bad");

@@ -91,7 +91,7 @@ for (const t of transports) {
         pool = await poolStats(client, node);
         assert.equal(pool["max-concurrency"], base + 2);
         assert.equal((pool.processes as number[]).length, base + 2);
-        assert.equal(pool.slots, (base + 2) * 32, "Web Workers × 32 slots (the default prefetch)");
+        assert.equal(pool.slots, (base + 2) * 64, "Web Workers × 64 slots (the default prefetch)");
 
         const three = await Promise.all(
           [0, 1, 2].map(() => client.sendTask<Block>("p.block", [3000])),

@@ -133,3 +133,37 @@ Deno.test("requeue order: tasks of a Web Worker that died go back in the order r
   await st.drainSettling();
   assert.deepEqual(requeued, [["a", "b", "c"]]);
 });
+
+Deno.test("requeue order: a cold shutdown while a take's reply is in flight puts what it took back too", async () => {
+  const url = `kv://${kvDir}/inflight.sqlite`;
+  const queue = `order-${crypto.randomUUID().slice(0, 8)}`;
+  const app = new Celery({ broker: url, defaultQueue: queue });
+  const ran: string[] = [];
+  app.task("order.now", (n: string) => void ran.push(n));
+  const client = new Celery({ broker: url, defaultQueue: queue });
+  // A Redis take whose script reply arrives after the signal aborted returns what the script
+  // took: this take does the same, holding its messages until the signal aborts.
+  const broker = await app.broker();
+  const take = broker.take.bind(broker);
+  const holding = Promise.withResolvers<void>();
+  broker.take = async (queues, options) => {
+    const got = await take(queues, { max: options.max, signal: AbortSignal.timeout(5000) });
+    holding.resolve();
+    const signal = options.signal!;
+    if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r));
+    return got;
+  };
+  await client.sendTask("order.now", ["a"]);
+  await client.sendTask("order.now", ["b"]);
+  const worker = new Worker({ app, pool: "inline", queues: [queue], prefetch: 2 });
+  await worker.start();
+  try {
+    await holding.promise;
+    await worker.terminate();
+  } finally {
+    await app.close();
+    await client.close();
+  }
+  assert.deepEqual(ran, []);
+  assert.deepEqual(await queued(url, queue, 2), ["a", "b"]);
+});

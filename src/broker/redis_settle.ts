@@ -9,6 +9,7 @@
  * @module
  */
 
+import type { ChainableCommander } from "ioredis";
 import { encodeEnvelope } from "../protocol/envelope.ts";
 import type { Delivery, Rejection } from "./port.ts";
 import { chunked } from "./chunks.ts";
@@ -138,35 +139,42 @@ export class RedisSettler {
   /**
    * Put deliveries back at the front of their queues (kombu's restore, RPUSH),
    * in the order given: the next take gets the first one first. Each goes to
-   * the front, so the last is pushed first (one connection keeps the order).
+   * the front, so the last is pushed first, all in one transaction: a
+   * consumer blocked on the queue is served once they are all back, the
+   * first one first (not the last one, pushed first, on its own).
    *
    * @param deliveries the deliveries, in the order they were received
    */
   async requeue(deliveries: readonly Delivery[]): Promise<void> {
     const settleable = this.#taker.settleable(deliveries);
     if (settleable) deliveries = await settleable;
+    if (deliveries.length === 0) return;
     await this.#settle(
       `requeue ${deliveries.length} message(s)`,
-      () =>
-        Promise.all(
-          deliveries.toReversed().map((d) => {
-            const raw = encodeEnvelope(
-              d,
-              { exchange: d.exchange, routing_key: d.routingKey },
-              d.deliveryTag,
-              true,
-            );
-            return this.#scope.client.celeriacRestore(
-              this.#k("unacked_index"),
-              this.#k("unacked"),
-              this.#k(priorityList(d.queue, d.properties.priority)),
-              d.deliveryTag,
-              "",
-              raw,
-              "front",
-            );
-          }),
-        ),
+      async () => {
+        const tx = this.#scope.client.multi() as ChainableCommander & {
+          celeriacRestore(...args: string[]): unknown;
+        };
+        for (const d of deliveries.toReversed()) {
+          const raw = encodeEnvelope(
+            d,
+            { exchange: d.exchange, routing_key: d.routingKey },
+            d.deliveryTag,
+            true,
+          );
+          tx.celeriacRestore(
+            this.#k("unacked_index"),
+            this.#k("unacked"),
+            this.#k(priorityList(d.queue, d.properties.priority)),
+            d.deliveryTag,
+            "",
+            raw,
+            "front",
+          );
+        }
+        const failed = (await tx.exec())?.find(([err]) => err !== null);
+        if (failed) throw failed[0];
+      },
     );
   }
 

@@ -43,7 +43,7 @@ Options:
   -P, --pool threads|inline  run tasks in Web Workers (default) or on the main thread
       --prefetch-multiplier N, --prefetch N
                              tasks each Web Worker holds at once, running or waiting
-                             (default: adaptive, 1 for long CPU-bound tasks up to 32 for
+                             (default: adaptive, 1 for long CPU-bound tasks up to 64 for
                              short ones; inline pool: up to 100)
   -n, --hostname NAME        node name, %h = host name (default celeriac@%h)
       --acks-late            acknowledge after tasks finish (at-least-once)

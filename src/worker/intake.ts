@@ -6,6 +6,7 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import type { Delivery, TokenGrant, TokenRequest } from "../broker/port.ts";
 import type { Task } from "../client/task.ts";
 import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
@@ -20,6 +21,8 @@ import { Settlement } from "./settlement.ts";
 import { resolveTimeLimits } from "./time_limits.ts";
 import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
 import type { Running, WorkerState } from "./worker_state.ts";
+
+const log = getLogger(["celeriac", "worker"]);
 
 /** A task waiting for its ETA or for a rate-limit token. */
 interface Waiting {
@@ -46,6 +49,7 @@ export class Intake {
   readonly #localBuckets = new LocalTokenBuckets();
   #seq = 0;
   #received = 0;
+  #closed = false;
 
   /** @param state the worker's shared state */
   constructor(state: WorkerState) {
@@ -90,6 +94,7 @@ export class Intake {
     }
     const { lifecycle, app } = this.#s;
     const done = await finishedBefore(this.#s.backend, deliveries);
+    if (this.#closed) return await this.#giveBack(deliveries);
     const now = Date.now();
     const s = new Settlement();
     const runs: RunRequest[] = [];
@@ -179,6 +184,26 @@ export class Intake {
       this.#notRun(s, h.delivery, h.req, "revoked", false);
     }
     this.#s.settle(s);
+  }
+
+  /**
+   * Receive nothing more (a cold shutdown): a batch still on its way in (a
+   * take that returned as its signal aborted, or waiting for the states of
+   * redelivered tasks) goes back to its queues instead of to the pool.
+   */
+  close(): void {
+    this.#closed = true;
+  }
+
+  async #giveBack(deliveries: Delivery[]): Promise<void> {
+    try {
+      await this.#s.broker.requeue(deliveries);
+    } catch (err) {
+      log.warn("Could not put back {n} message(s) received at shutdown: {error}", {
+        n: deliveries.length,
+        error: (err as Error).message,
+      });
+    }
   }
 
   /**

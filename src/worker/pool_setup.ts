@@ -11,6 +11,7 @@ import type { Pool, PoolEvents } from "./pool.ts";
 import { ThreadPool } from "./thread_pool.ts";
 import { planSandboxes, type Sandbox } from "./sandboxes.ts";
 import type { WorkerOptions } from "./worker_options.ts";
+import { DEFAULT_PREFETCH_MAX } from "./prefetch_window.ts";
 
 /**
  * Build (not start) the pool a worker's options ask for.
@@ -48,7 +49,7 @@ export function createPool(
     size: o.autoscale
       ? Math.max(1, o.autoscale.min ?? 0)
       : o.concurrency ?? navigator.hardwareConcurrency,
-    slots: o.prefetch ?? 32,
+    slots: o.prefetch ?? DEFAULT_PREFETCH_MAX,
     module: o.appModule!,
     exportName: o.appExport,
     sandboxes,

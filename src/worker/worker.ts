@@ -69,13 +69,16 @@ import { TaskRegistries } from "./task_registries.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 import { countStats, type WorkerStats } from "./worker_stats.ts";
 import { WorkerState } from "./worker_state.ts";
-import { PrefetchWindow } from "./prefetch_window.ts";
+import { DEFAULT_PREFETCH_MAX, PrefetchWindow } from "./prefetch_window.ts";
 
 export { REVOKE_TTL_MS } from "./revoked_ids.ts";
 export type { WorkerOptions } from "./worker_options.ts";
 export type { WorkerStats } from "./worker_stats.ts";
 
 const log = getLogger(["celeriac", "worker"]);
+
+/** Milliseconds a cold shutdown waits for a batch on its way in to go back (see Intake.close). */
+const LOOP_GRACE_MS = 2000;
 
 /**
  * A Celeriac worker.
@@ -242,7 +245,7 @@ export class Worker {
     s.pool = pool;
     this.#window = new PrefetchWindow({
       size: () => s.pool.concurrency, // follows pool_grow / pool_shrink
-      max: s.options.prefetch ?? (s.options.pool === "inline" ? 100 : 32),
+      max: s.options.prefetch ?? (s.options.pool === "inline" ? 100 : DEFAULT_PREFETCH_MAX),
       fixed: s.options.prefetch,
     });
     heap.collect(); // start-up's garbage, before the Web Workers add theirs: ~1.5 MiB lower peak
@@ -454,6 +457,7 @@ export class Worker {
     this.#cold = true;
     this.#stopping = true;
     const s = this.#s;
+    this.#intake.close();
     this.#takeAbort.abort();
     this.#control.abort();
     const soft = (s.options.softShutdownTimeout ?? 0) * 1000;
@@ -479,6 +483,9 @@ export class Worker {
     });
     await s.pool?.close();
     await this.#intake.requeueAll(running);
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#loop, new Promise((r) => grace = setTimeout(r, LOOP_GRACE_MS))]);
+    clearTimeout(grace);
     await s.drainSettling();
     clearInterval(this.#leaseTimer);
     await this.#offline();

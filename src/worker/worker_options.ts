@@ -56,7 +56,7 @@ export interface WorkerOptions {
    * Tasks each Web Worker holds at once, running or waiting
    * [`--prefetch-multiplier`, `worker_prefetch_multiplier`]. The worker never
    * takes more messages than it has free slots. Default: adaptive, from 1 up to
-   * 32 (inline pool: 100 in total) as tasks prove short (see `prefetch_window.ts`).
+   * 64 (inline pool: 100 in total) as tasks prove short (see `prefetch_window.ts`).
    */
   prefetch?: number;
   /** Node name [`-n`]; `%h` is replaced by the host name. Default `celeriac@%h`. */

@@ -35,8 +35,9 @@ Deno.test({
   const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
   // A message held by `kills` killed workers must still run: above that, the poison limit
   // (5 deaths by default) would park it with a FAILURE, which is the hostile suite's business.
+  // --prefetch 32: 64 task slots, whatever the default (the drain's pace below).
   const args = ["-b", url, "--backend", url, "-Q", queue, "-c", "2", "--loglevel", "WARNING"]
-    .concat(["--max-deliveries", String(kills + 1)]);
+    .concat(["--max-deliveries", String(kills + 1), "--prefetch", "32"]);
   const outputs: string[] = [];
   let worker: ReturnType<typeof startWorker> | null = null;
   try {
