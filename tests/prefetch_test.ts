@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { BlockingAverage, messagesOf } from "../src/worker/blocking_time.ts";
-import { PrefetchWindow } from "../src/worker/prefetch_window.ts";
+import { PrefetchWindow, REFILL_WAIT_MS } from "../src/worker/prefetch_window.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { app as tasksApp } from "./apps/first_contact_app.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -116,4 +116,62 @@ Deno.test("prefetch window: CPU-bound tasks are taken about half a window at a t
   const fixed = new PrefetchWindow({ size: 2, max: 32, fixed: 8 });
   fixed.observe(Array.from({ length: 60 }, () => ({ blocked: 5 })));
   assert.equal(fixed.refill, 1, "--prefetch-multiplier keeps Celery's behaviour");
+});
+
+Deno.test("prefetch window: the wait for a refill ends at most REFILL_WAIT_MS after a slot freed", () => {
+  const w = new PrefetchWindow({ size: 2, max: 32 });
+  w.observe(Array.from({ length: 60 }, () => ({ blocked: 5 })));
+  const slots = w.limit;
+  assert.equal(w.wait(0, slots, 0), Infinity, "no slot free");
+  assert.equal(w.wait(w.refill, slots, 0), 0, "a refill's worth free: take");
+  assert.equal(w.wait(3, slots, 100), REFILL_WAIT_MS, "3 free: wait for more");
+  assert.equal(w.wait(4, slots, 110), REFILL_WAIT_MS - 10, "counted from the first free slot");
+  assert.equal(w.wait(4, slots, 100 + REFILL_WAIT_MS), 0, "the slots may never free: take");
+  assert.equal(w.wait(1, slots, 200), REFILL_WAIT_MS, "a new wait after the take");
+  assert.equal(w.wait(0, slots, 210), Infinity);
+  assert.equal(w.wait(1, slots, 300), REFILL_WAIT_MS, "a full window starts the wait afresh");
+  assert.equal(w.wait(1, 1, 300), 0, "a window of 1 takes its slot");
+  assert.equal(new PrefetchWindow({ size: 2, max: 32, fixed: 4 }).wait(1, 8, 0), 0);
+});
+
+Deno.test({
+  name: "prefetch: slots held by long awaiting tasks do not keep a CPU-bound worker from taking",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("prefetch");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const queue = `prefetch-${crypto.randomUUID().slice(0, 8)}`;
+  tasksApp.configure({ broker: url, backend: url, defaultQueue: queue });
+  const worker = new Worker({
+    app: tasksApp,
+    appModule: new URL("./apps/first_contact_app.ts", import.meta.url).href,
+    queues: [queue],
+    concurrency: 1,
+    hostname: "prefetch-naps@test",
+    remoteControl: false,
+  });
+  const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
+  const spins = () => Array.from({ length: 40 }, () => ({ name: "fc.spin", args: [5] }));
+  try {
+    await worker.start();
+    // 5 ms CPU-bound tasks: a window of about 11, taken again once about 5 are free.
+    await Promise.all((await client.sendMany(spins())).map((r) => r.get({ timeout: 30_000 })));
+    const naps = await client.sendMany(
+      Array.from({ length: 9 }, () => ({ name: "fc.nap", args: [4000] })),
+    );
+    const until = Date.now() + 2000;
+    while (worker.active < 7 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    const napping = worker.active;
+    const t0 = Date.now();
+    await (await client.sendTask("fc.spin", [1])).get({ timeout: 30_000 });
+    const ms = Date.now() - t0;
+    // 1 or 2 free slots of the window: the worker waited for the naps to end (about 4 s).
+    assert.ok(ms < 1500, `a 1 ms task sent while ${napping} naps ran took ${ms} ms`);
+    await Promise.all(naps.map((r) => r.get({ timeout: 30_000 })));
+  } finally {
+    await worker.stop();
+    await client.close();
+    await tasksApp.close();
+    await deleteKeys(prefix);
+  }
 });

@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { Celery } from "../mod.ts";
 import { softShutdown, takeAllowance } from "../src/worker/scale_limits.ts";
+import { Worker } from "../src/worker/worker.ts";
+import { app as tasksApp } from "./apps/first_contact_app.ts";
 import { interopWorker } from "./helpers/interop.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { waitUntil } from "./helpers/redis_servers.ts";
@@ -161,5 +163,42 @@ Deno.test({
     await app.close();
     await deleteKeys(prefix);
     redis.disconnect();
+  }
+});
+
+Deno.test({
+  name: "soft shutdown: terminate() returns once the running task ends, its take loop woken",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("soft-loop");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const queue = `soft-loop-${crypto.randomUUID().slice(0, 8)}`;
+  tasksApp.configure({ broker: url, backend: url, defaultQueue: queue });
+  const worker = new Worker({
+    app: tasksApp,
+    appModule: new URL("./apps/first_contact_app.ts", import.meta.url).href,
+    queues: [queue],
+    concurrency: 1,
+    prefetch: 1, // the take loop sleeps while the nap runs
+    softShutdownTimeout: 10,
+    hostname: "soft-loop@test",
+    remoteControl: false,
+  });
+  const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
+  try {
+    await worker.start();
+    const nap = await client.sendTask("fc.nap", [300]);
+    await waitUntil("the nap to run", () => Promise.resolve(worker.active === 1), 10_000);
+    const t0 = Date.now();
+    await worker.terminate();
+    const ms = Date.now() - t0;
+    assert.equal(await nap.get({ timeout: 5000 }), 300);
+    // The soft phase's sleep replaced the take loop's: terminate() waited out its 2 s grace.
+    assert.ok(ms < 1500, `terminate() took ${ms} ms for a 300 ms task`);
+  } finally {
+    await worker.stop();
+    await client.close();
+    await tasksApp.close();
+    await deleteKeys(prefix);
   }
 });

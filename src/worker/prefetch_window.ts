@@ -47,6 +47,19 @@ export const PREFETCH_TARGET_MS = 50;
 export const PREFETCH_START = 4;
 
 /**
+ * Most milliseconds the worker holds off a take while it waits for a
+ * refill ({@link PrefetchWindow.refill}): the slots it waits for may be
+ * held by tasks that await for long (I/O), not by blocking work that will
+ * soon be done.
+ *
+ * @example
+ * ```ts ignore
+ * REFILL_WAIT_MS; // 25
+ * ```
+ */
+export const REFILL_WAIT_MS = PREFETCH_TARGET_MS / 2;
+
+/**
  * Most messages each Web Worker holds by default (`--prefetch` not given):
  * its task slots, and the adaptive window's ceiling. 64 rather than 32: a
  * drain of short tasks then takes twice as many per take script (a take
@@ -90,6 +103,8 @@ export class PrefetchWindow {
   readonly #max: number;
   readonly #fixed: number | undefined;
   readonly #blocked = new BlockingAverage();
+  /** When the worker began waiting for a refill with a slot free; null when not waiting. */
+  #since: number | null = null;
 
   /** @param options pool size, slots per Web Worker, fixed multiplier */
   constructor(options: PrefetchWindowOptions) {
@@ -121,7 +136,8 @@ export class PrefetchWindow {
    * Worker still has about half the target queued, and a take follows the
    * last within about that time (a RabbitMQ consumer's buffer goes back to
    * its queue 50 ms after a take). 1 otherwise (fixed multiplier, short or
-   * async tasks, nothing known yet).
+   * async tasks, nothing known yet). The worker waits for it at most
+   * {@link REFILL_WAIT_MS} ({@link PrefetchWindow.wait}).
    */
   get refill(): number {
     const blocked = this.#blocked.ms;
@@ -131,6 +147,39 @@ export class PrefetchWindow {
     const size = this.#size();
     const work = Math.floor(size * PREFETCH_TARGET_MS / 2 / Math.max(blocked, 0.001));
     return Math.max(1, Math.min(Math.floor(size * per / 2), work));
+  }
+
+  /**
+   * How long the worker waits before it takes, with `room` of its `slots`
+   * free: Infinity while none is free, 0 to take now; else until
+   * {@link PrefetchWindow.refill} slots are free, but at most
+   * {@link REFILL_WAIT_MS} after it began waiting with a slot free.
+   *
+   * @example
+   * ```ts ignore
+   * const w = new PrefetchWindow({ size: 2, max: 32 });
+   * w.observe(Array.from({ length: 60 }, () => ({ blocked: 5 })));
+   * w.wait(3, w.limit, 0); // 25: 3 free, waiting for 10
+   * w.wait(3, w.limit, 25); // 0: take the 3
+   * ```
+   *
+   * @param room free slots
+   * @param slots slots of the window
+   * @param now `performance.now()`
+   * @returns milliseconds
+   */
+  wait(room: number, slots: number, now: number = performance.now()): number {
+    if (room <= 0) {
+      this.#since = null;
+      return Infinity;
+    }
+    if (room < Math.min(slots, this.refill)) {
+      this.#since ??= now;
+      const left = this.#since + REFILL_WAIT_MS - now;
+      if (left > 0) return left;
+    }
+    this.#since = null;
+    return 0;
   }
 
   /**

@@ -294,11 +294,10 @@ export class Worker {
       const room = slots - s.running.size;
       const free = takeAllowance(room, this.#intake.etaHeld, s.options.etaTaskLimit);
       // Tasks waiting for a rate-limit token do not take slots, but their number is bounded.
-      if (
-        free <= 0 || room < Math.min(slots, this.#window.refill) ||
-        this.#intake.backlog >= Math.max(100, 4 * s.pool.capacity)
-      ) {
-        await s.sleep();
+      const full = free <= 0 || this.#intake.backlog >= Math.max(100, 4 * s.pool.capacity);
+      const wait = this.#window.wait(full ? 0 : room, slots);
+      if (wait > 0) {
+        await s.sleep(wait);
         continue;
       }
       let got: Delivery[];

@@ -77,7 +77,8 @@ export class WorkerState {
   /** The event dispatcher, once started. */
   events: EventDispatcher | null = null;
   readonly #settling = new Set<Promise<void>>();
-  #wake: (() => void) | null = null;
+  /** Whoever sleeps now: the take loop, and a shutdown's wait (which may overlap it). */
+  readonly #sleepers = new Set<() => void>();
 
   /**
    * @param app the app
@@ -154,18 +155,28 @@ export class WorkerState {
     while (this.#settling.size > 0) await Promise.allSettled([...this.#settling]);
   }
 
-  /** Wake the consume loop (or a waiting shutdown). */
+  /** Wake the consume loop and a waiting shutdown. */
   wake(): void {
-    this.#wake?.();
-    this.#wake = null;
+    const sleepers = [...this.#sleepers];
+    this.#sleepers.clear();
+    for (const r of sleepers) r();
   }
 
   /**
-   * Sleep until {@link WorkerState.wake}.
+   * Sleep until {@link WorkerState.wake}, or at most `ms` milliseconds.
    *
+   * @param ms the most to sleep; default until woken
    * @returns when woken
    */
-  sleep(): Promise<void> {
-    return new Promise<void>((r) => this.#wake = r);
+  sleep(ms: number = Infinity): Promise<void> {
+    return new Promise<void>((r) => {
+      const timer = ms === Infinity ? undefined : setTimeout(() => wake(), ms);
+      const wake = () => {
+        clearTimeout(timer);
+        this.#sleepers.delete(wake);
+        r();
+      };
+      this.#sleepers.add(wake);
+    });
   }
 }

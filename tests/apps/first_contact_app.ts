@@ -24,3 +24,9 @@ export const spin = app.task("fc.spin", { bind: true }, (ctx, ms: number) => {
   }
   return ctx.hostname;
 });
+
+/** Awaits for `ms` milliseconds, holding its Web Worker's thread for none of them. */
+export const nap = app.task("fc.nap", async (ms: number) => {
+  await new Promise((r) => setTimeout(r, ms));
+  return ms;
+});
