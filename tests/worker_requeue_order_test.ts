@@ -134,114 +134,78 @@ Deno.test("requeue order: tasks of a Web Worker that died go back in the order r
   assert.deepEqual(requeued, [["a", "b", "c"]]);
 });
 
-Deno.test("requeue order: a cold shutdown while a take's reply is in flight puts what it took back too", async () => {
-  const url = `kv://${kvDir}/inflight.sqlite`;
+/**
+ * A KV app (tasks `order.now` and `order.later` record their argument in `ran`) whose takes
+ * after the first `onTime` hand over what they took only once their signal aborted, plus
+ * `lateMs`: as a Redis take script's reply arriving after the abort does. `held` resolves when
+ * such a take holds its messages.
+ */
+async function lateTakeApp(name: string, late: { max?: number; onTime: number; lateMs: number }) {
+  const url = `kv://${kvDir}/${name}.sqlite`;
   const queue = `order-${crypto.randomUUID().slice(0, 8)}`;
   const app = new Celery({ broker: url, defaultQueue: queue });
   const ran: string[] = [];
+  app.task("order.later", (n: string) => void ran.push(n));
   app.task("order.now", (n: string) => void ran.push(n));
   const client = new Celery({ broker: url, defaultQueue: queue });
-  // A Redis take whose script reply arrives after the signal aborted returns what the script
-  // took: this take does the same, holding its messages until the signal aborts.
   const broker = await app.broker();
   const take = broker.take.bind(broker);
-  const holding = Promise.withResolvers<void>();
+  const held = Promise.withResolvers<void>();
+  let takes = 0;
   broker.take = async (queues, options) => {
-    const got = await take(queues, { max: options.max, signal: AbortSignal.timeout(5000) });
-    holding.resolve();
+    const max = late.max ?? options.max;
+    const got = await take(queues, { max, signal: AbortSignal.timeout(5000) });
+    if (++takes <= late.onTime) return got;
+    held.resolve();
     const signal = options.signal!;
     if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r));
+    await new Promise((r) => setTimeout(r, late.lateMs));
     return got;
   };
-  await client.sendTask("order.now", ["a"]);
-  await client.sendTask("order.now", ["b"]);
-  const worker = new Worker({ app, pool: "inline", queues: [queue], prefetch: 2 });
-  await worker.start();
-  try {
-    await holding.promise;
-    await worker.terminate();
-  } finally {
-    await app.close();
-    await client.close();
-  }
-  assert.deepEqual(ran, []);
-  assert.deepEqual(await queued(url, queue, 2), ["a", "b"]);
+  /** Start an inline worker, run `beforeTerminate` once a take holds, then cold shut down. */
+  const coldShutdown = async (beforeTerminate?: () => Promise<void>) => {
+    const worker = new Worker({ app, pool: "inline", queues: [queue], prefetch: 2 });
+    await worker.start();
+    try {
+      await held.promise;
+      await beforeTerminate?.();
+      await worker.terminate();
+    } finally {
+      await app.close();
+      await client.close();
+    }
+  };
+  return { client, ran, coldShutdown, queued: (n: number) => queued(url, queue, n) };
+}
+
+Deno.test("requeue order: a cold shutdown while a take's reply is in flight puts what it took back too", async () => {
+  const t = await lateTakeApp("inflight", { onTime: 0, lateMs: 0 });
+  await t.client.sendTask("order.now", ["a"]);
+  await t.client.sendTask("order.now", ["b"]);
+  await t.coldShutdown();
+  assert.deepEqual(t.ran, []);
+  assert.deepEqual(await t.queued(2), ["a", "b"]);
 });
 
 Deno.test("requeue order: a batch whose take returns late in a cold shutdown goes back behind what was received before", async () => {
-  const url = `kv://${kvDir}/late.sqlite`;
-  const queue = `order-${crypto.randomUUID().slice(0, 8)}`;
-  const app = new Celery({ broker: url, defaultQueue: queue });
-  const ran: string[] = [];
-  app.task("order.later", (n: string) => void ran.push(n));
-  app.task("order.now", (n: string) => void ran.push(n));
-  const client = new Celery({ broker: url, defaultQueue: queue });
   // a, held for its ETA, is received first; the take of b replies only 100 ms after its
   // signal aborted (a slow network), once the cold shutdown put a back.
-  const broker = await app.broker();
-  const take = broker.take.bind(broker);
-  const holding = Promise.withResolvers<void>();
-  let takes = 0;
-  broker.take = async (queues, options) => {
-    const got = await take(queues, { max: 1, signal: AbortSignal.timeout(5000) });
-    if (++takes === 1) return got;
-    holding.resolve();
-    const signal = options.signal!;
-    if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r));
-    await new Promise((r) => setTimeout(r, 100));
-    return got;
-  };
-  await client.sendTask("order.later", ["a"], { countdown: 300 });
-  await client.sendTask("order.now", ["b"]);
-  const worker = new Worker({ app, pool: "inline", queues: [queue], prefetch: 2 });
-  await worker.start();
-  try {
-    await holding.promise;
-    await worker.terminate();
-  } finally {
-    await app.close();
-    await client.close();
-  }
-  assert.deepEqual(ran, []);
-  assert.deepEqual(await queued(url, queue, 2), ["a", "b"]);
+  const t = await lateTakeApp("late", { max: 1, onTime: 1, lateMs: 100 });
+  await t.client.sendTask("order.later", ["a"], { countdown: 300 });
+  await t.client.sendTask("order.now", ["b"]);
+  await t.coldShutdown();
+  assert.deepEqual(t.ran, []);
+  assert.deepEqual(await t.queued(2), ["a", "b"]);
 });
 
 Deno.test("requeue order: an ETA task due while a cold shutdown waits for a late take goes back, not to the pool", async () => {
-  const url = `kv://${kvDir}/due.sqlite`;
-  const queue = `order-${crypto.randomUUID().slice(0, 8)}`;
-  const app = new Celery({ broker: url, defaultQueue: queue });
-  const ran: string[] = [];
-  app.task("order.later", (n: string) => void ran.push(n));
-  app.task("order.now", (n: string) => void ran.push(n));
-  const client = new Celery({ broker: url, defaultQueue: queue });
   // a is held for its ETA; the take of b replies 400 ms after its signal aborted, and a is
   // due 200 ms into that wait.
-  const broker = await app.broker();
-  const take = broker.take.bind(broker);
-  const holding = Promise.withResolvers<void>();
-  let takes = 0;
-  broker.take = async (queues, options) => {
-    const got = await take(queues, { max: 1, signal: AbortSignal.timeout(5000) });
-    if (++takes === 1) return got;
-    holding.resolve();
-    const signal = options.signal!;
-    if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r));
-    await new Promise((r) => setTimeout(r, 400));
-    return got;
-  };
+  const t = await lateTakeApp("due", { max: 1, onTime: 1, lateMs: 400 });
   const eta = new Date(Date.now() + 1000);
-  await client.sendTask("order.later", ["a"], { eta });
-  await client.sendTask("order.now", ["b"]);
-  const worker = new Worker({ app, pool: "inline", queues: [queue], prefetch: 2 });
-  await worker.start();
-  try {
-    await holding.promise;
-    await new Promise((r) => setTimeout(r, eta.getTime() - 200 - Date.now()));
-    await worker.terminate();
-  } finally {
-    await app.close();
-    await client.close();
-  }
-  assert.deepEqual(ran, []);
-  assert.deepEqual(await queued(url, queue, 2), ["a", "b"]);
+  await t.client.sendTask("order.later", ["a"], { eta });
+  await t.client.sendTask("order.now", ["b"]);
+  await t.coldShutdown(() => new Promise((r) => setTimeout(r, eta.getTime() - 200 - Date.now())));
+  assert.deepEqual(t.ran, []);
+  assert.deepEqual(await t.queued(2), ["a", "b"]);
 });
