@@ -14,9 +14,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import {
-  cleanups,
   ENQUEUE_BATCH,
   type Options,
   peerClient,
@@ -26,8 +25,8 @@ import {
   startWorker,
 } from "./common.ts";
 import { stopTree } from "./proc.ts";
-import { BACKEND_DB, BROKER_DB, countSuccesses, dbUrl } from "./redis_workload.ts";
-import { app, noop } from "./tasks.ts";
+import { benchDatabases, countSuccesses } from "./redis_workload.ts";
+import { noop } from "./tasks.ts";
 
 /** Bursts per worker. */
 export const BURST_ROUNDS = 5;
@@ -117,49 +116,30 @@ export async function runBurst(
   opts: Options,
   n: number,
 ): Promise<Partial<Record<Side, BurstResult>>> {
-  const brokerUrl = dbUrl(opts.redis, BROKER_DB);
-  const backendUrl = dbUrl(opts.redis, BACKEND_DB);
-  const env = {
-    CELERY_BROKER_URL: brokerUrl,
-    CELERY_RESULT_BACKEND: backendUrl,
-    BENCH_BROKER_URL: brokerUrl,
-    BENCH_BACKEND_DB: String(BACKEND_DB),
-  };
-  app.configure({ broker: brokerUrl, backend: backendUrl });
-  const broker = new Redis(brokerUrl);
-  const results = new Redis(backendUrl);
-  const flush = () => Promise.allSettled([broker.flushdb(), results.flushdb()]);
-  cleanups.add(flush);
+  await using dbs = benchDatabases(opts);
+  const { env, results, flush } = dbs;
   const out: Partial<Record<Side, BurstResult>> = {};
-  try {
-    for (const side of BURST_SIDES) {
-      if (opts.only && opts.only !== side) continue;
-      await flush();
-      const worker = startWorker(side, opts, env);
-      try {
-        console.log(
-          `[${side}] ${BURST_ROUNDS} bursts of ${n} onto an idle worker: ${worker.command}`,
-        );
-        const t = side === "celeriac"
-          ? await celeriacBursts(n, results, worker)
-          : await peerClient(side, [
-            "burst",
-            String(n),
-            String(BURST_ROUNDS),
-            String(IDLE_MS),
-            String(BURST_POLL_MS),
-          ], env) as { roundsMs: number[]; sendMs: number[] };
-        out[side] = { n, ...t, ms: median(t.roundsMs), worker: worker.command };
-      } finally {
-        if (!worker.exited) await stopTree(worker.child);
-      }
-    }
-  } finally {
+  for (const side of BURST_SIDES) {
+    if (opts.only && opts.only !== side) continue;
     await flush();
-    cleanups.delete(flush);
-    broker.disconnect();
-    results.disconnect();
-    await app.close();
+    const worker = startWorker(side, opts, env);
+    try {
+      console.log(
+        `[${side}] ${BURST_ROUNDS} bursts of ${n} onto an idle worker: ${worker.command}`,
+      );
+      const t = side === "celeriac"
+        ? await celeriacBursts(n, results, worker)
+        : await peerClient(side, [
+          "burst",
+          String(n),
+          String(BURST_ROUNDS),
+          String(IDLE_MS),
+          String(BURST_POLL_MS),
+        ], env) as { roundsMs: number[]; sendMs: number[] };
+      out[side] = { n, ...t, ms: median(t.roundsMs), worker: worker.command };
+    } finally {
+      if (!worker.exited) await stopTree(worker.child);
+    }
   }
   return out;
 }

@@ -10,20 +10,11 @@
  */
 
 import { parseArgs } from "node:util";
-import { Redis } from "ioredis";
 import { chord } from "../mod.ts";
-import {
-  cleanups,
-  type Options,
-  pollUntil,
-  pythonClient,
-  type Side,
-  SIDES,
-  startWorker,
-} from "./common.ts";
+import { type Options, pollUntil, pythonClient, type Side, SIDES, startWorker } from "./common.ts";
 import { stopTree } from "./proc.ts";
-import { BACKEND_DB, BROKER_DB } from "./redis_workload.ts";
-import { app, noop, tsum } from "./tasks.ts";
+import { benchDatabases } from "./redis_workload.ts";
+import { noop, tsum } from "./tasks.ts";
 
 /** One side's chord figures. */
 export interface ChordResult {
@@ -37,12 +28,6 @@ export interface ChordResult {
   membersPerSecond: number;
   /** The worker command. */
   worker: string;
-}
-
-function dbUrl(server: string, db: number): string {
-  const url = new URL(server);
-  url.pathname = `/${db}`;
-  return url.href;
 }
 
 async function celeriacChord(n: number): Promise<{ applySeconds: number; seconds: number }> {
@@ -71,56 +56,42 @@ export async function runChord(
   opts: Options,
   n: number,
 ): Promise<Partial<Record<Side, ChordResult>>> {
-  const brokerUrl = dbUrl(opts.redis, BROKER_DB);
-  const backendUrl = dbUrl(opts.redis, BACKEND_DB);
-  const env = { CELERY_BROKER_URL: brokerUrl, CELERY_RESULT_BACKEND: backendUrl };
-  app.configure({ broker: brokerUrl, backend: backendUrl });
-  const broker = new Redis(brokerUrl);
-  const results = new Redis(backendUrl);
-  const flush = () => Promise.allSettled([broker.flushdb(), results.flushdb()]);
-  cleanups.add(flush);
+  await using dbs = benchDatabases(opts);
+  const { env, results, flush } = dbs;
   const out: Partial<Record<Side, ChordResult>> = {};
-  try {
-    for (const side of SIDES) {
-      if (opts.only && opts.only !== side) continue;
-      await flush();
-      const worker = startWorker(side, opts, env);
-      try {
-        // Ready when it has run one task.
-        const warm = await noop.delay();
-        await pollUntil(
-          async () => (await warm.state()) === "SUCCESS",
-          20,
-          120_000,
-          "a first task",
-          worker,
-        );
-        console.log(`[${side}] chord of ${n}: ${worker.command}`);
-        const t = side === "celeriac"
-          ? await celeriacChord(n)
-          : await pythonClient(["chord", String(n)], env) as {
-            applySeconds: number;
-            seconds: number;
-          };
-        const left = (await results.keys("celery-taskset-meta-*")).length;
-        if (left !== 0) throw new Error(`${left} chord key(s) left after the join`);
-        out[side] = {
-          members: n,
-          applySeconds: t.applySeconds,
-          seconds: t.seconds,
-          membersPerSecond: n / t.seconds,
-          worker: worker.command,
-        };
-      } finally {
-        if (!worker.exited) await stopTree(worker.child);
-      }
-    }
-  } finally {
+  for (const side of SIDES) {
+    if (opts.only && opts.only !== side) continue;
     await flush();
-    cleanups.delete(flush);
-    broker.disconnect();
-    results.disconnect();
-    await app.close();
+    const worker = startWorker(side, opts, env);
+    try {
+      // Ready when it has run one task.
+      const warm = await noop.delay();
+      await pollUntil(
+        async () => (await warm.state()) === "SUCCESS",
+        20,
+        120_000,
+        "a first task",
+        worker,
+      );
+      console.log(`[${side}] chord of ${n}: ${worker.command}`);
+      const t = side === "celeriac"
+        ? await celeriacChord(n)
+        : await pythonClient(["chord", String(n)], env) as {
+          applySeconds: number;
+          seconds: number;
+        };
+      const left = (await results.keys("celery-taskset-meta-*")).length;
+      if (left !== 0) throw new Error(`${left} chord key(s) left after the join`);
+      out[side] = {
+        members: n,
+        applySeconds: t.applySeconds,
+        seconds: t.seconds,
+        membersPerSecond: n / t.seconds,
+        worker: worker.command,
+      };
+    } finally {
+      if (!worker.exited) await stopTree(worker.child);
+    }
   }
   return out;
 }

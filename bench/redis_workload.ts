@@ -38,6 +38,57 @@ export function dbUrl(server: string, db: number): string {
   return url.href;
 }
 
+/** The bench's two Redis databases, open; disposing flushes them and closes everything. */
+export interface BenchDatabases extends AsyncDisposable {
+  /** Environment for the peers and Python clients: broker and result URLs. */
+  readonly env: Record<string, string>;
+  /** A client on the broker database. */
+  readonly broker: Redis;
+  /** A client on the result database. */
+  readonly results: Redis;
+  /** FLUSHDB both (errors ignored). */
+  flush(): Promise<unknown>;
+}
+
+/**
+ * Open the bench's Redis databases on `opts.redis`, point the Celeriac bench
+ * app at them and register their flush as an interrupt cleanup; disposing
+ * flushes them, unregisters the cleanup, disconnects and closes the app.
+ *
+ * @example
+ * ```ts ignore
+ * await using dbs = benchDatabases(opts);
+ * await dbs.flush();
+ * ```
+ */
+export function benchDatabases(opts: Options): BenchDatabases {
+  const brokerUrl = dbUrl(opts.redis, BROKER_DB);
+  const backendUrl = dbUrl(opts.redis, BACKEND_DB);
+  app.configure({ broker: brokerUrl, backend: backendUrl });
+  const broker = new Redis(brokerUrl);
+  const results = new Redis(backendUrl);
+  const flush = () => Promise.allSettled([broker.flushdb(), results.flushdb()]);
+  cleanups.add(flush);
+  return {
+    env: {
+      CELERY_BROKER_URL: brokerUrl,
+      CELERY_RESULT_BACKEND: backendUrl,
+      BENCH_BROKER_URL: brokerUrl,
+      BENCH_BACKEND_DB: String(BACKEND_DB),
+    },
+    broker,
+    results,
+    flush,
+    async [Symbol.asyncDispose]() {
+      await flush();
+      cleanups.delete(flush);
+      broker.disconnect();
+      results.disconnect();
+      await app.close();
+    },
+  };
+}
+
 /**
  * Count stored metas with status SUCCESS and result 1.
  *
@@ -78,76 +129,55 @@ const BULL_DONE = `bull:${BENCH_QUEUE}:completed`;
  * @returns the figures of each side that ran
  */
 export async function runRedis(opts: Options): Promise<Partial<Record<Side, SideReport>>> {
-  const brokerUrl = dbUrl(opts.redis, BROKER_DB);
-  const backendUrl = dbUrl(opts.redis, BACKEND_DB);
-  const env = {
-    CELERY_BROKER_URL: brokerUrl,
-    CELERY_RESULT_BACKEND: backendUrl,
-    BENCH_BROKER_URL: brokerUrl,
-    BENCH_BACKEND_DB: String(BACKEND_DB),
-  };
-  app.configure({ broker: brokerUrl, backend: backendUrl });
-  const broker = new Redis(brokerUrl);
-  const results = new Redis(backendUrl);
-  const flush = () => Promise.allSettled([broker.flushdb(), results.flushdb()]);
-  cleanups.add(flush);
-  try {
-    const others = (await broker.client("LIST") as string).split("\n")
-      .filter((l) => / db=(14|15) /.test(l)).length - 2;
-    console.log(
-      `Redis ${opts.redis}: db ${BROKER_DB} = broker, db ${BACKEND_DB} = results; both are FLUSHDB'd ` +
-        `before each run and after the bench${
-          others > 0 ? ` (WARNING: ${others} other client(s) use them)` : ""
-        }.`,
-    );
-    return await runBroker("redis", opts, {
-      env,
-      reset: async () => void await flush(),
-      enqueue: async (client, n, spinMs) => {
-        if (client === "celery") {
-          const args = spinMs ? ["spin", String(n), String(spinMs)] : ["enqueue", String(n)];
-          return ((await pythonClient(args, env)) as { seconds: number }).seconds;
-        }
-        if (client !== "celeriac") {
-          const args = spinMs ? ["spin", String(n), String(spinMs)] : ["enqueue", String(n)];
-          return ((await peerClient(client, args, env)) as { seconds: number }).seconds;
-        }
-        const start = performance.now();
-        for (let sent = 0; sent < n; sent += ENQUEUE_BATCH) {
-          const size = Math.min(ENQUEUE_BATCH, n - sent);
-          if (spinMs) await spin.delayMany(Array.from({ length: size }, () => [spinMs]));
-          else await noop.delayMany(Array.from({ length: size }, () => []));
-        }
-        return (performance.now() - start) / 1000;
-      },
-      enqueueSingle: async (client, n) => {
-        if (client === "celery") {
-          return ((await pythonClient(["enqueue", String(n)], env)) as { seconds: number }).seconds;
-        }
-        if (client !== "celeriac") {
-          const out = await peerClient(client, ["enqueue-single", String(n)], env);
-          return (out as { seconds: number }).seconds;
-        }
-        const start = performance.now();
-        for (let i = 0; i < n; i++) await noop.delay();
-        return (performance.now() - start) / 1000;
-      },
-      depth: (side) => broker.llen(side === "bullmq" ? BULL_WAIT : BENCH_QUEUE),
-      results: (side) => side === "bullmq" ? broker.zcard(BULL_DONE) : results.dbsize(),
-      verify: async (side) => {
-        const ok = side === "bullmq"
-          ? await broker.zcard(BULL_DONE)
-          : await countSuccesses(results);
-        await flush();
-        return ok;
-      },
-      call: async () => await (await noop.delay()).get({ timeout: 30_000 }),
-    });
-  } finally {
-    await flush();
-    cleanups.delete(flush);
-    broker.disconnect();
-    results.disconnect();
-    await app.close();
-  }
+  await using dbs = benchDatabases(opts);
+  const { env, broker, results, flush } = dbs;
+  const others = (await broker.client("LIST") as string).split("\n")
+    .filter((l) => / db=(14|15) /.test(l)).length - 2;
+  console.log(
+    `Redis ${opts.redis}: db ${BROKER_DB} = broker, db ${BACKEND_DB} = results; both are FLUSHDB'd ` +
+      `before each run and after the bench${
+        others > 0 ? ` (WARNING: ${others} other client(s) use them)` : ""
+      }.`,
+  );
+  return await runBroker("redis", opts, {
+    env,
+    reset: async () => void await flush(),
+    enqueue: async (client, n, spinMs) => {
+      if (client === "celery") {
+        const args = spinMs ? ["spin", String(n), String(spinMs)] : ["enqueue", String(n)];
+        return ((await pythonClient(args, env)) as { seconds: number }).seconds;
+      }
+      if (client !== "celeriac") {
+        const args = spinMs ? ["spin", String(n), String(spinMs)] : ["enqueue", String(n)];
+        return ((await peerClient(client, args, env)) as { seconds: number }).seconds;
+      }
+      const start = performance.now();
+      for (let sent = 0; sent < n; sent += ENQUEUE_BATCH) {
+        const size = Math.min(ENQUEUE_BATCH, n - sent);
+        if (spinMs) await spin.delayMany(Array.from({ length: size }, () => [spinMs]));
+        else await noop.delayMany(Array.from({ length: size }, () => []));
+      }
+      return (performance.now() - start) / 1000;
+    },
+    enqueueSingle: async (client, n) => {
+      if (client === "celery") {
+        return ((await pythonClient(["enqueue", String(n)], env)) as { seconds: number }).seconds;
+      }
+      if (client !== "celeriac") {
+        const out = await peerClient(client, ["enqueue-single", String(n)], env);
+        return (out as { seconds: number }).seconds;
+      }
+      const start = performance.now();
+      for (let i = 0; i < n; i++) await noop.delay();
+      return (performance.now() - start) / 1000;
+    },
+    depth: (side) => broker.llen(side === "bullmq" ? BULL_WAIT : BENCH_QUEUE),
+    results: (side) => side === "bullmq" ? broker.zcard(BULL_DONE) : results.dbsize(),
+    verify: async (side) => {
+      const ok = side === "bullmq" ? await broker.zcard(BULL_DONE) : await countSuccesses(results);
+      await flush();
+      return ok;
+    },
+    call: async () => await (await noop.delay()).get({ timeout: 30_000 }),
+  });
 }
