@@ -13,7 +13,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import type { Redis } from "ioredis";
 import {
   ENQUEUE_BATCH,
@@ -25,7 +24,7 @@ import {
   startWorker,
 } from "./common.ts";
 import { stopTree } from "./proc.ts";
-import { benchDatabases, countSuccesses } from "./redis_workload.ts";
+import { benchDatabases, countSuccesses, standaloneOptions } from "./redis_workload.ts";
 import { noop } from "./tasks.ts";
 
 /** Bursts per worker. */
@@ -170,22 +169,6 @@ export function burstSummary(r: Partial<Record<Side, BurstResult>>): string {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { burst: { type: "string" }, only: { type: "string" }, redis: { type: "string" } },
-  });
-  const opts: Options = {
-    cpuTasks: 0,
-    enqueueTasks: 0,
-    tasks: 0,
-    roundtrips: 0,
-    only: (values.only as Side | undefined) ?? null,
-    broker: "redis",
-    prefetch: undefined,
-    v8Flags: "",
-    taskEvents: false,
-    redis: values.redis ?? "redis://127.0.0.1:6379",
-    amqp: "",
-  };
-  console.log(burstSummary(await runBurst(opts, Number(values.burst ?? 1000))));
+  const { opts, n } = standaloneOptions(Deno.args, "burst", 1000);
+  console.log(burstSummary(await runBurst(opts, n)));
 }

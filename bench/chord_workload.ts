@@ -9,11 +9,10 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { chord } from "../mod.ts";
 import { type Options, pollUntil, pythonClient, type Side, SIDES, startWorker } from "./common.ts";
 import { stopTree } from "./proc.ts";
-import { benchDatabases } from "./redis_workload.ts";
+import { benchDatabases, standaloneOptions } from "./redis_workload.ts";
 import { noop, tsum } from "./tasks.ts";
 
 /** One side's chord figures. */
@@ -124,22 +123,6 @@ export function chordSummary(r: Partial<Record<Side, ChordResult>>): string {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { chord: { type: "string" }, only: { type: "string" }, redis: { type: "string" } },
-  });
-  const opts: Options = {
-    cpuTasks: 0,
-    enqueueTasks: 0,
-    tasks: 0,
-    roundtrips: 0,
-    only: (values.only as Side | undefined) ?? null,
-    broker: "redis",
-    prefetch: undefined,
-    v8Flags: "",
-    taskEvents: false,
-    redis: values.redis ?? "redis://127.0.0.1:6379",
-    amqp: "",
-  };
-  console.log(chordSummary(await runChord(opts, Number(values.chord ?? 1000))));
+  const { opts, n } = standaloneOptions(Deno.args, "chord", 1000);
+  console.log(chordSummary(await runChord(opts, n)));
 }

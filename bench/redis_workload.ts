@@ -7,6 +7,7 @@
  * @module
  */
 
+import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import {
   cleanups,
@@ -36,6 +37,49 @@ export function dbUrl(server: string, db: number): string {
   const url = new URL(server);
   url.pathname = `/${db}`;
   return url.href;
+}
+
+/**
+ * The options of a Redis workload run on its own
+ * (`deno run -A bench/<file>.ts [--<flag> N] [--only SIDE] [--redis URL]`):
+ * every other workload off.
+ *
+ * @example
+ * ```ts ignore
+ * const { opts, n } = standaloneOptions(Deno.args, "chord", 1000);
+ * ```
+ *
+ * @param args the command line
+ * @param flag the workload's size flag
+ * @param fallback its size when the flag is absent
+ * @returns the options and the size
+ */
+export function standaloneOptions(
+  args: string[],
+  flag: string,
+  fallback: number,
+): { opts: Options; n: number } {
+  const { values } = parseArgs({
+    args,
+    options: { [flag]: { type: "string" }, only: { type: "string" }, redis: { type: "string" } },
+  });
+  const size = values[flag];
+  return {
+    n: typeof size === "string" ? Number(size) : fallback,
+    opts: {
+      cpuTasks: 0,
+      enqueueTasks: 0,
+      tasks: 0,
+      roundtrips: 0,
+      only: (values.only as Side | undefined) ?? null,
+      broker: "redis",
+      prefetch: undefined,
+      v8Flags: "",
+      taskEvents: false,
+      redis: typeof values.redis === "string" ? values.redis : "redis://127.0.0.1:6379",
+      amqp: "",
+    },
+  };
 }
 
 /** The bench's two Redis databases, open; disposing flushes them and closes everything. */
