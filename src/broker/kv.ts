@@ -40,7 +40,7 @@ import {
 } from "./kv_message.ts";
 import {
   type KvScope,
-  moveBack,
+  moveBackMany,
   parkUnacked,
   restoreExpired,
   SAFETY_RECHECK_MS,
@@ -246,9 +246,7 @@ export class KvBroker implements Broker {
   }
 
   async #putBack(taken: Taken[]): Promise<void> {
-    for (const t of taken.toReversed()) {
-      await settleUnacked(this.#scope, t.tag, (e) => moveBack(this.#scope, e, false));
-    }
+    await moveBackMany(this.#scope, taken.map((t) => t.tag), false);
     this.#shared.notify();
   }
 
@@ -282,13 +280,8 @@ export class KvBroker implements Broker {
   /** Put deliveries back in front of their queues, marked redelivered, in their order. */
   async requeue(deliveries: readonly Delivery[]): Promise<void> {
     return await this.#run(async () => {
-      let moved = 0;
-      for (const d of deliveries.toReversed()) {
-        if (
-          await settleUnacked(this.#scope, d.deliveryTag, (e) => moveBack(this.#scope, e, true))
-        ) moved++;
-      }
-      if (moved > 0) this.#shared.notify();
+      const tags = deliveries.map((d) => d.deliveryTag);
+      if (await moveBackMany(this.#scope, tags, true) > 0) this.#shared.notify();
     });
   }
 

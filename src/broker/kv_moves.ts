@@ -196,6 +196,68 @@ export async function moveBack(
 }
 
 /**
+ * Put unacknowledged messages back in front of their queues, in the order
+ * given: the first tag's message is the next taken. A few dozen move in one
+ * atomic commit, the first of them in the first commit, so a consumer woken
+ * by a commit never sees a later message at the head before an earlier one.
+ * Tags already settled (acknowledged, restored) are skipped.
+ *
+ * @example
+ * ```ts ignore
+ * import { moveBackMany } from "./kv_moves.ts";
+ * const moved = await moveBackMany(scope, deliveries.map((d) => d.deliveryTag), true);
+ * ```
+ *
+ * @param scope the broker's database and namespace
+ * @param tags the delivery tags, first to go in front first
+ * @param redelivered mark them redelivered
+ * @returns how many were moved
+ */
+export async function moveBackMany(
+  scope: KvScope,
+  tags: readonly string[],
+  redelivered: boolean,
+): Promise<number> {
+  // The first tag gets the highest sequence: queue keys hold -seq, so it sorts first.
+  const seqs = new Map<string, bigint>();
+  for (const tag of tags.toReversed()) seqs.set(tag, nextSeq());
+  let moved = 0;
+  let pending = [...seqs.keys()].toReversed();
+  while (pending.length > 0) {
+    const chunk = pending.slice(0, TAKE_BATCH);
+    const entries = (await Promise.all(chunk.map((tag) =>
+      scope.kv.get<Unacked>(scope.k("unacked", tag))
+    )))
+      .filter((e) => e.versionstamp !== null);
+    const op = scope.kv.atomic();
+    const perQueue = new Map<string, bigint>();
+    const done = new Set<string>();
+    let bytes = 0;
+    for (const entry of entries) {
+      const size = messageBytes(entry.value.message);
+      if (done.size > 0 && bytes + size > TAKE_BATCH_BYTES) break;
+      bytes += size;
+      const { queue } = entry.value;
+      const tag = entry.key.at(-1) as string;
+      const message = {
+        ...entry.value.message,
+        redelivered: redelivered || entry.value.message.redelivered,
+      };
+      const key = scope.k("q", queue, message.step, -seqs.get(tag)!, crypto.randomUUID());
+      op.check(entry).delete(entry.key).set(key, message);
+      perQueue.set(queue, (perQueue.get(queue) ?? 0n) + 1n);
+      done.add(tag);
+    }
+    for (const [queue, n] of perQueue) op.sum(scope.depthKey(queue), n);
+    if (done.size > 0 && !(await commitAtomic(op)).ok) continue; // one changed: read again
+    moved += done.size;
+    const gone = new Set(chunk.filter((tag) => !entries.some((e) => e.key.at(-1) === tag)));
+    pending = pending.filter((tag) => !done.has(tag) && !gone.has(tag));
+  }
+  return moved;
+}
+
+/**
  * Move an unacknowledged message to the parked list.
  *
  * @example
