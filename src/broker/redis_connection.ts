@@ -240,9 +240,16 @@ export function describeRedisFailure(
   return { reason: message };
 }
 
+/** ioredis's messages for a command that met a closed connection (the cause is an earlier error). */
+const CLOSED =
+  /Connection is closed|Command aborted due to connection close|Stream isn't writeable/;
+
 /**
  * Whether an ioredis error means the server could not be reached (as
- * opposed to a command error).
+ * opposed to a command error). That includes ioredis's `AbortError` for
+ * the rest of a pipeline or transaction cut off by the connection closing:
+ * some of its commands may have run, so what retries it repeats them
+ * (at-least-once, as kombu's publish retry).
  *
  * @example
  * ```ts ignore
@@ -255,7 +262,8 @@ export function describeRedisFailure(
 export function isConnectionFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   return err.name === "MaxRetriesPerRequestError" ||
-    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|Connection is closed|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available/
+    CLOSED.test(err.message) ||
+    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available/
       .test(err.message);
 }
 
@@ -306,9 +314,7 @@ export function redisFailure(conn: Redis, rawUrl: string, err: unknown): unknown
 /** A {@link BrokerConnectionError} naming the connection's real failure. */
 function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerConnectionError {
   const real = badDatabases.get(client) ??
-    (err instanceof Error && /Connection is closed|Stream isn't writeable/.test(err.message)
-      ? lastErrors.get(client) ?? err
-      : err);
+    (err instanceof Error && CLOSED.test(err.message) ? lastErrors.get(client) ?? err : err);
   return new BrokerConnectionError(rawUrl, real, describeRedisFailure(real, rawUrl));
 }
 
