@@ -233,3 +233,21 @@ Deno.test("heartbeat: the one the heartbeat command asks for has Celery's fields
     assert.match(periodic, /"freq": 2\.0, "active": 1, "processed": 3, /);
   }
 });
+
+Deno.test("heartbeat: with freq 0 (--without-heartbeat) no online, periodic or offline event; the heartbeat command still gets one", async () => {
+  const sent: string[] = [];
+  const broker = {
+    broadcast(_exchange: string, _message: Message, routingKey = ""): Promise<void> {
+      sent.push(routingKey);
+      return Promise.resolve();
+    },
+  } as unknown as Broker;
+  const events = new EventDispatcher(broker, "celeriac@h", new LamportClock());
+  const heart = new Heartbeat(events, () => ({ active: 0, processed: 0 }), 0);
+  heart.start();
+  await new Promise((r) => setTimeout(r, 50));
+  heart.requested();
+  heart.stop();
+  await events.close();
+  assert.deepEqual(sent, ["worker.heartbeat"]);
+});

@@ -75,6 +75,26 @@ for (const t of transports) {
     );
   });
 
+  Deno.test(`events on ${t.name}: under --without-heartbeat a monitor's wakeup still gets a heartbeat`, async () => {
+    await withWorker(
+      t,
+      { heartbeatInterval: 0, hostname: `rx-quiet-${t.name}@%h` },
+      async (client, worker) => {
+        const ac = new AbortController();
+        const timeout = setTimeout(() => ac.abort(), 10_000);
+        const seen: WorkerEvent[] = [];
+        // receive() subscribes, then casts `heartbeat` (its wakeup), as Celery's Receiver.
+        for await (const e of client.events.receive({ signal: ac.signal })) {
+          if (e.hostname !== worker.hostname) continue;
+          seen.push(e as WorkerEvent);
+          if (e.type === "worker-heartbeat") ac.abort();
+        }
+        clearTimeout(timeout);
+        assert.deepEqual(seen.map((e) => [e.type, e.freq]), [["worker-heartbeat", 5]]);
+      },
+    );
+  });
+
   Deno.test(`events on ${t.name}: a malformed event message is skipped`, async () => {
     const app = new Celery({ broker: t.broker, backend: t.backend });
     try {

@@ -74,7 +74,8 @@ ${SCALE_HELP}
   -E, --task-events          send task events for monitors (Flower, celery events)
       --heartbeat-interval SECONDS
                              seconds between worker-heartbeat events (default 2)
-      --without-heartbeat    send no worker events (online, heartbeat, offline)
+      --without-heartbeat    send no worker-online, periodic worker-heartbeat or
+                             worker-offline (the heartbeat command still gets one)
   -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default: INFO for the
                              worker's own lines, WARNING for per-task lines, as Celery)
       --log-format text|json text (default) or JSON Lines: one object per record with

@@ -76,7 +76,7 @@ export class Heartbeat {
   /**
    * @param events the dispatcher
    * @param counts tasks running now and started so far
-   * @param freq seconds between heartbeats (default 2)
+   * @param freq seconds between heartbeats (default 2; 0 sends none, and no `worker-online` / `worker-offline`)
    */
   constructor(
     events: EventDispatcher,
@@ -88,8 +88,12 @@ export class Heartbeat {
     this.#freq = freq;
   }
 
-  /** Send `worker-online` and start the heartbeats. */
+  /**
+   * Send `worker-online` and start the heartbeats; nothing when `freq` is 0
+   * (`--without-heartbeat`: {@link requested} still sends one, as Celery's).
+   */
   start(): void {
+    if (this.#freq <= 0) return;
     this.#send("worker-online");
     this.#timer = setInterval(() => this.#send("worker-heartbeat"), this.#freq * 1000);
   }
@@ -107,9 +111,11 @@ export class Heartbeat {
     }, REQUESTED_FLOATS);
   }
 
-  /** Stop the heartbeats and send `worker-offline`. */
+  /** Stop the heartbeats and send `worker-offline` (when they were started). */
   stop(): void {
+    if (this.#timer === undefined) return;
     clearInterval(this.#timer);
+    this.#timer = undefined;
     this.#send("worker-offline");
   }
 

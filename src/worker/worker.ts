@@ -240,14 +240,11 @@ export class Worker {
     if (s.options.remoteControl ?? true) {
       await new RemoteControl(s.broker, this.#controlTarget(), s.clock).start(this.#control.signal);
     }
-    const freq = s.options.heartbeatInterval ?? HEARTBEAT_INTERVAL;
-    if (freq > 0) {
-      this.#heartbeat = new Heartbeat(s.events, () => ({
-        active: s.running.size,
-        processed: this.#registries.processed,
-      }), freq);
-      this.#heartbeat.start();
-    }
+    this.#heartbeat = new Heartbeat(s.events, () => ({
+      active: s.running.size,
+      processed: this.#registries.processed,
+    }), s.options.heartbeatInterval ?? HEARTBEAT_INTERVAL);
+    this.#heartbeat.start();
     this.#leaseTimer = renewLeases(s, () => this.#intake.holding());
     logReady({
       hostname: this.hostname,

@@ -137,7 +137,9 @@ export interface WorkerOptions {
   taskEvents?: boolean;
   /**
    * Seconds between `worker-heartbeat` events [`--heartbeat-interval`];
-   * 0 sends no worker events at all [`--without-heartbeat`]. Default 2.
+   * 0 sends no `worker-online`, `worker-heartbeat` or `worker-offline`
+   * [`--without-heartbeat`], but the `heartbeat` control command still gets
+   * its `worker-heartbeat`, as from Celery's worker. Default 2.
    */
   heartbeatInterval?: number;
 }
