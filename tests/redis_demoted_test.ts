@@ -4,11 +4,13 @@
  * the broker's connection reconnects (through the Sentinels, to the new
  * master) and sends them again. A requeue runs its restore scripts in one
  * transaction, whose errors ioredis does not pass to `reconnectOnError`:
- * it must reconnect and retry by itself. Runs on two private redis-server
+ * it must reconnect and retry by itself; an acknowledgement (a transaction
+ * too) must be retried, not dropped. Runs on two private redis-server
  * processes — never the shared server.
  */
 
 import assert from "node:assert/strict";
+import type { Broker, Delivery } from "../src/broker/port.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { command, privateServers, waitUntil } from "./helpers/redis_servers.ts";
@@ -20,11 +22,17 @@ function synced(port: number): Promise<boolean> {
   );
 }
 
-Deno.test({
-  name: "redis: a requeue on a master demoted meanwhile reconnects and retries (READONLY)",
-  ignore: WITHOUT_REDIS,
-}, async () => {
-  const servers = await privateServers("demoted", async (s) => {
+/**
+ * Two private servers, a master and its replica, a broker on the master
+ * with two messages taken; `settle` runs while the master is demoted (the
+ * replica promoted) and is promoted again 500 ms later.
+ */
+async function whileDemoted(
+  name: string,
+  settle: (broker: Broker, got: Delivery[]) => Promise<void>,
+  check: (port: number, queue: string) => Promise<void>,
+): Promise<void> {
+  const servers = await privateServers(name, async (s) => {
     await s.redis(0);
     await s.redis(1, ["--replicaof", "127.0.0.1", String(s.base)]);
     await waitUntil("the replica to sync", () => synced(s.base + 1), 10_000);
@@ -32,7 +40,7 @@ Deno.test({
   const [a, b] = [servers.base, servers.base + 1];
   const broker = await openRedisBroker(`redis://127.0.0.1:${a}/0`);
   try {
-    const q = uniqueQueue("demoted");
+    const q = uniqueQueue(name);
     for (const t of ["m1", "m2"]) await broker.publish(message(t), { routingKey: q });
     const got = await broker.take([q], { max: 2, signal: AbortSignal.timeout(5000) });
     assert.equal(got.length, 2);
@@ -46,12 +54,33 @@ Deno.test({
     const promoted = new Promise((r) => setTimeout(r, 500)).then(() =>
       command(a, "REPLICAOF", "NO", "ONE")
     );
-    await broker.requeue(got);
+    await settle(broker, got);
     await promoted;
-    assert.equal(Number(await command(a, "HLEN", "unacked")), 0);
-    assert.equal(Number(await command(a, "LLEN", q)), 2);
+    await check(a, q);
   } finally {
     await broker.close();
     await servers.stop();
   }
+}
+
+Deno.test({
+  name: "redis: a requeue on a master demoted meanwhile reconnects and retries (READONLY)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  await whileDemoted("demoted", (broker, got) => broker.requeue(got), async (a, q) => {
+    assert.equal(Number(await command(a, "HLEN", "unacked")), 0);
+    assert.equal(Number(await command(a, "LLEN", q)), 2);
+  });
+});
+
+Deno.test({
+  name:
+    "redis: an acknowledgement on a master demoted meanwhile is retried, not dropped (READONLY)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  await whileDemoted("demoted-ack", (broker, got) => broker.ack(got), async (a, q) => {
+    assert.equal(Number(await command(a, "HLEN", "unacked")), 0, "the acknowledgement reached a");
+    assert.equal(Number(await command(a, "ZCARD", "unacked_index")), 0);
+    assert.equal(Number(await command(a, "LLEN", q)), 0);
+  });
 });

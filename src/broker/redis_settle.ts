@@ -58,6 +58,7 @@ export class RedisSettler {
 
   /**
    * Acknowledge: remove from `unacked` and `unacked_index` in one transaction.
+   * An error reply inside it throws (READONLY from a demoted master is retried).
    *
    * @param all the deliveries
    */
@@ -77,17 +78,25 @@ export class RedisSettler {
     const what = `acknowledge ${tags.length} message(s)`;
     const resp = this.#scope.resp;
     if (resp) {
-      await retryWhileDown(
-        () => resp.transaction([["ZREM", index, ...tags], ["HDEL", unacked, ...tags]]),
-        { limit: this.#outageLimit, what },
-      );
+      await retryWhileDown(async () => {
+        const replies = await resp.transaction([["ZREM", index, ...tags], [
+          "HDEL",
+          unacked,
+          ...tags,
+        ]])
+          .catch((err) => Promise.reject(this.#demoted(err, false)));
+        const failed = replies.find((r) => r instanceof Error);
+        if (failed) throw this.#demoted(failed, false);
+      }, { limit: this.#outageLimit, what });
       return;
     }
     const client = this.#scope.client;
-    await this.#settle(what, () => {
+    await this.#settle(what, async () => {
       const tx = client.multi();
       for (const some of chunked(tags)) tx.zrem(index, ...some).hdel(unacked, ...some);
-      return tx.exec();
+      const replies = await tx.exec().catch((err) => Promise.reject(this.#demoted(err, true)));
+      const failed = replies?.find(([err]) => err !== null);
+      if (failed) throw this.#demoted(failed[0]!, true);
     });
   }
 
@@ -174,22 +183,27 @@ export class RedisSettler {
           );
         }
         const failed = (await tx.exec())?.find(([err]) => err !== null);
-        if (failed) throw this.#demoted(failed[0]!);
+        if (failed) throw this.#demoted(failed[0]!, true);
       },
     );
   }
 
   /**
    * A master demoted to a replica (a Sentinel failover of a live master)
-   * answers a script's writes with READONLY. Outside a transaction the
-   * connection's `reconnectOnError` reconnects (through the Sentinels, to
-   * the new master) and sends the command again; ioredis does not show it
-   * the errors inside a transaction's reply: reconnect here, and retry as
-   * while Redis is unreachable (the restore script is safe to repeat).
+   * answers a transaction's writes with READONLY. Outside a transaction the
+   * ioredis connection's `reconnectOnError` reconnects (through the
+   * Sentinels, to the new master) and sends the command again; ioredis does
+   * not show it the errors inside a transaction's reply: reconnect here
+   * (`reconnect`, the ioredis connection), and retry as while Redis is
+   * unreachable (acknowledging and the restore script are safe to repeat).
+   * On a single server the same server is asked again until it is a master
+   * again or the outage limit passes; an acknowledgement is never dropped
+   * silently. Writes refused as the transaction is queued (not only inside
+   * its `EXEC` reply) count too: `EXECABORT` after a READONLY.
    */
-  #demoted(err: Error): Error {
-    if (!err.message.startsWith("READONLY")) return err;
-    this.#scope.client.disconnect(true);
+  #demoted(err: unknown, reconnect: boolean): unknown {
+    if (!readOnly(err)) return err;
+    if (reconnect) this.#scope.client.disconnect(true);
     return new BrokerConnectionError(this.#scope.rawUrl, err);
   }
 
@@ -213,4 +227,11 @@ export class RedisSettler {
       )
     );
   }
+}
+
+/** Whether Redis refused a write as a replica (READONLY), also as the cause of an `EXECABORT`. */
+function readOnly(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const previous = (err as { previousErrors?: unknown[] }).previousErrors ?? [];
+  return err.message.startsWith("READONLY") || previous.some(readOnly);
 }
