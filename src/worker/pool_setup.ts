@@ -13,6 +13,29 @@ import { planSandboxes, type Sandbox } from "./sandboxes.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 import { DEFAULT_PREFETCH_MAX } from "./prefetch_window.ts";
 
+/** Task slots of the inline pool, in total, when `prefetch` is not given. */
+const INLINE_POOL_SLOTS = 100;
+
+/**
+ * Task slots per Web Worker (the inline pool: in total) that a worker's
+ * options give: `prefetch`, else {@link DEFAULT_PREFETCH_MAX} (inline: 100).
+ * The pool has as many; they are also the prefetch window's ceiling.
+ *
+ * @example
+ * ```ts
+ * import { poolSlots } from "./pool_setup.ts";
+ * poolSlots({}); // 64
+ * poolSlots({ pool: "inline" }); // 100
+ * poolSlots({ pool: "inline", prefetch: 8 }); // 8
+ * ```
+ *
+ * @param o the worker's pool and prefetch options
+ * @returns the slots
+ */
+export function poolSlots(o: Pick<WorkerOptions, "pool" | "prefetch">): number {
+  return o.prefetch ?? (o.pool === "inline" ? INLINE_POOL_SLOTS : DEFAULT_PREFETCH_MAX);
+}
+
 /**
  * Build (not start) the pool a worker's options ask for.
  *
@@ -42,14 +65,14 @@ export function createPool(
           `which the inline pool cannot enforce: use the threads pool`,
       );
     }
-    return { pool: new InlinePool(app, o.prefetch ?? 100, events), sandboxes };
+    return { pool: new InlinePool(app, poolSlots(o), events), sandboxes };
   }
   const pool = new ThreadPool({
     // Autoscaling starts with the minimum, as Celery's pool does; a pool keeps at least 1.
     size: o.autoscale
       ? Math.max(1, o.autoscale.min ?? 0)
       : o.concurrency ?? navigator.hardwareConcurrency,
-    slots: o.prefetch ?? DEFAULT_PREFETCH_MAX,
+    slots: poolSlots(o),
     module: o.appModule!,
     exportName: o.appExport,
     sandboxes,

@@ -7,8 +7,10 @@
  * waiting for a rate token] → started → succeeded | failed | retried |
  * revoked | rejected | returned):
  *
- * - `worker.ts` — {@link Worker}: start, the consume loop, leases, revoke,
- *   warm and cold shutdown; wires the parts below together.
+ * - `worker.ts` — {@link Worker}: start, warm and cold shutdown; wires the
+ *   parts below together (`ready_log.ts`: the lines logged once ready).
+ * - `consumer.ts` — the queues consumed and the take loop: how many to take
+ *   (the pool's slots, `prefetch_window.ts`), back-off, hand to the intake.
  * - `worker_options.ts` — {@link WorkerOptions}.
  * - `worker_state.ts` — what the parts share: connections, pool, running
  *   tasks, revoked ids, settlements in flight, the lifecycle.
@@ -19,9 +21,10 @@
  *   `task_events.ts` (Celery's `task-*` events, sent by
  *   `event_dispatcher.ts`; `heartbeat.ts` sends the `worker-*` events).
  * - `intake.ts` — decode, refuse, hold for ETA, wait for a rate token
- *   (`rate_limit.ts`, `timer_queue.ts`, `scale_limits.ts`), screen
- *   redeliveries (`screening.ts`), hand to the pool: emits received, held,
- *   waiting, started, and revoked / rejected at arrival.
+ *   (`rate_limit.ts`, the tasks' limits in `task_rates.ts`; `timer_queue.ts`,
+ *   `scale_limits.ts`), screen redeliveries (`screening.ts`), hand to the
+ *   pool: emits received, held, waiting, started, and revoked / rejected at
+ *   arrival.
  * - `outcomes.ts` — what the pool reports (outcomes, dead Web Workers, time
  *   limits): emits succeeded, failed, retried, revoked (terminated),
  *   rejected (refused), returned; `retries.ts` publishes retries.
@@ -36,6 +39,7 @@
  *   `autoscaler.ts` grows and shrinks it (`--autoscale`, rules in
  *   `autoscale_policy.ts`).
  * - `leases.ts` — renews the leases of the deliveries the worker holds.
+ * - `revoke.ts` — revoke ids, drop held tasks, terminate running ones.
  * - `remote_control.ts` — the pidbox: commands and replies;
  *   `inspect_commands.ts`, `inspection.ts`, `inspect_replies.ts` — the
  *   inspect commands and Celery's reply shapes.
@@ -45,31 +49,31 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Delivery } from "../broker/port.ts";
 import type { Celery } from "../client/app.ts";
 import { hostName } from "../client/runtime.ts";
-import { parseRate } from "../protocol/rate.ts";
 import { registerBuiltins } from "./builtins.ts";
 import { Intake } from "./intake.ts";
-import { receiveOrPark, settleOrPark } from "./last_resort.ts";
+import { Consumer } from "./consumer.ts";
+import { settleOrPark } from "./last_resort.ts";
 import { renewLeases } from "./leases.ts";
 import { logLifecycle } from "./lifecycle_log.ts";
 import { settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
 import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { HeapCap } from "./heap_cap.ts";
+import { logReady } from "./ready_log.ts";
 import { createPool } from "./pool_setup.ts";
 import { workerInspection } from "./inspection.ts";
 import { type ControlTarget, RemoteControl } from "./remote_control.ts";
 import { storeState } from "./task_state.ts";
-import { REVOKE_TTL_MS } from "./revoked_ids.ts";
-import { softShutdown, takeAllowance } from "./scale_limits.ts";
+import { revokeTasks } from "./revoke.ts";
+import { softShutdown } from "./scale_limits.ts";
 import { sendTaskEvents } from "./task_events.ts";
+import { TaskRates } from "./task_rates.ts";
 import { TaskRegistries } from "./task_registries.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 import { countStats, type WorkerStats } from "./worker_stats.ts";
 import { WorkerState } from "./worker_state.ts";
-import { DEFAULT_PREFETCH_MAX, PrefetchWindow } from "./prefetch_window.ts";
 
 export { REVOKE_TTL_MS } from "./revoked_ids.ts";
 export type { WorkerOptions } from "./worker_options.ts";
@@ -96,7 +100,6 @@ const LOOP_GRACE_MS = 2000;
 export class Worker {
   /** The node name, e.g. `celeriac@myhost`. */
   readonly hostname: string;
-  #queues: string[];
   /** Counters. */
   readonly stats: WorkerStats = {
     received: 0,
@@ -110,17 +113,14 @@ export class Worker {
   readonly #app: Celery;
   readonly #s: WorkerState;
   readonly #intake: Intake;
+  readonly #consumer: Consumer;
   readonly #registries: TaskRegistries;
-  /** Rate limits set at run time, as given (for `registered`). */
-  readonly #rateText = new Map<string, string>();
+  readonly #rates: TaskRates;
   readonly #control = new AbortController();
   #leaseTimer: ReturnType<typeof setInterval> | undefined;
   #heartbeat: Heartbeat | null = null;
-  #window!: PrefetchWindow;
   #stopping = false;
   #cold = false;
-  readonly #takeAbort = new AbortController();
-  #loop: Promise<void> | null = null;
   readonly #finished = Promise.withResolvers<void>();
 
   /**
@@ -130,7 +130,6 @@ export class Worker {
    */
   constructor(options: WorkerOptions) {
     this.#app = options.app;
-    this.#queues = options.queues?.length ? [...options.queues] : [options.app.config.defaultQueue];
     this.hostname = (options.hostname ?? "celeriac@%h").replaceAll("%h", hostName());
     if ((options.pool ?? "threads") === "threads" && !options.appModule) {
       throw new TypeError(
@@ -143,15 +142,12 @@ export class Worker {
     this.#s.lifecycle.subscribe(countStats(this.stats));
     this.#s.lifecycle.subscribe(this.#registries.subscriber);
     this.#intake = new Intake(this.#s);
-    for (const task of this.#app.tasks.values()) {
-      const limit = task.options.rateLimit;
-      if (limit !== undefined) {
-        this.#intake.limiter.setRate(
-          task.name,
-          parseRate(limit, `rateLimit of task "${task.name}"`),
-        );
-      }
-    }
+    this.#consumer = new Consumer(
+      this.#s,
+      this.#intake,
+      options.queues?.length ? options.queues : [options.app.config.defaultQueue],
+    );
+    this.#rates = new TaskRates(this.#app, this.#intake.limiter);
   }
 
   /**
@@ -170,12 +166,7 @@ export class Worker {
    * @throws {TypeError} for an unknown task or a malformed rate
    */
   setRateLimit(name: string, rate: string | number | null): void {
-    if (!this.#app.tasks.get(name)?.handler) {
-      throw new TypeError(`Cannot set the rate limit of "${name}": this worker does not run it`);
-    }
-    this.#intake.limiter.setRate(name, rate === null ? null : parseRate(rate, "rate"));
-    if (rate === null) this.#rateText.delete(name);
-    else this.#rateText.set(name, String(rate));
+    this.#rates.set(name, rate);
   }
 
   /**
@@ -190,12 +181,12 @@ export class Worker {
    * @returns the rate
    */
   rateLimit(name: string): number | null {
-    return this.#intake.limiter.rate(name);
+    return this.#rates.rate(name);
   }
 
   /** The queues consumed (changed at run time by `add_consumer` / `cancel_consumer`). */
   get queues(): readonly string[] {
-    return this.#queues;
+    return this.#consumer.queues;
   }
 
   /** Resolves when the worker has stopped and settled everything. */
@@ -230,7 +221,7 @@ export class Worker {
     const heap = new HeapCap();
     const { pool, sandboxes } = createPool(this.#app, s.options, {
       onOutcomes: (outs) => {
-        this.#window.observe(outs);
+        this.#consumer.observe(outs);
         settleOrPark(s, outs, settleOutcomes);
         heap.settled(outs.length);
       },
@@ -243,11 +234,6 @@ export class Worker {
       onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),
     });
     s.pool = pool;
-    this.#window = new PrefetchWindow({
-      size: () => s.pool.concurrency, // follows pool_grow / pool_shrink
-      max: s.options.prefetch ?? (s.options.pool === "inline" ? 100 : DEFAULT_PREFETCH_MAX),
-      fixed: s.options.prefetch,
-    });
     heap.collect(); // start-up's garbage, before the Web Workers add theirs: ~1.5 MiB lower peak
     await pool.start();
     s.autoscaler?.start(s.lifecycle, this.#control.signal);
@@ -260,65 +246,17 @@ export class Worker {
     }), s.options.heartbeatInterval ?? HEARTBEAT_INTERVAL);
     this.#heartbeat.start();
     this.#leaseTimer = renewLeases(s, () => this.#intake.holding());
-    log.info(
-      "{hostname} ready: concurrency {c} ({pool}, {n} task slots), queues {queues}, tasks {tasks}",
-      {
-        hostname: this.hostname,
-        c: pool.concurrency,
-        pool: s.options.pool === "inline" ? "inline" : "Web Workers",
-        n: pool.capacity,
-        queues: this.queues.join(","),
-        tasks: [...this.#app.tasks.keys()].filter((n) => !n.startsWith("celery.")).join(", "),
-      },
-    );
-    if (sandboxes.length > 1 || sandboxes[0]?.permissions !== "inherit") {
-      for (const sb of sandboxes) {
-        log.info("Permission sandbox {permissions}: {tasks}", {
-          permissions: sb.key,
-          tasks: sb.tasks.join(", "),
-        });
-      }
-    }
-    this.#loop = this.#consume();
+    logReady({
+      hostname: this.hostname,
+      inline: s.options.pool === "inline",
+      concurrency: pool.concurrency,
+      capacity: pool.capacity,
+      queues: this.queues,
+      tasks: this.#app.tasks.keys(),
+      sandboxes,
+    });
+    this.#consumer.start();
     await this.#app.signals.emit("workerReady", { hostname: this.hostname, queues: this.queues });
-  }
-
-  async #consume(): Promise<void> {
-    const s = this.#s;
-    let backoff = 500;
-    while (!this.#stopping) {
-      const slots = Math.min(s.pool.capacity, this.#window.limit);
-      const room = slots - s.running.size;
-      const free = takeAllowance(room, this.#intake.etaHeld, s.options.etaTaskLimit);
-      // Tasks waiting for a rate-limit token do not take slots, but their number is bounded.
-      const full = free <= 0 || this.#intake.backlog >= Math.max(100, 4 * s.pool.capacity);
-      const wait = this.#window.wait(full ? 0 : room, slots);
-      if (wait > 0) {
-        await s.sleep(wait);
-        continue;
-      }
-      let got: Delivery[];
-      try {
-        got = await s.broker.take(this.queues, { max: free, signal: this.#takeAbort.signal });
-        backoff = 500;
-        s.autoscaler?.took(free, got.length);
-      } catch (err) {
-        log.error("Cannot take messages: {error}; retrying in {ms} ms", {
-          error: (err as Error).message,
-          ms: backoff,
-        });
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, backoff);
-          this.#takeAbort.signal.addEventListener("abort", () => {
-            clearTimeout(t);
-            r();
-          }, { once: true });
-        });
-        backoff = Math.min(backoff * 2, 2000);
-        continue;
-      }
-      if (got.length) await receiveOrPark(s, this.#intake, got);
-    }
   }
 
   #controlTarget(): ControlTarget {
@@ -326,14 +264,7 @@ export class Worker {
       hostname: this.hostname,
       revoke: (ids, terminate) => this.revoke(ids, { terminate }),
       revoked: () => this.#s.revoked.ids(),
-      registered: () =>
-        [...this.#app.tasks.values()].filter((t) => t.handler && !t.name.startsWith("celery."))
-          .map((t) => {
-            const rate = this.rateLimit(t.name);
-            if (rate === null) return t.name;
-            const text = this.#rateText.get(t.name) ?? t.options.rateLimit ?? `${rate}/s`;
-            return `${t.name} [rate_limit=${text}]`;
-          }).sort(),
+      registered: () => this.#rates.registered(),
       setRateLimit: (name, rate) => {
         if (!this.#app.tasks.get(name)?.handler) throw new RangeError(`unknown task ${name}`);
         this.setRateLimit(name, rate);
@@ -348,21 +279,10 @@ export class Worker {
       },
       heartbeat: () => this.#heartbeat?.requested(),
       inspect: workerInspection(this.#s, this.#registries, {
-        queues: () => this.#queues,
+        queues: () => this.#consumer.queues,
         startedAt: Date.now(),
-        addConsumer: async (queue) => {
-          if (this.#queues.includes(queue)) return false;
-          await this.#s.broker.declareQueue(queue);
-          this.#queues = [...this.#queues, queue];
-          log.info("Consuming from {queue}", { queue });
-          return true;
-        },
-        cancelConsumer: (queue) => {
-          if (!this.#queues.includes(queue)) return false;
-          this.#queues = this.#queues.filter((q) => q !== queue);
-          log.info("No longer consuming from {queue}", { queue });
-          return true;
-        },
+        addConsumer: (queue) => this.#consumer.add(queue),
+        cancelConsumer: (queue) => this.#consumer.cancel(queue),
       }),
     };
   }
@@ -382,28 +302,7 @@ export class Worker {
    * @returns the ids that were running and are being terminated
    */
   revoke(ids: readonly string[], options: { terminate?: boolean } = {}): string[] {
-    const s = this.#s;
-    const until = Date.now() + REVOKE_TTL_MS;
-    s.revoked.add(ids, until);
-    s.broker?.addRevoked(ids.map((id) => ({ id, expiresAt: new Date(until) }))).catch((err) =>
-      log.warn("Cannot remember revoked ids in the broker: {error}", {
-        error: (err as Error).message,
-      })
-    );
-    this.#intake.revoke(ids);
-    if (!options.terminate) return [];
-    const wanted = new Set(ids);
-    const seqs: number[] = [];
-    const killed: string[] = [];
-    for (const [seq, r] of s.running) {
-      if (wanted.has(r.req.id) && !s.terminated.has(seq)) {
-        seqs.push(seq);
-        killed.push(r.req.id);
-        s.terminated.add(seq);
-      }
-    }
-    if (seqs.length) s.pool.terminate(seqs);
-    return killed;
+    return revokeTasks(this.#s, this.#intake, ids, options.terminate ?? false);
   }
 
   /**
@@ -423,10 +322,10 @@ export class Worker {
       hostname: this.hostname,
       n: s.running.size,
     });
-    this.#takeAbort.abort();
+    this.#consumer.stop();
     this.#control.abort();
     s.wake();
-    await this.#loop;
+    await this.#consumer.done;
     await this.#intake.requeueAll();
     while (s.running.size > 0 && !this.#cold) await s.sleep();
     // A cold shutdown that started meanwhile finishes the job (and resolves `finished`).
@@ -455,7 +354,7 @@ export class Worker {
     this.#stopping = true;
     const s = this.#s;
     this.#intake.close();
-    this.#takeAbort.abort();
+    this.#consumer.stop();
     this.#control.abort();
     const soft = (s.options.softShutdownTimeout ?? 0) * 1000;
     if (soft > 0 && s.running.size > 0) {
@@ -480,7 +379,10 @@ export class Worker {
     });
     // A batch on its way in goes back first: what was received before it is put in front.
     let grace: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.#loop, new Promise((r) => grace = setTimeout(r, LOOP_GRACE_MS))]);
+    await Promise.race([
+      this.#consumer.done,
+      new Promise((r) => grace = setTimeout(r, LOOP_GRACE_MS)),
+    ]);
     clearTimeout(grace);
     await s.pool?.close();
     await this.#intake.requeueAll(running);

@@ -1,0 +1,215 @@
+/**
+ * What the worker takes from its broker, and when: the queues it consumes
+ * (changed at run time by `add_consumer` / `cancel_consumer`) and the take
+ * loop, which asks for as many messages as the free slots, the prefetch
+ * window (`prefetch_window.ts`) and the ETA task limit allow
+ * ({@link takeBudget}, pure), retries a failed take with a back-off and
+ * hands what it took to the intake.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Delivery } from "../broker/port.ts";
+import type { Intake } from "./intake.ts";
+import { receiveOrPark } from "./last_resort.ts";
+import { poolSlots } from "./pool_setup.ts";
+import { PrefetchWindow } from "./prefetch_window.ts";
+import { takeAllowance } from "./scale_limits.ts";
+import type { WorkerState } from "./worker_state.ts";
+
+const log = getLogger(["celeriac", "worker"]);
+
+/** Milliseconds before the first retry of a failed take; doubled up to {@link MAX_BACKOFF_MS}. */
+const FIRST_BACKOFF_MS = 500;
+/** Most milliseconds between retries of a failed take. */
+const MAX_BACKOFF_MS = 2000;
+
+/** What {@link takeBudget} decides from. */
+export interface TakeState {
+  /** The pool's task slots in total. */
+  capacity: number;
+  /** The prefetch window's limit (messages the worker may hold now). */
+  window: number;
+  /** Tasks running now. */
+  running: number;
+  /** ETA tasks held now. */
+  etaHeld: number;
+  /** The most ETA tasks to hold (`etaTaskLimit`); undefined for no limit. */
+  etaTaskLimit?: number;
+  /** Tasks waiting for a rate-limit token. */
+  backlog: number;
+}
+
+/** How many messages the worker may take now: see {@link takeBudget}. */
+export interface TakeBudget {
+  /** The slots the worker fills: the pool's, or the narrower prefetch window. */
+  slots: number;
+  /** Free slots (running tasks not counted); the window waits on these. */
+  room: number;
+  /** How many the next take may ask for. */
+  free: number;
+  /** Whether the worker must not take now (no allowance, or too many wait for a rate token). */
+  full: boolean;
+}
+
+/**
+ * How many messages the worker may take now. Tasks waiting for a rate-limit
+ * token do not take slots, but their number is bounded: no take while
+ * `max(100, 4 × capacity)` wait.
+ *
+ * @example
+ * ```ts
+ * import { takeBudget } from "./consumer.ts";
+ * takeBudget({ capacity: 64, window: 8, running: 3, etaHeld: 0, backlog: 0 });
+ * // { slots: 8, room: 5, free: 5, full: false }
+ * takeBudget({ capacity: 64, window: 8, running: 3, etaHeld: 0, backlog: 256 }).full; // true
+ * ```
+ *
+ * @param state the pool, the window and what the worker holds
+ * @returns the slots, the room, the allowance and whether to hold off
+ */
+export function takeBudget(state: TakeState): TakeBudget {
+  const slots = Math.min(state.capacity, state.window);
+  const room = slots - state.running;
+  const free = takeAllowance(room, state.etaHeld, state.etaTaskLimit);
+  const full = free <= 0 || state.backlog >= Math.max(100, 4 * state.capacity);
+  return { slots, room, free, full };
+}
+
+/**
+ * The worker's consumer: its queues and its take loop.
+ *
+ * @example
+ * ```ts ignore
+ * const consumer = new Consumer(state, intake, ["celery"]);
+ * consumer.start(); // after the pool started
+ * consumer.stop();
+ * await consumer.done;
+ * ```
+ */
+export class Consumer {
+  readonly #s: WorkerState;
+  readonly #intake: Intake;
+  #queues: string[];
+  readonly #window: PrefetchWindow;
+  readonly #abort = new AbortController();
+  #stopped = false;
+  #done: Promise<void> = Promise.resolve();
+
+  /**
+   * A consumer that takes nothing until {@link Consumer.start}.
+   *
+   * @param s the worker's state (its pool is read when the loop runs)
+   * @param intake where taken messages go
+   * @param queues the queues to consume
+   */
+  constructor(s: WorkerState, intake: Intake, queues: readonly string[]) {
+    this.#s = s;
+    this.#intake = intake;
+    this.#queues = [...queues];
+    this.#window = new PrefetchWindow({
+      size: () => s.pool.concurrency, // follows pool_grow / pool_shrink
+      max: poolSlots(s.options),
+      fixed: s.options.prefetch,
+    });
+  }
+
+  /** The queues consumed. */
+  get queues(): readonly string[] {
+    return this.#queues;
+  }
+
+  /** Resolves when the take loop has ended (at once if it never started). */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  /**
+   * Consume one more queue (declared first); false when already consumed.
+   *
+   * @param queue the queue
+   * @returns whether it was added
+   */
+  async add(queue: string): Promise<boolean> {
+    if (this.#queues.includes(queue)) return false;
+    await this.#s.broker.declareQueue(queue);
+    this.#queues = [...this.#queues, queue];
+    log.info("Consuming from {queue}", { queue });
+    return true;
+  }
+
+  /**
+   * Stop consuming a queue; false when it was not consumed.
+   *
+   * @param queue the queue
+   * @returns whether it was removed
+   */
+  cancel(queue: string): boolean {
+    if (!this.#queues.includes(queue)) return false;
+    this.#queues = this.#queues.filter((q) => q !== queue);
+    log.info("No longer consuming from {queue}", { queue });
+    return true;
+  }
+
+  /**
+   * Learn from finished tasks how long they blocked (the prefetch window).
+   *
+   * @param outcomes finished tasks
+   */
+  observe(outcomes: readonly { blocked?: number }[]): void {
+    this.#window.observe(outcomes);
+  }
+
+  /** Begin taking, once the pool has started; nothing is taken after {@link Consumer.stop}. */
+  start(): void {
+    this.#done = this.#run();
+  }
+
+  /** End the loop: a take under way is aborted, no other begins. */
+  stop(): void {
+    this.#stopped = true;
+    this.#abort.abort();
+  }
+
+  async #run(): Promise<void> {
+    const s = this.#s;
+    let backoff = FIRST_BACKOFF_MS;
+    while (!this.#stopped) {
+      const { slots, room, free, full } = takeBudget({
+        capacity: s.pool.capacity,
+        window: this.#window.limit,
+        running: s.running.size,
+        etaHeld: this.#intake.etaHeld,
+        etaTaskLimit: s.options.etaTaskLimit,
+        backlog: this.#intake.backlog,
+      });
+      const wait = this.#window.wait(full ? 0 : room, slots);
+      if (wait > 0) {
+        await s.sleep(wait);
+        continue;
+      }
+      let got: Delivery[];
+      try {
+        got = await s.broker.take(this.#queues, { max: free, signal: this.#abort.signal });
+        backoff = FIRST_BACKOFF_MS;
+        s.autoscaler?.took(free, got.length);
+      } catch (err) {
+        log.error("Cannot take messages: {error}; retrying in {ms} ms", {
+          error: (err as Error).message,
+          ms: backoff,
+        });
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, backoff);
+          this.#abort.signal.addEventListener("abort", () => {
+            clearTimeout(t);
+            r();
+          }, { once: true });
+        });
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        continue;
+      }
+      if (got.length) await receiveOrPark(s, this.#intake, got);
+    }
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Revoking tasks in a worker (the `revoke` remote control command, and
+ * `Worker.revoke`): the ids are remembered here and in the broker, tasks
+ * held for an ETA or a rate token are dropped, and with `terminate` running
+ * ones are stopped ({@link toTerminate} picks them, pure).
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Intake } from "./intake.ts";
+import { REVOKE_TTL_MS } from "./revoked_ids.ts";
+import type { WorkerState } from "./worker_state.ts";
+
+const log = getLogger(["celeriac", "worker"]);
+
+/**
+ * The running tasks a terminating revoke stops: those with one of `ids`
+ * that are not being terminated already.
+ *
+ * @example
+ * ```ts
+ * import { toTerminate } from "./revoke.ts";
+ * const running = new Map([[1, { req: { id: "a" } }], [2, { req: { id: "b" } }]]);
+ * toTerminate(running, new Set([2]), ["a", "b", "c"]); // { seqs: [1], ids: ["a"] }
+ * ```
+ *
+ * @param running running tasks by dispatch number
+ * @param terminated dispatch numbers being terminated
+ * @param ids the revoked task ids
+ * @returns their dispatch numbers and task ids, in running order
+ */
+export function toTerminate(
+  running: Iterable<[number, { req: { id: string } }]>,
+  terminated: ReadonlySet<number>,
+  ids: readonly string[],
+): { seqs: number[]; ids: string[] } {
+  const wanted = new Set(ids);
+  const seqs: number[] = [];
+  const killed: string[] = [];
+  for (const [seq, r] of running) {
+    if (wanted.has(r.req.id) && !terminated.has(seq)) {
+      seqs.push(seq);
+      killed.push(r.req.id);
+    }
+  }
+  return { seqs, ids: killed };
+}
+
+/**
+ * Revoke tasks for {@link REVOKE_TTL_MS}; with `terminate`, also stop the
+ * running ones (stored as REVOKED "terminated" when the pool reports them).
+ *
+ * @example
+ * ```ts ignore
+ * revokeTasks(state, intake, [taskId], true); // [taskId] if it was running
+ * ```
+ *
+ * @param s the worker's state
+ * @param intake drops the held tasks
+ * @param ids task ids
+ * @param terminate whether to stop running ones
+ * @returns the ids that were running and are being terminated
+ */
+export function revokeTasks(
+  s: WorkerState,
+  intake: Intake,
+  ids: readonly string[],
+  terminate: boolean,
+): string[] {
+  const until = Date.now() + REVOKE_TTL_MS;
+  s.revoked.add(ids, until);
+  s.broker?.addRevoked(ids.map((id) => ({ id, expiresAt: new Date(until) }))).catch((err) =>
+    log.warn("Cannot remember revoked ids in the broker: {error}", {
+      error: (err as Error).message,
+    })
+  );
+  intake.revoke(ids);
+  if (!terminate) return [];
+  const { seqs, ids: killed } = toTerminate(s.running, s.terminated, ids);
+  for (const seq of seqs) s.terminated.add(seq);
+  if (seqs.length) s.pool.terminate(seqs);
+  return killed;
+}
