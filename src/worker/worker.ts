@@ -121,6 +121,8 @@ export class Worker {
   #heartbeat: Heartbeat | null = null;
   #stopping = false;
   #cold = false;
+  /** While {@link Worker.start} runs: settles (never rejects) when it returned. */
+  #starting: Promise<void> | null = null;
   readonly #finished = Promise.withResolvers<void>();
 
   /**
@@ -202,18 +204,40 @@ export class Worker {
   /**
    * Connect, start the pool and begin consuming.
    *
+   * A {@link Worker.stop} or {@link Worker.terminate} called meanwhile (a
+   * signal during start-up) ends start-up at its next step: the shutdown
+   * waits for that step, then closes what was opened; nothing is taken
+   * and `workerReady` is not emitted. Called after a shutdown began, it
+   * starts nothing.
+   *
    * @example
    * ```ts ignore
    * await worker.start();
    * ```
    */
   async start(): Promise<void> {
+    if (this.#stopping) return;
+    const starting = this.#start();
+    this.#starting = starting.then(() => {}, () => {});
+    try {
+      await starting;
+    } finally {
+      this.#starting = null;
+    }
+    if (this.#stopping) return;
+    await this.#app.signals.emit("workerReady", { hostname: this.hostname, queues: this.queues });
+  }
+
+  /** Start-up's steps; each returns early once a shutdown began (see {@link Worker.start}). */
+  async #start(): Promise<void> {
     const s = this.#s;
     s.lifecycle.subscribe(logLifecycle(() => [...this.#app.tasks.keys()]));
     s.broker = await this.#app.broker();
     s.backend = this.#app.config.backend === null ? null : await this.#app.resultBackend();
+    if (this.#stopping) return;
     for (const q of this.queues) await s.broker.declareQueue(q);
     for (const e of await s.broker.listRevoked()) s.revoked.add([e.id], e.expiresAt.getTime());
+    if (this.#stopping) return;
     s.events = new EventDispatcher(s.broker, this.hostname, s.clock, {
       taskEvents: s.options.taskEvents ?? this.#app.config.workerSendTaskEvents,
     });
@@ -236,9 +260,11 @@ export class Worker {
     s.pool = pool;
     heap.collect(); // start-up's garbage, before the Web Workers add theirs: ~1.5 MiB lower peak
     await pool.start();
+    if (this.#stopping) return;
     s.autoscaler?.start(s.lifecycle, this.#control.signal);
     if (s.options.remoteControl ?? true) {
       await new RemoteControl(s.broker, this.#controlTarget(), s.clock).start(this.#control.signal);
+      if (this.#stopping) return;
     }
     this.#heartbeat = new Heartbeat(s.events, () => ({
       active: s.running.size,
@@ -256,7 +282,6 @@ export class Worker {
       sandboxes,
     });
     this.#consumer.start();
-    await this.#app.signals.emit("workerReady", { hostname: this.hostname, queues: this.queues });
   }
 
   #controlTarget(): ControlTarget {
@@ -317,6 +342,7 @@ export class Worker {
   async stop(): Promise<void> {
     if (this.#stopping) return await this.#finished.promise;
     this.#stopping = true;
+    await this.#startUpEnded();
     const s = this.#s;
     log.info("{hostname}: warm shutdown, waiting for {n} running task(s)", {
       hostname: this.hostname,
@@ -332,7 +358,7 @@ export class Worker {
     if (this.#cold) return await this.#finished.promise;
     await s.drainSettling();
     clearInterval(this.#leaseTimer);
-    await s.pool.close();
+    await s.pool?.close(); // undefined when start-up ended before the pool
     await this.#offline();
     await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
     this.#finished.resolve();
@@ -352,6 +378,7 @@ export class Worker {
     if (this.#cold) return await this.#finished.promise;
     this.#cold = true;
     this.#stopping = true;
+    await this.#startUpEnded();
     const s = this.#s;
     this.#intake.close();
     this.#consumer.stop();
@@ -391,6 +418,15 @@ export class Worker {
     await this.#offline();
     await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
     this.#finished.resolve();
+  }
+
+  /** A shutdown asked for during {@link Worker.start}: wait for start-up to reach its next step. */
+  async #startUpEnded(): Promise<void> {
+    if (!this.#starting) return;
+    log.info("{hostname}: shutdown asked for while starting; stopping after the current step", {
+      hostname: this.hostname,
+    });
+    await this.#starting;
   }
 
   /** Send `worker-offline` and every pending event. */

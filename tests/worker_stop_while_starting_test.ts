@@ -1,0 +1,134 @@
+/**
+ * stop() / terminate() while start() is still under way (the CLI's
+ * SIGINT / SIGTERM handlers are installed before the worker is ready): at
+ * every step of start-up (connecting, declaring the queues, reading the
+ * revoked ids, starting the Web Workers, subscribing to the pidbox) and
+ * before start() was even called, a warm stop, a cold stop and a second
+ * signal end the worker without an exception, resolve `finished`, never
+ * emit `workerReady`, and leave a message sent before in its queue.
+ * KV broker in a temp file.
+ */
+
+import assert from "node:assert/strict";
+import { Celery } from "../mod.ts";
+import type { Broker } from "../src/broker/port.ts";
+import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
+import { app as tasksApp } from "./apps/worker_app.ts";
+
+const APP_MODULE = new URL("./apps/worker_app.ts", import.meta.url).href;
+const kvDir = await Deno.makeTempDir({ prefix: "celeriac-stop-starting-test-" });
+/** Generous bound on a shutdown: a worker that never finishes fails the test instead of hanging it. */
+const HANG_MS = 30_000;
+
+/** How the shutdown is asked for. */
+type Action = "stop" | "terminate" | "stop, then terminate";
+
+/** Where in start() the shutdown is asked for: arms `fire` on the app's broker. */
+interface Point {
+  name: string;
+  pool: "inline" | "threads";
+  /** Called with the worker's broker (already connected) and the shutdown to fire. */
+  arm?: (broker: Broker, fire: () => void) => void;
+}
+
+/** Fire once, from inside the first call of `method` (before it does its work). */
+function during(method: "declareQueue" | "listRevoked" | "subscribe"): Point["arm"] {
+  return (broker, fire) => {
+    const original = broker[method].bind(broker) as (...a: unknown[]) => Promise<unknown>;
+    let fired = false;
+    (broker as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      if (!fired) fire();
+      fired = true;
+      return original(...args);
+    };
+  };
+}
+
+const POINTS: Point[] = [
+  { name: "while connecting", pool: "inline" },
+  { name: "while declaring the queues", pool: "inline", arm: during("declareQueue") },
+  { name: "while reading the revoked ids", pool: "inline", arm: during("listRevoked") },
+  {
+    name: "while the Web Workers start",
+    pool: "threads",
+    // The revoked ids read, the next macrotask finds start() waiting for its Web Workers.
+    arm: (broker, fire) => during("listRevoked")!(broker, () => setTimeout(fire, 0)),
+  },
+  { name: "while subscribing to the pidbox", pool: "inline", arm: during("subscribe") },
+];
+
+function shutdown(worker: Worker, action: Action): Promise<unknown[]> {
+  if (action === "stop") return Promise.all([worker.stop()]);
+  if (action === "terminate") return Promise.all([worker.terminate()]);
+  return Promise.all([worker.stop(), worker.terminate()]);
+}
+
+function bounded<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hang = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not end`)), HANG_MS);
+  });
+  return Promise.race([p, hang]).finally(() => clearTimeout(timer));
+}
+
+/** A worker on a fresh queue holding one message sent before it starts; checks what is left. */
+async function scenario(
+  pool: Point["pool"],
+  run: (worker: Worker, app: Celery) => Promise<void>,
+): Promise<void> {
+  const url = `kv://${kvDir}/${crypto.randomUUID().slice(0, 8)}.sqlite`;
+  const queue = `ss-${crypto.randomUUID().slice(0, 8)}`;
+  tasksApp.configure({ broker: url, backend: url, defaultQueue: queue });
+  const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
+  const ready: string[] = [];
+  const stopped: string[] = [];
+  const offReady = tasksApp.signals.connect("workerReady", (p) => void ready.push(p.hostname));
+  const offDown = tasksApp.signals.connect("workerShutdown", (p) => void stopped.push(p.hostname));
+  const options: WorkerOptions = { app: tasksApp, queues: [queue], concurrency: 1, prefetch: 4 };
+  const worker = new Worker(
+    pool === "threads" ? { ...options, appModule: APP_MODULE } : { ...options, pool: "inline" },
+  );
+  try {
+    const sent = await client.sendTask("t.add", [1, 2]);
+    await run(worker, tasksApp);
+    await bounded(worker.finished, "finished");
+    assert.deepEqual(ready, [], "workerReady is not emitted once shutdown began");
+    assert.equal(stopped.length, 1, "workerShutdown once");
+    assert.equal(worker.stats.received, 0, "nothing was taken");
+    assert.equal(await client.queueDepth(queue), 1, "the message sent before is still queued");
+    assert.equal(await sent.state(), "PENDING");
+  } finally {
+    offReady();
+    offDown();
+    await client.close();
+    await tasksApp.close();
+  }
+}
+
+for (const point of POINTS) {
+  for (const action of ["stop", "terminate", "stop, then terminate"] as const) {
+    Deno.test(`${action} ${point.name}: no error, the worker finishes, nothing lost`, async () => {
+      await scenario(point.pool, async (worker, app) => {
+        const outcomes: Promise<unknown>[] = [];
+        const fire = () => void outcomes.push(shutdown(worker, action).then(() => null, (e) => e));
+        if (point.arm) point.arm(await app.broker(), fire);
+        const starting = worker.start();
+        if (!point.arm) fire();
+        await bounded(starting, "start()");
+        assert.equal(outcomes.length, 1, "the shutdown was asked for during start()");
+        assert.deepEqual(await bounded(Promise.all(outcomes), action), [null], "no exception");
+      });
+    });
+  }
+}
+
+Deno.test("stop before start (a signal while the CLI starts beat or the dashboard): start() then starts nothing", async () => {
+  await scenario("inline", async (worker) => {
+    await bounded(worker.stop(), "stop()");
+    await bounded(worker.start(), "start()");
+  });
+});
+
+Deno.test("stop while starting: clean up", async () => {
+  await Deno.remove(kvDir, { recursive: true });
+});
