@@ -200,7 +200,9 @@ export async function moveBack(
  * given: the first tag's message is the next taken. A few dozen move in one
  * atomic commit, the first of them in the first commit, so a consumer woken
  * by a commit never sees a later message at the head before an earlier one.
- * Tags already settled (acknowledged, restored) are skipped.
+ * A tag given twice keeps its first place. Tags already settled
+ * (acknowledged, restored) are skipped. Each tag is read once; only the
+ * entries of a commit that lost a race are read again.
  *
  * @example
  * ```ts ignore
@@ -218,24 +220,28 @@ export async function moveBackMany(
   tags: readonly string[],
   redelivered: boolean,
 ): Promise<number> {
+  const order = [...new Set(tags)]; // a Set keeps each tag's first place
   // The first tag gets the highest sequence: queue keys hold -seq, so it sorts first.
   const seqs = new Map<string, bigint>();
-  for (const tag of tags.toReversed()) seqs.set(tag, nextSeq());
-  let moved = 0;
-  let pending = [...seqs.keys()].toReversed();
-  while (pending.length > 0) {
-    const chunk = pending.slice(0, TAKE_BATCH);
-    const entries = (await Promise.all(chunk.map((tag) =>
-      scope.kv.get<Unacked>(scope.k("unacked", tag))
-    )))
+  for (const tag of order.toReversed()) seqs.set(tag, nextSeq());
+  const read = async (keys: readonly Deno.KvKey[]) =>
+    (await Promise.all(keys.map((key) => scope.kv.get<Unacked>(key))))
       .filter((e) => e.versionstamp !== null);
+  let moved = 0;
+  let next = 0; // order[next] is the first tag not read yet
+  let ready: Deno.KvEntry<Unacked>[] = []; // read and still to move, in order
+  while (next < order.length || ready.length > 0) {
+    const more = order.slice(next, next + TAKE_BATCH - ready.length);
+    next += more.length;
+    ready = [...ready, ...await read(more.map((tag) => scope.k("unacked", tag)))];
+    if (ready.length === 0) continue;
     const op = scope.kv.atomic();
     const perQueue = new Map<string, bigint>();
-    const done = new Set<string>();
+    let n = 0;
     let bytes = 0;
-    for (const entry of entries) {
+    for (const entry of ready) {
       const size = messageBytes(entry.value.message);
-      if (done.size > 0 && bytes + size > TAKE_BATCH_BYTES) break;
+      if (n > 0 && bytes + size > TAKE_BATCH_BYTES) break;
       bytes += size;
       const { queue } = entry.value;
       const tag = entry.key.at(-1) as string;
@@ -246,13 +252,13 @@ export async function moveBackMany(
       const key = scope.k("q", queue, message.step, -seqs.get(tag)!, crypto.randomUUID());
       op.check(entry).delete(entry.key).set(key, message);
       perQueue.set(queue, (perQueue.get(queue) ?? 0n) + 1n);
-      done.add(tag);
+      n++;
     }
-    for (const [queue, n] of perQueue) op.sum(scope.depthKey(queue), n);
-    if (done.size > 0 && !(await commitAtomic(op)).ok) continue; // one changed: read again
-    moved += done.size;
-    const gone = new Set(chunk.filter((tag) => !entries.some((e) => e.key.at(-1) === tag)));
-    pending = pending.filter((tag) => !done.has(tag) && !gone.has(tag));
+    for (const [queue, count] of perQueue) op.sum(scope.depthKey(queue), count);
+    const attempt = ready.slice(0, n);
+    ready = ready.slice(n);
+    if ((await commitAtomic(op)).ok) moved += n;
+    else ready = [...await read(attempt.map((e) => e.key)), ...ready]; // one changed: read again
   }
   return moved;
 }
