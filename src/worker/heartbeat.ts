@@ -60,11 +60,15 @@ export function loadAverage(): number[] {
  * Sends a worker's `worker-*` events.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Heartbeat } from "./heartbeat.ts";
+ * import type { EventDispatcher } from "./event_dispatcher.ts";
+ * declare const events: EventDispatcher;
  * const heart = new Heartbeat(events, () => ({ active: 0, processed: 0 }));
- * heart.start();
+ * heart.start(); // worker-online, then worker-heartbeat every 2 s
  * heart.requested(); // the `heartbeat` control command
- * await heart.stop();
+ * heart.stop(); // worker-offline; returns at once (nothing to await)
+ * await events.close(); // publishes the events still queued
  * ```
  */
 export class Heartbeat {
