@@ -6,7 +6,7 @@
  * before start() was even called, a warm stop, a cold stop and a second
  * signal end the worker without an exception, resolve `finished`, never
  * emit `workerReady`, and leave a message sent before in its queue.
- * KV broker in a temp file.
+ * KV broker in a temp file, and Redis under a key prefix of its own.
  */
 
 import assert from "node:assert/strict";
@@ -14,9 +14,24 @@ import { Celery } from "../mod.ts";
 import type { Broker } from "../src/broker/port.ts";
 import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { app as tasksApp } from "./apps/worker_app.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const APP_MODULE = new URL("./apps/worker_app.ts", import.meta.url).href;
 const kvDir = await Deno.makeTempDir({ prefix: "celeriac-stop-starting-test-" });
+const redisPrefix = uniquePrefix("stop-starting");
+const TRANSPORTS = [
+  {
+    name: "kv",
+    url: () => `kv://${kvDir}/${crypto.randomUUID().slice(0, 8)}.sqlite`,
+    ignore: false,
+  },
+  {
+    name: "redis",
+    url: () => `${REDIS_URL}?global_keyprefix=${encodeURIComponent(redisPrefix)}`,
+    ignore: WITHOUT_REDIS,
+  },
+];
 /** Generous bound on a shutdown: a worker that never finishes fails the test instead of hanging it. */
 const HANG_MS = 30_000;
 
@@ -73,10 +88,10 @@ function bounded<T>(p: Promise<T>, what: string): Promise<T> {
 
 /** A worker on a fresh queue holding one message sent before it starts; checks what is left. */
 async function scenario(
+  url: string,
   pool: Point["pool"],
   run: (worker: Worker, app: Celery) => Promise<void>,
 ): Promise<void> {
-  const url = `kv://${kvDir}/${crypto.randomUUID().slice(0, 8)}.sqlite`;
   const queue = `ss-${crypto.randomUUID().slice(0, 8)}`;
   tasksApp.configure({ broker: url, backend: url, defaultQueue: queue });
   const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
@@ -105,25 +120,31 @@ async function scenario(
   }
 }
 
-for (const point of POINTS) {
-  for (const action of ["stop", "terminate", "stop, then terminate"] as const) {
-    Deno.test(`${action} ${point.name}: no error, the worker finishes, nothing lost`, async () => {
-      await scenario(point.pool, async (worker, app) => {
-        const outcomes: Promise<unknown>[] = [];
-        const fire = () => void outcomes.push(shutdown(worker, action).then(() => null, (e) => e));
-        if (point.arm) point.arm(await app.broker(), fire);
-        const starting = worker.start();
-        if (!point.arm) fire();
-        await bounded(starting, "start()");
-        assert.equal(outcomes.length, 1, "the shutdown was asked for during start()");
-        assert.deepEqual(await bounded(Promise.all(outcomes), action), [null], "no exception");
+for (const t of TRANSPORTS) {
+  for (const point of POINTS) {
+    for (const action of ["stop", "terminate", "stop, then terminate"] as const) {
+      Deno.test({
+        name: `${t.name}: ${action} ${point.name}: no error, the worker finishes, nothing lost`,
+        ignore: t.ignore,
+      }, async () => {
+        await scenario(t.url(), point.pool, async (worker, app) => {
+          const outcomes: Promise<unknown>[] = [];
+          const fire = () =>
+            void outcomes.push(shutdown(worker, action).then(() => null, (e) => e));
+          if (point.arm) point.arm(await app.broker(), fire);
+          const starting = worker.start();
+          if (!point.arm) fire();
+          await bounded(starting, "start()");
+          assert.equal(outcomes.length, 1, "the shutdown was asked for during start()");
+          assert.deepEqual(await bounded(Promise.all(outcomes), action), [null], "no exception");
+        });
       });
-    });
+    }
   }
 }
 
-Deno.test("stop before start (a signal while the CLI starts beat or the dashboard): start() then starts nothing", async () => {
-  await scenario("inline", async (worker) => {
+Deno.test("kv: stop before start (a signal while the CLI starts beat or the dashboard): start() then starts nothing", async () => {
+  await scenario(TRANSPORTS[0].url(), "inline", async (worker) => {
     await bounded(worker.stop(), "stop()");
     await bounded(worker.start(), "start()");
   });
@@ -131,4 +152,5 @@ Deno.test("stop before start (a signal while the CLI starts beat or the dashboar
 
 Deno.test("stop while starting: clean up", async () => {
   await Deno.remove(kvDir, { recursive: true });
+  if (!WITHOUT_REDIS) await deleteKeys(redisPrefix);
 });
