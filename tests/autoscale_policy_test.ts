@@ -13,6 +13,7 @@ import {
 } from "../src/worker/autoscale_policy.ts";
 import { runInspect, type WorkerInspection } from "../src/worker/inspect_commands.ts";
 import { scaleWorkerOptions } from "../src/cli/scale_flags.ts";
+import { runEnvCase } from "./helpers/env_cases.ts";
 
 Deno.test("autoscale: grows to the tasks held, never past max", () => {
   const p = new AutoscalePolicy({ max: 5, min: 1 });
@@ -100,31 +101,9 @@ Deno.test("autoscale: --autoscale parses as Celery's (either order, MAX alone me
   );
 });
 
-Deno.test({
-  name: "autoscale: AUTOSCALE_KEEPALIVE in the environment sets the keep-alive, as Celery's",
-  permissions: { env: ["AUTOSCALE_KEEPALIVE"] },
-  fn: () => {
-    Deno.env.set("AUTOSCALE_KEEPALIVE", "7");
-    try {
-      assert.deepEqual(scaleWorkerOptions({ autoscale: "2" }).autoscale, {
-        max: 2,
-        min: 0,
-        keepalive: 7,
-      });
-      assert.equal(
-        scaleWorkerOptions({ autoscale: "2", "autoscale-keepalive": "3" }).autoscale?.keepalive,
-        3,
-        "the flag wins",
-      );
-      Deno.env.set("AUTOSCALE_KEEPALIVE", "soon");
-      assert.throws(
-        () => scaleWorkerOptions({ autoscale: "2" }),
-        /AUTOSCALE_KEEPALIVE needs a number of seconds > 0, got "soon"/,
-      );
-    } finally {
-      Deno.env.delete("AUTOSCALE_KEEPALIVE");
-    }
-  },
+Deno.test("autoscale: AUTOSCALE_KEEPALIVE in the environment sets the keep-alive, as Celery's", async () => {
+  // Set in a process of its own: files running in parallel share this one's environment.
+  await runEnvCase("autoscale keepalive");
 });
 
 /** An inspection whose pool commands are what is tested; the rest is not reached. */

@@ -16,7 +16,15 @@ const QUEUE = `cli-${crypto.randomUUID().slice(0, 8)}`;
 const APP = ["--app", "./tests/interop/tasks.ts", "-b", BROKER, "--backend", BROKER];
 const ROOT = new URL("../", import.meta.url).pathname;
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+/** A command, how it exited and what it printed. */
+interface Ran {
+  command: string;
+  code: number;
+  out: string;
+  err: string;
+}
+
+async function cli(...args: string[]): Promise<Ran> {
   const o = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "worker.ts", ...args, ...APP],
     cwd: ROOT,
@@ -24,7 +32,34 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; err:
     stderr: "piped",
   }).output();
   const dec = new TextDecoder();
-  return { code: o.code, out: dec.decode(o.stdout), err: dec.decode(o.stderr) };
+  return {
+    command: args.join(" "),
+    code: o.code,
+    out: dec.decode(o.stdout),
+    err: dec.decode(o.stderr),
+  };
+}
+
+/** The whole run, for a failure message. */
+function show(ran: Ran): string {
+  return `\`${ran.command}\` exited ${ran.code}\n--- stdout:\n${ran.out}--- stderr:\n${ran.err}`;
+}
+
+/** Assert the exit code and that stdout (`out`) and stderr (`err`) match; failures show the run. */
+function expect(ran: Ran, code: number, out: RegExp[] = [], err: RegExp[] = []): void {
+  assert.equal(ran.code, code, `expected exit ${code}: ${show(ran)}`);
+  for (const re of out) assert.match(ran.out, re, `stdout does not match ${re}: ${show(ran)}`);
+  for (const re of err) assert.match(ran.err, re, `stderr does not match ${re}: ${show(ran)}`);
+}
+
+/** A successful command's `--json` output; failures show the run. */
+function json(ran: Ran): unknown {
+  expect(ran, 0);
+  try {
+    return JSON.parse(ran.out);
+  } catch (e) {
+    throw new Error(`stdout is not JSON (${(e as Error).message}): ${show(ran)}`);
+  }
 }
 
 Deno.test({
@@ -41,49 +76,47 @@ Deno.test({
     "--dump",
     ...APP,
   ]);
+  // `status` has no destination: it waits its whole timeout, long enough
+  // for a loaded host (10 s), so it runs alongside the other commands.
+  const status = cli("status", "--json", "-t", "10");
+  // A destination ends a call at its one reply: a long timeout costs
+  // nothing when the node answers, and suits a loaded host.
+  const toNode = ["-t", "20", "-d", node];
   try {
     await dump.waitFor(/heartbeat: active=/, 30_000); // subscribed
     const sent = await cli("call", "tasks.add", "--args", "[2, 3]", "--queue", QUEUE);
-    assert.equal(sent.code, 0, sent.err);
+    expect(sent, 0, [/^[0-9a-f-]{36}\n$/]);
     const id = sent.out.trim();
-    assert.match(id, /^[0-9a-f-]{36}$/);
-    const got = await cli("result", id, "-t", "20");
-    assert.equal(got.code, 0, got.err);
-    assert.equal(got.out.trim(), "5");
+    expect(await cli("result", id, "-t", "20"), 0, [/^5\n$/]);
 
     const bad = await cli("call", "tasks.fail", "--args", '["boom"]', "--queue", QUEUE);
+    expect(bad, 0);
     const failed = await cli("result", bad.out.trim(), "--traceback", "-t", "20");
-    assert.equal(failed.code, 1);
-    assert.match(failed.err, /FAILURE: ValueError: boom/);
-    assert.match(failed.err, /Error|boom\n/);
-    assert.equal((await cli("result", crypto.randomUUID(), "-t", "0.5")).code, 2);
-    assert.equal((await cli("call", "tasks.add", "--args", "{not json")).code, 1);
+    expect(failed, 1, [], [/FAILURE: ValueError: boom/, /Error|boom\n/]);
+    expect(await cli("result", crypto.randomUUID(), "-t", "0.5"), 2);
+    expect(await cli("call", "tasks.add", "--args", "{not json"), 1);
 
-    const status = await cli("status", "--json", "-t", "3");
-    assert.equal(status.code, 0, status.err);
-    assert.deepEqual(JSON.parse(status.out), [node]);
-    const active = await cli("inspect", "active", "--json", "-t", "3", "-d", node);
-    assert.deepEqual(JSON.parse(active.out), { [node]: [] });
-    const stats = await cli("inspect", "stats", "-t", "3", "-d", node);
-    assert.match(stats.out, new RegExp(`->  ${node}: OK\\n`));
-    assert.match(stats.out, /"tasks\.add": 1/);
-    const rate = await cli("control", "rate_limit", "tasks.add", "10/s", "-t", "3", "-d", node);
-    assert.equal(rate.code, 0);
-    assert.match(rate.out, /new rate limit set successfully/);
-    const unknown = await cli("control", "rate_limit", "no.such", "1/s", "-t", "3", "-d", node);
-    assert.equal(unknown.code, 1, "an error reply exits 1");
-    assert.match(unknown.out, /ERROR\n\s+error: unknown task/);
-    const report = await cli("report", "-t", "3", "-d", node);
-    assert.match(report.out, /software -> celeriac:/);
+    const active = await cli("inspect", "active", "--json", ...toNode);
+    assert.deepEqual(json(active), { [node]: [] }, show(active));
+    const stats = await cli("inspect", "stats", ...toNode);
+    expect(stats, 0, [new RegExp(`->  ${node}: OK\\n`), /"tasks\.add": 1/]);
+    const rate = await cli("control", "rate_limit", "tasks.add", "10/s", ...toNode);
+    expect(rate, 0, [/new rate limit set successfully/]);
+    // An error reply exits 1.
+    const unknown = await cli("control", "rate_limit", "no.such", "1/s", ...toNode);
+    expect(unknown, 1, [/ERROR\n\s+error: unknown task/]);
+    expect(await cli("report", ...toNode), 0, [/software -> celeriac:/]);
     const nobody = await cli("inspect", "ping", "-t", "0.5", "-d", "nobody@nowhere");
-    assert.equal(nobody.code, 69);
-    assert.match(nobody.err, /No nodes replied/);
-    assert.equal((await cli("inspect", "bogus")).code, 2);
+    expect(nobody, 69, [], [/No nodes replied/]);
+    expect(await cli("inspect", "bogus"), 2);
+    const online = await status;
+    assert.deepEqual(json(online), [node], show(online));
 
     await dump.waitFor(new RegExp(`${node} \\[.*\\] task succeeded: ${id} .*result=5`), 20_000);
     assert.match(dump.output, new RegExp(`task received: tasks\\.add\\(${id}\\) args=\\(2, 3\\)`));
     assert.match(dump.output, new RegExp(`${node} \\[.*\\] heartbeat: active=`));
   } finally {
+    await status; // a failure above must not leave it running
     await dump.stop("SIGINT");
     await worker.stop();
   }
@@ -116,6 +149,7 @@ Deno.test({
     };
     await screen(new RegExp(`${node.replace(".", "\\.")}\\s+online`));
     const sent = await cli("call", "tasks.add", "--args", "[20, 22]", "--queue", QUEUE);
+    expect(sent, 0);
     const id = sent.out.trim();
     const text = await screen(new RegExp(`SUCCESS\\s+tasks\\.add\\s+${id}`));
     assert.match(text, /Celeriac events — \d+\/\d+ worker\(s\) online/);

@@ -7,9 +7,10 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { openBackend, openBroker, openScheduleStore, resolveConfig } from "../protocol.ts";
+import { openBackend, openBroker, openScheduleStore } from "../protocol.ts";
 import { RedisBroker } from "../src/broker/redis.ts";
 import { RedisBackend } from "../src/backend/redis.ts";
+import { runEnvCase } from "./helpers/env_cases.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { Proc } from "./helpers/procs.ts";
 import { REDIS_URL } from "./helpers/redis.ts";
@@ -101,19 +102,9 @@ test("wrong password, missing password, unknown host and refused say which", asy
   );
 });
 
-Deno.test("connect errors: an empty CELERY_BROKER_URL / CELERY_RESULT_BACKEND counts as unset", () => {
-  const saved = ["CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"].map((k) => [k, Deno.env.get(k)]);
-  try {
-    Deno.env.set("CELERY_BROKER_URL", "");
-    Deno.env.set("CELERY_RESULT_BACKEND", "");
-    const config = resolveConfig();
-    assert.equal(config.broker, "kv://.celeriac/celeriac.sqlite");
-    assert.equal(config.backend, "kv://.celeriac/celeriac.sqlite");
-    Deno.env.set("CELERY_BROKER_URL", "redis://127.0.0.1:6379/3");
-    assert.equal(resolveConfig().backend, null);
-  } finally {
-    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k!) : Deno.env.set(k!, v);
-  }
+Deno.test("connect errors: an empty CELERY_BROKER_URL / CELERY_RESULT_BACKEND counts as unset", async () => {
+  // Set in a process of its own: files running in parallel share this one's environment.
+  await runEnvCase("empty broker and backend variables");
 });
 
 Deno.test("connect errors: a URL without a scheme says the scheme is missing", async () => {

@@ -3,15 +3,59 @@
  * other inspect commands, `app.control.ping()`, `call()` and
  * `broadcast(..., { reply: true })` collect `{ node: reply }` from Celeriac
  * workers on Redis and KV; with no worker online an inspect resolves empty
- * at its timeout; a malformed reply is skipped.
+ * at its timeout; a malformed reply is skipped; the timeout counts from the
+ * request sent (a slow reply-queue set-up does not eat it), and on Redis a
+ * reply that reached the socket before the deadline while the event loop
+ * was stalled is kept.
  */
 
 import assert from "node:assert/strict";
 import { encodeControlReply, PIDBOX_EXCHANGE, PIDBOX_REPLY_EXCHANGE } from "../protocol.ts";
-import { Celery } from "../mod.ts";
+import { Celery, Control } from "../mod.ts";
+import type { Broker } from "../protocol.ts";
+import { celeriacWorker } from "./helpers/procs.ts";
 import { redisAndKv, withWorker } from "./helpers/worker.ts";
 
 const { transports, cleanup } = await redisAndKv("replies");
+
+/** `broker` with its method `name` replaced by `fn`. */
+function wrap<K extends keyof Broker>(broker: Broker, name: K, fn: Broker[K]): Broker {
+  return new Proxy(broker, {
+    get(target, prop) {
+      if (prop === name) return fn;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** `broker` whose `subscribe` resolves `ms` after the real one (a slow, loaded host). */
+function slowSubscribe(broker: Broker, ms: number): Broker {
+  return wrap(broker, "subscribe", async (...args: Parameters<Broker["subscribe"]>) => {
+    await broker.subscribe(...args);
+    await new Promise((r) => setTimeout(r, ms));
+  });
+}
+
+/**
+ * `broker` that, once a broadcast is sent, blocks the event loop for `ms`
+ * in the next turn (a host too loaded to run this process): no timer and
+ * no I/O runs meanwhile.
+ */
+function stallAfterBroadcast(broker: Broker, ms: number): Broker {
+  const stall = () => {
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      // busy
+    }
+  };
+  return wrap(broker, "broadcast", async (...args: Parameters<Broker["broadcast"]>) => {
+    await broker.broadcast(...args);
+    // After a turn's timers, as when the OS does not run this process: the
+    // expired timeout then fires before the reply in the socket is read.
+    void new Promise((r) => setTimeout(r, 0)).then(stall);
+  });
+}
 
 for (const t of transports) {
   Deno.test(`replies on ${t.name}: inspect, ping and call return typed replies by node`, async () => {
@@ -127,6 +171,40 @@ for (const t of transports) {
     }
   });
 }
+
+for (const t of transports) {
+  Deno.test(`replies on ${t.name}: the timeout counts from the request sent, not from a slow set-up`, async () => {
+    await withWorker(t, { hostname: `slowsub-${t.name}@%h` }, async (client, worker) => {
+      // The reply queue takes 1.5 s to set up, longer than the 1 s timeout.
+      const control = new Control(async () => slowSubscribe(await client.broker(), 1500));
+      assert.deepEqual(await control.ping({ timeout: 1, destination: [worker.hostname] }), [
+        { [worker.hostname]: { ok: "pong" } },
+      ]);
+    });
+  });
+}
+
+Deno.test("replies on redis: a reply that reached the socket in time while the event loop stalled is kept", async () => {
+  const t = transports[0];
+  // The node answers from another process, so that it runs while this one stalls.
+  const worker = await celeriacWorker([
+    ...["--app", "./tests/interop/tasks.ts", "-b", t.broker, "--backend", t.backend],
+    ...["-Q", `stalled-${crypto.randomUUID().slice(0, 8)}`, "-c", "1", "-n", "stalled@%h"],
+  ]);
+  const node = worker.output.match(/(stalled@\S+) ready/)![1];
+  const app = new Celery({ broker: t.broker, backend: t.backend });
+  try {
+    // Right after the request is sent, this process stalls past the 1 s
+    // deadline: the pong arrives meanwhile and is read only after the stall.
+    const control = new Control(async () => stallAfterBroadcast(await app.broker(), 1500));
+    assert.deepEqual(await control.ping({ timeout: 1, destination: [node] }), [
+      { [node]: { ok: "pong" } },
+    ]);
+  } finally {
+    await app.close();
+    await worker.stop();
+  }
+});
 
 Deno.test("replies: clean up", async () => {
   await cleanup();

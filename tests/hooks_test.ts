@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
-import { app as hooksApp } from "./apps/hooks_app.ts";
+import { app as hooksApp, logTo } from "./apps/hooks_app.ts";
 
 interface Event {
   event: string;
@@ -25,11 +25,13 @@ for (const pool of ["threads", "inline"] as const) {
     const dir = await Deno.makeTempDir({ prefix: "celeriac-hooks-" });
     const url = `kv://${dir}/db.sqlite`;
     const logPath = `${dir}/hooks.jsonl`;
-    Deno.env.set("HOOKS_LOG", logPath);
+    logTo(logPath);
     hooksApp.configure({ broker: url, backend: url });
+    const appModule = new URL("./apps/hooks_app.ts", import.meta.url);
+    appModule.searchParams.set("log", logPath);
     const worker = new Worker({
       app: hooksApp,
-      appModule: new URL("./apps/hooks_app.ts", import.meta.url).href,
+      appModule: appModule.href,
       pool,
       concurrency: 1,
       hostname: `hooks-${pool}@test`,
@@ -92,7 +94,7 @@ for (const pool of ["threads", "inline"] as const) {
         "worker signals: main thread",
       );
     } finally {
-      Deno.env.delete("HOOKS_LOG");
+      logTo(undefined);
       await client.close();
       await hooksApp.close();
       await Deno.remove(dir, { recursive: true });

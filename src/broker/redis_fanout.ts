@@ -200,7 +200,8 @@ function deliver(raw: string, channel: string, onMessage: (message: Message) => 
 /**
  * Replies on the direct exchange `reply.celery.pidbox`: bind the reply
  * list to the routing key (SADD, as kombu does) and pop it until `signal`
- * aborts; then unbind and delete it.
+ * aborts; then unbind and delete it. Resolves once the popping connection
+ * is up.
  */
 async function subscribeReplies(
   scope: RedisScope,
@@ -220,6 +221,13 @@ async function subscribeReplies(
     client.del(scope.k(queue)).catch(() => {});
     conn.disconnect();
   }, { once: true });
+  // Resolve once the reader's connection is up, so that its first BRPOP is
+  // waiting before the caller sends its request: a reply is then pushed to
+  // this process as it comes, not fetched after connecting. A failure here
+  // is the loop's to retry, as later ones.
+  await conn.ping().catch((err: Error) => {
+    log.debug("Connecting the reply reader: {error}", { error: err.message });
+  });
   const loop = async () => {
     while (!options.signal.aborted) {
       const got = await conn.brpop(scope.k(queue), 1).catch((err: Error) => {

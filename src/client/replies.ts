@@ -3,7 +3,8 @@
  * does: bind a reply queue to `reply.celery.pidbox`, broadcast the request
  * with a ticket and that queue's routing key as `reply_to`, keep the
  * replies carrying the ticket until the timeout or the expected number of
- * replies.
+ * replies. As in kombu, the timeout counts from the request sent: setting
+ * up the reply queue on a slow or loaded host does not eat into it.
  *
  * @module
  */
@@ -83,11 +84,13 @@ export async function call(
   const replies: NodeReply[] = [];
   const stop = new AbortController();
   const done = Promise.withResolvers<void>();
-  const timer = setTimeout(() => done.resolve(), timeout);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
   const onAbort = () => done.resolve();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   const onMessage = (m: Message) => {
-    if (m.headers.ticket !== ticket) return;
+    // After the call returned its array, a late reply must not change it.
+    if (stop.signal.aborted || m.headers.ticket !== ticket) return;
     clock.adjust(m.headers.clock);
     let body: unknown;
     try {
@@ -120,7 +123,14 @@ export async function call(
       { clock: clock.forward(), expires: controlExpires(timeout / 1000) },
     );
     await broker.broadcast(PIDBOX_EXCHANGE, message);
+    timer = setTimeout(() => {
+      timedOut = true;
+      done.resolve();
+    }, timeout);
     if (!options.signal?.aborted) await done.promise;
+    // A stalled event loop runs an expired timer before reading the replies
+    // that reached the socket in time: one more turn lets that I/O in.
+    if (timedOut && replies.length < limit) await new Promise((r) => setTimeout(r, 0));
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);

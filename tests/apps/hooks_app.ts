@@ -1,15 +1,25 @@
 /**
  * Tasks with hooks, and signal listeners, for the hooks tests: each hook
- * appends one JSON line to the file named by HOOKS_LOG, saying where it ran
- * (a Web Worker or the main thread).
+ * appends one JSON line to the log file, saying where it ran (a Web Worker
+ * or the main thread). The file is the `log` parameter of this module's URL
+ * (the Web Workers import it with one), else what {@link logTo} set: not an
+ * environment variable, which every test file running in parallel in the
+ * same process would share.
  */
 
 import { Celery, type TaskRunInfo } from "../../mod.ts";
 
 export const app = new Celery();
 
+let logPath = new URL(import.meta.url).searchParams.get("log") ?? undefined;
+
+/** Where the hooks of this module instance write; `undefined`: nowhere. */
+export function logTo(path: string | undefined): void {
+  logPath = path;
+}
+
 function record(event: string, info: Partial<TaskRunInfo> & { extra?: unknown } = {}): void {
-  const path = Deno.env.get("HOOKS_LOG");
+  const path = logPath;
   if (!path) return;
   const line = JSON.stringify({
     event,
