@@ -1,6 +1,6 @@
 /**
  * The TypeScript event receiver and state tracker: `app.events.receive()`
- * yields a Celeriac worker's events (with `-E`) and a client's `task-sent`
+ * (and `receiveBatches()`, `listen()`) yields a Celeriac worker's events (with `-E`) and a client's `task-sent`
  * on Redis and KV; `EventState` follows workers and tasks, stays bounded,
  * keeps ready states against late events, and tells alive from offline;
  * malformed event messages are skipped.
@@ -153,6 +153,44 @@ for (const t of transports) {
       clearTimeout(timer);
       assert.deepEqual(got.map((e) => e.type), ["task-received", "task-started", "task-succeeded"]);
       assert.deepEqual(got, batch);
+      ac.abort();
+    } finally {
+      await app.close();
+    }
+  });
+}
+
+for (const t of transports) {
+  Deno.test(`events on ${t.name}: listen() hands over each message's events as it arrives, until aborted`, async () => {
+    const app = new Celery({ broker: t.broker, backend: t.backend });
+    try {
+      const broker = await app.broker();
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), 10_000);
+      const messages: CeleryEvent[][] = [];
+      const got = Promise.withResolvers<void>();
+      const heard: string[] = [];
+      await app.events.listen((events) => {
+        messages.push(events);
+        if (messages.length === 2) got.resolve();
+        throw new Error("a consumer's error is logged, not fatal");
+      }, { signal: ac.signal, wakeup: false, handlers: { "*": (e) => heard.push(e.type) } });
+      const sender = (clock: number) => ({ hostname: "h", pid: 1, clock });
+      const batch = [
+        makeEvent("task-received", { uuid: "l1", name: "n" }, sender(1)),
+        makeEvent("task-started", { uuid: "l1" }, sender(2)),
+      ];
+      const single = makeEvent(
+        "task-succeeded",
+        { uuid: "l1", result: "1", runtime: 0.1 },
+        sender(3),
+      );
+      await broker.broadcast(EVENT_EXCHANGE, encodeEventMessage(batch, "h"), "task.multi");
+      await broker.broadcast(EVENT_EXCHANGE, encodeEventMessage(single, "h"), "task.succeeded");
+      await got.promise;
+      clearTimeout(timer);
+      assert.deepEqual(messages, [batch, [single]]);
+      assert.deepEqual(heard, ["task-received", "task-started", "task-succeeded"]);
       ac.abort();
     } finally {
       await app.close();

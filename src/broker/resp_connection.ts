@@ -298,7 +298,7 @@ export class RespConnection {
       throw new RedisConnectionError(`connection to ${this.#label} closed`);
     }
     this.#conn = conn;
-    this.#reader = new RespReader();
+    this.#reader = new RespReader(o.readBufferBytes);
     void this.#readLoop(conn);
     const greeting: Promise<RespValue>[] = [];
     const send = (args: string[]) => {

@@ -79,6 +79,11 @@ export interface RespConnectionOptions {
    */
   onPush?: (push: RespValue[]) => void;
   /**
+   * The read buffer's first size, bytes; each read takes up to what is free
+   * in it. Default 64 KiB.
+   */
+  readBufferBytes?: number;
+  /**
    * Commands sent while it waits to reconnect wait for the next attempt (and
    * fail if that fails) instead of failing at once. Default false.
    */

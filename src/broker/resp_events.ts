@@ -14,6 +14,13 @@ import type { RespValue } from "./resp_reader.ts";
 import { respFailure, respOptions } from "./resp_scripts.ts";
 
 const utf8 = new TextEncoder();
+/**
+ * A subscriber's read buffer, bytes: a burst of `task.multi` batches (~30 KB
+ * each with its base64 body) comes in a few reads instead of one or two a
+ * batch, and a batch read in part is moved to the buffer's start once per
+ * several batches instead of once per batch.
+ */
+const SUBSCRIBER_BUFFER = 256 * 1024;
 
 /**
  * Options of {@link RespEvents}.
@@ -120,6 +127,7 @@ export class RespEvents {
       ...this.#keepAlive,
       name: "celeriac-fanout",
       patterns: [pattern],
+      readBufferBytes: SUBSCRIBER_BUFFER,
       onPush: (push: RespValue[]) => {
         const payload = push[push.length - 1];
         if (payload instanceof Uint8Array) onMessage(payload);

@@ -152,32 +152,10 @@ export class Events {
     let queue: CeleryEvent[] = [];
     let wake: (() => void) | null = null;
     let dropped = 0;
-    const handlers = options.handlers;
-    const onMessage = (m: Message) => {
-      let events: CeleryEvent[];
-      try {
-        events = decodeEventMessage(m);
-      } catch (err) {
-        log.warn("Ignored a malformed event message: {error}", { error: (err as Error).message });
-        return;
-      }
-      for (const e of events) {
-        this.#clock.adjust(e.clock);
-        if (handlers) {
-          const own = handlers[e.type] as ((e: CeleryEvent) => void) | undefined;
-          for (const h of [own, handlers["*"]]) {
-            try {
-              h?.(e);
-            } catch (err) {
-              log.error("Event handler for {type} failed: {error}", {
-                type: e.type,
-                error: (err as Error).message,
-              });
-            }
-          }
-        }
-        queue.push(e);
-      }
+    const onEvents = (events: CeleryEvent[]) => {
+      // A message's list is ours alone: taken whole when nothing waits before it.
+      if (queue.length === 0) queue = events;
+      else for (const e of events) queue.push(e);
       if (queue.length > limit) {
         dropped += queue.length - limit;
         queue.splice(0, queue.length - limit);
@@ -188,22 +166,7 @@ export class Events {
     const onAbort = () => wake?.();
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const broker = await this.#broker();
-      await broker.subscribe(EVENT_EXCHANGE, onMessage, {
-        signal,
-        queue: `${EVENT_EXCHANGE}.${crypto.randomUUID()}`,
-        bindingKey: "#",
-      });
-      if (options.wakeup ?? true) {
-        const req = { method: "heartbeat", arguments: {}, destination: null };
-        await broker.broadcast(
-          PIDBOX_EXCHANGE,
-          encodeControlRequest(req, {
-            clock: this.#clock.forward(),
-            expires: controlExpires(CAST_TIMEOUT),
-          }),
-        );
-      }
+      await this.listen(onEvents, { ...options, signal });
       while (!signal.aborted) {
         if (queue.length === 0) {
           await new Promise<void>((r) => wake = r);
@@ -217,6 +180,71 @@ export class Events {
     } finally {
       signal.removeEventListener("abort", onAbort);
       stop.abort();
+    }
+  }
+
+  /**
+   * Call `onEvents` with the events of each message as it is decoded (single
+   * events and workers' `task.multi` batches, from every node on the
+   * broker), until `signal` aborts; malformed event messages are logged and
+   * skipped. Nothing is queued: a consumer that applies the events at once
+   * (the dashboard does) keeps no message's events alive after it, where
+   * {@link Events.receiveBatches} holds them until its next step is read.
+   * Resolves once subscribed.
+   *
+   * @example
+   * ```ts ignore
+   * let n = 0;
+   * await app.events.listen((events) => n += events.length, { signal: AbortSignal.timeout(10_000) });
+   * ```
+   *
+   * @param onEvents called with each message's events (at least one), in arrival order;
+   *   must not throw (a throwing one is logged)
+   * @param options signal (required), handlers (called first), wakeup; `buffer` is not used
+   * @throws {BrokerConnectionError} when the broker cannot be reached to subscribe
+   */
+  async listen(
+    onEvents: (events: CeleryEvent[]) => void,
+    options: ReceiveOptions & { signal: AbortSignal },
+  ): Promise<void> {
+    const handlers = options.handlers;
+    const onMessage = (m: Message) => {
+      let events: CeleryEvent[];
+      try {
+        events = decodeEventMessage(m);
+      } catch (err) {
+        log.warn("Ignored a malformed event message: {error}", { error: (err as Error).message });
+        return;
+      }
+      if (events.length === 0) return;
+      for (const e of events) {
+        this.#clock.adjust(e.clock);
+        if (handlers) {
+          callHandler(handlers[e.type] as ((e: CeleryEvent) => void) | undefined, e);
+          callHandler(handlers["*"], e);
+        }
+      }
+      try {
+        onEvents(events);
+      } catch (err) {
+        log.error("An events consumer failed: {error}", { error: (err as Error).message });
+      }
+    };
+    const broker = await this.#broker();
+    await broker.subscribe(EVENT_EXCHANGE, onMessage, {
+      signal: options.signal,
+      queue: `${EVENT_EXCHANGE}.${crypto.randomUUID()}`,
+      bindingKey: "#",
+    });
+    if (options.wakeup ?? true) {
+      const req = { method: "heartbeat", arguments: {}, destination: null };
+      await broker.broadcast(
+        PIDBOX_EXCHANGE,
+        encodeControlRequest(req, {
+          clock: this.#clock.forward(),
+          expires: controlExpires(CAST_TIMEOUT),
+        }),
+      );
     }
   }
 
@@ -265,5 +293,18 @@ export class Events {
         error: (err as Error).message,
       });
     }
+  }
+}
+
+/** Call an event handler; a throwing one is logged. */
+function callHandler(h: ((e: CeleryEvent) => void) | undefined, e: CeleryEvent): void {
+  if (!h) return;
+  try {
+    h(e);
+  } catch (err) {
+    log.error("Event handler for {type} failed: {error}", {
+      type: e.type,
+      error: (err as Error).message,
+    });
   }
 }

@@ -1,29 +1,13 @@
 /**
- * The dashboard's default feed: the app's own event receiver and inspect
- * replies (`app.events.receiveBatches`, `app.control.inspect`).
+ * The dashboard's default inspect replies: the app's remote control
+ * (`app.control.inspect`). Its default events are the app's receiver's
+ * (`app.events.listen`, see server.ts).
  *
  * @module
  */
 
 import type { Celery } from "../client/app.ts";
-import type { EventSourceFn, Inspector } from "./feed.ts";
-
-/**
- * Events from the app's broker: every worker's and client's, Celeriac and
- * Python alike, in batches (what arrived since the previous step).
- *
- * @example
- * ```ts ignore
- * const events = clientEvents(app);
- * for await (const batch of events(AbortSignal.timeout(10_000))) console.log(batch);
- * ```
- *
- * @param app the app
- * @returns the event source
- */
-export function clientEvents(app: Celery): EventSourceFn {
-  return (signal) => app.events.receiveBatches({ signal });
-}
+import type { Inspector } from "./feed.ts";
 
 /**
  * Inspect replies collected by the app's remote control.

@@ -13,7 +13,7 @@ import { type ApiContext, apiGet, apiPost, taskJson } from "./api.ts";
 import { ASSETS } from "./assets.gen.ts";
 import { type AuthOptions, authRequired, checkAuth, isLoopback, validateAuth } from "./auth.ts";
 import { errorResponse, HttpError } from "./errors.ts";
-import { clientEvents, clientInspector } from "./client_feed.ts";
+import { clientInspector } from "./client_feed.ts";
 import { pollInspect } from "./inspect_poll.ts";
 import type { EventCore, EventSourceFn, Inspector } from "./feed.ts";
 import { ViewModel } from "./view_model.ts";
@@ -35,7 +35,7 @@ export interface DashboardOptions {
   app: Celery;
   /**
    * Where events come from (single events or arrays of them). Default: the app's receiver,
-   * `app.events.receiveBatches({ signal })`.
+   * each message's events applied as it is decoded (`app.events.listen`).
    */
   events?: EventSourceFn;
   /**
@@ -128,7 +128,6 @@ export class Dashboard {
     this.#options = {
       ...options,
       hostname,
-      events: options.events ?? clientEvents(options.app),
       inspector: options.inspector === undefined ? clientInspector(options.app) : options.inspector,
     };
     this.model = new ViewModel({ maxTasks: options.maxTasks });
@@ -169,7 +168,7 @@ export class Dashboard {
       throw err;
     }
     await ready.promise;
-    this.#feed = this.#consume(this.#options.events!, signal);
+    this.#feed = this.#consume(signal);
     this.#timers.push(setInterval(() => this.#push(), PUSH_INTERVAL_MS));
     const inspector = this.#options.inspector;
     if (inspector) {
@@ -187,10 +186,24 @@ export class Dashboard {
     return { url: this.url };
   }
 
-  async #consume(events: EventSourceFn, signal: AbortSignal): Promise<void> {
+  /**
+   * Apply the events until `signal` aborts: those of `events` when given, else each
+   * message's as the app's receiver decodes it (`app.events.listen`: no batch is kept
+   * after its message, so the garbage collector finds none of them alive). A source that
+   * fails, or a subscription that cannot be made, is tried again after 1, 2, 4… s.
+   */
+  async #consume(signal: AbortSignal): Promise<void> {
+    const events = this.#options.events;
+    const apply = (batch: readonly EventCore[]) => {
+      for (const e of batch) this.model.apply(e);
+    };
     let wait = 1000;
     while (!signal.aborted) {
       try {
+        if (!events) {
+          // Subscribed: the receiver applies each message's events until signal aborts.
+          return await this.#options.app.events.listen(apply, { signal });
+        }
         for await (const e of events(signal)) {
           if (Array.isArray(e)) { for (const one of e) this.model.apply(one); }
           else this.model.apply(e as EventCore);

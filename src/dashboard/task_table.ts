@@ -49,7 +49,7 @@ const EVENT_CODE = new Map(
   Object.entries(TASK_EVENT_STATE).map(([type, state]) => [type, STATE_CODE.get(state)!]),
 );
 
-function str(v: unknown): string | null {
+function strOrNull(v: unknown): string | null {
   return typeof v === "string" ? v : null;
 }
 
@@ -58,13 +58,50 @@ function stamp(n: number): number | null {
   return Number.isNaN(n) ? null : n;
 }
 
+// A row's numbers, at `slot * NUM + N_...` in #num (NaN where the record has null).
+const N_SEQ = 0;
+const N_STATE = 1;
+const N_RECEIVED = 2;
+const N_STARTED = 3;
+const N_FIRST = 4;
+const N_LAST = 5;
+/** Steps in the row's short timeline; SHORT_TIMELINE + 1 once it has a long one. */
+const N_STEPS = 6;
+const N_RETRIES = 7;
+const N_RUNTIME = 8;
+/** The short timeline's states and times: SHORT_TIMELINE each, in timestamp order. */
+const N_STEP_STATE = 9;
+const N_STEP_TIME = N_STEP_STATE + SHORT_TIMELINE;
+const NUM = N_STEP_TIME + SHORT_TIMELINE;
+// A row's strings, at `slot * STR + S_...` in #str.
+const S_UUID = 0;
+const S_NAME = 1;
+const S_WORKER = 2;
+const S_QUEUE = 3;
+const S_ETA = 4;
+const S_ROOT = 5;
+const S_PARENT = 6;
+const S_ARGS = 7;
+const S_KWARGS = 8;
+const S_RESULT = 9;
+const S_EXCEPTION = 10;
+const S_TRACEBACK = 11;
+const S_EXPIRES = 12;
+/** The short timeline's node names. */
+const S_STEP_HOST = 13;
+const STR = S_STEP_HOST + SHORT_TIMELINE;
+/** Rows the number block has room for at first (it doubles as the table fills). */
+const FIRST_ROWS = 1024;
+
 /**
  * The last N tasks, newest-updated last.
  *
- * The tasks are kept in columns, one row (slot) per task, rather than one
- * object per task: an event writes numbers and strings into arrays the table
- * already holds and allocates nothing, and the garbage collector has no
- * task objects to trace, promote and sweep. The {@link TaskRecord} that
+ * The tasks are kept in rows, one per task (a slot), rather than one object
+ * per task: a row's numbers sit together in one typed array and its strings
+ * together in one array, so an event writes into memory the table already
+ * holds, allocates nothing, and touches a few cache lines of its task's row
+ * (not one line in each of twenty columns); the garbage collector has no task
+ * objects to trace, promote and sweep. The {@link TaskRecord} that
  * {@link TaskTable.get} and {@link TaskTable.query} return is built when
  * asked: a copy, which later events do not change.
  *
@@ -77,7 +114,7 @@ function stamp(n: number): number | null {
  * ```
  */
 export class TaskTable {
-  /** Task id → its slot, in eviction order (ascending `#seq`). */
+  /** Task id → its slot, in eviction order (ascending seq). */
   readonly #slots = new Map<string, number>();
   /**
    * The eviction order, read through one iterator kept across evictions: see OldestKeys
@@ -93,36 +130,12 @@ export class TaskTable {
   readonly #max: number;
   /** Node and task names seen, each kept once (see #intern). */
   readonly #names = new Map<string, string>();
-  /** The `#seq` of the latest task inserted or moved to the newest end. */
+  /** The seq of the latest task inserted or moved to the newest end. */
   #lastSeq = 0;
-  // The columns, indexed by slot. Numbers are NaN where the record has null.
-  readonly #uuid: string[] = [];
-  readonly #seq: number[] = [];
-  readonly #state: number[] = [];
-  readonly #name: (string | null)[] = [];
-  readonly #worker: (string | null)[] = [];
-  readonly #args: (string | null)[] = [];
-  readonly #kwargs: (string | null)[] = [];
-  readonly #result: (string | null)[] = [];
-  readonly #exception: (string | null)[] = [];
-  readonly #traceback: (string | null)[] = [];
-  readonly #retries: number[] = [];
-  readonly #runtime: number[] = [];
-  readonly #eta: (string | null)[] = [];
-  readonly #expires: (string | null)[] = [];
-  readonly #queue: (string | null)[] = [];
-  readonly #parentId: (string | null)[] = [];
-  readonly #rootId: (string | null)[] = [];
-  readonly #firstSeen: number[] = [];
-  readonly #lastSeen: number[] = [];
-  readonly #received: number[] = [];
-  readonly #started: number[] = [];
-  /** Steps in the slot's short timeline; SHORT_TIMELINE + 1 once it has a long one. */
-  readonly #steps: number[] = [];
-  // The short timelines: SHORT_TIMELINE entries a slot, in timestamp order.
-  readonly #stepState: number[] = [];
-  readonly #stepTime: number[] = [];
-  readonly #stepHost: string[] = [];
+  /** The rows' numbers, NUM a row; grown (doubled) as the table fills. */
+  #num: Float64Array;
+  /** The rows' strings, STR a row (a new row's are appended). */
+  readonly #str: (string | null)[] = [];
   /** Slot → its timeline, for the tasks with more than SHORT_TIMELINE steps. */
   readonly #long = new Map<number, TimelineStep[]>();
 
@@ -138,6 +151,7 @@ export class TaskTable {
       throw new RangeError(`maxTasks must be a whole number >= 1, got ${max}`);
     }
     this.#max = max;
+    this.#num = new Float64Array(Math.min(max, FIRST_ROWS) * NUM);
   }
 
   /** Tasks held now. */
@@ -159,22 +173,23 @@ export class TaskTable {
     const ts = typeof e.timestamp === "number" ? e.timestamp : Date.now() / 1000;
     let slot = this.#slots.get(e.uuid);
     if (slot === undefined) slot = this.#insert(e.uuid, ts);
-    else if (this.#lastSeq - this.#seq[slot] >= this.#max >> 1) {
+    else if (this.#lastSeq - this.#num[slot * NUM + N_SEQ] >= this.#max >> 1) {
       // In the older half: move it to the newest end. A task in the newer half stays where
       // it is (one lookup per event instead of a delete and an insert): it is still newer
       // than at least half of the table.
-      const id = this.#uuid[slot];
+      const id = this.#str[slot * STR + S_UUID]!;
       this.#slots.delete(id);
-      this.#seq[slot] = ++this.#lastSeq;
+      this.#num[slot * NUM + N_SEQ] = ++this.#lastSeq;
       this.#slots.set(id, slot);
     }
     this.#merge(slot, e, code, ts);
     if (facts) {
-      facts.name = this.#name[slot];
-      facts.queue = this.#queue[slot];
-      facts.eta = this.#eta[slot];
-      facts.received = stamp(this.#received[slot]);
-      facts.started = stamp(this.#started[slot]);
+      const n = slot * NUM, s = slot * STR;
+      facts.name = this.#str[s + S_NAME];
+      facts.queue = this.#str[s + S_QUEUE];
+      facts.eta = this.#str[s + S_ETA];
+      facts.received = stamp(this.#num[n + N_RECEIVED]);
+      facts.started = stamp(this.#num[n + N_STARTED]);
     }
     return true;
   }
@@ -182,35 +197,32 @@ export class TaskTable {
   /** A row for a new task: a new slot while the table is not full, else the oldest task's. */
   #insert(uuid: string, ts: number): number {
     const slot = this.#slots.size < this.#max ? this.#slots.size : this.#evict();
-    // A new slot is the columns' length: storing there appends.
-    this.#uuid[slot] = uuid;
-    this.#seq[slot] = ++this.#lastSeq;
-    this.#state[slot] = 0;
-    this.#name[slot] = null;
-    this.#worker[slot] = null;
-    this.#args[slot] = null;
-    this.#kwargs[slot] = null;
-    this.#result[slot] = null;
-    this.#exception[slot] = null;
-    this.#traceback[slot] = null;
-    this.#retries[slot] = 0;
-    this.#runtime[slot] = NaN;
-    this.#eta[slot] = null;
-    this.#expires[slot] = null;
-    this.#queue[slot] = null;
-    this.#parentId[slot] = null;
-    this.#rootId[slot] = null;
-    this.#firstSeen[slot] = ts;
-    this.#lastSeen[slot] = ts;
-    this.#received[slot] = NaN;
-    this.#started[slot] = NaN;
-    this.#steps[slot] = 0;
-    const base = slot * SHORT_TIMELINE;
-    for (let i = base; i < base + SHORT_TIMELINE; i++) {
-      this.#stepState[i] = 0;
-      this.#stepTime[i] = 0;
-      this.#stepHost[i] = "";
+    const n = slot * NUM;
+    if (n + NUM > this.#num.length) {
+      const grown = new Float64Array(Math.min(this.#max, 2 * (this.#num.length / NUM)) * NUM);
+      grown.set(this.#num);
+      this.#num = grown;
     }
+    const num = this.#num;
+    num[n + N_SEQ] = ++this.#lastSeq;
+    num[n + N_STATE] = 0;
+    num[n + N_RECEIVED] = NaN;
+    num[n + N_STARTED] = NaN;
+    num[n + N_FIRST] = ts;
+    num[n + N_LAST] = ts;
+    num[n + N_STEPS] = 0;
+    num[n + N_RETRIES] = 0;
+    num[n + N_RUNTIME] = NaN;
+    for (let i = 0; i < SHORT_TIMELINE; i++) {
+      num[n + N_STEP_STATE + i] = 0;
+      num[n + N_STEP_TIME + i] = 0;
+    }
+    // A new slot's strings go at the array's end: storing there appends.
+    const str = this.#str;
+    const s = slot * STR;
+    str[s + S_UUID] = uuid;
+    for (let i = s + 1; i < s + S_STEP_HOST; i++) str[i] = null;
+    for (let i = s + S_STEP_HOST; i < s + STR; i++) str[i] = "";
     this.#slots.set(uuid, slot);
     return slot;
   }
@@ -223,8 +235,8 @@ export class TaskTable {
       next = this.#order.next();
     }
     const slot = next.value as number;
-    this.#slots.delete(this.#uuid[slot]);
-    if (this.#steps[slot] > SHORT_TIMELINE) this.#long.delete(slot);
+    this.#slots.delete(this.#str[slot * STR + S_UUID]!);
+    if (this.#num[slot * NUM + N_STEPS] > SHORT_TIMELINE) this.#long.delete(slot);
     return slot;
   }
 
@@ -254,89 +266,93 @@ export class TaskTable {
   }
 
   #merge(slot: number, e: DashboardEvent, code: number, ts: number): void {
+    const str = this.#str, num = this.#num;
+    const s = slot * STR, n = slot * NUM;
     const name = e.name;
-    if (typeof name === "string" && name !== this.#name[slot]) {
-      this.#name[slot] = this.#intern(name);
+    if (typeof name === "string" && name !== str[s + S_NAME]) {
+      str[s + S_NAME] = this.#intern(name);
     }
-    if (typeof e.args === "string") this.#args[slot] = e.args;
-    if (typeof e.kwargs === "string") this.#kwargs[slot] = e.kwargs;
-    if (typeof e.eta === "string") this.#eta[slot] = e.eta;
-    if (typeof e.expires === "string") this.#expires[slot] = e.expires;
-    if (typeof e.queue === "string") this.#queue[slot] = e.queue;
-    const uuid = this.#uuid[slot];
+    if (typeof e.args === "string") str[s + S_ARGS] = e.args;
+    if (typeof e.kwargs === "string") str[s + S_KWARGS] = e.kwargs;
+    if (typeof e.eta === "string") str[s + S_ETA] = e.eta;
+    if (typeof e.expires === "string") str[s + S_EXPIRES] = e.expires;
+    if (typeof e.queue === "string") str[s + S_QUEUE] = e.queue;
+    const uuid = str[s + S_UUID]!;
     const root = e.root_id;
-    if (typeof root === "string" && this.#rootId[slot] === null) {
-      if (root === uuid) this.#rootId[slot] = uuid;
+    if (typeof root === "string" && str[s + S_ROOT] === null) {
+      if (root === uuid) str[s + S_ROOT] = uuid;
       else {
-        this.#rootId[slot] = root;
+        str[s + S_ROOT] = root;
         this.#index(this.#members, this.#oldestRoot, root, uuid);
       }
     }
     if (typeof e.retries === "number") {
-      this.#retries[slot] = Math.max(this.#retries[slot], e.retries);
+      num[n + N_RETRIES] = Math.max(num[n + N_RETRIES], e.retries);
     }
     const hostname = this.#intern(e.hostname);
     const type = e.type;
-    if (type !== "task-sent") this.#worker[slot] = hostname;
-    if (type === "task-received") this.#received[slot] = ts;
-    else if (type === "task-started") this.#started[slot] = ts;
+    if (type !== "task-sent") str[s + S_WORKER] = hostname;
+    if (type === "task-received") num[n + N_RECEIVED] = ts;
+    else if (type === "task-started") num[n + N_STARTED] = ts;
     else if (type === "task-succeeded") {
-      this.#result[slot] = str(e.result);
-      if (typeof e.runtime === "number") this.#runtime[slot] = e.runtime;
+      str[s + S_RESULT] = strOrNull(e.result);
+      if (typeof e.runtime === "number") num[n + N_RUNTIME] = e.runtime;
     } else if (type === "task-failed" || type === "task-retried") {
-      this.#exception[slot] = str(e.exception);
-      this.#traceback[slot] = str(e.traceback);
+      str[s + S_EXCEPTION] = strOrNull(e.exception);
+      str[s + S_TRACEBACK] = strOrNull(e.traceback);
     }
     const parent = e.parent_id;
-    if (typeof parent === "string" && parent !== uuid && this.#parentId[slot] === null) {
-      this.#parentId[slot] = parent;
+    if (typeof parent === "string" && parent !== uuid && str[s + S_PARENT] === null) {
+      str[s + S_PARENT] = parent;
       this.#index(this.#children, this.#oldestParent, parent, uuid);
     }
     this.#step(slot, code, ts, hostname);
-    if (ts < this.#firstSeen[slot]) this.#firstSeen[slot] = ts;
-    if (ts > this.#lastSeen[slot]) this.#lastSeen[slot] = ts;
+    if (ts < num[n + N_FIRST]) num[n + N_FIRST] = ts;
+    if (ts > num[n + N_LAST]) num[n + N_LAST] = ts;
   }
 
   /** Add a step to the slot's timeline, in timestamp order; the task's state is the last's. */
   #step(slot: number, code: number, ts: number, hostname: string): void {
-    const n = this.#steps[slot];
-    if (n < SHORT_TIMELINE) {
-      const base = slot * SHORT_TIMELINE;
-      let i = base + n;
-      for (; i > base && this.#stepTime[i - 1] > ts; i--) {
-        this.#stepState[i] = this.#stepState[i - 1];
-        this.#stepTime[i] = this.#stepTime[i - 1];
-        this.#stepHost[i] = this.#stepHost[i - 1];
+    const num = this.#num, str = this.#str;
+    const n = slot * NUM;
+    const steps = num[n + N_STEPS];
+    if (steps < SHORT_TIMELINE) {
+      const st = n + N_STEP_STATE, tm = n + N_STEP_TIME, h = slot * STR + S_STEP_HOST;
+      let i = steps;
+      for (; i > 0 && num[tm + i - 1] > ts; i--) {
+        num[st + i] = num[st + i - 1];
+        num[tm + i] = num[tm + i - 1];
+        str[h + i] = str[h + i - 1];
       }
-      this.#stepState[i] = code;
-      this.#stepTime[i] = ts;
-      this.#stepHost[i] = hostname;
-      this.#steps[slot] = n + 1;
-      this.#state[slot] = this.#stepState[base + n];
+      num[st + i] = code;
+      num[tm + i] = ts;
+      str[h + i] = hostname;
+      num[n + N_STEPS] = steps + 1;
+      num[n + N_STATE] = num[st + steps];
       return;
     }
     let timeline = this.#long.get(slot);
     if (!timeline) {
       timeline = this.#shortTimeline(slot);
       this.#long.set(slot, timeline);
-      this.#steps[slot] = SHORT_TIMELINE + 1;
+      num[n + N_STEPS] = SHORT_TIMELINE + 1;
     }
     const step: TimelineStep = { state: STATES[code], timestamp: ts, hostname };
     let i = timeline.length;
     while (i > 0 && timeline[i - 1].timestamp > ts) i--;
     timeline.splice(i, 0, step);
     if (timeline.length > MAX_TIMELINE) timeline.shift();
-    this.#state[slot] = STATE_CODE.get(timeline[timeline.length - 1].state)!;
+    num[n + N_STATE] = STATE_CODE.get(timeline[timeline.length - 1].state)!;
   }
 
   #shortTimeline(slot: number): TimelineStep[] {
-    const base = slot * SHORT_TIMELINE;
+    const n = slot * NUM, h = slot * STR + S_STEP_HOST;
     const steps: TimelineStep[] = [];
-    for (let i = base; i < base + Math.min(this.#steps[slot], SHORT_TIMELINE); i++) {
+    for (let i = 0; i < Math.min(this.#num[n + N_STEPS], SHORT_TIMELINE); i++) {
       steps.push({
-        state: STATES[this.#stepState[i]],
-        timestamp: this.#stepTime[i],
-        hostname: this.#stepHost[i],
+        state: STATES[this.#num[n + N_STEP_STATE + i]],
+        timestamp: this.#num[n + N_STEP_TIME + i],
+        hostname: this.#str[h + i]!,
       });
     }
     return steps;
@@ -344,28 +360,30 @@ export class TaskTable {
 
   /** The task in `slot`, as a record of its own. */
   #record(slot: number): TaskRecord {
+    const num = this.#num, str = this.#str;
+    const n = slot * NUM, s = slot * STR;
     return {
-      uuid: this.#uuid[slot],
-      name: this.#name[slot],
-      state: STATES[this.#state[slot]],
-      worker: this.#worker[slot],
-      args: this.#args[slot],
-      kwargs: this.#kwargs[slot],
-      result: this.#result[slot],
-      exception: this.#exception[slot],
-      traceback: this.#traceback[slot],
-      retries: this.#retries[slot],
-      runtime: stamp(this.#runtime[slot]),
-      eta: this.#eta[slot],
-      expires: this.#expires[slot],
-      queue: this.#queue[slot],
-      parentId: this.#parentId[slot],
-      rootId: this.#rootId[slot],
-      firstSeen: this.#firstSeen[slot],
-      lastSeen: this.#lastSeen[slot],
-      received: stamp(this.#received[slot]),
-      started: stamp(this.#started[slot]),
-      timeline: this.#steps[slot] > SHORT_TIMELINE
+      uuid: str[s + S_UUID]!,
+      name: str[s + S_NAME],
+      state: STATES[num[n + N_STATE]],
+      worker: str[s + S_WORKER],
+      args: str[s + S_ARGS],
+      kwargs: str[s + S_KWARGS],
+      result: str[s + S_RESULT],
+      exception: str[s + S_EXCEPTION],
+      traceback: str[s + S_TRACEBACK],
+      retries: num[n + N_RETRIES],
+      runtime: stamp(num[n + N_RUNTIME]),
+      eta: str[s + S_ETA],
+      expires: str[s + S_EXPIRES],
+      queue: str[s + S_QUEUE],
+      parentId: str[s + S_PARENT],
+      rootId: str[s + S_ROOT],
+      firstSeen: num[n + N_FIRST],
+      lastSeen: num[n + N_LAST],
+      received: stamp(num[n + N_RECEIVED]),
+      started: stamp(num[n + N_STARTED]),
+      timeline: num[n + N_STEPS] > SHORT_TIMELINE
         ? this.#long.get(slot)!.map((step) => ({ ...step }))
         : this.#shortTimeline(slot),
     };
@@ -416,17 +434,19 @@ export class TaskTable {
     const text = q.text?.toLowerCase();
     const state = q.state === undefined ? undefined : STATE_CODE.get(q.state as TaskState) ?? -1;
     const has = (f: string | null) => f !== null && f.toLowerCase().includes(text!);
+    const num = this.#num, str = this.#str;
     const match: number[] = [];
-    for (const s of this.#slots.values()) {
+    for (const slot of this.#slots.values()) {
+      const s = slot * STR;
       if (
-        (!q.state || this.#state[s] === state) &&
-        (!q.worker || this.#worker[s] === q.worker) &&
-        (!name || (this.#name[s] ?? "").toLowerCase().includes(name)) &&
-        (!text || has(this.#uuid[s]) || has(this.#args[s]) || has(this.#kwargs[s]) ||
-          has(this.#result[s]) || has(this.#exception[s]))
-      ) match.push(s);
+        (!q.state || num[slot * NUM + N_STATE] === state) &&
+        (!q.worker || str[s + S_WORKER] === q.worker) &&
+        (!name || (str[s + S_NAME] ?? "").toLowerCase().includes(name)) &&
+        (!text || has(str[s + S_UUID]) || has(str[s + S_ARGS]) || has(str[s + S_KWARGS]) ||
+          has(str[s + S_RESULT]) || has(str[s + S_EXCEPTION]))
+      ) match.push(slot);
     }
-    match.sort((a, b) => this.#firstSeen[b] - this.#firstSeen[a]);
+    match.sort((a, b) => num[b * NUM + N_FIRST] - num[a * NUM + N_FIRST]);
     return {
       total: match.length,
       tasks: match.slice(offset, offset + limit).map((s) => this.#record(s)),
@@ -440,8 +460,8 @@ export class TaskTable {
    */
   countByState(): Record<string, number> {
     const counts: Record<string, number> = {};
-    for (const s of this.#slots.values()) {
-      const state = STATES[this.#state[s]];
+    for (const slot of this.#slots.values()) {
+      const state = STATES[this.#num[slot * NUM + N_STATE]];
       counts[state] = (counts[state] ?? 0) + 1;
     }
     return counts;
@@ -454,8 +474,8 @@ export class TaskTable {
    */
   names(): string[] {
     const names = new Set<string>();
-    for (const s of this.#slots.values()) {
-      const name = this.#name[s];
+    for (const slot of this.#slots.values()) {
+      const name = this.#str[slot * STR + S_NAME];
       if (name) names.add(name);
     }
     return [...names].sort();
