@@ -438,3 +438,27 @@ Deno.test({
     await broker.close();
   }
 });
+
+Deno.test({
+  name:
+    "redis broker: a subscription aborted while it is being set up is undone: no kombu binding left",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const broker = await openRedisBroker(url);
+  const r = await rawRedis();
+  try {
+    const queue = uniqueQueue("aborted-sub");
+    const stop = new AbortController();
+    const subscribed = broker.subscribe("celery.pidbox", () => {}, {
+      signal: stop.signal,
+      queue,
+    });
+    stop.abort();
+    await subscribed;
+    const members = await r.smembers(`${prefix}_kombu.binding.celery.pidbox`);
+    assert.deepEqual(members.filter((m) => m.includes(queue)), []);
+  } finally {
+    await broker.close();
+    await r.quit();
+  }
+});

@@ -145,6 +145,8 @@ export async function subscribe(
     await stop();
     throw redisFailure(conn, scope.rawUrl, err);
   }
+  // Aborted while subscribing: a listener added now would never run.
+  if (options.signal.aborted) return await stop();
   options.signal.addEventListener("abort", () => void stop(), { once: true });
 }
 
