@@ -198,6 +198,49 @@ for (const t of transports) {
   });
 }
 
+for (const t of transports) {
+  Deno.test(`events on ${t.name}: a listen() whose wakeup cannot be sent rejects and leaves no subscription`, async () => {
+    const app = new Celery({ broker: t.broker, backend: t.backend });
+    const ac = new AbortController();
+    try {
+      const broker = await app.broker();
+      const broadcast = broker.broadcast.bind(broker);
+      broker.broadcast = (exchange, message, key) =>
+        exchange === "celery.pidbox"
+          ? Promise.reject(new Error("the pidbox is down"))
+          : broadcast(exchange, message, key);
+      const failed: CeleryEvent[] = [];
+      await assert.rejects(
+        app.events.listen((events) => failed.push(...events), { signal: ac.signal }),
+        /the pidbox is down/,
+      );
+      broker.broadcast = broadcast;
+      // The retry a dashboard makes, with the same signal.
+      const heard: CeleryEvent[] = [];
+      const got = Promise.withResolvers<void>();
+      await app.events.listen((events) => {
+        heard.push(...events);
+        if (heard.length === 2) got.resolve();
+      }, { signal: ac.signal, wakeup: false });
+      const sender = (clock: number) => ({ hostname: "h", pid: 1, clock });
+      for (const [i, uuid] of ["w1", "w2"].entries()) {
+        const e = makeEvent("task-received", { uuid, name: "n" }, sender(i + 1));
+        await broker.broadcast(EVENT_EXCHANGE, encodeEventMessage(e, "h"), "task.received");
+      }
+      const timer = setTimeout(() => got.reject(new Error("no events in 10 s")), 10_000);
+      await got.promise;
+      clearTimeout(timer);
+      // Both subscriptions would see the same messages: give a leftover one time to show.
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(heard.map((e) => "uuid" in e ? e.uuid : e.type), ["w1", "w2"]);
+      assert.deepEqual(failed, [], "the failed listen() still received events");
+    } finally {
+      ac.abort();
+      await app.close();
+    }
+  });
+}
+
 function workerEvent(type: WorkerEvent["type"], hostname: string, at: number): WorkerEvent {
   return makeEvent(type, {
     freq: 2,

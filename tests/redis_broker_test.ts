@@ -447,16 +447,25 @@ Deno.test({
   const broker = await openRedisBroker(url);
   const r = await rawRedis();
   try {
-    const queue = uniqueQueue("aborted-sub");
-    const stop = new AbortController();
-    const subscribed = broker.subscribe("celery.pidbox", () => {}, {
-      signal: stop.signal,
-      queue,
-    });
-    stop.abort();
-    await subscribed;
-    const members = await r.smembers(`${prefix}_kombu.binding.celery.pidbox`);
-    assert.deepEqual(members.filter((m) => m.includes(queue)), []);
+    // Fanout (pidbox), the events exchange (its own RESP connection) and the replies' direct exchange.
+    for (const exchange of ["celery.pidbox", "celeryev", "reply.celery.pidbox"]) {
+      const queue = uniqueQueue("aborted-sub");
+      const stop = new AbortController();
+      const subscribed = broker.subscribe(exchange, () => {}, {
+        signal: stop.signal,
+        queue,
+        bindingKey: exchange === "celeryev" ? "#" : queue,
+      });
+      stop.abort();
+      await subscribed;
+      // The replies' clean-up is not awaited by anyone: give its SREM up to 2 s.
+      const left = async () =>
+        (await r.smembers(`${prefix}_kombu.binding.${exchange}`)).filter((m) => m.includes(queue));
+      for (let i = 0; i < 40 && (await left()).length > 0; i++) {
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      assert.deepEqual(await left(), [], exchange);
+    }
   } finally {
     await broker.close();
     await r.quit();

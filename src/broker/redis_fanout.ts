@@ -167,6 +167,8 @@ async function subscribeEvents(
   const unbind = () => binding ? scope.client.srem(bindings, binding).catch(() => 0) : 0;
   if (binding) {
     await scope.run(() => scope.client.sadd(bindings, binding));
+    // Aborted during the SADD: a listener added now would never run.
+    if (signal.aborted) return void await unbind();
     signal.addEventListener("abort", unbind, { once: true });
   }
   try {
@@ -199,6 +201,9 @@ function deliver(raw: string, channel: string, onMessage: (message: Message) => 
   onMessage(env);
 }
 
+/** Longest wait for the reply reader's connection before a request goes out. */
+const READER_UP_WAIT_MS = 2000;
+
 /**
  * Replies on the direct exchange `reply.celery.pidbox`: bind the reply
  * list to the routing key (SADD, as kombu does) and pop it until `signal`
@@ -217,19 +222,27 @@ async function subscribeReplies(
   const member = bindingMember(key, queue);
   await scope.run(() => client.sadd(bindings, member));
   const conn = duplicateRedis(client, scope.rawUrl, "celeriac-replies");
-  // Unbind at once on abort (before the app may close its connection).
-  options.signal.addEventListener("abort", () => {
+  const undo = () => {
     client.srem(bindings, member).catch(() => {});
     client.del(scope.k(queue)).catch(() => {});
     conn.disconnect();
-  }, { once: true });
-  // Resolve once the reader's connection is up, so that its first BRPOP is
-  // waiting before the caller sends its request: a reply is then pushed to
-  // this process as it comes, not fetched after connecting. A failure here
-  // is the loop's to retry, as later ones.
-  await conn.ping().catch((err: Error) => {
-    log.debug("Connecting the reply reader: {error}", { error: err.message });
-  });
+  };
+  // Aborted during the SADD: a listener added now would never run.
+  if (options.signal.aborted) return undo();
+  // Unbind at once on abort (before the app may close its connection).
+  options.signal.addEventListener("abort", undo, { once: true });
+  // Resolve once the reader's connection is up (or READER_UP_WAIT_MS has
+  // passed), so that its first BRPOP is waiting before the caller sends its
+  // request: a reply is then pushed to this process as it comes, not fetched
+  // after connecting. A failure here is the loop's to retry, as later ones.
+  let bound: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    conn.ping().catch((err: Error) => {
+      log.debug("Connecting the reply reader: {error}", { error: err.message });
+    }),
+    new Promise((r) => bound = setTimeout(r, READER_UP_WAIT_MS)),
+  ]);
+  clearTimeout(bound);
   const loop = async () => {
     while (!options.signal.aborted) {
       const got = await conn.brpop(scope.k(queue), 1).catch((err: Error) => {

@@ -201,7 +201,8 @@ export class Events {
    * @param onEvents called with each message's events (at least one), in arrival order;
    *   must not throw (a throwing one is logged)
    * @param options signal (required), handlers (called first), wakeup; `buffer` is not used
-   * @throws {BrokerConnectionError} when the broker cannot be reached to subscribe
+   * @throws {BrokerConnectionError} when the broker cannot be reached to subscribe or
+   *   to send the wakeup; nothing stays subscribed then
    */
   async listen(
     onEvents: (events: CeleryEvent[]) => void,
@@ -231,20 +232,27 @@ export class Events {
       }
     };
     const broker = await this.#broker();
+    // Its own controller too: a listen() that rejects leaves no subscription up.
+    const failed = new AbortController();
     await broker.subscribe(EVENT_EXCHANGE, onMessage, {
-      signal: options.signal,
+      signal: AbortSignal.any([options.signal, failed.signal]),
       queue: `${EVENT_EXCHANGE}.${crypto.randomUUID()}`,
       bindingKey: "#",
     });
     if (options.wakeup ?? true) {
       const req = { method: "heartbeat", arguments: {}, destination: null };
-      await broker.broadcast(
-        PIDBOX_EXCHANGE,
-        encodeControlRequest(req, {
-          clock: this.#clock.forward(),
-          expires: controlExpires(CAST_TIMEOUT),
-        }),
-      );
+      try {
+        await broker.broadcast(
+          PIDBOX_EXCHANGE,
+          encodeControlRequest(req, {
+            clock: this.#clock.forward(),
+            expires: controlExpires(CAST_TIMEOUT),
+          }),
+        );
+      } catch (err) {
+        failed.abort();
+        throw err;
+      }
     }
   }
 

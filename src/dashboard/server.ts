@@ -10,6 +10,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import { type ApiContext, apiGet, apiPost, taskJson } from "./api.ts";
+import { sleep } from "../broker/sleep.ts";
 import { ASSETS } from "./assets.gen.ts";
 import { type AuthOptions, authRequired, checkAuth, isLoopback, validateAuth } from "./auth.ts";
 import { errorResponse, HttpError } from "./errors.ts";
@@ -217,7 +218,7 @@ export class Dashboard {
         });
       }
       if (signal.aborted) break;
-      await new Promise((r) => setTimeout(r, wait));
+      await sleep(wait, signal);
       wait = Math.min(wait * 2, 30_000);
     }
   }
