@@ -23,6 +23,7 @@ import type { SubscribeOptions } from "./port.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { duplicateRedis, redisFailure } from "./redis_connection.ts";
 import { bindingMember, bindingSet } from "./redis_keys.ts";
+import { untilAborted } from "./sleep.ts";
 import type { RespEvents } from "./resp_events.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
@@ -235,14 +236,10 @@ async function subscribeReplies(
   // passed), so that its first BRPOP is waiting before the caller sends its
   // request: a reply is then pushed to this process as it comes, not fetched
   // after connecting. A failure here is the loop's to retry, as later ones.
-  let bound: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    conn.ping().catch((err: Error) => {
-      log.debug("Connecting the reply reader: {error}", { error: err.message });
-    }),
-    new Promise((r) => bound = setTimeout(r, READER_UP_WAIT_MS)),
-  ]);
-  clearTimeout(bound);
+  const up = conn.ping().then(() => {}, (err: Error) => {
+    log.debug("Connecting the reply reader: {error}", { error: err.message });
+  });
+  await untilAborted(up, AbortSignal.timeout(READER_UP_WAIT_MS));
   const loop = async () => {
     while (!options.signal.aborted) {
       const got = await conn.brpop(scope.k(queue), 1).catch((err: Error) => {
