@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { Celery } from "../../mod.ts";
 import { resolveConfig } from "../../protocol.ts";
 import { scaleWorkerOptions } from "../../src/cli/scale_flags.ts";
+import { runDenoScript } from "./procs.ts";
 
 const CASES = {
   /** `new Celery()`: options, then CELERY_* variables, then defaults. */
@@ -73,18 +74,7 @@ export type EnvCase = keyof typeof CASES;
  * throws with its output when it fails.
  */
 export async function runEnvCase(name: EnvCase): Promise<void> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, name],
-    cwd: new URL("../../", import.meta.url).pathname,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  assert.equal(
-    out.code,
-    0,
-    `env case "${name}" exited ${out.code}:\n${dec.decode(out.stdout)}${dec.decode(out.stderr)}`,
-  );
+  await runDenoScript(new URL(import.meta.url).pathname, [name]);
 }
 
 if (import.meta.main) {
