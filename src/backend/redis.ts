@@ -28,6 +28,7 @@ import type { ChordMember } from "../protocol/signature.ts";
 import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
 import { RedisChords } from "./redis_chord.ts";
 import { ioredisResultChannels, respResultChannels, type ResultChannels } from "./redis_results.ts";
+import { unlessAborted } from "../broker/sleep.ts";
 
 const log = getLogger(["celeriac", "backend", "redis"]);
 
@@ -101,6 +102,11 @@ export interface RedisBackendOptions {
    * unreachable. Default 300 (`DEFAULT_OUTAGE_LIMIT`).
    */
   outageRetryLimit?: number;
+  /**
+   * Aborts opening: what was opened is closed and the open rejects with
+   * the signal's reason. Default: none.
+   */
+  signal?: AbortSignal;
 }
 
 interface Scripted {
@@ -466,6 +472,6 @@ export async function openRedisBackend(
   options: RedisBackendOptions = {},
 ): Promise<RedisBackend> {
   const backend = new RedisBackend(url, options);
-  await backend.connect();
+  await unlessAborted(backend.connect(), options.signal, () => backend.close());
   return backend;
 }

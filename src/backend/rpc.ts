@@ -37,6 +37,7 @@ import type { Message } from "../protocol/message.ts";
 import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ResultBackend, StoreEntry } from "./port.ts";
 import { readRpcResult, rpcResultMessage, SYNC_PREFIX, syncMarker } from "./rpc_message.ts";
+import { unlessAborted } from "../broker/sleep.ts";
 
 const log = getLogger(["celeriac", "backend", "rpc"]);
 
@@ -69,6 +70,11 @@ export interface RpcBackendOptions {
   publishTimeout?: number;
   /** Reconnection delays. */
   backoff?: BackoffOptions;
+  /**
+   * Aborts opening: what was opened is closed and the open rejects with
+   * the signal's reason. Default: none.
+   */
+  signal?: AbortSignal;
 }
 
 interface Waiter {
@@ -158,10 +164,11 @@ export class RpcBackend implements ResultBackend {
   /**
    * Connect now.
    *
+   * @param signal destroys the socket of a connect under way
    * @throws {BrokerConnectionError} when RabbitMQ cannot be reached
    */
-  connect(): Promise<void> {
-    return this.#conn.start();
+  connect(signal?: AbortSignal): Promise<void> {
+    return this.#conn.start(signal);
   }
 
   /** Declare a reply queue once per connection; one declared otherwise by its owner is used as is. */
@@ -423,6 +430,6 @@ export async function openRpcBackend(
   options: RpcBackendOptions = {},
 ): Promise<RpcBackend> {
   const backend = new RpcBackend(url, options);
-  await backend.connect();
+  await unlessAborted(backend.connect(options.signal), options.signal, () => backend.close());
   return backend;
 }

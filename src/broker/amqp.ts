@@ -56,6 +56,7 @@ import type {
   SubscribeOptions,
   TakeOptions,
 } from "./port.ts";
+import { unlessAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
 
@@ -83,6 +84,11 @@ export interface AmqpBrokerOptions {
   backoff?: BackoffOptions;
   /** Connection name shown by RabbitMQ. Default `celeriac-broker`. */
   connectionName?: string;
+  /**
+   * Aborts opening: what was opened is closed and the open rejects with
+   * the signal's reason. Default: none.
+   */
+  signal?: AbortSignal;
   /**
    * Type of the task queues Celeriac declares (Celery 5.5
    * `task_default_queue_type`; URL `queue_type`). Queues that already exist
@@ -182,10 +188,11 @@ export class AmqpBroker implements Broker {
   /**
    * Connect now.
    *
+   * @param signal destroys the socket of a connect under way
    * @throws {BrokerConnectionError} when RabbitMQ cannot be reached
    */
-  connect(): Promise<void> {
-    return this.#conn.start();
+  connect(signal?: AbortSignal): Promise<void> {
+    return this.#conn.start(signal);
   }
 
   /** Declare a task queue as Celery does: exchange `<queue>` (direct, durable) bound with key `<queue>`. */
@@ -394,6 +401,6 @@ export async function openAmqpBroker(
   options: AmqpBrokerOptions = {},
 ): Promise<AmqpBroker> {
   const broker = new AmqpBroker(url, options);
-  await broker.connect();
+  await unlessAborted(broker.connect(options.signal), options.signal, () => broker.close());
   return broker;
 }

@@ -153,20 +153,29 @@ export class AmqpConnection {
   /**
    * Open the first connection.
    *
+   * @param signal destroys the socket of this first attempt (not of reconnects)
    * @throws {BrokerConnectionError} when RabbitMQ cannot be reached (no retry)
    */
-  async start(): Promise<void> {
+  async start(signal?: AbortSignal): Promise<void> {
     if (!this.#on("start")) return;
     try {
-      await this.#open();
+      await this.#open(signal);
     } catch (err) {
       this.#on("close");
       throw new BrokerConnectionError(this.#rawUrl, err);
     }
   }
 
-  async #open(): Promise<void> {
+  async #open(signal?: AbortSignal): Promise<void> {
     const u = this.#url;
+    // `signal` destroys the socket at once: amqplib hands its socket options to
+    // Node's net.connect, which takes one (amqplib's types do not list it).
+    const socketOptions = {
+      timeout: u.connectTimeout ?? this.#options.connectTimeoutMs ?? 10_000,
+      noDelay: true,
+      signal,
+      clientProperties: { connection_name: this.#options.name ?? "celeriac" },
+    };
     const model = await amqp.connect({
       protocol: u.tls ? "amqps" : "amqp",
       hostname: u.hostname,
@@ -175,11 +184,7 @@ export class AmqpConnection {
       password: u.password,
       vhost: encodeURIComponent(u.vhost),
       heartbeat: u.heartbeat,
-    }, {
-      timeout: u.connectTimeout ?? this.#options.connectTimeoutMs ?? 10_000,
-      noDelay: true,
-      clientProperties: { connection_name: this.#options.name ?? "celeriac" },
-    });
+    }, socketOptions);
     if (this.#state !== "connecting") {
       await model.close().catch(() => {});
       return;

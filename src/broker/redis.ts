@@ -55,6 +55,7 @@ import { RedisTaker } from "./redis_take.ts";
 import { isSingleServer, parseRedisUrl } from "./redis_url.ts";
 import { RespEvents } from "./resp_events.ts";
 import { RespScripts } from "./resp_scripts.ts";
+import { unlessAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -92,6 +93,11 @@ export interface RedisBrokerOptions {
    * meanwhile). Default 300 (`DEFAULT_OUTAGE_LIMIT`).
    */
   outageRetryLimit?: number;
+  /**
+   * Aborts opening: what was opened is closed and the open rejects with
+   * the signal's reason. Default: none.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -430,6 +436,6 @@ export async function openRedisBroker(
   options: RedisBrokerOptions = {},
 ): Promise<RedisBroker> {
   const broker = new RedisBroker(url, options);
-  await broker.connect();
+  await unlessAborted(broker.connect(), options.signal, () => broker.close());
   return broker;
 }

@@ -45,6 +45,7 @@ import type {
 import { RedisBroker, type RedisBrokerOptions, SHARED_CONNECTION } from "./redis.ts";
 import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
 import { isClusterUrl, parseRedisUrl } from "./redis_url.ts";
+import { unlessAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -373,6 +374,6 @@ export async function openRedisClusterBroker(
   options: RedisBrokerOptions = {},
 ): Promise<RedisClusterBroker> {
   const broker = new RedisClusterBroker(url, options);
-  await broker.connect();
+  await unlessAborted(broker.connect(), options.signal, () => broker.close());
   return broker;
 }

@@ -454,6 +454,8 @@ export class RedisTaker {
     );
     await this.#watchers.close();
     // The record only serves this consumer's next take; without this it lingers until it expires.
+    // Without a take there is none (and a broker closed while connecting must not wait for Redis).
+    if (this.#takesSent === 0) return;
     await this.#scope.client.del(this.#scope.k(this.#takeRecord)).catch((err) =>
       log.debug("Could not delete the take record: {error}", { error: (err as Error).message })
     );

@@ -58,3 +58,53 @@ export function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<voi
     p.then(done, done);
   });
 }
+
+/**
+ * Settle as `p` does, unless `signal` aborts first (or already has): then
+ * `undo` runs (closing what `p` was opening, which should also end `p`),
+ * and once it finished the promise rejects with the signal's reason. What
+ * `p` settles with after that is ignored.
+ *
+ * @example
+ * ```ts
+ * import { unlessAborted } from "./sleep.ts";
+ * const stop = new AbortController();
+ * stop.abort(new Error("stopped"));
+ * const never = new Promise<void>(() => {});
+ * await unlessAborted(never, stop.signal, async () => {}).catch((e) => e.message); // "stopped"
+ * ```
+ *
+ * @param p the operation waited for
+ * @param signal ends the wait early; none: wait for `p`
+ * @param undo run once the signal aborted first; its errors are ignored
+ * @returns what `p` resolves with
+ * @throws the signal's reason when it aborted first, else what `p` rejects with
+ */
+export async function unlessAborted<T>(
+  p: Promise<T>,
+  signal: AbortSignal | undefined,
+  undo: () => Promise<unknown> = () => Promise.resolve(),
+): Promise<T> {
+  if (!signal) return await p;
+  type Outcome = { ok: true; value: T } | { ok: false; error: unknown };
+  const settled = p.then(
+    (value): Outcome => ({ ok: true, value }),
+    (error: unknown): Outcome => ({ ok: false, error }),
+  );
+  const aborted = Promise.withResolvers<null>();
+  const onAbort = () => aborted.resolve(null);
+  signal.addEventListener("abort", onAbort, { once: true });
+  if (signal.aborted) onAbort();
+  let first: Outcome | null;
+  try {
+    first = await Promise.race([settled, aborted.promise]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+  if (first === null) {
+    await undo().catch(() => {});
+    throw signal.reason;
+  }
+  if (!first.ok) throw first.error;
+  return first.value;
+}

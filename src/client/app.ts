@@ -24,7 +24,7 @@ import { GroupResult } from "./group_result.ts";
 import { Control } from "./control.ts";
 import { Events } from "./events.ts";
 import type { CeleryOptions, ResolvedConfig } from "./config.ts";
-import { Connections } from "./connections.ts";
+import { Connections, type OpenOptions } from "./connections.ts";
 import { Dispatch } from "./dispatch.ts";
 import { Task } from "./task.ts";
 import type {
@@ -464,12 +464,15 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * @example
    * ```ts ignore
    * console.log(await (await app.broker()).queueDepth("celery"));
+   * // Give up after 5 s (an open this call started is aborted and closed):
+   * await app.broker({ signal: AbortSignal.timeout(5_000) });
    * ```
    *
+   * @param options `signal` stops waiting (see {@link OpenOptions})
    * @returns the broker
    */
-  broker(): Promise<Broker> {
-    return this.#connections.broker();
+  broker(options?: OpenOptions): Promise<Broker> {
+    return this.#connections.broker(options);
   }
 
   /**
@@ -480,11 +483,12 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * const meta = await (await app.resultBackend()).get(id);
    * ```
    *
+   * @param options `signal` stops waiting (see {@link OpenOptions})
    * @returns the backend
    * @throws {NoResultBackendError} when none is configured
    */
-  resultBackend(): Promise<ResultBackend> {
-    return this.#connections.resultBackend();
+  resultBackend(options?: OpenOptions): Promise<ResultBackend> {
+    return this.#connections.resultBackend(options);
   }
 
   /**

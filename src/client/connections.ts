@@ -9,7 +9,29 @@ import type { ResultBackend } from "../backend/port.ts";
 import type { Broker } from "../broker/port.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { NoResultBackendError } from "./errors.ts";
+import { unlessAborted } from "../broker/sleep.ts";
 import { openBackend, openBroker } from "./transports.ts";
+
+/**
+ * Options of {@link Connections.broker} and {@link Connections.resultBackend}.
+ *
+ * @example
+ * ```ts
+ * import { Celery, type OpenOptions } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:", backend: null });
+ * const options: OpenOptions = { signal: AbortSignal.timeout(5_000) };
+ * const broker = await app.broker(options);
+ * await app.close();
+ * ```
+ */
+export interface OpenOptions {
+  /**
+   * Stops waiting: the promise rejects with the signal's reason. When this
+   * call started the open, the open is aborted too and what it opened is
+   * closed; one already under way (started by another caller) goes on.
+   */
+  signal?: AbortSignal;
+}
 
 /**
  * The broker and backend of an app, opened from its configuration as it
@@ -45,13 +67,16 @@ export class Connections {
   /**
    * The broker, opened on first use.
    *
+   * @param options abort signal
    * @returns the broker
    */
-  broker(): Promise<Broker> {
+  broker(options: OpenOptions = {}): Promise<Broker> {
+    if (this.#broker) return unlessAborted(this.#broker, options.signal);
     const config = this.#config();
-    this.#broker ??= openBroker(config.broker, {
+    this.#broker = openBroker(config.broker, {
       visibilityTimeout: config.visibilityTimeout,
       outageRetryLimit: config.outageRetryLimit,
+      signal: options.signal,
     }).catch((err) => {
       this.#broker = null;
       throw err;
@@ -62,18 +87,21 @@ export class Connections {
   /**
    * The result backend, opened on first use.
    *
+   * @param options abort signal
    * @returns the backend
    * @throws {NoResultBackendError} when none is configured
    */
-  resultBackend(): Promise<ResultBackend> {
+  resultBackend(options: OpenOptions = {}): Promise<ResultBackend> {
     const config = this.#config();
     const url = config.backend;
     if (url === null) return Promise.reject(new NoResultBackendError());
-    this.#backend ??= openBackend(url, {
+    if (this.#backend) return unlessAborted(this.#backend, options.signal);
+    this.#backend = openBackend(url, {
       resultExpires: config.resultExpires,
       outageRetryLimit: config.outageRetryLimit,
       replyQueue: this.#replyQueue,
       brokerUrl: config.broker,
+      signal: options.signal,
     }).catch((err) => {
       this.#backend = null;
       throw err;

@@ -26,6 +26,12 @@ export interface OpenBrokerOptions {
   visibilityTimeout?: number;
   /** Seconds to retry acknowledgements and requeues while the server is down (Redis). */
   outageRetryLimit?: number;
+  /**
+   * Aborts opening (a shutdown while connecting): what was opened is
+   * closed and the open rejects with the signal's reason. KV opens a local
+   * file and ignores it.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -48,6 +54,12 @@ export interface OpenBackendOptions {
   replyQueue?: string;
   /** rpc://: the `amqp://` broker URL results travel through, when the rpc URL names no server. */
   brokerUrl?: string;
+  /**
+   * Aborts opening (a shutdown while connecting): what was opened is
+   * closed and the open rejects with the signal's reason. KV opens a local
+   * file and ignores it.
+   */
+  signal?: AbortSignal;
 }
 
 function scheme(url: string): string {
@@ -87,7 +99,8 @@ const openRedis = async (url: string, options: OpenBrokerOptions) =>
   (await import("../broker/redis.ts")).openRedisBroker(url, options);
 const openCluster = async (url: string, options: OpenBrokerOptions) =>
   (await import("../broker/redis_cluster.ts")).openRedisClusterBroker(url, options);
-const openAmqp = async (url: string) => (await import("../broker/amqp.ts")).openAmqpBroker(url);
+const openAmqp = async (url: string, options: OpenBrokerOptions) =>
+  (await import("../broker/amqp.ts")).openAmqpBroker(url, { signal: options.signal });
 
 const BROKERS: Openers<Broker, OpenBrokerOptions> = {
   redis: openRedis,
@@ -114,6 +127,7 @@ const BACKENDS: Openers<ResultBackend, OpenBackendOptions> = {
       resultExpires: options.resultExpires,
       replyQueue: options.replyQueue,
       brokerUrl: options.brokerUrl,
+      signal: options.signal,
     }),
   kv: async (url, options) => (await import("../backend/kv.ts")).openKvBackend(url, options),
 };

@@ -61,6 +61,7 @@ import { settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
 import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { HeapCap } from "./heap_cap.ts";
+import { unlessAborted } from "../broker/sleep.ts";
 import { logReady } from "./ready_log.ts";
 import { createPool } from "./pool_setup.ts";
 import { workerInspection } from "./inspection.ts";
@@ -117,6 +118,8 @@ export class Worker {
   readonly #registries: TaskRegistries;
   readonly #rates: TaskRates;
   readonly #control = new AbortController();
+  /** Aborted by the first shutdown asked for during start-up: ends the step under way. */
+  readonly #startUp = new AbortController();
   #leaseTimer: ReturnType<typeof setInterval> | undefined;
   #heartbeat: Heartbeat | null = null;
   #stopping = false;
@@ -205,10 +208,12 @@ export class Worker {
    * Connect, start the pool and begin consuming.
    *
    * A {@link Worker.stop} or {@link Worker.terminate} called meanwhile (a
-   * signal during start-up) ends start-up at its next step: the shutdown
-   * waits for that step, then closes what was opened; nothing is taken
-   * and `workerReady` is not emitted. Called after a shutdown began, it
-   * starts nothing.
+   * signal during start-up) ends start-up: a connect under way is aborted
+   * (what it opened is closed; start() resolves without an error), a
+   * declaration or subscription under way is no longer waited for, and
+   * the Web Workers being started finish starting; then the shutdown
+   * closes what was opened. Nothing is taken and `workerReady` is not
+   * emitted. Called after a shutdown began, it starts nothing.
    *
    * @example
    * ```ts ignore
@@ -221,6 +226,9 @@ export class Worker {
     this.#starting = starting.then(() => {}, () => {});
     try {
       await starting;
+    } catch (err) {
+      const reason = this.#startUp.signal.reason;
+      if (!this.#startUp.signal.aborted || err !== reason) throw err;
     } finally {
       this.#starting = null;
     }
@@ -232,11 +240,15 @@ export class Worker {
   async #start(): Promise<void> {
     const s = this.#s;
     s.lifecycle.subscribe(logLifecycle(() => [...this.#app.tasks.keys()]));
-    s.broker = await this.#app.broker();
-    s.backend = this.#app.config.backend === null ? null : await this.#app.resultBackend();
+    const signal = this.#startUp.signal;
+    s.broker = await this.#app.broker({ signal });
+    s.backend = this.#app.config.backend === null
+      ? null
+      : await this.#app.resultBackend({ signal });
     if (this.#stopping) return;
-    for (const q of this.queues) await s.broker.declareQueue(q);
-    for (const e of await s.broker.listRevoked()) s.revoked.add([e.id], e.expiresAt.getTime());
+    for (const q of this.queues) await unlessAborted(s.broker.declareQueue(q), signal);
+    const revoked = await unlessAborted(s.broker.listRevoked(), signal);
+    for (const e of revoked) s.revoked.add([e.id], e.expiresAt.getTime());
     if (this.#stopping) return;
     s.events = new EventDispatcher(s.broker, this.hostname, s.clock, {
       taskEvents: s.options.taskEvents ?? this.#app.config.workerSendTaskEvents,
@@ -263,7 +275,9 @@ export class Worker {
     if (this.#stopping) return;
     s.autoscaler?.start(s.lifecycle, this.#control.signal);
     if (s.options.remoteControl ?? true) {
-      await new RemoteControl(s.broker, this.#controlTarget(), s.clock).start(this.#control.signal);
+      // Ended by the shutdown's abort of #control, which undoes the subscription.
+      const pidbox = new RemoteControl(s.broker, this.#controlTarget(), s.clock);
+      await unlessAborted(pidbox.start(this.#control.signal), signal);
       if (this.#stopping) return;
     }
     this.#heartbeat = new Heartbeat(s.events, () => ({
@@ -420,12 +434,15 @@ export class Worker {
     this.#finished.resolve();
   }
 
-  /** A shutdown asked for during {@link Worker.start}: wait for start-up to reach its next step. */
+  /** A shutdown asked for during {@link Worker.start}: end the step under way, wait for start-up. */
   async #startUpEnded(): Promise<void> {
     if (!this.#starting) return;
-    log.info("{hostname}: shutdown asked for while starting; stopping after the current step", {
-      hostname: this.hostname,
-    });
+    if (!this.#startUp.signal.aborted) {
+      log.info("{hostname}: shutdown asked for while starting; ending the current step", {
+        hostname: this.hostname,
+      });
+      this.#startUp.abort(new DOMException("The worker was stopped while starting", "AbortError"));
+    }
     await this.#starting;
   }
 

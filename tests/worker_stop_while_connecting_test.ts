@@ -1,0 +1,164 @@
+/**
+ * stop() / terminate() while the worker's start-up connect hangs: a server
+ * that accepts the TCP connection and never answers (Redis: no reply to
+ * the ready check; RabbitMQ: no protocol handshake). The shutdown aborts
+ * the connect: start() resolves without an error within a second or two
+ * (not after ioredis's never or amqplib's 10 s timeout), `finished`
+ * resolves, and the socket the connect opened is closed (the server reads
+ * its end). "Shutdown asked for while starting" is logged once, even for a
+ * stop followed by a terminate. The silent server listens on a port block
+ * reserved for this test (never the shared servers).
+ */
+
+import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { Celery } from "../mod.ts";
+import { Worker } from "../src/worker/worker.ts";
+import { reservePorts } from "./helpers/ports.ts";
+
+/** start() must end this soon after the shutdown (ioredis would wait forever, amqplib 10 s). */
+const PROMPT_MS = 3000;
+
+/** A TCP server that accepts connections and never writes a byte. */
+class SilentServer implements AsyncDisposable {
+  readonly #listener: Deno.TcpListener;
+  readonly #conns: Deno.Conn[] = [];
+  readonly #accepted = Promise.withResolvers<Deno.Conn>();
+  readonly #loop: Promise<void>;
+
+  constructor(port: number) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port });
+    this.#listener = listener;
+    this.#loop = (async () => {
+      try {
+        for await (const conn of listener) {
+          this.#conns.push(conn);
+          this.#accepted.resolve(conn);
+        }
+      } catch {
+        // closed
+      }
+    })();
+  }
+
+  /** The first connection accepted. */
+  get accepted(): Promise<Deno.Conn> {
+    return this.#accepted.promise;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#listener.close();
+    await this.#loop;
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+}
+
+/** Resolves when the peer closed `conn` (what it sent is read and ignored). */
+async function closedByPeer(conn: Deno.Conn): Promise<void> {
+  const buf = new Uint8Array(1024);
+  while ((await conn.read(buf).catch(() => null)) !== null) { /* the client's hello */ }
+}
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not end within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+const CASES = [
+  { name: "Redis broker", urls: (port: number) => ({ broker: `redis://127.0.0.1:${port}/0` }) },
+  {
+    name: "RabbitMQ broker",
+    urls: (port: number) => ({ broker: `amqp://guest:guest@127.0.0.1:${port}//` }),
+  },
+  {
+    name: "Redis result backend",
+    urls: (port: number) => ({ broker: "kv://:memory:", backend: `redis://127.0.0.1:${port}/0` }),
+  },
+  {
+    name: "rpc:// result backend",
+    urls: (port: number) => ({
+      broker: "kv://:memory:",
+      backend: `rpc://guest:guest@127.0.0.1:${port}//`,
+    }),
+  },
+];
+
+for (const c of CASES) {
+  for (const action of ["stop", "terminate", "stop, then terminate"] as const) {
+    Deno.test(`${action} while connecting to a silent ${c.name}: start() ends at once, the socket is closed`, async () => {
+      using ports = reservePorts();
+      await using server = new SilentServer(ports.base + 1);
+      const urls = c.urls(ports.base + 1);
+      const app = new Celery({ backend: null, ...urls });
+      const worker = new Worker({ app, pool: "inline", queues: ["q"] });
+      const starting = worker.start().then(() => null, (e: unknown) => e);
+      const conn = await within(server.accepted, PROMPT_MS, "the connect");
+      const shutdowns = action === "stop"
+        ? [worker.stop()]
+        : action === "terminate"
+        ? [worker.terminate()]
+        : [worker.stop(), worker.terminate()];
+      assert.equal(await within(starting, PROMPT_MS, "start()"), null, "start() resolves");
+      await within(Promise.all(shutdowns), PROMPT_MS, action);
+      await within(worker.finished, PROMPT_MS, "finished");
+      await within(closedByPeer(conn), PROMPT_MS, "closing the socket");
+      await app.close();
+    });
+  }
+}
+
+Deno.test("stop, then terminate while connecting: 'shutdown asked for while starting' is logged once", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { mem: (r) => records.push(r) },
+    loggers: [
+      { category: ["celeriac", "worker"], lowestLevel: "info", sinks: ["mem"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["mem"] },
+    ],
+  });
+  try {
+    using ports = reservePorts();
+    await using server = new SilentServer(ports.base + 1);
+    const app = new Celery({ broker: `redis://127.0.0.1:${ports.base + 1}/0`, backend: null });
+    const worker = new Worker({ app, pool: "inline", queues: ["q"] });
+    const starting = worker.start();
+    await within(server.accepted, PROMPT_MS, "the connect");
+    await within(Promise.all([worker.stop(), worker.terminate(), starting]), PROMPT_MS, "shutdown");
+    await app.close();
+    const asked = records.filter((r) => String(r.rawMessage).includes("while starting"));
+    assert.equal(asked.length, 1, `logged once, got ${asked.length}`);
+  } finally {
+    await reset();
+  }
+});
+
+Deno.test("app.broker({ signal }): a caller joining an open under way only stops waiting", async () => {
+  using ports = reservePorts();
+  await using server = new SilentServer(ports.base + 1);
+  const app = new Celery({ broker: `redis://127.0.0.1:${ports.base + 1}/0`, backend: null });
+  const owner = new AbortController();
+  const joiner = new AbortController();
+  let settled = false;
+  const opening = app.broker({ signal: owner.signal }).then(() => null, (e: unknown) => e)
+    .finally(() => settled = true);
+  const conn = await within(server.accepted, PROMPT_MS, "the connect");
+  const joined = app.broker({ signal: joiner.signal }).then(() => null, (e: unknown) => e);
+  joiner.abort(new Error("joiner gave up"));
+  assert.equal(((await joined) as Error).message, "joiner gave up");
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(settled, false, "the open goes on");
+  owner.abort(new Error("owner gave up"));
+  assert.equal(((await within(opening, PROMPT_MS, "the open")) as Error).message, "owner gave up");
+  await within(closedByPeer(conn), PROMPT_MS, "closing the socket");
+  await app.close();
+});
