@@ -5,7 +5,11 @@
  * revoked ids, starting the Web Workers, subscribing to the pidbox) and
  * before start() was even called, a warm stop, a cold stop and a second
  * signal end the worker without an exception, resolve `finished`, never
- * emit `workerReady`, and leave a message sent before in its queue.
+ * emit `workerReady`, leave a message sent before in its queue, and start
+ * no later step (no declaration, revoked-ids read or pidbox subscription
+ * after the shutdown was asked for). The Web Workers' start is held open by
+ * a module that waits for the test (apps/gated_app.ts), so the shutdown
+ * lands inside it.
  * KV broker in a temp file, and Redis under a key prefix of its own.
  */
 
@@ -14,10 +18,12 @@ import { Celery } from "../mod.ts";
 import type { Broker } from "../src/broker/port.ts";
 import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { app as tasksApp } from "./apps/worker_app.ts";
+import { GATE } from "./apps/gate.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const APP_MODULE = new URL("./apps/worker_app.ts", import.meta.url).href;
+const GATED_MODULE = new URL("./apps/gated_app.ts", import.meta.url).href;
 const kvDir = await Deno.makeTempDir({ prefix: "celeriac-stop-starting-test-" });
 const redisPrefix = uniquePrefix("stop-starting");
 const TRANSPORTS = [
@@ -42,12 +48,31 @@ type Action = "stop" | "terminate" | "stop, then terminate";
 interface Point {
   name: string;
   pool: "inline" | "threads";
-  /** Called with the worker's broker (already connected) and the shutdown to fire. */
-  arm?: (broker: Broker, fire: () => void) => void;
+  /** The Web Workers' app module; default worker_app.ts. */
+  appModule?: string;
+  /**
+   * Called with the worker's broker (already connected) and the shutdown to
+   * fire; may return what undoes it once the test ended.
+   */
+  arm?: (broker: Broker, fire: () => void) => (() => void) | void;
+}
+
+/** The broker methods of start-up's steps after connecting. */
+const STEPS = ["declareQueue", "listRevoked", "subscribe"] as const;
+
+/** Record the start-up steps begun once `fired()` is true. */
+function recordLate(broker: Broker, late: string[], fired: () => boolean): void {
+  for (const method of STEPS) {
+    const call = broker[method].bind(broker) as (...a: unknown[]) => Promise<unknown>;
+    (broker as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      if (fired()) late.push(method);
+      return call(...args);
+    };
+  }
 }
 
 /** Fire once, from inside the first call of `method` (before it does its work). */
-function during(method: "declareQueue" | "listRevoked" | "subscribe"): Point["arm"] {
+function during(method: typeof STEPS[number]): Point["arm"] {
   return (broker, fire) => {
     const original = broker[method].bind(broker) as (...a: unknown[]) => Promise<unknown>;
     let fired = false;
@@ -66,8 +91,17 @@ const POINTS: Point[] = [
   {
     name: "while the Web Workers start",
     pool: "threads",
-    // The revoked ids read, the next macrotask finds start() waiting for its Web Workers.
-    arm: (broker, fire) => during("listRevoked")!(broker, () => setTimeout(fire, 0)),
+    appModule: GATED_MODULE,
+    // The Web Worker is importing its app module: start() waits in pool.start().
+    arm: (_broker, fire) => {
+      const gate = new BroadcastChannel(GATE);
+      gate.onmessage = (e: MessageEvent) => {
+        if (e.data !== "loading") return;
+        fire();
+        gate.postMessage("go");
+      };
+      return () => gate.close();
+    },
   },
   { name: "while subscribing to the pidbox", pool: "inline", arm: during("subscribe") },
 ];
@@ -90,6 +124,7 @@ function bounded<T>(p: Promise<T>, what: string): Promise<T> {
 async function scenario(
   url: string,
   pool: Point["pool"],
+  appModule: string,
   run: (worker: Worker, app: Celery) => Promise<void>,
 ): Promise<void> {
   const queue = `ss-${crypto.randomUUID().slice(0, 8)}`;
@@ -101,7 +136,7 @@ async function scenario(
   const offDown = tasksApp.signals.connect("workerShutdown", (p) => void stopped.push(p.hostname));
   const options: WorkerOptions = { app: tasksApp, queues: [queue], concurrency: 1, prefetch: 4 };
   const worker = new Worker(
-    pool === "threads" ? { ...options, appModule: APP_MODULE } : { ...options, pool: "inline" },
+    pool === "threads" ? { ...options, appModule } : { ...options, pool: "inline" },
   );
   try {
     const sent = await client.sendTask("t.add", [1, 2]);
@@ -127,16 +162,27 @@ for (const t of TRANSPORTS) {
         name: `${t.name}: ${action} ${point.name}: no error, the worker finishes, nothing lost`,
         ignore: t.ignore,
       }, async () => {
-        await scenario(t.url(), point.pool, async (worker, app) => {
+        await scenario(t.url(), point.pool, point.appModule ?? APP_MODULE, async (worker, app) => {
           const outcomes: Promise<unknown>[] = [];
+          const late: string[] = [];
           const fire = () =>
             void outcomes.push(shutdown(worker, action).then(() => null, (e) => e));
-          if (point.arm) point.arm(await app.broker(), fire);
-          const starting = worker.start();
-          if (!point.arm) fire();
-          await bounded(starting, "start()");
-          assert.equal(outcomes.length, 1, "the shutdown was asked for during start()");
-          assert.deepEqual(await bounded(Promise.all(outcomes), action), [null], "no exception");
+          let disarm: (() => void) | void = undefined;
+          if (point.arm) {
+            const broker = await app.broker();
+            disarm = point.arm(broker, fire);
+            recordLate(broker, late, () => outcomes.length > 0);
+          }
+          try {
+            const starting = worker.start();
+            if (!point.arm) fire();
+            await bounded(starting, "start()");
+            assert.equal(outcomes.length, 1, "the shutdown was asked for during start()");
+            assert.deepEqual(await bounded(Promise.all(outcomes), action), [null], "no exception");
+            assert.deepEqual(late, [], "no step begun after the shutdown was asked for");
+          } finally {
+            disarm?.();
+          }
         });
       });
     }
@@ -144,7 +190,7 @@ for (const t of TRANSPORTS) {
 }
 
 Deno.test("kv: stop before start (a signal while the CLI starts beat or the dashboard): start() then starts nothing", async () => {
-  await scenario(TRANSPORTS[0].url(), "inline", async (worker) => {
+  await scenario(TRANSPORTS[0].url(), "inline", APP_MODULE, async (worker) => {
     await bounded(worker.stop(), "stop()");
     await bounded(worker.start(), "start()");
   });
