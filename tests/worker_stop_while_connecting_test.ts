@@ -7,7 +7,9 @@
  * resolves, and the socket the connect opened is closed (the server reads
  * its end). "Shutdown asked for while starting" is logged once, even for a
  * stop followed by a terminate. The silent server listens on a port block
- * reserved for this test (never the shared servers).
+ * reserved for this test (never the shared servers). A declaration that
+ * hangs (a private redis-server paused for writes) no longer holds start()
+ * either.
  */
 
 import assert from "node:assert/strict";
@@ -15,6 +17,7 @@ import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { Celery } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { reservePorts } from "./helpers/ports.ts";
+import { PrivateRedis } from "./helpers/private_redis.ts";
 
 /** start() must end this soon after the shutdown (ioredis would wait forever, amqplib 10 s). */
 const PROMPT_MS = 3000;
@@ -161,4 +164,30 @@ Deno.test("app.broker({ signal }): a caller joining an open under way only stops
   assert.equal(((await within(opening, PROMPT_MS, "the open")) as Error).message, "owner gave up");
   await within(closedByPeer(conn), PROMPT_MS, "closing the socket");
   await app.close();
+});
+
+/** `redis-cli -p <port> <args>` (the private server's own client, never the shared server). */
+async function redisCli(port: number, ...args: string[]): Promise<void> {
+  const out = await new Deno.Command("redis-cli", { args: ["-p", String(port), ...args] }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+}
+
+Deno.test("stop while declaring the queues on a Redis server that stopped answering writes: start() ends at once", async () => {
+  const redis = await PrivateRedis.start();
+  const app = new Celery({ broker: redis.url, backend: null });
+  try {
+    await app.broker();
+    // Writes wait (the queue's kombu binding is an SADD) until unpaused or 60 s.
+    await redisCli(redis.port, "CLIENT", "PAUSE", "60000", "WRITE");
+    const worker = new Worker({ app, pool: "inline", queues: ["q"] });
+    const starting = worker.start().then(() => null, (e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 200));
+    const stopping = worker.stop();
+    assert.equal(await within(starting, PROMPT_MS, "start()"), null, "start() resolves");
+    await within(stopping, PROMPT_MS, "stop()");
+  } finally {
+    await redisCli(redis.port, "CLIENT", "UNPAUSE");
+    await app.close();
+    await redis.close();
+  }
 });
