@@ -77,6 +77,7 @@ export type {
   Rejection,
   RevokedEntry,
   SubscribeOptions,
+  Subscription,
   TakeOptions,
   TokenGrant,
   TokenRequest,

@@ -54,6 +54,7 @@ import type {
   Rejection,
   RevokedEntry,
   SubscribeOptions,
+  Subscription,
   TakeOptions,
 } from "./port.ts";
 import { unlessAborted } from "./sleep.ts";
@@ -326,12 +327,12 @@ export class AmqpBroker implements Broker {
     exchange: string,
     onMessage: (message: Message) => void,
     options: SubscribeOptions,
-  ): Promise<void> {
+  ): Promise<Subscription> {
     const decl = subscriberQueueDeclaration(
       exchange,
       options.queue ?? defaultSubscriberQueue(exchange),
     );
-    const { ready, done } = consumeAcrossReconnects({
+    const { ready, done, flush } = consumeAcrossReconnects({
       connection: this.#conn,
       signal: AbortSignal.any([options.signal, this.#closing.signal]),
       setUp: async (_session, channel) => {
@@ -359,6 +360,7 @@ export class AmqpBroker implements Broker {
     this.#subscriptions.add(loop);
     loop.finally(() => this.#subscriptions.delete(loop));
     await ready;
+    return { flush };
   }
 
   /** Append revoked ids to the `celeriac.revoked` stream. */

@@ -58,13 +58,16 @@ export interface ConsumeAcrossReconnectsOptions {
  *
  * @param options connection, set-up and where messages go
  * @returns `ready`: settles once consuming first started (or failed, or was
- * stopped); `done`: resolves when consuming has stopped for good
+ * stopped); `done`: resolves when consuming has stopped for good; `flush`:
+ * resolves once the deliveries RabbitMQ sent so far were handed to
+ * `onMessage` (a round trip on the consuming channel)
  */
 export function consumeAcrossReconnects(
   options: ConsumeAcrossReconnectsOptions,
-): { ready: Promise<void>; done: Promise<void> } {
+): { ready: Promise<void>; done: Promise<void>; flush: () => Promise<void> } {
   const { connection, signal, setUp, onMessage, onRetry } = options;
   const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
+  let consuming: { channel: Channel; queue: string } | null = null;
   const done = (async () => {
     let first = true;
     while (!signal.aborted) {
@@ -84,6 +87,7 @@ export function consumeAcrossReconnects(
         first = false;
         resolve();
         const channel = held.channel;
+        consuming = { channel, queue };
         await new Promise<void>((ended) => {
           const any = AbortSignal.any([signal, session.lost]);
           any.addEventListener("abort", () => ended(), { once: true });
@@ -98,10 +102,16 @@ export function consumeAcrossReconnects(
         onRetry(err as Error);
         await sleep(options.retryDelayMs ?? 0, signal);
       } finally {
+        consuming = null;
         await held?.close();
       }
     }
     resolve();
   })();
-  return { ready, done };
+  // RabbitMQ answers a channel's methods after what it sent on it before, and
+  // amqplib reads frames in order: once the answer is in, so are those deliveries.
+  const flush = async () => {
+    await consuming?.channel.checkQueue(consuming.queue).catch(() => {});
+  };
+  return { ready, done, flush };
 }

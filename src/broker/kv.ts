@@ -59,6 +59,7 @@ import type {
   Rejection,
   RevokedEntry,
   SubscribeOptions,
+  Subscription,
   TakeOptions,
 } from "./port.ts";
 
@@ -362,13 +363,36 @@ export class KvBroker implements Broker {
     onMessage: (message: Message) => void,
     signal: AbortSignal,
     options: SubscribeOptions,
-  ): Promise<void> {
+  ): Promise<Subscription> {
     const queue = checkQueue(options.bindingKey ?? "");
+    const handOver = async (got: Delivery[]) => {
+      if (got.length) await this.ack(got);
+      for (const d of got) onMessage(d);
+    };
+    // A flush ends the loop's take (which puts back what it took), holds
+    // the loop, and reads the queue itself: nothing taken is left unhanded.
+    let iteration = Promise.resolve();
+    let wake: AbortController | null = null;
+    let hold: Promise<void> | null = null;
     const loop = async () => {
       while (!signal.aborted && !this.#closed) {
-        const got = await this.take([queue], { max: 100, signal });
-        if (got.length) await this.ack(got);
-        for (const d of got) onMessage(d);
+        if (hold) await hold;
+        const woken = wake = new AbortController();
+        const stop = AbortSignal.any([signal, woken.signal]);
+        await (iteration = this.take([queue], { max: 100, signal: stop }).then(handOver));
+      }
+    };
+    const flush = async () => {
+      if (signal.aborted || this.#closed) return;
+      const held = Promise.withResolvers<void>();
+      hold = held.promise;
+      wake?.abort();
+      try {
+        await iteration.catch(() => {});
+        await handOver(await this.#takeNow(queue));
+      } finally {
+        hold = null;
+        held.resolve();
       }
     };
     this.#run(() =>
@@ -376,7 +400,15 @@ export class KvBroker implements Broker {
         log.error("Stopped reading replies on {queue}: {error}", { queue, error: String(err) })
       ).finally(() => this.#closed ? undefined : this.purge(queue).then(() => {}, () => {}))
     );
-    return Promise.resolve();
+    return Promise.resolve({ flush });
+  }
+
+  /** What `queue` holds now, taken without waiting. */
+  async #takeNow(queue: string): Promise<Delivery[]> {
+    return await this.#run(async () => {
+      const taken = await takeBatch(this.#scope, [queue], TAKE_BATCH, this.#visibilityMs);
+      return taken.length ? await this.#deliver(taken) : [];
+    });
   }
 
   /**
@@ -387,7 +419,7 @@ export class KvBroker implements Broker {
     exchange: string,
     onMessage: (message: Message) => void,
     options: SubscribeOptions,
-  ): Promise<void> {
+  ): Promise<Subscription | void> {
     if (this.#closed) {
       throw new Error("This KV broker is closed: open a new one with openKvBroker()");
     }

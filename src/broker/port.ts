@@ -301,14 +301,16 @@ export interface Broker {
   broadcast(exchange: string, message: Message, routingKey?: string): Promise<void>;
   /**
    * Receive what is broadcast on a fanout exchange until `signal` aborts.
-   * Resolves once subscribed. `queue` names the subscriber's own queue where
-   * the transport needs one (AMQP: Celery's `<nodename>.celery.pidbox`).
+   * Resolves once subscribed, with a {@link Subscription} where the
+   * transport can flush what reached it (KV, RabbitMQ). `queue` names the
+   * subscriber's own queue where the transport needs one (AMQP: Celery's
+   * `<nodename>.celery.pidbox`).
    */
   subscribe(
     exchange: string,
     onMessage: (message: Message) => void,
     options: SubscribeOptions,
-  ): Promise<void>;
+  ): Promise<Subscription | void>;
   /**
    * Remember revoked task ids until they expire, so that a worker that
    * starts later still skips them.
@@ -364,6 +366,28 @@ export interface SubscribeOptions {
    * `signal` aborts.
    */
   bindingKey?: string;
+}
+
+/**
+ * A live subscription ({@link Broker.subscribe}), for a caller that must
+ * not miss what reached the transport before a deadline (remote-control
+ * replies after a stalled event loop).
+ *
+ * @example Collecting until a deadline, then what had arrived by then
+ * ```ts ignore
+ * const sub = await broker.subscribe(exchange, onMessage, { signal, queue, bindingKey });
+ * await deadline;
+ * if (sub) await sub.flush();
+ * ```
+ */
+export interface Subscription {
+  /**
+   * Hand `onMessage` what reached the transport and was not handed over
+   * yet (KV: one more read of the queue; RabbitMQ: a round trip on the
+   * consuming channel, after which the deliveries sent before it were
+   * read), then resolve. Resolves at once once the subscription ended.
+   */
+  flush(): Promise<void>;
 }
 
 /**

@@ -4,13 +4,15 @@
  * with a ticket and that queue's routing key as `reply_to`, keep the
  * replies carrying the ticket until the timeout or the expected number of
  * replies. As in kombu, the timeout counts from the request sent: setting
- * up the reply queue on a slow or loaded host does not eat into it.
+ * up the reply queue on a slow or loaded host does not eat into it. At
+ * the deadline, what reached the transport before it is still collected.
  *
  * @module
  */
 
 import { lazyLogger } from "./lazy_logger.ts";
-import type { Broker } from "../broker/port.ts";
+import type { Broker, Subscription } from "../broker/port.ts";
+import { untilAborted } from "../broker/sleep.ts";
 import type { LamportClock } from "../protocol/clock.ts";
 import {
   controlExpires,
@@ -23,6 +25,9 @@ import { pyJsonLoads } from "../protocol/json.ts";
 import type { Message } from "../protocol/message.ts";
 
 const log = lazyLogger(["celeriac", "control"]);
+
+/** Milliseconds the flush at the deadline may take (a RabbitMQ round trip, a KV read). */
+const FLUSH_MS = 1000;
 
 /**
  * How long and for how many replies a call waits.
@@ -54,6 +59,18 @@ export interface ReplyOptions {
  * ```
  */
 export type NodeReply<T = unknown> = Record<string, T>;
+
+/**
+ * A stalled event loop runs an expired timer before the replies that
+ * reached the transport in time are read: the subscription hands them over
+ * (KV: one more read; RabbitMQ: a round trip on its channel), bounded by
+ * {@link FLUSH_MS}; without one (Redis), one more turn lets the socket's
+ * data in.
+ */
+async function lastReplies(subscription: Subscription | void): Promise<void> {
+  if (!subscription) return await new Promise((r) => setTimeout(r, 0));
+  await untilAborted(subscription.flush(), AbortSignal.timeout(FLUSH_MS));
+}
 
 /**
  * Broadcast a request and collect the replies carrying its ticket.
@@ -113,7 +130,7 @@ export async function call(
     // A reply queue per call (kombu keeps one per oid): a call's clean-up
     // never races the next call's binding.
     const key = `${oid}.${ticket}`;
-    await broker.subscribe(PIDBOX_REPLY_EXCHANGE, onMessage, {
+    const subscription = await broker.subscribe(PIDBOX_REPLY_EXCHANGE, onMessage, {
       signal: stop.signal,
       queue: `${key}.${PIDBOX_REPLY_EXCHANGE}`,
       bindingKey: key,
@@ -128,9 +145,7 @@ export async function call(
       done.resolve();
     }, timeout);
     if (!options.signal?.aborted) await done.promise;
-    // A stalled event loop runs an expired timer before reading the replies
-    // that reached the socket in time: one more turn lets that I/O in.
-    if (timedOut && replies.length < limit) await new Promise((r) => setTimeout(r, 0));
+    if (timedOut && replies.length < limit) await lastReplies(subscription);
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
