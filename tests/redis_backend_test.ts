@@ -18,6 +18,47 @@ async function subscribed(r: Redis, id: string): Promise<number> {
 }
 
 Deno.test({
+  name: "redis backend: a replaced meta gets the TTL and is published; a kept SUCCESS is not " +
+    "published again; result_expires 0 stores without a TTL, first and replaced",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const r = await rawRedis();
+  const sub = await rawRedis();
+  const heard: string[] = [];
+  sub.on("message", (_c: string, m: string) => heard.push(m));
+  const meta = (taskId: string, status: "STARTED" | "SUCCESS" | "FAILURE", result: unknown) =>
+    encodeResultMeta({ taskId, status, result, dateDone: new Date() });
+  for (const expires of [120, 0]) {
+    const backend = await openRedisBackend(url, { resultExpires: expires });
+    try {
+      const id = crypto.randomUUID();
+      const key = `${prefix}celery-task-meta-${id}`;
+      await sub.subscribe(key);
+      heard.length = 0;
+      const started = meta(id, "STARTED", { pid: 1, hostname: "h" });
+      await backend.store([{ taskId: id, status: "STARTED", meta: started }]);
+      await r.persist(key); // a replacement sets the TTL again
+      const done = meta(id, "SUCCESS", 7);
+      await backend.store([{ taskId: id, status: "SUCCESS", meta: done }]);
+      assert.equal(await r.get(key), done);
+      const ttl = await r.ttl(key);
+      if (expires) assert.ok(ttl > 100 && ttl <= 120, `ttl ${ttl}`);
+      else assert.equal(ttl, -1, "no TTL with result_expires 0");
+      await backend.store([{ taskId: id, status: "FAILURE", meta: meta(id, "FAILURE", null) }]);
+      assert.equal(await r.get(key), done);
+      await r.ping(); // the subscriber has had the time to read what was published
+      await sub.ping();
+      assert.deepEqual(heard, [started, done], "the refused FAILURE is not published");
+      await sub.unsubscribe(key);
+    } finally {
+      await backend.close();
+    }
+  }
+  await r.quit();
+  sub.disconnect();
+});
+
+Deno.test({
   name: "redis backend: SETEX with result_expires and PUBLISH on the key's channel",
   ignore: WITHOUT_REDIS,
 }, async () => {

@@ -51,26 +51,39 @@ export const TASK_META_PREFIX = "celery-task-meta-";
  * (0 = keep forever), ARGV[2..] = meta JSON, one per key.
  */
 const STORE_SCRIPT = String.raw`
-local ttl = tonumber(ARGV[1])
+-- The TTL goes to SET and SETEX as the text it came as: a number argument would be formatted
+-- by every call.
+local ttl = ARGV[1]
+local expires = tonumber(ttl) > 0
 for i, key in ipairs(KEYS) do
   local meta = ARGV[i + 1]
-  local cur = redis.call('GET', key)
-  local status
-  if cur then
-    status = string.match(cur, '^{"status": "(%u+)"')
-    if status == nil then
-      local ok, m = pcall(cjson.decode, cur)
-      if ok and type(m) == 'table' then status = m.status end
+  -- A task's first meta (the usual case) is stored by SET NX alone; an existing one is read.
+  local stored
+  if expires then
+    stored = redis.call('SET', key, meta, 'NX', 'EX', ttl)
+  else
+    stored = redis.call('SET', key, meta, 'NX')
+  end
+  if not stored then
+    local cur = redis.call('GET', key)
+    local status
+    if cur then
+      status = string.match(cur, '^{"status": "(%u+)"')
+      if status == nil then
+        local ok, m = pcall(cjson.decode, cur)
+        if ok and type(m) == 'table' then status = m.status end
+      end
+    end
+    if status ~= 'SUCCESS' then
+      if expires then
+        redis.call('SETEX', key, ttl, meta)
+      else
+        redis.call('SET', key, meta)
+      end
+      stored = true
     end
   end
-  if status ~= 'SUCCESS' then
-    if ttl > 0 then
-      redis.call('SETEX', key, ttl, meta)
-    else
-      redis.call('SET', key, meta)
-    end
-    redis.call('PUBLISH', key, meta)
-  end
+  if stored then redis.call('PUBLISH', key, meta) end
 end
 return #KEYS
 `;

@@ -101,18 +101,24 @@ end
 -- list, which it stays once that member is removed again, in this same script: nobody sees it.
 -- With a space it is no tag a delivery is recorded under (those are retagged).
 local sentinel = 'celeriac index encoding ' .. string.rep('-', 76)
-local indexed = false
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+-- The deliveries' score as redis.call would write the number (%.17g, the same double on every
+-- version), formatted once: a number argument is formatted by every call that gets it.
+local score = string.format('%.17g', now)
 local out = {}
 -- What the record keeps: out with each envelope's length in place of an envelope recorded in
 -- unacked (copying every envelope into the record cost Redis ~1.6 microseconds per message).
 local kept = {}
+-- The index's new members, the sentinel first (a new index is then created as a skip list):
+-- indexed by one ZADD after the loop instead of one per message.
+local scored = {'0', sentinel}
 local taken = 0
 for i = 1, n do
   if taken >= max then break end
   local items = redis.call('RPOP', KEYS[i], max - taken)
   if items then
+    local pos = tostring(i)
     for _, raw in ipairs(items) do
       -- kombu writes the tag last: looked for in the tail first (a tag longer than 200 bytes is
       -- replaced anyway), in the whole envelope only when not there. Both find the same: at
@@ -135,20 +141,16 @@ for i = 1, n do
         end
       end
       if entry then
+        -- HSETNX records the entry unless the tag is already unacknowledged (one command where
+        -- HEXISTS and HSET were two), so a reused tag's own delivery keeps its entry and score.
         if #tag > 200 or not string.match(tag, '^[%w%.:_%-]+$')
-            or redis.call('HEXISTS', unacked, tag) == 1 then
+            or redis.call('HSETNX', unacked, tag, entry) == 0 then
           tag = 'celeriac-retag-' .. redis.sha1hex(seq .. ':' .. taken .. ':' .. now .. ':' .. raw)
+          redis.call('HSET', unacked, tag, entry)
         end
-        if indexed then
-          redis.call('ZADD', idx, now, tag)
-        else
-          -- The sentinel first: a new index is then created as a skip list.
-          redis.call('ZADD', idx, 0, sentinel, now, tag)
-          redis.call('ZREM', idx, sentinel)
-          indexed = true
-        end
-        redis.call('HSET', unacked, tag, entry)
-        out[#out + 1] = tostring(i)
+        scored[#scored + 1] = score
+        scored[#scored + 1] = tag
+        out[#out + 1] = pos
       else
         redis.call('LPUSH', parked, cjson.encode({
           reason = 'malformed message: not a kombu envelope with a delivery_tag',
@@ -164,6 +166,13 @@ for i = 1, n do
       taken = taken + 1
     end
   end
+end
+if #scored > 2 then
+  -- In ZADDs of at most 500 members (unpack's arguments stay well within Lua's stack).
+  for from = 1, #scored, 1000 do
+    redis.call('ZADD', idx, unpack(scored, from, math.min(from + 999, #scored)))
+  end
+  redis.call('ZREM', idx, sentinel)
 end
 redis.call('HSET', record, 'seq', seq, 'at', now, 'out', cmsgpack.pack(kept))
 redis.call('EXPIRE', record, 3600)
@@ -261,6 +270,9 @@ return 0
 export const TOKENS_SCRIPT = String.raw`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+-- The deliveries' score as redis.call would write the number (%.17g, the same double on every
+-- version), formatted once: a number argument is formatted by every call that gets it.
+local score = string.format('%.17g', now)
 local out = {}
 for i = 1, #KEYS do
   local rate = tonumber(ARGV[3 * i - 2])
