@@ -2,7 +2,8 @@
  * A broker that is down when the worker starts: the worker retries with a
  * growing delay and a log line per attempt, as Celery does
  * (`broker_connection_retry_on_startup`), and runs tasks once the server is
- * up; `--fail-fast` exits at once instead; a signal while waiting stops it.
+ * up; `--fail-fast` exits at once instead; a signal while waiting stops it,
+ * also while a connect hangs (a server that accepts and never answers).
  */
 
 import assert from "node:assert/strict";
@@ -10,6 +11,7 @@ import { Celery } from "../mod.ts";
 import { startupRetryDelay } from "../src/cli/connect_retry.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { Proc } from "./helpers/procs.ts";
+import { SilentServer } from "./helpers/silent_server.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 function workerCli(port: number, extra: string[] = []): Proc {
@@ -112,4 +114,14 @@ Deno.test({
   assert.equal(status.code, 1);
   assert.match(worker.output, /database 99 does not exist/);
   assert.doesNotMatch(worker.output, /Trying again/);
+});
+
+Deno.test("startup retry: a signal while the connect hangs (the server accepts, never answers) stops the worker", async () => {
+  using ports = reservePorts();
+  await using server = new SilentServer(ports.base);
+  const waiting = workerCli(ports.base);
+  await server.accepted;
+  const stopped = await waiting.stop("SIGTERM", 10_000);
+  assert.equal(stopped.code, 0, waiting.output);
+  assert.match(waiting.output, /Stopped before the broker could be reached/);
 });

@@ -18,49 +18,10 @@ import { Celery } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { PrivateRedis } from "./helpers/private_redis.ts";
+import { SilentServer } from "./helpers/silent_server.ts";
 
 /** start() must end this soon after the shutdown (ioredis would wait forever, amqplib 10 s). */
 const PROMPT_MS = 3000;
-
-/** A TCP server that accepts connections and never writes a byte. */
-class SilentServer implements AsyncDisposable {
-  readonly #listener: Deno.TcpListener;
-  readonly #conns: Deno.Conn[] = [];
-  readonly #accepted = Promise.withResolvers<Deno.Conn>();
-  readonly #loop: Promise<void>;
-
-  constructor(port: number) {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port });
-    this.#listener = listener;
-    this.#loop = (async () => {
-      try {
-        for await (const conn of listener) {
-          this.#conns.push(conn);
-          this.#accepted.resolve(conn);
-        }
-      } catch {
-        // closed
-      }
-    })();
-  }
-
-  /** The first connection accepted. */
-  get accepted(): Promise<Deno.Conn> {
-    return this.#accepted.promise;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.#listener.close();
-    await this.#loop;
-    for (const c of this.#conns) {
-      try {
-        c.close();
-      } catch {
-        // already closed
-      }
-    }
-  }
-}
 
 /** Resolves when the peer closed `conn` (what it sent is read and ignored). */
 async function closedByPeer(conn: Deno.Conn): Promise<void> {

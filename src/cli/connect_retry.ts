@@ -67,8 +67,9 @@ export async function connectOnStartup(
   for (let attempt = 1;; attempt++) {
     options.signal?.throwIfAborted();
     try {
-      await app.broker();
-      if (app.config.backend !== null) await app.resultBackend();
+      // The signal also aborts a connect that hangs (a server that never answers).
+      await app.broker({ signal: options.signal });
+      if (app.config.backend !== null) await app.resultBackend({ signal: options.signal });
       if (attempt > 1) log.info("Connected after {n} attempt(s)", { n: attempt });
       return;
     } catch (err) {
