@@ -26,7 +26,15 @@
  * - `total`: `delay()` called → `get()` resolved
  *
  * MONITOR sees every database: on a busy shared server it also slows Redis
- * a little, so compare runs made the same way.
+ * a little, so compare runs made the same way. It slows this process most:
+ * ioredis parses every command the server runs, so the client's own steps
+ * (its SUBSCRIBE and GET after the LPUSH's reply, reading the PUBLISH) come
+ * late — a SUBSCRIBE was seen after its result's PUBLISH — and `notify`
+ * and `total` read longer than without it (total 1.91 against 0.74 ms on a
+ * quiet host, 1.38 against 1.08 on a busy one).
+ * So ROUNDTRIPS round trips without MONITOR come first, split by the two
+ * clocks of the path alone (`to task`: `delay()` called → task start;
+ * `back`: task start → `get()` resolved), with their `total`.
  *
  * @module
  */
@@ -53,6 +61,36 @@ await worker.ready;
 const wall = () => performance.timeOrigin + performance.now();
 for (let i = 0; i < 100; i++) await (await stamp.delay()).get();
 
+/** A round trip's times (wall-clock ms) and its task id. */
+interface Run {
+  id: string;
+  called: number;
+  ran: number;
+  got: number;
+}
+/** A timed round trip: `delay()` called, the task's start (its Web Worker's clock), `get()` resolved. */
+async function roundTrip(): Promise<Run> {
+  const called = wall();
+  const r = await stamp.delay();
+  const ran = await r.get() as number;
+  return { id: r.id, called, ran, got: wall() };
+}
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+};
+const quiet: Run[] = [];
+for (let i = 0; i < rtts; i++) quiet.push(await roundTrip());
+console.log(`${rtts} round trips without MONITOR (load ${Deno.loadavg()[0]}); median ms per step:`);
+const quietSteps: [string, (r: Run) => number][] = [
+  ["to task", (r) => r.ran - r.called],
+  ["back", (r) => r.got - r.ran],
+  ["total", (r) => r.got - r.called],
+];
+for (const [name, step] of quietSteps) {
+  console.log(`  ${name.padEnd(10)} ${median(quiet.map(step)).toFixed(3)}`);
+}
+
 /** A command as MONITOR saw it: server time (ms), db, name and arguments. */
 interface Seen {
   t: number;
@@ -65,13 +103,8 @@ monitor.on("monitor", (time: string, args: string[], _source: string, db: string
   const n = Number(db);
   if (n === BROKER_DB || n === BACKEND_DB) seen.push({ t: Number(time) * 1000, db: n, args });
 });
-const runs: { id: string; called: number; ran: number; got: number }[] = [];
-for (let i = 0; i < rtts; i++) {
-  const called = wall();
-  const r = await stamp.delay();
-  const ran = await r.get() as number;
-  runs.push({ id: r.id, called, ran, got: wall() });
-}
+const runs: Run[] = [];
+for (let i = 0; i < rtts; i++) runs.push(await roundTrip());
 await new Promise((r) => setTimeout(r, 200));
 monitor.disconnect();
 
@@ -122,10 +155,6 @@ for (const run of runs) {
   steps.take.push(take.t - lpush.t);
   steps.ack.push(ack.t - lpush.t);
 }
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-};
 console.log(
   `${runs.length - unmatched} of ${runs.length} round trips matched ` +
     `(load ${Deno.loadavg()[0]}); median ms per step:`,
