@@ -169,22 +169,35 @@ export class AmqpConnection {
   async #open(signal?: AbortSignal): Promise<void> {
     const u = this.#url;
     // `signal` destroys the socket at once: amqplib hands its socket options to
-    // Node's net.connect, which takes one (amqplib's types do not list it).
+    // Node's net.connect, which takes one (amqplib's types do not list it) and
+    // listens to it for the socket's whole life. The socket gets a signal of
+    // its own, which `signal` aborts only until the connect ends: a caller's
+    // signal aborted after the open (a timeout, the CLI's start-up signal)
+    // must not cut the connection.
+    const connecting = signal ? new AbortController() : null;
+    const relay = () => connecting?.abort(signal?.reason);
+    signal?.addEventListener("abort", relay, { once: true });
+    if (signal?.aborted) relay();
     const socketOptions = {
       timeout: u.connectTimeout ?? this.#options.connectTimeoutMs ?? 10_000,
       noDelay: true,
-      signal,
+      signal: connecting?.signal,
       clientProperties: { connection_name: this.#options.name ?? "celeriac" },
     };
-    const model = await amqp.connect({
-      protocol: u.tls ? "amqps" : "amqp",
-      hostname: u.hostname,
-      port: u.port,
-      username: u.username,
-      password: u.password,
-      vhost: encodeURIComponent(u.vhost),
-      heartbeat: u.heartbeat,
-    }, socketOptions);
+    let model: ChannelModel;
+    try {
+      model = await amqp.connect({
+        protocol: u.tls ? "amqps" : "amqp",
+        hostname: u.hostname,
+        port: u.port,
+        username: u.username,
+        password: u.password,
+        vhost: encodeURIComponent(u.vhost),
+        heartbeat: u.heartbeat,
+      }, socketOptions);
+    } finally {
+      signal?.removeEventListener("abort", relay);
+    }
     if (this.#state !== "connecting") {
       await model.close().catch(() => {});
       return;
