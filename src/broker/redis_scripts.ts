@@ -270,9 +270,6 @@ return 0
 export const TOKENS_SCRIPT = String.raw`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
--- The deliveries' score as redis.call would write the number (%.17g, the same double on every
--- version), formatted once: a number argument is formatted by every call that gets it.
-local score = string.format('%.17g', now)
 local out = {}
 for i = 1, #KEYS do
   local rate = tonumber(ARGV[3 * i - 2])
