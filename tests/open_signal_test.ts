@@ -4,13 +4,16 @@
  * signal, which it aborts as soon as it connected) leaves the connection
  * alone. On RabbitMQ the connect's signal reaches the socket (net.connect
  * destroys it on abort); it must stop doing so once the connect ended.
+ * Before it finished: a caller that joined the open (without a signal, or
+ * with one that did not abort) is not failed by the starter's abort.
  */
 
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { Celery } from "../mod.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
-import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
+import { REDIS_URL } from "./helpers/redis.ts";
+import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 
 Deno.test({
   name:
@@ -42,5 +45,32 @@ Deno.test({
     await app.close();
     await reset();
     await vhost.remove();
+  }
+});
+
+Deno.test({
+  name: "app.broker()/resultBackend() joined an open its starter aborts: the joiner opens anew",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const app = new Celery({ broker: REDIS_URL, backend: REDIS_URL });
+  try {
+    const starter = new AbortController();
+    const reason = new Error("the starter gave up");
+    const started = [
+      app.broker({ signal: starter.signal }),
+      app.resultBackend({ signal: starter.signal }),
+    ]
+      .map((p) => p.then(() => null, (e: unknown) => e));
+    const joined = [app.broker(), app.resultBackend({ signal: AbortSignal.timeout(10_000) })]
+      .map((p) => p.then((opened) => opened, (e: unknown) => e));
+    starter.abort(reason);
+    assert.deepEqual(await Promise.all(started), [reason, reason], "the starter's opens end");
+    const [broker, backend] = await Promise.all(joined);
+    assert.ok(!(broker instanceof Error), `the broker joiner failed: ${broker}`);
+    assert.ok(!(backend instanceof Error), `the backend joiner failed: ${backend}`);
+    assert.equal(await (await app.broker()).queueDepth(`open-signal-${crypto.randomUUID()}`), 0);
+    assert.equal(await (await app.resultBackend()).get(crypto.randomUUID()), null);
+  } finally {
+    await app.close();
   }
 });

@@ -28,9 +28,35 @@ export interface OpenOptions {
   /**
    * Stops waiting: the promise rejects with the signal's reason. When this
    * call started the open, the open is aborted too and what it opened is
-   * closed; one already under way (started by another caller) goes on.
+   * closed; one already under way (started by another caller) goes on. A
+   * caller that joined an open whose starter aborted it opens anew.
    */
   signal?: AbortSignal;
+}
+
+/** An open under way or done, and the signal of the call that started it. */
+interface Opening<T> {
+  promise: Promise<T>;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * Wait for an open another call started, until `options.signal` aborts.
+ * When the starter's signal aborted that open, this caller did not ask for
+ * it: `again` opens anew for it.
+ */
+async function join<T>(
+  opening: Opening<T>,
+  options: OpenOptions,
+  again: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await unlessAborted(opening.promise, options.signal);
+  } catch (err) {
+    const starter = opening.signal;
+    if (!starter?.aborted || err !== starter.reason || options.signal?.aborted) throw err;
+    return await again();
+  }
 }
 
 /**
@@ -47,8 +73,8 @@ export interface OpenOptions {
 export class Connections {
   readonly #config: () => ResolvedConfig;
   readonly #replyQueue: string;
-  #broker: Promise<Broker> | null = null;
-  #backend: Promise<ResultBackend> | null = null;
+  #broker: Opening<Broker> | null = null;
+  #backend: Opening<ResultBackend> | null = null;
 
   /**
    * @param config the app's configuration, read when a connection opens
@@ -71,17 +97,18 @@ export class Connections {
    * @returns the broker
    */
   broker(options: OpenOptions = {}): Promise<Broker> {
-    if (this.#broker) return unlessAborted(this.#broker, options.signal);
+    if (this.#broker) return join(this.#broker, options, () => this.broker(options));
     const config = this.#config();
-    this.#broker = openBroker(config.broker, {
+    const opening = openBroker(config.broker, {
       visibilityTimeout: config.visibilityTimeout,
       outageRetryLimit: config.outageRetryLimit,
       signal: options.signal,
     }).catch((err) => {
-      this.#broker = null;
+      if (this.#broker?.promise === opening) this.#broker = null;
       throw err;
     });
-    return this.#broker;
+    this.#broker = { promise: opening, signal: options.signal };
+    return opening;
   }
 
   /**
@@ -95,24 +122,25 @@ export class Connections {
     const config = this.#config();
     const url = config.backend;
     if (url === null) return Promise.reject(new NoResultBackendError());
-    if (this.#backend) return unlessAborted(this.#backend, options.signal);
-    this.#backend = openBackend(url, {
+    if (this.#backend) return join(this.#backend, options, () => this.resultBackend(options));
+    const opening = openBackend(url, {
       resultExpires: config.resultExpires,
       outageRetryLimit: config.outageRetryLimit,
       replyQueue: this.#replyQueue,
       brokerUrl: config.broker,
       signal: options.signal,
     }).catch((err) => {
-      this.#backend = null;
+      if (this.#backend?.promise === opening) this.#backend = null;
       throw err;
     });
-    return this.#backend;
+    this.#backend = { promise: opening, signal: options.signal };
+    return opening;
   }
 
   /** Close the broker and the backend, if they were opened. */
   async close(): Promise<void> {
-    const broker = this.#broker;
-    const backend = this.#backend;
+    const broker = this.#broker?.promise;
+    const backend = this.#backend?.promise;
     this.#broker = null;
     this.#backend = null;
     await Promise.all([
