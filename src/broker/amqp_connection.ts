@@ -168,23 +168,36 @@ export class AmqpConnection {
 
   async #open(signal?: AbortSignal): Promise<void> {
     const u = this.#url;
-    // `signal` destroys the socket at once: amqplib hands its socket options to
-    // Node's net.connect, which takes one (amqplib's types do not list it).
+    // The socket's signal destroys it at once: amqplib hands its socket options
+    // to Node's net.connect, which takes one (amqplib's types do not list it).
+    // net.connect keeps it for the socket's whole life, so the socket gets its
+    // own, aborted by `signal` only while connecting: the caller's signal may
+    // abort later (the CLI aborts its start-up signal once connected) and must
+    // not cut the connection then.
+    const connecting = new AbortController();
+    const onAbort = () => connecting.abort(signal!.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal?.aborted) onAbort();
     const socketOptions = {
       timeout: u.connectTimeout ?? this.#options.connectTimeoutMs ?? 10_000,
       noDelay: true,
-      signal,
+      signal: connecting.signal,
       clientProperties: { connection_name: this.#options.name ?? "celeriac" },
     };
-    const model = await amqp.connect({
-      protocol: u.tls ? "amqps" : "amqp",
-      hostname: u.hostname,
-      port: u.port,
-      username: u.username,
-      password: u.password,
-      vhost: encodeURIComponent(u.vhost),
-      heartbeat: u.heartbeat,
-    }, socketOptions);
+    let model: ChannelModel;
+    try {
+      model = await amqp.connect({
+        protocol: u.tls ? "amqps" : "amqp",
+        hostname: u.hostname,
+        port: u.port,
+        username: u.username,
+        password: u.password,
+        vhost: encodeURIComponent(u.vhost),
+        heartbeat: u.heartbeat,
+      }, socketOptions);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
     if (this.#state !== "connecting") {
       await model.close().catch(() => {});
       return;
