@@ -9,7 +9,8 @@
  * stop followed by a terminate. The silent server listens on a port block
  * reserved for this test (never the shared servers). A declaration that
  * hangs (a private redis-server paused for writes) no longer holds start()
- * either.
+ * either. A signal aborted after the open finished (the CLI aborts its
+ * start-up signal once connected) leaves the connection up.
  */
 
 import assert from "node:assert/strict";
@@ -152,3 +153,54 @@ Deno.test("stop while declaring the queues on a Redis server that stopped answer
     await redis.close();
   }
 });
+
+const OPENED = [
+  {
+    name: "RabbitMQ broker",
+    urls: { broker: "amqp://guest:guest@127.0.0.1:5672//" },
+    open: (app: Celery, signal: AbortSignal) => app.broker({ signal }),
+  },
+  {
+    name: "rpc:// result backend",
+    urls: { broker: "kv://:memory:", backend: "rpc://guest:guest@127.0.0.1:5672//" },
+    open: (app: Celery, signal: AbortSignal) => app.resultBackend({ signal }),
+  },
+  {
+    name: "Redis broker",
+    urls: { broker: "redis://127.0.0.1:6379/0" },
+    open: (app: Celery, signal: AbortSignal) => app.broker({ signal }),
+  },
+  {
+    name: "Redis result backend",
+    urls: { broker: "kv://:memory:", backend: "redis://127.0.0.1:6379/0" },
+    open: (app: Celery, signal: AbortSignal) => app.resultBackend({ signal }),
+  },
+];
+
+// The CLI aborts its start-up signal once connected: before, RabbitMQ's socket kept that signal
+// (net.connect holds it for the socket's life), was destroyed by it and reconnected
+// ("Lost the connection …: The operation was aborted"). Nothing is declared on the servers.
+for (const c of OPENED) {
+  Deno.test(`a signal aborted after the ${c.name} opened leaves its connection up`, async () => {
+    const records: LogRecord[] = [];
+    await configure({
+      reset: true,
+      sinks: { mem: (r) => records.push(r) },
+      loggers: [
+        { category: ["celeriac"], lowestLevel: "warning", sinks: ["mem"] },
+        { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["mem"] },
+      ],
+    });
+    const app = new Celery({ backend: null, ...c.urls });
+    try {
+      const opening = new AbortController();
+      await c.open(app, opening.signal);
+      opening.abort(new Error("start-up over"));
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(records.map((r) => r.message.join("")), [], "no connection lost");
+    } finally {
+      await app.close();
+      await reset();
+    }
+  });
+}

@@ -168,20 +168,20 @@ export class AmqpConnection {
 
   async #open(signal?: AbortSignal): Promise<void> {
     const u = this.#url;
-    // `signal` destroys the socket at once: amqplib hands its socket options to
-    // Node's net.connect, which takes one (amqplib's types do not list it) and
-    // listens to it for the socket's whole life. The socket gets a signal of
-    // its own, which `signal` aborts only until the connect ends: a caller's
-    // signal aborted after the open (a timeout, the CLI's start-up signal)
-    // must not cut the connection.
-    const connecting = signal ? new AbortController() : null;
-    const relay = () => connecting?.abort(signal?.reason);
-    signal?.addEventListener("abort", relay, { once: true });
-    if (signal?.aborted) relay();
+    // The socket's signal destroys it at once: amqplib hands its socket options
+    // to Node's net.connect, which takes one (amqplib's types do not list it).
+    // net.connect keeps it for the socket's whole life, so the socket gets its
+    // own, aborted by `signal` only while connecting: the caller's signal may
+    // abort later (the CLI aborts its start-up signal once connected) and must
+    // not cut the connection then.
+    const connecting = new AbortController();
+    const onAbort = () => connecting.abort(signal!.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal?.aborted) onAbort();
     const socketOptions = {
       timeout: u.connectTimeout ?? this.#options.connectTimeoutMs ?? 10_000,
       noDelay: true,
-      signal: connecting?.signal,
+      signal: connecting.signal,
       clientProperties: { connection_name: this.#options.name ?? "celeriac" },
     };
     let model: ChannelModel;
@@ -196,7 +196,7 @@ export class AmqpConnection {
         heartbeat: u.heartbeat,
       }, socketOptions);
     } finally {
-      signal?.removeEventListener("abort", relay);
+      signal?.removeEventListener("abort", onAbort);
     }
     if (this.#state !== "connecting") {
       await model.close().catch(() => {});
