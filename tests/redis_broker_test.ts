@@ -204,6 +204,45 @@ Deno.test({
 
 Deno.test({
   name:
+    "redis broker: a take of 1,201 deliveries (index ZADDs of 500) indexes each at the take's " +
+    "time, a tag repeated within the take retagged and indexed too",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const own = uniquePrefix("index-many");
+  const broker = await openRedisBroker(`${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`);
+  const r = await rawRedis();
+  try {
+    const q = uniqueQueue("index-many");
+    const n = 1201;
+    await r.lpush(
+      `${own}${q}`,
+      ...Array.from(
+        { length: n },
+        (_, i) =>
+          encodeEnvelope(message(`m${i}`), { exchange: "", routing_key: q }, `tag-${i % 1000}`),
+      ),
+    );
+    const got = await broker.take([q], { max: 2000 });
+    assert.equal(got.length, n);
+    const tags = got.map((d) => d.deliveryTag);
+    assert.equal(new Set(tags).size, n, "every delivery has a tag of its own");
+    assert.equal(tags.filter((t) => t.startsWith("celeriac-retag-")).length, n - 1000);
+    const index = `${own}unacked_index`;
+    assert.deepEqual((await r.zrange(index, "0", "-1")).sort(), [...tags].sort());
+    assert.equal(await r.hlen(`${own}unacked`), n);
+    const scores = new Set(await Promise.all(tags.map((t) => r.zscore(index, t))));
+    assert.equal(scores.size, 1, "one score: the take's time");
+    await broker.ack(got);
+    assert.equal(await r.exists(index), 0);
+  } finally {
+    await broker.close();
+    await r.quit();
+    await deleteKeys(own);
+  }
+});
+
+Deno.test({
+  name:
     "redis broker: a take reads the tag and routing key kombu wrote, past header keys of the same names",
   ignore: WITHOUT_REDIS,
 }, async () => {
