@@ -210,8 +210,9 @@ export class RedisBackend implements ResultBackend {
   }
 
   /**
-   * SETEX + PUBLISH each meta in one script call, skipping tasks that
-   * already have a SUCCESS stored. On a single server the call goes through
+   * Store (SET NX EX, or SETEX over an existing meta) and PUBLISH each
+   * meta in one script call, skipping tasks that already have a SUCCESS
+   * stored. On a single server the call goes through
    * a connection of its own without ioredis (`celeriac-store`, see
    * resp_scripts.ts); through Sentinel, in calls of up to 1,000 results
    * (chunks.ts). On Redis Cluster result keys spread over slots, so
