@@ -234,6 +234,8 @@ async function subscribeReplies(
     if (options.signal.aborted) return;
     const fence = FENCE + crypto.randomUUID();
     const popped = new Promise<void>((resolve) => fences.set(fence, resolve));
+    // On the broker's connection, as the DEL when the subscription ends:
+    // that DEL comes after this LPUSH, so no fence outlives the list.
     try {
       await scope.run(() => client.lpush(scope.k(queue), fence));
       await popped;
