@@ -302,7 +302,7 @@ export interface Broker {
   /**
    * Receive what is broadcast on a fanout exchange until `signal` aborts.
    * Resolves once subscribed, with a {@link Subscription} where the
-   * transport can flush what reached it (KV, RabbitMQ). `queue` names the
+   * transport can flush what reached it (KV, RabbitMQ; Redis: replies). `queue` names the
    * subscriber's own queue where the transport needs one (AMQP: Celery's
    * `<nodename>.celery.pidbox`).
    */
@@ -385,7 +385,8 @@ export interface Subscription {
    * Hand `onMessage` what reached the transport and was not handed over
    * yet (KV: one more read of the queue; RabbitMQ: a round trip on the
    * consuming channel, after which the deliveries sent before it were
-   * read), then resolve. Resolves at once once the subscription ended.
+   * read; Redis replies: a fence LPUSHed to the reply list, popped after
+   * what was there before), then resolve. Resolves at once once the subscription ended.
    */
   flush(): Promise<void>;
 }

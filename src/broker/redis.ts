@@ -38,6 +38,7 @@ import type {
   Rejection,
   RevokedEntry,
   SubscribeOptions,
+  Subscription,
   TakeOptions,
   TokenGrant,
   TokenRequest,
@@ -340,13 +341,14 @@ export class RedisBroker implements Broker {
 
   /**
    * Subscribe to `/<db>.<exchange>` on a connection of its own, and bind the
-   * subscriber's queue to the exchange as kombu does (so Python tools see it).
+   * subscriber's queue to the exchange as kombu does (so Python tools see it);
+   * replies resolve with a {@link Subscription} (a fence pushed to their list).
    */
   subscribe(
     exchange: string,
     onMessage: (message: Message) => void,
     options: SubscribeOptions,
-  ): Promise<void> {
+  ): Promise<Subscription | void> {
     return subscribe(this.#scope, exchange, onMessage, options);
   }
 

@@ -38,6 +38,7 @@ import type {
   Rejection,
   RevokedEntry,
   SubscribeOptions,
+  Subscription,
   TakeOptions,
   TokenGrant,
   TokenRequest,
@@ -323,12 +324,12 @@ export class RedisClusterBroker implements Broker {
     return this.#global.broadcast(exchange, message, routingKey);
   }
 
-  /** Receive broadcasts until `signal` aborts. */
+  /** Receive broadcasts until `signal` aborts (replies: with a flush). */
   subscribe(
     exchange: string,
     onMessage: (message: Message) => void,
     options: SubscribeOptions,
-  ): Promise<void> {
+  ): Promise<Subscription | void> {
     return this.#global.subscribe(exchange, onMessage, options);
   }
 

@@ -19,7 +19,7 @@ import {
 import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
 import { EVENT_EXCHANGE } from "../protocol/events.ts";
 import type { Message } from "../protocol/message.ts";
-import type { SubscribeOptions } from "./port.ts";
+import type { SubscribeOptions, Subscription } from "./port.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { duplicateRedis, redisFailure } from "./redis_connection.ts";
 import { bindingMember, bindingSet } from "./redis_keys.ts";
@@ -106,13 +106,14 @@ async function publishRaw(
  * @param exchange the exchange
  * @param onMessage called with each message
  * @param options binding key, queue and signal
+ * @returns for replies, a {@link Subscription} whose flush reads the list up to a fence
  */
 export async function subscribe(
   scope: RedisScope,
   exchange: string,
   onMessage: (message: Message) => void,
   options: SubscribeOptions,
-): Promise<void> {
+): Promise<Subscription | void> {
   if (exchange === PIDBOX_REPLY_EXCHANGE) return subscribeReplies(scope, onMessage, options);
   const client = scope.client;
   const key = options.bindingKey ?? "";
@@ -205,31 +206,56 @@ function deliver(raw: string, channel: string, onMessage: (message: Message) => 
 /** Longest wait for the reply reader's connection before a request goes out. */
 const READER_UP_WAIT_MS = 2000;
 
+/** What a flush pushes to the reply list: never a kombu envelope (those are JSON objects). */
+const FENCE = "celeriac-replies-fence:";
+
 /**
  * Replies on the direct exchange `reply.celery.pidbox`: bind the reply
  * list to the routing key (SADD, as kombu does) and pop it until `signal`
  * aborts; then unbind and delete it. Resolves once the popping connection
- * is up.
+ * is up, with a flush: a fence LPUSHed to the list, the flush resolving
+ * when the reader pops it, so every reply that reached the list before is
+ * handed over, once (the list is FIFO, a pop takes an entry once); no
+ * command is added to the reader's, and none waits for its BRPOP timeout.
  */
 async function subscribeReplies(
   scope: RedisScope,
   onMessage: (message: Message) => void,
   options: SubscribeOptions,
-): Promise<void> {
+): Promise<Subscription> {
   const client = scope.client;
   const key = options.bindingKey ?? "";
   const queue = options.queue ?? `${key}.${PIDBOX_REPLY_EXCHANGE}`;
   const bindings = scope.k(bindingSet(PIDBOX_REPLY_EXCHANGE));
   const member = bindingMember(key, queue);
+  /** Flushes waiting for their fence to be popped, by fence. */
+  const fences = new Map<string, () => void>();
+  const flush = async () => {
+    if (options.signal.aborted) return;
+    const fence = FENCE + crypto.randomUUID();
+    const popped = new Promise<void>((resolve) => fences.set(fence, resolve));
+    // On the broker's connection, as the DEL when the subscription ends:
+    // that DEL comes after this LPUSH, so no fence outlives the list.
+    try {
+      await scope.run(() => client.lpush(scope.k(queue), fence));
+      await popped;
+    } finally {
+      fences.delete(fence);
+    }
+  };
   await scope.run(() => client.sadd(bindings, member));
   const conn = duplicateRedis(client, scope.rawUrl, "celeriac-replies");
   const undo = () => {
     client.srem(bindings, member).catch(() => {});
     client.del(scope.k(queue)).catch(() => {});
     conn.disconnect();
+    for (const popped of fences.values()) popped();
   };
   // Aborted during the SADD: a listener added now would never run.
-  if (options.signal.aborted) return undo();
+  if (options.signal.aborted) {
+    undo();
+    return { flush };
+  }
   // Unbind at once on abort (before the app may close its connection).
   options.signal.addEventListener("abort", undo, { once: true });
   // Resolve once the reader's connection is up (or READER_UP_WAIT_MS has
@@ -247,6 +273,10 @@ async function subscribeReplies(
         return new Promise<null>((r) => setTimeout(() => r(null), 500));
       });
       if (!got) continue;
+      if (got[1].startsWith(FENCE)) {
+        fences.get(got[1])?.();
+        continue;
+      }
       try {
         onMessage(decodeEnvelope(got[1]));
       } catch (err) {
@@ -258,4 +288,5 @@ async function subscribeReplies(
     }
   };
   void loop();
+  return { flush };
 }

@@ -26,7 +26,7 @@ import type { Message } from "../protocol/message.ts";
 
 const log = lazyLogger(["celeriac", "control"]);
 
-/** Milliseconds the flush at the deadline may take (a RabbitMQ round trip, a KV read). */
+/** Milliseconds the flush at the deadline may take (a RabbitMQ or Redis round trip, a KV read). */
 const FLUSH_MS = 1000;
 
 /**
@@ -63,9 +63,9 @@ export type NodeReply<T = unknown> = Record<string, T>;
 /**
  * A stalled event loop runs an expired timer before the replies that
  * reached the transport in time are read: the subscription hands them over
- * (KV: one more read; RabbitMQ: a round trip on its channel), bounded by
- * {@link FLUSH_MS}; without one (Redis), one more turn lets the socket's
- * data in.
+ * (KV: one more read; RabbitMQ: a round trip on its channel; Redis: a
+ * fence pushed to the reply list, read up to), bounded by {@link FLUSH_MS};
+ * without one, one more turn lets the socket's data in.
  */
 async function lastReplies(subscription: Subscription | void): Promise<void> {
   if (!subscription) return await new Promise((r) => setTimeout(r, 0));
