@@ -12,7 +12,7 @@
 
 import assert from "node:assert/strict";
 import { Celery, Control } from "../mod.ts";
-import type { Broker } from "../protocol.ts";
+import { stallAfterBroadcast } from "./helpers/broker_wraps.ts";
 import { celeriacWorker } from "./helpers/procs.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -29,31 +29,6 @@ const BUSY_MS = 1800;
 /** Time for the worker to start the busy task before the request goes out. */
 const START_MS = 300;
 
-/**
- * `broker` whose broadcast, once sent, blocks the event loop for
- * {@link STALL_MS} in the next turn (the call's timer is set by then): no
- * timer and no I/O runs meanwhile, as on a host too loaded to run this process.
- */
-function stallAfterBroadcast(broker: Broker): Broker {
-  return new Proxy(broker, {
-    get(target, prop) {
-      if (prop === "broadcast") {
-        return async (...args: Parameters<Broker["broadcast"]>) => {
-          await target.broadcast(...args);
-          void new Promise((r) => setTimeout(r, 0)).then(() => {
-            const end = performance.now() + STALL_MS;
-            while (performance.now() < end) {
-              // busy
-            }
-          });
-        };
-      }
-      const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
-
 Deno.test({
   name: "replies on redis: a reply that reached the server in time but not the socket is kept",
   ignore: WITHOUT_REDIS,
@@ -66,7 +41,7 @@ Deno.test({
   const node = worker.output.match(/(flush@\S+) ready/)![1];
   const app = new Celery({ broker: url, backend: url });
   try {
-    const control = new Control(async () => stallAfterBroadcast(await app.broker()));
+    const control = new Control(async () => stallAfterBroadcast(await app.broker(), STALL_MS));
     await app.sendTask("busy.block", [BUSY_MS], { queue });
     await new Promise((r) => setTimeout(r, START_MS));
     const started = performance.now();

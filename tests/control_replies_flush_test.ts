@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { Celery, Control } from "../mod.ts";
-import type { Broker } from "../protocol.ts";
+import { stallAfterBroadcast } from "./helpers/broker_wraps.ts";
 import { celeriacWorker } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
@@ -21,31 +21,6 @@ const vhost = WITHOUT_RABBITMQ ? null : await createVhost("replies-flush");
 
 /** How long the event loop is blocked, past the call's 1 s timeout. */
 const STALL_MS = 1500;
-
-/**
- * `broker` whose broadcast, once sent, blocks the event loop for
- * {@link STALL_MS} in the next turn (the call's timer is set by then): no
- * timer and no I/O runs meanwhile, as on a host too loaded to run this process.
- */
-function stallAfterBroadcast(broker: Broker): Broker {
-  return new Proxy(broker, {
-    get(target, prop) {
-      if (prop === "broadcast") {
-        return async (...args: Parameters<Broker["broadcast"]>) => {
-          await target.broadcast(...args);
-          void new Promise((r) => setTimeout(r, 0)).then(() => {
-            const end = performance.now() + STALL_MS;
-            while (performance.now() < end) {
-              // busy
-            }
-          });
-        };
-      }
-      const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
 
 const TRANSPORTS = [
   {
@@ -77,7 +52,7 @@ for (const t of TRANSPORTS) {
     const node = worker.output.match(/(flush@\S+) ready/)![1];
     const app = new Celery({ broker, backend });
     try {
-      const control = new Control(async () => stallAfterBroadcast(await app.broker()));
+      const control = new Control(async () => stallAfterBroadcast(await app.broker(), STALL_MS));
       for (let round = 0; round < 2; round++) {
         assert.deepEqual(
           await control.ping({ timeout: 1, destination: [node] }),

@@ -13,47 +13,17 @@ import assert from "node:assert/strict";
 import { encodeControlReply, PIDBOX_EXCHANGE, PIDBOX_REPLY_EXCHANGE } from "../protocol.ts";
 import { Celery, Control } from "../mod.ts";
 import type { Broker } from "../protocol.ts";
+import { stallAfterBroadcast, wrapBroker } from "./helpers/broker_wraps.ts";
 import { celeriacWorker } from "./helpers/procs.ts";
 import { redisAndKv, withWorker } from "./helpers/worker.ts";
 
 const { transports, cleanup } = await redisAndKv("replies");
 
-/** `broker` with its method `name` replaced by `fn`. */
-function wrap<K extends keyof Broker>(broker: Broker, name: K, fn: Broker[K]): Broker {
-  return new Proxy(broker, {
-    get(target, prop) {
-      if (prop === name) return fn;
-      const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
-
 /** `broker` whose `subscribe` resolves `ms` after the real one (a slow, loaded host). */
 function slowSubscribe(broker: Broker, ms: number): Broker {
-  return wrap(broker, "subscribe", async (...args: Parameters<Broker["subscribe"]>) => {
+  return wrapBroker(broker, "subscribe", async (...args: Parameters<Broker["subscribe"]>) => {
     await broker.subscribe(...args);
     await new Promise((r) => setTimeout(r, ms));
-  });
-}
-
-/**
- * `broker` that, once a broadcast is sent, blocks the event loop for `ms`
- * in the next turn (a host too loaded to run this process): no timer and
- * no I/O runs meanwhile.
- */
-function stallAfterBroadcast(broker: Broker, ms: number): Broker {
-  const stall = () => {
-    const end = performance.now() + ms;
-    while (performance.now() < end) {
-      // busy
-    }
-  };
-  return wrap(broker, "broadcast", async (...args: Parameters<Broker["broadcast"]>) => {
-    await broker.broadcast(...args);
-    // After a turn's timers, as when the OS does not run this process: the
-    // expired timeout then fires before the reply in the socket is read.
-    void new Promise((r) => setTimeout(r, 0)).then(stall);
   });
 }
 
