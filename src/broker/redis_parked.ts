@@ -127,30 +127,38 @@ export function readParked(entry: string): { parked: ParkedMessage; message: str
 }
 
 /**
- * Move an unacknowledged message to the parked list; one that is no longer
- * unacknowledged (acked already, or without a tag) is parked all the same.
+ * Park messages, in one script: each pushed to the parked list in the
+ * order given (the last at its head) and moved out of `unacked` when still
+ * there; one no longer unacknowledged (acked already, or without a tag) is
+ * parked all the same. Callers keep a call to about 1,000 messages
+ * (chunks.ts): the script spreads them into single commands.
  *
  * @example
  * ```ts ignore
  * import { park, parkEntry } from "./redis_parked.ts";
- * await park(scope, delivery.deliveryTag, parkEntry(raw, "celery", "poison", null, null));
+ * await park(scope, [[delivery.deliveryTag, parkEntry(raw, "celery", "poison", null, null)]]);
  * ```
  *
  * @param scope the broker's connection and key prefix
- * @param tag the delivery tag in `unacked` (or `""`)
- * @param entry the parked entry ({@link parkEntry})
+ * @param parks each a delivery tag in `unacked` (or `""`) and its parked entry ({@link parkEntry})
+ * @returns how many were still unacknowledged
  */
-export async function park(scope: RedisScope, tag: string, entry: string): Promise<void> {
-  const moved = tag
-    ? await scope.client.celeriacPark(
-      scope.k("unacked_index"),
-      scope.k("unacked"),
-      scope.k(PARKED_KEY),
-      tag,
-      entry,
-    )
-    : 0;
-  if (!moved) await scope.client.lpush(scope.k(PARKED_KEY), entry);
+export async function park(
+  scope: RedisScope,
+  parks: readonly (readonly [tag: string, entry: string])[],
+): Promise<number> {
+  if (parks.length === 0) return 0;
+  const args = new Array<string>(parks.length * 2);
+  parks.forEach(([tag, entry], i) => {
+    args[2 * i] = tag;
+    args[2 * i + 1] = entry;
+  });
+  return await scope.client.celeriacPark(
+    scope.k("unacked_index"),
+    scope.k("unacked"),
+    scope.k(PARKED_KEY),
+    ...args,
+  );
 }
 
 /**
@@ -176,7 +184,7 @@ export async function parkRaw(
   reason: string,
 ): Promise<void> {
   log.error("Parked a message from {queue}: {reason}", { queue, reason });
-  await park(scope, tag, parkEntry(raw, queue, reason, null, null));
+  await park(scope, [[tag, parkEntry(raw, queue, reason, null, null)]]);
 }
 
 /**

@@ -223,15 +223,26 @@ return 1
 `;
 
 /**
- * Move one unacknowledged message to the parked list. KEYS = unacked_index,
- * unacked, parked; ARGV = tag, parked entry. Returns 1 when moved.
+ * Park messages: each pushed to the parked list, in the order given, and
+ * removed from `unacked` and `unacked_index` when still there (one already
+ * acknowledged is parked all the same). KEYS = unacked_index, unacked,
+ * parked; ARGV = tag, parked entry, tag, parked entry... (`""` for a
+ * message without a tag); at most a few thousand pairs (Lua's `unpack`).
+ * Returns how many were still unacknowledged.
  */
 export const PARK_SCRIPT = String.raw`
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('LPUSH', KEYS[3], ARGV[2])
-return 1
+local tags, entries = {}, {}
+for i = 1, #ARGV, 2 do
+  if ARGV[i] ~= '' then tags[#tags + 1] = ARGV[i] end
+  entries[#entries + 1] = ARGV[i + 1]
+end
+local moved = 0
+if #tags > 0 then
+  redis.call('ZREM', KEYS[1], unpack(tags))
+  moved = redis.call('HDEL', KEYS[2], unpack(tags))
+end
+redis.call('LPUSH', KEYS[3], unpack(entries))
+return moved
 `;
 
 /**

@@ -104,6 +104,8 @@ export class RedisSettler {
    * Park deliveries in the `celeriac.parked` list with their reasons: each
    * as it was queued, read back from its `unacked` entry; one already
    * acknowledged (its entry gone) is parked re-encoded from what was decoded.
+   * One script per 1,000 deliveries moves them (chunks.ts); after an outage
+   * part-way through, only the chunks Redis did not answer are sent again.
    *
    * @param rejections the deliveries and why
    */
@@ -114,36 +116,43 @@ export class RedisSettler {
       const left = new Set(await settleable);
       rejections = rejections.filter((r) => left.has(r.delivery));
     }
-    // The messages as they were queued, from their `unacked` entries (the worker does not keep
-    // them), read once: a retry after an outage part-way through finds the parked ones gone.
-    let entries: (string | null)[] | undefined;
+    const chunks = chunked(rejections);
+    // The parked entries, made once: the messages as they were queued come from their `unacked`
+    // entries (the worker does not keep them), which a retry would find parked already.
+    let parks: (readonly [string, string])[][] | undefined;
+    const parked = new Array<boolean>(chunks.length).fill(false);
     await this.#settle(
       `park ${rejections.length} message(s)`,
       async () => {
-        entries ??= (await Promise.all(
-          chunked(rejections.map((r) => r.delivery.deliveryTag)).map((tags) =>
-            this.#scope.client.hmget(this.#k("unacked"), ...tags)
-          ),
-        )).flat();
-        await Promise.all(rejections.map((r, i) => {
-          const entry = entries![i];
-          const raw = (entry === null ? null : envelopeOfUnacked(entry)) ??
-            encodeEnvelope(
-              r.delivery,
-              { exchange: r.delivery.exchange, routing_key: r.delivery.routingKey },
-              r.delivery.deliveryTag,
-            );
-          const parked = parkEntry(
-            raw,
-            r.delivery.queue,
-            r.reason,
-            r.taskId ?? null,
-            r.taskName ?? null,
-          );
-          return park(this.#scope, r.delivery.deliveryTag, parked);
+        parks ??= await Promise.all(chunks.map((rs) => this.#parkEntries(rs)));
+        const sent = await Promise.allSettled(parks.map(async (chunk, c) => {
+          if (parked[c]) return;
+          await park(this.#scope, chunk);
+          parked[c] = true;
         }));
+        const failed = sent.find((r) => r.status === "rejected");
+        if (failed) throw failed.reason;
       },
     );
+  }
+
+  /** The tags and parked entries of some rejections, each message read from its `unacked` entry. */
+  async #parkEntries(rejections: readonly Rejection[]): Promise<[string, string][]> {
+    const tags = rejections.map((r) => r.delivery.deliveryTag);
+    const entries = await this.#scope.client.hmget(this.#k("unacked"), ...tags);
+    return rejections.map((r, i) => {
+      const entry = entries[i];
+      const raw = (entry === null ? null : envelopeOfUnacked(entry)) ??
+        encodeEnvelope(
+          r.delivery,
+          { exchange: r.delivery.exchange, routing_key: r.delivery.routingKey },
+          r.delivery.deliveryTag,
+        );
+      return [
+        tags[i],
+        parkEntry(raw, r.delivery.queue, r.reason, r.taskId ?? null, r.taskName ?? null),
+      ];
+    });
   }
 
   /**
