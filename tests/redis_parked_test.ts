@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import type { Delivery } from "../src/broker/port.ts";
-import { openRedisBroker } from "../src/broker/redis.ts";
+import { openRedisBroker, type RedisBroker } from "../src/broker/redis.ts";
 import { defineScripts, type RedisScope } from "../src/broker/redis_commands.ts";
 import { PARKED_KEY } from "../src/broker/redis_keys.ts";
 import { envelopeOfUnacked } from "../src/broker/redis_parked.ts";
@@ -86,6 +86,69 @@ Deno.test({
     assert.equal(new Set(texts).size, n);
     assert.equal(await client.hlen(`${prefix}unacked`), 0);
     assert.equal(await client.zcard(`${prefix}unacked_index`), 0);
+  } finally {
+    await broker.close();
+    client.disconnect();
+    await deleteKeys(prefix);
+  }
+});
+
+/** `n` messages published to a new queue and taken, each unacknowledged. */
+async function takeNew(broker: RedisBroker, label: string, n: number): Promise<Delivery[]> {
+  const q = uniqueQueue(label);
+  await broker.publishMany(
+    Array.from({ length: n }, (_, i) => ({ message: message(`p${i}`), target: { routingKey: q } })),
+  );
+  const taken: Delivery[] = [];
+  while (taken.length < n) for (const d of await broker.take([q], { max: n })) taken.push(d);
+  return taken;
+}
+
+/** The message bodies of a parked list's entries. */
+function parkedBodies(entries: readonly string[]): string[] {
+  return entries.map((e) => JSON.parse(atob(JSON.parse(JSON.parse(e).message).body)));
+}
+
+Deno.test({
+  name: "redis reject: a park script that ran but whose reply was lost is not run again " +
+    "when retried (each message parked once)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("park-lost-reply");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const broker = await openRedisBroker(url);
+  const client = defineScripts(new Redis(REDIS_URL));
+  try {
+    const n = 2500; // three chunks of at most 1,000
+    const taken = await takeNew(broker, "park-lost-reply", n);
+    // The second script call runs on the server, and then its reply is lost with the connection.
+    let calls = 0;
+    const lossy = new Proxy(client, {
+      get(target, key) {
+        if (key !== "celeriacPark") return Reflect.get(target, key);
+        return async (...args: string[]) => {
+          const moved = await target.celeriacPark(...args);
+          if (++calls === 2) throw new BrokerConnectionError(url, new Error("connection lost"));
+          return moved;
+        };
+      },
+    });
+    const scope: RedisScope = {
+      client: lossy,
+      rawUrl: url,
+      db: 0,
+      k: (key) => prefix + key,
+      run: (fn) => fn(),
+    };
+    const taker = { settleable: () => null, handedOutEarly: () => false } as unknown as RedisTaker;
+    await new RedisSettler(scope, taker, 10).reject(
+      taken.map((delivery) => ({ delivery, reason: "refused" })),
+    );
+    assert.ok(calls > 3, "the call whose reply was lost was made again");
+    const parked = await client.lrange(`${prefix}${PARKED_KEY}`, 0, -1);
+    assert.equal(parked.length, n);
+    assert.equal(new Set(parkedBodies(parked)).size, n);
+    assert.equal(await client.hlen(`${prefix}unacked`), 0);
   } finally {
     await broker.close();
     client.disconnect();

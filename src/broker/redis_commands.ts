@@ -60,7 +60,7 @@ export type ScriptedRedis = Redis & {
 export function defineScripts(client: Redis): ScriptedRedis {
   client.defineCommand("celeriacTake", { lua: TAKE_SCRIPT });
   client.defineCommand("celeriacRestore", { lua: RESTORE_SCRIPT, numberOfKeys: 3 });
-  client.defineCommand("celeriacPark", { lua: PARK_SCRIPT, numberOfKeys: 3 });
+  client.defineCommand("celeriacPark", { lua: PARK_SCRIPT, numberOfKeys: 4 });
   client.defineCommand("celeriacUnpark", { lua: UNPARK_SCRIPT, numberOfKeys: 2 });
   client.defineCommand("celeriacUnlock", { lua: UNLOCK_SCRIPT, numberOfKeys: 1 });
   client.defineCommand("celeriacRenew", { lua: RENEW_SCRIPT, numberOfKeys: 1 });

@@ -131,7 +131,9 @@ export function readParked(entry: string): { parked: ParkedMessage; message: str
  * order given (the last at its head) and moved out of `unacked` when still
  * there; one no longer unacknowledged (acked already, or without a tag) is
  * parked all the same. Callers keep a call to about 1,000 messages
- * (chunks.ts): the script spreads them into single commands.
+ * (chunks.ts): the script spreads them into single commands. A call with
+ * the `id` of a park that ran parks nothing again (for an hour): a retry
+ * after a lost reply passes the same id.
  *
  * @example
  * ```ts ignore
@@ -141,11 +143,13 @@ export function readParked(entry: string): { parked: ParkedMessage; message: str
  *
  * @param scope the broker's connection and key prefix
  * @param parks each a delivery tag in `unacked` (or `""`) and its parked entry ({@link parkEntry})
+ * @param id this park's id, the same when it is retried (default a new one)
  * @returns how many were still unacknowledged
  */
 export async function park(
   scope: RedisScope,
   parks: readonly (readonly [tag: string, entry: string])[],
+  id: string = crypto.randomUUID(),
 ): Promise<number> {
   if (parks.length === 0) return 0;
   const args = new Array<string>(parks.length * 2);
@@ -157,6 +161,7 @@ export async function park(
     scope.k("unacked_index"),
     scope.k("unacked"),
     scope.k(PARKED_KEY),
+    scope.k(`celeriac.park.${id}`),
     ...args,
   );
 }

@@ -105,7 +105,9 @@ export class RedisSettler {
    * as it was queued, read back from its `unacked` entry; one already
    * acknowledged (its entry gone) is parked re-encoded from what was decoded.
    * One script per 1,000 deliveries moves them (chunks.ts); after an outage
-   * part-way through, only the chunks Redis did not answer are sent again.
+   * part-way through, only the chunks Redis did not answer are sent again,
+   * each with its park id: one that ran but whose reply was lost is not
+   * run again.
    *
    * @param rejections the deliveries and why
    */
@@ -121,13 +123,14 @@ export class RedisSettler {
     // entries (the worker does not keep them), which a retry would find parked already.
     let parks: (readonly [string, string])[][] | undefined;
     const parked = new Array<boolean>(chunks.length).fill(false);
+    const ids = chunks.map(() => crypto.randomUUID());
     await this.#settle(
       `park ${rejections.length} message(s)`,
       async () => {
         parks ??= await Promise.all(chunks.map((rs) => this.#parkEntries(rs)));
         const sent = await Promise.allSettled(parks.map(async (chunk, c) => {
           if (parked[c]) return;
-          await park(this.#scope, chunk);
+          await park(this.#scope, chunk, ids[c]);
           parked[c] = true;
         }));
         const failed = sent.find((r) => r.status === "rejected");
