@@ -33,6 +33,7 @@ import {
   type StoredResult,
 } from "./kv_meta_store.ts";
 import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
+import { checkResultExpires } from "./result_expires.ts";
 
 const log = getLogger(["celeriac", "backend", "kv"]);
 
@@ -57,10 +58,19 @@ interface Waiter {
  * ```
  */
 export interface KvBackendOptions {
-  /** Seconds a result is kept (Celery `result_expires`); 0 keeps it forever. Default 86400. */
+  /**
+   * Seconds a result is kept (Celery `result_expires`), rounded up to
+   * whole milliseconds; 0 keeps it forever. Default 86400.
+   */
   resultExpires?: number;
   /** Key namespace (URL `prefix=<name>` gives `[name]` and overrides it). Default `["celeriac"]`. */
   prefix?: readonly string[];
+  /**
+   * Aborts opening: the database is released and the open rejects with
+   * the signal's reason (at once, opening nothing, when it already
+   * aborted). Default: none.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -103,11 +113,12 @@ export class KvBackend implements ResultBackend {
    * @param shared the open database reference; the backend releases it on close
    * @param options resolved settings
    */
-  constructor(shared: SharedKv, options: Required<KvBackendOptions>) {
+  constructor(shared: SharedKv, options: Required<Omit<KvBackendOptions, "signal">>) {
     this.#shared = shared;
     this.#kv = shared.kv;
     this.#ns = [...options.prefix];
-    this.#expiresMs = options.resultExpires * 1000;
+    // Deno KV's expireIn takes whole milliseconds; rounded up, a fraction never keeps forever.
+    this.#expiresMs = Math.ceil(options.resultExpires * 1000);
     this.#chords = new KvChords(this.#kv, this.#ns, this.#expiresMs);
     this.#metas = new KvMetaStore(this.#kv, this.#ns, this.#expiresMs);
   }
@@ -332,21 +343,17 @@ export class KvBackend implements ResultBackend {
  * @param options backend options
  * @returns an open backend
  * @throws {TypeError} when the URL is not a `kv://` URL
- * @throws {RangeError} when `resultExpires` is negative or the prefix is empty
+ * @throws {RangeError} when `resultExpires` is negative, NaN or infinite, or the prefix is empty
  * @throws {BrokerConnectionError} when the database cannot be opened
  */
 export async function openKvBackend(
   url: string,
   options: KvBackendOptions = {},
 ): Promise<KvBackend> {
+  options.signal?.throwIfAborted();
   const parsed = parseKvUrl(url);
-  const resultExpires = options.resultExpires ?? 86400;
-  if (!(resultExpires >= 0) || !Number.isFinite(resultExpires)) {
-    throw new RangeError(
-      `resultExpires must be a number of seconds >= 0 (0 keeps results forever), got ${resultExpires}`,
-    );
-  }
+  const resultExpires = checkResultExpires(options.resultExpires ?? 86400);
   const prefix = kvNamespace(parsed, options.prefix);
-  const shared = await openSharedKv(parsed.path, url);
+  const shared = await openSharedKv(parsed.path, url, options.signal);
   return new KvBackend(shared, { resultExpires, prefix });
 }

@@ -29,6 +29,7 @@ import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
 import { RedisChords } from "./redis_chord.ts";
 import { ioredisResultChannels, respResultChannels, type ResultChannels } from "./redis_results.ts";
 import { unlessAborted } from "../broker/sleep.ts";
+import { checkResultExpires } from "./result_expires.ts";
 
 const log = getLogger(["celeriac", "backend", "redis"]);
 
@@ -108,7 +109,11 @@ const LEAVE_MS = 100;
  * ```
  */
 export interface RedisBackendOptions {
-  /** Seconds a result is kept (Celery `result_expires`); 0 keeps it forever. Default 86400. */
+  /**
+   * Seconds a result is kept (Celery `result_expires`), truncated to whole
+   * seconds as Celery does (so under 1 s keeps it); 0 keeps it forever.
+   * The URL's `result_expires` overrides it. Default 86400.
+   */
   resultExpires?: number;
   /**
    * Seconds a result store is retried, with backoff, while Redis is
@@ -117,7 +122,8 @@ export interface RedisBackendOptions {
   outageRetryLimit?: number;
   /**
    * Aborts opening: what was opened is closed and the open rejects with
-   * the signal's reason. Default: none.
+   * the signal's reason (at once, opening nothing, when it already
+   * aborted). Default: none.
    */
   signal?: AbortSignal;
 }
@@ -176,8 +182,12 @@ export class RedisBackend implements ResultBackend {
     this.#cluster = url.cluster !== undefined;
     const p = url.query.global_keyprefix ?? "";
     this.#prefix = p === "" || /[:_.-]$/.test(p) ? p : p + "_";
-    this.#ttl = Math.trunc(Number(url.query.result_expires ?? options.resultExpires ?? 86400));
-    if (!(this.#ttl >= 0)) throw new RangeError("resultExpires must be >= 0 seconds");
+    // Whole seconds, truncated, as Celery's int(result_expires): under 1 s keeps results.
+    this.#ttl = Math.trunc(
+      url.query.result_expires === undefined
+        ? checkResultExpires(options.resultExpires ?? 86400)
+        : checkResultExpires(Number(url.query.result_expires), "result_expires"),
+    );
     this.#outageLimit = options.outageRetryLimit;
     this.#client = openRedisConnection(url, rawUrl, {
       autoPipelining: true,
@@ -480,11 +490,13 @@ export class RedisBackend implements ResultBackend {
  * @param options result expiry
  * @returns the connected backend
  * @throws {BrokerConnectionError} when the server cannot be reached
+ * @throws {RangeError} when `resultExpires` (or the URL's `result_expires`) is negative, NaN or infinite
  */
 export async function openRedisBackend(
   url: string,
   options: RedisBackendOptions = {},
 ): Promise<RedisBackend> {
+  options.signal?.throwIfAborted();
   const backend = new RedisBackend(url, options);
   await unlessAborted(backend.connect(), options.signal, () => backend.close());
   return backend;

@@ -38,6 +38,7 @@ import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ResultBackend, StoreEntry } from "./port.ts";
 import { readRpcResult, rpcResultMessage, SYNC_PREFIX, syncMarker } from "./rpc_message.ts";
 import { unlessAborted } from "../broker/sleep.ts";
+import { checkResultExpires } from "./result_expires.ts";
 
 const log = getLogger(["celeriac", "backend", "rpc"]);
 
@@ -62,7 +63,11 @@ export interface RpcBackendOptions {
   replyQueue?: string;
   /** The AMQP broker to use when the rpc URL names no server (Celery uses the broker's). */
   brokerUrl?: string;
-  /** Seconds an unused reply queue lives (Celery `result_expires`); 0: forever. Default 86400. */
+  /**
+   * Seconds an unused reply queue lives (Celery `result_expires`), as
+   * `x-expires` in whole milliseconds (truncated, at least 1); 0: forever.
+   * Default 86400.
+   */
   resultExpires?: number;
   /** Send results as persistent messages (Celery `result_persistent`). Default false. */
   persistent?: boolean;
@@ -72,7 +77,8 @@ export interface RpcBackendOptions {
   backoff?: BackoffOptions;
   /**
    * Aborts opening: what was opened is closed and the open rejects with
-   * the signal's reason. Default: none.
+   * the signal's reason (at once, opening nothing, when it already
+   * aborted). Default: none.
    */
   signal?: AbortSignal;
 }
@@ -156,7 +162,14 @@ export class RpcBackend implements ResultBackend {
     });
     this.replyQueue = options.replyQueue ?? crypto.randomUUID();
     this.#ownQueueGiven = options.replyQueue !== undefined;
-    this.#expires = options.resultExpires ?? 86400;
+    this.#expires = checkResultExpires(options.resultExpires ?? 86400);
+    // x-expires is whole milliseconds (kombu: int(s * 1000)), and RabbitMQ refuses 0.
+    if (this.#expires > 0 && this.#expires < 0.001) {
+      throw new RangeError(
+        `resultExpires on rpc:// must be 0 (no expiry) or at least 0.001 s (1 ms, RabbitMQ's ` +
+          `x-expires is whole milliseconds above 0), got ${this.#expires}`,
+      );
+    }
     this.#persistent = options.persistent ?? false;
     this.#publishTimeoutMs = (options.publishTimeout ?? 30) * 1000;
   }
@@ -424,11 +437,13 @@ export class RpcBackend implements ResultBackend {
  * @returns the connected backend
  * @throws {BrokerConnectionError} when RabbitMQ cannot be reached
  * @throws {TypeError} when no RabbitMQ server is named
+ * @throws {RangeError} when `resultExpires` is negative, NaN, infinite or under 1 ms
  */
 export async function openRpcBackend(
   url: string,
   options: RpcBackendOptions = {},
 ): Promise<RpcBackend> {
+  options.signal?.throwIfAborted();
   const backend = new RpcBackend(url, options);
   await unlessAborted(backend.connect(options.signal), options.signal, () => backend.close());
   return backend;

@@ -87,7 +87,8 @@ export interface AmqpBrokerOptions {
   connectionName?: string;
   /**
    * Aborts opening: what was opened is closed and the open rejects with
-   * the signal's reason. Default: none.
+   * the signal's reason (at once, opening nothing, when it already
+   * aborted). Default: none.
    */
   signal?: AbortSignal;
   /**
@@ -402,6 +403,7 @@ export async function openAmqpBroker(
   url: string,
   options: AmqpBrokerOptions = {},
 ): Promise<AmqpBroker> {
+  options.signal?.throwIfAborted();
   const broker = new AmqpBroker(url, options);
   await unlessAborted(broker.connect(options.signal), options.signal, () => broker.close());
   return broker;

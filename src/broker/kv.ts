@@ -88,6 +88,12 @@ export interface KvBrokerOptions {
   visibilityTimeout?: number;
   /** Key namespace (URL `prefix=<name>` gives `[name]`). Default `["celeriac"]`. */
   prefix?: readonly string[];
+  /**
+   * Aborts opening: the database is released and the open rejects with
+   * the signal's reason (at once, opening nothing, when it already
+   * aborted). Default: none.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -133,7 +139,7 @@ export class KvBroker implements Broker {
    * @param shared the open database reference; the broker releases it on close
    * @param options resolved settings
    */
-  constructor(shared: SharedKv, options: Required<KvBrokerOptions>) {
+  constructor(shared: SharedKv, options: Required<Omit<KvBrokerOptions, "signal">>) {
     this.#shared = shared;
     this.#kv = shared.kv;
     this.#ns = [...options.prefix];
@@ -495,6 +501,7 @@ export class KvBroker implements Broker {
  * @throws {BrokerConnectionError} when the database cannot be opened
  */
 export async function openKvBroker(url: string, options: KvBrokerOptions = {}): Promise<KvBroker> {
+  options.signal?.throwIfAborted();
   const parsed = parseKvUrl(url);
   const visibilityTimeout = parsed.visibilityTimeout ?? options.visibilityTimeout ?? 3600;
   if (!(visibilityTimeout > 0) || !Number.isFinite(visibilityTimeout)) {
@@ -503,6 +510,6 @@ export async function openKvBroker(url: string, options: KvBrokerOptions = {}): 
     );
   }
   const prefix = kvNamespace(parsed, options.prefix);
-  const shared = await openSharedKv(parsed.path, url);
+  const shared = await openSharedKv(parsed.path, url, options.signal);
   return new KvBroker(shared, { visibilityTimeout, prefix });
 }

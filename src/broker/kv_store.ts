@@ -18,6 +18,7 @@
 import { getLogger } from "@logtape/logtape";
 import { basename, dirname, resolve } from "node:path";
 import { BrokerConnectionError } from "./errors.ts";
+import { unlessAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "kv"]);
 
@@ -361,10 +362,25 @@ function kvUnavailable(url: string): BrokerConnectionError {
  *
  * @param path a file path or `:memory:`
  * @param url the URL it came from, for error messages
+ * @param signal aborts opening: the open rejects with its reason and what
+ * it opened is released (one that already aborted opens nothing); default none
  * @returns a reference to release when done
  * @throws {BrokerConnectionError} when the database cannot be opened
  */
-export async function openSharedKv(path: string, url: string): Promise<SharedKv> {
+export async function openSharedKv(
+  path: string,
+  url: string,
+  signal?: AbortSignal,
+): Promise<SharedKv> {
+  signal?.throwIfAborted();
+  const opening = joinKv(path, url);
+  return await unlessAborted(opening, signal, async () => {
+    await (await opening.catch(() => null))?.release();
+  });
+}
+
+/** {@link openSharedKv} without a signal. */
+async function joinKv(path: string, url: string): Promise<SharedKv> {
   let key: string;
   try {
     key = await canonicalPath(path);

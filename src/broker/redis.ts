@@ -96,7 +96,8 @@ export interface RedisBrokerOptions {
   outageRetryLimit?: number;
   /**
    * Aborts opening: what was opened is closed and the open rejects with
-   * the signal's reason. Default: none.
+   * the signal's reason (at once, opening nothing, when it already
+   * aborted). Default: none.
    */
   signal?: AbortSignal;
 }
@@ -437,6 +438,7 @@ export async function openRedisBroker(
   url: string,
   options: RedisBrokerOptions = {},
 ): Promise<RedisBroker> {
+  options.signal?.throwIfAborted();
   const broker = new RedisBroker(url, options);
   await unlessAborted(broker.connect(), options.signal, () => broker.close());
   return broker;

@@ -374,6 +374,7 @@ export async function openRedisClusterBroker(
   url: string,
   options: RedisBrokerOptions = {},
 ): Promise<RedisClusterBroker> {
+  options.signal?.throwIfAborted();
   const broker = new RedisClusterBroker(url, options);
   await unlessAborted(broker.connect(), options.signal, () => broker.close());
   return broker;

@@ -10,6 +10,7 @@ import type { SerializerName } from "../protocol/serializers.ts";
 import type { TaskAnnotations } from "./annotations.ts";
 import type { TaskRoutes } from "./routes.ts";
 import { readEnv } from "./runtime.ts";
+import { checkResultExpires } from "../backend/result_expires.ts";
 
 /**
  * The broker used when none is configured: an embedded Deno KV file.
@@ -193,8 +194,7 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
   const backend = options.backend !== undefined
     ? options.backend
     : readEnv("CELERY_RESULT_BACKEND") ?? (broker.startsWith("kv:") ? broker : null);
-  const resultExpires = options.resultExpires ?? 86400;
-  if (!(resultExpires >= 0)) throw new RangeError("resultExpires must be >= 0 seconds");
+  const resultExpires = checkResultExpires(options.resultExpires ?? 86400);
   const visibilityTimeout = options.visibilityTimeout ?? 3600;
   if (!(visibilityTimeout > 0)) throw new RangeError("visibilityTimeout must be > 0 seconds");
   const outageRetryLimit = options.outageRetryLimit ?? 300;

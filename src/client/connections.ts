@@ -29,7 +29,8 @@ export interface OpenOptions {
    * Stops waiting: the promise rejects with the signal's reason. When this
    * call started the open, the open is aborted too and what it opened is
    * closed; one already under way (started by another caller) goes on. A
-   * caller that joined an open whose starter aborted it opens anew.
+   * caller that joined an open whose starter aborted it opens anew. A
+   * signal that already aborted rejects at once: nothing is opened or joined.
    */
   signal?: AbortSignal;
 }
@@ -97,6 +98,7 @@ export class Connections {
    * @returns the broker
    */
   broker(options: OpenOptions = {}): Promise<Broker> {
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     if (this.#broker) return join(this.#broker, options, () => this.broker(options));
     const config = this.#config();
     const opening = openBroker(config.broker, {
@@ -119,6 +121,7 @@ export class Connections {
    * @throws {NoResultBackendError} when none is configured
    */
   resultBackend(options: OpenOptions = {}): Promise<ResultBackend> {
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     const config = this.#config();
     const url = config.backend;
     if (url === null) return Promise.reject(new NoResultBackendError());

@@ -28,8 +28,9 @@ export interface OpenBrokerOptions {
   outageRetryLimit?: number;
   /**
    * Aborts opening (a shutdown while connecting): what was opened is
-   * closed and the open rejects with the signal's reason. KV opens a local
-   * file and ignores it.
+   * closed (KV: the database released) and the open rejects with the
+   * signal's reason; one that already aborted rejects at once and opens
+   * nothing.
    */
   signal?: AbortSignal;
 }
@@ -56,8 +57,9 @@ export interface OpenBackendOptions {
   brokerUrl?: string;
   /**
    * Aborts opening (a shutdown while connecting): what was opened is
-   * closed and the open rejects with the signal's reason. KV opens a local
-   * file and ignores it.
+   * closed (KV: the database released) and the open rejects with the
+   * signal's reason; one that already aborted rejects at once and opens
+   * nothing.
    */
   signal?: AbortSignal;
 }
@@ -181,6 +183,7 @@ export function writesRedisEnvelopes(url: string): boolean {
  * @throws {BrokerConnectionError} when the server cannot be reached
  */
 export async function openBroker(url: string, options: OpenBrokerOptions = {}): Promise<Broker> {
+  options.signal?.throwIfAborted();
   return await openByScheme(
     "broker",
     "redis://127.0.0.1:6379/0, amqp://guest@host// or kv://",
@@ -210,6 +213,7 @@ export async function openBackend(
   url: string,
   options: OpenBackendOptions = {},
 ): Promise<ResultBackend> {
+  options.signal?.throwIfAborted();
   return await openByScheme(
     "result backend",
     "redis://127.0.0.1:6379/0, rpc:// or kv://",
