@@ -90,6 +90,11 @@ function escaped(text: string, i: number): boolean {
   return slashes % 2 === 1;
 }
 
+/** The fields {@link readParked} reads from the message when its entry lacks them. */
+const DELIVERY_TAG = /"delivery_tag": "([^"\\]+)"/;
+const TASK_ID = /"id": "([^"\\]+)"/;
+const TASK_NAME = /"task": "([^"\\]+)"/;
+
 /**
  * Read a parked entry: what operators see, and the original message text.
  * An entry that is not JSON reads as "unreadable parked entry"; fields an
@@ -113,14 +118,14 @@ export function readParked(entry: string): { parked: ParkedMessage; message: str
     e = { reason: "unreadable parked entry" };
   }
   const msg = typeof e.message === "string" ? e.message : "";
-  const fromMsg = (field: string) => new RegExp(`"${field}": "([^"\\\\]+)"`).exec(msg)?.[1] ?? null;
+  const fromMsg = (field: RegExp) => field.exec(msg)?.[1] ?? null;
   const parkedAt = typeof e.parked_at === "number" ? e.parked_at : 0;
   const parked: ParkedMessage = {
-    id: `${parkedAt}:${(typeof e.task_id === "string" && e.task_id) || fromMsg("delivery_tag")}`,
+    id: `${parkedAt}:${(typeof e.task_id === "string" && e.task_id) || fromMsg(DELIVERY_TAG)}`,
     reason: String(e.reason ?? ""),
     queue: typeof e.queue === "string" ? e.queue : queueOfList(String(e.list ?? "")),
-    taskId: typeof e.task_id === "string" ? e.task_id : fromMsg("id"),
-    taskName: typeof e.task_name === "string" ? e.task_name : fromMsg("task"),
+    taskId: typeof e.task_id === "string" ? e.task_id : fromMsg(TASK_ID),
+    taskName: typeof e.task_name === "string" ? e.task_name : fromMsg(TASK_NAME),
     parkedAt: new Date(parkedAt * 1000),
   };
   return { parked, message: msg };
