@@ -156,20 +156,20 @@ export class RpcBackend implements ResultBackend {
    * @param options reply queue, expiry, persistence
    */
   constructor(url: string, options: RpcBackendOptions = {}) {
+    this.#expires = checkResultExpires(options.resultExpires ?? 86400);
+    // x-expires is whole milliseconds (kombu: int(s * 1000)), and RabbitMQ refuses 0.
+    if (this.#expires > 0 && Math.trunc(this.#expires * 1000) === 0) {
+      throw new RangeError(
+        `resultExpires on rpc:// must be 0 (no expiry) or at least 0.001 s (1 ms, RabbitMQ's ` +
+          `x-expires is whole milliseconds above 0), got ${this.#expires}`,
+      );
+    }
     this.#conn = new AmqpConnection(rpcAmqpUrl(url, options.brokerUrl), {
       name: "celeriac-rpc-backend",
       backoff: options.backoff,
     });
     this.replyQueue = options.replyQueue ?? crypto.randomUUID();
     this.#ownQueueGiven = options.replyQueue !== undefined;
-    this.#expires = checkResultExpires(options.resultExpires ?? 86400);
-    // x-expires is whole milliseconds (kombu: int(s * 1000)), and RabbitMQ refuses 0.
-    if (this.#expires > 0 && this.#expires < 0.001) {
-      throw new RangeError(
-        `resultExpires on rpc:// must be 0 (no expiry) or at least 0.001 s (1 ms, RabbitMQ's ` +
-          `x-expires is whole milliseconds above 0), got ${this.#expires}`,
-      );
-    }
     this.#persistent = options.persistent ?? false;
     this.#publishTimeoutMs = (options.publishTimeout ?? 30) * 1000;
   }

@@ -80,7 +80,11 @@ export function consumeAcrossReconnects(
       let held: HeldChannel | null = null;
       try {
         held = await HeldChannel.open(session);
+        // Stopped while the channel opened or the queue was set up (a shutdown that stopped
+        // waiting for it): nothing more is declared, nothing consumed; the channel is closed.
+        if (signal.aborted) break;
         const queue = await setUp(session, held.channel);
+        if (signal.aborted) break;
         await held.channel.consume(queue, (m) => {
           if (m) onMessage(fromIncoming(m).message);
         }, { noAck: true });

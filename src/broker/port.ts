@@ -353,7 +353,11 @@ export interface Broker {
  * ```
  */
 export interface SubscribeOptions {
-  /** Stops the subscription. */
+  /**
+   * Stops the subscription. Aborted while it is being set up, the set-up
+   * that completes later subscribes and consumes nothing (and undoes the
+   * bindings it made).
+   */
   signal: AbortSignal;
   /** The subscriber's own queue, where the transport needs one. */
   queue?: string;

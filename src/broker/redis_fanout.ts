@@ -131,25 +131,30 @@ export async function subscribe(
     "pmessage",
     (_pattern: string, _channel: string, raw: string) => deliver(raw, channel, onMessage),
   );
-  const stop = async () => {
-    if (binding) {
-      await client.srem(scope.k(bindingSet(exchange)), binding).catch(() => {});
-    }
-    conn.disconnect();
-  };
+  let stopped: Promise<void> | null = null;
+  const stop = () =>
+    stopped ??= (async () => {
+      if (binding) {
+        await client.srem(scope.k(bindingSet(exchange)), binding).catch(() => {});
+      }
+      conn.disconnect();
+    })();
   if (options.signal.aborted) return await stop();
+  // Aborted while subscribing (a shutdown that stopped waiting for it): unbound at once (the
+  // SREM follows the SADD on the same connection), and nothing is subscribed after the SADD.
+  const onAbort = () => void stop();
+  options.signal.addEventListener("abort", onAbort, { once: true });
   try {
     await scope.run(async () => {
       if (binding) await client.sadd(scope.k(bindingSet(exchange)), binding);
-      await conn.psubscribe(channel);
+      if (!options.signal.aborted) await conn.psubscribe(channel);
     });
   } catch (err) {
+    options.signal.removeEventListener("abort", onAbort);
     await stop();
+    if (options.signal.aborted) return;
     throw redisFailure(conn, scope.rawUrl, err);
   }
-  // Aborted while subscribing: a listener added now would never run.
-  if (options.signal.aborted) return await stop();
-  options.signal.addEventListener("abort", () => void stop(), { once: true });
 }
 
 /**

@@ -212,8 +212,12 @@ export class Worker {
    * (what it opened is closed; start() resolves without an error), a
    * declaration or subscription under way is no longer waited for, and
    * the Web Workers being started finish starting; then the shutdown
-   * closes what was opened. Nothing is taken and `workerReady` is not
-   * emitted. Called after a shutdown began, it starts nothing.
+   * closes what was opened. The remote-control subscription, when its
+   * set-up completes later, subscribes and consumes nothing (Redis: its
+   * binding is removed); a queue declaration completes, and the queue is
+   * kept, as Celery keeps declared queues. Nothing is taken and
+   * `workerReady` is not emitted. Called after a shutdown began, it
+   * starts nothing.
    *
    * @example
    * ```ts ignore
