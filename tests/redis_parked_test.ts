@@ -5,7 +5,7 @@ import type { Delivery } from "../src/broker/port.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
 import { defineScripts, type RedisScope } from "../src/broker/redis_commands.ts";
 import { PARKED_KEY } from "../src/broker/redis_keys.ts";
-import { envelopeOfUnacked } from "../src/broker/redis_parked.ts";
+import { envelopeOfUnacked, requeueParked } from "../src/broker/redis_parked.ts";
 import { RedisSettler } from "../src/broker/redis_settle.ts";
 import type { RedisTaker } from "../src/broker/redis_take.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
@@ -86,6 +86,60 @@ Deno.test({
     assert.equal(new Set(texts).size, n);
     assert.equal(await client.hlen(`${prefix}unacked`), 0);
     assert.equal(await client.zcard(`${prefix}unacked_index`), 0);
+  } finally {
+    await broker.close();
+    client.disconnect();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "redis requeueParked: 2,500 parked messages go back in three script calls, oldest first, " +
+    "each once and marked redelivered",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("unpark");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const broker = await openRedisBroker(url);
+  const client = defineScripts(new Redis(REDIS_URL));
+  try {
+    const q = uniqueQueue("unpark");
+    const n = 2500;
+    await broker.publishMany(
+      Array.from(
+        { length: n },
+        (_, i) => ({ message: message(`u${i}`), target: { routingKey: q } }),
+      ),
+    );
+    const taken: Delivery[] = [];
+    while (taken.length < n) for (const d of await broker.take([q], { max: n })) taken.push(d);
+    await broker.reject(taken.map((delivery) => ({ delivery, reason: "refused" })));
+    let calls = 0;
+    const counted = new Proxy(client, {
+      get(target, key) {
+        if (key !== "celeriacUnpark") return Reflect.get(target, key);
+        return (...args: [number, ...string[]]) => {
+          calls++;
+          return target.celeriacUnpark(...args);
+        };
+      },
+    });
+    const scope: RedisScope = {
+      client: counted,
+      rawUrl: url,
+      db: 0,
+      k: (key) => prefix + key,
+      run: (fn) => fn(),
+    };
+    assert.equal(await requeueParked(scope, n), n);
+    assert.equal(calls, 3);
+    assert.equal(await client.llen(`${prefix}${PARKED_KEY}`), 0);
+    const back: Delivery[] = [];
+    while (back.length < n) for (const d of await broker.take([q], { max: n })) back.push(d);
+    const texts = back.map((d) => JSON.parse(new TextDecoder().decode(d.body)));
+    assert.deepEqual(texts, taken.map((_, i) => `u${i}`));
+    assert.ok(back.every((d) => d.redelivered));
+    await broker.ack(back);
   } finally {
     await broker.close();
     client.disconnect();

@@ -36,7 +36,7 @@ export type ScriptedRedis = Redis & {
   celeriacTake(numKeys: number, ...args: string[]): Promise<string[]>;
   celeriacRestore(...args: string[]): Promise<number>;
   celeriacPark(...args: string[]): Promise<number>;
-  celeriacUnpark(...args: string[]): Promise<number>;
+  celeriacUnpark(numKeys: number, ...args: string[]): Promise<number>;
   celeriacUnlock(...args: string[]): Promise<number>;
   celeriacRenew(...args: string[]): Promise<number>;
   celeriacTokens(numKeys: number, ...args: string[]): Promise<number[]>;
@@ -61,7 +61,7 @@ export function defineScripts(client: Redis): ScriptedRedis {
   client.defineCommand("celeriacTake", { lua: TAKE_SCRIPT });
   client.defineCommand("celeriacRestore", { lua: RESTORE_SCRIPT, numberOfKeys: 3 });
   client.defineCommand("celeriacPark", { lua: PARK_SCRIPT, numberOfKeys: 3 });
-  client.defineCommand("celeriacUnpark", { lua: UNPARK_SCRIPT, numberOfKeys: 2 });
+  client.defineCommand("celeriacUnpark", { lua: UNPARK_SCRIPT });
   client.defineCommand("celeriacUnlock", { lua: UNLOCK_SCRIPT, numberOfKeys: 1 });
   client.defineCommand("celeriacRenew", { lua: RENEW_SCRIPT, numberOfKeys: 1 });
   client.defineCommand("celeriacTokens", { lua: TOKENS_SCRIPT });

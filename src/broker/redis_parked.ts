@@ -11,6 +11,7 @@ import { getLogger } from "@logtape/logtape";
 import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envelope.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import type { ParkedMessage } from "./port.ts";
+import { chunked } from "./chunks.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { PARKED_KEY, priorityList, queueOfList } from "./redis_keys.ts";
 
@@ -90,6 +91,11 @@ function escaped(text: string, i: number): boolean {
   return slashes % 2 === 1;
 }
 
+/** The fields {@link readParked} reads from the message when its entry lacks them. */
+const DELIVERY_TAG = /"delivery_tag": "([^"\\]+)"/;
+const TASK_ID = /"id": "([^"\\]+)"/;
+const TASK_NAME = /"task": "([^"\\]+)"/;
+
 /**
  * Read a parked entry: what operators see, and the original message text.
  * An entry that is not JSON reads as "unreadable parked entry"; fields an
@@ -113,14 +119,14 @@ export function readParked(entry: string): { parked: ParkedMessage; message: str
     e = { reason: "unreadable parked entry" };
   }
   const msg = typeof e.message === "string" ? e.message : "";
-  const fromMsg = (field: string) => new RegExp(`"${field}": "([^"\\\\]+)"`).exec(msg)?.[1] ?? null;
+  const fromMsg = (field: RegExp) => field.exec(msg)?.[1] ?? null;
   const parkedAt = typeof e.parked_at === "number" ? e.parked_at : 0;
   const parked: ParkedMessage = {
-    id: `${parkedAt}:${(typeof e.task_id === "string" && e.task_id) || fromMsg("delivery_tag")}`,
+    id: `${parkedAt}:${(typeof e.task_id === "string" && e.task_id) || fromMsg(DELIVERY_TAG)}`,
     reason: String(e.reason ?? ""),
     queue: typeof e.queue === "string" ? e.queue : queueOfList(String(e.list ?? "")),
-    taskId: typeof e.task_id === "string" ? e.task_id : fromMsg("id"),
-    taskName: typeof e.task_name === "string" ? e.task_name : fromMsg("task"),
+    taskId: typeof e.task_id === "string" ? e.task_id : fromMsg(TASK_ID),
+    taskName: typeof e.task_name === "string" ? e.task_name : fromMsg(TASK_NAME),
     parkedAt: new Date(parkedAt * 1000),
   };
   return { parked, message: msg };
@@ -208,6 +214,8 @@ export async function listParked(scope: RedisScope, limit: number): Promise<Park
 /**
  * Move parked messages back to the end of their queues, marked
  * redelivered, oldest first; one whose envelope cannot be decoded stays.
+ * One script per 1,000 messages (chunks.ts) moves them, each only if it is
+ * still parked (another requeue may have moved it).
  *
  * @example
  * ```ts ignore
@@ -221,7 +229,7 @@ export async function listParked(scope: RedisScope, limit: number): Promise<Park
  */
 export async function requeueParked(scope: RedisScope, limit: number): Promise<number> {
   const entries = await scope.run(() => scope.client.lrange(scope.k(PARKED_KEY), -limit, -1));
-  let moved = 0;
+  const moves: { list: string; entry: string; raw: string }[] = [];
   for (const entry of entries.reverse()) {
     const { parked, message } = readParked(entry);
     let env: Envelope;
@@ -237,10 +245,19 @@ export async function requeueParked(scope: RedisScope, limit: number): Promise<n
       env.deliveryTag || crypto.randomUUID(),
       true,
     );
-    const list = priorityList(parked.queue, env.properties.priority);
-    moved += await scope.run(() =>
-      scope.client.celeriacUnpark(scope.k(PARKED_KEY), scope.k(list), entry, raw)
-    );
+    moves.push({ list: scope.k(priorityList(parked.queue, env.properties.priority)), entry, raw });
   }
-  return moved;
+  const moved = await scope.run(() =>
+    Promise.all(
+      chunked(moves).map((some) =>
+        scope.client.celeriacUnpark(
+          some.length + 1,
+          scope.k(PARKED_KEY),
+          ...some.map((m) => m.list),
+          ...some.flatMap((m) => [m.entry, m.raw]),
+        )
+      ),
+    )
+  );
+  return moved.reduce((sum, n) => sum + n, 0);
 }

@@ -246,13 +246,22 @@ return moved
 `;
 
 /**
- * Move one parked entry back to a queue list (to the back, like a new
- * publish). KEYS = parked, target list; ARGV = entry, new element.
+ * Move parked entries back to queue lists (each to the back, like a new
+ * publish), in the order given; one no longer parked (requeued by another
+ * caller) is skipped. KEYS = parked, then each entry's target list; ARGV =
+ * entry, new element, for each target list. The entries are looked for
+ * from the tail of the parked list, where the oldest are. Returns how many
+ * moved.
  */
 export const UNPARK_SCRIPT = String.raw`
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
-redis.call('LPUSH', KEYS[2], ARGV[2])
-return 1
+local moved = 0
+for i = 2, #KEYS do
+  if redis.call('LREM', KEYS[1], -1, ARGV[2 * i - 3]) == 1 then
+    redis.call('LPUSH', KEYS[i], ARGV[2 * i - 2])
+    moved = moved + 1
+  end
+end
+return moved
 `;
 
 /**
