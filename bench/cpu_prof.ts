@@ -22,7 +22,8 @@
  * interval, 100), `--dir DIR` (where the profiles go; default a new
  * temporary directory), `--read DIR` (no run: summarize the profiles of an
  * earlier one, `--tasks` as it ran), `--json FILE` (the summary), `--redis URL` (db 12 =
- * broker, db 13 = results, both FLUSHDB'd).
+ * broker, db 13 = results, both FLUSHDB'd), `-E` (the worker sends task events: run with and
+ * without it for what they cost each thread).
  *
  * @module
  */
@@ -171,6 +172,7 @@ async function main(): Promise<void> {
       read: { type: "string" },
       json: { type: "string" },
       redis: { type: "string", default: "redis://127.0.0.1:6379" },
+      E: { type: "boolean", short: "E", default: false },
     },
   });
   const n = Number(values.tasks);
@@ -178,13 +180,19 @@ async function main(): Promise<void> {
   let wallMs = 0;
   if (dir === undefined) {
     dir = values.dir ?? await Deno.makeTempDir({ prefix: "celeriac-cpuprof-" });
-    wallMs = await drain(n, dir, values.interval!, values.redis!);
+    wallMs = await drain(n, dir, values.interval!, values.redis!, values.E ? ["-E"] : []);
   }
   await report(dir, n, wallMs, Number(values.top), values.json);
 }
 
 /** Run the drain with the worker profiled into `dir`; returns its wall-clock time (ms). */
-async function drain(n: number, dir: string, interval: string, redis: string): Promise<number> {
+async function drain(
+  n: number,
+  dir: string,
+  interval: string,
+  redis: string,
+  workerArgs: string[],
+): Promise<number> {
   await Deno.mkdir(dir, { recursive: true });
   const dbs = await openProbeDbs(redis);
   for (let sent = 0; sent < n; sent += 1000) {
@@ -203,6 +211,7 @@ async function drain(n: number, dir: string, interval: string, redis: string): P
       `--v8-flags=${DEFAULT_V8_FLAGS}`,
     ],
     env: { ...MALLOC_DEFAULTS },
+    workerArgs,
   });
   try {
     await worker.ready;
