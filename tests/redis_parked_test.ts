@@ -3,7 +3,11 @@ import { Redis } from "ioredis";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import type { Delivery } from "../src/broker/port.ts";
 import { openRedisBroker, type RedisBroker } from "../src/broker/redis.ts";
-import { defineScripts, type RedisScope } from "../src/broker/redis_commands.ts";
+import {
+  defineScripts,
+  type RedisScope,
+  type ScriptedRedis,
+} from "../src/broker/redis_commands.ts";
 import { PARKED_KEY } from "../src/broker/redis_keys.ts";
 import { envelopeOfUnacked, requeueParked } from "../src/broker/redis_parked.ts";
 import { RedisSettler } from "../src/broker/redis_settle.ts";
@@ -37,6 +41,56 @@ Deno.test("envelopeOfUnacked: null for what is not that layout (the caller re-en
   }
 });
 
+/** A new queue and `n` messages published to it and taken, each unacknowledged. */
+async function takeNew(
+  broker: RedisBroker,
+  label: string,
+  n: number,
+): Promise<{ q: string; taken: Delivery[] }> {
+  const q = uniqueQueue(label);
+  await broker.publishMany(
+    Array.from({ length: n }, (_, i) => ({ message: message(`p${i}`), target: { routingKey: q } })),
+  );
+  const taken: Delivery[] = [];
+  while (taken.length < n) for (const d of await broker.take([q], { max: n })) taken.push(d);
+  return { q, taken };
+}
+
+/** The message bodies of a parked list's entries. */
+function parkedBodies(entries: readonly string[]): string[] {
+  return entries.map((e) => JSON.parse(atob(JSON.parse(JSON.parse(e).message).body)));
+}
+
+/**
+ * A scope on `client` whose script `name` goes through `wrap` (which gets
+ * the real call), to fail or count the calls the broker code makes.
+ */
+function scopeWith(
+  client: ScriptedRedis,
+  url: string,
+  prefix: string,
+  name: "celeriacPark" | "celeriacUnpark",
+  // deno-lint-ignore no-explicit-any
+  wrap: (call: (...args: any[]) => Promise<number>) => (...args: any[]) => Promise<number>,
+): RedisScope {
+  const wrapped = new Proxy(client, {
+    get(target, key) {
+      if (key !== name) return Reflect.get(target, key);
+      // deno-lint-ignore no-explicit-any
+      return wrap((...args: any[]) => (target[name] as any)(...args));
+    },
+  });
+  return { client: wrapped, rawUrl: url, db: 0, k: (key) => prefix + key, run: (fn) => fn() };
+}
+
+/** Reject every delivery through a settler on `scope`, as a worker settles a batch. */
+async function rejectAll(scope: RedisScope, taken: readonly Delivery[]): Promise<void> {
+  const taker = { settleable: () => null, handedOutEarly: () => false } as unknown as RedisTaker;
+  await new RedisSettler(scope, taker, 10).reject(
+    taken.map((delivery) => ({ delivery, reason: "refused" })),
+  );
+}
+
 Deno.test({
   name: "redis reject: after an outage part-way through, only the chunks Redis did not answer " +
     "are parked again (each message parked once)",
@@ -47,43 +101,27 @@ Deno.test({
   const broker = await openRedisBroker(url);
   const client = defineScripts(new Redis(REDIS_URL));
   try {
-    const q = uniqueQueue("park-retry");
     const n = 2500; // three chunks of at most 1,000
-    await broker.publishMany(
-      Array.from(
-        { length: n },
-        (_, i) => ({ message: message(`p${i}`), target: { routingKey: q } }),
-      ),
-    );
-    const taken: Delivery[] = [];
-    while (taken.length < n) for (const d of await broker.take([q], { max: n })) taken.push(d);
+    const { taken } = await takeNew(broker, "park-retry", n);
     // The second script call fails before it is sent, as when the connection drops.
     let calls = 0;
-    const flaky = new Proxy(client, {
-      get(target, key) {
-        if (key !== "celeriacPark") return Reflect.get(target, key);
-        return (...args: string[]) =>
+    await rejectAll(
+      scopeWith(
+        client,
+        url,
+        prefix,
+        "celeriacPark",
+        (call) => (...args) =>
           ++calls === 2
             ? Promise.reject(new BrokerConnectionError(url, new Error("connection lost")))
-            : target.celeriacPark(...args);
-      },
-    });
-    const scope: RedisScope = {
-      client: flaky,
-      rawUrl: url,
-      db: 0,
-      k: (key) => prefix + key,
-      run: (fn) => fn(),
-    };
-    const taker = { settleable: () => null, handedOutEarly: () => false } as unknown as RedisTaker;
-    await new RedisSettler(scope, taker, 10).reject(
-      taken.map((delivery) => ({ delivery, reason: "refused" })),
+            : call(...args),
+      ),
+      taken,
     );
     assert.ok(calls > 2, "the failed call was retried");
     const parked = await client.lrange(`${prefix}${PARKED_KEY}`, 0, -1);
-    const texts = parked.map((e) => JSON.parse(atob(JSON.parse(JSON.parse(e).message).body)));
     assert.equal(parked.length, n);
-    assert.equal(new Set(texts).size, n);
+    assert.equal(new Set(parkedBodies(parked)).size, n);
     assert.equal(await client.hlen(`${prefix}unacked`), 0);
     assert.equal(await client.zcard(`${prefix}unacked_index`), 0);
   } finally {
@@ -103,41 +141,21 @@ Deno.test({
   const broker = await openRedisBroker(url);
   const client = defineScripts(new Redis(REDIS_URL));
   try {
-    const q = uniqueQueue("unpark");
     const n = 2500;
-    await broker.publishMany(
-      Array.from(
-        { length: n },
-        (_, i) => ({ message: message(`u${i}`), target: { routingKey: q } }),
-      ),
-    );
-    const taken: Delivery[] = [];
-    while (taken.length < n) for (const d of await broker.take([q], { max: n })) taken.push(d);
+    const { q, taken } = await takeNew(broker, "unpark", n);
     await broker.reject(taken.map((delivery) => ({ delivery, reason: "refused" })));
     let calls = 0;
-    const counted = new Proxy(client, {
-      get(target, key) {
-        if (key !== "celeriacUnpark") return Reflect.get(target, key);
-        return (...args: [number, ...string[]]) => {
-          calls++;
-          return target.celeriacUnpark(...args);
-        };
-      },
+    const scope = scopeWith(client, url, prefix, "celeriacUnpark", (call) => (...args) => {
+      calls++;
+      return call(...args);
     });
-    const scope: RedisScope = {
-      client: counted,
-      rawUrl: url,
-      db: 0,
-      k: (key) => prefix + key,
-      run: (fn) => fn(),
-    };
     assert.equal(await requeueParked(scope, n), n);
     assert.equal(calls, 3);
     assert.equal(await client.llen(`${prefix}${PARKED_KEY}`), 0);
     const back: Delivery[] = [];
     while (back.length < n) for (const d of await broker.take([q], { max: n })) back.push(d);
     const texts = back.map((d) => JSON.parse(new TextDecoder().decode(d.body)));
-    assert.deepEqual(texts, taken.map((_, i) => `u${i}`));
+    assert.deepEqual(texts, taken.map((_, i) => `p${i}`));
     assert.ok(back.every((d) => d.redelivered));
     await broker.ack(back);
   } finally {
@@ -146,22 +164,6 @@ Deno.test({
     await deleteKeys(prefix);
   }
 });
-
-/** `n` messages published to a new queue and taken, each unacknowledged. */
-async function takeNew(broker: RedisBroker, label: string, n: number): Promise<Delivery[]> {
-  const q = uniqueQueue(label);
-  await broker.publishMany(
-    Array.from({ length: n }, (_, i) => ({ message: message(`p${i}`), target: { routingKey: q } })),
-  );
-  const taken: Delivery[] = [];
-  while (taken.length < n) for (const d of await broker.take([q], { max: n })) taken.push(d);
-  return taken;
-}
-
-/** The message bodies of a parked list's entries. */
-function parkedBodies(entries: readonly string[]): string[] {
-  return entries.map((e) => JSON.parse(atob(JSON.parse(JSON.parse(e).message).body)));
-}
 
 Deno.test({
   name: "redis reject: a park script that ran but whose reply was lost is not run again " +
@@ -174,29 +176,16 @@ Deno.test({
   const client = defineScripts(new Redis(REDIS_URL));
   try {
     const n = 2500; // three chunks of at most 1,000
-    const taken = await takeNew(broker, "park-lost-reply", n);
+    const { taken } = await takeNew(broker, "park-lost-reply", n);
     // The second script call runs on the server, and then its reply is lost with the connection.
     let calls = 0;
-    const lossy = new Proxy(client, {
-      get(target, key) {
-        if (key !== "celeriacPark") return Reflect.get(target, key);
-        return async (...args: string[]) => {
-          const moved = await target.celeriacPark(...args);
-          if (++calls === 2) throw new BrokerConnectionError(url, new Error("connection lost"));
-          return moved;
-        };
-      },
-    });
-    const scope: RedisScope = {
-      client: lossy,
-      rawUrl: url,
-      db: 0,
-      k: (key) => prefix + key,
-      run: (fn) => fn(),
-    };
-    const taker = { settleable: () => null, handedOutEarly: () => false } as unknown as RedisTaker;
-    await new RedisSettler(scope, taker, 10).reject(
-      taken.map((delivery) => ({ delivery, reason: "refused" })),
+    await rejectAll(
+      scopeWith(client, url, prefix, "celeriacPark", (call) => async (...args) => {
+        const moved = await call(...args);
+        if (++calls === 2) throw new BrokerConnectionError(url, new Error("connection lost"));
+        return moved;
+      }),
+      taken,
     );
     assert.ok(calls > 3, "the call whose reply was lost was made again");
     const parked = await client.lrange(`${prefix}${PARKED_KEY}`, 0, -1);
