@@ -45,7 +45,13 @@ import type {
 } from "./port.ts";
 import { chunked } from "./chunks.ts";
 import { defineScripts, type RedisScope } from "./redis_commands.ts";
-import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
+import {
+  CLOSE_WAIT_MS,
+  closeRedis,
+  connectRedis,
+  guardRedis,
+  openRedisConnection,
+} from "./redis_connection.ts";
 import { broadcast, subscribe } from "./redis_fanout.ts";
 import { PRIORITY_STEPS, priorityList, RATE_LIMIT_KEY_PREFIX, REVOKED_KEY } from "./redis_keys.ts";
 import { listParked, requeueParked } from "./redis_parked.ts";
@@ -56,7 +62,7 @@ import { RedisTaker } from "./redis_take.ts";
 import { isSingleServer, parseRedisUrl } from "./redis_url.ts";
 import { RespEvents } from "./resp_events.ts";
 import { RespScripts } from "./resp_scripts.ts";
-import { unlessAborted } from "./sleep.ts";
+import { unlessAborted, untilAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -400,7 +406,10 @@ export class RedisBroker implements Broker {
     this.#closed = true;
     this.#closing.abort();
     clearInterval(this.#sweepTimer);
-    await this.#sweeping;
+    // A sweep under way is waited for CLOSE_WAIT_MS at most: a server that stopped answering.
+    if (this.#sweeping) {
+      await untilAborted(this.#sweeping.then(() => {}), AbortSignal.timeout(CLOSE_WAIT_MS));
+    }
     // Taken (recorded in `unacked`) but not handed out: back to their queues now, not after
     // the visibility timeout.
     const left = await this.#taker.leftOver();

@@ -9,6 +9,7 @@ import { getLogger } from "@logtape/logtape";
 import { Cluster, Redis } from "ioredis";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import { isClusterUrl, isSentinelUrl, type RedisUrlOptions } from "./redis_url.ts";
+import { untilAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "redis"]);
 
@@ -356,8 +357,21 @@ export async function guardRedis<T>(rawUrl: string, fn: () => Promise<T>): Promi
 }
 
 /**
- * Close a connection: QUIT when connected (so pending replies arrive), then
- * disconnect.
+ * Milliseconds a close waits for the server's answers (QUIT, a last
+ * clean-up command, a restore sweep under way) before it drops the
+ * connection: a server that stopped answering over a connection that stays
+ * up must not keep a worker's shutdown waiting.
+ *
+ * @example
+ * ```ts ignore
+ * CLOSE_WAIT_MS; // 2000
+ * ```
+ */
+export const CLOSE_WAIT_MS = 2000;
+
+/**
+ * Close a connection: QUIT when connected (so pending replies arrive), for
+ * at most {@link CLOSE_WAIT_MS}, then disconnect.
  *
  * @example
  * ```ts ignore
@@ -367,6 +381,8 @@ export async function guardRedis<T>(rawUrl: string, fn: () => Promise<T>): Promi
  * @param client the connection
  */
 export async function closeRedis(client: Redis): Promise<void> {
-  if (client.status === "ready") await client.quit().catch(() => {});
+  if (client.status === "ready") {
+    await untilAborted(client.quit().then(() => {}, () => {}), AbortSignal.timeout(CLOSE_WAIT_MS));
+  }
   client.disconnect();
 }

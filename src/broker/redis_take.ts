@@ -17,6 +17,7 @@ import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import { claimList } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
+import { CLOSE_WAIT_MS } from "./redis_connection.ts";
 import { PARKED_KEY, rotatedLists, takeOrder } from "./redis_keys.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
 import { BodyPack, readTake, toDelivery } from "./redis_bodies.ts";
@@ -455,9 +456,13 @@ export class RedisTaker {
     await this.#watchers.close();
     // The record only serves this consumer's next take; without this it lingers until it expires.
     // Without a take there is none (and a broker closed while connecting must not wait for Redis).
+    // A server that stopped answering is waited for CLOSE_WAIT_MS at most; the record expires.
     if (this.#takesSent === 0) return;
-    await this.#scope.client.del(this.#scope.k(this.#takeRecord)).catch((err) =>
-      log.debug("Could not delete the take record: {error}", { error: (err as Error).message })
+    const deleting = this.#scope.client.del(this.#scope.k(this.#takeRecord)).then(
+      () => {},
+      (err) =>
+        log.debug("Could not delete the take record: {error}", { error: (err as Error).message }),
     );
+    await untilAborted(deleting, AbortSignal.timeout(CLOSE_WAIT_MS));
   }
 }
