@@ -1,8 +1,8 @@
 /**
  * Opening with a signal that already aborted rejects at once with its
- * reason and opens nothing: no socket reaches the server (a listener on a
- * port reserved for this test counts what it accepts; never a shared
- * server), no KV file is created. KV honours the signal while opening too:
+ * reason and opens nothing: no socket reaches the server (a silent
+ * listener on a port reserved for this test counts what it accepts; never
+ * a shared server), no KV file is created. KV honours the signal while opening too:
  * the open rejects with the reason and what it opened is released (the
  * process holds no file descriptor on the database file).
  */
@@ -12,33 +12,7 @@ import { Celery } from "../mod.ts";
 import { openBackend, openBroker } from "../protocol.ts";
 import { openKvBackend, openKvBroker } from "../transports.ts";
 import { reservePorts } from "./helpers/ports.ts";
-
-/** A listener that counts the connections it accepts and closes them. */
-class CountingServer implements AsyncDisposable {
-  readonly #listener: Deno.TcpListener;
-  readonly #loop: Promise<void>;
-  accepted = 0;
-
-  constructor(port: number) {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port });
-    this.#listener = listener;
-    this.#loop = (async () => {
-      try {
-        for await (const conn of listener) {
-          this.accepted++;
-          conn.close();
-        }
-      } catch {
-        // closed
-      }
-    })();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.#listener.close();
-    await this.#loop;
-  }
-}
+import { SilentServer } from "./helpers/silent_server.ts";
 
 /** How many of this process's file descriptors are open on `file` (or its -wal, -shm). */
 function openFds(file: string): number {
@@ -91,7 +65,7 @@ const TCP_CASES = [
 for (const c of TCP_CASES) {
   Deno.test(`an aborted signal opens no ${c.name}: app.${c.kind === "broker" ? "broker" : "resultBackend"}() and open*() reject with its reason, no connect`, async () => {
     using ports = reservePorts();
-    await using server = new CountingServer(ports.base + 1);
+    await using server = new SilentServer(ports.base + 1);
     const url = c.url(ports.base + 1);
     const reason = new Error("gave up before opening");
     const signal = AbortSignal.abort(reason);
@@ -108,7 +82,7 @@ for (const c of TCP_CASES) {
         : openBackend(url, { signal });
       await assert.rejects(atOnce(direct), (e) => e === reason);
       await new Promise((r) => setTimeout(r, CONNECT_MS));
-      assert.equal(server.accepted, 0, "no connection reached the server");
+      assert.equal(server.connections, 0, "no connection reached the server");
     } finally {
       await app.close();
     }

@@ -46,8 +46,8 @@ import type {
 import { chunked } from "./chunks.ts";
 import { defineScripts, type RedisScope } from "./redis_commands.ts";
 import {
-  CLOSE_WAIT_MS,
   closeRedis,
+  closeWait,
   connectRedis,
   guardRedis,
   openRedisConnection,
@@ -62,7 +62,7 @@ import { RedisTaker } from "./redis_take.ts";
 import { isSingleServer, parseRedisUrl } from "./redis_url.ts";
 import { RespEvents } from "./resp_events.ts";
 import { RespScripts } from "./resp_scripts.ts";
-import { unlessAborted, untilAborted } from "./sleep.ts";
+import { unlessAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -407,9 +407,7 @@ export class RedisBroker implements Broker {
     this.#closing.abort();
     clearInterval(this.#sweepTimer);
     // A sweep under way is waited for CLOSE_WAIT_MS at most: a server that stopped answering.
-    if (this.#sweeping) {
-      await untilAborted(this.#sweeping.then(() => {}), AbortSignal.timeout(CLOSE_WAIT_MS));
-    }
+    if (this.#sweeping) await closeWait(this.#sweeping);
     // Taken (recorded in `unacked`) but not handed out: back to their queues now, not after
     // the visibility timeout.
     const left = await this.#taker.leftOver();

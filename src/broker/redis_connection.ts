@@ -357,10 +357,10 @@ export async function guardRedis<T>(rawUrl: string, fn: () => Promise<T>): Promi
 }
 
 /**
- * Milliseconds a close waits for the server's answers (QUIT, a last
- * clean-up command, a restore sweep under way) before it drops the
- * connection: a server that stopped answering over a connection that stays
- * up must not keep a worker's shutdown waiting.
+ * Milliseconds a close waits for each of the server's last answers (QUIT,
+ * a last clean-up command, a restore sweep under way) before it goes on: a
+ * server that stopped answering over a connection that stays up must not
+ * keep a worker's shutdown waiting.
  *
  * @example
  * ```ts ignore
@@ -368,6 +368,21 @@ export async function guardRedis<T>(rawUrl: string, fn: () => Promise<T>): Promi
  * ```
  */
 export const CLOSE_WAIT_MS = 2000;
+
+/**
+ * Wait for `p`, a step of a close, at most {@link CLOSE_WAIT_MS}; what it
+ * settles with is ignored (it never rejects).
+ *
+ * @example
+ * ```ts ignore
+ * await closeWait(client.del(key));
+ * ```
+ *
+ * @param p the step
+ */
+export function closeWait(p: Promise<unknown>): Promise<void> {
+  return untilAborted(p.then(() => {}, () => {}), AbortSignal.timeout(CLOSE_WAIT_MS));
+}
 
 /**
  * Close a connection: QUIT when connected (so pending replies arrive), for
@@ -381,8 +396,6 @@ export const CLOSE_WAIT_MS = 2000;
  * @param client the connection
  */
 export async function closeRedis(client: Redis): Promise<void> {
-  if (client.status === "ready") {
-    await untilAborted(client.quit().then(() => {}, () => {}), AbortSignal.timeout(CLOSE_WAIT_MS));
-  }
+  if (client.status === "ready") await closeWait(client.quit());
   client.disconnect();
 }

@@ -158,17 +158,12 @@ export async function park(
   id: string = crypto.randomUUID(),
 ): Promise<number> {
   if (parks.length === 0) return 0;
-  const args = new Array<string>(parks.length * 2);
-  parks.forEach(([tag, entry], i) => {
-    args[2 * i] = tag;
-    args[2 * i + 1] = entry;
-  });
   return await scope.client.celeriacPark(
     scope.k("unacked_index"),
     scope.k("unacked"),
     scope.k(PARKED_KEY),
     scope.k(`celeriac.park.${id}`),
-    ...args,
+    ...parks.flat(),
   );
 }
 

@@ -17,7 +17,7 @@ import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import { claimList } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
-import { CLOSE_WAIT_MS } from "./redis_connection.ts";
+import { closeWait } from "./redis_connection.ts";
 import { PARKED_KEY, rotatedLists, takeOrder } from "./redis_keys.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
 import { BodyPack, readTake, toDelivery } from "./redis_bodies.ts";
@@ -458,11 +458,10 @@ export class RedisTaker {
     // Without a take there is none (and a broker closed while connecting must not wait for Redis).
     // A server that stopped answering is waited for CLOSE_WAIT_MS at most; the record expires.
     if (this.#takesSent === 0) return;
-    const deleting = this.#scope.client.del(this.#scope.k(this.#takeRecord)).then(
-      () => {},
-      (err) =>
-        log.debug("Could not delete the take record: {error}", { error: (err as Error).message }),
+    await closeWait(
+      this.#scope.client.del(this.#scope.k(this.#takeRecord)).catch((err) =>
+        log.debug("Could not delete the take record: {error}", { error: (err as Error).message })
+      ),
     );
-    await untilAborted(deleting, AbortSignal.timeout(CLOSE_WAIT_MS));
   }
 }

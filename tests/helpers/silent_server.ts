@@ -32,6 +32,11 @@ export class SilentServer implements AsyncDisposable {
     return this.#accepted.promise;
   }
 
+  /** How many connections it accepted so far. */
+  get connections(): number {
+    return this.#conns.length;
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     this.#listener.close();
     await this.#loop;
