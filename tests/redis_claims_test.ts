@@ -17,6 +17,7 @@ import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { RespConnection, type RespConnectionOptions } from "../src/broker/resp_connection.ts";
 import { respOptions } from "../src/broker/resp_scripts.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
+import { RedisMonitor } from "./helpers/redis_monitor.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -288,7 +289,7 @@ Deno.test({
   const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
   const r = await rawRedis();
   const publisher = await rawRedis();
-  const monitor = await (await rawRedis()).monitor();
+  const monitor = await RedisMonitor.open();
   try {
     // Several rounds: the wait's socket must be closed before the return script is sent, or
     // a publish in between fills a claim list no longer registered (lost for good).
@@ -304,17 +305,16 @@ Deno.test({
       assert.deepEqual(await taking, []);
       // Published as soon as the server ran the script returning the queue's claim.
       let published: Promise<number> | null = null;
-      const onCommand = (_time: string, args: string[]) => {
+      const stopWatching = monitor.on((args) => {
         if (published === null && /^eval/i.test(args[0]) && args.some((a) => a.endsWith(`|${q}`))) {
           published = publisher.lpush(`${prefix}${q}`, `round ${round}`);
         }
-      };
-      monitor.on("monitor", onCommand);
+      });
       await consumer.close();
       for (let i = 0; i < 100 && published === null; i++) {
         await new Promise((res) => setTimeout(res, 10));
       }
-      monitor.off("monitor", onCommand);
+      stopWatching();
       assert.ok(published !== null, "the return script ran");
       await published;
       await new Promise((res) => setTimeout(res, 50));
@@ -322,7 +322,7 @@ Deno.test({
       assert.deepEqual(await r.lrange(`${prefix}${q}`, 0, -1), [`round ${round}`]);
     }
   } finally {
-    monitor.disconnect();
+    await monitor.close();
     await publisher.quit();
     await r.quit();
     await deleteKeys(prefix);
