@@ -236,8 +236,10 @@ export class RedisTaker {
    */
   async leftOver(): Promise<Delivery[]> {
     this.#sendDeferred();
-    await this.#background;
-    await this.#puttingBack;
+    // Each waited for CLOSE_WAIT_MS at most: a server that stopped answering. What a record
+    // took after that stays unacknowledged, and a put-back retrying ends as the broker closes.
+    if (this.#background) await closeWait(this.#background);
+    if (this.#puttingBack) await closeWait(this.#puttingBack);
     return this.#stash.splice(0);
   }
 
@@ -449,7 +451,7 @@ export class RedisTaker {
   /** Stop waiting and put this broker's claims back in their queues. */
   async close(): Promise<void> {
     this.#sendDeferred();
-    await this.#background;
+    if (this.#background) await closeWait(this.#background);
     this.#early.rejectAll(
       new BrokerConnectionError("the broker closed before the take was recorded"),
     );
