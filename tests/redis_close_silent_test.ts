@@ -7,7 +7,8 @@
 
 import assert from "node:assert/strict";
 import type { Delivery } from "../src/broker/port.ts";
-import { openRedisBroker, type RedisBroker } from "../src/broker/redis.ts";
+import { openRedisBackend } from "../src/backend/redis.ts";
+import { openRedisBroker } from "../src/broker/redis.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
@@ -40,14 +41,21 @@ Deno.test({
   }
 });
 
-/** Close `broker`; fail when that is still waiting after 20 s. */
-async function closesWithin20s(broker: RedisBroker): Promise<void> {
+/** Whether `p` settles within 20 s. */
+async function settlesWithin20s(p: Promise<unknown>): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const closed = await Promise.race([
-    broker.close().then(() => true),
+  return await Promise.race([
+    p.then(() => true, () => true),
     new Promise<false>((res) => timer = setTimeout(() => res(false), 20_000)),
   ]).finally(() => clearTimeout(timer));
-  assert.ok(closed, "close() still waiting 20 s after the server stopped answering");
+}
+
+/** Close `broker`; fail when that is still waiting after 20 s. */
+async function closesWithin20s(broker: { close(): Promise<void> }): Promise<void> {
+  assert.ok(
+    await settlesWithin20s(broker.close()),
+    "close() still waiting 20 s after the server stopped answering",
+  );
 }
 
 const texts = (ds: Delivery[]) => ds.map((d) => JSON.parse(new TextDecoder().decode(d.body)));
@@ -98,6 +106,36 @@ Deno.test({
     proxy.close();
     await other.close();
     await r.quit();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "redis result backend: close() ends when the server stops answering, and a store " +
+    "waiting for its reply fails then instead of retrying for the outage limit",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const prefix = uniquePrefix("close-silent-backend");
+  const target = parseRedisUrl(REDIS_URL);
+  const proxy = LossyProxy.start({ hostname: target.host, port: target.port });
+  const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const backend = await openRedisBackend(`redis://127.0.0.1:${proxy.port}/${target.db}${query}`);
+  try {
+    const waiting = backend.waitFor(crypto.randomUUID());
+    waiting.catch(() => {});
+    const id = crypto.randomUUID();
+    await backend.store([{ taskId: id, status: "STARTED", meta: `{"task_id":"${id}"}` }]);
+    proxy.holdReplies();
+    const storing = backend.store([{ taskId: id, status: "SUCCESS", meta: `{"task_id":"${id}"}` }]);
+    storing.catch(() => {});
+    await closesWithin20s(backend);
+    await assert.rejects(waiting, { name: "AbortError" });
+    assert.ok(await settlesWithin20s(storing), "the store still retrying 20 s after close()");
+    await assert.rejects(storing);
+  } finally {
+    proxy.close();
     await deleteKeys(prefix);
   }
 });
