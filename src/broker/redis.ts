@@ -45,14 +45,7 @@ import type {
 } from "./port.ts";
 import { chunked } from "./chunks.ts";
 import { defineScripts, type RedisScope } from "./redis_commands.ts";
-import {
-  CLOSE_WAIT_MS,
-  closeRedis,
-  closeWait,
-  connectRedis,
-  guardRedis,
-  openRedisConnection,
-} from "./redis_connection.ts";
+import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
 import { broadcast, subscribe } from "./redis_fanout.ts";
 import { PRIORITY_STEPS, priorityList, RATE_LIMIT_KEY_PREFIX, REVOKED_KEY } from "./redis_keys.ts";
 import { listParked, requeueParked } from "./redis_parked.ts";
@@ -63,7 +56,7 @@ import { RedisTaker } from "./redis_take.ts";
 import { isSingleServer, parseRedisUrl } from "./redis_url.ts";
 import { RespEvents } from "./resp_events.ts";
 import { RespScripts } from "./resp_scripts.ts";
-import { unlessAborted } from "./sleep.ts";
+import { CLOSE_WAIT_MS, closeWait, unlessAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 

@@ -12,12 +12,11 @@
 
 import { getLogger } from "@logtape/logtape";
 import { decodeEnvelope, type Envelope } from "../protocol/envelope.ts";
-import { sleep, untilAborted } from "./sleep.ts";
+import { closeWait, sleep, untilAborted } from "./sleep.ts";
 import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import { claimList } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
-import { closeWait } from "./redis_connection.ts";
 import { PARKED_KEY, rotatedLists, takeOrder } from "./redis_keys.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
 import { BodyPack, readTake, toDelivery } from "./redis_bodies.ts";

@@ -21,7 +21,8 @@ import {
   respClaimLink,
 } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
-import { closeWait, duplicateRedis } from "./redis_connection.ts";
+import { duplicateRedis } from "./redis_connection.ts";
+import { closeWait } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
