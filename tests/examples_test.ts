@@ -175,7 +175,6 @@ Deno.test(
 Deno.test("examples: revoke a waiting and a running task, with narrow permissions", async () => {
   const out = await run(Deno.execPath(), [
     "run",
-    "--allow-read=.",
     "--allow-env",
     "examples/revoke.ts",
   ], {});
