@@ -10,7 +10,15 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { openBackend, openBroker } from "../protocol.ts";
-import { openKvBackend, openKvBroker } from "../transports.ts";
+import {
+  openAmqpBroker,
+  openKvBackend,
+  openKvBroker,
+  openRedisBackend,
+  openRedisBroker,
+  openRedisClusterBroker,
+  openRpcBackend,
+} from "../transports.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { SilentServer } from "./helpers/silent_server.ts";
 
@@ -38,29 +46,46 @@ async function atOnce(p: Promise<unknown>): Promise<unknown> {
   throw new Error(String(outcome));
 }
 
-const TCP_CASES = [
-  { name: "Redis broker", kind: "broker", url: (port: number) => `redis://127.0.0.1:${port}/0` },
+/** Each transport's own opener (transports.ts), given an URL and a signal. */
+type OwnOpen = (url: string, signal: AbortSignal) => Promise<{ close(): Promise<void> }>;
+
+const TCP_CASES: readonly {
+  name: string;
+  kind: "broker" | "backend";
+  url: (port: number) => string;
+  own: OwnOpen;
+}[] = [
+  {
+    name: "Redis broker",
+    kind: "broker",
+    url: (port: number) => `redis://127.0.0.1:${port}/0`,
+    own: (url, signal) => openRedisBroker(url, { signal }),
+  },
   {
     name: "Redis Cluster broker",
     kind: "broker",
     url: (port: number) => `redis+cluster://127.0.0.1:${port}/0`,
+    own: (url, signal) => openRedisClusterBroker(url, { signal }),
   },
   {
     name: "RabbitMQ broker",
     kind: "broker",
     url: (port: number) => `amqp://guest:guest@127.0.0.1:${port}//`,
+    own: (url, signal) => openAmqpBroker(url, { signal }),
   },
   {
     name: "Redis result backend",
     kind: "backend",
     url: (port: number) => `redis://127.0.0.1:${port}/0`,
+    own: (url, signal) => openRedisBackend(url, { signal }),
   },
   {
     name: "rpc:// result backend",
     kind: "backend",
     url: (port: number) => `rpc://guest:guest@127.0.0.1:${port}//`,
+    own: (url, signal) => openRpcBackend(url, { signal }),
   },
-] as const;
+];
 
 for (const c of TCP_CASES) {
   Deno.test(`an aborted signal opens no ${c.name}: app.${c.kind === "broker" ? "broker" : "resultBackend"}() and open*() reject with its reason, no connect`, async () => {
@@ -81,6 +106,8 @@ for (const c of TCP_CASES) {
         ? openBroker(url, { signal })
         : openBackend(url, { signal });
       await assert.rejects(atOnce(direct), (e) => e === reason);
+      // The transport's own check, not only openBroker's/openBackend's in front of it.
+      await assert.rejects(atOnce(c.own(url, signal)), (e) => e === reason);
       await new Promise((r) => setTimeout(r, CONNECT_MS));
       assert.equal(server.connections, 0, "no connection reached the server");
     } finally {
@@ -102,6 +129,10 @@ for (const kind of ["broker", "backend"] as const) {
       const reason = new Error("gave up before opening");
       await assert.rejects(
         open(`kv://${file}`, { signal: AbortSignal.abort(reason) }),
+        (e) => e === reason,
+      );
+      await assert.rejects(
+        openKv(`kv://${file}`, { signal: AbortSignal.abort(reason) }),
         (e) => e === reason,
       );
       await assert.rejects(Deno.stat(`${dir}/sub`), Deno.errors.NotFound);
