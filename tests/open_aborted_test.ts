@@ -9,14 +9,16 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { openBackend, openBroker } from "../protocol.ts";
+import { openBackend, openBroker, openScheduleStore } from "../protocol.ts";
 import {
   openAmqpBroker,
   openKvBackend,
   openKvBroker,
+  openKvScheduleStore,
   openRedisBackend,
   openRedisBroker,
   openRedisClusterBroker,
+  openRedisScheduleStore,
   openRpcBackend,
 } from "../transports.ts";
 import { reservePorts } from "./helpers/ports.ts";
@@ -173,5 +175,41 @@ Deno.test("app.broker({ signal }) on KV: an aborted signal rejects with its reas
     assert.equal(await (await app.broker()).queueDepth("celery"), 0);
   } finally {
     await app.close();
+  }
+});
+
+Deno.test("beat's schedule store: an aborted signal rejects with its reason and opens nothing", async () => {
+  using ports = reservePorts();
+  await using server = new SilentServer(ports.base + 1);
+  const reason = new Error("gave up before opening");
+  const signal = AbortSignal.abort(reason);
+  const redis = `redis://127.0.0.1:${ports.base + 1}/0`;
+  await assert.rejects(atOnce(openScheduleStore(redis, { signal })), (e) => e === reason);
+  await assert.rejects(atOnce(openRedisScheduleStore(redis, { signal })), (e) => e === reason);
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-open-aborted-" });
+  try {
+    const kv = `kv://${dir}/sub/db.sqlite`;
+    await assert.rejects(openScheduleStore(kv, { signal }), (e) => e === reason);
+    await assert.rejects(openKvScheduleStore(kv, { signal }), (e) => e === reason);
+    await assert.rejects(Deno.stat(`${dir}/sub`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  await new Promise((r) => setTimeout(r, CONNECT_MS));
+  assert.equal(server.connections, 0, "no connection reached the server");
+});
+
+Deno.test("beat's KV schedule store: a signal aborted while opening rejects with its reason, the database is released", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-open-aborted-" });
+  try {
+    const file = `${dir}/db.sqlite`;
+    const stop = new AbortController();
+    const reason = new Error("gave up while opening");
+    const opening = openKvScheduleStore(`kv://${file}`, { signal: stop.signal });
+    stop.abort(reason);
+    await assert.rejects(opening, (e) => e === reason);
+    assert.equal(openFds(file), 0, "the database file is closed");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
