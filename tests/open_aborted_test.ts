@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
+import { Celery, NoResultBackendError } from "../mod.ts";
 import { openBackend, openBroker, openScheduleStore } from "../protocol.ts";
 import {
   openAmqpBroker,
@@ -211,5 +211,19 @@ Deno.test("beat's KV schedule store: a signal aborted while opening rejects with
     assert.equal(openFds(file), 0, "the database file is closed");
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("app.resultBackend({ signal }) with no backend configured rejects with NoResultBackendError, also when the signal already aborted", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  try {
+    const reason = new Error("gave up before opening");
+    await assert.rejects(app.resultBackend(), NoResultBackendError);
+    await assert.rejects(
+      app.resultBackend({ signal: AbortSignal.abort(reason) }),
+      NoResultBackendError,
+    );
+  } finally {
+    await app.close();
   }
 });
