@@ -3,6 +3,9 @@
  *
  *   cd examples/python && celery -A tasks worker -l INFO      # the Python worker
  *   deno run --allow-net=127.0.0.1:6379 --allow-env examples/call_python.ts
+ *
+ * The Python worker consumes its own queue, `python` (PYTHON_QUEUE), so a
+ * Celeriac worker on `celery` can run beside it.
  */
 // deno-lint-ignore-file no-console
 
@@ -14,9 +17,12 @@ const app = new Celery({
   backend: Deno.env.get("CELERY_RESULT_BACKEND") ?? redis,
 });
 
-// Typed handles to tasks that live in Python.
-const mul = app.remoteTask<[x: number, y: number], number>("py.mul");
-const withdraw = app.remoteTask<[balance: number, amount: number], number>("py.withdraw");
+// Typed handles to tasks that live in Python, sent to the queue its worker consumes.
+const queue = Deno.env.get("PYTHON_QUEUE") ?? "python";
+const mul = app.remoteTask<[x: number, y: number], number>("py.mul", { queue });
+const withdraw = app.remoteTask<[balance: number, amount: number], number>("py.withdraw", {
+  queue,
+});
 
 const product: number = await (await mul.delay(6, 7)).get({ timeout: 10_000 });
 console.log(`py.mul(6, 7) = ${product}`);

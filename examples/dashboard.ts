@@ -5,7 +5,7 @@
  * and Prometheus /metrics.
  *
  *   CELERY_BROKER_URL=redis://127.0.0.1:6379/0 \
- *     deno run --allow-net=127.0.0.1:6379,127.0.0.1:5555 --allow-read=. --allow-env examples/dashboard.ts
+ *     deno run --allow-net=127.0.0.1:6379,127.0.0.1:5555 --allow-env examples/dashboard.ts
  *
  * Start workers with `-E` (Celeriac and Python alike) and open
  * http://127.0.0.1:5555. `PORT` changes the port; Ctrl-C stops it.

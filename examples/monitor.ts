@@ -4,7 +4,10 @@
  * share one process on the embedded KV store; on Redis or RabbitMQ the same
  * calls see every Celeriac and Python worker.
  *
- *   deno run --allow-read=. --allow-env examples/monitor.ts
+ *   deno run --allow-env examples/monitor.ts
+ *
+ * (Its worker runs tasks on the main thread, `pool: "inline"`: no Web Worker
+ * script to read, so no --allow-read.)
  */
 // deno-lint-ignore-file no-console
 

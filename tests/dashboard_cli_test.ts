@@ -117,7 +117,6 @@ Deno.test("examples/dashboard.ts serves the dashboard of the example app", async
   const p = Proc.start("example", Deno.execPath(), [
     "run",
     `--allow-net=127.0.0.1:${port}`,
-    "--allow-read=.",
     "--allow-env",
     "examples/dashboard.ts",
   ], { env: { PORT: String(port), READ_ONLY: "1", CELERY_BROKER_URL: "kv://:memory:" } });

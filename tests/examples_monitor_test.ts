@@ -6,7 +6,7 @@ const ROOT = new URL("../", import.meta.url).pathname;
 
 Deno.test("examples: monitor.ts follows events and inspects, with narrow permissions", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read=.", "--allow-env", "examples/monitor.ts"],
+    args: ["run", "--allow-env", "examples/monitor.ts"],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",

@@ -150,7 +150,7 @@ Deno.test(
     const env = {
       CELERY_BROKER_URL: EXAMPLES_REDIS,
       CELERY_RESULT_BACKEND: EXAMPLES_REDIS,
-      CELERY_DEFAULT_QUEUE: queue,
+      PYTHON_QUEUE: queue,
     };
     const before = await redisTraces();
     const worker = pythonExampleWorker(env);
@@ -175,7 +175,6 @@ Deno.test(
 Deno.test("examples: revoke a waiting and a running task, with narrow permissions", async () => {
   const out = await run(Deno.execPath(), [
     "run",
-    "--allow-read=.",
     "--allow-env",
     "examples/revoke.ts",
   ], {});
@@ -194,6 +193,7 @@ Deno.test({
     CELERY_BROKER_URL: `amqp://guest:guest@127.0.0.1:5672/${vhost.name}`,
     CELERY_RESULT_BACKEND: "rpc://",
     CELERY_DEFAULT_QUEUE: queue,
+    PYTHON_QUEUE: `${queue}-py`,
   };
   try {
     const worker = await celeriacWorker(["--app", "./examples/tasks.ts"], env);

@@ -1,7 +1,9 @@
 """Python Celery client calling tasks served by a Celeriac worker.
 
-Start the Celeriac worker first (from the repository root):
-    deno run -A worker.ts --app ./examples/tasks.ts
+Start the Celeriac worker first (from the repository root), on the same Redis
+(without a broker it would use the embedded Deno KV store, which Python cannot reach):
+    deno run -A worker.ts --app ./examples/tasks.ts --broker redis://127.0.0.1:6379/0 \
+      --backend redis://127.0.0.1:6379/0
 then:
     python3 call_celeriac.py                 (from examples/python/)
 """

@@ -3,7 +3,9 @@
 Run its worker:
     celery -A tasks worker -l INFO          (from examples/python/)
 Broker and backend: CELERY_BROKER_URL / CELERY_RESULT_BACKEND
-(default redis://127.0.0.1:6379/0); queue: CELERY_DEFAULT_QUEUE (default celery).
+(default redis://127.0.0.1:6379/0); queue: PYTHON_QUEUE (default python), not
+the Celeriac example worker's `celery`: a worker takes every message of its
+queues and parks the tasks it does not have.
 """
 import os
 
@@ -15,7 +17,7 @@ app = Celery(
     broker=os.environ.get("CELERY_BROKER_URL", REDIS),
     backend=os.environ.get("CELERY_RESULT_BACKEND", REDIS),
 )
-app.conf.task_default_queue = os.environ.get("CELERY_DEFAULT_QUEUE", "celery")
+app.conf.task_default_queue = os.environ.get("PYTHON_QUEUE", "python")
 
 
 class InsufficientFunds(Exception):

@@ -8,7 +8,7 @@
  * once a minute, so reads ignore a value whose time has passed (storage is
  * in kv_meta_store.ts). Waiting is
  * push-based, through the same change notification as the KV broker
- * (in-process notification plus a directory watch for other processes).
+ * (in-process notification plus a watch of the `-wal` file for other processes).
  *
  * @module
  */

@@ -46,7 +46,7 @@ const TAKE_BATCH_BYTES = 600 * 1024;
 export const U64 = 2n ** 64n;
 /**
  * Waits re-check at least this often. Only a fallback: changes are pushed
- * (in-process notification and a directory watch), but a lost file-system
+ * (in-process notification and a watch of the `-wal` file), but a lost file-system
  * event must not stall a consumer forever.
  *
  * @example

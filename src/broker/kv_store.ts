@@ -5,11 +5,16 @@
  * database, which matters for `kv://:memory:`), and change notification.
  *
  * Waking up is push-based. `Deno.Kv.watch()` does not see commits of other
- * processes, but a directory watch does: every commit of any process
+ * processes, but a file watch does: every commit of any process
  * modifies `<file>-wal`. So in-process writers call {@link SharedKv.notify},
- * and for file databases one `Deno.watchFs` per open path (on the file's
- * directory, filtered to the database's own files) does the same for
- * commits of other processes. Waiters also re-check once a second, only as
+ * and for file databases one `Deno.watchFs` per open path, on its `-wal`
+ * file only, does the same for commits of other processes. Not on the
+ * directory: Deno's watcher opens and closes the path of each event it
+ * reports, and closing a descriptor of the database file or its `-shm`
+ * drops every SQLite lock this process holds on it, so that the next
+ * process to close took itself for the last connection and deleted the
+ * write-ahead log this process was still writing to. SQLite takes no locks
+ * on the `-wal` file itself. Waiters also re-check once a second, only as
  * a fallback should a file-system notification be lost.
  *
  * @module
@@ -213,7 +218,7 @@ function startWatching(entry: Entry): void {
   if (entry.path === MEMORY_PATH || entry.watcher || entry.watchFailed) return;
   let watcher: Deno.FsWatcher;
   try {
-    watcher = Deno.watchFs(dirname(entry.path), { recursive: false });
+    watcher = Deno.watchFs(`${entry.path}-wal`, { recursive: false });
   } catch (err) {
     entry.watchFailed = true;
     log.warn("Cannot watch {path} for commits of other processes ({error}); polling every second", {
@@ -226,9 +231,7 @@ function startWatching(entry: Entry): void {
   entry.watching = (async () => {
     try {
       for await (const event of watcher) {
-        if (event.kind === "access") continue;
-        const ours = event.paths.some((p) => p === entry.path || p.startsWith(entry.path + "-"));
-        if (ours) onFileEvent(entry);
+        if (event.kind !== "access") onFileEvent(entry);
       }
     } catch (err) {
       log.warn("Watching {path} stopped: {error}", { path: entry.path, error: String(err) });
@@ -275,7 +278,7 @@ export interface SharedKv {
    */
   changed(since: number, timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /**
-   * Give the reference back. The last one stops the directory watch and
+   * Give the reference back. The last one stops the file watch and
    * closes the database. Calling it again does nothing.
    */
   release(): Promise<void>;

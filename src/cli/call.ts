@@ -60,12 +60,14 @@ export async function runCall(
 /**
  * `result ID [--traceback] [--timeout S]`: wait for the task's result and
  * print it as JSON; a failure prints its exception (and traceback) and
- * exits 1; no result within the timeout exits 2.
+ * exits 1; no result within the timeout exits 2. An `rpc://` backend is
+ * refused: its results reach only the client that sent the task.
  *
  * @param app the app
  * @param id task id
  * @param values parsed flags
  * @returns exit code
+ * @throws {TypeError} without an id, or with an `rpc://` result backend
  */
 export async function runResult(
   app: Celery,
@@ -73,6 +75,14 @@ export async function runResult(
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
   if (!id) throw new TypeError("result needs a task id: result 5c0e4e3a-…");
+  if (/^rpc:/i.test(app.config.backend ?? "")) {
+    throw new TypeError(
+      "result cannot read a result from the rpc:// backend: it sends each result only to the " +
+        "client that sent the task (as in Celery). Store results where any process can read " +
+        "them: --backend redis://127.0.0.1:6379/0 (or CELERY_RESULT_BACKEND) for the worker " +
+        "and the caller",
+    );
+  }
   const timeout = values.timeout === undefined ? 10 : Number(values.timeout);
   try {
     const value = await app.asyncResult(id).get({ timeout: timeout * 1000 });
