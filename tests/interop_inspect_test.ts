@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { celeryCli, interopWorker } from "./helpers/interop.ts";
+import { CeleryCliSession, interopWorker } from "./helpers/interop.ts";
 import { celeryWorker } from "./helpers/procs.ts";
 import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -30,8 +30,8 @@ function theirs(command: string): unknown {
 }
 const keys = (o: unknown) => Object.keys(o as object).sort();
 
-async function celery(env: Record<string, string>, args: string[]): Promise<string> {
-  const out = await celeryCli(args, { ...env, CELERY_RESULT_BACKEND: REDIS_URL });
+async function celery(cli: CeleryCliSession, args: string[]): Promise<string> {
+  const out = await cli.run(args);
   assert.equal(out.code, 0, out.stdout + out.stderr);
   return out.stdout;
 }
@@ -57,8 +57,10 @@ for (const transport of ["redis", "amqp"]) {
     ]);
     const node = worker.output.match(/(insp-\w+@\S+) ready/)![1];
     const app = new Celery({ broker, backend: REDIS_URL, defaultQueue: queue });
+    // Every command below runs Python's `celery` entry point in this one Python process.
+    const cli = new CeleryCliSession({ ...env, CELERY_RESULT_BACKEND: REDIS_URL });
     const ask = async (args: string[]) => {
-      const out = await celery(env, [...args, "--json", "-d", node, "--timeout", "5"]);
+      const out = await celery(cli, [...args, "--json", "-d", node, "--timeout", "5"]);
       const printed = JSON.parse(out.trim().split("\n").at(-1)!) as unknown;
       // `inspect` prints {node: reply}; `control` a list of them.
       const replies = Array.isArray(printed)
@@ -170,6 +172,7 @@ for (const transport of ["redis", "amqp"]) {
         ok: `terminate: ${running.id}`,
       });
     } finally {
+      await cli.close();
       await app.close();
       await worker.stop();
     }

@@ -86,7 +86,7 @@ function scopeWith(
 /** Reject every delivery through a settler on `scope`, as a worker settles a batch. */
 async function rejectAll(scope: RedisScope, taken: readonly Delivery[]): Promise<void> {
   const taker = { settleable: () => null, handedOutEarly: () => false } as unknown as RedisTaker;
-  await new RedisSettler(scope, taker, 10).reject(
+  await new RedisSettler(scope, taker, { outageLimit: 10 }).reject(
     taken.map((delivery) => ({ delivery, reason: "refused" })),
   );
 }

@@ -228,7 +228,8 @@ export class RedisBackend implements ResultBackend {
    * (chunks.ts). On Redis Cluster result keys spread over slots, so
    * each is stored by a call of its own. While Redis is
    * unreachable the store is retried with backoff for `outageRetryLimit`
-   * seconds (it is idempotent).
+   * seconds (it is idempotent), or until {@link RedisBackend.close}: a store
+   * still waiting then fails.
    */
   async store(entries: readonly StoreEntry[]): Promise<void> {
     if (entries.length === 0) return;
@@ -247,6 +248,7 @@ export class RedisBackend implements ResultBackend {
       await retryWhileDown(() => resp.evalScript(STORE, keys, args, Number), {
         limit: this.#outageLimit,
         what: `store ${entries.length} result(s)`,
+        signal: this.#closing.signal,
       });
       return;
     }
@@ -267,6 +269,7 @@ export class RedisBackend implements ResultBackend {
     return retryWhileDown(() => this.#run(fn), {
       limit: this.#outageLimit,
       what: `store ${n} result(s)`,
+      signal: this.#closing.signal,
     });
   }
 
@@ -460,7 +463,12 @@ export class RedisBackend implements ResultBackend {
     return this.#run(() => this.#chords.forgetGroup(groupId));
   }
 
-  /** Close its connections; pending waiters are rejected. */
+  /**
+   * Close its connections; pending waiters are rejected. The replies still
+   * due (`QUIT`, stores under way) are waited for 2 s at most, then the
+   * connections are dropped: a server that stopped answering does not hold
+   * the close, and a store still waiting or retrying then fails.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -378,7 +378,7 @@ export class AmqpBroker implements Broker {
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
     this.#closing.abort();
-    this.#taker.close();
+    await this.#taker.close();
     await Promise.all([...this.#subscriptions]);
     await this.#conn.close();
   }

@@ -24,6 +24,7 @@ import {
   refusalDelay,
   STABLE_CONNECTION_MS,
 } from "./amqp_state.ts";
+import { CLOSE_WAIT_MS, closeWait } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
 
@@ -199,7 +200,7 @@ export class AmqpConnection {
       signal?.removeEventListener("abort", onAbort);
     }
     if (this.#state !== "connecting") {
-      await model.close().catch(() => {});
+      await closeModel(model);
       return;
     }
     coalesceWrites(model);
@@ -318,8 +319,23 @@ export class AmqpConnection {
     this.#lost?.abort(new BrokerConnectionError(this.#rawUrl, new Error("closed")));
     this.#lost = null;
     for (const wake of this.#waiters) wake();
-    await session?.model.close().catch(() => {});
+    if (session) await closeModel(session.model);
   }
+}
+
+/**
+ * Close an amqplib connection: its Close-Ok (and what the server still
+ * sends before it) is waited for `CLOSE_WAIT_MS` at most, then the socket is
+ * destroyed, so that a server that stopped answering over a connection that
+ * stays up does not hold the close. RabbitMQ puts what the connection left
+ * unacknowledged back in its queues once it sees the connection gone.
+ */
+async function closeModel(model: ChannelModel): Promise<void> {
+  if (await closeWait(model.close())) return;
+  log.debug("RabbitMQ did not answer the connection's close within {ms} ms: dropping it", {
+    ms: CLOSE_WAIT_MS,
+  });
+  (model as unknown as WithSocket).connection?.stream?.destroy();
 }
 
 /** The part of amqplib's connection that `coalesceWrites` uses: its socket. */
@@ -329,6 +345,7 @@ interface WithSocket {
       write: (...args: unknown[]) => boolean;
       cork(): void;
       uncork(): void;
+      destroy(): void;
     };
   };
 }

@@ -12,7 +12,7 @@ import type { Message } from "../protocol/message.ts";
 import { HeldChannel } from "./amqp_channel.ts";
 import type { AmqpConnection, AmqpSession } from "./amqp_connection.ts";
 import { fromIncoming } from "./amqp_message.ts";
-import { sleep } from "./sleep.ts";
+import { closeWait, sleep } from "./sleep.ts";
 
 /**
  * Options of {@link consumeAcrossReconnects}.
@@ -107,7 +107,9 @@ export function consumeAcrossReconnects(
         await sleep(options.retryDelayMs ?? 0, signal);
       } finally {
         consuming = null;
-        await held?.close();
+        // A server that stopped answering never sends the Close-Ok: not waited for past
+        // CLOSE_WAIT_MS (the connection's close drops the socket).
+        if (held) await closeWait(held.close());
       }
     }
     resolve();

@@ -48,6 +48,7 @@ import type { Declarations } from "./amqp_declare.ts";
 import { Intake } from "./amqp_intake.ts";
 import { fromIncoming } from "./amqp_message.ts";
 import type { Delivery } from "./port.ts";
+import { closeWait } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
 
@@ -280,8 +281,18 @@ export class AmqpTaker {
     return !h || h.settled || h.holder.open;
   }
 
-  /** Stop the pending consumer stop (the connection's close ends the consumers). */
-  close(): void {
+  /**
+   * Stop the pending consumer stop and close the consumers' channel (its
+   * unacknowledged deliveries go back to their queues), waiting for RabbitMQ's
+   * answer `CLOSE_WAIT_MS` at most.
+   */
+  async close(): Promise<void> {
     clearTimeout(this.#linger);
+    // Its Close-Ok comes after RabbitMQ handled the acknowledgements sent before on the
+    // channel; amqplib sends the connection's Close ahead of them when it is closed at once
+    // (each channel writes through a buffer of its own), and RabbitMQ ignores frames behind
+    // it: deliveries acknowledged just before were delivered again.
+    const holder = this.#intake?.holder;
+    if (holder?.open) await closeWait(holder.close());
   }
 }

@@ -45,13 +45,7 @@ import type {
 } from "./port.ts";
 import { chunked } from "./chunks.ts";
 import { defineScripts, type RedisScope } from "./redis_commands.ts";
-import {
-  closeRedis,
-  closeWait,
-  connectRedis,
-  guardRedis,
-  openRedisConnection,
-} from "./redis_connection.ts";
+import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
 import { broadcast, subscribe } from "./redis_fanout.ts";
 import { PRIORITY_STEPS, priorityList, RATE_LIMIT_KEY_PREFIX, REVOKED_KEY } from "./redis_keys.ts";
 import { listParked, requeueParked } from "./redis_parked.ts";
@@ -62,7 +56,7 @@ import { RedisTaker } from "./redis_take.ts";
 import { isSingleServer, parseRedisUrl } from "./redis_url.ts";
 import { RespEvents } from "./resp_events.ts";
 import { RespScripts } from "./resp_scripts.ts";
-import { unlessAborted } from "./sleep.ts";
+import { CLOSE_WAIT_MS, closeWait, unlessAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -145,6 +139,8 @@ export class RedisBroker implements Broker {
   #sweeping: Promise<unknown> | null = null;
   #closed = false;
   readonly #closing = new AbortController();
+  /** Aborted once the connections are closed: settling steps still retrying give up. */
+  readonly #released = new AbortController();
 
   /**
    * Use {@link openRedisBroker}.
@@ -189,7 +185,10 @@ export class RedisBroker implements Broker {
       this.#closing.signal,
       (left) => this.#settler.requeue(left),
     );
-    this.#settler = new RedisSettler(this.#scope, this.#taker, options.outageRetryLimit);
+    this.#settler = new RedisSettler(this.#scope, this.#taker, {
+      outageLimit: options.outageRetryLimit,
+      closed: this.#released.signal,
+    });
   }
 
   /**
@@ -400,7 +399,15 @@ export class RedisBroker implements Broker {
     }));
   }
 
-  /** Close all connections. Unsettled deliveries come back after the visibility timeout. */
+  /**
+   * Close all connections. Unsettled deliveries come back after the
+   * visibility timeout. Each last step (a restore sweep under way, putting
+   * back what was taken and not handed out, returning claims, the take
+   * record's `DEL`, `QUIT`) is waited for at most `CLOSE_WAIT_MS`, then
+   * the connections are dropped: what a server that stopped answering did
+   * not put back stays unacknowledged, and comes back after the visibility
+   * timeout.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -409,20 +416,24 @@ export class RedisBroker implements Broker {
     // A sweep under way is waited for CLOSE_WAIT_MS at most: a server that stopped answering.
     if (this.#sweeping) await closeWait(this.#sweeping);
     // Taken (recorded in `unacked`) but not handed out: back to their queues now, not after
-    // the visibility timeout.
+    // the visibility timeout (retried while Redis is unreachable for CLOSE_WAIT_MS only).
     const left = await this.#taker.leftOver();
     if (left.length > 0) {
-      await this.requeue(left).catch((err) =>
-        log.warn("Could not put back {n} taken message(s): {error}", {
-          n: left.length,
-          error: (err as Error).message,
-        })
+      await closeWait(
+        this.#settler.requeue(left, CLOSE_WAIT_MS / 1000).catch((err) =>
+          log.warn(
+            "Could not put back {n} taken message(s) ({error}); they come back after the " +
+              "visibility timeout",
+            { n: left.length, error: (err as Error).message },
+          )
+        ),
       );
     }
     await this.#taker.close();
     await this.#scope.events?.close();
     await this.#scope.resp?.close();
     if (this.#ownsClient) await closeRedis(this.#client);
+    this.#released.abort();
   }
 }
 

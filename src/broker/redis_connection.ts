@@ -9,7 +9,7 @@ import { getLogger } from "@logtape/logtape";
 import { Cluster, Redis } from "ioredis";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import { isClusterUrl, isSentinelUrl, type RedisUrlOptions } from "./redis_url.ts";
-import { untilAborted } from "./sleep.ts";
+import { closeWait } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "redis"]);
 
@@ -357,36 +357,8 @@ export async function guardRedis<T>(rawUrl: string, fn: () => Promise<T>): Promi
 }
 
 /**
- * Milliseconds a close waits for each of the server's last answers (QUIT,
- * a last clean-up command, a restore sweep under way) before it goes on: a
- * server that stopped answering over a connection that stays up must not
- * keep a worker's shutdown waiting.
- *
- * @example
- * ```ts ignore
- * CLOSE_WAIT_MS; // 2000
- * ```
- */
-export const CLOSE_WAIT_MS = 2000;
-
-/**
- * Wait for `p`, a step of a close, at most {@link CLOSE_WAIT_MS}; what it
- * settles with is ignored (it never rejects).
- *
- * @example
- * ```ts ignore
- * await closeWait(client.del(key));
- * ```
- *
- * @param p the step
- */
-export function closeWait(p: Promise<unknown>): Promise<void> {
-  return untilAborted(p.then(() => {}, () => {}), AbortSignal.timeout(CLOSE_WAIT_MS));
-}
-
-/**
  * Close a connection: QUIT when connected (so pending replies arrive), for
- * at most {@link CLOSE_WAIT_MS}, then disconnect.
+ * at most `CLOSE_WAIT_MS`, then disconnect.
  *
  * @example
  * ```ts ignore

@@ -26,7 +26,7 @@ import { BrokerConnectionError } from "./errors.ts";
  * @example
  * ```ts ignore
  * import { RedisSettler } from "./redis_settle.ts";
- * const settler = new RedisSettler(scope, taker);
+ * const settler = new RedisSettler(scope, taker, { outageLimit: 60 });
  * await settler.ack(deliveries);
  * ```
  */
@@ -34,26 +34,34 @@ export class RedisSettler {
   readonly #scope: RedisScope;
   readonly #taker: RedisTaker;
   readonly #outageLimit: number | undefined;
+  readonly #closed: AbortSignal | undefined;
 
   /**
    * @param scope the broker's connection and key prefix
    * @param taker the broker's taker (which knows the deliveries handed out early)
-   * @param outageLimit seconds a step is retried while Redis is unreachable
-   *   (default `DEFAULT_OUTAGE_LIMIT`)
+   * @param options `outageLimit`: seconds a step is retried while Redis is
+   *   unreachable (default `DEFAULT_OUTAGE_LIMIT`); `closed`: aborted once
+   *   the broker's connections are closed, which ends every retry (a step
+   *   still retrying then fails; its deliveries stay unacknowledged)
    */
-  constructor(scope: RedisScope, taker: RedisTaker, outageLimit?: number) {
+  constructor(
+    scope: RedisScope,
+    taker: RedisTaker,
+    options: { outageLimit?: number; closed?: AbortSignal } = {},
+  ) {
     this.#scope = scope;
     this.#taker = taker;
-    this.#outageLimit = outageLimit;
+    this.#outageLimit = options.outageLimit;
+    this.#closed = options.closed;
   }
 
   #k(key: string): string {
     return this.#scope.k(key);
   }
 
-  /** Run a settlement step, retrying while Redis is unreachable. */
-  #settle<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    return retryWhileDown(() => this.#scope.run(fn), { limit: this.#outageLimit, what });
+  /** Run a settlement step, retrying while Redis is unreachable (for `limit` seconds). */
+  #settle<T>(what: string, fn: () => Promise<T>, limit = this.#outageLimit): Promise<T> {
+    return retryWhileDown(() => this.#scope.run(fn), { limit, what, signal: this.#closed });
   }
 
   /**
@@ -87,7 +95,7 @@ export class RedisSettler {
           .catch((err) => Promise.reject(this.#demoted(err, false)));
         const failed = replies.find((r) => r instanceof Error);
         if (failed) throw this.#demoted(failed, false);
-      }, { limit: this.#outageLimit, what });
+      }, { limit: this.#outageLimit, what, signal: this.#closed });
       return;
     }
     const client = this.#scope.client;
@@ -166,8 +174,10 @@ export class RedisSettler {
    * first one first (not the last one, pushed first, on its own).
    *
    * @param deliveries the deliveries, in the order they were received
+   * @param limit seconds it is retried while Redis is unreachable (default
+   *   the outage limit)
    */
-  async requeue(deliveries: readonly Delivery[]): Promise<void> {
+  async requeue(deliveries: readonly Delivery[], limit?: number): Promise<void> {
     const settleable = this.#taker.settleable(deliveries);
     if (settleable) deliveries = await settleable;
     if (deliveries.length === 0) return;
@@ -197,6 +207,7 @@ export class RedisSettler {
         const failed = (await tx.exec())?.find(([err]) => err !== null);
         if (failed) throw this.#demoted(failed[0]!, true);
       },
+      limit ?? this.#outageLimit,
     );
   }
 

@@ -12,12 +12,11 @@
 
 import { getLogger } from "@logtape/logtape";
 import { decodeEnvelope, type Envelope } from "../protocol/envelope.ts";
-import { sleep, untilAborted } from "./sleep.ts";
+import { closeWait, sleep, untilAborted } from "./sleep.ts";
 import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import { claimList } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
-import { closeWait } from "./redis_connection.ts";
 import { PARKED_KEY, rotatedLists, takeOrder } from "./redis_keys.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
 import { BodyPack, readTake, toDelivery } from "./redis_bodies.ts";
@@ -236,8 +235,10 @@ export class RedisTaker {
    */
   async leftOver(): Promise<Delivery[]> {
     this.#sendDeferred();
-    await this.#background;
-    await this.#puttingBack;
+    // Each waited for CLOSE_WAIT_MS at most: a server that stopped answering. What a record
+    // took after that stays unacknowledged, and a put-back retrying ends as the broker closes.
+    if (this.#background) await closeWait(this.#background);
+    if (this.#puttingBack) await closeWait(this.#puttingBack);
     return this.#stash.splice(0);
   }
 
@@ -449,7 +450,7 @@ export class RedisTaker {
   /** Stop waiting and put this broker's claims back in their queues. */
   async close(): Promise<void> {
     this.#sendDeferred();
-    await this.#background;
+    if (this.#background) await closeWait(this.#background);
     this.#early.rejectAll(
       new BrokerConnectionError("the broker closed before the take was recorded"),
     );

@@ -22,6 +22,7 @@ import {
 } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { duplicateRedis } from "./redis_connection.ts";
+import { closeWait } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -157,8 +158,12 @@ export class ClaimWatchers {
    */
   async close(): Promise<void> {
     for (const w of this.#watchers.values()) w.close();
-    await this.returnClaims(true).catch((err) =>
-      log.warn("Could not return claimed messages: {error}", { error: (err as Error).message })
+    // A server that stopped answering is waited for CLOSE_WAIT_MS at most: the claims it did
+    // not return are returned by another broker's sweep once their lease ran out.
+    await closeWait(
+      this.returnClaims(true).catch((err) =>
+        log.warn("Could not return claimed messages: {error}", { error: (err as Error).message })
+      ),
     );
     this.#watchers.clear();
   }

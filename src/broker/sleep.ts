@@ -108,3 +108,36 @@ export async function unlessAborted<T>(
   if (!first.ok) throw first.error;
   return first.value;
 }
+
+/**
+ * Milliseconds a close waits for each of the server's last answers (QUIT,
+ * a last clean-up command, a restore sweep under way) before it goes on: a
+ * server that stopped answering over a connection that stays up must not
+ * keep a worker's shutdown waiting.
+ *
+ * @example
+ * ```ts ignore
+ * CLOSE_WAIT_MS; // 2000
+ * ```
+ */
+export const CLOSE_WAIT_MS = 2000;
+
+/**
+ * Wait for `p`, a step of a close, at most {@link CLOSE_WAIT_MS}; what it
+ * settles with is ignored (it never rejects).
+ *
+ * @example
+ * ```ts
+ * import { closeWait } from "./sleep.ts";
+ * await closeWait(Promise.resolve()); // true
+ * ```
+ *
+ * @param p the step
+ * @returns whether `p` settled in time
+ */
+export async function closeWait(p: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  const step = p.then(() => settled = true, () => settled = true).then(() => {});
+  await untilAborted(step, AbortSignal.timeout(CLOSE_WAIT_MS));
+  return settled;
+}

@@ -2,6 +2,7 @@
  * Interop plumbing shared by the tests with real Python Celery: a Celeriac
  * worker on the interop tasks (tests/interop/tasks.ts), the environment of
  * Python processes on tests/interop/pytasks.py, the `celery` command line,
+ * in a process of its own or several commands in one (tests/interop/pycli.py),
  * the Python client script (tests/interop/pyclient.py) with its outcomes,
  * and checks the RabbitMQ and Redis interop tests share.
  */
@@ -154,4 +155,70 @@ export async function celeryCli(
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/**
+ * One Python process that runs Python's `celery -A pytasks <args>` commands
+ * in turn through Celery's own entry point (tests/interop/pycli.py), with the
+ * environment it was started with: a command costs its work, not a Python
+ * start-up. Commands run one at a time, in the order they are asked for.
+ */
+export class CeleryCliSession {
+  readonly #child: Deno.ChildProcess;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #lines: AsyncIterator<string>;
+  readonly #stderr: Promise<string>;
+  #last: Promise<unknown> = Promise.resolve();
+
+  /** Start the Python process (PYTHONPATH added to `env`). */
+  constructor(env: Record<string, string>) {
+    this.#child = new Deno.Command(PYTHON, {
+      args: ["pycli.py"],
+      cwd: INTEROP_DIR,
+      env: { ...env, PYTHONPATH: INTEROP_DIR },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#stdin = this.#child.stdin.getWriter();
+    this.#lines = lines(this.#child.stdout)[Symbol.asyncIterator]();
+    this.#stderr = new Response(this.#child.stderr).text();
+  }
+
+  /** Run `celery -A pytasks <args>`: how it exited and what it printed. */
+  run(args: string[]): Promise<CeleryCliOutput> {
+    const next = this.#last.then(async () => {
+      await this.#stdin.write(
+        new TextEncoder().encode(JSON.stringify(["-A", "pytasks", ...args]) + "\n"),
+      );
+      const line = await this.#lines.next();
+      if (line.done) throw new Error(`pycli.py ended:\n${await this.#stderr}`);
+      return JSON.parse(line.value) as CeleryCliOutput;
+    });
+    this.#last = next.catch(() => {});
+    return next;
+  }
+
+  /** End the process (after the commands under way) and wait for it. */
+  async close(): Promise<void> {
+    await this.#last;
+    await this.#stdin.close();
+    while (!(await this.#lines.next()).done) {
+      // nothing more is asked: the process ends at the end of its stdin
+    }
+    await this.#child.status;
+    await this.#stderr;
+  }
+}
+
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffered = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffered += chunk;
+    let end;
+    while ((end = buffered.indexOf("\n")) >= 0) {
+      yield buffered.slice(0, end);
+      buffered = buffered.slice(end + 1);
+    }
+  }
 }

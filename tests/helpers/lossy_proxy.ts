@@ -4,7 +4,8 @@
  * run), and `cut()` then closes every connection, as a network failure
  * between a command and its reply would. With `pauseReplies()` they are
  * held back instead (relayed, in order, by `resumeReplies()`), as a slow
- * server would.
+ * server would. `holdReplies(n)` drops the replies of the connections
+ * accepted as number n only (0 first), as a server hung for one client.
  */
 
 /** A running lossy proxy. */
@@ -12,6 +13,8 @@ export class LossyProxy {
   readonly #listener: Deno.TcpListener;
   readonly #open = new Set<Deno.Conn>();
   #dropping = false;
+  /** Connections (by accept number) whose replies are dropped. */
+  readonly #held = new Set<number>();
   #refusing = false;
   #accepted = 0;
   /** While replies are paused: resolved by `resumeReplies()`. */
@@ -37,9 +40,13 @@ export class LossyProxy {
     return this.#accepted;
   }
 
-  /** Drop everything the server sends from now on (until `cut()`). */
-  holdReplies(): void {
-    this.#dropping = true;
+  /**
+   * Drop everything the server sends from now on (until `cut()`): on every
+   * connection, or on those accepted as the numbers given (0 first).
+   */
+  holdReplies(...connections: number[]): void {
+    if (connections.length === 0) this.#dropping = true;
+    for (const n of connections) this.#held.add(n);
   }
 
   /** Hold back what the server sends from now on, until `resumeReplies()`. */
@@ -61,6 +68,7 @@ export class LossyProxy {
   /** Close every open connection; new ones are relayed normally. */
   cut(): void {
     this.#dropping = false;
+    this.#held.clear();
     for (const c of [...this.#open]) this.#close(c);
   }
 
@@ -78,25 +86,26 @@ export class LossyProxy {
           client.close();
           continue;
         }
-        this.#accepted++;
+        const number = this.#accepted++;
         this.#open.add(client);
         this.#open.add(server);
-        this.#pipe(client, server, false);
-        this.#pipe(server, client, true);
+        this.#pipe(client, server, null);
+        this.#pipe(server, client, number);
       }
     } catch {
       // listener closed
     }
   }
 
-  async #pipe(from: Deno.Conn, to: Deno.Conn, replies: boolean): Promise<void> {
+  /** Relay `from` to `to`; `replies`: the accept number of a server-to-client relay, else null. */
+  async #pipe(from: Deno.Conn, to: Deno.Conn, replies: number | null): Promise<void> {
     const buf = new Uint8Array(64 * 1024);
     try {
       for (;;) {
         const n = await from.read(buf);
         if (n === null) break;
-        if (replies && this.#dropping) continue;
-        if (replies && this.#paused) await this.#paused.promise;
+        if (replies !== null && (this.#dropping || this.#held.has(replies))) continue;
+        if (replies !== null && this.#paused) await this.#paused.promise;
         let off = 0;
         while (off < n) off += await to.write(buf.subarray(off, n));
       }
