@@ -13,7 +13,7 @@ import { hostName } from "../client/runtime.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { parked, purge } from "./admin.ts";
-import { argumentError } from "./arg_errors.ts";
+import { argumentError, closestName } from "./arg_errors.ts";
 import { runBeat, runSchedule, SCHEDULE_ACTIONS } from "./beat.ts";
 import { type CompletionSpec, runCompletion, SHELLS } from "./completion.ts";
 import { runDashboard } from "./dashboard.ts";
@@ -142,6 +142,15 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
   }
   const command = positionals[0] ?? "worker";
   if (command === "completion") return runCompletion(positionals.slice(1), COMPLETION);
+  if (!isMonitorCommand(command) && !Object.hasOwn(RUNNERS, command)) {
+    const guess = closestName(command, COMPLETION.commands);
+    console.error(
+      `error: unknown command "${command}"${
+        guess ? ` (did you mean ${guess}?)` : ""
+      }; run with --help to see the commands`,
+    );
+    return 2;
+  }
   // The dashboard too: its young generation, 1 MiB instead of V8's growing default, cuts its
   // CPU per event (see v8_flags.ts).
   const v8Skipped = options.v8Flags && (command === "worker" || command === "dashboard")
@@ -159,11 +168,7 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
     if (isMonitorCommand(command)) {
       return await runMonitor(command, app, positionals.slice(1), values);
     }
-    const run = Object.hasOwn(RUNNERS, command) ? RUNNERS[command] : undefined;
-    if (!run) {
-      console.error(`error: unknown command "${command}"; run with --help to see the commands`);
-      return 2;
-    }
+    const run = RUNNERS[command]; // known: checked above
     const release = options.releaseStartupPages === true;
     return await run({ app, url, exportName, values, positionals, logFields, v8Skipped, release });
   } catch (err) {
