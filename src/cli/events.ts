@@ -8,35 +8,8 @@
 
 import type { Celery } from "../client/app.ts";
 import { EventState } from "../client/event_state.ts";
-import type { CeleryEvent } from "../protocol/events.ts";
+import { EventDumper } from "./evdump.ts";
 import { table } from "./table.ts";
-
-const SKIP = new Set(["type", "hostname", "timestamp", "uuid", "name", "args", "kwargs"]);
-
-/**
- * One line for an event, like `celery events --dump`:
- * `node [time] task succeeded: tasks.add(id) args=(2, 3) kwargs={} result=5, runtime=0.01`.
- *
- * @example
- * ```ts ignore
- * dumpLine(event); // "celeriac@h [2026-01-01 00:00:00.000000] heartbeat: active=0, ..."
- * ```
- *
- * @param e the event
- * @returns the line
- */
-export function dumpLine(e: CeleryEvent): string {
-  const when = new Date(e.timestamp * 1000).toISOString().replace("T", " ").replace("Z", "000");
-  const f = e as unknown as Record<string, unknown>;
-  const rest = Object.keys(f).filter((k) => !SKIP.has(k)).sort()
-    .map((k) => `${k}=${typeof f[k] === "string" ? f[k] : JSON.stringify(f[k])}`).join(", ");
-  if (e.type.startsWith("worker-")) {
-    return `${e.hostname} [${when}] ${e.type.slice(7)}: ${rest}`;
-  }
-  const head = f.name ? `${f.name}(${f.uuid})` : String(f.uuid);
-  const args = f.args !== undefined ? ` args=${f.args} kwargs=${f.kwargs}` : "";
-  return `${e.hostname} [${when}] ${e.type.replace("-", " ")}: ${head}${args} ${rest}`;
-}
 
 function render(state: EventState, rows: number): string {
   const workers = [...state.workers.values()];
@@ -113,9 +86,10 @@ export async function runEvents(
     draw();
     timer = setInterval(draw, 1000);
   } else console.log("-> evdump: starting capture...");
+  const dumper = new EventDumper();
   try {
     for await (const e of app.events.receive({ signal: ac.signal })) {
-      if (dump) console.log(dumpLine(e));
+      if (dump) console.log(dumper.line(e));
       else state.event(e);
     }
   } finally {
