@@ -8,9 +8,19 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
-import { openBackend, openBroker } from "../protocol.ts";
-import { openKvBackend, openKvBroker } from "../transports.ts";
+import { Celery, NoResultBackendError } from "../mod.ts";
+import { openBackend, openBroker, openScheduleStore } from "../protocol.ts";
+import {
+  openAmqpBroker,
+  openKvBackend,
+  openKvBroker,
+  openKvScheduleStore,
+  openRedisBackend,
+  openRedisBroker,
+  openRedisClusterBroker,
+  openRedisScheduleStore,
+  openRpcBackend,
+} from "../transports.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { SilentServer } from "./helpers/silent_server.ts";
 
@@ -38,29 +48,46 @@ async function atOnce(p: Promise<unknown>): Promise<unknown> {
   throw new Error(String(outcome));
 }
 
-const TCP_CASES = [
-  { name: "Redis broker", kind: "broker", url: (port: number) => `redis://127.0.0.1:${port}/0` },
+/** Each transport's own opener (transports.ts), given an URL and a signal. */
+type OwnOpen = (url: string, signal: AbortSignal) => Promise<{ close(): Promise<void> }>;
+
+const TCP_CASES: readonly {
+  name: string;
+  kind: "broker" | "backend";
+  url: (port: number) => string;
+  own: OwnOpen;
+}[] = [
+  {
+    name: "Redis broker",
+    kind: "broker",
+    url: (port: number) => `redis://127.0.0.1:${port}/0`,
+    own: (url, signal) => openRedisBroker(url, { signal }),
+  },
   {
     name: "Redis Cluster broker",
     kind: "broker",
     url: (port: number) => `redis+cluster://127.0.0.1:${port}/0`,
+    own: (url, signal) => openRedisClusterBroker(url, { signal }),
   },
   {
     name: "RabbitMQ broker",
     kind: "broker",
     url: (port: number) => `amqp://guest:guest@127.0.0.1:${port}//`,
+    own: (url, signal) => openAmqpBroker(url, { signal }),
   },
   {
     name: "Redis result backend",
     kind: "backend",
     url: (port: number) => `redis://127.0.0.1:${port}/0`,
+    own: (url, signal) => openRedisBackend(url, { signal }),
   },
   {
     name: "rpc:// result backend",
     kind: "backend",
     url: (port: number) => `rpc://guest:guest@127.0.0.1:${port}//`,
+    own: (url, signal) => openRpcBackend(url, { signal }),
   },
-] as const;
+];
 
 for (const c of TCP_CASES) {
   Deno.test(`an aborted signal opens no ${c.name}: app.${c.kind === "broker" ? "broker" : "resultBackend"}() and open*() reject with its reason, no connect`, async () => {
@@ -81,6 +108,8 @@ for (const c of TCP_CASES) {
         ? openBroker(url, { signal })
         : openBackend(url, { signal });
       await assert.rejects(atOnce(direct), (e) => e === reason);
+      // The transport's own check, not only openBroker's/openBackend's in front of it.
+      await assert.rejects(atOnce(c.own(url, signal)), (e) => e === reason);
       await new Promise((r) => setTimeout(r, CONNECT_MS));
       assert.equal(server.connections, 0, "no connection reached the server");
     } finally {
@@ -102,6 +131,10 @@ for (const kind of ["broker", "backend"] as const) {
       const reason = new Error("gave up before opening");
       await assert.rejects(
         open(`kv://${file}`, { signal: AbortSignal.abort(reason) }),
+        (e) => e === reason,
+      );
+      await assert.rejects(
+        openKv(`kv://${file}`, { signal: AbortSignal.abort(reason) }),
         (e) => e === reason,
       );
       await assert.rejects(Deno.stat(`${dir}/sub`), Deno.errors.NotFound);
@@ -140,6 +173,56 @@ Deno.test("app.broker({ signal }) on KV: an aborted signal rejects with its reas
       (e) => e === reason,
     );
     assert.equal(await (await app.broker()).queueDepth("celery"), 0);
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test("beat's schedule store: an aborted signal rejects with its reason and opens nothing", async () => {
+  using ports = reservePorts();
+  await using server = new SilentServer(ports.base + 1);
+  const reason = new Error("gave up before opening");
+  const signal = AbortSignal.abort(reason);
+  const redis = `redis://127.0.0.1:${ports.base + 1}/0`;
+  await assert.rejects(atOnce(openScheduleStore(redis, { signal })), (e) => e === reason);
+  await assert.rejects(atOnce(openRedisScheduleStore(redis, { signal })), (e) => e === reason);
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-open-aborted-" });
+  try {
+    const kv = `kv://${dir}/sub/db.sqlite`;
+    await assert.rejects(openScheduleStore(kv, { signal }), (e) => e === reason);
+    await assert.rejects(openKvScheduleStore(kv, { signal }), (e) => e === reason);
+    await assert.rejects(Deno.stat(`${dir}/sub`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  await new Promise((r) => setTimeout(r, CONNECT_MS));
+  assert.equal(server.connections, 0, "no connection reached the server");
+});
+
+Deno.test("beat's KV schedule store: a signal aborted while opening rejects with its reason, the database is released", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-open-aborted-" });
+  try {
+    const file = `${dir}/db.sqlite`;
+    const stop = new AbortController();
+    const reason = new Error("gave up while opening");
+    const opening = openKvScheduleStore(`kv://${file}`, { signal: stop.signal });
+    stop.abort(reason);
+    await assert.rejects(opening, (e) => e === reason);
+    assert.equal(openFds(file), 0, "the database file is closed");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("app.resultBackend({ signal }) with no backend configured rejects with NoResultBackendError, also when the signal already aborted", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  try {
+    const reason = new Error("gave up before opening");
+    await assert.rejects(app.resultBackend(), NoResultBackendError);
+    await assert.rejects(
+      app.resultBackend({ signal: AbortSignal.abort(reason) }),
+      NoResultBackendError,
+    );
   } finally {
     await app.close();
   }

@@ -84,9 +84,13 @@ function scopeWith(
 }
 
 /** Reject every delivery through a settler on `scope`, as a worker settles a batch. */
-async function rejectAll(scope: RedisScope, taken: readonly Delivery[]): Promise<void> {
+async function rejectAll(
+  scope: RedisScope,
+  taken: readonly Delivery[],
+  outageLimit = 10,
+): Promise<void> {
   const taker = { settleable: () => null, handedOutEarly: () => false } as unknown as RedisTaker;
-  await new RedisSettler(scope, taker, { outageLimit: 10 }).reject(
+  await new RedisSettler(scope, taker, { outageLimit }).reject(
     taken.map((delivery) => ({ delivery, reason: "refused" })),
   );
 }
@@ -192,6 +196,41 @@ Deno.test({
     assert.equal(parked.length, n);
     assert.equal(new Set(parkedBodies(parked)).size, n);
     assert.equal(await client.hlen(`${prefix}unacked`), 0);
+  } finally {
+    await broker.close();
+    client.disconnect();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "redis reject: the park record outlives the outage retry window (outageRetryLimit " +
+    "above an hour): a retry after a lost reply still finds it",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("park-record-ttl");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const broker = await openRedisBroker(url);
+  const client = defineScripts(new Redis(REDIS_URL));
+  const limit = 7200;
+  try {
+    const { taken } = await takeNew(broker, "park-record-ttl", 3);
+    // The first call runs on the server and its reply is lost; the record's TTL is read then.
+    let calls = 0;
+    let ttl = 0;
+    await rejectAll(
+      scopeWith(client, url, prefix, "celeriacPark", (call) => async (...args) => {
+        const moved = await call(...args);
+        if (++calls > 1) return moved;
+        ttl = await client.ttl(String(args[3]));
+        throw new BrokerConnectionError(url, new Error("connection lost"));
+      }),
+      taken,
+      limit,
+    );
+    assert.equal(calls, 2, "the call whose reply was lost was made again");
+    assert.ok(ttl > limit, `the park record lives ${ttl} s, the settler retries for ${limit} s`);
+    assert.equal((await client.lrange(`${prefix}${PARKED_KEY}`, 0, -1)).length, 3);
   } finally {
     await broker.close();
     client.disconnect();

@@ -163,7 +163,7 @@ export class KvScheduleStore implements ScheduleStore {
  * ```
  *
  * @param url the `kv://` URL
- * @param options key namespace
+ * @param options key namespace, signal
  * @returns the store
  * @throws {BrokerConnectionError} when the database cannot be opened
  */
@@ -171,8 +171,9 @@ export async function openKvScheduleStore(
   url: string,
   options: ScheduleStoreOptions = {},
 ): Promise<KvScheduleStore> {
+  options.signal?.throwIfAborted();
   const parsed = parseKvUrl(url);
-  const shared = await openSharedKv(parsed.path, url);
+  const shared = await openSharedKv(parsed.path, url, options.signal);
   return new KvScheduleStore(shared, [
     parsed.prefix ?? "celeriac",
     options.namespace ?? DEFAULT_BEAT_NAMESPACE,

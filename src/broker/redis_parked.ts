@@ -138,8 +138,8 @@ export function readParked(entry: string): { parked: ParkedMessage; message: str
  * there; one no longer unacknowledged (acked already, or without a tag) is
  * parked all the same. Callers keep a call to about 1,000 messages
  * (chunks.ts): the script spreads them into single commands. A call with
- * the `id` of a park that ran parks nothing again (for an hour): a retry
- * after a lost reply passes the same id.
+ * the `id` of a park that ran parks nothing again (for `recordSeconds`): a
+ * retry after a lost reply passes the same id.
  *
  * @example
  * ```ts ignore
@@ -150,12 +150,15 @@ export function readParked(entry: string): { parked: ParkedMessage; message: str
  * @param scope the broker's connection and key prefix
  * @param parks each a delivery tag in `unacked` (or `""`) and its parked entry ({@link parkEntry})
  * @param id this park's id, the same when it is retried (default a new one)
+ * @param recordSeconds how long the park's record lives: longer than the
+ *   caller retries it (default {@link PARK_RECORD_SECONDS})
  * @returns how many were still unacknowledged
  */
 export async function park(
   scope: RedisScope,
   parks: readonly (readonly [tag: string, entry: string])[],
   id: string = crypto.randomUUID(),
+  recordSeconds: number = PARK_RECORD_SECONDS,
 ): Promise<number> {
   if (parks.length === 0) return 0;
   return await scope.client.celeriacPark(
@@ -163,9 +166,22 @@ export async function park(
     scope.k("unacked"),
     scope.k(PARKED_KEY),
     scope.k(`celeriac.park.${id}`),
+    String(Math.ceil(recordSeconds)),
     ...parks.flat(),
   );
 }
+
+/**
+ * Seconds a park's record (`celeriac.park.<id>`) lives by default, and
+ * beyond the retry window of a caller that retries for longer: an hour.
+ *
+ * @example
+ * ```ts
+ * import { PARK_RECORD_SECONDS } from "./redis_parked.ts";
+ * PARK_RECORD_SECONDS; // 3600
+ * ```
+ */
+export const PARK_RECORD_SECONDS = 3600;
 
 /**
  * Park a message that could not be read, logging why.

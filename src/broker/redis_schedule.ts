@@ -10,6 +10,7 @@
 import type { Redis } from "ioredis";
 import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
 import { isClusterUrl, parseRedisUrl } from "./redis_url.ts";
+import { unlessAborted } from "./sleep.ts";
 import {
   type CommitOutcome,
   DEFAULT_BEAT_NAMESPACE,
@@ -187,7 +188,7 @@ export class RedisScheduleStore implements ScheduleStore {
  * ```
  *
  * @param url `redis://` or `rediss://` URL
- * @param options key namespace
+ * @param options key namespace, signal
  * @returns the store
  * @throws {BrokerConnectionError} when the server cannot be reached
  */
@@ -195,7 +196,8 @@ export async function openRedisScheduleStore(
   url: string,
   options: ScheduleStoreOptions = {},
 ): Promise<RedisScheduleStore> {
+  options.signal?.throwIfAborted();
   const store = new RedisScheduleStore(url, options);
-  await store.connect();
+  await unlessAborted(store.connect(), options.signal, () => store.close());
   return store;
 }

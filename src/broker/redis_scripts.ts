@@ -226,20 +226,22 @@ return 1
  * Park messages: each pushed to the parked list, in the order given, and
  * removed from `unacked` and `unacked_index` when still there (one already
  * acknowledged is parked all the same). KEYS = unacked_index, unacked,
- * parked, this call's park record; ARGV = tag, parked entry, tag, parked
- * entry... (`""` for a message without a tag); at most a few thousand pairs
- * (Lua's `unpack`). Returns how many were still unacknowledged.
+ * parked, this call's park record; ARGV = seconds the park record lives,
+ * then tag, parked entry, tag, parked entry... (`""` for a message without
+ * a tag); at most a few thousand pairs (Lua's `unpack`). Returns how many
+ * were still unacknowledged.
  *
- * The result is kept in the park record for an hour, and a call with the
- * record of a park that ran returns it instead of parking again: a park
- * whose reply was lost (and that ioredis resends after reconnecting, or the
- * settler repeats) parks each message once.
+ * The result is kept in the park record for those seconds (longer than
+ * the caller retries), and a call with the record of a park that ran
+ * returns it instead of parking again: a park whose reply was lost (and
+ * that ioredis resends after reconnecting, or the settler repeats) parks
+ * each message once.
  */
 export const PARK_SCRIPT = String.raw`
 local done = redis.call('GET', KEYS[4])
 if done then return tonumber(done) end
 local tags, entries = {}, {}
-for i = 1, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   if ARGV[i] ~= '' then tags[#tags + 1] = ARGV[i] end
   entries[#entries + 1] = ARGV[i + 1]
 end
@@ -249,7 +251,7 @@ if #tags > 0 then
   moved = redis.call('HDEL', KEYS[2], unpack(tags))
 end
 redis.call('LPUSH', KEYS[3], unpack(entries))
-redis.call('SET', KEYS[4], moved, 'EX', 3600)
+redis.call('SET', KEYS[4], moved, 'EX', ARGV[1])
 return moved
 `;
 

@@ -15,9 +15,9 @@ import type { Delivery, Rejection } from "./port.ts";
 import { chunked } from "./chunks.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { priorityList } from "./redis_keys.ts";
-import { envelopeOfUnacked, park, parkEntry } from "./redis_parked.ts";
+import { envelopeOfUnacked, park, PARK_RECORD_SECONDS, parkEntry } from "./redis_parked.ts";
 import type { RedisTaker } from "./redis_take.ts";
-import { retryWhileDown } from "./outage.ts";
+import { DEFAULT_OUTAGE_LIMIT, retryWhileDown } from "./outage.ts";
 import { BrokerConnectionError } from "./errors.ts";
 
 /**
@@ -132,13 +132,16 @@ export class RedisSettler {
     let parks: (readonly [string, string])[][] | undefined;
     const parked = new Array<boolean>(chunks.length).fill(false);
     const ids = chunks.map(() => crypto.randomUUID());
+    // Each chunk's park record outlives the retries (an hour beyond them): a retry after the
+    // record expired would park the chunk's messages a second time.
+    const recordSeconds = (this.#outageLimit ?? DEFAULT_OUTAGE_LIMIT) + PARK_RECORD_SECONDS;
     await this.#settle(
       `park ${rejections.length} message(s)`,
       async () => {
         parks ??= await Promise.all(chunks.map((rs) => this.#parkEntries(rs)));
         const sent = await Promise.allSettled(parks.map(async (chunk, c) => {
           if (parked[c]) return;
-          await park(this.#scope, chunk, ids[c]);
+          await park(this.#scope, chunk, ids[c], recordSeconds);
           parked[c] = true;
         }));
         const failed = sent.find((r) => r.status === "rejected");

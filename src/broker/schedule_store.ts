@@ -112,6 +112,12 @@ export interface ScheduleStoreOptions {
    * under `[prefix, "celeriac.beat."]`).
    */
   namespace?: string;
+  /**
+   * Aborts opening: what was opened is closed (on KV, the database is
+   * released) and the open rejects with the signal's reason (at once,
+   * opening nothing, when it already aborted). Default: none.
+   */
+  signal?: AbortSignal;
 }
 
 /** The default key namespace of {@link ScheduleStoreOptions.namespace}. */

@@ -485,7 +485,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    *
    * @param options `signal` stops waiting (see {@link OpenOptions})
    * @returns the backend
-   * @throws {NoResultBackendError} when none is configured
+   * @throws {NoResultBackendError} when none is configured (also when the
+   *   signal already aborted: the configuration error is reported first)
    */
   resultBackend(options?: OpenOptions): Promise<ResultBackend> {
     return this.#connections.resultBackend(options);

@@ -118,13 +118,16 @@ export class Connections {
    *
    * @param options abort signal
    * @returns the backend
-   * @throws {NoResultBackendError} when none is configured
+   * @throws {NoResultBackendError} when none is configured (also when the
+   *   signal already aborted: the configuration error is reported first)
    */
   resultBackend(options: OpenOptions = {}): Promise<ResultBackend> {
-    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     const config = this.#config();
     const url = config.backend;
+    // Before the signal: a missing backend is a configuration error, the same on every call
+    // and saying what to change; an aborted signal would hide it behind a timing.
     if (url === null) return Promise.reject(new NoResultBackendError());
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     if (this.#backend) return join(this.#backend, options, () => this.resultBackend(options));
     const opening = openBackend(url, {
       resultExpires: config.resultExpires,

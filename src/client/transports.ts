@@ -237,7 +237,7 @@ export async function openBackend(
  * ```
  *
  * @param url the store URL (by default the app's broker URL)
- * @param options key namespace
+ * @param options key namespace, signal
  * @returns the open store
  * @throws {TypeError} for `amqp://` and unsupported schemes
  * @throws {BrokerConnectionError} when the server cannot be reached
@@ -246,6 +246,7 @@ export async function openScheduleStore(
   url: string,
   options: ScheduleStoreOptions = {},
 ): Promise<ScheduleStore> {
+  options.signal?.throwIfAborted();
   if (scheme(url) === "amqp" || scheme(url) === "amqps") {
     throw new TypeError(
       "Beat cannot keep its lease and last-run state on RabbitMQ (it has no compare-and-set): " +
