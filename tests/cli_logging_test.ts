@@ -99,6 +99,30 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
   const command = await runCli(["frobnicate", "--app", "./tests/apps/worker_app.ts"]);
   assert.equal(command.code, 2);
   assert.match(command.stderr, /^error: unknown command "frobnicate"; run with --help/);
+  const mistyped = await runCli(["inspct", "stats"]);
+  assert.equal(mistyped.code, 2, "a mistyped command is named before --app is asked for");
+  assert.equal(
+    mistyped.stderr,
+    'error: unknown command "inspct" (did you mean inspect?); run with --help to see the commands\n',
+  );
+  const noApp = await runCli(["status", "--broker", "kv://:memory:", "-t", "0.3"]);
+  assert.equal(noApp.code, 69, `status needs only a broker, as celery -b: ${noApp.stderr}`);
+  assert.match(noApp.stderr, /No nodes replied/);
+  const worker = await runCli(["--broker", "kv://:memory:"]);
+  assert.equal(worker.code, 1);
+  assert.match(worker.stderr, /^error: --app is required for worker: .*--app \.\/tasks\.ts/);
+  const method = await runCli(["inspect", "stat", "--app", "./tests/apps/worker_app.ts"]);
+  assert.equal(method.code, 2);
+  assert.match(
+    method.stderr,
+    /^error: unknown inspect command "stat" \(did you mean stats\?\); one of: /,
+  );
+  const control = await runCli(["control", "rate-limit", "--app", "./tests/apps/worker_app.ts"]);
+  assert.equal(control.code, 2);
+  assert.match(
+    control.stderr,
+    /^error: unknown control command "rate-limit" \(did you mean rate_limit\?\)/,
+  );
   const inherited = await runCli(["toString", "--app", "./tests/apps/worker_app.ts"]);
   assert.equal(inherited.code, 2, "a name from Object.prototype is no command");
   assert.match(inherited.stderr, /^error: unknown command "toString"/);

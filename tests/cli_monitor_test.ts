@@ -112,7 +112,10 @@ Deno.test({
     const online = await status;
     assert.deepEqual(json(online), [node], show(online));
 
-    await dump.waitFor(new RegExp(`${node} \\[.*\\] task succeeded: ${id} .*result=5`), 20_000);
+    await dump.waitFor(
+      new RegExp(`${node} \\[.*\\] task succeeded: tasks\\.add\\(${id}\\) .*result=5`),
+      20_000,
+    );
     assert.match(dump.output, new RegExp(`task received: tasks\\.add\\(${id}\\) args=\\(2, 3\\)`));
     assert.match(dump.output, new RegExp(`${node} \\[.*\\] heartbeat: active=`));
   } finally {

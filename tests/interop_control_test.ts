@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { Celery, TaskError } from "../mod.ts";
-import { celeryCli, interopWorker, pythonEnv } from "./helpers/interop.ts";
+import { CeleryCliSession, interopWorker, pythonEnv } from "./helpers/interop.ts";
 import { celeryWorker } from "./helpers/procs.ts";
 import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
@@ -19,8 +19,8 @@ function pyEnv(queue: string): Record<string, string> {
 }
 
 /** Run `celery -A pytasks <args>` and return its output. */
-async function celery(queue: string, args: string[]): Promise<string> {
-  const out = await celeryCli(args, pyEnv(queue));
+async function celery(cli: CeleryCliSession, args: string[]): Promise<string> {
+  const out = await cli.run(args);
   return out.stdout + out.stderr;
 }
 
@@ -48,22 +48,25 @@ Deno.test({
   const node = `celeriac-${queue}@interop`;
   const worker = await tsWorker(queue, node);
   const app = new Celery({ broker: BROKER, backend: REDIS_URL, defaultQueue: queue });
+  // The commands below run Python's `celery` entry point in this one Python process.
+  const cli = new CeleryCliSession(pyEnv(queue));
   try {
-    const ping = await celery(queue, ["inspect", "ping", "-d", node, "-t", "5"]);
+    const ping = await celery(cli, ["inspect", "ping", "-d", node, "-t", "5"]);
     assert.match(ping, new RegExp(`${node}: OK\\s+pong`));
 
     const held = await app.sendTask<number>("tasks.add", [1, 2], { countdown: 60 });
     await worker.waitFor(new RegExp(`tasks\\.add\\[${held.id}\\] received, ETA`));
-    const revoke = await celery(queue, ["control", "revoke", held.id, "-t", "5"]);
+    const revoke = await celery(cli, ["control", "revoke", held.id, "-t", "5"]);
     assert.match(revoke, new RegExp(`${node}: OK\\s+tasks ${held.id} flagged as revoked`));
     assert.deepEqual(await revokedReason(app, held.id), ["revoked"]);
 
     const running = await app.sendTask<string>("tasks.sleep", [60]);
     await worker.waitFor(new RegExp(`tasks\\.sleep\\[${running.id}\\] received`));
-    const kill = await celery(queue, ["control", "terminate", "SIGTERM", running.id, "-t", "5"]);
+    const kill = await celery(cli, ["control", "terminate", "SIGTERM", running.id, "-t", "5"]);
     assert.match(kill, new RegExp(`${node}: OK\\s+terminate: ${running.id}`));
     assert.deepEqual(await revokedReason(app, running.id), ["terminated"]);
   } finally {
+    await cli.close();
     await app.close();
     await worker.stop();
   }

@@ -10,7 +10,8 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { celeriacWorker, celeryWorker, PYTHON } from "./helpers/procs.ts";
+import { CeleryCliSession } from "./helpers/interop.ts";
+import { celeriacWorker, celeryWorker } from "./helpers/procs.ts";
 import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -181,17 +182,13 @@ function pyEnv(queue: string): Record<string, string> {
 }
 
 /** `celery -A pytasks control autoscale ...` against one node; node names replaced by NODE. */
-async function celeryAutoscale(queue: string, node: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(PYTHON, {
-    args: ["-m", "celery", "-A", "pytasks", "control", "autoscale", ...args, "-d", node, "-t", "5"],
-    cwd: `${ROOT}tests/interop`,
-    env: pyEnv(queue),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return (dec.decode(out.stdout) + dec.decode(out.stderr)).replaceAll(node, "NODE") +
-    `\nexit ${out.code}`;
+async function celeryAutoscale(
+  cli: CeleryCliSession,
+  node: string,
+  args: string[],
+): Promise<string> {
+  const out = await cli.run(["control", "autoscale", ...args, "-d", node, "-t", "5"]);
+  return (out.stdout + out.stderr).replaceAll(node, "NODE") + `\nexit ${out.code}`;
 }
 
 Deno.test({
@@ -211,27 +208,23 @@ Deno.test({
     pyEnv(queue),
   );
   const pyPlain = await celeryWorker(["-P", "solo", "-Q", queue, "-n", pyOff], pyEnv(queue));
+  // The commands below run Python's `celery` entry point in this one Python process.
+  const cli = new CeleryCliSession(pyEnv(queue));
   try {
-    const ok = await celeryAutoscale(queue, tsNode, ["3", "1"]);
+    const ok = await celeryAutoscale(cli, tsNode, ["3", "1"]);
     assert.match(ok, /NODE: OK\s+autoscale now max=3 min=1/);
-    assert.equal(ok, await celeryAutoscale(queue, pyNode, ["3", "1"]));
+    assert.equal(ok, await celeryAutoscale(cli, pyNode, ["3", "1"]));
 
-    const off = await celeryAutoscale(queue, tsOff, ["3", "1"]);
+    const off = await celeryAutoscale(cli, tsOff, ["3", "1"]);
     assert.match(off, /Autoscale not enabled/);
-    assert.equal(off, await celeryAutoscale(queue, pyOff, ["3", "1"]));
+    assert.equal(off, await celeryAutoscale(cli, pyOff, ["3", "1"]));
 
-    const inspect = await new Deno.Command(PYTHON, {
-      args: ["-m", "celery", "-A", "pytasks", "inspect", "stats", "-d", tsNode, "-j", "-t", "5"],
-      cwd: `${ROOT}tests/interop`,
-      env: pyEnv(queue),
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const out = new TextDecoder().decode(inspect.stdout);
-    assert.equal(inspect.code, 0, new TextDecoder().decode(inspect.stderr));
-    const reply = JSON.parse(out)[tsNode];
+    const inspect = await cli.run(["inspect", "stats", "-d", tsNode, "-j", "-t", "5"]);
+    assert.equal(inspect.code, 0, inspect.stderr);
+    const reply = JSON.parse(inspect.stdout)[tsNode];
     assert.deepEqual(reply.autoscaler, { max: 3, min: 1, current: 1, qty: 0 });
   } finally {
+    await cli.close();
     await Promise.all([ts.stop(), tsPlain.stop(), py.stop(), pyPlain.stop()]);
   }
 });

@@ -12,7 +12,8 @@ import { Celery } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { app as poolApp } from "./apps/pool_app.ts";
 import { app as plainApp } from "./apps/worker_app.ts";
-import { celeriacWorker, PYTHON } from "./helpers/procs.ts";
+import { CeleryCliSession } from "./helpers/interop.ts";
+import { celeriacWorker } from "./helpers/procs.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -158,8 +159,6 @@ Deno.test("pool resize: the inline pool answers pool_grow with a clear error", a
 
 // ------------------------------------------------------------ interop
 
-const ROOT = new URL("../", import.meta.url).pathname;
-
 Deno.test({
   name: "pool resize interop: celery control pool_grow / inspect stats on a Celeriac worker",
   ignore: WITHOUT_CELERY,
@@ -181,24 +180,17 @@ Deno.test({
     "-n",
     node,
   ]);
-  const env = {
+  // The commands below run Python's `celery` entry point in this one Python process.
+  const cli = new CeleryCliSession({
     CELERY_BROKER_URL: REDIS_URL,
     CELERY_RESULT_BACKEND: REDIS_URL,
     INTEROP_KEYPREFIX: redisPrefix,
     INTEROP_QUEUE: queue,
     INTEROP_MARKER_REDIS: REDIS_URL,
-    PYTHONPATH: `${ROOT}tests/interop`,
-  };
+  });
   const celery = async (args: string[]) => {
-    const out = await new Deno.Command(PYTHON, {
-      args: ["-m", "celery", "-A", "pytasks", ...args, "-d", node, "-t", "5"],
-      cwd: `${ROOT}tests/interop`,
-      env,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const dec = new TextDecoder();
-    return { code: out.code, text: dec.decode(out.stdout) + dec.decode(out.stderr) };
+    const out = await cli.run([...args, "-d", node, "-t", "5"]);
+    return { code: out.code, text: out.stdout + out.stderr };
   };
   try {
     const grow = await celery(["control", "pool_grow", "1"]);
@@ -214,6 +206,7 @@ Deno.test({
     const below = await celery(["control", "pool_shrink", "1"]);
     assert.match(below.text, new RegExp(`${node}: ERROR\\s+RangeError\\('Cannot shrink`));
   } finally {
+    await cli.close();
     await worker.stop();
   }
 });

@@ -35,15 +35,35 @@ function distance(a: string, b: string): number {
  * @returns `--name`, or `undefined`
  */
 export function closestOption(given: string, known: readonly string[]): string | undefined {
-  const name = given.replace(/^-+/, "").split("=")[0];
+  const best = closestName(given.replace(/^-+/, "").split("=")[0], known);
+  return best === undefined ? undefined : `--${best}`;
+}
+
+/**
+ * The known name closest to a mistyped one (a command, an `inspect` or
+ * `control` method), if it is close enough to be what was meant (at most a
+ * third of its letters differ).
+ *
+ * @example
+ * ```ts ignore
+ * import { closestName } from "./arg_errors.ts";
+ * closestName("stat", ["stats", "ping"]); // "stats"
+ * closestName("frobnicate", ["stats", "ping"]); // undefined
+ * ```
+ *
+ * @param given the name as typed
+ * @param known the names
+ * @returns the closest name, or `undefined`
+ */
+export function closestName(given: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
-  for (const option of known) {
-    const d = distance(name, option);
-    if (d < bestDistance) [best, bestDistance] = [option, d];
+  for (const name of known) {
+    const d = distance(given, name);
+    if (d < bestDistance) [best, bestDistance] = [name, d];
   }
   return best !== undefined && bestDistance <= Math.max(1, Math.floor(best.length / 3))
-    ? `--${best}`
+    ? best
     : undefined;
 }
 

@@ -1,42 +1,16 @@
 // deno-lint-ignore-file no-console
 /**
  * `events`: a live terminal view of workers and tasks (`q` or Ctrl-C
- * quits), or with `--dump` one line per event, as `celery events` does.
+ * quits), or with `--dump` one line per event, as `celery events` does;
+ * when stdout is not a terminal (a pipe, a file), the `--dump` lines.
  *
  * @module
  */
 
 import type { Celery } from "../client/app.ts";
 import { EventState } from "../client/event_state.ts";
-import type { CeleryEvent } from "../protocol/events.ts";
+import { EventDumper } from "./evdump.ts";
 import { table } from "./table.ts";
-
-const SKIP = new Set(["type", "hostname", "timestamp", "uuid", "name", "args", "kwargs"]);
-
-/**
- * One line for an event, like `celery events --dump`:
- * `node [time] task succeeded: tasks.add(id) args=(2, 3) kwargs={} result=5, runtime=0.01`.
- *
- * @example
- * ```ts ignore
- * dumpLine(event); // "celeriac@h [2026-01-01 00:00:00.000000] heartbeat: active=0, ..."
- * ```
- *
- * @param e the event
- * @returns the line
- */
-export function dumpLine(e: CeleryEvent): string {
-  const when = new Date(e.timestamp * 1000).toISOString().replace("T", " ").replace("Z", "000");
-  const f = e as unknown as Record<string, unknown>;
-  const rest = Object.keys(f).filter((k) => !SKIP.has(k)).sort()
-    .map((k) => `${k}=${typeof f[k] === "string" ? f[k] : JSON.stringify(f[k])}`).join(", ");
-  if (e.type.startsWith("worker-")) {
-    return `${e.hostname} [${when}] ${e.type.slice(7)}: ${rest}`;
-  }
-  const head = f.name ? `${f.name}(${f.uuid})` : String(f.uuid);
-  const args = f.args !== undefined ? ` args=${f.args} kwargs=${f.kwargs}` : "";
-  return `${e.hostname} [${when}] ${e.type.replace("-", " ")}: ${head}${args} ${rest}`;
-}
 
 function render(state: EventState, rows: number): string {
   const workers = [...state.workers.values()];
@@ -91,8 +65,15 @@ export async function runEvents(
   const onSignal = () => ac.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  const dump = values.dump === true;
-  const tty = !dump && Deno.stdin.isTerminal();
+  const live = values.dump !== true && Deno.stdout.isTerminal();
+  if (values.dump !== true && !live) {
+    console.error(
+      "events: stdout is not a terminal: writing one line per event, as --dump does " +
+        "(run it in a terminal for the live view)",
+    );
+  }
+  const dump = !live;
+  const tty = live && Deno.stdin.isTerminal();
   if (tty) {
     Deno.stdin.setRaw(true);
     (async () => {
@@ -107,15 +88,15 @@ export async function runEvents(
   let timer: ReturnType<typeof setInterval> | undefined;
   if (!dump) {
     const draw = () => {
-      const rows = Deno.stdout.isTerminal() ? Deno.consoleSize().rows : 40;
-      console.log(`\x1b[2J\x1b[H${render(state, rows)}`);
+      console.log(`\x1b[2J\x1b[H${render(state, Deno.consoleSize().rows)}`);
     };
     draw();
     timer = setInterval(draw, 1000);
   } else console.log("-> evdump: starting capture...");
+  const dumper = new EventDumper();
   try {
     for await (const e of app.events.receive({ signal: ac.signal })) {
-      if (dump) console.log(dumpLine(e));
+      if (dump) console.log(dumper.line(e));
       else state.event(e);
     }
   } finally {

@@ -10,6 +10,7 @@
 
 import type { Celery } from "../client/app.ts";
 import type { NodeReply, ReplyOptions } from "../client/replies.ts";
+import { closestName } from "./arg_errors.ts";
 import { table } from "./table.ts";
 
 /** Exit code when no worker replied (Celery's EX_UNAVAILABLE). */
@@ -76,6 +77,15 @@ const CASTS = new Set(["heartbeat", "shutdown"]);
 export const INSPECT_COMMANDS: readonly string[] = Object.keys(INSPECT);
 /** The names `control` accepts. */
 export const CONTROL_COMMANDS: readonly string[] = Object.keys(CONTROL);
+
+/** What to print when `inspect` / `control` has no method, or one it does not know. */
+function methodError(kind: string, method: string | undefined, known: readonly string[]): string {
+  if (!method) return `${kind} needs a command: ${known.join(", ")}`;
+  const guess = closestName(method, known);
+  return `error: unknown ${kind} command "${method}"${
+    guess ? ` (did you mean ${guess}?)` : ""
+  }; one of: ${known.join(", ")}`;
+}
 
 function replyOptions(values: Record<string, string | boolean | undefined>): ReplyOptions {
   const timeout = values.timeout === undefined ? 1 : Number(values.timeout);
@@ -153,9 +163,9 @@ export async function runInspect(
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
   const [method, ...rest] = positionals;
-  const args = method ? INSPECT[method] : undefined;
+  const args = method && Object.hasOwn(INSPECT, method) ? INSPECT[method] : undefined;
   if (!args) {
-    console.error(`inspect needs a command: ${INSPECT_COMMANDS.join(", ")}`);
+    console.error(methodError("inspect", method, INSPECT_COMMANDS));
     return 2;
   }
   const replies = await app.control.call(method, args(rest), replyOptions(values));
@@ -176,9 +186,9 @@ export async function runControl(
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
   const [method, ...rest] = positionals;
-  const args = method ? CONTROL[method] : undefined;
+  const args = method && Object.hasOwn(CONTROL, method) ? CONTROL[method] : undefined;
   if (!args) {
-    console.error(`control needs a command: ${CONTROL_COMMANDS.join(", ")}`);
+    console.error(methodError("control", method, CONTROL_COMMANDS));
     return 2;
   }
   const options = replyOptions(values);

@@ -8,12 +8,12 @@
  */
 
 import { parseArgs } from "node:util";
-import type { Celery } from "../client/app.ts";
+import { Celery } from "../client/app.ts";
 import { hostName } from "../client/runtime.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { parked, purge } from "./admin.ts";
-import { argumentError } from "./arg_errors.ts";
+import { argumentError, closestName } from "./arg_errors.ts";
 import { runBeat, runSchedule, SCHEDULE_ACTIONS } from "./beat.ts";
 import { type CompletionSpec, runCompletion, SHELLS } from "./completion.ts";
 import { runDashboard } from "./dashboard.ts";
@@ -25,15 +25,28 @@ import { OPTIONS, POOLS, positiveInt, queueList, USAGE } from "./options.ts";
 import { applyV8Flags } from "./v8_flags.ts";
 import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
 
-async function openApp(spec: string | undefined, broker?: string, backend?: string): Promise<{
-  app: Celery;
-  url: string;
-  exportName?: string;
-}> {
-  if (!spec) throw new TypeError("--app is required: the module that exports your Celery app");
-  const { module, exportName } = parseAppSpec(spec);
-  const url = moduleUrl(module, Deno.cwd());
-  const app = await loadApp(url, exportName);
+/**
+ * Commands that only talk to the broker: without `--app` they use an app
+ * with no tasks, configured by `--broker` / `--backend` and the
+ * environment, as `celery -b URL inspect ping` does without `-A`.
+ */
+const APP_OPTIONAL = new Set([...MONITOR_COMMANDS, "dashboard"]);
+
+async function openApp(
+  command: string,
+  spec: string | undefined,
+  broker?: string,
+  backend?: string,
+): Promise<{ app: Celery; url: string; exportName?: string }> {
+  if (!spec && !APP_OPTIONAL.has(command)) {
+    throw new TypeError(
+      `--app is required for ${command}: the module that exports your Celery app ` +
+        "(--app ./tasks.ts, or --app ./tasks.ts:celery for another export name)",
+    );
+  }
+  const { module, exportName } = spec ? parseAppSpec(spec) : { module: "", exportName: undefined };
+  const url = spec ? moduleUrl(module, Deno.cwd()) : "";
+  const app = spec ? await loadApp(url, exportName) : new Celery();
   if (broker !== undefined || backend !== undefined) {
     app.configure({
       ...(broker !== undefined ? { broker } : {}),
@@ -142,6 +155,15 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
   }
   const command = positionals[0] ?? "worker";
   if (command === "completion") return runCompletion(positionals.slice(1), COMPLETION);
+  if (!isMonitorCommand(command) && !Object.hasOwn(RUNNERS, command)) {
+    const guess = closestName(command, COMPLETION.commands);
+    console.error(
+      `error: unknown command "${command}"${
+        guess ? ` (did you mean ${guess}?)` : ""
+      }; run with --help to see the commands`,
+    );
+    return 2;
+  }
   // The dashboard too: its young generation, 1 MiB instead of V8's growing default, cuts its
   // CPU per event (see v8_flags.ts).
   const v8Skipped = options.v8Flags && (command === "worker" || command === "dashboard")
@@ -155,15 +177,16 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
       logfile: values.logfile,
       fields: logFields,
     }, levels.taskLevel);
-    const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
+    const { app, url, exportName } = await openApp(
+      command,
+      values.app,
+      values.broker,
+      values.backend,
+    );
     if (isMonitorCommand(command)) {
       return await runMonitor(command, app, positionals.slice(1), values);
     }
-    const run = Object.hasOwn(RUNNERS, command) ? RUNNERS[command] : undefined;
-    if (!run) {
-      console.error(`error: unknown command "${command}"; run with --help to see the commands`);
-      return 2;
-    }
+    const run = RUNNERS[command]; // known: checked above
     const release = options.releaseStartupPages === true;
     return await run({ app, url, exportName, values, positionals, logFields, v8Skipped, release });
   } catch (err) {

@@ -40,57 +40,54 @@ async function takeAll(broker: Broker, queue: string, n: number): Promise<Delive
 }
 
 /**
- * publishMany of {@link BIG} messages to one queue lands them all, the
- * first published at the tail: taken first, and the rest in order.
- */
-export async function publishManyInOrder(broker: Broker): Promise<void> {
-  const q = uniqueQueue("big-publish");
-  assert.ok(broker.publishMany, "the broker publishes batches");
-  await broker.publishMany(
-    Array.from(
-      { length: BIG },
-      (_, i) => ({ message: message(`m${i}`), target: { routingKey: q } }),
-    ),
-  );
-  assert.equal(await broker.queueDepth(q), BIG);
-  const taken = await takeAll(broker, q, BIG);
-  const wrong = taken.findIndex((d, i) => textOf(d) !== `m${i}`);
-  assert.equal(wrong, -1, `delivery ${wrong} is ${wrong < 0 ? "" : textOf(taken[wrong])}`);
-  await broker.ack(taken);
-  assert.equal(await broker.queueDepth(q), 0);
-}
-
-/**
- * How many deliveries {@link settleMany} settles at once: an acknowledgement
+ * How many deliveries the settling steps settle at once: an acknowledgement
  * (one MULTI) took 100,000 tags spread into its commands, not 150,000.
  */
 export const SETTLED = 150_000;
 
 /**
- * Lease renewal, acknowledgement, parking and listing what was parked of
- * {@link SETTLED} deliveries at once (a worker holding that many ETA tasks
- * renews and settles them in one call), each as a step of `t`. `leases`
- * reads from Redis how many of a queue's deliveries are in `unacked_index`
- * with a score (lease time, in seconds) of at least `since` (it may count
- * other queues' too: only changes are compared). The acknowledgement goes
- * before the parking, which would remove the entries itself; the parking
- * then finds them acknowledged.
+ * publishMany of {@link SETTLED} messages to one queue lands them all, the
+ * first published at the tail: taken first, and the rest in order. The
+ * deliveries, taken and not yet settled, are added to `taken` before their
+ * order is checked.
  */
-export async function settleMany(
+export async function publishManyInOrder(
   broker: Broker,
-  t: Deno.TestContext,
-  leases: (queue: string, since: number) => Promise<number>,
+  q: string,
+  taken: Delivery[],
 ): Promise<void> {
-  const q = uniqueQueue("big-settle");
-  const others = await leases(q, 0);
   assert.ok(broker.publishMany, "the broker publishes batches");
   await broker.publishMany(
     Array.from(
       { length: SETTLED },
-      (_, i) => ({ message: message(`s${i}`), target: { routingKey: q } }),
+      (_, i) => ({ message: message(`m${i}`), target: { routingKey: q } }),
     ),
   );
-  const taken = await takeAll(broker, q, SETTLED);
+  assert.equal(await broker.queueDepth(q), SETTLED);
+  for (const d of await takeAll(broker, q, SETTLED)) taken.push(d);
+  const wrong = taken.findIndex((d, i) => textOf(d) !== `m${i}`);
+  assert.equal(wrong, -1, `delivery ${wrong} is ${wrong < 0 ? "" : textOf(taken[wrong])}`);
+}
+
+/**
+ * Lease renewal, acknowledgement, parking and listing what was parked of
+ * {@link SETTLED} deliveries of queue `q` at once (a worker holding that
+ * many ETA tasks renews and settles them in one call), each as a step of
+ * `t`. `leases` reads from Redis how many of a queue's deliveries are in
+ * `unacked_index` with a score (lease time, in seconds) of at least `since`
+ * (it may count other queues' too: only changes are compared; `others` is
+ * the count before `q`'s were taken). The acknowledgement goes before the
+ * parking, which would remove the entries itself; the parking then finds
+ * them acknowledged.
+ */
+export async function settleMany(
+  broker: Broker,
+  t: Deno.TestContext,
+  q: string,
+  taken: Delivery[],
+  leases: (queue: string, since: number) => Promise<number>,
+  others: number,
+): Promise<void> {
   assert.equal(await leases(q, 0) - others, SETTLED);
   const extended = await t.step(`extend() renews ${SETTLED} leases`, async () => {
     const since = Date.now() / 1000;
@@ -100,6 +97,7 @@ export async function settleMany(
   const acked = await t.step(`ack() settles ${SETTLED} deliveries`, async () => {
     await broker.ack(taken);
     assert.equal(await leases(q, 0) - others, 0);
+    assert.equal(await broker.queueDepth(q), 0);
   });
   const rejected = await t.step(`reject() parks ${SETTLED} deliveries`, async () => {
     await broker.reject(taken.map((delivery) => ({ delivery, reason: "big batch" })));
@@ -135,20 +133,26 @@ export async function storeMany(backend: ResultBackend): Promise<void> {
 
 /**
  * The big-batch steps every Redis topology shares, each as a step of `t`:
- * {@link publishManyInOrder}, {@link settleMany} (with `leases`) and
- * {@link revokeMany}. Returns whether each passed.
+ * {@link publishManyInOrder}, then {@link settleMany} (with `leases`) of the
+ * deliveries it took, and {@link revokeMany}. Returns whether each passed.
  */
 export async function brokerBatchSteps(
   broker: Broker,
   t: Deno.TestContext,
   leases: (queue: string, since: number) => Promise<number>,
 ): Promise<boolean[]> {
+  const q = uniqueQueue("big-batch");
+  const others = await leases(q, 0);
+  const taken: Delivery[] = [];
   return [
     await t.step(
-      "publishMany of 100,000 messages to one queue lands them all, first published at the tail",
-      () => publishManyInOrder(broker),
+      "publishMany of 150,000 messages to one queue lands them all, first published at the tail",
+      () => publishManyInOrder(broker, q, taken),
     ),
-    await t.step("settling 150,000 deliveries", (s) => settleMany(broker, s, leases)),
+    await t.step("settling 150,000 deliveries", async (s) => {
+      assert.equal(taken.length, SETTLED, "nothing to settle: the publishMany step failed");
+      await settleMany(broker, s, q, taken, leases, others);
+    }),
     await t.step("addRevoked of 100,000 ids", () => revokeMany(broker)),
   ];
 }

@@ -1,8 +1,8 @@
 /**
  * Interop plumbing shared by the tests with real Python Celery: a Celeriac
  * worker on the interop tasks (tests/interop/tasks.ts), the environment of
- * Python processes on tests/interop/pytasks.py, the `celery` command line,
- * in a process of its own or several commands in one (tests/interop/pycli.py),
+ * Python processes on tests/interop/pytasks.py, the `celery` command line
+ * (several commands in one Python process, tests/interop/pycli.py),
  * the Python client script (tests/interop/pyclient.py) with its outcomes,
  * and checks the RabbitMQ and Redis interop tests share.
  */
@@ -139,22 +139,6 @@ export interface CeleryCliOutput {
   code: number;
   stdout: string;
   stderr: string;
-}
-
-/** Run Python's `celery -A pytasks <args>` in tests/interop, with `env` (PYTHONPATH added). */
-export async function celeryCli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<CeleryCliOutput> {
-  const out = await new Deno.Command(PYTHON, {
-    args: ["-m", "celery", "-A", "pytasks", ...args],
-    cwd: INTEROP_DIR,
-    env: { ...env, PYTHONPATH: INTEROP_DIR },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
 /**
