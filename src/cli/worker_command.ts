@@ -63,21 +63,29 @@ export interface Run {
  * @param skipped what `applyV8Flags` said: undefined when applied, else why not
  */
 export function logV8Flags(skipped: string | undefined): void {
-  const flags = Deno.env.get("DENO_V8_FLAGS") ?? "";
   if (skipped === undefined) {
     log.info(
       "V8 flags {flags}, MALLOC_ARENA_MAX={arenas} (the worker's defaults; {env}= turns them off)",
       {
-        flags,
-        arenas: Deno.env.get("MALLOC_ARENA_MAX") ?? "unset",
+        flags: envOr("DENO_V8_FLAGS", ""),
+        arenas: envOr("MALLOC_ARENA_MAX", "unset"),
         env: V8_FLAGS_ENV,
       },
     );
   } else {
     log.debug("V8 flags: not started over with {defaults}: {skipped}", {
-      defaults: Deno.env.get(V8_FLAGS_ENV) ?? DEFAULT_V8_FLAGS,
+      defaults: envOr(V8_FLAGS_ENV, DEFAULT_V8_FLAGS),
       skipped,
     });
+  }
+}
+
+/** An environment variable, or `fallback` when it is unset or may not be read (no --allow-env). */
+function envOr(name: string, fallback: string): string {
+  try {
+    return Deno.env.get(name) ?? fallback;
+  } catch {
+    return fallback;
   }
 }
 
