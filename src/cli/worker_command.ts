@@ -7,6 +7,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
+import { takeUnreadEnv } from "../client/runtime.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { parseTaskPermissions } from "../worker/sandboxes.ts";
 import { Worker } from "../worker/worker.ts";
@@ -23,6 +24,7 @@ import {
   queueList,
   type Values,
 } from "./options.ts";
+import { permissionHint } from "./permission_hint.ts";
 import { reliabilityOptions } from "./reliability.ts";
 import { scaleWorkerOptions } from "./scale_flags.ts";
 import { startReleasingPages } from "./startup_pages.ts";
@@ -159,6 +161,12 @@ export async function runWorker(
     }),
   });
   if (v8Skipped !== null) logV8Flags(v8Skipped);
+  const hint = permissionHint({
+    unreadEnv: takeUnreadEnv(),
+    usesHostName: ((values.hostname as string | undefined) ?? "%h").includes("%h"),
+    heartbeats: !values["without-heartbeat"],
+  });
+  if (hint) log[hint.level]("{message}", { message: hint.message });
   configureBeatStore(app, values);
   const beat = values.beat ? beatFromFlags(app, values) : null;
   const dashboard = values.dashboard ? dashboardFromFlags(app, values) : null;
