@@ -47,7 +47,8 @@ export class BrokerConnectionError extends Error {
       "Check that the server runs and the URL is right";
     super(
       `Cannot connect to ${safe}${why}. ${hint} ` +
-        `(--broker / CELERY_BROKER_URL, --backend / CELERY_RESULT_BACKEND)`,
+        "(set by new Celery({ broker, backend }), CELERY_BROKER_URL / CELERY_RESULT_BACKEND, " +
+        "or the command line's --broker / --backend)",
       { cause },
     );
     this.name = "BrokerConnectionError";

@@ -345,7 +345,7 @@ function kvUnavailable(url: string): BrokerConnectionError {
   return new BrokerConnectionError(url, undefined, {
     reason: "Deno KV is not enabled in this process (Deno.openKv is an unstable API)",
     hint: 'Run deno with --unstable-kv, or add "unstable": ["kv"] to your deno.json; ' +
-      "or use a server: --broker redis://127.0.0.1:6379/0",
+      "or use a server, e.g. redis://127.0.0.1:6379/0",
     transient: false,
   });
 }
