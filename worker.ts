@@ -137,5 +137,8 @@ export {
 export { Autoscaler, type AutoscalerHost, type AutoscalerInfo } from "./src/worker/autoscaler.ts";
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args, { v8Flags: true, releaseStartupPages: true }));
+  // Not a top-level await: an --app module that imports worker.ts back (a program that runs its
+  // own worker, not an app module) would wait for this module forever, and Deno end the process
+  // with "Top-level await promise never resolved"; so it loads, and --app says what it expects.
+  main(Deno.args, { v8Flags: true, releaseStartupPages: true }).then((code) => Deno.exit(code));
 }

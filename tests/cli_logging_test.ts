@@ -123,6 +123,10 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
     control.stderr,
     /^error: unknown control command "rate-limit" \(did you mean rate_limit\?\)/,
   );
+  const program = await runCli(["--app", "./tests/apps/program_app.ts", "-b", "kv://:memory:"]);
+  assert.equal(program.code, 1, `a program, not an app module: ${program.stderr}`);
+  assert.match(program.stderr, /must export its app: .*--app names the module that defines/);
+  assert.doesNotMatch(program.stderr, /Top-level await/);
   const inherited = await runCli(["toString", "--app", "./tests/apps/worker_app.ts"]);
   assert.equal(inherited.code, 2, "a name from Object.prototype is no command");
   assert.match(inherited.stderr, /^error: unknown command "toString"/);

@@ -46,7 +46,7 @@ async function openApp(
   }
   const { module, exportName } = spec ? parseAppSpec(spec) : { module: "", exportName: undefined };
   const url = spec ? moduleUrl(module, Deno.cwd()) : "";
-  const app = spec ? await loadApp(url, exportName) : new Celery();
+  const app = spec ? await loadApp(url, exportName).catch(appModuleExpected) : new Celery();
   if (broker !== undefined || backend !== undefined) {
     takeUnreadEnv(); // configure() reads the settings again: what is still unread is asked anew
     app.configure({
@@ -55,6 +55,15 @@ async function openApp(
     });
   }
   return { app, url, exportName };
+}
+
+/** A module with no app: say what `--app` expects (a program, such as a demo, runs with deno run). */
+function appModuleExpected(err: Error): never {
+  if (!(err instanceof TypeError) || !/must export its app/.test(err.message)) throw err;
+  throw new TypeError(
+    `${err.message}. --app names the module that defines your app and its tasks ` +
+      "(as ./tasks.ts does), not a program that uses them: run that with deno run",
+  );
 }
 
 /** The subcommands besides the monitoring ones (`monitor.ts`) and `completion`. */
