@@ -223,7 +223,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "v8 flags: worker.ts dashboard run with -A runs with them too, and says so",
+  name: "v8 flags: worker.ts dashboard run with -A runs with them too, and says so at DEBUG only",
   ignore: Deno.build.os !== "linux",
 }, async () => {
   using ports = reservePorts();
@@ -239,8 +239,6 @@ Deno.test({
     "kv://:memory:",
     "--port",
     String(port),
-    "--loglevel",
-    "INFO",
   ]);
   try {
     await p.waitFor(/Dashboard on /);
@@ -249,10 +247,8 @@ Deno.test({
       JOINED,
     );
     assert.equal(await envOf(p.child.pid, "MALLOC_ARENA_MAX"), "2");
-    assert.match(
-      p.output,
-      /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--expose-gc, MALLOC_ARENA_MAX=2/,
-    );
+    // A detail of tuning, not news at every start: the line is at DEBUG (the worker test reads it).
+    assert.doesNotMatch(p.output, /V8 flags/);
   } finally {
     assert.equal((await p.stop("SIGTERM")).code, 0, p.output);
   }

@@ -54,8 +54,8 @@ export interface Run {
 }
 
 /**
- * Log the V8 flags in effect (info), or why the process was not started
- * over with them (debug).
+ * Log, at DEBUG (a detail of tuning, not news at every start), the V8 flags
+ * in effect, or why the process was not started over with them.
  *
  * @example
  * ```ts ignore
@@ -66,7 +66,7 @@ export interface Run {
  */
 export function logV8Flags(skipped: string | undefined): void {
   if (skipped === undefined) {
-    log.info(
+    log.debug(
       "V8 flags {flags}, MALLOC_ARENA_MAX={arenas} (the worker's defaults; {env}= turns them off)",
       {
         flags: envOr("DENO_V8_FLAGS", ""),
