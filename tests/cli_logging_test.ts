@@ -105,6 +105,12 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
     mistyped.stderr,
     'error: unknown command "inspct" (did you mean inspect?); run with --help to see the commands\n',
   );
+  const noApp = await runCli(["status", "--broker", "kv://:memory:", "-t", "0.3"]);
+  assert.equal(noApp.code, 69, `status needs only a broker, as celery -b: ${noApp.stderr}`);
+  assert.match(noApp.stderr, /No nodes replied/);
+  const worker = await runCli(["--broker", "kv://:memory:"]);
+  assert.equal(worker.code, 1);
+  assert.match(worker.stderr, /^error: --app is required for worker: .*--app \.\/tasks\.ts/);
   const method = await runCli(["inspect", "stat", "--app", "./tests/apps/worker_app.ts"]);
   assert.equal(method.code, 2);
   assert.match(

@@ -184,6 +184,7 @@ export class RedisBroker implements Broker {
       this.#scope,
       this.#closing.signal,
       (left) => this.#settler.requeue(left),
+      options.outageRetryLimit,
     );
     this.#settler = new RedisSettler(this.#scope, this.#taker, {
       outageLimit: options.outageRetryLimit,

@@ -22,7 +22,10 @@ export interface Early {
   readonly delivery: Delivery;
   /** Its element, as the take script finds it. */
   readonly raw: string;
-  /** Resolves once a take recorded it (or made it another's); rejects when the taker closes. */
+  /**
+   * Resolves once a take recorded it (or made it another's); rejects when the taker closes
+   * or its take script is not answered within the outage limit.
+   */
   readonly recorded: Promise<void>;
   /** The id of the take that records it; -1 until it is sent. */
   seq: number;
@@ -190,6 +193,21 @@ export class EarlyDeliveries {
     );
     for (let i = 0; i < early.length; i++) if (acked[i] !== 1) rest.push(early[i].delivery);
     return rest;
+  }
+
+  /**
+   * The take script of `early` could not be sent or answered within the
+   * outage limit: settling it fails.
+   *
+   * @param early the early delivery
+   * @param err the reason
+   */
+  giveUp(early: Early, err: Error): void {
+    const e = this.#byRaw.get(early.raw);
+    if (e !== early) return;
+    this.#byRaw.delete(e.raw);
+    this.#byDelivery.delete(e.delivery);
+    e.reject(err);
   }
 
   /**

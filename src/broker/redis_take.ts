@@ -13,6 +13,7 @@
 import { getLogger } from "@logtape/logtape";
 import { decodeEnvelope, type Envelope } from "../protocol/envelope.ts";
 import { closeWait, sleep, untilAborted } from "./sleep.ts";
+import { DEFAULT_OUTAGE_LIMIT } from "./outage.ts";
 import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import { claimList } from "./redis_claims.ts";
@@ -100,19 +101,26 @@ export class RedisTaker {
   /** Putting back the stash of a take aborted before its take script replied. */
   #puttingBack: Promise<void> | null = null;
 
+  /** Milliseconds the take script of an early hand-out is retried while Redis is unreachable. */
+  readonly #recordLimitMs: number;
+
   /**
    * @param scope the broker's connection and key prefix
    * @param closing aborted when the broker closes
    * @param putBack puts recorded deliveries back at the front of their queues, in the order given
+   * @param outageLimit seconds the take script of an early hand-out is retried while Redis is
+   *   unreachable (default `DEFAULT_OUTAGE_LIMIT`); then settling the delivery fails
    */
   constructor(
     scope: RedisScope,
     closing: AbortSignal,
     putBack: (deliveries: Delivery[]) => Promise<void>,
+    outageLimit: number = DEFAULT_OUTAGE_LIMIT,
   ) {
     this.#scope = scope;
     this.#closing = closing;
     this.#putBack = putBack;
+    this.#recordLimitMs = outageLimit * 1000;
     this.#watchers = new ClaimWatchers(scope);
   }
 
@@ -376,6 +384,7 @@ export class RedisTaker {
     claimedBefore: number,
   ): Promise<void> {
     let failed = false;
+    const until = Date.now() + this.#recordLimitMs;
     // At least once: a broker closing sends it too, and puts back what it took beside.
     do {
       const taking = this.#takeNow(lists, max, first);
@@ -388,6 +397,18 @@ export class RedisTaker {
         for (const g of got) this.#stash.push(g);
         return;
       } catch (err) {
+        if (Date.now() + RECONNECT_POLL_MS > until) {
+          // Past the outage limit: settling the delivery fails (as an acknowledgement retried
+          // that long does) instead of waiting until the broker closes, which a worker's
+          // shutdown does only after its settling. Nothing is lost: the message is in this
+          // consumer's claim list (taken again, or returned at close) or, when the script ran
+          // unanswered, in `unacked` (the next take hands it over; else the visibility timeout).
+          log.warn("Could not record a take within the outage limit ({error})", {
+            error: (err as Error).message,
+          });
+          this.#early.giveUp(early, err as Error);
+          return;
+        }
         if (!failed) {
           failed = true;
           log.warn("Cannot record a take ({error}); trying again every {ms} ms", {

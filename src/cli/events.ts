@@ -1,7 +1,8 @@
 // deno-lint-ignore-file no-console
 /**
  * `events`: a live terminal view of workers and tasks (`q` or Ctrl-C
- * quits), or with `--dump` one line per event, as `celery events` does.
+ * quits), or with `--dump` one line per event, as `celery events` does;
+ * when stdout is not a terminal (a pipe, a file), the `--dump` lines.
  *
  * @module
  */
@@ -64,8 +65,15 @@ export async function runEvents(
   const onSignal = () => ac.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  const dump = values.dump === true;
-  const tty = !dump && Deno.stdin.isTerminal();
+  const live = values.dump !== true && Deno.stdout.isTerminal();
+  if (values.dump !== true && !live) {
+    console.error(
+      "events: stdout is not a terminal: writing one line per event, as --dump does " +
+        "(run it in a terminal for the live view)",
+    );
+  }
+  const dump = !live;
+  const tty = live && Deno.stdin.isTerminal();
   if (tty) {
     Deno.stdin.setRaw(true);
     (async () => {
@@ -80,8 +88,7 @@ export async function runEvents(
   let timer: ReturnType<typeof setInterval> | undefined;
   if (!dump) {
     const draw = () => {
-      const rows = Deno.stdout.isTerminal() ? Deno.consoleSize().rows : 40;
-      console.log(`\x1b[2J\x1b[H${render(state, rows)}`);
+      console.log(`\x1b[2J\x1b[H${render(state, Deno.consoleSize().rows)}`);
     };
     draw();
     timer = setInterval(draw, 1000);

@@ -8,7 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
-import type { Celery } from "../client/app.ts";
+import { Celery } from "../client/app.ts";
 import { hostName } from "../client/runtime.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
@@ -25,15 +25,28 @@ import { OPTIONS, POOLS, positiveInt, queueList, USAGE } from "./options.ts";
 import { applyV8Flags } from "./v8_flags.ts";
 import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
 
-async function openApp(spec: string | undefined, broker?: string, backend?: string): Promise<{
-  app: Celery;
-  url: string;
-  exportName?: string;
-}> {
-  if (!spec) throw new TypeError("--app is required: the module that exports your Celery app");
-  const { module, exportName } = parseAppSpec(spec);
-  const url = moduleUrl(module, Deno.cwd());
-  const app = await loadApp(url, exportName);
+/**
+ * Commands that only talk to the broker: without `--app` they use an app
+ * with no tasks, configured by `--broker` / `--backend` and the
+ * environment, as `celery -b URL inspect ping` does without `-A`.
+ */
+const APP_OPTIONAL = new Set([...MONITOR_COMMANDS, "dashboard"]);
+
+async function openApp(
+  command: string,
+  spec: string | undefined,
+  broker?: string,
+  backend?: string,
+): Promise<{ app: Celery; url: string; exportName?: string }> {
+  if (!spec && !APP_OPTIONAL.has(command)) {
+    throw new TypeError(
+      `--app is required for ${command}: the module that exports your Celery app ` +
+        "(--app ./tasks.ts, or --app ./tasks.ts:celery for another export name)",
+    );
+  }
+  const { module, exportName } = spec ? parseAppSpec(spec) : { module: "", exportName: undefined };
+  const url = spec ? moduleUrl(module, Deno.cwd()) : "";
+  const app = spec ? await loadApp(url, exportName) : new Celery();
   if (broker !== undefined || backend !== undefined) {
     app.configure({
       ...(broker !== undefined ? { broker } : {}),
@@ -164,7 +177,12 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
       logfile: values.logfile,
       fields: logFields,
     }, levels.taskLevel);
-    const { app, url, exportName } = await openApp(values.app, values.broker, values.backend);
+    const { app, url, exportName } = await openApp(
+      command,
+      values.app,
+      values.broker,
+      values.backend,
+    );
     if (isMonitorCommand(command)) {
       return await runMonitor(command, app, positionals.slice(1), values);
     }

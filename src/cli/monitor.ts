@@ -42,7 +42,8 @@ export const MONITOR_USAGE = `
   deno run -A worker.ts status [-t S] [--json]         the workers that answer a ping
   deno run -A worker.ts report [-d NODES]              the workers' software and settings
   deno run -A worker.ts events [--dump]                live view of workers and tasks (q: quit);
-                                                       --dump: one line per event
+                                                       --dump (or stdout not a terminal):
+                                                       one line per event
       (inspect, control, status, report exit 69 when no worker replies)`;
 
 /**

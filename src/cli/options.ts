@@ -35,7 +35,9 @@ Usage:
                                                        delete every waiting message of the queues${MONITOR_USAGE}${BEAT_USAGE}${DASHBOARD_USAGE}
 
 Options:
-  -A, --app MODULE[:EXPORT]  module exporting the Celery app (required)
+  -A, --app MODULE[:EXPORT]  module exporting the Celery app (required, except by call, result,
+                             inspect, control, status, events, report and dashboard, which
+                             then take --broker / CELERY_BROKER_URL alone, as celery -b)
   -b, --broker URL           broker URL (default: the app's, CELERY_BROKER_URL, or kv://)
       --backend URL          result backend URL (default: the app's or CELERY_RESULT_BACKEND)
   -c, --concurrency N        Web Workers in the pool (default: number of CPUs)

@@ -17,6 +17,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Broker } from "../broker/port.ts";
+import { closeWait } from "../broker/sleep.ts";
 import type { LamportClock } from "../protocol/clock.ts";
 import {
   type CeleryEvent,
@@ -179,11 +180,20 @@ export class EventDispatcher {
     }
   }
 
-  /** Flush, and wait until every event sent so far is published (or failed). */
+  /**
+   * Flush, and wait until every event sent so far is published (or failed),
+   * for `CLOSE_WAIT_MS` at most: a server that stopped answering does not
+   * hold a worker's shutdown for its reply timeouts (events are best-effort;
+   * a publish still waiting ends with the broker's connection).
+   */
   async close(): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.flush();
+    await closeWait(this.#published());
+  }
+
+  async #published(): Promise<void> {
     while (this.#pending.size) await Promise.allSettled([...this.#pending]);
   }
 
