@@ -37,7 +37,7 @@ Deno.test({
   const target = parseRedisUrl(REDIS_URL);
   const proxy = LossyProxy.start({ hostname: target.host, port: target.port });
   const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
-  const url = `redis://127.0.0.1:${proxy.port}/${target.db}${query}`;
+  const url = `redis://127.0.0.1:${proxy.port}/${target.db}${query}&socket_timeout=3`;
   const app = new Celery({ broker: url, backend: url, outageRetryLimit: 2 });
   const release = Promise.withResolvers<void>();
   const started = Promise.withResolvers<void>();
@@ -56,9 +56,9 @@ Deno.test({
     await started.promise;
     proxy.holdReplies();
     release.resolve();
-    // The reply timeout (30 s) and the outage limit (2 s) bound the settling; the rest is
-    // waited for 2 s a step. Before, stop() waited for the take record until the broker
-    // closed, which app.close() does after it.
+    // The reply timeout (socket_timeout, 3 s here) and the outage limit (2 s) bound the
+    // settling; the rest is waited for 2 s a step. Before, stop() waited for the take record
+    // until the broker closed, which app.close() does after it.
     assert.ok(await settlesWithin(worker.stop(), 120_000), "worker.stop() still waiting");
     assert.ok(await settlesWithin(app.close(), 30_000), "app.close() still waiting");
     proxy.cut();

@@ -4,12 +4,18 @@
  * value (`None`, `True`, `{'a': 1}`), a UTC timestamp to the microsecond,
  * `started` / `shutdown` for workers coming and going, and a task's name,
  * arguments and id, remembered from its `task-received` (or `task-sent`),
- * on each later event of that task.
+ * on each later event of that task. The fields are those Celery's receiver
+ * hands its dumper: `local_received` added, the timestamp moved by the
+ * difference of `utcoffset`s, a client's `task-sent` given the receiver's
+ * clock; and the fields Celery sends as floats written as Python writes
+ * floats (`freq=2.0`, `loadavg=[0.5, 1.0, 0.0]`).
  *
  * @module
  */
 
+import { EVENT_FLOAT_FIELDS, localUtcOffset } from "../protocol/events.ts";
 import type { CeleryEvent } from "../protocol/events.ts";
+import { pyJsonFloat } from "../protocol/json.ts";
 
 /** Celery's names for worker events (others: the type, hyphens as spaces). */
 const HUMAN_TYPES: Record<string, string> = {
@@ -20,6 +26,9 @@ const HUMAN_TYPES: Record<string, string> = {
 
 /** How many task names are remembered (Celery's LRUCache limit, 0xFFF). */
 const NAMES_KEPT = 0xfff;
+
+/** Celery's receiver gives a client's `task-sent` its own clock less one (clients never sync). */
+const CLIENT_CLOCK_SKEW = -1;
 
 function pyQuote(s: string): string {
   const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
@@ -58,6 +67,21 @@ export function pyStr(v: unknown): string {
   return String(v);
 }
 
+/** Python's `str()` of a float: `2.0`, `1e-05`, `nan`, `inf`. */
+function pyFloat(n: number): string {
+  if (Number.isFinite(n)) return pyJsonFloat(n);
+  return Number.isNaN(n) ? "nan" : n > 0 ? "inf" : "-inf";
+}
+
+/** Python's `str()` of a field Celery sends as a float: a number, or a list of them. */
+function pyFloats(v: unknown): string {
+  if (typeof v === "number") return pyFloat(v);
+  if (Array.isArray(v) && v.every((x) => typeof x === "number")) {
+    return `[${v.map(pyFloat).join(", ")}]`;
+  }
+  return pyStr(v);
+}
+
 /**
  * Python's `str(datetime.utcfromtimestamp(ts))`: microseconds, left out
  * when they are zero.
@@ -81,7 +105,8 @@ export function pyUtcTimestamp(ts: number): string {
 
 /**
  * Formats events as `celery events --dump` does; one per stream, since it
- * remembers task names between events.
+ * remembers task names between events, and keeps a Lamport clock as
+ * Celery's receiver does.
  *
  * @example
  * ```ts ignore
@@ -91,15 +116,18 @@ export function pyUtcTimestamp(ts: number): string {
  */
 export class EventDumper {
   readonly #names = new Map<string, string>();
+  #clock = 0;
 
   /**
    * The line for one event.
    *
    * @param e the event
+   * @param localReceived when it arrived, in seconds since the epoch (default now): the
+   *   `local_received` field Celery's receiver adds
    * @returns `node [time] type: fields`, with the task for task events
    */
-  line(e: CeleryEvent): string {
-    const { type, hostname, timestamp, ...rest } = e as unknown as Record<string, unknown>;
+  line(e: CeleryEvent, localReceived: number = Date.now() / 1000): string {
+    const { type, hostname, timestamp, ...rest } = this.#received(e, localReceived);
     const kind = String(type).toLowerCase();
     const human = HUMAN_TYPES[kind] ?? kind.replaceAll("-", " ");
     const head = `${hostname} [${pyUtcTimestamp(Number(timestamp))}] ${human}`;
@@ -116,10 +144,39 @@ export class EventDumper {
     if (this.#names.size > NAMES_KEPT) this.#names.delete(this.#names.keys().next().value!);
     return withFields(head, ` ${task}`, others);
   }
+
+  /** The event as Celery's receiver passes it on (`EventReceiver.event_from_message`). */
+  #received(e: CeleryEvent, localReceived: number): Record<string, unknown> {
+    const ev: Record<string, unknown> = { ...e };
+    if (ev.type === "task-sent") {
+      ev.clock = (this.#clock || 1) + CLIENT_CLOCK_SKEW;
+      this.#clock = Math.max(this.#clock, ev.clock as number) + 1;
+    } else if (typeof ev.clock === "number") {
+      this.#clock = Math.max(this.#clock, ev.clock) + 1;
+    } else if (!("clock" in ev)) ev.clock = ++this.#clock;
+    if ("utcoffset" in ev && "timestamp" in ev) {
+      const here = localUtcOffset(new Date(localReceived * 1000));
+      ev.timestamp = Number(ev.timestamp) - (Number(ev.utcoffset) - here) * 3600;
+    }
+    ev.local_received = localReceived;
+    return ev;
+  }
+}
+
+/**
+ * Whether Celery sends field `key` as a float: {@link EVENT_FLOAT_FIELDS} and
+ * `local_received`, but not the `freq` of the heartbeat the `heartbeat`
+ * control command asks for (`freq=5`, no `active`).
+ */
+function isFloat(key: string, fields: Record<string, unknown>): boolean {
+  if (key === "local_received") return true;
+  return EVENT_FLOAT_FIELDS.has(key) && (key !== "freq" || "active" in fields);
 }
 
 /** Celery's `{type}{sep}{task} {fields}`, `sep` a colon when there are fields. */
 function withFields(head: string, task: string, fields: Record<string, unknown>): string {
-  const text = Object.keys(fields).sort().map((k) => `${k}=${pyStr(fields[k])}`).join(", ");
+  const text = Object.keys(fields).sort().map((k) =>
+    `${k}=${isFloat(k, fields) ? pyFloats(fields[k]) : pyStr(fields[k])}`
+  ).join(", ");
   return `${head}${text ? ":" : ""}${task} ${text}`;
 }
