@@ -14,17 +14,9 @@ import { Celery } from "../mod.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
+import { settlesWithin } from "./helpers/settles.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
-
-/** Whether `p` settles within `ms`. */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return await Promise.race([
-    p.then(() => true, () => true),
-    new Promise<false>((res) => timer = setTimeout(() => res(false), ms)),
-  ]).finally(() => clearTimeout(timer));
-}
 
 Deno.test({
   name: "worker.stop() against a Redis that stopped answering ends; what it sent was run",
