@@ -9,7 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { Celery } from "../client/app.ts";
-import { hostName } from "../client/runtime.ts";
+import { hostName, takeUnreadEnv } from "../client/runtime.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { parked, purge } from "./admin.ts";
@@ -48,6 +48,7 @@ async function openApp(
   const url = spec ? moduleUrl(module, Deno.cwd()) : "";
   const app = spec ? await loadApp(url, exportName) : new Celery();
   if (broker !== undefined || backend !== undefined) {
+    takeUnreadEnv(); // configure() reads the settings again: what is still unread is asked anew
     app.configure({
       ...(broker !== undefined ? { broker } : {}),
       ...(backend !== undefined ? { backend } : {}),

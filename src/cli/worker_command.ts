@@ -7,6 +7,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
+import { takeUnreadEnv } from "../client/runtime.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { parseTaskPermissions } from "../worker/sandboxes.ts";
 import { Worker } from "../worker/worker.ts";
@@ -23,6 +24,7 @@ import {
   queueList,
   type Values,
 } from "./options.ts";
+import { permissionHint } from "./permission_hint.ts";
 import { reliabilityOptions } from "./reliability.ts";
 import { scaleWorkerOptions } from "./scale_flags.ts";
 import { startReleasingPages } from "./startup_pages.ts";
@@ -63,21 +65,29 @@ export interface Run {
  * @param skipped what `applyV8Flags` said: undefined when applied, else why not
  */
 export function logV8Flags(skipped: string | undefined): void {
-  const flags = Deno.env.get("DENO_V8_FLAGS") ?? "";
   if (skipped === undefined) {
     log.info(
       "V8 flags {flags}, MALLOC_ARENA_MAX={arenas} (the worker's defaults; {env}= turns them off)",
       {
-        flags,
-        arenas: Deno.env.get("MALLOC_ARENA_MAX") ?? "unset",
+        flags: envOr("DENO_V8_FLAGS", ""),
+        arenas: envOr("MALLOC_ARENA_MAX", "unset"),
         env: V8_FLAGS_ENV,
       },
     );
   } else {
     log.debug("V8 flags: not started over with {defaults}: {skipped}", {
-      defaults: Deno.env.get(V8_FLAGS_ENV) ?? DEFAULT_V8_FLAGS,
+      defaults: envOr(V8_FLAGS_ENV, DEFAULT_V8_FLAGS),
       skipped,
     });
+  }
+}
+
+/** An environment variable, or `fallback` when it is unset or may not be read (no --allow-env). */
+function envOr(name: string, fallback: string): string {
+  try {
+    return Deno.env.get(name) ?? fallback;
+  } catch {
+    return fallback;
   }
 }
 
@@ -151,6 +161,12 @@ export async function runWorker(
     }),
   });
   if (v8Skipped !== null) logV8Flags(v8Skipped);
+  const hint = permissionHint({
+    unreadEnv: takeUnreadEnv(),
+    usesHostName: ((values.hostname as string | undefined) ?? "%h").includes("%h"),
+    heartbeats: !values["without-heartbeat"],
+  });
+  if (hint) log[hint.level]("{message}", { message: hint.message });
   configureBeatStore(app, values);
   const beat = values.beat ? beatFromFlags(app, values) : null;
   const dashboard = values.dashboard ? dashboardFromFlags(app, values) : null;

@@ -16,9 +16,12 @@ function deno(): DenoLike | undefined {
   return (globalThis as { Deno?: DenoLike }).Deno;
 }
 
+/** The variables {@link readEnv} was not permitted to read (see {@link takeUnreadEnv}). */
+const unread = new Set<string>();
+
 /**
  * Read an environment variable; `undefined` when unset, empty (as Celery treats
- * `CELERY_BROKER_URL=`) or not permitted.
+ * `CELERY_BROKER_URL=`) or not permitted (then remembered for {@link takeUnreadEnv}).
  *
  * @example
  * ```ts
@@ -32,9 +35,31 @@ function deno(): DenoLike | undefined {
 export function readEnv(name: string): string | undefined {
   try {
     return deno()?.env?.get(name) || undefined;
-  } catch {
+  } catch (err) {
+    const kind = (err as Error).name;
+    if (kind === "NotCapable" || kind === "PermissionDenied") unread.add(name);
     return undefined;
   }
+}
+
+/**
+ * The variables {@link readEnv} was not permitted to read (Deno without
+ * `--allow-env`) since the last call, which forgets them: the worker names
+ * them at start-up, where they would otherwise be ignored without a word.
+ *
+ * @example
+ * ```ts ignore
+ * readEnv("CELERY_BROKER_URL"); // undefined without --allow-env
+ * takeUnreadEnv(); // ["CELERY_BROKER_URL"]
+ * takeUnreadEnv(); // []
+ * ```
+ *
+ * @returns the variables, in the order they were first asked for
+ */
+export function takeUnreadEnv(): string[] {
+  const names = [...unread];
+  unread.clear();
+  return names;
 }
 
 /**

@@ -1,0 +1,62 @@
+/**
+ * The worker under narrow Deno permissions (`deno run --allow-read=.
+ * worker.ts`, no `--allow-env`, no `--allow-sys`): it starts, and says in
+ * one start-up line what it could not read and which flag would let it —
+ * only for what it used.
+ */
+
+import assert from "node:assert/strict";
+import { Proc } from "./helpers/procs.ts";
+
+/** A worker on `kv://:memory:` run with these Deno flags, stopped once ready; its output. */
+async function narrowWorker(denoFlags: string[], args: string[] = []): Promise<string> {
+  const worker = Proc.start("worker", Deno.execPath(), [
+    "run",
+    ...denoFlags,
+    "worker.ts",
+    "--app",
+    "./tests/apps/worker_app.ts",
+    "--broker",
+    "kv://:memory:",
+    ...args,
+  ]);
+  try {
+    await worker.waitFor(/ ready: /, 30_000);
+  } finally {
+    await worker.stop("SIGINT");
+  }
+  return worker.output;
+}
+
+Deno.test("cli permissions: a worker without --allow-env and --allow-sys starts", async () => {
+  const out = await narrowWorker(["--allow-read=."]);
+  assert.match(out, /celeriac@localhost ready: /);
+  assert.doesNotMatch(out, /^error: /m);
+});
+
+/** The start-up lines about permissions. */
+function hints(out: string): string[] {
+  return out.split("\n").filter((line) => line.includes("Deno permissions:"));
+}
+
+Deno.test("cli permissions: one start-up line names what was not read and the flag", async () => {
+  const [line, ...more] = hints(await narrowWorker(["--allow-read=."]));
+  assert.equal(more.length, 0, "one line");
+  // The result backend may have come from CELERY_RESULT_BACKEND: a warning.
+  assert.match(line, /\[WRN\].* CELERY_RESULT_BACKEND, CELERY_TIMEZONE, CELERY_DEFAULT_QUEUE /);
+  assert.doesNotMatch(line, /CELERY_BROKER_URL/, "--broker was given");
+  assert.match(line, /--allow-env\b/);
+  assert.match(line, /localhost .*--allow-sys=hostname/);
+  assert.match(line, /\[0, 0, 0\] .*--allow-sys=loadavg/);
+  const granted = ["--allow-read=.", "--allow-env", "--allow-sys=hostname,loadavg"];
+  assert.deepEqual(hints(await narrowWorker(granted)), []);
+});
+
+Deno.test("cli permissions: only what the worker used, at INFO when no connection depends on it", async () => {
+  const deliberate = ["--backend", "kv://:memory:", "-n", "w@box", "--without-heartbeat"];
+  const [line, ...more] = hints(await narrowWorker(["--allow-read=."], deliberate));
+  assert.equal(more.length, 0, "one line");
+  assert.match(line, /\[INF\] .*: CELERY_TIMEZONE, CELERY_DEFAULT_QUEUE not read/);
+  assert.doesNotMatch(line, /hostname|loadavg/, "-n has no %h; --without-heartbeat");
+  assert.deepEqual(hints(await narrowWorker(["--allow-read=.", "--allow-env"], deliberate)), []);
+});
