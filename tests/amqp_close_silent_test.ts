@@ -10,10 +10,11 @@
 import assert from "node:assert/strict";
 import { openRpcBackend } from "../src/backend/rpc.ts";
 import { openAmqpBroker } from "../src/broker/amqp.ts";
-import type { Delivery } from "../src/broker/port.ts";
+import type { Broker, Delivery } from "../src/broker/port.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
+import { settlesWithin } from "./helpers/settles.ts";
 import { createVhost, RABBITMQ_URL } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
@@ -30,16 +31,18 @@ function proxied(): { proxy: LossyProxy; url: string } {
   };
 }
 
-/** Whether `p` settles within 20 s. */
-async function settlesWithin20s(p: Promise<unknown>): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return await Promise.race([
-    p.then(() => true, () => true),
-    new Promise<false>((res) => timer = setTimeout(() => res(false), 20_000)),
-  ]).finally(() => clearTimeout(timer));
-}
-
 const textOf = (d: Delivery) => JSON.parse(new TextDecoder().decode(d.body)) as string;
+
+/** Publish a and b to `q`, take both, acknowledge a: b is left unacknowledged. */
+async function takeBothAckA(broker: Broker, q: string): Promise<void> {
+  await broker.declareQueue(q);
+  for (const t of ["a", "b"]) await broker.publish(message(t), { routingKey: q });
+  const got: Delivery[] = [];
+  while (got.length < 2) {
+    got.push(...await broker.take([q], { max: 2, signal: AbortSignal.timeout(10_000) }));
+  }
+  await broker.ack(got.filter((d) => textOf(d) === "a"));
+}
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({
@@ -56,16 +59,10 @@ test("on a silent server the broker's close() ends, and the delivery left unackn
   const direct = await openAmqpBroker(vhost!.url(), fast);
   const q = uniqueQueue("close-silent");
   try {
-    await broker.declareQueue(q);
-    for (const t of ["a", "b"]) await broker.publish(message(t), { routingKey: q });
-    const got: Delivery[] = [];
-    while (got.length < 2) {
-      got.push(...await broker.take([q], { max: 2, signal: AbortSignal.timeout(10_000) }));
-    }
-    await broker.ack(got.filter((d) => textOf(d) === "a"));
+    await takeBothAckA(broker, q);
     proxy.holdReplies();
     assert.ok(
-      await settlesWithin20s(broker.close()),
+      await settlesWithin(broker.close(), 20_000),
       "close() still waiting 20 s after the server stopped answering",
     );
     proxy.cut();
@@ -84,13 +81,7 @@ test("an acknowledgement sent just before close() is kept (a live server)", asyn
   const direct = await openAmqpBroker(vhost!.url(), fast);
   const q = uniqueQueue("close-ack");
   try {
-    await broker.declareQueue(q);
-    for (const t of ["a", "b"]) await broker.publish(message(t), { routingKey: q });
-    const got: Delivery[] = [];
-    while (got.length < 2) {
-      got.push(...await broker.take([q], { max: 2, signal: AbortSignal.timeout(10_000) }));
-    }
-    await broker.ack(got.filter((d) => textOf(d) === "a"));
+    await takeBothAckA(broker, q);
     await broker.close();
     const back = await direct.take([q], { max: 2, signal: AbortSignal.timeout(15_000) });
     assert.deepEqual(back.map(textOf), ["b"], "a, acknowledged, is not delivered again");
@@ -112,7 +103,7 @@ test("on a silent server the rpc:// backend's close() ends", async () => {
     waiting.catch(() => {});
     proxy.holdReplies();
     assert.ok(
-      await settlesWithin20s(backend.close()),
+      await settlesWithin(backend.close(), 20_000),
       "close() still waiting 20 s after the server stopped answering",
     );
     await assert.rejects(waiting);

@@ -102,6 +102,41 @@ Deno.test("canvas outcome: follow-ups go out in order, in batches of at most 1,0
   assert.deepEqual(ids.slice(0, 2), out.publishes.slice(0, 2).map((p) => p.taskId));
 });
 
+Deno.test("canvas outcome: a batch goes out once the one before it is answered; a failed one stops the rest", async () => {
+  const members = Array.from({ length: 3_500 }, (_, i): SignatureDict => ({
+    task: "t.add",
+    args: [],
+    kwargs: {},
+    options: { task_id: `m-${i}` },
+    subtask_type: null,
+    immutable: false,
+  }));
+  const embed: Embed = {
+    callbacks: null,
+    errbacks: null,
+    chain: [groupSignature(members)],
+    chord: null,
+  };
+  const out = succeeded(embed);
+  const steps: string[] = [];
+  let calls = 0;
+  const publishing = publishAll(out.publishes, {
+    backend: null,
+    publish: () => Promise.reject(new Error("batches only")),
+    publishMany: async (batch) => {
+      const n = ++calls;
+      steps.push(`start ${n} ${batch[0].message.headers.id}`);
+      // Answered after a few turns of the event loop: the next batch is encoded meanwhile.
+      for (let i = 0; i < 3; i++) await new Promise((r) => setTimeout(r, 0));
+      steps.push(`end ${n}`);
+      if (n === 2) throw new Error("connection lost");
+    },
+  });
+  await assert.rejects(publishing, /connection lost/);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(steps, ["start 1 m-0", "end 1", "start 2 m-1000", "end 2"]);
+});
+
 Deno.test("canvas outcome: a chord header member that cannot be encoded fails the chord instead of leaving it waiting", async () => {
   const sig = (task: string, id: string, args: unknown[] = []): SignatureDict => ({
     task,

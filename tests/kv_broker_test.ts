@@ -5,6 +5,7 @@ import { KV_MAX_MESSAGE_BYTES } from "../src/broker/kv_message.ts";
 import { openSharedKv, parseKvUrl } from "../src/broker/kv_store.ts";
 import type { Broker, Delivery } from "../src/broker/port.ts";
 import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
+import { KV_PUBLISH_SCRIPT } from "./helpers/kv_scripts.ts";
 import { runDenoScript } from "./helpers/procs.ts";
 
 const dir = Deno.makeTempDirSync({ prefix: "celeriac-kv-broker-" });
@@ -312,21 +313,7 @@ Deno.test("kv broker: a take wakes up when another process publishes to the same
   const b = await openKvBroker(url);
   const q = uniqueQueue("xproc");
   const script = `${dir}/publish.ts`;
-  Deno.writeTextFileSync(
-    script,
-    `import { openKvBroker } from ${JSON.stringify(import.meta.resolve("../src/broker/kv.ts"))};
-const [url, queue] = Deno.args;
-const broker = await openKvBroker(url);
-await broker.publish({
-  body: new TextEncoder().encode('"from another process"'),
-  contentType: "application/json",
-  contentEncoding: "utf-8",
-  headers: { task: "x", id: "child" },
-  properties: {},
-}, { routingKey: queue });
-await broker.close();
-`,
-  );
+  Deno.writeTextFileSync(script, KV_PUBLISH_SCRIPT);
   try {
     const pending = b.take([q], { max: 1, signal: AbortSignal.timeout(15_000) });
     await runDenoScript(script, [url, q]);

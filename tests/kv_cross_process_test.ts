@@ -16,30 +16,9 @@
 import assert from "node:assert/strict";
 import { openKvBroker } from "../src/broker/kv.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
+import { KV_PUBLISH_SCRIPT, KV_TAKE_SCRIPT } from "./helpers/kv_scripts.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const BROKER = JSON.stringify(new URL("../src/broker/kv.ts", import.meta.url).href);
-
-const PUBLISH = `import { openKvBroker } from ${BROKER};
-const [url, queue] = Deno.args;
-const broker = await openKvBroker(url);
-await broker.publish({
-  body: new TextEncoder().encode('"from another process"'),
-  contentType: "application/json",
-  contentEncoding: "utf-8",
-  headers: { task: "x", id: "child" },
-  properties: {},
-}, { routingKey: queue });
-await broker.close();
-`;
-
-const TAKE = `import { openKvBroker } from ${BROKER};
-const [url, queue] = Deno.args;
-const broker = await openKvBroker(url);
-const got = await broker.take([queue], { max: 1, signal: AbortSignal.timeout(3_000) });
-console.log(got.map((d) => JSON.parse(new TextDecoder().decode(d.body))).join(","));
-await broker.close();
-`;
 
 async function runScript(dir: string, name: string, source: string, args: string[]) {
   const script = `${dir}/${name}.ts`;
@@ -63,12 +42,12 @@ Deno.test("kv: writes after another process opened and closed the file reach oth
       const inbox = uniqueQueue("inbox");
       const outbox = uniqueQueue("outbox");
       const waiting = broker.take([inbox], { max: 1, signal: AbortSignal.timeout(15_000) });
-      await runScript(dir, "publish", PUBLISH, [url, inbox]);
+      await runScript(dir, "publish", KV_PUBLISH_SCRIPT, [url, inbox]);
       const got = await waiting;
       assert.equal(got.length, 1, `round ${round}: the waiting take was not woken`);
       await broker.ack(got);
       await broker.publish(message("from the waiting process"), { routingKey: outbox });
-      const seen = await runScript(dir, "take", TAKE, [url, outbox]);
+      const seen = await runScript(dir, "take", KV_TAKE_SCRIPT, [url, outbox]);
       assert.equal(seen, "from the waiting process", `round ${round}: not seen by another process`);
     }
   } finally {

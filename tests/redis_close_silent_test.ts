@@ -12,6 +12,7 @@ import { openRedisBroker } from "../src/broker/redis.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
+import { settlesWithin } from "./helpers/settles.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -41,19 +42,10 @@ Deno.test({
   }
 });
 
-/** Whether `p` settles within 20 s. */
-async function settlesWithin20s(p: Promise<unknown>): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return await Promise.race([
-    p.then(() => true, () => true),
-    new Promise<false>((res) => timer = setTimeout(() => res(false), 20_000)),
-  ]).finally(() => clearTimeout(timer));
-}
-
 /** Close `broker`; fail when that is still waiting after 20 s. */
 async function closesWithin20s(broker: { close(): Promise<void> }): Promise<void> {
   assert.ok(
-    await settlesWithin20s(broker.close()),
+    await settlesWithin(broker.close(), 20_000),
     "close() still waiting 20 s after the server stopped answering",
   );
 }
@@ -132,7 +124,7 @@ Deno.test({
     storing.catch(() => {});
     await closesWithin20s(backend);
     await assert.rejects(waiting, { name: "AbortError" });
-    assert.ok(await settlesWithin20s(storing), "the store still retrying 20 s after close()");
+    assert.ok(await settlesWithin(storing, 20_000), "the store still retrying 20 s after close()");
     await assert.rejects(storing);
   } finally {
     proxy.close();

@@ -10,7 +10,13 @@ import { BrokerConnectionError } from "../src/broker/errors.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { RedisReplyError } from "../src/broker/resp_reader.ts";
 import { RedisConnectionError } from "../src/broker/resp_connection.ts";
-import { respFailure, RespScript, RespScripts, stringArray } from "../src/broker/resp_scripts.ts";
+import {
+  replyTimeoutOf,
+  respFailure,
+  RespScript,
+  RespScripts,
+  stringArray,
+} from "../src/broker/resp_scripts.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { PrivateRedis } from "./helpers/private_redis.ts";
@@ -178,6 +184,48 @@ test("a reply lost in a cut fails the call; the next waits for the reconnect", a
     proxy.close();
     await redis.quit();
     await deleteKeys(prefix);
+  }
+});
+
+test("?socket_timeout= bounds the wait for a reply: the waiting call fails", async () => {
+  const prefix = uniquePrefix("resp-timeout");
+  const target = new URL(REDIS_URL);
+  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
+  const conn = open(`redis://127.0.0.1:${proxy.port}${target.pathname}?socket_timeout=0.5`);
+  const script = fresh("return redis.call('INCR', KEYS[1])");
+  try {
+    assert.equal(await conn.evalScript(script, [prefix + "n"], [], Number), 1);
+    proxy.holdReplies();
+    const waiting = conn.evalScript(script, [prefix + "n"], [], Number);
+    waiting.catch(() => {});
+    // The default (30 s) would still be waiting when this gives up.
+    const timer = new Promise<"still waiting">((res) =>
+      setTimeout(() => res("still waiting"), 10_000)
+    );
+    const outcome = await Promise.race([waiting.then(() => "replied", (e) => e), timer]);
+    assert.ok(outcome instanceof BrokerConnectionError, `got ${outcome}`);
+  } finally {
+    await conn.close();
+    proxy.close();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test("RESP scripts: ?socket_timeout= is read in seconds; a bad one says what to write", () => {
+  const at = (q: string) => {
+    const url = `redis://:secret@127.0.0.1:6379/0${q}`;
+    return replyTimeoutOf(parseRedisUrl(url), url);
+  };
+  assert.equal(at(""), undefined);
+  assert.equal(at("?socket_timeout=2.5"), 2500);
+  assert.equal(at("?socket_timeout=0.0001"), 1);
+  for (const bad of ["0", "-1", "abc", "", "Infinity"]) {
+    assert.throws(() => at(`?socket_timeout=${bad}`), (e: Error) => {
+      assert.equal(e.name, "TypeError");
+      assert.match(e.message, /socket_timeout=10/);
+      assert.doesNotMatch(e.message, /secret/);
+      return true;
+    }, bad);
   }
 });
 

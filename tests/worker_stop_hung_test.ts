@@ -14,17 +14,9 @@ import { Celery } from "../mod.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
+import { settlesWithin } from "./helpers/settles.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
-
-/** Whether `p` settles within `ms`. */
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return await Promise.race([
-    p.then(() => true, () => true),
-    new Promise<false>((res) => timer = setTimeout(() => res(false), ms)),
-  ]).finally(() => clearTimeout(timer));
-}
 
 Deno.test({
   name: "worker.stop() against a Redis that stopped answering ends; what it sent was run",
@@ -37,7 +29,7 @@ Deno.test({
   const target = parseRedisUrl(REDIS_URL);
   const proxy = LossyProxy.start({ hostname: target.host, port: target.port });
   const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
-  const url = `redis://127.0.0.1:${proxy.port}/${target.db}${query}`;
+  const url = `redis://127.0.0.1:${proxy.port}/${target.db}${query}&socket_timeout=3`;
   const app = new Celery({ broker: url, backend: url, outageRetryLimit: 2 });
   const release = Promise.withResolvers<void>();
   const started = Promise.withResolvers<void>();
@@ -56,9 +48,9 @@ Deno.test({
     await started.promise;
     proxy.holdReplies();
     release.resolve();
-    // The reply timeout (30 s) and the outage limit (2 s) bound the settling; the rest is
-    // waited for 2 s a step. Before, stop() waited for the take record until the broker
-    // closed, which app.close() does after it.
+    // The reply timeout (socket_timeout, 3 s here) and the outage limit (2 s) bound the
+    // settling; the rest is waited for 2 s a step. Before, stop() waited for the take record
+    // until the broker closed, which app.close() does after it.
     assert.ok(await settlesWithin(worker.stop(), 120_000), "worker.stop() still waiting");
     assert.ok(await settlesWithin(app.close(), 30_000), "app.close() still waiting");
     proxy.cut();

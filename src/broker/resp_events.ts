@@ -11,7 +11,7 @@
 import type { RedisUrlOptions } from "./redis_url.ts";
 import { RespConnection, type RespConnectionOptions } from "./resp_connection.ts";
 import type { RespValue } from "./resp_reader.ts";
-import { respFailure, respOptions } from "./resp_scripts.ts";
+import { replyTimeoutOf, respFailure, respOptions } from "./resp_scripts.ts";
 
 const utf8 = new TextEncoder();
 /**
@@ -75,7 +75,7 @@ export class RespEvents {
     this.#rawUrl = rawUrl;
     this.#settings = respOptions(url, rawUrl);
     this.#keepAlive = {
-      replyTimeoutMs: options.replyTimeoutMs ?? 30_000,
+      replyTimeoutMs: options.replyTimeoutMs ?? replyTimeoutOf(url, rawUrl) ?? 30_000,
       pingEveryMs: options.pingEveryMs ?? 25_000,
     };
   }

@@ -16,7 +16,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { BrokerConnectionError } from "./errors.ts";
+import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import { describeRedisFailure } from "./redis_connection.ts";
 import type { RedisUrlOptions } from "./redis_url.ts";
 import {
@@ -53,6 +53,37 @@ export function respOptions(url: RedisUrlOptions, rawUrl: string): RespConnectio
     db: url.db,
     label: rawUrl,
   };
+}
+
+/**
+ * The reply timeout a Redis URL sets with `?socket_timeout=<seconds>`
+ * (redis-py's and Celery's name for it), in ms, or `undefined` when it sets
+ * none. Commands left that long without a reply drop the connection.
+ *
+ * @example
+ * ```ts
+ * import { replyTimeoutOf } from "./resp_scripts.ts";
+ * import { parseRedisUrl } from "./redis_url.ts";
+ * const url = "redis://127.0.0.1:6379/0?socket_timeout=5";
+ * replyTimeoutOf(parseRedisUrl(url), url); // 5000
+ * ```
+ *
+ * @param url the parsed URL
+ * @param rawUrl the URL text, for the error
+ * @returns milliseconds, or `undefined`
+ * @throws {TypeError} when `socket_timeout` is not a positive number of seconds
+ */
+export function replyTimeoutOf(url: RedisUrlOptions, rawUrl: string): number | undefined {
+  const text = url.query.socket_timeout;
+  if (text === undefined) return undefined;
+  const seconds = Number(text);
+  if (text.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
+    throw new TypeError(
+      `Invalid socket_timeout "${text}" in "${maskPassword(rawUrl)}": ` +
+        "use a positive number of seconds, e.g. ?socket_timeout=10",
+    );
+  }
+  return Math.ceil(seconds * 1000);
 }
 
 /**
@@ -129,7 +160,7 @@ export interface RespScriptsOptions {
    * Commands waiting this long without any reply, ms, drop the connection
    * (a server gone without closing it; ioredis' sockets have TCP keep-alive
    * after 30 s for this). Time this process's own event loop was blocked
-   * does not count. Default 30000.
+   * does not count. Default the URL's `?socket_timeout=` (seconds), else 30000.
    */
   replyTimeoutMs?: number;
 }
@@ -169,7 +200,7 @@ export class RespScripts {
       ...respOptions(url, rawUrl),
       maxDelayMs: options.maxDelayMs ?? 500,
       waitForReconnect: true,
-      replyTimeoutMs: options.replyTimeoutMs ?? 30_000,
+      replyTimeoutMs: options.replyTimeoutMs ?? replyTimeoutOf(url, rawUrl) ?? 30_000,
     };
     this.#conn = new RespConnection({
       ...this.#settings,

@@ -191,50 +191,88 @@ async function storeUnsendable(
   if (joins.length) await joinChords(joins, io);
 }
 
+/** A run of follow-ups, encoded: what goes out together, and what could not be encoded. */
+interface EncodedRun {
+  /** Index of the run's first follow-up. */
+  start: number;
+  /** Index after its last. */
+  end: number;
+  batch: Publication[];
+  unsendable: { out: Outgoing; err: Error }[];
+}
+
+/**
+ * Encode the run of follow-ups from `start`: up to `VALUES_PER_COMMAND`,
+ * ending before the next follow-up whose chord sizes must be stored first.
+ */
+function encodeRun(publishes: readonly Outgoing[], start: number): EncodedRun {
+  let end = start + 1;
+  while (
+    end < publishes.length && end - start < VALUES_PER_COMMAND &&
+    !publishes[end].chordSizes?.length
+  ) end++;
+  const batch: Publication[] = [];
+  const unsendable: { out: Outgoing; err: Error }[] = [];
+  for (let j = start; j < end; j++) {
+    // Encoded here, not when the task settled: an error must not stop the rest of the settlement.
+    try {
+      batch.push({ message: messageOf(publishes[j]), target: publishes[j].target });
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      unsendable.push({ out: publishes[j], err: e });
+    }
+  }
+  return { start, end, batch, unsendable };
+}
+
+async function storeChordSizes(out: Outgoing, io: CanvasIo): Promise<void> {
+  for (const { groupId, size } of out.chordSizes ?? []) {
+    if (!io.backend?.setChordSize) {
+      log.error("Chord {group} not started: the result backend cannot join chords", {
+        group: groupId,
+      });
+      continue;
+    }
+    await io.backend.setChordSize(groupId, size);
+  }
+}
+
+function sendRun(batch: readonly Publication[], io: CanvasIo): Promise<void> {
+  return batch.length > 1 && io.publishMany
+    ? io.publishMany(batch)
+    : publishInOrder(batch, (message, target) => io.publish(message, target));
+}
+
 /**
  * Publish follow-ups in order, storing chord sizes first where a follow-up
  * starts a chord. Runs of follow-ups go out in batches of up to
  * `VALUES_PER_COMMAND`, each encoded just before it is sent: a group of
  * 200,000 members costs 200 round trips instead of 200,000, and the event
- * loop runs between batches (while each is sent) instead of waiting for
- * all of them to be encoded. A follow-up whose message cannot be encoded
- * is not sent: it gets a FAILURE with the error, and the others go on.
+ * loop runs between batches instead of waiting for all of them to be
+ * encoded. The next batch is encoded while one is on its way (one turn of
+ * the event loop lets its write start): at most one batch is in flight, and
+ * one is sent only once the one before it is answered, so they stay in
+ * order and a failed batch stops the rest. A follow-up whose message cannot
+ * be encoded is not sent: it gets a FAILURE with the error, and the others
+ * go on.
  *
  * @param publishes the messages
  * @param io backend and publisher
  */
 export async function publishAll(publishes: readonly Outgoing[], io: CanvasIo): Promise<void> {
-  let i = 0;
-  while (i < publishes.length) {
-    for (const { groupId, size } of publishes[i].chordSizes ?? []) {
-      if (!io.backend?.setChordSize) {
-        log.error("Chord {group} not started: the result backend cannot join chords", {
-          group: groupId,
-        });
-        continue;
-      }
-      await io.backend.setChordSize(groupId, size);
+  let next = publishes.length > 0 ? encodeRun(publishes, 0) : null;
+  while (next !== null) {
+    const run = next;
+    await storeChordSizes(publishes[run.start], io);
+    const sending = sendRun(run.batch, io);
+    next = null;
+    if (run.end < publishes.length) {
+      // Its write goes out in this turn; the next batch is encoded meanwhile.
+      await Promise.race([sending, new Promise((r) => setTimeout(r, 0))]);
+      next = encodeRun(publishes, run.end);
     }
-    // A batch ends before the next follow-up whose chord sizes must be stored first.
-    let end = i + 1;
-    while (
-      end < publishes.length && end - i < VALUES_PER_COMMAND && !publishes[end].chordSizes?.length
-    ) end++;
-    const batch: Publication[] = [];
-    const unsendable: { out: Outgoing; err: Error }[] = [];
-    for (let j = i; j < end; j++) {
-      // Encoded here, not when the task settled: an error must not stop the rest of the settlement.
-      try {
-        batch.push({ message: messageOf(publishes[j]), target: publishes[j].target });
-      } catch (err) {
-        const e = err instanceof Error ? err : new Error(String(err));
-        unsendable.push({ out: publishes[j], err: e });
-      }
-    }
-    if (batch.length > 1 && io.publishMany) await io.publishMany(batch);
-    else await publishInOrder(batch, (message, target) => io.publish(message, target));
-    if (unsendable.length) await storeUnsendable(unsendable, io);
-    i = end;
+    await sending;
+    if (run.unsendable.length) await storeUnsendable(run.unsendable, io);
   }
 }
 
