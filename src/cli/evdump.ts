@@ -16,6 +16,7 @@
 import { EVENT_FLOAT_FIELDS, localUtcOffset } from "../protocol/events.ts";
 import type { CeleryEvent } from "../protocol/events.ts";
 import { pyJsonFloat } from "../protocol/json.ts";
+import { pyRepr } from "../protocol/repr.ts";
 
 /** Celery's names for worker events (others: the type, hyphens as spaces). */
 const HUMAN_TYPES: Record<string, string> = {
@@ -30,21 +31,9 @@ const NAMES_KEPT = 0xfff;
 /** Celery's receiver gives a client's `task-sent` its own clock less one (clients never sync). */
 const CLIENT_CLOCK_SKEW = -1;
 
-function pyQuote(s: string): string {
-  const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
-  const body = s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/\r/g, "\\r")
-    .replace(/\t/g, "\\t");
-  return quote + (quote === "'" ? body.replace(/'/g, "\\'") : body) + quote;
-}
-
-function pyRepr(v: unknown): string {
-  if (typeof v === "string") return pyQuote(v);
-  return pyStr(v);
-}
-
 /**
- * Python's `str()` of a value decoded from JSON: `None`, `True` / `False`,
- * strings as they are, and lists and dicts with their items' `repr()`.
+ * Python's `str()` of a value decoded from JSON: strings as they are,
+ * anything else its `repr()` (`None`, `True` / `False`, lists and dicts).
  *
  * @example
  * ```ts
@@ -56,15 +45,7 @@ function pyRepr(v: unknown): string {
  * @returns what Python would print
  */
 export function pyStr(v: unknown): string {
-  if (v === null || v === undefined) return "None";
-  if (v === true) return "True";
-  if (v === false) return "False";
-  if (typeof v === "string") return v;
-  if (Array.isArray(v)) return `[${v.map(pyRepr).join(", ")}]`;
-  if (typeof v === "object") {
-    return `{${Object.entries(v).map(([k, x]) => `${pyQuote(k)}: ${pyRepr(x)}`).join(", ")}}`;
-  }
-  return String(v);
+  return typeof v === "string" ? v : pyRepr(v);
 }
 
 /** Python's `str()` of a float: `2.0`, `1e-05`, `nan`, `inf`. */
