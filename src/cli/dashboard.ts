@@ -10,6 +10,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import { Dashboard } from "../dashboard/server.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
+import { granted } from "./permissions.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -117,7 +118,7 @@ export function applyNice(value: string | undefined): void {
     throw new TypeError(`--nice needs a whole number 0..19, got "${value}"`);
   }
   if (n === 0) return;
-  if (Deno.permissions.querySync({ name: "sys", kind: "setPriority" }).state !== "granted") {
+  if (!granted({ name: "sys", kind: "setPriority" })) {
     log.info(
       "Running at normal CPU priority: grant --allow-sys=setPriority to let the dashboard " +
         "yield the CPU to workers on this host (--nice 0 to keep it and silence this)",
@@ -155,7 +156,7 @@ export function applyNice(value: string | undefined): void {
  */
 function processThreads(): number[] {
   const dir = "/proc/self/task";
-  if (Deno.permissions.querySync({ name: "read", path: dir }).state !== "granted") return [];
+  if (!granted({ name: "read", path: dir })) return [];
   try {
     return [...Deno.readDirSync(dir)].map((e) => Number(e.name));
   } catch {

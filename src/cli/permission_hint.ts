@@ -12,6 +12,8 @@
  * @module
  */
 
+import { granted } from "./permissions.ts";
+
 /**
  * What the worker used that a permission may have kept from it.
  *
@@ -64,8 +66,4 @@ export function permissionHint(
     level: connection ? "warning" : "info",
     message: `Deno permissions: ${parts.join("; ")}`,
   };
-}
-
-function granted(descriptor: Deno.PermissionDescriptor): boolean {
-  return Deno.permissions.querySync(descriptor).state === "granted";
 }

@@ -7,6 +7,7 @@
 
 import { parseAutoscale } from "../worker/autoscale_policy.ts";
 import type { WorkerOptions } from "../worker/worker_options.ts";
+import { grantedEnv } from "./permissions.ts";
 
 type ScaleOptions = Pick<WorkerOptions, "autoscale" | "etaTaskLimit" | "softShutdownTimeout">;
 
@@ -96,7 +97,5 @@ export function scaleWorkerOptions(values: Record<string, unknown>): ScaleOption
 
 /** Celery's `AUTOSCALE_KEEPALIVE` environment variable, when set and readable without a prompt. */
 function keepaliveEnv(): string | undefined {
-  const variable = "AUTOSCALE_KEEPALIVE";
-  if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return undefined;
-  return Deno.env.get(variable) || undefined;
+  return grantedEnv("AUTOSCALE_KEEPALIVE") || undefined;
 }

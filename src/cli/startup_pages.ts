@@ -23,6 +23,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { granted } from "./permissions.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -109,10 +110,6 @@ export function cleanImageMappings(smaps: string, executable: string): CleanMapp
   return image
     .filter((m) => m.perms[1] !== "w" && m.anonymous === 0 && m.swapped === 0 && m.residentKiB > 0)
     .map(({ start, end, residentKiB }) => ({ start, end, residentKiB }));
-}
-
-function granted(descriptor: Deno.PermissionDescriptor): boolean {
-  return Deno.permissions.querySync(descriptor).state === "granted";
 }
 
 /**

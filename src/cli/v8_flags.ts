@@ -63,6 +63,8 @@
  * @module
  */
 
+import { granted } from "./permissions.ts";
+
 /**
  * V8 flags the worker runs with unless told otherwise: a 1 MiB
  * young-generation semi-space, no allocation-site pretenuring, built-ins
@@ -166,10 +168,6 @@ export function planV8Flags(input: V8FlagsInput): V8FlagsPlan {
     ),
   );
   return { restart: true, flags, denoV8Flags, env };
-}
-
-function granted(descriptor: Deno.PermissionDescriptor): boolean {
-  return Deno.permissions.querySync(descriptor).state === "granted";
 }
 
 function cString(s: string): Uint8Array<ArrayBuffer> {

@@ -29,6 +29,7 @@ import { reliabilityOptions } from "./reliability.ts";
 import { scaleWorkerOptions } from "./scale_flags.ts";
 import { startReleasingPages } from "./startup_pages.ts";
 import { DEFAULT_V8_FLAGS, V8_FLAGS_ENV } from "./v8_flags.ts";
+import { grantedEnv } from "./permissions.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -69,25 +70,16 @@ export function logV8Flags(skipped: string | undefined): void {
     log.debug(
       "V8 flags {flags}, MALLOC_ARENA_MAX={arenas} (the worker's defaults; {env}= turns them off)",
       {
-        flags: envOr("DENO_V8_FLAGS", ""),
-        arenas: envOr("MALLOC_ARENA_MAX", "unset"),
+        flags: grantedEnv("DENO_V8_FLAGS") ?? "",
+        arenas: grantedEnv("MALLOC_ARENA_MAX") ?? "unset",
         env: V8_FLAGS_ENV,
       },
     );
   } else {
     log.debug("V8 flags: not started over with {defaults}: {skipped}", {
-      defaults: envOr(V8_FLAGS_ENV, DEFAULT_V8_FLAGS),
+      defaults: grantedEnv(V8_FLAGS_ENV) ?? DEFAULT_V8_FLAGS,
       skipped,
     });
-  }
-}
-
-/** An environment variable, or `fallback` when it is unset or may not be read (no --allow-env). */
-function envOr(name: string, fallback: string): string {
-  try {
-    return Deno.env.get(name) ?? fallback;
-  } catch {
-    return fallback;
   }
 }
 

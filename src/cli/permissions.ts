@@ -1,0 +1,39 @@
+/**
+ * Deno permission checks of the command line, asked without a prompt:
+ * what is not granted is done without (and said so where it matters).
+ *
+ * @module
+ */
+
+/**
+ * Whether a permission is granted (a prompt or a denial both count as no).
+ *
+ * @example
+ * ```ts ignore
+ * import { granted } from "./permissions.ts";
+ * granted({ name: "sys", kind: "hostname" }); // false without --allow-sys=hostname
+ * ```
+ *
+ * @param descriptor the permission
+ * @returns true when granted
+ */
+export function granted(descriptor: Deno.PermissionDescriptor): boolean {
+  return Deno.permissions.querySync(descriptor).state === "granted";
+}
+
+/**
+ * An environment variable, when reading it is granted (never a prompt);
+ * `undefined` when it is unset or not granted.
+ *
+ * @example
+ * ```ts ignore
+ * import { grantedEnv } from "./permissions.ts";
+ * grantedEnv("DENO_V8_FLAGS") ?? ""; // "" without --allow-env
+ * ```
+ *
+ * @param variable the variable's name
+ * @returns its value, or `undefined`
+ */
+export function grantedEnv(variable: string): string | undefined {
+  return granted({ name: "env", variable }) ? Deno.env.get(variable) : undefined;
+}
