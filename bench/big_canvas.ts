@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import { type AsyncResult, chain, group } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { BACKEND_DB, BROKER_DB } from "./redis_workload.ts";
+import { StallMeter } from "./stall_meter.ts";
 import { app, noop } from "./tasks.ts";
 
 /** What one run measured. */
@@ -38,36 +39,6 @@ export interface BigCanvasResult {
   longestStallMs: number;
   /** Longest stall, ms, during `applyAsync`. */
   applyStallMs: number;
-}
-
-const TICK_MS = 10;
-
-/** Records how late a repeating timer fires: the event loop's stalls. */
-class StallMeter {
-  #last = performance.now();
-  #timer: ReturnType<typeof setInterval>;
-  longest = 0;
-
-  constructor() {
-    this.#timer = setInterval(() => {
-      const now = performance.now();
-      this.longest = Math.max(this.longest, now - this.#last - TICK_MS);
-      this.#last = now;
-    }, TICK_MS);
-  }
-
-  /** The longest stall so far, and start over. */
-  take(): number {
-    const now = performance.now();
-    const longest = Math.max(this.longest, now - this.#last - TICK_MS);
-    this.longest = 0;
-    this.#last = now;
-    return longest;
-  }
-
-  stop(): void {
-    clearInterval(this.#timer);
-  }
 }
 
 /**

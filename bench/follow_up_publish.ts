@@ -24,6 +24,7 @@ import { planCanvas } from "../src/protocol/canvas.ts";
 import { publishAll } from "../src/worker/chords.ts";
 import { successFollowUps } from "../src/worker/follow_ups.ts";
 import { withVhost } from "./rabbitmq.ts";
+import { StallMeter } from "./stall_meter.ts";
 import { BROKER_DB } from "./redis_workload.ts";
 import { noop } from "./tasks.ts";
 
@@ -63,13 +64,7 @@ export async function runFollowUpPublish(url: string, n: number): Promise<Follow
   const many = broker.publishMany?.bind(broker);
   try {
     await broker.declareQueue(queue);
-    let longest = 0;
-    let last = performance.now();
-    const timer = setInterval(() => {
-      const now = performance.now();
-      longest = Math.max(longest, now - last - 10);
-      last = now;
-    }, 10);
+    const meter = new StallMeter();
     const cpu = cpuUsage();
     const start = performance.now();
     await publishAll(f.publishes, {
@@ -79,7 +74,8 @@ export async function runFollowUpPublish(url: string, n: number): Promise<Follow
     });
     const seconds = (performance.now() - start) / 1000;
     const used = cpuUsage(cpu);
-    clearInterval(timer);
+    const longestStallMs = meter.take();
+    meter.stop();
     const depth = await broker.queueDepth(queue);
     if (depth !== n) throw new Error(`expected ${n} messages in ${queue}, found ${depth}`);
     return {
@@ -87,7 +83,7 @@ export async function runFollowUpPublish(url: string, n: number): Promise<Follow
       seconds,
       cpuSeconds: (used.user + used.system) / 1e6,
       membersPerSecond: n / seconds,
-      longestStallMs: Math.max(longest, performance.now() - last - 10),
+      longestStallMs,
     };
   } finally {
     await broker.purge(queue);
