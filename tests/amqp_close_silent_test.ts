@@ -15,21 +15,11 @@ import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { settlesWithin } from "./helpers/settles.ts";
-import { createVhost, RABBITMQ_URL } from "./helpers/rabbitmq.ts";
+import { createVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
 const vhost = WITHOUT_RABBITMQ ? null : await createVhost("close-silent");
-const target = new URL(RABBITMQ_URL);
 const fast = { backoff: { initialMs: 50, maxMs: 500 }, publishTimeout: 5 };
-
-/** A proxy to RabbitMQ and the URL of the test vhost through it. */
-function proxied(): { proxy: LossyProxy; url: string } {
-  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 5672) });
-  return {
-    proxy,
-    url: `amqp://guest:guest@127.0.0.1:${proxy.port}/${encodeURIComponent(vhost!.name)}`,
-  };
-}
 
 const textOf = (d: Delivery) => JSON.parse(new TextDecoder().decode(d.body)) as string;
 
@@ -54,7 +44,7 @@ const test = (name: string, fn: () => Promise<void>) =>
   }, fn);
 
 test("on a silent server the broker's close() ends, and the delivery left unacknowledged comes back", async () => {
-  const { proxy, url } = proxied();
+  const { proxy, url } = LossyProxy.before(vhost!.url());
   const broker = await openAmqpBroker(url, fast);
   const direct = await openAmqpBroker(vhost!.url(), fast);
   const q = uniqueQueue("close-silent");
@@ -92,7 +82,7 @@ test("an acknowledgement sent just before close() is kept (a live server)", asyn
 });
 
 test("on a silent server the rpc:// backend's close() ends", async () => {
-  const { proxy, url } = proxied();
+  const { proxy, url } = LossyProxy.before(vhost!.url());
   const backend = await openRpcBackend("rpc://", { brokerUrl: url, ...fast });
   try {
     const id = crypto.randomUUID();

@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import type { Delivery } from "../src/broker/port.ts";
 import { openRedisBackend } from "../src/backend/redis.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
-import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { settlesWithin } from "./helpers/settles.ts";
@@ -24,10 +23,9 @@ Deno.test({
   sanitizeResources: false,
 }, async () => {
   const prefix = uniquePrefix("close-silent");
-  const target = parseRedisUrl(REDIS_URL);
-  const proxy = LossyProxy.start({ hostname: target.host, port: target.port });
   const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
-  const broker = await openRedisBroker(`redis://127.0.0.1:${proxy.port}/${target.db}${query}`);
+  const { proxy, url } = LossyProxy.before(`${REDIS_URL}${query}`);
+  const broker = await openRedisBroker(url);
   try {
     const q = uniqueQueue("close-silent");
     await broker.publish(message("one"), { routingKey: q });
@@ -60,10 +58,9 @@ Deno.test({
   sanitizeResources: false,
 }, async () => {
   const prefix = uniquePrefix("close-silent-left");
-  const target = parseRedisUrl(REDIS_URL);
-  const proxy = LossyProxy.start({ hostname: target.host, port: target.port });
   const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
-  const broker = await openRedisBroker(`redis://127.0.0.1:${proxy.port}/${target.db}${query}`);
+  const { proxy, url } = LossyProxy.before(`${REDIS_URL}${query}`);
+  const broker = await openRedisBroker(url);
   const other = await openRedisBroker(`${REDIS_URL}${query}&visibility_timeout=1`, {
     restoreInterval: 0.5,
   });
@@ -110,10 +107,9 @@ Deno.test({
   sanitizeResources: false,
 }, async () => {
   const prefix = uniquePrefix("close-silent-backend");
-  const target = parseRedisUrl(REDIS_URL);
-  const proxy = LossyProxy.start({ hostname: target.host, port: target.port });
   const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
-  const backend = await openRedisBackend(`redis://127.0.0.1:${proxy.port}/${target.db}${query}`);
+  const { proxy, url } = LossyProxy.before(`${REDIS_URL}${query}`);
+  const backend = await openRedisBackend(url);
   try {
     const waiting = backend.waitFor(crypto.randomUUID());
     waiting.catch(() => {});

@@ -11,7 +11,6 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { settlesWithin } from "./helpers/settles.ts";
@@ -26,10 +25,8 @@ Deno.test({
   sanitizeResources: false,
 }, async () => {
   const prefix = uniquePrefix("stop-hung");
-  const target = parseRedisUrl(REDIS_URL);
-  const proxy = LossyProxy.start({ hostname: target.host, port: target.port });
   const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
-  const url = `redis://127.0.0.1:${proxy.port}/${target.db}${query}&socket_timeout=3`;
+  const { proxy, url } = LossyProxy.before(`${REDIS_URL}${query}&socket_timeout=3`);
   const app = new Celery({ broker: url, backend: url, outageRetryLimit: 2 });
   const release = Promise.withResolvers<void>();
   const started = Promise.withResolvers<void>();

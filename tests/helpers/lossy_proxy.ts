@@ -30,6 +30,19 @@ export class LossyProxy {
     return new LossyProxy(Deno.listen({ hostname: "127.0.0.1", port: 0 }), target);
   }
 
+  /**
+   * A proxy to the server of a `redis://` or `amqp://` URL, and the same URL
+   * (credentials, path, query) through it.
+   */
+  static before(url: string): { proxy: LossyProxy; url: string } {
+    const u = new URL(url);
+    const port = Number(u.port || (u.protocol.startsWith("amqp") ? 5672 : 6379));
+    const proxy = LossyProxy.start({ hostname: u.hostname, port });
+    u.hostname = "127.0.0.1";
+    u.port = String(proxy.port);
+    return { proxy, url: u.href };
+  }
+
   /** The local port clients connect to. */
   get port(): number {
     return this.#listener.addr.port;
