@@ -116,8 +116,23 @@ export interface SideResult {
   drainTasksPerSecond: number;
   drainTasksPerSecondFromSpawn: number;
   successes: number;
-  /** Round trips (workload B), measured after the drain of the side's own client's tasks. */
+  /**
+   * Round trips (workload B): on Redis, Celeriac's and the raw client's interleaved in rounds on
+   * fresh idle workers after every drain ({@link SideResult.roundtripRounds}); else measured
+   * after the drain of the side's own client's tasks, with that worker.
+   */
   roundtrip: LatencyStats | null;
+  /**
+   * How B was interleaved (Redis, Celeriac and raw): rounds, measured round trips per block,
+   * unmeasured ones before each, and Celeriac's p50 / raw's with the range of the per-round
+   * ratios of block p50s.
+   */
+  roundtripRounds?: {
+    rounds: number;
+    block: number;
+    warm: number;
+    vsRaw?: { p50: number; min: number; max: number };
+  };
   memory: MemoryPeak;
   stoppedWith: string;
   workerOutput: string;
@@ -443,6 +458,8 @@ export async function runSide(
     verify(): Promise<number>;
     /** One Celeriac round trip. */
     call(): Promise<unknown>;
+    /** Whether B follows the drain here (default true; false: measured elsewhere, interleaved). */
+    roundtrips?: boolean;
   },
 ): Promise<SideResult> {
   const n = steps.n ?? opts.tasks;
@@ -492,7 +509,10 @@ export async function runSide(
       );
     }
     let roundtrip: LatencyStats | null = null;
-    if (enqueuedBy === side && steps.n === undefined && opts.roundtrips > 0) {
+    if (
+      enqueuedBy === side && steps.n === undefined && opts.roundtrips > 0 &&
+      steps.roundtrips !== false
+    ) {
       console.log(`[${side}] ${opts.roundtrips} round trips (after ${WARMUP} warm-up)…`);
       roundtrip = latencyStats(await roundTrips(side, opts.roundtrips, env, steps.call));
     }

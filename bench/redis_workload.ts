@@ -12,11 +12,16 @@ import { Redis } from "ioredis";
 import {
   cleanups,
   ENQUEUE_BATCH,
+  latencyStats,
   type Options,
   peerClient,
   pythonClient,
   type Side,
+  startWorker,
+  WARMUP,
 } from "./common.ts";
+import { stopTree } from "./proc.ts";
+import { celeriacTripper, interleaveRoundTrips, p50Ratio, rawTripper } from "./rtt_pair.ts";
 import { app, BENCH_QUEUE, noop, spin } from "./tasks.ts";
 import { runBroker, type SideReport } from "./workloads.ts";
 
@@ -183,7 +188,8 @@ export async function runRedis(opts: Options): Promise<Partial<Record<Side, Side
         others > 0 ? ` (WARNING: ${others} other client(s) use them)` : ""
       }.`,
   );
-  return await runBroker("redis", opts, {
+  const call = async () => await (await noop.delay()).get({ timeout: 30_000 });
+  const out = await runBroker("redis", opts, {
     env,
     reset: async () => void await flush(),
     enqueue: async (client, n, spinMs) => {
@@ -222,6 +228,66 @@ export async function runRedis(opts: Options): Promise<Partial<Record<Side, Side
       await flush();
       return ok;
     },
-    call: async () => await (await noop.delay()).get({ timeout: 30_000 }),
+    call,
+    interleavedB: INTERLEAVED_B,
   });
+  if (opts.roundtrips > 0) await interleavedB(opts, out, env, call, flush);
+  return out;
+}
+
+/** Sides whose B runs interleaved ({@link interleavedB}): Celeriac's, and its target's, raw. */
+const INTERLEAVED_B: readonly Side[] = ["celeriac", "raw"];
+/** Rounds of B (each one block per side); `--roundtrips` is split among them. */
+const B_ROUNDS = 8;
+/** Unmeasured round trips before each block of B. */
+const B_BLOCK_WARMUP = 20;
+/** The raw worker's queue in B, beside Celeriac's `bench` in the same database. */
+const RAW_B_QUEUE = "bench.raw";
+
+/**
+ * Workload B of Celeriac and of the raw client (those of them that ran),
+ * measured alike at the same moments: after every drain, both workers are
+ * started afresh on the emptied databases (raw on its own queue) and stay
+ * up while both clients, kept up too, run {@link B_ROUNDS} rounds of one block
+ * each, in turns (bench/rtt_pair.ts). Measured one after the other, each
+ * after its own drain, the two figures came from different moments of a
+ * shared machine: their ratio moved with whatever else ran then.
+ */
+async function interleavedB(
+  opts: Options,
+  out: Partial<Record<Side, SideReport>>,
+  env: Record<string, string>,
+  call: () => Promise<unknown>,
+  flush: () => Promise<unknown>,
+): Promise<void> {
+  const sides = INTERLEAVED_B.filter((s) => out[s]);
+  if (sides.length === 0) return;
+  const block = Math.ceil(opts.roundtrips / B_ROUNDS);
+  console.log(
+    `[${sides.join("+")}] B: ${B_ROUNDS} rounds of ${block} round trips per side ` +
+      `(+${B_BLOCK_WARMUP} unmeasured each), after ${WARMUP} warm-up, in turns…`,
+  );
+  await flush();
+  const rawEnv = { ...env, BENCH_QUEUE: RAW_B_QUEUE };
+  const workers = sides.map((s) => startWorker(s, opts, s === "raw" ? rawEnv : env));
+  const clients = sides.map((s) =>
+    s === "raw" ? rawTripper(rawEnv) : celeriacTripper("celeriac", call)
+  );
+  try {
+    const r = await interleaveRoundTrips(clients, B_ROUNDS, block, B_BLOCK_WARMUP);
+    const vsRaw = sides.length === 2 ? p50Ratio(r, "celeriac", "raw") : undefined;
+    for (const s of sides) {
+      out[s]!.drain.roundtrip = latencyStats(r.latencies.get(s)!);
+      out[s]!.drain.roundtripRounds = {
+        rounds: B_ROUNDS,
+        block,
+        warm: B_BLOCK_WARMUP,
+        ...(s === "celeriac" && vsRaw ? { vsRaw } : {}),
+      };
+    }
+  } finally {
+    for (const c of clients) await c.close().catch(() => {});
+    for (const w of workers) if (!w.exited) await stopTree(w.child);
+    await flush();
+  }
 }

@@ -170,7 +170,7 @@ export function summaries(broker: BrokerKind, r: Partial<Record<Side, SideReport
         fixed(rt.p99 / rt.p50, 1)
       }x its p50)${
         raw ? `; raw client p50 ${fixed(raw.p50, 3)} ms (${fixed(rt.p50 / raw.p50, 2)}x)` : ""
-      }`,
+      }${interleaving(c.drain.roundtripRounds)}`,
     );
   }
   if (c.enqueue) {
@@ -184,4 +184,11 @@ export function summaries(broker: BrokerKind, r: Partial<Record<Side, SideReport
   if (c.cpu) lines.push(`D CPU-bound: celeriac efficiency ${pct(c.cpu.efficiency)}`);
   lines.push(`A worker peak RSS: celeriac ${mib(c.drain.memory.peakRssKiB)}`);
   return lines.map((l) => `${broker}: ${l}`);
+}
+
+/** How B was measured, when interleaved: rounds, block size, the per-round range of the ratio. */
+function interleaving(r: SideReport["drain"]["roundtripRounds"]): string {
+  if (!r) return "";
+  const range = r.vsRaw ? `; per round ${fixed(r.vsRaw.min, 2)}–${fixed(r.vsRaw.max, 2)}x` : "";
+  return ` [${r.rounds} interleaved rounds of ${r.block}${range}]`;
 }

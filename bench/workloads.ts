@@ -47,6 +47,8 @@ export interface BrokerSteps {
   verify(side: Side): Promise<number>;
   /** One Celeriac round trip. */
   call(): Promise<unknown>;
+  /** Sides whose B is measured after every drain, interleaved, rather than after their own. */
+  interleavedB?: readonly Side[];
 }
 
 /**
@@ -148,6 +150,7 @@ export async function runBroker(
     const drain = await runSide(side, opts, steps.env, {
       ...sideSteps,
       enqueue: (n) => steps.enqueue(side, n),
+      roundtrips: !steps.interleavedB?.includes(side),
     });
     const other = OTHER[side];
     let crossDrain: SideResult | null = null;

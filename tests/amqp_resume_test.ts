@@ -10,7 +10,7 @@ import { backoffDelay } from "../src/broker/amqp_state.ts";
 import type { Delivery } from "../src/broker/port.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
-import { createVhost, RABBITMQ_URL } from "./helpers/rabbitmq.ts";
+import { createVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 import { report } from "./helpers/report.ts";
 
@@ -25,9 +25,7 @@ Deno.test({
   ignore: WITHOUT_RABBITMQ,
 }, async () => {
   const vhost = await createVhost("resume");
-  const target = new URL(RABBITMQ_URL);
-  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 5672) });
-  const viaProxy = vhost.url().replace(`@${target.host}/`, `@127.0.0.1:${proxy.port}/`);
+  const { proxy, url: viaProxy } = LossyProxy.before(vhost.url());
   const consumer = await openAmqpBroker(viaProxy);
   const publisher = await openAmqpBroker(vhost.url());
   const q = uniqueQueue("resume");

@@ -19,7 +19,6 @@ import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
-const target = new URL(REDIS_URL);
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `redis backend reconnect: ${name}`, ignore: WITHOUT_REDIS }, fn);
 
@@ -34,11 +33,9 @@ function success(taskId: string, result: unknown) {
 /** A backend behind its own proxy, one straight to Redis, and a raw client. */
 async function setUp(label: string) {
   const prefix = uniquePrefix(label);
-  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
   const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
-  const viaProxy = await openRedisBackend(
-    `redis://127.0.0.1:${proxy.port}${target.pathname}${query}`,
-  );
+  const { proxy, url: throughProxy } = LossyProxy.before(`${REDIS_URL}${query}`);
+  const viaProxy = await openRedisBackend(throughProxy);
   const direct = await openRedisBackend(`${REDIS_URL}${query}`);
   const r = await rawRedis();
   /** Wait until `n` connections subscribe to the channel of `backend`'s key of `id`. */
@@ -191,8 +188,7 @@ test("an abort ends a wait whose subscription waits for a reconnect", async () =
 });
 
 test("a subscriber whose connection stopped answering while idle is dropped and reconnected", async () => {
-  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
-  const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+  const { proxy, url } = LossyProxy.before(REDIS_URL);
   const scripts = new RespScripts(parseRedisUrl(url), url, { replyTimeoutMs: 200 });
   let ready = 0;
   const channels = respResultChannels(scripts, url, {
@@ -219,8 +215,7 @@ test("a subscriber whose connection stopped answering while idle is dropped and 
 });
 
 test("a channel left while the subscriber reconnects is not subscribed to once it is back", async () => {
-  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
-  const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+  const { proxy, url } = LossyProxy.before(REDIS_URL);
   const scripts = new RespScripts(parseRedisUrl(url), url);
   let ready = 0;
   const channels = respResultChannels(scripts, url, { message: () => {}, ready: () => ready++ });
@@ -259,8 +254,7 @@ test("a channel left while the subscriber reconnects is not subscribed to once i
 });
 
 test("a channel left while the ioredis subscriber (Sentinel, Cluster) cannot reconnect is not subscribed to once it is back", async () => {
-  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
-  const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+  const { proxy, url } = LossyProxy.before(REDIS_URL);
   const client = openRedisConnection(parseRedisUrl(url), url);
   let ready = 0;
   const channels = ioredisResultChannels(client, url, { message: () => {}, ready: () => ready++ });

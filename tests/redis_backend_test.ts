@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import { openRedisBackend } from "../src/backend/redis.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { backendConformance } from "./backend_conformance.ts";
+import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -209,6 +210,48 @@ Deno.test({
   } finally {
     await backend.close();
     await r.quit();
+  }
+});
+
+Deno.test({
+  name: "redis backend: a result read in the same chunk as its SUBSCRIBE's reply is still left " +
+    "by the next subscription's write",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // The subscriber's replies are held back by a proxy until the result is published too, so
+  // both reach the backend in one read: the waiter is resolved before the SUBSCRIBE's reply is
+  // handled, and the caller it wakes subscribes to the next id at once.
+  const { proxy, url: via } = LossyProxy.before(url);
+  const backend = await openRedisBackend(via);
+  const r = await rawRedis();
+  try {
+    const [a, b] = [crypto.randomUUID(), crypto.randomUUID()];
+    await backend.get(a);
+    proxy.pauseReplies();
+    const waitingA = backend.waitFor(a, AbortSignal.timeout(5000));
+    // Rejected by close() when an assertion fails first: that failure is the one reported.
+    waitingA.catch(() => {});
+    while (await subscribed(r, a) === 0) await new Promise((res) => setTimeout(res, 5));
+    const key = `${prefix}celery-task-meta-${a}`;
+    const meta = encodeResultMeta({
+      taskId: a,
+      status: "SUCCESS",
+      result: 1,
+      dateDone: new Date(),
+    });
+    await r.set(key, meta);
+    await r.publish(key, meta);
+    await new Promise((res) => setTimeout(res, 20));
+    proxy.resumeReplies();
+    assert.equal((await waitingA).status, "SUCCESS");
+    const waitingB = backend.waitFor(b, AbortSignal.timeout(5000));
+    waitingB.catch(() => {});
+    while (await subscribed(r, b) === 0) await new Promise((res) => setTimeout(res, 5));
+    assert.equal(await subscribed(r, a), 0, "a's UNSUBSCRIBE went out with b's SUBSCRIBE");
+  } finally {
+    await backend.close();
+    await r.quit();
+    proxy.close();
   }
 });
 

@@ -363,10 +363,9 @@ Deno.test({
   ignore: WITHOUT_REDIS,
 }, async () => {
   const prefix = uniquePrefix("claims-lost-reply");
-  const target = parseRedisUrl(REDIS_URL);
-  const proxy = LossyProxy.start({ hostname: target.host, port: target.port });
   const query = `?global_keyprefix=${encodeURIComponent(prefix)}`;
-  const consumer = await openRedisBroker(`redis://127.0.0.1:${proxy.port}/${target.db}${query}`);
+  const { proxy, url } = LossyProxy.before(`${REDIS_URL}${query}`);
+  const consumer = await openRedisBroker(url);
   const publisher = await openRedisBroker(`${REDIS_URL}${query}`);
   const r = await rawRedis();
   const q = uniqueQueue("claims-lost-reply");

@@ -61,11 +61,8 @@ test("unsafe, non-UTF-8 and reused delivery tags are retagged and settled exactl
 
 test("a take whose reply is lost in a cut is handed over after reconnecting, not stranded", async () => {
   const prefix = uniquePrefix("lost-take");
-  const target = new URL(REDIS_URL);
-  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
-  const broker = await openRedisBroker(
-    `redis://127.0.0.1:${proxy.port}${target.pathname}?global_keyprefix=${prefix}`,
-  );
+  const { proxy, url } = LossyProxy.before(`${REDIS_URL}?global_keyprefix=${prefix}`);
+  const broker = await openRedisBroker(url);
   const redis = await rawRedis();
   const q = uniqueQueue("lost");
   try {

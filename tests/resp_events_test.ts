@@ -7,7 +7,6 @@ import { RespEvents } from "../src/broker/resp_events.ts";
 import { REDIS_URL } from "./helpers/redis.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
 
-const target = new URL(REDIS_URL);
 const dec = new TextDecoder();
 const enc = new TextEncoder();
 
@@ -17,8 +16,7 @@ async function until(done: () => boolean, what: string): Promise<void> {
 }
 
 Deno.test("RESP events: a subscriber whose connection went silent while idle is dropped by its PINGs, reconnected and hears events again", async () => {
-  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
-  const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+  const { proxy, url } = LossyProxy.before(REDIS_URL);
   const events = new RespEvents(parseRedisUrl(url), url, { replyTimeoutMs: 200, pingEveryMs: 50 });
   const publisher = new RespConnection({ ...parseRedisUrl(REDIS_URL), name: "celeriac-test-pub" });
   const channel = `celeriac-test-ev-${crypto.randomUUID()}`;
@@ -48,8 +46,7 @@ Deno.test("RESP events: a subscriber whose connection went silent while idle is 
 });
 
 Deno.test("RESP events: closing ends a subscriber at once, even with its PING unanswered", async () => {
-  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
-  const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+  const { proxy, url } = LossyProxy.before(REDIS_URL);
   const events = new RespEvents(parseRedisUrl(url), url, {
     replyTimeoutMs: 10_000,
     pingEveryMs: 20,
@@ -77,8 +74,7 @@ Deno.test("RESP events: a publish keeps nothing of its payload while its reply i
   // outlives the worker's young-generation collections and is promoted.
   v8.setFlagsFromString("--expose-gc");
   const gc = vm.runInNewContext("gc") as () => void;
-  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
-  const url = `redis://127.0.0.1:${proxy.port}${target.pathname}`;
+  const { proxy, url } = LossyProxy.before(REDIS_URL);
   const events = new RespEvents(parseRedisUrl(url), url);
   const channel = `celeriac-test-ev-${crypto.randomUUID()}`;
   const freed: string[] = [];

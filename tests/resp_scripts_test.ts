@@ -158,10 +158,9 @@ test("no server, a wrong password, a missing database: BrokerConnectionErrors", 
 
 test("a reply lost in a cut fails the call; the next waits for the reconnect", async () => {
   const prefix = uniquePrefix("resp-cut");
-  const target = new URL(REDIS_URL);
-  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
+  const { proxy, url } = LossyProxy.before(REDIS_URL);
   const redis = await rawRedis();
-  const conn = open(`redis://127.0.0.1:${proxy.port}${target.pathname}`);
+  const conn = open(url);
   const script = fresh("return redis.call('INCR', KEYS[1])");
   try {
     assert.equal(await conn.evalScript(script, [prefix + "n"], [], Number), 1, "loaded");
@@ -189,9 +188,8 @@ test("a reply lost in a cut fails the call; the next waits for the reconnect", a
 
 test("?socket_timeout= bounds the wait for a reply: the waiting call fails", async () => {
   const prefix = uniquePrefix("resp-timeout");
-  const target = new URL(REDIS_URL);
-  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 6379) });
-  const conn = open(`redis://127.0.0.1:${proxy.port}${target.pathname}?socket_timeout=0.5`);
+  const { proxy, url } = LossyProxy.before(`${REDIS_URL}?socket_timeout=0.5`);
+  const conn = open(url);
   const script = fresh("return redis.call('INCR', KEYS[1])");
   try {
     assert.equal(await conn.evalScript(script, [prefix + "n"], [], Number), 1);

@@ -117,4 +117,14 @@ Deno.test("KV backend: a fractional resultExpires is rounded up to whole millise
       await backend.close();
     }
   }
+  // Under 1 ms: rounded up it expires after 1 ms; rounded down it would be 0, kept forever.
+  const backend = await openBackend("kv://:memory:", { resultExpires: 0.0004 });
+  try {
+    const id = crypto.randomUUID();
+    await storeOne(backend, id);
+    await new Promise((res) => setTimeout(res, 20));
+    assert.equal(await backend.get(id), null, "0.0004 s is 1 ms, not 0 (forever)");
+  } finally {
+    await backend.close();
+  }
 });

@@ -4,8 +4,8 @@
 // (BullMQ also `burst N ROUNDS IDLE_MS POLL_MS`),
 // with BENCH_BROKER_URL (and, on Redis, BENCH_BACKEND_DB) from `deno task bench`.
 
-/** Queue the peers use, as the Celeriac and Celery sides do. */
-export const QUEUE = "bench";
+/** Queue the peers use, as the Celeriac and Celery sides do (`BENCH_QUEUE`: the raw worker of interleaved B). */
+export const QUEUE = process.env.BENCH_QUEUE ?? "bench";
 /** Broker URL (Redis with its db, or AMQP with its vhost). */
 export const BROKER_URL = process.env.BENCH_BROKER_URL ??
   "redis://127.0.0.1:6379/14";

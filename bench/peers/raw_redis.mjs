@@ -7,7 +7,7 @@
 // bookkeeping): a ceiling, not a design. Clients LPUSH Celery protocol 2
 // envelopes, 1,000 per command, all pipelined (`enqueue N`), or one awaited
 // LPUSH at a time (`enqueue-single N`); `roundtrip` pipelines LPUSH and a
-// BRPOP of the message's reply list.
+// BRPOP of the message's reply list (`roundtrip-serve`: the same, in blocks asked for on stdin).
 import Redis from "ioredis";
 import { BROKER_URL, celeryMessage, command, QUEUE, roundTrips, spin, timed } from "./common.mjs";
 
@@ -118,6 +118,26 @@ if (cmd === "worker") {
       await redis.pipeline().lpush(QUEUE, envelope("bench.noop", [], reply))
         .brpop(reply, 30).exec();
     });
+  } else if (cmd === "roundtrip-serve") {
+    // One line in per block ("N W": W unmeasured round trips, then N measured), one JSON
+    // line out with the N latencies: bench/rtt_pair.ts alternates blocks of this client with
+    // blocks of Celeriac's, both clients and workers alive throughout.
+    const reply = `raw.reply.${process.pid}`;
+    const once = async () => {
+      await redis.pipeline().lpush(QUEUE, envelope("bench.noop", [], reply))
+        .brpop(reply, 30).exec();
+    };
+    const { createInterface } = await import("node:readline");
+    for await (const line of createInterface({ input: process.stdin })) {
+      const [count, warm] = line.trim().split(" ").map(Number);
+      const latencies = [];
+      for (let i = 0; i < warm + count; i++) {
+        const start = performance.now();
+        await once();
+        if (i >= warm) latencies.push(performance.now() - start);
+      }
+      console.log(JSON.stringify({ latencies_ms: latencies }));
+    }
   } else throw new Error(`unknown command ${cmd}`);
   redis.disconnect();
   process.exit(0);

@@ -351,15 +351,15 @@ export class RedisBackend implements ResultBackend {
   }
 
   #unsubscribe(taskId: string): void {
-    const pending = this.#subscribing.get(taskId) ?? Promise.resolve();
     this.#subscribing.delete(taskId);
+    if (this.#closed) return;
     // Not at once: the callers the result resolved run first, with no UNSUBSCRIBE written (waking
     // Redis) ahead of them; the next subscription's write carries it, or a timer within LEAVE_MS.
-    pending.then(() => {
-      if (this.#closed) return;
-      this.#leaving.add(taskId);
-      this.#leaveTimer ??= setTimeout(() => this.#leave(), LEAVE_MS);
-    }).catch(() => {});
+    // Marked now, not once the SUBSCRIBE's reply is handled: a result read together with that
+    // reply resolves its callers first, and the next subscription they make must carry it. The
+    // UNSUBSCRIBE goes on the SUBSCRIBE's connection, behind it, whenever it is written.
+    this.#leaving.add(taskId);
+    this.#leaveTimer ??= setTimeout(() => this.#leave(), LEAVE_MS);
   }
 
   /** UNSUBSCRIBE from the channels of settled tasks nothing waits for again. */

@@ -8,10 +8,51 @@
 import { getLogger } from "@logtape/logtape";
 import { Cluster, Redis } from "ioredis";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
-import { isClusterUrl, isSentinelUrl, type RedisUrlOptions } from "./redis_url.ts";
+import {
+  isClusterUrl,
+  isSentinelUrl,
+  parseRedisUrl,
+  type RedisUrlOptions,
+  replyTimeoutOf,
+} from "./redis_url.ts";
 import { closeWait } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "redis"]);
+
+/**
+ * How long an ioredis command waits for its reply when the URL sets no
+ * `?socket_timeout=`, ms: as long as Celeriac's own RESP connections wait.
+ */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
+
+/**
+ * The per-command timeout of the ioredis connections of a Redis URL, ms:
+ * its `?socket_timeout=` (seconds), else {@link DEFAULT_COMMAND_TIMEOUT_MS}.
+ * A command left that long without a reply (a hung server, a network that
+ * drops replies) fails with ioredis' `Command timed out`, a connection
+ * failure ({@link isConnectionFailure}), instead of waiting without end.
+ *
+ * @example
+ * ```ts ignore
+ * const url = "sentinel://127.0.0.1:26379/0?master_name=m&socket_timeout=5";
+ * commandTimeoutOf(parseRedisUrl(url), url); // 5000
+ * ```
+ *
+ * @param url parsed URL settings
+ * @param rawUrl the URL text, for the error
+ * @returns milliseconds
+ * @throws {TypeError} when `socket_timeout` is not a positive number of seconds
+ */
+export function commandTimeoutOf(url: RedisUrlOptions, rawUrl: string): number {
+  return replyTimeoutOf(url, rawUrl) ?? DEFAULT_COMMAND_TIMEOUT_MS;
+}
+
+/**
+ * How much longer than the command timeout a blocking command's connection
+ * waits: the longest a Celeriac `BLMOVE` / `BRPOP` blocks (1 s), so that
+ * waiting on an empty queue is never cut.
+ */
+const BLOCKING_MS = 1_000;
 
 /** Options of {@link openRedisConnection}. */
 export interface RedisConnectionOptions {
@@ -44,7 +85,8 @@ export function openRedisConnection(
   rawUrl: string,
   options: RedisConnectionOptions = {},
 ): Redis {
-  if (url.cluster) return openClusterConnection(url, rawUrl, options);
+  const commandTimeout = commandTimeoutOf(url, rawUrl);
+  if (url.cluster) return openClusterConnection(url, rawUrl, options, commandTimeout);
   const where = url.sentinels
     ? {
       sentinels: url.sentinels,
@@ -58,6 +100,8 @@ export function openRedisConnection(
       // master's socket fails by itself, and a demoted one answers READONLY,
       // which reconnects through the Sentinels (below).
       sentinelRetryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+      // A Sentinel that accepts and never answers: the next one is asked.
+      sentinelCommandTimeout: commandTimeout,
     }
     : { host: url.host, port: url.port };
   const client = new Redis({
@@ -70,6 +114,7 @@ export function openRedisConnection(
     enableAutoPipelining: options.autoPipelining ?? false,
     maxRetriesPerRequest: 3,
     connectionName: options.name,
+    commandTimeout,
     // Reconnect attempts at most 500 ms apart, so work resumes soon after Redis is back.
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 4), 500),
     // A master demoted by a failover answers writes with READONLY: reconnect
@@ -97,6 +142,7 @@ function openClusterConnection(
   url: RedisUrlOptions,
   rawUrl: string,
   options: RedisConnectionOptions,
+  commandTimeout: number,
 ): Redis {
   const client = new Cluster(url.cluster!, {
     lazyConnect: true,
@@ -116,6 +162,7 @@ function openClusterConnection(
       tls: url.tls ? {} : undefined,
       connectionName: options.name,
       maxRetriesPerRequest: 3,
+      commandTimeout,
     },
   });
   let lastLogged = 0;
@@ -166,17 +213,34 @@ function watchRedisErrors(conn: Redis, rawUrl: string, db: number): void {
  * @param client the connection to copy
  * @param rawUrl its URL, for log lines
  * @param name connection name shown by `CLIENT LIST`
+ * @param blocking for blocking commands (`BLMOVE`, `BRPOP` of at most 1 s):
+ *   their replies are waited for 1 s longer than the command timeout
  * @returns the new (lazily connecting) connection
  */
-export function duplicateRedis(client: Redis, rawUrl: string, name: string): Redis {
+export function duplicateRedis(
+  client: Redis,
+  rawUrl: string,
+  name: string,
+  blocking = false,
+): Redis {
+  const extra = blocking ? BLOCKING_MS : 0;
   if ((client as unknown) instanceof Cluster) {
     const cluster = client as unknown as Cluster;
+    const base = cluster.options.redisOptions ?? {};
     return cluster.duplicate(undefined, {
       enableAutoPipelining: false,
-      redisOptions: { ...cluster.options.redisOptions, connectionName: name },
+      redisOptions: {
+        ...base,
+        connectionName: name,
+        commandTimeout: (base.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS) + extra,
+      },
     }) as unknown as Redis;
   }
-  const conn = client.duplicate({ enableAutoPipelining: false, connectionName: name });
+  const conn = client.duplicate({
+    enableAutoPipelining: false,
+    connectionName: name,
+    commandTimeout: (client.options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS) + extra,
+  });
   watchRedisErrors(conn, rawUrl, client.options.db ?? 0);
   return conn;
 }
@@ -231,6 +295,20 @@ export function describeRedisFailure(
   if (/ECONNREFUSED/i.test(message)) {
     return { reason: `connection refused: nothing listens on ${host} (${message})` };
   }
+  if (TIMED_OUT.test(message)) {
+    let seconds = DEFAULT_COMMAND_TIMEOUT_MS / 1000;
+    try {
+      seconds = commandTimeoutOf(parseRedisUrl(rawUrl), rawUrl) / 1000;
+    } catch {
+      // a URL that does not parse was refused before any command
+    }
+    return {
+      reason: `no reply within ${seconds} s (${message}): the server hangs, ` +
+        "or the network drops its replies",
+      hint: "Check that the server answers (not paused, blocked by a long command or swapping); " +
+        "?socket_timeout=<seconds> in the URL sets how long a command waits",
+    };
+  }
   if (/DB index is out of range/i.test(message)) {
     return {
       reason: `database ${db} does not exist on ${host} (DB index is out of range)`,
@@ -241,6 +319,9 @@ export function describeRedisFailure(
   return { reason: message };
 }
 
+/** ioredis' message for a command left without a reply for its `commandTimeout`. */
+const TIMED_OUT = /^Command timed out/;
+
 /** ioredis's messages for a command that met a closed connection (the cause is an earlier error). */
 const CLOSED =
   /Connection is closed|Command aborted due to connection close|Stream isn't writeable/;
@@ -250,7 +331,8 @@ const CLOSED =
  * opposed to a command error). That includes ioredis's `AbortError` for
  * the rest of a pipeline or transaction cut off by the connection closing:
  * some of its commands may have run, so what retries it repeats them
- * (at-least-once, as kombu's publish retry).
+ * (at-least-once, as kombu's publish retry); and a command left without a
+ * reply for the command timeout (`Command timed out`: it may have run too).
  *
  * @example
  * ```ts ignore
@@ -263,7 +345,7 @@ const CLOSED =
 export function isConnectionFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   return err.name === "MaxRetriesPerRequestError" ||
-    CLOSED.test(err.message) ||
+    CLOSED.test(err.message) || TIMED_OUT.test(err.message) ||
     /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available/
       .test(err.message);
 }
@@ -347,7 +429,13 @@ export async function guardRedis<T>(rawUrl: string, fn: () => Promise<T>): Promi
       return await fn();
     } catch (err) {
       if (!isConnectionFailure(err)) throw err;
-      if (Date.now() >= until) throw new BrokerConnectionError(rawUrl, err);
+      if (Date.now() >= until) {
+        throw new BrokerConnectionError(
+          rawUrl,
+          err,
+          TIMED_OUT.test((err as Error).message) ? describeRedisFailure(err, rawUrl) : {},
+        );
+      }
       log.debug("Redis command failed during a failover ({error}); sending it again", {
         error: (err as Error).message,
       });

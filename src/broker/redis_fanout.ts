@@ -249,7 +249,7 @@ async function subscribeReplies(
     }
   };
   await scope.run(() => client.sadd(bindings, member));
-  const conn = duplicateRedis(client, scope.rawUrl, "celeriac-replies");
+  const conn = duplicateRedis(client, scope.rawUrl, "celeriac-replies", true);
   const undo = () => {
     client.srem(bindings, member).catch(() => {});
     client.del(scope.k(queue)).catch(() => {});

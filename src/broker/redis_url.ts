@@ -258,3 +258,35 @@ export function parseRedisUrl(url: string): RedisUrlOptions {
 export function isSingleServer(url: RedisUrlOptions): boolean {
   return !url.cluster && !url.sentinels;
 }
+
+/**
+ * The reply timeout a Redis URL sets with `?socket_timeout=<seconds>`
+ * (redis-py's and Celery's name for it), in ms, or `undefined` when it sets
+ * none. Commands left that long without a reply drop Celeriac's own
+ * connection (resp_connection.ts), and fail on ioredis' (its
+ * `commandTimeout`, see `commandTimeoutOf` in redis_connection.ts).
+ *
+ * @example
+ * ```ts
+ * import { parseRedisUrl, replyTimeoutOf } from "./redis_url.ts";
+ * const url = "redis://127.0.0.1:6379/0?socket_timeout=5";
+ * replyTimeoutOf(parseRedisUrl(url), url); // 5000
+ * ```
+ *
+ * @param url the parsed URL
+ * @param rawUrl the URL text, for the error
+ * @returns milliseconds, or `undefined`
+ * @throws {TypeError} when `socket_timeout` is not a positive number of seconds
+ */
+export function replyTimeoutOf(url: RedisUrlOptions, rawUrl: string): number | undefined {
+  const text = url.query.socket_timeout;
+  if (text === undefined) return undefined;
+  const seconds = Number(text);
+  if (text.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
+    throw new TypeError(
+      `Invalid socket_timeout "${text}" in "${maskPassword(rawUrl)}": ` +
+        "use a positive number of seconds, e.g. ?socket_timeout=10",
+    );
+  }
+  return Math.ceil(seconds * 1000);
+}

@@ -107,7 +107,7 @@ export class ClaimWatchers {
       if (s.resp) {
         link = respClaimLink(s.resp.connection({ name: "celeriac-watch", role: "wait" }), ...keys);
       } else {
-        const conn = duplicateRedis(s.client, s.rawUrl, "celeriac-watch");
+        const conn = duplicateRedis(s.client, s.rawUrl, "celeriac-watch", true);
         conn.on("error", () => {});
         link = ioredisClaimLink(conn, ...keys);
       }

@@ -16,9 +16,11 @@
  */
 
 import { createHash } from "node:crypto";
-import { BrokerConnectionError, maskPassword } from "./errors.ts";
+import { BrokerConnectionError } from "./errors.ts";
 import { describeRedisFailure } from "./redis_connection.ts";
-import type { RedisUrlOptions } from "./redis_url.ts";
+import { type RedisUrlOptions, replyTimeoutOf } from "./redis_url.ts";
+
+export { replyTimeoutOf };
 import {
   RedisConnectionError,
   type ReplyDecoder,
@@ -53,37 +55,6 @@ export function respOptions(url: RedisUrlOptions, rawUrl: string): RespConnectio
     db: url.db,
     label: rawUrl,
   };
-}
-
-/**
- * The reply timeout a Redis URL sets with `?socket_timeout=<seconds>`
- * (redis-py's and Celery's name for it), in ms, or `undefined` when it sets
- * none. Commands left that long without a reply drop the connection.
- *
- * @example
- * ```ts
- * import { replyTimeoutOf } from "./resp_scripts.ts";
- * import { parseRedisUrl } from "./redis_url.ts";
- * const url = "redis://127.0.0.1:6379/0?socket_timeout=5";
- * replyTimeoutOf(parseRedisUrl(url), url); // 5000
- * ```
- *
- * @param url the parsed URL
- * @param rawUrl the URL text, for the error
- * @returns milliseconds, or `undefined`
- * @throws {TypeError} when `socket_timeout` is not a positive number of seconds
- */
-export function replyTimeoutOf(url: RedisUrlOptions, rawUrl: string): number | undefined {
-  const text = url.query.socket_timeout;
-  if (text === undefined) return undefined;
-  const seconds = Number(text);
-  if (text.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
-    throw new TypeError(
-      `Invalid socket_timeout "${text}" in "${maskPassword(rawUrl)}": ` +
-        "use a positive number of seconds, e.g. ?socket_timeout=10",
-    );
-  }
-  return Math.ceil(seconds * 1000);
 }
 
 /**

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { Celery } from "../../mod.ts";
 import { LossyProxy } from "../helpers/lossy_proxy.ts";
-import { createVhost, RABBITMQ_URL } from "../helpers/rabbitmq.ts";
+import { createVhost } from "../helpers/rabbitmq.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "../helpers/redis.ts";
 import { report } from "../helpers/report.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "../helpers/services.ts";
@@ -21,9 +21,7 @@ Deno.test({
   ignore: WITHOUT_RABBITMQ || WITHOUT_REDIS,
 }, async () => {
   const vhost = await createVhost("chaos-cut");
-  const target = new URL(RABBITMQ_URL);
-  const proxy = LossyProxy.start({ hostname: target.hostname, port: Number(target.port || 5672) });
-  const viaProxy = vhost.url().replace(`@${target.host}/`, `@127.0.0.1:${proxy.port}/`);
+  const { proxy, url: viaProxy } = LossyProxy.before(vhost.url());
   const prefix = uniquePrefix("chaos-cut");
   const backend = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
   const runs = await Deno.makeTempFile({ prefix: "celeriac-chaos-runs-" });

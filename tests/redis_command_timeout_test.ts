@@ -1,0 +1,170 @@
+/**
+ * Redis commands that go through ioredis (every command through Sentinel
+ * or on a Cluster; queue declarations, routing, restore sweeps, chords and
+ * result deletions on a single server) against a server that accepts and
+ * never answers: each fails after the URL's `?socket_timeout=` (30 s by
+ * default, as Celeriac's own RESP connections) with a
+ * `BrokerConnectionError` saying so, instead of waiting without end. The
+ * hung servers are private (a LossyProxy in front of the shared server
+ * holding its replies, or private redis-server processes stopped with
+ * SIGSTOP: the kernel still accepts and acknowledges, nothing answers).
+ */
+
+import assert from "node:assert/strict";
+import type { Cluster, Redis } from "ioredis";
+import { openRedisBackend } from "../src/backend/redis.ts";
+import { BatchPublishError, BrokerConnectionError } from "../src/broker/errors.ts";
+import { openRedisBroker } from "../src/broker/redis.ts";
+import { openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts";
+import { duplicateRedis, openRedisConnection } from "../src/broker/redis_connection.ts";
+import { parseRedisUrl } from "../src/broker/redis_url.ts";
+import { message, uniqueQueue } from "./broker_conformance.ts";
+import { LossyProxy } from "./helpers/lossy_proxy.ts";
+import { command, privateServers, type RedisProcess } from "./helpers/redis_servers.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { report } from "./helpers/report.ts";
+
+function open(url: string): Redis {
+  return openRedisConnection(parseRedisUrl(url), url);
+}
+
+Deno.test("ioredis connections wait the URL's socket_timeout for a reply, else 30 s", () => {
+  const single = open("redis://127.0.0.1:1/0");
+  const sentinel = open("sentinel://127.0.0.1:1/0?master_name=m&socket_timeout=2.5");
+  const cluster = open("redis+cluster://127.0.0.1:1,127.0.0.1:2?socket_timeout=4");
+  try {
+    assert.equal(single.options.commandTimeout, 30_000);
+    assert.equal(sentinel.options.commandTimeout, 2_500);
+    // A Sentinel that never answers is given up for the next one as soon.
+    assert.equal(sentinel.options.sentinelCommandTimeout, 2_500);
+    assert.equal((cluster as unknown as Cluster).options.redisOptions?.commandTimeout, 4_000);
+    // A connection for blocking commands (BLMOVE / BRPOP of 1 s) waits 1 s longer.
+    const blocking = duplicateRedis(sentinel, "sentinel://x", "w", true);
+    const plain = duplicateRedis(single, "redis://x", "p");
+    const clusterBlocking = duplicateRedis(
+      cluster,
+      "redis+cluster://x",
+      "w",
+      true,
+    ) as unknown as Cluster;
+    assert.equal(blocking.options.commandTimeout, 3_500);
+    assert.equal(plain.options.commandTimeout, 30_000);
+    assert.equal(clusterBlocking.options.redisOptions?.commandTimeout, 5_000);
+    for (const c of [blocking, plain, clusterBlocking]) c.disconnect();
+  } finally {
+    for (const c of [single, sentinel, cluster]) c.disconnect();
+  }
+  assert.throws(() => open("redis://127.0.0.1:1/0?socket_timeout=0"), /Invalid socket_timeout/);
+});
+
+/** The error `p` rejects with within `ms`, or a failure saying it still waits. */
+async function failure(p: Promise<unknown>, ms: number, what: string): Promise<unknown> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const started = Date.now();
+  const outcome = await Promise.race([
+    p.then(() => ({ resolved: true }), (err: unknown) => ({ err })),
+    new Promise<"waiting">((res) => timer = setTimeout(() => res("waiting"), ms)),
+  ]).finally(() => clearTimeout(timer));
+  if (outcome === "waiting") assert.fail(`${what} still waiting ${ms / 1000} s into the hang`);
+  assert.ok("err" in outcome, `${what} resolved against a server that never answers`);
+  report(`${what}: failed after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return outcome.err;
+}
+
+function assertTimedOut(err: unknown, seconds: number): void {
+  assert.ok(err instanceof BrokerConnectionError, `not a BrokerConnectionError: ${err}`);
+  assert.match(err.message, new RegExp(`no reply within ${seconds} s \\(Command timed out\\)`));
+  assert.match(err.message, /socket_timeout/);
+  assert.equal(err.transient, true);
+}
+
+Deno.test({
+  name: "redis: a hung single server fails ioredis' commands after ?socket_timeout= " +
+    "(queue declaration, result deletion)",
+  ignore: WITHOUT_REDIS,
+  // The commands left unanswered are dropped with the connections.
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const prefix = uniquePrefix("cmd-timeout");
+  const query = `?global_keyprefix=${encodeURIComponent(prefix)}&socket_timeout=1`;
+  const { proxy, url } = LossyProxy.before(`${REDIS_URL}${query}`);
+  const broker = await openRedisBroker(url);
+  const backend = await openRedisBackend(url);
+  try {
+    await broker.declareQueue(uniqueQueue("cmd-timeout"));
+    await backend.forget(crypto.randomUUID());
+    proxy.holdReplies();
+    assertTimedOut(await failure(broker.declareQueue(uniqueQueue("t")), 10_000, "declareQueue"), 1);
+    assertTimedOut(await failure(backend.forget(crypto.randomUUID()), 10_000, "forget"), 1);
+  } finally {
+    proxy.cut();
+    await Promise.allSettled([broker.close(), backend.close()]);
+    proxy.close();
+    await deleteKeys(prefix);
+  }
+});
+
+/** Stop a private server without closing its sockets: it hangs. */
+function hang(p: RedisProcess): void {
+  p.child.kill("SIGSTOP");
+}
+
+Deno.test({
+  name: "redis sentinel: a hung master fails publishes and result reads after ?socket_timeout=",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const servers = await privateServers("sentinel-hung", async (s) => {
+    await s.redis(0);
+    await s.sentinel(1, "m1", 0);
+  });
+  const url = `sentinel://127.0.0.1:${servers.base + 1}/0?master_name=m1&socket_timeout=1`;
+  const broker = await openRedisBroker(url);
+  const backend = await openRedisBackend(url);
+  try {
+    const q = uniqueQueue("sentinel-hung");
+    await broker.publish(message("before"), { routingKey: q });
+    assert.equal(await backend.get(crypto.randomUUID()), null);
+    hang(servers.processes[0]);
+    // Failed commands through Sentinel are sent again for 15 s (a failover): then given up.
+    assertTimedOut(
+      await failure(broker.publish(message("x"), { routingKey: q }), 30_000, "publish"),
+      1,
+    );
+    assertTimedOut(await failure(backend.get(crypto.randomUUID()), 30_000, "get"), 1);
+  } finally {
+    await Promise.allSettled([broker.close(), backend.close()]);
+    await servers.stop();
+  }
+});
+
+Deno.test({
+  name: "redis cluster: a hung master fails the publishes to its slots after ?socket_timeout=",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const servers = await privateServers("cluster-hung", (s) => s.cluster({ nodes: 3 }));
+  const base = servers.base;
+  const url = `redis+cluster://127.0.0.1:${base},127.0.0.1:${base + 1}?socket_timeout=1`;
+  const broker = await openRedisClusterBroker(url);
+  try {
+    const q = uniqueQueue("cluster-hung");
+    await broker.publish(message("before"), { routingKey: q });
+    const slot = Number(await command(base, "CLUSTER", "KEYSLOT", queueTag(q)));
+    const ranges = await command(base, "CLUSTER", "SLOTS") as [number, number, [string, number]][];
+    const port = Number(ranges.find(([from, to]) => slot >= from && slot <= to)![2][1]);
+    hang(servers.processes.find((p) => p.port === port)!);
+    // The Cluster broker's publish is a batch of one: a BatchPublishError ("unknown") around it.
+    const err = await failure(broker.publish(message("x"), { routingKey: q }), 30_000, "publish");
+    assert.ok(err instanceof BatchPublishError, `not a BatchPublishError: ${err}`);
+    assert.deepEqual(err.outcomes, ["unknown"]);
+    assertTimedOut(err.cause, 1);
+  } finally {
+    await broker.close().catch(() => {});
+    await servers.stop();
+  }
+});
