@@ -284,6 +284,36 @@ export function duplicateRedis(
   return conn;
 }
 
+/** How often an idle subscriber connection through Sentinel is PINGed, at most, ms. */
+const PING_EVERY_MS = 25_000;
+
+/**
+ * PING a subscriber connection through Sentinel while it is up, every
+ * 25 s (or its command timeout, when shorter), until it is closed: an idle
+ * subscription sends nothing, so a master that hangs (and is failed over)
+ * would keep it without end; a PING left unanswered for the command timeout
+ * reconnects it through the Sentinels, where it subscribes again (as
+ * Celeriac's own subscriber connections PING to notice a silent drop).
+ * Nothing on other connections.
+ *
+ * @example
+ * ```ts ignore
+ * const sub = duplicateRedis(client, url, "celeriac-results");
+ * keepPinging(sub);
+ * ```
+ *
+ * @param conn a subscriber connection from {@link duplicateRedis}
+ */
+export function keepPinging(conn: Redis): void {
+  if (!conn.options?.sentinels) return;
+  const every = Math.min(PING_EVERY_MS, conn.options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS);
+  const timer = setInterval(() => {
+    if (conn.status === "ready") conn.ping().catch(() => {});
+  }, every);
+  Deno.unrefTimer(timer);
+  conn.once("end", () => clearInterval(timer));
+}
+
 /**
  * Say which of the usual connect failures happened, with what to change.
  *
