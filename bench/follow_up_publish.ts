@@ -5,8 +5,8 @@
  * finished `chain(noop, group(N × noop))` first step sends — the follow-ups
  * `successFollowUps` plans for the group's N members — published by
  * `publishAll` (src/worker/chords.ts) through the broker's `publishMany`
- * (Redis) or `publish` per message (RabbitMQ, which has no batch publish),
- * as the worker does, to a queue nobody consumes. Without the chain message's trip through
+ * (Redis: LPUSHes of 1,000; RabbitMQ: confirms in flight together), as the
+ * worker does, to a queue nobody consumes. Without the chain message's trip through
  * Redis and the Web Worker that bench/big_canvas.ts also measures, so its
  * figures vary less. Prints the publish's wall and CPU seconds (this
  * process, every thread), members per second and the longest event-loop

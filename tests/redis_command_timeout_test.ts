@@ -18,9 +18,16 @@ import { openRedisBroker } from "../src/broker/redis.ts";
 import { openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts";
 import { duplicateRedis, openRedisConnection } from "../src/broker/redis_connection.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
+import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
-import { command, privateServers, type RedisProcess } from "./helpers/redis_servers.ts";
+import {
+  command,
+  type PrivateServers,
+  privateServers,
+  type RedisProcess,
+  waitUntil,
+} from "./helpers/redis_servers.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { report } from "./helpers/report.ts";
@@ -137,6 +144,125 @@ Deno.test({
     assertTimedOut(await failure(backend.get(crypto.randomUUID()), 30_000, "get"), 1);
   } finally {
     await Promise.allSettled([broker.close(), backend.close()]);
+    await servers.stop();
+  }
+});
+
+/**
+ * A master, its replica and three Sentinels (down after 1 s), private; the
+ * replica synced and the Sentinels aware of each other.
+ */
+function failoverSet(label: string): Promise<PrivateServers> {
+  return privateServers(label, async (s) => {
+    await s.redis(0);
+    await s.redis(1, ["--replicaof", "127.0.0.1", String(s.base)]);
+    await waitUntil(
+      "the replica to sync",
+      async () =>
+        String(await command(s.base + 1, "INFO", "replication")).includes(
+          "master_link_status:up",
+        ),
+      10_000,
+    );
+    for (let i = 2; i <= 4; i++) await s.sentinel(i, "m1", 0);
+    await waitUntil("the Sentinels to see each other", async () => {
+      const info = await command(s.base + 2, "SENTINEL", "MASTER", "m1") as string[];
+      return Number(info[info.indexOf("num-other-sentinels") + 1]) === 2;
+    }, 15_000);
+  });
+}
+
+/** Wait until every Sentinel of a {@link failoverSet} names the replica as the master. */
+function replicaPromoted(base: number): Promise<void> {
+  return waitUntil("every Sentinel to name the replica", async () => {
+    for (let i = 2; i <= 4; i++) {
+      const m = await command(base + i, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "m1") as string[];
+      if (m[1] !== String(base + 1)) return false;
+    }
+    return true;
+  }, 30_000);
+}
+
+Deno.test({
+  name: "redis sentinel: after a hung master's failover, commands go to the promoted replica",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const servers = await failoverSet("sentinel-hung-failover");
+  const base = servers.base;
+  const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3}/0` +
+    "?master_name=m1&socket_timeout=1";
+  const broker = await openRedisBroker(url);
+  try {
+    const q = uniqueQueue("sentinel-failover");
+    await broker.publish(message("before"), { routingKey: q });
+    hang(servers.processes[0]);
+    const hungAt = Date.now();
+    // The master does not close its connections: without a reconnect the broker stays on it.
+    let sent = false;
+    while (!sent && Date.now() - hungAt < 60_000) {
+      sent = await broker.publish(message("after"), { routingKey: q }).then(
+        () => true,
+        () => false,
+      );
+    }
+    assert.ok(sent, "a publish still failed 60 s after the master hung");
+    report(`publish after a hung master: went through ${(Date.now() - hungAt) / 1000} s after`);
+    // The Sentinel that answered the reconnect may be ahead of the others.
+    await replicaPromoted(base);
+    // "before" (replicated) and "after" (at least once: a publish retried in a failover may
+    // arrive twice).
+    assert.ok(Number(await command(base + 1, "LLEN", q)) >= 2, "the publish reached it");
+  } finally {
+    await broker.close().catch(() => {});
+    await servers.stop();
+  }
+});
+
+Deno.test({
+  name: "redis sentinel: a result waited for while the master hangs and fails over reaches the " +
+    "client",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const servers = await failoverSet("sentinel-hung-result");
+  const base = servers.base;
+  const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3}/0` +
+    "?master_name=m1&socket_timeout=1";
+  const waiting = await openRedisBackend(url);
+  let storer: Awaited<ReturnType<typeof openRedisBackend>> | null = null;
+  try {
+    const id = crypto.randomUUID();
+    const got = waiting.waitFor(id, AbortSignal.timeout(60_000));
+    got.catch(() => {});
+    await waitUntil("the subscription", async () => {
+      const [, n] = await command(base, "PUBSUB", "NUMSUB", `celery-task-meta-${id}`) as [
+        string,
+        number,
+      ];
+      return n === 1;
+    }, 10_000);
+    hang(servers.processes[0]);
+    await replicaPromoted(base);
+    storer = await openRedisBackend(url);
+    const meta = encodeResultMeta({
+      taskId: id,
+      status: "SUCCESS",
+      result: 7,
+      dateDone: new Date(),
+    });
+    const storedAt = Date.now();
+    await storer.store([{ taskId: id, status: "SUCCESS", meta }]);
+    // An idle subscription sends nothing: without a PING it stays on the hung master.
+    const result = await got;
+    assert.equal(result.result, 7);
+    report(
+      `result after a hung master's failover: ${(Date.now() - storedAt) / 1000} s after its store`,
+    );
+  } finally {
+    await Promise.allSettled([waiting.close(), storer?.close()]);
     await servers.stop();
   }
 });

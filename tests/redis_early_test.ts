@@ -218,36 +218,6 @@ recordsTheClaimOnly("its timer sends", () => new Promise((res) => setTimeout(res
 recordsTheClaimOnly("an acknowledgement sends", (broker, got) => broker.ack(got), 0);
 
 Deno.test({
-  name: "redis early hand-out: the record an acknowledgement sends finds the queues empty, and " +
-    "the next take waits at once, without a take script of its own first",
-  ignore: WITHOUT_REDIS,
-}, async () => {
-  const { p, q, broker, r } = await waitingBroker("early-empty");
-  try {
-    const got = await takeWhileWaiting(broker, q, ["a"]);
-    await broker.ack(got); // a's take script (its claim list), then the acknowledgement
-    const [record] = await r.keys(`${p}celeriac.take.*`);
-    const seq = Number(await r.hget(record, "seq"));
-    const taking = broker.take([q], { max: 10, signal: AbortSignal.timeout(5000) });
-    await new Promise((res) => setTimeout(res, 50));
-    await broker.publishMany([{ message: message("b"), target: { routingKey: q } }]);
-    const next = await taking;
-    assert.deepEqual(texts(next), ["b"]);
-    // b was claimed by the wait and handed out early (its own script not sent yet): no take
-    // script ran since a's. A sequential round trip's next task waited for one, after its
-    // result was stored, before the wait that claims it was sent.
-    assert.equal(Number(await r.hget(record, "seq")), seq, "no take script before the wait");
-    await broker.ack(next);
-    assert.equal(await r.hlen(`${p}unacked`), 0);
-    assert.equal(await r.llen(`${p}${q}`), 0);
-  } finally {
-    await broker.close();
-    await deleteKeys(p);
-    await r.quit();
-  }
-});
-
-Deno.test({
   name: "redis early hand-out: after the record of a lone hand-out, the next take's wait " +
     "claims at once a message waiting in another of its queues",
   ignore: WITHOUT_REDIS,

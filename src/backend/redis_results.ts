@@ -13,7 +13,7 @@
  */
 
 import type { Redis } from "ioredis";
-import { duplicateRedis, redisFailure } from "../broker/redis_connection.ts";
+import { duplicateRedis, keepPinging, redisFailure } from "../broker/redis_connection.ts";
 import { RedisConnectionError } from "../broker/resp_connection.ts";
 import type { RespValue } from "../broker/resp_reader.ts";
 import { respFailure, type RespScripts } from "../broker/resp_scripts.ts";
@@ -167,6 +167,7 @@ export function ioredisResultChannels(
   on: ResultHandlers,
 ): ResultChannels {
   const sub = duplicateRedis(client, rawUrl, "celeriac-results");
+  keepPinging(sub);
   // Channels whose UNSUBSCRIBE ioredis gave up on while it reconnected (its retries per
   // request): it still counts them subscribed, and subscribes to them again once back.
   const left = new Set<string>();

@@ -50,6 +50,8 @@ import type {
   Broker,
   Delivery,
   ParkedMessage,
+  Publication,
+  PublishManyOptions,
   PublishTarget,
   Rejection,
   RevokedEntry,
@@ -214,6 +216,19 @@ export class AmqpBroker implements Broker {
    */
   publish(message: Message, target: PublishTarget): Promise<void> {
     return this.#publisher.publish(message, target);
+  }
+
+  /**
+   * Publish many messages with their publisher confirms in flight together
+   * (each target routed once, as `publish` does); resolves once RabbitMQ
+   * confirmed them all. The messages not confirmed when the connection
+   * dies are published again on the next one (within `publishTimeout`).
+   * Rejects with a `BatchPublishError` (what RabbitMQ confirmed, what it
+   * may have taken) when it fails after writing some, with the cause itself
+   * when nothing went out.
+   */
+  publishMany(batch: readonly Publication[], options?: PublishManyOptions): Promise<void> {
+    return this.#publisher.publishMany(batch, options);
   }
 
   /**

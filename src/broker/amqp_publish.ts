@@ -18,7 +18,8 @@ import type { AmqpConnection, AmqpSession } from "./amqp_connection.ts";
 import type { Declarations } from "./amqp_declare.ts";
 import { DELAYED_ENTRY_EXCHANGE, delayedRoutingKey } from "./amqp_delayed.ts";
 import { toContent, toPublishOptions } from "./amqp_message.ts";
-import type { PublishTarget } from "./port.ts";
+import { batchFailure, type PublishOutcome } from "./errors.ts";
+import type { Publication, PublishManyOptions, PublishTarget } from "./port.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
 
@@ -132,28 +133,119 @@ export class AmqpPublisher {
    * @throws {BrokerConnectionError} when the connection stays lost longer than `publishTimeout`
    */
   async publish(message: Message, target: PublishTarget): Promise<void> {
+    await this.withSession(async (session) => {
+      const to = await this.#destination(session, message, target, null);
+      if (to) await this.confirmPublish(session, to.exchange, to.routingKey, message);
+    });
+  }
+
+  /**
+   * Where a message goes: its target's queue declared or exchange ensured
+   * (once per queue or exchange in `routed`, for a batch), through the delayed-delivery
+   * exchanges for an `eta` on a quorum queue; null when its exchange does
+   * not exist (the message is dropped with a warning).
+   */
+  async #destination(
+    session: AmqpSession,
+    message: Message,
+    target: PublishTarget,
+    routed: Map<string, boolean> | null,
+  ): Promise<{ exchange: string; routingKey: string } | null> {
     const declarations = this.#parts.declarations;
     const exchange = target.exchange ?? "";
-    await this.withSession(async (session) => {
-      if (exchange === "") {
-        const info = await declarations.taskQueue(session, target.routingKey);
-        const delay = delaySeconds(message);
-        if (
-          info.queueType === "quorum" && delay >= 1 &&
-          await declarations.delayedDelivery(session, target.routingKey)
-        ) {
-          const key = delayedRoutingKey(delay, target.routingKey);
-          await this.confirmPublish(session, DELAYED_ENTRY_EXCHANGE, key, message);
-          return;
-        }
-      } else if (!await declarations.ensureExchange(session, exchange)) {
-        log.warn("Exchange {exchange} does not exist: message for {key} dropped", {
-          exchange,
-          key: target.routingKey,
-        });
-        return;
+    const routingKey = target.routingKey;
+    if (exchange === "") {
+      const key = routed && `\u0000${routingKey}`;
+      let quorum = key ? routed.get(key) : undefined;
+      if (quorum === undefined) {
+        quorum = (await declarations.taskQueue(session, routingKey)).queueType === "quorum";
+        if (key) routed!.set(key, quorum);
       }
-      await this.confirmPublish(session, exchange, target.routingKey, message);
-    });
+      const delay = quorum ? delaySeconds(message) : 0;
+      if (delay >= 1 && await declarations.delayedDelivery(session, routingKey)) {
+        return {
+          exchange: DELAYED_ENTRY_EXCHANGE,
+          routingKey: delayedRoutingKey(delay, routingKey),
+        };
+      }
+      return { exchange, routingKey };
+    }
+    let exists = routed?.get(exchange);
+    if (exists === undefined) {
+      exists = await declarations.ensureExchange(session, exchange);
+      routed?.set(exchange, exists);
+    }
+    if (!exists) {
+      log.warn("Exchange {exchange} does not exist: message for {key} dropped", {
+        exchange,
+        key: routingKey,
+      });
+      return null;
+    }
+    return { exchange, routingKey };
+  }
+
+  /**
+   * Publish many messages on the confirm channel with their confirms in
+   * flight together: each target is routed once (as {@link publish} routes
+   * it), then every message is written, in order, and the batch resolves
+   * once RabbitMQ confirmed them all. When the connection dies part way,
+   * the messages not confirmed yet are published again on the next one
+   * (within `publishTimeout`; at least once). `signal` stops the batch until
+   * its messages are written (nothing sent, rejects with its reason), not
+   * after. When it fails after a message was written, rejects with a
+   * {@link BatchPublishError} telling which RabbitMQ confirmed (sent) and
+   * which it may have (unknown).
+   */
+  async publishMany(
+    batch: readonly Publication[],
+    options: PublishManyOptions = {},
+  ): Promise<void> {
+    const signal = options.signal;
+    signal?.throwIfAborted();
+    const outcomes = new Array<PublishOutcome>(batch.length).fill("unsent");
+    try {
+      await this.withSession(async (session) => {
+        const routed = new Map<string, boolean>();
+        const to: ({ exchange: string; routingKey: string } | null)[] = [];
+        for (let i = 0; i < batch.length; i++) {
+          if (outcomes[i] === "sent") continue;
+          to[i] = await this.#destination(session, batch[i].message, batch[i].target, routed);
+        }
+        signal?.throwIfAborted();
+        const { channel } = await this.#channel.get(session);
+        const confirms: Promise<void>[] = [];
+        for (let i = 0; i < batch.length; i++) {
+          if (outcomes[i] === "sent") continue;
+          const dest = to[i];
+          if (!dest) {
+            outcomes[i] = "sent"; // dropped: no exchange routes it
+            continue;
+          }
+          const { message } = batch[i];
+          outcomes[i] = "unknown";
+          confirms.push(
+            new Promise<void>((resolve, reject) => {
+              (channel as ConfirmChannel).publish(
+                dest.exchange,
+                dest.routingKey,
+                toContent(message.body),
+                toPublishOptions(message),
+                (err) => {
+                  if (err) return reject(err instanceof Error ? err : new Error(String(err)));
+                  outcomes[i] = "sent";
+                  resolve();
+                },
+              );
+            }),
+          );
+        }
+        const settled = await Promise.allSettled(confirms);
+        const failed = settled.find((r) => r.status === "rejected");
+        if (failed) throw failed.reason;
+      });
+    } catch (err) {
+      throw batchFailure(outcomes, err);
+    }
   }
 }

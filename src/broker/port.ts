@@ -233,13 +233,13 @@ export interface Broker {
   publish(message: Message, target: PublishTarget): Promise<void>;
   /**
    * Publish many messages at once (Redis: variadic LPUSHes of up to 1,000
-   * per list, pipelined).
+   * per list, pipelined; RabbitMQ: every message written with the publisher
+   * confirms in flight together).
    * Resolves once the broker has them all. When it stops part way (the
    * connection drops, the signal aborts once some were written) it rejects
    * with a `BatchPublishError` telling what became of each message; when
    * nothing went out, with the cause itself. Optional: without it, callers
-   * publish each message concurrently (on RabbitMQ the confirms of such
-   * a burst come back in batches).
+   * publish each message concurrently.
    */
   publishMany?(batch: readonly Publication[], options?: PublishManyOptions): Promise<void>;
   /**

@@ -6,7 +6,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { Cluster, Redis } from "ioredis";
+import { Cluster, type Command, Redis } from "ioredis";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import {
   isClusterUrl,
@@ -129,7 +129,45 @@ export function openRedisConnection(
     log.warn("Redis connection {url}: {error}", { url: maskPassword(rawUrl), error: err.message });
   });
   watchRedisErrors(client, rawUrl, url.db);
+  if (url.sentinels) reconnectWhenHung(client, rawUrl);
   return client;
+}
+
+/**
+ * Through Sentinel: a command left without a reply for the command timeout
+ * drops the connection and reconnects through the Sentinels, as Celeriac's
+ * RESP connections drop a silent one. A master that hangs (paused, or a
+ * network that drops its packets) keeps its TCP connections up, so ioredis
+ * would stay on it after the Sentinels promoted a replica, every command
+ * timing out. The commands still waiting on it fail as a dropped
+ * connection's do (`Connection is closed`; some may have run, as in a
+ * failover) rather than be sent again after the reconnect, and the ones
+ * that timed out are not sent again either: their callers were told.
+ */
+function reconnectWhenHung(client: Redis, rawUrl: string): void {
+  const send = client.sendCommand.bind(client);
+  let dropping = false;
+  client.on("ready", () => dropping = false);
+  client.sendCommand = ((command: Command, stream?: never) => {
+    const sent = send(command, stream);
+    command.promise.catch((err: unknown) => {
+      if (dropping || !(err instanceof Error) || !TIMED_OUT.test(err.message)) return;
+      if (client.status !== "ready") return;
+      dropping = true;
+      log.warn("Redis connection {url}: {error}; reconnecting through the Sentinels", {
+        url: maskPassword(rawUrl),
+        error: `no reply within ${client.options.commandTimeout} ms`,
+      });
+      // ioredis' own way to fail what waits on a connection it gives up (private in its types).
+      (client as unknown as { flushQueue(err: Error, o: { offlineQueue: boolean }): void })
+        .flushQueue(
+          new Error(`Connection is closed: no reply within ${client.options.commandTimeout} ms`),
+          { offlineQueue: false },
+        );
+      client.disconnect(true);
+    });
+    return sent;
+  }) as typeof client.sendCommand;
 }
 
 /**
@@ -242,7 +280,38 @@ export function duplicateRedis(
     commandTimeout: (client.options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS) + extra,
   });
   watchRedisErrors(conn, rawUrl, client.options.db ?? 0);
+  if (client.options.sentinels) reconnectWhenHung(conn, rawUrl);
   return conn;
+}
+
+/** How often an idle subscriber connection through Sentinel is PINGed, at most, ms. */
+const PING_EVERY_MS = 25_000;
+
+/**
+ * PING a subscriber connection through Sentinel while it is up, every
+ * 25 s (or its command timeout, when shorter), until it is closed: an idle
+ * subscription sends nothing, so a master that hangs (and is failed over)
+ * would keep it without end; a PING left unanswered for the command timeout
+ * reconnects it through the Sentinels, where it subscribes again (as
+ * Celeriac's own subscriber connections PING to notice a silent drop).
+ * Nothing on other connections.
+ *
+ * @example
+ * ```ts ignore
+ * const sub = duplicateRedis(client, url, "celeriac-results");
+ * keepPinging(sub);
+ * ```
+ *
+ * @param conn a subscriber connection from {@link duplicateRedis}
+ */
+export function keepPinging(conn: Redis): void {
+  if (!conn.options?.sentinels) return;
+  const every = Math.min(PING_EVERY_MS, conn.options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS);
+  const timer = setInterval(() => {
+    if (conn.status === "ready") conn.ping().catch(() => {});
+  }, every);
+  Deno.unrefTimer(timer);
+  conn.once("end", () => clearInterval(timer));
 }
 
 /**

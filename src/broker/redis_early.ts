@@ -53,6 +53,12 @@ export class EarlyDeliveries {
   /** Early deliveries their take did not record: nothing of them to settle. */
   readonly #gone = new WeakSet<Delivery>();
   #anyGone = false;
+  /**
+   * Early deliveries whose take script was given up (not answered within the
+   * outage limit), with why: settling them fails at once.
+   */
+  readonly #givenUp = new WeakMap<Delivery, Error>();
+  #anyGivenUp = false;
 
   /** How many wait for their record. */
   get size(): number {
@@ -132,9 +138,17 @@ export class EarlyDeliveries {
    *
    * @param deliveries deliveries of this taker
    * @returns a promise of those left to settle once all are recorded (not
-   *   one its take did not record), rejected when the taker closed first; or null
+   *   one its take did not record), rejected when the taker closed first or
+   *   the take script of one was given up (also before this call: see
+   *   {@link EarlyDeliveries.giveUp}); or null
    */
   settleable(deliveries: readonly Delivery[]): Promise<readonly Delivery[]> | null {
+    if (this.#anyGivenUp) {
+      for (const d of deliveries) {
+        const err = this.#givenUp.get(d);
+        if (err) return Promise.reject(err);
+      }
+    }
     let waits: Promise<void>[] | null = null;
     if (this.#byDelivery.size > 0) {
       for (const d of deliveries) {
@@ -197,7 +211,12 @@ export class EarlyDeliveries {
 
   /**
    * The take script of `early` could not be sent or answered within the
-   * outage limit: settling it fails.
+   * outage limit: settling it fails, also when asked for later (an
+   * acknowledgement sent behind the take script that failed with it, say):
+   * Redis was unreachable for the whole limit already, and the delivery is
+   * left where it is, in its claim list (returned at close) or, when the
+   * script ran unanswered, in `unacked` (restored after the visibility
+   * timeout), rather than retried for another outage limit.
    *
    * @param early the early delivery
    * @param err the reason
@@ -207,6 +226,8 @@ export class EarlyDeliveries {
     if (e !== early) return;
     this.#byRaw.delete(e.raw);
     this.#byDelivery.delete(e.delivery);
+    this.#givenUp.set(e.delivery, err);
+    this.#anyGivenUp = true;
     e.reject(err);
   }
 

@@ -21,7 +21,7 @@ import { EVENT_EXCHANGE } from "../protocol/events.ts";
 import type { Message } from "../protocol/message.ts";
 import type { SubscribeOptions, Subscription } from "./port.ts";
 import type { RedisScope } from "./redis_commands.ts";
-import { duplicateRedis, redisFailure } from "./redis_connection.ts";
+import { duplicateRedis, keepPinging, redisFailure } from "./redis_connection.ts";
 import { bindingMember, bindingSet } from "./redis_keys.ts";
 import { untilAborted } from "./sleep.ts";
 import type { RespEvents } from "./resp_events.ts";
@@ -123,6 +123,7 @@ export async function subscribe(
     return await subscribeEvents(scope, scope.events, channel, binding, onMessage, options.signal);
   }
   const conn = duplicateRedis(client, scope.rawUrl, "celeriac-fanout");
+  keepPinging(conn);
   conn.on(
     "error",
     (err: Error) => log.debug("Fanout connection: {error}", { error: err.message }),

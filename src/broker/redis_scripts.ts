@@ -35,16 +35,9 @@
  *
  * Returns a flat array: list position (1-based; negative when parked), tag
  * it was recorded under, raw element, ...
- *
- * ARGV[3], when given, is a number K of lists to look at after the take,
- * the last K keys (after the take record): the array then ends with one
- * more element, `"1"` when every one of them is empty, else `"0"` (not when
- * the recorded result is returned). A take of a claim list alone tells its
- * consumer so whether its queues are empty, without taking from them.
  */
 export const TAKE_SCRIPT = String.raw`
-local peek = tonumber(ARGV[3]) or 0
-local n = #KEYS - 4 - peek
+local n = #KEYS - 4
 local idx, unacked, parked, record = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4]
 local max = tonumber(ARGV[1])
 local seq = ARGV[2]
@@ -183,16 +176,6 @@ if #scored > 2 then
 end
 redis.call('HSET', record, 'seq', seq, 'at', now, 'out', cmsgpack.pack(kept))
 redis.call('EXPIRE', record, 3600)
-if peek > 0 then
-  local empty = '1'
-  for i = n + 5, #KEYS do
-    if redis.call('LLEN', KEYS[i]) > 0 then
-      empty = '0'
-      break
-    end
-  end
-  out[#out + 1] = empty
-end
 return out
 `;
 

@@ -313,7 +313,7 @@ export class RedisTaker {
     this.#deferred = (next) =>
       (next !== null
         ? this.#record(early, lists, Math.max(2, next + 1), list, claimedBefore)
-        : this.#record(early, [], 2, list, claimedBefore, lists))
+        : this.#record(early, [], 2, list, claimedBefore))
         .finally(() => this.#background = null);
     this.#deferTimer = setTimeout(() => this.#sendDeferred(), RECORD_WITHIN_MS);
     return [d];
@@ -325,18 +325,14 @@ export class RedisTaker {
    * and lists, and the script hands over what it recorded instead of
    * taking again, so nothing waits in `unacked` for the visibility timeout.
    *
-   * @param peek lists (with their claim lists) the script looks at after taking, taking none
-   * @returns the deliveries, how many elements the script took (parked
-   *   ones too: fewer than `max` means it left every list empty), and, when
-   *   `peek` is not empty, whether those lists were all empty afterwards (null: not known, a
-   *   repeated take's recorded result)
+   * @returns the deliveries, and how many elements the script took (parked
+   *   ones too: fewer than `max` means it left every list empty)
    */
   async #takeNow(
     lists: string[],
     max: number,
     first: string | null,
-    peek: readonly string[] = [],
-  ): Promise<[Delivery[], number, boolean | null]> {
+  ): Promise<[Delivery[], number]> {
     const s = this.#scope;
     // A higher priority first; within a step, what this broker's waits claimed first (it was
     // sent first).
@@ -347,14 +343,9 @@ export class RedisTaker {
       keys.push(s.k(claimed ? claimList(this.#watchers.id, list) : list));
     }
     keys.push(s.k("unacked_index"), s.k("unacked"), s.k(PARKED_KEY), s.k(this.#takeRecord));
-    const peeked = takeOrder(peek, null);
-    for (const [list, claimed] of peeked) {
-      keys.push(s.k(claimed ? claimList(this.#watchers.id, list) : list));
-    }
     // A take repeating one whose reply was lost uses that take's id; takes never share one.
     const seq = this.#unsureTake?.seq ?? ++this.#takeSeq;
     const args = [String(max), String(seq)];
-    if (peeked.length > 0) args.push(String(peeked.length));
     let flat: string[];
     this.#takesSent++;
     this.#taking = true;
@@ -368,8 +359,6 @@ export class RedisTaker {
     } finally {
       this.#taking = false;
     }
-    let empty: boolean | null = null;
-    if (peeked.length > 0 && flat.length % 3 === 1) empty = flat.pop() === "1";
     if (this.#unsureTake !== null && flat.length > 0) {
       log.info("Reconciled a take whose reply was lost: {n} message(s) handed over", {
         n: flat.length / 3,
@@ -379,20 +368,13 @@ export class RedisTaker {
     const out = await readTake(s, flat, sources, this.#bodies, this.#early);
     // An early delivery this take did not record is no longer this consumer's.
     if (this.#early.size > 0) this.#early.tookAll(seq);
-    return [out, flat.length / 3, empty];
+    return [out, flat.length / 3];
   }
 
   /**
    * Run the take script of an early hand-out, and again with the same id
    * (see {@link RedisTaker.#takeNow}) while it fails, until it replies or the
    * broker closes: settling the delivery waits for it.
-   *
-   * A record of the claim list alone looks at `peek` (the lists of the take
-   * that handed out) without taking from them: found empty, the next take
-   * waits at once, as after a take that emptied them, rather than first
-   * sending a take script of its own that would find them empty too (a
-   * sequential round trip then had a wait sent one take script later, after
-   * its result was stored, and two take scripts instead of one).
    */
   async #record(
     early: Early,
@@ -400,20 +382,18 @@ export class RedisTaker {
     max: number,
     first: string,
     claimedBefore: number,
-    peek: readonly string[] = [],
   ): Promise<void> {
     let failed = false;
     const until = Date.now() + this.#recordLimitMs;
     // At least once: a broker closing sends it too, and puts back what it took beside.
     do {
-      const taking = this.#takeNow(lists, max, first, peek);
+      const taking = this.#takeNow(lists, max, first);
       if (early.seq < 0) early.seq = this.#takeSeq;
       try {
-        const [got, taken, empty] = await taking;
+        const [got, taken] = await taking;
         this.#rotation++;
-        // A take of claim lists alone leaves the queues as they were (see take()), and tells
-        // whether they are empty when it looked at them.
-        if ((taken < max && lists.length > 0) || empty === true) this.#emptyAt = claimedBefore;
+        // A take of claim lists alone leaves the queues as they were (see take()).
+        if (taken < max && lists.length > 0) this.#emptyAt = claimedBefore;
         for (const g of got) this.#stash.push(g);
         return;
       } catch (err) {
