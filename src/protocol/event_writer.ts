@@ -370,10 +370,7 @@ export class EventListWriter {
       } else {
         text += joints[4 * i + quoted];
         const value = shape.floats[i] ? pyJsonFloats(v) : valueText(v);
-        // Numbers, booleans and null have nothing to escape.
-        text += form.quoted && (typeof v === "string" || typeof v === "object" && v !== null)
-          ? quote(value)
-          : value;
+        text += form.quoted && typeof v !== "number" ? quote(value) : value;
         quoted = 0;
       }
     }
