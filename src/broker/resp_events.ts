@@ -16,7 +16,7 @@ import { replyTimeoutOf, respFailure, respOptions } from "./resp_scripts.ts";
 const utf8 = new TextEncoder();
 /**
  * A subscriber's read buffer, bytes: a burst of `task.multi` batches (~30 KB
- * each, their body in base64 or as JSON text) comes in a few reads instead of one or two a
+ * each with its base64 body) comes in a few reads instead of one or two a
  * batch, and a batch read in part is moved to the buffer's start once per
  * several batches instead of once per batch.
  */
