@@ -6,7 +6,11 @@
  *   deno run --allow-read=. --allow-env examples/workflows.ts
  *
  * The same code runs against Redis or RabbitMQ, with Celeriac or Python
- * Celery workers (set CELERY_BROKER_URL / CELERY_RESULT_BACKEND).
+ * Celery workers: set CELERY_BROKER_URL / CELERY_RESULT_BACKEND and allow
+ * the connections,
+ *
+ *   CELERY_BROKER_URL=redis://127.0.0.1:6379/0 CELERY_RESULT_BACKEND=redis://127.0.0.1:6379/0 \
+ *     deno run --allow-read=. --allow-env --allow-net=127.0.0.1:6379 examples/workflows.ts
  */
 // deno-lint-ignore-file no-console
 
@@ -14,7 +18,8 @@ import { chain, chord, group, TaskError } from "../mod.ts";
 import { Worker } from "../worker.ts";
 import { add, app, fail, mul, show, tsum } from "./workflow_tasks.ts";
 
-app.configure({ broker: "kv://:memory:" });
+// The broker from CELERY_BROKER_URL, else an in-memory KV store.
+if (!Deno.env.get("CELERY_BROKER_URL")) app.configure({ broker: "kv://:memory:" });
 const worker = new Worker({
   app,
   appModule: new URL("./workflow_tasks.ts", import.meta.url).href,

@@ -1,6 +1,9 @@
 /** The workflow example runs with the permissions the README gives it and prints what it says. */
 
 import assert from "node:assert/strict";
+import { Redis } from "ioredis";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 Deno.test("examples: workflows (chain, group, chord, map/starmap/chunks) on the KV store", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -21,4 +24,38 @@ Deno.test("examples: workflows (chain, group, chord, map/starmap/chunks) on the 
   assert.match(text, /restored group\s+= \[6,20\]/);
   assert.equal(text.match(/finished: /g)?.length, 2);
   assert.match(text, /"failed":1/);
+});
+
+Deno.test({
+  name: "examples: workflows run on the broker CELERY_BROKER_URL names, as the header says",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // The example configured kv://:memory: over CELERY_BROKER_URL: it ran on
+  // the KV store (results on Redis) and no message went through Redis.
+  const prefix = uniquePrefix("ex-workflows");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const redis = new Redis(REDIS_URL);
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read=.",
+        "--allow-env",
+        `--allow-net=${new URL(REDIS_URL).host}`,
+        "examples/workflows.ts",
+      ],
+      cwd: new URL("../", import.meta.url).pathname,
+      env: { CELERY_BROKER_URL: url, CELERY_RESULT_BACKEND: url },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.ok(out.success, `${text}\n${new TextDecoder().decode(out.stderr)}`);
+    assert.match(text, /mul\(4\), show\)\s+= 24 apples/);
+    assert.match(text, /restored group\s+= \[6,20\]/);
+    assert.equal(await redis.exists(`${prefix}_kombu.binding.celery`), 1, "the queue on Redis");
+  } finally {
+    redis.disconnect();
+    await deleteKeys(prefix);
+  }
 });

@@ -21,6 +21,7 @@ import { command, privateServers, type RedisProcess, waitUntil } from "./helpers
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { report } from "./helpers/report.ts";
+import { withWorker } from "./helpers/worker.ts";
 
 const NODES = 6;
 const servers = WITHOUT_REDIS ? null : await privateServers(
@@ -251,6 +252,27 @@ Deno.test({
   } finally {
     await broker.close();
   }
+});
+
+Deno.test({
+  name: "redis cluster: remote control replies reach the client (ping, inspect, a control command)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // The reply goes to the reply exchange, bound under {celeriac} by the
+  // asking client; it was pushed to a list in its routing key's own slot
+  // instead, where nothing reads it: `worker.ts status` said no node replied.
+  await withWorker(
+    { broker: url, backend: url },
+    { hostname: "cl-control@%h" },
+    async (client, worker) => {
+      const opts = { timeout: 5, destination: [worker.hostname] };
+      assert.deepEqual(await client.control.ping(opts), [{ [worker.hostname]: { ok: "pong" } }]);
+      const queues = await client.control.inspect(opts).activeQueues();
+      assert.deepEqual(Object.keys(queues), [worker.hostname]);
+      const replies = await client.control.call("enable_events", {}, opts);
+      assert.deepEqual(replies, [{ [worker.hostname]: { ok: "task events enabled" } }]);
+    },
+  );
 });
 
 Deno.test({ name: "redis cluster: stop the cluster", ignore: WITHOUT_REDIS }, async () => {

@@ -28,6 +28,7 @@ import {
 import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
 import type { Message } from "../protocol/message.ts";
+import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
 import type {
   Broker,
   Delivery,
@@ -52,6 +53,11 @@ const log = getLogger(["celeriac", "broker", "redis"]);
 
 /** The hash tag of keys that belong to no queue. */
 const GLOBAL_TAG = "{celeriac}";
+/**
+ * Where {@link RedisClusterBroker.publishMany} groups remote-control replies
+ * (not a queue name: a NUL cannot be in one that reaches a publish).
+ */
+const REPLIES_GROUP = "\u0000replies";
 /** The set (under {@link GLOBAL_TAG}) of queues this cluster has carried. */
 const QUEUES_KEY = "celeriac.queues";
 
@@ -190,6 +196,16 @@ export class RedisClusterBroker implements Broker {
     const warned = new Set<string>();
     batch.forEach(({ message, target }, i) => {
       const exchange = target.exchange ?? "";
+      if (exchange === PIDBOX_REPLY_EXCHANGE) {
+        // A remote-control reply: its list and binding live under {celeriac},
+        // where the asking client's subscribe bound them (REPLIES_GROUP).
+        const q = queues.get(REPLIES_GROUP);
+        if (q) {
+          q.ps.push({ message, target });
+          q.at.push(i);
+        } else queues.set(REPLIES_GROUP, { ps: [{ message, target }], at: [i] });
+        return;
+      }
       const route = exchange === "" ? "" : `${exchange}\u0000${target.routingKey}`;
       if (route !== "" && !warned.has(route)) {
         warned.add(route);
@@ -205,7 +221,8 @@ export class RedisClusterBroker implements Broker {
         q.at.push(i);
       } else queues.set(target.routingKey, { ps: [p], at: [i] });
     });
-    const settled = await Promise.allSettled([...queues.values()].map(async ({ ps }) => {
+    const settled = await Promise.allSettled([...queues].map(async ([group, { ps }]) => {
+      if (group === REPLIES_GROUP) return await this.#global.publishMany(ps, options);
       await this.#remember(ps[0].target.routingKey);
       await this.#shard(ps[0].target.routingKey).publishMany(ps, options);
     }));
