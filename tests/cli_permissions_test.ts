@@ -60,3 +60,55 @@ Deno.test("cli permissions: only what the worker used, at INFO when no connectio
   assert.doesNotMatch(line, /hostname|loadavg/, "-n has no %h; --without-heartbeat");
   assert.deepEqual(hints(await narrowWorker(["--allow-read=.", "--allow-env"], deliberate)), []);
 });
+
+/**
+ * `deno run` with these flags in a pseudo-terminal (util-linux `script`), where Deno asks
+ * for a permission that is not granted instead of refusing it.
+ */
+function inTerminal(name: string, denoArgs: string[]): Proc {
+  const command = [Deno.execPath(), "run", ...denoArgs].map((a) => `'${a}'`).join(" ");
+  return Proc.start(name, "script", ["-qec", command, "/dev/null"]);
+}
+
+const WITHOUT_SCRIPT = new Deno.Command("script", { args: ["--version"], stdout: "null" })
+  .outputSync().code !== 0;
+
+Deno.test({
+  name: "cli permissions: in a terminal, narrow flags bring no prompt (worker and call)",
+  ignore: WITHOUT_SCRIPT,
+}, async () => {
+  // The README's worker rows leave out --allow-sys=hostname (then `localhost`); without
+  // --allow-env the CELERY_* variables are named at start-up. Neither may stop at a prompt.
+  const worker = inTerminal("tty worker", [
+    "--allow-read=.",
+    "worker.ts",
+    "--app",
+    "./tests/apps/worker_app.ts",
+    "--broker",
+    "kv://:memory:",
+  ]);
+  try {
+    await worker.waitFor(/ ready: |Deno requests/, 30_000);
+  } finally {
+    await worker.stop("SIGTERM");
+  }
+  assert.doesNotMatch(worker.output, /Deno requests/);
+  assert.match(worker.output, /celeriac@localhost ready: /);
+  // A client command: its messages' origin header has the host name.
+  const call = inTerminal("tty call", [
+    "--allow-read=.",
+    "worker.ts",
+    "call",
+    "t.add",
+    "--app",
+    "./tests/apps/worker_app.ts",
+    "--broker",
+    "kv://:memory:",
+  ]);
+  try {
+    await call.waitFor(/[0-9a-f]{8}-[0-9a-f]{4}-|Deno requests/, 30_000);
+  } finally {
+    await call.stop("SIGTERM");
+  }
+  assert.doesNotMatch(call.output, /Deno requests/);
+});

@@ -10,10 +10,22 @@ interface DenoLike {
   env?: { get(name: string): string | undefined };
   hostname?: () => string;
   pid?: number;
+  permissions?: { querySync?(descriptor: unknown): { state: string } };
 }
 
 function deno(): DenoLike | undefined {
   return (globalThis as { Deno?: DenoLike }).Deno;
+}
+
+/**
+ * Whether Deno grants this without asking: a permission left to prompt counts as
+ * not granted, so a program run in a terminal with narrow flags is never stopped
+ * by a prompt for what it can do without (the host name, a `CELERY_*` variable).
+ */
+function grantedNow(descriptor: { name: string; variable?: string; kind?: string }): boolean {
+  const query = deno()?.permissions?.querySync;
+  if (!query) return true; // not Deno, or no permission system: just try
+  return query.call(deno()!.permissions, descriptor).state === "granted";
 }
 
 /** The variables {@link readEnv} was not permitted to read (see {@link takeUnreadEnv}). */
@@ -21,7 +33,8 @@ const unread = new Set<string>();
 
 /**
  * Read an environment variable; `undefined` when unset, empty (as Celery treats
- * `CELERY_BROKER_URL=`) or not permitted (then remembered for {@link takeUnreadEnv}).
+ * `CELERY_BROKER_URL=`) or not permitted (then remembered for {@link takeUnreadEnv});
+ * never asked for at a permission prompt.
  *
  * @example
  * ```ts
@@ -34,6 +47,10 @@ const unread = new Set<string>();
  */
 export function readEnv(name: string): string | undefined {
   try {
+    if (!grantedNow({ name: "env", variable: name })) {
+      unread.add(name);
+      return undefined;
+    }
     return deno()?.env?.get(name) || undefined;
   } catch (err) {
     const kind = (err as Error).name;
@@ -76,6 +93,7 @@ export function takeUnreadEnv(): string[] {
  */
 export function hostName(): string {
   try {
+    if (!grantedNow({ name: "sys", kind: "hostname" })) return "localhost";
     return deno()?.hostname?.() ?? "localhost";
   } catch {
     return "localhost";
