@@ -106,6 +106,9 @@ Deno.test({
     const unknown = await cli("control", "rate_limit", "no.such", "1/s", ...toNode);
     expect(unknown, 1, [/ERROR\n\s+error: unknown task/]);
     expect(await cli("report", ...toNode), 0, [/software -> celeriac:/]);
+    // As `celery control heartbeat`: the worker's reply (None), not "sent" with no one there.
+    const beat = await cli("control", "heartbeat", ...toNode);
+    expect(beat, 0, [new RegExp(`->  ${node}: OK\\n    null\\n`)]);
     const nobody = await cli("inspect", "ping", "-t", "0.5", "-d", "nobody@nowhere");
     expect(nobody, 69, [], [/No nodes replied/]);
     expect(await cli("inspect", "bogus"), 2);

@@ -70,8 +70,8 @@ function wholeNumber(text: string | undefined, what: string): number | null {
   return n;
 }
 
-/** Commands whose reply is a cast: nothing comes back. */
-const CASTS = new Set(["heartbeat", "shutdown"]);
+/** Commands whose reply is a cast: nothing comes back (the worker stops first). */
+const CASTS = new Set(["shutdown"]);
 
 /** The names `inspect` and `control` accept. */
 export const INSPECT_COMMANDS: readonly string[] = Object.keys(INSPECT);

@@ -77,7 +77,7 @@ export interface ControlTarget {
   inspect?: WorkerInspection;
 }
 
-/** No reply is sent for this command (Celery's casts: `shutdown`, `heartbeat`). */
+/** No reply is sent for this command (`shutdown`: Celery's worker stops before replying). */
 const NO_REPLY = Symbol("no reply");
 
 /** Commands monitors repeat every few seconds; logged at DEBUG (inspect commands too). */
@@ -138,8 +138,10 @@ function run(req: ControlRequest, target: ControlTarget): unknown {
       target.shutdown();
       return NO_REPLY;
     case "heartbeat":
+      // Celery 5.2's worker replies None when asked for a reply (`celery control heartbeat`);
+      // a monitor's wakeup asks for none, and gets none (no reply_to).
       target.heartbeat?.();
-      return NO_REPLY;
+      return null;
     case "enable_events":
     case "disable_events": {
       if (!target.setTaskEvents) return { error: `KeyError('${req.method}')` };
