@@ -139,3 +139,49 @@ Deno.test("connect errors: an unknown scheme names every scheme that is accepted
   );
   await assert.rejects(openBroker("constructor://x"), /Unsupported broker URL "constructor:\/\/…"/);
 });
+
+Deno.test("connect errors: a host name without --allow-net for it names the flag, not DNS", async () => {
+  // Deno refuses the look-up of a name it may not connect to with
+  // `getaddrinfo EPERM <host>`: Redis said "the host name of localhost:6379
+  // does not resolve (DNS: …)", RabbitMQ "getaddrinfo EPERM localhost".
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-denied-" });
+  const script = `${dir}/send.ts`;
+  await Deno.writeTextFile(
+    script,
+    `import { Celery } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+const app = new Celery({ broker: Deno.args[0], backend: null });
+try {
+  await app.sendTask("t.any", []);
+} catch (err) {
+  console.log(JSON.stringify({ message: String((err as Error).message), transient: (err as { transient?: boolean }).transient }));
+}
+await app.close();
+`,
+  );
+  try {
+    for (
+      const [url, flag] of [
+        ["redis://localhost:6399/0", "--allow-net=localhost:6399"],
+        ["redis://localhost/0", "--allow-net=localhost:6379"],
+        ["amqp://guest:guest@localhost:5673//", "--allow-net=localhost:5673"],
+      ]
+    ) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--config", "deno.json", "--allow-env", script, url],
+        cwd: new URL("../", import.meta.url).pathname,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      const line = text.split("\n").find((l) => l.startsWith("{"));
+      assert.ok(line, `${url}: ${text}\n${new TextDecoder().decode(out.stderr)}`);
+      const { message, transient } = JSON.parse(line);
+      assert.match(message, /Deno denied the look-up of localhost: no net permission/, url);
+      assert.ok(message.includes(`Run with ${flag}`), `${url}: ${message}`);
+      assert.doesNotMatch(message, /does not resolve/);
+      assert.equal(transient, false, "retrying cannot help");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

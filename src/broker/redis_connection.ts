@@ -7,7 +7,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { Cluster, type Command, Redis } from "ioredis";
-import { BrokerConnectionError, maskPassword } from "./errors.ts";
+import { BrokerConnectionError, deniedLookup, maskPassword } from "./errors.ts";
 import {
   isClusterUrl,
   isSentinelUrl,
@@ -355,6 +355,8 @@ export function describeRedisFailure(
       transient: false,
     };
   }
+  const denied = deniedLookup(err, rawUrl);
+  if (denied) return denied;
   if (/ENOTFOUND|EAI_AGAIN|EAI_NONAME|getaddrinfo/i.test(message)) {
     return {
       reason: `the host name of ${host} does not resolve (DNS: ${message})`,
