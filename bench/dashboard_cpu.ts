@@ -23,19 +23,14 @@
  * `--no-turbo-inlining` to see inlined functions' own time), `--compare DIR`
  * (a second dashboard run from another checkout, e.g. one made with
  * `git archive`, receives the same messages at the same time: a paired
- * comparison, each round under the same load), `--base64` (the `task.multi`
- * bodies in base64, as Python workers send them and Celeriac workers did
- * before, instead of the JSON text a Celeriac worker now puts in a Redis
- * envelope: run with and without it, alternated, for what the form costs
- * the receiver).
+ * comparison, each round under the same load).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
-import { BODY_AS_JSON_STRING, encodeEnvelope } from "../src/protocol/envelope.ts";
-import type { Message } from "../src/protocol/message.ts";
+import { encodeEnvelope } from "../src/protocol/envelope.ts";
 import { encodeEventMessage, makeEvent, TASK_MULTI } from "../src/protocol/events.ts";
 import type { CeleryEvent } from "../src/protocol/events.ts";
 import { ROOT_DIR } from "./common.ts";
@@ -54,7 +49,6 @@ const { values } = parseArgs({
     top: { type: "string", default: "15" },
     "v8-flags": { type: "string" },
     compare: { type: "string" },
-    base64: { type: "boolean", default: false },
   },
 });
 const n = Number(values.tasks);
@@ -88,20 +82,6 @@ const channel = `/${DB}.celeryev/${TASK_MULTI}`;
 const heartbeatChannel = `/${DB}.celeryev/worker.heartbeat`;
 let clock = 0;
 
-/**
- * A `task.multi` message as a Celeriac worker publishes it on Redis: its
- * body the list's JSON text, un-encoded (unless `--base64`).
- */
-function batchEnvelope(message: Message): string {
-  const text = JSON.stringify(new TextDecoder().decode(message.body)).slice(1, -1);
-  const offered = values.base64 ? message : { ...message, [BODY_AS_JSON_STRING]: () => text };
-  return encodeEnvelope(
-    offered,
-    { exchange: "celeryev", routing_key: TASK_MULTI },
-    crypto.randomUUID(),
-  );
-}
-
 /** The raw envelopes of `tasks` tasks' events, as a worker publishes them. */
 function messages(tasks: number): string[] {
   const out: string[] = [];
@@ -110,7 +90,12 @@ function messages(tasks: number): string[] {
   const push = (e: CeleryEvent) => {
     batch.push(e);
     if (batch.length < BATCH) return;
-    out.push(batchEnvelope(encodeEventMessage(batch, HOST)));
+    const raw = encodeEnvelope(
+      encodeEventMessage(batch, HOST),
+      { exchange: "celeryev", routing_key: TASK_MULTI },
+      crypto.randomUUID(),
+    );
+    out.push(raw);
     batch = [];
   };
   for (let i = 0; i < tasks; i++) {
@@ -122,7 +107,10 @@ function messages(tasks: number): string[] {
   if (batch.length) {
     batch.length = batch.length - (batch.length % 3); // whole tasks only
     if (batch.length) {
-      out.push(batchEnvelope(encodeEventMessage(batch, HOST)));
+      out.push(encodeEnvelope(encodeEventMessage(batch, HOST), {
+        exchange: "celeryev",
+        routing_key: TASK_MULTI,
+      }, crypto.randomUUID()));
     }
   }
   return out;

@@ -17,8 +17,7 @@ import {
   makeEvent,
   ProtocolError,
 } from "../protocol.ts";
-import { encodeEventListMessage, EventListMessage } from "../src/protocol/events.ts";
-import { encodeEnvelope, encodeEnvelopePieces } from "../src/protocol/envelope.ts";
+import { encodeEventListMessage } from "../src/protocol/events.ts";
 import { EventListWriter, EventShape } from "../src/protocol/event_writer.ts";
 
 const sample = JSON.parse(
@@ -303,73 +302,6 @@ Deno.test("events: whole timestamps, runtimes, freq and loadavg are written as P
   const odd = new EventListWriter({ hostname: "w@h", pid: 7 });
   odd.addValues(succeeded, ["t", "None", null], 9, at);
   assert.match(text(odd.take()), /"runtime": null, /);
-});
-
-Deno.test("events: a taken list written quoted is its text as a JSON string's content, and goes into a Redis envelope un-encoded (body_encoding null) as the same events", () => {
-  const all = captured.flatMap(({ message }) => decodeEventMessage(message));
-  const own = (e: CeleryEvent) =>
-    Object.fromEntries(
-      Object.entries(e).filter(([k]) =>
-        !["hostname", "utcoffset", "pid", "clock", "timestamp", "type"].includes(k)
-      ),
-    );
-  const writer = new EventListWriter({ hostname: 'w\u00e9@h"q\\', pid: 1 });
-  const succeeded = new EventShape("task-succeeded", ["uuid", "result", "runtime", "x"]);
-  const add = () => {
-    for (const e of all) writer.add(e.type, own(e), e.clock, e.timestamp * 1000);
-    // Recorded and written when taken: verbatim strings, escapes, floats, nested values.
-    writer.addValues(succeeded, ["t1", 'say "hi" \\ \u2603\n', 1, null], 7, 1_700_000_000_000);
-    writer.addValues(succeeded, ["t2", "'ok'", 0.25, true], 8, 1_700_000_000_000.5);
-    writer.addValues(succeeded, ["t3", undefined, 2, { k: ['q"', 1.5] }], 9, 1_700_000_000_003);
-  };
-  add();
-  const n = writer.length;
-  const list = writer.takeList();
-  assert.equal(list.length, n);
-  const text = list.text();
-  assert.equal(list.text(true), JSON.stringify(text).slice(1, -1));
-  assert.equal(JSON.parse(text).length, n);
-
-  const info = { exchange: "celeryev", routing_key: "task.multi" };
-  for (let round = 0; round < 2; round++) {
-    add();
-    const ours = new EventListMessage(writer.takeList(), "w@h");
-    const raw = encodeEnvelope(ours, info, "tag-1");
-    assert.equal(encodeEnvelopePieces(ours, info, "tag-1").join(""), raw);
-    ours.settle();
-    const env = JSON.parse(raw);
-    assert.equal(env.properties.body_encoding, null);
-    assert.equal(env.body, text, "the body is the list's JSON text, not base64");
-    const decoded = decodeEnvelope(raw);
-    assert.deepEqual(decodeEventMessage(decoded), JSON.parse(text));
-    // Read after settle(), the body is still there (from the text written for the envelope).
-    assert.equal(new TextDecoder().decode(ours.body), text);
-    assert.deepEqual(ours.headers, { hostname: "w@h" });
-  }
-  // A message nobody read before settle() was written as bytes then; a base64 envelope of it.
-  add();
-  const unread = new EventListMessage(writer.takeList(), "w@h");
-  unread.settle();
-  add();
-  const later = encodeEnvelope(unread, info, "tag-2");
-  assert.equal(JSON.parse(later).properties.body_encoding, "base64");
-  assert.deepEqual(decodeEventMessage(decodeEnvelope(later)), JSON.parse(text));
-});
-
-Deno.test("events: a taken list is written until the writer's next add or take, then refused", () => {
-  const writer = new EventListWriter({ hostname: "w@h", pid: 1 });
-  const started = new EventShape("task-started", ["uuid"]);
-  for (let i = 0; i < 3; i++) writer.addValues(started, [`t${i}`], i, 1_700_000_000_000);
-  const first = writer.takeList(2);
-  const rest = writer.takeList(2);
-  assert.deepEqual([first.length, rest.length, writer.length], [2, 1, 0]);
-  assert.deepEqual(JSON.parse(first.text()).map((e: { uuid: string }) => e.uuid), ["t0", "t1"]);
-  assert.deepEqual(JSON.parse(rest.text()).map((e: { uuid: string }) => e.uuid), ["t2"]);
-  writer.addValues(started, ["t3"], 3, 1_700_000_000_000);
-  assert.throws(() => first.text(), /taken before/);
-  assert.throws(() => rest.text(true), /taken before/);
-  const next = JSON.parse(new TextDecoder().decode(writer.take()));
-  assert.deepEqual(next.map((e: { uuid: string }) => e.uuid), ["t3"]);
 });
 
 Deno.test("events: every captured event message re-encodes to the captured envelope bytes", () => {

@@ -23,7 +23,7 @@ import { message, uniqueQueue } from "./broker_conformance.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import {
   command,
-  type PrivateServers,
+  failoverSet,
   privateServers,
   type RedisProcess,
   waitUntil,
@@ -147,30 +147,6 @@ Deno.test({
     await servers.stop();
   }
 });
-
-/**
- * A master, its replica and three Sentinels (down after 1 s), private; the
- * replica synced and the Sentinels aware of each other.
- */
-function failoverSet(label: string): Promise<PrivateServers> {
-  return privateServers(label, async (s) => {
-    await s.redis(0);
-    await s.redis(1, ["--replicaof", "127.0.0.1", String(s.base)]);
-    await waitUntil(
-      "the replica to sync",
-      async () =>
-        String(await command(s.base + 1, "INFO", "replication")).includes(
-          "master_link_status:up",
-        ),
-      10_000,
-    );
-    for (let i = 2; i <= 4; i++) await s.sentinel(i, "m1", 0);
-    await waitUntil("the Sentinels to see each other", async () => {
-      const info = await command(s.base + 2, "SENTINEL", "MASTER", "m1") as string[];
-      return Number(info[info.indexOf("num-other-sentinels") + 1]) === 2;
-    }, 15_000);
-  });
-}
 
 /** Wait until every Sentinel of a {@link failoverSet} names the replica as the master. */
 function replicaPromoted(base: number): Promise<void> {

@@ -19,6 +19,7 @@ import { brokerBatchSteps, storeMany } from "./helpers/big_batches.ts";
 import { interopWorker } from "./helpers/interop.ts";
 import {
   command,
+  failoverSet,
   type PrivateServers,
   privateServers,
   waitUntil,
@@ -74,23 +75,7 @@ Deno.test({
   let worker: Awaited<ReturnType<typeof interopWorker>> | null = null;
   let app: Celery | null = null;
   try {
-    servers = await privateServers("sentinel", async (s) => {
-      await s.redis(0);
-      await s.redis(1, ["--replicaof", "127.0.0.1", String(s.base)]);
-      await waitUntil(
-        "the replica to sync",
-        async () =>
-          String(await command(s.base + 1, "INFO", "replication")).includes(
-            "master_link_status:up",
-          ),
-        10_000,
-      );
-      for (let i = 2; i <= 4; i++) await s.sentinel(i, "m1", 0);
-      await waitUntil("the Sentinels to see each other", async () => {
-        const info = await command(s.base + 2, "SENTINEL", "MASTER", "m1") as string[];
-        return Number(info[info.indexOf("num-other-sentinels") + 1]) === 2;
-      }, 15_000);
-    });
+    servers = await failoverSet("sentinel");
     const base = servers.base;
     const master = servers.processes[0]!;
 

@@ -225,8 +225,9 @@ export async function reconnect(
 
 /**
  * Watch a connection's replies: when commands have waited `ms` without any
- * reply, call `silent` (which drops the connection). Checks every quarter
- * of `ms` (at least 10 ms) on an unref'd timer, which the caller clears.
+ * reply, call `silent` (which drops the connection), between `ms` and 1.25
+ * `ms` after the first of them was sent. Checks every quarter of `ms` (at
+ * least 10 ms) on an unref'd timer, which the caller clears.
  * A check that runs late by more than one period means this process's own
  * event loop was busy (encoding a huge message, say) and could not read
  * the replies that may be waiting in the socket: the wait starts again
@@ -255,18 +256,22 @@ export function startWatchdog(
   let seen = progress().replies;
   let since = Date.now();
   let tick = since;
+  let wasIdle = true;
   const timer = setInterval(() => {
     const at = Date.now();
     const stalled = at - tick > 2 * period;
     tick = at;
     if (!current()) return;
     const now = progress();
-    if (now.idle || now.replies !== seen || stalled) {
+    // The wait counts from the first check that finds commands waiting, not from the last that
+    // found none (up to a period earlier): no command is given up before it waited `ms`.
+    if (now.idle || wasIdle || now.replies !== seen || stalled) {
       seen = now.replies;
       since = at;
     } else if (at - since >= ms) {
       silent();
     }
+    wasIdle = now.idle;
   }, period);
   Deno.unrefTimer(timer);
   return timer;

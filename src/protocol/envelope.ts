@@ -62,41 +62,7 @@ export interface Envelope extends Message {
 const SKIP_PROPS = new Set(["priority", "delivery_info", "body_encoding", "delivery_tag"]);
 
 /**
- * The key of a method a message may have that returns its body as the
- * content of a JSON string (its text with `"` and `\` escaped, ASCII, no
- * surrounding quotes), or `undefined` when it cannot any more: a message
- * whose body is JSON text (a worker's batch of task events) is then written
- * into a Redis envelope as that text, without base64, and with
- * `"body_encoding": null`. That is what kombu's virtual transport writes
- * when its `body_encoding` transport option is `None`, and what it reads
- * back whatever that option: kombu decodes a body only when the envelope
- * names an encoding, and a text body is encoded to UTF-8 bytes before it
- * is deserialized, as base64's bytes would be (kombu 4.6, 5.2 and today's;
- * {@link decodeEnvelope} does the same).
- *
- * @example
- * ```ts ignore
- * import { BODY_AS_JSON_STRING, encodeEnvelope } from "./envelope.ts";
- * const message: Message & { [BODY_AS_JSON_STRING](): string } = {
- *   body: new TextEncoder().encode('["a"]'), contentType: "application/json",
- *   contentEncoding: "utf-8", headers: {}, properties: {},
- *   [BODY_AS_JSON_STRING]: () => '[\\"a\\"]',
- * };
- * encodeEnvelope(message, { exchange: "celeryev", routing_key: "task.multi" }, "t1");
- * // '{"body": "[\\"a\\"]", "content-encoding": "utf-8", ..., "body_encoding": null, "delivery_tag": "t1"}}'
- * ```
- */
-export const BODY_AS_JSON_STRING: unique symbol = Symbol("celeriac.bodyAsJsonString");
-
-/** A message's body as the content of a JSON string, when it offers it ({@link BODY_AS_JSON_STRING}). */
-function bodyAsJsonString(msg: Message): string | undefined {
-  const text = (msg as { [BODY_AS_JSON_STRING]?: () => string | undefined })[BODY_AS_JSON_STRING];
-  return typeof text === "function" ? text.call(msg) : undefined;
-}
-
-/**
- * Encode a message as kombu 5.2 writes it to Redis: keys `body` (base64, or
- * the text of a body offered by {@link BODY_AS_JSON_STRING}),
+ * Encode a message as kombu 5.2 writes it to Redis: keys `body` (base64),
  * `content-encoding`, `content-type`, `headers`, `properties` (the message
  * properties, then `delivery_info`, `priority`, `body_encoding`,
  * `delivery_tag`).
@@ -126,9 +92,7 @@ export function encodeEnvelope(
   deliveryTag: string,
   redelivered = false,
 ): string {
-  const text = bodyAsJsonString(msg);
-  return BODY_KEY + (text ?? msg.body.toBase64()) +
-    envelopeRest(msg, deliveryInfo, deliveryTag, redelivered, text !== undefined);
+  return BODY_KEY + msg.body.toBase64() + envelopeRest(msg, deliveryInfo, deliveryTag, redelivered);
 }
 
 const BODY_KEY = '{"body": "';
@@ -244,12 +208,10 @@ function envelopeRest(
   deliveryInfo: DeliveryInfo,
   deliveryTag: string,
   redelivered: boolean,
-  asText = false,
 ): string {
   const head = (!redelivered && prewritten(msg)) || envelopeHead(msg, redelivered);
   return head + '"delivery_info": ' + infoText(deliveryInfo, redelivered) + ', "priority": ' +
-    pyJsonDumps(msg.properties.priority ?? 0) +
-    (asText ? ', "body_encoding": null' : ', "body_encoding": "base64"') + ', "delivery_tag": ' +
+    pyJsonDumps(msg.properties.priority ?? 0) + ', "body_encoding": "base64", "delivery_tag": ' +
     pyJsonScalar(deliveryTag) + "}}";
 }
 
@@ -319,11 +281,10 @@ export function encodeEnvelopePieces(
   deliveryInfo: DeliveryInfo,
   deliveryTag: string,
 ): readonly [string, string, string] {
-  const text = bodyAsJsonString(msg);
   return [
     BODY_KEY,
-    text ?? msg.body.toBase64(),
-    envelopeRest(msg, deliveryInfo, deliveryTag, false, text !== undefined),
+    msg.body.toBase64(),
+    envelopeRest(msg, deliveryInfo, deliveryTag, false),
   ];
 }
 

@@ -19,12 +19,6 @@
  * array and joining it (a list of 100 events alone in a loop: 0.78-0.88×
  * the time, 0.96× the young-generation allocation).
  *
- * A list can also be written as the text of a JSON string holding it
- * ({@link EventList.text} with `quoted`: every `"` and `\` escaped), which
- * a Redis envelope carries as its body without base64: the constant pieces
- * have their escaped copies, so this costs the same appends, and neither
- * the list's bytes nor their base64 text is made.
- *
  * @module
  */
 
@@ -75,10 +69,6 @@ export class EventShape {
   readonly joints: readonly string[];
   /** Whether field `i` is a Python float ({@link EVENT_FLOAT_FIELDS}), written with `.0` when whole. */
   readonly floats: readonly boolean[];
-  /** {@link EventShape.joints} as the content of a JSON string (`\"` for `"`). */
-  readonly quotedJoints: readonly string[];
-  /** {@link EventShape.tail} as the content of a JSON string. */
-  readonly quotedTail: string;
 
   /**
    * @param type the event type
@@ -91,36 +81,7 @@ export class EventShape {
     this.tail = ', "type": ' + pyJsonScalar(type) + "}";
     this.joints = this.keyText.flatMap((k) => [k, k + '"', '"' + k, '"' + k + '"']);
     this.floats = keys.map((k) => EVENT_FLOAT_FIELDS.has(k));
-    this.quotedJoints = this.joints.map(quote);
-    this.quotedTail = quote(this.tail);
   }
-}
-
-/**
- * Events taken from an {@link EventListWriter} ({@link EventListWriter.takeList}),
- * written when asked: as the JSON list's text, or as the content of a JSON
- * string holding that text (what a Redis envelope's un-encoded body is).
- * Valid until the writer's next add or take.
- *
- * @example
- * ```ts ignore
- * const list = writer.takeList(100);
- * list.text(); // '[{"hostname": ...}]'
- * list.text(true); // '[{\"hostname\": ...}]'
- * ```
- */
-export interface EventList {
-  /** Events in the list. */
-  readonly length: number;
-  /**
-   * The list's JSON text (ASCII).
-   *
-   * @param quoted write it as the content of a JSON string (`"` and `\`
-   *   escaped, no surrounding quotes); default false
-   * @returns the text
-   * @throws {Error} once the writer has added or taken events since
-   */
-  text(quoted?: boolean): string;
 }
 
 /**
@@ -129,9 +90,8 @@ export interface EventList {
  * (Celery's field order and Python's `json.dumps` spelling, the numbers of
  * `EVENT_FLOAT_FIELDS` as floats: `"timestamp": 1700000000.0`): the
  * list grows with {@link EventListWriter.add} or
- * {@link EventListWriter.addValues} and is handed over, all of it or its
- * first events, as bytes by {@link EventListWriter.take} or as an
- * {@link EventList} to write by {@link EventListWriter.takeList}.
+ * {@link EventListWriter.addValues} and is handed over as bytes, all of
+ * it or its first events, by {@link EventListWriter.take}.
  *
  * @example
  * ```ts ignore
@@ -156,20 +116,17 @@ export class EventListWriter {
   #next = 0;
   /** Time the stored times count from (ms since the epoch): the first event's of the list. */
   #base = 0;
-  /**
-   * Every event was taken: the records are emptied at the next add or take
-   * (not at once, so that the last {@link EventList} taken can still be written).
-   */
-  #emptyDue = false;
-  /** Counts the emptyings: an {@link EventList} of an earlier one is no longer valid. */
-  #generation = 0;
   readonly #hostname: string;
   readonly #pid: string;
   readonly #keys = new Map<string, string>();
   readonly #tails = new Map<string, string>();
-  /** What each form of the text writes for the current offset and time. */
-  readonly #plain = new TextForm(false);
-  readonly #quoted = new TextForm(true);
+  /** `{"hostname": …, "utcoffset": …, "pid": …, "clock": ` for {@link #offset}. */
+  #head = "";
+  #offset = NaN;
+  #lastAt = NaN;
+  #lastStamp = "";
+  /** {@link #lastStamp} after a closing quote. */
+  #lastStampQuoted = "";
 
   /** @param sender the sender's `hostname` and `pid` */
   constructor(sender: { hostname: string; pid: number }) {
@@ -194,8 +151,7 @@ export class EventListWriter {
    */
   add(type: string, fields: Record<string, unknown>, clock: number, timestamp?: number): void {
     const at = timestamp ?? Date.now();
-    const form = this.#plain;
-    let text = this.#begin(form, clock, at);
+    let text = this.#begin(clock, at);
     for (const k in fields) {
       if (!Object.hasOwn(fields, k)) continue;
       const v = fields[k];
@@ -206,15 +162,16 @@ export class EventListWriter {
     }
     let tail = this.#tails.get(type);
     if (tail === undefined) this.#tails.set(type, tail = ', "type": ' + pyJsonScalar(type) + "}");
-    this.#record(text + form.stamp + tail, undefined, clock, at);
+    this.#record(text + this.#lastStamp + tail, undefined, clock, at);
   }
 
   /**
    * Append one event of `shape`'s type from its field values, in the
    * shape's order: the same text as {@link EventListWriter.add} with the
    * fields object `{ [shape.keys[i]]: values[i] }`. An event of strings,
-   * numbers, booleans and `null` is only recorded, and written when its
-   * list is: the array is kept until then, and must not change.
+   * numbers, booleans and `null` is only recorded, and written by
+   * {@link EventListWriter.take}: the array is kept until then, and must
+   * not change.
    *
    * @param shape the event type and its field names
    * @param values one per key (`undefined` ones left out)
@@ -241,8 +198,7 @@ export class EventListWriter {
       const t = typeof v;
       if (t !== "string" && t !== "number" && t !== "boolean" && t !== "undefined" && v !== null) {
         // Written now, so that a value JSON cannot carry throws here.
-        const text = this.#append("", shape, values, clock, at, this.#plain);
-        this.#record(text, undefined, clock, at);
+        this.#record(this.#append("", shape, values, clock, at), undefined, clock, at);
         return;
       }
     }
@@ -251,7 +207,6 @@ export class EventListWriter {
 
   /** Store one event: its shape and values, or its text (then `values` is undefined). */
   #record(shape: EventShape | string, values: unknown, clock: number, at: number): void {
-    if (this.#emptyDue) this.#empty();
     const records = this.#records;
     const i = this.#end;
     if (i === 0) this.#base = at;
@@ -259,7 +214,7 @@ export class EventListWriter {
     if (typeof shape !== "string" && !Object.is(this.#base + since, at)) {
       // A time the difference does not give back exactly (a fraction of a
       // ms far from the list's first): written now.
-      shape = this.#append("", shape, values as readonly unknown[], clock, at, this.#plain);
+      shape = this.#append("", shape, values as readonly unknown[], clock, at);
       values = undefined;
     }
     records[i] = shape;
@@ -267,16 +222,6 @@ export class EventListWriter {
     records[i + 2] = clock;
     records[i + 3] = since;
     this.#end = i + 4;
-  }
-
-  /** Let go of the records of a list taken whole; earlier {@link EventList}s become invalid. */
-  #empty(): void {
-    if (this.#end > MAX_KEPT_SLOTS) this.#records = [];
-    else this.#records.fill(undefined, 0, this.#end);
-    this.#end = 0;
-    this.#next = 0;
-    this.#emptyDue = false;
-    this.#generation++;
   }
 
   /**
@@ -287,78 +232,46 @@ export class EventListWriter {
    * @returns the JSON list's bytes (ASCII)
    */
   take(max = Infinity): Uint8Array {
-    return ascii.encode(this.takeList(max).text());
-  }
-
-  /**
-   * The events added so far, or the first `max` of them, to be written by
-   * the list returned (until the writer's next add or take); they leave
-   * the writer.
-   *
-   * @param max events to take at most (a fraction is rounded down); default all
-   * @returns the events taken
-   */
-  takeList(max = Infinity): EventList {
-    if (this.#emptyDue) this.#empty();
     const records = this.#records;
     const start = this.#next;
     const end = Math.min(this.#end, start + Math.max(0, Math.floor(max)) * 4);
-    const base = this.#base;
-    const generation = this.#generation;
-    // The rest stays where it is (a split flush takes its messages in turn
-    // without copying what is left each time); the records are emptied
-    // once all are taken.
-    if (end === this.#end) this.#emptyDue = true;
-    this.#next = end;
-    return {
-      length: (end - start) >> 2,
-      text: (quoted = false) => {
-        if (generation !== this.#generation) {
-          throw new Error("This list of events was taken before the writer's last add or take");
-        }
-        return this.#write(records, start, end, base, quoted ? this.#quoted : this.#plain);
-      },
-    };
-  }
-
-  /** The text of the events in `records` from slot `start` to `end`. */
-  #write(
-    records: readonly unknown[],
-    start: number,
-    end: number,
-    base: number,
-    form: TextForm,
-  ): string {
-    let text = form.open;
+    let text = "[";
     for (let r = start; r < end; r += 4) {
       if (r > start) text += ", ";
       const shape = records[r];
-      if (typeof shape === "string") text += form.quoted ? quote(shape) : shape;
+      if (typeof shape === "string") text += shape;
       else {
         text = this.#append(
           text,
           shape as EventShape,
           records[r + 1] as readonly unknown[],
           records[r + 2] as number,
-          base + (records[r + 3] as number),
-          form,
+          this.#base + (records[r + 3] as number),
         );
       }
     }
-    return text + "]";
+    text += "]";
+    // The rest stays where it is (a split flush takes its messages in turn
+    // without copying what is left each time); the list restarts when empty.
+    if (end === this.#end) {
+      if (end > MAX_KEPT_SLOTS) this.#records = [];
+      else records.fill(undefined, 0, end);
+      this.#end = 0;
+      this.#next = 0;
+    } else this.#next = end;
+    return ascii.encode(text);
   }
 
-  /** `text` followed by the text of one event given by its shape's values, in `form`. */
+  /** `text` followed by the text of one event given by its shape's values. */
   #append(
     text: string,
     shape: EventShape,
     values: readonly unknown[],
     clock: number,
     at: number,
-    form: TextForm,
   ): string {
-    text += this.#begin(form, clock, at);
-    const joints = form.quoted ? shape.quotedJoints : shape.joints;
+    text += this.#begin(clock, at);
+    const joints = shape.joints;
     let quoted = 0;
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
@@ -369,68 +282,31 @@ export class EventListWriter {
         quoted = 2;
       } else {
         text += joints[4 * i + quoted];
-        const value = shape.floats[i] ? pyJsonFloats(v) : valueText(v);
-        // Numbers, booleans and null have nothing to escape.
-        text += form.quoted && (typeof v === "string" || typeof v === "object" && v !== null)
-          ? quote(value)
-          : value;
+        text += shape.floats[i] ? pyJsonFloats(v) : valueText(v);
         quoted = 0;
       }
     }
-    return text + (quoted ? form.stampAfterQuote : form.stamp) +
-      (form.quoted ? shape.quotedTail : shape.tail);
+    return text + (quoted ? this.#lastStampQuoted : this.#lastStamp) + shape.tail;
   }
 
   /**
-   * The event's text up to its clock's value, in `form`; sets the form's
-   * stamps for its time.
+   * The event's text up to its clock's value; sets {@link #lastStamp} for
+   * its time.
    */
-  #begin(form: TextForm, clock: number, at: number): string {
+  #begin(clock: number, at: number): string {
     const offset = utcOffsetAt(at);
-    if (offset !== form.offset) {
-      form.offset = offset;
-      const head = '{"hostname": ' + this.#hostname + ', "utcoffset": ' + pyJsonScalar(offset) +
+    if (offset !== this.#offset) {
+      this.#offset = offset;
+      this.#head = '{"hostname": ' + this.#hostname + ', "utcoffset": ' + pyJsonScalar(offset) +
         ', "pid": ' + this.#pid + ', "clock": ';
-      form.head = form.quoted ? quote(head) : head;
     }
-    if (at !== form.at) {
-      form.at = at;
-      const time = pyJsonFloat(at / 1000);
-      form.stamp = form.stampKey + time;
-      form.stampAfterQuote = form.stampKeyAfterQuote + time;
+    if (at !== this.#lastAt) {
+      this.#lastAt = at;
+      this.#lastStamp = ', "timestamp": ' + pyJsonFloat(at / 1000);
+      this.#lastStampQuoted = '"' + this.#lastStamp;
     }
-    return form.head + pyJsonScalar(clock);
+    return this.#head + pyJsonScalar(clock);
   }
-}
-
-/** The pieces one form of the text (plain or quoted) writes for the current offset and time. */
-class TextForm {
-  /** `[`, the list's start. */
-  readonly open = "[";
-  /** `{"hostname": …, "utcoffset": …, "pid": …, "clock": ` for {@link TextForm.offset}. */
-  head = "";
-  offset = NaN;
-  /** `, "timestamp": …` for {@link TextForm.at}. */
-  stamp = "";
-  /** {@link TextForm.stamp} after a string value's closing quote. */
-  stampAfterQuote = "";
-  at = NaN;
-  /** `, "timestamp": `. */
-  readonly stampKey: string;
-  /** `", "timestamp": `. */
-  readonly stampKeyAfterQuote: string;
-
-  /** @param quoted whether this form is the content of a JSON string */
-  constructor(readonly quoted: boolean) {
-    const key = ', "timestamp": ';
-    this.stampKey = quoted ? quote(key) : key;
-    this.stampKeyAfterQuote = quoted ? quote('"' + key) : '"' + key;
-  }
-}
-
-/** ASCII JSON text as the content of a JSON string: `"` and `\` escaped. */
-function quote(text: string): string {
-  return text.includes('"') || text.includes("\\") ? JSON.stringify(text).slice(1, -1) : text;
 }
 
 /** A field value as Python's `json.dumps` writes it. */

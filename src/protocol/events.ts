@@ -10,8 +10,6 @@
 import { ProtocolError } from "./errors.ts";
 import { pyJsonDumpsRecord, pyJsonDumpsRecords, pyJsonLoads } from "./json.ts";
 import type { Message } from "./message.ts";
-import { BODY_AS_JSON_STRING } from "./envelope.ts";
-import type { EventList } from "./event_writer.ts";
 
 /** The exchange events are published to. */
 export const EVENT_EXCHANGE = "celeryev";
@@ -357,71 +355,6 @@ function eventMessage(body: Uint8Array, hostname: string): Message {
  */
 export function encodeEventListMessage(body: Uint8Array, hostname: string): Message {
   return eventMessage(body, hostname);
-}
-
-const ascii = new TextEncoder();
-
-/**
- * The `task.multi` message of a list of events taken from an
- * `EventListWriter`, written only when the broker reads it: a Redis
- * envelope takes it as the content of a JSON string
- * ({@link BODY_AS_JSON_STRING}: no bytes, no base64), other transports
- * read `body`, written and encoded then. The list is valid only until its
- * writer's next add or take, so {@link EventListMessage.settle} is called
- * before that: the body is then written if nobody has read it in either
- * form yet, and the message is an ordinary one from there on.
- *
- * @example
- * ```ts ignore
- * const message = new EventListMessage(writer.takeList(100), "celeriac@h");
- * void broker.broadcast(EVENT_EXCHANGE, message, TASK_MULTI);
- * message.settle();
- * ```
- */
-export class EventListMessage implements Message {
-  readonly contentType = "application/json";
-  readonly contentEncoding = "utf-8";
-  readonly headers: Record<string, unknown>;
-  readonly properties = { delivery_mode: 1, priority: 0 };
-  #list: EventList | null;
-  #body: Uint8Array | null = null;
-  /** The text written for {@link BODY_AS_JSON_STRING}, if it was asked for. */
-  #quoted: string | null = null;
-
-  /**
-   * @param list the events, as taken from their writer
-   * @param hostname the sender's node name
-   */
-  constructor(list: EventList, hostname: string) {
-    this.#list = list;
-    this.headers = { hostname };
-  }
-
-  /** The JSON list's bytes (written at the first read). */
-  get body(): Uint8Array {
-    return this.#body ??= ascii.encode(
-      this.#list ? this.#list.text() : JSON.parse('"' + this.#quoted + '"'),
-    );
-  }
-
-  /**
-   * The list's text as the content of a JSON string.
-   *
-   * @returns the text, or `undefined` when it was not asked for before
-   *   {@link EventListMessage.settle}
-   */
-  [BODY_AS_JSON_STRING](): string | undefined {
-    if (this.#list) return this.#quoted ??= this.#list.text(true);
-    return this.#quoted ?? undefined;
-  }
-
-  /** Write the body now if it was read in neither form, and let go of the list. */
-  settle(): void {
-    if (this.#list === null) return;
-    // A transport that keeps the message to send it later reads its body then.
-    if (this.#quoted === null) void this.body;
-    this.#list = null;
-  }
 }
 
 /**

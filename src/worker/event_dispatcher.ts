@@ -21,10 +21,10 @@ import { closeWait } from "../broker/sleep.ts";
 import type { LamportClock } from "../protocol/clock.ts";
 import {
   type CeleryEvent,
+  encodeEventListMessage,
   encodeEventMessage,
   EVENT_EXCHANGE,
   EVENT_FLOAT_FIELDS,
-  EventListMessage,
   eventRoutingKey,
   makeEvent,
   TASK_MULTI,
@@ -175,10 +175,8 @@ export class EventDispatcher {
   /** Publish the pending task events now, at most `batchMax` a message. */
   flush(): void {
     while (this.#batch.length > 0) {
-      // Written as the broker reads it: on Redis, as the envelope's un-encoded body.
-      const message = new EventListMessage(this.#batch.takeList(this.#batchMax), this.#hostname);
-      this.#publish(message, TASK_MULTI);
-      message.settle();
+      const list = this.#batch.take(this.#batchMax);
+      this.#publish(encodeEventListMessage(list, this.#hostname), TASK_MULTI);
     }
   }
 

@@ -429,3 +429,34 @@ export async function privateServers(
     }
   }
 }
+
+/**
+ * A master on `base`, its replica on `base + 1` and three Sentinels on
+ * `base + 2..4` watching it as `m1` (down after 1 s), private: the replica
+ * synced and the Sentinels aware of each other before it resolves.
+ *
+ * @example
+ * ```ts ignore
+ * const servers = await failoverSet("sentinel");
+ * await servers.stop();
+ * ```
+ */
+export function failoverSet(label: string): Promise<PrivateServers> {
+  return privateServers(label, async (s) => {
+    await s.redis(0);
+    await s.redis(1, ["--replicaof", "127.0.0.1", String(s.base)]);
+    await waitUntil(
+      "the replica to sync",
+      async () =>
+        String(await command(s.base + 1, "INFO", "replication")).includes(
+          "master_link_status:up",
+        ),
+      10_000,
+    );
+    for (let i = 2; i <= 4; i++) await s.sentinel(i, "m1", 0);
+    await waitUntil("the Sentinels to see each other", async () => {
+      const info = await command(s.base + 2, "SENTINEL", "MASTER", "m1") as string[];
+      return Number(info[info.indexOf("num-other-sentinels") + 1]) === 2;
+    }, 15_000);
+  });
+}
