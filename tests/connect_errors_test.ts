@@ -185,3 +185,22 @@ await app.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("connect errors: a Sentinel URL where no Sentinel answers fails the connect and says why", async () => {
+  // A first connect through Sentinels nobody answers on retried silently for
+  // ever (a redis:// URL fails at once); ioredis named only "Connection is closed".
+  using ports = reservePorts();
+  const url = `sentinel://127.0.0.1:${ports.base}/0?master_name=mymaster`;
+  const started = performance.now();
+  await assert.rejects(
+    Promise.race([
+      openBroker(url),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("still connecting")), 15_000)),
+    ]),
+    rejectsWith(
+      new RegExp(`no Sentinel answered \\(127\\.0\\.0\\.1:${ports.base}: Connection refused`),
+      true,
+    ),
+  );
+  assert.ok(performance.now() - started < 10_000, "within a few rounds");
+});

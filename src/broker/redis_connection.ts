@@ -87,6 +87,8 @@ export function openRedisConnection(
 ): Redis {
   const commandTimeout = commandTimeoutOf(url, rawUrl);
   if (url.cluster) return openClusterConnection(url, rawUrl, options, commandTimeout);
+  /** Whether this connection (or one duplicated from it) was ever up. */
+  const started = { ready: false };
   const where = url.sentinels
     ? {
       sentinels: url.sentinels,
@@ -99,7 +101,15 @@ export function openRedisConnection(
       // seen in about 1 of 8 failovers in tests/redis_sentinel_test.ts). A dead
       // master's socket fails by itself, and a demoted one answers READONLY,
       // which reconnects through the Sentinels (below).
-      sentinelRetryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+      // Until the first connect succeeded, no Sentinel answering for
+      // SENTINEL_STARTUP_ROUNDS rounds fails the connect (as a redis:// URL
+      // fails at once), instead of retrying silently for ever; once up, the
+      // connection asks them for as long as it takes (ioredis ends a client
+      // whose Sentinels it gave up on).
+      sentinelRetryStrategy: (times: number) =>
+        !started.ready && times > SENTINEL_STARTUP_ROUNDS
+          ? null
+          : Math.min(100 * 2 ** Math.min(times, 5), 2000),
       // A Sentinel that accepts and never answers: the next one is asked.
       sentinelCommandTimeout: commandTimeout,
     }
@@ -129,8 +139,39 @@ export function openRedisConnection(
     log.warn("Redis connection {url}: {error}", { url: maskPassword(rawUrl), error: err.message });
   });
   watchRedisErrors(client, rawUrl, url.db);
-  if (url.sentinels) reconnectWhenHung(client, rawUrl);
+  if (url.sentinels) {
+    client.once("ready", () => started.ready = true);
+    client.on("sentinelError", (err: Error) => sentinelErrors.set(client, err));
+    reconnectWhenHung(client, rawUrl);
+  }
   return client;
+}
+
+/**
+ * Rounds over every Sentinel of a URL (200 ms, 400 ms, 800 ms apart) before
+ * a first connect fails: a Sentinel restarting at the same moment is waited
+ * for, a wrong address or a missing `--allow-net` is reported.
+ */
+const SENTINEL_STARTUP_ROUNDS = 3;
+/** The last Sentinel each connection could not ask (ioredis's own message names none). */
+const sentinelErrors = new WeakMap<Redis, Error>();
+
+/**
+ * Why a Sentinel cannot be reached, in Deno's words (ioredis reports only
+ * "Connection is closed" for it): a TCP connect to it, closed at once.
+ *
+ * @returns `host:port: reason`, or `null` when it accepts connections
+ */
+async function dialSentinel(at: { host?: string; port?: number }): Promise<string | null> {
+  const hostname = at.host ?? "127.0.0.1";
+  const port = at.port ?? 26379;
+  try {
+    const conn = await Deno.connect({ hostname, port, signal: AbortSignal.timeout(1000) });
+    conn.close();
+    return null;
+  } catch (err) {
+    return `${hostname}:${port}: ${(err as Error).message}`;
+  }
 }
 
 /**
@@ -437,6 +478,11 @@ export async function connectRedis(client: Redis, rawUrl: string): Promise<void>
     await client.connect();
   } catch (err) {
     client.disconnect();
+    const sentinels = client.options.sentinels;
+    if (sentinels && err instanceof Error && /All sentinels are unreachable/.test(err.message)) {
+      const why = await dialSentinel(sentinels[0] as { host?: string; port?: number });
+      if (why) sentinelErrors.set(client, new Error(why));
+    }
     throw connectionError(client, rawUrl, err);
   }
   const bad = badDatabases.get(client);
@@ -467,8 +513,12 @@ export function redisFailure(conn: Redis, rawUrl: string, err: unknown): unknown
 
 /** A {@link BrokerConnectionError} naming the connection's real failure. */
 function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerConnectionError {
-  const real = badDatabases.get(client) ??
+  let real = badDatabases.get(client) ??
     (err instanceof Error && CLOSED.test(err.message) ? lastErrors.get(client) ?? err : err);
+  const sentinel = sentinelErrors.get(client);
+  if (sentinel && real instanceof Error && /All sentinels are unreachable/.test(real.message)) {
+    real = new Error(`no Sentinel answered (${sentinel.message})`, { cause: real });
+  }
   return new BrokerConnectionError(rawUrl, real, describeRedisFailure(real, rawUrl));
 }
 
