@@ -10,6 +10,7 @@ import { Celery } from "../mod.ts";
 import { openBackend, openBroker, openScheduleStore } from "../protocol.ts";
 import { RedisBroker } from "../src/broker/redis.ts";
 import { RedisBackend } from "../src/backend/redis.ts";
+import { describeRedisFailure } from "../src/broker/redis_connection.ts";
 import { runEnvCase } from "./helpers/env_cases.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { Proc } from "./helpers/procs.ts";
@@ -203,4 +204,13 @@ Deno.test("connect errors: a Sentinel URL where no Sentinel answers fails the co
     ),
   );
   assert.ok(performance.now() - started < 10_000, "within a few rounds");
+});
+
+Deno.test("connect errors: a refused connection through Sentinels names the address refused", () => {
+  // The master the Sentinels still named during a failover: "nothing listens on the server".
+  const { reason } = describeRedisFailure(
+    new Error("connect ECONNREFUSED 127.0.0.1:16390"),
+    "sentinel://:pw@10.0.0.1:26379;sentinel://10.0.0.2:26379/0?master_name=mymaster",
+  );
+  assert.match(reason, /^connection refused: nothing listens on 127\.0\.0\.1:16390 \(/);
 });

@@ -405,7 +405,10 @@ export function describeRedisFailure(
     };
   }
   if (/ECONNREFUSED/i.test(message)) {
-    return { reason: `connection refused: nothing listens on ${host} (${message})` };
+    // A Sentinel or Cluster URL lists several hosts: the one refused is in the message.
+    const refused = /ECONNREFUSED (\S+)/.exec(message)?.[1];
+    const where = host === "the server" && refused ? refused : host;
+    return { reason: `connection refused: nothing listens on ${where} (${message})` };
   }
   if (TIMED_OUT.test(message)) {
     let seconds = DEFAULT_COMMAND_TIMEOUT_MS / 1000;
