@@ -10,7 +10,7 @@ import { Celery } from "../mod.ts";
 import { openBackend, openBroker, openScheduleStore } from "../protocol.ts";
 import { RedisBroker } from "../src/broker/redis.ts";
 import { RedisBackend } from "../src/backend/redis.ts";
-import { describeRedisFailure } from "../src/broker/redis_connection.ts";
+import { describeRedisFailure } from "../src/broker/redis_failures.ts";
 import { runEnvCase } from "./helpers/env_cases.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { Proc } from "./helpers/procs.ts";
