@@ -91,6 +91,32 @@ Deno.test("beat CLI: schedule add/list/remove reach a running beat; beat --list"
   });
 });
 
+Deno.test("beat CLI: schedule add/remove say what happens when no beat runs and to a configured entry", async () => {
+  // `schedule add` said "the running beat leader picks it up" with no beat
+  // running; `schedule remove` of an entry of the app's beatSchedule said
+  // "Removed entry" and the entry was gone from the table, config and all.
+  await withKv(async (env) => {
+    const add = await cli(["schedule", "add", "dyn", "--task", "beat.tick", "--every", "5s"], env);
+    assert.equal(add.code, 0, add.text);
+    assert.match(
+      add.text,
+      /Stored entry "dyn"; no beat leads now: the next beat to start sends it/,
+    );
+    const removeDyn = await cli(["schedule", "remove", "dyn"], env);
+    assert.match(removeDyn.text, /^Removed entry "dyn"$/m);
+
+    const remove = await cli(["schedule", "remove", "tick"], env);
+    assert.equal(remove.code, 0, remove.text);
+    assert.match(
+      remove.text,
+      /Removed entry "tick" \(the app's beatSchedule has it: hidden until schedule add gives it again\)/,
+    );
+    assert.match((await cli(["beat", "--list"], env)).text, /0 entries/);
+    await cli(["schedule", "add", "tick", "--task", "beat.tick", "--every", "1m"], env);
+    assert.match((await cli(["beat", "--list"], env)).text, /tick\s+beat\.tick\s+every 1m/);
+  });
+});
+
 Deno.test("beat CLI: bad input is refused with the entry and the field", async () => {
   await withKv(async (env) => {
     const cron = await cli(

@@ -10,6 +10,7 @@ import { Celery } from "../mod.ts";
 import { openBackend, openBroker, openScheduleStore } from "../protocol.ts";
 import { RedisBroker } from "../src/broker/redis.ts";
 import { RedisBackend } from "../src/backend/redis.ts";
+import { describeRedisFailure } from "../src/broker/redis_failures.ts";
 import { runEnvCase } from "./helpers/env_cases.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { Proc } from "./helpers/procs.ts";
@@ -138,4 +139,78 @@ Deno.test("connect errors: an unknown scheme names every scheme that is accepted
     /beat store URL "127\.0\.0\.1:6379" has no scheme: write it as a URL, e\.g\. redis:\/\//,
   );
   await assert.rejects(openBroker("constructor://x"), /Unsupported broker URL "constructor:\/\/…"/);
+});
+
+Deno.test("connect errors: a host name without --allow-net for it names the flag, not DNS", async () => {
+  // Deno refuses the look-up of a name it may not connect to with
+  // `getaddrinfo EPERM <host>`: Redis said "the host name of localhost:6379
+  // does not resolve (DNS: …)", RabbitMQ "getaddrinfo EPERM localhost".
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-denied-" });
+  const script = `${dir}/send.ts`;
+  await Deno.writeTextFile(
+    script,
+    `import { Celery } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+const app = new Celery({ broker: Deno.args[0], backend: null });
+try {
+  await app.sendTask("t.any", []);
+} catch (err) {
+  console.log(JSON.stringify({ message: String((err as Error).message), transient: (err as { transient?: boolean }).transient }));
+}
+await app.close();
+`,
+  );
+  try {
+    for (
+      const [url, flag] of [
+        ["redis://localhost:6399/0", "--allow-net=localhost:6399"],
+        ["redis://localhost/0", "--allow-net=localhost:6379"],
+        ["amqp://guest:guest@localhost:5673//", "--allow-net=localhost:5673"],
+      ]
+    ) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--config", "deno.json", "--allow-env", script, url],
+        cwd: new URL("../", import.meta.url).pathname,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      const line = text.split("\n").find((l) => l.startsWith("{"));
+      assert.ok(line, `${url}: ${text}\n${new TextDecoder().decode(out.stderr)}`);
+      const { message, transient } = JSON.parse(line);
+      assert.match(message, /Deno denied the look-up of localhost: no net permission/, url);
+      assert.ok(message.includes(`Run with ${flag}`), `${url}: ${message}`);
+      assert.doesNotMatch(message, /does not resolve/);
+      assert.equal(transient, false, "retrying cannot help");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("connect errors: a Sentinel URL where no Sentinel answers fails the connect and says why", async () => {
+  // A first connect through Sentinels nobody answers on retried silently for
+  // ever (a redis:// URL fails at once); ioredis named only "Connection is closed".
+  using ports = reservePorts();
+  const url = `sentinel://127.0.0.1:${ports.base}/0?master_name=mymaster`;
+  const started = performance.now();
+  await assert.rejects(
+    Promise.race([
+      openBroker(url),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("still connecting")), 15_000)),
+    ]),
+    rejectsWith(
+      new RegExp(`no Sentinel answered \\(127\\.0\\.0\\.1:${ports.base}: Connection refused`),
+      true,
+    ),
+  );
+  assert.ok(performance.now() - started < 10_000, "within a few rounds");
+});
+
+Deno.test("connect errors: a refused connection through Sentinels names the address refused", () => {
+  // The master the Sentinels still named during a failover: "nothing listens on the server".
+  const { reason } = describeRedisFailure(
+    new Error("connect ECONNREFUSED 127.0.0.1:16390"),
+    "sentinel://:pw@10.0.0.1:26379;sentinel://10.0.0.2:26379/0?master_name=mymaster",
+  );
+  assert.match(reason, /^connection refused: nothing listens on 127\.0\.0\.1:16390 \(/);
 });

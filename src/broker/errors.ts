@@ -41,6 +41,7 @@ export class BrokerConnectionError extends Error {
     explained: { reason?: string; hint?: string; transient?: boolean } = {},
   ) {
     const safe = maskPassword(url);
+    if (explained.reason === undefined) explained = deniedLookup(cause, url) ?? explained;
     const reason = explained.reason ?? (cause instanceof Error ? cause.message : undefined);
     const why = reason ? `: ${reason.replace(/\.+$/, "")}` : "";
     const hint = explained.hint ??
@@ -55,6 +56,55 @@ export class BrokerConnectionError extends Error {
     this.url = safe;
     this.transient = explained.transient ?? true;
   }
+}
+
+/** The port each scheme connects to when its URL names none. */
+const DEFAULT_PORTS: Record<string, string> = {
+  "redis:": "6379",
+  "rediss:": "6379",
+  "sentinel:": "26379",
+  "amqp:": "5672",
+  "amqps:": "5671",
+};
+
+/**
+ * Deno's refusal to look a host name up without the net permission for it:
+ * node's `dns`, which ioredis and amqplib use, fails with
+ * `getaddrinfo EPERM <host>`, which reads like a DNS failure.
+ *
+ * @example
+ * ```ts ignore
+ * deniedLookup(new Error("getaddrinfo EPERM localhost"), "redis://localhost/0")?.hint;
+ * // "Run with --allow-net=localhost:6379 ..."
+ * ```
+ *
+ * @param cause the connection's error
+ * @param url the URL it was opening (the port of a host it names)
+ * @returns the reason and what to change, or `undefined` for another error
+ */
+export function deniedLookup(
+  cause: unknown,
+  url: string,
+): { reason: string; hint: string; transient: false } | undefined {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  const host = /getaddrinfo EPERM (\S+)/.exec(message)?.[1];
+  if (!host) return undefined;
+  let port = "";
+  for (const one of url.split(";")) {
+    try {
+      const u = new URL(one);
+      if (u.hostname === host) port = u.port || (DEFAULT_PORTS[u.protocol] ?? "");
+    } catch {
+      // not a URL: name the host alone
+    }
+    if (port) break;
+  }
+  const allow = port ? `${host}:${port}` : host;
+  return {
+    reason: `Deno denied the look-up of ${host}: no net permission for it (${message})`,
+    hint: `Run with --allow-net=${allow} (the host as the URL names it)`,
+    transient: false,
+  };
 }
 
 /**

@@ -8,44 +8,17 @@
 import { getLogger } from "@logtape/logtape";
 import { Cluster, type Command, Redis } from "ioredis";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
+import { CLOSED, describeRedisFailure, isConnectionFailure, TIMED_OUT } from "./redis_failures.ts";
 import {
+  commandTimeoutOf,
+  DEFAULT_COMMAND_TIMEOUT_MS,
   isClusterUrl,
   isSentinelUrl,
-  parseRedisUrl,
   type RedisUrlOptions,
-  replyTimeoutOf,
 } from "./redis_url.ts";
 import { closeWait } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "redis"]);
-
-/**
- * How long an ioredis command waits for its reply when the URL sets no
- * `?socket_timeout=`, ms: as long as Celeriac's own RESP connections wait.
- */
-export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
-
-/**
- * The per-command timeout of the ioredis connections of a Redis URL, ms:
- * its `?socket_timeout=` (seconds), else {@link DEFAULT_COMMAND_TIMEOUT_MS}.
- * A command left that long without a reply (a hung server, a network that
- * drops replies) fails with ioredis' `Command timed out`, a connection
- * failure ({@link isConnectionFailure}), instead of waiting without end.
- *
- * @example
- * ```ts ignore
- * const url = "sentinel://127.0.0.1:26379/0?master_name=m&socket_timeout=5";
- * commandTimeoutOf(parseRedisUrl(url), url); // 5000
- * ```
- *
- * @param url parsed URL settings
- * @param rawUrl the URL text, for the error
- * @returns milliseconds
- * @throws {TypeError} when `socket_timeout` is not a positive number of seconds
- */
-export function commandTimeoutOf(url: RedisUrlOptions, rawUrl: string): number {
-  return replyTimeoutOf(url, rawUrl) ?? DEFAULT_COMMAND_TIMEOUT_MS;
-}
 
 /**
  * How much longer than the command timeout a blocking command's connection
@@ -87,6 +60,8 @@ export function openRedisConnection(
 ): Redis {
   const commandTimeout = commandTimeoutOf(url, rawUrl);
   if (url.cluster) return openClusterConnection(url, rawUrl, options, commandTimeout);
+  /** Whether this connection (or one duplicated from it) was ever up. */
+  const started = { ready: false };
   const where = url.sentinels
     ? {
       sentinels: url.sentinels,
@@ -99,7 +74,15 @@ export function openRedisConnection(
       // seen in about 1 of 8 failovers in tests/redis_sentinel_test.ts). A dead
       // master's socket fails by itself, and a demoted one answers READONLY,
       // which reconnects through the Sentinels (below).
-      sentinelRetryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+      // Until the first connect succeeded, no Sentinel answering for
+      // SENTINEL_STARTUP_ROUNDS rounds fails the connect (as a redis:// URL
+      // fails at once), instead of retrying silently for ever; once up, the
+      // connection asks them for as long as it takes (ioredis ends a client
+      // whose Sentinels it gave up on).
+      sentinelRetryStrategy: (times: number) =>
+        !started.ready && times > SENTINEL_STARTUP_ROUNDS
+          ? null
+          : Math.min(100 * 2 ** Math.min(times, 5), 2000),
       // A Sentinel that accepts and never answers: the next one is asked.
       sentinelCommandTimeout: commandTimeout,
     }
@@ -129,8 +112,39 @@ export function openRedisConnection(
     log.warn("Redis connection {url}: {error}", { url: maskPassword(rawUrl), error: err.message });
   });
   watchRedisErrors(client, rawUrl, url.db);
-  if (url.sentinels) reconnectWhenHung(client, rawUrl);
+  if (url.sentinels) {
+    client.once("ready", () => started.ready = true);
+    client.on("sentinelError", (err: Error) => sentinelErrors.set(client, err));
+    reconnectWhenHung(client, rawUrl);
+  }
   return client;
+}
+
+/**
+ * Rounds over every Sentinel of a URL (200 ms, 400 ms, 800 ms apart) before
+ * a first connect fails: a Sentinel restarting at the same moment is waited
+ * for, a wrong address or a missing `--allow-net` is reported.
+ */
+const SENTINEL_STARTUP_ROUNDS = 3;
+/** The last Sentinel each connection could not ask (ioredis's own message names none). */
+const sentinelErrors = new WeakMap<Redis, Error>();
+
+/**
+ * Why a Sentinel cannot be reached, in Deno's words (ioredis reports only
+ * "Connection is closed" for it): a TCP connect to it, closed at once.
+ *
+ * @returns `host:port: reason`, or `null` when it accepts connections
+ */
+async function dialSentinel(at: { host?: string; port?: number }): Promise<string | null> {
+  const hostname = at.host ?? "127.0.0.1";
+  const port = at.port ?? 26379;
+  try {
+    const conn = await Deno.connect({ hostname, port, signal: AbortSignal.timeout(1000) });
+    conn.close();
+    return null;
+  } catch (err) {
+    return `${hostname}:${port}: ${(err as Error).message}`;
+  }
 }
 
 /**
@@ -315,111 +329,6 @@ export function keepPinging(conn: Redis): void {
 }
 
 /**
- * Say which of the usual connect failures happened, with what to change.
- *
- * @example
- * ```ts ignore
- * describeRedisFailure(new Error("WRONGPASS invalid username-password pair"), "redis://:x@h:6379/0");
- * // { reason: "the user name or password is wrong (WRONGPASS)", hint: "Fix ..." }
- * ```
- *
- * @param err what ioredis reported
- * @param rawUrl the URL that was tried
- * @returns the reason and what to change
- */
-export function describeRedisFailure(
-  err: unknown,
-  rawUrl: string,
-): { reason: string; hint?: string; transient?: boolean } {
-  const message = err instanceof Error ? err.message : String(err);
-  let host = "the server";
-  let db = "0";
-  try {
-    const u = new URL(rawUrl);
-    host = `${u.hostname}:${u.port || "6379"}`;
-    db = u.pathname.replace(/^\//, "") || "0";
-  } catch {
-    // parseRedisUrl already accepted it; keep the generic words
-  }
-  if (/WRONGPASS|invalid password|invalid username-password/i.test(message)) {
-    return {
-      reason: `the user name or password is wrong (WRONGPASS: ${message})`,
-      hint: "Fix the credentials in the URL: redis://[user]:password@host:port/db",
-      transient: false,
-    };
-  }
-  if (/NOAUTH|Authentication required/i.test(message)) {
-    return {
-      reason: `the server requires a password and none was given (NOAUTH: ${message})`,
-      hint: "Put the password in the URL: redis://:password@host:port/db",
-      transient: false,
-    };
-  }
-  if (/ENOTFOUND|EAI_AGAIN|EAI_NONAME|getaddrinfo/i.test(message)) {
-    return {
-      reason: `the host name of ${host} does not resolve (DNS: ${message})`,
-      hint: "Check the host name in the URL",
-    };
-  }
-  if (/ECONNREFUSED/i.test(message)) {
-    return { reason: `connection refused: nothing listens on ${host} (${message})` };
-  }
-  if (TIMED_OUT.test(message)) {
-    let seconds = DEFAULT_COMMAND_TIMEOUT_MS / 1000;
-    try {
-      seconds = commandTimeoutOf(parseRedisUrl(rawUrl), rawUrl) / 1000;
-    } catch {
-      // a URL that does not parse was refused before any command
-    }
-    return {
-      reason: `no reply within ${seconds} s (${message}): the server hangs, ` +
-        "or the network drops its replies",
-      hint: "Check that the server answers (not paused, blocked by a long command or swapping); " +
-        "?socket_timeout=<seconds> in the URL sets how long a command waits",
-    };
-  }
-  if (/DB index is out of range/i.test(message)) {
-    return {
-      reason: `database ${db} does not exist on ${host} (DB index is out of range)`,
-      hint: "Use a database number below the server's `databases` setting (16 by default: 0-15)",
-      transient: false,
-    };
-  }
-  return { reason: message };
-}
-
-/** ioredis' message for a command left without a reply for its `commandTimeout`. */
-const TIMED_OUT = /^Command timed out/;
-
-/** ioredis's messages for a command that met a closed connection (the cause is an earlier error). */
-const CLOSED =
-  /Connection is closed|Command aborted due to connection close|Stream isn't writeable/;
-
-/**
- * Whether an ioredis error means the server could not be reached (as
- * opposed to a command error). That includes ioredis's `AbortError` for
- * the rest of a pipeline or transaction cut off by the connection closing:
- * some of its commands may have run, so what retries it repeats them
- * (at-least-once, as kombu's publish retry); and a command left without a
- * reply for the command timeout (`Command timed out`: it may have run too).
- *
- * @example
- * ```ts ignore
- * isConnectionFailure(new Error("connect ECONNREFUSED 127.0.0.1:6379")); // true
- * ```
- *
- * @param err the error
- * @returns true for connection failures
- */
-export function isConnectionFailure(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  return err.name === "MaxRetriesPerRequestError" ||
-    CLOSED.test(err.message) || TIMED_OUT.test(err.message) ||
-    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available/
-      .test(err.message);
-}
-
-/**
  * Connect now, turning a failure into a {@link BrokerConnectionError}.
  *
  * @example
@@ -435,6 +344,11 @@ export async function connectRedis(client: Redis, rawUrl: string): Promise<void>
     await client.connect();
   } catch (err) {
     client.disconnect();
+    const sentinels = client.options.sentinels;
+    if (sentinels && err instanceof Error && /All sentinels are unreachable/.test(err.message)) {
+      const why = await dialSentinel(sentinels[0] as { host?: string; port?: number });
+      if (why) sentinelErrors.set(client, new Error(why));
+    }
     throw connectionError(client, rawUrl, err);
   }
   const bad = badDatabases.get(client);
@@ -465,8 +379,12 @@ export function redisFailure(conn: Redis, rawUrl: string, err: unknown): unknown
 
 /** A {@link BrokerConnectionError} naming the connection's real failure. */
 function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerConnectionError {
-  const real = badDatabases.get(client) ??
+  let real = badDatabases.get(client) ??
     (err instanceof Error && CLOSED.test(err.message) ? lastErrors.get(client) ?? err : err);
+  const sentinel = sentinelErrors.get(client);
+  if (sentinel && real instanceof Error && /All sentinels are unreachable/.test(real.message)) {
+    real = new Error(`no Sentinel answered (${sentinel.message})`, { cause: real });
+  }
   return new BrokerConnectionError(rawUrl, real, describeRedisFailure(real, rawUrl));
 }
 

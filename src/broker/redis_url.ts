@@ -264,7 +264,7 @@ export function isSingleServer(url: RedisUrlOptions): boolean {
  * (redis-py's and Celery's name for it), in ms, or `undefined` when it sets
  * none. Commands left that long without a reply drop Celeriac's own
  * connection (resp_connection.ts), and fail on ioredis' (its
- * `commandTimeout`, see `commandTimeoutOf` in redis_connection.ts).
+ * `commandTimeout`, see {@link commandTimeoutOf}).
  *
  * @example
  * ```ts
@@ -289,4 +289,33 @@ export function replyTimeoutOf(url: RedisUrlOptions, rawUrl: string): number | u
     );
   }
   return Math.ceil(seconds * 1000);
+}
+
+/**
+ * How long an ioredis command waits for its reply when the URL sets no
+ * `?socket_timeout=`, ms: as long as Celeriac's own RESP connections wait.
+ */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
+
+/**
+ * The per-command timeout of the ioredis connections of a Redis URL, ms:
+ * its `?socket_timeout=` (seconds), else {@link DEFAULT_COMMAND_TIMEOUT_MS}.
+ * A command left that long without a reply (a hung server, a network that
+ * drops replies) fails with ioredis' `Command timed out`, a connection
+ * failure (`isConnectionFailure` in redis_failures.ts), instead of waiting without end.
+ *
+ * @example
+ * ```ts
+ * import { commandTimeoutOf, parseRedisUrl } from "./redis_url.ts";
+ * const url = "sentinel://127.0.0.1:26379/0?master_name=m&socket_timeout=5";
+ * commandTimeoutOf(parseRedisUrl(url), url); // 5000
+ * ```
+ *
+ * @param url parsed URL settings
+ * @param rawUrl the URL text, for the error
+ * @returns milliseconds
+ * @throws {TypeError} when `socket_timeout` is not a positive number of seconds
+ */
+export function commandTimeoutOf(url: RedisUrlOptions, rawUrl: string): number {
+  return replyTimeoutOf(url, rawUrl) ?? DEFAULT_COMMAND_TIMEOUT_MS;
 }

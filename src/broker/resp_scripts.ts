@@ -17,7 +17,7 @@
 
 import { createHash } from "node:crypto";
 import { BrokerConnectionError } from "./errors.ts";
-import { describeRedisFailure } from "./redis_connection.ts";
+import { describeRedisFailure } from "./redis_failures.ts";
 import { type RedisUrlOptions, replyTimeoutOf } from "./redis_url.ts";
 
 export { replyTimeoutOf };

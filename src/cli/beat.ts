@@ -231,12 +231,25 @@ export async function runSchedule(
         options,
       };
       await periodic.add(name, entry);
-      console.log(`Stored entry "${name}"; the running beat leader picks it up`);
+      const lease = await (await periodic.store()).lease();
+      console.log(
+        lease
+          ? `Stored entry "${name}"; the running beat leader picks it up`
+          : `Stored entry "${name}"; no beat leads now: the next beat to start sends it`,
+      );
       return 0;
     }
     if (action === "remove") {
       const removed = await periodic.remove(name);
-      console.log(removed ? `Removed entry "${name}"` : `No entry "${name}"`);
+      const configured = Object.hasOwn(app.config.beatSchedule, name);
+      console.log(
+        !removed
+          ? `No entry "${name}"`
+          : configured
+          ? `Removed entry "${name}" (the app's beatSchedule has it: hidden until ` +
+            `schedule add gives it again)`
+          : `Removed entry "${name}"`,
+      );
       return removed ? 0 : 1;
     }
     throw new TypeError(

@@ -1,0 +1,120 @@
+/**
+ * What an ioredis failure means: a connection failure (retried) or a
+ * command error, and which of the usual connect failures it is, with what
+ * to change. Pure: messages and URLs in, words out.
+ *
+ * @module
+ */
+
+import { deniedLookup } from "./errors.ts";
+import { commandTimeoutOf, DEFAULT_COMMAND_TIMEOUT_MS, parseRedisUrl } from "./redis_url.ts";
+
+/**
+ * Say which of the usual connect failures happened, with what to change.
+ *
+ * @example
+ * ```ts ignore
+ * describeRedisFailure(new Error("WRONGPASS invalid username-password pair"), "redis://:x@h:6379/0");
+ * // { reason: "the user name or password is wrong (WRONGPASS)", hint: "Fix ..." }
+ * ```
+ *
+ * @param err what ioredis reported
+ * @param rawUrl the URL that was tried
+ * @returns the reason and what to change
+ */
+export function describeRedisFailure(
+  err: unknown,
+  rawUrl: string,
+): { reason: string; hint?: string; transient?: boolean } {
+  const message = err instanceof Error ? err.message : String(err);
+  let host = "the server";
+  let db = "0";
+  try {
+    const u = new URL(rawUrl);
+    host = `${u.hostname}:${u.port || "6379"}`;
+    db = u.pathname.replace(/^\//, "") || "0";
+  } catch {
+    // parseRedisUrl already accepted it; keep the generic words
+  }
+  if (/WRONGPASS|invalid password|invalid username-password/i.test(message)) {
+    return {
+      reason: `the user name or password is wrong (WRONGPASS: ${message})`,
+      hint: "Fix the credentials in the URL: redis://[user]:password@host:port/db",
+      transient: false,
+    };
+  }
+  if (/NOAUTH|Authentication required/i.test(message)) {
+    return {
+      reason: `the server requires a password and none was given (NOAUTH: ${message})`,
+      hint: "Put the password in the URL: redis://:password@host:port/db",
+      transient: false,
+    };
+  }
+  const denied = deniedLookup(err, rawUrl);
+  if (denied) return denied;
+  if (/ENOTFOUND|EAI_AGAIN|EAI_NONAME|getaddrinfo/i.test(message)) {
+    return {
+      reason: `the host name of ${host} does not resolve (DNS: ${message})`,
+      hint: "Check the host name in the URL",
+    };
+  }
+  if (/ECONNREFUSED/i.test(message)) {
+    // A Sentinel or Cluster URL lists several hosts: the one refused is in the message.
+    const refused = /ECONNREFUSED (\S+)/.exec(message)?.[1];
+    const where = host === "the server" && refused ? refused : host;
+    return { reason: `connection refused: nothing listens on ${where} (${message})` };
+  }
+  if (TIMED_OUT.test(message)) {
+    let seconds = DEFAULT_COMMAND_TIMEOUT_MS / 1000;
+    try {
+      seconds = commandTimeoutOf(parseRedisUrl(rawUrl), rawUrl) / 1000;
+    } catch {
+      // a URL that does not parse was refused before any command
+    }
+    return {
+      reason: `no reply within ${seconds} s (${message}): the server hangs, ` +
+        "or the network drops its replies",
+      hint: "Check that the server answers (not paused, blocked by a long command or swapping); " +
+        "?socket_timeout=<seconds> in the URL sets how long a command waits",
+    };
+  }
+  if (/DB index is out of range/i.test(message)) {
+    return {
+      reason: `database ${db} does not exist on ${host} (DB index is out of range)`,
+      hint: "Use a database number below the server's `databases` setting (16 by default: 0-15)",
+      transient: false,
+    };
+  }
+  return { reason: message };
+}
+
+/** ioredis' message for a command left without a reply for its `commandTimeout`. */
+export const TIMED_OUT: RegExp = /^Command timed out/;
+
+/** ioredis's messages for a command that met a closed connection (the cause is an earlier error). */
+export const CLOSED: RegExp =
+  /Connection is closed|Command aborted due to connection close|Stream isn't writeable/;
+
+/**
+ * Whether an ioredis error means the server could not be reached (as
+ * opposed to a command error). That includes ioredis's `AbortError` for
+ * the rest of a pipeline or transaction cut off by the connection closing:
+ * some of its commands may have run, so what retries it repeats them
+ * (at-least-once, as kombu's publish retry); and a command left without a
+ * reply for the command timeout (`Command timed out`: it may have run too).
+ *
+ * @example
+ * ```ts ignore
+ * isConnectionFailure(new Error("connect ECONNREFUSED 127.0.0.1:6379")); // true
+ * ```
+ *
+ * @param err the error
+ * @returns true for connection failures
+ */
+export function isConnectionFailure(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.name === "MaxRetriesPerRequestError" ||
+    CLOSED.test(err.message) || TIMED_OUT.test(err.message) ||
+    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available/
+      .test(err.message);
+}
