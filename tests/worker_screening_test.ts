@@ -71,6 +71,28 @@ test("a redelivered task whose SUCCESS is stored is acknowledged without running
   });
 });
 
+test("a requeued message parked unrun (its FAILURE a refusal such as NotRegistered) runs", async () => {
+  // `parked --requeue` marks messages redelivered; the FAILURE stored when an unknown task
+  // was parked must not make it a duplicate once a worker has the task.
+  await withWorker(redis, {}, async (client, worker, queue) => {
+    const backend = await client.resultBackend();
+    const parked = crypto.randomUUID();
+    const refused = {
+      exc_type: "NotRegistered",
+      exc_module: "celery.exceptions",
+      exc_message: ["t.add"],
+    };
+    await backend.store([{
+      taskId: parked,
+      status: "FAILURE",
+      meta: encodeResultMeta({ taskId: parked, status: "FAILURE", result: refused }),
+    }]);
+    await push(queue, parked, true);
+    await until(async () => (await backend.get(parked))?.status === "SUCCESS");
+    assert.equal(worker.stats.succeeded, 1);
+  });
+});
+
 test("a message whose consumers died 5 times is parked as poison with a FAILURE", async () => {
   await withWorker(redis, {}, async (client, worker, queue) => {
     const id = crypto.randomUUID();

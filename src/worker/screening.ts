@@ -5,7 +5,10 @@
  *   a terminal state (SUCCESS, FAILURE, REVOKED) ran to the end before: it
  *   is acknowledged without running again and logged as a suppressed
  *   duplicate (Celery would run it again). Only redelivered messages are
- *   looked up, so a first delivery costs nothing.
+ *   looked up, so a first delivery costs nothing. A FAILURE stored when the
+ *   message was parked without running ({@link REFUSALS}: unknown task,
+ *   refused content, poison) is no such end: `parked --requeue` (which marks
+ *   messages redelivered) puts them back to run, once the task is deployed.
  * - **Poison messages.** A message given back because the consumer holding
  *   it died ({@link DELIVERY_COUNT_HEADER}) `maxDeliveries` times is parked
  *   with a FAILURE instead of killing workers forever.
@@ -16,7 +19,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend } from "../backend/port.ts";
 import { type Delivery, DELIVERY_COUNT_HEADER } from "../broker/port.ts";
-import { READY_STATES } from "../protocol/result_meta.ts";
+import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import { pyException } from "./result_entries.ts";
 import type { Settlement } from "./settlement.ts";
@@ -34,6 +37,25 @@ const log = getLogger(["celeriac", "worker"]);
  * ```
  */
 export const DEFAULT_MAX_DELIVERIES = 5;
+
+/**
+ * Exception types a worker stores when it parks a message it did not run:
+ * such a FAILURE does not make a requeued message a duplicate.
+ */
+const REFUSALS: ReadonlySet<string> = new Set([
+  "NotRegistered",
+  "ContentDisallowed",
+  "DecodeError",
+  "PoisonMessage",
+]);
+
+/** Whether a stored state says the task ran to the end (a refusal's FAILURE does not). */
+function ranToTheEnd(meta: ResultMeta): boolean {
+  if (!READY_STATES.has(meta.status)) return false;
+  if (meta.status !== "FAILURE") return true;
+  const excType = (meta.result as { exc_type?: unknown } | null)?.exc_type;
+  return !(typeof excType === "string" && REFUSALS.has(excType));
+}
 
 /**
  * The ids of redelivered deliveries whose result is already terminal.
@@ -60,7 +82,7 @@ export async function finishedBefore(
   await Promise.all(ids.map(async (id) => {
     try {
       const meta = await backend.get(id);
-      if (meta && READY_STATES.has(meta.status)) done.add(id);
+      if (meta && ranToTheEnd(meta)) done.add(id);
     } catch (err) {
       log.debug("Cannot read the state of redelivered task {id}: {error}", {
         id,
