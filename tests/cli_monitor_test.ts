@@ -113,7 +113,8 @@ Deno.test({
     expect(nobody, 69, [], [/No nodes replied/]);
     expect(await cli("inspect", "bogus"), 2);
     const online = await status;
-    assert.deepEqual(json(online), [node], show(online));
+    // Celery 5.2's `status --json` shape: the ping replies by node.
+    assert.deepEqual(json(online), { [node]: { ok: "pong" } }, show(online));
 
     await dump.waitFor(
       new RegExp(`${node} \\[.*\\] task succeeded: tasks\\.add\\(${id}\\) .*result=5`),

@@ -213,10 +213,13 @@ export async function runStatus(
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
   const replies = await app.control.ping(replyOptions(values));
-  const nodes = replies.flatMap(Object.keys).sort();
-  if (values.json) console.log(JSON.stringify(nodes));
-  else {
-    for (const n of nodes) console.log(`${n}: OK`);
+  const merged = Object.assign({}, ...replies) as Record<string, unknown>;
+  const nodes = Object.keys(merged).sort();
+  // As `celery status`: `{"node": {"ok": "pong"}, ...}` with --json, else `->  node: OK` lines.
+  if (values.json) {
+    console.log(JSON.stringify(Object.fromEntries(nodes.map((n) => [n, merged[n]]))));
+  } else {
+    for (const n of nodes) console.log(`->  ${n}: OK`);
     if (nodes.length) console.log(`\n${nodes.length} node${nodes.length === 1 ? "" : "s"} online.`);
   }
   if (nodes.length === 0) {
