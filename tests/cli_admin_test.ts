@@ -67,3 +67,16 @@ Deno.test("cli purge -f: deletes the default queue without asking", async () => 
     assert.equal(await app.queueDepth("other"), 1, "other queues are left alone");
   });
 });
+
+Deno.test("cli purge and parked without --app: the broker alone, as celery -b URL purge", async () => {
+  await withBroker(async (url, app) => {
+    await app.sendTask("t.add", [1, 2], { queue: "q1" });
+    const purged = await cli(["purge", "-b", url, "-f", "-Q", "q1"]);
+    assert.equal(purged.code, 0, purged.out);
+    assert.match(purged.out, /Purged 1 message from 1 queue \(q1\)/);
+    assert.equal(await app.queueDepth("q1"), 0);
+    const parked = await cli(["parked", "-b", url]);
+    assert.equal(parked.code, 0, parked.out);
+    assert.match(parked.out, /0 parked message\(s\)/);
+  });
+});

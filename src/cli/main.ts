@@ -30,7 +30,7 @@ import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
  * with no tasks, configured by `--broker` / `--backend` and the
  * environment, as `celery -b URL inspect ping` does without `-A`.
  */
-const APP_OPTIONAL = new Set([...MONITOR_COMMANDS, "dashboard"]);
+const APP_OPTIONAL = new Set([...MONITOR_COMMANDS, "dashboard", "purge", "parked"]);
 
 async function openApp(
   command: string,
