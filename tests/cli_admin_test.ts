@@ -80,3 +80,27 @@ Deno.test("cli purge and parked without --app: the broker alone, as celery -b UR
     assert.match(parked.out, /0 parked message\(s\)/);
   });
 });
+
+Deno.test("cli control: a missing or malformed argument is refused before anything is sent", async () => {
+  await withBroker(async (url) => {
+    // `rate_limit TASK` without a rate would remove the task's limit on every worker.
+    const cases: [string[], RegExp][] = [
+      [["control", "rate_limit", "t.add"], /rate_limit: takes TASK RATE .*; got t\.add/],
+      [["control", "time_limit", "t.add"], /time_limit: takes TASK SOFT \[HARD\]/],
+      [["control", "time_limit", "t.add", "5", "x"], /"x" is not a number/],
+      [["control", "pool_grow", "abc"], /"abc" is not a whole number above 0/],
+      [["control", "revoke"], /revoke: takes ID \[ID \.\.\.\]; got none/],
+      [["control", "terminate", "SIGTERM"], /terminate: takes SIGNAL ID/],
+      [["control", "heartbeat", "now"], /heartbeat: takes no arguments/],
+      [["inspect", "query_task"], /query_task: takes ID/],
+    ];
+    for (const [args, message] of cases) {
+      const res = await cli([...args, "-b", url, "-t", "0.2"]);
+      assert.equal(res.code, 2, `${args.join(" ")}: ${res.out}`);
+      assert.match(res.out, message);
+    }
+    // Well-formed: sent, and no worker is there to answer.
+    const sent = await cli(["control", "rate_limit", "t.add", "0", "-b", url, "-t", "0.2"]);
+    assert.equal(sent.code, 69, sent.out);
+  });
+});

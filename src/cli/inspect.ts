@@ -58,6 +58,45 @@ const CONTROL: Record<string, (p: string[]) => Record<string, unknown>> = {
   autoscale: ([max, min]) => ({ max: wholeNumber(max, "max"), min: wholeNumber(min, "min") }),
 };
 
+/**
+ * The arguments a command takes: fewest, most, and how to write them. A command sent with a
+ * missing argument would do something else (`rate_limit TASK` without a rate removes the limit,
+ * `time_limit TASK` both limits), so it is refused before anything is sent.
+ */
+const ARGUMENTS: Record<string, readonly [number, number, string]> = {
+  query_task: [1, Infinity, "ID [ID ...]"],
+  rate_limit: [2, 2, "TASK RATE (10/s, 5/m, ...; 0 removes the limit)"],
+  time_limit: [2, 3, "TASK SOFT [HARD] (seconds)"],
+  revoke: [1, Infinity, "ID [ID ...]"],
+  terminate: [2, Infinity, "SIGNAL ID [ID ...]"],
+  add_consumer: [1, 4, "QUEUE [EXCHANGE [TYPE [ROUTING_KEY]]]"],
+  cancel_consumer: [1, 1, "QUEUE"],
+  pool_grow: [0, 1, "[N]"],
+  pool_shrink: [0, 1, "[N]"],
+  autoscale: [0, 2, "[MAX [MIN]]"],
+};
+
+/** Why these arguments do not fit the command (`undefined` when they do). */
+function argumentsError(kind: string, method: string, rest: readonly string[]): string | undefined {
+  const [fewest, most, usage] = ARGUMENTS[method] ?? [0, kind === "inspect" ? Infinity : 0, ""];
+  const numbers = method === "time_limit"
+    ? rest.slice(1)
+    : method === "pool_grow" || method === "pool_shrink"
+    ? rest
+    : [];
+  const pool = method === "pool_grow" || method === "pool_shrink";
+  const bad = numbers.find((n) =>
+    pool ? !/^[1-9]\d*$/.test(n) : !Number.isFinite(Number(n)) || n.trim() === ""
+  );
+  if (rest.length >= fewest && rest.length <= most && bad === undefined) return undefined;
+  const what = bad !== undefined
+    ? `"${bad}" is not ${pool ? "a whole number above 0" : "a number"}`
+    : usage
+    ? `takes ${usage}`
+    : "takes no arguments";
+  return `error: ${kind} ${method}: ${what}; got ${rest.length ? rest.join(" ") : "none"}`;
+}
+
 /** `autoscale MAX [MIN]`: an absent bound is null (the worker keeps it). */
 function wholeNumber(text: string | undefined, what: string): number | null {
   if (text === undefined) return null;
@@ -168,6 +207,11 @@ export async function runInspect(
     console.error(methodError("inspect", method, INSPECT_COMMANDS));
     return 2;
   }
+  const misfit = argumentsError("inspect", method, rest);
+  if (misfit) {
+    console.error(misfit);
+    return 2;
+  }
   const replies = await app.control.call(method, args(rest), replyOptions(values));
   return print(method, replies, values.json === true);
 }
@@ -189,6 +233,11 @@ export async function runControl(
   const args = method && Object.hasOwn(CONTROL, method) ? CONTROL[method] : undefined;
   if (!args) {
     console.error(methodError("control", method, CONTROL_COMMANDS));
+    return 2;
+  }
+  const misfit = argumentsError("control", method, rest);
+  if (misfit) {
+    console.error(misfit);
     return 2;
   }
   const options = replyOptions(values);
