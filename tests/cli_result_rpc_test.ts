@@ -24,3 +24,21 @@ Deno.test("cli result: an rpc:// backend is refused with what to change, without
     await app.close();
   }
 });
+
+Deno.test("cli result: no result backend at all names --backend, not new Celery(...)", async () => {
+  // A RabbitMQ or Redis broker has no result backend unless one is set.
+  const app = new Celery({ broker: "amqp://guest:guest@127.0.0.1:1//", backend: null });
+  try {
+    await assert.rejects(
+      runResult(app, crypto.randomUUID(), { timeout: "0.5" }),
+      (err: Error) => {
+        assert.ok(err instanceof TypeError, String(err));
+        assert.match(err.message, /result needs the result backend the worker stores to/);
+        assert.match(err.message, /--backend redis:\/\//);
+        return true;
+      },
+    );
+  } finally {
+    await app.close();
+  }
+});

@@ -67,7 +67,7 @@ export async function runCall(
  * @param id task id
  * @param values parsed flags
  * @returns exit code
- * @throws {TypeError} without an id, or with an `rpc://` result backend
+ * @throws {TypeError} without an id, without a result backend, or with an `rpc://` one
  */
 export async function runResult(
   app: Celery,
@@ -75,6 +75,12 @@ export async function runResult(
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
   if (!id) throw new TypeError("result needs a task id: result 5c0e4e3a-…");
+  if (!app.config.backend) {
+    throw new TypeError(
+      "result needs the result backend the worker stores to, and none is configured: " +
+        "--backend redis://127.0.0.1:6379/0 (or CELERY_RESULT_BACKEND, or the app's backend)",
+    );
+  }
   if (/^rpc:/i.test(app.config.backend ?? "")) {
     throw new TypeError(
       "result cannot read a result from the rpc:// backend: it sends each result only to the " +
