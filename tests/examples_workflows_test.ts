@@ -5,15 +5,22 @@ import { Redis } from "ioredis";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
-Deno.test("examples: workflows (chain, group, chord, map/starmap/chunks) on the KV store", async () => {
+/** Run examples/workflows.ts with these extra flags and environment; its output, once it succeeded. */
+async function runWorkflows(flags: string[], env: Record<string, string> = {}): Promise<string> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read=.", "--allow-env", "examples/workflows.ts"],
+    args: ["run", "--allow-read=.", "--allow-env", ...flags, "examples/workflows.ts"],
     cwd: new URL("../", import.meta.url).pathname,
+    env,
     stdout: "piped",
     stderr: "piped",
   }).output();
   const text = new TextDecoder().decode(out.stdout);
   assert.ok(out.success, `${text}\n${new TextDecoder().decode(out.stderr)}`);
+  return text;
+}
+
+Deno.test("examples: workflows (chain, group, chord, map/starmap/chunks) on the KV store", async () => {
+  const text = await runWorkflows([]);
   assert.match(text, /mul\(4\), show\)\s+= 24 apples/);
   assert.match(text, /group\(add\(2, 2\), show\(5\)\)\s+= \[4, 5 pears\]/);
   assert.match(text, /chord\(\[add × 3\], tsum\)\s+= 12/);
@@ -36,21 +43,10 @@ Deno.test({
   const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
   const redis = new Redis(REDIS_URL);
   try {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-read=.",
-        "--allow-env",
-        `--allow-net=${new URL(REDIS_URL).host}`,
-        "examples/workflows.ts",
-      ],
-      cwd: new URL("../", import.meta.url).pathname,
-      env: { CELERY_BROKER_URL: url, CELERY_RESULT_BACKEND: url },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    assert.ok(out.success, `${text}\n${new TextDecoder().decode(out.stderr)}`);
+    const text = await runWorkflows([`--allow-net=${new URL(REDIS_URL).host}`], {
+      CELERY_BROKER_URL: url,
+      CELERY_RESULT_BACKEND: url,
+    });
     assert.match(text, /mul\(4\), show\)\s+= 24 apples/);
     assert.match(text, /restored group\s+= \[6,20\]/);
     assert.equal(await redis.exists(`${prefix}_kombu.binding.celery`), 1, "the queue on Redis");
