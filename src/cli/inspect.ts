@@ -79,12 +79,8 @@ const ARGUMENTS: Record<string, readonly [number, number, string]> = {
 /** Why these arguments do not fit the command (`undefined` when they do). */
 function argumentsError(kind: string, method: string, rest: readonly string[]): string | undefined {
   const [fewest, most, usage] = ARGUMENTS[method] ?? [0, kind === "inspect" ? Infinity : 0, ""];
-  const numbers = method === "time_limit"
-    ? rest.slice(1)
-    : method === "pool_grow" || method === "pool_shrink"
-    ? rest
-    : [];
   const pool = method === "pool_grow" || method === "pool_shrink";
+  const numbers = method === "time_limit" ? rest.slice(1) : pool ? rest : [];
   const bad = numbers.find((n) =>
     pool ? !/^[1-9]\d*$/.test(n) : !Number.isFinite(Number(n)) || n.trim() === ""
   );
