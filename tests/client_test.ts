@@ -185,6 +185,54 @@ Deno.test("client: an option name or type a plain-JavaScript caller got wrong is
   app.configure({ backend: null, taskRoutes: [{ "t.*": "q" }], beatStore: undefined });
 });
 
+Deno.test("client: a call or get() option a plain-JavaScript caller got wrong is refused before anything is sent", async () => {
+  // The names were ignored (countdwn: the task ran at once; routing_key: sent by the default
+  // route), get(100) and get({ timout: 100 }) waited forever, get({ timeout: "10s" }) failed
+  // with "Failed to execute 'AbortSignal.timeout'".
+  const app = new Celery({ broker: "kv://:memory:" });
+  try {
+    const add = app.task("t.add", (a: number, b: number) => a + b);
+    const opts = (o: Record<string, unknown>) => o as never;
+    await assert.rejects(
+      add.applyAsync([1, 2], opts({ countdwn: 5 })),
+      (e: Error) =>
+        e instanceof TypeError &&
+        /"t\.add" have no option "countdwn" \(did you mean "countdown"\?\)/.test(e.message),
+    );
+    await assert.rejects(
+      app.sendTask("t.add", [1, 2], opts({ routing_key: "math" })),
+      /no option "routing_key" \(did you mean "routingKey"\?\)/,
+    );
+    await assert.rejects(add.delayMany([[1, 2]], opts({ ignore_result: true })), /"ignoreResult"/);
+    await assert.rejects(
+      app.sendMany([{ name: "t.add", args: [1, 2], options: opts({ priorty: 1 }) }]),
+      /"priority"/,
+    );
+    const broker = await app.broker();
+    assert.deepEqual(
+      await broker.take(["celery"], { max: 10, signal: AbortSignal.timeout(200) }),
+      [],
+    ); // nothing was sent
+    const r = await add.delay(1, 2);
+    await assert.rejects(
+      r.get(100 as never),
+      /get\(\) takes an options object: write get\(\{ timeout: 100 \}\)/,
+    );
+    await assert.rejects(
+      r.get(opts({ timout: 100 })),
+      /no option "timout" \(did you mean "timeout"\?\)/,
+    );
+    await assert.rejects(
+      r.get(opts({ timeout: "10s" })),
+      /timeout must be a number of milliseconds .*got "10s"/,
+    );
+    await assert.rejects(r.get({ timeout: 50 }), TimeoutError);
+    assert.equal((await add.delayMany([[1, 2], [3, 4]], { countdown: 1 })).length, 2);
+  } finally {
+    await app.close();
+  }
+});
+
 Deno.test("client: configure() is refused once the app has connected", async () => {
   const app = new Celery({ broker: "kv://:memory:" });
   app.configure({ defaultQueue: "other" });

@@ -26,6 +26,7 @@ import { Events } from "./events.ts";
 import type { CeleryOptions, ResolvedConfig } from "./config.ts";
 import { Connections, type OpenOptions } from "./connections.ts";
 import { Dispatch } from "./dispatch.ts";
+import { checkCallOptions } from "./call_option_names.ts";
 import { Task } from "./task.ts";
 import type {
   ApplyOptions,
@@ -280,6 +281,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     args: readonly unknown[] = [],
     callOptions: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
+    // Task.delay() passes its task's frozen defaults: only call option names, no check needed.
+    if (!Object.isFrozen(callOptions)) checkCallOptions(callOptions, name);
     const id = await this.#dispatch.send(name, args, callOptions);
     return new AsyncResult<R>(id, this);
   }
@@ -315,6 +318,11 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     calls: readonly { name: string; args?: readonly unknown[]; options?: ApplyOptions }[],
     options: SendManyOptions = {},
   ): Promise<AsyncResult<R>[]> {
+    let checked: ApplyOptions | undefined; // delayMany() shares one object between its calls
+    for (const call of calls) {
+      if (call.options !== checked) checkCallOptions(call.options, call.name);
+      checked = call.options;
+    }
     const ids = await this.#dispatch.sendMany(calls, options);
     return ids.map((id) => new AsyncResult<R>(id, this));
   }

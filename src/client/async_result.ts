@@ -16,6 +16,7 @@ import {
 import { resultTupleFromJson } from "../protocol/signature.ts";
 import { currentTask } from "./current.ts";
 import { TaskError } from "./errors.ts";
+import { closestName } from "./closest_name.ts";
 import { type MemberResult, resultFromTuple } from "./group_result.ts";
 import { followStates, stateUpdates, type TaskUpdate } from "./progress.ts";
 
@@ -70,6 +71,45 @@ export interface GetOptions {
    * the wait with its error.
    */
   onProgress?: (update: TaskUpdate) => void;
+}
+
+/**
+ * Throw when `get()` options are not an object or have a name or a timeout
+ * that would make the wait last forever without saying so: `get(100)` (a
+ * number, as Python's `get(timeout)`), `{ timout: 100 }`, `{ timeout: "10s" }`.
+ *
+ * @param options the options as given
+ * @param where the method, for the message
+ * @throws {TypeError} naming what to write instead
+ */
+export function checkGetOptions(options: unknown, where: string): void {
+  if (typeof options === "number") {
+    throw new TypeError(
+      `${where} takes an options object: write ${where.slice(0, -1)}{ timeout: ${options} })`,
+    );
+  }
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(`${where} takes an options object, e.g. { timeout: 10_000 }`);
+  }
+  for (const [key, value] of Object.entries(options)) {
+    if (key === "timeout") {
+      if (value !== undefined && !(typeof value === "number" && value >= 0 && value < Infinity)) {
+        throw new TypeError(
+          `${where}: timeout must be a number of milliseconds (leave it out to wait forever), got ${
+            typeof value === "string" ? JSON.stringify(value) : String(value)
+          }`,
+        );
+      }
+    } else if (key !== "signal" && key !== "onProgress") {
+      throw new TypeError(
+        `${where} has no option "${key}"${
+          closestName(key, ["timeout", "signal", "onProgress"]) === "timeout"
+            ? ' (did you mean "timeout"?)'
+            : ""
+        }: the options are timeout, signal, onProgress`,
+      );
+    }
+  }
 }
 
 function asExceptionInfo(v: unknown): ExceptionInfo {
@@ -204,6 +244,7 @@ export class AsyncResult<T = unknown> {
    * @throws {TimeoutError} when the timeout passed first
    */
   async get(options: GetOptions = {}): Promise<T> {
+    checkGetOptions(options, "get()");
     notInsideATask();
     const backend = await this.#source.resultBackend();
     const meta = await followStates(backend, this.id, options, options.onProgress);
@@ -257,6 +298,7 @@ export class AsyncResult<T = unknown> {
   async *updates(
     options: Omit<GetOptions, "onProgress"> = {},
   ): AsyncGenerator<TaskUpdate, void, undefined> {
+    checkGetOptions(options, "updates()");
     notInsideATask();
     yield* stateUpdates(await this.#source.resultBackend(), this.id, options);
   }

@@ -7,7 +7,12 @@
 
 import { decodeGroupMeta, encodeGroupMeta, type ResultTuple } from "../protocol/signature.ts";
 import { READY_STATES } from "../protocol/result_meta.ts";
-import { AsyncResult, type GetOptions, type ResultSource } from "./async_result.ts";
+import {
+  AsyncResult,
+  checkGetOptions,
+  type GetOptions,
+  type ResultSource,
+} from "./async_result.ts";
 import type { RevokeOptions } from "./control.ts";
 import { TimeoutError } from "./errors.ts";
 
@@ -92,6 +97,7 @@ export class GroupResult<T extends unknown[] = unknown[]> {
    * @throws {TimeoutError} when the timeout passed first
    */
   async get(options: GetOptions = {}): Promise<T> {
+    checkGetOptions(options, "get()");
     const timer = options.timeout !== undefined ? AbortSignal.timeout(options.timeout) : undefined;
     const signals = [options.signal, timer].filter((s): s is AbortSignal => s !== undefined);
     const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];

@@ -1,0 +1,65 @@
+/**
+ * Refusal of call options (`applyAsync`, `sendTask`, `sendMany`,
+ * `delayMany`) whose name is no option: a plain-JavaScript caller's typo
+ * (`countdwn`) or Celery's snake_case name (`routing_key`) would otherwise be
+ * ignored, and the task run at once or sent where it was not meant to go.
+ *
+ * @module
+ */
+
+import { closestName } from "./closest_name.ts";
+import type { ApplyOptions } from "./task_options.ts";
+
+const NAMES: readonly (keyof ApplyOptions)[] = [
+  "kwargs",
+  "taskId",
+  "countdown",
+  "eta",
+  "expires",
+  "priority",
+  "queue",
+  "exchange",
+  "routingKey",
+  "headers",
+  "shadow",
+  "ignoreResult",
+  "timeLimit",
+  "softTimeLimit",
+  "serializer",
+  "compression",
+];
+
+/**
+ * Throw when call options are not an object or name something that is no
+ * call option, naming the closest one.
+ *
+ * @example
+ * ```ts ignore
+ * checkCallOptions({ countdwn: 5 }, "tasks.add");
+ * // TypeError: call options of "tasks.add" have no option "countdwn" (did you mean "countdown"?) ...
+ * ```
+ *
+ * @param options the call options as given
+ * @param task the task name, for the message
+ * @throws {TypeError} naming the option and what to write instead
+ */
+export function checkCallOptions(options: unknown, task: string): void {
+  if (options === undefined) return;
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(
+      `call options of "${task}" must be an object, e.g. { countdown: 5, queue: "math" }; got ${
+        Array.isArray(options) ? "an array" : options === null ? "null" : typeof options
+      }`,
+    );
+  }
+  for (const key of Object.keys(options)) {
+    if ((NAMES as readonly string[]).includes(key)) continue;
+    const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    const guess = NAMES.find((n) => n === camel) ?? closestName(key, NAMES);
+    throw new TypeError(
+      `call options of "${task}" have no option "${key}"${
+        guess ? ` (did you mean "${guess}"?)` : ""
+      }: the options are ${NAMES.join(", ")}`,
+    );
+  }
+}
