@@ -127,6 +127,24 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
   assert.equal(program.code, 1, `a program, not an app module: ${program.stderr}`);
   assert.match(program.stderr, /must export its app: .*--app names the module that defines/);
   assert.doesNotMatch(program.stderr, /Top-level await/);
+  // Said only "Module not found" and the module's own message, with neither --app nor where.
+  const missing = await runCli(["--app", "./tests/apps/no_such_app.ts", "-b", "kv://:memory:"]);
+  assert.equal(missing.code, 1);
+  assert.match(
+    missing.stderr,
+    /^error: --app \.\/tests\/apps\/no_such_app\.ts: no module at file:\/\/.*no_such_app\.ts \(a relative path starts from the current directory, /,
+  );
+  const throws = await runCli([
+    "--app",
+    "./tests/apps/throws_at_import_app.ts",
+    "-b",
+    "kv://:memory:",
+  ]);
+  assert.equal(throws.code, 1);
+  assert.match(
+    throws.stderr,
+    /^error: --app \.\/tests\/apps\/throws_at_import_app\.ts: importing the app module failed: Error: settings\.json is missing \(at file:\/\/.*throws_at_import_app\.ts:5:7\)/,
+  );
   const inherited = await runCli(["toString", "--app", "./tests/apps/worker_app.ts"]);
   assert.equal(inherited.code, 2, "a name from Object.prototype is no command");
   assert.match(inherited.stderr, /^error: unknown command "toString"/);

@@ -46,7 +46,9 @@ async function openApp(
   }
   const { module, exportName } = spec ? parseAppSpec(spec) : { module: "", exportName: undefined };
   const url = spec ? moduleUrl(module, Deno.cwd()) : "";
-  const app = spec ? await loadApp(url, exportName).catch(appModuleExpected) : new Celery();
+  const app = spec
+    ? await loadApp(url, exportName).catch((err) => appModuleExpected(err, spec, url))
+    : new Celery();
   if (broker !== undefined || backend !== undefined) {
     takeUnreadEnv(); // configure() reads the settings again: what is still unread is asked anew
     app.configure({
@@ -57,12 +59,33 @@ async function openApp(
   return { app, url, exportName };
 }
 
-/** A module with no app: say what `--app` expects (a program, such as a demo, runs with deno run). */
-function appModuleExpected(err: Error): never {
-  if (!(err instanceof TypeError) || !/must export its app/.test(err.message)) throw err;
-  throw new TypeError(
-    `${err.message}. --app names the module that defines your app and its tasks ` +
-      "(as ./tasks.ts does), not a program that uses them: run that with deno run",
+/**
+ * An `--app` module that could not be used, said so with the flag's value:
+ * one with no app (a program, such as a demo, runs with deno run), a path
+ * with no module, a module that threw while imported (where it threw: the
+ * worker prints only the message).
+ */
+function appModuleExpected(err: Error, spec: string, url: string): never {
+  if (err instanceof TypeError && /must export its app/.test(err.message)) {
+    throw new TypeError(
+      `${err.message}. --app names the module that defines your app and its tasks ` +
+        "(as ./tasks.ts does), not a program that uses them: run that with deno run",
+    );
+  }
+  if (/has no Celery app exported as/.test(err.message)) throw err;
+  const code = (err as Error & { code?: string }).code;
+  if (code === "ERR_MODULE_NOT_FOUND" && err.message.includes(`"${url}"`)) {
+    throw new TypeError(
+      `--app ${spec}: no module at ${url} (a relative path starts from the current directory, ${Deno.cwd()})`,
+      { cause: err },
+    );
+  }
+  const at = err.stack?.split("\n").find((l) => /^\s+at .*(file|https?):\/\//.test(l))?.trim();
+  throw new Error(
+    `--app ${spec}: importing the app module failed: ${err.name}: ${err.message}${
+      at ? ` (${at})` : ""
+    }`,
+    { cause: err },
   );
 }
 
