@@ -145,6 +145,23 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
     throws.stderr,
     /^error: --app \.\/tests\/apps\/throws_at_import_app\.ts: importing the app module failed: Error: settings\.json is missing \(at file:\/\/.*throws_at_import_app\.ts:5:7\)/,
   );
+  // -Q "" (as -Q "$QUEUES" with the variable unset gives) consumed, or purged, the default queue.
+  for (const command of [[], ["purge", "-f"]]) {
+    const noQueue = await runCli([
+      ...command,
+      "--app",
+      "./tests/apps/worker_app.ts",
+      "-b",
+      "kv://:memory:",
+      "-Q",
+      " ,",
+    ]);
+    assert.equal(noQueue.code, 1, noQueue.stderr);
+    assert.match(
+      noQueue.stderr,
+      /^error: -Q, --queues names no queue \(got " ,"\): give one or more/,
+    );
+  }
   const inherited = await runCli(["toString", "--app", "./tests/apps/worker_app.ts"]);
   assert.equal(inherited.code, 2, "a name from Object.prototype is no command");
   assert.match(inherited.stderr, /^error: unknown command "toString"/);

@@ -166,16 +166,27 @@ export function prefetchOption(
 }
 
 /**
- * The queues of `-Q a,b` (blanks dropped); `undefined` when none are named.
+ * The queues of `-Q a,b` (blanks dropped); `undefined` without `-Q`.
  *
  * @example
  * ```ts ignore
  * queueList("a, b,"); // ["a", "b"]
  * ```
+ *
+ * @throws {TypeError} when `-Q` names no queue (`-Q ""`, as `-Q "$QUEUES"` with the variable
+ *   unset gives): the default queue, other tasks' queue, is not taken in its place
  */
 export function queueList(value: string | undefined): string[] | undefined {
-  const list = value?.split(",").map((q) => q.trim()).filter(Boolean);
-  return list?.length ? list : undefined;
+  if (value === undefined) return undefined;
+  const list = value.split(",").map((q) => q.trim()).filter(Boolean);
+  if (list.length === 0) {
+    throw new TypeError(
+      `-Q, --queues names no queue (got ${
+        JSON.stringify(value)
+      }): give one or more, comma-separated (-Q celery,math), or leave -Q out for the default queue`,
+    );
+  }
+  return list;
 }
 
 /**
