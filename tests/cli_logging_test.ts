@@ -245,3 +245,29 @@ Deno.test("cli logging: a worker with --log-format json --logfile writes JSON re
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cli logging: -c with --autoscale is said to be ignored", async () => {
+  // The worker took --autoscale's range and dropped -c without a word.
+  const worker = Proc.start("celeriac worker", Deno.execPath(), [
+    "run",
+    "-A",
+    "worker.ts",
+    "--app",
+    "./tests/apps/worker_app.ts",
+    "--broker",
+    "kv://:memory:",
+    "--autoscale",
+    "2,1",
+    "-c",
+    "3",
+  ], { cwd: ROOT });
+  try {
+    await worker.waitFor(/ ready: /);
+    assert.match(
+      worker.output,
+      /\[WRN\] celeriac·cli: -c 3 is ignored with --autoscale 2,1: the pool grows and shrinks between MIN and MAX/,
+    );
+  } finally {
+    assert.equal((await worker.stop("SIGTERM")).code, 0);
+  }
+});

@@ -153,6 +153,13 @@ export async function runWorker(
     }),
   });
   if (v8Skipped !== null) logV8Flags(v8Skipped);
+  if (values.autoscale !== undefined && values.concurrency !== undefined) {
+    log.warn(
+      "-c {concurrency} is ignored with --autoscale {autoscale}: the pool grows and shrinks " +
+        "between MIN and MAX Web Workers (leave out one of the two)",
+      { concurrency: values.concurrency, autoscale: values.autoscale },
+    );
+  }
   const hint = permissionHint({
     unreadEnv: takeUnreadEnv(),
     usesHostName: ((values.hostname as string | undefined) ?? "%h").includes("%h"),
