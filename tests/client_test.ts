@@ -157,6 +157,34 @@ Deno.test("client: waiting for a result inside a task is refused; tasks sent the
   }
 });
 
+Deno.test("client: an option name or type a plain-JavaScript caller got wrong is refused, naming the fix", () => {
+  // Untyped callers (deno run --no-check, plain .js): the names were ignored and the
+  // default used (a "brokr" typo sent tasks to the embedded KV store), and broker: 6379
+  // failed with "broker.startsWith is not a function".
+  const opts = (o: Record<string, unknown>) => o as never;
+  assert.throws(
+    () => new Celery(opts({ brokr: "redis://127.0.0.1:6379/0" })),
+    (e: Error) =>
+      e instanceof TypeError && /no option "brokr" \(did you mean "broker"\?\)/.test(e.message),
+  );
+  assert.throws(
+    () => new Celery(opts({ broker_url: "redis://127.0.0.1:6379/0" })),
+    /new Celery\(\) has no option "broker_url" \(did you mean "broker"\?\)/,
+  );
+  assert.throws(
+    () => new Celery(opts({ broker: 6379 })),
+    /option "broker" must be a string, got the number 6379 \(write the whole URL/,
+  );
+  const app = new Celery({ broker: "kv://:memory:" });
+  assert.throws(
+    () => app.configure(opts({ task_serializer: "json" })),
+    /app\.configure\(\) has no option "task_serializer" \(did you mean "taskSerializer"\?\)/,
+  );
+  assert.throws(() => app.configure(opts({ visibilityTimeout: "600" })), /must be a number/);
+  assert.equal(app.config.visibilityTimeout, 3600); // nothing applied
+  app.configure({ backend: null, taskRoutes: [{ "t.*": "q" }], beatStore: undefined });
+});
+
 Deno.test("client: configure() is refused once the app has connected", async () => {
   const app = new Celery({ broker: "kv://:memory:" });
   app.configure({ defaultQueue: "other" });

@@ -10,6 +10,7 @@ import type { SerializerName } from "../protocol/serializers.ts";
 import type { TaskAnnotations } from "./annotations.ts";
 import type { TaskRoutes } from "./routes.ts";
 import { readEnv } from "./runtime.ts";
+import { closestName } from "./closest_name.ts";
 import { checkResultExpires } from "../backend/result_expires.ts";
 
 /**
@@ -222,6 +223,107 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
     workerSendTaskEvents: options.workerSendTaskEvents ?? false,
     taskSendSentEvent: options.taskSendSentEvent ?? false,
   };
+}
+
+/** What each app option holds: its type(s) as `typeof` names, `null` included when allowed. */
+const OPTION_TYPES: Readonly<Record<keyof CeleryOptions, readonly string[]>> = {
+  broker: ["string"],
+  backend: ["string", "null"],
+  defaultQueue: ["string"],
+  taskSerializer: ["string"],
+  taskCompression: ["string", "null"],
+  resultExpires: ["number"],
+  visibilityTimeout: ["number"],
+  outageRetryLimit: ["number"],
+  beatSchedule: ["object"],
+  timezone: ["string"],
+  beatStore: ["string", "null"],
+  beatNamespace: ["string"],
+  taskRoutes: ["object", "function", "null"],
+  taskAnnotations: ["object", "function", "null"],
+  workerSendTaskEvents: ["boolean"],
+  taskSendSentEvent: ["boolean"],
+};
+
+/** Celery's setting names whose Celeriac option is not their camelCase. */
+const CELERY_NAMES: Readonly<Record<string, keyof CeleryOptions>> = {
+  brokerurl: "broker",
+  resultbackend: "backend",
+  taskdefaultqueue: "defaultQueue",
+  workersendtaskevents: "workerSendTaskEvents",
+  beatschedule: "beatSchedule",
+  visibilitytimeout: "visibilityTimeout",
+};
+
+/**
+ * Refuse app options a plain-JavaScript caller (no type check) got wrong: a
+ * name that is no option (a typo, or Celery's snake_case `broker_url`) would
+ * otherwise be ignored and the default used (a `brokr:` typo sends tasks to
+ * the embedded KV store), and a value of the wrong type fails later, far
+ * from its cause.
+ *
+ * @example
+ * ```ts ignore
+ * checkOptions({ brokr: "redis://127.0.0.1:6379/0" }, "new Celery()");
+ * // TypeError: new Celery() has no option "brokr" (did you mean "broker"?) ...
+ * ```
+ *
+ * @param options what the app was given
+ * @param where `new Celery()` or `app.configure()`, for the message
+ * @throws {TypeError} naming the option and what to write instead
+ */
+export function checkOptions(options: unknown, where: string): void {
+  if (options === undefined) return;
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(
+      `${where} takes an options object, e.g. { broker: "redis://127.0.0.1:6379/0" }; got ${
+        describe(options)
+      }`,
+    );
+  }
+  const known = Object.keys(OPTION_TYPES);
+  for (const [key, value] of Object.entries(options)) {
+    const types = OPTION_TYPES[key as keyof CeleryOptions];
+    if (types === undefined) {
+      const flat = key.toLowerCase().replace(/_/g, "");
+      const guess = CELERY_NAMES[flat] ?? known.find((k) => k.toLowerCase() === flat) ??
+        closestName(key, known);
+      throw new TypeError(
+        `${where} has no option "${key}"${
+          guess ? ` (did you mean "${guess}"?)` : ""
+        }: the options are ${known.join(", ")}`,
+      );
+    }
+    if (value === undefined) continue;
+    const type = value === null ? "null" : typeof value;
+    if (
+      !types.includes(type) || (type === "object" && Array.isArray(value) && key !== "taskRoutes" &&
+        key !== "taskAnnotations")
+    ) {
+      throw new TypeError(
+        `${where}: option "${key}" must be ${
+          types.map((t) => t === "object" ? "an object" : t === "null" ? "null" : `a ${t}`).join(
+            " or ",
+          )
+        }, got ${describe(value)}${
+          (key === "broker" || key === "backend" || key === "beatStore") && type === "number"
+            ? ` (write the whole URL, e.g. "redis://127.0.0.1:${value}/0")`
+            : ""
+        }`,
+      );
+    }
+  }
+}
+
+/** A value as a message shows it: its type and, when short, the value. */
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") {
+    return `the ${typeof value} ${String(value)}`;
+  }
+  return `a ${typeof value}`;
 }
 
 /** Throw a RangeError naming the setting when a time zone is unknown. */

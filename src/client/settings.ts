@@ -7,7 +7,7 @@
  */
 
 import type { TaskAnnotations } from "./annotations.ts";
-import { type CeleryOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
+import { type CeleryOptions, checkOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
 import { type CompiledRoutes, compileRoutes } from "./routes.ts";
 
 /**
@@ -31,6 +31,7 @@ export class AppSettings {
    * @param options what the app was given
    */
   constructor(options: CeleryOptions) {
+    checkOptions(options, "new Celery()");
     this.#options = { ...options };
     this.#config = resolveConfig(options);
     this.#routes = options.taskRoutes ? compileRoutes(options.taskRoutes) : null;
@@ -65,6 +66,7 @@ export class AppSettings {
    * @throws {Error} when `taskAnnotations` is set after tasks were defined
    */
   update(options: CeleryOptions, state: { connected: boolean; tasksDefined: boolean }): void {
+    checkOptions(options, "app.configure()");
     if (state.connected) {
       throw new Error("configure() must be called before the app connects (before sending tasks)");
     }
