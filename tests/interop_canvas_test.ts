@@ -289,6 +289,46 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name: "canvas interop on RabbitMQ + rpc: a Python chain whose first step fails on Celeriac",
+  ignore: amqpIgnore,
+}, async () => {
+  // Celery stores the failure under each later step too, sending it (rpc) to the reply_to in that
+  // step's options. Celeriac sent those with no reply_to, so nothing: .get() of the chain (its last
+  // step) waited out its whole timeout.
+  const queue = `q-rpcchain-${crypto.randomUUID().slice(0, 8)}`;
+  const worker = await celeriacWorker(
+    [
+      "--app",
+      "./tests/interop/tasks.ts",
+      "--broker",
+      AMQP_BROKER,
+      "--backend",
+      "rpc://",
+      "-Q",
+      queue,
+    ],
+    { CELERY_DEFAULT_QUEUE: queue, INTEROP_MARKER_REDIS: REDIS_URL },
+  );
+  try {
+    const rpcSetup: Setup = {
+      ...amqpSetup,
+      pyEnv: (q) => ({
+        ...amqpSetup.pyEnv(q),
+        CELERY_RESULT_BACKEND: "rpc://",
+        INTEROP_TIMEOUT: "10",
+      }),
+    };
+    const out = await pythonCanvases(rpcSetup, queue, [
+      { chain: [s("tasks.fail", "early"), s("tasks.add", 10)] },
+    ]);
+    assert.equal(out[0].error?.type, "ValueError", JSON.stringify(out[0]));
+    assert.deepEqual(out[0].error?.args, ["early"]);
+  } finally {
+    await worker.stop();
+  }
+});
+
 Deno.test({ name: "canvas interop: clean up", ignore: WITHOUT_CELERY }, async () => {
   await deleteKeys(prefix);
   const redis = await rawRedis();

@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
+import { ProtocolError } from "../protocol.ts";
 import {
   assertPythonFailures,
   assertSharedQueueRunsOnce,
@@ -14,7 +15,7 @@ import {
   pythonCalls as callFromPython,
   pythonEnv,
 } from "./helpers/interop.ts";
-import { celeryWorker, type Proc } from "./helpers/procs.ts";
+import { celeryWorker, type Proc, runPython } from "./helpers/procs.ts";
 import {
   deleteKeys,
   deleteResults,
@@ -303,4 +304,52 @@ Deno.test({
 Deno.test({ name: "interop: clean up keys", ignore: WITHOUT_CELERY }, async () => {
   await deleteKeys(prefix);
   await deleteResults(taskIds);
+});
+
+Deno.test({
+  name:
+    "interop: a Python result stored with result_serializer msgpack fails get() at once, saying so",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  // What Python's Redis backend stores with result_serializer = "msgpack": raw msgpack bytes, no
+  // content type. Celeriac reads JSON results: get() waited for its whole timeout ("not ready").
+  const store = (id: string) =>
+    runPython("-c", [
+      [
+        "import os",
+        "from celery import Celery",
+        "app = Celery(backend=os.environ['CELERY_RESULT_BACKEND'])",
+        "app.conf.result_serializer = 'msgpack'",
+        `app.backend.store_result(${JSON.stringify(id)}, 42, 'SUCCESS')`,
+      ].join("\n"),
+    ], pyEnv("unused"));
+  const app = client("unused");
+  const before = crypto.randomUUID();
+  const after = crypto.randomUUID();
+  taskIds.push(before, after);
+  try {
+    await store(before);
+    const waiting = app.asyncResult(after).get({ timeout: 15_000 });
+    waiting.catch(() => {});
+    await new Promise((r) => setTimeout(r, 300)); // subscribed: the result arrives as a message
+    await store(after);
+    for (
+      const [id, got] of [[before, app.asyncResult(before).get({ timeout: 15_000 })], [
+        after,
+        waiting,
+      ]] as const
+    ) {
+      const start = Date.now();
+      await assert.rejects(got, (e: unknown) => {
+        assert.ok(e instanceof ProtocolError, String(e));
+        assert.equal(e.taskId, id);
+        assert.match(e.message, /not JSON/);
+        assert.match(e.message, /result_serializer/);
+        return true;
+      });
+      assert.ok(Date.now() - start < 5_000, "not after the whole timeout");
+    }
+  } finally {
+    await app.close();
+  }
 });

@@ -282,7 +282,7 @@ export class RedisBackend implements ResultBackend {
     const raw = this.#resp
       ? await this.#resp.command(["GET", key], textOrNull)
       : await this.#run(() => this.#client.get(key));
-    return raw === null ? null : decodeResultMeta(raw);
+    return raw === null ? null : decodeResultMeta(raw, taskId);
   }
 
   #subscriberConn(): ResultChannels {
@@ -302,12 +302,17 @@ export class RedisBackend implements ResultBackend {
     if (!this.#waiters.has(taskId)) return;
     let meta: ResultMeta;
     try {
-      meta = decodeResultMeta(message);
+      meta = decodeResultMeta(message, taskId);
     } catch (err) {
       log.warn("Unreadable result for task {taskId}: {error}", {
         taskId,
         error: (err as Error).message,
       });
+      // Stored for good: waiting on would only end at the caller's timeout.
+      const set = this.#waiters.get(taskId)!;
+      this.#waiters.delete(taskId);
+      this.#unsubscribe(taskId);
+      for (const w of set) w.reject(err);
       return;
     }
     if (READY_STATES.has(meta.status)) this.#settle(taskId, meta);

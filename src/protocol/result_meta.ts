@@ -222,13 +222,25 @@ export function encodeResultMetaWithJson(input: ResultMetaInput, resultJson: str
  * ```
  *
  * @param text the stored JSON
+ * @param taskId the task it was stored for, named in the error
  * @returns the meta
- * @throws {ProtocolError} when it is not a result meta
+ * @throws {ProtocolError} when it is not a result meta (not JSON: a Python
+ *   app's `result_serializer` is other than `json`)
  */
-export function decodeResultMeta(text: string): ResultMeta {
-  const v = pyJsonLoads(text) as Partial<ResultMeta> | null;
+export function decodeResultMeta(text: string, taskId?: string): ResultMeta {
+  let v: Partial<ResultMeta> | null;
+  try {
+    v = pyJsonLoads(text) as Partial<ResultMeta> | null;
+  } catch (err) {
+    throw new ProtocolError(
+      `The result${taskId ? ` of task ${taskId}` : ""} is not JSON: Celeriac reads results ` +
+        `stored as JSON; set result_serializer = "json" (Celery's default) in the Python app ` +
+        `that stored it (msgpack, pickle and yaml results cannot be read)`,
+      { taskId, cause: err },
+    );
+  }
   if (v === null || typeof v !== "object" || typeof v.status !== "string") {
-    throw new ProtocolError("Result meta is not an object with a status");
+    throw new ProtocolError("Result meta is not an object with a status", { taskId });
   }
   return {
     ...v,

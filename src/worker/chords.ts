@@ -25,7 +25,7 @@ import type { RunOutcome } from "./executor.ts";
 import { chainFailures, failureEntry } from "./result_entries.ts";
 import {
   applySignature,
-  chainStepIds,
+  chainSteps,
   failureFollowUps,
   type FollowUps,
   type Outgoing,
@@ -114,7 +114,7 @@ export function canvasOutcome(
   const meta = o.meta === undefined ? undefined : withChildren(o.meta, [...sent, ...f.children]);
   if (!o.ok && o.meta) {
     // A loop, not push(...): a chain may have more steps than a call takes arguments.
-    for (const e of chainFailures(chainStepIds(embed), o.meta)) stores.push(e);
+    for (const e of chainFailures(chainSteps(embed), o.meta)) stores.push(e);
   }
   let join: ChordJoin | null = null;
   if (embed.chord && req.group) {

@@ -208,19 +208,23 @@ export function failureFollowUps(embed: Embed, parent: Parent, now: Date): Follo
 }
 
 /**
- * Task ids of the chain steps that will now never run (Celery stores the
- * failure under each of them too).
+ * The chain steps that will now never run (Celery stores the failure under
+ * each of them too): their task ids and `reply_to` (the caller's reply queue,
+ * where the rpc backend sends that failure).
  *
  * @example
  * ```ts ignore
- * chainStepIds(embed); // ["…", "…"]
+ * chainSteps(embed); // [{ taskId: "…", replyTo: "…" }]
  * ```
  *
  * @param embed the failed task's embed
- * @returns the ids
+ * @returns the steps
  */
-export function chainStepIds(embed: Embed): string[] {
-  return (embed.chain ?? []).map((s) => str((s.options ?? {}).task_id)).filter((x): x is string =>
-    x !== undefined
-  );
+export function chainSteps(embed: Embed): { taskId: string; replyTo: string | null }[] {
+  return (embed.chain ?? []).flatMap((s) => {
+    const taskId = str((s.options ?? {}).task_id);
+    return taskId === undefined
+      ? []
+      : [{ taskId, replyTo: str((s.options ?? {}).reply_to) ?? null }];
+  });
 }

@@ -140,16 +140,19 @@ export function startedEntry(req: TaskRequest, hostname: string): StoreEntry {
  *
  * @example
  * ```ts ignore
- * const entries = chainFailures(chainStepIds(embed), outcome.meta);
+ * const entries = chainFailures(chainSteps(embed), outcome.meta);
  * ```
  *
- * @param ids the remaining steps' ids
+ * @param steps the remaining steps' ids and reply queues (rpc backend)
  * @param meta the failed step's result meta (JSON)
  * @returns the entries
  */
-export function chainFailures(ids: string[], meta: string): StoreEntry[] {
+export function chainFailures(
+  steps: { taskId: string; replyTo: string | null }[],
+  meta: string,
+): StoreEntry[] {
   const m = pyJsonLoads(meta) as ResultMeta;
-  return ids.map((taskId) => ({
+  return steps.map(({ taskId, replyTo }) => ({
     taskId,
     status: "FAILURE" as const,
     meta: encodeResultMeta({
@@ -159,5 +162,6 @@ export function chainFailures(ids: string[], meta: string): StoreEntry[] {
       traceback: m.traceback,
       dateDone: new Date(),
     }),
+    replyTo,
   }));
 }
