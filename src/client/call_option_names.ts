@@ -10,24 +10,26 @@
 import { closestName } from "./closest_name.ts";
 import type { ApplyOptions } from "./task_options.ts";
 
-const NAMES: readonly (keyof ApplyOptions)[] = [
-  "kwargs",
-  "taskId",
-  "countdown",
-  "eta",
-  "expires",
-  "priority",
-  "queue",
-  "exchange",
-  "routingKey",
-  "headers",
-  "shadow",
-  "ignoreResult",
-  "timeLimit",
-  "softTimeLimit",
-  "serializer",
-  "compression",
-];
+/** Every call option, typed against {@link ApplyOptions} so that none can be left out. */
+const OPTIONS: Readonly<Record<keyof ApplyOptions, true>> = {
+  kwargs: true,
+  taskId: true,
+  countdown: true,
+  eta: true,
+  expires: true,
+  priority: true,
+  queue: true,
+  exchange: true,
+  routingKey: true,
+  headers: true,
+  shadow: true,
+  ignoreResult: true,
+  timeLimit: true,
+  softTimeLimit: true,
+  serializer: true,
+  compression: true,
+};
+const NAMES = Object.keys(OPTIONS) as (keyof ApplyOptions)[];
 
 /**
  * Throw when call options are not an object or name something that is no
@@ -53,7 +55,7 @@ export function checkCallOptions(options: unknown, task: string): void {
     );
   }
   for (const key of Object.keys(options)) {
-    if ((NAMES as readonly string[]).includes(key)) continue;
+    if (Object.hasOwn(OPTIONS, key)) continue;
     const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
     const guess = NAMES.find((n) => n === camel) ?? closestName(key, NAMES);
     throw new TypeError(
