@@ -309,10 +309,7 @@ export class RedisBackend implements ResultBackend {
         error: (err as Error).message,
       });
       // Stored for good: waiting on would only end at the caller's timeout.
-      const set = this.#waiters.get(taskId)!;
-      this.#waiters.delete(taskId);
-      this.#unsubscribe(taskId);
-      for (const w of set) w.reject(err);
+      for (const w of this.#takeWaiters(taskId)) w.reject(err);
       return;
     }
     if (READY_STATES.has(meta.status)) this.#settle(taskId, meta);
@@ -348,11 +345,16 @@ export class RedisBackend implements ResultBackend {
   }
 
   #settle(taskId: string, meta: ResultMeta): void {
+    for (const w of this.#takeWaiters(taskId)) w.resolve(meta);
+  }
+
+  /** The waiters of `taskId`, no longer waiting (its channel is left); none when nobody waits. */
+  #takeWaiters(taskId: string): Iterable<Waiter> {
     const set = this.#waiters.get(taskId);
-    if (!set) return;
+    if (!set) return [];
     this.#waiters.delete(taskId);
     this.#unsubscribe(taskId);
-    for (const w of set) w.resolve(meta);
+    return set;
   }
 
   #unsubscribe(taskId: string): void {
