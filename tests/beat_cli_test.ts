@@ -226,7 +226,15 @@ Deno.test("beat CLI: two workers with -B share one leader: each run is sent and 
     }
     const ids = sent();
     assert.ok(ids.length >= 5, `${a.output}\n${b.output}`);
-    assert.equal([a, b].filter((p) => /is the leader/.test(p.output)).length, 1, "one leader");
+    const leaders = [a, b].filter((p) => /is the leader/.test(p.output));
+    assert.equal(leaders.length, 1, "one leader");
+    const leader = leaders[0].output.match(/beat: (\S+) is the leader/)![1];
+    const standby = [a, b].find((p) => p !== leaders[0])!;
+    assert.match(
+      standby.output,
+      new RegExp(`beat: ${leader} leads \\(fencing token \\d+\\); \\S+ stands by to take over`),
+      "the other says it stands by, and for whom",
+    );
     const received = [a, b].flatMap((p) =>
       [...p.output.matchAll(/Task beat\.tick\[([0-9a-f-]{36})\] received/g)].map((m) => m[1])
     );
