@@ -113,7 +113,10 @@ Deno.test("beat CLI: schedule add/remove say what happens when no beat runs and 
       remove.text,
       /Removed entry "tick" \(the app's beatSchedule has it: hidden until schedule add gives it again\)/,
     );
-    assert.match((await cli(["beat", "--list"], env)).text, /0 entries/);
+    // The hidden entry of the app's config stays in the table, marked (it vanished from it).
+    const hidden = (await cli(["beat", "--list"], env)).text;
+    assert.match(hidden, /tick\s+beat\.tick\s+REMOVED: not sent \(schedule add gives it again\)/);
+    assert.match(hidden, /0 entries \(and 1 removed\); leader: none/);
     await cli(["schedule", "add", "tick", "--task", "beat.tick", "--every", "1m"], env);
     assert.match((await cli(["beat", "--list"], env)).text, /tick\s+beat\.tick\s+every 1m/);
   });
