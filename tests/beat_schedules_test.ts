@@ -255,7 +255,12 @@ Deno.test("schedules: bad input names the entry and the field", () => {
     /options\.routing_key: unknown option \(did you mean "routingKey"\?\)/,
   );
   option({ serializer: "yaml" }, /options\.serializer: expected "json" or "msgpack"/);
-  option({ priority: 256 }, /options\.priority: expected a whole number 0-255/);
+  option({ priority: 256 }, /options\.priority: priority of "t" is 256: it must be 0–255/);
+  option({ expires: "soon" }, /options\.expires: expires of "t" must be a Date, seconds from now/);
+  option({ expires: -1 }, /options\.expires: expected seconds > 0 or a time/);
+  option({ countdown: Infinity }, /options\.countdown: countdown of "t" must be a finite number/);
+  option({ ignoreResult: "yes" }, /options\.ignoreResult: ignoreResult of "t" must be a boolean/);
+  option({ headers: [] }, /options\.headers: headers of "t" must be an object/);
   assert.throws(
     () => compileEntry("x", { task: "t", schedule: crontab("0 3 * * *") }, "Mars/Olympus"),
     /beat entry "x", timezone/,

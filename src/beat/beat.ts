@@ -90,6 +90,8 @@ export class Beat {
   #sent = 0;
   readonly #warnedUnregistered = new Set<string>();
   #storeDown = false;
+  /** The leader this beat last said it stands by for. */
+  #standingBy: string | null = null;
 
   /**
    * Create a beat. Nothing connects until {@link Beat.start}.
@@ -234,6 +236,7 @@ export class Beat {
           });
         }
         this.#token = token;
+        this.#standingBy = null;
         // The server's lease outlives ours: it started counting after we asked.
         this.#validUntil = asked + this.#leaseMs * 0.9;
         this.#renewAt = asked + this.#leaseMs / 3;
@@ -244,6 +247,14 @@ export class Beat {
       // Wake when the holder's lease runs out (unless renewed meanwhile), so
       // that a dead leader is replaced as soon as its lease expires.
       const held = await store.lease();
+      if (held && held.holder !== this.#standingBy) {
+        log.info(
+          "beat: {leader} leads (fencing token {token}); {hostname} stands by to take over " +
+            "if its lease runs out",
+          { leader: held.holder, token: held.token, hostname: this.hostname },
+        );
+      }
+      this.#standingBy = held?.holder ?? this.#standingBy;
       const wait = held ? held.ttlMs + 10 : 50;
       return Date.now() + Math.min(this.#maxMs, wait);
     }
