@@ -2,13 +2,20 @@
  * Hostile remote-control requests reaching a worker's pidbox: whatever a
  * request holds, handling it never throws into the transport that
  * delivered it (a throw there is uncaught: on Redis it ends the worker
- * process, and with it every worker on the fanout).
+ * process, and with it every worker on the fanout), and no request grows
+ * the pool past what the host can hold.
  */
 
 import assert from "node:assert/strict";
 import type { Broker } from "../src/broker/port.ts";
 import { decodeEnvelope, encodeEnvelope, type Message } from "../protocol.ts";
-import { type ControlTarget, RemoteControl } from "../worker.ts";
+import {
+  AutoscalePolicy,
+  type ControlTarget,
+  type PoolEvents,
+  RemoteControl,
+  ThreadPool,
+} from "../worker.ts";
 
 const NODE = "celeriac@hostile";
 
@@ -88,4 +95,32 @@ Deno.test("pidbox: a request whose arguments hold an integer beyond 2^53 is answ
   } finally {
     box.stop();
   }
+});
+
+const noEvents: PoolEvents = {
+  onOutcomes: () => {},
+  onPublish: () => Promise.resolve(),
+  onLost: () => {},
+  onTimeLimit: () => {},
+};
+
+Deno.test("pool_grow, autoscale and -c past 1,024 Web Workers are refused, and nothing grows", () => {
+  const pool = new ThreadPool(
+    { size: 2, slots: 1, module: "file:///tasks.ts", config: {} },
+    noEvents,
+  );
+  // `celery control pool_grow 1000000000`: each Web Worker is a thread with its own V8 heap.
+  assert.throws(() => pool.resize(1_000_000_000), /at most 1024 Web Workers/);
+  assert.equal(pool.concurrency, 2);
+  pool.resize(1022);
+  assert.equal(pool.concurrency, 1024);
+  assert.throws(() => pool.resize(1), /at most 1024 Web Workers/);
+  assert.throws(
+    () => new ThreadPool({ size: 5000, slots: 1, module: "file:///t.ts", config: {} }, noEvents),
+    /at most 1024 Web Workers/,
+  );
+  const policy = new AutoscalePolicy({ max: 4, min: 1 });
+  assert.throws(() => policy.update(1_000_000_000, 1_000_000_000, 1), /at most 1024/);
+  assert.equal(policy.max, 4);
+  assert.throws(() => new AutoscalePolicy({ max: 2000, min: 1 }), /at most 1024/);
 });
