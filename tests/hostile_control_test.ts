@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import type { Broker } from "../src/broker/port.ts";
-import { decodeEnvelope, encodeEnvelope, type Message } from "../protocol.ts";
+import { decodeEnvelope, encodeEnvelope, LamportClock, type Message } from "../protocol.ts";
 import {
   AutoscalePolicy,
   type ControlTarget,
@@ -20,8 +20,8 @@ import {
 const NODE = "celeriac@hostile";
 
 /** A pidbox on a fake broker: `deliver` hands it a raw request body, `replies` are what it sent. */
-async function pidbox(): Promise<{
-  deliver(body: string): void;
+async function pidbox(clock = new LamportClock()): Promise<{
+  deliver(body: string, headers?: Record<string, unknown>): void;
   replies: string[];
   revoked: string[];
   stop(): void;
@@ -51,14 +51,14 @@ async function pidbox(): Promise<{
     shutdown: () => {},
   };
   const ac = new AbortController();
-  await new RemoteControl(broker, target).start(ac.signal);
+  await new RemoteControl(broker, target, clock).start(ac.signal);
   return {
-    deliver(body: string) {
+    deliver(body: string, headers: Record<string, unknown> = { clock: 1 }) {
       const request: Message = {
         body: new TextEncoder().encode(body),
         contentType: "application/json",
         contentEncoding: "utf-8",
-        headers: { clock: 1 },
+        headers,
         properties: {},
       };
       const raw = encodeEnvelope(request, { exchange: "celery.pidbox", routing_key: "" }, "t");
@@ -123,4 +123,20 @@ Deno.test("pool_grow, autoscale and -c past 1,024 Web Workers are refused, and n
   assert.throws(() => policy.update(1_000_000_000, 1_000_000_000, 1), /at most 1024/);
   assert.equal(policy.max, 4);
   assert.throws(() => new AutoscalePolicy({ max: 2000, min: 1 }), /at most 1024/);
+});
+
+Deno.test("pidbox: a request's clock header beyond 2^53 does not stop the worker's Lamport clock", async () => {
+  const clock = new LamportClock();
+  const box = await pidbox(clock);
+  try {
+    for (const c of [1e300, "1e300", 2 ** 60, Infinity]) {
+      box.deliver('{"method": "ping", "arguments": {}, "destination": null}', { clock: c });
+    }
+    box.deliver('{"method": "ping", "arguments": {}, "destination": null}', { clock: 41 });
+    // Every message still moves the clock on by one: events and replies stay ordered.
+    assert.equal(clock.value, 42);
+    assert.equal(clock.forward(), 43);
+  } finally {
+    box.stop();
+  }
 });
