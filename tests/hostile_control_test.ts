@@ -14,7 +14,9 @@ import {
   type ControlTarget,
   type PoolEvents,
   RemoteControl,
+  runInspect,
   ThreadPool,
+  type WorkerInspection,
 } from "../worker.ts";
 
 const NODE = "celeriac@hostile";
@@ -139,4 +141,59 @@ Deno.test("pidbox: a request's clock header beyond 2^53 does not stop the worker
   } finally {
     box.stop();
   }
+});
+
+Deno.test("pidbox: pool_grow / pool_shrink with N not a whole number >= 1, and add_consumer without a queue name, are refused", async () => {
+  const resized: number[] = [];
+  const consumed: string[] = [];
+  const unused = () => {
+    throw new Error("not used by this test");
+  };
+  const w: WorkerInspection = {
+    active: unused,
+    reserved: unused,
+    scheduled: unused,
+    queryTask: unused,
+    stats: unused,
+    activeQueues: unused,
+    conf: unused,
+    report: unused,
+    clock: unused,
+    revokedTimes: unused,
+    mergeRevoked: unused,
+    setTimeLimit: unused,
+    addConsumer: (q) => {
+      consumed.push(q);
+      return Promise.resolve(true);
+    },
+    cancelConsumer: (q) => consumed.push(`-${q}`) > 0,
+    resizePool: (n) => void resized.push(n),
+    autoscale: () => null,
+    autoscaling: () => false,
+  };
+  const ask = (method: string, args: Record<string, unknown>) =>
+    runInspect({ method, arguments: args, destination: null }, w, NODE);
+  for (const n of [-5, 0, 1.5, "x"]) {
+    assert.deepEqual(await ask("pool_grow", { n }), {
+      error: `pool_grow needs N, a whole number of Web Workers >= 1, got ${JSON.stringify(n)}`,
+    });
+    assert.match(((await ask("pool_shrink", { n })) as { error: string }).error, /pool_shrink/);
+  }
+  assert.deepEqual(
+    resized,
+    [],
+    "a negative pool_shrink grew the pool, a negative pool_grow shrank it",
+  );
+  assert.deepEqual(await ask("pool_grow", {}), { ok: "pool will grow" }, "N defaults to 1");
+  assert.deepEqual(await ask("pool_shrink", { n: "2" }), { ok: "pool will shrink" });
+  assert.deepEqual(resized, [1, -2]);
+  for (const queue of [{ x: 1 }, ["q"], 5, "", null]) {
+    assert.deepEqual(await ask("add_consumer", { queue }), {
+      error: "add_consumer needs a queue name",
+    });
+    assert.deepEqual(await ask("cancel_consumer", { queue }), {
+      error: "cancel_consumer needs a queue name",
+    });
+  }
+  assert.deepEqual(consumed, [], "a worker consumed from the queue '[object Object]'");
 });
