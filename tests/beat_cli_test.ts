@@ -9,10 +9,12 @@ import { Proc } from "./helpers/procs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
+/** Run the CLI; a command still running after 20 s is stopped (SIGTERM), so a hang fails the test. */
 async function cli(args: string[], env: Record<string, string>) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "worker.ts", ...args, "--app", "tests/apps/beat_app.ts"],
     env,
+    signal: AbortSignal.timeout(20_000),
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
@@ -144,6 +146,23 @@ Deno.test("beat CLI: bad input is refused with the entry and the field", async (
     assert.equal(down.code, 1);
     assert.match(down.text, /error: Cannot (reach|connect to) redis:\/\/127\.0\.0\.1:1\/0/);
     assert.doesNotMatch(down.text, / ready: /, "the worker does not start without its beat");
+  });
+});
+
+Deno.test("beat CLI: a typo'd option in beatSchedule stops beat and worker -B at start", async () => {
+  // The entry was logged and skipped while beat started and ran on: a typo
+  // showed as a task that never came.
+  await withKv(async (env) => {
+    const typo = { ...env, BEAT_OPTIONS: '{"countdwn": 5}' };
+    const message =
+      /error: beat entry "tick", options\.countdwn: unknown option \(did you mean "countdown"\?\)/;
+    const beat = await cli(["beat"], typo);
+    assert.equal(beat.code, 1, beat.text);
+    assert.match(beat.text, message);
+    const worker = await cli(["worker", "-B", "-Q", "ticks"], typo);
+    assert.equal(worker.code, 1, worker.text);
+    assert.match(worker.text, message);
+    assert.doesNotMatch(worker.text, / ready: /, "the worker does not start with a bad schedule");
   });
 });
 

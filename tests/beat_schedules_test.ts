@@ -241,8 +241,21 @@ Deno.test("schedules: bad input names the entry and the field", () => {
   );
   assert.throws(
     () => compileEntry("x", { task: "t", schedule: 5, options: { nope: 1 } as never }, "UTC"),
-    /options\.nope: unknown option/,
+    /options\.nope: unknown option: the options are queue, /,
   );
+  const option = (options: Record<string, unknown>, message: RegExp) =>
+    assert.throws(
+      () => compileEntry("x", { task: "t", schedule: 5, options: options as never }, "UTC"),
+      message,
+    );
+  // A typo, Celery's snake_case name, and values the send would refuse at every run.
+  option({ countdwn: 5 }, /options\.countdwn: unknown option \(did you mean "countdown"\?\)/);
+  option(
+    { routing_key: "r" },
+    /options\.routing_key: unknown option \(did you mean "routingKey"\?\)/,
+  );
+  option({ serializer: "yaml" }, /options\.serializer: expected "json" or "msgpack"/);
+  option({ priority: 256 }, /options\.priority: expected a whole number 0-255/);
   assert.throws(
     () => compileEntry("x", { task: "t", schedule: crontab("0 3 * * *") }, "Mars/Olympus"),
     /beat entry "x", timezone/,

@@ -12,7 +12,7 @@ import type { Celery } from "../client/app.ts";
 import { anonymousNodeName } from "../client/runtime.ts";
 import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
-import type { ScheduledEntry } from "./entry.ts";
+import { compileEntry, type ScheduledEntry } from "./entry.ts";
 import { PeriodicTasks } from "./periodic_tasks.ts";
 import { decodeRunState, encodeRunState } from "./run_state.ts";
 import type { RunState } from "./schedules.ts";
@@ -137,13 +137,17 @@ export class Beat {
   }
 
   /**
-   * Open the store, check the schedule and start the loop. Resolves once
-   * running (leader or not).
+   * Check the app's schedule, open the store and start the loop. Resolves
+   * once running (leader or not).
    *
+   * @throws {BeatEntryError} for an entry of the app's `beatSchedule` that
+   *   could never be sent (a typo'd option, a bad schedule), before connecting
    * @throws {BeatStoreError} when the app has no usable store
    * @throws {BrokerConnectionError} when the store cannot be reached
    */
   async start(): Promise<void> {
+    const { beatSchedule, timezone } = this.#app.config;
+    for (const [name, entry] of Object.entries(beatSchedule)) compileEntry(name, entry, timezone);
     this.#periodic = new PeriodicTasks(this.#app, {
       namespace: this.#namespace,
       store: this.#givenStore,

@@ -5,6 +5,7 @@
  */
 
 import type { BeatEntry, BeatEntryOptions, ScheduleSpec } from "../client/beat_config.ts";
+import { closestOptionName } from "../client/call_option_names.ts";
 import type { Task } from "../client/task.ts";
 import { BeatEntryError } from "./errors.ts";
 import { compileSchedule, type Schedule } from "./schedules.ts";
@@ -36,20 +37,23 @@ export interface ScheduledEntry {
   readonly source: BeatEntry;
 }
 
-const OPTION_KEYS = new Set([
-  "queue",
-  "exchange",
-  "routingKey",
-  "priority",
-  "expires",
-  "headers",
-  "countdown",
-  "ignoreResult",
-  "serializer",
-  "shadow",
-  "timeLimit",
-  "softTimeLimit",
-]);
+/** Every option of an entry, typed against {@link BeatEntryOptions} so that none can be left out. */
+const OPTIONS: Readonly<Record<keyof BeatEntryOptions, true>> = {
+  queue: true,
+  exchange: true,
+  routingKey: true,
+  priority: true,
+  expires: true,
+  headers: true,
+  countdown: true,
+  ignoreResult: true,
+  serializer: true,
+  shadow: true,
+  timeLimit: true,
+  softTimeLimit: true,
+};
+const OPTION_NAMES = Object.keys(OPTIONS);
+const SERIALIZERS = ["json", "msgpack"];
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -61,11 +65,14 @@ function checkOptions(name: string, options: unknown): BeatEntryOptions {
     throw new BeatEntryError(name, "options", 'expected an object like { queue: "reports" }');
   }
   for (const [key, value] of Object.entries(options)) {
-    if (!OPTION_KEYS.has(key)) {
+    if (!Object.hasOwn(OPTIONS, key)) {
+      const guess = closestOptionName(key, OPTION_NAMES);
       throw new BeatEntryError(
         name,
         `options.${key}`,
-        `unknown option: use one of ${[...OPTION_KEYS].join(", ")}`,
+        `unknown option${guess ? ` (did you mean "${guess}"?)` : ""}: the options are ${
+          OPTION_NAMES.join(", ")
+        }`,
       );
     }
     if (value === undefined) continue;
@@ -73,7 +80,13 @@ function checkOptions(name: string, options: unknown): BeatEntryOptions {
     if (stringish && (typeof value !== "string" || value === "")) {
       throw new BeatEntryError(name, `options.${key}`, "expected a non-empty string");
     }
-    if (key === "priority" && !(Number.isInteger(value) && value as number >= 0)) {
+    if (key === "serializer" && !SERIALIZERS.includes(value as string)) {
+      throw new BeatEntryError(name, "options.serializer", 'expected "json" or "msgpack"');
+    }
+    if (
+      key === "priority" &&
+      !(Number.isInteger(value) && value as number >= 0 && value as number <= 255)
+    ) {
       throw new BeatEntryError(name, "options.priority", "expected a whole number 0-255");
     }
     const seconds = ["countdown", "timeLimit", "softTimeLimit"].includes(key);

@@ -161,6 +161,7 @@ export function TaskDetail({ id, session }) {
     [id],
   );
   const [signal, setSignal] = useState("SIGTERM");
+  const [queue, setQueue] = useState(null);
   const t = d?.task;
   const finished = t && ["SUCCESS", "FAILURE", "REVOKED", "REJECTED"].includes(t.state);
   const path = `tasks/${id}`;
@@ -217,10 +218,16 @@ export function TaskDetail({ id, session }) {
           act(`${path}/terminate`, { signal })}>Terminate</${ActionButton}>
         ${
           t.state === "FAILURE" || t.state === "REVOKED"
-            ? html`<${ActionButton} class="primary" onAct=${async () => {
-              const r = await act(`${path}/retry`);
+            ? html`${d.queues.length > 1
+              ? html`<label>To queue<select value=${queue ?? d.queues[0]} onChange=${(e) =>
+                setQueue(e.target.value)}>
+                ${d.queues.map((q) => html`<option>${q}</option>`)}
+              </select></label>`
+              : null}<${ActionButton} class="primary" onAct=${async () => {
+              const body = d.queues.length > 1 ? { queue: queue ?? d.queues[0] } : {};
+              const r = await act(`${path}/retry`, body);
               if (r?.id) location.hash = `#/tasks/${r.id}`;
-            }}>Retry (send again)</${ActionButton}>`
+            }}>Retry (send again${d.queues.length === 1 ? ` to ${d.queues[0]}` : ""})</${ActionButton}>`
             : null
         }
       </div>`}
