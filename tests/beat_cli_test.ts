@@ -113,7 +113,10 @@ Deno.test("beat CLI: schedule add/remove say what happens when no beat runs and 
       remove.text,
       /Removed entry "tick" \(the app's beatSchedule has it: hidden until schedule add gives it again\)/,
     );
-    assert.match((await cli(["beat", "--list"], env)).text, /0 entries/);
+    // The hidden entry of the app's config stays in the table, marked (it vanished from it).
+    const hidden = (await cli(["beat", "--list"], env)).text;
+    assert.match(hidden, /tick\s+beat\.tick\s+REMOVED: not sent \(schedule add gives it again\)/);
+    assert.match(hidden, /0 entries \(and 1 removed\); leader: none/);
     await cli(["schedule", "add", "tick", "--task", "beat.tick", "--every", "1m"], env);
     assert.match((await cli(["beat", "--list"], env)).text, /tick\s+beat\.tick\s+every 1m/);
   });
@@ -226,7 +229,15 @@ Deno.test("beat CLI: two workers with -B share one leader: each run is sent and 
     }
     const ids = sent();
     assert.ok(ids.length >= 5, `${a.output}\n${b.output}`);
-    assert.equal([a, b].filter((p) => /is the leader/.test(p.output)).length, 1, "one leader");
+    const leaders = [a, b].filter((p) => /is the leader/.test(p.output));
+    assert.equal(leaders.length, 1, "one leader");
+    const leader = leaders[0].output.match(/beat: (\S+) is the leader/)![1];
+    const standby = [a, b].find((p) => p !== leaders[0])!;
+    assert.match(
+      standby.output,
+      new RegExp(`beat: ${leader} leads \\(fencing token \\d+\\); \\S+ stands by to take over`),
+      "the other says it stands by, and for whom",
+    );
     const received = [a, b].flatMap((p) =>
       [...p.output.matchAll(/Task beat\.tick\[([0-9a-f-]{36})\] received/g)].map((m) => m[1])
     );

@@ -90,6 +90,8 @@ export class Beat {
   #sent = 0;
   readonly #warnedUnregistered = new Set<string>();
   #storeDown = false;
+  /** The leader this beat last said it stands by for. */
+  #standingBy: string | null = null;
 
   /**
    * Create a beat. Nothing connects until {@link Beat.start}.
@@ -234,6 +236,7 @@ export class Beat {
           });
         }
         this.#token = token;
+        this.#standingBy = null;
         // The server's lease outlives ours: it started counting after we asked.
         this.#validUntil = asked + this.#leaseMs * 0.9;
         this.#renewAt = asked + this.#leaseMs / 3;
@@ -244,6 +247,14 @@ export class Beat {
       // Wake when the holder's lease runs out (unless renewed meanwhile), so
       // that a dead leader is replaced as soon as its lease expires.
       const held = await store.lease();
+      if (held && held.holder !== this.#standingBy) {
+        log.info(
+          "beat: {leader} leads (fencing token {token}); {hostname} stands by to take over " +
+            "if its lease runs out",
+          { leader: held.holder, token: held.token, hostname: this.hostname },
+        );
+      }
+      this.#standingBy = held?.holder ?? this.#standingBy;
       const wait = held ? held.ttlMs + 10 : 50;
       return Date.now() + Math.min(this.#maxMs, wait);
     }
@@ -255,6 +266,7 @@ export class Beat {
   async #tick(): Promise<number> {
     const store = this.#store!;
     const [entries, runs] = await Promise.all([this.#periodic!.entries(), store.readRuns()]);
+    await this.#forgetGone(entries, runs);
     let earliest = Infinity;
     for (const entry of entries) {
       if (!this.isLeader) break;
@@ -286,6 +298,22 @@ export class Beat {
       if (after !== null) earliest = Math.min(earliest, after);
     }
     return earliest;
+  }
+
+  /**
+   * Drop the last run of entries no longer in the schedule (gone from the
+   * code), as Celery's beat drops them from its schedule file: an entry given
+   * again later starts afresh, not with a catch-up for a slot missed long ago.
+   */
+  async #forgetGone(entries: ScheduledEntry[], runs: Map<string, string>): Promise<void> {
+    const names = new Set(entries.map((e) => e.name));
+    for (const name of runs.keys()) {
+      if (names.has(name) || !this.isLeader) continue;
+      await this.#store!.deleteRun(name);
+      log.info('beat: forgot the last run of "{entry}", which is no longer in the schedule', {
+        entry: name,
+      });
+    }
   }
 
   #lost(): number {

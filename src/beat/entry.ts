@@ -7,6 +7,7 @@
 import type { BeatEntry, BeatEntryOptions, ScheduleSpec } from "../client/beat_config.ts";
 import { closestOptionName } from "../client/call_option_names.ts";
 import type { Task } from "../client/task.ts";
+import { checkTaskFields } from "../protocol/task_fields.ts";
 import { BeatEntryError } from "./errors.ts";
 import { compileSchedule, type Schedule } from "./schedules.ts";
 
@@ -59,7 +60,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function checkOptions(name: string, options: unknown): BeatEntryOptions {
+function checkOptions(name: string, task: string, options: unknown): BeatEntryOptions {
   if (options === undefined) return {};
   if (!isPlainObject(options)) {
     throw new BeatEntryError(name, "options", 'expected an object like { queue: "reports" }');
@@ -83,25 +84,17 @@ function checkOptions(name: string, options: unknown): BeatEntryOptions {
     if (key === "serializer" && !SERIALIZERS.includes(value as string)) {
       throw new BeatEntryError(name, "options.serializer", 'expected "json" or "msgpack"');
     }
-    if (
-      key === "priority" &&
-      !(Number.isInteger(value) && value as number >= 0 && value as number <= 255)
-    ) {
-      throw new BeatEntryError(name, "options.priority", "expected a whole number 0-255");
+    try {
+      // What the send would refuse at every run (NaN, "soon", priority 300, ...), refused now.
+      checkTaskFields({ task, id: name, [key]: value });
+    } catch (err) {
+      throw new BeatEntryError(name, `options.${key}`, (err as Error).message);
     }
-    const seconds = ["countdown", "timeLimit", "softTimeLimit"].includes(key);
-    if (seconds && !(typeof value === "number" && value >= 0)) {
-      throw new BeatEntryError(name, `options.${key}`, "expected a number of seconds >= 0");
+    if (key === "countdown" && (value as number) < 0) {
+      throw new BeatEntryError(name, "options.countdown", "expected a number of seconds >= 0");
     }
-    if (
-      key === "expires" &&
-      !(typeof value === "number" && value > 0) && !(typeof value === "string") &&
-      !(value instanceof Date)
-    ) {
+    if (key === "expires" && typeof value === "number" && value <= 0) {
       throw new BeatEntryError(name, "options.expires", "expected seconds > 0 or a time");
-    }
-    if (key === "headers" && !isPlainObject(value)) {
-      throw new BeatEntryError(name, "options.headers", "expected an object");
     }
   }
   return options as BeatEntryOptions;
@@ -148,7 +141,7 @@ export function compileEntry(name: string, entry: BeatEntry, timezone: string): 
   if (entry.kwargs !== undefined && !isPlainObject(entry.kwargs)) {
     throw new BeatEntryError(name, "kwargs", "expected an object of keyword arguments");
   }
-  const options = checkOptions(name, entry.options);
+  const options = checkOptions(name, entry.task, entry.options);
   let schedule: Schedule;
   try {
     schedule = compileSchedule(entry.schedule, timezone);

@@ -185,3 +185,6 @@ export function ErrorBox({ error }) {
 
 /** A link inside the single-page app. */
 export const href = (path) => `#${path}`;
+
+/** The link to a task's page: its id encoded (a task id may hold `/`, `?`, `#` or `%`). */
+export const taskHref = (id) => href(`/tasks/${encodeURIComponent(id)}`);
