@@ -115,7 +115,8 @@ export function checkGetOptions(options: unknown, where: string): void {
 
 function asExceptionInfo(v: unknown): ExceptionInfo {
   const o = (v !== null && typeof v === "object" ? v : {}) as Partial<ExceptionInfo>;
-  const msg = o.exc_message;
+  // A stored result that is no exception dict (another tool's) is the message itself.
+  const msg = v !== null && typeof v !== "object" ? v : o.exc_message;
   return {
     exc_type: typeof o.exc_type === "string" ? o.exc_type : "Exception",
     exc_message: Array.isArray(msg) ? msg : msg === undefined ? [] : [msg],
