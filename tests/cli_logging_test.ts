@@ -178,6 +178,8 @@ Deno.test("cli logging: --version prints the package version", async () => {
 Deno.test("cli logging: broker and backend passwords are masked in the banner", () => {
   assert.equal(maskPassword("redis://:s3cret@h:6379/0"), "redis://:***@h:6379/0");
   assert.equal(maskPassword("amqp://user:pa55@mq:5672//"), "amqp://user:***@mq:5672//");
+  assert.equal(maskPassword("redis://:ab#c/d?e@h:6379/0"), "redis://:***@h:6379/0");
+  assert.equal(maskPassword("redis://h:6379/0?x=1"), "redis://h:6379/0?x=1");
   assert.equal(
     maskPassword("sentinel://:a@h1:26379;sentinel://:b@h2:26379?sentinel_password=c"),
     "sentinel://:***@h1:26379;sentinel://:***@h2:26379?sentinel_password=***",
