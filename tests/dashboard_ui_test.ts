@@ -153,6 +153,27 @@ Deno.test({
         events.push(task("task-succeeded", "live-1", { result: "42", runtime: 0.002 }));
         await page.getByTestId("task-state").filter({ hasText: "SUCCESS" }).waitFor();
 
+        // A task id of the caller's (task_id=) with /, ?, # and %: its link, page and actions
+        const odd = "report/2024-01?part=1#a 100%";
+        events.push(
+          task("task-received", odd, { name: "capapp.odd_id", args: "()", kwargs: "{}" }),
+        );
+        await page.goto(`${url}/#/tasks?name=capapp.odd_id`);
+        await page.locator("tr[data-task]").getByRole("link").click();
+        await page.getByTestId("task-state").filter({ hasText: "RECEIVED" }).waitFor();
+        assert.match(
+          await page.locator("h2").textContent() ?? "",
+          /report\/2024-01\?part=1#a 100%/,
+        );
+        await page.getByRole("button", { name: "Revoke" }).click();
+        await page.getByRole("status").filter({ hasText: `Revoke sent for ${odd}` }).waitFor();
+        assert.deepEqual(errors, []);
+        await page.goto(`${url}/#/tasks/100%`); // typed by hand: no page error, the API's 404
+        await page.getByText("No task 100% is known").waitFor();
+        assert.deepEqual(errors.splice(0), [
+          "Failed to load resource: the server responded with a status of 404 (Not Found)",
+        ]);
+
         // Revoke from the UI reaches the broker (and so every worker)
         events.push(
           task("task-received", "rev-1", { name: "capapp.tracked", args: "(30,)", kwargs: "{}" }),

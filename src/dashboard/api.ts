@@ -11,8 +11,8 @@ import type { Celery } from "../client/app.ts";
 import { safeEqual } from "./auth.ts";
 import { HttpError } from "./errors.ts";
 import type { InspectCommand, Inspector } from "./feed.ts";
-import { parsePyLiteral, PyLiteralError } from "./py_literal.ts";
 import { READY_STATES, type TaskRecord } from "./task_record.ts";
+import { retryQueues, retryTask } from "./task_retry.ts";
 import type { ViewModel } from "./view_model.ts";
 import type { WorkerRecord } from "./worker_table.ts";
 
@@ -260,6 +260,7 @@ export async function apiGet(
         root: t.rootId && t.rootId !== t.uuid ? brief(t.rootId) : null,
         children: ctx.model.tasks.children(t.uuid).map(brief),
         workflow: workflow(ctx, t.rootId ?? t.uuid),
+        queues: retryQueues(ctx.model, t),
       };
     }
   }
@@ -309,44 +310,7 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
       await ctx.app.control.revoke(id, { terminate, signal });
       return { ok: true, message: `${terminate ? "Terminate" : "Revoke"} sent for ${id}` };
     }
-    if (action === "retry") {
-      if (t.state !== "FAILURE" && t.state !== "REVOKED" && t.state !== "REJECTED") {
-        throw new HttpError(
-          409,
-          "not_failed",
-          `Only failed tasks are retried; ${id} is ${t.state}`,
-        );
-      }
-      if (!t.name || t.args === null) {
-        throw new HttpError(409, "no_args", `The dashboard saw no task-received event for ${id}`);
-      }
-      let args: unknown, kwargs: unknown;
-      try {
-        args = parsePyLiteral(t.args);
-        kwargs = parsePyLiteral(t.kwargs ?? "{}");
-      } catch (err) {
-        if (err instanceof PyLiteralError) {
-          throw new HttpError(
-            422,
-            "args_not_literal",
-            `The arguments of ${id} are not plain literals, so they cannot be sent again: ${err.message}`,
-          );
-        }
-        throw err;
-      }
-      if (!Array.isArray(args) || kwargs === null || typeof kwargs !== "object") {
-        throw new HttpError(
-          422,
-          "args_not_literal",
-          `The arguments of ${id} are not (args, kwargs)`,
-        );
-      }
-      const sent = await ctx.app.sendTask(t.name, args, {
-        kwargs: kwargs as Record<string, unknown>,
-        ...(t.queue ? { queue: t.queue } : {}),
-      });
-      return { ok: true, id: sent.id, message: `Sent ${t.name} again as ${sent.id}` };
-    }
+    if (action === "retry") return await retryTask(ctx.app, ctx.model, t, b);
   }
   if (head === "workers" && path.length === 3 && WORKER_ACTIONS.has(action)) {
     const w = knownWorker(ctx, id);

@@ -85,6 +85,24 @@ const SECURITY_HEADERS: Record<string, string> = {
     "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
 };
 
+/** The host the browser asked for: a reverse proxy's `X-Forwarded-Host`, else `Host`. */
+function requestHost(req: Request, url: URL): string {
+  return req.headers.get("x-forwarded-host")?.split(",")[0].trim() || url.host;
+}
+
+/**
+ * Whether a POST's `Origin` names the host it was sent to. The scheme is not compared: behind
+ * a proxy that ends TLS the browser's origin is https and the dashboard is asked over http.
+ */
+function sameSite(origin: string, req: Request, url: URL): boolean {
+  try {
+    const o = new URL(origin);
+    return new URL(`${o.protocol}//${requestHost(req, url)}`).host === o.host;
+  } catch {
+    return false; // "null" (an opaque origin) or a host that is no URL's
+  }
+}
+
 /**
  * The live dashboard.
  *
@@ -363,8 +381,13 @@ export class Dashboard {
         if (req.method === "GET") value = await apiGet(this.#context(), parts, url.searchParams);
         else if (req.method === "POST") {
           const origin = req.headers.get("origin");
-          if (origin !== null && origin !== url.origin) {
-            throw new HttpError(403, "csrf", `Cross-origin action refused (Origin ${origin})`);
+          if (origin !== null && !sameSite(origin, req, url)) {
+            throw new HttpError(
+              403,
+              "csrf",
+              `Cross-origin action refused (Origin ${origin}, host ${requestHost(req, url)}): ` +
+                "a reverse proxy must pass the Host header on (nginx: proxy_set_header Host $host)",
+            );
           }
           value = await apiPost(this.#context(), req, parts);
         } else {

@@ -1,8 +1,8 @@
 // Shared pieces of the dashboard UI: views (preact + htm), the JSON API,
 // the live stream, formatting.
-import { h, render } from "/static/vendor/preact.mjs";
-import { useEffect, useRef, useState } from "/static/vendor/hooks.mjs";
-import htm from "/static/vendor/htm.mjs";
+import { h, render } from "../vendor/preact.mjs";
+import { useEffect, useRef, useState } from "../vendor/hooks.mjs";
+import htm from "../vendor/htm.mjs";
 
 export const html = htm.bind(h);
 export { render, useEffect, useRef, useState };
@@ -28,14 +28,14 @@ async function answer(res) {
 
 /** GET /api/<path>. */
 export async function get(path) {
-  return answer(await fetch(`/api/${path}`, { headers: { accept: "application/json" } }));
+  return answer(await fetch(`api/${path}`, { headers: { accept: "application/json" } }));
 }
 
 /** POST /api/<path> with a JSON body and the CSRF token. */
 export async function post(path, body = {}) {
   const { csrfToken } = await getSession();
   return answer(
-    await fetch(`/api/${path}`, {
+    await fetch(`api/${path}`, {
       method: "POST",
       headers: { "content-type": "application/json", "x-csrf-token": csrfToken },
       body: JSON.stringify(body),
@@ -51,7 +51,7 @@ export const live = { connected: false, last: null };
 export function onLive(fn) {
   listeners.add(fn);
   if (!source) {
-    source = new EventSource("/api/stream");
+    source = new EventSource("api/stream");
     source.onopen = () => live.connected = true;
     source.onerror = () => live.connected = false;
     source.onmessage = (e) => {
@@ -185,3 +185,6 @@ export function ErrorBox({ error }) {
 
 /** A link inside the single-page app. */
 export const href = (path) => `#${path}`;
+
+/** The link to a task's page: its id encoded (a task id may hold `/`, `?`, `#` or `%`). */
+export const taskHref = (id) => href(`/tasks/${encodeURIComponent(id)}`);

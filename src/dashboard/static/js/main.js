@@ -15,7 +15,13 @@ const PAGES = [
 function route() {
   const raw = location.hash.replace(/^#\/?/, "") || "overview";
   const [path, query = ""] = raw.split("?");
-  const parts = path.split("/").map(decodeURIComponent);
+  const parts = path.split("/").map((p) => {
+    try {
+      return decodeURIComponent(p);
+    } catch {
+      return p; // a % typed in the address bar that starts no escape
+    }
+  });
   return { parts, params: new URLSearchParams(query) };
 }
 

@@ -10,6 +10,7 @@ import {
   get,
   href,
   html,
+  taskHref,
   useEffect,
   useLive,
   useState,
@@ -123,7 +124,7 @@ export function Tasks({ params, session }) {
         ${(d?.tasks ?? []).map((t) =>
           html`
             <tr data-task=${t.uuid}>
-              <td><a href=${href(`/tasks/${t.uuid}`)}>${t.name ?? "?"}</a></td>
+              <td><a href=${taskHref(t.uuid)}>${t.name ?? "?"}</a></td>
               <td>
                 <${Badge} value=${t.state} />
               </td>
@@ -149,7 +150,7 @@ export function Tasks({ params, session }) {
 
 function Link({ t }) {
   if (!t) return html`<span class="muted">none</span>`;
-  return html`<a class="mono" href=${href(`/tasks/${t.uuid}`)}>${t.name ?? "?"} ${
+  return html`<a class="mono" href=${taskHref(t.uuid)}>${t.name ?? "?"} ${
     t.uuid.slice(0, 8)
   }…</a> ${t.state ? html`<${Badge} value=${t.state} />` : null}`;
 }
@@ -157,13 +158,14 @@ function Link({ t }) {
 export function TaskDetail({ id, session }) {
   const [d, error] = useLive(
     (msg) =>
-      msg && !msg.more && !msg.tasks.some((t) => t.uuid === id) ? undefined : get(`tasks/${id}`),
+      msg && !msg.more && !msg.tasks.some((t) => t.uuid === id) ? undefined : get(`tasks/${encodeURIComponent(id)}`),
     [id],
   );
   const [signal, setSignal] = useState("SIGTERM");
+  const [queue, setQueue] = useState(null);
   const t = d?.task;
   const finished = t && ["SUCCESS", "FAILURE", "REVOKED", "REJECTED"].includes(t.state);
-  const path = `tasks/${id}`;
+  const path = `tasks/${encodeURIComponent(id)}`;
   return html`
     <p><a href="#/tasks">← Tasks</a></p>
     <h2>${t?.name ?? "Task"} <span class="mono muted">${id}</span></h2>
@@ -217,10 +219,16 @@ export function TaskDetail({ id, session }) {
           act(`${path}/terminate`, { signal })}>Terminate</${ActionButton}>
         ${
           t.state === "FAILURE" || t.state === "REVOKED"
-            ? html`<${ActionButton} class="primary" onAct=${async () => {
-              const r = await act(`${path}/retry`);
-              if (r?.id) location.hash = `#/tasks/${r.id}`;
-            }}>Retry (send again)</${ActionButton}>`
+            ? html`${d.queues.length > 1
+              ? html`<label>To queue<select value=${queue ?? d.queues[0]} onChange=${(e) =>
+                setQueue(e.target.value)}>
+                ${d.queues.map((q) => html`<option>${q}</option>`)}
+              </select></label>`
+              : null}<${ActionButton} class="primary" onAct=${async () => {
+              const body = d.queues.length > 1 ? { queue: queue ?? d.queues[0] } : {};
+              const r = await act(`${path}/retry`, body);
+              if (r?.id) location.hash = taskHref(r.id);
+            }}>Retry (send again${d.queues.length === 1 ? ` to ${d.queues[0]}` : ""})</${ActionButton}>`
             : null
         }
       </div>`}

@@ -1,5 +1,17 @@
 // Workers: the list (online by heartbeat) and one worker with inspect replies and actions.
-import { act, ActionButton, Badge, ErrorBox, fmtTime, get, href, html, useLive, useState } from "./lib.js";
+import {
+  act,
+  ActionButton,
+  Badge,
+  ErrorBox,
+  fmtTime,
+  get,
+  href,
+  html,
+  taskHref,
+  useLive,
+  useState,
+} from "./lib.js";
 
 export function Workers() {
   const [d, error] = useLive((
@@ -84,7 +96,7 @@ function TaskList({ title, list }) {
             return html`
               <tr>
                 <td>${r.name}</td>
-                <td class="mono"><a href=${href(`/tasks/${r.id}`)}>${r.id}</a></td>
+                <td class="mono"><a href=${taskHref(r.id)}>${r.id}</a></td>
                 <td class="mono">${JSON.stringify(r.args)}</td>
               </tr>
             `;
