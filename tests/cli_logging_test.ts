@@ -194,6 +194,24 @@ Deno.test("cli logging: broker and backend passwords are masked in the banner", 
   });
   assert.equal(fields.broker, "redis://:***@h:6379/0");
   assert.equal(fields.backend, "disabled");
+  // A relative KV path depends on the directory the worker runs in: the file is named in full.
+  const input = {
+    version: "1.2.3",
+    hostname: "celeriac@h",
+    app: "file:///t.ts",
+    broker: "kv://.celeriac/celeriac.sqlite?visibility_timeout=60",
+    backend: "kv://:memory:",
+  };
+  const kv = bannerFields(input);
+  assert.equal(
+    kv.broker,
+    `kv://.celeriac/celeriac.sqlite?visibility_timeout=60 (${Deno.cwd()}/.celeriac/celeriac.sqlite)`,
+  );
+  assert.equal(kv.backend, "kv://:memory:");
+  assert.equal(
+    bannerFields({ ...input, broker: "kv:///srv/q.sqlite" }).broker,
+    "kv:///srv/q.sqlite",
+  );
 });
 
 Deno.test("cli logging: a worker with --log-format json --logfile writes JSON records to the file", async () => {

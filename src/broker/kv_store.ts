@@ -423,7 +423,7 @@ async function joinKv(path: string, url: string): Promise<SharedKv> {
   try {
     key = await canonicalPath(path);
   } catch (err) {
-    throw new BrokerConnectionError(url, err);
+    throw unopenable(url, err);
   }
   let entry = entries.get(key);
   if (!entry) {
@@ -450,6 +450,19 @@ async function joinKv(path: string, url: string): Promise<SharedKv> {
   } catch (err) {
     entry.refs--;
     if (entries.get(key) === entry) entries.delete(key);
-    throw new BrokerConnectionError(url, err);
+    throw unopenable(url, err);
   }
+}
+
+/**
+ * A database file that cannot be opened (its directory cannot be made, a file that is no
+ * database, no right to write there): a matter of the path or the file system, which
+ * trying again does not change.
+ */
+function unopenable(url: string, err: unknown): BrokerConnectionError {
+  return new BrokerConnectionError(url, err, {
+    hint: "Check the path in the kv:// URL: a Deno KV (SQLite) file, in a directory this " +
+      "process can create and write to",
+    transient: false,
+  });
 }
