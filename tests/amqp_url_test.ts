@@ -33,4 +33,10 @@ Deno.test("amqp url: heartbeat, connect_timeout and max_priority options", () =>
 Deno.test("amqp url: other schemes and garbage are refused", () => {
   assert.throws(() => parseAmqpUrl("redis://localhost:6379/0"), /use amqp:\/\/ or amqps:\/\//);
   assert.throws(() => parseAmqpUrl("not a url"), /Invalid AMQP URL/);
+  assert.throws(
+    () => parseAmqpUrl("amqp://guest:s3cret@127.0.0.1:567200//"),
+    (e: Error) =>
+      e.message ===
+        'Invalid AMQP URL "amqp://guest:***@127.0.0.1:567200//": port 567200 is out of range (1-65535)',
+  );
 });

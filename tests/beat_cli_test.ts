@@ -9,10 +9,12 @@ import { Proc } from "./helpers/procs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
+/** Run the CLI; a command still running after 20 s is stopped (SIGTERM), so a hang fails the test. */
 async function cli(args: string[], env: Record<string, string>) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "worker.ts", ...args, "--app", "tests/apps/beat_app.ts"],
     env,
+    signal: AbortSignal.timeout(20_000),
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
@@ -111,7 +113,10 @@ Deno.test("beat CLI: schedule add/remove say what happens when no beat runs and 
       remove.text,
       /Removed entry "tick" \(the app's beatSchedule has it: hidden until schedule add gives it again\)/,
     );
-    assert.match((await cli(["beat", "--list"], env)).text, /0 entries/);
+    // The hidden entry of the app's config stays in the table, marked (it vanished from it).
+    const hidden = (await cli(["beat", "--list"], env)).text;
+    assert.match(hidden, /tick\s+beat\.tick\s+REMOVED: not sent \(schedule add gives it again\)/);
+    assert.match(hidden, /0 entries \(and 1 removed\); leader: none/);
     await cli(["schedule", "add", "tick", "--task", "beat.tick", "--every", "1m"], env);
     assert.match((await cli(["beat", "--list"], env)).text, /tick\s+beat\.tick\s+every 1m/);
   });
@@ -144,6 +149,23 @@ Deno.test("beat CLI: bad input is refused with the entry and the field", async (
     assert.equal(down.code, 1);
     assert.match(down.text, /error: Cannot (reach|connect to) redis:\/\/127\.0\.0\.1:1\/0/);
     assert.doesNotMatch(down.text, / ready: /, "the worker does not start without its beat");
+  });
+});
+
+Deno.test("beat CLI: a typo'd option in beatSchedule stops beat and worker -B at start", async () => {
+  // The entry was logged and skipped while beat started and ran on: a typo
+  // showed as a task that never came.
+  await withKv(async (env) => {
+    const typo = { ...env, BEAT_OPTIONS: '{"countdwn": 5}' };
+    const message =
+      /error: beat entry "tick", options\.countdwn: unknown option \(did you mean "countdown"\?\)/;
+    const beat = await cli(["beat"], typo);
+    assert.equal(beat.code, 1, beat.text);
+    assert.match(beat.text, message);
+    const worker = await cli(["worker", "-B", "-Q", "ticks"], typo);
+    assert.equal(worker.code, 1, worker.text);
+    assert.match(worker.text, message);
+    assert.doesNotMatch(worker.text, / ready: /, "the worker does not start with a bad schedule");
   });
 });
 
@@ -207,7 +229,15 @@ Deno.test("beat CLI: two workers with -B share one leader: each run is sent and 
     }
     const ids = sent();
     assert.ok(ids.length >= 5, `${a.output}\n${b.output}`);
-    assert.equal([a, b].filter((p) => /is the leader/.test(p.output)).length, 1, "one leader");
+    const leaders = [a, b].filter((p) => /is the leader/.test(p.output));
+    assert.equal(leaders.length, 1, "one leader");
+    const leader = leaders[0].output.match(/beat: (\S+) is the leader/)![1];
+    const standby = [a, b].find((p) => p !== leaders[0])!;
+    assert.match(
+      standby.output,
+      new RegExp(`beat: ${leader} leads \\(fencing token \\d+\\); \\S+ stands by to take over`),
+      "the other says it stands by, and for whom",
+    );
     const received = [a, b].flatMap((p) =>
       [...p.output.matchAll(/Task beat\.tick\[([0-9a-f-]{36})\] received/g)].map((m) => m[1])
     );

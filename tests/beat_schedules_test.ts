@@ -241,8 +241,26 @@ Deno.test("schedules: bad input names the entry and the field", () => {
   );
   assert.throws(
     () => compileEntry("x", { task: "t", schedule: 5, options: { nope: 1 } as never }, "UTC"),
-    /options\.nope: unknown option/,
+    /options\.nope: unknown option: the options are queue, /,
   );
+  const option = (options: Record<string, unknown>, message: RegExp) =>
+    assert.throws(
+      () => compileEntry("x", { task: "t", schedule: 5, options: options as never }, "UTC"),
+      message,
+    );
+  // A typo, Celery's snake_case name, and values the send would refuse at every run.
+  option({ countdwn: 5 }, /options\.countdwn: unknown option \(did you mean "countdown"\?\)/);
+  option(
+    { routing_key: "r" },
+    /options\.routing_key: unknown option \(did you mean "routingKey"\?\)/,
+  );
+  option({ serializer: "yaml" }, /options\.serializer: expected "json" or "msgpack"/);
+  option({ priority: 256 }, /options\.priority: priority of "t" is 256: it must be 0–255/);
+  option({ expires: "soon" }, /options\.expires: expires of "t" must be a Date, seconds from now/);
+  option({ expires: -1 }, /options\.expires: expected seconds > 0 or a time/);
+  option({ countdown: Infinity }, /options\.countdown: countdown of "t" must be a finite number/);
+  option({ ignoreResult: "yes" }, /options\.ignoreResult: ignoreResult of "t" must be a boolean/);
+  option({ headers: [] }, /options\.headers: headers of "t" must be an object/);
   assert.throws(
     () => compileEntry("x", { task: "t", schedule: crontab("0 3 * * *") }, "Mars/Olympus"),
     /beat entry "x", timezone/,

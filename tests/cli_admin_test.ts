@@ -104,3 +104,20 @@ Deno.test("cli control: a missing or malformed argument is refused before anythi
     assert.equal(sent.code, 69, sent.out);
   });
 });
+
+Deno.test("cli control revoke: remembered in the broker, so a worker that starts later skips it", async () => {
+  await withBroker(async (url, app) => {
+    const queued = await app.sendTask("t.add", [1, 2]);
+    const running = await app.sendTask("t.add", [3, 4]);
+    // No worker is up: nobody answers, yet the revoke must not be lost.
+    const revoke = await cli(["control", "revoke", queued.id, "-b", url, "-t", "0.2"]);
+    assert.equal(revoke.code, 69, revoke.out);
+    assert.match(revoke.out, /No nodes replied/);
+    const terminate = await cli(
+      ["control", "terminate", "SIGKILL", running.id, "-b", url, "-t", "0.2"],
+    );
+    assert.equal(terminate.code, 69, terminate.out);
+    const remembered = (await (await app.broker()).listRevoked()).map((e) => e.id);
+    assert.deepEqual(remembered.sort(), [queued.id, running.id].sort());
+  });
+});

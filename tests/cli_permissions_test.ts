@@ -112,3 +112,40 @@ Deno.test({
   }
   assert.doesNotMatch(call.output, /Deno requests/);
 });
+
+Deno.test("cli permissions: a broker the worker has no permission for exits at once, naming the flag", async () => {
+  // Only new Deno flags fix it: retrying 100 times (about 50 minutes) cannot.
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-noperm-" });
+  const cases: [string, RegExp][] = [
+    [`kv://${dir}/broker.sqlite`, /Requires write access to .*--allow-write/],
+    ["redis://127.0.0.1:6379/0", /Requires net access to "127\.0\.0\.1:6379".*--allow-net/],
+  ];
+  try {
+    for (const [url, flag] of cases) {
+      const worker = Proc.start("worker", Deno.execPath(), [
+        "run",
+        "--allow-read=.",
+        "--allow-env", // ioredis reads the environment
+        "worker.ts",
+        "--app",
+        "./tests/apps/worker_app.ts",
+        "--broker",
+        url,
+      ]);
+      try {
+        const finished = await Promise.race([
+          worker.finished(),
+          new Promise<null>((resolve) => setTimeout(() => resolve(null), 20_000)),
+        ]);
+        assert.ok(finished, `${url}: still running after 20 s:\n${worker.output}`);
+        assert.equal(finished.code, 1, worker.output);
+        assert.match(worker.output, flag);
+        assert.doesNotMatch(worker.output, /Trying again|Check that the server runs/);
+      } finally {
+        await worker.stop("SIGKILL");
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -233,6 +233,65 @@ Deno.test("client: a call or get() option a plain-JavaScript caller got wrong is
   }
 });
 
+Deno.test("client: a call option of the wrong type or an impossible value is refused, naming it, before anything is sent", async () => {
+  // countdown NaN / expires NaN / an invalid eta Date failed as "Invalid Date cannot be
+  // encoded", countdown 10n as "Cannot mix BigInt and other types"; countdown "5" was sent
+  // (coerced), queue 5 sent to a queue "5", priority "high" as NaN, an eta "tomorrow" verbatim.
+  const app = new Celery({ broker: "kv://:memory:" });
+  try {
+    const add = app.task("t.add", (a: number, b: number) => a + b);
+    const opts = (o: Record<string, unknown>) => o as never;
+    const refused: [Record<string, unknown>, RegExp][] = [
+      [{ countdown: NaN }, /countdown of "t\.add" must be a finite number of seconds, got NaN$/],
+      [{ countdown: 10n }, /countdown .* got 10n/],
+      [{ countdown: "5" }, /countdown .* got "5"/],
+      [{ countdown: 1e12 }, /countdown of "t\.add" is 1000000000000 seconds, more than/],
+      [{ expires: NaN }, /expires of "t\.add" must be a finite number of seconds, got NaN/],
+      [
+        { expires: "next week" },
+        /expires .* must be a Date, seconds from now or an ISO 8601 string/,
+      ],
+      [
+        { eta: new Date(NaN) },
+        /eta of "t\.add" must be a Date or an ISO 8601 .*got an invalid Date/,
+      ],
+      [{ eta: "tomorrow" }, /eta .* got "tomorrow"/],
+      [{ priority: "high" }, /priority of "t\.add" must be an integer, got "high"/],
+      [{ priority: 256 }, /priority of "t\.add" is 256: it must be 0–255/],
+      [{ timeLimit: -1 }, /timeLimit of "t\.add" must be a number of seconds >= 0/],
+      [{ softTimeLimit: "30" }, /softTimeLimit .* got "30"/],
+      [{ queue: 5 }, /queue of "t\.add" must be a string, got number 5$/],
+      [{ routingKey: {} }, /routingKey of "t\.add" must be a string, got an object/],
+      [{ taskId: 42 }, /task id of "t\.add" must be a non-empty string, got 42/],
+      [{ ignoreResult: "yes" }, /ignoreResult of "t\.add" must be a boolean/],
+      [{ headers: [] }, /headers of "t\.add" must be an object, got an array/],
+    ];
+    for (const [o, message] of refused) {
+      await assert.rejects(add.applyAsync([1, 2], opts(o)), message, Deno.inspect(o));
+    }
+    // The batch paths: one template for calls without times, one encode per call with them.
+    await assert.rejects(add.delayMany([[1, 2]], opts({ priority: "high" })), /priority/);
+    await assert.rejects(
+      app.sendMany([{ name: "t.add", args: [1], options: opts({ countdown: NaN }) }]),
+      /countdown/,
+    );
+    await assert.rejects(add.delayMany([[1, 2]], opts({ queue: 7 })), /queue of "t\.add"/);
+    const broker = await app.broker();
+    assert.deepEqual(
+      await broker.take(["celery", "5", "7"], { max: 10, signal: AbortSignal.timeout(200) }),
+      [],
+    ); // nothing was sent
+    const past = new Date(Date.now() - 1000);
+    for (
+      const o of [{ countdown: -5 }, { eta: past }, { eta: "2030-01-01T12:00:00" }, { priority: 9 }]
+    ) {
+      assert.ok((await add.applyAsync([1, 2], o)).id, JSON.stringify(o)); // still accepted
+    }
+  } finally {
+    await app.close();
+  }
+});
+
 Deno.test("client: configure() is refused once the app has connected", async () => {
   const app = new Celery({ broker: "kv://:memory:" });
   app.configure({ defaultQueue: "other" });

@@ -27,6 +27,22 @@ Deno.test("redis url: bad URLs are refused with what to write instead", () => {
   assert.throws(() => parseRedisUrl("not a url"), /expected redis:\/\/host:port\/db/);
   assert.throws(() => parseRedisUrl("amqp://guest@localhost//"), /use redis:\/\/ or rediss:\/\//);
   assert.throws(() => parseRedisUrl("redis://localhost/zero"), /use a number/);
+  // A port new URL() refuses was only "invalid", and the message carried the password.
+  assert.throws(
+    () => parseRedisUrl("redis://:s3cret@127.0.0.1:99999/0"),
+    (e: Error) =>
+      e.message === 'Invalid Redis URL "redis://:***@127.0.0.1:99999/0": port 99999 is out of ' +
+          "range (1-65535)",
+  );
+  assert.throws(() => parseRedisUrl("redis://127.0.0.1:6379x/0"), /port "6379x" is not a number/);
+  assert.throws(
+    () => parseRedisUrl("https://:s3cret@host/0"),
+    (e: Error) => /Not a Redis URL: "https:\/\/:\*\*\*@host\/0"/.test(e.message),
+  );
+  assert.throws(
+    () => parseRedisUrl("sentinel://:s3cret@host:26379"),
+    (e: Error) => /names no master/.test(e.message) && !e.message.includes("s3cret"),
+  );
 });
 
 Deno.test("maskPassword hides the password in any URL", () => {

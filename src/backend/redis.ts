@@ -4,14 +4,14 @@
  * the same name, never replacing a stored SUCCESS.
  *
  * Waiting is push-based: one subscriber connection per backend, shared by
- * every waiter (redis_results.ts: without ioredis on a single server); a
- * waiter subscribes before it reads the key, so a result stored in between
- * is never missed, and after a reconnect every waited-for key is read again.
+ * every waiter (redis_waits.ts; redis_results.ts: without ioredis on a
+ * single server); a waiter subscribes before it reads the key, so a result
+ * stored in between is never missed, and after a reconnect every
+ * waited-for key is read again.
  *
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
 import {
   closeRedis,
@@ -23,15 +23,14 @@ import { chunked } from "../broker/chunks.ts";
 import { isSingleServer, parseRedisUrl } from "../broker/redis_url.ts";
 import { retryWhileDown } from "../broker/outage.ts";
 import { RespScript, RespScripts, textOrNull } from "../broker/resp_scripts.ts";
-import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
+import { decodeResultMeta, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ChordMember } from "../protocol/signature.ts";
 import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
 import { RedisChords } from "./redis_chord.ts";
-import { ioredisResultChannels, respResultChannels, type ResultChannels } from "./redis_results.ts";
+import { ioredisResultChannels, respResultChannels } from "./redis_results.ts";
+import { RedisResultWaits } from "./redis_waits.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { checkResultExpires } from "./result_expires.ts";
-
-const log = getLogger(["celeriac", "backend", "redis"]);
 
 /**
  * Key prefix of task metas, as in Celery.
@@ -92,13 +91,6 @@ return #KEYS
 const STORE = new RespScript(STORE_SCRIPT);
 
 /**
- * Milliseconds within which the channel of a settled result is left when no
- * other subscription's write carries its `UNSUBSCRIBE` first (its messages
- * meanwhile are ignored: nothing waits for them).
- */
-const LEAVE_MS = 100;
-
-/**
  * Options of {@link openRedisBackend}.
  *
  * @example Results kept for an hour
@@ -132,12 +124,6 @@ interface Scripted {
   celeriacStore(numKeys: number, ...args: string[]): Promise<number>;
 }
 
-interface Waiter {
-  resolve(meta: ResultMeta): void;
-  reject(reason: unknown): void;
-  onState?(meta: ResultMeta): void;
-}
-
 /**
  * A Celery-compatible Redis result backend.
  *
@@ -161,14 +147,9 @@ export class RedisBackend implements ResultBackend {
   readonly #chords: RedisChords;
   /** The result stores' own connection, on a single server (not Sentinel or Cluster). */
   readonly #resp: RespScripts | null;
-  #subscriber: ResultChannels | null = null;
-  readonly #waiters = new Map<string, Set<Waiter>>();
-  readonly #subscribing = new Map<string, Promise<unknown>>();
+  readonly #waits: RedisResultWaits;
   #closed = false;
   readonly #closing = new AbortController();
-  /** Settled tasks whose channels are left by the next subscription's write, or by a timer. */
-  readonly #leaving = new Set<string>();
-  #leaveTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Use {@link openRedisBackend}.
@@ -198,6 +179,18 @@ export class RedisBackend implements ResultBackend {
       ? new RespScripts(url, rawUrl, { name: "celeriac-store", role: "result store" })
       : null;
     this.#chords = new RedisChords(this.#client, this.#prefix, this.#ttl, this.#cluster);
+    const resp = this.#resp;
+    this.#waits = new RedisResultWaits({
+      key: (taskId) => this.key(taskId),
+      get: (taskId) => this.get(taskId),
+      run: (fn) => this.#run(fn),
+      channels: (on) =>
+        resp
+          ? respResultChannels(resp, rawUrl, on)
+          : ioredisResultChannels(this.#client, rawUrl, on),
+      outageLimit: this.#outageLimit,
+      closing: this.#closing.signal,
+    });
   }
 
   /**
@@ -285,154 +278,13 @@ export class RedisBackend implements ResultBackend {
     return raw === null ? null : decodeResultMeta(raw, taskId);
   }
 
-  #subscriberConn(): ResultChannels {
-    if (this.#subscriber) return this.#subscriber;
-    const on = {
-      message: (channel: string, message: string) => this.#onMessage(channel, message),
-      ready: () => this.#recheckAll(),
-    };
-    this.#subscriber = this.#resp
-      ? respResultChannels(this.#resp, this.#rawUrl, on)
-      : ioredisResultChannels(this.#client, this.#rawUrl, on);
-    return this.#subscriber;
-  }
-
-  #onMessage(channel: string, message: string): void {
-    const taskId = channel.slice(this.#prefix.length + TASK_META_PREFIX.length);
-    if (!this.#waiters.has(taskId)) return;
-    let meta: ResultMeta;
-    try {
-      meta = decodeResultMeta(message, taskId);
-    } catch (err) {
-      log.warn("Unreadable result for task {taskId}: {error}", {
-        taskId,
-        error: (err as Error).message,
-      });
-      // Stored for good: waiting on would only end at the caller's timeout.
-      for (const w of this.#takeWaiters(taskId)) w.reject(err);
-      return;
-    }
-    if (READY_STATES.has(meta.status)) this.#settle(taskId, meta);
-    else for (const w of this.#waiters.get(taskId) ?? []) w.onState?.(meta);
-  }
-
-  /**
-   * After a reconnect, results published while we were away are read from
-   * their keys (again while Redis is unreachable: the reads may go through
-   * another connection, still reconnecting, than the subscriber's).
-   */
-  #recheckAll(): void {
-    for (const taskId of this.#waiters.keys()) {
-      this.#getWhileDown(taskId).then((m) => {
-        if (m && READY_STATES.has(m.status)) this.#settle(taskId, m);
-      }, () => {});
-    }
-  }
-
-  /**
-   * Read the result of a task waited for, again while Redis is unreachable
-   * (until the outage limit or close); null once nothing waits for it.
-   */
-  #getWhileDown(taskId: string): Promise<ResultMeta | null> {
-    return retryWhileDown(
-      () => this.#waiters.has(taskId) ? this.get(taskId) : Promise.resolve(null),
-      {
-        limit: this.#outageLimit,
-        what: `read the result of ${taskId}`,
-        signal: this.#closing.signal,
-      },
-    );
-  }
-
-  #settle(taskId: string, meta: ResultMeta): void {
-    for (const w of this.#takeWaiters(taskId)) w.resolve(meta);
-  }
-
-  /** The waiters of `taskId`, no longer waiting (its channel is left); none when nobody waits. */
-  #takeWaiters(taskId: string): Iterable<Waiter> {
-    const set = this.#waiters.get(taskId);
-    if (!set) return [];
-    this.#waiters.delete(taskId);
-    this.#unsubscribe(taskId);
-    return set;
-  }
-
-  #unsubscribe(taskId: string): void {
-    this.#subscribing.delete(taskId);
-    if (this.#closed) return;
-    // Not at once: the callers the result resolved run first, with no UNSUBSCRIBE written (waking
-    // Redis) ahead of them; the next subscription's write carries it, or a timer within LEAVE_MS.
-    // Marked now, not once the SUBSCRIBE's reply is handled: a result read together with that
-    // reply resolves its callers first, and the next subscription they make must carry it. The
-    // UNSUBSCRIBE goes on the SUBSCRIBE's connection, behind it, whenever it is written.
-    this.#leaving.add(taskId);
-    this.#leaveTimer ??= setTimeout(() => this.#leave(), LEAVE_MS);
-  }
-
-  /** UNSUBSCRIBE from the channels of settled tasks nothing waits for again. */
-  #leave(): void {
-    clearTimeout(this.#leaveTimer);
-    this.#leaveTimer = undefined;
-    for (const taskId of this.#leaving) {
-      if (!this.#waiters.has(taskId)) {
-        this.#subscriber?.unsubscribe(this.key(taskId)).catch(() => {});
-      }
-    }
-    this.#leaving.clear();
-  }
-
   /** Wait until the task is ready (SUCCESS, FAILURE or REVOKED). */
-  async waitFor(
+  waitFor(
     taskId: string,
     signal?: AbortSignal,
     onState?: (meta: ResultMeta) => void,
   ): Promise<ResultMeta> {
-    signal?.throwIfAborted();
-    const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
-    // An abort while the subscription or the first read is under way rejects
-    // `promise` before it is awaited: observed below, not an unhandled rejection.
-    promise.catch(() => {});
-    const waiter: Waiter = { resolve, reject, onState };
-    let set = this.#waiters.get(taskId);
-    if (!set) {
-      set = new Set();
-      this.#waiters.set(taskId, set);
-      // Framed in this turn, so written together with the SUBSCRIBE.
-      if (this.#leaving.size > 0) this.#leave();
-      this.#subscribing.set(taskId, this.#subscriberConn().subscribe(this.key(taskId)));
-    }
-    set.add(waiter);
-    const drop = () => {
-      const s = this.#waiters.get(taskId);
-      if (s?.delete(waiter) && s.size === 0) {
-        this.#waiters.delete(taskId);
-        this.#unsubscribe(taskId);
-      }
-    };
-    const onAbort = () => {
-      drop();
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      const first = (async () => {
-        await this.#run(() => this.#subscribing.get(taskId) ?? Promise.resolve());
-        // Through a drop (the subscription is kept and made again): read once Redis is back.
-        const now = await this.#getWhileDown(taskId);
-        if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
-        else if (now && !signal?.aborted) onState?.(now);
-      })();
-      // An abort (which rejects `promise`) ends the wait even while the subscription or the
-      // read waits for a reconnect; what they fail with afterwards is of no interest.
-      first.catch(() => {});
-      await Promise.race([first, promise]);
-      return await promise;
-    } catch (err) {
-      drop();
-      throw err;
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-    }
+    return this.#waits.waitFor(taskId, signal, onState);
   }
 
   /** Delete a stored result. */
@@ -480,12 +332,7 @@ export class RedisBackend implements ResultBackend {
     if (this.#closed) return;
     this.#closed = true;
     this.#closing.abort();
-    clearTimeout(this.#leaveTimer);
-    this.#leaving.clear();
-    const closed = new DOMException("The result backend was closed while waiting", "AbortError");
-    for (const set of this.#waiters.values()) for (const w of set) w.reject(closed);
-    this.#waiters.clear();
-    await this.#subscriber?.close();
+    await this.#waits.close();
     await this.#resp?.close();
     await closeRedis(this.#client);
   }

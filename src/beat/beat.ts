@@ -12,7 +12,7 @@ import type { Celery } from "../client/app.ts";
 import { anonymousNodeName } from "../client/runtime.ts";
 import { pyRepr, REPR_MAXSIZE } from "../protocol/repr.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
-import type { ScheduledEntry } from "./entry.ts";
+import { compileEntry, type ScheduledEntry } from "./entry.ts";
 import { PeriodicTasks } from "./periodic_tasks.ts";
 import { decodeRunState, encodeRunState } from "./run_state.ts";
 import type { RunState } from "./schedules.ts";
@@ -90,6 +90,8 @@ export class Beat {
   #sent = 0;
   readonly #warnedUnregistered = new Set<string>();
   #storeDown = false;
+  /** The leader this beat last said it stands by for. */
+  #standingBy: string | null = null;
 
   /**
    * Create a beat. Nothing connects until {@link Beat.start}.
@@ -137,13 +139,17 @@ export class Beat {
   }
 
   /**
-   * Open the store, check the schedule and start the loop. Resolves once
-   * running (leader or not).
+   * Check the app's schedule, open the store and start the loop. Resolves
+   * once running (leader or not).
    *
+   * @throws {BeatEntryError} for an entry of the app's `beatSchedule` that
+   *   could never be sent (a typo'd option, a bad schedule), before connecting
    * @throws {BeatStoreError} when the app has no usable store
    * @throws {BrokerConnectionError} when the store cannot be reached
    */
   async start(): Promise<void> {
+    const { beatSchedule, timezone } = this.#app.config;
+    for (const [name, entry] of Object.entries(beatSchedule)) compileEntry(name, entry, timezone);
     this.#periodic = new PeriodicTasks(this.#app, {
       namespace: this.#namespace,
       store: this.#givenStore,
@@ -230,6 +236,7 @@ export class Beat {
           });
         }
         this.#token = token;
+        this.#standingBy = null;
         // The server's lease outlives ours: it started counting after we asked.
         this.#validUntil = asked + this.#leaseMs * 0.9;
         this.#renewAt = asked + this.#leaseMs / 3;
@@ -240,6 +247,14 @@ export class Beat {
       // Wake when the holder's lease runs out (unless renewed meanwhile), so
       // that a dead leader is replaced as soon as its lease expires.
       const held = await store.lease();
+      if (held && held.holder !== this.#standingBy) {
+        log.info(
+          "beat: {leader} leads (fencing token {token}); {hostname} stands by to take over " +
+            "if its lease runs out",
+          { leader: held.holder, token: held.token, hostname: this.hostname },
+        );
+      }
+      this.#standingBy = held?.holder ?? this.#standingBy;
       const wait = held ? held.ttlMs + 10 : 50;
       return Date.now() + Math.min(this.#maxMs, wait);
     }

@@ -5,7 +5,9 @@
  */
 
 import type { BeatEntry, BeatEntryOptions, ScheduleSpec } from "../client/beat_config.ts";
+import { closestOptionName } from "../client/call_option_names.ts";
 import type { Task } from "../client/task.ts";
+import { checkTaskFields } from "../protocol/task_fields.ts";
 import { BeatEntryError } from "./errors.ts";
 import { compileSchedule, type Schedule } from "./schedules.ts";
 
@@ -36,36 +38,42 @@ export interface ScheduledEntry {
   readonly source: BeatEntry;
 }
 
-const OPTION_KEYS = new Set([
-  "queue",
-  "exchange",
-  "routingKey",
-  "priority",
-  "expires",
-  "headers",
-  "countdown",
-  "ignoreResult",
-  "serializer",
-  "shadow",
-  "timeLimit",
-  "softTimeLimit",
-]);
+/** Every option of an entry, typed against {@link BeatEntryOptions} so that none can be left out. */
+const OPTIONS: Readonly<Record<keyof BeatEntryOptions, true>> = {
+  queue: true,
+  exchange: true,
+  routingKey: true,
+  priority: true,
+  expires: true,
+  headers: true,
+  countdown: true,
+  ignoreResult: true,
+  serializer: true,
+  shadow: true,
+  timeLimit: true,
+  softTimeLimit: true,
+};
+const OPTION_NAMES = Object.keys(OPTIONS);
+const SERIALIZERS = ["json", "msgpack"];
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function checkOptions(name: string, options: unknown): BeatEntryOptions {
+function checkOptions(name: string, task: string, options: unknown): BeatEntryOptions {
   if (options === undefined) return {};
   if (!isPlainObject(options)) {
     throw new BeatEntryError(name, "options", 'expected an object like { queue: "reports" }');
   }
   for (const [key, value] of Object.entries(options)) {
-    if (!OPTION_KEYS.has(key)) {
+    if (!Object.hasOwn(OPTIONS, key)) {
+      const guess = closestOptionName(key, OPTION_NAMES);
       throw new BeatEntryError(
         name,
         `options.${key}`,
-        `unknown option: use one of ${[...OPTION_KEYS].join(", ")}`,
+        `unknown option${guess ? ` (did you mean "${guess}"?)` : ""}: the options are ${
+          OPTION_NAMES.join(", ")
+        }`,
       );
     }
     if (value === undefined) continue;
@@ -73,22 +81,20 @@ function checkOptions(name: string, options: unknown): BeatEntryOptions {
     if (stringish && (typeof value !== "string" || value === "")) {
       throw new BeatEntryError(name, `options.${key}`, "expected a non-empty string");
     }
-    if (key === "priority" && !(Number.isInteger(value) && value as number >= 0)) {
-      throw new BeatEntryError(name, "options.priority", "expected a whole number 0-255");
+    if (key === "serializer" && !SERIALIZERS.includes(value as string)) {
+      throw new BeatEntryError(name, "options.serializer", 'expected "json" or "msgpack"');
     }
-    const seconds = ["countdown", "timeLimit", "softTimeLimit"].includes(key);
-    if (seconds && !(typeof value === "number" && value >= 0)) {
-      throw new BeatEntryError(name, `options.${key}`, "expected a number of seconds >= 0");
+    try {
+      // What the send would refuse at every run (NaN, "soon", priority 300, ...), refused now.
+      checkTaskFields({ task, id: name, [key]: value });
+    } catch (err) {
+      throw new BeatEntryError(name, `options.${key}`, (err as Error).message);
     }
-    if (
-      key === "expires" &&
-      !(typeof value === "number" && value > 0) && !(typeof value === "string") &&
-      !(value instanceof Date)
-    ) {
+    if (key === "countdown" && (value as number) < 0) {
+      throw new BeatEntryError(name, "options.countdown", "expected a number of seconds >= 0");
+    }
+    if (key === "expires" && typeof value === "number" && value <= 0) {
       throw new BeatEntryError(name, "options.expires", "expected seconds > 0 or a time");
-    }
-    if (key === "headers" && !isPlainObject(value)) {
-      throw new BeatEntryError(name, "options.headers", "expected an object");
     }
   }
   return options as BeatEntryOptions;
@@ -135,7 +141,7 @@ export function compileEntry(name: string, entry: BeatEntry, timezone: string): 
   if (entry.kwargs !== undefined && !isPlainObject(entry.kwargs)) {
     throw new BeatEntryError(name, "kwargs", "expected an object of keyword arguments");
   }
-  const options = checkOptions(name, entry.options);
+  const options = checkOptions(name, entry.task, entry.options);
   let schedule: Schedule;
   try {
     schedule = compileSchedule(entry.schedule, timezone);

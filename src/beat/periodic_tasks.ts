@@ -80,6 +80,8 @@ export interface ScheduleRow {
   nextRunAt: Date | null;
   /** Why the entry is skipped, when it is invalid. */
   error?: string;
+  /** An entry of the app's config that `remove` hides (until `add` gives it again). */
+  removed?: true;
 }
 
 /**
@@ -216,7 +218,8 @@ export class PeriodicTasks {
   }
 
   /**
-   * The schedule table: every entry with its last and next run.
+   * The schedule table: every entry with its last and next run, and the
+   * entries of the app's config that `remove` hides.
    *
    * @returns one row per entry, by name
    */
@@ -227,7 +230,21 @@ export class PeriodicTasks {
       store.readRuns(),
       store.readEntries(),
     ]);
-    return entries.map((e) => {
+    const removed: ScheduleRow[] = [...stored]
+      .filter(([name, raw]) =>
+        raw === REMOVED && Object.hasOwn(this.#app.config.beatSchedule, name)
+      )
+      .map(([name]) => ({
+        name,
+        task: String(this.#app.config.beatSchedule[name]?.task ?? "?"),
+        schedule: "-",
+        origin: "config",
+        lastRunAt: null,
+        totalRunCount: 0,
+        nextRunAt: null,
+        removed: true,
+      }));
+    const rows: ScheduleRow[] = entries.map((e) => {
       const origin = stored.has(e.name) ? "store" : "config";
       const state = decodeRunState(runs.get(e.name));
       if ("error" in e) {
@@ -254,6 +271,7 @@ export class PeriodicTasks {
         nextRunAt: next === null ? null : new Date(next),
       };
     });
+    return [...rows, ...removed].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   }
 
   /** Close the store, if this object opened it (a store given to it stays open). */

@@ -5,6 +5,7 @@
  */
 
 import { maskPassword } from "./errors.ts";
+import { urlPortProblem } from "./url_syntax.ts";
 
 /**
  * Connection settings read from an AMQP URL.
@@ -102,8 +103,11 @@ export function parseAmqpUrl(url: string): AmqpUrlOptions {
   try {
     u = new URL(url);
   } catch {
+    const port = urlPortProblem(url);
     throw new TypeError(
-      `Invalid AMQP URL "${maskPassword(url)}": expected amqp://user:password@host:port/vhost`,
+      `Invalid AMQP URL "${maskPassword(url)}": ${
+        port ?? "expected amqp://user:password@host:port/vhost"
+      }`,
     );
   }
   if (u.protocol !== "amqp:" && u.protocol !== "amqps:") {

@@ -22,7 +22,7 @@ export class BrokerConnectionError extends Error {
   /**
    * Whether trying again later may succeed (the server is down or
    * unreachable), as opposed to a setting to change first (a wrong password,
-   * a database that does not exist, Deno KV not enabled).
+   * a database that does not exist, Deno KV not enabled, a Deno permission).
    */
   readonly transient: boolean;
 
@@ -41,7 +41,9 @@ export class BrokerConnectionError extends Error {
     explained: { reason?: string; hint?: string; transient?: boolean } = {},
   ) {
     const safe = maskPassword(url);
-    if (explained.reason === undefined) explained = deniedLookup(cause, url) ?? explained;
+    if (explained.reason === undefined) {
+      explained = deniedLookup(cause, url) ?? deniedPermission(cause) ?? explained;
+    }
     const reason = explained.reason ?? (cause instanceof Error ? cause.message : undefined);
     const why = reason ? `: ${reason.replace(/\.+$/, "")}` : "";
     const hint = explained.hint ??
@@ -56,6 +58,27 @@ export class BrokerConnectionError extends Error {
     this.url = safe;
     this.transient = explained.transient ?? true;
   }
+}
+
+/**
+ * Deno's refusal of an operation the process has no permission for
+ * (`NotCapable`: "Requires net access to ..., run again with the --allow-net
+ * flag"): only new flags fix it, so trying again cannot help.
+ *
+ * @example
+ * ```ts ignore
+ * deniedPermission(new Deno.errors.NotCapable("Requires write access to \"/data\"..."))?.transient;
+ * // false
+ * ```
+ *
+ * @param cause the connection's error
+ * @returns the reason and what to change, or `undefined` for another error
+ */
+export function deniedPermission(
+  cause: unknown,
+): { reason: string; hint: string; transient: false } | undefined {
+  if (!(cause instanceof Deno.errors.NotCapable)) return undefined;
+  return { reason: cause.message, hint: "Run deno with the permission it names", transient: false };
 }
 
 /** The port each scheme connects to when its URL names none. */

@@ -49,6 +49,7 @@ import {
   takeBatch,
   U64,
 } from "./kv_moves.ts";
+import type { BrokerConnectionError } from "./errors.ts";
 import { KvOutbox } from "./kv_outbox.ts";
 import { commitAtomic, kvNamespace, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
 import type {
@@ -131,6 +132,8 @@ export class KvBroker implements Broker {
   readonly #outbox: KvOutbox;
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<void> | null = null;
+  /** Set once the sweep finds the file deleted or replaced: every take then fails with it. */
+  #lost: BrokerConnectionError | null = null;
   #closed = false;
 
   /**
@@ -220,6 +223,7 @@ export class KvBroker implements Broker {
       await this.#sweep();
     }
     while (!stop.aborted) {
+      if (this.#lost) throw this.#lost;
       const seen = this.#shared.version;
       const taken = await takeBatch(this.#scope, queues, max, this.#visibilityMs);
       if (taken.length > 0) {
@@ -257,8 +261,13 @@ export class KvBroker implements Broker {
     this.#shared.notify();
   }
 
+  /** Check the file is still the one opened (waking the takes if not), then restore. */
   #sweep(): Promise<void> {
-    this.#sweeping ??= restoreExpired(this.#scope)
+    this.#sweeping ??= (async () => {
+      this.#lost ??= await this.#shared.checkFile();
+      if (this.#lost) return this.#shared.notify();
+      await restoreExpired(this.#scope);
+    })()
       .catch((err) => log.warn("Restore sweep failed: {error}", { error: String(err) }))
       .finally(() => this.#sweeping = null);
     return this.#sweeping;

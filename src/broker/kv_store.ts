@@ -176,6 +176,8 @@ interface Entry {
   watching: Promise<void> | null;
   watchFailed: boolean;
   settleTimers: Map<number, ReturnType<typeof setTimeout>>;
+  /** The opened file's device and inode (`null` for `:memory:` or until known). */
+  identity: string | null;
 }
 
 const entries = new Map<string, Entry>();
@@ -190,6 +192,18 @@ async function canonicalPath(path: string): Promise<string> {
   const abs = resolve(path);
   await Deno.mkdir(dirname(abs), { recursive: true });
   return resolve(await Deno.realPath(dirname(abs)), basename(abs));
+}
+
+/** A file's device and inode: a file put in the place of a deleted one has another. */
+async function fileIdentity(path: string): Promise<string | null> {
+  if (path === MEMORY_PATH) return null;
+  try {
+    const st = await Deno.stat(path);
+    return `${st.dev}:${st.ino}`;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return "missing";
+    throw err;
+  }
 }
 
 /**
@@ -278,6 +292,15 @@ export interface SharedKv {
    */
   changed(since: number, timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /**
+   * Check that the path still names the file this process opened. One
+   * deleted or replaced since (`rm -rf .celeriac` while a worker runs)
+   * leaves this process on the old, deleted database, where nothing that
+   * other processes send to the path arrives.
+   *
+   * @returns the error saying so, or `null` while it is the same file (always for `:memory:`)
+   */
+  checkFile(): Promise<BrokerConnectionError | null>;
+  /**
    * Give the reference back. The last one stops the file watch and
    * closes the database. Calling it again does nothing.
    */
@@ -320,6 +343,18 @@ class SharedKvRef implements SharedKv {
       const timer = setTimeout(wake, timeoutMs);
       entry.wakers.add(wake);
       signal?.addEventListener("abort", wake, { once: true });
+    });
+  }
+
+  async checkFile(): Promise<BrokerConnectionError | null> {
+    const opened = this.#entry.identity;
+    if (opened === null || await fileIdentity(this.#entry.path) === opened) return null;
+    const path = this.#entry.path;
+    return new BrokerConnectionError(`kv://${path}`, undefined, {
+      reason: `${path} was deleted or replaced while this process had it open: it still uses ` +
+        "the old, deleted database, where nothing sent to the path arrives",
+      hint: "Restart this process (and every other one that had the file open)",
+      transient: false,
     });
   }
 
@@ -403,12 +438,15 @@ async function joinKv(path: string, url: string): Promise<SharedKv> {
       watching: null,
       watchFailed: false,
       settleTimers: new Map(),
+      identity: null,
     };
     entries.set(key, entry);
   }
   entry.refs++;
   try {
-    return new SharedKvRef(entry, await entry.opening);
+    const kv = await entry.opening;
+    entry.identity ??= await fileIdentity(key);
+    return new SharedKvRef(entry, kv);
   } catch (err) {
     entry.refs--;
     if (entries.get(key) === entry) entries.delete(key);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { deniedLookup } from "./errors.ts";
+import { deniedLookup, deniedPermission } from "./errors.ts";
 import { commandTimeoutOf, DEFAULT_COMMAND_TIMEOUT_MS, parseRedisUrl } from "./redis_url.ts";
 
 /**
@@ -50,7 +50,7 @@ export function describeRedisFailure(
       transient: false,
     };
   }
-  const denied = deniedLookup(err, rawUrl);
+  const denied = deniedLookup(err, rawUrl) ?? deniedPermission(err);
   if (denied) return denied;
   if (/ENOTFOUND|EAI_AGAIN|EAI_NONAME|getaddrinfo/i.test(message)) {
     return {

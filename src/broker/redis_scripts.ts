@@ -13,11 +13,12 @@
  * Pop up to ARGV[1] messages from KEYS[1..n-4] in order and record each one
  * as unacknowledged, in one step. KEYS[n-3] = unacked_index, KEYS[n-2] =
  * unacked, KEYS[n-1] = parked list, KEYS[n] = this consumer's take record.
- * A list element that is not a kombu envelope is moved to the parked list.
+ * A list element that is not a JSON object with a `properties` object is
+ * moved to the parked list.
  *
- * A delivery tag that is not plain ASCII (`[A-Za-z0-9._:-]`, at most 200
- * bytes) or that is already unacknowledged (a reused tag) is replaced by a
- * fresh one: every delivery is recorded under a tag that the consumer
+ * A delivery tag that is missing, not a string, not plain ASCII
+ * (`[A-Za-z0-9._:-]`, at most 200 bytes) or already unacknowledged (a
+ * reused tag) is replaced by a fresh one: every delivery is recorded under a tag that the consumer
  * receives exactly and that no other delivery shares.
  *
  * ARGV[2] is the take's sequence id. The result is kept in the take record
@@ -131,10 +132,12 @@ for i = 1, n do
         entry = '[' .. raw .. ', "' .. ex .. '", "' .. rk .. '"]'
       else
         local ok, env = pcall(cjson.decode, raw)
-        if ok and type(env) == 'table' and type(env.properties) == 'table'
-            and type(env.properties.delivery_tag) == 'string' then
-          tag = env.properties.delivery_tag
-          local di = env.properties.delivery_info
+        local props = ok and type(env) == 'table' and env.properties
+        if type(props) == 'table' then
+          -- A tag that is missing or not a string is replaced below, as an unsafe one is: parked,
+          -- its task (which the worker can run, or store a FAILURE for) would never be heard of.
+          tag = type(props.delivery_tag) == 'string' and props.delivery_tag or ''
+          local di = props.delivery_info
           if type(di) ~= 'table' then di = {} end
           entry = '[' .. raw .. ', ' .. cjson.encode(tostring(di.exchange or '')) .. ', '
             .. cjson.encode(tostring(di.routing_key or '')) .. ']'
@@ -153,7 +156,7 @@ for i = 1, n do
         out[#out + 1] = pos
       else
         redis.call('LPUSH', parked, cjson.encode({
-          reason = 'malformed message: not a kombu envelope with a delivery_tag',
+          reason = 'malformed message: not a kombu envelope with properties',
           list = KEYS[i], parked_at = now, message = raw }))
         out[#out + 1] = tostring(-i)
         tag = ''

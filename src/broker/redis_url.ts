@@ -11,6 +11,7 @@
  */
 
 import { maskPassword } from "./errors.ts";
+import { urlPortProblem } from "./url_syntax.ts";
 
 /**
  * Connection settings read from a Redis URL.
@@ -169,7 +170,9 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
   if (sentinels.length === 0) throw new TypeError(`No Sentinel in "${maskPassword(url)}"`);
   if (!query.master_name) {
     throw new TypeError(
-      `Sentinel URL "${url}" names no master: add ?master_name=<the name in "sentinel monitor">`,
+      `Sentinel URL "${
+        maskPassword(url)
+      }" names no master: add ?master_name=<the name in "sentinel monitor">`,
     );
   }
   return {
@@ -220,10 +223,13 @@ export function parseRedisUrl(url: string): RedisUrlOptions {
   try {
     u = new URL(url);
   } catch {
-    throw new TypeError(`Invalid Redis URL "${url}": expected redis://host:port/db`);
+    const port = urlPortProblem(url);
+    throw new TypeError(
+      `Invalid Redis URL "${maskPassword(url)}": ${port ?? "expected redis://host:port/db"}`,
+    );
   }
   if (u.protocol !== "redis:" && u.protocol !== "rediss:") {
-    throw new TypeError(`Not a Redis URL: "${url}" (use redis:// or rediss://)`);
+    throw new TypeError(`Not a Redis URL: "${maskPassword(url)}" (use redis:// or rediss://)`);
   }
   const dbText = u.pathname.replace(/^\//, "");
   const db = dbText === "" ? 0 : parseDb(dbText, url);

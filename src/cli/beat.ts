@@ -119,7 +119,11 @@ function printTable(rows: ScheduleRow[], leader: string): void {
   const table = rows.map((r) => [
     r.name,
     r.task,
-    r.error ? `INVALID: ${r.error}` : r.schedule,
+    r.removed
+      ? "REMOVED: not sent (schedule add gives it again)"
+      : r.error
+      ? `INVALID: ${r.error}`
+      : r.schedule,
     r.totalRunCount > 0 ? r.lastRunAt?.toISOString() ?? "-" : "-",
     r.nextRunAt?.toISOString() ?? "-",
     String(r.totalRunCount),
@@ -130,7 +134,13 @@ function printTable(rows: ScheduleRow[], leader: string): void {
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
   console.log(line(head));
   for (const row of table) console.log(line(row));
-  console.log(`${rows.length} entr${rows.length === 1 ? "y" : "ies"}; leader: ${leader}`);
+  const removed = rows.filter((r) => r.removed).length;
+  const active = rows.length - removed;
+  console.log(
+    `${active} entr${active === 1 ? "y" : "ies"}${
+      removed ? ` (and ${removed} removed)` : ""
+    }; leader: ${leader}`,
+  );
 }
 
 async function list(app: Celery): Promise<number> {

@@ -48,7 +48,8 @@ export interface ConnectOnStartupOptions {
 /**
  * Open the app's broker and result backend, retrying while they cannot be
  * reached. Errors that only a change of settings fixes (a wrong password, a
- * missing database, Deno KV not enabled) are thrown at once.
+ * missing database, Deno KV not enabled, a missing Deno permission) are
+ * thrown at once.
  *
  * @example
  * ```ts ignore

@@ -111,7 +111,9 @@ export class EventDumper {
     const { type, hostname, timestamp, ...rest } = this.#received(e, localReceived);
     const kind = String(type).toLowerCase();
     const human = HUMAN_TYPES[kind] ?? kind.replaceAll("-", " ");
-    const head = `${hostname} [${pyUtcTimestamp(Number(timestamp))}] ${human}`;
+    // An event without a timestamp (none of Celery's) is shown at the time it arrived.
+    const at = typeof timestamp === "number" ? timestamp : localReceived;
+    const head = `${hostname} [${pyUtcTimestamp(at)}] ${human}`;
     if (!kind.startsWith("task-")) return withFields(head, "", rest);
     const { uuid, ...fields } = rest;
     const id = String(uuid);

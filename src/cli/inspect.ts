@@ -242,8 +242,28 @@ export async function runControl(
     if (!values.json) console.log(`${method} sent.`);
     return 0;
   }
-  const replies = await app.control.call(method, args(rest), options);
+  const replies = REVOKES.has(method)
+    ? await revoke(app, args(rest), options)
+    : await app.control.call(method, args(rest), options);
   return print(method, replies, values.json === true);
+}
+
+/** Commands sent through `app.control.revoke`, which also remembers the ids in the broker. */
+const REVOKES = new Set(["revoke", "terminate"]);
+
+/** Revoke as the client does: remembered for workers that start later, even if none answers. */
+function revoke(
+  app: Celery,
+  args: Record<string, unknown>,
+  options: ReplyOptions,
+): Promise<NodeReply[]> {
+  return app.control.revoke(args.task_id as string[], {
+    terminate: args.terminate as boolean,
+    signal: args.signal as string,
+    destination: options.destination,
+    timeout: options.timeout,
+    reply: true,
+  });
 }
 
 /**

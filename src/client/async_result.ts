@@ -96,7 +96,11 @@ export function checkGetOptions(options: unknown, where: string): void {
       if (value !== undefined && !(typeof value === "number" && value >= 0 && value < Infinity)) {
         throw new TypeError(
           `${where}: timeout must be a number of milliseconds (leave it out to wait forever), got ${
-            typeof value === "string" ? JSON.stringify(value) : String(value)
+            typeof value === "string"
+              ? JSON.stringify(value)
+              : typeof value === "bigint"
+              ? `${value}n`
+              : String(value)
           }`,
         );
       }

@@ -56,12 +56,30 @@ export function checkCallOptions(options: unknown, task: string): void {
   }
   for (const key of Object.keys(options)) {
     if (Object.hasOwn(OPTIONS, key)) continue;
-    const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-    const guess = NAMES.find((n) => n === camel) ?? closestName(key, NAMES);
+    const guess = closestOptionName(key, NAMES);
     throw new TypeError(
       `call options of "${task}" have no option "${key}"${
         guess ? ` (did you mean "${guess}"?)` : ""
       }: the options are ${NAMES.join(", ")}`,
     );
   }
+}
+
+/**
+ * The option a mistyped option name meant: the camelCase form of Celery's
+ * snake_case name (`routing_key` → `routingKey`), else the closest name.
+ *
+ * @example
+ * ```ts ignore
+ * closestOptionName("countdwn", ["countdown", "queue"]); // "countdown"
+ * closestOptionName("soft_time_limit", ["softTimeLimit"]); // "softTimeLimit"
+ * ```
+ *
+ * @param key the name as given
+ * @param names the option names
+ * @returns the option meant, or `undefined`
+ */
+export function closestOptionName(key: string, names: readonly string[]): string | undefined {
+  const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+  return names.find((n) => n === camel) ?? closestName(key, names);
 }

@@ -39,6 +39,10 @@ export interface RevokeOptions {
   signal?: string;
   /** Node names to address; default every worker. */
   destination?: string[];
+  /** Wait for the workers' replies (Celery's `reply=True`). Default false. */
+  reply?: boolean;
+  /** With `reply`: seconds to wait for them. Default 1 (Celery's). */
+  timeout?: number;
 }
 
 /**
@@ -277,20 +281,30 @@ export class Control {
    * @example
    * ```ts ignore
    * await app.control.revoke([id1, id2], { terminate: true });
+   * const replies = await app.control.revoke(id3, { reply: true, timeout: 2 });
+   * // [{ "celeriac@web1": { ok: "tasks id3 flagged as revoked" } }]
    * ```
    *
    * @param ids one task id or several
-   * @param options terminate, signal, destination
+   * @param options terminate, signal, destination; `reply` and `timeout` to collect replies
+   * @returns with `reply`, one reply per worker that answered; else none
    */
-  async revoke(ids: string | readonly string[], options: RevokeOptions = {}): Promise<void> {
+  async revoke(
+    ids: string | readonly string[],
+    options: RevokeOptions = {},
+  ): Promise<NodeReply<{ ok?: string; error?: string }>[]> {
     const list = typeof ids === "string" ? [ids] : [...ids];
-    if (list.length === 0) return;
+    if (list.length === 0) return [];
     const expiresAt = new Date(Date.now() + REVOKE_TTL_MS);
     await (await this.#broker()).addRevoked(list.map((id) => ({ id, expiresAt })));
-    await this.broadcast("revoke", {
+    const args = {
       task_id: typeof ids === "string" ? ids : list,
       terminate: options.terminate ?? false,
       signal: options.signal ?? "SIGTERM",
-    }, { destination: options.destination });
+    };
+    const { destination, timeout } = options;
+    if (options.reply) return await this.call("revoke", args, { destination, timeout });
+    await this.broadcast("revoke", args, { destination });
+    return [];
   }
 }

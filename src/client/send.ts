@@ -152,7 +152,20 @@ export async function encodeCall(
  * sender and the running task (parent and root): all but the id, the
  * arguments, the time and the codecs.
  */
+/** The call options naming where a message goes: strings when given. */
+const DESTINATION = ["queue", "exchange", "routingKey"] as const;
+
 function callFields(sender: CallSender, name: string, options: ApplyOptions) {
+  for (const key of DESTINATION) {
+    const v: unknown = options[key];
+    if (v !== undefined && v !== null && typeof v !== "string") {
+      throw new TypeError(
+        `${key} of "${name}" must be a string, got ${
+          typeof v === "object" ? "an object" : `${typeof v} ${String(v)}`
+        }`,
+      );
+    }
+  }
   const parent = currentTask.getStore();
   return {
     task: name,

@@ -100,7 +100,8 @@ export class WorkerTable {
     if (typeof e.pid === "number") w.pid = e.pid;
     if (e.type === "worker-online" || e.type === "worker-heartbeat") {
       w.online = true;
-      w.lastHeartbeat = e.timestamp;
+      // An event without a timestamp (none of Celery's) counts as heard now.
+      w.lastHeartbeat = typeof e.timestamp === "number" ? e.timestamp : Date.now() / 1000;
       if (typeof e.freq === "number" && e.freq > 0) w.freq = e.freq;
       if (typeof e.active === "number") w.active = e.active;
       if (typeof e.processed === "number") w.processed = e.processed;

@@ -37,12 +37,13 @@ export class LamportClock {
   /**
    * Move past a value received from another process.
    *
-   * @param other the received clock (ignored unless a finite number)
+   * @param other the received clock (ignored unless a number up to 2^53: a clock moved past
+   *   that could no longer advance, so one message would stop it for good)
    * @returns the new value
    */
   adjust(other: unknown): number {
-    const n = Number(other);
-    if (Number.isFinite(n)) this.#value = Math.max(this.#value, Math.floor(n));
+    const n = Math.floor(Number(other));
+    if (Number.isSafeInteger(n)) this.#value = Math.max(this.#value, n);
     return ++this.#value;
   }
 }

@@ -10,7 +10,7 @@ import { ProtocolError } from "./errors.ts";
 import type { Embed, SignatureDict } from "./message.ts";
 
 /** Longest countdown or expiry, in seconds, a follow-up may ask for (about 100 years). */
-const MAX_OFFSET_SECONDS = 3.2e9;
+export const MAX_OFFSET_SECONDS = 3.2e9;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);

@@ -18,6 +18,8 @@
  * @module
  */
 
+import { MAX_POOL_SIZE } from "./pool.ts";
+
 /**
  * Seconds the pool keeps more Web Workers than it needs before it shrinks
  * (Celery's `AUTOSCALE_KEEPALIVE`, 30).
@@ -109,10 +111,13 @@ export function parseAutoscale(text: string): { max: number; min: number } {
  *
  * @param max the most Web Workers
  * @param min the fewest
- * @returns the problem, or null for a valid range
+ * @returns the problem, or null for a valid range (max at most {@link MAX_POOL_SIZE})
  */
 export function rangeProblem(max: number, min: number): string | null {
   const whole = Number.isInteger(max) && Number.isInteger(min);
+  if (whole && max > MAX_POOL_SIZE) {
+    return `autoscale max=${max} is refused: a pool keeps at most ${MAX_POOL_SIZE} Web Workers`;
+  }
   if (whole && max >= 1 && min >= 0 && min <= max) return null;
   return `autoscale needs max >= min >= 0 (whole numbers), got max=${max} min=${min}`;
 }

@@ -173,13 +173,16 @@ export async function runInspect(
       return { ok: "time limits set successfully" };
     }
     case "add_consumer": {
-      const queue = String(args.queue ?? "");
-      if (!queue) return { error: "add_consumer needs a queue" };
+      const queue = args.queue;
+      if (typeof queue !== "string" || !queue) return { error: "add_consumer needs a queue name" };
       const added = await w.addConsumer(queue);
       return { ok: added ? `add consumer ${queue}` : `already consuming from ${queue}` };
     }
     case "cancel_consumer": {
-      const queue = String(args.queue ?? "");
+      const queue = args.queue;
+      if (typeof queue !== "string" || !queue) {
+        return { error: "cancel_consumer needs a queue name" };
+      }
       w.cancelConsumer(queue);
       return { ok: `no longer consuming from ${queue}` };
     }
@@ -191,7 +194,15 @@ export async function runInspect(
           error: `${req.method} is not supported with autoscale. Adjust autoscale range instead.`,
         };
       }
-      const n = number(args.n) ?? 1;
+      // Celery's default N is 1; a negative N would resize the other way.
+      const n = args.n === undefined || args.n === null ? 1 : number(args.n);
+      if (n === null || !Number.isInteger(n) || n < 1) {
+        return {
+          error: `${req.method} needs N, a whole number of Web Workers >= 1, got ${
+            JSON.stringify(args.n)
+          }`,
+        };
+      }
       w.resizePool(req.method === "pool_grow" ? n : -n);
       return { ok: req.method === "pool_grow" ? "pool will grow" : "pool will shrink" };
     }

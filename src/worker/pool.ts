@@ -12,6 +12,21 @@ import type { Message } from "../protocol/message.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 
 /**
+ * The most Web Workers a pool keeps, across its sandbox groups: each is a
+ * thread with a V8 heap of its own (about 10 MB of memory apiece), so a
+ * `pool_grow 1000000000` or `autoscale` typo is refused instead of taking
+ * the host's memory. Concurrency beyond the Web Workers comes from their
+ * slots (`--prefetch`).
+ *
+ * @example
+ * ```ts ignore
+ * import { MAX_POOL_SIZE } from "./pool.ts";
+ * MAX_POOL_SIZE; // 1024
+ * ```
+ */
+export const MAX_POOL_SIZE = 1024;
+
+/**
  * What a pool reports back to the consumer.
  *
  * @example Receiving outcomes from an inline pool

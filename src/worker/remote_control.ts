@@ -25,6 +25,7 @@ import {
   type WorkerInspection,
 } from "./inspect_commands.ts";
 import type { Message } from "../protocol/message.ts";
+import { resultRepr } from "../protocol/repr.ts";
 
 const log = getLogger(["celeriac", "worker", "control"]);
 
@@ -210,7 +211,9 @@ export class RemoteControl {
     // Monitors (the dashboard, Flower) send these every few seconds: what
     // changes is logged where it changes (e.g. "Task events enabled").
     const line = "Remote control: {method} {args}";
-    const props = { method: req.method, args: JSON.stringify(req.arguments) };
+    // Python's repr, cut as Celery cuts argsrepr: arguments may hold integers beyond 2^53
+    // (bigint, which JSON.stringify refuses) or megabytes of text.
+    const props = { method: req.method, args: resultRepr(req.arguments) };
     if (ROUTINE.has(req.method) || isInspectCommand(req.method)) log.debug(line, props);
     else log.info(line, props);
     this.#answer(req).then((reply) => this.#reply(req, reply));

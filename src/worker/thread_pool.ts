@@ -8,7 +8,7 @@ import { getLogger } from "@logtape/logtape";
 import type { CeleryOptions } from "../client/config.ts";
 import { BlockingAverage, messagesOf } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
-import type { Pool, PoolEvents } from "./pool.ts";
+import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
 import { type Group, type Member, postTo } from "./pool_member.ts";
 import type { FromRunner } from "./pool_protocol.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
@@ -119,10 +119,19 @@ export class ThreadPool implements Pool {
    *
    * @param options size, slots, module, sandboxes and recycling
    * @param events where outcomes go
+   * @throws {RangeError} for no Web Worker or slot, or more Web Workers than
+   *   {@link MAX_POOL_SIZE}
    */
   constructor(options: ThreadPoolOptions, events: PoolEvents) {
     if (!(options.size >= 1) || !(options.slots >= 1)) {
       throw new RangeError("A pool needs at least 1 Web Worker with at least 1 slot");
+    }
+    const groups = options.sandboxes?.length ? options.sandboxes.length : 1;
+    if (groups * options.size > MAX_POOL_SIZE) {
+      throw new RangeError(
+        `A pool of ${groups * options.size} Web Workers is refused: it keeps at most ` +
+          `${MAX_POOL_SIZE} Web Workers (more tasks at once come from their slots, --prefetch)`,
+      );
     }
     this.#options = options;
     this.#events = events;
@@ -163,13 +172,20 @@ export class ThreadPool implements Pool {
    * ends; running tasks are never stopped.
    *
    * @param delta Web Workers to add (positive) or retire (negative)
-   * @throws {RangeError} when the default group would keep fewer than 1 Web Worker
+   * @throws {RangeError} when the default group would keep fewer than 1 Web Worker, or the
+   *   pool more than {@link MAX_POOL_SIZE}
    */
   resize(delta: number): void {
     if (!Number.isInteger(delta)) {
       throw new RangeError(`The pool grows by whole Web Workers, not ${delta}`);
     }
     const current = this.#options.size + this.#extra;
+    if (delta > 0 && this.concurrency + delta > MAX_POOL_SIZE) {
+      throw new RangeError(
+        `Cannot grow the pool by ${delta}: it has ${this.concurrency} Web Worker(s) and keeps at ` +
+          `most ${MAX_POOL_SIZE} Web Workers`,
+      );
+    }
     if (current + delta < 1) {
       throw new RangeError(
         `Cannot shrink the pool by ${-delta}: it has ${current} Web Worker(s) and keeps at least 1`,

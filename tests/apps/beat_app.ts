@@ -1,7 +1,8 @@
 /**
  * The app of the beat integration tests: one entry sending BEAT_TASK
  * (default `beat.tick`) with the argument 1 every BEAT_EVERY seconds to
- * BEAT_QUEUE, expiring after a minute.
+ * BEAT_QUEUE, expiring after a minute, with the call options of BEAT_OPTIONS
+ * (JSON) on top.
  */
 
 import { Celery } from "../../mod.ts";
@@ -21,7 +22,11 @@ export const app = new Celery({
       task: env("BEAT_TASK", "beat.tick"),
       schedule: Number(env("BEAT_EVERY", "1")),
       args: [1],
-      options: { queue: env("BEAT_QUEUE", "celery"), expires: 60 },
+      options: {
+        queue: env("BEAT_QUEUE", "celery"),
+        expires: 60,
+        ...JSON.parse(env("BEAT_OPTIONS", "{}")),
+      },
     },
   },
 });
