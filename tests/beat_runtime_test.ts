@@ -159,6 +159,36 @@ Deno.test("beat: an amqp:// broker without beatStore is refused with what to set
   assert.throws(() => new Beat({ app, leaseTime: -1 }), /leaseTime must be a positive/);
 });
 
+Deno.test("beat: the last run of an entry gone from the code is forgotten, as Celery's beat does", async () => {
+  // It was kept: given again months later (same name), the entry was sent at
+  // once at start, for a slot missed long ago, where Celery's beat starts it afresh.
+  const dir = await Deno.makeTempDir();
+  const broker = `kv://${dir}/b.sqlite`;
+  const runBeat = async (beatSchedule: Record<string, { task: string; schedule: number }>) => {
+    const { app, count } = capturingApp({ broker, beatSchedule });
+    const beat = new Beat({ app, leaseTime: 2, maxInterval: 0.1 });
+    await beat.start();
+    await until(() => count("t.keep") >= 1, "a send");
+    await beat.stop();
+    const periodic = new PeriodicTasks(app);
+    const runs = await (await periodic.store()).readRuns();
+    await periodic.close();
+    await app.close();
+    return runs;
+  };
+  try {
+    const first = await runBeat({
+      keep: { task: "t.keep", schedule: 0.2 },
+      gone: { task: "t.gone", schedule: 0.2 },
+    });
+    assert.deepEqual([...first.keys()].sort(), ["gone", "keep"]);
+    const second = await runBeat({ keep: { task: "t.keep", schedule: 0.2 } });
+    assert.deepEqual([...second.keys()], ["keep"], "the state of the entry gone is dropped");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("beat: a bad entry of beatSchedule is refused at start, before connecting", async () => {
   const app = new Celery({
     broker: "redis://127.0.0.1:1/0",

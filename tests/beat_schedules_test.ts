@@ -200,6 +200,16 @@ Deno.test("schedules: a one-off 'at' runs once, even when beat starts after it",
   const late = simulate(s, "2026-05-02T00:00:00Z", "2026-05-02T00:05:00Z");
   assert.deepEqual(late, ["2026-05-02T00:00:00.000Z"], "missed while no beat ran: sent once");
   assert.throws(() => at("2026-05-01 10:00"), BeatEntryError);
+  // The same name given a later instant (schedule add once --at ... again): a new one-off,
+  // which was never sent since the entry's run count was not 0.
+  const ran = s.afterRun(
+    { lastRunAt: 0, totalRunCount: 0 },
+    s.nextRunAt({ lastRunAt: 0, totalRunCount: 0 })!,
+    Date.parse("2026-05-01T10:00:01Z"),
+  );
+  assert.equal(s.nextRunAt(ran), null, "sent once");
+  const again = sched(at("2026-05-03T08:00:00Z"));
+  assert.equal(new Date(again.nextRunAt(ran)!).toISOString(), "2026-05-03T08:00:00.000Z");
 });
 
 Deno.test("schedules: bad input names the entry and the field", () => {
@@ -254,7 +264,10 @@ Deno.test("schedules: bad input names the entry and the field", () => {
     { routing_key: "r" },
     /options\.routing_key: unknown option \(did you mean "routingKey"\?\)/,
   );
-  option({ serializer: "yaml" }, /options\.serializer: expected "json" or "msgpack"/);
+  option(
+    { serializer: "yaml" },
+    /options\.serializer: serializer of "[^"]*" must be "json" or "msgpack", got "yaml"/,
+  );
   option({ priority: 256 }, /options\.priority: priority of "t" is 256: it must be 0–255/);
   option({ expires: "soon" }, /options\.expires: expires of "t" must be a Date, seconds from now/);
   option({ expires: -1 }, /options\.expires: expected seconds > 0 or a time/);

@@ -266,6 +266,7 @@ export class Beat {
   async #tick(): Promise<number> {
     const store = this.#store!;
     const [entries, runs] = await Promise.all([this.#periodic!.entries(), store.readRuns()]);
+    await this.#forgetGone(entries, runs);
     let earliest = Infinity;
     for (const entry of entries) {
       if (!this.isLeader) break;
@@ -297,6 +298,22 @@ export class Beat {
       if (after !== null) earliest = Math.min(earliest, after);
     }
     return earliest;
+  }
+
+  /**
+   * Drop the last run of entries no longer in the schedule (gone from the
+   * code), as Celery's beat drops them from its schedule file: an entry given
+   * again later starts afresh, not with a catch-up for a slot missed long ago.
+   */
+  async #forgetGone(entries: ScheduledEntry[], runs: Map<string, string>): Promise<void> {
+    const names = new Set(entries.map((e) => e.name));
+    for (const name of runs.keys()) {
+      if (names.has(name) || !this.isLeader) continue;
+      await this.#store!.deleteRun(name);
+      log.info('beat: forgot the last run of "{entry}", which is no longer in the schedule', {
+        entry: name,
+      });
+    }
   }
 
   #lost(): number {

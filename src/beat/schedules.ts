@@ -143,7 +143,9 @@ function atSchedule(iso: string): Schedule {
   return {
     kind: "at",
     description: `at ${new Date(t).toISOString()}`,
-    nextRunAt: (s) => s.totalRunCount > 0 ? null : t,
+    // Sent once: done when its last run came at or after the instant. An entry
+    // given a later instant under the same name is a new one-off, sent again.
+    nextRunAt: (s) => s.totalRunCount > 0 && s.lastRunAt >= t ? null : t,
     afterRun: (s, _due, now) => ({ lastRunAt: now, totalRunCount: s.totalRunCount + 1 }),
   };
 }
