@@ -297,7 +297,8 @@ export interface SharedKv {
    * leaves this process on the old, deleted database, where nothing that
    * other processes send to the path arrives.
    *
-   * @returns the error saying so, or `null` while it is the same file (always for `:memory:`)
+   * @returns the error saying so, or `null` while it is the same file (always for `:memory:`,
+   *   and when the path cannot be looked at: the restore sweep after the check must still run)
    */
   checkFile(): Promise<BrokerConnectionError | null>;
   /**
@@ -348,8 +349,12 @@ class SharedKvRef implements SharedKv {
 
   async checkFile(): Promise<BrokerConnectionError | null> {
     const opened = this.#entry.identity;
-    if (opened === null || await fileIdentity(this.#entry.path) === opened) return null;
+    if (opened === null) return null;
     const path = this.#entry.path;
+    // A stat that fails otherwise than NotFound cannot tell: not taken as lost, and the restore
+    // sweep that follows the check still runs.
+    const now = await fileIdentity(path).catch(() => opened);
+    if (now === opened) return null;
     return new BrokerConnectionError(`kv://${path}`, undefined, {
       reason: `${path} was deleted or replaced while this process had it open: it still uses ` +
         "the old, deleted database, where nothing sent to the path arrives",
