@@ -136,6 +136,17 @@ for (const t of transports) {
     });
   });
 
+  test("a chord that fails as a chain step fails the steps after it with ChordError", async () => {
+    await withWorker(t, async () => {
+      const r = await chain(group([add.s(1, 1), fail.si("boom")]), tsum.s(), add.s(1), mul.s(2))
+        .applyAsync();
+      const err = await r.get({ timeout: 5_000 }).then(() => null, (e) => e);
+      assert.ok(err instanceof TaskError, `${err}`);
+      assert.equal(err.excType, "ChordError");
+      assert.equal(await (r.parent?.parent as AsyncResult<number>).state(), "FAILURE");
+    });
+  });
+
   test("empty group, empty chord header, unregistered chord body", async () => {
     await withWorker(t, async (client) => {
       const empty = await group([], { app: client }).applyAsync();

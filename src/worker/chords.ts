@@ -320,9 +320,16 @@ export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Pro
         group: j.part.groupId,
         message: exc.exc_message[0],
       });
-      await backend.store([
-        failureEntry(bodyId, exc, `celery.exceptions.ChordError: ${exc.exc_message[0]}\n`),
-      ]);
+      const failure = failureEntry(
+        bodyId,
+        exc,
+        `celery.exceptions.ChordError: ${exc.exc_message[0]}\n`,
+      );
+      // A chord that is a chain step carries the rest of the chain on its body:
+      // those steps will never run, so they fail too (as after a failed step).
+      const rest = j.body.options?.chain;
+      const after = chainSteps({ chain: Array.isArray(rest) ? rest : null });
+      await backend.store([failure, ...chainFailures(after, failure.meta)]);
       const errbacks: FollowUps = { publishes: [], children: [], broken: [] };
       const links = j.body.options?.link_error;
       for (const eb of (Array.isArray(links) ? links : links ? [links] : []) as SignatureDict[]) {

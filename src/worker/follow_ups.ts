@@ -220,7 +220,9 @@ export function failureFollowUps(embed: Embed, parent: Parent, now: Date): Follo
  * @param embed the failed task's embed
  * @returns the steps
  */
-export function chainSteps(embed: Embed): { taskId: string; replyTo: string | null }[] {
+export function chainSteps(
+  embed: Pick<Embed, "chain">,
+): { taskId: string; replyTo: string | null }[] {
   return (embed.chain ?? []).flatMap((s) => {
     const taskId = str((s.options ?? {}).task_id);
     return taskId === undefined
