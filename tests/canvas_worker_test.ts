@@ -147,6 +147,26 @@ for (const t of transports) {
     });
   });
 
+  test("a revoked chain step fails the steps after it; a revoked header member its chord", async () => {
+    await withWorker(t, async (client) => {
+      const r = await chain(add.s(1, 2).set({ countdown: 1 }), add.s(3), add.s(4)).applyAsync();
+      await client.control.revoke(r.parent!.id);
+      const err = await r.get({ timeout: 5_000 }).then(() => null, (e) => e);
+      assert.ok(err instanceof TaskError, `${err}`);
+      assert.equal(err.excType, "TaskRevokedError");
+      const c = await chord([add.s(1, 1).set({ countdown: 1 }), add.s(2, 2)], tsum.s())
+        .applyAsync();
+      const member = (c.parent as GroupResult<number[]>).children[0];
+      await member.revoke();
+      const cerr = await c.get({ timeout: 5_000 }).then(() => null, (e) => e);
+      assert.ok(cerr instanceof TaskError, `${cerr}`);
+      assert.equal(cerr.excType, "ChordError");
+      assert.deepEqual(cerr.excMessage, [
+        `Dependency ${member.id} raised TaskRevokedError('revoked')`,
+      ]);
+    });
+  });
+
   test("empty group, empty chord header, unregistered chord body", async () => {
     await withWorker(t, async (client) => {
       const empty = await group([], { app: client }).applyAsync();

@@ -16,11 +16,11 @@ import { publishInOrder } from "../client/send.ts";
 import type { Publication, PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
-import { pyJsonDumps } from "../protocol/json.ts";
-import type { Message, SignatureDict } from "../protocol/message.ts";
-import type { ExceptionInfo } from "../protocol/result_meta.ts";
+import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
+import type { Embed, Message, SignatureDict } from "../protocol/message.ts";
+import type { ExceptionInfo, ResultMeta } from "../protocol/result_meta.ts";
 import { chordError, type ResultTuple, resultTuplesText } from "../protocol/signature.ts";
-import type { TaskRequest } from "../protocol/task_request.ts";
+import { decodeTaskBody, type TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
 import { chainFailures, failureEntry } from "./result_entries.ts";
 import {
@@ -345,4 +345,54 @@ export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Pro
     await publishAll(f.publishes, io);
     await backend.chordCleanup?.(j.part.groupId);
   }
+}
+
+/**
+ * The canvas consequences of a task that will not run (revoked, expired,
+ * terminated), so that nothing waits for it forever: the steps after it in
+ * its chain are stored as failed with its exception, and a chord header
+ * member joins its chord as `REVOKED` (the chord then fails with
+ * `ChordError`), as Celery's `mark_as_revoked` does.
+ *
+ * @example
+ * ```ts ignore
+ * const entry = revokedEntry(req, "revoked");
+ * const { stores, join } = notRunCanvas(req, delivery, entry, parent);
+ * ```
+ *
+ * @param req the task
+ * @param message its message (the body holds the canvas)
+ * @param entry its REVOKED entry
+ * @param parent the task as parent of its chord's body
+ * @returns what to store and the chord join, if any
+ */
+export function notRunCanvas(
+  req: TaskRequest,
+  message: Message,
+  entry: StoreEntry,
+  parent: Parent,
+): { stores: StoreEntry[]; join: ChordJoin | null } {
+  let embed: Embed;
+  try {
+    embed = (req.body ?? decodeTaskBody(message, req.id)).embed;
+  } catch {
+    // A body this worker cannot read (or a codec not loaded yet): only the task itself is stored.
+    return { stores: [], join: null };
+  }
+  const stores = chainFailures(chainSteps(embed), entry.meta);
+  const meta = pyJsonLoads(entry.meta) as ResultMeta;
+  const join = embed.chord && req.group
+    ? {
+      part: {
+        groupId: req.group,
+        groupIndex: req.groupIndex,
+        taskId: req.id,
+        state: "REVOKED" as const,
+        resultJson: pyJsonDumps(meta.result),
+      },
+      body: embed.chord,
+      parent,
+    }
+    : null;
+  return { stores, join };
 }

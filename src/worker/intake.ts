@@ -16,7 +16,7 @@ import type { RunRequest } from "./executor.ts";
 import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
 import { pyException, refusalInfo, revokedEntry, startedEntry } from "./result_entries.ts";
 import { finishedBefore, screen } from "./screening.ts";
-import { putBack } from "./outcomes.ts";
+import { putBack, settleNotRun } from "./outcomes.ts";
 import { Settlement } from "./settlement.ts";
 import { resolveTimeLimits } from "./time_limits.ts";
 import { type TimerHandle, TimerQueue } from "./timer_queue.ts";
@@ -232,7 +232,7 @@ export class Intake {
     atIntake: boolean,
   ): void {
     this.#s.lifecycle.emit({ type: "revoked", req, reason, atIntake });
-    s.stores.push(revokedEntry(req, reason));
+    settleNotRun(this.#s, s, req, d, revokedEntry(req, reason));
     s.acks.push(d);
   }
 

@@ -9,10 +9,13 @@
 
 import { exceptionInfo } from "../protocol/exceptions.ts";
 import type { TaskState } from "../protocol/result_meta.ts";
+import type { TaskRequest } from "../protocol/task_request.ts";
+import type { Message } from "../protocol/message.ts";
+import type { StoreEntry } from "../backend/port.ts";
 import { TimeLimitExceeded, WorkerLostError } from "../client/worker_errors.ts";
 import type { RunOutcome } from "./executor.ts";
-import { canvasOutcome, withChildren } from "./chords.ts";
-import { inheritedHeaders } from "./follow_ups.ts";
+import { canvasOutcome, notRunCanvas, withChildren } from "./chords.ts";
+import { inheritedHeaders, type Parent } from "./follow_ups.ts";
 import { failureEntry, pyException, revokedEntry } from "./result_entries.ts";
 import { type DueRetry, settleRetries } from "./retries.ts";
 import { Settlement } from "./settlement.ts";
@@ -71,14 +74,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
         s.stores.push({ taskId: req.id, status, meta, replyTo: req.replyTo });
       }
     } else {
-      const parent = {
-        id: req.id,
-        rootId: req.rootId ?? req.id,
-        origin: st.hostname,
-        defaultQueue: st.app.config.defaultQueue,
-        headers: inheritedHeaders(req.headers),
-      };
-      const canvas = canvasOutcome(o, followUp, req, parent, now, sent);
+      const canvas = canvasOutcome(o, followUp, req, parentOf(st, req), now, sent);
       if (canvas.meta) {
         s.stores.push({ taskId: req.id, status, meta: canvas.meta, replyTo: req.replyTo });
       }
@@ -237,6 +233,46 @@ export async function putBack(
 
 function terminated(st: WorkerState, s: Settlement, r: Running, seq: number): void {
   st.lifecycle.emit({ type: "revoked", req: r.req, reason: "terminated", atIntake: false, seq });
-  s.stores.push(revokedEntry(r.req, "terminated"));
+  settleNotRun(st, s, r.req, r.delivery, revokedEntry(r.req, "terminated"));
   if (!r.acked) s.acks.push(r.delivery);
+}
+
+/** A task as the parent of what it sends (chain steps, callbacks, its chord's body). */
+function parentOf(st: WorkerState, req: TaskRequest): Parent {
+  return {
+    id: req.id,
+    rootId: req.rootId ?? req.id,
+    origin: st.hostname,
+    defaultQueue: st.app.config.defaultQueue,
+    headers: inheritedHeaders(req.headers),
+  };
+}
+
+/**
+ * Store the REVOKED entry of a task that will not run, with what its canvas
+ * needs (failed chain steps after it, its chord's join).
+ *
+ * @example
+ * ```ts ignore
+ * settleNotRun(st, batch, req, delivery, revokedEntry(req, "revoked"));
+ * ```
+ *
+ * @param st the worker's state
+ * @param s the settlement to add to
+ * @param req the task
+ * @param message its message
+ * @param entry its REVOKED entry
+ */
+export function settleNotRun(
+  st: WorkerState,
+  s: Settlement,
+  req: TaskRequest,
+  message: Message,
+  entry: StoreEntry,
+): void {
+  s.stores.push(entry);
+  const { stores, join } = notRunCanvas(req, message, entry, parentOf(st, req));
+  // A loop, not push(...): a chain may have more steps than a call takes arguments.
+  for (const e of stores) s.stores.push(e);
+  if (join) s.joins.push(join);
 }
