@@ -354,6 +354,23 @@ Deno.test("RateLimiter: one acquire per batch, order kept, asks again when due, 
   assert.throws(() => limiter.setRate("c", -1), RangeError);
 });
 
+Deno.test("rate limiter: a new rate applies to the held items at once", async () => {
+  const buckets = new LocalTokenBuckets();
+  const ready: string[] = [];
+  const limiter = new RateLimiter<string>({
+    acquire: (requests) => Promise.resolve(buckets.acquire(requests)),
+    onReady: (items) => ready.push(...items),
+  });
+  limiter.setRate("slow", 1 / 3600); // "1/h": the second item would wait an hour
+  for (const x of ["s1", "s2", "s3"]) limiter.submit("slow", x);
+  await new Promise((ok) => setTimeout(ok, 50));
+  assert.deepEqual(ready, ["s1"]);
+  limiter.setRate("slow", 100);
+  await new Promise((ok) => setTimeout(ok, 200));
+  assert.deepEqual(ready, ["s1", "s2", "s3"], "raising the limit does not wait out the old one");
+  assert.deepEqual(limiter.drain(), []);
+});
+
 function fakeIo(failPublish: boolean) {
   const log: string[] = [];
   const backend = {
