@@ -264,7 +264,10 @@ Deno.test("schedules: bad input names the entry and the field", () => {
     { routing_key: "r" },
     /options\.routing_key: unknown option \(did you mean "routingKey"\?\)/,
   );
-  option({ serializer: "yaml" }, /options\.serializer: expected "json" or "msgpack"/);
+  option(
+    { serializer: "yaml" },
+    /options\.serializer: serializer of "[^"]*" must be "json" or "msgpack", got "yaml"/,
+  );
   option({ priority: 256 }, /options\.priority: priority of "t" is 256: it must be 0–255/);
   option({ expires: "soon" }, /options\.expires: expires of "t" must be a Date, seconds from now/);
   option({ expires: -1 }, /options\.expires: expected seconds > 0 or a time/);

@@ -178,6 +178,8 @@ Deno.test("cli logging: --version prints the package version", async () => {
 Deno.test("cli logging: broker and backend passwords are masked in the banner", () => {
   assert.equal(maskPassword("redis://:s3cret@h:6379/0"), "redis://:***@h:6379/0");
   assert.equal(maskPassword("amqp://user:pa55@mq:5672//"), "amqp://user:***@mq:5672//");
+  assert.equal(maskPassword("redis://:ab#c/d?e@h:6379/0"), "redis://:***@h:6379/0");
+  assert.equal(maskPassword("redis://h:6379/0?x=1"), "redis://h:6379/0?x=1");
   assert.equal(
     maskPassword("sentinel://:a@h1:26379;sentinel://:b@h2:26379?sentinel_password=c"),
     "sentinel://:***@h1:26379;sentinel://:***@h2:26379?sentinel_password=***",
@@ -192,6 +194,24 @@ Deno.test("cli logging: broker and backend passwords are masked in the banner", 
   });
   assert.equal(fields.broker, "redis://:***@h:6379/0");
   assert.equal(fields.backend, "disabled");
+  // A relative KV path depends on the directory the worker runs in: the file is named in full.
+  const input = {
+    version: "1.2.3",
+    hostname: "celeriac@h",
+    app: "file:///t.ts",
+    broker: "kv://.celeriac/celeriac.sqlite?visibility_timeout=60",
+    backend: "kv://:memory:",
+  };
+  const kv = bannerFields(input);
+  assert.equal(
+    kv.broker,
+    `kv://.celeriac/celeriac.sqlite?visibility_timeout=60 (${Deno.cwd()}/.celeriac/celeriac.sqlite)`,
+  );
+  assert.equal(kv.backend, "kv://:memory:");
+  assert.equal(
+    bannerFields({ ...input, broker: "kv:///srv/q.sqlite" }).broker,
+    "kv:///srv/q.sqlite",
+  );
 });
 
 Deno.test("cli logging: a worker with --log-format json --logfile writes JSON records to the file", async () => {

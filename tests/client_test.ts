@@ -260,7 +260,12 @@ Deno.test("client: a call option of the wrong type or an impossible value is ref
       [{ priority: 256 }, /priority of "t\.add" is 256: it must be 0–255/],
       [{ timeLimit: -1 }, /timeLimit of "t\.add" must be a number of seconds >= 0/],
       [{ softTimeLimit: "30" }, /softTimeLimit .* got "30"/],
-      [{ queue: 5 }, /queue of "t\.add" must be a string, got number 5$/],
+      [{ queue: 5 }, /queue of "t\.add" must be a string, got 5$/],
+      [
+        { serializer: "pickle" },
+        /serializer of "t\.add" must be "json" or "msgpack", got "pickle"/,
+      ],
+      [{ compression: "brotli" }, /compression of "t\.add" must be "zlib"/],
       [{ routingKey: {} }, /routingKey of "t\.add" must be a string, got an object/],
       [{ taskId: 42 }, /task id of "t\.add" must be a non-empty string, got 42/],
       [{ ignoreResult: "yes" }, /ignoreResult of "t\.add" must be a boolean/],
@@ -270,12 +275,22 @@ Deno.test("client: a call option of the wrong type or an impossible value is ref
       await assert.rejects(add.applyAsync([1, 2], opts(o)), message, Deno.inspect(o));
     }
     // The batch paths: one template for calls without times, one encode per call with them.
-    await assert.rejects(add.delayMany([[1, 2]], opts({ priority: "high" })), /priority/);
+    // Two calls: a run of one is encoded alone, not from a template.
+    await assert.rejects(add.delayMany([[1, 2], [3, 4]], opts({ priority: "high" })), /priority/);
     await assert.rejects(
       app.sendMany([{ name: "t.add", args: [1], options: opts({ countdown: NaN }) }]),
       /countdown/,
     );
-    await assert.rejects(add.delayMany([[1, 2]], opts({ queue: 7 })), /queue of "t\.add"/);
+    await assert.rejects(add.delayMany([[1, 2], [3, 4]], opts({ queue: 7 })), /queue of "t\.add"/);
+    // Signatures: checked when the options are set or applied (they were dropped: the task ran
+    // at once, on the default queue, at priority 0).
+    assert.throws(() => add.s(1).set(opts({ countdown: "5" })), /countdown of "t\.add" .*got "5"/);
+    assert.throws(() => add.s(1).set(opts({ queue: 5 })), /queue of "t\.add" must be a string/);
+    assert.throws(
+      () => add.s(1).set(opts({ countdwn: 5 })),
+      /Unknown signature option "countdwn" \(did you mean "countdown"\?\)/,
+    );
+    await assert.rejects(add.s(1, 2).applyAsync([], opts({ priority: 300 })), /priority .* 0–255/);
     const broker = await app.broker();
     assert.deepEqual(
       await broker.take(["celery", "5", "7"], { max: 10, signal: AbortSignal.timeout(200) }),

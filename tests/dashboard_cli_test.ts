@@ -111,6 +111,40 @@ Deno.test("worker.ts dashboard: off loopback without auth, or a port in use, exi
   }
 });
 
+Deno.test("worker.ts dashboard: a broker only new settings can open exits 1 at once", async () => {
+  // As the worker does: no --allow-write for the KV file (or no --unstable-kv, a wrong
+  // password) is not retried while the page shows nothing.
+  using ports = reservePorts();
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-dash-noperm-" });
+  const p = Proc.start("dashboard", Deno.execPath(), [
+    "run",
+    "--allow-read=.",
+    "--allow-env",
+    `--allow-net=127.0.0.1:${ports.base}`,
+    "worker.ts",
+    "dashboard",
+    "--port",
+    String(ports.base),
+    "--app",
+    "./examples/tasks.ts",
+    "--broker",
+    `kv://${dir}/broker.sqlite`,
+  ]);
+  try {
+    const status = await Promise.race([
+      p.finished(),
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), 15_000)),
+    ]);
+    assert.ok(status, `still serving after 15 s:\n${p.output}`);
+    assert.equal(status.code, 1, p.output);
+    assert.match(p.output, /Requires write access to .*--allow-write/);
+    assert.doesNotMatch(p.output, /reconnecting/);
+  } finally {
+    await p.stop("SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("examples/dashboard.ts serves the dashboard of the example app", async () => {
   using ports = reservePorts();
   const port = ports.base;

@@ -182,6 +182,7 @@ Deno.test("dashboard: bad input gets a clear 4xx JSON error", async () => {
       [post(url, "workers/ghost@h/shutdown", {}, h), 404, "unknown_worker"],
       [post(url, "queues/celery/purge", {}, h), 400, "confirm"],
       [fetch(`${url}/api/nothing`), 404, "not_found"],
+      [fetch(`${url}/api/tasks/100%`), 400, "bad_path"], // a % that starts no escape
       [fetch(`${url}/api/overview`, { method: "DELETE" }), 405, "method"],
       [fetch(`${url}/nothing.js`), 404, "not_found"],
     ];

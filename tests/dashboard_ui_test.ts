@@ -153,6 +153,18 @@ Deno.test({
         events.push(task("task-succeeded", "live-1", { result: "42", runtime: 0.002 }));
         await page.getByTestId("task-state").filter({ hasText: "SUCCESS" }).waitFor();
 
+        // A long result (a worker sends up to 1,024 characters) keeps its row a few lines tall
+        const long = `'${"x".repeat(1000)}...'`;
+        events.push(
+          task("task-received", "long-1", { name: "capapp.long", args: "()", kwargs: "{}" }),
+        );
+        events.push(task("task-succeeded", "long-1", { result: long, runtime: 0.001 }));
+        await page.goto(`${url}/#/tasks?name=capapp.long`);
+        const longRow = page.locator('tr[data-task="long-1"]');
+        await longRow.waitFor();
+        const height = (await longRow.boundingBox())!.height;
+        assert.ok(height < 100, `a row with a long result is ${height}px tall`);
+
         // A task id of the caller's (task_id=) with /, ?, # and %: its link, page and actions
         const odd = "report/2024-01?part=1#a 100%";
         events.push(

@@ -41,10 +41,23 @@ Deno.test("kv url: paths, memory and options are parsed; mistakes are explained"
   assert.throws(() => parseKvUrl("kv://:memory:?visiblity_timeout=5"), /Unknown option/);
 });
 
-Deno.test("kv broker: an unopenable database is a BrokerConnectionError", async () => {
+Deno.test("kv broker: an unopenable database is a BrokerConnectionError naming the path", async () => {
+  // A file where the directory should be (`.celeriac` as a file), a file that is no
+  // database: waiting cannot fix either, so a worker exits instead of retrying, and the
+  // hint is about the path, not about a server.
   const file = `${dir}/not-a-dir`;
   Deno.writeTextFileSync(file, "x");
-  await assert.rejects(openKvBroker(`kv://${file}/db.sqlite`), BrokerConnectionError);
+  const notDb = `${dir}/not-a-db.sqlite`;
+  Deno.writeTextFileSync(notDb, "not a database, ".repeat(1000));
+  for (const bad of [`kv://${file}/db.sqlite`, `kv://${notDb}`]) {
+    await assert.rejects(openKvBroker(bad), (err: Error) => {
+      assert.ok(err instanceof BrokerConnectionError, String(err));
+      assert.equal(err.transient, false, bad);
+      assert.match(err.message, /Check the path in the kv:\/\/ URL/);
+      assert.doesNotMatch(err.message, /server/);
+      return true;
+    });
+  }
 });
 
 Deno.test("kv broker: kv://:memory: opened twice in one process is one database", async () => {

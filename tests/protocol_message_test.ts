@@ -19,6 +19,7 @@ import type { Embed, SignatureDict } from "../src/protocol/message.ts";
 import { decodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage, type TaskMessageInput } from "../src/protocol/task_message.ts";
 import { decodeTaskBody, decodeTaskHeaders } from "../src/protocol/task_request.ts";
+import { encodeRetryMessage } from "../src/protocol/retry_message.ts";
 import { parsePyDate } from "../src/protocol/time.ts";
 import { loadCodecs } from "../src/protocol/codecs.ts";
 
@@ -1123,4 +1124,34 @@ Deno.test("encodeTaskMessage: bad task name, args or kwargs are TypeErrors", () 
     () => encodeWith({ kwargs: null as unknown as Record<string, unknown> }),
     TypeError,
   );
+});
+
+Deno.test("protocol: values another producer sent are carried over, not checked, when a worker re-encodes them", () => {
+  // kombu accepts a priority of 300 on Redis, Python writes expires in its own ISO forms: a retry
+  // of such a message must be published as it came (the call-option checks are the client's).
+  const original = encodeTaskMessage({
+    task: "t.sync",
+    id: crypto.randomUUID(),
+    args: [],
+    kwargs: {},
+    now: new Date(),
+    origin: "py@host",
+    replyTo: "r",
+    priority: 300,
+    expires: "2030-01-01 12:00:00.123456+05:30",
+    timeLimit: 2.5,
+  });
+  const retry = encodeRetryMessage({
+    request: decodeTaskHeaders(original),
+    original,
+    args: [],
+    kwargs: {},
+    embed: { callbacks: null, errbacks: null, chain: null, chord: null },
+    retries: 1,
+    eta: new Date(Date.now() + 1000),
+    now: new Date(),
+    origin: "celeriac@test",
+  });
+  assert.equal(retry.properties.priority, 300);
+  assert.equal(retry.headers.expires, "2030-01-01 12:00:00.123456+05:30");
 });

@@ -35,6 +35,21 @@ Deno.test("redis url: bad URLs are refused with what to write instead", () => {
           "range (1-65535)",
   );
   assert.throws(() => parseRedisUrl("redis://127.0.0.1:6379x/0"), /port "6379x" is not a number/);
+  // A password with an unencoded # / ?: it was shown, and blamed as the port ("port "ab"").
+  for (const url of ["redis://:ab#cd@host:6379/0", "redis://:a/b?c@host:6379/0"]) {
+    assert.throws(
+      () => parseRedisUrl(url),
+      (e: Error) =>
+        e.message === 'Invalid Redis URL "redis://:***@host:6379/0": a user name or password ' +
+            "holding / ? # or @ must be percent-encoded (encodeURIComponent in JavaScript, " +
+            "urllib.parse.quote in Python)",
+      url,
+    );
+  }
+  assert.throws(
+    () => parseRedisUrl("sentinel://:pw@h:99999?master_name=m"),
+    (e: Error) => /Invalid Sentinel URL "sentinel:\/\/:\*\*\*@h:99999/.test(e.message),
+  );
   assert.throws(
     () => parseRedisUrl("https://:s3cret@host/0"),
     (e: Error) => /Not a Redis URL: "https:\/\/:\*\*\*@host\/0"/.test(e.message),

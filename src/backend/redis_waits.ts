@@ -171,7 +171,14 @@ export class RedisResultWaits {
     this.#leaving.clear();
   }
 
-  /** Wait until the task is ready (SUCCESS, FAILURE or REVOKED). */
+  /**
+   * Wait until the task is ready (SUCCESS, FAILURE or REVOKED).
+   *
+   * @param taskId the task
+   * @param signal ends the wait, rejecting with its reason
+   * @param onState called with each meta that is not ready yet (STARTED, PROGRESS, ...)
+   * @returns the ready meta
+   */
   async waitFor(
     taskId: string,
     signal?: AbortSignal,

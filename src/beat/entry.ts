@@ -54,7 +54,6 @@ const OPTIONS: Readonly<Record<keyof BeatEntryOptions, true>> = {
   softTimeLimit: true,
 };
 const OPTION_NAMES = Object.keys(OPTIONS);
-const SERIALIZERS = ["json", "msgpack"];
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -81,12 +80,9 @@ function checkOptions(name: string, task: string, options: unknown): BeatEntryOp
     if (stringish && (typeof value !== "string" || value === "")) {
       throw new BeatEntryError(name, `options.${key}`, "expected a non-empty string");
     }
-    if (key === "serializer" && !SERIALIZERS.includes(value as string)) {
-      throw new BeatEntryError(name, "options.serializer", 'expected "json" or "msgpack"');
-    }
     try {
       // What the send would refuse at every run (NaN, "soon", priority 300, ...), refused now.
-      checkTaskFields({ task, id: name, [key]: value });
+      checkTaskFields({ [key]: value }, task);
     } catch (err) {
       throw new BeatEntryError(name, `options.${key}`, (err as Error).message);
     }

@@ -133,7 +133,7 @@ export function deniedLookup(
 /**
  * Replace every password in a URL with `***`: the user-info password of
  * each URL in a list (`sentinel://:a@h1;sentinel://:b@h2`, cluster seed
- * lists), one that holds an unencoded `@`, and `password=` /
+ * lists), one that holds an unencoded `@`, `/`, `?` or `#`, and `password=` /
  * `sentinel_password=` query parameters.
  *
  * @example
@@ -148,14 +148,20 @@ export function deniedLookup(
 export function maskPassword(url: string): string {
   return url
     .replace(
-      /([a-z][a-z0-9+.-]*:\/\/)([^/?#;,\s]*)/gi,
-      (_all, scheme: string, authority: string) => {
-        const at = authority.lastIndexOf("@");
-        if (at < 0) return scheme + authority;
-        const userinfo = authority.slice(0, at);
+      /([a-z][a-z0-9+.-]*:\/\/)([^;,\s]*)/gi,
+      (_all, scheme: string, rest: string) => {
+        // The user info ends at the last "@" of the authority; when the authority has none, at
+        // the last "@" of the rest: a password may hold an unencoded / ? or # (new URL() then
+        // refuses the URL, whose error message shows it). A URL without a password but with an
+        // "@" in its path or query is masked from its port on: too much rather than too little.
+        const end = rest.search(/[/?#]/);
+        let at = (end < 0 ? rest : rest.slice(0, end)).lastIndexOf("@");
+        if (at < 0) at = rest.lastIndexOf("@");
+        if (at < 0) return scheme + rest;
+        const userinfo = rest.slice(0, at);
         const colon = userinfo.indexOf(":");
-        if (colon < 0) return scheme + authority;
-        return scheme + userinfo.slice(0, colon + 1) + "***" + authority.slice(at);
+        if (colon < 0) return scheme + rest;
+        return scheme + userinfo.slice(0, colon + 1) + "***" + rest.slice(at);
       },
     )
     .replace(/([?&][a-z_]*password=)[^&;,\s]*/gi, "$1***");

@@ -51,6 +51,7 @@ import {
 } from "./kv_moves.ts";
 import type { BrokerConnectionError } from "./errors.ts";
 import { KvOutbox } from "./kv_outbox.ts";
+import { addRevoked, listRevoked } from "./kv_revoked.ts";
 import { commitAtomic, kvNamespace, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
 import type {
   Broker,
@@ -67,7 +68,6 @@ import type {
 const log = getLogger(["celeriac", "broker", "kv"]);
 
 const PURGE_BATCH = 100;
-const REVOKE_BATCH = 200;
 
 /**
  * Options of {@link openKvBroker}; URL query parameters of the same name override them.
@@ -448,31 +448,12 @@ export class KvBroker implements Broker {
 
   /** Remember revoked ids under `["revoked", id]`, expiring with them. */
   async addRevoked(entries: readonly RevokedEntry[]): Promise<void> {
-    return await this.#run(async () => {
-      const now = Date.now();
-      for (let i = 0; i < entries.length; i += REVOKE_BATCH) {
-        const op = this.#kv.atomic();
-        for (const e of entries.slice(i, i + REVOKE_BATCH)) {
-          const ms = e.expiresAt.getTime() - now;
-          if (ms > 0) op.set(this.#k("revoked", e.id), e.expiresAt.getTime(), { expireIn: ms });
-        }
-        await commitAtomic(op);
-      }
-    });
+    return await this.#run(() => addRevoked(this.#scope, entries));
   }
 
   /** The revoked ids that have not expired. */
   async listRevoked(): Promise<RevokedEntry[]> {
-    return await this.#run(async () => {
-      const now = Date.now();
-      const out: RevokedEntry[] = [];
-      for await (const e of this.#kv.list<number>({ prefix: this.#k("revoked") })) {
-        if (e.value > now) {
-          out.push({ id: String(e.key[e.key.length - 1]), expiresAt: new Date(e.value) });
-        }
-      }
-      return out;
-    });
+    return await this.#run(() => listRevoked(this.#scope));
   }
 
   /**

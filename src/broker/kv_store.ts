@@ -297,7 +297,8 @@ export interface SharedKv {
    * leaves this process on the old, deleted database, where nothing that
    * other processes send to the path arrives.
    *
-   * @returns the error saying so, or `null` while it is the same file (always for `:memory:`)
+   * @returns the error saying so, or `null` while it is the same file (always for `:memory:`,
+   *   and when the path cannot be looked at: the restore sweep after the check must still run)
    */
   checkFile(): Promise<BrokerConnectionError | null>;
   /**
@@ -348,8 +349,12 @@ class SharedKvRef implements SharedKv {
 
   async checkFile(): Promise<BrokerConnectionError | null> {
     const opened = this.#entry.identity;
-    if (opened === null || await fileIdentity(this.#entry.path) === opened) return null;
+    if (opened === null) return null;
     const path = this.#entry.path;
+    // A stat that fails otherwise than NotFound cannot tell: not taken as lost, and the restore
+    // sweep that follows the check still runs.
+    const now = await fileIdentity(path).catch(() => opened);
+    if (now === opened) return null;
     return new BrokerConnectionError(`kv://${path}`, undefined, {
       reason: `${path} was deleted or replaced while this process had it open: it still uses ` +
         "the old, deleted database, where nothing sent to the path arrives",
@@ -423,7 +428,7 @@ async function joinKv(path: string, url: string): Promise<SharedKv> {
   try {
     key = await canonicalPath(path);
   } catch (err) {
-    throw new BrokerConnectionError(url, err);
+    throw unopenable(url, err);
   }
   let entry = entries.get(key);
   if (!entry) {
@@ -450,6 +455,19 @@ async function joinKv(path: string, url: string): Promise<SharedKv> {
   } catch (err) {
     entry.refs--;
     if (entries.get(key) === entry) entries.delete(key);
-    throw new BrokerConnectionError(url, err);
+    throw unopenable(url, err);
   }
+}
+
+/**
+ * A database file that cannot be opened (its directory cannot be made, a file that is no
+ * database, no right to write there): a matter of the path or the file system, which
+ * trying again does not change.
+ */
+function unopenable(url: string, err: unknown): BrokerConnectionError {
+  return new BrokerConnectionError(url, err, {
+    hint: "Check the path in the kv:// URL: a Deno KV (SQLite) file, in a directory this " +
+      "process can create and write to",
+    transient: false,
+  });
 }

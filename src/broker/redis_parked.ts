@@ -12,6 +12,7 @@ import { decodeEnvelope, encodeEnvelope, type Envelope } from "../protocol/envel
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import type { ParkedMessage } from "./port.ts";
 import { chunked } from "./chunks.ts";
+import { claimedList } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { PARKED_KEY, priorityList, queueOfList } from "./redis_keys.ts";
 
@@ -97,6 +98,15 @@ const TASK_ID = /"id": "([^"\\]+)"/;
 const TASK_NAME = /"task": "([^"\\]+)"/;
 
 /**
+ * The queue of a list key the take script read (it records the key, not the
+ * queue): the key prefix taken off, and a claim list's own list read.
+ */
+function queueOfKey(key: string, prefix: string): string {
+  const list = key.startsWith(prefix) ? key.slice(prefix.length) : key;
+  return queueOfList(claimedList(list) ?? list);
+}
+
+/**
  * Read a parked entry: what operators see, and the original message text.
  * An entry that is not JSON reads as "unreadable parked entry"; fields an
  * entry lacks are read from the message where they can be.
@@ -109,9 +119,13 @@ const TASK_NAME = /"task": "([^"\\]+)"/;
  * ```
  *
  * @param entry an element of the parked list
+ * @param prefix the broker's key prefix (what the take script records is a key)
  * @returns the parked message and the raw envelope
  */
-export function readParked(entry: string): { parked: ParkedMessage; message: string } {
+export function readParked(
+  entry: string,
+  prefix = "",
+): { parked: ParkedMessage; message: string } {
   let e: Record<string, unknown> = {};
   try {
     e = pyJsonLoads(entry) as Record<string, unknown>;
@@ -124,7 +138,7 @@ export function readParked(entry: string): { parked: ParkedMessage; message: str
   const parked: ParkedMessage = {
     id: `${parkedAt}:${(typeof e.task_id === "string" && e.task_id) || fromMsg(DELIVERY_TAG)}`,
     reason: String(e.reason ?? ""),
-    queue: typeof e.queue === "string" ? e.queue : queueOfList(String(e.list ?? "")),
+    queue: typeof e.queue === "string" ? e.queue : queueOfKey(String(e.list ?? ""), prefix),
     taskId: typeof e.task_id === "string" ? e.task_id : fromMsg(TASK_ID),
     taskName: typeof e.task_name === "string" ? e.task_name : fromMsg(TASK_NAME),
     parkedAt: new Date(parkedAt * 1000),
@@ -224,7 +238,7 @@ export async function parkRaw(
  */
 export async function listParked(scope: RedisScope, limit: number): Promise<ParkedMessage[]> {
   const raw = await scope.run(() => scope.client.lrange(scope.k(PARKED_KEY), -limit, -1));
-  return raw.reverse().map((entry) => readParked(entry).parked);
+  return raw.reverse().map((entry) => readParked(entry, scope.k("")).parked);
 }
 
 /**
@@ -247,7 +261,7 @@ export async function requeueParked(scope: RedisScope, limit: number): Promise<n
   const entries = await scope.run(() => scope.client.lrange(scope.k(PARKED_KEY), -limit, -1));
   const moves: { list: string; entry: string; raw: string }[] = [];
   for (const entry of entries.reverse()) {
-    const { parked, message } = readParked(entry);
+    const { parked, message } = readParked(entry, scope.k(""));
     let env: Envelope;
     try {
       env = decodeEnvelope(message);

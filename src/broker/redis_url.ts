@@ -150,11 +150,15 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
     try {
       u = new URL(part);
     } catch {
-      throw new TypeError(`Invalid Sentinel URL "${part}": expected sentinel://host:26379`);
+      throw new TypeError(
+        `Invalid Sentinel URL "${maskPassword(part)}": expected sentinel://host:26379`,
+      );
     }
     if (u.protocol !== "sentinel:") {
       throw new TypeError(
-        `Not a Sentinel URL: "${part}" in "${maskPassword(url)}" (join sentinel:// URLs with ;)`,
+        `Not a Sentinel URL: "${maskPassword(part)}" in "${
+          maskPassword(url)
+        }" (join sentinel:// URLs with ;)`,
       );
     }
     for (const [k, v] of u.searchParams) query[k] = v;

@@ -5,7 +5,9 @@
  * @module
  */
 
+import { resolve } from "node:path";
 import { maskPassword } from "../broker/errors.ts";
+import { parseKvUrl } from "../broker/kv_store.ts";
 
 /**
  * What {@link bannerFields} reports.
@@ -52,7 +54,21 @@ export function bannerFields(input: BannerInput): Record<string, string> {
     version: input.version,
     hostname: input.hostname,
     app: input.app,
-    broker: maskPassword(input.broker),
-    backend: input.backend === null ? "disabled" : maskPassword(input.backend),
+    broker: withKvFile(maskPassword(input.broker)),
+    backend: input.backend === null ? "disabled" : withKvFile(maskPassword(input.backend)),
   };
+}
+
+/**
+ * A `kv://` URL with a relative path names a file in the directory the process runs in
+ * (workers and clients started elsewhere use another file): add the absolute path.
+ */
+function withKvFile(url: string): string {
+  if (!url.startsWith("kv://") || url.startsWith("kv:///")) return url;
+  try {
+    const { path } = parseKvUrl(url);
+    return path === ":memory:" ? url : `${url} (${resolve(path)})`;
+  } catch {
+    return url; // refused when the broker opens, with the reason
+  }
 }

@@ -7,6 +7,7 @@
 
 import { setPriority } from "node:os";
 import { getLogger } from "@logtape/logtape";
+import { BrokerConnectionError } from "../broker/errors.ts";
 import type { Celery } from "../client/app.ts";
 import { Dashboard } from "../dashboard/server.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
@@ -177,6 +178,7 @@ function processThreads(): number[] {
  * @returns the exit code
  */
 export async function runDashboard(app: Celery, values: Values): Promise<number> {
+  await refuseSettingsError(app);
   const dashboard = dashboardFromFlags(app, values);
   applyNice(values.nice as string | undefined);
   const stopped = Promise.withResolvers<void>();
@@ -194,4 +196,20 @@ export async function runDashboard(app: Celery, values: Values): Promise<number>
     await app.close();
   }
   return 0;
+}
+
+/** How long the start-up open of the broker may take before the dashboard starts anyway. */
+const FIRST_OPEN_MS = 5_000;
+
+/**
+ * Open the broker once before serving: what only new settings fix (Deno KV not enabled, a Deno
+ * permission, a wrong password) is thrown, as the worker exits on it; an unreachable or slow
+ * broker is left to the event stream, which retries while the page is served.
+ */
+async function refuseSettingsError(app: Celery): Promise<void> {
+  try {
+    await app.broker({ signal: AbortSignal.timeout(FIRST_OPEN_MS) });
+  } catch (err) {
+    if (err instanceof BrokerConnectionError && !err.transient) throw err;
+  }
 }

@@ -130,7 +130,52 @@ function replyOptions(values: Record<string, string | boolean | undefined>): Rep
   return { timeout, destination: destination?.length ? destination : undefined };
 }
 
-function describe(method: string, reply: unknown): string {
+/**
+ * JSON text of a reply as it was decoded: an integer beyond 2^53 (a bigint)
+ * written with all its digits, where `JSON.stringify` throws for it.
+ *
+ * @example
+ * ```ts ignore
+ * replyJson({ "celery@h": 2n ** 64n }); // '{"celery@h":18446744073709551616}'
+ * ```
+ *
+ * @param value a decoded reply
+ * @param space indentation, as `JSON.stringify`'s
+ * @returns the text
+ */
+export function replyJson(value: unknown, space?: number): string {
+  return JSON.stringify(
+    value,
+    (_key, v) => typeof v === "bigint" ? rawJSON(v.toString()) : v,
+    space,
+  );
+}
+
+/** `JSON.rawJSON` (V8 has it; TypeScript's library does not yet). */
+const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
+
+/** A reply's `time_start` (seconds) as ISO text; `-` for none, or one that is no time. */
+function startedAt(v: unknown): string {
+  return typeof v === "number" && Math.abs(v) <= 8.64e12 && v !== 0
+    ? new Date(v * 1000).toISOString()
+    : "-";
+}
+
+/**
+ * A node's reply as the command line shows it: `ok` / `error` text, a table
+ * for task lists, JSON for the rest. Replies come from any node on the
+ * broker: whatever their shape, describing them does not throw.
+ *
+ * @example
+ * ```ts ignore
+ * describeReply("ping", { ok: "pong" }); // "pong"
+ * ```
+ *
+ * @param method the inspect or control command
+ * @param reply the node's reply
+ * @returns the text
+ */
+export function describeReply(method: string, reply: unknown): string {
   if (reply && typeof reply === "object" && !Array.isArray(reply)) {
     const r = reply as Record<string, unknown>;
     if (typeof r.ok === "string" && Object.keys(r).length === 1) return r.ok;
@@ -141,24 +186,19 @@ function describe(method: string, reply: unknown): string {
     if (method === "active" || method === "reserved") {
       return table([
         ["ID", "NAME", "ARGS", "STARTED"],
-        ...reply.map((t) => [
-          t.id,
-          t.name,
-          JSON.stringify(t.args),
-          t.time_start ? new Date(t.time_start * 1000).toISOString() : "-",
-        ]),
+        ...reply.map((t) => [t?.id, t?.name, replyJson(t?.args), startedAt(t?.time_start)]),
       ]);
     }
     if (method === "scheduled") {
       return table([
         ["ID", "NAME", "ETA"],
-        ...reply.map((s) => [s.request.id, s.request.name, s.eta]),
+        ...reply.map((s) => [s?.request?.id, s?.request?.name, s?.eta]),
       ]);
     }
-    if (method === "active_queues") return reply.map((q) => `* ${q.name}`).join("\n");
-    return reply.map((x) => `* ${typeof x === "string" ? x : JSON.stringify(x)}`).join("\n");
+    if (method === "active_queues") return reply.map((q) => `* ${q?.name}`).join("\n");
+    return reply.map((x) => `* ${typeof x === "string" ? x : replyJson(x)}`).join("\n");
   }
-  return JSON.stringify(reply, null, 2);
+  return replyJson(reply, 2);
 }
 
 function indent(text: string): string {
@@ -167,7 +207,7 @@ function indent(text: string): string {
 
 function print(method: string, replies: NodeReply[], asJson: boolean): number {
   const merged = Object.assign({}, ...replies) as Record<string, unknown>;
-  if (asJson) console.log(JSON.stringify(merged));
+  if (asJson) console.log(replyJson(merged));
   if (replies.length === 0) {
     console.error("Error: No nodes replied within time constraint.");
     return NO_REPLY_EXIT;
@@ -178,7 +218,7 @@ function print(method: string, replies: NodeReply[], asJson: boolean): number {
     failed ||= error;
     if (asJson) continue;
     console.log(`->  ${node}: ${error ? "ERROR" : "OK"}`);
-    console.log(indent(describe(method, reply)));
+    console.log(indent(describeReply(method, reply)));
   }
   if (!asJson) console.log(`\n${replies.length} node${replies.length === 1 ? "" : "s"} replied.`);
   return failed ? 1 : 0;
@@ -282,7 +322,7 @@ export async function runStatus(
   const nodes = Object.keys(merged).sort();
   // As `celery status`: `{"node": {"ok": "pong"}, ...}` with --json, else `->  node: OK` lines.
   if (values.json) {
-    console.log(JSON.stringify(Object.fromEntries(nodes.map((n) => [n, merged[n]]))));
+    console.log(replyJson(Object.fromEntries(nodes.map((n) => [n, merged[n]]))));
   } else {
     for (const n of nodes) console.log(`->  ${n}: OK`);
     if (nodes.length) console.log(`\n${nodes.length} node${nodes.length === 1 ? "" : "s"} online.`);
@@ -306,7 +346,7 @@ export async function runReport(
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
   const replies = await app.control.inspect(replyOptions(values)).report();
-  if (values.json) console.log(JSON.stringify(replies));
+  if (values.json) console.log(replyJson(replies));
   for (const [node, r] of Object.entries(replies)) {
     if (!values.json) console.log(`->  ${node}:${r.ok}`);
   }

@@ -16,6 +16,7 @@ import {
 import { resultTupleFromJson } from "../protocol/signature.ts";
 import { currentTask } from "./current.ts";
 import { TaskError } from "./errors.ts";
+import { describeValue } from "../protocol/task_fields.ts";
 import { closestName } from "./closest_name.ts";
 import { type MemberResult, resultFromTuple } from "./group_result.ts";
 import { followStates, stateUpdates, type TaskUpdate } from "./progress.ts";
@@ -96,11 +97,7 @@ export function checkGetOptions(options: unknown, where: string): void {
       if (value !== undefined && !(typeof value === "number" && value >= 0 && value < Infinity)) {
         throw new TypeError(
           `${where}: timeout must be a number of milliseconds (leave it out to wait forever), got ${
-            typeof value === "string"
-              ? JSON.stringify(value)
-              : typeof value === "bigint"
-              ? `${value}n`
-              : String(value)
+            describeValue(value)
           }`,
         );
       }
@@ -118,7 +115,8 @@ export function checkGetOptions(options: unknown, where: string): void {
 
 function asExceptionInfo(v: unknown): ExceptionInfo {
   const o = (v !== null && typeof v === "object" ? v : {}) as Partial<ExceptionInfo>;
-  const msg = o.exc_message;
+  // A stored result that is no exception dict (another tool's) is the message itself.
+  const msg = v !== null && typeof v !== "object" ? v : o.exc_message;
   return {
     exc_type: typeof o.exc_type === "string" ? o.exc_type : "Exception",
     exc_message: Array.isArray(msg) ? msg : msg === undefined ? [] : [msg],

@@ -120,7 +120,7 @@ export async function call(
       return;
     }
     if (body === null || typeof body !== "object" || Array.isArray(body)) {
-      log.warn("Ignored a reply to {method} that is not {node: reply}", { method: req.method });
+      log.warn("Ignored a reply to {method} that is not {{node: reply}}", { method: req.method });
       return;
     }
     replies.push(body as NodeReply);

@@ -11,6 +11,7 @@ import { batchFailure, type PublishOutcome } from "../broker/errors.ts";
 import type { Publication, PublishManyOptions, PublishTarget } from "../broker/port.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
 import type { Message } from "../protocol/message.ts";
+import { checkTaskFields } from "../protocol/task_fields.ts";
 import { encodeTaskMessage } from "../protocol/task_message.ts";
 import { TaskMessageTemplate } from "../protocol/task_template.ts";
 import type { ResolvedConfig } from "./config.ts";
@@ -148,24 +149,12 @@ export async function encodeCall(
 }
 
 /**
- * The fields of a task message that come from the call's options, the
- * sender and the running task (parent and root): all but the id, the
- * arguments, the time and the codecs.
+ * The fields of a task message that come from the call's options (checked
+ * first: task_fields.ts), the sender and the running task (parent and
+ * root): all but the id, the arguments, the time and the codecs.
  */
-/** The call options naming where a message goes: strings when given. */
-const DESTINATION = ["queue", "exchange", "routingKey"] as const;
-
 function callFields(sender: CallSender, name: string, options: ApplyOptions) {
-  for (const key of DESTINATION) {
-    const v: unknown = options[key];
-    if (v !== undefined && v !== null && typeof v !== "string") {
-      throw new TypeError(
-        `${key} of "${name}" must be a string, got ${
-          typeof v === "object" ? "an object" : `${typeof v} ${String(v)}`
-        }`,
-      );
-    }
-  }
+  checkTaskFields(options, name);
   const parent = currentTask.getStore();
   return {
     task: name,

@@ -141,7 +141,32 @@ async function inspectAll(
       )
     ),
   );
-  return Object.fromEntries(commands.map((c, i) => [c, replies[i]]));
+  const masked = (list: unknown) =>
+    ctx.hideArgs && Array.isArray(list) ? list.map(maskEntry) : list;
+  return Object.fromEntries(
+    commands.map((
+      c,
+      i,
+    ) => [c, c === "registered" || c === "stats" ? replies[i] : masked(replies[i])]),
+  );
+}
+
+/** The payload fields of a task request in an inspect reply. */
+const PAYLOAD = ["args", "kwargs", "argsrepr", "kwargsrepr"];
+
+/**
+ * An entry of an `active`, `reserved` or `scheduled` reply with its payload masked (a
+ * scheduled entry holds the request under `request`).
+ */
+function maskEntry(entry: unknown): unknown {
+  if (entry === null || typeof entry !== "object") return entry;
+  const e = entry as Record<string, unknown>;
+  if (e.request !== null && typeof e.request === "object") {
+    return { ...e, request: maskEntry(e.request) };
+  }
+  const out = { ...e };
+  for (const key of PAYLOAD) if (key in out) out[key] = MASK;
+  return out;
 }
 
 /** At most this many steps of a workflow are drawn. */

@@ -373,7 +373,17 @@ export class Dashboard {
         });
       }
       if (path.startsWith("/api/")) {
-        const parts = path.slice(5).split("/").filter(Boolean).map(decodeURIComponent);
+        const parts = path.slice(5).split("/").filter(Boolean).map((part) => {
+          try {
+            return decodeURIComponent(part);
+          } catch {
+            throw new HttpError(
+              400,
+              "bad_path",
+              `${part} is not URL-encoded (a % starts no escape)`,
+            );
+          }
+        });
         if (req.method === "GET" && parts[0] === "stream" && parts.length === 1) {
           return this.#stream();
         }

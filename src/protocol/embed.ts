@@ -9,7 +9,17 @@
 import { ProtocolError } from "./errors.ts";
 import type { Embed, SignatureDict } from "./message.ts";
 
-/** Longest countdown or expiry, in seconds, a follow-up may ask for (about 100 years). */
+/**
+ * Longest countdown or expiry, in seconds, a follow-up or a call may ask
+ * for (about 100 years).
+ *
+ * @example
+ * ```ts
+ * import { MAX_OFFSET_SECONDS } from "./embed.ts";
+ * const countdown = 3600;
+ * console.log(Math.abs(countdown) <= MAX_OFFSET_SECONDS); // true
+ * ```
+ */
 export const MAX_OFFSET_SECONDS = 3.2e9;
 
 function isObject(v: unknown): v is Record<string, unknown> {

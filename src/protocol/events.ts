@@ -8,6 +8,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
+import { checkEventNumbers } from "./event_fields.ts";
 import { pyJsonDumpsRecord, pyJsonDumpsRecords, pyJsonLoads } from "./json.ts";
 import type { Message } from "./message.ts";
 
@@ -430,7 +431,7 @@ export function decodeEventMessage(message: Message): CeleryEvent[] {
         "An event must be an object with string `type` and `hostname` fields",
       );
     }
-    checkNumbers(e);
+    checkEventNumbers(e);
     // One copy of each known type and of the batch's sender: JSON.parse gives every event
     // strings of its own, and each later comparison or lookup by them (a receiver does
     // several per event) would read, or hash, them again.
@@ -440,49 +441,6 @@ export function decodeEventMessage(message: Message): CeleryEvent[] {
     else hostname = e.hostname;
   }
   return list as CeleryEvent[];
-}
-
-/** Largest timestamp Python's `datetime` holds (9999-12-31 23:59:59 UTC), in seconds. */
-const MAX_TIMESTAMP = 253_402_300_799;
-
-/**
- * Refuse an event whose base fields every receiver computes with are not
- * numbers (a throw there would be uncaught: a dashboard's timer, the dump
- * loop): `timestamp` seconds within Python's `datetime` range (up to the year 9999, and as
- * far before 1970), `utcoffset` hours within a day,
- * `clock` and `pid` numbers (an integer beyond 2^53, decoded as a bigint,
- * made a number). Absent fields are left absent.
- */
-function checkNumbers(e: EventBase): void {
-  const f = e as unknown as Record<string, unknown>;
-  for (const key of ["clock", "pid"] as const) {
-    if (typeof f[key] === "bigint") f[key] = Number(f[key]);
-  }
-  const bad = !within(f.timestamp, MAX_TIMESTAMP)
-    ? "timestamp"
-    : !within(f.utcoffset, 24)
-    ? "utcoffset"
-    : !within(f.clock, Infinity)
-    ? "clock"
-    : !within(f.pid, Infinity)
-    ? "pid"
-    : null;
-  if (bad === null) return;
-  const value = f[bad];
-  throw new ProtocolError(
-    `An event's ${bad} must be a number${
-      bad === "timestamp"
-        ? " of seconds up to the year 9999"
-        : bad === "utcoffset"
-        ? " of hours"
-        : ""
-    }, got ${typeof value === "string" ? JSON.stringify(value.slice(0, 40)) : String(value)}`,
-  );
-}
-
-/** Absent, or a number no further from 0 than `limit` (so not NaN). */
-function within(v: unknown, limit: number): boolean {
-  return v === undefined || (typeof v === "number" && Math.abs(v) <= limit);
 }
 
 /** Celery 5.2's event types, each as one string. */

@@ -222,7 +222,8 @@ export function encodeResultMetaWithJson(input: ResultMetaInput, resultJson: str
  * ```
  *
  * @param text the stored JSON
- * @param taskId the task it was stored for, named in the error
+ * @param taskId the task it was stored for, named in the error, and the `task_id` of a meta
+ *   without one
  * @returns the meta
  * @throws {ProtocolError} when it is not a result meta (not JSON: a Python
  *   app's `result_serializer` is other than `json`)
@@ -240,7 +241,10 @@ export function decodeResultMeta(text: string, taskId?: string): ResultMeta {
     );
   }
   if (v === null || typeof v !== "object" || typeof v.status !== "string") {
-    throw new ProtocolError("Result meta is not an object with a status", { taskId });
+    throw new ProtocolError(
+      `The result${taskId ? ` of task ${taskId}` : ""} is not an object with a string status`,
+      { taskId },
+    );
   }
   return {
     ...v,
@@ -249,7 +253,7 @@ export function decodeResultMeta(text: string, taskId?: string): ResultMeta {
     traceback: typeof v.traceback === "string" ? v.traceback : null,
     children: Array.isArray(v.children) ? v.children : [],
     date_done: typeof v.date_done === "string" ? v.date_done : null,
-    task_id: typeof v.task_id === "string" ? v.task_id : "",
+    task_id: typeof v.task_id === "string" ? v.task_id : taskId ?? "",
   };
 }
 

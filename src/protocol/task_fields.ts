@@ -1,22 +1,39 @@
 /**
- * Checks of a task call's scalar fields (times, limits, priority, names)
- * before its message is built: a `countdown` of `NaN`, a `priority` of
+ * Checks of a task call's scalar options (times, limits, priority,
+ * destination, names) where a call enters: the client's sends, signatures'
+ * options and beat entries. A `countdown` of `NaN`, a `priority` of
  * `"high"` or an `eta` that is no date would otherwise fail as "Invalid
  * Date cannot be encoded", be sent as `NaN`, or be written verbatim for
- * the worker to refuse.
+ * the worker to refuse. Not applied to what a worker re-encodes from the
+ * wire (retries, follow-ups): values another producer sent are carried
+ * over as they came.
  *
  * @module
  */
 
+import type { CompressionName } from "./compression_names.ts";
 import { MAX_OFFSET_SECONDS } from "./embed.ts";
+import { CONTENT_TYPES, type SerializerName } from "./serializers.ts";
 import { parsePyDate } from "./time.ts";
 
-/** The fields checked, as {@link checkTaskFields} reads them. */
+/**
+ * The fields checked, as {@link checkTaskFields} reads them.
+ *
+ * @example
+ * ```ts
+ * import type { TaskFields } from "./task_fields.ts";
+ * const fields: TaskFields = { countdown: 10, queue: "math" };
+ * ```
+ */
 export interface TaskFields {
-  /** Task name, for the messages. */
-  task: string;
-  /** Task id. */
-  id: string;
+  /** Task id, when the caller gives one. */
+  taskId?: string;
+  /** Queue name. */
+  queue?: string | null;
+  /** Exchange name. */
+  exchange?: string | null;
+  /** Routing key. */
+  routingKey?: string | null;
   /** Earliest run time. */
   eta?: Date | string | null;
   /** Seconds until the earliest run time. */
@@ -32,24 +49,45 @@ export interface TaskFields {
   /** Display name. */
   shadow?: string | null;
   /** Whether to skip storing success. */
-  ignoreResult?: boolean;
+  ignoreResult?: boolean | null;
   /** Extra headers. */
   headers?: Readonly<Record<string, unknown>>;
+  /** Body serializer. */
+  serializer?: SerializerName;
+  /** Body compression. */
+  compression?: CompressionName | null;
 }
 
-function shown(v: unknown): string {
+/**
+ * A value as an error message shows it: strings quoted, `10n` for a
+ * bigint, the kind of an object or array (not its contents).
+ *
+ * @example
+ * ```ts
+ * import { describeValue } from "./task_fields.ts";
+ * describeValue("5"); // '"5"'
+ * describeValue(10n); // "10n"
+ * describeValue([1]); // "an array"
+ * ```
+ *
+ * @param v any value
+ * @returns its short description
+ */
+export function describeValue(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v);
   if (typeof v === "bigint") return `${v}n`;
-  if (v instanceof Date) return "an invalid Date";
+  if (v instanceof Date) return Number.isFinite(v.getTime()) ? v.toISOString() : "an invalid Date";
   if (Array.isArray(v)) return "an array";
   return v === null ? "null" : typeof v === "object" ? "an object" : String(v);
 }
+
+const COMPRESSIONS: readonly unknown[] = ["zlib", "gzip"] satisfies CompressionName[];
 
 function seconds(v: unknown, field: string, task: string): void {
   if (v === null || v === undefined) return;
   if (typeof v !== "number" || !Number.isFinite(v)) {
     throw new TypeError(
-      `${field} of "${task}" must be a finite number of seconds, got ${shown(v)}`,
+      `${field} of "${task}" must be a finite number of seconds, got ${describeValue(v)}`,
     );
   }
   if (Math.abs(v) > MAX_OFFSET_SECONDS) {
@@ -68,7 +106,7 @@ function instant(v: unknown, field: string, task: string, alsoSeconds: boolean):
   if (!ok) {
     throw new TypeError(
       `${field} of "${task}" must be a Date${alsoSeconds ? ", seconds from now" : ""} or an ISO ` +
-        `8601 string such as "2030-01-01T12:00:00+00:00", got ${shown(v)}`,
+        `8601 string such as "2030-01-01T12:00:00+00:00", got ${describeValue(v)}`,
     );
   }
 }
@@ -78,7 +116,7 @@ function limit(v: unknown, field: string, task: string): void {
   if (typeof v !== "number" || !(v >= 0) || v === Infinity) {
     throw new TypeError(
       `${field} of "${task}" must be a number of seconds >= 0 (leave it out for none), got ${
-        shown(v)
+        describeValue(v)
       }`,
     );
   }
@@ -91,23 +129,43 @@ function limit(v: unknown, field: string, task: string): void {
  * @example
  * ```ts
  * import { checkTaskFields } from "./task_fields.ts";
- * checkTaskFields({ task: "tasks.add", id: "id-1", countdown: 10, priority: 3 });
+ * checkTaskFields({ countdown: 10, priority: 3 }, "tasks.add");
  * try {
- *   checkTaskFields({ task: "tasks.add", id: "id-1", countdown: NaN });
+ *   checkTaskFields({ countdown: NaN }, "tasks.add");
  * } catch (err) {
  *   console.log((err as Error).message); // countdown of "tasks.add" must be a finite number of seconds, got NaN
  * }
  * ```
  *
- * @param input the call's fields
+ * @param input the call's options
+ * @param task the task name, for the messages
  * @throws {TypeError} for a value of the wrong type (or `NaN`, an invalid Date, a date string that does not parse)
  * @throws {RangeError} for a countdown or expiry of more than about 100 years, or a priority outside 0–255
  */
-export function checkTaskFields(input: TaskFields): void {
-  const { task } = input;
-  if (typeof input.id !== "string" || input.id === "") {
+export function checkTaskFields(input: TaskFields, task: string): void {
+  const id = input.taskId;
+  if (id !== undefined && (typeof id !== "string" || id === "")) {
     throw new TypeError(
-      `the task id of "${task}" must be a non-empty string, got ${shown(input.id)}`,
+      `the task id of "${task}" must be a non-empty string, got ${describeValue(id)}`,
+    );
+  }
+  for (const key of ["queue", "exchange", "routingKey"] as const) {
+    const v = input[key];
+    if (v !== undefined && v !== null && typeof v !== "string") {
+      throw new TypeError(`${key} of "${task}" must be a string, got ${describeValue(v)}`);
+    }
+  }
+  const { serializer, compression } = input;
+  if (serializer !== undefined && !Object.hasOwn(CONTENT_TYPES, serializer as string)) {
+    throw new TypeError(
+      `serializer of "${task}" must be "json" or "msgpack", got ${describeValue(serializer)}`,
+    );
+  }
+  if (compression !== undefined && compression !== null && !COMPRESSIONS.includes(compression)) {
+    throw new TypeError(
+      `compression of "${task}" must be "zlib" (or its alias "gzip"), got ${
+        describeValue(compression)
+      }`,
     );
   }
   seconds(input.countdown, "countdown", task);
@@ -118,22 +176,23 @@ export function checkTaskFields(input: TaskFields): void {
   const p = input.priority;
   if (p !== undefined && p !== null) {
     if (typeof p !== "number" || !Number.isInteger(p)) {
-      throw new TypeError(`priority of "${task}" must be an integer, got ${shown(p)}`);
+      throw new TypeError(`priority of "${task}" must be an integer, got ${describeValue(p)}`);
     }
     if (p < 0 || p > 255) {
       throw new RangeError(`priority of "${task}" is ${p}: it must be 0–255`);
     }
   }
   if (input.shadow !== undefined && input.shadow !== null && typeof input.shadow !== "string") {
-    throw new TypeError(`shadow of "${task}" must be a string, got ${shown(input.shadow)}`);
+    throw new TypeError(`shadow of "${task}" must be a string, got ${describeValue(input.shadow)}`);
   }
-  if (input.ignoreResult !== undefined && typeof input.ignoreResult !== "boolean") {
+  const ignore = input.ignoreResult;
+  if (ignore !== undefined && ignore !== null && typeof ignore !== "boolean") {
     throw new TypeError(
-      `ignoreResult of "${task}" must be a boolean, got ${shown(input.ignoreResult)}`,
+      `ignoreResult of "${task}" must be a boolean, got ${describeValue(input.ignoreResult)}`,
     );
   }
   const h = input.headers;
   if (h !== undefined && h !== null && (typeof h !== "object" || Array.isArray(h))) {
-    throw new TypeError(`headers of "${task}" must be an object, got ${shown(h)}`);
+    throw new TypeError(`headers of "${task}" must be an object, got ${describeValue(h)}`);
   }
 }

@@ -11,7 +11,6 @@ import type { Embed, Message } from "./message.ts";
 import { argsRepr, kwargsRepr } from "./repr.ts";
 import { serialize, type SerializerName } from "./serializers.ts";
 import { parsePyDate, pyIsoFormat } from "./time.ts";
-import { checkTaskFields } from "./task_fields.ts";
 
 /**
  * Everything that goes into one task message. Times are resolved by the caller.
@@ -148,7 +147,6 @@ export function encodeTaskMessage(input: TaskMessageInput): Message {
   if (input.kwargs === null || typeof input.kwargs !== "object" || Array.isArray(input.kwargs)) {
     throw new TypeError("Task kwargs must be a plain object");
   }
-  checkTaskFields(input);
   const eta = input.countdown !== null && input.countdown !== undefined
     ? pyIsoFormat(new Date(input.now.getTime() + input.countdown * 1000), "+00:00")
     : isoOrNull(input.eta);

@@ -9,6 +9,7 @@
  */
 
 import type { ControlRequest } from "../protocol/control.ts";
+import { resultRepr } from "../protocol/repr.ts";
 import { PyFloat } from "../protocol/json.ts";
 import type { ScheduledInfo } from "../client/inspect.ts";
 import type { RequestInfo } from "./inspect_replies.ts";
@@ -199,7 +200,7 @@ export async function runInspect(
       if (n === null || !Number.isInteger(n) || n < 1) {
         return {
           error: `${req.method} needs N, a whole number of Web Workers >= 1, got ${
-            JSON.stringify(args.n)
+            resultRepr(args.n)
           }`,
         };
       }

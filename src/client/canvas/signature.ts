@@ -12,6 +12,8 @@ import type { SerializerName } from "../../protocol/serializers.ts";
 import { decodeSignature, encodeSignature, type ResultTuple } from "../../protocol/signature.ts";
 import { chainSignature } from "../../protocol/canvas_shape.ts";
 import { pyIsoFormat } from "../../protocol/time.ts";
+import { checkTaskFields } from "../../protocol/task_fields.ts";
+import { closestOptionName } from "../call_option_names.ts";
 import type { AsyncResult, ResultSource } from "../async_result.ts";
 import { type GroupResult, resultFromTuple } from "../group_result.ts";
 
@@ -76,28 +78,37 @@ const OPTION_NAMES: Record<keyof SignatureOptions, string> = {
 };
 
 /**
- * Celery option names for {@link SignatureOptions} (dates as ISO text).
+ * Celery option names for {@link SignatureOptions} (dates as ISO text),
+ * the values checked as a call's are (task_fields.ts).
  *
  * @example
  * ```ts ignore
- * celeryOptions({ taskId: "x", timeLimit: 5 }); // { task_id: "x", time_limit: 5 }
+ * celeryOptions({ taskId: "x", timeLimit: 5 }, "tasks.add"); // { task_id: "x", time_limit: 5 }
  * ```
  *
  * @param options typed options
+ * @param task the signature's task name, for the messages
  * @returns the options dict a signature carries
+ * @throws {TypeError} for a name that is no option (naming the closest) or a value of the wrong type
+ * @throws {RangeError} for a value out of range (a priority of 256, a countdown of 1e12 s)
  */
-export function celeryOptions(options: SignatureOptions): Record<string, unknown> {
+export function celeryOptions(options: SignatureOptions, task: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(options)) {
     if (v === undefined) continue;
     const name = OPTION_NAMES[k as keyof SignatureOptions];
     if (name === undefined) {
+      const known = Object.keys(OPTION_NAMES);
+      const guess = closestOptionName(k, known);
       throw new TypeError(
-        `Unknown signature option "${k}"; expected one of ${Object.keys(OPTION_NAMES).join(", ")}`,
+        `Unknown signature option "${k}"${
+          guess ? ` (did you mean "${guess}"?)` : ""
+        }; expected one of ${known.join(", ")}`,
       );
     }
     out[name] = v instanceof Date ? pyIsoFormat(v, "+00:00") : v;
   }
+  checkTaskFields(options, task);
   return out;
 }
 
@@ -235,7 +246,7 @@ export abstract class CanvasBase<R> {
    * @returns this signature
    */
   set(options: SignatureOptions): this {
-    this.#dict.options = { ...this.#dict.options, ...celeryOptions(options) };
+    this.#dict.options = { ...this.#dict.options, ...celeryOptions(options, this.#dict.task) };
     return this;
   }
 
@@ -272,7 +283,10 @@ export abstract class CanvasBase<R> {
     args: readonly unknown[],
     options: SignatureOptions,
   ): Promise<ResultTuple> {
-    return await this.app.applyCanvas(this.#dict, { args, options: celeryOptions(options) });
+    return await this.app.applyCanvas(this.#dict, {
+      args,
+      options: celeryOptions(options, this.#dict.task),
+    });
   }
 }
 

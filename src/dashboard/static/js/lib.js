@@ -31,16 +31,30 @@ export async function get(path) {
   return answer(await fetch(`api/${path}`, { headers: { accept: "application/json" } }));
 }
 
-/** POST /api/<path> with a JSON body and the CSRF token. */
+/**
+ * POST /api/<path> with a JSON body and the CSRF token. A token refused is asked for again
+ * once and the action sent again (it was refused before anything was done): the dashboard
+ * restarted since the page loaded, with a token of its own.
+ */
 export async function post(path, body = {}) {
-  const { csrfToken } = await getSession();
-  return answer(
+  const send = async () =>
     await fetch(`api/${path}`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-csrf-token": csrfToken },
+      headers: {
+        "content-type": "application/json",
+        "x-csrf-token": (await getSession()).csrfToken,
+      },
       body: JSON.stringify(body),
-    }),
-  );
+    });
+  let res = await send();
+  if (res.status === 403) {
+    const refused = await res.clone().json().catch(() => null);
+    if (refused?.error?.code === "csrf") {
+      session = null;
+      res = await send();
+    }
+  }
+  return answer(res);
 }
 
 const listeners = new Set();

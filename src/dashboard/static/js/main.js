@@ -49,7 +49,7 @@ function App({ session }) {
   let view;
   if (page === "workers" && id) view = html`<${WorkerDetail} name=${id} session=${session} />`;
   else if (page === "workers") view = html`<${Workers} />`;
-  else if (page === "tasks" && id) view = html`<${TaskDetail} id=${id} session=${session} />`;
+  else if (page === "tasks" && id) view = html`<${TaskDetail} key=${id} id=${id} session=${session} />`;
   else if (page === "tasks") view = html`<${Tasks} params=${r.params} session=${session} />`;
   else if (page === "queues") view = html`<${Queues} session=${session} />`;
   else view = html`<${Overview} />`;

@@ -84,9 +84,11 @@ export function Overview() {
         { label: "failed", stroke: "#b3261e", width: 2 },
       ]} />
       <${Chart} title="Runtime percentiles (ms)" yLabel="ms" data=${runtimes} series=${[
-        { label: "p50", stroke: "#1f5fa8", width: 2 },
-        { label: "p95", stroke: "#8a5a00", width: 2 },
-        { label: "p99", stroke: "#b3261e", width: 2 },
+        // points: a window without tasks has no runtime, and a lone window between two such
+        // gaps has no neighbour for a line
+        { label: "p50", stroke: "#1f5fa8", width: 2, points: { show: true, size: 5 } },
+        { label: "p95", stroke: "#8a5a00", width: 2, points: { show: true, size: 5 } },
+        { label: "p99", stroke: "#b3261e", width: 2, points: { show: true, size: 5 } },
       ]} />
     </section>
     <p class="muted">${o

@@ -128,9 +128,11 @@ export function Tasks({ params, session }) {
               <td>
                 <${Badge} value=${t.state} />
               </td>
-              <td class="mono hide-narrow">${t.uuid.slice(0, 8)}…</td>
-              <td class="mono">${t.args ?? ""} ${t.kwargs && t.kwargs !== "{}" ? t.kwargs : ""}</td>
-              <td class="mono hide-narrow">${t.result ?? t.exception ?? ""}</td>
+              <td class="mono hide-narrow nowrap">${t.uuid.slice(0, 8)}…</td>
+              <td class="mono"><div class="clip">${t.args ?? ""} ${t.kwargs && t.kwargs !== "{}"
+                ? t.kwargs
+                : ""}</div></td>
+              <td class="mono hide-narrow"><div class="clip">${t.result ?? t.exception ?? ""}</div></td>
               <td class="hide-narrow">${t.worker ?? ""}</td>
               <td class="hide-narrow">${fmtTime(t.firstSeen)}</td>
               <td class="num">${fmtSecs(t.runtime)}</td>

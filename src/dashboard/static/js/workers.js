@@ -97,7 +97,7 @@ function TaskList({ title, list }) {
               <tr>
                 <td>${r.name}</td>
                 <td class="mono"><a href=${taskHref(r.id)}>${r.id}</a></td>
-                <td class="mono">${JSON.stringify(r.args)}</td>
+                <td class="mono">${typeof r.args === "string" ? r.args : JSON.stringify(r.args)}</td>
               </tr>
             `;
           })}</tbody>
