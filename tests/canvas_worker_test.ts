@@ -167,6 +167,19 @@ for (const t of transports) {
     });
   });
 
+  test("a chord in a chord header or a group joins it through its body", async () => {
+    await withWorker(t, async () => {
+      const inner = () => chord([add.s(1, 1), add.s(2, 2)], tsum.s());
+      const nested = await chord([inner(), add.s(10, 10)], tsum.s()).applyAsync();
+      assert.equal(await nested.get({ timeout: 5_000 }), 26);
+      const tail = chord([add.s(1), add.s(2)], tsum.s());
+      const chained = await chord([chain(add.si(0, 0), tail), add.s(1, 1)], tsum.s()).applyAsync();
+      assert.equal(await chained.get({ timeout: 5_000 }), 5);
+      const inGroup = await group([inner(), add.s(10, 10)]).applyAsync();
+      assert.deepEqual(await inGroup.get({ timeout: 5_000 }), [6, 20]);
+    });
+  });
+
   test("empty group, empty chord header, unregistered chord body", async () => {
     await withWorker(t, async (client) => {
       const empty = await group([], { app: client }).applyAsync();

@@ -253,7 +253,9 @@ export function chainSteps(sig: SignatureDict): SignatureDict[] {
 }
 
 /**
- * Options applied to a signature; for a chain, to its last step (where the result is).
+ * Options applied to a signature; for a chain, to its last step, and for a
+ * chord, to its body (where the result is): as Celery's `chord.freeze`, a
+ * chord that is a group member or a chord header member joins through its body.
  *
  * @example
  * ```ts
@@ -268,11 +270,16 @@ export function withOptions(sig: SignatureDict, extra: Record<string, unknown>):
     steps[steps.length - 1] = withOptions(steps[steps.length - 1], extra);
     return { ...sig, kwargs: { ...sig.kwargs, tasks: steps } };
   }
+  if (kind(sig) === "chord") {
+    const { header, body } = chordParts(sig);
+    return { ...sig, kwargs: { ...sig.kwargs, header, body: withOptions(body, extra) } };
+  }
   return { ...sig, options: { ...sig.options, ...extra } };
 }
 
 /**
- * The tasks of a chord header, nested groups and chunks flattened.
+ * The members of a chord header, nested groups and chunks flattened (a
+ * chord member stays one member: its body joins the outer chord).
  *
  * @example
  * ```ts
@@ -280,8 +287,6 @@ export function withOptions(sig: SignatureDict, extra: Record<string, unknown>):
  * const t = { task: "t.add", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
  * headerLeaves(groupSignature([t, groupSignature([t])])).length; // 2
  * ```
- *
- * @throws {ProtocolError} when a member is itself a chord
  */
 export function headerLeaves(header: SignatureDict): SignatureDict[] {
   const out: SignatureDict[] = [];
@@ -290,8 +295,6 @@ export function headerLeaves(header: SignatureDict): SignatureDict[] {
     // A loop, not push(...): a member group may have more tasks than a call takes arguments.
     if (k === "group" || k === "chunks") {
       for (const leaf of headerLeaves(k === "group" ? t : chunksToGroup(t))) out.push(leaf);
-    } else if (k === "chord") {
-      throw new ProtocolError("A chord header member cannot itself be a chord: chain it instead");
     } else out.push(t);
   }
   return out;
