@@ -180,6 +180,22 @@ for (const t of transports) {
     });
   });
 
+  test("a chain or a chord in a chord header that fails fails the chord with ChordError", async () => {
+    await withWorker(t, async () => {
+      const failing = chain(add.s(1, 1), fail.s(), add.s(1));
+      const c = await chord([failing, add.s(10, 10)], tsum.s()).applyAsync();
+      const err = await c.get({ timeout: 5_000 }).then(() => null, (e) => e);
+      assert.ok(err instanceof TaskError, `${err}`);
+      assert.equal(err.excType, "ChordError");
+      assert.match(String(err.excMessage[0]), /raised ValueError\('2'\)$/);
+      const inner = chord([add.s(1, 1), fail.si("in")], tsum.s());
+      const n = await chord([inner, add.s(10, 10)], tsum.s()).applyAsync();
+      const nerr = await n.get({ timeout: 5_000 }).then(() => null, (e) => e);
+      assert.ok(nerr instanceof TaskError, `${nerr}`);
+      assert.match(String(nerr.excMessage[0]), /raised ChordError\(.*ValueError\('in'\)/);
+    });
+  });
+
   test("empty group, empty chord header, unregistered chord body", async () => {
     await withWorker(t, async (client) => {
       const empty = await group([], { app: client }).applyAsync();

@@ -23,6 +23,7 @@ import { chordError, type ResultTuple, resultTuplesText } from "../protocol/sign
 import { decodeTaskBody, type TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
 import { chainFailures, failureEntry } from "./result_entries.ts";
+import { failedMemberJoins } from "./member_joins.ts";
 import {
   applySignature,
   chainSteps,
@@ -53,8 +54,8 @@ export interface CanvasOutcome {
   stores: StoreEntry[];
   /** Messages to send. */
   publishes: Outgoing[];
-  /** The chord join to do after storing, for chord header members. */
-  join: ChordJoin | null;
+  /** The chord joins to do after storing: its own, and those of chord members after it in its chain. */
+  joins: ChordJoin[];
 }
 
 /** Where the `children` field sits in a meta encoded by `encodeResultMetaWithJson`. */
@@ -112,13 +113,15 @@ export function canvasOutcome(
     : failureFollowUps(embed, parent, now);
   const stores = brokenStores(f, req.id);
   const meta = o.meta === undefined ? undefined : withChildren(o.meta, [...sent, ...f.children]);
+  const joins: ChordJoin[] = [];
   if (!o.ok && o.meta) {
     // A loop, not push(...): a chain may have more steps than a call takes arguments.
     for (const e of chainFailures(chainSteps(embed), o.meta)) stores.push(e);
+    const exc = pyJsonDumps(o.exc ?? null);
+    for (const j of failedMemberJoins(embed.chain ?? [], exc, parent)) joins.push(j);
   }
-  let join: ChordJoin | null = null;
   if (embed.chord && req.group) {
-    join = {
+    joins.push({
       part: {
         groupId: req.group,
         groupIndex: req.groupIndex,
@@ -128,9 +131,9 @@ export function canvasOutcome(
       },
       body: embed.chord,
       parent,
-    };
+    });
   }
-  return { meta, stores, publishes: f.publishes, join };
+  return { meta, stores, publishes: f.publishes, joins };
 }
 
 /** What publishing and joining need from the worker. */
@@ -330,6 +333,10 @@ export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Pro
       const rest = j.body.options?.chain;
       const after = chainSteps({ chain: Array.isArray(rest) ? rest : null });
       await backend.store([failure, ...chainFailures(after, failure.meta)]);
+      // A nested chord's body (or a chain step after it) is a member of the outer chord.
+      const outer = [j.body, ...(Array.isArray(rest) ? rest as SignatureDict[] : [])];
+      const more = failedMemberJoins(outer, pyJsonDumps(exc), j.parent);
+      if (more.length) await joinChords(more, io);
       const errbacks: FollowUps = { publishes: [], children: [], broken: [] };
       const links = j.body.options?.link_error;
       for (const eb of (Array.isArray(links) ? links : links ? [links] : []) as SignatureDict[]) {
@@ -357,42 +364,44 @@ export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Pro
  * @example
  * ```ts ignore
  * const entry = revokedEntry(req, "revoked");
- * const { stores, join } = notRunCanvas(req, delivery, entry, parent);
+ * const { stores, joins } = notRunCanvas(req, delivery, entry, parent);
  * ```
  *
  * @param req the task
  * @param message its message (the body holds the canvas)
  * @param entry its REVOKED entry
  * @param parent the task as parent of its chord's body
- * @returns what to store and the chord join, if any
+ * @returns what to store and the chord joins (its own, chord members after it in its chain)
  */
 export function notRunCanvas(
   req: TaskRequest,
   message: Message,
   entry: StoreEntry,
   parent: Parent,
-): { stores: StoreEntry[]; join: ChordJoin | null } {
+): { stores: StoreEntry[]; joins: ChordJoin[] } {
   let embed: Embed;
   try {
     embed = (req.body ?? decodeTaskBody(message, req.id)).embed;
   } catch {
     // A body this worker cannot read (or a codec not loaded yet): only the task itself is stored.
-    return { stores: [], join: null };
+    return { stores: [], joins: [] };
   }
   const stores = chainFailures(chainSteps(embed), entry.meta);
   const meta = pyJsonLoads(entry.meta) as ResultMeta;
-  const join = embed.chord && req.group
-    ? {
+  const resultJson = pyJsonDumps(meta.result);
+  const joins = failedMemberJoins(embed.chain ?? [], resultJson, parent);
+  if (embed.chord && req.group) {
+    joins.push({
       part: {
         groupId: req.group,
         groupIndex: req.groupIndex,
         taskId: req.id,
-        state: "REVOKED" as const,
-        resultJson: pyJsonDumps(meta.result),
+        state: "REVOKED",
+        resultJson,
       },
       body: embed.chord,
       parent,
-    }
-    : null;
-  return { stores, join };
+    });
+  }
+  return { stores, joins };
 }

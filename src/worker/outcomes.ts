@@ -81,7 +81,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
       // Loops, not push(...): a follow-up group may have more members than a call takes arguments.
       for (const e of canvas.stores) s.stores.push(e);
       for (const p of canvas.publishes) s.publishes.push(p);
-      if (canvas.join) s.joins.push(canvas.join);
+      for (const j of canvas.joins) s.joins.push(j);
     }
     if (o.ok) {
       lifecycle.emit({ type: "succeeded", seq: o.seq, req, outcome: o });
@@ -250,7 +250,7 @@ function parentOf(st: WorkerState, req: TaskRequest): Parent {
 
 /**
  * Store the REVOKED entry of a task that will not run, with what its canvas
- * needs (failed chain steps after it, its chord's join).
+ * needs (failed chain steps after it, its chord's joins).
  *
  * @example
  * ```ts ignore
@@ -271,8 +271,8 @@ export function settleNotRun(
   entry: StoreEntry,
 ): void {
   s.stores.push(entry);
-  const { stores, join } = notRunCanvas(req, message, entry, parentOf(st, req));
+  const { stores, joins } = notRunCanvas(req, message, entry, parentOf(st, req));
   // A loop, not push(...): a chain may have more steps than a call takes arguments.
   for (const e of stores) s.stores.push(e);
-  if (join) s.joins.push(join);
+  for (const j of joins) s.joins.push(j);
 }
