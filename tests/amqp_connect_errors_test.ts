@@ -1,0 +1,51 @@
+/**
+ * A refused login and a refused virtual host on RabbitMQ: the connect error
+ * says which, and what to change, and is not retried (only a change of the
+ * URL or of the server's users and vhosts fixes it).
+ */
+
+import assert from "node:assert/strict";
+import { openBroker } from "../protocol.ts";
+import { BrokerConnectionError } from "../src/broker/errors.ts";
+import { RABBITMQ_URL } from "./helpers/rabbitmq.ts";
+import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
+
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name: `amqp connect errors: ${name}`, ignore: WITHOUT_RABBITMQ }, fn);
+
+const base = new URL(RABBITMQ_URL);
+
+async function refusal(url: string): Promise<BrokerConnectionError> {
+  const err = await openBroker(url).then(
+    async (broker) => {
+      await broker.close();
+      throw new Error(`${url} was accepted`);
+    },
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof BrokerConnectionError, String(err));
+  return err;
+}
+
+test("a virtual host that does not exist is named, with the commands that create it", async () => {
+  const vhost = `celeriac-test-missing-${crypto.randomUUID().slice(0, 8)}`;
+  const err = await refusal(`amqp://${base.username}:${base.password}@${base.host}/${vhost}`);
+  assert.match(
+    err.message,
+    new RegExp(
+      `RabbitMQ refused to open the virtual host "${vhost}" for user "${base.username}": ` +
+        "it does not exist, or the user has no permissions on it",
+    ),
+  );
+  assert.match(err.message, new RegExp(`rabbitmqctl add_vhost '${vhost}'`));
+  assert.equal(err.transient, false);
+});
+
+test("a wrong password says the login was refused and is not retried", async () => {
+  const err = await refusal(`amqp://${base.username}:wrong-${crypto.randomUUID()}@${base.host}//`);
+  assert.match(
+    err.message,
+    new RegExp(`RabbitMQ refused the login of user "${base.username}": the user name or password`),
+  );
+  assert.equal(err.transient, false);
+});
