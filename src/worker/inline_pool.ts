@@ -53,7 +53,12 @@ export class InlinePool implements Pool {
     this.#limits = new TimeLimitTimers({
       soft: (seq, seconds) => {
         const r = this.#running.get(seq);
-        if (r) this.#runner.abort([seq], new SoftTimeLimitExceeded({ seconds, ...r }));
+        if (!r) return;
+        log.warn("Soft time limit ({seconds}s) exceeded for {task}[{id}]: its ctx.signal fires", {
+          seconds,
+          ...r,
+        });
+        this.#runner.abort([seq], new SoftTimeLimitExceeded({ seconds, ...r }));
       },
       hard: (seq, seconds) => {
         const r = this.#running.get(seq);

@@ -79,6 +79,11 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
             id: e.req.id,
             expires: e.req.expires?.toISOString(),
           });
+        } else if (e.reason === "terminated") {
+          log.warn("Task {name}[{id}] terminated while running (revoked with terminate)", {
+            name: e.req.task,
+            id: e.req.id,
+          });
         } else {
           log.warn("Task {name}[{id}] {reason}: not run", {
             name: e.req.task,

@@ -376,7 +376,13 @@ export class ThreadPool implements Pool {
 
   #softLimit(seq: number, seconds: number): void {
     const o = this.#owner.get(seq);
-    if (o) postTo(o.member, { type: "soft-time-limit", seq, seconds, task: o.task, id: o.id });
+    if (!o) return;
+    log.warn("Soft time limit ({seconds}s) exceeded for {task}[{id}]: its ctx.signal fires", {
+      seconds,
+      task: o.task,
+      id: o.id,
+    });
+    postTo(o.member, { type: "soft-time-limit", seq, seconds, task: o.task, id: o.id });
   }
 
   #hardLimit(seq: number, seconds: number): void {
