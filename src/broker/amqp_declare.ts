@@ -100,8 +100,18 @@ export class Declarations {
 
   /**
    * @param options how task queues are declared
+   * @throws {TypeError} for a maximum priority with quorum queues only,
+   *   which would never apply (quorum queues take no `x-max-priority`)
    */
   constructor(options: DeclarationOptions = {}) {
+    if (options.maxPriority && options.queueType === "quorum") {
+      throw new TypeError(
+        `max_priority=${options.maxPriority} cannot apply with queue_type=quorum: RabbitMQ ` +
+          "quorum queues take no x-max-priority, so task priorities would be ignored. Keep " +
+          "classic queues for priorities (drop queue_type=quorum, or name the quorum ones with " +
+          "quorum_queues=a,b), or drop max_priority",
+      );
+    }
     this.#options = options;
   }
 
