@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { openBroker } from "../protocol.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
-import { RABBITMQ_URL } from "./helpers/rabbitmq.ts";
+import { Celery } from "../mod.ts";
+import { createVhost, RABBITMQ_URL, rabbitmqctl } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
 const test = (name: string, fn: () => Promise<void>) =>
@@ -48,4 +49,29 @@ test("a wrong password says the login was refused and is not retried", async () 
     new RegExp(`RabbitMQ refused the login of user "${base.username}": the user name or password`),
   );
   assert.equal(err.transient, false);
+});
+
+test("a declaration the user may not make says which permission to grant, and how", async () => {
+  const vhost = await createVhost("noconf");
+  await rabbitmqctl("set_permissions", "-p", vhost.name, base.username, "^$", ".*", ".*");
+  const app = new Celery({ broker: vhost.url(), backend: null });
+  try {
+    await assert.rejects(
+      app.sendTask("tasks.add", [1, 2], { queue: "refused_q" }),
+      (e: Error) => {
+        assert.match(
+          e.message,
+          new RegExp(
+            `^RabbitMQ refused user '${base.username}' the declaration of exchange 'refused_q' ` +
+              `in vhost '${vhost.name}' \\(.*\\)\\. Grant the user configure, write and read ` +
+              `permissions that match it: rabbitmqctl set_permissions -p '${vhost.name}' `,
+          ),
+        );
+        return true;
+      },
+    );
+  } finally {
+    await app.close();
+    await vhost.remove();
+  }
 });

@@ -27,6 +27,7 @@ import {
   type DelayLevel,
   delayLevels,
 } from "./amqp_delayed.ts";
+import { explainRefusedAccess } from "./amqp_failures.ts";
 import { toAmqpTable } from "./amqp_table.ts";
 import {
   type BoundQueue,
@@ -138,7 +139,9 @@ export class Declarations {
   async once(session: AmqpSession, key: string, fn: (ch: Channel) => Promise<unknown>) {
     if (this.#isDeclared(session, key)) return;
     const { channel } = await this.admin.get(session);
-    await fn(channel);
+    await fn(channel).catch((err) => {
+      throw explainRefusedAccess(err);
+    });
     this.#declared.add(key);
   }
 
@@ -199,7 +202,7 @@ export class Declarations {
         await this.#declareBound(channel, b);
         break;
       } catch (err) {
-        if (!isChannelError(err, 406)) throw err;
+        if (!isChannelError(err, 406)) throw explainRefusedAccess(err);
         const found = parseInequivalentArg((err as Error).message);
         const adapted = tries < 2 && found ? adapt(info, found) : null;
         if (adapted) {

@@ -1,8 +1,9 @@
 /**
- * What a failed RabbitMQ connect means, with what to change: amqplib's
- * messages for a refused login and for a refused virtual host say neither
- * (the second one drops RabbitMQ's reply text altogether). Pure: a message
- * and the parsed URL in, words out.
+ * What a failed RabbitMQ connect or declaration means, with what to change:
+ * amqplib's messages for a refused login and for a refused virtual host say
+ * neither (the second one drops RabbitMQ's reply text altogether), and a
+ * declaration the user's permissions do not cover names no command. Pure:
+ * errors and the parsed URL in, words out.
  *
  * @module
  */
@@ -54,4 +55,39 @@ export function describeAmqpFailure(
     };
   }
   return undefined;
+}
+
+/** RabbitMQ's text for a declaration the user's permissions do not cover. */
+const ACCESS_TO = /access to (queue|exchange) '(.*?)' in vhost '(.*?)' refused for user '(.*?)'/;
+
+/**
+ * RabbitMQ's refusal of a declaration the user may not make (403
+ * ACCESS_REFUSED on a channel: its configure permission does not match the
+ * name), with the command that grants it; other errors as they are. The
+ * error keeps amqplib's `code`, so callers that test it still can.
+ *
+ * @example
+ * ```ts ignore
+ * await channel.assertQueue("q1").catch((err) => { throw explainRefusedAccess(err); });
+ * // Error: ... refused for user 'guest'. Grant it: rabbitmqctl set_permissions -p 'v' guest '.*' '.*' '.*' ...
+ * ```
+ *
+ * @param err what amqplib reported
+ * @returns the explained error, or `err` itself
+ */
+export function explainRefusedAccess(err: unknown): unknown {
+  if (!(err instanceof Error) || (err as Error & { code?: unknown }).code !== 403) return err;
+  const m = ACCESS_TO.exec(err.message);
+  if (!m) return err;
+  const [, what, name, vhost, user] = m;
+  const explained = new Error(
+    `RabbitMQ refused user '${user}' the declaration of ${what} '${name}' in vhost '${vhost}' ` +
+      `(${err.message}). Grant the user configure, write and read permissions that match it: ` +
+      `rabbitmqctl set_permissions -p '${vhost}' ${user} '.*' '.*' '.*', or regular expressions ` +
+      "covering the task queues and exchanges and those Celery and Celeriac use (celery.pidbox, " +
+      "reply.celery.pidbox, celeryev, celeriac.parked, celeriac.revoked and the reply and event " +
+      "queues, named by uuid)",
+    { cause: err },
+  );
+  return Object.assign(explained, { code: 403 });
 }
