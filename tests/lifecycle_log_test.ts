@@ -1,10 +1,13 @@
 /**
- * The worker's task log lines say what happened: a task revoked with
- * terminate while running is not reported as "not run".
+ * The worker's task log lines and get()'s errors say what happened: a task
+ * revoked with terminate while running is not reported as "not run", and an
+ * exception without arguments (SoftTimeLimitExceeded()) leaves no dangling
+ * colon.
  */
 
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { TaskError } from "../mod.ts";
 import { logLifecycle } from "../src/worker/lifecycle_log.ts";
 import type { TaskRequest } from "../src/protocol/task_request.ts";
 
@@ -39,4 +42,37 @@ Deno.test("lifecycle log: a revoked task was not run, a terminated one was stopp
     "Task t.slow[abc] revoked: not run",
     "Task t.slow[abc] terminated while running (revoked with terminate)",
   ]);
+});
+
+Deno.test("lifecycle log: an exception without arguments is logged without a dangling colon", async () => {
+  const req = { task: "t.soft", id: "abc" } as TaskRequest;
+  const exc = (exc_type: string, exc_message: unknown[]) => ({
+    exc_type,
+    exc_module: "billiard.exceptions",
+    exc_message,
+  });
+  const failed = (e: ReturnType<typeof exc>, message: string) =>
+    ({ type: "failed", seq: 1, req, cause: "raised", exc: e, message, outcome: {} }) as Parameters<
+      ReturnType<typeof logLifecycle>
+    >[0];
+  const lines = await linesFor([
+    failed(exc("SoftTimeLimitExceeded", []), ""),
+    failed(exc("TimeLimitExceeded", [1]), "1"),
+  ]);
+  assert.deepEqual(lines, [
+    "Task t.soft[abc] raised SoftTimeLimitExceeded",
+    "Task t.soft[abc] raised TimeLimitExceeded: 1",
+  ]);
+});
+
+Deno.test("TaskError: an exception without arguments leaves no dangling colon", () => {
+  const info = {
+    exc_type: "SoftTimeLimitExceeded",
+    exc_module: "billiard.exceptions",
+    exc_message: [],
+  };
+  assert.equal(
+    new TaskError("abc", "FAILURE", info, null).message,
+    "Task abc failed: SoftTimeLimitExceeded",
+  );
 });

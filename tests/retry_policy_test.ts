@@ -227,6 +227,11 @@ Deno.test("planRetry: countdown, eta, default delay and the retry limit", () => 
       ),
   );
   assert.throws(() => planRetry(state, { countdown: -1 }, {}, now), RangeError);
+  const wrong = (options: Record<string, unknown>) => () => planRetry(state, options, {}, now);
+  assert.throws(wrong({ eta: "2030-01-01" }), /retry eta must be a Date, got "2030-01-01"/);
+  assert.throws(wrong({ eta: new Date(NaN) }), /retry eta must be a Date, got an invalid Date/);
+  assert.throws(wrong({ args: { a: 1 } }), /retry args must be an array, got an object/);
+  assert.throws(wrong({ kwargs: [1] }), /retry kwargs must be a plain object, got an array/);
 });
 
 Deno.test("backoffDelay follows get_exponential_backoff_interval", () => {
@@ -352,6 +357,23 @@ Deno.test("RateLimiter: one acquire per batch, order kept, asks again when due, 
   assert.deepEqual(limiter.drain(), ["b2"]);
   assert.equal(limiter.size, 0);
   assert.throws(() => limiter.setRate("c", -1), RangeError);
+});
+
+Deno.test("rate limiter: a new rate applies to the held items at once", async () => {
+  const buckets = new LocalTokenBuckets();
+  const ready: string[] = [];
+  const limiter = new RateLimiter<string>({
+    acquire: (requests) => Promise.resolve(buckets.acquire(requests)),
+    onReady: (items) => ready.push(...items),
+  });
+  limiter.setRate("slow", 1 / 3600); // "1/h": the second item would wait an hour
+  for (const x of ["s1", "s2", "s3"]) limiter.submit("slow", x);
+  await new Promise((ok) => setTimeout(ok, 50));
+  assert.deepEqual(ready, ["s1"]);
+  limiter.setRate("slow", 100);
+  await new Promise((ok) => setTimeout(ok, 200));
+  assert.deepEqual(ready, ["s1", "s2", "s3"], "raising the limit does not wait out the old one");
+  assert.deepEqual(limiter.drain(), []);
 });
 
 function fakeIo(failPublish: boolean) {

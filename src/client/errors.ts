@@ -48,10 +48,9 @@ export class TaskError extends Error {
    */
   constructor(taskId: string, state: TaskState, info: ExceptionInfo, traceback: string | null) {
     const args = info.exc_message.map((a) => typeof a === "string" ? a : JSON.stringify(a));
+    const detail = args.length ? `: ${args.join(", ")}` : "";
     super(
-      `Task ${taskId} ${state === "REVOKED" ? "was revoked" : "failed"}: ${info.exc_type}: ${
-        args.join(", ")
-      }`,
+      `Task ${taskId} ${state === "REVOKED" ? "was revoked" : "failed"}: ${info.exc_type}${detail}`,
     );
     this.name = "TaskError";
     this.taskId = taskId;

@@ -54,11 +54,11 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
         break;
       case "failed":
         if (e.cause !== "worker-lost") {
-          log.warn("Task {name}[{id}] raised {type}: {message}", {
+          log.warn("Task {name}[{id}] raised {type}{message}", {
             name: e.req.task,
             id: e.req.id,
             type: e.exc.exc_type,
-            message: e.message,
+            message: e.message === "" ? "" : `: ${e.message}`,
           });
         }
         break;

@@ -186,7 +186,9 @@ export class RateLimiter<T> {
   }
 
   /**
-   * Set or remove a task's limit. Removing it releases its held items at once.
+   * Set or remove a task's limit. Removing it releases its held items at
+   * once; a new rate applies to them at once (they do not wait out a token
+   * due at the old one).
    *
    * @param name task name
    * @param perSecond runs per second; `null` or 0 for no limit
@@ -205,7 +207,14 @@ export class RateLimiter<T> {
     if (!(perSecond > 0 && Number.isFinite(perSecond))) {
       throw new RangeError(`A rate limit must be a positive number per second, got ${perSecond}`);
     }
+    const before = this.#rates.get(name);
     this.#rates.set(name, perSecond);
+    const line = this.#lines.get(name);
+    if (before === perSecond || !line || line.timer === undefined) return;
+    // The held items wait for a token due at the old rate: ask again at the new one.
+    clearTimeout(line.timer);
+    line.timer = undefined;
+    this.#schedule();
   }
 
   /**
