@@ -88,6 +88,19 @@ Deno.test("amqp quorum: RabbitMQ's PRECONDITION_FAILED answers name the existing
   assert.equal(parseInequivalentArg("NOT_FOUND - no queue 'x'"), null);
 });
 
+Deno.test("amqp quorum: max_priority with queue_type=quorum is refused (it would never apply)", async () => {
+  const refused =
+    /max_priority=10 cannot apply with queue_type=quorum: RabbitMQ quorum queues take no x-max-priority/;
+  await assert.rejects(
+    openAmqpBroker("amqp://guest:guest@127.0.0.1:1/?queue_type=quorum&max_priority=10"),
+    refused,
+  );
+  await assert.rejects(
+    openAmqpBroker("amqp://guest:guest@127.0.0.1:1/", { queueType: "quorum", maxPriority: 10 }),
+    refused,
+  );
+});
+
 test("a repeatable refusal right after connecting backs off instead of reconnecting ~8 times a second", async () => {
   // The old intake's mistake, made on purpose: channel-wide prefetch on a
   // quorum queue. RabbitMQ answers 540 NOT_IMPLEMENTED and closes the

@@ -113,6 +113,7 @@ Deno.test("cli control revoke: remembered in the broker, so a worker that starts
     const revoke = await cli(["control", "revoke", queued.id, "-b", url, "-t", "0.2"]);
     assert.equal(revoke.code, 69, revoke.out);
     assert.match(revoke.out, /No nodes replied/);
+    assert.match(revoke.out, /The revoke is stored in the broker for 3 hours/);
     const terminate = await cli(
       ["control", "terminate", "SIGKILL", running.id, "-b", url, "-t", "0.2"],
     );

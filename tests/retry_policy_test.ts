@@ -229,9 +229,9 @@ Deno.test("planRetry: countdown, eta, default delay and the retry limit", () => 
   assert.throws(() => planRetry(state, { countdown: -1 }, {}, now), RangeError);
   const wrong = (options: Record<string, unknown>) => () => planRetry(state, options, {}, now);
   assert.throws(wrong({ eta: "2030-01-01" }), /retry eta must be a Date, got "2030-01-01"/);
-  assert.throws(wrong({ eta: new Date(NaN) }), /retry eta must be a Date, got Invalid Date/);
-  assert.throws(wrong({ args: { a: 1 } }), /retry args must be an array, got \{"a":1\}/);
-  assert.throws(wrong({ kwargs: [1] }), /retry kwargs must be a plain object, got \[1\]/);
+  assert.throws(wrong({ eta: new Date(NaN) }), /retry eta must be a Date, got an invalid Date/);
+  assert.throws(wrong({ args: { a: 1 } }), /retry args must be an array, got an object/);
+  assert.throws(wrong({ kwargs: [1] }), /retry kwargs must be a plain object, got an array/);
 });
 
 Deno.test("backoffDelay follows get_exponential_backoff_interval", () => {

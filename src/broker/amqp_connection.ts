@@ -15,6 +15,7 @@ import process from "node:process";
 import type { ChannelModel } from "amqplib";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import { type AmqpUrlOptions, parseAmqpUrl } from "./amqp_url.ts";
+import { describeAmqpFailure } from "./amqp_failures.ts";
 import {
   backoffDelay,
   type BackoffOptions,
@@ -163,7 +164,7 @@ export class AmqpConnection {
       await this.#open(signal);
     } catch (err) {
       this.#on("close");
-      throw new BrokerConnectionError(this.#rawUrl, err);
+      throw new BrokerConnectionError(this.#rawUrl, err, describeAmqpFailure(err, this.#url));
     }
   }
 
@@ -263,7 +264,7 @@ export class AmqpConnection {
       log[level]("Cannot reconnect to {url} (attempt {attempt}): {error}", {
         url: this.safeUrl,
         attempt: this.#attempt,
-        error: (err as Error).message,
+        error: describeAmqpFailure(err, this.#url)?.reason ?? (err as Error).message,
       });
       this.#scheduleRetry();
     }

@@ -27,6 +27,7 @@ import {
   type DelayLevel,
   delayLevels,
 } from "./amqp_delayed.ts";
+import { explainRefusedAccess } from "./amqp_failures.ts";
 import { toAmqpTable } from "./amqp_table.ts";
 import {
   type BoundQueue,
@@ -100,8 +101,18 @@ export class Declarations {
 
   /**
    * @param options how task queues are declared
+   * @throws {TypeError} for a maximum priority with quorum queues only,
+   *   which would never apply (quorum queues take no `x-max-priority`)
    */
   constructor(options: DeclarationOptions = {}) {
+    if (options.maxPriority && options.queueType === "quorum") {
+      throw new TypeError(
+        `max_priority=${options.maxPriority} cannot apply with queue_type=quorum: RabbitMQ ` +
+          "quorum queues take no x-max-priority, so task priorities would be ignored. Keep " +
+          "classic queues for priorities (drop queue_type=quorum, or name the quorum ones with " +
+          "quorum_queues=a,b), or drop max_priority",
+      );
+    }
     this.#options = options;
   }
 
@@ -128,7 +139,9 @@ export class Declarations {
   async once(session: AmqpSession, key: string, fn: (ch: Channel) => Promise<unknown>) {
     if (this.#isDeclared(session, key)) return;
     const { channel } = await this.admin.get(session);
-    await fn(channel);
+    await fn(channel).catch((err) => {
+      throw explainRefusedAccess(err);
+    });
     this.#declared.add(key);
   }
 
@@ -189,7 +202,7 @@ export class Declarations {
         await this.#declareBound(channel, b);
         break;
       } catch (err) {
-        if (!isChannelError(err, 406)) throw err;
+        if (!isChannelError(err, 406)) throw explainRefusedAccess(err);
         const found = parseInequivalentArg((err as Error).message);
         const adapted = tries < 2 && found ? adapt(info, found) : null;
         if (adapted) {

@@ -282,9 +282,16 @@ export async function runControl(
     if (!values.json) console.log(`${method} sent.`);
     return 0;
   }
-  const replies = REVOKES.has(method)
-    ? await revoke(app, args(rest), options)
-    : await app.control.call(method, args(rest), options);
+  if (!REVOKES.has(method)) {
+    return print(method, await app.control.call(method, args(rest), options), values.json === true);
+  }
+  const replies = await revoke(app, args(rest), options);
+  if (replies.length === 0) {
+    console.error(
+      "The revoke is stored in the broker for 3 hours: a worker that starts (or consumes) " +
+        "within them skips the task.",
+    );
+  }
   return print(method, replies, values.json === true);
 }
 

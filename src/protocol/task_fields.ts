@@ -156,7 +156,9 @@ export function checkTaskFields(input: TaskFields, task: string): void {
     }
   }
   const { serializer, compression } = input;
-  if (serializer !== undefined && !Object.hasOwn(CONTENT_TYPES, serializer as string)) {
+  if (
+    serializer !== undefined && serializer !== null && !Object.hasOwn(CONTENT_TYPES, serializer)
+  ) {
     throw new TypeError(
       `serializer of "${task}" must be "json" or "msgpack", got ${describeValue(serializer)}`,
     );

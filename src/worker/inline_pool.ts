@@ -10,7 +10,7 @@ import { SoftTimeLimitExceeded, TimeLimitExceeded } from "../client/worker_error
 import { BatchRunner } from "./batch_runner.ts";
 import type { RunRequest } from "./executor.ts";
 import type { Pool, PoolEvents } from "./pool.ts";
-import { TimeLimitTimers } from "./time_limits.ts";
+import { logSoftTimeLimit, TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
@@ -54,10 +54,7 @@ export class InlinePool implements Pool {
       soft: (seq, seconds) => {
         const r = this.#running.get(seq);
         if (!r) return;
-        log.warn("Soft time limit ({seconds}s) exceeded for {task}[{id}]: its ctx.signal fires", {
-          seconds,
-          ...r,
-        });
+        logSoftTimeLimit(seconds, r);
         this.#runner.abort([seq], new SoftTimeLimitExceeded({ seconds, ...r }));
       },
       hard: (seq, seconds) => {

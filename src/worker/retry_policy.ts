@@ -9,6 +9,7 @@
 import { MaxRetriesExceededError, Retry, type RetryOptions } from "../client/retry.ts";
 import type { TaskOptions } from "../client/task_options.ts";
 import { argsRepr, kwargsRepr } from "../protocol/repr.ts";
+import { describeValue } from "../protocol/task_fields.ts";
 
 /** Celery's `default_retry_delay`: 3 minutes. */
 export const DEFAULT_RETRY_DELAY = 180;
@@ -169,18 +170,17 @@ export function planRetry(
 
 /** Refuse, in the task that called `ctx.retry()`, what no retry message could carry. */
 function checkRetryOptions(options: RetryOptions): void {
-  const shown = (v: unknown) => v instanceof Date ? String(v) : JSON.stringify(v) ?? String(v);
   const { eta, args, kwargs } = options as Record<string, unknown>;
   if (eta !== undefined && eta !== null && !(eta instanceof Date && !isNaN(eta.getTime()))) {
-    throw new TypeError(`retry eta must be a Date, got ${shown(eta)}`);
+    throw new TypeError(`retry eta must be a Date, got ${describeValue(eta)}`);
   }
   if (args !== undefined && args !== null && !Array.isArray(args)) {
-    throw new TypeError(`retry args must be an array, got ${shown(args)}`);
+    throw new TypeError(`retry args must be an array, got ${describeValue(args)}`);
   }
   if (
     kwargs !== undefined && kwargs !== null && (typeof kwargs !== "object" || Array.isArray(kwargs))
   ) {
-    throw new TypeError(`retry kwargs must be a plain object, got ${shown(kwargs)}`);
+    throw new TypeError(`retry kwargs must be a plain object, got ${describeValue(kwargs)}`);
   }
 }
 

@@ -16,7 +16,7 @@ import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
 import { SeqMap } from "./seq_map.ts";
 import { spawnRunner } from "./spawn_runner.ts";
-import { type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
+import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
@@ -377,11 +377,7 @@ export class ThreadPool implements Pool {
   #softLimit(seq: number, seconds: number): void {
     const o = this.#owner.get(seq);
     if (!o) return;
-    log.warn("Soft time limit ({seconds}s) exceeded for {task}[{id}]: its ctx.signal fires", {
-      seconds,
-      task: o.task,
-      id: o.id,
-    });
+    logSoftTimeLimit(seconds, o);
     postTo(o.member, { type: "soft-time-limit", seq, seconds, task: o.task, id: o.id });
   }
 

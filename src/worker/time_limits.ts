@@ -5,6 +5,10 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
+
+const log = getLogger(["celeriac", "worker", "pool"]);
+
 /**
  * The limits of one run, in seconds; `null` for none.
  *
@@ -150,6 +154,28 @@ export function setLongTimeout(fn: () => void, ms: number): LongTimer {
  */
 export function clearLongTimeout(timer: LongTimer): void {
   clearTimeout(timer.id);
+}
+
+/**
+ * Log a soft time limit that fired, at warning, as Celery does: a task that
+ * returns on its `ctx.signal` leaves a trace of it, and one that ignores it
+ * a line before its hard limit.
+ *
+ * @example
+ * ```ts
+ * import { logSoftTimeLimit } from "./time_limits.ts";
+ * logSoftTimeLimit(5, { task: "tasks.report", id: crypto.randomUUID() });
+ * ```
+ *
+ * @param seconds the soft limit
+ * @param run the task's name and id
+ */
+export function logSoftTimeLimit(seconds: number, run: { task: string; id: string }): void {
+  log.warn("Soft time limit ({seconds}s) exceeded for {task}[{id}]: its ctx.signal fires", {
+    seconds,
+    task: run.task,
+    id: run.id,
+  });
 }
 
 /**
