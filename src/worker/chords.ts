@@ -120,20 +120,37 @@ export function canvasOutcome(
     const exc = pyJsonDumps(o.exc ?? null);
     for (const j of failedMemberJoins(embed.chain ?? [], exc, parent)) joins.push(j);
   }
-  if (embed.chord && req.group) {
-    joins.push({
-      part: {
-        groupId: req.group,
-        groupIndex: req.groupIndex,
-        taskId: req.id,
-        state: o.ok ? "SUCCESS" : "FAILURE",
-        resultJson: pyJsonDumps(o.ok ? value : o.exc ?? null),
-      },
-      body: embed.chord,
-      parent,
-    });
-  }
+  const own = ownJoin(
+    req,
+    embed,
+    o.ok ? "SUCCESS" : "FAILURE",
+    () => pyJsonDumps(o.ok ? value : o.exc ?? null),
+    parent,
+  );
+  if (own) joins.push(own);
   return { meta, stores, publishes: f.publishes, joins };
+}
+
+/** The join of a chord header member with its chord; `null` for a task that is none. */
+function ownJoin(
+  req: TaskRequest,
+  embed: Embed,
+  state: ChordJoin["part"]["state"],
+  resultJson: () => string,
+  parent: Parent,
+): ChordJoin | null {
+  if (!embed.chord || !req.group) return null;
+  return {
+    part: {
+      groupId: req.group,
+      groupIndex: req.groupIndex,
+      taskId: req.id,
+      state,
+      resultJson: resultJson(),
+    },
+    body: embed.chord,
+    parent,
+  };
 }
 
 /** What publishing and joining need from the worker. */
@@ -390,18 +407,7 @@ export function notRunCanvas(
   const meta = pyJsonLoads(entry.meta) as ResultMeta;
   const resultJson = pyJsonDumps(meta.result);
   const joins = failedMemberJoins(embed.chain ?? [], resultJson, parent);
-  if (embed.chord && req.group) {
-    joins.push({
-      part: {
-        groupId: req.group,
-        groupIndex: req.groupIndex,
-        taskId: req.id,
-        state: "REVOKED",
-        resultJson,
-      },
-      body: embed.chord,
-      parent,
-    });
-  }
+  const own = ownJoin(req, embed, "REVOKED", () => resultJson, parent);
+  if (own) joins.push(own);
   return { stores, joins };
 }
