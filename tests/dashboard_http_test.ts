@@ -376,6 +376,23 @@ Deno.test("dashboard: a worker's page asks each inspect command of that node onl
   });
 });
 
+Deno.test("dashboard: a worker's inspect reply with an integer beyond 2^53 is served, digits and all", async () => {
+  // Response.json threw for the bigint the decoder makes of it: the worker page answered 500.
+  const inspector: DashboardOptions["inspector"] = (command, { destination }) =>
+    Promise.resolve(
+      destination && command === "stats" ? { [destination[0]]: { clock: 2n ** 70n } } : {},
+    );
+  await withDashboard({ inspector }, async (url, d, _app, f) => {
+    f.push({ type: "worker-online", hostname: "w@h", timestamp: now(), freq: 2 });
+    await until(() => d.model.workers.get("w@h") !== undefined);
+    const res = await fetch(`${url}/api/workers/w@h`);
+    const text = await res.text();
+    assert.equal(res.status, 200, text);
+    assert.equal(res.headers.get("content-type"), "application/json");
+    assert.match(text, /"stats":\{"clock":1180591620717411303424\}/);
+  });
+});
+
 Deno.test("dashboard: an online worker that missed the periodic inspect is asked again soon", async () => {
   const asked: string[] = [];
   const online = Promise.withResolvers<void>();

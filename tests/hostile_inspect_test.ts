@@ -5,12 +5,13 @@
  */
 
 import assert from "node:assert/strict";
-import { describeReply, replyJson } from "../src/cli/inspect.ts";
+import { describeReply } from "../src/cli/inspect.ts";
+import { jsonText } from "../src/protocol/json.ts";
 
 const big = 123456789012345678901234567890n;
 
 Deno.test("inspect replies: an integer beyond 2^53 is written with all its digits, not thrown", () => {
-  assert.equal(replyJson({ "evil@h": big }), '{"evil@h":123456789012345678901234567890}');
+  assert.equal(jsonText({ "evil@h": big }), '{"evil@h":123456789012345678901234567890}');
   assert.equal(
     describeReply("clock", { clock: big }),
     '{\n  "clock": 123456789012345678901234567890\n}',

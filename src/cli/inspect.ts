@@ -12,6 +12,7 @@ import type { Celery } from "../client/app.ts";
 import type { NodeReply, ReplyOptions } from "../client/replies.ts";
 import { closestName } from "./arg_errors.ts";
 import { table } from "./table.ts";
+import { jsonText } from "../protocol/json.ts";
 
 /** Exit code when no worker replied (Celery's EX_UNAVAILABLE). */
 export const NO_REPLY_EXIT = 69;
@@ -130,30 +131,6 @@ function replyOptions(values: Record<string, string | boolean | undefined>): Rep
   return { timeout, destination: destination?.length ? destination : undefined };
 }
 
-/**
- * JSON text of a reply as it was decoded: an integer beyond 2^53 (a bigint)
- * written with all its digits, where `JSON.stringify` throws for it.
- *
- * @example
- * ```ts ignore
- * replyJson({ "celery@h": 2n ** 64n }); // '{"celery@h":18446744073709551616}'
- * ```
- *
- * @param value a decoded reply
- * @param space indentation, as `JSON.stringify`'s
- * @returns the text
- */
-export function replyJson(value: unknown, space?: number): string {
-  return JSON.stringify(
-    value,
-    (_key, v) => typeof v === "bigint" ? rawJSON(v.toString()) : v,
-    space,
-  );
-}
-
-/** `JSON.rawJSON` (V8 has it; TypeScript's library does not yet). */
-const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
-
 /** A reply's `time_start` (seconds) as ISO text; `-` for none, or one that is no time. */
 function startedAt(v: unknown): string {
   return typeof v === "number" && Math.abs(v) <= 8.64e12 && v !== 0
@@ -186,7 +163,7 @@ export function describeReply(method: string, reply: unknown): string {
     if (method === "active" || method === "reserved") {
       return table([
         ["ID", "NAME", "ARGS", "STARTED"],
-        ...reply.map((t) => [t?.id, t?.name, replyJson(t?.args), startedAt(t?.time_start)]),
+        ...reply.map((t) => [t?.id, t?.name, jsonText(t?.args), startedAt(t?.time_start)]),
       ]);
     }
     if (method === "scheduled") {
@@ -196,9 +173,9 @@ export function describeReply(method: string, reply: unknown): string {
       ]);
     }
     if (method === "active_queues") return reply.map((q) => `* ${q?.name}`).join("\n");
-    return reply.map((x) => `* ${typeof x === "string" ? x : replyJson(x)}`).join("\n");
+    return reply.map((x) => `* ${typeof x === "string" ? x : jsonText(x)}`).join("\n");
   }
-  return replyJson(reply, 2);
+  return jsonText(reply, 2);
 }
 
 function indent(text: string): string {
@@ -207,7 +184,7 @@ function indent(text: string): string {
 
 function print(method: string, replies: NodeReply[], asJson: boolean): number {
   const merged = Object.assign({}, ...replies) as Record<string, unknown>;
-  if (asJson) console.log(replyJson(merged));
+  if (asJson) console.log(jsonText(merged));
   if (replies.length === 0) {
     console.error("Error: No nodes replied within time constraint.");
     return NO_REPLY_EXIT;
@@ -329,7 +306,7 @@ export async function runStatus(
   const nodes = Object.keys(merged).sort();
   // As `celery status`: `{"node": {"ok": "pong"}, ...}` with --json, else `->  node: OK` lines.
   if (values.json) {
-    console.log(replyJson(Object.fromEntries(nodes.map((n) => [n, merged[n]]))));
+    console.log(jsonText(Object.fromEntries(nodes.map((n) => [n, merged[n]]))));
   } else {
     for (const n of nodes) console.log(`->  ${n}: OK`);
     if (nodes.length) console.log(`\n${nodes.length} node${nodes.length === 1 ? "" : "s"} online.`);
@@ -353,7 +330,7 @@ export async function runReport(
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
   const replies = await app.control.inspect(replyOptions(values)).report();
-  if (values.json) console.log(replyJson(replies));
+  if (values.json) console.log(jsonText(replies));
   for (const [node, r] of Object.entries(replies)) {
     if (!values.json) console.log(`->  ${node}:${r.ok}`);
   }

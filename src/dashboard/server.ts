@@ -11,6 +11,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import { type ApiContext, apiGet, apiPost, taskJson } from "./api.ts";
 import { sleep } from "../broker/sleep.ts";
+import { jsonText } from "../protocol/json.ts";
 import { ASSETS } from "./assets.gen.ts";
 import { type AuthOptions, authRequired, checkAuth, isLoopback, validateAuth } from "./auth.ts";
 import { errorResponse, HttpError } from "./errors.ts";
@@ -403,7 +404,10 @@ export class Dashboard {
         } else {
           throw new HttpError(405, "method", `${req.method} is not allowed: use GET or POST`);
         }
-        return Response.json(value, { headers: { "cache-control": "no-store" } });
+        // Not Response.json: a worker's reply may hold an integer beyond 2^53 (a bigint).
+        return new Response(jsonText(value), {
+          headers: { "content-type": "application/json", "cache-control": "no-store" },
+        });
       }
       if (req.method !== "GET") {
         throw new HttpError(405, "method", `${req.method} is not allowed here`);

@@ -338,3 +338,30 @@ function pyJsonMembers(record: Record<string, unknown>, floats?: ReadonlySet<str
 export function pyJsonScalar(value: string | number): string {
   return typeof value === "string" ? encodeString(value) : encodeNumber(value);
 }
+
+/**
+ * `JSON.stringify` that writes an integer beyond 2^53 (a `bigint`, as
+ * {@link pyJsonLoads} decodes one) with all its digits, where
+ * `JSON.stringify` throws for it: for text shown or served as plain JSON
+ * (the command line's replies, the dashboard's API), not Python's layout.
+ *
+ * @example
+ * ```ts
+ * import { jsonText } from "./json.ts";
+ * jsonText({ "celery@h": 2n ** 64n }); // '{"celery@h":18446744073709551616}'
+ * ```
+ *
+ * @param value any JSON-like value
+ * @param space indentation, as `JSON.stringify`'s
+ * @returns the text
+ */
+export function jsonText(value: unknown, space?: number): string {
+  return JSON.stringify(
+    value,
+    (_key, v) => typeof v === "bigint" ? rawJSON(v.toString()) : v,
+    space,
+  );
+}
+
+/** `JSON.rawJSON` (V8 has it; TypeScript's library does not yet). */
+const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
