@@ -105,6 +105,20 @@ export function backendConformance(name: string, open: BackendFactory, ignore = 
     );
   });
 
+  t(
+    "a wait aborted while it is still starting rejects with the reason, not as an unhandled rejection",
+    async (b) => {
+      // Aborted before the backend's first read or subscription is done: the
+      // rejection must reach the caller, not end the process as uncaught.
+      const controller = new AbortController();
+      const waiting = b.waitFor(crypto.randomUUID(), controller.signal);
+      controller.abort(new DOMException("gave up", "TimeoutError"));
+      await assert.rejects(waiting, (e: Error) => e.name === "TimeoutError");
+      const waitingStored = b.waitFor(crypto.randomUUID(), controller.signal);
+      await assert.rejects(waitingStored, (e: Error) => e.name === "TimeoutError");
+    },
+  );
+
   t("forget deletes a result", async (b) => {
     const id = crypto.randomUUID();
     await b.store([meta(id, "SUCCESS", 1)]);

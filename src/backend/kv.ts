@@ -194,6 +194,9 @@ export class KvBackend implements ResultBackend {
     signal?.throwIfAborted();
     if (this.#closed) throw this.#closing.signal.reason;
     const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
+    // An abort during the first read rejects `promise` before it is awaited:
+    // observed below, not an unhandled rejection.
+    promise.catch(() => {});
     const waiter: Waiter = { resolve, reject, onState };
     let set = this.#waiters.get(taskId);
     if (!set) this.#waiters.set(taskId, set = new Set());

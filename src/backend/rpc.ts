@@ -341,6 +341,9 @@ export class RpcBackend implements ResultBackend {
     await this.#listen();
     const id = crypto.randomUUID();
     const { promise: arrived, resolve, reject } = Promise.withResolvers<void>();
+    // A close during the marker's publish rejects `arrived` before it is
+    // awaited: observed below, not an unhandled rejection.
+    arrived.catch(() => {});
     this.#syncs.set(id, resolve);
     const onClose = () => reject(this.#closing.signal.reason);
     this.#closing.signal.addEventListener("abort", onClose, { once: true });
@@ -381,6 +384,9 @@ export class RpcBackend implements ResultBackend {
     if (known && READY_STATES.has(known.status)) return known;
     if (known) onState?.(known);
     const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
+    // An abort while the reply queue is being declared rejects `promise`
+    // before it is awaited: observed below, not an unhandled rejection.
+    promise.catch(() => {});
     const waiter: Waiter = { resolve, onState };
     let set = this.#waiters.get(taskId);
     if (!set) this.#waiters.set(taskId, set = new Set());
