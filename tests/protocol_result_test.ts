@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ProtocolError } from "../src/protocol/errors.ts";
+import { EncodeError, ProtocolError } from "../src/protocol/errors.ts";
 import { exceptionInfo, JS_EXC_MODULE, tracebackText } from "../src/protocol/exceptions.ts";
 import {
   decodeResultMeta,
@@ -13,6 +13,7 @@ import {
   encodeResultMetaWithJson,
   EXCEPTION_STATES,
   READY_STATES,
+  resultJson,
   type ResultMeta,
   type ResultMetaInput,
 } from "../src/protocol/result_meta.ts";
@@ -380,4 +381,15 @@ Deno.test("tracebackText: the stack for errors, the text for anything else", () 
   noStack.stack = undefined;
   assert.equal(tracebackText(noStack), "Error: nostack");
   assert.equal(tracebackText("oops"), "oops");
+});
+
+Deno.test("resultJson: raw bytes in a result are refused with a hint that fits results", () => {
+  // A Python client sends msgpack, the task returns the bytes it got: storing the result said
+  // 'or use serializer "msgpack"', which results cannot (they are JSON).
+  assert.throws(
+    () => resultJson({ data: [new Uint8Array([1, 2])] }),
+    (e: unknown) =>
+      e instanceof EncodeError && e.path === "result.data[0]" &&
+      /results are JSON/.test(e.message) && !/msgpack"/.test(e.message),
+  );
 });

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { ProtocolError } from "./errors.ts";
+import { EncodeError, ProtocolError } from "./errors.ts";
 import { rerootEncodeError } from "./encodable.ts";
-import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import { BYTES_REFUSAL, pyJsonDumps, pyJsonLoads } from "./json.ts";
 import { pyIsoFormat } from "./time.ts";
 
 /**
@@ -268,6 +268,15 @@ export function resultJson(value: unknown): string {
   try {
     return pyJsonDumps(value);
   } catch (err) {
-    throw rerootEncodeError(err, "result");
+    const rooted = rerootEncodeError(err, "result");
+    if (rooted instanceof EncodeError && rooted.reason === BYTES_REFUSAL) {
+      throw new EncodeError(
+        "Raw bytes cannot be stored in a result: results are JSON (Celery's default " +
+          "result_serializer; a msgpack task message does not change that). Return them " +
+          "base64-encoded in a string",
+        { path: rooted.path },
+      );
+    }
+    throw rooted;
   }
 }
