@@ -25,7 +25,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   status: [...APP, "timeout", "json", ...LOGGING],
   report: [...APP, "destination", "timeout", "json", ...LOGGING],
   events: [...APP, "dump", ...LOGGING],
-  beat: [...APP, "list", "max-interval", "lease-time", "beat-store", ...LOGGING],
+  beat: [...APP, "list", "max-interval", "lease-time", "beat-store", "schedule", ...LOGGING],
   schedule: [
     ...APP,
     "beat-store",
