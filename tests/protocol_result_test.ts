@@ -154,6 +154,33 @@ Deno.test("encodeResultMeta: group_id and parent_id only when set, in Celery's o
   );
 });
 
+Deno.test("encodeResultMeta: result_extended fields as a Celery 5.2.6 worker writes them", () => {
+  // Python: app.backend._get_result_meta(..., request) with result_extended = True, then encode.
+  const text = encodeResultMeta({
+    taskId: "t1",
+    status: "SUCCESS",
+    result: 5,
+    dateDone: new Date("2026-12-05T04:10:36.054Z"),
+    groupId: "g1",
+    parentId: "p1",
+    extended: {
+      name: "tasks.add",
+      args: [2, 3],
+      kwargs: { k: "\u00e9" },
+      worker: "celery@vm",
+      retries: 1,
+      queue: "celery",
+    },
+  });
+  assert.equal(
+    text,
+    '{"status": "SUCCESS", "result": 5, "traceback": null, "children": [], "date_done": ' +
+      '"2026-12-05T04:10:36.054000", "group_id": "g1", "parent_id": "p1", "name": "tasks.add", ' +
+      '"args": [2, 3], "kwargs": {"k": "\\u00e9"}, "worker": "celery@vm", "retries": 1, ' +
+      '"queue": "celery", "task_id": "t1"}',
+  );
+});
+
 // ---------------------------------------------------------------------------
 // every stored and published meta decodes, and re-encodes to the same bytes
 
