@@ -69,6 +69,7 @@ Deno.test({
       { task: "tasks.add", args: [5, 6], options: { compression: "bzip2", priority: 9 } },
       { task: "tasks.add", args: [1, 1], options: { countdown: 1 } },
       { task: "no.such.task", args: [] },
+      { task: "tasks.withdraw", args: [10, 30] },
     ]);
     assert.equal(out[0].ok, 5);
     assert.equal(out[1].ok, 42);
@@ -90,6 +91,12 @@ Deno.test({
     assert.equal(out[8].error?.type, "NotRegistered");
     assert.equal(out[8].error?.module, "celery.exceptions");
     assert.match(worker.output, /Parked task no\.such\.task\[/);
+    // `class InsufficientFunds extends Error {}` (name left "Error") was a plain Exception.
+    assert.deepEqual(out[9].error, {
+      type: "InsufficientFunds",
+      module: "celery.exceptions",
+      args: ["30 > 10"],
+    });
   } finally {
     await worker.stop();
   }
