@@ -190,6 +190,14 @@ Deno.test({
       args: [1, "x", 2n ** 70n, "2026-01-02T03:04:05.600000Z"],
       kwargs: { k: [1, 2] },
     });
+    // A whole number past 2^53 is a double: Python got it as an int of other digits
+    // (1152921504606847000 for 2 ** 60), and the echo came back as that bigint.
+    const doubles = await app.sendTask("py.echo", [2 ** 60, -(2 ** 53 + 2), 1e16]);
+    taskIds.push(doubles.id);
+    assert.deepEqual(await doubles.get({ timeout: 15_000 }), {
+      args: [2 ** 60, -(2 ** 53 + 2), 1e16],
+      kwargs: {},
+    });
     // A batch (one template for every message, one LPUSH): Python decodes each message.
     const echo = app.remoteTask<unknown[], { args: unknown[]; kwargs: unknown }>("py.echo");
     const batchArgs = [[1, "h\u00e9llo \u2603"], ['say "hi"', [1, { k: null }]], [], [2n ** 70n]];
