@@ -11,6 +11,7 @@ import { nodeName, nodePath } from "../src/worker/node_name.ts";
 import { Celery } from "../mod.ts";
 import { Worker } from "../worker.ts";
 import { celeriacWorker, Proc } from "./helpers/procs.ts";
+import { createVhost } from "./helpers/rabbitmq.ts";
 
 Deno.test("node names: -n is expanded as Celery's host_format(default_nodename(...))", () => {
   // Each case checked against Celery 5.2.6's celery.utils.nodenames on host vm.example.com.
@@ -120,9 +121,8 @@ Deno.test("node names: --logfile %n%I.log gives each worker of a host its own fi
   }
 });
 
-Deno.test("node names: two workers started with one -n are told so, and inspect warns", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "celeriac-dupes-" });
-  const url = `kv://${dir}/q.sqlite`;
+/** Two workers named `same@%h` on `url`, then `other@%h`: the two are told, the other not. */
+async function sameName(url: string): Promise<void> {
   const args = ["--app", "./tests/apps/worker_app.ts", "--broker", url, "-c", "1", "-n", "same@%h"];
   const workers: Proc[] = [];
   try {
@@ -152,6 +152,25 @@ Deno.test("node names: two workers started with one -n are told so, and inspect 
     assert.doesNotMatch(other.output, /Another worker is running/);
   } finally {
     for (const w of workers) await w.stop("SIGTERM", 30_000);
+  }
+}
+
+Deno.test("node names: two workers started with one -n are told so, and inspect warns (KV)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-dupes-" });
+  try {
+    await sameName(`kv://${dir}/q.sqlite`);
+  } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("node names: two workers of one name on RabbitMQ each get every request", async () => {
+  // Both consumed kombu's one queue <name>.celery.pidbox: each request reached one of them,
+  // so neither the start-up check nor inspect saw the other (and a revoke reached one).
+  const vhost = await createVhost("names");
+  try {
+    await sameName(vhost.url());
+  } finally {
+    await vhost.remove();
   }
 });
