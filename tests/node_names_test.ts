@@ -56,6 +56,16 @@ Deno.test("node names: the Worker class builds its name the same way", () => {
   assert.throws(() => named("w@%x"), /has %x/);
 });
 
+/** Wait until `path` matches `re` (30 s at most). */
+async function fileSays(path: string, re: RegExp): Promise<void> {
+  let text = "";
+  for (let i = 0; i < 300 && !re.test(text); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    text = await Deno.readTextFile(path).catch(() => "");
+  }
+  assert.match(text, re, path);
+}
+
 /** Run `worker.ts status` until its output matches `re` (20 tries). */
 async function bothOnline(url: string, re: RegExp): Promise<void> {
   let out = "";
@@ -83,7 +93,7 @@ Deno.test("node names: --logfile %n%I.log gives each worker of a host its own fi
   const pattern = `${dir}/%n%I.log`;
   const workers: Proc[] = [];
   try {
-    for (const name of ["w1", "w2"]) {
+    const start = (name: string) =>
       workers.push(Proc.start(`celeriac ${name}`, Deno.execPath(), [
         "run",
         "-A",
@@ -94,8 +104,11 @@ Deno.test("node names: --logfile %n%I.log gives each worker of a host its own fi
         "--logfile",
         pattern,
       ]));
-    }
-    // Nothing goes to the console: they are ready once both answer `status`.
+    start("w1");
+    // Nothing goes to the console. The file has the ready line within a second while the
+    // worker idles (before: only once another line came, or at exit).
+    await fileSays(`${dir}/w1.log`, / ready: /);
+    start("w2");
     await bothOnline(url, /w1@[\s\S]*w2@/);
     for (const w of workers) assert.equal((await w.stop("SIGTERM", 60_000)).code, 0, w.output);
     for (const name of ["w1", "w2"]) {
