@@ -17,6 +17,7 @@ import { parked, purge } from "./admin.ts";
 import { argumentError, closestName } from "./arg_errors.ts";
 import { runBeat, runSchedule, SCHEDULE_ACTIONS } from "./beat.ts";
 import { type CompletionSpec, runCompletion, SHELLS } from "./completion.ts";
+import { commandHelp } from "./command_help.ts";
 import { runDashboard } from "./dashboard.ts";
 import { CONTROL_COMMANDS, INSPECT_COMMANDS } from "./inspect.ts";
 import { LOG_FORMATS, type LogFields, parseLogFormat } from "./log_output.ts";
@@ -180,7 +181,7 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
   }
   const { values, positionals } = parsed;
   if (values.help) {
-    console.log(USAGE);
+    console.log((positionals[0] && commandHelp(positionals[0])) || USAGE);
     return 0;
   }
   if (values.version) {

@@ -12,7 +12,7 @@ import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
 import { type Group, type Member, postTo } from "./pool_member.ts";
 import type { FromRunner } from "./pool_protocol.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
-import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
+import { moduleDirs, type Sandbox, spawnPermissions, ungrantedPermission } from "./sandboxes.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
 import { SeqMap } from "./seq_map.ts";
 import { spawnRunner } from "./spawn_runner.ts";
@@ -72,6 +72,14 @@ interface Owned {
   member: Member;
   task: string;
   id: string;
+}
+
+function cannotSpawn(group: Group, why: string): Error {
+  return new Error(
+    `Cannot start a Web Worker with permissions ${group.sandbox.key} (tasks ` +
+      `${group.sandbox.tasks.join(", ") || "all"}): ${why}. A sandbox cannot have more ` +
+      `permissions than the worker process: grant them to the process, or narrow the sandbox`,
+  );
 }
 
 const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tasks: [] };
@@ -220,6 +228,10 @@ export class ThreadPool implements Pool {
       failures: 0,
     }));
     for (const g of this.#groups) for (const t of g.sandbox.tasks) this.#groupOf.set(t, g);
+    for (const g of this.#groups) {
+      const missing = ungrantedPermission(g.spawn.permissions);
+      if (missing) throw cannotSpawn(g, `the worker process has no ${missing}`);
+    }
     try {
       for (const g of this.#groups) {
         g.members = Array.from({ length: this.#target(g) }, () => this.#spawn(g));
@@ -236,11 +248,7 @@ export class ThreadPool implements Pool {
     try {
       worker = spawnRunner(new URL("./runner.ts", import.meta.url), group.spawn.permissions);
     } catch (err) {
-      throw new Error(
-        `Cannot start a Web Worker with permissions ${group.sandbox.key} (tasks ` +
-          `${group.sandbox.tasks.join(", ") || "all"}): ${(err as Error).message}. ` +
-          `A sandbox cannot have more permissions than the worker process`,
-      );
+      throw cannotSpawn(group, (err as Error).message);
     }
     const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
     ready.catch(() => {});
@@ -382,20 +390,28 @@ export class ThreadPool implements Pool {
   }
 
   #hardLimit(seq: number, seconds: number): void {
-    this.#kill(seq, seconds, `Hard time limit (${seconds}s) exceeded`);
+    this.#kill(seq, seconds);
   }
 
-  /** Terminate the Web Worker running `seq`, replace it, report the others it held. */
-  #kill(seq: number, seconds: number, why: string): void {
+  /**
+   * Terminate the Web Worker running `seq` (at its hard time limit of
+   * `seconds`, or with 0 for a revoke with terminate), replace it, report the
+   * others it held. A time limit is logged at error; a terminate the user
+   * asked for at info, as Celery's "Terminating ID (signal)", or at warning
+   * when it puts other tasks back.
+   */
+  #kill(seq: number, seconds: number): void {
     const o = this.#owner.get(seq);
     if (!o) return;
     const { member } = o;
     const wasRetiring = member.retiring;
     const abandoned = this.#drop(member).filter((s) => s !== seq);
-    log.error(
-      "{why} for {task}[{id}]: its Web Worker is replaced and the {n} other task(s) it held " +
-        "are put back",
-      { why, task: o.task, id: o.id, n: abandoned.length },
+    const what = seconds > 0
+      ? `Hard time limit (${seconds}s) exceeded for {task}[{id}]`
+      : "Terminating {task}[{id}] (revoked with terminate)";
+    log[seconds > 0 ? "error" : abandoned.length ? "warn" : "info"](
+      `${what}: its Web Worker is replaced and the {n} other task(s) it held are put back`,
+      { task: o.task, id: o.id, n: abandoned.length },
     );
     if (!wasRetiring && !this.#closed) member.group.members.push(this.#spawn(member.group));
     this.#events.onTimeLimit(seq, seconds, abandoned);
@@ -479,7 +495,7 @@ export class ThreadPool implements Pool {
   }
 
   terminate(seqs: number[]): void {
-    for (const s of seqs) this.#kill(s, 0, "Revoked with terminate");
+    for (const s of seqs) this.#kill(s, 0);
   }
 
   close(): Promise<void> {
