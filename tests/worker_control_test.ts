@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { Celery } from "../mod.ts";
 import { encodeControlRequest, PIDBOX_EXCHANGE } from "../protocol.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -80,21 +81,37 @@ for (const t of transports) {
   });
 
   test("terminate ends the Web Worker of a task that ignores its signal: REVOKED terminated", async () => {
-    await withWorker(t, {}, async (client, worker) => {
-      const r = await client.sendTask<string>("t.slow", [30_000]);
-      while (worker.active === 0) await new Promise((ok) => setTimeout(ok, 20));
-      await client.control.revoke(r.id, { terminate: true });
-      assert.deepEqual(await revokedMeta(client, r.id), {
-        state: "REVOKED",
-        message: ["terminated"],
-        type: "TaskRevokedError",
-      });
-      assert.equal(worker.active, 0);
-      assert.equal(
-        await client.sendTask<number>("t.add", [1, 1]).then((x) => x.get({ timeout: 10_000 })),
-        2,
-      );
+    const records: LogRecord[] = [];
+    await configure({
+      reset: true,
+      sinks: { mem: (r) => records.push(r) },
+      loggers: [{ category: ["celeriac"], lowestLevel: "info", sinks: ["mem"] }],
     });
+    let id = "";
+    try {
+      await withWorker(t, {}, async (client, worker) => {
+        const r = await client.sendTask<string>("t.slow", [30_000]);
+        id = r.id;
+        while (worker.active === 0) await new Promise((ok) => setTimeout(ok, 20));
+        await client.control.revoke(r.id, { terminate: true });
+        assert.deepEqual(await revokedMeta(client, r.id), {
+          state: "REVOKED",
+          message: ["terminated"],
+          type: "TaskRevokedError",
+        });
+        assert.equal(worker.active, 0);
+        assert.equal(
+          await client.sendTask<number>("t.add", [1, 1]).then((x) => x.get({ timeout: 10_000 })),
+          2,
+        );
+      });
+    } finally {
+      await reset();
+    }
+    // Asked for, so logged at info as Celery's "Terminating ID (signal)": not a warning or an error.
+    const about = records.filter((r) => r.message.join("").includes(id));
+    assert.deepEqual(about.filter((r) => r.level !== "info" && r.level !== "debug"), []);
+    assert.ok(about.some((r) => r.message.join("").startsWith(`Terminating t.slow[${id}]`)));
   });
 
   test("pidbox: ping and revoke get Celery's replies; other nodes' requests are ignored", async () => {

@@ -163,7 +163,7 @@ export async function runWorker(
   }
   const hint = permissionHint({
     unreadEnv: takeUnreadEnv(),
-    usesHostName: ((values.hostname as string | undefined) ?? "%h").includes("%h"),
+    usesHostName: /%[hnd]|@$|^$/.test((values.hostname as string | undefined) ?? "%h"),
     heartbeats: !values["without-heartbeat"],
   });
   if (hint) log[hint.level]("{message}", { message: hint.message });
