@@ -122,6 +122,27 @@ Deno.test("beat CLI: schedule add/remove say what happens when no beat runs and 
   });
 });
 
+Deno.test("beat CLI: Celery's -s / --schedule FILE is accepted and says where beat's state is", async () => {
+  // It was "unknown option -s" (exit 2) for a unit file carried over from Celery.
+  await withKv(async (env) => {
+    const file = `${env.BEAT_BROKER.slice("kv://".length)}.schedule`;
+    for (const flag of ["-s", "--schedule"]) {
+      const out = await cli(["beat", "--list", flag, file], env);
+      assert.equal(out.code, 0, out.text);
+      assert.match(
+        out.text,
+        new RegExp(
+          `--schedule ${file} \\(Celery's schedule file\\) is not used: beat keeps its lease and ` +
+            `last runs in its store, ${env.BEAT_BROKER}, shared by its replicas; to keep them ` +
+            `in a file, give --beat-store kv://${file}`,
+        ),
+      );
+      assert.match(out.text, /tick\s+beat\.tick/);
+    }
+    assert.equal(await Deno.stat(file).then(() => true, () => false), false);
+  });
+});
+
 Deno.test("beat CLI: bad input is refused with the entry and the field", async () => {
   await withKv(async (env) => {
     const cron = await cli(

@@ -69,3 +69,74 @@ Deno.test("dashboard --hide-args: inspect replies on the worker page are masked"
     await app.close();
   }
 });
+
+Deno.test("dashboard --hide-args: a failed task's exception message and traceback text are masked", async () => {
+  // The exception's repr and its traceback's message line showed the args that --hide-args hid.
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const at = Date.now() / 1000;
+  const events: DashboardEvent[] = [
+    { type: "worker-online", hostname: "w@h", timestamp: at, freq: 2 },
+    {
+      type: "task-received",
+      hostname: "w@h",
+      timestamp: at,
+      uuid: "f1",
+      name: "tasks.charge",
+      args: "['4111 1111 1111 1111']",
+      kwargs: "{'cvv': '123'}",
+    },
+    {
+      type: "task-failed",
+      hostname: "w@h",
+      timestamp: at + 1,
+      uuid: "f1",
+      exception: "ValueError('card 4111 1111 1111 1111 declined, cvv 123')",
+      traceback: "Traceback (most recent call last):\n" +
+        '  File "/srv/tasks.py", line 12, in charge\n' +
+        "    raise ValueError(f'card {card} declined, cvv {cvv}')\n" +
+        "ValueError: card 4111 1111 1111 1111 declined, cvv 123\n",
+    },
+    {
+      type: "task-failed",
+      hostname: "w@h",
+      timestamp: at + 1,
+      uuid: "f2",
+      name: "tasks.charge",
+      exception: "Error('card 4111 1111 1111 1111 declined')",
+      traceback: "Error: card 4111 1111 1111 1111 declined\n" +
+        "    at charge (file:///srv/tasks.ts:12:9)",
+    },
+  ];
+  const d = new Dashboard({
+    app,
+    port: 0,
+    events: async function* () {
+      yield* events;
+    },
+    enableEvents: false,
+    inspector,
+    hideArgs: true,
+  });
+  const { url } = await d.start();
+  try {
+    for (let i = 0; i < 200 && !d.model.tasks.get("f2"); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const list = await (await fetch(`${url}/api/tasks`)).text();
+    const one = await (await fetch(`${url}/api/tasks/f1`)).text();
+    const js = await (await fetch(`${url}/api/tasks/f2`)).text();
+    for (const text of [list, one, js]) assert.doesNotMatch(text, /4111|cvv/);
+    const { task } = JSON.parse(one);
+    assert.equal(task.exception, "ValueError(•••)");
+    assert.equal(
+      task.traceback,
+      'Traceback (most recent call last):\n  File "/srv/tasks.py", line 12, in charge\n•••',
+    );
+    const f2 = JSON.parse(js).task;
+    assert.equal(f2.exception, "Error(•••)");
+    assert.equal(f2.traceback, "•••\n    at charge (file:///srv/tasks.ts:12:9)");
+  } finally {
+    await d.stop();
+    await app.close();
+  }
+});

@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { Celery } from "../mod.ts";
 import { encodeControlRequest, PIDBOX_EXCHANGE } from "../protocol.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -79,22 +80,57 @@ for (const t of transports) {
     }, queue);
   });
 
+  test("a revoke with a destination reaches only the named nodes, and only they remember it", async () => {
+    // It was stored where every worker reads it at start: one not named, or with no such node
+    // at all (-d with a typo), skipped the task as well.
+    const queue = `cq-${crypto.randomUUID().slice(0, 8)}`;
+    const client = new Celery({ broker: t.broker, backend: t.backend, defaultQueue: queue });
+    const r = await client.sendTask<number>("t.add", [1, 2]);
+    await client.control.revoke(r.id, { destination: ["nobody@nowhere"] });
+    await client.close();
+    await withWorker(t, {}, async (c, worker) => {
+      assert.equal(await c.asyncResult<number>(r.id).get({ timeout: 10_000 }), 3);
+      const broker = await c.broker();
+      assert.ok(!(await broker.listRevoked()).some((e) => e.id === r.id));
+      // Named, the worker has it and remembers it for the workers that start later.
+      const id = crypto.randomUUID();
+      await c.control.revoke(id, { destination: [worker.hostname], reply: true });
+      assert.ok((await broker.listRevoked()).some((e) => e.id === id));
+    }, queue);
+  });
+
   test("terminate ends the Web Worker of a task that ignores its signal: REVOKED terminated", async () => {
-    await withWorker(t, {}, async (client, worker) => {
-      const r = await client.sendTask<string>("t.slow", [30_000]);
-      while (worker.active === 0) await new Promise((ok) => setTimeout(ok, 20));
-      await client.control.revoke(r.id, { terminate: true });
-      assert.deepEqual(await revokedMeta(client, r.id), {
-        state: "REVOKED",
-        message: ["terminated"],
-        type: "TaskRevokedError",
-      });
-      assert.equal(worker.active, 0);
-      assert.equal(
-        await client.sendTask<number>("t.add", [1, 1]).then((x) => x.get({ timeout: 10_000 })),
-        2,
-      );
+    const records: LogRecord[] = [];
+    await configure({
+      reset: true,
+      sinks: { mem: (r) => records.push(r) },
+      loggers: [{ category: ["celeriac"], lowestLevel: "info", sinks: ["mem"] }],
     });
+    let id = "";
+    try {
+      await withWorker(t, {}, async (client, worker) => {
+        const r = await client.sendTask<string>("t.slow", [30_000]);
+        id = r.id;
+        while (worker.active === 0) await new Promise((ok) => setTimeout(ok, 20));
+        await client.control.revoke(r.id, { terminate: true });
+        assert.deepEqual(await revokedMeta(client, r.id), {
+          state: "REVOKED",
+          message: ["terminated"],
+          type: "TaskRevokedError",
+        });
+        assert.equal(worker.active, 0);
+        assert.equal(
+          await client.sendTask<number>("t.add", [1, 1]).then((x) => x.get({ timeout: 10_000 })),
+          2,
+        );
+      });
+    } finally {
+      await reset();
+    }
+    // Asked for, so logged at info as Celery's "Terminating ID (signal)": not a warning or an error.
+    const about = records.filter((r) => r.message.join("").includes(id));
+    assert.deepEqual(about.filter((r) => r.level !== "info" && r.level !== "debug"), []);
+    assert.ok(about.some((r) => r.message.join("").startsWith(`Terminating t.slow[${id}]`)));
   });
 
   test("pidbox: ping and revoke get Celery's replies; other nodes' requests are ignored", async () => {

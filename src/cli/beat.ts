@@ -6,6 +6,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { maskPassword } from "../broker/errors.ts";
 import type { Celery } from "../client/app.ts";
 import type { BeatEntry, ScheduleSpec } from "../client/beat_config.ts";
 import { Beat } from "../beat/beat.ts";
@@ -21,6 +22,7 @@ export const BEAT_OPTIONS = {
   "max-interval": { type: "string" },
   "lease-time": { type: "string" },
   "beat-store": { type: "string" },
+  schedule: { type: "string", short: "s" },
   task: { type: "string" },
   every: { type: "string" },
   cron: { type: "string" },
@@ -58,7 +60,9 @@ Beat options:
       --max-interval SECONDS longest sleep of beat; run-time changes arrive within it (default 5)
       --lease-time SECONDS   leader lease; a dead leader is replaced within it (default 15)
       --beat-store URL       where the lease and last runs live (default: the broker;
-                             required with an amqp:// broker: a redis:// or kv:// URL)`;
+                             required with an amqp:// broker: a redis:// or kv:// URL)
+  -s, --schedule FILE        Celery's schedule file: accepted, not used (beat's state is
+                             in --beat-store; says where); a file: --beat-store kv://FILE`;
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -81,7 +85,8 @@ function json(value: string | boolean | undefined, flag: string): unknown {
 }
 
 /**
- * Apply `--beat-store` to the app before anything connects.
+ * Apply `--beat-store` to the app before anything connects; for Celery's
+ * `-s/--schedule FILE`, say where beat's state is instead (a warning).
  *
  * @example
  * ```ts ignore
@@ -93,6 +98,20 @@ function json(value: string | boolean | undefined, flag: string): unknown {
  */
 export function configureBeatStore(app: Celery, values: Values): void {
   if (typeof values["beat-store"] === "string") app.configure({ beatStore: values["beat-store"] });
+  if (typeof values.schedule === "string") {
+    const store = app.config.beatStore;
+    log.warn(
+      "beat: --schedule {file} (Celery's schedule file) is not used: beat keeps its lease and " +
+        "last runs in its store{where}; to keep them in a file, give --beat-store kv://{file} " +
+        "(replicas on this host only)",
+      {
+        file: values.schedule,
+        where: store === null
+          ? " (--beat-store)"
+          : `, ${maskPassword(store)}, shared by its replicas`,
+      },
+    );
+  }
 }
 
 /**

@@ -42,7 +42,7 @@ Dashboard options:
       --token TOKEN          bearer token for scripts and Prometheus (browsers: as the
                              Basic password); or CELERIAC_DASHBOARD_TOKEN
       --read-only            hide every action (revoke, purge, shutdown, ...)
-      --hide-args            mask task args, kwargs and results
+      --hide-args            mask task args, kwargs, results and exception messages
       --max-tasks N          tasks kept in memory (default 10000)
       --nice N               dashboard: CPU priority, as nice(1) (default 10: workers on the
                              same host come first; 0 for normal; needs --allow-sys=setPriority)

@@ -9,7 +9,7 @@
  */
 
 import type { Celery } from "../client/app.ts";
-import type { NodeReply, ReplyOptions } from "../client/replies.ts";
+import { flattenReplies, type NodeReply, type ReplyOptions } from "../client/replies.ts";
 import { closestName } from "./arg_errors.ts";
 import { table } from "./table.ts";
 import { jsonText } from "../protocol/json.ts";
@@ -183,7 +183,7 @@ function indent(text: string): string {
 }
 
 function print(method: string, replies: NodeReply[], asJson: boolean): number {
-  const merged = Object.assign({}, ...replies) as Record<string, unknown>;
+  const merged = flattenReplies(replies);
   if (asJson) console.log(jsonText(merged));
   if (replies.length === 0) {
     console.error("Error: No nodes replied within time constraint.");
@@ -197,7 +197,8 @@ function print(method: string, replies: NodeReply[], asJson: boolean): number {
     console.log(`->  ${node}: ${error ? "ERROR" : "OK"}`);
     console.log(indent(describeReply(method, reply)));
   }
-  if (!asJson) console.log(`\n${replies.length} node${replies.length === 1 ? "" : "s"} replied.`);
+  const n = Object.keys(merged).length;
+  if (!asJson) console.log(`\n${n} node${n === 1 ? "" : "s"} replied.`);
   return failed ? 1 : 0;
 }
 
@@ -265,8 +266,11 @@ export async function runControl(
   const replies = await revoke(app, args(rest), options);
   if (replies.length === 0) {
     console.error(
-      "The revoke is stored in the broker for 3 hours: a worker that starts (or consumes) " +
-        "within them skips the task.",
+      options.destination
+        ? `No node of -d ${options.destination.join(",")} answered: the revoke reached no ` +
+          "worker and is not stored (without -d it is stored in the broker for 3 hours)."
+        : "The revoke is stored in the broker for 3 hours: a worker that starts (or consumes) " +
+          "within them skips the task.",
     );
   }
   return print(method, replies, values.json === true);
@@ -275,7 +279,10 @@ export async function runControl(
 /** Commands sent through `app.control.revoke`, which also remembers the ids in the broker. */
 const REVOKES = new Set(["revoke", "terminate"]);
 
-/** Revoke as the client does: remembered for workers that start later, even if none answers. */
+/**
+ * Revoke as the client does: remembered for workers that start later, even
+ * if none answers (with a destination, once a named node has it).
+ */
 function revoke(
   app: Celery,
   args: Record<string, unknown>,
@@ -302,7 +309,7 @@ export async function runStatus(
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
   const replies = await app.control.ping(replyOptions(values));
-  const merged = Object.assign({}, ...replies) as Record<string, unknown>;
+  const merged = flattenReplies(replies);
   const nodes = Object.keys(merged).sort();
   // As `celery status`: `{"node": {"ok": "pong"}, ...}` with --json, else `->  node: OK` lines.
   if (values.json) {

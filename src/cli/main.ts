@@ -10,12 +10,14 @@
 import { parseArgs } from "node:util";
 import { Celery } from "../client/app.ts";
 import { hostName, takeUnreadEnv } from "../client/runtime.ts";
+import { nodeName, nodePath } from "../worker/node_name.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { parked, purge } from "./admin.ts";
 import { argumentError, closestName } from "./arg_errors.ts";
 import { runBeat, runSchedule, SCHEDULE_ACTIONS } from "./beat.ts";
 import { type CompletionSpec, runCompletion, SHELLS } from "./completion.ts";
+import { commandHelp } from "./command_help.ts";
 import { runDashboard } from "./dashboard.ts";
 import { CONTROL_COMMANDS, INSPECT_COMMANDS } from "./inspect.ts";
 import { LOG_FORMATS, type LogFields, parseLogFormat } from "./log_output.ts";
@@ -179,7 +181,7 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
   }
   const { values, positionals } = parsed;
   if (values.help) {
-    console.log(USAGE);
+    console.log((positionals[0] && commandHelp(positionals[0])) || USAGE);
     return 0;
   }
   if (values.version) {
@@ -207,7 +209,9 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
     const levels = cliLogLevels(values.loglevel);
     await setupLogging(levels.level, {
       format: parseLogFormat(values["log-format"] ?? "text"),
-      logfile: values.logfile,
+      logfile: command === "worker" && values.logfile !== undefined
+        ? nodePath(values.logfile, nodeName(values.hostname))
+        : values.logfile,
       fields: logFields,
     }, levels.taskLevel);
     const { app, url, exportName } = await openApp(

@@ -44,7 +44,21 @@ export const MONITOR_USAGE = `
   deno run -A worker.ts events [--dump]                live view of workers and tasks (q: quit);
                                                        --dump (or stdout not a terminal):
                                                        one line per event
-      (inspect, control, status, report exit 69 when no worker replies)`;
+      (inspect, control, status, report exit 69 when no worker replies)
+
+Monitoring options:
+      --args JSON            call, schedule add: positional arguments, a JSON array
+      --kwargs JSON          call, schedule add: keyword arguments, a JSON object
+      --countdown SECONDS    call: run no sooner than SECONDS from now
+      --eta ISO              call: run no sooner than this time (ISO 8601)
+      --queue Q              call, schedule add: send to queue Q (default: the task's route)
+      --traceback            result: also print a failed task's traceback
+  -d, --destination NODES    inspect, control, report: ask only these nodes (a,b)
+  -t, --timeout SECONDS      inspect, control, status, report: wait for replies (default 1);
+                             result: wait for the result (default 10)
+      --json                 inspect, control, status, report: print the replies as JSON
+      --dump                 events: one line per event, even on a terminal
+`;
 
 /**
  * The subcommands this module runs.

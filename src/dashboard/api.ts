@@ -26,7 +26,7 @@ export interface ApiContext {
   readonly inspector?: Inspector;
   /** Refuse every action. */
   readonly readOnly: boolean;
-  /** Mask args, kwargs and results. */
+  /** Mask args, kwargs, results and exception messages. */
   readonly hideArgs: boolean;
   /** The token actions must carry. */
   readonly csrfToken: string;
@@ -39,14 +39,39 @@ export interface ApiContext {
 /** Seconds a worker action waits for the worker's reply. */
 const REPLY_TIMEOUT_S = 2;
 
-/** Shown instead of args, kwargs and results with `hideArgs`. */
+/** Shown instead of args, kwargs, results and exception messages with `hideArgs`. */
 export const MASK = "•••";
 
 /**
- * A task as the API returns it, masked if asked.
+ * An exception's repr without its arguments, which often hold the task's
+ * (`ValueError('bad card 4111…')` becomes `ValueError(•••)`).
+ */
+function maskException(repr: string): string {
+  const type = /^([\w.]+)\(/.exec(repr)?.[1];
+  return type ? `${type}(${MASK})` : MASK;
+}
+
+/**
+ * A traceback with its frames kept (Python's `File "…", line N, in f` and
+ * JavaScript's `at f (…)` lines, and Python's heading) and every other line
+ * (messages, source lines) masked, a run of them as one.
+ */
+function maskTraceback(text: string): string {
+  const kept: string[] = [];
+  for (const line of text.split("\n")) {
+    const frame = /^\s+(File "|at )/.test(line) || line === "Traceback (most recent call last):";
+    if (frame) kept.push(line);
+    else if (kept.at(-1) !== MASK) kept.push(MASK);
+  }
+  return kept.join("\n");
+}
+
+/**
+ * A task as the API returns it, masked if asked: args, kwargs and result,
+ * and the exception's message and traceback text (only its frames show).
  *
  * @param t the record
- * @param hide mask args, kwargs, result
+ * @param hide mask args, kwargs, result and exception text
  * @returns a plain object
  */
 export function taskJson(t: TaskRecord, hide: boolean): TaskRecord {
@@ -56,6 +81,8 @@ export function taskJson(t: TaskRecord, hide: boolean): TaskRecord {
     args: t.args === null ? null : MASK,
     kwargs: t.kwargs === null ? null : MASK,
     result: t.result === null ? null : MASK,
+    exception: t.exception === null ? null : maskException(t.exception),
+    traceback: t.traceback === null ? null : maskTraceback(t.traceback),
   };
 }
 

@@ -53,7 +53,10 @@ export interface DashboardOptions {
   auth?: AuthOptions;
   /** Hide every action and refuse POSTs. Default false. */
   readOnly?: boolean;
-  /** Mask args, kwargs and results in the UI and API. Default false. */
+  /**
+   * Mask args, kwargs, results, exception messages and traceback text (not
+   * its frames) in the UI and API. Default false.
+   */
   hideArgs?: boolean;
   /** Tasks kept in memory. Default 10,000. */
   maxTasks?: number;

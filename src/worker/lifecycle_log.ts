@@ -12,9 +12,9 @@ import type { LifecycleEvent } from "./lifecycle.ts";
 const log = getLogger(["celeriac", "worker", "task"]);
 
 /**
- * A lifecycle subscriber that logs what happens to tasks: receipts and
- * successes at info, failures, revocations and requeues at warning, parked
- * messages at error.
+ * A lifecycle subscriber that logs what happens to tasks: receipts,
+ * successes and terminations (asked for) at info, failures, other
+ * revocations and requeues at warning, parked messages at error.
  *
  * @example
  * ```ts
@@ -80,7 +80,7 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
             expires: e.req.expires?.toISOString(),
           });
         } else if (e.reason === "terminated") {
-          log.warn("Task {name}[{id}] terminated while running (revoked with terminate)", {
+          log.info("Task {name}[{id}] terminated while running (revoked with terminate)", {
             name: e.req.task,
             id: e.req.id,
           });

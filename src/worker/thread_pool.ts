@@ -15,6 +15,7 @@ import type { FromRunner } from "./pool_protocol.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
+import { cannotSpawn, checkSandboxStart } from "./sandbox_start.ts";
 import { SeqMap } from "./seq_map.ts";
 import { spawnRunner } from "./spawn_runner.ts";
 import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
@@ -221,6 +222,7 @@ export class ThreadPool implements Pool {
       failures: 0,
     }));
     for (const g of this.#groups) for (const t of g.sandbox.tasks) this.#groupOf.set(t, g);
+    checkSandboxStart(this.#groups);
     try {
       for (const g of this.#groups) {
         g.members = Array.from({ length: this.#target(g) }, () => this.#spawn(g));
@@ -237,11 +239,7 @@ export class ThreadPool implements Pool {
     try {
       worker = spawnRunner(new URL("./runner.ts", import.meta.url), group.spawn.permissions);
     } catch (err) {
-      throw new Error(
-        `Cannot start a Web Worker with permissions ${group.sandbox.key} (tasks ` +
-          `${group.sandbox.tasks.join(", ") || "all"}): ${(err as Error).message}. ` +
-          `A sandbox cannot have more permissions than the worker process`,
-      );
+      throw cannotSpawn(group, (err as Error).message);
     }
     const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
     ready.catch(() => {});
@@ -383,20 +381,28 @@ export class ThreadPool implements Pool {
   }
 
   #hardLimit(seq: number, seconds: number): void {
-    this.#kill(seq, seconds, `Hard time limit (${seconds}s) exceeded`);
+    this.#kill(seq, seconds);
   }
 
-  /** Terminate the Web Worker running `seq`, replace it, report the others it held. */
-  #kill(seq: number, seconds: number, why: string): void {
+  /**
+   * Terminate the Web Worker running `seq` (at its hard time limit of
+   * `seconds`, or with 0 for a revoke with terminate), replace it, report the
+   * others it held. A time limit is logged at error; a terminate the user
+   * asked for at info, as Celery's "Terminating ID (signal)", or at warning
+   * when it puts other tasks back.
+   */
+  #kill(seq: number, seconds: number): void {
     const o = this.#owner.get(seq);
     if (!o) return;
     const { member } = o;
     const wasRetiring = member.retiring;
     const abandoned = this.#drop(member).filter((s) => s !== seq);
-    log.error(
-      "{why} for {task}[{id}]: its Web Worker is replaced and the {n} other task(s) it held " +
-        "are put back",
-      { why, task: o.task, id: o.id, n: abandoned.length },
+    const what = seconds > 0
+      ? `Hard time limit (${seconds}s) exceeded for {task}[{id}]`
+      : "Terminating {task}[{id}] (revoked with terminate)";
+    log[seconds > 0 ? "error" : abandoned.length ? "warn" : "info"](
+      `${what}: its Web Worker is replaced and the {n} other task(s) it held are put back`,
+      { task: o.task, id: o.id, n: abandoned.length },
     );
     if (!wasRetiring && !this.#closed) member.group.members.push(this.#spawn(member.group));
     this.#events.onTimeLimit(seq, seconds, abandoned);
@@ -480,7 +486,7 @@ export class ThreadPool implements Pool {
   }
 
   terminate(seqs: number[]): void {
-    for (const s of seqs) this.#kill(s, 0, "Revoked with terminate");
+    for (const s of seqs) this.#kill(s, 0);
   }
 
   close(): Promise<void> {

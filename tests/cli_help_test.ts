@@ -1,0 +1,57 @@
+/**
+ * `worker.ts COMMAND --help` prints that command's usage and the options it
+ * reads (as `celery inspect --help`), not the worker's whole help; every
+ * option it names is one the command line parses, with its description.
+ */
+
+import assert from "node:assert/strict";
+import { commandHelp } from "../src/cli/command_help.ts";
+import { MONITOR_COMMANDS } from "../src/cli/monitor.ts";
+import { OPTIONS } from "../src/cli/options.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const COMMANDS = [...MONITOR_COMMANDS, "beat", "schedule", "dashboard", "purge", "parked"];
+
+async function worker(...args: string[]): Promise<{ code: number; out: string }> {
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "worker.ts", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: o.code, out: new TextDecoder().decode(o.stdout) };
+}
+
+Deno.test("help: `inspect --help`, `call --help`, `beat --help` print that command's options", async () => {
+  const inspect = await worker("inspect", "--help");
+  assert.equal(inspect.code, 0);
+  assert.match(inspect.out, /^Usage:\n {2}deno run -A worker\.ts inspect CMD/);
+  assert.match(inspect.out, /^ {2}-d, --destination NODES /m);
+  assert.match(inspect.out, /^ {2}-t, --timeout SECONDS /m);
+  assert.doesNotMatch(inspect.out, /--concurrency|--autoscale|--port/);
+  const call = await worker("call", "--help");
+  assert.match(call.out, /^ {6}--countdown SECONDS /m);
+  assert.doesNotMatch(call.out, /worker\.ts inspect/);
+  const beat = await worker("beat", "--help");
+  assert.match(beat.out, /^ {6}--max-interval SECONDS /m);
+  assert.doesNotMatch(beat.out, /--beat /);
+  // The worker's own help, and the command line's, stay the whole text.
+  assert.match((await worker("--help")).out, /^Celeriac worker — .*\n[\s\S]*--autoscale MAX,MIN/);
+  assert.match((await worker("worker", "--help")).out, /--autoscale MAX,MIN/);
+});
+
+Deno.test("help: every command's help has its usage line, and its options exist with a description", () => {
+  const known = new Set(Object.keys(OPTIONS));
+  for (const command of COMMANDS) {
+    const help = commandHelp(command);
+    assert.ok(help, command);
+    assert.match(help, new RegExp(`^Usage:\\n {2}deno run -A worker\\.ts ${command} `), command);
+    for (const m of help.matchAll(/^ {2,6}(?:-\w, )?--([a-z][a-z-]+)/gm)) {
+      assert.ok(known.has(m[1]), `${command} --help names --${m[1]}, which is not parsed`);
+    }
+    assert.match(help, /^ {2}-h, --help /m, command);
+  }
+  assert.match(commandHelp("purge")!, /-Q, --queues a,b +queues to purge/);
+  assert.match(commandHelp("dashboard")!, /-Q, --queues a,b +dashboard: /);
+  assert.equal(commandHelp("worker"), undefined);
+});
