@@ -215,6 +215,7 @@ export interface PackedOutcomes {
 
 const OK = 1;
 const BLOCKED = 2;
+/** The rarer fields of an outcome, by their number in {@link PackedOutcomes.extras}. */
 const OUTCOME_FIELDS = ["exc", "refused", "followUp", "retry", "repr", "traceback"] as const;
 
 /**
@@ -245,10 +246,13 @@ export function packOutcomes(outcomes: readonly RunOutcome[]): PackedOutcomes {
     nums[at + 2] = o.runtime;
     nums[at + 3] = o.blocked ?? 0;
     metas[i] = o.meta;
-    for (let f = 0; f < OUTCOME_FIELDS.length; f++) {
-      const v = o[OUTCOME_FIELDS[f]];
-      if (v !== undefined) extras.push(i, f, v);
-    }
+    // Field by field (a lookup by a computed name would be a generic one per field).
+    if (o.exc !== undefined) extras.push(i, 0, o.exc);
+    if (o.refused !== undefined) extras.push(i, 1, o.refused);
+    if (o.followUp !== undefined) extras.push(i, 2, o.followUp);
+    if (o.retry !== undefined) extras.push(i, 3, o.retry);
+    if (o.repr !== undefined) extras.push(i, 4, o.repr);
+    if (o.traceback !== undefined) extras.push(i, 5, o.traceback);
   }
   return { nums, metas, extras };
 }
