@@ -254,3 +254,54 @@ Deno.test("GroupResult: get in order, states, completion order, save/restore, fa
   await assert.rejects(() => slow.get({ timeout: 50 }), { name: "TimeoutError" });
   await app.close();
 });
+
+Deno.test("AsyncResult.get of a chain follows its parents: an earlier step's failure ends the wait", async () => {
+  // A Python worker that fails a chord in a chain stores the ChordError under the chord's body
+  // only; get() of the chain waited for its last step, which nothing ever stores, until the
+  // timeout. It watches the earlier steps now, as Celery's get(follow_parents=True).
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add, tsum } = defineTasks(app);
+  capture(app);
+  const backend = await app.resultBackend();
+  const store = (id: string, status: "SUCCESS" | "FAILURE", result: unknown) =>
+    backend.store([{
+      taskId: id,
+      status,
+      meta: encodeResultMeta({ taskId: id, status, result, dateDone: new Date() }),
+    }]);
+  const chordError = {
+    exc_type: "ChordError",
+    exc_message: ["Dependency x raised ValueError('boom')"],
+    exc_module: "celery.exceptions",
+  };
+  const r = await chain(add.s(1, 1), chord([add.s(1), add.s(2)], tsum.s()), add.s(10), add.s(1))
+    .applyAsync();
+  const step3 = r.parent as AsyncResult;
+  const body = step3.parent as AsyncResult;
+  const first = body.parent as AsyncResult;
+  const waiting = r.get({ timeout: 10_000 }).then(() => null, (e) => e);
+  await store(first.id, "SUCCESS", 2);
+  await store(body.id, "FAILURE", chordError);
+  const err = await waiting;
+  assert.ok(err instanceof TaskError, String(err));
+  assert.equal(err.excType, "ChordError");
+  assert.equal(err.taskId, body.id);
+  // The earliest failed step decides, also when later ones are stored too.
+  await store(step3.id, "FAILURE", { ...chordError, exc_type: "KeyError" });
+  await store(r.id, "FAILURE", { ...chordError, exc_type: "KeyError" });
+  const again = await r.get({ timeout: 1000 }).then(() => null, (e) => e);
+  assert.equal(again?.taskId, body.id);
+  assert.equal((await r.get({ followParents: false }).catch((e) => e)).excType, "KeyError");
+  // Without following, the last step alone is waited for.
+  const other = await chain(add.s(1, 1), add.s(2)).applyAsync();
+  await store(other.parent!.id, "FAILURE", chordError);
+  await assert.rejects(() => other.get({ timeout: 50, followParents: false }), {
+    name: "TimeoutError",
+  });
+  await assert.rejects(() => other.get({ timeout: 1000 }), { excType: "ChordError" });
+  await assert.rejects(
+    () => other.get({ followParent: false } as never),
+    /no option "followParent" \(did you mean "followParents"\?\)/,
+  );
+  await app.close();
+});

@@ -232,6 +232,43 @@ for (const setup of [redisSetup, amqpSetup]) {
       await worker.stop();
     }
   });
+
+  test("a chain whose chord fails on a Python worker: get() throws the chord's ChordError", async () => {
+    // Python stores the ChordError under the chord's body only: the steps after it stay PENDING.
+    // Celeriac's get() of the chain waited for its last step until the timeout; it follows the
+    // parent links now, as Python's AsyncResult.get() does.
+    const queue = `q-cpychain-${crypto.randomUUID().slice(0, 8)}`;
+    const worker = await celeryWorker(["-P", "solo", "-Q", queue], setup.pyEnv(queue));
+    const app = client(queue);
+    try {
+      const add = app.remoteTask<[number, number], number>("tasks.add");
+      const tsum = app.remoteTask<[number[]], number>("tasks.tsum");
+      const fail = app.remoteTask<[string], never>("py.fail");
+      const r = await chain(chord([add.s(1, 1), fail.s("boom")], tsum.s()), add.s(10), add.s(1))
+        .applyAsync();
+      note(r);
+      const err = await r.get({ timeout: 30_000 }).then(() => null, (e) => e);
+      assert.ok(err instanceof TaskError, String(err));
+      assert.equal(err.excType, "ChordError");
+      const body = (r.parent as AsyncResult).parent as AsyncResult;
+      assert.equal(err.taskId, body.id);
+      assert.equal(await r.state(), "PENDING");
+      // A chain step that fails on its own: Python marks the steps after it, and the earliest
+      // failure is thrown.
+      const plain = await chain(add.s(1, 1), fail.s(), add.s(1)).applyAsync();
+      note(plain);
+      const perr = await plain.get({ timeout: 60_000 }).then(() => null, (e) => e);
+      assert.ok(perr instanceof TaskError, String(perr));
+      assert.equal(perr.excType, "ValueError");
+      assert.equal(perr.taskId, plain.parent!.id);
+      const own = await plain.get({ timeout: 30_000, followParents: false }).catch((e) => e);
+      assert.equal(own.excType, "ValueError");
+      assert.equal(own.taskId, plain.id);
+    } finally {
+      await app.close();
+      await worker.stop();
+    }
+  });
 }
 
 Deno.test({

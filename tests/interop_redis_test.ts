@@ -95,6 +95,44 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name:
+    "interop: a Python client with result_extended reads name, args, worker... of Celeriac results",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  // Celeriac stored no result_extended fields: Python's r.name, r.args, r.worker were all None.
+  const queue = `q-ext-${crypto.randomUUID().slice(0, 8)}`;
+  const worker = await interopWorker({ broker: BROKER, backend: BACKEND }, queue, [], {
+    CELERY_RESULT_EXTENDED: "true",
+  });
+  try {
+    const out = await callFromPython(pyEnv(queue, { INTEROP_RESULT_EXTENDED: "1" }), [
+      { task: "tasks.mul", kwargs: { x: 6, y: 7 } },
+      { task: "tasks.fail", args: ["boom"] },
+      { task: "tasks.retry_twice", args: [5] },
+    ]);
+    taskIds.push(...out.map((o) => o.id));
+    const ext = (o: PyOutcome) => (o as PyOutcome & { extended: Record<string, unknown> }).extended;
+    const hostname = /celeriac 0\.\d+\.\d+ (\S+):/.exec(worker.output)?.[1];
+    assert.equal(out[0].ok, 42);
+    assert.deepEqual(ext(out[0]), {
+      name: "tasks.mul",
+      args: [],
+      kwargs: { x: 6, y: 7 },
+      worker: hostname,
+      retries: 0,
+      queue,
+    });
+    assert.equal(out[1].error?.type, "ValueError");
+    assert.deepEqual(ext(out[1]).args, ["boom"]);
+    assert.equal(ext(out[1]).name, "tasks.fail");
+    assert.deepEqual(out[2].ok, { n: 5, retries: 2 });
+    assert.equal(ext(out[2]).retries, 2);
+  } finally {
+    await worker.stop();
+  }
+});
+
 Deno.test(
   { name: "interop: Python sees Celeriac big integers exactly", ignore: WITHOUT_CELERY },
   async () => {

@@ -9,7 +9,7 @@
  */
 
 import type { Celery } from "../client/app.ts";
-import type { NodeReply, ReplyOptions } from "../client/replies.ts";
+import { flattenReplies, type NodeReply, type ReplyOptions } from "../client/replies.ts";
 import { closestName } from "./arg_errors.ts";
 import { table } from "./table.ts";
 import { jsonText } from "../protocol/json.ts";
@@ -183,7 +183,7 @@ function indent(text: string): string {
 }
 
 function print(method: string, replies: NodeReply[], asJson: boolean): number {
-  const merged = Object.assign({}, ...replies) as Record<string, unknown>;
+  const merged = flattenReplies(replies);
   if (asJson) console.log(jsonText(merged));
   if (replies.length === 0) {
     console.error("Error: No nodes replied within time constraint.");
@@ -197,7 +197,8 @@ function print(method: string, replies: NodeReply[], asJson: boolean): number {
     console.log(`->  ${node}: ${error ? "ERROR" : "OK"}`);
     console.log(indent(describeReply(method, reply)));
   }
-  if (!asJson) console.log(`\n${replies.length} node${replies.length === 1 ? "" : "s"} replied.`);
+  const n = Object.keys(merged).length;
+  if (!asJson) console.log(`\n${n} node${n === 1 ? "" : "s"} replied.`);
   return failed ? 1 : 0;
 }
 
@@ -308,7 +309,7 @@ export async function runStatus(
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
   const replies = await app.control.ping(replyOptions(values));
-  const merged = Object.assign({}, ...replies) as Record<string, unknown>;
+  const merged = flattenReplies(replies);
   const nodes = Object.keys(merged).sort();
   // As `celery status`: `{"node": {"ok": "pong"}, ...}` with --json, else `->  node: OK` lines.
   if (values.json) {

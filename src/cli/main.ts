@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { Celery } from "../client/app.ts";
 import { hostName, takeUnreadEnv } from "../client/runtime.ts";
+import { nodeName, nodePath } from "../worker/node_name.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { parked, purge } from "./admin.ts";
@@ -208,7 +209,9 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
     const levels = cliLogLevels(values.loglevel);
     await setupLogging(levels.level, {
       format: parseLogFormat(values["log-format"] ?? "text"),
-      logfile: values.logfile,
+      logfile: command === "worker" && values.logfile !== undefined
+        ? nodePath(values.logfile, nodeName(values.hostname))
+        : values.logfile,
       fields: logFields,
     }, levels.taskLevel);
     const { app, url, exportName } = await openApp(

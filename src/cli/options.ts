@@ -47,7 +47,8 @@ Options:
                              tasks each Web Worker holds at once, running or waiting
                              (default: adaptive, 1 for long CPU-bound tasks up to 64 for
                              short ones; inline pool: up to 100)
-  -n, --hostname NAME        node name, %h = host name (default celeriac@%h)
+  -n, --hostname NAME        node name (default celeriac@%h): %h = host name, %n = its first
+                             label, %d = its domain, %% = %; NAME without @ = celeriac@NAME
       --acks-late            acknowledge after tasks finish (at-least-once)
       --reject-on-worker-lost
                              requeue late-ack tasks whose Web Worker dies (default: fail
@@ -82,7 +83,8 @@ ${SCALE_HELP}
                              worker's own lines, WARNING for per-task lines, as Celery)
       --log-format text|json text (default) or JSON Lines: one object per record with
                              hostname, task_id and task_name as fields
-      --logfile PATH         append log records to PATH instead of the console
+      --logfile PATH         append log records to PATH instead of the console; worker: %n =
+                             node name before @, %h = after it, %p = whole, %i = 0, %I = empty
   -f, --force                purge: do not ask before deleting
   -h, --help                 show this help
       --version              print the version and exit

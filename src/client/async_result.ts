@@ -20,6 +20,7 @@ import { describeValue } from "../protocol/task_fields.ts";
 import { closestName } from "./closest_name.ts";
 import { type MemberResult, resultFromTuple } from "./group_result.ts";
 import { followStates, stateUpdates, type TaskUpdate } from "./progress.ts";
+import { waitFollowingParents } from "./parent_failures.ts";
 
 /**
  * Gives results access to the app's backend.
@@ -72,7 +73,19 @@ export interface GetOptions {
    * the wait with its error.
    */
   onProgress?: (update: TaskUpdate) => void;
+  /**
+   * In a chain, also watch the earlier steps (the `parent` links) and throw
+   * the earliest one's error as soon as one fails or is revoked, as Celery's
+   * `get(follow_parents=True)`. A group before the task (a chord's header)
+   * is passed over: the chord's body holds its `ChordError`. For a group,
+   * applies to each member that is a chain. Default: true; false waits for
+   * the task's own state only.
+   */
+  followParents?: boolean;
 }
+
+/** The names of {@link GetOptions}. */
+const OPTION_NAMES = ["timeout", "signal", "onProgress", "followParents"];
 
 /**
  * Throw when `get()` options are not an object or have a name or a timeout
@@ -101,13 +114,12 @@ export function checkGetOptions(options: unknown, where: string): void {
           }`,
         );
       }
-    } else if (key !== "signal" && key !== "onProgress") {
+    } else if (!OPTION_NAMES.includes(key)) {
+      const near = closestName(key, OPTION_NAMES);
       throw new TypeError(
         `${where} has no option "${key}"${
-          closestName(key, ["timeout", "signal", "onProgress"]) === "timeout"
-            ? ' (did you mean "timeout"?)'
-            : ""
-        }: the options are timeout, signal, onProgress`,
+          near ? ` (did you mean "${near}"?)` : ""
+        }: the options are ${OPTION_NAMES.join(", ")}`,
       );
     }
   }
@@ -142,6 +154,18 @@ function asExceptionInfo(v: unknown): ExceptionInfo {
  */
 export function taskErrorFromMeta(meta: ResultMeta): TaskError {
   return new TaskError(meta.task_id, meta.status, asExceptionInfo(meta.result), meta.traceback);
+}
+
+/**
+ * The task ids of a result's earlier chain steps, oldest first; groups on
+ * the way (a chord's header) are passed over.
+ */
+function chainParentIds(result: MemberResult): string[] {
+  const ids: string[] = [];
+  for (let node = result.parent; node; node = node.parent) {
+    if (node instanceof AsyncResult) ids.unshift(node.id);
+  }
+  return ids;
 }
 
 function notInsideATask(): void {
@@ -233,7 +257,8 @@ export class AsyncResult<T = unknown> {
 
   /**
    * Wait for the task to finish (push-based, no polling) and return its
-   * value.
+   * value. In a chain, an earlier step that fails or is revoked ends the
+   * wait with its error, as in Celery (see {@link GetOptions.followParents}).
    *
    * @example
    * ```ts ignore
@@ -242,14 +267,18 @@ export class AsyncResult<T = unknown> {
    *
    * @param options timeout (ms) and abort signal
    * @returns the task's return value
-   * @throws {TaskError} when the task failed or was revoked (with type, module, traceback)
+   * @throws {TaskError} when the task (or an earlier chain step) failed or was revoked (with type,
+   *   module, traceback)
    * @throws {TimeoutError} when the timeout passed first
    */
   async get(options: GetOptions = {}): Promise<T> {
     checkGetOptions(options, "get()");
     notInsideATask();
     const backend = await this.#source.resultBackend();
-    const meta = await followStates(backend, this.id, options, options.onProgress);
+    const parentIds = options.followParents === false ? [] : chainParentIds(this);
+    const meta = parentIds.length > 0
+      ? await waitFollowingParents(backend, this.id, parentIds, options)
+      : await followStates(backend, this.id, options, options.onProgress);
     if (meta.status === "SUCCESS") return meta.result as T;
     throw taskErrorFromMeta(meta);
   }

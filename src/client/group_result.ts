@@ -101,7 +101,9 @@ export class GroupResult<T extends unknown[] = unknown[]> {
     const timer = options.timeout !== undefined ? AbortSignal.timeout(options.timeout) : undefined;
     const signals = [options.signal, timer].filter((s): s is AbortSignal => s !== undefined);
     const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
-    const settled = await Promise.allSettled(this.children.map((r) => r.get({ signal })));
+    const settled = await Promise.allSettled(
+      this.children.map((r) => r.get({ signal, followParents: options.followParents })),
+    );
     const values: unknown[] = [];
     for (const s of settled) {
       if (s.status === "fulfilled") {

@@ -8,7 +8,7 @@
  */
 
 import type { ControlRequest } from "../protocol/control.ts";
-import type { NodeReply, ReplyOptions } from "./replies.ts";
+import { flattenReplies, type NodeReply, type ReplyOptions } from "./replies.ts";
 
 /**
  * A task as workers describe it in `active`, `reserved`, `scheduled` and
@@ -90,7 +90,7 @@ export class Inspect {
       { method, arguments: args, destination: this.#options.destination ?? null },
       this.#options,
     );
-    return Object.assign({}, ...replies) as Record<string, T>;
+    return flattenReplies(replies) as Record<string, T>;
   }
 
   /**

@@ -153,3 +153,41 @@ export async function call(
   }
   return replies;
 }
+
+/** The duplicate node names already warned about. */
+const warnedDupes = new Set<string>();
+
+/**
+ * Merge replies into `{ node: reply }` as Celery's `flatten_reply`, with its
+ * warning when several come from one node name: two workers started with the
+ * same `-n`, of which only the last reply is kept. A name is warned about
+ * once per process, as Python shows a warning once (a dashboard polls).
+ *
+ * @example
+ * ```ts
+ * import { flattenReplies } from "./replies.ts";
+ * flattenReplies([{ "w1@a": { ok: "pong" } }, { "w2@a": { ok: "pong" } }]);
+ * // { "w1@a": { ok: "pong" }, "w2@a": { ok: "pong" } }
+ * ```
+ *
+ * @param replies the replies, in arrival order
+ * @returns one entry per node name
+ */
+export function flattenReplies<T = unknown>(replies: readonly NodeReply<T>[]): NodeReply<T> {
+  const nodes: NodeReply<T> = {};
+  const dupes = new Set<string>();
+  for (const reply of replies) {
+    for (const name of Object.keys(reply)) if (Object.hasOwn(nodes, name)) dupes.add(name);
+    Object.assign(nodes, reply);
+  }
+  const fresh = [...dupes].filter((name) => !warnedDupes.has(name));
+  for (const name of fresh) warnedDupes.add(name);
+  if (fresh.length > 0) {
+    log.warn(
+      "Received multiple replies from node {s} {names}: give each worker its own node name " +
+        "with -n (e.g. -n w2@%h); only one reply per name is shown",
+      { s: fresh.length === 1 ? "name" : "names", names: fresh.sort().join(", ") },
+    );
+  }
+  return nodes;
+}

@@ -145,6 +145,19 @@ export function pyJsonFloats(value: unknown): string {
   return pyJsonDumps(value);
 }
 
+/**
+ * Why raw bytes are refused in a JSON message (a result says otherwise: it
+ * has no msgpack to turn to).
+ *
+ * @example
+ * ```ts ignore
+ * if (err instanceof EncodeError && err.reason === BYTES_REFUSAL) console.log("bytes");
+ * ```
+ */
+export const BYTES_REFUSAL =
+  "Raw bytes cannot be sent as JSON (Celery 5.2 cannot decode them either): " +
+  'base64-encode them into a string, or use serializer "msgpack"';
+
 function encodeValue(value: unknown, seen: Set<object>, inArray: boolean): string | undefined {
   switch (typeof value) {
     case "string":
@@ -170,12 +183,7 @@ function encodeValue(value: unknown, seen: Set<object>, inArray: boolean): strin
     return encodeString(pyIsoFormat(value, "Z"));
   }
   if (value instanceof PyFloat) return pyJsonFloat(value.value);
-  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
-    throw new Refused(
-      "Raw bytes cannot be sent as JSON (Celery 5.2 cannot decode them either): " +
-        'base64-encode them into a string, or use serializer "msgpack"',
-    );
-  }
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) throw new Refused(BYTES_REFUSAL);
   if (typeof obj.toJSON === "function") {
     return encodeValue((obj.toJSON as () => unknown)(), seen, inArray);
   }

@@ -18,6 +18,7 @@ import {
   revokedIds,
 } from "../protocol/control.ts";
 import { LamportClock } from "../protocol/clock.ts";
+import { call } from "../client/replies.ts";
 import {
   isInspectCommand,
   runInspect,
@@ -157,8 +158,9 @@ function run(req: ControlRequest, target: ControlTarget): unknown {
 }
 
 /**
- * A worker's pidbox: subscribes to `celery.pidbox` under the queue
- * `<hostname>.celery.pidbox` and answers requests that ask for replies.
+ * A worker's pidbox: subscribes to `celery.pidbox` under a queue of its
+ * own, `<hostname>.<random>.celery.pidbox`, and answers requests that ask
+ * for replies.
  *
  * @example
  * ```ts ignore
@@ -192,8 +194,41 @@ export class RemoteControl {
   async start(signal: AbortSignal): Promise<void> {
     await this.#broker.subscribe(PIDBOX_EXCHANGE, (m) => this.#onMessage(m), {
       signal,
-      queue: `${this.#target.hostname}.${PIDBOX_EXCHANGE}`,
+      // kombu's name is `<hostname>.celery.pidbox`: on RabbitMQ two workers of one name then
+      // share one queue, and each request reaches only one of them (a revoke, a shutdown, the
+      // start-up check for a duplicate name). A queue of this process's own gets every request.
+      queue: `${this.#target.hostname}.${crypto.randomUUID().slice(0, 8)}.${PIDBOX_EXCHANGE}`,
     });
+  }
+
+  /**
+   * Whether another worker answers to this one's node name, asked as
+   * Celery's start-up `mingle` asks: a `hello` from this node to this
+   * node's name, waited for 1 s. Its own reply and any other's come back:
+   * two or more mean a duplicate, whose replies to remote control, events
+   * and dashboard rows are taken for this worker's. Call once
+   * {@link RemoteControl.start} resolved; `false` when `signal` aborts first
+   * or the broker fails.
+   *
+   * @param signal stops waiting
+   * @returns whether another node has the same name
+   */
+  async nameTaken(signal: AbortSignal): Promise<boolean> {
+    const name = this.#target.hostname;
+    try {
+      const replies = await call(this.#broker, this.#clock, crypto.randomUUID(), {
+        method: "hello",
+        arguments: { from_node: name, revoked: {} },
+        destination: [name],
+      }, { timeout: 1, limit: 2, signal });
+      return replies.filter((r) => Object.hasOwn(r, name)).length > 1;
+    } catch (err) {
+      log.debug("Cannot check whether another node is named {name}: {error}", {
+        name,
+        error: (err as Error).message,
+      });
+      return false;
+    }
   }
 
   #onMessage(message: Message): void {
@@ -247,4 +282,37 @@ export class RemoteControl {
       })
     );
   }
+}
+
+/**
+ * Log a warning when another worker answers to this one's node name (see
+ * {@link RemoteControl.nameTaken}): Celery warns the same way at start-up
+ * (`DuplicateNodenameWarning`).
+ *
+ * @example
+ * ```ts ignore
+ * await pidbox.start(signal);
+ * void warnIfNameTaken(pidbox, "celeriac@web1", signal);
+ * // WARNING: Another worker is running as celeriac@web1: give each worker its own -n …
+ * ```
+ *
+ * @param pidbox the worker's remote control, started
+ * @param hostname the worker's node name
+ * @param signal stops waiting (the worker's shutdown)
+ */
+export async function warnIfNameTaken(
+  pidbox: RemoteControl,
+  hostname: string,
+  signal: AbortSignal,
+): Promise<void> {
+  if (!(await pidbox.nameTaken(signal))) {
+    log.debug("No other worker is running as {hostname}", { hostname });
+    return;
+  }
+  log.warn(
+    "Another worker is running as {hostname}: give each worker its own node name with -n " +
+      "(e.g. -n w2@%h); remote control addressed to {hostname}, its replies, events and " +
+      "the dashboard cannot tell the two apart",
+    { hostname },
+  );
 }

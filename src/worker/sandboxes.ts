@@ -280,6 +280,58 @@ export function spawnPermissions(
   return { permissions: p as TaskPermissions, revoke };
 }
 
+/** The field of Deno's permission descriptor that names one item of each kind. */
+const ITEM_FIELD = {
+  read: "path",
+  write: "path",
+  net: "host",
+  env: "variable",
+  sys: "kind",
+  run: "command",
+  ffi: "path",
+} as const;
+
+function grantedToProcess(descriptor: Record<string, string>): boolean {
+  try {
+    return Deno.permissions.querySync(descriptor as unknown as Deno.PermissionDescriptor)
+      .state === "granted";
+  } catch {
+    return true; // a form Deno's query does not take (a wildcard host): Deno checks it at spawn
+  }
+}
+
+/**
+ * The first permission of a Web Worker's set that the process itself does
+ * not hold, asked without a prompt: Deno would ask for it at a terminal when
+ * the Web Worker starts (or refuse it elsewhere). `import` is left to Deno,
+ * which allows some hosts without the flag.
+ *
+ * @example
+ * ```ts ignore
+ * // deno run --allow-read=. …
+ * ungrantedPermission({ read: ["/srv/data"] }); // 'read access to "/srv/data"'
+ * ```
+ *
+ * @param p the permissions a Web Worker is to be started with
+ * @returns what is missing (`read access to "/srv/data"`, `env access`), or null
+ */
+export function ungrantedPermission(p: TaskPermissions): string | null {
+  if (typeof p !== "object") return null;
+  const set = p as Record<string, Value>;
+  for (const kind of KINDS) {
+    if (kind === "import") continue;
+    const v = set[kind];
+    if (v === true && !grantedToProcess({ name: kind })) return `${kind} access`;
+    if (!Array.isArray(v)) continue;
+    for (const item of v) {
+      if (!grantedToProcess({ name: kind, [ITEM_FIELD[kind]]: item })) {
+        return `${kind} access to "${item}"`;
+      }
+    }
+  }
+  return null;
+}
+
 /**
  * Directories a Web Worker reads the app module from, when its sandbox
  * lists what it may read: the module's project

@@ -14,6 +14,7 @@ import type { FromRunner } from "./pool_protocol.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
+import { cannotSpawn, checkSandboxStart } from "./sandbox_start.ts";
 import { SeqMap } from "./seq_map.ts";
 import { spawnRunner } from "./spawn_runner.ts";
 import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
@@ -220,6 +221,7 @@ export class ThreadPool implements Pool {
       failures: 0,
     }));
     for (const g of this.#groups) for (const t of g.sandbox.tasks) this.#groupOf.set(t, g);
+    checkSandboxStart(this.#groups);
     try {
       for (const g of this.#groups) {
         g.members = Array.from({ length: this.#target(g) }, () => this.#spawn(g));
@@ -236,11 +238,7 @@ export class ThreadPool implements Pool {
     try {
       worker = spawnRunner(new URL("./runner.ts", import.meta.url), group.spawn.permissions);
     } catch (err) {
-      throw new Error(
-        `Cannot start a Web Worker with permissions ${group.sandbox.key} (tasks ` +
-          `${group.sandbox.tasks.join(", ") || "all"}): ${(err as Error).message}. ` +
-          `A sandbox cannot have more permissions than the worker process`,
-      );
+      throw cannotSpawn(group, (err as Error).message);
     }
     const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
     ready.catch(() => {});

@@ -50,7 +50,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
-import { hostName } from "../client/runtime.ts";
+import { nodeName } from "./node_name.ts";
 import { registerBuiltins } from "./builtins.ts";
 import { Intake } from "./intake.ts";
 import { Consumer } from "./consumer.ts";
@@ -65,7 +65,7 @@ import { unlessAborted } from "../broker/sleep.ts";
 import { logReady } from "./ready_log.ts";
 import { createPool } from "./pool_setup.ts";
 import { workerInspection } from "./inspection.ts";
-import { type ControlTarget, RemoteControl } from "./remote_control.ts";
+import { type ControlTarget, RemoteControl, warnIfNameTaken } from "./remote_control.ts";
 import { storeState } from "./task_state.ts";
 import { revokeTasks } from "./revoke.ts";
 import { softShutdown } from "./scale_limits.ts";
@@ -126,6 +126,8 @@ export class Worker {
   #cold = false;
   /** While {@link Worker.start} runs: settles (never rejects) when it returned. */
   #starting: Promise<void> | null = null;
+  /** The start-up check for another node of the same name (see {@link warnIfNameTaken}). */
+  #nameCheck: Promise<void> = Promise.resolve();
   readonly #finished = Promise.withResolvers<void>();
 
   /**
@@ -135,7 +137,7 @@ export class Worker {
    */
   constructor(options: WorkerOptions) {
     this.#app = options.app;
-    this.hostname = (options.hostname ?? "celeriac@%h").replaceAll("%h", hostName());
+    this.hostname = nodeName(options.hostname);
     if ((options.pool ?? "threads") === "threads" && !options.appModule) {
       throw new TypeError(
         "The threads pool needs appModule: the URL of the module exporting the app",
@@ -283,6 +285,7 @@ export class Worker {
       const pidbox = new RemoteControl(s.broker, this.#controlTarget(), s.clock);
       await unlessAborted(pidbox.start(this.#control.signal), signal);
       if (this.#stopping) return;
+      this.#nameCheck = warnIfNameTaken(pidbox, this.hostname, this.#control.signal);
     }
     this.#heartbeat = new Heartbeat(s.events, () => ({
       active: s.running.size,
@@ -369,6 +372,7 @@ export class Worker {
     this.#consumer.stop();
     this.#control.abort();
     s.wake();
+    await this.#nameCheck;
     await this.#consumer.done;
     await this.#intake.requeueAll();
     while (s.running.size > 0 && !this.#cold) await s.sleep();
@@ -430,6 +434,7 @@ export class Worker {
     ]);
     clearTimeout(grace);
     await s.pool?.close();
+    await this.#nameCheck;
     await this.#intake.requeueAll(running);
     await s.drainSettling();
     clearInterval(this.#leaseTimer);

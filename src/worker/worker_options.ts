@@ -59,7 +59,11 @@ export interface WorkerOptions {
    * 64 (inline pool: 100 in total) as tasks prove short (see `prefetch_window.ts`).
    */
   prefetch?: number;
-  /** Node name [`-n`]; `%h` is replaced by the host name. Default `celeriac@%h`. */
+  /**
+   * Node name [`-n`], as Celery builds it: `%h` is the host name, `%n` its
+   * first label, `%d` its domain, `%%` a `%`; a name without `@` is a host
+   * name (`web1` is `celeriac@web1`). Default `celeriac@%h`.
+   */
   hostname?: string;
   /** Acknowledge after the task finishes, for every task [`task_acks_late`]. Default false. */
   acksLate?: boolean;

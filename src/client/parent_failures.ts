@@ -1,0 +1,96 @@
+/**
+ * Waiting for a chain's result while watching the steps before it, as
+ * Celery's `AsyncResult.get(follow_parents=True)` does: a failed earlier
+ * step ends the wait with its error, also when nothing is ever stored under
+ * the later steps (a Python worker failing a chord that is a chain step
+ * stores its `ChordError` under the chord's body only).
+ *
+ * @module
+ */
+
+import type { ResultBackend } from "../backend/port.ts";
+import type { ResultMeta } from "../protocol/result_meta.ts";
+import { unlessAborted } from "../broker/sleep.ts";
+import { TimeoutError } from "./errors.ts";
+import { followStates, type TaskUpdate, waitSignal } from "./progress.ts";
+
+/** States whose error an earlier step passes on (Celery's `PROPAGATE_STATES`). */
+const PROPAGATE: ReadonlySet<string> = new Set(["FAILURE", "REVOKED"]);
+
+/** Read a task's meta, given up at the timeout or the caller's abort. */
+async function readWithin(
+  backend: ResultBackend,
+  id: string,
+  options: { timeout?: number; signal?: AbortSignal },
+): Promise<ResultMeta | null> {
+  const { signal, timer } = waitSignal(options);
+  try {
+    return await unlessAborted(backend.get(id), signal);
+  } catch (err) {
+    if (timer?.aborted && !options.signal?.aborted) throw new TimeoutError(id, options.timeout!);
+    throw err;
+  }
+}
+
+/**
+ * Wait for task `id` to be ready, watching the earlier steps `parentIds`
+ * (oldest first) meanwhile, by push notification. The outcome is the
+ * earliest earlier step in FAILURE or REVOKED once the task failed or as
+ * soon as one of them fails; else the task's own ready meta (a task that
+ * succeeded had no failed step before it).
+ *
+ * @example
+ * ```ts ignore
+ * const meta = await waitFollowingParents(backend, last.id, [first.id, middle.id], {
+ *   timeout: 10_000,
+ * });
+ * if (meta.task_id !== last.id) console.log("an earlier step failed:", meta.result);
+ * ```
+ *
+ * @param backend the result backend
+ * @param id the task waited for
+ * @param parentIds the earlier steps' task ids, oldest first
+ * @param options timeout (ms), abort signal and the task's progress listener
+ * @returns the deciding ready meta: the task's own, or the earliest failed step's
+ * @throws {TimeoutError} when the timeout passes first
+ */
+export async function waitFollowingParents(
+  backend: ResultBackend,
+  id: string,
+  parentIds: readonly string[],
+  options: { timeout?: number; signal?: AbortSignal; onProgress?: (u: TaskUpdate) => void },
+): Promise<ResultMeta> {
+  // A step that succeeded had no failed step before it (a chain stops at a failure).
+  const started = performance.now();
+  const stored = await readWithin(backend, id, options);
+  if (stored?.status === "SUCCESS") return stored;
+  const timeout = options.timeout === undefined
+    ? undefined
+    : Math.max(0, options.timeout - (performance.now() - started));
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+  /** Ready metas of earlier steps, as their waits end. */
+  const ready = new Map<string, ResultMeta>();
+  const { promise: parentFailed, resolve: onParentFailed } = Promise.withResolvers<ResultMeta>();
+  for (const parentId of parentIds) {
+    backend.waitFor(parentId, stop.signal).then((meta) => {
+      ready.set(parentId, meta);
+      if (PROPAGATE.has(meta.status)) onParentFailed(meta);
+    }, () => {});
+  }
+  try {
+    const first = await Promise.race([
+      followStates(backend, id, { timeout, signal }, options.onProgress),
+      parentFailed,
+    ]);
+    if (first.status === "SUCCESS") return first; // only the task's own wait ends in SUCCESS
+    // The earliest failed step decides, whichever wait ended first: read the
+    // steps whose waits have not ended yet (their first read may be in flight).
+    const metas = await Promise.all(
+      parentIds.map((p) => ready.get(p) ?? backend.get(p)),
+    );
+    return metas.find((m) => m && PROPAGATE.has(m.status)) ?? first;
+  } finally {
+    stop.abort();
+  }
+}
