@@ -69,6 +69,7 @@ Deno.test({
       { task: "tasks.add", args: [5, 6], options: { compression: "bzip2", priority: 9 } },
       { task: "tasks.add", args: [1, 1], options: { countdown: 1 } },
       { task: "no.such.task", args: [] },
+      { task: "tasks.withdraw", args: [10, 30] },
     ]);
     assert.equal(out[0].ok, 5);
     assert.equal(out[1].ok, 42);
@@ -90,6 +91,12 @@ Deno.test({
     assert.equal(out[8].error?.type, "NotRegistered");
     assert.equal(out[8].error?.module, "celery.exceptions");
     assert.match(worker.output, /Parked task no\.such\.task\[/);
+    // `class InsufficientFunds extends Error {}` (name left "Error") was a plain Exception.
+    assert.deepEqual(out[9].error, {
+      type: "InsufficientFunds",
+      module: "celery.exceptions",
+      args: ["30 > 10"],
+    });
   } finally {
     await worker.stop();
   }
@@ -182,6 +189,14 @@ Deno.test({
     assert.deepEqual(await r2.get({ timeout: 15_000 }), {
       args: [1, "x", 2n ** 70n, "2026-01-02T03:04:05.600000Z"],
       kwargs: { k: [1, 2] },
+    });
+    // A whole number past 2^53 is a double: Python got it as an int of other digits
+    // (1152921504606847000 for 2 ** 60), and the echo came back as that bigint.
+    const doubles = await app.sendTask("py.echo", [2 ** 60, -(2 ** 53 + 2), 1e16]);
+    taskIds.push(doubles.id);
+    assert.deepEqual(await doubles.get({ timeout: 15_000 }), {
+      args: [2 ** 60, -(2 ** 53 + 2), 1e16],
+      kwargs: {},
     });
     // A batch (one template for every message, one LPUSH): Python decodes each message.
     const echo = app.remoteTask<unknown[], { args: unknown[]; kwargs: unknown }>("py.echo");

@@ -389,6 +389,28 @@ Deno.test("exceptionInfo: excType, excModule and args fields override the defaul
   assert.deepEqual(exceptionInfo(odd).exc_message, ["m"]);
 });
 
+Deno.test('exceptionInfo: a subclass that leaves name as "Error" is named by its class', () => {
+  // The usual JavaScript error class: Python saw a plain Exception, Celeriac excType "Exception".
+  class InsufficientFunds extends Error {}
+  class Overdrawn extends InsufficientFunds {}
+  assert.deepEqual(exceptionInfo(new InsufficientFunds("low")), {
+    exc_type: "InsufficientFunds",
+    exc_message: ["low"],
+    exc_module: JS_EXC_MODULE,
+  });
+  assert.equal(exceptionInfo(new Overdrawn("x")).exc_type, "Overdrawn");
+  // A class named like a Python builtin goes to builtins; `name` and excType still win.
+  class KeyError extends Error {}
+  assert.equal(exceptionInfo(new KeyError("k")).exc_module, "builtins");
+  class Named extends Error {
+    override name = "Other";
+  }
+  assert.equal(exceptionInfo(new Named("n")).exc_type, "Other");
+  assert.equal(exceptionInfo(Object.assign(new Overdrawn("o"), { excType: "X" })).exc_type, "X");
+  assert.equal(exceptionInfo(new Error("plain")).exc_type, "Exception");
+  assert.equal(exceptionInfo(Object.create(null, {})).exc_type, "Exception");
+});
+
 Deno.test("exceptionInfo: a thrown non-Error becomes Exception with its text", () => {
   assert.deepEqual(exceptionInfo("plain string"), {
     exc_type: "Exception",

@@ -48,6 +48,10 @@ function encodeString(s: string): string {
 
 function encodeNumber(n: number): string {
   if (Number.isSafeInteger(n) && (n !== 0 || 1 / n > 0)) return String(n);
+  // A whole number past 2^53 is a double, not an exact integer (those arrive as bigints): as a
+  // float Python reads the same number; as digits ("1152921504606847000" for 2 ** 60) an int
+  // that is not it.
+  if (Number.isInteger(n) && n !== 0) return pyJsonFloat(n);
   if (Number.isFinite(n)) {
     if (Object.is(n, -0)) return "-0.0";
     // Python's float repr uses exponent notation below 1e-4 (JS: below 1e-6)
