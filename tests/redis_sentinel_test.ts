@@ -239,3 +239,43 @@ Deno.test({
     await servers.stop();
   }
 });
+
+Deno.test({
+  name: "redis sentinel: get() called while the master is down resolves after the failover",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // Each wait's SUBSCRIBE failed while ioredis reconnected, and the 15 s retry awaited that same
+  // failed promise again and again: the get() rejected with 'Reached the max retries per
+  // request limit' 15 s later, though the replica was promoted after 2-3 s.
+  const servers = await failoverSet("sentinel-get");
+  const base = servers.base;
+  const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3}/0?master_name=m1`;
+  const app = new Celery({ broker: url, backend: url });
+  app.task("t.add", (a: number, b: number) => a + b);
+  try {
+    await app.resultBackend();
+    const sent = [];
+    for (let i = 0; i < 20; i++) sent.push(await app.sendTask<number>("t.add", [i, 1]));
+    await servers.processes[0].kill();
+    const gets = Promise.allSettled(sent.map((r) => r.get({ timeout: 60_000 })));
+    await waitUntil("the replica's promotion", async () => {
+      const master = await command(base + 2, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "m1");
+      return (master as string[])[1] === String(base + 1);
+    }, 30_000);
+    const { Worker } = await import("../worker.ts");
+    const worker = new Worker({ app, pool: "inline", hostname: "sentinel-get@%h" });
+    await worker.start();
+    try {
+      const outcomes = await gets;
+      assert.deepEqual(
+        outcomes.map((o) => o.status === "fulfilled" ? o.value : String(o.reason)),
+        sent.map((_, i) => i + 1),
+      );
+    } finally {
+      await worker.stop();
+    }
+  } finally {
+    await app.close();
+    await servers.stop();
+  }
+});
