@@ -2,9 +2,10 @@
  * Permission sandboxes: a worker and a client in one process, on the
  * embedded Deno KV store. The worker process may read the current directory
  * and the environment; each task runs with only what it declares
- * (./sandbox_tasks.ts).
+ * (./sandbox_tasks.ts). `DENO_NO_PROMPT=1` keeps Deno from asking at a
+ * terminal for what a task was not granted (it is refused instead):
  *
- *   deno run --allow-read=. --allow-env examples/sandbox.ts
+ *   DENO_NO_PROMPT=1 deno run --allow-read=. --allow-env examples/sandbox.ts
  */
 // deno-lint-ignore-file no-console
 

@@ -1,7 +1,8 @@
 /**
  * Tasks that run in permission sandboxes, served by examples/sandbox.ts (or
  * `deno run --allow-read=. --allow-write=.celeriac --allow-env worker.ts --app ./examples/sandbox_tasks.ts`
- * from the repository root; outside it add `--unstable-kv --unstable-worker-options`).
+ * from the repository root, with `DENO_NO_PROMPT=1` in its environment in a terminal; outside it
+ * add `--unstable-kv --unstable-worker-options`).
  *
  * Each task gets only the Deno permissions it declares; tasks with the same
  * permissions share a group of Web Workers. What a task was not granted

@@ -8,6 +8,7 @@ import {
   NoResultBackendError,
   TimeoutError,
 } from "../mod.ts";
+import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { parsePyDate } from "../src/protocol/time.ts";
 import { runEnvCase } from "./helpers/env_cases.ts";
 
@@ -137,6 +138,39 @@ Deno.test("client: get() times out with a TimeoutError, or says no backend is co
   } finally {
     await app.close();
     await none.close();
+  }
+});
+
+Deno.test("client: successful() and failed() as Celery's; get({ propagate }) says what to do instead", async () => {
+  const app = new Celery({ broker: "kv://:memory:" });
+  try {
+    const backend = await app.resultBackend();
+    const failure = { exc_type: "ValueError", exc_message: ["no"], exc_module: "builtins" };
+    for (const [taskId, status, result] of [["ok", "SUCCESS", 5], ["ko", "FAILURE", failure]]) {
+      await backend.store([
+        {
+          taskId: String(taskId),
+          status: String(status),
+          meta: encodeResultMeta({ taskId: String(taskId), status: String(status), result }),
+        },
+      ]);
+    }
+    const [ok, ko, pending] = ["ok", "ko", "none"].map((id) => app.asyncResult(id));
+    assert.deepEqual(
+      [await ok.successful(), await ko.successful(), await pending.successful()],
+      [true, false, false],
+    );
+    assert.deepEqual([await ok.failed(), await ko.failed(), await pending.failed()], [
+      false,
+      true,
+      false,
+    ]);
+    await assert.rejects(
+      ko.get({ propagate: false } as never),
+      /get\(\) has no option "propagate" \(Celery's get\(propagate=False\)\): .*TaskError; catch it, or .* error\(\)/,
+    );
+  } finally {
+    await app.close();
   }
 });
 

@@ -114,5 +114,20 @@ Deno.test("hooks: app.on returns a disconnect function; listeners must be functi
   assert.deepEqual(seen, ["a"]);
   assert.equal(app.signals.has("workerReady"), false);
   assert.throws(() => app.on("taskPrerun", 42 as never), /must be a function/);
+  // Connected and never called before: a typo, Celery's snake_case, a signal Celeriac lacks.
+  const on = app.on.bind(app) as (name: string, listener: () => void) => () => void;
+  assert.throws(
+    () => on("taskFailur", () => {}),
+    /Unknown signal "taskFailur" \(did you mean "taskFailure"\?\)/,
+  );
+  assert.throws(
+    () => on("task_failure", () => {}),
+    /Unknown signal "task_failure" \(did you mean "taskFailure"\?\)\. The signals are taskPrerun, /,
+  );
+  assert.throws(
+    () => on("taskSuccess", () => {}),
+    /Celery's taskSuccess has no listener here; use taskPostrun \(state "SUCCESS"\) or a task's onSuccess/,
+  );
+  assert.equal(app.signals.has("taskFailure"), false);
   await app.close();
 });

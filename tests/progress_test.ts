@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { Celery, type TaskUpdate } from "../mod.ts";
 import { pyJsonLoads } from "../src/protocol/json.ts";
+import { stateUpdater } from "../src/worker/task_state.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { app as progressApp } from "./apps/progress_app.ts";
 import { celeryWorker, runPython } from "./helpers/procs.ts";
@@ -60,6 +61,19 @@ function checkSteps(updates: TaskUpdate[], n: number): void {
   assert.deepEqual(progress.meta.result, progress.info);
   assert.equal(progress.meta.date_done, null, "not ready: no date_done, as Celery");
 }
+
+Deno.test("progress: updateState called as Celery's update_state(state) says how to write it", async () => {
+  const update = stateUpdater(
+    { seq: 1, id: "t1", info: { group: null, parentId: null } },
+    undefined,
+  );
+  const call = update as unknown as (state: string) => Promise<void>;
+  await assert.rejects(
+    call("PROGRESS"),
+    /updateState takes an object, .*ctx\.updateState\(\{ state: "PROGRESS", meta: \{ \.\.\. \} \}\)/,
+  );
+  await assert.rejects(update({ state: "" }), /needs a state name such as "PROGRESS", got ""/);
+});
 
 const vhost = WITHOUT_RABBITMQ ? null : await createVhost("progress");
 

@@ -4,7 +4,8 @@
  * `DENO_V8_FLAGS=--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--expose-gc`
  * unless the command or the environment already sets those flags or
  * `CELERIAC_V8_FLAGS` says otherwise; narrower permissions keep V8's defaults.
- * The same restart sets `MALLOC_ARENA_MAX=2` unless the environment sets it.
+ * The same restart sets `MALLOC_ARENA_MAX=2` and `DENO_NO_PROMPT=1` unless the
+ * environment sets them.
  * `worker.ts dashboard` does the same.
  */
 
@@ -30,7 +31,7 @@ Deno.test("v8 flags: planned when neither the command nor DENO_V8_FLAGS sets the
     restart: true,
     flags: FLAGS,
     denoV8Flags: JOINED,
-    env: { MALLOC_ARENA_MAX: "2" },
+    env: { MALLOC_ARENA_MAX: "2", DENO_NO_PROMPT: "1" },
   });
   assert.deepEqual(
     planV8Flags({ wanted: DEFAULT_V8_FLAGS, denoV8Flags: "--stack-size=2000", cmdline: CMD }),
@@ -38,7 +39,7 @@ Deno.test("v8 flags: planned when neither the command nor DENO_V8_FLAGS sets the
       restart: true,
       flags: FLAGS,
       denoV8Flags: `--stack-size=2000,${JOINED}`,
-      env: { MALLOC_ARENA_MAX: "2" },
+      env: { MALLOC_ARENA_MAX: "2", DENO_NO_PROMPT: "1" },
     },
   );
 });
@@ -50,7 +51,7 @@ Deno.test("v8 flags: MALLOC_ARENA_MAX is left to the environment that sets it", 
     restart: true,
     flags: FLAGS,
     denoV8Flags: JOINED,
-    env: {},
+    env: { DENO_NO_PROMPT: "1" },
   });
   assert.deepEqual(
     plan({ GLIBC_TUNABLES: "glibc.malloc.trim_threshold=0:glibc.malloc.arena_max=4" }),
@@ -58,15 +59,24 @@ Deno.test("v8 flags: MALLOC_ARENA_MAX is left to the environment that sets it", 
       restart: true,
       flags: FLAGS,
       denoV8Flags: JOINED,
-      env: {},
+      env: { DENO_NO_PROMPT: "1" },
     },
   );
   assert.deepEqual(plan({ GLIBC_TUNABLES: "glibc.malloc.trim_threshold=0", HOME: "/root" }), {
     restart: true,
     flags: FLAGS,
     denoV8Flags: JOINED,
-    env: { MALLOC_ARENA_MAX: "2" },
+    env: { MALLOC_ARENA_MAX: "2", DENO_NO_PROMPT: "1" },
   });
+});
+
+Deno.test("v8 flags: DENO_NO_PROMPT is set unless the environment sets it", () => {
+  const plan = planV8Flags({
+    wanted: DEFAULT_V8_FLAGS,
+    cmdline: CMD,
+    environment: { DENO_NO_PROMPT: "" },
+  });
+  assert.deepEqual(plan.restart && plan.env, { MALLOC_ARENA_MAX: "2" });
 });
 
 Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
@@ -96,7 +106,7 @@ Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
       flags: ["--no-allocation-site-pretenuring", "--no-short-builtin-calls", "--expose-gc"],
       denoV8Flags:
         "--max-semi-space-size=2,--no-allocation-site-pretenuring,--no-short-builtin-calls,--expose-gc",
-      env: { MALLOC_ARENA_MAX: "2" },
+      env: { MALLOC_ARENA_MAX: "2", DENO_NO_PROMPT: "1" },
     },
   );
 });
@@ -116,7 +126,7 @@ Deno.test("v8 flags: CELERIAC_V8_FLAGS empty turns it off; never started over tw
       restart: true,
       flags: ["--max-semi-space-size=2", "--optimize-for-size"],
       denoV8Flags: "--max-semi-space-size=2,--optimize-for-size",
-      env: { MALLOC_ARENA_MAX: "2" },
+      env: { MALLOC_ARENA_MAX: "2", DENO_NO_PROMPT: "1" },
     },
   );
 });
@@ -162,9 +172,10 @@ Deno.test({
         JOINED,
       );
       assert.equal(await envOf(worker.child.pid, "MALLOC_ARENA_MAX"), "2");
+      assert.equal(await envOf(worker.child.pid, "DENO_NO_PROMPT"), "1");
       assert.match(
         worker.output,
-        /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--expose-gc, MALLOC_ARENA_MAX=2 \(the worker's defaults/,
+        /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--expose-gc, MALLOC_ARENA_MAX=2, DENO_NO_PROMPT=1 \(the worker's defaults/,
       );
     } finally {
       assert.equal((await worker.stop()).code, 0);
@@ -211,6 +222,7 @@ Deno.test({
       try {
         assert.equal(await v8FlagsOf(worker.child.pid), undefined);
         assert.equal(await envOf(worker.child.pid, "MALLOC_ARENA_MAX"), undefined);
+        assert.equal(await envOf(worker.child.pid, "DENO_NO_PROMPT"), undefined);
         assert.match(worker.output, why);
         assert.doesNotMatch(worker.output, /the worker's defaults/);
       } finally {

@@ -19,7 +19,9 @@
  * main thread, each Web Worker, V8's compiler and GC threads, Deno's I/O
  * threads), and each arena keeps its own free memory; with two, the worker's
  * peak RSS in a 20,000-task drain is about 4 MiB lower at the same CPU per
- * task. It does so only where it can without asking for more than the
+ * task, and `DENO_NO_PROMPT=1` ({@link NO_PROMPT_DEFAULTS}): a sandboxed
+ * task denied a permission fails instead of waiting at a terminal's prompt.
+ * It does so only where it can without asking for more than the
  * command already granted: on Linux, with FFI, env and read permissions
  * granted (as `-A` does). A command with narrower permissions keeps V8's
  * defaults unless it passes the flag itself (the README's production command
@@ -80,6 +82,15 @@ export const DEFAULT_V8_FLAGS =
  */
 export const MALLOC_DEFAULTS: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
 
+/**
+ * Set by the same start unless the environment sets it: Deno then refuses a
+ * permission instead of asking for it at a terminal. Only a sandboxed task
+ * (its Web Worker has less than `-A`) could be asked for one, and a prompt
+ * would hold it until answered, a yes granting that Web Worker what its
+ * sandbox denies. Deno reads it only when a process starts.
+ */
+export const NO_PROMPT_DEFAULTS: Readonly<Record<string, string>> = { DENO_NO_PROMPT: "1" };
+
 /** Environment variable that replaces {@link DEFAULT_V8_FLAGS} (comma-separated; empty: off). */
 export const V8_FLAGS_ENV = "CELERIAC_V8_FLAGS";
 
@@ -117,7 +128,7 @@ export interface V8FlagsInput {
   cmdline: string[];
   /** Whether this process image was already started with the flags. Default false. */
   applied?: boolean;
-  /** This process's environment, for {@link MALLOC_DEFAULTS} and `GLIBC_TUNABLES`. Default empty. */
+  /** This process's environment, for the defaults it may set and `GLIBC_TUNABLES`. Default empty. */
   environment?: Record<string, string>;
 }
 
@@ -134,13 +145,14 @@ function splitFlags(list: string): string[] {
  * Decide whether to start over with V8 flags: only for wanted flags that
  * neither `DENO_V8_FLAGS` nor a `--v8-flags=` argument already sets (by name,
  * whatever the value: the user's choice wins), and never twice. A restart
- * also sets the {@link MALLOC_DEFAULTS} the environment does not.
+ * also sets the {@link MALLOC_DEFAULTS} and {@link NO_PROMPT_DEFAULTS} the
+ * environment does not.
  *
  * @example
  * ```ts
  * import { planV8Flags } from "./v8_flags.ts";
  * const plan = planV8Flags({ wanted: "--max-semi-space-size=1", cmdline: ["deno", "run", "-A", "worker.ts"] });
- * console.log(plan); // { restart: true, flags: ["--max-semi-space-size=1"], denoV8Flags: "--max-semi-space-size=1", env: { MALLOC_ARENA_MAX: "2" } }
+ * console.log(plan); // { restart: true, flags: ["--max-semi-space-size=1"], denoV8Flags: "--max-semi-space-size=1", env: { MALLOC_ARENA_MAX: "2", DENO_NO_PROMPT: "1" } }
  * ```
  *
  * @param input see {@link V8FlagsInput}
@@ -162,7 +174,7 @@ export function planV8Flags(input: V8FlagsInput): V8FlagsPlan {
   const environment = input.environment ?? {};
   const tunables = environment.GLIBC_TUNABLES ?? "";
   const env = Object.fromEntries(
-    Object.entries(MALLOC_DEFAULTS).filter(([name]) =>
+    Object.entries({ ...MALLOC_DEFAULTS, ...NO_PROMPT_DEFAULTS }).filter(([name]) =>
       environment[name] === undefined &&
       !(name === "MALLOC_ARENA_MAX" && tunables.includes("glibc.malloc.arena_max"))
     ),

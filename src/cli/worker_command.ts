@@ -68,10 +68,11 @@ export interface Run {
 export function logV8Flags(skipped: string | undefined): void {
   if (skipped === undefined) {
     log.debug(
-      "V8 flags {flags}, MALLOC_ARENA_MAX={arenas} (the worker's defaults; {env}= turns them off)",
+      "V8 flags {flags}, MALLOC_ARENA_MAX={arenas}, DENO_NO_PROMPT={noPrompt} (the worker's defaults; {env}= turns them off)",
       {
         flags: grantedEnv("DENO_V8_FLAGS") ?? "",
         arenas: grantedEnv("MALLOC_ARENA_MAX") ?? "unset",
+        noPrompt: grantedEnv("DENO_NO_PROMPT") ?? "unset",
         env: V8_FLAGS_ENV,
       },
     );
@@ -220,5 +221,5 @@ export async function runWorker(
     hostname: worker.hostname,
     stats: JSON.stringify(worker.stats),
   });
-  return 0;
+  return worker.failure ? 1 : 0;
 }

@@ -114,6 +114,11 @@ export function checkGetOptions(options: unknown, where: string): void {
           }`,
         );
       }
+    } else if (key === "propagate") {
+      throw new TypeError(
+        `${where} has no option "propagate" (Celery's get(propagate=False)): it throws a ` +
+          `task's failure as a TaskError; catch it, or read it without waiting with error()`,
+      );
     } else if (!OPTION_NAMES.includes(key)) {
       const near = closestName(key, OPTION_NAMES);
       throw new TypeError(
@@ -374,6 +379,34 @@ export class AsyncResult<T = unknown> {
    */
   async ready(): Promise<boolean> {
     return READY_STATES.has(await this.state());
+  }
+
+  /**
+   * Whether the task succeeded (Celery's `successful()`): its state is SUCCESS.
+   *
+   * @example
+   * ```ts ignore
+   * if (await result.successful()) console.log(await result.get());
+   * ```
+   *
+   * @returns true when it succeeded
+   */
+  async successful(): Promise<boolean> {
+    return await this.state() === "SUCCESS";
+  }
+
+  /**
+   * Whether the task failed (Celery's `failed()`): its state is FAILURE.
+   *
+   * @example
+   * ```ts ignore
+   * if (await result.failed()) console.log((await result.error())?.traceback);
+   * ```
+   *
+   * @returns true when it failed
+   */
+  async failed(): Promise<boolean> {
+    return await this.state() === "FAILURE";
   }
 
   /**

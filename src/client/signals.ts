@@ -11,6 +11,7 @@
  * @module
  */
 
+import { closestName } from "./closest_name.ts";
 import { lazyLogger } from "./lazy_logger.ts";
 import type { TaskState } from "../protocol/result_meta.ts";
 
@@ -86,6 +87,32 @@ export type SignalListener<N extends SignalName> = (
   payload: SignalPayloads[N],
 ) => void | Promise<void>;
 
+/** Every signal {@link Signals.connect} takes, in {@link SignalPayloads}' order. */
+const SIGNAL_NAMES: readonly string[] = [
+  "taskPrerun",
+  "taskPostrun",
+  "taskFailure",
+  "workerReady",
+  "workerShutdown",
+] satisfies SignalName[];
+
+/** Celery's signals that have no listener here, and what to use instead. */
+const INSTEAD: Record<string, string> = {
+  taskSuccess: 'taskPostrun (state "SUCCESS") or a task\'s onSuccess',
+  taskRetry: "a task's onRetry",
+};
+
+function unknownSignal(name: string): TypeError {
+  const camel = name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+  const near = SIGNAL_NAMES.includes(camel) ? camel : closestName(name, SIGNAL_NAMES);
+  const instead = INSTEAD[camel];
+  return new TypeError(
+    `Unknown signal "${name}"${
+      instead ? `: Celery's ${name} has no listener here; use ${instead}` : ""
+    }${near ? ` (did you mean "${near}"?)` : ""}. The signals are ${SIGNAL_NAMES.join(", ")}`,
+  );
+}
+
 /**
  * Report an error thrown by a listener or a task hook. In a Web Worker,
  * where the command line's log set-up does not reach, it goes to stderr.
@@ -134,6 +161,7 @@ export class Signals {
    * @returns a function that disconnects it
    */
   connect<N extends SignalName>(name: N, listener: SignalListener<N>): () => void {
+    if (!SIGNAL_NAMES.includes(name)) throw unknownSignal(name);
     if (typeof listener !== "function") {
       throw new TypeError(`A listener of ${name} must be a function`);
     }

@@ -33,6 +33,12 @@ export function stateUpdater(
   store: ((seq: number, status: string, meta: string) => Promise<void>) | undefined,
 ): (update: StateUpdate) => Promise<void> {
   return async (update) => {
+    if (typeof update === "string") {
+      throw new TypeError(
+        `updateState takes an object, not Celery's update_state(state, meta): write ` +
+          `ctx.updateState({ state: ${JSON.stringify(update)}, meta: { ... } })`,
+      );
+    }
     const state = update?.state;
     if (typeof state !== "string" || state === "" || state === "PENDING") {
       throw new TypeError(

@@ -10,10 +10,12 @@ import { BlockingAverage, messagesOf } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
 import { type Group, type Member, postTo } from "./pool_member.ts";
+import { unpackOutcomes } from "./run_batch.ts";
 import type { FromRunner } from "./pool_protocol.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
-import { moduleDirs, type Sandbox, spawnPermissions, ungrantedPermission } from "./sandboxes.ts";
+import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
+import { cannotSpawn, checkSandboxStart } from "./sandbox_start.ts";
 import { SeqMap } from "./seq_map.ts";
 import { spawnRunner } from "./spawn_runner.ts";
 import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
@@ -72,14 +74,6 @@ interface Owned {
   member: Member;
   task: string;
   id: string;
-}
-
-function cannotSpawn(group: Group, why: string): Error {
-  return new Error(
-    `Cannot start a Web Worker with permissions ${group.sandbox.key} (tasks ` +
-      `${group.sandbox.tasks.join(", ") || "all"}): ${why}. A sandbox cannot have more ` +
-      `permissions than the worker process: grant them to the process, or narrow the sandbox`,
-  );
 }
 
 const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tasks: [] };
@@ -228,10 +222,7 @@ export class ThreadPool implements Pool {
       failures: 0,
     }));
     for (const g of this.#groups) for (const t of g.sandbox.tasks) this.#groupOf.set(t, g);
-    for (const g of this.#groups) {
-      const missing = ungrantedPermission(g.spawn.permissions);
-      if (missing) throw cannotSpawn(g, `the worker process has no ${missing}`);
-    }
+    checkSandboxStart(this.#groups);
     try {
       for (const g of this.#groups) {
         g.members = Array.from({ length: this.#target(g) }, () => this.#spawn(g));
@@ -279,7 +270,7 @@ export class ThreadPool implements Pool {
           fail(`the app module failed to load:\n${msg.error}`);
           break;
         case "outcomes":
-          this.#onOutcomes(member, msg.outcomes, msg.memory);
+          this.#onOutcomes(member, unpackOutcomes(msg.outcomes), msg.memory);
           break;
         case "publish":
           this.#events.onPublish(msg.message, msg.target).then(

@@ -1,0 +1,101 @@
+/**
+ * Checks before a pool's permission sandboxes start: each sandbox within the
+ * process's permissions, and whether Deno may ask at a terminal for a
+ * permission a sandboxed task was not granted. Deno asks when the process's stdin and stderr are both
+ * terminals, unless it was started with `--no-prompt` or `DENO_NO_PROMPT`;
+ * the asking task waits for the answer, and a yes grants its Web Worker what
+ * its sandbox denies. A process cannot turn prompts off once started, so the
+ * worker says so at start-up.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Group } from "./pool_member.ts";
+import { ungrantedPermission } from "./sandboxes.ts";
+
+const log = getLogger(["celeriac", "worker", "pool"]);
+
+function grantedNow(descriptor: Deno.PermissionDescriptor): boolean {
+  return Deno.permissions.querySync(descriptor).state === "granted";
+}
+
+function noPromptSet(): boolean {
+  if (grantedNow({ name: "env", variable: "DENO_NO_PROMPT" })) {
+    if (Deno.env.get("DENO_NO_PROMPT")) return true;
+  }
+  if (!grantedNow({ name: "read", path: "/proc/self/cmdline" })) return false;
+  try {
+    const args = new TextDecoder().decode(Deno.readFileSync("/proc/self/cmdline")).split("\0");
+    return args.includes("--no-prompt");
+  } catch {
+    return false; // not Linux, or Deno reads /proc/self only with every permission
+  }
+}
+
+/**
+ * Whether a sandboxed task denied a permission could make Deno ask at a
+ * terminal instead of failing: stdin and stderr are terminals and neither
+ * `DENO_NO_PROMPT` nor `--no-prompt` is known to be set (each is read only
+ * where it is granted without a prompt).
+ *
+ * @example
+ * ```ts ignore
+ * if (sandboxesMayPrompt()) log.warn("run with --no-prompt");
+ * ```
+ *
+ * @returns true when a prompt is possible
+ */
+export function sandboxesMayPrompt(): boolean {
+  return Deno.stdin.isTerminal() && Deno.stderr.isTerminal() && !noPromptSet();
+}
+
+/**
+ * The error of a sandbox's Web Worker that cannot start.
+ *
+ * @example
+ * ```ts ignore
+ * throw cannotSpawn(group, 'the worker process has no read access to "/srv"');
+ * ```
+ *
+ * @param group the sandbox's group
+ * @param why what stopped it
+ * @returns the error, saying what to change
+ */
+export function cannotSpawn(group: Group, why: string): Error {
+  return new Error(
+    `Cannot start a Web Worker with permissions ${group.sandbox.key} (tasks ` +
+      `${group.sandbox.tasks.join(", ") || "all"}): ${why}. A sandbox cannot have more ` +
+      `permissions than the worker process: grant them to the process, or narrow the sandbox`,
+  );
+}
+
+/**
+ * Before a pool's Web Workers start: throw when a sandbox asks for a
+ * permission the process lacks (Deno would ask for it at a terminal, or
+ * refuse it), and warn when a sandboxed task could be asked for one at a
+ * terminal ({@link sandboxesMayPrompt}).
+ *
+ * @example
+ * ```ts ignore
+ * checkSandboxStart(groups);
+ * ```
+ *
+ * @param groups the pool's groups, with the permissions their Web Workers start with
+ * @throws {Error} naming the first permission the process lacks
+ */
+export function checkSandboxStart(groups: readonly Group[]): void {
+  for (const g of groups) {
+    const missing = ungrantedPermission(g.spawn.permissions);
+    if (missing) throw cannotSpawn(g, `the worker process has no ${missing}`);
+  }
+  if (groups.some((g) => g.sandbox.permissions !== "inherit") && sandboxesMayPrompt()) {
+    log.warn(
+      "Permission sandboxes in a terminal: a sandboxed task that touches what it was not " +
+        "granted makes Deno ask at this terminal (the task waits for the answer, and a yes " +
+        "grants it to that Web Worker): start the process with DENO_NO_PROMPT=1 (or " +
+        "--no-prompt, which the worker cannot see without -A) and it fails with " +
+        "PermissionDenied instead",
+    );
+  }
+}
