@@ -151,6 +151,7 @@ export {
 export {
   BatchPublishError,
   BrokerConnectionError,
+  ExchangeNotFoundError,
   type PublishOutcome,
 } from "./src/broker/errors.ts";
 export { EncodeError } from "./src/protocol/errors.ts";

@@ -162,6 +162,7 @@ export {
   encodeResultMetaWithJson,
   EXCEPTION_STATES,
   type ExceptionInfo,
+  type ExtendedResultFields,
   READY_STATES,
   type ResultMeta,
   type ResultMetaInput,

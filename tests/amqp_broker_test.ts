@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Celery, ExchangeNotFoundError } from "../mod.ts";
 import { openAmqpBroker } from "../src/broker/amqp.ts";
 import { PARKED_QUEUE, REVOKED_STREAM } from "../src/broker/amqp_topology.ts";
 import type { Message } from "../src/protocol/message.ts";
@@ -83,15 +84,27 @@ test("pidbox exchange and node queue match the worker's declarations (no PRECOND
   }
 });
 
-test("publishing to an exchange that does not exist drops the message and keeps the channel", async () => {
+test("publishing to an exchange that does not exist is refused, and the channel kept", async () => {
+  // It was dropped with a log line: a sendTask / delay() resolved for a message that went nowhere.
   const broker = await openAmqpBroker(url);
+  const app = new Celery({ broker: url, backend: null });
   try {
-    await broker.publish(message("lost"), { exchange: "no-such-exchange", routingKey: "x" });
+    await assert.rejects(
+      broker.publish(message("lost"), { exchange: "no-such-exchange", routingKey: "x" }),
+      (err: Error) =>
+        err instanceof ExchangeNotFoundError &&
+        /Exchange "no-such-exchange" does not/.test(err.message),
+    );
+    await assert.rejects(
+      app.sendTask("t.add", [1, 2], { exchange: "no-such-exchange", routingKey: "x" }),
+      ExchangeNotFoundError,
+    );
     const q = uniqueQueue("after-missing");
     await broker.publish(message("kept"), { routingKey: q });
     assert.equal(await broker.queueDepth(q), 1);
     assert.equal(await broker.purge(q), 1);
   } finally {
+    await app.close();
     await broker.close();
   }
 });

@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { ExchangeNotFoundError } from "../mod.ts";
 import { openAmqpBroker } from "../src/broker/amqp.ts";
 import type { Broker, Delivery, Publication } from "../src/broker/port.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
@@ -70,16 +71,28 @@ test("every message reaches its queue, in order, each queue declared", async () 
   }
 });
 
-test("a message for an exchange that does not exist is dropped; the others go", async () => {
+test("a message for an exchange that does not exist refuses the batch: nothing sent", async () => {
+  // It was dropped with a log line and the batch resolved: a send that went nowhere.
   const broker = await openAmqpBroker(vhost!.url(), fast);
   try {
     const q = uniqueQueue("many-ex");
-    await broker.publishMany!([
+    await broker.declareQueue(q);
+    const err = await broker.publishMany!([
       { message: message("one"), target: { routingKey: q } },
       { message: message("lost"), target: { exchange: "no-such-exchange", routingKey: q } },
       { message: message("two"), target: { routingKey: q } },
-    ]);
-    assert.deepEqual(await takeAll(broker, q, 2), ["one", "two"]);
+    ]).then(() => null, (e) => e);
+    assert.ok(err instanceof ExchangeNotFoundError, String(err));
+    assert.equal(err.code, "EXCHANGE_NOT_FOUND");
+    assert.match(err.message, /Exchange "no-such-exchange" does not exist/);
+    assert.equal(await broker.queueDepth(q), 0);
+    await assert.rejects(
+      broker.publish(message("alone"), { exchange: "no-such-exchange", routingKey: q }),
+      ExchangeNotFoundError,
+    );
+    // The broker goes on: the next messages go.
+    await broker.publishMany!([{ message: message("three"), target: { routingKey: q } }]);
+    assert.deepEqual(await takeAll(broker, q, 1), ["three"]);
   } finally {
     await broker.close();
   }

@@ -118,6 +118,12 @@ Deno.test("cli control revoke: remembered in the broker, so a worker that starts
       ["control", "terminate", "SIGKILL", running.id, "-b", url, "-t", "0.2"],
     );
     assert.equal(terminate.code, 69, terminate.out);
+    // Addressed to a node (-d) that does not answer: not stored, and said so.
+    const elsewhere = await cli(
+      ["control", "revoke", "other-id", "-d", "w1@nowhere", "-b", url, "-t", "0.2"],
+    );
+    assert.equal(elsewhere.code, 69, elsewhere.out);
+    assert.match(elsewhere.out, /No node of -d w1@nowhere answered: the revoke reached no worker/);
     const remembered = (await (await app.broker()).listRevoked()).map((e) => e.id);
     assert.deepEqual(remembered.sort(), [queued.id, running.id].sort());
   });

@@ -69,6 +69,7 @@ Deno.test({
       { task: "tasks.add", args: [5, 6], options: { compression: "bzip2", priority: 9 } },
       { task: "tasks.add", args: [1, 1], options: { countdown: 1 } },
       { task: "no.such.task", args: [] },
+      { task: "tasks.withdraw", args: [10, 30] },
     ]);
     assert.equal(out[0].ok, 5);
     assert.equal(out[1].ok, 42);
@@ -90,6 +91,50 @@ Deno.test({
     assert.equal(out[8].error?.type, "NotRegistered");
     assert.equal(out[8].error?.module, "celery.exceptions");
     assert.match(worker.output, /Parked task no\.such\.task\[/);
+    // `class InsufficientFunds extends Error {}` (name left "Error") was a plain Exception.
+    assert.deepEqual(out[9].error, {
+      type: "InsufficientFunds",
+      module: "celery.exceptions",
+      args: ["30 > 10"],
+    });
+  } finally {
+    await worker.stop();
+  }
+});
+
+Deno.test({
+  name:
+    "interop: a Python client with result_extended reads name, args, worker... of Celeriac results",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  // Celeriac stored no result_extended fields: Python's r.name, r.args, r.worker were all None.
+  const queue = `q-ext-${crypto.randomUUID().slice(0, 8)}`;
+  const worker = await interopWorker({ broker: BROKER, backend: BACKEND }, queue, [], {
+    CELERY_RESULT_EXTENDED: "true",
+  });
+  try {
+    const out = await callFromPython(pyEnv(queue, { INTEROP_RESULT_EXTENDED: "1" }), [
+      { task: "tasks.mul", kwargs: { x: 6, y: 7 } },
+      { task: "tasks.fail", args: ["boom"] },
+      { task: "tasks.retry_twice", args: [5] },
+    ]);
+    taskIds.push(...out.map((o) => o.id));
+    const ext = (o: PyOutcome) => (o as PyOutcome & { extended: Record<string, unknown> }).extended;
+    const hostname = /celeriac 0\.\d+\.\d+ (\S+):/.exec(worker.output)?.[1];
+    assert.equal(out[0].ok, 42);
+    assert.deepEqual(ext(out[0]), {
+      name: "tasks.mul",
+      args: [],
+      kwargs: { x: 6, y: 7 },
+      worker: hostname,
+      retries: 0,
+      queue,
+    });
+    assert.equal(out[1].error?.type, "ValueError");
+    assert.deepEqual(ext(out[1]).args, ["boom"]);
+    assert.equal(ext(out[1]).name, "tasks.fail");
+    assert.deepEqual(out[2].ok, { n: 5, retries: 2 });
+    assert.equal(ext(out[2]).retries, 2);
   } finally {
     await worker.stop();
   }
@@ -144,6 +189,14 @@ Deno.test({
     assert.deepEqual(await r2.get({ timeout: 15_000 }), {
       args: [1, "x", 2n ** 70n, "2026-01-02T03:04:05.600000Z"],
       kwargs: { k: [1, 2] },
+    });
+    // A whole number past 2^53 is a double: Python got it as an int of other digits
+    // (1152921504606847000 for 2 ** 60), and the echo came back as that bigint.
+    const doubles = await app.sendTask("py.echo", [2 ** 60, -(2 ** 53 + 2), 1e16]);
+    taskIds.push(doubles.id);
+    assert.deepEqual(await doubles.get({ timeout: 15_000 }), {
+      args: [2 ** 60, -(2 ** 53 + 2), 1e16],
+      kwargs: {},
     });
     // A batch (one template for every message, one LPUSH): Python decodes each message.
     const echo = app.remoteTask<unknown[], { args: unknown[]; kwargs: unknown }>("py.echo");

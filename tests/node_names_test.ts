@@ -11,6 +11,7 @@ import { nodeName, nodePath } from "../src/worker/node_name.ts";
 import { Celery } from "../mod.ts";
 import { Worker } from "../worker.ts";
 import { celeriacWorker, Proc } from "./helpers/procs.ts";
+import { createVhost } from "./helpers/rabbitmq.ts";
 
 Deno.test("node names: -n is expanded as Celery's host_format(default_nodename(...))", () => {
   // Each case checked against Celery 5.2.6's celery.utils.nodenames on host vm.example.com.
@@ -55,6 +56,16 @@ Deno.test("node names: the Worker class builds its name the same way", () => {
   assert.throws(() => named("w@%x"), /has %x/);
 });
 
+/** Wait until `path` matches `re` (30 s at most). */
+async function fileSays(path: string, re: RegExp): Promise<void> {
+  let text = "";
+  for (let i = 0; i < 300 && !re.test(text); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    text = await Deno.readTextFile(path).catch(() => "");
+  }
+  assert.match(text, re, path);
+}
+
 /** Run `worker.ts status` until its output matches `re` (20 tries). */
 async function bothOnline(url: string, re: RegExp): Promise<void> {
   let out = "";
@@ -82,7 +93,7 @@ Deno.test("node names: --logfile %n%I.log gives each worker of a host its own fi
   const pattern = `${dir}/%n%I.log`;
   const workers: Proc[] = [];
   try {
-    for (const name of ["w1", "w2"]) {
+    const start = (name: string) =>
       workers.push(Proc.start(`celeriac ${name}`, Deno.execPath(), [
         "run",
         "-A",
@@ -93,8 +104,11 @@ Deno.test("node names: --logfile %n%I.log gives each worker of a host its own fi
         "--logfile",
         pattern,
       ]));
-    }
-    // Nothing goes to the console: they are ready once both answer `status`.
+    start("w1");
+    // Nothing goes to the console. The file has the ready line within a second while the
+    // worker idles (before: only once another line came, or at exit).
+    await fileSays(`${dir}/w1.log`, / ready: /);
+    start("w2");
     await bothOnline(url, /w1@[\s\S]*w2@/);
     for (const w of workers) assert.equal((await w.stop("SIGTERM", 60_000)).code, 0, w.output);
     for (const name of ["w1", "w2"]) {
@@ -120,9 +134,8 @@ Deno.test("node names: --logfile %n%I.log gives each worker of a host its own fi
   }
 });
 
-Deno.test("node names: two workers started with one -n are told so, and inspect warns", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "celeriac-dupes-" });
-  const url = `kv://${dir}/q.sqlite`;
+/** Two workers named `same@%h` on `url`, then `other@%h`: the two are told, the other not. */
+async function sameName(url: string): Promise<void> {
   const args = ["--app", "./tests/apps/worker_app.ts", "--broker", url, "-c", "1", "-n", "same@%h"];
   const workers: Proc[] = [];
   try {
@@ -152,6 +165,25 @@ Deno.test("node names: two workers started with one -n are told so, and inspect 
     assert.doesNotMatch(other.output, /Another worker is running/);
   } finally {
     for (const w of workers) await w.stop("SIGTERM", 30_000);
+  }
+}
+
+Deno.test("node names: two workers started with one -n are told so, and inspect warns (KV)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-dupes-" });
+  try {
+    await sameName(`kv://${dir}/q.sqlite`);
+  } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("node names: two workers of one name on RabbitMQ each get every request", async () => {
+  // Both consumed kombu's one queue <name>.celery.pidbox: each request reached one of them,
+  // so neither the start-up check nor inspect saw the other (and a revoke reached one).
+  const vhost = await createVhost("names");
+  try {
+    await sameName(vhost.url());
+  } finally {
+    await vhost.remove();
   }
 });

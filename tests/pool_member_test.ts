@@ -1,13 +1,18 @@
 import assert from "node:assert/strict";
 import type { RunRequest } from "../src/worker/executor.ts";
 import { type Member, postTo } from "../src/worker/pool_member.ts";
-import type { ToRunner } from "../src/worker/pool_protocol.ts";
+import type { ToRunnerPosted } from "../src/worker/pool_protocol.ts";
+import { unpackRun } from "../src/worker/run_batch.ts";
 import { runInfo } from "./helpers/run_info.ts";
 
 /** A member whose Web Worker keeps what is posted to it, cloned as a post clones it. */
-function recordingMember(): { member: Member; posted: ToRunner[] } {
-  const posted: ToRunner[] = [];
-  const worker = { postMessage: (msg: ToRunner) => posted.push(structuredClone(msg)) };
+function recordingMember(): { member: Member; posted: RunRequest[][] } {
+  const posted: RunRequest[][] = [];
+  const worker = {
+    postMessage: (msg: ToRunnerPosted) => {
+      if (msg.type === "run") posted.push(unpackRun(structuredClone(msg.batch)));
+    },
+  };
   const member = {
     worker,
     sent: new Int32Array(1),
@@ -44,11 +49,9 @@ Deno.test("postTo: a run message carries only its own bodies, not the rest of th
   for (let i = 0; i < 3; i++) postTo(member, { type: "run", batch: [request(i, bodies[i])] });
   postTo(member, { type: "run", batch: [request(3, bodies[3]), request(4, bodies[4])] });
   assert.equal(posted.length, 4);
-  for (const [i, msg] of posted.entries()) {
-    assert.equal(msg.type, "run");
-    if (msg.type !== "run") continue;
-    const own = msg.batch.reduce((n, r) => n + r.body.byteLength, 0);
-    for (const r of msg.batch) {
+  for (const [i, batch] of posted.entries()) {
+    const own = batch.reduce((n, r) => n + r.body.byteLength, 0);
+    for (const r of batch) {
       assert.equal(r.body.buffer.byteLength, own, `message ${i} clones its bodies only`);
       assert.deepEqual(r.body, bodies[r.seq]);
     }
@@ -62,11 +65,10 @@ Deno.test("postTo: a run message holding its bodies' whole buffer posts it as it
   const { member, posted } = recordingMember();
   postTo(member, { type: "run", batch });
   assert.ok(batch.every((r, i) => r.body === bodies[i]), "no copy made");
-  const msg = posted[0];
-  assert.ok(msg.type === "run");
-  assert.equal(msg.batch[0].body.buffer.byteLength, 2000);
-  assert.ok(msg.batch.every((r) => r.body.buffer === msg.batch[0].body.buffer));
-  assert.deepEqual(msg.batch.map((r) => r.body), bodies);
+  const [got] = posted;
+  assert.equal(got[0].body.buffer.byteLength, 2000);
+  assert.ok(got.every((r) => r.body.buffer === got[0].body.buffer));
+  assert.deepEqual(got.map((r) => r.body), bodies);
 });
 
 Deno.test("postTo: bodies of their own are posted without a copy", () => {

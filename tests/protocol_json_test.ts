@@ -49,6 +49,25 @@ Deno.test("pyJsonDumps floats like Python's float repr", () => {
   }
 });
 
+Deno.test("a whole number past 2^53 is written as the float it is, as Python's repr", () => {
+  // It went as digits: 2 ** 60 as 1152921504606847000, which Python reads as an int that is not
+  // 2 ** 60 (a Python float 2.0 ** 60 echoed through a task came back as that wrong int).
+  // CPython: json.dumps([2.0**60, 1e16, 2.0**53, -(2.0**53 + 2), 1e22, 123456789012345680.0])
+  assert.equal(
+    pyJsonDumps([2 ** 60, 1e16, 2 ** 53, -(2 ** 53 + 2), 1e22, 123456789012345680]),
+    "[1.152921504606847e+18, 1e+16, 9007199254740992.0, -9007199254740994.0, 1e+22, " +
+      "1.2345678901234568e+17]",
+  );
+  for (const x of [2 ** 60, 1e16, 2 ** 53, -(2 ** 53 + 2), 123456789012345680]) {
+    assert.equal(pyJsonLoads(pyJsonDumps(x)), x);
+  }
+  // Safe integers stay ints.
+  assert.equal(
+    pyJsonDumps([2 ** 53 - 1, -(2 ** 53 - 1), 1]),
+    "[9007199254740991, -9007199254740991, 1]",
+  );
+});
+
 Deno.test("-0 is written as Python's -0.0 and read back as -0", () => {
   assert.equal(pyJsonDumps(-0), "-0.0");
   assert.equal(pyJsonDumps([0, -0]), "[0, -0.0]");

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ProtocolError } from "../src/protocol/errors.ts";
+import { EncodeError, ProtocolError } from "../src/protocol/errors.ts";
 import { exceptionInfo, JS_EXC_MODULE, tracebackText } from "../src/protocol/exceptions.ts";
 import {
   decodeResultMeta,
@@ -13,6 +13,7 @@ import {
   encodeResultMetaWithJson,
   EXCEPTION_STATES,
   READY_STATES,
+  resultJson,
   type ResultMeta,
   type ResultMetaInput,
 } from "../src/protocol/result_meta.ts";
@@ -150,6 +151,33 @@ Deno.test("encodeResultMeta: group_id and parent_id only when set, in Celery's o
     !encodeResultMeta({ taskId: "t", status: "SUCCESS", result: 1, groupId: null }).includes(
       "group_id",
     ),
+  );
+});
+
+Deno.test("encodeResultMeta: result_extended fields as a Celery 5.2.6 worker writes them", () => {
+  // Python: app.backend._get_result_meta(..., request) with result_extended = True, then encode.
+  const text = encodeResultMeta({
+    taskId: "t1",
+    status: "SUCCESS",
+    result: 5,
+    dateDone: new Date("2026-12-05T04:10:36.054Z"),
+    groupId: "g1",
+    parentId: "p1",
+    extended: {
+      name: "tasks.add",
+      args: [2, 3],
+      kwargs: { k: "\u00e9" },
+      worker: "celery@vm",
+      retries: 1,
+      queue: "celery",
+    },
+  });
+  assert.equal(
+    text,
+    '{"status": "SUCCESS", "result": 5, "traceback": null, "children": [], "date_done": ' +
+      '"2026-12-05T04:10:36.054000", "group_id": "g1", "parent_id": "p1", "name": "tasks.add", ' +
+      '"args": [2, 3], "kwargs": {"k": "\\u00e9"}, "worker": "celery@vm", "retries": 1, ' +
+      '"queue": "celery", "task_id": "t1"}',
   );
 });
 
@@ -361,6 +389,28 @@ Deno.test("exceptionInfo: excType, excModule and args fields override the defaul
   assert.deepEqual(exceptionInfo(odd).exc_message, ["m"]);
 });
 
+Deno.test('exceptionInfo: a subclass that leaves name as "Error" is named by its class', () => {
+  // The usual JavaScript error class: Python saw a plain Exception, Celeriac excType "Exception".
+  class InsufficientFunds extends Error {}
+  class Overdrawn extends InsufficientFunds {}
+  assert.deepEqual(exceptionInfo(new InsufficientFunds("low")), {
+    exc_type: "InsufficientFunds",
+    exc_message: ["low"],
+    exc_module: JS_EXC_MODULE,
+  });
+  assert.equal(exceptionInfo(new Overdrawn("x")).exc_type, "Overdrawn");
+  // A class named like a Python builtin goes to builtins; `name` and excType still win.
+  class KeyError extends Error {}
+  assert.equal(exceptionInfo(new KeyError("k")).exc_module, "builtins");
+  class Named extends Error {
+    override name = "Other";
+  }
+  assert.equal(exceptionInfo(new Named("n")).exc_type, "Other");
+  assert.equal(exceptionInfo(Object.assign(new Overdrawn("o"), { excType: "X" })).exc_type, "X");
+  assert.equal(exceptionInfo(new Error("plain")).exc_type, "Exception");
+  assert.equal(exceptionInfo(Object.create(null, {})).exc_type, "Exception");
+});
+
 Deno.test("exceptionInfo: a thrown non-Error becomes Exception with its text", () => {
   assert.deepEqual(exceptionInfo("plain string"), {
     exc_type: "Exception",
@@ -380,4 +430,15 @@ Deno.test("tracebackText: the stack for errors, the text for anything else", () 
   noStack.stack = undefined;
   assert.equal(tracebackText(noStack), "Error: nostack");
   assert.equal(tracebackText("oops"), "oops");
+});
+
+Deno.test("resultJson: raw bytes in a result are refused with a hint that fits results", () => {
+  // A Python client sends msgpack, the task returns the bytes it got: storing the result said
+  // 'or use serializer "msgpack"', which results cannot (they are JSON).
+  assert.throws(
+    () => resultJson({ data: [new Uint8Array([1, 2])] }),
+    (e: unknown) =>
+      e instanceof EncodeError && e.path === "result.data[0]" &&
+      /results are JSON/.test(e.message) && !/msgpack"/.test(e.message),
+  );
 });

@@ -80,6 +80,25 @@ for (const t of transports) {
     }, queue);
   });
 
+  test("a revoke with a destination reaches only the named nodes, and only they remember it", async () => {
+    // It was stored where every worker reads it at start: one not named, or with no such node
+    // at all (-d with a typo), skipped the task as well.
+    const queue = `cq-${crypto.randomUUID().slice(0, 8)}`;
+    const client = new Celery({ broker: t.broker, backend: t.backend, defaultQueue: queue });
+    const r = await client.sendTask<number>("t.add", [1, 2]);
+    await client.control.revoke(r.id, { destination: ["nobody@nowhere"] });
+    await client.close();
+    await withWorker(t, {}, async (c, worker) => {
+      assert.equal(await c.asyncResult<number>(r.id).get({ timeout: 10_000 }), 3);
+      const broker = await c.broker();
+      assert.ok(!(await broker.listRevoked()).some((e) => e.id === r.id));
+      // Named, the worker has it and remembers it for the workers that start later.
+      const id = crypto.randomUUID();
+      await c.control.revoke(id, { destination: [worker.hostname], reply: true });
+      assert.ok((await broker.listRevoked()).some((e) => e.id === id));
+    }, queue);
+  });
+
   test("terminate ends the Web Worker of a task that ignores its signal: REVOKED terminated", async () => {
     const records: LogRecord[] = [];
     await configure({

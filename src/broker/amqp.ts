@@ -209,10 +209,11 @@ export class AmqpBroker implements Broker {
    * default exchange, the routing key's queue is declared first (Celery's
    * `task_create_missing_queues`); to Celery's own exchanges
    * (`reply.celery.pidbox`, ...), the exchange is declared as Celery does;
-   * to an exchange that does not exist, the message is dropped with a
-   * warning, as RabbitMQ drops unroutable messages.
+   * to an exchange that does not exist, the message is refused, as RabbitMQ
+   * refuses it (kombu raises its `NOT_FOUND` to the caller).
    *
    * @throws {BrokerConnectionError} when the connection stays lost longer than `publishTimeout`
+   * @throws {ExchangeNotFoundError} when the target's exchange does not exist (nothing sent)
    */
   publish(message: Message, target: PublishTarget): Promise<void> {
     return this.#publisher.publish(message, target);
@@ -225,7 +226,8 @@ export class AmqpBroker implements Broker {
    * dies are published again on the next one (within `publishTimeout`).
    * Rejects with a `BatchPublishError` (what RabbitMQ confirmed, what it
    * may have taken) when it fails after writing some, with the cause itself
-   * when nothing went out.
+   * when nothing went out (an `ExchangeNotFoundError` for a target whose
+   * exchange does not exist, found before anything is written).
    */
   publishMany(batch: readonly Publication[], options?: PublishManyOptions): Promise<void> {
     return this.#publisher.publishMany(batch, options);

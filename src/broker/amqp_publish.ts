@@ -4,7 +4,7 @@
  * meanwhile, within `publishTimeout`), publishing with a publisher
  * confirm, and routing a task message — its queue declared first, an
  * `eta` on a quorum queue sent through native delayed delivery, a message
- * for an exchange that does not exist dropped with a warning.
+ * for an exchange that does not exist refused ({@link ExchangeNotFoundError}).
  *
  * @module
  */
@@ -18,7 +18,7 @@ import type { AmqpConnection, AmqpSession } from "./amqp_connection.ts";
 import type { Declarations } from "./amqp_declare.ts";
 import { DELAYED_ENTRY_EXCHANGE, delayedRoutingKey } from "./amqp_delayed.ts";
 import { toContent, toPublishOptions } from "./amqp_message.ts";
-import { batchFailure, type PublishOutcome } from "./errors.ts";
+import { batchFailure, ExchangeNotFoundError, type PublishOutcome } from "./errors.ts";
 import type { Publication, PublishManyOptions, PublishTarget } from "./port.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
@@ -127,30 +127,31 @@ export class AmqpPublisher {
    * default exchange, the routing key's queue is declared first (Celery's
    * `task_create_missing_queues`); to Celery's own exchanges
    * (`reply.celery.pidbox`, ...), the exchange is declared as Celery does;
-   * to an exchange that does not exist, the message is dropped with a
-   * warning, as RabbitMQ drops unroutable messages.
+   * to an exchange that does not exist, the message is refused, as
+   * RabbitMQ refuses it (kombu raises its `NOT_FOUND` to the caller).
    *
    * @throws {BrokerConnectionError} when the connection stays lost longer than `publishTimeout`
+   * @throws {ExchangeNotFoundError} when the target's exchange does not exist (nothing sent)
    */
   async publish(message: Message, target: PublishTarget): Promise<void> {
     await this.withSession(async (session) => {
       const to = await this.#destination(session, message, target, null);
-      if (to) await this.confirmPublish(session, to.exchange, to.routingKey, message);
+      await this.confirmPublish(session, to.exchange, to.routingKey, message);
     });
   }
 
   /**
    * Where a message goes: its target's queue declared or exchange ensured
    * (once per queue or exchange in `routed`, for a batch), through the delayed-delivery
-   * exchanges for an `eta` on a quorum queue; null when its exchange does
-   * not exist (the message is dropped with a warning).
+   * exchanges for an `eta` on a quorum queue. Throws an
+   * {@link ExchangeNotFoundError} when its exchange does not exist.
    */
   async #destination(
     session: AmqpSession,
     message: Message,
     target: PublishTarget,
     routed: Map<string, boolean> | null,
-  ): Promise<{ exchange: string; routingKey: string } | null> {
+  ): Promise<{ exchange: string; routingKey: string }> {
     const declarations = this.#parts.declarations;
     const exchange = target.exchange ?? "";
     const routingKey = target.routingKey;
@@ -175,13 +176,7 @@ export class AmqpPublisher {
       exists = await declarations.ensureExchange(session, exchange);
       routed?.set(exchange, exists);
     }
-    if (!exists) {
-      log.warn("Exchange {exchange} does not exist: message for {key} dropped", {
-        exchange,
-        key: routingKey,
-      });
-      return null;
-    }
+    if (!exists) throw new ExchangeNotFoundError(exchange, routingKey);
     return { exchange, routingKey };
   }
 
@@ -193,7 +188,9 @@ export class AmqpPublisher {
    * the messages not confirmed yet are published again on the next one
    * (within `publishTimeout`; at least once). `signal` stops the batch until
    * its messages are written (nothing sent, rejects with its reason), not
-   * after. When it fails after a message was written, rejects with a
+   * after. A target whose exchange does not exist refuses the batch before
+   * anything is written ({@link ExchangeNotFoundError}, nothing sent). When
+   * it fails after a message was written, rejects with a
    * {@link BatchPublishError} telling which RabbitMQ confirmed (sent) and
    * which it may have (unknown).
    */
@@ -207,7 +204,8 @@ export class AmqpPublisher {
     try {
       await this.withSession(async (session) => {
         const routed = new Map<string, boolean>();
-        const to: ({ exchange: string; routingKey: string } | null)[] = [];
+        // Every target routed before anything is written: a missing exchange refuses the batch.
+        const to: { exchange: string; routingKey: string }[] = [];
         for (let i = 0; i < batch.length; i++) {
           if (outcomes[i] === "sent") continue;
           to[i] = await this.#destination(session, batch[i].message, batch[i].target, routed);
@@ -218,10 +216,6 @@ export class AmqpPublisher {
         for (let i = 0; i < batch.length; i++) {
           if (outcomes[i] === "sent") continue;
           const dest = to[i];
-          if (!dest) {
-            outcomes[i] = "sent"; // dropped: no exchange routes it
-            continue;
-          }
           const { message } = batch[i];
           outcomes[i] = "unknown";
           confirms.push(

@@ -217,6 +217,41 @@ export class BatchPublishError extends Error {
 }
 
 /**
+ * A message was sent to a RabbitMQ exchange that does not exist: RabbitMQ
+ * refuses it (a `NOT_FOUND` channel error, which kombu raises to the
+ * caller with publisher confirms), so it was not sent.
+ *
+ * @example
+ * ```ts
+ * import { ExchangeNotFoundError } from "@celeriac/celeriac";
+ * const err = new ExchangeNotFoundError("billing", "invoices");
+ * console.assert(err.code === "EXCHANGE_NOT_FOUND" && err.exchange === "billing");
+ * ```
+ */
+export class ExchangeNotFoundError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "EXCHANGE_NOT_FOUND";
+  /** The exchange named by the message's target. */
+  readonly exchange: string;
+
+  /**
+   * Describe a message refused for its exchange.
+   *
+   * @param exchange the exchange that does not exist
+   * @param routingKey the message's routing key
+   */
+  constructor(exchange: string, routingKey: string) {
+    super(
+      `Exchange "${exchange}" does not exist on the broker (RabbitMQ NOT_FOUND): the message ` +
+        `for routing key "${routingKey}" was not sent. Declare the exchange (and bind a queue ` +
+        "to it) before sending, or send to a queue instead (queue / routingKey, no exchange)",
+    );
+    this.name = "ExchangeNotFoundError";
+    this.exchange = exchange;
+  }
+}
+
+/**
  * The error a batch publish rejects with: `cause` itself when nothing was
  * sent or may have been (publishing it all again is safe), else a
  * {@link BatchPublishError} with each message's outcome.

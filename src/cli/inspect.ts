@@ -266,8 +266,11 @@ export async function runControl(
   const replies = await revoke(app, args(rest), options);
   if (replies.length === 0) {
     console.error(
-      "The revoke is stored in the broker for 3 hours: a worker that starts (or consumes) " +
-        "within them skips the task.",
+      options.destination
+        ? `No node of -d ${options.destination.join(",")} answered: the revoke reached no ` +
+          "worker and is not stored (without -d it is stored in the broker for 3 hours)."
+        : "The revoke is stored in the broker for 3 hours: a worker that starts (or consumes) " +
+          "within them skips the task.",
     );
   }
   return print(method, replies, values.json === true);
@@ -276,7 +279,10 @@ export async function runControl(
 /** Commands sent through `app.control.revoke`, which also remembers the ids in the broker. */
 const REVOKES = new Set(["revoke", "terminate"]);
 
-/** Revoke as the client does: remembered for workers that start later, even if none answers. */
+/**
+ * Revoke as the client does: remembered for workers that start later, even
+ * if none answers (with a destination, once a named node has it).
+ */
 function revoke(
   app: Celery,
   args: Record<string, unknown>,

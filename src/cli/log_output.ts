@@ -182,7 +182,10 @@ export function logSink(options: LogSinkOptions = {}): Sink {
     ? jsonLogFormatter(options.fields ?? { hostname: Deno.hostname() })
     : getTextFormatter({ timestamp: "date-time", value: "bare" });
   if (options.logfile !== undefined) {
-    return getFileSink(options.logfile, { formatter, flushInterval: 1000 });
+    // Non-blocking: a timer flushes what is buffered every second. The blocking sink flushes
+    // only when the next record is written, so a quiet worker's last lines (its "ready") stayed
+    // in memory until it logged again or exited.
+    return getFileSink(options.logfile, { formatter, flushInterval: 1000, nonBlocking: true });
   }
   return getConsoleSink({ formatter });
 }

@@ -71,6 +71,12 @@ export interface CeleryOptions {
   /** Seconds results are kept [`result_expires`]. Default 86400; 0 keeps them. */
   resultExpires?: number;
   /**
+   * A worker also stores the task's name, args, kwargs, worker, retries and
+   * queue in the results its tasks store [`result_extended`]. Default:
+   * `CELERY_RESULT_EXTENDED` (`true` / `false`), else false.
+   */
+  resultExtended?: boolean;
+  /**
    * Seconds before an unacknowledged message is redelivered
    * [`broker_transport_options.visibility_timeout`]. Default 3600.
    */
@@ -148,6 +154,8 @@ export interface ResolvedConfig {
   taskCompression: CompressionName | null;
   /** Result expiry in seconds. */
   resultExpires: number;
+  /** Workers store the extended result fields. */
+  resultExtended: boolean;
   /** Visibility timeout in seconds. */
   visibilityTimeout: number;
   /** Seconds settlement operations are retried while the server is down. */
@@ -176,6 +184,15 @@ function rpcThroughBroker(backend: string | null, broker: string): string | null
   if (!m) return backend;
   const tls = m[1].toLowerCase() === "amqps" ? `${m[2].includes("?") ? "&" : "?"}ssl=true` : "";
   return `rpc://${m[2]}${tls}`;
+}
+
+/** A true/false environment variable; unset is `undefined`. */
+function envFlag(name: string): boolean | undefined {
+  const text = readEnv(name);
+  if (text === undefined) return undefined;
+  if (/^(true|1|yes|on)$/i.test(text)) return true;
+  if (/^(false|0|no|off)$/i.test(text)) return false;
+  throw new TypeError(`${name} must be true or false, got ${JSON.stringify(text)}`);
 }
 
 /**
@@ -214,6 +231,7 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
     taskSerializer: options.taskSerializer ?? "json",
     taskCompression: options.taskCompression ?? null,
     resultExpires,
+    resultExtended: options.resultExtended ?? envFlag("CELERY_RESULT_EXTENDED") ?? false,
     visibilityTimeout,
     outageRetryLimit,
     beatSchedule: { ...options.beatSchedule },
@@ -233,6 +251,7 @@ const OPTION_TYPES: Readonly<Record<keyof CeleryOptions, readonly string[]>> = {
   taskSerializer: ["string"],
   taskCompression: ["string", "null"],
   resultExpires: ["number"],
+  resultExtended: ["boolean"],
   visibilityTimeout: ["number"],
   outageRetryLimit: ["number"],
   beatSchedule: ["object"],

@@ -277,6 +277,9 @@ export class Control {
    * stop them if running; the state becomes REVOKED. The ids are broadcast
    * as Celery does (Python workers obey too) and remembered in the broker
    * for 3 hours, so Celeriac workers that start later skip them as well.
+   * With a `destination`, only the named nodes get them, and the ids are
+   * remembered only once one of them has them (a worker stores the ids it
+   * is sent), as Celery's new workers learn them from running ones.
    *
    * @example
    * ```ts ignore
@@ -295,8 +298,12 @@ export class Control {
   ): Promise<NodeReply<{ ok?: string; error?: string }>[]> {
     const list = typeof ids === "string" ? [ids] : [...ids];
     if (list.length === 0) return [];
-    const expiresAt = new Date(Date.now() + REVOKE_TTL_MS);
-    await (await this.#broker()).addRevoked(list.map((id) => ({ id, expiresAt })));
+    // Addressed to some nodes, the ids are theirs to remember (each stores what it is sent):
+    // stored here, every worker starting later would skip them, also with no such node.
+    if (!options.destination) {
+      const expiresAt = new Date(Date.now() + REVOKE_TTL_MS);
+      await (await this.#broker()).addRevoked(list.map((id) => ({ id, expiresAt })));
+    }
     const args = {
       task_id: typeof ids === "string" ? ids : list,
       terminate: options.terminate ?? false,

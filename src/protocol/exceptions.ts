@@ -99,9 +99,21 @@ export interface PythonExceptionFields {
 }
 
 /**
+ * The class name of an error whose `name` is the inherited `"Error"`: its
+ * subclass's (`class InsufficientFunds extends Error {}`), or `Exception`
+ * for a plain `Error`.
+ */
+function subclassName(err: Error): string {
+  const ctor = (Object.getPrototypeOf(err) as { constructor?: unknown } | null)?.constructor;
+  const name = typeof ctor === "function" ? ctor.name : "";
+  return name && name !== "Error" ? name : "Exception";
+}
+
+/**
  * Convert anything thrown by a task into Celery's exception dict.
  *
- * A plain `Error` becomes Python's `Exception`; errors named like a Python
+ * A plain `Error` becomes Python's `Exception`; an error of a subclass that
+ * leaves `name` as `"Error"` is named by its class; errors named like a Python
  * builtin (`TypeError`, `ValueError`, ...) keep their name in `builtins`;
  * other names go to the `celeriac` module. `excType`, `excModule` and `args`
  * fields on the error override all of that. A thrown non-`Error` value (which
@@ -123,7 +135,7 @@ export function exceptionInfo(err: unknown): ExceptionInfo {
     return { exc_type: "Exception", exc_message: [thrownText(err)], exc_module: "builtins" };
   }
   const fields = err as Error & PythonExceptionFields;
-  const name = fields.excType ?? (err.name === "Error" ? "Exception" : err.name);
+  const name = fields.excType ?? (err.name === "Error" ? subclassName(err) : err.name);
   const module = fields.excModule ?? (PY_BUILTINS.has(name) ? "builtins" : JS_EXC_MODULE);
   const args = Array.isArray(fields.args) ? fields.args : [err.message];
   return { exc_type: name, exc_message: args, exc_module: module };

@@ -48,6 +48,10 @@ function encodeString(s: string): string {
 
 function encodeNumber(n: number): string {
   if (Number.isSafeInteger(n) && (n !== 0 || 1 / n > 0)) return String(n);
+  // A whole number past 2^53 is a double, not an exact integer (those arrive as bigints): as a
+  // float Python reads the same number; as digits ("1152921504606847000" for 2 ** 60) an int
+  // that is not it.
+  if (Number.isInteger(n) && n !== 0) return pyJsonFloat(n);
   if (Number.isFinite(n)) {
     if (Object.is(n, -0)) return "-0.0";
     // Python's float repr uses exponent notation below 1e-4 (JS: below 1e-6)
@@ -145,6 +149,19 @@ export function pyJsonFloats(value: unknown): string {
   return pyJsonDumps(value);
 }
 
+/**
+ * Why raw bytes are refused in a JSON message (a result says otherwise: it
+ * has no msgpack to turn to).
+ *
+ * @example
+ * ```ts ignore
+ * if (err instanceof EncodeError && err.reason === BYTES_REFUSAL) console.log("bytes");
+ * ```
+ */
+export const BYTES_REFUSAL =
+  "Raw bytes cannot be sent as JSON (Celery 5.2 cannot decode them either): " +
+  'base64-encode them into a string, or use serializer "msgpack"';
+
 function encodeValue(value: unknown, seen: Set<object>, inArray: boolean): string | undefined {
   switch (typeof value) {
     case "string":
@@ -170,12 +187,7 @@ function encodeValue(value: unknown, seen: Set<object>, inArray: boolean): strin
     return encodeString(pyIsoFormat(value, "Z"));
   }
   if (value instanceof PyFloat) return pyJsonFloat(value.value);
-  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
-    throw new Refused(
-      "Raw bytes cannot be sent as JSON (Celery 5.2 cannot decode them either): " +
-        'base64-encode them into a string, or use serializer "msgpack"',
-    );
-  }
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) throw new Refused(BYTES_REFUSAL);
   if (typeof obj.toJSON === "function") {
     return encodeValue((obj.toJSON as () => unknown)(), seen, inArray);
   }

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { ProtocolError } from "./errors.ts";
+import { EncodeError, ProtocolError } from "./errors.ts";
 import { rerootEncodeError } from "./encodable.ts";
-import { pyJsonDumps, pyJsonLoads } from "./json.ts";
+import { BYTES_REFUSAL, pyJsonDumps, pyJsonLoads } from "./json.ts";
 import { pyIsoFormat } from "./time.ts";
 
 /**
@@ -166,6 +166,35 @@ export interface ResultMetaInput {
   groupId?: string | null;
   /** Parent task id. */
   parentId?: string | null;
+  /** Celery's `result_extended` fields, stored when the worker's app sets `resultExtended`. */
+  extended?: ExtendedResultFields;
+}
+
+/**
+ * The fields Celery's `result_extended` adds to a result meta.
+ *
+ * @example
+ * ```ts
+ * import { encodeResultMeta, type ExtendedResultFields } from "@celeriac/celeriac/protocol";
+ * const extended: ExtendedResultFields = {
+ *   name: "tasks.add", args: [2, 3], kwargs: {}, worker: "celeriac@web1", retries: 0, queue: "celery",
+ * };
+ * encodeResultMeta({ taskId: "1", status: "SUCCESS", result: 5, extended });
+ * ```
+ */
+export interface ExtendedResultFields {
+  /** Task name. */
+  name: string;
+  /** Positional arguments. */
+  args: unknown[];
+  /** Keyword arguments. */
+  kwargs: Record<string, unknown>;
+  /** Node name of the worker that ran it. */
+  worker: string;
+  /** Retries so far. */
+  retries: number;
+  /** The queue it was taken from. */
+  queue: string;
 }
 
 /**
@@ -209,6 +238,12 @@ export function encodeResultMetaWithJson(input: ResultMetaInput, resultJson: str
     ', "date_done": ' + (input.dateDone ? '"' + pyIsoFormat(input.dateDone, "") + '"' : "null");
   if (input.groupId) out += ', "group_id": ' + pyJsonDumps(input.groupId);
   if (input.parentId) out += ', "parent_id": ' + pyJsonDumps(input.parentId);
+  const x = input.extended;
+  if (x) {
+    out += ', "name": ' + pyJsonDumps(x.name) + ', "args": ' + pyJsonDumps(x.args) +
+      ', "kwargs": ' + pyJsonDumps(x.kwargs) + ', "worker": ' + pyJsonDumps(x.worker) +
+      ', "retries": ' + pyJsonDumps(x.retries) + ', "queue": ' + pyJsonDumps(x.queue);
+  }
   return out + ', "task_id": ' + pyJsonDumps(input.taskId) + "}";
 }
 
@@ -268,6 +303,15 @@ export function resultJson(value: unknown): string {
   try {
     return pyJsonDumps(value);
   } catch (err) {
-    throw rerootEncodeError(err, "result");
+    const rooted = rerootEncodeError(err, "result");
+    if (rooted instanceof EncodeError && rooted.reason === BYTES_REFUSAL) {
+      throw new EncodeError(
+        "Raw bytes cannot be stored in a result: results are JSON (Celery's default " +
+          "result_serializer; a msgpack task message does not change that). Return them " +
+          "base64-encoded in a string",
+        { path: rooted.path },
+      );
+    }
+    throw rooted;
   }
 }

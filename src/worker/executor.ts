@@ -19,6 +19,7 @@ import {
   encodeResultMetaWithJson,
   type ExceptionInfo,
   resultJson,
+  type ResultMetaInput,
 } from "../protocol/result_meta.ts";
 import { resultRepr } from "../protocol/repr.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
@@ -86,6 +87,8 @@ export interface RunRequest {
    * failure or retry (for task events). Default false.
    */
   describe?: boolean;
+  /** Store Celery's `result_extended` fields (name, args, ...) in the result. Default false. */
+  extended?: boolean;
   /** Time limits, enforced by the pool on the main thread; none when absent. */
   timeLimits?: TimeLimits;
   /** Fields of the task context and the result meta. */
@@ -227,10 +230,12 @@ export async function runTask(
   services: RunServices = {},
 ): Promise<RunOutcome> {
   const started = performance.now();
-  const metaInput = {
+  const metaInput: ResultMetaInput = {
     taskId: req.id,
     groupId: req.info.group,
     parentId: req.info.parentId,
+    status: "FAILURE",
+    result: null,
   };
   let body: TaskBody;
   try {
@@ -253,6 +258,16 @@ export async function runTask(
         pyJsonDumps(exc),
       ),
       runtime: 0,
+    };
+  }
+  if (req.extended) {
+    metaInput.extended = {
+      name: req.task,
+      args: body.args,
+      kwargs: body.kwargs,
+      worker: req.info.hostname,
+      retries: req.info.retries,
+      queue: req.info.queue,
     };
   }
   const task = tasks.get(req.task);

@@ -249,6 +249,7 @@ export function confReply(config: ResolvedConfig, withDefaults: boolean): Record
     ["task_serializer", config.taskSerializer, "json"],
     ["task_compression", config.taskCompression, null],
     ["result_expires", config.resultExpires, 86400],
+    ["result_extended", config.resultExtended, false],
     ["broker_transport_options", { visibility_timeout: config.visibilityTimeout }, {}],
     ["worker_send_task_events", config.workerSendTaskEvents, false],
     ["task_send_sent_event", config.taskSendSentEvent, false],

@@ -332,6 +332,7 @@ export class Intake {
       decoded: req.body,
       storeResult: st.backend !== null && !req.ignoreResult,
       describe: st.events?.taskEvents ?? false,
+      extended: st.app.config.resultExtended || undefined,
       timeLimits: limits.hard === null && limits.soft === null ? undefined : limits,
       info: {
         retries: req.retries,

@@ -6,7 +6,8 @@
  */
 
 import type { RunRequest } from "./executor.ts";
-import type { ToRunner } from "./pool_protocol.ts";
+import type { ToRunner, ToRunnerPosted } from "./pool_protocol.ts";
+import { packRun } from "./run_batch.ts";
 import type { Sandbox, SpawnPermissions } from "./sandboxes.ts";
 
 /** Web Workers sharing one permission sandbox. */
@@ -42,7 +43,9 @@ export interface Member {
  * theirs: a post clones each body's whole buffer, so a take cut into many
  * messages (tasks blocking a millisecond or more travel one to a message,
  * and each Web Worker gets its own) would be copied once per message, and
- * kept by the Web Worker as long as each task runs.
+ * kept by the Web Worker as long as each task runs. A `run` batch is
+ * posted packed ({@link packRun}: far cheaper to clone than the request
+ * objects), and the Web Worker unpacks it.
  *
  * @example
  * ```ts ignore
@@ -55,11 +58,16 @@ export interface Member {
  */
 export function postTo(member: Member, msg: ToRunner): void {
   if (member.dead) return;
-  const n = msg.type === "run" ? msg.batch.length : 0;
-  if (msg.type === "run") ownBodies(msg.batch);
+  let n = 0;
+  let posted: ToRunnerPosted;
+  if (msg.type === "run") {
+    n = msg.batch.length;
+    ownBodies(msg.batch);
+    posted = { type: "run", batch: packRun(msg.batch) };
+  } else posted = msg;
   Atomics.add(member.sent, 0, n);
   try {
-    member.worker.postMessage(msg);
+    member.worker.postMessage(posted);
   } catch (err) {
     Atomics.sub(member.sent, 0, n);
     throw err;

@@ -7,7 +7,8 @@
 import type { PublishTarget } from "../broker/port.ts";
 import type { CeleryOptions } from "../client/config.ts";
 import type { Message } from "../protocol/message.ts";
-import type { RunOutcome, RunRequest } from "./executor.ts";
+import type { RunRequest } from "./executor.ts";
+import type { PackedOutcomes, PackedRun } from "./run_batch.ts";
 import type { Revocation } from "./sandboxes.ts";
 
 /** Main thread → Web Worker. */
@@ -34,13 +35,20 @@ export type ToRunner =
   | { type: "published"; id: number; error?: string }
   | { type: "stored"; id: number; error?: string };
 
+/**
+ * Main thread → Web Worker as the Web Worker receives it: a `run` batch
+ * packed ({@link PackedRun}; `postTo` packs it).
+ */
+export type ToRunnerPosted = Exclude<ToRunner, { type: "run" }> | { type: "run"; batch: PackedRun };
+
 /** Web Worker → main thread. */
 export type FromRunner =
   | { type: "ready"; tasks: string[] }
   | { type: "init-error"; error: string }
   | {
     type: "outcomes";
-    outcomes: RunOutcome[];
+    /** Packed ({@link PackedOutcomes}); the pool unpacks them. */
+    outcomes: PackedOutcomes;
     /** Heap used plus external memory in bytes, when asked to measure. */
     memory?: number;
   }

@@ -158,8 +158,9 @@ function run(req: ControlRequest, target: ControlTarget): unknown {
 }
 
 /**
- * A worker's pidbox: subscribes to `celery.pidbox` under the queue
- * `<hostname>.celery.pidbox` and answers requests that ask for replies.
+ * A worker's pidbox: subscribes to `celery.pidbox` under a queue of its
+ * own, `<hostname>.<random>.celery.pidbox`, and answers requests that ask
+ * for replies.
  *
  * @example
  * ```ts ignore
@@ -193,7 +194,10 @@ export class RemoteControl {
   async start(signal: AbortSignal): Promise<void> {
     await this.#broker.subscribe(PIDBOX_EXCHANGE, (m) => this.#onMessage(m), {
       signal,
-      queue: `${this.#target.hostname}.${PIDBOX_EXCHANGE}`,
+      // kombu's name is `<hostname>.celery.pidbox`: on RabbitMQ two workers of one name then
+      // share one queue, and each request reaches only one of them (a revoke, a shutdown, the
+      // start-up check for a duplicate name). A queue of this process's own gets every request.
+      queue: `${this.#target.hostname}.${crypto.randomUUID().slice(0, 8)}.${PIDBOX_EXCHANGE}`,
     });
   }
 

@@ -16,7 +16,8 @@ import { loadCodecs } from "../protocol/codecs.ts";
 import { registerBuiltins } from "./builtins.ts";
 import { BatchRunner } from "./batch_runner.ts";
 import { loadApp } from "./load_app.ts";
-import type { FromRunner, ToRunner } from "./pool_protocol.ts";
+import type { FromRunner, ToRunnerPosted } from "./pool_protocol.ts";
+import { packOutcomes, unpackRun } from "./run_batch.ts";
 import type { Revocation } from "./sandboxes.ts";
 
 let app: Promise<Celery> | null = null;
@@ -37,7 +38,12 @@ function memory(): number {
 }
 
 const runner = new BatchRunner(
-  (outcomes) => post({ type: "outcomes", outcomes, memory: measureMemory ? memory() : undefined }),
+  (outcomes) =>
+    post({
+      type: "outcomes",
+      outcomes: packOutcomes(outcomes),
+      memory: measureMemory ? memory() : undefined,
+    }),
   { storeState: (seq, status, meta) => request({ type: "store", id: 0, seq, status, meta }) },
   () => sent ? Atomics.load(sent, 0) - received : 0,
 );
@@ -69,7 +75,7 @@ async function init(
   return loaded;
 }
 
-self.onmessage = (e: MessageEvent<ToRunner>) => {
+self.onmessage = (e: MessageEvent<ToRunnerPosted>) => {
   const msg = e.data;
   switch (msg.type) {
     case "init":
@@ -81,10 +87,12 @@ self.onmessage = (e: MessageEvent<ToRunner>) => {
         (err) => post({ type: "init-error", error: (err as Error).stack ?? String(err) }),
       );
       break;
-    case "run":
-      received += msg.batch.length;
-      app!.then((a) => runner.run(a.tasks, msg.batch, a.signals));
+    case "run": {
+      const batch = unpackRun(msg.batch);
+      received += batch.length;
+      app!.then((a) => runner.run(a.tasks, batch, a.signals));
       break;
+    }
     case "abort":
       runner.abort(msg.seqs);
       break;

@@ -10,6 +10,7 @@ import { BlockingAverage, messagesOf } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
 import { type Group, type Member, postTo } from "./pool_member.ts";
+import { unpackOutcomes } from "./run_batch.ts";
 import type { FromRunner } from "./pool_protocol.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
@@ -269,7 +270,7 @@ export class ThreadPool implements Pool {
           fail(`the app module failed to load:\n${msg.error}`);
           break;
         case "outcomes":
-          this.#onOutcomes(member, msg.outcomes, msg.memory);
+          this.#onOutcomes(member, unpackOutcomes(msg.outcomes), msg.memory);
           break;
         case "publish":
           this.#events.onPublish(msg.message, msg.target).then(

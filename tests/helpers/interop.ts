@@ -41,11 +41,15 @@ export function pythonEnv(
   };
 }
 
-/** Start a Celeriac worker on tests/interop/tasks.ts (2 Web Workers unless `extra` says `-c`). */
+/**
+ * Start a Celeriac worker on tests/interop/tasks.ts (2 Web Workers unless
+ * `extra` says `-c`), with `env` added to its environment.
+ */
 export function interopWorker(
   urls: { broker: string; backend: string },
   queue: string,
   extra: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<Proc> {
   return celeriacWorker([
     "--app",
@@ -61,7 +65,7 @@ export function interopWorker(
     "--loglevel",
     "INFO", // the interop tests read the per-task lines
     ...extra,
-  ], { INTEROP_MARKER_REDIS: REDIS_URL });
+  ], { INTEROP_MARKER_REDIS: REDIS_URL, ...env });
 }
 
 /** Send `calls` from a Python Celery client (env gives broker, backend, queue) and collect outcomes. */

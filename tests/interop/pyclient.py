@@ -6,7 +6,9 @@ sends them all, waits for every result and prints one JSON list:
   [{"ok": <value>} | {"error": {"type", "module", "args"}}, ...]
 Broker/backend from CELERY_BROKER_URL / CELERY_RESULT_BACKEND; queue from
 INTEROP_QUEUE; broker key prefix from INTEROP_KEYPREFIX; INTEROP_QUEUE_TYPE=quorum
-declares the queue as a quorum queue, as Celery 5.5's task_default_queue_type does.
+declares the queue as a quorum queue, as Celery 5.5's task_default_queue_type does;
+INTEROP_RESULT_EXTENDED=1 sets result_extended and adds each result's
+{"name", "args", "kwargs", "worker", "retries", "queue"} as "extended".
 """
 import json
 import os
@@ -24,6 +26,10 @@ if os.environ.get("INTEROP_QUEUE_TYPE") == "quorum":
 if os.environ.get("INTEROP_KEYPREFIX"):
     app.conf.broker_transport_options = {"global_keyprefix": os.environ["INTEROP_KEYPREFIX"]}
 
+EXTENDED = os.environ.get("INTEROP_RESULT_EXTENDED") == "1"
+if EXTENDED:
+    app.conf.result_extended = True
+
 calls = json.loads(sys.argv[1])
 pending = [
     app.send_task(c["task"], args=c.get("args", []), kwargs=c.get("kwargs", {}), **c.get("options", {}))
@@ -37,4 +43,8 @@ for r in pending:
         out.append({"error": {"type": type(e).__name__, "module": type(e).__module__,
                               "args": [a if isinstance(a, (int, float, str, type(None))) else repr(a) for a in e.args]},
                     "id": r.id})
+if EXTENDED:
+    for o, r in zip(out, pending):
+        o["extended"] = {"name": r.name, "args": r.args, "kwargs": r.kwargs, "worker": r.worker,
+                         "retries": r.retries, "queue": r.queue}
 print(json.dumps(out))

@@ -21,6 +21,15 @@ export const fail = app.task("tasks.fail", (why: string): never => {
   throw err;
 });
 
+/** An error class that leaves `name` as "Error", as most JavaScript error classes do. */
+class InsufficientFunds extends Error {}
+
+/** Fails with InsufficientFunds when `amount` exceeds `balance`. */
+export const withdraw = app.task("tasks.withdraw", (balance: number, amount: number) => {
+  if (amount > balance) throw new InsufficientFunds(`${amount} > ${balance}`);
+  return balance - amount;
+});
+
 /** Sleeps, ignoring its AbortSignal: for time-limit tests. */
 export const nap = app.task("tasks.nap", async (seconds: number) => {
   await new Promise((r) => setTimeout(r, seconds * 1000));
