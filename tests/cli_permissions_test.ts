@@ -43,7 +43,10 @@ Deno.test("cli permissions: one start-up line names what was not read and the fl
   const [line, ...more] = hints(await narrowWorker(["--allow-read=."]));
   assert.equal(more.length, 0, "one line");
   // The result backend may have come from CELERY_RESULT_BACKEND: a warning.
-  assert.match(line, /\[WRN\].* CELERY_RESULT_BACKEND, CELERY_TIMEZONE, CELERY_DEFAULT_QUEUE /);
+  assert.match(
+    line,
+    /\[WRN\].* CELERY_RESULT_BACKEND, CELERY_TIMEZONE, CELERY_DEFAULT_QUEUE, CELERY_RESULT_EXTENDED /,
+  );
   assert.doesNotMatch(line, /CELERY_BROKER_URL/, "--broker was given");
   assert.match(line, /--allow-env\b/);
   assert.match(line, /localhost .*--allow-sys=hostname/);
@@ -56,7 +59,10 @@ Deno.test("cli permissions: only what the worker used, at INFO when no connectio
   const deliberate = ["--backend", "kv://:memory:", "-n", "w@box", "--without-heartbeat"];
   const [line, ...more] = hints(await narrowWorker(["--allow-read=."], deliberate));
   assert.equal(more.length, 0, "one line");
-  assert.match(line, /\[INF\] .*: CELERY_TIMEZONE, CELERY_DEFAULT_QUEUE not read/);
+  assert.match(
+    line,
+    /\[INF\] .*: CELERY_TIMEZONE, CELERY_DEFAULT_QUEUE, CELERY_RESULT_EXTENDED not read/,
+  );
   assert.doesNotMatch(line, /hostname|loadavg/, "-n has no %h; --without-heartbeat");
   assert.deepEqual(hints(await narrowWorker(["--allow-read=.", "--allow-env"], deliberate)), []);
 });

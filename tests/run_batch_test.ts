@@ -17,13 +17,18 @@ function plain(seq: number, body: Uint8Array): RunRequest {
     decoded: undefined,
     storeResult: true,
     describe: false,
+    extended: false,
     timeLimits: undefined,
     info: runInfo({ rootId: `id-${seq}` }),
   };
 }
 
-/** Every field a request can carry set, each to a value other than the usual one. */
-function unusual(seq: number, body: Uint8Array): RunRequest {
+/**
+ * Every field a request can carry set, each to a value other than the usual
+ * one (`Required`: a field added to RunRequest must be added here, and so to
+ * the packing, or this does not compile).
+ */
+function unusual(seq: number, body: Uint8Array): Required<RunRequest> {
   return {
     seq,
     task: "tasks.other",
@@ -35,6 +40,7 @@ function unusual(seq: number, body: Uint8Array): RunRequest {
     decoded: { args: [1, "two"], kwargs: { k: null }, embed: { chain: null } } as never,
     storeResult: false,
     describe: true,
+    extended: true,
     timeLimits: { soft: 1.5, hard: null },
     info: runInfo({
       retries: 3,

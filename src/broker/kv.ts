@@ -68,6 +68,8 @@ import type {
 const log = getLogger(["celeriac", "broker", "kv"]);
 
 const PURGE_BATCH = 100;
+/** Publishes check that the file is still the one opened at most this often. */
+const PUBLISH_FILE_CHECK_MS = 1000;
 
 /**
  * Options of {@link openKvBroker}; URL query parameters of the same name override them.
@@ -132,8 +134,14 @@ export class KvBroker implements Broker {
   readonly #outbox: KvOutbox;
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<void> | null = null;
-  /** Set once the sweep finds the file deleted or replaced: every take then fails with it. */
+  /**
+   * Set once the sweep or a publish finds the file deleted or replaced:
+   * every take and publish then fails with it.
+   */
   #lost: BrokerConnectionError | null = null;
+  /** When a publish last checked the file (see {@link KvBroker.publish}). */
+  #publishCheckedAt = 0;
+  #publishCheck: Promise<void> | null = null;
   #closed = false;
 
   /**
@@ -191,14 +199,35 @@ export class KvBroker implements Broker {
    * Publish at the back of the queue named by the routing key (the KV
    * broker has no exchanges: every exchange routes by queue name). Concurrent
    * publishes are committed together (see kv_outbox.ts); each resolves once
-   * its message is stored, or rejects with the commit's error.
+   * its message is stored, or rejects with the commit's error. At most once
+   * a second, a publish first checks that the path still names the file
+   * opened: one deleted or replaced since (`rm -rf .celeriac`) would take
+   * the message where no worker reads.
    *
    * @throws {RangeError} when the message is larger than {@link KV_MAX_MESSAGE_BYTES}
+   * @throws {BrokerConnectionError} when the file was deleted or replaced (not transient)
    */
   async publish(message: Message, target: PublishTarget): Promise<void> {
     const queue = checkQueue(target.routingKey);
     const stored = encodeMessage(message, target.exchange ?? "", queue);
+    const check = this.#checkFileForPublish();
+    if (check) await check;
+    if (this.#lost) throw this.#lost;
     return await this.#run(() => this.#outbox.put(queue, stored));
+  }
+
+  /** The file check a publish waits for, when one is due (one at a time); null when none is. */
+  #checkFileForPublish(): Promise<void> | null {
+    if (this.#lost || Date.now() - this.#publishCheckedAt < PUBLISH_FILE_CHECK_MS) {
+      return this.#publishCheck;
+    }
+    this.#publishCheck ??= this.#shared.checkFile().then((lost) => {
+      this.#publishCheckedAt = Date.now();
+      this.#publishCheck = null;
+      this.#lost ??= lost;
+      if (this.#lost) this.#shared.notify(); // wakes this process's takes, which fail with it
+    });
+    return this.#publishCheck;
   }
 
   /** Take up to `max` messages atomically, waiting (push-notified) while the queues are empty. */

@@ -221,5 +221,5 @@ export async function runWorker(
     hostname: worker.hostname,
     stats: JSON.stringify(worker.stats),
   });
-  return 0;
+  return worker.failure ? 1 : 0;
 }

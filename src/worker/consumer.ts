@@ -10,6 +10,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { BrokerConnectionError } from "../broker/errors.ts";
 import type { Delivery } from "../broker/port.ts";
 import type { Intake } from "./intake.ts";
 import { receiveOrPark } from "./last_resort.ts";
@@ -94,6 +95,7 @@ export class Consumer {
   #queues: string[];
   readonly #window: PrefetchWindow;
   readonly #abort = new AbortController();
+  readonly #onFatal: (err: BrokerConnectionError) => void;
   #stopped = false;
   #done: Promise<void> = Promise.resolve();
 
@@ -103,9 +105,18 @@ export class Consumer {
    * @param s the worker's state (its pool is read when the loop runs)
    * @param intake where taken messages go
    * @param queues the queues to consume
+   * @param onFatal called once, and the loop ends, when a take fails in a way trying again
+   *   cannot mend (a non-transient {@link BrokerConnectionError}: a KV file deleted, a password
+   *   that changed); the worker then stops
    */
-  constructor(s: WorkerState, intake: Intake, queues: readonly string[]) {
+  constructor(
+    s: WorkerState,
+    intake: Intake,
+    queues: readonly string[],
+    onFatal: (err: BrokerConnectionError) => void = () => {},
+  ) {
     this.#s = s;
+    this.#onFatal = onFatal;
     this.#intake = intake;
     this.#queues = [...queues];
     this.#window = new PrefetchWindow({
@@ -195,6 +206,13 @@ export class Consumer {
         backoff = FIRST_BACKOFF_MS;
         s.autoscaler?.took(free, got.length);
       } catch (err) {
+        if (err instanceof BrokerConnectionError && !err.transient && !this.#stopped) {
+          log.error("Cannot take messages: {error}. Trying again cannot help: stopping", {
+            error: err.message,
+          });
+          this.#onFatal(err);
+          return;
+        }
         log.error("Cannot take messages: {error}; retrying in {ms} ms", {
           error: (err as Error).message,
           ms: backoff,

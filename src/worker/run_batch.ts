@@ -40,6 +40,7 @@ const NUMS = 10;
 const STORE = 1;
 const DESCRIBE = 2;
 const REDELIVERED = 4;
+const EXTENDED = 8;
 
 /** The rarer fields, as {@link PackedRun.extras} names them. */
 const HEADERS = 0;
@@ -87,7 +88,7 @@ export function packRun(batch: readonly RunRequest[]): PackedRun {
     ids[i] = r.id;
     nums[at] = r.seq;
     nums[at + 1] = (r.storeResult ? STORE : 0) | (r.describe ? DESCRIBE : 0) |
-      (info.redelivered ? REDELIVERED : 0);
+      (r.extended ? EXTENDED : 0) | (info.redelivered ? REDELIVERED : 0);
     nums[at + 2] = info.retries;
     nums[at + 3] = r.body.byteOffset;
     nums[at + 4] = r.body.byteLength;
@@ -145,6 +146,7 @@ export function unpackRun(packed: PackedRun): RunRequest[] {
       decoded: undefined,
       storeResult: (flags & STORE) !== 0,
       describe: (flags & DESCRIBE) !== 0,
+      extended: (flags & EXTENDED) !== 0,
       timeLimits: undefined,
       info: {
         retries: nums[at + 2],

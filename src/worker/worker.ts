@@ -129,6 +129,7 @@ export class Worker {
   /** The start-up check for another node of the same name (see {@link warnIfNameTaken}). */
   #nameCheck: Promise<void> = Promise.resolve();
   readonly #finished = Promise.withResolvers<void>();
+  #failure: Error | null = null;
 
   /**
    * Configure a worker; nothing runs until {@link Worker.start}.
@@ -153,6 +154,15 @@ export class Worker {
       this.#s,
       this.#intake,
       options.queues?.length ? options.queues : [options.app.config.defaultQueue],
+      (err) => {
+        this.#failure = err;
+        this.stop().catch((e) =>
+          log.error("{hostname}: stopping after a broker failure failed: {error}", {
+            hostname: this.hostname,
+            error: (e as Error).message,
+          })
+        );
+      },
     );
     this.#rates = new TaskRates(this.#app, this.#intake.limiter);
   }
@@ -199,6 +209,22 @@ export class Worker {
   /** Resolves when the worker has stopped and settled everything. */
   get finished(): Promise<void> {
     return this.#finished.promise;
+  }
+
+  /**
+   * Why the worker stopped by itself, or `null`: set when the broker failed
+   * in a way trying again cannot mend (a `BrokerConnectionError` that is not
+   * `transient`, such as its KV file deleted while it ran); the worker then
+   * makes a warm shutdown. The command line exits with status 1.
+   *
+   * @example
+   * ```ts ignore
+   * await worker.finished;
+   * if (worker.failure) Deno.exitCode = 1;
+   * ```
+   */
+  get failure(): Error | null {
+    return this.#failure;
   }
 
   /** How many tasks are running now. */
