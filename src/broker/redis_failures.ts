@@ -78,6 +78,17 @@ export function describeRedisFailure(
         "?socket_timeout=<seconds> in the URL sets how long a command waits",
     };
   }
+  if (/certificate|CERT_|unknown ?issuer|UnknownIssuer|NotValidForName/i.test(message)) {
+    // Deno trusts its own root store: a private CA's certificate is refused, and the default
+    // hint ("check that the server runs") points away from the fix.
+    return {
+      reason: `the TLS certificate of ${host} is not trusted (${message})`,
+      hint: "Start the process with DENO_CERT=/path/to/ca.pem (the CA that signed the " +
+        "server's certificate) or --unsafely-ignore-certificate-errors=host for a test set-up; " +
+        "the host in the URL must be a name or address the certificate was issued for",
+      transient: false,
+    };
+  }
   if (/DB index is out of range/i.test(message)) {
     return {
       reason: `database ${db} does not exist on ${host} (DB index is out of range)`,
