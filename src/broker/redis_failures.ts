@@ -118,3 +118,29 @@ export function isConnectionFailure(err: unknown): boolean {
     /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available/
       .test(err.message);
 }
+
+/**
+ * Whether Redis refused a write as a replica (READONLY), also as the cause of
+ * an `EXECABORT` (ioredis's `previousErrors`). Each error is looked at once:
+ * a transaction cut off by its connection closing fails every command with
+ * one error object, which ioredis then lists among its own `previousErrors`,
+ * and following them overflowed the stack (`Settling failed: Maximum call
+ * stack size exceeded` when a Sentinel master died mid-drain, and the
+ * acknowledgement was not retried).
+ *
+ * @example
+ * ```ts
+ * import { refusedAsReplica } from "./redis_failures.ts";
+ * refusedAsReplica(new Error("READONLY You can't write against a read only replica.")); // true
+ * ```
+ *
+ * @param err the error
+ * @param seen the errors already looked at
+ * @returns true when a replica refused the write
+ */
+export function refusedAsReplica(err: unknown, seen: Set<unknown> = new Set()): boolean {
+  if (!(err instanceof Error) || seen.has(err)) return false;
+  seen.add(err);
+  const previous = (err as { previousErrors?: unknown[] }).previousErrors ?? [];
+  return err.message.startsWith("READONLY") || previous.some((e) => refusedAsReplica(e, seen));
+}

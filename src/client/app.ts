@@ -388,6 +388,33 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   }
 
   /**
+   * The queue a call of task `name` goes to when the call names none: its
+   * route's (`taskRoutes`), the task's `queue` option, else the default
+   * queue. A worker sends the chain steps, chord bodies and callbacks that
+   * name no queue there, as Celery's worker routes them with `task_routes`.
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "kv://:memory:", taskRoutes: { "py.*": "python" } });
+   * app.queueFor("py.mul"); // "python"
+   * app.queueFor("tasks.add"); // "celery"
+   * ```
+   *
+   * @param name the task name
+   * @param args the positional arguments (a routing function may read them)
+   * @param kwargs the keyword arguments
+   * @returns the queue name
+   */
+  queueFor(
+    name: string,
+    args: readonly unknown[] = [],
+    kwargs: Record<string, unknown> = {},
+  ): string {
+    return this.#dispatch.queueFor(name, args, kwargs);
+  }
+
+  /**
    * Publish what a signature dict applies to (chain, group, chord, ...);
    * `Signature.applyAsync()` calls this.
    *

@@ -155,6 +155,21 @@ export class Dispatch {
   }
 
   /**
+   * The queue of a call that names none: its route's (`taskRoutes`), its
+   * task's `queue` option, else the default queue.
+   *
+   * @param task the task name
+   * @param args the positional arguments (a routing function may read them)
+   * @param kwargs the keyword arguments
+   * @returns the queue name
+   */
+  queueFor(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): string {
+    const host = this.#host;
+    return routeCall(host.routes(), task, args, { kwargs, queue: host.taskQueue(task) }).queue ??
+      host.config().defaultQueue;
+  }
+
+  /**
    * Publish what a signature dict applies to (chain, group, chord, ...).
    *
    * @param sig the signature dict
