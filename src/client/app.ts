@@ -38,6 +38,7 @@ import type {
 } from "./task_options.ts";
 import { PUBLISHER, type Publisher } from "./publisher.ts";
 import { TaskRegistry } from "./registry.ts";
+import { routeSignature } from "./routes.ts";
 import { AppSettings } from "./settings.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
 
@@ -285,6 +286,33 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     if (!Object.isFrozen(callOptions)) checkCallOptions(callOptions, name);
     const id = await this.#dispatch.send(name, args, callOptions);
     return new AsyncResult<R>(id, this);
+  }
+
+  /**
+   * The options a signature is sent with — by a client applying a canvas and
+   * by a worker sending a chain's next step or a callback: its own, then its
+   * task's queue, then its route's (`taskRoutes`) queue, exchange, routing
+   * key and priority.
+   *
+   * @example
+   * ```ts ignore
+   * app.routeSignature("feeds.fetch", [], {}, {}); // { queue: "feeds", priority: 9 }
+   * ```
+   *
+   * @param task the task name
+   * @param args positional arguments
+   * @param kwargs keyword arguments
+   * @param options the signature's options (Celery's names: `queue`, `routing_key`, ...)
+   * @returns the options to send with
+   */
+  routeSignature(
+    task: string,
+    args: readonly unknown[],
+    kwargs: Record<string, unknown>,
+    options: Record<string, unknown>,
+  ): Record<string, unknown> {
+    const queue = this.#registry.tasks.get(task)?.options.queue;
+    return routeSignature(this.#settings.routes, queue, task, args, kwargs, options);
   }
 
   /**

@@ -17,7 +17,7 @@ import type { CanvasCall } from "./canvas/signature.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { Events } from "./events.ts";
 import type { Publisher } from "./publisher.ts";
-import type { CompiledRoutes } from "./routes.ts";
+import { type CompiledRoutes, routeSignature } from "./routes.ts";
 import { BatchSendError } from "./errors.ts";
 import { anonymousNodeName } from "./runtime.ts";
 import { writesRedisEnvelopes } from "./transports.ts";
@@ -182,7 +182,9 @@ export class Dispatch {
       {
         oid: host.oid,
         origin: () => this.#originName(),
-        queueFor: (task, args, kwargs) => this.queueFor(task, args, kwargs),
+        route: (task, args, kwargs, options) =>
+          routeSignature(host.routes(), host.taskQueue(task), task, args, kwargs, options),
+        defaultQueue: host.config().defaultQueue,
         serializer: host.config().taskSerializer,
         compression: host.config().taskCompression ?? null,
         groupIndex: "chord",

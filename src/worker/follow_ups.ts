@@ -71,6 +71,16 @@ export interface Parent {
    * its task's queue, else the default queue (`app.queueFor`).
    */
   queueFor(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): string;
+  /**
+   * A signature's options routed by the worker's app (its tasks' queues and
+   * `taskRoutes`, as Celery routes every `apply_async`); without it, its own.
+   */
+  route?(
+    task: string,
+    args: readonly unknown[],
+    kwargs: Record<string, unknown>,
+    options: Record<string, unknown>,
+  ): Record<string, unknown>;
   /** Headers inherited by follow-ups (Celery ≥ 5.3 stamps). */
   headers?: Record<string, unknown>;
 }
@@ -137,7 +147,9 @@ export function applySignature(
     parentId: parent.id,
     headers: parent.headers,
   };
-  plan.sends.forEach((send, i) => {
+  plan.sends.forEach((planned, i) => {
+    const routed = parent.route?.(planned.task, planned.args, planned.kwargs, planned.options);
+    const send = routed ? { ...planned, options: routed } : planned;
     const body = send.embed.chord;
     into.publishes.push({
       message: () => encodeCanvasSend(send, sender),

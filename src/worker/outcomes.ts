@@ -244,6 +244,7 @@ function parentOf(st: WorkerState, req: TaskRequest): Parent {
     rootId: req.rootId ?? req.id,
     origin: st.hostname,
     queueFor: (task, args, kwargs) => st.app.queueFor(task, args, kwargs),
+    route: (task, args, kwargs, options) => st.app.routeSignature(task, args, kwargs, options),
     headers: inheritedHeaders(req.headers),
   };
 }
