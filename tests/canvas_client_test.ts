@@ -49,6 +49,27 @@ function defineTasks(app: Celery) {
   };
 }
 
+Deno.test("canvas client: chain() takes a list as Celery's chain([...]); a step that is no signature is named", async () => {
+  // chain([a.s(), b.s()]) failed with "Cannot read private member #dict".
+  const app = new Celery({ broker: "kv://:memory:" });
+  const sent = capture(app);
+  const { add, fmt } = defineTasks(app);
+  const listed: AsyncResult<string> = await chain([add.s(1, 2), add.s(3), fmt.s()]).applyAsync();
+  const spread = await chain(add.s(1, 2), add.s(3), fmt.s()).applyAsync();
+  assert.equal(sent.length, 2);
+  const steps = (i: number) =>
+    decodeTaskBody(sent[i].msg, sent[i].id).embed.chain?.map((s) => s.task);
+  assert.deepEqual(steps(0), ["t.fmt", "t.add"]);
+  assert.deepEqual(steps(1), steps(0));
+  assert.equal(sent[0].task, "t.add");
+  assert.ok(listed.id !== spread.id);
+  assert.throws(
+    () => chain(add.s(1, 2), "t.add" as never),
+    /chain\(\) step 2 is not a signature or a group: pass task\.s/,
+  );
+  await app.close();
+});
+
 Deno.test("canvas client: result types are inferred from the tasks", async () => {
   const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
   const { add, tsum, fmt } = defineTasks(app);

@@ -12,7 +12,14 @@
  */
 
 import { chainSignature, chordSignature, groupSignature } from "../../protocol/canvas_shape.ts";
-import { type CanvasApp, canvasDict, Group, type ResultOf, Signature } from "./signature.ts";
+import {
+  type CanvasApp,
+  CanvasBase,
+  canvasDict,
+  Group,
+  type ResultOf,
+  Signature,
+} from "./signature.ts";
 
 /**
  * Any signature or group: a step of a chain, a member of a group.
@@ -84,14 +91,39 @@ function appOf(steps: readonly CanvasStep[], what: string, app?: CanvasApp): Can
  *
  * @param steps the steps (at least one)
  * @returns the chain, typed by its last step
- * @throws {TypeError} when there is no step
+ * @throws {TypeError} when there is no step, or a step is not a signature or group
  */
-export function chain<S extends readonly [CanvasStep, ...CanvasStep[]]>(...steps: S): ChainOf<S> {
+export function chain<S extends readonly [CanvasStep, ...CanvasStep[]]>(...steps: S): ChainOf<S>;
+/**
+ * Run a list of signatures one after the other, as Celery's
+ * `chain([a.s(), b.s()])`.
+ *
+ * @example
+ * ```ts ignore
+ * import { chain } from "@celeriac/celeriac";
+ * const r = await chain([add.s(1, 2), add.s(3)]).applyAsync(); // AsyncResult<number>
+ * ```
+ *
+ * @param steps the steps (at least one)
+ * @returns the chain, typed by its last step
+ */
+export function chain<S extends readonly [CanvasStep, ...CanvasStep[]]>(steps: S): ChainOf<S>;
+export function chain(...args: unknown[]): CanvasBase<unknown> {
+  const steps = (args.length === 1 && Array.isArray(args[0]) ? args[0] : args) as CanvasStep[];
   if (steps.length === 0) throw new TypeError("chain() needs at least one signature");
+  for (const [i, step] of steps.entries()) {
+    if (!(step instanceof CanvasBase)) {
+      throw new TypeError(
+        `chain() step ${
+          i + 1
+        } is not a signature or a group: pass task.s(...), task.si(...), group([...]) or chord(...)`,
+      );
+    }
+  }
   const dict = chainSignature(steps.map(canvasDict));
   const last = steps[steps.length - 1];
   const app = appOf(steps, "chain");
-  return (last instanceof Group ? new Group(app, dict) : new Signature(app, dict)) as ChainOf<S>;
+  return last instanceof Group ? new Group(app, dict) : new Signature(app, dict);
 }
 
 /**
