@@ -17,17 +17,23 @@ import { followStates, type TaskUpdate, waitSignal } from "./progress.ts";
 /** States whose error an earlier step passes on (Celery's `PROPAGATE_STATES`). */
 const PROPAGATE: ReadonlySet<string> = new Set(["FAILURE", "REVOKED"]);
 
-/** Read a task's meta, given up at the timeout or the caller's abort. */
+/**
+ * Read task `readId`'s meta, given up at the timeout (a `TimeoutError` for
+ * `waitedId`, the task the caller waits for) or the caller's abort.
+ */
 async function readWithin(
   backend: ResultBackend,
-  id: string,
+  readId: string,
+  waitedId: string,
   options: { timeout?: number; signal?: AbortSignal },
 ): Promise<ResultMeta | null> {
   const { signal, timer } = waitSignal(options);
   try {
-    return await unlessAborted(backend.get(id), signal);
+    return await unlessAborted(backend.get(readId), signal);
   } catch (err) {
-    if (timer?.aborted && !options.signal?.aborted) throw new TimeoutError(id, options.timeout!);
+    if (timer?.aborted && !options.signal?.aborted) {
+      throw new TimeoutError(waitedId, options.timeout!);
+    }
     throw err;
   }
 }
@@ -62,11 +68,13 @@ export async function waitFollowingParents(
 ): Promise<ResultMeta> {
   // A step that succeeded had no failed step before it (a chain stops at a failure).
   const started = performance.now();
-  const stored = await readWithin(backend, id, options);
+  const left = () =>
+    options.timeout === undefined
+      ? undefined
+      : Math.max(0, options.timeout - (performance.now() - started));
+  const stored = await readWithin(backend, id, id, options);
   if (stored?.status === "SUCCESS") return stored;
-  const timeout = options.timeout === undefined
-    ? undefined
-    : Math.max(0, options.timeout - (performance.now() - started));
+  const timeout = left();
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   /** Ready metas of earlier steps, as their waits end. */
@@ -86,8 +94,9 @@ export async function waitFollowingParents(
     if (first.status === "SUCCESS") return first; // only the task's own wait ends in SUCCESS
     // The earliest failed step decides, whichever wait ended first: read the
     // steps whose waits have not ended yet (their first read may be in flight).
+    const rest = { timeout: left(), signal: options.signal };
     const metas = await Promise.all(
-      parentIds.map((p) => ready.get(p) ?? backend.get(p)),
+      parentIds.map((p) => ready.get(p) ?? readWithin(backend, p, id, rest)),
     );
     return metas.find((m) => m && PROPAGATE.has(m.status)) ?? first;
   } finally {
