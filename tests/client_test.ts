@@ -45,6 +45,34 @@ Deno.test("client: bad task definitions are refused with messages that say what 
     () => app.task("nohandler", {}, undefined as unknown as () => number),
     /needs a handler/,
   );
+  // Ignored before: the handler called without its context, the task run without a time limit.
+  const loose = (options: unknown) =>
+    app.task(`t.${crypto.randomUUID()}`, options as never, () => 1);
+  assert.throws(() => loose({ bnd: true }), /have no option "bnd" \(did you mean "bind"\?\)/);
+  assert.throws(
+    () => loose({ time_limit: 5 }),
+    /options of task "t\..+" have no option "time_limit" \(did you mean "timeLimit"\?\): the options are bind, params, /,
+  );
+  assert.throws(
+    () => loose({ timeLimit: "5" }),
+    /timeLimit must be a number of seconds above 0, got "5"/,
+  );
+  assert.throws(() => loose({ maxRetries: -1 }), /maxRetries must be a whole number/);
+  assert.throws(() => loose({ acksLate: "yes" }), /acksLate must be true or false, got "yes"/);
+  assert.throws(() => loose({ queue: "" }), /queue must be a queue name, got ""/);
+  assert.throws(
+    () => loose("math"),
+    /must be an object, e\.g\. \{ bind: true, timeLimit: 30 \}; got "math"/,
+  );
+  loose({ timeLimit: undefined, maxRetries: null, retryBackoff: 2, onSuccess: () => {} });
+  const annotated = new Celery({
+    broker: "kv://:memory:",
+    taskAnnotations: { "t.*": { rate_limit: "1/s" } as never, "t.a": { acks_late: true } as never },
+  });
+  assert.throws(
+    () => annotated.task("t.a", () => 1),
+    /taskAnnotations for "t\.a" have no option "acks_late" \(did you mean "acksLate"\?\)/,
+  );
 });
 
 Deno.test("client: call options become the Celery headers and properties", async () => {
@@ -178,7 +206,11 @@ Deno.test("client: waiting for a result inside a task is refused; tasks sent the
   const app = new Celery({ broker: "kv://:memory:" });
   try {
     await currentTask.run({ id: "parent-1", rootId: "root-1" }, async () => {
-      await assert.rejects(app.asyncResult("x").get(), /Never wait for a result inside a task/);
+      await assert.rejects(app.asyncResult("x").get(), (e: Error) => {
+        assert.match(e.message, /Never wait for a result inside a task/);
+        assert.equal(e.name, "RuntimeError", "as Celery's: stored as builtins.RuntimeError");
+        return true;
+      });
       await app.sendTask("child", [], { queue: "kids" });
     });
     const broker = await app.broker();

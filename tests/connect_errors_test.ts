@@ -214,3 +214,19 @@ Deno.test("connect errors: a refused connection through Sentinels names the addr
   );
   assert.match(reason, /^connection refused: nothing listens on 127\.0\.0\.1:16390 \(/);
 });
+
+Deno.test("connect errors: a TLS certificate Deno does not trust says how to trust its CA", () => {
+  // rediss:// to a server whose certificate a private CA signed: the message said to check that
+  // the server runs and the URL is right, and nothing of DENO_CERT.
+  for (
+    const message of [
+      "self-signed certificate in certificate chain",
+      "invalid peer certificate: UnknownIssuer",
+    ]
+  ) {
+    const failure = describeRedisFailure(new Error(message), "rediss://cache:6380/0");
+    assert.match(failure.reason, /^the TLS certificate of cache:6380 is not trusted \(/);
+    assert.match(failure.hint ?? "", /DENO_CERT=\/path\/to\/ca\.pem/);
+    assert.equal(failure.transient, false, "a setting fixes it: the worker does not retry");
+  }
+});

@@ -273,6 +273,53 @@ for (const setup of [redisSetup, amqpSetup]) {
 
 Deno.test({
   name:
+    "canvas interop on Redis: a Celeriac worker routes chain steps and chord bodies with its app's taskRoutes",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  // The worker sent every follow-up that named no queue to its default queue, whatever its app's
+  // taskRoutes said (Celery's worker routes them with task_routes): a Python step after a
+  // Celeriac one landed on the Celeriac queue and was parked as NotRegistered.
+  const tsQueue = `q-rts-${crypto.randomUUID().slice(0, 8)}`;
+  const pyQueue = `q-rpy-${crypto.randomUUID().slice(0, 8)}`;
+  const py = await celeryWorker(["-P", "solo", "-Q", pyQueue], redisSetup.pyEnv(pyQueue));
+  const ts = await celeriacWorker(
+    [
+      "--app",
+      "./tests/interop/routed_tasks.ts",
+      "--broker",
+      REDIS_BROKER,
+      "--backend",
+      BACKEND,
+      "-Q",
+      tsQueue,
+    ],
+    { CELERY_DEFAULT_QUEUE: tsQueue, INTEROP_PY_QUEUE: pyQueue, INTEROP_MARKER_REDIS: REDIS_URL },
+  );
+  const app = new Celery({
+    broker: REDIS_BROKER,
+    backend: BACKEND,
+    defaultQueue: tsQueue,
+    taskRoutes: { "py.*": pyQueue },
+  });
+  try {
+    const add = app.remoteTask<[number, number], number>("tasks.add");
+    const mul = app.remoteTask<[number, number], number>("py.mul");
+    const echo = app.remoteTask<unknown[], { args: unknown[] }>("py.echo");
+    const c = await chain(add.s(1, 2), mul.s(10), add.s(5)).applyAsync();
+    const k = await chord([add.s(1, 1), add.s(2, 2)], echo.s()).applyAsync();
+    note(c);
+    note(k);
+    assert.equal(await c.get({ timeout: 30_000 }), 35);
+    assert.deepEqual((await k.get({ timeout: 30_000 })).args, [[2, 4]]);
+    assert.doesNotMatch(ts.output, /Parked/);
+  } finally {
+    await app.close();
+    await Promise.all([py.stop(), ts.stop()]);
+  }
+});
+
+Deno.test({
+  name:
     "canvas interop on Redis: a chord split across a Python and a Celeriac worker fires its body exactly once, 50 times",
   ignore: WITHOUT_CELERY,
 }, async () => {

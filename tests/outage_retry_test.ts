@@ -13,6 +13,23 @@ Deno.test("retryWhileDown retries while the server is unreachable, then returns"
   assert.equal(calls, 4);
 });
 
+Deno.test("retryWhileDown throws a broker error that trying again cannot mend at once", async () => {
+  // A deleted KV file or a wrong Redis password was retried for the whole
+  // outage limit (300 s), holding a worker's shutdown after it.
+  let calls = 0;
+  const gone = new BrokerConnectionError("kv:///tmp/x.sqlite", new Error("file deleted"), {
+    transient: false,
+  });
+  await assert.rejects(
+    retryWhileDown(() => {
+      calls++;
+      return Promise.reject(gone);
+    }, { limit: 10 }),
+    (err) => err === gone,
+  );
+  assert.equal(calls, 1);
+});
+
 Deno.test("retryWhileDown throws other errors at once, and the last one past its limit", async () => {
   let calls = 0;
   await assert.rejects(

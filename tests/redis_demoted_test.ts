@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import type { Broker, Delivery } from "../src/broker/port.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
+import { isConnectionFailure, refusedAsReplica } from "../src/broker/redis_failures.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { command, privateServers, waitUntil } from "./helpers/redis_servers.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -83,4 +84,21 @@ Deno.test({
     assert.equal(Number(await command(a, "ZCARD", "unacked_index")), 0);
     assert.equal(Number(await command(a, "LLEN", q)), 0);
   });
+});
+
+Deno.test("redis demoted: a transaction cut off by its connection is not taken for READONLY", () => {
+  // ioredis (transaction.js) fails every queued command of a transaction cut off by the
+  // connection closing with one error object, then lists them all as that error's
+  // previousErrors: itself among them. Following them overflowed the stack, and the
+  // acknowledgement failed ("Settling failed: Maximum call stack size exceeded") instead of
+  // being retried as an outage.
+  const closed = new Error("Connection is closed.") as Error & { previousErrors: Error[] };
+  closed.previousErrors = [closed, closed];
+  assert.equal(refusedAsReplica(closed), false);
+  assert.ok(isConnectionFailure(closed), "retried as an outage");
+  const aborted = new Error("EXECABORT Transaction discarded") as Error & {
+    previousErrors: Error[];
+  };
+  aborted.previousErrors = [aborted, new Error("READONLY You can't write against a replica.")];
+  assert.equal(refusedAsReplica(aborted), true);
 });

@@ -206,3 +206,76 @@ Deno.test({
     await servers.stop();
   }
 });
+
+Deno.test({
+  name: "redis sentinel: a client that first connects during a failover waits for it",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // Its first get() (opening the result backend) and first publish asked the Sentinels, were
+  // given the dead master and failed at once with ECONNREFUSED, where the commands of a client
+  // connected before the kill ride the failover out.
+  const servers = await failoverSet("sentinel-first");
+  const base = servers.base;
+  const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3}/0?master_name=m1`;
+  const app = new Celery({ broker: url, backend: url });
+  app.task("t.add", (a: number, b: number) => a + b);
+  try {
+    await servers.processes[0].kill();
+    const backend = await app.resultBackend();
+    const broker = await app.broker();
+    const master = await command(base + 2, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "m1");
+    assert.deepEqual(master, ["127.0.0.1", String(base + 1)], "connected once it was promoted");
+    assert.ok(backend && broker);
+    const { Worker } = await import("../worker.ts");
+    const worker = new Worker({ app, pool: "inline", hostname: "sentinel-first@%h" });
+    await worker.start();
+    try {
+      assert.equal(await (await app.sendTask<number>("t.add", [2, 3])).get({ timeout: 20_000 }), 5);
+    } finally {
+      await worker.stop();
+    }
+  } finally {
+    await app.close();
+    await servers.stop();
+  }
+});
+
+Deno.test({
+  name: "redis sentinel: get() called while the master is down resolves after the failover",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // Each wait's SUBSCRIBE failed while ioredis reconnected, and the 15 s retry awaited that same
+  // failed promise again and again: the get() rejected with 'Reached the max retries per
+  // request limit' 15 s later, though the replica was promoted after 2-3 s.
+  const servers = await failoverSet("sentinel-get");
+  const base = servers.base;
+  const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3}/0?master_name=m1`;
+  const app = new Celery({ broker: url, backend: url });
+  app.task("t.add", (a: number, b: number) => a + b);
+  try {
+    await app.resultBackend();
+    const sent = [];
+    for (let i = 0; i < 20; i++) sent.push(await app.sendTask<number>("t.add", [i, 1]));
+    await servers.processes[0].kill();
+    const gets = Promise.allSettled(sent.map((r) => r.get({ timeout: 60_000 })));
+    await waitUntil("the replica's promotion", async () => {
+      const master = await command(base + 2, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "m1");
+      return (master as string[])[1] === String(base + 1);
+    }, 30_000);
+    const { Worker } = await import("../worker.ts");
+    const worker = new Worker({ app, pool: "inline", hostname: "sentinel-get@%h" });
+    await worker.start();
+    try {
+      const outcomes = await gets;
+      assert.deepEqual(
+        outcomes.map((o) => o.status === "fulfilled" ? o.value : String(o.reason)),
+        sent.map((_, i) => i + 1),
+      );
+    } finally {
+      await worker.stop();
+    }
+  } finally {
+    await app.close();
+    await servers.stop();
+  }
+});

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, type TaskError } from "../mod.ts";
+import { Celery, chain, group, type TaskError } from "../mod.ts";
 import { type Message, PUBLISHER, type PublishTarget } from "../protocol.ts";
 import { annotate, type TaskAnnotations } from "../src/client/annotations.ts";
 import { compileRoutes, globToRegExp } from "../src/client/routes.ts";
@@ -82,6 +82,55 @@ Deno.test("routing: the route fills what the call and the task leave unset", asy
     "the task's queue wins, the route's priority stays",
   );
   await app.close();
+});
+
+Deno.test("routing: chain steps and group members take their route's queue, exchange, routing key and priority", async () => {
+  const { app, sent } = capturing({
+    taskRoutes: {
+      "feeds.*": { queue: "feeds", priority: 9 },
+      "topic.*": { exchange: "events", routingKey: "topic.x" },
+    },
+  });
+  const fetch = app.task("feeds.fetch", (a: number) => a);
+  const emit = app.task("topic.emit", (a: number) => a);
+  await chain(fetch.s(1), emit.s()).applyAsync();
+  await group([emit.s(1), fetch.s(2).set({ priority: 1 })]).applyAsync();
+  assert.deepEqual(
+    sent.map((s) => [s.target.exchange, s.target.routingKey, s.message.properties.priority]),
+    [["", "feeds", 9], ["events", "topic.x", 0], ["", "feeds", 1]],
+  );
+  await app.close();
+});
+
+Deno.test({
+  name: "routing: a worker sends a chain's next step where its app's routes send it",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("routing-chain");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const first = `first-${crypto.randomUUID().slice(0, 8)}`;
+  const second = `second-${crypto.randomUUID().slice(0, 8)}`;
+  const routes = { "r.add": first, "r.mul": second };
+  annotatedApp.configure({ broker: url, backend: url, taskRoutes: routes });
+  const worker = new Worker({
+    app: annotatedApp,
+    appModule: new URL("./apps/annotated_app.ts", import.meta.url).href,
+    queues: [first, second],
+    concurrency: 1,
+  });
+  const client = new Celery({ broker: url, backend: url, taskRoutes: routes });
+  await worker.start();
+  try {
+    const flow = chain(client.signature("r.add", [2, 3]), client.signature("r.mul", [4]));
+    const product = await flow.applyAsync();
+    assert.equal(await product.get({ timeout: 10_000 }), 20);
+    assert.equal(await client.queueDepth("celery"), 0, "nothing went to the default queue");
+  } finally {
+    await worker.stop();
+    await client.close();
+    await annotatedApp.close();
+    await deleteKeys(prefix);
+  }
 });
 
 Deno.test("annotations: by name, then '*' (as in Celery), over the task's own options", () => {

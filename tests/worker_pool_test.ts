@@ -156,6 +156,7 @@ Deno.test("sandboxes: what a Web Worker loads the app with, and revokes before r
     "sys",
     "run",
     "ffi",
+    "import",
   ]);
   const narrow = spawnPermissions({ read: ["data"], net: ["x:1"] }, ["/srv/app"], "/srv/app");
   assert.deepEqual((narrow.permissions as Record<string, unknown>).read, ["data", "/srv/app"]);
@@ -166,11 +167,21 @@ Deno.test("sandboxes: what a Web Worker loads the app with, and revokes before r
     { name: "sys" },
     { name: "run" },
     { name: "ffi" },
+    { name: "import" },
     { name: "read", path: "/srv/app" },
   ]);
   const covered = spawnPermissions({ read: [".."], import: false }, ["/srv/app"], "/srv/app");
   assert.equal(covered.revoke.some((r) => r.name === "read"), false);
-  assert.equal((covered.permissions as Record<string, unknown>).import, false);
+  assert.equal((covered.permissions as Record<string, unknown>).import, "inherit");
+  assert.deepEqual(covered.revoke, [
+    { name: "write" },
+    { name: "net" },
+    { name: "env" },
+    { name: "sys" },
+    { name: "run" },
+    { name: "ffi" },
+    { name: "import" },
+  ], "import denied like the other kinds: inherited while loading, then given up");
   assert.deepEqual(
     spawnPermissions({
       read: true,
@@ -180,6 +191,7 @@ Deno.test("sandboxes: what a Web Worker loads the app with, and revokes before r
       run: true,
       ffi: true,
       write: true,
+      import: true,
     }, [
       "/srv/app",
     ], "/").revoke,
@@ -463,6 +475,18 @@ for (const t of transports) {
         (await client.sendTask("p.env_denied", [])).get({ timeout: 10_000 }),
       );
       assert.match(String(env.excMessage[0]), /p\.env_denied\[.+\] is not allowed env access/);
+      // An import() of an address is a request: denied without import permission, as a
+      // PermissionDenied (Deno throws a TypeError there).
+      const imported = await failure(
+        (await client.sendTask("p.import_url", ["https://example.com/m.js"])).get({
+          timeout: 10_000,
+        }),
+      );
+      assert.equal(imported.excType, "PermissionDenied");
+      assert.match(
+        String(imported.excMessage[0]),
+        /p\.import_url\[.+\] is not allowed import access to "example\.com:443"/,
+      );
       const pure = await (await client.sendTask<{ n: number; wid: string; envAtLoad: boolean }>(
         "p.pure",
         [21],
@@ -472,7 +496,7 @@ for (const t of transports) {
       const plain = await (await client.sendTask<Wid>("p.wid", [])).get({ timeout: 10_000 });
       const wids = new Set([plain.wid, pure.wid]);
       assert.equal(wids.size, 2, "different sandboxes, different Web Workers");
-      assert.equal(worker.stats.failed, 2);
+      assert.equal(worker.stats.failed, 3);
     });
   });
 

@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { type Celery, TaskError } from "../mod.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { app as workerApp } from "./apps/worker_app.ts";
+import { TcpProxy } from "./helpers/tcp_proxy.ts";
 import type { Worker, WorkerOptions } from "../src/worker/worker.ts";
 import { deleteKeys } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -337,6 +339,38 @@ for (const t of transports) {
     });
   });
 }
+
+Deno.test({
+  name: "worker on redis: a shutdown while the broker is down still ends: finished resolves",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // stop() threw when the held ETA task's requeue gave up (the broker down
+  // past outageRetryLimit) and `finished` never settled: the command line
+  // waited for ever. Now the failure is logged and the shutdown goes on; the
+  // task, unacknowledged, comes back after the visibility timeout.
+  const proxy = TcpProxy.start({ hostname: "127.0.0.1", port: 6379 });
+  const url = `redis://127.0.0.1:${proxy.port}?global_keyprefix=${encodeURIComponent(redisPrefix)}`;
+  workerApp.configure({ outageRetryLimit: 0.5 });
+  try {
+    await withWorker(
+      { name: "redis", broker: url, backend: url },
+      { pool: "inline" },
+      async (client, worker) => {
+        await client.sendTask("t.add", [1, 2], { countdown: 3600 });
+        for (let i = 0; i < 100 && worker.stats.received === 0; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.equal(worker.stats.received, 1, "the ETA task is held");
+        await proxy.close();
+        await worker.stop();
+        await worker.finished;
+      },
+    );
+  } finally {
+    workerApp.configure({ outageRetryLimit: 300 });
+    await proxy.close().catch(() => {}); // closed above unless the test failed first
+  }
+});
 
 Deno.test("worker: clean up", async () => {
   if (!WITHOUT_REDIS) await deleteKeys(redisPrefix);

@@ -213,7 +213,7 @@ export class RedisResultWaits {
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const first = (async () => {
-        await this.#host.run(() => this.#subscribing.get(taskId) ?? Promise.resolve());
+        await this.#host.run(() => this.#subscribed(taskId));
         // Through a drop (the subscription is kept and made again): read once Redis is back.
         const now = await this.#getWhileDown(taskId);
         if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
@@ -230,6 +230,25 @@ export class RedisResultWaits {
     } finally {
       signal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  /**
+   * The task's SUBSCRIBE, made again when it failed and the task is still
+   * waited for: the retry through a failover (`run`) must send a new one,
+   * not await the one that failed (which failed every retry for 15 s while
+   * the promoted replica was up after 3, and the `get()` rejected).
+   */
+  #subscribed(taskId: string): Promise<unknown> {
+    const sent = this.#subscribing.get(taskId);
+    if (!sent) return Promise.resolve();
+    return sent.catch((err) => {
+      if (this.#subscribing.get(taskId) === sent && this.#waiters.has(taskId) && !this.#closed) {
+        const again = this.#subscriberConn().subscribe(this.#host.key(taskId));
+        again.catch(() => {}); // awaited by the next retry, or by no one once it gave up
+        this.#subscribing.set(taskId, again);
+      }
+      throw err;
+    });
   }
 
   /** Reject the waits still pending and close the subscriber connection. */

@@ -42,7 +42,11 @@ export interface OutageRetryOptions {
   what?: string;
   /** Stop retrying (the last error is thrown). */
   signal?: AbortSignal;
-  /** Which errors mean "down, try again"; default {@link BrokerConnectionError}s. */
+  /**
+   * Which errors mean "down, try again"; default: a {@link BrokerConnectionError}
+   * that is `transient` (not a deleted KV file, a wrong password, a missing
+   * permission).
+   */
   retryable?: (err: unknown) => boolean;
 }
 
@@ -72,7 +76,8 @@ export async function retryWhileDown<T>(
   options: OutageRetryOptions = {},
 ): Promise<T> {
   const limitMs = (options.limit ?? DEFAULT_OUTAGE_LIMIT) * 1000;
-  const retryable = options.retryable ?? ((err) => err instanceof BrokerConnectionError);
+  const retryable = options.retryable ??
+    ((err) => err instanceof BrokerConnectionError && err.transient);
   const start = Date.now();
   let delay = FIRST_DELAY_MS;
   let waiting = false;

@@ -340,8 +340,31 @@ export function keepPinging(conn: Redis): void {
  * @param rawUrl its URL, for the error
  */
 export async function connectRedis(client: Redis, rawUrl: string): Promise<void> {
+  // Through Sentinel, a master the Sentinels named that refuses is one a failover is replacing:
+  // asked again for as long as a command is retried (a first get() or publish of a client
+  // during a failover failed at once, where the commands of one connected before ride it out).
+  // ioredis then goes on through its Sentinel list and gives up with "All sentinels are
+  // unreachable" after a few rounds: once one named a master, that is asked again too.
+  const until = client.options.sentinels ? Date.now() + FAILOVER_RETRY_MS : 0;
+  let named = false;
   try {
-    await client.connect();
+    for (;;) {
+      try {
+        await client.connect();
+        break;
+      } catch (err) {
+        const why = lastErrorOf(client, err);
+        named ||= masterUnreachable(why);
+        const again = masterUnreachable(why) ||
+          (named && why instanceof Error && /All sentinels are unreachable/.test(why.message));
+        if (Date.now() >= until || !again) throw err;
+        client.disconnect();
+        log.debug("The master the Sentinels named cannot be reached ({error}); asking again", {
+          error: (err as Error).message,
+        });
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
   } catch (err) {
     client.disconnect();
     const sentinels = client.options.sentinels;
@@ -356,6 +379,17 @@ export async function connectRedis(client: Redis, rawUrl: string): Promise<void>
     client.disconnect();
     throw connectionError(client, rawUrl, bad);
   }
+}
+
+/** The socket's error behind ioredis's "Connection is closed.", else `err`. */
+function lastErrorOf(client: Redis, err: unknown): unknown {
+  return err instanceof Error && CLOSED.test(err.message) ? lastErrors.get(client) ?? err : err;
+}
+
+/** A connect that reached a Sentinel but not the master it named (not a refusal by Redis). */
+function masterUnreachable(err: unknown): boolean {
+  return err instanceof Error && !/All sentinels are unreachable/.test(err.message) &&
+    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|READONLY/.test(err.message);
 }
 
 /**
@@ -379,8 +413,7 @@ export function redisFailure(conn: Redis, rawUrl: string, err: unknown): unknown
 
 /** A {@link BrokerConnectionError} naming the connection's real failure. */
 function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerConnectionError {
-  let real = badDatabases.get(client) ??
-    (err instanceof Error && CLOSED.test(err.message) ? lastErrors.get(client) ?? err : err);
+  let real = badDatabases.get(client) ?? lastErrorOf(client, err);
   const sentinel = sentinelErrors.get(client);
   if (sentinel && real instanceof Error && /All sentinels are unreachable/.test(real.message)) {
     real = new Error(`no Sentinel answered (${sentinel.message})`, { cause: real });

@@ -78,6 +78,17 @@ export function describeRedisFailure(
         "?socket_timeout=<seconds> in the URL sets how long a command waits",
     };
   }
+  if (/certificate|CERT_|unknown ?issuer|UnknownIssuer|NotValidForName/i.test(message)) {
+    // Deno trusts its own root store: a private CA's certificate is refused, and the default
+    // hint ("check that the server runs") points away from the fix.
+    return {
+      reason: `the TLS certificate of ${host} is not trusted (${message})`,
+      hint: "Start the process with DENO_CERT=/path/to/ca.pem (the CA that signed the " +
+        "server's certificate) or --unsafely-ignore-certificate-errors=host for a test set-up; " +
+        "the host in the URL must be a name or address the certificate was issued for",
+      transient: false,
+    };
+  }
   if (/DB index is out of range/i.test(message)) {
     return {
       reason: `database ${db} does not exist on ${host} (DB index is out of range)`,
@@ -117,4 +128,30 @@ export function isConnectionFailure(err: unknown): boolean {
     CLOSED.test(err.message) || TIMED_OUT.test(err.message) ||
     /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available/
       .test(err.message);
+}
+
+/**
+ * Whether Redis refused a write as a replica (READONLY), also as the cause of
+ * an `EXECABORT` (ioredis's `previousErrors`). Each error is looked at once:
+ * a transaction cut off by its connection closing fails every command with
+ * one error object, which ioredis then lists among its own `previousErrors`,
+ * and following them overflowed the stack (`Settling failed: Maximum call
+ * stack size exceeded` when a Sentinel master died mid-drain, and the
+ * acknowledgement was not retried).
+ *
+ * @example
+ * ```ts
+ * import { refusedAsReplica } from "./redis_failures.ts";
+ * refusedAsReplica(new Error("READONLY You can't write against a read only replica.")); // true
+ * ```
+ *
+ * @param err the error
+ * @param seen the errors already looked at
+ * @returns true when a replica refused the write
+ */
+export function refusedAsReplica(err: unknown, seen: Set<unknown> = new Set()): boolean {
+  if (!(err instanceof Error) || seen.has(err)) return false;
+  seen.add(err);
+  const previous = (err as { previousErrors?: unknown[] }).previousErrors ?? [];
+  return err.message.startsWith("READONLY") || previous.some((e) => refusedAsReplica(e, seen));
 }

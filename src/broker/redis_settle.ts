@@ -19,6 +19,7 @@ import { envelopeOfUnacked, park, PARK_RECORD_SECONDS, parkEntry } from "./redis
 import type { RedisTaker } from "./redis_take.ts";
 import { DEFAULT_OUTAGE_LIMIT, retryWhileDown } from "./outage.ts";
 import { BrokerConnectionError } from "./errors.ts";
+import { refusedAsReplica } from "./redis_failures.ts";
 
 /**
  * The settling of one broker's deliveries.
@@ -228,7 +229,7 @@ export class RedisSettler {
    * its `EXEC` reply) count too: `EXECABORT` after a READONLY.
    */
   #demoted(err: unknown, reconnect: boolean): unknown {
-    if (!readOnly(err)) return err;
+    if (!refusedAsReplica(err)) return err;
     if (reconnect) this.#scope.client.disconnect(true);
     return new BrokerConnectionError(this.#scope.rawUrl, err);
   }
@@ -253,11 +254,4 @@ export class RedisSettler {
       )
     );
   }
-}
-
-/** Whether Redis refused a write as a replica (READONLY), also as the cause of an `EXECABORT`. */
-function readOnly(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const previous = (err as { previousErrors?: unknown[] }).previousErrors ?? [];
-  return err.message.startsWith("READONLY") || previous.some(readOnly);
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { checkTaskOptions } from "./task_option_names.ts";
 import type { TaskOptions } from "./task_options.ts";
 
 /**
@@ -89,6 +90,8 @@ export function annotate(
   const list = Array.isArray(annotations) ? annotations : [annotations as TaskAnnotationMap];
   const byName = first(list, (a) => typeof a === "function" ? a(name) : own(a, name));
   const any = first(list, (a) => typeof a === "function" ? undefined : own(a, "*"));
+  if (byName) checkTaskOptions(byName, `taskAnnotations for "${name}"`);
+  if (any) checkTaskOptions(any, 'taskAnnotations["*"]');
   const out = { ...options, ...byName, ...any };
   for (const key of ["bind", "params"] as const) {
     if (out[key] !== options[key]) {

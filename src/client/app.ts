@@ -38,6 +38,7 @@ import type {
 } from "./task_options.ts";
 import { PUBLISHER, type Publisher } from "./publisher.ts";
 import { TaskRegistry } from "./registry.ts";
+import { routeSignature } from "./routes.ts";
 import { AppSettings } from "./settings.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
 
@@ -288,6 +289,33 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   }
 
   /**
+   * The options a signature is sent with — by a client applying a canvas and
+   * by a worker sending a chain's next step or a callback: its own, then its
+   * task's queue, then its route's (`taskRoutes`) queue, exchange, routing
+   * key and priority.
+   *
+   * @example
+   * ```ts ignore
+   * app.routeSignature("feeds.fetch", [], {}, {}); // { queue: "feeds", priority: 9 }
+   * ```
+   *
+   * @param task the task name
+   * @param args positional arguments
+   * @param kwargs keyword arguments
+   * @param options the signature's options (Celery's names: `queue`, `routing_key`, ...)
+   * @returns the options to send with
+   */
+  routeSignature(
+    task: string,
+    args: readonly unknown[],
+    kwargs: Record<string, unknown>,
+    options: Record<string, unknown>,
+  ): Record<string, unknown> {
+    const queue = this.#registry.tasks.get(task)?.options.queue;
+    return routeSignature(this.#settings.routes, queue, task, args, kwargs, options);
+  }
+
+  /**
    * Send many task calls at once: every message is encoded first, then
    * published as one batch (Redis: variadic LPUSHes of up to 1,000 per
    * queue, pipelined; RabbitMQ:
@@ -357,6 +385,33 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
       subtask_type: null,
       immutable: false,
     }).set(options);
+  }
+
+  /**
+   * The queue a call of task `name` goes to when the call names none: its
+   * route's (`taskRoutes`), the task's `queue` option, else the default
+   * queue. A worker sends the chain steps, chord bodies and callbacks that
+   * name no queue there, as Celery's worker routes them with `task_routes`.
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * const app = new Celery({ broker: "kv://:memory:", taskRoutes: { "py.*": "python" } });
+   * app.queueFor("py.mul"); // "python"
+   * app.queueFor("tasks.add"); // "celery"
+   * ```
+   *
+   * @param name the task name
+   * @param args the positional arguments (a routing function may read them)
+   * @param kwargs the keyword arguments
+   * @returns the queue name
+   */
+  queueFor(
+    name: string,
+    args: readonly unknown[] = [],
+    kwargs: Record<string, unknown> = {},
+  ): string {
+    return this.#dispatch.queueFor(name, args, kwargs);
   }
 
   /**

@@ -175,10 +175,13 @@ function chainParentIds(result: MemberResult): string[] {
 
 function notInsideATask(): void {
   if (currentTask.getStore()) {
-    throw new Error(
+    // Celery raises RuntimeError here: a Python caller of the task re-raises that class.
+    const err = new Error(
       "Never wait for a result inside a task: it can deadlock the worker. " +
         "Chain the tasks, or return and let the caller wait",
     );
+    err.name = "RuntimeError";
+    throw err;
   }
 }
 

@@ -17,7 +17,7 @@ import type { CanvasCall } from "./canvas/signature.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { Events } from "./events.ts";
 import type { Publisher } from "./publisher.ts";
-import type { CompiledRoutes } from "./routes.ts";
+import { type CompiledRoutes, routeSignature } from "./routes.ts";
 import { BatchSendError } from "./errors.ts";
 import { anonymousNodeName } from "./runtime.ts";
 import { writesRedisEnvelopes } from "./transports.ts";
@@ -155,6 +155,21 @@ export class Dispatch {
   }
 
   /**
+   * The queue of a call that names none: its route's (`taskRoutes`), its
+   * task's `queue` option, else the default queue.
+   *
+   * @param task the task name
+   * @param args the positional arguments (a routing function may read them)
+   * @param kwargs the keyword arguments
+   * @returns the queue name
+   */
+  queueFor(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): string {
+    const host = this.#host;
+    return routeCall(host.routes(), task, args, { kwargs, queue: host.taskQueue(task) }).queue ??
+      host.config().defaultQueue;
+  }
+
+  /**
    * Publish what a signature dict applies to (chain, group, chord, ...).
    *
    * @param sig the signature dict
@@ -167,9 +182,9 @@ export class Dispatch {
       {
         oid: host.oid,
         origin: () => this.#originName(),
-        queueFor: (task, args, kwargs) =>
-          routeCall(host.routes(), task, args, { kwargs, queue: host.taskQueue(task) }).queue ??
-            host.config().defaultQueue,
+        route: (task, args, kwargs, options) =>
+          routeSignature(host.routes(), host.taskQueue(task), task, args, kwargs, options),
+        defaultQueue: host.config().defaultQueue,
         serializer: host.config().taskSerializer,
         compression: host.config().taskCompression ?? null,
         groupIndex: "chord",

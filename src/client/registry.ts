@@ -6,6 +6,7 @@
  * @module
  */
 
+import { checkTaskOptions } from "./task_option_names.ts";
 import { parseRate } from "../protocol/rate.ts";
 import { annotate, type TaskAnnotations } from "./annotations.ts";
 import { Task } from "./task.ts";
@@ -43,8 +44,8 @@ export class TaskRegistry {
    * @param maybeHandler the handler when options were given
    * @param annotations the app's `taskAnnotations`; default none
    * @returns the task's handle
-   * @throws {TypeError} for an empty name, a missing handler, an invalid
-   *   `rateLimit`, a name already defined, or an annotation that changes `bind`
+   * @throws {TypeError} for an empty name, a missing handler, an option
+   *   that is none or has a value of the wrong kind, an invalid `rateLimit`, a name already defined, or an annotation that changes `bind`
    */
   define(
     sender: TaskSender,
@@ -54,14 +55,17 @@ export class TaskRegistry {
     annotations: TaskAnnotations | null = null,
   ): Task<unknown[], unknown> {
     const handler = typeof optionsOrHandler === "function" ? optionsOrHandler : maybeHandler;
+    if (typeof name !== "string" || name === "") {
+      throw new TypeError('A task needs a non-empty name, e.g. "tasks.add"');
+    }
+    if (typeof optionsOrHandler !== "function") {
+      checkTaskOptions(optionsOrHandler, `options of task "${name}"`);
+    }
     const options = annotate(
       annotations,
       name,
       typeof optionsOrHandler === "function" ? {} : optionsOrHandler,
     );
-    if (typeof name !== "string" || name === "") {
-      throw new TypeError('A task needs a non-empty name, e.g. "tasks.add"');
-    }
     if (typeof handler !== "function") {
       throw new TypeError(`Task "${name}" needs a handler function`);
     }

@@ -167,3 +167,53 @@ export function compileRoutes(routes: TaskRoutes): CompiledRoutes {
     return null;
   };
 }
+
+/** Route options a signature's send takes, by their Celery (snake_case) option name. */
+const SIGNATURE_ROUTE_KEYS = [
+  ["queue", "queue"],
+  ["exchange", "exchange"],
+  ["routing_key", "routingKey"],
+  ["priority", "priority"],
+] as const;
+
+/**
+ * The execution options a signature is sent with (a chain step, group or
+ * chord member, callback — by the client that applies the canvas and by
+ * the worker that sends the next step): its own, then its task's queue, then
+ * its route's queue, exchange, routing key and priority, as Celery routes
+ * every `apply_async` of a signature.
+ *
+ * @example
+ * ```ts ignore
+ * const routes = compileRoutes({ "feeds.*": { queue: "feeds", priority: 9 } });
+ * routeSignature(routes, undefined, "feeds.fetch", [], {}, { countdown: 5 });
+ * // { countdown: 5, queue: "feeds", priority: 9 }
+ * ```
+ *
+ * @param routes the app's compiled routes, if any
+ * @param taskQueue the `queue` the task was defined with, if any
+ * @param task the task name
+ * @param args the positional arguments
+ * @param kwargs the keyword arguments
+ * @param options the signature's options (Celery's names)
+ * @returns the options to send with (the given object when nothing is added)
+ */
+export function routeSignature(
+  routes: CompiledRoutes | null,
+  taskQueue: string | undefined,
+  task: string,
+  args: readonly unknown[],
+  kwargs: Record<string, unknown>,
+  options: Record<string, unknown>,
+): Record<string, unknown> {
+  const own = typeof options.queue === "string" && options.queue !== "" ? options.queue : taskQueue;
+  const route = routes?.(task, args, kwargs, { kwargs, queue: own });
+  if (!route && own === options.queue) return options;
+  const out = { ...options };
+  if (own !== undefined) out.queue = own;
+  for (const [key, name] of SIGNATURE_ROUTE_KEYS) {
+    const value = route?.[name];
+    if ((out[key] === undefined || out[key] === null) && value !== undefined) out[key] = value;
+  }
+  return out;
+}

@@ -66,8 +66,21 @@ export interface Parent {
   rootId: string;
   /** Worker node name (`origin`). */
   origin: string;
-  /** Queue to use when a signature names none. */
-  defaultQueue: string;
+  /**
+   * Queue to use when a signature names none: the app's route for the task,
+   * its task's queue, else the default queue (`app.queueFor`).
+   */
+  queueFor(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): string;
+  /**
+   * A signature's options routed by the worker's app (its tasks' queues and
+   * `taskRoutes`, as Celery routes every `apply_async`); without it, its own.
+   */
+  route?(
+    task: string,
+    args: readonly unknown[],
+    kwargs: Record<string, unknown>,
+    options: Record<string, unknown>,
+  ): Record<string, unknown>;
   /** Headers inherited by follow-ups (Celery ≥ 5.3 stamps). */
   headers?: Record<string, unknown>;
 }
@@ -134,11 +147,13 @@ export function applySignature(
     parentId: parent.id,
     headers: parent.headers,
   };
-  plan.sends.forEach((send, i) => {
+  plan.sends.forEach((planned, i) => {
+    const routed = parent.route?.(planned.task, planned.args, planned.kwargs, planned.options);
+    const send = routed ? { ...planned, options: routed } : planned;
     const body = send.embed.chord;
     into.publishes.push({
       message: () => encodeCanvasSend(send, sender),
-      target: canvasTarget(send, parent.defaultQueue),
+      target: canvasTarget(send, parent.queueFor(send.task, send.args, send.kwargs)),
       taskId: send.id,
       chordSizes: i === 0 && plan.chordSizes.length ? plan.chordSizes : undefined,
       chord: body && send.group

@@ -214,6 +214,11 @@ export class Intake {
    * Put every task the intake holds back in its queue (shutdown), with
    * `running` (a cold shutdown's), in the order they were received.
    *
+   * A broker that fails meanwhile (the shutdown may follow its failure) is
+   * logged, not thrown, so that the shutdown goes on: what was not
+   * acknowledged comes back as the broker restores it (Redis and KV after
+   * the visibility timeout, RabbitMQ when the connection closes).
+   *
    * @param running running tasks taken back from the pool, to put back too
    */
   async requeueAll(running: readonly Running[] = []): Promise<void> {
@@ -221,7 +226,19 @@ export class Intake {
     this.#heldById.clear();
     for (const h of held) this.#s.lifecycle.emit({ type: "returned", req: h.req, why: "shutdown" });
     const back = held.map((h) => ({ delivery: h.delivery, acked: false, received: h.received }));
-    await putBack(this.#s, [...back, ...running]);
+    const all = [...back, ...running];
+    try {
+      await putBack(this.#s, all);
+    } catch (err) {
+      log.error(
+        "Could not put back {n} task(s) at shutdown: {error}. The unacknowledged come back when the broker restores them; {acked} acknowledged running task(s) are lost",
+        {
+          n: all.length,
+          error: (err as Error).message,
+          acked: all.filter((t) => t.acked).length,
+        },
+      );
+    }
   }
 
   #notRun(

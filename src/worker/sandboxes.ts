@@ -198,7 +198,10 @@ export function planSandboxes(
  * ```
  */
 export type Revocation =
-  | { name: "read" | "write" | "net" | "env" | "sys" | "run" | "ffi"; path?: undefined }
+  | {
+    name: "read" | "write" | "net" | "env" | "sys" | "run" | "ffi" | "import";
+    path?: undefined;
+  }
   | { name: "read"; path: string };
 
 /**
@@ -210,7 +213,7 @@ export type Revocation =
  * import type { SpawnPermissions } from "@celeriac/celeriac/worker";
  * const spawn: SpawnPermissions = {
  *   permissions: { read: ["/srv/app"], net: "inherit", env: "inherit", import: "inherit" },
- *   revoke: [{ name: "net" }, { name: "env" }, { name: "read", path: "/srv/app" }],
+ *   revoke: [{ name: "net" }, { name: "env" }, { name: "import" }, { name: "read", path: "/srv/app" }],
  * };
  * ```
  */
@@ -235,14 +238,15 @@ function covers(entry: string, path: string): boolean {
  * entirely is inherited while loading and revoked afterwards. A kind the
  * sandbox lists stays that list; for `read` the module directories are
  * added while loading and revoked afterwards, unless the list covers them.
- * `import` is inherited unless the sandbox sets it.
+ * `import` too: a sandbox that does not grant it cannot import from a URL
+ * once loaded (an `import()` of an address is a network request).
  *
  * @example
  * ```ts
  * import { spawnPermissions } from "@celeriac/celeriac/worker";
  * const s = spawnPermissions({ read: ["/srv/app/data"], net: ["api.example.com:443"] }, ["/srv/app"], "/srv");
  * s.permissions; // { read: ["/srv/app/data", "/srv/app"], write: "inherit", net: [...], ... }
- * s.revoke; // [{ name: "write" }, { name: "env" }, …, { name: "read", path: "/srv/app" }]
+ * s.revoke; // [{ name: "write" }, { name: "env" }, …, { name: "import" }, { name: "read", path: "/srv/app" }]
  * ```
  *
  * @param sandbox the sandbox's permissions
@@ -260,7 +264,6 @@ export function spawnPermissions(
   const p: Record<string, Value> = {};
   const revoke: Revocation[] = [];
   for (const kind of KINDS) {
-    if (kind === "import") continue;
     const v = wanted[kind];
     if (v === undefined || v === false) {
       p[kind] = "inherit";
@@ -269,7 +272,6 @@ export function spawnPermissions(
       p[kind] = v;
     }
   }
-  p.import = wanted.import ?? "inherit";
   const read = p.read;
   if (Array.isArray(read)) {
     const absolute = read.map((g) => resolve(cwd, g));
@@ -393,9 +395,11 @@ function projectRoot(dir: string): string | null {
  * @returns the error to report
  */
 export function permissionDenied(err: unknown, task: string): unknown {
-  if (!(err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied)) {
-    return err;
-  }
+  const denied = err instanceof Deno.errors.NotCapable ||
+    err instanceof Deno.errors.PermissionDenied ||
+    // A dynamic import() refused is a TypeError with Deno's permission message.
+    (err instanceof TypeError && /^Requires \w+ access/.test(err.message));
+  if (!denied) return err;
   const m = /Requires (\w+) access(?: to (.+?))?(?:, run again|, specify|\.?$)/.exec(err.message);
   return new PermissionDenied({
     permission: m?.[1] ?? "unknown",

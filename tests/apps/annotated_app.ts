@@ -14,3 +14,4 @@ export const sleep = app.task("r.sleep", async (ms: number) => {
   await new Promise((r) => setTimeout(r, ms));
   return ms;
 });
+export const mul = app.task("r.mul", (a: number, b: number) => a * b);

@@ -121,6 +121,13 @@ export const envDenied = app.task(
   () => Deno.env.get("HOME") ?? null,
 );
 
+/** Imports a module from an address without import (or net) permission. */
+export const importUrl = app.task(
+  "p.import_url",
+  { permissions: "none" },
+  async (url: string) => Object.keys(await import(url)),
+);
+
 /** Same sandbox, fine: no permission needed. */
 export const pure = app.task("p.pure", { permissions: "none" }, (n: number) => ({
   n: n * 2,

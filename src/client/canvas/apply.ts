@@ -24,8 +24,18 @@ export interface CanvasPublisher {
   readonly oid: string;
   /** Sender node name. */
   origin(): string;
-  /** The queue of a call that names none: its route's, its task's, or the default. */
-  queueFor(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): string;
+  /**
+   * A send's options with its task's queue and its route's queue, exchange,
+   * routing key and priority filled in where it names none.
+   */
+  route(
+    task: string,
+    args: readonly unknown[],
+    kwargs: Record<string, unknown>,
+    options: Record<string, unknown>,
+  ): Record<string, unknown>;
+  /** The queue of a send that neither it, its task nor a route names. */
+  readonly defaultQueue: string;
   /** Default serializer and compression. */
   readonly serializer: SerializerName;
   /** Default compression. */
@@ -114,10 +124,16 @@ export async function publishCanvas(
   await breathe(planning);
   for (let i = 0; i < plan.sends.length; i += BATCH) {
     const encoding = performance.now();
-    const batch = plan.sends.slice(i, i + BATCH).map((send) => ({
-      message: encodeCanvasSend(send, sender),
-      target: canvasTarget(send, p.queueFor(send.task, send.args, send.kwargs)),
-    }));
+    const batch = plan.sends.slice(i, i + BATCH).map((planned) => {
+      const send = {
+        ...planned,
+        options: p.route(planned.task, planned.args, planned.kwargs, planned.options),
+      };
+      return {
+        message: encodeCanvasSend(send, sender),
+        target: canvasTarget(send, p.defaultQueue),
+      };
+    });
     await breathe(encoding);
     await Promise.all(batch.map(({ message, target }) => p.publish(message, target)));
   }
