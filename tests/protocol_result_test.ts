@@ -181,6 +181,41 @@ Deno.test("encodeResultMeta: result_extended fields as a Celery 5.2.6 worker wri
   );
 });
 
+Deno.test("encodeResultMeta: bytes in result_extended args are stored in kombu's form, never refused", () => {
+  // A msgpack task with bytes args and result_extended: the SUCCESS and FAILURE metas both threw
+  // (raw bytes refused as JSON), so the task never settled. Now the args keep kombu 5.3's form
+  // (read back as bytes) and whatever else JSON cannot carry is stored as its repr.
+  const cyclic: unknown[] = [1];
+  cyclic.push(cyclic);
+  const text = encodeResultMeta({
+    taskId: "t1",
+    status: "SUCCESS",
+    result: 5,
+    dateDone: new Date("2026-12-05T04:10:36.054Z"),
+    extended: {
+      name: "tasks.echo",
+      args: [new TextEncoder().encode("hi"), new Uint8Array([0xff, 0])],
+      kwargs: { raw: new Uint8Array([1]), loop: cyclic },
+      worker: "celery@vm",
+      retries: 0,
+      queue: "celery",
+    },
+  });
+  assert.ok(
+    text.includes(
+      '"args": [{"__type__": "bytes", "__value__": "hi"}, {"__type__": "base64", "__value__": "/wA="}]',
+    ),
+    text,
+  );
+  assert.ok(
+    text.includes("\"kwargs\": \"{'raw': <Uint8Array of 1 bytes>, 'loop': [1, [...]]}\""),
+    text,
+  );
+  const meta = decodeResultMeta(text);
+  assert.deepEqual(meta.args, [new TextEncoder().encode("hi"), new Uint8Array([0xff, 0])]);
+  assert.equal(meta.status, "SUCCESS");
+});
+
 // ---------------------------------------------------------------------------
 // every stored and published meta decodes, and re-encodes to the same bytes
 

@@ -91,39 +91,47 @@ Deno.test("run batch: a batch of many task names and queues keeps each one's", (
 
 /** An outcome with every field named, unset ones undefined, as unpackOutcomes gives them. */
 function full(o: RunOutcome): RunOutcome {
-  return {
-    seq: o.seq,
-    ok: o.ok,
-    meta: o.meta,
-    exc: o.exc,
-    refused: o.refused,
-    followUp: o.followUp,
-    retry: o.retry,
-    runtime: o.runtime,
-    blocked: o.blocked,
-    repr: o.repr,
-    traceback: o.traceback,
-  };
+  return { ...FULL_OUTCOME_UNSET, ...o };
 }
+
+/**
+ * An outcome with every field set (`Required`: a field added to RunOutcome
+ * must be added here, and so to the packing, or this does not compile).
+ */
+const EVERY_OUTCOME_FIELD: Required<RunOutcome> = {
+  seq: 3,
+  ok: false,
+  meta: '{"status": "FAILURE"}',
+  exc: { exc_type: "ValueError", exc_message: ["bad"], exc_module: "builtins" },
+  refused: "DecodeError: not JSON",
+  followUp: {
+    embed: { callbacks: null, errbacks: null, chain: null, chord: null },
+    value: 10n,
+  },
+  retry: {
+    retries: 1,
+    eta: new Date("2026-12-05T05:00:00Z"),
+    when: "in 1s",
+    args: [1, "a"],
+    kwargs: { k: 2 },
+    embed: { callbacks: null, errbacks: null, chain: null, chord: null },
+  },
+  runtime: 2,
+  blocked: 0,
+  repr: "None",
+  traceback: "Traceback (most recent call last): ...",
+};
+
+/** Every field of {@link EVERY_OUTCOME_FIELD}, undefined. */
+const FULL_OUTCOME_UNSET = Object.fromEntries(
+  Object.keys(EVERY_OUTCOME_FIELD).map((k) => [k, undefined]),
+) as unknown as RunOutcome;
 
 Deno.test("outcome batch: outcomes come back field for field through a post's clone", () => {
   const outcomes: RunOutcome[] = [
     { seq: 1, ok: true, meta: '{"status": "SUCCESS"}', runtime: 0.25, blocked: 0.125 },
     { seq: 2, ok: true, runtime: 1.5 },
-    {
-      seq: 3,
-      ok: false,
-      meta: '{"status": "FAILURE"}',
-      exc: { exc_type: "ValueError", exc_message: ["bad"], exc_module: "builtins" },
-      runtime: 2,
-      blocked: 0,
-      repr: "None",
-      traceback: "Traceback (most recent call last): ...",
-      followUp: {
-        embed: { callbacks: null, errbacks: null, chain: null, chord: null },
-        value: 10n,
-      },
-    } as RunOutcome,
+    EVERY_OUTCOME_FIELD,
     { seq: 4, ok: false, refused: "DecodeError: not JSON", runtime: 0 },
   ];
   const back = unpackOutcomes(structuredClone(packOutcomes(outcomes)));

@@ -196,3 +196,24 @@ Deno.test("batch runner: holds outcomes while tasks wait for it, posts them once
   );
   await app.close();
 });
+
+Deno.test("batch runner: a run that throws outside the task becomes its FAILURE outcome, not a crash", async () => {
+  // Before, BatchRunner.run had no catch: the inline pool's process died of the unhandled
+  // rejection and a Web Worker died with every task it held.
+  const broken = new Map([["t.one", null]]) as unknown as ReadonlyMap<string, never>;
+  Object.defineProperty(broken, "get", {
+    value: () => {
+      throw new RangeError("registry is broken");
+    },
+  });
+  const posted: RunOutcome[] = [];
+  const runner = new BatchRunner((outs) => posted.push(...outs));
+  const req = request("t.one", []);
+  runner.run(broken, [req]);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(posted.length, 1);
+  assert.equal(posted[0].seq, req.seq);
+  assert.equal(posted[0].ok, false);
+  assert.equal(posted[0].exc?.exc_type, "RangeError");
+  assert.match(posted[0].meta ?? "", /"status": "FAILURE".*registry is broken/);
+});

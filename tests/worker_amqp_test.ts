@@ -6,15 +6,22 @@
  */
 
 import assert from "node:assert/strict";
-import { TaskError } from "../mod.ts";
+import { chain, TaskError } from "../mod.ts";
+import { add } from "./apps/worker_app.ts";
 import { createVhost, rabbitmqctl } from "./helpers/rabbitmq.ts";
-import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 import { withWorker } from "./helpers/worker.ts";
 
 const ignore = WITHOUT_RABBITMQ;
 const vhost = ignore ? null : await createVhost("worker");
 const BROKER = `amqp://guest:guest@127.0.0.1:5672/${vhost?.name}`;
 const AMQP = { broker: BROKER, backend: "rpc://" };
+const redisPrefix = uniquePrefix("worker-amqp");
+const AMQP_REDIS = {
+  broker: BROKER,
+  backend: `${REDIS_URL}?global_keyprefix=${encodeURIComponent(redisPrefix)}`,
+};
 
 /** Ready and unacknowledged messages of a queue, as RabbitMQ counts them. */
 async function counts(queue: string): Promise<{ ready: number; unacked: number }> {
@@ -93,6 +100,33 @@ Deno.test(
   },
 );
 
+Deno.test({
+  name: "worker on amqp: a chain step sent to a missing exchange fails alone; the batch is acked",
+  ignore: ignore || WITHOUT_REDIS,
+}, async () => {
+  // Before, the follow-up's ExchangeNotFoundError failed the whole settlement: no delivery of
+  // the batch was acknowledged (redelivered and run again), and the step never got a result.
+  await withWorker(AMQP_REDIS, { pool: "inline", prefetch: 8 }, async (client, worker, queue) => {
+    const others = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => client.sendTask<number>("t.add", [i, 1])),
+    );
+    const step = await chain(add.s(1, 1), add.s(2).set({ exchange: `missing-${queue}` }))
+      .applyAsync();
+    const err = await step.get({ timeout: 10_000 }).then(() => null, (e) => e);
+    assert.ok(err instanceof TaskError, String(err));
+    assert.equal(err.excType, "ExchangeNotFoundError");
+    assert.deepEqual(
+      await Promise.all(others.map((r) => r.get({ timeout: 10_000 }))),
+      [1, 2, 3, 4, 5, 6],
+    );
+    assert.equal(await step.parent!.get({ timeout: 10_000 }), 2);
+    await worker.stop();
+    assert.equal(await client.queueDepth(queue), 0, "every delivery acknowledged");
+    assert.equal(worker.stats.received, 7, "none redelivered");
+  });
+});
+
 Deno.test({ name: "worker on amqp: clean up the test vhost", ignore }, async () => {
   await vhost!.remove();
+  if (!WITHOUT_REDIS) await deleteKeys(redisPrefix);
 });

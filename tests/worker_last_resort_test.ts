@@ -17,7 +17,7 @@ import type { Message, SignatureDict } from "../src/protocol/message.ts";
 import { WorkerState } from "../src/worker/worker_state.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
-import { BrokerConnectionError } from "../src/broker/errors.ts";
+import { BrokerConnectionError, ExchangeNotFoundError } from "../src/broker/errors.ts";
 
 function delivery(id: string): Delivery {
   return {
@@ -214,4 +214,46 @@ Deno.test("a batch of follow-ups interrupted by an outage is finished without se
   assert.ok(failed);
   assert.deepEqual(sent.toSorted(), ["m-0", "m-1", "m-2", "m-3", "m-4"]);
   assert.deepEqual(acked.map((d) => d.deliveryTag), ["tag-parent"]);
+});
+
+Deno.test("follow-ups to a missing exchange fail alone: the others are sent, every delivery acknowledged", async () => {
+  // RabbitMQ refuses a batch naming a missing exchange before writing anything; before, that
+  // failed the settlement: no delivery of the batch was acknowledged.
+  const { st, acked, stored } = state();
+  const sent: string[] = [];
+  const publish = (m: Message, target: PublishTarget) => {
+    if (target.exchange === "missing") {
+      return Promise.reject(new ExchangeNotFoundError("missing", target.routingKey));
+    }
+    sent.push(String(m.headers.id));
+    return Promise.resolve();
+  };
+  const app = st.app as unknown as { publish: unknown; publishMany: unknown };
+  app.publish = publish;
+  app.publishMany = (batch: readonly { message: Message; target: PublishTarget }[]) =>
+    batch.some((p) => p.target.exchange === "missing")
+      ? Promise.reject(new ExchangeNotFoundError("missing", "q"))
+      : Promise.all(batch.map((p) => publish(p.message, p.target))).then(() => {});
+  const s = new Settlement();
+  for (let i = 0; i < 4; i++) {
+    const message = encodeTaskMessage({
+      task: "t.add",
+      id: `m-${i}`,
+      args: [i],
+      kwargs: {},
+      now: new Date(),
+      origin: "test@host",
+      replyTo: "",
+    });
+    const target = i === 1 ? { exchange: "missing", routingKey: "q" } : { routingKey: "q" };
+    s.publishes.push({ message, target, taskId: `m-${i}` });
+  }
+  s.acks.push(delivery("parent-1"), delivery("parent-2"));
+  st.settle(s);
+  await st.drainSettling();
+  assert.deepEqual(sent, ["m-0", "m-2", "m-3"]);
+  assert.deepEqual(acked.map((d) => d.deliveryTag), ["tag-parent-1", "tag-parent-2"]);
+  const failure = stored.find((e) => e.taskId === "m-1");
+  assert.equal(failure?.status, "FAILURE");
+  assert.match(failure.meta, /"exc_type": "ExchangeNotFoundError"/);
 });

@@ -12,6 +12,7 @@ import { TcpProxy } from "./helpers/tcp_proxy.ts";
 import type { Worker, WorkerOptions } from "../src/worker/worker.ts";
 import { deleteKeys } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { app as tasksApp } from "./apps/worker_app.ts";
 import { redisAndKv, type Transport, withWorker as runWorker } from "./helpers/worker.ts";
 
 const { transports, redisPrefix, kvDir } = await redisAndKv("worker");
@@ -300,6 +301,26 @@ for (const t of transports) {
       );
     });
   });
+
+  for (const pool of ["inline", "threads"] as const) {
+    test(`${pool} pool, resultExtended: a msgpack task with bytes args settles, its args kept`, async () => {
+      // Before, storing the extended args refused the bytes twice (SUCCESS, then FAILURE): the
+      // inline pool crashed on the unhandled rejection, a Web Worker died with its tasks.
+      tasksApp.configure({ resultExtended: true });
+      try {
+        await withWorker(t, { pool }, async (client) => {
+          const bytes = new Uint8Array([0xff, 0, 1]);
+          const r = await client.sendTask<number>("t.size", [bytes], { serializer: "msgpack" });
+          assert.equal(await r.get({ timeout: 10_000 }), 3);
+          const info = await r.info();
+          assert.equal(info?.name, "t.size");
+          assert.deepEqual(info?.args, [bytes]);
+        });
+      } finally {
+        tasksApp.configure({ resultExtended: false });
+      }
+    });
+  }
 
   test("warm stop finishes running tasks; the worker never takes more than its free slots", async () => {
     await withWorker(t, { concurrency: 1, prefetch: 2 }, async (client, worker, queue) => {

@@ -8,6 +8,7 @@
 import { EncodeError, ProtocolError } from "./errors.ts";
 import { rerootEncodeError } from "./encodable.ts";
 import { BYTES_REFUSAL, pyJsonDumps, pyJsonLoads } from "./json.ts";
+import { pyRepr } from "./repr.ts";
 import { pyIsoFormat } from "./time.ts";
 
 /**
@@ -240,11 +241,56 @@ export function encodeResultMetaWithJson(input: ResultMetaInput, resultJson: str
   if (input.parentId) out += ', "parent_id": ' + pyJsonDumps(input.parentId);
   const x = input.extended;
   if (x) {
-    out += ', "name": ' + pyJsonDumps(x.name) + ', "args": ' + pyJsonDumps(x.args) +
-      ', "kwargs": ' + pyJsonDumps(x.kwargs) + ', "worker": ' + pyJsonDumps(x.worker) +
+    out += ', "name": ' + pyJsonDumps(x.name) + ', "args": ' + extendedJson(x.args) +
+      ', "kwargs": ' + extendedJson(x.kwargs) + ', "worker": ' + pyJsonDumps(x.worker) +
       ', "retries": ' + pyJsonDumps(x.retries) + ', "queue": ' + pyJsonDumps(x.queue);
   }
   return out + ', "task_id": ' + pyJsonDumps(input.taskId) + "}";
+}
+
+/**
+ * A task's args or kwargs as JSON for the `result_extended` fields, which
+ * never make a result unstorable: raw bytes (a msgpack task's args) are
+ * written in kombu 5.3's `{"__type__": "bytes"|"base64", "__value__": ...}`
+ * form (read back as bytes), and anything else JSON cannot carry is stored
+ * as its Python repr string.
+ */
+function extendedJson(value: unknown): string {
+  try {
+    return pyJsonDumps(value);
+  } catch {
+    try {
+      return pyJsonDumps(wrapBytes(value, new Set()));
+    } catch {
+      return pyJsonDumps(pyRepr(value));
+    }
+  }
+}
+
+/** `value` with every byte array replaced by kombu 5.3's JSON wrapper for bytes (a cycle is kept). */
+function wrapBytes(value: unknown, seen: Set<object>): unknown {
+  if (value === null || typeof value !== "object" || seen.has(value)) return value;
+  if (ArrayBuffer.isView(value)) {
+    const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    try {
+      return {
+        __type__: "bytes",
+        __value__: new TextDecoder("utf-8", { fatal: true }).decode(bytes),
+      };
+    } catch {
+      return { __type__: "base64", __value__: bytes.toBase64() };
+    }
+  }
+  if (!Array.isArray(value) && Object.getPrototypeOf(value) !== Object.prototype) return value;
+  seen.add(value);
+  try {
+    if (Array.isArray(value)) return value.map((v) => wrapBytes(v, seen));
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = wrapBytes(v, seen);
+    return out;
+  } finally {
+    seen.delete(value);
+  }
 }
 
 /**

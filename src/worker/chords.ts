@@ -12,6 +12,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { ChordPart, ResultBackend, StoreEntry } from "../backend/port.ts";
 import { VALUES_PER_COMMAND } from "../broker/chunks.ts";
+import { BatchPublishError, ExchangeNotFoundError } from "../broker/errors.ts";
 import { publishInOrder } from "../client/send.ts";
 import type { Publication, PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
@@ -174,15 +175,16 @@ function messageOf(p: Outgoing): Message {
 
 /**
  * Follow-ups whose message could not be encoded (e.g. raw bytes for a JSON
- * task): not sent, and a FAILURE stored under each id so that their
- * waiters get the error, as for a follow-up that could not be planned.
+ * task) or whose exchange does not exist: not sent, and a FAILURE stored
+ * under each id so that their waiters get the error, as for a follow-up
+ * that could not be planned.
  */
 async function storeUnsendable(
   failed: readonly { out: Outgoing; err: Error }[],
   io: CanvasIo,
 ): Promise<void> {
   log.error(
-    "{n} follow-up(s) not sent (first: {id}), their message could not be encoded: {error}",
+    "{n} follow-up(s) not sent (first: {id}): {error}",
     {
       n: failed.length,
       id: failed[0].out.taskId,
@@ -218,6 +220,8 @@ interface EncodedRun {
   /** Index after its last. */
   end: number;
   batch: Publication[];
+  /** The follow-up of each message of `batch`. */
+  outs: Outgoing[];
   unsendable: { out: Outgoing; err: Error }[];
 }
 
@@ -232,17 +236,19 @@ function encodeRun(publishes: readonly Outgoing[], start: number): EncodedRun {
     !publishes[end].chordSizes?.length
   ) end++;
   const batch: Publication[] = [];
+  const outs: Outgoing[] = [];
   const unsendable: { out: Outgoing; err: Error }[] = [];
   for (let j = start; j < end; j++) {
     // Encoded here, not when the task settled: an error must not stop the rest of the settlement.
     try {
       batch.push({ message: messageOf(publishes[j]), target: publishes[j].target });
+      outs.push(publishes[j]);
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       unsendable.push({ out: publishes[j], err: e });
     }
   }
-  return { start, end, batch, unsendable };
+  return { start, end, batch, outs, unsendable };
 }
 
 async function storeChordSizes(out: Outgoing, io: CanvasIo): Promise<void> {
@@ -257,10 +263,31 @@ async function storeChordSizes(out: Outgoing, io: CanvasIo): Promise<void> {
   }
 }
 
-function sendRun(batch: readonly Publication[], io: CanvasIo): Promise<void> {
-  return batch.length > 1 && io.publishMany
-    ? io.publishMany(batch)
-    : publishInOrder(batch, (message, target) => io.publish(message, target));
+/**
+ * Send a run; when an exchange it names does not exist, the messages not
+ * sent yet go out one by one, and those to a missing exchange join the
+ * run's unsendable follow-ups (a FAILURE each) instead of failing the
+ * whole settlement.
+ */
+async function sendRun(run: EncodedRun, io: CanvasIo): Promise<void> {
+  const { batch } = run;
+  try {
+    await (batch.length > 1 && io.publishMany
+      ? io.publishMany(batch)
+      : publishInOrder(batch, (message, target) => io.publish(message, target)));
+  } catch (err) {
+    const outcomes = err instanceof BatchPublishError ? err.outcomes : null;
+    if (!((outcomes ? (err as Error).cause : err) instanceof ExchangeNotFoundError)) throw err;
+    for (let i = 0; i < batch.length; i++) {
+      if (outcomes?.[i] === "sent") continue;
+      try {
+        await io.publish(batch[i].message, batch[i].target);
+      } catch (e) {
+        if (!(e instanceof ExchangeNotFoundError)) throw e;
+        run.unsendable.push({ out: run.outs[i], err: e });
+      }
+    }
+  }
 }
 
 /**
@@ -273,8 +300,8 @@ function sendRun(batch: readonly Publication[], io: CanvasIo): Promise<void> {
  * the event loop lets its write start): at most one batch is in flight, and
  * one is sent only once the one before it is answered, so they stay in
  * order and a failed batch stops the rest. A follow-up whose message cannot
- * be encoded is not sent: it gets a FAILURE with the error, and the others
- * go on.
+ * be encoded, or whose exchange does not exist, is not sent: it gets a
+ * FAILURE with the error, and the others go on.
  *
  * @param publishes the messages
  * @param io backend and publisher
@@ -284,7 +311,7 @@ export async function publishAll(publishes: readonly Outgoing[], io: CanvasIo): 
   while (next !== null) {
     const run = next;
     await storeChordSizes(publishes[run.start], io);
-    const sending = sendRun(run.batch, io);
+    const sending = sendRun(run, io);
     next = null;
     if (run.end < publishes.length) {
       // Its write goes out in this turn; the next batch is encoded meanwhile.

@@ -43,6 +43,7 @@ export const spawn = app.task("t.spawn", async (n: number) => {
   return child.id;
 });
 export const positional = app.task("t.positional", (a: number) => a);
+export const size = app.task("t.size", (b: Uint8Array) => b.byteLength);
 export const env = app.task("t.env", (name: string) => Deno.env.get(name) ?? null);
 export const waitAbortable = app.task(
   "t.wait",
