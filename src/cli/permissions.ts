@@ -5,21 +5,10 @@
  * @module
  */
 
-/**
- * Whether a permission is granted (a prompt or a denial both count as no).
- *
- * @example
- * ```ts ignore
- * import { granted } from "./permissions.ts";
- * granted({ name: "sys", kind: "hostname" }); // false without --allow-sys=hostname
- * ```
- *
- * @param descriptor the permission
- * @returns true when granted
- */
-export function granted(descriptor: Deno.PermissionDescriptor): boolean {
-  return Deno.permissions.querySync(descriptor).state === "granted";
-}
+import { grantedNow } from "../client/runtime.ts";
+
+/** Whether a permission is granted (a prompt or a denial both count as no): {@link grantedNow}. */
+export const granted: (descriptor: Deno.PermissionDescriptor) => boolean = grantedNow;
 
 /**
  * An environment variable, when reading it is granted (never a prompt);

@@ -21,8 +21,19 @@ function deno(): DenoLike | undefined {
  * Whether Deno grants this without asking: a permission left to prompt counts as
  * not granted, so a program run in a terminal with narrow flags is never stopped
  * by a prompt for what it can do without (the host name, a `CELERY_*` variable).
+ * Outside Deno (no permission system) everything counts as granted.
+ *
+ * @example
+ * ```ts
+ * import { grantedNow } from "./runtime.ts";
+ * grantedNow({ name: "sys", kind: "hostname" }); // false without --allow-sys=hostname
+ * ```
+ *
+ * @param descriptor the permission, as `Deno.permissions.querySync` takes it
+ * @returns true when granted
+ * @throws {TypeError} for a descriptor Deno's query does not take (a wildcard host)
  */
-function grantedNow(descriptor: { name: string; variable?: string; kind?: string }): boolean {
+export function grantedNow(descriptor: Deno.PermissionDescriptor): boolean {
   const query = deno()?.permissions?.querySync;
   if (!query) return true; // not Deno, or no permission system: just try
   return query.call(deno()!.permissions, descriptor).state === "granted";

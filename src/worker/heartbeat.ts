@@ -8,6 +8,7 @@
  */
 
 import { CELERIAC_VERSION } from "../client/version.ts";
+import { grantedNow } from "../client/runtime.ts";
 import type { EventDispatcher } from "./event_dispatcher.ts";
 
 /** Celery's default heartbeat interval in seconds. */
@@ -47,9 +48,7 @@ export function systemName(): string {
  */
 export function loadAverage(): number[] {
   try {
-    if (Deno.permissions.querySync({ name: "sys", kind: "loadavg" }).state !== "granted") {
-      return [0, 0, 0];
-    }
+    if (!grantedNow({ name: "sys", kind: "loadavg" })) return [0, 0, 0];
     return Deno.loadavg().map((x) => Math.round(x * 100) / 100);
   } catch {
     return [0, 0, 0];

@@ -11,14 +11,11 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { grantedNow } from "../client/runtime.ts";
 import type { Group } from "./pool_member.ts";
 import { ungrantedPermission } from "./sandboxes.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
-
-function grantedNow(descriptor: Deno.PermissionDescriptor): boolean {
-  return Deno.permissions.querySync(descriptor).state === "granted";
-}
 
 function noPromptSet(): boolean {
   if (grantedNow({ name: "env", variable: "DENO_NO_PROMPT" })) {

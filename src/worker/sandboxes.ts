@@ -9,6 +9,7 @@
 
 import { dirname, resolve, sep } from "node:path";
 import type { TaskPermissions } from "../client/permissions.ts";
+import { grantedNow } from "../client/runtime.ts";
 import { PermissionDenied } from "../client/worker_errors.ts";
 
 const KINDS = ["read", "write", "net", "env", "sys", "run", "ffi", "import"] as const;
@@ -295,8 +296,7 @@ const ITEM_FIELD = {
 
 function grantedToProcess(descriptor: Record<string, string>): boolean {
   try {
-    return Deno.permissions.querySync(descriptor as unknown as Deno.PermissionDescriptor)
-      .state === "granted";
+    return grantedNow(descriptor as unknown as Deno.PermissionDescriptor);
   } catch {
     return true; // a form Deno's query does not take (a wildcard host): Deno checks it at spawn
   }
