@@ -58,7 +58,7 @@ export async function runFollowUpPublish(url: string, n: number): Promise<Follow
   const queue = `fup-${crypto.randomUUID().slice(0, 8)}`;
   const next = group(Array.from({ length: n }, () => noop.s().set({ queue })));
   const first = planCanvas(chain(noop.s(), next).toDict()).sends[0];
-  const parent = { id: first.id, rootId: first.id, origin: "bench@host", queueFor: () => queue };
+  const parent = { id: first.id, rootId: first.id, origin: "bench@host", defaultQueue: queue };
   const f = successFollowUps(first.embed, 1, parent, new Date());
   const broker = await openBroker(url);
   const many = broker.publishMany?.bind(broker);

@@ -12,7 +12,7 @@ import type { TaskRequest } from "../src/protocol/task_request.ts";
 import { canvasOutcome, joinChords, publishAll } from "../src/worker/chords.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
 
-const parent = { id: "first", rootId: "first", origin: "test@host", queueFor: () => "celery" };
+const parent = { id: "first", rootId: "first", origin: "test@host", defaultQueue: "celery" };
 
 /** What the worker stores and sends after task `first` returned 1 with this embed. */
 function succeeded(embed: Embed) {
@@ -48,7 +48,7 @@ Deno.test("canvas outcome: a failed step of a 200,000-step chain marks every lat
     { seq: 1, ok: false, meta, runtime: 1, followUp: { embed, value: null } },
     { embed, value: null },
     { id: "first" } as TaskRequest,
-    { id: "first", rootId: "first", origin: "test@host", queueFor: () => "celery" },
+    { id: "first", rootId: "first", origin: "test@host", defaultQueue: "celery" },
     new Date(),
     [],
   );

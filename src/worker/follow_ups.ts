@@ -66,11 +66,8 @@ export interface Parent {
   rootId: string;
   /** Worker node name (`origin`). */
   origin: string;
-  /**
-   * Queue to use when a signature names none: the app's route for the task,
-   * its task's queue, else the default queue (`app.queueFor`).
-   */
-  queueFor(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): string;
+  /** Queue to use when a signature names none, once routed by {@link Parent.route}. */
+  defaultQueue: string;
   /**
    * A signature's options routed by the worker's app (its tasks' queues and
    * `taskRoutes`, as Celery routes every `apply_async`); without it, its own.
@@ -153,7 +150,7 @@ export function applySignature(
     const body = send.embed.chord;
     into.publishes.push({
       message: () => encodeCanvasSend(send, sender),
-      target: canvasTarget(send, parent.queueFor(send.task, send.args, send.kwargs)),
+      target: canvasTarget(send, parent.defaultQueue),
       taskId: send.id,
       chordSizes: i === 0 && plan.chordSizes.length ? plan.chordSizes : undefined,
       chord: body && send.group

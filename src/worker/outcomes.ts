@@ -243,7 +243,7 @@ function parentOf(st: WorkerState, req: TaskRequest): Parent {
     id: req.id,
     rootId: req.rootId ?? req.id,
     origin: st.hostname,
-    queueFor: (task, args, kwargs) => st.app.queueFor(task, args, kwargs),
+    defaultQueue: st.app.config.defaultQueue,
     route: (task, args, kwargs, options) => st.app.routeSignature(task, args, kwargs, options),
     headers: inheritedHeaders(req.headers),
   };
