@@ -8,11 +8,14 @@
 import type { Task } from "../client/task.ts";
 import type { Signals } from "../client/signals.ts";
 import { MESSAGE_BLOCKING_MS } from "./blocking_time.ts";
-import { type RunOutcome, type RunRequest, type RunServices, runTask } from "./executor.ts";
+import {
+  failedBeforeRun,
+  type RunOutcome,
+  type RunRequest,
+  type RunServices,
+  runTask,
+} from "./executor.ts";
 import { SeqMap } from "./seq_map.ts";
-import { exceptionInfo } from "../protocol/exceptions.ts";
-import { pyJsonDumps } from "../protocol/json.ts";
-import { encodeResultMetaWithJson } from "../protocol/result_meta.ts";
 
 /**
  * Runs task requests against a registry, many at a time, and reports their
@@ -82,7 +85,8 @@ export class BatchRunner {
       this.#running.set(req.seq, ctl);
       runTask(tasks, req, ctl.signal, services).then(
         (o) => this.#finished(o),
-        (err) => this.#finished(crashedOutcome(req, err)),
+        // Thrown where no task code runs: the task fails with it, not an unhandled rejection.
+        (err) => this.#finished(failedBeforeRun(req, err)),
       );
     }
   }
@@ -118,28 +122,4 @@ export class BatchRunner {
     this.#outbox = [];
     this.#onOutcomes(out);
   }
-}
-
-/**
- * The FAILURE outcome of a run that threw where no task code runs (its
- * outcome could not be built): the task fails with that error instead of
- * leaving an unhandled rejection (the inline pool's crash, or a Web Worker's
- * death with every task it held).
- */
-function crashedOutcome(req: RunRequest, err: unknown): RunOutcome {
-  const exc = exceptionInfo(err);
-  let meta: string | undefined;
-  try {
-    meta = encodeResultMetaWithJson({
-      taskId: req.id,
-      groupId: req.info.group,
-      parentId: req.info.parentId,
-      status: "FAILURE",
-      result: null,
-      dateDone: new Date(),
-    }, pyJsonDumps(exc));
-  } catch {
-    meta = undefined;
-  }
-  return { seq: req.seq, ok: false, exc, meta, runtime: 0 };
 }

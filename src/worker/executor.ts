@@ -210,6 +210,38 @@ export interface RunServices {
 }
 
 /**
+ * The FAILURE outcome of a request that failed before its task code ran (a
+ * body that cannot be decoded, or a run whose outcome could not be built):
+ * its meta holds the error, or is absent when even that cannot be encoded.
+ *
+ * @example
+ * ```ts ignore
+ * runTask(tasks, req, signal).catch((err) => failedBeforeRun(req, err));
+ * ```
+ *
+ * @param req the request
+ * @param err the error
+ * @returns the outcome
+ */
+export function failedBeforeRun(req: RunRequest, err: unknown): RunOutcome {
+  const exc = exceptionInfo(err);
+  let meta: string | undefined;
+  try {
+    meta = encodeResultMetaWithJson({
+      taskId: req.id,
+      groupId: req.info.group,
+      parentId: req.info.parentId,
+      status: "FAILURE",
+      result: null,
+      dateDone: new Date(),
+    }, pyJsonDumps(exc));
+  } catch {
+    meta = undefined;
+  }
+  return { seq: req.seq, ok: false, exc, meta, runtime: 0 };
+}
+
+/**
  * Run one task request against a registry of tasks.
  *
  * @example
@@ -247,18 +279,7 @@ export async function runTask(
       body = decodeTaskBody(req, req.id);
     }
   } catch (err) {
-    const exc = exceptionInfo(err);
-    return {
-      seq: req.seq,
-      ok: false,
-      exc,
-      refused: (err as Error).message,
-      meta: encodeResultMetaWithJson(
-        { ...metaInput, status: "FAILURE", result: null, dateDone: new Date() },
-        pyJsonDumps(exc),
-      ),
-      runtime: 0,
-    };
+    return { ...failedBeforeRun(req, err), refused: (err as Error).message };
   }
   if (req.extended) {
     metaInput.extended = {
