@@ -49,7 +49,7 @@ import {
   takeBatch,
   U64,
 } from "./kv_moves.ts";
-import type { BrokerConnectionError } from "./errors.ts";
+import { brokerClosed, type BrokerConnectionError } from "./errors.ts";
 import { KvOutbox } from "./kv_outbox.ts";
 import { addRevoked, listRevoked } from "./kv_revoked.ts";
 import { commitAtomic, kvNamespace, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
@@ -230,14 +230,18 @@ export class KvBroker implements Broker {
     return this.#publishCheck;
   }
 
-  /** Take up to `max` messages atomically, waiting (push-notified) while the queues are empty. */
+  /**
+   * Take up to `max` messages atomically, waiting (push-notified) while the queues are empty.
+   *
+   * @throws {BrokerConnectionError} (not transient) when the broker was closed
+   */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
     const unique = [...new Set(queues.map(checkQueue))];
     if (!Number.isInteger(options.max) || options.max < 1) {
       throw new RangeError(`take() needs max to be an integer >= 1, got ${options.max}`);
     }
-    if (this.#closed) return [];
+    if (this.#closed) throw brokerClosed(`kv://${this.#shared.path}`, "openKvBroker()");
     const stop = options.signal
       ? AbortSignal.any([options.signal, this.#closing.signal])
       : this.#closing.signal;
