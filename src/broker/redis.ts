@@ -44,6 +44,7 @@ import type {
   TokenRequest,
 } from "./port.ts";
 import { chunked } from "./chunks.ts";
+import { brokerClosed } from "./errors.ts";
 import { defineScripts, type RedisScope } from "./redis_commands.ts";
 import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
 import { broadcast, subscribe } from "./redis_fanout.ts";
@@ -238,10 +239,13 @@ export class RedisBroker implements Broker {
    * Take up to `max` messages atomically, waiting while the queues are
    * empty, and while Redis is unreachable (retrying every 100 ms until it is
    * back or `signal` aborts).
+   *
+   * @throws {BrokerConnectionError} (not transient) when the broker was closed
    */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
     if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
+    if (this.#closed) throw brokerClosed(this.#rawUrl, "openRedisBroker()");
     this.#startSweeping();
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#closing.signal])
