@@ -70,7 +70,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     config: () => this.#settings.config,
     routes: () => this.#settings.routes,
     publisher: () => this[PUBLISHER],
-    taskQueue: (name) => this.#registry.tasks.get(name)?.options.queue,
+    taskOptions: (name) => this.#registry.tasks.get(name)?.options,
     publish: (message, target) => this.publish(message, target),
     events: () => this.events,
     broker: () => this.broker(),
@@ -291,8 +291,9 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   /**
    * The options a signature is sent with — by a client applying a canvas and
    * by a worker sending a chain's next step or a callback: its own, then its
-   * task's queue, then its route's (`taskRoutes`) queue, exchange, routing
-   * key and priority.
+   * task's queue, priority, time limits and serializer (when the task is
+   * defined in this app, as Celery's `Task.apply_async` applies them), then
+   * its route's (`taskRoutes`) queue, exchange, routing key and priority.
    *
    * @example
    * ```ts ignore
@@ -311,8 +312,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     kwargs: Record<string, unknown>,
     options: Record<string, unknown>,
   ): Record<string, unknown> {
-    const queue = this.#registry.tasks.get(task)?.options.queue;
-    return routeSignature(this.#settings.routes, queue, task, args, kwargs, options);
+    const own = this.#registry.tasks.get(task)?.options;
+    return routeSignature(this.#settings.routes, own, task, args, kwargs, options);
   }
 
   /**

@@ -30,7 +30,7 @@ import {
   publishInOrder,
   routeCall,
 } from "./send.ts";
-import type { ApplyOptions } from "./task_options.ts";
+import type { ApplyOptions, TaskOptions } from "./task_options.ts";
 
 /**
  * What a {@link Dispatch} needs of its app, read at each send (the app's
@@ -44,7 +44,7 @@ import type { ApplyOptions } from "./task_options.ts";
  *   config: () => config,
  *   routes: () => null,
  *   publisher: () => undefined,
- *   taskQueue: () => undefined,
+ *   taskOptions: () => undefined,
  *   publish: (message, target) => broker.publish(message, target),
  *   events: () => events,
  *   broker: () => openBroker(config.broker),
@@ -61,8 +61,8 @@ export interface DispatchHost {
   routes(): CompiledRoutes | null;
   /** The worker's publishing hook inside a worker; `undefined` elsewhere. */
   publisher(): Publisher | undefined;
-  /** The queue option of a task defined in the app, if any (a canvas's default). */
-  taskQueue(name: string): string | undefined;
+  /** The options of a task defined in the app, if any (a canvas's defaults for its sends). */
+  taskOptions(name: string): Readonly<TaskOptions> | undefined;
   /** Publish through the app (its broker, or the publishing hook). */
   publish(message: Message, target: PublishTarget): Promise<void>;
   /** The app's events, for `task-sent`. */
@@ -165,7 +165,8 @@ export class Dispatch {
    */
   queueFor(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): string {
     const host = this.#host;
-    return routeCall(host.routes(), task, args, { kwargs, queue: host.taskQueue(task) }).queue ??
+    return routeCall(host.routes(), task, args, { kwargs, queue: host.taskOptions(task)?.queue })
+      .queue ??
       host.config().defaultQueue;
   }
 
@@ -183,7 +184,7 @@ export class Dispatch {
         oid: host.oid,
         origin: () => this.#originName(),
         route: (task, args, kwargs, options) =>
-          routeSignature(host.routes(), host.taskQueue(task), task, args, kwargs, options),
+          routeSignature(host.routes(), host.taskOptions(task), task, args, kwargs, options),
         defaultQueue: host.config().defaultQueue,
         serializer: host.config().taskSerializer,
         compression: host.config().taskCompression ?? null,
