@@ -46,7 +46,9 @@ import type {
 import { chunked } from "./chunks.ts";
 import { brokerClosed, checkQueueName } from "./errors.ts";
 import { defineScripts, type RedisScope } from "./redis_commands.ts";
-import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
+import { closeRedis, connectRedis, openRedisConnection } from "./redis_connection.ts";
+import { isConnectionFailure } from "./redis_failures.ts";
+import { guardRedis } from "./redis_guard.ts";
 import { broadcast, subscribe } from "./redis_fanout.ts";
 import { PRIORITY_STEPS, priorityList, RATE_LIMIT_KEY_PREFIX, REVOKED_KEY } from "./redis_keys.ts";
 import { listParked, requeueParked } from "./redis_parked.ts";
@@ -311,7 +313,13 @@ export class RedisBroker implements Broker {
   #sweep(): void {
     if (this.#sweeping || this.#closed) return;
     this.#sweeping = Promise.all([this.restoreVisible(), this.#taker.returnClaims(false)])
-      .catch((err) => log.warn("Restore sweep failed: {error}", { error: (err as Error).message }))
+      .catch((err) =>
+        // Redis being unreachable is told by the take loop (and through Sentinel by the master's
+        // watch), not again in ioredis' words every sweep.
+        isConnectionFailure(err)
+          ? log.debug("Restore sweep failed: {error}", { error: (err as Error).message })
+          : log.warn("Restore sweep failed: {error}", { error: (err as Error).message })
+      )
       .finally(() => this.#sweeping = null);
   }
 

@@ -69,7 +69,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     config: () => this.#settings.config,
     routes: () => this.#settings.routes,
     publisher: () => this[PUBLISHER],
-    taskQueue: (name) => this.#registry.tasks.get(name)?.options.queue,
+    taskOptions: (name) => this.#registry.tasks.get(name)?.options,
     publish: (message, target) => this.publish(message, target),
     events: () => this.events,
     broker: () => this.broker(),
@@ -288,8 +288,9 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   /**
    * The options a signature is sent with — by a client applying a canvas and
    * by a worker sending a chain's next step or a callback: its own, then its
-   * task's queue, then its route's (`taskRoutes`) queue, exchange, routing
-   * key and priority.
+   * task's queue, priority, time limits and serializer (when the task is
+   * defined in this app, as Celery's `Task.apply_async` applies them), then
+   * its route's (`taskRoutes`) queue, exchange, routing key and priority.
    *
    * @example
    * ```ts ignore

@@ -31,7 +31,7 @@ import {
   publishInOrder,
   routeCall,
 } from "./send.ts";
-import type { ApplyOptions } from "./task_options.ts";
+import type { ApplyOptions, TaskOptions } from "./task_options.ts";
 
 /**
  * What a {@link Dispatch} needs of its app, read at each send (the app's
@@ -45,7 +45,7 @@ import type { ApplyOptions } from "./task_options.ts";
  *   config: () => config,
  *   routes: () => null,
  *   publisher: () => undefined,
- *   taskQueue: () => undefined,
+ *   taskOptions: () => undefined,
  *   publish: (message, target) => broker.publish(message, target),
  *   events: () => events,
  *   broker: () => openBroker(config.broker),
@@ -62,8 +62,8 @@ export interface DispatchHost {
   routes(): CompiledRoutes | null;
   /** The worker's publishing hook inside a worker; `undefined` elsewhere. */
   publisher(): Publisher | undefined;
-  /** The queue option of a task defined in the app, if any (a canvas's default). */
-  taskQueue(name: string): string | undefined;
+  /** The options of a task defined in the app, if any (a canvas's defaults for its sends). */
+  taskOptions(name: string): Readonly<TaskOptions> | undefined;
   /** Publish through the app (its broker, or the publishing hook). */
   publish(message: Message, target: PublishTarget): Promise<void>;
   /** The app's events, for `task-sent`. */
@@ -175,13 +175,14 @@ export class Dispatch {
    */
   queueFor(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): string {
     const host = this.#host;
-    return routeCall(host.routes(), task, args, { kwargs, queue: host.taskQueue(task) }).queue ??
+    return routeCall(host.routes(), task, args, { kwargs, queue: host.taskOptions(task)?.queue })
+      .queue ??
       host.config().defaultQueue;
   }
 
   /**
-   * The options a signature is sent with: its own, then its task's queue,
-   * then its route's (see `routeSignature` in routes.ts).
+   * The options a signature is sent with: its own, then its task's
+   * defaults, then its route's (see `routeSignature` in routes.ts).
    *
    * @param task the task name
    * @param args positional arguments
@@ -196,7 +197,7 @@ export class Dispatch {
     options: Record<string, unknown>,
   ): Record<string, unknown> {
     const host = this.#host;
-    return routeSignature(host.routes(), host.taskQueue(task), task, args, kwargs, options);
+    return routeSignature(host.routes(), host.taskOptions(task), task, args, kwargs, options);
   }
 
   /**
