@@ -214,6 +214,27 @@ Deno.test("schedules: month ends and the leap day", () => {
       .toISOString(),
     "2028-03-01T00:00:00.000Z",
   );
+  // A day the month lacks does not make the next month's first days skipped (croner 11.0.0 did).
+  const days = (spec: Parameters<typeof crontab>[0], after: string, n: number) => {
+    const s = sched(crontab(spec));
+    let st: RunState = { lastRunAt: Date.parse(after), totalRunCount: 1 };
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const next = s.nextRunAt(st)!;
+      out.push(new Date(next).toISOString().slice(0, 10));
+      st = s.afterRun(st, next, next);
+    }
+    return out;
+  };
+  assert.deepEqual(days({ minute: 0, hour: 0, dayOfMonth: "1,15,30" }, "2026-02-15T00:00:00Z", 3), [
+    "2026-03-01",
+    "2026-03-15",
+    "2026-03-30",
+  ]);
+  assert.deepEqual(days({ minute: 0, hour: 0, dayOfMonth: "*/10" }, "2026-04-21T00:00:00Z", 2), [
+    "2026-05-01",
+    "2026-05-11",
+  ]);
 });
 
 Deno.test("schedules: 02:30 on DST days runs exactly once (Europe/Berlin)", () => {
