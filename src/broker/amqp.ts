@@ -41,6 +41,7 @@ import { ParkedScans, parkRejections } from "./amqp_parked.ts";
 import { AmqpPublisher } from "./amqp_publish.ts";
 import { addRevoked, listRevoked } from "./amqp_revoked.ts";
 import { AmqpTaker } from "./amqp_take.ts";
+import { brokerClosed } from "./errors.ts";
 import {
   exchangeDeclaration,
   type QueueType,
@@ -238,10 +239,13 @@ export class AmqpBroker implements Broker {
    * waiting while there are none; RabbitMQ never gives this process more
    * unacknowledged messages than were handed out plus `max` per queue. A
    * lost connection is waited out.
+   *
+   * @throws {BrokerConnectionError} (not transient) when the broker was closed
    */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
     if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
+    if (this.#closing.signal.aborted) throw brokerClosed(this.#conn.safeUrl, "openAmqpBroker()");
     const max = Math.floor(options.max);
     const stops = options.signal ? [options.signal, this.#closing.signal] : [this.#closing.signal];
     return await this.#taker.take(queues, max, stops);

@@ -245,8 +245,10 @@ export interface Broker {
   /**
    * Take up to `max` messages from the queues (earlier queues and more urgent
    * priorities first). Waits until at least one is available; resolves with
-   * `[]` when the signal aborts. Taking is atomic with recording the
-   * delivery as unacknowledged.
+   * `[]` when the signal aborts or the broker closes meanwhile. Taking is
+   * atomic with recording the delivery as unacknowledged. Rejects with a
+   * `BrokerConnectionError` that is not `transient` when the broker was
+   * already closed (a loop taking again after `[]` ends there).
    */
   take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]>;
   /** Acknowledge deliveries: they are gone for good. */

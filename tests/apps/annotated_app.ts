@@ -15,3 +15,9 @@ export const sleep = app.task("r.sleep", async (ms: number) => {
   return ms;
 });
 export const mul = app.task("r.mul", (a: number, b: number) => a * b);
+/** A task with its own priority, time limit and serializer: the defaults of its signatures' sends. */
+export const urgent = app.task(
+  "r.urgent",
+  { priority: 7, timeLimit: 30, serializer: "msgpack" },
+  (a: number, b: number) => a + b,
+);
