@@ -44,6 +44,7 @@ import type {
   TokenRequest,
 } from "./port.ts";
 import { chunked } from "./chunks.ts";
+import { brokerClosed, checkQueueName } from "./errors.ts";
 import { defineScripts, type RedisScope } from "./redis_commands.ts";
 import { closeRedis, connectRedis, openRedisConnection } from "./redis_connection.ts";
 import { isConnectionFailure } from "./redis_failures.ts";
@@ -240,10 +241,13 @@ export class RedisBroker implements Broker {
    * Take up to `max` messages atomically, waiting while the queues are
    * empty, and while Redis is unreachable (retrying every 100 ms until it is
    * back or `signal` aborts).
+   *
+   * @throws {BrokerConnectionError} (not transient) when the broker was closed
    */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
     if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
+    if (this.#closed) throw brokerClosed(this.#rawUrl, "openRedisBroker()");
     this.#startSweeping();
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#closing.signal])
@@ -272,6 +276,7 @@ export class RedisBroker implements Broker {
 
   /** Delete every waiting message of a queue (all priority lists). */
   async purge(queue: string): Promise<number> {
+    checkQueueName(queue, "purge()");
     const lists = PRIORITY_STEPS.map((s) => this.#k(priorityList(queue, s)));
     const tx = this.#client.multi();
     for (const l of lists) tx.llen(l);
@@ -282,6 +287,7 @@ export class RedisBroker implements Broker {
 
   /** Count waiting messages of a queue (all priority lists). */
   async queueDepth(queue: string): Promise<number> {
+    checkQueueName(queue, "queueDepth()");
     const counts = await this.#run(() =>
       Promise.all(PRIORITY_STEPS.map((s) => this.#client.llen(this.#k(priorityList(queue, s)))))
     );

@@ -34,7 +34,8 @@
  *   chords; `last_resort.ts` — errors while receiving or settling park
  *   rather than crash.
  * - `pool_setup.ts`, `pool.ts`, `runner.ts`, `executor.ts` — the Web Worker
- *   (or inline) pool and the code running a task; `recycling.ts` (per Web
+ *   (or inline) pool and the code running a task (`thread_pool.ts`, each
+ *   Web Worker started in `member_spawn.ts`); `recycling.ts` (per Web
  *   Worker, inside the pool), `time_limits.ts`, `sandboxes.ts`;
  *   `autoscaler.ts` grows and shrinks it (`--autoscale`, rules in
  *   `autoscale_policy.ts`).
