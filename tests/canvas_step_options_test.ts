@@ -12,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, chain, group } from "../mod.ts";
+import { Celery, chain, chord, group } from "../mod.ts";
 import { type Message, PUBLISHER, type PublishTarget } from "../protocol.ts";
 import type { Broker, Delivery } from "../src/broker/port.ts";
 import { openBroker } from "../src/client/transports.ts";
@@ -181,5 +181,53 @@ Deno.test({
     await chainStepTakesTaskOptions(vhost.url("max_priority=10"), "rpc://", 0);
   } finally {
     await vhost.remove();
+  }
+});
+
+Deno.test({
+  name:
+    "canvas step options: onError on a chain, a group and a chord calls the errback on a worker",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("canvas-step-errbacks");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const queue = `errbacks-${crypto.randomUUID().slice(0, 8)}`;
+  annotatedApp.configure({ broker: url, backend: url, defaultQueue: queue });
+  const worker = new Worker({
+    app: annotatedApp,
+    appModule: new URL("./apps/annotated_app.ts", import.meta.url).href,
+    queues: [queue],
+    concurrency: 1,
+  });
+  const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
+  const sig = (name: string, args: unknown[] = []) => client.signature(name, args);
+  const errback = () => {
+    const id = crypto.randomUUID();
+    return { id, sig: sig("r.noted").set({ taskId: id }) };
+  };
+  await worker.start();
+  try {
+    const chained = errback();
+    const c = await chain(sig("r.add", [1, 2]), sig("r.fail"), sig("r.add", [1]))
+      .onError(chained.sig).applyAsync();
+    const grouped = errback();
+    const g = await group([sig("r.add", [1, 2]), sig("r.fail", ["g"])]).onError(grouped.sig)
+      .applyAsync();
+    const chorded = errback();
+    const h = await chord([sig("r.fail", ["h"]), sig("r.add", [1, 2])], sig("r.add", [0]))
+      .onError(chorded.sig).applyAsync();
+    for (const r of [c, g, h]) await assert.rejects(r.get({ timeout: 10_000 }));
+    const c2 = c.parent!.id; // the failed step
+    const failedMember = g.children[1].id;
+    const expected = [[chained.id, c2], [grouped.id, failedMember], [chorded.id, h.id]];
+    for (const [id, failed] of expected) {
+      const noted = client.asyncResult<string>(id);
+      assert.equal(await noted.get({ timeout: 10_000 }), `noted ${failed}`);
+    }
+  } finally {
+    await worker.stop();
+    await client.close();
+    await annotatedApp.close();
+    await deleteKeys(prefix);
   }
 });

@@ -266,9 +266,15 @@ export interface Broker {
    * (a RabbitMQ quorum queue returns them behind the waiting messages, in order).
    */
   requeue(deliveries: readonly Delivery[]): Promise<void>;
-  /** Delete every message waiting in a queue; resolves with how many. */
+  /**
+   * Delete every message waiting in a queue; resolves with how many. Rejects
+   * with a TypeError for an empty queue name.
+   */
   purge(queue: string): Promise<number>;
-  /** How many messages wait in a queue (not counting unacknowledged ones). */
+  /**
+   * How many messages wait in a queue (not counting unacknowledged ones).
+   * Rejects with a TypeError for an empty queue name.
+   */
   queueDepth(queue: string): Promise<number>;
   /** List parked messages, oldest first. */
   listParked(options?: { limit?: number }): Promise<ParkedMessage[]>;

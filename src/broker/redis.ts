@@ -44,7 +44,7 @@ import type {
   TokenRequest,
 } from "./port.ts";
 import { chunked } from "./chunks.ts";
-import { brokerClosed } from "./errors.ts";
+import { brokerClosed, checkQueueName } from "./errors.ts";
 import { defineScripts, type RedisScope } from "./redis_commands.ts";
 import { closeRedis, connectRedis, openRedisConnection } from "./redis_connection.ts";
 import { isConnectionFailure } from "./redis_failures.ts";
@@ -276,6 +276,7 @@ export class RedisBroker implements Broker {
 
   /** Delete every waiting message of a queue (all priority lists). */
   async purge(queue: string): Promise<number> {
+    checkQueueName(queue, "purge()");
     const lists = PRIORITY_STEPS.map((s) => this.#k(priorityList(queue, s)));
     const tx = this.#client.multi();
     for (const l of lists) tx.llen(l);
@@ -286,6 +287,7 @@ export class RedisBroker implements Broker {
 
   /** Count waiting messages of a queue (all priority lists). */
   async queueDepth(queue: string): Promise<number> {
+    checkQueueName(queue, "queueDepth()");
     const counts = await this.#run(() =>
       Promise.all(PRIORITY_STEPS.map((s) => this.#client.llen(this.#k(priorityList(queue, s)))))
     );

@@ -487,9 +487,11 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    *
    * @param queue the queue; default the app's default queue
    * @returns the number of waiting messages
+   * @throws {TypeError} for an empty queue name (on every transport)
    */
-  async queueDepth(queue: string = this.config.defaultQueue): Promise<number> {
-    return await (await this.broker()).queueDepth(queue);
+  async queueDepth(queue?: string): Promise<number> {
+    const name = this.#settings.queueArgument(queue, "app.queueDepth()");
+    return await (await this.broker()).queueDepth(name);
   }
 
   /**
@@ -508,9 +510,11 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    *
    * @param queue the queue; default the app's default queue
    * @returns how many messages were deleted
+   * @throws {TypeError} for an empty queue name (on every transport)
    */
-  async purge(queue: string = this.config.defaultQueue): Promise<number> {
-    return await (await this.broker()).purge(queue);
+  async purge(queue?: string): Promise<number> {
+    const name = this.#settings.queueArgument(queue, "app.purge()");
+    return await (await this.broker()).purge(name);
   }
 
   /**

@@ -21,3 +21,9 @@ export const urgent = app.task(
   { priority: 7, timeLimit: 30, serializer: "msgpack" },
   (a: number, b: number) => a + b,
 );
+/** Fails with a ValueError. */
+export const fail = app.task("r.fail", (why: string): never => {
+  throw Object.assign(new Error(why), { name: "ValueError" });
+});
+/** An errback: gets the failed task's id. */
+export const noted = app.task("r.noted", (failedId: string) => `noted ${failedId}`);
