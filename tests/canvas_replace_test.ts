@@ -52,6 +52,36 @@ Deno.test("replace: the replacement's final task takes the task's id, place, lin
   assert.deepEqual(sent.embed.chain?.map((c) => c.options.task_id), ["NEXT"]);
 });
 
+Deno.test("replace: a replacing chain's steps keep the task's errbacks, its last step the callbacks", () => {
+  const task = {
+    id: "ID",
+    group: null,
+    groupIndex: null,
+    embed: {
+      callbacks: [s("t.cb")],
+      errbacks: [s("t.eb")],
+      chain: [{ ...s("t.next"), options: { task_id: "NEXT" } }],
+      chord: null,
+    },
+  };
+  const replacing = {
+    ...s("celery.chain"),
+    kwargs: { tasks: [s("t.p"), s("t.q")] },
+    subtask_type: "chain",
+  };
+  const plan = planCanvas(replacementSignature(replacing, task));
+  assert.equal(plan.sends.length, 1);
+  const [first] = plan.sends;
+  assert.equal(first.task, "t.p");
+  assert.deepEqual(first.embed.errbacks?.map((e) => e.task), ["t.eb"], "p failing calls eb");
+  assert.equal(first.embed.callbacks, null);
+  const [next, q] = first.embed.chain!;
+  assert.equal(next.options.task_id, "NEXT");
+  assert.equal(q.options.task_id, "ID");
+  assert.deepEqual((q.options.link_error as SignatureDict[]).map((e) => e.task), ["t.eb"]);
+  assert.deepEqual((q.options.link as SignatureDict[]).map((e) => e.task), ["t.cb"]);
+});
+
 Deno.test("replace: a group becomes a chord with celery.accumulate(index=0) as its body", () => {
   const dict = replacementSignature(groupSignature([s("t.a"), s("t.b")]), {
     id: "ID",

@@ -12,6 +12,7 @@
 import type { Embed, SignatureDict } from "./message.ts";
 import { decodeSignature, encodeSignature, type ResultTuple } from "./signature.ts";
 import {
+  addLinks,
   chainSteps,
   chordParts,
   chordSignature,
@@ -253,18 +254,6 @@ function partOptions(options: Record<string, unknown>): Record<string, unknown> 
   const out: Record<string, unknown> = {};
   for (const k in options) if (!OWN_KEYS.has(k)) out[k] = options[k];
   return out;
-}
-
-/** `sig` with `links` added after its own `link` or `link_error` signatures. */
-function addLinks(
-  sig: SignatureDict,
-  name: "link" | "link_error",
-  links: unknown,
-): SignatureDict {
-  const extra = sigList(links, `${sig.task}.options.${name}`);
-  if (!extra) return sig;
-  const own = sigList(sig.options[name], `${sig.task}.options.${name}`) ?? [];
-  return { ...sig, options: { ...sig.options, [name]: [...own, ...extra] } };
 }
 
 /**
