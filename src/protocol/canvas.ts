@@ -256,6 +256,35 @@ function partOptions(options: Record<string, unknown>): Record<string, unknown> 
   return out;
 }
 
+/** Links a canvas adds to each of its members, after the members' own. */
+interface Links {
+  link: SignatureDict[];
+  link_error: SignatureDict[];
+}
+
+/**
+ * `options` without `link` and `link_error`, and the links of `sources`
+ * (in order) that each member gets added to its own: set as options, they
+ * would replace the members' own links.
+ */
+function splitLinks(
+  options: Record<string, unknown>,
+  sources: readonly Readonly<Record<string, unknown>>[],
+): [Links, Record<string, unknown>] {
+  const { link: _l, link_error: _e, ...rest } = options;
+  const links: Links = { link: [], link_error: [] };
+  for (const source of sources) {
+    for (const name of ["link", "link_error"] as const) {
+      links[name].push(...(sigList(source[name], `options.${name}`) ?? []));
+    }
+  }
+  return [links, rest];
+}
+
+function withLinks(sig: SignatureDict, links: Links): SignatureDict {
+  return addLinks(addLinks(sig, "link", links.link), "link_error", links.link_error);
+}
+
 /**
  * As Celery's `chain.run`: the chain's errbacks go on every step, its
  * callbacks on the last, its other options (`.set()`) on the first, under
@@ -286,10 +315,14 @@ function applyGroup(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   const gid = optionText(sig.options.task_id) ?? optionText(call.options.task_id) ?? ctx.newId();
   // As Celery's group.apply_async: the group's own options (`.set()`, its links) go to every member.
   const { task_id: _, ...callOptions } = call.options;
-  const memberOptions = { ...partOptions(sig.options), ...callOptions };
+  const [links, memberOptions] = splitLinks({ ...partOptions(sig.options), ...callOptions }, [
+    sig.options,
+    callOptions,
+  ]);
   const members = tasksOf(sig).map((t, i) => {
     const extra = { group_id: gid, group_index: ctx.groupIndex === "always" ? i : null };
-    return apply(withOptions(t, extra), { ...call, chain: null, options: memberOptions }, ctx);
+    const member = withLinks(withOptions(t, extra), links);
+    return apply(member, { ...call, chain: null, options: memberOptions }, ctx);
   });
   return { id: gid, members };
 }
@@ -298,14 +331,18 @@ function applyChord(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   const { header, body } = chordParts(sig);
   const gid = optionText(header.options.task_id) ?? optionText(sig.options.task_id) ?? ctx.newId();
   // As Celery's chord: its own options go to the body and to the header members (under the
-  // header group's), its links only to the body (chord.link / chord.link_error).
-  const { link, link_error, ...own } = partOptions(sig.options);
+  // header group's), its links only to the body (chord.link / chord.link_error); the call's
+  // options go to both (Celery's body.clone(**options)).
   const { task_id: _, ...callOptions } = call.options;
-  const memberOptions = { ...partOptions(header.options), ...own, ...callOptions };
-  const ownBody = addLinks(
-    addLinks({ ...body, options: { ...body.options, ...own } }, "link", link),
-    "link_error",
-    link_error,
+  const [bodyLinks, own] = splitLinks(partOptions(sig.options), [sig.options, callOptions]);
+  const [links, memberOptions] = splitLinks(
+    { ...partOptions(header.options), ...own, ...callOptions },
+    [header.options, callOptions],
+  );
+  const bodyCall = splitLinks(partOptions(callOptions), [])[1];
+  const ownBody = withLinks(
+    { ...body, options: { ...body.options, ...own, ...bodyCall } },
+    bodyLinks,
   );
   let frozenBody = freeze(ownBody, ctx);
   if (call.chain?.length) {
@@ -323,7 +360,7 @@ function applyChord(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   ctx.sizes.push({ groupId: gid, size: leaves.length });
   const members = leaves.map((t, i) =>
     apply(
-      withOptions(t, { group_id: gid, group_index: i, chord: frozenBody }),
+      withLinks(withOptions(t, { group_id: gid, group_index: i, chord: frozenBody }), links),
       { ...call, chain: null, options: memberOptions },
       ctx,
     )
