@@ -18,6 +18,8 @@ import {
   byGroup,
   byTask,
   byTaskNoAwait,
+  byTaskRethrown,
+  byTaskRetried,
   ident,
 } from "./apps/canvas_app.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -132,6 +134,12 @@ Deno.test({
     assert.equal(await (await byChain.delay(1)).get(T), 12);
     assert.deepEqual(await (await byGroup.delay(1)).get(T), [2, 3]);
     assert.equal(await (await byTaskNoAwait.delay(1)).get(T), 8, "not -1: it was replaced");
+    assert.equal(await (await byTaskRethrown.delay(1)).get(T), 201, "no FAILURE under its id");
+    assert.equal(
+      await (await byTaskRetried.delay(1)).get(T),
+      301,
+      "no FAILURE (retry limit) under its id",
+    );
     const stepped = await chain(add.s(1, 1), byChain.s(), add.s(1000)).applyAsync();
     assert.equal(await stepped.get(T), 1013);
     assert.equal(await stepped.parent!.get(T), 13, "the replaced step's id holds its result");

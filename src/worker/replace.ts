@@ -16,6 +16,11 @@ export interface Replacer {
   replace(sig: Signature<unknown> | Group<unknown[]>): Promise<never>;
   /** The replacement under way, once `replace` was called (the handler may not have awaited it). */
   pending(): Promise<never> | null;
+  /**
+   * Once any replacement under way settled: its `Replaced` signal if it was
+   * sent (the task is replaced, whatever the handler did next), else null.
+   */
+  sent(): Promise<Replaced | null>;
 }
 
 /**
@@ -46,5 +51,13 @@ export function taskReplacer(task: ReplacedTask): Replacer {
       return pending;
     },
     pending: () => pending,
+    sent: async () => {
+      try {
+        await pending;
+      } catch (e) {
+        if (e instanceof Replaced) return e;
+      }
+      return null;
+    },
   };
 }
