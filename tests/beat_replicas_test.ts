@@ -247,8 +247,13 @@ async function restartCatchesUpOnce(place: Place): Promise<void> {
   const after = sends(b);
   assert.equal(after.length, 2, `one catch-up, then the next slot:\n${b.output}`);
   // At start: well before the next 2-second slot (a loaded machine delays the log line).
-  assert.ok(after[0].at - leaderAt(b) < 1500, "the missed run is sent at start");
-  assert.ok(after[1].at - after[0].at >= 1500, "then the grid restarts: no run per missed slot");
+  const started = leaderAt(b);
+  assert.ok(after[0].at - started < 1500, `the missed run is sent at start:\n${b.output}`);
+  // A run per missed slot would come within a few ms of the catch-up. The next slot is a grid
+  // step after the start; a loaded machine can delay the catch-up's line towards it (seen in CI
+  // at load 10: the gap from the catch-up was under 1.5 s), so the grid is measured from the start.
+  assert.ok(after[1].at - after[0].at >= 200, `no run per missed slot:\n${b.output}`);
+  assert.ok(after[1].at - started >= 1500, `then the grid restarts:\n${b.output}`);
   const ids = await queued(place);
   assert.equal(ids.length, sends(a).length + 2);
 }

@@ -136,6 +136,61 @@ Deno.test("schedules: crontab fields, names, steps, lists; day of month AND day 
   assert.equal(sched("*/5 * * * *").kind, "crontab");
 });
 
+Deno.test("schedules: Celery's ranges that wrap past the field's end and full day names", () => {
+  const from = "2026-01-01T00:00:00Z";
+  const next = (c: ReturnType<typeof crontab>, n: number) => {
+    const s = sched(c);
+    let state: RunState = { lastRunAt: Date.parse(from), totalRunCount: 0 };
+    const runs: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const due = s.nextRunAt(state)!;
+      runs.push(new Date(due).toISOString().slice(0, 16));
+      state = s.afterRun(state, due, due);
+    }
+    return runs;
+  };
+  // The sets Celery 5.2.6's crontab makes of the same fields (2026-01-01 is a Thursday).
+  assert.deepEqual(next(crontab({ minute: 0, hour: "22-2" }), 6), [
+    "2026-01-01T01:00",
+    "2026-01-01T02:00",
+    "2026-01-01T22:00",
+    "2026-01-01T23:00",
+    "2026-01-02T00:00",
+    "2026-01-02T01:00",
+  ]);
+  assert.deepEqual(next(crontab({ minute: 0, hour: "22-2/2" }), 3), [
+    "2026-01-01T02:00",
+    "2026-01-01T22:00",
+    "2026-01-02T00:00",
+  ]);
+  assert.deepEqual(next(crontab({ minute: 0, hour: 0, dayOfWeek: "fri-mon" }), 4), [
+    "2026-01-02T00:00",
+    "2026-01-03T00:00",
+    "2026-01-04T00:00",
+    "2026-01-05T00:00",
+  ]);
+  assert.deepEqual(
+    next(crontab({ minute: 0, hour: 0, dayOfWeek: "friday-monday" }), 4),
+    next(crontab({ minute: 0, hour: 0, dayOfWeek: "fri-mon" }), 4),
+  );
+  assert.deepEqual(next(crontab({ minute: 0, hour: 0, dayOfWeek: "sunday" }), 1), [
+    "2026-01-04T00:00",
+  ]);
+  assert.deepEqual(next(crontab({ minute: "58-1", hour: 0 }), 3), [
+    "2026-01-01T00:01",
+    "2026-01-01T00:58",
+    "2026-01-01T00:59",
+  ]);
+  assert.deepEqual(next(crontab({ minute: 0, hour: 0, monthOfYear: "11-2", dayOfMonth: 2 }), 3), [
+    "2026-01-02T00:00",
+    "2026-02-02T00:00",
+    "2026-11-02T00:00",
+  ]);
+  // What the user wrote is kept (beat --list shows it); an out-of-range end is still refused.
+  assert.equal(crontab({ hour: "22-2" }).hour, "22-2");
+  assert.throws(() => crontab({ hour: "25-2" }), /crontab hour: "25-2" is not a valid cron field/);
+});
+
 Deno.test("schedules: month ends and the leap day", () => {
   const last31 = sched(crontab({ minute: 0, hour: 0, dayOfMonth: 31 }));
   let state: RunState = { lastRunAt: Date.parse("2026-01-31T00:00:00Z"), totalRunCount: 1 };
@@ -159,6 +214,27 @@ Deno.test("schedules: month ends and the leap day", () => {
       .toISOString(),
     "2028-03-01T00:00:00.000Z",
   );
+  // A day the month lacks does not make the next month's first days skipped (croner 11.0.0 did).
+  const days = (spec: Parameters<typeof crontab>[0], after: string, n: number) => {
+    const s = sched(crontab(spec));
+    let st: RunState = { lastRunAt: Date.parse(after), totalRunCount: 1 };
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const next = s.nextRunAt(st)!;
+      out.push(new Date(next).toISOString().slice(0, 10));
+      st = s.afterRun(st, next, next);
+    }
+    return out;
+  };
+  assert.deepEqual(days({ minute: 0, hour: 0, dayOfMonth: "1,15,30" }, "2026-02-15T00:00:00Z", 3), [
+    "2026-03-01",
+    "2026-03-15",
+    "2026-03-30",
+  ]);
+  assert.deepEqual(days({ minute: 0, hour: 0, dayOfMonth: "*/10" }, "2026-04-21T00:00:00Z", 2), [
+    "2026-05-01",
+    "2026-05-11",
+  ]);
 });
 
 Deno.test("schedules: 02:30 on DST days runs exactly once (Europe/Berlin)", () => {
@@ -268,11 +344,17 @@ Deno.test("schedules: bad input names the entry and the field", () => {
     { serializer: "yaml" },
     /options\.serializer: serializer of "[^"]*" must be "json" or "msgpack", got "yaml"/,
   );
-  option({ priority: 256 }, /options\.priority: priority of "t" is 256: it must be 0–255/);
+  option(
+    { priority: 256 },
+    /options\.priority: priority of "t" must be an integer from 0 to 255, got 256/,
+  );
   option({ expires: "soon" }, /options\.expires: expires of "t" must be a Date, seconds from now/);
   option({ expires: -1 }, /options\.expires: expected seconds > 0 or a time/);
   option({ countdown: Infinity }, /options\.countdown: countdown of "t" must be a finite number/);
-  option({ ignoreResult: "yes" }, /options\.ignoreResult: ignoreResult of "t" must be a boolean/);
+  option(
+    { ignoreResult: "yes" },
+    /options\.ignoreResult: ignoreResult of "t" must be true or false/,
+  );
   option({ headers: [] }, /options\.headers: headers of "t" must be an object/);
   assert.throws(
     () => compileEntry("x", { task: "t", schedule: crontab("0 3 * * *") }, "Mars/Olympus"),

@@ -370,3 +370,49 @@ Deno.test("chord join entries and the ChordError text match the 5.2 Redis backen
   const body = JSON.parse(metas["e3ce7222-7bab-4251-bfd0-d35184d48913"].raw);
   assert.deepEqual(chordError(failed.taskId, failed.result as never), body.result);
 });
+
+Deno.test("canvas: a chain's, group's and chord's own options and links go where Celery 5.2 puts them", () => {
+  const eb = { ...s("t.eb"), options: { task_id: "EB" } };
+  const cb = { ...s("t.cb"), options: { task_id: "CB" } };
+  const ids = (sigs: unknown) => (sigs as SignatureDict[] | null)?.map((e) => e.options.task_id);
+  const own = { queue: "q", countdown: 5, link: [cb], link_error: [eb] };
+
+  // chain: other options on the first step, errbacks on every step, callbacks on the last.
+  const chained = planCanvas({ ...chainSignature([s("a"), s("b"), s("c")]), options: own });
+  const [first] = chained.sends;
+  assert.equal(chained.sends.length, 1);
+  assert.equal(first.options.queue, "q");
+  assert.equal(first.options.countdown, 5);
+  assert.deepEqual(ids(first.embed.errbacks), ["EB"]);
+  assert.equal(first.embed.callbacks, null);
+  const [last, middle] = first.embed.chain!;
+  assert.equal(middle.options.queue, undefined, "only the first step takes .set() options");
+  assert.deepEqual(ids(middle.options.link_error), ["EB"]);
+  assert.deepEqual(ids(last.options.link_error), ["EB"]);
+  assert.deepEqual(ids(last.options.link), ["CB"]);
+  assert.equal(middle.options.link, undefined);
+
+  // group: every member, under the call's options.
+  const grouped = planCanvas({ ...groupSignature([s("a"), s("b")]), options: own }, {
+    options: { countdown: 9 },
+  });
+  for (const m of grouped.sends) {
+    assert.equal(m.options.queue, "q");
+    assert.equal(m.options.countdown, 9, "the call's options win");
+    assert.deepEqual(ids(m.embed.errbacks), ["EB"]);
+    assert.deepEqual(ids(m.embed.callbacks), ["CB"]);
+  }
+
+  // chord: options to the header members and the body, links to the body only.
+  const header = { ...groupSignature([s("a"), s("b")]), options: { priority: 3 } };
+  const chorded = planCanvas(chordSignature(header, s("sum"), own));
+  for (const m of chorded.sends) {
+    assert.equal(m.options.queue, "q");
+    assert.equal(m.options.priority, 3, "the header group's own options too");
+    assert.equal(m.embed.errbacks, null);
+    const body = m.embed.chord!;
+    assert.equal(body.options.queue, "q");
+    assert.deepEqual(ids(body.options.link_error), ["EB"]);
+    assert.deepEqual(ids(body.options.link), ["CB"]);
+  }
+});

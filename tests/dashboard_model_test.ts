@@ -405,6 +405,27 @@ Deno.test("view model: inspect active_queues gives each worker's queues and the 
   assert.deepEqual(vm.takeChanges().workers.map((w) => w.hostname), ["celery@fixture-host"]);
 });
 
+// `pool` of `inspect stats` replies of Celery 5.2.6 workers (prefork after `pool_grow 2`, prefork
+// with --autoscale 4,1 after `autoscale 6 3`, threads -c 3, solo) and of a Celeriac worker.
+Deno.test("view model: the pool size follows pool_grow and autoscale of a Python prefork worker", () => {
+  const vm = fed();
+  const nodes = ["grown@h", "auto@h", "threads@h", "solo@h", "celeriac@h"];
+  for (const hostname of nodes) {
+    vm.apply({ type: "worker-online", hostname, timestamp: Date.now() / 1000, freq: 2 });
+  }
+  vm.applyStats({
+    "grown@h": { pool: { "max-concurrency": 2, processes: [12275, 12357, 12595, 12610] } },
+    "auto@h": {
+      pool: { "max-concurrency": 1, processes: [22892, 23504, 23505] },
+      autoscaler: { max: 6, min: 3, current: 3, qty: 0 },
+    },
+    "threads@h": { pool: { "max-concurrency": 3, threads: 0 } },
+    "solo@h": { pool: { "max-concurrency": 1, processes: [22876], timeouts: [] } },
+    "celeriac@h": { pool: { "max-concurrency": 2, processes: [13845, 13845] } },
+  });
+  assert.deepEqual(nodes.map((n) => vm.workers.get(n)!.pool), [4, 3, 3, 1, 2]);
+});
+
 Deno.test("view model: memory stays bounded over 30,000 tasks of workflows", () => {
   const vm = new ViewModel({ maxTasks: 1000 });
   for (let i = 0; i < 30_000; i++) {

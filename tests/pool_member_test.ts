@@ -3,7 +3,7 @@ import type { RunRequest } from "../src/worker/executor.ts";
 import { type Member, postTo } from "../src/worker/pool_member.ts";
 import type { ToRunnerPosted } from "../src/worker/pool_protocol.ts";
 import { unpackRun } from "../src/worker/run_batch.ts";
-import { runInfo } from "./helpers/run_info.ts";
+import { runRequest } from "./helpers/run_info.ts";
 
 /** A member whose Web Worker keeps what is posted to it, cloned as a post clones it. */
 function recordingMember(): { member: Member; posted: RunRequest[][] } {
@@ -21,20 +21,6 @@ function recordingMember(): { member: Member; posted: RunRequest[][] } {
   return { member, posted };
 }
 
-function request(seq: number, body: Uint8Array): RunRequest {
-  return {
-    seq,
-    task: "tasks.add",
-    id: `id-${seq}`,
-    body,
-    contentType: "application/json",
-    contentEncoding: "utf-8",
-    headers: {},
-    storeResult: false,
-    info: runInfo(),
-  };
-}
-
 /** Ten bodies as views of one buffer, as a Redis take decodes its small bodies. */
 function takeBodies(): Uint8Array[] {
   const texts = Array.from({ length: 10 }, (_, i) => `[[${i}], {}, {}]`.padEnd(200, " "));
@@ -46,8 +32,8 @@ Deno.test("postTo: a run message carries only its own bodies, not the rest of th
   const bodies = takeBodies();
   const { member, posted } = recordingMember();
   // Tasks that block a millisecond or more travel one to a message.
-  for (let i = 0; i < 3; i++) postTo(member, { type: "run", batch: [request(i, bodies[i])] });
-  postTo(member, { type: "run", batch: [request(3, bodies[3]), request(4, bodies[4])] });
+  for (let i = 0; i < 3; i++) postTo(member, { type: "run", batch: [runRequest(i, bodies[i])] });
+  postTo(member, { type: "run", batch: [runRequest(3, bodies[3]), runRequest(4, bodies[4])] });
   assert.equal(posted.length, 4);
   for (const [i, batch] of posted.entries()) {
     const own = batch.reduce((n, r) => n + r.body.byteLength, 0);
@@ -61,7 +47,7 @@ Deno.test("postTo: a run message carries only its own bodies, not the rest of th
 
 Deno.test("postTo: a run message holding its bodies' whole buffer posts it as it is", () => {
   const bodies = takeBodies();
-  const batch = bodies.map((b, i) => request(i, b));
+  const batch = bodies.map((b, i) => runRequest(i, b));
   const { member, posted } = recordingMember();
   postTo(member, { type: "run", batch });
   assert.ok(batch.every((r, i) => r.body === bodies[i]), "no copy made");
@@ -73,7 +59,7 @@ Deno.test("postTo: a run message holding its bodies' whole buffer posts it as it
 
 Deno.test("postTo: bodies of their own are posted without a copy", () => {
   const bodies = takeBodies().map((b) => b.slice());
-  const batch = [request(0, bodies[0]), request(1, bodies[1])];
+  const batch = [runRequest(0, bodies[0]), runRequest(1, bodies[1])];
   const { member } = recordingMember();
   postTo(member, { type: "run", batch });
   assert.ok(batch.every((r, i) => r.body === bodies[i]));

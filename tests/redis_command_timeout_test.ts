@@ -128,7 +128,8 @@ Deno.test({
     await s.redis(0);
     await s.sentinel(1, "m1", 0);
   });
-  const url = `sentinel://127.0.0.1:${servers.base + 1}/0?master_name=m1&socket_timeout=1`;
+  const url = `sentinel://127.0.0.1:${servers.base + 1}/0?master_name=m1&socket_timeout=1` +
+    "&failover_wait=5";
   const broker = await openRedisBroker(url);
   const backend = await openRedisBackend(url);
   try {
@@ -136,7 +137,7 @@ Deno.test({
     await broker.publish(message("before"), { routingKey: q });
     assert.equal(await backend.get(crypto.randomUUID()), null);
     hang(servers.processes[0]);
-    // Failed commands through Sentinel are sent again for 15 s (a failover): then given up.
+    // Failed commands through Sentinel are sent again for ?failover_wait= (a failover): then given up.
     assertTimedOut(
       await failure(broker.publish(message("x"), { routingKey: q }), 30_000, "publish"),
       1,
@@ -251,7 +252,8 @@ Deno.test({
 }, async () => {
   const servers = await privateServers("cluster-hung", (s) => s.cluster({ nodes: 3 }));
   const base = servers.base;
-  const url = `redis+cluster://127.0.0.1:${base},127.0.0.1:${base + 1}?socket_timeout=1`;
+  const url = `redis+cluster://127.0.0.1:${base},127.0.0.1:${base + 1}` +
+    "?socket_timeout=1&failover_wait=5";
   const broker = await openRedisClusterBroker(url);
   try {
     const q = uniqueQueue("cluster-hung");

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
-import { guardRedis } from "../src/broker/redis_connection.ts";
+import { guardRedis } from "../src/broker/redis_guard.ts";
 import { isConnectionFailure } from "../src/broker/redis_failures.ts";
 
 /** ioredis's AbortError for a pipeline cut off by a closing connection (not exported by ioredis). */

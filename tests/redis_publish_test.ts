@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { VALUES_PER_COMMAND } from "../src/broker/chunks.ts";
 import type { RedisScope } from "../src/broker/redis_commands.ts";
-import { guardRedis } from "../src/broker/redis_connection.ts";
+import { guardRedis } from "../src/broker/redis_guard.ts";
 import { RedisPublisher } from "../src/broker/redis_publish.ts";
 import { message } from "./broker_conformance.ts";
 

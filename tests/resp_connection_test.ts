@@ -11,6 +11,7 @@ import { REDIS_URL } from "./helpers/redis.ts";
 import { command, privateServers, reservePorts, waitUntil } from "./helpers/redis_servers.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { TcpProxy } from "./helpers/tcp_proxy.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const shared = parseRedisUrl(REDIS_URL);
 const enc = new TextEncoder();
@@ -474,5 +475,78 @@ Deno.test("RESP connection: a connect a command starts while the reconnect loop 
       }
     }
     await accepting.catch(() => {});
+  }
+});
+
+Deno.test({
+  name: "resp connection: a server's connections dropping together are told once, and once back",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // Each connection warned '<role> connection ...: closed the connection; reconnecting' and said
+  // 'connected again': 14 lines per Redis restart from a worker on one queue, 400 on 50 queues.
+  const shared = parseRedisUrl(REDIS_URL);
+  const proxy = TcpProxy.start({ hostname: shared.host, port: shared.port });
+  const label = `redis://127.0.0.1:${proxy.port}/0`;
+  const roles = ["wait", "wait", "wait", "consume", "result store"];
+  const conns = roles.map((role) =>
+    new RespConnection({
+      host: "127.0.0.1",
+      port: proxy.port,
+      label,
+      role,
+      minDelayMs: 20,
+      maxDelayMs: 50,
+    })
+  );
+  const lines: string[] = [];
+  await configure({
+    reset: true,
+    sinks: {
+      keep: (r) =>
+        lines.push(
+          `${r.level} ${r.message.map((p) => typeof p === "string" ? p : String(p)).join("")}`,
+        ),
+    },
+    loggers: [
+      { category: ["celeriac"], lowestLevel: "info", sinks: ["keep"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  try {
+    await Promise.all(conns.map((c) => c.connect()));
+    assert.deepEqual(lines, [], "a first connect says nothing");
+    await proxy.cut();
+    await waitUntil(
+      "every connection back",
+      () => Promise.resolve(proxy.accepted >= 10 && conns.every((c) => c.state === "ready")),
+      5000,
+    );
+    const said = lines.join("\n");
+    assert.equal(lines.length, 2, said);
+    assert.match(
+      lines[0]!,
+      new RegExp(`^warning Redis \\w[\\w ]* connection ${label}: .*; reconnecting$`),
+    );
+    assert.match(
+      lines[1]!,
+      new RegExp(
+        `^info Redis connections to ${label} connected again after [\\d.]+ s ` +
+          `\\(.*wait ×3.*\\)$`,
+      ),
+    );
+    assert.match(lines[1]!, /consume/);
+    assert.match(lines[1]!, /result store/);
+    // The next drop is told again.
+    await proxy.cut();
+    await waitUntil(
+      "every connection back again",
+      () => Promise.resolve(proxy.accepted >= 15 && conns.every((c) => c.state === "ready")),
+      5000,
+    );
+    assert.equal(lines.length, 4, lines.join("\n"));
+  } finally {
+    await reset();
+    await Promise.all(conns.map((c) => c.close()));
+    await proxy.close();
   }
 });

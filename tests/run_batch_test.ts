@@ -1,27 +1,9 @@
 import assert from "node:assert/strict";
 import type { RunOutcome, RunRequest } from "../src/worker/executor.ts";
 import { packOutcomes, packRun, unpackOutcomes, unpackRun } from "../src/worker/run_batch.ts";
-import { runInfo } from "./helpers/run_info.ts";
+import { runInfo, runRequest } from "./helpers/run_info.ts";
 
 const enc = new TextEncoder();
-
-function plain(seq: number, body: Uint8Array): RunRequest {
-  return {
-    seq,
-    task: "tasks.add",
-    id: `id-${seq}`,
-    body,
-    contentType: "application/json",
-    contentEncoding: "utf-8",
-    headers: {},
-    decoded: undefined,
-    storeResult: true,
-    describe: false,
-    extended: false,
-    timeLimits: undefined,
-    info: runInfo({ rootId: `id-${seq}` }),
-  };
-}
 
 /**
  * Every field a request can carry set, each to a value other than the usual
@@ -47,6 +29,7 @@ function unusual(seq: number, body: Uint8Array): Required<RunRequest> {
       rootId: "root-1",
       parentId: "parent-1",
       group: "group-1",
+      groupIndex: 2,
       eta: new Date("2026-01-02T03:04:05.678Z"),
       expires: new Date("2026-02-03T04:05:06.789Z"),
       queue: "other-queue",
@@ -63,10 +46,10 @@ function roundTrip(batch: RunRequest[]): RunRequest[] {
 Deno.test("run batch: requests come back field for field through a post's clone", () => {
   const one = enc.encode("[[1], {}, {}][[2], {}, {}][[3], {}, {}]");
   const batch = [
-    plain(1, one.subarray(0, 13)),
+    runRequest(1, one.subarray(0, 13)),
     unusual(2, one.subarray(13, 26)),
-    plain(3, one.subarray(26, 39)),
-    { ...plain(4, one.subarray(0, 0)), info: runInfo({ rootId: null }) },
+    runRequest(3, one.subarray(26, 39)),
+    { ...runRequest(4, one.subarray(0, 0)), info: runInfo({ rootId: null }) },
   ];
   const back = roundTrip(batch);
   assert.deepEqual(back, batch);
@@ -74,14 +57,17 @@ Deno.test("run batch: requests come back field for field through a post's clone"
 });
 
 Deno.test("run batch: bodies of buffers of their own come back as they were", () => {
-  const batch = [plain(1, enc.encode("[[1], {}, {}]")), unusual(2, enc.encode("\x92\x90\x80"))];
+  const batch = [
+    runRequest(1, enc.encode("[[1], {}, {}]")),
+    unusual(2, enc.encode("\x92\x90\x80")),
+  ];
   assert.deepEqual(roundTrip(batch), batch);
 });
 
 Deno.test("run batch: a batch of many task names and queues keeps each one's", () => {
   const body = enc.encode("[[], {}, {}]");
   const batch = Array.from({ length: 40 }, (_, i) => ({
-    ...plain(i, body),
+    ...runRequest(i, body),
     task: `tasks.t${i % 23}`,
     info: runInfo({ rootId: `id-${i}`, queue: `q${i % 7}`, hostname: `w${i % 3}@h` }),
   }));
@@ -120,6 +106,7 @@ const EVERY_OUTCOME_FIELD: Required<RunOutcome> = {
   blocked: 0,
   repr: "None",
   traceback: "Traceback (most recent call last): ...",
+  replacedBy: "celery.chain",
 };
 
 /** Every field of {@link EVERY_OUTCOME_FIELD}, undefined. */

@@ -34,6 +34,30 @@ function delivery(id: string): Delivery {
   };
 }
 
+/**
+ * A settlement publishing follow-ups `m-0` … `m-<n-1>` of `t.add`, each to
+ * queue `q` unless `targetOf` gives another target.
+ */
+function followUps(
+  n: number,
+  targetOf: (i: number) => PublishTarget | undefined = () => undefined,
+): Settlement {
+  const s = new Settlement();
+  for (let i = 0; i < n; i++) {
+    const message = encodeTaskMessage({
+      task: "t.add",
+      id: `m-${i}`,
+      args: [i],
+      kwargs: {},
+      now: new Date(),
+      origin: "test@host",
+      replyTo: "",
+    });
+    s.publishes.push({ message, target: targetOf(i) ?? { routingKey: "q" }, taskId: `m-${i}` });
+  }
+  return s;
+}
+
 function state() {
   const app = new Celery({ broker: "kv://:memory:", backend: null });
   const st = new WorkerState(app, { app }, "test@host");
@@ -195,19 +219,7 @@ Deno.test("a batch of follow-ups interrupted by an outage is finished without se
     sent.push(id);
     return Promise.resolve();
   };
-  const s = new Settlement();
-  for (let i = 0; i < 5; i++) {
-    const message = encodeTaskMessage({
-      task: "t.add",
-      id: `m-${i}`,
-      args: [i],
-      kwargs: {},
-      now: new Date(),
-      origin: "test@host",
-      replyTo: "",
-    });
-    s.publishes.push({ message, target: { routingKey: "q" }, taskId: `m-${i}` });
-  }
+  const s = followUps(5);
   s.acks.push(delivery("parent"));
   st.settle(s);
   await st.drainSettling();
@@ -234,20 +246,7 @@ Deno.test("follow-ups to a missing exchange fail alone: the others are sent, eve
     batch.some((p) => p.target.exchange === "missing")
       ? Promise.reject(new ExchangeNotFoundError("missing", "q"))
       : Promise.all(batch.map((p) => publish(p.message, p.target))).then(() => {});
-  const s = new Settlement();
-  for (let i = 0; i < 4; i++) {
-    const message = encodeTaskMessage({
-      task: "t.add",
-      id: `m-${i}`,
-      args: [i],
-      kwargs: {},
-      now: new Date(),
-      origin: "test@host",
-      replyTo: "",
-    });
-    const target = i === 1 ? { exchange: "missing", routingKey: "q" } : { routingKey: "q" };
-    s.publishes.push({ message, target, taskId: `m-${i}` });
-  }
+  const s = followUps(4, (i) => i === 1 ? { exchange: "missing", routingKey: "q" } : undefined);
   s.acks.push(delivery("parent-1"), delivery("parent-2"));
   st.settle(s);
   await st.drainSettling();

@@ -29,9 +29,15 @@ async function until(ok: () => Promise<boolean> | boolean, ms = 10_000): Promise
   }
 }
 
-async function push(queue: string, id: string, redelivered: boolean, headers = {}) {
+async function push(
+  queue: string,
+  id: string,
+  redelivered: boolean,
+  headers = {},
+  body?: Uint8Array,
+) {
   const r = await rawRedis();
-  const msg = encodeTaskMessage({
+  const task = encodeTaskMessage({
     task: "t.add",
     id,
     args: [2, 3],
@@ -41,6 +47,7 @@ async function push(queue: string, id: string, redelivered: boolean, headers = {
     replyTo: "",
     headers,
   });
+  const msg = body ? { ...task, body } : task;
   await r.lpush(
     redisPrefix + queue,
     encodeEnvelope(msg, { exchange: "", routing_key: queue }, crypto.randomUUID(), redelivered),
@@ -90,6 +97,24 @@ test("a requeued message parked unrun (its FAILURE a refusal such as NotRegister
     await push(queue, parked, true);
     await until(async () => (await backend.get(parked))?.status === "SUCCESS");
     assert.equal(worker.stats.succeeded, 1);
+  });
+});
+
+test("a requeued message parked for a malformed body is parked again, not dropped as a duplicate", async () => {
+  // Its FAILURE (ProtocolError) was stored when it was parked unrun: a requeue (which marks it
+  // redelivered) must find it still refused and park it again for the operator.
+  await withWorker(redis, {}, async (client, _worker, queue) => {
+    const broker = await client.broker();
+    const id = crypto.randomUUID();
+    await push(queue, id, false, {}, new TextEncoder().encode("not json"));
+    const parkedAt = async () =>
+      (await broker.listParked()).find((p) => p.taskId === id)?.parkedAt.getTime() ?? 0;
+    await until(async () => (await parkedAt()) > 0);
+    const first = await parkedAt();
+    const stored = await (await client.resultBackend()).get(id);
+    assert.equal((stored?.result as { exc_type?: string }).exc_type, "ProtocolError");
+    assert.ok((await broker.requeueParked()) >= 1);
+    await until(async () => (await parkedAt()) > first);
   });
 });
 

@@ -13,12 +13,8 @@
  */
 
 import type { Redis } from "ioredis";
-import {
-  closeRedis,
-  connectRedis,
-  guardRedis,
-  openRedisConnection,
-} from "../broker/redis_connection.ts";
+import { closeRedis, connectRedis, openRedisConnection } from "../broker/redis_connection.ts";
+import { guardRedis } from "../broker/redis_guard.ts";
 import { chunked } from "../broker/chunks.ts";
 import { isSingleServer, parseRedisUrl } from "../broker/redis_url.ts";
 import { retryWhileDown } from "../broker/outage.ts";

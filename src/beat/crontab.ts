@@ -73,7 +73,56 @@ function fieldText(name: string, value: CrontabField | undefined): string {
  * @returns a 6-field pattern
  */
 export function cronPattern(c: CrontabSchedule): string {
-  return `0 ${c.minute} ${c.hour} ${c.dayOfMonth} ${c.monthOfYear} ${c.dayOfWeek}`;
+  const f = (name: Field) => celeryForms(name, c[name]);
+  return `0 ${f("minute")} ${f("hour")} ${f("dayOfMonth")} ${f("monthOfYear")} ${f("dayOfWeek")}`;
+}
+
+type Field = (typeof FIELDS)[number];
+
+/** Each field's first value and how many values it has, as Celery's crontab_parser. */
+const BOUNDS: Record<Field, readonly [min: number, count: number]> = {
+  minute: [0, 60],
+  hour: [0, 24],
+  dayOfMonth: [1, 31],
+  monthOfYear: [1, 12],
+  dayOfWeek: [0, 7],
+};
+const DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+const MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+
+/** A field's value as a number (a day or month name in its own field), or null. */
+function valueOf(field: Field, word: string): number | null {
+  if (/^\d+$/.test(word)) return Number(word);
+  if (field === "dayOfWeek" && DAYS.includes(word)) return DAYS.indexOf(word);
+  if (field === "monthOfYear" && MONTHS.includes(word)) return MONTHS.indexOf(word) + 1;
+  return null;
+}
+
+/**
+ * A field in croner's syntax, with the forms Celery's crontab takes that
+ * croner does not: a day's full name (`sunday`; Celery reads the first three
+ * letters) and a range that wraps past the field's end (`22-2` for hours
+ * 22, 23, 0, 1, 2; `fri-mon`; `22-2/2`), written out as the list Celery makes
+ * of it. Anything else is left for croner to accept or refuse.
+ */
+function celeryForms(field: Field, text: string): string {
+  return text.split(",").map((part) => {
+    const p = field === "dayOfWeek"
+      ? part.replace(/[a-z]+/g, (w) => DAYS.includes(w.slice(0, 3)) ? w.slice(0, 3) : w)
+      : part;
+    const m = /^(\w+)-(\w+)(?:\/(\d+))?$/.exec(p);
+    if (!m) return p;
+    const [min, count] = BOUNDS[field];
+    const from = valueOf(field, m[1]);
+    const to = valueOf(field, m[2]);
+    const step = m[3] === undefined ? 1 : Number(m[3]);
+    const inField = (n: number | null): n is number => n !== null && n >= min && n < min + count;
+    if (!inField(from) || !inField(to) || to >= from || step < 1) return p;
+    const values: number[] = [];
+    for (let n = from; n < min + count; n++) values.push(n);
+    for (let n = min; n <= to; n++) values.push(n);
+    return values.filter((_, i) => i % step === 0).join(",");
+  }).join(",");
 }
 
 /**
@@ -99,7 +148,9 @@ export function cronJob(c: CrontabSchedule, timezone: string): Cron {
 /**
  * A crontab schedule, as Celery's `crontab(minute=..., hour=..., ...)`, or
  * from a 5-field cron string (`minute hour day-of-month month day-of-week`).
- * Day of month and day of week must both match (Celery's rule).
+ * Day of month and day of week must both match (Celery's rule). As in Celery,
+ * a range may wrap past the field's end (`hour: "22-2"`, `dayOfWeek:
+ * "fri-mon"`) and days may be named in full (`"sunday"`).
  *
  * @example
  * ```ts
@@ -108,6 +159,7 @@ export function cronJob(c: CrontabSchedule, timezone: string): Cron {
  * crontab({ minute: "*\/15" }); // every quarter hour
  * crontab({ minute: 0, hour: [9, 17], dayOfWeek: "mon-fri" }); // 09:00 and 17:00 on weekdays
  * crontab("0 3 * * *"); // the same as the first, as a cron string
+ * crontab({ minute: 0, hour: "22-2" }); // on the hour from 22:00 to 02:00
  * ```
  *
  * @param fields Celery's fields (each default `"*"`), or a 5-field cron string

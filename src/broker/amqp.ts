@@ -41,6 +41,7 @@ import { ParkedScans, parkRejections } from "./amqp_parked.ts";
 import { AmqpPublisher } from "./amqp_publish.ts";
 import { addRevoked, listRevoked } from "./amqp_revoked.ts";
 import { AmqpTaker } from "./amqp_take.ts";
+import { brokerClosed, checkQueueName } from "./errors.ts";
 import {
   exchangeDeclaration,
   type QueueType,
@@ -238,10 +239,13 @@ export class AmqpBroker implements Broker {
    * waiting while there are none; RabbitMQ never gives this process more
    * unacknowledged messages than were handed out plus `max` per queue. A
    * lost connection is waited out.
+   *
+   * @throws {BrokerConnectionError} (not transient) when the broker was closed
    */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
     if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
+    if (this.#closing.signal.aborted) throw brokerClosed(this.#conn.safeUrl, "openAmqpBroker()");
     const max = Math.floor(options.max);
     const stops = options.signal ? [options.signal, this.#closing.signal] : [this.#closing.signal];
     return await this.#taker.take(queues, max, stops);
@@ -279,14 +283,24 @@ export class AmqpBroker implements Broker {
     return isChannelError(err, 404);
   }
 
-  /** Delete every waiting message of a queue; 0 for a queue that does not exist. */
-  purge(queue: string): Promise<number> {
-    return this.#onQueue(async (ch) => (await ch.purgeQueue(queue)).messageCount);
+  /**
+   * Delete every waiting message of a queue; 0 for a queue that does not exist.
+   *
+   * @throws {TypeError} for an empty queue name (RabbitMQ would purge the channel's last declared queue)
+   */
+  async purge(queue: string): Promise<number> {
+    checkQueueName(queue, "purge()");
+    return await this.#onQueue(async (ch) => (await ch.purgeQueue(queue)).messageCount);
   }
 
-  /** Count ready messages of a queue (a passive declare); 0 for a queue that does not exist. */
-  queueDepth(queue: string): Promise<number> {
-    return this.#onQueue(async (ch) => (await ch.checkQueue(queue)).messageCount);
+  /**
+   * Count ready messages of a queue (a passive declare); 0 for a queue that does not exist.
+   *
+   * @throws {TypeError} for an empty queue name
+   */
+  async queueDepth(queue: string): Promise<number> {
+    checkQueueName(queue, "queueDepth()");
+    return await this.#onQueue(async (ch) => (await ch.checkQueue(queue)).messageCount);
   }
 
   /**

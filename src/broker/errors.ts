@@ -168,6 +168,53 @@ export function maskPassword(url: string): string {
 }
 
 /**
+ * A queue name for `purge()` and `queueDepth()`, or a TypeError: an empty
+ * name is no queue on any transport (RabbitMQ reads it as the last queue
+ * declared on the channel, so a purge could empty another queue).
+ *
+ * @example
+ * ```ts
+ * import { checkQueueName } from "./errors.ts";
+ * checkQueueName("celery", "purge()"); // "celery"
+ * ```
+ *
+ * @param queue the argument
+ * @param method the method, for the message
+ * @returns the queue name
+ * @throws {TypeError} when it is not a non-empty string
+ */
+export function checkQueueName(queue: unknown, method: string): string {
+  if (typeof queue !== "string" || queue === "") {
+    throw new TypeError(`${method} needs a queue name, got ${JSON.stringify(queue) ?? queue}`);
+  }
+  return queue;
+}
+
+/**
+ * The error of a take on a broker that was closed: trying again cannot help
+ * (`transient` false), so a worker whose app closed its broker under it
+ * stops, saying so, instead of taking again and again.
+ *
+ * @example
+ * ```ts
+ * import { brokerClosed } from "./errors.ts";
+ * const err = brokerClosed("kv://:memory:", "openKvBroker()");
+ * console.assert(err.transient === false && /was closed/.test(err.message));
+ * ```
+ *
+ * @param url the broker's URL (its password is masked in the message)
+ * @param reopen how to open a new one, e.g. `openKvBroker()`
+ * @returns the error to reject with
+ */
+export function brokerClosed(url: string, reopen: string): BrokerConnectionError {
+  return new BrokerConnectionError(url, undefined, {
+    reason: "this broker was closed",
+    hint: `Open a new one with ${reopen}, and close an app only after its worker stopped`,
+    transient: false,
+  });
+}
+
+/**
  * What became of one message of a batch that failed or was stopped:
  * `sent` the broker took it (Redis replied to its LPUSH, RabbitMQ confirmed
  * it, KV committed it), `unsent` it was never written, `unknown` it was

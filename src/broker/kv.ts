@@ -19,8 +19,10 @@
  *
  * This file holds the broker's options and the class that puts its parts
  * together: records and their encoding in kv_message.ts, the atomic moves
- * in kv_moves.ts, parking in kv_parked.ts, broadcasts in kv_fanout.ts, the shared database in
- * kv_store.ts.
+ * (also purging a queue and renewing leases) in kv_moves.ts, parking in
+ * kv_parked.ts, broadcasts and remote-control replies in kv_fanout.ts,
+ * batched publishes and acknowledgements in kv_outbox.ts, the shared
+ * database in kv_store.ts.
  *
  * @module
  */
@@ -28,31 +30,25 @@
 import { getLogger } from "@logtape/logtape";
 import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
 import type { Message } from "../protocol/message.ts";
-import { keepBroadcast, watchBroadcasts } from "./kv_fanout.ts";
+import { keepBroadcast, subscribeReplies, watchBroadcasts } from "./kv_fanout.ts";
 import { listParked, parkRejection, requeueParked } from "./kv_parked.ts";
-import {
-  checkLimit,
-  checkQueue,
-  decodeDelivery,
-  encodeMessage,
-  type StoredMessage,
-  type Taken,
-} from "./kv_message.ts";
+import { checkLimit, checkQueue, decodeDelivery, encodeMessage, type Taken } from "./kv_message.ts";
 import {
   type KvScope,
   moveBackMany,
   parkUnacked,
+  purgeQueue,
+  renewLease,
   restoreExpired,
   SAFETY_RECHECK_MS,
   settleUnacked,
   TAKE_BATCH,
   takeBatch,
-  U64,
 } from "./kv_moves.ts";
-import type { BrokerConnectionError } from "./errors.ts";
+import { brokerClosed, type BrokerConnectionError } from "./errors.ts";
 import { KvOutbox } from "./kv_outbox.ts";
 import { addRevoked, listRevoked } from "./kv_revoked.ts";
-import { commitAtomic, kvNamespace, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
+import { kvNamespace, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
 import type {
   Broker,
   Delivery,
@@ -67,7 +63,6 @@ import type {
 
 const log = getLogger(["celeriac", "broker", "kv"]);
 
-const PURGE_BATCH = 100;
 /** Publishes check that the file is still the one opened at most this often. */
 const PUBLISH_FILE_CHECK_MS = 1000;
 
@@ -230,14 +225,18 @@ export class KvBroker implements Broker {
     return this.#publishCheck;
   }
 
-  /** Take up to `max` messages atomically, waiting (push-notified) while the queues are empty. */
+  /**
+   * Take up to `max` messages atomically, waiting (push-notified) while the queues are empty.
+   *
+   * @throws {BrokerConnectionError} (not transient) when the broker was closed
+   */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
     const unique = [...new Set(queues.map(checkQueue))];
     if (!Number.isInteger(options.max) || options.max < 1) {
       throw new RangeError(`take() needs max to be an integer >= 1, got ${options.max}`);
     }
-    if (this.#closed) return [];
+    if (this.#closed) throw brokerClosed(`kv://${this.#shared.path}`, "openKvBroker()");
     const stop = options.signal
       ? AbortSignal.any([options.signal, this.#closing.signal])
       : this.#closing.signal;
@@ -333,19 +332,7 @@ export class KvBroker implements Broker {
   /** Delete every waiting message of a queue, all priorities; resolves with how many. */
   async purge(queue: string): Promise<number> {
     checkQueue(queue);
-    return await this.#run(async () => {
-      let count = 0;
-      for (;;) {
-        const batch = await Array.fromAsync(
-          this.#kv.list<StoredMessage>({ prefix: this.#k("q", queue) }, { limit: PURGE_BATCH }),
-        );
-        if (batch.length === 0) return count;
-        const op = this.#kv.atomic();
-        for (const entry of batch) op.check(entry).delete(entry.key);
-        op.sum(this.#depthKey(queue), U64 - BigInt(batch.length));
-        if ((await commitAtomic(op)).ok) count += batch.length;
-      }
-    });
+    return await this.#run(() => purgeQueue(this.#scope, queue));
   }
 
   /** How many messages wait in a queue (an atomically maintained counter). */
@@ -377,15 +364,7 @@ export class KvBroker implements Broker {
   /** Renew leases: move the deadline of still-unacknowledged deliveries forward. */
   async extend(deliveries: readonly Delivery[]): Promise<void> {
     return await this.#run(async () => {
-      for (const d of deliveries) {
-        await settleUnacked(this.#scope, d.deliveryTag, async (e) => {
-          const deadline = Date.now() + this.#visibilityMs;
-          const res = await commitAtomic(
-            this.#kv.atomic().check(e).set(e.key, { ...e.value, deadline }),
-          );
-          return res.ok;
-        });
-      }
+      for (const d of deliveries) await renewLease(this.#scope, d.deliveryTag, this.#visibilityMs);
     });
   }
 
@@ -396,55 +375,6 @@ export class KvBroker implements Broker {
   async broadcast(exchange: string, message: Message, routingKey = ""): Promise<void> {
     const stored = encodeMessage(message, exchange, routingKey);
     return await this.#run(() => keepBroadcast(this.#scope, exchange, stored));
-  }
-
-  /**
-   * Replies to remote-control calls: a KV queue is named by its routing key,
-   * so the replies published with `bindingKey` are taken from that queue
-   * until `signal` aborts, then the queue is purged.
-   */
-  #subscribeReplies(
-    onMessage: (message: Message) => void,
-    signal: AbortSignal,
-    options: SubscribeOptions,
-  ): Promise<Subscription> {
-    const queue = checkQueue(options.bindingKey ?? "");
-    const handOver = async (got: Delivery[]) => {
-      if (got.length) await this.ack(got);
-      for (const d of got) onMessage(d);
-    };
-    // A flush ends the loop's take (which puts back what it took), holds
-    // the loop, and reads the queue itself: nothing taken is left unhanded.
-    let iteration = Promise.resolve();
-    let wake: AbortController | null = null;
-    let hold: Promise<void> | null = null;
-    const loop = async () => {
-      while (!signal.aborted && !this.#closed) {
-        if (hold) await hold;
-        const woken = wake = new AbortController();
-        const stop = AbortSignal.any([signal, woken.signal]);
-        await (iteration = this.take([queue], { max: 100, signal: stop }).then(handOver));
-      }
-    };
-    const flush = async () => {
-      if (signal.aborted || this.#closed) return;
-      const held = Promise.withResolvers<void>();
-      hold = held.promise;
-      wake?.abort();
-      try {
-        await iteration.catch(() => {});
-        await handOver(await this.#takeNow(queue));
-      } finally {
-        hold = null;
-        held.resolve();
-      }
-    };
-    this.#run(() =>
-      loop().catch((err) =>
-        log.error("Stopped reading replies on {queue}: {error}", { queue, error: String(err) })
-      ).finally(() => this.#closed ? undefined : this.purge(queue).then(() => {}, () => {}))
-    );
-    return Promise.resolve({ flush });
   }
 
   /** What `queue` holds now, taken without waiting. */
@@ -469,7 +399,19 @@ export class KvBroker implements Broker {
     }
     const signal = AbortSignal.any([options.signal, this.#closing.signal]);
     if (exchange === PIDBOX_REPLY_EXCHANGE) {
-      return this.#subscribeReplies(onMessage, signal, options);
+      return subscribeReplies(
+        {
+          closed: () => this.#closed,
+          take: (queues, options) => this.take(queues, options),
+          takeNow: (queue) => this.#takeNow(queue),
+          ack: (deliveries) => this.ack(deliveries),
+          purge: (queue) => this.purge(queue),
+          run: (fn) => this.#run(fn),
+        },
+        checkQueue(options.bindingKey ?? ""),
+        onMessage,
+        signal,
+      );
     }
     this.#run(() => watchBroadcasts(this.#scope, exchange, onMessage, signal, () => !this.#closed));
     return Promise.resolve();

@@ -2,7 +2,7 @@
  * The KV broker's atomic moves between its keys: taking a batch of waiting
  * messages into `unacked`, and settling an unacknowledged entry by putting
  * it back in front of its queue, parking it, or restoring it after its
- * lease. Each move is one commit that checks the versionstamp of what it
+ * lease; and purging a queue. Each move is one commit that checks the versionstamp of what it
  * moves, so processes sharing a file never deliver a message twice and a
  * crash never loses one.
  *
@@ -320,4 +320,57 @@ export async function restoreExpired(scope: KvScope): Promise<void> {
     });
     scope.shared.notify();
   }
+}
+
+/** Messages deleted per commit by {@link purgeQueue}. */
+const PURGE_BATCH = 100;
+
+/**
+ * Delete every waiting message of a queue, all priorities, a batch per
+ * commit (each checks the versionstamps of what it deletes and lowers the
+ * depth counter by as many).
+ *
+ * @example
+ * ```ts ignore
+ * const deleted = await purgeQueue(scope, "celery");
+ * ```
+ *
+ * @param scope the broker's database and namespace
+ * @param queue the queue
+ * @returns how many messages were deleted
+ */
+export async function purgeQueue(scope: KvScope, queue: string): Promise<number> {
+  let count = 0;
+  for (;;) {
+    const batch = await Array.fromAsync(
+      scope.kv.list<StoredMessage>({ prefix: scope.k("q", queue) }, { limit: PURGE_BATCH }),
+    );
+    if (batch.length === 0) return count;
+    const op = scope.kv.atomic();
+    for (const entry of batch) op.check(entry).delete(entry.key);
+    op.sum(scope.depthKey(queue), U64 - BigInt(batch.length));
+    if ((await commitAtomic(op)).ok) count += batch.length;
+  }
+}
+
+/**
+ * Renew the lease of a delivery still unacknowledged: its deadline moves to
+ * `visibilityMs` from now (one commit checking the entry; an entry settled
+ * meanwhile is left alone).
+ *
+ * @example
+ * ```ts ignore
+ * await renewLease(scope, delivery.deliveryTag, 3_600_000);
+ * ```
+ *
+ * @param scope the broker's database and namespace
+ * @param tag the delivery tag
+ * @param visibilityMs the visibility timeout in milliseconds
+ */
+export async function renewLease(scope: KvScope, tag: string, visibilityMs: number): Promise<void> {
+  await settleUnacked(scope, tag, async (e) => {
+    const deadline = Date.now() + visibilityMs;
+    const res = await commitAtomic(scope.kv.atomic().check(e).set(e.key, { ...e.value, deadline }));
+    return res.ok;
+  });
 }

@@ -245,8 +245,10 @@ export interface Broker {
   /**
    * Take up to `max` messages from the queues (earlier queues and more urgent
    * priorities first). Waits until at least one is available; resolves with
-   * `[]` when the signal aborts. Taking is atomic with recording the
-   * delivery as unacknowledged.
+   * `[]` when the signal aborts or the broker closes meanwhile. Taking is
+   * atomic with recording the delivery as unacknowledged. Rejects with a
+   * `BrokerConnectionError` that is not `transient` when the broker was
+   * already closed (a loop taking again after `[]` ends there).
    */
   take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]>;
   /** Acknowledge deliveries: they are gone for good. */
@@ -264,9 +266,15 @@ export interface Broker {
    * (a RabbitMQ quorum queue returns them behind the waiting messages, in order).
    */
   requeue(deliveries: readonly Delivery[]): Promise<void>;
-  /** Delete every message waiting in a queue; resolves with how many. */
+  /**
+   * Delete every message waiting in a queue; resolves with how many. Rejects
+   * with a TypeError for an empty queue name.
+   */
   purge(queue: string): Promise<number>;
-  /** How many messages wait in a queue (not counting unacknowledged ones). */
+  /**
+   * How many messages wait in a queue (not counting unacknowledged ones).
+   * Rejects with a TypeError for an empty queue name.
+   */
   queueDepth(queue: string): Promise<number>;
   /** List parked messages, oldest first. */
   listParked(options?: { limit?: number }): Promise<ParkedMessage[]>;

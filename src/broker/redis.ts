@@ -44,8 +44,11 @@ import type {
   TokenRequest,
 } from "./port.ts";
 import { chunked } from "./chunks.ts";
+import { brokerClosed, checkQueueName } from "./errors.ts";
 import { defineScripts, type RedisScope } from "./redis_commands.ts";
-import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
+import { closeRedis, connectRedis, openRedisConnection } from "./redis_connection.ts";
+import { isConnectionFailure } from "./redis_failures.ts";
+import { guardRedis } from "./redis_guard.ts";
 import { broadcast, subscribe } from "./redis_fanout.ts";
 import { PRIORITY_STEPS, priorityList, RATE_LIMIT_KEY_PREFIX, REVOKED_KEY } from "./redis_keys.ts";
 import { listParked, requeueParked } from "./redis_parked.ts";
@@ -238,10 +241,13 @@ export class RedisBroker implements Broker {
    * Take up to `max` messages atomically, waiting while the queues are
    * empty, and while Redis is unreachable (retrying every 100 ms until it is
    * back or `signal` aborts).
+   *
+   * @throws {BrokerConnectionError} (not transient) when the broker was closed
    */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
     if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
+    if (this.#closed) throw brokerClosed(this.#rawUrl, "openRedisBroker()");
     this.#startSweeping();
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#closing.signal])
@@ -270,6 +276,7 @@ export class RedisBroker implements Broker {
 
   /** Delete every waiting message of a queue (all priority lists). */
   async purge(queue: string): Promise<number> {
+    checkQueueName(queue, "purge()");
     const lists = PRIORITY_STEPS.map((s) => this.#k(priorityList(queue, s)));
     const tx = this.#client.multi();
     for (const l of lists) tx.llen(l);
@@ -280,6 +287,7 @@ export class RedisBroker implements Broker {
 
   /** Count waiting messages of a queue (all priority lists). */
   async queueDepth(queue: string): Promise<number> {
+    checkQueueName(queue, "queueDepth()");
     const counts = await this.#run(() =>
       Promise.all(PRIORITY_STEPS.map((s) => this.#client.llen(this.#k(priorityList(queue, s)))))
     );
@@ -305,7 +313,13 @@ export class RedisBroker implements Broker {
   #sweep(): void {
     if (this.#sweeping || this.#closed) return;
     this.#sweeping = Promise.all([this.restoreVisible(), this.#taker.returnClaims(false)])
-      .catch((err) => log.warn("Restore sweep failed: {error}", { error: (err as Error).message }))
+      .catch((err) =>
+        // Redis being unreachable is told by the take loop (and through Sentinel by the master's
+        // watch), not again in ioredis' words every sweep.
+        isConnectionFailure(err)
+          ? log.debug("Restore sweep failed: {error}", { error: (err as Error).message })
+          : log.warn("Restore sweep failed: {error}", { error: (err as Error).message })
+      )
       .finally(() => this.#sweeping = null);
   }
 

@@ -45,7 +45,8 @@ import type {
   TokenRequest,
 } from "./port.ts";
 import { RedisBroker, type RedisBrokerOptions, SHARED_CONNECTION } from "./redis.ts";
-import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
+import { closeRedis, connectRedis, openRedisConnection } from "./redis_connection.ts";
+import { guardRedis } from "./redis_guard.ts";
 import { isClusterUrl, parseRedisUrl } from "./redis_url.ts";
 import { unlessAborted } from "./sleep.ts";
 

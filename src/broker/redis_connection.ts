@@ -8,14 +8,16 @@
 import { getLogger } from "@logtape/logtape";
 import { Cluster, type Command, Redis } from "ioredis";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
-import { CLOSED, describeRedisFailure, isConnectionFailure, TIMED_OUT } from "./redis_failures.ts";
+import { CLOSED, describeRedisFailure, TIMED_OUT } from "./redis_failures.ts";
 import {
   commandTimeoutOf,
   DEFAULT_COMMAND_TIMEOUT_MS,
-  isClusterUrl,
-  isSentinelUrl,
+  DEFAULT_FAILOVER_WAIT_MS,
+  failoverWaitOf,
   type RedisUrlOptions,
 } from "./redis_url.ts";
+import { noteFailure } from "./redis_guard.ts";
+import { watchSentinelMaster } from "./redis_sentinel_watch.ts";
 import { closeWait } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "redis"]);
@@ -59,6 +61,7 @@ export function openRedisConnection(
   options: RedisConnectionOptions = {},
 ): Redis {
   const commandTimeout = commandTimeoutOf(url, rawUrl);
+  const failoverWait = failoverWaitOf(url, rawUrl);
   if (url.cluster) return openClusterConnection(url, rawUrl, options, commandTimeout);
   /** Whether this connection (or one duplicated from it) was ever up. */
   const started = { ready: false };
@@ -104,15 +107,23 @@ export function openRedisConnection(
     // (through the Sentinels, to the new master) and resend the command.
     reconnectOnError: (err) => (err.message.startsWith("READONLY") ? 2 : false),
   });
-  let lastLogged = 0;
-  client.on("error", (err: Error) => {
-    const now = Date.now();
-    if (now - lastLogged < 5000) return;
-    lastLogged = now;
-    log.warn("Redis connection {url}: {error}", { url: maskPassword(rawUrl), error: err.message });
-  });
+  if (url.sentinels) {
+    watchSentinelMaster(client, { name: url.masterName!, sentinels: url.sentinels }, failoverWait);
+  } else {
+    let lastLogged = 0;
+    client.on("error", (err: Error) => {
+      const now = Date.now();
+      if (now - lastLogged < 5000) return;
+      lastLogged = now;
+      log.warn("Redis connection {url}: {error}", {
+        url: maskPassword(rawUrl),
+        error: err.message,
+      });
+    });
+  }
   watchRedisErrors(client, rawUrl, url.db);
   if (url.sentinels) {
+    failoverWaits.set(client, failoverWait);
     client.once("ready", () => started.ready = true);
     client.on("sentinelError", (err: Error) => sentinelErrors.set(client, err));
     reconnectWhenHung(client, rawUrl);
@@ -229,6 +240,8 @@ function openClusterConnection(
 
 /** The last error each connection reported, to say why a connect failed. */
 const lastErrors = new WeakMap<Redis, Error>();
+/** How long each Sentinel connection's failed commands are sent again (`?failover_wait=`), ms. */
+const failoverWaits = new WeakMap<Redis, number>();
 /** Connections whose database does not exist: they are closed for good. */
 const badDatabases = new WeakMap<Redis, Error>();
 
@@ -241,6 +254,7 @@ const badDatabases = new WeakMap<Redis, Error>();
 function watchRedisErrors(conn: Redis, rawUrl: string, db: number): void {
   conn.on("error", (err: Error) => {
     lastErrors.set(conn, err);
+    noteFailure(rawUrl, err);
     if (!/DB index is out of range/i.test(err.message) || badDatabases.has(conn)) return;
     badDatabases.set(conn, err);
     log.error(
@@ -294,7 +308,15 @@ export function duplicateRedis(
     commandTimeout: (client.options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS) + extra,
   });
   watchRedisErrors(conn, rawUrl, client.options.db ?? 0);
-  if (client.options.sentinels) reconnectWhenHung(conn, rawUrl);
+  if (client.options.sentinels) {
+    watchSentinelMaster(
+      conn,
+      { name: client.options.name ?? "", sentinels: client.options.sentinels },
+      failoverWaits.get(client) ?? DEFAULT_FAILOVER_WAIT_MS,
+    );
+    failoverWaits.set(conn, failoverWaits.get(client) ?? DEFAULT_FAILOVER_WAIT_MS);
+    reconnectWhenHung(conn, rawUrl);
+  }
   return conn;
 }
 
@@ -345,7 +367,9 @@ export async function connectRedis(client: Redis, rawUrl: string): Promise<void>
   // during a failover failed at once, where the commands of one connected before ride it out).
   // ioredis then goes on through its Sentinel list and gives up with "All sentinels are
   // unreachable" after a few rounds: once one named a master, that is asked again too.
-  const until = client.options.sentinels ? Date.now() + FAILOVER_RETRY_MS : 0;
+  const until = client.options.sentinels
+    ? Date.now() + (failoverWaits.get(client) ?? DEFAULT_FAILOVER_WAIT_MS)
+    : 0;
   let named = false;
   try {
     for (;;) {
@@ -419,49 +443,6 @@ function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerCon
     real = new Error(`no Sentinel answered (${sentinel.message})`, { cause: real });
   }
   return new BrokerConnectionError(rawUrl, real, describeRedisFailure(real, rawUrl));
-}
-
-/** How long a command through Redis Sentinel is retried while a failover runs, in ms. */
-const FAILOVER_RETRY_MS = 15_000;
-
-/**
- * Run Redis commands, turning connection failures into a
- * {@link BrokerConnectionError} (command errors pass through). Through
- * Redis Sentinel (`sentinel://`) or Redis Cluster (`redis+cluster://`), a
- * command that failed because the old master went away is sent again,
- * every 250 ms for up to 15 s, while a replica is promoted and ioredis
- * reconnects to it: a failover takes a few seconds. A publish may then reach Redis twice
- * (at-least-once, as kombu's publish retry).
- *
- * @example
- * ```ts ignore
- * const n = await guardRedis(url, () => client.llen("celery"));
- * ```
- *
- * @param rawUrl the server's URL, for the error
- * @param fn the commands
- * @returns what they return
- */
-export async function guardRedis<T>(rawUrl: string, fn: () => Promise<T>): Promise<T> {
-  const until = isSentinelUrl(rawUrl) || isClusterUrl(rawUrl) ? Date.now() + FAILOVER_RETRY_MS : 0;
-  while (true) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!isConnectionFailure(err)) throw err;
-      if (Date.now() >= until) {
-        throw new BrokerConnectionError(
-          rawUrl,
-          err,
-          TIMED_OUT.test((err as Error).message) ? describeRedisFailure(err, rawUrl) : {},
-        );
-      }
-      log.debug("Redis command failed during a failover ({error}); sending it again", {
-        error: (err as Error).message,
-      });
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
 }
 
 /**

@@ -7,7 +7,13 @@
  */
 
 import { deniedLookup, deniedPermission } from "./errors.ts";
-import { commandTimeoutOf, DEFAULT_COMMAND_TIMEOUT_MS, parseRedisUrl } from "./redis_url.ts";
+import {
+  commandTimeoutOf,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  isClusterUrl,
+  isSentinelUrl,
+  parseRedisUrl,
+} from "./redis_url.ts";
 
 /**
  * Say which of the usual connect failures happened, with what to change.
@@ -59,9 +65,10 @@ export function describeRedisFailure(
     };
   }
   if (/ECONNREFUSED/i.test(message)) {
-    // A Sentinel or Cluster URL lists several hosts: the one refused is in the message.
+    // A Sentinel or Cluster URL lists several hosts, and the master a Sentinel names is none of
+    // them: the one refused is in the message.
     const refused = /ECONNREFUSED (\S+)/.exec(message)?.[1];
-    const where = host === "the server" && refused ? refused : host;
+    const where = refused && (host === "the server" || !isSingleServerUrl(rawUrl)) ? refused : host;
     return { reason: `connection refused: nothing listens on ${where} (${message})` };
   }
   if (TIMED_OUT.test(message)) {
@@ -97,6 +104,11 @@ export function describeRedisFailure(
     };
   }
   return { reason: message };
+}
+
+/** Whether a URL names one server (not Sentinels, not a Cluster's nodes). */
+function isSingleServerUrl(rawUrl: string): boolean {
+  return !isSentinelUrl(rawUrl) && !isClusterUrl(rawUrl);
 }
 
 /** ioredis' message for a command left without a reply for its `commandTimeout`. */

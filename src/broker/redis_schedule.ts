@@ -8,7 +8,8 @@
  */
 
 import type { Redis } from "ioredis";
-import { closeRedis, connectRedis, guardRedis, openRedisConnection } from "./redis_connection.ts";
+import { closeRedis, connectRedis, openRedisConnection } from "./redis_connection.ts";
+import { guardRedis } from "./redis_guard.ts";
 import { isClusterUrl, parseRedisUrl } from "./redis_url.ts";
 import { unlessAborted } from "./sleep.ts";
 import {

@@ -329,3 +329,44 @@ export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 export function commandTimeoutOf(url: RedisUrlOptions, rawUrl: string): number {
   return replyTimeoutOf(url, rawUrl) ?? DEFAULT_COMMAND_TIMEOUT_MS;
 }
+
+/**
+ * How long a command through Redis Sentinel or on a Redis Cluster is sent
+ * again after its connection failed, when the URL sets no
+ * `?failover_wait=`, ms: a failover with Sentinel's defaults takes its
+ * `down-after-milliseconds` (30 s) and an election (a few seconds), a
+ * Cluster's its `cluster-node-timeout` (15 s) and as much again.
+ */
+export const DEFAULT_FAILOVER_WAIT_MS = 60_000;
+
+/**
+ * How long a command through Redis Sentinel or on a Redis Cluster is sent
+ * again after its connection failed (a failover under way), ms: the URL's
+ * `?failover_wait=<seconds>`, else {@link DEFAULT_FAILOVER_WAIT_MS}; 0 for
+ * a single server, whose commands fail at once.
+ *
+ * @example
+ * ```ts
+ * import { failoverWaitOf, parseRedisUrl } from "./redis_url.ts";
+ * const url = "sentinel://127.0.0.1:26379/0?master_name=m&failover_wait=90";
+ * failoverWaitOf(parseRedisUrl(url), url); // 90000
+ * ```
+ *
+ * @param url the parsed URL
+ * @param rawUrl the URL text, for the error
+ * @returns milliseconds
+ * @throws {TypeError} when `failover_wait` is not a number of seconds ≥ 0
+ */
+export function failoverWaitOf(url: RedisUrlOptions, rawUrl: string): number {
+  if (isSingleServer(url)) return 0;
+  const text = url.query.failover_wait;
+  if (text === undefined) return DEFAULT_FAILOVER_WAIT_MS;
+  const seconds = Number(text);
+  if (text.trim() === "" || !Number.isFinite(seconds) || seconds < 0) {
+    throw new TypeError(
+      `Invalid failover_wait "${text}" in "${maskPassword(rawUrl)}": ` +
+        "use a number of seconds, e.g. ?failover_wait=60 (0: never send a failed command again)",
+    );
+  }
+  return Math.ceil(seconds * 1000);
+}

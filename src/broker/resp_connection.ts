@@ -16,6 +16,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { maskPassword } from "./errors.ts";
+import { connectionBack, connectionDropped } from "./resp_outages.ts";
 import {
   dial,
   reconnect,
@@ -236,6 +237,7 @@ export class RespConnection {
       clearTimeout(timer);
     }
     this.#drop(new RedisConnectionError(`connection to ${this.#label} closed`));
+    connectionBack(this.#label, this, this.#o.role ?? "events", false);
   }
 
   async #whenReady(): Promise<void> {
@@ -331,6 +333,7 @@ export class RespConnection {
     // Also when the reconnect loop began waiting meanwhile (a command started this
     // connect between its attempts): it finds the connection ready and stops.
     this.#state = "ready";
+    connectionBack(this.#label, this, o.role ?? "events", true);
     this.#watch(conn);
     o.onReady?.();
   }
@@ -395,11 +398,7 @@ export class RespConnection {
     this.#drop(why);
     if (this.#state === "closed") return;
     if (!wasReady) return;
-    log.warn("Redis {role} connection {url}: {error}; reconnecting", {
-      role: this.#o.role ?? "events",
-      url: this.#label,
-      error: why.message,
-    });
+    connectionDropped(this.#label, this, this.#o.role ?? "events", why.message);
     if (this.#o.reconnect ?? true) void this.#reconnect();
     else this.#state = "idle";
   }

@@ -209,7 +209,6 @@ export async function reconnect(
       await sleep(backoffDelay(attempt + 1, { initialMs: min, maxMs: max, jitter: 0 }), signal);
       if (!steps.stillWaiting()) return;
       await steps.connect();
-      log.info("Redis {role} connection {url}: connected again", { role, url: label });
       return;
     } catch (err) {
       log.debug("Redis {role} connection {url}: {error}", {

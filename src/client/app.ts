@@ -3,7 +3,8 @@
  * producer. Creating or importing an app opens no connection; the broker
  * and backend are opened on first use (connections.ts). The options and
  * their resolved form are in settings.ts, the tasks defined in
- * registry.ts. Sending is in dispatch.ts, how a call is encoded in send.ts;
+ * registry.ts. Sending (checking call options, routing signatures) is in
+ * dispatch.ts, how a call is encoded in send.ts;
  * the worker's publishing hook in publisher.ts.
  *
  * @module
@@ -26,7 +27,6 @@ import { Events } from "./events.ts";
 import type { CeleryOptions, ResolvedConfig } from "./config.ts";
 import { Connections, type OpenOptions } from "./connections.ts";
 import { Dispatch } from "./dispatch.ts";
-import { checkCallOptions } from "./call_option_names.ts";
 import { Task } from "./task.ts";
 import type {
   ApplyOptions,
@@ -38,7 +38,6 @@ import type {
 } from "./task_options.ts";
 import { PUBLISHER, type Publisher } from "./publisher.ts";
 import { TaskRegistry } from "./registry.ts";
-import { routeSignature } from "./routes.ts";
 import { AppSettings } from "./settings.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
 
@@ -70,7 +69,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     config: () => this.#settings.config,
     routes: () => this.#settings.routes,
     publisher: () => this[PUBLISHER],
-    taskQueue: (name) => this.#registry.tasks.get(name)?.options.queue,
+    taskOptions: (name) => this.#registry.tasks.get(name)?.options,
     publish: (message, target) => this.publish(message, target),
     events: () => this.events,
     broker: () => this.broker(),
@@ -282,8 +281,6 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     args: readonly unknown[] = [],
     callOptions: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
-    // Task.delay() passes its task's frozen defaults: only call option names, no check needed.
-    if (!Object.isFrozen(callOptions)) checkCallOptions(callOptions, name);
     const id = await this.#dispatch.send(name, args, callOptions);
     return new AsyncResult<R>(id, this);
   }
@@ -291,8 +288,9 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   /**
    * The options a signature is sent with — by a client applying a canvas and
    * by a worker sending a chain's next step or a callback: its own, then its
-   * task's queue, then its route's (`taskRoutes`) queue, exchange, routing
-   * key and priority.
+   * task's queue, priority, time limits and serializer (when the task is
+   * defined in this app, as Celery's `Task.apply_async` applies them), then
+   * its route's (`taskRoutes`) queue, exchange, routing key and priority.
    *
    * @example
    * ```ts ignore
@@ -311,8 +309,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     kwargs: Record<string, unknown>,
     options: Record<string, unknown>,
   ): Record<string, unknown> {
-    const queue = this.#registry.tasks.get(task)?.options.queue;
-    return routeSignature(this.#settings.routes, queue, task, args, kwargs, options);
+    return this.#dispatch.routeSignature(task, args, kwargs, options);
   }
 
   /**
@@ -346,11 +343,6 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     calls: readonly { name: string; args?: readonly unknown[]; options?: ApplyOptions }[],
     options: SendManyOptions = {},
   ): Promise<AsyncResult<R>[]> {
-    let checked: ApplyOptions | undefined; // delayMany() shares one object between its calls
-    for (const call of calls) {
-      if (call.options !== checked) checkCallOptions(call.options, call.name);
-      checked = call.options;
-    }
     const ids = await this.#dispatch.sendMany(calls, options);
     return ids.map((id) => new AsyncResult<R>(id, this));
   }
@@ -495,9 +487,11 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    *
    * @param queue the queue; default the app's default queue
    * @returns the number of waiting messages
+   * @throws {TypeError} for an empty queue name (on every transport)
    */
-  async queueDepth(queue: string = this.config.defaultQueue): Promise<number> {
-    return await (await this.broker()).queueDepth(queue);
+  async queueDepth(queue?: string): Promise<number> {
+    const name = this.#settings.queueArgument(queue, "app.queueDepth()");
+    return await (await this.broker()).queueDepth(name);
   }
 
   /**
@@ -516,9 +510,11 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    *
    * @param queue the queue; default the app's default queue
    * @returns how many messages were deleted
+   * @throws {TypeError} for an empty queue name (on every transport)
    */
-  async purge(queue: string = this.config.defaultQueue): Promise<number> {
-    return await (await this.broker()).purge(queue);
+  async purge(queue?: string): Promise<number> {
+    const name = this.#settings.queueArgument(queue, "app.purge()");
+    return await (await this.broker()).purge(name);
   }
 
   /**

@@ -14,6 +14,7 @@ import type { Message, SignatureDict } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
 import { publishCanvas } from "./canvas/apply.ts";
 import type { CanvasCall } from "./canvas/signature.ts";
+import { checkCallOptions } from "./call_option_names.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { Events } from "./events.ts";
 import type { Publisher } from "./publisher.ts";
@@ -30,7 +31,7 @@ import {
   publishInOrder,
   routeCall,
 } from "./send.ts";
-import type { ApplyOptions } from "./task_options.ts";
+import type { ApplyOptions, TaskOptions } from "./task_options.ts";
 
 /**
  * What a {@link Dispatch} needs of its app, read at each send (the app's
@@ -44,7 +45,7 @@ import type { ApplyOptions } from "./task_options.ts";
  *   config: () => config,
  *   routes: () => null,
  *   publisher: () => undefined,
- *   taskQueue: () => undefined,
+ *   taskOptions: () => undefined,
  *   publish: (message, target) => broker.publish(message, target),
  *   events: () => events,
  *   broker: () => openBroker(config.broker),
@@ -61,8 +62,8 @@ export interface DispatchHost {
   routes(): CompiledRoutes | null;
   /** The worker's publishing hook inside a worker; `undefined` elsewhere. */
   publisher(): Publisher | undefined;
-  /** The queue option of a task defined in the app, if any (a canvas's default). */
-  taskQueue(name: string): string | undefined;
+  /** The options of a task defined in the app, if any (a canvas's defaults for its sends). */
+  taskOptions(name: string): Readonly<TaskOptions> | undefined;
   /** Publish through the app (its broker, or the publishing hook). */
   publish(message: Message, target: PublishTarget): Promise<void>;
   /** The app's events, for `task-sent`. */
@@ -104,8 +105,11 @@ export class Dispatch {
    * @param args positional arguments
    * @param callOptions the call's options
    * @returns the task id, once the broker has the message
+   * @throws {TypeError} for an unknown call option or one of the wrong type
    */
   async send(name: string, args: readonly unknown[], callOptions: ApplyOptions): Promise<string> {
+    // Task.delay() passes its task's frozen defaults: only call option names, no check needed.
+    if (!Object.isFrozen(callOptions)) checkCallOptions(callOptions, name);
     const sender = this.#sender();
     const encode = this.#encoders.for(sender, name, callOptions);
     const { id, publication, rpc, queue } = encode
@@ -128,8 +132,14 @@ export class Dispatch {
    * @returns the task ids, in order, once the broker has every message
    * @throws the signal's reason, or the broker's error, when nothing was sent
    * @throws {BatchSendError} when the batch stopped after some messages were written
+   * @throws {TypeError} for an unknown call option or one of the wrong type (nothing is sent)
    */
   async sendMany(calls: readonly BatchCall[], options: PublishManyOptions = {}): Promise<string[]> {
+    let checked: ApplyOptions | undefined; // delayMany() shares one object between its calls
+    for (const call of calls) {
+      if (call.options !== checked) checkCallOptions(call.options, call.name);
+      checked = call.options;
+    }
     const signal = options.signal;
     signal?.throwIfAborted();
     const sender = this.#sender();
@@ -165,8 +175,29 @@ export class Dispatch {
    */
   queueFor(task: string, args: readonly unknown[], kwargs: Record<string, unknown>): string {
     const host = this.#host;
-    return routeCall(host.routes(), task, args, { kwargs, queue: host.taskQueue(task) }).queue ??
+    return routeCall(host.routes(), task, args, { kwargs, queue: host.taskOptions(task)?.queue })
+      .queue ??
       host.config().defaultQueue;
+  }
+
+  /**
+   * The options a signature is sent with: its own, then its task's
+   * defaults, then its route's (see `routeSignature` in routes.ts).
+   *
+   * @param task the task name
+   * @param args positional arguments
+   * @param kwargs keyword arguments
+   * @param options the signature's options (Celery's names)
+   * @returns the options to send with
+   */
+  routeSignature(
+    task: string,
+    args: readonly unknown[],
+    kwargs: Record<string, unknown>,
+    options: Record<string, unknown>,
+  ): Record<string, unknown> {
+    const host = this.#host;
+    return routeSignature(host.routes(), host.taskOptions(task), task, args, kwargs, options);
   }
 
   /**
@@ -182,8 +213,7 @@ export class Dispatch {
       {
         oid: host.oid,
         origin: () => this.#originName(),
-        route: (task, args, kwargs, options) =>
-          routeSignature(host.routes(), host.taskQueue(task), task, args, kwargs, options),
+        route: (task, args, kwargs, options) => this.routeSignature(task, args, kwargs, options),
         defaultQueue: host.config().defaultQueue,
         serializer: host.config().taskSerializer,
         compression: host.config().taskCompression ?? null,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ApplyOptions } from "./task_options.ts";
+import type { ApplyOptions, TaskOptions } from "./task_options.ts";
 
 /**
  * Where a call goes: a queue name, or call options (queue, exchange, routing
@@ -177,21 +177,56 @@ const SIGNATURE_ROUTE_KEYS = [
 ] as const;
 
 /**
+ * A task's options that are the defaults of every send of its signatures, by
+ * their Celery option names: what Celery's `Task.apply_async` takes from the
+ * task's attributes (`queue`, `priority`, `time_limit`, `soft_time_limit`,
+ * `serializer`) under a signature's own options.
+ *
+ * @example
+ * ```ts ignore
+ * signatureDefaults({ priority: 7, timeLimit: 30 }); // { priority: 7, time_limit: 30 }
+ * ```
+ *
+ * @param options the task's options, if the task is defined in this app
+ * @returns the defaults that are set (none for an unknown task)
+ */
+export function signatureDefaults(
+  options: Readonly<TaskOptions> | undefined,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (!options) return out;
+  const pairs = [
+    ["queue", options.queue],
+    ["priority", options.priority],
+    ["time_limit", options.timeLimit],
+    ["soft_time_limit", options.softTimeLimit],
+    ["serializer", options.serializer],
+  ] as const;
+  for (const [key, value] of pairs) if (value !== undefined) out[key] = value;
+  return out;
+}
+
+function unset(value: unknown): boolean {
+  return value === undefined || value === null || value === "";
+}
+
+/**
  * The execution options a signature is sent with (a chain step, group or
  * chord member, callback — by the client that applies the canvas and by
- * the worker that sends the next step): its own, then its task's queue, then
- * its route's queue, exchange, routing key and priority, as Celery routes
- * every `apply_async` of a signature.
+ * the worker that sends the next step): its own, then its task's (queue,
+ * priority, time limits, serializer: {@link signatureDefaults}), then its
+ * route's queue, exchange, routing key and priority, as Celery's
+ * `Task.apply_async` and router do for every `apply_async` of a signature.
  *
  * @example
  * ```ts ignore
  * const routes = compileRoutes({ "feeds.*": { queue: "feeds", priority: 9 } });
- * routeSignature(routes, undefined, "feeds.fetch", [], {}, { countdown: 5 });
- * // { countdown: 5, queue: "feeds", priority: 9 }
+ * routeSignature(routes, { timeLimit: 30 }, "feeds.fetch", [], {}, { countdown: 5 });
+ * // { countdown: 5, time_limit: 30, queue: "feeds", priority: 9 }
  * ```
  *
  * @param routes the app's compiled routes, if any
- * @param taskQueue the `queue` the task was defined with, if any
+ * @param taskOptions the options the task was defined with, if it is defined in this app
  * @param task the task name
  * @param args the positional arguments
  * @param kwargs the keyword arguments
@@ -200,20 +235,22 @@ const SIGNATURE_ROUTE_KEYS = [
  */
 export function routeSignature(
   routes: CompiledRoutes | null,
-  taskQueue: string | undefined,
+  taskOptions: Readonly<TaskOptions> | undefined,
   task: string,
   args: readonly unknown[],
   kwargs: Record<string, unknown>,
   options: Record<string, unknown>,
 ): Record<string, unknown> {
-  const own = typeof options.queue === "string" && options.queue !== "" ? options.queue : taskQueue;
-  const route = routes?.(task, args, kwargs, { kwargs, queue: own });
-  if (!route && own === options.queue) return options;
-  const out = { ...options };
-  if (own !== undefined) out.queue = own;
-  for (const [key, name] of SIGNATURE_ROUTE_KEYS) {
-    const value = route?.[name];
-    if ((out[key] === undefined || out[key] === null) && value !== undefined) out[key] = value;
-  }
+  const defaults = signatureDefaults(taskOptions);
+  const own = unset(options.queue) ? defaults.queue : options.queue;
+  const route = routes?.(task, args, kwargs, { kwargs, queue: own as string | undefined });
+  let out = options;
+  const fill = (key: string, value: unknown) => {
+    if (value === undefined || !unset(out[key])) return;
+    if (out === options) out = { ...options };
+    out[key] = value;
+  };
+  for (const key in defaults) fill(key, defaults[key]);
+  for (const [key, name] of SIGNATURE_ROUTE_KEYS) fill(key, route?.[name]);
   return out;
 }

@@ -53,6 +53,32 @@ export class AppSettings {
   }
 
   /**
+   * The queue an app method acts on: `queue`, or the default queue when it
+   * is left out.
+   *
+   * @example
+   * ```ts ignore
+   * settings.queueArgument(undefined, "app.purge()"); // "celery"
+   * settings.queueArgument("", "app.purge()"); // throws TypeError
+   * ```
+   *
+   * @param queue the argument given
+   * @param method the method, for the message
+   * @returns the queue name
+   * @throws {TypeError} for an empty name or one that is not a string
+   */
+  queueArgument(queue: string | undefined, method: string): string {
+    if (queue === undefined) return this.#config.defaultQueue;
+    if (typeof queue !== "string" || queue === "") {
+      throw new TypeError(
+        `${method} needs a queue name, got ${JSON.stringify(queue) ?? queue}: leave it out for ` +
+          `the default queue ("${this.#config.defaultQueue}", the defaultQueue option), or name one`,
+      );
+    }
+    return queue;
+  }
+
+  /**
    * Override options, as `app.configure()` does.
    *
    * @example

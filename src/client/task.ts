@@ -8,6 +8,7 @@
 
 import type { AsyncResult } from "./async_result.ts";
 import { type CanvasApp, Group, Signature } from "./canvas/signature.ts";
+import { signatureDefaults } from "./routes.ts";
 import type { ApplyOptions, DelayManyOptions, TaskOptions, TaskSender } from "./task_options.ts";
 
 /** The task options that are a call's defaults (its call options override them). */
@@ -162,14 +163,7 @@ export class Task<A extends unknown[], R> {
     immutable: boolean,
     type: string | null,
   ): Signature<X> {
-    const o = this.options;
-    const options = stripUndefined({
-      queue: o.queue,
-      priority: o.priority,
-      time_limit: o.timeLimit,
-      soft_time_limit: o.softTimeLimit,
-      serializer: o.serializer,
-    });
+    const options = signatureDefaults(this.options);
     return new Signature<X>(this.#canvasApp(), {
       task,
       args,

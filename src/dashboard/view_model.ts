@@ -185,14 +185,17 @@ export class ViewModel {
   }
 
   /**
-   * Apply an `inspect stats` reply: each worker's pool size.
+   * Apply an `inspect stats` reply: each worker's pool size (see {@link poolSize});
+   * a worker whose size changed is in the next {@link ViewModel.takeChanges}.
    *
    * @param replies node name → stats
    */
   applyStats(replies: Record<string, unknown>): void {
     for (const [node, stats] of Object.entries(replies)) {
-      const pool = (stats as { pool?: Record<string, unknown> } | null)?.pool?.["max-concurrency"];
-      if (typeof pool === "number" && this.workers.setInspected(node, { pool })) {
+      const pool = poolSize(stats);
+      if (pool === null) continue;
+      const before = this.workers.get(node)?.pool;
+      if (this.workers.setInspected(node, { pool }) && pool !== before) {
         this.#changedWorkers.add(node);
       }
     }
@@ -239,4 +242,30 @@ export class ViewModel {
     this.#eventsSince = 0;
     return changes;
   }
+}
+
+/**
+ * A worker's pool size from its `inspect stats` reply: the number of
+ * `pool.processes` when the pool lists them (Celery's prefork and solo pools,
+ * one per Web Worker for Celeriac), else `pool["max-concurrency"]` (threads,
+ * eventlet, gevent). A prefork pool's `max-concurrency` is the size it started
+ * with: it stays put through `pool_grow`, `pool_shrink` and autoscaling, while
+ * `processes` follows them.
+ *
+ * @example
+ * ```ts
+ * import { poolSize } from "./view_model.ts";
+ * poolSize({ pool: { "max-concurrency": 2, processes: [11, 12, 13] } }); // 3, after a pool_grow 1
+ * poolSize({ pool: { "max-concurrency": 8, threads: 0 } }); // 8
+ * ```
+ *
+ * @param stats one node's `inspect stats` reply
+ * @returns the size, or null when the reply gives none
+ */
+export function poolSize(stats: unknown): number | null {
+  const pool = (stats as { pool?: Record<string, unknown> } | null)?.pool;
+  const processes = pool?.processes;
+  if (Array.isArray(processes) && processes.length > 0) return processes.length;
+  const max = pool?.["max-concurrency"];
+  return typeof max === "number" ? max : null;
 }

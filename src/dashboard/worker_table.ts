@@ -45,7 +45,7 @@ export interface WorkerRecord {
   loadavg: number[];
   /** Queues it consumes (from `inspect active_queues`), once known. */
   queues: string[];
-  /** Pool size (`inspect stats`: `pool["max-concurrency"]`), once known. */
+  /** Pool size (`inspect stats`: how many `pool.processes`, else `max-concurrency`), once known. */
   pool: number | null;
 }
 

@@ -234,12 +234,56 @@ function send(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   return { id };
 }
 
+/**
+ * Options a canvas keeps to itself — its ids and its place in an outer
+ * group, chord or chain — rather than passing them to its parts.
+ */
+const OWN_KEYS = new Set([
+  "task_id",
+  "group_id",
+  "group_index",
+  "chord",
+  "chain",
+  "root_id",
+  "parent_id",
+]);
+
+/** A canvas's options that its parts take (`.set()` on a chain, group or chord; its links). */
+function partOptions(options: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k in options) if (!OWN_KEYS.has(k)) out[k] = options[k];
+  return out;
+}
+
+/** `sig` with `links` added after its own `link` or `link_error` signatures. */
+function addLinks(
+  sig: SignatureDict,
+  name: "link" | "link_error",
+  links: unknown,
+): SignatureDict {
+  const extra = sigList(links, `${sig.task}.options.${name}`);
+  if (!extra) return sig;
+  const own = sigList(sig.options[name], `${sig.task}.options.${name}`) ?? [];
+  return { ...sig, options: { ...sig.options, [name]: [...own, ...extra] } };
+}
+
+/**
+ * As Celery's `chain.run`: the chain's errbacks go on every step, its
+ * callbacks on the last, its other options (`.set()`) on the first, under
+ * the call's.
+ */
 function applyChain(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   const steps = chainSteps(sig);
   if (steps.length === 0) throw new TypeError("A chain needs at least one task");
-  const rest = steps.slice(1).map((s) => freeze(s, ctx));
+  const { link, link_error, ...first } = partOptions(sig.options);
+  const linked = steps.map((s, i) => {
+    const t = addLinks(s, "link_error", link_error);
+    return i === steps.length - 1 ? addLinks(t, "link", link) : t;
+  });
+  const rest = linked.slice(1).map((s) => freeze(s, ctx));
   const embedChain = [...(call.chain ?? []), ...rest.slice().reverse()];
-  let node = apply(steps[0], { ...call, chain: embedChain }, ctx);
+  const options = { ...first, ...call.options };
+  let node = apply(linked[0], { ...call, options, chain: embedChain }, ctx);
   for (const step of rest) node = { ...resultOf(step), parent: node };
   return node;
 }
@@ -251,7 +295,9 @@ function applyGroup(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
     return apply(chordSignature(sig, next), { ...call, chain: call.chain.slice(0, -1) }, ctx);
   }
   const gid = optionText(sig.options.task_id) ?? optionText(call.options.task_id) ?? ctx.newId();
-  const { task_id: _, ...memberOptions } = call.options;
+  // As Celery's group.apply_async: the group's own options (`.set()`, its links) go to every member.
+  const { task_id: _, ...callOptions } = call.options;
+  const memberOptions = { ...partOptions(sig.options), ...callOptions };
   const members = tasksOf(sig).map((t, i) => {
     const extra = { group_id: gid, group_index: ctx.groupIndex === "always" ? i : null };
     return apply(withOptions(t, extra), { ...call, chain: null, options: memberOptions }, ctx);
@@ -262,8 +308,17 @@ function applyGroup(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
 function applyChord(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   const { header, body } = chordParts(sig);
   const gid = optionText(header.options.task_id) ?? optionText(sig.options.task_id) ?? ctx.newId();
-  const { task_id: _, ...memberOptions } = call.options;
-  let frozenBody = freeze(body, ctx);
+  // As Celery's chord: its own options go to the body and to the header members (under the
+  // header group's), its links only to the body (chord.link / chord.link_error).
+  const { link, link_error, ...own } = partOptions(sig.options);
+  const { task_id: _, ...callOptions } = call.options;
+  const memberOptions = { ...partOptions(header.options), ...own, ...callOptions };
+  const ownBody = addLinks(
+    addLinks({ ...body, options: { ...body.options, ...own } }, "link", link),
+    "link_error",
+    link_error,
+  );
+  let frozenBody = freeze(ownBody, ctx);
   if (call.chain?.length) {
     const own = sigList(frozenBody.options.chain, "chord.body.options.chain") ?? [];
     frozenBody = {

@@ -16,6 +16,7 @@ import { BatchPublishError, ExchangeNotFoundError } from "../broker/errors.ts";
 import { publishInOrder } from "../client/send.ts";
 import type { Publication, PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
+import { type CodecNeeds, loadCodecs } from "../protocol/codecs.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import type { Embed, Message, SignatureDict } from "../protocol/message.ts";
@@ -307,6 +308,14 @@ async function sendRun(run: EncodedRun, io: CanvasIo): Promise<void> {
  * @param io backend and publisher
  */
 export async function publishAll(publishes: readonly Outgoing[], io: CanvasIo): Promise<void> {
+  // The worker loads msgpack and compression when a message it takes needs them; a follow-up
+  // may ask for them first (a chain step of a task defined with `serializer: "msgpack"`).
+  const needs: CodecNeeds = {};
+  for (const { codecs } of publishes) {
+    if (codecs?.msgpack) needs.msgpack = true;
+    if (codecs?.compression) needs.compression = true;
+  }
+  if (needs.msgpack || needs.compression) await loadCodecs(needs);
   let next = publishes.length > 0 ? encodeRun(publishes, 0) : null;
   while (next !== null) {
     const run = next;

@@ -13,6 +13,7 @@
 import type { PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
 import { canvasTarget, encodeCanvasSend } from "../protocol/canvas_message.ts";
+import type { CodecNeeds } from "../protocol/codecs.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
 import type { Embed, Message, SignatureDict } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
@@ -29,6 +30,8 @@ export interface Outgoing {
   target: PublishTarget;
   /** Its task id. */
   taskId: string;
+  /** Optional codecs its encoding needs (its signature asks for msgpack or compression). */
+  codecs?: CodecNeeds;
   /** Chord sizes the result backend must store before this message is published. */
   chordSizes?: { groupId: string; size: number }[];
   /**
@@ -152,6 +155,7 @@ export function applySignature(
       message: () => encodeCanvasSend(send, sender),
       target: canvasTarget(send, parent.defaultQueue),
       taskId: send.id,
+      codecs: codecsOf(send.options),
       chordSizes: i === 0 && plan.chordSizes.length ? plan.chordSizes : undefined,
       chord: body && send.group
         ? {
@@ -164,6 +168,13 @@ export function applySignature(
     });
   });
   into.children.push(plan.result.members ? plan.result : { id: plan.result.id });
+}
+
+/** The optional codecs a send's options ask for; `undefined` for JSON, uncompressed. */
+function codecsOf(options: Record<string, unknown>): CodecNeeds | undefined {
+  const msgpack = options.serializer === "msgpack";
+  const compression = typeof options.compression === "string" && options.compression !== "";
+  return msgpack || compression ? { msgpack, compression } : undefined;
 }
 
 function empty(): FollowUps {

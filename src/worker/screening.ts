@@ -39,13 +39,17 @@ const log = getLogger(["celeriac", "worker"]);
 export const DEFAULT_MAX_DELIVERIES = 5;
 
 /**
- * Exception types a worker stores when it parks a message it did not run:
- * such a FAILURE does not make a requeued message a duplicate.
+ * Exception types a worker stores when it parks a message it did not run
+ * (an unknown task, a refused content type, a body or headers it cannot
+ * decode, a poison message): such a FAILURE does not make a requeued message
+ * a duplicate, so a requeue runs it, or parks it again while it is still
+ * refused, instead of dropping it.
  */
 const REFUSALS: ReadonlySet<string> = new Set([
   "NotRegistered",
   "ContentDisallowed",
   "DecodeError",
+  "ProtocolError",
   "PoisonMessage",
 ]);
 

@@ -1,5 +1,7 @@
 /**
- * The `threads` pool: Web Workers grouped by permission sandbox.
+ * The `threads` pool: Web Workers grouped by permission sandbox. A Web
+ * Worker is started and wired in `member_spawn.ts` and posted to through
+ * `pool_member.ts`.
  *
  * @module
  */
@@ -10,14 +12,12 @@ import { BlockingAverage, messagesOf } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
 import { type Group, type Member, postTo } from "./pool_member.ts";
-import { unpackOutcomes } from "./run_batch.ts";
-import type { FromRunner } from "./pool_protocol.ts";
+import { spawnMember } from "./member_spawn.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
-import { cannotSpawn, checkSandboxStart } from "./sandbox_start.ts";
+import { checkSandboxStart } from "./sandbox_start.ts";
 import { SeqMap } from "./seq_map.ts";
-import { spawnRunner } from "./spawn_runner.ts";
 import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
@@ -235,71 +235,16 @@ export class ThreadPool implements Pool {
   }
 
   #spawn(group: Group): Member {
-    let worker: Worker;
-    try {
-      worker = spawnRunner(new URL("./runner.ts", import.meta.url), group.spawn.permissions);
-    } catch (err) {
-      throw cannotSpawn(group, (err as Error).message);
-    }
-    const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
-    ready.catch(() => {});
-    const member: Member = {
-      group,
-      worker,
-      load: 0,
-      assigned: 0,
-      sent: new Int32Array(new SharedArrayBuffer(4)),
-      ready,
-      up: false,
-      dead: false,
-      retiring: false,
-    };
-    const fail = (reason: string) => {
-      reject(new Error(`A Web Worker failed: ${reason}`));
-      this.#fail(member, reason);
-    };
-    worker.onmessage = (e: MessageEvent<FromRunner>) => {
-      const msg = e.data;
-      switch (msg.type) {
-        case "ready":
-          member.up = true;
-          group.failures = 0;
-          resolve();
-          break;
-        case "init-error":
-          fail(`the app module failed to load:\n${msg.error}`);
-          break;
-        case "outcomes":
-          this.#onOutcomes(member, unpackOutcomes(msg.outcomes), msg.memory);
-          break;
-        case "publish":
-          this.#events.onPublish(msg.message, msg.target).then(
-            () => postTo(member, { type: "published", id: msg.id }),
-            (err) => postTo(member, { type: "published", id: msg.id, error: String(err) }),
-          );
-          break;
-        case "store":
-          (this.#events.onState?.(msg.seq, msg.status, msg.meta) ?? Promise.resolve()).then(
-            () => postTo(member, { type: "stored", id: msg.id }),
-            (err) => postTo(member, { type: "stored", id: msg.id, error: String(err) }),
-          );
-          break;
-      }
-    };
-    worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      fail(e.message);
-    };
-    postTo(member, {
-      type: "init",
+    return spawnMember(group, {
       module: this.#options.module,
       exportName: this.#options.exportName,
       config: this.#options.config,
       measureMemory: this.#policy.measuresMemory,
-      revoke: group.spawn.revoke,
-      sent: member.sent,
+    }, {
+      events: this.#events,
+      onOutcomes: (member, outcomes, memory) => this.#onOutcomes(member, outcomes, memory),
+      onFail: (member, reason) => this.#fail(member, reason),
     });
-    return member;
   }
 
   #onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void {

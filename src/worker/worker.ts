@@ -34,7 +34,8 @@
  *   chords; `last_resort.ts` — errors while receiving or settling park
  *   rather than crash.
  * - `pool_setup.ts`, `pool.ts`, `runner.ts`, `executor.ts` — the Web Worker
- *   (or inline) pool and the code running a task; `recycling.ts` (per Web
+ *   (or inline) pool and the code running a task (`thread_pool.ts`, each
+ *   Web Worker started in `member_spawn.ts`); `recycling.ts` (per Web
  *   Worker, inside the pool), `time_limits.ts`, `sandboxes.ts`;
  *   `autoscaler.ts` grows and shrinks it (`--autoscale`, rules in
  *   `autoscale_policy.ts`).
@@ -61,6 +62,7 @@ import { settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
 import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { HeapCap } from "./heap_cap.ts";
+import { retryWhileDown } from "../broker/outage.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { logReady } from "./ready_log.ts";
 import { createPool } from "./pool_setup.ts";
@@ -278,8 +280,15 @@ export class Worker {
       ? null
       : await this.#app.resultBackend({ signal });
     if (this.#stopping) return;
-    for (const q of this.queues) await unlessAborted(s.broker.declareQueue(q), signal);
-    const revoked = await unlessAborted(s.broker.listRevoked(), signal);
+    // A server that drops now (restarting while workers start) is waited for, as later steps
+    // wait for it, instead of failing the start with a BrokerConnectionError and exiting.
+    const broker = s.broker;
+    const whileDown = <T>(what: string, fn: () => Promise<T>) =>
+      unlessAborted(retryWhileDown(fn, { limit: s.outageRetryLimit, what, signal }), signal);
+    for (const q of this.queues) {
+      await whileDown(`declare queue ${q}`, () => broker.declareQueue(q));
+    }
+    const revoked = await whileDown("read revoked ids", () => broker.listRevoked());
     for (const e of revoked) s.revoked.add([e.id], e.expiresAt.getTime());
     if (this.#stopping) return;
     s.events = new EventDispatcher(s.broker, this.hostname, s.clock, {
@@ -309,7 +318,7 @@ export class Worker {
     if (s.options.remoteControl ?? true) {
       // Ended by the shutdown's abort of #control, which undoes the subscription.
       const pidbox = new RemoteControl(s.broker, this.#controlTarget(), s.clock);
-      await unlessAborted(pidbox.start(this.#control.signal), signal);
+      await whileDown("subscribe to remote control", () => pidbox.start(this.#control.signal));
       if (this.#stopping) return;
       this.#nameCheck = warnIfNameTaken(pidbox, this.hostname, this.#control.signal);
     }

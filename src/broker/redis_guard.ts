@@ -1,0 +1,114 @@
+/**
+ * Commands sent again while a Redis Sentinel or Cluster fails over
+ * ({@link guardRedis}), and the words a failure is reported with.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { BrokerConnectionError } from "./errors.ts";
+import { CLOSED, describeRedisFailure, isConnectionFailure, TIMED_OUT } from "./redis_failures.ts";
+import { failoverWaitOf, parseRedisUrl } from "./redis_url.ts";
+
+const log = getLogger(["celeriac", "redis"]);
+
+/**
+ * The last error a connection of each URL reported that says why (not
+ * ioredis' "Connection is closed." nor its Sentinel retry chatter), to
+ * explain a command that failed with "Connection is closed." or "Reached the
+ * max retries per request limit".
+ */
+const urlErrors = new Map<string, Error>();
+
+/**
+ * Remember a connection's error as the reason its URL's commands fail, when
+ * it says one (a socket's `connect ECONNREFUSED host:port`, not ioredis'
+ * "Connection is closed.").
+ *
+ * @example
+ * ```ts ignore
+ * client.on("error", (err) => noteFailure(rawUrl, err));
+ * ```
+ *
+ * @param rawUrl the connection's URL
+ * @param err what it reported
+ */
+export function noteFailure(rawUrl: string, err: Error): void {
+  if (CLOSED.test(err.message) || /All sentinels are unreachable\. Retrying/.test(err.message)) {
+    return;
+  }
+  urlErrors.set(rawUrl, err);
+}
+
+/** {@link failoverWaitOf} of each URL given to {@link guardRedis}. */
+const urlWaits = new Map<string, number>();
+
+/** How long the failed commands of a URL are sent again, ms (0 on a single server). */
+function failoverWaitOfUrl(rawUrl: string): number {
+  let wait = urlWaits.get(rawUrl);
+  if (wait === undefined) {
+    wait = failoverWaitOf(parseRedisUrl(rawUrl), rawUrl);
+    urlWaits.set(rawUrl, wait);
+  }
+  return wait;
+}
+
+/**
+ * What to report for a command that failed on a lost connection: the
+ * connection's last error that says why (`connect ECONNREFUSED host:port`)
+ * rather than ioredis' "Connection is closed." or "Reached the max retries
+ * per request limit (which is 3). Refer to ...".
+ */
+function realFailure(rawUrl: string, err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  if (err.name !== "MaxRetriesPerRequestError" && !CLOSED.test(err.message)) return err;
+  const real = urlErrors.get(rawUrl);
+  return real ? new Error(`the connection was lost: ${real.message}`, { cause: err }) : err;
+}
+
+/**
+ * Run Redis commands, turning connection failures into a
+ * {@link BrokerConnectionError} (command errors pass through). Through
+ * Redis Sentinel (`sentinel://`) or Redis Cluster (`redis+cluster://`), a
+ * command that failed because the old master went away is sent again,
+ * every 250 ms for the URL's `?failover_wait=` (60 s by default: a
+ * failover with Sentinel's default `down-after-milliseconds` of 30 s takes
+ * 31-35 s), while a replica is promoted and ioredis reconnects to it. A
+ * publish may then reach Redis twice (at-least-once, as kombu's publish
+ * retry). On a single server the first failure is thrown. A failure is
+ * reported with the connection's own error (`connect ECONNREFUSED ...`),
+ * not ioredis' "Reached the max retries per request limit".
+ *
+ * @example
+ * ```ts ignore
+ * const n = await guardRedis(url, () => client.llen("celery"));
+ * ```
+ *
+ * @param rawUrl the server's URL, for the error
+ * @param fn the commands
+ * @returns what they return
+ */
+export async function guardRedis<T>(rawUrl: string, fn: () => Promise<T>): Promise<T> {
+  const until = Date.now() + failoverWaitOfUrl(rawUrl);
+  while (true) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isConnectionFailure(err)) throw err;
+      if (Date.now() >= until) {
+        const real = realFailure(rawUrl, err);
+        throw new BrokerConnectionError(
+          rawUrl,
+          real,
+          TIMED_OUT.test((err as Error).message) || real !== err
+            ? describeRedisFailure(real, rawUrl)
+            : {},
+        );
+      }
+      log.debug("Redis command failed during a failover ({error}); sending it again", {
+        error: (err as Error).message,
+      });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}

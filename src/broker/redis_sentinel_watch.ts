@@ -1,0 +1,150 @@
+/**
+ * What a process says about a Redis master it reaches through Sentinel:
+ * one warning when the master becomes unreachable, one line when a
+ * connection reaches it again — naming the new master after a failover —
+ * and a reminder every 30 s while it stays unreachable. Every connection of
+ * the process to the same master (broker, backend, subscribers, blocking
+ * connections) shares this state, so a failover is told once, not once per
+ * connection every few seconds in ioredis' words ("connect ECONNREFUSED",
+ * "All sentinels are unreachable. Retrying from scratch", which ioredis
+ * also says when the Sentinels answer and the master they name refuses).
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Redis } from "ioredis";
+import { CLOSED } from "./redis_failures.ts";
+
+const log = getLogger(["celeriac", "redis"]);
+
+/** ioredis' word for a round over the Sentinels that found no master it could connect to. */
+const RETRYING = /All sentinels are unreachable\. Retrying/;
+
+/** How often a master that stays unreachable is mentioned again, ms. */
+const REMIND_EVERY_MS = 30_000;
+
+/** A master as this process last saw it. */
+interface MasterState {
+  /** `host:port` of the master the last connection that became ready reached. */
+  address?: string;
+  /** When it became unreachable (`Date.now()`), while it is. */
+  downSince?: number;
+  /** When the last warning about it was logged. */
+  lastSaid: number;
+  /** The first error of the outage, the one that says why. */
+  reason?: string;
+  /** Its connections that are up. */
+  ready: Set<Redis>;
+}
+
+/** Masters by `<name> via <sentinels>`, shared by the connections of this process. */
+const masters = new Map<string, MasterState>();
+
+/** Which master a connection reaches: `{ name, sentinels }` of its options. */
+export interface SentinelMaster {
+  /** The master's name (`?master_name=`). */
+  name: string;
+  /** The Sentinels asked for it. */
+  sentinels: { host?: string; port?: number }[];
+}
+
+/**
+ * Log a Sentinel connection's outages and failovers once per process and
+ * master (see the module's description), instead of each error of each
+ * connection. `onError` still receives every error (to remember why a
+ * connect failed).
+ *
+ * @example
+ * ```ts ignore
+ * watchSentinelMaster(client, { name: "mymaster", sentinels }, 60_000);
+ * ```
+ *
+ * @param client an ioredis connection through Sentinel
+ * @param master the master's name and its Sentinels
+ * @param failoverWaitMs how long failed commands are sent again (said in the warning)
+ */
+export function watchSentinelMaster(
+  client: Redis,
+  master: SentinelMaster,
+  failoverWaitMs: number,
+): void {
+  const key = `${master.name} via ${
+    master.sentinels.map((s) => `${s.host ?? "127.0.0.1"}:${s.port ?? 26379}`).sort().join(",")
+  }`;
+  let state = masters.get(key);
+  if (!state) {
+    state = { lastSaid: 0, ready: new Set() };
+    masters.set(key, state);
+  }
+  const known = state;
+  client.on("ready", () => {
+    known.ready.add(client);
+    const stream =
+      (client as unknown as { stream?: { remoteAddress?: string; remotePort?: number } })
+        .stream;
+    const address = stream?.remoteAddress ? `${stream.remoteAddress}:${stream.remotePort}` : "";
+    const previous = known.address;
+    known.address = address || previous;
+    if (known.downSince === undefined) {
+      if (previous && address && previous !== address) {
+        log.warn("Redis master {name} is now {address} (was {previous})", {
+          name: master.name,
+          address,
+          previous,
+        });
+      }
+      return;
+    }
+    const seconds = ((Date.now() - known.downSince) / 1000).toFixed(1);
+    known.downSince = undefined;
+    known.reason = undefined;
+    if (previous && address && previous !== address) {
+      log.warn(
+        "Redis master {name} is now {address} (was {previous}): the Sentinels failed over; " +
+          "connected again after {seconds} s",
+        { name: master.name, address, previous, seconds },
+      );
+    } else {
+      log.info("Redis master {name} at {address} is reachable again after {seconds} s", {
+        name: master.name,
+        address: address || "?",
+        seconds,
+      });
+    }
+  });
+  client.on("close", () => known.ready.delete(client));
+  client.on("error", (err: Error) => {
+    // Another connection reaches the master: this one is late to reconnect (its socket to the
+    // previous master failed after the failover), not an outage.
+    if (known.ready.size > 0) {
+      log.debug("Redis master {name}: {error}", { name: master.name, error: err.message });
+      return;
+    }
+    const now = Date.now();
+    const starting = known.downSince === undefined;
+    if (starting) {
+      known.downSince = now;
+      known.lastSaid = now;
+    }
+    if (!CLOSED.test(err.message) && !RETRYING.test(err.message)) known.reason ??= err.message;
+    if (!starting && now - known.lastSaid < REMIND_EVERY_MS) {
+      log.debug("Redis master {name}: {error}", { name: master.name, error: err.message });
+      return;
+    }
+    known.lastSaid = now;
+    log.warn(
+      starting
+        ? "Redis master {name} at {address} is unreachable ({error}): asking the Sentinels " +
+          "for it again; failed commands are sent again for {wait} s (?failover_wait=)"
+        : "Redis master {name} still unreachable after {down} s ({error}); asking the Sentinels",
+      {
+        name: master.name,
+        address: known.address ?? "?",
+        error: known.reason ?? "its connection closed",
+        wait: failoverWaitMs / 1000,
+        down: ((now - known.downSince!) / 1000).toFixed(0),
+      },
+    );
+  });
+}

@@ -1,0 +1,114 @@
+/**
+ * Starting one Web Worker of the threads pool: the {@link Member} the main
+ * thread keeps for it, its `init` message, and what it sends back (ready,
+ * a failed app module, outcomes, publishes and state updates) wired to the
+ * pool (`thread_pool.ts`).
+ *
+ * @module
+ */
+
+import type { RunOutcome } from "./executor.ts";
+import type { PoolEvents } from "./pool.ts";
+import { type Group, type Member, postTo } from "./pool_member.ts";
+import type { FromRunner, ToRunner } from "./pool_protocol.ts";
+import { unpackOutcomes } from "./run_batch.ts";
+import { cannotSpawn } from "./sandbox_start.ts";
+import { spawnRunner } from "./spawn_runner.ts";
+
+/** What every Web Worker of a pool is told at start: the app module and its settings. */
+export type MemberInit = Pick<
+  Extract<ToRunner, { type: "init" }>,
+  "module" | "exportName" | "config" | "measureMemory"
+>;
+
+/** Where a member's messages go. */
+export interface MemberHooks {
+  /** The pool's events: a member's publishes and state updates are made through them. */
+  events: Pick<PoolEvents, "onPublish" | "onState">;
+  /** A batch of outcomes, and the heap size when measured. */
+  onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void;
+  /** The Web Worker crashed or could not load the app module (its `ready` has rejected). */
+  onFail(member: Member, reason: string): void;
+}
+
+/**
+ * Start a Web Worker in `group`'s sandbox and post it `init`. Its `ready`
+ * resolves once it has loaded the app module, and rejects (handled) when
+ * it fails first.
+ *
+ * @example
+ * ```ts ignore
+ * const member = spawnMember(group, { module, config: {} }, {
+ *   events,
+ *   onOutcomes: (m, outcomes) => settle(outcomes),
+ *   onFail: (m, reason) => replace(m, reason),
+ * });
+ * await member.ready;
+ * ```
+ *
+ * @param group the sandbox group it belongs to
+ * @param init the app module and settings
+ * @param hooks where its messages go
+ * @returns the member
+ * @throws {Error} when the Web Worker cannot be started (see `cannotSpawn`)
+ */
+export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks): Member {
+  let worker: Worker;
+  try {
+    worker = spawnRunner(new URL("./runner.ts", import.meta.url), group.spawn.permissions);
+  } catch (err) {
+    throw cannotSpawn(group, (err as Error).message);
+  }
+  const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
+  ready.catch(() => {});
+  const member: Member = {
+    group,
+    worker,
+    load: 0,
+    assigned: 0,
+    sent: new Int32Array(new SharedArrayBuffer(4)),
+    ready,
+    up: false,
+    dead: false,
+    retiring: false,
+  };
+  const fail = (reason: string) => {
+    reject(new Error(`A Web Worker failed: ${reason}`));
+    hooks.onFail(member, reason);
+  };
+  const { events } = hooks;
+  worker.onmessage = (e: MessageEvent<FromRunner>) => {
+    const msg = e.data;
+    switch (msg.type) {
+      case "ready":
+        member.up = true;
+        group.failures = 0;
+        resolve();
+        break;
+      case "init-error":
+        fail(`the app module failed to load:\n${msg.error}`);
+        break;
+      case "outcomes":
+        hooks.onOutcomes(member, unpackOutcomes(msg.outcomes), msg.memory);
+        break;
+      case "publish":
+        events.onPublish(msg.message, msg.target).then(
+          () => postTo(member, { type: "published", id: msg.id }),
+          (err) => postTo(member, { type: "published", id: msg.id, error: String(err) }),
+        );
+        break;
+      case "store":
+        (events.onState?.(msg.seq, msg.status, msg.meta) ?? Promise.resolve()).then(
+          () => postTo(member, { type: "stored", id: msg.id }),
+          (err) => postTo(member, { type: "stored", id: msg.id, error: String(err) }),
+        );
+        break;
+    }
+  };
+  worker.onerror = (e: ErrorEvent) => {
+    e.preventDefault();
+    fail(e.message);
+  };
+  postTo(member, { type: "init", ...init, revoke: group.spawn.revoke, sent: member.sent });
+  return member;
+}

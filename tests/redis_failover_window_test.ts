@@ -1,0 +1,139 @@
+/**
+ * How long commands through Redis Sentinel (and on a Cluster) are sent again
+ * while a failover runs, and what a process says about it: a window that
+ * covers a failover with Sentinel's default timing (`down-after-milliseconds`
+ * 30 s), one warning when the master goes, one line naming the new master,
+ * and no ioredis wording ("Connection is closed.", "Reached the max retries
+ * per request limit", "All sentinels are unreachable. Retrying from
+ * scratch"). The failover itself runs on private servers (failoverSet:
+ * Sentinels with `down-after-milliseconds 1000`).
+ */
+
+import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { openRedisBackend } from "../src/backend/redis.ts";
+import { BrokerConnectionError } from "../src/broker/errors.ts";
+import { openRedisBroker } from "../src/broker/redis.ts";
+import { guardRedis, noteFailure } from "../src/broker/redis_guard.ts";
+import { failoverWaitOf, parseRedisUrl } from "../src/broker/redis_url.ts";
+import { message } from "./broker_conformance.ts";
+import { command, failoverSet, waitUntil } from "./helpers/redis_servers.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+const wait = (url: string) => failoverWaitOf(parseRedisUrl(url), url);
+
+Deno.test("failover window: 60 s by default through Sentinel and on a Cluster, none on one server", () => {
+  // Sentinel's default down-after-milliseconds is 30 s, and the election takes a few more: the
+  // window was 15 s, so a publish during a default failover failed half-way through it.
+  assert.equal(wait("sentinel://10.0.0.1:26379/0?master_name=m"), 60_000);
+  assert.equal(wait("redis+cluster://10.0.0.1:7000,10.0.0.2:7000"), 60_000);
+  assert.equal(wait("redis://127.0.0.1:6379/0"), 0);
+  assert.equal(wait("sentinel://10.0.0.1:26379/0?master_name=m&failover_wait=2.5"), 2_500);
+  assert.equal(wait("sentinel://10.0.0.1:26379/0?master_name=m&failover_wait=0"), 0);
+  assert.throws(
+    () => wait("sentinel://:pw@10.0.0.1:26379/0?master_name=m&failover_wait=soon"),
+    (err: unknown) =>
+      err instanceof TypeError && /failover_wait "soon"/.test(err.message) &&
+      /\?failover_wait=60/.test(err.message) && !err.message.includes(":pw@"),
+  );
+});
+
+Deno.test("failover window: commands are sent again for ?failover_wait=, then fail in plain words", async () => {
+  const url = "sentinel://127.0.0.1:1/0?master_name=window&failover_wait=0.6";
+  let calls = 0;
+  const started = Date.now();
+  const err = await guardRedis(url, () => {
+    calls++;
+    const e = new Error("Reached the max retries per request limit (which is 3). Refer to ...");
+    e.name = "MaxRetriesPerRequestError";
+    return Promise.reject(e);
+  }).catch((e) => e);
+  const took = Date.now() - started;
+  assert.ok(err instanceof BrokerConnectionError, String(err));
+  assert.ok(took >= 600 && took < 2_000, `gave up after ${took} ms`);
+  assert.ok(calls >= 3, `sent ${calls} times`);
+
+  // What the connection last said replaces ioredis' "max retries" wording.
+  noteFailure(url, new Error("Connection is closed."));
+  noteFailure(url, new Error("connect ECONNREFUSED 127.0.0.1:6390"));
+  noteFailure(url, new Error("All sentinels are unreachable. Retrying from scratch after 200ms."));
+  const said = await guardRedis(url, () => {
+    const e = new Error("Reached the max retries per request limit (which is 3). Refer to ...");
+    e.name = "MaxRetriesPerRequestError";
+    return Promise.reject(e);
+  }).catch((e) => e);
+  assert.ok(said instanceof BrokerConnectionError);
+  assert.match(said.message, /connection refused: nothing listens on 127\.0\.0\.1:6390/);
+  assert.doesNotMatch(said.message, /max retries|maxRetriesPerRequest/);
+
+  // A command that succeeds within the window returns its value.
+  let n = 0;
+  const value = await guardRedis(
+    url,
+    () => ++n < 2 ? Promise.reject(new Error("connect ECONNREFUSED x")) : Promise.resolve(7),
+  );
+  assert.equal(value, 7);
+});
+
+Deno.test({
+  name:
+    "failover window: a Sentinel failover is told once: master unreachable, then the new master",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const servers = await failoverSet("failover-log");
+  const base = servers.base;
+  const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3};` +
+    `sentinel://127.0.0.1:${base + 4}/0?master_name=m1`;
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { keep: (r) => records.push(r) },
+    loggers: [
+      { category: ["celeriac"], lowestLevel: "info", sinks: ["keep"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  const broker = await openRedisBroker(url);
+  const backend = await openRedisBackend(url);
+  try {
+    const queue = `failover-log-${crypto.randomUUID().slice(0, 8)}`;
+    await broker.publish(message("before"), { routingKey: queue });
+    await backend.get(crypto.randomUUID());
+    await servers.processes[0]!.kill();
+    // Sent while the master is down: rides the failover out.
+    await broker.publish(message("during"), { routingKey: queue });
+    assert.equal(await backend.get(crypto.randomUUID()), null);
+    await waitUntil(
+      "the replica's promotion",
+      async () =>
+        (await command(base + 2, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "m1") as string[])[1] ===
+          String(base + 1),
+      30_000,
+    );
+    assert.equal(await command(base + 1, "LLEN", queue), 2);
+    const lines = records.map((r) =>
+      `${r.level} ${r.message.map((p) => typeof p === "string" ? p : String(p)).join("")}`
+    );
+    const said = lines.join("\n");
+    assert.equal(
+      lines.filter((l) => /Redis master m1 at 127\.0\.0\.1:\d+ is unreachable/.test(l)).length,
+      1,
+      said,
+    );
+    assert.match(
+      said,
+      new RegExp(
+        `warning Redis master m1 is now 127\\.0\\.0\\.1:${base + 1} ` +
+          `\\(was 127\\.0\\.0\\.1:${base}\\)`,
+      ),
+    );
+    assert.equal(lines.filter((l) => / is now /.test(l)).length, 1, said);
+    assert.doesNotMatch(said, /Connection is closed|max retries|All sentinels are unreachable/);
+  } finally {
+    await reset();
+    await Promise.allSettled([broker.close(), backend.close()]);
+    await servers.stop();
+  }
+});
