@@ -60,7 +60,7 @@ export class Intake {
   readonly #consumers = new Map<string, { tag: string; prefetch: number }>();
   #buffer: Buffered[] = [];
   readonly #waiters = new Set<() => void>();
-  #cancelledByServer = false;
+  readonly #cancelledByServer = new Set<string>();
 
   /**
    * Use {@link Intake.open}.
@@ -101,15 +101,15 @@ export class Intake {
   }
 
   /**
-   * Whether RabbitMQ cancelled a consumer since the last call (its queue
-   * was deleted); the caller declares the queue again.
+   * The queues whose consumer RabbitMQ cancelled since the last call (the
+   * queue was deleted); the caller declares them again.
    *
-   * @returns true once per cancellation
+   * @returns each queue once per cancellation
    */
-  takeServerCancel(): boolean {
-    const was = this.#cancelledByServer;
-    this.#cancelledByServer = false;
-    return was;
+  takeServerCancel(): string[] {
+    const queues = [...this.#cancelledByServer];
+    this.#cancelledByServer.clear();
+    return queues;
   }
 
   /**
@@ -159,7 +159,7 @@ export class Intake {
       this.#buffer.push({ raw: m, queue });
     } else if (this.#consumers.get(queue) === consumer) {
       this.#consumers.delete(queue);
-      this.#cancelledByServer = true;
+      this.#cancelledByServer.add(queue);
     }
     this.#notify();
   }

@@ -188,8 +188,15 @@ export class AmqpTaker {
       if (info.queueType === "quorum") await this.#declarations.delayedDelivery(session, q);
     }
     const intake = await this.#intakeOf(session);
-    if (intake.takeServerCancel()) {
-      log.debug("RabbitMQ cancelled a consumer (its queue was deleted?); declaring again");
+    const cancelled = intake.takeServerCancel();
+    if (cancelled.length > 0) {
+      // Celery's worker says so too (kombu's ConsumerCancelled): a queue deleted by hand or by
+      // a policy should not go unnoticed.
+      log.warn(
+        "RabbitMQ cancelled the consumer of queue {queues} (the queue was deleted?): " +
+          "declaring it again and consuming",
+        { queues: cancelled.join(", ") },
+      );
       this.#declarations.forget();
       for (const q of queues) await this.#declarations.taskQueue(session, q);
     }
