@@ -165,6 +165,8 @@ export function subscribeReplies(
   const loop = async () => {
     while (!signal.aborted && !host.closed()) {
       if (hold) await hold;
+      // The broker may have closed, or the signal aborted, during a flush: take() would reject.
+      if (signal.aborted || host.closed()) break;
       const woken = wake = new AbortController();
       const stop = AbortSignal.any([signal, woken.signal]);
       await (iteration = host.take([queue], { max: 100, signal: stop }).then(handOver));
