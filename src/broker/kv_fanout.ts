@@ -114,7 +114,21 @@ export function watchBroadcasts(
   );
 }
 
-/** What {@link subscribeReplies} needs of the broker. */
+/**
+ * What {@link subscribeReplies} needs of the broker.
+ *
+ * @example
+ * ```ts ignore
+ * const host: RepliesHost = {
+ *   closed: () => broker.closed,
+ *   take: (queues, options) => broker.take(queues, options),
+ *   takeNow: (queue) => broker.takeNow(queue),
+ *   ack: (deliveries) => broker.ack(deliveries),
+ *   purge: (queue) => broker.purge(queue),
+ *   run: (fn) => broker.track(fn()),
+ * };
+ * ```
+ */
 export interface RepliesHost {
   /** Whether the broker was closed. */
   closed(): boolean;

@@ -17,7 +17,20 @@ import {
   withOptions,
 } from "./canvas_shape.ts";
 
-/** The task being replaced: what its replacement inherits. */
+/**
+ * The task being replaced: what its replacement inherits.
+ *
+ * @example
+ * ```ts
+ * import type { ReplacedTask } from "./canvas_replace.ts";
+ * const task: ReplacedTask = {
+ *   id: "a1",
+ *   group: null,
+ *   groupIndex: null,
+ *   embed: { callbacks: null, errbacks: null, chain: null, chord: null },
+ * };
+ * ```
+ */
 export interface ReplacedTask {
   /** Its id: the replacement's final task takes it, so the caller's result handle still holds. */
   id: string;

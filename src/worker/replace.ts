@@ -10,7 +10,15 @@ import { canvasDict, type Group, type Signature } from "../client/canvas/signatu
 import { Replaced } from "../client/replaced.ts";
 import { type ReplacedTask, replacementSignature } from "../protocol/canvas_replace.ts";
 
-/** A task's `replace`, and the replacement it started, if any. */
+/**
+ * A task's `replace`, and the replacement it started, if any.
+ *
+ * @example
+ * ```ts ignore
+ * const replacer: Replacer = taskReplacer({ id, group, groupIndex, embed });
+ * const replaced = await replacer.sent(); // its Replaced signal once sent, else null
+ * ```
+ */
 export interface Replacer {
   /** `ctx.replace`: sends the replacement, then rejects with `Replaced` (or the send's error). */
   replace(sig: Signature<unknown> | Group<unknown[]>): Promise<never>;
