@@ -32,6 +32,7 @@ import { reportedError } from "./reported_error.ts";
 import type { TimeLimits } from "./time_limits.ts";
 import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
 import { taskReplacer } from "./replace.ts";
+import { refusedInfo } from "./result_entries.ts";
 
 /**
  * A task to run, as the main thread hands it over (structured-cloneable).
@@ -230,10 +231,14 @@ export interface RunServices {
  *
  * @param req the request
  * @param err the error
+ * @param exc the exception stored; default `err`'s
  * @returns the outcome
  */
-export function failedBeforeRun(req: RunRequest, err: unknown): RunOutcome {
-  const exc = exceptionInfo(err);
+export function failedBeforeRun(
+  req: RunRequest,
+  err: unknown,
+  exc: ExceptionInfo = exceptionInfo(err),
+): RunOutcome {
   let meta: string | undefined;
   try {
     meta = encodeResultMetaWithJson({
@@ -288,7 +293,7 @@ export async function runTask(
       body = decodeTaskBody(req, req.id);
     }
   } catch (err) {
-    return { ...failedBeforeRun(req, err), refused: (err as Error).message };
+    return { ...failedBeforeRun(req, err, refusedInfo(err)), refused: (err as Error).message };
   }
   if (req.extended) {
     metaInput.extended = {

@@ -21,7 +21,7 @@ import type { ResultBackend } from "../backend/port.ts";
 import { type Delivery, DELIVERY_COUNT_HEADER } from "../broker/port.ts";
 import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
-import { pyException } from "./result_entries.ts";
+import { pyException, REFUSED_MODULE } from "./result_entries.ts";
 import type { Settlement } from "./settlement.ts";
 
 const log = getLogger(["celeriac", "worker"]);
@@ -39,28 +39,30 @@ const log = getLogger(["celeriac", "worker"]);
 export const DEFAULT_MAX_DELIVERIES = 5;
 
 /**
- * Exception types a worker stores when it parks a message it did not run
+ * Exceptions (`module.type`) a worker stores when it parks a message it did not run
  * (an unknown task, a refused content type, a body or headers it cannot
  * decode, a poison message, and the last resort's `InternalError` for a
  * message it failed to receive or to settle without a result): such a
  * FAILURE does not make a requeued message a duplicate, so a requeue runs it,
- * or parks it again while it is still refused, instead of dropping it.
+ * or parks it again while it is still refused, instead of dropping it. So
+ * does any FAILURE under `REFUSED_MODULE` (a body the task never saw).
  */
 const REFUSALS: ReadonlySet<string> = new Set([
-  "NotRegistered",
-  "ContentDisallowed",
-  "DecodeError",
-  "ProtocolError",
-  "PoisonMessage",
-  "InternalError",
+  "celery.exceptions.NotRegistered",
+  "kombu.exceptions.ContentDisallowed",
+  "kombu.exceptions.DecodeError",
+  "celeriac.PoisonMessage",
+  "celeriac.InternalError",
 ]);
 
 /** Whether a stored state says the task ran to the end (a refusal's FAILURE does not). */
 function ranToTheEnd(meta: ResultMeta): boolean {
   if (!READY_STATES.has(meta.status)) return false;
   if (meta.status !== "FAILURE") return true;
-  const excType = (meta.result as { exc_type?: unknown } | null)?.exc_type;
-  return !(typeof excType === "string" && REFUSALS.has(excType));
+  const exc = meta.result as { exc_type?: unknown; exc_module?: unknown } | null;
+  // By module and name: a task that ran and threw a third-party ProtocolError did run.
+  if (exc?.exc_module === REFUSED_MODULE) return false;
+  return !REFUSALS.has(`${exc?.exc_module}.${exc?.exc_type}`);
 }
 
 /**
