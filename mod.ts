@@ -64,6 +64,7 @@ export type {
   TaskOptions,
 } from "./src/client/task_options.ts";
 export { MaxRetriesExceededError, Retry, type RetryOptions } from "./src/client/retry.ts";
+export { Replaced } from "./src/client/replaced.ts";
 export { currentTask, type RunningTask } from "./src/client/current.ts";
 export type { PermissionValue, TaskPermissions } from "./src/client/permissions.ts";
 // Routing and annotations (Celery's task_routes, task_annotations)

@@ -344,11 +344,17 @@ Deno.test("schedules: bad input names the entry and the field", () => {
     { serializer: "yaml" },
     /options\.serializer: serializer of "[^"]*" must be "json" or "msgpack", got "yaml"/,
   );
-  option({ priority: 256 }, /options\.priority: priority of "t" is 256: it must be 0–255/);
+  option(
+    { priority: 256 },
+    /options\.priority: priority of "t" must be an integer from 0 to 255, got 256/,
+  );
   option({ expires: "soon" }, /options\.expires: expires of "t" must be a Date, seconds from now/);
   option({ expires: -1 }, /options\.expires: expected seconds > 0 or a time/);
   option({ countdown: Infinity }, /options\.countdown: countdown of "t" must be a finite number/);
-  option({ ignoreResult: "yes" }, /options\.ignoreResult: ignoreResult of "t" must be a boolean/);
+  option(
+    { ignoreResult: "yes" },
+    /options\.ignoreResult: ignoreResult of "t" must be true or false/,
+  );
   option({ headers: [] }, /options\.headers: headers of "t" must be an object/);
   assert.throws(
     () => compileEntry("x", { task: "t", schedule: crontab("0 3 * * *") }, "Mars/Olympus"),

@@ -60,6 +60,13 @@ Deno.test("client: bad task definitions are refused with messages that say what 
   assert.throws(() => loose({ maxRetries: -1 }), /maxRetries must be a whole number/);
   assert.throws(() => loose({ acksLate: "yes" }), /acksLate must be true or false, got "yes"/);
   assert.throws(() => loose({ queue: "" }), /queue must be a queue name, got ""/);
+  // The rules a task's options share with a call's (SHARED_FIELD_RULES): the same words.
+  assert.throws(
+    () => loose({ priority: 256 }),
+    /priority must be an integer from 0 to 255, got 256/,
+  );
+  assert.throws(() => loose({ serializer: "pickle" }), /serializer must be "json" or "msgpack"/);
+  assert.throws(() => loose({ ignoreResult: 1 }), /ignoreResult must be true or false, got 1/);
   assert.throws(
     () => loose("math"),
     /must be an object, e\.g\. \{ bind: true, timeLimit: 30 \}; got "math"/,
@@ -322,8 +329,8 @@ Deno.test("client: a call option of the wrong type or an impossible value is ref
         /eta of "t\.add" must be a Date or an ISO 8601 .*got an invalid Date/,
       ],
       [{ eta: "tomorrow" }, /eta .* got "tomorrow"/],
-      [{ priority: "high" }, /priority of "t\.add" must be an integer, got "high"/],
-      [{ priority: 256 }, /priority of "t\.add" is 256: it must be 0–255/],
+      [{ priority: "high" }, /priority of "t\.add" must be an integer from 0 to 255, got "high"/],
+      [{ priority: 256 }, /priority of "t\.add" must be an integer from 0 to 255, got 256/],
       [{ timeLimit: -1 }, /timeLimit of "t\.add" must be a number of seconds >= 0/],
       [{ softTimeLimit: "30" }, /softTimeLimit .* got "30"/],
       [{ queue: 5 }, /queue of "t\.add" must be a string, got 5$/],
@@ -334,12 +341,14 @@ Deno.test("client: a call option of the wrong type or an impossible value is ref
       [{ compression: "brotli" }, /compression of "t\.add" must be "zlib"/],
       [{ routingKey: {} }, /routingKey of "t\.add" must be a string, got an object/],
       [{ taskId: 42 }, /task id of "t\.add" must be a non-empty string, got 42/],
-      [{ ignoreResult: "yes" }, /ignoreResult of "t\.add" must be a boolean/],
+      [{ ignoreResult: "yes" }, /ignoreResult of "t\.add" must be true or false, got "yes"/],
       [{ headers: [] }, /headers of "t\.add" must be an object, got an array/],
     ];
     for (const [o, message] of refused) {
       await assert.rejects(add.applyAsync([1, 2], opts(o)), message, Deno.inspect(o));
     }
+    await assert.rejects(add.applyAsync([1, 2], opts({ priority: 256 })), RangeError);
+    await assert.rejects(add.applyAsync([1, 2], opts({ priority: 2.5 })), TypeError);
     // The batch paths: one template for calls without times, one encode per call with them.
     // Two calls: a run of one is encoded alone, not from a template.
     await assert.rejects(add.delayMany([[1, 2], [3, 4]], opts({ priority: "high" })), /priority/);
@@ -356,7 +365,10 @@ Deno.test("client: a call option of the wrong type or an impossible value is ref
       () => add.s(1).set(opts({ countdwn: 5 })),
       /Unknown signature option "countdwn" \(did you mean "countdown"\?\)/,
     );
-    await assert.rejects(add.s(1, 2).applyAsync([], opts({ priority: 300 })), /priority .* 0–255/);
+    await assert.rejects(
+      add.s(1, 2).applyAsync([], opts({ priority: 300 })),
+      /priority .* 0 to 255/,
+    );
     const broker = await app.broker();
     assert.deepEqual(
       await broker.take(["celery", "5", "7"], { max: 10, signal: AbortSignal.timeout(200) }),

@@ -376,6 +376,26 @@ Deno.test("dashboard: a worker's page asks each inspect command of that node onl
   });
 });
 
+Deno.test("dashboard: a worker's page gives the pool size of the stats it shows", async () => {
+  // After Grow pool the page's stats listed 3 processes while its Pool size said 2 until the
+  // next periodic round, up to 10 s later.
+  let processes = [11, 12];
+  const inspector: DashboardOptions["inspector"] = (command, { destination }) => {
+    const stats = { pool: { "max-concurrency": 2, processes } };
+    if (command === "stats") return Promise.resolve({ "w@h": stats });
+    if (command === "active_queues") return Promise.resolve({ "w@h": [{ name: "q1" }] });
+    return Promise.resolve(destination ? { [destination[0]]: [] } : {});
+  };
+  await withDashboard({ inspector }, async (url, d, _app, f) => {
+    f.push({ type: "worker-online", hostname: "w@h", timestamp: now(), freq: 2 });
+    await until(() => d.model.workers.get("w@h")?.pool === 2);
+    processes = [11, 12, 13]; // pool_grow 1
+    const body = await json(await fetch(`${url}/api/workers/w@h`));
+    assert.equal((body.worker as { pool: number }).pool, 3);
+    assert.equal(d.model.workers.get("w@h")?.pool, 3);
+  });
+});
+
 Deno.test("dashboard: a worker's inspect reply with an integer beyond 2^53 is served, digits and all", async () => {
   // Response.json threw for the bigint the decoder makes of it: the worker page answered 500.
   const inspector: DashboardOptions["inspector"] = (command, { destination }) =>

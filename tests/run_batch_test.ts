@@ -29,6 +29,7 @@ function unusual(seq: number, body: Uint8Array): Required<RunRequest> {
       rootId: "root-1",
       parentId: "parent-1",
       group: "group-1",
+      groupIndex: 2,
       eta: new Date("2026-01-02T03:04:05.678Z"),
       expires: new Date("2026-02-03T04:05:06.789Z"),
       queue: "other-queue",
@@ -105,6 +106,7 @@ const EVERY_OUTCOME_FIELD: Required<RunOutcome> = {
   blocked: 0,
   repr: "None",
   traceback: "Traceback (most recent call last): ...",
+  replacedBy: "celery.chain",
 };
 
 /** Every field of {@link EVERY_OUTCOME_FIELD}, undefined. */

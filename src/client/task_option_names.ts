@@ -8,7 +8,7 @@
  * @module
  */
 
-import { describeValue } from "../protocol/task_fields.ts";
+import { describeValue, type FieldRule, SHARED_FIELD_RULES } from "../protocol/task_fields.ts";
 import { closestOptionName } from "./call_option_names.ts";
 import type { TaskOptions } from "./task_options.ts";
 
@@ -21,6 +21,8 @@ const positive: Check = (v) =>
   typeof v === "number" && v > 0 && Number.isFinite(v) ? null : "a number of seconds above 0";
 const nonNegative: Check = (v) =>
   typeof v === "number" && v >= 0 && Number.isFinite(v) ? null : "a number of seconds, 0 or more";
+/** A rule shared with a call's options (see {@link SHARED_FIELD_RULES}). */
+const rule = (r: FieldRule): Check => (v) => r.ok(v) ? null : r.wanted;
 
 /** Every task option and what its value may be, typed against {@link TaskOptions}. */
 const OPTIONS: Readonly<Record<keyof TaskOptions, Check>> = {
@@ -28,14 +30,11 @@ const OPTIONS: Readonly<Record<keyof TaskOptions, Check>> = {
   params: (v) =>
     Array.isArray(v) && v.every((p) => typeof p === "string") ? null : "a list of names",
   queue: (v) => typeof v === "string" && v !== "" ? null : "a queue name",
-  priority: (v) =>
-    Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255
-      ? null
-      : "an integer from 0 to 255",
-  ignoreResult: bool,
+  priority: rule(SHARED_FIELD_RULES.priority),
+  ignoreResult: rule(SHARED_FIELD_RULES.ignoreResult),
   trackStarted: bool,
   acksLate: bool,
-  serializer: (v) => v === "json" || v === "msgpack" ? null : '"json" or "msgpack"',
+  serializer: rule(SHARED_FIELD_RULES.serializer),
   timeLimit: positive,
   softTimeLimit: positive,
   rejectOnWorkerLost: bool,

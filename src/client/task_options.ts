@@ -11,6 +11,7 @@ import type { TaskState } from "../protocol/result_meta.ts";
 import type { SerializerName } from "../protocol/serializers.ts";
 import type { AsyncResult } from "./async_result.ts";
 import type { TaskPermissions } from "./permissions.ts";
+import type { Group, Signature } from "./canvas/signature.ts";
 import type { RetryOptions } from "./retry.ts";
 import type { TaskRunInfo } from "./signals.ts";
 
@@ -76,6 +77,23 @@ export interface TaskContext {
    * ```
    */
   retry(options?: RetryOptions): never;
+  /**
+   * Replace this task with a signature — a task, chain, group or chord
+   * [`self.replace()`]: the replacement is sent now and finishes under this
+   * task's id (a group's results as one list), in its group or chord, with
+   * its callbacks, errbacks and the rest of its chain, so the caller's
+   * result handle and the workflow carry on. The task stores nothing itself;
+   * the returned promise rejects with a `Replaced` signal once the
+   * replacement is sent, which ends the handler: `return ctx.replace(sig)`.
+   * Celery 5.2's own rule: the signature may not be part of a chord.
+   *
+   * @example
+   * ```ts ignore
+   * const fetchAll = app.task("tasks.fetch_all", { bind: true }, (ctx, urls: string[]) =>
+   *   ctx.replace(group(urls.map((u) => fetchOne.s(u)))));
+   * ```
+   */
+  replace(sig: Signature<unknown> | Group<unknown[]>): Promise<never>;
   /**
    * Store a state of your own with a meta object [`self.update_state()`],
    * e.g. progress: `{ state: "PROGRESS", meta: { done, total } }`. Clients

@@ -272,7 +272,10 @@ export async function apiGet(
     if (path.length === 1) return { workers: ctx.model.workers.list(now) };
     if (path.length === 2) {
       const w = knownWorker(ctx, id);
-      return { worker: w, inspect: await inspectAll(ctx, w.hostname) };
+      const inspect = await inspectAll(ctx, w.hostname);
+      // The page shows this reply's stats: its pool size is the record's too (after a pool_grow).
+      if (inspect) ctx.model.applyStats({ [w.hostname]: inspect.stats });
+      return { worker: w, inspect };
     }
   }
   if (head === "tasks") {

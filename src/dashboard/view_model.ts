@@ -185,14 +185,17 @@ export class ViewModel {
   }
 
   /**
-   * Apply an `inspect stats` reply: each worker's pool size (see {@link poolSize}).
+   * Apply an `inspect stats` reply: each worker's pool size (see {@link poolSize});
+   * a worker whose size changed is in the next {@link ViewModel.takeChanges}.
    *
    * @param replies node name → stats
    */
   applyStats(replies: Record<string, unknown>): void {
     for (const [node, stats] of Object.entries(replies)) {
       const pool = poolSize(stats);
-      if (pool !== null && this.workers.setInspected(node, { pool })) {
+      if (pool === null) continue;
+      const before = this.workers.get(node)?.pool;
+      if (this.workers.setInspected(node, { pool }) && pool !== before) {
         this.#changedWorkers.add(node);
       }
     }

@@ -276,13 +276,19 @@ function applyChain(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   const steps = chainSteps(sig);
   if (steps.length === 0) throw new TypeError("A chain needs at least one task");
   const { link, link_error, ...first } = partOptions(sig.options);
+  // The call's (or the chain's own) task id is the chain's result: its last step's (Celery's
+  // last_task_id; a frozen chain's is already its last step's).
+  const { task_id: called, ...callOptions } = call.options;
+  const callId = called ?? sig.options.task_id;
   const linked = steps.map((s, i) => {
     const t = addLinks(s, "link_error", link_error);
-    return i === steps.length - 1 ? addLinks(t, "link", link) : t;
+    if (i < steps.length - 1) return t;
+    const last = addLinks(t, "link", link);
+    return callId === undefined || callId === null ? last : withOptions(last, { task_id: callId });
   });
   const rest = linked.slice(1).map((s) => freeze(s, ctx));
   const embedChain = [...(call.chain ?? []), ...rest.slice().reverse()];
-  const options = { ...first, ...call.options };
+  const options = { ...first, ...callOptions };
   let node = apply(linked[0], { ...call, options, chain: embedChain }, ctx);
   for (const step of rest) node = { ...resultOf(step), parent: node };
   return node;
@@ -311,13 +317,17 @@ function applyChord(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   // As Celery's chord: its own options go to the body and to the header members (under the
   // header group's), its links only to the body (chord.link / chord.link_error).
   const { link, link_error, ...own } = partOptions(sig.options);
-  const { task_id: _, ...callOptions } = call.options;
+  const { task_id: callId, ...callOptions } = call.options;
   const memberOptions = { ...partOptions(header.options), ...own, ...callOptions };
-  const ownBody = addLinks(
+  const linkedBody = addLinks(
     addLinks({ ...body, options: { ...body.options, ...own } }, "link", link),
     "link_error",
     link_error,
   );
+  // The call's task id is the chord's result: its body's (Celery's body.freeze(task_id)).
+  const ownBody = callId === undefined || callId === null
+    ? linkedBody
+    : withOptions(linkedBody, { task_id: callId });
   let frozenBody = freeze(ownBody, ctx);
   if (call.chain?.length) {
     const own = sigList(frozenBody.options.chain, "chord.body.options.chain") ?? [];

@@ -83,6 +83,51 @@ export function describeValue(v: unknown): string {
 
 const COMPRESSIONS: readonly unknown[] = ["zlib", "gzip"] satisfies CompressionName[];
 
+/** A rule for a field's value: whether a value keeps it, and what the value must be (for messages). */
+export interface FieldRule {
+  /** Whether `v` keeps the rule. */
+  ok(v: unknown): boolean;
+  /** What the value must be, e.g. `"an integer from 0 to 255"`. */
+  wanted: string;
+}
+
+/**
+ * The fields a task's options (`app.task(name, options, ...)`) and a call's
+ * options both carry under one rule, shared by {@link checkTaskFields} and
+ * the task option checks. The others differ on purpose: a task's `queue`
+ * must name one (a call's may be `null`), and a task's time limits must be
+ * above 0 (a call's 0 means none).
+ *
+ * @example
+ * ```ts
+ * import { SHARED_FIELD_RULES } from "./task_fields.ts";
+ * SHARED_FIELD_RULES.priority.ok(300); // false
+ * SHARED_FIELD_RULES.priority.wanted; // "an integer from 0 to 255"
+ * ```
+ */
+export const SHARED_FIELD_RULES: Readonly<
+  Record<"priority" | "serializer" | "ignoreResult", FieldRule>
+> = {
+  priority: {
+    ok: (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255,
+    wanted: "an integer from 0 to 255",
+  },
+  serializer: {
+    ok: (v) => typeof v === "string" && Object.hasOwn(CONTENT_TYPES, v),
+    wanted: '"json" or "msgpack"',
+  },
+  ignoreResult: { ok: (v) => typeof v === "boolean", wanted: "true or false" },
+};
+
+/** Throw when a present field breaks its shared rule: a RangeError for a priority out of range. */
+function shared(v: unknown, field: keyof typeof SHARED_FIELD_RULES, task: string): void {
+  if (v === null || v === undefined) return;
+  const rule = SHARED_FIELD_RULES[field];
+  if (rule.ok(v)) return;
+  const Err = field === "priority" && Number.isInteger(v) ? RangeError : TypeError;
+  throw new Err(`${field} of "${task}" must be ${rule.wanted}, got ${describeValue(v)}`);
+}
+
 function seconds(v: unknown, field: string, task: string): void {
   if (v === null || v === undefined) return;
   if (typeof v !== "number" || !Number.isFinite(v)) {
@@ -155,14 +200,8 @@ export function checkTaskFields(input: TaskFields, task: string): void {
       throw new TypeError(`${key} of "${task}" must be a string, got ${describeValue(v)}`);
     }
   }
-  const { serializer, compression } = input;
-  if (
-    serializer !== undefined && serializer !== null && !Object.hasOwn(CONTENT_TYPES, serializer)
-  ) {
-    throw new TypeError(
-      `serializer of "${task}" must be "json" or "msgpack", got ${describeValue(serializer)}`,
-    );
-  }
+  shared(input.serializer, "serializer", task);
+  const { compression } = input;
   if (compression !== undefined && compression !== null && !COMPRESSIONS.includes(compression)) {
     throw new TypeError(
       `compression of "${task}" must be "zlib" (or its alias "gzip"), got ${
@@ -175,24 +214,11 @@ export function checkTaskFields(input: TaskFields, task: string): void {
   instant(input.expires, "expires", task, true);
   limit(input.timeLimit, "timeLimit", task);
   limit(input.softTimeLimit, "softTimeLimit", task);
-  const p = input.priority;
-  if (p !== undefined && p !== null) {
-    if (typeof p !== "number" || !Number.isInteger(p)) {
-      throw new TypeError(`priority of "${task}" must be an integer, got ${describeValue(p)}`);
-    }
-    if (p < 0 || p > 255) {
-      throw new RangeError(`priority of "${task}" is ${p}: it must be 0–255`);
-    }
-  }
+  shared(input.priority, "priority", task);
   if (input.shadow !== undefined && input.shadow !== null && typeof input.shadow !== "string") {
     throw new TypeError(`shadow of "${task}" must be a string, got ${describeValue(input.shadow)}`);
   }
-  const ignore = input.ignoreResult;
-  if (ignore !== undefined && ignore !== null && typeof ignore !== "boolean") {
-    throw new TypeError(
-      `ignoreResult of "${task}" must be a boolean, got ${describeValue(input.ignoreResult)}`,
-    );
-  }
+  shared(input.ignoreResult, "ignoreResult", task);
   const h = input.headers;
   if (h !== undefined && h !== null && (typeof h !== "object" || Array.isArray(h))) {
     throw new TypeError(`headers of "${task}" must be an object, got ${describeValue(h)}`);

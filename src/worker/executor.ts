@@ -8,6 +8,7 @@
  */
 
 import { currentTask } from "../client/current.ts";
+import { Replaced } from "../client/replaced.ts";
 import { Retry, type RetryOptions } from "../client/retry.ts";
 import type { Task } from "../client/task.ts";
 import type { TaskContext } from "../client/task_options.ts";
@@ -30,6 +31,7 @@ import type { Signals } from "../client/signals.ts";
 import { reportedError } from "./reported_error.ts";
 import type { TimeLimits } from "./time_limits.ts";
 import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
+import { taskReplacer } from "./replace.ts";
 
 /**
  * A task to run, as the main thread hands it over (structured-cloneable).
@@ -97,6 +99,8 @@ export interface RunRequest {
     rootId: string | null;
     parentId: string | null;
     group: string | null;
+    /** Position in a chord header; absent or null outside one. */
+    groupIndex?: number | null;
     eta: Date | null;
     expires: Date | null;
     queue: string;
@@ -142,6 +146,11 @@ export interface RunOutcome {
    * acknowledges the message.
    */
   retry?: PlannedRetry & { embed: Embed };
+  /**
+   * Set when the task replaced itself (`ctx.replace()`): the replacing
+   * signature's task name. Nothing is stored or sent for the task itself.
+   */
+  replacedBy?: string;
   /** Milliseconds the handler ran. */
   runtime: number;
   /**
@@ -304,6 +313,12 @@ export async function runTask(
   const followUps = needsFollowUp(body.embed);
   const state = { name: req.task, id: req.id, retries: req.info.retries, ...body };
   let planned: { plan: PlannedRetry; signal: Retry } | null = null;
+  const replacer = taskReplacer({
+    id: req.id,
+    group: req.info.group,
+    groupIndex: req.info.groupIndex ?? null,
+    embed: body.embed,
+  });
   const retry = (options: RetryOptions = {}): never => {
     const plan = planRetry(state, options, task?.options ?? {}, new Date());
     if (plan instanceof Error) throw plan;
@@ -372,6 +387,7 @@ export async function runTask(
         deliveryInfo: { queue: req.info.queue, redelivered: req.info.redelivered },
         signal,
         retry,
+        replace: replacer.replace,
         updateState: stateUpdater(req, services.storeState),
       };
       value = await currentTask.run(
@@ -382,6 +398,8 @@ export async function runTask(
       value = await currentTask.run({ id: req.id, rootId }, () => timed(() => handler(...args)));
     }
     if (planned) return await retried();
+    // A replacement the handler did not await: it ends the task all the same.
+    await replacer.pending();
     const store = req.storeResult && !task.options.ignoreResult;
     const outcome: RunOutcome = {
       seq: req.seq,
@@ -400,6 +418,15 @@ export async function runTask(
     await hooks?.success(value);
     return outcome;
   } catch (thrown) {
+    if (thrown instanceof Replaced && thrown.taskId === req.id) {
+      return {
+        seq: req.seq,
+        ok: true,
+        replacedBy: thrown.replacement,
+        runtime: performance.now() - started,
+        blocked,
+      };
+    }
     let err = thrown;
     const auto = planned || !task ? null : autoretryOptions(task.options, err, state.retries);
     if (auto) {

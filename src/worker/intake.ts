@@ -356,6 +356,7 @@ export class Intake {
         rootId: req.rootId,
         parentId: req.parentId,
         group: req.group,
+        groupIndex: req.groupIndex,
         eta: req.eta,
         expires: req.expires,
         queue: d.queue,

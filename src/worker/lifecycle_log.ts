@@ -44,7 +44,13 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
         }
         break;
       case "succeeded":
-        if (info) {
+        if (info && e.outcome.replacedBy) {
+          log.info("Task {name}[{id}] replaced by {replacement}", {
+            name: e.req.task,
+            id: e.req.id,
+            replacement: e.outcome.replacedBy,
+          });
+        } else if (info) {
           log.info("Task {name}[{id}] succeeded in {seconds}s", {
             name: e.req.task,
             id: e.req.id,

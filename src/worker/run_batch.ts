@@ -51,6 +51,7 @@ const PARENT_ID = 4;
 const GROUP = 5;
 const ETA = 6;
 const EXPIRES = 7;
+const GROUP_INDEX = 8;
 
 /**
  * Pack run requests for a post to a Web Worker; {@link unpackRun} rebuilds
@@ -106,6 +107,9 @@ export function packRun(batch: readonly RunRequest[]): PackedRun {
     if (info.group !== null) extras.push(i, GROUP, info.group);
     if (info.eta !== null) extras.push(i, ETA, info.eta);
     if (info.expires !== null) extras.push(i, EXPIRES, info.expires);
+    if (info.groupIndex !== undefined && info.groupIndex !== null) {
+      extras.push(i, GROUP_INDEX, info.groupIndex);
+    }
   }
   return {
     ids,
@@ -189,6 +193,9 @@ export function unpackRun(packed: PackedRun): RunRequest[] {
       case EXPIRES:
         r.info.expires = value as Date;
         break;
+      case GROUP_INDEX:
+        r.info.groupIndex = value as number;
+        break;
     }
   }
   return out;
@@ -218,7 +225,15 @@ export interface PackedOutcomes {
 const OK = 1;
 const BLOCKED = 2;
 /** The rarer fields of an outcome, by their number in {@link PackedOutcomes.extras}. */
-const OUTCOME_FIELDS = ["exc", "refused", "followUp", "retry", "repr", "traceback"] as const;
+const OUTCOME_FIELDS = [
+  "exc",
+  "refused",
+  "followUp",
+  "retry",
+  "repr",
+  "traceback",
+  "replacedBy",
+] as const;
 
 /**
  * Pack a Web Worker's outcomes for its post to the main thread (a success
@@ -255,6 +270,7 @@ export function packOutcomes(outcomes: readonly RunOutcome[]): PackedOutcomes {
     if (o.retry !== undefined) extras.push(i, 3, o.retry);
     if (o.repr !== undefined) extras.push(i, 4, o.repr);
     if (o.traceback !== undefined) extras.push(i, 5, o.traceback);
+    if (o.replacedBy !== undefined) extras.push(i, 6, o.replacedBy);
   }
   return { nums, metas, extras };
 }
@@ -289,6 +305,7 @@ export function unpackOutcomes(packed: PackedOutcomes): RunOutcome[] {
       blocked: (flags & BLOCKED) !== 0 ? nums[at + 3] : undefined,
       repr: undefined,
       traceback: undefined,
+      replacedBy: undefined,
     };
   }
   for (let j = 0; j < extras.length; j += 3) {

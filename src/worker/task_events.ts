@@ -105,6 +105,8 @@ export function sendTaskEvents(events: EventDispatcher): (e: LifecycleEvent) => 
         events.sendTaskValues(STARTED, [e.req.id]);
         break;
       case "succeeded":
+        // A replaced task succeeds later, under the same id, as its replacement's final task.
+        if (e.outcome.replacedBy) break;
         events.sendTaskValues(SUCCEEDED, [
           e.req.id,
           e.outcome.repr ?? "None",

@@ -1,6 +1,6 @@
 /** Tasks for the canvas tests (tests/canvas_worker_test.ts, the workflow example's twin). */
 
-import { Celery, group } from "../../mod.ts";
+import { Celery, chain, group } from "../../mod.ts";
 
 export const app = new Celery();
 
@@ -23,3 +23,26 @@ export const stamps = app.task("c.stamps", { bind: true }, (ctx, _prev: unknown)
   stamps: ctx.headers.stamps ?? null,
   on: ctx.headers.on ?? null,
 }));
+/** Returns its argument (a chord body that shows its header's results in order). */
+export const ident = app.task("c.ident", (xs: unknown) => xs);
+/** Replaces itself (Celery's `self.replace`) with a task, a chain or a group. */
+export const byTask = app.task(
+  "c.by_task",
+  { bind: true },
+  (ctx, n: number) => ctx.replace(add.s(n, 100)),
+);
+export const byChain = app.task(
+  "c.by_chain",
+  { bind: true },
+  (ctx, n: number) => ctx.replace(chain(add.s(n, 1), add.s(10))),
+);
+export const byGroup = app.task(
+  "c.by_group",
+  { bind: true },
+  (ctx, n: number) => ctx.replace(group([add.s(n, 1), add.s(n, 2)])),
+);
+/** Calls replace() without awaiting it and returns: it is replaced all the same. */
+export const byTaskNoAwait = app.task("c.by_task_no_await", { bind: true }, (ctx, n: number) => {
+  ctx.replace(add.s(n, 7));
+  return -1;
+});

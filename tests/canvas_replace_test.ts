@@ -1,0 +1,121 @@
+/**
+ * `ctx.replace(sig)` (Celery's `Task.replace`): the replacement planned as
+ * Celery 5.2 builds it (pure), and run on a Redis worker — a task, a chain
+ * or a group replacing a task called alone, as a chain step, as a chord
+ * header member (its place in the header kept), with a callback, and
+ * without being awaited.
+ */
+
+import assert from "node:assert/strict";
+import { chain, chord, group } from "../mod.ts";
+import { chordSignature, groupSignature, planCanvas, type SignatureDict } from "../protocol.ts";
+import { replacementSignature } from "../src/protocol/canvas_replace.ts";
+import { Worker } from "../src/worker/worker.ts";
+import {
+  add,
+  app as tasksApp,
+  byChain,
+  byGroup,
+  byTask,
+  byTaskNoAwait,
+  ident,
+} from "./apps/canvas_app.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+function s(task: string, ...args: unknown[]): SignatureDict {
+  return { task, args, kwargs: {}, options: {}, subtask_type: null, immutable: false };
+}
+
+const noCanvas = { callbacks: null, errbacks: null, chain: null, chord: null };
+
+Deno.test("replace: the replacement's final task takes the task's id, place, links and chain", () => {
+  const cb = s("t.cb");
+  const eb = s("t.eb");
+  const next = { ...s("t.next"), options: { task_id: "NEXT" } };
+  const body = { ...s("t.body"), options: { task_id: "BODY" } };
+  const task = {
+    id: "ID",
+    group: "GID",
+    groupIndex: 3,
+    embed: { callbacks: [cb], errbacks: [eb], chain: [next], chord: body },
+  };
+  const plan = planCanvas(replacementSignature(s("t.other", 1), task));
+  assert.equal(plan.sends.length, 1);
+  const [sent] = plan.sends;
+  assert.equal(sent.id, "ID");
+  assert.equal(sent.group, "GID");
+  assert.equal(sent.groupIndex, 3);
+  assert.equal(sent.embed.chord?.task, "t.body");
+  assert.deepEqual(sent.embed.callbacks?.map((c) => c.task), ["t.cb"]);
+  assert.deepEqual(sent.embed.errbacks?.map((c) => c.task), ["t.eb"]);
+  assert.deepEqual(sent.embed.chain?.map((c) => c.options.task_id), ["NEXT"]);
+});
+
+Deno.test("replace: a group becomes a chord with celery.accumulate(index=0) as its body", () => {
+  const dict = replacementSignature(groupSignature([s("t.a"), s("t.b")]), {
+    id: "ID",
+    group: null,
+    groupIndex: null,
+    embed: noCanvas,
+  });
+  const plan = planCanvas(dict);
+  assert.equal(plan.sends.length, 2);
+  const body = plan.sends[0].embed.chord!;
+  assert.equal(body.task, "celery.accumulate");
+  assert.deepEqual(body.kwargs, { index: 0 });
+  assert.equal(body.options.task_id, "ID", "the caller's handle gets the group's results");
+  assert.deepEqual(plan.chordSizes.map((c) => c.size), [2]);
+});
+
+Deno.test("replace: a signature that is part of a chord, or an empty chain, is refused", () => {
+  const task = { id: "ID", group: null, groupIndex: null, embed: noCanvas };
+  const inChord = { ...s("t.a"), options: { chord: s("t.body") } };
+  assert.throws(() => replacementSignature(inChord, task), /must not be part of a chord/);
+  const empty = { ...s("celery.chain"), kwargs: { tasks: [] }, subtask_type: "chain" };
+  assert.throws(() => replacementSignature(empty, task), /empty chain/);
+  // A chord as the replacement is fine: it is not *part* of one.
+  assert.equal(
+    replacementSignature(chordSignature(groupSignature([]), s("t.b")), task).task,
+    "celery.chord",
+  );
+});
+
+Deno.test({
+  name: "replace: tasks replaced by a task, a chain and a group on a Redis worker",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("canvas-replace");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const queue = `replace-${crypto.randomUUID().slice(0, 8)}`;
+  tasksApp.configure({ broker: url, backend: url, defaultQueue: queue });
+  const worker = new Worker({
+    app: tasksApp,
+    appModule: new URL("./apps/canvas_app.ts", import.meta.url).href,
+    queues: [queue],
+    concurrency: 2,
+  });
+  await worker.start();
+  const T = { timeout: 10_000 };
+  try {
+    assert.equal(await (await byTask.delay(1)).get(T), 101);
+    assert.equal(await (await byChain.delay(1)).get(T), 12);
+    assert.deepEqual(await (await byGroup.delay(1)).get(T), [2, 3]);
+    assert.equal(await (await byTaskNoAwait.delay(1)).get(T), 8, "not -1: it was replaced");
+    const stepped = await chain(add.s(1, 1), byChain.s(), add.s(1000)).applyAsync();
+    assert.equal(await stepped.get(T), 1013);
+    assert.equal(await stepped.parent!.get(T), 13, "the replaced step's id holds its result");
+    const header = [byGroup.s(1), byTask.s(2), add.s(1, 1)] as const;
+    const joined = await chord([...header], ident.s()).applyAsync();
+    assert.deepEqual(await joined.get(T), [[2, 3], 102, 2], "each member in its header place");
+    const callbackId = crypto.randomUUID();
+    await byTask.s(1).link(add.s(5).set({ taskId: callbackId })).applyAsync();
+    assert.equal(await tasksApp.asyncResult(callbackId).get(T), 106);
+    const members = await group([byChain.s(1), byTask.s(2)]).applyAsync();
+    assert.deepEqual(await members.get(T), [12, 102]);
+  } finally {
+    await worker.stop();
+    await tasksApp.close();
+    await deleteKeys(prefix);
+  }
+});
