@@ -93,6 +93,32 @@ Deno.test("canvas step options: signatures by name and canvas members take their
   await app.close();
 });
 
+Deno.test("canvas step options: group.skew() spreads the members' countdowns as Celery's", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  const sent: Message[] = [];
+  app[PUBLISHER] = (message) => {
+    sent.push(message);
+    return Promise.resolve();
+  };
+  const add = app.task("t.add", (a: number, b: number) => a + b);
+  const countdowns = (g: { toDict(): { kwargs: Record<string, unknown> } }) =>
+    (g.toDict().kwargs.tasks as { options: { countdown?: number } }[]).map((t) =>
+      t.options.countdown
+    );
+  const four = () => group([add.s(1, 1), add.s(2, 2), add.s(3, 3), add.s(4, 4)]);
+  assert.deepEqual(countdowns(four().skew()), [1, 2, 3, 4], "Celery's defaults: 1 s, step 1 s");
+  assert.deepEqual(countdowns(four().skew(0, 1, 0.5)), [0, 0.5, 1, 1], "the rest keep the last");
+  const chunked = add.chunks([[1, 1], [2, 2], [3, 3]], 1).skew(2);
+  assert.deepEqual(countdowns(chunked), [2, 3, 4]);
+  assert.equal(chunked.toDict().task, "celery.group");
+  assert.throws(() => chain(add.s(1, 1), four()).skew(), /skew\(\) spreads a group's members/);
+  await four().skew(10).applyAsync();
+  const etas = sent.map((m) => Date.parse(String(m.headers.eta)));
+  assert.deepEqual(etas.map((t) => Math.round((t - etas[0]) / 1000)), [0, 1, 2, 3]);
+  assert.ok(etas[0] - Date.now() > 8_000, "the first waits its 10 s");
+  await app.close();
+});
+
 /** Take the first message of `queue` once `n` are there (the worker publishes it in its own time). */
 async function firstOf(
   broker: Broker,

@@ -1,7 +1,8 @@
 /**
  * Canvas interop with real Python Celery 5.2.6 processes: canvases built
  * with Python's API run on a Celeriac worker (and Python's `.get()` gets the
- * values, or `ChordError`); the same canvases built with Celeriac's API run
+ * values, or `ChordError`; chord header members and chain steps that replace
+ * themselves with `ctx.replace()` included); the same canvases built with Celeriac's API run
  * on a Python worker; a chord whose header is split across a Python and a
  * Celeriac worker fires its body exactly once (50 times over); 1,000-member
  * groups and chords; saved groups restored across languages. On Redis, and
@@ -99,6 +100,8 @@ function checkPythonCanvases(out: PyOutcome[]): void {
   assert.equal(out[9].ok, 500_500);
   assert.equal((out[10].ok as number[]).length, 1000);
   assert.equal((out[10].ok as number[])[999], 1998);
+  assert.deepEqual(out[11].ok, [[[2, 3], 102, 2]], "replaced header members keep their places");
+  assert.equal(out[12].ok, 1102, "a replaced chain step hands its result on");
 }
 
 const s = (task: string, ...args: unknown[]) => ({ s: task, args });
@@ -165,6 +168,11 @@ for (const setup of [redisSetup, amqpSetup]) {
           body: s("tasks.tsum"),
         },
         { group: Array.from({ length: 1000 }, (_, i) => s("tasks.add", i, i)) },
+        {
+          chord: [s("tasks.by_group", 1), s("tasks.by_task", 2), s("tasks.add", 1, 1)],
+          body: s("tasks.echo"),
+        },
+        { chain: [s("tasks.add", 1, 1), s("tasks.by_task"), s("tasks.add", 1000)] },
       ]);
       try {
         checkPythonCanvases(out);

@@ -102,6 +102,21 @@ Deno.test("kv backend: close rejects pending waits with an AbortError", async ()
   await assert.rejects(backend.get("x"), /closed/);
 });
 
+Deno.test("kv backend: close while a wait is still on its first read rejects it with an AbortError", async () => {
+  // Seen in CI on a loaded host: close() released the database under the wait's first read,
+  // which rejected with "Database is closed." instead.
+  for (let i = 0; i < 20; i++) {
+    const backend = await openKvBackend(url);
+    const waiting = assert.rejects(
+      backend.waitFor(crypto.randomUUID()),
+      (e: Error) => e.name === "AbortError",
+    );
+    if (i % 2) await Promise.resolve();
+    await backend.close();
+    await waiting;
+  }
+});
+
 Deno.test("kv backend: bad options are refused", async () => {
   await assert.rejects(openKvBackend(url, { resultExpires: -1 }), RangeError);
   await assert.rejects(openKvBackend("kv://"), TypeError);

@@ -80,23 +80,29 @@ test("a redelivered task whose SUCCESS is stored is acknowledged without running
 
 test("a requeued message parked unrun (its FAILURE a refusal such as NotRegistered) runs", async () => {
   // `parked --requeue` marks messages redelivered; the FAILURE stored when an unknown task
-  // was parked must not make it a duplicate once a worker has the task.
+  // was parked must not make it a duplicate once a worker has the task. Nor must the
+  // InternalError stored when the worker's last resort parked a message it failed to receive.
   await withWorker(redis, {}, async (client, worker, queue) => {
     const backend = await client.resultBackend();
-    const parked = crypto.randomUUID();
-    const refused = {
-      exc_type: "NotRegistered",
-      exc_module: "celery.exceptions",
-      exc_message: ["t.add"],
-    };
-    await backend.store([{
-      taskId: parked,
-      status: "FAILURE",
-      meta: encodeResultMeta({ taskId: parked, status: "FAILURE", result: refused }),
-    }]);
-    await push(queue, parked, true);
-    await until(async () => (await backend.get(parked))?.status === "SUCCESS");
-    assert.equal(worker.stats.succeeded, 1);
+    const refusals = [
+      { exc_type: "NotRegistered", exc_module: "celery.exceptions", exc_message: ["t.add"] },
+      {
+        exc_type: "InternalError",
+        exc_module: "celeriac",
+        exc_message: ["worker error while receiving it: boom"],
+      },
+    ];
+    for (const [i, refused] of refusals.entries()) {
+      const parked = crypto.randomUUID();
+      await backend.store([{
+        taskId: parked,
+        status: "FAILURE",
+        meta: encodeResultMeta({ taskId: parked, status: "FAILURE", result: refused }),
+      }]);
+      await push(queue, parked, true);
+      await until(async () => (await backend.get(parked))?.status === "SUCCESS");
+      assert.equal(worker.stats.succeeded, i + 1, refused.exc_type);
+    }
   });
 });
 

@@ -208,7 +208,11 @@ export class KvBackend implements ResultBackend {
     signal?.addEventListener("abort", onAbort, { once: true });
     this.#watch();
     try {
-      await this.#report(taskId, (await this.#kv.get<StoredResult>(key)).value);
+      // Tracked as busy: a close() meanwhile waits for this read instead of
+      // releasing the database under it ("Database is closed.").
+      await this.#run(async () =>
+        this.#report(taskId, (await this.#kv.get<StoredResult>(key)).value)
+      );
       return await promise;
     } finally {
       signal?.removeEventListener("abort", onAbort);

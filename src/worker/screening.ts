@@ -41,9 +41,10 @@ export const DEFAULT_MAX_DELIVERIES = 5;
 /**
  * Exception types a worker stores when it parks a message it did not run
  * (an unknown task, a refused content type, a body or headers it cannot
- * decode, a poison message): such a FAILURE does not make a requeued message
- * a duplicate, so a requeue runs it, or parks it again while it is still
- * refused, instead of dropping it.
+ * decode, a poison message, and the last resort's `InternalError` for a
+ * message it failed to receive or to settle without a result): such a
+ * FAILURE does not make a requeued message a duplicate, so a requeue runs it,
+ * or parks it again while it is still refused, instead of dropping it.
  */
 const REFUSALS: ReadonlySet<string> = new Set([
   "NotRegistered",
@@ -51,6 +52,7 @@ const REFUSALS: ReadonlySet<string> = new Set([
   "DecodeError",
   "ProtocolError",
   "PoisonMessage",
+  "InternalError",
 ]);
 
 /** Whether a stored state says the task ran to the end (a refusal's FAILURE does not). */

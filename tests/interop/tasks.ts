@@ -4,7 +4,7 @@
  */
 
 import { Redis } from "ioredis";
-import { Celery } from "../../mod.ts";
+import { Celery, group } from "../../mod.ts";
 
 export const app = new Celery();
 
@@ -114,6 +114,18 @@ export const alwaysRetry = app.task("tasks.always_retry", { bind: true, maxRetri
 
 /** Chord body for the canvas interop tests. */
 export const tsum = app.task("tasks.tsum", (xs: number[]) => xs.reduce((a, b) => a + b, 0));
+/** Replaces itself (Celery's `self.replace`) with `tasks.add(n, 100)`. */
+export const byTask = app.task(
+  "tasks.by_task",
+  { bind: true },
+  (ctx, n: number) => ctx.replace(add.s(n, 100)),
+);
+/** Replaces itself with a group: its result is the group's list. */
+export const byGroup = app.task(
+  "tasks.by_group",
+  { bind: true },
+  (ctx, n: number) => ctx.replace(group([add.s(n, 1), add.s(n, 2)])),
+);
 /** A chord header member that says which worker ran it. */
 export const who = app.task("tasks.who", (n: number) => `ts:${n}`);
 /** A chord body that records each call (to count them) in a Redis list. */

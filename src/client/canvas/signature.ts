@@ -10,7 +10,7 @@ import type { CompressionName } from "../../protocol/compression_names.ts";
 import type { SignatureDict } from "../../protocol/message.ts";
 import type { SerializerName } from "../../protocol/serializers.ts";
 import { decodeSignature, encodeSignature, type ResultTuple } from "../../protocol/signature.ts";
-import { chainSignature } from "../../protocol/canvas_shape.ts";
+import { chainSignature, chunksToGroup, kind, tasksOf } from "../../protocol/canvas_shape.ts";
 import { pyIsoFormat } from "../../protocol/time.ts";
 import { checkTaskFields } from "../../protocol/task_fields.ts";
 import { closestOptionName } from "../call_option_names.ts";
@@ -229,6 +229,17 @@ export abstract class CanvasBase<R> {
     return this.#dict.immutable;
   }
 
+  /** Replace the dict's members (a new dict: the old one may be shared by a canvas). */
+  protected setMembers(tasks: SignatureDict[]): void {
+    const d = this.#dict;
+    this.#dict = {
+      ...d,
+      task: "celery.group",
+      kwargs: { ...d.kwargs, tasks },
+      subtask_type: "group",
+    };
+  }
+
   /** Celery's signature dict, as Python's `dict(sig)` (a copy). */
   toDict(): SignatureDict {
     return structuredClone(encodeSignature(this.#dict));
@@ -391,6 +402,42 @@ export class Group<T extends unknown[] = unknown[]> extends CanvasBase<T> {
    */
   clone(options: SignatureOptions = {}): Group<T> {
     return new Group<T>(this.app, this.toDict()).set(options);
+  }
+
+  /**
+   * Spread the members' start times (Celery's `group.skew()`): the first
+   * gets a `countdown` of `start` seconds, each next one `step` more, up to
+   * `stop` (then the rest keep the last). A group of `chunks` becomes a
+   * plain group of its chunks first, as Celery's `chunks(...).group()`.
+   *
+   * @example
+   * ```ts ignore
+   * await group(urls.map((u) => fetchOne.s(u))).skew(0, null, 0.5).applyAsync(); // 0 s, 0.5 s, 1 s, ...
+   * ```
+   *
+   * @param start the first member's countdown, seconds (default 1)
+   * @param stop the largest countdown, or null for none (default)
+   * @param step seconds between members (default 1)
+   * @returns this group
+   * @throws {TypeError} when this is not a group (a chain or chord ending in one)
+   */
+  skew(start = 1, stop: number | null = null, step = 1): this {
+    const dict = canvasDict(this);
+    const k = kind(dict);
+    if (k !== "group" && k !== "chunks") {
+      throw new TypeError(`skew() spreads a group's members; this is a ${k ?? "task"}`);
+    }
+    let countdown = start;
+    let last = start;
+    const tasks = tasksOf(k === "chunks" ? chunksToGroup(dict) : dict).map((t) => {
+      if (stop === null || countdown <= stop) {
+        last = countdown;
+        countdown += step;
+      }
+      return { ...t, options: { ...t.options, countdown: last } };
+    });
+    this.setMembers(tasks);
+    return this;
   }
 
   /**
