@@ -191,9 +191,18 @@ function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
   }
   if (task.options.bind) return body.args;
   throw new TypeError(
-    `${task.name}() got keyword argument(s) ${keys.join(", ")}, but its handler takes positional ` +
+    `${task.name}() got keyword argument(s) ${namesOf(keys)}, but its handler takes positional ` +
       `arguments only: declare { params: [...] } or { bind: true } and read ctx.kwargs`,
   );
+}
+
+/** Keyword names shown in an error: a message sent with 200,000 of them gives a line, not megabytes. */
+const NAMES_SHOWN = 10;
+
+function namesOf(keys: readonly string[]): string {
+  const shown = keys.slice(0, NAMES_SHOWN).join(", ");
+  const more = keys.length - NAMES_SHOWN;
+  return more > 0 ? `${shown} and ${more.toLocaleString("en-US")} more` : shown;
 }
 
 function needsFollowUp(embed: Embed): boolean {
