@@ -177,6 +177,25 @@ const SIGNATURE_ROUTE_KEYS = [
 ] as const;
 
 /**
+ * The task options that are a call's defaults (a call's or a signature's
+ * own options override them), by their name in `TaskOptions` and in a
+ * message's options.
+ *
+ * @example
+ * ```ts
+ * import { CALL_DEFAULTS } from "./routes.ts";
+ * CALL_DEFAULTS.map(([option]) => option); // ["queue", "priority", "timeLimit", "softTimeLimit", "serializer"]
+ * ```
+ */
+export const CALL_DEFAULTS = [
+  ["queue", "queue"],
+  ["priority", "priority"],
+  ["timeLimit", "time_limit"],
+  ["softTimeLimit", "soft_time_limit"],
+  ["serializer", "serializer"],
+] as const;
+
+/**
  * A task's options that are the defaults of every send of its signatures, by
  * their Celery option names: what Celery's `Task.apply_async` takes from the
  * task's attributes (`queue`, `priority`, `time_limit`, `soft_time_limit`,
@@ -195,14 +214,9 @@ export function signatureDefaults(
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (!options) return out;
-  const pairs = [
-    ["queue", options.queue],
-    ["priority", options.priority],
-    ["time_limit", options.timeLimit],
-    ["soft_time_limit", options.softTimeLimit],
-    ["serializer", options.serializer],
-  ] as const;
-  for (const [key, value] of pairs) if (value !== undefined) out[key] = value;
+  for (const [option, key] of CALL_DEFAULTS) {
+    if (options[option] !== undefined) out[key] = options[option];
+  }
   return out;
 }
 
@@ -214,7 +228,8 @@ function unset(value: unknown): boolean {
  * The execution options a signature is sent with (a chain step, group or
  * chord member, callback — by the client that applies the canvas and by
  * the worker that sends the next step): its own, then its task's (queue,
- * priority, time limits, serializer: {@link signatureDefaults}), then its
+ * priority, time limits, serializer: {@link signatureDefaults}) where it
+ * sets none (an option set to null stays null), then, where still unset, its
  * route's queue, exchange, routing key and priority, as Celery's
  * `Task.apply_async` and router do for every `apply_async` of a signature.
  *
@@ -242,15 +257,20 @@ export function routeSignature(
   options: Record<string, unknown>,
 ): Record<string, unknown> {
   const defaults = signatureDefaults(taskOptions);
-  const own = unset(options.queue) ? defaults.queue : options.queue;
-  const route = routes?.(task, args, kwargs, { kwargs, queue: own as string | undefined });
+  // As Celery's Task.apply_async: the task's options under the signature's, an option set
+  // (even to None) kept; then the router fills what is still unset (None included).
+  const own = options.queue === undefined ? defaults.queue : options.queue;
+  const route = routes?.(task, args, kwargs, {
+    kwargs,
+    queue: unset(own) ? undefined : own as string,
+  });
   let out = options;
-  const fill = (key: string, value: unknown) => {
-    if (value === undefined || !unset(out[key])) return;
+  const fill = (key: string, value: unknown, when: (v: unknown) => boolean) => {
+    if (value === undefined || !when(out[key])) return;
     if (out === options) out = { ...options };
     out[key] = value;
   };
-  for (const key in defaults) fill(key, defaults[key]);
-  for (const [key, name] of SIGNATURE_ROUTE_KEYS) fill(key, route?.[name]);
+  for (const key in defaults) fill(key, defaults[key], (v) => v === undefined);
+  for (const [key, name] of SIGNATURE_ROUTE_KEYS) fill(key, route?.[name], unset);
   return out;
 }

@@ -8,11 +8,11 @@
 
 import type { AsyncResult } from "./async_result.ts";
 import { type CanvasApp, Group, Signature } from "./canvas/signature.ts";
-import { signatureDefaults } from "./routes.ts";
+import { CALL_DEFAULTS, signatureDefaults } from "./routes.ts";
 import type { ApplyOptions, DelayManyOptions, TaskOptions, TaskSender } from "./task_options.ts";
 
 /** The task options that are a call's defaults (its call options override them). */
-const CALL_DEFAULTS = ["queue", "priority", "serializer", "timeLimit", "softTimeLimit"] as const;
+const CALL_DEFAULT_OPTIONS = CALL_DEFAULTS.map(([option]) => option);
 
 /**
  * A typed handle to a task: call it with {@link Task.delay} or
@@ -72,7 +72,7 @@ export class Task<A extends unknown[], R> {
     // One frozen options object while the task's options stay the same: the app keeps their
     // message template. Options changed since (the object given to app.task()) make a new one.
     let defaults = this.#defaults;
-    if (!defaults || CALL_DEFAULTS.some((k) => defaults![k] !== this.options[k])) {
+    if (!defaults || CALL_DEFAULT_OPTIONS.some((k) => defaults![k] !== this.options[k])) {
       defaults = this.#defaults = Object.freeze(this.#callOptions({}));
     }
     return this.#sender.sendTask<R>(this.name, args, defaults);
@@ -142,7 +142,7 @@ export class Task<A extends unknown[], R> {
   /** The task's defaults for a call, under the call's own options. */
   #callOptions(options: ApplyOptions): ApplyOptions {
     const out: Record<string, unknown> = {};
-    for (const k of CALL_DEFAULTS) out[k] = this.options[k];
+    for (const k of CALL_DEFAULT_OPTIONS) out[k] = this.options[k];
     return { ...out, ...stripUndefined(options) };
   }
 
