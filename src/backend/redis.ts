@@ -205,7 +205,7 @@ export class RedisBackend implements ResultBackend {
   }
 
   #run<T>(fn: () => Promise<T>): Promise<T> {
-    return guardRedis(this.#rawUrl, fn);
+    return guardRedis(this.#rawUrl, fn, this.#closing.signal);
   }
 
   /**

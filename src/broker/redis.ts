@@ -176,7 +176,7 @@ export class RedisBroker implements Broker {
       rawUrl,
       db: url.db,
       k: (key) => prefix + key,
-      run: (fn) => guardRedis(rawUrl, fn),
+      run: (fn) => guardRedis(rawUrl, fn, this.#released.signal),
       events: single ? new RespEvents(url, rawUrl) : undefined,
       resp: single
         ? new RespScripts(url, rawUrl, { name: "celeriac-consume", role: "consume" })

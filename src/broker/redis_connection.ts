@@ -16,7 +16,7 @@ import {
   failoverWaitOf,
   type RedisUrlOptions,
 } from "./redis_url.ts";
-import { noteFailure } from "./redis_guard.ts";
+import { noteFailure, noteRecovered } from "./redis_guard.ts";
 import { watchClusterNodes } from "./redis_cluster_watch.ts";
 import { watchSentinelMaster } from "./redis_sentinel_watch.ts";
 import { closeWait } from "./sleep.ts";
@@ -257,6 +257,7 @@ const badDatabases = new WeakMap<Redis, Error>();
  * and results where nobody looks.
  */
 function watchRedisErrors(conn: Redis, rawUrl: string, db: number): void {
+  conn.on("ready", () => noteRecovered(rawUrl));
   conn.on("error", (err: Error) => {
     lastErrors.set(conn, err);
     noteFailure(rawUrl, err);

@@ -9,6 +9,7 @@ import { getLogger } from "@logtape/logtape";
 import { BrokerConnectionError } from "./errors.ts";
 import { CLOSED, describeRedisFailure, isConnectionFailure, TIMED_OUT } from "./redis_failures.ts";
 import { failoverWaitOf, parseRedisUrl } from "./redis_url.ts";
+import { sleep } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "redis"]);
 
@@ -38,6 +39,21 @@ export function noteFailure(rawUrl: string, err: Error): void {
     return;
   }
   urlErrors.set(rawUrl, err);
+}
+
+/**
+ * Forget the error a URL's connection reported once it is ready again: a
+ * later failure must not be explained by an outage long over.
+ *
+ * @example
+ * ```ts ignore
+ * client.on("ready", () => noteRecovered(rawUrl));
+ * ```
+ *
+ * @param rawUrl the connection's URL
+ */
+export function noteRecovered(rawUrl: string): void {
+  urlErrors.delete(rawUrl);
 }
 
 /** {@link failoverWaitOf} of each URL given to {@link guardRedis}. */
@@ -77,7 +93,8 @@ function realFailure(rawUrl: string, err: unknown): unknown {
  * publish may then reach Redis twice (at-least-once, as kombu's publish
  * retry). On a single server the first failure is thrown. A failure is
  * reported with the connection's own error (`connect ECONNREFUSED ...`),
- * not ioredis' "Reached the max retries per request limit".
+ * not ioredis' "Reached the max retries per request limit". Once `closed`
+ * aborts (its owner closed the connection) a failure is thrown at once.
  *
  * @example
  * ```ts ignore
@@ -86,16 +103,21 @@ function realFailure(rawUrl: string, err: unknown): unknown {
  *
  * @param rawUrl the server's URL, for the error
  * @param fn the commands
+ * @param closed aborted when the owner closed the connection: nothing is sent again
  * @returns what they return
  */
-export async function guardRedis<T>(rawUrl: string, fn: () => Promise<T>): Promise<T> {
+export async function guardRedis<T>(
+  rawUrl: string,
+  fn: () => Promise<T>,
+  closed?: AbortSignal,
+): Promise<T> {
   const until = Date.now() + failoverWaitOfUrl(rawUrl);
   while (true) {
     try {
       return await fn();
     } catch (err) {
       if (!isConnectionFailure(err)) throw err;
-      if (Date.now() >= until) {
+      if (closed?.aborted || Date.now() >= until) {
         const real = realFailure(rawUrl, err);
         throw new BrokerConnectionError(
           rawUrl,
@@ -108,7 +130,7 @@ export async function guardRedis<T>(rawUrl: string, fn: () => Promise<T>): Promi
       log.debug("Redis command failed during a failover ({error}); sending it again", {
         error: (err as Error).message,
       });
-      await new Promise((r) => setTimeout(r, 250));
+      await sleep(250, closed);
     }
   }
 }
