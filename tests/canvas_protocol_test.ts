@@ -416,3 +416,20 @@ Deno.test("canvas: a chain's, group's and chord's own options and links go where
     assert.deepEqual(ids(body.options.link), ["CB"]);
   }
 });
+
+Deno.test("canvas: a task id given to a chain or chord is its result's: the last step's, the body's", () => {
+  const chained = planCanvas(chainSignature([s("a"), s("b")]), { options: { task_id: "X" } });
+  assert.notEqual(chained.sends[0].id, "X", "not the first step's");
+  assert.equal(chained.sends[0].embed.chain![0].options.task_id, "X");
+  assert.equal(chained.result.id, "X");
+  const own = planCanvas(chainSignature([s("a"), s("b")], { task_id: "Z" }));
+  assert.equal(own.result.id, "Z", "as chain(...).set({ taskId })");
+  const chorded = planCanvas(chordSignature(groupSignature([s("a"), s("b")]), s("sum")), {
+    options: { task_id: "Y" },
+  });
+  assert.equal(chorded.result.id, "Y");
+  for (const m of chorded.sends) {
+    assert.equal(m.embed.chord!.options.task_id, "Y");
+    assert.notEqual(m.id, "Y");
+  }
+});

@@ -128,3 +128,24 @@ Deno.test("cli control revoke: remembered in the broker, so a worker that starts
     assert.deepEqual(remembered.sort(), [queued.id, running.id].sort());
   });
 });
+
+Deno.test("cli parked: a message without task name or id says so instead of -[-]", async () => {
+  await withBroker(async (url, app) => {
+    const broker = await app.broker();
+    await broker.publish({
+      body: new TextEncoder().encode("\u0000not json"),
+      contentType: "application/json",
+      contentEncoding: "utf-8",
+      headers: {},
+      properties: {},
+    }, { routingKey: "raw" });
+    const [delivery] = await broker.take(["raw"], { max: 1, signal: AbortSignal.timeout(5000) });
+    assert.ok(delivery, "the raw message was taken");
+    await broker.reject([{ delivery, reason: "undecodable body" }]);
+    const res = await cli(["parked", "-b", url]);
+    assert.equal(res.code, 0, res.out);
+    assert.doesNotMatch(res.out, /-\[-\]/);
+    assert.match(res.out, / {2}raw {2}\(no task name or id\) {2}undecodable body/);
+    assert.match(res.out, /1 parked message\(s\)/);
+  });
+});

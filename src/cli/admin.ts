@@ -6,6 +6,27 @@
  */
 
 import type { Celery } from "../client/app.ts";
+import type { ParkedMessage } from "../broker/port.ts";
+
+/**
+ * The task column of `parked`: `name[id]`, with a readable stand-in for
+ * what the message did not carry (a body that could not be decoded, or a
+ * message that is not a Celery task, has neither name nor id).
+ *
+ * @example
+ * ```ts ignore
+ * import { parkedTask } from "./admin.ts";
+ * parkedTask({ taskName: "t.add", taskId: "42" }); // "t.add[42]"
+ * parkedTask({ taskName: null, taskId: null }); // "(no task name or id)"
+ * ```
+ *
+ * @param p the parked message's task name and id
+ * @returns the text of the task column
+ */
+export function parkedTask(p: Pick<ParkedMessage, "taskName" | "taskId">): string {
+  if (p.taskName === null && p.taskId === null) return "(no task name or id)";
+  return `${p.taskName ?? "(no task name)"}[${p.taskId ?? "no id"}]`;
+}
 
 /**
  * List (or requeue) parked messages; resolves with the exit code.
@@ -33,8 +54,7 @@ export async function parked(
   }
   const list = await broker.listParked({ limit: options.limit });
   for (const p of list) {
-    const task = `${p.taskName ?? "-"}[${p.taskId ?? "-"}]`;
-    console.log(`${p.parkedAt.toISOString()}  ${p.queue}  ${task}  ${p.reason}`);
+    console.log(`${p.parkedAt.toISOString()}  ${p.queue}  ${parkedTask(p)}  ${p.reason}`);
   }
   console.log(`${list.length} parked message(s)`);
   return 0;

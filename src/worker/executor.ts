@@ -406,9 +406,9 @@ export async function runTask(
     } else {
       value = await currentTask.run({ id: req.id, rootId }, () => timed(() => handler(...args)));
     }
-    if (planned) return await retried();
-    // A replacement the handler did not await: it ends the task all the same.
+    // A replacement, even one the handler did not await or caught: it ends the task all the same.
     await replacer.pending();
+    if (planned) return await retried();
     const store = req.storeResult && !task.options.ignoreResult;
     const outcome: RunOutcome = {
       seq: req.seq,
@@ -427,11 +427,16 @@ export async function runTask(
     await hooks?.success(value);
     return outcome;
   } catch (thrown) {
-    if (thrown instanceof Replaced && thrown.taskId === req.id) {
+    // Once its replacement is sent the task's id is the replacement's: a handler that caught
+    // the signal and threw or retried must not finish it a second time.
+    const replaced = thrown instanceof Replaced && thrown.taskId === req.id
+      ? thrown
+      : await replacer.sent();
+    if (replaced) {
       return {
         seq: req.seq,
         ok: true,
-        replacedBy: thrown.replacement,
+        replacedBy: replaced.replacement,
         runtime: performance.now() - started,
         blocked,
       };
