@@ -1,17 +1,19 @@
 /**
- * Hostile chord bookkeeping in the Redis result backend (keys written by
- * another tool, or by hand): a member's join ends with an error that names
- * the key to delete, or a warning that says why the body will not run,
- * instead of a bare WRONGTYPE or a chord that waits forever in silence.
+ * Hostile chord bookkeeping and result keys in the Redis result backend
+ * (written by another tool, or by hand): a member's join ends with an error
+ * that names the key to delete, or a warning that says why the body will not
+ * run, and a result read names the task and key, instead of a bare WRONGTYPE
+ * or a chord that waits forever in silence.
  */
 
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
+import { captureLogs } from "./helpers/logs.ts";
 import { openRedisBackend } from "../src/backend/redis.ts";
 import { GROUP_META_PREFIX } from "../src/backend/redis_chord.ts";
 import type { ChordPart } from "../src/backend/port.ts";
 import { ProtocolError } from "../protocol.ts";
-import { chord, TaskError } from "../mod.ts";
+import { Celery, chord, TaskError } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { add, app as tasksApp, tsum } from "./apps/canvas_app.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -81,15 +83,7 @@ Deno.test({
     "redis hostile chord keys: a member of a chord without a stored size is recorded and says its body will not run",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { mem: (rec) => records.push(rec) },
-    loggers: [
-      { category: ["celeriac", "backend", "redis"], lowestLevel: "warning", sinks: ["mem"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["mem"] },
-    ],
-  });
+  const records = await captureLogs("warning", ["celeriac", "backend", "redis"]);
   const own = uniquePrefix("hostile-chord-nosize");
   const backend = await openRedisBackend(
     `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`,
@@ -144,6 +138,33 @@ Deno.test({
   } finally {
     await worker.stop();
     await tasksApp.close();
+    await r.quit();
+    await deleteKeys(own);
+  }
+});
+
+Deno.test({
+  name:
+    "redis hostile result keys: a result key of another type is a ProtocolError naming the task and key",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const own = uniquePrefix("hostile-result-type");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`;
+  const client = new Celery({ broker: url, backend: url });
+  const r = await rawRedis();
+  try {
+    await r.hset(`${own}celery-task-meta-t-hash`, "status", "SUCCESS");
+    const named = (err: unknown) => {
+      assert.ok(err instanceof ProtocolError, String(err));
+      // Before: "WRONGTYPE Operation against a key holding the wrong kind of value", nothing named.
+      assert.match(err.message, new RegExp(`task t-hash .*${own}celery-task-meta-t-hash`));
+      assert.match(err.message, /delete the key/);
+      return true;
+    };
+    await assert.rejects(client.asyncResult("t-hash").state(), named);
+    await assert.rejects(client.asyncResult("t-hash").get({ timeout: 5_000 }), named);
+  } finally {
+    await client.close();
     await r.quit();
     await deleteKeys(own);
   }
