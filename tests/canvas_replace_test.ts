@@ -18,6 +18,8 @@ import {
   byGroup,
   byTask,
   byTaskNoAwait,
+  byTaskRethrown,
+  byTaskRetried,
   ident,
 } from "./apps/canvas_app.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -50,6 +52,36 @@ Deno.test("replace: the replacement's final task takes the task's id, place, lin
   assert.deepEqual(sent.embed.callbacks?.map((c) => c.task), ["t.cb"]);
   assert.deepEqual(sent.embed.errbacks?.map((c) => c.task), ["t.eb"]);
   assert.deepEqual(sent.embed.chain?.map((c) => c.options.task_id), ["NEXT"]);
+});
+
+Deno.test("replace: a replacing chain's steps keep the task's errbacks, its last step the callbacks", () => {
+  const task = {
+    id: "ID",
+    group: null,
+    groupIndex: null,
+    embed: {
+      callbacks: [s("t.cb")],
+      errbacks: [s("t.eb")],
+      chain: [{ ...s("t.next"), options: { task_id: "NEXT" } }],
+      chord: null,
+    },
+  };
+  const replacing = {
+    ...s("celery.chain"),
+    kwargs: { tasks: [s("t.p"), s("t.q")] },
+    subtask_type: "chain",
+  };
+  const plan = planCanvas(replacementSignature(replacing, task));
+  assert.equal(plan.sends.length, 1);
+  const [first] = plan.sends;
+  assert.equal(first.task, "t.p");
+  assert.deepEqual(first.embed.errbacks?.map((e) => e.task), ["t.eb"], "p failing calls eb");
+  assert.equal(first.embed.callbacks, null);
+  const [next, q] = first.embed.chain!;
+  assert.equal(next.options.task_id, "NEXT");
+  assert.equal(q.options.task_id, "ID");
+  assert.deepEqual((q.options.link_error as SignatureDict[]).map((e) => e.task), ["t.eb"]);
+  assert.deepEqual((q.options.link as SignatureDict[]).map((e) => e.task), ["t.cb"]);
 });
 
 Deno.test("replace: a group becomes a chord with celery.accumulate(index=0) as its body", () => {
@@ -102,6 +134,12 @@ Deno.test({
     assert.equal(await (await byChain.delay(1)).get(T), 12);
     assert.deepEqual(await (await byGroup.delay(1)).get(T), [2, 3]);
     assert.equal(await (await byTaskNoAwait.delay(1)).get(T), 8, "not -1: it was replaced");
+    assert.equal(await (await byTaskRethrown.delay(1)).get(T), 201, "no FAILURE under its id");
+    assert.equal(
+      await (await byTaskRetried.delay(1)).get(T),
+      301,
+      "no FAILURE (retry limit) under its id",
+    );
     const stepped = await chain(add.s(1, 1), byChain.s(), add.s(1000)).applyAsync();
     assert.equal(await stepped.get(T), 1013);
     assert.equal(await stepped.parent!.get(T), 13, "the replaced step's id holds its result");

@@ -14,10 +14,11 @@ import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { openRedisBackend } from "../src/backend/redis.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
+import { openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts";
 import { guardRedis, noteFailure } from "../src/broker/redis_guard.ts";
 import { failoverWaitOf, parseRedisUrl } from "../src/broker/redis_url.ts";
 import { message } from "./broker_conformance.ts";
-import { command, failoverSet, waitUntil } from "./helpers/redis_servers.ts";
+import { command, failoverSet, privateServers, waitUntil } from "./helpers/redis_servers.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const wait = (url: string) => failoverWaitOf(parseRedisUrl(url), url);
@@ -134,6 +135,71 @@ Deno.test({
   } finally {
     await reset();
     await Promise.allSettled([broker.close(), backend.close()]);
+    await servers.stop();
+  }
+});
+
+Deno.test({
+  name: "failover window: a Cluster master's death and its replica's promotion are told once each",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  // ioredis reports a node's failures as 'node error' events, which were not logged: a master's
+  // death and the promotion of its replica went by without a word.
+  const servers = await privateServers(
+    "failover-log-cluster",
+    (s) => s.cluster({ nodes: 6, replicas: 1, args: ["--cluster-node-timeout", "1000"] }),
+  );
+  const base = servers.base;
+  const url = `redis+cluster://127.0.0.1:${base},127.0.0.1:${base + 1}`;
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { keep: (r) => records.push(r) },
+    loggers: [
+      { category: ["celeriac"], lowestLevel: "info", sinks: ["keep"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  const broker = await openRedisClusterBroker(url);
+  try {
+    const queue = `failover-log-${crypto.randomUUID().slice(0, 8)}`;
+    await broker.publish(message("before"), { routingKey: queue });
+    const slot = Number(await command(base, "CLUSTER", "KEYSLOT", queueTag(queue)));
+    type Range = [number, number, ...[string, number][]];
+    let owners: [string, number][] = [];
+    await waitUntil("the slot's replica to be known", async () => {
+      const slots = await command(base, "CLUSTER", "SLOTS") as Range[];
+      owners = slots.find(([from, to]) => slot >= from && slot <= to)!.slice(2) as [
+        string,
+        number,
+      ][];
+      return owners.length === 2;
+    }, 20_000);
+    const [[, victim], [, replica]] = owners;
+    await servers.processes.find((p) => p.port === Number(victim))!.kill();
+    // Sent while its master is down: rides the failover out.
+    await broker.publish(message("during"), { routingKey: queue });
+    assert.equal(await broker.queueDepth(queue), 2);
+    const lines = records.map((r) =>
+      `${r.level} ${r.message.map((p) => typeof p === "string" ? p : String(p)).join("")}`
+    );
+    const said = lines.join("\n");
+    assert.equal(
+      lines.filter((l) => l.includes(`node 127.0.0.1:${victim} is unreachable`)).length,
+      1,
+      said,
+    );
+    const changes = lines.filter((l) => / masters are now /.test(l));
+    assert.equal(changes.length, 1, said);
+    assert.match(
+      changes[0]!,
+      new RegExp(`now .*127\\.0\\.0\\.1:${replica}.* \\(were .*127\\.0\\.0\\.1:${victim}`),
+    );
+  } finally {
+    await reset();
+    await broker.close().catch(() => {});
     await servers.stop();
   }
 });

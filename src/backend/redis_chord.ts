@@ -18,9 +18,33 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
+import { ProtocolError } from "../protocol/errors.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
 import type { ChordPart } from "./port.ts";
+
+const log = getLogger(["celeriac", "backend", "redis"]);
+
+/** Whether a Redis reply error says a key holds another type (a list where a string was expected). */
+function isWrongType(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith("WRONGTYPE");
+}
+
+/**
+ * A count stored in a chord key (`.s` its size, `.t` a size delta), or a
+ * ProtocolError naming the key: a value that is no integer would leave the
+ * chord waiting forever.
+ */
+function storedCount(key: string, raw: string): number {
+  const n = /^-?\d+$/.test(raw) ? Number(raw) : NaN;
+  if (Number.isSafeInteger(n)) return n;
+  throw new ProtocolError(
+    `Chord key ${key} holds ${JSON.stringify(raw.slice(0, 100))}, not a count: the chord's ` +
+      `body will not run. Something other than a Celery or Celeriac producer wrote it; delete ` +
+      `the chord's keys (${key.slice(0, -2)}.*) and send the chord again`,
+  );
+}
 
 /**
  * Key prefix of saved groups and chord bookkeeping, as in Celery.
@@ -94,14 +118,44 @@ export class RedisChords {
     }
     const replies = await m.exec();
     if (!replies) throw new Error(`Chord ${part.groupId}: the join transaction was aborted`);
-    for (const [err] of replies) if (err) throw err;
+    for (const [err] of replies) {
+      if (!err) continue;
+      if (!isWrongType(err)) throw err;
+      throw new ProtocolError(
+        `Chord ${part.groupId}: a key of its join (${stem}.j must be a sorted set, ${stem}.s ` +
+          `and ${stem}.t strings) holds another type (${err.message}): the chord's body will ` +
+          `not run. Something other than Celery or Celeriac wrote it; delete those keys and ` +
+          `send the chord again`,
+        { taskId: part.taskId, cause: err },
+      );
+    }
     const ready = Number(replies[1][1]);
-    const delta = Number(replies[2][1] ?? 0);
-    const size = replies[3][1];
-    if (size === null || size === undefined) return null;
-    if (ready !== Number(size) + delta) return null;
-    const raw = await this.#client.zrange(stem + ".j", "0", "-1");
-    return raw.map(decodeChordMember);
+    const rawDelta = replies[2][1] as string | null;
+    const delta = rawDelta === null ? 0 : storedCount(stem + ".t", rawDelta);
+    const raw = replies[3][1] as string | null;
+    if (raw === null) {
+      log.warn(
+        "Task {id} is a member of chord {group}, but the chord has no size ({key} is missing): " +
+          "its body will not run. A chord is started by its producer (Celery's or Celeriac's " +
+          "chord().apply_async()), which stores the size first; or the chord's keys expired " +
+          "(result_expires) before this member ran",
+        { id: part.taskId, group: part.groupId, key: stem + ".s" },
+      );
+      return null;
+    }
+    if (ready !== storedCount(stem + ".s", raw) + delta) return null;
+    const members = await this.#client.zrange(stem + ".j", "0", "-1");
+    return members.map((text) => {
+      try {
+        return decodeChordMember(text);
+      } catch (err) {
+        throw new ProtocolError(
+          `Chord ${part.groupId}: an entry of ${stem}.j is no join entry ([1, id, state, ` +
+            `result]): ${(err as Error).message}. Delete the chord's keys and send the chord again`,
+          { taskId: part.taskId, cause: err },
+        );
+      }
+    });
   }
 
   /** DEL `.j`, `.t`, `.s` once the body was sent, as Celery does. */

@@ -114,7 +114,21 @@ export function watchBroadcasts(
   );
 }
 
-/** What {@link subscribeReplies} needs of the broker. */
+/**
+ * What {@link subscribeReplies} needs of the broker.
+ *
+ * @example
+ * ```ts ignore
+ * const host: RepliesHost = {
+ *   closed: () => broker.closed,
+ *   take: (queues, options) => broker.take(queues, options),
+ *   takeNow: (queue) => broker.takeNow(queue),
+ *   ack: (deliveries) => broker.ack(deliveries),
+ *   purge: (queue) => broker.purge(queue),
+ *   run: (fn) => broker.track(fn()),
+ * };
+ * ```
+ */
 export interface RepliesHost {
   /** Whether the broker was closed. */
   closed(): boolean;
@@ -165,6 +179,8 @@ export function subscribeReplies(
   const loop = async () => {
     while (!signal.aborted && !host.closed()) {
       if (hold) await hold;
+      // The broker may have closed, or the signal aborted, during a flush: take() would reject.
+      if (signal.aborted || host.closed()) break;
       const woken = wake = new AbortController();
       const stop = AbortSignal.any([signal, woken.signal]);
       await (iteration = host.take([queue], { max: 100, signal: stop }).then(handOver));

@@ -17,6 +17,7 @@ import {
   type RedisUrlOptions,
 } from "./redis_url.ts";
 import { noteFailure } from "./redis_guard.ts";
+import { watchClusterNodes } from "./redis_cluster_watch.ts";
 import { watchSentinelMaster } from "./redis_sentinel_watch.ts";
 import { closeWait } from "./sleep.ts";
 
@@ -62,7 +63,9 @@ export function openRedisConnection(
 ): Redis {
   const commandTimeout = commandTimeoutOf(url, rawUrl);
   const failoverWait = failoverWaitOf(url, rawUrl);
-  if (url.cluster) return openClusterConnection(url, rawUrl, options, commandTimeout);
+  if (url.cluster) {
+    return openClusterConnection(url, rawUrl, options, commandTimeout, failoverWait);
+  }
   /** Whether this connection (or one duplicated from it) was ever up. */
   const started = { ready: false };
   const where = url.sentinels
@@ -206,6 +209,7 @@ function openClusterConnection(
   rawUrl: string,
   options: RedisConnectionOptions,
   commandTimeout: number,
+  failoverWait: number,
 ): Redis {
   const client = new Cluster(url.cluster!, {
     lazyConnect: true,
@@ -235,6 +239,7 @@ function openClusterConnection(
     lastLogged = now;
     log.warn("Redis Cluster {url}: {error}", { url: maskPassword(rawUrl), error: err.message });
   });
+  watchClusterNodes(client, url.cluster!.map((n) => `${n.host}:${n.port}`).join(","), failoverWait);
   return client as unknown as Redis;
 }
 

@@ -41,7 +41,15 @@ interface MasterState {
 /** Masters by `<name> via <sentinels>`, shared by the connections of this process. */
 const masters = new Map<string, MasterState>();
 
-/** Which master a connection reaches: `{ name, sentinels }` of its options. */
+/**
+ * Which master a connection reaches: `{ name, sentinels }` of its options.
+ *
+ * @example
+ * ```ts
+ * import type { SentinelMaster } from "./redis_sentinel_watch.ts";
+ * const master: SentinelMaster = { name: "mymaster", sentinels: [{ host: "10.0.0.1", port: 26379 }] };
+ * ```
+ */
 export interface SentinelMaster {
   /** The master's name (`?master_name=`). */
   name: string;

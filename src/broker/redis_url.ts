@@ -336,6 +336,12 @@ export function commandTimeoutOf(url: RedisUrlOptions, rawUrl: string): number {
  * `?failover_wait=`, ms: a failover with Sentinel's defaults takes its
  * `down-after-milliseconds` (30 s) and an election (a few seconds), a
  * Cluster's its `cluster-node-timeout` (15 s) and as much again.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_FAILOVER_WAIT_MS } from "./redis_url.ts";
+ * DEFAULT_FAILOVER_WAIT_MS / 1000; // 60 (seconds)
+ * ```
  */
 export const DEFAULT_FAILOVER_WAIT_MS = 60_000;
 

@@ -12,6 +12,7 @@
 import type { Embed, SignatureDict } from "./message.ts";
 import { decodeSignature, encodeSignature, type ResultTuple } from "./signature.ts";
 import {
+  addLinks,
   chainSteps,
   chordParts,
   chordSignature,
@@ -255,16 +256,33 @@ function partOptions(options: Record<string, unknown>): Record<string, unknown> 
   return out;
 }
 
-/** `sig` with `links` added after its own `link` or `link_error` signatures. */
-function addLinks(
-  sig: SignatureDict,
-  name: "link" | "link_error",
-  links: unknown,
-): SignatureDict {
-  const extra = sigList(links, `${sig.task}.options.${name}`);
-  if (!extra) return sig;
-  const own = sigList(sig.options[name], `${sig.task}.options.${name}`) ?? [];
-  return { ...sig, options: { ...sig.options, [name]: [...own, ...extra] } };
+/** Links a canvas adds to each of its members, after the members' own. */
+interface Links {
+  link: SignatureDict[];
+  link_error: SignatureDict[];
+}
+
+/**
+ * `options` without `link` and `link_error`, and the links of `sources`
+ * (in order) that each member gets added to its own: set as options, they
+ * would replace the members' own links.
+ */
+function splitLinks(
+  options: Record<string, unknown>,
+  sources: readonly Readonly<Record<string, unknown>>[],
+): [Links, Record<string, unknown>] {
+  const { link: _l, link_error: _e, ...rest } = options;
+  const links: Links = { link: [], link_error: [] };
+  for (const source of sources) {
+    for (const name of ["link", "link_error"] as const) {
+      links[name].push(...(sigList(source[name], `options.${name}`) ?? []));
+    }
+  }
+  return [links, rest];
+}
+
+function withLinks(sig: SignatureDict, links: Links): SignatureDict {
+  return addLinks(addLinks(sig, "link", links.link), "link_error", links.link_error);
 }
 
 /**
@@ -303,10 +321,14 @@ function applyGroup(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   const gid = optionText(sig.options.task_id) ?? optionText(call.options.task_id) ?? ctx.newId();
   // As Celery's group.apply_async: the group's own options (`.set()`, its links) go to every member.
   const { task_id: _, ...callOptions } = call.options;
-  const memberOptions = { ...partOptions(sig.options), ...callOptions };
+  const [links, memberOptions] = splitLinks({ ...partOptions(sig.options), ...callOptions }, [
+    sig.options,
+    callOptions,
+  ]);
   const members = tasksOf(sig).map((t, i) => {
     const extra = { group_id: gid, group_index: ctx.groupIndex === "always" ? i : null };
-    return apply(withOptions(t, extra), { ...call, chain: null, options: memberOptions }, ctx);
+    const member = withLinks(withOptions(t, extra), links);
+    return apply(member, { ...call, chain: null, options: memberOptions }, ctx);
   });
   return { id: gid, members };
 }
@@ -315,14 +337,18 @@ function applyChord(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   const { header, body } = chordParts(sig);
   const gid = optionText(header.options.task_id) ?? optionText(sig.options.task_id) ?? ctx.newId();
   // As Celery's chord: its own options go to the body and to the header members (under the
-  // header group's), its links only to the body (chord.link / chord.link_error).
-  const { link, link_error, ...own } = partOptions(sig.options);
+  // header group's), its links only to the body (chord.link / chord.link_error); the call's
+  // options go to both (Celery's body.clone(**options)).
   const { task_id: callId, ...callOptions } = call.options;
-  const memberOptions = { ...partOptions(header.options), ...own, ...callOptions };
-  const linkedBody = addLinks(
-    addLinks({ ...body, options: { ...body.options, ...own } }, "link", link),
-    "link_error",
-    link_error,
+  const [bodyLinks, own] = splitLinks(partOptions(sig.options), [sig.options, callOptions]);
+  const [links, memberOptions] = splitLinks(
+    { ...partOptions(header.options), ...own, ...callOptions },
+    [header.options, callOptions],
+  );
+  const bodyCall = splitLinks(partOptions(callOptions), [])[1];
+  const linkedBody = withLinks(
+    { ...body, options: { ...body.options, ...own, ...bodyCall } },
+    bodyLinks,
   );
   // The call's task id is the chord's result: its body's (Celery's body.freeze(task_id)).
   const ownBody = callId === undefined || callId === null
@@ -344,7 +370,7 @@ function applyChord(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   ctx.sizes.push({ groupId: gid, size: leaves.length });
   const members = leaves.map((t, i) =>
     apply(
-      withOptions(t, { group_id: gid, group_index: i, chord: frozenBody }),
+      withLinks(withOptions(t, { group_id: gid, group_index: i, chord: frozenBody }), links),
       { ...call, chain: null, options: memberOptions },
       ctx,
     )

@@ -8,9 +8,29 @@
  */
 
 import type { Embed, SignatureDict } from "./message.ts";
-import { chainSignature, chainSteps, chordSignature, kind, withOptions } from "./canvas_shape.ts";
+import {
+  addLinks,
+  chainSignature,
+  chainSteps,
+  chordSignature,
+  kind,
+  withOptions,
+} from "./canvas_shape.ts";
 
-/** The task being replaced: what its replacement inherits. */
+/**
+ * The task being replaced: what its replacement inherits.
+ *
+ * @example
+ * ```ts
+ * import type { ReplacedTask } from "./canvas_replace.ts";
+ * const task: ReplacedTask = {
+ *   id: "a1",
+ *   group: null,
+ *   groupIndex: null,
+ *   embed: { callbacks: null, errbacks: null, chain: null, chord: null },
+ * };
+ * ```
+ */
 export interface ReplacedTask {
   /** Its id: the replacement's final task takes it, so the caller's result handle still holds. */
   id: string;
@@ -31,17 +51,6 @@ const ACCUMULATE: SignatureDict = {
   subtask_type: null,
   immutable: false,
 };
-
-function withLinks(
-  sig: SignatureDict,
-  name: "link" | "link_error",
-  links: SignatureDict[] | null,
-): SignatureDict {
-  if (!links?.length) return sig;
-  const own = sig.options[name];
-  const list = Array.isArray(own) ? own : own ? [own] : [];
-  return { ...sig, options: { ...sig.options, [name]: [...list, ...links] } };
-}
 
 /**
  * The signature that replaces `task`, as Celery 5.2's `Task.replace` builds
@@ -72,7 +81,7 @@ export function replacementSignature(sig: SignatureDict, task: ReplacedTask): Si
     throw new TypeError(`Task ${task.id} cannot be replaced by an empty chain`);
   }
   let s = k === "group" ? chordSignature(sig, ACCUMULATE) : sig;
-  s = withLinks(withLinks(s, "link", task.embed.callbacks), "link_error", task.embed.errbacks);
+  s = addLinks(addLinks(s, "link", task.embed.callbacks), "link_error", task.embed.errbacks);
   const place: Record<string, unknown> = { task_id: task.id };
   if (task.group !== null) place.group_id = task.group;
   if (task.groupIndex !== null) place.group_index = task.groupIndex;

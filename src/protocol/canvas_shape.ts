@@ -223,7 +223,34 @@ export function chunksToGroup(sig: SignatureDict): SignatureDict {
 }
 
 /**
+ * `sig` with `links` (one signature dict or a list) added after its own
+ * `link` or `link_error` signatures.
+ *
+ * @example
+ * ```ts
+ * import { addLinks } from "./canvas_shape.ts";
+ * const t = { task: "t.add", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
+ * addLinks(t, "link_error", [{ ...t, task: "t.eb" }]).options.link_error; // [{ task: "t.eb", ... }]
+ * ```
+ *
+ * @throws {ProtocolError} when a link is not a signature dict
+ */
+export function addLinks(
+  sig: SignatureDict,
+  name: "link" | "link_error",
+  links: unknown,
+): SignatureDict {
+  const extra = sigList(links, `${sig.task}.options.${name}`);
+  if (!extra) return sig;
+  const own = sigList(sig.options[name], `${sig.task}.options.${name}`) ?? [];
+  return { ...sig, options: { ...sig.options, [name]: [...own, ...extra] } };
+}
+
+/**
  * Flatten nested chains and upgrade `group | next` to a chord, as Celery does.
+ * A nested chain's errbacks go on each of its steps and its callbacks on its
+ * last (Celery's `unchain_tasks`, and `Task.replace` for the callbacks), so
+ * flattening keeps them.
  *
  * @example
  * ```ts
@@ -237,7 +264,12 @@ export function chainSteps(sig: SignatureDict): SignatureDict[] {
   for (const t of tasksOf(sig)) {
     // A loop, not push(...): a nested chain may have more steps than a call takes arguments.
     if (kind(t) === "chain") {
-      for (const step of chainSteps(t)) flat.push(step);
+      const steps = chainSteps(t);
+      const last = steps.length - 1;
+      for (let i = 0; i <= last; i++) {
+        const step = addLinks(steps[i], "link_error", t.options.link_error);
+        flat.push(i === last ? addLinks(step, "link", t.options.link) : step);
+      }
     } else if (kind(t) === "chunks") flat.push(chunksToGroup(t));
     else flat.push(t);
   }

@@ -71,10 +71,15 @@ export class ContentDisallowedError extends ProtocolError {
    */
   constructor(contentType: string, options: { taskId?: string } = {}) {
     const which = options.taskId ? ` (task ${options.taskId})` : "";
+    // A producer that is not Celery may send no content type at all: say so, not "of type ".
+    const what = contentType
+      ? `content of type ${contentType}`
+      : "a message without a content type";
     super(
-      `Refusing to deserialize content of type ${contentType}${which}: ` +
+      `Refusing to deserialize ${what}${which}: ` +
         `Celeriac accepts only application/json and application/x-msgpack; ` +
-        `send the task with serializer "json" or "msgpack"`,
+        `send the task with serializer "json" or "msgpack"` +
+        (contentType ? "" : ` (content_type "application/json" for a producer that is not Celery)`),
       options,
     );
     this.name = "ContentDisallowedError";

@@ -83,7 +83,18 @@ export function describeValue(v: unknown): string {
 
 const COMPRESSIONS: readonly unknown[] = ["zlib", "gzip"] satisfies CompressionName[];
 
-/** A rule for a field's value: whether a value keeps it, and what the value must be (for messages). */
+/**
+ * A rule for a field's value: whether a value keeps it, and what the value must be (for messages).
+ *
+ * @example
+ * ```ts
+ * import type { FieldRule } from "./task_fields.ts";
+ * const priority: FieldRule = {
+ *   ok: (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255,
+ *   wanted: "an integer from 0 to 255",
+ * };
+ * ```
+ */
 export interface FieldRule {
   /** Whether `v` keeps the rule. */
   ok(v: unknown): boolean;

@@ -17,6 +17,7 @@ import { publishInOrder } from "../client/send.ts";
 import type { Publication, PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
 import { type CodecNeeds, loadCodecs } from "../protocol/codecs.ts";
+import { ProtocolError } from "../protocol/errors.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import type { Embed, Message, SignatureDict } from "../protocol/message.ts";
@@ -342,6 +343,41 @@ function asException(v: unknown): ExceptionInfo {
 }
 
 /**
+ * Fail a chord's body with `exc` (a `ChordError`): its FAILURE is stored,
+ * and so are those of the chain steps after it; an outer chord it is a
+ * member of joins as failed; the body's errbacks are sent.
+ */
+async function failChord(j: ChordJoin, exc: ExceptionInfo, io: CanvasIo): Promise<void> {
+  const backend = io.backend!;
+  const now = new Date();
+  const bodyId = planCanvas(j.body, { args: [[]] }).result.id;
+  log.warn("Chord {group} failed: {message}", {
+    group: j.part.groupId,
+    message: exc.exc_message[0],
+  });
+  const failure = failureEntry(
+    bodyId,
+    exc,
+    `celery.exceptions.ChordError: ${exc.exc_message[0]}\n`,
+  );
+  // A chord that is a chain step carries the rest of the chain on its body:
+  // those steps will never run, so they fail too (as after a failed step).
+  const rest = j.body.options?.chain;
+  const after = chainSteps({ chain: Array.isArray(rest) ? rest : null });
+  await backend.store([failure, ...chainFailures(after, failure.meta)]);
+  // A nested chord's body (or a chain step after it) is a member of the outer chord.
+  const outer = [j.body, ...(Array.isArray(rest) ? rest as SignatureDict[] : [])];
+  const more = failedMemberJoins(outer, pyJsonDumps(exc), j.parent);
+  if (more.length) await joinChords(more, io);
+  const errbacks: FollowUps = { publishes: [], children: [], broken: [] };
+  const links = j.body.options?.link_error;
+  for (const eb of (Array.isArray(links) ? links : links ? [links] : []) as SignatureDict[]) {
+    applySignature(eb, [bodyId], null, j.parent, now, errbacks);
+  }
+  await publishAll(errbacks.publishes, io);
+}
+
+/**
  * Join finished chord header members; the member that completes a chord
  * sends its body, or fails it with `ChordError` (the body's errbacks get
  * its id), then removes the join keys.
@@ -365,39 +401,26 @@ export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Pro
       );
       continue;
     }
-    const members = await backend.chordPartReturn(j.part);
-    if (!members) continue;
-    const now = new Date();
-    const failed = members.find((m) => m.state === "FAILURE" || m.state === "REVOKED");
-    if (failed) {
-      const exc = chordError(failed.taskId, asException(failed.result));
-      const bodyId = planCanvas(j.body, { args: [[]] }).result.id;
-      log.warn("Chord {group} failed: {message}", {
-        group: j.part.groupId,
-        message: exc.exc_message[0],
-      });
-      const failure = failureEntry(
-        bodyId,
-        exc,
-        `celery.exceptions.ChordError: ${exc.exc_message[0]}\n`,
-      );
-      // A chord that is a chain step carries the rest of the chain on its body:
-      // those steps will never run, so they fail too (as after a failed step).
-      const rest = j.body.options?.chain;
-      const after = chainSteps({ chain: Array.isArray(rest) ? rest : null });
-      await backend.store([failure, ...chainFailures(after, failure.meta)]);
-      // A nested chord's body (or a chain step after it) is a member of the outer chord.
-      const outer = [j.body, ...(Array.isArray(rest) ? rest as SignatureDict[] : [])];
-      const more = failedMemberJoins(outer, pyJsonDumps(exc), j.parent);
-      if (more.length) await joinChords(more, io);
-      const errbacks: FollowUps = { publishes: [], children: [], broken: [] };
-      const links = j.body.options?.link_error;
-      for (const eb of (Array.isArray(links) ? links : links ? [links] : []) as SignatureDict[]) {
-        applySignature(eb, [bodyId], null, j.parent, now, errbacks);
-      }
-      await publishAll(errbacks.publishes, io);
+    let members;
+    try {
+      members = await backend.chordPartReturn(j.part);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      // Join keys another tool wrote: the body fails, as Celery's "Join error", so its waiters hear.
+      await failChord(j, {
+        exc_type: "ChordError",
+        exc_message: [`Join error: ${err.message}`],
+        exc_module: "celery.exceptions",
+      }, io);
       continue;
     }
+    if (!members) continue;
+    const failed = members.find((m) => m.state === "FAILURE" || m.state === "REVOKED");
+    if (failed) {
+      await failChord(j, chordError(failed.taskId, asException(failed.result)), io);
+      continue;
+    }
+    const now = new Date();
     const f: FollowUps = { publishes: [], children: [], broken: [] };
     applySignature(j.body, [members.map((m) => m.result)], null, j.parent, now, f);
     const broken = brokenStores(f, j.part.taskId);

@@ -190,9 +190,18 @@ function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
   }
   if (task.options.bind) return body.args;
   throw new TypeError(
-    `${task.name}() got keyword argument(s) ${keys.join(", ")}, but its handler takes positional ` +
+    `${task.name}() got keyword argument(s) ${namesOf(keys)}, but its handler takes positional ` +
       `arguments only: declare { params: [...] } or { bind: true } and read ctx.kwargs`,
   );
+}
+
+/** Keyword names shown in an error: a message sent with 200,000 of them gives a line, not megabytes. */
+const NAMES_SHOWN = 10;
+
+function namesOf(keys: readonly string[]): string {
+  const shown = keys.slice(0, NAMES_SHOWN).join(", ");
+  const more = keys.length - NAMES_SHOWN;
+  return more > 0 ? `${shown} and ${more.toLocaleString("en-US")} more` : shown;
 }
 
 function needsFollowUp(embed: Embed): boolean {
@@ -397,9 +406,9 @@ export async function runTask(
     } else {
       value = await currentTask.run({ id: req.id, rootId }, () => timed(() => handler(...args)));
     }
-    if (planned) return await retried();
-    // A replacement the handler did not await: it ends the task all the same.
+    // A replacement, even one the handler did not await or caught: it ends the task all the same.
     await replacer.pending();
+    if (planned) return await retried();
     const store = req.storeResult && !task.options.ignoreResult;
     const outcome: RunOutcome = {
       seq: req.seq,
@@ -418,11 +427,16 @@ export async function runTask(
     await hooks?.success(value);
     return outcome;
   } catch (thrown) {
-    if (thrown instanceof Replaced && thrown.taskId === req.id) {
+    // Once its replacement is sent the task's id is the replacement's: a handler that caught
+    // the signal and threw or retried must not finish it a second time.
+    const replaced = thrown instanceof Replaced && thrown.taskId === req.id
+      ? thrown
+      : await replacer.sent();
+    if (replaced) {
       return {
         seq: req.seq,
         ok: true,
-        replacedBy: thrown.replacement,
+        replacedBy: replaced.replacement,
         runtime: performance.now() - started,
         blocked,
       };

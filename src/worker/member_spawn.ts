@@ -15,13 +15,31 @@ import { unpackOutcomes } from "./run_batch.ts";
 import { cannotSpawn } from "./sandbox_start.ts";
 import { spawnRunner } from "./spawn_runner.ts";
 
-/** What every Web Worker of a pool is told at start: the app module and its settings. */
+/**
+ * What every Web Worker of a pool is told at start: the app module and its settings.
+ *
+ * @example
+ * ```ts ignore
+ * const init: MemberInit = { module: appModule, exportName: "app", config, measureMemory: false };
+ * ```
+ */
 export type MemberInit = Pick<
   Extract<ToRunner, { type: "init" }>,
   "module" | "exportName" | "config" | "measureMemory"
 >;
 
-/** Where a member's messages go. */
+/**
+ * Where a member's messages go.
+ *
+ * @example
+ * ```ts ignore
+ * const hooks: MemberHooks = {
+ *   events,
+ *   onOutcomes: (member, outcomes) => settle(member, outcomes),
+ *   onFail: (member, reason) => replace(member, reason),
+ * };
+ * ```
+ */
 export interface MemberHooks {
   /** The pool's events: a member's publishes and state updates are made through them. */
   events: Pick<PoolEvents, "onPublish" | "onState">;

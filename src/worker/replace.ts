@@ -10,12 +10,25 @@ import { canvasDict, type Group, type Signature } from "../client/canvas/signatu
 import { Replaced } from "../client/replaced.ts";
 import { type ReplacedTask, replacementSignature } from "../protocol/canvas_replace.ts";
 
-/** A task's `replace`, and the replacement it started, if any. */
+/**
+ * A task's `replace`, and the replacement it started, if any.
+ *
+ * @example
+ * ```ts ignore
+ * const replacer: Replacer = taskReplacer({ id, group, groupIndex, embed });
+ * const replaced = await replacer.sent(); // its Replaced signal once sent, else null
+ * ```
+ */
 export interface Replacer {
   /** `ctx.replace`: sends the replacement, then rejects with `Replaced` (or the send's error). */
   replace(sig: Signature<unknown> | Group<unknown[]>): Promise<never>;
   /** The replacement under way, once `replace` was called (the handler may not have awaited it). */
   pending(): Promise<never> | null;
+  /**
+   * Once any replacement under way settled: its `Replaced` signal if it was
+   * sent (the task is replaced, whatever the handler did next), else null.
+   */
+  sent(): Promise<Replaced | null>;
 }
 
 /**
@@ -46,5 +59,13 @@ export function taskReplacer(task: ReplacedTask): Replacer {
       return pending;
     },
     pending: () => pending,
+    sent: async () => {
+      try {
+        await pending;
+      } catch (e) {
+        if (e instanceof Replaced) return e;
+      }
+      return null;
+    },
   };
 }

@@ -46,3 +46,27 @@ export const byTaskNoAwait = app.task("c.by_task_no_await", { bind: true }, (ctx
   ctx.replace(add.s(n, 7));
   return -1;
 });
+/** Catches the replace signal and throws another error: it is replaced all the same. */
+export const byTaskRethrown = app.task(
+  "c.by_task_rethrown",
+  { bind: true },
+  async (ctx, n: number) => {
+    try {
+      return await ctx.replace(add.s(n, 200));
+    } catch (e) {
+      throw new Error(`wrapped: ${e}`);
+    }
+  },
+);
+/** Catches the replace signal and retries past its limit: it is replaced, not failed. */
+export const byTaskRetried = app.task(
+  "c.by_task_retried",
+  { bind: true },
+  async (ctx, n: number) => {
+    try {
+      return await ctx.replace(add.s(n, 300));
+    } catch {
+      return ctx.retry({ countdown: 0, maxRetries: 0 });
+    }
+  },
+);

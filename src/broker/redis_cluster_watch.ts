@@ -1,0 +1,76 @@
+/**
+ * What a process says about a Redis Cluster's nodes: one warning when a
+ * node becomes unreachable (a reminder every 30 s while it stays so), and
+ * one when the cluster's masters change (a replica took over), shared by
+ * every cluster connection of the process to the same cluster. ioredis
+ * reports a node's failures only as `node error` events, which Celeriac
+ * did not log: a master's death and its replica's promotion went by without
+ * a word.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Cluster } from "ioredis";
+import { CLOSED } from "./redis_failures.ts";
+
+const log = getLogger(["celeriac", "redis"]);
+
+/** How often a node that stays unreachable is mentioned again, ms. */
+const REMIND_EVERY_MS = 30_000;
+
+/** A cluster as this process last saw it. */
+interface ClusterState {
+  /** Its masters (`host:port`, sorted), from the last slot refresh. */
+  masters?: string;
+  /** When each node now unreachable was last said so (`Date.now()`). */
+  readonly down: Map<string, number>;
+}
+
+/** Clusters by their start nodes, shared by the connections of this process. */
+const clusters = new Map<string, ClusterState>();
+
+/**
+ * Log a cluster connection's unreachable nodes and master changes once per
+ * process and cluster (see the module's description).
+ *
+ * @example
+ * ```ts ignore
+ * watchClusterNodes(cluster, "127.0.0.1:7000,127.0.0.1:7001", 60_000);
+ * ```
+ *
+ * @param client an ioredis Cluster
+ * @param key the cluster's start nodes, as the URL lists them
+ * @param failoverWaitMs how long failed commands are sent again (said in the warning)
+ */
+export function watchClusterNodes(client: Cluster, key: string, failoverWaitMs: number): void {
+  let state = clusters.get(key);
+  if (!state) {
+    state = { down: new Map() };
+    clusters.set(key, state);
+  }
+  const known = state;
+  client.on("node error", (err: Error, node: string) => {
+    if (CLOSED.test(err.message)) return;
+    const now = Date.now();
+    const said = known.down.get(node);
+    if (said !== undefined && now - said < REMIND_EVERY_MS) {
+      log.debug("Redis Cluster node {node}: {error}", { node, error: err.message });
+      return;
+    }
+    known.down.set(node, now);
+    log.warn(
+      "Redis Cluster node {node} is unreachable ({error}); commands to its slots are sent " +
+        "again for {wait} s (?failover_wait=) while a replica takes over",
+      { node, error: err.message, wait: failoverWaitMs / 1000 },
+    );
+  });
+  client.on("refresh", () => {
+    const masters = [...new Set(client.slots.map((owners) => owners?.[0]).filter(Boolean))]
+      .sort().join(", ");
+    const previous = known.masters;
+    known.masters = masters;
+    if (previous === undefined || previous === masters) return;
+    log.warn("Redis Cluster masters are now {masters} (were {previous})", { masters, previous });
+  });
+}

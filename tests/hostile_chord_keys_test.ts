@@ -1,0 +1,150 @@
+/**
+ * Hostile chord bookkeeping in the Redis result backend (keys written by
+ * another tool, or by hand): a member's join ends with an error that names
+ * the key to delete, or a warning that says why the body will not run,
+ * instead of a bare WRONGTYPE or a chord that waits forever in silence.
+ */
+
+import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { openRedisBackend } from "../src/backend/redis.ts";
+import { GROUP_META_PREFIX } from "../src/backend/redis_chord.ts";
+import type { ChordPart } from "../src/backend/port.ts";
+import { ProtocolError } from "../protocol.ts";
+import { chord, TaskError } from "../mod.ts";
+import { Worker } from "../src/worker/worker.ts";
+import { add, app as tasksApp, tsum } from "./apps/canvas_app.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+const part = (groupId: string, groupIndex = 0): ChordPart => ({
+  groupId,
+  groupIndex,
+  taskId: `member-${groupIndex}`,
+  state: "SUCCESS",
+  resultJson: "1",
+});
+
+Deno.test({
+  name:
+    "redis hostile chord keys: a size that is no count, a key of the wrong type or a garbage entry is a ProtocolError naming the key",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const own = uniquePrefix("hostile-chord");
+  const backend = await openRedisBackend(
+    `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`,
+  );
+  const r = await rawRedis();
+  const stem = (g: string) => `${own}${GROUP_META_PREFIX}${g}`;
+  const rejects = (g: string, pattern: RegExp) =>
+    assert.rejects(backend.chordPartReturn(part(g, 1)), (err: unknown) => {
+      assert.ok(err instanceof ProtocolError, String(err));
+      assert.match(err.message, pattern);
+      assert.match(err.message, /send the chord again/);
+      return true;
+    });
+  try {
+    // Before: Number("lots") is NaN, so the count never matched and the body silently never ran.
+    await r.set(stem("size") + ".s", "lots");
+    await rejects("size", new RegExp(`${stem("size")}\\.s holds "lots", not a count`));
+    await r.set(stem("delta") + ".s", "1");
+    await r.set(stem("delta") + ".t", "x");
+    await rejects("delta", new RegExp(`${stem("delta")}\\.t holds "x"`));
+    // Before: "WRONGTYPE Operation against a key holding the wrong kind of value", no key named.
+    await r.set(stem("type") + ".j", "a string");
+    await r.set(stem("type") + ".s", "2");
+    await rejects(
+      "type",
+      new RegExp(`Chord type: .*${stem("type")}\\.j must be a sorted set.*WRONGTYPE`),
+    );
+    // Before: "Invalid JSON at offset 0: expected null", no chord named.
+    await r.zadd(stem("entry") + ".j", 0, "not json");
+    await r.set(stem("entry") + ".s", "2");
+    await rejects(
+      "entry",
+      new RegExp(`Chord entry: an entry of ${stem("entry")}\\.j is no join entry`),
+    );
+    // A well-formed chord still joins: the member that completes it gets the members in order.
+    await r.set(stem("ok") + ".s", "2");
+    assert.equal(await backend.chordPartReturn(part("ok", 0)), null);
+    const members = await backend.chordPartReturn(part("ok", 1));
+    assert.deepEqual(members?.map((m) => m.taskId), ["member-0", "member-1"]);
+  } finally {
+    await backend.close();
+    await r.quit();
+    await deleteKeys(own);
+  }
+});
+
+Deno.test({
+  name:
+    "redis hostile chord keys: a member of a chord without a stored size is recorded and says its body will not run",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { mem: (rec) => records.push(rec) },
+    loggers: [
+      { category: ["celeriac", "backend", "redis"], lowestLevel: "warning", sinks: ["mem"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["mem"] },
+    ],
+  });
+  const own = uniquePrefix("hostile-chord-nosize");
+  const backend = await openRedisBackend(
+    `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`,
+  );
+  const r = await rawRedis();
+  try {
+    assert.equal(await backend.chordPartReturn(part("nowhere", 0)), null);
+    assert.equal(await r.zcard(`${own}${GROUP_META_PREFIX}nowhere.j`), 1, "the member is recorded");
+    // Before: nothing was logged; the body never ran and nobody was told why.
+    const warned = records.filter((rec) => rec.level === "warning");
+    assert.equal(warned.length, 1, JSON.stringify(records.map((rec) => rec.rawMessage)));
+    assert.equal(warned[0].properties.group, "nowhere");
+    assert.equal(warned[0].properties.key, `${own}${GROUP_META_PREFIX}nowhere.s`);
+    assert.match(String(warned[0].rawMessage), /has no size .*its body will not run/);
+  } finally {
+    await backend.close();
+    await r.quit();
+    await deleteKeys(own);
+    await reset();
+  }
+});
+
+Deno.test({
+  name:
+    "redis hostile chord keys: the worker fails the chord's body with ChordError 'Join error', so get() does not hang",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const own = uniquePrefix("hostile-chord-worker");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`;
+  const queue = `hc-${crypto.randomUUID().slice(0, 8)}`;
+  tasksApp.configure({ broker: url, backend: url, defaultQueue: queue });
+  const r = await rawRedis();
+  const worker = new Worker({
+    app: tasksApp,
+    appModule: new URL("./apps/canvas_app.ts", import.meta.url).href,
+    queues: [queue],
+    concurrency: 1,
+  });
+  try {
+    const c = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync();
+    const group = c.parent!.id;
+    await r.set(`${own}${GROUP_META_PREFIX}${group}.s`, "lots");
+    await worker.start();
+    // Before: the count never matched "lots", the body never ran and get() waited for its timeout.
+    const err = await c.get({ timeout: 15_000 }).then(() => null, (e) => e);
+    assert.ok(err instanceof TaskError, String(err));
+    assert.equal(err.excType, "ChordError");
+    assert.match(
+      String(err.excMessage[0]),
+      /^Join error: Chord key .*\.s holds "lots", not a count/,
+    );
+  } finally {
+    await worker.stop();
+    await tasksApp.close();
+    await r.quit();
+    await deleteKeys(own);
+  }
+});

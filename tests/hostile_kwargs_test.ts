@@ -1,0 +1,61 @@
+/**
+ * A producer that is not Celery sends keyword arguments by the hundred
+ * thousand to a task whose handler takes positional arguments only: the
+ * TypeError stored and logged names a few and counts the rest, instead of
+ * listing every name (megabytes in the result and in one log line).
+ */
+
+import assert from "node:assert/strict";
+import { Celery } from "../mod.ts";
+import { decodeResultMeta } from "../protocol.ts";
+import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { runTask } from "../src/worker/executor.ts";
+import { runInfo } from "./helpers/run_info.ts";
+
+async function failureFor(kwargs: Record<string, unknown>): Promise<string> {
+  const app = new Celery({ broker: "kv://:memory:" });
+  app.task("hostile.echo", (v: unknown) => v);
+  const id = crypto.randomUUID();
+  const m = encodeTaskMessage({
+    task: "hostile.echo",
+    id,
+    args: [1],
+    kwargs,
+    now: new Date(),
+    origin: "x@y",
+    replyTo: "",
+  });
+  const out = await runTask(app.tasks, {
+    seq: 1,
+    task: "hostile.echo",
+    id,
+    body: m.body,
+    contentType: m.contentType,
+    contentEncoding: m.contentEncoding,
+    headers: m.headers,
+    storeResult: true,
+    info: runInfo({ rootId: id }),
+  }, new AbortController().signal);
+  const meta = decodeResultMeta(out.meta!);
+  assert.equal(meta.status, "FAILURE");
+  const exc = meta.result as { exc_type: string; exc_message: string[] };
+  assert.equal(exc.exc_type, "TypeError");
+  return exc.exc_message[0];
+}
+
+Deno.test("hostile kwargs: 200,000 keyword names give an error of a line that counts them", async () => {
+  const kwargs: Record<string, number> = {};
+  for (let i = 0; i < 200_000; i++) kwargs[`k${i}`] = i;
+  const message = await failureFor(kwargs);
+  // Before: every name was listed, 1.4 MB of message.
+  assert.ok(message.length < 400, `${message.length} characters`);
+  assert.match(
+    message,
+    /got keyword argument\(s\) k0, k1, .*, k9 and 199,990 more, but its handler/,
+  );
+});
+
+Deno.test("hostile kwargs: a few keyword names are all listed", async () => {
+  const message = await failureFor({ a: 1, b: 2 });
+  assert.match(message, /^hostile\.echo\(\) got keyword argument\(s\) a, b, but its handler/);
+});
