@@ -1,8 +1,9 @@
 /**
- * Hostile chord bookkeeping in the Redis result backend (keys written by
- * another tool, or by hand): a member's join ends with an error that names
- * the key to delete, or a warning that says why the body will not run,
- * instead of a bare WRONGTYPE or a chord that waits forever in silence.
+ * Hostile chord bookkeeping and result keys in the Redis result backend
+ * (written by another tool, or by hand): a member's join ends with an error
+ * that names the key to delete, or a warning that says why the body will not
+ * run, and a result read names the task and key, instead of a bare WRONGTYPE
+ * or a chord that waits forever in silence.
  */
 
 import assert from "node:assert/strict";
@@ -11,7 +12,7 @@ import { openRedisBackend } from "../src/backend/redis.ts";
 import { GROUP_META_PREFIX } from "../src/backend/redis_chord.ts";
 import type { ChordPart } from "../src/backend/port.ts";
 import { ProtocolError } from "../protocol.ts";
-import { chord, TaskError } from "../mod.ts";
+import { Celery, chord, TaskError } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { add, app as tasksApp, tsum } from "./apps/canvas_app.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -144,6 +145,33 @@ Deno.test({
   } finally {
     await worker.stop();
     await tasksApp.close();
+    await r.quit();
+    await deleteKeys(own);
+  }
+});
+
+Deno.test({
+  name:
+    "redis hostile result keys: a result key of another type is a ProtocolError naming the task and key",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const own = uniquePrefix("hostile-result-type");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`;
+  const client = new Celery({ broker: url, backend: url });
+  const r = await rawRedis();
+  try {
+    await r.hset(`${own}celery-task-meta-t-hash`, "status", "SUCCESS");
+    const named = (err: unknown) => {
+      assert.ok(err instanceof ProtocolError, String(err));
+      // Before: "WRONGTYPE Operation against a key holding the wrong kind of value", nothing named.
+      assert.match(err.message, new RegExp(`task t-hash .*${own}celery-task-meta-t-hash`));
+      assert.match(err.message, /delete the key/);
+      return true;
+    };
+    await assert.rejects(client.asyncResult("t-hash").state(), named);
+    await assert.rejects(client.asyncResult("t-hash").get({ timeout: 5_000 }), named);
+  } finally {
+    await client.close();
     await r.quit();
     await deleteKeys(own);
   }

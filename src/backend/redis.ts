@@ -19,6 +19,7 @@ import { chunked } from "../broker/chunks.ts";
 import { isSingleServer, parseRedisUrl } from "../broker/redis_url.ts";
 import { retryWhileDown } from "../broker/outage.ts";
 import { RespScript, RespScripts, textOrNull } from "../broker/resp_scripts.ts";
+import { ProtocolError } from "../protocol/errors.ts";
 import { decodeResultMeta, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ChordMember } from "../protocol/signature.ts";
 import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
@@ -268,9 +269,20 @@ export class RedisBackend implements ResultBackend {
    */
   async get(taskId: string): Promise<ResultMeta | null> {
     const key = this.key(taskId);
-    const raw = this.#resp
-      ? await this.#resp.command(["GET", key], textOrNull)
-      : await this.#run(() => this.#client.get(key));
+    let raw;
+    try {
+      raw = this.#resp
+        ? await this.#resp.command(["GET", key], textOrNull)
+        : await this.#run(() => this.#client.get(key));
+    } catch (err) {
+      if (!(err instanceof Error && err.message.startsWith("WRONGTYPE"))) throw err;
+      throw new ProtocolError(
+        `The result of task ${taskId} cannot be read: Redis key ${key} holds another type, not ` +
+          `the string Celery stores (${err.message}). Something other than Celery or Celeriac ` +
+          `wrote it; delete the key (forget() the result)`,
+        { taskId, cause: err },
+      );
+    }
     return raw === null ? null : decodeResultMeta(raw, taskId);
   }
 
