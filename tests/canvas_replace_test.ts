@@ -24,6 +24,7 @@ import {
   app as tasksApp,
   byChain,
   byGroup,
+  byNesting,
   byTask,
   byTaskNoAwait,
   byTaskRethrown,
@@ -188,6 +189,9 @@ Deno.test({
     assert.equal(await tasksApp.asyncResult(callbackId).get(T), 106);
     const members = await group([byChain.s(1), byTask.s(2)]).applyAsync();
     assert.deepEqual(await members.get(T), [12, 102]);
+    assert.equal(await (await byNesting.delay()).get(T), 1, "replaced once");
+    const deeper = await byNesting.applyAsync([], { headers: { replaced_task_nesting: 2 } });
+    assert.equal(await deeper.get(T), 3, "the worker carries the received nesting through");
   } finally {
     await worker.stop();
     await tasksApp.close();
