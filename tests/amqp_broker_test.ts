@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { configure, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
+import { captureLogs, logLine } from "./helpers/logs.ts";
 import { Celery, ExchangeNotFoundError } from "../mod.ts";
 import { openAmqpBroker } from "../src/broker/amqp.ts";
 import { PARKED_QUEUE, REVOKED_STREAM } from "../src/broker/amqp_topology.ts";
@@ -317,15 +318,7 @@ test("a take waiting on a queue that is deleted consumes it again once it is bac
     const waiting = broker.take([q], { max: 2, signal: AbortSignal.timeout(10_000) });
     await new Promise((r) => setTimeout(r, 200));
     // It said nothing above debug: a queue deleted under a fleet of workers went unnoticed.
-    const said: string[] = [];
-    await configure({
-      reset: true,
-      sinks: { keep: (r) => said.push(`${r.level} ${r.message.join("")}`) },
-      loggers: [
-        { category: ["celeriac"], lowestLevel: "info", sinks: ["keep"] },
-        { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-      ],
-    });
+    const records = await captureLogs("info");
     await rabbitmqctl("delete_queue", "-p", vhost!.name, q); // RabbitMQ cancels the consumer
     await new Promise((r) => setTimeout(r, 200));
     await other.publish(message("back"), { routingKey: q }); // declares the queue again
@@ -333,7 +326,7 @@ test("a take waiting on a queue that is deleted consumes it again once it is bac
     assert.deepEqual(got.map((d) => JSON.parse(new TextDecoder().decode(d.body))), ["back"]);
     await broker.ack(got);
     assert.deepEqual(
-      said.filter((l) => l.includes("cancelled the consumer")),
+      records.map(logLine).filter((l) => l.includes("cancelled the consumer")),
       [
         `warning RabbitMQ cancelled the consumer of queue ${q} (the queue was deleted?): ` +
         "declaring it again and consuming",

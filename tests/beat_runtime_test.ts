@@ -7,7 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { type LogRecord, reset } from "@logtape/logtape";
+import { captureLogs } from "./helpers/logs.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
@@ -23,19 +24,6 @@ import {
 import { type Message, PUBLISHER } from "../protocol.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function captureLogs(): Promise<LogRecord[]> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { mem: (r) => records.push(r) },
-    loggers: [
-      { category: ["celeriac"], lowestLevel: "debug", sinks: ["mem"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["mem"] },
-    ],
-  });
-  return records;
-}
 
 function text(r: LogRecord): string {
   return r.message.map((m) => typeof m === "string" ? m : String(m)).join("");
@@ -61,7 +49,7 @@ function capturingApp(options: ConstructorParameters<typeof Celery>[0]) {
 }
 
 Deno.test("beat: run-time add, change and remove reach the running leader", async () => {
-  const logs = await captureLogs();
+  const logs = await captureLogs("debug");
   const dir = await Deno.makeTempDir();
   const { app, sent, count } = capturingApp({
     broker: `kv://${dir}/b.sqlite`,
@@ -230,7 +218,7 @@ Deno.test("beat: a store that goes away stops sending, nothing crashes, and it r
   let server = startRedis();
   try {
     await listening();
-    const logs = await captureLogs();
+    const logs = await captureLogs("debug");
     const { app, count } = capturingApp({
       broker: "kv://:memory:",
       beatStore: `redis://127.0.0.1:${port}/0`,

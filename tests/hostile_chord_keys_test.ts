@@ -7,7 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
+import { captureLogs } from "./helpers/logs.ts";
 import { openRedisBackend } from "../src/backend/redis.ts";
 import { GROUP_META_PREFIX } from "../src/backend/redis_chord.ts";
 import type { ChordPart } from "../src/backend/port.ts";
@@ -82,15 +83,7 @@ Deno.test({
     "redis hostile chord keys: a member of a chord without a stored size is recorded and says its body will not run",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { mem: (rec) => records.push(rec) },
-    loggers: [
-      { category: ["celeriac", "backend", "redis"], lowestLevel: "warning", sinks: ["mem"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["mem"] },
-    ],
-  });
+  const records = await captureLogs("warning", ["celeriac", "backend", "redis"]);
   const own = uniquePrefix("hostile-chord-nosize");
   const backend = await openRedisBackend(
     `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`,

@@ -5,17 +5,13 @@
  */
 
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
+import { captureLogs } from "./helpers/logs.ts";
 import { type RepliesHost, subscribeReplies } from "../src/broker/kv_fanout.ts";
 import type { Delivery, TakeOptions } from "../src/broker/port.ts";
 
 Deno.test("kv replies: closing the broker during flush() logs no error", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { mem: (r) => records.push(r) },
-    loggers: [{ category: ["celeriac"], lowestLevel: "info", sinks: ["mem"] }],
-  });
+  const records = await captureLogs("info");
   try {
     let closed = false;
     let takes = 0;

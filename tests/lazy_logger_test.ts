@@ -1,17 +1,10 @@
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
+import { captureLogs } from "./helpers/logs.ts";
 import { lazyLogger } from "../src/client/lazy_logger.ts";
 
 Deno.test("lazyLogger writes through LogTape's configured sinks, in order, at each level", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { mem: (r) => records.push(r) },
-    loggers: [
-      { category: ["celeriac", "lazy-test"], lowestLevel: "debug", sinks: ["mem"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["mem"] },
-    ],
-  });
+  const records = await captureLogs("debug", ["celeriac", "lazy-test"]);
   try {
     const log = lazyLogger(["celeriac", "lazy-test"]);
     log.debug("first {n}", { n: 1 });

@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
+import { captureLogs } from "./helpers/logs.ts";
 import { TaskError } from "../mod.ts";
 import { logLifecycle } from "../src/worker/lifecycle_log.ts";
 import type { TaskRequest } from "../src/protocol/task_request.ts";
@@ -14,15 +15,7 @@ import type { TaskRequest } from "../src/protocol/task_request.ts";
 async function linesFor(
   events: Parameters<ReturnType<typeof logLifecycle>>[0][],
 ): Promise<string[]> {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { mem: (r) => records.push(r) },
-    loggers: [
-      { category: ["celeriac"], lowestLevel: "info", sinks: ["mem"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["mem"] },
-    ],
-  });
+  const records = await captureLogs("info");
   try {
     const subscriber = logLifecycle(() => ["t.slow"]);
     for (const e of events) subscriber(e);

@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
 import { openRedisBackend } from "../src/backend/redis.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
@@ -19,6 +19,7 @@ import { guardRedis, noteFailure } from "../src/broker/redis_guard.ts";
 import { failoverWaitOf, parseRedisUrl } from "../src/broker/redis_url.ts";
 import { message } from "./broker_conformance.ts";
 import { command, failoverSet, privateServers, waitUntil } from "./helpers/redis_servers.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const wait = (url: string) => failoverWaitOf(parseRedisUrl(url), url);
@@ -87,15 +88,7 @@ Deno.test({
   const base = servers.base;
   const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3};` +
     `sentinel://127.0.0.1:${base + 4}/0?master_name=m1`;
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { keep: (r) => records.push(r) },
-    loggers: [
-      { category: ["celeriac"], lowestLevel: "info", sinks: ["keep"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
+  const records = await captureLogs("info");
   const broker = await openRedisBroker(url);
   const backend = await openRedisBackend(url);
   try {
@@ -114,9 +107,7 @@ Deno.test({
       30_000,
     );
     assert.equal(await command(base + 1, "LLEN", queue), 2);
-    const lines = records.map((r) =>
-      `${r.level} ${r.message.map((p) => typeof p === "string" ? p : String(p)).join("")}`
-    );
+    const lines = records.map(logLine);
     const said = lines.join("\n");
     assert.equal(
       lines.filter((l) => /Redis master m1 at 127\.0\.0\.1:\d+ is unreachable/.test(l)).length,
@@ -153,15 +144,7 @@ Deno.test({
   );
   const base = servers.base;
   const url = `redis+cluster://127.0.0.1:${base},127.0.0.1:${base + 1}`;
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { keep: (r) => records.push(r) },
-    loggers: [
-      { category: ["celeriac"], lowestLevel: "info", sinks: ["keep"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
-    ],
-  });
+  const records = await captureLogs("info");
   const broker = await openRedisClusterBroker(url);
   try {
     const queue = `failover-log-${crypto.randomUUID().slice(0, 8)}`;
@@ -182,9 +165,7 @@ Deno.test({
     // Sent while its master is down: rides the failover out.
     await broker.publish(message("during"), { routingKey: queue });
     assert.equal(await broker.queueDepth(queue), 2);
-    const lines = records.map((r) =>
-      `${r.level} ${r.message.map((p) => typeof p === "string" ? p : String(p)).join("")}`
-    );
+    const lines = records.map(logLine);
     const said = lines.join("\n");
     assert.equal(
       lines.filter((l) => l.includes(`node 127.0.0.1:${victim} is unreachable`)).length,

@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
+import { captureLogs } from "./helpers/logs.ts";
 import { Celery } from "../mod.ts";
 import { encodeControlRequest, PIDBOX_EXCHANGE } from "../protocol.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -100,12 +101,7 @@ for (const t of transports) {
   });
 
   test("terminate ends the Web Worker of a task that ignores its signal: REVOKED terminated", async () => {
-    const records: LogRecord[] = [];
-    await configure({
-      reset: true,
-      sinks: { mem: (r) => records.push(r) },
-      loggers: [{ category: ["celeriac"], lowestLevel: "info", sinks: ["mem"] }],
-    });
+    const records = await captureLogs("info");
     let id = "";
     try {
       await withWorker(t, {}, async (client, worker) => {

@@ -14,7 +14,8 @@
  */
 
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
+import { captureLogs } from "./helpers/logs.ts";
 import { Celery } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { reservePorts } from "./helpers/ports.ts";
@@ -82,15 +83,7 @@ for (const c of CASES) {
 }
 
 Deno.test("stop, then terminate while connecting: 'shutdown asked for while starting' is logged once", async () => {
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { mem: (r) => records.push(r) },
-    loggers: [
-      { category: ["celeriac", "worker"], lowestLevel: "info", sinks: ["mem"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["mem"] },
-    ],
-  });
+  const records = await captureLogs("info", ["celeriac", "worker"]);
   try {
     using ports = reservePorts();
     await using server = new SilentServer(ports.base + 1);
@@ -182,15 +175,7 @@ const OPENED = [
 // ("Lost the connection …: The operation was aborted"). Nothing is declared on the servers.
 for (const c of OPENED) {
   Deno.test(`a signal aborted after the ${c.name} opened leaves its connection up`, async () => {
-    const records: LogRecord[] = [];
-    await configure({
-      reset: true,
-      sinks: { mem: (r) => records.push(r) },
-      loggers: [
-        { category: ["celeriac"], lowestLevel: "warning", sinks: ["mem"] },
-        { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["mem"] },
-      ],
-    });
+    const records = await captureLogs("warning");
     const app = new Celery({ backend: null, ...c.urls });
     try {
       const opening = new AbortController();
