@@ -35,3 +35,17 @@ Deno.test("redis guard: a connection that recovered forgets the error of its out
   assert.ok(err instanceof BrokerConnectionError);
   assert.doesNotMatch(String(err.message) + String((err.cause as Error)?.message), /10\.9\.9\.9/);
 });
+
+Deno.test("redis guard: closed while waiting to send again, the command is not sent again", async () => {
+  const url = `sentinel://127.0.0.1:1/0?master_name=m-${crypto.randomUUID()}&failover_wait=60`;
+  const closing = new AbortController();
+  let calls = 0;
+  // The first call fails as a failover would; the owner closes while the guard waits.
+  const command = () => {
+    if (++calls > 1) return Promise.resolve("sent after close");
+    setTimeout(() => closing.abort(), 20);
+    return Promise.reject(closedError());
+  };
+  await assert.rejects(guardRedis(url, command, closing.signal), BrokerConnectionError);
+  assert.equal(calls, 1, "not sent after close");
+});

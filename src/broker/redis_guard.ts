@@ -117,20 +117,25 @@ export async function guardRedis<T>(
       return await fn();
     } catch (err) {
       if (!isConnectionFailure(err)) throw err;
-      if (closed?.aborted || Date.now() >= until) {
-        const real = realFailure(rawUrl, err);
-        throw new BrokerConnectionError(
-          rawUrl,
-          real,
-          TIMED_OUT.test((err as Error).message) || real !== err
-            ? describeRedisFailure(real, rawUrl)
-            : {},
-        );
-      }
+      if (closed?.aborted || Date.now() >= until) throw guardFailure(rawUrl, err);
       log.debug("Redis command failed during a failover ({error}); sending it again", {
         error: (err as Error).message,
       });
       await sleep(250, closed);
+      // The sleep ends early on close: nothing is sent after it.
+      if (closed?.aborted) throw guardFailure(rawUrl, err);
     }
   }
+}
+
+/** The error guardRedis gives up with: the real failure behind `err`, described. */
+function guardFailure(rawUrl: string, err: unknown): BrokerConnectionError {
+  const real = realFailure(rawUrl, err);
+  return new BrokerConnectionError(
+    rawUrl,
+    real,
+    TIMED_OUT.test((err as Error).message) || real !== err
+      ? describeRedisFailure(real, rawUrl)
+      : {},
+  );
 }
