@@ -12,19 +12,10 @@ import {
   addLinks,
   chainSignature,
   chainSteps,
-  chordParts,
   chordSignature,
   kind,
-  withOptions,
+  withPlaced,
 } from "./canvas_shape.ts";
-
-/** The signature that takes the replaced task's place: a chain's last step, a chord's body. */
-function placedSignature(sig: SignatureDict): SignatureDict {
-  const k = kind(sig);
-  if (k === "chain") return placedSignature(chainSteps(sig).at(-1)!);
-  if (k === "chord") return placedSignature(chordParts(sig).body);
-  return sig;
-}
 
 /**
  * The task being replaced: what its replacement inherits.
@@ -102,14 +93,19 @@ export function replacementSignature(sig: SignatureDict, task: ReplacedTask): Si
   const place: Record<string, unknown> = { task_id: task.id };
   if (task.group !== null) place.group_id = task.group;
   if (task.groupIndex !== null) place.group_index = task.groupIndex;
-  const placed = placedSignature(s);
-  const headers = placed.options.headers;
-  place.headers = {
-    ...(headers && typeof headers === "object" ? headers : {}),
-    replaced_task_nesting: (task.nesting ?? 0) + 1,
-  };
   if (task.embed.chord) place.chord = task.embed.chord;
-  s = withOptions(s, place);
+  s = withPlaced(s, (placed) => {
+    const headers = placed.options.headers;
+    const nesting = { replaced_task_nesting: (task.nesting ?? 0) + 1 };
+    return {
+      ...placed,
+      options: {
+        ...placed.options,
+        ...place,
+        headers: { ...(headers && typeof headers === "object" ? headers : {}), ...nesting },
+      },
+    };
+  });
   const rest = task.embed.chain;
   return rest?.length ? chainSignature([s, ...rest.slice().reverse()]) : s;
 }

@@ -285,6 +285,34 @@ export function chainSteps(sig: SignatureDict): SignatureDict[] {
 }
 
 /**
+ * A signature with the step its result comes from replaced by `fn(step)`:
+ * for a chain, its last step, and for a chord, its body, nested ones walked
+ * through; any other signature is that step itself.
+ *
+ * @example
+ * ```ts
+ * import { chainSignature, withPlaced } from "./canvas_shape.ts";
+ * const t = { task: "t.add", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
+ * withPlaced(chainSignature([t, t]), (last) => ({ ...last, args: [1] }));
+ * ```
+ */
+export function withPlaced(
+  sig: SignatureDict,
+  fn: (placed: SignatureDict) => SignatureDict,
+): SignatureDict {
+  if (kind(sig) === "chain") {
+    const steps = chainSteps(sig);
+    steps[steps.length - 1] = withPlaced(steps[steps.length - 1], fn);
+    return { ...sig, kwargs: { ...sig.kwargs, tasks: steps } };
+  }
+  if (kind(sig) === "chord") {
+    const { header, body } = chordParts(sig);
+    return { ...sig, kwargs: { ...sig.kwargs, header, body: withPlaced(body, fn) } };
+  }
+  return fn(sig);
+}
+
+/**
  * Options applied to a signature; for a chain, to its last step, and for a
  * chord, to its body (where the result is): as Celery's `chord.freeze`, a
  * chord that is a group member or a chord header member joins through its body.
@@ -297,16 +325,7 @@ export function chainSteps(sig: SignatureDict): SignatureDict[] {
  * ```
  */
 export function withOptions(sig: SignatureDict, extra: Record<string, unknown>): SignatureDict {
-  if (kind(sig) === "chain") {
-    const steps = chainSteps(sig);
-    steps[steps.length - 1] = withOptions(steps[steps.length - 1], extra);
-    return { ...sig, kwargs: { ...sig.kwargs, tasks: steps } };
-  }
-  if (kind(sig) === "chord") {
-    const { header, body } = chordParts(sig);
-    return { ...sig, kwargs: { ...sig.kwargs, header, body: withOptions(body, extra) } };
-  }
-  return { ...sig, options: { ...sig.options, ...extra } };
+  return withPlaced(sig, (s) => ({ ...s, options: { ...s.options, ...extra } }));
 }
 
 /**
