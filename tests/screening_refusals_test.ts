@@ -21,13 +21,16 @@ function failed(excType: string, excModule: string) {
   };
 }
 
-Deno.test("screening: a ProtocolError a task threw is a finished run; Celeriac's own refusal is not", async () => {
+Deno.test("screening: an error a task threw is a finished run, whatever its name; Celeriac's own refusal is not", async () => {
   const metas: Record<string, unknown> = {
     thirdParty: failed("ProtocolError", "urllib3.exceptions"),
     thrownInJs: failed("ProtocolError", "celeriac"),
+    internalInJs: failed("InternalError", "celeriac"),
+    poisonInJs: failed("PoisonMessage", "celeriac"),
     refused: failed("ProtocolError", REFUSED_MODULE),
     unregistered: failed("NotRegistered", "celery.exceptions"),
-    poison: failed("PoisonMessage", "celeriac"),
+    poison: failed("PoisonMessage", REFUSED_MODULE),
+    lastResort: failed("InternalError", REFUSED_MODULE),
   };
   const backend = {
     get: (id: string) => Promise.resolve(metas[id] ?? null),
@@ -36,5 +39,5 @@ Deno.test("screening: a ProtocolError a task threw is a finished run; Celeriac's
     ({ redelivered: true, headers: { id } }) as unknown as Delivery
   );
   const done = await finishedBefore(backend, deliveries);
-  assert.deepEqual([...done].sort(), ["thirdParty", "thrownInJs"]);
+  assert.deepEqual([...done].sort(), ["internalInJs", "poisonInJs", "thirdParty", "thrownInJs"]);
 });

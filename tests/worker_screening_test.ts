@@ -11,6 +11,7 @@ import { openRedisBroker } from "../src/broker/redis.ts";
 import { encodeEnvelope } from "../src/protocol/envelope.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { REFUSED_MODULE } from "../src/worker/result_entries.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { redisAndKv, withWorker } from "./helpers/worker.ts";
@@ -88,7 +89,7 @@ test("a requeued message parked unrun (its FAILURE a refusal such as NotRegister
       { exc_type: "NotRegistered", exc_module: "celery.exceptions", exc_message: ["t.add"] },
       {
         exc_type: "InternalError",
-        exc_module: "celeriac",
+        exc_module: REFUSED_MODULE,
         exc_message: ["worker error while receiving it: boom"],
       },
     ];

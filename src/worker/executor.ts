@@ -32,7 +32,7 @@ import { reportedError } from "./reported_error.ts";
 import type { TimeLimits } from "./time_limits.ts";
 import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
 import { taskReplacer } from "./replace.ts";
-import { refusedInfo } from "./result_entries.ts";
+import { refusalInfo } from "./result_entries.ts";
 
 /**
  * A task to run, as the main thread hands it over (structured-cloneable).
@@ -304,7 +304,7 @@ export async function runTask(
       body = decodeTaskBody(req, req.id);
     }
   } catch (err) {
-    return { ...failedBeforeRun(req, err, refusedInfo(err)), refused: (err as Error).message };
+    return { ...failedBeforeRun(req, err, refusalInfo(err)), refused: (err as Error).message };
   }
   if (req.extended) {
     metaInput.extended = {

@@ -119,7 +119,7 @@ export class Intake {
           reason,
           kind: "malformed",
         });
-        s.park(d, reason, { id: taskId, name: taskName }, refusalInfo(err as Error));
+        s.park(d, reason, { id: taskId, name: taskName }, refusalInfo(err));
         continue;
       }
       if (screen(d, req, done, s, this.#s.options.maxDeliveries)) continue;

@@ -12,7 +12,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Delivery } from "../broker/port.ts";
 import type { RunOutcome } from "./executor.ts";
 import type { Intake } from "./intake.ts";
-import { failureEntry, pyException } from "./result_entries.ts";
+import { failureEntry, pyException, REFUSED_MODULE } from "./result_entries.ts";
 import { Settlement } from "./settlement.ts";
 import type { Running, WorkerState } from "./worker_state.ts";
 
@@ -80,7 +80,9 @@ function park(
   s.rejects.push({ delivery: d, reason, taskId, taskName });
   if (meta && taskId) s.stores.push({ taskId, status: meta.status, meta: meta.meta });
   else if (taskId) {
-    s.stores.push(failureEntry(taskId, pyException("InternalError", "celeriac", [reason]), null));
+    s.stores.push(
+      failureEntry(taskId, pyException("InternalError", REFUSED_MODULE, [reason]), null),
+    );
   }
 }
 

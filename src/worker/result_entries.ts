@@ -8,40 +8,25 @@
 
 import type { StoreEntry } from "../backend/port.ts";
 import { ContentDisallowedError } from "../protocol/errors.ts";
-import { exceptionInfo, JS_EXC_MODULE } from "../protocol/exceptions.ts";
+import { exceptionInfo } from "../protocol/exceptions.ts";
 import { pyJsonLoads } from "../protocol/json.ts";
 import { encodeResultMeta, type ExceptionInfo, type ResultMeta } from "../protocol/result_meta.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 
 /**
- * The `exc_module` of the FAILURE stored for a message a worker refused
- * before running it (a body it cannot decode): what tells it apart from a
- * task that ran and threw an error of the same name.
+ * The `exc_module` of every FAILURE a worker stores for a message it did not
+ * run (a body it cannot decode, a poison message, the last resort's
+ * `InternalError`), save kombu's `ContentDisallowed`: no error a task throws
+ * is stored under it (theirs get `builtins`, `celeriac` or their own
+ * `excModule`), so a refusal is told apart from a task that ran and threw an
+ * error of the same name.
  *
  * @example
  * ```ts ignore
- * refusedInfo(new ProtocolError("bad body")).exc_module === REFUSED_MODULE; // true
+ * refusalInfo(new ProtocolError("bad body")).exc_module === REFUSED_MODULE; // true
  * ```
  */
 export const REFUSED_MODULE = "celeriac.refused";
-
-/**
- * The exception stored for a message refused before it ran: `err`'s, under
- * {@link REFUSED_MODULE} unless it names a Python module of its own (kombu's
- * `ContentDisallowed`).
- *
- * @example
- * ```ts ignore
- * refusedInfo(new ProtocolError("bad body")); // { exc_type: "ProtocolError", ..., exc_module: "celeriac.refused" }
- * ```
- *
- * @param err why the message was refused
- * @returns the exception info
- */
-export function refusedInfo(err: unknown): ExceptionInfo {
-  const exc = exceptionInfo(err);
-  return exc.exc_module === JS_EXC_MODULE ? { ...exc, exc_module: REFUSED_MODULE } : exc;
-}
 
 /**
  * A Python exception as stored in a result.
@@ -92,21 +77,21 @@ export function failureEntry(
 }
 
 /**
- * The exception stored for a message that could not be used: Celeriac's
- * `ContentDisallowed` as is, anything else as kombu's `DecodeError`.
+ * The exception a worker stores for a message it did not run: Celeriac's
+ * `ContentDisallowedError` as kombu's `ContentDisallowed` (what Python
+ * clients know), anything else under {@link REFUSED_MODULE} with its name.
  *
  * @example
  * ```ts ignore
- * refusalInfo(new Error("bad json")).exc_type; // "DecodeError"
+ * refusalInfo(new ProtocolError("bad body")); // { exc_type: "ProtocolError", ..., exc_module: "celeriac.refused" }
  * ```
  *
  * @param err why the message was refused
  * @returns the exception info
  */
-export function refusalInfo(err: Error): ExceptionInfo {
-  return err instanceof ContentDisallowedError
-    ? exceptionInfo(err)
-    : pyException("DecodeError", "kombu.exceptions", [err.message]);
+export function refusalInfo(err: unknown): ExceptionInfo {
+  if (err instanceof ContentDisallowedError) return exceptionInfo(err);
+  return { ...exceptionInfo(err), exc_module: REFUSED_MODULE };
 }
 
 /**

@@ -39,20 +39,17 @@ const log = getLogger(["celeriac", "worker"]);
 export const DEFAULT_MAX_DELIVERIES = 5;
 
 /**
- * Exceptions (`module.type`) a worker stores when it parks a message it did not run
- * (an unknown task, a refused content type, a body or headers it cannot
- * decode, a poison message, and the last resort's `InternalError` for a
- * message it failed to receive or to settle without a result): such a
- * FAILURE does not make a requeued message a duplicate, so a requeue runs it,
- * or parks it again while it is still refused, instead of dropping it. So
- * does any FAILURE under `REFUSED_MODULE` (a body the task never saw).
+ * The FAILUREs stored for a message parked unrun that are not under
+ * `REFUSED_MODULE` (where Celeriac stores its own refusals): Celery's
+ * `NotRegistered` for an unknown task, as Python workers store it, and
+ * kombu's `ContentDisallowed` and `DecodeError` for a body refused unread.
+ * Such a FAILURE does not make a requeued message a duplicate, so a requeue
+ * runs it, or parks it again while it is still refused, instead of dropping it.
  */
 const REFUSALS: ReadonlySet<string> = new Set([
   "celery.exceptions.NotRegistered",
   "kombu.exceptions.ContentDisallowed",
   "kombu.exceptions.DecodeError",
-  "celeriac.PoisonMessage",
-  "celeriac.InternalError",
 ]);
 
 /** Whether a stored state says the task ran to the end (a refusal's FAILURE does not). */
@@ -60,7 +57,8 @@ function ranToTheEnd(meta: ResultMeta): boolean {
   if (!READY_STATES.has(meta.status)) return false;
   if (meta.status !== "FAILURE") return true;
   const exc = meta.result as { exc_type?: unknown; exc_module?: unknown } | null;
-  // By module and name: a task that ran and threw a third-party ProtocolError did run.
+  // By module: a task that ran and threw its own InternalError (module `celeriac`) or a
+  // third-party ProtocolError did run.
   if (exc?.exc_module === REFUSED_MODULE) return false;
   return !REFUSALS.has(`${exc?.exc_module}.${exc?.exc_type}`);
 }
@@ -153,7 +151,7 @@ export function screen(
     const reason = `poison message: given back ${count} times by consumers that died ` +
       `holding it (limit ${maxDeliveries}, WorkerOptions.maxDeliveries)`;
     log.error("Parked task {name}[{id}]: {reason}", { name: req.task, id: req.id, reason });
-    const info = pyException("PoisonMessage", "celeriac", [reason]);
+    const info = pyException("PoisonMessage", REFUSED_MODULE, [reason]);
     s.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);
     return true;
   }
