@@ -342,3 +342,41 @@ Deno.test("kv broker: a take wakes up when another process publishes to the same
     await b.close();
   }
 });
+
+Deno.test("kv broker: countParked reads a counter kept with parks and requeues, not every parked message", async () => {
+  const prefix = [`count-${crypto.randomUUID().slice(0, 8)}`];
+  const q = uniqueQueue("count");
+  // The broker's own handle (one per path and process): its list() reads values in full.
+  const shared = await openSharedKv(`${dir}/broker.sqlite`, url);
+  const list = shared.kv.list;
+  let listed = 0;
+  shared.kv.list = function (this: Deno.Kv, ...args: Parameters<Deno.Kv["list"]>) {
+    listed++;
+    return list.apply(this, args);
+  } as Deno.Kv["list"];
+  const b = await openKvBroker(url, { prefix });
+  try {
+    for (const t of ["c0", "c1", "c2"]) await b.publish(message(t), { routingKey: q });
+    const got = await b.take([q], { max: 3 });
+    await b.reject(got.map((delivery) => ({ delivery, reason: "test" })));
+    listed = 0;
+    assert.equal(await b.countParked(), 3);
+    assert.equal(listed, 0, "counted without listing the parked messages");
+    assert.equal(await b.requeueParked({ limit: 2 }), 2);
+    listed = 0;
+    assert.equal(await b.countParked(), 1);
+    assert.equal(listed, 0);
+    // A store parked in before the counter existed is counted once by listing.
+    await shared.kv.delete([...prefix, "parked-count"]);
+    assert.equal(await b.countParked(), 1);
+    listed = 0;
+    assert.equal(await b.countParked(), 1);
+    assert.equal(listed, 0, "the counter was set by the count that listed");
+    await b.requeueParked();
+    await b.purge(q);
+  } finally {
+    shared.kv.list = list;
+    await b.close();
+    await shared.release();
+  }
+});

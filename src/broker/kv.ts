@@ -12,6 +12,7 @@
  * - `[...ns, "unacked", deliveryTag]` → a delivered message, its queue and
  *   the lease deadline after which a restore sweep puts it back in front.
  * - `[...ns, "parked", seq, id]` → a rejected message with its reason.
+ * - `[...ns, "parked-count"]` → `Deno.KvU64` count of parked messages.
  *
  * Every move between these (take, ack, requeue, reject, restore) is one
  * atomic commit that checks the versionstamp of what it moves, so processes
@@ -477,5 +478,13 @@ export async function openKvBroker(url: string, options: KvBrokerOptions = {}): 
   }
   const prefix = kvNamespace(parsed, options.prefix);
   const shared = await openSharedKv(parsed.path, url, options.signal);
-  return new KvBroker(shared, { visibilityTimeout, prefix });
+  const broker = new KvBroker(shared, { visibilityTimeout, prefix });
+  try {
+    // A store parked in before the parked counter existed gets it now, before this broker parks.
+    await broker.countParked();
+  } catch (err) {
+    await broker.close();
+    throw err;
+  }
+  return broker;
 }

@@ -81,6 +81,23 @@ export interface KvScope {
 }
 
 /**
+ * The key of the count of parked messages (a `Deno.KvU64`, summed with every
+ * park and requeue), so counting them reads one key, not every message.
+ *
+ * @example
+ * ```ts ignore
+ * import { parkedCountKey } from "./kv_moves.ts";
+ * const n = await scope.kv.get<Deno.KvU64>(parkedCountKey(scope));
+ * ```
+ *
+ * @param scope the broker's database and namespace
+ * @returns the key
+ */
+export function parkedCountKey(scope: KvScope): Deno.KvKey {
+  return scope.k("parked-count");
+}
+
+/**
  * Take up to `max` waiting messages of `queues` in one commit (most urgent
  * priority step first, then the queues' order), recording each as
  * unacknowledged until `visibilityMs` from now; retried while another
@@ -291,7 +308,8 @@ export async function parkUnacked(
     scope.kv.atomic()
       .check(entry)
       .delete(entry.key)
-      .set(scope.k("parked", nextSeq(), crypto.randomUUID()), parked),
+      .set(scope.k("parked", nextSeq(), crypto.randomUUID()), parked)
+      .sum(parkedCountKey(scope), 1n),
   );
   return res.ok;
 }

@@ -9,7 +9,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { encodeMessage, headerText, nextSeq, type Parked, parkedEntry } from "./kv_message.ts";
-import { type KvScope, parkUnacked, settleUnacked } from "./kv_moves.ts";
+import { type KvScope, parkedCountKey, parkUnacked, settleUnacked, U64 } from "./kv_moves.ts";
 import { commitAtomic } from "./kv_store.ts";
 import type { ParkedMessage, Rejection } from "./port.ts";
 
@@ -49,7 +49,7 @@ export async function parkRejection(scope: KvScope, r: Rejection): Promise<void>
       scope.kv.atomic().set(
         scope.k("parked", nextSeq(), crypto.randomUUID()),
         parkedEntry(message, d.queue, r.reason, taskId, taskName),
-      ),
+      ).sum(parkedCountKey(scope), 1n),
     );
   }
   log.debug("Parked task {taskId} from {queue}: {reason}", {
@@ -91,7 +91,11 @@ export async function listParked(scope: KvScope, limit: number): Promise<ParkedM
 }
 
 /**
- * Count parked messages (reads every key of the parking store, no values).
+ * Count parked messages: one read of the counter kept with every park and
+ * requeue. A store parked in before the counter existed (no counter, or one
+ * taken below zero by requeues of such messages) is counted once by listing
+ * its parked messages, which sets the counter unless a park or requeue
+ * changed it meanwhile.
  *
  * @example
  * ```ts ignore
@@ -103,8 +107,13 @@ export async function listParked(scope: KvScope, limit: number): Promise<ParkedM
  * @returns how many are parked
  */
 export async function countParked(scope: KvScope): Promise<number> {
+  const counter = await scope.kv.get<Deno.KvU64>(parkedCountKey(scope));
+  if (counter.value !== null && counter.value.value < U64 / 2n) return Number(counter.value.value);
   let n = 0;
   for await (const _ of scope.kv.list({ prefix: scope.k("parked") })) n++;
+  await commitAtomic(
+    scope.kv.atomic().check(counter).set(parkedCountKey(scope), new Deno.KvU64(BigInt(n))),
+  );
   return n;
 }
 
@@ -148,7 +157,8 @@ export async function requeueParked(scope: KvScope, limit: number): Promise<numb
           .check(entry)
           .delete(entry.key)
           .set(scope.k("q", queue, message.step, nextSeq(), crypto.randomUUID()), message)
-          .sum(scope.depthKey(queue), 1n),
+          .sum(scope.depthKey(queue), 1n)
+          .sum(parkedCountKey(scope), U64 - 1n),
       );
       if (res.ok) moved++;
     }
