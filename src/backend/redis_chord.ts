@@ -134,11 +134,14 @@ export class RedisChords {
     const delta = rawDelta === null ? 0 : storedCount(stem + ".t", rawDelta);
     const raw = replies[3][1] as string | null;
     if (raw === null) {
+      // Nothing will read the entry: without it no stray `.j` stays behind.
+      await this.#client.zrem(stem + ".j", member);
       log.warn(
         "Task {id} is a member of chord {group}, but the chord has no size ({key} is missing): " +
           "its body will not run. A chord is started by its producer (Celery's or Celeriac's " +
           "chord().apply_async()), which stores the size first; or the chord's keys expired " +
-          "(result_expires) before this member ran",
+          "(result_expires) before this member ran, or the chord already failed and its keys " +
+          "were deleted",
         { id: part.taskId, group: part.groupId, key: stem + ".s" },
       );
       return null;
