@@ -66,6 +66,15 @@ Deno.test({
       "entry",
       new RegExp(`Chord entry: an entry of ${stem("entry")}\\.j is no join entry`),
     );
+    // Before: a bare "WRONGTYPE Operation against a key holding the wrong kind of value".
+    await r.hset(stem("saved"), "children", "[]");
+    await assert.rejects(backend.restoreGroup!("saved"), (err: unknown) => {
+      assert.ok(err instanceof ProtocolError, String(err));
+      assert.match(err.message, new RegExp(`Group saved .*${stem("saved")} holds another type`));
+      assert.match(err.message, /WRONGTYPE/);
+      assert.match(err.message, /delete the key/);
+      return true;
+    });
     // A well-formed chord still joins: the member that completes it gets the members in order.
     await r.set(stem("ok") + ".s", "2");
     assert.equal(await backend.chordPartReturn(part("ok", 0)), null);
