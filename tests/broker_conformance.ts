@@ -198,6 +198,7 @@ export function brokerConformance(name: string, open: BrokerFactory, ignore = fa
     await b.publish(sent, { routingKey: q });
     const [d] = await takeAll(b, [q], 1);
     const before = (await b.listParked({ limit: 1000 })).length;
+    const counted = await b.countParked();
     await b.reject([{
       delivery: d,
       reason: "unregistered task conf.task",
@@ -213,6 +214,7 @@ export function brokerConformance(name: string, open: BrokerFactory, ignore = fa
     assert.equal(parked[0].taskName, "conf.task");
     assert.ok(parked[0].parkedAt instanceof Date);
     assert.equal((await b.listParked({ limit: 1000 })).length, before + 1);
+    assert.equal(await b.countParked(), counted + 1, "countParked counts the new one");
     assert.equal(await b.queueDepth(q), 0);
     assert.ok(await b.requeueParked() >= 1);
     const [back] = await takeAll(b, [q], 1);

@@ -8,7 +8,15 @@
 
 import assert from "node:assert/strict";
 import { chain, chord, group } from "../mod.ts";
-import { chordSignature, groupSignature, planCanvas, type SignatureDict } from "../protocol.ts";
+import {
+  chainSignature,
+  chordSignature,
+  decodeTaskHeaders,
+  encodeTaskMessage,
+  groupSignature,
+  planCanvas,
+  type SignatureDict,
+} from "../protocol.ts";
 import { replacementSignature } from "../src/protocol/canvas_replace.ts";
 import { Worker } from "../src/worker/worker.ts";
 import {
@@ -16,6 +24,7 @@ import {
   app as tasksApp,
   byChain,
   byGroup,
+  byNesting,
   byTask,
   byTaskNoAwait,
   byTaskRethrown,
@@ -52,6 +61,35 @@ Deno.test("replace: the replacement's final task takes the task's id, place, lin
   assert.deepEqual(sent.embed.callbacks?.map((c) => c.task), ["t.cb"]);
   assert.deepEqual(sent.embed.errbacks?.map((c) => c.task), ["t.eb"]);
   assert.deepEqual(sent.embed.chain?.map((c) => c.options.task_id), ["NEXT"]);
+});
+
+Deno.test("replace: the replacement carries replaced_task_nesting one above the task's, as Celery", () => {
+  const task = { id: "ID", group: null, groupIndex: null, embed: noCanvas };
+  const once = planCanvas(replacementSignature(s("t.other"), task)).sends[0];
+  assert.equal((once.options.headers as Record<string, unknown>).replaced_task_nesting, 1);
+  const own = { ...s("t.other"), options: { headers: { tenant: "acme" } } };
+  const chained = replacementSignature(chainSignature([s("t.a"), own]), { ...task, nesting: 2 });
+  const steps = chained.kwargs.tasks as SignatureDict[];
+  assert.equal(steps[0].options.headers, undefined, "only the step that takes the task's place");
+  const last = steps[1];
+  assert.equal(last.options.task_id, "ID");
+  assert.deepEqual(last.options.headers, { tenant: "acme", replaced_task_nesting: 3 });
+  const message = encodeTaskMessage({
+    task: "t.other",
+    id: "ID",
+    args: [],
+    kwargs: {},
+    origin: "test",
+    replyTo: "",
+    now: new Date(),
+    headers: last.options.headers as Record<string, unknown>,
+  });
+  assert.equal(decodeTaskHeaders(message).replacedTaskNesting, 3, "read back from the header");
+  delete message.headers.replaced_task_nesting;
+  assert.equal(decodeTaskHeaders(message).replacedTaskNesting, 0);
+  // Celery 5.2 on Redis sends it as a message property (kombu keeps unknown publish options there)
+  message.properties.replaced_task_nesting = 2;
+  assert.equal(decodeTaskHeaders(message).replacedTaskNesting, 2);
 });
 
 Deno.test("replace: a replacing chain's steps keep the task's errbacks, its last step the callbacks", () => {
@@ -151,6 +189,9 @@ Deno.test({
     assert.equal(await tasksApp.asyncResult(callbackId).get(T), 106);
     const members = await group([byChain.s(1), byTask.s(2)]).applyAsync();
     assert.deepEqual(await members.get(T), [12, 102]);
+    assert.equal(await (await byNesting.delay()).get(T), 1, "replaced once");
+    const deeper = await byNesting.applyAsync([], { headers: { replaced_task_nesting: 2 } });
+    assert.equal(await deeper.get(T), 3, "the worker carries the received nesting through");
   } finally {
     await worker.stop();
     await tasksApp.close();

@@ -266,9 +266,17 @@ Deno.test("dashboard: queues, purge with confirmation, parked messages and reque
     assert.equal(list.length, 1);
     assert.equal(list[0].taskName, "unknown.task");
     assert.match(list[0].reason, /unregistered/);
+    assert.equal(parked.total, 1);
+    // a page smaller than the parking store says how many there are in all
+    await app.sendTask("unknown.task", [], { queue: "extra" });
+    const [m2] = await broker.take(["extra"], { max: 1, signal: AbortSignal.timeout(2000) });
+    await broker.reject([{ delivery: m2, reason: 'unregistered task "unknown.task"' }]);
+    const page = await json(await fetch(`${url}/api/parked?limit=1`));
+    assert.equal((page.parked as unknown[]).length, 1);
+    assert.equal(page.total, 2);
     const rq = await json(await post(url, "parked/requeue", { limit: 10 }, h));
-    assert.equal(rq.requeued, 1);
-    assert.equal(await app.queueDepth("extra"), 1);
+    assert.equal(rq.requeued, 2);
+    assert.equal(await app.queueDepth("extra"), 2);
     await app.purge("extra");
   });
 });

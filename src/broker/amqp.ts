@@ -328,6 +328,11 @@ export class AmqpBroker implements Broker {
     return this.#parked.list(options.limit ?? 100);
   }
 
+  /** How many messages are parked (those a listing holds meanwhile not counted). */
+  countParked(): Promise<number> {
+    return this.#parked.count();
+  }
+
   /** Move parked messages back to their queues, marked redelivered; resolves with how many. */
   requeueParked(options: { limit?: number } = {}): Promise<number> {
     return this.#parked.requeue(options.limit ?? 1000);

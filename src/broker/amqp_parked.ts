@@ -147,6 +147,27 @@ export class ParkedScans {
   }
 
   /**
+   * How many messages are parked.
+   *
+   * @returns the depth of `celeriac.parked`
+   */
+  count(): Promise<number> {
+    return this.#inTurn(async () => {
+      let n = 0;
+      await this.#publisher.withSession(async (session) => {
+        await this.#declarations.queueOnly(session, parkedQueueDeclaration());
+        const held = await HeldChannel.open(session);
+        try {
+          n = (await held.channel.checkQueue(PARKED_QUEUE)).messageCount;
+        } finally {
+          await held.close();
+        }
+      });
+      return n;
+    });
+  }
+
+  /**
    * Move parked messages (oldest first, among those parked when it
    * began) back to their queues, marked redelivered; one without a queue
    * to go back to stays parked.

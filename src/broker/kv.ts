@@ -31,7 +31,7 @@ import { getLogger } from "@logtape/logtape";
 import { PIDBOX_REPLY_EXCHANGE } from "../protocol/control.ts";
 import type { Message } from "../protocol/message.ts";
 import { keepBroadcast, subscribeReplies, watchBroadcasts } from "./kv_fanout.ts";
-import { listParked, parkRejection, requeueParked } from "./kv_parked.ts";
+import { countParked, listParked, parkRejection, requeueParked } from "./kv_parked.ts";
 import { checkLimit, checkQueue, decodeDelivery, encodeMessage, type Taken } from "./kv_message.ts";
 import {
   type KvScope,
@@ -342,6 +342,11 @@ export class KvBroker implements Broker {
       const entry = await this.#kv.get<Deno.KvU64>(this.#depthKey(queue));
       return Number(entry.value?.value ?? 0n);
     });
+  }
+
+  /** How many messages are parked. */
+  async countParked(): Promise<number> {
+    return await this.#run(() => countParked(this.#scope));
   }
 
   /** List parked messages, oldest first (default limit 100). */

@@ -91,6 +91,24 @@ export async function listParked(scope: KvScope, limit: number): Promise<ParkedM
 }
 
 /**
+ * Count parked messages (reads every key of the parking store, no values).
+ *
+ * @example
+ * ```ts ignore
+ * import { countParked } from "./kv_parked.ts";
+ * console.log(await countParked(scope));
+ * ```
+ *
+ * @param scope the store and key namespace
+ * @returns how many are parked
+ */
+export async function countParked(scope: KvScope): Promise<number> {
+  let n = 0;
+  for await (const _ of scope.kv.list({ prefix: scope.k("parked") })) n++;
+  return n;
+}
+
+/**
  * Move parked messages (oldest first, among those parked when it began)
  * to the back of their queues, marked redelivered, and wake the waiters.
  *

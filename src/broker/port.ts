@@ -278,6 +278,8 @@ export interface Broker {
   queueDepth(queue: string): Promise<number>;
   /** List parked messages, oldest first. */
   listParked(options?: { limit?: number }): Promise<ParkedMessage[]>;
+  /** How many messages are parked (all of them, however many {@link listParked} returns). */
+  countParked(): Promise<number>;
   /** Move parked messages back to their queues; resolves with how many. */
   requeueParked(options?: { limit?: number }): Promise<number>;
   /**

@@ -51,7 +51,7 @@ import { isConnectionFailure } from "./redis_failures.ts";
 import { guardRedis } from "./redis_guard.ts";
 import { broadcast, subscribe } from "./redis_fanout.ts";
 import { PRIORITY_STEPS, priorityList, RATE_LIMIT_KEY_PREFIX, REVOKED_KEY } from "./redis_keys.ts";
-import { listParked, requeueParked } from "./redis_parked.ts";
+import { countParked, listParked, requeueParked } from "./redis_parked.ts";
 import { RedisPublisher } from "./redis_publish.ts";
 import { restoreVisible } from "./redis_restore.ts";
 import { RedisSettler } from "./redis_settle.ts";
@@ -297,6 +297,11 @@ export class RedisBroker implements Broker {
   /** List parked messages, oldest first. */
   listParked(options: { limit?: number } = {}): Promise<ParkedMessage[]> {
     return listParked(this.#scope, options.limit ?? 100);
+  }
+
+  /** How many messages are parked. */
+  countParked(): Promise<number> {
+    return countParked(this.#scope);
   }
 
   /** Move parked messages back to the end of their queues, marked redelivered. */

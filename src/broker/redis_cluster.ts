@@ -326,6 +326,13 @@ export class RedisClusterBroker implements Broker {
     return out;
   }
 
+  /** How many messages are parked, over every queue this cluster carried. */
+  async countParked(): Promise<number> {
+    let n = 0;
+    for (const q of await this.#allQueues()) n += await this.#shard(q).countParked();
+    return n;
+  }
+
   /** Move parked messages back to their queues. */
   async requeueParked(options: { limit?: number } = {}): Promise<number> {
     const limit = options.limit ?? 1000;

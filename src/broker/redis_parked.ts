@@ -242,6 +242,22 @@ export async function listParked(scope: RedisScope, limit: number): Promise<Park
 }
 
 /**
+ * Count parked messages (the length of the parking list).
+ *
+ * @example
+ * ```ts ignore
+ * import { countParked } from "./redis_parked.ts";
+ * console.log(await countParked(scope));
+ * ```
+ *
+ * @param scope the broker's connection and key prefix
+ * @returns how many are parked
+ */
+export async function countParked(scope: RedisScope): Promise<number> {
+  return await scope.run(() => scope.client.llen(scope.k(PARKED_KEY)));
+}
+
+/**
  * Move parked messages back to the end of their queues, marked
  * redelivered, oldest first; one whose envelope cannot be decoded stays.
  * One script per 1,000 messages (chunks.ts) moves them, each only if it is

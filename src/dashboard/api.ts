@@ -325,8 +325,12 @@ export async function apiGet(
   }
   if (head === "parked" && path.length === 1) {
     const limit = intParam(params.get("limit"), "limit", 1, 1000, 100);
-    const list = await (await ctx.app.broker()).listParked({ limit });
-    return { parked: list.map((p) => ({ ...p, parkedAt: p.parkedAt.toISOString() })) };
+    const broker = await ctx.app.broker();
+    const [list, total] = await Promise.all([broker.listParked({ limit }), broker.countParked()]);
+    return {
+      parked: list.map((p) => ({ ...p, parkedAt: p.parkedAt.toISOString() })),
+      total: Math.max(total, list.length),
+    };
   }
   throw new HttpError(404, "not_found", `No API route GET /api/${path.join("/")}`);
 }

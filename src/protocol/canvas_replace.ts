@@ -12,10 +12,19 @@ import {
   addLinks,
   chainSignature,
   chainSteps,
+  chordParts,
   chordSignature,
   kind,
   withOptions,
 } from "./canvas_shape.ts";
+
+/** The signature that takes the replaced task's place: a chain's last step, a chord's body. */
+function placedSignature(sig: SignatureDict): SignatureDict {
+  const k = kind(sig);
+  if (k === "chain") return placedSignature(chainSteps(sig).at(-1)!);
+  if (k === "chord") return placedSignature(chordParts(sig).body);
+  return sig;
+}
 
 /**
  * The task being replaced: what its replacement inherits.
@@ -27,6 +36,7 @@ import {
  *   id: "a1",
  *   group: null,
  *   groupIndex: null,
+ *   nesting: 0,
  *   embed: { callbacks: null, errbacks: null, chain: null, chord: null },
  * };
  * ```
@@ -38,6 +48,11 @@ export interface ReplacedTask {
   group: string | null;
   /** Its position in its chord header, if any. */
   groupIndex: number | null;
+  /**
+   * How many times it was itself a replacement (its `replaced_task_nesting`);
+   * the replacement gets one more. Default 0.
+   */
+  nesting?: number;
   /** Its callbacks, errbacks, remaining chain and chord. */
   embed: Embed;
 }
@@ -56,12 +71,14 @@ const ACCUMULATE: SignatureDict = {
  * The signature that replaces `task`, as Celery 5.2's `Task.replace` builds
  * it: a group becomes a chord whose body (`celery.accumulate`) returns the
  * group's results; the task's callbacks and errbacks are linked to it; its
- * final task takes the task's id, group, group index and chord; the rest of
+ * final task takes the task's id, group, group index and chord, and a
+ * `replaced_task_nesting` header one above the task's; the rest of
  * the task's chain follows it.
  *
  * @example
  * ```ts ignore
- * const dict = replacementSignature(sig.toDict(), { id, group: null, groupIndex: null, embed });
+ * const task = { id, group: null, groupIndex: null, nesting: 0, embed };
+ * const dict = replacementSignature(sig.toDict(), task);
  * ```
  *
  * @param sig the replacing signature (any canvas)
@@ -85,6 +102,12 @@ export function replacementSignature(sig: SignatureDict, task: ReplacedTask): Si
   const place: Record<string, unknown> = { task_id: task.id };
   if (task.group !== null) place.group_id = task.group;
   if (task.groupIndex !== null) place.group_index = task.groupIndex;
+  const placed = placedSignature(s);
+  const headers = placed.options.headers;
+  place.headers = {
+    ...(headers && typeof headers === "object" ? headers : {}),
+    replaced_task_nesting: (task.nesting ?? 0) + 1,
+  };
   if (task.embed.chord) place.chord = task.embed.chord;
   s = withOptions(s, place);
   const rest = task.embed.chain;

@@ -47,6 +47,12 @@ export interface TaskRequest {
   group: string | null;
   /** Position inside a chord header. */
   groupIndex: number | null;
+  /**
+   * How many times the task this message runs was replaced (`ctx.replace`)
+   * on its way: the `replaced_task_nesting` header (Celery 5.3+, Celeriac),
+   * or the message property Celery 5.2 puts it in on Redis; 0 when absent.
+   */
+  replacedTaskNesting: number;
   /** How many times it has been retried. */
   retries: number;
   /** Earliest run time. */
@@ -124,6 +130,7 @@ function fromFields(
     parentId: str(f.parent_id),
     group: str(f.group) ?? str(f.taskset),
     groupIndex: num(f.group_index),
+    replacedTaskNesting: num(f.replaced_task_nesting) ?? num(props.replaced_task_nesting) ?? 0,
     retries: num(f.retries) ?? 0,
     eta: date(f.eta, "eta", id),
     expires: date(f.expires, "expires", id),

@@ -102,6 +102,8 @@ export interface RunRequest {
     group: string | null;
     /** Position in a chord header; absent or null outside one. */
     groupIndex?: number | null;
+    /** Its `replaced_task_nesting`; absent means 0. */
+    replacedTaskNesting?: number;
     eta: Date | null;
     expires: Date | null;
     queue: string;
@@ -331,6 +333,7 @@ export async function runTask(
     id: req.id,
     group: req.info.group,
     groupIndex: req.info.groupIndex ?? null,
+    nesting: req.info.replacedTaskNesting ?? 0,
     embed: body.embed,
   });
   const retry = (options: RetryOptions = {}): never => {

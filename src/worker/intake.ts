@@ -357,6 +357,7 @@ export class Intake {
         parentId: req.parentId,
         group: req.group,
         groupIndex: req.groupIndex,
+        replacedTaskNesting: req.replacedTaskNesting,
         eta: req.eta,
         expires: req.expires,
         queue: d.queue,

@@ -52,6 +52,7 @@ const GROUP = 5;
 const ETA = 6;
 const EXPIRES = 7;
 const GROUP_INDEX = 8;
+const REPLACED_TASK_NESTING = 9;
 
 /**
  * Pack run requests for a post to a Web Worker; {@link unpackRun} rebuilds
@@ -110,6 +111,7 @@ export function packRun(batch: readonly RunRequest[]): PackedRun {
     if (info.groupIndex !== undefined && info.groupIndex !== null) {
       extras.push(i, GROUP_INDEX, info.groupIndex);
     }
+    if (info.replacedTaskNesting) extras.push(i, REPLACED_TASK_NESTING, info.replacedTaskNesting);
   }
   return {
     ids,
@@ -195,6 +197,9 @@ export function unpackRun(packed: PackedRun): RunRequest[] {
         break;
       case GROUP_INDEX:
         r.info.groupIndex = value as number;
+        break;
+      case REPLACED_TASK_NESTING:
+        r.info.replacedTaskNesting = value as number;
         break;
     }
   }

@@ -23,6 +23,18 @@ export const stamps = app.task("c.stamps", { bind: true }, (ctx, _prev: unknown)
   stamps: ctx.headers.stamps ?? null,
   on: ctx.headers.on ?? null,
 }));
+/** The `replaced_task_nesting` header it received (0 when absent). */
+export const nesting = app.task(
+  "c.nesting",
+  { bind: true },
+  (ctx) => Number(ctx.headers.replaced_task_nesting ?? 0),
+);
+/** Replaces itself with {@link nesting}: shows the nesting the replacement carries. */
+export const byNesting = app.task(
+  "c.by_nesting",
+  { bind: true },
+  (ctx) => ctx.replace(nesting.s()),
+);
 /** Returns its argument (a chord body that shows its header's results in order). */
 export const ident = app.task("c.ident", (xs: unknown) => xs);
 /** Replaces itself (Celery's `self.replace`) with a task, a chain or a group. */

@@ -45,6 +45,10 @@ export function Queues({ session }) {
     <p
       class="muted">Messages a worker refused (malformed, unknown task, rejected), kept for an operator.</p>
     <${ErrorBox} error=${perror} />
+    ${p && p.total > parked.length
+      ? html`<p class="muted" data-testid="parked-shown">Showing the oldest ${parked.length.toLocaleString()} of ${p.total
+        .toLocaleString()} parked messages.</p>`
+      : null}
     ${session.readOnly ? null : html`
       <div class="actions">
         <label>How many (oldest first)<input type="number" min="1" value=${count} onInput=${(e) =>
