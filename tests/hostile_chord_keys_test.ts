@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { reset } from "@logtape/logtape";
-import { captureLogs } from "./helpers/logs.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
 import { openRedisBackend } from "../src/backend/redis.ts";
 import { GROUP_META_PREFIX } from "../src/backend/redis_chord.ts";
 import type { ChordPart } from "../src/backend/port.ts";
@@ -66,6 +66,15 @@ Deno.test({
       "entry",
       new RegExp(`Chord entry: an entry of ${stem("entry")}\\.j is no join entry`),
     );
+    // Before: a bare "WRONGTYPE Operation against a key holding the wrong kind of value".
+    await r.hset(stem("saved"), "children", "[]");
+    await assert.rejects(backend.restoreGroup!("saved"), (err: unknown) => {
+      assert.ok(err instanceof ProtocolError, String(err));
+      assert.match(err.message, new RegExp(`Group saved .*${stem("saved")} holds another type`));
+      assert.match(err.message, /WRONGTYPE/);
+      assert.match(err.message, /delete the key/);
+      return true;
+    });
     // A well-formed chord still joins: the member that completes it gets the members in order.
     await r.set(stem("ok") + ".s", "2");
     assert.equal(await backend.chordPartReturn(part("ok", 0)), null);
@@ -80,7 +89,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "redis hostile chord keys: a member of a chord without a stored size is recorded and says its body will not run",
+    "redis hostile chord keys: a member of a chord without a stored size leaves no key and says its body will not run",
   ignore: WITHOUT_REDIS,
 }, async () => {
   const records = await captureLogs("warning", ["celeriac", "backend", "redis"]);
@@ -91,7 +100,8 @@ Deno.test({
   const r = await rawRedis();
   try {
     assert.equal(await backend.chordPartReturn(part("nowhere", 0)), null);
-    assert.equal(await r.zcard(`${own}${GROUP_META_PREFIX}nowhere.j`), 1, "the member is recorded");
+    // Before: the entry stayed, a stray .j key (without expiry when result_expires is 0).
+    assert.equal(await r.exists(`${own}${GROUP_META_PREFIX}nowhere.j`), 0, "no stray .j key");
     // Before: nothing was logged; the body never ran and nobody was told why.
     const warned = records.filter((rec) => rec.level === "warning");
     assert.equal(warned.length, 1, JSON.stringify(records.map((rec) => rec.rawMessage)));
@@ -111,6 +121,7 @@ Deno.test({
     "redis hostile chord keys: the worker fails the chord's body with ChordError 'Join error', so get() does not hang",
   ignore: WITHOUT_REDIS,
 }, async () => {
+  const records = await captureLogs("warning");
   const own = uniquePrefix("hostile-chord-worker");
   const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`;
   const queue = `hc-${crypto.randomUUID().slice(0, 8)}`;
@@ -135,11 +146,28 @@ Deno.test({
       String(err.excMessage[0]),
       /^Join error: Chord key .*\.s holds "lots", not a count/,
     );
+    await c.parent!.get({ timeout: 15_000 });
+    const lines = () => records.map(logLine);
+    const deadline = Date.now() + 10_000;
+    // The second member's join ends in a warning either way: the chord failed again, or no size.
+    const joined = () =>
+      lines().filter((l) => l.includes(group) && /has no size|failed/.test(l)).length >= 2;
+    while (!joined() && Date.now() < deadline) {
+      await new Promise((ok) => setTimeout(ok, 50));
+    }
+    // Before: the keys stayed, so the second member hit the same error and failed the chord again.
+    const failed = lines().filter((l) => l.startsWith(`warning Chord ${group} failed`));
+    assert.equal(failed.length, 1, JSON.stringify(lines()));
+    assert.equal(
+      await r.exists(...[".j", ".s", ".t"].map((k) => `${own}${GROUP_META_PREFIX}${group}${k}`)),
+      0,
+    );
   } finally {
     await worker.stop();
     await tasksApp.close();
     await r.quit();
     await deleteKeys(own);
+    await reset();
   }
 });
 

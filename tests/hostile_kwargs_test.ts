@@ -12,9 +12,10 @@ import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { runTask } from "../src/worker/executor.ts";
 import { runInfo } from "./helpers/run_info.ts";
 
-async function failureFor(kwargs: Record<string, unknown>): Promise<string> {
+async function failureFor(kwargs: Record<string, unknown>, params?: string[]): Promise<string> {
   const app = new Celery({ broker: "kv://:memory:" });
-  app.task("hostile.echo", (v: unknown) => v);
+  if (params) app.task("hostile.echo", { params }, (v: unknown) => v);
+  else app.task("hostile.echo", (v: unknown) => v);
   const id = crypto.randomUUID();
   const m = encodeTaskMessage({
     task: "hostile.echo",
@@ -58,4 +59,15 @@ Deno.test("hostile kwargs: 200,000 keyword names give an error of a line that co
 Deno.test("hostile kwargs: a few keyword names are all listed", async () => {
   const message = await failureFor({ a: 1, b: 2 });
   assert.match(message, /^hostile\.echo\(\) got keyword argument\(s\) a, b, but its handler/);
+});
+
+Deno.test("hostile kwargs: a keyword name of a megabyte is shown by its first 100 characters", async () => {
+  const long = "n".repeat(1_000_000);
+  // Before: the whole name was in the message, a megabyte stored and logged, in both messages.
+  const positional = await failureFor({ [long]: 1, b: 2 });
+  assert.ok(positional.length < 400, `${positional.length} characters`);
+  assert.match(positional, new RegExp(`argument\\(s\\) ${"n".repeat(100)}…, b, but its handler`));
+  const named = await failureFor({ [long]: 1 }, ["v"]);
+  assert.ok(named.length < 400, `${named.length} characters`);
+  assert.match(named, new RegExp(`unexpected keyword argument '${"n".repeat(100)}…'$`));
 });

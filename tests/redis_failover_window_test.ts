@@ -52,8 +52,9 @@ Deno.test("failover window: commands are sent again for ?failover_wait=, then fa
   }).catch((e) => e);
   const took = Date.now() - started;
   assert.ok(err instanceof BrokerConnectionError, String(err));
-  assert.ok(took >= 600 && took < 2_000, `gave up after ${took} ms`);
-  assert.ok(calls >= 3, `sent ${calls} times`);
+  assert.ok(took >= 600, `gave up after ${took} ms, before the window ended`);
+  // Sent again, 250 ms apart at least: at most 4 sends fit in 0.6 s, however loaded the host.
+  assert.ok(calls >= 2 && calls <= 4, `sent ${calls} times`);
 
   // What the connection last said replaces ioredis' "max retries" wording.
   noteFailure(url, new Error("Connection is closed."));

@@ -15,6 +15,7 @@
 import type { Redis } from "ioredis";
 import { closeRedis, connectRedis, openRedisConnection } from "../broker/redis_connection.ts";
 import { guardRedis } from "../broker/redis_guard.ts";
+import { isWrongType } from "../broker/redis_failures.ts";
 import { chunked } from "../broker/chunks.ts";
 import { isSingleServer, parseRedisUrl } from "../broker/redis_url.ts";
 import { retryWhileDown } from "../broker/outage.ts";
@@ -275,7 +276,7 @@ export class RedisBackend implements ResultBackend {
         ? await this.#resp.command(["GET", key], textOrNull)
         : await this.#run(() => this.#client.get(key));
     } catch (err) {
-      if (!(err instanceof Error && err.message.startsWith("WRONGTYPE"))) throw err;
+      if (!isWrongType(err)) throw err;
       throw new ProtocolError(
         `The result of task ${taskId} cannot be read: Redis key ${key} holds another type, not ` +
           `the string Celery stores (${err.message}). Something other than Celery or Celeriac ` +

@@ -20,16 +20,12 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
+import { isWrongType } from "../broker/redis_failures.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
 import type { ChordPart } from "./port.ts";
 
 const log = getLogger(["celeriac", "backend", "redis"]);
-
-/** Whether a Redis reply error says a key holds another type (a list where a string was expected). */
-function isWrongType(err: unknown): boolean {
-  return err instanceof Error && err.message.startsWith("WRONGTYPE");
-}
 
 /**
  * A count stored in a chord key (`.s` its size, `.t` a size delta), or a
@@ -134,11 +130,14 @@ export class RedisChords {
     const delta = rawDelta === null ? 0 : storedCount(stem + ".t", rawDelta);
     const raw = replies[3][1] as string | null;
     if (raw === null) {
+      // Nothing will read the entry: without it no stray `.j` stays behind.
+      await this.#client.zrem(stem + ".j", member);
       log.warn(
         "Task {id} is a member of chord {group}, but the chord has no size ({key} is missing): " +
           "its body will not run. A chord is started by its producer (Celery's or Celeriac's " +
           "chord().apply_async()), which stores the size first; or the chord's keys expired " +
-          "(result_expires) before this member ran",
+          "(result_expires) before this member ran, or the chord already failed and its keys " +
+          "were deleted",
         { id: part.taskId, group: part.groupId, key: stem + ".s" },
       );
       return null;
@@ -169,9 +168,20 @@ export class RedisChords {
     return this.#setAndPublish(this.key(groupId), meta);
   }
 
-  /** GET a saved group meta. */
-  restoreGroup(groupId: string): Promise<string | null> {
-    return this.#client.get(this.key(groupId));
+  /** GET a saved group meta; a key of another type is a ProtocolError naming it. */
+  async restoreGroup(groupId: string): Promise<string | null> {
+    const key = this.key(groupId);
+    try {
+      return await this.#client.get(key);
+    } catch (err) {
+      if (!isWrongType(err)) throw err;
+      throw new ProtocolError(
+        `Group ${groupId} cannot be restored: Redis key ${key} holds another type, not the ` +
+          `string GroupResult.save() stores (${err.message}). Something other than ` +
+          `Celery or Celeriac wrote it; delete the key (forget() the group) and save it again`,
+        { cause: err },
+      );
+    }
   }
 
   /** DEL a saved group meta. */

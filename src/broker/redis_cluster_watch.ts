@@ -1,7 +1,8 @@
 /**
  * What a process says about a Redis Cluster's nodes: one warning when a
- * node becomes unreachable (a reminder every 30 s while it stays so), and
- * one when the cluster's masters change (a replica took over), shared by
+ * node becomes unreachable (a reminder every 30 s while it stays so), one
+ * line when a connection to it is ready again, and one when the cluster's
+ * masters change (a replica took over), shared by
  * every cluster connection of the process to the same cluster. ioredis
  * reports a node's failures only as `node error` events, which Celeriac
  * did not log: a master's death and its replica's promotion went by without
@@ -11,7 +12,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Cluster } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { CLOSED } from "./redis_failures.ts";
 
 const log = getLogger(["celeriac", "redis"]);
@@ -23,7 +24,7 @@ const REMIND_EVERY_MS = 30_000;
 interface ClusterState {
   /** Its masters (`host:port`, sorted), from the last slot refresh. */
   masters?: string;
-  /** When each node now unreachable was last said so (`Date.now()`). */
+  /** When each node now unreachable was last said so (`Date.now()`), until a connection to it is ready. */
   readonly down: Map<string, number>;
 }
 
@@ -65,6 +66,17 @@ export function watchClusterNodes(client: Cluster, key: string, failoverWaitMs: 
       { node, error: err.message, wait: failoverWaitMs / 1000 },
     );
   });
+  // A slot refresh still lists a dead master until a replica takes over: only a ready connection
+  // says a node is back. ioredis connects to a node when a command goes there.
+  const onNode = (redis: Redis) => {
+    const node = `${redis.options.host || "127.0.0.1"}:${redis.options.port || 6379}`;
+    redis.on("ready", () => {
+      if (!known.down.delete(node)) return;
+      log.info("Redis Cluster node {node} is reachable again", { node });
+    });
+  };
+  client.nodes("all").forEach(onNode);
+  client.on("+node", onNode);
   client.on("refresh", () => {
     const masters = [...new Set(client.slots.map((owners) => owners?.[0]).filter(Boolean))]
       .sort().join(", ");

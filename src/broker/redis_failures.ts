@@ -143,6 +143,23 @@ export function isConnectionFailure(err: unknown): boolean {
 }
 
 /**
+ * Whether a Redis reply error says a key holds another type than the
+ * command expects (`WRONGTYPE`: a hash where a string was expected), which
+ * means something other than Celery or Celeriac wrote the key.
+ *
+ * @example
+ * ```ts ignore
+ * isWrongType(new Error("WRONGTYPE Operation against a key holding the wrong kind of value")); // true
+ * ```
+ *
+ * @param err the error
+ * @returns true for a WRONGTYPE reply
+ */
+export function isWrongType(err: unknown): err is Error {
+  return err instanceof Error && err.message.startsWith("WRONGTYPE");
+}
+
+/**
  * Whether Redis refused a write as a replica (READONLY), also as the cause of
  * an `EXECABORT` (ioredis's `previousErrors`). Each error is looked at once:
  * a transaction cut off by its connection closing fails every command with

@@ -406,12 +406,14 @@ export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Pro
       members = await backend.chordPartReturn(j.part);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
-      // Join keys another tool wrote: the body fails, as Celery's "Join error", so its waiters hear.
+      // Join keys another tool wrote: the body fails, as Celery's "Join error", so its waiters hear;
+      // the keys go, so the later members do not fail it again.
       await failChord(j, {
         exc_type: "ChordError",
         exc_message: [`Join error: ${err.message}`],
         exc_module: "celery.exceptions",
       }, io);
+      await backend.chordCleanup?.(j.part.groupId);
       continue;
     }
     if (!members) continue;

@@ -182,7 +182,7 @@ function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
       if (i < 0) {
         // A bound task reads keywords it does not name from ctx.kwargs.
         if (task.options.bind) continue;
-        throw new TypeError(`${fn}() got an unexpected keyword argument '${k}'`);
+        throw new TypeError(`${fn}() got an unexpected keyword argument '${shownName(k)}'`);
       }
       if (i < body.args.length) {
         throw new TypeError(`${fn}() got multiple values for argument '${k}'`);
@@ -200,9 +200,15 @@ function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
 
 /** Keyword names shown in an error: a message sent with 200,000 of them gives a line, not megabytes. */
 const NAMES_SHOWN = 10;
+/** Characters of a keyword name shown in an error: a name of a megabyte gives a line too. */
+const NAME_CHARS = 100;
+
+function shownName(name: string): string {
+  return name.length > NAME_CHARS ? `${name.slice(0, NAME_CHARS)}…` : name;
+}
 
 function namesOf(keys: readonly string[]): string {
-  const shown = keys.slice(0, NAMES_SHOWN).join(", ");
+  const shown = keys.slice(0, NAMES_SHOWN).map(shownName).join(", ");
   const more = keys.length - NAMES_SHOWN;
   return more > 0 ? `${shown} and ${more.toLocaleString("en-US")} more` : shown;
 }

@@ -1,0 +1,54 @@
+/**
+ * What a process says about a Redis Cluster's nodes, driven by a fake
+ * cluster client (the events ioredis emits): a node that is unreachable is
+ * warned about once, said reachable again once a connection to it is ready,
+ * and a new failure after that is a new warning.
+ */
+
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import { reset } from "@logtape/logtape";
+import type { Cluster } from "ioredis";
+import { watchClusterNodes } from "../src/broker/redis_cluster_watch.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
+
+class FakeCluster extends EventEmitter {
+  slots: string[][] = [];
+  nodes(): never[] {
+    return [];
+  }
+}
+
+const nodeConnection = (host: string, port: number) =>
+  Object.assign(new EventEmitter(), { options: { host, port } });
+
+Deno.test("cluster watch: a node is said reachable again when a connection to it is ready, and a new failure warns again", async () => {
+  const records = await captureLogs("info", ["celeriac", "redis"]);
+  try {
+    const cluster = new FakeCluster();
+    watchClusterNodes(
+      cluster as unknown as Cluster,
+      `watch-${crypto.randomUUID()}:7000`,
+      60_000,
+    );
+    const refused = new Error("connect ECONNREFUSED 10.0.0.1:7000");
+    cluster.emit("node error", refused, "10.0.0.1:7000");
+    cluster.emit("node error", refused, "10.0.0.1:7000");
+    const other = nodeConnection("10.0.0.2", 7001);
+    const back = nodeConnection("10.0.0.1", 7000);
+    cluster.emit("+node", other);
+    cluster.emit("+node", back);
+    other.emit("ready");
+    back.emit("ready");
+    back.emit("ready");
+    // Before: the node stayed "down", so this failure within 30 s was only at debug.
+    cluster.emit("node error", refused, "10.0.0.1:7000");
+    const lines = records.map(logLine);
+    assert.equal(lines.length, 3, JSON.stringify(lines));
+    assert.match(lines[0], /^warning Redis Cluster node 10\.0\.0\.1:7000 is unreachable \(connect/);
+    assert.equal(lines[1], "info Redis Cluster node 10.0.0.1:7000 is reachable again");
+    assert.match(lines[2], /^warning Redis Cluster node 10\.0\.0\.1:7000 is unreachable \(connect/);
+  } finally {
+    await reset();
+  }
+});
