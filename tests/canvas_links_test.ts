@@ -68,3 +68,18 @@ Deno.test("canvas links: a chord's call options, and a chain's .set() before a c
   assert.equal(m.embed.chord?.options.queue, "q");
   assert.deepEqual(tasksOf(m.embed.chord?.options.chain), ["next"], "the body still leads on");
 });
+
+Deno.test("canvas links: links given when applying a chord go on its body only, run once", () => {
+  // Celery 5.2's chord.link / chord.link_error link the body; a header member that also
+  // carried the call's link would run it once per member, N+1 times in all.
+  const chorded = planCanvas(chordSignature(groupSignature([s("a"), s("b")]), s("sum")), {
+    options: { link: [s("cb")], link_error: [s("eb")] },
+  });
+  assert.equal(chorded.sends.length, 2);
+  for (const m of chorded.sends) {
+    assert.equal(tasksOf(m.embed.callbacks), undefined, "not on a header member");
+    assert.equal(tasksOf(m.embed.errbacks), undefined);
+    assert.deepEqual(tasksOf(m.embed.chord?.options.link), ["cb"]);
+    assert.deepEqual(tasksOf(m.embed.chord?.options.link_error), ["eb"]);
+  }
+});

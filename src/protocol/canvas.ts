@@ -338,12 +338,14 @@ function applyChord(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
   const gid = optionText(header.options.task_id) ?? optionText(sig.options.task_id) ?? ctx.newId();
   // As Celery's chord: its own options go to the body and to the header members (under the
   // header group's), its links only to the body (chord.link / chord.link_error); the call's
-  // options go to both (Celery's body.clone(**options)).
+  // options go to both (Celery's body.clone(**options)), its links to the body only, as
+  // chord.link does (Celery 5.2 passes them on to the header group too, which refuses them
+  // with a TypeError; on every member they would run once per member and once more).
   const { task_id: callId, ...callOptions } = call.options;
   const [bodyLinks, own] = splitLinks(partOptions(sig.options), [sig.options, callOptions]);
   const [links, memberOptions] = splitLinks(
     { ...partOptions(header.options), ...own, ...callOptions },
-    [header.options, callOptions],
+    [header.options],
   );
   const bodyCall = splitLinks(partOptions(callOptions), [])[1];
   const linkedBody = withLinks(
