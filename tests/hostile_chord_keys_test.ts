@@ -89,30 +89,26 @@ Deno.test({
 
 Deno.test({
   name:
-    "redis hostile chord keys: a member of a chord without a stored size leaves no key and says its body will not run",
+    "redis chord keys: a member that runs before its chord's size is stored is recorded and counted by the member that completes the join",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const records = await captureLogs("warning", ["celeriac", "backend", "redis"]);
-  const own = uniquePrefix("hostile-chord-nosize");
+  // Celery 5.2 stores a chord's size as it sends the header's last member: members of a chord a
+  // Python client applied can run before it. Seen in CI: removing such a member's entry (or
+  // skipping it) left a Python-built chord's body never run.
+  const own = uniquePrefix("chord-late-size");
   const backend = await openRedisBackend(
     `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`,
   );
   const r = await rawRedis();
   try {
-    assert.equal(await backend.chordPartReturn(part("nowhere", 0)), null);
-    // Before: the entry stayed, a stray .j key (without expiry when result_expires is 0).
-    assert.equal(await r.exists(`${own}${GROUP_META_PREFIX}nowhere.j`), 0, "no stray .j key");
-    // Before: nothing was logged; the body never ran and nobody was told why.
-    const warned = records.filter((rec) => rec.level === "warning");
-    assert.equal(warned.length, 1, JSON.stringify(records.map((rec) => rec.rawMessage)));
-    assert.equal(warned[0].properties.group, "nowhere");
-    assert.equal(warned[0].properties.key, `${own}${GROUP_META_PREFIX}nowhere.s`);
-    assert.match(String(warned[0].rawMessage), /has no size .*its body will not run/);
+    assert.equal(await backend.chordPartReturn(part("early", 0)), null);
+    await r.set(`${own}${GROUP_META_PREFIX}early.s`, "2");
+    const members = await backend.chordPartReturn(part("early", 1));
+    assert.deepEqual(members?.map((m) => m.taskId), ["member-0", "member-1"]);
   } finally {
     await backend.close();
     await r.quit();
     await deleteKeys(own);
-    await reset();
   }
 });
 
@@ -121,7 +117,7 @@ Deno.test({
     "redis hostile chord keys: the worker fails the chord's body with ChordError 'Join error', so get() does not hang",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const records = await captureLogs("warning");
+  const records = await captureLogs("debug");
   const own = uniquePrefix("hostile-chord-worker");
   const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`;
   const queue = `hc-${crypto.randomUUID().slice(0, 8)}`;
@@ -149,19 +145,17 @@ Deno.test({
     await c.parent!.get({ timeout: 15_000 });
     const lines = () => records.map(logLine);
     const deadline = Date.now() + 10_000;
-    // The second member's join ends in a warning either way: the chord failed again, or no size.
+    // The second member's join ends in a line either way: the chord failed again, or no size.
     const joined = () =>
-      lines().filter((l) => l.includes(group) && /has no size|failed/.test(l)).length >= 2;
+      lines().filter((l) => l.includes(group) && /no size stored yet|failed/.test(l)).length >= 2;
     while (!joined() && Date.now() < deadline) {
       await new Promise((ok) => setTimeout(ok, 50));
     }
     // Before: the keys stayed, so the second member hit the same error and failed the chord again.
     const failed = lines().filter((l) => l.startsWith(`warning Chord ${group} failed`));
     assert.equal(failed.length, 1, JSON.stringify(lines()));
-    assert.equal(
-      await r.exists(...[".j", ".s", ".t"].map((k) => `${own}${GROUP_META_PREFIX}${group}${k}`)),
-      0,
-    );
+    // The hostile size is gone (a late member's entry may be recorded again, with its expiry).
+    assert.equal(await r.exists(`${own}${GROUP_META_PREFIX}${group}.s`), 0);
   } finally {
     await worker.stop();
     await tasksApp.close();

@@ -130,14 +130,12 @@ export class RedisChords {
     const delta = rawDelta === null ? 0 : storedCount(stem + ".t", rawDelta);
     const raw = replies[3][1] as string | null;
     if (raw === null) {
-      // Nothing will read the entry: without it no stray `.j` stays behind.
-      await this.#client.zrem(stem + ".j", member);
-      log.warn(
-        "Task {id} is a member of chord {group}, but the chord has no size ({key} is missing): " +
-          "its body will not run. A chord is started by its producer (Celery's or Celeriac's " +
-          "chord().apply_async()), which stores the size first; or the chord's keys expired " +
-          "(result_expires) before this member ran, or the chord already failed and its keys " +
-          "were deleted",
+      // Normal for a chord a Python client applied: Celery stores the size as it sends the
+      // header's last member, so members run before that are recorded without one and the
+      // member that completes the join finds it (as Celery's on_chord_part_return does).
+      log.debug(
+        "Task {id} of chord {group}: recorded; no size stored yet ({key}), a later member " +
+          "completes the join",
         { id: part.taskId, group: part.groupId, key: stem + ".s" },
       );
       return null;
