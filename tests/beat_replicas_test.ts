@@ -176,7 +176,10 @@ async function leaderKilled(place: Place): Promise<void> {
     `no slot sent twice (gaps ${gaps.join(", ")} ms)`,
   );
   const longest = Math.max(...gaps);
-  assert.ok(longest <= (LEASE + 1.5) * 1000, `longest gap ${longest} ms > lease + 1.5 s`);
+  // At most the sum of the bounds below: the last send up to one 1 s interval before the kill,
+  // the takeover within the lease + 0.3 s, its catch-up within 0.5 s (CI at load 9: 4,789 ms
+  // against the 4.5 s this said before, with each of those bounds met).
+  assert.ok(longest <= (LEASE + 1.8) * 1000, `longest gap ${longest} ms > lease + 1.8 s`);
   assert.ok(longest >= 1500, `the kill left a gap (${longest} ms)`);
   // Taken over when the dead leader's lease ran out: within the lease time of the kill.
   const takeover = leaderAt(b!) - killedAt;
