@@ -23,17 +23,14 @@ import { createVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 
-// First in this file: nothing in this process has loaded msgpack or compression yet.
-Deno.test({
-  name:
-    "canvas step options: a worker sends msgpack and compressed steps before loading those codecs",
-  ignore: WITHOUT_REDIS,
-}, async () => {
-  assert.throws(() => loadedMsgpack(), /msgpack support is not loaded/);
-  assert.throws(() => loadedCompression(), /Compression support is not loaded/);
-  const prefix = uniquePrefix("canvas-step-codecs");
+/**
+ * A worker of tests/apps/annotated_app.ts and a client on Redis, under a key
+ * prefix and a queue of their own; stopped, closed and the keys deleted after `fn`.
+ */
+async function withAnnotatedWorker(label: string, fn: (client: Celery) => Promise<void>) {
+  const prefix = uniquePrefix(`canvas-step-${label}`);
   const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
-  const queue = `codecs-${crypto.randomUUID().slice(0, 8)}`;
+  const queue = `${label}-${crypto.randomUUID().slice(0, 8)}`;
   annotatedApp.configure({ broker: url, backend: url, defaultQueue: queue });
   const worker = new Worker({
     app: annotatedApp,
@@ -44,6 +41,24 @@ Deno.test({
   const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
   await worker.start();
   try {
+    await fn(client);
+  } finally {
+    await worker.stop();
+    await client.close();
+    await annotatedApp.close();
+    await deleteKeys(prefix);
+  }
+}
+
+// First in this file: nothing in this process has loaded msgpack or compression yet.
+Deno.test({
+  name:
+    "canvas step options: a worker sends msgpack and compressed steps before loading those codecs",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  assert.throws(() => loadedMsgpack(), /msgpack support is not loaded/);
+  assert.throws(() => loadedCompression(), /Compression support is not loaded/);
+  await withAnnotatedWorker("codecs", async (client) => {
     const packed = await chain(
       client.signature("r.add", [1, 2]),
       client.signature("r.add", [3]).set({ serializer: "msgpack" }),
@@ -54,12 +69,7 @@ Deno.test({
       client.signature("r.mul", [3]).set({ compression: "zlib" }),
     ).applyAsync();
     assert.equal(await zipped.get({ timeout: 10_000 }), 9);
-  } finally {
-    await worker.stop();
-    await client.close();
-    await annotatedApp.close();
-    await deleteKeys(prefix);
-  }
+  });
 });
 
 Deno.test("canvas step options: signatures by name and canvas members take their task's options under their own", async () => {
@@ -215,24 +225,12 @@ Deno.test({
     "canvas step options: onError on a chain, a group and a chord calls the errback on a worker",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const prefix = uniquePrefix("canvas-step-errbacks");
-  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
-  const queue = `errbacks-${crypto.randomUUID().slice(0, 8)}`;
-  annotatedApp.configure({ broker: url, backend: url, defaultQueue: queue });
-  const worker = new Worker({
-    app: annotatedApp,
-    appModule: new URL("./apps/annotated_app.ts", import.meta.url).href,
-    queues: [queue],
-    concurrency: 1,
-  });
-  const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
-  const sig = (name: string, args: unknown[] = []) => client.signature(name, args);
-  const errback = () => {
-    const id = crypto.randomUUID();
-    return { id, sig: sig("r.noted").set({ taskId: id }) };
-  };
-  await worker.start();
-  try {
+  await withAnnotatedWorker("errbacks", async (client) => {
+    const sig = (name: string, args: unknown[] = []) => client.signature(name, args);
+    const errback = () => {
+      const id = crypto.randomUUID();
+      return { id, sig: sig("r.noted").set({ taskId: id }) };
+    };
     const chained = errback();
     const c = await chain(sig("r.add", [1, 2]), sig("r.fail"), sig("r.add", [1]))
       .onError(chained.sig).applyAsync();
@@ -250,10 +248,5 @@ Deno.test({
       const noted = client.asyncResult<string>(id);
       assert.equal(await noted.get({ timeout: 10_000 }), `noted ${failed}`);
     }
-  } finally {
-    await worker.stop();
-    await client.close();
-    await annotatedApp.close();
-    await deleteKeys(prefix);
-  }
+  });
 });
