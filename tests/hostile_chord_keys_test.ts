@@ -1,9 +1,10 @@
 /**
  * Hostile chord bookkeeping and result keys in the Redis result backend
  * (written by another tool, or by hand): a member's join ends with an error
- * that names the key to delete, or a warning that says why the body will not
- * run, and a result read names the task and key, instead of a bare WRONGTYPE
- * or a chord that waits forever in silence.
+ * that names the key to delete, and a result read names the task and key,
+ * instead of a bare WRONGTYPE or a chord that waits forever in silence. A
+ * member that runs before its chord's size is stored (Celery stores it with
+ * the header's last member) is recorded and counted.
  */
 
 import assert from "node:assert/strict";
@@ -27,25 +28,45 @@ const part = (groupId: string, groupIndex = 0): ChordPart => ({
   resultJson: "1",
 });
 
+/**
+ * A Redis result backend under a key prefix of its own and a raw client; `stem(g)` is group
+ * `g`'s key stem under that prefix. Both closed and the keys deleted after `fn`.
+ */
+async function withChordBackend(
+  label: string,
+  fn: (
+    backend: Awaited<ReturnType<typeof openRedisBackend>>,
+    r: Awaited<ReturnType<typeof rawRedis>>,
+    stem: (g: string) => string,
+  ) => Promise<void>,
+): Promise<void> {
+  const own = uniquePrefix(label);
+  const backend = await openRedisBackend(
+    `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`,
+  );
+  const r = await rawRedis();
+  try {
+    await fn(backend, r, (g) => `${own}${GROUP_META_PREFIX}${g}`);
+  } finally {
+    await backend.close();
+    await r.quit();
+    await deleteKeys(own);
+  }
+}
+
 Deno.test({
   name:
     "redis hostile chord keys: a size that is no count, a key of the wrong type or a garbage entry is a ProtocolError naming the key",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const own = uniquePrefix("hostile-chord");
-  const backend = await openRedisBackend(
-    `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`,
-  );
-  const r = await rawRedis();
-  const stem = (g: string) => `${own}${GROUP_META_PREFIX}${g}`;
-  const rejects = (g: string, pattern: RegExp) =>
-    assert.rejects(backend.chordPartReturn(part(g, 1)), (err: unknown) => {
-      assert.ok(err instanceof ProtocolError, String(err));
-      assert.match(err.message, pattern);
-      assert.match(err.message, /send the chord again/);
-      return true;
-    });
-  try {
+  await withChordBackend("hostile-chord", async (backend, r, stem) => {
+    const rejects = (g: string, pattern: RegExp) =>
+      assert.rejects(backend.chordPartReturn(part(g, 1)), (err: unknown) => {
+        assert.ok(err instanceof ProtocolError, String(err));
+        assert.match(err.message, pattern);
+        assert.match(err.message, /send the chord again/);
+        return true;
+      });
     // Before: Number("lots") is NaN, so the count never matched and the body silently never ran.
     await r.set(stem("size") + ".s", "lots");
     await rejects("size", new RegExp(`${stem("size")}\\.s holds "lots", not a count`));
@@ -80,11 +101,7 @@ Deno.test({
     assert.equal(await backend.chordPartReturn(part("ok", 0)), null);
     const members = await backend.chordPartReturn(part("ok", 1));
     assert.deepEqual(members?.map((m) => m.taskId), ["member-0", "member-1"]);
-  } finally {
-    await backend.close();
-    await r.quit();
-    await deleteKeys(own);
-  }
+  });
 });
 
 Deno.test({
@@ -95,21 +112,12 @@ Deno.test({
   // Celery 5.2 stores a chord's size as it sends the header's last member: members of a chord a
   // Python client applied can run before it. Seen in CI: removing such a member's entry (or
   // skipping it) left a Python-built chord's body never run.
-  const own = uniquePrefix("chord-late-size");
-  const backend = await openRedisBackend(
-    `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`,
-  );
-  const r = await rawRedis();
-  try {
+  await withChordBackend("chord-late-size", async (backend, r, stem) => {
     assert.equal(await backend.chordPartReturn(part("early", 0)), null);
-    await r.set(`${own}${GROUP_META_PREFIX}early.s`, "2");
+    await r.set(stem("early") + ".s", "2");
     const members = await backend.chordPartReturn(part("early", 1));
     assert.deepEqual(members?.map((m) => m.taskId), ["member-0", "member-1"]);
-  } finally {
-    await backend.close();
-    await r.quit();
-    await deleteKeys(own);
-  }
+  });
 });
 
 Deno.test({
