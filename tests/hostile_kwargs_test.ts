@@ -8,35 +8,27 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { decodeResultMeta } from "../protocol.ts";
-import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { runTask } from "../src/worker/executor.ts";
-import { runInfo } from "./helpers/run_info.ts";
+import { messageRunRequest } from "./helpers/run_info.ts";
 
 async function failureFor(kwargs: Record<string, unknown>, params?: string[]): Promise<string> {
   const app = new Celery({ broker: "kv://:memory:" });
   if (params) app.task("hostile.echo", { params }, (v: unknown) => v);
   else app.task("hostile.echo", (v: unknown) => v);
   const id = crypto.randomUUID();
-  const m = encodeTaskMessage({
-    task: "hostile.echo",
-    id,
-    args: [1],
-    kwargs,
-    now: new Date(),
-    origin: "x@y",
-    replyTo: "",
-  });
-  const out = await runTask(app.tasks, {
-    seq: 1,
-    task: "hostile.echo",
-    id,
-    body: m.body,
-    contentType: m.contentType,
-    contentEncoding: m.contentEncoding,
-    headers: m.headers,
-    storeResult: true,
-    info: runInfo({ rootId: id }),
-  }, new AbortController().signal);
+  const out = await runTask(
+    app.tasks,
+    messageRunRequest({
+      task: "hostile.echo",
+      id,
+      args: [1],
+      kwargs,
+      now: new Date(),
+      origin: "x@y",
+      replyTo: "",
+    }),
+    new AbortController().signal,
+  );
   const meta = decodeResultMeta(out.meta!);
   assert.equal(meta.status, "FAILURE");
   const exc = meta.result as { exc_type: string; exc_message: string[] };

@@ -22,7 +22,7 @@ import { type RunOutcome, type RunRequest, runTask } from "../src/worker/executo
 import { LocalTokenBuckets, RateLimiter, takeTokens } from "../src/worker/rate_limit.ts";
 import { settleRetries } from "../src/worker/retries.ts";
 import { autoretryOptions, backoffDelay, planRetry } from "../src/worker/retry_policy.ts";
-import { runInfo } from "./helpers/run_info.ts";
+import { messageRunRequest } from "./helpers/run_info.ts";
 
 const FIXTURES = new URL("./fixtures/celery-5.2/redis/worker/", import.meta.url);
 
@@ -128,7 +128,7 @@ Deno.test("retry message: parent, group, limits, priority, custom headers and ex
 });
 
 function request(id: string, task: string, args: unknown[], retries: number): RunRequest {
-  const m = encodeTaskMessage({
+  return messageRunRequest({
     task,
     id,
     args,
@@ -138,17 +138,6 @@ function request(id: string, task: string, args: unknown[], retries: number): Ru
     replyTo: "r",
     retries,
   });
-  return {
-    seq: 1,
-    task,
-    id,
-    body: m.body,
-    contentType: m.contentType,
-    contentEncoding: m.contentEncoding,
-    headers: m.headers,
-    storeResult: true,
-    info: runInfo({ retries, rootId: id }),
-  };
 }
 
 class KeyError extends Error {

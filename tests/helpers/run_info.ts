@@ -1,5 +1,6 @@
 /** Run requests and the task context they carry, for tests that build them by hand. */
 
+import { encodeTaskMessage, type TaskMessageInput } from "../../src/protocol/task_message.ts";
 import type { RunRequest } from "../../src/worker/executor.ts";
 
 /**
@@ -54,5 +55,27 @@ export function runRequest(
     timeLimits: undefined,
     info: runInfo({ rootId: `id-${seq}` }),
     ...overrides,
+  };
+}
+
+/**
+ * The run request of a task message encoded from `input` (its id also its
+ * root, its retries in the info too), its result stored.
+ *
+ * @param input the message's fields
+ * @returns the request
+ */
+export function messageRunRequest(input: TaskMessageInput): RunRequest {
+  const m = encodeTaskMessage(input);
+  return {
+    seq: 1,
+    task: input.task,
+    id: input.id,
+    body: m.body,
+    contentType: m.contentType,
+    contentEncoding: m.contentEncoding,
+    headers: m.headers,
+    storeResult: true,
+    info: runInfo({ retries: input.retries ?? 0, rootId: input.id }),
   };
 }
