@@ -93,7 +93,8 @@ const DEFAULT_PORTS: Record<string, string> = {
 /**
  * Deno's refusal to look a host name up without the net permission for it:
  * node's `dns`, which ioredis and amqplib use, fails with
- * `getaddrinfo EPERM <host>`, which reads like a DNS failure.
+ * `getaddrinfo EPERM <host>`, which reads like a DNS failure, and Deno's
+ * own connect with `NotCapable` (`Requires net access to "<host>:<port>"`).
  *
  * @example
  * ```ts ignore
@@ -110,7 +111,12 @@ export function deniedLookup(
   url: string,
 ): { reason: string; hint: string; transient: false } | undefined {
   const message = cause instanceof Error ? cause.message : String(cause);
-  const host = /getaddrinfo EPERM (\S+)/.exec(message)?.[1];
+  // Deno's own connect (Celeriac's Redis connections): `Requires net access to "host:port"`,
+  // a host name (not an address: nothing was looked up).
+  const denied = cause instanceof Deno.errors.NotCapable
+    ? /net access to "([^":]*[a-z][^":]*)(?::\d+)?"/i.exec(message)?.[1]
+    : undefined;
+  const host = /getaddrinfo EPERM (\S+)/.exec(message)?.[1] ?? denied;
   if (!host) return undefined;
   let port = "";
   for (const one of url.split(";")) {
