@@ -174,9 +174,10 @@ export function maskPassword(url: string): string {
 }
 
 /**
- * A queue name for `purge()` and `queueDepth()`, or a TypeError: an empty
- * name is no queue on any transport (RabbitMQ reads it as the last queue
- * declared on the channel, so a purge could empty another queue).
+ * A queue name, or a TypeError saying what to change: an empty name is no
+ * queue on any transport (RabbitMQ reads it as the last queue declared on
+ * the channel, so a purge could empty another queue). The one check of the
+ * brokers (Redis, RabbitMQ, KV) and the app.
  *
  * @example
  * ```ts
@@ -186,12 +187,20 @@ export function maskPassword(url: string): string {
  *
  * @param queue the argument
  * @param method the method, for the message
+ * @param defaultQueue the queue used when the argument is left out (the
+ *   app's methods), named in the message
  * @returns the queue name
  * @throws {TypeError} when it is not a non-empty string
  */
-export function checkQueueName(queue: unknown, method: string): string {
+export function checkQueueName(queue: unknown, method: string, defaultQueue?: string): string {
   if (typeof queue !== "string" || queue === "") {
-    throw new TypeError(`${method} needs a queue name, got ${JSON.stringify(queue) ?? queue}`);
+    const orDefault = defaultQueue === undefined
+      ? ""
+      : `, or leave it out for the default queue ("${defaultQueue}", the defaultQueue option)`;
+    throw new TypeError(
+      `${method} needs a queue name, got ${JSON.stringify(queue) ?? String(queue)}: ` +
+        `name a queue${orDefault}`,
+    );
   }
   return queue;
 }
