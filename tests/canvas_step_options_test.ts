@@ -13,7 +13,7 @@
 
 import assert from "node:assert/strict";
 import { Celery, chain, chord, group } from "../mod.ts";
-import { type Message, PUBLISHER, type PublishTarget } from "../protocol.ts";
+import { decodeTaskBody, type Message, PUBLISHER, type PublishTarget } from "../protocol.ts";
 import type { Broker, Delivery } from "../src/broker/port.ts";
 import { openBroker } from "../src/client/transports.ts";
 import { loadedCompression, loadedMsgpack } from "../src/protocol/codecs.ts";
@@ -100,6 +100,41 @@ Deno.test("canvas step options: signatures by name and canvas members take their
     ["t.plain", "routed", 1, [null, null]],
     ["t.urgent", "routed", 2, [5, 20]],
   ]);
+  await app.close();
+});
+
+Deno.test("canvas step options: .s() of a task defined here carries no options, as Celery's; its task's apply when it is sent", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  const sent: Message[] = [];
+  app[PUBLISHER] = (message) => {
+    sent.push(message);
+    return Promise.resolve();
+  };
+  const urgent = app.task(
+    "t.urgent",
+    { queue: "math", priority: 7, timeLimit: 30 },
+    (a: number) => a,
+  );
+  const py = app.remoteTask("py.mul", { queue: "python", priority: 3 });
+  assert.deepEqual(urgent.s(1).toDict().options, {}, "Celery: add.s(1, 2).options == {}");
+  assert.deepEqual(urgent.si(1).toDict().options, {});
+  assert.deepEqual(
+    py.s(2).toDict().options,
+    { queue: "python", priority: 3 },
+    "a task served elsewhere has no definition here to take them from at send time",
+  );
+  await chain(urgent.s(1), urgent.s(), py.s(2)).applyAsync();
+  assert.equal(sent.length, 1);
+  const [first] = sent;
+  assert.equal(first.properties.priority, 7, "the published step takes its task's options");
+  assert.deepEqual(first.headers.timelimit, [30, null]);
+  const [last, next] = decodeTaskBody(first, String(first.headers.id)).embed.chain!;
+  assert.deepEqual(
+    Object.keys(next.options).sort(),
+    ["reply_to", "task_id"],
+    "as a Python client embeds it: the worker sending it applies the task's options",
+  );
+  assert.equal(last.options.queue, "python");
   await app.close();
 });
 
