@@ -138,6 +138,59 @@ Deno.test("canvas step options: .s() of a task defined here carries no options, 
   await app.close();
 });
 
+Deno.test("canvas step options: a chain step, a group member and a direct call take every option their route gives", async () => {
+  const app = new Celery({
+    broker: "kv://:memory:",
+    backend: null,
+    taskRoutes: {
+      "t.*": {
+        queue: "routed",
+        priority: 4,
+        serializer: "msgpack",
+        compression: "zlib",
+        headers: { tenant: "acme" },
+        timeLimit: 9,
+        shadow: "routed-name",
+      },
+    },
+  });
+  const sent: { message: Message; target: PublishTarget }[] = [];
+  app[PUBLISHER] = (message, target) => {
+    sent.push({ message, target });
+    return Promise.resolve();
+  };
+  const add = app.task("t.add", (a: number, b: number) => a + b);
+  await add.delay(1, 1);
+  await chain(add.s(1, 2), add.s(3)).applyAsync();
+  await group([add.s(4, 5)]).applyAsync();
+  await add.s(6, 7).set({ headers: { tenant: "own" }, serializer: "json" }).applyAsync();
+  const seen = sent.map(({ message: m, target }) => [
+    target.routingKey,
+    m.properties.priority,
+    m.contentType,
+    m.headers.compression,
+    m.headers.tenant,
+    m.headers.timelimit,
+    m.headers.shadow,
+  ]);
+  const routed = [
+    "routed",
+    4,
+    "application/x-msgpack",
+    "application/x-gzip",
+    "acme",
+    [9, null],
+    "routed-name",
+  ];
+  assert.deepEqual(seen, [
+    routed,
+    routed,
+    routed,
+    ["routed", 4, "application/json", "application/x-gzip", "own", [9, null], "routed-name"],
+  ]);
+  await app.close();
+});
+
 Deno.test("canvas step options: group.skew() spreads the members' countdowns as Celery's", async () => {
   const app = new Celery({ broker: "kv://:memory:", backend: null });
   const sent: Message[] = [];
