@@ -487,8 +487,8 @@ export class Worker {
     if (!await unlessOutage(step)) return;
     this.#s.settlingAbandoned = true;
     log.warn(
-      "{hostname}: a server is unreachable: not waiting to {what}; their messages " +
-        "stay unacknowledged and are delivered again",
+      "{hostname}: a server is unreachable: not waiting to {what}; messages not " +
+        "acknowledged yet are delivered again",
       { hostname: this.hostname, what },
     );
   }

@@ -25,8 +25,9 @@ export interface CanvasPublisher {
   /** Sender node name. */
   origin(): string;
   /**
-   * A send's options with its task's queue and its route's queue, exchange,
-   * routing key and priority filled in where it names none.
+   * A send's options with its task's options and then every option its
+   * route gives (queue, exchange, routing key, priority, serializer, …)
+   * filled in where it names none.
    */
   route(
     task: string,
