@@ -67,3 +67,37 @@ Deno.test({
       await back;
     }),
 });
+
+Deno.test({
+  name: "RespClient: a write refused as READONLY reconnects and is sent again",
+  ignore: WITHOUT_REDIS,
+  fn: () =>
+    withServer("resp-client-readonly", async (client, servers) => {
+      const url = `redis://127.0.0.1:${servers.base}/0`;
+      const admin = new RespClient(parseRedisUrl(url), url, { name: "celeriac-admin" });
+      try {
+        const before = await client.send(["CLIENT", "ID"]);
+        // Demoted (a replica of a master that is not there), promoted again 10 ms later.
+        await admin.send(["REPLICAOF", "127.0.0.1", String(servers.base + 1)]);
+        const promoted = sleep(10).then(() => admin.send(["REPLICAOF", "NO", "ONE"]));
+        assert.equal(await client.send(["SET", "k", "v"]), "OK");
+        await promoted;
+        assert.notEqual(await client.send(["CLIENT", "ID"]), before, "a new connection");
+        assert.equal(await client.get("k"), "v");
+      } finally {
+        await admin.quit();
+      }
+    }),
+});
+
+Deno.test({
+  name: "RespClient: disconnect(true) drops the connection and dials again",
+  ignore: WITHOUT_REDIS,
+  fn: () =>
+    withServer("resp-client-redial", async (client) => {
+      const before = await client.send(["CLIENT", "ID"]);
+      client.disconnect(true);
+      assert.notEqual(await client.send(["CLIENT", "ID"]), before);
+      assert.equal(client.status, "ready");
+    }),
+});

@@ -161,13 +161,13 @@ export class RespClient implements RedisClient {
   }
 
   /**
-   * Close now. A single server is the same server after a reconnect: with
-   * `reconnect` (a refused write, READONLY) the connection is kept and the
-   * next command asks it again.
+   * Close now, or with `reconnect` (a write refused as READONLY inside a
+   * transaction) drop the socket and dial again: a server name behind which
+   * a failover put the new master is resolved anew.
    */
   disconnect(reconnect = false): void {
-    if (reconnect) return;
-    void this.#conn.close(0).then(() => this.#emit("end"));
+    if (reconnect) this.#conn.redial("asked to reconnect");
+    else void this.#conn.close(0).then(() => this.#emit("end"));
   }
 
   /** Listen to `ready` (each connect) and `end` (closed). */
@@ -203,13 +203,22 @@ export class RespClient implements RedisClient {
   }
 
   /**
-   * Send one command.
+   * Send one command. A write refused with READONLY (the server was demoted
+   * to a replica, a failover behind its DNS name) reconnects and is sent
+   * once more (nothing ran), as ioredis' `reconnectOnError` did.
    *
    * @param args the command name and its arguments
    * @returns the reply, as ioredis gives it
    */
-  send(args: readonly Arg[]): Promise<unknown> {
-    return this.#conn.command(args.map(wire), toJs);
+  async send(args: readonly Arg[]): Promise<unknown> {
+    const wired = args.map(wire);
+    try {
+      return await this.#conn.command(wired, toJs);
+    } catch (err) {
+      if (!(err instanceof RedisReplyError) || err.code !== "READONLY") throw err;
+      this.#conn.redial("refused a write as a replica (READONLY)");
+      return await this.#conn.command(wired, toJs);
+    }
   }
 
   multi(): RedisBatch {
