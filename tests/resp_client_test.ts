@@ -192,3 +192,26 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "RespClient: a refused SCRIPT LOAD is that script's error, the transaction ran",
+  ignore: WITHOUT_REDIS,
+  fn: () =>
+    withServer("resp-client-noload", async (admin, servers) => {
+      await admin.send(["ACL", "SETUSER", "u", "on", ">pw", "~*", "&*", "+@all", "-script|load"]);
+      const url = `redis://u:pw@127.0.0.1:${servers.base}/0`;
+      const client = new RespClient(parseRedisUrl(url), url, { name: "celeriac-test" });
+      try {
+        defineBump(client);
+        const tx = client.multi() as unknown as WithScript & ReturnType<RespClient["multi"]>;
+        tx.bump("n", 3);
+        tx.set("a", "1");
+        const replies = await tx.exec();
+        assert.match(replies![0][0]!.message, /^NOPERM/);
+        assert.deepEqual(replies![1], [null, "OK"]);
+        assert.equal(await client.get("a"), "1");
+      } finally {
+        await client.quit();
+      }
+    }),
+});

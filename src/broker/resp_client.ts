@@ -372,7 +372,10 @@ class RespTransaction implements RedisBatch {
    * Send `MULTI`, the commands and `EXEC` in one write, after a `SCRIPT
    * LOAD` of each script the transaction runs (as ioredis makes sure of
    * them first): an `EVALSHA` the server lacks would fail inside `EXEC`
-   * while the rest ran.
+   * while the rest ran. (Only requeues run scripts in a transaction, so
+   * their source going along each time costs little.) A refused `SCRIPT
+   * LOAD` (an ACL without it) does not stop the transaction: the `EVALSHA`
+   * fails inside it with `NOSCRIPT`, given as the load's error.
    *
    * @returns each command's error (null when it ran) and reply
    * @throws {RedisReplyError} `EXECABORT` when a command was refused as it was
@@ -392,8 +395,11 @@ class RespTransaction implements RedisBatch {
       if (s.reason instanceof RedisReplyError) return s.reason;
       throw s.reason;
     });
-    const failedLoad = replies.slice(0, loads.length).find((r) => r instanceof RedisReplyError);
-    if (failedLoad) throw failedLoad;
+    const unloaded = new Map<string, RedisReplyError>();
+    [...this.#used].forEach((d, i) => {
+      const r = replies[i];
+      if (r instanceof RedisReplyError) unloaded.set(d.script.sha, r);
+    });
     const queued = replies.slice(loads.length + 1, -1);
     const refused = queued.filter((r): r is RedisReplyError => r instanceof RedisReplyError);
     const result = replies[replies.length - 1];
@@ -401,8 +407,12 @@ class RespTransaction implements RedisBatch {
       throw Object.assign(result, { previousErrors: refused });
     }
     if (result === null) return null;
-    return (result as RespValue[]).map((v): [Error | null, unknown] => {
-      if (v instanceof RedisReplyError) return [v, null];
+    return (result as RespValue[]).map((v, i): [Error | null, unknown] => {
+      if (v instanceof RedisReplyError) {
+        const [name, sha] = this.#commands[i];
+        const load = name === "EVALSHA" && v.code === "NOSCRIPT" && unloaded.get(String(sha));
+        return [load || v, null];
+      }
       return [null, toJs(v)];
     });
   }
