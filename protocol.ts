@@ -29,6 +29,12 @@ export { PUBLISHER, type Publisher } from "./src/client/publisher.ts";
 export { type ResultSource, taskErrorFromMeta } from "./src/client/async_result.ts";
 // src/client/config.ts
 export { DEFAULT_BROKER_URL, resolveConfig, type ResolvedConfig } from "./src/client/config.ts";
+// src/client/publish_retry.ts
+export {
+  DEFAULT_PUBLISH_RETRY_POLICY,
+  type PublishRetryPolicy,
+  resolvePublishRetryPolicy,
+} from "./src/client/publish_retry.ts";
 // src/client/runtime.ts
 export { anonymousNodeName, hostName, processId, readEnv } from "./src/client/runtime.ts";
 // src/client/task_options.ts

@@ -18,6 +18,12 @@
  * thread it prints its busy share of the drain, its busy time per task, and
  * the top functions and files by self time, in % of its busy samples.
  *
+ * With `--roundtrips N` the window is N sequential round trips instead
+ * (workload B: `noop.delay()` then `get()`, after 100 warm-up ones, the
+ * worker consuming the bench's queue), and each figure is per round trip:
+ * what a worker thread spends on a CPU per round trip, beside the wake-ups
+ * that the profile does not show.
+ *
  * Options: `--tasks N` (20000), `--top N` (15), `--interval US` (sampling
  * interval, 100), `--dir DIR` (where the profiles go; default a new
  * temporary directory), `--read DIR` (no run: summarize the profiles of an
@@ -173,35 +179,48 @@ async function main(): Promise<void> {
       json: { type: "string" },
       redis: { type: "string", default: "redis://127.0.0.1:6379" },
       E: { type: "boolean", short: "E", default: false },
+      roundtrips: { type: "string" },
     },
   });
-  const n = Number(values.tasks);
+  const trips = values.roundtrips === undefined ? 0 : Number(values.roundtrips);
+  const n = trips || Number(values.tasks);
   let dir = values.read;
   let wallMs = 0;
   if (dir === undefined) {
     dir = values.dir ?? await Deno.makeTempDir({ prefix: "celeriac-cpuprof-" });
-    wallMs = await drain(n, dir, values.interval!, values.redis!, values.E ? ["-E"] : []);
+    wallMs = await drain(
+      n,
+      dir,
+      values.interval!,
+      values.redis!,
+      values.E ? ["-E"] : [],
+      trips > 0,
+    );
   }
-  await report(dir, n, wallMs, Number(values.top), values.json);
+  await report(dir, n, wallMs, Number(values.top), values.json, trips > 0 ? "round trip" : "task");
 }
 
-/** Run the drain with the worker profiled into `dir`; returns its wall-clock time (ms). */
+/**
+ * Run the drain (or, with `roundTrips`, n sequential round trips) with the
+ * worker profiled into `dir`; returns its wall-clock time (ms).
+ */
 async function drain(
   n: number,
   dir: string,
   interval: string,
   redis: string,
   workerArgs: string[],
+  roundTrips = false,
 ): Promise<number> {
   await Deno.mkdir(dir, { recursive: true });
   const dbs = await openProbeDbs(redis);
-  for (let sent = 0; sent < n; sent += 1000) {
+  for (let sent = 0; sent < n && !roundTrips; sent += 1000) {
     await noop.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => []));
   }
   const worker = startBenchWorker({
     broker: dbs.brokerUrl,
     backend: dbs.backendUrl,
-    queue: DRAIN_QUEUE,
+    queue: roundTrips ? BENCH_QUEUE : DRAIN_QUEUE,
     // The worker's default flags given, so that it does not start over with them: a SIGPROF
     // pending across that exec kills the new image before its profiler handles the signal.
     denoArgs: [
@@ -216,6 +235,12 @@ async function drain(
   try {
     await worker.ready;
     await new Promise((r) => setTimeout(r, 300));
+    if (roundTrips) {
+      for (let i = 0; i < 100; i++) await (await noop.delay()).get({ timeout: 30_000 });
+      const started = performance.now();
+      for (let i = 0; i < n; i++) await (await noop.delay()).get({ timeout: 30_000 });
+      return performance.now() - started;
+    }
     const started = performance.now();
     await dbs.broker.rename(BENCH_QUEUE, DRAIN_QUEUE);
     while (await dbs.results.dbsize() < n) await new Promise((r) => setTimeout(r, 10));
@@ -233,6 +258,7 @@ async function report(
   wallMs: number,
   k: number,
   json: string | undefined,
+  unit = "task",
 ): Promise<void> {
   const files = [...Deno.readDirSync(dir)].map((e) => e.name).filter((f) =>
     f.endsWith(".cpuprofile")
@@ -243,7 +269,7 @@ async function report(
   const read = (f: string): Profile => JSON.parse(Deno.readTextFileSync(`${dir}/${f}`));
   const [start, end] = drainWindow(read(main));
   console.log(
-    `${n} tasks in ${(wallMs / 1000).toFixed(2)} s (${Math.round(n / (wallMs / 1000))}/s, load ${
+    `${n} ${unit}s in ${(wallMs / 1000).toFixed(2)} s (${Math.round(n / (wallMs / 1000))}/s, load ${
       Deno.loadavg()[0].toFixed(2)
     }); profiled window ${((end - start) / 1000).toFixed(0)} ms; profiles in ${dir}`,
   );
@@ -254,7 +280,7 @@ async function report(
     console.log(
       `\n${thread}: busy ${(100 * s.busyUs / s.windowUs).toFixed(1)} % of the window, ${
         (s.busyUs / n).toFixed(1)
-      } µs per task`,
+      } µs per ${unit}`,
     );
     const fns = top(s.functions, s.busyUs, k);
     const fls = top(s.files, s.busyUs, k);

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { openBroker } from "../protocol.ts";
 import { Proc } from "./helpers/procs.ts";
-import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { privateServers } from "./helpers/redis_servers.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -19,13 +19,20 @@ interface Place {
   cleanup(): Promise<void>;
 }
 
-function redisPlace(): Promise<Place> {
-  const prefix = uniquePrefix("beat");
-  return Promise.resolve({
-    broker: `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`,
+/**
+ * A private redis-server: the shared one also serves the test files running beside this one, and
+ * canvas_worker's group of 200,000 stalled it for 2.7 s (a PING probe, the test alone). CI at
+ * 27e7152 (load 12, that test running beside this one): 6.6 s from the last send of the killed
+ * leader to the first of the new one, where the takeover comes 3.0 s after the kill and the
+ * catch-up 0.2-0.3 s after that (ten busy loops beside the test, each round trip unhindered).
+ */
+async function redisPlace(): Promise<Place> {
+  const servers = await privateServers("beat", (s) => s.redis());
+  return {
+    broker: `redis://127.0.0.1:${servers.base}/0`,
     queue: "beat-ticks",
-    cleanup: async () => void await deleteKeys(prefix),
-  });
+    cleanup: () => servers.stop(),
+  };
 }
 
 async function kvPlace(): Promise<Place> {
@@ -175,18 +182,25 @@ async function leaderKilled(place: Place): Promise<void> {
     handovers.length >= 1 && Math.min(...handovers) >= 200,
     `no slot sent twice (gaps ${gaps.join(", ")} ms)`,
   );
-  const longest = Math.max(...gaps);
-  // At most the sum of the bounds below: the last send up to one 1 s interval before the kill,
-  // the takeover within the lease + 0.3 s, its catch-up within 0.5 s (CI at load 9: 4,789 ms
-  // against the 4.5 s this said before, with each of those bounds met).
-  assert.ok(longest <= (LEASE + 1.8) * 1000, `longest gap ${longest} ms > lease + 1.8 s`);
-  assert.ok(longest >= 1500, `the kill left a gap (${longest} ms)`);
-  // Taken over when the dead leader's lease ran out: within the lease time of the kill.
+  const lastOfA = sends(a).at(-1)!.at;
   const takeover = leaderAt(b!) - killedAt;
-  assert.ok(takeover <= LEASE * 1000 + 300, `takeover ${takeover} ms after the kill`);
+  const catchUp = sends(b!)[0].at - leaderAt(b!);
+  const timeline = `A's last send ${killedAt - lastOfA} ms before the kill, B led ${takeover} ms ` +
+    `after it and sent ${catchUp} ms later (gaps ${gaps.join(", ")} ms):\n${a.output}\n${
+      b!.output
+    }`;
+  // Taken over when the dead leader's lease ran out: within the lease time of the kill.
+  assert.ok(takeover <= LEASE * 1000 + 300, `takeover late: ${timeline}`);
   // The takeover sends what fell due in the gap once, at once.
-  const first = sends(b!)[0];
-  assert.ok(first.at - leaderAt(b!) < 500, "catch-up at takeover");
+  assert.ok(catchUp < 500, `catch-up late: ${timeline}`);
+  // At most the sum of the bounds above and the last send up to one 1 s interval before the kill
+  // (CI at load 9: 4,789 ms against the 4.5 s this said before, with each of those bounds met).
+  const longest = Math.max(...gaps);
+  assert.ok(
+    longest <= (LEASE + 1.8) * 1000,
+    `longest gap ${longest} ms > lease + 1.8 s: ${timeline}`,
+  );
+  assert.ok(longest >= 1500, `the kill left a gap (${longest} ms)`);
 }
 
 async function pausedLeaderIsFenced(place: Place): Promise<void> {

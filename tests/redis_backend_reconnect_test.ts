@@ -11,7 +11,8 @@ import assert from "node:assert/strict";
 import { openRedisBackend, type RedisBackend } from "../src/backend/redis.ts";
 import { ioredisResultChannels, respResultChannels } from "../src/backend/redis_results.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
-import { openRedisConnection } from "../src/broker/redis_connection.ts";
+import { Redis } from "ioredis";
+import { loadIoredis } from "../src/broker/redis_connection.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { RespScripts } from "../src/broker/resp_scripts.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
@@ -255,7 +256,13 @@ test("a channel left while the subscriber reconnects is not subscribed to once i
 
 test("a channel left while the ioredis subscriber (Sentinel, Cluster) cannot reconnect is not subscribed to once it is back", async () => {
   const { proxy, url } = LossyProxy.before(REDIS_URL);
-  const client = openRedisConnection(parseRedisUrl(url), url);
+  // An ioredis connection as Sentinel and Cluster URLs open (a single server has Celeriac's own).
+  await loadIoredis();
+  const client = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 3,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 4), 500),
+  });
   let ready = 0;
   const channels = ioredisResultChannels(client, url, { message: () => {}, ready: () => ready++ });
   const r = await rawRedis();

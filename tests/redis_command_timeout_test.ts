@@ -1,10 +1,11 @@
 /**
- * Redis commands that go through ioredis (every command through Sentinel
- * or on a Cluster; queue declarations, routing, restore sweeps, chords and
- * result deletions on a single server) against a server that accepts and
- * never answers: each fails after the URL's `?socket_timeout=` (30 s by
- * default, as Celeriac's own RESP connections) with a
- * `BrokerConnectionError` saying so, instead of waiting without end. The
+ * Redis commands against a server that accepts and never answers: through
+ * Sentinel or on a Cluster (ioredis) each fails after the URL's
+ * `?socket_timeout=` (30 s by default) with a `BrokerConnectionError`
+ * saying so; on a single server (Celeriac's own connections, also for queue
+ * declarations, routing, restore sweeps, chords and result deletions) the
+ * connection is dropped after as long and the command fails with a
+ * `BrokerConnectionError` too, instead of waiting without end. The
  * hung servers are private (a LossyProxy in front of the shared server
  * holding its replies, or private redis-server processes stopped with
  * SIGSTOP: the kernel still accepts and acknowledges, nothing answers).
@@ -16,8 +17,13 @@ import { openRedisBackend } from "../src/backend/redis.ts";
 import { BatchPublishError, BrokerConnectionError } from "../src/broker/errors.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
 import { openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts";
-import { duplicateRedis, openRedisConnection } from "../src/broker/redis_connection.ts";
+import {
+  duplicateRedis,
+  loadIoredis,
+  openRedisConnection,
+} from "../src/broker/redis_connection.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
+import { RespClient } from "../src/broker/resp_client.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
@@ -33,22 +39,25 @@ import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { report } from "./helpers/report.ts";
 
 function open(url: string): Redis {
-  return openRedisConnection(parseRedisUrl(url), url);
+  return openRedisConnection(parseRedisUrl(url), url) as unknown as Redis;
 }
 
-Deno.test("ioredis connections wait the URL's socket_timeout for a reply, else 30 s", () => {
-  const single = open("redis://127.0.0.1:1/0");
+Deno.test("Redis connections wait the URL's socket_timeout for a reply, else 30 s", async () => {
+  await loadIoredis();
+  const single = openRedisConnection(parseRedisUrl("redis://127.0.0.1:1/0"), "redis://x");
   const sentinel = open("sentinel://127.0.0.1:1/0?master_name=m&socket_timeout=2.5");
   const cluster = open("redis+cluster://127.0.0.1:1,127.0.0.1:2?socket_timeout=4");
   try {
-    assert.equal(single.options.commandTimeout, 30_000);
+    assert.ok(single instanceof RespClient);
+    assert.equal(single.commandTimeout, 30_000);
     assert.equal(sentinel.options.commandTimeout, 2_500);
     // A Sentinel that never answers is given up for the next one as soon.
     assert.equal(sentinel.options.sentinelCommandTimeout, 2_500);
     assert.equal((cluster as unknown as Cluster).options.redisOptions?.commandTimeout, 4_000);
     // A connection for blocking commands (BLMOVE / BRPOP of 1 s) waits 1 s longer.
-    const blocking = duplicateRedis(sentinel, "sentinel://x", "w", true);
-    const plain = duplicateRedis(single, "redis://x", "p");
+    const blocking = duplicateRedis(sentinel, "sentinel://x", "w", true) as unknown as Redis;
+    const plain = duplicateRedis(single, "redis://x", "p") as RespClient;
+    const singleBlocking = duplicateRedis(single, "redis://x", "w", true) as RespClient;
     const clusterBlocking = duplicateRedis(
       cluster,
       "redis+cluster://x",
@@ -56,9 +65,10 @@ Deno.test("ioredis connections wait the URL's socket_timeout for a reply, else 3
       true,
     ) as unknown as Cluster;
     assert.equal(blocking.options.commandTimeout, 3_500);
-    assert.equal(plain.options.commandTimeout, 30_000);
+    assert.equal(plain.commandTimeout, 30_000);
+    assert.equal(singleBlocking.commandTimeout, 31_000);
     assert.equal(clusterBlocking.options.redisOptions?.commandTimeout, 5_000);
-    for (const c of [blocking, plain, clusterBlocking]) c.disconnect();
+    for (const c of [blocking, plain, singleBlocking, clusterBlocking]) c.disconnect();
   } finally {
     for (const c of [single, sentinel, cluster]) c.disconnect();
   }
@@ -87,8 +97,8 @@ function assertTimedOut(err: unknown, seconds: number): void {
 }
 
 Deno.test({
-  name: "redis: a hung single server fails ioredis' commands after ?socket_timeout= " +
-    "(queue declaration, result deletion)",
+  name: "redis: a hung single server fails the general connection's commands after " +
+    "?socket_timeout= (queue declaration, result deletion)",
   ignore: WITHOUT_REDIS,
   // The commands left unanswered are dropped with the connections.
   sanitizeOps: false,
@@ -103,8 +113,8 @@ Deno.test({
     await broker.declareQueue(uniqueQueue("cmd-timeout"));
     await backend.forget(crypto.randomUUID());
     proxy.holdReplies();
-    assertTimedOut(await failure(broker.declareQueue(uniqueQueue("t")), 10_000, "declareQueue"), 1);
-    assertTimedOut(await failure(backend.forget(crypto.randomUUID()), 10_000, "forget"), 1);
+    assertDropped(await failure(broker.declareQueue(uniqueQueue("t")), 10_000, "declareQueue"));
+    assertDropped(await failure(backend.forget(crypto.randomUUID()), 10_000, "forget"));
   } finally {
     proxy.cut();
     await Promise.allSettled([broker.close(), backend.close()]);
@@ -112,6 +122,13 @@ Deno.test({
     await deleteKeys(prefix);
   }
 });
+
+/** A single server's connection dropped for want of a reply within 1 s (`socket_timeout=1`). */
+function assertDropped(err: unknown): void {
+  assert.ok(err instanceof BrokerConnectionError, `not a BrokerConnectionError: ${err}`);
+  assert.match(err.message, /sent no reply for 1000 ms/);
+  assert.equal(err.transient, true);
+}
 
 /** Stop a private server without closing its sockets: it hangs. */
 function hang(p: RedisProcess): void {

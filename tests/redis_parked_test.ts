@@ -103,7 +103,7 @@ Deno.test({
   const prefix = uniquePrefix("park-retry");
   const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
   const broker = await openRedisBroker(url);
-  const client = defineScripts(new Redis(REDIS_URL));
+  const client = defineScripts(new Redis(REDIS_URL)) as Redis & ScriptedRedis;
   try {
     const n = 2500; // three chunks of at most 1,000
     const { taken } = await takeNew(broker, "park-retry", n);
@@ -143,7 +143,7 @@ Deno.test({
   const prefix = uniquePrefix("unpark");
   const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
   const broker = await openRedisBroker(url);
-  const client = defineScripts(new Redis(REDIS_URL));
+  const client = defineScripts(new Redis(REDIS_URL)) as Redis & ScriptedRedis;
   try {
     const n = 2500;
     const { q, taken } = await takeNew(broker, "unpark", n);
@@ -177,7 +177,7 @@ Deno.test({
   const prefix = uniquePrefix("park-lost-reply");
   const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
   const broker = await openRedisBroker(url);
-  const client = defineScripts(new Redis(REDIS_URL));
+  const client = defineScripts(new Redis(REDIS_URL)) as Redis & ScriptedRedis;
   try {
     const n = 2500; // three chunks of at most 1,000
     const { taken } = await takeNew(broker, "park-lost-reply", n);
@@ -211,7 +211,7 @@ Deno.test({
   const prefix = uniquePrefix("park-record-ttl");
   const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
   const broker = await openRedisBroker(url);
-  const client = defineScripts(new Redis(REDIS_URL));
+  const client = defineScripts(new Redis(REDIS_URL)) as Redis & ScriptedRedis;
   const limit = 7200;
   try {
     const { taken } = await takeNew(broker, "park-record-ttl", 3);

@@ -2,12 +2,15 @@
  * The worker on RabbitMQ: tasks run with rpc:// results, an ETA task is
  * never held unacknowledged longer than `etaHoldLimit` (RabbitMQ's
  * `consumer_timeout` would close the channel) and still runs once, and a
- * revoke reaches the worker over the `celery.pidbox` fanout.
+ * revoke reaches the worker over the `celery.pidbox` fanout, and a parked
+ * task is logged once.
  */
 
 import assert from "node:assert/strict";
 import { chain, TaskError } from "../mod.ts";
+import { reset } from "@logtape/logtape";
 import { add } from "./apps/worker_app.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
 import { createVhost, rabbitmqctl } from "./helpers/rabbitmq.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
@@ -124,6 +127,27 @@ Deno.test({
     assert.equal(await client.queueDepth(queue), 0, "every delivery acknowledged");
     assert.equal(worker.stats.received, 7, "none redelivered");
   });
+});
+
+Deno.test({
+  name: "worker on amqp: a parked task is logged once, as on Redis",
+  ignore,
+}, async () => {
+  const records = await captureLogs("info");
+  try {
+    await withWorker(AMQP, {}, async (client) => {
+      const r = await client.sendTask("no.such.task", []);
+      const err = await r.get({ timeout: 10_000 }).then(() => null, (e) => e);
+      assert.ok(err instanceof TaskError);
+      assert.equal(err.excType, "NotRegistered");
+    });
+    // Before: the worker's "Parked task no.such.task[…]" and the broker's "Parked a message from …".
+    const parked = records.map(logLine).filter((l) => l.includes("Parked"));
+    assert.equal(parked.length, 1, parked.join("\n"));
+    assert.match(parked[0], /^error Parked task no\.such\.task\[/);
+  } finally {
+    await reset();
+  }
 });
 
 Deno.test({ name: "worker on amqp: clean up the test vhost", ignore }, async () => {

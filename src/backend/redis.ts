@@ -13,7 +13,13 @@
  */
 
 import type { Redis } from "ioredis";
-import { closeRedis, connectRedis, openRedisConnection } from "../broker/redis_connection.ts";
+import type { RedisClient } from "../broker/redis_client.ts";
+import {
+  closeRedis,
+  connectRedis,
+  openRedisConnection,
+  prepareRedis,
+} from "../broker/redis_connection.ts";
 import { guardRedis } from "../broker/redis_guard.ts";
 import { isWrongType } from "../broker/redis_failures.ts";
 import { chunked } from "../broker/chunks.ts";
@@ -137,7 +143,7 @@ export class RedisBackend implements ResultBackend {
   /** Always `redis`. */
   readonly transport = "redis";
   readonly #rawUrl: string;
-  readonly #client: Redis & Scripted;
+  readonly #client: RedisClient & Scripted;
   readonly #cluster: boolean;
   readonly #prefix: string;
   readonly #ttl: number;
@@ -171,7 +177,7 @@ export class RedisBackend implements ResultBackend {
     this.#client = openRedisConnection(url, rawUrl, {
       autoPipelining: true,
       name: "celeriac-backend",
-    }) as Redis & Scripted;
+    }) as RedisClient & Scripted;
     this.#client.defineCommand("celeriacStore", { lua: STORE_SCRIPT });
     this.#resp = isSingleServer(url)
       ? new RespScripts(url, rawUrl, { name: "celeriac-store", role: "result store" })
@@ -185,7 +191,7 @@ export class RedisBackend implements ResultBackend {
       channels: (on) =>
         resp
           ? respResultChannels(resp, rawUrl, on)
-          : ioredisResultChannels(this.#client, rawUrl, on),
+          : ioredisResultChannels(this.#client as unknown as Redis, rawUrl, on),
       outageLimit: this.#outageLimit,
       closing: this.#closing.signal,
     });
@@ -368,6 +374,7 @@ export async function openRedisBackend(
   options: RedisBackendOptions = {},
 ): Promise<RedisBackend> {
   options.signal?.throwIfAborted();
+  await prepareRedis(parseRedisUrl(url));
   const backend = new RedisBackend(url, options);
   await unlessAborted(backend.connect(), options.signal, () => backend.close());
   return backend;

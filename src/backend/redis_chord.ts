@@ -19,7 +19,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../broker/redis_client.ts";
 import { isWrongType } from "../broker/redis_failures.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
@@ -55,7 +55,7 @@ export const GROUP_META_PREFIX = "celery-taskset-meta-";
 
 /** Redis chord operations of one backend (its client, key prefix and TTL). */
 export class RedisChords {
-  readonly #client: Redis;
+  readonly #client: RedisClient;
   readonly #prefix: string;
   readonly #ttl: number;
   readonly #cluster: boolean;
@@ -68,7 +68,7 @@ export class RedisChords {
    * @param ttl result expiry in seconds; 0 keeps keys forever
    * @param cluster a Redis Cluster: hash-tag the group id so a chord's keys share a slot
    */
-  constructor(client: Redis, prefix: string, ttl: number, cluster = false) {
+  constructor(client: RedisClient, prefix: string, ttl: number, cluster = false) {
     this.#client = client;
     this.#prefix = prefix;
     this.#ttl = ttl;

@@ -166,7 +166,7 @@ export function ioredisResultChannels(
   rawUrl: string,
   on: ResultHandlers,
 ): ResultChannels {
-  const sub = duplicateRedis(client, rawUrl, "celeriac-results");
+  const sub = duplicateRedis(client, rawUrl, "celeriac-results") as unknown as Redis;
   keepPinging(sub);
   // Channels whose UNSUBSCRIBE ioredis gave up on while it reconnected (its retries per
   // request): it still counts them subscribed, and subscribes to them again once back.

@@ -65,8 +65,9 @@ export async function parkRejections(
       return publisher.confirmPublish(session, "", PARKED_QUEUE, copy);
     }));
   });
+  // At debug, as on Redis and KV: the worker that rejected them logs each one at error.
   for (const r of rejections) {
-    log.error("Parked a message from {queue}: {reason}", {
+    log.debug("Parked a message from {queue}: {reason}", {
       queue: r.delivery.queue,
       reason: r.reason,
     });

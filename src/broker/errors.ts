@@ -93,7 +93,8 @@ const DEFAULT_PORTS: Record<string, string> = {
 /**
  * Deno's refusal to look a host name up without the net permission for it:
  * node's `dns`, which ioredis and amqplib use, fails with
- * `getaddrinfo EPERM <host>`, which reads like a DNS failure.
+ * `getaddrinfo EPERM <host>`, which reads like a DNS failure, and Deno's
+ * own connect with `NotCapable` (`Requires net access to "<host>:<port>"`).
  *
  * @example
  * ```ts ignore
@@ -110,7 +111,12 @@ export function deniedLookup(
   url: string,
 ): { reason: string; hint: string; transient: false } | undefined {
   const message = cause instanceof Error ? cause.message : String(cause);
-  const host = /getaddrinfo EPERM (\S+)/.exec(message)?.[1];
+  // Deno's own connect (Celeriac's Redis connections): `Requires net access to "host:port"`,
+  // a host name (not an address: nothing was looked up).
+  const denied = cause instanceof Deno.errors.NotCapable
+    ? /net access to "([^":]*[a-z][^":]*)(?::\d+)?"/i.exec(message)?.[1]
+    : undefined;
+  const host = /getaddrinfo EPERM (\S+)/.exec(message)?.[1] ?? denied;
   if (!host) return undefined;
   let port = "";
   for (const one of url.split(";")) {
@@ -168,9 +174,10 @@ export function maskPassword(url: string): string {
 }
 
 /**
- * A queue name for `purge()` and `queueDepth()`, or a TypeError: an empty
- * name is no queue on any transport (RabbitMQ reads it as the last queue
- * declared on the channel, so a purge could empty another queue).
+ * A queue name, or a TypeError saying what to change: an empty name is no
+ * queue on any transport (RabbitMQ reads it as the last queue declared on
+ * the channel, so a purge could empty another queue). The one check of the
+ * brokers (Redis, RabbitMQ, KV) and the app.
  *
  * @example
  * ```ts
@@ -180,12 +187,20 @@ export function maskPassword(url: string): string {
  *
  * @param queue the argument
  * @param method the method, for the message
+ * @param defaultQueue the queue used when the argument is left out (the
+ *   app's methods), named in the message
  * @returns the queue name
  * @throws {TypeError} when it is not a non-empty string
  */
-export function checkQueueName(queue: unknown, method: string): string {
+export function checkQueueName(queue: unknown, method: string, defaultQueue?: string): string {
   if (typeof queue !== "string" || queue === "") {
-    throw new TypeError(`${method} needs a queue name, got ${JSON.stringify(queue) ?? queue}`);
+    const orDefault = defaultQueue === undefined
+      ? ""
+      : `, or leave it out for the default queue ("${defaultQueue}", the defaultQueue option)`;
+    throw new TypeError(
+      `${method} needs a queue name, got ${JSON.stringify(queue) ?? String(queue)}: ` +
+        `name a queue${orDefault}`,
+    );
   }
   return queue;
 }

@@ -187,7 +187,7 @@ export class KvBroker implements Broker {
 
   /** Check the queue name; KV queues need no declaration. */
   async declareQueue(queue: string): Promise<void> {
-    checkQueue(queue);
+    checkQueue(queue, "declareQueue()");
     await this.#run(() => Promise.resolve());
   }
 
@@ -204,7 +204,7 @@ export class KvBroker implements Broker {
    * @throws {BrokerConnectionError} when the file was deleted or replaced (not transient)
    */
   async publish(message: Message, target: PublishTarget): Promise<void> {
-    const queue = checkQueue(target.routingKey);
+    const queue = checkQueue(target.routingKey, "publish()");
     const stored = encodeMessage(message, target.exchange ?? "", queue);
     const check = this.#checkFileForPublish();
     if (check) await check;
@@ -233,7 +233,7 @@ export class KvBroker implements Broker {
    */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     if (queues.length === 0) throw new TypeError("take() needs at least one queue");
-    const unique = [...new Set(queues.map(checkQueue))];
+    const unique = [...new Set(queues.map((q) => checkQueue(q, "take()")))];
     if (!Number.isInteger(options.max) || options.max < 1) {
       throw new RangeError(`take() needs max to be an integer >= 1, got ${options.max}`);
     }
@@ -332,13 +332,13 @@ export class KvBroker implements Broker {
 
   /** Delete every waiting message of a queue, all priorities; resolves with how many. */
   async purge(queue: string): Promise<number> {
-    checkQueue(queue);
+    checkQueue(queue, "purge()");
     return await this.#run(() => purgeQueue(this.#scope, queue));
   }
 
   /** How many messages wait in a queue (an atomically maintained counter). */
   async queueDepth(queue: string): Promise<number> {
-    checkQueue(queue);
+    checkQueue(queue, "queueDepth()");
     return await this.#run(async () => {
       const entry = await this.#kv.get<Deno.KvU64>(this.#depthKey(queue));
       return Number(entry.value?.value ?? 0n);
@@ -414,7 +414,7 @@ export class KvBroker implements Broker {
           purge: (queue) => this.purge(queue),
           run: (fn) => this.#run(fn),
         },
-        checkQueue(options.bindingKey ?? ""),
+        checkQueue(options.bindingKey ?? "", "subscribe()"),
         onMessage,
         signal,
       );

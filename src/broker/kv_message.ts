@@ -9,6 +9,7 @@
 
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import type { Message, MessageProperties } from "../protocol/message.ts";
+import { checkQueueName } from "./errors.ts";
 import { type Delivery, DELIVERY_COUNT_HEADER } from "./port.ts";
 
 /**
@@ -128,27 +129,29 @@ function clip(text: string | null, max: number): string | null {
 }
 
 /**
- * A queue name the KV broker can use, or a clear error.
+ * A queue name the KV broker can use ({@link checkQueueName}, and at most
+ * 256 UTF-8 bytes), or a clear error.
  *
  * @example
  * ```ts
  * import { checkQueue } from "./kv_message.ts";
- * checkQueue("celery"); // "celery"
+ * checkQueue("celery", "purge()"); // "celery"
  * ```
  *
+ * @param queue the argument
+ * @param method the method, for the message
+ * @returns the queue name
  * @throws {TypeError} when it is not a non-empty string
  * @throws {RangeError} when it is longer than 256 UTF-8 bytes
  */
-export function checkQueue(queue: unknown): string {
-  if (typeof queue !== "string" || queue === "") {
-    throw new TypeError(`A queue name must be a non-empty string, got ${String(queue)}`);
-  }
-  if (new TextEncoder().encode(queue).byteLength > MAX_QUEUE_BYTES) {
+export function checkQueue(queue: unknown, method: string): string {
+  const name = checkQueueName(queue, method);
+  if (new TextEncoder().encode(name).byteLength > MAX_QUEUE_BYTES) {
     throw new RangeError(
-      `Queue name "${queue.slice(0, 40)}…" is longer than the KV broker's ${MAX_QUEUE_BYTES} bytes`,
+      `Queue name "${name.slice(0, 40)}…" is longer than the KV broker's ${MAX_QUEUE_BYTES} bytes`,
     );
   }
-  return queue;
+  return name;
 }
 
 /**

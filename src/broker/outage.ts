@@ -81,10 +81,13 @@ export async function retryWhileDown<T>(
   const start = Date.now();
   let delay = FIRST_DELAY_MS;
   let waiting = false;
+  let reached = false;
   try {
     for (;;) {
       try {
-        return await fn();
+        const value = await fn();
+        reached = true;
+        return value;
       } catch (err) {
         const waited = Date.now() - start;
         if (!retryable(err) || waited + delay > limitMs || options.signal?.aborted) throw err;
@@ -97,7 +100,36 @@ export async function retryWhileDown<T>(
       }
     }
   } finally {
-    if (waiting) outage.end();
+    if (waiting) outage.end(reached);
+  }
+}
+
+/**
+ * Wait for `step`, but not for a server to come back: end as soon as some
+ * operation of this process waits out an outage in {@link retryWhileDown}
+ * (at once while one does). A worker's warm shutdown uses it so as not to
+ * wait up to the outage limit. A step left behind goes on until its
+ * transport closes; how it ends then is logged at debug.
+ *
+ * @example
+ * ```ts ignore
+ * if (await unlessOutage(worker.drainSettling())) log.warn("leaving the rest to redelivery");
+ * ```
+ *
+ * @param step what to wait for
+ * @returns false when `step` ended, true when an outage came first
+ */
+export async function unlessOutage(step: Promise<void>): Promise<boolean> {
+  let told: (() => void) | undefined;
+  const begun = outage.waiting > 0
+    ? Promise.resolve(true)
+    : new Promise<boolean>((resolve) => outage.listeners.add(told = () => resolve(true)));
+  try {
+    const down = await Promise.race([step.then(() => false), begun]);
+    if (down) step.catch((err) => log.debug("Left behind: {error}", { error: err }));
+    return down;
+  } finally {
+    if (told) outage.listeners.delete(told);
   }
 }
 
@@ -110,10 +142,19 @@ const outage = {
   waiting: 0,
   since: 0,
   total: 0,
+  reached: 0,
+  /** Whoever waits in {@link unlessOutage}, told when an operation starts waiting. */
+  listeners: new Set<() => void>(),
   begin(what: string, err: Error, limitMs: number): void {
+    if (this.listeners.size > 0) {
+      const told = [...this.listeners];
+      this.listeners.clear();
+      for (const l of told) l();
+    }
     if (this.waiting++ === 0) {
       this.since = Date.now();
       this.total = 0;
+      this.reached = 0;
       log.warn("{what}: server unreachable ({error}); retrying for up to {limit} s", {
         what,
         error: err.message,
@@ -122,11 +163,18 @@ const outage = {
     }
     this.total++;
   },
-  end(): void {
+  /** `reached`: the operation went through (not given up, nor stopped by its signal). */
+  end(reached: boolean): void {
+    if (reached) this.reached++;
     if (--this.waiting > 0) return;
-    log.info("The server is reachable again: {n} operation(s) waited {seconds} s", {
+    const line = {
       n: this.total,
       seconds: ((Date.now() - this.since) / 1000).toFixed(1),
-    });
+    };
+    if (this.reached > 0) {
+      log.info("The server is reachable again: {n} operation(s) waited {seconds} s", line);
+    } else {
+      log.debug("Stopped waiting for the server: {n} operation(s) waited {seconds} s", line);
+    }
   },
 };

@@ -19,14 +19,14 @@
  * settling in redis_settle.ts, the restore sweep in
  * redis_restore.ts, parking in redis_parked.ts and broadcasts in
  * redis_fanout.ts. On a single server takes, acknowledgements and the
- * LPUSHes of publishes go through a connection of their own without ioredis
- * (resp_scripts.ts).
+ * LPUSHes of publishes go through a connection of their own (resp_scripts.ts),
+ * the rest through Celeriac's own client (resp_client.ts): ioredis is loaded
+ * for Sentinel and Cluster URLs only (redis_connection.ts).
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Redis } from "ioredis";
 import type { Message } from "../protocol/message.ts";
 import type {
   Broker,
@@ -46,7 +46,8 @@ import type {
 import { chunked } from "./chunks.ts";
 import { brokerClosed, checkQueueName } from "./errors.ts";
 import { defineScripts, type RedisScope } from "./redis_commands.ts";
-import { closeRedis, connectRedis, openRedisConnection } from "./redis_connection.ts";
+import type { RedisClient } from "./redis_client.ts";
+import { closeRedis, connectRedis, openRedisConnection, prepareRedis } from "./redis_connection.ts";
 import { isConnectionFailure } from "./redis_failures.ts";
 import { guardRedis } from "./redis_guard.ts";
 import { broadcast, subscribe } from "./redis_fanout.ts";
@@ -162,7 +163,7 @@ export class RedisBroker implements Broker {
     }
     this.#restoreEvery = options.restoreInterval ??
       Math.min(60, Math.max(0.5, this.#visibility / 4));
-    const shared = (options as { [SHARED_CONNECTION]?: Redis })[SHARED_CONNECTION];
+    const shared = (options as { [SHARED_CONNECTION]?: RedisClient })[SHARED_CONNECTION];
     this.#ownsClient = shared === undefined;
     this.#client = defineScripts(
       shared ?? openRedisConnection(url, rawUrl, {
@@ -477,6 +478,7 @@ export async function openRedisBroker(
   options: RedisBrokerOptions = {},
 ): Promise<RedisBroker> {
   options.signal?.throwIfAborted();
+  await prepareRedis(parseRedisUrl(url));
   const broker = new RedisBroker(url, options);
   await unlessAborted(broker.connect(), options.signal, () => broker.close());
   return broker;

@@ -45,7 +45,8 @@ import type {
   TokenRequest,
 } from "./port.ts";
 import { RedisBroker, type RedisBrokerOptions, SHARED_CONNECTION } from "./redis.ts";
-import { closeRedis, connectRedis, openRedisConnection } from "./redis_connection.ts";
+import type { RedisClient } from "./redis_client.ts";
+import { closeRedis, connectRedis, openRedisConnection, prepareRedis } from "./redis_connection.ts";
 import { guardRedis } from "./redis_guard.ts";
 import { isClusterUrl, parseRedisUrl } from "./redis_url.ts";
 import { unlessAborted } from "./sleep.ts";
@@ -126,7 +127,7 @@ export class RedisClusterBroker implements Broker {
     this.#client = openRedisConnection(url, rawUrl, {
       autoPipelining: true,
       name: "celeriac-broker",
-    });
+    }) as unknown as Redis;
     this.#global = this.#open(GLOBAL_TAG);
     this.visibilityTimeout = this.#global.visibilityTimeout;
   }
@@ -135,7 +136,7 @@ export class RedisClusterBroker implements Broker {
     const options = {
       ...this.#options,
       keyPrefix: tag + this.#userPrefix,
-      [SHARED_CONNECTION]: this.#client,
+      [SHARED_CONNECTION]: this.#client as unknown as RedisClient,
     };
     return new RedisBroker(this.#shardUrl, options);
   }
@@ -400,6 +401,7 @@ export async function openRedisClusterBroker(
   options: RedisBrokerOptions = {},
 ): Promise<RedisClusterBroker> {
   options.signal?.throwIfAborted();
+  await prepareRedis(parseRedisUrl(url));
   const broker = new RedisClusterBroker(url, options);
   await unlessAborted(broker.connect(), options.signal, () => broker.close());
   return broker;

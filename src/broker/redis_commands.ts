@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./redis_client.ts";
 import { RETURN_CLAIM_SCRIPT } from "./redis_claims.ts";
 import type { RespEvents } from "./resp_events.ts";
 import type { RespScripts } from "./resp_scripts.ts";
@@ -32,7 +32,7 @@ import {
  * await client.celeriacUnlock("unacked_mutex", "token");
  * ```
  */
-export type ScriptedRedis = Redis & {
+export type ScriptedRedis = RedisClient & {
   celeriacTake(numKeys: number, ...args: string[]): Promise<string[]>;
   celeriacRestore(...args: string[]): Promise<number>;
   celeriacPark(...args: string[]): Promise<number>;
@@ -44,20 +44,22 @@ export type ScriptedRedis = Redis & {
 };
 
 /**
- * Define the transport's scripts as commands of `client` (ioredis sends
+ * Define the transport's scripts as commands of `client` (sent as
  * EVALSHA, falling back to EVAL when the server does not know a script).
  *
  * @example
  * ```ts ignore
- * import { Redis } from "ioredis";
  * import { defineScripts } from "./redis_commands.ts";
- * const client = defineScripts(new Redis());
+ * import { openRedisConnection } from "./redis_connection.ts";
+ * import { parseRedisUrl } from "./redis_url.ts";
+ * const url = "redis://127.0.0.1:6379/0";
+ * const client = defineScripts(openRedisConnection(parseRedisUrl(url), url));
  * ```
  *
  * @param client the connection
  * @returns the same connection, typed with the commands
  */
-export function defineScripts(client: Redis): ScriptedRedis {
+export function defineScripts(client: RedisClient): ScriptedRedis {
   client.defineCommand("celeriacTake", { lua: TAKE_SCRIPT });
   client.defineCommand("celeriacRestore", { lua: RESTORE_SCRIPT, numberOfKeys: 3 });
   client.defineCommand("celeriacPark", { lua: PARK_SCRIPT, numberOfKeys: 4 });

@@ -1,285 +1,109 @@
 /**
- * Opening ioredis connections from a parsed Redis URL, with errors logged
- * through LogTape instead of ioredis' console output.
+ * Opening the general Redis connection of a URL (the broker's, the result
+ * backend's, the beat store's) as a {@link RedisClient}: on a single server
+ * (`redis://`, `rediss://`) Celeriac's own client (resp_client.ts); through
+ * Sentinel or on a Cluster an ioredis one (redis_ioredis.ts), whose module,
+ * with ioredis and the Node compatibility layer it needs, is loaded by
+ * {@link prepareRedis} only for those URLs: a worker on a single server
+ * never loads it (about 14 MiB less memory).
  *
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
-import { Cluster, type Command, Redis } from "ioredis";
-import { BrokerConnectionError, maskPassword } from "./errors.ts";
-import { CLOSED, describeRedisFailure, TIMED_OUT } from "./redis_failures.ts";
-import {
-  commandTimeoutOf,
-  DEFAULT_COMMAND_TIMEOUT_MS,
-  DEFAULT_FAILOVER_WAIT_MS,
-  failoverWaitOf,
-  type RedisUrlOptions,
-} from "./redis_url.ts";
-import { noteFailure, noteRecovered } from "./redis_guard.ts";
-import { watchClusterNodes } from "./redis_cluster_watch.ts";
-import { watchSentinelMaster } from "./redis_sentinel_watch.ts";
-import { closeWait } from "./sleep.ts";
+import type { Redis } from "ioredis";
+import { BrokerConnectionError } from "./errors.ts";
+import type { RedisClient } from "./redis_client.ts";
+import { describeRedisFailure } from "./redis_failures.ts";
+import type { RedisConnectionOptions } from "./redis_ioredis.ts";
+import { isSingleServer, type RedisUrlOptions } from "./redis_url.ts";
+import { RespClient } from "./resp_client.ts";
+import { RedisConnectionError } from "./resp_connection.ts";
 
-const log = getLogger(["celeriac", "redis"]);
+export type { RedisConnectionOptions };
+
+/** The ioredis module of Sentinel and Cluster URLs, once {@link prepareRedis} loaded it. */
+let ioredis: typeof import("./redis_ioredis.ts") | undefined;
 
 /**
- * How much longer than the command timeout a blocking command's connection
- * waits: the longest a Celeriac `BLMOVE` / `BRPOP` blocks (1 s), so that
- * waiting on an empty queue is never cut.
+ * Load what the connections of a URL need: nothing for a single server;
+ * through Sentinel or on a Cluster, ioredis (a dynamic `import()`, once).
+ * The `open…` functions of the Redis broker, backend and beat store call it
+ * before they open a connection.
+ *
+ * @example
+ * ```ts ignore
+ * import { openRedisConnection, prepareRedis } from "./redis_connection.ts";
+ * import { parseRedisUrl } from "./redis_url.ts";
+ * const url = "sentinel://127.0.0.1:26379/0?master_name=mymaster";
+ * await prepareRedis(parseRedisUrl(url));
+ * const client = openRedisConnection(parseRedisUrl(url), url);
+ * ```
+ *
+ * @param url the parsed URL
  */
-const BLOCKING_MS = 1_000;
-
-/** Options of {@link openRedisConnection}. */
-export interface RedisConnectionOptions {
-  /** Queue commands issued in the same tick into one pipeline; default false. */
-  autoPipelining?: boolean;
-  /** Connection name shown by `CLIENT LIST`. */
-  name?: string;
+export async function prepareRedis(url: RedisUrlOptions): Promise<void> {
+  if (!isSingleServer(url)) await loadIoredis();
 }
 
 /**
- * Open an ioredis connection. The connection is established lazily on the
- * first command and re-established with backoff after a drop.
+ * Load ioredis (once): what {@link prepareRedis} does for a Sentinel or
+ * Cluster URL, for code that hands this module's functions an ioredis
+ * connection of its own.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadIoredis } from "./redis_connection.ts";
+ * await loadIoredis();
+ * ```
+ */
+export async function loadIoredis(): Promise<void> {
+  ioredis ??= await import("./redis_ioredis.ts");
+}
+
+/** The ioredis module; a Sentinel or Cluster URL opened without {@link prepareRedis} throws. */
+function driver(): typeof import("./redis_ioredis.ts") {
+  if (ioredis) return ioredis;
+  throw new Error("Sentinel and Cluster URLs need `await prepareRedis(url)` first");
+}
+
+/**
+ * Open the general connection of a URL. It connects lazily on the first
+ * command and reconnects with backoff after a drop.
  *
  * @example
  * ```ts ignore
  * import { openRedisConnection } from "./redis_connection.ts";
  * import { parseRedisUrl } from "./redis_url.ts";
- * const redis = openRedisConnection(parseRedisUrl("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+ * const url = "redis://127.0.0.1:6379/0";
+ * const redis = openRedisConnection(parseRedisUrl(url), url);
  * await redis.ping();
- * redis.disconnect();
+ * await closeRedis(redis);
  * ```
  *
  * @param url parsed URL settings
  * @param rawUrl the URL text, for log lines (its password is masked)
- * @param options pipelining and naming
+ * @param options pipelining (ioredis) and naming
  * @returns the connection
+ * @throws {Error} for a Sentinel or Cluster URL not prepared ({@link prepareRedis})
  */
 export function openRedisConnection(
   url: RedisUrlOptions,
   rawUrl: string,
   options: RedisConnectionOptions = {},
-): Redis {
-  const commandTimeout = commandTimeoutOf(url, rawUrl);
-  const failoverWait = failoverWaitOf(url, rawUrl);
-  if (url.cluster) {
-    return openClusterConnection(url, rawUrl, options, commandTimeout, failoverWait);
-  }
-  /** Whether this connection (or one duplicated from it) was ever up. */
-  const started = { ready: false };
-  const where = url.sentinels
-    ? {
-      sentinels: url.sentinels,
-      name: url.masterName,
-      sentinelPassword: url.sentinelPassword,
-      sentinelUsername: url.sentinelUsername,
-      // No failoverDetector: with it, a +switch-master that arrives while ioredis
-      // is already reconnecting (the old master died) aborts that reconnect and
-      // ioredis gives the client up for good ("Connection is closed." forever;
-      // seen in about 1 of 8 failovers in tests/redis_sentinel_test.ts). A dead
-      // master's socket fails by itself, and a demoted one answers READONLY,
-      // which reconnects through the Sentinels (below).
-      // Until the first connect succeeded, no Sentinel answering for
-      // SENTINEL_STARTUP_ROUNDS rounds fails the connect (as a redis:// URL
-      // fails at once), instead of retrying silently for ever; once up, the
-      // connection asks them for as long as it takes (ioredis ends a client
-      // whose Sentinels it gave up on).
-      sentinelRetryStrategy: (times: number) =>
-        !started.ready && times > SENTINEL_STARTUP_ROUNDS
-          ? null
-          : Math.min(100 * 2 ** Math.min(times, 5), 2000),
-      // A Sentinel that accepts and never answers: the next one is asked.
-      sentinelCommandTimeout: commandTimeout,
-    }
-    : { host: url.host, port: url.port };
-  const client = new Redis({
-    ...where,
-    db: url.db,
-    username: url.username,
-    password: url.password,
-    tls: url.tls ? {} : undefined,
-    lazyConnect: true,
-    enableAutoPipelining: options.autoPipelining ?? false,
-    maxRetriesPerRequest: 3,
-    connectionName: options.name,
-    commandTimeout,
-    // Reconnect attempts at most 500 ms apart, so work resumes soon after Redis is back.
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 4), 500),
-    // A master demoted by a failover answers writes with READONLY: reconnect
-    // (through the Sentinels, to the new master) and resend the command.
-    reconnectOnError: (err) => (err.message.startsWith("READONLY") ? 2 : false),
-  });
-  if (url.sentinels) {
-    watchSentinelMaster(client, { name: url.masterName!, sentinels: url.sentinels }, failoverWait);
-  } else {
-    let lastLogged = 0;
-    client.on("error", (err: Error) => {
-      const now = Date.now();
-      if (now - lastLogged < 5000) return;
-      lastLogged = now;
-      log.warn("Redis connection {url}: {error}", {
-        url: maskPassword(rawUrl),
-        error: err.message,
-      });
-    });
-  }
-  watchRedisErrors(client, rawUrl, url.db);
-  if (url.sentinels) {
-    failoverWaits.set(client, failoverWait);
-    client.once("ready", () => started.ready = true);
-    client.on("sentinelError", (err: Error) => sentinelErrors.set(client, err));
-    reconnectWhenHung(client, rawUrl);
-  }
-  return client;
-}
-
-/**
- * Rounds over every Sentinel of a URL (200 ms, 400 ms, 800 ms apart) before
- * a first connect fails: a Sentinel restarting at the same moment is waited
- * for, a wrong address or a missing `--allow-net` is reported.
- */
-const SENTINEL_STARTUP_ROUNDS = 3;
-/** The last Sentinel each connection could not ask (ioredis's own message names none). */
-const sentinelErrors = new WeakMap<Redis, Error>();
-
-/**
- * Why a Sentinel cannot be reached, in Deno's words (ioredis reports only
- * "Connection is closed" for it): a TCP connect to it, closed at once.
- *
- * @returns `host:port: reason`, or `null` when it accepts connections
- */
-async function dialSentinel(at: { host?: string; port?: number }): Promise<string | null> {
-  const hostname = at.host ?? "127.0.0.1";
-  const port = at.port ?? 26379;
-  try {
-    const conn = await Deno.connect({ hostname, port, signal: AbortSignal.timeout(1000) });
-    conn.close();
-    return null;
-  } catch (err) {
-    return `${hostname}:${port}: ${(err as Error).message}`;
-  }
-}
-
-/**
- * Through Sentinel: a command left without a reply for the command timeout
- * drops the connection and reconnects through the Sentinels, as Celeriac's
- * RESP connections drop a silent one. A master that hangs (paused, or a
- * network that drops its packets) keeps its TCP connections up, so ioredis
- * would stay on it after the Sentinels promoted a replica, every command
- * timing out. The commands still waiting on it fail as a dropped
- * connection's do (`Connection is closed`; some may have run, as in a
- * failover) rather than be sent again after the reconnect, and the ones
- * that timed out are not sent again either: their callers were told.
- */
-function reconnectWhenHung(client: Redis, rawUrl: string): void {
-  const send = client.sendCommand.bind(client);
-  let dropping = false;
-  client.on("ready", () => dropping = false);
-  client.sendCommand = ((command: Command, stream?: never) => {
-    const sent = send(command, stream);
-    command.promise.catch((err: unknown) => {
-      if (dropping || !(err instanceof Error) || !TIMED_OUT.test(err.message)) return;
-      if (client.status !== "ready") return;
-      dropping = true;
-      log.warn("Redis connection {url}: {error}; reconnecting through the Sentinels", {
-        url: maskPassword(rawUrl),
-        error: `no reply within ${client.options.commandTimeout} ms`,
-      });
-      // ioredis' own way to fail what waits on a connection it gives up (private in its types).
-      (client as unknown as { flushQueue(err: Error, o: { offlineQueue: boolean }): void })
-        .flushQueue(
-          new Error(`Connection is closed: no reply within ${client.options.commandTimeout} ms`),
-          { offlineQueue: false },
-        );
-      client.disconnect(true);
-    });
-    return sent;
-  }) as typeof client.sendCommand;
-}
-
-/**
- * A Redis Cluster client (ioredis `Cluster`), typed as the single-node
- * client it stands in for: the commands Celeriac sends are the same, each
- * routed to the master of its key's slot; after a failover the cluster
- * slots are read again and the command goes to the promoted replica.
- */
-function openClusterConnection(
-  url: RedisUrlOptions,
-  rawUrl: string,
-  options: RedisConnectionOptions,
-  commandTimeout: number,
-  failoverWait: number,
-): Redis {
-  const client = new Cluster(url.cluster!, {
-    lazyConnect: true,
-    // ioredis' cluster auto-pipelines mix commands of the different queues'
-    // slots sent in one tick (several queues taken at once) and then refuse
-    // them ("All keys in the pipeline should belong to the same slots
-    // allocation group"): commands go one by one.
-    enableAutoPipelining: false,
-    scaleReads: "master",
-    maxRedirections: 32,
-    retryDelayOnFailover: 200,
-    retryDelayOnClusterDown: 300,
-    clusterRetryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 3000),
-    redisOptions: {
-      username: url.username,
-      password: url.password,
-      tls: url.tls ? {} : undefined,
-      connectionName: options.name,
-      maxRetriesPerRequest: 3,
-      commandTimeout,
-    },
-  });
-  let lastLogged = 0;
-  client.on("error", (err: Error) => {
-    const now = Date.now();
-    if (now - lastLogged < 5000) return;
-    lastLogged = now;
-    log.warn("Redis Cluster {url}: {error}", { url: maskPassword(rawUrl), error: err.message });
-  });
-  watchClusterNodes(client, url.cluster!.map((n) => `${n.host}:${n.port}`).join(","), failoverWait);
-  return client as unknown as Redis;
-}
-
-/** The last error each connection reported, to say why a connect failed. */
-const lastErrors = new WeakMap<Redis, Error>();
-/** How long each Sentinel connection's failed commands are sent again (`?failover_wait=`), ms. */
-const failoverWaits = new WeakMap<Redis, number>();
-/** Connections whose database does not exist: they are closed for good. */
-const badDatabases = new WeakMap<Redis, Error>();
-
-/**
- * Remember a connection's errors (to explain a failed connect) and close it
- * for good when its database does not exist: ioredis only reports a failed
- * `SELECT` and then keeps working in database 0, which would put messages
- * and results where nobody looks.
- */
-function watchRedisErrors(conn: Redis, rawUrl: string, db: number): void {
-  conn.on("ready", () => noteRecovered(rawUrl));
-  conn.on("error", (err: Error) => {
-    lastErrors.set(conn, err);
-    noteFailure(rawUrl, err);
-    if (!/DB index is out of range/i.test(err.message) || badDatabases.has(conn)) return;
-    badDatabases.set(conn, err);
-    log.error(
-      "Redis connection {url}: database {db} does not exist (DB index is out of range); " +
-        "the connection is closed instead of using database 0",
-      { url: maskPassword(rawUrl), db },
-    );
-    conn.disconnect();
-  });
+): RedisClient {
+  if (isSingleServer(url)) return new RespClient(url, rawUrl, { name: options.name });
+  return driver().openRedisConnection(url, rawUrl, options) as unknown as RedisClient;
 }
 
 /**
  * A second connection with the same settings (for pub/sub or blocking
- * commands), watched like the first: a database that does not exist closes it
- * with an error log instead of falling back to database 0.
+ * commands); through ioredis watched like the first (a database that does
+ * not exist closes it with an error log instead of falling back to
+ * database 0).
  *
  * @example
  * ```ts ignore
- * const sub = duplicateRedis(client, "redis://127.0.0.1:6379/0", "celeriac-results");
+ * const sub = duplicateRedis(client, "redis://127.0.0.1:6379/0", "celeriac-replies", true);
  * ```
  *
  * @param client the connection to copy
@@ -290,70 +114,31 @@ function watchRedisErrors(conn: Redis, rawUrl: string, db: number): void {
  * @returns the new (lazily connecting) connection
  */
 export function duplicateRedis(
-  client: Redis,
+  client: RedisClient,
   rawUrl: string,
   name: string,
   blocking = false,
-): Redis {
-  const extra = blocking ? BLOCKING_MS : 0;
-  if ((client as unknown) instanceof Cluster) {
-    const cluster = client as unknown as Cluster;
-    const base = cluster.options.redisOptions ?? {};
-    return cluster.duplicate(undefined, {
-      enableAutoPipelining: false,
-      redisOptions: {
-        ...base,
-        connectionName: name,
-        commandTimeout: (base.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS) + extra,
-      },
-    }) as unknown as Redis;
-  }
-  const conn = client.duplicate({
-    enableAutoPipelining: false,
-    connectionName: name,
-    commandTimeout: (client.options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS) + extra,
-  });
-  watchRedisErrors(conn, rawUrl, client.options.db ?? 0);
-  if (client.options.sentinels) {
-    watchSentinelMaster(
-      conn,
-      { name: client.options.name ?? "", sentinels: client.options.sentinels },
-      failoverWaits.get(client) ?? DEFAULT_FAILOVER_WAIT_MS,
-    );
-    failoverWaits.set(conn, failoverWaits.get(client) ?? DEFAULT_FAILOVER_WAIT_MS);
-    reconnectWhenHung(conn, rawUrl);
-  }
-  return conn;
+): RedisClient {
+  if (client instanceof RespClient) return client.duplicate(name, blocking);
+  return driver().duplicateRedis(client as unknown as Redis, rawUrl, name, blocking) as
+    & Redis
+    & RedisClient;
 }
 
-/** How often an idle subscriber connection through Sentinel is PINGed, at most, ms. */
-const PING_EVERY_MS = 25_000;
-
 /**
- * PING a subscriber connection through Sentinel while it is up, every
- * 25 s (or its command timeout, when shorter), until it is closed: an idle
- * subscription sends nothing, so a master that hangs (and is failed over)
- * would keep it without end; a PING left unanswered for the command timeout
- * reconnects it through the Sentinels, where it subscribes again (as
- * Celeriac's own subscriber connections PING to notice a silent drop).
- * Nothing on other connections.
+ * Through Sentinel, PING an idle ioredis subscriber connection now and then
+ * (see `keepPinging` in redis_ioredis.ts); nothing on other connections.
  *
  * @example
  * ```ts ignore
- * const sub = duplicateRedis(client, url, "celeriac-results");
+ * const sub = duplicateRedis(client, url, "celeriac-results") as unknown as Redis;
  * keepPinging(sub);
  * ```
  *
- * @param conn a subscriber connection from {@link duplicateRedis}
+ * @param conn an ioredis subscriber connection from {@link duplicateRedis}
  */
 export function keepPinging(conn: Redis): void {
-  if (!conn.options?.sentinels) return;
-  const every = Math.min(PING_EVERY_MS, conn.options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS);
-  const timer = setInterval(() => {
-    if (conn.status === "ready") conn.ping().catch(() => {});
-  }, every);
-  Deno.unrefTimer(timer);
-  conn.once("end", () => clearInterval(timer));
+  driver().keepPinging(conn);
 }
 
 /**
@@ -367,63 +152,24 @@ export function keepPinging(conn: Redis): void {
  * @param client a lazily connecting client
  * @param rawUrl its URL, for the error
  */
-export async function connectRedis(client: Redis, rawUrl: string): Promise<void> {
-  // Through Sentinel, a master the Sentinels named that refuses is one a failover is replacing:
-  // asked again for as long as a command is retried (a first get() or publish of a client
-  // during a failover failed at once, where the commands of one connected before ride it out).
-  // ioredis then goes on through its Sentinel list and gives up with "All sentinels are
-  // unreachable" after a few rounds: once one named a master, that is asked again too.
-  const until = client.options.sentinels
-    ? Date.now() + (failoverWaits.get(client) ?? DEFAULT_FAILOVER_WAIT_MS)
-    : 0;
-  let named = false;
+export async function connectRedis(client: RedisClient, rawUrl: string): Promise<void> {
+  if (!(client instanceof RespClient)) {
+    return await driver().connectRedis(client as unknown as Redis, rawUrl);
+  }
   try {
-    for (;;) {
-      try {
-        await client.connect();
-        break;
-      } catch (err) {
-        const why = lastErrorOf(client, err);
-        named ||= masterUnreachable(why);
-        const again = masterUnreachable(why) ||
-          (named && why instanceof Error && /All sentinels are unreachable/.test(why.message));
-        if (Date.now() >= until || !again) throw err;
-        client.disconnect();
-        log.debug("The master the Sentinels named cannot be reached ({error}); asking again", {
-          error: (err as Error).message,
-        });
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
+    await client.connect();
   } catch (err) {
     client.disconnect();
-    const sentinels = client.options.sentinels;
-    if (sentinels && err instanceof Error && /All sentinels are unreachable/.test(err.message)) {
-      const why = await dialSentinel(sentinels[0] as { host?: string; port?: number });
-      if (why) sentinelErrors.set(client, new Error(why));
-    }
-    throw connectionError(client, rawUrl, err);
+    // What Deno said (a refused connect, a name that does not resolve, no net permission).
+    const real = err instanceof RedisConnectionError && err.cause instanceof Error
+      ? err.cause
+      : err;
+    throw new BrokerConnectionError(rawUrl, real, describeRedisFailure(real, rawUrl));
   }
-  const bad = badDatabases.get(client);
-  if (bad) {
-    client.disconnect();
-    throw connectionError(client, rawUrl, bad);
-  }
-}
-
-/** The socket's error behind ioredis's "Connection is closed.", else `err`. */
-function lastErrorOf(client: Redis, err: unknown): unknown {
-  return err instanceof Error && CLOSED.test(err.message) ? lastErrors.get(client) ?? err : err;
-}
-
-/** A connect that reached a Sentinel but not the master it named (not a refusal by Redis). */
-function masterUnreachable(err: unknown): boolean {
-  return err instanceof Error && !/All sentinels are unreachable/.test(err.message) &&
-    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|READONLY/.test(err.message);
 }
 
 /**
- * The error to report for a failed command on a connection: a
+ * The error to report for a failed command on an ioredis connection: a
  * {@link BrokerConnectionError} naming the missing database when that is why
  * the connection was closed, else the error itself.
  *
@@ -432,28 +178,18 @@ function masterUnreachable(err: unknown): boolean {
  * await sub.subscribe("x").catch((err) => { throw redisFailure(sub, url, err); });
  * ```
  *
- * @param conn the connection the command ran on
+ * @param conn the ioredis connection the command ran on
  * @param rawUrl its URL, for the error
  * @param err what the command failed with
  * @returns the error to throw
  */
 export function redisFailure(conn: Redis, rawUrl: string, err: unknown): unknown {
-  return badDatabases.has(conn) ? connectionError(conn, rawUrl, err) : err;
-}
-
-/** A {@link BrokerConnectionError} naming the connection's real failure. */
-function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerConnectionError {
-  let real = badDatabases.get(client) ?? lastErrorOf(client, err);
-  const sentinel = sentinelErrors.get(client);
-  if (sentinel && real instanceof Error && /All sentinels are unreachable/.test(real.message)) {
-    real = new Error(`no Sentinel answered (${sentinel.message})`, { cause: real });
-  }
-  return new BrokerConnectionError(rawUrl, real, describeRedisFailure(real, rawUrl));
+  return driver().redisFailure(conn, rawUrl, err);
 }
 
 /**
- * Close a connection: QUIT when connected (so pending replies arrive), for
- * at most `CLOSE_WAIT_MS`, then disconnect.
+ * Close a connection: the replies due arrive first (for at most
+ * `CLOSE_WAIT_MS`), then it is dropped.
  *
  * @example
  * ```ts ignore
@@ -462,7 +198,7 @@ function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerCon
  *
  * @param client the connection
  */
-export async function closeRedis(client: Redis): Promise<void> {
-  if (client.status === "ready") await closeWait(client.quit());
-  client.disconnect();
+export async function closeRedis(client: RedisClient): Promise<void> {
+  if (client instanceof RespClient) return void await client.quit();
+  await driver().closeRedis(client as unknown as Redis);
 }

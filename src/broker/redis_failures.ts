@@ -58,13 +58,13 @@ export function describeRedisFailure(
   }
   const denied = deniedLookup(err, rawUrl) ?? deniedPermission(err);
   if (denied) return denied;
-  if (/ENOTFOUND|EAI_AGAIN|EAI_NONAME|getaddrinfo/i.test(message)) {
+  if (/ENOTFOUND|EAI_AGAIN|EAI_NONAME|getaddrinfo|failed to lookup address/i.test(message)) {
     return {
       reason: `the host name of ${host} does not resolve (DNS: ${message})`,
       hint: "Check the host name in the URL",
     };
   }
-  if (/ECONNREFUSED/i.test(message)) {
+  if (/ECONNREFUSED|Connection refused/i.test(message)) {
     // A Sentinel or Cluster URL lists several hosts, and the master a Sentinel names is none of
     // them: the one refused is in the message.
     const refused = /ECONNREFUSED (\S+)/.exec(message)?.[1];
@@ -119,8 +119,10 @@ export const CLOSED: RegExp =
   /Connection is closed|Command aborted due to connection close|Stream isn't writeable/;
 
 /**
- * Whether an ioredis error means the server could not be reached (as
- * opposed to a command error). That includes ioredis's `AbortError` for
+ * Whether a Redis error means the server could not be reached (as opposed
+ * to a command error): a `RedisConnectionError` of Celeriac's own
+ * connections, a server still loading its data (`LOADING`), and ioredis'
+ * failures. That includes ioredis's `AbortError` for
  * the rest of a pipeline or transaction cut off by the connection closing:
  * some of its commands may have run, so what retries it repeats them
  * (at-least-once, as kombu's publish retry); and a command left without a
@@ -136,7 +138,8 @@ export const CLOSED: RegExp =
  */
 export function isConnectionFailure(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  return err.name === "MaxRetriesPerRequestError" ||
+  return err.name === "MaxRetriesPerRequestError" || err.name === "RedisConnectionError" ||
+    (err.name === "RedisReplyError" && err.message.startsWith("LOADING")) ||
     CLOSED.test(err.message) || TIMED_OUT.test(err.message) ||
     /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available/
       .test(err.message);

@@ -9,6 +9,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { Redis } from "ioredis";
 import { Buffer } from "node:buffer";
 import {
   decodeEnvelope,
@@ -74,7 +75,7 @@ export function broadcast(
   return publishRaw(scope, channel, message, info);
 }
 
-/** PUBLISH a message's envelope through ioredis. */
+/** PUBLISH a message's envelope on the broker's connection. */
 async function publishRaw(
   scope: RedisScope,
   channel: string,
@@ -119,10 +120,10 @@ export async function subscribe(
   const key = options.bindingKey ?? "";
   const channel = fanoutChannel(scope, exchange) + (key ? `/${key.replaceAll("#", "*")}` : "");
   const binding = options.queue ? bindingMember(key, options.queue) : null;
-  if (scope.events && exchange === EVENT_EXCHANGE) {
-    return await subscribeEvents(scope, scope.events, channel, binding, onMessage, options.signal);
+  if (scope.events) {
+    return await subscribeResp(scope, scope.events, exchange, channel, binding, onMessage, options);
   }
-  const conn = duplicateRedis(client, scope.rawUrl, "celeriac-fanout");
+  const conn = duplicateRedis(client, scope.rawUrl, "celeriac-fanout") as unknown as Redis;
   keepPinging(conn);
   conn.on(
     "error",
@@ -159,19 +160,21 @@ export async function subscribe(
 }
 
 /**
- * The events exchange on a single server: PSUBSCRIBE through
- * {@link RespEvents} (its own connection, subscribed again after a
- * reconnect), the messages decoded from the socket's buffer.
+ * A fanout exchange on a single server (the events, the remote-control
+ * broadcasts): PSUBSCRIBE through {@link RespEvents} (its own connection,
+ * subscribed again after a reconnect), the messages decoded from the
+ * socket's buffer.
  */
-async function subscribeEvents(
+async function subscribeResp(
   scope: RedisScope,
   events: RespEvents,
+  exchange: string,
   channel: string,
   binding: string | null,
   onMessage: (message: Message) => void,
-  signal: AbortSignal,
+  { signal }: SubscribeOptions,
 ): Promise<void> {
-  const bindings = scope.k(bindingSet(EVENT_EXCHANGE));
+  const bindings = scope.k(bindingSet(exchange));
   const unbind = () => binding ? scope.client.srem(bindings, binding).catch(() => 0) : 0;
   if (binding) {
     await scope.run(() => scope.client.sadd(bindings, binding));

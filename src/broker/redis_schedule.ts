@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { Redis } from "ioredis";
-import { closeRedis, connectRedis, openRedisConnection } from "./redis_connection.ts";
+import type { RedisClient } from "./redis_client.ts";
+import { closeRedis, connectRedis, openRedisConnection, prepareRedis } from "./redis_connection.ts";
 import { guardRedis } from "./redis_guard.ts";
 import { isClusterUrl, parseRedisUrl } from "./redis_url.ts";
 import { unlessAborted } from "./sleep.ts";
@@ -71,7 +71,7 @@ interface Scripted {
  */
 export class RedisScheduleStore implements ScheduleStore {
   readonly #rawUrl: string;
-  readonly #client: Redis & Scripted;
+  readonly #client: RedisClient & Scripted;
   readonly #p: string;
 
   /**
@@ -88,7 +88,7 @@ export class RedisScheduleStore implements ScheduleStore {
     // the namespace becomes a hash tag, so all of beat's keys live in one.
     this.#p = (url.query.global_keyprefix ?? "") + (isClusterUrl(rawUrl) ? `{${ns}}` : ns);
     this.#client = openRedisConnection(url, rawUrl, { name: "celeriac-beat" }) as
-      & Redis
+      & RedisClient
       & Scripted;
     this.#client.defineCommand("beatAcquire", { lua: ACQUIRE, numberOfKeys: 2 });
     this.#client.defineCommand("beatRelease", { lua: RELEASE, numberOfKeys: 1 });
@@ -198,6 +198,7 @@ export async function openRedisScheduleStore(
   options: ScheduleStoreOptions = {},
 ): Promise<RedisScheduleStore> {
   options.signal?.throwIfAborted();
+  await prepareRedis(parseRedisUrl(url));
   const store = new RedisScheduleStore(url, options);
   await unlessAborted(store.connect(), options.signal, () => store.close());
   return store;

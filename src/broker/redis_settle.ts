@@ -9,10 +9,10 @@
  * @module
  */
 
-import type { ChainableCommander } from "ioredis";
 import { encodeEnvelope } from "../protocol/envelope.ts";
 import type { Delivery, Rejection } from "./port.ts";
 import { chunked } from "./chunks.ts";
+import type { RedisBatch } from "./redis_client.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { priorityList } from "./redis_keys.ts";
 import { envelopeOfUnacked, park, PARK_RECORD_SECONDS, parkEntry } from "./redis_parked.ts";
@@ -188,7 +188,7 @@ export class RedisSettler {
     await this.#settle(
       `requeue ${deliveries.length} message(s)`,
       async () => {
-        const tx = this.#scope.client.multi() as ChainableCommander & {
+        const tx = this.#scope.client.multi() as RedisBatch & {
           celeriacRestore(...args: string[]): unknown;
         };
         for (const d of deliveries.toReversed()) {

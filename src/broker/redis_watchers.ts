@@ -21,6 +21,7 @@ import {
   respClaimLink,
 } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
+import type { Redis } from "ioredis";
 import { duplicateRedis } from "./redis_connection.ts";
 import { closeWait } from "./sleep.ts";
 
@@ -109,7 +110,7 @@ export class ClaimWatchers {
       } else {
         const conn = duplicateRedis(s.client, s.rawUrl, "celeriac-watch", true);
         conn.on("error", () => {});
-        link = ioredisClaimLink(conn, ...keys);
+        link = ioredisClaimLink(conn as unknown as Redis, ...keys);
       }
       w = new ClaimWatcher(link);
       this.#watchers.set(list, w);

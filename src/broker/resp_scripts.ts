@@ -15,7 +15,6 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { BrokerConnectionError } from "./errors.ts";
 import { describeRedisFailure } from "./redis_failures.ts";
 import { type RedisUrlOptions, replyTimeoutOf } from "./redis_url.ts";
@@ -28,6 +27,7 @@ import {
   type RespConnectionOptions,
 } from "./resp_connection.ts";
 import { RedisReplyError, type RespValue } from "./resp_reader.ts";
+import { sha1Hex } from "./sha1.ts";
 
 /**
  * The settings of a {@link RespConnection} to the server of a single-server
@@ -107,7 +107,7 @@ export class RespScript {
   /** @param lua the script's source */
   constructor(lua: string) {
     this.lua = lua;
-    this.sha = createHash("sha1").update(lua).digest("hex");
+    this.sha = sha1Hex(lua);
   }
 }
 

@@ -6,7 +6,6 @@
  * @module
  */
 
-import { getFileSink } from "@logtape/file";
 import {
   getConsoleSink,
   getJsonLinesFormatter,
@@ -163,13 +162,15 @@ export interface LogSinkOptions {
 /**
  * The sink that writes records as asked: to the console, or appended to a
  * file (buffered, flushed at least every second and when LogTape is disposed).
+ * `@logtape/file` is imported only for a file: with the Node compatibility
+ * modules it needs (`node:fs`, streams) it costs a worker ~4 MiB.
  *
  * @example
  * ```ts ignore
  * import { configure } from "@logtape/logtape";
  * import { logSink } from "./log_output.ts";
  * await configure({
- *   sinks: { out: logSink({ format: "json", logfile: "worker.log" }) },
+ *   sinks: { out: await logSink({ format: "json", logfile: "worker.log" }) },
  *   loggers: [{ category: ["celeriac"], lowestLevel: "info", sinks: ["out"] }],
  * });
  * ```
@@ -177,7 +178,7 @@ export interface LogSinkOptions {
  * @param options format and destination
  * @returns the sink
  */
-export function logSink(options: LogSinkOptions = {}): Sink {
+export async function logSink(options: LogSinkOptions = {}): Promise<Sink> {
   const formatter = options.format === "json"
     ? jsonLogFormatter(options.fields ?? { hostname: Deno.hostname() })
     : getTextFormatter({ timestamp: "date-time", value: "bare" });
@@ -185,6 +186,7 @@ export function logSink(options: LogSinkOptions = {}): Sink {
     // Non-blocking: a timer flushes what is buffered every second. The blocking sink flushes
     // only when the next record is written, so a quiet worker's last lines (its "ready") stayed
     // in memory until it logged again or exited.
+    const { getFileSink } = await import("@logtape/file");
     return getFileSink(options.logfile, { formatter, flushInterval: 1000, nonBlocking: true });
   }
   return getConsoleSink({ formatter });

@@ -85,7 +85,7 @@ export async function setupLogging(
 ): Promise<void> {
   await configure({
     reset: true,
-    sinks: { out: logSink(options) },
+    sinks: { out: await logSink(options) },
     loggers: [
       { category: ["celeriac"], lowestLevel: level, sinks: ["out"] },
       {

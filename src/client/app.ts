@@ -37,6 +37,7 @@ import type {
   TaskSender,
 } from "./task_options.ts";
 import { PUBLISHER, type Publisher } from "./publisher.ts";
+import { publishRetrying } from "./publish_retry.ts";
 import { TaskRegistry } from "./registry.ts";
 import { AppSettings } from "./settings.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
@@ -443,7 +444,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
 
   /**
    * Publish an encoded message through this app's broker (or the worker's
-   * connection, inside a worker).
+   * connection, inside a worker), retried while the broker is unreachable
+   * as `taskPublishRetryPolicy` says (unless `taskPublishRetry` is false).
    *
    * @example
    * ```ts ignore
@@ -456,7 +458,12 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   async publish(message: Message, target: PublishTarget): Promise<void> {
     const publisher = this[PUBLISHER];
     if (publisher) return await publisher(message, target);
-    await (await this.broker()).publish(message, target);
+    const { taskPublishRetry, taskPublishRetryPolicy } = this.config;
+    // The open is retried too: a broker that was down at the first call is no different.
+    await publishRetrying(
+      async () => await (await this.broker()).publish(message, target),
+      taskPublishRetry ? taskPublishRetryPolicy : null,
+    );
   }
 
   /**

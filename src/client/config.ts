@@ -12,6 +12,7 @@ import type { TaskRoutes } from "./routes.ts";
 import { readEnv } from "./runtime.ts";
 import { closestName } from "./closest_name.ts";
 import { checkResultExpires } from "../backend/result_expires.ts";
+import { type PublishRetryPolicy, resolvePublishRetryPolicy } from "./publish_retry.ts";
 
 /**
  * The broker used when none is configured: an embedded Deno KV file.
@@ -89,6 +90,17 @@ export interface CeleryOptions {
    */
   outageRetryLimit?: number;
   /**
+   * Retry a task's publish when the broker is unreachable, as
+   * `taskPublishRetryPolicy` says [`task_publish_retry`]. Default true.
+   */
+  taskPublishRetry?: boolean;
+  /**
+   * How a publish is retried [`task_publish_retry_policy`]; fields left out
+   * keep Celery's defaults: 3 retries, waits from 0 s, 0.2 s more each,
+   * 0.2 s at most.
+   */
+  taskPublishRetryPolicy?: Partial<PublishRetryPolicy>;
+  /**
    * Periodic tasks sent by `worker.ts beat` [`beat_schedule`]: entry name →
    * entry. Default none.
    */
@@ -160,6 +172,10 @@ export interface ResolvedConfig {
   visibilityTimeout: number;
   /** Seconds settlement operations are retried while the server is down. */
   outageRetryLimit: number;
+  /** Publishes are retried while the broker is unreachable. */
+  taskPublishRetry: boolean;
+  /** How they are retried. */
+  taskPublishRetryPolicy: PublishRetryPolicy;
   /** Periodic tasks (may be empty). */
   beatSchedule: Readonly<Record<string, BeatEntry>>;
   /** IANA time zone of crontab schedules. */
@@ -234,6 +250,8 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
     resultExtended: options.resultExtended ?? envFlag("CELERY_RESULT_EXTENDED") ?? false,
     visibilityTimeout,
     outageRetryLimit,
+    taskPublishRetry: options.taskPublishRetry ?? true,
+    taskPublishRetryPolicy: resolvePublishRetryPolicy(options.taskPublishRetryPolicy),
     beatSchedule: { ...options.beatSchedule },
     timezone,
     beatStore,
@@ -254,6 +272,8 @@ const OPTION_TYPES: Readonly<Record<keyof CeleryOptions, readonly string[]>> = {
   resultExtended: ["boolean"],
   visibilityTimeout: ["number"],
   outageRetryLimit: ["number"],
+  taskPublishRetry: ["boolean"],
+  taskPublishRetryPolicy: ["object"],
   beatSchedule: ["object"],
   timezone: ["string"],
   beatStore: ["string", "null"],

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { checkQueueName } from "../broker/errors.ts";
 import type { TaskAnnotations } from "./annotations.ts";
 import { type CeleryOptions, checkOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
 import { type CompiledRoutes, compileRoutes } from "./routes.ts";
@@ -69,13 +70,7 @@ export class AppSettings {
    */
   queueArgument(queue: string | undefined, method: string): string {
     if (queue === undefined) return this.#config.defaultQueue;
-    if (typeof queue !== "string" || queue === "") {
-      throw new TypeError(
-        `${method} needs a queue name, got ${JSON.stringify(queue) ?? queue}: leave it out for ` +
-          `the default queue ("${this.#config.defaultQueue}", the defaultQueue option), or name one`,
-      );
-    }
-    return queue;
+    return checkQueueName(queue, method, this.#config.defaultQueue);
   }
 
   /**

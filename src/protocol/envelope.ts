@@ -392,7 +392,8 @@ export function decodeEnvelopeWith(raw: string, base64: (text: string) => Uint8A
     : { id: taskId, task: typeof headers.task === "string" ? headers.task : undefined };
   const out: Envelope = {
     body: body ?? new Uint8Array(),
-    contentType: typeof env["content-type"] === "string" ? env["content-type"] : "application/json",
+    // None given is "" as on RabbitMQ: kombu reads such a body as raw data, not JSON.
+    contentType: typeof env["content-type"] === "string" ? env["content-type"] : "",
     contentEncoding: typeof env["content-encoding"] === "string"
       ? env["content-encoding"]
       : "utf-8",

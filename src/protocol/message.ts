@@ -59,7 +59,7 @@ export interface MessageProperties {
 export interface Message {
   /** The serialized (and possibly compressed) body. */
   body: Uint8Array;
-  /** MIME type of the serialized body. */
+  /** MIME type of the serialized body; "" when the message carries none. */
   contentType: string;
   /** `utf-8` or `binary`. */
   contentEncoding: string;

@@ -77,6 +77,8 @@ export class WorkerState {
   /** The event dispatcher, once started. */
   events: EventDispatcher | null = null;
   readonly #settling = new Set<Promise<void>>();
+  /** A shutdown stopped waiting for the settlements under way: a server was unreachable. */
+  settlingAbandoned = false;
   /** Whoever sleeps now: the take loop, and a shutdown's wait (which may overlap it). */
   readonly #sleepers = new Set<() => void>();
 
@@ -146,8 +148,11 @@ export class WorkerState {
    */
   track(p: Promise<void>): void {
     this.#settling.add(p);
-    p.catch((err) => log.error("Settling failed: {error}", { error: (err as Error).message }))
-      .finally(() => this.#settling.delete(p));
+    p.catch((err) => {
+      // Left behind by a shutdown during an outage (which said so): it fails as the app closes.
+      const level = this.settlingAbandoned ? "debug" : "error";
+      log[level]("Settling failed: {error}", { error: (err as Error).message });
+    }).finally(() => this.#settling.delete(p));
   }
 
   /** Wait until every tracked settlement has ended. */

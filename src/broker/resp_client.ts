@@ -1,0 +1,391 @@
+/**
+ * The general connection of the broker, the result backend and the beat
+ * store on a single Redis server (`redis://`, `rediss://`) without ioredis:
+ * the {@link RedisClient} commands over one {@link RespConnection}. Queue
+ * declarations, routing, restore sweeps, parking, revoked ids, chords and
+ * result deletions go through it; replies come as ioredis gives them (bulk
+ * strings as UTF-8 text, integers as numbers, nil as null, `HGETALL` as an
+ * object), so the same code runs on ioredis through Sentinel and on a
+ * Cluster. As ioredis, it connects on its first command and reconnects
+ * after a drop (backoff up to 500 ms); a command sent while it reconnects
+ * waits for the next attempt. A command left without a reply for the URL's
+ * `?socket_timeout=` (else 30 s) drops the connection, which then reconnects.
+ * Failures are `RedisConnectionError`s (a connection failure, see
+ * `isConnectionFailure` in redis_failures.ts) and `RedisReplyError`s.
+ *
+ * @module
+ */
+
+import type { RedisBatch, RedisClient } from "./redis_client.ts";
+import { commandTimeoutOf, type RedisUrlOptions } from "./redis_url.ts";
+import { RespConnection, type RespConnectionOptions } from "./resp_connection.ts";
+import { RedisReplyError, type RespValue } from "./resp_reader.ts";
+import { respOptions, RespScript } from "./resp_scripts.ts";
+import { CLOSE_WAIT_MS } from "./sleep.ts";
+
+/**
+ * How much longer than the command timeout a blocking command's connection
+ * waits: the longest a Celeriac `BRPOP` blocks (1 s).
+ */
+const BLOCKING_MS = 1_000;
+
+const utf8 = new TextDecoder();
+
+/** A reply as ioredis gives it: bulk strings decoded as UTF-8 straight from the read buffer. */
+function toJs(v: RespValue): unknown {
+  if (v instanceof Uint8Array) return utf8.decode(v);
+  if (Array.isArray(v)) return v.map(toJs);
+  return v;
+}
+
+/** `HGETALL`'s flat field/value list as an object (as ioredis gives it). */
+function toObject(v: unknown): Record<string, string> {
+  const flat = v as string[];
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]] = flat[i + 1];
+  return out;
+}
+
+type Arg = string | number | Uint8Array;
+
+const wire = (a: Arg): string | Uint8Array => typeof a === "number" ? String(a) : a;
+
+/** A defined script: its source and SHA-1, and its number of keys when fixed. */
+interface Defined {
+  readonly script: RespScript;
+  readonly keys: number | undefined;
+}
+
+/** A script call's arguments: `EVALSHA sha numkeys keys... args...` without the first two. */
+function scriptArgs(d: Defined, args: readonly Arg[]): Arg[] {
+  return d.keys === undefined ? [...args] : [d.keys, ...args];
+}
+
+/** Options of {@link RespClient}. */
+export interface RespClientOptions {
+  /** Connection name (`CLIENT SETNAME`). Default none. */
+  name?: string;
+  /** For `BRPOP` of up to 1 s: its replies are waited for 1 s longer. Default false. */
+  blocking?: boolean;
+}
+
+/**
+ * A {@link RedisClient} over Celeriac's own RESP connection.
+ *
+ * @example
+ * ```ts ignore
+ * import { RespClient } from "./resp_client.ts";
+ * import { parseRedisUrl } from "./redis_url.ts";
+ * const url = "redis://127.0.0.1:6379/0";
+ * const client = new RespClient(parseRedisUrl(url), url, { name: "celeriac-broker" });
+ * await client.llen("celery");
+ * await client.quit();
+ * ```
+ */
+export class RespClient implements RedisClient {
+  /** The settings a {@link RespClient.duplicate} copies. */
+  readonly #url: RedisUrlOptions;
+  readonly #rawUrl: string;
+  readonly #conn: RespConnection;
+  readonly #scripts = new Map<string, Defined>();
+  readonly #listeners = new Map<string, Set<(...args: unknown[]) => void>>();
+  /** The reply timeout, ms: the URL's `socket_timeout`, else 30 s (+ 1 s when blocking). */
+  readonly commandTimeout: number;
+
+  /**
+   * @param url the parsed URL (a single server)
+   * @param rawUrl the URL text, for errors and log lines
+   * @param options connection name, blocking
+   */
+  constructor(url: RedisUrlOptions, rawUrl: string, options: RespClientOptions = {}) {
+    this.#url = url;
+    this.#rawUrl = rawUrl;
+    this.commandTimeout = commandTimeoutOf(url, rawUrl) + (options.blocking ? BLOCKING_MS : 0);
+    const settings: RespConnectionOptions = {
+      ...respOptions(url, rawUrl),
+      name: options.name,
+      role: options.name?.replace(/^celeriac-/, "") ?? "commands",
+      maxDelayMs: 500,
+      waitForReconnect: true,
+      replyTimeoutMs: this.commandTimeout,
+      onReady: () => this.#emit("ready"),
+    };
+    this.#conn = new RespConnection(settings);
+  }
+
+  /** `wait` (not connected yet), `connecting`, `ready`, `reconnecting` or `end`. */
+  get status(): string {
+    switch (this.#conn.state) {
+      case "idle":
+        return "wait";
+      case "waiting":
+        return "reconnecting";
+      case "closed":
+        return "end";
+      default:
+        return this.#conn.state;
+    }
+  }
+
+  /**
+   * A new connection to the same server with the same settings (a blocking
+   * command must not hold up this one's), without this one's scripts.
+   *
+   * @param name its connection name
+   * @param blocking for `BRPOP` of up to 1 s
+   * @returns the new (lazily connecting) client
+   */
+  duplicate(name: string, blocking = false): RespClient {
+    return new RespClient(this.#url, this.#rawUrl, { name, blocking });
+  }
+
+  /** @throws {RedisConnectionError} or {RedisReplyError} (AUTH, SELECT refused) */
+  connect(): Promise<void> {
+    return this.#conn.connect();
+  }
+
+  /** Close once the replies due have come (at most `CLOSE_WAIT_MS`). */
+  async quit(): Promise<"OK"> {
+    await this.#conn.close(CLOSE_WAIT_MS);
+    this.#emit("end");
+    return "OK";
+  }
+
+  /**
+   * Close now. A single server is the same server after a reconnect: with
+   * `reconnect` (a refused write, READONLY) the connection is kept and the
+   * next command asks it again.
+   */
+  disconnect(reconnect = false): void {
+    if (reconnect) return;
+    void this.#conn.close(0).then(() => this.#emit("end"));
+  }
+
+  /** Listen to `ready` (each connect) and `end` (closed). */
+  on(event: string, listener: (...args: unknown[]) => void): this {
+    let set = this.#listeners.get(event);
+    if (!set) this.#listeners.set(event, set = new Set());
+    set.add(listener);
+    return this;
+  }
+
+  #emit(event: string): void {
+    for (const l of this.#listeners.get(event) ?? []) l();
+  }
+
+  defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void {
+    const d: Defined = { script: new RespScript(definition.lua), keys: definition.numberOfKeys };
+    this.#scripts.set(name, d);
+    Object.defineProperty(this, name, {
+      value: (...args: Arg[]) => this.evalScript(d, scriptArgs(d, args)),
+      configurable: true,
+    });
+  }
+
+  /** Run a defined script: `EVALSHA`, or `EVAL` (which loads it) when the server lacks it. */
+  async evalScript(d: Defined, args: readonly Arg[]): Promise<unknown> {
+    try {
+      return await this.send(["EVALSHA", d.script.sha, ...args]);
+    } catch (err) {
+      // The server does not have the script: nothing ran, so EVAL is safe.
+      if (!(err instanceof RedisReplyError) || err.code !== "NOSCRIPT") throw err;
+      return await this.send(["EVAL", d.script.lua, ...args]);
+    }
+  }
+
+  /**
+   * Send one command.
+   *
+   * @param args the command name and its arguments
+   * @returns the reply, as ioredis gives it
+   */
+  send(args: readonly Arg[]): Promise<unknown> {
+    return this.#conn.command(args.map(wire), toJs);
+  }
+
+  multi(): RedisBatch {
+    return new RespTransaction(this.#conn, this.#scripts);
+  }
+
+  brpop(key: string, timeout: number): Promise<[string, string] | null> {
+    return this.send(["BRPOP", key, timeout]) as Promise<[string, string] | null>;
+  }
+  del(...keys: string[]): Promise<number> {
+    return this.send(["DEL", ...keys]) as Promise<number>;
+  }
+  get(key: string): Promise<string | null> {
+    return this.send(["GET", key]) as Promise<string | null>;
+  }
+  hdel(key: string, ...fields: string[]): Promise<number> {
+    return this.send(["HDEL", key, ...fields]) as Promise<number>;
+  }
+  hget(key: string, field: string): Promise<string | null> {
+    return this.send(["HGET", key, field]) as Promise<string | null>;
+  }
+  async hgetall(key: string): Promise<Record<string, string>> {
+    return toObject(await this.send(["HGETALL", key]));
+  }
+  hmget(key: string, ...fields: string[]): Promise<(string | null)[]> {
+    return this.send(["HMGET", key, ...fields]) as Promise<(string | null)[]>;
+  }
+  hset(key: string, field: string, value: string): Promise<number> {
+    return this.send(["HSET", key, field, value]) as Promise<number>;
+  }
+  llen(key: string): Promise<number> {
+    return this.send(["LLEN", key]) as Promise<number>;
+  }
+  lpush(key: string, ...elements: string[]): Promise<number> {
+    return this.send(["LPUSH", key, ...elements]) as Promise<number>;
+  }
+  lrange(key: string, start: number, stop: number): Promise<string[]> {
+    return this.send(["LRANGE", key, start, stop]) as Promise<string[]>;
+  }
+  ping(): Promise<string> {
+    return this.send(["PING"]) as Promise<string>;
+  }
+  publish(channel: string, message: string | Uint8Array): Promise<number> {
+    return this.send(["PUBLISH", channel, message]) as Promise<number>;
+  }
+  sadd(key: string, ...members: string[]): Promise<number> {
+    return this.send(["SADD", key, ...members]) as Promise<number>;
+  }
+  set(key: string, value: string, px: "PX", ms: number, nx: "NX"): Promise<"OK" | null> {
+    return this.send(["SET", key, value, px, ms, nx]) as Promise<"OK" | null>;
+  }
+  smembers(key: string): Promise<string[]> {
+    return this.send(["SMEMBERS", key]) as Promise<string[]>;
+  }
+  srem(key: string, ...members: string[]): Promise<number> {
+    return this.send(["SREM", key, ...members]) as Promise<number>;
+  }
+  zadd(key: string, ...args: (string | number)[]): Promise<number | string | null> {
+    return this.send(["ZADD", key, ...args]) as Promise<number | string | null>;
+  }
+  zrange(key: string, start: string, stop: string): Promise<string[]> {
+    return this.send(["ZRANGE", key, start, stop]) as Promise<string[]>;
+  }
+  zrangebyscore(
+    key: string,
+    min: string | number,
+    max: string | number,
+    withscores?: "WITHSCORES",
+  ): Promise<string[]> {
+    const args = ["ZRANGEBYSCORE", key, min, max];
+    return this.send(withscores ? [...args, withscores] : args) as Promise<string[]>;
+  }
+  zrem(key: string, ...members: string[]): Promise<number> {
+    return this.send(["ZREM", key, ...members]) as Promise<number>;
+  }
+  zrevrangebyscore(key: string, max: string | number, min: string | number): Promise<string[]> {
+    return this.send(["ZREVRANGEBYSCORE", key, max, min]) as Promise<string[]>;
+  }
+}
+
+/**
+ * A transaction of a {@link RespClient}: its commands are framed together
+ * (`MULTI`, the commands, `EXEC`) when `exec()` is called, so that nothing
+ * else sent on the connection comes between them. Defined scripts are
+ * methods of it too (`EVALSHA` inside the transaction).
+ */
+class RespTransaction implements RedisBatch {
+  readonly #conn: RespConnection;
+  readonly #commands: (string | Uint8Array)[][] = [];
+  /** The scripts its commands run. */
+  readonly #used = new Set<Defined>();
+
+  constructor(conn: RespConnection, scripts: ReadonlyMap<string, Defined>) {
+    this.#conn = conn;
+    for (const [name, d] of scripts) {
+      Object.defineProperty(this, name, {
+        value: (...args: Arg[]) => {
+          this.#used.add(d);
+          return this.#add(["EVALSHA", d.script.sha, ...scriptArgs(d, args)]);
+        },
+      });
+    }
+  }
+
+  #add(args: readonly Arg[]): this {
+    this.#commands.push(args.map(wire));
+    return this;
+  }
+
+  del(...keys: string[]): this {
+    return this.#add(["DEL", ...keys]);
+  }
+  expire(key: string, seconds: number): this {
+    return this.#add(["EXPIRE", key, seconds]);
+  }
+  get(key: string): this {
+    return this.#add(["GET", key]);
+  }
+  hdel(key: string, ...fields: string[]): this {
+    return this.#add(["HDEL", key, ...fields]);
+  }
+  llen(key: string): this {
+    return this.#add(["LLEN", key]);
+  }
+  pttl(key: string): this {
+    return this.#add(["PTTL", key]);
+  }
+  publish(channel: string, message: string): this {
+    return this.#add(["PUBLISH", channel, message]);
+  }
+  set(key: string, value: string): this {
+    return this.#add(["SET", key, value]);
+  }
+  setex(key: string, seconds: number, value: string): this {
+    return this.#add(["SETEX", key, seconds, value]);
+  }
+  zadd(key: string, ...args: (string | number)[]): this {
+    return this.#add(["ZADD", key, ...args]);
+  }
+  zcount(key: string, min: string | number, max: string | number): this {
+    return this.#add(["ZCOUNT", key, min, max]);
+  }
+  zrem(key: string, ...members: string[]): this {
+    return this.#add(["ZREM", key, ...members]);
+  }
+  zremrangebyscore(key: string, min: string | number, max: string | number): this {
+    return this.#add(["ZREMRANGEBYSCORE", key, min, max]);
+  }
+
+  /**
+   * Send `MULTI`, the commands and `EXEC` in one write, after a `SCRIPT
+   * LOAD` of each script the transaction runs (as ioredis makes sure of
+   * them first): an `EVALSHA` the server lacks would fail inside `EXEC`
+   * while the rest ran.
+   *
+   * @returns each command's error (null when it ran) and reply
+   * @throws {RedisReplyError} `EXECABORT` when a command was refused as it was
+   *   queued (its error in `previousErrors`, as ioredis has it)
+   * @throws {RedisConnectionError} when the connection is down or drops first
+   */
+  async exec(): Promise<[Error | null, unknown][] | null> {
+    const loads = [...this.#used].map((d) => ["SCRIPT", "LOAD", d.script.lua]);
+    const settled = await this.#conn.commandsSettled([
+      ...loads,
+      ["MULTI"],
+      ...this.#commands,
+      ["EXEC"],
+    ]);
+    const replies = settled.map((s) => {
+      if (s.status === "fulfilled") return s.value;
+      if (s.reason instanceof RedisReplyError) return s.reason;
+      throw s.reason;
+    });
+    const failedLoad = replies.slice(0, loads.length).find((r) => r instanceof RedisReplyError);
+    if (failedLoad) throw failedLoad;
+    const queued = replies.slice(loads.length + 1, -1);
+    const refused = queued.filter((r): r is RedisReplyError => r instanceof RedisReplyError);
+    const result = replies[replies.length - 1];
+    if (result instanceof RedisReplyError) {
+      throw Object.assign(result, { previousErrors: refused });
+    }
+    if (result === null) return null;
+    return (result as RespValue[]).map((v): [Error | null, unknown] => {
+      if (v instanceof RedisReplyError) return [v, null];
+      return [null, toJs(v)];
+    });
+  }
+}
