@@ -32,7 +32,7 @@ const keyText = (key: Deno.KvKey): string =>
 
 /** What an operator does about chord keys a Celeriac worker did not write. */
 const REMEDY =
-  "Something other than Celeriac wrote it; delete the chord's keys and send the chord again";
+  "Something other than Celeriac wrote it (the worker deletes the chord's keys); send the chord again";
 
 /**
  * A count stored in a chord key (its size or its counter), or a
