@@ -60,12 +60,19 @@ export interface RedisConnectionOptions {
  * @param rawUrl the URL text, for log lines (its password is masked)
  * @param options pipelining and naming
  * @returns the connection
+ * @throws {TypeError} for a single server's URL (`redis://`, `rediss://`)
  */
 export function openRedisConnection(
   url: RedisUrlOptions,
   rawUrl: string,
   options: RedisConnectionOptions = {},
 ): Redis {
+  if (!url.cluster && !url.sentinels) {
+    throw new TypeError(
+      `${maskPassword(rawUrl)}: an ioredis connection is opened here for Sentinel and Cluster ` +
+        "URLs only; a single server's is Celeriac's own (openRedisConnection of redis_connection.ts)",
+    );
+  }
   const commandTimeout = commandTimeoutOf(url, rawUrl);
   const failoverWait = failoverWaitOf(url, rawUrl);
   if (url.cluster) {

@@ -95,8 +95,8 @@ export class RespClient implements RedisClient {
   readonly #url: RedisUrlOptions;
   readonly #rawUrl: string;
   readonly #conn: RespConnection;
-  readonly #scripts = new Map<string, Defined>();
-  readonly #listeners = new Map<string, Set<(...args: unknown[]) => void>>();
+  /** Its transactions' class: the defined scripts are methods of its prototype. */
+  readonly #Transaction = class extends RespTransaction {};
   /** The reply timeout, ms: the URL's `socket_timeout`, else 30 s (+ 1 s when blocking). */
   readonly commandTimeout: number;
 
@@ -117,23 +117,8 @@ export class RespClient implements RedisClient {
       waitForReconnect: true,
       reconnectWaitMs: RECONNECT_WAIT_MS,
       replyTimeoutMs: this.commandTimeout,
-      onReady: () => this.#emit("ready"),
     };
     this.#conn = new RespConnection(settings);
-  }
-
-  /** `wait` (not connected yet), `connecting`, `ready`, `reconnecting` or `end`. */
-  get status(): string {
-    switch (this.#conn.state) {
-      case "idle":
-        return "wait";
-      case "waiting":
-        return "reconnecting";
-      case "closed":
-        return "end";
-      default:
-        return this.#conn.state;
-    }
   }
 
   /**
@@ -156,7 +141,6 @@ export class RespClient implements RedisClient {
   /** Close once the replies due have come (at most `CLOSE_WAIT_MS`). */
   async quit(): Promise<"OK"> {
     await this.#conn.close(CLOSE_WAIT_MS);
-    this.#emit("end");
     return "OK";
   }
 
@@ -167,26 +151,19 @@ export class RespClient implements RedisClient {
    */
   disconnect(reconnect = false): void {
     if (reconnect) this.#conn.redial("asked to reconnect");
-    else void this.#conn.close(0).then(() => this.#emit("end"));
-  }
-
-  /** Listen to `ready` (each connect) and `end` (closed). */
-  on(event: string, listener: (...args: unknown[]) => void): this {
-    let set = this.#listeners.get(event);
-    if (!set) this.#listeners.set(event, set = new Set());
-    set.add(listener);
-    return this;
-  }
-
-  #emit(event: string): void {
-    for (const l of this.#listeners.get(event) ?? []) l();
+    else void this.#conn.close(0);
   }
 
   defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void {
     const d: Defined = { script: new RespScript(definition.lua), keys: definition.numberOfKeys };
-    this.#scripts.set(name, d);
     Object.defineProperty(this, name, {
       value: (...args: Arg[]) => this.evalScript(d, scriptArgs(d, args)),
+      configurable: true,
+    });
+    Object.defineProperty(this.#Transaction.prototype, name, {
+      value(this: RespTransaction, ...args: Arg[]) {
+        return this.evalsha(d, scriptArgs(d, args));
+      },
       configurable: true,
     });
   }
@@ -222,7 +199,7 @@ export class RespClient implements RedisClient {
   }
 
   multi(): RedisBatch {
-    return new RespTransaction(this.#conn, this.#scripts);
+    return new this.#Transaction(this.#conn);
   }
 
   brpop(key: string, timeout: number): Promise<[string, string] | null> {
@@ -311,16 +288,14 @@ class RespTransaction implements RedisBatch {
   /** The scripts its commands run. */
   readonly #used = new Set<Defined>();
 
-  constructor(conn: RespConnection, scripts: ReadonlyMap<string, Defined>) {
+  constructor(conn: RespConnection) {
     this.#conn = conn;
-    for (const [name, d] of scripts) {
-      Object.defineProperty(this, name, {
-        value: (...args: Arg[]) => {
-          this.#used.add(d);
-          return this.#add(["EVALSHA", d.script.sha, ...scriptArgs(d, args)]);
-        },
-      });
-    }
+  }
+
+  /** Queue a defined script's `EVALSHA` (`args` after the SHA-1). */
+  evalsha(d: Defined, args: readonly Arg[]): this {
+    this.#used.add(d);
+    return this.#add(["EVALSHA", d.script.sha, ...args]);
   }
 
   #add(args: readonly Arg[]): this {
