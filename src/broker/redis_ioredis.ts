@@ -13,6 +13,7 @@ import { Cluster, type Command, Redis } from "ioredis";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import { CLOSED, describeRedisFailure, TIMED_OUT } from "./redis_failures.ts";
 import {
+  BLOCKING_MS,
   commandTimeoutOf,
   DEFAULT_COMMAND_TIMEOUT_MS,
   DEFAULT_FAILOVER_WAIT_MS,
@@ -25,13 +26,6 @@ import { watchSentinelMaster } from "./redis_sentinel_watch.ts";
 import { closeWait } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "redis"]);
-
-/**
- * How much longer than the command timeout a blocking command's connection
- * waits: the longest a Celeriac `BLMOVE` / `BRPOP` blocks (1 s), so that
- * waiting on an empty queue is never cut.
- */
-const BLOCKING_MS = 1_000;
 
 /** Options of {@link openRedisConnection}. */
 export interface RedisConnectionOptions {

@@ -19,17 +19,11 @@
  */
 
 import type { RedisBatch, RedisClient } from "./redis_client.ts";
-import { commandTimeoutOf, type RedisUrlOptions } from "./redis_url.ts";
+import { BLOCKING_MS, commandTimeoutOf, type RedisUrlOptions } from "./redis_url.ts";
 import { RespConnection, type RespConnectionOptions } from "./resp_connection.ts";
 import { RedisReplyError, type RespValue } from "./resp_reader.ts";
-import { respOptions, RespScript } from "./resp_scripts.ts";
+import { respOptions, RespScript, runScript } from "./resp_scripts.ts";
 import { CLOSE_WAIT_MS } from "./sleep.ts";
-
-/**
- * How much longer than the command timeout a blocking command's connection
- * waits: the longest a Celeriac `BRPOP` blocks (1 s).
- */
-const BLOCKING_MS = 1_000;
 
 /**
  * How long a command sent while the connection reconnects keeps waiting for
@@ -169,14 +163,8 @@ export class RespClient implements RedisClient {
   }
 
   /** Run a defined script: `EVALSHA`, or `EVAL` (which loads it) when the server lacks it. */
-  async evalScript(d: Defined, args: readonly Arg[]): Promise<unknown> {
-    try {
-      return await this.send(["EVALSHA", d.script.sha, ...args]);
-    } catch (err) {
-      // The server does not have the script: nothing ran, so EVAL is safe.
-      if (!(err instanceof RedisReplyError) || err.code !== "NOSCRIPT") throw err;
-      return await this.send(["EVAL", d.script.lua, ...args]);
-    }
+  evalScript(d: Defined, args: readonly Arg[]): Promise<unknown> {
+    return runScript(d.script, args.map(wire), (command) => this.send(command));
   }
 
   /**
