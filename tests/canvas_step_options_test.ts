@@ -13,7 +13,7 @@
 
 import assert from "node:assert/strict";
 import { Celery, chain, chord, group } from "../mod.ts";
-import { type Message, PUBLISHER, type PublishTarget } from "../protocol.ts";
+import { decodeTaskBody, type Message, PUBLISHER, type PublishTarget } from "../protocol.ts";
 import type { Broker, Delivery } from "../src/broker/port.ts";
 import { openBroker } from "../src/client/transports.ts";
 import { loadedCompression, loadedMsgpack } from "../src/protocol/codecs.ts";
@@ -99,6 +99,94 @@ Deno.test("canvas step options: signatures by name and canvas members take their
     ["t.urgent", "routed", 7, [30, 20]],
     ["t.plain", "routed", 1, [null, null]],
     ["t.urgent", "routed", 2, [5, 20]],
+  ]);
+  await app.close();
+});
+
+Deno.test("canvas step options: .s() of a task defined here carries no options, as Celery's; its task's apply when it is sent", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  const sent: Message[] = [];
+  app[PUBLISHER] = (message) => {
+    sent.push(message);
+    return Promise.resolve();
+  };
+  const urgent = app.task(
+    "t.urgent",
+    { queue: "math", priority: 7, timeLimit: 30 },
+    (a: number) => a,
+  );
+  const py = app.remoteTask("py.mul", { queue: "python", priority: 3 });
+  assert.deepEqual(urgent.s(1).toDict().options, {}, "Celery: add.s(1, 2).options == {}");
+  assert.deepEqual(urgent.si(1).toDict().options, {});
+  assert.deepEqual(
+    py.s(2).toDict().options,
+    { queue: "python", priority: 3 },
+    "a task served elsewhere has no definition here to take them from at send time",
+  );
+  await chain(urgent.s(1), urgent.s(), py.s(2)).applyAsync();
+  assert.equal(sent.length, 1);
+  const [first] = sent;
+  assert.equal(first.properties.priority, 7, "the published step takes its task's options");
+  assert.deepEqual(first.headers.timelimit, [30, null]);
+  const [last, next] = decodeTaskBody(first, String(first.headers.id)).embed.chain!;
+  assert.deepEqual(
+    Object.keys(next.options).sort(),
+    ["reply_to", "task_id"],
+    "as a Python client embeds it: the worker sending it applies the task's options",
+  );
+  assert.equal(last.options.queue, "python");
+  await app.close();
+});
+
+Deno.test("canvas step options: a chain step, a group member and a direct call take every option their route gives", async () => {
+  const app = new Celery({
+    broker: "kv://:memory:",
+    backend: null,
+    taskRoutes: {
+      "t.*": {
+        queue: "routed",
+        priority: 4,
+        serializer: "msgpack",
+        compression: "zlib",
+        headers: { tenant: "acme" },
+        timeLimit: 9,
+        shadow: "routed-name",
+      },
+    },
+  });
+  const sent: { message: Message; target: PublishTarget }[] = [];
+  app[PUBLISHER] = (message, target) => {
+    sent.push({ message, target });
+    return Promise.resolve();
+  };
+  const add = app.task("t.add", (a: number, b: number) => a + b);
+  await add.delay(1, 1);
+  await chain(add.s(1, 2), add.s(3)).applyAsync();
+  await group([add.s(4, 5)]).applyAsync();
+  await add.s(6, 7).set({ headers: { tenant: "own" }, serializer: "json" }).applyAsync();
+  const seen = sent.map(({ message: m, target }) => [
+    target.routingKey,
+    m.properties.priority,
+    m.contentType,
+    m.headers.compression,
+    m.headers.tenant,
+    m.headers.timelimit,
+    m.headers.shadow,
+  ]);
+  const routed = [
+    "routed",
+    4,
+    "application/x-msgpack",
+    "application/x-gzip",
+    "acme",
+    [9, null],
+    "routed-name",
+  ];
+  assert.deepEqual(seen, [
+    routed,
+    routed,
+    routed,
+    ["routed", 4, "application/json", "application/x-gzip", "own", [9, null], "routed-name"],
   ]);
   await app.close();
 });

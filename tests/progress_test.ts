@@ -140,7 +140,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "progress: a Python client reads a Celeriac task's PROGRESS through AsyncResult.info",
+  name:
+    "progress: a Python client reads a Celeriac task's PROGRESS meta (what AsyncResult.state and .info read)",
   ignore: WITHOUT_CELERY,
 }, async () => {
   // Celery 5.2's Redis result backend has no key prefix: results go to unprefixed keys.

@@ -2,15 +2,15 @@
  * A worker on a single Redis server never loads ioredis (nor the module that
  * opens its connections, redis_ioredis.ts), nor Node's crypto (a script's
  * SHA-1 is computed by sha1.ts) or `@logtape/file` and Node's fs and streams
- * (without `--logfile`): neither its main thread nor its
- * Web Workers, through its start-up, a task run and its result stored,
+ * (without `--logfile`), nor the dashboard (without `--dashboard`): neither
+ * its main thread nor its Web Workers, through its start-up, a task run and its result stored,
  * revoked ids and remote control (a `ping` broadcast and its reply), and a
  * client doing the same. Read from V8's code log of each isolate (every
  * script it compiled, `--log-source-code` through `CELERIAC_V8_FLAGS` and
  * the client's own `--v8-flags`), which has ioredis' scripts when it is
  * imported: 47 in the worker's main thread before (issue 13's memory target:
  * ioredis and the Node compatibility it loads are ~14 MiB, `node:crypto` ~4
- * and `@logtape/file` ~4 more).
+ * and `@logtape/file` ~4 more, the dashboard ~3).
  */
 
 import assert from "node:assert/strict";
@@ -35,6 +35,7 @@ async function compiledScripts(dir: string): Promise<Map<string, Set<string>>> {
 
 const ioredis = (url: string) => /\/ioredis\/|redis_ioredis\.ts/.test(url);
 const nodeHeavy = (url: string) => /^node:(crypto|fs|stream)$|\/@logtape\/file\//.test(url);
+const dashboard = (url: string) => url.includes("/src/dashboard/");
 
 /** The client's part: a task and its result, a revoke, a ping; run in a process of its own. */
 const CLIENT = `
@@ -85,6 +86,8 @@ Deno.test({
       assert.deepEqual([...urls].filter(ioredis), [], `${name} compiled ioredis`);
       // Nor what a script's SHA-1 or a log file would load (Node's crypto, fs and streams).
       assert.deepEqual([...urls].filter(nodeHeavy), [], `${name} compiled them`);
+      // Nor the dashboard's modules and assets, without --dashboard.
+      assert.deepEqual([...urls].filter(dashboard), [], `${name} compiled the dashboard`);
     }
     const withClient = [...isolates.values(), ...client.values()]
       .filter((urls) => [...urls].some((u) => u.endsWith("/src/broker/resp_client.ts")));

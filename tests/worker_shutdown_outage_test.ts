@@ -22,7 +22,9 @@ Deno.test({
   ignore: WITHOUT_REDIS,
 }, async () => {
   const server = await PrivateRedis.start();
-  // Below the default 300 s, so that the test fails in a minute where stop() waits it out.
+  // Below the default 300 s, so that the test fails in a minute where stop() waits it out;
+  // put back after, as the app is shared by the other tests of the process.
+  const limit = tasksApp.config.outageRetryLimit;
   tasksApp.configure({ outageRetryLimit: 60 });
   try {
     let stopMs = 0;
@@ -46,6 +48,7 @@ Deno.test({
       await redis.quit();
     }
   } finally {
+    tasksApp.configure({ outageRetryLimit: limit });
     await server.close();
   }
 });

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import { BrokerConnectionError } from "./errors.ts";
 import { sleep } from "./sleep.ts";
@@ -16,7 +17,7 @@ const log = getLogger(["celeriac", "outage"]);
 /**
  * Default of {@link OutageRetryOptions.limit}: 300 seconds. Celery retries
  * result stores (`result_backend_always_retry`) and publishes for minutes;
- * ioredis alone gives up after about 1.4 s.
+ * a Redis connection alone gives up on a command after about a second.
  *
  * @example
  * ```ts
@@ -79,6 +80,8 @@ export async function retryWhileDown<T>(
   const retryable = options.retryable ??
     ((err) => err instanceof BrokerConnectionError && err.transient);
   const start = Date.now();
+  const watch = watches.getStore();
+  const op = {};
   let delay = FIRST_DELAY_MS;
   let waiting = false;
   let reached = false;
@@ -94,42 +97,121 @@ export async function retryWhileDown<T>(
         if (!waiting) {
           waiting = true;
           outage.begin(options.what ?? "operation", err as Error, limitMs);
+          watch?.begin(op);
         }
         await sleep(delay, options.signal);
         delay = Math.min(delay * 2, MAX_DELAY_MS);
       }
     }
   } finally {
-    if (waiting) outage.end(reached);
+    if (waiting) {
+      outage.end(reached);
+      watch?.end(op);
+    }
   }
 }
 
 /**
- * Wait for `step`, but not for a server to come back: end as soon as some
- * operation of this process waits out an outage in {@link retryWhileDown}
- * (at once while one does). A worker's warm shutdown uses it so as not to
- * wait up to the outage limit. A step left behind goes on until its
- * transport closes; how it ends then is logged at debug.
+ * How long an operation of an {@link OutageWatch} must have waited out an
+ * outage before {@link OutageWatch.unless} stops waiting for its step: a
+ * dropped connection that comes back at once (a blip, a fast restart) is
+ * still waited for.
+ */
+export const OUTAGE_GRACE_MS = 5000;
+
+const watches = new AsyncLocalStorage<OutageWatch>();
+
+/**
+ * The operations started under {@link OutageWatch.run} (and everything they
+ * call, in the same async context) that wait out an outage in
+ * {@link retryWhileDown}. A worker's warm shutdown waits for a step unless
+ * the step's own operations wait for a server that stays unreachable: an
+ * outage of another server, or a short one, does not end the wait.
  *
  * @example
  * ```ts ignore
- * if (await unlessOutage(worker.drainSettling())) log.warn("leaving the rest to redelivery");
+ * const watch = new OutageWatch();
+ * const step = watch.run(() => intake.requeueAll());
+ * if (await watch.unless(step)) log.warn("leaving the rest to redelivery");
  * ```
- *
- * @param step what to wait for
- * @returns false when `step` ended, true when an outage came first
  */
-export async function unlessOutage(step: Promise<void>): Promise<boolean> {
-  let told: (() => void) | undefined;
-  const begun = outage.waiting > 0
-    ? Promise.resolve(true)
-    : new Promise<boolean>((resolve) => outage.listeners.add(told = () => resolve(true)));
-  try {
-    const down = await Promise.race([step.then(() => false), begun]);
-    if (down) step.catch((err) => log.debug("Left behind: {error}", { error: err }));
-    return down;
-  } finally {
-    if (told) outage.listeners.delete(told);
+export class OutageWatch {
+  /** When each operation waiting now started to wait. */
+  readonly #waiting = new Map<object, number>();
+  /** Told when one of them starts or stops waiting. */
+  readonly #changed = new Set<() => void>();
+
+  /**
+   * Run `fn` so that the {@link retryWhileDown} calls it makes belong to this watch.
+   *
+   * @param fn what to run
+   * @returns what `fn` returns
+   */
+  run<T>(fn: () => T): T {
+    return watches.run(this, fn);
+  }
+
+  /**
+   * Wait for `step`, but not for a server to come back: end once one of this
+   * watch's operations has waited out an outage for `graceMs`. A step left
+   * behind goes on until its transport closes; how it ends then is logged at
+   * debug. A step that has ended is never left behind.
+   *
+   * @param step what to wait for
+   * @param graceMs how long an operation may wait for a server first
+   * @returns false when `step` ended, true when it was left behind
+   */
+  async unless(step: Promise<void>, graceMs: number = OUTAGE_GRACE_MS): Promise<boolean> {
+    let ended = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let leave!: () => void;
+    const left = new Promise<true>((resolve) => leave = () => resolve(true));
+    const check = () => {
+      clearTimeout(timer);
+      if (this.#waiting.size === 0) return;
+      const since = Math.min(...this.#waiting.values());
+      // Decided in a timer, after the reactions of a step that has already ended.
+      timer = setTimeout(() => {
+        if (ended) return;
+        if (Date.now() - since >= graceMs) leave();
+        else check();
+      }, Math.max(0, since + graceMs - Date.now()));
+    };
+    this.#changed.add(check);
+    check();
+    try {
+      const done = step.then(() => {
+        ended = true;
+        return false;
+      });
+      const down = await Promise.race([done, left]);
+      if (down) step.catch((err) => log.debug("Left behind: {error}", { error: err }));
+      return down;
+    } finally {
+      ended = true;
+      clearTimeout(timer);
+      this.#changed.delete(check);
+    }
+  }
+
+  /**
+   * An operation of this watch starts waiting for a server ({@link retryWhileDown}).
+   *
+   * @param op the operation
+   */
+  begin(op: object): void {
+    this.#waiting.set(op, Date.now());
+    for (const c of this.#changed) c();
+  }
+
+  /**
+   * It stopped waiting (got through, gave up or was stopped).
+   *
+   * @param op the operation
+   */
+  end(op: object): void {
+    this.#waiting.delete(op);
+    for (const c of this.#changed) c();
   }
 }
 
@@ -143,14 +225,7 @@ const outage = {
   since: 0,
   total: 0,
   reached: 0,
-  /** Whoever waits in {@link unlessOutage}, told when an operation starts waiting. */
-  listeners: new Set<() => void>(),
   begin(what: string, err: Error, limitMs: number): void {
-    if (this.listeners.size > 0) {
-      const told = [...this.listeners];
-      this.listeners.clear();
-      for (const l of told) l();
-    }
     if (this.waiting++ === 0) {
       this.since = Date.now();
       this.total = 0;

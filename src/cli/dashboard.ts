@@ -9,7 +9,7 @@ import { setPriority } from "node:os";
 import { getLogger } from "@logtape/logtape";
 import { BrokerConnectionError } from "../broker/errors.ts";
 import type { Celery } from "../client/app.ts";
-import { Dashboard } from "../dashboard/server.ts";
+import type { Dashboard } from "../dashboard/server.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { granted } from "./permissions.ts";
 
@@ -60,11 +60,13 @@ function port(value: string | undefined): number {
 }
 
 /**
- * A dashboard configured from command-line flags (not started).
+ * A dashboard configured from command-line flags (not started). Its module
+ * (with the page's assets) is imported here: a worker without `--dashboard`
+ * does not load it (~3 MiB).
  *
  * @example
  * ```ts ignore
- * const dashboard = dashboardFromFlags(app, { port: "5555", "read-only": true });
+ * const dashboard = await dashboardFromFlags(app, { port: "5555", "read-only": true });
  * await dashboard.start();
  * ```
  *
@@ -73,7 +75,7 @@ function port(value: string | undefined): number {
  * @returns the dashboard
  * @throws {TypeError} for bad flags, or off loopback without auth
  */
-export function dashboardFromFlags(app: Celery, values: Values): Dashboard {
+export async function dashboardFromFlags(app: Celery, values: Values): Promise<Dashboard> {
   const pairs = (values["basic-auth"] as string | undefined) ??
     Deno.env.get("CELERIAC_DASHBOARD_BASIC_AUTH") ?? "";
   const basic = pairs.split(",").filter(Boolean);
@@ -82,6 +84,7 @@ export function dashboardFromFlags(app: Celery, values: Values): Dashboard {
   if (maxTasks !== undefined && (!Number.isInteger(maxTasks) || maxTasks < 1)) {
     throw new TypeError(`--max-tasks needs a whole number >= 1, got "${values["max-tasks"]}"`);
   }
+  const { Dashboard } = await import("../dashboard/server.ts");
   return new Dashboard({
     app,
     hostname: (values.address as string | undefined) ?? "127.0.0.1",
@@ -179,7 +182,7 @@ function processThreads(): number[] {
  */
 export async function runDashboard(app: Celery, values: Values): Promise<number> {
   await refuseSettingsError(app);
-  const dashboard = dashboardFromFlags(app, values);
+  const dashboard = await dashboardFromFlags(app, values);
   applyNice(values.nice as string | undefined);
   const stopped = Promise.withResolvers<void>();
   const onSignal = () => stopped.resolve();

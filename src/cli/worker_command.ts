@@ -169,7 +169,7 @@ export async function runWorker(
   if (hint) log[hint.level]("{message}", { message: hint.message });
   configureBeatStore(app, values);
   const beat = values.beat ? beatFromFlags(app, values) : null;
-  const dashboard = values.dashboard ? dashboardFromFlags(app, values) : null;
+  const dashboard = values.dashboard ? await dashboardFromFlags(app, values) : null;
   let signals = 0;
   const connecting = new AbortController();
   const onSignal = () => {

@@ -291,7 +291,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * by a worker sending a chain's next step or a callback: its own, then its
    * task's queue, priority, time limits and serializer (when the task is
    * defined in this app, as Celery's `Task.apply_async` applies them), then
-   * its route's (`taskRoutes`) queue, exchange, routing key and priority.
+   * every option its route (`taskRoutes`) gives: queue, exchange, routing
+   * key, priority, serializer, headers, …
    *
    * @example
    * ```ts ignore

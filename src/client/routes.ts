@@ -1,10 +1,13 @@
 /**
- * Task routing (Celery's `task_routes`): which queue, exchange, routing key
- * and priority a call goes to when the call and the task name none.
+ * Task routing (Celery's `task_routes`): which queue, exchange, routing key,
+ * priority (and any other call option) a call or a canvas step is sent with
+ * where the call, the signature and the task set none.
  *
  * @module
  */
 
+import { pyIsoFormat } from "../protocol/time.ts";
+import { SIGNATURE_OPTION_NAMES, type SignatureOptions } from "./canvas/signature.ts";
 import type { ApplyOptions, TaskOptions } from "./task_options.ts";
 
 /**
@@ -168,14 +171,6 @@ export function compileRoutes(routes: TaskRoutes): CompiledRoutes {
   };
 }
 
-/** Route options a signature's send takes, by their Celery (snake_case) option name. */
-const SIGNATURE_ROUTE_KEYS = [
-  ["queue", "queue"],
-  ["exchange", "exchange"],
-  ["routing_key", "routingKey"],
-  ["priority", "priority"],
-] as const;
-
 /**
  * The task options that are a call's defaults (a call's or a signature's
  * own options override them), by their name in `TaskOptions` and in a
@@ -206,7 +201,7 @@ export const CALL_DEFAULTS = [
  * signatureDefaults({ priority: 7, timeLimit: 30 }); // { priority: 7, time_limit: 30 }
  * ```
  *
- * @param options the task's options, if the task is defined in this app
+ * @param options the task's options (of a task defined in this app, or of a remoteTask handle)
  * @returns the defaults that are set (none for an unknown task)
  */
 export function signatureDefaults(
@@ -229,9 +224,10 @@ function unset(value: unknown): boolean {
  * chord member, callback — by the client that applies the canvas and by
  * the worker that sends the next step): its own, then its task's (queue,
  * priority, time limits, serializer: {@link signatureDefaults}) where it
- * sets none (an option set to null stays null), then, where still unset, its
- * route's queue, exchange, routing key and priority, as Celery's
- * `Task.apply_async` and router do for every `apply_async` of a signature.
+ * sets none (an option set to null stays null), then, where still unset, every
+ * option its route gives (queue, exchange, routing key, priority, serializer,
+ * headers, …, as a direct call takes them), as Celery's `Task.apply_async`
+ * and router do for every `apply_async` of a signature.
  *
  * @example
  * ```ts ignore
@@ -271,6 +267,11 @@ export function routeSignature(
     out[key] = value;
   };
   for (const key in defaults) fill(key, defaults[key], (v) => v === undefined);
-  for (const [key, name] of SIGNATURE_ROUTE_KEYS) fill(key, route?.[name], unset);
+  for (const [name, value] of Object.entries(route ?? {})) {
+    const key = SIGNATURE_OPTION_NAMES[name as keyof SignatureOptions];
+    if (key !== undefined) {
+      fill(key, value instanceof Date ? pyIsoFormat(value, "+00:00") : value, unset);
+    }
+  }
   return out;
 }

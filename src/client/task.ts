@@ -163,12 +163,15 @@ export class Task<A extends unknown[], R> {
     immutable: boolean,
     type: string | null,
   ): Signature<X> {
-    const options = signatureDefaults(this.options);
+    // As Celery's `add.s()`: no options; the task's apply when a signature is sent (routes.ts),
+    // by any app that defines it. A task served elsewhere has no definition to take them from
+    // there: its handle's defaults travel in its signatures.
+    const remote = type === null && !this.handler;
     return new Signature<X>(this.#canvasApp(), {
       task,
       args,
       kwargs,
-      options: type === null ? options : {},
+      options: remote ? signatureDefaults(this.options) : {},
       subtask_type: type,
       immutable,
     });

@@ -101,12 +101,14 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
   }
   st.settle(s);
   if (retries.length) {
-    st.track(settleRetries(retries, {
-      broker: st.broker,
-      backend: st.backend,
-      publish: (m, t) => st.publish(m, t),
-      origin: st.hostname,
-    }));
+    st.track(() =>
+      settleRetries(retries, {
+        broker: st.broker,
+        backend: st.backend,
+        publish: (m, t) => st.publish(m, t),
+        origin: st.hostname,
+      })
+    );
   }
   st.wake();
 }

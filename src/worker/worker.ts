@@ -62,7 +62,7 @@ import { settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
 import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { HeapCap } from "./heap_cap.ts";
-import { retryWhileDown, unlessOutage } from "../broker/outage.ts";
+import { OutageWatch, retryWhileDown } from "../broker/outage.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { logReady } from "./ready_log.ts";
 import { createPool } from "./pool_setup.ts";
@@ -409,11 +409,11 @@ export class Worker {
     s.wake();
     await this.#nameCheck;
     await this.#consumer.done;
-    await this.#unlessOutage(this.#intake.requeueAll(), "requeue prefetched messages");
+    await this.#unlessOutage(() => this.#intake.requeueAll(), "requeue prefetched messages");
     while (s.running.size > 0 && !this.#cold) await s.sleep();
     // A cold shutdown that started meanwhile finishes the job (and resolves `finished`).
     if (this.#cold) return await this.#finished.promise;
-    await this.#unlessOutage(s.drainSettling(), "store results and acknowledge messages");
+    await this.#settleUnlessOutage();
     clearInterval(this.#leaseTimer);
     await s.pool?.close(); // undefined when start-up ended before the pool
     await this.#offline();
@@ -470,8 +470,8 @@ export class Worker {
     clearTimeout(grace);
     await s.pool?.close();
     await this.#nameCheck;
-    await this.#unlessOutage(this.#intake.requeueAll(running), "requeue running tasks");
-    await this.#unlessOutage(s.drainSettling(), "store results and acknowledge messages");
+    await this.#unlessOutage(() => this.#intake.requeueAll(running), "requeue running tasks");
+    await this.#settleUnlessOutage();
     clearInterval(this.#leaseTimer);
     await this.#offline();
     await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
@@ -479,16 +479,28 @@ export class Worker {
   }
 
   /**
-   * Wait for a shutdown step, but not out an outage: what it has not done is
-   * left to fail when the app closes its connections, and the messages stay
-   * unacknowledged, delivered again by the broker (as Celery leaves them).
+   * Run a shutdown step and wait for it, but not out an outage of a server
+   * it needs: what it has not done is left to fail when the app closes its
+   * connections, and the messages stay unacknowledged, delivered again by
+   * the broker (as Celery leaves them).
    */
-  async #unlessOutage(step: Promise<void>, what: string): Promise<void> {
-    if (!await unlessOutage(step)) return;
-    this.#s.settlingAbandoned = true;
+  async #unlessOutage(step: () => Promise<void>, what: string): Promise<void> {
+    const watch = new OutageWatch();
+    if (await watch.unless(watch.run(step))) this.#leftBehind(what);
+  }
+
+  /** Wait for the settlements under way, but not out an outage of a server they need. */
+  async #settleUnlessOutage(): Promise<void> {
+    const s = this.#s;
+    if (!await s.outages.unless(s.drainSettling())) return;
+    s.leaveSettlingBehind();
+    this.#leftBehind("store results and acknowledge messages");
+  }
+
+  #leftBehind(what: string): void {
     log.warn(
-      "{hostname}: a server is unreachable: not waiting to {what}; their messages " +
-        "stay unacknowledged and are delivered again",
+      "{hostname}: a server is unreachable: not waiting to {what}; messages not " +
+        "acknowledged yet are delivered again",
       { hostname: this.hostname, what },
     );
   }

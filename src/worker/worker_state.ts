@@ -10,6 +10,7 @@ import { ChildrenTracker } from "./children.ts";
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend } from "../backend/port.ts";
 import type { Broker, Delivery, Publication, PublishTarget } from "../broker/port.ts";
+import { OutageWatch } from "../broker/outage.ts";
 import { PUBLISHER } from "../client/publisher.ts";
 import type { Celery } from "../client/app.ts";
 import type { Message } from "../protocol/message.ts";
@@ -77,8 +78,10 @@ export class WorkerState {
   /** The event dispatcher, once started. */
   events: EventDispatcher | null = null;
   readonly #settling = new Set<Promise<void>>();
-  /** A shutdown stopped waiting for the settlements under way: a server was unreachable. */
-  settlingAbandoned = false;
+  /** Settlements a shutdown stopped waiting for, a server they need being unreachable. */
+  readonly #leftBehind = new WeakSet<Promise<void>>();
+  /** The settlements' waits for a server that is down (a shutdown does not wait them out). */
+  readonly outages: OutageWatch = new OutageWatch();
   /** Whoever sleeps now: the take loop, and a shutdown's wait (which may overlap it). */
   readonly #sleepers = new Set<() => void>();
 
@@ -137,22 +140,27 @@ export class WorkerState {
    */
   settle(s: Settlement, then?: () => Promise<void>): void {
     if (s.empty && !then) return;
-    const p = settle(s, this);
-    this.track(then ? p.then(then) : p);
+    this.track(() => then ? settle(s, this).then(then) : settle(s, this));
   }
 
   /**
-   * Keep a settling promise until it ends; log its failure.
+   * Start a settling step, keep its promise until it ends; log its failure.
    *
-   * @param p the promise
+   * @param start the step (run under {@link WorkerState.outages})
    */
-  track(p: Promise<void>): void {
+  track(start: () => Promise<void>): void {
+    const p = this.outages.run(start);
     this.#settling.add(p);
     p.catch((err) => {
       // Left behind by a shutdown during an outage (which said so): it fails as the app closes.
-      const level = this.settlingAbandoned ? "debug" : "error";
+      const level = this.#leftBehind.has(p) ? "debug" : "error";
       log[level]("Settling failed: {error}", { error: (err as Error).message });
     }).finally(() => this.#settling.delete(p));
+  }
+
+  /** A shutdown stops waiting for the settlements under way: their failures are expected. */
+  leaveSettlingBehind(): void {
+    for (const p of this.#settling) this.#leftBehind.add(p);
   }
 
   /** Wait until every tracked settlement has ended. */

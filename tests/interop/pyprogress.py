@@ -1,7 +1,9 @@
 """Python Celery 5.2 client that follows a task's custom states.
 
-Sends argv[1] (task name) with the JSON args in argv[2], then reads
-AsyncResult.state / .info until the task is ready, and prints one JSON object:
+Sends argv[1] (task name) with the JSON args in argv[2], then reads the
+task's state and info until it is ready, both from one read of its meta (what
+AsyncResult.state and .info each read on their own: two reads could pair a
+PROGRESS state with the final result), and prints one JSON object:
   {"seen": [[state, info], ...] (each change once), "result": <value>, "id": <task id>}
 Broker/backend from CELERY_BROKER_URL / CELERY_RESULT_BACKEND; queue from
 INTEROP_QUEUE; broker key prefix from INTEROP_KEYPREFIX.
@@ -22,7 +24,8 @@ r = app.send_task(sys.argv[1], args=json.loads(sys.argv[2]))
 seen = []
 deadline = time.monotonic() + 30
 while not r.ready() and time.monotonic() < deadline:
-    state, info = r.state, r.info
+    meta = r.backend.get_task_meta(r.id)
+    state, info = meta["status"], meta["result"]
     if not seen or seen[-1] != [state, info]:
         seen.append([state, info])
     time.sleep(0.02)

@@ -59,7 +59,15 @@ export interface SignatureOptions {
   compression?: CompressionName;
 }
 
-const OPTION_NAMES: Record<keyof SignatureOptions, string> = {
+/**
+ * Celery's name of each {@link SignatureOptions} option (the key a signature dict carries).
+ *
+ * @example
+ * ```ts ignore
+ * SIGNATURE_OPTION_NAMES.routingKey; // "routing_key"
+ * ```
+ */
+export const SIGNATURE_OPTION_NAMES: Readonly<Record<keyof SignatureOptions, string>> = {
   taskId: "task_id",
   countdown: "countdown",
   eta: "eta",
@@ -96,9 +104,9 @@ export function celeryOptions(options: SignatureOptions, task: string): Record<s
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(options)) {
     if (v === undefined) continue;
-    const name = OPTION_NAMES[k as keyof SignatureOptions];
+    const name = SIGNATURE_OPTION_NAMES[k as keyof SignatureOptions];
     if (name === undefined) {
-      const known = Object.keys(OPTION_NAMES);
+      const known = Object.keys(SIGNATURE_OPTION_NAMES);
       const guess = closestOptionName(k, known);
       throw new TypeError(
         `Unknown signature option "${k}"${
