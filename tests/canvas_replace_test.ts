@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { chain, chord, group } from "../mod.ts";
+import { type CeleryEvent, chain, chord, EventState, group } from "../mod.ts";
 import {
   chainSignature,
   chordSignature,
@@ -164,11 +164,46 @@ Deno.test({
     appModule: new URL("./apps/canvas_app.ts", import.meta.url).href,
     queues: [queue],
     concurrency: 2,
+    taskEvents: true,
   });
   await worker.start();
   const T = { timeout: 10_000 };
+  const watching = new AbortController();
+  const events: CeleryEvent[] = [];
+  const stream = tasksApp.events.receive({ signal: watching.signal });
+  const subscribed = stream.next().then((e) => e.done || events.push(e.value));
+  const collected = (async () => {
+    await subscribed;
+    for await (const e of stream) events.push(e);
+  })();
+  await new Promise((r) => setTimeout(r, 300));
   try {
-    assert.equal(await (await byTask.delay(1)).get(T), 101);
+    const replaced = await byTask.delay(1);
+    assert.equal(await replaced.get(T), 101);
+    // As a Celery 5.2.6 worker's events (captured with a Receiver): the replaced run sends no
+    // task-succeeded; its replacement's final task, under the same id, is received, started and
+    // succeeds, so a monitor shows it SUCCESS, not running forever.
+    const state = new EventState();
+    const until = Date.now() + 5_000;
+    const steps: string[] = [];
+    while (state.tasks.get(replaced.id)?.state !== "SUCCESS" && Date.now() < until) {
+      for (const e of events.splice(0)) {
+        state.event(e);
+        if ((e as { uuid?: string }).uuid === replaced.id) steps.push(e.type);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual(steps, [
+      "task-received",
+      "task-started",
+      "task-received",
+      "task-started",
+      "task-succeeded",
+    ]);
+    const task = state.tasks.get(replaced.id);
+    assert.equal(task?.state, "SUCCESS");
+    assert.equal(task?.name, "c.add", "the replacement's received event names its task");
+    assert.equal(task?.result, "101");
     assert.equal(await (await byChain.delay(1)).get(T), 12);
     assert.deepEqual(await (await byGroup.delay(1)).get(T), [2, 3]);
     assert.equal(await (await byTaskNoAwait.delay(1)).get(T), 8, "not -1: it was replaced");
@@ -193,6 +228,8 @@ Deno.test({
     const deeper = await byNesting.applyAsync([], { headers: { replaced_task_nesting: 2 } });
     assert.equal(await deeper.get(T), 3, "the worker carries the received nesting through");
   } finally {
+    watching.abort();
+    await collected.catch(() => {});
     await worker.stop();
     await tasksApp.close();
     await deleteKeys(prefix);

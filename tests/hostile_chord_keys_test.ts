@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { reset } from "@logtape/logtape";
 import { captureLogs, logLine } from "./helpers/logs.ts";
+import { openKvBackend } from "../src/backend/kv.ts";
 import { openRedisBackend } from "../src/backend/redis.ts";
 import { GROUP_META_PREFIX } from "../src/backend/redis_chord.ts";
 import type { ChordPart } from "../src/backend/port.ts";
@@ -198,4 +199,90 @@ Deno.test({
     await r.quit();
     await deleteKeys(own);
   }
+});
+
+/**
+ * A KV result backend under its own namespace in a temp file, and a second handle on that
+ * database to write what another tool would; `key(g, ...rest)` is a key of group `g`'s chord.
+ */
+async function withKvChords(
+  fn: (
+    backend: Awaited<ReturnType<typeof openKvBackend>>,
+    raw: Deno.Kv,
+    key: (g: string, ...rest: string[]) => Deno.KvKey,
+    url: string,
+  ) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-kv-hostile-chord-" });
+  const url = `kv://${dir}/results.sqlite`;
+  const backend = await openKvBackend(url, { prefix: ["hc"] });
+  const raw = await Deno.openKv(`${dir}/results.sqlite`);
+  try {
+    await fn(backend, raw, (g, ...rest) => ["hc", "chord", g, ...rest], url);
+  } finally {
+    raw.close();
+    await backend.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("kv hostile chord keys: a size or counter that is no count, a counter past the size or a garbage entry is a ProtocolError naming the key", async () => {
+  await withKvChords(async (backend, raw, key) => {
+    const rejects = (g: string, pattern: RegExp, index = 1) =>
+      assert.rejects(backend.chordPartReturn(part(g, index)), (err: unknown) => {
+        assert.ok(err instanceof ProtocolError, String(err));
+        assert.match(err.message, pattern);
+        assert.match(err.message, /send the chord again/);
+        return true;
+      });
+    // Before: each of these left the count never equal to the size: the body silently never ran.
+    await raw.set(key("size", "size"), "lots");
+    await rejects("size", /Chord key \["hc","chord","size","size"\] holds "lots", not a count/);
+    await raw.set(key("count", "size"), 2);
+    await raw.set(key("count", "count"), "x");
+    await rejects("count", /\["hc","chord","count","count"\] holds "x", not a count/);
+    await raw.set(key("past", "size"), 2);
+    await raw.set(key("past", "count"), 5);
+    await rejects("past", /\["hc","chord","past","count"\] counts 6 members of a chord of 2/);
+    // Before: a TypeError from reading the entry's text, no key named.
+    await raw.set(key("entry", "size"), 2);
+    assert.equal(await backend.chordPartReturn(part("entry", 0)), null);
+    await raw.set(key("entry", "member", "member-0"), { index: 0, text: "not json" });
+    await rejects("entry", /\["hc","chord","entry","member","member-0"\] is no join entry/);
+    // A well-formed chord still joins, in header order.
+    await backend.setChordSize!("ok", 2);
+    assert.equal(await backend.chordPartReturn(part("ok", 1)), null);
+    const members = await backend.chordPartReturn(part("ok", 0));
+    assert.deepEqual(members?.map((m) => m.taskId), ["member-0", "member-1"]);
+  });
+});
+
+Deno.test("kv hostile chord keys: the worker fails the chord's body with ChordError 'Join error' and removes the keys", async () => {
+  await withKvChords(async (_backend, raw, key, url) => {
+    const queue = `hc-kv-${crypto.randomUUID().slice(0, 8)}`;
+    const kvUrl = `${url}?prefix=hc`;
+    tasksApp.configure({ broker: url, backend: kvUrl, defaultQueue: queue });
+    const worker = new Worker({
+      app: tasksApp,
+      appModule: new URL("./apps/canvas_app.ts", import.meta.url).href,
+      queues: [queue],
+      concurrency: 1,
+    });
+    try {
+      const c = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync();
+      const group = c.parent!.id;
+      await raw.set(key(group, "count"), "x");
+      await worker.start();
+      // Before: the count never matched, the body never ran and get() waited for its timeout.
+      const err = await c.get({ timeout: 15_000 }).then(() => null, (e) => e);
+      assert.ok(err instanceof TaskError, String(err));
+      assert.equal(err.excType, "ChordError");
+      assert.match(String(err.excMessage[0]), /^Join error: Chord key .*"count"\] holds "x"/);
+      assert.deepEqual(await c.parent!.get({ timeout: 15_000 }), [2, 4], "members' results kept");
+      assert.equal((await raw.get(key(group, "count"))).value !== "x", true, "the keys go");
+    } finally {
+      await worker.stop();
+      await tasksApp.close();
+    }
+  });
 });

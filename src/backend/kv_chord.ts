@@ -7,19 +7,61 @@
  *
  * Keys, under the backend's namespace: `["chord", gid, "size"]`,
  * `["chord", gid, "count"]`, `["chord", gid, "member", taskId]`, and
- * `["celery-taskset-meta", gid]` for saved groups.
+ * `["celery-taskset-meta", gid]` for saved groups. A size or counter that
+ * is no count, a counter past the size, or a member entry that is no join
+ * entry (another tool wrote them) is a ProtocolError naming the key: the
+ * worker fails the chord's body with `ChordError('Join error: …')`.
  *
  * @module
  */
 
 import { commitAtomic } from "../broker/kv_store.ts";
 import { expiryOptions } from "./kv_meta_store.ts";
+import { ProtocolError } from "../protocol/errors.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
 import type { ChordPart } from "./port.ts";
 
 interface StoredMember {
   index: number | null;
   text: string;
+}
+
+/** A key as text, for messages: `["ns","chord","g1","size"]`. */
+const keyText = (key: Deno.KvKey): string =>
+  JSON.stringify(key, (_, v) => typeof v === "bigint" ? String(v) : v);
+
+/** What an operator does about chord keys a Celeriac worker did not write. */
+const REMEDY =
+  "Something other than Celeriac wrote it (the worker deletes the chord's keys); send the chord again";
+
+/**
+ * A count stored in a chord key (its size or its counter), or a
+ * ProtocolError naming the key: a value that is no whole number would leave
+ * the chord waiting forever (its body never run).
+ */
+function storedCount(key: Deno.KvKey, value: unknown, taskId: string): number {
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
+  const shown = typeof value === "bigint" ? `${value}n` : JSON.stringify(value) ?? String(value);
+  throw new ProtocolError(
+    `Chord key ${keyText(key)} holds ${shown.slice(0, 100)}, not a count: the chord's body ` +
+      `will not run. ${REMEDY}`,
+    { taskId },
+  );
+}
+
+/** A recorded member, or a ProtocolError naming its key. */
+function storedMember(key: Deno.KvKey, value: unknown, taskId: string): ChordMember {
+  const text = (value as Partial<StoredMember> | null)?.text;
+  try {
+    if (typeof text !== "string") throw new ProtocolError("no {index, text} record");
+    return decodeChordMember(text);
+  } catch (err) {
+    throw new ProtocolError(
+      `Chord key ${keyText(key)} is no join entry (${(err as Error).message}): the chord's body ` +
+        `will not run. ${REMEDY}`,
+      { taskId, cause: err },
+    );
+  }
 }
 
 /** KV chord operations of one backend (its database, namespace and expiry). */
@@ -70,20 +112,31 @@ export class KvChords {
         memberKey,
       ]);
       if (member.value !== null) return null;
-      const n = (count.value ?? 0) + 1;
+      const n = (count.value === null ? 0 : storedCount(countKey, count.value, part.taskId)) + 1;
+      const total = size.value === null ? null : storedCount(sizeKey, size.value, part.taskId);
       const op = this.#kv.atomic().check(count).check(member)
         .set(memberKey, stored, this.#options)
         .set(countKey, n, this.#options);
       if (!(await commitAtomic(op)).ok) continue;
-      if (size.value === null || n !== size.value) return null;
-      const members: StoredMember[] = [];
-      for await (
-        const e of this.#kv.list<StoredMember>({ prefix: this.#chordKey(part.groupId, "member") })
-      ) {
-        members.push(e.value);
+      if (total !== null && n > total) {
+        // Members are counted once each: a counter past the size was not written by a member.
+        throw new ProtocolError(
+          `Chord key ${keyText(countKey)} counts ${n} members of a chord of ${total}: the ` +
+            `chord's body will not run. ${REMEDY}`,
+          { taskId: part.taskId },
+        );
       }
-      members.sort((a, b) => (a.index ?? Infinity) - (b.index ?? Infinity));
-      return members.map((m) => decodeChordMember(m.text));
+      if (total === null || n !== total) return null;
+      const members: { index: number; member: ChordMember }[] = [];
+      for await (const e of this.#kv.list({ prefix: this.#chordKey(part.groupId, "member") })) {
+        const index = (e.value as Partial<StoredMember> | null)?.index;
+        members.push({
+          index: typeof index === "number" ? index : Infinity,
+          member: storedMember(e.key, e.value, part.taskId),
+        });
+      }
+      members.sort((a, b) => a.index - b.index);
+      return members.map((m) => m.member);
     }
   }
 

@@ -37,8 +37,8 @@ function storedCount(key: string, raw: string): number {
   if (Number.isSafeInteger(n)) return n;
   throw new ProtocolError(
     `Chord key ${key} holds ${JSON.stringify(raw.slice(0, 100))}, not a count: the chord's ` +
-      `body will not run. Something other than a Celery or Celeriac producer wrote it; delete ` +
-      `the chord's keys (${key.slice(0, -2)}.*) and send the chord again`,
+      `body will not run. Something other than a Celery or Celeriac producer wrote it (the ` +
+      `worker deletes the chord's keys, ${key.slice(0, -2)}.*); send the chord again`,
   );
 }
 
@@ -120,8 +120,8 @@ export class RedisChords {
       throw new ProtocolError(
         `Chord ${part.groupId}: a key of its join (${stem}.j must be a sorted set, ${stem}.s ` +
           `and ${stem}.t strings) holds another type (${err.message}): the chord's body will ` +
-          `not run. Something other than Celery or Celeriac wrote it; delete those keys and ` +
-          `send the chord again`,
+          `not run. Something other than Celery or Celeriac wrote it (the worker deletes ` +
+          `those keys); send the chord again`,
         { taskId: part.taskId, cause: err },
       );
     }
@@ -148,7 +148,9 @@ export class RedisChords {
       } catch (err) {
         throw new ProtocolError(
           `Chord ${part.groupId}: an entry of ${stem}.j is no join entry ([1, id, state, ` +
-            `result]): ${(err as Error).message}. Delete the chord's keys and send the chord again`,
+            `result]): ${
+              (err as Error).message
+            }. The worker deletes the chord's keys; send the chord again`,
           { taskId: part.taskId, cause: err },
         );
       }

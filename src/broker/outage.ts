@@ -17,7 +17,7 @@ const log = getLogger(["celeriac", "outage"]);
 /**
  * Default of {@link OutageRetryOptions.limit}: 300 seconds. Celery retries
  * result stores (`result_backend_always_retry`) and publishes for minutes;
- * ioredis alone gives up after about 1.4 s.
+ * a Redis connection alone gives up on a command after about a second.
  *
  * @example
  * ```ts

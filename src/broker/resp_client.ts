@@ -6,9 +6,11 @@
  * result deletions go through it; replies come as ioredis gives them (bulk
  * strings as UTF-8 text, integers as numbers, nil as null, `HGETALL` as an
  * object), so the same code runs on ioredis through Sentinel and on a
- * Cluster. As ioredis, it connects on its first command and reconnects
- * after a drop (backoff up to 500 ms); a command sent while it reconnects
- * waits for the next attempt. A command left without a reply for the URL's
+ * Cluster. It connects on its first command and reconnects after a drop
+ * (backoff from 50 ms up to 500 ms); a command sent while it reconnects waits
+ * across the attempts of the next second (a restart of up to about 1.2 s),
+ * and fails once one fails after that (ioredis with `maxRetriesPerRequest`
+ * 3 rode out about 0.7 s). A command left without a reply for the URL's
  * `?socket_timeout=` (else 30 s) drops the connection, which then reconnects.
  * Failures are `RedisConnectionError`s (a connection failure, see
  * `isConnectionFailure` in redis_failures.ts) and `RedisReplyError`s.
@@ -28,6 +30,12 @@ import { CLOSE_WAIT_MS } from "./sleep.ts";
  * waits: the longest a Celeriac `BRPOP` blocks (1 s).
  */
 const BLOCKING_MS = 1_000;
+
+/**
+ * How long a command sent while the connection reconnects keeps waiting for
+ * the next attempts, ms.
+ */
+const RECONNECT_WAIT_MS = 1_000;
 
 const utf8 = new TextDecoder();
 
@@ -107,6 +115,7 @@ export class RespClient implements RedisClient {
       role: options.name?.replace(/^celeriac-/, "") ?? "commands",
       maxDelayMs: 500,
       waitForReconnect: true,
+      reconnectWaitMs: RECONNECT_WAIT_MS,
       replyTimeoutMs: this.commandTimeout,
       onReady: () => this.#emit("ready"),
     };

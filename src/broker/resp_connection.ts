@@ -55,7 +55,8 @@ type State = "idle" | "connecting" | "ready" | "waiting" | "closed";
 /**
  * One connection to one Redis server. Commands sent while it connects wait
  * for it; while it waits to reconnect after a drop they fail at once (events
- * are best-effort), or with `waitForReconnect` once the next attempt failed.
+ * are best-effort), or with `waitForReconnect` once the next attempt failed
+ * (the attempts of `reconnectWaitMs`).
  * Commands whose reply a drop lost fail (the broker and the result backend
  * retry them, see resp_scripts.ts).
  *
@@ -242,7 +243,10 @@ export class RespConnection {
 
   async #whenReady(): Promise<void> {
     if (this.#state === "idle" || this.#state === "connecting") await this.connect();
-    else if (this.#state === "waiting" && this.#o.waitForReconnect) await this.#nextAttempt;
+    else if (this.#state === "waiting" && this.#o.waitForReconnect) {
+      const until = Date.now() + (this.#o.reconnectWaitMs ?? 0);
+      do await this.#nextAttempt; while (this.#state === "waiting" && Date.now() < until);
+    }
   }
 
   /** Throw unless ready: nothing may be framed while no connection will take it. */

@@ -89,6 +89,13 @@ export interface RespConnectionOptions {
    */
   waitForReconnect?: boolean;
   /**
+   * With `waitForReconnect`: a command keeps waiting across the attempts
+   * that start within this many ms of it being sent (a server restarting
+   * for a moment), and fails once one of them fails after that. Default 0:
+   * the next attempt only.
+   */
+  reconnectWaitMs?: number;
+  /**
    * A connection with commands waiting that gets no reply for this long, ms,
    * is taken for dead (a peer gone without closing it): it is dropped (its
    * commands fail) and reconnected. Default none: wait as long as it takes.

@@ -201,7 +201,7 @@ export const CALL_DEFAULTS = [
  * signatureDefaults({ priority: 7, timeLimit: 30 }); // { priority: 7, time_limit: 30 }
  * ```
  *
- * @param options the task's options, if the task is defined in this app
+ * @param options the task's options (of a task defined in this app, or of a remoteTask handle)
  * @returns the defaults that are set (none for an unknown task)
  */
 export function signatureDefaults(

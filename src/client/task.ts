@@ -166,12 +166,12 @@ export class Task<A extends unknown[], R> {
     // As Celery's `add.s()`: no options; the task's apply when a signature is sent (routes.ts),
     // by any app that defines it. A task served elsewhere has no definition to take them from
     // there: its handle's defaults travel in its signatures.
-    const own = type === null && !this.handler;
+    const remote = type === null && !this.handler;
     return new Signature<X>(this.#canvasApp(), {
       task,
       args,
       kwargs,
-      options: own ? signatureDefaults(this.options) : {},
+      options: remote ? signatureDefaults(this.options) : {},
       subtask_type: type,
       immutable,
     });

@@ -75,7 +75,7 @@ export function decompress(body: Uint8Array, mimeType: string, taskId?: string):
   throw new ProtocolError(
     `Unsupported compression ${mimeType}: Celeriac decodes zlib, bzip2, brotli and zstd; ` +
       `send it with one of those or none (Celery's task_compression setting or ` +
-      `compression= call option, Celeriac's taskCompression or compression)`,
+      `compression= call option; Celeriac's taskCompression or compression option sends zlib or gzip)`,
     { taskId },
   );
 }

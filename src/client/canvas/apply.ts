@@ -107,11 +107,6 @@ export async function publishCanvas(
   }
   if (plan.sends.length > 0) await p.prepare();
   const parent = currentTask.getStore();
-  const serializers = new Set(plan.sends.map((s) => s.options.serializer ?? p.serializer));
-  const compressed = plan.sends.some((s) => s.options.compression ?? p.compression);
-  if (serializers.has("msgpack") || compressed) {
-    await loadCodecs({ msgpack: serializers.has("msgpack"), compression: compressed });
-  }
   const now = new Date();
   const sender = {
     now,
@@ -125,16 +120,20 @@ export async function publishCanvas(
   await breathe(planning);
   for (let i = 0; i < plan.sends.length; i += BATCH) {
     const encoding = performance.now();
-    const batch = plan.sends.slice(i, i + BATCH).map((planned) => {
-      const send = {
-        ...planned,
-        options: p.route(planned.task, planned.args, planned.kwargs, planned.options),
-      };
-      return {
-        message: encodeCanvasSend(send, sender),
-        target: canvasTarget(send, p.defaultQueue),
-      };
+    // The codecs are chosen from the routed options: a task's serializer and a
+    // route's serializer or compression are known only once routed.
+    const sends = plan.sends.slice(i, i + BATCH).map((planned) => ({
+      ...planned,
+      options: p.route(planned.task, planned.args, planned.kwargs, planned.options),
+    }));
+    await loadCodecs({
+      msgpack: sends.some((s) => (s.options.serializer ?? p.serializer) === "msgpack"),
+      compression: sends.some((s) => Boolean(s.options.compression ?? p.compression)),
     });
+    const batch = sends.map((send) => ({
+      message: encodeCanvasSend(send, sender),
+      target: canvasTarget(send, p.defaultQueue),
+    }));
     await breathe(encoding);
     await Promise.all(batch.map(({ message, target }) => p.publish(message, target)));
   }
