@@ -71,6 +71,59 @@ Deno.test("publish retry: used up, the error says how often and what to change",
   assert.equal(p.at.length, 4);
 });
 
+Deno.test("publish retry: used up, the error keeps the broker's own reason and hint", async () => {
+  const refused = () =>
+    new BrokerConnectionError("redis://127.0.0.1:1/0", new Error("connect ECONNREFUSED"), {
+      reason: "connection refused: nothing listens on 127.0.0.1:1",
+      hint: "Start redis-server",
+    });
+  const p = failing(10, refused);
+  await assert.rejects(
+    publishRetrying(p.fn, { ...DEFAULT_PUBLISH_RETRY_POLICY, maxRetries: 1 }),
+    (err) => {
+      assert.ok(err instanceof BrokerConnectionError);
+      // Before: the cause's bare message and a generic hint.
+      assert.match(err.message, /nothing listens on 127\.0\.0\.1:1; the publish was tried 2 time/);
+      assert.match(err.message, /Start redis-server; or let publishes ride out a longer outage/);
+      return true;
+    },
+  );
+});
+
+Deno.test({
+  name: "publish retry: app.close() ends a publish waiting to retry, saying so",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const server = await PrivateRedis.start();
+  const app = new Celery({
+    broker: server.url,
+    backend: null,
+    taskPublishRetryPolicy: { maxRetries: 5, intervalStart: 60, intervalMax: 60 },
+  });
+  try {
+    await app.sendTask("t.add", [1, 1]);
+    await server.down();
+    const sending = app.sendTask("t.add", [2, 2]);
+    const failed = assert.rejects(sending, (err) => {
+      assert.ok(err instanceof BrokerConnectionError, String(err));
+      assert.match(
+        err.message,
+        /the publish was tried 1 time\(s\) over .* app\.close\(\) ended the wait/,
+      );
+      return true;
+    });
+    await new Promise((ok) => setTimeout(ok, 300));
+    const t0 = Date.now();
+    // Before: the delay() waited out its 60 s interval after the app closed.
+    await app.close();
+    await failed;
+    assert.ok(Date.now() - t0 < 5000, `failed ${Date.now() - t0} ms after close()`);
+  } finally {
+    await app.close();
+    await server.close();
+  }
+});
+
 Deno.test("publish retry: other errors, a lasting refusal and taskPublishRetry false are not retried", async () => {
   for (
     const [err, policy] of [

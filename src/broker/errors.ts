@@ -25,6 +25,10 @@ export class BrokerConnectionError extends Error {
    * a database that does not exist, Deno KV not enabled, a Deno permission).
    */
   readonly transient: boolean;
+  /** What went wrong, in words (part of the message). */
+  readonly reason: string | undefined;
+  /** What to change or check (part of the message). */
+  readonly hint: string;
 
   /**
    * Describe a server that cannot be reached.
@@ -57,6 +61,8 @@ export class BrokerConnectionError extends Error {
     this.name = "BrokerConnectionError";
     this.url = safe;
     this.transient = explained.transient ?? true;
+    this.reason = reason;
+    this.hint = hint;
   }
 }
 

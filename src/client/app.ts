@@ -65,6 +65,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   readonly oid: string = crypto.randomUUID();
   readonly #registry = new TaskRegistry();
   readonly #connections = new Connections(() => this.#settings.config, this.oid);
+  /** Aborted by {@link Celery.close}: a publish waiting to retry stops. */
+  #closing = new AbortController();
   readonly #dispatch = new Dispatch({
     oid: this.oid,
     config: () => this.#settings.config,
@@ -463,6 +465,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     await publishRetrying(
       async () => await (await this.broker()).publish(message, target),
       taskPublishRetry ? taskPublishRetryPolicy : null,
+      this.#closing.signal,
     );
   }
 
@@ -568,6 +571,9 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * ```
    */
   async close(): Promise<void> {
+    // A publish waiting to retry fails now; the app opens anew on its next use.
+    this.#closing.abort();
+    this.#closing = new AbortController();
     await this.#connections.close();
   }
 }

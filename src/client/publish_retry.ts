@@ -83,6 +83,10 @@ export function resolvePublishRetryPolicy(
  * transient {@link BrokerConnectionError}), wait as `policy` says and run
  * it again, at most `policy.maxRetries` times. Other errors are thrown at
  * once, as is everything when `policy` is null (`taskPublishRetry: false`).
+ * A wait is ended by `closed` (the app closes): the publish fails then.
+ *
+ * A publish whose reply was lost (the connection dropped after the broker
+ * took it) is sent again: the task may be delivered twice, as with kombu.
  *
  * @example
  * ```ts ignore
@@ -91,11 +95,14 @@ export function resolvePublishRetryPolicy(
  *
  * @param publish the publish
  * @param policy how to retry; null for not at all
- * @throws {BrokerConnectionError} once the retries are used up, saying so and what to change
+ * @param closed ends a wait between two tries
+ * @throws {BrokerConnectionError} once the retries are used up or `closed` ended a wait,
+ *   saying so and what to change
  */
 export async function publishRetrying(
   publish: () => Promise<void>,
   policy: PublishRetryPolicy | null,
+  closed?: AbortSignal,
 ): Promise<void> {
   const start = Date.now();
   for (let retries = 0;; retries++) {
@@ -103,24 +110,32 @@ export async function publishRetrying(
       return await publish();
     } catch (err) {
       if (!(err instanceof BrokerConnectionError) || !err.transient || !policy) throw err;
-      if (retries >= policy.maxRetries) throw usedUp(err, retries, Date.now() - start);
+      const tried = `the publish was tried ${retries + 1} time(s) over ${
+        ((Date.now() - start) / 1000).toFixed(1)
+      } s`;
+      if (retries >= policy.maxRetries) {
+        throw gaveUp(
+          err,
+          tried,
+          "; or let publishes ride out a longer outage with taskPublishRetryPolicy " +
+            "(Celery's task_publish_retry_policy), e.g. { maxRetries: 10, intervalMax: 1 }",
+        );
+      }
       const wait = Math.min(
         policy.intervalStart + retries * policy.intervalStep,
         policy.intervalMax,
       );
-      await sleep(wait * 1000);
+      await sleep(wait * 1000, closed);
+      if (closed?.aborted) throw gaveUp(err, `${tried}, then app.close() ended the wait`, "");
     }
   }
 }
 
-function usedUp(err: BrokerConnectionError, retries: number, ms: number): BrokerConnectionError {
-  const reason = err.cause instanceof Error ? err.cause.message : err.message;
+/** The last error, saying how the publish was tried; its reason and hint kept. */
+function gaveUp(err: BrokerConnectionError, tried: string, more: string): BrokerConnectionError {
+  const reason = err.reason ?? (err.cause instanceof Error ? err.cause.message : err.message);
   return new BrokerConnectionError(err.url, err, {
-    reason: `${reason.replace(/\.+$/, "")}; the publish was tried ${retries + 1} time(s) over ${
-      (ms / 1000).toFixed(1)
-    } s`,
-    hint: "Check that the server runs and the URL is right, or let publishes ride out a longer " +
-      "outage with taskPublishRetryPolicy (Celery's task_publish_retry_policy), e.g. " +
-      "{ maxRetries: 10, intervalMax: 1 }",
+    reason: `${reason.replace(/\.+$/, "")}; ${tried}`,
+    hint: `${err.hint.replace(/\.+$/, "")}${more}`,
   });
 }
