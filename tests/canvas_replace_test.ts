@@ -176,7 +176,11 @@ Deno.test({
     await subscribed;
     for await (const e of stream) events.push(e);
   })();
-  await new Promise((r) => setTimeout(r, 300));
+  // The first event (the worker's heartbeat answering receive()'s wake-up) shows the
+  // subscription is live: no task event can be missed after it.
+  const late = setTimeout(() => watching.abort(new Error("no event within 10 s")), 10_000);
+  await subscribed;
+  clearTimeout(late);
   try {
     const replaced = await byTask.delay(1);
     assert.equal(await replaced.get(T), 101);
