@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import { guardRedis } from "../src/broker/redis_guard.ts";
 import { isConnectionFailure } from "../src/broker/redis_failures.ts";
+import { openRedisConnection } from "../src/broker/redis_ioredis.ts";
+import { parseRedisUrl } from "../src/broker/redis_url.ts";
 
 /** ioredis's AbortError for a pipeline cut off by a closing connection (not exported by ioredis). */
 function pipelineAborted(): Error {
@@ -35,4 +37,14 @@ Deno.test("redis connection: an aborted pipeline is a BrokerConnectionError, and
   );
   assert.equal(value, "sent");
   assert.equal(calls, 2);
+});
+
+Deno.test("redis connection: ioredis' openRedisConnection says a redis:// URL is not for it", () => {
+  const url = "redis://:secret@127.0.0.1:6379/0";
+  assert.throws(() => openRedisConnection(parseRedisUrl(url), url), (err) => {
+    assert.ok(err instanceof TypeError);
+    assert.match(err.message, /Sentinel and Cluster URLs only/);
+    assert.doesNotMatch(err.message, /secret/);
+    return true;
+  });
 });

@@ -70,8 +70,6 @@ export interface RedisBatch {
  * ```
  */
 export interface RedisClient {
-  /** `ready` once connected; see ioredis' statuses. */
-  readonly status: string;
   /** Connect now (otherwise the first command connects). */
   connect(): Promise<void>;
   /** `QUIT`: the replies due arrive, then the connection closes. */
@@ -82,14 +80,6 @@ export interface RedisClient {
    * @param reconnect connect again after the drop
    */
   disconnect(reconnect?: boolean): void;
-  /**
-   * Listen to a connection event (`error`, `ready`, `end`).
-   *
-   * @param event the event
-   * @param listener called with its arguments
-   */
-  // deno-lint-ignore no-explicit-any
-  on(event: string, listener: (...args: any[]) => void): unknown;
   /**
    * Define a Lua script as a command of this connection (and of its
    * transactions): `EVALSHA`, or `EVAL` when the server does not have it.

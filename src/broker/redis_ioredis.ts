@@ -13,6 +13,7 @@ import { Cluster, type Command, Redis } from "ioredis";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import { CLOSED, describeRedisFailure, TIMED_OUT } from "./redis_failures.ts";
 import {
+  BLOCKING_MS,
   commandTimeoutOf,
   DEFAULT_COMMAND_TIMEOUT_MS,
   DEFAULT_FAILOVER_WAIT_MS,
@@ -25,13 +26,6 @@ import { watchSentinelMaster } from "./redis_sentinel_watch.ts";
 import { closeWait } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "redis"]);
-
-/**
- * How much longer than the command timeout a blocking command's connection
- * waits: the longest a Celeriac `BLMOVE` / `BRPOP` blocks (1 s), so that
- * waiting on an empty queue is never cut.
- */
-const BLOCKING_MS = 1_000;
 
 /** Options of {@link openRedisConnection}. */
 export interface RedisConnectionOptions {
@@ -60,12 +54,19 @@ export interface RedisConnectionOptions {
  * @param rawUrl the URL text, for log lines (its password is masked)
  * @param options pipelining and naming
  * @returns the connection
+ * @throws {TypeError} for a single server's URL (`redis://`, `rediss://`)
  */
 export function openRedisConnection(
   url: RedisUrlOptions,
   rawUrl: string,
   options: RedisConnectionOptions = {},
 ): Redis {
+  if (!url.cluster && !url.sentinels) {
+    throw new TypeError(
+      `${maskPassword(rawUrl)}: an ioredis connection is opened here for Sentinel and Cluster ` +
+        "URLs only; a single server's is Celeriac's own (openRedisConnection of redis_connection.ts)",
+    );
+  }
   const commandTimeout = commandTimeoutOf(url, rawUrl);
   const failoverWait = failoverWaitOf(url, rawUrl);
   if (url.cluster) {

@@ -223,10 +223,11 @@ export class RedisSettler {
    * not show it the errors inside a transaction's reply: reconnect here
    * (`reconnect`, the ioredis connection), and retry as while Redis is
    * unreachable (acknowledging and the restore script are safe to repeat).
-   * On a single server the same server is asked again until it is a master
-   * again or the outage limit passes; an acknowledgement is never dropped
-   * silently. Writes refused as the transaction is queued (not only inside
-   * its `EXEC` reply) count too: `EXECABORT` after a READONLY.
+   * On a single server the connection dials its host name again (a failover
+   * behind DNS) and asks until a master answers or the outage limit passes;
+   * an acknowledgement is never dropped silently. Writes refused as the
+   * transaction is queued (not only inside its `EXEC` reply) count too:
+   * `EXECABORT` after a READONLY.
    */
   #demoted(err: unknown, reconnect: boolean): unknown {
     if (!refusedAsReplica(err)) return err;

@@ -308,6 +308,13 @@ export function replyTimeoutOf(url: RedisUrlOptions, rawUrl: string): number | u
 export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 
 /**
+ * How much longer than the command timeout a blocking command's connection
+ * waits, ms: the longest a Celeriac `BLMOVE` / `BRPOP` blocks (1 s), so
+ * that waiting on an empty queue is never cut.
+ */
+export const BLOCKING_MS = 1_000;
+
+/**
  * The per-command timeout of the ioredis connections of a Redis URL, ms:
  * its `?socket_timeout=` (seconds), else {@link DEFAULT_COMMAND_TIMEOUT_MS}.
  * A command left that long without a reply (a hung server, a network that

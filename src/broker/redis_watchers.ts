@@ -108,9 +108,9 @@ export class ClaimWatchers {
       if (s.resp) {
         link = respClaimLink(s.resp.connection({ name: "celeriac-watch", role: "wait" }), ...keys);
       } else {
-        const conn = duplicateRedis(s.client, s.rawUrl, "celeriac-watch", true);
+        const conn = duplicateRedis(s.client, s.rawUrl, "celeriac-watch", true) as unknown as Redis;
         conn.on("error", () => {});
-        link = ioredisClaimLink(conn as unknown as Redis, ...keys);
+        link = ioredisClaimLink(conn, ...keys);
       }
       w = new ClaimWatcher(link);
       this.#watchers.set(list, w);

@@ -19,17 +19,11 @@
  */
 
 import type { RedisBatch, RedisClient } from "./redis_client.ts";
-import { commandTimeoutOf, type RedisUrlOptions } from "./redis_url.ts";
+import { BLOCKING_MS, commandTimeoutOf, type RedisUrlOptions } from "./redis_url.ts";
 import { RespConnection, type RespConnectionOptions } from "./resp_connection.ts";
 import { RedisReplyError, type RespValue } from "./resp_reader.ts";
-import { respOptions, RespScript } from "./resp_scripts.ts";
+import { respOptions, RespScript, runScript } from "./resp_scripts.ts";
 import { CLOSE_WAIT_MS } from "./sleep.ts";
-
-/**
- * How much longer than the command timeout a blocking command's connection
- * waits: the longest a Celeriac `BRPOP` blocks (1 s).
- */
-const BLOCKING_MS = 1_000;
 
 /**
  * How long a command sent while the connection reconnects keeps waiting for
@@ -95,8 +89,8 @@ export class RespClient implements RedisClient {
   readonly #url: RedisUrlOptions;
   readonly #rawUrl: string;
   readonly #conn: RespConnection;
-  readonly #scripts = new Map<string, Defined>();
-  readonly #listeners = new Map<string, Set<(...args: unknown[]) => void>>();
+  /** Its transactions' class: the defined scripts are methods of its prototype. */
+  readonly #Transaction = class extends RespTransaction {};
   /** The reply timeout, ms: the URL's `socket_timeout`, else 30 s (+ 1 s when blocking). */
   readonly commandTimeout: number;
 
@@ -117,23 +111,8 @@ export class RespClient implements RedisClient {
       waitForReconnect: true,
       reconnectWaitMs: RECONNECT_WAIT_MS,
       replyTimeoutMs: this.commandTimeout,
-      onReady: () => this.#emit("ready"),
     };
     this.#conn = new RespConnection(settings);
-  }
-
-  /** `wait` (not connected yet), `connecting`, `ready`, `reconnecting` or `end`. */
-  get status(): string {
-    switch (this.#conn.state) {
-      case "idle":
-        return "wait";
-      case "waiting":
-        return "reconnecting";
-      case "closed":
-        return "end";
-      default:
-        return this.#conn.state;
-    }
   }
 
   /**
@@ -156,64 +135,59 @@ export class RespClient implements RedisClient {
   /** Close once the replies due have come (at most `CLOSE_WAIT_MS`). */
   async quit(): Promise<"OK"> {
     await this.#conn.close(CLOSE_WAIT_MS);
-    this.#emit("end");
     return "OK";
   }
 
   /**
-   * Close now. A single server is the same server after a reconnect: with
-   * `reconnect` (a refused write, READONLY) the connection is kept and the
-   * next command asks it again.
+   * Close now, or with `reconnect` (a write refused as READONLY inside a
+   * transaction) drop the socket and dial again: a server name behind which
+   * a failover put the new master is resolved anew.
    */
   disconnect(reconnect = false): void {
-    if (reconnect) return;
-    void this.#conn.close(0).then(() => this.#emit("end"));
-  }
-
-  /** Listen to `ready` (each connect) and `end` (closed). */
-  on(event: string, listener: (...args: unknown[]) => void): this {
-    let set = this.#listeners.get(event);
-    if (!set) this.#listeners.set(event, set = new Set());
-    set.add(listener);
-    return this;
-  }
-
-  #emit(event: string): void {
-    for (const l of this.#listeners.get(event) ?? []) l();
+    if (reconnect) this.#conn.redial("asked to reconnect");
+    else void this.#conn.close(0);
   }
 
   defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void {
     const d: Defined = { script: new RespScript(definition.lua), keys: definition.numberOfKeys };
-    this.#scripts.set(name, d);
     Object.defineProperty(this, name, {
       value: (...args: Arg[]) => this.evalScript(d, scriptArgs(d, args)),
+      configurable: true,
+    });
+    Object.defineProperty(this.#Transaction.prototype, name, {
+      value(this: RespTransaction, ...args: Arg[]) {
+        return this.evalsha(d, scriptArgs(d, args));
+      },
       configurable: true,
     });
   }
 
   /** Run a defined script: `EVALSHA`, or `EVAL` (which loads it) when the server lacks it. */
-  async evalScript(d: Defined, args: readonly Arg[]): Promise<unknown> {
-    try {
-      return await this.send(["EVALSHA", d.script.sha, ...args]);
-    } catch (err) {
-      // The server does not have the script: nothing ran, so EVAL is safe.
-      if (!(err instanceof RedisReplyError) || err.code !== "NOSCRIPT") throw err;
-      return await this.send(["EVAL", d.script.lua, ...args]);
-    }
+  evalScript(d: Defined, args: readonly Arg[]): Promise<unknown> {
+    return runScript(d.script, args.map(wire), (command) => this.send(command));
   }
 
   /**
-   * Send one command.
+   * Send one command. A write refused with READONLY (the server was demoted
+   * to a replica, a failover behind its DNS name) reconnects and is sent
+   * once more (nothing ran), as ioredis' `reconnectOnError` did.
    *
    * @param args the command name and its arguments
    * @returns the reply, as ioredis gives it
    */
-  send(args: readonly Arg[]): Promise<unknown> {
-    return this.#conn.command(args.map(wire), toJs);
+  async send(args: readonly Arg[]): Promise<unknown> {
+    const wired = args.map(wire);
+    try {
+      return await this.#conn.command(wired, toJs);
+    } catch (err) {
+      if (!(err instanceof RedisReplyError) || err.code !== "READONLY") throw err;
+      this.#conn.redial("refused a write as a replica (READONLY)");
+      return await this.#conn.command(wired, toJs);
+    }
   }
 
   multi(): RedisBatch {
-    return new RespTransaction(this.#conn, this.#scripts);
+    return new this.#Transaction(this.#conn);
   }
 
   brpop(key: string, timeout: number): Promise<[string, string] | null> {
@@ -302,16 +276,14 @@ class RespTransaction implements RedisBatch {
   /** The scripts its commands run. */
   readonly #used = new Set<Defined>();
 
-  constructor(conn: RespConnection, scripts: ReadonlyMap<string, Defined>) {
+  constructor(conn: RespConnection) {
     this.#conn = conn;
-    for (const [name, d] of scripts) {
-      Object.defineProperty(this, name, {
-        value: (...args: Arg[]) => {
-          this.#used.add(d);
-          return this.#add(["EVALSHA", d.script.sha, ...scriptArgs(d, args)]);
-        },
-      });
-    }
+  }
+
+  /** Queue a defined script's `EVALSHA` (`args` after the SHA-1). */
+  evalsha(d: Defined, args: readonly Arg[]): this {
+    this.#used.add(d);
+    return this.#add(["EVALSHA", d.script.sha, ...args]);
   }
 
   #add(args: readonly Arg[]): this {
@@ -363,7 +335,10 @@ class RespTransaction implements RedisBatch {
    * Send `MULTI`, the commands and `EXEC` in one write, after a `SCRIPT
    * LOAD` of each script the transaction runs (as ioredis makes sure of
    * them first): an `EVALSHA` the server lacks would fail inside `EXEC`
-   * while the rest ran.
+   * while the rest ran. (Only requeues run scripts in a transaction, so
+   * their source going along each time costs little.) A refused `SCRIPT
+   * LOAD` (an ACL without it) does not stop the transaction: the `EVALSHA`
+   * fails inside it with `NOSCRIPT`, given as the load's error.
    *
    * @returns each command's error (null when it ran) and reply
    * @throws {RedisReplyError} `EXECABORT` when a command was refused as it was
@@ -383,8 +358,11 @@ class RespTransaction implements RedisBatch {
       if (s.reason instanceof RedisReplyError) return s.reason;
       throw s.reason;
     });
-    const failedLoad = replies.slice(0, loads.length).find((r) => r instanceof RedisReplyError);
-    if (failedLoad) throw failedLoad;
+    const unloaded = new Map<string, RedisReplyError>();
+    [...this.#used].forEach((d, i) => {
+      const r = replies[i];
+      if (r instanceof RedisReplyError) unloaded.set(d.script.sha, r);
+    });
     const queued = replies.slice(loads.length + 1, -1);
     const refused = queued.filter((r): r is RedisReplyError => r instanceof RedisReplyError);
     const result = replies[replies.length - 1];
@@ -392,8 +370,12 @@ class RespTransaction implements RedisBatch {
       throw Object.assign(result, { previousErrors: refused });
     }
     if (result === null) return null;
-    return (result as RespValue[]).map((v): [Error | null, unknown] => {
-      if (v instanceof RedisReplyError) return [v, null];
+    return (result as RespValue[]).map((v, i): [Error | null, unknown] => {
+      if (v instanceof RedisReplyError) {
+        const [name, sha] = this.#commands[i];
+        const load = name === "EVALSHA" && v.code === "NOSCRIPT" && unloaded.get(String(sha));
+        return [load || v, null];
+      }
       return [null, toJs(v)];
     });
   }

@@ -241,6 +241,18 @@ export class RespConnection {
     connectionBack(this.#label, this, this.#o.role ?? "events", false);
   }
 
+  /**
+   * Drop the socket now (what waits on it fails) and dial again, as after a
+   * drop: the host name is resolved anew (a server demoted behind a DNS name
+   * that now points at the new master). Nothing to do unless ready.
+   *
+   * @param why said in the log line and the waiting commands' error
+   */
+  redial(why: string): void {
+    if (this.#state !== "ready") return;
+    this.#lost(new RedisConnectionError(`${this.#label} ${why}; reconnecting`));
+  }
+
   async #whenReady(): Promise<void> {
     if (this.#state === "idle" || this.#state === "connecting") await this.connect();
     else if (this.#state === "waiting" && this.#o.waitForReconnect) {

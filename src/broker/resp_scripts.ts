@@ -112,6 +112,34 @@ export class RespScript {
 }
 
 /**
+ * Run a script with `send`: `EVALSHA`, or `EVAL` (which loads it) when the
+ * server does not have it (`NOSCRIPT`: nothing ran, so sending it again is safe).
+ *
+ * @example
+ * ```ts ignore
+ * import { RespScript, runScript } from "./resp_scripts.ts";
+ * const one = await runScript(new RespScript("return 1"), ["0"], (c) => conn.command(c));
+ * ```
+ *
+ * @param script the script
+ * @param rest what follows its SHA-1 or source: `numkeys`, the keys, the arguments
+ * @param send sends a command, resolves with its reply
+ * @returns the script's reply
+ */
+export async function runScript<T>(
+  script: RespScript,
+  rest: readonly (string | Uint8Array)[],
+  send: (command: (string | Uint8Array)[]) => Promise<T>,
+): Promise<T> {
+  try {
+    return await send(["EVALSHA", script.sha, ...rest]);
+  } catch (err) {
+    if (!(err instanceof RedisReplyError) || err.code !== "NOSCRIPT") throw err;
+    return await send(["EVAL", script.lua, ...rest]);
+  }
+}
+
+/**
  * Options of {@link RespScripts}.
  *
  * @example
@@ -235,13 +263,7 @@ export class RespScripts {
   ): Promise<T> {
     const rest = [String(keys.length), ...keys, ...args];
     try {
-      try {
-        return await this.#send(["EVALSHA", script.sha, ...rest], decode);
-      } catch (err) {
-        // The server does not have the script: nothing ran, so EVAL (which loads it) is safe.
-        if (!(err instanceof RedisReplyError) || err.code !== "NOSCRIPT") throw err;
-        return await this.#send(["EVAL", script.lua, ...rest], decode);
-      }
+      return await runScript(script, rest, (command) => this.#send(command, decode));
     } catch (err) {
       throw respFailure(err, this.#rawUrl);
     }
@@ -325,7 +347,7 @@ export class RespScripts {
     return this.#conn.close();
   }
 
-  #send<T>(args: readonly string[], decode?: ReplyDecoder<T>): Promise<T> {
+  #send<T>(args: readonly (string | Uint8Array)[], decode?: ReplyDecoder<T>): Promise<T> {
     return decode ? this.#conn.command(args, decode) : this.#conn.command(args) as Promise<T>;
   }
 }
