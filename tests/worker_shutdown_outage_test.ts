@@ -31,7 +31,14 @@ Deno.test({
     await withWorker({ broker: server.url, backend: server.url }, {}, async (client, worker) => {
       // Acknowledged late, so that the message is still unacknowledged when the task ends.
       await client.sendTask("t.slow_late", [1000]);
-      while (worker.stats.received === 0) await new Promise((ok) => setTimeout(ok, 20));
+      // Received is not yet recorded: a take writes its record after handing the message out,
+      // and a kill before that leaves it in the claim list (returned after the claim lease).
+      const redis = await rawRedis(server.url);
+      try {
+        while (await redis.hlen("unacked") === 0) await new Promise((ok) => setTimeout(ok, 20));
+      } finally {
+        await redis.quit();
+      }
       await server.down();
       const t0 = Date.now();
       // Before: stop() waited for the result store to get through, up to outageRetryLimit.
