@@ -6,7 +6,10 @@
  */
 
 import assert from "node:assert/strict";
+import { Celery } from "../mod.ts";
 import { Proc } from "./helpers/procs.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 /** A worker on `kv://:memory:` run with these Deno flags, stopped once ready; its output. */
 async function narrowWorker(denoFlags: string[], args: string[] = []): Promise<string> {
@@ -154,4 +157,39 @@ Deno.test("cli permissions: a broker the worker has no permission for exits at o
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "cli permissions: on a single Redis server --allow-env narrows to the variables read",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // Before 9bbc3c3 the worker loaded ioredis, whose debug dependency lists every variable:
+  // a narrowed --allow-env then failed with NotCapable. Sentinel and Cluster URLs still load it.
+  const prefix = uniquePrefix("perm-env");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const queue = `perm-env-${crypto.randomUUID().slice(0, 8)}`;
+  const worker = Proc.start("narrow redis worker", Deno.execPath(), [
+    "run",
+    `--allow-net=${new URL(REDIS_URL).host}`,
+    "--allow-read=.",
+    "--allow-env=CELERY_BROKER_URL,CELERY_RESULT_BACKEND",
+    "worker.ts",
+    "--app",
+    "./tests/apps/worker_app.ts",
+    "-Q",
+    queue,
+    "-c",
+    "1",
+  ], { env: { CELERY_BROKER_URL: url, CELERY_RESULT_BACKEND: url } });
+  const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
+  try {
+    await worker.waitFor(/ ready: |^error: /m, 30_000);
+    const r = await client.sendTask<number>("t.add", [2, 3]);
+    assert.equal(await r.get({ timeout: 15_000 }), 5, worker.output);
+  } finally {
+    await worker.stop("SIGINT");
+    await client.close();
+    await deleteKeys(prefix);
+  }
+  assert.doesNotMatch(worker.output, /NotCapable|Requires env access/);
 });
