@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
+import { Celery, type CeleryOptions } from "../mod.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import {
   DEFAULT_PUBLISH_RETRY_POLICY,
@@ -34,6 +34,26 @@ function failing(times: number, err: () => Error): { fn: () => Promise<void>; at
       return at.length <= times ? Promise.reject(err()) : Promise.resolve();
     },
   };
+}
+
+/**
+ * An app on a redis-server of the test's own that has sent one task (its
+ * connection is up) before the server goes down; both closed after `fn`.
+ */
+async function withServerDown(
+  options: Pick<CeleryOptions, "taskPublishRetryPolicy" | "defaultQueue">,
+  fn: (app: Celery, server: PrivateRedis) => Promise<void>,
+): Promise<void> {
+  const server = await PrivateRedis.start();
+  const app = new Celery({ broker: server.url, backend: null, ...options });
+  try {
+    await app.sendTask("t.add", [1, 1]);
+    await server.down();
+    await fn(app, server);
+  } finally {
+    await app.close();
+    await server.close();
+  }
 }
 
 Deno.test("publish retry: the default policy is Celery's", () => {
@@ -94,15 +114,8 @@ Deno.test({
   name: "publish retry: app.close() ends a publish waiting to retry, saying so",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const server = await PrivateRedis.start();
-  const app = new Celery({
-    broker: server.url,
-    backend: null,
-    taskPublishRetryPolicy: { maxRetries: 5, intervalStart: 60, intervalMax: 60 },
-  });
-  try {
-    await app.sendTask("t.add", [1, 1]);
-    await server.down();
+  const policy = { maxRetries: 5, intervalStart: 60, intervalMax: 60 };
+  await withServerDown({ taskPublishRetryPolicy: policy }, async (app) => {
     const sending = app.sendTask("t.add", [2, 2]);
     const failed = assert.rejects(sending, (err) => {
       assert.ok(err instanceof BrokerConnectionError, String(err));
@@ -118,10 +131,7 @@ Deno.test({
     await app.close();
     await failed;
     assert.ok(Date.now() - t0 < 5000, `failed ${Date.now() - t0} ms after close()`);
-  } finally {
-    await app.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("publish retry: other errors, a lasting refusal and taskPublishRetry false are not retried", async () => {
@@ -142,17 +152,11 @@ Deno.test({
   name: "publish retry: a delay() while the app's redis-server restarts is sent once it is back",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const server = await PrivateRedis.start();
-  const app = new Celery({
-    broker: server.url,
-    backend: null,
+  await withServerDown({
     defaultQueue: "restarting",
     // Room for the restart of a redis-server under a loaded CI (Celery's default allows 0.4 s).
     taskPublishRetryPolicy: { maxRetries: 50 },
-  });
-  try {
-    await app.sendTask("t.add", [1, 1]);
-    await server.down();
+  }, async (app, server) => {
     // Before: rejected at once with "connection ... is down; reconnecting".
     const sending = app.sendTask("t.add", [2, 2]);
     await server.up();
@@ -163,32 +167,18 @@ Deno.test({
     } finally {
       await redis.quit();
     }
-  } finally {
-    await app.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test({
   name: "publish retry: a redis-server that stays down fails the delay() after the policy's tries",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const server = await PrivateRedis.start();
-  const app = new Celery({
-    broker: server.url,
-    backend: null,
-    taskPublishRetryPolicy: { maxRetries: 2 },
-  });
-  try {
-    await app.sendTask("t.add", [1, 1]);
-    await server.down();
+  await withServerDown({ taskPublishRetryPolicy: { maxRetries: 2 } }, async (app) => {
     await assert.rejects(app.sendTask("t.add", [2, 2]), (err) => {
       assert.ok(err instanceof BrokerConnectionError, String(err));
       assert.match(err.message, /the publish was tried 3 time\(s\)/);
       return true;
     });
-  } finally {
-    await app.close();
-    await server.close();
-  }
+  });
 });
