@@ -121,17 +121,20 @@ Deno.test({
   });
 });
 
-Deno.test({
-  name:
-    "redis hostile chord keys: the worker fails the chord's body with ChordError 'Join error', so get() does not hang",
-  ignore: WITHOUT_REDIS,
-}, async () => {
-  const records = await captureLogs("debug");
-  const own = uniquePrefix("hostile-chord-worker");
-  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`;
+/**
+ * A chord applied on `broker` / `backend` whose join key `spoil` overwrites before a worker of
+ * tests/apps/canvas_app.ts (a queue of its own) starts: its body must fail with ChordError
+ * "Join error" matching `pattern` (before the fixes the body never ran and get() waited for its
+ * timeout). `then` runs with the worker still up; the worker is stopped and the app closed after.
+ */
+async function withSpoiledChord(
+  urls: { broker: string; backend: string },
+  spoil: (group: string) => Promise<unknown>,
+  pattern: RegExp,
+  then: (group: string, members: () => Promise<unknown>) => Promise<void>,
+): Promise<void> {
   const queue = `hc-${crypto.randomUUID().slice(0, 8)}`;
-  tasksApp.configure({ broker: url, backend: url, defaultQueue: queue });
-  const r = await rawRedis();
+  tasksApp.configure({ ...urls, defaultQueue: queue });
   const worker = new Worker({
     app: tasksApp,
     appModule: new URL("./apps/canvas_app.ts", import.meta.url).href,
@@ -141,33 +144,52 @@ Deno.test({
   try {
     const c = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync();
     const group = c.parent!.id;
-    await r.set(`${own}${GROUP_META_PREFIX}${group}.s`, "lots");
+    await spoil(group);
     await worker.start();
-    // Before: the count never matched "lots", the body never ran and get() waited for its timeout.
     const err = await c.get({ timeout: 15_000 }).then(() => null, (e) => e);
     assert.ok(err instanceof TaskError, String(err));
     assert.equal(err.excType, "ChordError");
-    assert.match(
-      String(err.excMessage[0]),
-      /^Join error: Chord key .*\.s holds "lots", not a count/,
-    );
-    await c.parent!.get({ timeout: 15_000 });
-    const lines = () => records.map(logLine);
-    const deadline = Date.now() + 10_000;
-    // The second member's join ends in a line either way: the chord failed again, or no size.
-    const joined = () =>
-      lines().filter((l) => l.includes(group) && /no size stored yet|failed/.test(l)).length >= 2;
-    while (!joined() && Date.now() < deadline) {
-      await new Promise((ok) => setTimeout(ok, 50));
-    }
-    // Before: the keys stayed, so the second member hit the same error and failed the chord again.
-    const failed = lines().filter((l) => l.startsWith(`warning Chord ${group} failed`));
-    assert.equal(failed.length, 1, JSON.stringify(lines()));
-    // The hostile size is gone (a late member's entry may be recorded again, with its expiry).
-    assert.equal(await r.exists(`${own}${GROUP_META_PREFIX}${group}.s`), 0);
+    assert.match(String(err.excMessage[0]), pattern);
+    await then(group, () => c.parent!.get({ timeout: 15_000 }));
   } finally {
     await worker.stop();
     await tasksApp.close();
+  }
+}
+
+Deno.test({
+  name:
+    "redis hostile chord keys: the worker fails the chord's body with ChordError 'Join error', so get() does not hang",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const records = await captureLogs("debug");
+  const own = uniquePrefix("hostile-chord-worker");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`;
+  const r = await rawRedis();
+  try {
+    await withSpoiledChord(
+      { broker: url, backend: url },
+      (group) => r.set(`${own}${GROUP_META_PREFIX}${group}.s`, "lots"),
+      /^Join error: Chord key .*\.s holds "lots", not a count/,
+      async (group, members) => {
+        await members();
+        const lines = () => records.map(logLine);
+        const deadline = Date.now() + 10_000;
+        // The second member's join ends in a line either way: the chord failed again, or no size.
+        const joined = () =>
+          lines().filter((l) => l.includes(group) && /no size stored yet|failed/.test(l)).length >=
+            2;
+        while (!joined() && Date.now() < deadline) {
+          await new Promise((ok) => setTimeout(ok, 50));
+        }
+        // Before: the keys stayed, so the second member hit the same error and failed the chord again.
+        const failed = lines().filter((l) => l.startsWith(`warning Chord ${group} failed`));
+        assert.equal(failed.length, 1, JSON.stringify(lines()));
+        // The hostile size is gone (a late member's entry may be recorded again, with its expiry).
+        assert.equal(await r.exists(`${own}${GROUP_META_PREFIX}${group}.s`), 0);
+      },
+    );
+  } finally {
     await r.quit();
     await deleteKeys(own);
     await reset();
@@ -259,36 +281,20 @@ Deno.test("kv hostile chord keys: a size or counter that is no count, a counter 
 
 Deno.test("kv hostile chord keys: the worker fails the chord's body with ChordError 'Join error' and removes the keys", async () => {
   await withKvChords(async (_backend, raw, key, url) => {
-    const queue = `hc-kv-${crypto.randomUUID().slice(0, 8)}`;
-    const kvUrl = `${url}?prefix=hc`;
-    tasksApp.configure({ broker: url, backend: kvUrl, defaultQueue: queue });
-    const worker = new Worker({
-      app: tasksApp,
-      appModule: new URL("./apps/canvas_app.ts", import.meta.url).href,
-      queues: [queue],
-      concurrency: 1,
-    });
-    try {
-      const c = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync();
-      const group = c.parent!.id;
-      await raw.set(key(group, "count"), "x");
-      await worker.start();
-      // Before: the count never matched, the body never ran and get() waited for its timeout.
-      const err = await c.get({ timeout: 15_000 }).then(() => null, (e) => e);
-      assert.ok(err instanceof TaskError, String(err));
-      assert.equal(err.excType, "ChordError");
-      assert.match(String(err.excMessage[0]), /^Join error: Chord key .*"count"\] holds "x"/);
-      assert.deepEqual(await c.parent!.get({ timeout: 15_000 }), [2, 4], "members' results kept");
-      // The size is written once, when the chord is applied: gone only if the worker removed the
-      // keys, which it does after storing the body's failure (so get() may return first).
-      const until = Date.now() + 10_000;
-      while ((await raw.get(key(group, "size"))).value !== null && Date.now() < until) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      assert.equal((await raw.get(key(group, "size"))).value, null, "the keys go");
-    } finally {
-      await worker.stop();
-      await tasksApp.close();
-    }
+    await withSpoiledChord(
+      { broker: url, backend: `${url}?prefix=hc` },
+      (group) => raw.set(key(group, "count"), "x"),
+      /^Join error: Chord key .*"count"\] holds "x"/,
+      async (group, members) => {
+        assert.deepEqual(await members(), [2, 4], "members' results kept");
+        // The size is written once, when the chord is applied: gone only if the worker removed the
+        // keys, which it does after storing the body's failure (so get() may return first).
+        const until = Date.now() + 10_000;
+        while ((await raw.get(key(group, "size"))).value !== null && Date.now() < until) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.equal((await raw.get(key(group, "size"))).value, null, "the keys go");
+      },
+    );
   });
 });
