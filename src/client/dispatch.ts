@@ -64,8 +64,12 @@ export interface DispatchHost {
   publisher(): Publisher | undefined;
   /** The options of a task defined in the app, if any (a canvas's defaults for its sends). */
   taskOptions(name: string): Readonly<TaskOptions> | undefined;
-  /** Publish through the app (its broker, or the publishing hook). */
-  publish(message: Message, target: PublishTarget): Promise<void>;
+  /** Publish through the app (its broker, or the publishing hook), retried as the call says. */
+  publish(
+    message: Message,
+    target: PublishTarget,
+    call?: Pick<ApplyOptions, "retry" | "retryPolicy">,
+  ): Promise<void>;
   /** The app's events, for `task-sent`. */
   events(): Events;
   /** The app's broker, opened on first use. */
@@ -116,7 +120,7 @@ export class Dispatch {
       ? encode(args)
       : await encodeCall(sender, name, args, callOptions);
     if (rpc) await (await this.#host.resultBackend()).prepare?.();
-    await this.#host.publish(publication.message, publication.target);
+    await this.#host.publish(publication.message, publication.target, callOptions);
     if (sender.config.taskSendSentEvent && !sender.inWorker) {
       await this.#host.events().sent(publication.message, publication.target, queue);
     }
