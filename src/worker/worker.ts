@@ -36,7 +36,8 @@
  * - `pool_setup.ts`, `pool.ts`, `runner.ts`, `executor.ts` — the Web Worker
  *   (or inline) pool and the code running a task (`thread_pool.ts`, each
  *   Web Worker started in `member_spawn.ts`); `recycling.ts` (per Web
- *   Worker, inside the pool), `time_limits.ts`, `sandboxes.ts`;
+ *   Worker, inside the pool), `time_limits.ts`, `thread_leaks.ts` (threads
+ *   a terminate did not stop), `sandboxes.ts`;
  *   `autoscaler.ts` grows and shrinks it (`--autoscale`, rules in
  *   `autoscale_policy.ts`).
  * - `leases.ts` — renews the leases of the deliveries the worker holds.
