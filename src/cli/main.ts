@@ -13,6 +13,7 @@ import { hostName, takeUnreadEnv } from "../client/runtime.ts";
 import { nodeName, nodePath } from "../worker/node_name.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
+import { appModuleExpected } from "./app_module_errors.ts";
 import { parked, purge } from "./admin.ts";
 import { argumentError, closestName } from "./arg_errors.ts";
 import { runBeat, runSchedule, SCHEDULE_ACTIONS } from "./beat.ts";
@@ -59,36 +60,6 @@ async function openApp(
     });
   }
   return { app, url, exportName };
-}
-
-/**
- * An `--app` module that could not be used, said so with the flag's value:
- * one with no app (a program, such as a demo, runs with deno run), a path
- * with no module, a module that threw while imported (where it threw: the
- * worker prints only the message).
- */
-function appModuleExpected(err: Error, spec: string, url: string): never {
-  if (err instanceof TypeError && /must export its app/.test(err.message)) {
-    throw new TypeError(
-      `${err.message}. --app names the module that defines your app and its tasks ` +
-        "(as ./tasks.ts does), not a program that uses them: run that with deno run",
-    );
-  }
-  if (/has no Celery app exported as/.test(err.message)) throw err;
-  const code = (err as Error & { code?: string }).code;
-  if (code === "ERR_MODULE_NOT_FOUND" && err.message.includes(`"${url}"`)) {
-    throw new TypeError(
-      `--app ${spec}: no module at ${url} (a relative path starts from the current directory, ${Deno.cwd()})`,
-      { cause: err },
-    );
-  }
-  const at = err.stack?.split("\n").find((l) => /^\s+at .*(file|https?):\/\//.test(l))?.trim();
-  throw new Error(
-    `--app ${spec}: importing the app module failed: ${err.name}: ${err.message}${
-      at ? ` (${at})` : ""
-    }`,
-    { cause: err },
-  );
 }
 
 /** The subcommands besides the monitoring ones (`monitor.ts`) and `completion`. */
