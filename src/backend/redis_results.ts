@@ -125,6 +125,11 @@ export function respResultChannels(
     subscribe: async (channel) => {
       channels.add(channel);
       try {
+        // A connect under way subscribes in its greeting to the channels wanted by then; this
+        // one's SUBSCRIBE goes once it is ready, unless the channel was left meanwhile: written
+        // after that UNSUBSCRIBE, it would hold the channel with nothing waiting on it.
+        if (conn.state === "idle" || conn.state === "connecting") await conn.connect();
+        if (!channels.has(channel)) return;
         return await conn.command(["SUBSCRIBE", channel]);
       } catch (err) {
         // A drop lost the reply: the reconnect subscribes to it again, then `ready` re-reads.
