@@ -13,6 +13,7 @@ import { hostName, takeUnreadEnv } from "../client/runtime.ts";
 import { nodeName, nodePath } from "../worker/node_name.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
+import { appModuleExpected } from "./app_module_errors.ts";
 import { parked, purge } from "./admin.ts";
 import { argumentError, closestName } from "./arg_errors.ts";
 import { runBeat, runSchedule, SCHEDULE_ACTIONS } from "./beat.ts";
@@ -25,6 +26,7 @@ import { cliLogLevels, closeLogging, LOG_LEVEL_NAMES, setupLogging } from "./log
 import { isMonitorCommand, MONITOR_COMMANDS, runMonitor } from "./monitor.ts";
 import { OPTIONS, POOLS, positiveInt, queueList, USAGE } from "./options.ts";
 import { applyV8Flags } from "./v8_flags.ts";
+import { LEAKED_THREADS_EXIT_CODE, startOver } from "./start_over.ts";
 import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
 
 /**
@@ -59,36 +61,6 @@ async function openApp(
     });
   }
   return { app, url, exportName };
-}
-
-/**
- * An `--app` module that could not be used, said so with the flag's value:
- * one with no app (a program, such as a demo, runs with deno run), a path
- * with no module, a module that threw while imported (where it threw: the
- * worker prints only the message).
- */
-function appModuleExpected(err: Error, spec: string, url: string): never {
-  if (err instanceof TypeError && /must export its app/.test(err.message)) {
-    throw new TypeError(
-      `${err.message}. --app names the module that defines your app and its tasks ` +
-        "(as ./tasks.ts does), not a program that uses them: run that with deno run",
-    );
-  }
-  if (/has no Celery app exported as/.test(err.message)) throw err;
-  const code = (err as Error & { code?: string }).code;
-  if (code === "ERR_MODULE_NOT_FOUND" && err.message.includes(`"${url}"`)) {
-    throw new TypeError(
-      `--app ${spec}: no module at ${url} (a relative path starts from the current directory, ${Deno.cwd()})`,
-      { cause: err },
-    );
-  }
-  const at = err.stack?.split("\n").find((l) => /^\s+at .*(file|https?):\/\//.test(l))?.trim();
-  throw new Error(
-    `--app ${spec}: importing the app module failed: ${err.name}: ${err.message}${
-      at ? ` (${at})` : ""
-    }`,
-    { cause: err },
-  );
 }
 
 /** The subcommands besides the monitoring ones (`monitor.ts`) and `completion`. */
@@ -152,6 +124,15 @@ export interface MainOptions {
    * the worker is ready (see `startup_pages.ts`). Default false.
    */
   releaseStartupPages?: boolean;
+  /**
+   * For the `worker` command, when the worker stopped itself because threads
+   * of terminated Web Workers still ran (`--leaked-threads-restart`), start
+   * this process over with the same command line and environment (`execve`:
+   * same process id, the old threads gone) instead of resolving with
+   * {@link LEAKED_THREADS_EXIT_CODE}; when it cannot (it needs `-A`), it
+   * resolves with that code. Only for a program's entry point. Default false.
+   */
+  startOver?: boolean;
 }
 
 /**
@@ -168,6 +149,16 @@ export interface MainOptions {
  * @returns the process exit code
  */
 export async function main(args: string[], options: MainOptions = {}): Promise<number> {
+  const code = await runCommand(args, options);
+  if (code === LEAKED_THREADS_EXIT_CODE && options.startOver) {
+    console.error(
+      `celeriac: cannot start over after leaked threads (${startOver()}); exiting with status ${code}`,
+    );
+  }
+  return code;
+}
+
+async function runCommand(args: string[], options: MainOptions): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({

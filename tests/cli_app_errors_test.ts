@@ -1,0 +1,88 @@
+/**
+ * The command line's answers to a new user's usual `--app` mistakes: an app
+ * module with a syntax error, one the process may not read, and Celery's
+ * dotted module name (`-A proj.tasks`) where a path is expected.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+async function runCli(args: string[], permissions = ["-A"]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...permissions, "worker.ts", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+/** A directory of the test's own outside the repository, removed after `fn`. */
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-cli-app-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("cli app errors: a syntax error is said as one, with its place once", async () => {
+  await withTempDir(async (dir) => {
+    const app = join(dir, "tasks.ts");
+    await Deno.writeTextFile(
+      app,
+      `import { Celery } from "${ROOT}mod.ts";\n` +
+        "export const app = new Celery();\n" +
+        'export const add = app.task("tasks.add", (a: number, b: number) => a + b;\n',
+    );
+    const out = await runCli(["--app", app, "-b", "kv://:memory:"]);
+    assert.equal(out.code, 1);
+    // Was "importing the app module failed: TypeError: SyntaxError: ..." with
+    // the place twice: "at file://…/tasks.ts:3:73 (at file://…/tasks.ts:3:73)".
+    assert.match(
+      out.stderr,
+      new RegExp(`^error: --app ${app}: syntax error: Expected ',', got ';'`),
+    );
+    assert.doesNotMatch(out.stderr, /TypeError/);
+    assert.equal(out.stderr.split(`${app}:3:73`).length - 1, 1, out.stderr);
+  });
+});
+
+Deno.test("cli app errors: an app module out of read reach names the flag, not Celeriac's loader", async () => {
+  await withTempDir(async (dir) => {
+    const app = join(dir, "tasks.ts");
+    await Deno.writeTextFile(app, "export const app = 1;\n");
+    const out = await runCli(["--app", app, "-b", "kv://:memory:"], [
+      "--allow-read=.",
+      "--allow-env",
+    ]);
+    assert.equal(out.code, 1);
+    assert.match(out.stderr, /^error: --app .*tasks\.ts: importing the app module failed: /);
+    assert.match(out.stderr, /Requires read access to .*tasks\.ts".*--allow-read/);
+    // Was "(at async loadApp (file:///…/src/worker/load_app.ts:60:15))":
+    // the place of Celeriac's own import, not of anything in the app.
+    assert.doesNotMatch(out.stderr, /load_app\.ts/);
+  });
+});
+
+Deno.test("cli app errors: Celery's dotted module name gets the path it meant", async () => {
+  // `celery -A examples.tasks` names a Python module; --app takes a path.
+  for (const spec of ["examples.tasks", "examples/tasks"]) {
+    const out = await runCli(["--app", spec, "-b", "kv://:memory:"]);
+    assert.equal(out.code, 1);
+    assert.match(
+      out.stderr,
+      new RegExp(
+        `^error: --app ${spec}: no module at .*\\(did you mean --app \\./examples/tasks\\.ts\\? --app takes a file path or URL, not a Python module name\\)`,
+      ),
+    );
+  }
+  const none = await runCli(["--app", "no.such.module", "-b", "kv://:memory:"]);
+  assert.equal(none.code, 1);
+  assert.doesNotMatch(none.stderr, /did you mean/);
+});
