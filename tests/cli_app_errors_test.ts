@@ -69,3 +69,20 @@ Deno.test("cli app errors: an app module out of read reach names the flag, not C
     assert.doesNotMatch(out.stderr, /load_app\.ts/);
   });
 });
+
+Deno.test("cli app errors: Celery's dotted module name gets the path it meant", async () => {
+  // `celery -A examples.tasks` names a Python module; --app takes a path.
+  for (const spec of ["examples.tasks", "examples/tasks"]) {
+    const out = await runCli(["--app", spec, "-b", "kv://:memory:"]);
+    assert.equal(out.code, 1);
+    assert.match(
+      out.stderr,
+      new RegExp(
+        `^error: --app ${spec}: no module at .*\\(did you mean --app \\./examples/tasks\\.ts\\? --app takes a file path or URL, not a Python module name\\)`,
+      ),
+    );
+  }
+  const none = await runCli(["--app", "no.such.module", "-b", "kv://:memory:"]);
+  assert.equal(none.code, 1);
+  assert.doesNotMatch(none.stderr, /did you mean/);
+});

@@ -19,11 +19,31 @@ function placeInApp(err: Error): string | undefined {
 }
 
 /**
+ * The module file a Celery-style `--app` value meant, if there is one: a
+ * dotted module name (`examples.tasks`, as `celery -A` takes) or a path
+ * without its extension (`examples/tasks`), as `./examples/tasks.ts`.
+ */
+function modulePathMeant(spec: string): string | undefined {
+  if (/\.[cm]?[jt]sx?$/.test(spec) || /^[a-z][a-z0-9+.-]*:/i.test(spec)) return undefined;
+  const stem = spec.replace(/^\.\//, "");
+  const dotted = /^[A-Za-z_][\w.]*$/.test(stem) ? [`./${stem.replaceAll(".", "/")}.ts`] : [];
+  for (const path of new Set([...dotted, `./${stem}.ts`])) {
+    try {
+      if (Deno.statSync(path).isFile) return path;
+    } catch {
+      // not there (or not readable): not what was meant
+    }
+  }
+  return undefined;
+}
+
+/**
  * An `--app` module that could not be used, said so with the flag's value:
  * one with no app (a program, such as a demo, runs with deno run), a path
- * with no module, a module with a syntax error (Deno's parser's message
- * and place, once), a module that threw while imported (where it threw:
- * the worker prints only the message).
+ * with no module (and the file a Celery-style module name meant), a module
+ * with a syntax error (Deno's parser's message and place, once), a module
+ * that threw while imported (where it threw: the worker prints only the
+ * message).
  *
  * @example
  * ```ts ignore
@@ -47,8 +67,12 @@ export function appModuleExpected(err: Error, spec: string, url: string): never 
   if (/has no Celery app exported as/.test(err.message)) throw err;
   const code = (err as Error & { code?: string }).code;
   if (code === "ERR_MODULE_NOT_FOUND" && err.message.includes(`"${url}"`)) {
+    const meant = modulePathMeant(spec);
     throw new TypeError(
-      `--app ${spec}: no module at ${url} (a relative path starts from the current directory, ${Deno.cwd()})`,
+      `--app ${spec}: no module at ${url} (a relative path starts from the current directory, ${Deno.cwd()})` +
+        (meant
+          ? ` (did you mean --app ${meant}? --app takes a file path or URL, not a Python module name)`
+          : ""),
       { cause: err },
     );
   }

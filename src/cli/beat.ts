@@ -12,6 +12,7 @@ import type { BeatEntry, ScheduleSpec } from "../client/beat_config.ts";
 import { Beat } from "../beat/beat.ts";
 import { at } from "../beat/crontab.ts";
 import { PeriodicTasks, type ScheduleRow } from "../beat/periodic_tasks.ts";
+import { unregisteredTask } from "./call.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -260,12 +261,19 @@ export async function runSchedule(
         options,
       };
       await periodic.add(name, entry);
+      const unknown = unregisteredTask(
+        app,
+        values.task,
+        values.app as string | undefined,
+        "stored",
+      );
       const lease = await (await periodic.store()).lease();
       console.log(
         lease
           ? `Stored entry "${name}"; the running beat leader picks it up`
           : `Stored entry "${name}"; no beat leads now: the next beat to start sends it`,
       );
+      if (unknown) console.error(unknown);
       return 0;
     }
     if (action === "remove") {

@@ -7,7 +7,9 @@
  */
 
 import type { Celery } from "../client/app.ts";
+import { closestName } from "../client/closest_name.ts";
 import { TaskError, TimeoutError } from "../client/errors.ts";
+import { BUILTIN_TASKS } from "../worker/builtins.ts";
 
 function json(text: string | undefined, flag: string, fallback: unknown): unknown {
   if (text === undefined) return fallback;
@@ -16,6 +18,37 @@ function json(text: string | undefined, flag: string, fallback: unknown): unknow
   } catch (err) {
     throw new TypeError(`${flag} must be JSON, e.g. ${flag} '[1, 2]': ${(err as Error).message}`);
   }
+}
+
+/**
+ * A warning for a task name the `--app` module does not register (with
+ * the closest name it does), else `undefined`. The task is sent or stored
+ * all the same: a Python worker, or one of another app, may serve it.
+ * Without `--app` there is no registry to compare with.
+ *
+ * @example
+ * ```ts ignore
+ * unregisteredTask(app, "tasks.addd", "./tasks.ts", "sent");
+ * // "warning: tasks.addd is not a task of ./tasks.ts (did you mean tasks.add?); sent anyway, …"
+ * ```
+ *
+ * @param app the app loaded from `appSpec`
+ * @param name the task name given
+ * @param appSpec the `--app` value, if any
+ * @param done what is done with it anyway: "sent" or "stored"
+ * @returns the warning line, or `undefined`
+ */
+export function unregisteredTask(
+  app: Celery,
+  name: string,
+  appSpec: string | undefined,
+  done: "sent" | "stored",
+): string | undefined {
+  if (!appSpec || app.tasks.has(name) || BUILTIN_TASKS.includes(name)) return undefined;
+  const guess = closestName(name, [...app.tasks.keys()]);
+  return `warning: ${name} is not a task of ${appSpec}${
+    guess ? ` (did you mean ${guess}?)` : ""
+  }; ${done} anyway, for a worker that has it (a Python worker, another app)`;
 }
 
 /**
@@ -47,6 +80,7 @@ export async function runCall(
   if (eta && Number.isNaN(eta.getTime())) {
     throw new TypeError(`--eta needs an ISO 8601 date, got "${values.eta}"`);
   }
+  const unknown = unregisteredTask(app, name, values.app as string | undefined, "sent");
   const r = await app.sendTask(name, args, {
     kwargs: kwargs as Record<string, unknown>,
     countdown,
@@ -54,6 +88,7 @@ export async function runCall(
     queue: values.queue as string | undefined,
   });
   console.log(r.id);
+  if (unknown) console.error(unknown);
   return 0;
 }
 

@@ -36,7 +36,8 @@
  * - `pool_setup.ts`, `pool.ts`, `runner.ts`, `executor.ts` — the Web Worker
  *   (or inline) pool and the code running a task (`thread_pool.ts`, each
  *   Web Worker started in `member_spawn.ts`); `recycling.ts` (per Web
- *   Worker, inside the pool), `time_limits.ts`, `sandboxes.ts`;
+ *   Worker, inside the pool), `time_limits.ts`, `thread_leaks.ts` (threads
+ *   a terminate did not stop), `sandboxes.ts`;
  *   `autoscaler.ts` grows and shrinks it (`--autoscale`, rules in
  *   `autoscale_policy.ts`).
  * - `leases.ts` — renews the leases of the deliveries the worker holds.
@@ -74,6 +75,12 @@ import { softShutdown } from "./scale_limits.ts";
 import { sendTaskEvents } from "./task_events.ts";
 import { TaskRates } from "./task_rates.ts";
 import { TaskRegistries } from "./task_registries.ts";
+import {
+  DEFAULT_LEAKED_THREADS_RESTART,
+  type LeakedThread,
+  LeakedThreadsError,
+  logThreadLeak,
+} from "./thread_leaks.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 import { countStats, type WorkerStats } from "./worker_stats.ts";
 import { WorkerState } from "./worker_state.ts";
@@ -156,15 +163,7 @@ export class Worker {
       this.#s,
       this.#intake,
       options.queues?.length ? options.queues : [options.app.config.defaultQueue],
-      (err) => {
-        this.#failure = err;
-        this.stop().catch((e) =>
-          log.error("{hostname}: stopping after a broker failure failed: {error}", {
-            hostname: this.hostname,
-            error: (e as Error).message,
-          })
-        );
-      },
+      (err) => this.#stopFor(err),
     );
     this.#rates = new TaskRates(this.#app, this.#intake.limiter);
   }
@@ -216,8 +215,10 @@ export class Worker {
   /**
    * Why the worker stopped by itself, or `null`: set when the broker failed
    * in a way trying again cannot mend (a `BrokerConnectionError` that is not
-   * `transient`, such as its KV file deleted while it ran); the worker then
-   * makes a warm shutdown. The command line exits with status 1.
+   * `transient`, such as its KV file deleted while it ran), or to a
+   * {@link LeakedThreadsError} when threads of terminated Web Workers still
+   * run (`leakedThreadsRestart`); the worker then makes a warm shutdown. The
+   * command line exits with status 1, or starts over after leaked threads.
    *
    * @example
    * ```ts ignore
@@ -309,6 +310,7 @@ export class Worker {
       onState: (seq, status, meta) => storeState(s.backend, s.running.get(seq)?.req, status, meta),
       onLost: (seqs, reason) => settleLost(s, seqs, reason),
       onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),
+      onThreadLeak: (leak, count) => this.#threadLeaked(leak, count),
     });
     s.pool = pool;
     heap.collect(); // start-up's garbage, before the Web Workers add theirs: ~1.5 MiB lower peak
@@ -338,6 +340,26 @@ export class Worker {
       sandboxes,
     });
     this.#consumer.start();
+  }
+
+  /** Make a warm shutdown for `err`, kept as {@link Worker.failure}. */
+  #stopFor(err: Error): void {
+    this.#failure = err;
+    this.stop().catch((e) =>
+      log.error("{hostname}: stopping ({why}) failed: {error}", {
+        hostname: this.hostname,
+        why: err.message,
+        error: (e as Error).message,
+      })
+    );
+  }
+
+  /** A thread of a terminated Web Worker still runs: report it; restart at the option's count. */
+  #threadLeaked(leak: LeakedThread, count: number): void {
+    const at = this.#s.options.leakedThreadsRestart ?? DEFAULT_LEAKED_THREADS_RESTART;
+    const restart = !this.#stopping && at > 0 && count >= at;
+    logThreadLeak(leak, count, at, restart ? "restart" : this.#stopping ? "stopping" : "report");
+    if (restart) this.#stopFor(new LeakedThreadsError(this.#s.pool.leakedThreads ?? [leak]));
   }
 
   #controlTarget(): ControlTarget {
