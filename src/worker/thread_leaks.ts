@@ -46,15 +46,19 @@ const SAMPLE_MS = 1000;
 const TICKS_PER_SECOND = 100;
 
 /**
- * Leaked threads at which a worker restarts by default (`leakedThreadsRestart`).
+ * Leaked threads at which a `Worker` stops itself by default
+ * (`leakedThreadsRestart`): 0, it only reports them. A program running a
+ * `Worker` has nothing that would start it again, and stopping does not end
+ * the threads (only the process's exit does). The command line, which starts
+ * its process over, defaults to 1 (`--leaked-threads-restart`).
  *
  * @example
  * ```ts
  * import { DEFAULT_LEAKED_THREADS_RESTART } from "@celeriac/celeriac/worker";
- * DEFAULT_LEAKED_THREADS_RESTART; // 1
+ * DEFAULT_LEAKED_THREADS_RESTART; // 0
  * ```
  */
-export const DEFAULT_LEAKED_THREADS_RESTART = 1;
+export const DEFAULT_LEAKED_THREADS_RESTART = 0;
 
 /**
  * A thread of this process, as `/proc` names it: its id and start time
@@ -165,9 +169,9 @@ export function logThreadLeak(
     : action === "stopping"
     ? "the worker is stopping"
     : restartAt > 0
-    ? `the worker restarts at ${restartAt} (--leaked-threads-restart)`
-    : "only a restart of the worker gets the CPU back (--leaked-threads-restart 0: it does not " +
-      "restart itself)";
+    ? `the worker restarts at ${restartAt} (--leaked-threads-restart, leakedThreadsRestart)`
+    : "only a restart of the worker gets the CPU back (--leaked-threads-restart, " +
+      "leakedThreadsRestart 0: it does not restart itself)";
   log.warn(
     "The thread {tid} of {task}[{id}] still runs {seconds} s after its Web Worker was " +
       "terminated, keeping {percent} % of a core busy: Deno does not stop a synchronous loop " +
