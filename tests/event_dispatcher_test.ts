@@ -28,12 +28,6 @@ function recorder(): { broker: Broker; sent: { key: string; types: string[] }[] 
   return { broker, sent };
 }
 
-/** Wait until `done()` (5 s at most). */
-async function until(done: () => boolean): Promise<void> {
-  const from = performance.now();
-  while (!done() && performance.now() - from < 5_000) await new Promise((r) => setTimeout(r, 5));
-}
-
 Deno.test("event dispatcher: task events within the window share one task.multi message", async () => {
   const { broker, sent } = recorder();
   const events = new EventDispatcher(broker, "w@h", new LamportClock(), {
@@ -45,7 +39,7 @@ Deno.test("event dispatcher: task events within the window share one task.multi 
   events.sendTask("task-started", { uuid: "t1" });
   events.sendTask("task-succeeded", { uuid: "t1", result: "1", runtime: 0.001 });
   assert.equal(sent.length, 0, "nothing goes out before the window closes");
-  await until(() => sent.length >= 1);
+  await new Promise((r) => setTimeout(r, 250));
   assert.deepEqual(sent, [{
     key: "task.multi",
     types: ["task-received", "task-started", "task-succeeded"],
@@ -83,7 +77,6 @@ Deno.test("event dispatcher: a worker event goes out after the pending task even
   const started = new EventShape("task-started", ["uuid"]);
   for (let i = 0; i < 7; i++) events.sendTaskValues(started, [`t${i}`]);
   events.send("worker-heartbeat", { freq: 2, active: 0, processed: 7 });
-  await until(() => sent.length >= 4);
   assert.deepEqual(sent.map((s) => [s.key, s.events.length]), [
     ["task.multi", 3],
     ["task.multi", 3],
@@ -105,7 +98,6 @@ Deno.test("event dispatcher: a worker event follows the task events pending befo
   });
   events.sendTask("task-succeeded", { uuid: "t1", result: "1", runtime: 0.001 });
   events.send("worker-offline", { freq: 2, active: 0, processed: 1 });
-  await until(() => sent.length >= 2);
   assert.deepEqual(sent, [
     { key: "task.multi", types: ["task-succeeded"] },
     { key: "worker.offline", types: ["worker-offline"] },

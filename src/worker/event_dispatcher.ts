@@ -1,16 +1,16 @@
 /**
- * Sending Celery events from a worker: worker events go out on their own
- * routing key; task events are batched into `task.multi` lists,
+ * Sending Celery events from a worker: worker events go out at once on
+ * their own routing key; task events are batched into `task.multi` lists,
  * as Celery 5.2's worker sends them. Celery flushes its buffer (at most 24
  * events) at each turn of its event loop; here the pending task events go
  * out `flushMs` (default 50 ms) after the first of them, in messages of at
  * most `batchMax` (default 100), so a busy worker publishes a few large
- * batches instead of one small one per turn. Task events are only
- * recorded in the task's path; when their window closes, a Web Worker of
- * their own writes them (see event_list_thread.ts) and the main thread
- * publishes the lists it gets back, in order, with the worker events sent
- * meanwhile after them. A failed publish is logged and dropped: events are
- * best-effort, tasks never wait for them.
+ * batches instead of one small one per turn. The three events of every
+ * task (received, started, succeeded) are only recorded in the task's path;
+ * their text is written when they go out, in one chunk per window (the
+ * rarer ones, failed, retried, revoked, rejected, are written when sent).
+ * A failed publish is logged and dropped: events are best-effort, tasks
+ * never wait for them.
  *
  * @module
  */
@@ -29,9 +29,8 @@ import {
   makeEvent,
   TASK_MULTI,
 } from "../protocol/events.ts";
-import type { EventShape } from "../protocol/event_writer.ts";
+import { EventListWriter, type EventShape } from "../protocol/event_writer.ts";
 import type { Message } from "../protocol/message.ts";
-import { EventListThread } from "./event_list_thread.ts";
 
 const log = getLogger(["celeriac", "worker", "events"]);
 
@@ -63,18 +62,16 @@ export interface EventDispatcherOptions {
  * ```
  */
 export class EventDispatcher {
-  #taskEvents = false;
+  /** Whether task events are sent (`-E`, `enable_events` / `disable_events`). */
+  taskEvents: boolean;
   readonly #broker: Broker;
   readonly #hostname: string;
   readonly #clock: LamportClock;
   readonly #pid = Deno.pid;
+  readonly #batchMax: number;
   readonly #flushMs: number;
-  /** The pending task events: recorded, written as their messages' bytes by a Web Worker. */
-  readonly #batch: EventListThread;
-  /** Settles when everything handed on so far is published (or failed). */
-  #tail: Promise<void> = Promise.resolve();
-  /** Steps chained on {@link #tail} and not done yet. */
-  #queued = 0;
+  /** The pending task events: recorded, written as their message's bytes when taken. */
+  readonly #batch: EventListWriter;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When the pending batch got its first event (`performance.now()`). */
   #batchStart = 0;
@@ -97,36 +94,21 @@ export class EventDispatcher {
     this.#broker = broker;
     this.#hostname = hostname;
     this.#clock = clock;
-    const batchMax = options.batchMax ?? 100;
+    this.#batch = new EventListWriter({ hostname, pid: this.#pid });
+    this.taskEvents = options.taskEvents ?? false;
+    this.#batchMax = options.batchMax ?? 100;
     this.#flushMs = options.flushMs ?? 50;
-    if (!Number.isInteger(batchMax) || batchMax < 1) {
+    if (!Number.isInteger(this.#batchMax) || this.#batchMax < 1) {
       throw new RangeError(`batchMax must be a whole number >= 1, got ${options.batchMax}`);
     }
     if (!(this.#flushMs >= 0)) {
       throw new RangeError(`flushMs must be a number of milliseconds >= 0, got ${options.flushMs}`);
     }
-    this.#batch = new EventListThread({ hostname, pid: this.#pid }, batchMax);
-    this.taskEvents = options.taskEvents ?? false;
   }
 
   /**
-   * Whether task events are sent (`-E`, `enable_events` / `disable_events`).
-   * Turned on, it starts the Web Worker that writes them (if not started
-   * yet), so that a drain does not wait for it to start and compile.
-   */
-  get taskEvents(): boolean {
-    return this.#taskEvents;
-  }
-
-  set taskEvents(on: boolean) {
-    this.#taskEvents = on;
-    if (on) this.#batch.start();
-  }
-
-  /**
-   * Send a worker event (on its own routing key, e.g. `worker.heartbeat`):
-   * now, or, while task events are being written, after them (so receivers
-   * see them in order).
+   * Send a worker event now (on its own routing key, e.g. `worker.heartbeat`),
+   * after the task events pending (so receivers see them in order).
    *
    * @param type event type
    * @param fields its own fields
@@ -139,10 +121,7 @@ export class EventDispatcher {
   ): void {
     this.flush();
     const event = makeEvent(type, fields, this.#sender());
-    const message = encodeEventMessage(event, this.#hostname, floats);
-    const key = eventRoutingKey(type);
-    if (this.#queued === 0) this.#publish(message, key);
-    else this.#then(() => this.#publish(message, key));
+    this.#publish(encodeEventMessage(event, this.#hostname, floats), eventRoutingKey(type));
   }
 
   /**
@@ -154,8 +133,8 @@ export class EventDispatcher {
    * @param fields its own fields
    */
   sendTask(type: CeleryEvent["type"], fields: Record<string, unknown>): void {
-    if (!this.#taskEvents) return;
-    this.#batch.add(type, fields, this.#clock.forward(), Date.now());
+    if (!this.taskEvents) return;
+    this.#batch.add(type, fields, this.#clock.forward());
     this.#added();
   }
 
@@ -167,8 +146,8 @@ export class EventDispatcher {
    * @param values one per field, in the shape's order
    */
   sendTaskValues(shape: EventShape, values: readonly unknown[]): void {
-    if (!this.#taskEvents) return;
-    this.#batch.addValues(shape, values, this.#clock.forward(), Date.now());
+    if (!this.taskEvents) return;
+    this.#batch.addValues(shape, values, this.#clock.forward());
     this.#added();
   }
 
@@ -193,52 +172,28 @@ export class EventDispatcher {
     else this.flush();
   };
 
-  /**
-   * Hand the pending task events to be written now; they are published as
-   * soon as they are, at most `batchMax` a message.
-   */
+  /** Publish the pending task events now, at most `batchMax` a message. */
   flush(): void {
-    if (this.#batch.length === 0) return;
-    const lists = this.#batch.take();
-    this.#then(async () => {
-      let written: Uint8Array[];
-      try {
-        written = await lists;
-      } catch (err) {
-        log.warn("Cannot write task events: {error}; dropping them", {
-          error: (err as Error).message,
-        });
-        return;
-      }
-      for (const list of written) {
-        this.#publish(encodeEventListMessage(list, this.#hostname), TASK_MULTI);
-      }
-    });
-  }
-
-  /** Run `step` after everything handed on before it. */
-  #then(step: () => void | Promise<void>): void {
-    this.#queued++;
-    this.#tail = this.#tail.then(step).finally(() => this.#queued--);
+    while (this.#batch.length > 0) {
+      const list = this.#batch.take(this.#batchMax);
+      this.#publish(encodeEventListMessage(list, this.#hostname), TASK_MULTI);
+    }
   }
 
   /**
    * Flush, and wait until every event sent so far is published (or failed),
    * for `CLOSE_WAIT_MS` at most: a server that stopped answering does not
    * hold a worker's shutdown for its reply timeouts (events are best-effort;
-   * a publish still waiting ends with the broker's connection). The events'
-   * Web Worker stops then.
+   * a publish still waiting ends with the broker's connection).
    */
   async close(): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.flush();
     await closeWait(this.#published());
-    this.#batch.close();
   }
 
   async #published(): Promise<void> {
-    while (this.#queued) await this.#tail;
     while (this.#pending.size) await Promise.allSettled([...this.#pending]);
   }
 
