@@ -33,6 +33,7 @@ export { DEFAULT_BROKER_URL, resolveConfig, type ResolvedConfig } from "./src/cl
 export {
   DEFAULT_PUBLISH_RETRY_POLICY,
   type PublishRetryPolicy,
+  publishRetryPolicyOf,
   resolvePublishRetryPolicy,
 } from "./src/client/publish_retry.ts";
 // src/client/runtime.ts

@@ -22,6 +22,7 @@
 import { main } from "./src/cli/main.ts";
 
 export { main, type MainOptions } from "./src/cli/main.ts";
+export { LEAKED_THREADS_EXIT_CODE } from "./src/cli/start_over.ts";
 export { USAGE } from "./src/cli/options.ts";
 export {
   cliLogLevels,
@@ -124,6 +125,11 @@ export {
   takeTokens,
 } from "./src/worker/rate_limit.ts";
 export { InlinePool } from "./src/worker/inline_pool.ts";
+export {
+  DEFAULT_LEAKED_THREADS_RESTART,
+  type LeakedThread,
+  LeakedThreadsError,
+} from "./src/worker/thread_leaks.ts";
 export type { Pool, PoolEvents } from "./src/worker/pool.ts";
 export { ThreadPool, type ThreadPoolOptions } from "./src/worker/thread_pool.ts";
 export {
@@ -140,5 +146,7 @@ if (import.meta.main) {
   // Not a top-level await: an --app module that imports worker.ts back (a program that runs its
   // own worker, not an app module) would wait for this module forever, and Deno end the process
   // with "Top-level await promise never resolved"; so it loads, and --app says what it expects.
-  main(Deno.args, { v8Flags: true, releaseStartupPages: true }).then((code) => Deno.exit(code));
+  main(Deno.args, { v8Flags: true, releaseStartupPages: true, startOver: true }).then((code) =>
+    Deno.exit(code)
+  );
 }

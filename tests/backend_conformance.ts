@@ -119,6 +119,22 @@ export function backendConformance(name: string, open: BackendFactory, ignore = 
     },
   );
 
+  t("an abort ends the wait, not the reading of a ready result stored before", async (b) => {
+    // Celery's get(timeout=0) on a finished task returns its result: the
+    // timeout bounds the wait for a result, not reading one (here a big one).
+    const id = crypto.randomUUID();
+    const big = "x".repeat(4 << 20);
+    await b.store([meta(id, "SUCCESS", big)]);
+    const aborted = new AbortController();
+    aborted.abort(new DOMException("gave up", "TimeoutError"));
+    assert.equal((await b.waitFor(id, aborted.signal)).result, big);
+    assert.equal((await b.waitFor(id, AbortSignal.timeout(0))).result, big);
+    await assert.rejects(
+      b.waitFor(crypto.randomUUID(), aborted.signal),
+      (e: Error) => e.name === "TimeoutError",
+    );
+  });
+
   t("forget deletes a result", async (b) => {
     const id = crypto.randomUUID();
     await b.store([meta(id, "SUCCESS", 1)]);

@@ -279,6 +279,36 @@ Deno.test("GroupResult: get in order, states, completion order, save/restore, fa
   await app.close();
 });
 
+Deno.test("get({ timeout: 0 }) returns a finished task's result, of a chain too", async () => {
+  // As Celery's get(timeout=0): the timeout bounds the wait for a result, not
+  // reading one stored already (here big enough to take longer than 0 ms).
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add } = defineTasks(app);
+  capture(app);
+  const backend = await app.resultBackend();
+  const store = (id: string, status: "SUCCESS" | "FAILURE", result: unknown) =>
+    backend.store([{
+      taskId: id,
+      status,
+      meta: encodeResultMeta({ taskId: id, status, result, dateDone: new Date() }),
+    }]);
+  const big = "x".repeat(4 << 20);
+  const one = await add.applyAsync([1, 1]);
+  await store(one.id, "SUCCESS", big);
+  assert.equal(await one.get({ timeout: 0 }), big);
+  const done = await chain(add.s(1, 1), add.s(2)).applyAsync();
+  await store(done.parent!.id, "SUCCESS", 2);
+  await store(done.id, "SUCCESS", big);
+  assert.equal(await done.get({ timeout: 0 }), big);
+  const failed = await chain(add.s(1, 1), add.s(2), add.s(3)).applyAsync();
+  const error = { exc_type: "ValueError", exc_message: [big], exc_module: "builtins" };
+  await store(failed.parent!.parent!.id, "FAILURE", error);
+  await store(failed.parent!.id, "FAILURE", error);
+  await store(failed.id, "FAILURE", error);
+  await assert.rejects(() => failed.get({ timeout: 0 }), { excType: "ValueError" });
+  await app.close();
+});
+
 Deno.test("AsyncResult.get of a chain follows its parents: an earlier step's failure ends the wait", async () => {
   // A Python worker that fails a chord in a chain stores the ChordError under the chord's body
   // only; get() of the chain waited for its last step, which nothing ever stores, until the

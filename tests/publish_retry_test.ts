@@ -12,6 +12,7 @@ import { BrokerConnectionError } from "../src/broker/errors.ts";
 import {
   DEFAULT_PUBLISH_RETRY_POLICY,
   publishRetrying,
+  publishRetryPolicyOf,
   resolvePublishRetryPolicy,
 } from "../src/client/publish_retry.ts";
 import { PrivateRedis } from "./helpers/private_redis.ts";
@@ -69,6 +70,43 @@ Deno.test("publish retry: the default policy is Celery's", () => {
   assert.equal(resolvePublishRetryPolicy({ maxRetries: 10 }).intervalMax, 0.2);
   assert.throws(() => resolvePublishRetryPolicy({ intervalMax: -1 }), RangeError);
   assert.throws(() => resolvePublishRetryPolicy({ maxRetries: 1.5 }), RangeError);
+});
+
+Deno.test("publish retry: a call's retry and retryPolicy go over the app's, as apply_async's do", () => {
+  const app = new Celery({
+    broker: "kv://:memory:",
+    taskPublishRetryPolicy: { maxRetries: 7, intervalMax: 1 },
+  });
+  assert.equal(publishRetryPolicyOf(app.config), app.config.taskPublishRetryPolicy);
+  assert.equal(publishRetryPolicyOf(app.config, { retry: false }), null);
+  assert.deepEqual(publishRetryPolicyOf(app.config, { retryPolicy: { maxRetries: 1 } }), {
+    ...DEFAULT_PUBLISH_RETRY_POLICY,
+    maxRetries: 1,
+    intervalMax: 1,
+  });
+  const off = new Celery({ broker: "kv://:memory:", taskPublishRetry: false });
+  assert.equal(publishRetryPolicyOf(off.config), null);
+  assert.equal(
+    publishRetryPolicyOf(off.config, { retry: true }),
+    off.config.taskPublishRetryPolicy,
+  );
+  assert.throws(
+    () => publishRetryPolicyOf(app.config, { retry: "no" as unknown as boolean }),
+    /call option retry must be true or false; got string/,
+  );
+  // Celery's snake_case field names are refused, naming the one meant, not ignored.
+  assert.throws(
+    () => publishRetryPolicyOf(app.config, { retryPolicy: { max_retries: 1 } as never }),
+    /retryPolicy has no field "max_retries" \(did you mean "maxRetries"\?\)/,
+  );
+  assert.throws(
+    () => new Celery({ taskPublishRetryPolicy: { interval_max: 1 } as never }),
+    /taskPublishRetryPolicy has no field "interval_max" \(did you mean "intervalMax"\?\)/,
+  );
+  assert.throws(
+    () => publishRetryPolicyOf(app.config, { retryPolicy: { intervalStep: -1 } }),
+    /retryPolicy\.intervalStep must be a number >= 0/,
+  );
 });
 
 Deno.test("publish retry: an unreachable broker is tried again, 0 s then 0.2 s apart", async () => {
@@ -181,4 +219,70 @@ Deno.test({
       return true;
     });
   });
+});
+
+Deno.test({
+  name: "publish retry: a call's own retry options decide for that call while the server is down",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  await withServerDown({
+    defaultQueue: "per-call",
+    taskPublishRetryPolicy: { maxRetries: 0 },
+  }, async (app, server) => {
+    // retry: false fails at once with the broker's error, as Celery's apply_async(retry=False).
+    await assert.rejects(
+      app.sendTask("t.add", [1, 2], { retry: false }),
+      (err) => err instanceof BrokerConnectionError && !/the publish was tried/.test(err.message),
+    );
+    // The app's policy (no retries) is overridden by the call's: the call outlives the restart.
+    const sending = app.sendTask("t.add", [2, 2], { retryPolicy: { maxRetries: 50 } });
+    await server.up();
+    await sending;
+    const redis = await rawRedis(server.url);
+    try {
+      assert.equal(await redis.llen("per-call"), 2);
+    } finally {
+      await redis.quit();
+    }
+  });
+});
+
+Deno.test({
+  name: "publish retry: a sendMany() batch none of whose messages went out is tried again",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  await withServerDown(
+    { defaultQueue: "batch", taskPublishRetryPolicy: { maxRetries: 50 } },
+    async (app, server) => {
+      // Before: rejected at once with the broker's error while the server restarted.
+      const sending = app.sendMany([{ name: "t.add", args: [1, 2] }, {
+        name: "t.add",
+        args: [3, 4],
+      }]);
+      await server.up();
+      assert.equal((await sending).length, 2);
+      // The batch's signal still ends a wait between two tries, with its own reason.
+      await server.down();
+      const reason = new Error("no more waiting");
+      const controller = new AbortController();
+      const stopped = app.sendMany([{ name: "t.add", args: [5, 6] }], {
+        signal: controller.signal,
+      });
+      await new Promise((ok) => setTimeout(ok, 300));
+      controller.abort(reason);
+      await assert.rejects(stopped, (err) => err === reason);
+      // As with one call, the first call's retry: false sends the batch once.
+      await assert.rejects(
+        app.sendMany([{ name: "t.add", args: [7, 8], options: { retry: false } }]),
+        (err) => err instanceof BrokerConnectionError && !/the publish was tried/.test(err.message),
+      );
+      await server.up();
+      const redis = await rawRedis(server.url);
+      try {
+        assert.equal(await redis.llen("batch"), 3);
+      } finally {
+        await redis.quit();
+      }
+    },
+  );
 });

@@ -34,6 +34,7 @@ import {
 } from "./kv_meta_store.ts";
 import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
 import { checkResultExpires } from "./result_expires.ts";
+import { storedOnAbort } from "./stored_on_abort.ts";
 
 const log = getLogger(["celeriac", "backend", "kv"]);
 
@@ -183,12 +184,21 @@ export class KvBackend implements ResultBackend {
    *
    * Results stored by this backend settle their waiters at once; changes by
    * other processes are found by one re-check of every pending task per
-   * change notification.
+   * change notification. An abort ends the wait; a ready result stored by
+   * then is still read and returned.
    */
-  async waitFor(
+  waitFor(
     taskId: string,
     signal?: AbortSignal,
     onState?: (meta: ResultMeta) => void,
+  ): Promise<ResultMeta> {
+    return storedOnAbort(signal, (s) => this.#wait(taskId, s, onState), () => this.get(taskId));
+  }
+
+  async #wait(
+    taskId: string,
+    signal: AbortSignal | undefined,
+    onState: ((meta: ResultMeta) => void) | undefined,
   ): Promise<ResultMeta> {
     const key = this.#key(taskId);
     signal?.throwIfAborted();

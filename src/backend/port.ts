@@ -69,7 +69,10 @@ export interface ResultBackend {
   get(taskId: string): Promise<ResultMeta | null>;
   /**
    * Wait, by push notification, until the task reaches a ready state
-   * (SUCCESS, FAILURE, REVOKED); rejects with `signal.reason` on abort.
+   * (SUCCESS, FAILURE, REVOKED); rejects with `signal.reason` on abort,
+   * unless a ready state is stored by then: the abort ends the wait, not
+   * the reading of a stored result (as Celery's `get(timeout=0)` returns a
+   * finished task's result), which may take longer than the timeout.
    * `onState` receives the states stored before (STARTED, RETRY, custom
    * states such as PROGRESS) as they arrive, and the one stored when the
    * wait begins; it may see the same state more than once.

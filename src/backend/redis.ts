@@ -33,6 +33,7 @@ import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
 import { RedisChords } from "./redis_chord.ts";
 import { ioredisResultChannels, respResultChannels } from "./redis_results.ts";
 import { RedisResultWaits } from "./redis_waits.ts";
+import { storedOnAbort } from "./stored_on_abort.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { checkResultExpires } from "./result_expires.ts";
 
@@ -293,13 +294,27 @@ export class RedisBackend implements ResultBackend {
     return raw === null ? null : decodeResultMeta(raw, taskId);
   }
 
-  /** Wait until the task is ready (SUCCESS, FAILURE or REVOKED). */
+  /**
+   * Wait until the task is ready (SUCCESS, FAILURE or REVOKED). An abort
+   * ends the wait; a ready result stored by then is still read and returned
+   * while Redis is connected (while it is not, the abort also ends the wait
+   * for it to come back).
+   */
   waitFor(
     taskId: string,
     signal?: AbortSignal,
     onState?: (meta: ResultMeta) => void,
   ): Promise<ResultMeta> {
-    return this.#waits.waitFor(taskId, signal, onState);
+    return storedOnAbort(
+      signal,
+      (s) => this.#waits.waitFor(taskId, s, onState),
+      () => this.#connected() ? this.get(taskId) : Promise.resolve(null),
+    );
+  }
+
+  /** Whether a read is sent at once, not after Redis comes back (or the first connect). */
+  #connected(): boolean {
+    return this.#resp ? this.#resp.ready : (this.#client as unknown as Redis).status === "ready";
   }
 
   /** Delete a stored result. */

@@ -39,6 +39,7 @@ import type { ResultBackend, StoreEntry } from "./port.ts";
 import { readRpcResult, rpcResultMessage, SYNC_PREFIX, syncMarker } from "./rpc_message.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { checkResultExpires } from "./result_expires.ts";
+import { storedOnAbort } from "./stored_on_abort.ts";
 
 const log = getLogger(["celeriac", "backend", "rpc"]);
 
@@ -372,11 +373,28 @@ export class RpcBackend implements ResultBackend {
     return this.#latest.get(taskId) ?? null;
   }
 
-  /** Wait until a ready state (SUCCESS, FAILURE, REVOKED) reaches the reply queue. */
-  async waitFor(
+  /**
+   * Wait until a ready state (SUCCESS, FAILURE, REVOKED) reaches the reply
+   * queue. An abort ends the wait; a ready result that reached the queue by
+   * then is still read (the queue drained) and returned while RabbitMQ is
+   * connected (while it is not, the abort also ends the wait for it).
+   */
+  waitFor(
     taskId: string,
     signal?: AbortSignal,
     onState?: (meta: ResultMeta) => void,
+  ): Promise<ResultMeta> {
+    return storedOnAbort(
+      signal,
+      (s) => this.#wait(taskId, s, onState),
+      () => this.#conn.state === "open" ? this.get(taskId) : Promise.resolve(null),
+    );
+  }
+
+  async #wait(
+    taskId: string,
+    signal: AbortSignal | undefined,
+    onState: ((meta: ResultMeta) => void) | undefined,
   ): Promise<ResultMeta> {
     signal?.throwIfAborted();
     this.#closing.signal.throwIfAborted();

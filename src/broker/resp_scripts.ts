@@ -230,6 +230,11 @@ export class RespScripts {
     return new RespConnection({ ...this.#settings, ...options });
   }
 
+  /** Whether the connection is up: a command sent now is written at once, not after a connect. */
+  get ready(): boolean {
+    return this.#conn.state === "ready";
+  }
+
   /**
    * Connect now (otherwise the first command connects).
    *

@@ -26,6 +26,7 @@ import { cliLogLevels, closeLogging, LOG_LEVEL_NAMES, setupLogging } from "./log
 import { isMonitorCommand, MONITOR_COMMANDS, runMonitor } from "./monitor.ts";
 import { APP_OPTIONAL, OPTIONS, POOLS, positiveInt, queueList, USAGE } from "./options.ts";
 import { applyV8Flags } from "./v8_flags.ts";
+import { LEAKED_THREADS_EXIT_CODE, startOver } from "./start_over.ts";
 import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
 
 async function openApp(
@@ -116,6 +117,15 @@ export interface MainOptions {
    * the worker is ready (see `startup_pages.ts`). Default false.
    */
   releaseStartupPages?: boolean;
+  /**
+   * For the `worker` command, when the worker stopped itself because threads
+   * of terminated Web Workers still ran (`--leaked-threads-restart`), start
+   * this process over with the same command line and environment (`execve`:
+   * same process id, the old threads gone) instead of resolving with
+   * {@link LEAKED_THREADS_EXIT_CODE}; when it cannot (it needs `-A`), it
+   * resolves with that code. Only for a program's entry point. Default false.
+   */
+  startOver?: boolean;
 }
 
 /**
@@ -132,6 +142,16 @@ export interface MainOptions {
  * @returns the process exit code
  */
 export async function main(args: string[], options: MainOptions = {}): Promise<number> {
+  const code = await runCommand(args, options);
+  if (code === LEAKED_THREADS_EXIT_CODE && options.startOver) {
+    console.error(
+      `celeriac: cannot start over after leaked threads (${startOver()}); exiting with status ${code}`,
+    );
+  }
+  return code;
+}
+
+async function runCommand(args: string[], options: MainOptions): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({

@@ -66,6 +66,7 @@
  */
 
 import { granted } from "./permissions.ts";
+import { execSelf, ownCommandLine } from "./start_over.ts";
 
 /**
  * V8 flags the worker runs with unless told otherwise: a 1 MiB
@@ -182,16 +183,6 @@ export function planV8Flags(input: V8FlagsInput): V8FlagsPlan {
   return { restart: true, flags, denoV8Flags, env };
 }
 
-function cString(s: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(`${s}\0`);
-}
-
-function pointerArray(strings: Uint8Array<ArrayBuffer>[]): BigUint64Array<ArrayBuffer> {
-  const array = new BigUint64Array(strings.length + 1);
-  strings.forEach((s, i) => array[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s))));
-  return array;
-}
-
 /**
  * Start this process over with the worker's V8 flags, if they are not in
  * effect and the permissions granted allow it (see the module documentation).
@@ -220,14 +211,9 @@ export function applyV8Flags(): string | undefined {
     return "needs --allow-ffi, --allow-env and --allow-read (as -A grants)";
   }
   if (Deno.env.get(APPLIED_ENV) === "1") return undefined;
-  let cmdline: string[];
-  try {
-    cmdline = new TextDecoder().decode(Deno.readFileSync("/proc/self/cmdline")).split("\0")
-      .slice(0, -1);
-  } catch (err) {
-    // Deno reads /proc/self/cmdline only with every permission granted.
-    return `cannot start over with them (${(err as Error).message}; -A allows it)`;
-  }
+  const own = ownCommandLine();
+  if ("why" in own) return `cannot start over with them (${own.why})`;
+  const cmdline = own.argv;
   const environment = Deno.env.toObject();
   const plan = planV8Flags({
     wanted: environment[V8_FLAGS_ENV] ?? DEFAULT_V8_FLAGS,
@@ -242,16 +228,5 @@ export function applyV8Flags(): string | undefined {
     DENO_V8_FLAGS: plan.denoV8Flags,
     [APPLIED_ENV]: "1",
   };
-  const argv = cmdline.map(cString);
-  const envp = Object.entries(env).map(([k, v]) => cString(`${k}=${v}`));
-  try {
-    const libc = Deno.dlopen("libc.so.6", {
-      execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
-    });
-    libc.symbols.execve(cString(Deno.execPath()), pointerArray(argv), pointerArray(envp));
-    libc.close();
-    return "execve failed";
-  } catch (err) {
-    return `cannot start over with them (${(err as Error).message})`;
-  }
+  return `cannot start over with them (${execSelf(cmdline, env)})`;
 }

@@ -10,6 +10,7 @@ import type { Celery } from "../client/app.ts";
 import { takeUnreadEnv } from "../client/runtime.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { parseTaskPermissions } from "../worker/sandboxes.ts";
+import { LeakedThreadsError } from "../worker/thread_leaks.ts";
 import { Worker } from "../worker/worker.ts";
 import { bannerFields } from "./banner.ts";
 import { beatFromFlags, configureBeatStore } from "./beat.ts";
@@ -27,6 +28,7 @@ import {
 import { permissionHint } from "./permission_hint.ts";
 import { reliabilityOptions } from "./reliability.ts";
 import { scaleWorkerOptions } from "./scale_flags.ts";
+import { LEAKED_THREADS_EXIT_CODE } from "./start_over.ts";
 import { startReleasingPages } from "./startup_pages.ts";
 import { DEFAULT_V8_FLAGS, V8_FLAGS_ENV } from "./v8_flags.ts";
 import { grantedEnv } from "./permissions.ts";
@@ -94,7 +96,8 @@ export function logV8Flags(skipped: string | undefined): void {
  * ```
  *
  * @param run the app, its module and the command line's values
- * @returns the exit code, once the worker stopped
+ * @returns the exit code, once the worker stopped: 0, 1 when it stopped
+ *   itself for a failure, {@link LEAKED_THREADS_EXIT_CODE} for leaked threads
  */
 export async function runWorker(
   { app, url, exportName, values, logFields, v8Skipped, release }: Run,
@@ -221,5 +224,6 @@ export async function runWorker(
     hostname: worker.hostname,
     stats: JSON.stringify(worker.stats),
   });
+  if (worker.failure instanceof LeakedThreadsError) return LEAKED_THREADS_EXIT_CODE;
   return worker.failure ? 1 : 0;
 }

@@ -37,7 +37,7 @@ import type {
   TaskSender,
 } from "./task_options.ts";
 import { PUBLISHER, type Publisher } from "./publisher.ts";
-import { publishRetrying } from "./publish_retry.ts";
+import { publishRetrying, publishRetryPolicyOf } from "./publish_retry.ts";
 import { TaskRegistry } from "./registry.ts";
 import { AppSettings } from "./settings.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
@@ -73,7 +73,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     routes: () => this.#settings.routes,
     publisher: () => this[PUBLISHER],
     taskOptions: (name) => this.#registry.tasks.get(name)?.options,
-    publish: (message, target) => this.publish(message, target),
+    publish: (message, target, call) => this.publish(message, target, call),
+    closing: () => this.#closing.signal,
     events: () => this.events,
     broker: () => this.broker(),
     resultBackend: () => this.resultBackend(),
@@ -322,7 +323,10 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * queue, pipelined; RabbitMQ:
    * all published back to back, their publisher confirms awaited together;
    * KV: each queue's first message alone, then the rest concurrently).
-   * Resolves once the broker has every message. Rejects with the broker's
+   * Resolves once the broker has every message. A batch none of whose
+   * messages went out because the broker was unreachable is tried again
+   * as its first call's `retry` and `retryPolicy` say (else the app's
+   * `taskPublishRetryPolicy`). Rejects with the broker's
    * error (or `options.signal`'s reason) when nothing was sent, or with a
    * `BatchSendError` naming the task ids sent, not sent and unknown
    * when the batch stopped part way. Each call is as
@@ -447,24 +451,30 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   /**
    * Publish an encoded message through this app's broker (or the worker's
    * connection, inside a worker), retried while the broker is unreachable
-   * as `taskPublishRetryPolicy` says (unless `taskPublishRetry` is false).
+   * as `taskPublishRetryPolicy` says (unless `taskPublishRetry` is false),
+   * or as the call's own `retry` and `retryPolicy` say.
    *
    * @example
    * ```ts ignore
-   * await app.publish(message, { routingKey: "celery" });
+   * await app.publish(message, { routingKey: "celery" }, { retry: false });
    * ```
    *
    * @param message the message
    * @param target exchange and routing key
+   * @param call the call's `retry` and `retryPolicy`; default the app's
    */
-  async publish(message: Message, target: PublishTarget): Promise<void> {
+  async publish(
+    message: Message,
+    target: PublishTarget,
+    call?: Pick<ApplyOptions, "retry" | "retryPolicy">,
+  ): Promise<void> {
     const publisher = this[PUBLISHER];
     if (publisher) return await publisher(message, target);
-    const { taskPublishRetry, taskPublishRetryPolicy } = this.config;
+    const policy = publishRetryPolicyOf(this.config, call);
     // The open is retried too: a broker that was down at the first call is no different.
     await publishRetrying(
       async () => await (await this.broker()).publish(message, target),
-      taskPublishRetry ? taskPublishRetryPolicy : null,
+      policy,
       this.#closing.signal,
     );
   }

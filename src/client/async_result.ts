@@ -62,9 +62,14 @@ export interface ResultSource {
  * ```
  */
 export interface GetOptions {
-  /** Give up after this many milliseconds with a {@link TimeoutError}. Default: wait forever. */
+  /**
+   * Give up waiting after this many milliseconds with a {@link TimeoutError}.
+   * It bounds the wait for the result, not the reading of one stored
+   * already: as Celery's `get(timeout=0)`, `{ timeout: 0 }` returns a
+   * finished task's result. Default: wait forever.
+   */
   timeout?: number;
-  /** Stop waiting when aborted (rejects with the signal's reason). */
+  /** Stop waiting when aborted (rejects with the signal's reason; a stored result is still read). */
   signal?: AbortSignal;
   /**
    * Called with each state stored before the task finishes (STARTED,

@@ -28,6 +28,8 @@ const OPTIONS: Readonly<Record<keyof ApplyOptions, true>> = {
   softTimeLimit: true,
   serializer: true,
   compression: true,
+  retry: true,
+  retryPolicy: true,
 };
 const NAMES = Object.keys(OPTIONS) as (keyof ApplyOptions)[];
 

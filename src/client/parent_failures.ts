@@ -11,29 +11,27 @@
 import type { ResultBackend } from "../backend/port.ts";
 import type { ResultMeta } from "../protocol/result_meta.ts";
 import { unlessAborted } from "../broker/sleep.ts";
-import { TimeoutError } from "./errors.ts";
 import { followStates, type TaskUpdate, waitSignal } from "./progress.ts";
 
 /** States whose error an earlier step passes on (Celery's `PROPAGATE_STATES`). */
 const PROPAGATE: ReadonlySet<string> = new Set(["FAILURE", "REVOKED"]);
 
 /**
- * Read task `readId`'s meta, given up at the timeout (a `TimeoutError` for
- * `waitedId`, the task the caller waits for) or the caller's abort.
+ * Read task `readId`'s meta, given up at the timeout (`null`: not known, as
+ * when nothing is stored) or the caller's abort (rejecting with its reason).
+ * A read is not a wait: what a timed-out one would have found is left to the
+ * backend's wait, which returns a stored result also once its timeout passed.
  */
 async function readWithin(
   backend: ResultBackend,
   readId: string,
-  waitedId: string,
   options: { timeout?: number; signal?: AbortSignal },
 ): Promise<ResultMeta | null> {
   const { signal, timer } = waitSignal(options);
   try {
     return await unlessAborted(backend.get(readId), signal);
   } catch (err) {
-    if (timer?.aborted && !options.signal?.aborted) {
-      throw new TimeoutError(waitedId, options.timeout!);
-    }
+    if (timer?.aborted && !options.signal?.aborted) return null;
     throw err;
   }
 }
@@ -72,7 +70,7 @@ export async function waitFollowingParents(
     options.timeout === undefined
       ? undefined
       : Math.max(0, options.timeout - (performance.now() - started));
-  const stored = await readWithin(backend, id, id, options);
+  const stored = await readWithin(backend, id, options);
   if (stored?.status === "SUCCESS") return stored;
   const timeout = left();
   const stop = new AbortController();
@@ -93,10 +91,11 @@ export async function waitFollowingParents(
     ]);
     if (first.status === "SUCCESS") return first; // only the task's own wait ends in SUCCESS
     // The earliest failed step decides, whichever wait ended first: read the
-    // steps whose waits have not ended yet (their first read may be in flight).
+    // steps whose waits have not ended yet (their first read may be in flight);
+    // one whose read the timeout cut off leaves the task's own failure to decide.
     const rest = { timeout: left(), signal: options.signal };
     const metas = await Promise.all(
-      parentIds.map((p) => ready.get(p) ?? readWithin(backend, p, id, rest)),
+      parentIds.map((p) => ready.get(p) ?? readWithin(backend, p, rest)),
     );
     return metas.find((m) => m && PROPAGATE.has(m.status)) ?? first;
   } finally {

@@ -9,6 +9,7 @@
 
 import { BrokerConnectionError } from "../broker/errors.ts";
 import { sleep } from "../broker/sleep.ts";
+import { closestOptionName } from "./call_option_names.ts";
 
 /**
  * How a publish is retried while the broker is unreachable
@@ -51,7 +52,8 @@ export const DEFAULT_PUBLISH_RETRY_POLICY: Readonly<PublishRetryPolicy> = Object
 });
 
 /**
- * A complete policy from the fields given, the others Celery's defaults.
+ * A complete policy from the fields given, the others `base`'s (by default
+ * Celery's defaults).
  *
  * @example
  * ```ts
@@ -60,22 +62,72 @@ export const DEFAULT_PUBLISH_RETRY_POLICY: Readonly<PublishRetryPolicy> = Object
  * ```
  *
  * @param given the fields set
+ * @param base the fields not set; default {@link DEFAULT_PUBLISH_RETRY_POLICY}
+ * @param name what the policy is called in errors; default `"taskPublishRetryPolicy"`
  * @returns the policy
  * @throws {RangeError} for a negative or non-numeric field, or a fractional `maxRetries`
+ * @throws {TypeError} for a field that is no field of a policy (`max_retries`), naming the one meant
  */
 export function resolvePublishRetryPolicy(
   given: Partial<PublishRetryPolicy> = {},
+  base: Readonly<PublishRetryPolicy> = DEFAULT_PUBLISH_RETRY_POLICY,
+  name = "taskPublishRetryPolicy",
 ): PublishRetryPolicy {
-  const policy = { ...DEFAULT_PUBLISH_RETRY_POLICY, ...given };
-  for (const [name, value] of Object.entries(policy)) {
+  if (typeof given !== "object" || given === null || Array.isArray(given)) {
+    throw new TypeError(`${name} must be an object, e.g. { maxRetries: 10, intervalMax: 1 }`);
+  }
+  const fields = Object.keys(DEFAULT_PUBLISH_RETRY_POLICY);
+  for (const key of Object.keys(given)) {
+    if (fields.includes(key)) continue;
+    const guess = closestOptionName(key, fields);
+    throw new TypeError(
+      `${name} has no field "${key}"${guess ? ` (did you mean "${guess}"?)` : ""}: ` +
+        `the fields are ${fields.join(", ")}`,
+    );
+  }
+  const policy = { ...base, ...given };
+  for (const [field, value] of Object.entries(policy)) {
     if (typeof value !== "number" || !(value >= 0)) {
-      throw new RangeError(`taskPublishRetryPolicy.${name} must be a number >= 0`);
+      throw new RangeError(`${name}.${field} must be a number >= 0`);
     }
   }
   if (!Number.isInteger(policy.maxRetries)) {
-    throw new RangeError("taskPublishRetryPolicy.maxRetries must be a whole number");
+    throw new RangeError(`${name}.maxRetries must be a whole number`);
   }
   return policy;
+}
+
+/**
+ * How one call's publish is retried: its `retry` and `retryPolicy` over the
+ * app's `taskPublishRetry` and `taskPublishRetryPolicy`, as Celery merges
+ * `apply_async(retry=..., retry_policy=...)` over its settings.
+ *
+ * @example
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import { publishRetryPolicyOf } from "@celeriac/celeriac/protocol";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * publishRetryPolicyOf(app.config, { retryPolicy: { maxRetries: 10 } })?.maxRetries; // 10
+ * publishRetryPolicyOf(app.config, { retry: false }); // null
+ * ```
+ *
+ * @param app the app's settings
+ * @param call the call's options
+ * @returns the policy, or null for no retry
+ * @throws {TypeError} for a `retry` that is not a boolean, or a policy field that is none
+ * @throws {RangeError} for a policy field out of range
+ */
+export function publishRetryPolicyOf(
+  app: { readonly taskPublishRetry: boolean; readonly taskPublishRetryPolicy: PublishRetryPolicy },
+  call: { readonly retry?: boolean; readonly retryPolicy?: Partial<PublishRetryPolicy> } = {},
+): PublishRetryPolicy | null {
+  const { retry = app.taskPublishRetry, retryPolicy } = call;
+  if (typeof retry !== "boolean") {
+    throw new TypeError(`call option retry must be true or false; got ${typeof retry}`);
+  }
+  if (!retry) return null;
+  if (retryPolicy === undefined) return app.taskPublishRetryPolicy;
+  return resolvePublishRetryPolicy(retryPolicy, app.taskPublishRetryPolicy, "retryPolicy");
 }
 
 /**

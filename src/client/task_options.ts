@@ -12,6 +12,7 @@ import type { SerializerName } from "../protocol/serializers.ts";
 import type { AsyncResult } from "./async_result.ts";
 import type { TaskPermissions } from "./permissions.ts";
 import type { Group, Signature } from "./canvas/signature.ts";
+import type { PublishRetryPolicy } from "./publish_retry.ts";
 import type { RetryOptions } from "./retry.ts";
 import type { TaskRunInfo } from "./signals.ts";
 
@@ -348,6 +349,18 @@ export interface ApplyOptions {
   serializer?: SerializerName;
   /** Body compression [`compression`]. */
   compression?: CompressionName;
+  /**
+   * Retry the publish while the broker is unreachable [`retry`]. Default
+   * the app's `taskPublishRetry` (true). Inside a worker the worker's own
+   * connection publishes and this is not used.
+   */
+  retry?: boolean;
+  /**
+   * This call's publish retry policy, over the app's
+   * `taskPublishRetryPolicy` [`retry_policy`]: the fields set here win.
+   * Default none.
+   */
+  retryPolicy?: Partial<PublishRetryPolicy>;
 }
 
 /**

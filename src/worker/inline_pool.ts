@@ -10,6 +10,7 @@ import { SoftTimeLimitExceeded, TimeLimitExceeded } from "../client/worker_error
 import { BatchRunner } from "./batch_runner.ts";
 import type { RunRequest } from "./executor.ts";
 import type { Pool, PoolEvents } from "./pool.ts";
+import type { LeakedThread } from "./thread_leaks.ts";
 import { logSoftTimeLimit, TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
@@ -77,6 +78,8 @@ export class InlinePool implements Pool {
 
   /** No Web Workers, so none idle. */
   readonly idle = 0;
+  /** No Web Workers, so no thread of one leaked. */
+  readonly leakedThreads: LeakedThread[] = [];
 
   /**
    * Not possible: the inline pool has no Web Workers.

@@ -90,6 +90,15 @@ export function workerInspection(
           timeouts: [o.softTimeLimit ?? 0, o.timeLimit ?? 0],
           implementation: inline ? "celeriac:InlinePool" : "celeriac:ThreadPool",
           slots: s.pool.capacity,
+          // Threads of terminated Web Workers still running (thread_leaks.ts); null: unknown.
+          "leaked-threads": s.pool.leakedThreads?.map((l) => ({
+            task: l.task,
+            id: l.id,
+            tid: l.tid,
+            "terminated-at": l.terminatedAt / 1000,
+            "cpu-seconds": l.cpuSeconds,
+            busy: Math.round(l.busy * 100) / 100,
+          })) ?? null,
         },
         broker: brokerInfo(s.app.config.broker),
         prefetch_count: s.pool.capacity,

@@ -14,6 +14,7 @@ import type { FromRunner, ToRunner } from "./pool_protocol.ts";
 import { unpackOutcomes } from "./run_batch.ts";
 import { cannotSpawn } from "./sandbox_start.ts";
 import { spawnRunner } from "./spawn_runner.ts";
+import type { ThreadWatch } from "./thread_leaks.ts";
 
 /**
  * What every Web Worker of a pool is told at start: the app module and its settings.
@@ -37,6 +38,7 @@ export type MemberInit = Pick<
  *   events,
  *   onOutcomes: (member, outcomes) => settle(member, outcomes),
  *   onFail: (member, reason) => replace(member, reason),
+ *   threads,
  * };
  * ```
  */
@@ -47,6 +49,8 @@ export interface MemberHooks {
   onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void;
   /** The Web Worker crashed or could not load the app module (its `ready` has rejected). */
   onFail(member: Member, reason: string): void;
+  /** Notes the Web Worker's thread (see `thread_leaks.ts`). */
+  threads: ThreadWatch;
 }
 
 /**
@@ -60,6 +64,7 @@ export interface MemberHooks {
  *   events,
  *   onOutcomes: (m, outcomes) => settle(outcomes),
  *   onFail: (m, reason) => replace(m, reason),
+ *   threads,
  * });
  * await member.ready;
  * ```
@@ -72,8 +77,11 @@ export interface MemberHooks {
  */
 export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks): Member {
   let worker: Worker;
+  let thread;
   try {
-    worker = spawnRunner(new URL("./runner.ts", import.meta.url), group.spawn.permissions);
+    ({ value: worker, thread } = hooks.threads.spawn(() =>
+      spawnRunner(new URL("./runner.ts", import.meta.url), group.spawn.permissions)
+    ));
   } catch (err) {
     throw cannotSpawn(group, (err as Error).message);
   }
@@ -82,6 +90,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
   const member: Member = {
     group,
     worker,
+    thread,
     load: 0,
     assigned: 0,
     sent: new Int32Array(new SharedArrayBuffer(4)),

@@ -10,6 +10,7 @@
 import type { PublishTarget } from "../broker/port.ts";
 import type { Message } from "../protocol/message.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
+import type { LeakedThread } from "./thread_leaks.ts";
 
 /**
  * The most Web Workers a pool keeps, across its sandbox groups: each is a
@@ -64,6 +65,13 @@ export interface PoolEvents {
    * Worker): they did not fail and must be put back in their queues.
    */
   onTimeLimit(seq: number, seconds: number, abandoned: number[]): void;
+  /**
+   * The thread of a Web Worker terminated for a task (hard time limit,
+   * revoke with terminate) still runs: Deno does not stop a synchronous
+   * loop (see `thread_leaks.ts`). `count` threads are leaked now.
+   * Default: not reported.
+   */
+  onThreadLeak?(leak: LeakedThread, count: number): void;
 }
 
 /**
@@ -87,6 +95,12 @@ export interface Pool {
   readonly concurrency: number;
   /** Web Workers of the resizable group holding no task (0 for the inline pool). */
   readonly idle: number;
+  /**
+   * Threads of terminated Web Workers that still run (see `thread_leaks.ts`);
+   * null when they cannot be known (without `-A`, off Linux). None for the
+   * inline pool.
+   */
+  readonly leakedThreads: LeakedThread[] | null;
   /**
    * Add (`delta > 0`) or retire (`delta < 0`) Web Workers; retired ones
    * finish their running tasks first. Throws when the pool cannot be resized.

@@ -9,6 +9,7 @@ import type { RunRequest } from "./executor.ts";
 import type { ToRunner, ToRunnerPosted } from "./pool_protocol.ts";
 import { packRun } from "./run_batch.ts";
 import type { Sandbox, SpawnPermissions } from "./sandboxes.ts";
+import type { ThreadRef } from "./thread_leaks.ts";
 
 /** Web Workers sharing one permission sandbox. */
 export interface Group {
@@ -24,6 +25,8 @@ export interface Group {
 export interface Member {
   group: Group;
   worker: Worker;
+  /** Its thread, to tell whether it ends when terminated (null when it cannot be told). */
+  thread: ThreadRef | null;
   load: number;
   assigned: number;
   /** Tasks posted to it so far, shared with it (it holds outcomes while more wait). */

@@ -18,6 +18,7 @@ import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
 import { checkSandboxStart } from "./sandbox_start.ts";
 import { SeqMap } from "./seq_map.ts";
+import { type LeakedThread, ThreadWatch } from "./thread_leaks.ts";
 import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
@@ -92,6 +93,8 @@ const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tas
  * - Recycling: a Web Worker that was given its quota of tasks, or whose
  *   heap outgrew its bound, takes no new task, finishes what it holds and
  *   is replaced (the replacement starts at once).
+ * - A terminated Web Worker whose thread runs on (Deno does not stop a
+ *   synchronous loop) is reported to `onThreadLeak` (`thread_leaks.ts`).
  * - A Web Worker that dies is replaced (with backoff if replacements keep
  *   failing), and the tasks it held are reported lost.
  *
@@ -106,6 +109,7 @@ export class ThreadPool implements Pool {
   readonly #events: PoolEvents;
   readonly #policy: RecyclePolicy;
   readonly #limits: TimeLimitTimers;
+  readonly #threads: ThreadWatch;
   #groups: Group[] = [];
   readonly #groupOf = new Map<string, Group>();
   readonly #retiring = new Set<Member>();
@@ -142,6 +146,12 @@ export class ThreadPool implements Pool {
       soft: (seq, seconds) => this.#softLimit(seq, seconds),
       hard: (seq, seconds) => this.#hardLimit(seq, seconds),
     });
+    this.#threads = new ThreadWatch((leak, count) => events.onThreadLeak?.(leak, count));
+  }
+
+  /** Threads of terminated Web Workers that still run; null when they cannot be known. */
+  get leakedThreads(): LeakedThread[] | null {
+    return this.#threads.leaked;
   }
 
   /** Total task slots: every Web Worker the pool keeps × its slots. */
@@ -244,6 +254,7 @@ export class ThreadPool implements Pool {
       events: this.#events,
       onOutcomes: (member, outcomes, memory) => this.#onOutcomes(member, outcomes, memory),
       onFail: (member, reason) => this.#fail(member, reason),
+      threads: this.#threads,
     });
   }
 
@@ -350,6 +361,7 @@ export class ThreadPool implements Pool {
       { task: o.task, id: o.id, n: abandoned.length },
     );
     if (!wasRetiring && !this.#closed) member.group.members.push(this.#spawn(member.group));
+    this.#threads.terminated(member.thread, o);
     this.#events.onTimeLimit(seq, seconds, abandoned);
   }
 
@@ -437,6 +449,7 @@ export class ThreadPool implements Pool {
   close(): Promise<void> {
     this.#closed = true;
     this.#limits.clearAll();
+    this.#threads.close();
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     for (const m of [...this.#groups.flatMap((g) => g.members), ...this.#retiring]) {

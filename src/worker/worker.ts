@@ -8,7 +8,9 @@
  * revoked | rejected | returned):
  *
  * - `worker.ts` — {@link Worker}: start, warm and cold shutdown; wires the
- *   parts below together (`ready_log.ts`: the lines logged once ready).
+ *   parts below together (`ready_log.ts`: the lines logged once ready;
+ *   `shutdown_steps.ts`: a cold shutdown's hand-back of the running tasks,
+ *   the shutdown steps not waited for through an outage).
  * - `consumer.ts` — the queues consumed and the take loop: how many to take
  *   (the pool's slots, `prefetch_window.ts`), back-off, hand to the intake.
  * - `worker_options.ts` — {@link WorkerOptions}.
@@ -36,7 +38,8 @@
  * - `pool_setup.ts`, `pool.ts`, `runner.ts`, `executor.ts` — the Web Worker
  *   (or inline) pool and the code running a task (`thread_pool.ts`, each
  *   Web Worker started in `member_spawn.ts`); `recycling.ts` (per Web
- *   Worker, inside the pool), `time_limits.ts`, `sandboxes.ts`;
+ *   Worker, inside the pool), `time_limits.ts`, `thread_leaks.ts` (threads
+ *   a terminate did not stop), `sandboxes.ts`;
  *   `autoscaler.ts` grows and shrinks it (`--autoscale`, rules in
  *   `autoscale_policy.ts`).
  * - `leases.ts` — renews the leases of the deliveries the worker holds.
@@ -62,7 +65,7 @@ import { settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
 import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { HeapCap } from "./heap_cap.ts";
-import { OutageWatch, retryWhileDown } from "../broker/outage.ts";
+import { retryWhileDown } from "../broker/outage.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { logReady } from "./ready_log.ts";
 import { createPool } from "./pool_setup.ts";
@@ -70,10 +73,16 @@ import { workerInspection } from "./inspection.ts";
 import { type ControlTarget, RemoteControl, warnIfNameTaken } from "./remote_control.ts";
 import { storeState } from "./task_state.ts";
 import { revokeTasks } from "./revoke.ts";
-import { softShutdown } from "./scale_limits.ts";
+import { returnRunning, settleUnlessOutage, unlessOutage } from "./shutdown_steps.ts";
 import { sendTaskEvents } from "./task_events.ts";
 import { TaskRates } from "./task_rates.ts";
 import { TaskRegistries } from "./task_registries.ts";
+import {
+  DEFAULT_LEAKED_THREADS_RESTART,
+  type LeakedThread,
+  LeakedThreadsError,
+  logThreadLeak,
+} from "./thread_leaks.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 import { countStats, type WorkerStats } from "./worker_stats.ts";
 import { WorkerState } from "./worker_state.ts";
@@ -83,9 +92,6 @@ export type { WorkerOptions } from "./worker_options.ts";
 export type { WorkerStats } from "./worker_stats.ts";
 
 const log = getLogger(["celeriac", "worker"]);
-
-/** Milliseconds a cold shutdown waits for a batch on its way in to go back (see Intake.close). */
-const LOOP_GRACE_MS = 2000;
 
 /**
  * A Celeriac worker.
@@ -156,15 +162,7 @@ export class Worker {
       this.#s,
       this.#intake,
       options.queues?.length ? options.queues : [options.app.config.defaultQueue],
-      (err) => {
-        this.#failure = err;
-        this.stop().catch((e) =>
-          log.error("{hostname}: stopping after a broker failure failed: {error}", {
-            hostname: this.hostname,
-            error: (e as Error).message,
-          })
-        );
-      },
+      (err) => this.#stopFor(err),
     );
     this.#rates = new TaskRates(this.#app, this.#intake.limiter);
   }
@@ -216,8 +214,10 @@ export class Worker {
   /**
    * Why the worker stopped by itself, or `null`: set when the broker failed
    * in a way trying again cannot mend (a `BrokerConnectionError` that is not
-   * `transient`, such as its KV file deleted while it ran); the worker then
-   * makes a warm shutdown. The command line exits with status 1.
+   * `transient`, such as its KV file deleted while it ran), or to a
+   * {@link LeakedThreadsError} when threads of terminated Web Workers still
+   * run (`leakedThreadsRestart`); the worker then makes a warm shutdown. The
+   * command line exits with status 1, or starts over after leaked threads.
    *
    * @example
    * ```ts ignore
@@ -309,6 +309,7 @@ export class Worker {
       onState: (seq, status, meta) => storeState(s.backend, s.running.get(seq)?.req, status, meta),
       onLost: (seqs, reason) => settleLost(s, seqs, reason),
       onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),
+      onThreadLeak: (leak, count) => this.#threadLeaked(leak, count),
     });
     s.pool = pool;
     heap.collect(); // start-up's garbage, before the Web Workers add theirs: ~1.5 MiB lower peak
@@ -338,6 +339,26 @@ export class Worker {
       sandboxes,
     });
     this.#consumer.start();
+  }
+
+  /** Make a warm shutdown for `err`, kept as {@link Worker.failure}. */
+  #stopFor(err: Error): void {
+    this.#failure = err;
+    this.stop().catch((e) =>
+      log.error("{hostname}: stopping ({why}) failed: {error}", {
+        hostname: this.hostname,
+        why: err.message,
+        error: (e as Error).message,
+      })
+    );
+  }
+
+  /** A thread of a terminated Web Worker still runs: report it; restart at the option's count. */
+  #threadLeaked(leak: LeakedThread, count: number): void {
+    const at = this.#s.options.leakedThreadsRestart ?? DEFAULT_LEAKED_THREADS_RESTART;
+    const restart = !this.#stopping && at > 0 && count >= at;
+    logThreadLeak(leak, count, at, restart ? "restart" : this.#stopping ? "stopping" : "report");
+    if (restart) this.#stopFor(new LeakedThreadsError(this.#s.pool.leakedThreads ?? [leak]));
   }
 
   #controlTarget(): ControlTarget {
@@ -409,11 +430,11 @@ export class Worker {
     s.wake();
     await this.#nameCheck;
     await this.#consumer.done;
-    await this.#unlessOutage(() => this.#intake.requeueAll(), "requeue prefetched messages");
+    await unlessOutage(s, () => this.#intake.requeueAll(), "requeue prefetched messages");
     while (s.running.size > 0 && !this.#cold) await s.sleep();
     // A cold shutdown that started meanwhile finishes the job (and resolves `finished`).
     if (this.#cold) return await this.#finished.promise;
-    await this.#settleUnlessOutage();
+    await settleUnlessOutage(s);
     clearInterval(this.#leaseTimer);
     await s.pool?.close(); // undefined when start-up ended before the pool
     await this.#offline();
@@ -440,69 +461,15 @@ export class Worker {
     this.#intake.close();
     this.#consumer.stop();
     this.#control.abort();
-    const soft = (s.options.softShutdownTimeout ?? 0) * 1000;
-    if (soft > 0 && s.running.size > 0) {
-      log.warn("{hostname}: soft shutdown, {n} running task(s) get {s} s to finish", {
-        hostname: this.hostname,
-        n: s.running.size,
-        s: soft / 1000,
-      });
-      await softShutdown(() => s.running.size, () => s.sleep(), soft);
-    }
-    const seqs = [...s.running.keys()];
-    const running = [...s.running.values()];
-    s.running.clear();
-    for (const [i, r] of running.entries()) {
-      s.lifecycle.emit({ type: "returned", req: r.req, why: "shutdown", seq: seqs[i] });
-    }
-    s.pool?.abort(seqs);
-    s.wake();
-    log.warn("{hostname}: cold shutdown, requeueing {n} running task(s)", {
-      hostname: this.hostname,
-      n: running.length,
-    });
-    // A batch on its way in goes back first: what was received before it is put in front.
-    let grace: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#consumer.done,
-      new Promise((r) => grace = setTimeout(r, LOOP_GRACE_MS)),
-    ]);
-    clearTimeout(grace);
+    const running = await returnRunning(s, this.#consumer.done);
     await s.pool?.close();
     await this.#nameCheck;
-    await this.#unlessOutage(() => this.#intake.requeueAll(running), "requeue running tasks");
-    await this.#settleUnlessOutage();
+    await unlessOutage(s, () => this.#intake.requeueAll(running), "requeue running tasks");
+    await settleUnlessOutage(s);
     clearInterval(this.#leaseTimer);
     await this.#offline();
     await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
     this.#finished.resolve();
-  }
-
-  /**
-   * Run a shutdown step and wait for it, but not out an outage of a server
-   * it needs: what it has not done is left to fail when the app closes its
-   * connections, and the messages stay unacknowledged, delivered again by
-   * the broker (as Celery leaves them).
-   */
-  async #unlessOutage(step: () => Promise<void>, what: string): Promise<void> {
-    const watch = new OutageWatch();
-    if (await watch.unless(watch.run(step))) this.#leftBehind(what);
-  }
-
-  /** Wait for the settlements under way, but not out an outage of a server they need. */
-  async #settleUnlessOutage(): Promise<void> {
-    const s = this.#s;
-    if (!await s.outages.unless(s.drainSettling())) return;
-    s.leaveSettlingBehind();
-    this.#leftBehind("store results and acknowledge messages");
-  }
-
-  #leftBehind(what: string): void {
-    log.warn(
-      "{hostname}: a server is unreachable: not waiting to {what}; messages not " +
-        "acknowledged yet are delivered again",
-      { hostname: this.hostname, what },
-    );
   }
 
   /** A shutdown asked for during {@link Worker.start}: end the step under way, wait for start-up. */

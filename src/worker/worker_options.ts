@@ -87,6 +87,17 @@ export interface WorkerOptions {
    */
   softTimeLimit?: number;
   /**
+   * Restart once this many threads of terminated Web Workers still run: a
+   * task in a synchronous loop past its hard time limit (or revoked with
+   * terminate), which Deno does not stop (denoland/deno#35657); each keeps a
+   * core busy until the process exits. The worker logs each at WARNING and
+   * makes a warm shutdown, with a `LeakedThreadsError` as its `failure`; the
+   * command line then starts its process over [`--leaked-threads-restart`].
+   * 0: only report them (inspect `stats`). Seeing them takes `-A` on Linux.
+   * Default 1.
+   */
+  leakedThreadsRestart?: number;
+  /**
    * Requeue late-ack tasks whose Web Worker dies, for tasks that do not set
    * `rejectOnWorkerLost` [`task_reject_on_worker_lost`]. Default false.
    */

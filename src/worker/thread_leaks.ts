@@ -1,0 +1,382 @@
+/**
+ * Web Worker threads that outlive their `terminate()`. Deno (2.9) does not
+ * stop a Web Worker busy in a synchronous loop (`for (;;) {}`) when it is
+ * terminated ([denoland/deno#35657](https://github.com/denoland/deno/pull/35657)):
+ * the pool replaces it, but its thread runs on, a core busy until the
+ * process exits. Celery's prefork pool kills the child process at a hard
+ * time limit and so gets the CPU back; a thread cannot be killed alone.
+ *
+ * So the threads pool notes each Web Worker's thread when it starts it (the
+ * one new `worker-N` thread in `/proc/<pid>/task`; Deno names a Web Worker's
+ * thread so), and after a terminate looks again: a terminated Web Worker's
+ * thread ends at once, and one still there {@link LEAK_GRACE_MS} later is
+ * leaked. The worker reports it and, at `leakedThreadsRestart`, restarts
+ * (see `worker_options.ts`). Deno reads `/proc/<pid>/task` only when every
+ * permission is granted (`-A`); without it, or off Linux, the pool cannot
+ * tell and says so at its first terminate.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+
+const log = getLogger(["celeriac", "worker", "pool"]);
+
+/** How long after a terminate a thread still there counts as leaked (a terminated one ends at once). */
+export const LEAK_GRACE_MS = 1000;
+
+/** How often leaked threads are looked at again (their CPU, whether they ended). */
+const RECHECK_MS = 5000;
+
+/** Linux's `USER_HZ`: the unit of the CPU times in `/proc/<pid>/task/<tid>/stat`. */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * Leaked threads at which a worker restarts by default (`leakedThreadsRestart`).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_LEAKED_THREADS_RESTART } from "@celeriac/celeriac/worker";
+ * DEFAULT_LEAKED_THREADS_RESTART; // 1
+ * ```
+ */
+export const DEFAULT_LEAKED_THREADS_RESTART = 1;
+
+/**
+ * A thread of this process, as `/proc` names it: its id and start time
+ * (a thread id can be reused once the thread ended; with its start time it
+ * cannot be mistaken).
+ *
+ * @example
+ * ```ts
+ * import type { ThreadRef } from "./thread_leaks.ts";
+ * const ref: ThreadRef = { tid: 4242, start: "1234567" };
+ * ```
+ */
+export interface ThreadRef {
+  /** The thread id (`top -H` shows it). */
+  tid: number;
+  /** Its start time in clock ticks since boot (field 22 of its `stat`). */
+  start: string;
+}
+
+/**
+ * A Web Worker's thread still running after the Web Worker was terminated.
+ *
+ * @example
+ * ```ts
+ * import type { LeakedThread } from "@celeriac/celeriac/worker";
+ * const leak: LeakedThread = {
+ *   task: "tasks.spin", id: "5c0e…", tid: 4242, terminatedAt: Date.now(), cpuSeconds: 1, busy: 1,
+ * };
+ * ```
+ */
+export interface LeakedThread {
+  /** The task whose hard time limit (or revoke with terminate) ended its Web Worker. */
+  task: string;
+  /** That task's id. */
+  id: string;
+  /** The thread's id. */
+  tid: number;
+  /** Unix milliseconds the Web Worker was terminated. */
+  terminatedAt: number;
+  /** CPU seconds the thread used since. */
+  cpuSeconds: number;
+  /** Share of a core it used when last looked at (0 to 1 and a little more). */
+  busy: number;
+}
+
+/**
+ * Why a worker stopped itself: threads of terminated Web Workers still run,
+ * as many as its `leakedThreadsRestart` (see the module documentation). Only
+ * a new process gets their CPU back: the command line starts its process
+ * over; a program running a {@link Worker} finds this in `worker.failure`.
+ *
+ * @example
+ * ```ts
+ * import { LeakedThreadsError } from "@celeriac/celeriac/worker";
+ * const err = new LeakedThreadsError([
+ *   { task: "tasks.spin", id: "5c0e…", tid: 4242, terminatedAt: 0, cpuSeconds: 3, busy: 1 },
+ * ]);
+ * err.code; // "LEAKED_THREADS"
+ * ```
+ */
+export class LeakedThreadsError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "LEAKED_THREADS";
+  /** The threads leaked when the worker stopped. */
+  readonly threads: LeakedThread[];
+
+  /**
+   * Describe the leaked threads.
+   *
+   * @param threads the threads leaked
+   */
+  constructor(threads: LeakedThread[]) {
+    super(
+      `${threads.length} thread(s) of terminated Web Workers still run (${
+        threads.map((t) => `${t.task}[${t.id}] thread ${t.tid}`).join(", ")
+      }): only a new process gets their CPU back`,
+    );
+    this.name = "LeakedThreadsError";
+    this.threads = threads;
+  }
+}
+
+/**
+ * Log a leaked thread at WARNING, naming its task, with what the worker does
+ * about it: `restart` (it restarts now), `stopping` (it already is), or
+ * `report` (fewer leaked than its `leakedThreadsRestart`, or that is 0).
+ *
+ * @example
+ * ```ts
+ * import { logThreadLeak } from "./thread_leaks.ts";
+ * const leak = { task: "tasks.spin", id: "5c0e…", tid: 4242, terminatedAt: Date.now(), cpuSeconds: 1, busy: 1 };
+ * logThreadLeak(leak, 1, 0, "report");
+ * ```
+ *
+ * @param leak the thread
+ * @param count threads leaked now
+ * @param restartAt the worker's `leakedThreadsRestart`
+ * @param action what the worker does
+ */
+export function logThreadLeak(
+  leak: LeakedThread,
+  count: number,
+  restartAt: number,
+  action: "restart" | "stopping" | "report",
+): void {
+  const what = action === "restart"
+    ? "restarting the worker (warm shutdown, then the same command) to get the CPU back"
+    : action === "stopping"
+    ? "the worker is stopping"
+    : restartAt > 0
+    ? `the worker restarts at ${restartAt} (--leaked-threads-restart)`
+    : "only a restart of the worker gets the CPU back (--leaked-threads-restart 0: it does not " +
+      "restart itself)";
+  log.warn(
+    "The thread {tid} of {task}[{id}] still runs {seconds} s after its Web Worker was " +
+      "terminated, using {percent} % of a core: Deno does not stop a synchronous loop " +
+      "(denoland/deno#35657). {count} thread(s) leaked; {what}",
+    {
+      tid: leak.tid,
+      task: leak.task,
+      id: leak.id,
+      seconds: Math.round((Date.now() - leak.terminatedAt) / 100) / 10,
+      percent: Math.round(leak.busy * 100),
+      count,
+      what,
+    },
+  );
+}
+
+interface Sample {
+  name: string;
+  start: string;
+  ticks: number;
+}
+
+interface Watched extends LeakedThread {
+  ref: ThreadRef;
+  ticks0: number;
+  lastTicks: number;
+  lastAt: number;
+}
+
+/** Why `/proc/<pid>/task` cannot be read here, or null when it can. */
+function unreadable(dir: string): string | null {
+  if (Deno.build.os !== "linux") return "only Linux has /proc";
+  try {
+    Deno.readDirSync(dir);
+    return null;
+  } catch (err) {
+    return err instanceof Deno.errors.NotCapable
+      ? "Deno reads /proc/<pid>/task only when every permission is granted (-A)"
+      : `cannot read ${dir} (${(err as Error).message})`;
+  }
+}
+
+/**
+ * Finds the Web Worker threads that keep running after a terminate (see the
+ * module documentation).
+ *
+ * @example
+ * ```ts ignore
+ * const watch = new ThreadWatch((leak, count) => console.warn(leak.task, count));
+ * const { value: worker, thread } = watch.spawn(() => new Worker(url, { type: "module" }));
+ * worker.terminate();
+ * watch.terminated(thread, { task: "tasks.spin", id });
+ * ```
+ */
+export class ThreadWatch {
+  readonly #dir = `/proc/${Deno.pid}/task`;
+  readonly #onLeak: (leak: LeakedThread, count: number) => void;
+  /** Why threads cannot be watched, or null. */
+  readonly unavailable: string | null;
+  readonly #leaked = new Map<number, Watched>();
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  #recheck: ReturnType<typeof setInterval> | undefined;
+  #toldUnavailable = false;
+
+  /**
+   * Start watching; nothing is read until a Web Worker is started.
+   *
+   * @param onLeak called once for each thread found leaked, with the number leaked now
+   */
+  constructor(onLeak: (leak: LeakedThread, count: number) => void) {
+    this.#onLeak = onLeak;
+    this.unavailable = unreadable(this.#dir);
+  }
+
+  /** The threads leaked now, or null when they cannot be known. */
+  get leaked(): LeakedThread[] | null {
+    if (this.unavailable) return null;
+    return [...this.#leaked.values()].map(({ task, id, tid, terminatedAt, cpuSeconds, busy }) => ({
+      task,
+      id,
+      tid,
+      terminatedAt,
+      cpuSeconds,
+      busy,
+    }));
+  }
+
+  #tids(): Set<number> {
+    return new Set([...Deno.readDirSync(this.#dir)].map((e) => Number(e.name)));
+  }
+
+  #sample(tid: number): Sample | null {
+    let stat: string;
+    try {
+      stat = Deno.readTextFileSync(`${this.#dir}/${tid}/stat`);
+    } catch {
+      return null; // ended
+    }
+    const close = stat.lastIndexOf(")");
+    const fields = stat.slice(close + 2).split(" ");
+    return {
+      name: stat.slice(stat.indexOf("(") + 1, close),
+      start: fields[19],
+      ticks: Number(fields[11]) + Number(fields[12]),
+    };
+  }
+
+  /**
+   * Start a Web Worker and find its thread: Deno starts it before `new
+   * Worker()` returns, named `worker-N`.
+   *
+   * @param start what starts the Web Worker
+   * @returns what `start` returned, and its thread (null when it cannot be told)
+   */
+  spawn<T>(start: () => T): { value: T; thread: ThreadRef | null } {
+    if (this.unavailable) return { value: start(), thread: null };
+    let before: Set<number>;
+    try {
+      before = this.#tids();
+    } catch {
+      return { value: start(), thread: null };
+    }
+    const value = start();
+    try {
+      const found: ThreadRef[] = [];
+      for (const tid of this.#tids()) {
+        if (before.has(tid)) continue;
+        const s = this.#sample(tid);
+        if (s && /^worker-\d+$/.test(s.name)) found.push({ tid, start: s.start });
+      }
+      // Two at once: a Web Worker that task code started meanwhile; neither is told apart.
+      return { value, thread: found.length === 1 ? found[0] : null };
+    } catch {
+      return { value, thread: null };
+    }
+  }
+
+  /**
+   * A Web Worker was terminated: look at its thread again after
+   * {@link LEAK_GRACE_MS}.
+   *
+   * @param thread its thread, from {@link ThreadWatch.spawn}
+   * @param run the task that ended it
+   */
+  terminated(thread: ThreadRef | null, run: { task: string; id: string }): void {
+    if (this.unavailable) {
+      if (!this.#toldUnavailable) {
+        this.#toldUnavailable = true;
+        log.warn(
+          "Cannot tell whether the thread of {task}[{id}] stopped: {why}. Deno does not stop a " +
+            "Web Worker busy in a synchronous loop (denoland/deno#35657); such a thread keeps a " +
+            "core busy until the worker process exits",
+          { task: run.task, id: run.id, why: this.unavailable },
+        );
+      }
+      return;
+    }
+    if (!thread) return;
+    const first = this.#sample(thread.tid);
+    if (!first || first.start !== thread.start) return;
+    const at = Date.now();
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      const s = this.#sample(thread.tid);
+      if (!s || s.start !== thread.start) return;
+      const now = Date.now();
+      const w: Watched = {
+        ...run,
+        tid: thread.tid,
+        terminatedAt: at,
+        ref: thread,
+        ticks0: first.ticks,
+        lastTicks: s.ticks,
+        lastAt: now,
+        cpuSeconds: (s.ticks - first.ticks) / TICKS_PER_SECOND,
+        busy: (s.ticks - first.ticks) / TICKS_PER_SECOND / ((now - at) / 1000),
+      };
+      this.#leaked.set(thread.tid, w);
+      this.#armRecheck();
+      this.#onLeak(this.leaked!.find((l) => l.tid === thread.tid)!, this.#leaked.size);
+    }, LEAK_GRACE_MS);
+    Deno.unrefTimer(timer);
+    this.#timers.add(timer);
+  }
+
+  #armRecheck(): void {
+    if (this.#recheck !== undefined) return;
+    const recheck = setInterval(() => this.#look(), RECHECK_MS);
+    Deno.unrefTimer(recheck);
+    this.#recheck = recheck;
+  }
+
+  /** Update the leaked threads' CPU; forget those that ended (their loop did end). */
+  #look(): void {
+    const now = Date.now();
+    for (const [tid, w] of this.#leaked) {
+      const s = this.#sample(tid);
+      if (!s || s.start !== w.ref.start) {
+        this.#leaked.delete(tid);
+        log.info("The leaked thread {tid} of {task}[{id}] ended after {cpu} CPU seconds", {
+          tid,
+          task: w.task,
+          id: w.id,
+          cpu: w.cpuSeconds,
+        });
+        continue;
+      }
+      w.busy = (s.ticks - w.lastTicks) / TICKS_PER_SECOND / ((now - w.lastAt) / 1000);
+      w.cpuSeconds = (s.ticks - w.ticks0) / TICKS_PER_SECOND;
+      w.lastTicks = s.ticks;
+      w.lastAt = now;
+    }
+    if (this.#leaked.size === 0) {
+      clearInterval(this.#recheck);
+      this.#recheck = undefined;
+    }
+  }
+
+  /** Stop watching. */
+  close(): void {
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    clearInterval(this.#recheck);
+    this.#recheck = undefined;
+  }
+}

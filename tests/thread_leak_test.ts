@@ -1,0 +1,174 @@
+/**
+ * A task in an endless synchronous loop past its hard time limit: Deno does
+ * not stop its Web Worker's thread (denoland/deno#35657). The worker finds
+ * the thread still running, names the task at WARNING and in `inspect
+ * stats`, and (by default) restarts: a warm shutdown, then the same command
+ * in the same process (execve), which ends the thread; no message is lost.
+ * Each case runs a worker process of its own: a leaked thread ends only
+ * with its process.
+ */
+
+import assert from "node:assert/strict";
+import { Celery } from "../mod.ts";
+import { celeriacWorker, Proc } from "./helpers/procs.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+const prefix = uniquePrefix("leak");
+const BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+
+function workerArgs(queue: string, more: string[]): string[] {
+  return [
+    "--app",
+    "./tests/apps/leak_app.ts",
+    "--broker",
+    BROKER,
+    "--backend",
+    BROKER,
+    "-Q",
+    queue,
+    "-c",
+    "1",
+    "--prefetch",
+    "1",
+    "--without-heartbeat",
+    ...more,
+  ];
+}
+
+/** CPU seconds a process used (all its threads), from /proc/<pid>/stat. */
+function processCpu(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+function threadAlive(pid: number, tid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}/task/${tid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The `pool` of the `inspect stats` reply of the worker process `pid`. */
+async function poolStats(client: Celery, pid: number): Promise<Record<string, unknown>> {
+  const stats = await client.control.inspect({ timeout: 3 }).stats();
+  const mine = Object.values(stats).find((s) => s.pid === pid);
+  assert.ok(mine, `no stats reply from process ${pid}`);
+  return mine.pool as Record<string, unknown>;
+}
+
+async function unacked(): Promise<number> {
+  const r = await rawRedis();
+  const n = await r.hlen(`${prefix}unacked`);
+  await r.quit();
+  return n;
+}
+
+const LEAK_LINE = (id: string) =>
+  new RegExp(
+    `The thread (\\d+) of leak\\.spin\\[${id}\\] still runs [\\d.]+ s after its Web Worker`,
+  );
+
+Deno.test({
+  name: "thread leak: reported at WARNING and in inspect stats; with 0 the worker carries on",
+  ignore: WITHOUT_REDIS || Deno.build.os !== "linux",
+}, async () => {
+  const queue = `leak-report-${crypto.randomUUID().slice(0, 8)}`;
+  const worker = await celeriacWorker(workerArgs(queue, ["--leaked-threads-restart", "0"]));
+  const client = new Celery({ broker: BROKER, backend: BROKER, defaultQueue: queue });
+  try {
+    const spin = await client.sendTask("leak.spin", []);
+    await assert.rejects(spin.get({ timeout: 20_000 }), { excType: "TimeLimitExceeded" });
+    await worker.waitFor(LEAK_LINE(spin.id));
+    const tid = Number(LEAK_LINE(spin.id).exec(worker.output)![1]);
+    assert.match(worker.output, /1 thread\(s\) leaked; only a restart of the worker gets the CPU/);
+    assert.ok(threadAlive(worker.child.pid, tid), "the thread still runs");
+    const pool = await poolStats(client, worker.child.pid);
+    const leaked = pool["leaked-threads"] as { task: string; id: string; tid: number }[];
+    assert.deepEqual(leaked.map((l) => [l.task, l.id, l.tid]), [["leak.spin", spin.id, tid]]);
+    assert.equal(await (await client.sendTask("leak.nap", [10])).get({ timeout: 10_000 }), 10);
+    assert.doesNotMatch(worker.output, /restarting the worker/);
+    assert.equal((await worker.stop("SIGTERM")).code, 0);
+  } finally {
+    await worker.stop("SIGKILL");
+    await client.close();
+  }
+});
+
+Deno.test({
+  name: "thread leak: the worker restarts in the same process, the thread ends, nothing is lost",
+  ignore: WITHOUT_REDIS || Deno.build.os !== "linux",
+}, async () => {
+  const queue = `leak-restart-${crypto.randomUUID().slice(0, 8)}`;
+  const worker = await celeriacWorker(workerArgs(queue, ["--acks-late"]));
+  const client = new Celery({ broker: BROKER, backend: BROKER, defaultQueue: queue });
+  const pid = worker.child.pid;
+  try {
+    const spin = await client.sendTask("leak.spin", []);
+    // Queued behind it: taken one at a time, across the restart.
+    const naps = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => client.sendTask<number>("leak.nap", [200 + i])),
+    );
+    await assert.rejects(spin.get({ timeout: 20_000 }), { excType: "TimeLimitExceeded" });
+    await worker.waitFor(LEAK_LINE(spin.id));
+    const tid = Number(LEAK_LINE(spin.id).exec(worker.output)![1]);
+    assert.match(worker.output, /restarting the worker \(warm shutdown, then the same command\)/);
+    await worker.waitFor(/ ready: [\s\S]* ready: /, 60_000);
+    assert.equal(worker.child.pid, pid);
+    assert.ok(!threadAlive(pid, tid), "the leaked thread ended with the old process image");
+    assert.deepEqual(
+      await Promise.all(naps.map((r) => r.get({ timeout: 30_000 }))),
+      [200, 201, 202, 203, 204, 205],
+    );
+    // Idle, the restarted worker uses a small part of a core; the thread used all of one.
+    const before = processCpu(pid);
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.ok(processCpu(pid) - before < 1, `CPU over 2 s: ${processCpu(pid) - before} s`);
+    assert.equal((await worker.stop("SIGTERM")).code, 0);
+    assert.equal(await (await client.broker()).queueDepth(queue), 0);
+    assert.equal(await unacked(), 0, "everything taken was settled");
+  } finally {
+    await worker.stop("SIGKILL");
+    await client.close();
+  }
+});
+
+Deno.test({
+  name: "thread leak: without -A the worker says once that it cannot tell",
+  ignore: WITHOUT_REDIS || Deno.build.os !== "linux",
+}, async () => {
+  const queue = `leak-narrow-${crypto.randomUUID().slice(0, 8)}`;
+  const worker = Proc.start("celeriac worker", Deno.execPath(), [
+    "run",
+    "--allow-net",
+    "--allow-read",
+    "--allow-env",
+    "--allow-sys",
+    "worker.ts",
+    ...workerArgs(queue, []),
+  ]);
+  const client = new Celery({ broker: BROKER, backend: BROKER, defaultQueue: queue });
+  try {
+    await worker.waitFor(/ ready: /, 60_000);
+    const spin = await client.sendTask("leak.spin", []);
+    await assert.rejects(spin.get({ timeout: 20_000 }), { excType: "TimeLimitExceeded" });
+    await worker.waitFor(
+      new RegExp(
+        `Cannot tell whether the thread of leak\\.spin\\[${spin.id}\\] stopped: Deno reads ` +
+          `/proc/<pid>/task only when every permission is granted \\(-A\\)`,
+      ),
+    );
+    assert.equal((await poolStats(client, worker.child.pid))["leaked-threads"], null);
+    assert.equal((await worker.stop("SIGTERM")).code, 0);
+  } finally {
+    await worker.stop("SIGKILL");
+    await client.close();
+  }
+});
+
+Deno.test({ name: "thread leak: clean up", ignore: WITHOUT_REDIS }, async () => {
+  await deleteKeys(prefix);
+});
