@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { commandHelp } from "../src/cli/command_help.ts";
 import { MONITOR_COMMANDS } from "../src/cli/monitor.ts";
-import { OPTIONS } from "../src/cli/options.ts";
+import { APP_OPTIONAL, OPTIONS, USAGE } from "../src/cli/options.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const COMMANDS = [...MONITOR_COMMANDS, "beat", "schedule", "dashboard", "purge", "parked"];
@@ -54,4 +54,17 @@ Deno.test("help: every command's help has its usage line, and its options exist 
   assert.match(commandHelp("purge")!, /-Q, --queues a,b +queues to purge/);
   assert.match(commandHelp("dashboard")!, /-Q, --queues a,b +dashboard: /);
   assert.equal(commandHelp("worker"), undefined);
+});
+
+Deno.test("help: --app's line names every command that runs without it", () => {
+  // It named call ... report and dashboard, not purge and parked, which run
+  // with --broker alone too (as the README says).
+  const line = /^ {2}-A, --app [^]*?(?=\n {2}-b, --broker)/m.exec(USAGE)![0].replace(/\s+/g, " ");
+  assert.match(line, /required, except by /);
+  for (const command of APP_OPTIONAL) {
+    assert.match(line, new RegExp(`\\b${command}\\b`), `--app's help leaves out ${command}`);
+  }
+  for (const command of ["beat", "schedule", "completion"]) {
+    assert.equal(APP_OPTIONAL.has(command), false, command);
+  }
 });

@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
-import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { createVhost, RABBITMQ_URL } from "./helpers/rabbitmq.ts";
+import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 
 /** Run examples/workflows.ts with these extra flags and environment; its output, once it succeeded. */
 async function runWorkflows(flags: string[], env: Record<string, string> = {}): Promise<string> {
@@ -53,5 +54,33 @@ Deno.test({
   } finally {
     redis.disconnect();
     await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name:
+    "examples: workflows on RabbitMQ with rpc:// results skip what rpc:// cannot do, and say so",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // With CELERY_RESULT_BACKEND=rpc:// (RabbitMQ's usual pairing, and what the
+  // README's RabbitMQ examples use) the example died at its first chord with
+  // an uncaught ChordUnsupportedError and a stack trace, exit 1.
+  const vhost = await createVhost("ex-workflows-rpc");
+  try {
+    const text = await runWorkflows([`--allow-net=${new URL(RABBITMQ_URL).host}`], {
+      CELERY_BROKER_URL: vhost.url(),
+      CELERY_RESULT_BACKEND: "rpc://",
+    });
+    assert.match(text, /mul\(4\), show\)\s+= 24 apples/);
+    assert.match(text, /group\(add\(2, 2\), show\(5\)\)\s+= \[4, 5 pears\]/);
+    assert.match(text, /add\.chunks\(\[\.\.\.3\], 2\)\s+= \[\[2,4\],\[6\]\]/);
+    assert.match(
+      text,
+      /chords and saved groups\s+→ skipped: the rpc:\/\/ result backend has neither \(as in Celery\); run with CELERY_RESULT_BACKEND=redis:\/\/…\n/,
+    );
+    assert.doesNotMatch(text, /chord\(\[add × 3\]/);
+    assert.match(text, /"failed":0/);
+  } finally {
+    await vhost.remove();
   }
 });

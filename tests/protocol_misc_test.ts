@@ -16,7 +16,7 @@ import {
   type SerializerName,
 } from "../src/protocol/serializers.ts";
 import { parsePyDate, pyIsoFormat } from "../src/protocol/time.ts";
-import { loadCodecs } from "../src/protocol/codecs.ts";
+import { codecsForOptions, loadCodecs } from "../src/protocol/codecs.ts";
 
 await loadCodecs({ msgpack: true, compression: true });
 
@@ -201,6 +201,21 @@ Deno.test("decompress: corrupt zlib and bzip2 data are ProtocolErrors", () => {
 
 // ---------------------------------------------------------------------------
 // repr (argsrepr / kwargsrepr)
+
+Deno.test("codecsForOptions: a send's serializer and compression, else the sender's defaults", () => {
+  assert.deepEqual(codecsForOptions({}), { msgpack: false, compression: false });
+  assert.deepEqual(codecsForOptions({ serializer: "msgpack", compression: "gzip" }), {
+    msgpack: true,
+    compression: true,
+  });
+  assert.deepEqual(codecsForOptions({ compression: "" }), { msgpack: false, compression: false });
+  const defaults = { serializer: "msgpack", compression: "zstd" };
+  assert.deepEqual(codecsForOptions({}, defaults), { msgpack: true, compression: true });
+  assert.deepEqual(codecsForOptions({ serializer: "json", compression: null }, defaults), {
+    msgpack: false,
+    compression: true, // null is no option given: the default applies
+  });
+});
 
 Deno.test("argsRepr: Python tuple reprs (2, 3), (7,), ()", () => {
   assert.equal(argsRepr([2, 3]), "(2, 3)");

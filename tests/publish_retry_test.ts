@@ -246,3 +246,43 @@ Deno.test({
     }
   });
 });
+
+Deno.test({
+  name: "publish retry: a sendMany() batch none of whose messages went out is tried again",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  await withServerDown(
+    { defaultQueue: "batch", taskPublishRetryPolicy: { maxRetries: 50 } },
+    async (app, server) => {
+      // Before: rejected at once with the broker's error while the server restarted.
+      const sending = app.sendMany([{ name: "t.add", args: [1, 2] }, {
+        name: "t.add",
+        args: [3, 4],
+      }]);
+      await server.up();
+      assert.equal((await sending).length, 2);
+      // The batch's signal still ends a wait between two tries, with its own reason.
+      await server.down();
+      const reason = new Error("no more waiting");
+      const controller = new AbortController();
+      const stopped = app.sendMany([{ name: "t.add", args: [5, 6] }], {
+        signal: controller.signal,
+      });
+      await new Promise((ok) => setTimeout(ok, 300));
+      controller.abort(reason);
+      await assert.rejects(stopped, (err) => err === reason);
+      // As with one call, the first call's retry: false sends the batch once.
+      await assert.rejects(
+        app.sendMany([{ name: "t.add", args: [7, 8], options: { retry: false } }]),
+        (err) => err instanceof BrokerConnectionError && !/the publish was tried/.test(err.message),
+      );
+      await server.up();
+      const redis = await rawRedis(server.url);
+      try {
+        assert.equal(await redis.llen("batch"), 3);
+      } finally {
+        await redis.quit();
+      }
+    },
+  );
+});

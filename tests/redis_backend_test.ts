@@ -4,6 +4,7 @@ import { openRedisBackend } from "../src/backend/redis.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { backendConformance } from "./backend_conformance.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
+import { PrivateRedis } from "./helpers/private_redis.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -284,6 +285,66 @@ Deno.test({
   } finally {
     await backend.close();
     await r.quit();
+  }
+});
+
+Deno.test({
+  name: "redis backend: a wait reads its key on the subscriber's connection, right behind its " +
+    "SUBSCRIBE (RESP3), not through another connection after the SUBSCRIBE's reply",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // A private server: on the shared one, other test files' commands reach MONITOR too.
+  const server = await PrivateRedis.start();
+  const backend = await openRedisBackend(server.url);
+  const r = await rawRedis(server.url);
+  const monitor = await rawRedis(server.url);
+  try {
+    const id = crypto.randomUUID();
+    const key = `celery-task-meta-${id}`;
+    const meta = encodeResultMeta({
+      taskId: id,
+      status: "SUCCESS",
+      result: 3,
+      dateDone: new Date(),
+    });
+    await backend.store([{ taskId: id, status: "SUCCESS", meta }]);
+    // The subscriber connected first (a connect subscribes to what is waited for in its greeting).
+    const other = crypto.randomUUID();
+    const waiting = backend.waitFor(other, AbortSignal.timeout(5000));
+    await backend.store([{
+      taskId: other,
+      status: "SUCCESS",
+      meta: encodeResultMeta({ taskId: other, status: "SUCCESS", result: 0, dateDone: new Date() }),
+    }]);
+    await waiting;
+    const reads: { source: string; at: number }[] = [];
+    const subscribes: number[] = [];
+    let n = 0;
+    const m = await monitor.monitor();
+    m.on("monitor", (_time: string, args: string[], source: string) => {
+      const cmd = args[0]?.toLowerCase();
+      if (cmd === "get" && args[1] === key) reads.push({ source, at: n++ });
+      else if (cmd === "subscribe" && args[1] === key) subscribes.push(n++);
+    });
+    const got = await backend.waitFor(id, AbortSignal.timeout(5000));
+    assert.equal(got.result, 3, "a result stored before the wait is read");
+    await r.ping();
+    await new Promise((ok) => setTimeout(ok, 100));
+    m.disconnect();
+    const names = new Map<string, string>();
+    for (const line of (await r.client("LIST") as string).split("\n")) {
+      const addr = / addr=(\S+)/.exec(line)?.[1];
+      if (addr) names.set(addr, / name=(\S*)/.exec(line)?.[1] ?? "");
+    }
+    assert.equal(subscribes.length, 1);
+    assert.equal(reads.length, 1, "read once");
+    assert.equal(names.get(reads[0].source), "celeriac-results");
+    assert.ok(reads[0].at > subscribes[0], "read after the SUBSCRIBE");
+  } finally {
+    await backend.close();
+    monitor.disconnect();
+    await r.quit();
+    await server.close();
   }
 });
 

@@ -126,6 +126,21 @@ Deno.test("RESP reader: every reply type, in one read", () => {
   assert.equal(err.message, "ERR unknown command");
 });
 
+Deno.test("RESP reader: RESP3 pushes and maps read as arrays, its null as null", () => {
+  const got = readAll([
+    enc.encode(">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n_\r\n$2\r\nhi\r\n"),
+    enc.encode("%2\r\n$5\r\nproto\r\n:3\r\n$7\r\nmodules\r\n*0\r\n"),
+    enc.encode(">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nx\r\n"),
+  ], new RespReader(1024));
+  assert.deepEqual(got, [
+    ["subscribe", "ch", 1],
+    null,
+    "hi",
+    ["proto", 3, "modules", []],
+    ["message", "ch", "x"],
+  ]);
+});
+
 Deno.test("RESP reader: a reply split at every byte comes out once, whole", () => {
   const bytes = enc.encode(
     "*4\r\n$8\r\npmessage\r\n$3\r\np/*\r\n$3\r\np/a\r\n$12\r\nhello\r\nworld\r\n:5\r\n",

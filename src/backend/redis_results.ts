@@ -16,7 +16,7 @@ import type { Redis } from "ioredis";
 import { duplicateRedis, keepPinging, redisFailure } from "../broker/redis_connection.ts";
 import { RedisConnectionError } from "../broker/resp_connection.ts";
 import type { RespValue } from "../broker/resp_reader.ts";
-import { respFailure, type RespScripts } from "../broker/resp_scripts.ts";
+import { respFailure, type RespScripts, textOrNull } from "../broker/resp_scripts.ts";
 
 /**
  * What the subscriber calls: each message, and each (re)connect.
@@ -48,9 +48,13 @@ export interface ResultChannels {
    * drop lost, once the connection had been up, resolves: the reconnect
    * subscribes to it again and then calls `ready`.
    *
+   * @returns the text of the key named like the channel, read right behind
+   *   the SUBSCRIBE on its connection (null: no such key), so that nothing
+   *   published between the two is missed; undefined when it was not read
+   *   (ioredis, a lost reply, an error reading it): the caller reads it
    * @throws {BrokerConnectionError} when Redis cannot be reached
    */
-  subscribe(channel: string): Promise<unknown>;
+  subscribe(channel: string): Promise<string | null | undefined>;
   /** UNSUBSCRIBE from `channel`; it is not subscribed to again after a reconnect. */
   unsubscribe(channel: string): Promise<unknown>;
   /** Close the connection at once. */
@@ -107,6 +111,7 @@ export function respResultChannels(
   const conn = scripts.connection({
     name: "celeriac-results",
     role: "results",
+    resp3: true,
     pingEveryMs,
     channels: () => channels,
     onReady: () => {
@@ -124,20 +129,28 @@ export function respResultChannels(
   return {
     subscribe: async (channel) => {
       channels.add(channel);
+      let subscribed, read;
       try {
         // A connect under way subscribes in its greeting to the channels wanted by then; this
         // one's SUBSCRIBE goes once it is ready, unless the channel was left meanwhile: written
         // after that UNSUBSCRIBE, it would hold the channel with nothing waiting on it.
         if (conn.state === "idle" || conn.state === "connecting") await conn.connect();
         if (!channels.has(channel)) return;
-        return await conn.command(["SUBSCRIBE", channel]);
+        // One write, run in order: the key is read once the subscription holds (RESP3).
+        [subscribed, read] = await conn.commandsSettled([["SUBSCRIBE", channel], ["GET", channel]]);
       } catch (err) {
+        subscribed = { status: "rejected", reason: err } as const;
+      }
+      if (subscribed.status === "rejected") {
+        const err = subscribed.reason;
         // A drop lost the reply: the reconnect subscribes to it again, then `ready` re-reads.
         if (connected && err instanceof RedisConnectionError && conn.state !== "closed") return;
         // Its waiter gives up: nothing is to subscribe to it again on the next connect.
         channels.delete(channel);
         throw respFailure(err, rawUrl);
       }
+      const value = read?.status === "fulfilled" ? read.value : undefined;
+      return value === null || value instanceof Uint8Array ? textOrNull(value) : undefined;
     },
     unsubscribe: (channel) => {
       channels.delete(channel);
@@ -195,7 +208,8 @@ export function ioredisResultChannels(
   return {
     subscribe: (channel) => {
       left.delete(channel);
-      return sub.subscribe(channel).catch((err) => {
+      // RESP2: no command may follow on the subscribed connection; the caller reads the key.
+      return sub.subscribe(channel).then(() => undefined, (err) => {
         throw redisFailure(sub, rawUrl, err);
       });
     },

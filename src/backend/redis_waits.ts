@@ -1,7 +1,8 @@
 /**
  * The waits for results of the Redis backend: one subscriber connection
  * shared by every waiter of the backend; a waiter subscribes to its task's
- * channel before it reads the key, so a result stored in between is never
+ * channel before it reads the key (on a single server in the same write, on
+ * the subscriber's connection), so a result stored in between is never
  * missed; after a reconnect every waited-for key is read again; a settled
  * task's channel is left by the next subscription's write or within
  * {@link LEAVE_MS}.
@@ -67,7 +68,7 @@ export class RedisResultWaits {
   readonly #keyLength: number;
   #subscriber: ResultChannels | null = null;
   readonly #waiters = new Map<string, Set<Waiter>>();
-  readonly #subscribing = new Map<string, Promise<unknown>>();
+  readonly #subscribing = new Map<string, Promise<string | null | undefined>>();
   #closed = false;
   /** Settled tasks whose channels are left by the next subscription's write, or by a timer. */
   readonly #leaving = new Set<string>();
@@ -213,9 +214,12 @@ export class RedisResultWaits {
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const first = (async () => {
-        await this.#host.run(() => this.#subscribed(taskId));
-        // Through a drop (the subscription is kept and made again): read once Redis is back.
-        const now = await this.#getWhileDown(taskId);
+        const read = await this.#host.run(() => this.#subscribed(taskId));
+        // Read behind the SUBSCRIBE (RESP3), or else now; through a drop (the subscription is
+        // kept and made again), once Redis is back.
+        const now = read === undefined
+          ? await this.#getWhileDown(taskId)
+          : read && decodeResultMeta(read, taskId);
         if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
         else if (now && !signal?.aborted) onState?.(now);
       })();
@@ -238,9 +242,9 @@ export class RedisResultWaits {
    * not await the one that failed (which failed every retry for 15 s while
    * the promoted replica was up after 3, and the `get()` rejected).
    */
-  #subscribed(taskId: string): Promise<unknown> {
+  #subscribed(taskId: string): Promise<string | null | undefined> {
     const sent = this.#subscribing.get(taskId);
-    if (!sent) return Promise.resolve();
+    if (!sent) return Promise.resolve(undefined);
     return sent.catch((err) => {
       if (this.#subscribing.get(taskId) === sent && this.#waiters.has(taskId) && !this.#closed) {
         const again = this.#subscriberConn().subscribe(this.#host.key(taskId));

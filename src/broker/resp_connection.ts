@@ -8,7 +8,8 @@
  * {@link RespReader} from the socket's read buffer, pub/sub messages handed
  * to a callback as views of it. It speaks to one server (`redis://` or
  * `rediss://`): AUTH, SELECT and CLIENT SETNAME on connect, reconnect with
- * backoff after a drop (patterns and channels subscribed again), clean close. Opening
+ * backoff after a drop (patterns and channels subscribed again), clean close; RESP2, or
+ * RESP3 for a subscriber that also runs commands (`resp3`). Opening
  * the socket, the reconnect loop and the reply watchdog are in resp_dial.ts.
  *
  * @module
@@ -326,6 +327,7 @@ export class RespConnection {
     if (o.password !== undefined) {
       send(o.username ? ["AUTH", o.username, o.password] : ["AUTH", o.password]);
     }
+    if (o.resp3) send(["HELLO", "3"]);
     if (o.db) send(["SELECT", String(o.db)]);
     if (o.name) send(["CLIENT", "SETNAME", o.name]);
     for (const p of o.patterns ?? []) send(["PSUBSCRIBE", p]);

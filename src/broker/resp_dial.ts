@@ -63,6 +63,13 @@ export interface RespConnectionOptions {
   db?: number;
   /** Connection name (`CLIENT SETNAME`), shown by `CLIENT LIST`. Default none. */
   name?: string;
+  /**
+   * Speak RESP3 (`HELLO 3` after `AUTH` on each connect): a connection that
+   * subscribes can still run commands (a subscriber reads a key in the same
+   * write as its `SUBSCRIBE`), and its messages come as pushes. Redis ≥ 6.
+   * Default false (RESP2).
+   */
+  resp3?: boolean;
   /** Patterns to PSUBSCRIBE to on each connect. Default none. */
   patterns?: string[];
   /**

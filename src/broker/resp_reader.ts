@@ -1,5 +1,6 @@
 /**
- * Parsing Redis replies (RESP2) from the socket's own read buffer: the
+ * Parsing Redis replies (RESP2, and the RESP3 types a subscriber that
+ * said `HELLO 3` is sent: pushes, maps, nulls) from the socket's own read buffer: the
  * socket reads into {@link RespReader.space}, and each complete reply is
  * handed out with its bulk strings as views of that buffer (no copy), valid
  * while the handler runs. A reply split across reads waits for the rest;
@@ -72,7 +73,8 @@ const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder();
 
 /**
- * Reads RESP2 replies from a buffer the socket fills.
+ * Reads RESP2 replies (and RESP3 pushes, maps and nulls) from a buffer
+ * the socket fills.
  *
  * @example
  * ```ts
@@ -182,9 +184,12 @@ export class RespReader {
         this.#pos = end + 2;
         return b.subarray(end - n, end);
       }
-      case 0x2a: { // * array
-        const n = this.#integer(lineStart, lineEnd);
-        if (n < 0) return null;
+      case 0x2a: // * array
+      case 0x3e: // > push (RESP3): read as an array
+      case 0x25: { // % map (RESP3): read as an array of its keys and values in turn
+        const entries = this.#integer(lineStart, lineEnd);
+        if (entries < 0) return null;
+        const n = kind === 0x25 ? 2 * entries : entries;
         const items: RespValue[] = new Array(n);
         for (let i = 0; i < n; i++) {
           const item = this.#value();
@@ -193,6 +198,8 @@ export class RespReader {
         }
         return items;
       }
+      case 0x5f: // _ null (RESP3)
+        return null;
       case 0x3a: // : integer
         return this.#integer(lineStart, lineEnd);
       case 0x2b: // + simple string

@@ -24,17 +24,10 @@ import { CONTROL_COMMANDS, INSPECT_COMMANDS } from "./inspect.ts";
 import { LOG_FORMATS, type LogFields, parseLogFormat } from "./log_output.ts";
 import { cliLogLevels, closeLogging, LOG_LEVEL_NAMES, setupLogging } from "./logging.ts";
 import { isMonitorCommand, MONITOR_COMMANDS, runMonitor } from "./monitor.ts";
-import { OPTIONS, POOLS, positiveInt, queueList, USAGE } from "./options.ts";
+import { APP_OPTIONAL, OPTIONS, POOLS, positiveInt, queueList, USAGE } from "./options.ts";
 import { applyV8Flags } from "./v8_flags.ts";
 import { LEAKED_THREADS_EXIT_CODE, startOver } from "./start_over.ts";
 import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
-
-/**
- * Commands that only talk to the broker: without `--app` they use an app
- * with no tasks, configured by `--broker` / `--backend` and the
- * environment, as `celery -b URL inspect ping` does without `-A`.
- */
-const APP_OPTIONAL = new Set([...MONITOR_COMMANDS, "dashboard", "purge", "parked"]);
 
 async function openApp(
   command: string,

@@ -10,9 +10,26 @@
 import type { parseArgs } from "node:util";
 import { BEAT_OPTIONS, BEAT_USAGE } from "./beat.ts";
 import { DASHBOARD_OPTIONS, DASHBOARD_USAGE } from "./dashboard.ts";
-import { MONITOR_OPTIONS, MONITOR_USAGE } from "./monitor.ts";
+import { MONITOR_COMMANDS, MONITOR_OPTIONS, MONITOR_USAGE } from "./monitor.ts";
 import { RELIABILITY_OPTIONS, RELIABILITY_USAGE } from "./reliability.ts";
 import { SCALE_HELP, SCALE_OPTIONS } from "./scale_flags.ts";
+
+/**
+ * Commands that only talk to the broker: without `--app` they use an app
+ * with no tasks, configured by `--broker` / `--backend` and the
+ * environment, as `celery -b URL inspect ping` does without `-A`.
+ *
+ * @example
+ * ```ts ignore
+ * APP_OPTIONAL.has("purge"); // true
+ * ```
+ */
+export const APP_OPTIONAL: ReadonlySet<string> = new Set([
+  ...MONITOR_COMMANDS,
+  "dashboard",
+  "purge",
+  "parked",
+]);
 
 /**
  * Usage text of the command line.
@@ -36,8 +53,9 @@ Usage:
 
 Options:
   -A, --app MODULE[:EXPORT]  module exporting the Celery app (required, except by call, result,
-                             inspect, control, status, events, report and dashboard, which
-                             then take --broker / CELERY_BROKER_URL alone, as celery -b)
+                             inspect, control, status, events, report, dashboard, purge and
+                             parked, which then take --broker / CELERY_BROKER_URL alone, as
+                             celery -b)
   -b, --broker URL           broker URL (default: the app's, CELERY_BROKER_URL, or kv://)
       --backend URL          result backend URL (default: the app's or CELERY_RESULT_BACKEND)
   -c, --concurrency N        Web Workers in the pool (default: number of CPUs)

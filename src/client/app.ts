@@ -74,6 +74,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     publisher: () => this[PUBLISHER],
     taskOptions: (name) => this.#registry.tasks.get(name)?.options,
     publish: (message, target, call) => this.publish(message, target, call),
+    closing: () => this.#closing.signal,
     events: () => this.events,
     broker: () => this.broker(),
     resultBackend: () => this.resultBackend(),
@@ -322,7 +323,10 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * queue, pipelined; RabbitMQ:
    * all published back to back, their publisher confirms awaited together;
    * KV: each queue's first message alone, then the rest concurrently).
-   * Resolves once the broker has every message. Rejects with the broker's
+   * Resolves once the broker has every message. A batch none of whose
+   * messages went out because the broker was unreachable is tried again
+   * as its first call's `retry` and `retryPolicy` say (else the app's
+   * `taskPublishRetryPolicy`). Rejects with the broker's
    * error (or `options.signal`'s reason) when nothing was sent, or with a
    * `BatchSendError` naming the task ids sent, not sent and unknown
    * when the batch stopped part way. Each call is as

@@ -15,6 +15,7 @@ import type { ResultTuple } from "../protocol/signature.ts";
 import { publishCanvas } from "./canvas/apply.ts";
 import type { CanvasCall } from "./canvas/signature.ts";
 import { checkCallOptions } from "./call_option_names.ts";
+import { publishRetrying, publishRetryPolicyOf } from "./publish_retry.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { Events } from "./events.ts";
 import type { Publisher } from "./publisher.ts";
@@ -47,6 +48,7 @@ import type { ApplyOptions, TaskOptions } from "./task_options.ts";
  *   publisher: () => undefined,
  *   taskOptions: () => undefined,
  *   publish: (message, target) => broker.publish(message, target),
+ *   closing: () => new AbortController().signal,
  *   events: () => events,
  *   broker: () => openBroker(config.broker),
  *   resultBackend: () => openBackend(config.backend!),
@@ -70,6 +72,8 @@ export interface DispatchHost {
     target: PublishTarget,
     call?: Pick<ApplyOptions, "retry" | "retryPolicy">,
   ): Promise<void>;
+  /** Aborted when the app closes: a publish waiting to retry stops. */
+  closing(): AbortSignal;
   /** The app's events, for `task-sent`. */
   events(): Events;
   /** The app's broker, opened on first use. */
@@ -147,16 +151,29 @@ export class Dispatch {
     const signal = options.signal;
     signal?.throwIfAborted();
     const sender = this.#sender();
+    const policy = publishRetryPolicyOf(sender.config, calls[0]?.options);
     const encoded = await encodeCalls(sender, calls);
     if (encoded.some((e) => e.rpc)) await (await this.#host.resultBackend()).prepare?.();
     const batch = encoded.map((e) => e.publication);
-    const broker = sender.inWorker ? null : await this.#host.broker();
-    signal?.throwIfAborted();
+    const host = this.#host;
     try {
-      if (broker?.publishMany) await broker.publishMany(batch, options);
-      else await publishInOrder(batch, (m, t) => this.#host.publish(m, t), options);
+      if (sender.inWorker) await publishInOrder(batch, (m, t) => host.publish(m, t), options);
+      else {
+        // A batch none of whose messages went out is tried again, as one message is.
+        await publishRetrying(
+          async () => {
+            const broker = await host.broker();
+            signal?.throwIfAborted();
+            await (broker.publishMany
+              ? broker.publishMany(batch, options)
+              : publishInOrder(batch, (m, t) => broker.publish(m, t), options));
+          },
+          policy,
+          signal ? AbortSignal.any([host.closing(), signal]) : host.closing(),
+        );
+      }
     } catch (err) {
-      if (!(err instanceof BatchPublishError)) throw err;
+      if (!(err instanceof BatchPublishError)) throw signal?.aborted ? signal.reason : err;
       throw new BatchSendError(encoded.map((e) => e.id), err.outcomes, err.cause);
     }
     if (sender.config.taskSendSentEvent && !sender.inWorker) {

@@ -87,6 +87,31 @@ export function codecsFor(contentType: string, compressionHeader: unknown): Requ
   };
 }
 
+/**
+ * Which codecs a message sent with these options needs: its `serializer`
+ * and its `compression`, each else the sender's default.
+ *
+ * @example
+ * ```ts ignore
+ * codecsForOptions({ serializer: "msgpack" }); // { msgpack: true, compression: false }
+ * codecsForOptions({}, { serializer: "json", compression: "gzip" }); // { msgpack: false, compression: true }
+ * ```
+ *
+ * @param options the send's options (a task's, a signature's, a route's)
+ * @param defaults the sender's serializer and compression; default none (JSON, uncompressed)
+ * @returns what to pass to {@link loadCodecs}
+ */
+export function codecsForOptions(
+  options: { readonly serializer?: unknown; readonly compression?: unknown },
+  defaults: { readonly serializer?: string; readonly compression?: string | null } = {},
+): Required<CodecNeeds> {
+  const compression = options.compression ?? defaults.compression;
+  return {
+    msgpack: (options.serializer ?? defaults.serializer) === "msgpack",
+    compression: typeof compression === "string" && compression !== "",
+  };
+}
+
 function notLoaded(what: string): ProtocolError {
   return new ProtocolError(`${what} support is not loaded: call await loadCodecs() first`);
 }

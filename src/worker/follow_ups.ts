@@ -13,7 +13,7 @@
 import type { PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
 import { canvasTarget, encodeCanvasSend } from "../protocol/canvas_message.ts";
-import type { CodecNeeds } from "../protocol/codecs.ts";
+import { type CodecNeeds, codecsForOptions } from "../protocol/codecs.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
 import type { Embed, Message, SignatureDict } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
@@ -172,9 +172,8 @@ export function applySignature(
 
 /** The optional codecs a send's options ask for; `undefined` for JSON, uncompressed. */
 function codecsOf(options: Record<string, unknown>): CodecNeeds | undefined {
-  const msgpack = options.serializer === "msgpack";
-  const compression = typeof options.compression === "string" && options.compression !== "";
-  return msgpack || compression ? { msgpack, compression } : undefined;
+  const needs = codecsForOptions(options);
+  return needs.msgpack || needs.compression ? needs : undefined;
 }
 
 function empty(): FollowUps {

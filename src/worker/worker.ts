@@ -8,7 +8,9 @@
  * revoked | rejected | returned):
  *
  * - `worker.ts` — {@link Worker}: start, warm and cold shutdown; wires the
- *   parts below together (`ready_log.ts`: the lines logged once ready).
+ *   parts below together (`ready_log.ts`: the lines logged once ready;
+ *   `shutdown_steps.ts`: a cold shutdown's hand-back of the running tasks,
+ *   the shutdown steps not waited for through an outage).
  * - `consumer.ts` — the queues consumed and the take loop: how many to take
  *   (the pool's slots, `prefetch_window.ts`), back-off, hand to the intake.
  * - `worker_options.ts` — {@link WorkerOptions}.
@@ -63,7 +65,7 @@ import { settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
 import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { HeapCap } from "./heap_cap.ts";
-import { OutageWatch, retryWhileDown } from "../broker/outage.ts";
+import { retryWhileDown } from "../broker/outage.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { logReady } from "./ready_log.ts";
 import { createPool } from "./pool_setup.ts";
@@ -71,7 +73,7 @@ import { workerInspection } from "./inspection.ts";
 import { type ControlTarget, RemoteControl, warnIfNameTaken } from "./remote_control.ts";
 import { storeState } from "./task_state.ts";
 import { revokeTasks } from "./revoke.ts";
-import { softShutdown } from "./scale_limits.ts";
+import { returnRunning, settleUnlessOutage, unlessOutage } from "./shutdown_steps.ts";
 import { sendTaskEvents } from "./task_events.ts";
 import { TaskRates } from "./task_rates.ts";
 import { TaskRegistries } from "./task_registries.ts";
@@ -90,9 +92,6 @@ export type { WorkerOptions } from "./worker_options.ts";
 export type { WorkerStats } from "./worker_stats.ts";
 
 const log = getLogger(["celeriac", "worker"]);
-
-/** Milliseconds a cold shutdown waits for a batch on its way in to go back (see Intake.close). */
-const LOOP_GRACE_MS = 2000;
 
 /**
  * A Celeriac worker.
@@ -431,11 +430,11 @@ export class Worker {
     s.wake();
     await this.#nameCheck;
     await this.#consumer.done;
-    await this.#unlessOutage(() => this.#intake.requeueAll(), "requeue prefetched messages");
+    await unlessOutage(s, () => this.#intake.requeueAll(), "requeue prefetched messages");
     while (s.running.size > 0 && !this.#cold) await s.sleep();
     // A cold shutdown that started meanwhile finishes the job (and resolves `finished`).
     if (this.#cold) return await this.#finished.promise;
-    await this.#settleUnlessOutage();
+    await settleUnlessOutage(s);
     clearInterval(this.#leaseTimer);
     await s.pool?.close(); // undefined when start-up ended before the pool
     await this.#offline();
@@ -462,69 +461,15 @@ export class Worker {
     this.#intake.close();
     this.#consumer.stop();
     this.#control.abort();
-    const soft = (s.options.softShutdownTimeout ?? 0) * 1000;
-    if (soft > 0 && s.running.size > 0) {
-      log.warn("{hostname}: soft shutdown, {n} running task(s) get {s} s to finish", {
-        hostname: this.hostname,
-        n: s.running.size,
-        s: soft / 1000,
-      });
-      await softShutdown(() => s.running.size, () => s.sleep(), soft);
-    }
-    const seqs = [...s.running.keys()];
-    const running = [...s.running.values()];
-    s.running.clear();
-    for (const [i, r] of running.entries()) {
-      s.lifecycle.emit({ type: "returned", req: r.req, why: "shutdown", seq: seqs[i] });
-    }
-    s.pool?.abort(seqs);
-    s.wake();
-    log.warn("{hostname}: cold shutdown, requeueing {n} running task(s)", {
-      hostname: this.hostname,
-      n: running.length,
-    });
-    // A batch on its way in goes back first: what was received before it is put in front.
-    let grace: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#consumer.done,
-      new Promise((r) => grace = setTimeout(r, LOOP_GRACE_MS)),
-    ]);
-    clearTimeout(grace);
+    const running = await returnRunning(s, this.#consumer.done);
     await s.pool?.close();
     await this.#nameCheck;
-    await this.#unlessOutage(() => this.#intake.requeueAll(running), "requeue running tasks");
-    await this.#settleUnlessOutage();
+    await unlessOutage(s, () => this.#intake.requeueAll(running), "requeue running tasks");
+    await settleUnlessOutage(s);
     clearInterval(this.#leaseTimer);
     await this.#offline();
     await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
     this.#finished.resolve();
-  }
-
-  /**
-   * Run a shutdown step and wait for it, but not out an outage of a server
-   * it needs: what it has not done is left to fail when the app closes its
-   * connections, and the messages stay unacknowledged, delivered again by
-   * the broker (as Celery leaves them).
-   */
-  async #unlessOutage(step: () => Promise<void>, what: string): Promise<void> {
-    const watch = new OutageWatch();
-    if (await watch.unless(watch.run(step))) this.#leftBehind(what);
-  }
-
-  /** Wait for the settlements under way, but not out an outage of a server they need. */
-  async #settleUnlessOutage(): Promise<void> {
-    const s = this.#s;
-    if (!await s.outages.unless(s.drainSettling())) return;
-    s.leaveSettlingBehind();
-    this.#leftBehind("store results and acknowledge messages");
-  }
-
-  #leftBehind(what: string): void {
-    log.warn(
-      "{hostname}: a server is unreachable: not waiting to {what}; messages not " +
-        "acknowledged yet are delivered again",
-      { hostname: this.hostname, what },
-    );
   }
 
   /** A shutdown asked for during {@link Worker.start}: end the step under way, wait for start-up. */

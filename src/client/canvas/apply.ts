@@ -9,7 +9,7 @@ import type { ResultBackend } from "../../backend/port.ts";
 import type { PublishTarget } from "../../broker/port.ts";
 import { planCanvas } from "../../protocol/canvas.ts";
 import { canvasTarget, encodeCanvasSend } from "../../protocol/canvas_message.ts";
-import { loadCodecs } from "../../protocol/codecs.ts";
+import { codecsForOptions, loadCodecs } from "../../protocol/codecs.ts";
 import type { CompressionName } from "../../protocol/compression_names.ts";
 import type { Message, SignatureDict } from "../../protocol/message.ts";
 import type { SerializerName } from "../../protocol/serializers.ts";
@@ -126,9 +126,10 @@ export async function publishCanvas(
       ...planned,
       options: p.route(planned.task, planned.args, planned.kwargs, planned.options),
     }));
+    const needs = sends.map((s) => codecsForOptions(s.options, p));
     await loadCodecs({
-      msgpack: sends.some((s) => (s.options.serializer ?? p.serializer) === "msgpack"),
-      compression: sends.some((s) => Boolean(s.options.compression ?? p.compression)),
+      msgpack: needs.some((n) => n.msgpack),
+      compression: needs.some((n) => n.compression),
     });
     const batch = sends.map((send) => ({
       message: encodeCanvasSend(send, sender),
