@@ -3,7 +3,7 @@
  * `lzma.compress`: an .xz stream with a CRC64 check) is decoded by the
  * WebAssembly xz decoder, loaded only for a message that names it. Vectors:
  * tests/fixtures/xz/vectors.json (made by Python's lzma module) and a real
- * Celery 5.2.6 publish (tests/fixtures/celery-5.2/redis/publish/compression_lzma.json).
+ * Celery 5.2.6 publish captured from Redis (tests/fixtures/xz/kombu_publish.json).
  */
 
 import assert from "node:assert/strict";
@@ -35,7 +35,7 @@ const vectors = JSON.parse(
 ) as { valid: Vector[]; corrupt: Vector[] };
 
 const capture = JSON.parse(
-  Deno.readTextFileSync(new URL("celery-5.2/redis/publish/compression_lzma.json", FIXTURES)),
+  Deno.readTextFileSync(new URL("xz/kombu_publish.json", FIXTURES)),
 ) as { messages: { raw: string; body_decoded: unknown }[] };
 
 async function sha256(bytes: Uint8Array): Promise<string> {

@@ -99,12 +99,12 @@ export function codecsFor(contentType: string, compressionHeader: unknown): Requ
  *
  * @param options the send's options (a task's, a signature's, a route's)
  * @param defaults the sender's serializer and compression; default none (JSON, uncompressed)
- * @returns what to pass to {@link loadCodecs}
+ * @returns what to pass to {@link loadCodecs} (never `lzma`: Celeriac does not send it)
  */
 export function codecsForOptions(
   options: { readonly serializer?: unknown; readonly compression?: unknown },
   defaults: { readonly serializer?: string; readonly compression?: string | null } = {},
-): Required<CodecNeeds> {
+): Required<Omit<CodecNeeds, "lzma">> {
   const compression = options.compression ?? defaults.compression;
   return {
     msgpack: (options.serializer ?? defaults.serializer) === "msgpack",
