@@ -306,6 +306,13 @@ Deno.test("get({ timeout: 0 }) returns a finished task's result, of a chain too"
   await store(failed.parent!.id, "FAILURE", error);
   await store(failed.id, "FAILURE", error);
   await assert.rejects(() => failed.get({ timeout: 0 }), { excType: "ValueError" });
+  // A group's timeout reaches its members as an abort: a chain member still reads its result.
+  const members = await group([chain(add.s(1, 1), add.s(2)), add.s(3, 3)]).applyAsync();
+  const [chained, plain] = members.children;
+  await store(chained.parent!.id, "SUCCESS", 2);
+  await store(chained.id, "SUCCESS", big);
+  await store(plain.id, "SUCCESS", 6);
+  assert.deepEqual(await members.get({ timeout: 0 }), [big, 6]);
   await app.close();
 });
 

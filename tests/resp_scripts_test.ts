@@ -11,6 +11,8 @@ import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { RedisReplyError } from "../src/broker/resp_reader.ts";
 import { RedisConnectionError } from "../src/broker/resp_connection.ts";
 import {
+  commandSettings,
+  inTransaction,
   replyTimeoutOf,
   respFailure,
   RespScript,
@@ -25,6 +27,26 @@ import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `RESP scripts: ${name}`, ignore: WITHOUT_REDIS }, fn);
+
+Deno.test("RESP scripts: command connections share their settings, and transactions their framing", () => {
+  const url = "redis://:pw@127.0.0.1:6390/2?socket_timeout=5";
+  const settings = commandSettings(parseRedisUrl(url), url);
+  assert.equal(settings.db, 2);
+  assert.equal(settings.maxDelayMs, 500);
+  assert.equal(settings.waitForReconnect, true);
+  assert.equal(settings.replyTimeoutMs, 5000);
+  assert.equal("reconnectWaitMs" in settings, false, "only the next attempt is waited for");
+  const plain = "redis://127.0.0.1:6390/0";
+  const client = commandSettings(parseRedisUrl(plain), plain, { reconnectWaitMs: 1000 });
+  assert.equal(client.replyTimeoutMs, 30_000);
+  assert.equal(client.reconnectWaitMs, 1000);
+  assert.deepEqual(inTransaction([["INCR", "a"], ["GET", "b"]]), [
+    ["MULTI"],
+    ["INCR", "a"],
+    ["GET", "b"],
+    ["EXEC"],
+  ]);
+});
 
 const open = (url = REDIS_URL) =>
   new RespScripts(parseRedisUrl(url), url, { name: "celeriac-test" });

@@ -359,15 +359,15 @@ export class RpcBackend implements ResultBackend {
     }
   }
 
-  /**
-   * The latest state that reached this client's reply queue; `null`
-   * (PENDING) when none did. Drains the queue first.
-   */
   /** Declare and consume this client's reply queue (before its first task is sent). */
   async prepare(): Promise<void> {
     await this.#listen();
   }
 
+  /**
+   * The latest state that reached this client's reply queue; `null`
+   * (PENDING) when none did. Drains the queue first.
+   */
   async get(taskId: string): Promise<ResultMeta | null> {
     await this.#drain();
     return this.#latest.get(taskId) ?? null;

@@ -20,9 +20,9 @@
 
 import type { RedisBatch, RedisClient } from "./redis_client.ts";
 import { BLOCKING_MS, commandTimeoutOf, type RedisUrlOptions } from "./redis_url.ts";
-import { RespConnection, type RespConnectionOptions } from "./resp_connection.ts";
+import { RespConnection } from "./resp_connection.ts";
 import { RedisReplyError, type RespValue } from "./resp_reader.ts";
-import { respOptions, RespScript, runScript } from "./resp_scripts.ts";
+import { commandSettings, inTransaction, RespScript, runScript } from "./resp_scripts.ts";
 import { CLOSE_WAIT_MS } from "./sleep.ts";
 
 /**
@@ -103,16 +103,14 @@ export class RespClient implements RedisClient {
     this.#url = url;
     this.#rawUrl = rawUrl;
     this.commandTimeout = commandTimeoutOf(url, rawUrl) + (options.blocking ? BLOCKING_MS : 0);
-    const settings: RespConnectionOptions = {
-      ...respOptions(url, rawUrl),
+    this.#conn = new RespConnection({
+      ...commandSettings(url, rawUrl, {
+        reconnectWaitMs: RECONNECT_WAIT_MS,
+        replyTimeoutMs: this.commandTimeout,
+      }),
       name: options.name,
       role: options.name?.replace(/^celeriac-/, "") ?? "commands",
-      maxDelayMs: 500,
-      waitForReconnect: true,
-      reconnectWaitMs: RECONNECT_WAIT_MS,
-      replyTimeoutMs: this.commandTimeout,
-    };
-    this.#conn = new RespConnection(settings);
+    });
   }
 
   /**
@@ -347,12 +345,7 @@ class RespTransaction implements RedisBatch {
    */
   async exec(): Promise<[Error | null, unknown][] | null> {
     const loads = [...this.#used].map((d) => ["SCRIPT", "LOAD", d.script.lua]);
-    const settled = await this.#conn.commandsSettled([
-      ...loads,
-      ["MULTI"],
-      ...this.#commands,
-      ["EXEC"],
-    ]);
+    const settled = await this.#conn.commandsSettled([...loads, ...inTransaction(this.#commands)]);
     const replies = settled.map((s) => {
       if (s.status === "fulfilled") return s.value;
       if (s.reason instanceof RedisReplyError) return s.reason;

@@ -17,7 +17,7 @@
 
 import { BrokerConnectionError } from "./errors.ts";
 import { describeRedisFailure } from "./redis_failures.ts";
-import { type RedisUrlOptions, replyTimeoutOf } from "./redis_url.ts";
+import { commandTimeoutOf, type RedisUrlOptions, replyTimeoutOf } from "./redis_url.ts";
 
 export { replyTimeoutOf };
 import {
@@ -55,6 +55,64 @@ export function respOptions(url: RedisUrlOptions, rawUrl: string): RespConnectio
     db: url.db,
     label: rawUrl,
   };
+}
+
+/**
+ * The settings of a connection that sends commands ({@link RespScripts},
+ * `RespClient`): the server's ({@link respOptions}); after a drop it
+ * reconnects with back-off up to `maxDelayMs`, and a command sent while it
+ * reconnects waits for the next attempt (with `reconnectWaitMs`, for the
+ * attempts of that long); commands left without a reply for
+ * `replyTimeoutMs` drop it.
+ *
+ * @example
+ * ```ts
+ * import { commandSettings } from "./resp_scripts.ts";
+ * import { parseRedisUrl } from "./redis_url.ts";
+ * const url = "redis://127.0.0.1:6379/0?socket_timeout=5";
+ * commandSettings(parseRedisUrl(url), url).replyTimeoutMs; // 5000
+ * ```
+ *
+ * @param url the parsed URL
+ * @param rawUrl the URL text, for errors and log lines
+ * @param options `maxDelayMs` (default 500, as the ioredis connections'),
+ *   `reconnectWaitMs` (default: the next attempt only), `replyTimeoutMs`
+ *   (default the URL's `?socket_timeout=`, else 30 s)
+ * @returns the settings, without a connection name or role
+ */
+export function commandSettings(
+  url: RedisUrlOptions,
+  rawUrl: string,
+  options: { maxDelayMs?: number; reconnectWaitMs?: number; replyTimeoutMs?: number } = {},
+): RespConnectionOptions {
+  const settings: RespConnectionOptions = {
+    ...respOptions(url, rawUrl),
+    maxDelayMs: options.maxDelayMs ?? 500,
+    waitForReconnect: true,
+    replyTimeoutMs: options.replyTimeoutMs ?? commandTimeoutOf(url, rawUrl),
+  };
+  if (options.reconnectWaitMs !== undefined) settings.reconnectWaitMs = options.reconnectWaitMs;
+  return settings;
+}
+
+/**
+ * Commands framed as one transaction: `MULTI`, the commands, `EXEC` (whose
+ * reply, the last, holds theirs). Sent together (`RespConnection.commands`
+ * or `commandsSettled`), no other command of the connection comes between.
+ *
+ * @example
+ * ```ts
+ * import { inTransaction } from "./resp_scripts.ts";
+ * inTransaction([["INCR", "a"], ["GET", "b"]]); // [["MULTI"], ["INCR", "a"], ["GET", "b"], ["EXEC"]]
+ * ```
+ *
+ * @param commands each a command name and its arguments
+ * @returns the framed commands
+ */
+export function inTransaction<C extends readonly (string | Uint8Array)[]>(
+  commands: readonly C[],
+): (C | readonly string[])[] {
+  return [["MULTI"], ...commands, ["EXEC"]];
 }
 
 /**
@@ -195,12 +253,10 @@ export class RespScripts {
    */
   constructor(url: RedisUrlOptions, rawUrl: string, options: RespScriptsOptions = {}) {
     this.#rawUrl = rawUrl;
-    this.#settings = {
-      ...respOptions(url, rawUrl),
-      maxDelayMs: options.maxDelayMs ?? 500,
-      waitForReconnect: true,
-      replyTimeoutMs: options.replyTimeoutMs ?? replyTimeoutOf(url, rawUrl) ?? 30_000,
-    };
+    this.#settings = commandSettings(url, rawUrl, {
+      maxDelayMs: options.maxDelayMs,
+      replyTimeoutMs: options.replyTimeoutMs,
+    });
     this.#conn = new RespConnection({
       ...this.#settings,
       name: options.name,
@@ -286,7 +342,7 @@ export class RespScripts {
    */
   async transaction(commands: readonly (readonly string[])[]): Promise<RespValue[]> {
     try {
-      const replies = await this.#conn.commands([["MULTI"], ...commands, ["EXEC"]]);
+      const replies = await this.#conn.commands(inTransaction(commands));
       return replies[replies.length - 1] as RespValue[];
     } catch (err) {
       throw respFailure(err, this.#rawUrl);

@@ -17,21 +17,21 @@ import { followStates, type TaskUpdate, waitSignal } from "./progress.ts";
 const PROPAGATE: ReadonlySet<string> = new Set(["FAILURE", "REVOKED"]);
 
 /**
- * Read task `readId`'s meta, given up at the timeout (`null`: not known, as
- * when nothing is stored) or the caller's abort (rejecting with its reason).
- * A read is not a wait: what a timed-out one would have found is left to the
- * backend's wait, which returns a stored result also once its timeout passed.
+ * Read task `readId`'s meta, given up at the timeout or the caller's abort
+ * (`null`: not known, as when nothing is stored). A read is not a wait:
+ * what a read given up would have found is left to the backend's wait,
+ * which returns a stored result also once its signal aborted.
  */
 async function readWithin(
   backend: ResultBackend,
   readId: string,
   options: { timeout?: number; signal?: AbortSignal },
 ): Promise<ResultMeta | null> {
-  const { signal, timer } = waitSignal(options);
+  const { signal } = waitSignal(options);
   try {
     return await unlessAborted(backend.get(readId), signal);
   } catch (err) {
-    if (timer?.aborted && !options.signal?.aborted) return null;
+    if (signal.aborted) return null;
     throw err;
   }
 }
@@ -92,7 +92,7 @@ export async function waitFollowingParents(
     if (first.status === "SUCCESS") return first; // only the task's own wait ends in SUCCESS
     // The earliest failed step decides, whichever wait ended first: read the
     // steps whose waits have not ended yet (their first read may be in flight);
-    // one whose read the timeout cut off leaves the task's own failure to decide.
+    // one whose read the timeout or an abort cut off leaves the task's own failure to decide.
     const rest = { timeout: left(), signal: options.signal };
     const metas = await Promise.all(
       parentIds.map((p) => ready.get(p) ?? readWithin(backend, p, rest)),

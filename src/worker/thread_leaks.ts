@@ -211,6 +211,10 @@ interface Watched extends LeakedThread {
 /** Why `/proc/<pid>/task` cannot be read here, or null when it can. */
 function unreadable(dir: string): string | null {
   if (Deno.build.os !== "linux") return "only Linux has /proc";
+  // Not granted: reading would prompt in a terminal (and Deno denies it short of -A anyway).
+  if (Deno.permissions.querySync({ name: "read", path: dir }).state !== "granted") {
+    return "Deno reads /proc/<pid>/task only when every permission is granted (-A)";
+  }
   try {
     Deno.readDirSync(dir);
     return null;
