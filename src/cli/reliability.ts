@@ -6,6 +6,8 @@
  * @module
  */
 
+import { wholeNumber } from "./flag_numbers.ts";
+
 /** The options, for `parseArgs`. */
 export const RELIABILITY_OPTIONS = {
   "max-deliveries": { type: "string" },
@@ -29,16 +31,6 @@ export const RELIABILITY_USAGE = `
  */
 const CLI_LEAKED_THREADS_RESTART = 1;
 
-function wholeNumber(values: Record<string, unknown>, flag: string): number | undefined {
-  const text = values[flag];
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) {
-    throw new TypeError(`--${flag} needs a whole number >= 0, got "${text}"`);
-  }
-  return n;
-}
-
 /**
  * Read the reliability options.
  *
@@ -57,10 +49,16 @@ function wholeNumber(values: Record<string, unknown>, flag: string): number | un
 export function reliabilityOptions(
   values: Record<string, unknown>,
 ): { maxDeliveries?: number; leakedThreadsRestart: number } {
-  const maxDeliveries = wholeNumber(values, "max-deliveries");
+  const maxDeliveries = wholeNumber(
+    values["max-deliveries"] as string | undefined,
+    "--max-deliveries",
+  );
   return {
     ...(maxDeliveries !== undefined ? { maxDeliveries } : {}),
-    leakedThreadsRestart: wholeNumber(values, "leaked-threads-restart") ??
+    leakedThreadsRestart: wholeNumber(
+      values["leaked-threads-restart"] as string | undefined,
+      "--leaked-threads-restart",
+    ) ??
       CLI_LEAKED_THREADS_RESTART,
   };
 }
