@@ -208,16 +208,19 @@ interface Watched extends LeakedThread {
   told: boolean;
 }
 
-/** Why `/proc/<pid>/task` cannot be read here, or null when it can. */
-function unreadable(dir: string): string | null {
+function threadIds(dir: string): Set<number> {
+  return new Set([...Deno.readDirSync(dir)].map((e) => Number(e.name)));
+}
+
+/** This process's thread ids, or why `/proc/<pid>/task` cannot be read here. */
+function listThreads(dir: string): Set<number> | string {
   if (Deno.build.os !== "linux") return "only Linux has /proc";
   // Not granted: reading would prompt in a terminal (and Deno denies it short of -A anyway).
   if (Deno.permissions.querySync({ name: "read", path: dir }).state !== "granted") {
     return "Deno reads /proc/<pid>/task only when every permission is granted (-A)";
   }
   try {
-    Deno.readDirSync(dir);
-    return null;
+    return threadIds(dir);
   } catch (err) {
     return err instanceof Deno.errors.NotCapable
       ? "Deno reads /proc/<pid>/task only when every permission is granted (-A)"
@@ -242,6 +245,12 @@ export class ThreadWatch {
   readonly #onLeak: (leak: LeakedThread, count: number) => void;
   /** Why threads cannot be watched, or null. */
   readonly unavailable: string | null;
+  /**
+   * The thread ids at the last spawn (or the watch's start): a Web Worker's
+   * thread is the one new `worker-N` since, so each spawn reads
+   * `/proc/<pid>/task` once.
+   */
+  #seen = new Set<number>();
   readonly #watched = new Map<number, Watched>();
   #sampler: ReturnType<typeof setInterval> | undefined;
   #toldUnavailable = false;
@@ -253,7 +262,9 @@ export class ThreadWatch {
    */
   constructor(onLeak: (leak: LeakedThread, count: number) => void) {
     this.#onLeak = onLeak;
-    this.unavailable = unreadable(this.#dir);
+    const threads = listThreads(this.#dir);
+    this.unavailable = typeof threads === "string" ? threads : null;
+    if (typeof threads !== "string") this.#seen = threads;
   }
 
   /** The threads leaked now, or null when they cannot be known. */
@@ -262,10 +273,6 @@ export class ThreadWatch {
     return [...this.#watched.values()].filter((w) => w.leaked).map((
       { task, id, tid, terminatedAt, cpuSeconds, busy },
     ) => ({ task, id, tid, terminatedAt, cpuSeconds, busy }));
-  }
-
-  #tids(): Set<number> {
-    return new Set([...Deno.readDirSync(this.#dir)].map((e) => Number(e.name)));
   }
 
   #sample(tid: number): Sample | null {
@@ -292,22 +299,19 @@ export class ThreadWatch {
    * @returns what `start` returned, and its thread (null when it cannot be told)
    */
   spawn<T>(start: () => T): { value: T; thread: ThreadRef | null } {
-    if (this.unavailable) return { value: start(), thread: null };
-    let before: Set<number>;
-    try {
-      before = this.#tids();
-    } catch {
-      return { value: start(), thread: null };
-    }
     const value = start();
+    if (this.unavailable) return { value, thread: null };
     try {
+      const before = this.#seen;
+      this.#seen = threadIds(this.#dir);
       const found: ThreadRef[] = [];
-      for (const tid of this.#tids()) {
+      for (const tid of this.#seen) {
         if (before.has(tid)) continue;
         const s = this.#sample(tid);
         if (s && /^worker-\d+$/.test(s.name)) found.push({ tid, start: s.start });
       }
-      // Two at once: a Web Worker that task code started meanwhile; neither is told apart.
+      // Two: a Web Worker that task code started since the last spawn and still runs; neither
+      // is told apart.
       return { value, thread: found.length === 1 ? found[0] : null };
     } catch {
       return { value, thread: null };
