@@ -38,7 +38,7 @@ async function withBroker(fn: (url: string, app: Celery) => Promise<void>): Prom
 
 const APP = ["--app", "./tests/apps/worker_app.ts"];
 
-Deno.test("cli purge: asks first, and deletes nothing unless the answer is yes", async () => {
+Deno.test("cli purge: asks first, and deletes nothing unless the answer is y or yes", async () => {
   await withBroker(async (url, app) => {
     for (let i = 0; i < 3; i++) await app.sendTask("t.add", [i, i], { queue: "a" });
     await app.sendTask("t.add", [9, 9], { queue: "b" });
@@ -47,11 +47,17 @@ Deno.test("cli purge: asks first, and deletes nothing unless the answer is yes",
     assert.match(no.out, /remove all tasks from queues: a, b/);
     assert.match(no.out, /Purge cancelled/);
     assert.equal(await app.queueDepth("a"), 3);
+    assert.match(no.out, /Are you sure you want to delete all tasks\? \[y\/N\]: /);
     const yes = await cli(["purge", ...APP, "-b", url, "-Q", "a,b"], "yes\n");
     assert.equal(yes.code, 0, yes.out);
     assert.match(yes.out, /Purged 4 messages from 2 queues \(a, b\)/);
     assert.equal(await app.queueDepth("a"), 0);
     assert.equal(await app.queueDepth("b"), 0);
+    // Celery 5.2's purge asks with click.confirm, which takes y: here "y" cancelled.
+    await app.sendTask("t.add", [1, 1], { queue: "a" });
+    const y = await cli(["purge", ...APP, "-b", url, "-Q", "a"], "Y\n");
+    assert.equal(y.code, 0, y.out);
+    assert.match(y.out, /Purged 1 message from 1 queue \(a\)/);
   });
 });
 

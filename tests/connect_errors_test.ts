@@ -103,6 +103,16 @@ test("wrong password, missing password, unknown host and refused say which", asy
   );
 });
 
+test("a password given to a server that has none says so, and is not retried", async () => {
+  // Was "ERR AUTH <password> called without any password configured ...", retried as if the
+  // server were down (100 times, about 50 minutes, for the worker), though only the URL fixes it.
+  const url = `redis://:sekret@${base.host}/0`;
+  const saysSo =
+    /the server has no password \(ERR AUTH <password> called without any password configured.*\)\. Remove the password from the URL: redis:\/\/host:port\/db/;
+  await assert.rejects(openBroker(url), rejectsWith(saysSo));
+  await assert.rejects(openBackend(url), rejectsWith(saysSo));
+});
+
 Deno.test("connect errors: an empty CELERY_BROKER_URL / CELERY_RESULT_BACKEND counts as unset", async () => {
   // Set in a process of its own: files running in parallel share this one's environment.
   await runEnvCase("empty broker and backend variables");

@@ -289,6 +289,42 @@ Deno.test({
 });
 
 Deno.test({
+  name: "redis backend: a wait given up while the subscriber connects, its channel left, then " +
+    "made again before the connect is over, keeps its subscription",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // The subscriber's connect is held back by a proxy (a slow TLS connect, a reconnect): the
+  // first wait times out, its UNSUBSCRIBE waits for the connect, and the same id is waited for
+  // again before it is over (a get() retried after its timeout).
+  const { proxy, url: via } = LossyProxy.before(url);
+  const backend = await openRedisBackend(via);
+  const r = await rawRedis();
+  try {
+    const a = crypto.randomUUID();
+    await backend.get(a); // the store's connection is up, not paused
+    proxy.pauseReplies(proxy.accepted); // the next connection: the subscriber's
+    await assert.rejects(backend.waitFor(a, AbortSignal.timeout(20)), { name: "TimeoutError" });
+    await new Promise((res) => setTimeout(res, 150)); // the channel is left (LEAVE_MS)
+    const again = backend.waitFor(a, AbortSignal.timeout(5000));
+    // Rejected by close() when an assertion fails first: that failure is the one reported.
+    again.catch(() => {});
+    proxy.resumeReplies();
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(await subscribed(r, a), 1, "the new wait's subscription stays");
+    await backend.store([{
+      taskId: a,
+      status: "SUCCESS",
+      meta: encodeResultMeta({ taskId: a, status: "SUCCESS", result: 4, dateDone: new Date() }),
+    }]);
+    assert.equal((await again).result, 4);
+  } finally {
+    await backend.close();
+    await r.quit();
+    proxy.close();
+  }
+});
+
+Deno.test({
   name: "redis backend: a wait reads its key on the subscriber's connection, right behind its " +
     "SUBSCRIBE (RESP3), not through another connection after the SUBSCRIBE's reply",
   ignore: WITHOUT_REDIS,

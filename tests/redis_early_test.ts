@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import type { Delivery } from "../src/broker/port.ts";
 import { openRedisBroker, type RedisBroker } from "../src/broker/redis.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
-import { PrivateRedis } from "./helpers/private_redis.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -215,56 +214,8 @@ function recordsTheClaimOnly(
 
 // No take follows (the worker's slots are full, or it holds ETA tasks): its timer sends it.
 recordsTheClaimOnly("its timer sends", () => new Promise((res) => setTimeout(res, 600)), 1);
-// The task finished at once and the consume loop sleeps (ETA limit or backlog reached): no take
-// follows in the acknowledgement's turn.
+// The task finished at once and the consume loop sleeps (ETA limit or backlog reached).
 recordsTheClaimOnly("an acknowledgement sends", (broker, got) => broker.ack(got), 0);
-
-Deno.test({
-  name: "redis early hand-out: acknowledged at intake, then the next take in the same turn " +
-    "(the worker's consume loop): one take script records it and reads the queues, and the " +
-    "take waits at once",
-  ignore: WITHOUT_REDIS,
-}, async () => {
-  // A private server: on the shared one, other test files' commands reach MONITOR too.
-  const server = await PrivateRedis.start();
-  const broker = await openRedisBroker(server.url);
-  const q = uniqueQueue("early-intake");
-  const r = await rawRedis(server.url);
-  const monitor = await rawRedis(server.url);
-  const seen: string[] = [];
-  try {
-    const taking = broker.take([q], { max: 10, signal: AbortSignal.timeout(5000) });
-    await new Promise((res) => setTimeout(res, 20));
-    const m = await monitor.monitor();
-    m.on("monitor", (_time: string, args: string[]) => {
-      const cmd = args[0]?.toLowerCase();
-      // A take script has the take record and at least one list beside `unacked` and its kin.
-      if ((cmd === "evalsha" || cmd === "eval") && Number(args[2]) >= 5) seen.push("take");
-      else if (cmd === "blmove") seen.push("wait");
-    });
-    await broker.publishMany([{ message: message("one"), target: { routingKey: q } }]);
-    const got = await taking;
-    assert.deepEqual(texts(got), ["one"]);
-    const acked = broker.ack(got);
-    const next = broker.take([q], { max: 10, signal: AbortSignal.timeout(5000) });
-    await acked;
-    await new Promise((res) => setTimeout(res, 100));
-    await broker.publishMany([{ message: message("two"), target: { routingKey: q } }]);
-    assert.deepEqual(texts(await next), ["two"]);
-    await broker.ack(await next);
-    await new Promise((res) => setTimeout(res, 100));
-    m.disconnect();
-    // "one" was claimed by the first wait; then one take script (its record, over the queue
-    // too, found it empty) and a wait that claimed "two", and that one's take script.
-    assert.deepEqual(seen.slice(0, 3), ["take", "wait", "take"]);
-    assert.equal(await r.hlen("unacked"), 0);
-  } finally {
-    await broker.close();
-    monitor.disconnect();
-    await r.quit();
-    await server.close();
-  }
-});
 
 Deno.test({
   name: "redis early hand-out: after the record of a lone hand-out, the next take's wait " +

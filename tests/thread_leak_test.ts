@@ -17,7 +17,7 @@ import { WITHOUT_REDIS } from "./helpers/services.ts";
 const prefix = uniquePrefix("leak");
 const BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 
-function workerArgs(queue: string, more: string[]): string[] {
+function workerArgs(queue: string, more: string[], concurrency = 1): string[] {
   return [
     "--app",
     "./tests/apps/leak_app.ts",
@@ -28,7 +28,7 @@ function workerArgs(queue: string, more: string[]): string[] {
     "-Q",
     queue,
     "-c",
-    "1",
+    String(concurrency),
     "--prefetch",
     "1",
     "--without-heartbeat",
@@ -135,6 +135,71 @@ Deno.test({
     await client.close();
   }
 });
+
+Deno.test({
+  name: "thread leak: a thread blocked in a call or ending a computation is reported, not a leak",
+  ignore: WITHOUT_REDIS || Deno.build.os !== "linux",
+}, async () => {
+  const queue = `leak-ends-${crypto.randomUUID().slice(0, 8)}`;
+  const worker = await celeriacWorker(workerArgs(queue, [], 2));
+  const client = new Celery({ broker: BROKER, backend: BROKER, defaultQueue: queue });
+  try {
+    const block = await client.sendTask("leak.block", []);
+    const crunch = await client.sendTask("leak.crunch", []);
+    for (const r of [block, crunch]) {
+      await assert.rejects(r.get({ timeout: 20_000 }), { excType: "TimeLimitExceeded" });
+    }
+    for (const [r, task] of [[block, "block"], [crunch, "crunch"]] as const) {
+      await worker.waitFor(
+        new RegExp(`The thread \\d+ of leak\\.${task}\\[${r.id}\\] is still there [\\d.]+ s after`),
+      );
+      await worker.waitFor(
+        new RegExp(`The thread \\d+ of leak\\.${task}\\[${r.id}\\] ended [\\d.]+ s after`),
+      );
+    }
+    assert.equal(await (await client.sendTask("leak.nap", [10])).get({ timeout: 10_000 }), 10);
+    assert.doesNotMatch(worker.output, /still runs [\d.]+ s after|restarting the worker/);
+    assert.deepEqual((await poolStats(client, worker.child.pid))["leaked-threads"], []);
+    assert.equal((await worker.stop("SIGTERM")).code, 0);
+    assert.equal(worker.output.match(/ ready: /g)?.length, 1, "the worker did not start over");
+  } finally {
+    await worker.stop("SIGKILL");
+    await client.close();
+  }
+});
+
+for (const signal of ["SIGTERM", "SIGQUIT"] as const) {
+  Deno.test({
+    name:
+      `thread leak: ${signal} during the restart's shutdown stops the worker, it does not start over`,
+    ignore: WITHOUT_REDIS || Deno.build.os !== "linux",
+  }, async () => {
+    const queue = `leak-stop-${crypto.randomUUID().slice(0, 8)}`;
+    const worker = await celeriacWorker(workerArgs(queue, [], 2));
+    const client = new Celery({ broker: BROKER, backend: BROKER, defaultQueue: queue });
+    try {
+      // Still running when the restart begins: its warm shutdown waits for it.
+      const nap = await client.sendTask<number>("leak.nap", [15_000]);
+      const spin = await client.sendTask("leak.spin", []);
+      await worker.waitFor(
+        /restarting the worker \(warm shutdown, then the same command\)/,
+        30_000,
+      );
+      worker.signal(signal);
+      const startedOver = worker.waitFor(/ ready: [\s\S]* ready: /, 40_000).then(() => {
+        throw new Error(`the worker started over after ${signal}:\n${worker.output}`);
+      });
+      const status = await Promise.race([worker.child.status, startedOver]);
+      assert.equal(status.code, 0);
+      assert.match(worker.output, /Not starting over for the leaked threads: a signal asked/);
+      if (signal === "SIGTERM") assert.equal(await nap.get({ timeout: 10_000 }), 15_000);
+      await assert.rejects(spin.get({ timeout: 5_000 }), { excType: "TimeLimitExceeded" });
+    } finally {
+      await worker.stop("SIGKILL");
+      await client.close();
+    }
+  });
+}
 
 Deno.test({
   name: "thread leak: without -A the worker says once that it cannot tell",

@@ -153,12 +153,19 @@ export function respResultChannels(
       const value = read?.status === "fulfilled" ? read.value : undefined;
       return value === null || value instanceof Uint8Array ? textOrNull(value) : undefined;
     },
-    unsubscribe: (channel) => {
+    unsubscribe: async (channel) => {
       channels.delete(channel);
-      // A connection waiting to reconnect subscribes to the channels left when it is back; one
-      // connecting may have subscribed to this one already (its greeting): leave it once ready.
-      const up = conn.state === "ready" || conn.state === "connecting";
-      return up ? conn.command(["UNSUBSCRIBE", channel]) : Promise.resolve();
+      if (conn.state === "connecting") {
+        // It may have subscribed to this one already (its greeting): leave it once ready, as
+        // the SUBSCRIBEs waiting for the connect are written (the same hop, in turn), unless
+        // wanted again meanwhile: written after that one's SUBSCRIBE, it would undo it.
+        await conn.connect();
+        if (channels.has(channel)) return;
+      } else if (conn.state !== "ready") {
+        // Waiting to reconnect: it subscribes to the channels left when it is back.
+        return;
+      }
+      return await conn.command(["UNSUBSCRIBE", channel]);
     },
     close: () => conn.close(0),
   };

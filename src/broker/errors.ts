@@ -42,7 +42,7 @@ export class BrokerConnectionError extends Error {
   constructor(
     url: string,
     cause?: unknown,
-    explained: { reason?: string; hint?: string; transient?: boolean } = {},
+    explained: { reason?: string; hint?: string; transient?: boolean; permission?: boolean } = {},
   ) {
     const safe = maskPassword(url);
     if (explained.reason === undefined) {
@@ -52,12 +52,10 @@ export class BrokerConnectionError extends Error {
     const why = reason ? `: ${reason.replace(/\.+$/, "")}` : "";
     const hint = explained.hint ??
       "Check that the server runs and the URL is right";
-    super(
-      `Cannot connect to ${safe}${why}. ${hint} ` +
-        "(set by new Celery({ broker, backend }), CELERY_BROKER_URL / CELERY_RESULT_BACKEND, " +
-        "or the command line's --broker / --backend)",
-      { cause },
-    );
+    // Where the URL came from, unless only a Deno permission is missing (the URL is right).
+    const source = explained.permission ? "" : " (set by new Celery({ broker, backend }), " +
+      "CELERY_BROKER_URL / CELERY_RESULT_BACKEND, or the command line's --broker / --backend)";
+    super(`Cannot connect to ${safe}${why}. ${hint}${source}`, { cause });
     this.name = "BrokerConnectionError";
     this.url = safe;
     this.transient = explained.transient ?? true;
@@ -66,15 +64,29 @@ export class BrokerConnectionError extends Error {
   }
 }
 
+/** A connection Deno refused for want of a permission: what, and the flag that allows it. */
+export interface Denied {
+  /** What was refused, in Deno's words. */
+  reason: string;
+  /** The Deno flag to run with. */
+  hint: string;
+  /** Only new flags fix it. */
+  transient: false;
+  /** A permission, not the URL: the message does not list where the URL came from. */
+  permission: true;
+}
+
 /**
  * Deno's refusal of an operation the process has no permission for
  * (`NotCapable`: "Requires net access to ..., run again with the --allow-net
- * flag"): only new flags fix it, so trying again cannot help.
+ * flag"): only new flags fix it, so trying again cannot help. The hint
+ * gives the flag for just what was asked (`--allow-net=127.0.0.1:6379`),
+ * the narrow form the README recommends.
  *
  * @example
  * ```ts ignore
- * deniedPermission(new Deno.errors.NotCapable("Requires write access to \"/data\"..."))?.transient;
- * // false
+ * deniedPermission(new Deno.errors.NotCapable("Requires write access to \"/data\"..."))?.hint;
+ * // "Run deno with --allow-write=/data"
  * ```
  *
  * @param cause the connection's error
@@ -82,9 +94,18 @@ export class BrokerConnectionError extends Error {
  */
 export function deniedPermission(
   cause: unknown,
-): { reason: string; hint: string; transient: false } | undefined {
+): Denied | undefined {
   if (!(cause instanceof Deno.errors.NotCapable)) return undefined;
-  return { reason: cause.message, hint: "Run deno with the permission it names", transient: false };
+  // "Requires net access to "127.0.0.1:6379", run again with the --allow-net flag"
+  const asked = /Requires (\w+) access to "([^"]+)"/.exec(cause.message);
+  return {
+    reason: cause.message,
+    hint: asked
+      ? `Run deno with --allow-${asked[1]}=${asked[2]}`
+      : "Run deno with the permission it names",
+    transient: false,
+    permission: true,
+  };
 }
 
 /** The port each scheme connects to when its URL names none. */
@@ -115,7 +136,7 @@ const DEFAULT_PORTS: Record<string, string> = {
 export function deniedLookup(
   cause: unknown,
   url: string,
-): { reason: string; hint: string; transient: false } | undefined {
+): Denied | undefined {
   const message = cause instanceof Error ? cause.message : String(cause);
   // Deno's own connect (Celeriac's Redis connections): `Requires net access to "host:port"`,
   // a host name (not an address: nothing was looked up).
@@ -139,6 +160,7 @@ export function deniedLookup(
     reason: `Deno denied the look-up of ${host}: no net permission for it (${message})`,
     hint: `Run with --allow-net=${allow} (the host as the URL names it)`,
     transient: false,
+    permission: true,
   };
 }
 

@@ -49,6 +49,14 @@ export function describeRedisFailure(
       transient: false,
     };
   }
+  if (/AUTH <password> called without any password configured/i.test(message)) {
+    return {
+      reason: `the server has no password (${message.replace(/[.?\s]+$/, "")})`,
+      hint: "Remove the password from the URL: redis://host:port/db (or set one on the server: " +
+        "requirepass)",
+      transient: false,
+    };
+  }
   if (/NOAUTH|Authentication required/i.test(message)) {
     return {
       reason: `the server requires a password and none was given (NOAUTH: ${message})`,

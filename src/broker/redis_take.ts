@@ -94,8 +94,6 @@ export class RedisTaker {
   #deferred: ((max: number | null) => Promise<void>) | null = null;
   /** Sends it after {@link RECORD_WITHIN_MS} if nothing else did. */
   #deferTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Acknowledgements to frame right behind that take script, once it is sent. */
-  readonly #behindRecord: (() => void)[] = [];
   /** What that take took beside the early delivery: the take that sent it returns it. */
   #stash: Delivery[] = [];
   /** Puts recorded deliveries back at the front of their queues (the broker's requeue). */
@@ -216,15 +214,8 @@ export class RedisTaker {
 
   /**
    * Acknowledge deliveries handed out early and not recorded yet right
-   * behind their take script, on its connection: see
-   * `EarlyDeliveries.ackBehindTake`. A take script still waiting is sent by
-   * the next take when one comes in this turn (the worker acknowledges at
-   * intake, and its consume loop takes again before the turn ends), else by
-   * a timer at once after it, over the claim list alone. Sent by the take,
-   * it reads the queues too (the take returns what it took beside), so an
-   * empty reply lets that take wait at once: per sequential round trip one
-   * take script instead of two (the record of the claim list, then a take
-   * that found the queues empty before the wait went back).
+   * behind their take script (sent now if it waits), on its connection:
+   * see `EarlyDeliveries.ackBehindTake`.
    *
    * @param deliveries deliveries to acknowledge
    * @param index the `unacked_index` key
@@ -238,15 +229,10 @@ export class RedisTaker {
   ): Promise<readonly Delivery[]> {
     const resp = this.#scope.resp;
     if (!resp || this.#early.size === 0) return Promise.resolve(deliveries);
+    // Framed in this turn, in this order: the take script (unless out already), then the acks.
+    this.#sendDeferred();
     const record = this.#scope.k(this.#takeRecord);
-    const ack = () => this.#early.ackBehindTake(resp, deliveries, index, unacked, record);
-    if (this.#deferred === null) return ack();
-    // Framed right behind the take script when it is sent: by the take in this turn, or the timer.
-    const { promise, resolve } = Promise.withResolvers<readonly Delivery[]>();
-    this.#behindRecord.push(() => resolve(ack()));
-    clearTimeout(this.#deferTimer);
-    this.#deferTimer = setTimeout(() => this.#sendDeferred(), 0);
-    return promise;
+    return this.#early.ackBehindTake(resp, deliveries, index, unacked, record);
   }
 
   /**
@@ -291,8 +277,7 @@ export class RedisTaker {
    * and no take was sent since, so no take can have taken it. The take
    * script (sent by the next take: the one that would have followed the
    * wait, up to its max beside this element, this claim list first; by a settling, its timer or
-   * closing: this claim list alone; an acknowledgement waits for a take in its turn, see
-   * {@link RedisTaker.ackBehindTake}) goes out once the delivery is on its way
+   * closing: this claim list alone) goes out once the delivery is on its way
    * ({@link RedisTaker.#sendDeferred}); its reply gives the delivery its
    * recorded tag, and its other messages are the next take's. Settling the
    * delivery waits for that record ({@link RedisTaker.settleable}).
@@ -454,8 +439,6 @@ export class RedisTaker {
     clearTimeout(this.#deferTimer);
     this.#deferred = null;
     this.#background = send(next);
-    // Framed in this turn, in this order: the take script, then the acks waiting for it.
-    for (const ack of this.#behindRecord.splice(0)) ack();
   }
 
   /**

@@ -102,8 +102,9 @@ export async function purge(
       `WARNING: This will remove all tasks from queue${options.queues.length > 1 ? "s" : ""}: ` +
         `${names}.\n         There is no undo for this operation! (use -f to skip this question)`,
     );
-    const answer = await ask("Are you sure you want to delete all tasks (yes/NO)? ");
-    if (answer.trim().toLowerCase() !== "yes") {
+    // Celery 5.2 asks with click.confirm: y or yes (any case), anything else is no.
+    const answer = await ask("Are you sure you want to delete all tasks? [y/N]: ");
+    if (!["y", "yes"].includes(answer.trim().toLowerCase())) {
       console.log("Purge cancelled: nothing deleted");
       return 1;
     }

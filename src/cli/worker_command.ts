@@ -98,6 +98,7 @@ export function logV8Flags(skipped: string | undefined): void {
  * @param run the app, its module and the command line's values
  * @returns the exit code, once the worker stopped: 0, 1 when it stopped
  *   itself for a failure, {@link LEAKED_THREADS_EXIT_CODE} for leaked threads
+ *   (0 when a stop signal came during that shutdown: the stop wins)
  */
 export async function runWorker(
   { app, url, exportName, values, logFields, v8Skipped, release }: Run,
@@ -174,9 +175,12 @@ export async function runWorker(
   const beat = values.beat ? beatFromFlags(app, values) : null;
   const dashboard = values.dashboard ? await dashboardFromFlags(app, values) : null;
   let signals = 0;
+  // A stop signal wins over a restart for leaked threads that was under way: the command exits.
+  let stopAsked = false;
   const connecting = new AbortController();
   const onSignal = () => {
     signals++;
+    stopAsked = true;
     if (!connecting.signal.aborted) {
       connecting.abort(
         new DOMException("Stopped before the broker could be reached", "AbortError"),
@@ -191,7 +195,10 @@ export async function runWorker(
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  const onQuit = () => void worker.terminate(); // Celery's cold-shutdown signal
+  const onQuit = () => { // Celery's cold-shutdown signal
+    stopAsked = true;
+    void worker.terminate();
+  };
   Deno.addSignalListener("SIGQUIT", onQuit);
   try {
     try {
@@ -224,6 +231,10 @@ export async function runWorker(
     hostname: worker.hostname,
     stats: JSON.stringify(worker.stats),
   });
-  if (worker.failure instanceof LeakedThreadsError) return LEAKED_THREADS_EXIT_CODE;
+  if (worker.failure instanceof LeakedThreadsError) {
+    if (!stopAsked) return LEAKED_THREADS_EXIT_CODE;
+    log.info("Not starting over for the leaked threads: a signal asked the worker to stop");
+    return 0;
+  }
   return worker.failure ? 1 : 0;
 }

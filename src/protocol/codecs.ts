@@ -9,9 +9,14 @@
 import type * as Compression from "./compression.ts";
 import { ProtocolError } from "./errors.ts";
 import type * as Msgpack from "./msgpack.ts";
+import type * as Xz from "./xz.ts";
 
 let msgpack: typeof Msgpack | null = null;
 let compression: typeof Compression | null = null;
+let xz: typeof Xz | null = null;
+
+/** kombu's names of its `lzma` compressor (`application/x-lzma`, aliases `lzma` and `xz`). */
+const LZMA_NAMES: ReadonlySet<string> = new Set(["application/x-lzma", "lzma", "xz"]);
 
 /**
  * Which optional codecs to load.
@@ -27,8 +32,13 @@ let compression: typeof Compression | null = null;
 export interface CodecNeeds {
   /** The msgpack serializer. */
   msgpack?: boolean;
-  /** Body compression (zlib, bzip2, brotli, zstd). */
+  /** Body compression (zlib, bzip2, brotli, zstd; lzma also needs `lzma`). */
   compression?: boolean;
+  /**
+   * The xz decoder for kombu's `lzma` compression (WebAssembly), on top of
+   * `compression`: loaded only for a message that uses it.
+   */
+  lzma?: boolean;
 }
 
 /**
@@ -45,7 +55,14 @@ export interface CodecNeeds {
  */
 export async function loadCodecs(needs: CodecNeeds): Promise<void> {
   if (needs.msgpack && !msgpack) msgpack = await import("./msgpack.ts");
-  if (needs.compression && !compression) compression = await import("./compression.ts");
+  if ((needs.compression || needs.lzma) && !compression) {
+    compression = await import("./compression.ts");
+  }
+  if (needs.lzma && !xz) {
+    const module = await import("./xz.ts");
+    await module.loadXz();
+    xz = module;
+  }
 }
 
 /**
@@ -55,7 +72,7 @@ export async function loadCodecs(needs: CodecNeeds): Promise<void> {
  * @example
  * ```ts
  * import { codecsFor } from "@celeriac/celeriac/protocol";
- * codecsFor("application/x-msgpack", undefined); // { msgpack: true, compression: false }
+ * codecsFor("application/x-msgpack", undefined); // { msgpack: true, compression: false, lzma: false }
  * ```
  *
  * @param contentType the body's content type
@@ -66,6 +83,7 @@ export function codecsFor(contentType: string, compressionHeader: unknown): Requ
   return {
     msgpack: contentType === "application/x-msgpack",
     compression: typeof compressionHeader === "string",
+    lzma: typeof compressionHeader === "string" && LZMA_NAMES.has(compressionHeader),
   };
 }
 
@@ -81,12 +99,12 @@ export function codecsFor(contentType: string, compressionHeader: unknown): Requ
  *
  * @param options the send's options (a task's, a signature's, a route's)
  * @param defaults the sender's serializer and compression; default none (JSON, uncompressed)
- * @returns what to pass to {@link loadCodecs}
+ * @returns what to pass to {@link loadCodecs} (never `lzma`: Celeriac does not send it)
  */
 export function codecsForOptions(
   options: { readonly serializer?: unknown; readonly compression?: unknown },
   defaults: { readonly serializer?: string; readonly compression?: string | null } = {},
-): Required<CodecNeeds> {
+): Required<Omit<CodecNeeds, "lzma">> {
   const compression = options.compression ?? defaults.compression;
   return {
     msgpack: (options.serializer ?? defaults.serializer) === "msgpack",
@@ -128,4 +146,20 @@ export function loadedMsgpack(): typeof Msgpack {
 export function loadedCompression(): typeof Compression {
   if (!compression) throw notLoaded("Compression");
   return compression;
+}
+
+/**
+ * The xz decoder (kombu's `lzma` compression), once loaded.
+ *
+ * @example
+ * ```ts ignore
+ * loadedXz().xzDecode(bytes);
+ * ```
+ *
+ * @returns the decoder module
+ * @throws {ProtocolError} when it was not loaded
+ */
+export function loadedXz(): typeof Xz {
+  if (!xz) throw notLoaded("lzma (xz)");
+  return xz;
 }

@@ -1,13 +1,15 @@
 /**
- * Body compressors (zlib, bzip2, brotli, zstd). Loaded on demand by
- * {@link loadCodecs}, so programs that never see compressed bodies never
- * load zlib or bzip2 code.
+ * Body compressors (zlib, bzip2, brotli, zstd, and lzma through the xz
+ * decoder in `xz.ts`). Loaded on demand by {@link loadCodecs}, so programs
+ * that never see compressed bodies never load zlib or bzip2 code, nor the xz
+ * decoder unless a body needs it.
  *
  * @module
  */
 
 import { brotliDecompressSync, deflateSync, inflateSync, zstdDecompressSync } from "node:zlib";
 import Bunzip from "seek-bzip";
+import { loadedXz } from "./codecs.ts";
 import { compressionMimeType, type CompressionName } from "./compression_names.ts";
 import { ProtocolError } from "./errors.ts";
 
@@ -35,7 +37,9 @@ export function compress(body: Uint8Array, name: CompressionName): Uint8Array {
  * Decompress a body according to its `compression` header.
  *
  * Supports `application/x-gzip` (zlib), `application/x-bz2`,
- * `application/x-brotli` and `application/zstd`.
+ * `application/x-brotli`, `application/zstd` and `application/x-lzma`
+ * (an `.xz` stream, as Python's `lzma.compress` writes; needs
+ * `await loadCodecs({ lzma: true })` first).
  *
  * @example
  * ```ts ignore
@@ -47,7 +51,8 @@ export function compress(body: Uint8Array, name: CompressionName): Uint8Array {
  * @param mimeType the `compression` header value
  * @param taskId the task id, for the error message
  * @returns the decompressed bytes
- * @throws {ProtocolError} for an unknown compression or corrupt data
+ * @throws {ProtocolError} for an unknown compression, corrupt data or an
+ * unloaded xz decoder
  */
 export function decompress(body: Uint8Array, mimeType: string, taskId?: string): Uint8Array {
   try {
@@ -65,15 +70,21 @@ export function decompress(body: Uint8Array, mimeType: string, taskId?: string):
       case "application/zstd":
       case "zstd":
         return new Uint8Array(zstdDecompressSync(body));
+      case "application/x-lzma":
+      case "lzma":
+      case "xz":
+        return loadedXz().xzDecode(body);
     }
   } catch (cause) {
+    if (cause instanceof ProtocolError) throw cause;
     throw new ProtocolError(`Corrupt ${mimeType} body: ${(cause as Error).message}`, {
       taskId,
       cause,
     });
   }
   throw new ProtocolError(
-    `Unsupported compression ${mimeType}: Celeriac decodes zlib, bzip2, brotli and zstd; ` +
+    `Unsupported compression ${mimeType}: Celeriac decodes zlib, bzip2, brotli, zstd and ` +
+      `lzma (xz); ` +
       `send it with one of those or none (Celery's task_compression setting or ` +
       `compression= call option; Celeriac's taskCompression or compression option sends zlib or gzip)`,
     { taskId },

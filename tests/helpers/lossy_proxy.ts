@@ -4,8 +4,9 @@
  * run), and `cut()` then closes every connection, as a network failure
  * between a command and its reply would. With `pauseReplies()` they are
  * held back instead (relayed, in order, by `resumeReplies()`), as a slow
- * server would. `holdReplies(n)` drops the replies of the connections
- * accepted as number n only (0 first), as a server hung for one client.
+ * server would. `holdReplies(n)` and `pauseReplies(n)` drop or hold back the
+ * replies of the connections accepted as number n only (0 first), as a
+ * server hung for one client or a slow connect would.
  */
 
 /** A running lossy proxy. */
@@ -19,6 +20,8 @@ export class LossyProxy {
   #accepted = 0;
   /** While replies are paused: resolved by `resumeReplies()`. */
   #paused: PromiseWithResolvers<void> | null = null;
+  /** The connections (by accept number) whose replies are paused; null: every one. */
+  #pausedOnly: Set<number> | null = new Set();
 
   private constructor(listener: Deno.TcpListener, target: { hostname: string; port: number }) {
     this.#listener = listener;
@@ -62,15 +65,21 @@ export class LossyProxy {
     for (const n of connections) this.#held.add(n);
   }
 
-  /** Hold back what the server sends from now on, until `resumeReplies()`. */
-  pauseReplies(): void {
+  /**
+   * Hold back what the server sends from now on, until `resumeReplies()`: on
+   * every connection, or on those accepted as the numbers given (0 first).
+   */
+  pauseReplies(...connections: number[]): void {
     this.#paused ??= Promise.withResolvers<void>();
+    if (connections.length === 0) this.#pausedOnly = null;
+    else for (const n of connections) this.#pausedOnly?.add(n);
   }
 
   /** Relay what was held back by `pauseReplies()`, and what follows, again. */
   resumeReplies(): void {
     this.#paused?.resolve();
     this.#paused = null;
+    this.#pausedOnly = new Set();
   }
 
   /** Refuse new connections (true) or accept them again (false). */
@@ -118,7 +127,9 @@ export class LossyProxy {
         const n = await from.read(buf);
         if (n === null) break;
         if (replies !== null && (this.#dropping || this.#held.has(replies))) continue;
-        if (replies !== null && this.#paused) await this.#paused.promise;
+        if (replies !== null && this.#paused && (this.#pausedOnly?.has(replies) ?? true)) {
+          await this.#paused.promise;
+        }
         let off = 0;
         while (off < n) off += await to.write(buf.subarray(off, n));
       }

@@ -1,0 +1,118 @@
+/**
+ * The xz decoder for kombu's `lzma` compressor (`application/x-lzma`):
+ * Python's `lzma.compress` writes an `.xz` stream with a CRC64 check. It is
+ * xz-embedded (by the xz authors) compiled to WebAssembly, from the
+ * `xz-decompress` package: no native code, no file or network access, and
+ * the wasm is inlined in its JavaScript, so `deno compile` needs nothing more.
+ * Loaded by {@link loadCodecs} only when a message names this compression.
+ *
+ * @module
+ */
+
+import xzDecompress from "xz-decompress";
+
+/** The exports of the xz-decompress wasm module (its `src/native/xz-decompress.c`). */
+interface XzWasm {
+  memory: WebAssembly.Memory;
+  /** A decoder; returns its context: `[bufSize, in, inPos, inSize, out, outPos]` as u32s. */
+  create_context(): number;
+  destroy_context(context: number): void;
+  /** `inSize` bytes are at `in`; 0 means the input ended. */
+  supply_input(context: number, inSize: number): void;
+  /** Runs the decoder (xz_dec_catrun): an `xz_ret` code. */
+  get_next_output(context: number): number;
+}
+
+/**
+ * xz-decompress's public API is an async `ReadableStream`; a body is decoded
+ * synchronously here, like the other compressions, on the wasm instance that
+ * its `XzReadableStream` class loads and keeps (the version is pinned in
+ * deno.json, and tests/protocol_xz_test.ts covers this use).
+ */
+interface XzLoader {
+  _getModuleInstance(): Promise<void>;
+  _moduleInstance?: WebAssembly.Instance;
+}
+
+/** xz-embedded's `enum xz_ret`, after XZ_OK (0) and XZ_STREAM_END (1). */
+const XZ_ERRORS: Record<number, string> = {
+  2: "unsupported integrity check",
+  3: "out of memory",
+  4: "its dictionary is over the decoder's 64 MiB limit",
+  5: "not an xz stream",
+  6: "unsupported xz options (filters)",
+  7: "corrupt data or a failed integrity check",
+  8: "truncated xz stream",
+};
+
+let wasm: XzWasm | null = null;
+
+/**
+ * Instantiate the decoder (once; later calls return at once).
+ *
+ * @example
+ * ```ts ignore
+ * await loadXz();
+ * ```
+ */
+export async function loadXz(): Promise<void> {
+  if (wasm) return;
+  const loader = xzDecompress.XzReadableStream as unknown as XzLoader;
+  if (!loader._moduleInstance) await loader._getModuleInstance();
+  wasm = loader._moduleInstance!.exports as unknown as XzWasm;
+}
+
+/**
+ * Decode a whole `.xz` body (concatenated streams and stream padding
+ * included), checking its CRC32/CRC64 as Python's `lzma.decompress` does.
+ *
+ * @example
+ * ```ts ignore
+ * await loadXz();
+ * xzDecode(bytesFromPythonLzmaCompress);
+ * ```
+ *
+ * @param body the compressed bytes
+ * @returns the decompressed bytes
+ * @throws {Error} for a body that is not a complete, intact xz stream
+ */
+export function xzDecode(body: Uint8Array): Uint8Array {
+  if (!wasm) throw new Error("the xz decoder is not loaded");
+  const x = wasm;
+  const context = x.create_context();
+  const state = () => new Uint32Array(x.memory.buffer, context, 6);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    const [bufSize, inAt, , , outAt] = state();
+    let offset = 0;
+    for (;;) {
+      let s = state();
+      if (s[2] === s[3]) {
+        const n = Math.min(bufSize, body.length - offset);
+        new Uint8Array(x.memory.buffer, inAt, n).set(body.subarray(offset, offset + n));
+        offset += n;
+        x.supply_input(context, n);
+      }
+      const ret = x.get_next_output(context);
+      s = state();
+      if (s[5] > 0) {
+        chunks.push(new Uint8Array(x.memory.buffer, outAt, s[5]).slice());
+        total += s[5];
+        s[5] = 0;
+      }
+      if (ret === 1) break;
+      if (ret !== 0) throw new Error(XZ_ERRORS[ret] ?? `xz decoder error ${ret}`);
+    }
+  } finally {
+    x.destroy_context(context);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
