@@ -167,6 +167,16 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
   assert.match(inherited.stderr, /^error: unknown command "toString"/);
 });
 
+Deno.test("cli logging: result's --timeout that is no number is named as the flag, in seconds", async () => {
+  // Said "get(): timeout must be a number of milliseconds (leave it out to wait forever), got
+  // NaN": the API's words and unit, not the flag's.
+  for (const t of ["abc", "0"]) {
+    const out = await runCli(["result", "some-id", "-b", "kv://:memory:", "-t", t]);
+    assert.equal(out.code, 1, out.stderr);
+    assert.equal(out.stderr, `error: --timeout needs seconds > 0, got "${t}"\n`);
+  }
+});
+
 Deno.test("cli logging: --version prints the package version", async () => {
   const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
   assert.equal(VERSION, config.version);
