@@ -84,6 +84,13 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
     err(["-c"]),
     "error: option -c, --concurrency needs a value; run with --help to see the options",
   );
+  // A value that starts with a dash (-t -1, --countdown -5) printed only the first line of
+  // node's message, "Option '-c' argument is ambiguous.;", without how to write it.
+  assert.equal(
+    err(["-c", "-1"]),
+    "error: option -c takes a value, and what follows it starts with a dash: to give such a " +
+      "value write '--concurrency=-XYZ' or '-c-XYZ'; run with --help to see the options",
+  );
 
   const typo = await runCli(["--app", "./tests/apps/worker_app.ts", "--concurency", "2"]);
   assert.equal(typo.code, 2);
