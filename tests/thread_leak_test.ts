@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
+import { type LeakedThread, ThreadWatch } from "../src/worker/thread_leaks.ts";
 import { celeriacWorker, Proc } from "./helpers/procs.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -260,6 +261,56 @@ Deno.test({
   } finally {
     await worker.stop("SIGKILL");
     await client.close();
+  }
+});
+
+/** A Web Worker's module: an endless synchronous loop once it gets a message. */
+const SPIN_WORKER = URL.createObjectURL(
+  new Blob(["self.onmessage = () => { for (;;) {} };"], { type: "text/javascript" }),
+);
+
+Deno.test({
+  // Last but the clean up: its thread spins on in this process, on one core.
+  name: "thread leak: a loop getting a few percent of a core (a CPU limit, a busy host) is leaked",
+  ignore: Deno.build.os !== "linux",
+}, async () => {
+  const leaks: LeakedThread[] = [];
+  const watch = new ThreadWatch((leak) => leaks.push(leak));
+  const hogs: Deno.ChildProcess[] = [];
+  try {
+    const { value: spinner, thread } = watch.spawn(() =>
+      new Worker(SPIN_WORKER, { type: "module" })
+    );
+    assert.ok(thread, "the Web Worker's thread is found");
+    // The thread and 6 endless loops share core 0: it gets about a seventh of it.
+    const pin = await new Deno.Command("taskset", {
+      args: ["-p", "-c", "0", String(thread.tid)],
+      stdout: "null",
+    }).output();
+    assert.ok(pin.success, "taskset pins the thread");
+    for (let i = 0; i < 6; i++) {
+      hogs.push(
+        new Deno.Command("taskset", {
+          args: ["-c", "0", "sh", "-c", "while :; do :; done"],
+          stdout: "null",
+          stderr: "null",
+        }).spawn(),
+      );
+    }
+    spinner.postMessage(null);
+    await new Promise((r) => setTimeout(r, 300));
+    spinner.terminate();
+    watch.terminated(thread, { task: "leak.spin", id: "starved" });
+    for (let i = 0; i < 150 && !leaks.length; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(leaks.length, 1, "the thread counts as leaked");
+    assert.equal(leaks[0].tid, thread.tid);
+    assert.ok(leaks[0].busy < 0.25, `it got ${leaks[0].busy} of a core`);
+  } finally {
+    watch.close();
+    for (const h of hogs) {
+      h.kill("SIGKILL");
+      await h.status;
+    }
   }
 });
 

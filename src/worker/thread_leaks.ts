@@ -11,9 +11,9 @@
  * thread so), and after a terminate samples its CPU every second until it
  * ends. A terminated Web Worker's thread ends at once, or once its
  * synchronous code returns: one blocked in a call (`outputSync`) or in a
- * computation that ends is reported at INFO, not counted. One that keeps
- * {@link SPINNING_BUSY} of a core busy in every sample for
- * {@link LEAK_GRACE_MS} is leaked: the worker reports it at WARNING and, at
+ * computation that ends is reported at INFO, not counted. One found running
+ * in every sample for {@link LEAK_GRACE_MS} (runnable, or having used
+ * {@link SPINNING_BUSY} of a core since the last) is leaked: the worker reports it at WARNING and, at
  * `leakedThreadsRestart`, restarts (see `worker_options.ts`). Deno reads
  * `/proc/<pid>/task` only when every permission is granted (`-A`); without
  * it, or off Linux, the pool cannot tell and says so at its first terminate.
@@ -26,18 +26,20 @@ import { getLogger } from "@logtape/logtape";
 const log = getLogger(["celeriac", "worker", "pool"]);
 
 /**
- * How long a terminated Web Worker's thread must keep a core busy (every
- * sample at least {@link SPINNING_BUSY}) to count as leaked: a computation
- * that ends sooner is not a leak.
+ * How long a terminated Web Worker's thread must keep running (in every
+ * sample) to count as leaked: a computation that ends sooner is not a leak.
  */
 export const LEAK_GRACE_MS = 5000;
 
 /**
- * Share of a core a thread must use in a sample to count as busy: a thread
- * blocked in a synchronous call uses none, a synchronous loop 55 % to all of
- * a core (measured on a loaded machine).
+ * Share of a core a thread that is not runnable when sampled must have used
+ * since the last sample to count as running. A thread blocked in a
+ * synchronous call uses none; a synchronous loop uses what it gets, which
+ * under a CPU limit (a container's 250m) or on a host busy with other work
+ * can be a few percent, so a sample also counts it running whenever the
+ * kernel has it runnable (state `R`), whatever its share.
  */
-export const SPINNING_BUSY = 0.25;
+export const SPINNING_BUSY = 0.02;
 
 /** How often the threads of terminated Web Workers still there are sampled (their CPU, whether they ended). */
 const SAMPLE_MS = 1000;
@@ -190,6 +192,8 @@ export function logThreadLeak(
 
 interface Sample {
   name: string;
+  /** Runnable (running or waiting for a core: state `R`), not blocked. */
+  runnable: boolean;
   start: string;
   ticks: number;
 }
@@ -202,7 +206,7 @@ interface Watched extends LeakedThread {
   lastAt: number;
   /** When its current run of busy samples began; null after an idle one. */
   busySince: number | null;
-  /** Counted as leaked (kept {@link SPINNING_BUSY} for {@link LEAK_GRACE_MS}). */
+  /** Counted as leaked (found running in every sample for {@link LEAK_GRACE_MS}). */
   leaked: boolean;
   /** Reported at INFO as still there. */
   told: boolean;
@@ -286,6 +290,7 @@ export class ThreadWatch {
     const fields = stat.slice(close + 2).split(" ");
     return {
       name: stat.slice(stat.indexOf("(") + 1, close),
+      runnable: fields[0] === "R",
       start: fields[19],
       ticks: Number(fields[11]) + Number(fields[12]),
     };
@@ -383,7 +388,8 @@ export class ThreadWatch {
       }
       w.busy = (s.ticks - w.lastTicks) / TICKS_PER_SECOND / ((now - w.lastAt) / 1000);
       w.cpuSeconds = (s.ticks - w.ticks0) / TICKS_PER_SECOND;
-      w.busySince = w.busy < SPINNING_BUSY ? null : w.busySince ?? w.lastAt;
+      const running = s.runnable || w.busy >= SPINNING_BUSY;
+      w.busySince = running ? w.busySince ?? w.lastAt : null;
       w.lastTicks = s.ticks;
       w.lastAt = now;
       if (w.leaked) continue;
@@ -395,16 +401,16 @@ export class ThreadWatch {
         w.told = true;
         log.info(
           "The thread {tid} of {task}[{id}] is still there {seconds} s after its Web Worker was " +
-            "terminated, using {percent} % of a core: Deno ends it once its synchronous code " +
-            "returns (a blocking call, a computation); it counts as leaked if it keeps " +
-            "{threshold} % of a core busy for {grace} s",
+            "terminated, {doing}, using {percent} % of a core: Deno ends it once its synchronous " +
+            "code returns; it counts as leaked if it is still running at {grace} s (a loop " +
+            "that never returns, denoland/deno#35657)",
           {
             tid,
             task: w.task,
             id: w.id,
             seconds,
+            doing: running ? "running (a computation)" : "blocked (a synchronous call)",
             percent: Math.round(w.busy * 100),
-            threshold: SPINNING_BUSY * 100,
             grace: LEAK_GRACE_MS / 1000,
           },
         );
