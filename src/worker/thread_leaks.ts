@@ -6,10 +6,10 @@
  * process exits. Celery's prefork pool kills the child process at a hard
  * time limit and so gets the CPU back; a thread cannot be killed alone.
  *
- * So the threads pool notes each Web Worker's thread when it starts it (the
- * one new `worker-N` thread in `/proc/<pid>/task`; Deno names a Web Worker's
- * thread so), and after a terminate samples its CPU every second until it
- * ends. A terminated Web Worker's thread ends at once, or once its
+ * So the threads pool notes the threads that start with each Web Worker
+ * (new in `/proc/<pid>/task` across its `new Worker()`), takes the one named
+ * `worker-N` among them (Deno names a Web Worker's thread so) when it
+ * terminates it, and samples its CPU every second until it ends. A terminated Web Worker's thread ends at once, or once its
  * synchronous code returns: one blocked in a call (`outputSync`) or in a
  * computation that ends is reported at INFO, not counted. One found running
  * in every sample for {@link LEAK_GRACE_MS} (runnable, or having used
@@ -212,19 +212,23 @@ interface Watched extends LeakedThread {
   told: boolean;
 }
 
+/** The name Deno gives a Web Worker's thread. */
+const WEB_WORKER_THREAD = /^worker-\d+$/;
+
 function threadIds(dir: string): Set<number> {
   return new Set([...Deno.readDirSync(dir)].map((e) => Number(e.name)));
 }
 
-/** This process's thread ids, or why `/proc/<pid>/task` cannot be read here. */
-function listThreads(dir: string): Set<number> | string {
+/** Why `/proc/<pid>/task` cannot be read here, or null when it can. */
+function unreadable(dir: string): string | null {
   if (Deno.build.os !== "linux") return "only Linux has /proc";
   // Not granted: reading would prompt in a terminal (and Deno denies it short of -A anyway).
   if (Deno.permissions.querySync({ name: "read", path: dir }).state !== "granted") {
     return "Deno reads /proc/<pid>/task only when every permission is granted (-A)";
   }
   try {
-    return threadIds(dir);
+    Deno.readDirSync(dir);
+    return null;
   } catch (err) {
     return err instanceof Deno.errors.NotCapable
       ? "Deno reads /proc/<pid>/task only when every permission is granted (-A)"
@@ -239,9 +243,9 @@ function listThreads(dir: string): Set<number> | string {
  * @example
  * ```ts ignore
  * const watch = new ThreadWatch((leak, count) => console.warn(leak.task, count));
- * const { value: worker, thread } = watch.spawn(() => new Worker(url, { type: "module" }));
+ * const { value: worker, threads } = watch.spawn(() => new Worker(url, { type: "module" }));
  * worker.terminate();
- * watch.terminated(thread, { task: "tasks.spin", id });
+ * watch.terminated(threads, { task: "tasks.spin", id });
  * ```
  */
 export class ThreadWatch {
@@ -249,12 +253,6 @@ export class ThreadWatch {
   readonly #onLeak: (leak: LeakedThread, count: number) => void;
   /** Why threads cannot be watched, or null. */
   readonly unavailable: string | null;
-  /**
-   * The thread ids at the last spawn (or the watch's start): a Web Worker's
-   * thread is the one new `worker-N` since, so each spawn reads
-   * `/proc/<pid>/task` once.
-   */
-  #seen = new Set<number>();
   readonly #watched = new Map<number, Watched>();
   #sampler: ReturnType<typeof setInterval> | undefined;
   #toldUnavailable = false;
@@ -266,9 +264,7 @@ export class ThreadWatch {
    */
   constructor(onLeak: (leak: LeakedThread, count: number) => void) {
     this.#onLeak = onLeak;
-    const threads = listThreads(this.#dir);
-    this.unavailable = typeof threads === "string" ? threads : null;
-    if (typeof threads !== "string") this.#seen = threads;
+    this.unavailable = unreadable(this.#dir);
   }
 
   /** The threads leaked now, or null when they cannot be known. */
@@ -297,29 +293,33 @@ export class ThreadWatch {
   }
 
   /**
-   * Start a Web Worker and find its thread: Deno starts it before `new
-   * Worker()` returns, named `worker-N`.
+   * Start a Web Worker and note the threads that started meanwhile, its own
+   * among them: Deno starts it before `new Worker()` returns, but the thread
+   * names itself `worker-N` only once it runs, so which one is its own is
+   * told by {@link ThreadWatch.terminated}.
    *
    * @param start what starts the Web Worker
-   * @returns what `start` returned, and its thread (null when it cannot be told)
+   * @returns what `start` returned, and the threads that started with it
+   *   (null when they cannot be read)
    */
-  spawn<T>(start: () => T): { value: T; thread: ThreadRef | null } {
-    const value = start();
-    if (this.unavailable) return { value, thread: null };
+  spawn<T>(start: () => T): { value: T; threads: ThreadRef[] | null } {
+    if (this.unavailable) return { value: start(), threads: null };
+    let before: Set<number>;
     try {
-      const before = this.#seen;
-      this.#seen = threadIds(this.#dir);
-      const found: ThreadRef[] = [];
-      for (const tid of this.#seen) {
-        if (before.has(tid)) continue;
-        const s = this.#sample(tid);
-        if (s && /^worker-\d+$/.test(s.name)) found.push({ tid, start: s.start });
-      }
-      // Two: a Web Worker that task code started since the last spawn and still runs; neither
-      // is told apart.
-      return { value, thread: found.length === 1 ? found[0] : null };
+      before = threadIds(this.#dir);
     } catch {
-      return { value, thread: null };
+      return { value: start(), threads: null };
+    }
+    const value = start();
+    try {
+      const threads: ThreadRef[] = [];
+      for (const tid of threadIds(this.#dir)) {
+        const s = before.has(tid) ? null : this.#sample(tid);
+        if (s) threads.push({ tid, start: s.start });
+      }
+      return { value, threads };
+    } catch {
+      return { value, threads: null };
     }
   }
 
@@ -327,10 +327,10 @@ export class ThreadWatch {
    * A Web Worker was terminated: sample its thread every second until it
    * ends or counts as leaked (see the module documentation).
    *
-   * @param thread its thread, from {@link ThreadWatch.spawn}
+   * @param threads the threads that started with it, from {@link ThreadWatch.spawn}
    * @param run the task that ended it
    */
-  terminated(thread: ThreadRef | null, run: { task: string; id: string }): void {
+  terminated(threads: ThreadRef[] | null, run: { task: string; id: string }): void {
     if (this.unavailable) {
       if (!this.#toldUnavailable) {
         this.#toldUnavailable = true;
@@ -343,9 +343,14 @@ export class ThreadWatch {
       }
       return;
     }
-    if (!thread) return;
-    const first = this.#sample(thread.tid);
-    if (!first || first.start !== thread.start) return;
+    if (!threads) return;
+    // Its own is the one named as a Web Worker's; two: task code started a Web Worker meanwhile.
+    const named = threads.flatMap((ref) => {
+      const s = this.#sample(ref.tid);
+      return s && s.start === ref.start && WEB_WORKER_THREAD.test(s.name) ? [{ ref, s }] : [];
+    });
+    if (named.length !== 1) return;
+    const [{ ref: thread, s: first }] = named;
     const at = Date.now();
     this.#watched.set(thread.tid, {
       task: run.task, // not `run` itself: it holds the terminated Web Worker
