@@ -257,3 +257,47 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "dashboard UI: Retry is offered for the failed tasks the server can send again",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+    const events = replay();
+    const dashboard = new Dashboard({
+      app,
+      port: 0,
+      events: events.source,
+      enableEvents: false,
+      inspector: null,
+    });
+    const { url } = await dashboard.start();
+    const browser = await launchChromium();
+    try {
+      const page = await browser.context.newPage();
+      // An unregistered task: the worker sends task-failed alone, no name, no arguments
+      events.push(task("task-failed", "unreg-1", { exception: "NotRegistered('no.such')" }));
+      await page.goto(`${url}/#/tasks/unreg-1`);
+      await page.getByTestId("task-state").filter({ hasText: "FAILURE" }).waitFor();
+      await page.getByTestId("no-retry").waitFor();
+      assert.equal(await page.getByRole("button", { name: /^Retry/ }).count(), 0);
+      // A rejected task (Reject(requeue=False)) with its arguments: sent again like a failure
+      events.push(
+        task("task-received", "rej-1", { name: "capapp.add", args: "(1, 2)", kwargs: "{}" }),
+      );
+      events.push(task("task-rejected", "rej-1", { requeue: false }));
+      await page.goto(`${url}/#/tasks/rej-1`);
+      await page.getByTestId("task-state").filter({ hasText: "REJECTED" }).waitFor();
+      await page.getByRole("button", { name: /^Retry/ }).click();
+      await page.getByRole("status").filter({ hasText: /Sent capapp\.add again as / }).waitFor();
+      assert.equal(await app.queueDepth("celery"), 1);
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await app.purge("celery");
+      await app.close();
+    }
+  },
+});

@@ -167,6 +167,11 @@ export function TaskDetail({ id, session }) {
   const [queue, setQueue] = useState(null);
   const t = d?.task;
   const finished = t && ["SUCCESS", "FAILURE", "REVOKED", "REJECTED"].includes(t.state);
+  // What the server sends again: a task that did not succeed, of which task-received gave
+  // the name and the arguments (a worker that refuses an unregistered task sends only
+  // task-failed)
+  const retryable = t && ["FAILURE", "REVOKED", "REJECTED"].includes(t.state);
+  const known = t && t.name !== null && t.args !== null;
   const path = `tasks/${encodeURIComponent(id)}`;
   return html`
     <p><a href="#/tasks">← Tasks</a></p>
@@ -220,7 +225,12 @@ export function TaskDetail({ id, session }) {
         <${ActionButton} class="danger" disabled=${finished} onAct=${() =>
           act(`${path}/terminate`, { signal })}>Terminate</${ActionButton}>
         ${
-          t.state === "FAILURE" || t.state === "REVOKED"
+          retryable && !known
+            ? html`<p class="muted" data-testid="no-retry">No Retry: the dashboard saw no task-received event for this task, so it does not know its name and arguments.</p>`
+            : null
+        }
+        ${
+          retryable && known
             ? html`${d.queues.length > 1
               ? html`<label>To queue<select value=${queue ?? d.queues[0]} onChange=${(e) =>
                 setQueue(e.target.value)}>
