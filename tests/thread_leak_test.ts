@@ -136,6 +136,38 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name: "thread leak: a thread blocked in a call or ending a computation is reported, not a leak",
+  ignore: WITHOUT_REDIS || Deno.build.os !== "linux",
+}, async () => {
+  const queue = `leak-ends-${crypto.randomUUID().slice(0, 8)}`;
+  const worker = await celeriacWorker(workerArgs(queue, [], 2));
+  const client = new Celery({ broker: BROKER, backend: BROKER, defaultQueue: queue });
+  try {
+    const block = await client.sendTask("leak.block", []);
+    const crunch = await client.sendTask("leak.crunch", []);
+    for (const r of [block, crunch]) {
+      await assert.rejects(r.get({ timeout: 20_000 }), { excType: "TimeLimitExceeded" });
+    }
+    for (const [r, task] of [[block, "block"], [crunch, "crunch"]] as const) {
+      await worker.waitFor(
+        new RegExp(`The thread \\d+ of leak\\.${task}\\[${r.id}\\] is still there [\\d.]+ s after`),
+      );
+      await worker.waitFor(
+        new RegExp(`The thread \\d+ of leak\\.${task}\\[${r.id}\\] ended [\\d.]+ s after`),
+      );
+    }
+    assert.equal(await (await client.sendTask("leak.nap", [10])).get({ timeout: 10_000 }), 10);
+    assert.doesNotMatch(worker.output, /still runs [\d.]+ s after|restarting the worker/);
+    assert.deepEqual((await poolStats(client, worker.child.pid))["leaked-threads"], []);
+    assert.equal((await worker.stop("SIGTERM")).code, 0);
+    assert.equal(worker.output.match(/ ready: /g)?.length, 1, "the worker did not start over");
+  } finally {
+    await worker.stop("SIGKILL");
+    await client.close();
+  }
+});
+
 for (const signal of ["SIGTERM", "SIGQUIT"] as const) {
   Deno.test({
     name:

@@ -18,9 +18,9 @@ export const RELIABILITY_USAGE = `
                              holding it N times (x-delivery-count; default 5, 0 = never)
       --leaked-threads-restart N
                              restart (warm shutdown, then the same command) once N threads
-                             of terminated Web Workers still run: Deno does not stop a task
-                             in a synchronous loop at its hard time limit (default 1, 0 =
-                             only report them; seeing them takes -A on Linux)`;
+                             of terminated Web Workers keep a core busy 5 s on: Deno does not
+                             stop a task in a synchronous loop at its hard time limit
+                             (default 1, 0 = only report them; seeing them takes -A on Linux)`;
 
 function wholeNumber(values: Record<string, unknown>, flag: string): number | undefined {
   const text = values[flag];
