@@ -301,3 +301,56 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "dashboard UI: a task that succeeded after a retry shows the retry's exception as such",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+    const events = replay();
+    const dashboard = new Dashboard({
+      app,
+      port: 0,
+      events: events.source,
+      enableEvents: false,
+      inspector: null,
+    });
+    const { url } = await dashboard.start();
+    const browser = await launchChromium();
+    try {
+      const page = await browser.context.newPage();
+      const traceback = "Traceback (most recent call last):\ncelery.exceptions.Retry: Retry in 1s";
+      [
+        task("task-received", "ret-1", { name: "capapp.flaky", args: "(1,)", kwargs: "{}" }),
+        task("task-started", "ret-1"),
+        task("task-retried", "ret-1", { exception: "KeyError('transient')", traceback }),
+      ].forEach((e) => events.push(e));
+      await page.goto(`${url}/#/tasks/ret-1`);
+      await page.getByTestId("task-state").filter({ hasText: "RETRY" }).waitFor();
+      await page.getByText("Exception (last retry)", { exact: true }).waitFor();
+      [
+        task("task-received", "ret-1"),
+        task("task-started", "ret-1"),
+        task("task-succeeded", "ret-1", { result: "2", runtime: 0.001 }),
+      ].forEach((e) => events.push(e));
+      await page.getByTestId("task-state").filter({ hasText: "SUCCESS" }).waitFor();
+      await page.getByRole("heading", { name: "Traceback (last retry)" }).waitFor();
+      await page.getByText("Exception (last retry)", { exact: true }).waitFor();
+      // a failure's own exception keeps the plain labels
+      [
+        task("task-received", "fail-1", { name: "capapp.boom", args: "()", kwargs: "{}" }),
+        task("task-failed", "fail-1", { exception: "ValueError('boom')", traceback }),
+      ].forEach((e) => events.push(e));
+      await page.goto(`${url}/#/tasks/fail-1`);
+      await page.getByTestId("task-state").filter({ hasText: "FAILURE" }).waitFor();
+      await page.getByRole("heading", { name: "Traceback", exact: true }).waitFor();
+      await page.getByText("Exception", { exact: true }).waitFor();
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await app.close();
+    }
+  },
+});

@@ -172,6 +172,9 @@ export function TaskDetail({ id, session }) {
   // task-failed)
   const retryable = t && ["FAILURE", "REVOKED", "REJECTED"].includes(t.state);
   const known = t && t.name !== null && t.args !== null;
+  // Events keep a retry's exception and traceback through the attempts after it: on a task
+  // that did not fail (it may have succeeded since), they are the last retry's
+  const fromRetry = t && t.state !== "FAILURE" && t.exception != null;
   const path = `tasks/${encodeURIComponent(id)}`;
   return html`
     <p><a href="#/tasks">← Tasks</a></p>
@@ -190,7 +193,7 @@ export function TaskDetail({ id, session }) {
           <dd class="mono">${t.kwargs}</dd>
           <dt>Result</dt>
           <dd class="mono">${t.result ?? ""}</dd>
-          <dt>Exception</dt>
+          <dt>${fromRetry ? "Exception (last retry)" : "Exception"}</dt>
           <dd class="mono">${t.exception ?? ""}</dd>
           <dt>Worker</dt>
           <dd>${t.worker
@@ -213,7 +216,7 @@ export function TaskDetail({ id, session }) {
         </dl>
         ${t.traceback
           ? html`
-            <h3>Traceback</h3>
+            <h3>${fromRetry ? "Traceback (last retry)" : "Traceback"}</h3>
             <pre data-testid="traceback">${t.traceback}</pre>
           `
           : null}
