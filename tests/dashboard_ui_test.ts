@@ -354,3 +354,62 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "dashboard UI: a task's timeline, ETA and the parked time are in the browser's time zone",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+    const events = replay();
+    const dashboard = new Dashboard({
+      app,
+      port: 0,
+      events: events.source,
+      enableEvents: false,
+      inspector: null,
+    });
+    const { url } = await dashboard.start();
+    // Tokyo is UTC+9 all year: what the page shows is the UTC time 9 hours on
+    const browser = await launchChromium({ timezoneId: "Asia/Tokyo" });
+    const tokyo = (ms: number) =>
+      new Date(ms + 9 * 3600_000).toISOString().replace("T", " ").slice(0, 23);
+    try {
+      const page = await browser.context.newPage();
+      const at = Math.floor(Date.now() / 1000) + 0.25;
+      const eta = new Date((at + 60) * 1000).toISOString().replace("Z", "+00:00");
+      events.push(task("task-received", "tz-1", {
+        name: "capapp.later",
+        args: "()",
+        kwargs: "{}",
+        eta,
+        timestamp: at,
+      }));
+      await page.goto(`${url}/#/tasks/tz-1`);
+      await page.getByTestId("task-state").filter({ hasText: "RECEIVED" }).waitFor();
+      const timeline = await page.getByTestId("timeline").textContent() ?? "";
+      assert.ok(timeline.includes(tokyo(at * 1000)), `${timeline}: not ${tokyo(at * 1000)}`);
+      const fields = await page.getByTestId("task-fields").textContent() ?? "";
+      assert.ok(fields.includes(`${tokyo((at + 60) * 1000)} / —`), fields);
+      // a parked message's time
+      await app.sendTask("no.such.task", [], { queue: "tz-parked" });
+      const broker = await app.broker();
+      const [m] = await broker.take(["tz-parked"], { max: 1, signal: AbortSignal.timeout(2000) });
+      const before = Date.now();
+      await broker.reject([{ delivery: m, reason: 'unregistered task "no.such.task"' }]);
+      const after = Date.now();
+      await page.goto(`${url}/#/queues`);
+      const cell = page.locator("tr[data-parked] td").first();
+      await cell.waitFor();
+      const parked = await cell.textContent() ?? "";
+      const minutes = [tokyo(before).slice(0, 16), tokyo(after).slice(0, 16)];
+      assert.ok(minutes.includes(parked.slice(0, 16)), `${parked}, not in ${minutes}`);
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await app.purge("tz-parked");
+      await app.close();
+    }
+  },
+});

@@ -5,6 +5,7 @@ import {
   Badge,
   ErrorBox,
   fmtDate,
+  fmtIso,
   fmtSecs,
   fmtTime,
   get,
@@ -204,7 +205,7 @@ export function TaskDetail({ id, session }) {
           <dt>Runtime</dt>
           <dd>${fmtSecs(t.runtime)}</dd>
           <dt>ETA / expires</dt>
-          <dd>${t.eta ?? "—"} / ${t.expires ?? "—"}</dd>
+          <dd>${fmtIso(t.eta)} / ${fmtIso(t.expires)}</dd>
           <dt>Parent</dt>
           <dd>
             <${Link} t=${d.parent} />
