@@ -281,6 +281,30 @@ Deno.test("dashboard: queues, purge with confirmation, parked messages and reque
   });
 });
 
+Deno.test("dashboard: the Queues page's depths right after a purge or a requeue are the new ones", async () => {
+  await withDashboard({ queues: ["extra"] }, async (url, _d, app) => {
+    const h = { "x-csrf-token": await csrf(url) };
+    const depth = async () => {
+      const q = await json(await fetch(`${url}/api/queues`));
+      return (q.queues as { name: string; depth: number }[]).find((x) => x.name === "extra")?.depth;
+    };
+    await app.sendTask("a", [], { queue: "extra" });
+    await app.sendTask("a", [], { queue: "extra" });
+    assert.equal(await depth(), 2);
+    // the page asks for the depths again as soon as the purge is answered: not the cached 2
+    await json(await post(url, "queues/extra/purge", { confirm: "extra" }, h));
+    assert.equal(await depth(), 0);
+    await app.sendTask("unknown.task", [], { queue: "extra" });
+    const broker = await app.broker();
+    const [m] = await broker.take(["extra"], { max: 1, signal: AbortSignal.timeout(2000) });
+    await broker.reject([{ delivery: m, reason: 'unregistered task "unknown.task"' }]);
+    assert.equal(await depth(), 0);
+    await json(await post(url, "parked/requeue", { limit: 1 }, h));
+    assert.equal(await depth(), 1);
+    await app.purge("extra");
+  });
+});
+
 Deno.test("dashboard: live stream pushes changed tasks and workers; hide-args masks payloads", async () => {
   await withDashboard({ hideArgs: true }, async (url, _d, _app, f) => {
     const res = await fetch(`${url}/api/stream`);

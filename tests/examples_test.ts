@@ -34,6 +34,29 @@ Deno.test("examples: the demo runs on the embedded KV store with narrow permissi
   assert.match(out, /"failed":1/);
 });
 
+Deno.test("examples: the demo without --allow-read says which flag, once, before any Web Worker starts", async () => {
+  // Printed Deno's 'Uncaught (in worker "celeriac-task-runner") Requires read access to
+  // ".../src/worker/runner.ts"' once per Web Worker, then an uncaught 'A Web Worker failed'.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-env", "examples/demo.ts"],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 1, stderr);
+  assert.doesNotMatch(stderr, /Uncaught \(in worker/);
+  assert.match(
+    stderr,
+    new RegExp(
+      `The pool's Web Workers cannot load .*runner\\.ts.*: the worker process has no read ` +
+        `access to (it|them)\\. Run deno with --allow-read=${ROOT.replace(/\/$/, "")}\n`,
+    ),
+  );
+});
+
 Deno.test("examples: permission sandboxes deny what a task was not granted", async () => {
   const out = await run(Deno.execPath(), [
     "run",

@@ -3,7 +3,8 @@
  * (kombu's `application/x-lzma`, an .xz body) to a Celeriac worker, on Redis
  * and on RabbitMQ (a vhost of its own), and gets the results: json and
  * msgpack bodies, kombu's `xz` alias, a body over the decoder's 64 KiB
- * buffer. pickle stays refused (ContentDisallowed) when it is compressed.
+ * buffer, a task that retries. pickle stays refused (ContentDisallowed) when
+ * it is compressed.
  */
 
 import assert from "node:assert/strict";
@@ -68,6 +69,7 @@ for (const b of brokers) {
             args: [1, 1],
             options: { compression: "lzma", serializer: "pickle" },
           },
+          { task: "tasks.retry_twice", args: [5], options: { compression: "lzma" } },
         ],
       );
       taskIds.push(...out.map((o) => o.id));
@@ -82,6 +84,8 @@ for (const b of brokers) {
     assert.equal(out[4].error?.type, "ContentDisallowed");
     assert.equal(out[4].error?.module, "kombu.exceptions");
     assert.match(String(out[4].error?.args[0]), /application\/x-python-serialize/);
+    // Its retries are sent by the worker (uncompressed, as for bzip2) and run.
+    assert.deepEqual(out[5].ok, { n: 5, retries: 2 });
     assert.doesNotMatch(worker.output, /Unsupported compression|Corrupt application/);
   });
 }

@@ -254,6 +254,45 @@ test("a channel left while the subscriber reconnects is not subscribed to once i
   }
 });
 
+test("a channel asked for and left while the subscriber waits to reconnect is not subscribed to once it is back", async () => {
+  const { proxy, url } = LossyProxy.before(REDIS_URL);
+  const scripts = new RespScripts(parseRedisUrl(url), url);
+  let ready = 0;
+  const channels = respResultChannels(scripts, url, { message: () => {}, ready: () => ready++ });
+  const r = await rawRedis();
+  const [kept, left] = [1, 2].map(() => `celeriac-test-left-${crypto.randomUUID()}`);
+  const subscribers = async (channel: string) =>
+    (await r.pubsub("NUMSUB", channel) as [string, number])[1];
+  const until = async (done: () => Promise<boolean> | boolean, what: string) => {
+    for (let i = 0; i < 100; i++) {
+      if (await done()) return;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.fail(what);
+  };
+  try {
+    await channels.subscribe(kept);
+    proxy.refuse(true);
+    proxy.cut();
+    await until(async () => await subscribers(kept) === 0, "dropped");
+    // Asked for while the connection waits to reconnect (its SUBSCRIBE waits for the next
+    // attempt), left before that attempt (an aborted wait): the attempt's greeting subscribes
+    // to the channels wanted then, and the SUBSCRIBE asked for must not follow it.
+    const asked = channels.subscribe(left);
+    await channels.unsubscribe(left);
+    proxy.refuse(false);
+    await asked;
+    await until(() => ready === 2, "connected again");
+    await until(async () => await subscribers(kept) === 1, "the kept channel subscribed again");
+    assert.equal(await subscribers(left), 0, "the channel left is not subscribed to");
+  } finally {
+    await channels.close();
+    await scripts.close();
+    proxy.close();
+    await r.quit();
+  }
+});
+
 test("a channel left while the ioredis subscriber (Sentinel, Cluster) cannot reconnect is not subscribed to once it is back", async () => {
   const { proxy, url } = LossyProxy.before(REDIS_URL);
   // An ioredis connection as Sentinel and Cluster URLs open (a single server has Celeriac's own).

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { maskPassword } from "../src/broker/errors.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
+import { parseAmqpUrl } from "../src/broker/amqp_url.ts";
+import { reset } from "@logtape/logtape";
+import { captureLogs, logLine } from "./helpers/logs.ts";
 
 Deno.test("redis url: host, port, db, credentials, TLS and query options", () => {
   assert.deepEqual(parseRedisUrl("redis://:p%40ss@10.0.0.5:6380/2?visibility_timeout=60"), {
@@ -64,4 +67,23 @@ Deno.test("maskPassword hides the password in any URL", () => {
   assert.equal(maskPassword("redis://:secret@host:6379/0"), "redis://:***@host:6379/0");
   assert.equal(maskPassword("redis://user:secret@host/0"), "redis://user:***@host/0");
   assert.equal(maskPassword("redis://host:6379/0"), "redis://host:6379/0");
+});
+
+Deno.test("redis and amqp urls: an option Celeriac does not read is warned of once, not ignored silently", async () => {
+  const records = await captureLogs("warning", ["celeriac", "broker"]);
+  try {
+    const typo = "redis://:pw@127.0.0.1:6379/3?visibility_timout=10&global_keyprefix=a:";
+    parseRedisUrl(typo);
+    parseRedisUrl(typo); // parsed again at each connection: said once
+    parseRedisUrl("sentinel://h1:26379;sentinel://h2:26379/0?master_name=m&failover_wait=5");
+    parseRedisUrl("redis+cluster://h1:7000,h2:7001?socket_timout=5");
+    parseAmqpUrl("amqp://guest:guest@127.0.0.1:5672//?heartbeet=10&heartbeat=5");
+    assert.deepEqual(records.map(logLine), [
+      "warning URL option visibility_timout of redis://:***@127.0.0.1:6379/3?visibility_timout=10&global_keyprefix=a: is ignored: Celeriac reads visibility_timeout, global_keyprefix, result_expires, socket_timeout, failover_wait, master_name, sentinel_password, sentinel_username there (a typo?)",
+      "warning URL option socket_timout of redis+cluster://h1:7000,h2:7001?socket_timout=5 is ignored: Celeriac reads visibility_timeout, global_keyprefix, result_expires, socket_timeout, failover_wait, master_name, sentinel_password, sentinel_username there (a typo?)",
+      "warning URL option heartbeet of amqp://guest:***@127.0.0.1:5672//?heartbeet=10&heartbeat=5 is ignored: Celeriac reads ssl, heartbeat, connect_timeout, max_priority, x-max-priority, delivery_limit, quorum_queues, queue_type, exchange_type, delay_queue_type there (a typo?)",
+    ]);
+  } finally {
+    await reset();
+  }
 });

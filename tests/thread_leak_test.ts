@@ -136,6 +136,38 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name: "thread leak: a thread blocked in a call or ending a computation is reported, not a leak",
+  ignore: WITHOUT_REDIS || Deno.build.os !== "linux",
+}, async () => {
+  const queue = `leak-ends-${crypto.randomUUID().slice(0, 8)}`;
+  const worker = await celeriacWorker(workerArgs(queue, [], 2));
+  const client = new Celery({ broker: BROKER, backend: BROKER, defaultQueue: queue });
+  try {
+    const block = await client.sendTask("leak.block", []);
+    const crunch = await client.sendTask("leak.crunch", []);
+    for (const r of [block, crunch]) {
+      await assert.rejects(r.get({ timeout: 20_000 }), { excType: "TimeLimitExceeded" });
+    }
+    for (const [r, task] of [[block, "block"], [crunch, "crunch"]] as const) {
+      await worker.waitFor(
+        new RegExp(`The thread \\d+ of leak\\.${task}\\[${r.id}\\] is still there [\\d.]+ s after`),
+      );
+      await worker.waitFor(
+        new RegExp(`The thread \\d+ of leak\\.${task}\\[${r.id}\\] ended [\\d.]+ s after`),
+      );
+    }
+    assert.equal(await (await client.sendTask("leak.nap", [10])).get({ timeout: 10_000 }), 10);
+    assert.doesNotMatch(worker.output, /still runs [\d.]+ s after|restarting the worker/);
+    assert.deepEqual((await poolStats(client, worker.child.pid))["leaked-threads"], []);
+    assert.equal((await worker.stop("SIGTERM")).code, 0);
+    assert.equal(worker.output.match(/ ready: /g)?.length, 1, "the worker did not start over");
+  } finally {
+    await worker.stop("SIGKILL");
+    await client.close();
+  }
+});
+
 for (const signal of ["SIGTERM", "SIGQUIT"] as const) {
   Deno.test({
     name:
@@ -168,6 +200,35 @@ for (const signal of ["SIGTERM", "SIGQUIT"] as const) {
     }
   });
 }
+
+Deno.test({
+  name: "thread leak: a program's own Worker only reports it by default: nothing would restart it",
+  ignore: WITHOUT_REDIS || Deno.build.os !== "linux",
+}, async () => {
+  const queue = `leak-embedded-${crypto.randomUUID().slice(0, 8)}`;
+  const program = Proc.start("embedded worker", Deno.execPath(), [
+    "run",
+    "-A",
+    "tests/apps/leak_embedded.ts",
+    BROKER,
+    queue,
+  ]);
+  const client = new Celery({ broker: BROKER, backend: BROKER, defaultQueue: queue });
+  try {
+    await program.waitFor(/embedded worker ready/, 60_000);
+    const spin = await client.sendTask("leak.spin", []);
+    await assert.rejects(spin.get({ timeout: 20_000 }), { excType: "TimeLimitExceeded" });
+    await program.waitFor(LEAK_LINE(spin.id));
+    assert.match(program.output, /1 thread\(s\) leaked; only a restart of the worker gets the CPU/);
+    assert.equal(await (await client.sendTask("leak.nap", [10])).get({ timeout: 10_000 }), 10);
+    program.signal("SIGTERM");
+    assert.equal((await program.finished()).code, 0);
+    assert.match(program.output, /failure: null/);
+  } finally {
+    await program.stop("SIGKILL");
+    await client.close();
+  }
+});
 
 Deno.test({
   name: "thread leak: without -A the worker says once that it cannot tell",

@@ -148,10 +148,11 @@ export function respResultChannels(
       channels.add(channel);
       let subscribed, read;
       try {
-        // A connect under way subscribes in its greeting to the channels wanted by then; this
-        // one's SUBSCRIBE goes once it is ready, unless the channel was left meanwhile: written
-        // after that UNSUBSCRIBE, it would hold the channel with nothing waiting on it.
-        if (conn.state === "idle" || conn.state === "connecting") await conn.connect();
+        // A connect or reconnect under way subscribes in its greeting to the channels wanted by
+        // then; this one's SUBSCRIBE goes once it is ready, unless the channel was left meanwhile:
+        // written after its UNSUBSCRIBE (or after a greeting without it), it would hold the
+        // channel with nothing waiting on it.
+        if (conn.state !== "ready") await conn.untilReady();
         if (!channels.has(channel)) return;
         // One write, run in order: the key is read once the subscription holds (RESP3).
         [subscribed, read] = await conn.commandsSettled([

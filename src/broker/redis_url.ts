@@ -10,6 +10,7 @@
  * @module
  */
 
+import { REDIS_URL_OPTIONS, warnUnknownOptions } from "./url_options.ts";
 import { maskPassword } from "./errors.ts";
 import { urlPortProblem } from "./url_syntax.ts";
 
@@ -219,10 +220,21 @@ function parseDb(dbText: string, url: string): number {
  * @param url the URL
  * @returns the parsed settings
  * @throws {TypeError} when the URL is not a Redis URL, its db is not a number, or a Sentinel URL names no master
+ *
+ * A query option Celeriac does not read is logged as a warning (once per URL), not refused.
  */
 export function parseRedisUrl(url: string): RedisUrlOptions {
-  if (isSentinelUrl(url)) return parseSentinelUrls(url);
-  if (isClusterUrl(url)) return parseClusterUrl(url);
+  const parsed = isSentinelUrl(url)
+    ? parseSentinelUrls(url)
+    : isClusterUrl(url)
+    ? parseClusterUrl(url)
+    : parseServerUrl(url);
+  warnUnknownOptions(url, parsed.query, REDIS_URL_OPTIONS);
+  return parsed;
+}
+
+/** One Redis server's URL: `redis://` or `rediss://`. */
+function parseServerUrl(url: string): RedisUrlOptions {
   let u: URL;
   try {
     u = new URL(url);

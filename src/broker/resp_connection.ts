@@ -254,6 +254,19 @@ export class RespConnection {
     this.#lost(new RedisConnectionError(`${this.#label} ${why}; reconnecting`));
   }
 
+  /**
+   * Wait as a command sent now would before it is written: connect when
+   * idle, wait for a connect under way, or (with `waitForReconnect`) for
+   * the next reconnect attempts. For a caller that decides only then what
+   * to send (a subscription left meanwhile is not sent).
+   *
+   * @throws {RedisConnectionError} when the connection is not ready by then
+   */
+  async untilReady(): Promise<void> {
+    if (this.#state !== "ready") await this.#whenReady();
+    this.#checkReady();
+  }
+
   async #whenReady(): Promise<void> {
     if (this.#state === "idle" || this.#state === "connecting") await this.connect();
     else if (this.#state === "waiting" && this.#o.waitForReconnect) {

@@ -32,6 +32,8 @@ export interface ApiContext {
   readonly csrfToken: string;
   /** Queue depths (cached by the server). */
   queueDepths(): Promise<Map<string, number>>;
+  /** Drop the cached depths: an action just changed them (purge, requeue). */
+  queuesChanged(): void;
   /** Software version shown in the UI. */
   readonly version: string;
 }
@@ -420,11 +422,13 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
       );
     }
     const n = await ctx.app.purge(id);
+    ctx.queuesChanged();
     return { ok: true, purged: n, message: `Purged ${n} message(s) from ${id}` };
   }
   if (head === "parked" && path.length === 2 && id === "requeue") {
     const limit = intParam(b.limit, "limit", 1, 100_000, 1);
     const n = await (await ctx.app.broker()).requeueParked({ limit });
+    ctx.queuesChanged();
     return { ok: true, requeued: n, message: `Requeued ${n} parked message(s)` };
   }
   throw new HttpError(404, "not_found", `No API action POST /api/${path.join("/")}`);

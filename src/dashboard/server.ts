@@ -287,6 +287,7 @@ export class Dashboard {
       hideArgs: this.#options.hideArgs ?? false,
       csrfToken: this.#csrf,
       queueDepths: () => this.#queueDepths(),
+      queuesChanged: () => this.#depths = null,
       version: this.#options.version ?? "",
     };
   }

@@ -16,6 +16,9 @@ import { cannotSpawn } from "./sandbox_start.ts";
 import { spawnRunner } from "./spawn_runner.ts";
 import type { ThreadWatch } from "./thread_leaks.ts";
 
+/** The script each Web Worker of the threads pool runs. */
+export const RUNNER_URL: URL = new URL("./runner.ts", import.meta.url);
+
 /**
  * What every Web Worker of a pool is told at start: the app module and its settings.
  *
@@ -80,7 +83,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
   let thread;
   try {
     ({ value: worker, thread } = hooks.threads.spawn(() =>
-      spawnRunner(new URL("./runner.ts", import.meta.url), group.spawn.permissions)
+      spawnRunner(RUNNER_URL, group.spawn.permissions)
     ));
   } catch (err) {
     throw cannotSpawn(group, (err as Error).message);

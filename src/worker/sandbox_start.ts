@@ -1,6 +1,6 @@
 /**
- * Checks before a pool's permission sandboxes start: each sandbox within the
- * process's permissions, and whether Deno may ask at a terminal for a
+ * Checks before a pool's Web Workers start: the process may read what they
+ * load, each sandbox is within the process's permissions, and whether Deno may ask at a terminal for a
  * permission a sandboxed task was not granted. Deno asks when the process's stdin and stderr are both
  * terminals, unless it was started with `--no-prompt` or `DENO_NO_PROMPT`;
  * the asking task waits for the answer, and a yes grants its Web Worker what
@@ -45,6 +45,43 @@ function noPromptSet(): boolean {
  */
 export function sandboxesMayPrompt(): boolean {
   return Deno.stdin.isTerminal() && Deno.stderr.isTerminal() && !noPromptSet();
+}
+
+/**
+ * Before a pool's Web Workers start: throw, naming the `--allow-read` flag,
+ * when the process may not read the Web Worker script or the app module they
+ * load (a `file:` URL). Without it each Web Worker died with Deno's
+ * `Uncaught (in worker ...) Requires read access`, printed once per Web
+ * Worker, before the pool's own error. Where Deno can ask at a terminal
+ * instead, it is left to ask.
+ *
+ * @example
+ * ```ts ignore
+ * checkPoolLoads(RUNNER_URL, "file:///srv/app/tasks.ts");
+ * ```
+ *
+ * @param runner the Web Worker script (`runner.ts`), in Celeriac's source
+ * @param module the app module's URL
+ * @throws {Error} naming the files and the flag that lets the process read them
+ */
+export function checkPoolLoads(runner: URL, module: string): void {
+  if (sandboxesMayPrompt()) return;
+  const loads: { file: URL; dir: URL }[] = [{ file: runner, dir: new URL("../../", runner) }];
+  if (URL.canParse(module)) loads.push({ file: new URL(module), dir: new URL("./", module) });
+  const unread = loads.filter(({ file }) =>
+    file.protocol === "file:" &&
+    !grantedNow({ name: "read", path: decodeURIComponent(file.pathname) })
+  );
+  if (unread.length === 0) return;
+  const files = unread.map(({ file }) => decodeURIComponent(file.pathname));
+  const dirs = unread.map(({ dir }) => decodeURIComponent(dir.pathname));
+  const flag = [...new Set(dirs)].filter((d) => !dirs.some((o) => o !== d && d.startsWith(o)))
+    .map((d) => d.replace(/\/$/, ""));
+  throw new Error(
+    `The pool's Web Workers cannot load ${files.join(" and ")}: the worker process has no ` +
+      `read access to ${unread.length > 1 ? "them" : "it"}. Run deno with ` +
+      `--allow-read=${flag.join(",")}`,
+  );
 }
 
 /**

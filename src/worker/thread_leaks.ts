@@ -8,12 +8,15 @@
  *
  * So the threads pool notes each Web Worker's thread when it starts it (the
  * one new `worker-N` thread in `/proc/<pid>/task`; Deno names a Web Worker's
- * thread so), and after a terminate looks again: a terminated Web Worker's
- * thread ends at once, and one still there {@link LEAK_GRACE_MS} later is
- * leaked. The worker reports it and, at `leakedThreadsRestart`, restarts
- * (see `worker_options.ts`). Deno reads `/proc/<pid>/task` only when every
- * permission is granted (`-A`); without it, or off Linux, the pool cannot
- * tell and says so at its first terminate.
+ * thread so), and after a terminate samples its CPU every second until it
+ * ends. A terminated Web Worker's thread ends at once, or once its
+ * synchronous code returns: one blocked in a call (`outputSync`) or in a
+ * computation that ends is reported at INFO, not counted. One that keeps
+ * {@link SPINNING_BUSY} of a core busy in every sample for
+ * {@link LEAK_GRACE_MS} is leaked: the worker reports it at WARNING and, at
+ * `leakedThreadsRestart`, restarts (see `worker_options.ts`). Deno reads
+ * `/proc/<pid>/task` only when every permission is granted (`-A`); without
+ * it, or off Linux, the pool cannot tell and says so at its first terminate.
  *
  * @module
  */
@@ -22,25 +25,40 @@ import { getLogger } from "@logtape/logtape";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
-/** How long after a terminate a thread still there counts as leaked (a terminated one ends at once). */
-export const LEAK_GRACE_MS = 1000;
+/**
+ * How long a terminated Web Worker's thread must keep a core busy (every
+ * sample at least {@link SPINNING_BUSY}) to count as leaked: a computation
+ * that ends sooner is not a leak.
+ */
+export const LEAK_GRACE_MS = 5000;
 
-/** How often leaked threads are looked at again (their CPU, whether they ended). */
-const RECHECK_MS = 5000;
+/**
+ * Share of a core a thread must use in a sample to count as busy: a thread
+ * blocked in a synchronous call uses none, a synchronous loop 55 % to all of
+ * a core (measured on a loaded machine).
+ */
+export const SPINNING_BUSY = 0.25;
+
+/** How often the threads of terminated Web Workers still there are sampled (their CPU, whether they ended). */
+const SAMPLE_MS = 1000;
 
 /** Linux's `USER_HZ`: the unit of the CPU times in `/proc/<pid>/task/<tid>/stat`. */
 const TICKS_PER_SECOND = 100;
 
 /**
- * Leaked threads at which a worker restarts by default (`leakedThreadsRestart`).
+ * Leaked threads at which a `Worker` stops itself by default
+ * (`leakedThreadsRestart`): 0, it only reports them. A program running a
+ * `Worker` has nothing that would start it again, and stopping does not end
+ * the threads (only the process's exit does). The command line, which starts
+ * its process over, defaults to 1 (`--leaked-threads-restart`).
  *
  * @example
  * ```ts
  * import { DEFAULT_LEAKED_THREADS_RESTART } from "@celeriac/celeriac/worker";
- * DEFAULT_LEAKED_THREADS_RESTART; // 1
+ * DEFAULT_LEAKED_THREADS_RESTART; // 0
  * ```
  */
-export const DEFAULT_LEAKED_THREADS_RESTART = 1;
+export const DEFAULT_LEAKED_THREADS_RESTART = 0;
 
 /**
  * A thread of this process, as `/proc` names it: its id and start time
@@ -151,12 +169,12 @@ export function logThreadLeak(
     : action === "stopping"
     ? "the worker is stopping"
     : restartAt > 0
-    ? `the worker restarts at ${restartAt} (--leaked-threads-restart)`
-    : "only a restart of the worker gets the CPU back (--leaked-threads-restart 0: it does not " +
-      "restart itself)";
+    ? `the worker restarts at ${restartAt} (--leaked-threads-restart, leakedThreadsRestart)`
+    : "only a restart of the worker gets the CPU back (--leaked-threads-restart, " +
+      "leakedThreadsRestart 0: it does not restart itself)";
   log.warn(
     "The thread {tid} of {task}[{id}] still runs {seconds} s after its Web Worker was " +
-      "terminated, using {percent} % of a core: Deno does not stop a synchronous loop " +
+      "terminated, keeping {percent} % of a core busy: Deno does not stop a synchronous loop " +
       "(denoland/deno#35657). {count} thread(s) leaked; {what}",
     {
       tid: leak.tid,
@@ -176,19 +194,33 @@ interface Sample {
   ticks: number;
 }
 
+/** A terminated Web Worker's thread still there: sampled until it ends. */
 interface Watched extends LeakedThread {
   ref: ThreadRef;
   ticks0: number;
   lastTicks: number;
   lastAt: number;
+  /** When its current run of busy samples began; null after an idle one. */
+  busySince: number | null;
+  /** Counted as leaked (kept {@link SPINNING_BUSY} for {@link LEAK_GRACE_MS}). */
+  leaked: boolean;
+  /** Reported at INFO as still there. */
+  told: boolean;
 }
 
-/** Why `/proc/<pid>/task` cannot be read here, or null when it can. */
-function unreadable(dir: string): string | null {
+function threadIds(dir: string): Set<number> {
+  return new Set([...Deno.readDirSync(dir)].map((e) => Number(e.name)));
+}
+
+/** This process's thread ids, or why `/proc/<pid>/task` cannot be read here. */
+function listThreads(dir: string): Set<number> | string {
   if (Deno.build.os !== "linux") return "only Linux has /proc";
+  // Not granted: reading would prompt in a terminal (and Deno denies it short of -A anyway).
+  if (Deno.permissions.querySync({ name: "read", path: dir }).state !== "granted") {
+    return "Deno reads /proc/<pid>/task only when every permission is granted (-A)";
+  }
   try {
-    Deno.readDirSync(dir);
-    return null;
+    return threadIds(dir);
   } catch (err) {
     return err instanceof Deno.errors.NotCapable
       ? "Deno reads /proc/<pid>/task only when every permission is granted (-A)"
@@ -213,9 +245,14 @@ export class ThreadWatch {
   readonly #onLeak: (leak: LeakedThread, count: number) => void;
   /** Why threads cannot be watched, or null. */
   readonly unavailable: string | null;
-  readonly #leaked = new Map<number, Watched>();
-  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
-  #recheck: ReturnType<typeof setInterval> | undefined;
+  /**
+   * The thread ids at the last spawn (or the watch's start): a Web Worker's
+   * thread is the one new `worker-N` since, so each spawn reads
+   * `/proc/<pid>/task` once.
+   */
+  #seen = new Set<number>();
+  readonly #watched = new Map<number, Watched>();
+  #sampler: ReturnType<typeof setInterval> | undefined;
   #toldUnavailable = false;
 
   /**
@@ -225,24 +262,17 @@ export class ThreadWatch {
    */
   constructor(onLeak: (leak: LeakedThread, count: number) => void) {
     this.#onLeak = onLeak;
-    this.unavailable = unreadable(this.#dir);
+    const threads = listThreads(this.#dir);
+    this.unavailable = typeof threads === "string" ? threads : null;
+    if (typeof threads !== "string") this.#seen = threads;
   }
 
   /** The threads leaked now, or null when they cannot be known. */
   get leaked(): LeakedThread[] | null {
     if (this.unavailable) return null;
-    return [...this.#leaked.values()].map(({ task, id, tid, terminatedAt, cpuSeconds, busy }) => ({
-      task,
-      id,
-      tid,
-      terminatedAt,
-      cpuSeconds,
-      busy,
-    }));
-  }
-
-  #tids(): Set<number> {
-    return new Set([...Deno.readDirSync(this.#dir)].map((e) => Number(e.name)));
+    return [...this.#watched.values()].filter((w) => w.leaked).map((
+      { task, id, tid, terminatedAt, cpuSeconds, busy },
+    ) => ({ task, id, tid, terminatedAt, cpuSeconds, busy }));
   }
 
   #sample(tid: number): Sample | null {
@@ -269,22 +299,19 @@ export class ThreadWatch {
    * @returns what `start` returned, and its thread (null when it cannot be told)
    */
   spawn<T>(start: () => T): { value: T; thread: ThreadRef | null } {
-    if (this.unavailable) return { value: start(), thread: null };
-    let before: Set<number>;
-    try {
-      before = this.#tids();
-    } catch {
-      return { value: start(), thread: null };
-    }
     const value = start();
+    if (this.unavailable) return { value, thread: null };
     try {
+      const before = this.#seen;
+      this.#seen = threadIds(this.#dir);
       const found: ThreadRef[] = [];
-      for (const tid of this.#tids()) {
+      for (const tid of this.#seen) {
         if (before.has(tid)) continue;
         const s = this.#sample(tid);
         if (s && /^worker-\d+$/.test(s.name)) found.push({ tid, start: s.start });
       }
-      // Two at once: a Web Worker that task code started meanwhile; neither is told apart.
+      // Two: a Web Worker that task code started since the last spawn and still runs; neither
+      // is told apart.
       return { value, thread: found.length === 1 ? found[0] : null };
     } catch {
       return { value, thread: null };
@@ -292,8 +319,8 @@ export class ThreadWatch {
   }
 
   /**
-   * A Web Worker was terminated: look at its thread again after
-   * {@link LEAK_GRACE_MS}.
+   * A Web Worker was terminated: sample its thread every second until it
+   * ends or counts as leaked (see the module documentation).
    *
    * @param thread its thread, from {@link ThreadWatch.spawn}
    * @param run the task that ended it
@@ -315,68 +342,83 @@ export class ThreadWatch {
     const first = this.#sample(thread.tid);
     if (!first || first.start !== thread.start) return;
     const at = Date.now();
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      const s = this.#sample(thread.tid);
-      if (!s || s.start !== thread.start) return;
-      const now = Date.now();
-      const w: Watched = {
-        ...run,
-        tid: thread.tid,
-        terminatedAt: at,
-        ref: thread,
-        ticks0: first.ticks,
-        lastTicks: s.ticks,
-        lastAt: now,
-        cpuSeconds: (s.ticks - first.ticks) / TICKS_PER_SECOND,
-        busy: (s.ticks - first.ticks) / TICKS_PER_SECOND / ((now - at) / 1000),
-      };
-      this.#leaked.set(thread.tid, w);
-      this.#armRecheck();
-      this.#onLeak(this.leaked!.find((l) => l.tid === thread.tid)!, this.#leaked.size);
-    }, LEAK_GRACE_MS);
-    Deno.unrefTimer(timer);
-    this.#timers.add(timer);
+    this.#watched.set(thread.tid, {
+      task: run.task, // not `run` itself: it holds the terminated Web Worker
+      id: run.id,
+      tid: thread.tid,
+      terminatedAt: at,
+      cpuSeconds: 0,
+      busy: 0,
+      ref: thread,
+      ticks0: first.ticks,
+      lastTicks: first.ticks,
+      lastAt: at,
+      busySince: null,
+      leaked: false,
+      told: false,
+    });
+    if (this.#sampler !== undefined) return;
+    const sampler = setInterval(() => this.#look(), SAMPLE_MS);
+    Deno.unrefTimer(sampler);
+    this.#sampler = sampler;
   }
 
-  #armRecheck(): void {
-    if (this.#recheck !== undefined) return;
-    const recheck = setInterval(() => this.#look(), RECHECK_MS);
-    Deno.unrefTimer(recheck);
-    this.#recheck = recheck;
-  }
-
-  /** Update the leaked threads' CPU; forget those that ended (their loop did end). */
+  /** Sample the watched threads: forget those that ended, count those spinning long enough. */
   #look(): void {
     const now = Date.now();
-    for (const [tid, w] of this.#leaked) {
+    for (const [tid, w] of this.#watched) {
+      if (now - w.terminatedAt < SAMPLE_MS) continue; // give it the time to end
+      const seconds = Math.round((now - w.terminatedAt) / 100) / 10;
       const s = this.#sample(tid);
       if (!s || s.start !== w.ref.start) {
-        this.#leaked.delete(tid);
-        log.info("The leaked thread {tid} of {task}[{id}] ended after {cpu} CPU seconds", {
-          tid,
-          task: w.task,
-          id: w.id,
-          cpu: w.cpuSeconds,
-        });
+        this.#watched.delete(tid);
+        if (w.told || w.leaked) {
+          log.info(
+            "The thread {tid} of {task}[{id}] ended {seconds} s after its Web Worker was " +
+              "terminated, having used {cpu} CPU seconds since",
+            { tid, task: w.task, id: w.id, seconds, cpu: w.cpuSeconds },
+          );
+        }
         continue;
       }
       w.busy = (s.ticks - w.lastTicks) / TICKS_PER_SECOND / ((now - w.lastAt) / 1000);
       w.cpuSeconds = (s.ticks - w.ticks0) / TICKS_PER_SECOND;
+      w.busySince = w.busy < SPINNING_BUSY ? null : w.busySince ?? w.lastAt;
       w.lastTicks = s.ticks;
       w.lastAt = now;
+      if (w.leaked) continue;
+      if (w.busySince !== null && now - w.busySince >= LEAK_GRACE_MS) {
+        w.leaked = true;
+        const leaked = this.leaked!;
+        this.#onLeak(leaked.find((l) => l.tid === tid)!, leaked.length);
+      } else if (!w.told) {
+        w.told = true;
+        log.info(
+          "The thread {tid} of {task}[{id}] is still there {seconds} s after its Web Worker was " +
+            "terminated, using {percent} % of a core: Deno ends it once its synchronous code " +
+            "returns (a blocking call, a computation); it counts as leaked if it keeps " +
+            "{threshold} % of a core busy for {grace} s",
+          {
+            tid,
+            task: w.task,
+            id: w.id,
+            seconds,
+            percent: Math.round(w.busy * 100),
+            threshold: SPINNING_BUSY * 100,
+            grace: LEAK_GRACE_MS / 1000,
+          },
+        );
+      }
     }
-    if (this.#leaked.size === 0) {
-      clearInterval(this.#recheck);
-      this.#recheck = undefined;
+    if (this.#watched.size === 0) {
+      clearInterval(this.#sampler);
+      this.#sampler = undefined;
     }
   }
 
   /** Stop watching. */
   close(): void {
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
-    clearInterval(this.#recheck);
-    this.#recheck = undefined;
+    clearInterval(this.#sampler);
+    this.#sampler = undefined;
   }
 }

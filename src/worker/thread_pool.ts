@@ -12,11 +12,11 @@ import { BlockingAverage, messagesOf } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
 import { type Group, type Member, postTo } from "./pool_member.ts";
-import { spawnMember } from "./member_spawn.ts";
+import { RUNNER_URL, spawnMember } from "./member_spawn.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
-import { checkSandboxStart } from "./sandbox_start.ts";
+import { checkPoolLoads, checkSandboxStart } from "./sandbox_start.ts";
 import { SeqMap } from "./seq_map.ts";
 import { type LeakedThread, ThreadWatch } from "./thread_leaks.ts";
 import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
@@ -232,6 +232,7 @@ export class ThreadPool implements Pool {
       failures: 0,
     }));
     for (const g of this.#groups) for (const t of g.sandbox.tasks) this.#groupOf.set(t, g);
+    checkPoolLoads(RUNNER_URL, this.#options.module);
     checkSandboxStart(this.#groups);
     try {
       for (const g of this.#groups) {
