@@ -183,9 +183,9 @@ export function respResultChannels(
     unsubscribe: async (channel) => {
       channels.delete(channel);
       if (conn.state === "connecting") {
-        // It may have subscribed to this one already (its greeting): leave it once ready, as
-        // the SUBSCRIBEs waiting for the connect are written (the same hop, in turn), unless
-        // wanted again meanwhile: written after that one's SUBSCRIBE, it would undo it.
+        // It may have subscribed to this one already (its greeting): leave it once ready, unless
+        // wanted again meanwhile: that SUBSCRIBE, written once ready too (a few hops later, or
+        // sooner), must not be undone by this one written after it.
         await conn.connect();
         if (channels.has(channel)) return;
       } else if (conn.state !== "ready") {
