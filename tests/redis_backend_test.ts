@@ -438,6 +438,40 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name:
+    "redis backend: a server without HELLO (Redis < 6, a proxy): the subscriber speaks RESP2, " +
+    "a wait reads its key after the SUBSCRIBE's reply and hears what is published",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const server = await PrivateRedis.start(["--rename-command", "HELLO", ""]);
+  const backend = await openRedisBackend(server.url);
+  const r = await rawRedis(server.url);
+  const stored = (taskId: string, result: unknown) => ({
+    taskId,
+    status: "SUCCESS" as const,
+    meta: encodeResultMeta({ taskId, status: "SUCCESS", result, dateDone: new Date() }),
+  });
+  try {
+    const [before, after] = [crypto.randomUUID(), crypto.randomUUID()];
+    await backend.store([stored(before, 5)]);
+    assert.equal((await backend.waitFor(before, AbortSignal.timeout(5000))).result, 5);
+    const waiting = backend.waitFor(after, AbortSignal.timeout(5000));
+    // Rejected by close() when an assertion fails first: that failure is the one reported.
+    waiting.catch(() => {});
+    const key = `celery-task-meta-${after}`;
+    while ((await r.pubsub("NUMSUB", key) as [string, number])[1] === 0) {
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    await backend.store([stored(after, 6)]);
+    assert.equal((await waiting).result, 6);
+  } finally {
+    await backend.close();
+    await r.quit();
+    await server.close();
+  }
+});
+
 Deno.test({ name: "redis backend: clean up test keys", ignore: WITHOUT_REDIS }, async () => {
   await deleteKeys(prefix);
 });

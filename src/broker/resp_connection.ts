@@ -9,7 +9,7 @@
  * to a callback as views of it. It speaks to one server (`redis://` or
  * `rediss://`): AUTH, SELECT and CLIENT SETNAME on connect, reconnect with
  * backoff after a drop (patterns and channels subscribed again), clean close; RESP2, or
- * RESP3 for a subscriber that also runs commands (`resp3`). Opening
+ * RESP3 for a subscriber that also runs commands (`resp3`, where the server has it). Opening
  * the socket, the reconnect loop and the reply watchdog are in resp_dial.ts.
  *
  * @module
@@ -73,6 +73,7 @@ export class RespConnection {
   readonly #o: RespConnectionOptions;
   readonly #label: string;
   #state: State = "idle";
+  #resp3 = false;
   #conn: Deno.Conn | null = null;
   #reader = new RespReader();
   readonly #writer = new RespWriter();
@@ -100,6 +101,11 @@ export class RespConnection {
   /** `idle`, `connecting`, `ready`, `waiting` (to reconnect) or `closed`. */
   get state(): State {
     return this.#state;
+  }
+
+  /** Whether `HELLO 3` was asked for (`resp3`) and taken on the last connect (else RESP2). */
+  get resp3(): boolean {
+    return this.#resp3;
   }
 
   /**
@@ -340,6 +346,7 @@ export class RespConnection {
     if (o.password !== undefined) {
       send(o.username ? ["AUTH", o.username, o.password] : ["AUTH", o.password]);
     }
+    const hello = o.resp3 ? greeting.length : -1;
     if (o.resp3) send(["HELLO", "3"]);
     if (o.db) send(["SELECT", String(o.db)]);
     if (o.name) send(["CLIENT", "SETNAME", o.name]);
@@ -352,7 +359,11 @@ export class RespConnection {
       this.#drop(new RedisConnectionError(`${this.#label} did not answer within ${waitMs} ms`));
     }, waitMs);
     const settled = await Promise.allSettled(greeting).finally(() => clearTimeout(timer));
-    const failed = settled.find((s) => s.status === "rejected");
+    // HELLO refused (unknown command, NOPROTO): the connection goes on in RESP2.
+    const failed = settled.find((s, i): s is PromiseRejectedResult =>
+      s.status === "rejected" && !(i === hello && s.reason instanceof RedisReplyError)
+    );
+    this.#resp3 = settled[hello]?.status === "fulfilled";
     if (failed) {
       if (conn === this.#conn) this.#drop(failed.reason);
       if (this.#state === "connecting") this.#state = "idle";
