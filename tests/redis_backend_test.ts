@@ -472,6 +472,44 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name: "redis backend: a second wait for a task already waited for is first told the state " +
+    "stored when it begins, not the one read when the first wait subscribed",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const backend = await openRedisBackend(url);
+  const id = crypto.randomUUID();
+  const stored = (status: "STARTED" | "PROGRESS" | "SUCCESS") => ({
+    taskId: id,
+    status,
+    meta: encodeResultMeta({ taskId: id, status, result: status, dateDone: new Date() }),
+  });
+  const heard = (into: string[]) => (meta: { status: string }) => into.push(meta.status);
+  const until = async (what: string, done: () => boolean) => {
+    for (let i = 0; i < 250 && !done(); i++) await new Promise((res) => setTimeout(res, 20));
+    assert.ok(done(), `still waiting after 5 s for ${what}`);
+  };
+  try {
+    await backend.store([stored("STARTED")]);
+    const [first, second]: string[][] = [[], []];
+    const a = backend.waitFor(id, AbortSignal.timeout(5000), heard(first));
+    // Rejected by close() when an assertion fails first: that failure is the one reported.
+    a.catch(() => {});
+    await until("the first wait's read", () => first.length === 1);
+    await backend.store([stored("PROGRESS")]);
+    await until("the first wait to hear PROGRESS", () => first.length === 2);
+    const b = backend.waitFor(id, AbortSignal.timeout(5000), heard(second));
+    b.catch(() => {});
+    await until("the second wait's first state", () => second.length === 1);
+    await backend.store([stored("SUCCESS")]);
+    assert.deepEqual([(await a).status, (await b).status], ["SUCCESS", "SUCCESS"]);
+    assert.deepEqual(first, ["STARTED", "PROGRESS"]);
+    assert.deepEqual(second, ["PROGRESS"], "the state stored when the second wait began");
+  } finally {
+    await backend.close();
+  }
+});
+
 Deno.test({ name: "redis backend: clean up test keys", ignore: WITHOUT_REDIS }, async () => {
   await deleteKeys(prefix);
 });
