@@ -344,22 +344,35 @@ Deno.test({
       dateDone: new Date(),
     });
     await backend.store([{ taskId: id, status: "SUCCESS", meta }]);
-    // The subscriber connected first (a connect subscribes to what is waited for in its greeting).
-    const other = crypto.randomUUID();
-    const waiting = backend.waitFor(other, AbortSignal.timeout(5000));
-    await backend.store([{
-      taskId: other,
-      status: "SUCCESS",
-      meta: encodeResultMeta({ taskId: other, status: "SUCCESS", result: 0, dateDone: new Date() }),
-    }]);
-    await waiting;
-    const reads: { source: string; at: number }[] = [];
+    // The subscriber connected first (a connect subscribes to what is waited for in its greeting;
+    // that wait may end by the read after the connect, its own read and script load still due):
+    // a second wait ends by its read on the subscriber's connection, behind all the first sent.
+    for (let i = 0; i < 2; i++) {
+      const other = crypto.randomUUID();
+      await backend.store([{
+        taskId: other,
+        status: "SUCCESS",
+        meta: encodeResultMeta({
+          taskId: other,
+          status: "SUCCESS",
+          result: 0,
+          dateDone: new Date(),
+        }),
+      }]);
+      await backend.waitFor(other, AbortSignal.timeout(5000));
+    }
+    // Its script is to be loaded again: an EVALSHA refused (NOSCRIPT) is followed by an EVAL.
+    await r.script("FLUSH");
+    const reads: { source: string; at: number; cmd: string }[] = [];
     const subscribes: number[] = [];
     let n = 0;
     const m = await monitor.monitor();
     m.on("monitor", (_time: string, args: string[], source: string) => {
       const cmd = args[0]?.toLowerCase();
-      if (cmd === "get" && args[1] === key) reads.push({ source, at: n++ });
+      // A script's own commands are shown as from "lua".
+      const read = (cmd === "get" && args[1] === key && source !== "lua") ||
+        ((cmd === "evalsha" || cmd === "eval") && args[3] === key);
+      if (read) reads.push({ source, at: n++, cmd });
       else if (cmd === "subscribe" && args[1] === key) subscribes.push(n++);
     });
     const got = await backend.waitFor(id, AbortSignal.timeout(5000));
@@ -373,12 +386,53 @@ Deno.test({
       if (addr) names.set(addr, / name=(\S*)/.exec(line)?.[1] ?? "");
     }
     assert.equal(subscribes.length, 1);
-    assert.equal(reads.length, 1, "read once");
-    assert.equal(names.get(reads[0].source), "celeriac-results");
-    assert.ok(reads[0].at > subscribes[0], "read after the SUBSCRIBE");
+    assert.deepEqual(reads.map((x) => x.cmd), ["evalsha", "eval"], "read once, then loaded");
+    for (const read of reads) {
+      assert.equal(names.get(read.source), "celeriac-results");
+      assert.ok(read.at > subscribes[0], "read after the SUBSCRIBE");
+    }
   } finally {
     await backend.close();
     monitor.disconnect();
+    await r.quit();
+    await server.close();
+  }
+});
+
+Deno.test({
+  name: "redis backend: a result over 512 KiB stored before its wait is read on the backend's " +
+    "connection: the subscriber's is kept (Redis closes a subscriber over its output buffer limit)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const server = await PrivateRedis.start();
+  const backend = await openRedisBackend(server.url);
+  const r = await rawRedis(server.url);
+  const subscriberId = async () => {
+    const lines = (await r.client("LIST") as string).split("\n");
+    const line = lines.find((l) => l.includes("name=celeriac-results"));
+    return line && / id=(\d+) /.exec(` ${line}`)?.[1];
+  };
+  try {
+    // 1 MB instead of 32 MB: a 2 MB result is over it as a 40 MB one is over the default.
+    await r.config("SET", "client-output-buffer-limit", "pubsub 1mb 1mb 60");
+    const [small, big] = [crypto.randomUUID(), crypto.randomUUID()];
+    const stored = (taskId: string, result: unknown) => ({
+      taskId,
+      status: "SUCCESS" as const,
+      meta: encodeResultMeta({ taskId, status: "SUCCESS", result, dateDone: new Date() }),
+    });
+    const text = "x".repeat(2 * 1024 * 1024);
+    await backend.store([stored(small, "y".repeat(400 * 1024)), stored(big, text)]);
+    const smallMeta = await backend.waitFor(small, AbortSignal.timeout(5000));
+    assert.equal((smallMeta.result as string).length, 400 * 1024);
+    const before = await subscriberId();
+    assert.ok(before, "the subscriber is connected");
+    const bigMeta = await backend.waitFor(big, AbortSignal.timeout(5000));
+    assert.equal(bigMeta.result, text);
+    await r.ping();
+    assert.equal(await subscriberId(), before, "the subscriber's connection is kept");
+  } finally {
+    await backend.close();
     await r.quit();
     await server.close();
   }

@@ -1,11 +1,11 @@
 /**
  * The waits for results of the Redis backend: one subscriber connection
  * shared by every waiter of the backend; a waiter subscribes to its task's
- * channel before it reads the key (on a single server in the same write, on
- * the subscriber's connection), so a result stored in between is never
- * missed; after a reconnect every waited-for key is read again; a settled
- * task's channel is left by the next subscription's write or within
- * {@link LEAVE_MS}.
+ * channel before it reads the key (on a single server a result up to 512
+ * KiB in the same write, on the subscriber's connection), so a result
+ * stored in between is never missed; after a reconnect every waited-for key
+ * is read again; a settled task's channel is left by the next
+ * subscription's write or within {@link LEAVE_MS}.
  *
  * @module
  */
