@@ -20,6 +20,7 @@ import { maskPassword } from "./errors.ts";
 import { connectionBack, connectionDropped } from "./resp_outages.ts";
 import {
   dial,
+  notRedis,
   reconnect,
   RedisConnectionError,
   type RespConnectionOptions,
@@ -360,7 +361,7 @@ export class RespConnection {
     if (failed) {
       if (conn === this.#conn) this.#drop(failed.reason);
       if (this.#state === "connecting") this.#state = "idle";
-      throw failed.reason;
+      throw await notRedis(failed.reason, o);
     }
     if (conn !== this.#conn) {
       throw new RedisConnectionError(`connection to ${this.#label} closed while connecting`);
