@@ -30,7 +30,11 @@ export interface RedisUrlOptions {
   host: string;
   /** Port; default 6379. */
   port: number;
-  /** Database number (kombu's virtual host); default 0. */
+  /**
+   * Database number: the URL's `?db=`, else its path (kombu's virtual
+   * host); default 0. The query wins, as with redis-py and Celery's Redis
+   * result backend.
+   */
   db: number;
   /** ACL user name, if any. */
   username?: string;
@@ -99,14 +103,14 @@ function parseClusterUrl(url: string): RedisUrlOptions {
     return { host: hp[1].replace(/^\[|\]$/g, ""), port: Number(hp[2] ?? 6379) };
   });
   if (cluster.length === 0) throw new TypeError(`No cluster node in "${maskPassword(url)}"`);
-  const dbText = (path ?? "").replace(/^\//, "");
+  const query: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(search ?? "")) query[k] = v;
+  const dbText = query.db ?? (path ?? "").replace(/^\//, "");
   if (dbText !== "" && dbText !== "0") {
     throw new TypeError(
       `Redis Cluster has only database 0, not "${dbText}" in "${maskPassword(url)}"`,
     );
   }
-  const query: Record<string, string> = {};
-  for (const [k, v] of new URLSearchParams(search ?? "")) query[k] = v;
   const colon = auth === undefined ? -1 : auth.indexOf(":");
   const user = auth === undefined ? "" : colon < 0 ? auth : auth.slice(0, colon);
   const pass = auth === undefined || colon < 0 ? "" : auth.slice(colon + 1);
@@ -183,7 +187,7 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
   return {
     host: sentinels[0].host,
     port: sentinels[0].port,
-    db: db ?? 0,
+    db: query.db === undefined ? db ?? 0 : parseDb(query.db, url),
     username,
     password,
     tls: false,
@@ -195,9 +199,13 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
   };
 }
 
+/**
+ * A database number, of a URL's path or its `?db=` (which wins over the
+ * path, as with redis-py and Celery's Redis result backend).
+ */
 function parseDb(dbText: string, url: string): number {
   const db = Number(dbText);
-  if (!Number.isInteger(db) || db < 0) {
+  if (dbText.trim() === "" || !Number.isInteger(db) || db < 0) {
     throw new TypeError(
       `Invalid Redis database "${dbText}" in "${maskPassword(url)}": use a number, e.g. /0`,
     );
@@ -247,10 +255,10 @@ function parseServerUrl(url: string): RedisUrlOptions {
   if (u.protocol !== "redis:" && u.protocol !== "rediss:") {
     throw new TypeError(`Not a Redis URL: "${maskPassword(url)}" (use redis:// or rediss://)`);
   }
-  const dbText = u.pathname.replace(/^\//, "");
-  const db = dbText === "" ? 0 : parseDb(dbText, url);
   const query: Record<string, string> = {};
   for (const [k, v] of u.searchParams) query[k] = v;
+  const dbText = query.db ?? u.pathname.replace(/^\//, "");
+  const db = dbText === "" && query.db === undefined ? 0 : parseDb(dbText, url);
   return {
     host: u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1",
     port: u.port ? Number(u.port) : 6379,

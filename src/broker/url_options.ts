@@ -15,6 +15,7 @@ const log = getLogger(["celeriac", "broker", "url"]);
 
 /** The query options of `redis://`, `rediss://`, `sentinel://` and Cluster URLs Celeriac reads. */
 export const REDIS_URL_OPTIONS: readonly string[] = [
+  "db",
   "visibility_timeout",
   "global_keyprefix",
   "result_expires",
