@@ -89,8 +89,8 @@ Deno.test("redis and amqp urls: an option Celeriac does not read is warned of on
     parseRedisUrl("redis+cluster://h1:7000,h2:7001?socket_timout=5");
     parseAmqpUrl("amqp://guest:guest@127.0.0.1:5672//?heartbeet=10&heartbeat=5");
     assert.deepEqual(records.map(logLine), [
-      "warning URL option visibility_timout of redis://:***@127.0.0.1:6379/3?visibility_timout=10&global_keyprefix=a: is ignored: Celeriac reads db, visibility_timeout, global_keyprefix, result_expires, socket_timeout, failover_wait, master_name, sentinel_password, sentinel_username there (a typo?)",
-      "warning URL option socket_timout of redis+cluster://h1:7000,h2:7001?socket_timout=5 is ignored: Celeriac reads db, visibility_timeout, global_keyprefix, result_expires, socket_timeout, failover_wait, master_name, sentinel_password, sentinel_username there (a typo?)",
+      "warning URL option visibility_timout of redis://:***@127.0.0.1:6379/3?visibility_timout=10&global_keyprefix=a: is ignored: Celeriac reads db, visibility_timeout, global_keyprefix, result_expires, socket_timeout, socket_connect_timeout, failover_wait, master_name, sentinel_password, sentinel_username there (a typo?)",
+      "warning URL option socket_timout of redis+cluster://h1:7000,h2:7001?socket_timout=5 is ignored: Celeriac reads db, visibility_timeout, global_keyprefix, result_expires, socket_timeout, socket_connect_timeout, failover_wait, master_name, sentinel_password, sentinel_username there (a typo?)",
       "warning URL option heartbeet of amqp://guest:***@127.0.0.1:5672//?heartbeet=10&heartbeat=5 is ignored: Celeriac reads ssl, heartbeat, connect_timeout, max_priority, x-max-priority, delivery_limit, quorum_queues, queue_type, exchange_type, delay_queue_type there (a typo?)",
     ]);
   } finally {

@@ -289,6 +289,20 @@ export function isSingleServer(url: RedisUrlOptions): boolean {
   return !url.cluster && !url.sentinels;
 }
 
+/** A query option in seconds (> 0), in ms, or `undefined` when the URL has none. */
+function secondsOption(url: RedisUrlOptions, rawUrl: string, key: string): number | undefined {
+  const text = url.query[key];
+  if (text === undefined) return undefined;
+  const seconds = Number(text);
+  if (text.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
+    throw new TypeError(
+      `Invalid ${key} "${text}" in "${maskPassword(rawUrl)}": ` +
+        `use a positive number of seconds, e.g. ?${key}=10`,
+    );
+  }
+  return Math.ceil(seconds * 1000);
+}
+
 /**
  * The reply timeout a Redis URL sets with `?socket_timeout=<seconds>`
  * (redis-py's and Celery's name for it), in ms, or `undefined` when it sets
@@ -309,16 +323,31 @@ export function isSingleServer(url: RedisUrlOptions): boolean {
  * @throws {TypeError} when `socket_timeout` is not a positive number of seconds
  */
 export function replyTimeoutOf(url: RedisUrlOptions, rawUrl: string): number | undefined {
-  const text = url.query.socket_timeout;
-  if (text === undefined) return undefined;
-  const seconds = Number(text);
-  if (text.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
-    throw new TypeError(
-      `Invalid socket_timeout "${text}" in "${maskPassword(rawUrl)}": ` +
-        "use a positive number of seconds, e.g. ?socket_timeout=10",
-    );
-  }
-  return Math.ceil(seconds * 1000);
+  return secondsOption(url, rawUrl, "socket_timeout");
+}
+
+/**
+ * How long a new connection may take, ms: the URL's
+ * `?socket_connect_timeout=<seconds>` (redis-py's and Celery's name), else
+ * `undefined` (10 s, the default of Celeriac's own connections and of
+ * ioredis'). On Celeriac's own connections it bounds the TCP (and TLS)
+ * connect and then the server's answer to the greeting, each; on ioredis'
+ * (Sentinel, Cluster), its `connectTimeout`.
+ *
+ * @example
+ * ```ts
+ * import { connectTimeoutOf, parseRedisUrl } from "./redis_url.ts";
+ * const url = "redis://127.0.0.1:6379/0?socket_connect_timeout=2.5";
+ * connectTimeoutOf(parseRedisUrl(url), url); // 2500
+ * ```
+ *
+ * @param url the parsed URL
+ * @param rawUrl the URL text, for the error
+ * @returns milliseconds, or `undefined`
+ * @throws {TypeError} when `socket_connect_timeout` is not a positive number of seconds
+ */
+export function connectTimeoutOf(url: RedisUrlOptions, rawUrl: string): number | undefined {
+  return secondsOption(url, rawUrl, "socket_connect_timeout");
 }
 
 /**

@@ -20,6 +20,7 @@ export const REDIS_URL_OPTIONS: readonly string[] = [
   "global_keyprefix",
   "result_expires",
   "socket_timeout",
+  "socket_connect_timeout",
   "failover_wait",
   "master_name",
   "sentinel_password",

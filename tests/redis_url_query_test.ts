@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
 import { openRedisBackend } from "../src/backend/redis.ts";
+import { BrokerConnectionError } from "../src/broker/errors.ts";
+import { connectRedis, openRedisConnection } from "../src/broker/redis_connection.ts";
+import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { reservePorts } from "./helpers/ports.ts";
+import { SilentServer } from "./helpers/silent_server.ts";
 
 Deno.test({
   name: "redis url: ?db=N wins over the path, as Celery's Redis backend reads it: a result " +
@@ -39,3 +44,23 @@ Deno.test({
     await db0.quit();
   }
 });
+
+Deno.test(
+  "redis url: ?socket_connect_timeout=<s> (redis-py's name) bounds a connect to a server " +
+    "that accepts and never answers, instead of the 10 s default",
+  async () => {
+    using ports = reservePorts();
+    await using _server = new SilentServer(ports.base);
+    const url = `redis://127.0.0.1:${ports.base}/0?socket_connect_timeout=0.3`;
+    const client = openRedisConnection(parseRedisUrl(url), url);
+    await assert.rejects(
+      connectRedis(client, url),
+      (e) => e instanceof BrokerConnectionError && /did not answer within 300 ms/.test(e.message),
+    );
+    const bad = "redis://127.0.0.1/0?socket_connect_timeout=soon";
+    assert.throws(
+      () => openRedisConnection(parseRedisUrl(bad), bad),
+      /Invalid socket_connect_timeout "soon" .*use a positive number of seconds/,
+    );
+  },
+);
