@@ -26,6 +26,16 @@ Deno.test("redis url: host, port, db, credentials, TLS and query options", () =>
   assert.equal(parseRedisUrl("redis://[::1]:6379/1").host, "::1");
 });
 
+Deno.test("redis url: ?db= wins over the path (redis-py, Celery's backend), also through Sentinel", () => {
+  assert.equal(parseRedisUrl("redis://h:6379/2?db=7").db, 7);
+  assert.equal(parseRedisUrl("rediss://h?db=3").db, 3);
+  assert.equal(parseRedisUrl("sentinel://h1:26379/1;sentinel://h2:26379?master_name=m&db=4").db, 4);
+  assert.equal(parseRedisUrl("redis+cluster://h1:7000,h2:7001?db=0").db, 0);
+  assert.throws(() => parseRedisUrl("redis+cluster://h1:7000?db=2"), /only database 0, not "2"/);
+  assert.throws(() => parseRedisUrl("redis://h/0?db=two"), /Invalid Redis database "two"/);
+  assert.throws(() => parseRedisUrl("redis://h/0?db="), /Invalid Redis database ""/);
+});
+
 Deno.test("redis url: bad URLs are refused with what to write instead", () => {
   assert.throws(() => parseRedisUrl("not a url"), /expected redis:\/\/host:port\/db/);
   assert.throws(() => parseRedisUrl("amqp://guest@localhost//"), /use redis:\/\/ or rediss:\/\//);
@@ -79,8 +89,8 @@ Deno.test("redis and amqp urls: an option Celeriac does not read is warned of on
     parseRedisUrl("redis+cluster://h1:7000,h2:7001?socket_timout=5");
     parseAmqpUrl("amqp://guest:guest@127.0.0.1:5672//?heartbeet=10&heartbeat=5");
     assert.deepEqual(records.map(logLine), [
-      "warning URL option visibility_timout of redis://:***@127.0.0.1:6379/3?visibility_timout=10&global_keyprefix=a: is ignored: Celeriac reads visibility_timeout, global_keyprefix, result_expires, socket_timeout, failover_wait, master_name, sentinel_password, sentinel_username there (a typo?)",
-      "warning URL option socket_timout of redis+cluster://h1:7000,h2:7001?socket_timout=5 is ignored: Celeriac reads visibility_timeout, global_keyprefix, result_expires, socket_timeout, failover_wait, master_name, sentinel_password, sentinel_username there (a typo?)",
+      "warning URL option visibility_timout of redis://:***@127.0.0.1:6379/3?visibility_timout=10&global_keyprefix=a: is ignored: Celeriac reads db, visibility_timeout, global_keyprefix, result_expires, socket_timeout, socket_connect_timeout, failover_wait, master_name, sentinel_password, sentinel_username there (a typo?)",
+      "warning URL option socket_timout of redis+cluster://h1:7000,h2:7001?socket_timout=5 is ignored: Celeriac reads db, visibility_timeout, global_keyprefix, result_expires, socket_timeout, socket_connect_timeout, failover_wait, master_name, sentinel_password, sentinel_username there (a typo?)",
       "warning URL option heartbeet of amqp://guest:***@127.0.0.1:5672//?heartbeet=10&heartbeat=5 is ignored: Celeriac reads ssl, heartbeat, connect_timeout, max_priority, x-max-priority, delivery_limit, quorum_queues, queue_type, exchange_type, delay_queue_type there (a typo?)",
     ]);
   } finally {

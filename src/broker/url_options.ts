@@ -15,10 +15,12 @@ const log = getLogger(["celeriac", "broker", "url"]);
 
 /** The query options of `redis://`, `rediss://`, `sentinel://` and Cluster URLs Celeriac reads. */
 export const REDIS_URL_OPTIONS: readonly string[] = [
+  "db",
   "visibility_timeout",
   "global_keyprefix",
   "result_expires",
   "socket_timeout",
+  "socket_connect_timeout",
   "failover_wait",
   "master_name",
   "sentinel_password",
