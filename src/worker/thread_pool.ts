@@ -449,6 +449,8 @@ export class ThreadPool implements Pool {
 
   close(): Promise<void> {
     this.#closed = true;
+    // A terminate or time limit arriving now finds no task: nothing to report, no thread to watch.
+    this.#owner.clear();
     this.#limits.clearAll();
     this.#threads.close();
     for (const t of this.#timers) clearTimeout(t);
