@@ -362,7 +362,7 @@ export class ThreadPool implements Pool {
       { task: o.task, id: o.id, n: abandoned.length },
     );
     if (!wasRetiring && !this.#closed) member.group.members.push(this.#spawn(member.group));
-    this.#threads.terminated(member.thread, o);
+    this.#threads.terminated(member.threads, o);
     this.#events.onTimeLimit(seq, seconds, abandoned);
   }
 
