@@ -10,7 +10,7 @@
  * @module
  */
 
-import { REDIS_URL_OPTIONS, warnUnknownOptions } from "./url_options.ts";
+import { noteUrlOptions, REDIS_URL_OPTIONS } from "./url_options.ts";
 import { maskPassword } from "./errors.ts";
 import { urlPortProblem } from "./url_syntax.ts";
 
@@ -229,7 +229,8 @@ function parseDb(dbText: string, url: string): number {
  * @returns the parsed settings
  * @throws {TypeError} when the URL is not a Redis URL, its db is not a number, or a Sentinel URL names no master
  *
- * A query option Celeriac does not read is logged as a warning (once per URL), not refused.
+ * A query option Celeriac does not read is not refused: it is logged once per URL with what
+ * Celeriac does instead (kombu's and redis-py's, see url_options.ts), or as a likely typo.
  */
 export function parseRedisUrl(url: string): RedisUrlOptions {
   const parsed = isSentinelUrl(url)
@@ -237,7 +238,7 @@ export function parseRedisUrl(url: string): RedisUrlOptions {
     : isClusterUrl(url)
     ? parseClusterUrl(url)
     : parseServerUrl(url);
-  warnUnknownOptions(url, parsed.query, REDIS_URL_OPTIONS);
+  noteUrlOptions(url, parsed.query, REDIS_URL_OPTIONS, parsed.tls);
   return parsed;
 }
 
