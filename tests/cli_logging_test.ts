@@ -84,6 +84,13 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
     err(["-c"]),
     "error: option -c, --concurrency needs a value; run with --help to see the options",
   );
+  // A value that starts with a dash (-t -1, --countdown -5) printed only the first line of
+  // node's message, "Option '-c' argument is ambiguous.;", without how to write it.
+  assert.equal(
+    err(["-c", "-1"]),
+    "error: option -c takes a value, and what follows it starts with a dash: to give such a " +
+      "value write '--concurrency=-XYZ' or '-c-XYZ'; run with --help to see the options",
+  );
 
   const typo = await runCli(["--app", "./tests/apps/worker_app.ts", "--concurency", "2"]);
   assert.equal(typo.code, 2);
@@ -165,6 +172,16 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
   const inherited = await runCli(["toString", "--app", "./tests/apps/worker_app.ts"]);
   assert.equal(inherited.code, 2, "a name from Object.prototype is no command");
   assert.match(inherited.stderr, /^error: unknown command "toString"/);
+});
+
+Deno.test("cli logging: result's --timeout that is no number is named as the flag, in seconds", async () => {
+  // Said "get(): timeout must be a number of milliseconds (leave it out to wait forever), got
+  // NaN": the API's words and unit, not the flag's.
+  for (const t of ["abc", "0"]) {
+    const out = await runCli(["result", "some-id", "-b", "kv://:memory:", "-t", t]);
+    assert.equal(out.code, 1, out.stderr);
+    assert.equal(out.stderr, `error: --timeout needs seconds > 0, got "${t}"\n`);
+  }
 });
 
 Deno.test("cli logging: --version prints the package version", async () => {

@@ -1,17 +1,21 @@
 import assert from "node:assert/strict";
 import { reliabilityOptions } from "../src/cli/reliability.ts";
 import { USAGE } from "../src/cli/options.ts";
+import { DEFAULT_LEAKED_THREADS_RESTART } from "../src/worker/thread_leaks.ts";
 
 Deno.test("--max-deliveries sets the poison limit; a bad value is refused", () => {
-  assert.deepEqual(reliabilityOptions({}), {});
-  assert.deepEqual(reliabilityOptions({ "max-deliveries": "3" }), { maxDeliveries: 3 });
-  assert.deepEqual(reliabilityOptions({ "max-deliveries": "0" }), { maxDeliveries: 0 });
+  assert.deepEqual(reliabilityOptions({}).maxDeliveries, undefined);
+  assert.deepEqual(reliabilityOptions({ "max-deliveries": "3" }).maxDeliveries, 3);
+  assert.deepEqual(reliabilityOptions({ "max-deliveries": "0" }).maxDeliveries, 0);
   assert.throws(() => reliabilityOptions({ "max-deliveries": "-1" }), /whole number >= 0/);
   assert.throws(() => reliabilityOptions({ "max-deliveries": "x" }), TypeError);
   assert.match(USAGE, /--max-deliveries N/);
 });
 
 Deno.test("--leaked-threads-restart sets when the worker restarts for leaked threads; 0 is allowed", () => {
+  // The command line starts its process over: 1 by default, where a Worker of a program has 0.
+  assert.equal(reliabilityOptions({}).leakedThreadsRestart, 1);
+  assert.equal(DEFAULT_LEAKED_THREADS_RESTART, 0);
   assert.deepEqual(reliabilityOptions({ "leaked-threads-restart": "2" }), {
     leakedThreadsRestart: 2,
   });

@@ -335,9 +335,7 @@ for (const t of transports) {
     );
 
   test("a hard limit (task option, header, worker option) fails the task with TimeLimitExceeded", async () => {
-    // p.spin's thread runs on for 4.5 s after its terminate: a leaked thread, which would
-    // restart the worker under a slow test (thread_leak_test covers that).
-    await withWorker(t.url, { timeLimit: 0.4, leakedThreadsRestart: 0 }, async (client, worker) => {
+    await withWorker(t.url, { timeLimit: 0.4 }, async (client, worker) => {
       const stuck = await client.sendTask("p.stuck", []);
       const spin = await client.sendTask("p.spin", []);
       const header = await client.sendTask("p.nap", [30_000], { timeLimit: 0.3 });

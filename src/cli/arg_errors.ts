@@ -64,5 +64,10 @@ export function argumentError(err: Error, known: readonly string[]): string {
   if (missing) return `error: option ${missing[1]} needs a value; ${hint}`;
   const noValue = /^Option '([^']+)' does not take an argument/.exec(err.message);
   if (noValue) return `error: option ${noValue[1]} takes no value; ${hint}`;
+  const ambiguous = /^Option '([^']+)' argument is ambiguous\.[^]*use (.+?)\.?$/.exec(err.message);
+  if (ambiguous) {
+    return `error: option ${ambiguous[1]} takes a value, and what follows it starts with a ` +
+      `dash: to give such a value write ${ambiguous[2]}; ${hint}`;
+  }
   return `error: ${err.message.split("\n")[0]}; ${hint}`;
 }

@@ -102,7 +102,8 @@ export async function runCall(
  * @param id task id
  * @param values parsed flags
  * @returns exit code
- * @throws {TypeError} without an id, without a result backend, or with an `rpc://` one
+ * @throws {TypeError} without an id, without a result backend, with an `rpc://` one, or a
+ *   `--timeout` that is no number of seconds > 0
  */
 export async function runResult(
   app: Celery,
@@ -125,6 +126,7 @@ export async function runResult(
     );
   }
   const timeout = values.timeout === undefined ? 10 : Number(values.timeout);
+  if (!(timeout > 0)) throw new TypeError(`--timeout needs seconds > 0, got "${values.timeout}"`);
   try {
     const value = await app.asyncResult(id).get({ timeout: timeout * 1000 });
     console.log(JSON.stringify(value, null, 2));

@@ -9,6 +9,7 @@
 
 import type { parseArgs } from "node:util";
 import { BEAT_OPTIONS, BEAT_USAGE } from "./beat.ts";
+import { positiveInt } from "./flag_numbers.ts";
 import { DASHBOARD_OPTIONS, DASHBOARD_USAGE } from "./dashboard.ts";
 import { MONITOR_COMMANDS, MONITOR_OPTIONS, MONITOR_USAGE } from "./monitor.ts";
 import { RELIABILITY_OPTIONS, RELIABILITY_USAGE } from "./reliability.ts";
@@ -120,44 +121,6 @@ Signals: SIGINT/SIGTERM once = warm shutdown (finish running tasks);
  * ```
  */
 export const POOLS = ["threads", "inline"] as const;
-
-/**
- * A flag's number of seconds, > 0; `undefined` when the flag is absent.
- *
- * @example
- * ```ts ignore
- * positiveNumber(values["time-limit"], "--time-limit"); // 30 for "30"
- * ```
- *
- * @throws {TypeError} naming the flag when the value is not a number > 0
- */
-export function positiveNumber(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) {
-    throw new TypeError(`${flag} needs a number of seconds > 0, got "${value}"`);
-  }
-  return n;
-}
-
-/**
- * A flag's whole number >= 1; `undefined` when the flag is absent.
- *
- * @example
- * ```ts ignore
- * positiveInt(values.concurrency, "--concurrency"); // 4 for "4"
- * ```
- *
- * @throws {TypeError} naming the flag when the value is not a whole number >= 1
- */
-export function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new TypeError(`${flag} needs a whole number >= 1, got "${value}"`);
-  }
-  return n;
-}
 
 /**
  * `--prefetch-multiplier` (Celery's name) or `--prefetch`; both at once must agree.

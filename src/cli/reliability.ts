@@ -6,6 +6,8 @@
  * @module
  */
 
+import { wholeNumber } from "./flag_numbers.ts";
+
 /** The options, for `parseArgs`. */
 export const RELIABILITY_OPTIONS = {
   "max-deliveries": { type: "string" },
@@ -22,15 +24,12 @@ export const RELIABILITY_USAGE = `
                              stop a task in a synchronous loop at its hard time limit
                              (default 1, 0 = only report them; seeing them takes -A on Linux)`;
 
-function wholeNumber(values: Record<string, unknown>, flag: string): number | undefined {
-  const text = values[flag];
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) {
-    throw new TypeError(`--${flag} needs a whole number >= 0, got "${text}"`);
-  }
-  return n;
-}
+/**
+ * `--leaked-threads-restart`'s default: the command line starts its process
+ * over (`start_over.ts`), which ends the threads; a `Worker` of a program
+ * only reports them by default (`DEFAULT_LEAKED_THREADS_RESTART`).
+ */
+const CLI_LEAKED_THREADS_RESTART = 1;
 
 /**
  * Read the reliability options.
@@ -38,21 +37,28 @@ function wholeNumber(values: Record<string, unknown>, flag: string): number | un
  * @example
  * ```ts
  * import { reliabilityOptions } from "./reliability.ts";
- * reliabilityOptions({ "max-deliveries": "3" }); // { maxDeliveries: 3 }
+ * reliabilityOptions({ "max-deliveries": "3" }); // { maxDeliveries: 3, leakedThreadsRestart: 1 }
  * reliabilityOptions({ "leaked-threads-restart": "0" }); // { leakedThreadsRestart: 0 }
  * ```
  *
  * @param values parsed flags
- * @returns the worker options they set
+ * @returns the worker options they set, `leakedThreadsRestart` always (its
+ *   default differs from the `Worker`'s)
  * @throws {TypeError} for a value that is not a whole number >= 0
  */
 export function reliabilityOptions(
   values: Record<string, unknown>,
-): { maxDeliveries?: number; leakedThreadsRestart?: number } {
-  const out: { maxDeliveries?: number; leakedThreadsRestart?: number } = {};
-  const maxDeliveries = wholeNumber(values, "max-deliveries");
-  if (maxDeliveries !== undefined) out.maxDeliveries = maxDeliveries;
-  const leaked = wholeNumber(values, "leaked-threads-restart");
-  if (leaked !== undefined) out.leakedThreadsRestart = leaked;
-  return out;
+): { maxDeliveries?: number; leakedThreadsRestart: number } {
+  const maxDeliveries = wholeNumber(
+    values["max-deliveries"] as string | undefined,
+    "--max-deliveries",
+  );
+  return {
+    ...(maxDeliveries !== undefined ? { maxDeliveries } : {}),
+    leakedThreadsRestart: wholeNumber(
+      values["leaked-threads-restart"] as string | undefined,
+      "--leaked-threads-restart",
+    ) ??
+      CLI_LEAKED_THREADS_RESTART,
+  };
 }

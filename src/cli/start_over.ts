@@ -9,7 +9,7 @@
  * @module
  */
 
-import { grantedNow } from "../client/runtime.ts";
+import { granted } from "./permissions.ts";
 
 function cString(s: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(`${s}\0`);
@@ -50,6 +50,27 @@ export function execSelf(argv: string[], env: Record<string, string>): string {
   } catch (err) {
     return (err as Error).message;
   }
+}
+
+/**
+ * Why this process cannot start over, or null when it can: on Linux, with
+ * FFI (libc's `execve`), environment and `/proc/self/cmdline` permissions
+ * granted, as `-A` grants (asked without a prompt). The one check of both
+ * uses: the worker's V8 flags (`v8_flags.ts`) and {@link startOver}.
+ *
+ * @example
+ * ```ts ignore
+ * import { cannotStartOver } from "./start_over.ts";
+ * cannotStartOver(); // "needs --allow-ffi, --allow-env and --allow-read (as -A grants)" without -A
+ * ```
+ *
+ * @returns why not, or null
+ */
+export function cannotStartOver(): string | null {
+  if (Deno.build.os !== "linux") return "only done on Linux";
+  const allowed = granted({ name: "env" }) && granted({ name: "ffi" }) &&
+    granted({ name: "read", path: "/proc/self/cmdline" });
+  return allowed ? null : "needs --allow-ffi, --allow-env and --allow-read (as -A grants)";
 }
 
 /**
@@ -103,9 +124,8 @@ export const LEAKED_THREADS_EXIT_CODE = 75;
  * @returns why it could not, when it returns
  */
 export function startOver(): string {
-  if (!grantedNow({ name: "ffi" }) || !grantedNow({ name: "env" })) {
-    return "it needs --allow-ffi and --allow-env (as -A grants)";
-  }
+  const cannot = cannotStartOver();
+  if (cannot) return cannot;
   const own = ownCommandLine();
   if ("why" in own) return own.why;
   return execSelf(own.argv, Deno.env.toObject());

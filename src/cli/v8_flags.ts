@@ -65,8 +65,7 @@
  * @module
  */
 
-import { granted } from "./permissions.ts";
-import { execSelf, ownCommandLine } from "./start_over.ts";
+import { cannotStartOver, execSelf, ownCommandLine } from "./start_over.ts";
 
 /**
  * V8 flags the worker runs with unless told otherwise: a 1 MiB
@@ -204,12 +203,8 @@ export function applyV8Flags(): string | undefined {
   if (Deno.mainModule.includes("/deno-compile-")) {
     return "a compiled binary takes them at compile time (deno compile --v8-flags=...)";
   }
-  if (
-    !granted({ name: "env" }) || !granted({ name: "ffi" }) ||
-    !granted({ name: "read", path: "/proc/self/cmdline" })
-  ) {
-    return "needs --allow-ffi, --allow-env and --allow-read (as -A grants)";
-  }
+  const cannot = cannotStartOver();
+  if (cannot) return cannot;
   if (Deno.env.get(APPLIED_ENV) === "1") return undefined;
   const own = ownCommandLine();
   if ("why" in own) return `cannot start over with them (${own.why})`;

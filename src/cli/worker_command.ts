@@ -17,14 +17,8 @@ import { beatFromFlags, configureBeatStore } from "./beat.ts";
 import { connectOnStartup } from "./connect_retry.ts";
 import { dashboardFromFlags } from "./dashboard.ts";
 import type { LogFields } from "./log_output.ts";
-import {
-  POOLS,
-  positiveInt,
-  positiveNumber,
-  prefetchOption,
-  queueList,
-  type Values,
-} from "./options.ts";
+import { positiveInt, positiveNumber } from "./flag_numbers.ts";
+import { POOLS, prefetchOption, queueList, type Values } from "./options.ts";
 import { permissionHint } from "./permission_hint.ts";
 import { reliabilityOptions } from "./reliability.ts";
 import { scaleWorkerOptions } from "./scale_flags.ts";

@@ -6,14 +6,14 @@
  * process exits. Celery's prefork pool kills the child process at a hard
  * time limit and so gets the CPU back; a thread cannot be killed alone.
  *
- * So the threads pool notes each Web Worker's thread when it starts it (the
- * one new `worker-N` thread in `/proc/<pid>/task`; Deno names a Web Worker's
- * thread so), and after a terminate samples its CPU every second until it
- * ends. A terminated Web Worker's thread ends at once, or once its
+ * So the threads pool notes the threads that start with each Web Worker
+ * (new in `/proc/<pid>/task` across its `new Worker()`), takes the one named
+ * `worker-N` among them (Deno names a Web Worker's thread so) when it
+ * terminates it, and samples its CPU every second until it ends. A terminated Web Worker's thread ends at once, or once its
  * synchronous code returns: one blocked in a call (`outputSync`) or in a
- * computation that ends is reported at INFO, not counted. One that keeps
- * {@link SPINNING_BUSY} of a core busy in every sample for
- * {@link LEAK_GRACE_MS} is leaked: the worker reports it at WARNING and, at
+ * computation that ends is reported at INFO, not counted. One found running
+ * in every sample for {@link LEAK_GRACE_MS} (runnable, or having used
+ * {@link SPINNING_BUSY} of a core since the last) is leaked: the worker reports it at WARNING and, at
  * `leakedThreadsRestart`, restarts (see `worker_options.ts`). Deno reads
  * `/proc/<pid>/task` only when every permission is granted (`-A`); without
  * it, or off Linux, the pool cannot tell and says so at its first terminate.
@@ -26,18 +26,20 @@ import { getLogger } from "@logtape/logtape";
 const log = getLogger(["celeriac", "worker", "pool"]);
 
 /**
- * How long a terminated Web Worker's thread must keep a core busy (every
- * sample at least {@link SPINNING_BUSY}) to count as leaked: a computation
- * that ends sooner is not a leak.
+ * How long a terminated Web Worker's thread must keep running (in every
+ * sample) to count as leaked: a computation that ends sooner is not a leak.
  */
 export const LEAK_GRACE_MS = 5000;
 
 /**
- * Share of a core a thread must use in a sample to count as busy: a thread
- * blocked in a synchronous call uses none, a synchronous loop 55 % to all of
- * a core (measured on a loaded machine).
+ * Share of a core a thread that is not runnable when sampled must have used
+ * since the last sample to count as running. A thread blocked in a
+ * synchronous call uses none; a synchronous loop uses what it gets, which
+ * under a CPU limit (a container's 250m) or on a host busy with other work
+ * can be a few percent, so a sample also counts it running whenever the
+ * kernel has it runnable (state `R`), whatever its share.
  */
-export const SPINNING_BUSY = 0.25;
+export const SPINNING_BUSY = 0.02;
 
 /** How often the threads of terminated Web Workers still there are sampled (their CPU, whether they ended). */
 const SAMPLE_MS = 1000;
@@ -46,15 +48,19 @@ const SAMPLE_MS = 1000;
 const TICKS_PER_SECOND = 100;
 
 /**
- * Leaked threads at which a worker restarts by default (`leakedThreadsRestart`).
+ * Leaked threads at which a `Worker` stops itself by default
+ * (`leakedThreadsRestart`): 0, it only reports them. A program running a
+ * `Worker` has nothing that would start it again, and stopping does not end
+ * the threads (only the process's exit does). The command line, which starts
+ * its process over, defaults to 1 (`--leaked-threads-restart`).
  *
  * @example
  * ```ts
  * import { DEFAULT_LEAKED_THREADS_RESTART } from "@celeriac/celeriac/worker";
- * DEFAULT_LEAKED_THREADS_RESTART; // 1
+ * DEFAULT_LEAKED_THREADS_RESTART; // 0
  * ```
  */
-export const DEFAULT_LEAKED_THREADS_RESTART = 1;
+export const DEFAULT_LEAKED_THREADS_RESTART = 0;
 
 /**
  * A thread of this process, as `/proc` names it: its id and start time
@@ -165,9 +171,9 @@ export function logThreadLeak(
     : action === "stopping"
     ? "the worker is stopping"
     : restartAt > 0
-    ? `the worker restarts at ${restartAt} (--leaked-threads-restart)`
-    : "only a restart of the worker gets the CPU back (--leaked-threads-restart 0: it does not " +
-      "restart itself)";
+    ? `the worker restarts at ${restartAt} (--leaked-threads-restart, leakedThreadsRestart)`
+    : "only a restart of the worker gets the CPU back (--leaked-threads-restart, " +
+      "leakedThreadsRestart 0: it does not restart itself)";
   log.warn(
     "The thread {tid} of {task}[{id}] still runs {seconds} s after its Web Worker was " +
       "terminated, keeping {percent} % of a core busy: Deno does not stop a synchronous loop " +
@@ -186,6 +192,8 @@ export function logThreadLeak(
 
 interface Sample {
   name: string;
+  /** Runnable (running or waiting for a core: state `R`), not blocked. */
+  runnable: boolean;
   start: string;
   ticks: number;
 }
@@ -198,10 +206,17 @@ interface Watched extends LeakedThread {
   lastAt: number;
   /** When its current run of busy samples began; null after an idle one. */
   busySince: number | null;
-  /** Counted as leaked (kept {@link SPINNING_BUSY} for {@link LEAK_GRACE_MS}). */
+  /** Counted as leaked (found running in every sample for {@link LEAK_GRACE_MS}). */
   leaked: boolean;
   /** Reported at INFO as still there. */
   told: boolean;
+}
+
+/** The name Deno gives a Web Worker's thread. */
+const WEB_WORKER_THREAD = /^worker-\d+$/;
+
+function threadIds(dir: string): Set<number> {
+  return new Set([...Deno.readDirSync(dir)].map((e) => Number(e.name)));
 }
 
 /** Why `/proc/<pid>/task` cannot be read here, or null when it can. */
@@ -228,9 +243,9 @@ function unreadable(dir: string): string | null {
  * @example
  * ```ts ignore
  * const watch = new ThreadWatch((leak, count) => console.warn(leak.task, count));
- * const { value: worker, thread } = watch.spawn(() => new Worker(url, { type: "module" }));
+ * const { value: worker, threads } = watch.spawn(() => new Worker(url, { type: "module" }));
  * worker.terminate();
- * watch.terminated(thread, { task: "tasks.spin", id });
+ * watch.terminated(threads, { task: "tasks.spin", id });
  * ```
  */
 export class ThreadWatch {
@@ -260,10 +275,6 @@ export class ThreadWatch {
     ) => ({ task, id, tid, terminatedAt, cpuSeconds, busy }));
   }
 
-  #tids(): Set<number> {
-    return new Set([...Deno.readDirSync(this.#dir)].map((e) => Number(e.name)));
-  }
-
   #sample(tid: number): Sample | null {
     let stat: string;
     try {
@@ -275,38 +286,40 @@ export class ThreadWatch {
     const fields = stat.slice(close + 2).split(" ");
     return {
       name: stat.slice(stat.indexOf("(") + 1, close),
+      runnable: fields[0] === "R",
       start: fields[19],
       ticks: Number(fields[11]) + Number(fields[12]),
     };
   }
 
   /**
-   * Start a Web Worker and find its thread: Deno starts it before `new
-   * Worker()` returns, named `worker-N`.
+   * Start a Web Worker and note the threads that started meanwhile, its own
+   * among them: Deno starts it before `new Worker()` returns, but the thread
+   * names itself `worker-N` only once it runs, so which one is its own is
+   * told by {@link ThreadWatch.terminated}.
    *
    * @param start what starts the Web Worker
-   * @returns what `start` returned, and its thread (null when it cannot be told)
+   * @returns what `start` returned, and the threads that started with it
+   *   (null when they cannot be read)
    */
-  spawn<T>(start: () => T): { value: T; thread: ThreadRef | null } {
-    if (this.unavailable) return { value: start(), thread: null };
+  spawn<T>(start: () => T): { value: T; threads: ThreadRef[] | null } {
+    if (this.unavailable) return { value: start(), threads: null };
     let before: Set<number>;
     try {
-      before = this.#tids();
+      before = threadIds(this.#dir);
     } catch {
-      return { value: start(), thread: null };
+      return { value: start(), threads: null };
     }
     const value = start();
     try {
-      const found: ThreadRef[] = [];
-      for (const tid of this.#tids()) {
-        if (before.has(tid)) continue;
-        const s = this.#sample(tid);
-        if (s && /^worker-\d+$/.test(s.name)) found.push({ tid, start: s.start });
+      const threads: ThreadRef[] = [];
+      for (const tid of threadIds(this.#dir)) {
+        const s = before.has(tid) ? null : this.#sample(tid);
+        if (s) threads.push({ tid, start: s.start });
       }
-      // Two at once: a Web Worker that task code started meanwhile; neither is told apart.
-      return { value, thread: found.length === 1 ? found[0] : null };
+      return { value, threads };
     } catch {
-      return { value, thread: null };
+      return { value, threads: null };
     }
   }
 
@@ -314,10 +327,10 @@ export class ThreadWatch {
    * A Web Worker was terminated: sample its thread every second until it
    * ends or counts as leaked (see the module documentation).
    *
-   * @param thread its thread, from {@link ThreadWatch.spawn}
+   * @param threads the threads that started with it, from {@link ThreadWatch.spawn}
    * @param run the task that ended it
    */
-  terminated(thread: ThreadRef | null, run: { task: string; id: string }): void {
+  terminated(threads: ThreadRef[] | null, run: { task: string; id: string }): void {
     if (this.unavailable) {
       if (!this.#toldUnavailable) {
         this.#toldUnavailable = true;
@@ -330,9 +343,14 @@ export class ThreadWatch {
       }
       return;
     }
-    if (!thread) return;
-    const first = this.#sample(thread.tid);
-    if (!first || first.start !== thread.start) return;
+    if (!threads) return;
+    // Its own is the one named as a Web Worker's; two: task code started a Web Worker meanwhile.
+    const named = threads.flatMap((ref) => {
+      const s = this.#sample(ref.tid);
+      return s && s.start === ref.start && WEB_WORKER_THREAD.test(s.name) ? [{ ref, s }] : [];
+    });
+    if (named.length !== 1) return;
+    const [{ ref: thread, s: first }] = named;
     const at = Date.now();
     this.#watched.set(thread.tid, {
       task: run.task, // not `run` itself: it holds the terminated Web Worker
@@ -375,7 +393,8 @@ export class ThreadWatch {
       }
       w.busy = (s.ticks - w.lastTicks) / TICKS_PER_SECOND / ((now - w.lastAt) / 1000);
       w.cpuSeconds = (s.ticks - w.ticks0) / TICKS_PER_SECOND;
-      w.busySince = w.busy < SPINNING_BUSY ? null : w.busySince ?? w.lastAt;
+      const running = s.runnable || w.busy >= SPINNING_BUSY;
+      w.busySince = running ? w.busySince ?? w.lastAt : null;
       w.lastTicks = s.ticks;
       w.lastAt = now;
       if (w.leaked) continue;
@@ -387,16 +406,16 @@ export class ThreadWatch {
         w.told = true;
         log.info(
           "The thread {tid} of {task}[{id}] is still there {seconds} s after its Web Worker was " +
-            "terminated, using {percent} % of a core: Deno ends it once its synchronous code " +
-            "returns (a blocking call, a computation); it counts as leaked if it keeps " +
-            "{threshold} % of a core busy for {grace} s",
+            "terminated, {doing}, using {percent} % of a core: Deno ends it once its synchronous " +
+            "code returns; it counts as leaked if it is still running at {grace} s (a loop " +
+            "that never returns, denoland/deno#35657)",
           {
             tid,
             task: w.task,
             id: w.id,
             seconds,
+            doing: running ? "running (a computation)" : "blocked (a synchronous call)",
             percent: Math.round(w.busy * 100),
-            threshold: SPINNING_BUSY * 100,
             grace: LEAK_GRACE_MS / 1000,
           },
         );

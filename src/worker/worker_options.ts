@@ -93,9 +93,13 @@ export interface WorkerOptions {
    * does not stop (denoland/deno#35657); each keeps a core busy until the
    * process exits. The worker logs each at WARNING and
    * makes a warm shutdown, with a `LeakedThreadsError` as its `failure`; the
-   * command line then starts its process over [`--leaked-threads-restart`].
-   * 0: only report them (inspect `stats`). Seeing them takes `-A` on Linux.
-   * Default 1.
+   * command line then starts its process over [`--leaked-threads-restart`,
+   * default 1 there]. 0: only report them (inspect `stats`). Seeing them
+   * takes `-A` on Linux. Default 0 (`DEFAULT_LEAKED_THREADS_RESTART`): a
+   * program running a `Worker` has nothing that starts it again, and a
+   * stopped worker does not end the threads (only the process's exit does);
+   * set it when a supervisor restarts the program once `worker.finished`
+   * resolves with this failure.
    */
   leakedThreadsRestart?: number;
   /**

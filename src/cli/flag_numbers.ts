@@ -1,0 +1,64 @@
+/**
+ * The numbers of command-line flags, checked: seconds > 0, whole numbers
+ * >= 1, whole numbers >= 0. Apart from `options.ts`, so that the modules
+ * it gathers options from (`reliability.ts`) can use them without a cycle.
+ *
+ * @module
+ */
+
+/**
+ * A flag's number of seconds, > 0; `undefined` when the flag is absent.
+ *
+ * @example
+ * ```ts ignore
+ * positiveNumber(values["time-limit"], "--time-limit"); // 30 for "30"
+ * ```
+ *
+ * @throws {TypeError} naming the flag when the value is not a number > 0
+ */
+export function positiveNumber(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new TypeError(`${flag} needs a number of seconds > 0, got "${value}"`);
+  }
+  return n;
+}
+
+/**
+ * A flag's whole number >= 1; `undefined` when the flag is absent.
+ *
+ * @example
+ * ```ts ignore
+ * positiveInt(values.concurrency, "--concurrency"); // 4 for "4"
+ * ```
+ *
+ * @throws {TypeError} naming the flag when the value is not a whole number >= 1
+ */
+export function positiveInt(value: string | undefined, flag: string): number | undefined {
+  return intAtLeast(value, flag, 1);
+}
+
+/**
+ * A flag's whole number >= 0 (where 0 turns something off); `undefined`
+ * when the flag is absent.
+ *
+ * @example
+ * ```ts ignore
+ * wholeNumber(values["max-deliveries"], "--max-deliveries"); // 0 for "0"
+ * ```
+ *
+ * @throws {TypeError} naming the flag when the value is not a whole number >= 0
+ */
+export function wholeNumber(value: string | undefined, flag: string): number | undefined {
+  return intAtLeast(value, flag, 0);
+}
+
+function intAtLeast(value: string | undefined, flag: string, least: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < least) {
+    throw new TypeError(`${flag} needs a whole number >= ${least}, got "${value}"`);
+  }
+  return n;
+}
