@@ -257,3 +257,217 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "dashboard UI: Retry is offered for the failed tasks the server can send again",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+    const events = replay();
+    const dashboard = new Dashboard({
+      app,
+      port: 0,
+      events: events.source,
+      enableEvents: false,
+      inspector: null,
+    });
+    const { url } = await dashboard.start();
+    const browser = await launchChromium();
+    try {
+      const page = await browser.context.newPage();
+      // An unregistered task: the worker sends task-failed alone, no name, no arguments
+      events.push(task("task-failed", "unreg-1", { exception: "NotRegistered('no.such')" }));
+      await page.goto(`${url}/#/tasks/unreg-1`);
+      await page.getByTestId("task-state").filter({ hasText: "FAILURE" }).waitFor();
+      await page.getByTestId("no-retry").waitFor();
+      assert.equal(await page.getByRole("button", { name: /^Retry/ }).count(), 0);
+      // A rejected task (Reject(requeue=False)) with its arguments: sent again like a failure
+      events.push(
+        task("task-received", "rej-1", { name: "capapp.add", args: "(1, 2)", kwargs: "{}" }),
+      );
+      events.push(task("task-rejected", "rej-1", { requeue: false }));
+      await page.goto(`${url}/#/tasks/rej-1`);
+      await page.getByTestId("task-state").filter({ hasText: "REJECTED" }).waitFor();
+      await page.getByRole("button", { name: /^Retry/ }).click();
+      await page.getByRole("status").filter({ hasText: /Sent capapp\.add again as / }).waitFor();
+      assert.equal(await app.queueDepth("celery"), 1);
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await app.purge("celery");
+      await app.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "dashboard UI: a task that succeeded after a retry shows the retry's exception as such",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+    const events = replay();
+    const dashboard = new Dashboard({
+      app,
+      port: 0,
+      events: events.source,
+      enableEvents: false,
+      inspector: null,
+    });
+    const { url } = await dashboard.start();
+    const browser = await launchChromium();
+    try {
+      const page = await browser.context.newPage();
+      const traceback = "Traceback (most recent call last):\ncelery.exceptions.Retry: Retry in 1s";
+      [
+        task("task-received", "ret-1", { name: "capapp.flaky", args: "(1,)", kwargs: "{}" }),
+        task("task-started", "ret-1"),
+        task("task-retried", "ret-1", { exception: "KeyError('transient')", traceback }),
+      ].forEach((e) => events.push(e));
+      await page.goto(`${url}/#/tasks/ret-1`);
+      await page.getByTestId("task-state").filter({ hasText: "RETRY" }).waitFor();
+      await page.getByText("Exception (last retry)", { exact: true }).waitFor();
+      [
+        task("task-received", "ret-1"),
+        task("task-started", "ret-1"),
+        task("task-succeeded", "ret-1", { result: "2", runtime: 0.001 }),
+      ].forEach((e) => events.push(e));
+      await page.getByTestId("task-state").filter({ hasText: "SUCCESS" }).waitFor();
+      await page.getByRole("heading", { name: "Traceback (last retry)" }).waitFor();
+      await page.getByText("Exception (last retry)", { exact: true }).waitFor();
+      // a failure's own exception keeps the plain labels
+      [
+        task("task-received", "fail-1", { name: "capapp.boom", args: "()", kwargs: "{}" }),
+        task("task-failed", "fail-1", { exception: "ValueError('boom')", traceback }),
+      ].forEach((e) => events.push(e));
+      await page.goto(`${url}/#/tasks/fail-1`);
+      await page.getByTestId("task-state").filter({ hasText: "FAILURE" }).waitFor();
+      await page.getByRole("heading", { name: "Traceback", exact: true }).waitFor();
+      await page.getByText("Exception", { exact: true }).waitFor();
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await app.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "dashboard UI: a task's timeline, ETA and the parked time are in the browser's time zone",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+    const events = replay();
+    const dashboard = new Dashboard({
+      app,
+      port: 0,
+      events: events.source,
+      enableEvents: false,
+      inspector: null,
+    });
+    const { url } = await dashboard.start();
+    // Tokyo is UTC+9 all year: what the page shows is the UTC time 9 hours on
+    const browser = await launchChromium({ timezoneId: "Asia/Tokyo" });
+    const tokyo = (ms: number) =>
+      new Date(ms + 9 * 3600_000).toISOString().replace("T", " ").slice(0, 23);
+    try {
+      const page = await browser.context.newPage();
+      const at = Math.floor(Date.now() / 1000) + 0.25;
+      const eta = new Date((at + 60) * 1000).toISOString().replace("Z", "+00:00");
+      events.push(task("task-received", "tz-1", {
+        name: "capapp.later",
+        args: "()",
+        kwargs: "{}",
+        eta,
+        timestamp: at,
+      }));
+      await page.goto(`${url}/#/tasks/tz-1`);
+      await page.getByTestId("task-state").filter({ hasText: "RECEIVED" }).waitFor();
+      const timeline = await page.getByTestId("timeline").textContent() ?? "";
+      assert.ok(timeline.includes(tokyo(at * 1000)), `${timeline}: not ${tokyo(at * 1000)}`);
+      const fields = await page.getByTestId("task-fields").textContent() ?? "";
+      assert.ok(fields.includes(`${tokyo((at + 60) * 1000)} / —`), fields);
+      // a parked message's time
+      await app.sendTask("no.such.task", [], { queue: "tz-parked" });
+      const broker = await app.broker();
+      const [m] = await broker.take(["tz-parked"], { max: 1, signal: AbortSignal.timeout(2000) });
+      const before = Date.now();
+      await broker.reject([{ delivery: m, reason: 'unregistered task "no.such.task"' }]);
+      const after = Date.now();
+      await page.goto(`${url}/#/queues`);
+      const cell = page.locator("tr[data-parked] td").first();
+      await cell.waitFor();
+      const parked = await cell.textContent() ?? "";
+      const minutes = [tokyo(before).slice(0, 16), tokyo(after).slice(0, 16)];
+      assert.ok(minutes.includes(parked.slice(0, 16)), `${parked}, not in ${minutes}`);
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await app.purge("tz-parked");
+      await app.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "dashboard UI: the Tasks filters and pager keep the keyboard's focus; a new page takes it",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+    const events = replay();
+    const dashboard = new Dashboard({
+      app,
+      port: 0,
+      events: events.source,
+      enableEvents: false,
+      inspector: null,
+    });
+    const { url } = await dashboard.start();
+    const browser = await launchChromium();
+    const focused = () =>
+      page.evaluate<string>(
+        "(e => e.id || e.getAttribute('name') || e.textContent)(document.activeElement)",
+      );
+    let page!: Awaited<ReturnType<typeof browser.context.newPage>>;
+    try {
+      page = await browser.context.newPage();
+      for (let i = 0; i < 80; i++) {
+        events.push(task("task-received", `kb-${i}`, { name: "capapp.kb", args: "()" }));
+      }
+      await page.goto(`${url}/#/tasks`);
+      await page.locator("tr[data-task]", { hasText: "capapp.kb" }).first().waitFor();
+      // the State select moved with an arrow key applies its filter and keeps the focus,
+      // so the next arrow chooses the next state
+      await page.getByLabel("State").focus();
+      await page.keyboard.press("ArrowDown");
+      await page.waitForURL(/state=PENDING/);
+      assert.equal(await focused(), "state");
+      await page.keyboard.press("ArrowDown");
+      await page.waitForURL(/state=RECEIVED/);
+      // the pager's Older, pressed with Enter, stays focused for the next page
+      await page.goto(`${url}/#/tasks?name=capapp.kb`);
+      await page.locator("tr[data-task]", { hasText: "capapp.kb" }).first().waitFor();
+      await page.getByRole("button", { name: "Older" }).focus();
+      await page.keyboard.press("Enter");
+      await page.waitForURL(/offset=25/);
+      assert.equal(await focused(), "Older");
+      await page.keyboard.press("Enter");
+      await page.waitForURL(/offset=50/);
+      // another page of the dashboard: its content takes the focus
+      await nav(page, "Workers");
+      await page.waitForURL(/#\/workers/);
+      assert.equal(await focused(), "main");
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await app.close();
+    }
+  },
+});

@@ -344,22 +344,35 @@ Deno.test({
       dateDone: new Date(),
     });
     await backend.store([{ taskId: id, status: "SUCCESS", meta }]);
-    // The subscriber connected first (a connect subscribes to what is waited for in its greeting).
-    const other = crypto.randomUUID();
-    const waiting = backend.waitFor(other, AbortSignal.timeout(5000));
-    await backend.store([{
-      taskId: other,
-      status: "SUCCESS",
-      meta: encodeResultMeta({ taskId: other, status: "SUCCESS", result: 0, dateDone: new Date() }),
-    }]);
-    await waiting;
-    const reads: { source: string; at: number }[] = [];
+    // The subscriber connected first (a connect subscribes to what is waited for in its greeting;
+    // that wait may end by the read after the connect, its own read and script load still due):
+    // a second wait ends by its read on the subscriber's connection, behind all the first sent.
+    for (let i = 0; i < 2; i++) {
+      const other = crypto.randomUUID();
+      await backend.store([{
+        taskId: other,
+        status: "SUCCESS",
+        meta: encodeResultMeta({
+          taskId: other,
+          status: "SUCCESS",
+          result: 0,
+          dateDone: new Date(),
+        }),
+      }]);
+      await backend.waitFor(other, AbortSignal.timeout(5000));
+    }
+    // Its script is to be loaded again: an EVALSHA refused (NOSCRIPT) is followed by an EVAL.
+    await r.script("FLUSH");
+    const reads: { source: string; at: number; cmd: string }[] = [];
     const subscribes: number[] = [];
     let n = 0;
     const m = await monitor.monitor();
     m.on("monitor", (_time: string, args: string[], source: string) => {
       const cmd = args[0]?.toLowerCase();
-      if (cmd === "get" && args[1] === key) reads.push({ source, at: n++ });
+      // A script's own commands are shown as from "lua".
+      const read = (cmd === "get" && args[1] === key && source !== "lua") ||
+        ((cmd === "evalsha" || cmd === "eval") && args[3] === key);
+      if (read) reads.push({ source, at: n++, cmd });
       else if (cmd === "subscribe" && args[1] === key) subscribes.push(n++);
     });
     const got = await backend.waitFor(id, AbortSignal.timeout(5000));
@@ -373,14 +386,127 @@ Deno.test({
       if (addr) names.set(addr, / name=(\S*)/.exec(line)?.[1] ?? "");
     }
     assert.equal(subscribes.length, 1);
-    assert.equal(reads.length, 1, "read once");
-    assert.equal(names.get(reads[0].source), "celeriac-results");
-    assert.ok(reads[0].at > subscribes[0], "read after the SUBSCRIBE");
+    assert.deepEqual(reads.map((x) => x.cmd), ["evalsha", "eval"], "read once, then loaded");
+    for (const read of reads) {
+      assert.equal(names.get(read.source), "celeriac-results");
+      assert.ok(read.at > subscribes[0], "read after the SUBSCRIBE");
+    }
   } finally {
     await backend.close();
     monitor.disconnect();
     await r.quit();
     await server.close();
+  }
+});
+
+Deno.test({
+  name: "redis backend: a result over 512 KiB stored before its wait is read on the backend's " +
+    "connection: the subscriber's is kept (Redis closes a subscriber over its output buffer limit)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const server = await PrivateRedis.start();
+  const backend = await openRedisBackend(server.url);
+  const r = await rawRedis(server.url);
+  const subscriberId = async () => {
+    const lines = (await r.client("LIST") as string).split("\n");
+    const line = lines.find((l) => l.includes("name=celeriac-results"));
+    return line && / id=(\d+) /.exec(` ${line}`)?.[1];
+  };
+  try {
+    // 1 MB instead of 32 MB: a 2 MB result is over it as a 40 MB one is over the default.
+    await r.config("SET", "client-output-buffer-limit", "pubsub 1mb 1mb 60");
+    const [small, big] = [crypto.randomUUID(), crypto.randomUUID()];
+    const stored = (taskId: string, result: unknown) => ({
+      taskId,
+      status: "SUCCESS" as const,
+      meta: encodeResultMeta({ taskId, status: "SUCCESS", result, dateDone: new Date() }),
+    });
+    const text = "x".repeat(2 * 1024 * 1024);
+    await backend.store([stored(small, "y".repeat(400 * 1024)), stored(big, text)]);
+    const smallMeta = await backend.waitFor(small, AbortSignal.timeout(5000));
+    assert.equal((smallMeta.result as string).length, 400 * 1024);
+    const before = await subscriberId();
+    assert.ok(before, "the subscriber is connected");
+    const bigMeta = await backend.waitFor(big, AbortSignal.timeout(5000));
+    assert.equal(bigMeta.result, text);
+    await r.ping();
+    assert.equal(await subscriberId(), before, "the subscriber's connection is kept");
+  } finally {
+    await backend.close();
+    await r.quit();
+    await server.close();
+  }
+});
+
+Deno.test({
+  name:
+    "redis backend: a server without HELLO (Redis < 6, a proxy): the subscriber speaks RESP2, " +
+    "a wait reads its key after the SUBSCRIBE's reply and hears what is published",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const server = await PrivateRedis.start(["--rename-command", "HELLO", ""]);
+  const backend = await openRedisBackend(server.url);
+  const r = await rawRedis(server.url);
+  const stored = (taskId: string, result: unknown) => ({
+    taskId,
+    status: "SUCCESS" as const,
+    meta: encodeResultMeta({ taskId, status: "SUCCESS", result, dateDone: new Date() }),
+  });
+  try {
+    const [before, after] = [crypto.randomUUID(), crypto.randomUUID()];
+    await backend.store([stored(before, 5)]);
+    assert.equal((await backend.waitFor(before, AbortSignal.timeout(5000))).result, 5);
+    const waiting = backend.waitFor(after, AbortSignal.timeout(5000));
+    // Rejected by close() when an assertion fails first: that failure is the one reported.
+    waiting.catch(() => {});
+    const key = `celery-task-meta-${after}`;
+    while ((await r.pubsub("NUMSUB", key) as [string, number])[1] === 0) {
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    await backend.store([stored(after, 6)]);
+    assert.equal((await waiting).result, 6);
+  } finally {
+    await backend.close();
+    await r.quit();
+    await server.close();
+  }
+});
+
+Deno.test({
+  name: "redis backend: a second wait for a task already waited for is first told the state " +
+    "stored when it begins, not the one read when the first wait subscribed",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const backend = await openRedisBackend(url);
+  const id = crypto.randomUUID();
+  const stored = (status: "STARTED" | "PROGRESS" | "SUCCESS") => ({
+    taskId: id,
+    status,
+    meta: encodeResultMeta({ taskId: id, status, result: status, dateDone: new Date() }),
+  });
+  const heard = (into: string[]) => (meta: { status: string }) => into.push(meta.status);
+  const until = async (what: string, done: () => boolean) => {
+    for (let i = 0; i < 250 && !done(); i++) await new Promise((res) => setTimeout(res, 20));
+    assert.ok(done(), `still waiting after 5 s for ${what}`);
+  };
+  try {
+    await backend.store([stored("STARTED")]);
+    const [first, second]: string[][] = [[], []];
+    const a = backend.waitFor(id, AbortSignal.timeout(5000), heard(first));
+    // Rejected by close() when an assertion fails first: that failure is the one reported.
+    a.catch(() => {});
+    await until("the first wait's read", () => first.length === 1);
+    await backend.store([stored("PROGRESS")]);
+    await until("the first wait to hear PROGRESS", () => first.length === 2);
+    const b = backend.waitFor(id, AbortSignal.timeout(5000), heard(second));
+    b.catch(() => {});
+    await until("the second wait's first state", () => second.length === 1);
+    await backend.store([stored("SUCCESS")]);
+    assert.deepEqual([(await a).status, (await b).status], ["SUCCESS", "SUCCESS"]);
+    assert.deepEqual(first, ["STARTED", "PROGRESS"]);
+    assert.deepEqual(second, ["PROGRESS"], "the state stored when the second wait began");
+  } finally {
+    await backend.close();
   }
 });
 

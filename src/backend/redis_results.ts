@@ -15,8 +15,8 @@
 import type { Redis } from "ioredis";
 import { duplicateRedis, keepPinging, redisFailure } from "../broker/redis_connection.ts";
 import { RedisConnectionError } from "../broker/resp_connection.ts";
-import type { RespValue } from "../broker/resp_reader.ts";
-import { respFailure, type RespScripts, textOrNull } from "../broker/resp_scripts.ts";
+import { RedisReplyError, type RespValue } from "../broker/resp_reader.ts";
+import { respFailure, RespScript, type RespScripts, textOrNull } from "../broker/resp_scripts.ts";
 
 /**
  * What the subscriber calls: each message, and each (re)connect.
@@ -51,7 +51,8 @@ export interface ResultChannels {
    * @returns the text of the key named like the channel, read right behind
    *   the SUBSCRIBE on its connection (null: no such key), so that nothing
    *   published between the two is missed; undefined when it was not read
-   *   (ioredis, a lost reply, an error reading it): the caller reads it
+   *   (ioredis, RESP2, a lost reply, an error reading it, a text over 512
+   *   KiB): the caller reads it
    * @throws {BrokerConnectionError} when Redis cannot be reached
    */
   subscribe(channel: string): Promise<string | null | undefined>;
@@ -78,6 +79,22 @@ const utf8 = new TextDecoder();
  * ```
  */
 export const RESULTS_PING_MS = 25_000;
+
+/**
+ * Bytes of a result read on the subscriber's connection, behind its
+ * SUBSCRIBE; a longer one is left for the waiter to read on the backend's
+ * connection. Redis bounds what it holds to send a subscribed connection
+ * (`client-output-buffer-limit pubsub`: 32 MB, or 8 MB for 60 s, by
+ * default) and closes one over it, every subscription of the backend with it.
+ */
+const SUBSCRIBER_READ_BYTES = 512 * 1024;
+
+/** The key's text when at most ARGV[1] bytes long (nil: no key), else its length. */
+const READ_SMALL = new RespScript(
+  "local n = redis.call('STRLEN', KEYS[1]) " +
+    "if n > tonumber(ARGV[1]) then return n end " +
+    "return redis.call('GET', KEYS[1])",
+);
 
 /**
  * The subscriber of a single server, without ioredis: a connection of its
@@ -137,8 +154,12 @@ export function respResultChannels(
         // channel with nothing waiting on it.
         if (conn.state !== "ready") await conn.untilReady();
         if (!channels.has(channel)) return;
-        // One write, run in order: the key is read once the subscription holds (RESP3).
-        [subscribed, read] = await conn.commandsSettled([["SUBSCRIBE", channel], ["GET", channel]]);
+        // One write, run in order: the key is read once the subscription holds (RESP3; a server
+        // that refused HELLO 3 takes no such command on a subscribed connection: the caller reads).
+        [subscribed, read] = await conn.commandsSettled([
+          ["SUBSCRIBE", channel],
+          ...conn.resp3 ? [["EVALSHA", READ_SMALL.sha, ...readArgs(channel)]] : [],
+        ]);
       } catch (err) {
         subscribed = { status: "rejected", reason: err } as const;
       }
@@ -150,15 +171,22 @@ export function respResultChannels(
         channels.delete(channel);
         throw respFailure(err, rawUrl);
       }
-      const value = read?.status === "fulfilled" ? read.value : undefined;
+      let value = read?.status === "fulfilled" ? read.value : undefined;
+      const reason = read?.status === "rejected" ? read.reason : undefined;
+      if (reason instanceof RedisReplyError && reason.code === "NOSCRIPT") {
+        // Not loaded (a server restarted, SCRIPT FLUSH): EVAL loads it, still behind the SUBSCRIBE.
+        value = await conn.command(["EVAL", READ_SMALL.lua, ...readArgs(channel)])
+          .catch(() => undefined);
+      }
+      // A length: too long for this connection, the caller reads it.
       return value === null || value instanceof Uint8Array ? textOrNull(value) : undefined;
     },
     unsubscribe: async (channel) => {
       channels.delete(channel);
       if (conn.state === "connecting") {
-        // It may have subscribed to this one already (its greeting): leave it once ready, as
-        // the SUBSCRIBEs waiting for the connect are written (the same hop, in turn), unless
-        // wanted again meanwhile: written after that one's SUBSCRIBE, it would undo it.
+        // It may have subscribed to this one already (its greeting): leave it once ready, unless
+        // wanted again meanwhile: that SUBSCRIBE, written once ready too (a few hops later, or
+        // sooner), must not be undone by this one written after it.
         await conn.connect();
         if (channels.has(channel)) return;
       } else if (conn.state !== "ready") {
@@ -169,6 +197,11 @@ export function respResultChannels(
     },
     close: () => conn.close(0),
   };
+}
+
+/** What follows {@link READ_SMALL}'s SHA-1 or source to read `key`. */
+function readArgs(key: string): string[] {
+  return ["1", key, String(SUBSCRIBER_READ_BYTES)];
 }
 
 /**

@@ -1,11 +1,11 @@
 /**
  * The waits for results of the Redis backend: one subscriber connection
  * shared by every waiter of the backend; a waiter subscribes to its task's
- * channel before it reads the key (on a single server in the same write, on
- * the subscriber's connection), so a result stored in between is never
- * missed; after a reconnect every waited-for key is read again; a settled
- * task's channel is left by the next subscription's write or within
- * {@link LEAVE_MS}.
+ * channel before it reads the key (on a single server a result up to 512
+ * KiB in the same write, on the subscriber's connection), so a result
+ * stored in between is never missed; after a reconnect every waited-for key
+ * is read again; a settled task's channel is left by the next
+ * subscription's write or within {@link LEAVE_MS}.
  *
  * @module
  */
@@ -192,6 +192,9 @@ export class RedisResultWaits {
     promise.catch(() => {});
     const waiter: Waiter = { resolve, reject, onState };
     let set = this.#waiters.get(taskId);
+    // Only the wait that subscribes gets the read behind its SUBSCRIBE; one joining later reads
+    // afresh: that read may be older than its start (STARTED when PROGRESS is stored by now).
+    const subscribes = !set;
     if (!set) {
       set = new Set();
       this.#waiters.set(taskId, set);
@@ -217,7 +220,7 @@ export class RedisResultWaits {
         const read = await this.#host.run(() => this.#subscribed(taskId));
         // Read behind the SUBSCRIBE (RESP3), or else now; through a drop (the subscription is
         // kept and made again), once Redis is back.
-        const now = read === undefined
+        const now = read === undefined || !subscribes
           ? await this.#getWhileDown(taskId)
           : read && decodeResultMeta(read, taskId);
         if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);

@@ -16,6 +16,7 @@ import type { ChannelModel } from "amqplib";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import { type AmqpUrlOptions, parseAmqpUrl } from "./amqp_url.ts";
 import { describeAmqpFailure } from "./amqp_failures.ts";
+import { wrongServer } from "./server_probe.ts";
 import {
   backoffDelay,
   type BackoffOptions,
@@ -164,7 +165,11 @@ export class AmqpConnection {
       await this.#open(signal);
     } catch (err) {
       this.#on("close");
-      throw new BrokerConnectionError(this.#rawUrl, err, describeAmqpFailure(err, this.#url));
+      const known = describeAmqpFailure(err, this.#url);
+      const u = this.#url;
+      // Nothing said what answered (Redis at this port never sends a greeting): ask it.
+      const why = known ? err : await wrongServer(err, "amqp", u.hostname, u.port, u.tls);
+      throw new BrokerConnectionError(this.#rawUrl, why, known);
     }
   }
 

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { wrongServerIn } from "./server_probe.ts";
+
 /**
  * The broker or result store cannot be reached, or dropped the connection.
  *
@@ -37,7 +39,9 @@ export class BrokerConnectionError extends Error {
    * @param cause the underlying error
    * @param explained what went wrong in words (default: the cause's message),
    *   what to change (default: check that the server runs and the URL is right),
-   *   and whether trying again may help (default true)
+   *   and whether trying again may help (default true); a cause that is (or was
+   *   caused by) a `WrongServerError` (another kind of server answered) says
+   *   all three instead
    */
   constructor(
     url: string,
@@ -45,7 +49,9 @@ export class BrokerConnectionError extends Error {
     explained: { reason?: string; hint?: string; transient?: boolean; permission?: boolean } = {},
   ) {
     const safe = maskPassword(url);
-    if (explained.reason === undefined) {
+    const wrong = wrongServerIn(cause);
+    if (wrong) explained = { reason: wrong.message, hint: wrong.hint, transient: false };
+    else if (explained.reason === undefined) {
       explained = deniedLookup(cause, url) ?? deniedPermission(cause) ?? explained;
     }
     const reason = explained.reason ?? (cause instanceof Error ? cause.message : undefined);

@@ -10,7 +10,8 @@
 import { getLogger } from "@logtape/logtape";
 import { sleep } from "./sleep.ts";
 import { backoffDelay } from "./amqp_state.ts";
-import type { RespValue } from "./resp_reader.ts";
+import { RedisReplyError, type RespValue } from "./resp_reader.ts";
+import { wrongServer } from "./server_probe.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -66,8 +67,9 @@ export interface RespConnectionOptions {
   /**
    * Speak RESP3 (`HELLO 3` after `AUTH` on each connect): a connection that
    * subscribes can still run commands (a subscriber reads a key in the same
-   * write as its `SUBSCRIBE`), and its messages come as pushes. Redis ≥ 6.
-   * Default false (RESP2).
+   * write as its `SUBSCRIBE`), and its messages come as pushes. Redis ≥ 6;
+   * a server that refuses `HELLO` is spoken to in RESP2 (see
+   * `RespConnection.resp3`). Default false (RESP2).
    */
   resp3?: boolean;
   /** Patterns to PSUBSCRIBE to on each connect. Default none. */
@@ -169,6 +171,28 @@ export async function dial(o: RespConnectionOptions, label: string): Promise<Den
   }
   if (!o.tls) (conn as Deno.TcpConn).setNoDelay(true);
   return conn;
+}
+
+/**
+ * A greeting that failed without a Redis reply (the connection reset or
+ * closed): when the server at the address speaks AMQP (a `redis://` URL
+ * with RabbitMQ's port), a {@link RedisConnectionError} caused by a
+ * `WrongServerError` that says so (server_probe.ts), else `err` itself.
+ *
+ * @example
+ * ```ts ignore
+ * import { notRedis } from "./resp_dial.ts";
+ * throw await notRedis(err, { host: "127.0.0.1", port: 5672 });
+ * ```
+ *
+ * @param err why the greeting failed
+ * @param o the connection's options (its address)
+ * @returns the error to throw
+ */
+export async function notRedis(err: unknown, o: RespConnectionOptions): Promise<unknown> {
+  if (err instanceof RedisReplyError) return err;
+  const why = await wrongServer(err, "redis", o.host, o.port, o.tls ?? false);
+  return why === err ? err : new RedisConnectionError((why as Error).message, why);
 }
 
 /**

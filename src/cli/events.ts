@@ -11,6 +11,7 @@ import type { Celery } from "../client/app.ts";
 import { EventState } from "../client/event_state.ts";
 import { EventDumper } from "./evdump.ts";
 import { table } from "./table.ts";
+import { privateBroker } from "./inspect.ts";
 
 function render(state: EventState, rows: number): string {
   const workers = [...state.workers.values()];
@@ -65,6 +66,8 @@ export async function runEvents(
   const onSignal = () => ac.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  const alone = privateBroker(app.config.broker);
+  if (alone) console.error(`events: no event from another process can come: ${alone}`);
   const live = values.dump !== true && Deno.stdout.isTerminal();
   if (values.dump !== true && !live) {
     console.error(

@@ -13,6 +13,7 @@ import { flattenReplies, type NodeReply, type ReplyOptions } from "../client/rep
 import { closestName } from "./arg_errors.ts";
 import { table } from "./table.ts";
 import { jsonText } from "../protocol/json.ts";
+import { parseKvUrl } from "../broker/kv_store.ts";
 
 /** Exit code when no worker replied (Celery's EX_UNAVAILABLE). */
 export const NO_REPLY_EXIT = 69;
@@ -182,11 +183,44 @@ function indent(text: string): string {
   return text.split("\n").map((l) => `    ${l}`).join("\n");
 }
 
-function print(method: string, replies: NodeReply[], asJson: boolean): number {
+/**
+ * Why no process but this one can use a broker URL: `kv://:memory:` is a
+ * database in this process's memory, which a worker started elsewhere
+ * (its own `kv://:memory:`) never sees.
+ *
+ * @example
+ * ```ts ignore
+ * privateBroker("kv://:memory:"); // "kv://:memory: is private to this process: ..."
+ * privateBroker("redis://127.0.0.1:6379/0"); // undefined
+ * ```
+ *
+ * @param url the broker's URL
+ * @returns the words, or `undefined` for a broker other processes can share
+ */
+export function privateBroker(url: string): string | undefined {
+  if (!/^kv:/i.test(url)) return undefined;
+  try {
+    if (parseKvUrl(url).path !== ":memory:") return undefined;
+  } catch {
+    return undefined; // refused when the broker opens, with the reason
+  }
+  return "kv://:memory: is private to this process: no worker in another process can " +
+    "see it (each has its own). Use a broker they share: kv://./file.db (the same file, " +
+    "--unstable-kv), redis://… or amqp://… (--broker or CELERY_BROKER_URL)";
+}
+
+/** Celery's words for no reply, and why none could come from a broker only this process sees. */
+function noNodesReplied(app: Celery): void {
+  console.error("Error: No nodes replied within time constraint.");
+  const why = privateBroker(app.config.broker);
+  if (why) console.error(why);
+}
+
+function print(app: Celery, method: string, replies: NodeReply[], asJson: boolean): number {
   const merged = flattenReplies(replies);
   if (asJson) console.log(jsonText(merged));
   if (replies.length === 0) {
-    console.error("Error: No nodes replied within time constraint.");
+    noNodesReplied(app);
     return NO_REPLY_EXIT;
   }
   let failed = false;
@@ -227,7 +261,7 @@ export async function runInspect(
     return 2;
   }
   const replies = await app.control.call(method, args(rest), replyOptions(values));
-  return print(method, replies, values.json === true);
+  return print(app, method, replies, values.json === true);
 }
 
 /**
@@ -261,7 +295,12 @@ export async function runControl(
     return 0;
   }
   if (!REVOKES.has(method)) {
-    return print(method, await app.control.call(method, args(rest), options), values.json === true);
+    return print(
+      app,
+      method,
+      await app.control.call(method, args(rest), options),
+      values.json === true,
+    );
   }
   const replies = await revoke(app, args(rest), options);
   if (replies.length === 0) {
@@ -273,7 +312,7 @@ export async function runControl(
           "within them skips the task.",
     );
   }
-  return print(method, replies, values.json === true);
+  return print(app, method, replies, values.json === true);
 }
 
 /** Commands sent through `app.control.revoke`, which also remembers the ids in the broker. */
@@ -319,7 +358,7 @@ export async function runStatus(
     if (nodes.length) console.log(`\n${nodes.length} node${nodes.length === 1 ? "" : "s"} online.`);
   }
   if (nodes.length === 0) {
-    console.error("Error: No nodes replied within time constraint.");
+    noNodesReplied(app);
     return NO_REPLY_EXIT;
   }
   return 0;
@@ -342,7 +381,7 @@ export async function runReport(
     if (!values.json) console.log(`->  ${node}:${r.ok}`);
   }
   if (Object.keys(replies).length === 0) {
-    console.error("Error: No nodes replied within time constraint.");
+    noNodesReplied(app);
     return NO_REPLY_EXIT;
   }
   return 0;

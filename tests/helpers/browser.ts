@@ -21,12 +21,13 @@ if (WITHOUT_CHROMIUM) console.warn(`${CHROMIUM} not found: dashboard UI tests ar
 /**
  * Launch Chromium with a fresh profile.
  *
- * @param options viewport and HTTP credentials of the context
+ * @param options viewport, HTTP credentials and time zone of the context
  * @returns the context and a function closing it and removing the profile
  */
 export async function launchChromium(options: {
   viewport?: { width: number; height: number };
   httpCredentials?: { username: string; password: string };
+  timezoneId?: string;
 } = {}): Promise<{ context: BrowserContext; close(): Promise<void> }> {
   const profile = await Deno.makeTempDir({ prefix: "celeriac-chromium-" });
   const context = await chromium.launchPersistentContext(profile, {
@@ -42,6 +43,7 @@ export async function launchChromium(options: {
     ],
     viewport: options.viewport ?? { width: 1280, height: 800 },
     httpCredentials: options.httpCredentials,
+    timezoneId: options.timezoneId,
   });
   return {
     context,

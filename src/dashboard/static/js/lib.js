@@ -184,8 +184,21 @@ export function ActionButton({ onAct, disabled = false, children, ...rest }) {
 }
 
 export const fmtTime = (s) => s == null ? "" : new Date(s * 1000).toLocaleTimeString();
-export const fmtDate = (s) =>
-  s == null ? "" : new Date(s * 1000).toISOString().replace("T", " ").slice(0, 23);
+// Date and time in the browser's time zone, as fmtTime's, to the millisecond
+export const fmtDate = (s) => {
+  if (s == null || !Number.isFinite(s)) return "";
+  const d = new Date(s * 1000);
+  const p = (n, w = 2) => String(n).padStart(w, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${
+    p(d.getMinutes())
+  }:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+};
+// An ISO 8601 time from a message (eta, expires, parked at) as fmtDate gives it, else as sent
+export const fmtIso = (iso) => {
+  if (iso == null) return "—";
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? iso : fmtDate(ms / 1000);
+};
 export const fmtSecs = (s) =>
   s == null ? "" : s < 1 ? `${(s * 1000).toFixed(s < 0.01 ? 2 : 1)} ms` : `${s.toFixed(2)} s`;
 

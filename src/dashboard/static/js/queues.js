@@ -1,5 +1,5 @@
 // Queues: depth per queue, purge with confirmation, parked messages and requeue.
-import { act, ActionButton, ErrorBox, get, html, useLive, useRef, useState } from "./lib.js";
+import { act, ActionButton, ErrorBox, fmtIso, get, html, useLive, useRef, useState } from "./lib.js";
 
 export function Queues({ session }) {
   const [tick, setTick] = useState(0);
@@ -73,7 +73,7 @@ export function Queues({ session }) {
         ${parked.map((m) =>
           html`
             <tr data-parked=${m.id}>
-              <td>${m.parkedAt.replace("T", " ").slice(0, 19)}</td>
+              <td>${fmtIso(m.parkedAt).slice(0, 19)}</td>
               <td class="mono">${m.queue}</td>
               <td class="mono">${m.taskName ?? "?"} ${m.taskId ?? ""}</td>
               <td>${m.reason}</td>

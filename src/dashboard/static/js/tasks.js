@@ -5,6 +5,7 @@ import {
   Badge,
   ErrorBox,
   fmtDate,
+  fmtIso,
   fmtSecs,
   fmtTime,
   get,
@@ -167,6 +168,14 @@ export function TaskDetail({ id, session }) {
   const [queue, setQueue] = useState(null);
   const t = d?.task;
   const finished = t && ["SUCCESS", "FAILURE", "REVOKED", "REJECTED"].includes(t.state);
+  // What the server sends again: a task that did not succeed, of which task-received gave
+  // the name and the arguments (a worker that refuses an unregistered task sends only
+  // task-failed)
+  const retryable = t && ["FAILURE", "REVOKED", "REJECTED"].includes(t.state);
+  const known = t && t.name !== null && t.args !== null;
+  // Events keep a retry's exception and traceback through the attempts after it: on a task
+  // that did not fail (it may have succeeded since), they are the last retry's
+  const fromRetry = t && t.state !== "FAILURE" && t.exception != null;
   const path = `tasks/${encodeURIComponent(id)}`;
   return html`
     <p><a href="#/tasks">← Tasks</a></p>
@@ -185,7 +194,7 @@ export function TaskDetail({ id, session }) {
           <dd class="mono">${t.kwargs}</dd>
           <dt>Result</dt>
           <dd class="mono">${t.result ?? ""}</dd>
-          <dt>Exception</dt>
+          <dt>${fromRetry ? "Exception (last retry)" : "Exception"}</dt>
           <dd class="mono">${t.exception ?? ""}</dd>
           <dt>Worker</dt>
           <dd>${t.worker
@@ -196,7 +205,7 @@ export function TaskDetail({ id, session }) {
           <dt>Runtime</dt>
           <dd>${fmtSecs(t.runtime)}</dd>
           <dt>ETA / expires</dt>
-          <dd>${t.eta ?? "—"} / ${t.expires ?? "—"}</dd>
+          <dd>${fmtIso(t.eta)} / ${fmtIso(t.expires)}</dd>
           <dt>Parent</dt>
           <dd>
             <${Link} t=${d.parent} />
@@ -208,7 +217,7 @@ export function TaskDetail({ id, session }) {
         </dl>
         ${t.traceback
           ? html`
-            <h3>Traceback</h3>
+            <h3>${fromRetry ? "Traceback (last retry)" : "Traceback"}</h3>
             <pre data-testid="traceback">${t.traceback}</pre>
           `
           : null}
@@ -220,7 +229,12 @@ export function TaskDetail({ id, session }) {
         <${ActionButton} class="danger" disabled=${finished} onAct=${() =>
           act(`${path}/terminate`, { signal })}>Terminate</${ActionButton}>
         ${
-          t.state === "FAILURE" || t.state === "REVOKED"
+          retryable && !known
+            ? html`<p class="muted" data-testid="no-retry">No Retry: the dashboard saw no task-received event for this task, so it does not know its name and arguments.</p>`
+            : null
+        }
+        ${
+          retryable && known
             ? html`${d.queues.length > 1
               ? html`<label>To queue<select value=${queue ?? d.queues[0]} onChange=${(e) =>
                 setQueue(e.target.value)}>
