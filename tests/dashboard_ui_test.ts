@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { Dashboard, type DashboardEvent } from "../dashboard.ts";
+import { Dashboard, type DashboardEvent, type DashboardOptions } from "../dashboard.ts";
 import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
 import { nav, screenshots } from "./helpers/dashboard.ts";
 
@@ -60,6 +60,25 @@ function replay() {
   return { source, push };
 }
 
+/**
+ * An app on the in-memory KV broker and a dashboard fed by {@linkcode replay},
+ * started on a free port with `auth` (none by default).
+ */
+async function replayDashboard(auth?: DashboardOptions["auth"]) {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const events = replay();
+  const dashboard = new Dashboard({
+    app,
+    port: 0,
+    events: events.source,
+    auth,
+    enableEvents: false,
+    inspector: null, // the replayed worker is not there to answer
+  });
+  const { url } = await dashboard.start();
+  return { app, events, dashboard, url };
+}
+
 const task = (type: string, uuid: string, extra: Record<string, unknown> = {}): DashboardEvent => ({
   type,
   uuid,
@@ -74,17 +93,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-    const events = replay();
-    const dashboard = new Dashboard({
-      app,
-      port: 0,
-      events: events.source,
-      auth: { basic: ["admin:s3cret"] },
-      enableEvents: false,
-      inspector: null, // the replayed worker is not there to answer
-    });
-    const { url } = await dashboard.start();
+    const { app, events, dashboard, url } = await replayDashboard({ basic: ["admin:s3cret"] });
     try {
       // a wrong password is rejected
       const wrong = await fetch(url, { headers: { authorization: `Basic ${btoa("admin:nope")}` } });
@@ -264,16 +273,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-    const events = replay();
-    const dashboard = new Dashboard({
-      app,
-      port: 0,
-      events: events.source,
-      enableEvents: false,
-      inspector: null,
-    });
-    const { url } = await dashboard.start();
+    const { app, events, dashboard, url } = await replayDashboard();
     const browser = await launchChromium();
     try {
       const page = await browser.context.newPage();
@@ -308,16 +308,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-    const events = replay();
-    const dashboard = new Dashboard({
-      app,
-      port: 0,
-      events: events.source,
-      enableEvents: false,
-      inspector: null,
-    });
-    const { url } = await dashboard.start();
+    const { app, events, dashboard, url } = await replayDashboard();
     const browser = await launchChromium();
     try {
       const page = await browser.context.newPage();
@@ -361,16 +352,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-    const events = replay();
-    const dashboard = new Dashboard({
-      app,
-      port: 0,
-      events: events.source,
-      enableEvents: false,
-      inspector: null,
-    });
-    const { url } = await dashboard.start();
+    const { app, events, dashboard, url } = await replayDashboard();
     // Tokyo is UTC+9 all year: what the page shows is the UTC time 9 hours on
     const browser = await launchChromium({ timezoneId: "Asia/Tokyo" });
     const tokyo = (ms: number) =>
@@ -420,16 +402,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-    const events = replay();
-    const dashboard = new Dashboard({
-      app,
-      port: 0,
-      events: events.source,
-      enableEvents: false,
-      inspector: null,
-    });
-    const { url } = await dashboard.start();
+    const { app, events, dashboard, url } = await replayDashboard();
     const browser = await launchChromium();
     const focused = () =>
       page.evaluate<string>(
