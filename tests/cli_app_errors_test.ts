@@ -6,20 +6,9 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { runCli } from "./helpers/procs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-
-async function runCli(args: string[], permissions = ["-A"]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...permissions, "worker.ts", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
 
 /** A directory of the test's own outside the repository, removed after `fn`. */
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -57,10 +46,9 @@ Deno.test("cli app errors: an app module out of read reach names the flag, not C
   await withTempDir(async (dir) => {
     const app = join(dir, "tasks.ts");
     await Deno.writeTextFile(app, "export const app = 1;\n");
-    const out = await runCli(["--app", app, "-b", "kv://:memory:"], [
-      "--allow-read=.",
-      "--allow-env",
-    ]);
+    const out = await runCli(["--app", app, "-b", "kv://:memory:"], {
+      permissions: ["--allow-read=.", "--allow-env"],
+    });
     assert.equal(out.code, 1);
     assert.match(out.stderr, /^error: --app .*tasks\.ts: importing the app module failed: /);
     assert.match(out.stderr, /Requires read access to .*tasks\.ts".*--allow-read/);

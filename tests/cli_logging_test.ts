@@ -12,21 +12,9 @@ import { maskPassword } from "../src/broker/errors.ts";
 import { jsonLogFormatter } from "../src/cli/log_output.ts";
 import { parseLogFormat } from "../worker.ts";
 import { parseArgs } from "node:util";
-import { Proc } from "./helpers/procs.ts";
+import { Proc, runCli } from "./helpers/procs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-
-async function runCli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "worker.ts", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
 
 Deno.test("cli logging: the JSON formatter writes task id, name and hostname as fields", () => {
   const fields = { hostname: "celeriac@web1" };

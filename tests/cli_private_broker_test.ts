@@ -6,22 +6,14 @@
  */
 
 import assert from "node:assert/strict";
+import { runCli } from "./helpers/procs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const PRIVATE = /kv:\/\/:memory: is private to this process: no worker in another process can/;
 
-async function runCli(args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "worker.ts", ...args],
-    cwd: ROOT,
-    env: { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "", ...env },
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+/** The CLI with CELERY_BROKER_URL and CELERY_RESULT_BACKEND blank, unless `env` sets them. */
+const cli = (args: string[], env: Record<string, string> = {}) =>
+  runCli(args, { env: { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "", ...env } });
 
 Deno.test("cli private broker: No nodes replied says kv://:memory: reaches no other process", async () => {
   const flag = ["--broker", "kv://:memory:", "-t", "0.2"];
@@ -33,14 +25,14 @@ Deno.test("cli private broker: No nodes replied says kv://:memory: reaches no ot
       ["report", ...flag],
     ]
   ) {
-    const ran = await runCli(args);
+    const ran = await cli(args);
     assert.equal(ran.code, 69, `${args[0]}: ${ran.stderr}`);
     const lines = ran.stderr.trim().split("\n");
     assert.equal(lines[0], "Error: No nodes replied within time constraint.", ran.stderr);
     assert.match(lines[1] ?? "", PRIVATE, `${args[0]}: ${ran.stderr}`);
     assert.match(lines[1], /kv:\/\/\.\/file\.db/);
   }
-  const fromEnv = await runCli(["status", "-t", "0.2"], { CELERY_BROKER_URL: "kv://:memory:" });
+  const fromEnv = await cli(["status", "-t", "0.2"], { CELERY_BROKER_URL: "kv://:memory:" });
   assert.equal(fromEnv.code, 69);
   assert.match(fromEnv.stderr, PRIVATE, "CELERY_BROKER_URL too");
 });
@@ -48,7 +40,7 @@ Deno.test("cli private broker: No nodes replied says kv://:memory: reaches no ot
 Deno.test("cli private broker: a shared KV file adds nothing to No nodes replied", async () => {
   const dir = await Deno.makeTempDir({ prefix: "celeriac-private-broker-" });
   try {
-    const ran = await runCli(["status", "--broker", `kv://${dir}/shared.db`, "-t", "0.2"]);
+    const ran = await cli(["status", "--broker", `kv://${dir}/shared.db`, "-t", "0.2"]);
     assert.equal(ran.code, 69);
     assert.equal(ran.stderr, "Error: No nodes replied within time constraint.\n");
   } finally {

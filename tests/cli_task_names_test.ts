@@ -5,20 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-
-const ROOT = new URL("../", import.meta.url).pathname;
-
-async function runCli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "worker.ts", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+import { runCli } from "./helpers/procs.ts";
 
 const APP = ["--app", "./examples/tasks.ts", "-b", "kv://:memory:"];
 const ID = /^[0-9a-f-]{36}\n$/;

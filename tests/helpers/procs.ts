@@ -188,3 +188,38 @@ export async function runDenoScript(script: string, args: string[]): Promise<voi
     throw new Error(`${script} failed:\n${new TextDecoder().decode(out.stderr)}`);
   }
 }
+
+/** What {@linkcode runCli} collected from a finished command line run. */
+export interface CliOutput {
+  /** The exit code. */
+  code: number;
+  /** All of stdout. */
+  stdout: string;
+  /** All of stderr. */
+  stderr: string;
+}
+
+/** Options for {@linkcode runCli}. */
+export interface RunCliOptions {
+  /** Deno's permission flags. Default `["-A"]`. */
+  permissions?: string[];
+  /** Variables set over the test's environment. Default none. */
+  env?: Record<string, string>;
+}
+
+/**
+ * Run the command line (`deno run -A worker.ts ...args`) in the repository
+ * root with stdin closed; resolves when it exits, with its code and output.
+ */
+export async function runCli(args: string[], options: RunCliOptions = {}): Promise<CliOutput> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...options.permissions ?? ["-A"], "worker.ts", ...args],
+    cwd: ROOT,
+    env: options.env,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
