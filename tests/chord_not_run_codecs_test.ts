@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { type AsyncResult, chord, type GroupResult, TaskError } from "../mod.ts";
 import { add, app, tsum } from "./apps/canvas_app.ts";
-import { celeriacWorker, type Proc } from "./helpers/procs.ts";
+import { celeriacWorker, celeriacWorkerArgs, type Proc } from "./helpers/procs.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -19,19 +19,11 @@ const prefix = uniquePrefix("chord-codecs");
 const BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 
 function startWorker(queue: string): Promise<Proc> {
-  return celeriacWorker([
-    "--app",
-    "./tests/apps/canvas_app.ts",
-    "--broker",
-    BROKER,
-    "--backend",
-    BROKER,
-    "-Q",
-    queue,
-    "-c",
-    "1",
-    "--without-heartbeat",
-  ]);
+  return celeriacWorker(
+    celeriacWorkerArgs({ app: "./tests/apps/canvas_app.ts", url: BROKER, queue }, [
+      "--without-heartbeat",
+    ]),
+  );
 }
 
 async function chordError(c: AsyncResult<number>): Promise<TaskError> {

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { type LeakedThread, type ThreadRef, ThreadWatch } from "../src/worker/thread_leaks.ts";
-import { celeriacWorker, Proc } from "./helpers/procs.ts";
+import { celeriacWorker, celeriacWorkerArgs, Proc } from "./helpers/procs.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -19,22 +19,12 @@ const prefix = uniquePrefix("leak");
 const BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 
 function workerArgs(queue: string, more: string[], concurrency = 1): string[] {
-  return [
-    "--app",
-    "./tests/apps/leak_app.ts",
-    "--broker",
-    BROKER,
-    "--backend",
-    BROKER,
-    "-Q",
-    queue,
-    "-c",
-    String(concurrency),
+  return celeriacWorkerArgs({ app: "./tests/apps/leak_app.ts", url: BROKER, queue, concurrency }, [
     "--prefetch",
     "1",
     "--without-heartbeat",
     ...more,
-  ];
+  ]);
 }
 
 /** CPU seconds a process used (all its threads), from /proc/<pid>/stat. */

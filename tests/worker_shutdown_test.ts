@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { celeriacWorker } from "./helpers/procs.ts";
+import { celeriacWorker, celeriacWorkerArgs } from "./helpers/procs.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix, waitForList } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -16,20 +16,13 @@ const prefix = uniquePrefix("shutdown");
 const BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 
 function worker(queue: string) {
-  return celeriacWorker([
-    "--app",
-    "./tests/interop/tasks.ts",
-    "--broker",
-    BROKER,
-    "--backend",
-    BROKER,
-    "-Q",
-    queue,
-    "-c",
-    "2",
-    "--prefetch",
-    "20",
-  ], { INTEROP_MARKER_REDIS: REDIS_URL });
+  return celeriacWorker(
+    celeriacWorkerArgs({ app: "./tests/interop/tasks.ts", url: BROKER, queue, concurrency: 2 }, [
+      "--prefetch",
+      "20",
+    ]),
+    { INTEROP_MARKER_REDIS: REDIS_URL },
+  );
 }
 
 /** 40 late-ack, 40 early-ack and 20 ETA tasks; returns their numbers. */

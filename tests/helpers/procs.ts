@@ -120,6 +120,38 @@ export async function celeriacWorker(
   return await readyOrStopped(p, / ready: /, 60_000);
 }
 
+/** Where {@linkcode celeriacWorkerArgs}' worker runs. */
+export interface WorkerPlace {
+  /** The app module, relative to the repository root. */
+  app: string;
+  /** The URL used as both broker and result backend. */
+  url: string;
+  /** The one queue it consumes. */
+  queue: string;
+  /** Its Web Workers (`-c`). Default 1. */
+  concurrency?: number;
+}
+
+/**
+ * The arguments of {@linkcode celeriacWorker} for the usual test worker:
+ * `--app`, `--broker` and `--backend` (the same URL), `-Q`, `-c`, then `more`.
+ */
+export function celeriacWorkerArgs(place: WorkerPlace, more: string[] = []): string[] {
+  return [
+    "--app",
+    place.app,
+    "--broker",
+    place.url,
+    "--backend",
+    place.url,
+    "-Q",
+    place.queue,
+    "-c",
+    String(place.concurrency ?? 1),
+    ...more,
+  ];
+}
+
 /** Start a Python Celery worker on `tests/interop/pytasks.py` and wait until it is ready. */
 export async function celeryWorker(args: string[], env: Record<string, string>): Promise<Proc> {
   const p = Proc.start(
