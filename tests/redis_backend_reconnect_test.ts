@@ -31,6 +31,15 @@ function success(taskId: string, result: unknown) {
   };
 }
 
+/** Poll `done` every 20 ms, `tries` times (default 100); then fail with `what`. */
+async function until(done: () => Promise<boolean> | boolean, what: string, tries = 100) {
+  for (let i = 0; i < tries; i++) {
+    if (await done()) return;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  assert.fail(what);
+}
+
 /** A backend behind its own proxy, one straight to Redis, and a raw client. */
 async function setUp(label: string) {
   const prefix = uniquePrefix(label);
@@ -223,13 +232,6 @@ test("a channel left while the subscriber reconnects is not subscribed to once i
   const r = await rawRedis();
   const channel = `celeriac-test-left-${crypto.randomUUID()}`;
   const subscribers = async () => (await r.pubsub("NUMSUB", channel) as [string, number])[1];
-  const until = async (done: () => Promise<boolean> | boolean, what: string) => {
-    for (let i = 0; i < 100; i++) {
-      if (await done()) return;
-      await new Promise((res) => setTimeout(res, 20));
-    }
-    assert.fail(what);
-  };
   try {
     await channels.subscribe(channel);
     // Cut while the server's replies are held back: the reconnect's SUBSCRIBE reaches Redis,
@@ -263,13 +265,6 @@ test("a channel asked for and left while the subscriber waits to reconnect is no
   const [kept, left] = [1, 2].map(() => `celeriac-test-left-${crypto.randomUUID()}`);
   const subscribers = async (channel: string) =>
     (await r.pubsub("NUMSUB", channel) as [string, number])[1];
-  const until = async (done: () => Promise<boolean> | boolean, what: string) => {
-    for (let i = 0; i < 100; i++) {
-      if (await done()) return;
-      await new Promise((res) => setTimeout(res, 20));
-    }
-    assert.fail(what);
-  };
   try {
     await channels.subscribe(kept);
     proxy.refuse(true);
@@ -309,17 +304,10 @@ test("a channel left while the ioredis subscriber (Sentinel, Cluster) cannot rec
   const r = await rawRedis();
   const channel = `celeriac-test-left-io-${crypto.randomUUID()}`;
   const subscribers = async () => (await r.pubsub("NUMSUB", channel) as [string, number])[1];
-  const until = async (done: () => Promise<boolean> | boolean, what: string) => {
-    for (let i = 0; i < 150; i++) {
-      if (await done()) return;
-      await new Promise((res) => setTimeout(res, 20));
-    }
-    assert.fail(what);
-  };
   try {
     await client.connect();
     await channels.subscribe(channel);
-    await until(() => ready === 1, "connected");
+    await until(() => ready === 1, "connected", 150);
     proxy.refuse(true);
     proxy.cut();
     await new Promise((res) => setTimeout(res, 300));
@@ -331,8 +319,12 @@ test("a channel left while the ioredis subscriber (Sentinel, Cluster) cannot rec
     ]);
     assert.equal(gaveUp, "gave up");
     proxy.refuse(false);
-    await until(() => ready === 2, "connected again");
-    await until(async () => await subscribers() === 0, "the channel left is not subscribed to");
+    await until(() => ready === 2, "connected again", 150);
+    await until(
+      async () => await subscribers() === 0,
+      "the channel left is not subscribed to",
+      150,
+    );
   } finally {
     await channels.close();
     client.disconnect();
