@@ -19,6 +19,20 @@ async function subscribed(r: Redis, id: string): Promise<number> {
   return n;
 }
 
+/** Wait until a connection subscribes to the channel of `id`'s result. */
+async function untilSubscribed(r: Redis, id: string): Promise<void> {
+  while (await subscribed(r, id) === 0) await new Promise((res) => setTimeout(res, 5));
+}
+
+/** A SUCCESS record of `taskId` with `result`, for `backend.store`. */
+function success(taskId: string, result: unknown) {
+  return {
+    taskId,
+    status: "SUCCESS" as const,
+    meta: encodeResultMeta({ taskId, status: "SUCCESS", result, dateDone: new Date() }),
+  };
+}
+
 Deno.test({
   name: "redis backend: a replaced meta gets the TTL and is published; a kept SUCCESS is not " +
     "published again; result_expires 0 stores without a TTL, first and replaced",
@@ -124,11 +138,7 @@ Deno.test({
       const lines = (await subscribers()).filter((l) => / sub=21 /.test(l));
       return lines.length === 1 ? / id=(\d+) /.exec(` ${lines[0]}`)![1] : undefined;
     });
-    await backend.store(others.map((o) => ({
-      taskId: o,
-      status: "SUCCESS" as const,
-      meta: encodeResultMeta({ taskId: o, status: "SUCCESS", result: 0, dateDone: new Date() }),
-    })));
+    await backend.store(others.map((o) => success(o, 0)));
     await Promise.all(more);
     await until("the settled waiters to unsubscribe, the last one staying", async () => {
       const line = (await subscribers()).find((l) => ` ${l}`.includes(` id=${shared} `));
@@ -186,23 +196,18 @@ Deno.test({
 }, async () => {
   const backend = await openRedisBackend(url);
   const r = await rawRedis();
-  const store = (id: string) =>
-    backend.store([{
-      taskId: id,
-      status: "SUCCESS",
-      meta: encodeResultMeta({ taskId: id, status: "SUCCESS", result: 1, dateDone: new Date() }),
-    }]);
+  const store = (id: string) => backend.store([success(id, 1)]);
   try {
     const [a, b] = [crypto.randomUUID(), crypto.randomUUID()];
     const waitingA = backend.waitFor(a, AbortSignal.timeout(5000));
     // Waiters are rejected by close() if an assertion fails first: that assertion is the failure.
     waitingA.catch(() => {});
-    while (await subscribed(r, a) === 0) await new Promise((res) => setTimeout(res, 5));
+    await untilSubscribed(r, a);
     await store(a);
     assert.equal((await waitingA).status, "SUCCESS");
     const waitingB = backend.waitFor(b, AbortSignal.timeout(5000));
     waitingB.catch(() => {});
-    while (await subscribed(r, b) === 0) await new Promise((res) => setTimeout(res, 5));
+    await untilSubscribed(r, b);
     assert.equal(await subscribed(r, a), 0, "a's UNSUBSCRIBE went out with b's SUBSCRIBE");
     await store(b);
     assert.equal((await waitingB).status, "SUCCESS");
@@ -232,7 +237,7 @@ Deno.test({
     const waitingA = backend.waitFor(a, AbortSignal.timeout(5000));
     // Rejected by close() when an assertion fails first: that failure is the one reported.
     waitingA.catch(() => {});
-    while (await subscribed(r, a) === 0) await new Promise((res) => setTimeout(res, 5));
+    await untilSubscribed(r, a);
     const key = `${prefix}celery-task-meta-${a}`;
     const meta = encodeResultMeta({
       taskId: a,
@@ -247,7 +252,7 @@ Deno.test({
     assert.equal((await waitingA).status, "SUCCESS");
     const waitingB = backend.waitFor(b, AbortSignal.timeout(5000));
     waitingB.catch(() => {});
-    while (await subscribed(r, b) === 0) await new Promise((res) => setTimeout(res, 5));
+    await untilSubscribed(r, b);
     assert.equal(await subscribed(r, a), 0, "a's UNSUBSCRIBE went out with b's SUBSCRIBE");
   } finally {
     await backend.close();
@@ -276,11 +281,7 @@ Deno.test({
     again.catch(() => {});
     await new Promise((res) => setTimeout(res, 300));
     assert.equal(await subscribed(r, a), 1, "the new wait's subscription stays");
-    await backend.store([{
-      taskId: a,
-      status: "SUCCESS",
-      meta: encodeResultMeta({ taskId: a, status: "SUCCESS", result: 2, dateDone: new Date() }),
-    }]);
+    await backend.store([success(a, 2)]);
     assert.equal((await again).result, 2);
   } finally {
     await backend.close();
@@ -311,11 +312,7 @@ Deno.test({
     proxy.resumeReplies();
     await new Promise((res) => setTimeout(res, 300));
     assert.equal(await subscribed(r, a), 1, "the new wait's subscription stays");
-    await backend.store([{
-      taskId: a,
-      status: "SUCCESS",
-      meta: encodeResultMeta({ taskId: a, status: "SUCCESS", result: 4, dateDone: new Date() }),
-    }]);
+    await backend.store([success(a, 4)]);
     assert.equal((await again).result, 4);
   } finally {
     await backend.close();
@@ -349,16 +346,7 @@ Deno.test({
     // a second wait ends by its read on the subscriber's connection, behind all the first sent.
     for (let i = 0; i < 2; i++) {
       const other = crypto.randomUUID();
-      await backend.store([{
-        taskId: other,
-        status: "SUCCESS",
-        meta: encodeResultMeta({
-          taskId: other,
-          status: "SUCCESS",
-          result: 0,
-          dateDone: new Date(),
-        }),
-      }]);
+      await backend.store([success(other, 0)]);
       await backend.waitFor(other, AbortSignal.timeout(5000));
     }
     // Its script is to be loaded again: an EVALSHA refused (NOSCRIPT) is followed by an EVAL.
@@ -416,13 +404,8 @@ Deno.test({
     // 1 MB instead of 32 MB: a 2 MB result is over it as a 40 MB one is over the default.
     await r.config("SET", "client-output-buffer-limit", "pubsub 1mb 1mb 60");
     const [small, big] = [crypto.randomUUID(), crypto.randomUUID()];
-    const stored = (taskId: string, result: unknown) => ({
-      taskId,
-      status: "SUCCESS" as const,
-      meta: encodeResultMeta({ taskId, status: "SUCCESS", result, dateDone: new Date() }),
-    });
     const text = "x".repeat(2 * 1024 * 1024);
-    await backend.store([stored(small, "y".repeat(400 * 1024)), stored(big, text)]);
+    await backend.store([success(small, "y".repeat(400 * 1024)), success(big, text)]);
     const smallMeta = await backend.waitFor(small, AbortSignal.timeout(5000));
     assert.equal((smallMeta.result as string).length, 400 * 1024);
     const before = await subscriberId();
@@ -447,14 +430,9 @@ Deno.test({
   const server = await PrivateRedis.start(["--rename-command", "HELLO", ""]);
   const backend = await openRedisBackend(server.url);
   const r = await rawRedis(server.url);
-  const stored = (taskId: string, result: unknown) => ({
-    taskId,
-    status: "SUCCESS" as const,
-    meta: encodeResultMeta({ taskId, status: "SUCCESS", result, dateDone: new Date() }),
-  });
   try {
     const [before, after] = [crypto.randomUUID(), crypto.randomUUID()];
-    await backend.store([stored(before, 5)]);
+    await backend.store([success(before, 5)]);
     assert.equal((await backend.waitFor(before, AbortSignal.timeout(5000))).result, 5);
     const waiting = backend.waitFor(after, AbortSignal.timeout(5000));
     // Rejected by close() when an assertion fails first: that failure is the one reported.
@@ -463,7 +441,7 @@ Deno.test({
     while ((await r.pubsub("NUMSUB", key) as [string, number])[1] === 0) {
       await new Promise((res) => setTimeout(res, 5));
     }
-    await backend.store([stored(after, 6)]);
+    await backend.store([success(after, 6)]);
     assert.equal((await waiting).result, 6);
   } finally {
     await backend.close();
