@@ -138,7 +138,10 @@ export async function runResult(
       return 1;
     }
     if (err instanceof TimeoutError) {
-      console.error(`No result for ${id} within ${timeout} s (still pending, or unknown)`);
+      const state = err.state === undefined || err.state === "PENDING"
+        ? "still pending, or unknown"
+        : `its state is ${err.state}`;
+      console.error(`No result for ${id} within ${timeout} s (${state})`);
       return 2;
     }
     throw err;
