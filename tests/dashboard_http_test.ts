@@ -228,6 +228,13 @@ Deno.test("dashboard: revoke reaches the broker; retry re-sends a failed task wi
       },
     );
     await until(() => d.model.tasks.get("f1")?.state === "FAILURE");
+    // a signal Celery's signum() refuses would leave the task running on a Python worker
+    for (const signal of ["SIGFOO", "sigterm", 9]) {
+      const bad = await post(url, "tasks/run1/terminate", { signal }, h);
+      assert.equal(bad.status, 400, String(signal));
+      assert.equal(((await json(bad)).error as { code: string }).code, "bad_param");
+    }
+    assert.deepEqual(await (await app.broker()).listRevoked(), []);
     const r = await json(await post(url, "tasks/run1/terminate", { signal: "SIGKILL" }, h));
     assert.equal(r.ok, true);
     const revoked = await (await app.broker()).listRevoked();

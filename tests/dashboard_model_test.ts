@@ -150,6 +150,16 @@ Deno.test("task table: bounded; events out of order keep the latest state", () =
   assert.throws(() => new TaskTable({ maxTasks: 0 }), RangeError);
 });
 
+Deno.test("task table: tasks first seen in the same millisecond are listed newest first too", () => {
+  const table = new TaskTable();
+  // a worker draining 20,000 tasks a second stamps ~20 task-received events with the same ms
+  const ts = 1_700_000_000.123;
+  for (const uuid of ["a", "b", "c"]) {
+    table.apply({ type: "task-received", uuid, hostname: "w@h", timestamp: ts, name: "t" });
+  }
+  assert.deepEqual(table.query().tasks.map((t) => t.uuid), ["c", "b", "a"]);
+});
+
 Deno.test("task table: the least recently updated go first; an update in the newer half keeps its place", () => {
   const table = new TaskTable({ maxTasks: 10 });
   const received = (uuid: string, timestamp: number) =>

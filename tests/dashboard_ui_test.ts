@@ -413,3 +413,61 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "dashboard UI: the Tasks filters and pager keep the keyboard's focus; a new page takes it",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+    const events = replay();
+    const dashboard = new Dashboard({
+      app,
+      port: 0,
+      events: events.source,
+      enableEvents: false,
+      inspector: null,
+    });
+    const { url } = await dashboard.start();
+    const browser = await launchChromium();
+    const focused = () =>
+      page.evaluate<string>(
+        "(e => e.id || e.getAttribute('name') || e.textContent)(document.activeElement)",
+      );
+    let page!: Awaited<ReturnType<typeof browser.context.newPage>>;
+    try {
+      page = await browser.context.newPage();
+      for (let i = 0; i < 80; i++) {
+        events.push(task("task-received", `kb-${i}`, { name: "capapp.kb", args: "()" }));
+      }
+      await page.goto(`${url}/#/tasks`);
+      await page.locator("tr[data-task]", { hasText: "capapp.kb" }).first().waitFor();
+      // the State select moved with an arrow key applies its filter and keeps the focus,
+      // so the next arrow chooses the next state
+      await page.getByLabel("State").focus();
+      await page.keyboard.press("ArrowDown");
+      await page.waitForURL(/state=PENDING/);
+      assert.equal(await focused(), "state");
+      await page.keyboard.press("ArrowDown");
+      await page.waitForURL(/state=RECEIVED/);
+      // the pager's Older, pressed with Enter, stays focused for the next page
+      await page.goto(`${url}/#/tasks?name=capapp.kb`);
+      await page.locator("tr[data-task]", { hasText: "capapp.kb" }).first().waitFor();
+      await page.getByRole("button", { name: "Older" }).focus();
+      await page.keyboard.press("Enter");
+      await page.waitForURL(/offset=25/);
+      assert.equal(await focused(), "Older");
+      await page.keyboard.press("Enter");
+      await page.waitForURL(/offset=50/);
+      // another page of the dashboard: its content takes the focus
+      await nav(page, "Workers");
+      await page.waitForURL(/#\/workers/);
+      assert.equal(await focused(), "main");
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await app.close();
+    }
+  },
+});

@@ -438,6 +438,78 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name:
+    "redis backend: a server without HELLO (Redis < 6, a proxy): the subscriber speaks RESP2, " +
+    "a wait reads its key after the SUBSCRIBE's reply and hears what is published",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const server = await PrivateRedis.start(["--rename-command", "HELLO", ""]);
+  const backend = await openRedisBackend(server.url);
+  const r = await rawRedis(server.url);
+  const stored = (taskId: string, result: unknown) => ({
+    taskId,
+    status: "SUCCESS" as const,
+    meta: encodeResultMeta({ taskId, status: "SUCCESS", result, dateDone: new Date() }),
+  });
+  try {
+    const [before, after] = [crypto.randomUUID(), crypto.randomUUID()];
+    await backend.store([stored(before, 5)]);
+    assert.equal((await backend.waitFor(before, AbortSignal.timeout(5000))).result, 5);
+    const waiting = backend.waitFor(after, AbortSignal.timeout(5000));
+    // Rejected by close() when an assertion fails first: that failure is the one reported.
+    waiting.catch(() => {});
+    const key = `celery-task-meta-${after}`;
+    while ((await r.pubsub("NUMSUB", key) as [string, number])[1] === 0) {
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    await backend.store([stored(after, 6)]);
+    assert.equal((await waiting).result, 6);
+  } finally {
+    await backend.close();
+    await r.quit();
+    await server.close();
+  }
+});
+
+Deno.test({
+  name: "redis backend: a second wait for a task already waited for is first told the state " +
+    "stored when it begins, not the one read when the first wait subscribed",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const backend = await openRedisBackend(url);
+  const id = crypto.randomUUID();
+  const stored = (status: "STARTED" | "PROGRESS" | "SUCCESS") => ({
+    taskId: id,
+    status,
+    meta: encodeResultMeta({ taskId: id, status, result: status, dateDone: new Date() }),
+  });
+  const heard = (into: string[]) => (meta: { status: string }) => into.push(meta.status);
+  const until = async (what: string, done: () => boolean) => {
+    for (let i = 0; i < 250 && !done(); i++) await new Promise((res) => setTimeout(res, 20));
+    assert.ok(done(), `still waiting after 5 s for ${what}`);
+  };
+  try {
+    await backend.store([stored("STARTED")]);
+    const [first, second]: string[][] = [[], []];
+    const a = backend.waitFor(id, AbortSignal.timeout(5000), heard(first));
+    // Rejected by close() when an assertion fails first: that failure is the one reported.
+    a.catch(() => {});
+    await until("the first wait's read", () => first.length === 1);
+    await backend.store([stored("PROGRESS")]);
+    await until("the first wait to hear PROGRESS", () => first.length === 2);
+    const b = backend.waitFor(id, AbortSignal.timeout(5000), heard(second));
+    b.catch(() => {});
+    await until("the second wait's first state", () => second.length === 1);
+    await backend.store([stored("SUCCESS")]);
+    assert.deepEqual([(await a).status, (await b).status], ["SUCCESS", "SUCCESS"]);
+    assert.deepEqual(first, ["STARTED", "PROGRESS"]);
+    assert.deepEqual(second, ["PROGRESS"], "the state stored when the second wait began");
+  } finally {
+    await backend.close();
+  }
+});
+
 Deno.test({ name: "redis backend: clean up test keys", ignore: WITHOUT_REDIS }, async () => {
   await deleteKeys(prefix);
 });

@@ -26,6 +26,16 @@ Deno.test("redis url: host, port, db, credentials, TLS and query options", () =>
   assert.equal(parseRedisUrl("redis://[::1]:6379/1").host, "::1");
 });
 
+Deno.test("redis url: ?db= wins over the path (redis-py, Celery's backend), also through Sentinel", () => {
+  assert.equal(parseRedisUrl("redis://h:6379/2?db=7").db, 7);
+  assert.equal(parseRedisUrl("rediss://h?db=3").db, 3);
+  assert.equal(parseRedisUrl("sentinel://h1:26379/1;sentinel://h2:26379?master_name=m&db=4").db, 4);
+  assert.equal(parseRedisUrl("redis+cluster://h1:7000,h2:7001?db=0").db, 0);
+  assert.throws(() => parseRedisUrl("redis+cluster://h1:7000?db=2"), /only database 0, not "2"/);
+  assert.throws(() => parseRedisUrl("redis://h/0?db=two"), /Invalid Redis database "two"/);
+  assert.throws(() => parseRedisUrl("redis://h/0?db="), /Invalid Redis database ""/);
+});
+
 Deno.test("redis url: bad URLs are refused with what to write instead", () => {
   assert.throws(() => parseRedisUrl("not a url"), /expected redis:\/\/host:port\/db/);
   assert.throws(() => parseRedisUrl("amqp://guest@localhost//"), /use redis:\/\/ or rediss:\/\//);
@@ -69,8 +79,8 @@ Deno.test("maskPassword hides the password in any URL", () => {
   assert.equal(maskPassword("redis://host:6379/0"), "redis://host:6379/0");
 });
 
-Deno.test("redis and amqp urls: an option Celeriac does not read is warned of once, not ignored silently", async () => {
-  const records = await captureLogs("warning", ["celeriac", "broker"]);
+Deno.test("redis and amqp urls: an option of no kind Celeriac knows is warned of once as a typo", async () => {
+  const records = await captureLogs("info", ["celeriac", "broker"]);
   try {
     const typo = "redis://:pw@127.0.0.1:6379/3?visibility_timout=10&global_keyprefix=a:";
     parseRedisUrl(typo);
@@ -78,12 +88,82 @@ Deno.test("redis and amqp urls: an option Celeriac does not read is warned of on
     parseRedisUrl("sentinel://h1:26379;sentinel://h2:26379/0?master_name=m&failover_wait=5");
     parseRedisUrl("redis+cluster://h1:7000,h2:7001?socket_timout=5");
     parseAmqpUrl("amqp://guest:guest@127.0.0.1:5672//?heartbeet=10&heartbeat=5");
+    const redis = "db, visibility_timeout, global_keyprefix, result_expires, socket_timeout, " +
+      "socket_connect_timeout, failover_wait, master_name, sentinel_password, sentinel_username";
     assert.deepEqual(records.map(logLine), [
-      "warning URL option visibility_timout of redis://:***@127.0.0.1:6379/3?visibility_timout=10&global_keyprefix=a: is ignored: Celeriac reads visibility_timeout, global_keyprefix, result_expires, socket_timeout, failover_wait, master_name, sentinel_password, sentinel_username there (a typo?)",
-      "warning URL option socket_timout of redis+cluster://h1:7000,h2:7001?socket_timout=5 is ignored: Celeriac reads visibility_timeout, global_keyprefix, result_expires, socket_timeout, failover_wait, master_name, sentinel_password, sentinel_username there (a typo?)",
+      `warning URL option visibility_timout of redis://:***@127.0.0.1:6379/3?visibility_timout=10&global_keyprefix=a: is ignored: Celeriac reads ${redis} there (a typo?)`,
+      `warning URL option socket_timout of redis+cluster://h1:7000,h2:7001?socket_timout=5 is ignored: Celeriac reads ${redis} there (a typo?)`,
       "warning URL option heartbeet of amqp://guest:***@127.0.0.1:5672//?heartbeet=10&heartbeat=5 is ignored: Celeriac reads ssl, heartbeat, connect_timeout, max_priority, x-max-priority, delivery_limit, quorum_queues, queue_type, exchange_type, delay_queue_type there (a typo?)",
     ]);
   } finally {
     await reset();
   }
 });
+
+Deno.test(
+  "redis and amqp urls: kombu's and redis-py's options are not called typos: nothing " +
+    "when Celeriac does what they ask, else what it does instead",
+  async () => {
+    const records = await captureLogs("info", ["celeriac", "broker"]);
+    const said = (url: string) => {
+      records.length = 0;
+      url.startsWith("amqp") ? parseAmqpUrl(url) : parseRedisUrl(url);
+      return records.map((r) =>
+        `${r.level} ${r.properties.option}: ${r.properties.says ?? r.message.join("")}`
+      );
+    };
+    try {
+      // What Celeriac does anyway (Celery's Redis backend requires ssl_cert_reqs on rediss://).
+      assert.deepEqual(
+        said("rediss://:pw@h:6380/0?ssl_cert_reqs=CERT_REQUIRED&ssl_check_hostname=true"),
+        [],
+      );
+      assert.deepEqual(said("rediss://h/0?ssl_cert_reqs=required"), []);
+      assert.deepEqual(said("amqps://u:p@h//?ssl_cert_reqs=CERT_REQUIRED&login_method=PLAIN"), []);
+      // Done Celeriac's own way: info.
+      assert.deepEqual(
+        said("redis://h/0?health_check_interval=10&retry_on_timeout=true&max_connections=20"),
+        [
+          "info health_check_interval: Celeriac takes a connection whose command got no reply for socket_timeout (default 30 s) for dead and reconnects it",
+          "info retry_on_timeout: Celeriac reconnects by itself and retries what failed in an outage",
+          "info max_connections: Celeriac opens a few connections per process, not a pool",
+        ],
+      );
+      assert.deepEqual(said("rediss://h/0?ssl_cert_reqs=CERT_REQUIRED&ssl_ca_certs=/etc/ca.pem"), [
+        "info ssl_ca_certs: Celeriac does not read /etc/ca.pem: Deno trusts its root store and the CAs of DENO_CERT; start the process with DENO_CERT=/etc/ca.pem (or --cert) if that CA is private",
+      ]);
+      assert.deepEqual(said("amqps://u:p@h//?ssl_min_version=3"), [
+        "info ssl_min_version: Deno's own TLS settings apply",
+      ]);
+      // Not done: a warning saying what happens instead.
+      const verified =
+        ": Celeriac verifies the server's certificate (Deno cannot skip that for one " +
+        "connection); for a private CA start the process with DENO_CERT=/path/to/ca.pem (or " +
+        "--cert), for a test set-up with --unsafely-ignore-certificate-errors=<host>";
+      assert.deepEqual(said("rediss://:pw@h:6380/0?ssl_cert_reqs=CERT_NONE"), [
+        `warning ssl_cert_reqs: CERT_NONE is not honoured${verified}`,
+      ]);
+      assert.deepEqual(said("amqps://u:p@h//?ssl_cert_reqs=optional"), [
+        `warning ssl_cert_reqs: optional is not honoured${verified}`,
+      ]);
+      assert.deepEqual(said("rediss://h/1?ssl_cert_reqs=CERT_MAYBE"), [
+        `warning ssl_cert_reqs: "CERT_MAYBE" is none of CERT_REQUIRED, CERT_OPTIONAL, CERT_NONE (Celery refuses it)${verified}`,
+      ]);
+      assert.deepEqual(
+        said("rediss://h/0?ssl_cert_reqs=required&ssl_certfile=/c.pem&ssl_check_hostname=false"),
+        [
+          "warning ssl_certfile: Celeriac presents no client certificate: a server that requires one refuses the connection",
+          "warning ssl_check_hostname: Celeriac checks the server's host name against its certificate",
+        ],
+      );
+      assert.deepEqual(said("amqp://u:p@h//?login_method=EXTERNAL&connect_timeout=4"), [
+        "warning login_method: EXTERNAL is not supported: Celeriac authenticates with PLAIN, the URL's user name and password (guest:guest if none)",
+      ]);
+      assert.deepEqual(said("redis://h/2?ssl_cert_reqs=required"), [
+        "warning ssl_cert_reqs: the connection is not TLS (rediss://, amqps://): it changes nothing",
+      ]);
+    } finally {
+      await reset();
+    }
+  },
+);

@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
+import { type LeakedThread, type ThreadRef, ThreadWatch } from "../src/worker/thread_leaks.ts";
 import { celeriacWorker, Proc } from "./helpers/procs.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -260,6 +261,94 @@ Deno.test({
   } finally {
     await worker.stop("SIGKILL");
     await client.close();
+  }
+});
+
+/** A Web Worker's module: an endless synchronous loop once it gets a message. */
+const SPIN_WORKER = URL.createObjectURL(
+  new Blob(["self.onmessage = () => { for (;;) {} };"], { type: "text/javascript" }),
+);
+
+/** The one thread named as a Web Worker's among `threads` (from `ThreadWatch.spawn`). */
+async function webWorkerThread(threads: ThreadRef[] | null): Promise<ThreadRef> {
+  assert.ok(threads, "/proc/<pid>/task is read");
+  await new Promise((r) => setTimeout(r, 200)); // it names itself once it runs
+  const named = threads.filter((t) =>
+    threadAlive(Deno.pid, t.tid) &&
+    /^worker-\d+$/.test(Deno.readTextFileSync(`/proc/${Deno.pid}/task/${t.tid}/comm`).trim())
+  );
+  assert.equal(named.length, 1, "one Web Worker's thread started");
+  return named[0];
+}
+
+Deno.test({
+  // Last but the clean up: its thread spins on in this process.
+  name: "thread leak: a Web Worker task code started before the pool's does not hide its thread",
+  ignore: Deno.build.os !== "linux",
+}, async () => {
+  const leaks: LeakedThread[] = [];
+  const watch = new ThreadWatch((leak) => leaks.push(leak));
+  const idle = URL.createObjectURL(new Blob([""], { type: "text/javascript" }));
+  const own = new Worker(idle, { type: "module" });
+  try {
+    await new Promise((r) => setTimeout(r, 200));
+    const { value: spinner, threads } = watch.spawn(() =>
+      new Worker(SPIN_WORKER, { type: "module" })
+    );
+    spinner.postMessage(null);
+    const thread = await webWorkerThread(threads);
+    spinner.terminate();
+    watch.terminated(threads, { task: "leak.spin", id: "beside" });
+    for (let i = 0; i < 150 && !leaks.length; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(leaks.map((l) => l.tid), [thread.tid]);
+  } finally {
+    watch.close();
+    own.terminate();
+  }
+});
+
+Deno.test({
+  // Last but the clean up: its thread spins on in this process, on one core.
+  name: "thread leak: a loop getting a few percent of a core (a CPU limit, a busy host) is leaked",
+  ignore: Deno.build.os !== "linux",
+}, async () => {
+  const leaks: LeakedThread[] = [];
+  const watch = new ThreadWatch((leak) => leaks.push(leak));
+  const hogs: Deno.ChildProcess[] = [];
+  try {
+    const { value: spinner, threads } = watch.spawn(() =>
+      new Worker(SPIN_WORKER, { type: "module" })
+    );
+    const thread = await webWorkerThread(threads);
+    // The thread and 6 endless loops share core 0: it gets about a seventh of it.
+    const pin = await new Deno.Command("taskset", {
+      args: ["-p", "-c", "0", String(thread.tid)],
+      stdout: "null",
+    }).output();
+    assert.ok(pin.success, "taskset pins the thread");
+    for (let i = 0; i < 6; i++) {
+      hogs.push(
+        new Deno.Command("taskset", {
+          args: ["-c", "0", "sh", "-c", "while :; do :; done"],
+          stdout: "null",
+          stderr: "null",
+        }).spawn(),
+      );
+    }
+    spinner.postMessage(null);
+    await new Promise((r) => setTimeout(r, 300));
+    spinner.terminate();
+    watch.terminated(threads, { task: "leak.spin", id: "starved" });
+    for (let i = 0; i < 150 && !leaks.length; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(leaks.length, 1, "the thread counts as leaked");
+    assert.equal(leaks[0].tid, thread.tid);
+    assert.ok(leaks[0].busy < 0.25, `it got ${leaks[0].busy} of a core`);
+  } finally {
+    watch.close();
+    for (const h of hogs) {
+      h.kill("SIGKILL");
+      await h.status;
+    }
   }
 });
 

@@ -108,6 +108,15 @@ Deno.test("thread pool: short tasks given at once come back in one batch", async
   }
 });
 
+Deno.test("thread pool: a terminate after close() is ignored: no time limit reported, no timer left", async () => {
+  const { pool: p } = await pool();
+  const nap = request("fc.nap", [5000]);
+  p.run([nap]);
+  await new Promise((r) => setTimeout(r, 300));
+  await p.close();
+  p.terminate([nap.seq]); // the pool's onTimeLimit fails the test; the sanitizer finds a timer
+});
+
 Deno.test("thread pool: a Web Worker that dies reports all its tasks lost, none of the other's", async () => {
   const lost: number[] = [];
   const done: RunOutcome[] = [];

@@ -51,8 +51,8 @@ export interface ResultChannels {
    * @returns the text of the key named like the channel, read right behind
    *   the SUBSCRIBE on its connection (null: no such key), so that nothing
    *   published between the two is missed; undefined when it was not read
-   *   (ioredis, a lost reply, an error reading it, a text over 512 KiB): the
-   *   caller reads it
+   *   (ioredis, RESP2, a lost reply, an error reading it, a text over 512
+   *   KiB): the caller reads it
    * @throws {BrokerConnectionError} when Redis cannot be reached
    */
   subscribe(channel: string): Promise<string | null | undefined>;
@@ -154,10 +154,11 @@ export function respResultChannels(
         // channel with nothing waiting on it.
         if (conn.state !== "ready") await conn.untilReady();
         if (!channels.has(channel)) return;
-        // One write, run in order: the key is read once the subscription holds (RESP3).
+        // One write, run in order: the key is read once the subscription holds (RESP3; a server
+        // that refused HELLO 3 takes no such command on a subscribed connection: the caller reads).
         [subscribed, read] = await conn.commandsSettled([
           ["SUBSCRIBE", channel],
-          ["EVALSHA", READ_SMALL.sha, ...readArgs(channel)],
+          ...conn.resp3 ? [["EVALSHA", READ_SMALL.sha, ...readArgs(channel)]] : [],
         ]);
       } catch (err) {
         subscribed = { status: "rejected", reason: err } as const;
@@ -183,9 +184,9 @@ export function respResultChannels(
     unsubscribe: async (channel) => {
       channels.delete(channel);
       if (conn.state === "connecting") {
-        // It may have subscribed to this one already (its greeting): leave it once ready, as
-        // the SUBSCRIBEs waiting for the connect are written (the same hop, in turn), unless
-        // wanted again meanwhile: written after that one's SUBSCRIBE, it would undo it.
+        // It may have subscribed to this one already (its greeting): leave it once ready, unless
+        // wanted again meanwhile: that SUBSCRIBE, written once ready too (a few hops later, or
+        // sooner), must not be undone by this one written after it.
         await conn.connect();
         if (channels.has(channel)) return;
       } else if (conn.state !== "ready") {

@@ -192,6 +192,9 @@ export class RedisResultWaits {
     promise.catch(() => {});
     const waiter: Waiter = { resolve, reject, onState };
     let set = this.#waiters.get(taskId);
+    // Only the wait that subscribes gets the read behind its SUBSCRIBE; one joining later reads
+    // afresh: that read may be older than its start (STARTED when PROGRESS is stored by now).
+    const subscribes = !set;
     if (!set) {
       set = new Set();
       this.#waiters.set(taskId, set);
@@ -217,7 +220,7 @@ export class RedisResultWaits {
         const read = await this.#host.run(() => this.#subscribed(taskId));
         // Read behind the SUBSCRIBE (RESP3), or else now; through a drop (the subscription is
         // kept and made again), once Redis is back.
-        const now = read === undefined
+        const now = read === undefined || !subscribes
           ? await this.#getWhileDown(taskId)
           : read && decodeResultMeta(read, taskId);
         if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { AMQP_URL_OPTIONS, warnUnknownOptions } from "./url_options.ts";
+import { AMQP_URL_OPTIONS, noteUrlOptions } from "./url_options.ts";
 import { maskPassword } from "./errors.ts";
 import { urlPortProblem } from "./url_syntax.ts";
 
@@ -135,7 +135,7 @@ export function parseAmqpUrl(url: string): AmqpUrlOptions {
     );
   }
   const quorumQueues = (query.quorum_queues ?? "").split(",").filter((q) => q !== "");
-  warnUnknownOptions(url, query, AMQP_URL_OPTIONS);
+  noteUrlOptions(url, query, AMQP_URL_OPTIONS, tls);
   return {
     hostname: u.hostname.replace(/^\[|\]$/g, "") || "localhost",
     port: u.port ? Number(u.port) : tls ? 5671 : 5672,

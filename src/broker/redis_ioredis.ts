@@ -15,6 +15,7 @@ import { CLOSED, describeRedisFailure, TIMED_OUT } from "./redis_failures.ts";
 import {
   BLOCKING_MS,
   commandTimeoutOf,
+  connectTimeoutOf,
   DEFAULT_COMMAND_TIMEOUT_MS,
   DEFAULT_FAILOVER_WAIT_MS,
   failoverWaitOf,
@@ -26,6 +27,9 @@ import { watchSentinelMaster } from "./redis_sentinel_watch.ts";
 import { closeWait } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "redis"]);
+
+/** ioredis' own connect timeout, ms: kept when the URL sets no `?socket_connect_timeout=`. */
+const IOREDIS_CONNECT_TIMEOUT_MS = 10_000;
 
 /** Options of {@link openRedisConnection}. */
 export interface RedisConnectionOptions {
@@ -108,6 +112,7 @@ export function openRedisConnection(
     maxRetriesPerRequest: 3,
     connectionName: options.name,
     commandTimeout,
+    connectTimeout: connectTimeoutOf(url, rawUrl) ?? IOREDIS_CONNECT_TIMEOUT_MS,
     // Reconnect attempts at most 500 ms apart, so work resumes soon after Redis is back.
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 4), 500),
     // A master demoted by a failover answers writes with READONLY: reconnect
@@ -219,6 +224,7 @@ function openClusterConnection(
       connectionName: options.name,
       maxRetriesPerRequest: 3,
       commandTimeout,
+      connectTimeout: connectTimeoutOf(url, rawUrl) ?? IOREDIS_CONNECT_TIMEOUT_MS,
     },
   });
   let lastLogged = 0;

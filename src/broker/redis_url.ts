@@ -10,7 +10,7 @@
  * @module
  */
 
-import { REDIS_URL_OPTIONS, warnUnknownOptions } from "./url_options.ts";
+import { noteUrlOptions, REDIS_URL_OPTIONS } from "./url_options.ts";
 import { maskPassword } from "./errors.ts";
 import { urlPortProblem } from "./url_syntax.ts";
 
@@ -30,7 +30,11 @@ export interface RedisUrlOptions {
   host: string;
   /** Port; default 6379. */
   port: number;
-  /** Database number (kombu's virtual host); default 0. */
+  /**
+   * Database number: the URL's `?db=`, else its path (kombu's virtual
+   * host); default 0. The query wins, as with redis-py and Celery's Redis
+   * result backend.
+   */
   db: number;
   /** ACL user name, if any. */
   username?: string;
@@ -99,14 +103,14 @@ function parseClusterUrl(url: string): RedisUrlOptions {
     return { host: hp[1].replace(/^\[|\]$/g, ""), port: Number(hp[2] ?? 6379) };
   });
   if (cluster.length === 0) throw new TypeError(`No cluster node in "${maskPassword(url)}"`);
-  const dbText = (path ?? "").replace(/^\//, "");
+  const query: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(search ?? "")) query[k] = v;
+  const dbText = query.db ?? (path ?? "").replace(/^\//, "");
   if (dbText !== "" && dbText !== "0") {
     throw new TypeError(
       `Redis Cluster has only database 0, not "${dbText}" in "${maskPassword(url)}"`,
     );
   }
-  const query: Record<string, string> = {};
-  for (const [k, v] of new URLSearchParams(search ?? "")) query[k] = v;
   const colon = auth === undefined ? -1 : auth.indexOf(":");
   const user = auth === undefined ? "" : colon < 0 ? auth : auth.slice(0, colon);
   const pass = auth === undefined || colon < 0 ? "" : auth.slice(colon + 1);
@@ -183,7 +187,7 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
   return {
     host: sentinels[0].host,
     port: sentinels[0].port,
-    db: db ?? 0,
+    db: query.db === undefined ? db ?? 0 : parseDb(query.db, url),
     username,
     password,
     tls: false,
@@ -195,9 +199,13 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
   };
 }
 
+/**
+ * A database number, of a URL's path or its `?db=` (which wins over the
+ * path, as with redis-py and Celery's Redis result backend).
+ */
 function parseDb(dbText: string, url: string): number {
   const db = Number(dbText);
-  if (!Number.isInteger(db) || db < 0) {
+  if (dbText.trim() === "" || !Number.isInteger(db) || db < 0) {
     throw new TypeError(
       `Invalid Redis database "${dbText}" in "${maskPassword(url)}": use a number, e.g. /0`,
     );
@@ -221,7 +229,8 @@ function parseDb(dbText: string, url: string): number {
  * @returns the parsed settings
  * @throws {TypeError} when the URL is not a Redis URL, its db is not a number, or a Sentinel URL names no master
  *
- * A query option Celeriac does not read is logged as a warning (once per URL), not refused.
+ * A query option Celeriac does not read is not refused: it is logged once per URL with what
+ * Celeriac does instead (kombu's and redis-py's, see url_options.ts), or as a likely typo.
  */
 export function parseRedisUrl(url: string): RedisUrlOptions {
   const parsed = isSentinelUrl(url)
@@ -229,7 +238,7 @@ export function parseRedisUrl(url: string): RedisUrlOptions {
     : isClusterUrl(url)
     ? parseClusterUrl(url)
     : parseServerUrl(url);
-  warnUnknownOptions(url, parsed.query, REDIS_URL_OPTIONS);
+  noteUrlOptions(url, parsed.query, REDIS_URL_OPTIONS, parsed.tls);
   return parsed;
 }
 
@@ -247,10 +256,10 @@ function parseServerUrl(url: string): RedisUrlOptions {
   if (u.protocol !== "redis:" && u.protocol !== "rediss:") {
     throw new TypeError(`Not a Redis URL: "${maskPassword(url)}" (use redis:// or rediss://)`);
   }
-  const dbText = u.pathname.replace(/^\//, "");
-  const db = dbText === "" ? 0 : parseDb(dbText, url);
   const query: Record<string, string> = {};
   for (const [k, v] of u.searchParams) query[k] = v;
+  const dbText = query.db ?? u.pathname.replace(/^\//, "");
+  const db = dbText === "" && query.db === undefined ? 0 : parseDb(dbText, url);
   return {
     host: u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1",
     port: u.port ? Number(u.port) : 6379,
@@ -281,6 +290,20 @@ export function isSingleServer(url: RedisUrlOptions): boolean {
   return !url.cluster && !url.sentinels;
 }
 
+/** A query option in seconds (> 0), in ms, or `undefined` when the URL has none. */
+function secondsOption(url: RedisUrlOptions, rawUrl: string, key: string): number | undefined {
+  const text = url.query[key];
+  if (text === undefined) return undefined;
+  const seconds = Number(text);
+  if (text.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
+    throw new TypeError(
+      `Invalid ${key} "${text}" in "${maskPassword(rawUrl)}": ` +
+        `use a positive number of seconds, e.g. ?${key}=10`,
+    );
+  }
+  return Math.ceil(seconds * 1000);
+}
+
 /**
  * The reply timeout a Redis URL sets with `?socket_timeout=<seconds>`
  * (redis-py's and Celery's name for it), in ms, or `undefined` when it sets
@@ -301,16 +324,31 @@ export function isSingleServer(url: RedisUrlOptions): boolean {
  * @throws {TypeError} when `socket_timeout` is not a positive number of seconds
  */
 export function replyTimeoutOf(url: RedisUrlOptions, rawUrl: string): number | undefined {
-  const text = url.query.socket_timeout;
-  if (text === undefined) return undefined;
-  const seconds = Number(text);
-  if (text.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
-    throw new TypeError(
-      `Invalid socket_timeout "${text}" in "${maskPassword(rawUrl)}": ` +
-        "use a positive number of seconds, e.g. ?socket_timeout=10",
-    );
-  }
-  return Math.ceil(seconds * 1000);
+  return secondsOption(url, rawUrl, "socket_timeout");
+}
+
+/**
+ * How long a new connection may take, ms: the URL's
+ * `?socket_connect_timeout=<seconds>` (redis-py's and Celery's name), else
+ * `undefined` (10 s, the default of Celeriac's own connections and of
+ * ioredis'). On Celeriac's own connections it bounds the TCP (and TLS)
+ * connect and then the server's answer to the greeting, each; on ioredis'
+ * (Sentinel, Cluster), its `connectTimeout`.
+ *
+ * @example
+ * ```ts
+ * import { connectTimeoutOf, parseRedisUrl } from "./redis_url.ts";
+ * const url = "redis://127.0.0.1:6379/0?socket_connect_timeout=2.5";
+ * connectTimeoutOf(parseRedisUrl(url), url); // 2500
+ * ```
+ *
+ * @param url the parsed URL
+ * @param rawUrl the URL text, for the error
+ * @returns milliseconds, or `undefined`
+ * @throws {TypeError} when `socket_connect_timeout` is not a positive number of seconds
+ */
+export function connectTimeoutOf(url: RedisUrlOptions, rawUrl: string): number | undefined {
+  return secondsOption(url, rawUrl, "socket_connect_timeout");
 }
 
 /**

@@ -9,7 +9,7 @@
  * to a callback as views of it. It speaks to one server (`redis://` or
  * `rediss://`): AUTH, SELECT and CLIENT SETNAME on connect, reconnect with
  * backoff after a drop (patterns and channels subscribed again), clean close; RESP2, or
- * RESP3 for a subscriber that also runs commands (`resp3`). Opening
+ * RESP3 for a subscriber that also runs commands (`resp3`, where the server has it). Opening
  * the socket, the reconnect loop and the reply watchdog are in resp_dial.ts.
  *
  * @module
@@ -26,7 +26,14 @@ import {
   type RespConnectionOptions,
   startWatchdog,
 } from "./resp_dial.ts";
-import { RedisReplyError, RespReader, type RespValue } from "./resp_reader.ts";
+import { greeting, greetingFailure } from "./resp_greeting.ts";
+import {
+  copyReply,
+  isMessage,
+  RedisReplyError,
+  RespReader,
+  type RespValue,
+} from "./resp_reader.ts";
 import { RespWriter } from "./resp_writer.ts";
 
 export { RedisConnectionError, type RespConnectionOptions };
@@ -74,6 +81,7 @@ export class RespConnection {
   readonly #o: RespConnectionOptions;
   readonly #label: string;
   #state: State = "idle";
+  #resp3 = false;
   #conn: Deno.Conn | null = null;
   #reader = new RespReader();
   readonly #writer = new RespWriter();
@@ -101,6 +109,11 @@ export class RespConnection {
   /** `idle`, `connecting`, `ready`, `waiting` (to reconnect) or `closed`. */
   get state(): State {
     return this.#state;
+  }
+
+  /** Whether `HELLO 3` was asked for (`resp3`) and taken on the last connect (else RESP2). */
+  get resp3(): boolean {
+    return this.#resp3;
   }
 
   /**
@@ -333,27 +346,18 @@ export class RespConnection {
     this.#conn = conn;
     this.#reader = new RespReader(o.readBufferBytes);
     void this.#readLoop(conn);
-    const greeting: Promise<RespValue>[] = [];
-    const send = (args: string[]) => {
+    const { commands, hello } = greeting(o);
+    const replies = commands.map((args) => {
       this.#writer.command(args);
-      greeting.push(this.#expect());
-    };
-    if (o.password !== undefined) {
-      send(o.username ? ["AUTH", o.username, o.password] : ["AUTH", o.password]);
-    }
-    if (o.resp3) send(["HELLO", "3"]);
-    if (o.db) send(["SELECT", String(o.db)]);
-    if (o.name) send(["CLIENT", "SETNAME", o.name]);
-    for (const p of o.patterns ?? []) send(["PSUBSCRIBE", p]);
-    for (const c of o.channels?.() ?? []) send(["SUBSCRIBE", c]);
-    // Nothing else to say: a PING, so that connect() resolves once the server answers.
-    if (greeting.length === 0) send(["PING"]);
+      return this.#expect();
+    });
     const timer = setTimeout(() => {
       if (conn !== this.#conn) return;
       this.#drop(new RedisConnectionError(`${this.#label} did not answer within ${waitMs} ms`));
     }, waitMs);
-    const settled = await Promise.allSettled(greeting).finally(() => clearTimeout(timer));
-    const failed = settled.find((s) => s.status === "rejected");
+    const settled = await Promise.allSettled(replies).finally(() => clearTimeout(timer));
+    const failed = greetingFailure(settled, hello);
+    this.#resp3 = settled[hello]?.status === "fulfilled";
     if (failed) {
       if (conn === this.#conn) this.#drop(failed.reason);
       if (this.#state === "connecting") this.#state = "idle";
@@ -492,22 +496,4 @@ export class RespConnection {
       connect: () => this.connect(),
     });
   }
-}
-
-const MESSAGE = [0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65]; // "message"
-
-/** Whether a push's first element is `message` or `pmessage`. */
-function isMessage(kind: RespValue): boolean {
-  if (!(kind instanceof Uint8Array)) return false;
-  const off = kind.length === 8 && kind[0] === 0x70 ? 1 : 0;
-  if (kind.length !== 7 + off) return false;
-  for (let i = 0; i < 7; i++) if (kind[i + off] !== MESSAGE[i]) return false;
-  return true;
-}
-
-/** A reply with its bulk strings copied out of the read buffer. */
-function copyReply(v: RespValue): RespValue {
-  if (v instanceof Uint8Array) return v.slice();
-  if (Array.isArray(v)) return v.map(copyReply);
-  return v;
 }

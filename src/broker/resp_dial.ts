@@ -67,8 +67,9 @@ export interface RespConnectionOptions {
   /**
    * Speak RESP3 (`HELLO 3` after `AUTH` on each connect): a connection that
    * subscribes can still run commands (a subscriber reads a key in the same
-   * write as its `SUBSCRIBE`), and its messages come as pushes. Redis ≥ 6.
-   * Default false (RESP2).
+   * write as its `SUBSCRIBE`), and its messages come as pushes. Redis ≥ 6;
+   * a server that refuses `HELLO` is spoken to in RESP2 (see
+   * `RespConnection.resp3`). Default false (RESP2).
    */
   resp3?: boolean;
   /** Patterns to PSUBSCRIBE to on each connect. Default none. */

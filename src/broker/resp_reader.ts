@@ -247,3 +247,45 @@ export class RespReader {
     return negative ? -n : n;
   }
 }
+
+const MESSAGE = [0x6d, 0x65, 0x73, 0x73, 0x61, 0x67, 0x65]; // "message"
+
+/**
+ * Whether a push's first element is `message` or `pmessage` (a pub/sub
+ * message, not the reply to a command).
+ *
+ * @example
+ * ```ts
+ * import { isMessage } from "./resp_reader.ts";
+ * isMessage(new TextEncoder().encode("pmessage")); // true
+ * ```
+ *
+ * @param kind the push's first element
+ * @returns whether it names a message
+ */
+export function isMessage(kind: RespValue): boolean {
+  if (!(kind instanceof Uint8Array)) return false;
+  const off = kind.length === 8 && kind[0] === 0x70 ? 1 : 0;
+  if (kind.length !== 7 + off) return false;
+  for (let i = 0; i < 7; i++) if (kind[i + off] !== MESSAGE[i]) return false;
+  return true;
+}
+
+/**
+ * A reply with its bulk strings copied out of the read buffer (which the
+ * next read overwrites).
+ *
+ * @example
+ * ```ts
+ * import { copyReply } from "./resp_reader.ts";
+ * copyReply([new Uint8Array([1]), 2]); // [Uint8Array [1], 2], the bytes copied
+ * ```
+ *
+ * @param v the reply
+ * @returns the copy
+ */
+export function copyReply(v: RespValue): RespValue {
+  if (v instanceof Uint8Array) return v.slice();
+  if (Array.isArray(v)) return v.map(copyReply);
+  return v;
+}

@@ -17,7 +17,12 @@
 
 import { BrokerConnectionError } from "./errors.ts";
 import { describeRedisFailure } from "./redis_failures.ts";
-import { commandTimeoutOf, type RedisUrlOptions, replyTimeoutOf } from "./redis_url.ts";
+import {
+  commandTimeoutOf,
+  connectTimeoutOf,
+  type RedisUrlOptions,
+  replyTimeoutOf,
+} from "./redis_url.ts";
 
 export { replyTimeoutOf };
 import {
@@ -43,7 +48,7 @@ import { sha1Hex } from "./sha1.ts";
  *
  * @param url the parsed URL
  * @param rawUrl the URL text, for log lines (its password is masked there)
- * @returns host, port, TLS, credentials, database and label
+ * @returns host, port, TLS, credentials, database, label and connect timeout
  */
 export function respOptions(url: RedisUrlOptions, rawUrl: string): RespConnectionOptions {
   return {
@@ -54,6 +59,7 @@ export function respOptions(url: RedisUrlOptions, rawUrl: string): RespConnectio
     password: url.password,
     db: url.db,
     label: rawUrl,
+    connectTimeoutMs: connectTimeoutOf(url, rawUrl),
   };
 }
 

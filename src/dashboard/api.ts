@@ -38,6 +38,14 @@ export interface ApiContext {
   readonly version: string;
 }
 
+/**
+ * The signals a terminate may name: what Celery's `signum()` turns into a
+ * signal number (upper case, `SIG` optional). A Python worker that gets
+ * another still marks the task revoked but terminates nothing.
+ */
+const SIGNAL_NAME =
+  /^(SIG)?(HUP|INT|QUIT|ILL|TRAP|ABRT|IOT|BUS|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM|CHLD|CONT|STOP|TSTP|TTIN|TTOU|URG|XCPU|XFSZ|VTALRM|PROF|WINCH|IO|POLL|PWR|SYS)$/;
+
 /** Seconds a worker action waits for the worker's reply. */
 const REPLY_TIMEOUT_S = 2;
 
@@ -367,7 +375,14 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
         throw new HttpError(409, "finished", `Task ${id} already finished (${t.state})`);
       }
       const terminate = action === "terminate";
-      const signal = typeof b.signal === "string" ? b.signal : "SIGTERM";
+      const signal = b.signal === undefined ? "SIGTERM" : b.signal;
+      if (typeof signal !== "string" || !SIGNAL_NAME.test(signal)) {
+        throw new HttpError(
+          400,
+          "bad_param",
+          "signal must be a signal's name, as SIGTERM, SIGKILL or KILL (a Python worker would refuse another)",
+        );
+      }
       await ctx.app.control.revoke(id, { terminate, signal });
       return { ok: true, message: `${terminate ? "Terminate" : "Revoke"} sent for ${id}` };
     }

@@ -446,7 +446,10 @@ export class TaskTable {
           has(str[s + S_RESULT]) || has(str[s + S_EXCEPTION]))
       ) match.push(slot);
     }
-    match.sort((a, b) => num[b * NUM + N_FIRST] - num[a * NUM + N_FIRST]);
+    // Ties (a busy worker stamps many tasks with one millisecond): the later inserted first
+    match.sort((a, b) =>
+      num[b * NUM + N_FIRST] - num[a * NUM + N_FIRST] || num[b * NUM + N_SEQ] - num[a * NUM + N_SEQ]
+    );
     return {
       total: match.length,
       tasks: match.slice(offset, offset + limit).map((s) => this.#record(s)),

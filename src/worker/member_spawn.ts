@@ -80,9 +80,9 @@ export interface MemberHooks {
  */
 export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks): Member {
   let worker: Worker;
-  let thread;
+  let threads;
   try {
-    ({ value: worker, thread } = hooks.threads.spawn(() =>
+    ({ value: worker, threads } = hooks.threads.spawn(() =>
       spawnRunner(RUNNER_URL, group.spawn.permissions)
     ));
   } catch (err) {
@@ -93,7 +93,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
   const member: Member = {
     group,
     worker,
-    thread,
+    threads,
     load: 0,
     assigned: 0,
     sent: new Int32Array(new SharedArrayBuffer(4)),

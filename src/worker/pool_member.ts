@@ -25,8 +25,11 @@ export interface Group {
 export interface Member {
   group: Group;
   worker: Worker;
-  /** Its thread, to tell whether it ends when terminated (null when it cannot be told). */
-  thread: ThreadRef | null;
+  /**
+   * The threads that started with it, its own among them, to tell whether
+   * it ends when terminated (null when they cannot be read).
+   */
+  threads: ThreadRef[] | null;
   load: number;
   assigned: number;
   /** Tasks posted to it so far, shared with it (it holds outcomes while more wait). */

@@ -6,14 +6,14 @@
  * process exits. Celery's prefork pool kills the child process at a hard
  * time limit and so gets the CPU back; a thread cannot be killed alone.
  *
- * So the threads pool notes each Web Worker's thread when it starts it (the
- * one new `worker-N` thread in `/proc/<pid>/task`; Deno names a Web Worker's
- * thread so), and after a terminate samples its CPU every second until it
- * ends. A terminated Web Worker's thread ends at once, or once its
+ * So the threads pool notes the threads that start with each Web Worker
+ * (new in `/proc/<pid>/task` across its `new Worker()`), takes the one named
+ * `worker-N` among them (Deno names a Web Worker's thread so) when it
+ * terminates it, and samples its CPU every second until it ends. A terminated Web Worker's thread ends at once, or once its
  * synchronous code returns: one blocked in a call (`outputSync`) or in a
- * computation that ends is reported at INFO, not counted. One that keeps
- * {@link SPINNING_BUSY} of a core busy in every sample for
- * {@link LEAK_GRACE_MS} is leaked: the worker reports it at WARNING and, at
+ * computation that ends is reported at INFO, not counted. One found running
+ * in every sample for {@link LEAK_GRACE_MS} (runnable, or having used
+ * {@link SPINNING_BUSY} of a core since the last) is leaked: the worker reports it at WARNING and, at
  * `leakedThreadsRestart`, restarts (see `worker_options.ts`). Deno reads
  * `/proc/<pid>/task` only when every permission is granted (`-A`); without
  * it, or off Linux, the pool cannot tell and says so at its first terminate.
@@ -26,18 +26,20 @@ import { getLogger } from "@logtape/logtape";
 const log = getLogger(["celeriac", "worker", "pool"]);
 
 /**
- * How long a terminated Web Worker's thread must keep a core busy (every
- * sample at least {@link SPINNING_BUSY}) to count as leaked: a computation
- * that ends sooner is not a leak.
+ * How long a terminated Web Worker's thread must keep running (in every
+ * sample) to count as leaked: a computation that ends sooner is not a leak.
  */
 export const LEAK_GRACE_MS = 5000;
 
 /**
- * Share of a core a thread must use in a sample to count as busy: a thread
- * blocked in a synchronous call uses none, a synchronous loop 55 % to all of
- * a core (measured on a loaded machine).
+ * Share of a core a thread that is not runnable when sampled must have used
+ * since the last sample to count as running. A thread blocked in a
+ * synchronous call uses none; a synchronous loop uses what it gets, which
+ * under a CPU limit (a container's 250m) or on a host busy with other work
+ * can be a few percent, so a sample also counts it running whenever the
+ * kernel has it runnable (state `R`), whatever its share.
  */
-export const SPINNING_BUSY = 0.25;
+export const SPINNING_BUSY = 0.02;
 
 /** How often the threads of terminated Web Workers still there are sampled (their CPU, whether they ended). */
 const SAMPLE_MS = 1000;
@@ -190,6 +192,8 @@ export function logThreadLeak(
 
 interface Sample {
   name: string;
+  /** Runnable (running or waiting for a core: state `R`), not blocked. */
+  runnable: boolean;
   start: string;
   ticks: number;
 }
@@ -202,25 +206,29 @@ interface Watched extends LeakedThread {
   lastAt: number;
   /** When its current run of busy samples began; null after an idle one. */
   busySince: number | null;
-  /** Counted as leaked (kept {@link SPINNING_BUSY} for {@link LEAK_GRACE_MS}). */
+  /** Counted as leaked (found running in every sample for {@link LEAK_GRACE_MS}). */
   leaked: boolean;
   /** Reported at INFO as still there. */
   told: boolean;
 }
 
+/** The name Deno gives a Web Worker's thread. */
+const WEB_WORKER_THREAD = /^worker-\d+$/;
+
 function threadIds(dir: string): Set<number> {
   return new Set([...Deno.readDirSync(dir)].map((e) => Number(e.name)));
 }
 
-/** This process's thread ids, or why `/proc/<pid>/task` cannot be read here. */
-function listThreads(dir: string): Set<number> | string {
+/** Why `/proc/<pid>/task` cannot be read here, or null when it can. */
+function unreadable(dir: string): string | null {
   if (Deno.build.os !== "linux") return "only Linux has /proc";
   // Not granted: reading would prompt in a terminal (and Deno denies it short of -A anyway).
   if (Deno.permissions.querySync({ name: "read", path: dir }).state !== "granted") {
     return "Deno reads /proc/<pid>/task only when every permission is granted (-A)";
   }
   try {
-    return threadIds(dir);
+    Deno.readDirSync(dir);
+    return null;
   } catch (err) {
     return err instanceof Deno.errors.NotCapable
       ? "Deno reads /proc/<pid>/task only when every permission is granted (-A)"
@@ -235,9 +243,9 @@ function listThreads(dir: string): Set<number> | string {
  * @example
  * ```ts ignore
  * const watch = new ThreadWatch((leak, count) => console.warn(leak.task, count));
- * const { value: worker, thread } = watch.spawn(() => new Worker(url, { type: "module" }));
+ * const { value: worker, threads } = watch.spawn(() => new Worker(url, { type: "module" }));
  * worker.terminate();
- * watch.terminated(thread, { task: "tasks.spin", id });
+ * watch.terminated(threads, { task: "tasks.spin", id });
  * ```
  */
 export class ThreadWatch {
@@ -245,12 +253,6 @@ export class ThreadWatch {
   readonly #onLeak: (leak: LeakedThread, count: number) => void;
   /** Why threads cannot be watched, or null. */
   readonly unavailable: string | null;
-  /**
-   * The thread ids at the last spawn (or the watch's start): a Web Worker's
-   * thread is the one new `worker-N` since, so each spawn reads
-   * `/proc/<pid>/task` once.
-   */
-  #seen = new Set<number>();
   readonly #watched = new Map<number, Watched>();
   #sampler: ReturnType<typeof setInterval> | undefined;
   #toldUnavailable = false;
@@ -262,9 +264,7 @@ export class ThreadWatch {
    */
   constructor(onLeak: (leak: LeakedThread, count: number) => void) {
     this.#onLeak = onLeak;
-    const threads = listThreads(this.#dir);
-    this.unavailable = typeof threads === "string" ? threads : null;
-    if (typeof threads !== "string") this.#seen = threads;
+    this.unavailable = unreadable(this.#dir);
   }
 
   /** The threads leaked now, or null when they cannot be known. */
@@ -286,35 +286,40 @@ export class ThreadWatch {
     const fields = stat.slice(close + 2).split(" ");
     return {
       name: stat.slice(stat.indexOf("(") + 1, close),
+      runnable: fields[0] === "R",
       start: fields[19],
       ticks: Number(fields[11]) + Number(fields[12]),
     };
   }
 
   /**
-   * Start a Web Worker and find its thread: Deno starts it before `new
-   * Worker()` returns, named `worker-N`.
+   * Start a Web Worker and note the threads that started meanwhile, its own
+   * among them: Deno starts it before `new Worker()` returns, but the thread
+   * names itself `worker-N` only once it runs, so which one is its own is
+   * told by {@link ThreadWatch.terminated}.
    *
    * @param start what starts the Web Worker
-   * @returns what `start` returned, and its thread (null when it cannot be told)
+   * @returns what `start` returned, and the threads that started with it
+   *   (null when they cannot be read)
    */
-  spawn<T>(start: () => T): { value: T; thread: ThreadRef | null } {
-    const value = start();
-    if (this.unavailable) return { value, thread: null };
+  spawn<T>(start: () => T): { value: T; threads: ThreadRef[] | null } {
+    if (this.unavailable) return { value: start(), threads: null };
+    let before: Set<number>;
     try {
-      const before = this.#seen;
-      this.#seen = threadIds(this.#dir);
-      const found: ThreadRef[] = [];
-      for (const tid of this.#seen) {
-        if (before.has(tid)) continue;
-        const s = this.#sample(tid);
-        if (s && /^worker-\d+$/.test(s.name)) found.push({ tid, start: s.start });
-      }
-      // Two: a Web Worker that task code started since the last spawn and still runs; neither
-      // is told apart.
-      return { value, thread: found.length === 1 ? found[0] : null };
+      before = threadIds(this.#dir);
     } catch {
-      return { value, thread: null };
+      return { value: start(), threads: null };
+    }
+    const value = start();
+    try {
+      const threads: ThreadRef[] = [];
+      for (const tid of threadIds(this.#dir)) {
+        const s = before.has(tid) ? null : this.#sample(tid);
+        if (s) threads.push({ tid, start: s.start });
+      }
+      return { value, threads };
+    } catch {
+      return { value, threads: null };
     }
   }
 
@@ -322,10 +327,10 @@ export class ThreadWatch {
    * A Web Worker was terminated: sample its thread every second until it
    * ends or counts as leaked (see the module documentation).
    *
-   * @param thread its thread, from {@link ThreadWatch.spawn}
+   * @param threads the threads that started with it, from {@link ThreadWatch.spawn}
    * @param run the task that ended it
    */
-  terminated(thread: ThreadRef | null, run: { task: string; id: string }): void {
+  terminated(threads: ThreadRef[] | null, run: { task: string; id: string }): void {
     if (this.unavailable) {
       if (!this.#toldUnavailable) {
         this.#toldUnavailable = true;
@@ -338,9 +343,14 @@ export class ThreadWatch {
       }
       return;
     }
-    if (!thread) return;
-    const first = this.#sample(thread.tid);
-    if (!first || first.start !== thread.start) return;
+    if (!threads) return;
+    // Its own is the one named as a Web Worker's; two: task code started a Web Worker meanwhile.
+    const named = threads.flatMap((ref) => {
+      const s = this.#sample(ref.tid);
+      return s && s.start === ref.start && WEB_WORKER_THREAD.test(s.name) ? [{ ref, s }] : [];
+    });
+    if (named.length !== 1) return;
+    const [{ ref: thread, s: first }] = named;
     const at = Date.now();
     this.#watched.set(thread.tid, {
       task: run.task, // not `run` itself: it holds the terminated Web Worker
@@ -383,7 +393,8 @@ export class ThreadWatch {
       }
       w.busy = (s.ticks - w.lastTicks) / TICKS_PER_SECOND / ((now - w.lastAt) / 1000);
       w.cpuSeconds = (s.ticks - w.ticks0) / TICKS_PER_SECOND;
-      w.busySince = w.busy < SPINNING_BUSY ? null : w.busySince ?? w.lastAt;
+      const running = s.runnable || w.busy >= SPINNING_BUSY;
+      w.busySince = running ? w.busySince ?? w.lastAt : null;
       w.lastTicks = s.ticks;
       w.lastAt = now;
       if (w.leaked) continue;
@@ -395,16 +406,16 @@ export class ThreadWatch {
         w.told = true;
         log.info(
           "The thread {tid} of {task}[{id}] is still there {seconds} s after its Web Worker was " +
-            "terminated, using {percent} % of a core: Deno ends it once its synchronous code " +
-            "returns (a blocking call, a computation); it counts as leaked if it keeps " +
-            "{threshold} % of a core busy for {grace} s",
+            "terminated, {doing}, using {percent} % of a core: Deno ends it once its synchronous " +
+            "code returns; it counts as leaked if it is still running at {grace} s (a loop " +
+            "that never returns, denoland/deno#35657)",
           {
             tid,
             task: w.task,
             id: w.id,
             seconds,
+            doing: running ? "running (a computation)" : "blocked (a synchronous call)",
             percent: Math.round(w.busy * 100),
-            threshold: SPINNING_BUSY * 100,
             grace: LEAK_GRACE_MS / 1000,
           },
         );

@@ -362,7 +362,7 @@ export class ThreadPool implements Pool {
       { task: o.task, id: o.id, n: abandoned.length },
     );
     if (!wasRetiring && !this.#closed) member.group.members.push(this.#spawn(member.group));
-    this.#threads.terminated(member.thread, o);
+    this.#threads.terminated(member.threads, o);
     this.#events.onTimeLimit(seq, seconds, abandoned);
   }
 
@@ -449,6 +449,8 @@ export class ThreadPool implements Pool {
 
   close(): Promise<void> {
     this.#closed = true;
+    // A terminate or time limit arriving now finds no task: nothing to report, no thread to watch.
+    this.#owner.clear();
     this.#limits.clearAll();
     this.#threads.close();
     for (const t of this.#timers) clearTimeout(t);

@@ -13,23 +13,28 @@ export class PrivateRedis {
   readonly port: number;
   readonly dir: string;
   readonly #block: PortBlock;
+  readonly #args: string[];
   #server: RedisProcess | null = null;
 
-  private constructor(block: PortBlock, dir: string) {
+  private constructor(block: PortBlock, dir: string, args: string[]) {
     this.#block = block;
+    this.#args = args;
     this.port = block.base;
     this.dir = dir;
   }
 
-  /** Start a server on a port block of its own (another block if its port was taken). */
-  static async start(): Promise<PrivateRedis> {
+  /**
+   * Start a server on a port block of its own (another block if its port was
+   * taken), with extra `redis-server` arguments (default none).
+   */
+  static async start(args: string[] = []): Promise<PrivateRedis> {
     for (let attempt = 1;; attempt++) {
       const block = reservePorts();
       const dir = await Deno.makeTempDir({ prefix: "celeriac-redis-" }).catch((err) => {
         block.release();
         throw err;
       });
-      const r = new PrivateRedis(block, dir);
+      const r = new PrivateRedis(block, dir, args);
       try {
         await r.up();
         return r;
@@ -52,6 +57,7 @@ export class PrivateRedis {
       "yes",
       "--appendfsync",
       "always",
+      ...this.#args,
     ]);
   }
 

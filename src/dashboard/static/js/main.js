@@ -38,8 +38,15 @@ function LiveState() {
 function App({ session }) {
   const [r, setR] = useState(route());
   useEffect(() => {
+    let shown = route().parts.join("/");
     const onHash = () => {
-      setR(route());
+      const next = route();
+      setR(next);
+      // Another page: its content takes the focus, for a screen reader to read from there.
+      // Another filter or page of the same table keeps it on the control that asked for it
+      // (a State select moved with the arrow keys, the pager's Older).
+      if (next.parts.join("/") === shown) return;
+      shown = next.parts.join("/");
       document.getElementById("main")?.focus();
     };
     addEventListener("hashchange", onHash);
