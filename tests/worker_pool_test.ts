@@ -20,6 +20,7 @@ import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { RecyclePolicy } from "../src/worker/recycling.ts";
 import { reportedError } from "../src/worker/reported_error.ts";
+import { compiledRoot } from "../src/worker/sandbox_start.ts";
 import {
   normalizePermissions,
   parseTaskPermissions,
@@ -201,6 +202,28 @@ Deno.test("sandboxes: what a Web Worker loads the app with, and revokes before r
     spawnPermissions({ read: ["/srv/application"] }, ["/srv/app"], "/").revoke.at(-1),
     { name: "read", path: "/srv/app" },
     "a sibling with a common prefix does not cover it",
+  );
+});
+
+Deno.test("pool start-up: files a deno compile binary embeds are not checked for read access", async () => {
+  assert.equal(
+    compiledRoot("file:///tmp/deno-compile-celeriac/worker.ts"),
+    "file:///tmp/deno-compile-celeriac/",
+  );
+  assert.equal(compiledRoot("file:///srv/celeriac/worker.ts"), null);
+  const check = async (root: string) => {
+    const { stdout } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "tests/apps/pool_loads_check.ts", root],
+      stdin: "null",
+      stderr: "inherit",
+    }).output();
+    return new TextDecoder().decode(stdout).trim();
+  };
+  assert.equal(await check("file:///tmp/deno-compile-celeriac/"), "loads ok");
+  // Run by deno run from the same place, the process must be able to read them.
+  assert.match(
+    await check("file:///tmp/celeriac/"),
+    /cannot load \/tmp\/celeriac\/src\/worker\/runner\.ts and \/tmp\/celeriac\/tasks\.ts: .* --allow-read=\/tmp\/celeriac$/,
   );
 });
 

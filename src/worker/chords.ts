@@ -461,7 +461,7 @@ export function notRunCanvas(
   try {
     embed = (req.body ?? decodeTaskBody(message, req.id)).embed;
   } catch {
-    // A body this worker cannot read (or a codec not loaded yet): only the task itself is stored.
+    // A body this worker cannot read (the intake loaded its codecs): only the task itself is stored.
     return { stores: [], joins: [] };
   }
   const stores = chainFailures(chainSteps(embed), entry.meta);

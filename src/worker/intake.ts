@@ -88,8 +88,7 @@ export class Intake {
    */
   async receive(deliveries: Delivery[]): Promise<void> {
     for (const d of deliveries) {
-      // A protocol-1 message keeps its task name in the body, which the main thread decodes.
-      if (typeof d.headers.task !== "string") {
+      if (this.#decodesBody(d)) {
         const needs = codecsFor(d.contentType, d.headers.compression);
         if (needs.msgpack || needs.compression) await loadCodecs(needs);
       }
@@ -239,6 +238,20 @@ export class Intake {
         },
       );
     }
+  }
+
+  /**
+   * Whether the main thread may decode the message's body, and so needs its
+   * codecs: a protocol-1 message keeps its task name there, and one settled
+   * without running (revoked, expired; held for its ETA or a rate limit,
+   * which a revoke or its expiry may end) is stored with its canvas (the
+   * chain after it, its chord's join), which the body holds.
+   */
+  #decodesBody(d: Delivery): boolean {
+    const h = d.headers;
+    if (typeof h.task !== "string") return true;
+    return (typeof h.id === "string" && this.#s.revoked.has(h.id)) || h.expires != null ||
+      h.eta != null || this.limiter.rate(h.task) !== null;
   }
 
   #notRun(

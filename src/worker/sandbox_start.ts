@@ -48,9 +48,30 @@ export function sandboxesMayPrompt(): boolean {
 }
 
 /**
+ * The root of the file system a `deno compile` binary embeds its modules in
+ * (`file:///tmp/deno-compile-<name>/`), from its `Deno.mainModule`, or null
+ * for a program `deno run` runs. Deno loads a Web Worker's modules from it
+ * whatever the process may read.
+ *
+ * @example
+ * ```ts
+ * import { compiledRoot } from "./sandbox_start.ts";
+ * compiledRoot("file:///tmp/deno-compile-celeriac/worker.ts"); // "file:///tmp/deno-compile-celeriac/"
+ * compiledRoot("file:///srv/celeriac/worker.ts"); // null
+ * ```
+ *
+ * @param mainModule the program's main module URL
+ * @returns the embedded file system's URL, with a trailing slash, or null
+ */
+export function compiledRoot(mainModule: string): string | null {
+  return /^.*?\/deno-compile-[^/]+\//.exec(mainModule)?.[0] ?? null;
+}
+
+/**
  * Before a pool's Web Workers start: throw, naming the `--allow-read` flag,
  * when the process may not read the Web Worker script or the app module they
- * load (a `file:` URL). Without it each Web Worker died with Deno's
+ * load (a `file:` URL), unless a `deno compile` binary embeds it
+ * ({@link compiledRoot}). Without it each Web Worker died with Deno's
  * `Uncaught (in worker ...) Requires read access`, printed once per Web
  * Worker, before the pool's own error. Where Deno can ask at a terminal
  * instead, it is left to ask.
@@ -62,14 +83,21 @@ export function sandboxesMayPrompt(): boolean {
  *
  * @param runner the Web Worker script (`runner.ts`), in Celeriac's source
  * @param module the app module's URL
+ * @param mainModule the program's main module URL (default `Deno.mainModule`)
  * @throws {Error} naming the files and the flag that lets the process read them
  */
-export function checkPoolLoads(runner: URL, module: string): void {
+export function checkPoolLoads(
+  runner: URL,
+  module: string,
+  mainModule: string = Deno.mainModule,
+): void {
   if (sandboxesMayPrompt()) return;
+  const embedded = compiledRoot(mainModule);
   const loads: { file: URL; dir: URL }[] = [{ file: runner, dir: new URL("../../", runner) }];
   if (URL.canParse(module)) loads.push({ file: new URL(module), dir: new URL("./", module) });
   const unread = loads.filter(({ file }) =>
     file.protocol === "file:" &&
+    !(embedded && file.href.startsWith(embedded)) &&
     !grantedNow({ name: "read", path: decodeURIComponent(file.pathname) })
   );
   if (unread.length === 0) return;
