@@ -168,7 +168,9 @@ export class AmqpConnection {
       const known = describeAmqpFailure(err, this.#url);
       const u = this.#url;
       // Nothing said what answered (Redis at this port never sends a greeting): ask it.
-      const why = known ? err : await wrongServer(err, "amqp", u.hostname, u.port, u.tls);
+      const why = known || signal?.aborted
+        ? err
+        : await wrongServer(err, "amqp", u.hostname, u.port, u.tls);
       throw new BrokerConnectionError(this.#rawUrl, why, known);
     }
   }

@@ -175,7 +175,7 @@ export async function dial(o: RespConnectionOptions, label: string): Promise<Den
 
 /**
  * A greeting that failed without a Redis reply (the connection reset or
- * closed): when the server at the address speaks AMQP (a `redis://` URL
+ * closed; not one that timed out): when the server at the address speaks AMQP (a `redis://` URL
  * with RabbitMQ's port), a {@link RedisConnectionError} caused by a
  * `WrongServerError` that says so (server_probe.ts), else `err` itself.
  *
@@ -190,7 +190,10 @@ export async function dial(o: RespConnectionOptions, label: string): Promise<Den
  * @returns the error to throw
  */
 export async function notRedis(err: unknown, o: RespConnectionOptions): Promise<unknown> {
-  if (err instanceof RedisReplyError) return err;
+  // A Redis reply, or a server that accepted and never answered (RabbitMQ answers at once).
+  if (err instanceof RedisReplyError || /did not answer within/.test((err as Error)?.message)) {
+    return err;
+  }
   const why = await wrongServer(err, "redis", o.host, o.port, o.tls ?? false);
   return why === err ? err : new RedisConnectionError((why as Error).message, why);
 }

@@ -74,13 +74,13 @@ export class WrongServerError extends Error {
  *
  * @param host the host
  * @param port the port
- * @param timeoutMs how long the connect, the write and the reply may take together. Default 2000.
+ * @param timeoutMs how long the connect, the write and the reply may take together. Default 1000.
  * @returns the kind of server, or `undefined` when none answered or the answer is neither
  */
 export async function probeServer(
   host: string,
   port: number,
-  timeoutMs = 2000,
+  timeoutMs = 1000,
 ): Promise<ServerKind | undefined> {
   let conn: Deno.Conn | undefined;
   let late = false;

@@ -89,7 +89,33 @@ export async function runCall(
   });
   console.log(r.id);
   if (unknown) console.error(unknown);
+  const lost = rpcResultLost(app, r.id);
+  if (lost) console.error(lost);
   return 0;
+}
+
+/**
+ * A warning for `call` with the `rpc://` backend: the worker sends the
+ * result to the reply queue of the process that sent the task (this one,
+ * which exits now), so nothing can read it later; else `undefined`.
+ *
+ * @example
+ * ```ts ignore
+ * rpcResultLost(app, "5c0e4e3a-…");
+ * // "warning: the result backend is rpc://: the result of 5c0e4e3a-… goes only to …"
+ * ```
+ *
+ * @param app the app the task was sent with
+ * @param id the task's id
+ * @returns the warning line, or `undefined`
+ */
+export function rpcResultLost(app: Celery, id: string): string | undefined {
+  if (!/^rpc:/i.test(app.config.backend ?? "")) return undefined;
+  return `warning: the result backend is rpc://: the result of ${id} goes only to this ` +
+    "command's own reply queue, which is gone when it exits, so nothing can read it later " +
+    "(`result` refuses rpc://). To read results later, store them where any process can: " +
+    "--backend redis://127.0.0.1:6379/0 (or CELERY_RESULT_BACKEND) for the worker and the " +
+    "caller; or send from a program that waits for it: await (await task.delay(...)).get()";
 }
 
 /**
@@ -138,7 +164,10 @@ export async function runResult(
       return 1;
     }
     if (err instanceof TimeoutError) {
-      console.error(`No result for ${id} within ${timeout} s (still pending, or unknown)`);
+      const state = err.state === undefined || err.state === "PENDING"
+        ? "still pending, or unknown"
+        : `its state is ${err.state}`;
+      console.error(`No result for ${id} within ${timeout} s (${state})`);
       return 2;
     }
     throw err;

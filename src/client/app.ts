@@ -285,8 +285,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     args: readonly unknown[] = [],
     callOptions: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
-    const id = await this.#dispatch.send(name, args, callOptions);
-    return new AsyncResult<R>(id, this);
+    const { id, queue } = await this.#dispatch.send(name, args, callOptions);
+    return new AsyncResult<R>(id, this, undefined, queue);
   }
 
   /**
@@ -351,8 +351,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     calls: readonly { name: string; args?: readonly unknown[]; options?: ApplyOptions }[],
     options: SendManyOptions = {},
   ): Promise<AsyncResult<R>[]> {
-    const ids = await this.#dispatch.sendMany(calls, options);
-    return ids.map((id) => new AsyncResult<R>(id, this));
+    const sent = await this.#dispatch.sendMany(calls, options);
+    return sent.map(({ id, queue }) => new AsyncResult<R>(id, this, undefined, queue));
   }
 
   /**

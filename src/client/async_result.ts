@@ -205,6 +205,12 @@ export class AsyncResult<T = unknown> {
   readonly id: string;
   /** In a chain, the previous step's result (Celery's `parent`). */
   readonly parent: MemberResult | undefined;
+  /**
+   * The queue the task was sent to, when this handle came from sending it
+   * (`delay()`, `applyAsync()`, `sendTask()`, `sendMany()`); named by the
+   * message of a `get()` that times out.
+   */
+  readonly queue: string | undefined;
   readonly #source: ResultSource;
 
   /**
@@ -213,11 +219,13 @@ export class AsyncResult<T = unknown> {
    * @param id the task id
    * @param source the app whose backend holds the result
    * @param parent the previous step's result, in a chain
+   * @param queue the queue the task was sent to, when known (default unknown)
    */
-  constructor(id: string, source: ResultSource, parent?: MemberResult) {
+  constructor(id: string, source: ResultSource, parent?: MemberResult, queue?: string) {
     this.id = id;
     this.#source = source;
     this.parent = parent;
+    this.queue = queue;
   }
 
   /**
@@ -289,9 +297,10 @@ export class AsyncResult<T = unknown> {
     notInsideATask();
     const backend = await this.#source.resultBackend();
     const parentIds = options.followParents === false ? [] : chainParentIds(this);
+    const wait = { ...options, queue: this.queue };
     const meta = parentIds.length > 0
-      ? await waitFollowingParents(backend, this.id, parentIds, options)
-      : await followStates(backend, this.id, options, options.onProgress);
+      ? await waitFollowingParents(backend, this.id, parentIds, wait)
+      : await followStates(backend, this.id, wait, options.onProgress);
     if (meta.status === "SUCCESS") return meta.result as T;
     throw taskErrorFromMeta(meta);
   }
@@ -344,7 +353,10 @@ export class AsyncResult<T = unknown> {
   ): AsyncGenerator<TaskUpdate, void, undefined> {
     checkGetOptions(options, "updates()");
     notInsideATask();
-    yield* stateUpdates(await this.#source.resultBackend(), this.id, options);
+    yield* stateUpdates(await this.#source.resultBackend(), this.id, {
+      ...options,
+      queue: this.queue,
+    });
   }
 
   /**

@@ -89,7 +89,7 @@ export interface DispatchHost {
  * @example
  * ```ts ignore
  * const dispatch = new Dispatch(host);
- * const id = await dispatch.send("tasks.add", [2, 3], {});
+ * const { id, queue } = await dispatch.send("tasks.add", [2, 3], {});
  * ```
  */
 export class Dispatch {
@@ -112,10 +112,14 @@ export class Dispatch {
    * @param name the task name
    * @param args positional arguments
    * @param callOptions the call's options
-   * @returns the task id, once the broker has the message
+   * @returns the task id and the queue it went to, once the broker has the message
    * @throws {TypeError} for an unknown call option or one of the wrong type
    */
-  async send(name: string, args: readonly unknown[], callOptions: ApplyOptions): Promise<string> {
+  async send(
+    name: string,
+    args: readonly unknown[],
+    callOptions: ApplyOptions,
+  ): Promise<{ id: string; queue: string }> {
     // Task.delay() passes its task's frozen defaults: only call option names, no check needed.
     if (!Object.isFrozen(callOptions)) checkCallOptions(callOptions, name);
     const sender = this.#sender();
@@ -128,7 +132,7 @@ export class Dispatch {
     if (sender.config.taskSendSentEvent && !sender.inWorker) {
       await this.#host.events().sent(publication.message, publication.target, queue);
     }
-    return id;
+    return { id, queue };
   }
 
   /**
@@ -137,12 +141,15 @@ export class Dispatch {
    *
    * @param calls the calls
    * @param options `signal`: stops the batch (see `SendManyOptions`); default none
-   * @returns the task ids, in order, once the broker has every message
+   * @returns the task ids and their queues, in order, once the broker has every message
    * @throws the signal's reason, or the broker's error, when nothing was sent
    * @throws {BatchSendError} when the batch stopped after some messages were written
    * @throws {TypeError} for an unknown call option or one of the wrong type (nothing is sent)
    */
-  async sendMany(calls: readonly BatchCall[], options: PublishManyOptions = {}): Promise<string[]> {
+  async sendMany(
+    calls: readonly BatchCall[],
+    options: PublishManyOptions = {},
+  ): Promise<{ id: string; queue: string }[]> {
     let checked: ApplyOptions | undefined; // delayMany() shares one object between its calls
     for (const call of calls) {
       if (call.options !== checked) checkCallOptions(call.options, call.name);
@@ -182,7 +189,7 @@ export class Dispatch {
         await events.sent(e.publication.message, e.publication.target, e.queue);
       }
     }
-    return encoded.map((e) => e.id);
+    return encoded.map((e) => ({ id: e.id, queue: e.queue }));
   }
 
   /**

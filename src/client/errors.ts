@@ -63,7 +63,10 @@ export class TaskError extends Error {
 }
 
 /**
- * Waiting for a result took longer than the timeout given to `get()`.
+ * Waiting for a result took longer than the timeout given to `get()`. The
+ * message says the task's state read when the wait ended (PENDING: no
+ * worker started it, or one runs it without `trackStarted`; STARTED: a
+ * worker runs it) and, when this client sent the task, its queue.
  *
  * @example
  * ```ts ignore
@@ -71,7 +74,7 @@ export class TaskError extends Error {
  * try {
  *   await result.get({ timeout: 100 });
  * } catch (err) {
- *   if (err instanceof TimeoutError) console.log("still running:", err.taskId);
+ *   if (err instanceof TimeoutError) console.log("still running:", err.taskId, err.state);
  * }
  * ```
  */
@@ -80,20 +83,46 @@ export class TimeoutError extends Error {
   readonly code: string = "TIMEOUT";
   /** The task waited for. */
   readonly taskId: string;
+  /** The task's state read when the wait ended (`PENDING`, `STARTED`, …); `undefined` when not read. */
+  readonly state: string | undefined;
+  /** The queue the task was sent to, when this client sent it. */
+  readonly queue: string | undefined;
 
   /**
    * Describe a wait that timed out.
    *
    * @param taskId the task waited for
    * @param timeoutMs the timeout that expired
+   * @param seen the task's state read when the wait ended and the queue it
+   *   was sent to, each when known (default: neither)
    */
-  constructor(taskId: string, timeoutMs: number) {
-    super(
-      `Task ${taskId} was not ready after ${timeoutMs} ms: is a worker consuming its queue? ` +
-        `Raise the timeout for long tasks`,
-    );
+  constructor(taskId: string, timeoutMs: number, seen: { state?: string; queue?: string } = {}) {
+    super(`Task ${taskId} was not ready after ${timeoutMs} ms: ${whyNotReady(seen)}`);
     this.name = "TimeoutError";
     this.taskId = taskId;
+    this.state = seen.state;
+    this.queue = seen.queue;
+  }
+}
+
+/** What a task's last known state says about a wait that timed out, and what to check. */
+function whyNotReady({ state, queue }: { state?: string; queue?: string }): string {
+  const consumed = `is a worker consuming ${
+    queue === undefined ? "its queue" : `queue "${queue}"`
+  }?`;
+  const longer = "Raise the timeout for long tasks";
+  switch (state) {
+    case undefined:
+      return `${consumed} ${longer}`;
+    case "PENDING":
+      return "it is still PENDING (no worker has started it, or one runs it without " +
+        `trackStarted): ${consumed} ${longer}`;
+    case "STARTED":
+      return `it is STARTED (a worker runs it): ${longer.toLowerCase()}`;
+    case "RETRY":
+      return `it is in RETRY (it failed and waits for its next try): ${consumed} ${longer}`;
+    default:
+      return `its state is ${state} (set while it runs): ${longer.toLowerCase()}`;
   }
 }
 

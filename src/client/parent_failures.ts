@@ -54,7 +54,8 @@ async function readWithin(
  * @param backend the result backend
  * @param id the task waited for
  * @param parentIds the earlier steps' task ids, oldest first
- * @param options timeout (ms), abort signal and the task's progress listener
+ * @param options timeout (ms), abort signal, the task's progress listener and the queue it
+ *   was sent to (for the timeout's message)
  * @returns the deciding ready meta: the task's own, or the earliest failed step's
  * @throws {TimeoutError} when the timeout passes first
  */
@@ -62,7 +63,12 @@ export async function waitFollowingParents(
   backend: ResultBackend,
   id: string,
   parentIds: readonly string[],
-  options: { timeout?: number; signal?: AbortSignal; onProgress?: (u: TaskUpdate) => void },
+  options: {
+    timeout?: number;
+    signal?: AbortSignal;
+    onProgress?: (u: TaskUpdate) => void;
+    queue?: string;
+  },
 ): Promise<ResultMeta> {
   // A step that succeeded had no failed step before it (a chain stops at a failure).
   const started = performance.now();
@@ -86,7 +92,7 @@ export async function waitFollowingParents(
   }
   try {
     const first = await Promise.race([
-      followStates(backend, id, { timeout, signal }, options.onProgress),
+      followStates(backend, id, { timeout, signal, queue: options.queue }, options.onProgress),
       parentFailed,
     ]);
     if (first.status === "SUCCESS") return first; // only the task's own wait ends in SUCCESS

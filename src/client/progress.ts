@@ -94,7 +94,8 @@ export function waitSignal(options: { timeout?: number; signal?: AbortSignal }):
  *
  * @param backend the result backend
  * @param id the task id
- * @param options timeout (ms) and abort signal
+ * @param options timeout (ms), abort signal, and the queue the task was sent to (for the
+ *   timeout's message), when known
  * @param listener called with each state before the ready one
  * @returns the ready meta
  * @throws {TimeoutError} when the timeout passes first
@@ -102,7 +103,7 @@ export function waitSignal(options: { timeout?: number; signal?: AbortSignal }):
 export async function followStates(
   backend: ResultBackend,
   id: string,
-  options: { timeout?: number; signal?: AbortSignal },
+  options: { timeout?: number; signal?: AbortSignal; queue?: string },
   listener?: (update: TaskUpdate) => void,
 ): Promise<ResultMeta> {
   const { signal, timer, own } = waitSignal(options);
@@ -118,9 +119,29 @@ export async function followStates(
     return await backend.waitFor(id, signal, onState);
   } catch (err) {
     if (timer?.aborted && !options.signal?.aborted && !own.signal.aborted) {
-      throw new TimeoutError(id, options.timeout!);
+      const state = await lastState(backend, id);
+      throw new TimeoutError(id, options.timeout!, { state, queue: options.queue });
     }
     throw err;
+  }
+}
+
+/**
+ * The task's stored state (`PENDING` when none is), for the message of a
+ * wait that timed out: read within 1 s, `undefined` when the read fails or
+ * takes longer (the backend itself may be why the wait timed out).
+ */
+async function lastState(backend: ResultBackend, id: string): Promise<string | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      backend.get(id).then((meta) => meta?.status ?? "PENDING"),
+      new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), 1000)),
+    ]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -134,14 +155,14 @@ export async function followStates(
  *
  * @param backend the result backend
  * @param id the task id
- * @param options timeout (ms) and abort signal
+ * @param options timeout (ms), abort signal, and the queue the task was sent to, when known
  * @returns the updates
  * @throws {TimeoutError} when the timeout passes before the task is ready
  */
 export async function* stateUpdates(
   backend: ResultBackend,
   id: string,
-  options: { timeout?: number; signal?: AbortSignal },
+  options: { timeout?: number; signal?: AbortSignal; queue?: string },
 ): AsyncGenerator<TaskUpdate, void, undefined> {
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
@@ -152,7 +173,7 @@ export async function* stateUpdates(
     wake?.();
     wake = null;
   };
-  followStates(backend, id, { timeout: options.timeout, signal }, (u) => {
+  followStates(backend, id, { timeout: options.timeout, signal, queue: options.queue }, (u) => {
     queue.push(u);
     notify();
   }).then((meta) => end.outcome = { meta }, (error) => end.outcome = { error }).finally(notify);
