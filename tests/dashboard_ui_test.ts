@@ -9,9 +9,10 @@
  */
 
 import assert from "node:assert/strict";
-import type { DashboardEvent, DashboardOptions } from "../dashboard.ts";
+import { Celery } from "../mod.ts";
+import { Dashboard, type DashboardEvent, type DashboardOptions } from "../dashboard.ts";
 import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
-import { memoryDashboard, nav, screenshots } from "./helpers/dashboard.ts";
+import { nav, screenshots } from "./helpers/dashboard.ts";
 
 const shot = screenshots("dashboard_ui_test");
 const fixture = JSON.parse(
@@ -59,10 +60,23 @@ function replay() {
   return { source, push };
 }
 
-/** A {@linkcode memoryDashboard} fed by {@linkcode replay}, with `auth` (none by default). */
+/**
+ * An app on the in-memory KV broker and a dashboard fed by {@linkcode replay},
+ * started on a free port with `auth` (none by default).
+ */
 async function replayDashboard(auth?: DashboardOptions["auth"]) {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
   const events = replay();
-  return { ...await memoryDashboard(events.source, auth), events };
+  const dashboard = new Dashboard({
+    app,
+    port: 0,
+    events: events.source,
+    auth,
+    enableEvents: false,
+    inspector: null, // the replayed worker is not there to answer
+  });
+  const { url } = await dashboard.start();
+  return { app, events, dashboard, url };
 }
 
 const task = (type: string, uuid: string, extra: Record<string, unknown> = {}): DashboardEvent => ({
