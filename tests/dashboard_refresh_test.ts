@@ -12,9 +12,9 @@
 
 import assert from "node:assert/strict";
 import type { Page, Route } from "playwright-core";
-import { Celery } from "../mod.ts";
-import { Dashboard, type DashboardEvent } from "../dashboard.ts";
+import type { DashboardEvent } from "../dashboard.ts";
 import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
+import { memoryDashboard } from "./helpers/dashboard.ts";
 
 /** An event source yielding what the test pushes, until aborted. */
 function pushed() {
@@ -118,16 +118,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
     const events = pushed();
-    const dashboard = new Dashboard({
-      app,
-      port: 0,
-      events: events.source,
-      enableEvents: false,
-      inspector: null,
-    });
-    const { url } = await dashboard.start();
+    const { app, dashboard, url } = await memoryDashboard(events.source);
     const browser = await launchChromium();
     try {
       const page = await browser.context.newPage();

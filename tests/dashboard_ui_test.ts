@@ -9,10 +9,9 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
-import { Dashboard, type DashboardEvent, type DashboardOptions } from "../dashboard.ts";
+import type { DashboardEvent, DashboardOptions } from "../dashboard.ts";
 import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
-import { nav, screenshots } from "./helpers/dashboard.ts";
+import { memoryDashboard, nav, screenshots } from "./helpers/dashboard.ts";
 
 const shot = screenshots("dashboard_ui_test");
 const fixture = JSON.parse(
@@ -60,23 +59,10 @@ function replay() {
   return { source, push };
 }
 
-/**
- * An app on the in-memory KV broker and a dashboard fed by {@linkcode replay},
- * started on a free port with `auth` (none by default).
- */
+/** A {@linkcode memoryDashboard} fed by {@linkcode replay}, with `auth` (none by default). */
 async function replayDashboard(auth?: DashboardOptions["auth"]) {
-  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
   const events = replay();
-  const dashboard = new Dashboard({
-    app,
-    port: 0,
-    events: events.source,
-    auth,
-    enableEvents: false,
-    inspector: null, // the replayed worker is not there to answer
-  });
-  const { url } = await dashboard.start();
-  return { app, events, dashboard, url };
+  return { ...await memoryDashboard(events.source, auth), events };
 }
 
 const task = (type: string, uuid: string, extra: Record<string, unknown> = {}): DashboardEvent => ({

@@ -1,11 +1,14 @@
 /**
  * Shared parts of the dashboard's browser tests: screenshots
  * under `.scratch/screenshots/<test>/`, the header's navigation, the
- * `worker.ts dashboard` command and a Python Celery client sending tasks.
+ * `worker.ts dashboard` command, a dashboard in the test's process on
+ * events the test feeds, and a Python Celery client sending tasks.
  */
 
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
+import { Celery } from "../../mod.ts";
+import { Dashboard, type DashboardEvent, type DashboardOptions } from "../../dashboard.ts";
 import { reservePorts } from "./ports.ts";
 import { Proc, PYTHON } from "./procs.ts";
 
@@ -23,6 +26,29 @@ export function screenshots(folder: string): (page: Page, name: string) => Promi
 /** Click a page in the header's navigation. */
 export const nav = (page: Page, name: string): Promise<void> =>
   page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name, exact: true }).click();
+
+/**
+ * A dashboard in this process on an app with the in-memory KV broker and
+ * backend, fed only by `source` (no events from the broker, no inspector:
+ * no worker is there to answer), started on a free port with `auth` (none
+ * by default).
+ */
+export async function memoryDashboard(
+  source: (signal: AbortSignal) => AsyncIterable<DashboardEvent>,
+  auth?: DashboardOptions["auth"],
+): Promise<{ app: Celery; dashboard: Dashboard; url: string }> {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const dashboard = new Dashboard({
+    app,
+    port: 0,
+    events: source,
+    auth,
+    enableEvents: false,
+    inspector: null,
+  });
+  const { url } = await dashboard.start();
+  return { app, dashboard, url };
+}
 
 /**
  * Start `worker.ts dashboard` on the interop app (tests/interop/tasks.ts)
