@@ -65,6 +65,7 @@
  * @module
  */
 
+import { compiledRoot } from "../worker/sandbox_start.ts";
 import { cannotStartOver, execSelf, ownCommandLine } from "./start_over.ts";
 
 /**
@@ -200,7 +201,7 @@ export function planV8Flags(input: V8FlagsInput): V8FlagsPlan {
  */
 export function applyV8Flags(): string | undefined {
   if (Deno.build.os !== "linux") return "only done on Linux";
-  if (Deno.mainModule.includes("/deno-compile-")) {
+  if (compiledRoot(Deno.mainModule) !== null) {
     return "a compiled binary takes them at compile time (deno compile --v8-flags=...)";
   }
   const cannot = cannotStartOver();
