@@ -431,3 +431,65 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "dashboard UI: the Workers table fits a phone's width as one card a worker, a table still",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { app, dashboard, url } = await replayDashboard();
+    const browser = await launchChromium();
+    try {
+      const page = await browser.context.newPage();
+      const table = page.locator(".table-wrap", { has: page.locator("tr[data-worker]") });
+      const row = page.locator('tr[data-worker="celery@fixture-host"]');
+      const widths = () =>
+        table.evaluate((e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+      // a laptop: one line a worker, every column under its header
+      await page.setViewportSize({ width: 1366, height: 768 });
+      await page.goto(`${url}/#/workers`);
+      await row.getByText("online").waitFor();
+      assert.deepEqual(await page.locator("thead th").allTextContents(), [
+        ...["Worker", "Status", "Language", "Active", "Processed", "Succeeded", "Failed"],
+        ...["Pool", "Queues", "Load", "Heartbeat"],
+      ]);
+      const tops = await row.locator("td").evaluateAll((tds) =>
+        tds.map((td) => td.getBoundingClientRect().top)
+      );
+      assert.equal(tops.length, 11);
+      assert.equal(new Set(tops).size, 1, `cells at ${tops}`);
+      const wide = await widths();
+      assert.ok(wide.scroll <= wide.client, `${wide.scroll}px in ${wide.client}px at 1366px`);
+      await shot(page, "workers-laptop");
+      // a phone: no sideways scroll in the table's box; each value labelled
+      await page.setViewportSize({ width: 390, height: 844 });
+      const narrow = await widths();
+      assert.ok(
+        narrow.scroll <= narrow.client,
+        `${narrow.scroll}px in ${narrow.client}px at 390px`,
+      );
+      const label = await page.evaluate<string>(
+        `getComputedStyle(document.querySelector('tr[data-worker] td[data-label="Processed"]'), "::before").content`,
+      );
+      assert.equal(label, '"Processed"');
+      await shot(page, "workers-phone");
+      // what a screen reader is given is still a table with its column headers
+      const cdp = await browser.context.newCDPSession(page);
+      const { nodes } = await cdp.send("Accessibility.getFullAXTree") as {
+        nodes: { role?: { value: string }; name?: { value: string }; ignored: boolean }[];
+      };
+      const roles = (role: string) =>
+        nodes.filter((n) => !n.ignored && n.role?.value === role).map((n) => n.name?.value);
+      assert.equal(roles("table").length, 1);
+      assert.deepEqual(roles("columnheader"), [
+        ...["Worker", "Status", "Language", "Active", "Processed", "Succeeded", "Failed", "Pool"],
+      ]);
+      assert.ok(roles("cell").length >= 8, `cells: ${roles("cell")}`);
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await app.close();
+    }
+  },
+});

@@ -22,7 +22,7 @@ export function Workers() {
     <h2>Workers</h2>
     <${ErrorBox} error=${error} />
     <div class="table-wrap">
-      <table>
+      <table class="stack">
         <caption>${workers.filter((w) => w.online).length} of ${workers.length} online</caption>
         <thead>
           <tr>
@@ -43,24 +43,24 @@ export function Workers() {
         ${workers.map((w) =>
           html`
             <tr data-worker=${w.hostname}>
-              <td><a href=${href(`/workers/${encodeURIComponent(w.hostname)}`)}>${w
+              <td data-label="Worker"><a href=${href(`/workers/${encodeURIComponent(w.hostname)}`)}>${w
                 .hostname}</a></td>
-              <td>
+              <td data-label="Status">
                 <${Badge} value=${w.online ? "online" : "offline"} />
               </td>
-              <td>${w.language}${w.software ? ` ` : null}${w.software
+              <td data-label="Language">${w.language}${w.software ? ` ` : null}${w.software
                 ? html`
                   <span class="muted">(${w.software})</span>
                 `
                 : null}</td>
-              <td class="num">${w.active}</td>
-              <td class="num">${w.processed}</td>
-              <td class="num">${w.succeeded}</td>
-              <td class="num">${w.failed}</td>
-              <td class="num">${w.pool ?? ""}</td>
-              <td class="hide-narrow mono">${w.queues.join(", ")}</td>
-              <td class="hide-narrow">${w.loadavg.map((n) => n.toFixed(2)).join(" ")}</td>
-              <td class="hide-narrow">${fmtTime(w.lastHeartbeat)}</td>
+              <td class="num" data-label="Active">${w.active}</td>
+              <td class="num" data-label="Processed">${w.processed}</td>
+              <td class="num" data-label="Succeeded">${w.succeeded}</td>
+              <td class="num" data-label="Failed">${w.failed}</td>
+              <td class="num" data-label="Pool">${w.pool ?? ""}</td>
+              <td class="hide-narrow mono" data-label="Queues">${w.queues.join(", ")}</td>
+              <td class="hide-narrow" data-label="Load">${w.loadavg.map((n) => n.toFixed(2)).join(" ")}</td>
+              <td class="hide-narrow" data-label="Heartbeat">${fmtTime(w.lastHeartbeat)}</td>
             </tr>
           `
         )}
