@@ -70,9 +70,11 @@ export function Tasks({ params, session }) {
     p.delete("offset");
     setParams(p);
   };
-  const page = (to) => () => {
-    const p = new URLSearchParams(params);
-    p.set("offset", String(Math.max(0, to)));
+  // From the address at the click, not this render's params: an Older pressed again before
+  // the table re-rendered for the last one goes a page further, not to the same page again.
+  const page = (step) => () => {
+    const p = new URLSearchParams(location.hash.split("?")[1] ?? "");
+    p.set("offset", String(Math.max(0, (Number(p.get("offset")) || 0) + step)));
     setParams(p);
   };
   const total = d?.total ?? 0;
@@ -144,9 +146,9 @@ export function Tasks({ params, session }) {
       </table>
     </div>
     <nav class="pager" aria-label="Pages of tasks">
-      <button disabled=${offset === 0} onClick=${page(offset - PAGE)}>Newer</button>
+      <button disabled=${offset === 0} onClick=${page(-PAGE)}>Newer</button>
       <span>${total ? offset + 1 : 0}–${Math.min(total, offset + PAGE)} of ${total}</span>
-      <button disabled=${offset + PAGE >= total} onClick=${page(offset + PAGE)}>Older</button>
+      <button disabled=${offset + PAGE >= total} onClick=${page(PAGE)}>Older</button>
     </nav>
   `;
 }
