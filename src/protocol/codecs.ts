@@ -15,8 +15,15 @@ let msgpack: typeof Msgpack | null = null;
 let compression: typeof Compression | null = null;
 let xz: typeof Xz | null = null;
 
-/** kombu's names of its `lzma` compressor (`application/x-lzma`, aliases `lzma` and `xz`). */
-const LZMA_NAMES: ReadonlySet<string> = new Set(["application/x-lzma", "lzma", "xz"]);
+/**
+ * kombu's names of its `lzma` compressor (`application/x-lzma`, aliases `lzma` and `xz`).
+ *
+ * @example
+ * ```ts ignore
+ * LZMA_NAMES.has("application/x-lzma"); // true
+ * ```
+ */
+export const LZMA_NAMES: ReadonlySet<string> = new Set(["application/x-lzma", "lzma", "xz"]);
 
 /**
  * Which optional codecs to load.

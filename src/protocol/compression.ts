@@ -9,7 +9,7 @@
 
 import { brotliDecompressSync, deflateSync, inflateSync, zstdDecompressSync } from "node:zlib";
 import Bunzip from "seek-bzip";
-import { loadedXz } from "./codecs.ts";
+import { loadedXz, LZMA_NAMES } from "./codecs.ts";
 import { compressionMimeType, type CompressionName } from "./compression_names.ts";
 import { ProtocolError } from "./errors.ts";
 
@@ -70,11 +70,8 @@ export function decompress(body: Uint8Array, mimeType: string, taskId?: string):
       case "application/zstd":
       case "zstd":
         return new Uint8Array(zstdDecompressSync(body));
-      case "application/x-lzma":
-      case "lzma":
-      case "xz":
-        return loadedXz().xzDecode(body);
     }
+    if (LZMA_NAMES.has(mimeType)) return loadedXz().xzDecode(body);
   } catch (cause) {
     if (cause instanceof ProtocolError) throw cause;
     throw new ProtocolError(`Corrupt ${mimeType} body: ${(cause as Error).message}`, {
