@@ -219,19 +219,21 @@ function threadIds(dir: string): Set<number> {
   return new Set([...Deno.readDirSync(dir)].map((e) => Number(e.name)));
 }
 
+const NEEDS_ALL = "Deno reads /proc/<pid>/task only when every permission is granted (-A)";
+
 /** Why `/proc/<pid>/task` cannot be read here, or null when it can. */
 function unreadable(dir: string): string | null {
   if (Deno.build.os !== "linux") return "only Linux has /proc";
   // Not granted: reading would prompt in a terminal (and Deno denies it short of -A anyway).
   if (Deno.permissions.querySync({ name: "read", path: dir }).state !== "granted") {
-    return "Deno reads /proc/<pid>/task only when every permission is granted (-A)";
+    return NEEDS_ALL;
   }
   try {
     Deno.readDirSync(dir);
     return null;
   } catch (err) {
     return err instanceof Deno.errors.NotCapable
-      ? "Deno reads /proc/<pid>/task only when every permission is granted (-A)"
+      ? NEEDS_ALL
       : `cannot read ${dir} (${(err as Error).message})`;
   }
 }
