@@ -5,6 +5,7 @@
  * @module
  */
 
+import { positiveInt } from "./flag_numbers.ts";
 import { parseAutoscale } from "../worker/autoscale_policy.ts";
 import type { WorkerOptions } from "../worker/worker_options.ts";
 import { grantedEnv } from "./permissions.ts";
@@ -78,13 +79,7 @@ export function scaleWorkerOptions(values: Record<string, unknown>): ScaleOption
   } else if (flag !== undefined) {
     throw new TypeError("--autoscale-keepalive goes with --autoscale MAX,MIN");
   }
-  if (limit !== undefined) {
-    const n = Number(limit);
-    if (!Number.isInteger(n) || n < 1) {
-      throw new TypeError(`--eta-task-limit needs a whole number >= 1, got "${limit}"`);
-    }
-    out.etaTaskLimit = n;
-  }
+  if (limit !== undefined) out.etaTaskLimit = positiveInt(limit, "--eta-task-limit");
   if (soft !== undefined) {
     const s = Number(soft);
     if (!Number.isFinite(s) || s < 0) {
