@@ -230,18 +230,23 @@ Deno.test("AsyncResult.collect: a task that sent a group of 200,000 yields them 
   await app.close();
 });
 
-Deno.test("GroupResult: get in order, states, completion order, save/restore, failures", async () => {
-  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-  const { add } = defineTasks(app);
-  capture(app);
-  const g = await group([add.s(1, 1), add.s(2, 2), add.s(3, 3)]).applyAsync();
+/** Stores a task's final state in the app's result backend, as a worker would. */
+async function finalStore(app: Celery) {
   const backend = await app.resultBackend();
-  const store = (id: string, status: "SUCCESS" | "FAILURE", result: unknown) =>
+  return (id: string, status: "SUCCESS" | "FAILURE", result: unknown) =>
     backend.store([{
       taskId: id,
       status,
       meta: encodeResultMeta({ taskId: id, status, result, dateDone: new Date() }),
     }]);
+}
+
+Deno.test("GroupResult: get in order, states, completion order, save/restore, failures", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add } = defineTasks(app);
+  capture(app);
+  const g = await group([add.s(1, 1), add.s(2, 2), add.s(3, 3)]).applyAsync();
+  const store = await finalStore(app);
   const [a, b, c] = g.children.map((r) => r.id);
   assert.equal(await g.ready(), false);
   const order: string[] = [];
@@ -285,13 +290,7 @@ Deno.test("get({ timeout: 0 }) returns a finished task's result, of a chain too"
   const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
   const { add } = defineTasks(app);
   capture(app);
-  const backend = await app.resultBackend();
-  const store = (id: string, status: "SUCCESS" | "FAILURE", result: unknown) =>
-    backend.store([{
-      taskId: id,
-      status,
-      meta: encodeResultMeta({ taskId: id, status, result, dateDone: new Date() }),
-    }]);
+  const store = await finalStore(app);
   const big = "x".repeat(4 << 20);
   const one = await add.applyAsync([1, 1]);
   await store(one.id, "SUCCESS", big);
@@ -323,13 +322,7 @@ Deno.test("AsyncResult.get of a chain follows its parents: an earlier step's fai
   const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
   const { add, tsum } = defineTasks(app);
   capture(app);
-  const backend = await app.resultBackend();
-  const store = (id: string, status: "SUCCESS" | "FAILURE", result: unknown) =>
-    backend.store([{
-      taskId: id,
-      status,
-      meta: encodeResultMeta({ taskId: id, status, result, dateDone: new Date() }),
-    }]);
+  const store = await finalStore(app);
   const chordError = {
     exc_type: "ChordError",
     exc_message: ["Dependency x raised ValueError('boom')"],
