@@ -211,7 +211,9 @@ export function successFollowUps(
 }
 
 /**
- * What to send after a failure: each errback, called with the failed task's id.
+ * What to send after a failure: each errback, called with the failed task's
+ * id. They are not the failed task's children: Celery stores the failure
+ * before it sends them, so its meta never lists them.
  *
  * @example
  * ```ts ignore
@@ -226,7 +228,7 @@ export function successFollowUps(
 export function failureFollowUps(embed: Embed, parent: Parent, now: Date): FollowUps {
   const out = empty();
   for (const eb of embed.errbacks ?? []) applySignature(eb, [parent.id], null, parent, now, out);
-  return out;
+  return { ...out, children: [] };
 }
 
 /**
