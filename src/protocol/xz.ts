@@ -64,19 +64,21 @@ export async function loadXz(): Promise<void> {
 
 /**
  * Decode a whole `.xz` body (concatenated streams and stream padding
- * included), checking its CRC32/CRC64 as Python's `lzma.decompress` does.
+ * included), checking its CRC32/CRC64 as Python's `lzma.decompress` does,
+ * and stopping as soon as the output passes `maxSize`.
  *
  * @example
  * ```ts ignore
  * await loadXz();
- * xzDecode(bytesFromPythonLzmaCompress);
+ * xzDecode(bytesFromPythonLzmaCompress, 64 * 1024 * 1024);
  * ```
  *
  * @param body the compressed bytes
- * @returns the decompressed bytes
+ * @param maxSize the most bytes the output may have
+ * @returns the decompressed bytes, or null when they would be more than `maxSize`
  * @throws {Error} for a body that is not a complete, intact xz stream
  */
-export function xzDecode(body: Uint8Array): Uint8Array {
+export function xzDecode(body: Uint8Array, maxSize: number): Uint8Array | null {
   if (!wasm) throw new Error("the xz decoder is not loaded");
   const x = wasm;
   const context = x.create_context();
@@ -97,8 +99,9 @@ export function xzDecode(body: Uint8Array): Uint8Array {
       const ret = x.get_next_output(context);
       s = state();
       if (s[5] > 0) {
-        chunks.push(new Uint8Array(x.memory.buffer, outAt, s[5]).slice());
         total += s[5];
+        if (total > maxSize) return null;
+        chunks.push(new Uint8Array(x.memory.buffer, outAt, s[5]).slice());
         s[5] = 0;
       }
       if (ret === 1) break;
