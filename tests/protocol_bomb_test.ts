@@ -2,7 +2,8 @@
  * Decompression bombs: a compressed body is decoded up to a size limit
  * (`maxSize`, default MAX_DECOMPRESSED_SIZE) and refused with a
  * ProtocolError naming it as soon as the output passes it, for every codec;
- * a body of exactly the limit decodes.
+ * a body of exactly the limit decodes. The xz decoder's wasm instance, whose
+ * memory a preset-9 stream grows to 64 MiB, is replaced after such a stream.
  */
 
 import assert from "node:assert/strict";
@@ -14,6 +15,7 @@ import {
   MAX_DECOMPRESSED_SIZE,
   ProtocolError,
 } from "../protocol.ts";
+import { xzMemory } from "../src/protocol/xz.ts";
 import { BOMBS, HEAD, MiB, padded, UNDER } from "./helpers/bombs.ts";
 
 await loadCodecs({ compression: true, lzma: true });
@@ -82,4 +84,26 @@ Deno.test("bomb: the default limit is 64 MiB, an output of exactly that is decod
   const zstd = new Uint8Array(zstdCompressSync(padded(64 * MiB + 1)));
   assert.throws(() => decompress(zstd, "zstd", "t-bomb"), tooLarge("zstd", "64 MiB"));
   assert.equal(HEAD.length, 16);
+});
+
+Deno.test("xz: the decoder is replaced after a preset-9 stream, and its 64 MiB go with it", async () => {
+  const vectors = JSON.parse(
+    Deno.readTextFileSync(new URL("./fixtures/xz/vectors.json", import.meta.url)),
+  ) as { valid: { name: string; xz_b64: string }[] };
+  const preset9 = Uint8Array.fromBase64(vectors.valid.find((v) => v.name === "preset9e")!.xz_b64);
+  decompress(preset9, "application/x-lzma");
+  assert.ok(xzMemory() >= 64 * MiB, `${xzMemory()} bytes after a 64 MiB dictionary`);
+  await loadCodecs({ lzma: true }); // waits for the new instance
+  const fresh = xzMemory();
+  assert.ok(fresh < MiB, `${fresh} bytes`);
+  // The new instance decodes as the old one did.
+  const out = decompress(preset9, "xz");
+  assert.ok(out.length > 0);
+  await loadCodecs({ lzma: true });
+  // A default-preset stream (8 MiB dictionary) keeps its instance.
+  decompress(BOMBS.xz.under(), "xz");
+  const kept = xzMemory();
+  assert.ok(kept > fresh && kept < 16 * MiB, `${kept}`);
+  await loadCodecs({ lzma: true });
+  assert.equal(xzMemory(), kept);
 });
