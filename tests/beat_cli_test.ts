@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { reservePorts } from "./helpers/ports.ts";
 import { Proc } from "./helpers/procs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -166,7 +167,10 @@ Deno.test("beat CLI: bad input is refused with the entry and the field", async (
     assert.match(lease.text, /--lease-time needs a number of seconds > 0/);
     const list = await cli(["schedule", "list"], env);
     assert.match(list.text, /1 entry; leader: none/, "nothing bad was stored");
-    const down = await cli(["worker", "-B", "--beat-store", "redis://127.0.0.1:1/0"], env);
+    const down = await cli(
+      ["worker", "-B", "--fail-fast", "--beat-store", "redis://127.0.0.1:1/0"],
+      env,
+    );
     assert.equal(down.code, 1);
     assert.match(down.text, /error: Cannot (reach|connect to) redis:\/\/127\.0\.0\.1:1\/0/);
     assert.doesNotMatch(down.text, / ready: /, "the worker does not start without its beat");
@@ -191,7 +195,7 @@ Deno.test("beat CLI: a typo'd option in beatSchedule stops beat and worker -B at
 });
 
 /** A worker with beat inside (`worker -B`) on queue `ticks`, beat_app sending `tick` every second. */
-function startWorkerWithBeat(name: string, env: Record<string, string>): Proc {
+function startWorkerWithBeat(name: string, env: Record<string, string>, more: string[] = []): Proc {
   return Proc.start(name, Deno.execPath(), [
     "run",
     "-A",
@@ -210,6 +214,7 @@ function startWorkerWithBeat(name: string, env: Record<string, string>): Proc {
     "3",
     "--max-interval",
     "0.5",
+    ...more,
   ], { env: { ...env, BEAT_EVERY: "1" } });
 }
 
@@ -266,4 +271,65 @@ Deno.test("beat CLI: two workers with -B share one leader: each run is sent and 
     for (const id of received) assert.ok(ids.includes(id));
     assert.ok(received.length >= ids.length - 1, `sent ${ids.length}, run ${received.length}`);
   });
+});
+
+Deno.test("beat CLI: a broker down at start is tried again (as Celery's beat) and sent to once up", async () => {
+  using ports = reservePorts();
+  const port = ports.base;
+  const env = { BEAT_BROKER: `redis://127.0.0.1:${port}/0`, BEAT_QUEUE: "ticks", BEAT_EVERY: "1" };
+  const failFast = await cli(["beat", "--fail-fast"], env);
+  assert.equal(failFast.code, 1, failFast.text);
+  assert.match(failFast.text, /connection refused: nothing listens on/);
+  const start = () =>
+    Proc.start("beat", Deno.execPath(), [
+      "run",
+      "-A",
+      "worker.ts",
+      "beat",
+      "--app",
+      "tests/apps/beat_app.ts",
+      "--max-interval",
+      "0.5",
+    ], { env });
+  const stopped = start();
+  await stopped.waitFor(/Trying again in 2 s \(1\/100; --fail-fast exits instead\)/);
+  const asked = Date.now();
+  const status = await stopped.stop();
+  assert.equal(status.code, 0, stopped.output);
+  assert.ok(Date.now() - asked < 5000, "a signal while it waits stops it at once");
+  const beat = start();
+  // worker -B with its broker up and its --beat-store (the same server) down: the worker waits too.
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-beat-cli-" });
+  const worker = startWorkerWithBeat("worker -B", {
+    BEAT_BROKER: `kv://${dir}/b.sqlite`,
+    BEAT_QUEUE: "ticks",
+  }, ["--beat-store", env.BEAT_BROKER]);
+  let server: Proc | null = null;
+  try {
+    await beat.waitFor(/Trying again in 2 s/);
+    await worker.waitFor(/Trying again in 2 s/);
+    assert.doesNotMatch(worker.output, / ready: /);
+    server = Proc.start("redis-server", "redis-server", [
+      "--port",
+      String(port),
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+    ]);
+    await server.waitFor(/Ready to accept connections/);
+    await worker.waitFor(/ ready: /, 20_000);
+    const sent = /Sending due task tick \(beat\.tick\)/;
+    const deadline = Date.now() + 20_000;
+    while (![beat, worker].some((p) => sent.test(p.output)) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok([beat, worker].some((p) => sent.test(p.output)), beat.output + worker.output);
+  } finally {
+    await Promise.all([beat.stop(), worker.stop()]);
+    await server?.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.match(beat.output, /Connected after \d+ attempt/);
+  assert.match(worker.output, /Connected after \d+ attempt/);
 });

@@ -247,6 +247,30 @@ Deno.test("schedules: 02:30 on DST days runs exactly once (Europe/Berlin)", () =
   assert.deepEqual(fall, ["2026-10-25T00:30:00.000Z", "2026-10-26T01:30:00.000Z"]);
 });
 
+Deno.test("schedules: hours given as a list or range run 02:30 once on DST days, as Celery does", () => {
+  // Celery 5.2.6 (Europe/Berlin) sends these at the same instants.
+  const list = sched(crontab({ minute: 30, hour: [2, 14] }), "Europe/Berlin");
+  assert.deepEqual(simulate(list, "2026-03-28T20:00:00Z", "2026-03-29T20:00:00Z"), [
+    "2026-03-29T01:00:00.000Z", // 02:30 does not exist: 03:00 CEST
+    "2026-03-29T12:30:00.000Z",
+  ]);
+  assert.deepEqual(simulate(list, "2026-10-24T20:00:00Z", "2026-10-25T20:00:00Z"), [
+    "2026-10-25T00:30:00.000Z", // the first 02:30 only
+    "2026-10-25T13:30:00.000Z",
+  ]);
+  const range = sched(crontab({ minute: 30, hour: "1-3" }), "Europe/Berlin");
+  assert.deepEqual(simulate(range, "2026-03-28T20:00:00Z", "2026-03-29T03:00:00Z"), [
+    "2026-03-29T00:30:00.000Z",
+    "2026-03-29T01:00:00.000Z",
+    "2026-03-29T01:30:00.000Z",
+  ]);
+  assert.deepEqual(simulate(range, "2026-10-24T20:00:00Z", "2026-10-25T03:00:00Z"), [
+    "2026-10-24T23:30:00.000Z",
+    "2026-10-25T00:30:00.000Z",
+    "2026-10-25T02:30:00.000Z",
+  ]);
+});
+
 Deno.test("schedules: DST days in America/New_York; quarter-hours keep running through both", () => {
   const s = sched(crontab({ minute: 30, hour: 2 }), "America/New_York");
   const spring = simulate(s, "2026-03-07T12:00:00Z", "2026-03-09T12:00:00Z");

@@ -79,6 +79,7 @@ Deno.test("completion: the bash script completes subcommands, commands, flags an
     ["worker.ts", "--loglevel", "WA"],
     ["worker.ts", "--broker", "red"],
     ["worker.ts", "completion", "z"],
+    ["worker.ts", "call", "tasks.add", "--wa"],
   ]);
   assert.match(
     registered,
@@ -95,6 +96,7 @@ Deno.test("completion: the bash script completes subcommands, commands, flags an
     "WARNING",
     "", // a flag's value: nothing to offer
     "zsh",
+    "--wait",
   ]);
 });
 

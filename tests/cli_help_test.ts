@@ -31,6 +31,8 @@ Deno.test("help: `inspect --help`, `call --help`, `beat --help` print that comma
   assert.doesNotMatch(inspect.out, /--concurrency|--autoscale|--port/);
   const call = await worker("call", "--help");
   assert.match(call.out, /^ {6}--countdown SECONDS /m);
+  assert.match(call.out, /^ {6}--wait /m);
+  assert.match(call.out, /^ {2}-t, --timeout SECONDS /m);
   assert.doesNotMatch(call.out, /worker\.ts inspect/);
   const beat = await worker("beat", "--help");
   assert.match(beat.out, /^ {6}--max-interval SECONDS /m);

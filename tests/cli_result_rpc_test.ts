@@ -19,6 +19,7 @@ Deno.test("cli result: an rpc:// backend is refused with what to change, without
       (err: Error) => {
         assert.ok(err instanceof TypeError, String(err));
         assert.match(err.message, /rpc:\/\/ backend: it sends each result only to the client/);
+        assert.match(err.message, /send it with call … --wait to get it there/);
         assert.match(err.message, /--backend redis:\/\//);
         return true;
       },
@@ -86,6 +87,7 @@ Deno.test({
           "command's own reply queue, which is gone when it exits, so nothing can read it later",
       ),
     );
+    assert.match(stderr, /To get it, have this command wait for it: call … --wait/);
     assert.match(stderr, /--backend redis:\/\/127\.0\.0\.1:6379\/0/);
     const stored = await run("");
     assert.equal(stored.code, 0);

@@ -128,7 +128,11 @@ function celeryForms(field: Field, text: string): string {
 /**
  * A croner job (never started: used only to compute run times) for a
  * crontab schedule in a time zone. Day of month and day of week must BOTH
- * match, as in Celery (classic cron ORs them).
+ * match, as in Celery (classic cron ORs them). Minutes and hours without a
+ * `*` or a step (`30 2`, and as in Vixie cron and Celery `30 2,14` or
+ * `30 1-3`) are fixed times on DST days: one that does not exist runs at the
+ * end of the gap, one that happens twice runs the first time. With a `*` or
+ * a step they run in real time.
  *
  * @example
  * ```ts
@@ -142,7 +146,13 @@ function celeryForms(field: Field, text: string): string {
  * @returns the job
  */
 export function cronJob(c: CrontabSchedule, timezone: string): Cron {
-  return new Cron(cronPattern(c), { timezone, domAndDow: true, mode: "6-part", paused: true });
+  return new Cron(cronPattern(c), {
+    timezone,
+    domAndDow: true,
+    mode: "6-part",
+    paused: true,
+    fixedTimeRule: "no-wildcard",
+  });
 }
 
 /**

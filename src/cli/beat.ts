@@ -13,6 +13,7 @@ import { Beat } from "../beat/beat.ts";
 import { at } from "../beat/crontab.ts";
 import { PeriodicTasks, type ScheduleRow } from "../beat/periodic_tasks.ts";
 import { unregisteredTask } from "./call.ts";
+import { retryOnStartup } from "./connect_retry.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -191,14 +192,27 @@ export async function runBeat(app: Celery, values: Values): Promise<number> {
   configureBeatStore(app, values);
   if (values.list) return await list(app).finally(() => app.close());
   const beat = beatFromFlags(app, values);
+  const starting = new AbortController();
   const onSignal = () => {
     log.info("beat: shutting down");
+    starting.abort(
+      new DOMException("Stopped before the beat store could be reached", "AbortError"),
+    );
     beat.stop();
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
-    await beat.start();
+    try {
+      // As Celery's beat, which keeps running while the broker is down: the store is waited for.
+      await retryOnStartup(() => beat.start(), {
+        failFast: values["fail-fast"] as boolean | undefined,
+        signal: starting.signal,
+      });
+    } catch (err) {
+      if (!starting.signal.aborted) throw err;
+      return 0;
+    }
     await beat.finished;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);

@@ -8,8 +8,8 @@
 
 import type { Celery } from "../client/app.ts";
 import { closestName } from "../client/closest_name.ts";
-import { TaskError, TimeoutError } from "../client/errors.ts";
 import { BUILTIN_TASKS } from "../worker/builtins.ts";
+import { printOutcome, waitTimeout } from "./task_outcome.ts";
 
 function json(text: string | undefined, flag: string, fallback: unknown): unknown {
   if (text === undefined) return fallback;
@@ -51,14 +51,22 @@ export function unregisteredTask(
   }; ${done} anyway, for a worker that has it (a Python worker, another app)`;
 }
 
+/** The flags that only go with `call --wait`. */
+const WAIT_FLAGS = ["timeout", "json", "traceback"];
+
 /**
  * `call NAME [--args JSON] [--kwargs JSON] [--countdown S] [--eta ISO]
- * [--queue Q]`: send the task, print its id.
+ * [--queue Q] [--wait [-t S] [--json] [--traceback]]`: send the task, print
+ * its id; with `--wait`, wait for its outcome and print it as `result`
+ * does, with its exit codes (see task_outcome.ts) — the one way to get a
+ * result from the `rpc://` backend, which sends it to this command alone.
  *
  * @param app the app
  * @param name task name
  * @param values parsed flags
  * @returns exit code
+ * @throws {TypeError} for a bad flag value, `--wait` without a result backend, or a wait flag
+ *   without `--wait` (checked before anything is sent)
  */
 export async function runCall(
   app: Celery,
@@ -80,6 +88,21 @@ export async function runCall(
   if (eta && Number.isNaN(eta.getTime())) {
     throw new TypeError(`--eta needs an ISO 8601 date, got "${values.eta}"`);
   }
+  const timeout = values.wait ? waitTimeout(values) : undefined;
+  if (values.wait && !app.config.backend) {
+    throw new TypeError(
+      "call --wait needs the result backend the worker stores to, and none is configured: " +
+        "--backend redis://127.0.0.1:6379/0, or rpc:// (or CELERY_RESULT_BACKEND, or the app's " +
+        "backend); nothing was sent",
+    );
+  }
+  const stray = WAIT_FLAGS.filter((f) => values[f] !== undefined);
+  if (!values.wait && stray.length) {
+    throw new TypeError(
+      `${stray.map((f) => `--${f}`).join(", ")} ${stray.length > 1 ? "go" : "goes"} with ` +
+        `--wait (call ${name} --wait --timeout 30); nothing was sent`,
+    );
+  }
   const unknown = unregisteredTask(app, name, values.app as string | undefined, "sent");
   const r = await app.sendTask(name, args, {
     kwargs: kwargs as Record<string, unknown>,
@@ -87,11 +110,29 @@ export async function runCall(
     eta,
     queue: values.queue as string | undefined,
   });
-  console.log(r.id);
+  if (!values.json) console.log(r.id);
   if (unknown) console.error(unknown);
-  const lost = rpcResultLost(app, r.id);
-  if (lost) console.error(lost);
-  return 0;
+  if (timeout !== undefined && app.tasks.get(name)?.options.ignoreResult) {
+    console.error(
+      `warning: ${name} is defined with ignoreResult: a worker stores no success of it, so ` +
+        `--wait ends at the timeout (${timeout} s) unless the task fails`,
+    );
+  }
+  if (timeout === undefined) {
+    const lost = rpcResultLost(app, r.id);
+    if (lost) console.error(lost);
+    return 0;
+  }
+  return await printOutcome(r, {
+    timeout,
+    json: values.json === true,
+    traceback: values.traceback === true,
+    later: isRpc(app) ? "" : `; it may still finish: result ${r.id}`,
+  });
+}
+
+function isRpc(app: Celery): boolean {
+  return /^rpc:/i.test(app.config.backend ?? "");
 }
 
 /**
@@ -110,19 +151,21 @@ export async function runCall(
  * @returns the warning line, or `undefined`
  */
 export function rpcResultLost(app: Celery, id: string): string | undefined {
-  if (!/^rpc:/i.test(app.config.backend ?? "")) return undefined;
+  if (!isRpc(app)) return undefined;
   return `warning: the result backend is rpc://: the result of ${id} goes only to this ` +
     "command's own reply queue, which is gone when it exits, so nothing can read it later " +
-    "(`result` refuses rpc://). To read results later, store them where any process can: " +
+    "(`result` refuses rpc://). To get it, have this command wait for it: call … --wait " +
+    "(--timeout S, default 10). To read results later, store them where any process can: " +
     "--backend redis://127.0.0.1:6379/0 (or CELERY_RESULT_BACKEND) for the worker and the " +
-    "caller; or send from a program that waits for it: await (await task.delay(...)).get()";
+    "caller";
 }
 
 /**
- * `result ID [--traceback] [--timeout S]`: wait for the task's result and
- * print it as JSON; a failure prints its exception (and traceback) and
- * exits 1; no result within the timeout exits 2. An `rpc://` backend is
- * refused: its results reach only the client that sent the task.
+ * `result ID [--traceback] [--timeout S] [--json]`: wait for the task's
+ * result and print it as JSON; a failure prints its exception (and
+ * traceback) and exits 1; no result within the timeout exits 2 (see
+ * task_outcome.ts). An `rpc://` backend is refused: its results reach only
+ * the client that sent the task (`call --wait` waits for them).
  *
  * @param app the app
  * @param id task id
@@ -143,33 +186,17 @@ export async function runResult(
         "--backend redis://127.0.0.1:6379/0 (or CELERY_RESULT_BACKEND, or the app's backend)",
     );
   }
-  if (/^rpc:/i.test(app.config.backend ?? "")) {
+  if (isRpc(app)) {
     throw new TypeError(
       "result cannot read a result from the rpc:// backend: it sends each result only to the " +
-        "client that sent the task (as in Celery). Store results where any process can read " +
-        "them: --backend redis://127.0.0.1:6379/0 (or CELERY_RESULT_BACKEND) for the worker " +
-        "and the caller",
+        "client that sent the task (as in Celery): send it with call … --wait to get it there. " +
+        "Store results where any process can read them: --backend redis://127.0.0.1:6379/0 " +
+        "(or CELERY_RESULT_BACKEND) for the worker and the caller",
     );
   }
-  const timeout = values.timeout === undefined ? 10 : Number(values.timeout);
-  if (!(timeout > 0)) throw new TypeError(`--timeout needs seconds > 0, got "${values.timeout}"`);
-  try {
-    const value = await app.asyncResult(id).get({ timeout: timeout * 1000 });
-    console.log(JSON.stringify(value, null, 2));
-    return 0;
-  } catch (err) {
-    if (err instanceof TaskError) {
-      console.error(`${err.state}: ${err.excType}: ${err.excMessage.map(String).join(", ")}`);
-      if (values.traceback && err.traceback) console.error(err.traceback);
-      return 1;
-    }
-    if (err instanceof TimeoutError) {
-      const state = err.state === undefined || err.state === "PENDING"
-        ? "still pending, or unknown"
-        : `its state is ${err.state}`;
-      console.error(`No result for ${id} within ${timeout} s (${state})`);
-      return 2;
-    }
-    throw err;
-  }
+  return await printOutcome(app.asyncResult(id), {
+    timeout: waitTimeout(values),
+    json: values.json === true,
+    traceback: values.traceback === true,
+  });
 }

@@ -1,9 +1,9 @@
 /**
  * Connecting at start-up the way Celery does
- * (`broker_connection_retry_on_startup`, on by default): a broker or result
- * backend that cannot be reached yet is tried again with a growing delay and
- * a log line per attempt, instead of the worker exiting. `--fail-fast` turns
- * this off.
+ * (`broker_connection_retry_on_startup`, on by default): a broker, result
+ * backend or beat store that cannot be reached yet is tried again with a
+ * growing delay and a log line per attempt, instead of the worker or beat
+ * exiting. `--fail-fast` turns this off.
  *
  * @module
  */
@@ -35,8 +35,8 @@ export function startupRetryDelay(attempt: number): number {
   return Math.min(2 * attempt, 30);
 }
 
-/** Options of {@link connectOnStartup}. */
-export interface ConnectOnStartupOptions {
+/** Options of {@link retryOnStartup}. */
+export interface RetryOnStartupOptions {
   /** Give up at the first failure (Celery: `broker_connection_retry_on_startup = False`). */
   failFast?: boolean;
   /** Attempts after the first before giving up; default {@link STARTUP_MAX_RETRIES}. */
@@ -46,31 +46,48 @@ export interface ConnectOnStartupOptions {
 }
 
 /**
- * Open the app's broker and result backend, retrying while they cannot be
- * reached. Errors that only a change of settings fixes (a wrong password, a
- * missing database, Deno KV not enabled, a missing Deno permission) are
- * thrown at once.
+ * Open the app's broker and result backend.
  *
  * @example
  * ```ts ignore
- * await connectOnStartup(app, { signal: AbortSignal.timeout(60_000) });
+ * await retryOnStartup(async (signal) => {
+ *   await openAppConnections(app, signal);
+ *   await beat.start();
+ * });
  * ```
  *
  * @param app the app whose connections to open
+ * @param signal aborts a connect that hangs (a server that never answers)
+ */
+export async function openAppConnections(app: Celery, signal?: AbortSignal): Promise<void> {
+  await app.broker({ signal });
+  if (app.config.backend !== null) await app.resultBackend({ signal });
+}
+
+/**
+ * Run `open` until it succeeds, retrying (2, 4, … 30 s apart, a log line
+ * each time) while it fails with a transient {@link BrokerConnectionError}:
+ * the start-up of a worker, and of a beat whose store cannot be reached yet.
+ * Any other error is thrown at once.
+ *
+ * @example
+ * ```ts ignore
+ * await retryOnStartup(() => beat.start(), { failFast: false });
+ * ```
+ *
+ * @param open what to open; given the abort signal of `options`
  * @param options fail fast, retries, abort signal
  * @throws {BrokerConnectionError} with `failFast`, or after the last retry
  */
-export async function connectOnStartup(
-  app: Celery,
-  options: ConnectOnStartupOptions = {},
+export async function retryOnStartup(
+  open: (signal?: AbortSignal) => Promise<void>,
+  options: RetryOnStartupOptions = {},
 ): Promise<void> {
   const max = options.maxRetries ?? STARTUP_MAX_RETRIES;
   for (let attempt = 1;; attempt++) {
     options.signal?.throwIfAborted();
     try {
-      // The signal also aborts a connect that hangs (a server that never answers).
-      await app.broker({ signal: options.signal });
-      if (app.config.backend !== null) await app.resultBackend({ signal: options.signal });
+      await open(options.signal);
       if (attempt > 1) log.info("Connected after {n} attempt(s)", { n: attempt });
       return;
     } catch (err) {

@@ -17,6 +17,7 @@ export const MONITOR_OPTIONS = {
   countdown: { type: "string" },
   eta: { type: "string" },
   traceback: { type: "boolean" },
+  wait: { type: "boolean" },
   destination: { type: "string", short: "d" },
   timeout: { type: "string", short: "t" },
   json: { type: "boolean" },
@@ -27,7 +28,9 @@ export const MONITOR_OPTIONS = {
 export const MONITOR_USAGE = `
   deno run -A worker.ts call NAME --app ./tasks.ts [--args JSON] [--kwargs JSON]
                    [--countdown S] [--eta ISO] [--queue Q]   send a task, print its id
-  deno run -A worker.ts result ID [--traceback] [-t S]  print a task's result (exit 1: it
+                   [--wait [-t S] [--json] [--traceback]]     (--wait: then its result)
+  deno run -A worker.ts result ID [--traceback] [-t S] [--json]
+                                                       print a task's result (exit 1: it
                                                        failed; 2: none within the timeout)
   deno run -A worker.ts inspect CMD [ARGS] [-d NODES] [-t S] [--json]
                                                        active, reserved, scheduled, stats,
@@ -52,11 +55,14 @@ Monitoring options:
       --countdown SECONDS    call: run no sooner than SECONDS from now
       --eta ISO              call: run no sooner than this time (ISO 8601)
       --queue Q              call, schedule add: send to queue Q (default: the task's route)
-      --traceback            result: also print a failed task's traceback
+      --wait                 call: wait for the task's result and print it as result does,
+                             with its exit codes (the way to get a result from rpc://)
+      --traceback            result, call --wait: also print a failed task's traceback
   -d, --destination NODES    inspect, control, report: ask only these nodes (a,b)
   -t, --timeout SECONDS      inspect, control, status, report: wait for replies (default 1);
-                             result: wait for the result (default 10)
-      --json                 inspect, control, status, report: print the replies as JSON
+                             result, call --wait: wait for the result (default 10)
+      --json                 inspect, control, status, report: print the replies as JSON;
+                             result, call --wait: the outcome as JSON (task_id, status, ...)
       --dump                 events: one line per event, even on a terminal
 `;
 

@@ -90,9 +90,9 @@ Options:
 ${SCALE_HELP}
       --without-remote-control
                              do not answer celery.pidbox commands (ping, revoke, ...)${RELIABILITY_USAGE}
-      --fail-fast            exit at once when the broker or result backend cannot be reached
-                             at start (default: retry every 2, 4, ... 30 s, 100 times, as
-                             Celery's broker_connection_retry_on_startup)
+      --fail-fast            exit at once when the broker, result backend or beat store
+                             cannot be reached at start (default: retry every 2, 4, ... 30 s,
+                             100 times, as Celery's broker_connection_retry_on_startup)
   -E, --task-events          send task events for monitors (Flower, celery events)
       --heartbeat-interval SECONDS
                              seconds between worker-heartbeat events (default 2)

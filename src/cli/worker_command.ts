@@ -14,7 +14,7 @@ import { LeakedThreadsError } from "../worker/thread_leaks.ts";
 import { Worker } from "../worker/worker.ts";
 import { bannerFields } from "./banner.ts";
 import { beatFromFlags, configureBeatStore } from "./beat.ts";
-import { connectOnStartup } from "./connect_retry.ts";
+import { openAppConnections, retryOnStartup } from "./connect_retry.ts";
 import { dashboardFromFlags } from "./dashboard.ts";
 import type { LogFields } from "./log_output.ts";
 import { positiveInt, positiveNumber } from "./flag_numbers.ts";
@@ -196,7 +196,12 @@ export async function runWorker(
   Deno.addSignalListener("SIGQUIT", onQuit);
   try {
     try {
-      await connectOnStartup(app, {
+      // Beat's store (a --beat-store beside the broker) is waited for as the broker is; a bad
+      // entry or an amqp:// broker without one stops the command before the worker runs.
+      await retryOnStartup(async (signal) => {
+        await openAppConnections(app, signal);
+        await beat?.start();
+      }, {
         failFast: values["fail-fast"] as boolean | undefined,
         signal: connecting.signal,
       });
@@ -209,7 +214,6 @@ export async function runWorker(
     }
     signals = 0;
     connecting.abort();
-    await beat?.start(); // first: an unreachable beat store stops the command before the worker runs
     await dashboard?.start(); // before the worker: a port in use stops the command first
     await (release ? startReleasingPages(() => worker.start()) : worker.start());
     await worker.finished;

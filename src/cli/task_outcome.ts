@@ -1,0 +1,120 @@
+// deno-lint-ignore-file no-console
+/**
+ * What `result ID` and `call NAME --wait` print of a task's outcome, and
+ * the exit code they end with: the result (0), the failure (1), or no
+ * result within the timeout (2) — as JSON for scripts with `--json`.
+ *
+ * @module
+ */
+
+import type { AsyncResult } from "../client/async_result.ts";
+import { TaskError, TimeoutError } from "../client/errors.ts";
+
+/**
+ * Exit code of `result` and `call --wait` when the task failed or was revoked.
+ *
+ * @example
+ * ```ts ignore
+ * if (code === TASK_FAILED_EXIT) console.error("the task failed");
+ * ```
+ */
+export const TASK_FAILED_EXIT = 1;
+
+/**
+ * Exit code of `result` and `call --wait` when no result came within the timeout.
+ *
+ * @example
+ * ```ts ignore
+ * if (code === NO_RESULT_EXIT) console.error("no result yet: try again later");
+ * ```
+ */
+export const NO_RESULT_EXIT = 2;
+
+/**
+ * The seconds of `--timeout` (default 10), checked before anything is sent or read.
+ *
+ * @example
+ * ```ts ignore
+ * waitTimeout({ timeout: "2.5" }); // 2.5
+ * ```
+ *
+ * @param values parsed flags
+ * @returns seconds > 0
+ * @throws {TypeError} when `--timeout` is no number of seconds > 0
+ */
+export function waitTimeout(values: Record<string, string | boolean | undefined>): number {
+  const timeout = values.timeout === undefined ? 10 : Number(values.timeout);
+  if (!(timeout > 0)) throw new TypeError(`--timeout needs seconds > 0, got "${values.timeout}"`);
+  return timeout;
+}
+
+/** How the outcome is printed. */
+export interface OutcomeOptions {
+  /** Seconds to wait for it. */
+  timeout: number;
+  /** One JSON object on stdout (Celery's result meta names), nothing on stderr. */
+  json?: boolean;
+  /** Also print a failed task's traceback (on stderr). */
+  traceback?: boolean;
+  /** Added to the line of a wait that timed out: where to read the result later. */
+  later?: string;
+}
+
+/**
+ * Wait for the task's outcome and print it: the result as JSON on stdout;
+ * a failure (`FAILURE: ValueError: boom`, with `traceback` its traceback)
+ * on stderr; no result within the timeout, a line naming the task and its
+ * last state. With `json`, one object on stdout instead:
+ * `{"task_id", "status": "SUCCESS", "result"}`, `{"task_id", "status":
+ * "FAILURE", "result": {"exc_type", "exc_message", "exc_module"},
+ * "traceback"}`, or `{"task_id", "status": <its last state, null when
+ * unread>, "timeout": <seconds>}`.
+ *
+ * @example
+ * ```ts ignore
+ * const code = await printOutcome(app.asyncResult(id), { timeout: 10, json: true });
+ * ```
+ *
+ * @param result the task's result handle
+ * @param options see {@link OutcomeOptions}
+ * @returns 0, {@link TASK_FAILED_EXIT} or {@link NO_RESULT_EXIT}
+ */
+export async function printOutcome(result: AsyncResult, options: OutcomeOptions): Promise<number> {
+  const id = result.id;
+  const { timeout, json } = options;
+  try {
+    const value = await result.get({ timeout: timeout * 1000 });
+    console.log(
+      JSON.stringify(json ? { task_id: id, status: "SUCCESS", result: value } : value, null, 2),
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof TaskError) {
+      if (json) {
+        const exc = {
+          exc_type: err.excType,
+          exc_message: err.excMessage,
+          exc_module: err.excModule,
+        };
+        const meta = { task_id: id, status: err.state, result: exc, traceback: err.traceback };
+        console.log(JSON.stringify(meta, null, 2));
+      } else {
+        console.error(`${err.state}: ${err.excType}: ${err.excMessage.map(String).join(", ")}`);
+        if (options.traceback && err.traceback) console.error(err.traceback);
+      }
+      return TASK_FAILED_EXIT;
+    }
+    if (err instanceof TimeoutError) {
+      if (json) {
+        console.log(JSON.stringify({ task_id: id, status: err.state ?? null, timeout }, null, 2));
+      } else {
+        const state = err.state === undefined || err.state === "PENDING"
+          ? "still pending, or unknown"
+          : `its state is ${err.state}`;
+        console.error(`No result for ${id} within ${timeout} s (${state})${options.later ?? ""}`);
+      }
+      return NO_RESULT_EXIT;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * `call NAME --wait` against a real worker: it prints the id, then the
+ * result as `result` prints it (`--json`: one object), exits 1 for a
+ * failure and 2 with the task's last state when no result comes in time —
+ * on Redis, and on the rpc:// backend, where it is the one way to get a
+ * result from the command line.
+ */
+
+import assert from "node:assert/strict";
+import { Celery } from "../mod.ts";
+import { runCall } from "../src/cli/call.ts";
+import { NO_RESULT_EXIT, TASK_FAILED_EXIT } from "../src/cli/task_outcome.ts";
+import { celeriacWorker } from "./helpers/procs.ts";
+import { createVhost } from "./helpers/rabbitmq.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const TASKS = "./tests/interop/tasks.ts";
+
+/** A command, how it exited and what it printed. */
+interface Ran {
+  code: number;
+  out: string;
+  err: string;
+}
+
+async function cli(args: string[]): Promise<Ran> {
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "worker.ts", ...args],
+    cwd: ROOT,
+    env: { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "" },
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: o.code, out: dec.decode(o.stdout), err: dec.decode(o.stderr) };
+}
+
+function expect(ran: Ran, code: number, out: RegExp, err: RegExp = /^$/): void {
+  const show = `exited ${ran.code}\n--- stdout:\n${ran.out}--- stderr:\n${ran.err}`;
+  assert.equal(ran.code, code, show);
+  assert.match(ran.out, out, show);
+  assert.match(ran.err, err, show);
+}
+
+const ID = "[0-9a-f-]{36}";
+
+/** The cases every backend passes: a result, a failure, JSON, and the exit codes. */
+async function waits(at: string[], queue: string): Promise<void> {
+  const call = (...args: string[]) => cli(["call", ...args, "--app", TASKS, ...at]);
+  expect(
+    await call("tasks.add", "--args", "[2, 3]", "--queue", queue, "--wait", "-t", "30"),
+    0,
+    new RegExp(`^${ID}\\n5\\n$`),
+  );
+  expect(
+    await call("tasks.fail", "--args", '["boom"]', "--queue", queue, "--wait", "--traceback"),
+    TASK_FAILED_EXIT,
+    new RegExp(`^${ID}\\n$`),
+    /^FAILURE: ValueError: boom\n[\s\S]*boom/,
+  );
+  const json = await call("tasks.add", "--args", "[4, 5]", "--queue", queue, "--wait", "--json");
+  expect(json, 0, /^\{/);
+  const meta = JSON.parse(json.out);
+  assert.match(meta.task_id, new RegExp(`^${ID}$`));
+  assert.deepEqual({ ...meta, task_id: 0 }, { task_id: 0, status: "SUCCESS", result: 9 });
+  const failed = await call("tasks.fail", "--args", '["no"]', "--queue", queue, "--wait", "--json");
+  expect(failed, TASK_FAILED_EXIT, /^\{/);
+  const failure = JSON.parse(failed.out);
+  assert.equal(failure.status, "FAILURE");
+  assert.deepEqual(failure.result, {
+    exc_type: "ValueError",
+    exc_message: ["no"],
+    exc_module: "builtins",
+  });
+  // No worker consumes this queue: the task stays PENDING.
+  const idle = `${queue}-idle`;
+  const late = await call("tasks.add", "--args", "[1, 1]", "--queue", idle, "--wait", "-t", "0.5");
+  expect(
+    late,
+    NO_RESULT_EXIT,
+    new RegExp(`^${ID}\\n$`),
+    new RegExp(`^No result for ${late.out.trim()} within 0\\.5 s \\(still pending, or unknown\\)`),
+  );
+  const lateJson = await call("tasks.add", "--queue", idle, "--wait", "-t", "0.5", "--json");
+  expect(lateJson, NO_RESULT_EXIT, /^\{/);
+  assert.deepEqual({ ...JSON.parse(lateJson.out), task_id: 0 }, {
+    task_id: 0,
+    status: "PENDING",
+    timeout: 0.5,
+  });
+}
+
+Deno.test({
+  name: "cli call --wait: Redis — the result, a failure (exit 1), no result in time (exit 2)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("cli-wait");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const queue = `wait-${crypto.randomUUID().slice(0, 8)}`;
+  const at = ["-b", url, "--backend", url];
+  const worker = await celeriacWorker(["--app", TASKS, ...at, "-Q", queue, "-c", "1"]);
+  try {
+    await waits(at, queue);
+    // Stored results outlive the command: the timeout says where to read it later.
+    const late = await cli([
+      "call",
+      "tasks.add",
+      "--queue",
+      `${queue}-idle`,
+      "--wait",
+      "-t",
+      "0.2",
+      "--app",
+      TASKS,
+      ...at,
+    ]);
+    const id = late.out.trim();
+    assert.match(late.err, new RegExp(`; it may still finish: result ${id}\\n$`));
+  } finally {
+    await worker.stop();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "cli call --wait: rpc:// — the command that sent the task gets its result",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  const vhost = await createVhost("call-wait");
+  const queue = `wait-${crypto.randomUUID().slice(0, 8)}`;
+  const at = ["-b", vhost.url(), "--backend", "rpc://"];
+  const worker = await celeriacWorker(["--app", TASKS, ...at, "-Q", queue, "-c", "1"]);
+  try {
+    await waits(at, queue);
+  } finally {
+    await worker.stop();
+    await vhost.remove();
+  }
+});
+
+Deno.test("cli call: --wait without a result backend, or -t/--json without --wait, sends nothing", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  try {
+    await assert.rejects(
+      runCall(app, "tasks.add", { wait: true }),
+      /call --wait needs the result backend .*nothing was sent/,
+    );
+    app.configure({ backend: "kv://:memory:" });
+    await assert.rejects(
+      runCall(app, "tasks.add", { timeout: "5", json: true }),
+      /--timeout, --json go with --wait .*nothing was sent/,
+    );
+    await assert.rejects(
+      runCall(app, "tasks.add", { traceback: true }),
+      /^TypeError: --traceback goes with --wait/,
+    );
+    await assert.rejects(
+      runCall(app, "tasks.add", { wait: true, timeout: "0" }),
+      /--timeout needs/,
+    );
+    assert.equal(await app.purge("celery"), 0, "nothing sent");
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test("cli call --wait: a task defined with ignoreResult is said to end at the timeout", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-call-wait-" });
+  try {
+    const quiet = await cli([
+      "call",
+      "t.quiet",
+      "--app",
+      "./tests/apps/worker_app.ts",
+      "-b",
+      `kv://${dir}/broker.db`,
+      "--wait",
+      "-t",
+      "0.3",
+    ]);
+    expect(
+      quiet,
+      NO_RESULT_EXIT,
+      new RegExp(`^${ID}\\n$`),
+      /^warning: t\.quiet is defined with ignoreResult: a worker stores no success of it, so --wait ends at the timeout \(0\.3 s\) unless the task fails\nNo result for /,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
