@@ -77,7 +77,8 @@ async function init(
   }
   loaded.configure(config);
   registerBuiltins(loaded);
-  loaded[PUBLISHER] = (message, target) => request({ type: "publish", id: 0, message, target });
+  loaded[PUBLISHER] = (message, target, child) =>
+    request({ type: "publish", id: 0, message, target, child });
   return loaded;
 }
 

@@ -310,8 +310,8 @@ export class Worker {
         settleOrPark(s, outs, settleOutcomes);
         heap.settled(outs.length);
       },
-      onPublish: (message, target) => {
-        s.children.record(message);
+      onPublish: (message, target, child) => {
+        s.children.record(message, child);
         return this.#app.publish(message, target);
       },
       onState: (seq, status, meta) => storeState(s.backend, s.running.get(seq)?.req, status, meta),
