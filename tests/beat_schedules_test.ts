@@ -335,6 +335,10 @@ Deno.test("schedules: bad input names the entry and the field", () => {
   bad("0 3 * *", /crontab/, /has 4 field\(s\)/);
   bad({ type: "crontab", minute: "0", hour: "25" }, /hour/, /not a valid cron field/);
   bad({ every: 5 }, /^schedule$/, /expected seconds/);
+  // Celery raises "unable to rollover" at every tick; it never ran silently before.
+  bad("0 0 31 2 *", /^schedule \(crontab\)$/, /never matches: no day 31 in month 2/);
+  bad({ type: "crontab", dayOfMonth: "31", monthOfYear: "apr,jun" }, /crontab/, /never/);
+  assert.ok(crontab({ minute: 0, hour: 0, dayOfMonth: 29, monthOfYear: 2, dayOfWeek: "mon" }));
   assert.throws(() => crontab({ minute: 0, hours: 3 } as never), /unknown field/);
   assert.throws(() => crontab({ dayOfWeek: "mon-funday" }), /dayOfWeek/);
   assert.throws(

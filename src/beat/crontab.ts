@@ -174,7 +174,8 @@ export function cronJob(c: CrontabSchedule, timezone: string): Cron {
  *
  * @param fields Celery's fields (each default `"*"`), or a 5-field cron string
  * @returns the schedule, as plain data
- * @throws {BeatEntryError} naming the field that is invalid
+ * @throws {BeatEntryError} naming the field that is invalid, or when no date
+ *   matches the days (`dayOfMonth: 31, monthOfYear: 2`)
  */
 export function crontab(fields: CrontabFields | string = {}): CrontabSchedule {
   let parts: Record<(typeof FIELDS)[number], string>;
@@ -215,6 +216,17 @@ export function crontab(fields: CrontabFields | string = {}): CrontabSchedule {
         `"${parts[f]}" is not a valid cron field (${(err as Error).message})`,
       );
     }
+  }
+  if (cronJob(schedule, "UTC").nextRun(new Date(0)) === null) {
+    // Only the days can conflict (day 31 of February); Celery fails at every tick instead.
+    const { dayOfMonth: dom, monthOfYear: month, dayOfWeek: dow } = parts;
+    throw new BeatEntryError(
+      null,
+      "crontab",
+      `never matches: no day ${dom} in month ${month}${
+        dow === "*" ? "" : ` on day of week ${dow}`
+      }, so the entry would never run`,
+    );
   }
   return Object.freeze(schedule);
 }
