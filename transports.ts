@@ -55,6 +55,14 @@ export { AmqpBroker, type AmqpBrokerOptions, openAmqpBroker } from "./src/broker
 export type { BackoffOptions } from "./src/broker/amqp_state.ts";
 // src/broker/amqp_url.ts
 export { type AmqpUrlOptions, parseAmqpUrl } from "./src/broker/amqp_url.ts";
+// src/broker/url_options.ts
+export {
+  AMQP_READ_OPTIONS,
+  type AmqpUrlOption,
+  REDIS_READ_OPTIONS,
+  type RedisUrlOption,
+  type UrlQuery,
+} from "./src/broker/url_options.ts";
 // src/broker/amqp_topology.ts
 export type { QueueType } from "./src/broker/amqp_topology.ts";
 // src/backend/rpc.ts

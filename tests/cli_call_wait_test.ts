@@ -154,11 +154,40 @@ Deno.test("cli call: --wait without a result backend, or -t/--json without --wai
       /--timeout, --json go with --wait .*nothing was sent/,
     );
     await assert.rejects(
+      runCall(app, "tasks.add", { traceback: true }),
+      /^TypeError: --traceback goes with --wait/,
+    );
+    await assert.rejects(
       runCall(app, "tasks.add", { wait: true, timeout: "0" }),
       /--timeout needs/,
     );
     assert.equal(await app.purge("celery"), 0, "nothing sent");
   } finally {
     await app.close();
+  }
+});
+
+Deno.test("cli call --wait: a task defined with ignoreResult is said to end at the timeout", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-call-wait-" });
+  try {
+    const quiet = await cli([
+      "call",
+      "t.quiet",
+      "--app",
+      "./tests/apps/worker_app.ts",
+      "-b",
+      `kv://${dir}/broker.db`,
+      "--wait",
+      "-t",
+      "0.3",
+    ]);
+    expect(
+      quiet,
+      NO_RESULT_EXIT,
+      new RegExp(`^${ID}\\n$`),
+      /^warning: t\.quiet is defined with ignoreResult: a worker stores no success of it, so --wait ends at the timeout \(0\.3 s\) unless the task fails\nNo result for /,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,12 +1,20 @@
 /**
  * A `get()` that times out says why the task was not ready: its state read
  * when the wait ended (PENDING: no worker started it; STARTED: a worker
- * runs it) and, when this client sent the task, the queue it went to.
+ * runs it) and, when this client sent the task, the queue it went to. That
+ * state comes from the one read the backend makes at the timeout (to return
+ * a result stored by then), on KV, Redis and rpc://: the client reads no
+ * second time.
  */
 
 import assert from "node:assert/strict";
 import { Celery, TimeoutError } from "../mod.ts";
+import type { ResultBackend } from "../src/backend/port.ts";
+import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { Worker } from "../src/worker/worker.ts";
+import { createVhost } from "./helpers/rabbitmq.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 
 function timedOut(check: (err: TimeoutError) => void) {
   return (err: unknown) => {
@@ -96,5 +104,80 @@ Deno.test("get timeout: a task a worker runs says STARTED, not a queue to check"
     await worker.stop();
     await app.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Count the backend's reads (`get`), the ones it makes itself included. */
+function countReads(backend: ResultBackend): { reads: number } {
+  const count = { reads: 0 };
+  const get = backend.get.bind(backend);
+  backend.get = (taskId) => {
+    count.reads++;
+    return get(taskId);
+  };
+  return count;
+}
+
+/** `get({ timeout: 0 })` of a task not ready: its TimeoutError's state, and the reads made. */
+async function timedOutAfter(app: Celery, id: string): Promise<{ state?: string; reads: number }> {
+  const backend = await app.resultBackend();
+  // Connected first: an unconnected backend reads nothing at the abort (the client reads then).
+  await backend.prepare?.();
+  await backend.get(crypto.randomUUID());
+  const count = countReads(backend);
+  // Timeout 0: the wait ends before it starts, so every read is one made for the timeout.
+  const err = await app.asyncResult(id).get({ timeout: 0 }).then(
+    () => assert.fail("resolved"),
+    (e) => e,
+  );
+  assert.ok(err instanceof TimeoutError, String(err));
+  return { state: err.state, reads: count.reads };
+}
+
+/** A PENDING task, then a STARTED one: each state named after one read. */
+async function oneRead(app: Celery, stores: boolean): Promise<void> {
+  assert.deepEqual(await timedOutAfter(app, crypto.randomUUID()), { state: "PENDING", reads: 1 });
+  if (!stores) return;
+  const id = crypto.randomUUID();
+  const meta = encodeResultMeta({ taskId: id, status: "STARTED", result: { pid: 1 } });
+  await (await app.resultBackend()).store([{ taskId: id, status: "STARTED", meta }]);
+  assert.deepEqual(await timedOutAfter(app, id), { state: "STARTED", reads: 1 });
+}
+
+Deno.test("get timeout: one read names the state (before: two) — KV", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  try {
+    await oneRead(app, true);
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test({
+  name: "get timeout: one read names the state (before: two) — Redis",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("get-reads");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const app = new Celery({ broker: url, backend: url });
+  try {
+    await oneRead(app, true);
+  } finally {
+    await app.close();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "get timeout: one read names the state (before: two) — rpc://",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  const vhost = await createVhost("get-reads");
+  const app = new Celery({ broker: vhost.url(), backend: "rpc://" });
+  try {
+    await oneRead(app, false);
+  } finally {
+    await app.close();
+    await vhost.remove();
   }
 });

@@ -1,7 +1,18 @@
 import assert from "node:assert/strict";
 import { maskPassword } from "../src/broker/errors.ts";
-import { parseRedisUrl } from "../src/broker/redis_url.ts";
+import {
+  connectTimeoutOf,
+  failoverWaitOf,
+  parseRedisUrl,
+  replyTimeoutOf,
+} from "../src/broker/redis_url.ts";
 import { parseAmqpUrl } from "../src/broker/amqp_url.ts";
+import {
+  AMQP_URL_OPTIONS,
+  type AmqpUrlOption,
+  REDIS_URL_OPTIONS,
+  type RedisUrlOption,
+} from "../src/broker/url_options.ts";
 import { reset } from "@logtape/logtape";
 import { captureLogs, logLine } from "./helpers/logs.ts";
 
@@ -93,7 +104,7 @@ Deno.test("redis and amqp urls: an option of no kind Celeriac knows is warned of
     assert.deepEqual(records.map(logLine), [
       `warning URL option visibility_timout of redis://:***@127.0.0.1:6379/3?visibility_timout=10&global_keyprefix=a: is ignored: Celeriac reads ${redis} there (a typo?)`,
       `warning URL option socket_timout of redis+cluster://h1:7000,h2:7001?socket_timout=5 is ignored: Celeriac reads ${redis} there (a typo?)`,
-      "warning URL option heartbeet of amqp://guest:***@127.0.0.1:5672//?heartbeet=10&heartbeat=5 is ignored: Celeriac reads ssl, heartbeat, connect_timeout, max_priority, x-max-priority, delivery_limit, quorum_queues, queue_type, exchange_type, delay_queue_type there (a typo?)",
+      "warning URL option heartbeet of amqp://guest:***@127.0.0.1:5672//?heartbeet=10&heartbeat=5 is ignored: Celeriac reads ssl, heartbeat, connect_timeout, publish_timeout, max_priority, x-max-priority, delivery_limit, quorum_queues, queue_type, exchange_type, delay_queue_type there (a typo?)",
     ]);
   } finally {
     await reset();
@@ -162,6 +173,63 @@ Deno.test(
       assert.deepEqual(said("redis://h/2?ssl_cert_reqs=required"), [
         "warning ssl_cert_reqs: the connection is not TLS (rediss://, amqps://): it changes nothing",
       ]);
+    } finally {
+      await reset();
+    }
+  },
+);
+
+/** A value of each option Celeriac reads: a new one in the lists does not compile without one. */
+const REDIS_VALUES: Record<RedisUrlOption, string> = {
+  db: "1",
+  visibility_timeout: "60",
+  global_keyprefix: "app:",
+  result_expires: "3600",
+  socket_timeout: "5",
+  socket_connect_timeout: "2",
+  failover_wait: "30",
+  master_name: "mymaster",
+  sentinel_password: "pw",
+  sentinel_username: "sentinel",
+};
+const AMQP_VALUES: Record<AmqpUrlOption, string> = {
+  ssl: "false",
+  heartbeat: "30",
+  connect_timeout: "4",
+  publish_timeout: "10",
+  max_priority: "10",
+  "x-max-priority": "10",
+  delivery_limit: "5",
+  quorum_queues: "a,b",
+  queue_type: "quorum",
+  exchange_type: "topic",
+  delay_queue_type: "classic",
+};
+
+Deno.test(
+  "redis and amqp urls: every option Celeriac reads is taken without a warning (publish_timeout, " +
+    "read by the AMQP broker, was warned of as ignored, a typo)",
+  async () => {
+    const records = await captureLogs("debug", ["celeriac", "broker"]);
+    try {
+      assert.deepEqual([...REDIS_URL_OPTIONS.read].sort(), Object.keys(REDIS_VALUES).sort());
+      assert.deepEqual([...AMQP_URL_OPTIONS.read].sort(), Object.keys(AMQP_VALUES).sort());
+      const redisQuery = new URLSearchParams(REDIS_VALUES).toString();
+      for (const url of [`redis://h/0?${redisQuery}`, `sentinel://h:26379?${redisQuery}`]) {
+        const parsed = parseRedisUrl(url);
+        assert.deepEqual({ ...parsed.query }, REDIS_VALUES);
+        assert.equal(replyTimeoutOf(parsed, url), 5000);
+        assert.equal(connectTimeoutOf(parsed, url), 2000);
+        assert.equal(failoverWaitOf(parsed, url), url.startsWith("sentinel") ? 30_000 : 0);
+      }
+      const amqp = parseAmqpUrl(`amqp://h//?${new URLSearchParams(AMQP_VALUES)}`);
+      assert.deepEqual({ ...amqp.query }, AMQP_VALUES);
+      assert.equal(amqp.publishTimeout, 10);
+      assert.deepEqual(records.map(logLine), []);
+      assert.throws(
+        () => parseAmqpUrl("amqp://h//?publish_timeout=soon"),
+        /publish_timeout "soon"/,
+      );
     } finally {
       await reset();
     }

@@ -192,7 +192,13 @@ export class KvBackend implements ResultBackend {
     signal?: AbortSignal,
     onState?: (meta: ResultMeta) => void,
   ): Promise<ResultMeta> {
-    return storedOnAbort(signal, (s) => this.#wait(taskId, s, onState), () => this.get(taskId));
+    return storedOnAbort(
+      taskId,
+      signal,
+      (s) => this.#wait(taskId, s, onState),
+      () => this.get(taskId),
+      onState,
+    );
   }
 
   async #wait(

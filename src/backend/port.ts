@@ -75,7 +75,10 @@ export interface ResultBackend {
    * finished task's result), which may take longer than the timeout.
    * `onState` receives the states stored before (STARTED, RETRY, custom
    * states such as PROGRESS) as they arrive, and the one stored when the
-   * wait begins; it may see the same state more than once.
+   * wait begins; it may see the same state more than once. When an abort
+   * ends the wait before the task is ready, it is then given the state read
+   * at the abort (a PENDING meta when nothing is stored), unless that read
+   * failed: a client saying why its wait ended reads nothing more.
    */
   waitFor(
     taskId: string,

@@ -306,9 +306,11 @@ export class RedisBackend implements ResultBackend {
     onState?: (meta: ResultMeta) => void,
   ): Promise<ResultMeta> {
     return storedOnAbort(
+      taskId,
       signal,
       (s) => this.#waits.waitFor(taskId, s, onState),
-      () => this.#connected() ? this.get(taskId) : Promise.resolve(null),
+      () => this.#connected() ? this.get(taskId) : Promise.resolve(undefined),
+      onState,
     );
   }
 

@@ -385,9 +385,11 @@ export class RpcBackend implements ResultBackend {
     onState?: (meta: ResultMeta) => void,
   ): Promise<ResultMeta> {
     return storedOnAbort(
+      taskId,
       signal,
       (s) => this.#wait(taskId, s, onState),
-      () => this.#conn.state === "open" ? this.get(taskId) : Promise.resolve(null),
+      () => this.#conn.state === "open" ? this.get(taskId) : Promise.resolve(undefined),
+      onState,
     );
   }
 

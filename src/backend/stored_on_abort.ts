@@ -13,31 +13,52 @@ import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 /**
  * Wait by `wait`; when it ends because `signal` aborted (before it began,
  * or while it read or waited), read the task's result once with `read` and
- * return it if it is ready. Otherwise, and when that read fails, reject with
- * the abort's reason. `read` gives `null` at once rather than wait for its
- * server to come back: the abort also bounds that wait.
+ * return it if it is ready. Otherwise reject with the abort's reason, having
+ * handed what was read to `onState` (a PENDING meta when nothing is stored),
+ * so that a caller saying why its wait ended needs no read of its own; when
+ * the read fails, `onState` is not called. `read` gives `undefined` at once
+ * rather than wait for its server to come back: the abort also bounds that
+ * wait.
  *
  * @example
  * ```ts ignore
- * const meta = await storedOnAbort(signal, (s) => waits.waitFor(id, s), () => backend.get(id));
+ * const meta = await storedOnAbort(id, signal, (s) => waits.waitFor(id, s), () => backend.get(id));
  * ```
  *
+ * @param taskId the task (for the PENDING meta)
  * @param signal the caller's signal (none: `wait` as it is)
  * @param wait the wait, rejecting with `signal.reason` on abort
- * @param read reads the task's stored meta, `null` when none (or the server is unreachable)
+ * @param read reads the task's stored meta: `null` when none is stored, `undefined` when
+ *   the server is unreachable
+ * @param onState told the state read when the abort ended the wait and the task is not ready
  * @returns the ready meta
  */
 export async function storedOnAbort(
+  taskId: string,
   signal: AbortSignal | undefined,
   wait: (signal?: AbortSignal) => Promise<ResultMeta>,
-  read: () => Promise<ResultMeta | null>,
+  read: () => Promise<ResultMeta | null | undefined>,
+  onState?: (meta: ResultMeta) => void,
 ): Promise<ResultMeta> {
   try {
     return await wait(signal);
   } catch (err) {
     if (!signal?.aborted || err !== signal.reason) throw err;
-    const stored = await read().catch(() => null);
-    if (stored !== null && READY_STATES.has(stored.status)) return stored;
+    const stored = await read().catch(() => undefined);
+    if (stored && READY_STATES.has(stored.status)) return stored;
+    if (stored !== undefined) onState?.(stored ?? pendingMeta(taskId));
     throw err;
   }
+}
+
+/** What Celery's backends give for a task with nothing stored: PENDING, no result. */
+function pendingMeta(taskId: string): ResultMeta {
+  return {
+    status: "PENDING",
+    result: null,
+    traceback: null,
+    children: [],
+    date_done: null,
+    task_id: taskId,
+  };
 }

@@ -174,11 +174,10 @@ export class AmqpBroker implements Broker {
       deliveryLimit: u.deliveryLimit ?? options.deliveryLimit,
       delayQueueType: u.delayQueueType ?? options.delayQueueType,
     });
-    const q = u.query;
     this.#publisher = new AmqpPublisher({
       connection: this.#conn,
       declarations: this.#declarations,
-      publishTimeoutMs: Number(q.publish_timeout ?? options.publishTimeout ?? 30) * 1000,
+      publishTimeoutMs: (u.publishTimeout ?? options.publishTimeout ?? 30) * 1000,
       closing: this.#closing.signal,
     });
     this.#taker = new AmqpTaker(this.#conn, this.#declarations, this.#closing.signal);

@@ -4,7 +4,13 @@
  * @module
  */
 
-import { AMQP_URL_OPTIONS, noteUrlOptions } from "./url_options.ts";
+import {
+  AMQP_URL_OPTIONS,
+  type AmqpUrlOption,
+  noteUrlOptions,
+  type UrlQuery,
+  urlQuery,
+} from "./url_options.ts";
 import { maskPassword } from "./errors.ts";
 import { urlPortProblem } from "./url_syntax.ts";
 
@@ -37,6 +43,11 @@ export interface AmqpUrlOptions {
   heartbeat?: number;
   /** Connect timeout in milliseconds (`?connect_timeout=` in seconds, as kombu). */
   connectTimeout?: number;
+  /**
+   * Seconds a publish waits for its confirm, through reconnects
+   * (`?publish_timeout=`); unset: the broker's `publishTimeout` option, else 30.
+   */
+  publishTimeout?: number;
   /** `x-max-priority` of declared task queues (`?max_priority=`); unset declares none. */
   maxPriority?: number;
   /** Type of declared task queues (`?queue_type=quorum`, Celery `task_default_queue_type`). */
@@ -49,13 +60,13 @@ export interface AmqpUrlOptions {
   deliveryLimit?: number;
   /** Type of the native delayed delivery queues (`?delay_queue_type=`); default quorum. */
   delayQueueType?: "classic" | "quorum";
-  /** Every query-string option, as given. */
-  query: Record<string, string>;
+  /** Every query-string option, as given, typed to those Celeriac reads. */
+  query: UrlQuery<AmqpUrlOption>;
 }
 
 function choice<T extends string>(
-  query: Record<string, string>,
-  key: string,
+  query: UrlQuery<AmqpUrlOption>,
+  key: AmqpUrlOption,
   allowed: readonly T[],
   url: string,
 ): T | undefined {
@@ -71,7 +82,11 @@ function choice<T extends string>(
 
 const TRUE = new Set(["1", "true", "yes", "on"]);
 
-function numberOption(query: Record<string, string>, key: string, url: string): number | undefined {
+function numberOption(
+  query: UrlQuery<AmqpUrlOption>,
+  key: AmqpUrlOption,
+  url: string,
+): number | undefined {
   const text = query[key];
   if (text === undefined || text === "") return undefined;
   const n = Number(text);
@@ -114,13 +129,13 @@ export function parseAmqpUrl(url: string): AmqpUrlOptions {
   if (u.protocol !== "amqp:" && u.protocol !== "amqps:") {
     throw new TypeError(`Not an AMQP URL: "${maskPassword(url)}" (use amqp:// or amqps://)`);
   }
-  const query: Record<string, string> = {};
-  for (const [k, v] of u.searchParams) query[k] = v;
+  const query = urlQuery<AmqpUrlOption>(u.searchParams);
   const tls = u.protocol === "amqps:" || TRUE.has((query.ssl ?? "").toLowerCase());
   const path = u.pathname.slice(1);
   const vhost = path === "" ? "/" : decodeURIComponent(path);
   const heartbeat = numberOption(query, "heartbeat", url);
   const connectTimeout = numberOption(query, "connect_timeout", url);
+  const publishTimeout = numberOption(query, "publish_timeout", url);
   const maxPriority = numberOption(query, "max_priority", url) ??
     numberOption(query, "x-max-priority", url);
   if (maxPriority !== undefined && (!Number.isInteger(maxPriority) || maxPriority > 255)) {
@@ -145,6 +160,7 @@ export function parseAmqpUrl(url: string): AmqpUrlOptions {
     tls,
     heartbeat: heartbeat === undefined ? undefined : Math.round(heartbeat),
     connectTimeout: connectTimeout === undefined ? undefined : connectTimeout * 1000,
+    publishTimeout,
     maxPriority,
     queueType: choice(query, "queue_type", ["classic", "quorum"], url),
     queueTypes: quorumQueues.length

@@ -120,7 +120,7 @@ export class RedisClusterBroker implements Broker {
     const url = parseRedisUrl(rawUrl);
     this.#rawUrl = rawUrl;
     this.#userPrefix = url.query.global_keyprefix ?? options.keyPrefix ?? "";
-    const q = new URL(`x:?${new URLSearchParams(url.query)}`).searchParams;
+    const q = new URLSearchParams(/\?([^#]*)/.exec(rawUrl)?.[1] ?? "");
     q.delete("global_keyprefix");
     this.#shardUrl = rawUrl.replace(/\?.*$/, "") + (q.size ? `?${q}` : "");
     this.#options = options;

@@ -10,7 +10,13 @@
  * @module
  */
 
-import { noteUrlOptions, REDIS_URL_OPTIONS } from "./url_options.ts";
+import {
+  noteUrlOptions,
+  REDIS_URL_OPTIONS,
+  type RedisUrlOption,
+  type UrlQuery,
+  urlQuery,
+} from "./url_options.ts";
 import { maskPassword } from "./errors.ts";
 import { urlPortProblem } from "./url_syntax.ts";
 
@@ -42,8 +48,11 @@ export interface RedisUrlOptions {
   password?: string;
   /** True for `rediss://` (TLS). */
   tls: boolean;
-  /** Query-string options (e.g. `visibility_timeout`, `global_keyprefix`). */
-  query: Record<string, string>;
+  /**
+   * Query-string options, as given (e.g. `visibility_timeout`,
+   * `global_keyprefix`), typed to those Celeriac reads.
+   */
+  query: UrlQuery<RedisUrlOption>;
   /**
    * `sentinel://` URLs: the Sentinels to ask for the master (then `host`
    * and `port` are the first Sentinel's).
@@ -103,8 +112,7 @@ function parseClusterUrl(url: string): RedisUrlOptions {
     return { host: hp[1].replace(/^\[|\]$/g, ""), port: Number(hp[2] ?? 6379) };
   });
   if (cluster.length === 0) throw new TypeError(`No cluster node in "${maskPassword(url)}"`);
-  const query: Record<string, string> = {};
-  for (const [k, v] of new URLSearchParams(search ?? "")) query[k] = v;
+  const query = urlQuery<RedisUrlOption>(new URLSearchParams(search ?? ""));
   const dbText = query.db ?? (path ?? "").replace(/^\//, "");
   if (dbText !== "" && dbText !== "0") {
     throw new TypeError(
@@ -145,7 +153,7 @@ export function isSentinelUrl(url: string): boolean {
 
 function parseSentinelUrls(url: string): RedisUrlOptions {
   const parts = url.split(";").map((p) => p.trim()).filter((p) => p !== "");
-  const query: Record<string, string> = {};
+  const params: [string, string][] = [];
   const sentinels: { host: string; port: number }[] = [];
   let db: number | undefined;
   let username: string | undefined;
@@ -166,7 +174,7 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
         }" (join sentinel:// URLs with ;)`,
       );
     }
-    for (const [k, v] of u.searchParams) query[k] = v;
+    params.push(...u.searchParams);
     sentinels.push({
       host: u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1",
       port: Number(u.port || 26379),
@@ -177,6 +185,7 @@ function parseSentinelUrls(url: string): RedisUrlOptions {
     if (u.username && username === undefined) username = decodeURIComponent(u.username);
   }
   if (sentinels.length === 0) throw new TypeError(`No Sentinel in "${maskPassword(url)}"`);
+  const query = urlQuery<RedisUrlOption>(params);
   if (!query.master_name) {
     throw new TypeError(
       `Sentinel URL "${
@@ -256,8 +265,7 @@ function parseServerUrl(url: string): RedisUrlOptions {
   if (u.protocol !== "redis:" && u.protocol !== "rediss:") {
     throw new TypeError(`Not a Redis URL: "${maskPassword(url)}" (use redis:// or rediss://)`);
   }
-  const query: Record<string, string> = {};
-  for (const [k, v] of u.searchParams) query[k] = v;
+  const query = urlQuery<RedisUrlOption>(u.searchParams);
   const dbText = query.db ?? u.pathname.replace(/^\//, "");
   const db = dbText === "" && query.db === undefined ? 0 : parseDb(dbText, url);
   return {
@@ -291,7 +299,11 @@ export function isSingleServer(url: RedisUrlOptions): boolean {
 }
 
 /** A query option in seconds (> 0), in ms, or `undefined` when the URL has none. */
-function secondsOption(url: RedisUrlOptions, rawUrl: string, key: string): number | undefined {
+function secondsOption(
+  url: RedisUrlOptions,
+  rawUrl: string,
+  key: RedisUrlOption,
+): number | undefined {
   const text = url.query[key];
   if (text === undefined) return undefined;
   const seconds = Number(text);

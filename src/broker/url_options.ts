@@ -27,9 +27,38 @@ export interface OptionNote {
 /** An option's note for its value; `null` when Celeriac does what it asks. */
 export type OptionExplainer = (value: string) => OptionNote | null;
 
+/**
+ * A URL's query options as given, typed to those Celeriac reads (`K`): an
+ * option read without being listed among them does not compile, where it
+ * would otherwise be warned of as unknown in every URL that sets it. The
+ * others (kombu's, typos) are there too, for {@link noteUrlOptions}.
+ *
+ * @example
+ * ```ts
+ * import { parseRedisUrl } from "@celeriac/celeriac/transports";
+ * parseRedisUrl("redis://h/0?visibility_timeout=60").query.visibility_timeout; // "60"
+ * ```
+ */
+export type UrlQuery<K extends string> = { readonly [name in K]?: string };
+
+/**
+ * The query options of a URL, typed by the options Celeriac reads there.
+ *
+ * @example
+ * ```ts ignore
+ * const query = urlQuery<RedisUrlOption>(new URL(url).searchParams);
+ * ```
+ *
+ * @param params the query's name-value pairs (a later one wins)
+ * @returns the options
+ */
+export function urlQuery<K extends string>(params: Iterable<[string, string]>): UrlQuery<K> {
+  return Object.fromEntries(params) as UrlQuery<K>;
+}
+
 /** The options of one kind of URL: those Celeriac reads, and the others it knows. */
 export interface UrlOptionKinds {
-  /** The options Celeriac reads. */
+  /** The options Celeriac reads: the type of the URL's `query` is made of them. */
   read: readonly string[];
   /**
    * Options of kombu, redis-py or py-amqp Celeriac does not read, with
@@ -89,20 +118,43 @@ const DEAD_CONNECTIONS = info(
 );
 const RETRIES = info("Celeriac reconnects by itself and retries what failed in an outage");
 
+/**
+ * The query options Celeriac reads on Redis URLs: the names of {@link RedisUrlOption}.
+ *
+ * @example
+ * ```ts
+ * import { REDIS_READ_OPTIONS } from "@celeriac/celeriac/transports";
+ * REDIS_READ_OPTIONS.includes("visibility_timeout"); // true
+ * ```
+ */
+export const REDIS_READ_OPTIONS = [
+  "db",
+  "visibility_timeout",
+  "global_keyprefix",
+  "result_expires",
+  "socket_timeout",
+  "socket_connect_timeout",
+  "failover_wait",
+  "master_name",
+  "sentinel_password",
+  "sentinel_username",
+] as const;
+
+/**
+ * A query option Celeriac reads on `redis://`, `rediss://`, `sentinel://`
+ * and Cluster URLs.
+ *
+ * @example
+ * ```ts
+ * import type { RedisUrlOption } from "@celeriac/celeriac/transports";
+ * const name: RedisUrlOption = "visibility_timeout";
+ * ```
+ */
+export type RedisUrlOption = typeof REDIS_READ_OPTIONS[number];
+
 /** The query options of `redis://`, `rediss://`, `sentinel://` and Cluster URLs. */
 export const REDIS_URL_OPTIONS: UrlOptionKinds = {
-  read: [
-    "db",
-    "visibility_timeout",
-    "global_keyprefix",
-    "result_expires",
-    "socket_timeout",
-    "socket_connect_timeout",
-    "failover_wait",
-    "master_name",
-    "sentinel_password",
-    "sentinel_username",
-  ],
+  read: REDIS_READ_OPTIONS,
   known: {
     ...TLS,
     credential_provider: CREDENTIALS,
@@ -119,20 +171,43 @@ export const REDIS_URL_OPTIONS: UrlOptionKinds = {
   },
 };
 
+/**
+ * The query options Celeriac reads on AMQP URLs: the names of {@link AmqpUrlOption}.
+ *
+ * @example
+ * ```ts
+ * import { AMQP_READ_OPTIONS } from "@celeriac/celeriac/transports";
+ * AMQP_READ_OPTIONS.includes("heartbeat"); // true
+ * ```
+ */
+export const AMQP_READ_OPTIONS = [
+  "ssl",
+  "heartbeat",
+  "connect_timeout",
+  "publish_timeout",
+  "max_priority",
+  "x-max-priority",
+  "delivery_limit",
+  "quorum_queues",
+  "queue_type",
+  "exchange_type",
+  "delay_queue_type",
+] as const;
+
+/**
+ * A query option Celeriac reads on `amqp://` and `amqps://` URLs.
+ *
+ * @example
+ * ```ts
+ * import type { AmqpUrlOption } from "@celeriac/celeriac/transports";
+ * const name: AmqpUrlOption = "heartbeat";
+ * ```
+ */
+export type AmqpUrlOption = typeof AMQP_READ_OPTIONS[number];
+
 /** The query options of `amqp://` and `amqps://` URLs. */
 export const AMQP_URL_OPTIONS: UrlOptionKinds = {
-  read: [
-    "ssl",
-    "heartbeat",
-    "connect_timeout",
-    "max_priority",
-    "x-max-priority",
-    "delivery_limit",
-    "quorum_queues",
-    "queue_type",
-    "exchange_type",
-    "delay_queue_type",
-  ],
+  read: AMQP_READ_OPTIONS,
   known: {
     ...TLS,
     credential_provider: CREDENTIALS,
@@ -169,11 +244,11 @@ const logged = new Set<string>();
  */
 export function noteUrlOptions(
   url: string,
-  query: Record<string, string>,
+  query: Readonly<Record<string, string | undefined>>,
   kinds: UrlOptionKinds,
   tls: boolean,
 ): void {
-  for (const [key, value] of Object.entries(query)) {
+  for (const [key, value = ""] of Object.entries(query)) {
     if (kinds.read.includes(key) || logged.has(`${url}\n${key}`)) continue;
     logged.add(`${url}\n${key}`);
     const explain = kinds.known[key] ?? (key.startsWith("ssl_") ? OTHER_TLS : undefined);

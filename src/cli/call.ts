@@ -99,8 +99,8 @@ export async function runCall(
   const stray = WAIT_FLAGS.filter((f) => values[f] !== undefined);
   if (!values.wait && stray.length) {
     throw new TypeError(
-      `${stray.map((f) => `--${f}`).join(", ")} go with --wait (call ${name} --wait ` +
-        `--timeout 30); nothing was sent`,
+      `${stray.map((f) => `--${f}`).join(", ")} ${stray.length > 1 ? "go" : "goes"} with ` +
+        `--wait (call ${name} --wait --timeout 30); nothing was sent`,
     );
   }
   const unknown = unregisteredTask(app, name, values.app as string | undefined, "sent");
@@ -112,6 +112,12 @@ export async function runCall(
   });
   if (!values.json) console.log(r.id);
   if (unknown) console.error(unknown);
+  if (timeout !== undefined && app.tasks.get(name)?.options.ignoreResult) {
+    console.error(
+      `warning: ${name} is defined with ignoreResult: a worker stores no success of it, so ` +
+        `--wait ends at the timeout (${timeout} s) unless the task fails`,
+    );
+  }
   if (timeout === undefined) {
     const lost = rpcResultLost(app, r.id);
     if (lost) console.error(lost);

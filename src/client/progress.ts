@@ -108,18 +108,23 @@ export async function followStates(
 ): Promise<ResultMeta> {
   const { signal, timer, own } = waitSignal(options);
   const follow = listener ? distinct(listener) : undefined;
-  const onState = follow && ((meta: ResultMeta) => {
-    try {
-      follow(meta);
-    } catch (err) {
-      own.abort(err);
+  /** The state the backend read when the timeout ended its wait (see `ResultBackend.waitFor`). */
+  let atAbort: string | undefined;
+  const onState = (meta: ResultMeta) => {
+    if (signal.aborted) atAbort = meta.status;
+    else if (follow) {
+      try {
+        follow(meta);
+      } catch (err) {
+        own.abort(err);
+      }
     }
-  });
+  };
   try {
     return await backend.waitFor(id, signal, onState);
   } catch (err) {
     if (timer?.aborted && !options.signal?.aborted && !own.signal.aborted) {
-      const state = await lastState(backend, id);
+      const state = atAbort ?? await lastState(backend, id);
       throw new TimeoutError(id, options.timeout!, { state, queue: options.queue });
     }
     throw err;
@@ -128,8 +133,10 @@ export async function followStates(
 
 /**
  * The task's stored state (`PENDING` when none is), for the message of a
- * wait that timed out: read within 1 s, `undefined` when the read fails or
- * takes longer (the backend itself may be why the wait timed out).
+ * wait that timed out when its backend did not say it (its read at the
+ * abort failed, or a backend of another author): read within 1 s,
+ * `undefined` when the read fails or takes longer (the backend itself may
+ * be why the wait timed out).
  */
 async function lastState(backend: ResultBackend, id: string): Promise<string | undefined> {
   let timer: ReturnType<typeof setTimeout> | undefined;

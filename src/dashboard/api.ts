@@ -8,6 +8,7 @@
  */
 
 import type { Celery } from "../client/app.ts";
+import type { NodeReply } from "../client/replies.ts";
 import { safeEqual } from "./auth.ts";
 import { HttpError } from "./errors.ts";
 import type { InspectCommand, Inspector } from "./feed.ts";
@@ -346,6 +347,23 @@ export async function apiGet(
 }
 
 /**
+ * What a revoke or terminate got: each worker's reply (Celery's "tasks ID flagged as
+ * revoked", "terminate: ID"), or that none answered within {@linkcode REPLY_TIMEOUT_S}.
+ */
+function revokeMessage(
+  terminate: boolean,
+  id: string,
+  replies: NodeReply<{ ok?: string; error?: string }>[],
+): string {
+  const sent = `${terminate ? "Terminate" : "Revoke"} sent for ${id}`;
+  const answers = replies.flatMap((r) => Object.entries(r)).map(([node, a]) =>
+    `${node}: ${a.error === undefined ? a.ok ?? "ok" : `refused: ${a.error}`}`
+  );
+  if (answers.length === 0) return `${sent}; no worker replied within ${REPLY_TIMEOUT_S} s`;
+  return `${sent}. ${answers.join("; ")}`;
+}
+
+/**
  * Run a POST action under `/api/`.
  *
  * @param ctx the context
@@ -383,8 +401,13 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
           "signal must be a signal's name, as SIGTERM, SIGKILL or KILL (a Python worker would refuse another)",
         );
       }
-      await ctx.app.control.revoke(id, { terminate, signal });
-      return { ok: true, message: `${terminate ? "Terminate" : "Revoke"} sent for ${id}` };
+      const replies = await ctx.app.control.revoke(id, {
+        terminate,
+        signal,
+        reply: true,
+        timeout: REPLY_TIMEOUT_S,
+      });
+      return { ok: true, replies, message: revokeMessage(terminate, id, replies) };
     }
     if (action === "retry") return await retryTask(ctx.app, ctx.model, t, b);
   }

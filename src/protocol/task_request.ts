@@ -126,7 +126,9 @@ function fromFields(
     protocol,
     task,
     id,
-    rootId: str(f.root_id),
+    // A root task is its own root: its id again, not a second copy (a worker
+    // sending task events holds both until the events' window goes out).
+    rootId: f.root_id === id ? id : str(f.root_id),
     parentId: str(f.parent_id),
     group: str(f.group) ?? str(f.taskset),
     groupIndex: num(f.group_index),

@@ -167,7 +167,20 @@ export function applySignature(
         : undefined,
     });
   });
-  into.children.push(plan.result.members ? plan.result : { id: plan.result.id });
+  into.children.push(firstApplied(plan.result));
+}
+
+/**
+ * What Celery's worker records as a follow-up's child: the result of what
+ * it applied first (its `add_to_parent`) — a chain's first step, a chord's
+ * header group (its body when the header is empty, as that is sent at
+ * once), a group, a task. A planned result lists the chain before it and a
+ * chord's header as its `parent`.
+ */
+function firstApplied(result: ResultTuple): ResultTuple {
+  let node = result;
+  while (node.parent && node.parent.members?.length !== 0) node = node.parent;
+  return node.members ? { id: node.id, members: node.members } : { id: node.id };
 }
 
 /** The optional codecs a send's options ask for; `undefined` for JSON, uncompressed. */

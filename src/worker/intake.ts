@@ -146,6 +146,10 @@ export class Intake {
         this.#notRun(s, d, req, "expired", true);
         continue;
       }
+      // The registered task's own name string (the registry holds tasks by
+      // name) instead of the message's copy: what keeps the request's strings
+      // after it (task events, a 50 ms window) keeps one string per task name.
+      req.task = task.name;
       const held = req.eta !== null && req.eta.getTime() > now;
       lifecycle.emit({ type: "received", req, delivery: d, held });
       if (held) {

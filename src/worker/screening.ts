@@ -138,7 +138,8 @@ export function screen(
   s: Settlement,
   maxDeliveries: number = DEFAULT_MAX_DELIVERIES,
 ): boolean {
-  if (done.has(req.id)) {
+  // Not asked while empty (no redelivery): see RevokedIds.has on a first lookup's cost.
+  if (done.size > 0 && done.has(req.id)) {
     log.warn("Task {name}[{id}] redelivered after it finished: duplicate suppressed", {
       name: req.task,
       id: req.id,

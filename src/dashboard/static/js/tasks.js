@@ -109,7 +109,7 @@ export function Tasks({ params, session }) {
     </form>
     <${ErrorBox} error=${error} />
     <div class="table-wrap">
-      <table data-testid="tasks-table">
+      <table class="stack" data-testid="tasks-table">
         <caption>${total} task(s), newest first</caption>
         <thead>
           <tr>
@@ -117,7 +117,7 @@ export function Tasks({ params, session }) {
             <th scope="col">State</th>
             <th scope="col" class="hide-narrow">Id</th>
             <th scope="col">Args</th>
-            <th scope="col" class="hide-narrow">Result</th>
+            <th scope="col">Result</th>
             <th scope="col" class="hide-narrow">Worker</th>
             <th scope="col" class="hide-narrow">Seen</th>
             <th scope="col" class="num">Runtime</th>
@@ -127,18 +127,20 @@ export function Tasks({ params, session }) {
         ${(d?.tasks ?? []).map((t) =>
           html`
             <tr data-task=${t.uuid}>
-              <td><a href=${taskHref(t.uuid)}>${t.name ?? "?"}</a></td>
-              <td>
+              <td data-label="Name"><a href=${taskHref(t.uuid)}>${t.name ?? "?"}</a></td>
+              <td data-label="State">
                 <${Badge} value=${t.state} />
               </td>
-              <td class="mono hide-narrow nowrap">${t.uuid.slice(0, 8)}…</td>
-              <td class="mono"><div class="clip">${t.args ?? ""} ${t.kwargs && t.kwargs !== "{}"
+              <td class="mono hide-narrow nowrap" data-label="Id">${t.uuid.slice(0, 8)}…</td>
+              <td class="mono" data-label="Args"><div class="clip">${t.args ?? ""} ${t.kwargs &&
+                  t.kwargs !== "{}"
                 ? t.kwargs
                 : ""}</div></td>
-              <td class="mono hide-narrow"><div class="clip">${t.result ?? t.exception ?? ""}</div></td>
-              <td class="hide-narrow">${t.worker ?? ""}</td>
-              <td class="hide-narrow">${fmtTime(t.firstSeen)}</td>
-              <td class="num">${fmtSecs(t.runtime)}</td>
+              <td class="mono" data-label="Result"><div class="clip">${t.result ?? t.exception ??
+                ""}</div></td>
+              <td class="hide-narrow" data-label="Worker">${t.worker ?? ""}</td>
+              <td class="hide-narrow" data-label="Seen">${fmtTime(t.firstSeen)}</td>
+              <td class="num" data-label="Runtime">${fmtSecs(t.runtime)}</td>
             </tr>
           `
         )}

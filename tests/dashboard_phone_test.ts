@@ -1,0 +1,119 @@
+/**
+ * The dashboard on a phone (390x844, an iPhone's width) in Debian's
+ * Chromium: the Tasks table reads as one labelled card a task, with no
+ * sideways scroll in its box, and stays a table for screen readers; at a
+ * laptop's width it is the plain table. Screenshots go to
+ * .scratch/screenshots/dashboard_phone_test/.
+ */
+
+import assert from "node:assert/strict";
+import type { DashboardEvent } from "../dashboard.ts";
+import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
+import { memoryDashboard, screenshots } from "./helpers/dashboard.ts";
+
+const shot = screenshots("dashboard_phone_test");
+
+/** A task with a long dotted name, args, kwargs and a result, and one still waiting. */
+function tasks(): (signal: AbortSignal) => AsyncIterable<DashboardEvent> {
+  const now = Date.now() / 1000;
+  const base = { hostname: "celery@phone-host" };
+  const events: DashboardEvent[] = [
+    {
+      ...base,
+      type: "task-received",
+      uuid: "long-1",
+      timestamp: now,
+      name: "billing.tasks.reconcile_customer_invoices",
+      args: "('acme-corp', 2026)",
+      kwargs: "{'dry_run': False, 'notify': ['ops@example.com']}",
+    },
+    {
+      ...base,
+      type: "task-succeeded",
+      uuid: "long-1",
+      timestamp: now + 0.8,
+      result: "{'reconciled': 1234, 'skipped': 2}",
+      runtime: 0.8,
+    },
+    {
+      ...base,
+      type: "task-received",
+      uuid: "short-1",
+      timestamp: now + 1,
+      name: "tasks.add",
+      args: "(2, 3)",
+      kwargs: "{}",
+    },
+  ];
+  return async function* (signal) {
+    yield* events;
+    await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+  };
+}
+
+Deno.test({
+  name:
+    "dashboard UI: the Tasks table fits a phone's width as one labelled card a task, a table still",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { app, dashboard, url } = await memoryDashboard(tasks());
+    const browser = await launchChromium();
+    try {
+      const page = await browser.context.newPage();
+      const box = page.locator(".table-wrap", { has: page.getByTestId("tasks-table") });
+      const row = page.locator('tr[data-task="long-1"]');
+      const widths = () => box.evaluate((e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+      // a laptop: the table, one line a task under the 8 column headers
+      await page.setViewportSize({ width: 1366, height: 768 });
+      await page.goto(`${url}/#/tasks`);
+      await row.getByText("SUCCESS").waitFor();
+      await page.locator('tr[data-task="short-1"]').waitFor();
+      assert.deepEqual(await page.locator("thead th").allTextContents(), [
+        ...["Name", "State", "Id", "Args", "Result", "Worker", "Seen", "Runtime"],
+      ]);
+      const tops = await row.locator("td").evaluateAll((tds) =>
+        tds.map((td) => td.getBoundingClientRect().top)
+      );
+      assert.equal(new Set(tops).size, 1, `cells at ${tops}`);
+      await shot(page, "tasks-laptop");
+      // a phone: nothing to scroll sideways; each value under its label, the result shown
+      await page.setViewportSize({ width: 390, height: 844 });
+      const narrow = await widths();
+      assert.ok(
+        narrow.scroll <= narrow.client,
+        `${narrow.scroll}px in ${narrow.client}px at 390px`,
+      );
+      const label = (name: string) =>
+        page.evaluate<string>(
+          `getComputedStyle(document.querySelector('tr[data-task="long-1"] td[data-label="${name}"]'), "::before").content`,
+        );
+      for (const name of ["Name", "State", "Args", "Result", "Runtime"]) {
+        assert.equal(await label(name), `"${name}"`);
+      }
+      const result = row.locator('td[data-label="Result"]');
+      assert.ok(await result.isVisible(), "the result is shown on a phone");
+      assert.match(await result.textContent() ?? "", /'reconciled': 1234/);
+      // an empty cell (no result yet) keeps its label's height: labels do not overlap
+      const empty = await page.locator('tr[data-task="short-1"] td[data-label="Result"]')
+        .evaluate((td) => td.getBoundingClientRect().height);
+      assert.ok(empty >= 14, `an empty cell is ${empty}px tall`);
+      await shot(page, "tasks-phone");
+      // what a screen reader is given is still a table with its column headers
+      const cdp = await browser.context.newCDPSession(page);
+      const { nodes } = await cdp.send("Accessibility.getFullAXTree") as {
+        nodes: { role?: { value: string }; name?: { value: string }; ignored: boolean }[];
+      };
+      const roles = (role: string) =>
+        nodes.filter((n) => !n.ignored && n.role?.value === role).map((n) => n.name?.value);
+      assert.equal(roles("table").length, 1);
+      assert.deepEqual(roles("columnheader"), ["Name", "State", "Args", "Result", "Runtime"]);
+      assert.ok(roles("cell").length >= 10, `cells: ${roles("cell")}`);
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await app.close();
+    }
+  },
+});
