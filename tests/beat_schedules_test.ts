@@ -331,7 +331,11 @@ Deno.test("schedules: bad input names the entry and the field", () => {
   bad(0, /^schedule$/, /positive/);
   bad("-5s", /^schedule$/, /neither an interval/);
   bad("soon", /^schedule$/, /neither an interval/);
-  bad("61 * * * *", /minute/, /"61" is not a valid cron field/);
+  bad("61 * * * *", /minute/, /"61" is not a valid cron field: minute takes 0-59/);
+  // croner counts days and months from 0: its own words were "Invalid value for month: 12".
+  bad("0 0 * 13 *", /monthOfYear/, /"13" is not a valid cron field: monthOfYear takes 1-12 /);
+  bad("0 0 0 * *", /dayOfMonth/, /"0" is not a valid cron field: dayOfMonth takes 1-31$/);
+  bad("0 0 * * */0", /dayOfWeek/, /takes 0-6 or sun-sat.*illegal stepping: 0/);
   bad("0 3 * *", /crontab/, /has 4 field\(s\)/);
   bad({ type: "crontab", minute: "0", hour: "25" }, /hour/, /not a valid cron field/);
   bad({ every: 5 }, /^schedule$/, /expected seconds/);
