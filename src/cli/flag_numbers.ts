@@ -14,12 +14,13 @@
  * positiveNumber(values["time-limit"], "--time-limit"); // 30 for "30"
  * ```
  *
- * @throws {TypeError} naming the flag when the value is not a number > 0
+ * @throws {TypeError} naming the flag when the value is not a number > 0 whose milliseconds
+ *   are finite (not `Infinity`, not `1e308`)
  */
 export function positiveNumber(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) {
+  if (!Number.isFinite(n * 1000) || n <= 0) {
     throw new TypeError(`${flag} needs a number of seconds > 0, got "${value}"`);
   }
   return n;
