@@ -29,7 +29,7 @@ export const RUNNER_URL: URL = new URL("./runner.ts", import.meta.url);
  */
 export type MemberInit = Pick<
   Extract<ToRunner, { type: "init" }>,
-  "module" | "exportName" | "config" | "measureMemory"
+  "module" | "exportName" | "config" | "maxDecompressedSize" | "measureMemory"
 >;
 
 /**

@@ -19,6 +19,8 @@ export type ToRunner =
     module: string;
     exportName?: string;
     config: CeleryOptions;
+    /** The worker's `maxDecompressedSize`. */
+    maxDecompressedSize?: number;
     /** Report the heap size with every batch of outcomes. */
     measureMemory?: boolean;
     /** Permissions to give up once the app module is loaded (sandboxes). */
