@@ -69,6 +69,8 @@ export interface ThreadPoolOptions {
   recycle?: RecycleOptions;
   /** The worker's app configuration, applied to the app in each Web Worker. */
   config: CeleryOptions;
+  /** The most bytes a compressed body may decompress to (`WorkerOptions.maxDecompressedSize`). */
+  maxDecompressedSize?: number;
 }
 
 interface Owned {
@@ -250,6 +252,7 @@ export class ThreadPool implements Pool {
       module: this.#options.module,
       exportName: this.#options.exportName,
       config: this.#options.config,
+      maxDecompressedSize: this.#options.maxDecompressedSize,
       measureMemory: this.#policy.measuresMemory,
     }, {
       events: this.#events,
