@@ -4,13 +4,14 @@
  * worker records, the result of what it applied first — a linked chain's
  * first step, a chord's header group (its body when the header is empty),
  * a group; of two or more callbacks, each group, then one new group of the
- * others. Python's `AsyncResult(id).children` and `collect()` read these.
+ * others; errbacks are not listed (Celery stores the failure before it
+ * sends them). Python's `AsyncResult(id).children` and `collect()` read these.
  */
 
 import assert from "node:assert/strict";
 import { chainSignature, chordSignature, groupSignature } from "../protocol.ts";
 import type { Embed, SignatureDict } from "../protocol.ts";
-import { type Parent, successFollowUps } from "../src/worker/follow_ups.ts";
+import { failureFollowUps, type Parent, successFollowUps } from "../src/worker/follow_ups.ts";
 
 const sig = (task: string, id: string, ...args: unknown[]): SignatureDict => ({
   task,
@@ -100,4 +101,17 @@ Deno.test("two or more callbacks: groups first, then the others as one new group
   const two = childrenAfter({ callbacks: [sig("t.add", "a", 1), sig("t.add", "b", 2)] });
   assert.equal(two.length, 1);
   assert.deepEqual(two[0].members, [{ id: "a" }, { id: "b" }]);
+});
+
+Deno.test("errbacks are not children: Celery stores the failure before it sends them", () => {
+  const embed: Embed = {
+    callbacks: null,
+    errbacks: [sig("t.on_error", "e1"), sig("t.on_error", "e2")],
+    chain: null,
+    chord: null,
+  };
+  const f = failureFollowUps(embed, parent, new Date());
+  assert.equal(f.publishes.length, 2);
+  // Before: [{ id: "e1" }, { id: "e2" }] (Python's AsyncResult(failed).children listed them).
+  assert.deepEqual(f.children, []);
 });

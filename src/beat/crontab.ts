@@ -87,6 +87,14 @@ const BOUNDS: Record<Field, readonly [min: number, count: number]> = {
   monthOfYear: [1, 12],
   dayOfWeek: [0, 7],
 };
+/** Each field's values, as an error message gives them. */
+const RANGES: Record<Field, string> = {
+  minute: "0-59",
+  hour: "0-23",
+  dayOfMonth: "1-31",
+  monthOfYear: "1-12 or jan-dec",
+  dayOfWeek: "0-6 or sun-sat",
+};
 const DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 const MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
 
@@ -198,7 +206,8 @@ export function cronJob(c: CrontabSchedule, timezone: string): Cron {
  *
  * @param fields Celery's fields (each default `"*"`), or a 5-field cron string
  * @returns the schedule, as plain data
- * @throws {BeatEntryError} naming the field that is invalid
+ * @throws {BeatEntryError} naming the field that is invalid, or when no date
+ *   matches the days (`dayOfMonth: 31, monthOfYear: 2`)
  */
 export function crontab(fields: CrontabFields | string = {}): CrontabSchedule {
   let parts: Record<(typeof FIELDS)[number], string>;
@@ -233,12 +242,28 @@ export function crontab(fields: CrontabFields | string = {}): CrontabSchedule {
     try {
       cronJob(alone, "UTC");
     } catch (err) {
+      // croner counts days and months from 0 in its "Invalid value" messages ("month: 12" for
+      // 13): the field's range says it instead. Its other messages (a bad step) are kept.
+      const why = (err as Error).message;
       throw new BeatEntryError(
         null,
         `crontab ${f}`,
-        `"${parts[f]}" is not a valid cron field (${(err as Error).message})`,
+        `"${parts[f]}" is not a valid cron field: ${f} takes ${RANGES[f]}${
+          /Invalid value for/.test(why) ? "" : ` (${why})`
+        }`,
       );
     }
+  }
+  if (cronJob(schedule, "UTC").nextRun(new Date(0)) === null) {
+    // Only the days can conflict (day 31 of February); Celery fails at every tick instead.
+    const { dayOfMonth: dom, monthOfYear: month, dayOfWeek: dow } = parts;
+    throw new BeatEntryError(
+      null,
+      "crontab",
+      `never matches: no day ${dom} in month ${month}${
+        dow === "*" ? "" : ` on day of week ${dow}`
+      }, so the entry would never run`,
+    );
   }
   return Object.freeze(schedule);
 }
