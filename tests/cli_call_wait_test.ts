@@ -9,7 +9,13 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { runCall } from "../src/cli/call.ts";
-import { NO_RESULT_EXIT, TASK_FAILED_EXIT } from "../src/cli/task_outcome.ts";
+import {
+  NO_RESULT_EXIT,
+  printOutcome,
+  TASK_FAILED_EXIT,
+  waitTimeout,
+} from "../src/cli/task_outcome.ts";
+import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { celeriacWorker } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -157,10 +163,13 @@ Deno.test("cli call: --wait without a result backend, or -t/--json without --wai
       runCall(app, "tasks.add", { traceback: true }),
       /^TypeError: --traceback goes with --wait/,
     );
-    await assert.rejects(
-      runCall(app, "tasks.add", { wait: true, timeout: "0" }),
-      /--timeout needs/,
-    );
+    for (const timeout of ["0", "Infinity", "1e308"]) {
+      // Infinity and 1e308 s (Infinity ms) were taken, the task sent, then get() refused them.
+      await assert.rejects(
+        runCall(app, "tasks.add", { wait: true, timeout }),
+        new RegExp(`--timeout needs a number of seconds > 0, got "${timeout}"`),
+      );
+    }
     assert.equal(await app.purge("celery"), 0, "nothing sent");
   } finally {
     await app.close();
@@ -189,5 +198,22 @@ Deno.test("cli call --wait: a task defined with ignoreResult is said to end at t
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli result: a timeout past 24.8 days waits for the result (it timed out at once)", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  try {
+    const id = crypto.randomUUID();
+    // 3,000,000 s: more ms than a timer holds (2^31 - 1); it ended in 0.5 s with exit 2.
+    const code = printOutcome(app.asyncResult(id), {
+      timeout: waitTimeout({ timeout: "3000000" }),
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const meta = encodeResultMeta({ taskId: id, status: "SUCCESS", result: 5 });
+    await (await app.resultBackend()).store([{ taskId: id, status: "SUCCESS", meta }]);
+    assert.equal(await code, 0);
+  } finally {
+    await app.close();
   }
 });

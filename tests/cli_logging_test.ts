@@ -168,7 +168,7 @@ Deno.test("cli logging: result's --timeout that is no number is named as the fla
   for (const t of ["abc", "0"]) {
     const out = await runCli(["result", "some-id", "-b", "kv://:memory:", "-t", t]);
     assert.equal(out.code, 1, out.stderr);
-    assert.equal(out.stderr, `error: --timeout needs seconds > 0, got "${t}"\n`);
+    assert.equal(out.stderr, `error: --timeout needs a number of seconds > 0, got "${t}"\n`);
   }
 });
 

@@ -181,3 +181,21 @@ Deno.test({
     await vhost.remove();
   }
 });
+
+Deno.test("get timeout: more than 2^31 - 1 ms waits (a timer that long fired at once)", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  try {
+    const stop = new AbortController();
+    const started = Date.now();
+    const waiting = app.asyncResult(crypto.randomUUID()).get({
+      timeout: 3_000_000_000,
+      signal: stop.signal,
+    }).catch((err) => err);
+    setTimeout(() => stop.abort(new Error("stopped by the test")), 300);
+    const err = await waiting;
+    assert.ok(!(err instanceof TimeoutError), `timed out after ${Date.now() - started} ms`);
+    assert.equal((err as Error).message, "stopped by the test");
+  } finally {
+    await app.close();
+  }
+});

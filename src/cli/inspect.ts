@@ -11,6 +11,7 @@
 import type { Celery } from "../client/app.ts";
 import { flattenReplies, type NodeReply, type ReplyOptions } from "../client/replies.ts";
 import { closestName } from "./arg_errors.ts";
+import { positiveNumber } from "./flag_numbers.ts";
 import { table } from "./table.ts";
 import { jsonText } from "../protocol/json.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
@@ -125,8 +126,7 @@ function methodError(kind: string, method: string | undefined, known: readonly s
 }
 
 function replyOptions(values: Record<string, string | boolean | undefined>): ReplyOptions {
-  const timeout = values.timeout === undefined ? 1 : Number(values.timeout);
-  if (!(timeout > 0)) throw new TypeError(`--timeout needs seconds > 0, got "${values.timeout}"`);
+  const timeout = positiveNumber(values.timeout as string | undefined, "--timeout") ?? 1;
   const destination = (values.destination as string | undefined)?.split(",").map((s) => s.trim())
     .filter(Boolean);
   return { timeout, destination: destination?.length ? destination : undefined };

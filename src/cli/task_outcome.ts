@@ -9,6 +9,7 @@
 
 import type { AsyncResult } from "../client/async_result.ts";
 import { TaskError, TimeoutError } from "../client/errors.ts";
+import { positiveNumber } from "./flag_numbers.ts";
 
 /**
  * Exit code of `result` and `call --wait` when the task failed or was revoked.
@@ -39,13 +40,11 @@ export const NO_RESULT_EXIT = 2;
  * ```
  *
  * @param values parsed flags
- * @returns seconds > 0
- * @throws {TypeError} when `--timeout` is no number of seconds > 0
+ * @returns seconds > 0, finite (a wait past 24.8 days waits in steps, see long_timeout.ts)
+ * @throws {TypeError} when `--timeout` is no finite number of seconds > 0
  */
 export function waitTimeout(values: Record<string, string | boolean | undefined>): number {
-  const timeout = values.timeout === undefined ? 10 : Number(values.timeout);
-  if (!(timeout > 0)) throw new TypeError(`--timeout needs seconds > 0, got "${values.timeout}"`);
-  return timeout;
+  return positiveNumber(values.timeout as string | undefined, "--timeout") ?? 10;
 }
 
 /** How the outcome is printed. */

@@ -15,6 +15,7 @@ import {
 } from "./async_result.ts";
 import type { RevokeOptions } from "./control.ts";
 import { TimeoutError } from "./errors.ts";
+import { timeoutSignal } from "./long_timeout.ts";
 
 /** A member of a group: a task result, or a nested group's. */
 export type MemberResult = AsyncResult<unknown> | GroupResult<unknown[]>;
@@ -98,7 +99,7 @@ export class GroupResult<T extends unknown[] = unknown[]> {
    */
   async get(options: GetOptions = {}): Promise<T> {
     checkGetOptions(options, "get()");
-    const timer = options.timeout !== undefined ? AbortSignal.timeout(options.timeout) : undefined;
+    const timer = options.timeout !== undefined ? timeoutSignal(options.timeout) : undefined;
     const signals = [options.signal, timer].filter((s): s is AbortSignal => s !== undefined);
     const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
     const settled = await Promise.allSettled(

@@ -10,6 +10,7 @@
 import type { ResultBackend } from "../backend/port.ts";
 import type { ResultMeta, TaskState } from "../protocol/result_meta.ts";
 import { TimeoutError } from "./errors.ts";
+import { timeoutSignal } from "./long_timeout.ts";
 
 /**
  * One state of a task, as stored.
@@ -78,7 +79,7 @@ export function waitSignal(options: { timeout?: number; signal?: AbortSignal }):
   own: AbortController;
 } {
   const own = new AbortController();
-  const timer = options.timeout !== undefined ? AbortSignal.timeout(options.timeout) : undefined;
+  const timer = options.timeout !== undefined ? timeoutSignal(options.timeout) : undefined;
   const signals = [own.signal, options.signal, timer].filter((s): s is AbortSignal => !!s);
   return { signal: signals.length > 1 ? AbortSignal.any(signals) : own.signal, timer, own };
 }
