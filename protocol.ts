@@ -107,6 +107,7 @@ export { pyJsonDumps, pyJsonDumpsRecords, pyJsonLoads } from "./src/protocol/jso
 // src/protocol/limits.ts
 export {
   checkShape,
+  MAX_DECOMPRESSED_SIZE,
   MAX_HEADERS_SIZE,
   MAX_NESTING_DEPTH,
   type ShapeLimits,

@@ -271,19 +271,51 @@ Deno.test("schedules: hours given as a list or range run 02:30 once on DST days,
   ]);
 });
 
-Deno.test("schedules: DST days in America/New_York; quarter-hours keep running through both", () => {
+Deno.test("schedules: hours with a step or a * run 02:30 once on DST days, as Celery does", () => {
+  // Celery 5.2.6 expands every field to a set of values, so the spelling does not matter:
+  // crontab.is_due (Europe/Berlin, a fake now ticking to each due time) sends these instants.
+  const night = (hour: string, from: string, to: string) =>
+    simulate(sched(crontab({ minute: 30, hour }), "Europe/Berlin"), from, to);
+  const spring = ["2026-03-28T20:00:00Z", "2026-03-29T03:00:00Z"] as const;
+  const fall = ["2026-10-24T20:00:00Z", "2026-10-25T03:00:00Z"] as const;
+  for (const hour of ["0-2/2", "0,2", "22-2/2"]) {
+    const s = night(hour, ...spring).filter((t) => t >= "2026-03-28T23");
+    assert.deepEqual(s, ["2026-03-28T23:30:00.000Z", "2026-03-29T01:00:00.000Z"], `${hour} spring`);
+    const f = night(hour, ...fall).filter((t) => t >= "2026-10-24T22");
+    assert.deepEqual(f, ["2026-10-24T22:30:00.000Z", "2026-10-25T00:30:00.000Z"], `${hour} fall`);
+  }
+  assert.deepEqual(night("*/2", ...spring), [
+    "2026-03-28T21:30:00.000Z",
+    "2026-03-28T23:30:00.000Z",
+    "2026-03-29T01:00:00.000Z", // 02:30 does not exist: 03:00 CEST
+    "2026-03-29T02:30:00.000Z", // 04:30 CEST
+  ]);
+  assert.deepEqual(night("*/2", ...fall), [
+    "2026-10-24T20:30:00.000Z",
+    "2026-10-24T22:30:00.000Z",
+    "2026-10-25T00:30:00.000Z", // the first 02:30 only
+  ]);
+});
+
+Deno.test("schedules: DST days in America/New_York; quarter-hours skip the repeated hour", () => {
   const s = sched(crontab({ minute: 30, hour: 2 }), "America/New_York");
   const spring = simulate(s, "2026-03-07T12:00:00Z", "2026-03-09T12:00:00Z");
   assert.deepEqual(spring, ["2026-03-08T07:00:00.000Z", "2026-03-09T06:30:00.000Z"]);
   const oneThirty = sched(crontab({ minute: 30, hour: 1 }), "America/New_York");
   const fall = simulate(oneThirty, "2026-10-31T12:00:00Z", "2026-11-02T12:00:00Z");
   assert.deepEqual(fall, ["2026-11-01T05:30:00.000Z", "2026-11-02T06:30:00.000Z"]);
-  // Every 15 minutes runs in real time across the repeated hour: 4 runs per elapsed hour.
+  // Every 15 minutes follows the wall clock as in Celery 5.2.6: 01:00-01:45 run the first
+  // time only (05:00-05:45Z, not 06:00-06:45Z), and 03:00 EDT follows 01:45 EST.
   const q = sched(crontab({ minute: "*/15" }), "America/New_York");
   const night = simulate(q, "2026-11-01T04:00:00Z", "2026-11-01T08:00:00Z");
-  assert.equal(night.length, 16);
+  assert.equal(night.length, 12);
+  assert.deepEqual(night.slice(6, 8), ["2026-11-01T05:45:00.000Z", "2026-11-01T07:00:00.000Z"]);
   const springNight = simulate(q, "2026-03-08T05:00:00Z", "2026-03-08T09:00:00Z");
   assert.equal(springNight.length, 16);
+  assert.deepEqual(springNight.slice(6, 8), [
+    "2026-03-08T06:45:00.000Z",
+    "2026-03-08T07:00:00.000Z",
+  ]);
 });
 
 Deno.test("schedules: crontab is evaluated in the app's time zone", () => {
@@ -331,10 +363,18 @@ Deno.test("schedules: bad input names the entry and the field", () => {
   bad(0, /^schedule$/, /positive/);
   bad("-5s", /^schedule$/, /neither an interval/);
   bad("soon", /^schedule$/, /neither an interval/);
-  bad("61 * * * *", /minute/, /"61" is not a valid cron field/);
+  bad("61 * * * *", /minute/, /"61" is not a valid cron field: minute takes 0-59/);
+  // croner counts days and months from 0: its own words were "Invalid value for month: 12".
+  bad("0 0 * 13 *", /monthOfYear/, /"13" is not a valid cron field: monthOfYear takes 1-12 /);
+  bad("0 0 0 * *", /dayOfMonth/, /"0" is not a valid cron field: dayOfMonth takes 1-31$/);
+  bad("0 0 * * */0", /dayOfWeek/, /takes 0-6 or sun-sat.*illegal stepping: 0/);
   bad("0 3 * *", /crontab/, /has 4 field\(s\)/);
   bad({ type: "crontab", minute: "0", hour: "25" }, /hour/, /not a valid cron field/);
   bad({ every: 5 }, /^schedule$/, /expected seconds/);
+  // Celery raises "unable to rollover" at every tick; it never ran silently before.
+  bad("0 0 31 2 *", /^schedule \(crontab\)$/, /never matches: no day 31 in month 2/);
+  bad({ type: "crontab", dayOfMonth: "31", monthOfYear: "apr,jun" }, /crontab/, /never/);
+  assert.ok(crontab({ minute: 0, hour: 0, dayOfMonth: 29, monthOfYear: 2, dayOfWeek: "mon" }));
   assert.throws(() => crontab({ minute: 0, hours: 3 } as never), /unknown field/);
   assert.throws(() => crontab({ dayOfWeek: "mon-funday" }), /dayOfWeek/);
   assert.throws(

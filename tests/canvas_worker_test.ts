@@ -20,7 +20,16 @@ import {
 } from "../mod.ts";
 import { decodeTaskHeaders, encodeRetryMessage, encodeTaskMessage } from "../protocol.ts";
 import { Worker } from "../src/worker/worker.ts";
-import { add, app as tasksApp, fail, fanOut, mul, stamps, tsum } from "./apps/canvas_app.ts";
+import {
+  add,
+  app as tasksApp,
+  fail,
+  fanOut,
+  fanOutChains,
+  mul,
+  stamps,
+  tsum,
+} from "./apps/canvas_app.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { privateServers } from "./helpers/redis_servers.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
@@ -229,6 +238,27 @@ for (const t of transports) {
       const [child] = await r.children();
       assert.equal(child.id, gid);
       assert.deepEqual(await (child as GroupResult).get(T), [0, 2, 4]);
+    });
+  });
+
+  test("a group and a chord with a chain member, sent from a task, are one child each", async () => {
+    // The chain member's first step was listed as a child of its own and the group held only the
+    // other member: get() of the child group gave [10], not [3, 10].
+    await withWorker(t, async () => {
+      const r = await fanOutChains.delay();
+      const [gid, headerId] = await r.get(T);
+      const children = await r.children();
+      assert.deepEqual(children.map((c) => c.id), [gid, headerId]);
+      for (const child of children) {
+        const g = child as GroupResult<number[]>;
+        assert.equal(g.children.length, 2);
+        assert.equal(
+          g.children[0].parent?.id !== undefined,
+          true,
+          "the chain's last step, with its parent",
+        );
+        assert.deepEqual(await g.get(T), [3, 10]);
+      }
     });
   });
 

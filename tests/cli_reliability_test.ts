@@ -28,3 +28,25 @@ Deno.test("--leaked-threads-restart sets when the worker restarts for leaked thr
   );
   assert.match(USAGE, /--leaked-threads-restart N/);
 });
+
+Deno.test("--max-decompressed-size takes bytes or K/M/G; a bad value is refused", () => {
+  assert.equal(reliabilityOptions({}).maxDecompressedSize, undefined);
+  assert.equal(
+    reliabilityOptions({ "max-decompressed-size": "1048576" }).maxDecompressedSize,
+    2 ** 20,
+  );
+  assert.equal(reliabilityOptions({ "max-decompressed-size": "64M" }).maxDecompressedSize, 2 ** 26);
+  assert.equal(
+    reliabilityOptions({ "max-decompressed-size": "512KiB" }).maxDecompressedSize,
+    2 ** 19,
+  );
+  assert.equal(reliabilityOptions({ "max-decompressed-size": "1g" }).maxDecompressedSize, 2 ** 30);
+  for (const bad of ["0", "-1", "1.5M", "64T", "M", ""]) {
+    assert.throws(
+      () => reliabilityOptions({ "max-decompressed-size": bad }),
+      /--max-decompressed-size needs a size in bytes >= 1, optionally with K, M or G/,
+      bad,
+    );
+  }
+  assert.match(USAGE, /--max-decompressed-size SIZE/);
+});

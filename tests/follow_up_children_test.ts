@@ -3,13 +3,14 @@
  * it sends (a `link` callback, the next chain step): what Celery 5.2's
  * worker records, the result of what it applied first — a linked chain's
  * first step, a chord's header group (its body when the header is empty),
- * a group. Python's `AsyncResult(id).children` and `collect()` read these.
+ * a group; errbacks are not listed (Celery stores the failure before it
+ * sends them). Python's `AsyncResult(id).children` and `collect()` read these.
  */
 
 import assert from "node:assert/strict";
 import { chainSignature, chordSignature, groupSignature } from "../protocol.ts";
 import type { Embed, SignatureDict } from "../protocol.ts";
-import { type Parent, successFollowUps } from "../src/worker/follow_ups.ts";
+import { failureFollowUps, type Parent, successFollowUps } from "../src/worker/follow_ups.ts";
 
 const sig = (task: string, id: string, ...args: unknown[]): SignatureDict => ({
   task,
@@ -62,4 +63,17 @@ Deno.test("a task, a group and a chain after a task keep their records", () => {
     childrenAfter({ chain: [sig("t.add", "z", 3), sig("t.add", "y", 2)] }),
     [{ id: "y" }],
   );
+});
+
+Deno.test("errbacks are not children: Celery stores the failure before it sends them", () => {
+  const embed: Embed = {
+    callbacks: null,
+    errbacks: [sig("t.on_error", "e1"), sig("t.on_error", "e2")],
+    chain: null,
+    chord: null,
+  };
+  const f = failureFollowUps(embed, parent, new Date());
+  assert.equal(f.publishes.length, 2);
+  // Before: [{ id: "e1" }, { id: "e2" }] (Python's AsyncResult(failed).children listed them).
+  assert.deepEqual(f.children, []);
 });

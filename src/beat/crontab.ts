@@ -73,7 +73,7 @@ function fieldText(name: string, value: CrontabField | undefined): string {
  * @returns a 6-field pattern
  */
 export function cronPattern(c: CrontabSchedule): string {
-  const f = (name: Field) => celeryForms(name, c[name]);
+  const f = (name: Field) => valueList(name, celeryForms(name, c[name]));
   return `0 ${f("minute")} ${f("hour")} ${f("dayOfMonth")} ${f("monthOfYear")} ${f("dayOfWeek")}`;
 }
 
@@ -86,6 +86,14 @@ const BOUNDS: Record<Field, readonly [min: number, count: number]> = {
   dayOfMonth: [1, 31],
   monthOfYear: [1, 12],
   dayOfWeek: [0, 7],
+};
+/** Each field's values, as an error message gives them. */
+const RANGES: Record<Field, string> = {
+  minute: "0-59",
+  hour: "0-23",
+  dayOfMonth: "1-31",
+  monthOfYear: "1-12 or jan-dec",
+  dayOfWeek: "0-6 or sun-sat",
 };
 const DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 const MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
@@ -126,13 +134,37 @@ function celeryForms(field: Field, text: string): string {
 }
 
 /**
+ * A minute or hour field written out as the list of its values (`*\/20` is
+ * `0,20,40`), as Celery's crontab expands every field to a set; other fields,
+ * and a part croner must judge (`75`, `a-b` backwards), are left as they are.
+ * croner then counts every minute and hour as a fixed time on DST days,
+ * whatever its spelling, as Celery does.
+ */
+function valueList(field: Field, text: string): string {
+  if (field !== "minute" && field !== "hour") return text;
+  const [min, count] = BOUNDS[field];
+  const max = min + count - 1;
+  return text.split(",").map((part) => {
+    const m = /^(?:([*?])|(\d+)(?:-(\d+))?)(?:\/(\d+))?$/.exec(part);
+    if (!m) return part;
+    const from = m[1] ? min : Number(m[2]);
+    const to = m[1] || (m[3] === undefined && m[4] !== undefined) ? max : Number(m[3] ?? m[2]);
+    const step = m[4] === undefined ? 1 : Number(m[4]);
+    if (from < min || to > max || from > to || step < 1) return part;
+    const values: number[] = [];
+    for (let n = from; n <= to; n += step) values.push(n);
+    return values.join(",");
+  }).join(",");
+}
+
+/**
  * A croner job (never started: used only to compute run times) for a
  * crontab schedule in a time zone. Day of month and day of week must BOTH
- * match, as in Celery (classic cron ORs them). Minutes and hours without a
- * `*` or a step (`30 2`, and as in Vixie cron and Celery `30 2,14` or
- * `30 1-3`) are fixed times on DST days: one that does not exist runs at the
- * end of the gap, one that happens twice runs the first time. With a `*` or
- * a step they run in real time.
+ * match, as in Celery (classic cron ORs them). Every minute and hour is a
+ * fixed wall-clock time on DST days, however it is spelled (`30 2`, `30 2,14`,
+ * `30 1-3`, `30 0-2/2`, `*\/15 *`), as in Celery 5.2.6, which expands each
+ * field to a set of values: times that do not exist run once at the end of
+ * the gap, times that happen twice run the first time only.
  *
  * @example
  * ```ts
@@ -174,7 +206,8 @@ export function cronJob(c: CrontabSchedule, timezone: string): Cron {
  *
  * @param fields Celery's fields (each default `"*"`), or a 5-field cron string
  * @returns the schedule, as plain data
- * @throws {BeatEntryError} naming the field that is invalid
+ * @throws {BeatEntryError} naming the field that is invalid, or when no date
+ *   matches the days (`dayOfMonth: 31, monthOfYear: 2`)
  */
 export function crontab(fields: CrontabFields | string = {}): CrontabSchedule {
   let parts: Record<(typeof FIELDS)[number], string>;
@@ -209,12 +242,28 @@ export function crontab(fields: CrontabFields | string = {}): CrontabSchedule {
     try {
       cronJob(alone, "UTC");
     } catch (err) {
+      // croner counts days and months from 0 in its "Invalid value" messages ("month: 12" for
+      // 13): the field's range says it instead. Its other messages (a bad step) are kept.
+      const why = (err as Error).message;
       throw new BeatEntryError(
         null,
         `crontab ${f}`,
-        `"${parts[f]}" is not a valid cron field (${(err as Error).message})`,
+        `"${parts[f]}" is not a valid cron field: ${f} takes ${RANGES[f]}${
+          /Invalid value for/.test(why) ? "" : ` (${why})`
+        }`,
       );
     }
+  }
+  if (cronJob(schedule, "UTC").nextRun(new Date(0)) === null) {
+    // Only the days can conflict (day 31 of February); Celery fails at every tick instead.
+    const { dayOfMonth: dom, monthOfYear: month, dayOfWeek: dow } = parts;
+    throw new BeatEntryError(
+      null,
+      "crontab",
+      `never matches: no day ${dom} in month ${month}${
+        dow === "*" ? "" : ` on day of week ${dow}`
+      }, so the entry would never run`,
+    );
   }
   return Object.freeze(schedule);
 }

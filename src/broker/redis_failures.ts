@@ -104,6 +104,15 @@ export function describeRedisFailure(
       transient: false,
     };
   }
+  if (isClusterNodeReply(err, rawUrl)) {
+    const scheme = rawUrl.startsWith("rediss:") ? "rediss+cluster" : "redis+cluster";
+    return {
+      reason: `${host} is a Redis Cluster node, which a single-server URL cannot use (${message})`,
+      hint: `Use ${scheme}://${host} (with the same password and options; database 0 only) ` +
+        "to use the cluster: it is Celeriac's own layout, as Python Celery cannot use a Redis Cluster",
+      transient: false,
+    };
+  }
   if (/DB index is out of range/i.test(message)) {
     return {
       reason: `database ${db} does not exist on ${host} (DB index is out of range)`,
@@ -112,6 +121,30 @@ export function describeRedisFailure(
     };
   }
   return { reason: message };
+}
+
+/**
+ * Whether a reply error on a single-server URL (`redis://`, `rediss://`)
+ * says the server is a Redis Cluster node: a redirect to the node serving
+ * the key's slot (`MOVED`, `ASK`), keys of several slots in one command
+ * (`CROSSSLOT`), or a database other than 0 refused (`SELECT is not
+ * allowed in cluster mode`). Only a `redis+cluster://` URL fixes it; on a
+ * Cluster URL ioredis follows the redirects itself.
+ *
+ * @example
+ * ```ts ignore
+ * isClusterNodeReply(new Error("MOVED 9041 10.0.0.2:7001"), "redis://10.0.0.1:7000/0"); // true
+ * isClusterNodeReply(new Error("MOVED 9041 10.0.0.2:7001"), "redis+cluster://10.0.0.1:7000"); // false
+ * ```
+ *
+ * @param err the error a command or the connect failed with
+ * @param rawUrl the URL it was sent through
+ * @returns true when the URL names a Cluster node as if it were a single server
+ */
+export function isClusterNodeReply(err: unknown, rawUrl: string): boolean {
+  return err instanceof Error &&
+    /^(MOVED|ASK|CROSSSLOT) |SELECT is not allowed in cluster mode/.test(err.message) &&
+    isSingleServerUrl(rawUrl);
 }
 
 /** Whether a URL names one server (not Sentinels, not a Cluster's nodes). */

@@ -1,6 +1,6 @@
 /**
  * The numbers of command-line flags, checked: seconds > 0, whole numbers
- * >= 1, whole numbers >= 0. Apart from `options.ts`, so that the modules
+ * >= 1, whole numbers >= 0, sizes in bytes. Apart from `options.ts`, so that the modules
  * it gathers options from (`reliability.ts`) can use them without a cycle.
  *
  * @module
@@ -60,6 +60,35 @@ function intAtLeast(value: string | undefined, flag: string, least: number): num
   const n = Number(value);
   if (!Number.isInteger(n) || n < least) {
     throw new TypeError(`${flag} needs a whole number >= ${least}, got "${value}"`);
+  }
+  return n;
+}
+
+/** Multipliers of a size's unit: none for bytes, K, M, G (powers of 1,024, as `KiB`, `MiB`, `GiB`). */
+const SIZE_UNITS: Record<string, number> = { "": 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 };
+
+/**
+ * A flag's size in bytes, >= 1: a whole number, optionally with a unit
+ * `K`, `M` or `G` (KiB, MiB, GiB; `KiB`, `MB`, ... are read the same);
+ * `undefined` when the flag is absent.
+ *
+ * @example
+ * ```ts ignore
+ * byteSize("64M", "--max-decompressed-size"); // 67108864
+ * byteSize("1048576", "--max-decompressed-size"); // 1048576
+ * ```
+ *
+ * @throws {TypeError} naming the flag when the value is not such a size
+ */
+export function byteSize(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+)\s*([kmg]?)(?:i?b)?$/i.exec(value.trim());
+  const n = m ? Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()] : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new TypeError(
+      `${flag} needs a size in bytes >= 1, optionally with K, M or G (KiB, MiB, GiB), ` +
+        `got "${value}"`,
+    );
   }
   return n;
 }

@@ -1,16 +1,18 @@
 /**
  * Worker options about reliability on the command line:
- * `--max-deliveries N` (poison messages) and `--leaked-threads-restart N`
- * (threads of terminated Web Workers that still run).
+ * `--max-deliveries N` (poison messages), `--max-decompressed-size SIZE`
+ * (decompression bombs) and `--leaked-threads-restart N` (threads of
+ * terminated Web Workers that still run).
  *
  * @module
  */
 
-import { wholeNumber } from "./flag_numbers.ts";
+import { byteSize, wholeNumber } from "./flag_numbers.ts";
 
 /** The options, for `parseArgs`. */
 export const RELIABILITY_OPTIONS = {
   "max-deliveries": { type: "string" },
+  "max-decompressed-size": { type: "string" },
   "leaked-threads-restart": { type: "string" },
 } as const;
 
@@ -18,6 +20,10 @@ export const RELIABILITY_OPTIONS = {
 export const RELIABILITY_USAGE = `
       --max-deliveries N     park a message as poison (FAILURE stored) once consumers died
                              holding it N times (x-delivery-count; default 5, 0 = never)
+      --max-decompressed-size SIZE
+                             park a message whose compressed body would decompress to more
+                             than SIZE bytes (K, M, G suffixes; default 64M), decoding no
+                             further: a small message that inflates to gigabytes is refused
       --leaked-threads-restart N
                              restart (warm shutdown, then the same command) once N threads
                              of terminated Web Workers keep a core busy 5 s on: Deno does not
@@ -38,23 +44,29 @@ const CLI_LEAKED_THREADS_RESTART = 1;
  * ```ts
  * import { reliabilityOptions } from "./reliability.ts";
  * reliabilityOptions({ "max-deliveries": "3" }); // { maxDeliveries: 3, leakedThreadsRestart: 1 }
+ * reliabilityOptions({ "max-decompressed-size": "16M" }).maxDecompressedSize; // 16777216
  * reliabilityOptions({ "leaked-threads-restart": "0" }); // { leakedThreadsRestart: 0 }
  * ```
  *
  * @param values parsed flags
  * @returns the worker options they set, `leakedThreadsRestart` always (its
  *   default differs from the `Worker`'s)
- * @throws {TypeError} for a value that is not a whole number >= 0
+ * @throws {TypeError} for a value that is not a whole number >= 0 (a size >= 1 byte)
  */
 export function reliabilityOptions(
   values: Record<string, unknown>,
-): { maxDeliveries?: number; leakedThreadsRestart: number } {
+): { maxDeliveries?: number; maxDecompressedSize?: number; leakedThreadsRestart: number } {
   const maxDeliveries = wholeNumber(
     values["max-deliveries"] as string | undefined,
     "--max-deliveries",
   );
+  const maxDecompressedSize = byteSize(
+    values["max-decompressed-size"] as string | undefined,
+    "--max-decompressed-size",
+  );
   return {
     ...(maxDeliveries !== undefined ? { maxDeliveries } : {}),
+    ...(maxDecompressedSize !== undefined ? { maxDecompressedSize } : {}),
     leakedThreadsRestart: wholeNumber(
       values["leaked-threads-restart"] as string | undefined,
       "--leaked-threads-restart",

@@ -246,7 +246,10 @@ export class Dispatch {
         serializer: host.config().taskSerializer,
         compression: host.config().taskCompression ?? null,
         groupIndex: "chord",
-        publish: (m, t) => this.#host.publish(m, t),
+        publish: (m, t, child) => {
+          const publisher = host.publisher();
+          return publisher ? publisher(m, t, child) : host.publish(m, t);
+        },
         backend: () => host.config().backend === null ? null : host.resultBackend(),
         prepare: async () => {
           if (!host.publisher() && host.config().backend?.startsWith("rpc:")) {

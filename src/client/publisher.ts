@@ -8,11 +8,16 @@
 
 import type { PublishTarget } from "../broker/port.ts";
 import type { Message } from "../protocol/message.ts";
+import type { ResultTuple } from "../protocol/signature.ts";
 
 /**
  * Publishes a message on behalf of an app. A worker installs one in the Web
  * Workers that run tasks, so that tasks sent from a task go through the
- * worker's own connection.
+ * worker's own connection. `child` is what the sending task's `children`
+ * list gets for a canvas's messages (Celery's `add_to_parent`): the
+ * canvas's entry with its first message (a group whose member is a chain
+ * is one group of chain results, which its messages alone do not show),
+ * `null` with the others; absent for a plain task, which is its own entry.
  *
  * @example Capturing messages instead of sending them
  * ```ts
@@ -29,7 +34,11 @@ import type { Message } from "../protocol/message.ts";
  * // sent: ["tasks.add -> celery"]
  * ```
  */
-export type Publisher = (message: Message, target: PublishTarget) => Promise<void>;
+export type Publisher = (
+  message: Message,
+  target: PublishTarget,
+  child?: ResultTuple | null,
+) => Promise<void>;
 
 /**
  * Symbol under which a worker installs a {@link Publisher} on an app.

@@ -11,6 +11,7 @@ import type { Celery } from "../client/app.ts";
 import type { NodeReply } from "../client/replies.ts";
 import { safeEqual } from "./auth.ts";
 import { HttpError } from "./errors.ts";
+import { maskEntry, withReprs } from "./inspect_entries.ts";
 import type { InspectCommand, Inspector } from "./feed.ts";
 import { READY_STATES, type TaskRecord } from "./task_record.ts";
 import { retryQueues, retryTask } from "./task_retry.ts";
@@ -179,32 +180,16 @@ async function inspectAll(
       )
     ),
   );
-  const masked = (list: unknown) =>
-    ctx.hideArgs && Array.isArray(list) ? list.map(maskEntry) : list;
+  const entries = (list: unknown) =>
+    Array.isArray(list)
+      ? list.map((e) => ctx.hideArgs ? maskEntry(withReprs(e), MASK) : withReprs(e))
+      : list;
   return Object.fromEntries(
     commands.map((
       c,
       i,
-    ) => [c, c === "registered" || c === "stats" ? replies[i] : masked(replies[i])]),
+    ) => [c, c === "registered" || c === "stats" ? replies[i] : entries(replies[i])]),
   );
-}
-
-/** The payload fields of a task request in an inspect reply. */
-const PAYLOAD = ["args", "kwargs", "argsrepr", "kwargsrepr"];
-
-/**
- * An entry of an `active`, `reserved` or `scheduled` reply with its payload masked (a
- * scheduled entry holds the request under `request`).
- */
-function maskEntry(entry: unknown): unknown {
-  if (entry === null || typeof entry !== "object") return entry;
-  const e = entry as Record<string, unknown>;
-  if (e.request !== null && typeof e.request === "object") {
-    return { ...e, request: maskEntry(e.request) };
-  }
-  const out = { ...e };
-  for (const key of PAYLOAD) if (key in out) out[key] = MASK;
-  return out;
 }
 
 /** At most this many steps of a workflow are drawn. */

@@ -72,6 +72,13 @@ export interface CanvasPlan {
   chordSizes: { groupId: string; size: number }[];
   /** The result: a task, or a group of member results. */
   result: ResultTuple;
+  /**
+   * What Celery records in the sending task's `children` when it applies
+   * the canvas (its `add_to_parent`): the result of what is applied first —
+   * a chain's first step, a chord's header group (its body when the header
+   * is empty, as that is sent at once), a group, a task.
+   */
+  applied: ResultTuple;
 }
 
 /**
@@ -444,7 +451,14 @@ export function planCanvas(sig: SignatureDict, options: PlanOptions = {}): Canva
     chain: options.chain ?? null,
     options: options.options ?? {},
   }, ctx);
-  return { sends: ctx.sends, chordSizes: ctx.sizes, result };
+  return { sends: ctx.sends, chordSizes: ctx.sizes, result, applied: firstApplied(result) };
+}
+
+/** {@link CanvasPlan.applied} of a result: a planned result lists the chain before it and a chord's header as its `parent`. */
+function firstApplied(result: ResultTuple): ResultTuple {
+  let node = result;
+  while (node.parent && node.parent.members?.length !== 0) node = node.parent;
+  return node.members ? { id: node.id, members: node.members } : { id: node.id };
 }
 
 /**

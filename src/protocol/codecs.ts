@@ -49,7 +49,8 @@ export interface CodecNeeds {
 }
 
 /**
- * Load optional codecs (once; later calls return at once).
+ * Load optional codecs (once; later calls return at once, but for an xz
+ * decoder being replaced after a large stream, which they wait for).
  *
  * @example
  * ```ts
@@ -65,8 +66,8 @@ export async function loadCodecs(needs: CodecNeeds): Promise<void> {
   if ((needs.compression || needs.lzma) && !compression) {
     compression = await import("./compression.ts");
   }
-  if (needs.lzma && !xz) {
-    const module = await import("./xz.ts");
+  if (needs.lzma) {
+    const module = xz ?? await import("./xz.ts");
     await module.loadXz();
     xz = module;
   }

@@ -12,6 +12,7 @@ import Bunzip from "seek-bzip";
 import { loadedXz, LZMA_NAMES } from "./codecs.ts";
 import { compressionMimeType, type CompressionName } from "./compression_names.ts";
 import { ProtocolError } from "./errors.ts";
+import { MAX_DECOMPRESSED_SIZE } from "./limits.ts";
 
 /**
  * Compress a body for the given compressor (kombu's `zlib` writes a zlib
@@ -34,7 +35,10 @@ export function compress(body: Uint8Array, name: CompressionName): Uint8Array {
 }
 
 /**
- * Decompress a body according to its `compression` header.
+ * Decompress a body according to its `compression` header, refusing one
+ * whose output passes `maxSize` bytes: each decoder stops as soon as it
+ * does, before inflating the rest (a small message that would inflate to
+ * gigabytes is refused having used about `maxSize` of memory).
  *
  * Supports `application/x-gzip` (zlib), `application/x-bz2`,
  * `application/x-brotli`, `application/zstd` and `application/x-lzma`
@@ -45,45 +49,116 @@ export function compress(body: Uint8Array, name: CompressionName): Uint8Array {
  * ```ts ignore
  * import { compress, decompress } from "./compression.ts";
  * const raw = decompress(compress(new Uint8Array([1, 2]), "zlib"), "application/x-gzip");
+ * decompress(bomb, "application/x-gzip", "t-1", 1024); // ProtocolError: ... over the 1 KiB limit
  * ```
  *
  * @param body compressed bytes
  * @param mimeType the `compression` header value
  * @param taskId the task id, for the error message
+ * @param maxSize the most bytes the body may decompress to; default {@link MAX_DECOMPRESSED_SIZE}
  * @returns the decompressed bytes
- * @throws {ProtocolError} for an unknown compression, corrupt data or an
- * unloaded xz decoder
+ * @throws {ProtocolError} for an unknown compression, corrupt data, an
+ * unloaded xz decoder, or an output over `maxSize`
  */
-export function decompress(body: Uint8Array, mimeType: string, taskId?: string): Uint8Array {
+export function decompress(
+  body: Uint8Array,
+  mimeType: string,
+  taskId?: string,
+  maxSize: number = MAX_DECOMPRESSED_SIZE,
+): Uint8Array {
+  let out: Uint8Array | null | undefined;
   try {
-    switch (mimeType) {
-      case "application/x-gzip":
-      case "zlib":
-      case "gzip":
-        return new Uint8Array(inflateSync(body));
-      case "application/x-bz2":
-      case "bzip2":
-        return new Uint8Array(Bunzip.decode(body));
-      case "application/x-brotli":
-      case "brotli":
-        return new Uint8Array(brotliDecompressSync(body));
-      case "application/zstd":
-      case "zstd":
-        return new Uint8Array(zstdDecompressSync(body));
-    }
-    if (LZMA_NAMES.has(mimeType)) return loadedXz().xzDecode(body);
+    out = decoded(body, mimeType, maxSize);
   } catch (cause) {
     if (cause instanceof ProtocolError) throw cause;
-    throw new ProtocolError(`Corrupt ${mimeType} body: ${(cause as Error).message}`, {
-      taskId,
-      cause,
-    });
+    if ((cause as { code?: unknown } | null)?.code === "ERR_BUFFER_TOO_LARGE") out = null;
+    else {
+      throw new ProtocolError(`Corrupt ${mimeType} body: ${(cause as Error).message}`, {
+        taskId,
+        cause,
+      });
+    }
   }
-  throw new ProtocolError(
-    `Unsupported compression ${mimeType}: Celeriac decodes zlib, bzip2, brotli, zstd and ` +
-      `lzma (xz); ` +
-      `send it with one of those or none (Celery's task_compression setting or ` +
-      `compression= call option; Celeriac's taskCompression or compression option sends zlib or gzip)`,
-    { taskId },
-  );
+  if (out === undefined) {
+    throw new ProtocolError(
+      `Unsupported compression ${mimeType}: Celeriac decodes zlib, bzip2, brotli, zstd and ` +
+        `lzma (xz); ` +
+        `send it with one of those or none (Celery's task_compression setting or ` +
+        `compression= call option; Celeriac's taskCompression or compression option sends zlib or gzip)`,
+      { taskId },
+    );
+  }
+  if (out === null) {
+    throw new ProtocolError(
+      `Decompressed ${mimeType} body is over ${sizeText(maxSize)}: refused (a decompression ` +
+        `bomb, or a larger body than this worker accepts: raise its maxDecompressedSize ` +
+        `option, --max-decompressed-size on the command line)`,
+      { taskId },
+    );
+  }
+  return out;
+}
+
+/** The body decoded; null when it passes `maxSize`, undefined for an unknown compression. */
+function decoded(
+  body: Uint8Array,
+  mimeType: string,
+  maxSize: number,
+): Uint8Array | null | undefined {
+  const capped = { maxOutputLength: maxSize };
+  switch (mimeType) {
+    case "application/x-gzip":
+    case "zlib":
+    case "gzip":
+      return new Uint8Array(inflateSync(body, capped));
+    case "application/x-bz2":
+    case "bzip2":
+      return bunzip(body, maxSize);
+    case "application/x-brotli":
+    case "brotli":
+      return new Uint8Array(brotliDecompressSync(body, capped));
+    case "application/zstd":
+    case "zstd":
+      return new Uint8Array(zstdDecompressSync(body, capped));
+  }
+  if (LZMA_NAMES.has(mimeType)) return loadedXz().xzDecode(body, maxSize);
+  return undefined;
+}
+
+/** seek-bzip's output stream: bytes one at a time. */
+interface ByteSink {
+  writeByte(byte: number): void;
+}
+
+/** Thrown by the bzip2 sink when the output passes its limit: ends the decoder's loop. */
+const OVER = Symbol("over the limit");
+
+function bunzip(body: Uint8Array, maxSize: number): Uint8Array | null {
+  let buf = new Uint8Array(Math.min(maxSize, 64 * 1024));
+  let at = 0;
+  const sink: ByteSink = {
+    writeByte(byte) {
+      if (at === buf.length) {
+        if (at >= maxSize) throw OVER;
+        const grown = new Uint8Array(Math.min(maxSize, buf.length * 2));
+        grown.set(buf);
+        buf = grown;
+      }
+      buf[at++] = byte;
+    },
+  };
+  try {
+    Bunzip.decode(body, sink);
+  } catch (err) {
+    if (err === OVER) return null;
+    throw err;
+  }
+  return buf.subarray(0, at);
+}
+
+function sizeText(bytes: number): string {
+  for (const [unit, size] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]] as const) {
+    if (bytes >= size && bytes % size === 0) return `the ${bytes / size} ${unit} limit`;
+  }
+  return `the ${bytes.toLocaleString("en-US")}-byte limit`;
 }

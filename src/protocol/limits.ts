@@ -37,6 +37,24 @@ export const MAX_NESTING_DEPTH = 128;
 export const MAX_HEADERS_SIZE = 1024 * 1024;
 
 /**
+ * Default largest size of a message body once decompressed (its
+ * `compression` header: zlib, bzip2, brotli, zstd, lzma), 64 MiB. The
+ * decoders stop as soon as their output passes it, so a small message that
+ * would inflate to gigabytes (a decompression bomb) is refused having used
+ * at most this much memory. Celery task bodies are their arguments, a few
+ * KB as a rule; 64 MiB of JSON is already a few hundred MiB once parsed,
+ * and RabbitMQ 4 refuses messages over 16 MiB by default. A worker's
+ * `maxDecompressedSize` option (`--max-decompressed-size`) sets another.
+ *
+ * @example
+ * ```ts
+ * import { MAX_DECOMPRESSED_SIZE } from "@celeriac/celeriac/protocol";
+ * MAX_DECOMPRESSED_SIZE; // 67108864
+ * ```
+ */
+export const MAX_DECOMPRESSED_SIZE = 64 * 1024 * 1024;
+
+/**
  * Limits for {@link checkShape}.
  *
  * @example

@@ -165,10 +165,10 @@ function fromFields(
  */
 export type BodyParts = Pick<Message, "body" | "contentType" | "contentEncoding" | "headers">;
 
-function decodedBody(msg: BodyParts, taskId?: string): unknown {
+function decodedBody(msg: BodyParts, taskId?: string, maxDecompressed?: number): unknown {
   const compression = msg.headers.compression;
   const raw = typeof compression === "string"
-    ? loadedCompression().decompress(msg.body, compression, taskId)
+    ? loadedCompression().decompress(msg.body, compression, taskId, maxDecompressed)
     : msg.body;
   return deserialize(raw, msg.contentType, msg.contentEncoding, taskId);
 }
@@ -216,13 +216,20 @@ function v1Body(obj: Record<string, unknown>, taskId: string): TaskBody {
  * @param msg a received message
  * @param headersChecked the headers were already checked against the nesting and size
  *   limits (by `decodeEnvelope`): not walked again. Default false.
+ * @param maxDecompressed the most bytes a compressed protocol-1 body may decompress to;
+ *   default `MAX_DECOMPRESSED_SIZE`
  * @returns the task request
  * @throws {ProtocolError} for a malformed message (no id, no name, bad dates,
  *   headers nested deeper than `MAX_NESTING_DEPTH` or larger than
- *   `MAX_HEADERS_SIZE`, a malformed embed in a protocol-1 body)
+ *   `MAX_HEADERS_SIZE`, a malformed embed in a protocol-1 body, one that
+ *   decompresses to more than `maxDecompressed`)
  * @throws {ContentDisallowedError} for a refused content type (protocol 1 only)
  */
-export function decodeTaskHeaders(msg: Message, headersChecked = false): TaskRequest {
+export function decodeTaskHeaders(
+  msg: Message,
+  headersChecked = false,
+  maxDecompressed?: number,
+): TaskRequest {
   const headers = msg.headers ?? {};
   if (typeof headers !== "object" || Array.isArray(headers)) {
     throw new ProtocolError("Message headers must be an object");
@@ -237,7 +244,7 @@ export function decodeTaskHeaders(msg: Message, headersChecked = false): TaskReq
     const req = fromFields(headers, headers, msg, 2);
     if (headers.args !== undefined && req.body === undefined) {
       // A "hybrid" message: protocol-2 headers with a protocol-1 body object.
-      const body = decodedBody(msg, req.id);
+      const body = decodedBody(msg, req.id, maxDecompressed);
       if (body !== null && typeof body === "object" && !Array.isArray(body)) {
         req.body = v1Body(body as Record<string, unknown>, req.id);
       }
@@ -245,7 +252,7 @@ export function decodeTaskHeaders(msg: Message, headersChecked = false): TaskReq
     return req;
   }
   const taskId = str(headers.id) ?? undefined;
-  const body = decodedBody(msg, taskId);
+  const body = decodedBody(msg, taskId, maxDecompressed);
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     throw new ProtocolError(
       "Message has no task header and its body is not a protocol-1 task object",
@@ -275,13 +282,20 @@ export function decodeTaskHeaders(msg: Message, headersChecked = false): TaskReq
  *
  * @param msg the message
  * @param taskId the task id, named in errors
+ * @param maxDecompressed the most bytes a compressed body may decompress to; default
+ *   `MAX_DECOMPRESSED_SIZE`
  * @returns args, kwargs and embed
  * @throws {ProtocolError} when the body is not a task body (or its embed
- *   holds a malformed signature, or it nests too deep)
+ *   holds a malformed signature, or it nests too deep, or it decompresses to
+ *   more than `maxDecompressed`)
  * @throws {ContentDisallowedError} for a refused content type
  */
-export function decodeTaskBody(msg: BodyParts, taskId: string): TaskBody {
-  const body = decodedBody(msg, taskId);
+export function decodeTaskBody(
+  msg: BodyParts,
+  taskId: string,
+  maxDecompressed?: number,
+): TaskBody {
+  const body = decodedBody(msg, taskId, maxDecompressed);
   if (!Array.isArray(body)) {
     if (body !== null && typeof body === "object" && "args" in body) {
       return v1Body(body as Record<string, unknown>, taskId);

@@ -45,10 +45,22 @@ const XZ_ERRORS: Record<number, string> = {
   8: "truncated xz stream",
 };
 
+/**
+ * Wasm memory (bytes) past which the instance is replaced after a decode.
+ * Its memory only grows: a stream's dictionary is allocated in it (8 MiB
+ * for Python's default preset 6, 64 MiB for preset 9) and stays there, in
+ * every isolate that decoded one, unless the instance goes. Above the
+ * default preset's needs, so that its messages keep one instance.
+ */
+const RENEW_ABOVE = 16 * 1024 * 1024;
+
 let wasm: XzWasm | null = null;
+/** A new instance being made, after a decode that left the memory over {@link RENEW_ABOVE}. */
+let renewal: Promise<void> | null = null;
 
 /**
- * Instantiate the decoder (once; later calls return at once).
+ * Instantiate the decoder (once; later calls return at once, or once the
+ * instance that replaces one grown by a large stream is ready).
  *
  * @example
  * ```ts ignore
@@ -56,6 +68,7 @@ let wasm: XzWasm | null = null;
  * ```
  */
 export async function loadXz(): Promise<void> {
+  if (renewal) await renewal;
   if (wasm) return;
   const loader = xzDecompress.XzReadableStream as unknown as XzLoader;
   if (!loader._moduleInstance) await loader._getModuleInstance();
@@ -63,20 +76,54 @@ export async function loadXz(): Promise<void> {
 }
 
 /**
- * Decode a whole `.xz` body (concatenated streams and stream padding
- * included), checking its CRC32/CRC64 as Python's `lzma.decompress` does.
+ * Bytes of the decoder's wasm memory (which grows with the dictionaries of
+ * the streams it decodes, see {@link loadXz}); 0 before it is loaded.
  *
  * @example
  * ```ts ignore
  * await loadXz();
- * xzDecode(bytesFromPythonLzmaCompress);
+ * xzMemory(); // 131072
+ * ```
+ *
+ * @returns the size
+ */
+export function xzMemory(): number {
+  return wasm?.memory.buffer.byteLength ?? 0;
+}
+
+/** Replace the instance (its memory goes with it); decodes use the old one until then. */
+function renew(): void {
+  const loader = xzDecompress.XzReadableStream as unknown as XzLoader;
+  renewal = loader._getModuleInstance().then(
+    () => {
+      wasm = loader._moduleInstance!.exports as unknown as XzWasm;
+    },
+    // The old instance stays: it still decodes, and the next large stream tries again.
+    () => {},
+  ).finally(() => {
+    renewal = null;
+  });
+}
+
+/**
+ * Decode a whole `.xz` body (concatenated streams and stream padding
+ * included), checking its CRC32/CRC64 as Python's `lzma.decompress` does,
+ * and stopping as soon as the output passes `maxSize`. A stream whose
+ * dictionary grew the decoder's memory past 16 MiB (presets 7 to 9) has
+ * the decoder replaced in the background, so that the memory goes back.
+ *
+ * @example
+ * ```ts ignore
+ * await loadXz();
+ * xzDecode(bytesFromPythonLzmaCompress, 64 * 1024 * 1024);
  * ```
  *
  * @param body the compressed bytes
- * @returns the decompressed bytes
+ * @param maxSize the most bytes the output may have
+ * @returns the decompressed bytes, or null when they would be more than `maxSize`
  * @throws {Error} for a body that is not a complete, intact xz stream
  */
-export function xzDecode(body: Uint8Array): Uint8Array {
+export function xzDecode(body: Uint8Array, maxSize: number): Uint8Array | null {
   if (!wasm) throw new Error("the xz decoder is not loaded");
   const x = wasm;
   const context = x.create_context();
@@ -97,8 +144,9 @@ export function xzDecode(body: Uint8Array): Uint8Array {
       const ret = x.get_next_output(context);
       s = state();
       if (s[5] > 0) {
-        chunks.push(new Uint8Array(x.memory.buffer, outAt, s[5]).slice());
         total += s[5];
+        if (total > maxSize) return null;
+        chunks.push(new Uint8Array(x.memory.buffer, outAt, s[5]).slice());
         s[5] = 0;
       }
       if (ret === 1) break;
@@ -106,6 +154,7 @@ export function xzDecode(body: Uint8Array): Uint8Array {
     }
   } finally {
     x.destroy_context(context);
+    if (x.memory.buffer.byteLength > RENEW_ABOVE && x === wasm && !renewal) renew();
   }
   if (chunks.length === 1) return chunks[0];
   const out = new Uint8Array(total);

@@ -21,11 +21,16 @@ export class ChildrenTracker {
    * Note a message published by a running task.
    *
    * @param message the task message (protocol 2 headers)
+   * @param child the sender's entry for it, when a canvas sent it: the
+   *   canvas's entry with its first message, `null` with the others (see
+   *   `Publisher`); absent: read from the message (a task, or a member of
+   *   the group in its `group` header)
    */
-  record(message: Message): void {
+  record(message: Message, child?: ResultTuple | null): void {
     const h = message.headers;
     const parent = h.parent_id;
     const id = h.id;
+    if (child === null) return;
     if (typeof parent !== "string" || typeof id !== "string" || parent === id) return;
     let list = this.#byParent.get(parent);
     if (!list) {
@@ -35,7 +40,8 @@ export class ChildrenTracker {
       this.#byParent.set(parent, list = []);
     }
     const group = typeof h.group === "string" ? h.group : null;
-    if (group) {
+    if (child) list.push(child);
+    else if (group) {
       const g = list.find((t) => t.id === group && t.members);
       if (g) g.members!.push({ id });
       else list.push({ id: group, members: [{ id }] });

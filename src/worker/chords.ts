@@ -449,6 +449,8 @@ export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Pro
  * @param message its message (the body holds the canvas)
  * @param entry its REVOKED entry
  * @param parent the task as parent of its chord's body
+ * @param maxDecompressed the most bytes a compressed body may decompress to (the worker's
+ *   `maxDecompressedSize`)
  * @returns what to store and the chord joins (its own, chord members after it in its chain)
  */
 export function notRunCanvas(
@@ -456,10 +458,11 @@ export function notRunCanvas(
   message: Message,
   entry: StoreEntry,
   parent: Parent,
+  maxDecompressed?: number,
 ): { stores: StoreEntry[]; joins: ChordJoin[] } {
   let embed: Embed;
   try {
-    embed = (req.body ?? decodeTaskBody(message, req.id)).embed;
+    embed = (req.body ?? decodeTaskBody(message, req.id, maxDecompressed)).embed;
   } catch {
     // A body this worker cannot read (the intake loaded its codecs): only the task itself is stored.
     return { stores: [], joins: [] };

@@ -219,7 +219,8 @@ function needsFollowUp(embed: Embed): boolean {
 }
 
 /**
- * What a running task can reach beyond its own Web Worker.
+ * What a running task can reach beyond its own Web Worker, and the limit
+ * its body is decoded under.
  *
  * @example
  * ```ts ignore
@@ -234,6 +235,12 @@ export interface RunServices {
   storeState?: (seq: number, status: string, meta: string) => Promise<void>;
   /** The app's signals (`taskPrerun`, `taskPostrun`, `taskFailure`). */
   signals?: Signals;
+  /**
+   * The most bytes a compressed body may decompress to (the worker's
+   * `maxDecompressedSize`); over it the request is refused. Default
+   * `MAX_DECOMPRESSED_SIZE`.
+   */
+  maxDecompressedSize?: number;
 }
 
 /**
@@ -307,7 +314,7 @@ export async function runTask(
     } else {
       const needs = codecsFor(req.contentType, req.headers.compression);
       if (needs.msgpack || needs.compression) await loadCodecs(needs);
-      body = decodeTaskBody(req, req.id);
+      body = decodeTaskBody(req, req.id, services.maxDecompressedSize);
     }
   } catch (err) {
     return { ...failedBeforeRun(req, err, refusalInfo(err)), refused: (err as Error).message };

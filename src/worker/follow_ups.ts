@@ -167,20 +167,7 @@ export function applySignature(
         : undefined,
     });
   });
-  into.children.push(firstApplied(plan.result));
-}
-
-/**
- * What Celery's worker records as a follow-up's child: the result of what
- * it applied first (its `add_to_parent`) — a chain's first step, a chord's
- * header group (its body when the header is empty, as that is sent at
- * once), a group, a task. A planned result lists the chain before it and a
- * chord's header as its `parent`.
- */
-function firstApplied(result: ResultTuple): ResultTuple {
-  let node = result;
-  while (node.parent && node.parent.members?.length !== 0) node = node.parent;
-  return node.members ? { id: node.id, members: node.members } : { id: node.id };
+  into.children.push(plan.applied);
 }
 
 /** The optional codecs a send's options ask for; `undefined` for JSON, uncompressed. */
@@ -224,7 +211,9 @@ export function successFollowUps(
 }
 
 /**
- * What to send after a failure: each errback, called with the failed task's id.
+ * What to send after a failure: each errback, called with the failed task's
+ * id. They are not the failed task's children: Celery stores the failure
+ * before it sends them, so its meta never lists them.
  *
  * @example
  * ```ts ignore
@@ -239,7 +228,7 @@ export function successFollowUps(
 export function failureFollowUps(embed: Embed, parent: Parent, now: Date): FollowUps {
   const out = empty();
   for (const eb of embed.errbacks ?? []) applySignature(eb, [parent.id], null, parent, now, out);
-  return out;
+  return { ...out, children: [] };
 }
 
 /**

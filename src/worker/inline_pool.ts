@@ -39,8 +39,9 @@ export class InlinePool implements Pool {
    * @param app the app whose tasks run
    * @param slots how many tasks may run at once
    * @param events where outcomes go
+   * @param maxDecompressedSize the most bytes a compressed body may decompress to
    */
-  constructor(app: Celery, slots: number, events: PoolEvents) {
+  constructor(app: Celery, slots: number, events: PoolEvents, maxDecompressedSize?: number) {
     if (!(slots >= 1)) throw new RangeError("The inline pool needs at least 1 slot");
     this.#app = app;
     this.capacity = slots;
@@ -50,7 +51,7 @@ export class InlinePool implements Pool {
         this.#limits.clear(o.seq);
       }
       events.onOutcomes(outcomes);
-    }, { storeState: events.onState?.bind(events) });
+    }, { storeState: events.onState?.bind(events), maxDecompressedSize });
     this.#limits = new TimeLimitTimers({
       soft: (seq, seconds) => {
         const r = this.#running.get(seq);

@@ -11,7 +11,7 @@ import type { Delivery } from "../broker/port.ts";
 import type { ResolvedConfig } from "../client/config.ts";
 import { decodeTaskBody, type TaskRequest } from "../protocol/task_request.ts";
 import { pyIsoFormat } from "../protocol/time.ts";
-import { pyRepr } from "../protocol/repr.ts";
+import { argsRepr, kwargsRepr, pyRepr } from "../protocol/repr.ts";
 import type { ScheduledInfo, TaskInfo } from "../client/inspect.ts";
 import type { HeldTask } from "./task_registries.ts";
 
@@ -43,15 +43,18 @@ export type RequestInfo = TaskInfo;
  * ```
  *
  * @param t the task
- * @param options node name, `safe`, and whether it runs (`started`)
+ * @param options node name, `safe`, whether it runs (`started`), and the most bytes a
+ *   compressed body may decompress to (the worker's `maxDecompressedSize`)
  * @returns the info
  */
 export function requestInfo(
   t: HeldTask,
-  options: { hostname: string; safe: boolean; started: boolean },
+  options: { hostname: string; safe: boolean; started: boolean; maxDecompressed?: number },
 ): RequestInfo {
   const { req, delivery } = t;
-  const { args, kwargs } = options.safe ? reprArgs(t) : decodedArgs(t);
+  const { args, kwargs } = options.safe
+    ? reprArgs(t, options.maxDecompressed)
+    : decodedArgs(t, options.maxDecompressed);
   return {
     id: req.id,
     name: req.task,
@@ -76,18 +79,18 @@ function deliveryInfo(d: Delivery): RequestInfo["delivery_info"] {
   };
 }
 
-function reprArgs(t: HeldTask): { args: string; kwargs: string } {
+function reprArgs(t: HeldTask, maxDecompressed?: number): { args: string; kwargs: string } {
   if (t.req.argsrepr !== null) return { args: t.req.argsrepr, kwargs: t.req.kwargsrepr ?? "{}" };
-  const { args, kwargs } = decodedArgs(t);
+  const { args, kwargs } = decodedArgs(t, maxDecompressed);
   return {
-    args: typeof args === "string" ? args : `(${(args as unknown[]).map(pyRepr).join(", ")})`,
-    kwargs: typeof kwargs === "string" ? kwargs : pyRepr(kwargs),
+    args: typeof args === "string" ? args : argsRepr(args as unknown[]),
+    kwargs: typeof kwargs === "string" ? kwargs : kwargsRepr(kwargs as Record<string, unknown>),
   };
 }
 
-function decodedArgs(t: HeldTask): { args: unknown; kwargs: unknown } {
+function decodedArgs(t: HeldTask, maxDecompressed?: number): { args: unknown; kwargs: unknown } {
   try {
-    const body = t.req.body ?? decodeTaskBody(t.delivery, t.req.id);
+    const body = t.req.body ?? decodeTaskBody(t.delivery, t.req.id, maxDecompressed);
     return { args: body.args, kwargs: body.kwargs };
   } catch {
     return { args: t.req.argsrepr ?? "", kwargs: t.req.kwargsrepr ?? "" };
@@ -105,17 +108,20 @@ function decodedArgs(t: HeldTask): { args: unknown; kwargs: unknown } {
  * @param t the task (its `req.eta` is set)
  * @param hostname node name
  * @param safe repr strings for the arguments
+ * @param maxDecompressed the most bytes a compressed body may decompress to (the worker's
+ *   `maxDecompressedSize`)
  * @returns `{ eta, priority, request }`
  */
 export function scheduledInfo(
   t: HeldTask,
   hostname: string,
   safe: boolean,
+  maxDecompressed?: number,
 ): ScheduledInfo {
   return {
     eta: etaText(t.req),
     priority: 6,
-    request: requestInfo(t, { hostname, safe, started: false }),
+    request: requestInfo(t, { hostname, safe, started: false, maxDecompressed }),
   };
 }
 

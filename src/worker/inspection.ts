@@ -45,18 +45,27 @@ export function workerInspection(
   host: InspectionHost,
 ): WorkerInspection {
   const hostname = s.hostname;
+  const maxDecompressed = s.options.maxDecompressedSize;
   return {
     active: (safe) =>
-      registries.active().map((t) => requestInfo(t, { hostname, safe, started: true })),
+      registries.active().map((t) =>
+        requestInfo(t, { hostname, safe, started: true, maxDecompressed })
+      ),
     reserved: (safe) =>
-      registries.reserved().map((t) => requestInfo(t, { hostname, safe, started: false })),
-    scheduled: (safe) => registries.scheduled().map((t) => scheduledInfo(t, hostname, safe)),
+      registries.reserved().map((t) =>
+        requestInfo(t, { hostname, safe, started: false, maxDecompressed })
+      ),
+    scheduled: (safe) =>
+      registries.scheduled().map((t) => scheduledInfo(t, hostname, safe, maxDecompressed)),
     queryTask: (ids) => {
       const wanted = new Set(ids);
       const out: Record<string, [string, ReturnType<typeof requestInfo>]> = {};
       for (const t of registries.active()) {
         if (wanted.has(t.req.id)) {
-          out[t.req.id] = ["active", requestInfo(t, { hostname, safe: false, started: true })];
+          out[t.req.id] = [
+            "active",
+            requestInfo(t, { hostname, safe: false, started: true, maxDecompressed }),
+          ];
         }
       }
       for (
@@ -67,7 +76,10 @@ export function workerInspection(
       ) {
         for (const t of list) {
           if (wanted.has(t.req.id) && !out[t.req.id]) {
-            out[t.req.id] = [state, requestInfo(t, { hostname, safe: false, started: false })];
+            out[t.req.id] = [
+              state,
+              requestInfo(t, { hostname, safe: false, started: false, maxDecompressed }),
+            ];
           }
         }
       }

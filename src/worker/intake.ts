@@ -100,11 +100,12 @@ export class Intake {
     const s = new Settlement();
     const runs: RunRequest[] = [];
     const checked = this.#s.broker.headersChecked === true;
+    const maxDecompressed = this.#s.options.maxDecompressedSize;
     for (const d of deliveries) {
       const received = ++this.#received;
       let req: TaskRequest;
       try {
-        req = decodeTaskHeaders(d, checked);
+        req = decodeTaskHeaders(d, checked, maxDecompressed);
       } catch (err) {
         const taskId = err instanceof ProtocolError ? err.taskId ?? null : null;
         const taskName = String(d.headers.task ?? "") || null;

@@ -29,7 +29,7 @@ export const RUNNER_URL: URL = new URL("./runner.ts", import.meta.url);
  */
 export type MemberInit = Pick<
   Extract<ToRunner, { type: "init" }>,
-  "module" | "exportName" | "config" | "measureMemory"
+  "module" | "exportName" | "config" | "maxDecompressedSize" | "measureMemory"
 >;
 
 /**
@@ -122,7 +122,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
         hooks.onOutcomes(member, unpackOutcomes(msg.outcomes), msg.memory);
         break;
       case "publish":
-        events.onPublish(msg.message, msg.target).then(
+        events.onPublish(msg.message, msg.target, msg.child).then(
           () => postTo(member, { type: "published", id: msg.id }),
           (err) => postTo(member, { type: "published", id: msg.id, error: String(err) }),
         );

@@ -274,7 +274,13 @@ export function settleNotRun(
   entry: StoreEntry,
 ): void {
   s.stores.push(entry);
-  const { stores, joins } = notRunCanvas(req, message, entry, parentOf(st, req));
+  const { stores, joins } = notRunCanvas(
+    req,
+    message,
+    entry,
+    parentOf(st, req),
+    st.options.maxDecompressedSize,
+  );
   // A loop, not push(...): a chain may have more steps than a call takes arguments.
   for (const e of stores) s.stores.push(e);
   for (const j of joins) s.joins.push(j);

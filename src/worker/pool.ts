@@ -9,6 +9,7 @@
 
 import type { PublishTarget } from "../broker/port.ts";
 import type { Message } from "../protocol/message.ts";
+import type { ResultTuple } from "../protocol/signature.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import type { LeakedThread } from "./thread_leaks.ts";
 
@@ -52,8 +53,8 @@ export const MAX_POOL_SIZE = 1024;
 export interface PoolEvents {
   /** Outcomes of finished tasks. */
   onOutcomes(outcomes: RunOutcome[]): void;
-  /** Publish a message for a task (tasks sent from tasks). */
-  onPublish(message: Message, target: PublishTarget): Promise<void>;
+  /** Publish a message for a task (tasks sent from tasks); `child` as a `Publisher`'s. */
+  onPublish(message: Message, target: PublishTarget, child?: ResultTuple | null): Promise<void>;
   /** Store a state that running task `seq` reported (`ctx.updateState`). Default: not stored. */
   onState?(seq: number, status: string, meta: string): Promise<void>;
   /** A Web Worker died: these dispatched tasks did not finish. */

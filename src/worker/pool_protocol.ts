@@ -7,6 +7,7 @@
 import type { PublishTarget } from "../broker/port.ts";
 import type { CeleryOptions } from "../client/config.ts";
 import type { Message } from "../protocol/message.ts";
+import type { ResultTuple } from "../protocol/signature.ts";
 import type { RunRequest } from "./executor.ts";
 import type { PackedOutcomes, PackedRun } from "./run_batch.ts";
 import type { Revocation } from "./sandboxes.ts";
@@ -18,6 +19,8 @@ export type ToRunner =
     module: string;
     exportName?: string;
     config: CeleryOptions;
+    /** The worker's `maxDecompressedSize`. */
+    maxDecompressedSize?: number;
     /** Report the heap size with every batch of outcomes. */
     measureMemory?: boolean;
     /** Permissions to give up once the app module is loaded (sandboxes). */
@@ -52,5 +55,12 @@ export type FromRunner =
     /** Heap used plus external memory in bytes, when asked to measure. */
     memory?: number;
   }
-  | { type: "publish"; id: number; message: Message; target: PublishTarget }
+  | {
+    type: "publish";
+    id: number;
+    message: Message;
+    target: PublishTarget;
+    /** The sender's `children` entry, as a `Publisher`'s `child`. */
+    child?: ResultTuple | null;
+  }
   | { type: "store"; id: number; seq: number; status: string; meta: string };

@@ -65,7 +65,8 @@ export function createPool(
           `which the inline pool cannot enforce: use the threads pool`,
       );
     }
-    return { pool: new InlinePool(app, poolSlots(o), events), sandboxes };
+    const pool = new InlinePool(app, poolSlots(o), events, o.maxDecompressedSize);
+    return { pool, sandboxes };
   }
   const pool = new ThreadPool({
     // Autoscaling starts with the minimum, as Celery's pool does; a pool keeps at least 1.
@@ -78,6 +79,7 @@ export function createPool(
     sandboxes,
     recycle: { maxTasksPerChild: o.maxTasksPerChild, maxMemoryPerChild: o.maxMemoryPerChild },
     config: app.config,
+    maxDecompressedSize: o.maxDecompressedSize,
   }, events);
   return { pool, sandboxes };
 }

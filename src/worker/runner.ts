@@ -15,6 +15,7 @@ import { SoftTimeLimitExceeded } from "../client/worker_errors.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
 import { registerBuiltins } from "./builtins.ts";
 import { BatchRunner } from "./batch_runner.ts";
+import type { RunServices } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
 import type { FromRunner, ToRunnerPosted } from "./pool_protocol.ts";
 import { packOutcomes, unpackRun } from "./run_batch.ts";
@@ -37,6 +38,11 @@ function memory(): number {
   return m.heapUsed + m.external;
 }
 
+/** Set by `init` (the body limit comes with it). */
+const services: RunServices = {
+  storeState: (seq, status, meta) => request({ type: "store", id: 0, seq, status, meta }),
+};
+
 const runner = new BatchRunner(
   (outcomes) =>
     post({
@@ -44,7 +50,7 @@ const runner = new BatchRunner(
       outcomes: packOutcomes(outcomes),
       memory: measureMemory ? memory() : undefined,
     }),
-  { storeState: (seq, status, meta) => request({ type: "store", id: 0, seq, status, meta }) },
+  services,
   () => sent ? Atomics.load(sent, 0) - received : 0,
 );
 
@@ -71,7 +77,8 @@ async function init(
   }
   loaded.configure(config);
   registerBuiltins(loaded);
-  loaded[PUBLISHER] = (message, target) => request({ type: "publish", id: 0, message, target });
+  loaded[PUBLISHER] = (message, target, child) =>
+    request({ type: "publish", id: 0, message, target, child });
   return loaded;
 }
 
@@ -80,6 +87,7 @@ self.onmessage = (e: MessageEvent<ToRunnerPosted>) => {
   switch (msg.type) {
     case "init":
       measureMemory = msg.measureMemory ?? false;
+      services.maxDecompressedSize = msg.maxDecompressedSize;
       sent = msg.sent ?? null;
       app = init(msg.module, msg.exportName, msg.config, msg.revoke ?? []);
       app.then(

@@ -152,6 +152,14 @@ export class Worker {
         "The threads pool needs appModule: the URL of the module exporting the app",
       );
     }
+    const maxDecompressed = options.maxDecompressedSize;
+    if (
+      maxDecompressed !== undefined && !(Number.isInteger(maxDecompressed) && maxDecompressed >= 1)
+    ) {
+      throw new TypeError(
+        `maxDecompressedSize needs a whole number of bytes >= 1, got ${maxDecompressed}`,
+      );
+    }
     registerBuiltins(this.#app);
     this.#s = new WorkerState(options.app, options, this.hostname);
     this.#registries = new TaskRegistries(this.#s.running);
@@ -302,8 +310,8 @@ export class Worker {
         settleOrPark(s, outs, settleOutcomes);
         heap.settled(outs.length);
       },
-      onPublish: (message, target) => {
-        s.children.record(message);
+      onPublish: (message, target, child) => {
+        s.children.record(message, child);
         return this.#app.publish(message, target);
       },
       onState: (seq, status, meta) => storeState(s.backend, s.running.get(seq)?.req, status, meta),

@@ -149,6 +149,17 @@ export interface WorkerOptions {
    */
   maxDeliveries?: number;
   /**
+   * The most bytes a compressed message body (its `compression` header:
+   * zlib, bzip2, brotli, zstd, lzma) may decompress to. Decoding stops as
+   * soon as it passes this, and the message is parked unrun with a
+   * `ProtocolError` FAILURE saying so: a small message that would inflate
+   * to gigabytes (a decompression bomb) costs about this much memory, not
+   * the worker. Uncompressed bodies are not limited here. A whole number
+   * of bytes >= 1 [`--max-decompressed-size`]. Default
+   * `MAX_DECOMPRESSED_SIZE`, 64 MiB.
+   */
+  maxDecompressedSize?: number;
+  /**
    * Send task events (`task-received`, `task-succeeded`, ...) for monitors
    * such as Flower and `celery events` [`-E`, `worker_send_task_events`].
    * Default: the app's `workerSendTaskEvents` (false). The `enable_events`

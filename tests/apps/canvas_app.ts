@@ -1,6 +1,6 @@
 /** Tasks for the canvas tests (tests/canvas_worker_test.ts, the workflow example's twin). */
 
-import { Celery, chain, group } from "../../mod.ts";
+import { Celery, chain, chord, group } from "../../mod.ts";
 
 export const app = new Celery();
 
@@ -16,6 +16,17 @@ export const fail = app.task("c.fail", (msg: string): never => {
 export const fanOut = app.task("c.fan_out", async (n: number) => {
   const g = await group(Array.from({ length: n }, (_, i) => add.s(i, i))).applyAsync();
   return g.id;
+});
+/**
+ * Sends a group whose first member is a chain, then a chord: its meta lists
+ * each once, a group of all its members (a chord by its header), as Celery
+ * records them.
+ */
+export const fanOutChains = app.task("c.fan_out_chains", async () => {
+  const members = () => [chain(add.s(1, 1), add.s(1)), add.s(5, 5)];
+  const g = await group(members()).applyAsync();
+  const c = await chord(members(), tsum.s()).applyAsync();
+  return [g.id, c.parent!.id];
 });
 /** Returns the stamp headers it received (Celery ≥ 5.3 canvas stamping). */
 export const stamps = app.task("c.stamps", { bind: true }, (ctx, _prev: unknown) => ({

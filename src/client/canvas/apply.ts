@@ -43,8 +43,8 @@ export interface CanvasPublisher {
   readonly compression: CompressionName | null;
   /** `group_index` on plain group members too (Celery ≥ 5.3.4). */
   readonly groupIndex: "chord" | "always";
-  /** Publish one message. */
-  publish(message: Message, target: PublishTarget): Promise<void>;
+  /** Publish one message; `child` as a `Publisher`'s (the canvas's entry with the first). */
+  publish(message: Message, target: PublishTarget, child: ResultTuple | null): Promise<void>;
   /** The result backend, or null when none is configured. */
   backend(): Promise<ResultBackend> | null;
   /** Get ready to receive results (rpc:// declares its reply queue). */
@@ -136,7 +136,11 @@ export async function publishCanvas(
       target: canvasTarget(send, p.defaultQueue),
     }));
     await breathe(encoding);
-    await Promise.all(batch.map(({ message, target }) => p.publish(message, target)));
+    await Promise.all(
+      batch.map(({ message, target }, j) =>
+        p.publish(message, target, i + j === 0 ? plan.applied : null)
+      ),
+    );
   }
   return plan.result;
 }

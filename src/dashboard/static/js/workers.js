@@ -4,6 +4,7 @@ import {
   ActionButton,
   Badge,
   ErrorBox,
+  fmtIso,
   fmtTime,
   get,
   href,
@@ -77,8 +78,11 @@ export function Workers() {
   `;
 }
 
+// Args and kwargs as the API gives their reprs (as the Tasks table shows them); a scheduled
+// entry holds the request under `request`, with its ETA
 function TaskList({ title, list }) {
   if (!Array.isArray(list)) return null;
+  const eta = list.some((t) => t.request);
   return html`<h3>${title} (${list.length})</h3>
     ${
     list.length === 0 ? html`<p class="muted">None.</p>` : html`
@@ -88,6 +92,7 @@ function TaskList({ title, list }) {
             <tr>
               <th scope="col">Task</th>
               <th scope="col">Id</th>
+              ${eta ? html`<th scope="col">ETA</th>` : null}
               <th scope="col">Args</th>
             </tr>
           </thead>
@@ -97,7 +102,10 @@ function TaskList({ title, list }) {
               <tr>
                 <td>${r.name}</td>
                 <td class="mono"><a href=${taskHref(r.id)}>${r.id}</a></td>
-                <td class="mono">${typeof r.args === "string" ? r.args : JSON.stringify(r.args)}</td>
+                ${eta ? html`<td>${fmtIso(t.eta)}</td>` : null}
+                <td class="mono">${r.argsrepr ?? ""} ${r.kwargsrepr && r.kwargsrepr !== "{}"
+                  ? r.kwargsrepr
+                  : ""}</td>
               </tr>
             `;
           })}</tbody>
