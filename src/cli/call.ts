@@ -9,6 +9,7 @@
 import type { Celery } from "../client/app.ts";
 import { closestName } from "../client/closest_name.ts";
 import { BUILTIN_TASKS } from "../worker/builtins.ts";
+import { privateBroker } from "./inspect.ts";
 import { printOutcome, waitTimeout } from "./task_outcome.ts";
 
 function json(text: string | undefined, flag: string, fallback: unknown): unknown {
@@ -112,6 +113,8 @@ export async function runCall(
   });
   if (!values.json) console.log(r.id);
   if (unknown) console.error(unknown);
+  const alone = privateBroker(app.config.broker);
+  if (alone) console.error(`warning: no worker in another process can take ${r.id}: ${alone}`);
   if (timeout !== undefined && app.tasks.get(name)?.options.ignoreResult) {
     console.error(
       `warning: ${name} is defined with ignoreResult: a worker stores no success of it, so ` +
