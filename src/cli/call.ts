@@ -61,6 +61,8 @@ const WAIT_FLAGS = ["timeout", "json", "traceback"];
  * its id; with `--wait`, wait for its outcome and print it as `result`
  * does, with its exit codes (see task_outcome.ts) — the one way to get a
  * result from the `rpc://` backend, which sends it to this command alone.
+ * Without `-t`, the 10 s wait starts when the task is due (`--countdown`,
+ * `--eta`); a `-t` given counts from the send.
  *
  * @param app the app
  * @param name task name
@@ -89,7 +91,11 @@ export async function runCall(
   if (eta && Number.isNaN(eta.getTime())) {
     throw new TypeError(`--eta needs an ISO 8601 date, got "${values.eta}"`);
   }
-  const timeout = values.wait ? waitTimeout(values) : undefined;
+  // The default wait starts when the task is due; an explicit -t counts from the send.
+  const due = values.timeout === undefined
+    ? Math.max(0, countdown ?? (eta ? (eta.getTime() - Date.now()) / 1000 : 0))
+    : 0;
+  const timeout = values.wait ? waitTimeout(values) + due : undefined;
   if (values.wait && !app.config.backend) {
     throw new TypeError(
       "call --wait needs the result backend the worker stores to, and none is configured: " +
