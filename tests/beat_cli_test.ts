@@ -162,6 +162,12 @@ Deno.test("beat CLI: bad input is refused with the entry and the field", async (
       env,
     );
     assert.match(args.text, /--args needs JSON/);
+    const priority = await cli(
+      ["schedule", "add", "x", "--task", "t", "--every", "5", "--priority", "high"],
+      env,
+    );
+    assert.equal(priority.code, 1);
+    assert.match(priority.text, /--priority needs a whole number >= 0, got "high"/);
     const lease = await cli(["beat", "--lease-time", "0"], env);
     assert.equal(lease.code, 1);
     assert.match(lease.text, /--lease-time needs a number of seconds > 0/);

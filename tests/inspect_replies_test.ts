@@ -103,6 +103,14 @@ Deno.test("inspect replies: active entries have Celery's fields and types; safe 
   const safe = requestInfo(t, { hostname: NODE, safe: true, started: true });
   assert.equal(safe.args, pySafe.args);
   assert.equal(safe.kwargs, pySafe.kwargs);
+  // a message without argsrepr / kwargsrepr headers (another client's): reprs of its body,
+  // a one-element tuple with its comma as Python writes it
+  delete t.req.headers.argsrepr;
+  delete t.req.headers.kwargsrepr;
+  Object.assign(t.req, { argsrepr: null, kwargsrepr: null });
+  const bare = requestInfo(t, { hostname: NODE, safe: true, started: true });
+  assert.equal(bare.args, "(30,)");
+  assert.equal(bare.kwargs, "{}");
 });
 
 Deno.test("inspect replies: active_queues and the stats broker block are kombu's", () => {

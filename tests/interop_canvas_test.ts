@@ -66,11 +66,18 @@ const amqpSetup: Setup = {
   }),
 };
 
+/** What pycanvas.py reports of a canvas: `kids` when its spec asked for them. */
+type CanvasOutcome = PyOutcome & { ids: string[]; kids?: (number | "task")[] };
+
 /** Build and apply canvases with Python's API (tests/interop/pycanvas.py). */
-async function pythonCanvases(setup: Setup, queue: string, specs: unknown[]): Promise<PyOutcome[]> {
+async function pythonCanvases(
+  setup: Setup,
+  queue: string,
+  specs: unknown[],
+): Promise<CanvasOutcome[]> {
   const out = pyJsonLoads(
     await runPython("pycanvas.py", [pyJsonDumps(specs)], setup.pyEnv(queue)),
-  ) as (PyOutcome & { ids: string[] })[];
+  ) as CanvasOutcome[];
   for (const o of out) for (const id of o.ids) ids.add(id);
   return out;
 }
@@ -82,7 +89,7 @@ function note(r: AsyncResult<unknown> | GroupResult<unknown[]>): void {
 }
 
 /** What Python must get back from the canvases it built (see the test below). */
-function checkPythonCanvases(out: PyOutcome[]): void {
+function checkPythonCanvases(out: CanvasOutcome[]): void {
   assert.equal(out[0].ok, 24);
   assert.equal(out[1].ok, 20);
   assert.deepEqual(out[2].ok, [2, 4]);
@@ -102,6 +109,10 @@ function checkPythonCanvases(out: PyOutcome[]): void {
   assert.equal((out[10].ok as number[])[999], 1998);
   assert.deepEqual(out[11].ok, [[[2, 3], 102, 2]], "replaced header members keep their places");
   assert.equal(out[12].ok, 1102, "a replaced chain step hands its result on");
+  assert.equal(out[13].ok, 7);
+  // The step before a chord lists the chord's header group, as a Python worker stores it (it
+  // listed the chord's body).
+  assert.deepEqual(out[13].kids, [2]);
 }
 
 const s = (task: string, ...args: unknown[]) => ({ s: task, args });
@@ -173,6 +184,13 @@ for (const setup of [redisSetup, amqpSetup]) {
           body: s("tasks.echo"),
         },
         { chain: [s("tasks.add", 1, 1), s("tasks.by_task"), s("tasks.add", 1000)] },
+        {
+          chain: [
+            s("tasks.add", 1, 1),
+            { chord: [s("tasks.add", 1), s("tasks.add", 2)], body: s("tasks.tsum") },
+          ],
+          kids: true,
+        },
       ]);
       try {
         checkPythonCanvases(out);

@@ -230,6 +230,11 @@ Deno.test(
         () => parseAmqpUrl("amqp://h//?publish_timeout=soon"),
         /publish_timeout "soon"/,
       );
+      // 0 was taken: every publish then timed out at once.
+      assert.throws(
+        () => parseAmqpUrl("amqp://h//?publish_timeout=0"),
+        /Invalid publish_timeout "0" in "amqp:\/\/h\/\/\?publish_timeout=0": use seconds above 0/,
+      );
     } finally {
       await reset();
     }

@@ -287,6 +287,28 @@ test("a batch whose connection is cut before its confirms is sent again on the n
   }
 });
 
+test("a bare rpc:// takes ?publish_timeout= from the broker URL: a store with RabbitMQ gone gives up after it (it waited the default 30 s)", async () => {
+  const target = new URL(brokerUrl);
+  const proxy = TcpProxy.start({ hostname: target.hostname, port: Number(target.port || 5672) });
+  const viaProxy = `amqp://guest:guest@127.0.0.1:${proxy.port}${target.pathname}`;
+  const app = new Celery({ broker: `${viaProxy}?publish_timeout=0.5`, backend: "rpc://" });
+  const q = crypto.randomUUID();
+  let closed = false;
+  try {
+    const backend = await app.resultBackend();
+    await backend.store([resultTo(q, "first")]);
+    await proxy.close();
+    closed = true;
+    const started = Date.now();
+    await assert.rejects(backend.store([resultTo(q, "second")]));
+    const waited = Date.now() - started;
+    assert.ok(waited < 5000, `store gave up after ${waited} ms, not after publish_timeout 0.5 s`);
+  } finally {
+    await app.close();
+    if (!closed) await proxy.close();
+  }
+});
+
 test("clean up the test vhost", async () => {
   await vhost!.remove();
 });

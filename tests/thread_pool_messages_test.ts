@@ -43,15 +43,15 @@ function request(task: string, args: unknown[]): RunRequest {
   };
 }
 
-/** A one-Web-Worker pool and the batches of outcomes it reports. */
-async function pool(): Promise<
+/** A pool of `size` Web Workers (default one) and the batches of outcomes it reports. */
+async function pool(size = 1): Promise<
   { pool: ThreadPool; batches: RunOutcome[][]; settled(n: number): Promise<void> }
 > {
   const batches: RunOutcome[][] = [];
   let waiting: { n: number; resolve(): void } | null = null;
   const count = () => batches.reduce((s, b) => s + b.length, 0);
   const p = new ThreadPool(
-    { size: 1, slots: 8, module: MODULE, exportName: "app", config: {} },
+    { size, slots: 8, module: MODULE, exportName: "app", config: {} },
     {
       onOutcomes: (outcomes) => {
         batches.push(outcomes);
@@ -103,6 +103,37 @@ Deno.test("thread pool: short tasks given at once come back in one batch", async
     p.run([1, 2, 3].map(() => request("fc.big", [1])));
     await settled(4);
     assert.deepEqual(batches.map((b) => b.length), [1, 3]);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("thread pool: short tasks given at once go to one Web Worker of two, and come back in one batch", async () => {
+  const { pool: p, batches, settled } = await pool(2);
+  try {
+    p.run([request("fc.big", [1])]);
+    await settled(1);
+    const next = [1, 2, 3, 4, 5, 6].map(() => request("fc.big", [1]));
+    p.run(next);
+    await settled(7);
+    // Spread one by one, each Web Worker would post 3 and report 3: two posts, two batches.
+    assert.deepEqual(batches.map((b) => b.length), [1, 6]);
+    assert.deepEqual(batches[1].map((o) => o.seq), next.map((r) => r.seq));
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("thread pool: a 5 ms task after another goes to the idle Web Worker of two", async () => {
+  const { pool: p, batches, settled } = await pool(2);
+  try {
+    p.run([request("fc.spin", [5])]);
+    await settled(1);
+    const long = request("fc.spin", [200]);
+    const next = request("fc.spin", [5]);
+    p.run([long, next]);
+    await settled(3);
+    assert.deepEqual(batches.flat().slice(1).map((o) => o.seq), [next.seq, long.seq]);
   } finally {
     await p.close();
   }

@@ -72,7 +72,10 @@ export interface RpcBackendOptions {
   resultExpires?: number;
   /** Send results as persistent messages (Celery `result_persistent`). Default false. */
   persistent?: boolean;
-  /** Seconds `store()` waits for a lost connection. Default 30. */
+  /**
+   * Seconds `store()` waits for a lost connection, when the URL has no
+   * `?publish_timeout=` (a bare `rpc://` takes the broker URL's). Default 30.
+   */
   publishTimeout?: number;
   /** Reconnection delays. */
   backoff?: BackoffOptions;
@@ -172,7 +175,8 @@ export class RpcBackend implements ResultBackend {
     this.replyQueue = options.replyQueue ?? crypto.randomUUID();
     this.#ownQueueGiven = options.replyQueue !== undefined;
     this.#persistent = options.persistent ?? false;
-    this.#publishTimeoutMs = (options.publishTimeout ?? 30) * 1000;
+    // The URL's ?publish_timeout= first, as the AMQP broker (a bare rpc:// has the broker's query).
+    this.#publishTimeoutMs = (this.#conn.url.publishTimeout ?? options.publishTimeout ?? 30) * 1000;
   }
 
   /**

@@ -112,7 +112,8 @@ function numberOption(
  *
  * @param url the URL
  * @returns the parsed settings
- * @throws {TypeError} when the URL is not an AMQP URL or an option is not a number
+ * @throws {TypeError} when the URL is not an AMQP URL, an option is not a number, or
+ *   publish_timeout is 0
  */
 export function parseAmqpUrl(url: string): AmqpUrlOptions {
   let u: URL;
@@ -136,6 +137,12 @@ export function parseAmqpUrl(url: string): AmqpUrlOptions {
   const heartbeat = numberOption(query, "heartbeat", url);
   const connectTimeout = numberOption(query, "connect_timeout", url);
   const publishTimeout = numberOption(query, "publish_timeout", url);
+  if (publishTimeout === 0) {
+    throw new TypeError(
+      `Invalid publish_timeout "0" in "${maskPassword(url)}": use seconds above 0 (how long a ` +
+        "publish waits for its confirm through reconnects; 0 would fail every publish at once)",
+    );
+  }
   const maxPriority = numberOption(query, "max_priority", url) ??
     numberOption(query, "x-max-priority", url);
   if (maxPriority !== undefined && (!Number.isInteger(maxPriority) || maxPriority > 255)) {

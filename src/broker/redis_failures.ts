@@ -104,6 +104,25 @@ export function describeRedisFailure(
       transient: false,
     };
   }
+  const single = NOT_CLUSTER.exec(message);
+  if (single) {
+    const node = single[1];
+    return {
+      reason: `${node} is a single Redis server, not a Redis Cluster node (${single[2]})`,
+      hint: `Use redis://${node}/0 for a single server (sentinel:// through Redis Sentinel); ` +
+        "redis+cluster:// is for the nodes of a Redis Cluster (cluster-enabled yes)",
+      transient: false,
+    };
+  }
+  if (isClusterNodeReply(err, rawUrl)) {
+    const scheme = rawUrl.startsWith("rediss:") ? "rediss+cluster" : "redis+cluster";
+    return {
+      reason: `${host} is a Redis Cluster node, which a single-server URL cannot use (${message})`,
+      hint: `Use ${scheme}://${host} (with the same password and options; database 0 only) ` +
+        "to use the cluster: it is Celeriac's own layout, as Python Celery cannot use a Redis Cluster",
+      transient: false,
+    };
+  }
   if (/DB index is out of range/i.test(message)) {
     return {
       reason: `database ${db} does not exist on ${host} (DB index is out of range)`,
@@ -114,10 +133,41 @@ export function describeRedisFailure(
   return { reason: message };
 }
 
+/**
+ * Whether a reply error on a single-server URL (`redis://`, `rediss://`)
+ * says the server is a Redis Cluster node: a redirect to the node serving
+ * the key's slot (`MOVED`, `ASK`), keys of several slots in one command
+ * (`CROSSSLOT`), or a database other than 0 refused (`SELECT is not
+ * allowed in cluster mode`). Only a `redis+cluster://` URL fixes it; on a
+ * Cluster URL ioredis follows the redirects itself.
+ *
+ * @example
+ * ```ts ignore
+ * isClusterNodeReply(new Error("MOVED 9041 10.0.0.2:7001"), "redis://10.0.0.1:7000/0"); // true
+ * isClusterNodeReply(new Error("MOVED 9041 10.0.0.2:7001"), "redis+cluster://10.0.0.1:7000"); // false
+ * ```
+ *
+ * @param err the error a command or the connect failed with
+ * @param rawUrl the URL it was sent through
+ * @returns true when the URL names a Cluster node as if it were a single server
+ */
+export function isClusterNodeReply(err: unknown, rawUrl: string): boolean {
+  return err instanceof Error &&
+    /^(MOVED|ASK|CROSSSLOT) |SELECT is not allowed in cluster mode/.test(err.message) &&
+    isSingleServerUrl(rawUrl);
+}
+
 /** Whether a URL names one server (not Sentinels, not a Cluster's nodes). */
 function isSingleServerUrl(rawUrl: string): boolean {
   return !isSentinelUrl(rawUrl) && !isClusterUrl(rawUrl);
 }
+
+/**
+ * A start node of a `redis+cluster://` URL that is a single server, as
+ * noted by the Cluster connection: `<host:port>: ERR This instance has
+ * cluster support disabled` (the node, then its reply).
+ */
+export const NOT_CLUSTER: RegExp = /^(\S+): (ERR This instance has cluster support disabled)/;
 
 /** ioredis' message for a command left without a reply for its `commandTimeout`. */
 export const TIMED_OUT: RegExp = /^Command timed out/;

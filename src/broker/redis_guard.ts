@@ -7,7 +7,13 @@
 
 import { getLogger } from "@logtape/logtape";
 import { BrokerConnectionError } from "./errors.ts";
-import { CLOSED, describeRedisFailure, isConnectionFailure, TIMED_OUT } from "./redis_failures.ts";
+import {
+  CLOSED,
+  describeRedisFailure,
+  isClusterNodeReply,
+  isConnectionFailure,
+  TIMED_OUT,
+} from "./redis_failures.ts";
 import { failoverWaitOf, parseRedisUrl } from "./redis_url.ts";
 import { sleep } from "./sleep.ts";
 
@@ -84,7 +90,9 @@ function realFailure(rawUrl: string, err: unknown): unknown {
 
 /**
  * Run Redis commands, turning connection failures into a
- * {@link BrokerConnectionError} (command errors pass through). Through
+ * {@link BrokerConnectionError} (command errors pass through, but for a
+ * Cluster node's reply on a single-server URL: a `BrokerConnectionError`
+ * that is not transient, naming the `redis+cluster://` URL to use). Through
  * Redis Sentinel (`sentinel://`) or Redis Cluster (`redis+cluster://`), a
  * command that failed because the old master went away is sent again,
  * every 250 ms for the URL's `?failover_wait=` (60 s by default: a
@@ -116,6 +124,9 @@ export async function guardRedis<T>(
     try {
       return await fn();
     } catch (err) {
+      if (isClusterNodeReply(err, rawUrl)) {
+        throw new BrokerConnectionError(rawUrl, err, describeRedisFailure(err, rawUrl));
+      }
       if (!isConnectionFailure(err)) throw err;
       if (closed?.aborted || Date.now() >= until) throw guardFailure(rawUrl, err);
       log.debug("Redis command failed during a failover ({error}); sending it again", {

@@ -16,7 +16,7 @@
  */
 
 import { BrokerConnectionError } from "./errors.ts";
-import { describeRedisFailure } from "./redis_failures.ts";
+import { describeRedisFailure, isClusterNodeReply } from "./redis_failures.ts";
 import {
   commandTimeoutOf,
   connectTimeoutOf,
@@ -126,7 +126,8 @@ export function inTransaction<C extends readonly (string | Uint8Array)[]>(
  * {@link BrokerConnectionError} when the server cannot be reached, dropped
  * the connection, is still loading its data (`LOADING`), or refused the
  * connection (wrong password, none given, a database that does not exist:
- * with what to change), else the error itself.
+ * with what to change) or is a Redis Cluster node named by a `redis://` URL
+ * (a `MOVED` redirect: use `redis+cluster://`), else the error itself.
  *
  * @example
  * ```ts
@@ -147,7 +148,10 @@ export function respFailure(err: unknown, rawUrl: string): unknown {
   if (err instanceof RedisReplyError && err.code === "LOADING") {
     return new BrokerConnectionError(rawUrl, err);
   }
-  if (err instanceof Error && /^(WRONGPASS|NOAUTH|ERR DB index)/.test(err.message)) {
+  if (
+    err instanceof Error &&
+    (/^(WRONGPASS|NOAUTH|ERR DB index)/.test(err.message) || isClusterNodeReply(err, rawUrl))
+  ) {
     return new BrokerConnectionError(rawUrl, err, describeRedisFailure(err, rawUrl));
   }
   return err;

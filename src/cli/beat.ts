@@ -14,6 +14,8 @@ import { at } from "../beat/crontab.ts";
 import { PeriodicTasks, type ScheduleRow } from "../beat/periodic_tasks.ts";
 import { unregisteredTask } from "./call.ts";
 import { retryOnStartup } from "./connect_retry.ts";
+import { positiveNumber, wholeNumber } from "./flag_numbers.ts";
+import { privateBroker } from "./inspect.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -67,15 +69,6 @@ Beat options:
                              in --beat-store; says where); a file: --beat-store kv://FILE`;
 
 type Values = Record<string, string | boolean | undefined>;
-
-function seconds(value: string | boolean | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) {
-    throw new TypeError(`${flag} needs a number of seconds > 0, got "${value}"`);
-  }
-  return n;
-}
 
 function json(value: string | boolean | undefined, flag: string): unknown {
   if (value === undefined) return undefined;
@@ -131,8 +124,8 @@ export function configureBeatStore(app: Celery, values: Values): void {
 export function beatFromFlags(app: Celery, values: Values): Beat {
   return new Beat({
     app,
-    maxInterval: seconds(values["max-interval"], "--max-interval"),
-    leaseTime: seconds(values["lease-time"], "--lease-time"),
+    maxInterval: positiveNumber(values["max-interval"] as string | undefined, "--max-interval"),
+    leaseTime: positiveNumber(values["lease-time"] as string | undefined, "--lease-time"),
   });
 }
 
@@ -265,8 +258,12 @@ export async function runSchedule(
       if (typeof values.task !== "string") throw new TypeError("schedule add needs --task NAME");
       const options: BeatEntry["options"] = {};
       if (values.queue !== undefined) options.queue = String(values.queue);
-      if (values.expires !== undefined) options.expires = seconds(values.expires, "--expires");
-      if (values.priority !== undefined) options.priority = Number(values.priority);
+      if (values.expires !== undefined) {
+        options.expires = positiveNumber(String(values.expires), "--expires");
+      }
+      if (values.priority !== undefined) {
+        options.priority = wholeNumber(String(values.priority), "--priority");
+      }
       const entry: BeatEntry = {
         task: values.task,
         schedule: scheduleFromFlags(values),
@@ -288,6 +285,8 @@ export async function runSchedule(
           : `Stored entry "${name}"; no beat leads now: the next beat to start sends it`,
       );
       if (unknown) console.error(unknown);
+      const alone = privateBroker(app.config.beatStore ?? "");
+      if (alone) console.error(`warning: no beat in another process can read this entry: ${alone}`);
       return 0;
     }
     if (action === "remove") {

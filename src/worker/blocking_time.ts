@@ -88,3 +88,30 @@ export function messagesOf<T>(tasks: T[], blockedMs: number | null): T[][] {
   for (let i = 0; i < tasks.length; i += per) out.push(tasks.slice(i, i + per));
   return out;
 }
+
+/**
+ * How many more tasks than the least loaded Web Worker the one sent the
+ * previous task of a take may hold and still be sent the next: tasks that
+ * block for microseconds (a drain of short tasks) go many to one Web
+ * Worker — a take in one message, its outcomes back in one, one result
+ * store and one acknowledgement for them instead of one per Web Worker, each
+ * a wake-up of the main thread, a socket write and a post — as long as the
+ * difference is at most about {@link MESSAGE_BLOCKING_MS} of blocking work.
+ * 1 (each task to the least loaded Web Worker) while the blocking time is
+ * unknown or a task blocks for a millisecond or more.
+ *
+ * @example
+ * ```ts ignore
+ * spreadLead(null, 64); // 1
+ * spreadLead(5, 64); // 1
+ * spreadLead(0.01, 64); // 64: at most the slots of a Web Worker
+ * ```
+ *
+ * @param blockedMs average blocking time of a task, null when unknown
+ * @param slots tasks one Web Worker may hold
+ * @returns the lead, at least 1
+ */
+export function spreadLead(blockedMs: number | null, slots: number): number {
+  if (blockedMs === null) return 1;
+  return Math.max(1, Math.min(slots, Math.floor(MESSAGE_BLOCKING_MS / Math.max(blockedMs, 0.001))));
+}

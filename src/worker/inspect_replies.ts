@@ -11,7 +11,7 @@ import type { Delivery } from "../broker/port.ts";
 import type { ResolvedConfig } from "../client/config.ts";
 import { decodeTaskBody, type TaskRequest } from "../protocol/task_request.ts";
 import { pyIsoFormat } from "../protocol/time.ts";
-import { pyRepr } from "../protocol/repr.ts";
+import { argsRepr, kwargsRepr, pyRepr } from "../protocol/repr.ts";
 import type { ScheduledInfo, TaskInfo } from "../client/inspect.ts";
 import type { HeldTask } from "./task_registries.ts";
 
@@ -83,8 +83,8 @@ function reprArgs(t: HeldTask, maxDecompressed?: number): { args: string; kwargs
   if (t.req.argsrepr !== null) return { args: t.req.argsrepr, kwargs: t.req.kwargsrepr ?? "{}" };
   const { args, kwargs } = decodedArgs(t, maxDecompressed);
   return {
-    args: typeof args === "string" ? args : `(${(args as unknown[]).map(pyRepr).join(", ")})`,
-    kwargs: typeof kwargs === "string" ? kwargs : pyRepr(kwargs),
+    args: typeof args === "string" ? args : argsRepr(args as unknown[]),
+    kwargs: typeof kwargs === "string" ? kwargs : kwargsRepr(kwargs as Record<string, unknown>),
   };
 }
 

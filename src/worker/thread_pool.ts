@@ -8,7 +8,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { CeleryOptions } from "../client/config.ts";
-import { BlockingAverage, messagesOf } from "./blocking_time.ts";
+import { BlockingAverage, messagesOf, spreadLead } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
 import { type Group, type Member, postTo } from "./pool_member.ts";
@@ -371,12 +371,20 @@ export class ThreadPool implements Pool {
 
   run(requests: RunRequest[]): void {
     const batches = new Map<Member, RunRequest[]>();
+    const lead = spreadLead(this.#blocking.ms, this.#options.slots);
+    let last: Member | undefined;
     for (const req of requests) {
       const group = this.#groupOf.get(req.task) ?? this.#groups[0];
       let best: Member | undefined;
       for (const m of group.members) {
         if (!m.dead && !m.retiring && (!best || m.load < best.load)) best = m;
       }
+      // Short tasks stay with the Web Worker of the previous one (see spreadLead), within its slots.
+      if (
+        lead > 1 && best && last && last !== best && last.group === group && !last.dead &&
+        !last.retiring && last.load < best.load + lead && last.load < this.#options.slots
+      ) best = last;
+      last = best;
       if (!best) {
         this.#events.onLost([req.seq], "no Web Worker is running (replacements are failing)");
         continue;

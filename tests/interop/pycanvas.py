@@ -12,7 +12,9 @@ them all, waits for every result and prints one JSON list of outcomes
   {"restore": group_id}          (GroupResult.restore(...).get())
 Any spec may say "follow_parents": false: `.get()` then reports the result
 itself, not an error of a parent it finds first (a chord's failed header
-member, which Celery's `.get()` re-raises when it is already stored).
+member, which Celery's `.get()` re-raises when it is already stored); and
+"kids": true: the outcome's "kids" then lists the children stored for the
+canvas's first task ("task", or a group's member count).
 Broker/backend from CELERY_BROKER_URL / CELERY_RESULT_BACKEND; queue from
 INTEROP_QUEUE; broker key prefix from INTEROP_KEYPREFIX.
 """
@@ -22,7 +24,7 @@ import sys
 
 from celery import Celery, chain, chord, group
 from celery.canvas import chunks, xmap, xstarmap
-from celery.result import GroupResult
+from celery.result import AsyncResult, GroupResult
 
 app = Celery(broker=os.environ["CELERY_BROKER_URL"], backend=os.environ["CELERY_RESULT_BACKEND"])
 app.conf.task_default_queue = os.environ.get("INTEROP_QUEUE", "celery")
@@ -70,13 +72,19 @@ def all_ids(r):
 
 
 specs = json.loads(sys.argv[1])
-pending = [(apply(s), s.get("follow_parents", True)) for s in specs]
+pending = [(apply(s), s.get("follow_parents", True), s) for s in specs]
 timeout = float(os.environ.get("INTEROP_TIMEOUT", "60"))
 out = []
-for r, follow in pending:
+for r, follow, spec in pending:
     try:
         value = r.get(timeout=timeout) if follow else r.get(timeout=timeout, follow_parents=False)
         out.append({"ok": value, "id": r.id, "ids": all_ids(r)})
+        if spec.get("kids"):
+            first = r
+            while first.parent is not None:
+                first = first.parent
+            out[-1]["kids"] = [len(c.results) if isinstance(c, GroupResult) else "task"
+                               for c in AsyncResult(first.id, app=app).children or []]
     except Exception as e:  # noqa: BLE001 - report every failure to the test
         out.append({"error": {"type": type(e).__name__, "module": type(e).__module__,
                               "args": [a if isinstance(a, (int, float, str, type(None))) else repr(a) for a in e.args]},
