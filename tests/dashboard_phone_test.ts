@@ -18,6 +18,7 @@ function tasks(): (signal: AbortSignal) => AsyncIterable<DashboardEvent> {
   const now = Date.now() / 1000;
   const base = { hostname: "celery@phone-host" };
   const events: DashboardEvent[] = [
+    { ...base, type: "worker-online", timestamp: now, freq: 2 },
     {
       ...base,
       type: "task-received",
@@ -110,6 +111,42 @@ Deno.test({
       assert.equal(roles("table").length, 1);
       assert.deepEqual(roles("columnheader"), ["Name", "State", "Args", "Result", "Runtime"]);
       assert.ok(roles("cell").length >= 10, `cells: ${roles("cell")}`);
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await app.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "dashboard UI: a worker's page wraps its values between words on a phone",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { app, dashboard, url } = await memoryDashboard(tasks());
+    const browser = await launchChromium({ viewport: { width: 390, height: 844 } });
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(`${url}/#/workers/celery%40phone-host`);
+      const pool = page.locator("dd", { hasText: "no inspect reply yet" }).first();
+      await pool.waitFor();
+      await shot(page, "worker-phone");
+      // every word of a wrapped value is on one line (word-break: break-all split "yet")
+      await pool.evaluate((dd) => dd.setAttribute("data-probe", ""));
+      const split = await page.evaluate<string[]>(`(() => {
+        const text = document.querySelector("dd[data-probe]").firstChild;
+        const out = [];
+        for (const m of text.data.matchAll(/\\S+/g)) {
+          const range = document.createRange();
+          range.setStart(text, m.index);
+          range.setEnd(text, m.index + m[0].length);
+          if (new Set([...range.getClientRects()].map((r) => r.top)).size > 1) out.push(m[0]);
+        }
+        return out;
+      })()`);
+      assert.deepEqual(split, [], `words split across lines: ${split}`);
     } finally {
       await browser.close();
       await dashboard.stop();

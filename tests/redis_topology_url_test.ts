@@ -1,8 +1,9 @@
 /**
  * A Redis URL of the wrong kind for the server's topology: a single-server
  * `redis://` URL naming a Redis Cluster node (the node answers `MOVED` for
- * keys of other nodes' slots and refuses `SELECT`). The error says the
- * server is a Cluster node and which URL to use, and is not retried (only a
+ * keys of other nodes' slots and refuses `SELECT`), or a `redis+cluster://`
+ * URL naming a single server (it refuses the slot discovery). The error
+ * says what the server is and which URL to use, and is not retried (only a
  * new URL fixes it), for the client, the result backend and the worker's
  * start. The cluster is the test's own (three masters on private ports,
  * created with `redis-cli --cluster create`): never the shared server.
@@ -13,6 +14,7 @@ import { Celery } from "../mod.ts";
 import { openBackend, openBroker } from "../protocol.ts";
 import { command, privateServers } from "./helpers/redis_servers.ts";
 import { runCli } from "./helpers/procs.ts";
+import { REDIS_URL } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const servers = WITHOUT_REDIS ? null : await privateServers("topology", (s) => s.cluster());
@@ -87,6 +89,31 @@ Deno.test({
     new RegExp(`error: Cannot connect to ${url}: ${node} is a Redis Cluster node`),
   );
   assert.match(out.stderr, new RegExp(`Use redis\\+cluster://${node} `));
+});
+
+Deno.test({
+  name: "redis topology: a redis+cluster:// URL naming a single server says so, not retried",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // The shared server is only asked for its cluster slots (refused): nothing is written to it.
+  const shared = new URL(REDIS_URL);
+  const single = `${shared.hostname}:${shared.port || 6379}`;
+  const url = `redis+cluster://${single}`;
+  const says = (e: Error & { transient?: boolean }) => {
+    assert.equal(e.name, "BrokerConnectionError", e.message);
+    // Before: "None of startup nodes is available. Check that the server runs …", transient.
+    assert.match(
+      e.message,
+      new RegExp(
+        `${single} is a single Redis server, not a Redis Cluster node \\(ERR This instance has ` +
+          `cluster support disabled\\)\\. Use redis://${single}/0 for a single server`,
+      ),
+    );
+    assert.equal(e.transient, false, "only a new URL helps: no retry");
+    return true;
+  };
+  await assert.rejects(openBroker(url), says);
+  await assert.rejects(openBackend(url), says);
 });
 
 Deno.test({ name: "redis topology: stop the servers", ignore: WITHOUT_REDIS }, async () => {

@@ -104,6 +104,16 @@ export function describeRedisFailure(
       transient: false,
     };
   }
+  const single = NOT_CLUSTER.exec(message);
+  if (single) {
+    const node = single[1];
+    return {
+      reason: `${node} is a single Redis server, not a Redis Cluster node (${single[2]})`,
+      hint: `Use redis://${node}/0 for a single server (sentinel:// through Redis Sentinel); ` +
+        "redis+cluster:// is for the nodes of a Redis Cluster (cluster-enabled yes)",
+      transient: false,
+    };
+  }
   if (isClusterNodeReply(err, rawUrl)) {
     const scheme = rawUrl.startsWith("rediss:") ? "rediss+cluster" : "redis+cluster";
     return {
@@ -151,6 +161,13 @@ export function isClusterNodeReply(err: unknown, rawUrl: string): boolean {
 function isSingleServerUrl(rawUrl: string): boolean {
   return !isSentinelUrl(rawUrl) && !isClusterUrl(rawUrl);
 }
+
+/**
+ * A start node of a `redis+cluster://` URL that is a single server, as
+ * noted by the Cluster connection: `<host:port>: ERR This instance has
+ * cluster support disabled` (the node, then its reply).
+ */
+export const NOT_CLUSTER: RegExp = /^(\S+): (ERR This instance has cluster support disabled)/;
 
 /** ioredis' message for a command left without a reply for its `commandTimeout`. */
 export const TIMED_OUT: RegExp = /^Command timed out/;
