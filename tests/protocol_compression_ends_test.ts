@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import { loadCodecs, loadedCompression, ProtocolError } from "../protocol.ts";
+import { BOMBS, HEAD, MiB } from "./helpers/bombs.ts";
 import { PYTHON } from "./helpers/procs.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
@@ -117,4 +118,22 @@ Deno.test("compression: a bzip2 stream cut short says so", () => {
     /^ProtocolError: Corrupt application\/x-bz2 body: compressed data ended before the end-of-stream marker was reached$/,
   );
   assert.equal(new TextDecoder().decode(decompress(whole, "bzip2")), "[[1, 2], ");
+});
+
+Deno.test("compression: kombu's aliases name the codecs as its MIME types do", () => {
+  // kombu.compression.register(..., aliases=[...]): what its get_decoder resolves.
+  const aliases: Record<keyof typeof BOMBS, string[]> = {
+    zlib: ["gzip", "zlib"],
+    bzip2: ["bzip2", "bzip"],
+    xz: ["lzma", "xz"],
+    zstd: ["zstd", "zstandard"],
+    brotli: ["brotli"],
+  };
+  for (const [codec, names] of Object.entries(aliases)) {
+    const bomb = BOMBS[codec as keyof typeof BOMBS];
+    for (const name of [bomb.mime, ...names]) {
+      const out = decompress(bomb.under(), name, "t-1", MiB);
+      assert.deepEqual(out.subarray(0, HEAD.length), HEAD, `${codec} as ${name}`);
+    }
+  }
 });

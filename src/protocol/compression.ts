@@ -99,7 +99,11 @@ export function decompress(
   return out;
 }
 
-/** The body decoded; null when it passes `maxSize`, undefined for an unknown compression. */
+/**
+ * The body decoded; null when it passes `maxSize`, undefined for an unknown
+ * compression. Names are kombu's MIME types and their aliases (kombu
+ * writes the MIME type, and its decoder takes either).
+ */
 function decoded(
   body: Uint8Array,
   mimeType: string,
@@ -113,12 +117,14 @@ function decoded(
       return new Uint8Array(inflateSync(body, capped));
     case "application/x-bz2":
     case "bzip2":
+    case "bzip":
       return bunzip(body, maxSize);
     case "application/x-brotli":
     case "brotli":
       return new Uint8Array(brotliDecompressSync(body, capped));
     case "application/zstd":
     case "zstd":
+    case "zstandard":
       return new Uint8Array(zstdDecompressSync(body, capped));
   }
   if (LZMA_NAMES.has(mimeType)) return loadedXz().xzDecode(body, maxSize);
