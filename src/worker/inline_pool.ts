@@ -13,7 +13,7 @@ import { BatchRunner } from "./batch_runner.ts";
 import type { RunRequest } from "./executor.ts";
 import type { Pool, PoolEvents } from "./pool.ts";
 import type { LeakedThread } from "./thread_leaks.ts";
-import { logSoftTimeLimit, TimeLimitTimers } from "./time_limits.ts";
+import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
@@ -33,7 +33,7 @@ export class InlinePool implements Pool {
   readonly #app: Celery;
   readonly #runner: BatchRunner;
   readonly #limits: TimeLimitTimers;
-  readonly #running = new Map<number, { task: string; id: string }>();
+  readonly #running = new Map<number, { task: string; id: string; limits?: TimeLimits }>();
   /** Installed on the app while the pool runs: what a running task sends goes to its children. */
   readonly #sent: SentFromTask;
 
@@ -60,7 +60,15 @@ export class InlinePool implements Pool {
         this.#limits.clear(o.seq);
       }
       events.onOutcomes(outcomes);
-    }, { storeState: events.onState?.bind(events), maxDecompressedSize });
+    }, {
+      storeState: events.onState?.bind(events),
+      maxDecompressedSize,
+      // A task's limits start when its handler is called, not while others hold the thread.
+      started: (seq) => {
+        const limits = this.#running.get(seq)?.limits;
+        if (limits) this.#limits.start(seq, limits);
+      },
+    });
     this.#limits = new TimeLimitTimers({
       soft: (seq, seconds) => {
         const r = this.#running.get(seq);
@@ -110,8 +118,7 @@ export class InlinePool implements Pool {
 
   run(requests: RunRequest[]): void {
     for (const req of requests) {
-      this.#running.set(req.seq, { task: req.task, id: req.id });
-      if (req.timeLimits) this.#limits.start(req.seq, req.timeLimits);
+      this.#running.set(req.seq, { task: req.task, id: req.id, limits: req.timeLimits });
     }
     this.#runner.run(this.#app.tasks, requests, this.#app.signals);
   }
