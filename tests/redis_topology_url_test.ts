@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { openBackend, openBroker } from "../protocol.ts";
+import { describeRedisFailure, isClusterNodeReply } from "../src/broker/redis_failures.ts";
 import { command, privateServers } from "./helpers/redis_servers.ts";
 import { runCli } from "./helpers/procs.ts";
 import { REDIS_URL } from "./helpers/redis.ts";
@@ -20,16 +21,25 @@ import { WITHOUT_REDIS } from "./helpers/services.ts";
 const servers = WITHOUT_REDIS ? null : await privateServers("topology", (s) => s.cluster());
 const node = `127.0.0.1:${servers?.base ?? 0}`;
 
-/** A queue whose keys hash to a slot another node serves than the one the URL names. */
-async function queueElsewhere(): Promise<string> {
+/**
+ * A name whose key hashes to a slot another node serves than the one the URL names.
+ *
+ * @param keyOf the key a name is stored under (a queue: the name itself)
+ */
+async function nameElsewhere(keyOf: (name: string) => string = (q) => q): Promise<string> {
   const base = servers!.base;
   const ranges = await command(base, "CLUSTER", "SLOTS") as [number, number, [string, number]][];
   for (;;) {
-    const q = `topo-${crypto.randomUUID().slice(0, 6)}`;
-    const slot = Number(await command(base, "CLUSTER", "KEYSLOT", q));
+    const name = `topo-${crypto.randomUUID().slice(0, 6)}`;
+    const slot = Number(await command(base, "CLUSTER", "KEYSLOT", keyOf(name)));
     const owner = ranges.find(([from, to]) => slot >= from && slot <= to)!;
-    if (Number(owner[2][1]) !== base) return q;
+    if (Number(owner[2][1]) !== base) return name;
   }
+}
+
+/** A queue whose keys hash to a slot another node serves than the one the URL names. */
+function queueElsewhere(): Promise<string> {
+  return nameElsewhere();
 }
 
 /** The error a redis:// URL naming a Cluster node fails with. */
@@ -65,6 +75,55 @@ Deno.test({
   // A database other than 0: before, "ERR SELECT is not allowed in cluster mode", retried.
   await assert.rejects(openBroker(`redis://${node}/1`), clusterNodeError);
   await assert.rejects(openBackend(`redis://${node}/1`), clusterNodeError);
+});
+
+Deno.test({
+  name: "redis topology: transactions (a chord's, a purge) on a Cluster node's redis:// URL say so",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const broker = await openBroker(`redis://${node}/0`);
+  try {
+    // Before: RedisReplyError "EXECABORT Transaction discarded because of previous errors."
+    await assert.rejects(broker.purge(await queueElsewhere()), clusterNodeError);
+  } finally {
+    await broker.close();
+  }
+  const backend = await openBackend(`redis://${node}/0`);
+  try {
+    // Inside MULTI the node queues nothing of another slot: EXEC fails with "EXECABORT
+    // Transaction discarded because of previous errors.", the MOVED among its previous errors.
+    const group = await nameElsewhere((g) => `celery-taskset-meta-${g}.s`);
+    // Before: RedisReplyError "EXECABORT Transaction discarded because of previous errors."
+    await assert.rejects(backend.setChordSize!(group, 2), clusterNodeError);
+    const part = {
+      groupId: group,
+      groupIndex: 0,
+      taskId: "t1",
+      state: "SUCCESS",
+      resultJson: "1",
+    } as const;
+    await assert.rejects(backend.chordPartReturn!(part), clusterNodeError);
+    await assert.rejects(backend.chordCleanup!(group), clusterNodeError);
+  } finally {
+    await backend.close();
+  }
+});
+
+Deno.test("redis topology: a MOVED behind ioredis's EXECABORT is found, its errors looked at once", () => {
+  const moved = new Error("MOVED 9041 10.0.0.2:7001");
+  const aborted = Object.assign(
+    new Error("EXECABORT Transaction discarded because of previous errors."),
+    { previousErrors: [] as Error[] },
+  );
+  // A transaction cut off by its connection lists the same error again: no endless walk.
+  aborted.previousErrors.push(aborted, moved);
+  const url = "redis://10.0.0.1:7000/0";
+  assert.equal(isClusterNodeReply(aborted, url), true);
+  assert.equal(isClusterNodeReply(aborted, "redis+cluster://10.0.0.1:7000"), false);
+  assert.match(
+    describeRedisFailure(aborted, url).reason,
+    /^10\.0\.0\.1:7000 is a Redis Cluster node, which a single-server URL cannot use \(MOVED 9041 10\.0\.0\.2:7001\)$/,
+  );
 });
 
 Deno.test({
