@@ -6,6 +6,8 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
+import { currentTask } from "../client/current.ts";
+import { SENT_FROM_TASK, type SentFromTask } from "../client/publisher.ts";
 import { SoftTimeLimitExceeded, TimeLimitExceeded } from "../client/worker_errors.ts";
 import { BatchRunner } from "./batch_runner.ts";
 import type { RunRequest } from "./executor.ts";
@@ -32,6 +34,8 @@ export class InlinePool implements Pool {
   readonly #runner: BatchRunner;
   readonly #limits: TimeLimitTimers;
   readonly #running = new Map<number, { task: string; id: string }>();
+  /** Installed on the app while the pool runs: what a running task sends goes to its children. */
+  readonly #sent: SentFromTask;
 
   /**
    * Configure the inline pool.
@@ -45,6 +49,11 @@ export class InlinePool implements Pool {
     if (!(slots >= 1)) throw new RangeError("The inline pool needs at least 1 slot");
     this.#app = app;
     this.capacity = slots;
+    // Only what a task's own code sends (it runs in the task's async context): the worker's
+    // follow-ups, sent through the same app after the task finished, are not its children here.
+    this.#sent = (message, child) => {
+      if (currentTask.getStore()) events.onSent?.(message, child);
+    };
     this.#runner = new BatchRunner((outcomes) => {
       for (const o of outcomes) {
         this.#running.delete(o.seq);
@@ -95,6 +104,7 @@ export class InlinePool implements Pool {
   }
 
   start(): Promise<void> {
+    this.#app[SENT_FROM_TASK] = this.#sent;
     return Promise.resolve();
   }
 
@@ -116,6 +126,7 @@ export class InlinePool implements Pool {
 
   close(): Promise<void> {
     this.#limits.clearAll();
+    if (this.#app[SENT_FROM_TASK] === this.#sent) this.#app[SENT_FROM_TASK] = undefined;
     return Promise.resolve();
   }
 }
