@@ -13,6 +13,7 @@ import { loadedXz, LZMA_NAMES } from "./codecs.ts";
 import { compressionMimeType, type CompressionName } from "./compression_names.ts";
 import { ProtocolError } from "./errors.ts";
 import { MAX_DECOMPRESSED_SIZE } from "./limits.ts";
+import { zstdFrameEnd } from "./zstd_frame.ts";
 
 /**
  * Compress a body for the given compressor (kombu's `zlib` writes a zlib
@@ -125,6 +126,9 @@ function decoded(
     case "application/zstd":
     case "zstd":
     case "zstandard":
+      if (zstdFrameEnd(body) === null) {
+        throw new Error("compressed data ended before the end of its zstd frame");
+      }
       return new Uint8Array(zstdDecompressSync(body, capped));
   }
   if (LZMA_NAMES.has(mimeType)) return loadedXz().xzDecode(body, maxSize);
