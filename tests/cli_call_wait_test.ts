@@ -217,3 +217,14 @@ Deno.test("cli result: a timeout past 24.8 days waits for the result (it timed o
     await app.close();
   }
 });
+
+Deno.test("cli call --wait --countdown: the default timeout starts when the task is due", async () => {
+  // It counted 10 s from the send, so --countdown 60 --wait could never see a result.
+  const mem = ["-b", "kv://:memory:", "--backend", "kv://:memory:", "--wait", "--json"];
+  const late = await cli(["call", "t.add", ...mem, "--countdown", "0.8"]);
+  assert.equal(late.code, NO_RESULT_EXIT, late.err);
+  assert.equal(JSON.parse(late.out).timeout, 10.8);
+  const given = await cli(["call", "t.add", ...mem, "--countdown", "60", "-t", "0.2"]);
+  assert.equal(given.code, NO_RESULT_EXIT, given.err);
+  assert.equal(JSON.parse(given.out).timeout, 0.2, "a -t given counts from the send");
+});

@@ -2,7 +2,9 @@
  * `status`, `inspect`, `control`, `report` and `events` with a
  * `kv://:memory:` broker (from --broker or CELERY_BROKER_URL): no other
  * process can reach it, so "No nodes replied" says why, and `events` warns
- * that no event will come; a broker others share adds nothing.
+ * that no event will come, and `call` and `schedule add` that no worker or
+ * beat elsewhere sees what they sent or stored; a broker others share adds
+ * nothing.
  */
 
 import assert from "node:assert/strict";
@@ -67,4 +69,64 @@ Deno.test("cli private broker: events --dump warns that no event can come", asyn
   );
   await child.status;
   assert.match(stderr, PRIVATE, stderr);
+});
+
+/** `schedule add` of an entry, with an app (schedule needs one). */
+const SCHEDULE = [
+  "schedule",
+  "add",
+  "hi",
+  "--task",
+  "periodic.hello",
+  "--every",
+  "10s",
+  "--app",
+  "./examples/periodic.ts",
+];
+
+Deno.test("cli private broker: call and schedule add on kv://:memory: warn that no other process sees it", async () => {
+  // Both said nothing: the task or entry went into a database gone when the command exits.
+  const mem = ["--broker", "kv://:memory:"];
+  const call = await cli(["call", "t.add", ...mem]);
+  assert.equal(call.code, 0, call.stderr);
+  const id = call.stdout.trim();
+  assert.equal(
+    call.stderr.split("\n")[0],
+    `warning: no worker in another process can take ${id}: kv://:memory: is private to this ` +
+      "process: no worker in another process can see it (each has its own). Use a broker they " +
+      "share: kv://./file.db (the same file, --unstable-kv), redis://… or amqp://… (--broker or " +
+      "CELERY_BROKER_URL)",
+  );
+  const waited = await cli([
+    "call",
+    "t.add",
+    ...mem,
+    "--backend",
+    "kv://:memory:",
+    "--wait",
+    "-t",
+    "0.2",
+  ]);
+  assert.match(
+    waited.stderr,
+    /^warning: no worker in another process can take .*kv:\/\/:memory: is private/,
+  );
+  const add = await cli([...SCHEDULE, ...mem]);
+  assert.equal(add.code, 0, add.stderr);
+  assert.match(
+    add.stderr,
+    /^warning: no beat in another process can read this entry: kv:\/\/:memory: is private/,
+  );
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-private-broker-" });
+  try {
+    const shared = ["--broker", `kv://${dir}/shared.db`];
+    const ran = await cli(["call", "t.add", ...shared]);
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.equal(ran.stderr, "");
+    const stored = await cli([...SCHEDULE, ...shared]);
+    assert.equal(stored.code, 0, stored.stderr);
+    assert.equal(stored.stderr, "");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -7,7 +7,10 @@
 import assert from "node:assert/strict";
 import { runCli } from "./helpers/procs.ts";
 
-const APP = ["--app", "./examples/tasks.ts", "-b", "kv://:memory:"];
+// A KV file: on kv://:memory: call and schedule add also warn that no other process sees it.
+const DIR = await Deno.makeTempDir({ prefix: "celeriac-task-names-" });
+const BROKER = `kv://${DIR}/broker.db`;
+const APP = ["--app", "./examples/tasks.ts", "-b", BROKER];
 const ID = /^[0-9a-f-]{36}\n$/;
 
 Deno.test("cli task names: call warns of a name the app does not register, and still sends it", async () => {
@@ -31,13 +34,13 @@ Deno.test("cli task names: call warns of a name the app does not register, and s
     assert.match(ok.stdout, ID);
     assert.equal(ok.stderr, "", `${known} is known`);
   }
-  const noApp = await runCli(["call", "tasks.addd", "-b", "kv://:memory:"]);
+  const noApp = await runCli(["call", "tasks.addd", "-b", BROKER]);
   assert.equal(noApp.code, 0, noApp.stderr);
   assert.equal(noApp.stderr, "", "without --app there is no registry to compare with");
 });
 
 Deno.test("cli task names: schedule add warns of a task name the app does not register", async () => {
-  const app = ["--app", "./examples/periodic.ts", "-b", "kv://:memory:"];
+  const app = ["--app", "./examples/periodic.ts", "-b", BROKER];
   const typo = await runCli([
     "schedule",
     "add",
@@ -66,4 +69,8 @@ Deno.test("cli task names: schedule add warns of a task name the app does not re
   ]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(ok.stderr, "");
+});
+
+Deno.test("cli task names: remove the KV file", async () => {
+  await Deno.remove(DIR, { recursive: true });
 });

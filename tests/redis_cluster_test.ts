@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { Celery } from "../mod.ts";
-import { openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts";
+import { clusterShardUrl, openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts";
 import type { Delivery } from "../src/broker/port.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { brokerConformance, message, uniqueQueue } from "./broker_conformance.ts";
@@ -39,6 +39,16 @@ Deno.test("redis cluster: URLs name several start nodes; only database 0", () =>
   assert.equal(o.query.visibility_timeout, "9");
   assert.equal(parseRedisUrl("rediss+cluster://h:7000").tls, true);
   assert.throws(() => parseRedisUrl("redis+cluster://h:7000/3"), /only database 0/);
+});
+
+Deno.test("redis cluster: a queue's URL keeps a ? in the password and drops global_keyprefix", () => {
+  // A second regex on the raw URL took the first ? (in the password) for the query.
+  const raw = "redis+cluster://:p?w@10.0.0.1:7000/0?global_keyprefix=app:&visibility_timeout=9";
+  const shard = clusterShardUrl(raw, parseRedisUrl(raw));
+  assert.equal(shard, "redis+cluster://:p?w@10.0.0.1:7000/0?visibility_timeout=9");
+  assert.equal(parseRedisUrl(shard).password, "p?w");
+  const plain = "redis+cluster://10.0.0.1:7000";
+  assert.equal(clusterShardUrl(plain, parseRedisUrl(plain)), plain);
 });
 
 brokerConformance(

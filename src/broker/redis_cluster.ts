@@ -48,7 +48,7 @@ import { RedisBroker, type RedisBrokerOptions, SHARED_CONNECTION } from "./redis
 import type { RedisClient } from "./redis_client.ts";
 import { closeRedis, connectRedis, openRedisConnection, prepareRedis } from "./redis_connection.ts";
 import { guardRedis } from "./redis_guard.ts";
-import { isClusterUrl, parseRedisUrl } from "./redis_url.ts";
+import { isClusterUrl, parseRedisUrl, type RedisUrlOptions } from "./redis_url.ts";
 import { unlessAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
@@ -77,6 +77,32 @@ const QUEUES_KEY = "celeriac.queues";
  */
 export function queueTag(queue: string): string {
   return `{${queue}}`;
+}
+
+/**
+ * The URL of a queue's own broker: the cluster URL without
+ * `global_keyprefix` (each queue's keys go after its hash tag instead),
+ * from the query the parser split off — a `?` in the password is no query.
+ *
+ * @example
+ * ```ts
+ * import { parseRedisUrl } from "./redis_url.ts";
+ * import { clusterShardUrl } from "./redis_cluster.ts";
+ * const raw = "redis+cluster://:p?w@10.0.0.1:7000?global_keyprefix=app:&visibility_timeout=9";
+ * clusterShardUrl(raw, parseRedisUrl(raw));
+ * // "redis+cluster://:p?w@10.0.0.1:7000?visibility_timeout=9"
+ * ```
+ *
+ * @param rawUrl the `redis+cluster://` URL
+ * @param parsed what {@link parseRedisUrl} made of it
+ * @returns the URL for a queue's broker
+ */
+export function clusterShardUrl(rawUrl: string, parsed: RedisUrlOptions): string {
+  const written = rawUrl.trim();
+  const search = parsed.search ?? "";
+  const q = new URLSearchParams(search);
+  q.delete("global_keyprefix");
+  return written.slice(0, written.length - search.length) + (q.size ? `?${q}` : "");
 }
 
 /**
@@ -120,9 +146,7 @@ export class RedisClusterBroker implements Broker {
     const url = parseRedisUrl(rawUrl);
     this.#rawUrl = rawUrl;
     this.#userPrefix = url.query.global_keyprefix ?? options.keyPrefix ?? "";
-    const q = new URLSearchParams(/\?([^#]*)/.exec(rawUrl)?.[1] ?? "");
-    q.delete("global_keyprefix");
-    this.#shardUrl = rawUrl.replace(/\?.*$/, "") + (q.size ? `?${q}` : "");
+    this.#shardUrl = clusterShardUrl(rawUrl, url);
     this.#options = options;
     this.#client = openRedisConnection(url, rawUrl, {
       autoPipelining: true,

@@ -52,7 +52,8 @@ export function watchClusterNodes(client: Cluster, key: string, failoverWaitMs: 
   }
   const known = state;
   client.on("node error", (err: Error, node: string) => {
-    if (CLOSED.test(err.message)) return;
+    // A single server among the start nodes is not down: the failed connect says what it is.
+    if (CLOSED.test(err.message) || /cluster support disabled/.test(err.message)) return;
     const now = Date.now();
     const said = known.down.get(node);
     if (said !== undefined && now - said < REMIND_EVERY_MS) {

@@ -104,10 +104,22 @@ export function describeRedisFailure(
       transient: false,
     };
   }
-  if (isClusterNodeReply(err, rawUrl)) {
+  const single = NOT_CLUSTER.exec(message);
+  if (single) {
+    const node = single[1];
+    return {
+      reason: `${node} is a single Redis server, not a Redis Cluster node (${single[2]})`,
+      hint: `Use redis://${node}/0 for a single server (sentinel:// through Redis Sentinel); ` +
+        "redis+cluster:// is for the nodes of a Redis Cluster (cluster-enabled yes)",
+      transient: false,
+    };
+  }
+  const redirect = isSingleServerUrl(rawUrl) ? clusterNodeReplyOf(err) : undefined;
+  if (redirect) {
     const scheme = rawUrl.startsWith("rediss:") ? "rediss+cluster" : "redis+cluster";
     return {
-      reason: `${host} is a Redis Cluster node, which a single-server URL cannot use (${message})`,
+      reason: `${host} is a Redis Cluster node, which a single-server URL cannot use ` +
+        `(${redirect.message})`,
       hint: `Use ${scheme}://${host} (with the same password and options; database 0 only) ` +
         "to use the cluster: it is Celeriac's own layout, as Python Celery cannot use a Redis Cluster",
       transient: false,
@@ -128,8 +140,10 @@ export function describeRedisFailure(
  * says the server is a Redis Cluster node: a redirect to the node serving
  * the key's slot (`MOVED`, `ASK`), keys of several slots in one command
  * (`CROSSSLOT`), or a database other than 0 refused (`SELECT is not
- * allowed in cluster mode`). Only a `redis+cluster://` URL fixes it; on a
- * Cluster URL ioredis follows the redirects itself.
+ * allowed in cluster mode`), also as the cause of an `EXECABORT` (a
+ * transaction's command refused as it was queued, in `previousErrors`).
+ * Only a `redis+cluster://` URL fixes it; on a Cluster URL ioredis follows
+ * the redirects itself.
  *
  * @example
  * ```ts ignore
@@ -142,15 +156,39 @@ export function describeRedisFailure(
  * @returns true when the URL names a Cluster node as if it were a single server
  */
 export function isClusterNodeReply(err: unknown, rawUrl: string): boolean {
-  return err instanceof Error &&
-    /^(MOVED|ASK|CROSSSLOT) |SELECT is not allowed in cluster mode/.test(err.message) &&
-    isSingleServerUrl(rawUrl);
+  return isSingleServerUrl(rawUrl) && clusterNodeReplyOf(err) !== undefined;
+}
+
+/**
+ * The reply only a Cluster node gives among `err` and the errors of the
+ * commands before an `EXECABORT` (`previousErrors`, ioredis's and Celeriac's
+ * own client's), each looked at once (see {@link refusedAsReplica}).
+ */
+function clusterNodeReplyOf(err: unknown, seen: Set<unknown> = new Set()): Error | undefined {
+  if (!(err instanceof Error) || seen.has(err)) return undefined;
+  seen.add(err);
+  if (/^(MOVED|ASK|CROSSSLOT) |SELECT is not allowed in cluster mode/.test(err.message)) {
+    return err;
+  }
+  const previous = (err as { previousErrors?: unknown[] }).previousErrors ?? [];
+  for (const e of previous) {
+    const found = clusterNodeReplyOf(e, seen);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /** Whether a URL names one server (not Sentinels, not a Cluster's nodes). */
 function isSingleServerUrl(rawUrl: string): boolean {
   return !isSentinelUrl(rawUrl) && !isClusterUrl(rawUrl);
 }
+
+/**
+ * A start node of a `redis+cluster://` URL that is a single server, as
+ * noted by the Cluster connection: `<host:port>: ERR This instance has
+ * cluster support disabled` (the node, then its reply).
+ */
+export const NOT_CLUSTER: RegExp = /^(\S+): (ERR This instance has cluster support disabled)/;
 
 /** ioredis' message for a command left without a reply for its `commandTimeout`. */
 export const TIMED_OUT: RegExp = /^Command timed out/;

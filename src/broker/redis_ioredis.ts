@@ -11,7 +11,7 @@
 import { getLogger } from "@logtape/logtape";
 import { Cluster, type Command, Redis } from "ioredis";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
-import { CLOSED, describeRedisFailure, TIMED_OUT } from "./redis_failures.ts";
+import { CLOSED, describeRedisFailure, NOT_CLUSTER, TIMED_OUT } from "./redis_failures.ts";
 import {
   BLOCKING_MS,
   commandTimeoutOf,
@@ -234,6 +234,12 @@ function openClusterConnection(
     lastLogged = now;
     log.warn("Redis Cluster {url}: {error}", { url: maskPassword(rawUrl), error: err.message });
   });
+  // A start node that is a single server refuses the slot discovery, and ioredis then says only
+  // "None of startup nodes is available": the refusal is what the failed connect reports.
+  client.on("node error", (err: Error, node: string) => {
+    if (!/cluster support disabled/.test(err.message)) return;
+    lastErrors.set(client as unknown as Redis, new Error(`${node}: ${err.message}`));
+  });
   watchClusterNodes(client, url.cluster!.map((n) => `${n.host}:${n.port}`).join(","), failoverWait);
   return client as unknown as Redis;
 }
@@ -438,7 +444,9 @@ export function redisFailure(conn: Redis, rawUrl: string, err: unknown): unknown
 
 /** A {@link BrokerConnectionError} naming the connection's real failure. */
 function connectionError(client: Redis, rawUrl: string, err: unknown): BrokerConnectionError {
-  let real = badDatabases.get(client) ?? lastErrorOf(client, err);
+  const last = lastErrors.get(client);
+  let real = badDatabases.get(client) ??
+    (last && NOT_CLUSTER.test(last.message) ? last : lastErrorOf(client, err));
   const sentinel = sentinelErrors.get(client);
   if (sentinel && real instanceof Error && /All sentinels are unreachable/.test(real.message)) {
     real = new Error(`no Sentinel answered (${sentinel.message})`, { cause: real });

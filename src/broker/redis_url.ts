@@ -69,6 +69,11 @@ export interface RedisUrlOptions {
    * and `port` are the first one's).
    */
   cluster?: { host: string; port: number }[];
+  /**
+   * `redis+cluster://` URLs: the query as written, `?` included (`""` for
+   * none), so the URL's other parts can be kept without parsing it again.
+   */
+  search?: string;
 }
 
 /**
@@ -131,6 +136,7 @@ function parseClusterUrl(url: string): RedisUrlOptions {
     tls: scheme.toLowerCase() === "rediss",
     query,
     cluster,
+    search: search ?? "",
   };
 }
 

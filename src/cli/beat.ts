@@ -15,6 +15,7 @@ import { PeriodicTasks, type ScheduleRow } from "../beat/periodic_tasks.ts";
 import { unregisteredTask } from "./call.ts";
 import { retryOnStartup } from "./connect_retry.ts";
 import { positiveNumber, wholeNumber } from "./flag_numbers.ts";
+import { privateBroker } from "./inspect.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -284,6 +285,8 @@ export async function runSchedule(
           : `Stored entry "${name}"; no beat leads now: the next beat to start sends it`,
       );
       if (unknown) console.error(unknown);
+      const alone = privateBroker(app.config.beatStore ?? "");
+      if (alone) console.error(`warning: no beat in another process can read this entry: ${alone}`);
       return 0;
     }
     if (action === "remove") {

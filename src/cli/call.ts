@@ -9,6 +9,7 @@
 import type { Celery } from "../client/app.ts";
 import { closestName } from "../client/closest_name.ts";
 import { BUILTIN_TASKS } from "../worker/builtins.ts";
+import { privateBroker } from "./inspect.ts";
 import { printOutcome, waitTimeout } from "./task_outcome.ts";
 
 function json(text: string | undefined, flag: string, fallback: unknown): unknown {
@@ -60,6 +61,8 @@ const WAIT_FLAGS = ["timeout", "json", "traceback"];
  * its id; with `--wait`, wait for its outcome and print it as `result`
  * does, with its exit codes (see task_outcome.ts) — the one way to get a
  * result from the `rpc://` backend, which sends it to this command alone.
+ * Without `-t`, the 10 s wait starts when the task is due (`--countdown`,
+ * `--eta`); a `-t` given counts from the send.
  *
  * @param app the app
  * @param name task name
@@ -88,7 +91,11 @@ export async function runCall(
   if (eta && Number.isNaN(eta.getTime())) {
     throw new TypeError(`--eta needs an ISO 8601 date, got "${values.eta}"`);
   }
-  const timeout = values.wait ? waitTimeout(values) : undefined;
+  // The default wait starts when the task is due; an explicit -t counts from the send.
+  const due = values.timeout === undefined
+    ? Math.max(0, countdown ?? (eta ? (eta.getTime() - Date.now()) / 1000 : 0))
+    : 0;
+  const timeout = values.wait ? waitTimeout(values) + due : undefined;
   if (values.wait && !app.config.backend) {
     throw new TypeError(
       "call --wait needs the result backend the worker stores to, and none is configured: " +
@@ -112,6 +119,8 @@ export async function runCall(
   });
   if (!values.json) console.log(r.id);
   if (unknown) console.error(unknown);
+  const alone = privateBroker(app.config.broker);
+  if (alone) console.error(`warning: no worker in another process can take ${r.id}: ${alone}`);
   if (timeout !== undefined && app.tasks.get(name)?.options.ignoreResult) {
     console.error(
       `warning: ${name} is defined with ignoreResult: a worker stores no success of it, so ` +

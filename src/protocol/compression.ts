@@ -13,6 +13,7 @@ import { loadedXz, LZMA_NAMES } from "./codecs.ts";
 import { compressionMimeType, type CompressionName } from "./compression_names.ts";
 import { ProtocolError } from "./errors.ts";
 import { MAX_DECOMPRESSED_SIZE } from "./limits.ts";
+import { zstdFrameEnd } from "./zstd_frame.ts";
 
 /**
  * Compress a body for the given compressor (kombu's `zlib` writes a zlib
@@ -99,7 +100,11 @@ export function decompress(
   return out;
 }
 
-/** The body decoded; null when it passes `maxSize`, undefined for an unknown compression. */
+/**
+ * The body decoded; null when it passes `maxSize`, undefined for an unknown
+ * compression. Names are kombu's MIME types and their aliases (kombu
+ * writes the MIME type, and its decoder takes either).
+ */
 function decoded(
   body: Uint8Array,
   mimeType: string,
@@ -113,16 +118,28 @@ function decoded(
       return new Uint8Array(inflateSync(body, capped));
     case "application/x-bz2":
     case "bzip2":
+    case "bzip":
       return bunzip(body, maxSize);
     case "application/x-brotli":
     case "brotli":
       return new Uint8Array(brotliDecompressSync(body, capped));
     case "application/zstd":
     case "zstd":
+    case "zstandard":
+      if (zstdFrameEnd(body) === null) {
+        throw new Error("compressed data ended before the end of its zstd frame");
+      }
       return new Uint8Array(zstdDecompressSync(body, capped));
   }
   if (LZMA_NAMES.has(mimeType)) return loadedXz().xzDecode(body, maxSize);
   return undefined;
+}
+
+/** seek-bzip's input stream: bytes one at a time, from a position it keeps. */
+interface ByteSource {
+  readByte(): number;
+  read(buf: Uint8Array, at: number, length: number): number;
+  eof(): boolean;
 }
 
 /** seek-bzip's output stream: bytes one at a time. */
@@ -132,7 +149,15 @@ interface ByteSink {
 
 /** Thrown by the bzip2 sink when the output passes its limit: ends the decoder's loop. */
 const OVER = Symbol("over the limit");
+/** Thrown by the bzip2 source when a stream reads past the end of the body. */
+const ENDED = Symbol("ended");
 
+/**
+ * Decode every bzip2 stream in the body, as Python's `bz2.decompress` (what
+ * kombu calls) does: streams one after the other, their outputs joined; a
+ * stream cut short is an error, and bytes after a whole stream that do not
+ * start another are ignored (Python drops them too).
+ */
 function bunzip(body: Uint8Array, maxSize: number): Uint8Array | null {
   let buf = new Uint8Array(Math.min(maxSize, 64 * 1024));
   let at = 0;
@@ -147,10 +172,35 @@ function bunzip(body: Uint8Array, maxSize: number): Uint8Array | null {
       buf[at++] = byte;
     },
   };
+  let pos = 0;
+  const source: ByteSource = {
+    readByte() {
+      if (pos >= body.length) throw ENDED;
+      return body[pos++];
+    },
+    read(into, offset, length) {
+      for (let i = 0; i < length; i++) into[offset + i] = this.readByte();
+      return length;
+    },
+    // Never at its end for seek-bzip, whose loop would otherwise stop between two blocks
+    // of a stream cut there and return what it had: only a stream's end marker ends it.
+    eof: () => false,
+  };
   try {
-    Bunzip.decode(body, sink);
+    for (let first = true; pos < body.length; first = false) {
+      try {
+        Bunzip.decode(source, sink);
+      } catch (err) {
+        // Bytes after a whole stream that are not one: trailing garbage, ignored as in Python.
+        if (!first && err !== ENDED && err !== OVER) break;
+        throw err;
+      }
+    }
   } catch (err) {
     if (err === OVER) return null;
+    if (err === ENDED) {
+      throw new Error("compressed data ended before the end-of-stream marker was reached");
+    }
     throw err;
   }
   return buf.subarray(0, at);

@@ -6,12 +6,16 @@
  * - `failure`: carries a task id; a FAILURE (or REVOKED) is stored for it
  *   and the message parked
  * - `parked`: no usable task id; the message is parked with a reason
+ *
+ * and, for some, the reason it must be parked with. Compressed bombs are
+ * sized for a worker run with `--max-decompressed-size 1M`.
  */
 
 import { Buffer } from "node:buffer";
 import { encodeEnvelope } from "../../src/protocol/envelope.ts";
 import { encodeTaskMessage } from "../../src/protocol/task_message.ts";
 import type { Message } from "../../src/protocol/message.ts";
+import { BOMBS } from "../helpers/bombs.ts";
 
 /** One hostile element. */
 export interface Hostile {
@@ -19,6 +23,18 @@ export interface Hostile {
   raw: Uint8Array;
   expect: "success" | "failure" | "parked";
   id: string | null;
+  /** What the parked message's reason must say, when it is parked. */
+  reason?: RegExp;
+}
+
+/** A regular expression that matches `text` literally. */
+function literally(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+}
+
+/** `raw` with its last `n` bytes cut. */
+function cut(raw: Uint8Array, n: number): Uint8Array {
+  return raw.subarray(0, raw.length - n);
 }
 
 /** mulberry32: a small seeded PRNG. */
@@ -252,12 +268,71 @@ export function hostileMessages(seed: number, n: number, queue: string): Hostile
     },
     () => {
       const id = crypto.randomUUID();
-      const m = taskMessage(id, queue, { headers: { compression: "application/x-nope" } });
+      const name = pick(["application/x-nope", "lz4", "snappy", "application/x-gzip; q=1"]);
+      const m = taskMessage(id, queue, { headers: { compression: name } });
       return {
         kind: "unknown compression",
         raw: utf8.encode(envelope(m, queue)),
         expect: "failure",
         id,
+        reason: new RegExp(`Unsupported compression ${literally(name)}: `),
+      };
+    },
+    () => {
+      // What Python's kombu writes (headers of a Celery 5 message, a codec's MIME type),
+      // a few KB that inflate to 32 or 64 MiB.
+      const id = crypto.randomUUID();
+      const bomb = BOMBS[pick(["zlib", "bzip2", "brotli", "zstd", "xz"] as const)];
+      const m = { ...taskMessage(id, queue), body: bomb.over() };
+      m.headers = { ...m.headers, compression: bomb.mime };
+      return {
+        kind: "compressed bomb",
+        raw: utf8.encode(envelope(m, queue)),
+        expect: "failure",
+        id,
+        reason: new RegExp(
+          `Decompressed ${literally(bomb.mime)} body is over the 1 MiB limit: refused`,
+        ),
+      };
+    },
+    () => {
+      // The same codecs, a body of just under the limit (args [1, 2]): it runs.
+      const id = crypto.randomUUID();
+      const bomb = BOMBS[pick(["zlib", "bzip2", "brotli", "zstd", "xz"] as const)];
+      const m = { ...taskMessage(id, queue, { task: "chaos.work" }), body: bomb.under() };
+      m.headers = { ...m.headers, compression: bomb.mime };
+      return {
+        kind: "compressed, under the limit",
+        raw: utf8.encode(envelope(m, queue)),
+        expect: "success",
+        id,
+      };
+    },
+    () => {
+      // A compression header whose body is not that codec, or a stream cut short.
+      const id = crypto.randomUUID();
+      const plain = utf8.encode('[["x"], {}, {}]');
+      const [mime, body] = pick(
+        [
+          ["application/x-gzip", plain],
+          ["application/x-bz2", plain],
+          ["application/zstd", plain],
+          ["application/x-lzma", plain],
+          ["application/x-bz2", BOMBS.zlib.under()],
+          ["application/x-gzip", BOMBS.bzip2.under()],
+          ["application/x-gzip", cut(BOMBS.zlib.under(), 4)],
+          ["application/x-bz2", cut(BOMBS.bzip2.under(), 3)],
+          ["application/x-lzma", cut(BOMBS.xz.under(), 3)],
+        ] as const,
+      );
+      const m = { ...taskMessage(id, queue), body };
+      m.headers = { ...m.headers, compression: mime };
+      return {
+        kind: "compressed garbage",
+        raw: utf8.encode(envelope(m, queue)),
+        expect: "failure",
+        id,
+        reason: new RegExp(`Corrupt ${literally(mime)} body: `),
       };
     },
     () => {

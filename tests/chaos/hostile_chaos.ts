@@ -3,10 +3,12 @@
  * bad base64, wrong types, unknown tasks, pickle/yaml, 1 MB headers,
  * nesting 10,000 deep, null bytes, bad ETAs and expiry, huge time limits,
  * reused and non-UTF-8 delivery tags, malformed callbacks and chain steps,
+ * compressed bombs of each codec, compressed garbage, unknown compressions,
  * ...) pushed into a queue, then 100 valid tasks. The worker process must
  * stay alive, run the valid tasks, and end every hostile message parked
  * with a reason or with a stored state — nothing left in the queue or
- * unacknowledged. CHAOS_HOSTILE_N sets the corpus size (default 2,000);
+ * unacknowledged; those whose reason is known are parked with it (a bomb
+ * with the decompression limit, garbage as corrupt). CHAOS_HOSTILE_N sets the corpus size (default 2,000);
  * CHAOS_SEED replays a run. Run by `deno task test:chaos` (not by `deno task test`).
  */
 
@@ -42,6 +44,8 @@ Deno.test({
     "1",
     "--loglevel",
     "ERROR",
+    "--max-decompressed-size",
+    "1M",
   ]);
   try {
     for (let i = 0; i < hostile.length; i += 200) {
@@ -85,6 +89,16 @@ Deno.test({
       parked >= mustPark && parked <= mayPark,
       `seed ${seed}: ${parked} parked; between ${mustPark} and ${mayPark} expected`,
     );
+    const reasons = new Map(
+      (await (await client.broker()).listParked({ limit: parked + 10 })).map((p) => [
+        p.taskId,
+        p.reason,
+      ]),
+    );
+    const misreasoned = hostile.filter((h) =>
+      h.reason && h.id !== null && !h.reason.test(reasons.get(h.id) ?? "(not parked)")
+    ).map((h) => `${h.kind}: ${reasons.get(h.id!) ?? "(not parked)"}, expected ${h.reason}`);
+    assert.deepEqual(misreasoned, [], `seed ${seed}: parked without the expected reason`);
     const kinds = new Map<string, number>();
     for (const h of hostile) kinds.set(h.kind, (kinds.get(h.kind) ?? 0) + 1);
     report(

@@ -1,0 +1,169 @@
+/**
+ * Where a compressed body ends, as kombu decides it (kombu.compression
+ * calls Python's `zlib.decompress`, `bz2.decompress`, `lzma.decompress`):
+ * bodies made by Python (several bzip2 or xz streams one after the other,
+ * a stream cut short, bytes after a whole stream) are decoded by Python's
+ * kombu and by Celeriac, which must give the same bytes, or refuse the body
+ * when kombu raises.
+ */
+
+import assert from "node:assert/strict";
+import { loadCodecs, loadedCompression, ProtocolError } from "../protocol.ts";
+import { constants, zstdCompressSync } from "node:zlib";
+import { zstdFrameEnd } from "../src/protocol/zstd_frame.ts";
+import { BOMBS, HEAD, MiB } from "./helpers/bombs.ts";
+import { PYTHON } from "./helpers/procs.ts";
+import { WITHOUT_CELERY } from "./helpers/services.ts";
+
+await loadCodecs({ compression: true, lzma: true });
+const { decompress } = loadedCompression();
+
+/** Each case: a name, the `compression` header, and Python that makes the body from A and B. */
+const CASES: [string, string, string][] = [
+  ["bzip2: two streams", "application/x-bz2", "bz2.compress(A) + bz2.compress(B)"],
+  [
+    "bzip2: three streams",
+    "application/x-bz2",
+    "bz2.compress(A) + bz2.compress(b'') + bz2.compress(B)",
+  ],
+  ["bzip2: garbage after a stream", "application/x-bz2", "bz2.compress(A + B) + b'garbage!'"],
+  [
+    "bzip2: garbage after two streams",
+    "application/x-bz2",
+    "bz2.compress(A) + bz2.compress(B) + b'BZh9 and more junk'",
+  ],
+  ["bzip2: second stream cut short", "application/x-bz2", "bz2.compress(A) + bz2.compress(B)[:20]"],
+  [
+    "bzip2: a byte that starts a stream after one",
+    "application/x-bz2",
+    "bz2.compress(A + B) + b'B'",
+  ],
+  ["bzip2: stream cut short", "application/x-bz2", "bz2.compress(A + B)[:-3]"],
+  ["bzip2: end-of-stream marker cut", "application/x-bz2", "bz2.compress(A + B)[:-8]"],
+  [
+    "bzip2: cut where its block ends",
+    "application/x-bz2",
+    "bz2.compress(b'[[1, 2], {}, {}]')[:-10]",
+  ],
+  ["bzip2: not bzip2", "application/x-bz2", "zlib.compress(A + B)"],
+  ["zlib: garbage after the stream", "application/x-gzip", "zlib.compress(A + B) + b'garbage'"],
+  [
+    "zlib: two streams (the second is ignored)",
+    "application/x-gzip",
+    "zlib.compress(A + B) + zlib.compress(B)",
+  ],
+  ["zlib: stream cut short", "application/x-gzip", "zlib.compress(A + B)[:-2]"],
+  ["zlib: a gzip member", "application/x-gzip", "gzip.compress(A + B)"],
+  ["lzma: two streams", "application/x-lzma", "lzma.compress(A) + lzma.compress(B)"],
+  ["lzma: stream cut short", "application/x-lzma", "lzma.compress(A + B)[:-3]"],
+];
+
+const SCRIPT = `
+import base64, bz2, gzip, json, lzma, sys, zlib
+from kombu import compression
+A, B = b'[[1, 2], ', b'{"x": 1}, {}]'
+out = []
+for make, mime in json.loads(sys.argv[1]):
+    body = eval(make)
+    try:
+        out.append([base64.b64encode(body).decode(), base64.b64encode(compression.decompress(body, mime)).decode(), None])
+    except Exception as e:
+        out.append([base64.b64encode(body).decode(), None, type(e).__name__ + ": " + str(e)])
+print(json.dumps(out))
+`;
+
+Deno.test({
+  name: "compression: multi-stream, cut-short and trailing bytes decode as kombu decodes them",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  const { stdout, stderr, success } = await new Deno.Command(PYTHON, {
+    args: ["-c", SCRIPT, JSON.stringify(CASES.map(([, mime, make]) => [make, mime]))],
+  }).output();
+  assert.ok(success, new TextDecoder().decode(stderr));
+  const results = JSON.parse(new TextDecoder().decode(stdout)) as [
+    string,
+    string | null,
+    string | null,
+  ][];
+  const text = new TextDecoder();
+  CASES.forEach(([name, mime], i) => {
+    const [body, python, pythonError] = results[i];
+    const bytes = Uint8Array.fromBase64(body);
+    if (python !== null) {
+      assert.equal(
+        text.decode(decompress(bytes, mime, "t-1")),
+        text.decode(Uint8Array.fromBase64(python)),
+        name,
+      );
+    } else {
+      assert.throws(() => decompress(bytes, mime, "t-1"), (err: unknown) => {
+        assert.ok(err instanceof ProtocolError, `${name}: ${err}`);
+        assert.match(
+          err.message,
+          new RegExp(`^Corrupt ${mime.replace(/[/-]/g, "\\$&")} body: `),
+          name,
+        );
+        assert.equal(err.taskId, "t-1");
+        return true;
+      }, `${name}: kombu raises ${pythonError}`);
+    }
+  });
+});
+
+Deno.test("compression: a bzip2 stream cut short says so", () => {
+  // bz2.compress(b'[[1, 2], '), then cut by 8 bytes: the end-of-stream marker is missing.
+  const whole = Uint8Array.fromBase64(
+    "QlpoOTFBWSZTWbG+Ng4AAAOaAEAEMAAACiAAIh6R6DADIvg0XckU4UJCxvjYOA==",
+  );
+  assert.throws(
+    () => decompress(whole.subarray(0, -8), "application/x-bz2", "t-1"),
+    /^ProtocolError: Corrupt application\/x-bz2 body: compressed data ended before the end-of-stream marker was reached$/,
+  );
+  assert.equal(new TextDecoder().decode(decompress(whole, "bzip2")), "[[1, 2], ");
+});
+
+Deno.test("compression: kombu's aliases name the codecs as its MIME types do", () => {
+  // kombu.compression.register(..., aliases=[...]): what its get_decoder resolves.
+  const aliases: Record<keyof typeof BOMBS, string[]> = {
+    zlib: ["gzip", "zlib"],
+    bzip2: ["bzip2", "bzip"],
+    xz: ["lzma", "xz"],
+    zstd: ["zstd", "zstandard"],
+    brotli: ["brotli"],
+  };
+  for (const [codec, names] of Object.entries(aliases)) {
+    const bomb = BOMBS[codec as keyof typeof BOMBS];
+    for (const name of [bomb.mime, ...names]) {
+      const out = decompress(bomb.under(), name, "t-1", MiB);
+      assert.deepEqual(out.subarray(0, HEAD.length), HEAD, `${codec} as ${name}`);
+    }
+  }
+});
+
+Deno.test("compression: a zstd frame cut short is refused, as python-zstandard refuses it", () => {
+  const text = new TextEncoder().encode(
+    '[["a zstd body, long enough for a compressed block"], {}, {}]',
+  );
+  const frames = [
+    zstdCompressSync(text), // content size and checksum flags as node:zlib sets them
+    zstdCompressSync(text, { params: { [constants.ZSTD_c_checksumFlag]: 1 } }),
+    zstdCompressSync(text, { params: { [constants.ZSTD_c_contentSizeFlag]: 0 } }),
+    zstdCompressSync(new Uint8Array(100_000).fill(0x20)), // an RLE block
+  ].map((b) => new Uint8Array(b));
+  for (const frame of frames) {
+    assert.equal(zstdFrameEnd(frame), frame.length);
+    // Bytes after it: the frame ends where it did, and they are ignored (as by python-zstandard).
+    const more = new Uint8Array([...frame, 1, 2, 3]);
+    assert.equal(zstdFrameEnd(more), frame.length);
+    assert.deepEqual(decompress(more, "zstd"), decompress(frame, "application/zstd"));
+    for (let cut = 1; cut < frame.length; cut++) {
+      assert.throws(
+        () => decompress(frame.subarray(0, frame.length - cut), "application/zstd", "t-1"),
+        /^ProtocolError: Corrupt application\/zstd body: compressed data ended before the end of its zstd frame$/,
+        `cut by ${cut}`,
+      );
+    }
+  }
+  // Not zstd at all: the decoder says so.
+  assert.throws(() => decompress(text, "zstd"), /Corrupt zstd body: Zstd decompress error/);
+});
