@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { reservePorts } from "./helpers/ports.ts";
-import { Proc } from "./helpers/procs.ts";
+import { Proc, startBeatApp } from "./helpers/procs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -35,16 +35,7 @@ async function withKv(fn: (env: Record<string, string>) => Promise<void>): Promi
 
 Deno.test("beat CLI: schedule add/list/remove reach a running beat; beat --list", async () => {
   await withKv(async (env) => {
-    const beat = Proc.start("beat", Deno.execPath(), [
-      "run",
-      "-A",
-      "worker.ts",
-      "beat",
-      "--app",
-      "tests/apps/beat_app.ts",
-      "--max-interval",
-      "0.5",
-    ], { env });
+    const beat = startBeatApp("beat", ["--max-interval", "0.5"], env);
     try {
       await beat.waitFor(/is the leader/);
       const add = await cli([
@@ -286,17 +277,7 @@ Deno.test("beat CLI: a broker down at start is tried again (as Celery's beat) an
   const failFast = await cli(["beat", "--fail-fast"], env);
   assert.equal(failFast.code, 1, failFast.text);
   assert.match(failFast.text, /connection refused: nothing listens on/);
-  const start = () =>
-    Proc.start("beat", Deno.execPath(), [
-      "run",
-      "-A",
-      "worker.ts",
-      "beat",
-      "--app",
-      "tests/apps/beat_app.ts",
-      "--max-interval",
-      "0.5",
-    ], { env });
+  const start = () => startBeatApp("beat", ["--max-interval", "0.5"], env);
   const stopped = start();
   await stopped.waitFor(/Trying again in 2 s \(1\/100; --fail-fast exits instead\)/);
   const asked = Date.now();

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { interopWorker } from "./helpers/interop.ts";
-import { celeryWorker, Proc, PYTHON } from "./helpers/procs.ts";
+import { celeryWorker, Proc, PYTHON, startBeatApp } from "./helpers/procs.ts";
 import { deleteKeys, deleteResults, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
@@ -36,17 +36,11 @@ Deno.test({
     const ns = uniquePrefix("beat-interop");
     const env = { CELERY_BROKER_URL: REDIS_URL, CELERY_RESULT_BACKEND: REDIS_URL };
     const worker = await celeryWorker(["-P", "solo", "-Q", queue], env);
-    const beat = Proc.start("celeriac beat", Deno.execPath(), [
-      "run",
-      "-A",
-      "worker.ts",
-      "beat",
-      "--app",
-      "tests/apps/beat_app.ts",
-      "--max-interval",
-      "1",
-    ], {
-      env: { BEAT_BROKER: REDIS_URL, BEAT_NS: ns, BEAT_QUEUE: queue, BEAT_TASK: "py.echo" },
+    const beat = startBeatApp("celeriac beat", ["--max-interval", "1"], {
+      BEAT_BROKER: REDIS_URL,
+      BEAT_NS: ns,
+      BEAT_QUEUE: queue,
+      BEAT_TASK: "py.echo",
     });
     const ids: string[] = [];
     try {

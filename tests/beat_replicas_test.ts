@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { openBroker } from "../protocol.ts";
-import { Proc } from "./helpers/procs.ts";
+import { type Proc, startBeatApp } from "./helpers/procs.ts";
 import { privateServers } from "./helpers/redis_servers.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -45,23 +45,10 @@ async function kvPlace(): Promise<Place> {
 }
 
 function startBeat(place: Place, name: string, every = 1): Proc {
-  return Proc.start(name, Deno.execPath(), [
-    "run",
-    "-A",
-    "worker.ts",
-    "beat",
-    "--app",
-    "tests/apps/beat_app.ts",
-    "--lease-time",
-    String(LEASE),
-    "--max-interval",
-    "1",
-  ], {
-    env: {
-      BEAT_BROKER: place.broker,
-      BEAT_QUEUE: place.queue,
-      BEAT_EVERY: String(every),
-    },
+  return startBeatApp(name, ["--lease-time", String(LEASE), "--max-interval", "1"], {
+    BEAT_BROKER: place.broker,
+    BEAT_QUEUE: place.queue,
+    BEAT_EVERY: String(every),
   });
 }
 

@@ -120,6 +120,21 @@ export async function celeriacWorker(
   return await readyOrStopped(p, / ready: /, 60_000);
 }
 
+/**
+ * Start `deno run -A worker.ts beat --app tests/apps/beat_app.ts ...more` without waiting:
+ * the beat app reads its broker, queue and interval from `BEAT_*` variables in `env`.
+ *
+ * @example
+ * ```ts
+ * const beat = startBeatApp("beat", ["--max-interval", "1"], { BEAT_BROKER: REDIS_URL });
+ * await beat.waitFor(/is the leader/);
+ * ```
+ */
+export function startBeatApp(name: string, more: string[], env: Record<string, string>): Proc {
+  const args = ["run", "-A", "worker.ts", "beat", "--app", "tests/apps/beat_app.ts", ...more];
+  return Proc.start(name, Deno.execPath(), args, { env });
+}
+
 /** Where {@linkcode celeriacWorkerArgs}' worker runs. */
 export interface WorkerPlace {
   /** The app module, relative to the repository root. */
