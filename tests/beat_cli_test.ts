@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { reservePorts } from "./helpers/ports.ts";
-import { Proc, startBeatApp } from "./helpers/procs.ts";
+import { Proc, redisServerProc, startBeatApp } from "./helpers/procs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -296,14 +296,7 @@ Deno.test("beat CLI: a broker down at start is tried again (as Celery's beat) an
     await beat.waitFor(/Trying again in 2 s/);
     await worker.waitFor(/Trying again in 2 s/);
     assert.doesNotMatch(worker.output, / ready: /);
-    server = Proc.start("redis-server", "redis-server", [
-      "--port",
-      String(port),
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-    ]);
+    server = redisServerProc(port);
     await server.waitFor(/Ready to accept connections/);
     await worker.waitFor(/ ready: /, 20_000);
     const sent = /Sending due task tick \(beat\.tick\)/;

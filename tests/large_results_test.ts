@@ -14,7 +14,7 @@ import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import type { TaskState } from "../src/protocol/result_meta.ts";
 import { withFirstContactWorker } from "./helpers/first_contact.ts";
 import { reservePorts } from "./helpers/ports.ts";
-import { Proc } from "./helpers/procs.ts";
+import { redisServerProc } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -114,16 +114,7 @@ Deno.test({
   const port = ports.base;
   // proto-max-bulk-len 1mb: a 2 MB SET gets "ERR Protocol error: invalid bulk length", as a
   // result over 512 MB would on a default server.
-  const server = Proc.start("redis-server", "redis-server", [
-    "--port",
-    String(port),
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--proto-max-bulk-len",
-    "1mb",
-  ]);
+  const server = redisServerProc(port, ["--proto-max-bulk-len", "1mb"]);
   try {
     await server.waitFor(/Ready to accept connections/);
     const url = `redis://127.0.0.1:${port}/0`;

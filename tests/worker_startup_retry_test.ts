@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { startupRetryDelay } from "../src/cli/connect_retry.ts";
 import { reservePorts } from "./helpers/ports.ts";
-import { Proc } from "./helpers/procs.ts";
+import { Proc, redisServerProc } from "./helpers/procs.ts";
 import { SilentServer } from "./helpers/silent_server.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -49,14 +49,7 @@ Deno.test({
       /Cannot connect to redis:\/\/127\.0\.0\.1:\d+\/0: connection refused.*Trying again in 2 s \(1\/100; --fail-fast exits instead\)/,
       30_000,
     );
-    server = Proc.start("redis-server", "redis-server", [
-      "--port",
-      String(port),
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-    ]);
+    server = redisServerProc(port);
     await server.waitFor(/Ready to accept connections/);
     await worker.waitFor(/ ready: /, 30_000);
     const url = `redis://127.0.0.1:${port}/0`;

@@ -135,6 +135,21 @@ export function startBeatApp(name: string, more: string[], env: Record<string, s
   return Proc.start(name, Deno.execPath(), args, { env });
 }
 
+/**
+ * Start a `redis-server` of the test's own on `port`, without persistence, then `more` arguments;
+ * it does not wait (wait for `/Ready to accept connections/`).
+ *
+ * @example
+ * ```ts
+ * const server = redisServerProc(ports.base, ["--proto-max-bulk-len", "1mb"]);
+ * await server.waitFor(/Ready to accept connections/);
+ * ```
+ */
+export function redisServerProc(port: number, more: string[] = []): Proc {
+  const args = ["--port", String(port), "--save", "", "--appendonly", "no", ...more];
+  return Proc.start("redis-server", "redis-server", args);
+}
+
 /** Where {@linkcode celeriacWorkerArgs}' worker runs. */
 export interface WorkerPlace {
   /** The app module, relative to the repository root. */
