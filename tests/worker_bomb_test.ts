@@ -10,30 +10,16 @@
  */
 
 import assert from "node:assert/strict";
-import { type Celery, TaskError } from "../mod.ts";
+import { TaskError } from "../mod.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { type HeldTask, requestInfo } from "../worker.ts";
 import { decodeTaskHeaders, type Delivery, loadCodecs } from "../protocol.ts";
 import { BOMBS, MiB } from "./helpers/bombs.ts";
+import { compressedAddMessage } from "./helpers/compressed.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { redisAndKv, withWorker } from "./helpers/worker.ts";
 
 const { transports, cleanup } = await redisAndKv("bomb");
-
-function bombMessage(client: Celery, id: string, mime: string, body: Uint8Array) {
-  const message = encodeTaskMessage({
-    task: "t.add",
-    id,
-    args: [],
-    kwargs: {},
-    now: new Date(),
-    origin: "test",
-    replyTo: client.oid,
-  });
-  message.headers.compression = mime;
-  message.body = body;
-  return message;
-}
 
 const LIMIT_TEXT =
   /Decompressed \S+ body is over the 1 MiB limit: refused \(a decompression bomb, or a larger body than this worker accepts: raise its maxDecompressedSize option, --max-decompressed-size on the command line\)/;
@@ -62,11 +48,11 @@ for (const { t, pool, ignore } of cases) {
         unders[name] = crypto.randomUUID();
         const id = crypto.randomUUID();
         plain.push(id);
-        await broker.publish(bombMessage(client, bombs[name], bomb.mime, bomb.over()), {
+        await broker.publish(compressedAddMessage(client, bombs[name], bomb.mime, bomb.over()), {
           routingKey: queue,
         });
         await client.sendTask("t.add", [20, 22], { taskId: id });
-        await broker.publish(bombMessage(client, unders[name], bomb.mime, bomb.under()), {
+        await broker.publish(compressedAddMessage(client, unders[name], bomb.mime, bomb.under()), {
           routingKey: queue,
         });
       }
@@ -111,7 +97,7 @@ Deno.test("worker: a protocol-1 bomb (body decoded with the headers) is parked t
   const kv = transports[1];
   await withWorker(kv, { maxDecompressedSize: MiB }, async (client, _worker, queue) => {
     const broker = await client.broker();
-    const message = bombMessage(client, "unused", "application/x-gzip", BOMBS.zlib.over());
+    const message = compressedAddMessage(client, "unused", "application/x-gzip", BOMBS.zlib.over());
     message.headers = { compression: "application/x-gzip" }; // protocol 1: all in the body
     await broker.publish(message, { routingKey: queue });
     const after = await client.sendTask<number>("t.add", [1, 1]);

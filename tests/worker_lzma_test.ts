@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { type Celery, TaskError } from "../mod.ts";
 import { openBroker } from "../protocol.ts";
-import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { compressedAddMessage } from "./helpers/compressed.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 import { redisAndKv, type Transport, withWorker } from "./helpers/worker.ts";
@@ -46,17 +46,7 @@ const all: (Transport & { ignore: boolean })[] = [
 ];
 
 async function publishLzma(client: Celery, queue: string, id: string, body: Uint8Array) {
-  const message = encodeTaskMessage({
-    task: "t.add",
-    id,
-    args: [],
-    kwargs: {},
-    now: new Date(),
-    origin: "test",
-    replyTo: client.oid,
-  });
-  message.headers.compression = "application/x-lzma";
-  message.body = body;
+  const message = compressedAddMessage(client, id, "application/x-lzma", body);
   await (await client.broker()).publish(message, { routingKey: queue });
 }
 
