@@ -11,8 +11,6 @@ import assert from "node:assert/strict";
 import type { Broker } from "../src/broker/port.ts";
 import {
   decodeEnvelope,
-  decodeTaskHeaders,
-  type Delivery,
   encodeControlRequest,
   encodeEnvelope,
   encodeTaskMessage,
@@ -30,6 +28,7 @@ import {
   scheduledInfo,
   type WorkerInspection,
 } from "../worker.ts";
+import { heldTaskOf } from "./helpers/run_info.ts";
 
 const replies = (JSON.parse(
   await Deno.readTextFile(
@@ -55,15 +54,7 @@ function held(id: string, args: unknown[], eta?: string, since = 0): HeldTask {
     origin: "gen1@vm",
     replyTo: "r",
   });
-  const delivery: Delivery = {
-    ...m,
-    queue: "celery",
-    deliveryTag: "1",
-    redelivered: false,
-    exchange: "",
-    routingKey: "celery",
-  };
-  return { req: decodeTaskHeaders(delivery), delivery, since, acked: true };
+  return heldTaskOf(m, since, true);
 }
 
 Deno.test("inspect replies: scheduled and reserved entries are Celery's, field for field", () => {

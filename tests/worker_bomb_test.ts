@@ -12,10 +12,11 @@
 import assert from "node:assert/strict";
 import { TaskError } from "../mod.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
-import { type HeldTask, requestInfo } from "../worker.ts";
-import { decodeTaskHeaders, type Delivery, loadCodecs } from "../protocol.ts";
+import { requestInfo } from "../worker.ts";
+import { loadCodecs } from "../protocol.ts";
 import { BOMBS, MiB } from "./helpers/bombs.ts";
 import { compressedAddMessage } from "./helpers/compressed.ts";
+import { heldTaskOf } from "./helpers/run_info.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { redisAndKv, withWorker } from "./helpers/worker.ts";
 
@@ -125,15 +126,7 @@ Deno.test("inspect: a held bomb is described from its argsrepr, not decoded past
   });
   m.headers.compression = BOMBS.zlib.mime;
   m.body = BOMBS.zlib.over();
-  const delivery: Delivery = {
-    ...m,
-    queue: "celery",
-    deliveryTag: "1",
-    redelivered: false,
-    exchange: "",
-    routingKey: "celery",
-  };
-  const t: HeldTask = { req: decodeTaskHeaders(delivery), delivery, since: 0, acked: false };
+  const t = heldTaskOf(m);
   const options = { hostname: "n@h", safe: false, started: false };
   assert.equal(requestInfo(t, { ...options, maxDecompressed: MiB }).args, "()");
   // Under a limit it fits in, the body is decoded.

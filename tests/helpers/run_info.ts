@@ -2,6 +2,8 @@
 
 import { encodeTaskMessage, type TaskMessageInput } from "../../src/protocol/task_message.ts";
 import type { RunRequest } from "../../src/worker/executor.ts";
+import { decodeTaskHeaders, type Delivery } from "../../protocol.ts";
+import type { HeldTask } from "../../worker.ts";
 
 /**
  * A run request's `info`: a first try from the default queue, no workflow,
@@ -78,4 +80,33 @@ export function messageRunRequest(input: TaskMessageInput): RunRequest {
     storeResult: true,
     info: runInfo({ retries: input.retries ?? 0, rootId: input.id }),
   };
+}
+
+/**
+ * A worker's held task of `message` as delivered (tag "1") from the `celery` queue by the
+ * default exchange.
+ *
+ * @param message an encoded task message
+ * @param since when it was taken (ms)
+ * @param acked whether it is acked already
+ * @returns the held task
+ * @example
+ * ```ts
+ * const t = heldTaskOf(encodeTaskMessage({ task: "t.add", id: "1", args: [], kwargs: {} }));
+ * ```
+ */
+export function heldTaskOf(
+  message: ReturnType<typeof encodeTaskMessage>,
+  since = 0,
+  acked = false,
+): HeldTask {
+  const delivery: Delivery = {
+    ...message,
+    queue: "celery",
+    deliveryTag: "1",
+    redelivered: false,
+    exchange: "",
+    routingKey: "celery",
+  };
+  return { req: decodeTaskHeaders(delivery), delivery, since, acked };
 }
