@@ -11,6 +11,7 @@ import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import type { TaskRequest } from "../src/protocol/task_request.ts";
 import { canvasOutcome, joinChords, publishAll } from "../src/worker/chords.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
+import { taskSig } from "./helpers/signatures.ts";
 
 const parent = { id: "first", rootId: "first", origin: "test@host", defaultQueue: "celery" };
 
@@ -138,17 +139,12 @@ Deno.test("canvas outcome: a batch goes out once the one before it is answered; 
 });
 
 Deno.test("canvas outcome: a chord header member that cannot be encoded fails the chord instead of leaving it waiting", async () => {
-  const sig = (task: string, id: string, args: unknown[] = []): SignatureDict => ({
-    task,
-    args,
-    kwargs: {},
-    options: { task_id: id },
-    subtask_type: null,
-    immutable: false,
-  });
   // Raw bytes (a msgpack result) as an argument of a member sent as JSON: it cannot be encoded.
-  const header = groupSignature([sig("t.a", "m-0"), sig("t.b", "m-1", [new Uint8Array([1])])]);
-  const chord = chordSignature(header, sig("t.sum", "body"));
+  const header = groupSignature([
+    taskSig("t.a", "m-0"),
+    taskSig("t.b", "m-1", new Uint8Array([1])),
+  ]);
+  const chord = chordSignature(header, taskSig("t.sum", "body"));
   const embed: Embed = { callbacks: [chord], errbacks: null, chain: null, chord: null };
   const out = succeeded(embed);
   const backend = await openKvBackend("kv://:memory:");

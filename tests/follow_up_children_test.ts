@@ -10,17 +10,9 @@
 
 import assert from "node:assert/strict";
 import { chainSignature, chordSignature, groupSignature } from "../protocol.ts";
-import type { Embed, SignatureDict } from "../protocol.ts";
+import type { Embed } from "../protocol.ts";
 import { failureFollowUps, type Parent, successFollowUps } from "../src/worker/follow_ups.ts";
-
-const sig = (task: string, id: string, ...args: unknown[]): SignatureDict => ({
-  task,
-  args,
-  kwargs: {},
-  options: { task_id: id },
-  subtask_type: null,
-  immutable: false,
-});
+import { taskSig } from "./helpers/signatures.ts";
 
 const parent: Parent = { id: "p", rootId: "p", origin: "w@h", defaultQueue: "celery" };
 
@@ -30,16 +22,16 @@ function childrenAfter(embed: Partial<Embed>) {
 }
 
 Deno.test("a linked chain is recorded by its first step, as Celery's chain.run adds it", () => {
-  const link = chainSignature([sig("t.add", "a", 1), sig("t.add", "b", 2)]);
+  const link = chainSignature([taskSig("t.add", "a", 1), taskSig("t.add", "b", 2)]);
   // Before: { id: "b" }, the chain's last step (Python's children name "a").
   assert.deepEqual(childrenAfter({ callbacks: [link] }), [{ id: "a" }]);
 });
 
 Deno.test("a chord as the next chain step or a callback is recorded by its header group", () => {
-  const header = groupSignature([sig("t.add", "h1", 1), sig("t.add", "h2", 2)], {
+  const header = groupSignature([taskSig("t.add", "h1", 1), taskSig("t.add", "h2", 2)], {
     task_id: "g",
   });
-  const step = chordSignature(header, sig("t.sum", "body"));
+  const step = chordSignature(header, taskSig("t.sum", "body"));
   const want = [{ id: "g", members: [{ id: "h1" }, { id: "h2" }] }];
   // Before: [{ id: "body" }].
   assert.deepEqual(childrenAfter({ chain: [step] }), want);
@@ -47,21 +39,21 @@ Deno.test("a chord as the next chain step or a callback is recorded by its heade
 });
 
 Deno.test("a chord with an empty header is recorded by its body, which is sent at once", () => {
-  const step = chordSignature(groupSignature([], { task_id: "g" }), sig("t.sum", "body"));
+  const step = chordSignature(groupSignature([], { task_id: "g" }), taskSig("t.sum", "body"));
   assert.deepEqual(childrenAfter({ chain: [step] }), [{ id: "body" }]);
 });
 
 Deno.test("a task, a group and a chain after a task keep their records", () => {
   const group = groupSignature([
-    chainSignature([sig("t.add", "c1", 1), sig("t.add", "c2", 2)]),
-    sig("t.add", "m2", 3),
+    chainSignature([taskSig("t.add", "c1", 1), taskSig("t.add", "c2", 2)]),
+    taskSig("t.add", "m2", 3),
   ], { task_id: "g" });
   assert.deepEqual(childrenAfter({ callbacks: [group] }), [
     { id: "g", members: [{ id: "c2", parent: { id: "c1" } }, { id: "m2" }] },
   ]);
-  assert.deepEqual(childrenAfter({ callbacks: [sig("t.add", "x", 1)] }), [{ id: "x" }]);
+  assert.deepEqual(childrenAfter({ callbacks: [taskSig("t.add", "x", 1)] }), [{ id: "x" }]);
   assert.deepEqual(
-    childrenAfter({ chain: [sig("t.add", "z", 3), sig("t.add", "y", 2)] }),
+    childrenAfter({ chain: [taskSig("t.add", "z", 3), taskSig("t.add", "y", 2)] }),
     [{ id: "y" }],
   );
 });
@@ -69,10 +61,12 @@ Deno.test("a task, a group and a chain after a task keep their records", () => {
 Deno.test("two or more callbacks: groups first, then the others as one new group, as Celery 5.2", () => {
   // Celery's trace.py applies each group callback, then group(others).apply_async: one
   // GroupResult with a fresh id is the child, and each of the others is sent with its group_id.
-  const group = groupSignature([sig("t.add", "m1", 1), sig("t.add", "m2", 2)], { task_id: "g" });
-  const link = chainSignature([sig("t.add", "c1", 1), sig("t.add", "c2", 2)]);
+  const group = groupSignature([taskSig("t.add", "m1", 1), taskSig("t.add", "m2", 2)], {
+    task_id: "g",
+  });
+  const link = chainSignature([taskSig("t.add", "c1", 1), taskSig("t.add", "c2", 2)]);
   const full: Embed = {
-    callbacks: [sig("t.add", "x", 1), group, link],
+    callbacks: [taskSig("t.add", "x", 1), group, link],
     errbacks: null,
     chain: null,
     chord: null,
@@ -98,7 +92,7 @@ Deno.test("two or more callbacks: groups first, then the others as one new group
   const next = embed.chain[0].options;
   assert.deepEqual([next.task_id, next.group_id], ["c2", wrapper.id]);
   // Two tasks: one group of two.
-  const two = childrenAfter({ callbacks: [sig("t.add", "a", 1), sig("t.add", "b", 2)] });
+  const two = childrenAfter({ callbacks: [taskSig("t.add", "a", 1), taskSig("t.add", "b", 2)] });
   assert.equal(two.length, 1);
   assert.deepEqual(two[0].members, [{ id: "a" }, { id: "b" }]);
 });
@@ -106,7 +100,7 @@ Deno.test("two or more callbacks: groups first, then the others as one new group
 Deno.test("errbacks are not children: Celery stores the failure before it sends them", () => {
   const embed: Embed = {
     callbacks: null,
-    errbacks: [sig("t.on_error", "e1"), sig("t.on_error", "e2")],
+    errbacks: [taskSig("t.on_error", "e1"), taskSig("t.on_error", "e2")],
     chain: null,
     chord: null,
   };
