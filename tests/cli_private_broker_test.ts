@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runCli } from "./helpers/procs.ts";
+import { runCli, scheduleAddArgs } from "./helpers/procs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const PRIVATE = /kv:\/\/:memory: is private to this process: no worker in another process can/;
@@ -72,17 +72,7 @@ Deno.test("cli private broker: events --dump warns that no event can come", asyn
 });
 
 /** `schedule add` of an entry, with an app (schedule needs one). */
-const SCHEDULE = [
-  "schedule",
-  "add",
-  "hi",
-  "--task",
-  "periodic.hello",
-  "--every",
-  "10s",
-  "--app",
-  "./examples/periodic.ts",
-];
+const SCHEDULE = scheduleAddArgs("periodic.hello", ["--app", "./examples/periodic.ts"]);
 
 Deno.test("cli private broker: call and schedule add on kv://:memory: warn that no other process sees it", async () => {
   // Both said nothing: the task or entry went into a database gone when the command exits.

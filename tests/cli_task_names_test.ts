@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runCli } from "./helpers/procs.ts";
+import { runCli, scheduleAddArgs } from "./helpers/procs.ts";
 
 // A KV file: on kv://:memory: call and schedule add also warn that no other process sees it.
 const DIR = await Deno.makeTempDir({ prefix: "celeriac-task-names-" });
@@ -41,32 +41,14 @@ Deno.test("cli task names: call warns of a name the app does not register, and s
 
 Deno.test("cli task names: schedule add warns of a task name the app does not register", async () => {
   const app = ["--app", "./examples/periodic.ts", "-b", BROKER];
-  const typo = await runCli([
-    "schedule",
-    "add",
-    "hi",
-    "--task",
-    "periodic.helo",
-    "--every",
-    "10s",
-    ...app,
-  ]);
+  const typo = await runCli(scheduleAddArgs("periodic.helo", app));
   assert.equal(typo.code, 0, typo.stderr);
   assert.match(typo.stdout, /^Stored entry "hi"/);
   assert.match(
     typo.stderr,
     /^warning: periodic\.helo is not a task of \.\/examples\/periodic\.ts \(did you mean periodic\.hello\?\); stored anyway, for a worker that has it/,
   );
-  const ok = await runCli([
-    "schedule",
-    "add",
-    "hi",
-    "--task",
-    "periodic.hello",
-    "--every",
-    "10s",
-    ...app,
-  ]);
+  const ok = await runCli(scheduleAddArgs("periodic.hello", app));
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(ok.stderr, "");
 });

@@ -150,6 +150,18 @@ export function redisServerProc(port: number, more: string[] = []): Proc {
   return Proc.start("redis-server", "redis-server", args);
 }
 
+/**
+ * The CLI arguments of `schedule add hi --task <task> --every 10s`, then `more`.
+ *
+ * @example
+ * ```ts
+ * const out = await runCli(scheduleAddArgs("periodic.hello", ["--app", "./examples/periodic.ts"]));
+ * ```
+ */
+export function scheduleAddArgs(task: string, more: string[] = []): string[] {
+  return ["schedule", "add", "hi", "--task", task, "--every", "10s", ...more];
+}
+
 /** Where {@linkcode celeriacWorkerArgs}' worker runs. */
 export interface WorkerPlace {
   /** The app module, relative to the repository root. */
