@@ -24,7 +24,12 @@
  */
 
 // src/client/publisher.ts
-export { PUBLISHER, type Publisher } from "./src/client/publisher.ts";
+export {
+  PUBLISHER,
+  type Publisher,
+  SENT_FROM_TASK,
+  type SentFromTask,
+} from "./src/client/publisher.ts";
 // src/client/async_result.ts
 export { type ResultSource, taskErrorFromMeta } from "./src/client/async_result.ts";
 // src/client/config.ts

@@ -27,6 +27,7 @@ import {
   fanOut,
   fanOutChains,
   mul,
+  sendsTasks,
   stamps,
   tsum,
 } from "./apps/canvas_app.ts";
@@ -41,6 +42,7 @@ const { transports, cleanup } = await redisAndKv("canvas");
 async function withWorker(
   t: Transport,
   fn: (client: Celery, queue: string) => Promise<void>,
+  pool: "threads" | "inline" = "threads",
 ): Promise<void> {
   const queue = `cq-${crypto.randomUUID().slice(0, 8)}`;
   tasksApp.configure({ broker: t.broker, backend: t.backend, defaultQueue: queue });
@@ -50,6 +52,7 @@ async function withWorker(
     queues: [queue],
     concurrency: 2,
     prefetch: 16,
+    pool,
   });
   await worker.start();
   try {
@@ -231,36 +234,48 @@ for (const t of transports) {
     });
   });
 
-  test("a group sent from a task is listed in its children", async () => {
-    await withWorker(t, async () => {
-      const r = await fanOut.delay(3);
-      const gid = await r.get(T);
-      const [child] = await r.children();
-      assert.equal(child.id, gid);
-      assert.deepEqual(await (child as GroupResult).get(T), [0, 2, 4]);
+  // On both pools: the inline pool's tasks publish through the worker's app, not a Web Worker's
+  // publishing hook, and recorded no children at all (a task's meta read children: []).
+  for (const pool of ["threads", "inline"] as const) {
+    test(`${pool} pool: tasks sent from a task, one by one and in a batch, are its children`, async () => {
+      await withWorker(t, async () => {
+        const r = await sendsTasks.delay();
+        const ids = await r.get(T);
+        assert.deepEqual((await r.children()).map((c) => c.id), ids);
+      }, pool);
     });
-  });
 
-  test("a group and a chord with a chain member, sent from a task, are one child each", async () => {
-    // The chain member's first step was listed as a child of its own and the group held only the
-    // other member: get() of the child group gave [10], not [3, 10].
-    await withWorker(t, async () => {
-      const r = await fanOutChains.delay();
-      const [gid, headerId] = await r.get(T);
-      const children = await r.children();
-      assert.deepEqual(children.map((c) => c.id), [gid, headerId]);
-      for (const child of children) {
-        const g = child as GroupResult<number[]>;
-        assert.equal(g.children.length, 2);
-        assert.equal(
-          g.children[0].parent?.id !== undefined,
-          true,
-          "the chain's last step, with its parent",
-        );
-        assert.deepEqual(await g.get(T), [3, 10]);
-      }
+    test(`${pool} pool: a group sent from a task is listed in its children`, async () => {
+      await withWorker(t, async () => {
+        const r = await fanOut.delay(3);
+        const gid = await r.get(T);
+        const [child] = await r.children();
+        assert.equal(child.id, gid);
+        assert.deepEqual(await (child as GroupResult).get(T), [0, 2, 4]);
+      }, pool);
     });
-  });
+
+    test(`${pool} pool: a group and a chord with a chain member, sent from a task, are one child each`, async () => {
+      // The chain member's first step was listed as a child of its own and the group held only the
+      // other member: get() of the child group gave [10], not [3, 10].
+      await withWorker(t, async () => {
+        const r = await fanOutChains.delay();
+        const [gid, headerId] = await r.get(T);
+        const children = await r.children();
+        assert.deepEqual(children.map((c) => c.id), [gid, headerId]);
+        for (const child of children) {
+          const g = child as GroupResult<number[]>;
+          assert.equal(g.children.length, 2);
+          assert.equal(
+            g.children[0].parent?.id !== undefined,
+            true,
+            "the chain's last step, with its parent",
+          );
+          assert.deepEqual(await g.get(T), [3, 10]);
+        }
+      }, pool);
+    });
+  }
 
   test("stamps (Celery >= 5.3) reach the next chain step and survive a retry message", async () => {
     await withWorker(t, async (client, queue) => {

@@ -3,7 +3,8 @@
  * it sends (a `link` callback, the next chain step): what Celery 5.2's
  * worker records, the result of what it applied first — a linked chain's
  * first step, a chord's header group (its body when the header is empty),
- * a group; errbacks are not listed (Celery stores the failure before it
+ * a group; of two or more callbacks, each group, then one new group of the
+ * others; errbacks are not listed (Celery stores the failure before it
  * sends them). Python's `AsyncResult(id).children` and `collect()` read these.
  */
 
@@ -55,14 +56,51 @@ Deno.test("a task, a group and a chain after a task keep their records", () => {
     chainSignature([sig("t.add", "c1", 1), sig("t.add", "c2", 2)]),
     sig("t.add", "m2", 3),
   ], { task_id: "g" });
-  assert.deepEqual(childrenAfter({ callbacks: [sig("t.add", "x", 1), group] }), [
-    { id: "x" },
+  assert.deepEqual(childrenAfter({ callbacks: [group] }), [
     { id: "g", members: [{ id: "c2", parent: { id: "c1" } }, { id: "m2" }] },
   ]);
+  assert.deepEqual(childrenAfter({ callbacks: [sig("t.add", "x", 1)] }), [{ id: "x" }]);
   assert.deepEqual(
     childrenAfter({ chain: [sig("t.add", "z", 3), sig("t.add", "y", 2)] }),
     [{ id: "y" }],
   );
+});
+
+Deno.test("two or more callbacks: groups first, then the others as one new group, as Celery 5.2", () => {
+  // Celery's trace.py applies each group callback, then group(others).apply_async: one
+  // GroupResult with a fresh id is the child, and each of the others is sent with its group_id.
+  const group = groupSignature([sig("t.add", "m1", 1), sig("t.add", "m2", 2)], { task_id: "g" });
+  const link = chainSignature([sig("t.add", "c1", 1), sig("t.add", "c2", 2)]);
+  const full: Embed = {
+    callbacks: [sig("t.add", "x", 1), group, link],
+    errbacks: null,
+    chain: null,
+    chord: null,
+  };
+  const out = successFollowUps(full, 1, parent, new Date());
+  assert.equal(out.children.length, 2);
+  assert.deepEqual(out.children[0], { id: "g", members: [{ id: "m1" }, { id: "m2" }] });
+  const wrapper = out.children[1];
+  assert.ok(wrapper.id !== "g" && /^[0-9a-f-]{36}$/.test(wrapper.id), wrapper.id);
+  assert.deepEqual(wrapper.members, [{ id: "x" }, { id: "c2", parent: { id: "c1" } }]);
+  // Before: [{ id: "x" }, { id: "g", ... }, { id: "c1" }], x and c1 sent with no group.
+  assert.deepEqual(out.publishes.map((p) => p.taskId), ["m1", "m2", "x", "c1"]);
+  const messages = out.publishes.map((p) =>
+    typeof p.message === "function" ? p.message() : p.message
+  );
+  // A chain joins the group by its last step (Celery's chain.freeze(group_id=...)).
+  assert.deepEqual(messages.map((m) => m.headers.group), ["g", "g", wrapper.id, null]);
+  const [, , embed] = JSON.parse(new TextDecoder().decode(messages[3].body)) as [
+    unknown,
+    unknown,
+    { chain: { options: { task_id: string; group_id: string } }[] },
+  ];
+  const next = embed.chain[0].options;
+  assert.deepEqual([next.task_id, next.group_id], ["c2", wrapper.id]);
+  // Two tasks: one group of two.
+  const two = childrenAfter({ callbacks: [sig("t.add", "a", 1), sig("t.add", "b", 2)] });
+  assert.equal(two.length, 1);
+  assert.deepEqual(two[0].members, [{ id: "a" }, { id: "b" }]);
 });
 
 Deno.test("errbacks are not children: Celery stores the failure before it sends them", () => {

@@ -5,7 +5,8 @@
  * themselves with `ctx.replace()` included); the same canvases built with Celeriac's API run
  * on a Python worker; a chord whose header is split across a Python and a
  * Celeriac worker fires its body exactly once (50 times over); 1,000-member
- * groups and chords; saved groups restored across languages. On Redis, and
+ * groups and chords; saved groups restored across languages; the children
+ * Python reads after a task with two or more links. On Redis, and
  * on RabbitMQ with the Redis result backend.
  */
 
@@ -436,6 +437,41 @@ Deno.test({
     assert.deepEqual(out[0].error?.args, ["early"]);
   } finally {
     await worker.stop();
+  }
+});
+
+Deno.test({
+  name:
+    "canvas interop on Redis: Python reads the same children after a Python and a Celeriac worker ran a task with two or more links",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  // With two or more callbacks Celery 5.2's worker applies each group, then all the others as one
+  // new group, recorded as one GroupResult child; Celeriac recorded each callback on its own.
+  const read = async (queue: string, links: string[]) => {
+    const out = pyJsonLoads(
+      await runPython("pychildren.py", [pyJsonDumps(links)], redisSetup.pyEnv(queue)),
+    ) as { children: unknown[]; ids: string[] };
+    for (const id of out.ids) ids.add(id);
+    return out.children;
+  };
+  const cases = [["task", "group", "chain"], ["task", "task"], ["group", "group"], ["chain"]];
+  const pyQueue = `q-kids-py-${crypto.randomUUID().slice(0, 8)}`;
+  const tsQueue = `q-kids-ts-${crypto.randomUUID().slice(0, 8)}`;
+  const py = await celeryWorker(["-P", "solo", "-Q", pyQueue], redisSetup.pyEnv(pyQueue));
+  const ts = await tsWorker(REDIS_BROKER, tsQueue);
+  try {
+    for (const links of cases) {
+      const want = await read(pyQueue, links);
+      assert.deepEqual(await read(tsQueue, links), want, links.join(", "));
+    }
+    const task = (value: number) => ({ kind: "task", value });
+    // Each group first, then the task and the chain (by its last step) in one new group.
+    assert.deepEqual(await read(tsQueue, ["task", "group", "chain"]), [
+      { kind: "group", members: [task(4), task(5)] },
+      { kind: "group", members: [task(13), task(6)] },
+    ]);
+  } finally {
+    await Promise.all([py.stop(), ts.stop()]);
   }
 });
 

@@ -9,6 +9,9 @@
 
 import assert from "node:assert/strict";
 import { loadCodecs, loadedCompression, ProtocolError } from "../protocol.ts";
+import { constants, zstdCompressSync } from "node:zlib";
+import { zstdFrameEnd } from "../src/protocol/zstd_frame.ts";
+import { BOMBS, HEAD, MiB } from "./helpers/bombs.ts";
 import { PYTHON } from "./helpers/procs.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
@@ -117,4 +120,50 @@ Deno.test("compression: a bzip2 stream cut short says so", () => {
     /^ProtocolError: Corrupt application\/x-bz2 body: compressed data ended before the end-of-stream marker was reached$/,
   );
   assert.equal(new TextDecoder().decode(decompress(whole, "bzip2")), "[[1, 2], ");
+});
+
+Deno.test("compression: kombu's aliases name the codecs as its MIME types do", () => {
+  // kombu.compression.register(..., aliases=[...]): what its get_decoder resolves.
+  const aliases: Record<keyof typeof BOMBS, string[]> = {
+    zlib: ["gzip", "zlib"],
+    bzip2: ["bzip2", "bzip"],
+    xz: ["lzma", "xz"],
+    zstd: ["zstd", "zstandard"],
+    brotli: ["brotli"],
+  };
+  for (const [codec, names] of Object.entries(aliases)) {
+    const bomb = BOMBS[codec as keyof typeof BOMBS];
+    for (const name of [bomb.mime, ...names]) {
+      const out = decompress(bomb.under(), name, "t-1", MiB);
+      assert.deepEqual(out.subarray(0, HEAD.length), HEAD, `${codec} as ${name}`);
+    }
+  }
+});
+
+Deno.test("compression: a zstd frame cut short is refused, as python-zstandard refuses it", () => {
+  const text = new TextEncoder().encode(
+    '[["a zstd body, long enough for a compressed block"], {}, {}]',
+  );
+  const frames = [
+    zstdCompressSync(text), // content size and checksum flags as node:zlib sets them
+    zstdCompressSync(text, { params: { [constants.ZSTD_c_checksumFlag]: 1 } }),
+    zstdCompressSync(text, { params: { [constants.ZSTD_c_contentSizeFlag]: 0 } }),
+    zstdCompressSync(new Uint8Array(100_000).fill(0x20)), // an RLE block
+  ].map((b) => new Uint8Array(b));
+  for (const frame of frames) {
+    assert.equal(zstdFrameEnd(frame), frame.length);
+    // Bytes after it: the frame ends where it did, and they are ignored (as by python-zstandard).
+    const more = new Uint8Array([...frame, 1, 2, 3]);
+    assert.equal(zstdFrameEnd(more), frame.length);
+    assert.deepEqual(decompress(more, "zstd"), decompress(frame, "application/zstd"));
+    for (let cut = 1; cut < frame.length; cut++) {
+      assert.throws(
+        () => decompress(frame.subarray(0, frame.length - cut), "application/zstd", "t-1"),
+        /^ProtocolError: Corrupt application\/zstd body: compressed data ended before the end of its zstd frame$/,
+        `cut by ${cut}`,
+      );
+    }
+  }
+  // Not zstd at all: the decoder says so.
+  assert.throws(() => decompress(text, "zstd"), /Corrupt zstd body: Zstd decompress error/);
 });

@@ -36,7 +36,7 @@ import type {
   TaskOptions,
   TaskSender,
 } from "./task_options.ts";
-import { PUBLISHER, type Publisher } from "./publisher.ts";
+import { PUBLISHER, type Publisher, SENT_FROM_TASK, type SentFromTask } from "./publisher.ts";
 import { publishRetrying, publishRetryPolicyOf } from "./publish_retry.ts";
 import { TaskRegistry } from "./registry.ts";
 import { AppSettings } from "./settings.ts";
@@ -72,8 +72,9 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     config: () => this.#settings.config,
     routes: () => this.#settings.routes,
     publisher: () => this[PUBLISHER],
+    sentFromTask: () => this[SENT_FROM_TASK],
     taskOptions: (name) => this.#registry.tasks.get(name)?.options,
-    publish: (message, target, call) => this.publish(message, target, call),
+    publish: (message, target, call, child) => this.#publish(message, target, call, child),
     closing: () => this.#closing.signal,
     events: () => this.events,
     broker: () => this.broker(),
@@ -108,6 +109,11 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * connection instead of opening one. `undefined` everywhere else.
    */
   [PUBLISHER]: Publisher | undefined;
+  /**
+   * Set by a worker whose inline pool runs the app's tasks: notes what they
+   * send, for their `children`. `undefined` everywhere else.
+   */
+  [SENT_FROM_TASK]: SentFromTask | undefined;
 
   /**
    * Create an app. Nothing connects until a task is sent or a result read.
@@ -468,8 +474,19 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     target: PublishTarget,
     call?: Pick<ApplyOptions, "retry" | "retryPolicy">,
   ): Promise<void> {
+    await this.#publish(message, target, call);
+  }
+
+  /** {@link Celery.publish}, with a canvas's `children` entry (see {@link Publisher}). */
+  async #publish(
+    message: Message,
+    target: PublishTarget,
+    call?: Pick<ApplyOptions, "retry" | "retryPolicy">,
+    child?: ResultTuple | null,
+  ): Promise<void> {
     const publisher = this[PUBLISHER];
-    if (publisher) return await publisher(message, target);
+    if (publisher) return await publisher(message, target, child);
+    this[SENT_FROM_TASK]?.(message, child);
     const policy = publishRetryPolicyOf(this.config, call);
     // The open is retried too: a broker that was down at the first call is no different.
     await publishRetrying(

@@ -18,7 +18,7 @@ import { checkCallOptions } from "./call_option_names.ts";
 import { publishRetrying, publishRetryPolicyOf } from "./publish_retry.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { Events } from "./events.ts";
-import type { Publisher } from "./publisher.ts";
+import type { Publisher, SentFromTask } from "./publisher.ts";
 import { type CompiledRoutes, routeSignature } from "./routes.ts";
 import { BatchSendError } from "./errors.ts";
 import { anonymousNodeName } from "./runtime.ts";
@@ -46,6 +46,7 @@ import type { ApplyOptions, TaskOptions } from "./task_options.ts";
  *   config: () => config,
  *   routes: () => null,
  *   publisher: () => undefined,
+ *   sentFromTask: () => undefined,
  *   taskOptions: () => undefined,
  *   publish: (message, target) => broker.publish(message, target),
  *   closing: () => new AbortController().signal,
@@ -64,13 +65,19 @@ export interface DispatchHost {
   routes(): CompiledRoutes | null;
   /** The worker's publishing hook inside a worker; `undefined` elsewhere. */
   publisher(): Publisher | undefined;
+  /** The inline pool's note of what its tasks send, in a worker that has one; else `undefined`. */
+  sentFromTask(): SentFromTask | undefined;
   /** The options of a task defined in the app, if any (a canvas's defaults for its sends). */
   taskOptions(name: string): Readonly<TaskOptions> | undefined;
-  /** Publish through the app (its broker, or the publishing hook), retried as the call says. */
+  /**
+   * Publish through the app (its broker, or the publishing hook), retried as
+   * the call says; `child` as a `Publisher`'s.
+   */
   publish(
     message: Message,
     target: PublishTarget,
     call?: Pick<ApplyOptions, "retry" | "retryPolicy">,
+    child?: ResultTuple | null,
   ): Promise<void>;
   /** Aborted when the app closes: a publish waiting to retry stops. */
   closing(): AbortSignal;
@@ -166,6 +173,8 @@ export class Dispatch {
     try {
       if (sender.inWorker) await publishInOrder(batch, (m, t) => host.publish(m, t), options);
       else {
+        const note = host.sentFromTask();
+        if (note) { for (const p of batch) note(p.message); }
         // A batch none of whose messages went out is tried again, as one message is.
         await publishRetrying(
           async () => {
@@ -246,10 +255,7 @@ export class Dispatch {
         serializer: host.config().taskSerializer,
         compression: host.config().taskCompression ?? null,
         groupIndex: "chord",
-        publish: (m, t, child) => {
-          const publisher = host.publisher();
-          return publisher ? publisher(m, t, child) : host.publish(m, t);
-        },
+        publish: (m, t, child) => host.publish(m, t, undefined, child),
         backend: () => host.config().backend === null ? null : host.resultBackend(),
         prepare: async () => {
           if (!host.publisher() && host.config().backend?.startsWith("rpc:")) {

@@ -1,7 +1,9 @@
 /**
- * The hook through which a worker sends the tasks that its tasks send:
+ * The hooks through which a worker sends the tasks that its tasks send:
  * {@link PUBLISHER}, the symbol under which it installs a
- * {@link Publisher} on the app inside its Web Workers.
+ * {@link Publisher} on the app inside its Web Workers, and
+ * {@link SENT_FROM_TASK}, under which the inline pool notes what the tasks
+ * it runs on the app's own thread send.
  *
  * @module
  */
@@ -56,3 +58,28 @@ export type Publisher = (
  * ```
  */
 export const PUBLISHER: unique symbol = Symbol.for("celeriac.publisher") as never;
+
+/**
+ * Notes a message an app published without a {@link Publisher}, with the
+ * sender's `children` entry as a `Publisher`'s `child`. The inline pool
+ * installs one on the app whose tasks it runs on the worker's own thread,
+ * so that what they send is recorded in their `children` as the Web
+ * Workers' tasks' is.
+ *
+ * @example Listing the messages an app publishes
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import { SENT_FROM_TASK, type SentFromTask } from "@celeriac/celeriac/protocol";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * const seen: string[] = [];
+ * const note: SentFromTask = (message) => void seen.push(String(message.headers.task));
+ * app[SENT_FROM_TASK] = note;
+ * await app.sendTask("tasks.add", [2, 3]);
+ * // seen: ["tasks.add"]
+ * await app.close();
+ * ```
+ */
+export type SentFromTask = (message: Message, child?: ResultTuple | null) => void;
+
+/** Symbol under which the inline pool installs a {@link SentFromTask} on an app. */
+export const SENT_FROM_TASK: unique symbol = Symbol.for("celeriac.sentFromTask") as never;

@@ -13,6 +13,7 @@ import { loadedXz, LZMA_NAMES } from "./codecs.ts";
 import { compressionMimeType, type CompressionName } from "./compression_names.ts";
 import { ProtocolError } from "./errors.ts";
 import { MAX_DECOMPRESSED_SIZE } from "./limits.ts";
+import { zstdFrameEnd } from "./zstd_frame.ts";
 
 /**
  * Compress a body for the given compressor (kombu's `zlib` writes a zlib
@@ -99,7 +100,11 @@ export function decompress(
   return out;
 }
 
-/** The body decoded; null when it passes `maxSize`, undefined for an unknown compression. */
+/**
+ * The body decoded; null when it passes `maxSize`, undefined for an unknown
+ * compression. Names are kombu's MIME types and their aliases (kombu
+ * writes the MIME type, and its decoder takes either).
+ */
 function decoded(
   body: Uint8Array,
   mimeType: string,
@@ -113,12 +118,17 @@ function decoded(
       return new Uint8Array(inflateSync(body, capped));
     case "application/x-bz2":
     case "bzip2":
+    case "bzip":
       return bunzip(body, maxSize);
     case "application/x-brotli":
     case "brotli":
       return new Uint8Array(brotliDecompressSync(body, capped));
     case "application/zstd":
     case "zstd":
+    case "zstandard":
+      if (zstdFrameEnd(body) === null) {
+        throw new Error("compressed data ended before the end of its zstd frame");
+      }
       return new Uint8Array(zstdDecompressSync(body, capped));
   }
   if (LZMA_NAMES.has(mimeType)) return loadedXz().xzDecode(body, maxSize);

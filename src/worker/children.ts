@@ -1,7 +1,9 @@
 /**
  * The tasks a running task sends (Celery's `children`): messages published
- * from a Web Worker carry the sender's id as `parent_id`; they are noted
- * here and written into the sender's result meta when it finishes. Members
+ * from a Web Worker, or by a task the inline pool runs on the main thread,
+ * carry the sender's id as `parent_id`; they are noted here (through the
+ * pool's `onPublish` or `onSent`) and written into the sender's result meta
+ * when it finishes. Members
  * of one group are recorded as one group tuple, as Celery does.
  *
  * @module

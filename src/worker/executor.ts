@@ -241,6 +241,12 @@ export interface RunServices {
    * `MAX_DECOMPRESSED_SIZE`.
    */
   maxDecompressedSize?: number;
+  /**
+   * Called for a request with time limits when its handler is about to be
+   * called (its body decoded, `taskPrerun` done): the pool starts its time
+   * limits then, not while it waits behind other tasks of its thread.
+   */
+  started?: (seq: number) => void;
 }
 
 /**
@@ -398,6 +404,7 @@ export async function runTask(
     const args = callArgs(task, body);
     checkCall(task, body, args);
     const handler = task.handler as (...a: unknown[]) => unknown;
+    if (req.timeLimits) services.started?.(req.seq);
     const rootId = req.info.rootId ?? req.id;
     let value: unknown;
     if (task.options.bind) {

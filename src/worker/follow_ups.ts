@@ -12,6 +12,7 @@
 
 import type { PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
+import { groupSignature } from "../protocol/canvas_shape.ts";
 import { canvasTarget, encodeCanvasSend } from "../protocol/canvas_message.ts";
 import { type CodecNeeds, codecsForOptions } from "../protocol/codecs.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
@@ -181,6 +182,30 @@ function empty(): FollowUps {
 }
 
 /**
+ * Apply the callbacks of a success as Celery 5.2's worker does: one alone is
+ * applied as it is; of two or more, each group is applied on its own, then
+ * all the others together as one new group (each sent with its `group_id`),
+ * whose result is the one child recorded for them.
+ */
+function applyCallbacks(
+  callbacks: readonly SignatureDict[],
+  value: unknown,
+  parent: Parent,
+  now: Date,
+  into: FollowUps,
+): void {
+  if (callbacks.length < 2) {
+    for (const cb of callbacks) applySignature(cb, [value], null, parent, now, into);
+    return;
+  }
+  const others = callbacks.filter((cb) => cb?.subtask_type !== "group");
+  for (const cb of callbacks) {
+    if (cb?.subtask_type === "group") applySignature(cb, [value], null, parent, now, into);
+  }
+  if (others.length) applySignature(groupSignature(others), [value], null, parent, now, into);
+}
+
+/**
  * What to send after a success: every callback, then the next chain step.
  *
  * @example
@@ -201,7 +226,7 @@ export function successFollowUps(
   now: Date,
 ): FollowUps {
   const out = empty();
-  for (const cb of embed.callbacks ?? []) applySignature(cb, [value], null, parent, now, out);
+  applyCallbacks(embed.callbacks ?? [], value, parent, now, out);
   const chain = embed.chain;
   if (chain && chain.length > 0) {
     const rest = chain.slice(0, -1);

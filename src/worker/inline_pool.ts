@@ -6,12 +6,14 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
+import { currentTask } from "../client/current.ts";
+import { SENT_FROM_TASK, type SentFromTask } from "../client/publisher.ts";
 import { SoftTimeLimitExceeded, TimeLimitExceeded } from "../client/worker_errors.ts";
 import { BatchRunner } from "./batch_runner.ts";
 import type { RunRequest } from "./executor.ts";
 import type { Pool, PoolEvents } from "./pool.ts";
 import type { LeakedThread } from "./thread_leaks.ts";
-import { logSoftTimeLimit, TimeLimitTimers } from "./time_limits.ts";
+import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
@@ -31,7 +33,9 @@ export class InlinePool implements Pool {
   readonly #app: Celery;
   readonly #runner: BatchRunner;
   readonly #limits: TimeLimitTimers;
-  readonly #running = new Map<number, { task: string; id: string }>();
+  readonly #running = new Map<number, { task: string; id: string; limits?: TimeLimits }>();
+  /** Installed on the app while the pool runs: what a running task sends goes to its children. */
+  readonly #sent: SentFromTask;
 
   /**
    * Configure the inline pool.
@@ -45,13 +49,26 @@ export class InlinePool implements Pool {
     if (!(slots >= 1)) throw new RangeError("The inline pool needs at least 1 slot");
     this.#app = app;
     this.capacity = slots;
+    // Only what a task's own code sends (it runs in the task's async context): the worker's
+    // follow-ups, sent through the same app after the task finished, are not its children here.
+    this.#sent = (message, child) => {
+      if (currentTask.getStore()) events.onSent?.(message, child);
+    };
     this.#runner = new BatchRunner((outcomes) => {
       for (const o of outcomes) {
         this.#running.delete(o.seq);
         this.#limits.clear(o.seq);
       }
       events.onOutcomes(outcomes);
-    }, { storeState: events.onState?.bind(events), maxDecompressedSize });
+    }, {
+      storeState: events.onState?.bind(events),
+      maxDecompressedSize,
+      // A task's limits start when its handler is called, not while others hold the thread.
+      started: (seq) => {
+        const limits = this.#running.get(seq)?.limits;
+        if (limits) this.#limits.start(seq, limits);
+      },
+    });
     this.#limits = new TimeLimitTimers({
       soft: (seq, seconds) => {
         const r = this.#running.get(seq);
@@ -95,13 +112,13 @@ export class InlinePool implements Pool {
   }
 
   start(): Promise<void> {
+    this.#app[SENT_FROM_TASK] = this.#sent;
     return Promise.resolve();
   }
 
   run(requests: RunRequest[]): void {
     for (const req of requests) {
-      this.#running.set(req.seq, { task: req.task, id: req.id });
-      if (req.timeLimits) this.#limits.start(req.seq, req.timeLimits);
+      this.#running.set(req.seq, { task: req.task, id: req.id, limits: req.timeLimits });
     }
     this.#runner.run(this.#app.tasks, requests, this.#app.signals);
   }
@@ -116,6 +133,7 @@ export class InlinePool implements Pool {
 
   close(): Promise<void> {
     this.#limits.clearAll();
+    if (this.#app[SENT_FROM_TASK] === this.#sent) this.#app[SENT_FROM_TASK] = undefined;
     return Promise.resolve();
   }
 }

@@ -50,6 +50,8 @@ export interface MemberHooks {
   events: Pick<PoolEvents, "onPublish" | "onState">;
   /** A batch of outcomes, and the heap size when measured. */
   onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void;
+  /** A task with time limits is about to run on the member. */
+  onStarted(member: Member, seq: number): void;
   /** The Web Worker crashed or could not load the app module (its `ready` has rejected). */
   onFail(member: Member, reason: string): void;
   /** Notes the Web Worker's thread (see `thread_leaks.ts`). */
@@ -66,6 +68,7 @@ export interface MemberHooks {
  * const member = spawnMember(group, { module, config: {} }, {
  *   events,
  *   onOutcomes: (m, outcomes) => settle(outcomes),
+ *   onStarted: (m, seq) => startLimits(seq),
  *   onFail: (m, reason) => replace(m, reason),
  *   threads,
  * });
@@ -117,6 +120,9 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
         break;
       case "init-error":
         fail(`the app module failed to load:\n${msg.error}`);
+        break;
+      case "started":
+        hooks.onStarted(member, msg.seq);
         break;
       case "outcomes":
         hooks.onOutcomes(member, unpackOutcomes(msg.outcomes), msg.memory);

@@ -55,6 +55,12 @@ export interface PoolEvents {
   onOutcomes(outcomes: RunOutcome[]): void;
   /** Publish a message for a task (tasks sent from tasks); `child` as a `Publisher`'s. */
   onPublish(message: Message, target: PublishTarget, child?: ResultTuple | null): Promise<void>;
+  /**
+   * A message a task running on the worker's own thread (the inline pool)
+   * published itself, `child` as a `Publisher`'s: noted as `onPublish`
+   * notes one. Default: not noted.
+   */
+  onSent?(message: Message, child?: ResultTuple | null): void;
   /** Store a state that running task `seq` reported (`ctx.updateState`). Default: not stored. */
   onState?(seq: number, status: string, meta: string): Promise<void>;
   /** A Web Worker died: these dispatched tasks did not finish. */

@@ -48,6 +48,8 @@ export type ToRunnerPosted = Exclude<ToRunner, { type: "run" }> | { type: "run";
 export type FromRunner =
   | { type: "ready"; tasks: string[] }
   | { type: "init-error"; error: string }
+  /** A task with time limits is about to run: its limits start now. */
+  | { type: "started"; seq: number }
   | {
     type: "outcomes";
     /** Packed ({@link PackedOutcomes}); the pool unpacks them. */

@@ -77,6 +77,8 @@ interface Owned {
   member: Member;
   task: string;
   id: string;
+  /** Its time limits, started when its Web Worker reports it started. */
+  limits: TimeLimits | undefined;
 }
 
 const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tasks: [] };
@@ -91,7 +93,9 @@ const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tas
  * - Time limits: timers on the main thread fire a task's AbortSignal at its
  *   soft limit, and at its hard limit terminate its Web Worker; the other
  *   tasks that Web Worker held are reported abandoned, for the worker to
- *   put back in their queues.
+ *   put back in their queues. The timers start when the Web Worker reports
+ *   that the task starts (as Celery's start when a pool process accepts
+ *   the job): a task waiting behind others on its Web Worker is not timed.
  * - Recycling: a Web Worker that was given its quota of tasks, or whose
  *   heap outgrew its bound, takes no new task, finishes what it holds and
  *   is replaced (the replacement starts at once).
@@ -257,9 +261,16 @@ export class ThreadPool implements Pool {
     }, {
       events: this.#events,
       onOutcomes: (member, outcomes, memory) => this.#onOutcomes(member, outcomes, memory),
+      onStarted: (member, seq) => this.#started(member, seq),
       onFail: (member, reason) => this.#fail(member, reason),
       threads: this.#threads,
     });
+  }
+
+  /** Start the time limits of a task its Web Worker starts (not one since taken from it). */
+  #started(member: Member, seq: number): void {
+    const o = this.#owner.get(seq);
+    if (o?.member === member && o.limits) this.#limits.start(seq, o.limits);
   }
 
   #onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void {
@@ -391,8 +402,12 @@ export class ThreadPool implements Pool {
       }
       best.load++;
       best.assigned++;
-      this.#owner.set(req.seq, { member: best, task: req.task, id: req.id });
-      if (req.timeLimits) this.#startLimits(best, req.seq, req.timeLimits);
+      this.#owner.set(req.seq, {
+        member: best,
+        task: req.task,
+        id: req.id,
+        limits: req.timeLimits,
+      });
       let b = batches.get(best);
       if (!b) batches.set(best, b = []);
       b.push(req);
@@ -401,17 +416,6 @@ export class ThreadPool implements Pool {
     for (const [m, batch] of batches) {
       for (const message of messagesOf(batch, this.#blocking.ms)) this.#postRun(m, message);
     }
-  }
-
-  /**
-   * Start a task's time limits once its Web Worker has loaded the app: a
-   * replacement Web Worker's start-up is not the task's time.
-   */
-  #startLimits(member: Member, seq: number, limits: TimeLimits): void {
-    if (member.up) return this.#limits.start(seq, limits);
-    member.ready.then(() => {
-      if (this.#owner.get(seq)?.member === member) this.#limits.start(seq, limits);
-    }, () => {});
   }
 
   /**

@@ -314,6 +314,7 @@ export class Worker {
         s.children.record(message, child);
         return this.#app.publish(message, target);
       },
+      onSent: (message, child) => s.children.record(message, child),
       onState: (seq, status, meta) => storeState(s.backend, s.running.get(seq)?.req, status, meta),
       onLost: (seqs, reason) => settleLost(s, seqs, reason),
       onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),

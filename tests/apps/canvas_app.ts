@@ -28,6 +28,12 @@ export const fanOutChains = app.task("c.fan_out_chains", async () => {
   const c = await chord(members(), tsum.s()).applyAsync();
   return [g.id, c.parent!.id];
 });
+/** Sends a task, then two in one batch (`delayMany`): its meta lists the three, in order. */
+export const sendsTasks = app.task("c.sends_tasks", async () => {
+  const one = await add.delay(1, 1);
+  const many = await add.delayMany([[2, 2], [3, 3]]);
+  return [one.id, ...many.map((r) => r.id)];
+});
 /** Returns the stamp headers it received (Celery ≥ 5.3 canvas stamping). */
 export const stamps = app.task("c.stamps", { bind: true }, (ctx, _prev: unknown) => ({
   stamped_headers: ctx.headers.stamped_headers ?? null,

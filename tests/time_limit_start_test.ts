@@ -1,0 +1,136 @@
+/**
+ * When a task's time limits start in the threads pool: when its Web Worker
+ * reports that the task starts, not when the task is handed to the Web
+ * Worker. A task waiting behind a CPU-bound one is not timed while it
+ * waits; when the running task's own hard limit terminates the Web Worker,
+ * the waiting task is put back once, uncharged, and runs on the
+ * replacement.
+ */
+
+import assert from "node:assert/strict";
+import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import type { RunOutcome, RunRequest } from "../src/worker/executor.ts";
+import { ThreadPool } from "../src/worker/thread_pool.ts";
+import type { TimeLimits } from "../src/worker/time_limits.ts";
+import { runInfo } from "./helpers/run_info.ts";
+
+const MODULE = new URL("./apps/first_contact_app.ts", import.meta.url).href;
+
+let seq = 0;
+function request(task: string, args: unknown[], timeLimits?: TimeLimits): RunRequest {
+  const id = crypto.randomUUID();
+  const msg = encodeTaskMessage({
+    task,
+    id,
+    args,
+    kwargs: {},
+    now: new Date(),
+    origin: "t@local",
+    replyTo: "r",
+  });
+  return {
+    seq: ++seq,
+    task,
+    id,
+    body: msg.body,
+    contentType: msg.contentType,
+    contentEncoding: msg.contentEncoding,
+    headers: msg.headers,
+    storeResult: true,
+    timeLimits,
+    info: runInfo({ rootId: id, hostname: "t@local" }),
+  };
+}
+
+interface Limited {
+  seq: number;
+  seconds: number;
+  abandoned: number[];
+}
+
+/** A pool of one Web Worker: every task given to it waits for the ones before. */
+async function onePool(): Promise<{
+  pool: ThreadPool;
+  outcomes: RunOutcome[];
+  limited: Limited[];
+  until(done: () => boolean): Promise<void>;
+}> {
+  const outcomes: RunOutcome[] = [];
+  const limited: Limited[] = [];
+  let check = () => {};
+  const p = new ThreadPool({ size: 1, slots: 8, module: MODULE, exportName: "app", config: {} }, {
+    onOutcomes: (o) => {
+      outcomes.push(...o);
+      check();
+    },
+    onPublish: () => Promise.resolve(),
+    onLost: (seqs, reason) => assert.fail(`lost ${seqs}: ${reason}`),
+    onTimeLimit: (s, seconds, abandoned) => {
+      limited.push({ seq: s, seconds, abandoned });
+      check();
+    },
+  });
+  await p.start();
+  return {
+    pool: p,
+    outcomes,
+    limited,
+    until: (done) => {
+      const { promise, resolve } = Promise.withResolvers<void>();
+      const timer = setTimeout(() => {
+        check = () => {};
+        resolve();
+      }, 3000);
+      check = () => {
+        if (!done()) return;
+        clearTimeout(timer);
+        check = () => {};
+        resolve();
+      };
+      check();
+      return promise;
+    },
+  };
+}
+
+Deno.test("threads pool: a 5 ms task queued behind a 300 ms one is not timed while it waits", async () => {
+  const { pool: p, outcomes, limited, until } = await onePool();
+  try {
+    const long = request("fc.spin", [300]);
+    const next = request("fc.spin", [5], { hard: 0.1, soft: 0.05 });
+    p.run([long, next]);
+    await until(() => outcomes.length === 2 || limited.length > 0);
+    assert.deepEqual(limited, [], "the 5 ms task was charged the 300 ms it waited");
+    assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]).sort(), [[long.seq, true], [
+      next.seq,
+      true,
+    ]]);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("threads pool: a task stuck past its hard limit puts the one queued behind it back, uncharged", async () => {
+  const { pool: p, outcomes, limited, until } = await onePool();
+  try {
+    const stuck = request("fc.spin", [600], { hard: 0.3, soft: null });
+    const queued = request("fc.spin", [5], { hard: 0.1, soft: null });
+    p.run([stuck, queued]);
+    await until(() => limited.length > 0);
+    // Only the running task's own limit fires; the queued one never ran under its 0.1 s.
+    assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0.3, abandoned: [queued.seq] }]);
+    assert.equal(outcomes.length, 0);
+    // Put back, it runs once on the replacement Web Worker, within its limit.
+    const again = { ...queued, seq: ++seq };
+    p.run([again]);
+    await until(() => outcomes.length === 1);
+    assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]), [[again.seq, true]]);
+    assert.equal(limited.length, 1);
+    // The terminated Web Worker's thread runs its loop to the end: nothing more is reported.
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(outcomes.length, 1);
+    assert.equal(limited.length, 1);
+  } finally {
+    await p.close();
+  }
+});
