@@ -6,7 +6,12 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { BlockingAverage, messagesOf } from "../src/worker/blocking_time.ts";
+import {
+  BlockingAverage,
+  BlockingByName,
+  MAX_NAMES,
+  messagesOf,
+} from "../src/worker/blocking_time.ts";
 import { PrefetchWindow, REFILL_WAIT_MS } from "../src/worker/prefetch_window.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { app as tasksApp } from "./apps/first_contact_app.ts";
@@ -48,14 +53,36 @@ Deno.test("blocking time: a running average of finished tasks, null until one ha
   assert.ok(avg.ms! > 0 && avg.ms! < 5, `${avg.ms}: moves toward the newest, smoothed`);
 });
 
+Deno.test("blocking time by name: each task name its own average, null for one not seen, bounded", () => {
+  const byName = new BlockingByName();
+  for (let i = 0; i < 50; i++) byName.observe("t.short", 0.01);
+  byName.observe("t.long", 50);
+  byName.observe("t.skipped", undefined);
+  assert.equal(byName.ms("t.short"), 0.01);
+  assert.equal(byName.ms("t.long"), 50, "not pulled down by the short ones");
+  assert.equal(byName.ms("t.skipped"), null, "an outcome without `blocked` is skipped");
+  assert.equal(byName.ms("t.never"), null);
+  for (let i = 0; i < MAX_NAMES; i++) byName.observe(`t.${i}`, 1);
+  assert.equal(byName.ms("t.short"), null, "the oldest name seen is forgotten first");
+  assert.equal(byName.ms(`t.${MAX_NAMES - 1}`), 1);
+});
+
 Deno.test("blocking time: tasks of a Web Worker go about 1 ms of blocking work to a message", () => {
   const tasks = [1, 2, 3, 4, 5];
-  assert.deepEqual(messagesOf(tasks, null), [tasks], "unknown: one message");
-  assert.deepEqual(messagesOf(tasks, 0.01), [tasks], "short tasks: one message");
-  assert.deepEqual(messagesOf(tasks, 5), [[1], [2], [3], [4], [5]], "5 ms tasks: one each");
-  assert.deepEqual(messagesOf(tasks, 0.4), [[1, 2], [3, 4], [5]], "0.4 ms tasks: two each");
-  assert.deepEqual(messagesOf(tasks, 0), [tasks], "a zero average still batches");
-  assert.deepEqual(messagesOf([7], 50), [[7]]);
+  const all = (ms: number | null) => () => ms;
+  assert.deepEqual(messagesOf(tasks, all(null)), [tasks], "unknown: one message");
+  assert.deepEqual(messagesOf(tasks, all(0.01)), [tasks], "short tasks: one message");
+  assert.deepEqual(messagesOf(tasks, all(5)), [[1], [2], [3], [4], [5]], "5 ms tasks: one each");
+  assert.deepEqual(messagesOf(tasks, all(0.4)), [[1, 2], [3, 4], [5]], "0.4 ms tasks: two each");
+  assert.deepEqual(messagesOf(tasks, all(0.1)), [tasks], "0.1 ms tasks: all five");
+  assert.deepEqual(messagesOf(tasks, all(0)), [tasks], "a zero average still batches");
+  assert.deepEqual(messagesOf([7], all(50)), [[7]]);
+  const mixed = (t: number) => t === 3 ? 5 : 0.01;
+  assert.deepEqual(
+    messagesOf(tasks, mixed),
+    [[1, 2], [3], [4, 5]],
+    "a long task among short ones: its own message",
+  );
 });
 
 Deno.test({

@@ -139,6 +139,62 @@ Deno.test("thread pool: a 5 ms task after another goes to the idle Web Worker of
   }
 });
 
+/** Send `n` short tasks and wait for them: the pool learns that fc.big blocks for microseconds. */
+async function shortRun(
+  p: ThreadPool,
+  settled: (n: number) => Promise<void>,
+  done: number,
+  n: number,
+) {
+  p.run(Array.from({ length: n }, () => request("fc.big", [1])));
+  await settled(done + n);
+}
+
+Deno.test("thread pool: CPU-bound tasks of a name not seen yet, right after short ones, go to both Web Workers", async () => {
+  const { pool: p, batches, settled } = await pool(2);
+  try {
+    await shortRun(p, settled, 0, 1);
+    await shortRun(p, settled, 1, 30);
+    p.run([request("fc.spin", [80]), request("fc.spin", [80])]);
+    await settled(33);
+    // With one average over every name, both would go to the Web Worker of the short ones, in one message.
+    assert.deepEqual(batches.slice(-2).map((b) => b.length), [1, 1]);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("thread pool: CPU-bound tasks keep their own blocking time through a run of short ones", async () => {
+  const { pool: p, batches, settled } = await pool(2);
+  try {
+    p.run([request("fc.spin", [40])]);
+    await settled(1);
+    await shortRun(p, settled, 1, 1);
+    await shortRun(p, settled, 2, 30);
+    p.run([request("fc.spin", [80]), request("fc.spin", [80])]);
+    await settled(34);
+    assert.deepEqual(batches.slice(-2).map((b) => b.length), [1, 1]);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("thread pool: CPU-bound tasks in a take after short ones are not all sent to the Web Worker without them", async () => {
+  const { pool: p, batches, settled } = await pool(2);
+  try {
+    await shortRun(p, settled, 0, 1);
+    await shortRun(p, settled, 1, 30);
+    const spins = [request("fc.spin", [80]), request("fc.spin", [80])];
+    p.run([...[1, 2, 3, 4, 5, 6].map(() => request("fc.big", [1])), ...spins]);
+    await settled(39);
+    // Counting tasks, both would go to the Web Worker that holds none of the six short ones: one after the other.
+    const batchOf = (seq: number) => batches.findIndex((b) => b.some((o) => o.seq === seq));
+    assert.notEqual(batchOf(spins[0].seq), batchOf(spins[1].seq));
+  } finally {
+    await p.close();
+  }
+});
+
 Deno.test("thread pool: a terminate after close() is ignored: no time limit reported, no timer left", async () => {
   const { pool: p } = await pool();
   const nap = request("fc.nap", [5000]);

@@ -1,6 +1,7 @@
 /**
  * How long tasks hold their thread before returning or awaiting (their
- * blocking time), as a running average, and what follows from it for the
+ * blocking time), as a running average (per task name for the threads
+ * pool), and what follows from it for the
  * threads pool: how many tasks travel in one message to a Web Worker.
  *
  * A Web Worker runs every synchronous task of one message in one turn and
@@ -64,28 +65,96 @@ export class BlockingAverage {
 }
 
 /**
- * Cut the tasks handed to one Web Worker into messages of about
- * {@link MESSAGE_BLOCKING_MS} of blocking work each, in order; one message
- * while the blocking time is unknown.
+ * The blocking time of each task name, as a running average per name (at
+ * most {@link MAX_NAMES} names, the oldest seen forgotten first): a queue
+ * that mixes short and CPU-bound tasks gets each its own estimate, so a
+ * take of CPU-bound tasks right after a run of short ones is spread over
+ * the Web Workers rather than sent to one as if it were short. Null for a
+ * name not seen finish yet.
  *
  * @example
  * ```ts ignore
- * messagesOf([1, 2, 3], 5); // [[1], [2], [3]]: 5 ms tasks go one to a message
- * messagesOf([1, 2, 3], 0.01); // [[1, 2, 3]]
- * messagesOf([1, 2, 3], null); // [[1, 2, 3]]
+ * const byName = new BlockingByName();
+ * byName.observe("tasks.noop", 0.01);
+ * byName.ms("tasks.noop"); // 0.01
+ * byName.ms("tasks.crunch"); // null: not seen finish
+ * ```
+ */
+export class BlockingByName {
+  readonly #averages = new Map<string, BlockingAverage>();
+
+  /**
+   * The average of a task name in milliseconds.
+   *
+   * @param name the task name
+   * @returns the average, null until a task of that name has finished
+   */
+  ms(name: string): number | null {
+    return this.#averages.get(name)?.ms ?? null;
+  }
+
+  /**
+   * Learn from one finished task.
+   *
+   * @param name its task name
+   * @param blocked its blocking time in milliseconds (undefined is skipped)
+   */
+  observe(name: string, blocked: number | undefined): void {
+    if (blocked === undefined) return;
+    let avg = this.#averages.get(name);
+    if (!avg) {
+      if (this.#averages.size >= MAX_NAMES) {
+        this.#averages.delete(this.#averages.keys().next().value!);
+      }
+      this.#averages.set(name, avg = new BlockingAverage());
+    }
+    avg.observe([{ blocked }]);
+  }
+}
+
+/**
+ * Task names {@link BlockingByName} keeps an average for.
+ *
+ * @example
+ * ```ts ignore
+ * MAX_NAMES; // 1024
+ * ```
+ */
+export const MAX_NAMES = 1024;
+
+/**
+ * Cut the tasks handed to one Web Worker into messages of about
+ * {@link MESSAGE_BLOCKING_MS} of blocking work each, in order; tasks whose
+ * blocking time is unknown add nothing to a message's (so while none is
+ * known they all go in one).
+ *
+ * @example
+ * ```ts ignore
+ * messagesOf([1, 2, 3], () => 5); // [[1], [2], [3]]: 5 ms tasks go one to a message
+ * messagesOf([1, 2, 3], () => 0.01); // [[1, 2, 3]]
+ * messagesOf([1, 2, 3], () => null); // [[1, 2, 3]]
  * ```
  *
  * @param tasks the tasks, in the order they run
- * @param blockedMs average blocking time of a task, null when unknown
+ * @param blockedOf the average blocking time of a task, null when unknown
  * @returns the messages, each a non-empty slice of `tasks`
  */
-export function messagesOf<T>(tasks: T[], blockedMs: number | null): T[][] {
-  const per = blockedMs === null
-    ? tasks.length
-    : Math.max(1, Math.floor(MESSAGE_BLOCKING_MS / Math.max(blockedMs, 0.001)));
-  if (per >= tasks.length) return [tasks];
+export function messagesOf<T>(tasks: T[], blockedOf: (task: T) => number | null): T[][] {
   const out: T[][] = [];
-  for (let i = 0; i < tasks.length; i += per) out.push(tasks.slice(i, i + per));
+  let message: T[] = [];
+  let work = 0;
+  for (const t of tasks) {
+    const ms = blockedOf(t);
+    const w = ms === null ? 0 : Math.max(ms, 0.001);
+    if (message.length && work + w > MESSAGE_BLOCKING_MS + 1e-9) {
+      out.push(message);
+      message = [];
+      work = 0;
+    }
+    message.push(t);
+    work += w;
+  }
+  out.push(message);
   return out;
 }
 
@@ -98,7 +167,8 @@ export function messagesOf<T>(tasks: T[], blockedMs: number | null): T[][] {
  * a wake-up of the main thread, a socket write and a post — as long as the
  * difference is at most about {@link MESSAGE_BLOCKING_MS} of blocking work.
  * 1 (each task to the least loaded Web Worker) while the blocking time is
- * unknown or a task blocks for a millisecond or more.
+ * unknown or a task blocks for a millisecond or more. The pool asks with
+ * the task's own name's average ({@link BlockingByName}).
  *
  * @example
  * ```ts ignore

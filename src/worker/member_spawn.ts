@@ -98,6 +98,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
     worker,
     threads,
     load: 0,
+    work: 0,
     assigned: 0,
     sent: new Int32Array(new SharedArrayBuffer(4)),
     ready,

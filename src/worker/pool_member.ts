@@ -31,6 +31,12 @@ export interface Member {
    */
   threads: ThreadRef[] | null;
   load: number;
+  /**
+   * Estimated blocking work of the tasks it holds, in milliseconds (each
+   * task its name's average, `MESSAGE_BLOCKING_MS` while unknown):
+   * CPU-bound tasks go to the Web Worker with the least, not the fewest tasks.
+   */
+  work: number;
   assigned: number;
   /** Tasks posted to it so far, shared with it (it holds outcomes while more wait). */
   sent: Int32Array;

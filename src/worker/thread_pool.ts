@@ -8,7 +8,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { CeleryOptions } from "../client/config.ts";
-import { BlockingAverage, messagesOf, spreadLead } from "./blocking_time.ts";
+import { BlockingByName, MESSAGE_BLOCKING_MS, messagesOf, spreadLead } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
 import { type Group, type Member, postTo } from "./pool_member.ts";
@@ -77,6 +77,8 @@ interface Owned {
   member: Member;
   task: string;
   id: string;
+  /** Its estimated blocking work, counted in its member's `work`. */
+  work: number;
   /** Its time limits, started when its Web Worker reports it started. */
   limits: TimeLimits | undefined;
 }
@@ -121,7 +123,7 @@ export class ThreadPool implements Pool {
   readonly #retiring = new Set<Member>();
   readonly #owner = new SeqMap<Owned>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
-  readonly #blocking = new BlockingAverage();
+  readonly #blocking = new BlockingByName();
   #closed = false;
   /** Web Workers added to (or, when negative, taken from) the default group by {@link ThreadPool.resize}. */
   #extra = 0;
@@ -275,11 +277,16 @@ export class ThreadPool implements Pool {
 
   #onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void {
     for (const o of outcomes) {
+      const owned = this.#owner.get(o.seq);
+      if (owned) {
+        this.#blocking.observe(owned.task, o.blocked);
+        member.work -= owned.work;
+      }
       this.#owner.delete(o.seq);
       this.#limits.clear(o.seq);
     }
     member.load -= outcomes.length;
-    this.#blocking.observe(outcomes);
+    if (member.load === 0) member.work = 0; // no rounding residue between idle Web Workers
     if (memory !== undefined && this.#policy.overMemory(memory)) {
       this.#retire(member, `its heap is ${Math.round(memory / 1024)} KiB`);
     }
@@ -382,15 +389,26 @@ export class ThreadPool implements Pool {
 
   run(requests: RunRequest[]): void {
     const batches = new Map<Member, RunRequest[]>();
-    const lead = spreadLead(this.#blocking.ms, this.#options.slots);
     let last: Member | undefined;
     for (const req of requests) {
       const group = this.#groupOf.get(req.task) ?? this.#groups[0];
+      const ms = this.#blocking.ms(req.task);
+      const lead = spreadLead(ms, this.#options.slots);
       let best: Member | undefined;
       for (const m of group.members) {
-        if (!m.dead && !m.retiring && (!best || m.load < best.load)) best = m;
+        if (m.dead || m.retiring || !best) {
+          if (!m.dead && !m.retiring) best = m;
+        } else if (
+          lead === 1
+            ? m.work < best.work || (m.work === best.work && m.load < best.load)
+            : m.load < best.load
+        ) {
+          best = m;
+        }
       }
-      // Short tasks stay with the Web Worker of the previous one (see spreadLead), within its slots.
+      // Short tasks stay with the Web Worker of the previous one (see spreadLead), within its slots,
+      // short by their own name's history; the others go where the least blocking work waits
+      // (`work`), so CPU-bound tasks after a run of short ones are not queued behind them on one.
       if (
         lead > 1 && best && last && last !== best && last.group === group && !last.dead &&
         !last.retiring && last.load < best.load + lead && last.load < this.#options.slots
@@ -400,12 +418,15 @@ export class ThreadPool implements Pool {
         this.#events.onLost([req.seq], "no Web Worker is running (replacements are failing)");
         continue;
       }
+      const work = ms ?? MESSAGE_BLOCKING_MS;
       best.load++;
+      best.work += work;
       best.assigned++;
       this.#owner.set(req.seq, {
         member: best,
         task: req.task,
         id: req.id,
+        work,
         limits: req.timeLimits,
       });
       let b = batches.get(best);
@@ -414,7 +435,9 @@ export class ThreadPool implements Pool {
       if (this.#policy.full(best.assigned)) this.#retire(best, `it ran ${best.assigned} tasks`);
     }
     for (const [m, batch] of batches) {
-      for (const message of messagesOf(batch, this.#blocking.ms)) this.#postRun(m, message);
+      for (const message of messagesOf(batch, (r) => this.#blocking.ms(r.task))) {
+        this.#postRun(m, message);
+      }
     }
   }
 
