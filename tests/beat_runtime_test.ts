@@ -145,6 +145,12 @@ Deno.test("beat: an amqp:// broker without beatStore is refused with what to set
     return true;
   });
   assert.throws(() => new Beat({ app, leaseTime: -1 }), /leaseTime must be a positive/);
+  // Before: taken, and each sleep of the loop (a timer over 24.8 days) ended after 1 ms.
+  assert.throws(
+    () => new Beat({ app, maxInterval: 3_000_000 }),
+    /maxInterval must be a positive number of seconds, at most 2147483\.647 \(24\.8 days, what a timer holds\), got 3000000/,
+  );
+  assert.throws(() => new Beat({ app, leaseTime: 2_147_484 }), /leaseTime .* at most 2147483\.647/);
 });
 
 Deno.test("beat: the last run of an entry gone from the code is forgotten, as Celery's beat does", async () => {

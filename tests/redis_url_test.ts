@@ -6,7 +6,9 @@ import {
   parseRedisUrl,
   replyTimeoutOf,
 } from "../src/broker/redis_url.ts";
+import { openAmqpBroker } from "../src/broker/amqp.ts";
 import { parseAmqpUrl } from "../src/broker/amqp_url.ts";
+import { openRpcBackend } from "../src/backend/rpc.ts";
 import {
   AMQP_URL_OPTIONS,
   type AmqpUrlOption,
@@ -233,10 +235,59 @@ Deno.test(
       // 0 was taken: every publish then timed out at once.
       assert.throws(
         () => parseAmqpUrl("amqp://h//?publish_timeout=0"),
-        /Invalid publish_timeout "0" in "amqp:\/\/h\/\/\?publish_timeout=0": use seconds above 0/,
+        /Invalid publish_timeout "0" in "amqp:\/\/h\/\/\?publish_timeout=0": use 0\.001 to 2147483\.647 seconds/,
       );
     } finally {
       await reset();
     }
+  },
+);
+
+Deno.test(
+  "redis and amqp urls: a timeout longer than a timer holds (24.8 days) or too short to wait is " +
+    "refused, not a timer that fires after 1 ms",
+  async () => {
+    // Before: each was taken, and every publish / command / connect timed out at once
+    // (TimeoutOverflowWarning: the timer was set to 1 ms), or, for 0.0001 s, as 0 did.
+    for (const value of ["2147484", "3000000", "0.0001"]) {
+      assert.throws(
+        () => parseAmqpUrl(`amqp://h//?publish_timeout=${value}`),
+        new RegExp(
+          `Invalid publish_timeout "${value}" in "amqp://h//\\?publish_timeout=${value}": use 0\\.001 to 2147483\\.647 seconds`,
+        ),
+      );
+    }
+    assert.equal(
+      parseAmqpUrl("amqp://h//?publish_timeout=2147483.647").publishTimeout,
+      2147483.647,
+    );
+    assert.equal(parseAmqpUrl("amqp://h//?publish_timeout=0.001").publishTimeout, 0.001);
+    assert.throws(
+      () => parseAmqpUrl("amqp://h//?connect_timeout=3000000"),
+      /Invalid connect_timeout "3000000" in "amqp:\/\/h\/\/\?connect_timeout=3000000": use at most 2147483\.647 seconds/,
+    );
+    // The option as the URL: checked before anything connects.
+    await assert.rejects(
+      openAmqpBroker("amqp://127.0.0.1:1//", { publishTimeout: 3_000_000 }),
+      /Invalid publishTimeout 3000000: use 0\.001 to 2147483\.647 seconds/,
+    );
+    await assert.rejects(
+      openRpcBackend("rpc://127.0.0.1:1//", { publishTimeout: 0.0001 }),
+      /Invalid publishTimeout 0\.0001: use 0\.001 to 2147483\.647 seconds/,
+    );
+    for (const key of ["socket_timeout", "socket_connect_timeout"]) {
+      const url = `redis://h/0?${key}=3000000`;
+      assert.throws(
+        () =>
+          key === "socket_timeout"
+            ? replyTimeoutOf(parseRedisUrl(url), url)
+            : connectTimeoutOf(parseRedisUrl(url), url),
+        new RegExp(
+          `Invalid ${key} "3000000" in "redis://h/0\\?${key}=3000000": use at most 2147483\\.647 seconds`,
+        ),
+      );
+    }
+    const longest = "redis://h/0?socket_timeout=2147483.647";
+    assert.equal(replyTimeoutOf(parseRedisUrl(longest), longest), 2 ** 31 - 1);
   },
 );

@@ -133,6 +133,19 @@ Deno.test("inspect: a held bomb is described from its argsrepr, not decoded past
   assert.deepEqual(requestInfo(t, { ...options, maxDecompressed: 64 * MiB }).args, [1, 2]);
 });
 
+Deno.test("worker: heartbeatInterval past what a timer holds is refused, not a heartbeat every 1 ms", async () => {
+  // Before: taken, and setInterval repeated 3,000,000 s every 1 ms (TimeoutOverflowWarning).
+  for (const bad of [3_000_000, -1, NaN]) {
+    await assert.rejects(
+      withWorker(transports[1], { heartbeatInterval: bad }, () => Promise.resolve()),
+      new RangeError(
+        "heartbeatInterval needs 0 to 2147483.647 seconds (24.8 days, what a timer holds), " +
+          `got ${bad}`,
+      ),
+    );
+  }
+});
+
 Deno.test("worker: maxDecompressedSize must be a whole number of bytes >= 1", async () => {
   for (const bad of [0, -1, 1.5, NaN]) {
     await assert.rejects(

@@ -32,6 +32,7 @@ import { AmqpConnection, type AmqpSession, isChannelError } from "../broker/amqp
 import { toContent, toPublishOptions } from "../broker/amqp_message.ts";
 import type { BackoffOptions } from "../broker/amqp_state.ts";
 import { toAmqpTable } from "../broker/amqp_table.ts";
+import { publishTimeoutMs } from "../broker/amqp_url.ts";
 import { type QueueDeclaration, replyQueueDeclaration } from "../broker/amqp_topology.ts";
 import type { Message } from "../protocol/message.ts";
 import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
@@ -176,7 +177,8 @@ export class RpcBackend implements ResultBackend {
     this.#ownQueueGiven = options.replyQueue !== undefined;
     this.#persistent = options.persistent ?? false;
     // The URL's ?publish_timeout= first, as the AMQP broker (a bare rpc:// has the broker's query).
-    this.#publishTimeoutMs = (this.#conn.url.publishTimeout ?? options.publishTimeout ?? 30) * 1000;
+    const seconds = this.#conn.url.publishTimeout ?? options.publishTimeout ?? 30;
+    this.#publishTimeoutMs = publishTimeoutMs(seconds, `publishTimeout ${seconds}`);
   }
 
   /**
@@ -466,7 +468,8 @@ export class RpcBackend implements ResultBackend {
  * @param options reply queue, broker URL, expiry
  * @returns the connected backend
  * @throws {BrokerConnectionError} when RabbitMQ cannot be reached
- * @throws {TypeError} when no RabbitMQ server is named
+ * @throws {TypeError} when no RabbitMQ server is named, or `publishTimeout` is not 0.001 to
+ *   2147483.647 s
  * @throws {RangeError} when `resultExpires` is negative, NaN, infinite or under 1 ms
  */
 export async function openRpcBackend(

@@ -16,6 +16,7 @@ import { compileEntry, type ScheduledEntry } from "./entry.ts";
 import { PeriodicTasks } from "./periodic_tasks.ts";
 import { decodeRunState, encodeRunState } from "./run_state.ts";
 import type { RunState } from "./schedules.ts";
+import { MAX_TIMER_MS } from "../broker/long_timeout.ts";
 import { sleep } from "../broker/sleep.ts";
 
 const log = lazyLogger(["celeriac", "beat"]);
@@ -103,11 +104,18 @@ export class Beat {
     this.#app = options.app;
     const lease = options.leaseTime ?? 15;
     const max = options.maxInterval ?? 5;
-    if (!(lease > 0) || !Number.isFinite(lease)) {
-      throw new RangeError(`leaseTime must be a positive number of seconds, got ${lease}`);
+    // A timer fires a delay above MAX_TIMER_MS after 1 ms: the loop would spin.
+    if (!(lease > 0 && lease * 1000 <= MAX_TIMER_MS)) {
+      throw new RangeError(
+        `leaseTime must be a positive number of seconds, at most ${MAX_TIMER_MS / 1000} ` +
+          `(24.8 days, what a timer holds), got ${lease}`,
+      );
     }
-    if (!(max > 0) || !Number.isFinite(max)) {
-      throw new RangeError(`maxInterval must be a positive number of seconds, got ${max}`);
+    if (!(max > 0 && max * 1000 <= MAX_TIMER_MS)) {
+      throw new RangeError(
+        `maxInterval must be a positive number of seconds, at most ${MAX_TIMER_MS / 1000} ` +
+          `(24.8 days, what a timer holds), got ${max}`,
+      );
     }
     this.#leaseMs = lease * 1000;
     this.#maxMs = max * 1000;

@@ -41,6 +41,7 @@ import { ParkedScans, parkRejections } from "./amqp_parked.ts";
 import { AmqpPublisher } from "./amqp_publish.ts";
 import { addRevoked, listRevoked } from "./amqp_revoked.ts";
 import { AmqpTaker } from "./amqp_take.ts";
+import { publishTimeoutMs } from "./amqp_url.ts";
 import { brokerClosed, checkQueueName } from "./errors.ts";
 import {
   exchangeDeclaration,
@@ -166,6 +167,7 @@ export class AmqpBroker implements Broker {
       backoff: options.backoff,
     });
     const u = this.#conn.url;
+    const publishTimeout = u.publishTimeout ?? options.publishTimeout ?? 30;
     this.#declarations = new Declarations({
       maxPriority: u.maxPriority ?? options.maxPriority,
       queueType: u.queueType ?? options.queueType,
@@ -177,7 +179,7 @@ export class AmqpBroker implements Broker {
     this.#publisher = new AmqpPublisher({
       connection: this.#conn,
       declarations: this.#declarations,
-      publishTimeoutMs: (u.publishTimeout ?? options.publishTimeout ?? 30) * 1000,
+      publishTimeoutMs: publishTimeoutMs(publishTimeout, `publishTimeout ${publishTimeout}`),
       closing: this.#closing.signal,
     });
     this.#taker = new AmqpTaker(this.#conn, this.#declarations, this.#closing.signal);
@@ -433,6 +435,7 @@ export class AmqpBroker implements Broker {
  * @param options transport options
  * @returns the connected broker
  * @throws {BrokerConnectionError} when RabbitMQ cannot be reached
+ * @throws {TypeError} when the URL or `publishTimeout` is invalid (0.001 to 2147483.647 s)
  */
 export async function openAmqpBroker(
   url: string,

@@ -12,6 +12,7 @@ import {
   urlQuery,
 } from "./url_options.ts";
 import { maskPassword } from "./errors.ts";
+import { MAX_TIMER_MS } from "./long_timeout.ts";
 import { urlPortProblem } from "./url_syntax.ts";
 
 /**
@@ -96,6 +97,38 @@ function numberOption(
   return n;
 }
 
+/** The shortest publish timeout that is not every publish timing out at once, seconds. */
+const MIN_PUBLISH_TIMEOUT_S = 0.001;
+
+/**
+ * A publish timeout (`?publish_timeout=`, the `publishTimeout` option) in
+ * milliseconds, checked: from 0.001 s (a shorter one fails every publish at
+ * once, as 0 would) to 2,147,483.647 s (a timer holds at most 24.8 days and
+ * fires a longer delay after 1 ms, timing out every publish at once too).
+ *
+ * @example
+ * ```ts
+ * import { publishTimeoutMs } from "./amqp_url.ts";
+ * publishTimeoutMs(30, "publishTimeout"); // 30000
+ * ```
+ *
+ * @param seconds the timeout
+ * @param what what gave it, for the error (`publish_timeout "0" in "amqp://…"`)
+ * @returns the timeout in milliseconds
+ * @throws {TypeError} when it is outside those bounds (or not a number)
+ */
+export function publishTimeoutMs(seconds: number, what: string): number {
+  const ms = seconds * 1000;
+  if (!(seconds >= MIN_PUBLISH_TIMEOUT_S && ms <= MAX_TIMER_MS)) {
+    throw new TypeError(
+      `Invalid ${what}: use ${MIN_PUBLISH_TIMEOUT_S} to ${MAX_TIMER_MS / 1000} seconds (how ` +
+        "long a publish waits for its confirm through reconnects; a shorter one fails every " +
+        "publish at once, and so does a longer one: a timer holds at most 24.8 days)",
+    );
+  }
+  return ms;
+}
+
 /**
  * Parse an AMQP URL: `amqp://[user[:password]@]host[:port][/vhost][?opt=value...]`.
  *
@@ -112,8 +145,8 @@ function numberOption(
  *
  * @param url the URL
  * @returns the parsed settings
- * @throws {TypeError} when the URL is not an AMQP URL, an option is not a number, or
- *   publish_timeout is 0
+ * @throws {TypeError} when the URL is not an AMQP URL, an option is not a number,
+ *   publish_timeout is below 0.001 s or either timeout above what a timer holds (24.8 days)
  */
 export function parseAmqpUrl(url: string): AmqpUrlOptions {
   let u: URL;
@@ -136,11 +169,17 @@ export function parseAmqpUrl(url: string): AmqpUrlOptions {
   const vhost = path === "" ? "/" : decodeURIComponent(path);
   const heartbeat = numberOption(query, "heartbeat", url);
   const connectTimeout = numberOption(query, "connect_timeout", url);
-  const publishTimeout = numberOption(query, "publish_timeout", url);
-  if (publishTimeout === 0) {
+  if (connectTimeout !== undefined && connectTimeout * 1000 > MAX_TIMER_MS) {
     throw new TypeError(
-      `Invalid publish_timeout "0" in "${maskPassword(url)}": use seconds above 0 (how long a ` +
-        "publish waits for its confirm through reconnects; 0 would fail every publish at once)",
+      `Invalid connect_timeout "${query.connect_timeout}" in "${maskPassword(url)}": use at ` +
+        `most ${MAX_TIMER_MS / 1000} seconds (a timer holds 24.8 days; a longer one fires at once)`,
+    );
+  }
+  const publishTimeout = numberOption(query, "publish_timeout", url);
+  if (publishTimeout !== undefined) {
+    publishTimeoutMs(
+      publishTimeout,
+      `publish_timeout "${query.publish_timeout}" in "${maskPassword(url)}"`,
     );
   }
   const maxPriority = numberOption(query, "max_priority", url) ??

@@ -18,6 +18,7 @@ import {
   urlQuery,
 } from "./url_options.ts";
 import { maskPassword } from "./errors.ts";
+import { MAX_TIMER_MS } from "./long_timeout.ts";
 import { urlPortProblem } from "./url_syntax.ts";
 
 /**
@@ -319,7 +320,15 @@ function secondsOption(
         `use a positive number of seconds, e.g. ?${key}=10`,
     );
   }
-  return Math.ceil(seconds * 1000);
+  const ms = Math.ceil(seconds * 1000);
+  if (ms > MAX_TIMER_MS) {
+    // A timer fires a longer delay after 1 ms: every command or connect would time out at once.
+    throw new TypeError(
+      `Invalid ${key} "${text}" in "${maskPassword(rawUrl)}": use at most ` +
+        `${MAX_TIMER_MS / 1000} seconds (a timer holds 24.8 days)`,
+    );
+  }
+  return ms;
 }
 
 /**
@@ -339,7 +348,7 @@ function secondsOption(
  * @param url the parsed URL
  * @param rawUrl the URL text, for the error
  * @returns milliseconds, or `undefined`
- * @throws {TypeError} when `socket_timeout` is not a positive number of seconds
+ * @throws {TypeError} when `socket_timeout` is not a positive number of seconds (at most 24.8 days)
  */
 export function replyTimeoutOf(url: RedisUrlOptions, rawUrl: string): number | undefined {
   return secondsOption(url, rawUrl, "socket_timeout");
@@ -363,7 +372,7 @@ export function replyTimeoutOf(url: RedisUrlOptions, rawUrl: string): number | u
  * @param url the parsed URL
  * @param rawUrl the URL text, for the error
  * @returns milliseconds, or `undefined`
- * @throws {TypeError} when `socket_connect_timeout` is not a positive number of seconds
+ * @throws {TypeError} when `socket_connect_timeout` is not a positive number of seconds (at most 24.8 days)
  */
 export function connectTimeoutOf(url: RedisUrlOptions, rawUrl: string): number | undefined {
   return secondsOption(url, rawUrl, "socket_connect_timeout");
@@ -399,7 +408,7 @@ export const BLOCKING_MS = 1_000;
  * @param url parsed URL settings
  * @param rawUrl the URL text, for the error
  * @returns milliseconds
- * @throws {TypeError} when `socket_timeout` is not a positive number of seconds
+ * @throws {TypeError} when `socket_timeout` is not a positive number of seconds (at most 24.8 days)
  */
 export function commandTimeoutOf(url: RedisUrlOptions, rawUrl: string): number {
   return replyTimeoutOf(url, rawUrl) ?? DEFAULT_COMMAND_TIMEOUT_MS;

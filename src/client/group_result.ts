@@ -15,7 +15,7 @@ import {
 } from "./async_result.ts";
 import type { RevokeOptions } from "./control.ts";
 import { TimeoutError } from "./errors.ts";
-import { timeoutSignal } from "./long_timeout.ts";
+import { timeoutSignal } from "../broker/long_timeout.ts";
 
 /** A member of a group: a task result, or a nested group's. */
 export type MemberResult = AsyncResult<unknown> | GroupResult<unknown[]>;

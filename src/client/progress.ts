@@ -10,7 +10,7 @@
 import type { ResultBackend } from "../backend/port.ts";
 import type { ResultMeta, TaskState } from "../protocol/result_meta.ts";
 import { TimeoutError } from "./errors.ts";
-import { timeoutSignal } from "./long_timeout.ts";
+import { timeoutSignal } from "../broker/long_timeout.ts";
 
 /**
  * One state of a task, as stored.

@@ -66,6 +66,7 @@ import { EventDispatcher } from "./event_dispatcher.ts";
 import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { HeapCap } from "./heap_cap.ts";
 import { retryWhileDown } from "../broker/outage.ts";
+import { MAX_TIMER_MS } from "../broker/long_timeout.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { logReady } from "./ready_log.ts";
 import { createPool } from "./pool_setup.ts";
@@ -158,6 +159,14 @@ export class Worker {
     ) {
       throw new TypeError(
         `maxDecompressedSize needs a whole number of bytes >= 1, got ${maxDecompressed}`,
+      );
+    }
+    const beat = options.heartbeatInterval;
+    if (beat !== undefined && !(beat >= 0 && beat * 1000 <= MAX_TIMER_MS)) {
+      // A timer repeats a longer interval every 1 ms: a flood of worker-heartbeat events.
+      throw new RangeError(
+        `heartbeatInterval needs 0 to ${MAX_TIMER_MS / 1000} seconds (24.8 days, what a timer ` +
+          `holds), got ${beat}`,
       );
     }
     registerBuiltins(this.#app);

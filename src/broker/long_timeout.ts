@@ -6,8 +6,17 @@
  * @module
  */
 
-/** The longest delay a timer holds (2^31 - 1 ms, 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * The longest delay a timer holds (2^31 - 1 ms, 24.8 days): `setTimeout`
+ * and `AbortSignal.timeout` fire a longer one after 1 ms.
+ *
+ * @example
+ * ```ts
+ * import { MAX_TIMER_MS } from "./long_timeout.ts";
+ * MAX_TIMER_MS / 1000; // 2147483.647 (seconds)
+ * ```
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * A signal aborted with a `TimeoutError` `DOMException` after `ms`
