@@ -9,11 +9,10 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { BatchRunner } from "../src/worker/batch_runner.ts";
 import type { RunOutcome, RunRequest } from "../src/worker/executor.ts";
 import { ThreadPool } from "../src/worker/thread_pool.ts";
-import { runInfo } from "./helpers/run_info.ts";
+import { messageRunRequest } from "./helpers/run_info.ts";
 
 const MODULE = new URL("./apps/first_contact_app.ts", import.meta.url).href;
 const POOL_MODULE = new URL("./apps/pool_app.ts", import.meta.url).href;
@@ -21,7 +20,7 @@ const POOL_MODULE = new URL("./apps/pool_app.ts", import.meta.url).href;
 let seq = 0;
 function request(task: string, args: unknown[]): RunRequest {
   const id = crypto.randomUUID();
-  const msg = encodeTaskMessage({
+  const req = messageRunRequest({
     task,
     id,
     args,
@@ -30,17 +29,7 @@ function request(task: string, args: unknown[]): RunRequest {
     origin: "t@local",
     replyTo: "r",
   });
-  return {
-    seq: ++seq,
-    task,
-    id,
-    body: msg.body,
-    contentType: msg.contentType,
-    contentEncoding: msg.contentEncoding,
-    headers: msg.headers,
-    storeResult: true,
-    info: runInfo({ rootId: id, hostname: "t@local" }),
-  };
+  return { ...req, seq: ++seq, info: { ...req.info, hostname: "t@local" } };
 }
 
 /** A pool of `size` Web Workers (default one) and the batches of outcomes it reports. */

@@ -8,18 +8,17 @@
  */
 
 import assert from "node:assert/strict";
-import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import type { RunOutcome, RunRequest } from "../src/worker/executor.ts";
 import { ThreadPool } from "../src/worker/thread_pool.ts";
 import type { TimeLimits } from "../src/worker/time_limits.ts";
-import { runInfo } from "./helpers/run_info.ts";
+import { messageRunRequest } from "./helpers/run_info.ts";
 
 const MODULE = new URL("./apps/first_contact_app.ts", import.meta.url).href;
 
 let seq = 0;
 function request(task: string, args: unknown[], timeLimits?: TimeLimits): RunRequest {
   const id = crypto.randomUUID();
-  const msg = encodeTaskMessage({
+  const req = messageRunRequest({
     task,
     id,
     args,
@@ -28,18 +27,7 @@ function request(task: string, args: unknown[], timeLimits?: TimeLimits): RunReq
     origin: "t@local",
     replyTo: "r",
   });
-  return {
-    seq: ++seq,
-    task,
-    id,
-    body: msg.body,
-    contentType: msg.contentType,
-    contentEncoding: msg.contentEncoding,
-    headers: msg.headers,
-    storeResult: true,
-    timeLimits,
-    info: runInfo({ rootId: id, hostname: "t@local" }),
-  };
+  return { ...req, seq: ++seq, timeLimits, info: { ...req.info, hostname: "t@local" } };
 }
 
 interface Limited {
