@@ -12,6 +12,7 @@
 
 import { lazyLogger } from "./lazy_logger.ts";
 import type { Broker, Subscription } from "../broker/port.ts";
+import { MAX_TIMER_MS } from "../broker/long_timeout.ts";
 import { untilAborted } from "../broker/sleep.ts";
 import type { LamportClock } from "../protocol/clock.ts";
 import {
@@ -140,10 +141,15 @@ export async function call(
       { clock: clock.forward(), expires: controlExpires(timeout / 1000) },
     );
     await broker.broadcast(PIDBOX_EXCHANGE, message);
-    timer = setTimeout(() => {
-      timedOut = true;
-      done.resolve();
-    }, timeout);
+    // In steps a timer holds (2^31 - 1 ms): a longer delay would fire at once.
+    const arm = (left: number) => {
+      timer = setTimeout(() => {
+        if (left > MAX_TIMER_MS) return arm(left - MAX_TIMER_MS);
+        timedOut = true;
+        done.resolve();
+      }, Math.min(left, MAX_TIMER_MS));
+    };
+    arm(timeout);
     if (!options.signal?.aborted) await done.promise;
     if (timedOut && replies.length < limit) await lastReplies(subscription);
   } finally {
