@@ -396,15 +396,13 @@ export class ThreadPool implements Pool {
       const lead = spreadLead(ms, this.#options.slots);
       let best: Member | undefined;
       for (const m of group.members) {
-        if (m.dead || m.retiring || !best) {
-          if (!m.dead && !m.retiring) best = m;
-        } else if (
-          lead === 1
+        if (m.dead || m.retiring) continue;
+        if (
+          !best ||
+          (lead === 1
             ? m.work < best.work || (m.work === best.work && m.load < best.load)
-            : m.load < best.load
-        ) {
-          best = m;
-        }
+            : m.load < best.load)
+        ) best = m;
       }
       // Short tasks stay with the Web Worker of the previous one (see spreadLead), within its slots,
       // short by their own name's history; the others go where the least blocking work waits
