@@ -12,25 +12,12 @@ import { Celery } from "../mod.ts";
 import { BatchRunner } from "../src/worker/batch_runner.ts";
 import type { RunOutcome, RunRequest } from "../src/worker/executor.ts";
 import { ThreadPool } from "../src/worker/thread_pool.ts";
-import { messageRunRequest } from "./helpers/run_info.ts";
+import { poolRunRequest } from "./helpers/run_info.ts";
 
 const MODULE = new URL("./apps/first_contact_app.ts", import.meta.url).href;
 const POOL_MODULE = new URL("./apps/pool_app.ts", import.meta.url).href;
 
-let seq = 0;
-function request(task: string, args: unknown[]): RunRequest {
-  const id = crypto.randomUUID();
-  const req = messageRunRequest({
-    task,
-    id,
-    args,
-    kwargs: {},
-    now: new Date(),
-    origin: "t@local",
-    replyTo: "r",
-  });
-  return { ...req, seq: ++seq, info: { ...req.info, hostname: "t@local" } };
-}
+const request = poolRunRequest;
 
 /** A pool of `size` Web Workers (default one) and the batches of outcomes it reports. */
 async function pool(size = 1): Promise<

@@ -11,23 +11,12 @@ import assert from "node:assert/strict";
 import type { RunOutcome, RunRequest } from "../src/worker/executor.ts";
 import { ThreadPool } from "../src/worker/thread_pool.ts";
 import type { TimeLimits } from "../src/worker/time_limits.ts";
-import { messageRunRequest } from "./helpers/run_info.ts";
+import { nextSeq, poolRunRequest } from "./helpers/run_info.ts";
 
 const MODULE = new URL("./apps/first_contact_app.ts", import.meta.url).href;
 
-let seq = 0;
 function request(task: string, args: unknown[], timeLimits?: TimeLimits): RunRequest {
-  const id = crypto.randomUUID();
-  const req = messageRunRequest({
-    task,
-    id,
-    args,
-    kwargs: {},
-    now: new Date(),
-    origin: "t@local",
-    replyTo: "r",
-  });
-  return { ...req, seq: ++seq, timeLimits, info: { ...req.info, hostname: "t@local" } };
+  return poolRunRequest(task, args, { timeLimits });
 }
 
 interface Limited {
@@ -109,7 +98,7 @@ Deno.test("threads pool: a task stuck past its hard limit puts the one queued be
     assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0.3, abandoned: [queued.seq] }]);
     assert.equal(outcomes.length, 0);
     // Put back, it runs once on the replacement Web Worker, within its limit.
-    const again = { ...queued, seq: ++seq };
+    const again = { ...queued, seq: nextSeq() };
     p.run([again]);
     await until(() => outcomes.length === 1);
     assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]), [[again.seq, true]]);

@@ -82,6 +82,46 @@ export function messageRunRequest(input: TaskMessageInput): RunRequest {
   };
 }
 
+/** The last sequence number {@link nextSeq} gave. */
+let poolSeq = 0;
+
+/**
+ * The next sequence number of this process, unused by every request
+ * {@link poolRunRequest} made.
+ *
+ * @returns the number
+ */
+export function nextSeq(): number {
+  return ++poolSeq;
+}
+
+/**
+ * The run request of a `task` message with `args`, a fresh id and the next
+ * sequence number of this process, from host `t@local`, for tests that hand
+ * tasks to a pool; `overrides` applied (`timeLimits`, say).
+ *
+ * @param task the task name
+ * @param args its positional arguments
+ * @param overrides fields to change
+ * @returns the request
+ */
+export function poolRunRequest(
+  task: string,
+  args: unknown[],
+  overrides: Partial<RunRequest> = {},
+): RunRequest {
+  const req = messageRunRequest({
+    task,
+    id: crypto.randomUUID(),
+    args,
+    kwargs: {},
+    now: new Date(),
+    origin: "t@local",
+    replyTo: "r",
+  });
+  return { ...req, seq: nextSeq(), info: { ...req.info, hostname: "t@local" }, ...overrides };
+}
+
 /**
  * A worker's held task of `message` as delivered (tag "1") from the `celery` queue by the
  * default exchange.
