@@ -5,7 +5,7 @@
  * @module
  */
 
-import { positiveInt } from "./flag_numbers.ts";
+import { positiveInt, positiveNumber } from "./flag_numbers.ts";
 import { parseAutoscale } from "../worker/autoscale_policy.ts";
 import type { WorkerOptions } from "../worker/worker_options.ts";
 import { grantedEnv } from "./permissions.ts";
@@ -69,12 +69,8 @@ export function scaleWorkerOptions(values: Record<string, unknown>): ScaleOption
     out.autoscale = parseAutoscale(autoscale);
     const keepalive = flag ?? keepaliveEnv();
     if (keepalive !== undefined) {
-      const k = Number(keepalive);
-      if (!(k > 0) || !Number.isFinite(k)) {
-        const from = flag === undefined ? "AUTOSCALE_KEEPALIVE" : "--autoscale-keepalive";
-        throw new TypeError(`${from} needs a number of seconds > 0, got "${keepalive}"`);
-      }
-      out.autoscale.keepalive = k;
+      const from = flag === undefined ? "AUTOSCALE_KEEPALIVE" : "--autoscale-keepalive";
+      out.autoscale.keepalive = positiveNumber(keepalive, from);
     }
   } else if (flag !== undefined) {
     throw new TypeError("--autoscale-keepalive goes with --autoscale MAX,MIN");
