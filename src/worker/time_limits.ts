@@ -1,6 +1,6 @@
 /**
  * Task time limits: which limits apply to a task, and the main-thread
- * timers that enforce them (one per running task with a limit).
+ * timer that enforces them (one for every running task with a limit).
  *
  * @module
  */
@@ -93,69 +93,6 @@ export interface TimeLimitHandlers {
   hard(seq: number, seconds: number): void;
 }
 
-/** Longest delay a platform timer accepts; a longer one fires at once. */
-const MAX_DELAY = 2 ** 31 - 1;
-
-/**
- * A timer that can wait longer than `setTimeout` allows, re-arming until due.
- *
- * @example
- * ```ts
- * import { clearLongTimeout, type LongTimer, setLongTimeout } from "./time_limits.ts";
- * const timer: LongTimer = setLongTimeout(() => {}, 40 * 86_400_000); // 40 days
- * clearLongTimeout(timer);
- * ```
- */
-export interface LongTimer {
-  /** The platform timer armed now. */
-  id: ReturnType<typeof setTimeout>;
-}
-
-/**
- * Call `fn` after `ms` milliseconds, for any delay: one beyond what
- * `setTimeout` accepts (about 24.8 days) is waited for in steps.
- *
- * @example
- * ```ts
- * import { clearLongTimeout, setLongTimeout } from "./time_limits.ts";
- * const timer = setLongTimeout(() => console.log("a month later"), 30 * 86_400_000);
- * clearLongTimeout(timer);
- * ```
- *
- * @param fn what to call
- * @param ms the delay; not a finite number means never
- * @returns a handle for {@link clearLongTimeout}
- */
-export function setLongTimeout(fn: () => void, ms: number): LongTimer {
-  const due = Date.now() + ms;
-  const timer = {} as LongTimer;
-  const arm = (wait: number) => {
-    timer.id = setTimeout(() => {
-      const left = due - Date.now();
-      if (left > 0) arm(left);
-      else fn();
-    }, Math.min(Math.max(0, wait), MAX_DELAY));
-  };
-  if (Number.isNaN(ms) || ms === Infinity) timer.id = setTimeout(() => {}, 0);
-  else arm(ms);
-  return timer;
-}
-
-/**
- * Cancel a {@link setLongTimeout} timer.
- *
- * @example
- * ```ts
- * import { clearLongTimeout, setLongTimeout } from "./time_limits.ts";
- * clearLongTimeout(setLongTimeout(() => {}, 1000));
- * ```
- *
- * @param timer the handle
- */
-export function clearLongTimeout(timer: LongTimer): void {
-  clearTimeout(timer.id);
-}
-
 /**
  * Log a soft time limit that fired, at warning, as Celery does: a task that
  * returns on its `ctx.signal` leaves a trace of it, and one that ignores it
@@ -178,8 +115,35 @@ export function logSoftTimeLimit(seconds: number, run: { task: string; id: strin
   });
 }
 
+/** Longest delay a platform timer accepts; a longer one fires at once. */
+const MAX_DELAY = 2 ** 31 - 1;
+
 /**
- * One soft and one hard timer per running task, cleared when it finishes.
+ * The pending limits of one kind and one length (say every hard limit of
+ * 60 s): run → when it is due (`performance.now()` milliseconds). Runs are
+ * added as they start, so a lane's insertion order is its due order and its
+ * first entry the next due.
+ */
+interface Lane {
+  kind: "soft" | "hard";
+  seconds: number;
+  due: Map<number, number>;
+}
+
+/** The lanes a started run is waiting in. */
+interface Run {
+  soft: Lane | undefined;
+  hard: Lane | undefined;
+}
+
+/**
+ * The soft and hard limits of running tasks, cleared when they finish. One
+ * platform timer serves every run: limits of the same kind and length are
+ * due in the order they started (a lane each), so starting and clearing a
+ * run are a few map operations, and the timer is armed for the earliest
+ * due limit. It is not re-armed when that run finishes first (the usual
+ * case): it fires at the stale time, finds nothing due and is armed for the
+ * next. A limit fires when that timer does, as a timer of its own would.
  *
  * @example
  * ```ts
@@ -196,7 +160,12 @@ export function logSoftTimeLimit(seconds: number, run: { task: string; id: strin
  */
 export class TimeLimitTimers {
   readonly #handlers: TimeLimitHandlers;
-  readonly #timers = new Map<number, LongTimer[]>();
+  readonly #runs = new Map<number, Run>();
+  readonly #soft = new Map<number, Lane>();
+  readonly #hard = new Map<number, Lane>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the timer is armed for (`performance.now()` ms); Infinity when it is not. */
+  #armedFor = Infinity;
 
   /**
    * Create the timers; none runs before {@link TimeLimitTimers.start}.
@@ -207,46 +176,113 @@ export class TimeLimitTimers {
     this.#handlers = handlers;
   }
 
-  /** How many runs have timers. */
+  /** How many runs have limits pending. */
   get size(): number {
-    return this.#timers.size;
+    return this.#runs.size;
   }
 
   /**
-   * Start the timers of a run (nothing when it has no limits).
+   * Start the limits of a run (nothing when it has none). A soft limit
+   * not shorter than the hard one is never reached and is not kept.
    *
    * @param seq the run
    * @param limits its limits
    */
   start(seq: number, limits: TimeLimits): void {
-    const timers: LongTimer[] = [];
     const { hard, soft } = limits;
-    if (soft !== null && (hard === null || soft < hard)) {
-      timers.push(setLongTimeout(() => this.#handlers.soft(seq, soft), soft * 1000));
-    }
-    if (hard !== null) {
-      timers.push(setLongTimeout(() => {
-        this.clear(seq);
-        this.#handlers.hard(seq, hard);
-      }, hard * 1000));
-    }
-    if (timers.length) this.#timers.set(seq, timers);
+    const useSoft = soft !== null && (hard === null || soft < hard);
+    if (!useSoft && hard === null) return;
+    if (this.#runs.has(seq)) this.clear(seq);
+    const now = performance.now();
+    const run: Run = {
+      soft: useSoft ? this.#enter(this.#soft, "soft", soft, seq, now) : undefined,
+      hard: hard === null ? undefined : this.#enter(this.#hard, "hard", hard, seq, now),
+    };
+    this.#runs.set(seq, run);
+    const due = now + 1000 * (useSoft ? soft : hard!);
+    if (due < this.#armedFor) this.#arm(due, now);
+  }
+
+  #enter(
+    lanes: Map<number, Lane>,
+    kind: Lane["kind"],
+    seconds: number,
+    seq: number,
+    now: number,
+  ): Lane {
+    let lane = lanes.get(seconds);
+    if (!lane) lanes.set(seconds, lane = { kind, seconds, due: new Map() });
+    lane.due.set(seq, now + seconds * 1000);
+    return lane;
   }
 
   /**
-   * Clear the timers of a run that finished (or was abandoned).
+   * Clear the limits of a run that finished (or was abandoned).
    *
    * @param seq the run
    */
   clear(seq: number): void {
-    const timers = this.#timers.get(seq);
-    if (!timers) return;
-    for (const t of timers) clearLongTimeout(t);
-    this.#timers.delete(seq);
+    const run = this.#runs.get(seq);
+    if (!run) return;
+    this.#runs.delete(seq);
+    run.soft?.due.delete(seq);
+    run.hard?.due.delete(seq);
+    if (this.#runs.size === 0) this.clearAll();
   }
 
-  /** Clear every timer. */
+  /** Clear every run's limits. */
   clearAll(): void {
-    for (const seq of [...this.#timers.keys()]) this.clear(seq);
+    this.#runs.clear();
+    for (const lanes of [this.#soft, this.#hard]) {
+      for (const lane of lanes.values()) lane.due.clear();
+      lanes.clear();
+    }
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#armedFor = Infinity;
+  }
+
+  #arm(due: number, now: number): void {
+    clearTimeout(this.#timer);
+    this.#armedFor = due;
+    this.#timer = setTimeout(() => this.#fire(), Math.min(Math.max(0, due - now), MAX_DELAY));
+  }
+
+  /** Fire every limit now due, earliest first, and arm the timer for the next one. */
+  #fire(): void {
+    this.#timer = undefined;
+    this.#armedFor = Infinity;
+    const now = performance.now();
+    const due: { at: number; seq: number; lane: Lane }[] = [];
+    for (const lanes of [this.#soft, this.#hard]) {
+      for (const lane of lanes.values()) {
+        for (const [seq, at] of lane.due) {
+          if (at > now) break;
+          due.push({ at, seq, lane });
+        }
+      }
+    }
+    due.sort((a, b) => a.at - b.at);
+    for (const { seq, lane } of due) {
+      // A handler before this one may have cleared it (a hard limit drops its Web Worker's runs).
+      if (!lane.due.has(seq)) continue;
+      if (lane.kind === "hard") {
+        this.clear(seq);
+        this.#handlers.hard(seq, lane.seconds);
+      } else {
+        lane.due.delete(seq);
+        this.#runs.get(seq)!.soft = undefined;
+        this.#handlers.soft(seq, lane.seconds);
+      }
+    }
+    let next = Infinity;
+    for (const lanes of [this.#soft, this.#hard]) {
+      for (const [seconds, lane] of lanes) {
+        const first = lane.due.values().next();
+        if (first.done) lanes.delete(seconds);
+        else next = Math.min(next, first.value);
+      }
+    }
+    if (next < this.#armedFor) this.#arm(next, performance.now());
   }
 }
