@@ -118,32 +118,31 @@ export function logSoftTimeLimit(seconds: number, run: { task: string; id: strin
 /** Longest delay a platform timer accepts; a longer one fires at once. */
 const MAX_DELAY = 2 ** 31 - 1;
 
-/**
- * The pending limits of one kind and one length (say every hard limit of
- * 60 s): run → when it is due (`performance.now()` milliseconds). Runs are
- * added as they start, so a lane's insertion order is its due order and its
- * first entry the next due.
- */
-interface Lane {
-  kind: "soft" | "hard";
-  seconds: number;
-  due: Map<number, number>;
-}
-
-/** The lanes a started run is waiting in. */
+/** The limits of one run. */
 interface Run {
-  soft: Lane | undefined;
-  hard: Lane | undefined;
+  /** Its soft limit in seconds; null when none, or once fired. */
+  soft: number | null;
+  /** Its hard limit in seconds; null when none. */
+  hard: number | null;
+  /** When it started (`performance.now()` ms); undefined while not known to have started. */
+  startedAt: number | undefined;
+  /** When it was last known not to have started (`performance.now()` ms). */
+  waiting: number;
 }
 
 /**
  * The soft and hard limits of running tasks, cleared when they finish. One
- * platform timer serves every run: limits of the same kind and length are
- * due in the order they started (a lane each), so starting and clearing a
- * run are a few map operations, and the timer is armed for the earliest
- * due limit. It is not re-armed when that run finishes first (the usual
- * case): it fires at the stale time, finds nothing due and is armed for the
- * next. A limit fires when that timer does, as a timer of its own would.
+ * platform timer serves every run, armed for the earliest limit due:
+ * starting and clearing a run are a map operation each, and the timer is
+ * not re-armed when that run finishes first (the usual case): it fires at
+ * the stale time, finds nothing due and is armed for the next. A limit
+ * fires when that timer does, as a timer of its own would.
+ *
+ * A run whose start is not reported ({@link TimeLimitTimers.expect}) is
+ * looked up with `startedAt` when its limits could first be due had it
+ * started then, and again each time they could be, until it has started:
+ * a Web Worker writes the start of a task in memory the main thread reads
+ * (`start_table.ts`) instead of posting it.
  *
  * @example
  * ```ts
@@ -160,9 +159,8 @@ interface Run {
  */
 export class TimeLimitTimers {
   readonly #handlers: TimeLimitHandlers;
+  readonly #startedAt: (seq: number) => number | null;
   readonly #runs = new Map<number, Run>();
-  readonly #soft = new Map<number, Lane>();
-  readonly #hard = new Map<number, Lane>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When the timer is armed for (`performance.now()` ms); Infinity when it is not. */
   #armedFor = Infinity;
@@ -171,9 +169,12 @@ export class TimeLimitTimers {
    * Create the timers; none runs before {@link TimeLimitTimers.start}.
    *
    * @param handlers called when limits are reached
+   * @param startedAt when an expected run started (`performance.now()` ms),
+   *   null while it has not; default: never known, only started runs are timed
    */
-  constructor(handlers: TimeLimitHandlers) {
+  constructor(handlers: TimeLimitHandlers, startedAt: (seq: number) => number | null = () => null) {
     this.#handlers = handlers;
+    this.#startedAt = startedAt;
   }
 
   /** How many runs have limits pending. */
@@ -182,38 +183,35 @@ export class TimeLimitTimers {
   }
 
   /**
-   * Start the limits of a run (nothing when it has none). A soft limit
+   * Start the limits of a run now (nothing when it has none). A soft limit
    * not shorter than the hard one is never reached and is not kept.
    *
    * @param seq the run
    * @param limits its limits
    */
   start(seq: number, limits: TimeLimits): void {
-    const { hard, soft } = limits;
-    const useSoft = soft !== null && (hard === null || soft < hard);
-    if (!useSoft && hard === null) return;
-    if (this.#runs.has(seq)) this.clear(seq);
-    const now = performance.now();
-    const run: Run = {
-      soft: useSoft ? this.#enter(this.#soft, "soft", soft, seq, now) : undefined,
-      hard: hard === null ? undefined : this.#enter(this.#hard, "hard", hard, seq, now),
-    };
-    this.#runs.set(seq, run);
-    const due = now + 1000 * (useSoft ? soft : hard!);
-    if (due < this.#armedFor) this.#arm(due, now);
+    this.#add(seq, limits, true);
   }
 
-  #enter(
-    lanes: Map<number, Lane>,
-    kind: Lane["kind"],
-    seconds: number,
-    seq: number,
-    now: number,
-  ): Lane {
-    let lane = lanes.get(seconds);
-    if (!lane) lanes.set(seconds, lane = { kind, seconds, due: new Map() });
-    lane.due.set(seq, now + seconds * 1000);
-    return lane;
+  /**
+   * Keep the limits of a run that will start at a time `startedAt` tells.
+   *
+   * @param seq the run
+   * @param limits its limits
+   */
+  expect(seq: number, limits: TimeLimits): void {
+    this.#add(seq, limits, false);
+  }
+
+  #add(seq: number, limits: TimeLimits, started: boolean): void {
+    const { hard } = limits;
+    const soft = limits.soft !== null && (hard === null || limits.soft < hard) ? limits.soft : null;
+    if (soft === null && hard === null) return;
+    const now = performance.now();
+    const run: Run = { soft, hard, startedAt: started ? now : undefined, waiting: now };
+    this.#runs.set(seq, run);
+    const due = now + 1000 * (soft ?? hard!);
+    if (due < this.#armedFor) this.#arm(due, now);
   }
 
   /**
@@ -222,21 +220,12 @@ export class TimeLimitTimers {
    * @param seq the run
    */
   clear(seq: number): void {
-    const run = this.#runs.get(seq);
-    if (!run) return;
-    this.#runs.delete(seq);
-    run.soft?.due.delete(seq);
-    run.hard?.due.delete(seq);
-    if (this.#runs.size === 0) this.clearAll();
+    if (this.#runs.delete(seq) && this.#runs.size === 0) this.clearAll();
   }
 
   /** Clear every run's limits. */
   clearAll(): void {
     this.#runs.clear();
-    for (const lanes of [this.#soft, this.#hard]) {
-      for (const lane of lanes.values()) lane.due.clear();
-      lanes.clear();
-    }
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#armedFor = Infinity;
@@ -248,41 +237,46 @@ export class TimeLimitTimers {
     this.#timer = setTimeout(() => this.#fire(), Math.min(Math.max(0, due - now), MAX_DELAY));
   }
 
+  /** When the next limit of a run is due; a run not started yet as if it started when last seen waiting. */
+  #due(run: Run): number {
+    return (run.startedAt ?? run.waiting) + 1000 * (run.soft ?? run.hard!);
+  }
+
   /** Fire every limit now due, earliest first, and arm the timer for the next one. */
   #fire(): void {
     this.#timer = undefined;
     this.#armedFor = Infinity;
     const now = performance.now();
-    const due: { at: number; seq: number; lane: Lane }[] = [];
-    for (const lanes of [this.#soft, this.#hard]) {
-      for (const lane of lanes.values()) {
-        for (const [seq, at] of lane.due) {
-          if (at > now) break;
-          due.push({ at, seq, lane });
-        }
+    const due: { at: number; seq: number; hard: boolean }[] = [];
+    for (const [seq, run] of this.#runs) {
+      if (run.startedAt === undefined) {
+        const at = this.#startedAt(seq);
+        if (at === null) run.waiting = now;
+        else run.startedAt = at;
       }
+      if (run.startedAt === undefined) continue;
+      const soft = run.soft === null ? Infinity : run.startedAt + 1000 * run.soft;
+      const hard = run.hard === null ? Infinity : run.startedAt + 1000 * run.hard;
+      if (soft <= now) due.push({ at: soft, seq, hard: false });
+      if (hard <= now) due.push({ at: hard, seq, hard: true });
     }
     due.sort((a, b) => a.at - b.at);
-    for (const { seq, lane } of due) {
+    for (const { seq, hard } of due) {
       // A handler before this one may have cleared it (a hard limit drops its Web Worker's runs).
-      if (!lane.due.has(seq)) continue;
-      if (lane.kind === "hard") {
+      const run = this.#runs.get(seq);
+      if (!run) continue;
+      if (hard) {
         this.clear(seq);
-        this.#handlers.hard(seq, lane.seconds);
-      } else {
-        lane.due.delete(seq);
-        this.#runs.get(seq)!.soft = undefined;
-        this.#handlers.soft(seq, lane.seconds);
+        this.#handlers.hard(seq, run.hard!);
+      } else if (run.soft !== null) {
+        const seconds = run.soft;
+        run.soft = null;
+        if (run.hard === null) this.clear(seq);
+        this.#handlers.soft(seq, seconds);
       }
     }
     let next = Infinity;
-    for (const lanes of [this.#soft, this.#hard]) {
-      for (const [seconds, lane] of lanes) {
-        const first = lane.due.values().next();
-        if (first.done) lanes.delete(seconds);
-        else next = Math.min(next, first.value);
-      }
-    }
+    for (const run of this.#runs.values()) next = Math.min(next, this.#due(run));
     if (next < this.#armedFor) this.#arm(next, performance.now());
   }
 }
