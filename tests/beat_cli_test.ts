@@ -305,6 +305,8 @@ Deno.test("beat CLI: a broker down at start is tried again (as Celery's beat) an
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok([beat, worker].some((p) => sent.test(p.output)), beat.output + worker.output);
+    // The worker may send first while beat still waits out its back-off (2 s, then 4 s, …).
+    await beat.waitFor(/Connected after \d+ attempt/, 20_000);
   } finally {
     await Promise.all([beat.stop(), worker.stop()]);
     await server?.stop();
