@@ -26,6 +26,7 @@ import { LEAKED_THREADS_EXIT_CODE } from "./start_over.ts";
 import { startReleasingPages } from "./startup_pages.ts";
 import { DEFAULT_V8_FLAGS, V8_FLAGS_ENV } from "./v8_flags.ts";
 import { grantedEnv } from "./permissions.ts";
+import { EXIT_CODES, UsageError } from "./exit_codes.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -99,7 +100,9 @@ export async function runWorker(
 ): Promise<number> {
   const pool = (values.pool as string | undefined) ?? "threads";
   if (pool !== "threads" && pool !== "inline") {
-    throw new TypeError(`--pool must be ${POOLS.map((p) => `"${p}"`).join(" or ")}, got "${pool}"`);
+    throw new UsageError(
+      `--pool must be ${POOLS.map((p) => `"${p}"`).join(" or ")}, got "${pool}"`,
+    );
   }
   const worker = new Worker({
     app,
@@ -234,5 +237,5 @@ export async function runWorker(
     log.info("Not starting over for the leaked threads: a signal asked the worker to stop");
     return 0;
   }
-  return worker.failure ? 1 : 0;
+  return worker.failure ? EXIT_CODES.failed : EXIT_CODES.ok;
 }
