@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { loadCodecs, loadedCompression, ProtocolError } from "../protocol.ts";
-import { constants, zstdCompressSync } from "node:zlib";
+import { brotliCompressSync, constants, zstdCompressSync } from "node:zlib";
 import { zstdFrameEnd } from "../src/protocol/zstd_frame.ts";
 import { BOMBS, HEAD, MiB } from "./helpers/bombs.ts";
 import { PYTHON } from "./helpers/procs.ts";
@@ -166,4 +166,42 @@ Deno.test("compression: a zstd frame cut short is refused, as python-zstandard r
   }
   // Not zstd at all: the decoder says so.
   assert.throws(() => decompress(text, "zstd"), /Corrupt zstd body: Zstd decompress error/);
+});
+
+Deno.test("compression: a brotli body must be one whole stream, as Python's brotli.decompress requires", () => {
+  // brotli.compress (Python's brotli 1.0.9, what kombu calls) of a task body; it refuses every cut of it.
+  const python = Uint8Array.fromBase64(
+    "G20A4MXaOa3fzb8wWib7ZyCKkq9nkTjlgJsHRnmQZnTSE54OHrJvUlFtiugUQaZieuagU1BPvKfrApNj8gm8b8ToRth7G5qZqcIhqtX8BA==",
+  );
+  const long = new Uint8Array(brotliCompressSync(new TextEncoder().encode(
+    JSON.stringify([
+      [Array.from({ length: 3000 }, (_, i) => `${i}:${(i * 7919) % 104729}`)],
+      {},
+      {},
+    ]),
+  )));
+  for (const whole of [python, long]) {
+    const text = new TextDecoder().decode(decompress(whole, "application/x-brotli"));
+    assert.ok(text.startsWith("[["), text);
+    for (let cut = 1; cut < whole.length; cut += cut < 100 ? 1 : 37) {
+      assert.throws(
+        () => decompress(whole.subarray(0, whole.length - cut), "application/x-brotli", "t-1"),
+        /^ProtocolError: Corrupt application\/x-brotli body: compressed data ended before the end of its brotli stream$/,
+        `cut by ${cut}`,
+      );
+    }
+    // Bytes after the stream, or a second stream: Python's brotli raises too.
+    for (const more of [[0], [1, 2, 3], [...whole]]) {
+      assert.throws(
+        () => decompress(new Uint8Array([...whole, ...more]), "brotli", "t-1"),
+        /^ProtocolError: Corrupt brotli body: not one brotli stream: its decoder stopped after \d+ of its \d+ bytes \(corrupt data, or bytes after the end of the stream\)$/,
+      );
+    }
+  }
+  for (const garbage of [new Uint8Array(0), new TextEncoder().encode("garbage, not brotli")]) {
+    assert.throws(
+      () => decompress(garbage, "brotli", "t-1"),
+      /^ProtocolError: Corrupt brotli body: /,
+    );
+  }
 });

@@ -7,7 +7,13 @@
  * @module
  */
 
-import { brotliDecompressSync, deflateSync, inflateSync, zstdDecompressSync } from "node:zlib";
+import {
+  brotliDecompressSync,
+  type BrotliOptions,
+  deflateSync,
+  inflateSync,
+  zstdDecompressSync,
+} from "node:zlib";
 import Bunzip from "seek-bzip";
 import { loadedXz, LZMA_NAMES } from "./codecs.ts";
 import { compressionMimeType, type CompressionName } from "./compression_names.ts";
@@ -122,7 +128,7 @@ function decoded(
       return bunzip(body, maxSize);
     case "application/x-brotli":
     case "brotli":
-      return new Uint8Array(brotliDecompressSync(body, capped));
+      return unbrotli(body, maxSize);
     case "application/zstd":
     case "zstd":
     case "zstandard":
@@ -133,6 +139,40 @@ function decoded(
   }
   if (LZMA_NAMES.has(mimeType)) return loadedXz().xzDecode(body, maxSize);
   return undefined;
+}
+
+/**
+ * Decode a body that must be one whole brotli stream and nothing more, as
+ * Python's `brotli.decompress` (what kombu calls) requires. Deno's
+ * `brotliDecompressSync` says neither: it returns what it has of a stream
+ * cut short, ignores bytes after a whole one, and stops quietly at corrupt
+ * data. How much of its input the decoder read tells: given the body and one
+ * more byte, it stops at the body's end only when the stream ends there;
+ * otherwise the body alone, read to its end, was cut short.
+ */
+function unbrotli(body: Uint8Array, maxSize: number): Uint8Array {
+  const probed = new Uint8Array(body.length + 1);
+  probed.set(body);
+  const [out, read] = brotliRead(probed, maxSize);
+  if (read === body.length) return out;
+  const [, readAlone] = brotliRead(body, maxSize);
+  if (readAlone === body.length) {
+    throw new Error("compressed data ended before the end of its brotli stream");
+  }
+  throw new Error(
+    `not one brotli stream: its decoder stopped after ${readAlone} of its ${body.length} bytes ` +
+      `(corrupt data, or bytes after the end of the stream)`,
+  );
+}
+
+/** The decoded bytes and how many bytes of `input` the decoder read. */
+function brotliRead(input: Uint8Array, maxSize: number): [Uint8Array, number] {
+  const options: BrotliOptions & { info: true } = { maxOutputLength: maxSize, info: true };
+  const { buffer, engine } = brotliDecompressSync(input, options) as unknown as {
+    buffer: Uint8Array;
+    engine: { bytesWritten: number };
+  };
+  return [new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), engine.bytesWritten];
 }
 
 /** seek-bzip's input stream: bytes one at a time, from a position it keeps. */
