@@ -75,6 +75,14 @@ Deno.test("exit codes: a usage error is 2, an unreachable broker 69, anything el
   assert.ok(new UsageError("x") instanceof TypeError);
 });
 
+Deno.test("exit codes: a broker URL of no supported scheme is 70 (any other error), not 69", async () => {
+  await expectCode(
+    ["status", "-b", "foo://x", "-t", "0.3"],
+    70,
+    /Unsupported broker URL "foo:\/\/…"/,
+  );
+});
+
 Deno.test({
   name: "exit codes: result, call, inspect, status, purge, parked, events: Redis up, then down",
   ignore: WITHOUT_REDIS,
