@@ -15,6 +15,7 @@ import { SoftTimeLimitExceeded } from "../client/worker_errors.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
 import { registerBuiltins } from "./builtins.ts";
 import { BatchRunner } from "./batch_runner.ts";
+import { CpuShares, threadCpuClock } from "./cpu_share.ts";
 import type { RunServices } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
 import type { FromRunner, ToRunnerPosted } from "./pool_protocol.ts";
@@ -50,6 +51,8 @@ const services: RunServices = {
   },
 };
 
+// Opened now, with the permissions the Web Worker starts with: a sandbox gives some up once loaded.
+const clock = threadCpuClock();
 const runner = new BatchRunner(
   (outcomes) =>
     post({
@@ -59,6 +62,7 @@ const runner = new BatchRunner(
     }),
   services,
   () => sent ? Atomics.load(sent, 0) - received : 0,
+  clock ? new CpuShares(clock) : undefined,
 );
 
 /** Post a request the main thread acknowledges (`published` / `stored`) and wait for the answer. */
