@@ -23,6 +23,7 @@ import { main } from "./src/cli/main.ts";
 
 export { main, type MainOptions } from "./src/cli/main.ts";
 export { LEAKED_THREADS_EXIT_CODE } from "./src/cli/start_over.ts";
+export { EXIT_CODES, UsageError } from "./src/cli/exit_codes.ts";
 export { USAGE } from "./src/cli/options.ts";
 export {
   cliLogLevels,

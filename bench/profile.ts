@@ -43,7 +43,8 @@
  * per task is also printed; default the local `redis-server` when exactly
  * one runs, none when `0`; the line also gives this bench process's own), `--dashboard` (as `-E`,
  * and a dashboard, `worker.ts dashboard` as the bench's `--dashboard` starts it, watches the worker:
- * its CPU per task is printed with the other processes'), `--v8-flags F` (the worker's; default the bench's), `--prefetch N` (the worker's; default its own), `--loglevel L` (the
+ * its CPU per task is printed with the other processes'), `--v8-flags F` (the worker's; default the bench's), `--prefetch N` (the worker's; default its own), `--time-limit S` / `--soft-time-limit S` (the
+ * worker's: every task limited; default none), `--loglevel L` (the
  * worker's; default none, i.e. its default levels).
  *
  * @module
@@ -330,6 +331,8 @@ async function main(): Promise<void> {
       heap: { type: "boolean", default: false },
       promoted: { type: "boolean", default: false },
       prefetch: { type: "string" },
+      "time-limit": { type: "string" },
+      "soft-time-limit": { type: "string" },
     },
   });
   const n = Number(values.tasks);
@@ -356,6 +359,8 @@ async function main(): Promise<void> {
       ...(values.loglevel ? ["--loglevel", values.loglevel] : []),
       ...(values.events || values.dashboard ? ["-E"] : []),
       ...(values.prefetch ? ["--prefetch", values.prefetch] : []),
+      ...(values["time-limit"] ? ["--time-limit", values["time-limit"]] : []),
+      ...(values["soft-time-limit"] ? ["--soft-time-limit", values["soft-time-limit"]] : []),
     ],
   });
   const child = worker.child;

@@ -141,10 +141,10 @@ Deno.test("beat CLI: bad input is refused with the entry and the field", async (
       ["schedule", "add", "bad", "--task", "t", "--cron", "61 * * * *"],
       env,
     );
-    assert.equal(cron.code, 1);
+    assert.equal(cron.code, 2);
     assert.match(cron.text, /beat entry "bad", schedule \(crontab minute\): "61" is not a valid/);
     const negative = await cli(["schedule", "add", "neg", "--task", "t", "--every=-5"], env);
-    assert.equal(negative.code, 1);
+    assert.equal(negative.code, 2);
     assert.match(negative.text, /beat entry "neg", schedule: .*"-5"/);
     const none = await cli(["schedule", "add", "x", "--task", "t"], env);
     assert.match(none.text, /exactly one of --every/);
@@ -157,10 +157,10 @@ Deno.test("beat CLI: bad input is refused with the entry and the field", async (
       ["schedule", "add", "x", "--task", "t", "--every", "5", "--priority", "high"],
       env,
     );
-    assert.equal(priority.code, 1);
+    assert.equal(priority.code, 2);
     assert.match(priority.text, /--priority needs a whole number >= 0, got "high"/);
     const lease = await cli(["beat", "--lease-time", "0"], env);
-    assert.equal(lease.code, 1);
+    assert.equal(lease.code, 2);
     assert.match(lease.text, /--lease-time needs a number of seconds > 0/);
     const list = await cli(["schedule", "list"], env);
     assert.match(list.text, /1 entry; leader: none/, "nothing bad was stored");

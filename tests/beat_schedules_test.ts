@@ -449,3 +449,36 @@ Deno.test("schedules: entries for local tasks are typed by the task's parameters
   await periodic.close();
   await app.close();
 });
+
+Deno.test("schedules: day of week 7 is refused, as Celery's crontab does (Sunday is 0)", () => {
+  // Celery 5.2.6: crontab(day_of_week="sun-7") raises "Invalid end range: 7 > 6"; croner took 7
+  // as Sunday, so these ran on Sundays (every day for "0-7").
+  for (const dayOfWeek of [7, "7", "sun-7", "0-7", "5-7", "1-7/2", "07", [1, 7]] as const) {
+    assert.throws(
+      () => crontab({ minute: 0, hour: 3, dayOfWeek }),
+      (err: unknown) => {
+        assert.ok(err instanceof BeatEntryError, String(err));
+        assert.equal(err.field, "crontab dayOfWeek");
+        assert.match(err.message, /7 is not a day of the week.*Sunday as 0 or "sun"; write "5-0"/);
+        return true;
+      },
+    );
+  }
+  assert.throws(() => crontab("0 3 * * 7"), /7 is not a day of the week/);
+  assert.throws(() => compileSchedule("0 3 * * 0-7", "UTC"), /7 is not a day of the week/);
+  // What the message offers instead: "5-0" is Friday to Sunday; a step of 7 is not a day (Celery:
+  // "*/7" is Sunday only).
+  const runs = (dayOfWeek: string) => {
+    const s = sched(crontab({ minute: 0, hour: 0, dayOfWeek }));
+    let state: RunState = { lastRunAt: Date.parse("2026-01-01T00:00:00Z"), totalRunCount: 0 };
+    const days: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const due = s.nextRunAt(state)!;
+      days.push(new Date(due).getUTCDay());
+      state = s.afterRun(state, due, due);
+    }
+    return days;
+  };
+  assert.deepEqual(runs("5-0"), [5, 6, 0, 5]);
+  assert.deepEqual(runs("*/7"), [0, 0, 0, 0]);
+});

@@ -30,7 +30,7 @@ Deno.test("cli app errors: a syntax error is said as one, with its place once", 
         'export const add = app.task("tasks.add", (a: number, b: number) => a + b;\n',
     );
     const out = await runCli(["--app", app, "-b", "kv://:memory:"]);
-    assert.equal(out.code, 1);
+    assert.equal(out.code, 2);
     // Was "importing the app module failed: TypeError: SyntaxError: ..." with
     // the place twice: "at file://…/tasks.ts:3:73 (at file://…/tasks.ts:3:73)".
     assert.match(
@@ -49,7 +49,7 @@ Deno.test("cli app errors: an app module out of read reach names the flag, not C
     const out = await runCli(["--app", app, "-b", "kv://:memory:"], {
       permissions: ["--allow-read=.", "--allow-env"],
     });
-    assert.equal(out.code, 1);
+    assert.equal(out.code, 2);
     assert.match(out.stderr, /^error: --app .*tasks\.ts: importing the app module failed: /);
     assert.match(out.stderr, /Requires read access to .*tasks\.ts".*--allow-read/);
     // Was "(at async loadApp (file:///…/src/worker/load_app.ts:60:15))":
@@ -62,7 +62,7 @@ Deno.test("cli app errors: Celery's dotted module name gets the path it meant", 
   // `celery -A examples.tasks` names a Python module; --app takes a path.
   for (const spec of ["examples.tasks", "examples/tasks"]) {
     const out = await runCli(["--app", spec, "-b", "kv://:memory:"]);
-    assert.equal(out.code, 1);
+    assert.equal(out.code, 2);
     assert.match(
       out.stderr,
       new RegExp(
@@ -71,6 +71,6 @@ Deno.test("cli app errors: Celery's dotted module name gets the path it meant", 
     );
   }
   const none = await runCli(["--app", "no.such.module", "-b", "kv://:memory:"]);
-  assert.equal(none.code, 1);
+  assert.equal(none.code, 2);
   assert.doesNotMatch(none.stderr, /did you mean/);
 });

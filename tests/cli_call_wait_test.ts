@@ -1,7 +1,7 @@
 /**
  * `call NAME --wait` against a real worker: it prints the id, then the
  * result as `result` prints it (`--json`: one object), exits 1 for a
- * failure and 2 with the task's last state when no result comes in time —
+ * failure and 3 with the task's last state when no result comes in time —
  * on Redis, and on the rpc:// backend, where it is the one way to get a
  * result from the command line.
  */
@@ -100,7 +100,7 @@ async function waits(at: string[], queue: string): Promise<void> {
 }
 
 Deno.test({
-  name: "cli call --wait: Redis — the result, a failure (exit 1), no result in time (exit 2)",
+  name: "cli call --wait: Redis — the result, a failure (exit 1), no result in time (exit 3)",
   ignore: WITHOUT_REDIS,
 }, async () => {
   const prefix = uniquePrefix("cli-wait");
@@ -161,7 +161,7 @@ Deno.test("cli call: --wait without a result backend, or -t/--json without --wai
     );
     await assert.rejects(
       runCall(app, "tasks.add", { traceback: true }),
-      /^TypeError: --traceback goes with --wait/,
+      /^UsageError: --traceback goes with --wait/,
     );
     for (const timeout of ["0", "Infinity", "1e308"]) {
       // Infinity and 1e308 s (Infinity ms) were taken, the task sent, then get() refused them.

@@ -104,7 +104,7 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
   assert.equal(noApp.code, 69, `status needs only a broker, as celery -b: ${noApp.stderr}`);
   assert.match(noApp.stderr, /No nodes replied/);
   const worker = await runCli(["--broker", "kv://:memory:"]);
-  assert.equal(worker.code, 1);
+  assert.equal(worker.code, 2, "a missing --app is a usage error");
   assert.match(worker.stderr, /^error: --app is required for worker: .*--app \.\/tasks\.ts/);
   const method = await runCli(["inspect", "stat", "--app", "./tests/apps/worker_app.ts"]);
   assert.equal(method.code, 2);
@@ -119,12 +119,12 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
     /^error: unknown control command "rate-limit" \(did you mean rate_limit\?\)/,
   );
   const program = await runCli(["--app", "./tests/apps/program_app.ts", "-b", "kv://:memory:"]);
-  assert.equal(program.code, 1, `a program, not an app module: ${program.stderr}`);
+  assert.equal(program.code, 2, `a program, not an app module: ${program.stderr}`);
   assert.match(program.stderr, /must export its app: .*--app names the module that defines/);
   assert.doesNotMatch(program.stderr, /Top-level await/);
   // Said only "Module not found" and the module's own message, with neither --app nor where.
   const missing = await runCli(["--app", "./tests/apps/no_such_app.ts", "-b", "kv://:memory:"]);
-  assert.equal(missing.code, 1);
+  assert.equal(missing.code, 2);
   assert.match(
     missing.stderr,
     /^error: --app \.\/tests\/apps\/no_such_app\.ts: no module at file:\/\/.*no_such_app\.ts \(a relative path starts from the current directory, /,
@@ -135,7 +135,7 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
     "-b",
     "kv://:memory:",
   ]);
-  assert.equal(throws.code, 1);
+  assert.equal(throws.code, 2, "as Celery's -A that cannot load its app");
   assert.match(
     throws.stderr,
     /^error: --app \.\/tests\/apps\/throws_at_import_app\.ts: importing the app module failed: Error: settings\.json is missing \(at file:\/\/.*throws_at_import_app\.ts:5:7\)/,
@@ -151,7 +151,7 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
       "-Q",
       " ,",
     ]);
-    assert.equal(noQueue.code, 1, noQueue.stderr);
+    assert.equal(noQueue.code, 2, noQueue.stderr);
     assert.match(
       noQueue.stderr,
       /^error: -Q, --queues names no queue \(got " ,"\): give one or more/,
@@ -167,7 +167,7 @@ Deno.test("cli logging: result's --timeout that is no number is named as the fla
   // NaN": the API's words and unit, not the flag's.
   for (const t of ["abc", "0"]) {
     const out = await runCli(["result", "some-id", "-b", "kv://:memory:", "-t", t]);
-    assert.equal(out.code, 1, out.stderr);
+    assert.equal(out.code, 2, out.stderr);
     assert.equal(out.stderr, `error: --timeout needs a number of seconds > 0, got "${t}"\n`);
   }
 });

@@ -93,8 +93,8 @@ Deno.test({
     expect(bad, 0);
     const failed = await cli("result", bad.out.trim(), "--traceback", "-t", "20");
     expect(failed, 1, [], [/FAILURE: ValueError: boom/, /Error|boom\n/]);
-    expect(await cli("result", crypto.randomUUID(), "-t", "0.5"), 2);
-    expect(await cli("call", "tasks.add", "--args", "{not json"), 1);
+    expect(await cli("result", crypto.randomUUID(), "-t", "0.5"), 3);
+    expect(await cli("call", "tasks.add", "--args", "{not json"), 2);
 
     const active = await cli("inspect", "active", "--json", ...toNode);
     assert.deepEqual(json(active), { [node]: [] }, show(active));

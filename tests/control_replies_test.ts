@@ -2,7 +2,7 @@
  * Replies for Celeriac clients: `app.control.inspect().active()` and the
  * other inspect commands, `app.control.ping()`, `call()` and
  * `broadcast(..., { reply: true })` collect `{ node: reply }` from Celeriac
- * workers on Redis and KV; with no worker online an inspect resolves empty
+ * workers on Redis and KV (a revoke's stop at its `limit` of replies); with no worker online an inspect resolves empty
  * at its timeout; a malformed reply is skipped; the timeout counts from the
  * request sent (a slow reply-queue set-up does not eat it), and on Redis a
  * reply that reached the socket before the deadline while the event loop
@@ -82,7 +82,13 @@ for (const t of transports) {
         }),
         [{ [worker.hostname]: { ok: "task events enabled" } }],
       );
-      await client.control.revoke(later.id);
+      // limit: the call ends at the first reply, not at its 60 s timeout
+      const asked = performance.now();
+      assert.deepEqual(
+        await client.control.revoke(later.id, { reply: true, timeout: 60, limit: 1 }),
+        [{ [worker.hostname]: { ok: `tasks ${later.id} flagged as revoked` } }],
+      );
+      assert.ok(performance.now() - asked < 30_000, "the wait ended at the limit");
     });
   });
 

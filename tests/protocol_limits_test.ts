@@ -7,10 +7,12 @@ import {
   deserialize,
   encodeEnvelope,
   encodeTaskMessage,
+  MAX_HEADERS_SIZE,
   MAX_NESTING_DEPTH,
   ProtocolError,
   pyJsonLoads,
 } from "../protocol.ts";
+import { type JsonShape, pyJsonLoadsShaped } from "../src/protocol/json_decode.ts";
 
 const utf8 = new TextEncoder();
 
@@ -157,4 +159,66 @@ Deno.test("well-formed embeds still decode (chain, link with nested link, chord)
   assert.equal(body.embed.callbacks?.length, 1);
   assert.equal(body.embed.chain?.[0].task, "tasks.b");
   assert.equal(body.embed.chord?.task, "tasks.b");
+});
+
+Deno.test("pyJsonLoadsShaped measures the depth and size that checkShape checks, or says it did not", () => {
+  const texts = [
+    '{"a": [1, "xy"]}',
+    "[[[]]]",
+    '"abc"',
+    "7",
+    '{"k": {"l": [true, null, 1.5, "q"]}, "m": {}}',
+    '{"body": "W10=", "headers": {"id": "i", "argsrepr": "()"}, ' +
+    '"properties": {"delivery_info": {"exchange": "", "routing_key": "celery"}}}',
+  ];
+  for (const text of texts) {
+    const shape: JsonShape = { depth: -1, size: 0 };
+    const value = pyJsonLoadsShaped(text, shape);
+    assert.ok(shape.depth >= 0, text);
+    checkShape(value, "body", { maxDepth: Math.max(shape.depth, 1), maxSize: shape.size });
+    if (shape.depth > 1) {
+      assert.throws(() => checkShape(value, "body", { maxDepth: shape.depth - 1 }), /deeper/);
+    }
+    if (shape.size > 0) {
+      assert.throws(() => checkShape(value, "body", { maxSize: shape.size - 1 }), /larger/);
+    }
+  }
+  // Values decoded with the reviver or the tolerant parser are not measured.
+  for (
+    const text of ['{"n": 18446744073709551616}', "[NaN]", '{"__type__": "uuid", "__value__": "0"}']
+  ) {
+    const shape: JsonShape = { depth: 5, size: 5 };
+    pyJsonLoadsShaped(text, shape);
+    assert.equal(shape.depth, -1, text);
+  }
+});
+
+Deno.test("envelopes and bodies are refused exactly past the limits, measured or walked", () => {
+  const envelope = (headers: string, properties = '"body_encoding": "base64"') =>
+    '{"body": "W10=", "content-encoding": "utf-8", "content-type": "application/json", ' +
+    `"headers": {"id": "id-1", "task": "t", ${headers}}, "properties": {${properties}}}`;
+  // Headers are depth 1: an array nested 127 deep inside them is at depth 128.
+  assert.equal(
+    decodeEnvelope(envelope(`"x": ${nested(MAX_NESTING_DEPTH - 1)}`)).undecodable,
+    undefined,
+  );
+  assert.match(
+    decodeEnvelope(envelope(`"x": ${nested(MAX_NESTING_DEPTH)}`)).undecodable ?? "",
+    /nests deeper/,
+  );
+  const big = "y".repeat(MAX_HEADERS_SIZE);
+  assert.match(decodeEnvelope(envelope(`"x": "${big}"`)).undecodable ?? "", /larger than/);
+  assert.throws(() => decodeEnvelope(envelope('"x": 1', `"p": "${big}"`)), /properties are larger/);
+  // A large body alone (over the headers' limit, so the envelope is walked part by part) is fine.
+  const env = decodeEnvelope(envelope('"x": 1').replace('"W10="', `"${"AAAA".repeat(300_000)}"`));
+  assert.equal(env.undecodable, undefined);
+  assert.equal(env.body.length, 900_000);
+  const json = (text: string) => deserialize(utf8.encode(text), "application/json", "utf-8");
+  assert.deepEqual(json("[1]"), [1]);
+  json(nested(MAX_NESTING_DEPTH));
+  assert.throws(() => json(nested(MAX_NESTING_DEPTH + 1)), /nests deeper than 128/);
+  assert.throws(
+    () => json(`[12345678901234567890, ${nested(MAX_NESTING_DEPTH)}]`),
+    /nests deeper than 128/,
+  );
 });

@@ -111,3 +111,54 @@ Deno.test("threads pool: a task stuck past its hard limit puts the one queued be
     await p.close();
   }
 });
+
+Deno.test("threads pool: a task stuck past its hard limit is ended on time, its start read from shared memory", async () => {
+  const { pool: p, limited, until } = await onePool();
+  try {
+    const stuck = request("fc.spin", [800], { hard: 0.2, soft: null });
+    const t0 = performance.now();
+    p.run([stuck]);
+    await until(() => limited.length > 0);
+    const after = performance.now() - t0;
+    assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0.2, abandoned: [] }]);
+    // From the hand-over: its start in the Web Worker, then 200 ms; a few ms of lateness at most.
+    assert.ok(after >= 200 && after < 300, `ended ${Math.round(after)} ms after the hand-over`);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("threads pool: a task whose start-table slot a running task holds still has its limits", async () => {
+  const { pool: p, outcomes, limited, until } = await onePool();
+  try {
+    // Sequence numbers 1024 apart share a slot of the Web Worker's start table.
+    const holder = request("fc.nap", [600], { hard: 5, soft: null });
+    const stuck = poolRunRequest("fc.spin", [800], {
+      seq: holder.seq + 1024,
+      timeLimits: { hard: 0.15, soft: null },
+    });
+    p.run([holder, stuck]);
+    await until(() => limited.length > 0);
+    assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0.15, abandoned: [holder.seq] }]);
+    assert.equal(outcomes.length, 0);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("threads pool: a task starting in the start-table slot of a running one leaves that one's limits", async () => {
+  const { pool: p, outcomes, limited, until } = await onePool();
+  try {
+    const holder = request("fc.nap", [600], { hard: 0.15, soft: null });
+    const other = poolRunRequest("fc.nap", [30], {
+      seq: holder.seq + 1024,
+      timeLimits: { hard: 5, soft: null },
+    });
+    p.run([holder, other]);
+    await until(() => limited.length > 0);
+    assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]), [[other.seq, true]]);
+    assert.deepEqual(limited, [{ seq: holder.seq, seconds: 0.15, abandoned: [] }]);
+  } finally {
+    await p.close();
+  }
+});

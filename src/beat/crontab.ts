@@ -27,7 +27,7 @@ export interface CrontabFields {
   minute?: CrontabField;
   /** Hours 0-23 [`hour`]. */
   hour?: CrontabField;
-  /** Days of the week 0-6, Sunday = 0, or `sun`…`sat` [`day_of_week`]. */
+  /** Days of the week 0-6, Sunday = 0 (not 7, as in Celery), or `sun`…`sat` [`day_of_week`]. */
   dayOfWeek?: CrontabField;
   /** Days of the month 1-31 [`day_of_month`]. */
   dayOfMonth?: CrontabField;
@@ -237,6 +237,7 @@ export function crontab(fields: CrontabFields | string = {}): CrontabSchedule {
     throw new BeatEntryError(null, "crontab", "expected an object of fields or a cron string");
   }
   const schedule: CrontabSchedule = { type: "crontab", ...parts };
+  refuseSeven(parts.dayOfWeek);
   for (const f of FIELDS) {
     const alone = { ...ANY, [f]: parts[f] };
     try {
@@ -266,6 +267,25 @@ export function crontab(fields: CrontabFields | string = {}): CrontabSchedule {
     );
   }
   return Object.freeze(schedule);
+}
+
+/**
+ * Refuse day of week 7 (`7`, `"sun-7"`, `"1-7/2"`, `[1, 7]`), which cron and
+ * croner take as Sunday: Celery 5.2.6's crontab refuses it ("Invalid end
+ * range: 7 > 6").
+ */
+function refuseSeven(dayOfWeek: string): void {
+  const seven = dayOfWeek.split(",").some((part) =>
+    part.split("/")[0].split("-").some((end) => /^\d+$/.test(end) && Number(end) === 7)
+  );
+  if (!seven) return;
+  throw new BeatEntryError(
+    null,
+    "crontab dayOfWeek",
+    `"${dayOfWeek}": 7 is not a day of the week, as in Celery's crontab: dayOfWeek takes ` +
+      `0-6 or sun-sat with Sunday as 0 or "sun"; write "5-0" for Friday to Sunday, "*" for ` +
+      `every day`,
+  );
 }
 
 const ANY: CrontabSchedule = {

@@ -7,6 +7,7 @@
 
 import type { Celery } from "../client/app.ts";
 import type { ParkedMessage } from "../broker/port.ts";
+import { EXIT_CODES } from "./exit_codes.ts";
 
 /**
  * The task column of `parked`: `name[id]`, with a readable stand-in for
@@ -106,7 +107,7 @@ export async function purge(
     const answer = await ask("Are you sure you want to delete all tasks? [y/N]: ");
     if (!["y", "yes"].includes(answer.trim().toLowerCase())) {
       console.log("Purge cancelled: nothing deleted");
-      return 1;
+      return EXIT_CODES.failed;
     }
   }
   let total = 0;

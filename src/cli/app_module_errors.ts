@@ -4,6 +4,8 @@
  * @module
  */
 
+import { UsageError } from "./exit_codes.ts";
+
 /** Celeriac's own source directory: a stack frame in it is not a place in the user's app. */
 const OWN_SOURCE = new URL("../", import.meta.url).href;
 
@@ -54,21 +56,23 @@ function modulePathMeant(spec: string): string | undefined {
  * @param spec the `--app` value as given
  * @param url the module's URL
  * @returns never: it throws
- * @throws {TypeError} for a module that exports no app, or no module at the path
- * @throws {Error} for a module that failed to import
+ * @throws {UsageError} always (as Celery's `-A` that cannot load its app, a usage error): a
+ *   module that exports no app, no module at the path, one that failed to import
  */
 export function appModuleExpected(err: Error, spec: string, url: string): never {
   if (err instanceof TypeError && /must export its app/.test(err.message)) {
-    throw new TypeError(
+    throw new UsageError(
       `${err.message}. --app names the module that defines your app and its tasks ` +
         "(as ./tasks.ts does), not a program that uses them: run that with deno run",
     );
   }
-  if (/has no Celery app exported as/.test(err.message)) throw err;
+  if (/has no Celery app exported as/.test(err.message)) {
+    throw new UsageError(err.message, { cause: err });
+  }
   const code = (err as Error & { code?: string }).code;
   if (code === "ERR_MODULE_NOT_FOUND" && err.message.includes(`"${url}"`)) {
     const meant = modulePathMeant(spec);
-    throw new TypeError(
+    throw new UsageError(
       `--app ${spec}: no module at ${url} (a relative path starts from the current directory, ${Deno.cwd()})` +
         (meant
           ? ` (did you mean --app ${meant}? --app takes a file path or URL, not a Python module name)`
@@ -80,12 +84,12 @@ export function appModuleExpected(err: Error, spec: string, url: string): never 
   // "SyntaxError: <what>", the offending line and its place.
   const syntax = /^SyntaxError: ([^]*)$/.exec(err.message);
   if (syntax) {
-    throw new Error(`--app ${spec}: syntax error: ${syntax[1]}`, {
+    throw new UsageError(`--app ${spec}: syntax error: ${syntax[1]}`, {
       cause: err,
     });
   }
   const at = placeInApp(err);
-  throw new Error(
+  throw new UsageError(
     `--app ${spec}: importing the app module failed: ${err.name}: ${err.message}${
       at ? ` (${at})` : ""
     }`,

@@ -11,11 +11,13 @@ import type { Celery } from "../client/app.ts";
 import type { BeatEntry, ScheduleSpec } from "../client/beat_config.ts";
 import { Beat } from "../beat/beat.ts";
 import { at } from "../beat/crontab.ts";
+import { BeatEntryError } from "../beat/errors.ts";
 import { PeriodicTasks, type ScheduleRow } from "../beat/periodic_tasks.ts";
 import { unregisteredTask } from "./call.ts";
 import { retryOnStartup } from "./connect_retry.ts";
 import { positiveNumber, wholeNumber } from "./flag_numbers.ts";
 import { privateBroker } from "./inspect.ts";
+import { EXIT_CODES, UsageError } from "./exit_codes.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -75,7 +77,7 @@ function json(value: string | boolean | undefined, flag: string): unknown {
   try {
     return JSON.parse(String(value));
   } catch {
-    throw new TypeError(`${flag} needs JSON, e.g. ${flag} '[1, 2]', got ${value}`);
+    throw new UsageError(`${flag} needs JSON, e.g. ${flag} '[1, 2]', got ${value}`);
   }
 }
 
@@ -218,7 +220,7 @@ export async function runBeat(app: Celery, values: Values): Promise<number> {
 function scheduleFromFlags(values: Values): ScheduleSpec {
   const given = (["every", "cron", "at"] as const).filter((k) => values[k] !== undefined);
   if (given.length !== 1) {
-    throw new TypeError(
+    throw new UsageError(
       "schedule add needs exactly one of --every 10s, --cron '0 3 * * *', --at ISO",
     );
   }
@@ -251,11 +253,11 @@ export async function runSchedule(
   configureBeatStore(app, values);
   const [action = "list", name] = positionals;
   if (action === "list") return await list(app).finally(() => app.close());
-  if (!name) throw new TypeError(`schedule ${action} needs an entry name`);
+  if (!name) throw new UsageError(`schedule ${action} needs an entry name`);
   const periodic = new PeriodicTasks(app);
   try {
     if (action === "add") {
-      if (typeof values.task !== "string") throw new TypeError("schedule add needs --task NAME");
+      if (typeof values.task !== "string") throw new UsageError("schedule add needs --task NAME");
       const options: BeatEntry["options"] = {};
       if (values.queue !== undefined) options.queue = String(values.queue);
       if (values.expires !== undefined) {
@@ -271,7 +273,10 @@ export async function runSchedule(
         kwargs: json(values.kwargs, "--kwargs") as Record<string, unknown> | undefined,
         options,
       };
-      await periodic.add(name, entry);
+      await periodic.add(name, entry).catch((err) => {
+        // The entry is made of this command's flags: what is wrong with it is a usage error.
+        throw err instanceof BeatEntryError ? new UsageError(err.message, { cause: err }) : err;
+      });
       const unknown = unregisteredTask(
         app,
         values.task,
@@ -300,9 +305,9 @@ export async function runSchedule(
             `schedule add gives it again)`
           : `Removed entry "${name}"`,
       );
-      return removed ? 0 : 1;
+      return removed ? EXIT_CODES.ok : EXIT_CODES.failed;
     }
-    throw new TypeError(
+    throw new UsageError(
       `Unknown schedule action "${action}": use ${SCHEDULE_ACTIONS.join(", ")}`,
     );
   } finally {

@@ -11,13 +11,14 @@ import { closestName } from "../client/closest_name.ts";
 import { BUILTIN_TASKS } from "../worker/builtins.ts";
 import { privateBroker } from "./inspect.ts";
 import { printOutcome, waitTimeout } from "./task_outcome.ts";
+import { UsageError } from "./exit_codes.ts";
 
 function json(text: string | undefined, flag: string, fallback: unknown): unknown {
   if (text === undefined) return fallback;
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new TypeError(`${flag} must be JSON, e.g. ${flag} '[1, 2]': ${(err as Error).message}`);
+    throw new UsageError(`${flag} must be JSON, e.g. ${flag} '[1, 2]': ${(err as Error).message}`);
   }
 }
 
@@ -68,7 +69,7 @@ const WAIT_FLAGS = ["timeout", "json", "traceback"];
  * @param name task name
  * @param values parsed flags
  * @returns exit code
- * @throws {TypeError} for a bad flag value, `--wait` without a result backend, or a wait flag
+ * @throws {UsageError} for a bad flag value, `--wait` without a result backend, or a wait flag
  *   without `--wait` (checked before anything is sent)
  */
 export async function runCall(
@@ -76,20 +77,20 @@ export async function runCall(
   name: string | undefined,
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
-  if (!name) throw new TypeError("call needs a task name: call tasks.add --args '[2, 3]'");
+  if (!name) throw new UsageError("call needs a task name: call tasks.add --args '[2, 3]'");
   const args = json(values.args as string | undefined, "--args", []);
   const kwargs = json(values.kwargs as string | undefined, "--kwargs", {});
-  if (!Array.isArray(args)) throw new TypeError("--args must be a JSON list");
+  if (!Array.isArray(args)) throw new UsageError("--args must be a JSON list");
   if (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) {
-    throw new TypeError("--kwargs must be a JSON object");
+    throw new UsageError("--kwargs must be a JSON object");
   }
   const countdown = values.countdown === undefined ? undefined : Number(values.countdown);
   if (countdown !== undefined && !Number.isFinite(countdown)) {
-    throw new TypeError(`--countdown needs seconds, got "${values.countdown}"`);
+    throw new UsageError(`--countdown needs seconds, got "${values.countdown}"`);
   }
   const eta = values.eta === undefined ? undefined : new Date(String(values.eta));
   if (eta && Number.isNaN(eta.getTime())) {
-    throw new TypeError(`--eta needs an ISO 8601 date, got "${values.eta}"`);
+    throw new UsageError(`--eta needs an ISO 8601 date, got "${values.eta}"`);
   }
   // The default wait starts when the task is due; an explicit -t counts from the send.
   const due = values.timeout === undefined
@@ -97,7 +98,7 @@ export async function runCall(
     : 0;
   const timeout = values.wait ? waitTimeout(values) + due : undefined;
   if (values.wait && !app.config.backend) {
-    throw new TypeError(
+    throw new UsageError(
       "call --wait needs the result backend the worker stores to, and none is configured: " +
         "--backend redis://127.0.0.1:6379/0, or rpc:// (or CELERY_RESULT_BACKEND, or the app's " +
         "backend); nothing was sent",
@@ -105,7 +106,7 @@ export async function runCall(
   }
   const stray = WAIT_FLAGS.filter((f) => values[f] !== undefined);
   if (!values.wait && stray.length) {
-    throw new TypeError(
+    throw new UsageError(
       `${stray.map((f) => `--${f}`).join(", ")} ${stray.length > 1 ? "go" : "goes"} with ` +
         `--wait (call ${name} --wait --timeout 30); nothing was sent`,
     );
@@ -172,7 +173,7 @@ export function rpcResultLost(app: Celery, id: string): string | undefined {
 /**
  * `result ID [--traceback] [--timeout S] [--json]`: wait for the task's
  * result and print it as JSON; a failure prints its exception (and
- * traceback) and exits 1; no result within the timeout exits 2 (see
+ * traceback) and exits 1; no result within the timeout exits 3 (see
  * task_outcome.ts). An `rpc://` backend is refused: its results reach only
  * the client that sent the task (`call --wait` waits for them).
  *
@@ -180,7 +181,7 @@ export function rpcResultLost(app: Celery, id: string): string | undefined {
  * @param id task id
  * @param values parsed flags
  * @returns exit code
- * @throws {TypeError} without an id, without a result backend, with an `rpc://` one, or a
+ * @throws {UsageError} without an id, without a result backend, with an `rpc://` one, or a
  *   `--timeout` that is no number of seconds > 0
  */
 export async function runResult(
@@ -188,15 +189,15 @@ export async function runResult(
   id: string | undefined,
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
-  if (!id) throw new TypeError("result needs a task id: result 5c0e4e3a-…");
+  if (!id) throw new UsageError("result needs a task id: result 5c0e4e3a-…");
   if (!app.config.backend) {
-    throw new TypeError(
+    throw new UsageError(
       "result needs the result backend the worker stores to, and none is configured: " +
         "--backend redis://127.0.0.1:6379/0 (or CELERY_RESULT_BACKEND, or the app's backend)",
     );
   }
   if (isRpc(app)) {
-    throw new TypeError(
+    throw new UsageError(
       "result cannot read a result from the rpc:// backend: it sends each result only to the " +
         "client that sent the task (as in Celery): send it with call … --wait to get it there. " +
         "Store results where any process can read them: --backend redis://127.0.0.1:6379/0 " +

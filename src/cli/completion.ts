@@ -8,6 +8,8 @@
  * @module
  */
 
+import { EXIT_CODES } from "./exit_codes.ts";
+
 /** The shells a script is written for. */
 export const SHELLS = ["bash", "zsh", "fish"] as const;
 
@@ -220,7 +222,7 @@ export function runCompletion(positionals: string[], spec: CompletionSpec): numb
     console.error(
       `completion needs a shell: ${SHELLS.join(", ")} (e.g. source <(worker.ts completion bash))`,
     );
-    return 2;
+    return EXIT_CODES.usage;
   }
   console.log(completionScript(shell as Shell, spec, names.length ? names : COMPLETED_NAMES));
   return 0;

@@ -12,6 +12,7 @@ import type { Celery } from "../client/app.ts";
 import type { Dashboard } from "../dashboard/server.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { granted } from "./permissions.ts";
+import { UsageError } from "./exit_codes.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -54,7 +55,7 @@ function port(value: string | undefined): number {
   if (value === undefined) return 5555;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new TypeError(`--port needs a port number 0..65535, got "${value}"`);
+    throw new UsageError(`--port needs a port number 0..65535, got "${value}"`);
   }
   return n;
 }
@@ -73,7 +74,7 @@ function port(value: string | undefined): number {
  * @param app the app
  * @param values parsed flags
  * @returns the dashboard
- * @throws {TypeError} for bad flags, or off loopback without auth
+ * @throws {UsageError} for bad flags, or off loopback without auth
  */
 export async function dashboardFromFlags(app: Celery, values: Values): Promise<Dashboard> {
   const pairs = (values["basic-auth"] as string | undefined) ??
@@ -82,7 +83,7 @@ export async function dashboardFromFlags(app: Celery, values: Values): Promise<D
   const token = (values.token as string | undefined) ?? Deno.env.get("CELERIAC_DASHBOARD_TOKEN");
   const maxTasks = values["max-tasks"] === undefined ? undefined : Number(values["max-tasks"]);
   if (maxTasks !== undefined && (!Number.isInteger(maxTasks) || maxTasks < 1)) {
-    throw new TypeError(`--max-tasks needs a whole number >= 1, got "${values["max-tasks"]}"`);
+    throw new UsageError(`--max-tasks needs a whole number >= 1, got "${values["max-tasks"]}"`);
   }
   const { Dashboard } = await import("../dashboard/server.ts");
   return new Dashboard({
@@ -114,12 +115,12 @@ export const DASHBOARD_NICE = 10;
  * ```
  *
  * @param value the flag's value (undefined: the default)
- * @throws {TypeError} when the value is not a whole number from 0 to 19
+ * @throws {UsageError} when the value is not a whole number from 0 to 19
  */
 export function applyNice(value: string | undefined): void {
   const n = value === undefined ? DASHBOARD_NICE : Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 19) {
-    throw new TypeError(`--nice needs a whole number 0..19, got "${value}"`);
+    throw new UsageError(`--nice needs a whole number 0..19, got "${value}"`);
   }
   if (n === 0) return;
   if (!granted({ name: "sys", kind: "setPriority" })) {

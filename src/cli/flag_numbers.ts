@@ -6,6 +6,8 @@
  * @module
  */
 
+import { UsageError } from "./exit_codes.ts";
+
 /**
  * A flag's number of seconds, > 0; `undefined` when the flag is absent.
  *
@@ -14,14 +16,14 @@
  * positiveNumber(values["time-limit"], "--time-limit"); // 30 for "30"
  * ```
  *
- * @throws {TypeError} naming the flag when the value is not a number > 0 whose milliseconds
+ * @throws {UsageError} naming the flag when the value is not a number > 0 whose milliseconds
  *   are finite (not `Infinity`, not `1e308`)
  */
 export function positiveNumber(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isFinite(n * 1000) || n <= 0) {
-    throw new TypeError(`${flag} needs a number of seconds > 0, got "${value}"`);
+    throw new UsageError(`${flag} needs a number of seconds > 0, got "${value}"`);
   }
   return n;
 }
@@ -34,7 +36,7 @@ export function positiveNumber(value: string | undefined, flag: string): number 
  * positiveInt(values.concurrency, "--concurrency"); // 4 for "4"
  * ```
  *
- * @throws {TypeError} naming the flag when the value is not a whole number >= 1
+ * @throws {UsageError} naming the flag when the value is not a whole number >= 1
  */
 export function positiveInt(value: string | undefined, flag: string): number | undefined {
   return intAtLeast(value, flag, 1);
@@ -49,7 +51,7 @@ export function positiveInt(value: string | undefined, flag: string): number | u
  * wholeNumber(values["max-deliveries"], "--max-deliveries"); // 0 for "0"
  * ```
  *
- * @throws {TypeError} naming the flag when the value is not a whole number >= 0
+ * @throws {UsageError} naming the flag when the value is not a whole number >= 0
  */
 export function wholeNumber(value: string | undefined, flag: string): number | undefined {
   return intAtLeast(value, flag, 0);
@@ -59,7 +61,7 @@ function intAtLeast(value: string | undefined, flag: string, least: number): num
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isInteger(n) || n < least) {
-    throw new TypeError(`${flag} needs a whole number >= ${least}, got "${value}"`);
+    throw new UsageError(`${flag} needs a whole number >= ${least}, got "${value}"`);
   }
   return n;
 }
@@ -78,14 +80,14 @@ const SIZE_UNITS: Record<string, number> = { "": 1, k: 2 ** 10, m: 2 ** 20, g: 2
  * byteSize("1048576", "--max-decompressed-size"); // 1048576
  * ```
  *
- * @throws {TypeError} naming the flag when the value is not such a size
+ * @throws {UsageError} naming the flag when the value is not such a size
  */
 export function byteSize(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const m = /^(\d+)\s*([kmg]?)(?:i?b)?$/i.exec(value.trim());
   const n = m ? Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()] : NaN;
   if (!Number.isSafeInteger(n) || n < 1) {
-    throw new TypeError(
+    throw new UsageError(
       `${flag} needs a size in bytes >= 1, optionally with K, M or G (KiB, MiB, GiB), ` +
         `got "${value}"`,
     );

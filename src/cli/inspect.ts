@@ -15,9 +15,10 @@ import { positiveNumber } from "./flag_numbers.ts";
 import { table } from "./table.ts";
 import { jsonText } from "../protocol/json.ts";
 import { parseKvUrl } from "../broker/kv_store.ts";
+import { EXIT_CODES, UsageError } from "./exit_codes.ts";
 
 /** Exit code when no worker replied (Celery's EX_UNAVAILABLE). */
-export const NO_REPLY_EXIT = 69;
+export const NO_REPLY_EXIT: number = EXIT_CODES.unavailable;
 
 /** Inspect commands and the arguments their positionals become. */
 const INSPECT: Record<string, (p: string[]) => Record<string, unknown>> = {
@@ -101,7 +102,7 @@ function wholeNumber(text: string | undefined, what: string): number | null {
   if (text === undefined) return null;
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0) {
-    throw new TypeError(
+    throw new UsageError(
       `control autoscale needs MAX [MIN] as whole numbers, got ${what} "${text}"`,
     );
   }
@@ -233,7 +234,7 @@ function print(app: Celery, method: string, replies: NodeReply[], asJson: boolea
   }
   const n = Object.keys(merged).length;
   if (!asJson) console.log(`\n${n} node${n === 1 ? "" : "s"} replied.`);
-  return failed ? 1 : 0;
+  return failed ? EXIT_CODES.failed : EXIT_CODES.ok;
 }
 
 /**
@@ -253,12 +254,12 @@ export async function runInspect(
   const args = method && Object.hasOwn(INSPECT, method) ? INSPECT[method] : undefined;
   if (!args) {
     console.error(methodError("inspect", method, INSPECT_COMMANDS));
-    return 2;
+    return EXIT_CODES.usage;
   }
   const misfit = argumentsError("inspect", method, rest);
   if (misfit) {
     console.error(misfit);
-    return 2;
+    return EXIT_CODES.usage;
   }
   const replies = await app.control.call(method, args(rest), replyOptions(values));
   return print(app, method, replies, values.json === true);
@@ -281,12 +282,12 @@ export async function runControl(
   const args = method && Object.hasOwn(CONTROL, method) ? CONTROL[method] : undefined;
   if (!args) {
     console.error(methodError("control", method, CONTROL_COMMANDS));
-    return 2;
+    return EXIT_CODES.usage;
   }
   const misfit = argumentsError("control", method, rest);
   if (misfit) {
     console.error(misfit);
-    return 2;
+    return EXIT_CODES.usage;
   }
   const options = replyOptions(values);
   if (CASTS.has(method)) {

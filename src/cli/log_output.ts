@@ -14,6 +14,7 @@ import {
   type Sink,
   type TextFormatter,
 } from "@logtape/logtape";
+import { UsageError } from "./exit_codes.ts";
 
 /**
  * Log output formats: `text` for people, `json` for log collectors.
@@ -62,12 +63,12 @@ export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
  *
  * @param value `text` or `json`, any case
  * @returns the format
- * @throws {TypeError} for anything else
+ * @throws {UsageError} for anything else
  */
 export function parseLogFormat(value: string): LogFormat {
   const format = value.toLowerCase();
   if (!(LOG_FORMATS as readonly string[]).includes(format)) {
-    throw new TypeError(`--log-format must be "text" or "json", got "${value}"`);
+    throw new UsageError(`--log-format must be "text" or "json", got "${value}"`);
   }
   return format as LogFormat;
 }

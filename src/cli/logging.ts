@@ -6,6 +6,7 @@
 
 import { configure, dispose } from "@logtape/logtape";
 import { logSink, type LogSinkOptions } from "./log_output.ts";
+import { UsageError } from "./exit_codes.ts";
 
 /**
  * Log levels, lowest first (Celery's CRITICAL is `fatal`).
@@ -51,12 +52,12 @@ export const LOG_LEVEL_NAMES: readonly string[] = ["DEBUG", "INFO", "WARNING", "
  *
  * @param name the level name, any case
  * @returns the LogTape level
- * @throws {TypeError} for an unknown name
+ * @throws {UsageError} for an unknown name
  */
 export function parseLogLevel(name: string): LogLevel {
   const level = LEVELS[name.toLowerCase()];
   if (!level) {
-    throw new TypeError(`Unknown log level "${name}": use ${LOG_LEVEL_NAMES.join(", ")}`);
+    throw new UsageError(`Unknown log level "${name}": use ${LOG_LEVEL_NAMES.join(", ")}`);
   }
   return level;
 }
@@ -115,7 +116,7 @@ export async function setupLogging(
  *
  * @param loglevel the `--loglevel` value, if given
  * @returns the level of the CLI's and worker's lines, and of the per-task lines
- * @throws {TypeError} for an unknown level name
+ * @throws {UsageError} for an unknown level name
  */
 export function cliLogLevels(
   loglevel: string | undefined,

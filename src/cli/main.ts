@@ -10,7 +10,7 @@
 import { parseArgs } from "node:util";
 import { Celery } from "../client/app.ts";
 import { hostName, takeUnreadEnv } from "../client/runtime.ts";
-import { nodeName, nodePath } from "../worker/node_name.ts";
+import { nodePath } from "../worker/node_name.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { appModuleExpected } from "./app_module_errors.ts";
@@ -25,10 +25,12 @@ import { LOG_FORMATS, type LogFields, parseLogFormat } from "./log_output.ts";
 import { cliLogLevels, closeLogging, LOG_LEVEL_NAMES, setupLogging } from "./logging.ts";
 import { isMonitorCommand, MONITOR_COMMANDS, runMonitor } from "./monitor.ts";
 import { positiveInt } from "./flag_numbers.ts";
-import { APP_OPTIONAL, OPTIONS, POOLS, queueList, USAGE } from "./options.ts";
+import { APP_OPTIONAL, nodeFlag, OPTIONS, POOLS, queueList, USAGE } from "./options.ts";
 import { applyV8Flags } from "./v8_flags.ts";
 import { LEAKED_THREADS_EXIT_CODE, startOver } from "./start_over.ts";
 import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
+import { EXIT_CODES, exitCodeFor } from "./exit_codes.ts";
+import { UsageError } from "./exit_codes.ts";
 
 async function openApp(
   command: string,
@@ -37,7 +39,7 @@ async function openApp(
   backend?: string,
 ): Promise<{ app: Celery; url: string; exportName?: string }> {
   if (!spec && !APP_OPTIONAL.has(command)) {
-    throw new TypeError(
+    throw new UsageError(
       `--app is required for ${command}: the module that exports your Celery app ` +
         "(--app ./tasks.ts, or --app ./tasks.ts:celery for another export name)",
     );
@@ -130,7 +132,7 @@ export interface MainOptions {
 }
 
 /**
- * Run the command line; resolves with the exit code.
+ * Run the command line; resolves with the exit code (see {@link EXIT_CODES}).
  *
  * @example
  * ```ts ignore
@@ -162,7 +164,7 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
     });
   } catch (err) {
     console.error(argumentError(err as Error, Object.keys(OPTIONS)));
-    return 2;
+    return EXIT_CODES.usage;
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -182,7 +184,7 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
         guess ? ` (did you mean ${guess}?)` : ""
       }; run with --help to see the commands`,
     );
-    return 2;
+    return EXIT_CODES.usage;
   }
   // The dashboard too: its young generation, 1 MiB instead of V8's growing default, cuts its
   // CPU per event (see v8_flags.ts).
@@ -195,7 +197,7 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
     await setupLogging(levels.level, {
       format: parseLogFormat(values["log-format"] ?? "text"),
       logfile: command === "worker" && values.logfile !== undefined
-        ? nodePath(values.logfile, nodeName(values.hostname))
+        ? nodePath(values.logfile, nodeFlag(values.hostname))
         : values.logfile,
       fields: logFields,
     }, levels.taskLevel);
@@ -213,7 +215,7 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
     return await run({ app, url, exportName, values, positionals, logFields, v8Skipped, release });
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);
-    return 1;
+    return exitCodeFor(err, command);
   } finally {
     await closeLogging();
   }

@@ -31,7 +31,7 @@ export const MONITOR_USAGE = `
                    [--wait [-t S] [--json] [--traceback]]     (--wait: then its result)
   deno run -A worker.ts result ID [--traceback] [-t S] [--json]
                                                        print a task's result (exit 1: it
-                                                       failed; 2: none within the timeout)
+                                                       failed; 3: none within the timeout)
   deno run -A worker.ts inspect CMD [ARGS] [-d NODES] [-t S] [--json]
                                                        active, reserved, scheduled, stats,
                                                        active_queues, query_task IDS, registered,
@@ -47,7 +47,8 @@ export const MONITOR_USAGE = `
   deno run -A worker.ts events [--dump]                live view of workers and tasks (q: quit);
                                                        --dump (or stdout not a terminal):
                                                        one line per event
-      (inspect, control, status, report exit 69 when no worker replies)
+      (exit 2: a usage error; 69: the broker or result backend is unreachable, or
+       no worker replied (inspect, control, status, report); 70: any other error)
 
 Monitoring options:
       --args JSON            call, schedule add: positional arguments, a JSON array

@@ -14,6 +14,8 @@ import { DASHBOARD_OPTIONS, DASHBOARD_USAGE } from "./dashboard.ts";
 import { MONITOR_COMMANDS, MONITOR_OPTIONS, MONITOR_USAGE } from "./monitor.ts";
 import { RELIABILITY_OPTIONS, RELIABILITY_USAGE } from "./reliability.ts";
 import { SCALE_HELP, SCALE_OPTIONS } from "./scale_flags.ts";
+import { UsageError } from "./exit_codes.ts";
+import { nodeName } from "../worker/node_name.ts";
 
 /**
  * Commands that only talk to the broker: without `--app` they use an app
@@ -130,7 +132,7 @@ export const POOLS = ["threads", "inline"] as const;
  * prefetchOption({ prefetch: "8" }); // 8
  * ```
  *
- * @throws {TypeError} when a value is not a whole number >= 1, or the two differ
+ * @throws {UsageError} when a value is not a whole number >= 1, or the two differ
  */
 export function prefetchOption(
   values: Record<string, string | boolean | undefined>,
@@ -141,11 +143,30 @@ export function prefetchOption(
   );
   const prefetch = positiveInt(values.prefetch as string | undefined, "--prefetch");
   if (multiplier !== undefined && prefetch !== undefined && multiplier !== prefetch) {
-    throw new TypeError(
+    throw new UsageError(
       "--prefetch-multiplier and --prefetch are the same setting: give one of them",
     );
   }
   return multiplier ?? prefetch;
+}
+
+/**
+ * The worker's node name from `-n` (Celery's `%h`, `%n`, … expanded; without `-n`,
+ * `celeriac@<host>`).
+ *
+ * @example
+ * ```ts ignore
+ * nodeFlag("w1@%n"); // "w1@web1" on web1.example.com
+ * ```
+ *
+ * @throws {UsageError} for a `%` sequence Celery does not expand (`-n w@%x`)
+ */
+export function nodeFlag(value: string | undefined): string {
+  try {
+    return nodeName(value);
+  } catch (err) {
+    throw err instanceof RangeError ? new UsageError(err.message, { cause: err }) : err;
+  }
 }
 
 /**
@@ -156,14 +177,14 @@ export function prefetchOption(
  * queueList("a, b,"); // ["a", "b"]
  * ```
  *
- * @throws {TypeError} when `-Q` names no queue (`-Q ""`, as `-Q "$QUEUES"` with the variable
+ * @throws {UsageError} when `-Q` names no queue (`-Q ""`, as `-Q "$QUEUES"` with the variable
  *   unset gives): the default queue, other tasks' queue, is not taken in its place
  */
 export function queueList(value: string | undefined): string[] | undefined {
   if (value === undefined) return undefined;
   const list = value.split(",").map((q) => q.trim()).filter(Boolean);
   if (list.length === 0) {
-    throw new TypeError(
+    throw new UsageError(
       `-Q, --queues names no queue (got ${
         JSON.stringify(value)
       }): give one or more, comma-separated (-Q celery,math), or leave -Q out for the default queue`,

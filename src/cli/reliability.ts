@@ -51,7 +51,7 @@ const CLI_LEAKED_THREADS_RESTART = 1;
  * @param values parsed flags
  * @returns the worker options they set, `leakedThreadsRestart` always (its
  *   default differs from the `Worker`'s)
- * @throws {TypeError} for a value that is not a whole number >= 0 (a size >= 1 byte)
+ * @throws {UsageError} for a value that is not a whole number >= 0 (a size >= 1 byte)
  */
 export function reliabilityOptions(
   values: Record<string, unknown>,

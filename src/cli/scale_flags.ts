@@ -9,6 +9,7 @@ import { positiveInt, positiveNumber } from "./flag_numbers.ts";
 import { parseAutoscale } from "../worker/autoscale_policy.ts";
 import type { WorkerOptions } from "../worker/worker_options.ts";
 import { grantedEnv } from "./permissions.ts";
+import { UsageError } from "./exit_codes.ts";
 
 type ScaleOptions = Pick<WorkerOptions, "autoscale" | "etaTaskLimit" | "softShutdownTimeout">;
 
@@ -57,7 +58,7 @@ export const SCALE_HELP =
  *
  * @param values parsed flags
  * @returns options for the Worker
- * @throws {TypeError} for a value that is not a number in range
+ * @throws {UsageError} for a value that is not a number in range
  */
 export function scaleWorkerOptions(values: Record<string, unknown>): ScaleOptions {
   const limit = values["eta-task-limit"] as string | undefined;
@@ -73,13 +74,13 @@ export function scaleWorkerOptions(values: Record<string, unknown>): ScaleOption
       out.autoscale.keepalive = positiveNumber(keepalive, from);
     }
   } else if (flag !== undefined) {
-    throw new TypeError("--autoscale-keepalive goes with --autoscale MAX,MIN");
+    throw new UsageError("--autoscale-keepalive goes with --autoscale MAX,MIN");
   }
   if (limit !== undefined) out.etaTaskLimit = positiveInt(limit, "--eta-task-limit");
   if (soft !== undefined) {
     const s = Number(soft);
     if (!Number.isFinite(s) || s < 0) {
-      throw new TypeError(`--soft-shutdown-timeout needs a number of seconds >= 0, got "${soft}"`);
+      throw new UsageError(`--soft-shutdown-timeout needs a number of seconds >= 0, got "${soft}"`);
     }
     out.softShutdownTimeout = s;
   }

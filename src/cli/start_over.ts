@@ -10,6 +10,7 @@
  */
 
 import { granted } from "./permissions.ts";
+import { EXIT_CODES } from "./exit_codes.ts";
 
 function cString(s: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(`${s}\0`);
@@ -109,7 +110,7 @@ export function ownCommandLine(): { argv: string[] } | { why: string } {
  * LEAKED_THREADS_EXIT_CODE; // 75
  * ```
  */
-export const LEAKED_THREADS_EXIT_CODE = 75;
+export const LEAKED_THREADS_EXIT_CODE: number = EXIT_CODES.leakedThreads;
 
 /**
  * Start this process over with the same command line and environment, after

@@ -2,7 +2,7 @@
 /**
  * What `result ID` and `call NAME --wait` print of a task's outcome, and
  * the exit code they end with: the result (0), the failure (1), or no
- * result within the timeout (2) — as JSON for scripts with `--json`.
+ * result within the timeout (3) — as JSON for scripts with `--json`.
  *
  * @module
  */
@@ -10,6 +10,7 @@
 import type { AsyncResult } from "../client/async_result.ts";
 import { TaskError, TimeoutError } from "../client/errors.ts";
 import { positiveNumber } from "./flag_numbers.ts";
+import { EXIT_CODES } from "./exit_codes.ts";
 
 /**
  * Exit code of `result` and `call --wait` when the task failed or was revoked.
@@ -19,7 +20,7 @@ import { positiveNumber } from "./flag_numbers.ts";
  * if (code === TASK_FAILED_EXIT) console.error("the task failed");
  * ```
  */
-export const TASK_FAILED_EXIT = 1;
+export const TASK_FAILED_EXIT: number = EXIT_CODES.failed;
 
 /**
  * Exit code of `result` and `call --wait` when no result came within the timeout.
@@ -29,7 +30,7 @@ export const TASK_FAILED_EXIT = 1;
  * if (code === NO_RESULT_EXIT) console.error("no result yet: try again later");
  * ```
  */
-export const NO_RESULT_EXIT = 2;
+export const NO_RESULT_EXIT: number = EXIT_CODES.noResult;
 
 /**
  * The seconds of `--timeout` (default 10), checked before anything is sent or read.
@@ -41,7 +42,7 @@ export const NO_RESULT_EXIT = 2;
  *
  * @param values parsed flags
  * @returns seconds > 0, finite (a wait past 24.8 days waits in steps, see long_timeout.ts)
- * @throws {TypeError} when `--timeout` is no finite number of seconds > 0
+ * @throws {UsageError} when `--timeout` is no finite number of seconds > 0
  */
 export function waitTimeout(values: Record<string, string | boolean | undefined>): number {
   return positiveNumber(values.timeout as string | undefined, "--timeout") ?? 10;

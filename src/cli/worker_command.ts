@@ -18,7 +18,7 @@ import { openAppConnections, retryOnStartup } from "./connect_retry.ts";
 import { dashboardFromFlags } from "./dashboard.ts";
 import type { LogFields } from "./log_output.ts";
 import { positiveInt, positiveNumber } from "./flag_numbers.ts";
-import { POOLS, prefetchOption, queueList, type Values } from "./options.ts";
+import { nodeFlag, POOLS, prefetchOption, queueList, type Values } from "./options.ts";
 import { permissionHint } from "./permission_hint.ts";
 import { reliabilityOptions } from "./reliability.ts";
 import { scaleWorkerOptions } from "./scale_flags.ts";
@@ -26,6 +26,7 @@ import { LEAKED_THREADS_EXIT_CODE } from "./start_over.ts";
 import { startReleasingPages } from "./startup_pages.ts";
 import { DEFAULT_V8_FLAGS, V8_FLAGS_ENV } from "./v8_flags.ts";
 import { grantedEnv } from "./permissions.ts";
+import { EXIT_CODES, UsageError } from "./exit_codes.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -99,7 +100,9 @@ export async function runWorker(
 ): Promise<number> {
   const pool = (values.pool as string | undefined) ?? "threads";
   if (pool !== "threads" && pool !== "inline") {
-    throw new TypeError(`--pool must be ${POOLS.map((p) => `"${p}"`).join(" or ")}, got "${pool}"`);
+    throw new UsageError(
+      `--pool must be ${POOLS.map((p) => `"${p}"`).join(" or ")}, got "${pool}"`,
+    );
   }
   const worker = new Worker({
     app,
@@ -109,7 +112,7 @@ export async function runWorker(
     concurrency: positiveInt(values.concurrency as string | undefined, "--concurrency"),
     prefetch: prefetchOption(values),
     queues: queueList(values.queues as string | undefined),
-    hostname: values.hostname as string | undefined,
+    hostname: nodeFlag(values.hostname as string | undefined),
     acksLate: values["acks-late"] as boolean | undefined,
     rejectOnWorkerLost: values["reject-on-worker-lost"] as boolean | undefined,
     timeLimit: positiveNumber(values["time-limit"] as string | undefined, "--time-limit"),
@@ -234,5 +237,5 @@ export async function runWorker(
     log.info("Not starting over for the leaked threads: a signal asked the worker to stop");
     return 0;
   }
-  return worker.failure ? 1 : 0;
+  return worker.failure ? EXIT_CODES.failed : EXIT_CODES.ok;
 }

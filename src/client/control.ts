@@ -43,6 +43,11 @@ export interface RevokeOptions {
   reply?: boolean;
   /** With `reply`: seconds to wait for them. Default 1 (Celery's). */
   timeout?: number;
+  /**
+   * With `reply`: stop waiting once this many workers replied. Default: the
+   * number of `destination`s, else wait the whole `timeout`.
+   */
+  limit?: number;
 }
 
 /**
@@ -289,7 +294,7 @@ export class Control {
    * ```
    *
    * @param ids one task id or several
-   * @param options terminate, signal, destination; `reply` and `timeout` to collect replies
+   * @param options terminate, signal, destination; `reply`, `timeout` and `limit` to collect replies
    * @returns with `reply`, one reply per worker that answered; else none
    */
   async revoke(
@@ -309,8 +314,8 @@ export class Control {
       terminate: options.terminate ?? false,
       signal: options.signal ?? "SIGTERM",
     };
-    const { destination, timeout } = options;
-    if (options.reply) return await this.call("revoke", args, { destination, timeout });
+    const { destination, timeout, limit } = options;
+    if (options.reply) return await this.call("revoke", args, { destination, timeout, limit });
     await this.broadcast("revoke", args, { destination });
     return [];
   }

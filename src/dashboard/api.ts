@@ -386,11 +386,14 @@ export async function apiPost(ctx: ApiContext, req: Request, path: string[]): Pr
           "signal must be a signal's name, as SIGTERM, SIGKILL or KILL (a Python worker would refuse another)",
         );
       }
+      // Every online worker answers a revoke: once they all have, the wait is over.
+      const online = ctx.model.workers.list().filter((w) => w.online).length;
       const replies = await ctx.app.control.revoke(id, {
         terminate,
         signal,
         reply: true,
         timeout: REPLY_TIMEOUT_S,
+        limit: online || undefined,
       });
       return { ok: true, replies, message: revokeMessage(terminate, id, replies) };
     }

@@ -6,8 +6,9 @@
  */
 
 import { ProtocolError } from "./errors.ts";
-import { pyJsonDumps, pyJsonLoads, pyJsonScalar } from "./json.ts";
-import { checkShape, MAX_HEADERS_SIZE } from "./limits.ts";
+import { pyJsonDumps, pyJsonScalar } from "./json.ts";
+import { type JsonShape, pyJsonLoadsShaped } from "./json_decode.ts";
+import { checkShape, MAX_HEADERS_SIZE, MAX_NESTING_DEPTH } from "./limits.ts";
 import type { Message, MessageProperties } from "./message.ts";
 
 /**
@@ -339,10 +340,14 @@ function fromBase64(text: string): Uint8Array {
 export function decodeEnvelopeWith(raw: string, base64: (text: string) => Uint8Array): Envelope {
   let env: Record<string, unknown>;
   try {
-    env = pyJsonLoads(raw) as Record<string, unknown>;
+    env = pyJsonLoadsShaped(raw, ENVELOPE_SHAPE) as Record<string, unknown>;
   } catch (cause) {
     throw new ProtocolError(`Envelope is not JSON: ${(cause as Error).message}`, { cause });
   }
+  // Headers and properties are one level down in the envelope, and no larger than it: an
+  // envelope measured within their limits needs no walk of each (the usual case).
+  const within = ENVELOPE_SHAPE.depth >= 0 && ENVELOPE_SHAPE.depth <= MAX_NESTING_DEPTH + 1 &&
+    ENVELOPE_SHAPE.size <= MAX_HEADERS_SIZE;
   if (env === null || typeof env !== "object" || Array.isArray(env)) {
     throw new ProtocolError("Envelope is not a JSON object");
   }
@@ -354,7 +359,7 @@ export function decodeEnvelopeWith(raw: string, base64: (text: string) => Uint8A
     });
   }
   const taskId = typeof headers.id === "string" ? headers.id : undefined;
-  checkShape(properties, "properties", { maxSize: MAX_HEADERS_SIZE }, taskId);
+  if (!within) checkShape(properties, "properties", { maxSize: MAX_HEADERS_SIZE }, taskId);
   const info = (isObject(properties.delivery_info) ? properties.delivery_info : {}) as {
     exchange?: unknown;
     routing_key?: unknown;
@@ -369,7 +374,7 @@ export function decodeEnvelopeWith(raw: string, base64: (text: string) => Uint8A
   // An empty body only for a message refused here: none is made for the others.
   let body: Uint8Array | undefined;
   try {
-    checkShape(headers, "headers", { maxSize: MAX_HEADERS_SIZE }, taskId);
+    if (!within) checkShape(headers, "headers", { maxSize: MAX_HEADERS_SIZE }, taskId);
     if (typeof bodyText !== "string") {
       throw new ProtocolError("Envelope body must be a string", { taskId });
     }
@@ -407,6 +412,9 @@ export function decodeEnvelopeWith(raw: string, base64: (text: string) => Uint8A
   if (undecodable !== undefined) out.undecodable = undecodable;
   return out;
 }
+
+/** What {@link decodeEnvelopeWith} measured of the envelope it decoded last (read at once). */
+const ENVELOPE_SHAPE: JsonShape = { depth: -1, size: 0 };
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);

@@ -1,23 +1,18 @@
 /**
  * A worker's batched task events written as the text of a `task.multi`
  * body, without building event objects: a worker sends three events per
- * task by the thousand, and what it allocates or walks for them is paid by
- * every task in flight.
+ * task by the thousand, and what it allocates or keeps for them is paid by
+ * every task in flight (each young-generation collection copies what is
+ * alive, and what outlives two of them is promoted).
  *
  * An event added by {@link EventListWriter.addValues} with flat values
- * (strings, numbers, booleans, `null`) is only recorded (its shape, values,
- * clock and time): its text is written when the list is taken, a batch at
- * a time, out of the path of the task that sent it. Other events (those of
- * {@link EventListWriter.add}, and values JSON must walk) are written when
- * added, so that a value JSON cannot carry throws to their sender. The text is
- * appended piece by piece (constant ones cached, values as Python's
- * `json.dumps` writes them) to one string per taken list, which the encoder
- * flattens and turns into bytes once: V8 concatenates and encodes strings
- * natively, where a byte-by-byte copy in JavaScript runs cold between the
- * worker's other work (measured in the Redis drain: about 1.5 µs more per
- * task). Appending to a string costs less than pushing the pieces to an
- * array and joining it (a list of 100 events alone in a loop: 0.78-0.88×
- * the time, 0.96× the young-generation allocation).
+ * (strings, numbers, booleans, `null`) is written at once, byte by byte,
+ * into one buffer kept from list to list: no string is made of it, and
+ * nothing of it stays alive on the heap until its list is taken. Other
+ * events (those of {@link EventListWriter.add}, and values JSON must walk)
+ * are written as text first, so that a value JSON cannot carry throws
+ * before any byte is written. A take copies a run of events out as a list
+ * of its own.
  *
  * @module
  */
@@ -33,8 +28,10 @@ import { EVENT_FLOAT_FIELDS, utcOffsetAt } from "./events.ts";
 
 const ascii = new TextEncoder();
 
-/** Record slots kept for the next list at most (a larger list's array is let go). */
-const MAX_KEPT_SLOTS = 1 << 16;
+/** The list buffer's first size, in bytes. */
+const INITIAL_BYTES = 64 * 1024;
+/** The list buffer's size kept once it empties at most (a larger one is let go). */
+const MAX_KEPT_BYTES = 4 * 1024 * 1024;
 
 /**
  * The own fields of one event type, in the order they are written, with
@@ -60,13 +57,6 @@ export class EventShape {
   readonly keyText: readonly string[];
   /** `, "type": "<type>"}`. */
   readonly tail: string;
-  /**
-   * What comes before field `i`'s value, 4 per field: its key text with the
-   * previous value's closing quote (`+2`, after a string written verbatim)
-   * and its own opening quote (`+1`, before one), so that an event is a
-   * few appends per field, not four.
-   */
-  readonly joints: readonly string[];
   /** Whether field `i` is a Python float ({@link EVENT_FLOAT_FIELDS}), written with `.0` when whole. */
   readonly floats: readonly boolean[];
 
@@ -79,7 +69,6 @@ export class EventShape {
     this.keys = keys;
     this.keyText = keys.map((k) => ", " + pyJsonScalar(k) + ": ");
     this.tail = ', "type": ' + pyJsonScalar(type) + "}";
-    this.joints = this.keyText.flatMap((k) => [k, k + '"', '"' + k, '"' + k + '"']);
     this.floats = keys.map((k) => EVENT_FLOAT_FIELDS.has(k));
   }
 }
@@ -103,19 +92,19 @@ export class EventShape {
  */
 export class EventListWriter {
   /**
-   * The events since the last take(), four slots each: the shape (or the
-   * event's text, for one written at once), its values, clock and time
-   * (ms after {@link #base}: a small integer, not a number object). Kept
-   * from one list to the next (emptied, not replaced), so it does not grow
-   * again from nothing for each list.
+   * The text of the events since the buffer last emptied, each written as
+   * `, {…}` (ASCII): a take copies a run of them out with its first
+   * separator's space turned into `[`.
    */
-  #records: unknown[] = [];
-  /** Slots of {@link #records} in use. */
-  #end = 0;
-  /** Index in {@link #records} of the first event not taken yet. */
+  #buf = new Uint8Array(INITIAL_BYTES);
+  /** Bytes of {@link #buf} in use. */
+  #len = 0;
+  /** Where each event written ends in {@link #buf}, by its index. */
+  #ends = new Int32Array(1024);
+  /** Events written since the buffer last emptied. */
+  #count = 0;
+  /** Index of the first event not taken yet. */
   #next = 0;
-  /** Time the stored times count from (ms since the epoch): the first event's of the list. */
-  #base = 0;
   readonly #hostname: string;
   readonly #pid: string;
   readonly #keys = new Map<string, string>();
@@ -124,9 +113,8 @@ export class EventListWriter {
   #head = "";
   #offset = NaN;
   #lastAt = NaN;
-  #lastStamp = "";
-  /** {@link #lastStamp} after a closing quote. */
-  #lastStampQuoted = "";
+  /** `, "timestamp": …` for {@link #lastAt}. */
+  #stamp = "";
 
   /** @param sender the sender's `hostname` and `pid` */
   constructor(sender: { hostname: string; pid: number }) {
@@ -136,7 +124,7 @@ export class EventListWriter {
 
   /** Events added and not taken yet. */
   get length(): number {
-    return (this.#end - this.#next) >> 2;
+    return this.#count - this.#next;
   }
 
   /**
@@ -151,7 +139,8 @@ export class EventListWriter {
    */
   add(type: string, fields: Record<string, unknown>, clock: number, timestamp?: number): void {
     const at = timestamp ?? Date.now();
-    let text = this.#begin(clock, at);
+    this.#sender(at);
+    let text = this.#head + pyJsonScalar(clock);
     for (const k in fields) {
       if (!Object.hasOwn(fields, k)) continue;
       const v = fields[k];
@@ -162,16 +151,15 @@ export class EventListWriter {
     }
     let tail = this.#tails.get(type);
     if (tail === undefined) this.#tails.set(type, tail = ', "type": ' + pyJsonScalar(type) + "}");
-    this.#record(text + this.#lastStamp + tail, undefined, clock, at);
+    this.#event(text + this.#stamp + tail);
   }
 
   /**
    * Append one event of `shape`'s type from its field values, in the
    * shape's order: the same text as {@link EventListWriter.add} with the
    * fields object `{ [shape.keys[i]]: values[i] }`. An event of strings,
-   * numbers, booleans and `null` is only recorded, and written by
-   * {@link EventListWriter.take}: the array is kept until then, and must
-   * not change.
+   * numbers, booleans and `null` is written straight into the list's
+   * bytes, with no string of its own.
    *
    * @param shape the event type and its field names
    * @param values one per key (`undefined` ones left out)
@@ -193,35 +181,39 @@ export class EventListWriter {
       );
     }
     const at = timestamp ?? Date.now();
+    this.#sender(at);
     for (let i = 0; i < n; i++) {
       const v = values[i];
       const t = typeof v;
       if (t !== "string" && t !== "number" && t !== "boolean" && t !== "undefined" && v !== null) {
-        // Written now, so that a value JSON cannot carry throws here.
-        this.#record(this.#append("", shape, values, clock, at), undefined, clock, at);
+        // Written as text first, so that a value JSON cannot carry throws before any byte.
+        let text = this.#head + pyJsonScalar(clock);
+        for (let j = 0; j < n; j++) {
+          const w = values[j];
+          if (w === undefined) continue;
+          text += shape.keyText[j] + (shape.floats[j] ? pyJsonFloats(w) : valueText(w));
+        }
+        this.#event(text + this.#stamp + shape.tail);
         return;
       }
     }
-    this.#record(shape, values, clock, at);
-  }
-
-  /** Store one event: its shape and values, or its text (then `values` is undefined). */
-  #record(shape: EventShape | string, values: unknown, clock: number, at: number): void {
-    const records = this.#records;
-    const i = this.#end;
-    if (i === 0) this.#base = at;
-    const since = at - this.#base;
-    if (typeof shape !== "string" && !Object.is(this.#base + since, at)) {
-      // A time the difference does not give back exactly (a fraction of a
-      // ms far from the list's first): written now.
-      shape = this.#append("", shape, values as readonly unknown[], clock, at);
-      values = undefined;
+    this.#ascii(", ");
+    this.#ascii(this.#head);
+    this.#number(clock);
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      if (v === undefined) continue;
+      this.#ascii(shape.keyText[i]);
+      if (typeof v === "string") {
+        if (!this.#verbatim(v)) this.#ascii(pyJsonScalar(v));
+      } else if (typeof v === "number") {
+        if (shape.floats[i]) this.#ascii(pyJsonFloat(v));
+        else this.#number(v);
+      } else this.#ascii(v === null ? "null" : v ? "true" : "false");
     }
-    records[i] = shape;
-    records[i + 1] = values;
-    records[i + 2] = clock;
-    records[i + 3] = since;
-    this.#end = i + 4;
+    this.#ascii(this.#stamp);
+    this.#ascii(shape.tail);
+    this.#end();
   }
 
   /**
@@ -232,68 +224,27 @@ export class EventListWriter {
    * @returns the JSON list's bytes (ASCII)
    */
   take(max = Infinity): Uint8Array {
-    const records = this.#records;
-    const start = this.#next;
-    const end = Math.min(this.#end, start + Math.max(0, Math.floor(max)) * 4);
-    let text = "[";
-    for (let r = start; r < end; r += 4) {
-      if (r > start) text += ", ";
-      const shape = records[r];
-      if (typeof shape === "string") text += shape;
-      else {
-        text = this.#append(
-          text,
-          shape as EventShape,
-          records[r + 1] as readonly unknown[],
-          records[r + 2] as number,
-          this.#base + (records[r + 3] as number),
-        );
-      }
-    }
-    text += "]";
-    // The rest stays where it is (a split flush takes its messages in turn
-    // without copying what is left each time); the list restarts when empty.
-    if (end === this.#end) {
-      if (end > MAX_KEPT_SLOTS) this.#records = [];
-      else records.fill(undefined, 0, end);
-      this.#end = 0;
+    const k = Math.min(this.#count - this.#next, Math.max(0, Math.floor(max)));
+    if (k === 0) return Uint8Array.of(0x5b, 0x5d);
+    const from = this.#next === 0 ? 0 : this.#ends[this.#next - 1];
+    const to = this.#ends[this.#next + k - 1];
+    // `, {…}, {…}` from the byte after the first comma: `[{…}, {…}]`.
+    const out = new Uint8Array(to - from);
+    out.set(this.#buf.subarray(from + 1, to), 0);
+    out[0] = 0x5b;
+    out[to - from - 1] = 0x5d;
+    this.#next += k;
+    if (this.#next === this.#count) {
+      this.#len = 0;
+      this.#count = 0;
       this.#next = 0;
-    } else this.#next = end;
-    return ascii.encode(text);
-  }
-
-  /** `text` followed by the text of one event given by its shape's values. */
-  #append(
-    text: string,
-    shape: EventShape,
-    values: readonly unknown[],
-    clock: number,
-    at: number,
-  ): string {
-    text += this.#begin(clock, at);
-    const joints = shape.joints;
-    let quoted = 0;
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i];
-      if (v === undefined) continue;
-      if (typeof v === "string" && isVerbatimJsonString(v)) {
-        text += joints[4 * i + quoted + 1];
-        text += v;
-        quoted = 2;
-      } else {
-        text += joints[4 * i + quoted];
-        text += shape.floats[i] ? pyJsonFloats(v) : valueText(v);
-        quoted = 0;
-      }
+      if (this.#buf.length > MAX_KEPT_BYTES) this.#buf = new Uint8Array(INITIAL_BYTES);
     }
-    return text + (quoted ? this.#lastStampQuoted : this.#lastStamp) + shape.tail;
+    return out;
   }
 
-  /**
-   * The event's text up to its clock's value; sets {@link #lastStamp} for
-   * its time.
-   */
-  #begin(clock: number, at: number): string {
+  /** Sets {@link #head} and {@link #stamp} for an event sent at `at`. */
+  #sender(at: number): void {
     const offset = utcOffsetAt(at);
     if (offset !== this.#offset) {
       this.#offset = offset;
@@ -302,10 +253,99 @@ export class EventListWriter {
     }
     if (at !== this.#lastAt) {
       this.#lastAt = at;
-      this.#lastStamp = ', "timestamp": ' + pyJsonFloat(at / 1000);
-      this.#lastStampQuoted = '"' + this.#lastStamp;
+      this.#stamp = ', "timestamp": ' + pyJsonFloat(at / 1000);
     }
-    return this.#head + pyJsonScalar(clock);
+  }
+
+  /** Append one event given as its whole text (ASCII, or UTF-8 encoded as such). */
+  #event(text: string): void {
+    this.#ascii(", ");
+    this.#reserve(text.length * 3);
+    this.#len += ascii.encodeInto(text, this.#buf.subarray(this.#len)).written;
+    this.#end();
+  }
+
+  /** Close the event being written. */
+  #end(): void {
+    if (this.#count === this.#ends.length) {
+      const ends = new Int32Array(this.#ends.length * 2);
+      ends.set(this.#ends);
+      this.#ends = ends;
+    }
+    this.#ends[this.#count++] = this.#len;
+  }
+
+  /** Append ASCII text (a key, a constant, JSON already escaped), a byte per character. */
+  #ascii(text: string): void {
+    const n = text.length;
+    this.#reserve(n);
+    const buf = this.#buf;
+    let p = this.#len;
+    for (let i = 0; i < n; i++) buf[p++] = text.charCodeAt(i);
+    this.#len = p;
+  }
+
+  /**
+   * Append `"s"` when `s` needs no escape in JSON (printable ASCII, no
+   * quote or backslash), as `pyJsonScalar` writes it; else append nothing.
+   *
+   * @returns whether it was appended
+   */
+  #verbatim(s: string): boolean {
+    const n = s.length;
+    this.#reserve(n + 2);
+    const buf = this.#buf;
+    let p = this.#len;
+    buf[p++] = 0x22;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
+      buf[p++] = c;
+    }
+    buf[p++] = 0x22;
+    this.#len = p;
+    return true;
+  }
+
+  /** Append a number as `pyJsonScalar` writes it: digits for a whole one from 0 to 2^32 - 1. */
+  #number(v: number): void {
+    if (v >>> 0 !== v || 1 / v < 0) return this.#ascii(pyJsonScalar(v));
+    let digits = 1;
+    for (let d = v; d >= 10; d = Math.floor(d / 10)) digits++;
+    this.#reserve(digits);
+    const buf = this.#buf;
+    let p = this.#len + digits;
+    this.#len = p;
+    let d = v;
+    do {
+      const q = Math.floor(d / 10);
+      buf[--p] = 0x30 + d - q * 10;
+      d = q;
+    } while (d > 0);
+  }
+
+  /**
+   * Room for `n` more bytes: the events taken are dropped from the front
+   * first, then the buffer doubles as needed.
+   */
+  #reserve(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    if (this.#next > 0) {
+      const from = this.#ends[this.#next - 1];
+      this.#buf.copyWithin(0, from, this.#len);
+      this.#len -= from;
+      for (let i = this.#next; i < this.#count; i++) {
+        this.#ends[i - this.#next] = this.#ends[i] - from;
+      }
+      this.#count -= this.#next;
+      this.#next = 0;
+    }
+    let size = this.#buf.length;
+    while (this.#len + n > size) size *= 2;
+    if (size === this.#buf.length) return;
+    const buf = new Uint8Array(size);
+    buf.set(this.#buf.subarray(0, this.#len));
+    this.#buf = buf;
   }
 }
 

@@ -87,6 +87,52 @@ function reviver(this: unknown, _key: string, value: unknown, ctx?: { source?: s
  *   tokens `NaN` / `Infinity`) nests deeper than `MAX_NESTING_DEPTH`
  */
 export function pyJsonLoads(text: string): unknown {
+  return pyJsonLoadsShaped(text, undefined);
+}
+
+/**
+ * What {@link pyJsonLoadsShaped} measured of the value it decoded, as
+ * `checkShape` (limits.ts) measures a value: a caller that finds it within
+ * its limits need not walk the value again.
+ *
+ * @example
+ * ```ts
+ * import type { JsonShape } from "./json_decode.ts";
+ * const shape: JsonShape = { depth: -1, size: 0 };
+ * ```
+ */
+export interface JsonShape {
+  /**
+   * Deepest nesting of arrays and objects, the value itself being 1 when it
+   * is one (0 for a scalar); -1 when not measured (a value decoded with the
+   * reviver, or by the parser of Python's tokens).
+   */
+  depth: number;
+  /** `checkShape`'s size estimate: 8 per element and 8 plus its length per key, and each string's length. */
+  size: number;
+}
+
+/**
+ * {@link pyJsonLoads}, measuring the plain `JSON.parse` result's depth and
+ * size on the walk that looks for what needs the reviver (one walk instead
+ * of that and `checkShape`'s): the decoder of envelopes and bodies checks
+ * the limits from `shape` and walks only a value it could not measure.
+ *
+ * @example
+ * ```ts
+ * import { type JsonShape, pyJsonLoadsShaped } from "./json_decode.ts";
+ * const shape: JsonShape = { depth: -1, size: 0 };
+ * pyJsonLoadsShaped('{"a": [1, "xy"]}', shape);
+ * shape; // { depth: 2, size: 27 }
+ * ```
+ *
+ * @param text JSON text
+ * @param shape filled with the value's depth and size (depth -1: not measured); none: not measured
+ * @returns the decoded value
+ * @throws {ProtocolError} as {@link pyJsonLoads}
+ */
+export function pyJsonLoadsShaped(text: string, shape: JsonShape | undefined): unknown {
+  if (shape !== undefined) shape.depth = -1;
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -94,7 +140,8 @@ export function pyJsonLoads(text: string): unknown {
     if (!(err instanceof SyntaxError)) throw err;
     return new TolerantParser(text).parseDocument();
   }
-  if (!needsReviver(value)) return value;
+  if (!needsReviver(value, shape)) return value;
+  if (shape !== undefined) shape.depth = -1;
   try {
     return JSON.parse(text, reviver);
   } catch (err) {
@@ -112,45 +159,71 @@ export function pyJsonLoads(text: string): unknown {
  * large are integers too, and the reviver keeps them as they are) or an
  * object with a `__type__` key (a kombu 5.3+ wrapper). Walking the result
  * costs a fraction of scanning the text: an event batch or an envelope is
- * mostly text inside strings.
+ * mostly text inside strings. The same walk measures the value's depth and
+ * size into `shape` (when it walks it whole: when nothing needs the reviver).
  */
-function needsReviver(root: unknown): boolean {
+function needsReviver(root: unknown, shape: JsonShape | undefined): boolean {
   if (typeof root !== "object" || root === null) {
+    if (shape !== undefined) {
+      shape.depth = 0;
+      shape.size = typeof root === "string" ? root.length : 0;
+    }
     return typeof root === "number" && Math.abs(root) > Number.MAX_SAFE_INTEGER;
   }
   // A JSON.parse result has no getters: nothing runs during the walk, so one stack serves
   // every call (kept between calls: no allocation per decoded message).
   const stack = REVIVER_STACK;
+  const depths = DEPTH_STACK;
   let top = 0;
   stack[0] = root;
+  depths[0] = 1;
   let found = false;
+  let deepest = 1;
+  let size = 0;
   while (top >= 0 && !found) {
     const o = stack[top];
+    const depth = depths[top];
     stack[top--] = undefined;
+    if (depth > deepest) deepest = depth;
     if (Array.isArray(o)) {
+      size += 8 * o.length;
       for (let i = 0; i < o.length; i++) {
         const v: unknown = o[i];
-        if (typeof v === "number") {
+        if (typeof v === "string") size += v.length;
+        else if (typeof v === "number") {
           if (Math.abs(v) > Number.MAX_SAFE_INTEGER) found = true;
-        } else if (typeof v === "object" && v !== null) stack[++top] = v;
+        } else if (typeof v === "object" && v !== null) {
+          stack[++top] = v;
+          depths[top] = depth + 1;
+        }
       }
     } else {
       for (const k in o as object) {
         if (k === "__type__") found = true;
+        size += 8 + k.length;
         const v = (o as Record<string, unknown>)[k];
-        if (typeof v === "number") {
+        if (typeof v === "string") size += v.length;
+        else if (typeof v === "number") {
           if (Math.abs(v) > Number.MAX_SAFE_INTEGER) found = true;
-        } else if (typeof v === "object" && v !== null) stack[++top] = v;
+        } else if (typeof v === "object" && v !== null) {
+          stack[++top] = v;
+          depths[top] = depth + 1;
+        }
       }
     }
   }
   for (; top >= 0; top--) stack[top] = undefined;
-  if (stack.length > KEPT_STACK) stack.length = 0;
+  if (stack.length > KEPT_STACK) stack.length = depths.length = 0;
+  if (shape !== undefined && !found) {
+    shape.depth = deepest;
+    shape.size = size;
+  }
   return found;
 }
 
-/** {@link needsReviver}'s stack, kept between calls. */
+/** {@link needsReviver}'s stacks (values, their depths), kept between calls. */
 const REVIVER_STACK: unknown[] = [];
+const DEPTH_STACK: number[] = [];
 /** Longest stack kept after a walk (a wide value's walk does not keep its size). */
 const KEPT_STACK = 1024;
 

@@ -10,8 +10,9 @@
 
 import { loadedMsgpack } from "./codecs.ts";
 import { ContentDisallowedError, ProtocolError } from "./errors.ts";
-import { pyJsonDumps, pyJsonLoads } from "./json.ts";
-import { checkShape } from "./limits.ts";
+import { pyJsonDumps } from "./json.ts";
+import { type JsonShape, pyJsonLoadsShaped } from "./json_decode.ts";
+import { checkShape, MAX_NESTING_DEPTH } from "./limits.ts";
 
 /**
  * Serializer names accepted for publishing.
@@ -126,10 +127,17 @@ export function deserialize(
   contentEncoding: string,
   taskId?: string,
 ): unknown {
+  BODY_SHAPE.depth = -1;
   const value = decodeBody(body, contentType, contentEncoding, taskId);
-  checkShape(value, "body", {}, taskId);
+  // A JSON body measured as it was decoded needs no walk of its own (no size limit here).
+  if (BODY_SHAPE.depth < 0 || BODY_SHAPE.depth > MAX_NESTING_DEPTH) {
+    checkShape(value, "body", {}, taskId);
+  }
   return value;
 }
+
+/** What {@link decodeBody} measured of the JSON body it decoded last (depth -1: none; read at once). */
+const BODY_SHAPE: JsonShape = { depth: -1, size: 0 };
 
 function decodeBody(
   body: Uint8Array,
@@ -152,7 +160,7 @@ function decodeBody(
       }
       if (contentType !== "application/json") return text;
       try {
-        return pyJsonLoads(text);
+        return pyJsonLoadsShaped(text, BODY_SHAPE);
       } catch (cause) {
         throw new ProtocolError(`Body is not valid JSON: ${(cause as Error).message}`, {
           taskId,

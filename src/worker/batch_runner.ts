@@ -8,6 +8,7 @@
 import type { Task } from "../client/task.ts";
 import type { Signals } from "../client/signals.ts";
 import { MESSAGE_BLOCKING_MS } from "./blocking_time.ts";
+import type { CpuShares } from "./cpu_share.ts";
 import {
   failedBeforeRun,
   type RunOutcome,
@@ -30,7 +31,10 @@ import { SeqMap } from "./seq_map.ts";
  * still has tasks to run until the main thread sends more. Short tasks'
  * outcomes go out at the end of their turn, as without the count. Nothing is held while a task with
  * a hard time limit runs (a Web Worker stopped at that limit would lose
- * what it holds). Used inside Web Workers and by the inline pool.
+ * what it holds). Given {@link CpuShares}, the `blocked` of a task whose
+ * handler awaited also counts its share of the thread's CPU time after its
+ * first await (see `cpu_share.ts`), before anything is decided from it.
+ * Used inside Web Workers and by the inline pool.
  *
  * @example
  * ```ts ignore
@@ -42,6 +46,10 @@ export class BatchRunner {
   readonly #onOutcomes: (outcomes: RunOutcome[]) => void;
   readonly #services: RunServices;
   readonly #waiting: (() => number) | undefined;
+  readonly #shares: CpuShares | undefined;
+  readonly #firstRun: ((seq: number, ms: number, awaits: boolean) => void) | undefined;
+  /** How many outcomes at the head of the outbox have their CPU share added. */
+  #settled = 0;
   readonly #running = new SeqMap<AbortController>();
   /** Running requests with a hard time limit. */
   readonly #limited = new Set<number>();
@@ -52,15 +60,19 @@ export class BatchRunner {
    * @param onOutcomes receives each batch of finished outcomes
    * @param services what tasks may reach (state updates)
    * @param waiting tasks sent to this runner and not received yet; default: outcomes are never held
+   * @param shares the thread's CPU time shared among its tasks; default: `blocked` is the first run
    */
   constructor(
     onOutcomes: (outcomes: RunOutcome[]) => void,
     services: RunServices = {},
     waiting?: () => number,
+    shares?: CpuShares,
   ) {
     this.#onOutcomes = onOutcomes;
     this.#services = services;
     this.#waiting = waiting;
+    this.#shares = shares;
+    this.#firstRun = shares && ((seq, ms, awaits) => shares.firstRun(seq, ms, awaits));
   }
 
   /**
@@ -79,7 +91,10 @@ export class BatchRunner {
     const caughtUp = this.#waiting && this.#outbox.length >= requests.length + this.#waiting();
     if (limited.length || caughtUp) this.#flush();
     for (const r of limited) this.#limited.add(r.seq);
-    const services = signals ? { ...this.#services, signals } : this.#services;
+    this.#shares?.start();
+    const services = signals || this.#shares
+      ? { ...this.#services, signals, firstRun: this.#firstRun }
+      : this.#services;
     for (const req of requests) {
       const ctl = new AbortController();
       this.#running.set(req.seq, ctl);
@@ -89,6 +104,16 @@ export class BatchRunner {
         (err) => this.#finished(failedBeforeRun(req, err)),
       );
     }
+  }
+
+  /**
+   * Whether a request is still running here (received and not finished).
+   *
+   * @param seq its dispatch number
+   * @returns true until its outcome is handed on
+   */
+  running(seq: number): boolean {
+    return this.#running.has(seq);
   }
 
   /**
@@ -110,16 +135,26 @@ export class BatchRunner {
     this.#flushScheduled = true;
     queueMicrotask(() => {
       this.#flushScheduled = false;
+      this.#settle();
       const hold = this.#limited.size === 0 && (this.#waiting?.() ?? 0) > 0 &&
         this.#outbox.every((o) => (o.blocked ?? 0) >= MESSAGE_BLOCKING_MS);
       if (!hold) this.#flush();
     });
   }
 
+  /** Add their CPU share to the outcomes that came in since the last time. */
+  #settle(): void {
+    if (!this.#shares || this.#settled === this.#outbox.length) return;
+    this.#shares.settle(this.#outbox.slice(this.#settled));
+    this.#settled = this.#outbox.length;
+  }
+
   #flush(): void {
     if (this.#outbox.length === 0) return;
+    this.#settle();
     const out = this.#outbox;
     this.#outbox = [];
+    this.#settled = 0;
     this.#onOutcomes(out);
   }
 }

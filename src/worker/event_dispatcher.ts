@@ -5,10 +5,10 @@
  * events) at each turn of its event loop; here the pending task events go
  * out `flushMs` (default 50 ms) after the first of them, in messages of at
  * most `batchMax` (default 100), so a busy worker publishes a few large
- * batches instead of one small one per turn. The three events of every
- * task (received, started, succeeded) are only recorded in the task's path;
- * their text is written when they go out, in one chunk per window (the
- * rarer ones, failed, retried, revoked, rejected, are written when sent).
+ * batches instead of one small one per turn. Each task event is written
+ * as JSON bytes when sent, into one buffer kept from window to window
+ * (`EventListWriter`), so that nothing of a window's events stays on the
+ * heap until it closes; a closed window's messages are copied out of it.
  * A failed publish is logged and dropped: events are best-effort, tasks
  * never wait for them.
  *
@@ -70,7 +70,7 @@ export class EventDispatcher {
   readonly #pid = Deno.pid;
   readonly #batchMax: number;
   readonly #flushMs: number;
-  /** The pending task events: recorded, written as their message's bytes when taken. */
+  /** The pending task events, written as bytes. */
   readonly #batch: EventListWriter;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When the pending batch got its first event (`performance.now()`). */

@@ -159,7 +159,9 @@ export interface RunOutcome {
   /**
    * Milliseconds the task held its thread before returning or awaiting
    * (all of `runtime` for synchronous CPU-bound code): what tasks queued
-   * behind it wait for; absent when the handler did not run.
+   * behind it wait for; absent when the handler did not run. A Web Worker
+   * that can read its thread's CPU time adds the task's share of it after
+   * that first await (`cpu_share.ts`), before the outcome leaves it.
    */
   blocked?: number;
   /** Python repr of the return value (truncated), when the request asked to `describe`. */
@@ -247,6 +249,13 @@ export interface RunServices {
    * limits then, not while it waits behind other tasks of its thread.
    */
   started?: (seq: number) => void;
+  /**
+   * Called when a handler's synchronous run ends (it returned, threw or
+   * awaited) with the request's `seq`, the run's length in milliseconds and
+   * whether the handler returned a promise: `BatchRunner` tells it apart
+   * from the thread's other CPU time (`cpu_share.ts`).
+   */
+  firstRun?: (seq: number, ms: number, awaits: boolean) => void;
 }
 
 /**
@@ -387,10 +396,12 @@ export async function runTask(
   let blocked: number | undefined;
   const timed = (call: () => unknown): unknown => {
     const began = performance.now();
+    let value: unknown;
     try {
-      return call();
+      return value = call();
     } finally {
       blocked = performance.now() - began;
+      services.firstRun?.(req.seq, blocked, value instanceof Promise);
     }
   };
   const retried = async (): Promise<RunOutcome> => {

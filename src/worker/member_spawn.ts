@@ -14,6 +14,7 @@ import type { FromRunner, ToRunner } from "./pool_protocol.ts";
 import { unpackOutcomes } from "./run_batch.ts";
 import { cannotSpawn } from "./sandbox_start.ts";
 import { spawnRunner } from "./spawn_runner.ts";
+import { StartTable } from "./start_table.ts";
 import type { ThreadWatch } from "./thread_leaks.ts";
 
 /** The script each Web Worker of the threads pool runs. */
@@ -50,7 +51,7 @@ export interface MemberHooks {
   events: Pick<PoolEvents, "onPublish" | "onState">;
   /** A batch of outcomes, and the heap size when measured. */
   onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void;
-  /** A task with time limits is about to run on the member. */
+  /** A task with time limits is about to run on the member, and its start table had no room. */
   onStarted(member: Member, seq: number): void;
   /** The Web Worker crashed or could not load the app module (its `ready` has rejected). */
   onFail(member: Member, reason: string): void;
@@ -101,6 +102,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
     work: 0,
     assigned: 0,
     sent: new Int32Array(new SharedArrayBuffer(4)),
+    starts: new StartTable(),
     ready,
     up: false,
     dead: false,
@@ -146,6 +148,12 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
     e.preventDefault();
     fail(e.message);
   };
-  postTo(member, { type: "init", ...init, revoke: group.spawn.revoke, sent: member.sent });
+  postTo(member, {
+    type: "init",
+    ...init,
+    revoke: group.spawn.revoke,
+    sent: member.sent,
+    starts: member.starts.memory,
+  });
   return member;
 }

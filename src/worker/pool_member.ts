@@ -9,6 +9,7 @@ import type { RunRequest } from "./executor.ts";
 import type { ToRunner, ToRunnerPosted } from "./pool_protocol.ts";
 import { packRun } from "./run_batch.ts";
 import type { Sandbox, SpawnPermissions } from "./sandboxes.ts";
+import type { StartTable } from "./start_table.ts";
 import type { ThreadRef } from "./thread_leaks.ts";
 
 /** Web Workers sharing one permission sandbox. */
@@ -40,6 +41,8 @@ export interface Member {
   assigned: number;
   /** Tasks posted to it so far, shared with it (it holds outcomes while more wait). */
   sent: Int32Array;
+  /** When its tasks with time limits started, written by it (`start_table.ts`). */
+  starts: StartTable;
   ready: Promise<void>;
   up: boolean;
   dead: boolean;

@@ -11,6 +11,7 @@ import type { ResultTuple } from "../protocol/signature.ts";
 import type { RunRequest } from "./executor.ts";
 import type { PackedOutcomes, PackedRun } from "./run_batch.ts";
 import type { Revocation } from "./sandboxes.ts";
+import type { StartTableMemory } from "./start_table.ts";
 
 /** Main thread → Web Worker. */
 export type ToRunner =
@@ -31,6 +32,8 @@ export type ToRunner =
      * holds outcomes while more tasks wait for it.
      */
     sent?: Int32Array;
+    /** Where it writes when its tasks with time limits start (`start_table.ts`). */
+    starts?: StartTableMemory;
   }
   | { type: "run"; batch: RunRequest[] }
   | { type: "abort"; seqs: number[] }
@@ -48,7 +51,10 @@ export type ToRunnerPosted = Exclude<ToRunner, { type: "run" }> | { type: "run";
 export type FromRunner =
   | { type: "ready"; tasks: string[] }
   | { type: "init-error"; error: string }
-  /** A task with time limits is about to run: its limits start now. */
+  /**
+   * A task with time limits is about to run: its limits start now. Posted
+   * only when the start table's slot of the task is held by another.
+   */
   | { type: "started"; seq: number }
   | {
     type: "outcomes";

@@ -15,11 +15,13 @@ import { SoftTimeLimitExceeded } from "../client/worker_errors.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
 import { registerBuiltins } from "./builtins.ts";
 import { BatchRunner } from "./batch_runner.ts";
+import { CpuShares, threadCpuClock } from "./cpu_share.ts";
 import type { RunServices } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
 import type { FromRunner, ToRunnerPosted } from "./pool_protocol.ts";
 import { packOutcomes, unpackRun } from "./run_batch.ts";
 import type { Revocation } from "./sandboxes.ts";
+import { StartTable } from "./start_table.ts";
 
 let app: Promise<Celery> | null = null;
 const pendingRequests = new Map<number, { resolve(): void; reject(e: Error): void }>();
@@ -28,6 +30,8 @@ let measureMemory = false;
 /** Tasks the main thread has posted to this Web Worker (shared with it), and those received. */
 let sent: Int32Array | null = null;
 let received = 0;
+/** Where a task with time limits is noted when it starts (from `init`). */
+let starts: StartTable | null = null;
 
 function post(msg: FromRunner): void {
   self.postMessage(msg);
@@ -41,10 +45,14 @@ function memory(): number {
 /** Set by `init` (the body limit comes with it). */
 const services: RunServices = {
   storeState: (seq, status, meta) => request({ type: "store", id: 0, seq, status, meta }),
-  // Posted at once: a task that then blocks its thread is still timed from now.
-  started: (seq) => post({ type: "started", seq }),
+  // Written (or else posted) at once: a task that then blocks its thread is still timed from now.
+  started: (seq) => {
+    if (!starts?.record(seq, (s) => runner.running(s))) post({ type: "started", seq });
+  },
 };
 
+// Opened now, with the permissions the Web Worker starts with: a sandbox gives some up once loaded.
+const clock = threadCpuClock();
 const runner = new BatchRunner(
   (outcomes) =>
     post({
@@ -54,6 +62,7 @@ const runner = new BatchRunner(
     }),
   services,
   () => sent ? Atomics.load(sent, 0) - received : 0,
+  clock ? new CpuShares(clock) : undefined,
 );
 
 /** Post a request the main thread acknowledges (`published` / `stored`) and wait for the answer. */
@@ -91,6 +100,7 @@ self.onmessage = (e: MessageEvent<ToRunnerPosted>) => {
       measureMemory = msg.measureMemory ?? false;
       services.maxDecompressedSize = msg.maxDecompressedSize;
       sent = msg.sent ?? null;
+      starts = msg.starts ? new StartTable(msg.starts) : null;
       app = init(msg.module, msg.exportName, msg.config, msg.revoke ?? []);
       app.then(
         (a) => post({ type: "ready", tasks: [...a.tasks.keys()] }),

@@ -95,9 +95,11 @@ const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tas
  * - Time limits: timers on the main thread fire a task's AbortSignal at its
  *   soft limit, and at its hard limit terminate its Web Worker; the other
  *   tasks that Web Worker held are reported abandoned, for the worker to
- *   put back in their queues. The timers start when the Web Worker reports
- *   that the task starts (as Celery's start when a pool process accepts
- *   the job): a task waiting behind others on its Web Worker is not timed.
+ *   put back in their queues. The limits start when the task starts in its
+ *   Web Worker (as Celery's start when a pool process accepts the job),
+ *   which writes that in memory the main thread reads (`start_table.ts`;
+ *   a message when its slot is taken): a task waiting behind others on
+ *   its Web Worker is not timed.
  * - Recycling: a Web Worker that was given its quota of tasks, or whose
  *   heap outgrew its bound, takes no new task, finishes what it holds and
  *   is replaced (the replacement starts at once).
@@ -153,7 +155,7 @@ export class ThreadPool implements Pool {
     this.#limits = new TimeLimitTimers({
       soft: (seq, seconds) => this.#softLimit(seq, seconds),
       hard: (seq, seconds) => this.#hardLimit(seq, seconds),
-    });
+    }, (seq) => this.#owner.get(seq)?.member.starts.startedAt(seq) ?? null);
     this.#threads = new ThreadWatch((leak, count) => events.onThreadLeak?.(leak, count));
   }
 
@@ -269,7 +271,7 @@ export class ThreadPool implements Pool {
     });
   }
 
-  /** Start the time limits of a task its Web Worker starts (not one since taken from it). */
+  /** Start the limits of a task its Web Worker posts started (its start table slot held), if it owns it. */
   #started(member: Member, seq: number): void {
     const o = this.#owner.get(seq);
     if (o?.member === member && o.limits) this.#limits.start(seq, o.limits);
@@ -427,6 +429,7 @@ export class ThreadPool implements Pool {
         work,
         limits: req.timeLimits,
       });
+      if (req.timeLimits) this.#limits.expect(req.seq, req.timeLimits);
       let b = batches.get(best);
       if (!b) batches.set(best, b = []);
       b.push(req);

@@ -1,6 +1,6 @@
 /**
  * Task time limits: which limits apply to a task, and the main-thread
- * timers that enforce them (one per running task with a limit).
+ * timer that enforces them (one for every running task with a limit).
  *
  * @module
  */
@@ -93,69 +93,6 @@ export interface TimeLimitHandlers {
   hard(seq: number, seconds: number): void;
 }
 
-/** Longest delay a platform timer accepts; a longer one fires at once. */
-const MAX_DELAY = 2 ** 31 - 1;
-
-/**
- * A timer that can wait longer than `setTimeout` allows, re-arming until due.
- *
- * @example
- * ```ts
- * import { clearLongTimeout, type LongTimer, setLongTimeout } from "./time_limits.ts";
- * const timer: LongTimer = setLongTimeout(() => {}, 40 * 86_400_000); // 40 days
- * clearLongTimeout(timer);
- * ```
- */
-export interface LongTimer {
-  /** The platform timer armed now. */
-  id: ReturnType<typeof setTimeout>;
-}
-
-/**
- * Call `fn` after `ms` milliseconds, for any delay: one beyond what
- * `setTimeout` accepts (about 24.8 days) is waited for in steps.
- *
- * @example
- * ```ts
- * import { clearLongTimeout, setLongTimeout } from "./time_limits.ts";
- * const timer = setLongTimeout(() => console.log("a month later"), 30 * 86_400_000);
- * clearLongTimeout(timer);
- * ```
- *
- * @param fn what to call
- * @param ms the delay; not a finite number means never
- * @returns a handle for {@link clearLongTimeout}
- */
-export function setLongTimeout(fn: () => void, ms: number): LongTimer {
-  const due = Date.now() + ms;
-  const timer = {} as LongTimer;
-  const arm = (wait: number) => {
-    timer.id = setTimeout(() => {
-      const left = due - Date.now();
-      if (left > 0) arm(left);
-      else fn();
-    }, Math.min(Math.max(0, wait), MAX_DELAY));
-  };
-  if (Number.isNaN(ms) || ms === Infinity) timer.id = setTimeout(() => {}, 0);
-  else arm(ms);
-  return timer;
-}
-
-/**
- * Cancel a {@link setLongTimeout} timer.
- *
- * @example
- * ```ts
- * import { clearLongTimeout, setLongTimeout } from "./time_limits.ts";
- * clearLongTimeout(setLongTimeout(() => {}, 1000));
- * ```
- *
- * @param timer the handle
- */
-export function clearLongTimeout(timer: LongTimer): void {
-  clearTimeout(timer.id);
-}
-
 /**
  * Log a soft time limit that fired, at warning, as Celery does: a task that
  * returns on its `ctx.signal` leaves a trace of it, and one that ignores it
@@ -178,8 +115,34 @@ export function logSoftTimeLimit(seconds: number, run: { task: string; id: strin
   });
 }
 
+/** Longest delay a platform timer accepts; a longer one fires at once. */
+const MAX_DELAY = 2 ** 31 - 1;
+
+/** The limits of one run. */
+interface Run {
+  /** Its soft limit in seconds; null when none, or once fired. */
+  soft: number | null;
+  /** Its hard limit in seconds; null when none. */
+  hard: number | null;
+  /** When it started (`performance.now()` ms); undefined while not known to have started. */
+  startedAt: number | undefined;
+  /** When it was last known not to have started (`performance.now()` ms). */
+  waiting: number;
+}
+
 /**
- * One soft and one hard timer per running task, cleared when it finishes.
+ * The soft and hard limits of running tasks, cleared when they finish. One
+ * platform timer serves every run, armed for the earliest limit due:
+ * starting and clearing a run are a map operation each, and the timer is
+ * not re-armed when that run finishes first (the usual case): it fires at
+ * the stale time, finds nothing due and is armed for the next. A limit
+ * fires when that timer does, as a timer of its own would.
+ *
+ * A run whose start is not reported ({@link TimeLimitTimers.expect}) is
+ * looked up with `startedAt` when its limits could first be due had it
+ * started then, and again each time they could be, until it has started:
+ * a Web Worker writes the start of a task in memory the main thread reads
+ * (`start_table.ts`) instead of posting it.
  *
  * @example
  * ```ts
@@ -196,57 +159,124 @@ export function logSoftTimeLimit(seconds: number, run: { task: string; id: strin
  */
 export class TimeLimitTimers {
   readonly #handlers: TimeLimitHandlers;
-  readonly #timers = new Map<number, LongTimer[]>();
+  readonly #startedAt: (seq: number) => number | null;
+  readonly #runs = new Map<number, Run>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the timer is armed for (`performance.now()` ms); Infinity when it is not. */
+  #armedFor = Infinity;
 
   /**
    * Create the timers; none runs before {@link TimeLimitTimers.start}.
    *
    * @param handlers called when limits are reached
+   * @param startedAt when an expected run started (`performance.now()` ms),
+   *   null while it has not; default: never known, only started runs are timed
    */
-  constructor(handlers: TimeLimitHandlers) {
+  constructor(handlers: TimeLimitHandlers, startedAt: (seq: number) => number | null = () => null) {
     this.#handlers = handlers;
+    this.#startedAt = startedAt;
   }
 
-  /** How many runs have timers. */
+  /** How many runs have limits pending. */
   get size(): number {
-    return this.#timers.size;
+    return this.#runs.size;
   }
 
   /**
-   * Start the timers of a run (nothing when it has no limits).
+   * Start the limits of a run now (nothing when it has none). A soft limit
+   * not shorter than the hard one is never reached and is not kept.
    *
    * @param seq the run
    * @param limits its limits
    */
   start(seq: number, limits: TimeLimits): void {
-    const timers: LongTimer[] = [];
-    const { hard, soft } = limits;
-    if (soft !== null && (hard === null || soft < hard)) {
-      timers.push(setLongTimeout(() => this.#handlers.soft(seq, soft), soft * 1000));
-    }
-    if (hard !== null) {
-      timers.push(setLongTimeout(() => {
-        this.clear(seq);
-        this.#handlers.hard(seq, hard);
-      }, hard * 1000));
-    }
-    if (timers.length) this.#timers.set(seq, timers);
+    this.#add(seq, limits, true);
   }
 
   /**
-   * Clear the timers of a run that finished (or was abandoned).
+   * Keep the limits of a run that will start at a time `startedAt` tells.
+   *
+   * @param seq the run
+   * @param limits its limits
+   */
+  expect(seq: number, limits: TimeLimits): void {
+    this.#add(seq, limits, false);
+  }
+
+  #add(seq: number, limits: TimeLimits, started: boolean): void {
+    const { hard } = limits;
+    const soft = limits.soft !== null && (hard === null || limits.soft < hard) ? limits.soft : null;
+    if (soft === null && hard === null) return;
+    const now = performance.now();
+    const run: Run = { soft, hard, startedAt: started ? now : undefined, waiting: now };
+    this.#runs.set(seq, run);
+    const due = now + 1000 * (soft ?? hard!);
+    if (due < this.#armedFor) this.#arm(due, now);
+  }
+
+  /**
+   * Clear the limits of a run that finished (or was abandoned).
    *
    * @param seq the run
    */
   clear(seq: number): void {
-    const timers = this.#timers.get(seq);
-    if (!timers) return;
-    for (const t of timers) clearLongTimeout(t);
-    this.#timers.delete(seq);
+    if (this.#runs.delete(seq) && this.#runs.size === 0) this.clearAll();
   }
 
-  /** Clear every timer. */
+  /** Clear every run's limits. */
   clearAll(): void {
-    for (const seq of [...this.#timers.keys()]) this.clear(seq);
+    this.#runs.clear();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#armedFor = Infinity;
+  }
+
+  #arm(due: number, now: number): void {
+    clearTimeout(this.#timer);
+    this.#armedFor = due;
+    this.#timer = setTimeout(() => this.#fire(), Math.min(Math.max(0, due - now), MAX_DELAY));
+  }
+
+  /** When the next limit of a run is due; a run not started yet as if it started when last seen waiting. */
+  #due(run: Run): number {
+    return (run.startedAt ?? run.waiting) + 1000 * (run.soft ?? run.hard!);
+  }
+
+  /** Fire every limit now due, earliest first, and arm the timer for the next one. */
+  #fire(): void {
+    this.#timer = undefined;
+    this.#armedFor = Infinity;
+    const now = performance.now();
+    const due: { at: number; seq: number; hard: boolean }[] = [];
+    for (const [seq, run] of this.#runs) {
+      if (run.startedAt === undefined) {
+        const at = this.#startedAt(seq);
+        if (at === null) run.waiting = now;
+        else run.startedAt = at;
+      }
+      if (run.startedAt === undefined) continue;
+      const soft = run.soft === null ? Infinity : run.startedAt + 1000 * run.soft;
+      const hard = run.hard === null ? Infinity : run.startedAt + 1000 * run.hard;
+      if (soft <= now) due.push({ at: soft, seq, hard: false });
+      if (hard <= now) due.push({ at: hard, seq, hard: true });
+    }
+    due.sort((a, b) => a.at - b.at);
+    for (const { seq, hard } of due) {
+      // A handler before this one may have cleared it (a hard limit drops its Web Worker's runs).
+      const run = this.#runs.get(seq);
+      if (!run) continue;
+      if (hard) {
+        this.clear(seq);
+        this.#handlers.hard(seq, run.hard!);
+      } else if (run.soft !== null) {
+        const seconds = run.soft;
+        run.soft = null;
+        if (run.hard === null) this.clear(seq);
+        this.#handlers.soft(seq, seconds);
+      }
+    }
+    let next = Infinity;
+    for (const run of this.#runs.values()) next = Math.min(next, this.#due(run));
+    if (next < this.#armedFor) this.#arm(next, performance.now());
   }
 }

@@ -30,3 +30,21 @@ export const nap = app.task("fc.nap", async (ms: number) => {
   await new Promise((r) => setTimeout(r, ms));
   return ms;
 });
+
+/**
+ * Awaits `napMs` (I/O, say), then spins `spinMs` of synchronous CPU work;
+ * returns the worker's node name. Its blocking time before the first await
+ * is nearly nothing, its CPU time is `spinMs`.
+ */
+export const napThenSpin = app.task(
+  "fc.nap_then_spin",
+  { bind: true },
+  async (ctx, napMs: number, spinMs: number) => {
+    await new Promise((r) => setTimeout(r, napMs));
+    const end = performance.now() + spinMs;
+    while (performance.now() < end) {
+      // CPU-bound after the await: the Web Worker runs nothing else meanwhile
+    }
+    return ctx.hostname;
+  },
+);

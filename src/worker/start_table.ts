@@ -1,0 +1,92 @@
+/**
+ * When tasks with time limits started in a Web Worker, in memory it shares
+ * with the main thread: the Web Worker writes a task's start there before
+ * calling its handler, and the main thread reads it when it checks limits,
+ * with no message per task.
+ *
+ * @module
+ */
+
+/** Slots of a table: a task's is its sequence number modulo this. */
+const SLOTS = 1024;
+
+/**
+ * The shared arrays of a {@link StartTable}, as posted to its Web Worker.
+ *
+ * @example
+ * ```ts
+ * import { StartTable, type StartTableMemory } from "./start_table.ts";
+ * const memory: StartTableMemory = new StartTable().memory;
+ * ```
+ */
+export interface StartTableMemory {
+  /** The task of each slot: its sequence number, truncated to 32 bits. */
+  seqs: Int32Array;
+  /** When it started, in epoch milliseconds; 0 for never. */
+  at: Float64Array;
+}
+
+/**
+ * One Web Worker's start table. A slot is reused only once the task that
+ * held it has finished: while it runs, a task of the same slot reports its
+ * start with a message instead ({@link StartTable.record} returns false).
+ *
+ * @example
+ * ```ts
+ * import { StartTable } from "./start_table.ts";
+ * const main = new StartTable();
+ * const worker = new StartTable(main.memory); // in the Web Worker, from its init message
+ * worker.record(7, () => false); // true: written, no message needed
+ * main.startedAt(7) !== null; // true: the main thread sees it started
+ * main.startedAt(8); // null: not started
+ * ```
+ */
+export class StartTable {
+  /** The shared arrays, for the Web Worker's init message. */
+  readonly memory: StartTableMemory;
+  /** The Web Worker's own note of the full sequence number of each slot's task. */
+  readonly #held: number[] = [];
+
+  /**
+   * A new table, or the Web Worker's view of its main thread's.
+   *
+   * @param memory the main thread's shared arrays; default new ones
+   */
+  constructor(memory?: StartTableMemory) {
+    this.memory = memory ?? {
+      seqs: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
+      at: new Float64Array(new SharedArrayBuffer(SLOTS * 8)),
+    };
+  }
+
+  /**
+   * In the Web Worker: note that task `seq` starts now, unless its slot is
+   * held by a task that still runs.
+   *
+   * @param seq the task
+   * @param running whether a task (by sequence number) still runs here
+   * @returns whether it was written; when not, tell the main thread another way
+   */
+  record(seq: number, running: (seq: number) => boolean): boolean {
+    const slot = seq % SLOTS;
+    const held = this.#held[slot];
+    if (held !== undefined && held !== seq && running(held)) return false;
+    this.#held[slot] = seq;
+    this.memory.at[slot] = performance.timeOrigin + performance.now();
+    Atomics.store(this.memory.seqs, slot, seq | 0);
+    return true;
+  }
+
+  /**
+   * On the main thread: when task `seq` started, if its Web Worker wrote it.
+   *
+   * @param seq the task
+   * @returns its start in the main thread's `performance.now()` time, or null
+   */
+  startedAt(seq: number): number | null {
+    const slot = seq % SLOTS;
+    if (Atomics.load(this.memory.seqs, slot) !== (seq | 0)) return null;
+    const at = this.memory.at[slot];
+    return at > 0 ? at - performance.timeOrigin : null;
+  }
+}

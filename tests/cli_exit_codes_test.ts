@@ -1,0 +1,157 @@
+/**
+ * The command line's exit codes, one scheme (README "Exit codes"): 0 done,
+ * 1 the task failed or was revoked, 2 a usage error, 3 no result within the
+ * timeout, 69 the broker or backend unreachable or no worker replied, 70
+ * anything else — on a Redis of the test's own, stopped for "unreachable",
+ * and next to Python Celery 5.2's CLI where it has the same case. Before,
+ * a failed task, a broker that was down and a bad flag value all exited 1.
+ */
+
+import assert from "node:assert/strict";
+import { Celery } from "../mod.ts";
+import { BrokerConnectionError } from "../src/broker/errors.ts";
+import { EXIT_CODES, exitCodeFor, UsageError } from "../src/cli/exit_codes.ts";
+import { encodeResultMeta } from "../src/protocol/result_meta.ts";
+import { CeleryCliSession } from "./helpers/interop.ts";
+import { PrivateRedis } from "./helpers/private_redis.ts";
+import { PYTHON } from "./helpers/procs.ts";
+import { WITHOUT_CELERY, WITHOUT_REDIS } from "./helpers/services.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const TASKS = "./tests/interop/tasks.ts";
+
+/** How `deno run -A worker.ts ARGS` exited, and its stderr. */
+async function cli(args: string[]): Promise<{ code: number; err: string }> {
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "worker.ts", ...args],
+    cwd: ROOT,
+    env: { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "" },
+    stdout: "null",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  return { code: o.code, err: new TextDecoder().decode(o.stderr) };
+}
+
+async function expectCode(args: string[], code: number, err?: RegExp): Promise<void> {
+  const ran = await cli(args);
+  assert.equal(ran.code, code, `${args.join(" ")}: exited ${ran.code}\n${ran.err}`);
+  if (err) assert.match(ran.err, err, args.join(" "));
+}
+
+/** Store a task's outcome as a worker would. */
+async function stored(url: string, status: "SUCCESS" | "FAILURE" | "REVOKED"): Promise<string> {
+  const app = new Celery({ broker: url, backend: url });
+  try {
+    const taskId = crypto.randomUUID();
+    const result = status === "SUCCESS" ? 5 : {
+      exc_type: status === "FAILURE" ? "ValueError" : "TaskRevokedError",
+      exc_message: ["x"],
+      exc_module: status === "FAILURE" ? "builtins" : "celery.exceptions",
+    };
+    const meta = encodeResultMeta({ taskId, status, result });
+    await (await app.resultBackend()).store([{ taskId, status, meta }]);
+    return taskId;
+  } finally {
+    await app.close();
+  }
+}
+
+Deno.test("exit codes: a usage error is 2, an unreachable broker 69, anything else 70", () => {
+  const down = new BrokerConnectionError("redis://127.0.0.1:1/0", new Error("refused"));
+  assert.equal(exitCodeFor(new UsageError("--limit needs a whole number"), "parked"), 2);
+  assert.equal(exitCodeFor(new UsageError("--concurrency needs a number"), "worker"), 2);
+  assert.equal(exitCodeFor(down, "call"), EXIT_CODES.unavailable);
+  const wrapped = new Error("publish failed", { cause: down });
+  assert.equal(exitCodeFor(wrapped, "inspect"), 69, "found through the cause");
+  assert.equal(exitCodeFor(new RangeError("unforeseen"), "result"), EXIT_CODES.internal);
+  // worker, beat and dashboard keep their documented status 1 for a stop on an error.
+  for (const command of ["worker", "beat", "dashboard"]) {
+    assert.equal(exitCodeFor(down, command), 1);
+    assert.equal(exitCodeFor(new Error("unforeseen"), command), 1);
+  }
+  assert.equal(new UsageError("x").name, "UsageError");
+  assert.equal(new UsageError("x").code, "CLI_USAGE");
+  assert.ok(new UsageError("x") instanceof TypeError);
+});
+
+Deno.test({
+  name: "exit codes: result, call, inspect, status, purge on a real Redis, then with it stopped",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const redis = await PrivateRedis.start();
+  try {
+    const at = ["-b", redis.url, "--backend", redis.url];
+    await expectCode(["result", await stored(redis.url, "SUCCESS"), ...at], 0);
+    await expectCode(["result", await stored(redis.url, "FAILURE"), ...at], 1, /^FAILURE: /);
+    await expectCode(["result", await stored(redis.url, "REVOKED"), ...at], 1, /^REVOKED: /);
+    await expectCode(["result", crypto.randomUUID(), ...at, "-t", "0.3"], 3, /^No result for /);
+    // Usage errors: an unknown flag, a bad value, a missing argument — all 2, as click's.
+    await expectCode(["call", "tasks.add", "--app", TASKS, ...at, "--bogus"], 2);
+    await expectCode(
+      ["call", "tasks.add", "--app", TASKS, ...at, "--countdown", "soon"],
+      2,
+      /--countdown needs seconds, got "soon"/,
+    );
+    await expectCode(["result", ...at], 2, /result needs a task id/);
+    await expectCode(["result", "some-id", "-b", redis.url], 2, /none is configured/);
+    await expectCode(["inspect", "ping", ...at, "-t", "abc"], 2, /--timeout needs a number/);
+    await expectCode(["worker", "--app", TASKS, ...at, "-c", "zero"], 2, /--concurrency needs/);
+    // No worker replied: Celery's EX_UNAVAILABLE.
+    await expectCode(["inspect", "ping", ...at, "-t", "0.3"], 69, /No nodes replied/);
+    await expectCode(["status", ...at, "-t", "0.3"], 69, /No nodes replied/);
+
+    await redis.down();
+    const refused = /Cannot connect to redis:\/\/127\.0\.0\.1:\d+\/0: connection refused/;
+    await expectCode(["call", "tasks.add", "--app", TASKS, ...at], 69, refused);
+    await expectCode(["result", crypto.randomUUID(), ...at, "-t", "0.3"], 69, refused);
+    await expectCode(["inspect", "ping", ...at, "-t", "0.3"], 69, refused);
+    await expectCode(["status", ...at, "-t", "0.3"], 69, refused);
+    await expectCode(["purge", "-f", ...at], 69, refused);
+    // The worker keeps its documented status 1 (README "Broker down at start").
+    await expectCode(["worker", "--app", TASKS, ...at, "--fail-fast"], 1, refused);
+  } finally {
+    await redis.close();
+  }
+});
+
+Deno.test({
+  name: "exit codes: Python Celery's CLI exits the same for a failed task, a bad flag, no reply",
+  ignore: WITHOUT_REDIS || WITHOUT_CELERY,
+}, async () => {
+  const redis = await PrivateRedis.start();
+  const env = {
+    CELERY_BROKER_URL: redis.url,
+    CELERY_RESULT_BACKEND: redis.url,
+    INTEROP_QUEUE: "exit-codes",
+  };
+  const celery = new CeleryCliSession(env);
+  try {
+    const at = ["-b", redis.url, "--backend", redis.url];
+    const cases: [string[], string[], number][] = [
+      [["call", "py.mul", "--bogus"], ["call", "py.mul", "--app", TASKS, ...at, "--bogus"], 2],
+      [["inspect", "ping", "-t", "0.3"], ["inspect", "ping", ...at, "-t", "0.3"], 69],
+      [["inspect", "nosuch"], ["inspect", "nosuch", ...at], 2],
+    ];
+    for (const [python, ours, code] of cases) {
+      const theirs = await celery.run(python);
+      assert.equal(theirs.code, code, `celery ${python.join(" ")}: ${theirs.stderr}`);
+      await expectCode(ours, code);
+    }
+    // A failed task's `celery result` ends on the uncaught exception (pycli.py would end with
+    // it): a process of its own.
+    const failed = await stored(redis.url, "FAILURE");
+    const theirs = await new Deno.Command(PYTHON, {
+      args: ["-m", "celery", "-A", "pytasks", "result", failed],
+      cwd: new URL("./interop/", import.meta.url).pathname,
+      env: { ...env, PYTHONPATH: new URL("./interop/", import.meta.url).pathname },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(theirs.code, 1, new TextDecoder().decode(theirs.stderr));
+    await expectCode(["result", failed, ...at], 1);
+  } finally {
+    await celery.close();
+    await redis.close();
+  }
+});
