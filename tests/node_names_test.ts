@@ -126,7 +126,7 @@ Deno.test("node names: --logfile %n%I.log gives each worker of a host its own fi
       "w@%x",
     ]);
     const status = await bad.finished();
-    assert.equal(status.code, 1);
+    assert.equal(status.code, 2, "a usage error");
     assert.match(bad.output, /error: The node name \(-n\) "w@%x" has %x/);
   } finally {
     for (const w of workers) await w.stop("SIGKILL");

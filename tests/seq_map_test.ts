@@ -58,3 +58,35 @@ Deno.test("SeqMap: a key no dispatch number can be is never found (-1 marks a fr
   assert.equal(m.size, 1);
   assert.deepEqual([...m], [[5, "a"]]);
 });
+
+Deno.test("SeqMap: deletions agree with a Map while no entry is displaced, and after collisions move some", () => {
+  const m = new SeqMap<number>(64);
+  const ref = new Map<number, number>();
+  const add = (k: number) => {
+    m.set(k, k);
+    ref.set(k, k);
+  };
+  const check = () => {
+    assert.equal(m.size, ref.size);
+    for (const [k, v] of ref) assert.equal(m.get(k), v);
+    assert.deepEqual(m.entries(), [...ref].sort((a, b) => a[0] - b[0]));
+  };
+  // Rising keys, each in its own slot: deleted out of order, then the oldest first.
+  for (let k = 0; k < 30; k++) add(k);
+  for (const k of [7, 3, 29, 0, 15]) assert.equal(m.delete(k), ref.delete(k));
+  check();
+  // Keys one table length apart collide: they are moved along, and deleting makes them move back.
+  for (const k of [64 + 1, 128 + 1, 64 + 2, 64 + 29, 64 + 30]) add(k);
+  check();
+  for (const k of [1, 2, 64 + 1, 28, 29, 30, 128 + 1, 64 + 2, 64 + 29]) {
+    assert.equal(m.delete(k), ref.delete(k));
+    check();
+  }
+  // Back to no displaced entry: rising keys again.
+  for (let k = 200; k < 220; k++) add(k);
+  for (const k of [...ref.keys()]) {
+    assert.ok(m.delete(k));
+    ref.delete(k);
+    check();
+  }
+});

@@ -156,14 +156,18 @@ export class RedisResultWaits {
     // Marked now, not once the SUBSCRIBE's reply is handled: a result read together with that
     // reply resolves its callers first, and the next subscription they make must carry it. The
     // UNSUBSCRIBE goes on the SUBSCRIBE's connection, behind it, whenever it is written.
+    // The timer is armed only when none is, and left armed when a subscription's write carries
+    // the UNSUBSCRIBEs: one timer per LEAVE_MS rather than one created and cleared per result on
+    // the way to its caller (a sequential round trip's).
     this.#leaving.add(taskId);
-    this.#leaveTimer ??= setTimeout(() => this.#leave(), LEAVE_MS);
+    this.#leaveTimer ??= setTimeout(() => {
+      this.#leaveTimer = undefined;
+      this.#leave();
+    }, LEAVE_MS);
   }
 
   /** UNSUBSCRIBE from the channels of settled tasks nothing waits for again. */
   #leave(): void {
-    clearTimeout(this.#leaveTimer);
-    this.#leaveTimer = undefined;
     for (const taskId of this.#leaving) {
       if (!this.#waiters.has(taskId)) {
         this.#subscriber?.unsubscribe(this.#host.key(taskId)).catch(() => {});

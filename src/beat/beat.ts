@@ -58,7 +58,7 @@ export interface BeatOptions {
 }
 
 /** What happened to one due entry. */
-type SendOutcome = "sent" | "skipped" | "lost";
+type SendOutcome = "sent" | "skipped" | "failed" | "lost";
 
 /**
  * The beat scheduler.
@@ -348,19 +348,26 @@ export class Beat {
     const outcome = await store.commitRun(this.hostname, this.#token!, entry.name, raw, next);
     if (outcome === "lost") return "lost";
     if (outcome === "conflict") return "skipped";
+    const nextRun = entry.schedule.nextRunAt(after);
     let id: string;
     try {
       id = await this.#publish(entry);
     } catch (err) {
+      // As Celery's beat: the run stays recorded (a run given back and sent again could
+      // reach the broker twice, and a publish that always fails would be tried forever).
       log.error(
-        'beat: sending entry "{entry}" ({task}) failed, it is retried: {error}',
-        { entry: entry.name, task: entry.task, error: (err as Error).message },
+        'beat: sending entry "{entry}" ({task}) failed after the publish retries; the run is ' +
+          "dropped, as Celery's beat drops it, next run {next}: {error}",
+        {
+          entry: entry.name,
+          task: entry.task,
+          next: nextRun === null ? "never" : new Date(nextRun).toISOString(),
+          error: (err as Error).message,
+        },
       );
-      await store.commitRun(this.hostname, this.#token!, entry.name, next, raw).catch(() => {});
-      return "skipped";
+      return "failed";
     }
     this.#sent++;
-    const nextRun = entry.schedule.nextRunAt(after);
     log.info(
       "Scheduler: Sending due task {entry} ({task}) id {id}, next run {next}",
       {

@@ -48,7 +48,13 @@ interface Pending extends Early {
  * ```
  */
 export class EarlyDeliveries {
-  readonly #byRaw = new Map<string, Pending>();
+  /**
+   * Those waiting for their record, in hand-out order: a few at most (one
+   * per wait that claimed, until the take after it), found by comparing
+   * elements, not by a `Map` of them, whose lookups hash every element of
+   * a take (and the claimed one on an idle worker's round trip) in full.
+   */
+  readonly #list: Pending[] = [];
   readonly #byDelivery = new Map<Delivery, Pending>();
   /** Early deliveries their take did not record: nothing of them to settle. */
   readonly #gone = new WeakSet<Delivery>();
@@ -62,7 +68,7 @@ export class EarlyDeliveries {
 
   /** How many wait for their record. */
   get size(): number {
-    return this.#byRaw.size;
+    return this.#list.length;
   }
 
   /**
@@ -72,7 +78,7 @@ export class EarlyDeliveries {
    * @returns true when it is
    */
   has(raw: string): boolean {
-    return this.#byRaw.has(raw);
+    return this.#find(raw) !== undefined;
   }
 
   /**
@@ -86,7 +92,7 @@ export class EarlyDeliveries {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     promise.catch(() => {});
     const e: Pending = { delivery, raw, recorded: promise, seq: -1, resolve, reject };
-    this.#byRaw.set(raw, e);
+    this.#list.push(e);
     this.#byDelivery.set(delivery, e);
     return e;
   }
@@ -101,7 +107,7 @@ export class EarlyDeliveries {
    * @returns whether it was handed out early (the take must not hand it out again)
    */
   recorded(raw: string, tag: string): boolean {
-    const e = this.#byRaw.get(raw);
+    const e = this.#find(raw);
     if (!e) return false;
     (e.delivery as { deliveryTag: string }).deliveryTag = tag;
     this.#settle(e, false);
@@ -116,7 +122,7 @@ export class EarlyDeliveries {
    * @param seq the take's id
    */
   tookAll(seq: number): void {
-    for (const e of this.#byRaw.values()) if (e.seq === seq) this.#settle(e, true);
+    for (const e of this.#list.filter((x) => x.seq === seq)) this.#settle(e, true);
   }
 
   /**
@@ -222,10 +228,9 @@ export class EarlyDeliveries {
    * @param err the reason
    */
   giveUp(early: Early, err: Error): void {
-    const e = this.#byRaw.get(early.raw);
+    const e = this.#find(early.raw);
     if (e !== early) return;
-    this.#byRaw.delete(e.raw);
-    this.#byDelivery.delete(e.delivery);
+    this.#remove(e);
     this.#givenUp.set(e.delivery, err);
     this.#anyGivenUp = true;
     e.reject(err);
@@ -237,14 +242,24 @@ export class EarlyDeliveries {
    * @param err the reason
    */
   rejectAll(err: Error): void {
-    for (const e of this.#byRaw.values()) e.reject(err);
-    this.#byRaw.clear();
+    for (const e of this.#list) e.reject(err);
+    this.#list.length = 0;
     this.#byDelivery.clear();
   }
 
-  #settle(e: Pending, gone: boolean): void {
-    this.#byRaw.delete(e.raw);
+  #find(raw: string): Pending | undefined {
+    for (const e of this.#list) if (e.raw === raw) return e;
+    return undefined;
+  }
+
+  #remove(e: Pending): void {
+    const at = this.#list.indexOf(e);
+    if (at >= 0) this.#list.splice(at, 1);
     this.#byDelivery.delete(e.delivery);
+  }
+
+  #settle(e: Pending, gone: boolean): void {
+    this.#remove(e);
     if (gone) {
       this.#gone.add(e.delivery);
       this.#anyGone = true;

@@ -92,7 +92,14 @@ export class RedisTaker {
    * it or null: see {@link RedisTaker.#sendDeferred}.
    */
   #deferred: ((max: number | null) => Promise<void>) | null = null;
-  /** Sends it after {@link RECORD_WITHIN_MS} if nothing else did. */
+  /** When that take script was deferred (`performance.now()`), while it waits. */
+  #deferredAt = 0;
+  /**
+   * Sends it once it has waited {@link RECORD_WITHIN_MS} if nothing else did.
+   * Armed only when none is: one timer serves every hand-out within its
+   * period (creating and clearing one per hand-out cost an idle worker's
+   * round trip a few µs before its task was posted); see {@link RedisTaker.#onDeferTimer}.
+   */
   #deferTimer: ReturnType<typeof setTimeout> | undefined;
   /** What that take took beside the early delivery: the take that sent it returns it. */
   #stash: Delivery[] = [];
@@ -315,7 +322,8 @@ export class RedisTaker {
         ? this.#record(early, lists, Math.max(2, next + 1), list, claimedBefore)
         : this.#record(early, [], 2, list, claimedBefore))
         .finally(() => this.#background = null);
-    this.#deferTimer = setTimeout(() => this.#sendDeferred(), RECORD_WITHIN_MS);
+    this.#deferredAt = performance.now();
+    this.#deferTimer ??= setTimeout(() => this.#onDeferTimer(), RECORD_WITHIN_MS);
     return [d];
   }
 
@@ -436,9 +444,21 @@ export class RedisTaker {
   #sendDeferred(next: number | null = null): void {
     const send = this.#deferred;
     if (send === null) return;
-    clearTimeout(this.#deferTimer);
     this.#deferred = null;
     this.#background = send(next);
+  }
+
+  /**
+   * The defer timer fired: send the deferred take script if it has waited
+   * {@link RECORD_WITHIN_MS}, else wait for the rest of that time; with
+   * nothing deferred, the timer is left unarmed until the next hand-out.
+   */
+  #onDeferTimer(): void {
+    this.#deferTimer = undefined;
+    if (this.#deferred === null) return;
+    const left = this.#deferredAt + RECORD_WITHIN_MS - performance.now();
+    if (left > 1) this.#deferTimer = setTimeout(() => this.#onDeferTimer(), left);
+    else this.#sendDeferred();
   }
 
   /**
@@ -470,6 +490,8 @@ export class RedisTaker {
 
   /** Stop waiting and put this broker's claims back in their queues. */
   async close(): Promise<void> {
+    clearTimeout(this.#deferTimer);
+    this.#deferTimer = undefined;
     this.#sendDeferred();
     if (this.#background) await closeWait(this.#background);
     this.#early.rejectAll(

@@ -10,7 +10,7 @@
 import { parseArgs } from "node:util";
 import { Celery } from "../client/app.ts";
 import { hostName, takeUnreadEnv } from "../client/runtime.ts";
-import { nodeName, nodePath } from "../worker/node_name.ts";
+import { nodePath } from "../worker/node_name.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
 import { appModuleExpected } from "./app_module_errors.ts";
@@ -25,7 +25,7 @@ import { LOG_FORMATS, type LogFields, parseLogFormat } from "./log_output.ts";
 import { cliLogLevels, closeLogging, LOG_LEVEL_NAMES, setupLogging } from "./logging.ts";
 import { isMonitorCommand, MONITOR_COMMANDS, runMonitor } from "./monitor.ts";
 import { positiveInt } from "./flag_numbers.ts";
-import { APP_OPTIONAL, OPTIONS, POOLS, queueList, USAGE } from "./options.ts";
+import { APP_OPTIONAL, nodeFlag, OPTIONS, POOLS, queueList, USAGE } from "./options.ts";
 import { applyV8Flags } from "./v8_flags.ts";
 import { LEAKED_THREADS_EXIT_CODE, startOver } from "./start_over.ts";
 import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
@@ -197,7 +197,7 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
     await setupLogging(levels.level, {
       format: parseLogFormat(values["log-format"] ?? "text"),
       logfile: command === "worker" && values.logfile !== undefined
-        ? nodePath(values.logfile, nodeName(values.hostname))
+        ? nodePath(values.logfile, nodeFlag(values.hostname))
         : values.logfile,
       fields: logFields,
     }, levels.taskLevel);

@@ -15,6 +15,7 @@ import { MONITOR_COMMANDS, MONITOR_OPTIONS, MONITOR_USAGE } from "./monitor.ts";
 import { RELIABILITY_OPTIONS, RELIABILITY_USAGE } from "./reliability.ts";
 import { SCALE_HELP, SCALE_OPTIONS } from "./scale_flags.ts";
 import { UsageError } from "./exit_codes.ts";
+import { nodeName } from "../worker/node_name.ts";
 
 /**
  * Commands that only talk to the broker: without `--app` they use an app
@@ -147,6 +148,25 @@ export function prefetchOption(
     );
   }
   return multiplier ?? prefetch;
+}
+
+/**
+ * The worker's node name from `-n` (Celery's `%h`, `%n`, … expanded; without `-n`,
+ * `celeriac@<host>`).
+ *
+ * @example
+ * ```ts ignore
+ * nodeFlag("w1@%n"); // "w1@web1" on web1.example.com
+ * ```
+ *
+ * @throws {UsageError} for a `%` sequence Celery does not expand (`-n w@%x`)
+ */
+export function nodeFlag(value: string | undefined): string {
+  try {
+    return nodeName(value);
+  } catch (err) {
+    throw err instanceof RangeError ? new UsageError(err.message, { cause: err }) : err;
+  }
 }
 
 /**

@@ -18,7 +18,7 @@ import { openAppConnections, retryOnStartup } from "./connect_retry.ts";
 import { dashboardFromFlags } from "./dashboard.ts";
 import type { LogFields } from "./log_output.ts";
 import { positiveInt, positiveNumber } from "./flag_numbers.ts";
-import { POOLS, prefetchOption, queueList, type Values } from "./options.ts";
+import { nodeFlag, POOLS, prefetchOption, queueList, type Values } from "./options.ts";
 import { permissionHint } from "./permission_hint.ts";
 import { reliabilityOptions } from "./reliability.ts";
 import { scaleWorkerOptions } from "./scale_flags.ts";
@@ -112,7 +112,7 @@ export async function runWorker(
     concurrency: positiveInt(values.concurrency as string | undefined, "--concurrency"),
     prefetch: prefetchOption(values),
     queues: queueList(values.queues as string | undefined),
-    hostname: values.hostname as string | undefined,
+    hostname: nodeFlag(values.hostname as string | undefined),
     acksLate: values["acks-late"] as boolean | undefined,
     rejectOnWorkerLost: values["reject-on-worker-lost"] as boolean | undefined,
     timeLimit: positiveNumber(values["time-limit"] as string | undefined, "--time-limit"),

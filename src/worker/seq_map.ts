@@ -38,6 +38,13 @@ export class SeqMap<V> {
   #vals: (V | undefined)[];
   #mask: number;
   #size = 0;
+  /**
+   * Entries not in their own slot (a collision moved them along). While
+   * there is none, no probe passes another entry's slot, and a deletion
+   * just frees its slot: the backward shift scans the whole run after it,
+   * which for rising dispatch numbers is every entry younger than it.
+   */
+  #displaced = 0;
 
   /** @param capacity initial slots, rounded up to a power of two (at least 16). Default 128. */
   constructor(capacity = 128) {
@@ -100,6 +107,7 @@ export class SeqMap<V> {
     }
     keys[i] = key;
     this.#vals[i] = value;
+    if (i !== (key & mask)) this.#displaced++;
     if (++this.#size * 2 > keys.length) this.#grow();
     return this;
   }
@@ -116,6 +124,13 @@ export class SeqMap<V> {
     const keys = this.#keys;
     const vals = this.#vals;
     const mask = this.#mask;
+    this.#size--;
+    if (this.#displaced === 0) {
+      keys[i] = FREE;
+      vals[i] = undefined;
+      return true;
+    }
+    if (i !== (keys[i] & mask)) this.#displaced--;
     // Backward shift: move up each later entry of the run whose home slot is not after the gap.
     for (let j = (i + 1) & mask; keys[j] !== FREE; j = (j + 1) & mask) {
       const home = keys[j] & mask;
@@ -123,11 +138,11 @@ export class SeqMap<V> {
       if (stays) continue;
       keys[i] = keys[j];
       vals[i] = vals[j];
+      if (i === home) this.#displaced--;
       i = j;
     }
     keys[i] = FREE;
     vals[i] = undefined;
-    this.#size--;
     return true;
   }
 
@@ -136,6 +151,7 @@ export class SeqMap<V> {
     this.#keys.fill(FREE);
     this.#vals.fill(undefined);
     this.#size = 0;
+    this.#displaced = 0;
   }
 
   /**
@@ -200,6 +216,7 @@ export class SeqMap<V> {
     this.#vals = new Array<V | undefined>(n).fill(undefined);
     this.#mask = n - 1;
     this.#size = 0;
+    this.#displaced = 0;
     for (let i = 0; i < keys.length; i++) if (keys[i] !== FREE) this.set(keys[i], vals[i] as V);
   }
 }

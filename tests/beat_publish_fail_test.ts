@@ -1,0 +1,75 @@
+/**
+ * A publish that fails after the app's publish retries (the broker down at
+ * send time) drops that run, as Celery 5.2.6's beat does (`apply_entry` logs
+ * "Message Error" and the entry, advanced before the send, waits for its next
+ * time): it is not sent again when the broker is back.
+ */
+
+import assert from "node:assert/strict";
+import { type LogRecord, reset } from "@logtape/logtape";
+import { captureLogs } from "./helpers/logs.ts";
+import { PrivateRedis } from "./helpers/private_redis.ts";
+import { at, Beat, Celery, PeriodicTasks } from "../mod.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function text(r: LogRecord): string {
+  return r.message.map((m) => typeof m === "string" ? m : String(m)).join("");
+}
+
+async function until(cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+Deno.test("beat: a run whose publish fails (broker down) is dropped, as in Celery", async () => {
+  const redis = await PrivateRedis.start();
+  await redis.down();
+  const logs = await captureLogs("info");
+  const app = new Celery({
+    broker: redis.url,
+    backend: null,
+    beatStore: "kv://:memory:",
+    taskPublishRetryPolicy: { maxRetries: 1, intervalStep: 0.05, intervalMax: 0.05 },
+    // Entries are ticked in name order: "a-once" comes before "b-marker" in every tick.
+    beatSchedule: {
+      "a-once": { task: "t.once", schedule: at(Date.now()), options: { queue: "q" } },
+    },
+  });
+  const beat = new Beat({ app, leaseTime: 3, maxInterval: 0.2 });
+  const periodic = new PeriodicTasks(app);
+  try {
+    await beat.start();
+    const failed = (r: LogRecord) => r.level === "error" && /"a-once" \(t\.once\)/.test(text(r));
+    await until(() => logs.some(failed), "the failed publish");
+    await redis.up();
+    // A marker sent after the broker is back: a retried "a-once" would go out before it, in an
+    // earlier tick or earlier in the same one.
+    await periodic.add("b-marker", {
+      task: "t.marker",
+      schedule: at(Date.now()),
+      options: { queue: "q" },
+    });
+    await until(
+      () => logs.some((r) => /Sending due task b-marker/.test(text(r))),
+      "the marker's send",
+    );
+    assert.equal(beat.sent, 1, "only the marker");
+    assert.equal(await app.queueDepth("q"), 1);
+    const once = (await periodic.list()).find((r) => r.name === "a-once")!;
+    assert.equal(once.totalRunCount, 1, "the run is recorded: it is not sent again");
+    assert.equal(once.nextRunAt, null);
+    const line = text(logs.find(failed)!);
+    assert.match(line, /the run is dropped, as Celery's beat drops it/);
+    assert.match(line, /taskPublishRetryPolicy/, "says what rides out a longer outage");
+  } finally {
+    await beat.stop();
+    await periodic.close();
+    await app.close();
+    await reset();
+    await redis.close();
+  }
+});
