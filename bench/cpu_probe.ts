@@ -23,7 +23,8 @@
  *   from `/proc/stat` (the rest is other processes).
  *
  * Options: `--tasks N` (2000), `--ms MS` (5), `--prefetch N` (the
- * worker's, default its own), `--v8-flags F` (the bench's default),
+ * worker's, default its own), `--time-limit S` / `--soft-time-limit S` (the
+ * worker's: every task limited; default none), `--v8-flags F` (the bench's default),
  * `--redis URL` (db 12 = broker, db 13 = results, both FLUSHDB'd),
  * `--json FILE` (write the figures), `--sample` (the worker runs with the
  * V8 inspector on and its main thread's CPU profile during the drain is
@@ -123,6 +124,8 @@ async function main(): Promise<void> {
       json: { type: "string" },
       sample: { type: "boolean", default: false },
       save: { type: "string" },
+      "time-limit": { type: "string" },
+      "soft-time-limit": { type: "string" },
     },
   });
   const port = 9400 + Math.floor(Math.random() * 500);
@@ -139,7 +142,11 @@ async function main(): Promise<void> {
       ...values.sample ? [`--inspect=127.0.0.1:${port}`] : [],
       ...values["v8-flags"] === "none" ? [] : [`--v8-flags=${values["v8-flags"]}`],
     ],
-    workerArgs: values.prefetch ? ["--prefetch", values.prefetch] : [],
+    workerArgs: [
+      ...values.prefetch ? ["--prefetch", values.prefetch] : [],
+      ...values["time-limit"] ? ["--time-limit", values["time-limit"]] : [],
+      ...values["soft-time-limit"] ? ["--soft-time-limit", values["soft-time-limit"]] : [],
+    ],
   });
   try {
     await ready;

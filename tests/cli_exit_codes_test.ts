@@ -75,8 +75,16 @@ Deno.test("exit codes: a usage error is 2, an unreachable broker 69, anything el
   assert.ok(new UsageError("x") instanceof TypeError);
 });
 
+Deno.test("exit codes: a broker URL of no supported scheme is 70 (any other error), not 69", async () => {
+  await expectCode(
+    ["status", "-b", "foo://x", "-t", "0.3"],
+    70,
+    /Unsupported broker URL "foo:\/\/…"/,
+  );
+});
+
 Deno.test({
-  name: "exit codes: result, call, inspect, status, purge on a real Redis, then with it stopped",
+  name: "exit codes: result, call, inspect, status, purge, parked, events: Redis up, then down",
   ignore: WITHOUT_REDIS,
 }, async () => {
   const redis = await PrivateRedis.start();
@@ -108,6 +116,8 @@ Deno.test({
     await expectCode(["inspect", "ping", ...at, "-t", "0.3"], 69, refused);
     await expectCode(["status", ...at, "-t", "0.3"], 69, refused);
     await expectCode(["purge", "-f", ...at], 69, refused);
+    await expectCode(["parked", ...at], 69, refused);
+    await expectCode(["events", "--dump", ...at], 69, refused);
     // The worker keeps its documented status 1 (README "Broker down at start").
     await expectCode(["worker", "--app", TASKS, ...at, "--fail-fast"], 1, refused);
   } finally {

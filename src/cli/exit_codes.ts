@@ -37,7 +37,10 @@ export const EXIT_CODES = {
    * replied (`inspect`, `control`, `status`, `report`): Celery's EX_UNAVAILABLE.
    */
   unavailable: 69,
-  /** Any other error: the command stopped on something unforeseen (the message says what). */
+  /**
+   * Any other error, the message says what: a setting it cannot use (an unsupported URL
+   * scheme), something the app's code threw, a bug (Celery's EX_SOFTWARE).
+   */
   internal: 70,
   /** `worker`: stopped for leaked threads, to be started again (EX_TEMPFAIL). */
   leakedThreads: 75,
