@@ -66,6 +66,28 @@ const CASES: [string, string, string][] = [
   ["zlib: a gzip member", "application/x-gzip", "gzip.compress(A + B)"],
   ["lzma: two streams", "application/x-lzma", "lzma.compress(A) + lzma.compress(B)"],
   ["lzma: stream cut short", "application/x-lzma", "lzma.compress(A + B)[:-3]"],
+  ["lzma: garbage after a stream", "application/x-lzma", "lzma.compress(A + B) + b'garbage'"],
+  [
+    "lzma: garbage after two streams",
+    "application/x-lzma",
+    "lzma.compress(A) + lzma.compress(B) + b'garbage that is not an xz stream'",
+  ],
+  [
+    "lzma: a second stream broken in its block",
+    "application/x-lzma",
+    "lzma.compress(A) + (lambda s: s[:30] + bytes([s[30] ^ 0xff]) + s[31:])(lzma.compress(B))",
+  ],
+  [
+    "lzma: second stream cut short",
+    "application/x-lzma",
+    "lzma.compress(A) + lzma.compress(B)[:-3]",
+  ],
+  [
+    "lzma: an xz header cut short after a stream",
+    "application/x-lzma",
+    "lzma.compress(A) + b'\\xfd7zX'",
+  ],
+  ["lzma: not xz", "application/x-lzma", "zlib.compress(A + B)"],
 ];
 
 const SCRIPT = `
