@@ -102,6 +102,20 @@ Deno.test("exit codes: worker flag values its library parsers refuse are usage e
   );
 });
 
+Deno.test("exit codes: dashboard flag values and the address off loopback without auth are 2", async () => {
+  const dashboard = ["dashboard", "--app", TASKS, ...NOWHERE, "--port", "0"];
+  // Were 1: TypeErrors from src/dashboard, which a stopped dashboard exits 1 for.
+  await expectCode([...dashboard, "--token", "short"], 2, /--token needs at least 16 characters/);
+  await expectCode(
+    [...dashboard, "--basic-auth", "nocolon"],
+    2,
+    /--basic-auth needs user:password/,
+  );
+  await expectCode([...dashboard, "--address", "0.0.0.0"], 2, /--address 0\.0\.0\.0 is off the/);
+  const worker = ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast", "-D", "--port", "0"];
+  await expectCode([...worker, "--token", "short"], 2, /--token needs at least 16 characters/);
+});
+
 Deno.test({
   name: "exit codes: result, call, inspect, status, purge, parked, events: Redis up, then down",
   ignore: WITHOUT_REDIS,
