@@ -256,7 +256,13 @@ export class Dispatch {
         serializer: host.config().taskSerializer,
         compression: host.config().taskCompression ?? null,
         groupIndex: "chord",
-        publish: (m, t, child) => host.publish(m, t, undefined, child),
+        publish: async (m, t, child) => {
+          await host.publish(m, t, undefined, child);
+          // Each message, as Celery's apply_async of each member; in a Web Worker, the worker's.
+          if (host.config().taskSendSentEvent && !host.publisher()) {
+            await host.events().sent(m, t, t.routingKey);
+          }
+        },
         backend: () => host.config().backend === null ? null : host.resultBackend(),
         prepare: async () => {
           if (host.config().backend?.startsWith("rpc:")) await this.#listenForReplies();

@@ -322,8 +322,8 @@ export class Worker {
       onPublish: async (message, target, child) => {
         s.children.record(message, child);
         await this.#app.publish(message, target);
-        // A Web Worker's task's own send (a canvas's sends none), as the inline pool's and Celery's.
-        const sentEvent = child === undefined && this.#app.config.taskSendSentEvent;
+        // What a Web Worker's task sends, as the inline pool's and Celery's.
+        const sentEvent = this.#app.config.taskSendSentEvent;
         if (sentEvent) await this.#app.events.sent(message, target, target.routingKey);
       },
       onSent: (message, child) => s.children.record(message, child),
