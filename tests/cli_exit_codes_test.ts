@@ -224,3 +224,40 @@ Deno.test({
     await redis.close();
   }
 });
+
+Deno.test({
+  name: "exit codes: an --app module that throws, or does not parse, is 2, as Celery 5.2's -A",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  // Celery's -A type catches any exception of the import (celery/bin/celery.py, App.convert)
+  // and fails the parameter: click's usage error, 2 — not only a module or attribute not found.
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-exit-app-" });
+  try {
+    const modules: [string, string, string][] = [
+      ["throws", 'raise RuntimeError("settings.json is missing")\n', 'throw new Error("x");\n'],
+      ["syntax", "def f(:\n", "export const app = (;\n"],
+      ["missing_dep", "import nosuchdep\n", 'import "./nosuchdep.ts";\n'],
+    ];
+    for (const [name, py, ts] of modules) {
+      await Deno.writeTextFile(`${dir}/${name}.py`, py);
+      await Deno.writeTextFile(`${dir}/${name}.ts`, ts);
+      const theirs = await new Deno.Command(PYTHON, {
+        args: ["-m", "celery", "-A", name, "inspect", "ping"],
+        cwd: dir,
+        env: { PYTHONPATH: dir },
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const said = new TextDecoder().decode(theirs.stderr);
+      assert.equal(theirs.code, 2, `celery -A ${name}: ${said}`);
+      assert.match(said, /Unable to load celery application/);
+      await expectCode(
+        ["inspect", "ping", "--app", `${dir}/${name}.ts`, ...NOWHERE],
+        2,
+        /^error: --app /,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
