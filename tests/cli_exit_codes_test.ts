@@ -86,8 +86,9 @@ Deno.test("exit codes: a usage error is 2, an unreachable broker 69, anything el
   assert.ok(new UsageError("x") instanceof TypeError);
 });
 
-Deno.test("exit codes: a --broker / --backend of no supported scheme is 2; from the settings, 70", async () => {
-  // Were 70 (call, result, status) and 1 (worker): the transports' TypeError once connecting.
+Deno.test("exit codes: a -b / --backend / --beat-store of no supported scheme is 2; a setting's, 70", async () => {
+  // Were 70 (call, result, status) and 1 (worker, beat): the transports' TypeError once
+  // connecting.
   const broker = /--broker: Unsupported broker URL "ftp:\/\/…": use redis:\/\//;
   await expectCode(["status", "-b", "ftp://x", "-t", "0.3"], 2, broker);
   await expectCode(["call", "tasks.add", "--app", TASKS, "-b", "ftp://x"], 2, broker);
@@ -98,6 +99,14 @@ Deno.test("exit codes: a --broker / --backend of no supported scheme is 2; from 
     /--backend: Unsupported result backend URL "ftp:\/\/…": use redis:\/\//,
   );
   await expectCode(["status", "-b", "localhost:6379"], 2, /--broker: .* has no scheme/);
+  const store = /--beat-store: Unsupported beat store URL "(ftp|amqp):\/\/…": use redis:\/\//;
+  await expectCode(["beat", "--app", TASKS, ...NOWHERE, "--beat-store", "ftp://x"], 2, store);
+  await expectCode(["beat", "--app", TASKS, ...NOWHERE, "--beat-store", "amqp://x"], 2, store);
+  await expectCode(
+    ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast", "-B", "--beat-store", "ftp://x"],
+    2,
+    store,
+  );
   // A setting, not a flag: any other error (70), the message says what.
   const env = { CELERY_BROKER_URL: "foo://x" };
   await expectCode(["status", "-t", "0.3"], 70, /Unsupported broker URL "foo:\/\/…"/, env);

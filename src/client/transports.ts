@@ -184,12 +184,14 @@ export function writesRedisEnvelopes(url: string): boolean {
 
 const BROKER_EXAMPLE = "redis://127.0.0.1:6379/0, amqp://guest@host// or kv://";
 const BACKEND_EXAMPLE = "redis://127.0.0.1:6379/0, rpc:// or kv://";
+const STORE_EXAMPLE = "redis://127.0.0.1:6379/0 or kv://";
 
 /**
- * Why a broker or result backend URL cannot be opened, without opening it:
- * it has no scheme, or none this library supports; null when it may be
- * opened. What {@link openBroker} and {@link openBackend} would throw, for
- * a command line to refuse a flag's value before it connects.
+ * Why a broker, result backend or beat store URL cannot be opened, without
+ * opening it: it has no scheme, or none this library supports for it (a beat
+ * store: not `amqp://`); null when it may be opened. What {@link openBroker},
+ * {@link openBackend} and {@link openScheduleStore} would throw, for a command
+ * line to refuse a flag's value before it connects.
  *
  * @example
  * ```ts ignore
@@ -201,10 +203,15 @@ const BACKEND_EXAMPLE = "redis://127.0.0.1:6379/0, rpc:// or kv://";
  * @param url the URL
  * @returns the problem, or null
  */
-export function urlSchemeProblem(kind: "broker" | "result backend", url: string): string | null {
+export function urlSchemeProblem(
+  kind: "broker" | "result backend" | "beat store",
+  url: string,
+): string | null {
   return kind === "broker"
     ? schemeProblem(kind, BROKER_EXAMPLE, BROKERS, url)
-    : schemeProblem(kind, BACKEND_EXAMPLE, BACKENDS, url);
+    : kind === "result backend"
+    ? schemeProblem(kind, BACKEND_EXAMPLE, BACKENDS, url)
+    : schemeProblem(kind, STORE_EXAMPLE, SCHEDULE_STORES, url);
 }
 
 /**
@@ -282,11 +289,5 @@ export async function openScheduleStore(
         'set beatStore to a redis:// or kv:// URL, e.g. new Celery({ beatStore: "redis://127.0.0.1:6379/0" })',
     );
   }
-  return await openByScheme(
-    "beat store",
-    "redis://127.0.0.1:6379/0 or kv://",
-    SCHEDULE_STORES,
-    url,
-    options,
-  );
+  return await openByScheme("beat store", STORE_EXAMPLE, SCHEDULE_STORES, url, options);
 }
