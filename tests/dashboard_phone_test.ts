@@ -3,7 +3,8 @@
  * Chromium: the Tasks table reads as one labelled card a task, with no
  * sideways scroll in its box, and stays a table for screen readers; at a
  * laptop's width it is the plain table. The Queues page's parked messages
- * read the same way. Screenshots go to
+ * read the same way, and the Overview's chart legends are one line under
+ * their plots. Screenshots go to
  * .scratch/screenshots/dashboard_phone_test/.
  */
 
@@ -211,6 +212,65 @@ Deno.test({
       await browser.close();
       await dashboard.stop();
       await app.purge("phone-parked");
+      await app.close();
+    }
+  },
+});
+
+/** What the legend test measures of a chart (px, in the page). */
+interface Legend {
+  title: string;
+  figure: number;
+  plotBottom: number;
+  tops: number[];
+  top: number;
+  right: number;
+  shaded: number;
+}
+
+Deno.test({
+  name: "dashboard UI: a chart's legend is one line under the plot on a phone",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { app, dashboard, url } = await memoryDashboard(tasks());
+    const browser = await launchChromium({ viewport: { width: 390, height: 844 } });
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(url);
+      await page.locator("figure.chart .u-legend").nth(1).waitFor();
+      await shot(page, "overview-phone");
+      const pageWidth = await page.evaluate<number>("document.documentElement.scrollWidth");
+      assert.ok(pageWidth <= 390, `the page is ${pageWidth}px wide`);
+      const legends = await page.evaluate<Legend[]>(`[...document.querySelectorAll("figure.chart")]
+        .map((f) => {
+          const rect = (e) => e.getBoundingClientRect();
+          const items = [...f.querySelectorAll(".u-legend .u-series")].map(rect);
+          const cells = [...f.querySelectorAll(".u-legend th, .u-legend td")];
+          return {
+            title: f.getAttribute("aria-label"),
+            figure: rect(f).right,
+            plotBottom: rect(f.querySelector(".u-over")).bottom,
+            tops: [...new Set(items.map((r) => Math.round(r.top)))],
+            top: Math.min(...items.map((r) => r.top)),
+            right: Math.max(...items.map((r) => r.right)),
+            shaded: cells.filter((c) => getComputedStyle(c).backgroundColor !== "rgba(0, 0, 0, 0)")
+              .length,
+          };
+        })`);
+      assert.equal(legends.length, 2);
+      for (const l of legends) {
+        // "Time", then every series: one line, under the plot, inside the chart's box
+        assert.equal(l.tops.length, 1, `${l.title}: legend on ${l.tops.length} lines`);
+        assert.ok(l.top >= l.plotBottom, `${l.title}: legend over the plot`);
+        assert.ok(l.right <= l.figure, `${l.title}: legend past the chart's box`);
+        // the tables' header shading is not drawn behind the legend's labels
+        assert.equal(l.shaded, 0, `${l.title}: ${l.shaded} shaded legend cells`);
+      }
+    } finally {
+      await browser.close();
+      await dashboard.stop();
       await app.close();
     }
   },
