@@ -275,3 +275,49 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "dashboard UI: buttons, fields and the page links are 44 px tall to tap on a phone",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { app, dashboard, url } = await memoryDashboard(tasks());
+    const browser = await launchChromium({ viewport: { width: 390, height: 844 } });
+    try {
+      const page = await browser.context.newPage();
+      const small: string[] = [];
+      for (
+        const [path, ready] of [
+          ["#/tasks", 'tr[data-task="long-1"]'],
+          ["#/tasks/long-1", '[data-testid="task-fields"]'],
+          ["#/queues", '[data-testid="parked-table"]'],
+        ]
+      ) {
+        await page.goto(`${url}/${path}`);
+        await page.locator(ready).waitFor();
+        small.push(
+          ...await page.evaluate<string[]>(`[...document.querySelectorAll(
+            "button, input, select, header nav a")]
+            .filter((e) => e.checkVisibility())
+            .map((e) => [e, e.getBoundingClientRect().height])
+            .filter(([, h]) => h < 44)
+            .map(([e, h]) => "${path} " + e.tagName + " '" + (e.tagName === "SELECT" ? e.value : e.textContent || e.type)
+              .trim() + "' " + Math.round(h) + "px")`),
+        );
+      }
+      await shot(page, "queues-phone-controls");
+      assert.deepEqual(small, [], `too small to tap: ${small.join(", ")}`);
+      // a laptop keeps its compact controls
+      await page.setViewportSize({ width: 1366, height: 768 });
+      const button = await page.getByRole("button", { name: "Requeue" }).evaluate((b) =>
+        b.getBoundingClientRect().height
+      );
+      assert.ok(button < 40, `Requeue is ${button}px tall on a laptop`);
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await app.close();
+    }
+  },
+});
