@@ -37,7 +37,10 @@ export const EXIT_CODES = {
    * replied (`inspect`, `control`, `status`, `report`): Celery's EX_UNAVAILABLE.
    */
   unavailable: 69,
-  /** Any other error: the command stopped on something unforeseen (the message says what). */
+  /**
+   * Any other error, the message says what: a setting it cannot use (an unsupported URL
+   * scheme), something the app's code threw, a bug (Celery's EX_SOFTWARE).
+   */
   internal: 70,
   /** `worker`: stopped for leaked threads, to be started again (EX_TEMPFAIL). */
   leakedThreads: 75,
@@ -69,6 +72,33 @@ export class UsageError extends TypeError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "UsageError";
+  }
+}
+
+/**
+ * Read a flag's value with a parser of the library (`parseAutoscale`,
+ * `parseTaskPermissions`, `validateAuth` …), whose TypeError or RangeError
+ * says the value is wrong: thrown again as a {@link UsageError}, so that the
+ * command exits 2 and not 1 or 70. Only for pure parsers of the value:
+ * anything they throw is about what was typed.
+ *
+ * @example
+ * ```ts ignore
+ * const range = flagValue(() => parseAutoscale(values.autoscale)); // "x": a UsageError
+ * ```
+ *
+ * @param parse reads the value
+ * @returns what it read
+ * @throws {UsageError} with the parser's message (and its error as the cause)
+ */
+export function flagValue<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof TypeError || err instanceof RangeError) {
+      throw new UsageError(err.message, { cause: err });
+    }
+    throw err;
   }
 }
 
