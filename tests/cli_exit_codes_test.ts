@@ -116,6 +116,15 @@ Deno.test("exit codes: dashboard flag values and the address off loopback withou
   await expectCode([...worker, "--token", "short"], 2, /--token needs at least 16 characters/);
 });
 
+Deno.test("exit codes: schedule add --at notadate is 2", async () => {
+  // Was 70: at() threw its BeatEntryError before the conversion around PeriodicTasks.add.
+  await expectCode(
+    ["schedule", "add", "x", "--task", "t", "--at", "notadate", "--app", TASKS, ...NOWHERE],
+    2,
+    /--at needs a time with an offset, e\.g\. --at 2027-01-01T09:00:00Z, got "notadate"/,
+  );
+});
+
 Deno.test({
   name: "exit codes: result, call, inspect, status, purge, parked, events: Redis up, then down",
   ignore: WITHOUT_REDIS,
