@@ -83,6 +83,48 @@ Deno.test("exit codes: a broker URL of no supported scheme is 70 (any other erro
   );
 });
 
+/** A broker nobody listens on: the commands below must refuse their flags before using it. */
+const NOWHERE = ["-b", "redis://127.0.0.1:1/0", "--backend", "redis://127.0.0.1:1/0"];
+
+Deno.test("exit codes: worker flag values its library parsers refuse are usage errors (2)", async () => {
+  const worker = ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast"];
+  // Were 1: the worker's parsers throw a TypeError, which a stopped worker exits 1 for.
+  await expectCode([...worker, "--autoscale", "x"], 2, /--autoscale needs MAX,MIN or MAX/);
+  await expectCode([...worker, "--autoscale", "0"], 2, /--autoscale needs a maximum of at least 1/);
+  await expectCode([...worker, "--autoscale", "5000"], 2, /at most 1024 Web Workers/);
+  await expectCode([...worker, "--task-permissions", "{bad"], 2, /not valid JSON/);
+  // Combinations the worker refused only once connected (exit 1, after the broker's error).
+  await expectCode([...worker, "-P", "inline", "--autoscale", "3"], 2, /-P inline has none of/);
+  await expectCode(
+    [...worker, "-P", "inline", "--task-permissions", "none"],
+    2,
+    /cannot sandbox them/,
+  );
+});
+
+Deno.test("exit codes: dashboard flag values and the address off loopback without auth are 2", async () => {
+  const dashboard = ["dashboard", "--app", TASKS, ...NOWHERE, "--port", "0"];
+  // Were 1: TypeErrors from src/dashboard, which a stopped dashboard exits 1 for.
+  await expectCode([...dashboard, "--token", "short"], 2, /--token needs at least 16 characters/);
+  await expectCode(
+    [...dashboard, "--basic-auth", "nocolon"],
+    2,
+    /--basic-auth needs user:password/,
+  );
+  await expectCode([...dashboard, "--address", "0.0.0.0"], 2, /--address 0\.0\.0\.0 is off the/);
+  const worker = ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast", "-D", "--port", "0"];
+  await expectCode([...worker, "--token", "short"], 2, /--token needs at least 16 characters/);
+});
+
+Deno.test("exit codes: schedule add --at notadate is 2", async () => {
+  // Was 70: at() threw its BeatEntryError before the conversion around PeriodicTasks.add.
+  await expectCode(
+    ["schedule", "add", "x", "--task", "t", "--at", "notadate", "--app", TASKS, ...NOWHERE],
+    2,
+    /--at needs a time with an offset, e\.g\. --at 2027-01-01T09:00:00Z, got "notadate"/,
+  );
+});
+
 Deno.test({
   name: "exit codes: result, call, inspect, status, purge, parked, events: Redis up, then down",
   ignore: WITHOUT_REDIS,

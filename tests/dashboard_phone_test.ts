@@ -2,7 +2,8 @@
  * The dashboard on a phone (390x844, an iPhone's width) in Debian's
  * Chromium: the Tasks table reads as one labelled card a task, with no
  * sideways scroll in its box, and stays a table for screen readers; at a
- * laptop's width it is the plain table. Screenshots go to
+ * laptop's width it is the plain table. The Queues page's parked messages
+ * read the same way. Screenshots go to
  * .scratch/screenshots/dashboard_phone_test/.
  */
 
@@ -150,6 +151,66 @@ Deno.test({
     } finally {
       await browser.close();
       await dashboard.stop();
+      await app.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "dashboard UI: a parked message with a long reason reads as a labelled card on a phone",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const { app, dashboard, url } = await memoryDashboard(tasks());
+    const browser = await launchChromium({ viewport: { width: 390, height: 844 } });
+    try {
+      const name = "billing.tasks.reconcile_customer_invoices_for_the_whole_month";
+      await app.sendTask(name, [], { queue: "phone-parked" });
+      const broker = await app.broker();
+      const [m] = await broker.take(["phone-parked"], {
+        max: 1,
+        signal: AbortSignal.timeout(2000),
+      });
+      await broker.reject([{
+        delivery: m,
+        reason: `unregistered task "${name}": no worker registered it (the module defining it ` +
+          "was not imported by the worker's --app)",
+      }]);
+      const page = await browser.context.newPage();
+      await page.goto(`${url}/#/queues`);
+      const row = page.locator("tr[data-parked]");
+      await row.waitFor();
+      await shot(page, "queues-phone");
+      // nothing to scroll sideways, on the page or in the table's box
+      const box = page.locator(".table-wrap", { has: page.getByTestId("parked-table") });
+      const widths = await box.evaluate((e) => ({
+        scroll: e.scrollWidth,
+        client: e.clientWidth,
+        page: e.ownerDocument.documentElement.scrollWidth,
+      }));
+      assert.ok(widths.scroll <= widths.client, `${widths.scroll}px in ${widths.client}px`);
+      assert.ok(widths.page <= 390, `the page is ${widths.page}px wide`);
+      // each value under its label, the reason whole and as wide as the card allows
+      for (const label of ["Parked at", "Queue", "Task", "Reason"]) {
+        const content = await page.evaluate<string>(
+          `getComputedStyle(document.querySelector('tr[data-parked] td[data-label="${label}"]'), "::before").content`,
+        );
+        assert.equal(content, `"${label}"`);
+      }
+      const reason = row.locator('td[data-label="Reason"]');
+      assert.match(await reason.textContent() ?? "", /was not imported by the worker's --app\)$/);
+      const reasonWidth = await reason.evaluate((td) => td.getBoundingClientRect().width);
+      assert.ok(reasonWidth > 300, `the reason's cell is ${reasonWidth}px wide`);
+      // the task's name keeps its words: it is not cut to a few letters a line
+      const task = await row.locator('td[data-label="Task"]').evaluate((td) =>
+        td.getBoundingClientRect().height
+      );
+      assert.ok(task < 120, `the task's cell is ${task}px tall`);
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await app.purge("phone-parked");
       await app.close();
     }
   },

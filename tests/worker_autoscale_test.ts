@@ -167,8 +167,8 @@ Deno.test({
     stderr: "piped",
   }).output();
   const text = new TextDecoder().decode(inline.stderr) + new TextDecoder().decode(inline.stdout);
-  assert.equal(inline.code, 1);
-  assert.match(text, /Autoscale grows and shrinks Web Workers.*use the threads pool/);
+  assert.equal(inline.code, 2, "a usage error, refused before connecting");
+  assert.match(text, /--autoscale grows and shrinks Web Workers, which -P inline has none of/);
 });
 
 function pyEnv(queue: string): Record<string, string> {

@@ -229,7 +229,15 @@ function scheduleFromFlags(values: Values): ScheduleSpec {
     return /^\d+(\.\d+)?$/.test(v) ? Number(v) : v;
   }
   if (values.cron !== undefined) return String(values.cron);
-  return at(String(values.at));
+  try {
+    return at(String(values.at));
+  } catch (err) {
+    if (!(err instanceof BeatEntryError)) throw err;
+    throw new UsageError(
+      `--at needs a time with an offset, e.g. --at 2027-01-01T09:00:00Z, got "${values.at}"`,
+      { cause: err },
+    );
+  }
 }
 
 /**

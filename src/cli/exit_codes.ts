@@ -75,6 +75,33 @@ export class UsageError extends TypeError {
   }
 }
 
+/**
+ * Read a flag's value with a parser of the library (`parseAutoscale`,
+ * `parseTaskPermissions`, `validateAuth` …), whose TypeError or RangeError
+ * says the value is wrong: thrown again as a {@link UsageError}, so that the
+ * command exits 2 and not 1 or 70. Only for pure parsers of the value:
+ * anything they throw is about what was typed.
+ *
+ * @example
+ * ```ts ignore
+ * const range = flagValue(() => parseAutoscale(values.autoscale)); // "x": a UsageError
+ * ```
+ *
+ * @param parse reads the value
+ * @returns what it read
+ * @throws {UsageError} with the parser's message (and its error as the cause)
+ */
+export function flagValue<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof TypeError || err instanceof RangeError) {
+      throw new UsageError(err.message, { cause: err });
+    }
+    throw err;
+  }
+}
+
 /** Commands that run until stopped; an error stops them with status 1, as documented. */
 const LONG_RUNNING = new Set(["worker", "beat", "dashboard"]);
 

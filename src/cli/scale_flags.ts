@@ -6,10 +6,10 @@
  */
 
 import { positiveInt, positiveNumber } from "./flag_numbers.ts";
-import { parseAutoscale } from "../worker/autoscale_policy.ts";
+import { parseAutoscale, rangeProblem } from "../worker/autoscale_policy.ts";
 import type { WorkerOptions } from "../worker/worker_options.ts";
 import { grantedEnv } from "./permissions.ts";
-import { UsageError } from "./exit_codes.ts";
+import { flagValue, UsageError } from "./exit_codes.ts";
 
 type ScaleOptions = Pick<WorkerOptions, "autoscale" | "etaTaskLimit" | "softShutdownTimeout">;
 
@@ -67,7 +67,9 @@ export function scaleWorkerOptions(values: Record<string, unknown>): ScaleOption
   const autoscale = values.autoscale as string | undefined;
   const flag = values["autoscale-keepalive"] as string | undefined;
   if (autoscale !== undefined) {
-    out.autoscale = parseAutoscale(autoscale);
+    out.autoscale = flagValue(() => parseAutoscale(autoscale));
+    const tooMany = rangeProblem(out.autoscale.max, out.autoscale.min ?? 0);
+    if (tooMany) throw new UsageError(`--autoscale ${autoscale}: ${tooMany}`);
     const keepalive = flag ?? keepaliveEnv();
     if (keepalive !== undefined) {
       const from = flag === undefined ? "AUTOSCALE_KEEPALIVE" : "--autoscale-keepalive";

@@ -26,7 +26,7 @@ import { LEAKED_THREADS_EXIT_CODE } from "./start_over.ts";
 import { startReleasingPages } from "./startup_pages.ts";
 import { DEFAULT_V8_FLAGS, V8_FLAGS_ENV } from "./v8_flags.ts";
 import { grantedEnv } from "./permissions.ts";
-import { EXIT_CODES, UsageError } from "./exit_codes.ts";
+import { EXIT_CODES, flagValue, UsageError } from "./exit_codes.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -82,6 +82,32 @@ export function logV8Flags(skipped: string | undefined): void {
 }
 
 /**
+ * Refuse the flags the inline pool cannot honour, before anything connects
+ * (the worker would refuse them only once connected, as a stop with status 1).
+ *
+ * @throws {UsageError} for `-P inline` with `--autoscale`, or with `--task-permissions` other
+ *   than `inherit`
+ */
+function inlinePoolFlags(pool: string, values: Values): void {
+  if (pool !== "inline") return;
+  if (values.autoscale !== undefined) {
+    throw new UsageError(
+      `--autoscale grows and shrinks Web Workers, which -P inline has none of: use -P threads ` +
+        `(the default) or leave out --autoscale`,
+    );
+  }
+  const permissions = values["task-permissions"] as string | undefined;
+  if (
+    permissions !== undefined && flagValue(() => parseTaskPermissions(permissions)) !== "inherit"
+  ) {
+    throw new UsageError(
+      `--task-permissions ${permissions}: -P inline runs tasks in the worker's own thread and ` +
+        `cannot sandbox them: use -P threads (the default) or leave out --task-permissions`,
+    );
+  }
+}
+
+/**
  * The `worker` command: start a worker (and the `--beat` / `--dashboard`
  * it runs along), stop it on SIGINT / SIGTERM (twice, or SIGQUIT: cold).
  *
@@ -104,6 +130,7 @@ export async function runWorker(
       `--pool must be ${POOLS.map((p) => `"${p}"`).join(" or ")}, got "${pool}"`,
     );
   }
+  inlinePoolFlags(pool, values);
   const worker = new Worker({
     app,
     appModule: url,
@@ -141,7 +168,7 @@ export async function runWorker(
     ),
     taskPermissions: values["task-permissions"] === undefined
       ? undefined
-      : parseTaskPermissions(values["task-permissions"] as string),
+      : flagValue(() => parseTaskPermissions(values["task-permissions"] as string)),
     ...reliabilityOptions(values),
   });
   logFields.hostname = worker.hostname;
