@@ -293,3 +293,28 @@ Deno.test({
     }
   },
 });
+
+Deno.test("beat: a leader's stop hands the lease to a beat still running, at its next wake", async () => {
+  // Why beat_replicas stops the follower first: stopped together, a follower whose stop comes
+  // late (a loaded machine) takes the lease the leader released, and both have led.
+  const dir = await Deno.makeTempDir();
+  const options = {
+    broker: `kv://${dir}/b.sqlite`,
+    beatSchedule: { t: { task: "t", schedule: 1 } },
+  };
+  const [one, two] = [capturingApp(options), capturingApp(options)];
+  const a = new Beat({ app: one.app, hostname: "beat-a", leaseTime: 30, maxInterval: 0.2 });
+  const b = new Beat({ app: two.app, hostname: "beat-b", leaseTime: 30, maxInterval: 0.2 });
+  try {
+    await a.start();
+    await until(() => a.isLeader, "A leads");
+    await b.start();
+    await a.stop();
+    // Within B's next wake (0.2 s), not when A's 30 s lease would have run out.
+    await until(() => b.isLeader, "B leads after A's stop", 10_000);
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+    await Promise.all([one.app.close(), two.app.close()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});

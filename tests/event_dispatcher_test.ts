@@ -1,7 +1,7 @@
 /**
  * The worker's event dispatcher: task events share `task.multi` messages
- * (one window of `flushMs` after the first pending, at most `batchMax` a
- * message), worker
+ * (at most `batchMax` a message; a full one at the end of its turn, the
+ * rest one window of `flushMs` after the first pending), worker
  * events go out at once after the task events before them, events
  * carry the sender's time zone offset even across a daylight-saving change,
  * and the heartbeat the `heartbeat` command asks for is Celery's.
@@ -47,7 +47,7 @@ Deno.test("event dispatcher: task events within the window share one task.multi 
   await events.close();
 });
 
-Deno.test("event dispatcher: a full batch waits for its window; close() sends all, batchMax a message", async () => {
+Deno.test("event dispatcher: full messages go at the end of the turn that filled them, the rest waits for its window; close() sends all", async () => {
   const { broker, sent } = recorder();
   const events = new EventDispatcher(broker, "w@h", new LamportClock(), {
     taskEvents: true,
@@ -55,10 +55,14 @@ Deno.test("event dispatcher: a full batch waits for its window; close() sends al
     flushMs: 60_000,
   });
   for (let i = 0; i < 7; i++) events.sendTask("task-started", { uuid: `t${i}` });
+  assert.equal(sent.length, 0, "nothing goes out within the turn");
   await new Promise((r) => setTimeout(r, 0));
-  assert.equal(sent.length, 0, "nothing goes out before the window closes");
+  assert.deepEqual(sent.map((s) => s.types.length), [3, 3], "the full messages, at its end");
+  events.sendTask("task-started", { uuid: "t7" });
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(sent.length, 2, "two events wait for their window");
   await events.close();
-  assert.deepEqual(sent.map((s) => s.types.length), [3, 3, 1]);
+  assert.deepEqual(sent.map((s) => s.types.length), [3, 3, 2]);
 });
 
 Deno.test("event dispatcher: a worker event goes out after the pending task events, batchMax a message, in clock order", async () => {
@@ -108,7 +112,7 @@ Deno.test("event dispatcher: a worker event follows the task events pending befo
   assert.equal(sent.length, 2, "task events are dropped while off");
 });
 
-Deno.test("event dispatcher: a window's events go out flushMs after its first, batchMax a message; the next window starts with the next event", async () => {
+Deno.test("event dispatcher: a window's events go out flushMs after its first (a full message at once); the next window starts with the next event", async () => {
   const { broker, sent } = recorder();
   const events = new EventDispatcher(broker, "w@h", new LamportClock(), {
     taskEvents: true,
@@ -126,6 +130,8 @@ Deno.test("event dispatcher: a window's events go out flushMs after its first, b
   events.sendTaskValues(started, ["t1"]);
   events.sendTaskValues(started, ["t2"]);
   events.sendTaskValues(started, ["t3"]);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(sent.map((s) => s.types.length), [2], "the full message, at once");
   const first = await until(2);
   assert.deepEqual(sent.map((s) => s.types.length), [2, 1]);
   assert.ok(first >= 140, `the first window went out after ${first.toFixed(0)} ms`);

@@ -2,7 +2,8 @@
  * Tasks that await first and compute after (I/O, then CPU) are not taken
  * as short: their CPU time across awaits counts, so a worker does not hoard
  * them (a second worker gets its share; a worker killed with early ack
- * loses only what its narrow window held).
+ * loses only what its narrow window held), and the threads pool spreads
+ * them over its Web Workers.
  */
 
 import assert from "node:assert/strict";
@@ -10,6 +11,7 @@ import { Celery } from "../mod.ts";
 import { BatchRunner } from "../src/worker/batch_runner.ts";
 import { CpuShares, threadCpuClock } from "../src/worker/cpu_share.ts";
 import type { RunOutcome } from "../src/worker/executor.ts";
+import { ThreadPool } from "../src/worker/thread_pool.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { app as tasksApp } from "./apps/first_contact_app.ts";
 import { poolRunRequest } from "./helpers/run_info.ts";
@@ -60,7 +62,7 @@ Deno.test({
     assert.ok(held <= 6, `a -c 1 worker held ${held} of 24 tasks of 50 ms CPU each`);
     await b.start();
     const ranOn = await Promise.all(sent.map((r) => r.get({ timeout: 60_000 })));
-    const onB = ranOn.filter((h) => h === "awaits-b@test").length;
+    const onB = ranOn.filter((h) => (h as string[])[0] === "awaits-b@test").length;
     assert.ok(onB >= 6, `the worker that joined ran ${onB} of 24`);
   } finally {
     await a.stop();
@@ -76,16 +78,18 @@ Deno.test("CPU shares: the thread's CPU time past the first runs is shared among
   const shares = new CpuShares(() => cpu);
   shares.start();
   cpu += 0.01;
-  shares.firstRun(1, 0.01, true);
+  shares.awaiting(1);
   cpu += 0.01;
-  shares.firstRun(2, 0.01, true);
+  shares.awaiting(2);
+  shares.end();
   cpu += 40; // both awaited at once, then computed 40 ms between them
   const first = [{ seq: 1, blocked: 0.01 }];
   shares.settle(first);
   assert.equal(Math.round(first[0].blocked * 100) / 100, 20.01, "its first run plus half of 40 ms");
   shares.start();
-  shares.firstRun(3, 30, false); // a synchronous task: its own run is not shared
-  cpu += 30 + 10;
+  cpu += 30; // a synchronous task's start: its own run is not shared
+  shares.end();
+  cpu += 10;
   const rest: Pick<RunOutcome, "seq" | "blocked">[] = [
     { seq: 2, blocked: 0.01 },
     { seq: 3, blocked: 30 },
@@ -96,13 +100,15 @@ Deno.test("CPU shares: the thread's CPU time past the first runs is shared among
   cpu += 50; // nothing in flight: given to no task
   shares.start();
   cpu += 2;
-  shares.firstRun(4, 2, true);
+  shares.awaiting(4);
+  shares.end();
   const unrun: Pick<RunOutcome, "seq" | "blocked">[] = [{ seq: 4 }];
   cpu += 5;
   shares.settle(unrun);
   assert.equal(unrun[0].blocked, undefined, "an outcome without a first run stays without");
   shares.start();
-  shares.firstRun(5, 0, true);
+  shares.awaiting(5);
+  shares.end();
   const idle = [{ seq: 5, blocked: 0 }];
   shares.settle(idle);
   assert.equal(idle[0].blocked, 0, "the 50 ms before it started are not its");
@@ -128,4 +134,49 @@ Deno.test("CPU shares: a task's CPU time after its await reaches its outcome's b
   const blocked = outcomes[0].blocked!;
   assert.ok(blocked >= 30 && blocked < 60, `${blocked} ms: measured until the await, it was ~0`);
   await app.close();
+});
+
+Deno.test("thread pool: tasks that await then compute go to both Web Workers of two", async () => {
+  const outcomes: RunOutcome[] = [];
+  const p = new ThreadPool(
+    {
+      size: 2,
+      slots: 8,
+      module: new URL("./apps/first_contact_app.ts", import.meta.url).href,
+      exportName: "app",
+      config: {},
+    },
+    {
+      onOutcomes: (o) => outcomes.push(...o),
+      onPublish: () => Promise.resolve(),
+      onLost: (seqs, reason) => assert.fail(`lost ${seqs}: ${reason}`),
+      onTimeLimit: () => assert.fail("no time limit is set"),
+    },
+  );
+  const settled = async (n: number) => {
+    const until = Date.now() + 30_000;
+    while (outcomes.length < n && Date.now() < until) await sleep(5);
+    assert.equal(outcomes.length, n);
+  };
+  try {
+    await p.start();
+    const run = (n: number) =>
+      p.run(Array.from({ length: n }, () => poolRunRequest("fc.nap_then_spin", [5, 40])));
+    // The pool learns what they cost (past a fresh Web Worker's first, slower runs).
+    for (let n = 4; n <= 20; n += 4) {
+      run(4);
+      await settled(n);
+    }
+    run(6);
+    await settled(26);
+    const copies = new Map<string, number>();
+    for (const o of outcomes.slice(20)) {
+      const copy = JSON.parse(o.meta!).result[1] as string;
+      copies.set(copy, (copies.get(copy) ?? 0) + 1);
+    }
+    // Measured until their first await they looked like no-ops: all six went to one Web Worker.
+    assert.deepEqual([...copies.values()].sort(), [3, 3], JSON.stringify([...copies]));
+  } finally {
+    await p.close();
+  }
 });

@@ -1,6 +1,8 @@
 /**
  * The start table a Web Worker writes its tasks' starts to and the main
- * thread reads: a slot is only taken over once its task has finished.
+ * thread reads: a slot is only taken over once its task has finished, and
+ * a start is read on the main thread's clock whatever the Web Worker's
+ * wall-clock origin.
  */
 
 import assert from "node:assert/strict";
@@ -9,6 +11,7 @@ import { StartTable } from "../src/worker/start_table.ts";
 Deno.test("start table: a recorded start is read back on the other side, in its time", () => {
   const main = new StartTable();
   const worker = new StartTable(main.memory);
+  main.sync(performance.now());
   const before = performance.now();
   assert.equal(worker.record(5, () => false), true);
   const at = main.startedAt(5);
@@ -20,6 +23,7 @@ Deno.test("start table: a recorded start is read back on the other side, in its 
 Deno.test("start table: a slot held by a running task is not taken; a finished one's is", () => {
   const main = new StartTable();
   const worker = new StartTable(main.memory);
+  main.sync(performance.now());
   const running = new Set([3]);
   assert.equal(worker.record(3, (s) => running.has(s)), true);
   assert.equal(worker.record(3 + 1024, (s) => running.has(s)), false, "task 3 still runs");
@@ -29,4 +33,47 @@ Deno.test("start table: a slot held by a running task is not taken; a finished o
   assert.equal(worker.record(3 + 1024, (s) => running.has(s)), true);
   assert.notEqual(main.startedAt(3 + 1024), null);
   assert.equal(main.startedAt(3), null, "its slot now holds the other task");
+});
+
+/** Record `seq` as a Web Worker spawned after the wall clock moved by `step` ms would. */
+function recordStepped(worker: StartTable, seq: number, step: number): void {
+  const origin = performance.timeOrigin;
+  Object.defineProperty(performance, "timeOrigin", { value: origin + step, configurable: true });
+  try {
+    worker.record(seq, () => false);
+  } finally {
+    Object.defineProperty(performance, "timeOrigin", { value: origin, configurable: true });
+  }
+}
+
+Deno.test("start table: a Web Worker's wall-clock origin 30 s off does not move the starts it writes", () => {
+  for (const step of [-30_000, 30_000]) {
+    const main = new StartTable();
+    const worker = new StartTable(main.memory);
+    main.sync(performance.now());
+    const before = performance.now();
+    recordStepped(worker, 9, step);
+    const at = main.startedAt(9);
+    assert.ok(
+      at !== null && at >= before - 1 && at <= performance.now() + 1,
+      `step ${step}: read ${at}`,
+    );
+  }
+});
+
+Deno.test("start table: nothing is read before the Web Worker's clock is known, and a late sync reads late, never early", () => {
+  const main = new StartTable();
+  const worker = new StartTable(main.memory);
+  const before = performance.now();
+  worker.record(4, () => false);
+  assert.equal(main.startedAt(4), null, "no sync yet");
+  // The ready message waited 50 ms before the main thread handled it.
+  main.sync(performance.now() - 50);
+  const late = main.startedAt(4)!;
+  assert.ok(late >= before + 50 - 1, `read ${late - before} ms after the start`);
+  // A message that waited less narrows it; one that waited more does not widen it.
+  main.sync(performance.now());
+  main.sync(performance.now() - 80);
+  const at = main.startedAt(4)!;
+  assert.ok(at >= before - 1 && at < late - 40, `read ${at - before} ms after the start`);
 });

@@ -82,3 +82,15 @@ Deno.test("time limit timers: a run started again keeps only its new limits", as
   assert.deepEqual(fired.map((f) => f.what), ["hard 1 0.03"]);
   assert.ok(fired[0].at - restarted >= 30, `fired ${fired[0].at - restarted} ms after the restart`);
 });
+
+Deno.test("time limit timers: a limit that is not a finite number never fires and leaves the others theirs", async () => {
+  const { timers, fired } = noted();
+  timers.start(1, { hard: null, soft: NaN });
+  timers.start(2, { hard: NaN, soft: null });
+  timers.start(3, { hard: Infinity, soft: 0.01 });
+  timers.start(4, { hard: 0.02, soft: null });
+  timers.start(5, { hard: 0.06, soft: null });
+  await sleep(120);
+  assert.deepEqual(fired.map((f) => f.what), ["soft 3 0.01", "hard 4 0.02", "hard 5 0.06"]);
+  assert.equal(timers.size, 0, "runs 1 and 2 have no limits, run 3 none left");
+});

@@ -14,7 +14,7 @@ import {
   inflateSync,
   zstdDecompressSync,
 } from "node:zlib";
-import Bunzip from "seek-bzip";
+import { bunzip } from "./bzip2.ts";
 import { loadedXz, LZMA_NAMES } from "./codecs.ts";
 import { compressionMimeType, type CompressionName } from "./compression_names.ts";
 import { ProtocolError } from "./errors.ts";
@@ -173,77 +173,6 @@ function brotliRead(input: Uint8Array, maxSize: number): [Uint8Array, number] {
     engine: { bytesWritten: number };
   };
   return [new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), engine.bytesWritten];
-}
-
-/** seek-bzip's input stream: bytes one at a time, from a position it keeps. */
-interface ByteSource {
-  readByte(): number;
-  read(buf: Uint8Array, at: number, length: number): number;
-  eof(): boolean;
-}
-
-/** seek-bzip's output stream: bytes one at a time. */
-interface ByteSink {
-  writeByte(byte: number): void;
-}
-
-/** Thrown by the bzip2 sink when the output passes its limit: ends the decoder's loop. */
-const OVER = Symbol("over the limit");
-/** Thrown by the bzip2 source when a stream reads past the end of the body. */
-const ENDED = Symbol("ended");
-
-/**
- * Decode every bzip2 stream in the body, as Python's `bz2.decompress` (what
- * kombu calls) does: streams one after the other, their outputs joined; a
- * stream cut short is an error, and bytes after a whole stream that do not
- * start another are ignored (Python drops them too).
- */
-function bunzip(body: Uint8Array, maxSize: number): Uint8Array | null {
-  let buf = new Uint8Array(Math.min(maxSize, 64 * 1024));
-  let at = 0;
-  const sink: ByteSink = {
-    writeByte(byte) {
-      if (at === buf.length) {
-        if (at >= maxSize) throw OVER;
-        const grown = new Uint8Array(Math.min(maxSize, buf.length * 2));
-        grown.set(buf);
-        buf = grown;
-      }
-      buf[at++] = byte;
-    },
-  };
-  let pos = 0;
-  const source: ByteSource = {
-    readByte() {
-      if (pos >= body.length) throw ENDED;
-      return body[pos++];
-    },
-    read(into, offset, length) {
-      for (let i = 0; i < length; i++) into[offset + i] = this.readByte();
-      return length;
-    },
-    // Never at its end for seek-bzip, whose loop would otherwise stop between two blocks
-    // of a stream cut there and return what it had: only a stream's end marker ends it.
-    eof: () => false,
-  };
-  try {
-    for (let first = true; pos < body.length; first = false) {
-      try {
-        Bunzip.decode(source, sink);
-      } catch (err) {
-        // Bytes after a whole stream that are not one: trailing garbage, ignored as in Python.
-        if (!first && err !== ENDED && err !== OVER) break;
-        throw err;
-      }
-    }
-  } catch (err) {
-    if (err === OVER) return null;
-    if (err === ENDED) {
-      throw new Error("compressed data ended before the end-of-stream marker was reached");
-    }
-    throw err;
-  }
-  return buf.subarray(0, at);
 }
 
 function sizeText(bytes: number): string {

@@ -105,10 +105,44 @@ function renew(): void {
   });
 }
 
+/** xz-embedded's `SEQ_STREAM_PADDING`: the decoder is between two streams. */
+const SEQ_STREAM_PADDING = 10;
+
+/** CRC32 (reflected, polynomial 0xedb88320), as an xz stream footer checks its fields. */
+const CRC32_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+    table[i] = c >>> 0;
+  }
+  return table;
+})();
+
 /**
- * Decode a whole `.xz` body (concatenated streams and stream padding
- * included), checking its CRC32/CRC64 as Python's `lzma.decompress` does,
- * and stopping as soon as the output passes `maxSize`. A stream whose
+ * Whether the 12 bytes before `end` can be an xz stream footer: its CRC32
+ * of the backward size and flags, null first flags byte, known check type,
+ * and `YZ` magic. Where a stream may end, so that the decoder is stopped
+ * there and asked whether one did.
+ */
+function mayEndStream(body: Uint8Array, end: number): boolean {
+  if (end < 24 || body[end - 2] !== 0x59 || body[end - 1] !== 0x5a) return false;
+  if (body[end - 4] !== 0 || body[end - 3] > 0x0f) return false;
+  let crc = 0xffffffff;
+  for (let i = end - 8; i < end - 2; i++) crc = (crc >>> 8) ^ CRC32_TABLE[(crc ^ body[i]) & 0xff];
+  const stored = body[end - 12] | (body[end - 11] << 8) | (body[end - 10] << 16) |
+    (body[end - 9] << 24);
+  return ((crc ^ 0xffffffff) | 0) === (stored | 0);
+}
+
+/**
+ * Decode a whole `.xz` body, checking its CRC32/CRC64, and stopping as soon
+ * as the output passes `maxSize`. Streams one after the other (and the
+ * stream padding between them) are decoded and their outputs joined. After
+ * a whole stream, what follows is taken as Python's `lzma.decompress` (what
+ * kombu calls) takes it: bytes that do not make another whole stream are
+ * dropped, with what was decoded of them, unless they are an xz stream cut
+ * short (they start with its 0xFD byte), which is an error. A stream whose
  * dictionary grew the decoder's memory past 16 MiB (presets 7 to 9) has
  * the decoder replaced in the background, so that the memory goes back.
  *
@@ -121,24 +155,34 @@ function renew(): void {
  * @param body the compressed bytes
  * @param maxSize the most bytes the output may have
  * @returns the decompressed bytes, or null when they would be more than `maxSize`
- * @throws {Error} for a body that is not a complete, intact xz stream
+ * @throws {Error} for a body whose first stream is not a complete, intact xz
+ * stream, or with a stream cut short after whole ones
  */
 export function xzDecode(body: Uint8Array, maxSize: number): Uint8Array | null {
   if (!wasm) throw new Error("the xz decoder is not loaded");
   const x = wasm;
   const context = x.create_context();
-  const state = () => new Uint32Array(x.memory.buffer, context, 6);
+  const state = () => new Uint32Array(x.memory.buffer, context, 8);
   const chunks: Uint8Array[] = [];
   let total = 0;
+  /** Where the last whole stream ended: in the body, and in the output. */
+  let streamsEnd: { offset: number; total: number } | null = null;
   try {
-    const [bufSize, inAt, , , outAt] = state();
+    const [bufSize, inAt, , , outAt, , , decoder] = state();
     let offset = 0;
     for (;;) {
       let s = state();
       if (s[2] === s[3]) {
-        const n = Math.min(bufSize, body.length - offset);
-        new Uint8Array(x.memory.buffer, inAt, n).set(body.subarray(offset, offset + n));
-        offset += n;
+        let end = Math.min(offset + bufSize, body.length);
+        for (let at = offset + 1; at < end; at++) {
+          if (mayEndStream(body, at)) {
+            end = at;
+            break;
+          }
+        }
+        const n = end - offset;
+        new Uint8Array(x.memory.buffer, inAt, n).set(body.subarray(offset, end));
+        offset = end;
         x.supply_input(context, n);
       }
       const ret = x.get_next_output(context);
@@ -150,16 +194,32 @@ export function xzDecode(body: Uint8Array, maxSize: number): Uint8Array | null {
         s[5] = 0;
       }
       if (ret === 1) break;
-      if (ret !== 0) throw new Error(XZ_ERRORS[ret] ?? `xz decoder error ${ret}`);
+      if (ret !== 0) {
+        const error = new Error(XZ_ERRORS[ret] ?? `xz decoder error ${ret}`);
+        if (!streamsEnd) throw error;
+        let next = streamsEnd.offset;
+        while (body[next] === 0) next++; // stream padding
+        if (ret === 8 && body[next] === 0xfd) throw error;
+        total = streamsEnd.total;
+        break;
+      }
+      if (
+        s[2] === s[3] && offset < body.length &&
+        new Uint32Array(x.memory.buffer, decoder, 1)[0] === SEQ_STREAM_PADDING
+      ) streamsEnd = { offset, total };
     }
   } finally {
     x.destroy_context(context);
     if (x.memory.buffer.byteLength > RENEW_ABOVE && x === wasm && !renewal) renew();
   }
-  if (chunks.length === 1) return chunks[0];
+  if (chunks.length === 1) return chunks[0].subarray(0, total);
   const out = new Uint8Array(total);
   let at = 0;
   for (const c of chunks) {
+    if (at + c.length >= total) {
+      out.set(c.subarray(0, total - at), at);
+      break;
+    }
     out.set(c, at);
     at += c.length;
   }

@@ -2,13 +2,16 @@
  * Sending Celery events from a worker: worker events go out at once on
  * their own routing key; task events are batched into `task.multi` lists,
  * as Celery 5.2's worker sends them. Celery flushes its buffer (at most 24
- * events) at each turn of its event loop; here the pending task events go
- * out `flushMs` (default 50 ms) after the first of them, in messages of at
- * most `batchMax` (default 100), so a busy worker publishes a few large
- * batches instead of one small one per turn. Each task event is written
- * as JSON bytes when sent, into one buffer kept from window to window
- * (`EventListWriter`), so that nothing of a window's events stays on the
- * heap until it closes; a closed window's messages are copied out of it.
+ * events) at each turn of its event loop; here task events go out in
+ * messages of at most `batchMax` (default 100): a full one at the end of
+ * the turn that filled it, the rest `flushMs` (default 50 ms) after the
+ * first of them, so a busy worker publishes large batches instead of one
+ * small one per turn, spread over its turns rather than all at a window's
+ * end (a burst of tens of messages' base64 at once is collected several
+ * times in a row, promoting the tasks in flight). Each task event is
+ * written as JSON bytes when sent, into one buffer kept from window to
+ * window (`EventListWriter`), so that nothing of it stays on the heap until
+ * its message goes; each message's events are copied out of it.
  * A failed publish is logged and dropped: events are best-effort, tasks
  * never wait for them.
  *
@@ -47,7 +50,7 @@ export interface EventDispatcherOptions {
   taskEvents?: boolean;
   /** Task events per `task.multi` message at most. Default 100. */
   batchMax?: number;
-  /** Milliseconds a task event waits for others to share its message. Default 50. */
+  /** Milliseconds a task event waits at most for others to share its message (a full one goes at the end of its turn). Default 50. */
   flushMs?: number;
 }
 
@@ -75,6 +78,8 @@ export class EventDispatcher {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When the pending batch got its first event (`performance.now()`). */
   #batchStart = 0;
+  /** Whether {@link #sendFull} is queued. */
+  #fullQueued = false;
   readonly #pending = new Set<Promise<void>>();
   #failing = false;
 
@@ -125,9 +130,9 @@ export class EventDispatcher {
   }
 
   /**
-   * Queue a task event for the next `task.multi` batch (published
-   * `flushMs` after the first event pending); nothing happens while task
-   * events are off.
+   * Queue a task event for the next `task.multi` batch (published at the
+   * end of the turn once `batchMax` are pending, else `flushMs` after the
+   * first event pending); nothing happens while task events are off.
    *
    * @param type event type
    * @param fields its own fields
@@ -157,7 +162,22 @@ export class EventDispatcher {
       this.#batchStart = performance.now();
       this.#timer ??= setTimeout(this.#onTimer, this.#flushMs);
     }
+    if (n >= this.#batchMax && !this.#fullQueued) {
+      this.#fullQueued = true;
+      queueMicrotask(this.#sendFull);
+    }
   }
+
+  /** Publish each full message pending, at the end of the turn that filled it. */
+  readonly #sendFull = (): void => {
+    this.#fullQueued = false;
+    while (this.#batch.length >= this.#batchMax) {
+      this.#publish(
+        encodeEventListMessage(this.#batch.take(this.#batchMax), this.#hostname),
+        TASK_MULTI,
+      );
+    }
+  };
 
   /**
    * The one flush timer: it publishes the pending events once the first is

@@ -117,6 +117,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
     const msg = e.data;
     switch (msg.type) {
       case "ready":
+        member.starts.sync(msg.now);
         member.up = true;
         group.failures = 0;
         resolve();

@@ -49,7 +49,12 @@ export type ToRunnerPosted = Exclude<ToRunner, { type: "run" }> | { type: "run";
 
 /** Web Worker → main thread. */
 export type FromRunner =
-  | { type: "ready"; tasks: string[] }
+  | {
+    type: "ready";
+    tasks: string[];
+    /** Its `performance.now()` as it posts this: the main thread reads its start table with it. */
+    now: number;
+  }
   | { type: "init-error"; error: string }
   /**
    * A task with time limits is about to run: its limits start now. Posted

@@ -103,7 +103,7 @@ self.onmessage = (e: MessageEvent<ToRunnerPosted>) => {
       starts = msg.starts ? new StartTable(msg.starts) : null;
       app = init(msg.module, msg.exportName, msg.config, msg.revoke ?? []);
       app.then(
-        (a) => post({ type: "ready", tasks: [...a.tasks.keys()] }),
+        (a) => post({ type: "ready", tasks: [...a.tasks.keys()], now: performance.now() }),
         (err) => post({ type: "init-error", error: (err as Error).stack ?? String(err) }),
       );
       break;

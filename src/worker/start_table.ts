@@ -4,6 +4,13 @@
  * calling its handler, and the main thread reads it when it checks limits,
  * with no message per task.
  *
+ * A start is written on the Web Worker's monotonic clock (its
+ * `performance.now()`) and read on the main thread's through an offset
+ * learnt from the Web Worker's `ready` message: a Web Worker's
+ * `performance.timeOrigin` is the wall clock at its spawn, so it is off by
+ * any step of the wall clock since the main thread started (NTP's first
+ * correction, a VM resumed), and would move every limit by that step.
+ *
  * @module
  */
 
@@ -22,7 +29,7 @@ const SLOTS = 1024;
 export interface StartTableMemory {
   /** The task of each slot: its sequence number, truncated to 32 bits. */
   seqs: Int32Array;
-  /** When it started, in epoch milliseconds; 0 for never. */
+  /** When it started, by the Web Worker's `performance.now()`; 0 for never. */
   at: Float64Array;
 }
 
@@ -36,6 +43,7 @@ export interface StartTableMemory {
  * import { StartTable } from "./start_table.ts";
  * const main = new StartTable();
  * const worker = new StartTable(main.memory); // in the Web Worker, from its init message
+ * main.sync(performance.now()); // on the Web Worker's `ready`, with its clock as it posted it
  * worker.record(7, () => false); // true: written, no message needed
  * main.startedAt(7) !== null; // true: the main thread sees it started
  * main.startedAt(8); // null: not started
@@ -46,6 +54,11 @@ export class StartTable {
   readonly memory: StartTableMemory;
   /** The Web Worker's own note of the full sequence number of each slot's task. */
   readonly #held: number[] = [];
+  /**
+   * The main thread's `performance.now()` minus the Web Worker's, at most
+   * (a message arrives after it is posted); null until {@link StartTable.sync}.
+   */
+  #offset: number | null = null;
 
   /**
    * A new table, or the Web Worker's view of its main thread's.
@@ -72,21 +85,36 @@ export class StartTable {
     const held = this.#held[slot];
     if (held !== undefined && held !== seq && running(held)) return false;
     this.#held[slot] = seq;
-    this.memory.at[slot] = performance.timeOrigin + performance.now();
+    this.memory.at[slot] = performance.now();
     Atomics.store(this.memory.seqs, slot, seq | 0);
     return true;
   }
 
   /**
-   * On the main thread: when task `seq` started, if its Web Worker wrote it.
+   * On the main thread, handling a message from the Web Worker: learn its
+   * clock. The message was posted before now, so the offset taken is never
+   * smaller than the true one: a start is read late by at most the time the
+   * message waited, never early (a limit never fires before it is due).
+   * Called again, the closest bound is kept.
+   *
+   * @param postedAt the Web Worker's `performance.now()` when it posted the message
+   */
+  sync(postedAt: number): void {
+    const offset = performance.now() - postedAt;
+    if (this.#offset === null || offset < this.#offset) this.#offset = offset;
+  }
+
+  /**
+   * On the main thread: when task `seq` started, if its Web Worker wrote it
+   * and its clock is known ({@link StartTable.sync}).
    *
    * @param seq the task
    * @returns its start in the main thread's `performance.now()` time, or null
    */
   startedAt(seq: number): number | null {
     const slot = seq % SLOTS;
-    if (Atomics.load(this.memory.seqs, slot) !== (seq | 0)) return null;
+    if (this.#offset === null || Atomics.load(this.memory.seqs, slot) !== (seq | 0)) return null;
     const at = this.memory.at[slot];
-    return at > 0 ? at - performance.timeOrigin : null;
+    return at > 0 ? at + this.#offset : null;
   }
 }

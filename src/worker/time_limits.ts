@@ -10,7 +10,8 @@ import { getLogger } from "@logtape/logtape";
 const log = getLogger(["celeriac", "worker", "pool"]);
 
 /**
- * The limits of one run, in seconds; `null` for none.
+ * The limits of one run, in seconds; `null` for none (as is a value that
+ * is not a finite number).
  *
  * @example
  * ```ts
@@ -40,6 +41,11 @@ export interface TimeLimitOptions {
   timeLimit?: number | null;
   /** Soft limit in seconds. */
   softTimeLimit?: number | null;
+}
+
+/** A limit, or null when it is none or not a finite number (never reached). */
+function finite(v: number | null): number | null {
+  return v !== null && Number.isFinite(v) ? v : null;
 }
 
 function positive(v: number | null | undefined): number | null {
@@ -183,8 +189,9 @@ export class TimeLimitTimers {
   }
 
   /**
-   * Start the limits of a run now (nothing when it has none). A soft limit
-   * not shorter than the hard one is never reached and is not kept.
+   * Start the limits of a run now (nothing when it has none). A limit that
+   * is not a finite number (NaN, Infinity) is never reached, as `null`; nor
+   * is a soft limit not shorter than the hard one: neither is kept.
    *
    * @param seq the run
    * @param limits its limits
@@ -204,8 +211,9 @@ export class TimeLimitTimers {
   }
 
   #add(seq: number, limits: TimeLimits, started: boolean): void {
-    const { hard } = limits;
-    const soft = limits.soft !== null && (hard === null || limits.soft < hard) ? limits.soft : null;
+    const hard = finite(limits.hard);
+    let soft = finite(limits.soft);
+    if (soft !== null && hard !== null && soft >= hard) soft = null;
     if (soft === null && hard === null) return;
     const now = performance.now();
     const run: Run = { soft, hard, startedAt: started ? now : undefined, waiting: now };

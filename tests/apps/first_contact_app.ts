@@ -31,10 +31,13 @@ export const nap = app.task("fc.nap", async (ms: number) => {
   return ms;
 });
 
+/** Tells this module's copies apart: each Web Worker imports its own. */
+const COPY = crypto.randomUUID();
+
 /**
  * Awaits `napMs` (I/O, say), then spins `spinMs` of synchronous CPU work;
- * returns the worker's node name. Its blocking time before the first await
- * is nearly nothing, its CPU time is `spinMs`.
+ * returns the worker's node name and which Web Worker ran it. Its blocking
+ * time before the first await is nearly nothing, its CPU time is `spinMs`.
  */
 export const napThenSpin = app.task(
   "fc.nap_then_spin",
@@ -45,6 +48,6 @@ export const napThenSpin = app.task(
     while (performance.now() < end) {
       // CPU-bound after the await: the Web Worker runs nothing else meanwhile
     }
-    return ctx.hostname;
+    return [ctx.hostname, COPY];
   },
 );
