@@ -119,6 +119,7 @@ Deno.test("exit codes: worker flag values its library parsers refuse are usage e
   await expectCode([...worker, "--autoscale", "0"], 2, /--autoscale needs a maximum of at least 1/);
   await expectCode([...worker, "--autoscale", "5000"], 2, /at most 1024 Web Workers/);
   await expectCode([...worker, "--task-permissions", "{bad"], 2, /not valid JSON/);
+  await expectCode([...worker, "--heartbeat-interval", "1e7"], 2, /--heartbeat-interval needs at/);
   // Combinations the worker refused only once connected (exit 1, after the broker's error).
   await expectCode([...worker, "-P", "inline", "--autoscale", "3"], 2, /-P inline has none of/);
   await expectCode(
