@@ -2,14 +2,16 @@
  * What a task sends, on the threads pool (Web Workers) and the inline pool
  * (the worker's main thread), on Redis: the same `task-sent` events (with
  * `taskSendSentEvent`, as Celery 5.2.6's worker sends them for what its
- * tasks send), the same parent and root ids, the same children.
+ * tasks send), the same parent and root ids, the same children; and on
+ * rpc:// results over RabbitMQ, their results left unread in a reply queue.
  */
 
 import assert from "node:assert/strict";
-import type { CeleryEvent } from "../mod.ts";
+import { Celery, type CeleryEvent } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { app, sends } from "./apps/pool_sends_app.ts";
-import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { createVhost, listQueues } from "./helpers/rabbitmq.ts";
+import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 
 const APP_MODULE = new URL("./apps/pool_sends_app.ts", import.meta.url).href;
 const REDIS = "redis://127.0.0.1:6379/0";
@@ -92,4 +94,44 @@ Deno.test({
   };
   assert.deepEqual(threads, expected);
   assert.deepEqual(inline, expected);
+});
+
+/**
+ * The messages ready in the reply queues other than the client's after a task
+ * a worker ran sent three tasks, on rpc:// results.
+ */
+async function replyQueue(pool: "threads" | "inline"): Promise<number[]> {
+  const vhost = await createVhost("pool-sends");
+  const queue = `psq-${crypto.randomUUID().slice(0, 8)}`;
+  app.configure({ broker: vhost.url(), backend: "rpc://", defaultQueue: queue });
+  const worker = new Worker({ app, appModule: APP_MODULE, queues: [queue], concurrency: 1, pool });
+  const client = new Celery({ broker: vhost.url(), backend: "rpc://", defaultQueue: queue });
+  await worker.start();
+  try {
+    const r = await client.sendTask("ps.sends");
+    assert.equal((await r.get({ timeout: 10_000 }) as string[]).length, 3);
+    await new Promise((res) => setTimeout(res, 300)); // the three children run
+    return (await listQueues(vhost.name))
+      .filter((q) =>
+        q.name !== client.oid && q.arguments["x-expires"] && !q.name.endsWith("pidbox")
+      )
+      .map((q) => q.messages_ready);
+  } finally {
+    await client.close();
+    await worker.stop();
+    await app.close();
+    await vhost.remove();
+  }
+}
+
+Deno.test({
+  name:
+    "pool sends: rpc:// results of what a task sends wait unread in a reply queue, on either pool",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // As in the reply queue a Celery 5.2.6 worker declares for them (backend.on_task_call): its app
+  // never reads them (waiting inside a task is refused). The inline pool's worker consumed them,
+  // keeping every child's result in memory.
+  assert.deepEqual(await replyQueue("threads"), [3]);
+  assert.deepEqual(await replyQueue("inline"), [3]);
 });
