@@ -230,6 +230,12 @@ class Decoder {
       this.out[this.at++] = byte;
       crc = (crc << 8) ^ CRC_TABLE[((crc >>> 24) ^ byte) & 0xff];
     }
+    if (same === 4) {
+      // libbzip2 reads past the block for the count: a data error, the block refused.
+      throw new Error(
+        "a block ends after four equal bytes without the count byte that must follow them",
+      );
+    }
     return ~crc >>> 0;
   }
 }
