@@ -4,7 +4,7 @@
  * sideways scroll in its box, and stays a table for screen readers; at a
  * laptop's width it is the plain table. The Queues page's parked messages
  * read the same way, and the Overview's chart legends are one line under
- * their plots. Screenshots go to
+ * their plots, without the tables' shading and rules, at both widths. Screenshots go to
  * .scratch/screenshots/dashboard_phone_test/.
  */
 
@@ -212,23 +212,24 @@ interface Legend {
   top: number;
   right: number;
   shaded: number;
+  ruled: number;
 }
 
 Deno.test({
-  name: "dashboard UI: a chart's legend is one line under the plot on a phone",
+  name:
+    "dashboard UI: a chart's legend is one line under the plot, unshaded, on a phone and a laptop",
   ignore: WITHOUT_CHROMIUM,
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    await withBrowserDashboard(
-      tasks(),
-      { viewport: { width: 390, height: 844 } },
-      async ({ url, page }) => {
+    await withBrowserDashboard(tasks(), {}, async ({ url, page }) => {
+      for (const [width, height, name] of [[390, 844, "phone"], [1366, 768, "laptop"]] as const) {
+        await page.setViewportSize({ width, height });
         await page.goto(url);
         await page.locator("figure.chart .u-legend").nth(1).waitFor();
-        await shot(page, "overview-phone");
+        await shot(page, `overview-${name}`);
         const pageWidth = await page.evaluate<number>("document.documentElement.scrollWidth");
-        assert.ok(pageWidth <= 390, `the page is ${pageWidth}px wide`);
+        assert.ok(pageWidth <= width, `the page is ${pageWidth}px wide at ${width}px`);
         const legends = await page.evaluate<Legend[]>(
           `[...document.querySelectorAll("figure.chart")]
       .map((f) => {
@@ -244,20 +245,23 @@ Deno.test({
           right: Math.max(...items.map((r) => r.right)),
           shaded: cells.filter((c) => getComputedStyle(c).backgroundColor !== "rgba(0, 0, 0, 0)")
             .length,
+          ruled: cells.filter((c) => getComputedStyle(c).borderTopStyle !== "none").length,
         };
       })`,
         );
         assert.equal(legends.length, 2);
         for (const l of legends) {
+          const at = `${l.title} at ${width}px`;
           // "Time", then every series: one line, under the plot, inside the chart's box
-          assert.equal(l.tops.length, 1, `${l.title}: legend on ${l.tops.length} lines`);
-          assert.ok(l.top >= l.plotBottom, `${l.title}: legend over the plot`);
-          assert.ok(l.right <= l.figure, `${l.title}: legend past the chart's box`);
-          // the tables' header shading is not drawn behind the legend's labels
-          assert.equal(l.shaded, 0, `${l.title}: ${l.shaded} shaded legend cells`);
+          assert.equal(l.tops.length, 1, `${at}: legend on ${l.tops.length} lines`);
+          assert.ok(l.top >= l.plotBottom, `${at}: legend over the plot`);
+          assert.ok(l.right <= l.figure, `${at}: legend past the chart's box`);
+          // the tables' header shading and cell rules are not drawn in the legend
+          assert.equal(l.shaded, 0, `${at}: ${l.shaded} shaded legend cells`);
+          assert.equal(l.ruled, 0, `${at}: ${l.ruled} legend cells with a rule`);
         }
-      },
-    );
+      }
+    });
   },
 });
 
