@@ -112,6 +112,12 @@ Deno.test({
         await shot(page, "workers");
         await row.getByRole("link").click();
         await page.getByText("Inspect replies are not available").waitFor();
+        // the heartbeat's processed and the events' succeeded / failed say where they come from
+        await page.getByText(
+          "processed (the worker's count since it started, at its last heartbeat)",
+        )
+          .waitFor();
+        await page.getByText("(task events this dashboard saw since it started)").waitFor();
         await shot(page, "worker");
 
         // Tasks: the table, a state filter, a failure's traceback and timeline
