@@ -13,7 +13,8 @@
  *   the shutdown steps not waited for through an outage).
  * - `consumer.ts` — the queues consumed and the take loop: how many to take
  *   (the pool's slots, `prefetch_window.ts`), back-off, hand to the intake.
- * - `worker_options.ts` — {@link WorkerOptions}.
+ * - `worker_options.ts` — {@link WorkerOptions}; `options_check.ts` — the
+ *   checks they pass when a worker is constructed.
  * - `worker_state.ts` — what the parts share: connections, pool, running
  *   tasks, revoked ids, settlements in flight, the lifecycle.
  * - `lifecycle.ts` — the typed {@link LifecycleEvent}s and the one
@@ -36,7 +37,8 @@
  *   chords; `last_resort.ts` — errors while receiving or settling park
  *   rather than crash.
  * - `pool_setup.ts`, `pool.ts`, `runner.ts`, `executor.ts` — the Web Worker
- *   (or inline) pool and the code running a task (`thread_pool.ts`, each
+ *   (or inline) pool and the code running a task (`pool_hooks.ts`: what the
+ *   worker does with what the pool reports; `thread_pool.ts`, each
  *   Web Worker started in `member_spawn.ts`); `recycling.ts` (per Web
  *   Worker, inside the pool), `time_limits.ts`, `thread_leaks.ts` (threads
  *   a terminate did not stop), `sandboxes.ts`;
@@ -58,21 +60,19 @@ import { nodeName } from "./node_name.ts";
 import { registerBuiltins } from "./builtins.ts";
 import { Intake } from "./intake.ts";
 import { Consumer } from "./consumer.ts";
-import { settleOrPark } from "./last_resort.ts";
 import { renewLeases } from "./leases.ts";
 import { logLifecycle } from "./lifecycle_log.ts";
-import { settleLost, settleOutcomes, settleTimeLimit } from "./outcomes.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
 import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { HeapCap } from "./heap_cap.ts";
 import { retryWhileDown } from "../broker/outage.ts";
-import { MAX_TIMER_MS } from "../broker/long_timeout.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { logReady } from "./ready_log.ts";
 import { createPool } from "./pool_setup.ts";
+import { poolHooks } from "./pool_hooks.ts";
+import { checkWorkerOptions } from "./options_check.ts";
 import { workerInspection } from "./inspection.ts";
 import { type ControlTarget, RemoteControl, warnIfNameTaken } from "./remote_control.ts";
-import { storeState } from "./task_state.ts";
 import { revokeTasks } from "./revoke.ts";
 import { returnRunning, settleUnlessOutage, unlessOutage } from "./shutdown_steps.ts";
 import { sendTaskEvents } from "./task_events.ts";
@@ -148,27 +148,7 @@ export class Worker {
   constructor(options: WorkerOptions) {
     this.#app = options.app;
     this.hostname = nodeName(options.hostname);
-    if ((options.pool ?? "threads") === "threads" && !options.appModule) {
-      throw new TypeError(
-        "The threads pool needs appModule: the URL of the module exporting the app",
-      );
-    }
-    const maxDecompressed = options.maxDecompressedSize;
-    if (
-      maxDecompressed !== undefined && !(Number.isInteger(maxDecompressed) && maxDecompressed >= 1)
-    ) {
-      throw new TypeError(
-        `maxDecompressedSize needs a whole number of bytes >= 1, got ${maxDecompressed}`,
-      );
-    }
-    const beat = options.heartbeatInterval;
-    if (beat !== undefined && !(beat >= 0 && beat * 1000 <= MAX_TIMER_MS)) {
-      // A timer repeats a longer interval every 1 ms: a flood of worker-heartbeat events.
-      throw new RangeError(
-        `heartbeatInterval needs 0 to ${MAX_TIMER_MS / 1000} seconds (24.8 days, what a timer ` +
-          `holds), got ${beat}`,
-      );
-    }
+    checkWorkerOptions(options);
     registerBuiltins(this.#app);
     this.#s = new WorkerState(options.app, options, this.hostname);
     this.#registries = new TaskRegistries(this.#s.running);
@@ -313,25 +293,17 @@ export class Worker {
     });
     s.lifecycle.subscribe(sendTaskEvents(s.events));
     const heap = new HeapCap();
-    const { pool, sandboxes } = createPool(this.#app, s.options, {
-      onOutcomes: (outs) => {
-        this.#consumer.observe(outs);
-        settleOrPark(s, outs, settleOutcomes);
-        heap.settled(outs.length);
-      },
-      onPublish: async (message, target, child) => {
-        s.children.record(message, child);
-        await this.#app.publish(message, target);
-        // What a Web Worker's task sends, as the inline pool's and Celery's.
-        const sentEvent = this.#app.config.taskSendSentEvent;
-        if (sentEvent) await this.#app.events.sent(message, target, target.routingKey);
-      },
-      onSent: (message, child) => s.children.record(message, child),
-      onState: (seq, status, meta) => storeState(s.backend, s.running.get(seq)?.req, status, meta),
-      onLost: (seqs, reason) => settleLost(s, seqs, reason),
-      onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),
-      onThreadLeak: (leak, count) => this.#threadLeaked(leak, count),
-    });
+    const { pool, sandboxes } = createPool(
+      this.#app,
+      s.options,
+      poolHooks(
+        s,
+        this.#app,
+        this.#consumer,
+        heap,
+        (leak, count) => this.#threadLeaked(leak, count),
+      ),
+    );
     s.pool = pool;
     heap.collect(); // start-up's garbage, before the Web Workers add theirs: ~1.5 MiB lower peak
     await pool.start();
