@@ -26,10 +26,10 @@ import { resultRepr } from "../protocol/repr.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
 import { checkCall, handlerSignature } from "./arity.ts";
 import { stateUpdater } from "./task_state.ts";
-import { runHooks } from "./task_hooks.ts";
+import { type RunHooks, runHooks } from "./task_hooks.ts";
 import { reportedError } from "./reported_error.ts";
 import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
-import { taskReplacer } from "./replace.ts";
+import { type Replacer, taskReplacer } from "./replace.ts";
 import { refusalInfo } from "./result_entries.ts";
 import type { RunOutcome, RunRequest, RunServices } from "./run_types.ts";
 
@@ -121,8 +121,70 @@ export function failedBeforeRun(
   return { seq: req.seq, ok: false, exc, meta, runtime: 0 };
 }
 
+/** Whether a handler's return value is awaited (a promise or any other thenable). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" && value !== null || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function";
+}
+
+/** A retry the task asked for: its plan and the signal thrown to end the handler. */
+interface Planned {
+  plan: PlannedRetry;
+  signal: Retry;
+}
+
+/** Plan a retry of the running task; the plan's error when it cannot be retried. */
+function planFor(
+  req: RunRequest,
+  body: TaskBody,
+  task: Task<never, unknown> | undefined,
+  options: RetryOptions,
+): Planned | Error {
+  const state = { name: req.task, id: req.id, retries: req.info.retries, ...body };
+  const plan = planRetry(state, options, task?.options ?? {}, new Date());
+  if (plan instanceof Error) return plan;
+  return { plan, signal: new Retry(plan.when, plan.eta, options.exc ?? undefined) };
+}
+
+/** The RETRY outcome of a task that asked for `planned`, once its hooks ran. */
+async function retried(
+  req: RunRequest,
+  body: TaskBody,
+  metaInput: ResultMetaInput,
+  planned: Planned,
+  times: { runtime: number; blocked: number | undefined },
+  hooks: RunHooks | null,
+): Promise<RunOutcome> {
+  const { plan, signal: sig } = planned;
+  const cause = sig.cause;
+  const outcome: RunOutcome = {
+    seq: req.seq,
+    ok: false,
+    exc: cause === undefined ? undefined : exceptionInfo(cause),
+    meta: encodeResultMetaWithJson(
+      {
+        ...metaInput,
+        status: "RETRY",
+        result: null,
+        traceback: tracebackText(sig),
+        children: [[[req.id, null], null]],
+      },
+      cause === undefined ? "null" : pyJsonDumps(exceptionInfo(cause)),
+    ),
+    retry: { ...plan, embed: body.embed },
+    runtime: times.runtime,
+    traceback: req.describe ? tracebackText(sig) : undefined,
+    blocked: times.blocked,
+  };
+  await hooks?.retry(sig.cause);
+  return outcome;
+}
+
 /**
- * Run one task request against a registry of tasks.
+ * Run one task request against a registry of tasks. The clock is read
+ * where the handler is called and where its synchronous run ends (`blocked`,
+ * and `runtime` of a handler that did not return a promise), and once more
+ * when a promise it returned settles or it threw.
  *
  * @example
  * ```ts ignore
@@ -141,7 +203,6 @@ export async function runTask(
   signal: AbortSignal,
   services: RunServices = {},
 ): Promise<RunOutcome> {
-  const started = performance.now();
   const metaInput: ResultMetaInput = {
     taskId: req.id,
     groupId: req.info.group,
@@ -154,8 +215,11 @@ export async function runTask(
     if (req.decoded) {
       body = req.decoded;
     } else {
-      const needs = codecsFor(req.contentType, req.headers.compression);
-      if (needs.msgpack || needs.compression) await loadCodecs(needs);
+      if (
+        req.contentType === "application/x-msgpack" || typeof req.headers.compression === "string"
+      ) {
+        await loadCodecs(codecsFor(req.contentType, req.headers.compression));
+      }
       body = decodeTaskBody(req, req.id, services.maxDecompressedSize);
     }
   } catch (err) {
@@ -181,61 +245,13 @@ export async function runTask(
       retries: req.info.retries,
     }, services.signals)
     : null;
-  const followUps = needsFollowUp(body.embed);
-  const state = { name: req.task, id: req.id, retries: req.info.retries, ...body };
-  let planned: { plan: PlannedRetry; signal: Retry } | null = null;
-  const replacer = taskReplacer({
-    id: req.id,
-    group: req.info.group,
-    groupIndex: req.info.groupIndex ?? null,
-    nesting: req.info.replacedTaskNesting ?? 0,
-    embed: body.embed,
-  });
-  const retry = (options: RetryOptions = {}): never => {
-    const plan = planRetry(state, options, task?.options ?? {}, new Date());
-    if (plan instanceof Error) throw plan;
-    planned = { plan, signal: new Retry(plan.when, plan.eta, options.exc ?? undefined) };
-    throw planned.signal;
-  };
-  const retryOutcome = (): RunOutcome => {
-    const { plan, signal: sig } = planned!;
-    const cause = sig.cause;
-    return {
-      seq: req.seq,
-      ok: false,
-      exc: cause === undefined ? undefined : exceptionInfo(cause),
-      meta: encodeResultMetaWithJson(
-        {
-          ...metaInput,
-          status: "RETRY",
-          result: null,
-          traceback: tracebackText(sig),
-          children: [[[req.id, null], null]],
-        },
-        cause === undefined ? "null" : pyJsonDumps(exceptionInfo(cause)),
-      ),
-      retry: { ...plan, embed: body.embed },
-      runtime: performance.now() - started,
-      traceback: req.describe ? tracebackText(sig) : undefined,
-    };
-  };
+  let planned: Planned | null = null;
+  /** Only a bound task can replace itself (`ctx.replace`). */
+  let replacer: Replacer | null = null;
+  /** When the handler was called (`performance.now()`); undefined until then. */
+  let began: number | undefined;
   /** Milliseconds the handler held the thread before returning or awaiting. */
   let blocked: number | undefined;
-  const timed = (call: () => unknown): unknown => {
-    const began = performance.now();
-    let value: unknown;
-    try {
-      return value = call();
-    } finally {
-      blocked = performance.now() - began;
-      services.firstRun?.(req.seq, blocked, value instanceof Promise);
-    }
-  };
-  const retried = async (): Promise<RunOutcome> => {
-    const outcome = { ...retryOutcome(), blocked };
-    await hooks?.retry(planned!.signal.cause);
-    return outcome;
-  };
   try {
     if (!task?.handler) throw new Error(`Task ${req.task} is not defined in this worker's app`);
     await hooks?.prerun();
@@ -243,9 +259,16 @@ export async function runTask(
     checkCall(task, body, args);
     const handler = task.handler as (...a: unknown[]) => unknown;
     if (req.timeLimits) services.started?.(req.seq);
-    const rootId = req.info.rootId ?? req.id;
+    const running = { id: req.id, rootId: req.info.rootId ?? req.id };
     let value: unknown;
     if (task.options.bind) {
+      const r = replacer = taskReplacer({
+        id: req.id,
+        group: req.info.group,
+        groupIndex: req.info.groupIndex ?? null,
+        nesting: req.info.replacedTaskNesting ?? 0,
+        embed: body.embed,
+      });
       const ctx: TaskContext = {
         id: req.id,
         name: req.task,
@@ -261,62 +284,73 @@ export async function runTask(
         hostname: req.info.hostname,
         deliveryInfo: { queue: req.info.queue, redelivered: req.info.redelivered },
         signal,
-        retry,
-        replace: replacer.replace,
+        retry: (options: RetryOptions = {}): never => {
+          const p = planFor(req, body, task, options);
+          if (p instanceof Error) throw p;
+          planned = p;
+          throw p.signal;
+        },
+        replace: r.replace,
         updateState: stateUpdater(req, services.storeState),
       };
-      value = await currentTask.run(
-        { id: req.id, rootId },
-        () => timed(() => handler(ctx, ...args)),
-      );
+      began = performance.now();
+      try {
+        value = currentTask.run(running, handler, ctx, ...args);
+      } finally {
+        blocked = performance.now() - began;
+        services.firstRun?.(req.seq, blocked, value instanceof Promise);
+      }
     } else {
-      value = await currentTask.run({ id: req.id, rootId }, () => timed(() => handler(...args)));
+      began = performance.now();
+      try {
+        value = currentTask.run(running, handler, ...args);
+      } finally {
+        blocked = performance.now() - began;
+        services.firstRun?.(req.seq, blocked, value instanceof Promise);
+      }
+    }
+    let runtime = blocked;
+    if (isThenable(value)) {
+      value = await value;
+      runtime = performance.now() - began;
     }
     // A replacement, even one the handler did not await or caught: it ends the task all the same.
-    await replacer.pending();
-    if (planned) return await retried();
-    const store = req.storeResult && !task.options.ignoreResult;
-    const outcome: RunOutcome = {
-      seq: req.seq,
-      ok: true,
-      meta: store
-        ? encodeResultMetaWithJson(
-          { ...metaInput, status: "SUCCESS", result: null, dateDone: new Date() },
-          resultJson(value),
-        )
-        : undefined,
-      followUp: followUps ? { embed: body.embed, value } : undefined,
-      runtime: performance.now() - started,
-      blocked,
-      repr: req.describe ? resultRepr(value) : undefined,
-    };
+    if (replacer) await replacer.pending();
+    if (planned) return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
+    const outcome: RunOutcome = { seq: req.seq, ok: true, runtime, blocked };
+    if (req.storeResult && !task.options.ignoreResult) {
+      metaInput.status = "SUCCESS";
+      metaInput.dateDone = new Date();
+      outcome.meta = encodeResultMetaWithJson(metaInput, resultJson(value));
+    }
+    if (needsFollowUp(body.embed)) outcome.followUp = { embed: body.embed, value };
+    if (req.describe) outcome.repr = resultRepr(value);
     await hooks?.success(value);
     return outcome;
   } catch (thrown) {
+    const runtime = began === undefined ? 0 : performance.now() - began;
     // Once its replacement is sent the task's id is the replacement's: a handler that caught
     // the signal and threw or retried must not finish it a second time.
     const replaced = thrown instanceof Replaced && thrown.taskId === req.id
       ? thrown
-      : await replacer.sent();
+      : replacer
+      ? await replacer.sent()
+      : null;
     if (replaced) {
-      return {
-        seq: req.seq,
-        ok: true,
-        replacedBy: replaced.replacement,
-        runtime: performance.now() - started,
-        blocked,
-      };
+      return { seq: req.seq, ok: true, replacedBy: replaced.replacement, runtime, blocked };
     }
     let err = thrown;
-    const auto = planned || !task ? null : autoretryOptions(task.options, err, state.retries);
+    const auto = planned || !task ? null : autoretryOptions(task.options, err, req.info.retries);
     if (auto) {
-      try {
-        retry(auto);
-      } catch (e) {
-        err = e;
+      const p = planFor(req, body, task, auto);
+      if (p instanceof Error) {
+        err = p;
+      } else {
+        planned = p;
+        err = p.signal;
       }
     }
-    if (planned) return await retried();
+    if (planned) return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
     const exc = exceptionInfo(reportedError(err, `${req.task}[${req.id}]`, signal));
     const traceback = tracebackText(err);
     await hooks?.failure(err, traceback);
@@ -334,8 +368,8 @@ export async function runTask(
         },
         pyJsonDumps(exc),
       ),
-      followUp: followUps ? { embed: body.embed, value: null } : undefined,
-      runtime: performance.now() - started,
+      followUp: needsFollowUp(body.embed) ? { embed: body.embed, value: null } : undefined,
+      runtime,
       blocked,
       traceback: req.describe ? traceback : undefined,
     };
