@@ -21,11 +21,14 @@ const ROOT = new URL("../", import.meta.url).pathname;
 const TASKS = "./tests/interop/tasks.ts";
 
 /** How `deno run -A worker.ts ARGS` exited, and its stderr. */
-async function cli(args: string[]): Promise<{ code: number; err: string }> {
+async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; err: string }> {
   const o = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "worker.ts", ...args],
     cwd: ROOT,
-    env: { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "" },
+    env: { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "", ...env },
     stdout: "null",
     stderr: "piped",
     stdin: "null",
@@ -33,11 +36,19 @@ async function cli(args: string[]): Promise<{ code: number; err: string }> {
   return { code: o.code, err: new TextDecoder().decode(o.stderr) };
 }
 
-async function expectCode(args: string[], code: number, err?: RegExp): Promise<void> {
-  const ran = await cli(args);
+async function expectCode(
+  args: string[],
+  code: number,
+  err?: RegExp,
+  env?: Record<string, string>,
+): Promise<void> {
+  const ran = await cli(args, env);
   assert.equal(ran.code, code, `${args.join(" ")}: exited ${ran.code}\n${ran.err}`);
   if (err) assert.match(ran.err, err, args.join(" "));
 }
+
+/** A broker nobody listens on: the commands below must refuse their flags before using it. */
+const NOWHERE = ["-b", "redis://127.0.0.1:1/0", "--backend", "redis://127.0.0.1:1/0"];
 
 /** Store a task's outcome as a worker would. */
 async function stored(url: string, status: "SUCCESS" | "FAILURE" | "REVOKED"): Promise<string> {
@@ -75,16 +86,31 @@ Deno.test("exit codes: a usage error is 2, an unreachable broker 69, anything el
   assert.ok(new UsageError("x") instanceof TypeError);
 });
 
-Deno.test("exit codes: a broker URL of no supported scheme is 70 (any other error), not 69", async () => {
+Deno.test("exit codes: a -b / --backend / --beat-store of no supported scheme is 2; a setting's, 70", async () => {
+  // Were 70 (call, result, status) and 1 (worker, beat): the transports' TypeError once
+  // connecting.
+  const broker = /--broker: Unsupported broker URL "ftp:\/\/…": use redis:\/\//;
+  await expectCode(["status", "-b", "ftp://x", "-t", "0.3"], 2, broker);
+  await expectCode(["call", "tasks.add", "--app", TASKS, "-b", "ftp://x"], 2, broker);
+  await expectCode(["worker", "--app", TASKS, "-b", "ftp://x"], 2, broker);
   await expectCode(
-    ["status", "-b", "foo://x", "-t", "0.3"],
-    70,
-    /Unsupported broker URL "foo:\/\/…"/,
+    ["result", crypto.randomUUID(), ...NOWHERE, "--backend", "ftp://x"],
+    2,
+    /--backend: Unsupported result backend URL "ftp:\/\/…": use redis:\/\//,
   );
+  await expectCode(["status", "-b", "localhost:6379"], 2, /--broker: .* has no scheme/);
+  const store = /--beat-store: Unsupported beat store URL "(ftp|amqp):\/\/…": use redis:\/\//;
+  await expectCode(["beat", "--app", TASKS, ...NOWHERE, "--beat-store", "ftp://x"], 2, store);
+  await expectCode(["beat", "--app", TASKS, ...NOWHERE, "--beat-store", "amqp://x"], 2, store);
+  await expectCode(
+    ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast", "-B", "--beat-store", "ftp://x"],
+    2,
+    store,
+  );
+  // A setting, not a flag: any other error (70), the message says what.
+  const env = { CELERY_BROKER_URL: "foo://x" };
+  await expectCode(["status", "-t", "0.3"], 70, /Unsupported broker URL "foo:\/\/…"/, env);
 });
-
-/** A broker nobody listens on: the commands below must refuse their flags before using it. */
-const NOWHERE = ["-b", "redis://127.0.0.1:1/0", "--backend", "redis://127.0.0.1:1/0"];
 
 Deno.test("exit codes: worker flag values its library parsers refuse are usage errors (2)", async () => {
   const worker = ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast"];
@@ -93,12 +119,36 @@ Deno.test("exit codes: worker flag values its library parsers refuse are usage e
   await expectCode([...worker, "--autoscale", "0"], 2, /--autoscale needs a maximum of at least 1/);
   await expectCode([...worker, "--autoscale", "5000"], 2, /at most 1024 Web Workers/);
   await expectCode([...worker, "--task-permissions", "{bad"], 2, /not valid JSON/);
+  await expectCode([...worker, "--heartbeat-interval", "1e7"], 2, /--heartbeat-interval needs at/);
   // Combinations the worker refused only once connected (exit 1, after the broker's error).
   await expectCode([...worker, "-P", "inline", "--autoscale", "3"], 2, /-P inline has none of/);
   await expectCode(
     [...worker, "-P", "inline", "--task-permissions", "none"],
     2,
     /cannot sandbox them/,
+  );
+});
+
+Deno.test("exit codes: dashboard flag values and the address off loopback without auth are 2", async () => {
+  const dashboard = ["dashboard", "--app", TASKS, ...NOWHERE, "--port", "0"];
+  // Were 1: TypeErrors from src/dashboard, which a stopped dashboard exits 1 for.
+  await expectCode([...dashboard, "--token", "short"], 2, /--token needs at least 16 characters/);
+  await expectCode(
+    [...dashboard, "--basic-auth", "nocolon"],
+    2,
+    /--basic-auth needs user:password/,
+  );
+  await expectCode([...dashboard, "--address", "0.0.0.0"], 2, /--address 0\.0\.0\.0 is off the/);
+  const worker = ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast", "-D", "--port", "0"];
+  await expectCode([...worker, "--token", "short"], 2, /--token needs at least 16 characters/);
+});
+
+Deno.test("exit codes: schedule add --at notadate is 2", async () => {
+  // Was 70: at() threw its BeatEntryError before the conversion around PeriodicTasks.add.
+  await expectCode(
+    ["schedule", "add", "x", "--task", "t", "--at", "notadate", "--app", TASKS, ...NOWHERE],
+    2,
+    /--at needs a time with an offset, e\.g\. --at 2027-01-01T09:00:00Z, got "notadate"/,
   );
 });
 
@@ -182,5 +232,42 @@ Deno.test({
   } finally {
     await celery.close();
     await redis.close();
+  }
+});
+
+Deno.test({
+  name: "exit codes: an --app module that throws, or does not parse, is 2, as Celery 5.2's -A",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  // Celery's -A type catches any exception of the import (celery/bin/celery.py, App.convert)
+  // and fails the parameter: click's usage error, 2 — not only a module or attribute not found.
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-exit-app-" });
+  try {
+    const modules: [string, string, string][] = [
+      ["throws", 'raise RuntimeError("settings.json is missing")\n', 'throw new Error("x");\n'],
+      ["syntax", "def f(:\n", "export const app = (;\n"],
+      ["missing_dep", "import nosuchdep\n", 'import "./nosuchdep.ts";\n'],
+    ];
+    for (const [name, py, ts] of modules) {
+      await Deno.writeTextFile(`${dir}/${name}.py`, py);
+      await Deno.writeTextFile(`${dir}/${name}.ts`, ts);
+      const theirs = await new Deno.Command(PYTHON, {
+        args: ["-m", "celery", "-A", name, "inspect", "ping"],
+        cwd: dir,
+        env: { PYTHONPATH: dir },
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const said = new TextDecoder().decode(theirs.stderr);
+      assert.equal(theirs.code, 2, `celery -A ${name}: ${said}`);
+      assert.match(said, /Unable to load celery application/);
+      await expectCode(
+        ["inspect", "ping", "--app", `${dir}/${name}.ts`, ...NOWHERE],
+        2,
+        /^error: --app /,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

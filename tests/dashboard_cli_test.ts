@@ -1,8 +1,8 @@
 /**
  * `worker.ts dashboard` and `worker -D` as processes: they serve the UI
  * and /metrics, stop on SIGTERM with exit 0, and refuse an address off the
- * loopback interface without auth, or a port in use, with exit 1 and a
- * message that says what to change.
+ * loopback interface without auth (a usage error: exit 2), or a port in use
+ * (exit 1), with a message that says what to change.
  */
 
 import assert from "node:assert/strict";
@@ -90,12 +90,12 @@ Deno.test("worker.ts dashboard --nice: 0 keeps normal priority; out of 0..19 is 
   assert.match(bad.output, /--nice needs a whole number 0\.\.19, got "20"/);
 });
 
-Deno.test("worker.ts dashboard: off loopback without auth, or a port in use, exits 1", async () => {
+Deno.test("worker.ts dashboard: off loopback without auth exits 2, a port in use 1", async () => {
   using ports = reservePorts();
   const open = start(["dashboard", "--address", "0.0.0.0", "--port", String(ports.base)]);
-  assert.equal((await open.child.status).code, 1);
+  assert.equal((await open.child.status).code, 2);
   await open.stop();
-  assert.match(open.output, /needs authentication: pass --basic-auth user:pass or --token TOKEN/);
+  assert.match(open.output, /needs authentication there, pass --basic-auth user:pass or --token/);
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     const port = (taken.addr as Deno.NetAddr).port;

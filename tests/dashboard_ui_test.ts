@@ -112,6 +112,12 @@ Deno.test({
         await shot(page, "workers");
         await row.getByRole("link").click();
         await page.getByText("Inspect replies are not available").waitFor();
+        // the heartbeat's processed and the events' succeeded / failed say where they come from
+        await page.getByText(
+          "processed (the worker's count since it started, at its last heartbeat)",
+        )
+          .waitFor();
+        await page.getByText("(task events this dashboard saw since it started)").waitFor();
         await shot(page, "worker");
 
         // Tasks: the table, a state filter, a failure's traceback and timeline
@@ -383,7 +389,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "dashboard UI: the Tasks filters and pager keep the keyboard's focus; a new page takes it",
+  name:
+    "dashboard UI: the Tasks filters and pager keep the keyboard's focus; a new page takes it, with no ring",
   ignore: WITHOUT_CHROMIUM,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -435,6 +442,22 @@ Deno.test({
       await page.waitForFunction("document.activeElement?.id === 'main'", undefined, {
         timeout: 5_000,
       });
+      // a focus moved by the script paints no ring across the page; a Tab to a control does
+      const outline = () =>
+        page.evaluate<string>("getComputedStyle(document.activeElement).outlineStyle");
+      assert.equal(await outline(), "none", "the main area's outline after a click");
+      // nor after the browser's Back, nor after Enter on a page link
+      await page.goBack();
+      await page.waitForURL(/#\/tasks/);
+      await page.waitForFunction("document.activeElement?.id === 'main'");
+      assert.equal(await outline(), "none", "the main area's outline after Back");
+      await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Queues" })
+        .press("Enter");
+      await page.waitForURL(/#\/queues/);
+      await page.waitForFunction("document.activeElement?.id === 'main'");
+      assert.equal(await outline(), "none", "the main area's outline after Enter on a link");
+      await page.keyboard.press("Tab");
+      assert.equal(await outline(), "solid", `no ring on ${await focused()} after a Tab`);
     } finally {
       await browser.close();
       await dashboard.stop();

@@ -78,16 +78,18 @@ Deno.test("CPU shares: the thread's CPU time past the first runs is shared among
   const shares = new CpuShares(() => cpu);
   shares.start();
   cpu += 0.01;
-  shares.firstRun(1, 0.01, true);
+  shares.awaiting(1);
   cpu += 0.01;
-  shares.firstRun(2, 0.01, true);
+  shares.awaiting(2);
+  shares.end();
   cpu += 40; // both awaited at once, then computed 40 ms between them
   const first = [{ seq: 1, blocked: 0.01 }];
   shares.settle(first);
   assert.equal(Math.round(first[0].blocked * 100) / 100, 20.01, "its first run plus half of 40 ms");
   shares.start();
-  shares.firstRun(3, 30, false); // a synchronous task: its own run is not shared
-  cpu += 30 + 10;
+  cpu += 30; // a synchronous task's start: its own run is not shared
+  shares.end();
+  cpu += 10;
   const rest: Pick<RunOutcome, "seq" | "blocked">[] = [
     { seq: 2, blocked: 0.01 },
     { seq: 3, blocked: 30 },
@@ -98,13 +100,15 @@ Deno.test("CPU shares: the thread's CPU time past the first runs is shared among
   cpu += 50; // nothing in flight: given to no task
   shares.start();
   cpu += 2;
-  shares.firstRun(4, 2, true);
+  shares.awaiting(4);
+  shares.end();
   const unrun: Pick<RunOutcome, "seq" | "blocked">[] = [{ seq: 4 }];
   cpu += 5;
   shares.settle(unrun);
   assert.equal(unrun[0].blocked, undefined, "an outcome without a first run stays without");
   shares.start();
-  shares.firstRun(5, 0, true);
+  shares.awaiting(5);
+  shares.end();
   const idle = [{ seq: 5, blocked: 0 }];
   shares.settle(idle);
   assert.equal(idle[0].blocked, 0, "the 50 ms before it started are not its");

@@ -86,6 +86,30 @@ Deno.test("bomb: the default limit is 64 MiB, an output of exactly that is decod
   assert.equal(HEAD.length, 16);
 });
 
+Deno.test("bomb bzip2: an output of exactly the limit is decoded, one byte more is refused", () => {
+  // Python's bz2.compress of each. A block holds a count byte after every four equal bytes
+  // (0 to 255 more of them), so a block's output may be shorter than the block.
+  const bodies: [string, string][] = [
+    ["xyz * 100 + AAAA", "QlpoOTFBWSZTWS0Y2zMAADREgEAAIAAAcCAAMM0AUommHEW+IuIvi7kinChIFoxtmYA="],
+    ["AAAA", "QlpoOTFBWSZTWeFuZXEAAAJEAEAAIAAgACEAggsXckU4UJDhbmVx"],
+    ["A * 300", "QlpoOTFBWSZTWQxvuBUAAAKUAIAgIAAACCAAIKptQZjFR4u5IpwoSAY33AqA"],
+    [
+      "[[1, 2], {}, {}] + ab * 40 + 40 spaces",
+      "QlpoOTFBWSZTWWtAxSQAAAcbgEQEMAAACjAAAAogADEA000CRRo2ppGtp1eSncqJIO+ARZh8XckU4UJBrQMUkA==",
+    ],
+  ];
+  for (const [name, base64] of bodies) {
+    const body = Uint8Array.fromBase64(base64);
+    const size = decompress(body, "bzip2").length;
+    assert.equal(decompress(body, "bzip2", "t-bomb", size).length, size, name);
+    assert.throws(
+      () => decompress(body, "bzip2", "t-bomb", size - 1),
+      tooLarge("bzip2", `${(size - 1).toLocaleString("en-US")}-byte`),
+      name,
+    );
+  }
+});
+
 Deno.test("xz: the decoder is replaced after a preset-9 stream, and its 64 MiB go with it", async () => {
   const vectors = JSON.parse(
     Deno.readTextFileSync(new URL("./fixtures/xz/vectors.json", import.meta.url)),

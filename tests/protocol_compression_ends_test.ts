@@ -18,6 +18,14 @@ import { WITHOUT_CELERY } from "./helpers/services.ts";
 await loadCodecs({ compression: true, lzma: true });
 const { decompress } = loadedCompression();
 
+/**
+ * One stream of one block whose data (before the Burrows-Wheeler transform)
+ * is `xyAAAA`: four equal bytes, then the block ends without the count byte
+ * that must follow them. No bzip2 encoder writes it (a crafted sender can);
+ * its CRCs are those of `xyAAAA`.
+ */
+const RUN_OF_FOUR_AT_END = "QlpoOTFBWSZTWUVPU5IAAAIEgCAAAGAgACSBIAGAgAAAGBBdyRThQkEVPU5I";
+
 /** Each case: a name, the `compression` header, and Python that makes the body from A and B. */
 const CASES: [string, string, string][] = [
   ["bzip2: two streams", "application/x-bz2", "bz2.compress(A) + bz2.compress(B)"],
@@ -55,6 +63,16 @@ const CASES: [string, string, string][] = [
     "bzip2: a second stream broken after its first block",
     "application/x-bz2",
     "bz2.compress(A) + (lambda s: s[:-30] + bytes(30))(bz2.compress(bytes(range(256)) * 900, 1))",
+  ],
+  [
+    "bzip2: a block that ends in four equal bytes and no count byte (libbzip2: a data error)",
+    "application/x-bz2",
+    `base64.b64decode('${RUN_OF_FOUR_AT_END}')`,
+  ],
+  [
+    "bzip2: a second stream whose block ends in four equal bytes and no count byte",
+    "application/x-bz2",
+    `bz2.compress(A) + base64.b64decode('${RUN_OF_FOUR_AT_END}')`,
   ],
   ["zlib: garbage after the stream", "application/x-gzip", "zlib.compress(A + B) + b'garbage'"],
   [
@@ -152,6 +170,18 @@ Deno.test("compression: a bzip2 stream cut short says so", () => {
     /^ProtocolError: Corrupt application\/x-bz2 body: compressed data ended before the end-of-stream marker was reached$/,
   );
   assert.equal(new TextDecoder().decode(decompress(whole, "bzip2")), "[[1, 2], ");
+});
+
+Deno.test("compression: a bzip2 block that ends after four equal bytes, with no count byte, is corrupt", () => {
+  const bad = Uint8Array.fromBase64(RUN_OF_FOUR_AT_END);
+  assert.throws(
+    () => decompress(bad, "application/x-bz2", "t-1"),
+    /^ProtocolError: Corrupt application\/x-bz2 body: a block ends after four equal bytes without the count byte that must follow them$/,
+  );
+  // After a whole stream, it is a corrupt later stream: dropped, as Python's bz2.decompress drops it.
+  const ok = Uint8Array.fromBase64("QlpoOTFBWSZTWaTE8TYAAACBAAAIoAAhAIKxdyRThQkKTE8TYA=="); // bz2.compress(b'ok')
+  const body = new Uint8Array([...ok, ...bad]);
+  assert.equal(new TextDecoder().decode(decompress(body, "bzip2")), "ok");
 });
 
 Deno.test("compression: kombu's aliases name the codecs as its MIME types do", () => {

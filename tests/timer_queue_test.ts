@@ -53,3 +53,45 @@ Deno.test("timer queue: many random removals keep the heap ordered", () => {
   now = 2000;
   q.clear();
 });
+
+Deno.test("timer queue: cancelling the earliest items re-arms no timer each (arms lazily)", () => {
+  const armed: number[] = [];
+  const original = globalThis.setTimeout;
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+    armed.push(ms ?? 0);
+    return original(fn, ms);
+  }) as typeof setTimeout;
+  const q = new TimerQueue<number>(() => {});
+  try {
+    const base = Date.now() + 60_000;
+    const handles = Array.from({ length: 1000 }, (_, i) => q.add(base + i, i));
+    for (const h of handles.slice(0, 999)) q.cancel(h);
+    // One timer for the first item, none per cancel (before: 1,000).
+    assert.equal(armed.length, 1);
+    assert.equal(q.size, 1);
+  } finally {
+    globalThis.setTimeout = original;
+    q.clear();
+  }
+});
+
+Deno.test("timer queue: after its earlier items are cancelled, an item runs at its time, not early nor late", async () => {
+  const fired: { item: string; at: number }[] = [];
+  const q = new TimerQueue<string>((item) => fired.push({ item, at: Date.now() }));
+  const base = Date.now();
+  const a = q.add(base + 30, "a");
+  const b = q.add(base + 50, "b");
+  q.add(base + 120, "c");
+  q.cancel(a);
+  q.cancel(b);
+  await tick(60); // the timer armed for "a" fired early and re-armed for "c"
+  assert.equal(fired.length, 0);
+  q.add(base + 90, "d"); // earlier than "c": armed for it
+  await tick(120);
+  assert.deepEqual(fired.map((f) => f.item), ["d", "c"]);
+  const [d, c] = fired;
+  assert.ok(d.at >= base + 90 && d.at < base + 90 + 25, `d ran at +${d.at - base} ms`);
+  assert.ok(c.at >= base + 120 && c.at < base + 120 + 25, `c ran at +${c.at - base} ms`);
+  q.cancel(q.add(Date.now() + 60_000, "gone"));
+  assert.equal(q.size, 0); // and no timer holds an empty queue (the op sanitizer checks)
+});

@@ -1,7 +1,7 @@
 /**
- * `AbortSignal.timeout` for any number of milliseconds: the platform's
- * timer holds a signed 32-bit delay, so one of more than 2^31 - 1 ms
- * (24.8 days) fires at once. Longer waits go in steps of at most that.
+ * A timer for any number of milliseconds: the platform's timer holds a
+ * signed 32-bit delay, so one of more than 2^31 - 1 ms (24.8 days) fires at
+ * once. Longer waits go in steps of at most that.
  *
  * @module
  */
@@ -19,30 +19,34 @@
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * A signal aborted with a `TimeoutError` `DOMException` after `ms`
- * milliseconds, as `AbortSignal.timeout(ms)` — also past 2^31 - 1 ms. Like
- * it, it keeps no process alive.
+ * Call `fn` after `ms` milliseconds, also past 2^31 - 1 ms (in steps of at
+ * most that), unless cleared first; like `AbortSignal.timeout`'s timer it
+ * keeps no process alive. Unlike that signal's, it can be cleared: a wait
+ * that ends first leaves nothing pending (a signal's timer stays until it
+ * fires, one per wait: 30,000 of them behind 1,000 waits per second with a
+ * 30 s timeout).
  *
  * @example
  * ```ts
- * import { timeoutSignal } from "./long_timeout.ts";
- * const signal = timeoutSignal(30 * 24 * 3600 * 1000); // 30 days, not at once
- * console.log(signal.aborted); // false
+ * import { longTimeout } from "./long_timeout.ts";
+ * const timer = longTimeout(30_000, () => console.log("too late"));
+ * timer.clear(); // never called
  * ```
  *
  * @param ms milliseconds, >= 0 and finite
- * @returns the signal
+ * @param fn what to call then
+ * @returns the timer, to clear
  */
-export function timeoutSignal(ms: number): AbortSignal {
-  if (ms <= MAX_TIMER_MS) return AbortSignal.timeout(ms);
-  const controller = new AbortController();
+export function longTimeout(ms: number, fn: () => void): { clear(): void } {
+  let id: ReturnType<typeof setTimeout> | undefined;
   const step = (left: number) => {
-    const part = AbortSignal.timeout(Math.min(left, MAX_TIMER_MS));
-    part.addEventListener("abort", () => {
+    const t = setTimeout(() => {
       if (left > MAX_TIMER_MS) step(left - MAX_TIMER_MS);
-      else controller.abort(part.reason);
-    }, { once: true });
+      else fn();
+    }, Math.min(left, MAX_TIMER_MS));
+    Deno.unrefTimer(t);
+    id = t;
   };
   step(ms);
-  return controller.signal;
+  return { clear: () => clearTimeout(id) };
 }

@@ -12,6 +12,7 @@ import type { BeatEntry, ScheduleSpec } from "../client/beat_config.ts";
 import { Beat } from "../beat/beat.ts";
 import { at } from "../beat/crontab.ts";
 import { BeatEntryError } from "../beat/errors.ts";
+import { urlSchemeProblem } from "../client/transports.ts";
 import { PeriodicTasks, type ScheduleRow } from "../beat/periodic_tasks.ts";
 import { unregisteredTask } from "./call.ts";
 import { retryOnStartup } from "./connect_retry.ts";
@@ -92,9 +93,15 @@ function json(value: string | boolean | undefined, flag: string): unknown {
  *
  * @param app the app
  * @param values parsed flags
+ * @throws {UsageError} for a `--beat-store` URL of no scheme a beat store has
  */
 export function configureBeatStore(app: Celery, values: Values): void {
-  if (typeof values["beat-store"] === "string") app.configure({ beatStore: values["beat-store"] });
+  const flag = values["beat-store"];
+  if (typeof flag === "string") {
+    const problem = flag ? urlSchemeProblem("beat store", flag) : null;
+    if (problem) throw new UsageError(`--beat-store: ${problem}`);
+    app.configure({ beatStore: flag });
+  }
   if (typeof values.schedule === "string") {
     const store = app.config.beatStore;
     log.warn(
@@ -229,7 +236,15 @@ function scheduleFromFlags(values: Values): ScheduleSpec {
     return /^\d+(\.\d+)?$/.test(v) ? Number(v) : v;
   }
   if (values.cron !== undefined) return String(values.cron);
-  return at(String(values.at));
+  try {
+    return at(String(values.at));
+  } catch (err) {
+    if (!(err instanceof BeatEntryError)) throw err;
+    throw new UsageError(
+      `--at needs a time with an offset, e.g. --at 2027-01-01T09:00:00Z, got "${values.at}"`,
+      { cause: err },
+    );
+  }
 }
 
 /**

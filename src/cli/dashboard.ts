@@ -9,10 +9,11 @@ import { setPriority } from "node:os";
 import { getLogger } from "@logtape/logtape";
 import { BrokerConnectionError } from "../broker/errors.ts";
 import type { Celery } from "../client/app.ts";
+import { authRequired, isLoopback, validateAuth } from "../dashboard/auth.ts";
 import type { Dashboard } from "../dashboard/server.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { granted } from "./permissions.ts";
-import { UsageError } from "./exit_codes.ts";
+import { flagValue, UsageError } from "./exit_codes.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -85,12 +86,21 @@ export async function dashboardFromFlags(app: Celery, values: Values): Promise<D
   if (maxTasks !== undefined && (!Number.isInteger(maxTasks) || maxTasks < 1)) {
     throw new UsageError(`--max-tasks needs a whole number >= 1, got "${values["max-tasks"]}"`);
   }
+  const auth = { basic, ...(token !== undefined ? { token } : {}) };
+  flagValue(() => validateAuth(auth));
+  const hostname = (values.address as string | undefined) ?? "127.0.0.1";
+  if (!isLoopback(hostname) && !authRequired(auth)) {
+    throw new UsageError(
+      `--address ${hostname} is off the loopback interface: the dashboard needs ` +
+        "authentication there, pass --basic-auth user:pass or --token TOKEN",
+    );
+  }
   const { Dashboard } = await import("../dashboard/server.ts");
   return new Dashboard({
     app,
-    hostname: (values.address as string | undefined) ?? "127.0.0.1",
+    hostname,
     port: port(values.port as string | undefined),
-    auth: { basic, ...(token !== undefined ? { token } : {}) },
+    auth,
     readOnly: values["read-only"] === true,
     hideArgs: values["hide-args"] === true,
     maxTasks,
@@ -182,9 +192,9 @@ function processThreads(): number[] {
  * @returns the exit code
  */
 export async function runDashboard(app: Celery, values: Values): Promise<number> {
-  await refuseSettingsError(app);
   const dashboard = await dashboardFromFlags(app, values);
   applyNice(values.nice as string | undefined);
+  await refuseSettingsError(app);
   const stopped = Promise.withResolvers<void>();
   const onSignal = () => stopped.resolve();
   Deno.addSignalListener("SIGINT", onSignal);

@@ -28,7 +28,10 @@ export const EXIT_CODES = {
    * error (their broker unreachable after the retries, a wrong password, a bad entry …).
    */
   failed: 1,
-  /** The command line is wrong: an unknown flag or command, a bad value, a missing argument. */
+  /**
+   * The command line is wrong: an unknown flag or command, a bad value (a `--broker` URL of no
+   * supported scheme too), flags that do not go together, a missing argument.
+   */
   usage: 2,
   /** `result`, `call --wait`: no result within `--timeout` (the task may still finish). */
   noResult: 3,
@@ -39,7 +42,8 @@ export const EXIT_CODES = {
   unavailable: 69,
   /**
    * Any other error, the message says what: a setting it cannot use (an unsupported URL
-   * scheme), something the app's code threw, a bug (Celery's EX_SOFTWARE).
+   * scheme in the app's config or environment: as `-b` it is a usage error), something the
+   * app's code threw, a bug (Celery's EX_SOFTWARE).
    */
   internal: 70,
   /** `worker`: stopped for leaked threads, to be started again (EX_TEMPFAIL). */

@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { Celery } from "../client/app.ts";
 import { hostName, takeUnreadEnv } from "../client/runtime.ts";
+import { urlSchemeProblem } from "../client/transports.ts";
 import { nodePath } from "../worker/node_name.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
@@ -32,6 +33,12 @@ import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
 import { EXIT_CODES, exitCodeFor } from "./exit_codes.ts";
 import { UsageError } from "./exit_codes.ts";
 
+/** Refuse a `--broker` / `--backend` URL of no supported scheme before anything connects. */
+function schemeOfFlag(flag: string, kind: "broker" | "result backend", url?: string): void {
+  const problem = url ? urlSchemeProblem(kind, url) : null;
+  if (problem) throw new UsageError(`${flag}: ${problem}`);
+}
+
 async function openApp(
   command: string,
   spec: string | undefined,
@@ -49,6 +56,8 @@ async function openApp(
   const app = spec
     ? await loadApp(url, exportName).catch((err) => appModuleExpected(err, spec, url))
     : new Celery();
+  schemeOfFlag("--broker", "broker", broker);
+  schemeOfFlag("--backend", "result backend", backend);
   if (broker !== undefined || backend !== undefined) {
     takeUnreadEnv(); // configure() reads the settings again: what is still unread is asked anew
     app.configure({

@@ -6,6 +6,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { MAX_TIMER_MS } from "../broker/long_timeout.ts";
 import type { Celery } from "../client/app.ts";
 import { takeUnreadEnv } from "../client/runtime.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
@@ -79,6 +80,22 @@ export function logV8Flags(skipped: string | undefined): void {
       skipped,
     });
   }
+}
+
+/**
+ * `--heartbeat-interval`: seconds > 0 that a timer holds (the worker refuses more, once built).
+ *
+ * @throws {UsageError} for anything else
+ */
+function heartbeatSeconds(value: string | undefined): number | undefined {
+  const seconds = positiveNumber(value, "--heartbeat-interval");
+  if (seconds !== undefined && seconds * 1000 > MAX_TIMER_MS) {
+    throw new UsageError(
+      `--heartbeat-interval needs at most ${MAX_TIMER_MS / 1000} seconds (24.8 days, what a ` +
+        `timer holds), got "${value}"`,
+    );
+  }
+  return seconds;
 }
 
 /**
@@ -162,10 +179,9 @@ export async function runWorker(
     remoteControl: values["without-remote-control"] ? false : undefined,
     ...scaleWorkerOptions(values),
     taskEvents: values["task-events"] as boolean | undefined,
-    heartbeatInterval: values["without-heartbeat"] ? 0 : positiveNumber(
-      values["heartbeat-interval"] as string | undefined,
-      "--heartbeat-interval",
-    ),
+    heartbeatInterval: values["without-heartbeat"]
+      ? 0
+      : heartbeatSeconds(values["heartbeat-interval"] as string | undefined),
     taskPermissions: values["task-permissions"] === undefined
       ? undefined
       : flagValue(() => parseTaskPermissions(values["task-permissions"] as string)),

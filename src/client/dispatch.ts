@@ -15,6 +15,7 @@ import type { ResultTuple } from "../protocol/signature.ts";
 import { publishCanvas } from "./canvas/apply.ts";
 import type { CanvasCall } from "./canvas/signature.ts";
 import { checkCallOptions } from "./call_option_names.ts";
+import { currentTask } from "./current.ts";
 import { publishRetrying, publishRetryPolicyOf } from "./publish_retry.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { Events } from "./events.ts";
@@ -134,7 +135,7 @@ export class Dispatch {
     const { id, publication, rpc, queue } = encode
       ? encode(args)
       : await encodeCall(sender, name, args, callOptions);
-    if (rpc) await (await this.#host.resultBackend()).prepare?.();
+    if (rpc) await this.#listenForReplies();
     await this.#host.publish(publication.message, publication.target, callOptions);
     if (sender.config.taskSendSentEvent && !sender.inWorker) {
       await this.#host.events().sent(publication.message, publication.target, queue);
@@ -167,7 +168,7 @@ export class Dispatch {
     const sender = this.#sender();
     const policy = publishRetryPolicyOf(sender.config, calls[0]?.options);
     const encoded = await encodeCalls(sender, calls);
-    if (encoded.some((e) => e.rpc)) await (await this.#host.resultBackend()).prepare?.();
+    if (encoded.some((e) => e.rpc)) await this.#listenForReplies();
     const batch = encoded.map((e) => e.publication);
     const host = this.#host;
     try {
@@ -255,17 +256,33 @@ export class Dispatch {
         serializer: host.config().taskSerializer,
         compression: host.config().taskCompression ?? null,
         groupIndex: "chord",
-        publish: (m, t, child) => host.publish(m, t, undefined, child),
+        publish: async (m, t, child) => {
+          await host.publish(m, t, undefined, child);
+          // Each message, as Celery's apply_async of each member; in a Web Worker, the worker's.
+          if (host.config().taskSendSentEvent && !host.publisher()) {
+            await host.events().sent(m, t, t.routingKey);
+          }
+        },
         backend: () => host.config().backend === null ? null : host.resultBackend(),
         prepare: async () => {
-          if (!host.publisher() && host.config().backend?.startsWith("rpc:")) {
-            await (await host.resultBackend()).prepare?.();
-          }
+          if (host.config().backend?.startsWith("rpc:")) await this.#listenForReplies();
         },
       },
       sig,
       call,
     );
+  }
+
+  /**
+   * Make the rpc:// backend read the app's reply queue before a send, unless
+   * a task the worker runs sends (inside a Web Worker, or on the inline
+   * pool's thread): nothing reads those replies, as a task may not wait for
+   * a result, so a worker reading them kept each in memory.
+   */
+  async #listenForReplies(): Promise<void> {
+    const host = this.#host;
+    if (host.publisher() || (host.sentFromTask() && currentTask.getStore())) return;
+    await (await host.resultBackend()).prepare?.();
   }
 
   /** The node name written as `origin`, made on first use. */

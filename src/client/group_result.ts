@@ -15,7 +15,7 @@ import {
 } from "./async_result.ts";
 import type { RevokeOptions } from "./control.ts";
 import { TimeoutError } from "./errors.ts";
-import { timeoutSignal } from "../broker/long_timeout.ts";
+import { waitSignal } from "./progress.ts";
 
 /** A member of a group: a task result, or a nested group's. */
 export type MemberResult = AsyncResult<unknown> | GroupResult<unknown[]>;
@@ -99,19 +99,24 @@ export class GroupResult<T extends unknown[] = unknown[]> {
    */
   async get(options: GetOptions = {}): Promise<T> {
     checkGetOptions(options, "get()");
-    const timer = options.timeout !== undefined ? timeoutSignal(options.timeout) : undefined;
-    const signals = [options.signal, timer].filter((s): s is AbortSignal => s !== undefined);
-    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
-    const settled = await Promise.allSettled(
-      this.children.map((r) => r.get({ signal, followParents: options.followParents })),
-    );
+    const wait = waitSignal(options);
+    let settled: PromiseSettledResult<unknown>[];
+    try {
+      settled = await Promise.allSettled(
+        this.children.map((r) =>
+          r.get({ signal: wait.signal, followParents: options.followParents })
+        ),
+      );
+    } finally {
+      wait.release();
+    }
     const values: unknown[] = [];
     for (const s of settled) {
       if (s.status === "fulfilled") {
         values.push(s.value);
         continue;
       }
-      if (timer?.aborted && !options.signal?.aborted) {
+      if (wait.timedOut && !options.signal?.aborted) {
         throw new TimeoutError(this.id, options.timeout!);
       }
       throw s.reason;

@@ -27,12 +27,14 @@ async function readWithin(
   readId: string,
   options: { timeout?: number; signal?: AbortSignal },
 ): Promise<ResultMeta | null> {
-  const { signal } = waitSignal(options);
+  const wait = waitSignal(options);
   try {
-    return await unlessAborted(backend.get(readId), signal);
+    return await unlessAborted(backend.get(readId), wait.signal);
   } catch (err) {
-    if (signal.aborted) return null;
+    if (wait.signal.aborted) return null;
     throw err;
+  } finally {
+    wait.release();
   }
 }
 

@@ -10,7 +10,7 @@
 import type { ResultBackend } from "../backend/port.ts";
 import type { ResultMeta, TaskState } from "../protocol/result_meta.ts";
 import { TimeoutError } from "./errors.ts";
-import { timeoutSignal } from "../broker/long_timeout.ts";
+import { longTimeout } from "../broker/long_timeout.ts";
 
 /**
  * One state of a task, as stored.
@@ -62,26 +62,64 @@ function distinct(listener: (update: TaskUpdate) => void): (meta: ResultMeta) =>
   };
 }
 
+/** The signal of one wait: see {@link waitSignal}. */
+export interface WaitSignal {
+  /** Aborted by the caller's signal, the timeout or {@link WaitSignal.abort}, with its reason. */
+  readonly signal: AbortSignal;
+  /** Whether the timeout aborted it. */
+  readonly timedOut: boolean;
+  /** Abort the wait (a listener threw `reason`). */
+  abort(reason: unknown): void;
+  /** The wait ended: clear its timer and stop following the caller's signal. */
+  release(): void;
+}
+
 /**
- * One signal for a wait: the caller's, a timeout, and a controller of our own.
+ * One signal for a wait: the caller's, a timeout (a `TimeoutError`
+ * `DOMException`, as `AbortSignal.timeout`'s), and an abort of our own, on
+ * one controller. Released when the wait ends, it leaves no timer pending
+ * and no listener on the caller's signal: a `get({ timeout })` made an
+ * `AbortSignal.timeout` (its timer pending until it fired), an
+ * `AbortController` and an `AbortSignal.any` of the three per call.
  *
  * @example
  * ```ts ignore
  * const wait = waitSignal({ timeout: 1000 });
+ * try {
+ *   await backend.waitFor(id, wait.signal);
+ * } finally {
+ *   wait.release();
+ * }
  * ```
  *
  * @param options timeout (ms) and the caller's signal
- * @returns the combined signal, the timeout's signal and our controller
+ * @returns the wait's signal
  */
-export function waitSignal(options: { timeout?: number; signal?: AbortSignal }): {
-  signal: AbortSignal;
-  timer: AbortSignal | undefined;
-  own: AbortController;
-} {
+export function waitSignal(options: { timeout?: number; signal?: AbortSignal }): WaitSignal {
   const own = new AbortController();
-  const timer = options.timeout !== undefined ? timeoutSignal(options.timeout) : undefined;
-  const signals = [own.signal, options.signal, timer].filter((s): s is AbortSignal => !!s);
-  return { signal: signals.length > 1 ? AbortSignal.any(signals) : own.signal, timer, own };
+  const caller = options.signal;
+  let timedOut = false;
+  let timer: { clear(): void } | undefined;
+  const onCaller = () => own.abort(caller!.reason);
+  if (caller?.aborted) own.abort(caller.reason);
+  else caller?.addEventListener("abort", onCaller, { once: true });
+  if (options.timeout !== undefined && !own.signal.aborted) {
+    timer = longTimeout(options.timeout, () => {
+      timedOut = !own.signal.aborted;
+      own.abort(new DOMException("Signal timed out.", "TimeoutError"));
+    });
+  }
+  return {
+    signal: own.signal,
+    get timedOut() {
+      return timedOut;
+    },
+    abort: (reason) => own.abort(reason),
+    release() {
+      timer?.clear();
+      caller?.removeEventListener("abort", onCaller);
+    },
+  };
 }
 
 /**
@@ -107,7 +145,8 @@ export async function followStates(
   options: { timeout?: number; signal?: AbortSignal; queue?: string },
   listener?: (update: TaskUpdate) => void,
 ): Promise<ResultMeta> {
-  const { signal, timer, own } = waitSignal(options);
+  const wait = waitSignal(options);
+  const { signal } = wait;
   const follow = listener ? distinct(listener) : undefined;
   /** The state the backend read when the timeout ended its wait (see `ResultBackend.waitFor`). */
   let atAbort: string | undefined;
@@ -117,18 +156,20 @@ export async function followStates(
       try {
         follow(meta);
       } catch (err) {
-        own.abort(err);
+        wait.abort(err);
       }
     }
   };
   try {
     return await backend.waitFor(id, signal, onState);
   } catch (err) {
-    if (timer?.aborted && !options.signal?.aborted && !own.signal.aborted) {
+    if (wait.timedOut && !options.signal?.aborted) {
       const state = atAbort ?? await lastState(backend, id);
       throw new TimeoutError(id, options.timeout!, { state, queue: options.queue });
     }
     throw err;
+  } finally {
+    wait.release();
   }
 }
 

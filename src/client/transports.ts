@@ -72,6 +72,29 @@ function scheme(url: string): string {
 type Openers<T, O> = Record<string, (url: string, options: O) => Promise<T>>;
 
 /**
+ * What is wrong with `url` for `openers`: no scheme, or one they lack; null
+ * when one of them opens it.
+ *
+ * @param kind what the URL names, for messages ("broker", "result backend")
+ * @param example URLs a message offers when `url` has no scheme
+ */
+function schemeProblem<T, O>(
+  kind: string,
+  example: string,
+  openers: Openers<T, O>,
+  url: string,
+): string | null {
+  const s = scheme(url);
+  if (Object.hasOwn(openers, s)) return null;
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    return `The ${kind} URL "${url}" has no scheme: write it as a URL, e.g. ${example}`;
+  }
+  const names = Object.keys(openers).map((name) => `${name}://`);
+  const use = `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+  return `Unsupported ${kind} URL "${s}://…": use ${use}`;
+}
+
+/**
  * Open `url` with the opener of its scheme.
  *
  * @param kind what the URL names, for messages ("broker", "result backend")
@@ -85,16 +108,9 @@ async function openByScheme<T, O>(
   url: string,
   options: O,
 ): Promise<T> {
-  const s = scheme(url);
-  if (Object.hasOwn(openers, s)) return await openers[s](url, options);
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    throw new TypeError(
-      `The ${kind} URL "${url}" has no scheme: write it as a URL, e.g. ${example}`,
-    );
-  }
-  const names = Object.keys(openers).map((name) => `${name}://`);
-  const use = `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
-  throw new TypeError(`Unsupported ${kind} URL "${s}://…": use ${use}`);
+  const problem = schemeProblem(kind, example, openers, url);
+  if (problem) throw new TypeError(problem);
+  return await openers[scheme(url)](url, options);
 }
 
 const openRedis = async (url: string, options: OpenBrokerOptions) =>
@@ -166,6 +182,38 @@ export function writesRedisEnvelopes(url: string): boolean {
   return open === openRedis || open === openCluster;
 }
 
+const BROKER_EXAMPLE = "redis://127.0.0.1:6379/0, amqp://guest@host// or kv://";
+const BACKEND_EXAMPLE = "redis://127.0.0.1:6379/0, rpc:// or kv://";
+const STORE_EXAMPLE = "redis://127.0.0.1:6379/0 or kv://";
+
+/**
+ * Why a broker, result backend or beat store URL cannot be opened, without
+ * opening it: it has no scheme, or none this library supports for it (a beat
+ * store: not `amqp://`); null when it may be opened. What {@link openBroker},
+ * {@link openBackend} and {@link openScheduleStore} would throw, for a command
+ * line to refuse a flag's value before it connects.
+ *
+ * @example
+ * ```ts ignore
+ * urlSchemeProblem("broker", "redis://127.0.0.1:6379/0"); // null
+ * urlSchemeProblem("broker", "ftp://x"); // 'Unsupported broker URL "ftp://…": use redis://, …'
+ * ```
+ *
+ * @param kind which the URL names
+ * @param url the URL
+ * @returns the problem, or null
+ */
+export function urlSchemeProblem(
+  kind: "broker" | "result backend" | "beat store",
+  url: string,
+): string | null {
+  return kind === "broker"
+    ? schemeProblem(kind, BROKER_EXAMPLE, BROKERS, url)
+    : kind === "result backend"
+    ? schemeProblem(kind, BACKEND_EXAMPLE, BACKENDS, url)
+    : schemeProblem(kind, STORE_EXAMPLE, SCHEDULE_STORES, url);
+}
+
 /**
  * Open the broker for a URL: `redis://`, `rediss://`, `amqp://`, `amqps://` or `kv://`.
  *
@@ -184,13 +232,7 @@ export function writesRedisEnvelopes(url: string): boolean {
  */
 export async function openBroker(url: string, options: OpenBrokerOptions = {}): Promise<Broker> {
   options.signal?.throwIfAborted();
-  return await openByScheme(
-    "broker",
-    "redis://127.0.0.1:6379/0, amqp://guest@host// or kv://",
-    BROKERS,
-    url,
-    options,
-  );
+  return await openByScheme("broker", BROKER_EXAMPLE, BROKERS, url, options);
 }
 
 /**
@@ -214,13 +256,7 @@ export async function openBackend(
   options: OpenBackendOptions = {},
 ): Promise<ResultBackend> {
   options.signal?.throwIfAborted();
-  return await openByScheme(
-    "result backend",
-    "redis://127.0.0.1:6379/0, rpc:// or kv://",
-    BACKENDS,
-    url,
-    options,
-  );
+  return await openByScheme("result backend", BACKEND_EXAMPLE, BACKENDS, url, options);
 }
 
 /**
@@ -253,11 +289,5 @@ export async function openScheduleStore(
         'set beatStore to a redis:// or kv:// URL, e.g. new Celery({ beatStore: "redis://127.0.0.1:6379/0" })',
     );
   }
-  return await openByScheme(
-    "beat store",
-    "redis://127.0.0.1:6379/0 or kv://",
-    SCHEDULE_STORES,
-    url,
-    options,
-  );
+  return await openByScheme("beat store", STORE_EXAMPLE, SCHEDULE_STORES, url, options);
 }

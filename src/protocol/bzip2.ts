@@ -55,12 +55,17 @@ class Decoder {
     return (this.bitBuf >>> this.bitCount) & ((1 << n) - 1);
   }
 
-  /** Room for `n` more output bytes; throws {@link OVER} past the limit. */
-  private room(n: number): void {
-    if (this.at + n <= this.out.length) return;
+  /**
+   * Room for `n` more output bytes, and for `more` after them as far as the
+   * limit allows (bytes that may come, so they do not count against it);
+   * throws {@link OVER} when the `n` pass the limit.
+   */
+  private room(n: number, more = 0): void {
     if (this.at + n > this.maxSize) throw OVER;
+    const want = Math.min(this.at + n + more, this.maxSize);
+    if (want <= this.out.length) return;
     let size = this.out.length * 2;
-    while (size < this.at + n) size *= 2;
+    while (size < want) size *= 2;
     const grown = new Uint8Array(Math.min(this.maxSize, size));
     grown.set(this.out.subarray(0, this.at));
     this.out = grown;
@@ -207,13 +212,16 @@ class Decoder {
     let crc = 0xffffffff;
     let pos = tt[origPtr] >>> 8;
     let last = -1, same = 0;
-    this.room(n);
+    // Each of the block's n bytes is one output byte but for a run's count, which
+    // stands for 0 to 255 more: room is made for n and for each count as it comes,
+    // and only bytes written count against the limit.
+    this.room(0, n);
     for (let k = 0; k < n; k++) {
       const entry = tt[pos];
       const byte = entry & 0xff;
       pos = entry >>> 8;
       if (same === 4) { // the byte after four equal ones: how many more of them
-        this.room(byte + n - k);
+        this.room(byte, n - k - 1);
         for (let c = 0; c < byte; c++) {
           this.out[this.at++] = last;
           crc = (crc << 8) ^ CRC_TABLE[((crc >>> 24) ^ last) & 0xff];
@@ -227,8 +235,15 @@ class Decoder {
         last = byte;
         same = 1;
       }
+      if (this.at === this.out.length) this.room(1);
       this.out[this.at++] = byte;
       crc = (crc << 8) ^ CRC_TABLE[((crc >>> 24) ^ byte) & 0xff];
+    }
+    if (same === 4) {
+      // libbzip2 reads past the block for the count: a data error, the block refused.
+      throw new Error(
+        "a block ends after four equal bytes without the count byte that must follow them",
+      );
     }
     return ~crc >>> 0;
   }

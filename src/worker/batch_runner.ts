@@ -33,7 +33,9 @@ import { SeqMap } from "./seq_map.ts";
  * a hard time limit runs (a Web Worker stopped at that limit would lose
  * what it holds). Given {@link CpuShares}, the `blocked` of a task whose
  * handler awaited also counts its share of the thread's CPU time after its
- * first await (see `cpu_share.ts`), before anything is decided from it.
+ * first await (see `cpu_share.ts`), before anything is decided from it; the
+ * turn that starts tasks, with the work for those that do not await, is
+ * no one's share.
  * Used inside Web Workers and by the inline pool.
  *
  * @example
@@ -47,7 +49,15 @@ export class BatchRunner {
   readonly #services: RunServices;
   readonly #waiting: (() => number) | undefined;
   readonly #shares: CpuShares | undefined;
-  readonly #firstRun: ((seq: number, ms: number, awaits: boolean) => void) | undefined;
+  readonly #firstRun: ((seq: number, awaits: boolean) => void) | undefined;
+  /**
+   * Tasks started (with shares) that have not awaited yet, nor finished
+   * without awaiting: the start is under way until none is left and the
+   * outcomes of those that finished are handed on (or held).
+   */
+  #starting = 0;
+  /** Tasks running whose handler awaited (with shares). */
+  readonly #awaited = new Set<number>();
   /** How many outcomes at the head of the outbox have their CPU share added. */
   #settled = 0;
   readonly #running = new SeqMap<AbortController>();
@@ -72,7 +82,13 @@ export class BatchRunner {
     this.#services = services;
     this.#waiting = waiting;
     this.#shares = shares;
-    this.#firstRun = shares && ((seq, ms, awaits) => shares.firstRun(seq, ms, awaits));
+    this.#firstRun = shares && ((seq, awaits) => {
+      if (!awaits) return;
+      this.#awaited.add(seq);
+      shares.awaiting(seq);
+      // With outcomes of this start still to hand on, their turn's flush ends it.
+      if (--this.#starting === 0 && !this.#flushScheduled) shares.end();
+    });
   }
 
   /**
@@ -87,11 +103,14 @@ export class BatchRunner {
     requests: RunRequest[],
     signals?: Signals,
   ): void {
+    if (this.#shares && requests.length) {
+      this.#shares.start();
+      this.#starting += requests.length;
+    }
     const limited = requests.filter((r) => r.timeLimits?.hard);
     const caughtUp = this.#waiting && this.#outbox.length >= requests.length + this.#waiting();
     if (limited.length || caughtUp) this.#flush();
     for (const r of limited) this.#limited.add(r.seq);
-    this.#shares?.start();
     const services = signals || this.#shares
       ? { ...this.#services, signals, firstRun: this.#firstRun }
       : this.#services;
@@ -130,6 +149,7 @@ export class BatchRunner {
     this.#running.delete(outcome.seq);
     this.#limited.delete(outcome.seq);
     this.#outbox.push(outcome);
+    if (this.#shares && !this.#awaited.delete(outcome.seq)) this.#starting--;
     if (this.#flushScheduled) return;
     // Outcomes queued in this turn are already ahead of this microtask.
     this.#flushScheduled = true;
@@ -139,6 +159,7 @@ export class BatchRunner {
       const hold = this.#limited.size === 0 && (this.#waiting?.() ?? 0) > 0 &&
         this.#outbox.every((o) => (o.blocked ?? 0) >= MESSAGE_BLOCKING_MS);
       if (!hold) this.#flush();
+      if (this.#starting === 0) this.#shares?.end();
     });
   }
 

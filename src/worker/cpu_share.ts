@@ -9,15 +9,18 @@
  * every task of a take.
  *
  * {@link CpuShares} reads the thread's own CPU time (Linux:
- * `/proc/thread-self/schedstat`) when tasks start and when outcomes are
- * settled while tasks that awaited are in flight, and shares what is not
- * the handlers' first runs equally among those tasks (a task still in
- * flight counts, running or awaiting): such a task's blocking time is its
- * first run plus its share. That time is shared out in full, so tasks of
- * one kind average to their own CPU time (with the runner's own work for
- * them); one that awaits long beside tasks that compute after their
- * awaits gets part of theirs. Synchronous handlers keep their first run,
- * all of their time.
+ * `/proc/thread-self/schedstat`) while tasks that awaited are in flight,
+ * and shares what the thread ran outside the turns that start tasks equally
+ * among those tasks (a task still in flight counts, running or awaiting):
+ * such a task's blocking time is its first run plus its share. A turn that
+ * starts tasks, from their requests' decoding until every one of them has
+ * run up to its first await and the outcomes of those that did not await
+ * are handed on, is measured on the CPU clock and given to no one: it holds
+ * the handlers' first runs (each task's own, timed apart) and the runner's
+ * work for synchronous tasks, which are not the awaiting tasks'. What an
+ * awaiting handler computes in that same turn (after awaiting something
+ * already settled) is not counted either. Synchronous handlers keep their
+ * first run, all of their time.
  *
  * @module
  */
@@ -72,21 +75,25 @@ export function threadCpuClock(): (() => number) | null {
 
 /**
  * Shares a thread's CPU time among the tasks that await on it. Call
- * {@link CpuShares.start} before tasks start, {@link CpuShares.firstRun}
- * as each handler's synchronous run ends, and {@link CpuShares.settle} with
- * finished outcomes: the `blocked` of a task whose handler returned a
- * promise becomes its first run plus its share of the rest of the thread's
- * CPU time while it was in flight. A synchronous handler's first run is all
- * of its time: its outcome is left as it is (and a thread running only
- * those reads no clock).
+ * {@link CpuShares.start} before a turn starts tasks, {@link CpuShares.awaiting}
+ * as a handler's synchronous run ends with a promise, {@link CpuShares.end}
+ * once every task started has run up to its first await and the outcomes of
+ * those that did not await are handed on, and {@link CpuShares.settle} with
+ * finished outcomes: the `blocked` of a task that awaited becomes its first
+ * run plus its share of the thread's CPU time outside those turns while it
+ * was in flight. A synchronous handler's first run is all of its time: its
+ * outcome is left as it is (and a thread running only those reads no
+ * clock).
  *
  * @example
  * ```ts ignore
  * let cpu = 0;
  * const shares = new CpuShares(() => cpu);
  * shares.start();
- * shares.firstRun(1, 0, true);
- * shares.firstRun(2, 0, true);
+ * shares.awaiting(1);
+ * shares.awaiting(2);
+ * cpu += 3; // decoding, first runs: no one's share
+ * shares.end();
  * cpu += 40; // after their awaits, the two tasks compute 40 ms between them
  * const done = [{ seq: 1, blocked: 0 }, { seq: 2, blocked: 0 }];
  * shares.settle(done);
@@ -101,8 +108,8 @@ export class CpuShares {
   #perTask = 0;
   /** The clock at the last reading. */
   #read: number;
-  /** First runs that ended since the last reading: the thread's time that is theirs alone. */
-  #firstRuns = 0;
+  /** Whether a turn that starts tasks is under way (between start and end). */
+  #starting = false;
 
   /** @param clock the thread's CPU time in milliseconds ({@link threadCpuClock}) */
   constructor(clock: () => number) {
@@ -110,25 +117,36 @@ export class CpuShares {
     this.#read = clock();
   }
 
-  /** Tasks start now: the CPU time so far goes to the tasks in flight before them. */
+  /**
+   * Tasks start now: the CPU time so far goes to the tasks in flight, and
+   * from now until {@link CpuShares.end} to no one. Does nothing while a
+   * start is under way.
+   */
   start(): void {
+    if (this.#starting) return;
     if (this.#since.size) this.#advance();
+    this.#starting = true;
   }
 
   /**
-   * A handler's synchronous run ended: it returned or threw, or awaits
-   * (returned a promise: the task goes on and takes part in the shares).
+   * A handler's synchronous run ended with a promise: its task goes on and
+   * takes part in the shares. Called between start and end.
    *
    * @param seq its dispatch number
-   * @param ms how long it ran
-   * @param awaits whether the handler returned a promise
    */
-  firstRun(seq: number, ms: number, awaits: boolean): void {
-    if (awaits && this.#since.size === 0) {
-      // Nothing was in flight: what the thread did before now (this first run too) is no one's share.
-      this.#advance();
-    } else this.#firstRuns += ms;
-    if (awaits) this.#since.set(seq, this.#perTask);
+  awaiting(seq: number): void {
+    this.#since.set(seq, this.#perTask);
+  }
+
+  /**
+   * The tasks started have run up to their first await and the outcomes of
+   * the others are handed on: the CPU time since {@link CpuShares.start}
+   * is no one's share. Does nothing when no start is under way.
+   */
+  end(): void {
+    if (!this.#starting) return;
+    this.#starting = false;
+    if (this.#since.size) this.#read = this.#clock();
   }
 
   /**
@@ -140,7 +158,7 @@ export class CpuShares {
    */
   settle(outcomes: readonly Pick<RunOutcome, "seq" | "blocked">[]): void {
     if (this.#since.size === 0) return;
-    this.#advance();
+    if (!this.#starting) this.#advance();
     for (const o of outcomes) {
       const since = this.#since.get(o.seq);
       if (since === undefined) continue;
@@ -151,9 +169,8 @@ export class CpuShares {
 
   #advance(): void {
     const now = this.#clock();
-    const rest = now - this.#read - this.#firstRuns;
+    const rest = now - this.#read;
     if (rest > 0 && this.#since.size > 0) this.#perTask += rest / this.#since.size;
     this.#read = now;
-    this.#firstRuns = 0;
   }
 }

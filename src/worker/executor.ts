@@ -298,7 +298,7 @@ export async function runTask(
         value = currentTask.run(running, handler, ctx, ...args);
       } finally {
         blocked = performance.now() - began;
-        services.firstRun?.(req.seq, blocked, value instanceof Promise);
+        services.firstRun?.(req.seq, value instanceof Promise);
       }
     } else {
       began = performance.now();
@@ -306,7 +306,7 @@ export async function runTask(
         value = currentTask.run(running, handler, ...args);
       } finally {
         blocked = performance.now() - began;
-        services.firstRun?.(req.seq, blocked, value instanceof Promise);
+        services.firstRun?.(req.seq, value instanceof Promise);
       }
     }
     let runtime = blocked;

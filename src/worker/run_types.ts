@@ -179,9 +179,9 @@ export interface RunServices {
   started?: (seq: number) => void;
   /**
    * Called when a handler's synchronous run ends (it returned, threw or
-   * awaited) with the request's `seq`, the run's length in milliseconds and
-   * whether the handler returned a promise: `BatchRunner` tells it apart
-   * from the thread's other CPU time (`cpu_share.ts`).
+   * awaited) with the request's `seq` and whether the handler returned a
+   * promise: `BatchRunner` shares the thread's later CPU time among the
+   * tasks that await (`cpu_share.ts`).
    */
-  firstRun?: (seq: number, ms: number, awaits: boolean) => void;
+  firstRun?: (seq: number, awaits: boolean) => void;
 }

@@ -1,7 +1,7 @@
 /**
  * A timer structure for many deadlines: a binary min-heap of due times with
- * a single platform timer armed for the earliest one. Adding, cancelling
- * and firing cost O(log n); nothing polls.
+ * a single platform timer armed no later than the earliest one. Adding,
+ * cancelling and firing cost O(log n); nothing polls.
  *
  * @module
  */
@@ -126,15 +126,21 @@ export class TimerQueue<T> {
     return a.due - b.due || a.order - b.order;
   }
 
+  /**
+   * Arm the timer for the earliest item, lazily: one armed no later than
+   * that stays (it fires early, finds nothing due and re-arms), so
+   * cancelling the earliest of many items costs no timer each; an empty
+   * queue holds none.
+   */
   #arm(): void {
     const first = this.#heap[0];
-    const due = first ? first.due : Infinity;
-    if (due === this.#armedFor) return;
+    if (first && this.#timer !== undefined && this.#armedFor <= first.due) return;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#armedFor = due;
+    this.#armedFor = Infinity;
     if (!first) return;
-    const delay = Math.min(Math.max(0, due - this.#now()), MAX_DELAY);
+    this.#armedFor = first.due;
+    const delay = Math.min(Math.max(0, first.due - this.#now()), MAX_DELAY);
     this.#timer = setTimeout(() => this.#fire(), delay);
   }
 

@@ -319,9 +319,12 @@ export class Worker {
         settleOrPark(s, outs, settleOutcomes);
         heap.settled(outs.length);
       },
-      onPublish: (message, target, child) => {
+      onPublish: async (message, target, child) => {
         s.children.record(message, child);
-        return this.#app.publish(message, target);
+        await this.#app.publish(message, target);
+        // What a Web Worker's task sends, as the inline pool's and Celery's.
+        const sentEvent = this.#app.config.taskSendSentEvent;
+        if (sentEvent) await this.#app.events.sent(message, target, target.routingKey);
       },
       onSent: (message, child) => s.children.record(message, child),
       onState: (seq, status, meta) => storeState(s.backend, s.running.get(seq)?.req, status, meta),

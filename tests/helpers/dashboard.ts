@@ -6,9 +6,10 @@
  */
 
 import assert from "node:assert/strict";
-import type { Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { Celery } from "../../mod.ts";
 import { Dashboard, type DashboardEvent, type DashboardOptions } from "../../dashboard.ts";
+import { launchChromium } from "./browser.ts";
 import { reservePorts } from "./ports.ts";
 import { Proc, PYTHON } from "./procs.ts";
 
@@ -48,6 +49,32 @@ export async function memoryDashboard(
   });
   const { url } = await dashboard.start();
   return { app, dashboard, url };
+}
+
+/**
+ * Run `fn` with a {@linkcode memoryDashboard} fed by `source` and a page of
+ * a fresh Chromium at `viewport` (1280x800 by default); closes the
+ * browser, stops the dashboard and closes the app afterwards, whatever
+ * `fn` did.
+ */
+export async function withBrowserDashboard(
+  source: (signal: AbortSignal) => AsyncIterable<DashboardEvent>,
+  options: { viewport?: { width: number; height: number } },
+  fn: (t: { app: Celery; url: string; page: Page; browser: BrowserContext }) => Promise<void>,
+): Promise<void> {
+  const { app, dashboard, url } = await memoryDashboard(source);
+  try {
+    const browser = await launchChromium({ viewport: options.viewport });
+    try {
+      const page = await browser.context.newPage();
+      await fn({ app, url, page, browser: browser.context });
+    } finally {
+      await browser.close();
+    }
+  } finally {
+    await dashboard.stop();
+    await app.close();
+  }
 }
 
 /**

@@ -60,7 +60,7 @@ export function Queues({ session }) {
       </div>
     `}
     <div class="table-wrap">
-      <table data-testid="parked-table">
+      <table class="stack" data-testid="parked-table">
         <thead>
           <tr>
             <th scope="col">Parked at</th>
@@ -73,10 +73,10 @@ export function Queues({ session }) {
         ${parked.map((m) =>
           html`
             <tr data-parked=${m.id}>
-              <td>${fmtIso(m.parkedAt).slice(0, 19)}</td>
-              <td class="mono">${m.queue}</td>
-              <td class="mono">${m.taskName ?? "?"} ${m.taskId ?? ""}</td>
-              <td>${m.reason}</td>
+              <td data-label="Parked at">${fmtIso(m.parkedAt).slice(0, 19)}</td>
+              <td class="mono" data-label="Queue">${m.queue}</td>
+              <td class="mono" data-label="Task">${m.taskName ?? "?"} ${m.taskId ?? ""}</td>
+              <td data-label="Reason">${m.reason}</td>
             </tr>
           `
         )}

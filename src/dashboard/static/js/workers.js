@@ -14,6 +14,10 @@ import {
   useState,
 } from "./lib.js";
 
+// Where a worker's counts come from: they differ by a heartbeat's lag and by when each started.
+const HEARTBEAT = "The worker's count of tasks since it started, as of its last heartbeat";
+const SEEN = "Task events this dashboard saw since it started";
+
 export function Workers() {
   const [d, error] = useLive((
     msg,
@@ -31,9 +35,9 @@ export function Workers() {
             <th scope="col">Status</th>
             <th scope="col">Language</th>
             <th scope="col" class="num">Active</th>
-            <th scope="col" class="num">Processed</th>
-            <th scope="col" class="num">Succeeded</th>
-            <th scope="col" class="num">Failed</th>
+            <th scope="col" class="num" title=${HEARTBEAT}>Processed</th>
+            <th scope="col" class="num" title=${SEEN}>Succeeded</th>
+            <th scope="col" class="num" title=${SEEN}>Failed</th>
             <th scope="col" class="num">Pool</th>
             <th scope="col" class="hide-narrow">Queues</th>
             <th scope="col" class="hide-narrow">Load</th>
@@ -183,9 +187,9 @@ export function WorkerDetail({ name, session }) {
           <dd>${w.software ?? "unknown"}</dd>
           <dt>Pid</dt>
           <dd>${w.pid}</dd>
-          <dt>Active / processed</dt>
+          <dt>Active / processed (the worker's count since it started, at its last heartbeat)</dt>
           <dd>${w.active} / ${w.processed}</dd>
-          <dt>Succeeded / failed</dt>
+          <dt>Succeeded / failed (task events this dashboard saw since it started)</dt>
           <dd>${w.succeeded} / ${w.failed}</dd>
           <dt>Pool size</dt>
           <dd>${w.pool ?? "unknown (no inspect reply yet)"}${i?.stats?.autoscaler

@@ -1,0 +1,14 @@
+/** Tasks for tests/pool_sends_test.ts: a task that sends tasks, run on either pool. */
+
+import { Celery, group } from "../../mod.ts";
+
+export const app = new Celery();
+
+export const add = app.task("ps.add", (a: number, b: number) => a + b);
+/** Sends a task, two in one batch (`delayMany`), then a group of two: returns their ids. */
+export const sends = app.task("ps.sends", async () => {
+  const one = await add.delay(1, 1);
+  const many = await add.delayMany([[2, 2], [3, 3]]);
+  const g = await group([add.s(4, 4), add.s(5, 5)]).applyAsync();
+  return [one.id, ...many.map((r) => r.id), ...g.children.map((r) => r.id)];
+});
