@@ -26,149 +26,14 @@ import { resultRepr } from "../protocol/repr.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
 import { checkCall, handlerSignature } from "./arity.ts";
 import { stateUpdater } from "./task_state.ts";
-import { runHooks } from "./task_hooks.ts";
-import type { Signals } from "../client/signals.ts";
+import { type RunHooks, runHooks } from "./task_hooks.ts";
 import { reportedError } from "./reported_error.ts";
-import type { TimeLimits } from "./time_limits.ts";
 import { autoretryOptions, type PlannedRetry, planRetry } from "./retry_policy.ts";
-import { taskReplacer } from "./replace.ts";
+import { type Replacer, taskReplacer } from "./replace.ts";
 import { refusalInfo } from "./result_entries.ts";
+import type { RunOutcome, RunRequest, RunServices } from "./run_types.ts";
 
-/**
- * A task to run, as the main thread hands it over (structured-cloneable).
- *
- * @example Running one task without a worker
- * ```ts
- * import { Celery } from "@celeriac/celeriac";
- * import { decodeResultMeta, encodeTaskMessage } from "@celeriac/celeriac/protocol";
- * import { type RunRequest, runTask } from "@celeriac/celeriac/worker";
- * const app = new Celery({ broker: "kv://:memory:" });
- * app.task("tasks.add", (a: number, b: number) => a + b);
- * const id = crypto.randomUUID();
- * const msg = encodeTaskMessage({
- *   task: "tasks.add", id, args: [2, 3], kwargs: {}, now: new Date(), origin: "gen1@host", replyTo: "r",
- * });
- * const req: RunRequest = {
- *   seq: 1,
- *   task: "tasks.add",
- *   id,
- *   body: msg.body,
- *   contentType: msg.contentType,
- *   contentEncoding: msg.contentEncoding,
- *   headers: msg.headers,
- *   storeResult: true,
- *   info: {
- *     retries: 0, rootId: id, parentId: null, group: null, eta: null, expires: null,
- *     queue: "celery", redelivered: false, hostname: "test@local",
- *   },
- * };
- * const outcome = await runTask(app.tasks, req, new AbortController().signal);
- * decodeResultMeta(outcome.meta!).result; // 5
- * ```
- */
-export interface RunRequest {
-  /** Dispatch number, echoed in the outcome. */
-  seq: number;
-  /** Task name. */
-  task: string;
-  /** Task id. */
-  id: string;
-  /** Serialized body. */
-  body: Uint8Array;
-  /** Body content type. */
-  contentType: string;
-  /** Body content encoding. */
-  contentEncoding: string;
-  /** Message headers (full set for bound tasks; at least `compression`). */
-  headers: Record<string, unknown>;
-  /** Already-decoded body (protocol 1 messages). */
-  decoded?: TaskBody;
-  /** Store the success result. */
-  storeResult: boolean;
-  /**
-   * Also report the Python repr of the return value and the traceback of a
-   * failure or retry (for task events). Default false.
-   */
-  describe?: boolean;
-  /** Store Celery's `result_extended` fields (name, args, ...) in the result. Default false. */
-  extended?: boolean;
-  /** Time limits, enforced by the pool on the main thread; none when absent. */
-  timeLimits?: TimeLimits;
-  /** Fields of the task context and the result meta. */
-  info: {
-    retries: number;
-    rootId: string | null;
-    parentId: string | null;
-    group: string | null;
-    /** Position in a chord header; absent or null outside one. */
-    groupIndex?: number | null;
-    /** Its `replaced_task_nesting`; absent means 0. */
-    replacedTaskNesting?: number;
-    eta: Date | null;
-    expires: Date | null;
-    queue: string;
-    redelivered: boolean;
-    hostname: string;
-  };
-}
-
-/**
- * The outcome of a run, posted back to the main thread.
- *
- * @example Logging an outcome
- * ```ts
- * import type { RunOutcome } from "@celeriac/celeriac/worker";
- * function describe(outcome: RunOutcome): string {
- *   const ms = outcome.runtime.toFixed(1);
- *   if (outcome.refused) return `#${outcome.seq} refused: ${outcome.refused}`;
- *   if (!outcome.ok) return `#${outcome.seq} failed after ${ms} ms: ${outcome.exc?.exc_type}`;
- *   return `#${outcome.seq} succeeded in ${ms} ms`;
- * }
- * describe({ seq: 7, ok: true, runtime: 12.34 }); // "#7 succeeded in 12.3 ms"
- * ```
- */
-export interface RunOutcome {
-  /** Dispatch number of the request. */
-  seq: number;
-  /** Whether the handler returned normally. */
-  ok: boolean;
-  /** The meta JSON to store (`undefined` when nothing is to be stored). */
-  meta?: string;
-  /** The exception, for failures (logged by the main thread). */
-  exc?: ExceptionInfo;
-  /**
-   * Set when the message itself could not be used (undecodable body,
-   * refused content type): the main thread parks it.
-   */
-  refused?: string;
-  /** Workflow data and the return value, present only when follow-ups are due. */
-  followUp?: { embed: Embed; value: unknown };
-  /**
-   * Set when the task asked to be retried (`ctx.retry()` or `autoretryFor`):
-   * the main thread publishes the retry, stores the RETRY `meta` and then
-   * acknowledges the message.
-   */
-  retry?: PlannedRetry & { embed: Embed };
-  /**
-   * Set when the task replaced itself (`ctx.replace()`): the replacing
-   * signature's task name. Nothing is stored or sent for the task itself.
-   */
-  replacedBy?: string;
-  /** Milliseconds the handler ran. */
-  runtime: number;
-  /**
-   * Milliseconds the task held its thread before returning or awaiting
-   * (all of `runtime` for synchronous CPU-bound code): what tasks queued
-   * behind it wait for; absent when the handler did not run. A Web Worker
-   * that can read its thread's CPU time adds the task's share of it after
-   * that first await (`cpu_share.ts`), before the outcome leaves it.
-   */
-  blocked?: number;
-  /** Python repr of the return value (truncated), when the request asked to `describe`. */
-  repr?: string;
-  /** Traceback of a failure or retry, when the request asked to `describe`. */
-  traceback?: string;
-}
+export type { RunOutcome, RunRequest, RunServices } from "./run_types.ts";
 
 function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
   const kwargs = body.kwargs;
@@ -221,44 +86,6 @@ function needsFollowUp(embed: Embed): boolean {
 }
 
 /**
- * What a running task can reach beyond its own Web Worker, and the limit
- * its body is decoded under.
- *
- * @example
- * ```ts ignore
- * const services: RunServices = { storeState: (seq, status, meta) => backend.store(...) };
- * ```
- */
-export interface RunServices {
-  /**
-   * Store a state that running task `seq` reports with `ctx.updateState()`;
-   * resolves once stored. Without it nothing is stored.
-   */
-  storeState?: (seq: number, status: string, meta: string) => Promise<void>;
-  /** The app's signals (`taskPrerun`, `taskPostrun`, `taskFailure`). */
-  signals?: Signals;
-  /**
-   * The most bytes a compressed body may decompress to (the worker's
-   * `maxDecompressedSize`); over it the request is refused. Default
-   * `MAX_DECOMPRESSED_SIZE`.
-   */
-  maxDecompressedSize?: number;
-  /**
-   * Called for a request with time limits when its handler is about to be
-   * called (its body decoded, `taskPrerun` done): the pool starts its time
-   * limits then, not while it waits behind other tasks of its thread.
-   */
-  started?: (seq: number) => void;
-  /**
-   * Called when a handler's synchronous run ends (it returned, threw or
-   * awaited) with the request's `seq` and whether the handler returned a
-   * promise: `BatchRunner` shares the thread's later CPU time among the
-   * tasks that await (`cpu_share.ts`).
-   */
-  firstRun?: (seq: number, awaits: boolean) => void;
-}
-
-/**
  * The FAILURE outcome of a request that failed before its task code ran (a
  * body that cannot be decoded, or a run whose outcome could not be built):
  * its meta holds the error, or is absent when even that cannot be encoded.
@@ -294,8 +121,70 @@ export function failedBeforeRun(
   return { seq: req.seq, ok: false, exc, meta, runtime: 0 };
 }
 
+/** Whether a handler's return value is awaited (a promise or any other thenable). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" && value !== null || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function";
+}
+
+/** A retry the task asked for: its plan and the signal thrown to end the handler. */
+interface Planned {
+  plan: PlannedRetry;
+  signal: Retry;
+}
+
+/** Plan a retry of the running task; the plan's error when it cannot be retried. */
+function planFor(
+  req: RunRequest,
+  body: TaskBody,
+  task: Task<never, unknown> | undefined,
+  options: RetryOptions,
+): Planned | Error {
+  const state = { name: req.task, id: req.id, retries: req.info.retries, ...body };
+  const plan = planRetry(state, options, task?.options ?? {}, new Date());
+  if (plan instanceof Error) return plan;
+  return { plan, signal: new Retry(plan.when, plan.eta, options.exc ?? undefined) };
+}
+
+/** The RETRY outcome of a task that asked for `planned`, once its hooks ran. */
+async function retried(
+  req: RunRequest,
+  body: TaskBody,
+  metaInput: ResultMetaInput,
+  planned: Planned,
+  times: { runtime: number; blocked: number | undefined },
+  hooks: RunHooks | null,
+): Promise<RunOutcome> {
+  const { plan, signal: sig } = planned;
+  const cause = sig.cause;
+  const outcome: RunOutcome = {
+    seq: req.seq,
+    ok: false,
+    exc: cause === undefined ? undefined : exceptionInfo(cause),
+    meta: encodeResultMetaWithJson(
+      {
+        ...metaInput,
+        status: "RETRY",
+        result: null,
+        traceback: tracebackText(sig),
+        children: [[[req.id, null], null]],
+      },
+      cause === undefined ? "null" : pyJsonDumps(exceptionInfo(cause)),
+    ),
+    retry: { ...plan, embed: body.embed },
+    runtime: times.runtime,
+    traceback: req.describe ? tracebackText(sig) : undefined,
+    blocked: times.blocked,
+  };
+  await hooks?.retry(sig.cause);
+  return outcome;
+}
+
 /**
- * Run one task request against a registry of tasks.
+ * Run one task request against a registry of tasks. The clock is read
+ * where the handler is called and where its synchronous run ends (`blocked`,
+ * and `runtime` of a handler that did not return a promise), and once more
+ * when a promise it returned settles or it threw.
  *
  * @example
  * ```ts ignore
@@ -314,7 +203,6 @@ export async function runTask(
   signal: AbortSignal,
   services: RunServices = {},
 ): Promise<RunOutcome> {
-  const started = performance.now();
   const metaInput: ResultMetaInput = {
     taskId: req.id,
     groupId: req.info.group,
@@ -327,8 +215,11 @@ export async function runTask(
     if (req.decoded) {
       body = req.decoded;
     } else {
-      const needs = codecsFor(req.contentType, req.headers.compression);
-      if (needs.msgpack || needs.compression) await loadCodecs(needs);
+      if (
+        req.contentType === "application/x-msgpack" || typeof req.headers.compression === "string"
+      ) {
+        await loadCodecs(codecsFor(req.contentType, req.headers.compression));
+      }
       body = decodeTaskBody(req, req.id, services.maxDecompressedSize);
     }
   } catch (err) {
@@ -354,61 +245,13 @@ export async function runTask(
       retries: req.info.retries,
     }, services.signals)
     : null;
-  const followUps = needsFollowUp(body.embed);
-  const state = { name: req.task, id: req.id, retries: req.info.retries, ...body };
-  let planned: { plan: PlannedRetry; signal: Retry } | null = null;
-  const replacer = taskReplacer({
-    id: req.id,
-    group: req.info.group,
-    groupIndex: req.info.groupIndex ?? null,
-    nesting: req.info.replacedTaskNesting ?? 0,
-    embed: body.embed,
-  });
-  const retry = (options: RetryOptions = {}): never => {
-    const plan = planRetry(state, options, task?.options ?? {}, new Date());
-    if (plan instanceof Error) throw plan;
-    planned = { plan, signal: new Retry(plan.when, plan.eta, options.exc ?? undefined) };
-    throw planned.signal;
-  };
-  const retryOutcome = (): RunOutcome => {
-    const { plan, signal: sig } = planned!;
-    const cause = sig.cause;
-    return {
-      seq: req.seq,
-      ok: false,
-      exc: cause === undefined ? undefined : exceptionInfo(cause),
-      meta: encodeResultMetaWithJson(
-        {
-          ...metaInput,
-          status: "RETRY",
-          result: null,
-          traceback: tracebackText(sig),
-          children: [[[req.id, null], null]],
-        },
-        cause === undefined ? "null" : pyJsonDumps(exceptionInfo(cause)),
-      ),
-      retry: { ...plan, embed: body.embed },
-      runtime: performance.now() - started,
-      traceback: req.describe ? tracebackText(sig) : undefined,
-    };
-  };
+  let planned: Planned | null = null;
+  /** Only a bound task can replace itself (`ctx.replace`). */
+  let replacer: Replacer | null = null;
+  /** When the handler was called (`performance.now()`); undefined until then. */
+  let began: number | undefined;
   /** Milliseconds the handler held the thread before returning or awaiting. */
   let blocked: number | undefined;
-  const timed = (call: () => unknown): unknown => {
-    const began = performance.now();
-    let value: unknown;
-    try {
-      return value = call();
-    } finally {
-      blocked = performance.now() - began;
-      services.firstRun?.(req.seq, value instanceof Promise);
-    }
-  };
-  const retried = async (): Promise<RunOutcome> => {
-    const outcome = { ...retryOutcome(), blocked };
-    await hooks?.retry(planned!.signal.cause);
-    return outcome;
-  };
   try {
     if (!task?.handler) throw new Error(`Task ${req.task} is not defined in this worker's app`);
     await hooks?.prerun();
@@ -416,9 +259,16 @@ export async function runTask(
     checkCall(task, body, args);
     const handler = task.handler as (...a: unknown[]) => unknown;
     if (req.timeLimits) services.started?.(req.seq);
-    const rootId = req.info.rootId ?? req.id;
+    const running = { id: req.id, rootId: req.info.rootId ?? req.id };
     let value: unknown;
     if (task.options.bind) {
+      const r = replacer = taskReplacer({
+        id: req.id,
+        group: req.info.group,
+        groupIndex: req.info.groupIndex ?? null,
+        nesting: req.info.replacedTaskNesting ?? 0,
+        embed: body.embed,
+      });
       const ctx: TaskContext = {
         id: req.id,
         name: req.task,
@@ -434,62 +284,73 @@ export async function runTask(
         hostname: req.info.hostname,
         deliveryInfo: { queue: req.info.queue, redelivered: req.info.redelivered },
         signal,
-        retry,
-        replace: replacer.replace,
+        retry: (options: RetryOptions = {}): never => {
+          const p = planFor(req, body, task, options);
+          if (p instanceof Error) throw p;
+          planned = p;
+          throw p.signal;
+        },
+        replace: r.replace,
         updateState: stateUpdater(req, services.storeState),
       };
-      value = await currentTask.run(
-        { id: req.id, rootId },
-        () => timed(() => handler(ctx, ...args)),
-      );
+      began = performance.now();
+      try {
+        value = currentTask.run(running, handler, ctx, ...args);
+      } finally {
+        blocked = performance.now() - began;
+        services.firstRun?.(req.seq, value instanceof Promise);
+      }
     } else {
-      value = await currentTask.run({ id: req.id, rootId }, () => timed(() => handler(...args)));
+      began = performance.now();
+      try {
+        value = currentTask.run(running, handler, ...args);
+      } finally {
+        blocked = performance.now() - began;
+        services.firstRun?.(req.seq, value instanceof Promise);
+      }
+    }
+    let runtime = blocked;
+    if (isThenable(value)) {
+      value = await value;
+      runtime = performance.now() - began;
     }
     // A replacement, even one the handler did not await or caught: it ends the task all the same.
-    await replacer.pending();
-    if (planned) return await retried();
-    const store = req.storeResult && !task.options.ignoreResult;
-    const outcome: RunOutcome = {
-      seq: req.seq,
-      ok: true,
-      meta: store
-        ? encodeResultMetaWithJson(
-          { ...metaInput, status: "SUCCESS", result: null, dateDone: new Date() },
-          resultJson(value),
-        )
-        : undefined,
-      followUp: followUps ? { embed: body.embed, value } : undefined,
-      runtime: performance.now() - started,
-      blocked,
-      repr: req.describe ? resultRepr(value) : undefined,
-    };
+    if (replacer) await replacer.pending();
+    if (planned) return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
+    const outcome: RunOutcome = { seq: req.seq, ok: true, runtime, blocked };
+    if (req.storeResult && !task.options.ignoreResult) {
+      metaInput.status = "SUCCESS";
+      metaInput.dateDone = new Date();
+      outcome.meta = encodeResultMetaWithJson(metaInput, resultJson(value));
+    }
+    if (needsFollowUp(body.embed)) outcome.followUp = { embed: body.embed, value };
+    if (req.describe) outcome.repr = resultRepr(value);
     await hooks?.success(value);
     return outcome;
   } catch (thrown) {
+    const runtime = began === undefined ? 0 : performance.now() - began;
     // Once its replacement is sent the task's id is the replacement's: a handler that caught
     // the signal and threw or retried must not finish it a second time.
     const replaced = thrown instanceof Replaced && thrown.taskId === req.id
       ? thrown
-      : await replacer.sent();
+      : replacer
+      ? await replacer.sent()
+      : null;
     if (replaced) {
-      return {
-        seq: req.seq,
-        ok: true,
-        replacedBy: replaced.replacement,
-        runtime: performance.now() - started,
-        blocked,
-      };
+      return { seq: req.seq, ok: true, replacedBy: replaced.replacement, runtime, blocked };
     }
     let err = thrown;
-    const auto = planned || !task ? null : autoretryOptions(task.options, err, state.retries);
+    const auto = planned || !task ? null : autoretryOptions(task.options, err, req.info.retries);
     if (auto) {
-      try {
-        retry(auto);
-      } catch (e) {
-        err = e;
+      const p = planFor(req, body, task, auto);
+      if (p instanceof Error) {
+        err = p;
+      } else {
+        planned = p;
+        err = p.signal;
       }
     }
-    if (planned) return await retried();
+    if (planned) return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
     const exc = exceptionInfo(reportedError(err, `${req.task}[${req.id}]`, signal));
     const traceback = tracebackText(err);
     await hooks?.failure(err, traceback);
@@ -507,8 +368,8 @@ export async function runTask(
         },
         pyJsonDumps(exc),
       ),
-      followUp: followUps ? { embed: body.embed, value: null } : undefined,
-      runtime: performance.now() - started,
+      followUp: needsFollowUp(body.embed) ? { embed: body.embed, value: null } : undefined,
+      runtime,
       blocked,
       traceback: req.describe ? traceback : undefined,
     };
