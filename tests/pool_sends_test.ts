@@ -7,9 +7,9 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, type CeleryEvent } from "../mod.ts";
+import { Celery, type CeleryEvent, chain } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
-import { app, sends } from "./apps/pool_sends_app.ts";
+import { add, app, boom, eb, sends } from "./apps/pool_sends_app.ts";
 import { createVhost, listQueues } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -134,4 +134,69 @@ Deno.test({
   // keeping every child's result in memory.
   assert.deepEqual(await replyQueue("threads"), [5]);
   assert.deepEqual(await replyQueue("inline"), [5]);
+});
+
+/**
+ * The `task-sent` events of what a worker sends after a task (a chain's
+ * next step, a `link` callback, an errback): name, arguments, whether the
+ * queue is the worker's, exchange and routing key.
+ */
+async function followUps(pool: "threads" | "inline"): Promise<string[]> {
+  const queue = `psq-${crypto.randomUUID().slice(0, 8)}`;
+  const exchange = `psx-${crypto.randomUUID().slice(0, 8)}`;
+  app.configure({ broker: REDIS, backend: REDIS, defaultQueue: queue, taskSendSentEvent: true });
+  const worker = new Worker({ app, appModule: APP_MODULE, queues: [queue], concurrency: 1, pool });
+  await worker.start();
+  const watching = new AbortController();
+  const events: CeleryEvent[] = [];
+  const stream = app.events.receive({ signal: watching.signal, wakeup: true });
+  const subscribed = stream.next().then((e) => e.done || events.push(e.value));
+  const collected = (async () => {
+    await subscribed;
+    for await (const e of stream) events.push(e);
+  })();
+  await subscribed;
+  try {
+    // The last step goes to an exchange no queue is bound to (dropped): only its event is seen.
+    const steps = chain(
+      add.s(1, 1).link(add.si(7, 7)),
+      add.s(2).set({ exchange, routingKey: "psrk" }),
+    );
+    await steps.applyAsync();
+    const failed = await boom.s().onError(eb.s()).applyAsync();
+    const until = Date.now() + 5_000;
+    const worker_sent = () =>
+      events.filter((e) => e.type === "task-sent" && (e as { parent_id?: string }).parent_id);
+    while (Date.now() < until && worker_sent().length < 3) {
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    await new Promise((res) => setTimeout(res, 300));
+    return worker_sent().map((e) => {
+      const f = e as unknown as Record<string, unknown>;
+      const args = f.name === "ps.eb" ? String(f.args).replace(failed.id, "id") : f.args;
+      return `${f.name} ${args} ${f.queue === queue} ${f.exchange}|${f.routing_key}`
+        .replace(exchange, "X").replace(queue, "Q");
+    }).sort();
+  } finally {
+    watching.abort();
+    await collected.catch(() => {});
+    await worker.stop();
+    await app.close();
+  }
+}
+
+Deno.test({
+  name: "pool sends: a worker's follow-ups send task-sent events on either pool, as Celery's",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // Celery 5.2.6's worker sends chain steps, link callbacks and errbacks (those taking the task
+  // id) with apply_async, which sends task-sent with task_send_sent_event; the event's queue is
+  // the routed queue (the default one when only an exchange and routing key are named).
+  const expected = [
+    "ps.add (2, 2) true X|psrk",
+    "ps.add (7, 7) true |Q",
+    "ps.eb ('id',) true |Q",
+  ];
+  assert.deepEqual(await followUps("threads"), expected);
+  assert.deepEqual(await followUps("inline"), expected);
 });

@@ -168,6 +168,12 @@ export interface CanvasIo {
    * `sendMany` does (the first to each target alone, then the rest together).
    */
   publishMany?(batch: readonly Publication[]): Promise<void>;
+  /**
+   * Told of each follow-up once published, with its queue: the worker sends
+   * its `task-sent` event (`taskSendSentEvent`), as Celery's worker does for
+   * what it sends with `apply_async`. Default: nothing.
+   */
+  sent?(message: Message, target: PublishTarget, queue: string): Promise<void>;
 }
 
 /** An outgoing message, encoded. */
@@ -290,6 +296,14 @@ async function sendRun(run: EncodedRun, io: CanvasIo): Promise<void> {
       }
     }
   }
+  if (!io.sent) return;
+  const unsent = new Set(run.unsendable.map((u) => u.out));
+  for (let i = 0; i < batch.length; i++) {
+    const { queue } = run.outs[i];
+    if (queue !== undefined && !unsent.has(run.outs[i])) {
+      await io.sent(batch[i].message, batch[i].target, queue);
+    }
+  }
 }
 
 /**
@@ -303,7 +317,8 @@ async function sendRun(run: EncodedRun, io: CanvasIo): Promise<void> {
  * one is sent only once the one before it is answered, so they stay in
  * order and a failed batch stops the rest. A follow-up whose message cannot
  * be encoded, or whose exchange does not exist, is not sent: it gets a
- * FAILURE with the error, and the others go on.
+ * FAILURE with the error, and the others go on. Each one sent is then
+ * told to `io.sent` (its `task-sent` event).
  *
  * @param publishes the messages
  * @param io backend and publisher

@@ -29,6 +29,13 @@ export interface Outgoing {
   message: Message | (() => Message);
   /** Where to publish it. */
   target: PublishTarget;
+  /**
+   * Its queue, for the `task-sent` event: the one its options name, else
+   * the default queue (as Celery's, whose event names the routed queue,
+   * not the routing key). Absent for a message put back on the broker
+   * (an ETA task held too long): no event.
+   */
+  queue?: string;
   /** Its task id. */
   taskId: string;
   /** Optional codecs its encoding needs (its signature asks for msgpack or compression). */
@@ -155,6 +162,7 @@ export function applySignature(
     into.publishes.push({
       message: () => encodeCanvasSend(send, sender),
       target: canvasTarget(send, parent.defaultQueue),
+      queue: str(send.options.queue) ?? parent.defaultQueue,
       taskId: send.id,
       codecs: codecsOf(send.options),
       chordSizes: i === 0 && plan.chordSizes.length ? plan.chordSizes : undefined,

@@ -85,6 +85,8 @@ export interface SettleIo {
   publish(message: Message, target: PublishTarget): Promise<void>;
   /** Publishes a batch in order through the app's broker, when it can (Redis). */
   publishMany?(batch: readonly Publication[]): Promise<void>;
+  /** Told of each follow-up published, with its queue (sends its `task-sent` event); default none. */
+  sent?(message: Message, target: PublishTarget, queue: string): Promise<void>;
   /** Seconds a follow-up publish is retried while the broker is down; default 300. */
   readonly outageRetryLimit?: number;
 }
@@ -119,6 +121,7 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
       retryWhileDown(() => io.publish(message, target), outage),
     publishMany: many &&
       ((batch: readonly Publication[]) => retryWhileDown(() => many(batch), outage)),
+    sent: io.sent?.bind(io),
   };
   await publishAll(s.publishes, retrying);
   if (s.joins.length) await joinChords(s.joins, retrying);

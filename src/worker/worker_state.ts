@@ -115,6 +115,19 @@ export class WorkerState {
   }
 
   /**
+   * Send the `task-sent` event of a follow-up just published, when the
+   * app's `taskSendSentEvent` is on (Celery's worker sends its chain steps,
+   * callbacks and errbacks with `apply_async`, which sends it).
+   *
+   * @param message the message
+   * @param target where it went
+   * @param queue its queue
+   */
+  async sent(message: Message, target: PublishTarget, queue: string): Promise<void> {
+    if (this.app.config.taskSendSentEvent) await this.app.events.sent(message, target, queue);
+  }
+
+  /**
    * The broker's batch publish (Redis: variadic LPUSHes, in order), when
    * the worker's connection has one; else undefined, and `publishAll`
    * sends a batch through {@link WorkerState.publish} as the client's

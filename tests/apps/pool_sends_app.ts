@@ -12,3 +12,9 @@ export const sends = app.task("ps.sends", async () => {
   const g = await group([add.s(4, 4), add.s(5, 5)]).applyAsync();
   return [one.id, ...many.map((r) => r.id), ...g.children.map((r) => r.id)];
 });
+/** Fails, for its errbacks. */
+export const boom = app.task("ps.boom", () => {
+  throw new Error("boom");
+});
+/** An errback: called with the failed task's id. */
+export const eb = app.task("ps.eb", (id: string) => id);
