@@ -4,74 +4,19 @@
  * (tests/fixtures/dashboard/events_all.json, replayed with timestamps
  * moved to now) plus live events the test adds, on an in-memory KV broker:
  * every page renders, live updates arrive without reloads, actions reach
- * the broker, basic auth rejects a wrong password, phone width works.
- * Screenshots go to .scratch/screenshots/dashboard_ui_test/.
+ * the broker, basic auth rejects a wrong password, the Tasks page fits a
+ * phone's width; Retry is offered only where the task can be sent again, a
+ * retry's exception is labelled as such, and times are in the browser's
+ * time zone. Screenshots go to .scratch/screenshots/dashboard_ui_test/
+ * (README's docs/img/dashboard-overview.png and dashboard-workers.png come
+ * from its overview and workers shots).
  */
 
 import assert from "node:assert/strict";
-import type { DashboardEvent, DashboardOptions } from "../dashboard.ts";
 import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
-import { memoryDashboard, nav, screenshots } from "./helpers/dashboard.ts";
+import { nav, replayDashboard, screenshots, taskEvent } from "./helpers/dashboard.ts";
 
 const shot = screenshots("dashboard_ui_test");
-const fixture = JSON.parse(
-  await Deno.readTextFile(new URL("./fixtures/dashboard/events_all.json", import.meta.url)),
-) as { events: DashboardEvent[] };
-
-/** Replays the capture shifted to now, then yields what the test pushes and a heartbeat a second. */
-function replay() {
-  const pending: DashboardEvent[] = [];
-  let wake = () => {};
-  const push = (e: DashboardEvent) => {
-    pending.push(e);
-    wake();
-  };
-  const shift = Date.now() / 1000 - fixture.events.at(-1)!.timestamp - 1;
-  const source = async function* (signal: AbortSignal): AsyncIterable<DashboardEvent> {
-    for (const e of fixture.events) {
-      if (e.type !== "worker-offline") yield { ...e, timestamp: e.timestamp + shift };
-    }
-    const beat = setInterval(() =>
-      push({
-        type: "worker-heartbeat",
-        hostname: "celery@fixture-host",
-        timestamp: Date.now() / 1000,
-        freq: 2,
-        active: 0,
-        processed: 34,
-        loadavg: [0.1, 0.2, 0.3],
-        sw_ident: "py-celery",
-        sw_ver: "5.2.6",
-        sw_sys: "Linux",
-      }), 1000);
-    try {
-      while (!signal.aborted) {
-        while (pending.length) yield pending.shift()!;
-        await new Promise<void>((r) => {
-          wake = r;
-          signal.addEventListener("abort", () => r(), { once: true });
-        });
-      }
-    } finally {
-      clearInterval(beat);
-    }
-  };
-  return { source, push };
-}
-
-/** A {@linkcode memoryDashboard} fed by {@linkcode replay}, with `auth` (none by default). */
-async function replayDashboard(auth?: DashboardOptions["auth"]) {
-  const events = replay();
-  return { ...await memoryDashboard(events.source, auth), events };
-}
-
-const task = (type: string, uuid: string, extra: Record<string, unknown> = {}): DashboardEvent => ({
-  type,
-  uuid,
-  hostname: "celery@fixture-host",
-  timestamp: Date.now() / 1000,
-  ...extra,
-});
 
 Deno.test({
   name: "dashboard UI: pages, live updates, actions and auth in Chromium",
@@ -145,21 +90,25 @@ Deno.test({
 
         // Live: a new task's state changes on the open page, without reload
         events.push(
-          task("task-received", "live-1", { name: "capapp.add", args: "(40, 2)", kwargs: "{}" }),
+          taskEvent("task-received", "live-1", {
+            name: "capapp.add",
+            args: "(40, 2)",
+            kwargs: "{}",
+          }),
         );
         await page.goto(`${url}/#/tasks/live-1`);
         await page.getByTestId("task-state").filter({ hasText: "RECEIVED" }).waitFor();
-        events.push(task("task-started", "live-1"));
+        events.push(taskEvent("task-started", "live-1"));
         await page.getByTestId("task-state").filter({ hasText: "STARTED" }).waitFor();
-        events.push(task("task-succeeded", "live-1", { result: "42", runtime: 0.002 }));
+        events.push(taskEvent("task-succeeded", "live-1", { result: "42", runtime: 0.002 }));
         await page.getByTestId("task-state").filter({ hasText: "SUCCESS" }).waitFor();
 
         // A long result (a worker sends up to 1,024 characters) keeps its row a few lines tall
         const long = `'${"x".repeat(1000)}...'`;
         events.push(
-          task("task-received", "long-1", { name: "capapp.long", args: "()", kwargs: "{}" }),
+          taskEvent("task-received", "long-1", { name: "capapp.long", args: "()", kwargs: "{}" }),
         );
-        events.push(task("task-succeeded", "long-1", { result: long, runtime: 0.001 }));
+        events.push(taskEvent("task-succeeded", "long-1", { result: long, runtime: 0.001 }));
         await page.goto(`${url}/#/tasks?name=capapp.long`);
         const longRow = page.locator('tr[data-task="long-1"]');
         await longRow.waitFor();
@@ -169,7 +118,7 @@ Deno.test({
         // A task id of the caller's (task_id=) with /, ?, # and %: its link, page and actions
         const odd = "report/2024-01?part=1#a 100%";
         events.push(
-          task("task-received", odd, { name: "capapp.odd_id", args: "()", kwargs: "{}" }),
+          taskEvent("task-received", odd, { name: "capapp.odd_id", args: "()", kwargs: "{}" }),
         );
         await page.goto(`${url}/#/tasks?name=capapp.odd_id`);
         // Its own row: until the table re-renders for the new filter it still shows long-1's.
@@ -190,7 +139,11 @@ Deno.test({
 
         // Revoke from the UI reaches the broker (and so every worker)
         events.push(
-          task("task-received", "rev-1", { name: "capapp.tracked", args: "(30,)", kwargs: "{}" }),
+          taskEvent("task-received", "rev-1", {
+            name: "capapp.tracked",
+            args: "(30,)",
+            kwargs: "{}",
+          }),
         );
         await page.goto(`${url}/#/tasks/rev-1`);
         // A double click sends one request: the button is disabled while it runs (held here).
@@ -270,16 +223,16 @@ Deno.test({
     try {
       const page = await browser.context.newPage();
       // An unregistered task: the worker sends task-failed alone, no name, no arguments
-      events.push(task("task-failed", "unreg-1", { exception: "NotRegistered('no.such')" }));
+      events.push(taskEvent("task-failed", "unreg-1", { exception: "NotRegistered('no.such')" }));
       await page.goto(`${url}/#/tasks/unreg-1`);
       await page.getByTestId("task-state").filter({ hasText: "FAILURE" }).waitFor();
       await page.getByTestId("no-retry").waitFor();
       assert.equal(await page.getByRole("button", { name: /^Retry/ }).count(), 0);
       // A rejected task (Reject(requeue=False)) with its arguments: sent again like a failure
       events.push(
-        task("task-received", "rej-1", { name: "capapp.add", args: "(1, 2)", kwargs: "{}" }),
+        taskEvent("task-received", "rej-1", { name: "capapp.add", args: "(1, 2)", kwargs: "{}" }),
       );
-      events.push(task("task-rejected", "rej-1", { requeue: false }));
+      events.push(taskEvent("task-rejected", "rej-1", { requeue: false }));
       await page.goto(`${url}/#/tasks/rej-1`);
       await page.getByTestId("task-state").filter({ hasText: "REJECTED" }).waitFor();
       await page.getByRole("button", { name: /^Retry/ }).click();
@@ -306,25 +259,25 @@ Deno.test({
       const page = await browser.context.newPage();
       const traceback = "Traceback (most recent call last):\ncelery.exceptions.Retry: Retry in 1s";
       [
-        task("task-received", "ret-1", { name: "capapp.flaky", args: "(1,)", kwargs: "{}" }),
-        task("task-started", "ret-1"),
-        task("task-retried", "ret-1", { exception: "KeyError('transient')", traceback }),
+        taskEvent("task-received", "ret-1", { name: "capapp.flaky", args: "(1,)", kwargs: "{}" }),
+        taskEvent("task-started", "ret-1"),
+        taskEvent("task-retried", "ret-1", { exception: "KeyError('transient')", traceback }),
       ].forEach((e) => events.push(e));
       await page.goto(`${url}/#/tasks/ret-1`);
       await page.getByTestId("task-state").filter({ hasText: "RETRY" }).waitFor();
       await page.getByText("Exception (last retry)", { exact: true }).waitFor();
       [
-        task("task-received", "ret-1"),
-        task("task-started", "ret-1"),
-        task("task-succeeded", "ret-1", { result: "2", runtime: 0.001 }),
+        taskEvent("task-received", "ret-1"),
+        taskEvent("task-started", "ret-1"),
+        taskEvent("task-succeeded", "ret-1", { result: "2", runtime: 0.001 }),
       ].forEach((e) => events.push(e));
       await page.getByTestId("task-state").filter({ hasText: "SUCCESS" }).waitFor();
       await page.getByRole("heading", { name: "Traceback (last retry)" }).waitFor();
       await page.getByText("Exception (last retry)", { exact: true }).waitFor();
       // a failure's own exception keeps the plain labels
       [
-        task("task-received", "fail-1", { name: "capapp.boom", args: "()", kwargs: "{}" }),
-        task("task-failed", "fail-1", { exception: "ValueError('boom')", traceback }),
+        taskEvent("task-received", "fail-1", { name: "capapp.boom", args: "()", kwargs: "{}" }),
+        taskEvent("task-failed", "fail-1", { exception: "ValueError('boom')", traceback }),
       ].forEach((e) => events.push(e));
       await page.goto(`${url}/#/tasks/fail-1`);
       await page.getByTestId("task-state").filter({ hasText: "FAILURE" }).waitFor();
@@ -353,7 +306,7 @@ Deno.test({
       const page = await browser.context.newPage();
       const at = Math.floor(Date.now() / 1000) + 0.25;
       const eta = new Date((at + 60) * 1000).toISOString().replace("Z", "+00:00");
-      events.push(task("task-received", "tz-1", {
+      events.push(taskEvent("task-received", "tz-1", {
         name: "capapp.later",
         args: "()",
         kwargs: "{}",
@@ -383,146 +336,6 @@ Deno.test({
       await browser.close();
       await dashboard.stop();
       await app.purge("tz-parked");
-      await app.close();
-    }
-  },
-});
-
-Deno.test({
-  name:
-    "dashboard UI: the Tasks filters and pager keep the keyboard's focus; a new page takes it, with no ring",
-  ignore: WITHOUT_CHROMIUM,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const { app, events, dashboard, url } = await replayDashboard();
-    const browser = await launchChromium();
-    const focused = () =>
-      page.evaluate<string>(
-        "(e => e.id || e.getAttribute('name') || e.textContent)(document.activeElement)",
-      );
-    let page!: Awaited<ReturnType<typeof browser.context.newPage>>;
-    try {
-      page = await browser.context.newPage();
-      for (let i = 0; i < 80; i++) {
-        events.push(task("task-received", `kb-${i}`, { name: "capapp.kb", args: "()" }));
-      }
-      await page.goto(`${url}/#/tasks`);
-      await page.locator("tr[data-task]", { hasText: "capapp.kb" }).first().waitFor();
-      // the State select moved with an arrow key applies its filter and keeps the focus,
-      // so the next arrow chooses the next state
-      await page.getByLabel("State").focus();
-      await page.keyboard.press("ArrowDown");
-      await page.waitForURL(/state=PENDING/);
-      assert.equal(await focused(), "state");
-      await page.keyboard.press("ArrowDown");
-      await page.waitForURL(/state=RECEIVED/);
-      // the pager's Older, pressed with Enter, stays focused for the next page
-      await page.goto(`${url}/#/tasks?name=capapp.kb`);
-      // all 80 received: with fewer, Older is disabled at offset 25 (and loses the focus)
-      await page.locator("nav.pager", { hasText: "of 80" }).waitFor();
-      await page.getByRole("button", { name: "Older" }).focus();
-      await page.keyboard.press("Enter");
-      await page.waitForURL(/offset=25/);
-      assert.equal(await focused(), "Older");
-      await page.keyboard.press("Enter");
-      await page.waitForURL(/offset=50/);
-      // two clicks before the table re-renders go two pages on, not to the same page twice
-      await page.goto(`${url}/#/tasks?name=capapp.kb`);
-      await page.locator("nav.pager", { hasText: "1–25 of 80" }).waitFor();
-      await page.evaluate(
-        "(b => { b.click(); b.click(); })([...document.querySelectorAll('nav.pager button')]" +
-          ".find((b) => b.textContent === 'Older'))",
-      );
-      await page.waitForURL(/offset=50/);
-      // another page of the dashboard: its content takes the focus
-      await nav(page, "Workers");
-      await page.waitForURL(/#\/workers/);
-      // the URL changes before its hashchange event moves the focus
-      await page.waitForFunction("document.activeElement?.id === 'main'", undefined, {
-        timeout: 5_000,
-      });
-      // a focus moved by the script paints no ring across the page; a Tab to a control does
-      const outline = () =>
-        page.evaluate<string>("getComputedStyle(document.activeElement).outlineStyle");
-      assert.equal(await outline(), "none", "the main area's outline after a click");
-      // nor after the browser's Back, nor after Enter on a page link
-      await page.goBack();
-      await page.waitForURL(/#\/tasks/);
-      await page.waitForFunction("document.activeElement?.id === 'main'");
-      assert.equal(await outline(), "none", "the main area's outline after Back");
-      await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Queues" })
-        .press("Enter");
-      await page.waitForURL(/#\/queues/);
-      await page.waitForFunction("document.activeElement?.id === 'main'");
-      assert.equal(await outline(), "none", "the main area's outline after Enter on a link");
-      await page.keyboard.press("Tab");
-      assert.equal(await outline(), "solid", `no ring on ${await focused()} after a Tab`);
-    } finally {
-      await browser.close();
-      await dashboard.stop();
-      await app.close();
-    }
-  },
-});
-
-Deno.test({
-  name: "dashboard UI: the Workers table fits a phone's width as one card a worker, a table still",
-  ignore: WITHOUT_CHROMIUM,
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    const { app, dashboard, url } = await replayDashboard();
-    const browser = await launchChromium();
-    try {
-      const page = await browser.context.newPage();
-      const table = page.locator(".table-wrap", { has: page.locator("tr[data-worker]") });
-      const row = page.locator('tr[data-worker="celery@fixture-host"]');
-      const widths = () =>
-        table.evaluate((e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
-      // a laptop: one line a worker, every column under its header
-      await page.setViewportSize({ width: 1366, height: 768 });
-      await page.goto(`${url}/#/workers`);
-      await row.getByText("online").waitFor();
-      assert.deepEqual(await page.locator("thead th").allTextContents(), [
-        ...["Worker", "Status", "Language", "Active", "Processed", "Succeeded", "Failed"],
-        ...["Pool", "Queues", "Load", "Heartbeat"],
-      ]);
-      const tops = await row.locator("td").evaluateAll((tds) =>
-        tds.map((td) => td.getBoundingClientRect().top)
-      );
-      assert.equal(tops.length, 11);
-      assert.equal(new Set(tops).size, 1, `cells at ${tops}`);
-      const wide = await widths();
-      assert.ok(wide.scroll <= wide.client, `${wide.scroll}px in ${wide.client}px at 1366px`);
-      await shot(page, "workers-laptop");
-      // a phone: no sideways scroll in the table's box; each value labelled
-      await page.setViewportSize({ width: 390, height: 844 });
-      const narrow = await widths();
-      assert.ok(
-        narrow.scroll <= narrow.client,
-        `${narrow.scroll}px in ${narrow.client}px at 390px`,
-      );
-      const label = await page.evaluate<string>(
-        `getComputedStyle(document.querySelector('tr[data-worker] td[data-label="Processed"]'), "::before").content`,
-      );
-      assert.equal(label, '"Processed"');
-      await shot(page, "workers-phone");
-      // what a screen reader is given is still a table with its column headers
-      const cdp = await browser.context.newCDPSession(page);
-      const { nodes } = await cdp.send("Accessibility.getFullAXTree") as {
-        nodes: { role?: { value: string }; name?: { value: string }; ignored: boolean }[];
-      };
-      const roles = (role: string) =>
-        nodes.filter((n) => !n.ignored && n.role?.value === role).map((n) => n.name?.value);
-      assert.equal(roles("table").length, 1);
-      assert.deepEqual(roles("columnheader"), [
-        ...["Worker", "Status", "Language", "Active", "Processed", "Succeeded", "Failed", "Pool"],
-      ]);
-      assert.ok(roles("cell").length >= 8, `cells: ${roles("cell")}`);
-    } finally {
-      await browser.close();
-      await dashboard.stop();
       await app.close();
     }
   },

@@ -16,7 +16,7 @@ Deno.test("cliLogLevels: per-task lines at WARNING unless --loglevel is given", 
   assert.deepEqual(cliLogLevels("INFO"), { level: "info", taskLevel: "info" });
   assert.deepEqual(cliLogLevels("debug"), { level: "debug", taskLevel: "debug" });
   assert.deepEqual(cliLogLevels("ERROR"), { level: "error", taskLevel: "error" });
-  assert.throws(() => cliLogLevels("LOUD"), { name: "TypeError", message: /Unknown log level/ });
+  assert.throws(() => cliLogLevels("LOUD"), { name: "UsageError", message: /Unknown log level/ });
 });
 
 for (

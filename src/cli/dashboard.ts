@@ -9,7 +9,6 @@ import { setPriority } from "node:os";
 import { getLogger } from "@logtape/logtape";
 import { BrokerConnectionError } from "../broker/errors.ts";
 import type { Celery } from "../client/app.ts";
-import { authRequired, isLoopback, validateAuth } from "../dashboard/auth.ts";
 import type { Dashboard } from "../dashboard/server.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { granted } from "./permissions.ts";
@@ -87,6 +86,8 @@ export async function dashboardFromFlags(app: Celery, values: Values): Promise<D
     throw new UsageError(`--max-tasks needs a whole number >= 1, got "${values["max-tasks"]}"`);
   }
   const auth = { basic, ...(token !== undefined ? { token } : {}) };
+  // Loaded here, as the server below: a worker without -D loads none of the dashboard.
+  const { authRequired, isLoopback, validateAuth } = await import("../dashboard/auth.ts");
   flagValue(() => validateAuth(auth));
   const hostname = (values.address as string | undefined) ?? "127.0.0.1";
   if (!isLoopback(hostname) && !authRequired(auth)) {

@@ -2,7 +2,8 @@
  * Shared parts of the dashboard's browser tests: screenshots
  * under `.scratch/screenshots/<test>/`, the header's navigation, the
  * `worker.ts dashboard` command, a dashboard in the test's process on
- * events the test feeds, and a Python Celery client sending tasks.
+ * events the test feeds (or on a real Celery 5.2.6 worker's capture
+ * replayed), and a Python Celery client sending tasks.
  */
 
 import assert from "node:assert/strict";
@@ -50,6 +51,83 @@ export async function memoryDashboard(
   const { url } = await dashboard.start();
   return { app, dashboard, url };
 }
+
+/** The events a real Celery 5.2.6 worker sent, read on first use. */
+let fixture: { events: DashboardEvent[] } | undefined;
+
+/**
+ * Replays the capture of a real Celery 5.2.6 worker
+ * (tests/fixtures/dashboard/events_all.json, its worker-offline left out)
+ * shifted to now, then yields what the test pushes and a heartbeat a
+ * second of its worker, `celery@fixture-host`.
+ */
+export function replay(): {
+  source: (signal: AbortSignal) => AsyncIterable<DashboardEvent>;
+  push: (e: DashboardEvent) => void;
+} {
+  fixture ??= JSON.parse(
+    Deno.readTextFileSync(`${ROOT}tests/fixtures/dashboard/events_all.json`),
+  ) as { events: DashboardEvent[] };
+  const { events } = fixture;
+  const pending: DashboardEvent[] = [];
+  let wake = () => {};
+  const push = (e: DashboardEvent) => {
+    pending.push(e);
+    wake();
+  };
+  const shift = Date.now() / 1000 - events.at(-1)!.timestamp - 1;
+  const source = async function* (signal: AbortSignal): AsyncIterable<DashboardEvent> {
+    for (const e of events) {
+      if (e.type !== "worker-offline") yield { ...e, timestamp: e.timestamp + shift };
+    }
+    const beat = setInterval(() =>
+      push({
+        type: "worker-heartbeat",
+        hostname: "celery@fixture-host",
+        timestamp: Date.now() / 1000,
+        freq: 2,
+        active: 0,
+        processed: 34,
+        loadavg: [0.1, 0.2, 0.3],
+        sw_ident: "py-celery",
+        sw_ver: "5.2.6",
+        sw_sys: "Linux",
+      }), 1000);
+    try {
+      while (!signal.aborted) {
+        while (pending.length) yield pending.shift()!;
+        await new Promise<void>((r) => {
+          wake = r;
+          signal.addEventListener("abort", () => r(), { once: true });
+        });
+      }
+    } finally {
+      clearInterval(beat);
+    }
+  };
+  return { source, push };
+}
+
+/** A {@linkcode memoryDashboard} fed by {@linkcode replay}, with `auth` (none by default). */
+export async function replayDashboard(auth?: DashboardOptions["auth"]): Promise<
+  { app: Celery; dashboard: Dashboard; url: string; events: ReturnType<typeof replay> }
+> {
+  const events = replay();
+  return { ...await memoryDashboard(events.source, auth), events };
+}
+
+/** A task event of `type` from the replayed worker, `celery@fixture-host`, stamped now. */
+export const taskEvent = (
+  type: string,
+  uuid: string,
+  extra: Record<string, unknown> = {},
+): DashboardEvent => ({
+  type,
+  uuid,
+  hostname: "celery@fixture-host",
+  timestamp: Date.now() / 1000,
+  ...extra,
+});
 
 /**
  * Run `fn` with a {@linkcode memoryDashboard} fed by `source` and a page of
