@@ -4,7 +4,8 @@
  * Worker. A task waiting behind a CPU-bound one is not timed while it
  * waits; when the running task's own hard limit terminates the Web Worker,
  * the waiting task is put back once, uncharged, and runs on the
- * replacement.
+ * replacement. A Web Worker whose `ready` the busy main thread handled
+ * late has its limits on time again once it posts outcomes.
  */
 
 import assert from "node:assert/strict";
@@ -25,8 +26,12 @@ interface Limited {
   abandoned: number[];
 }
 
-/** A pool of one Web Worker: every task given to it waits for the ones before. */
-async function onePool(): Promise<{
+/**
+ * A pool of one Web Worker: every task given to it waits for the ones
+ * before. With `busyMs`, the main thread is busy that long as the Web Worker
+ * loads: its `ready` is handled late.
+ */
+async function onePool(busyMs = 0): Promise<{
   pool: ThreadPool;
   outcomes: RunOutcome[];
   limited: Limited[];
@@ -47,7 +52,9 @@ async function onePool(): Promise<{
       check();
     },
   });
-  await p.start();
+  const started = p.start();
+  for (const end = performance.now() + busyMs; performance.now() < end;);
+  await started;
   return {
     pool: p,
     outcomes,
@@ -158,6 +165,26 @@ Deno.test("threads pool: a task starting in the start-table slot of a running on
     await until(() => limited.length > 0);
     assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]), [[other.seq, true]]);
     assert.deepEqual(limited, [{ seq: holder.seq, seconds: 0.15, abandoned: [] }]);
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("threads pool: a Web Worker whose ready was handled late has its limits on time once it reports outcomes", async () => {
+  // The main thread is busy 1.5 s as the Web Worker loads: its ready waits.
+  const { pool: p, outcomes, limited, until } = await onePool(1500);
+  try {
+    const quick = request("fc.spin", [1]);
+    p.run([quick]);
+    await until(() => outcomes.length === 1);
+    const stuck = request("fc.spin", [1500], { hard: 0.2, soft: null });
+    const t0 = performance.now();
+    p.run([stuck]);
+    await until(() => limited.length > 0);
+    const after = performance.now() - t0;
+    assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0.2, abandoned: [] }]);
+    // Before: its start was read late by the time the ready waited, and the limit with it.
+    assert.ok(after >= 200 && after < 300, `ended ${Math.round(after)} ms after the hand-over`);
   } finally {
     await p.close();
   }

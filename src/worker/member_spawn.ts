@@ -129,6 +129,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
         hooks.onStarted(member, msg.seq);
         break;
       case "outcomes":
+        member.starts.sync(msg.now);
         hooks.onOutcomes(member, unpackOutcomes(msg.outcomes), msg.memory);
         break;
       case "publish":

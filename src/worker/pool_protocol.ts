@@ -67,6 +67,11 @@ export type FromRunner =
     outcomes: PackedOutcomes;
     /** Heap used plus external memory in bytes, when asked to measure. */
     memory?: number;
+    /**
+     * Its `performance.now()` as it posts this: the main thread narrows its
+     * reading of the start table with it (a `ready` handled late).
+     */
+    now: number;
   }
   | {
     type: "publish";

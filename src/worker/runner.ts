@@ -59,6 +59,7 @@ const runner = new BatchRunner(
       type: "outcomes",
       outcomes: packOutcomes(outcomes),
       memory: measureMemory ? memory() : undefined,
+      now: performance.now(),
     }),
   services,
   () => sent ? Atomics.load(sent, 0) - received : 0,

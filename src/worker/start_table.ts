@@ -6,7 +6,10 @@
  *
  * A start is written on the Web Worker's monotonic clock (its
  * `performance.now()`) and read on the main thread's through an offset
- * learnt from the Web Worker's `ready` message: a Web Worker's
+ * learnt from the Web Worker's `ready` message, and narrowed by each batch
+ * of outcomes it posts (a `ready` the main thread handled late, busy
+ * draining, would otherwise read every start late for the Web Worker's
+ * life): a Web Worker's
  * `performance.timeOrigin` is the wall clock at its spawn, so it is off by
  * any step of the wall clock since the main thread started (NTP's first
  * correction, a VM resumed), and would move every limit by that step.

@@ -23,7 +23,10 @@ export interface HeldTask {
   readonly req: TaskRequest;
   /** Its delivery (body, exchange, routing key, redelivered). */
   readonly delivery: Delivery;
-  /** When it entered its present state (epoch milliseconds). */
+  /**
+   * When it entered its present state (epoch milliseconds, on the wall
+   * clock; an active task's start is read on the wall clock as it is now).
+   */
   readonly since: number;
   /** Whether its delivery is acknowledged (active tasks with early ack). */
   readonly acked: boolean;
@@ -121,11 +124,17 @@ export class TaskRegistries {
    */
   active(): HeldTask[] {
     const out: HeldTask[] = [];
+    // A start on the monotonic clock, read on the wall clock as it is now:
+    // Celery's time.time() at the start for a step of the wall clock before
+    // it (NTP's correction, a VM resumed), where `timeOrigin + started` would
+    // be off by every step since the worker started; a step while it runs
+    // keeps its elapsed time true.
+    const wallOffset = Date.now() - performance.now();
     for (const r of this.#running.values()) {
       out.push({
         req: r.req,
         delivery: r.delivery,
-        since: performance.timeOrigin + r.started,
+        since: wallOffset + r.started,
         acked: r.acked,
       });
     }
