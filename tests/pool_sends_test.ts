@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { Celery, type CeleryEvent, chain } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
-import { add, app, boom, eb, sends } from "./apps/pool_sends_app.ts";
+import { add, app, boom, eb, routed, sends } from "./apps/pool_sends_app.ts";
 import { createVhost, listQueues } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -137,11 +137,11 @@ Deno.test({
 });
 
 /**
- * The `task-sent` events of what a worker sends after a task (a chain's
- * next step, a `link` callback, an errback): name, arguments, whether the
- * queue is the worker's, exchange and routing key.
+ * The `task-sent` events of a chain, a task with an errback, a task sending
+ * to an exchange and a signature sent to it: who sent it (client or worker),
+ * name, arguments, whether the queue is the worker's, exchange and routing key.
  */
-async function followUps(pool: "threads" | "inline"): Promise<string[]> {
+async function sentEvents(pool: "threads" | "inline"): Promise<string[]> {
   const queue = `psq-${crypto.randomUUID().slice(0, 8)}`;
   const exchange = `psx-${crypto.randomUUID().slice(0, 8)}`;
   app.configure({ broker: REDIS, backend: REDIS, defaultQueue: queue, taskSendSentEvent: true });
@@ -157,24 +157,26 @@ async function followUps(pool: "threads" | "inline"): Promise<string[]> {
   })();
   await subscribed;
   try {
-    // The last step goes to an exchange no queue is bound to (dropped): only its event is seen.
+    // What goes to an exchange no queue is bound to is dropped: only its event is seen.
     const steps = chain(
       add.s(1, 1).link(add.si(7, 7)),
       add.s(2).set({ exchange, routingKey: "psrk" }),
     );
     await steps.applyAsync();
     const failed = await boom.s().onError(eb.s()).applyAsync();
+    await routed.delay(exchange);
+    await add.s(5, 5).set({ exchange, routingKey: "psrk" }).applyAsync();
     const until = Date.now() + 5_000;
-    const worker_sent = () =>
-      events.filter((e) => e.type === "task-sent" && (e as { parent_id?: string }).parent_id);
-    while (Date.now() < until && worker_sent().length < 3) {
+    const sent = () => events.filter((e) => e.type === "task-sent");
+    while (Date.now() < until && sent().length < 9) {
       await new Promise((res) => setTimeout(res, 50));
     }
     await new Promise((res) => setTimeout(res, 300));
-    return worker_sent().map((e) => {
+    return sent().map((e) => {
       const f = e as unknown as Record<string, unknown>;
       const args = f.name === "ps.eb" ? String(f.args).replace(failed.id, "id") : f.args;
-      return `${f.name} ${args} ${f.queue === queue} ${f.exchange}|${f.routing_key}`
+      const by = f.parent_id ? "worker" : "client";
+      return `${by} ${f.name} ${args} ${f.queue === queue} ${f.exchange}|${f.routing_key}`
         .replace(exchange, "X").replace(queue, "Q");
     }).sort();
   } finally {
@@ -186,17 +188,24 @@ async function followUps(pool: "threads" | "inline"): Promise<string[]> {
 }
 
 Deno.test({
-  name: "pool sends: a worker's follow-ups send task-sent events on either pool, as Celery's",
+  name: "pool sends: task-sent events of follow-ups and routed sends, on either pool, as Celery's",
   ignore: WITHOUT_REDIS,
 }, async () => {
   // Celery 5.2.6's worker sends chain steps, link callbacks and errbacks (those taking the task
   // id) with apply_async, which sends task-sent with task_send_sent_event; the event's queue is
-  // the routed queue (the default one when only an exchange and routing key are named).
+  // the routed queue (the default one when only an exchange and routing key are named), never
+  // the routing key.
   const expected = [
-    "ps.add (2, 2) true X|psrk",
-    "ps.add (7, 7) true |Q",
-    "ps.eb ('id',) true |Q",
+    "client ps.add (1, 1) true |Q",
+    "client ps.add (5, 5) true X|psrk",
+    "client ps.boom () true |Q",
+    "client ps.routed ('X',) true |Q",
+    "worker ps.add (2, 2) true X|psrk",
+    "worker ps.add (3, 3) true X|psrk",
+    "worker ps.add (4, 4) true X|psrk",
+    "worker ps.add (7, 7) true |Q",
+    "worker ps.eb ('id',) true |Q",
   ];
-  assert.deepEqual(await followUps("threads"), expected);
-  assert.deepEqual(await followUps("inline"), expected);
+  assert.deepEqual(await sentEvents("threads"), expected);
+  assert.deepEqual(await sentEvents("inline"), expected);
 });

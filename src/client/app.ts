@@ -74,7 +74,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     publisher: () => this[PUBLISHER],
     sentFromTask: () => this[SENT_FROM_TASK],
     taskOptions: (name) => this.#registry.tasks.get(name)?.options,
-    publish: (message, target, call, child) => this.#publish(message, target, call, child),
+    publish: (message, target, call, child, queue) =>
+      this.#publish(message, target, call, child, queue),
     closing: () => this.#closing.signal,
     events: () => this.events,
     broker: () => this.broker(),
@@ -483,9 +484,10 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     target: PublishTarget,
     call?: Pick<ApplyOptions, "retry" | "retryPolicy">,
     child?: ResultTuple | null,
+    queue?: string,
   ): Promise<void> {
     const publisher = this[PUBLISHER];
-    if (publisher) return await publisher(message, target, child);
+    if (publisher) return await publisher(message, target, child, queue);
     this[SENT_FROM_TASK]?.(message, child);
     const policy = publishRetryPolicyOf(this.config, call);
     // The open is retried too: a broker that was down at the first call is no different.

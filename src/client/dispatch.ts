@@ -72,13 +72,14 @@ export interface DispatchHost {
   taskOptions(name: string): Readonly<TaskOptions> | undefined;
   /**
    * Publish through the app (its broker, or the publishing hook), retried as
-   * the call says; `child` as a `Publisher`'s.
+   * the call says; `child` and `queue` as a `Publisher`'s.
    */
   publish(
     message: Message,
     target: PublishTarget,
     call?: Pick<ApplyOptions, "retry" | "retryPolicy">,
     child?: ResultTuple | null,
+    queue?: string,
   ): Promise<void>;
   /** Aborted when the app closes: a publish waiting to retry stops. */
   closing(): AbortSignal;
@@ -136,7 +137,13 @@ export class Dispatch {
       ? encode(args)
       : await encodeCall(sender, name, args, callOptions);
     if (rpc) await this.#listenForReplies();
-    await this.#host.publish(publication.message, publication.target, callOptions);
+    await this.#host.publish(
+      publication.message,
+      publication.target,
+      callOptions,
+      undefined,
+      queue,
+    );
     if (sender.config.taskSendSentEvent && !sender.inWorker) {
       await this.#host.events().sent(publication.message, publication.target, queue);
     }
@@ -172,8 +179,14 @@ export class Dispatch {
     const batch = encoded.map((e) => e.publication);
     const host = this.#host;
     try {
-      if (sender.inWorker) await publishInOrder(batch, (m, t) => host.publish(m, t), options);
-      else {
+      if (sender.inWorker) {
+        const queues = new Map(encoded.map((e) => [e.publication.message, e.queue]));
+        await publishInOrder(
+          batch,
+          (m, t) => host.publish(m, t, undefined, undefined, queues.get(m)),
+          options,
+        );
+      } else {
         const note = host.sentFromTask();
         if (note) { for (const p of batch) note(p.message); }
         // A batch none of whose messages went out is tried again, as one message is.
@@ -256,11 +269,11 @@ export class Dispatch {
         serializer: host.config().taskSerializer,
         compression: host.config().taskCompression ?? null,
         groupIndex: "chord",
-        publish: async (m, t, child) => {
-          await host.publish(m, t, undefined, child);
+        publish: async (m, t, child, queue) => {
+          await host.publish(m, t, undefined, child, queue);
           // Each message, as Celery's apply_async of each member; in a Web Worker, the worker's.
           if (host.config().taskSendSentEvent && !host.publisher()) {
-            await host.events().sent(m, t, t.routingKey);
+            await host.events().sent(m, t, queue);
           }
         },
         backend: () => host.config().backend === null ? null : host.resultBackend(),

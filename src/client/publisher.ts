@@ -20,6 +20,8 @@ import type { ResultTuple } from "../protocol/signature.ts";
  * canvas's entry with its first message (a group whose member is a chain
  * is one group of chain results, which its messages alone do not show),
  * `null` with the others; absent for a plain task, which is its own entry.
+ * `queue` is the queue the message is routed for (the `task-sent` event's
+ * `queue`, which may differ from the routing key); absent: the routing key.
  *
  * @example Capturing messages instead of sending them
  * ```ts
@@ -40,6 +42,7 @@ export type Publisher = (
   message: Message,
   target: PublishTarget,
   child?: ResultTuple | null,
+  queue?: string,
 ) => Promise<void>;
 
 /**

@@ -131,3 +131,21 @@ export function canvasTarget(
     routingKey: str(o.routing_key) ?? str(o.queue) ?? defaultQueue,
   };
 }
+
+/**
+ * The queue a canvas send is routed for, as its `task-sent` event names it:
+ * the queue its options name, else the default queue (Celery's event names
+ * the routed queue, not the routing key, which may differ from it).
+ *
+ * @example
+ * ```ts ignore
+ * canvasQueue({ options: { exchange: "x", routing_key: "k" } }, "celery"); // "celery"
+ * ```
+ *
+ * @param send the send (its routed options)
+ * @param defaultQueue queue when none is named
+ * @returns the queue name
+ */
+export function canvasQueue(send: Pick<CanvasSend, "options">, defaultQueue: string): string {
+  return str(send.options.queue) ?? defaultQueue;
+}

@@ -13,7 +13,7 @@
 import type { PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
 import { groupSignature } from "../protocol/canvas_shape.ts";
-import { canvasTarget, encodeCanvasSend } from "../protocol/canvas_message.ts";
+import { canvasQueue, canvasTarget, encodeCanvasSend } from "../protocol/canvas_message.ts";
 import { type CodecNeeds, codecsForOptions } from "../protocol/codecs.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
 import type { Embed, Message, SignatureDict } from "../protocol/message.ts";
@@ -162,7 +162,7 @@ export function applySignature(
     into.publishes.push({
       message: () => encodeCanvasSend(send, sender),
       target: canvasTarget(send, parent.defaultQueue),
-      queue: str(send.options.queue) ?? parent.defaultQueue,
+      queue: canvasQueue(send, parent.defaultQueue),
       taskId: send.id,
       codecs: codecsOf(send.options),
       chordSizes: i === 0 && plan.chordSizes.length ? plan.chordSizes : undefined,

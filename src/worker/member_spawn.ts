@@ -133,7 +133,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
         hooks.onOutcomes(member, unpackOutcomes(msg.outcomes), msg.memory);
         break;
       case "publish":
-        events.onPublish(msg.message, msg.target, msg.child).then(
+        events.onPublish(msg.message, msg.target, msg.child, msg.queue).then(
           () => postTo(member, { type: "published", id: msg.id }),
           (err) => postTo(member, { type: "published", id: msg.id, error: String(err) }),
         );

@@ -53,8 +53,13 @@ export const MAX_POOL_SIZE = 1024;
 export interface PoolEvents {
   /** Outcomes of finished tasks. */
   onOutcomes(outcomes: RunOutcome[]): void;
-  /** Publish a message for a task (tasks sent from tasks); `child` as a `Publisher`'s. */
-  onPublish(message: Message, target: PublishTarget, child?: ResultTuple | null): Promise<void>;
+  /** Publish a message for a task (tasks sent from tasks); `child` and `queue` as a `Publisher`'s. */
+  onPublish(
+    message: Message,
+    target: PublishTarget,
+    child?: ResultTuple | null,
+    queue?: string,
+  ): Promise<void>;
   /**
    * A message a task running on the worker's own thread (the inline pool)
    * published itself, `child` as a `Publisher`'s: noted as `onPublish`

@@ -43,12 +43,12 @@ export function poolHooks(
       settleOrPark(s, outs, settleOutcomes);
       heap.settled(outs.length);
     },
-    onPublish: async (message, target, child) => {
+    onPublish: async (message, target, child, queue) => {
       s.children.record(message, child);
       await app.publish(message, target);
       // What a Web Worker's task sends, as the inline pool's and Celery's.
       const sentEvent = app.config.taskSendSentEvent;
-      if (sentEvent) await app.events.sent(message, target, target.routingKey);
+      if (sentEvent) await app.events.sent(message, target, queue ?? target.routingKey);
     },
     onSent: (message, child) => s.children.record(message, child),
     onState: (seq, status, meta) => storeState(s.backend, s.running.get(seq)?.req, status, meta),

@@ -80,5 +80,7 @@ export type FromRunner =
     target: PublishTarget;
     /** The sender's `children` entry, as a `Publisher`'s `child`. */
     child?: ResultTuple | null;
+    /** The routed queue, as a `Publisher`'s `queue`. */
+    queue?: string;
   }
   | { type: "store"; id: number; seq: number; status: string; meta: string };

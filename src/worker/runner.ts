@@ -89,8 +89,8 @@ async function init(
   }
   loaded.configure(config);
   registerBuiltins(loaded);
-  loaded[PUBLISHER] = (message, target, child) =>
-    request({ type: "publish", id: 0, message, target, child });
+  loaded[PUBLISHER] = (message, target, child, queue) =>
+    request({ type: "publish", id: 0, message, target, child, queue });
   return loaded;
 }
 

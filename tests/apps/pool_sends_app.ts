@@ -12,6 +12,11 @@ export const sends = app.task("ps.sends", async () => {
   const g = await group([add.s(4, 4), add.s(5, 5)]).applyAsync();
   return [one.id, ...many.map((r) => r.id), ...g.children.map((r) => r.id)];
 });
+/** Sends a task and a signature to `exchange` with a routing key that is no queue's name. */
+export const routed = app.task("ps.routed", async (exchange: string) => {
+  await add.applyAsync([3, 3], { exchange, routingKey: "psrk" });
+  await add.s(4, 4).set({ exchange, routingKey: "psrk" }).applyAsync();
+});
 /** Fails, for its errbacks. */
 export const boom = app.task("ps.boom", () => {
   throw new Error("boom");

@@ -8,7 +8,7 @@
 import type { ResultBackend } from "../../backend/port.ts";
 import type { PublishTarget } from "../../broker/port.ts";
 import { planCanvas } from "../../protocol/canvas.ts";
-import { canvasTarget, encodeCanvasSend } from "../../protocol/canvas_message.ts";
+import { canvasQueue, canvasTarget, encodeCanvasSend } from "../../protocol/canvas_message.ts";
 import { codecsForOptions, loadCodecs } from "../../protocol/codecs.ts";
 import type { CompressionName } from "../../protocol/compression_names.ts";
 import type { Message, SignatureDict } from "../../protocol/message.ts";
@@ -43,8 +43,16 @@ export interface CanvasPublisher {
   readonly compression: CompressionName | null;
   /** `group_index` on plain group members too (Celery ≥ 5.3.4). */
   readonly groupIndex: "chord" | "always";
-  /** Publish one message; `child` as a `Publisher`'s (the canvas's entry with the first). */
-  publish(message: Message, target: PublishTarget, child: ResultTuple | null): Promise<void>;
+  /**
+   * Publish one message; `child` as a `Publisher`'s (the canvas's entry with
+   * the first); `queue` its routed queue (for its `task-sent` event).
+   */
+  publish(
+    message: Message,
+    target: PublishTarget,
+    child: ResultTuple | null,
+    queue: string,
+  ): Promise<void>;
   /** The result backend, or null when none is configured. */
   backend(): Promise<ResultBackend> | null;
   /** Get ready to receive results (rpc:// declares its reply queue). */
@@ -134,11 +142,12 @@ export async function publishCanvas(
     const batch = sends.map((send) => ({
       message: encodeCanvasSend(send, sender),
       target: canvasTarget(send, p.defaultQueue),
+      queue: canvasQueue(send, p.defaultQueue),
     }));
     await breathe(encoding);
     await Promise.all(
-      batch.map(({ message, target }, j) =>
-        p.publish(message, target, i + j === 0 ? plan.applied : null)
+      batch.map(({ message, target, queue }, j) =>
+        p.publish(message, target, i + j === 0 ? plan.applied : null, queue)
       ),
     );
   }
