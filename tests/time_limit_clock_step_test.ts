@@ -83,7 +83,8 @@ Deno.test("threads pool, wall clock stepped forward 30 s before the Web Worker's
       [{ seq: stuck.seq, seconds: 0.2, abandoned: [] }],
       "its start was read 30 s late",
     );
-    assert.ok(after >= 200 && after < 350, `ended ${Math.round(after)} ms after the hand-over`);
+    // Lateness up to a loaded machine's timer slack, not the 30 s step.
+    assert.ok(after >= 200 && after < 750, `ended ${Math.round(after)} ms after the hand-over`);
   } finally {
     await pool.close();
   }

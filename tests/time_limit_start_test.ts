@@ -128,8 +128,9 @@ Deno.test("threads pool: a task stuck past its hard limit is ended on time, its 
     await until(() => limited.length > 0);
     const after = performance.now() - t0;
     assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0.2, abandoned: [] }]);
-    // From the hand-over: its start in the Web Worker, then 200 ms; a few ms of lateness at most.
-    assert.ok(after >= 200 && after < 300, `ended ${Math.round(after)} ms after the hand-over`);
+    // From the hand-over: its start in the Web Worker, then 200 ms; lateness is a loaded machine's
+    // timer slack (well under the 800 ms the task would spin).
+    assert.ok(after >= 200 && after < 750, `ended ${Math.round(after)} ms after the hand-over`);
   } finally {
     await p.close();
   }
@@ -183,8 +184,8 @@ Deno.test("threads pool: a Web Worker whose ready was handled late has its limit
     await until(() => limited.length > 0);
     const after = performance.now() - t0;
     assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0.2, abandoned: [] }]);
-    // Before: its start was read late by the time the ready waited, and the limit with it.
-    assert.ok(after >= 200 && after < 300, `ended ${Math.round(after)} ms after the hand-over`);
+    // Before: its start was read late by the time the ready waited (1.5 s), and the limit with it.
+    assert.ok(after >= 200 && after < 750, `ended ${Math.round(after)} ms after the hand-over`);
   } finally {
     await p.close();
   }
