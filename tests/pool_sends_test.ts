@@ -25,6 +25,26 @@ interface Seen {
   children: number;
 }
 
+/** Collect the app's events from now on (subscribed when this resolves) until `stop()`. */
+async function collectEvents(): Promise<{ events: CeleryEvent[]; stop(): Promise<void> }> {
+  const watching = new AbortController();
+  const events: CeleryEvent[] = [];
+  const stream = app.events.receive({ signal: watching.signal, wakeup: true });
+  const subscribed = stream.next().then((e) => e.done || events.push(e.value));
+  const collected = (async () => {
+    await subscribed;
+    for await (const e of stream) events.push(e);
+  })();
+  await subscribed;
+  return {
+    events,
+    stop: async () => {
+      watching.abort();
+      await collected.catch(() => {});
+    },
+  };
+}
+
 async function run(pool: "threads" | "inline"): Promise<Seen> {
   const queue = `psq-${crypto.randomUUID().slice(0, 8)}`;
   app.configure({ broker: REDIS, backend: REDIS, defaultQueue: queue, taskSendSentEvent: true });
@@ -37,15 +57,7 @@ async function run(pool: "threads" | "inline"): Promise<Seen> {
     taskEvents: true,
   });
   await worker.start();
-  const watching = new AbortController();
-  const events: CeleryEvent[] = [];
-  const stream = app.events.receive({ signal: watching.signal, wakeup: true });
-  const subscribed = stream.next().then((e) => e.done || events.push(e.value));
-  const collected = (async () => {
-    await subscribed;
-    for await (const e of stream) events.push(e);
-  })();
-  await subscribed;
+  const { events, stop } = await collectEvents();
   try {
     const r = await sends.delay();
     const ids = await r.get({ timeout: 10_000 }) as string[];
@@ -73,8 +85,7 @@ async function run(pool: "threads" | "inline"): Promise<Seen> {
       children: children?.length ?? -1,
     };
   } finally {
-    watching.abort();
-    await collected.catch(() => {});
+    await stop();
     await worker.stop();
     await app.close();
   }
@@ -147,15 +158,7 @@ async function sentEvents(pool: "threads" | "inline"): Promise<string[]> {
   app.configure({ broker: REDIS, backend: REDIS, defaultQueue: queue, taskSendSentEvent: true });
   const worker = new Worker({ app, appModule: APP_MODULE, queues: [queue], concurrency: 1, pool });
   await worker.start();
-  const watching = new AbortController();
-  const events: CeleryEvent[] = [];
-  const stream = app.events.receive({ signal: watching.signal, wakeup: true });
-  const subscribed = stream.next().then((e) => e.done || events.push(e.value));
-  const collected = (async () => {
-    await subscribed;
-    for await (const e of stream) events.push(e);
-  })();
-  await subscribed;
+  const { events, stop } = await collectEvents();
   try {
     // What goes to an exchange no queue is bound to is dropped: only its event is seen.
     const steps = chain(
@@ -180,8 +183,7 @@ async function sentEvents(pool: "threads" | "inline"): Promise<string[]> {
         .replace(exchange, "X").replace(queue, "Q");
     }).sort();
   } finally {
-    watching.abort();
-    await collected.catch(() => {});
+    await stop();
     await worker.stop();
     await app.close();
   }
