@@ -261,6 +261,7 @@ export async function runTask(
     if (req.timeLimits) services.started?.(req.seq);
     const running = { id: req.id, rootId: req.info.rootId ?? req.id };
     let value: unknown;
+    let ctx: TaskContext | null = null;
     if (task.options.bind) {
       const r = replacer = taskReplacer({
         id: req.id,
@@ -269,7 +270,7 @@ export async function runTask(
         nesting: req.info.replacedTaskNesting ?? 0,
         embed: body.embed,
       });
-      const ctx: TaskContext = {
+      ctx = {
         id: req.id,
         name: req.task,
         args: body.args,
@@ -293,21 +294,15 @@ export async function runTask(
         replace: r.replace,
         updateState: stateUpdater(req, services.storeState),
       };
-      began = performance.now();
-      try {
-        value = currentTask.run(running, handler, ctx, ...args);
-      } finally {
-        blocked = performance.now() - began;
-        services.firstRun?.(req.seq, value instanceof Promise);
-      }
-    } else {
-      began = performance.now();
-      try {
-        value = currentTask.run(running, handler, ...args);
-      } finally {
-        blocked = performance.now() - began;
-        services.firstRun?.(req.seq, value instanceof Promise);
-      }
+    }
+    began = performance.now();
+    try {
+      value = ctx
+        ? currentTask.run(running, handler, ctx, ...args)
+        : currentTask.run(running, handler, ...args);
+    } finally {
+      blocked = performance.now() - began;
+      services.firstRun?.(req.seq, value instanceof Promise);
     }
     let runtime = blocked;
     if (isThenable(value)) {
