@@ -4,16 +4,18 @@
  * their combinations), a Celeriac client's message lands in the queue
  * Python's does, with the exchange and routing key a consumer sees from
  * Python's (tests/interop/pyroute.py sends and collects), sent alone or as
- * a canvas member.
+ * a canvas member; and a worker whose queues are bound to named exchanges
+ * (direct and topic) receives what the other side sends to them.
  */
 
 import assert from "node:assert/strict";
 import { Celery, group } from "../mod.ts";
 import type { ApplyOptions } from "../src/client/task_options.ts";
 import type { TaskRoutes } from "../src/client/routes.ts";
-import { runPython } from "./helpers/procs.ts";
+import { interopWorker, pythonCalls, pythonEnv } from "./helpers/interop.ts";
+import { celeryWorker, runPython } from "./helpers/procs.ts";
 import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
-import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
 /** A Celery call's options, snake_case, and the Celeriac call's. */
@@ -135,4 +137,79 @@ Deno.test({
   ignore: ignoreAmqp,
 }, async () => {
   await onVhost((broker) => compareLandings(broker, names("")));
+});
+
+/**
+ * A worker whose queues are bound to named exchanges (`qb` to the direct
+ * `ex` with key `rk`, `qt` to the topic `tx` with `a.*`, as a Celery app's
+ * `task_queues` declares them) gets what the other side sends there: a
+ * Celery client's sends to a Celeriac worker, a Celeriac client's to a
+ * Celery worker. On Redis a Celery client matches a topic binding only for
+ * an exchange its own process declared (kombu keeps exchange types in
+ * memory; any other is direct, so `a.b` matches no `a.*` and the message is
+ * dropped): `pyTopic` false leaves that send out.
+ */
+async function exchangeBoundWorkers(
+  broker: string,
+  n: ReturnType<typeof names>,
+  pyTopic: boolean,
+): Promise<void> {
+  const bound = [
+    { queue: n.qb, exchange: n.ex, key: "rk" },
+    { queue: n.qt, exchange: n.tx, type: "topic", key: "a.*" },
+  ];
+  const taskQueues = { INTEROP_TASK_QUEUES: JSON.stringify(bound) };
+  const urls = { broker, backend: REDIS_URL };
+  const ids: string[] = [];
+  try {
+    await pyroute(broker, n.q0, "declare", bound);
+    const worker = await interopWorker(urls, `${n.qb},${n.qt}`);
+    try {
+      const out = await pythonCalls({ ...pythonEnv(urls, n.q0), ...taskQueues }, [
+        { task: "tasks.add", args: [1, 2], options: { exchange: n.ex, routing_key: "rk" } },
+        // task_queues' topic queue: Celery sends to tx with the binding key a.* itself.
+        { task: "tasks.add", args: [5, 6], options: { queue: n.qt } },
+        ...pyTopic
+          ? [{ task: "tasks.add", args: [3, 4], options: { exchange: n.tx, routing_key: "a.b" } }]
+          : [],
+      ]);
+      ids.push(...out.map((o) => o.id));
+      assert.deepEqual(out.map((o) => o.ok), pyTopic ? [3, 11, 7] : [3, 11], JSON.stringify(out));
+    } finally {
+      await worker.stop();
+    }
+    const py = await celeryWorker(["-P", "solo", "-Q", `${n.qb},${n.qt}`], {
+      ...pythonEnv(urls, n.qb),
+      ...taskQueues,
+    });
+    const app = new Celery({ broker, backend: REDIS_URL, defaultQueue: n.q0 });
+    try {
+      const results = [
+        await app.sendTask("py.mul", [2, 3], { exchange: n.ex, routingKey: "rk" }),
+        await app.sendTask("py.mul", [4, 5], { exchange: n.tx, routingKey: "a.b" }),
+      ];
+      ids.push(...results.map((r) => r.id));
+      assert.deepEqual(await Promise.all(results.map((r) => r.get({ timeout: 30_000 }))), [6, 20]);
+    } finally {
+      await app.close();
+      await py.stop();
+    }
+  } finally {
+    await deleteResults(ids);
+  }
+}
+
+Deno.test({
+  name: "routing on Redis: workers on queues bound to named exchanges get the other side's sends",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  await onRedis((broker, prefix) => exchangeBoundWorkers(broker, names(prefix), false));
+});
+
+Deno.test({
+  name:
+    "routing on RabbitMQ: workers on queues bound to named exchanges get the other side's sends",
+  ignore: ignoreAmqp,
+}, async () => {
+  await onVhost((broker) => exchangeBoundWorkers(broker, names(""), true));
 });
