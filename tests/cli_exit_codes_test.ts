@@ -112,6 +112,41 @@ Deno.test("exit codes: a -b / --backend / --beat-store of no supported scheme is
   await expectCode(["status", "-t", "0.3"], 70, /Unsupported broker URL "foo:\/\/…"/, env);
 });
 
+Deno.test("exit codes: an empty -b / --backend / --beat-store is 2, for every command", async () => {
+  // As -b "$BROKER" with the variable unset gives. Was 70 (call, status, purge: the broker's
+  // "has no scheme" once connecting), 1 (dashboard, after retrying), or no error at all
+  // (--backend "": no result backend; --beat-store "": the broker's store).
+  const broker = /--broker is empty: give a broker URL \(-b redis:\/\/.*or leave -b out/;
+  const empty = ["-b", ""];
+  await expectCode(["status", ...empty, "-t", "0.3"], 2, broker);
+  await expectCode(["inspect", "ping", ...empty, "-t", "0.3"], 2, broker);
+  await expectCode(["purge", "-f", ...empty], 2, broker);
+  await expectCode(["parked", ...empty], 2, broker);
+  await expectCode(["call", "tasks.add", "--app", TASKS, ...empty], 2, broker);
+  await expectCode(["result", crypto.randomUUID(), ...empty], 2, broker);
+  await expectCode(["worker", "--app", TASKS, ...empty, "--fail-fast"], 2, broker);
+  await expectCode(["beat", "--app", TASKS, ...empty, "--fail-fast"], 2, broker);
+  await expectCode(["dashboard", ...empty, "--port", "0"], 2, broker);
+  await expectCode(["schedule", "list", "--app", TASKS, ...empty], 2, broker);
+  await expectCode(["events", "--dump", ...empty], 2, broker);
+  await expectCode(["worker", "--app", TASKS, "--broker=", "--fail-fast"], 2, broker);
+  const backend = /--backend is empty: give a result backend URL .*or leave --backend out/;
+  await expectCode(["result", crypto.randomUUID(), ...NOWHERE, "--backend", ""], 2, backend);
+  await expectCode(["call", "tasks.add", "--app", TASKS, ...NOWHERE, "--backend", ""], 2, backend);
+  await expectCode(
+    ["worker", "--app", TASKS, ...NOWHERE, "--backend", "", "--fail-fast"],
+    2,
+    backend,
+  );
+  const store = /--beat-store is empty: give a beat store URL .*or leave --beat-store out/;
+  await expectCode(["beat", "--app", TASKS, ...NOWHERE, "--beat-store", ""], 2, store);
+  await expectCode(
+    ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast", "-B", "--beat-store", ""],
+    2,
+    store,
+  );
+});
+
 Deno.test("exit codes: worker flag values its library parsers refuse are usage errors (2)", async () => {
   const worker = ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast"];
   // Were 1: the worker's parsers throw a TypeError, which a stopped worker exits 1 for.
