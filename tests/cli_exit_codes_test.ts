@@ -162,6 +162,12 @@ Deno.test("exit codes: worker flag values its library parsers refuse are usage e
     2,
     /cannot sandbox them/,
   );
+  // Tasks that set permissions (was 1, once connected): refused before connecting, saying why.
+  await expectCode(
+    ["worker", "--app", "./examples/sandbox_tasks.ts", ...NOWHERE, "--fail-fast", "-P", "inline"],
+    2,
+    /-P inline .*cannot sandbox them, and sandbox\.word_count, sandbox\.peek, sandbox\.fib, sandbox\.home set permissions: use -P threads/,
+  );
 });
 
 Deno.test("exit codes: dashboard flag values and the address off loopback without auth are 2", async () => {
