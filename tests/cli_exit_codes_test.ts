@@ -180,6 +180,9 @@ Deno.test("exit codes: dashboard flag values and the address off loopback withou
     /--basic-auth needs user:password/,
   );
   await expectCode([...dashboard, "--address", "0.0.0.0"], 2, /--address 0\.0\.0\.0 is off the/);
+  const maxTasks = /--max-tasks needs a whole number >= 1, got "(0|1\.5)"/;
+  await expectCode([...dashboard, "--max-tasks", "0"], 2, maxTasks);
+  await expectCode([...dashboard, "--max-tasks", "1.5"], 2, maxTasks);
   const worker = ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast", "-D", "--port", "0"];
   await expectCode([...worker, "--token", "short"], 2, /--token needs at least 16 characters/);
 });

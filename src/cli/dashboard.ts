@@ -14,6 +14,7 @@ import type { DashboardOptionNames } from "../dashboard/errors.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { granted } from "./permissions.ts";
 import { UsageError } from "./exit_codes.ts";
+import { positiveInt } from "./flag_numbers.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -89,10 +90,7 @@ export async function dashboardFromFlags(app: Celery, values: Values): Promise<D
     Deno.env.get("CELERIAC_DASHBOARD_BASIC_AUTH") ?? "";
   const basic = pairs.split(",").filter(Boolean);
   const token = (values.token as string | undefined) ?? Deno.env.get("CELERIAC_DASHBOARD_TOKEN");
-  const maxTasks = values["max-tasks"] === undefined ? undefined : Number(values["max-tasks"]);
-  if (maxTasks !== undefined && (!Number.isInteger(maxTasks) || maxTasks < 1)) {
-    throw new UsageError(`--max-tasks needs a whole number >= 1, got "${values["max-tasks"]}"`);
-  }
+  const maxTasks = positiveInt(values["max-tasks"] as string | undefined, "--max-tasks");
   const auth = { basic, ...(token !== undefined ? { token } : {}) };
   // Loaded here: a worker without -D loads none of the dashboard.
   const { Dashboard } = await import("../dashboard/server.ts");
