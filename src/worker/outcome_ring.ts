@@ -1,7 +1,8 @@
 /**
- * A Web Worker's plain outcomes (numbers and a meta: a failure, a retry, a
- * follow-up... is posted) on their way to the main thread through its
- * shared ring (`shared_ring.ts`) instead of a post.
+ * A Web Worker's lone plain outcome (numbers and a meta: a failure, a
+ * retry, a follow-up... is posted, as is a batch of several) on its way to
+ * the main thread through its shared ring (`shared_ring.ts`) instead of a
+ * post.
  *
  * @module
  */
@@ -28,7 +29,8 @@ function plain(o: RunOutcome): boolean {
 }
 
 /**
- * Write a batch of plain outcomes to the ring, all or none.
+ * Write a lone plain outcome to the ring (a batch of several is posted:
+ * see `writeRuns` in `run_ring.ts` for why).
  *
  * @example
  * ```ts
@@ -43,7 +45,7 @@ function plain(o: RunOutcome): boolean {
  * @param outcomes the batch
  * @param posts messages the Web Worker posted before it
  * @param now its `performance.now()`
- * @returns false when one is not plain or the batch does not fit (post it then)
+ * @returns false when the batch is not one plain outcome, or it does not fit (post it then)
  */
 export function writeOutcomes(
   ring: RingWriter,
@@ -51,6 +53,7 @@ export function writeOutcomes(
   posts: number,
   now: number,
 ): boolean {
+  if (outcomes.length !== 1) return false;
   // UTF-8 takes at most 3 bytes per UTF-16 unit.
   let max = BATCH_BYTES;
   for (const o of outcomes) {
