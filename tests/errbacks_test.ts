@@ -48,14 +48,16 @@ Deno.test("errbacks: more than one parameter, or a rest one, of an unbound task 
   assert.equal(splitErrbacks(tasks, [sig("eb.two")]).sent, null);
 });
 
-Deno.test("errbacks: called with (request, exc, traceback, ...args), an immutable one with its own; one that throws does not stop the rest", async () => {
+Deno.test("errbacks: called with (request, exc, traceback, ...args), an immutable one with its own; one that throws (or does not fit) does not stop the rest", async () => {
   calls.length = 0;
   const { local } = splitErrbacks(tasks, [
     sig("eb.throws"),
+    sig("eb.two", [1]),
     sig("eb.old", ["note"]),
     sig("eb.two", [1, 2], { immutable: true }),
   ]);
   const request = { id: "t-1", name: "t.fail" } as ErrbackRequest;
   await callErrbacks(local, request, new Error("boom"), "Traceback ...", (_t, args) => args);
+  // eb.two(a, b) given (request, exc, traceback, 1): Python's TypeError (logged), not a call.
   assert.deepEqual(calls, [["t-1", "boom", "string", "note"], [1, 2]]);
 });

@@ -14,7 +14,7 @@ import type { Task } from "../client/task.ts";
 import { reportHookError } from "../client/signals.ts";
 import type { ErrbackRequest } from "../client/task_options.ts";
 import type { SignatureDict } from "../protocol/message.ts";
-import { handlerSignature } from "./arity.ts";
+import { checkCall, handlerSignature } from "./arity.ts";
 
 /** An errback to call in-process, with its task. */
 export interface LocalErrback {
@@ -62,8 +62,10 @@ function takesRequest(task: Task<never, unknown>): boolean {
  * Call the in-process errbacks one after another, as Celery's `sig(request,
  * exc, traceback)`: the three come first unless the signature is immutable,
  * then its own arguments; its keyword arguments go where `place` puts them.
- * An errback that throws is reported and the others still run; nothing is
- * stored for them (a direct call, as in Celery, has no result).
+ * A call that does not fit the handler throws Python's `TypeError` (as
+ * `add(request, exc, traceback)` does in Celery); an errback that throws is
+ * reported and the others still run; nothing is stored for them (a direct
+ * call, as in Celery, has no result).
  *
  * @example
  * ```ts ignore
@@ -90,8 +92,11 @@ export async function callErrbacks(
   for (const { sig, task } of local) {
     try {
       const args = sig.immutable ? sig.args : [request, exc, traceback, ...sig.args];
+      const placed = place(task, args, sig.kwargs);
+      // Python's TypeError for a call that does not fit (tasks.add(a, b) as an errback), as in Celery.
+      checkCall(task, { args, kwargs: sig.kwargs }, placed);
       const handler = task.handler as (...a: unknown[]) => unknown;
-      await handler(...place(task, args, sig.kwargs));
+      await handler(...placed);
     } catch (err) {
       reportHookError(`errback ${sig.task} of ${request.name}[${request.id}]`, err);
     }
