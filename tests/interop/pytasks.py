@@ -1,7 +1,8 @@
 """Python Celery 5.2 tasks used by the interop tests.
 
 Broker and backend come from CELERY_BROKER_URL / CELERY_RESULT_BACKEND;
-the queue from INTEROP_QUEUE. Run with:
+the queue from INTEROP_QUEUE; task_queues (queues bound to named exchanges)
+from INTEROP_TASK_QUEUES='[{"queue", "exchange", "type", "key"}]'. Run with:
   /usr/bin/python3 -m celery -A pytasks worker -P solo -Q $INTEROP_QUEUE
 """
 import json
@@ -21,6 +22,13 @@ app.conf.broker_transport_options = {
     "global_keyprefix": os.environ.get("INTEROP_KEYPREFIX", ""),
 }
 app.conf.worker_hijack_root_logger = False
+if os.environ.get("INTEROP_TASK_QUEUES"):
+    from kombu import Exchange, Queue
+
+    app.conf.task_queues = [
+        Queue(q["queue"], Exchange(q["exchange"], type=q.get("type", "direct")), routing_key=q["key"])
+        for q in json.loads(os.environ["INTEROP_TASK_QUEUES"])
+    ]
 
 
 class CustomError(Exception):
