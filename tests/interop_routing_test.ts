@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { Celery, group } from "../mod.ts";
 import type { ApplyOptions } from "../src/client/task_options.ts";
 import type { TaskRoutes } from "../src/client/routes.ts";
-import { interopWorker, pythonCalls, pythonEnv } from "./helpers/interop.ts";
+import { CeleryCliSession, interopWorker, pythonCalls, pythonEnv } from "./helpers/interop.ts";
 import { celeryWorker, runPython } from "./helpers/procs.ts";
 import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -212,4 +212,30 @@ Deno.test({
   ignore: ignoreAmqp,
 }, async () => {
   await onVhost((broker) => exchangeBoundWorkers(broker, names(""), true));
+});
+
+Deno.test({
+  name:
+    "routing on Redis: an idle Celeriac worker takes from a queue celery control add_consumer added",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  await onRedis(async (broker, prefix) => {
+    const n = names(prefix);
+    const urls = { broker, backend: REDIS_URL };
+    const node = `routing-${crypto.randomUUID().slice(0, 8)}@test`;
+    const worker = await interopWorker(urls, n.q0, ["-n", node]);
+    const celery = new CeleryCliSession(pythonEnv(urls, n.q0));
+    const ids: string[] = [];
+    try {
+      const out = await celery.run(["control", "add_consumer", n.qa, "-d", node, "--json"]);
+      assert.deepEqual(JSON.parse(out.stdout), [{ [node]: { ok: `add consumer ${n.qa}` } }]);
+      const sent = await pythonCalls(pythonEnv(urls, n.qa), [{ task: "tasks.add", args: [1, 2] }]);
+      ids.push(...sent.map((o) => o.id));
+      assert.deepEqual(sent.map((o) => o.ok), [3], JSON.stringify(sent));
+    } finally {
+      await celery.close();
+      await worker.stop();
+      await deleteResults(ids);
+    }
+  });
 });

@@ -95,6 +95,9 @@ export class Consumer {
   #queues: string[];
   readonly #window: PrefetchWindow;
   readonly #abort = new AbortController();
+  /** Ends the take under way when the queues change, so the next one takes from the new list. */
+  #requeued = new AbortController();
+  #takeSignal = AbortSignal.any([this.#abort.signal, this.#requeued.signal]);
   readonly #onFatal: (err: BrokerConnectionError) => void;
   #stopped = false;
   #done: Promise<void> = Promise.resolve();
@@ -146,6 +149,7 @@ export class Consumer {
     if (this.#queues.includes(queue)) return false;
     await this.#s.broker.declareQueue(queue);
     this.#queues = [...this.#queues, queue];
+    this.#queuesChanged();
     log.info("Consuming from {queue}", { queue });
     return true;
   }
@@ -159,8 +163,20 @@ export class Consumer {
   cancel(queue: string): boolean {
     if (!this.#queues.includes(queue)) return false;
     this.#queues = this.#queues.filter((q) => q !== queue);
+    this.#queuesChanged();
     log.info("No longer consuming from {queue}", { queue });
     return true;
+  }
+
+  /**
+   * End the take under way (it resolves with what it has, if anything: see
+   * `Broker.take`), which waits only on the old queues — an idle worker
+   * would otherwise never take from a queue `add_consumer` added.
+   */
+  #queuesChanged(): void {
+    this.#requeued.abort();
+    this.#requeued = new AbortController();
+    this.#takeSignal = AbortSignal.any([this.#abort.signal, this.#requeued.signal]);
   }
 
   /**
@@ -202,7 +218,7 @@ export class Consumer {
       }
       let got: Delivery[];
       try {
-        got = await s.broker.take(this.#queues, { max: free, signal: this.#abort.signal });
+        got = await s.broker.take(this.#queues, { max: free, signal: this.#takeSignal });
         backoff = FIRST_BACKOFF_MS;
         s.autoscaler?.took(free, got.length);
       } catch (err) {
