@@ -11,7 +11,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { BrokerConnectionError } from "../broker/errors.ts";
-import type { Delivery } from "../broker/port.ts";
+import type { Delivery, QueueBinding } from "../broker/port.ts";
 import type { Intake } from "./intake.ts";
 import { receiveOrPark } from "./last_resort.ts";
 import { poolSlots } from "./pool_setup.ts";
@@ -140,14 +140,26 @@ export class Consumer {
   }
 
   /**
-   * Consume one more queue (declared first); false when already consumed.
+   * Consume one more queue (declared first, and bound to `binding`'s
+   * exchange when given); false when already consumed.
    *
    * @param queue the queue
+   * @param binding the queue's binding to a named exchange, if any
    * @returns whether it was added
    */
-  async add(queue: string): Promise<boolean> {
+  async add(queue: string, binding?: QueueBinding): Promise<boolean> {
     if (this.#queues.includes(queue)) return false;
-    await this.#s.broker.declareQueue(queue);
+    const broker = this.#s.broker;
+    if (binding && broker.bindQueue) await broker.bindQueue(queue, binding);
+    else {
+      if (binding) {
+        log.warn(
+          "The {transport} broker has no exchanges: consuming {queue} without binding it to {exchange}",
+          { transport: broker.transport, queue, exchange: binding.exchange },
+        );
+      }
+      await broker.declareQueue(queue);
+    }
     this.#queues = [...this.#queues, queue];
     this.#queuesChanged();
     log.info("Consuming from {queue}", { queue });
