@@ -118,3 +118,25 @@ def collect(items, marker_key):
     r = redis.Redis.from_url(os.environ.get("INTEROP_MARKER_REDIS", "redis://127.0.0.1:6379/0"))
     r.rpush(marker_key, json.dumps({"by": "py", "items": items}))
     return len(items)
+
+
+def _errback_marker(marker_key, record):
+    import redis
+    r = redis.Redis.from_url(os.environ.get("INTEROP_MARKER_REDIS", "redis://127.0.0.1:6379/0"))
+    r.rpush(marker_key, json.dumps(record))
+
+
+@app.task(name="py.errback_old")
+def errback_old(request, exc, traceback, marker_key):
+    """Old-style errback: Celery calls it in the failing task's worker, no message."""
+    _errback_marker(marker_key, {
+        "by": "py", "style": "old", "failed": request.id,
+        "exc": f"{type(exc).__name__}: {exc}", "traceback": isinstance(traceback, str),
+        "stored": app.AsyncResult(request.id).state,
+    })
+
+
+@app.task(name="py.errback_new")
+def errback_new(task_id, *, marker_key):
+    """One-argument errback: sent as a message with the failed task's id."""
+    _errback_marker(marker_key, {"by": "py", "style": "new", "failed": task_id})
