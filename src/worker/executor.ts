@@ -26,6 +26,7 @@ import { resultRepr } from "../protocol/repr.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
 import { checkCall, handlerSignature } from "./arity.ts";
 import { callErrbacks, splitErrbacks } from "./errbacks.ts";
+import { checkFollowUps } from "./follow_up_check.ts";
 import { stateUpdater } from "./task_state.ts";
 import { type RunHooks, runHooks } from "./task_hooks.ts";
 import { reportedError } from "./reported_error.ts";
@@ -329,6 +330,13 @@ export async function runTask(
     // A replacement, even one the handler did not await or caught: it ends the task all the same.
     if (replacer) await replacer.pending();
     if (planned) return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
+    // As a Celery worker's apply_async of them: a follow-up that does not fit fails this task.
+    checkFollowUps(
+      tasks,
+      body.embed,
+      value,
+      (t, args, kwargs) => callArgs(t, { ...body, args, kwargs }),
+    );
     const outcome: RunOutcome = { seq: req.seq, ok: true, runtime, blocked };
     if (req.storeResult && !task.options.ignoreResult) {
       metaInput.status = "SUCCESS";
