@@ -56,6 +56,8 @@ Deno.test("outcome ring: an outcome not plain or too big, or a batch of several,
   );
   assert.equal(writeOutcomes(writer, [ok(3, "x".repeat(30_000))], 0, 0), false);
   assert.equal(writeOutcomes(writer, [ok(4, "{}"), ok(5, "{}")], 0, 0), false);
+  const later = { ...ok(6, "{}"), later: "a field added to RunOutcome" } as RunOutcome;
+  assert.equal(writeOutcomes(writer, [later], 0, 0), false);
   assert.deepEqual(readOutcomes(reader, 0).outcomes, []);
   // Unread records fill it: the writer refuses rather than overwrite them.
   let written = 0;

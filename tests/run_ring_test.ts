@@ -53,6 +53,8 @@ Deno.test("run ring: a request with fields it does not carry, or a batch, is ref
     runRequest(1, body, { info: runInfo({ rootId: "id-1", replacedTaskNesting: 1 }) }),
     runRequest(1, body, { decoded: [[], {}, {}] as never }),
     runRequest(1, new Uint8Array(70_000)),
+    { ...runRequest(1, body), later: "a field added to RunRequest" } as never,
+    runRequest(1, body, { info: { ...runInfo({ rootId: "id-1" }), later: 1 } as never }),
   ];
   for (const r of refused) assert.equal(writeRuns(writer, [r], 0), false);
   assert.equal(writeRuns(writer, [runRequest(0, body), runRequest(1, body)], 0), false, "a batch");

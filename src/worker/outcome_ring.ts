@@ -21,11 +21,15 @@ const BLOCKED = 2;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** The fields a plain outcome may have set: a field added to `RunOutcome` later is posted. */
+const PLAIN = new Set(["seq", "ok", "runtime", "blocked", "meta"]);
+
 /** Whether an outcome is plain: numbers and a meta only. */
 function plain(o: RunOutcome): boolean {
-  return o.exc === undefined && o.refused === undefined && o.followUp === undefined &&
-    o.retry === undefined && o.repr === undefined && o.traceback === undefined &&
-    o.replacedBy === undefined;
+  for (const k in o) {
+    if (!PLAIN.has(k) && (o as unknown as Record<string, unknown>)[k] !== undefined) return false;
+  }
+  return true;
 }
 
 /**

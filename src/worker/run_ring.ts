@@ -22,10 +22,48 @@ const EXTENDED = 8;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** The fields the ring carries or restores: a field added to `RunRequest` later is posted. */
+const CARRIED = new Set([
+  "seq",
+  "task",
+  "id",
+  "body",
+  "contentType",
+  "contentEncoding",
+  "headers",
+  "decoded",
+  "storeResult",
+  "describe",
+  "extended",
+  "timeLimits",
+  "info",
+]);
+const CARRIED_INFO = new Set([
+  "retries",
+  "rootId",
+  "parentId",
+  "group",
+  "eta",
+  "expires",
+  "queue",
+  "redelivered",
+  "hostname",
+  "groupIndex",
+  "replacedTaskNesting",
+]);
+
 /** Whether a request is plain: every field the ring does not carry has its usual value. */
 function plain(r: RunRequest): boolean {
   const info = r.info;
   for (const _ in r.headers) return false;
+  for (const k in r) {
+    if (!CARRIED.has(k) && (r as unknown as Record<string, unknown>)[k] !== undefined) return false;
+  }
+  for (const k in info) {
+    if (!CARRIED_INFO.has(k) && (info as unknown as Record<string, unknown>)[k] !== undefined) {
+      return false;
+    }
+  }
   return r.decoded === undefined && r.timeLimits === undefined && info.rootId === r.id &&
     info.parentId === null && info.group === null && info.eta === null &&
     info.expires === null && (info.groupIndex === undefined || info.groupIndex === null) &&
