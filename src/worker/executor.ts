@@ -258,7 +258,10 @@ export async function runTask(
     const args = callArgs(task, body);
     checkCall(task, body, args);
     const handler = task.handler as (...a: unknown[]) => unknown;
-    if (req.timeLimits) services.started?.(req.seq);
+    // Its start is written before the halt is read: a terminate that finds it not started put it
+    // back, and it then never runs here; one that finds it started reports it as run.
+    services.started?.(req.seq);
+    if (services.halted?.()) return { seq: req.seq, ok: false, runtime: 0 };
     const running = { id: req.id, rootId: req.info.rootId ?? req.id };
     let value: unknown;
     let ctx: TaskContext | null = null;

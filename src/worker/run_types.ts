@@ -172,11 +172,17 @@ export interface RunServices {
    */
   maxDecompressedSize?: number;
   /**
-   * Called for a request with time limits when its handler is about to be
-   * called (its body decoded, `taskPrerun` done): the pool starts its time
-   * limits then, not while it waits behind other tasks of its thread.
+   * Called for every request when its handler is about to be called (its
+   * body decoded, `taskPrerun` done): the pool starts its time limits then,
+   * not while it waits behind other tasks of its thread, and knows it ran if
+   * the thread is then terminated.
    */
   started?: (seq: number) => void;
+  /**
+   * Whether the thread was terminated (read after `started`): its handler is
+   * then not called, and the outcome returned is never delivered.
+   */
+  halted?: () => boolean;
   /**
    * Called when a handler's synchronous run ends (it returned, threw or
    * awaited) with the request's `seq` and whether the handler returned a

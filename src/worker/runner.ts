@@ -49,6 +49,7 @@ const services: RunServices = {
   started: (seq) => {
     if (!starts?.record(seq, (s) => runner.running(s))) post({ type: "started", seq });
   },
+  halted: () => starts?.halted ?? false,
 };
 
 // Opened now, with the permissions the Web Worker starts with: a sandbox gives some up once loaded.
@@ -109,6 +110,8 @@ self.onmessage = (e: MessageEvent<ToRunnerPosted>) => {
       );
       break;
     case "run": {
+      // Terminated while busy, the thread runs on to what was queued: the main thread put it back.
+      if (starts?.halted) break;
       const batch = unpackRun(msg.batch);
       received += batch.length;
       app!.then((a) => runner.run(a.tasks, batch, a.signals));
