@@ -184,6 +184,18 @@ export interface RunServices {
    */
   halted?: () => boolean;
   /**
+   * Called when a handler has returned or thrown, or the promise it returned
+   * settled: the task has run, whatever is still to do for its outcome.
+   */
+  finished?: (seq: number) => void;
+  /**
+   * Called for a request with a hard time limit before its start: a promise
+   * while outcomes of tasks that finished on this thread are still to be
+   * handed on (awaited, then asked again), so that none is in the thread
+   * when its limit may terminate it; undefined when none is.
+   */
+  flushed?: () => Promise<void> | undefined;
+  /**
    * Called when a handler's synchronous run ends (it returned, threw or
    * awaited) with the request's `seq` and whether the handler returned a
    * promise: `BatchRunner` shares the thread's later CPU time among the

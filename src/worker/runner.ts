@@ -70,6 +70,7 @@ const services: RunServices = {
     if (!starts?.record(seq, (s) => runner.running(s))) post({ type: "started", seq });
   },
   halted: () => starts?.halted ?? false,
+  finished: (seq) => starts?.finish(seq),
 };
 
 // Opened now, with the permissions the Web Worker starts with: a sandbox gives some up once loaded.

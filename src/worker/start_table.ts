@@ -42,6 +42,8 @@ export interface StartTableMemory {
    * queued to it: it starts no task once this is set.
    */
   halted: Int32Array;
+  /** The task of each slot whose handler has returned (or settled): its sequence number, 32 bits. */
+  finished: Int32Array;
 }
 
 /**
@@ -58,6 +60,8 @@ export interface StartTableMemory {
  * worker.record(7, () => false); // true: written, no message needed
  * main.startedAt(7) !== null; // true: the main thread sees it started
  * main.startedAt(8); // null: not started
+ * worker.finish(7); // its handler returned
+ * main.hasFinished(7); // true: its limits no longer apply
  * main.halt(); // before terminating the Web Worker
  * worker.halted; // true: it starts no more tasks
  * ```
@@ -83,7 +87,30 @@ export class StartTable {
       seqs: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       at: new Float64Array(new SharedArrayBuffer(SLOTS * 8)),
       halted: new Int32Array(new SharedArrayBuffer(4)),
+      finished: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
     };
+  }
+
+  /**
+   * In the Web Worker: note that the handler of task `seq` returned (or the
+   * promise it returned settled), before its outcome is handed on. Its slot
+   * stays its own until then ({@link StartTable.record}).
+   *
+   * @param seq the task
+   */
+  finish(seq: number): void {
+    Atomics.store(this.memory.finished, seq % SLOTS, seq | 0);
+  }
+
+  /**
+   * On the main thread: whether the handler of task `seq` has returned,
+   * though its outcome may not have arrived: a time limit no longer applies.
+   *
+   * @param seq the task
+   * @returns true once {@link StartTable.finish} noted it
+   */
+  hasFinished(seq: number): boolean {
+    return Atomics.load(this.memory.finished, seq % SLOTS) === (seq | 0);
   }
 
   /**

@@ -156,10 +156,14 @@ export class ThreadPool implements Pool {
     this.#options = options;
     this.#events = events;
     this.#policy = new RecyclePolicy(options.recycle);
-    this.#limits = new TimeLimitTimers({
-      soft: (seq, seconds) => this.#softLimit(seq, seconds),
-      hard: (seq, seconds) => this.#hardLimit(seq, seconds),
-    }, (seq) => this.#owner.get(seq)?.member.starts.startedAt(seq) ?? null);
+    this.#limits = new TimeLimitTimers(
+      {
+        soft: (seq, seconds) => this.#softLimit(seq, seconds),
+        hard: (seq, seconds) => this.#hardLimit(seq, seconds),
+      },
+      (seq) => this.#owner.get(seq)?.member.starts.startedAt(seq) ?? null,
+      (seq) => this.#owner.get(seq)?.member.starts.hasFinished(seq) ?? false,
+    );
     this.#threads = new ThreadWatch((leak, count) => events.onThreadLeak?.(leak, count));
   }
 
@@ -379,7 +383,8 @@ export class ThreadPool implements Pool {
    */
   #kill(seq: number, seconds: number): void {
     const o = this.#owner.get(seq);
-    if (!o) return;
+    // Its handler returned: nothing to stop, its outcome is on its way.
+    if (!o || o.member.starts.hasFinished(seq)) return;
     const { member } = o;
     const wasRetiring = member.retiring;
     // Read after the halt: a task not started by then never starts.
