@@ -375,8 +375,9 @@ export class Worker {
       heartbeat: () => this.#heartbeat?.requested(),
       inspect: workerInspection(this.#s, this.#registries, {
         queues: () => this.#consumer.queues,
+        binding: (queue) => this.#consumer.binding(queue),
         startedAt: Date.now(),
-        addConsumer: (queue) => this.#consumer.add(queue),
+        addConsumer: (queue, binding) => this.#consumer.add(queue, binding),
         cancelConsumer: (queue) => this.#consumer.cancel(queue),
       }),
     };
