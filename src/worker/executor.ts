@@ -287,7 +287,14 @@ export async function runTask(
     const args = callArgs(task, body);
     checkCall(task, body, args);
     const handler = task.handler as (...a: unknown[]) => unknown;
-    if (req.timeLimits) services.started?.(req.seq);
+    // Outcomes of tasks that ran before it are handed on first: its limit would lose them.
+    if (req.timeLimits?.hard) {
+      for (let wait = services.flushed?.(); wait; wait = services.flushed?.()) await wait;
+    }
+    // Its start is written before the halt is read: a terminate that finds it not started put it
+    // back, and it then never runs here; one that finds it started reports it as run.
+    services.started?.(req.seq);
+    if (services.halted?.()) return { seq: req.seq, ok: false, runtime: 0 };
     const running = { id: req.id, rootId: req.info.rootId ?? req.id };
     let value: unknown;
     let ctx: TaskContext | null = null;
@@ -320,10 +327,15 @@ export async function runTask(
     } finally {
       blocked = performance.now() - began;
       services.firstRun?.(req.seq, value instanceof Promise);
+      if (!isThenable(value)) services.finished?.(req.seq);
     }
     let runtime = blocked;
     if (isThenable(value)) {
-      value = await value;
+      try {
+        value = await value;
+      } finally {
+        services.finished?.(req.seq);
+      }
       runtime = performance.now() - began;
     }
     if (traced !== undefined) runtime += began - traced;

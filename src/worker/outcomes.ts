@@ -165,7 +165,7 @@ export function settleLost(st: WorkerState, seqs: number[], reason: string): voi
  * @param st the worker's state
  * @param seq the task past its limit
  * @param seconds the limit
- * @param abandoned the other tasks its Web Worker held
+ * @param abandoned the other tasks its Web Worker held, not started
  */
 export function settleTimeLimit(
   st: WorkerState,

@@ -73,8 +73,10 @@ export interface PoolEvents {
   /**
    * Task `seq` exceeded its hard time limit (or was terminated by a
    * revoke; `seconds` is then 0) and was stopped. `abandoned`
-   * are other tasks that were stopped with it (they shared its Web
-   * Worker): they did not fail and must be put back in their queues.
+   * are other tasks that were stopped with it before they started (they
+   * shared its Web Worker): they did not run and must be put back in their
+   * queues. Those of its Web Worker that had started are reported to
+   * `onLost` first.
    */
   onTimeLimit(seq: number, seconds: number, abandoned: number[]): void;
   /**
@@ -127,7 +129,7 @@ export interface Pool {
   /**
    * Stop running tasks now (revoke with terminate): the Web Worker running
    * each is ended and replaced, and `onTimeLimit` reports it with the other
-   * tasks it held. The inline pool can only fire their AbortSignals.
+   * tasks it held that had not started (`onLost` those that had). The inline pool can only fire their AbortSignals.
    */
   terminate(seqs: number[]): void;
   /** Stop the pool; running tasks are abandoned. */

@@ -176,11 +176,29 @@ export interface RunServices {
    */
   maxDecompressedSize?: number;
   /**
-   * Called for a request with time limits when its handler is about to be
-   * called (its body decoded, `taskPrerun` done): the pool starts its time
-   * limits then, not while it waits behind other tasks of its thread.
+   * Called for every request when its handler is about to be called (its
+   * body decoded, `taskPrerun` done): the pool starts its time limits then,
+   * not while it waits behind other tasks of its thread, and knows it ran if
+   * the thread is then terminated.
    */
   started?: (seq: number) => void;
+  /**
+   * Whether the thread was terminated (read after `started`): its handler is
+   * then not called, and the outcome returned is never delivered.
+   */
+  halted?: () => boolean;
+  /**
+   * Called when a handler has returned or thrown, or the promise it returned
+   * settled: the task has run, whatever is still to do for its outcome.
+   */
+  finished?: (seq: number) => void;
+  /**
+   * Called for a request with a hard time limit before its start: a promise
+   * while outcomes of tasks that finished on this thread are still to be
+   * handed on (awaited, then asked again), so that none is in the thread
+   * when its limit may terminate it; undefined when none is.
+   */
+  flushed?: () => Promise<void> | undefined;
   /**
    * Called when a handler's synchronous run ends (it returned, threw or
    * awaited) with the request's `seq` and whether the handler returned a
