@@ -31,6 +31,7 @@ import type { Running, WorkerState } from "./worker_state.ts";
 export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
   const s = new Settlement();
   const retries: DueRetry[] = [];
+  const earlyAcked: Running[] = [];
   const now = new Date();
   const { lifecycle } = st;
   for (const o of outcomes) {
@@ -98,8 +99,9 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
       });
     }
     if (!r.acked) s.acks.push(delivery);
+    else earlyAcked.push(r);
   }
-  st.settle(s);
+  st.settle(s, undefined, earlyAcked);
   if (retries.length) {
     st.track(() =>
       settleRetries(retries, {
@@ -107,8 +109,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
         backend: st.backend,
         publish: (m, t) => st.publish(m, t),
         origin: st.hostname,
-      })
-    );
+      }), { held: retries });
   }
   st.wake();
 }
@@ -153,7 +154,7 @@ export function settleLost(st: WorkerState, seqs: number[], reason: string): voi
     s.stores.push({ ...failureEntry(r.req.id, exc, null), replyTo: r.req.replyTo });
     if (!r.acked) s.acks.push(r.delivery);
   }
-  st.settle(s, () => putBack(st, requeues));
+  st.settle(s, () => putBack(st, requeues), requeues);
   st.wake();
 }
 
@@ -205,7 +206,7 @@ export function settleTimeLimit(
       back.push(a);
     }
   }
-  st.settle(s, () => putBack(st, back));
+  st.settle(s, () => putBack(st, back), back);
   st.wake();
 }
 
