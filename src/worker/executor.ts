@@ -121,6 +121,11 @@ export function failedBeforeRun(
   return { seq: req.seq, ok: false, exc, meta, runtime: 0 };
 }
 
+/** The outcome of a request revoked before its handler was called: nothing ran, nothing to store. */
+function revokedBeforeRun(req: RunRequest): RunOutcome {
+  return { seq: req.seq, ok: false, revoked: true, runtime: 0 };
+}
+
 /** Whether a handler's return value is awaited (a promise or any other thenable). */
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === "object" && value !== null || typeof value === "function") &&
@@ -184,7 +189,11 @@ async function retried(
  * Run one task request against a registry of tasks. The clock is read
  * where the handler is called and where its synchronous run ends (`blocked`,
  * and `runtime` of a handler that did not return a promise), and once more
- * when a promise it returned settles or it threw.
+ * when a promise it returned settles or it threw. A request revoked since
+ * it was handed over (`services.revoked`) is not run: asked at once, and
+ * again just before the handler is called (tasks of one batch wait for
+ * those before them, after their `taskPrerun`), it ends with a `revoked`
+ * outcome.
  *
  * @example
  * ```ts ignore
@@ -203,6 +212,7 @@ export async function runTask(
   signal: AbortSignal,
   services: RunServices = {},
 ): Promise<RunOutcome> {
+  if (services.revoked?.(req.seq)) return revokedBeforeRun(req);
   const metaInput: ResultMetaInput = {
     taskId: req.id,
     groupId: req.info.group,
@@ -257,6 +267,7 @@ export async function runTask(
     await hooks?.prerun();
     const args = callArgs(task, body);
     checkCall(task, body, args);
+    if (services.revoked?.(req.seq)) return revokedBeforeRun(req);
     const handler = task.handler as (...a: unknown[]) => unknown;
     if (req.timeLimits) services.started?.(req.seq);
     const running = { id: req.id, rootId: req.info.rootId ?? req.id };

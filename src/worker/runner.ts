@@ -49,6 +49,8 @@ const services: RunServices = {
   started: (seq) => {
     if (!starts?.record(seq, (s) => runner.running(s))) post({ type: "started", seq });
   },
+  // Read in shared memory: a message would wait behind the task holding this thread.
+  revoked: (seq) => starts?.revoked(seq) ?? false,
 };
 
 // Opened now, with the permissions the Web Worker starts with: a sandbox gives some up once loaded.

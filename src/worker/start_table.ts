@@ -14,6 +14,11 @@
  * any step of the wall clock since the main thread started (NTP's first
  * correction, a VM resumed), and would move every limit by that step.
  *
+ * The main thread also marks there a task revoked after it was posted
+ * ({@link StartTable.revoke}), which the Web Worker reads before it starts
+ * the task ({@link StartTable.revoked}): a message would wait behind the
+ * tasks that hold the Web Worker's thread.
+ *
  * @module
  */
 
@@ -34,6 +39,8 @@ export interface StartTableMemory {
   seqs: Int32Array;
   /** When it started, by the Web Worker's `performance.now()`; 0 for never. */
   at: Float64Array;
+  /** The task of each slot the main thread revoked: its sequence number, truncated to 32 bits. */
+  revoked: Int32Array;
 }
 
 /**
@@ -50,6 +57,8 @@ export interface StartTableMemory {
  * worker.record(7, () => false); // true: written, no message needed
  * main.startedAt(7) !== null; // true: the main thread sees it started
  * main.startedAt(8); // null: not started
+ * main.revoke(9, () => false); // true: marked
+ * worker.revoked(9); // true: the Web Worker does not start it
  * ```
  */
 export class StartTable {
@@ -72,6 +81,7 @@ export class StartTable {
     this.memory = memory ?? {
       seqs: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       at: new Float64Array(new SharedArrayBuffer(SLOTS * 8)),
+      revoked: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
     };
   }
 
@@ -119,5 +129,36 @@ export class StartTable {
     if (this.#offset === null || Atomics.load(this.memory.seqs, slot) !== (seq | 0)) return null;
     const at = this.memory.at[slot];
     return at > 0 ? at + this.#offset : null;
+  }
+
+  /**
+   * On the main thread: mark task `seq` revoked, so that its Web Worker does
+   * not start it if it has not yet. Not marked when its slot's mark is held
+   * by another revoked task the Web Worker still holds (their dispatch
+   * numbers a multiple of 1024 apart): `seq` may then start.
+   *
+   * @param seq the task
+   * @param held whether a task (by sequence number) is still held by this table's Web Worker
+   * @returns whether it was marked
+   */
+  revoke(seq: number, held: (seq: number) => boolean): boolean {
+    const slot = seq % SLOTS;
+    const marked = Atomics.load(this.memory.revoked, slot);
+    // The marked task's full number: the closest to `seq` with the same low 32 bits.
+    if (marked !== 0 && marked !== (seq | 0) && held(seq - (((seq | 0) - marked) | 0))) {
+      return false;
+    }
+    Atomics.store(this.memory.revoked, slot, seq | 0);
+    return true;
+  }
+
+  /**
+   * In the Web Worker: whether the main thread revoked task `seq`.
+   *
+   * @param seq the task
+   * @returns true when it is not to start
+   */
+  revoked(seq: number): boolean {
+    return Atomics.load(this.memory.revoked, seq % SLOTS) === (seq | 0);
   }
 }
