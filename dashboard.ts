@@ -42,9 +42,16 @@ export {
   type AuthOptions,
   authRequired,
   checkAuth,
+  checkListenAuth,
   isLoopback,
   safeEqual,
   validateAuth,
 } from "./src/dashboard/auth.ts";
-export { errorResponse, HttpError } from "./src/dashboard/errors.ts";
+export {
+  type DashboardOption,
+  type DashboardOptionNames,
+  DashboardOptionsError,
+  errorResponse,
+  HttpError,
+} from "./src/dashboard/errors.ts";
 export { parsePyLiteral, PyLiteralError } from "./src/dashboard/py_literal.ts";

@@ -58,6 +58,7 @@ export type {
   ApplyOptions,
   BoundTaskHandler,
   DelayManyOptions,
+  ErrbackRequest,
   SendManyOptions,
   StateUpdate,
   TaskContext,

@@ -3,7 +3,7 @@
  * them with `deno run -A worker.ts --app ./examples/workflow_tasks.ts`.
  */
 
-import { Celery } from "../mod.ts";
+import { Celery, type ErrbackRequest } from "../mod.ts";
 
 export const app = new Celery();
 
@@ -21,3 +21,20 @@ export const fail = app.task("flow.fail", (why: string): never => {
   err.name = "ValueError";
   throw err;
 });
+/**
+ * A one-argument errback (`link_error`): sent as a task with the failed
+ * task's id, so any worker that defines it runs it.
+ */
+export const noteFailure = app.task("flow.note_failure", (taskId: string) => `noted ${taskId}`);
+/**
+ * An old-style errback, Celery's `(request, exc, traceback)`: the worker
+ * whose task failed calls it in-process (no message) once the FAILURE is
+ * stored; its own arguments (here `channel`) come after the three.
+ */
+export const alert = app.task(
+  "flow.alert",
+  (request: ErrbackRequest, exc: unknown, _traceback: string, channel: string) => {
+    // deno-lint-ignore no-console
+    console.log(`  ${channel}: ${request.name}(${request.args.join(", ")}) raised ${exc}`);
+  },
+);

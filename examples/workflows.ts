@@ -1,7 +1,7 @@
 /**
  * Workflows (Celery's canvas) on the embedded Deno KV store: chain, group,
- * chord, map / starmap / chunks, a failing chord and a saved group, with a
- * worker in the same process.
+ * chord, map / starmap / chunks, a failing chord, errbacks and a saved group,
+ * with a worker in the same process.
  *
  *   deno run --allow-read=. --allow-env examples/workflows.ts
  *
@@ -13,15 +13,16 @@
  *     deno run --allow-read=. --allow-env --allow-net=127.0.0.1:6379 examples/workflows.ts
  *
  * With rpc:// results (CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672//
- * CELERY_RESULT_BACKEND=rpc://, --allow-net=127.0.0.1:5672) the chords and
- * the saved group are skipped, as it says: rpc:// joins no chords and saves
- * no groups, as in Celery; results on Redis run them all.
+ * CELERY_RESULT_BACKEND=rpc://, --allow-net=127.0.0.1:5672) the chords, the
+ * errbacks and the saved group are skipped, as it says: rpc:// joins no
+ * chords, saves no groups and sends an errback's result to no caller, as in
+ * Celery; results on Redis run them all.
  */
 // deno-lint-ignore-file no-console
 
 import { chain, chord, group, TaskError } from "../mod.ts";
 import { Worker } from "../worker.ts";
-import { add, app, fail, mul, show, tsum } from "./workflow_tasks.ts";
+import { add, alert, app, fail, mul, noteFailure, show, tsum } from "./workflow_tasks.ts";
 
 // The broker from CELERY_BROKER_URL, else an in-memory KV store.
 if (!Deno.env.get("CELERY_BROKER_URL")) app.configure({ broker: "kv://:memory:" });
@@ -77,6 +78,17 @@ if (/^rpc:/i.test(app.config.backend ?? "")) {
     if (!(err instanceof TaskError)) throw err;
     console.log(`chord with a failing member             → ${err.excModule}.${err.excType}`);
   }
+
+  // Errbacks: a one-argument errback is sent as a task with the failed task's id; an
+  // old-style one (request, exc, traceback) is called in-process by the worker that ran it.
+  // (With rpc:// the errback's result would go to no caller: the worker sends it, not us.)
+  const noted = crypto.randomUUID();
+  const failed = await fail.s("no apples").onError(noteFailure.s().set({ taskId: noted }))
+    .onError(alert.s("#ops")).applyAsync();
+  await failed.get(T).catch((err) =>
+    console.log(`fail("no apples")                       → ${err}`)
+  );
+  console.log(`its one-argument errback                = ${await app.asyncResult(noted).get(T)}`);
 
   // Groups can be saved and restored by id (here, or by Python's GroupResult.restore).
   const saved = await group([mul.s(2, 3), mul.s(4, 5)]).applyAsync();

@@ -5,8 +5,10 @@ import { createRequire } from "node:module";
 import {
   encodePublish,
   publishSimple,
+  publishSimpleBatch,
   type SimpleProperties,
   simpleProperties,
+  type SimplePublish,
 } from "../src/broker/amqp_fast_publish.ts";
 import { RABBITMQ_URL } from "./helpers/rabbitmq.ts";
 
@@ -205,5 +207,101 @@ Deno.test("fast publish: mixed with amqplib's publishes on one channel, frames a
     }
   } finally {
     await conn.close();
+  }
+});
+
+Deno.test("fast publish batch: one write, confirms by index in publish order, amqplib's publishes between", async () => {
+  const conn = await amqp.connect(`${RABBITMQ_URL}?frameMax=4096`);
+  try {
+    const ch = await conn.createConfirmChannel();
+    const queue = `celeriac-fast-publish-${crypto.randomUUID()}`;
+    // Past 100 messages the queue refuses: the confirms say which index got which tag.
+    await ch.assertQueue(queue, {
+      exclusive: true,
+      arguments: { "x-max-length": 100, "x-overflow": "reject-publish" },
+    });
+    // A batch goes to the socket, or behind amqplib's frames in the channel's buffer: one write.
+    const internals = ch as unknown as {
+      ch: number;
+      connection: {
+        stream: { write(b: Uint8Array): boolean };
+        channels: { buffer: { write(b: Uint8Array): boolean } }[];
+      };
+    };
+    const sinks = [internals.connection.stream, internals.connection.channels[internals.ch].buffer];
+    const writers = sinks.map((sink) => sink.write);
+    let writes = 0;
+    sinks.forEach((sink, i) => {
+      sink.write = (b: Uint8Array) => {
+        writes++;
+        return writers[i].call(sink, b);
+      };
+    });
+    const results: Promise<boolean>[] = [];
+    let next = 0;
+    let batches = 0;
+    while (next < 300) {
+      const size = 1 + (batches % 7);
+      const publishes: SimplePublish[] = [];
+      const oks: ((ok: boolean) => void)[] = [];
+      for (let k = 0; k < size; k++, next++) {
+        const body = Buffer.alloc(k === 1 ? 9_000 : 10 + (next % 50), next % 256);
+        body.writeUInt32BE(next, 0);
+        publishes.push({ routingKey: queue, body, props: { correlationId: `c${next}` } });
+        results.push(new Promise((resolve) => oks.push(resolve)));
+      }
+      writes = 0;
+      assert.ok(publishSimpleBatch(ch, "", publishes, (i, err) => oks[i](err === null)));
+      assert.equal(writes, 1);
+      batches++;
+      const body = Buffer.alloc(30_000, 7);
+      body.writeUInt32BE(next, 0);
+      results.push(
+        new Promise((resolve) => {
+          ch.publish("", queue, body, { headers: { i: next } }, (err) => resolve(err === null));
+        }),
+      );
+      next++;
+      if (batches % 10 === 0) await new Promise((r) => setTimeout(r, 0));
+    }
+    sinks.forEach((sink, i) => sink.write = writers[i]);
+    assert.deepEqual(await Promise.all(results), Array.from({ length: next }, (_, i) => i < 100));
+    for (let i = 0; i < 100; i++) {
+      const got = await ch.get(queue, { noAck: true });
+      assert.ok(got);
+      assert.equal(got.content.readUInt32BE(0), i);
+      if (!got.properties.headers?.i) assert.equal(got.properties.correlationId, `c${i}`);
+    }
+  } finally {
+    await conn.close();
+  }
+});
+
+Deno.test("fast publish batch: nothing is sent when one cannot be encoded or the connection is closing", async () => {
+  const conn = await amqp.connect(RABBITMQ_URL);
+  const ch = await conn.createConfirmChannel();
+  const stream = (ch as unknown as { connection: { stream: { write(b: Uint8Array): boolean } } })
+    .connection.stream;
+  const write = stream.write;
+  let writes = 0;
+  stream.write = (b: Uint8Array) => {
+    writes++;
+    return write.call(stream, b);
+  };
+  const confirmed: unknown[] = [];
+  const ok: SimplePublish = { routingKey: "nowhere", body: new Uint8Array(1), props: {} };
+  try {
+    const tooLong: SimplePublish = { ...ok, props: { correlationId: "x".repeat(256) } };
+    assert.equal(publishSimpleBatch(ch, "", [ok, tooLong], (_, e) => confirmed.push(e)), false);
+    assert.equal(writes, 0);
+    const closed = conn.close();
+    const closing = writes;
+    assert.equal(publishSimpleBatch(ch, "", [ok], (_, e) => confirmed.push(e)), false);
+    assert.equal(writes, closing);
+    assert.deepEqual(confirmed, []);
+    stream.write = write;
+    await closed;
+  } finally {
+    stream.write = write;
   }
 });

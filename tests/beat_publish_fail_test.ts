@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { type LogRecord, reset } from "@logtape/logtape";
 import { captureLogs } from "./helpers/logs.ts";
 import { PrivateRedis } from "./helpers/private_redis.ts";
+import { rawRedis } from "./helpers/redis.ts";
 import { at, Beat, Celery, PeriodicTasks } from "../mod.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -68,6 +69,42 @@ Deno.test("beat: a run whose publish fails (broker down) is dropped, as in Celer
   } finally {
     await beat.stop();
     await periodic.close();
+    await app.close();
+    await reset();
+    await redis.close();
+  }
+});
+
+Deno.test("beat: the next run logged after a publish that blocked is not already past", async () => {
+  const redis = await PrivateRedis.start();
+  const logs = await captureLogs("info");
+  const app = new Celery({
+    broker: redis.url,
+    backend: null,
+    beatStore: "kv://:memory:",
+    beatSchedule: { every: { task: "t.every", schedule: 1, options: { queue: "q" } } },
+  });
+  const beat = new Beat({ app, leaseTime: 30, maxInterval: 0.2 });
+  const raw = await rawRedis(redis.url);
+  const sends = () => logs.filter((r) => /Sending due task every/.test(text(r)));
+  try {
+    await beat.start();
+    await until(() => sends().length >= 1, "the first send");
+    // The broker answers nothing for 3 s: the next send (due 1 s after the first) blocks in its
+    // publish until then, 1-2 s past the run due after it.
+    await raw.call("CLIENT", "PAUSE", "3000", "ALL");
+    await until(() => sends().length >= 2, "the send that blocked");
+    for (const r of sends()) {
+      const next = Date.parse(String(r.properties.next));
+      // Was the run due 1 s after the blocked one's slot: 1-2 s before the line was written.
+      assert.ok(
+        next >= r.timestamp - 500,
+        `logged at ${new Date(r.timestamp).toISOString()}: ${text(r)}`,
+      );
+    }
+  } finally {
+    await beat.stop();
+    raw.disconnect();
     await app.close();
     await reset();
     await redis.close();

@@ -112,6 +112,41 @@ Deno.test("exit codes: a -b / --backend / --beat-store of no supported scheme is
   await expectCode(["status", "-t", "0.3"], 70, /Unsupported broker URL "foo:\/\/…"/, env);
 });
 
+Deno.test("exit codes: an empty -b / --backend / --beat-store is 2, for every command", async () => {
+  // As -b "$BROKER" with the variable unset gives. Was 70 (call, status, purge: the broker's
+  // "has no scheme" once connecting), 1 (dashboard, after retrying), or no error at all
+  // (--backend "": no result backend; --beat-store "": the broker's store).
+  const broker = /--broker is empty: give a broker URL \(-b redis:\/\/.*or leave -b out/;
+  const empty = ["-b", ""];
+  await expectCode(["status", ...empty, "-t", "0.3"], 2, broker);
+  await expectCode(["inspect", "ping", ...empty, "-t", "0.3"], 2, broker);
+  await expectCode(["purge", "-f", ...empty], 2, broker);
+  await expectCode(["parked", ...empty], 2, broker);
+  await expectCode(["call", "tasks.add", "--app", TASKS, ...empty], 2, broker);
+  await expectCode(["result", crypto.randomUUID(), ...empty], 2, broker);
+  await expectCode(["worker", "--app", TASKS, ...empty, "--fail-fast"], 2, broker);
+  await expectCode(["beat", "--app", TASKS, ...empty, "--fail-fast"], 2, broker);
+  await expectCode(["dashboard", ...empty, "--port", "0"], 2, broker);
+  await expectCode(["schedule", "list", "--app", TASKS, ...empty], 2, broker);
+  await expectCode(["events", "--dump", ...empty], 2, broker);
+  await expectCode(["worker", "--app", TASKS, "--broker=", "--fail-fast"], 2, broker);
+  const backend = /--backend is empty: give a result backend URL .*or leave --backend out/;
+  await expectCode(["result", crypto.randomUUID(), ...NOWHERE, "--backend", ""], 2, backend);
+  await expectCode(["call", "tasks.add", "--app", TASKS, ...NOWHERE, "--backend", ""], 2, backend);
+  await expectCode(
+    ["worker", "--app", TASKS, ...NOWHERE, "--backend", "", "--fail-fast"],
+    2,
+    backend,
+  );
+  const store = /--beat-store is empty: give a beat store URL .*or leave --beat-store out/;
+  await expectCode(["beat", "--app", TASKS, ...NOWHERE, "--beat-store", ""], 2, store);
+  await expectCode(
+    ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast", "-B", "--beat-store", ""],
+    2,
+    store,
+  );
+});
+
 Deno.test("exit codes: worker flag values its library parsers refuse are usage errors (2)", async () => {
   const worker = ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast"];
   // Were 1: the worker's parsers throw a TypeError, which a stopped worker exits 1 for.
@@ -127,6 +162,12 @@ Deno.test("exit codes: worker flag values its library parsers refuse are usage e
     2,
     /cannot sandbox them/,
   );
+  // Tasks that set permissions (was 1, once connected): refused before connecting, saying why.
+  await expectCode(
+    ["worker", "--app", "./examples/sandbox_tasks.ts", ...NOWHERE, "--fail-fast", "-P", "inline"],
+    2,
+    /-P inline .*cannot sandbox them, and sandbox\.word_count, sandbox\.peek, sandbox\.fib, sandbox\.home set permissions: use -P threads/,
+  );
 });
 
 Deno.test("exit codes: dashboard flag values and the address off loopback without auth are 2", async () => {
@@ -139,6 +180,9 @@ Deno.test("exit codes: dashboard flag values and the address off loopback withou
     /--basic-auth needs user:password/,
   );
   await expectCode([...dashboard, "--address", "0.0.0.0"], 2, /--address 0\.0\.0\.0 is off the/);
+  const maxTasks = /--max-tasks needs a whole number >= 1, got "(0|1\.5)"/;
+  await expectCode([...dashboard, "--max-tasks", "0"], 2, maxTasks);
+  await expectCode([...dashboard, "--max-tasks", "1.5"], 2, maxTasks);
   const worker = ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast", "-D", "--port", "0"];
   await expectCode([...worker, "--token", "short"], 2, /--token needs at least 16 characters/);
 });

@@ -7,7 +7,12 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { Dashboard, type DashboardEvent, type DashboardOptions } from "../dashboard.ts";
+import {
+  Dashboard,
+  type DashboardEvent,
+  type DashboardOptions,
+  DashboardOptionsError,
+} from "../dashboard.ts";
 
 /** An event source fed by the test. */
 function feed() {
@@ -80,12 +85,24 @@ function post(url: string, path: string, body: unknown, headers: Record<string, 
 
 Deno.test("dashboard: listens on 127.0.0.1; refuses other addresses without auth", () => {
   const app = new Celery({ broker: "kv://:memory:" });
-  assert.throws(
-    () => new Dashboard({ app, hostname: "0.0.0.0" }),
-    /off the loopback interface\) needs authentication: pass --basic-auth user:pass or --token/,
+  // One DashboardOptionsError, worded with the options' names (the command line rewords it
+  // with its flags); was a TypeError naming the flags, which a library user does not pass.
+  const refused = (options: Partial<DashboardOptions>, option: string, message: RegExp) =>
+    assert.throws(() => new Dashboard({ app, ...options }), (err: unknown) => {
+      assert.ok(err instanceof DashboardOptionsError && err instanceof TypeError);
+      assert.equal(err.name, "DashboardOptionsError");
+      assert.equal(err.code, "DASHBOARD_OPTIONS");
+      assert.equal(err.option, option);
+      assert.match(err.message, message);
+      return true;
+    });
+  refused(
+    { hostname: "0.0.0.0" },
+    "hostname",
+    /^hostname 0\.0\.0\.0 is off the loopback interface: the dashboard needs authentication there, pass auth: \{ basic: \["user:pass"\] \} or auth: \{ token: "…" \}$/,
   );
-  assert.throws(() => new Dashboard({ app, auth: { basic: ["nocolon"] } }), /user:password/);
-  assert.throws(() => new Dashboard({ app, auth: { token: "short" } }), /at least 16/);
+  refused({ auth: { basic: ["nocolon"] } }, "basic", /^auth\.basic needs user:password/);
+  refused({ auth: { token: "short" } }, "token", /^auth\.token needs at least 16/);
   new Dashboard({ app, hostname: "0.0.0.0", auth: { basic: ["a:b"] } }); // accepted
 });
 

@@ -31,7 +31,10 @@ Deno.test("examples: workflows (chain, group, chord, map/starmap/chunks) on the 
   assert.match(text, /failing member\s+→ celery\.exceptions\.ChordError/);
   assert.match(text, /restored group\s+= \[6,20\]/);
   assert.equal(text.match(/finished: /g)?.length, 2);
-  assert.match(text, /"failed":1/);
+  assert.match(text, /#ops: flow\.fail\(no apples\) raised ValueError: no apples/, "in-process");
+  assert.match(text, /one-argument errback\s+= noted [0-9a-f-]{36}/);
+  // flow.fail, and the chord's failing member.
+  assert.match(text, /"failed":2/);
 });
 
 Deno.test({

@@ -26,7 +26,12 @@
 import { getLogger } from "@logtape/logtape";
 import type { ConfirmChannel } from "amqplib";
 import { HeldChannel, LazyChannel } from "../broker/amqp_channel.ts";
-import { publishSimple, simpleProperties } from "../broker/amqp_fast_publish.ts";
+import {
+  publishSimple,
+  publishSimpleBatch,
+  simpleProperties,
+  type SimplePublish,
+} from "../broker/amqp_fast_publish.ts";
 import { consumeAcrossReconnects } from "../broker/amqp_consume.ts";
 import { AmqpConnection, type AmqpSession, isChannelError } from "../broker/amqp_connection.ts";
 import { toContent, toPublishOptions } from "../broker/amqp_message.ts";
@@ -37,7 +42,13 @@ import { type QueueDeclaration, replyQueueDeclaration } from "../broker/amqp_top
 import type { Message } from "../protocol/message.ts";
 import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ResultBackend, StoreEntry } from "./port.ts";
-import { readRpcResult, rpcResultMessage, SYNC_PREFIX, syncMarker } from "./rpc_message.ts";
+import {
+  readRpcResult,
+  rpcResultMessage,
+  rpcResultPublish,
+  SYNC_PREFIX,
+  syncMarker,
+} from "./rpc_message.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { checkResultExpires } from "./result_expires.ts";
 import { storedOnAbort } from "./stored_on_abort.ts";
@@ -222,8 +233,11 @@ export class RpcBackend implements ResultBackend {
     this.#declared.set(q.name, session.epoch);
   }
 
-  async #publish(replyTo: string, message: Message): Promise<void> {
-    const deadline = Date.now() + this.#publishTimeoutMs;
+  async #publish(
+    replyTo: string,
+    message: Message,
+    deadline = Date.now() + this.#publishTimeoutMs,
+  ): Promise<void> {
     while (true) {
       // The live session and channel without awaiting them (one async frame per result, not three).
       const session = this.#conn.current ??
@@ -265,6 +279,7 @@ export class RpcBackend implements ResultBackend {
    * without one are not sent, as in Celery.
    */
   async store(entries: readonly StoreEntry[]): Promise<void> {
+    if (await this.#storeBatch(entries)) return;
     await Promise.all(entries.map((e) => {
       if (!e.replyTo) {
         log.debug("Task {taskId} has no reply_to: its {status} is not sent", {
@@ -278,6 +293,54 @@ export class RpcBackend implements ResultBackend {
       });
       return this.#publish(e.replyTo, message);
     }));
+  }
+
+  /**
+   * Send the entries in one write when they all can go at once: the
+   * session, publisher channel and every reply queue ready, each a simple
+   * publish. False when nothing was sent (`store` then sends them one by
+   * one). A publish that fails because the connection was lost is sent
+   * again, one by one, until the publish timeout; another failure throws.
+   */
+  async #storeBatch(entries: readonly StoreEntry[]): Promise<boolean> {
+    const session = this.#conn.current;
+    const ready = this.#ready;
+    if (!session || !ready?.open || ready.session !== session) return false;
+    const publishes: SimplePublish[] = [];
+    for (const e of entries) {
+      if (!e.replyTo || this.#declared.get(e.replyTo) !== session.epoch) return false;
+      publishes.push(
+        rpcResultPublish(e.correlationId ?? e.taskId, e.meta, e.replyTo, {
+          persistent: this.#persistent,
+        }),
+      );
+    }
+    const deadline = Date.now() + this.#publishTimeoutMs;
+    const failed: number[] = [];
+    let error: unknown;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    let left = publishes.length;
+    const sent = publishSimpleBatch(ready.channel, "", publishes, (i, err) => {
+      if (err) {
+        failed.push(i);
+        error ??= err;
+      }
+      if (--left === 0) resolve();
+    });
+    if (!sent) return false;
+    await promise;
+    if (failed.length === 0) return true;
+    if (!session.lost.aborted || Date.now() > deadline || this.#closing.signal.aborted) {
+      throw error instanceof Error ? error : new Error(String(error));
+    }
+    await Promise.all(failed.map((i) => {
+      const e = entries[i];
+      const message = rpcResultMessage(e.correlationId ?? e.taskId, e.meta, {
+        persistent: this.#persistent,
+      });
+      return this.#publish(e.replyTo!, message, deadline);
+    }));
+    return true;
   }
 
   #onMessage(message: Message): void {

@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { SimplePublish } from "../broker/amqp_fast_publish.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import { jsonFields } from "../protocol/json_fields.ts";
 import type { Message } from "../protocol/message.ts";
@@ -100,6 +101,44 @@ export function rpcResultMessage(
     properties: {
       correlation_id: correlationId,
       delivery_mode: options.persistent ? 2 : 1,
+      priority: 0,
+    },
+  };
+}
+
+/**
+ * The same result as {@link rpcResultMessage}, ready for `publishSimpleBatch`
+ * (amqplib's property names, no message object in between).
+ *
+ * @example
+ * ```ts
+ * import { rpcResultPublish } from "./rpc_message.ts";
+ * const meta = '{"status": "SUCCESS", "result": 5, "task_id": "t1"}';
+ * rpcResultPublish("t1", meta, "replies", { persistent: false }).props;
+ * // { contentType: "application/json", contentEncoding: "utf-8", correlationId: "t1",
+ * //   deliveryMode: 1, priority: 0 }
+ * ```
+ *
+ * @param correlationId the task message's correlation id (the task id)
+ * @param meta the meta JSON (see `encodeResultMeta`)
+ * @param replyTo the reply queue
+ * @param options `persistent`: delivery mode 2 (Celery `result_persistent`)
+ * @returns the publish to the reply queue
+ */
+export function rpcResultPublish(
+  correlationId: string,
+  meta: string,
+  replyTo: string,
+  options: { persistent: boolean },
+): SimplePublish {
+  return {
+    routingKey: replyTo,
+    body: UTF8.encode(rpcResultBody(correlationId, meta)),
+    props: {
+      contentType: "application/json",
+      contentEncoding: "utf-8",
+      correlationId,
+      deliveryMode: options.persistent ? 2 : 1,
       priority: 0,
     },
   };

@@ -361,7 +361,7 @@ export class Beat {
         {
           entry: entry.name,
           task: entry.task,
-          next: nextRun === null ? "never" : new Date(nextRun).toISOString(),
+          next: nextRunText(nextRun),
           error: (err as Error).message,
         },
       );
@@ -374,7 +374,7 @@ export class Beat {
         entry: entry.name,
         task: entry.task,
         id,
-        next: nextRun === null ? "never" : new Date(nextRun).toISOString(),
+        next: nextRunText(nextRun),
       },
     );
     return "sent";
@@ -397,6 +397,15 @@ export class Beat {
     }
     return (await this.#app.sendTask(entry.task, entry.args, options)).id;
   }
+}
+
+/**
+ * When an entry runs next, as logged once its publish returned: its next due
+ * time, or now when that passed while the publish blocked (a broker slow to
+ * answer, the publish retries): the next tick sends it at once.
+ */
+function nextRunText(nextRun: number | null): string {
+  return nextRun === null ? "never" : new Date(Math.max(nextRun, Date.now())).toISOString();
 }
 
 /** A URL for a log line: every password masked, no query (it may hold a sentinel_password). */

@@ -133,42 +133,73 @@ export function encodePublish(
   props: SimpleProperties,
   body: Uint8Array,
 ): Buffer | null {
-  if (!isShortString(exchange) || !isShortString(routingKey)) return null;
+  const size = publishSize(frameMax, exchange, routingKey, props, body.length);
+  if (size < 0) return null;
+  const buf = Buffer.allocUnsafe(size);
+  writePublish(buf, 0, channel, frameMax, exchange, routingKey, props, body);
+  return buf;
+}
+
+/** Bytes of the frames of one publish; -1 when the fast path cannot encode it. */
+function publishSize(
+  frameMax: number,
+  exchange: string,
+  routingKey: string,
+  props: SimpleProperties,
+  bodyLength: number,
+): number {
+  if (!isShortString(exchange) || !isShortString(routingKey)) return -1;
   const maxBody = frameMax - FRAME_OVERHEAD;
-  if (!(maxBody > 0)) return null;
+  if (!(maxBody > 0)) return -1;
   let propsSize = 2 + 4; // flags, empty header table
   for (const [name] of ALL_STRINGS) {
     const v = props[name];
     if (v === undefined) continue;
-    if (!isShortString(v)) return null;
+    if (!isShortString(v)) return -1;
     propsSize += 1 + utf8Length(v);
   }
   if (props.deliveryMode !== undefined) {
-    if (!isOctet(props.deliveryMode)) return null;
+    if (!isOctet(props.deliveryMode)) return -1;
     propsSize += 1;
   }
   if (props.priority !== undefined) {
-    if (!isOctet(props.priority)) return null;
+    if (!isOctet(props.priority)) return -1;
     propsSize += 1;
   }
   const methodSize = 4 + 2 + 1 + utf8Length(exchange) + 1 + utf8Length(routingKey) + 1;
   const headerSize = 2 + 2 + 8 + propsSize;
-  const bodyFrames = Math.ceil(body.length / maxBody);
-  const total = methodSize + headerSize + 2 * FRAME_OVERHEAD + body.length +
-    bodyFrames * FRAME_OVERHEAD;
-  const buf = Buffer.allocUnsafe(total);
+  const bodyFrames = Math.ceil(bodyLength / maxBody);
+  return methodSize + headerSize + 2 * FRAME_OVERHEAD + bodyLength + bodyFrames * FRAME_OVERHEAD;
+}
 
-  let at = frameStart(buf, 0, FRAME_METHOD, channel, methodSize);
-  at = buf.writeUInt16BE(BASIC_CLASS, at);
+/**
+ * Write the frames of one publish (checked by {@link publishSize}) at `start`.
+ *
+ * @returns the offset after them
+ */
+function writePublish(
+  buf: Buffer,
+  start: number,
+  channel: number,
+  frameMax: number,
+  exchange: string,
+  routingKey: string,
+  props: SimpleProperties,
+  body: Uint8Array,
+): number {
+  const maxBody = frameMax - FRAME_OVERHEAD;
+  // Each frame's 7-byte head (type, channel, size) is written once its payload is.
+  let at = buf.writeUInt16BE(BASIC_CLASS, start + 7);
   at = buf.writeUInt16BE(BASIC_PUBLISH, at);
   at = buf.writeUInt16BE(0, at);
   at = writeShort(buf, at, exchange);
   at = writeShort(buf, at, routingKey);
   buf[at++] = 0; // mandatory, immediate: off
+  frameStart(buf, start, FRAME_METHOD, channel, at - start - 7);
   buf[at++] = FRAME_END;
 
-  at = frameStart(buf, at, FRAME_HEADER, channel, headerSize);
-  at = buf.writeUInt16BE(BASIC_CLASS, at);
+  const headerAt = at;
+  at = buf.writeUInt16BE(BASIC_CLASS, at + 7);
   at = buf.writeUInt16BE(0, at);
   at = buf.writeUInt32BE(Math.floor(body.length / 2 ** 32), at);
   at = buf.writeUInt32BE(body.length % 2 ** 32, at);
@@ -197,16 +228,17 @@ export function encodePublish(
     at = writeShort(buf, at, v);
   }
   buf.writeUInt16BE(flags, flagsAt);
+  frameStart(buf, headerAt, FRAME_HEADER, channel, at - headerAt - 7);
   buf[at++] = FRAME_END;
 
   for (let from = 0; from < body.length; from += maxBody) {
-    const part = body.subarray(from, Math.min(from + maxBody, body.length));
-    at = frameStart(buf, at, FRAME_BODY, channel, part.length);
-    buf.set(part, at);
-    at += part.length;
+    const end = Math.min(from + maxBody, body.length);
+    at = frameStart(buf, at, FRAME_BODY, channel, end - from);
+    buf.set(from === 0 && end === body.length ? body : body.subarray(from, end), at);
+    at += end - from;
     buf[at++] = FRAME_END;
   }
-  return buf;
+  return at;
 }
 
 function frameStart(buf: Buffer, at: number, type: number, channel: number, size: number): number {
@@ -279,6 +311,82 @@ export function publishSimple(
   else slot.buffer.write(frames);
   c.connection.sentSinceLastCheck = true;
   c.pushConfirmCallback(confirmed);
+}
+
+/**
+ * One publish of {@link publishSimpleBatch}.
+ *
+ * @example
+ * ```ts
+ * import type { SimplePublish } from "./amqp_fast_publish.ts";
+ * const p: SimplePublish = {
+ *   routingKey: "replies",
+ *   body: new TextEncoder().encode("{}"),
+ *   props: { contentType: "application/json", correlationId: "t1", deliveryMode: 1 },
+ * };
+ * ```
+ */
+export interface SimplePublish {
+  /** Routing key (the queue, on the default exchange). */
+  readonly routingKey: string;
+  /** The body. */
+  readonly body: Uint8Array;
+  /** The properties. */
+  readonly props: SimpleProperties;
+}
+
+/**
+ * Publish several messages on a confirm channel as {@link publishSimple}
+ * does, their frames in one buffer and one socket write; false (nothing
+ * sent) when the fast path cannot take them all (one that it does not
+ * encode, a channel or connection closing or closed): the caller then
+ * publishes them one by one.
+ *
+ * @example
+ * ```ts ignore
+ * const sent = publishSimpleBatch(channel, "", publishes, (i, err) => {
+ *   if (err) console.log(`publish ${i} failed`);
+ * });
+ * ```
+ *
+ * @param channel an open amqplib confirm channel
+ * @param exchange exchange name
+ * @param publishes the messages, in order
+ * @param confirmed called once per message, with its index and null once the server confirmed
+ *   it, an error otherwise
+ * @returns whether they were sent
+ */
+export function publishSimpleBatch(
+  channel: ConfirmChannel,
+  exchange: string,
+  publishes: readonly SimplePublish[],
+  confirmed: (index: number, err: unknown) => void,
+): boolean {
+  const c = channel as unknown as ChannelInternals;
+  if (Object.hasOwn(channel, "sendMessage") || Object.hasOwn(c.connection, "sendMessage")) {
+    return false;
+  }
+  const slot = c.connection.channels[c.ch];
+  if (slot?.channel !== channel) return false;
+  const { frameMax } = c.connection;
+  let total = 0;
+  for (const p of publishes) {
+    const size = publishSize(frameMax, exchange, p.routingKey, p.props, p.body.length);
+    if (size < 0) return false;
+    total += size;
+  }
+  const buf = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const p of publishes) {
+    at = writePublish(buf, at, c.ch, frameMax, exchange, p.routingKey, p.props, p.body);
+  }
+  if (slot.buffer.readableLength === 0) c.connection.stream.write(buf);
+  else slot.buffer.write(buf);
+  c.connection.sentSinceLastCheck = true;
+  for (let i = 0; i < publishes.length; i++) {
+    c.pushConfirmCallback((err) => confirmed(i, err));
+  }
+  return true;
 }
 
 /**

@@ -12,13 +12,13 @@ import type { BeatEntry, ScheduleSpec } from "../client/beat_config.ts";
 import { Beat } from "../beat/beat.ts";
 import { at } from "../beat/crontab.ts";
 import { BeatEntryError } from "../beat/errors.ts";
-import { urlSchemeProblem } from "../client/transports.ts";
 import { PeriodicTasks, type ScheduleRow } from "../beat/periodic_tasks.ts";
 import { unregisteredTask } from "./call.ts";
 import { retryOnStartup } from "./connect_retry.ts";
 import { positiveNumber, wholeNumber } from "./flag_numbers.ts";
 import { privateBroker } from "./inspect.ts";
 import { EXIT_CODES, UsageError } from "./exit_codes.ts";
+import { checkUrlFlag } from "./url_flags.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -93,13 +93,12 @@ function json(value: string | boolean | undefined, flag: string): unknown {
  *
  * @param app the app
  * @param values parsed flags
- * @throws {UsageError} for a `--beat-store` URL of no scheme a beat store has
+ * @throws {UsageError} for an empty `--beat-store`, or a URL of no scheme a beat store has
  */
 export function configureBeatStore(app: Celery, values: Values): void {
   const flag = values["beat-store"];
   if (typeof flag === "string") {
-    const problem = flag ? urlSchemeProblem("beat store", flag) : null;
-    if (problem) throw new UsageError(`--beat-store: ${problem}`);
+    checkUrlFlag("--beat-store", flag);
     app.configure({ beatStore: flag });
   }
   if (typeof values.schedule === "string") {

@@ -10,9 +10,11 @@ import { getLogger } from "@logtape/logtape";
 import { BrokerConnectionError } from "../broker/errors.ts";
 import type { Celery } from "../client/app.ts";
 import type { Dashboard } from "../dashboard/server.ts";
+import type { DashboardOptionNames } from "../dashboard/errors.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { granted } from "./permissions.ts";
-import { flagValue, UsageError } from "./exit_codes.ts";
+import { UsageError } from "./exit_codes.ts";
+import { positiveInt } from "./flag_numbers.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -51,6 +53,13 @@ Dashboard options:
 
 type Values = Record<string, string | boolean | undefined>;
 
+/** The Dashboard's options as its flags, for the messages of its refusals. */
+const FLAG_NAMES: DashboardOptionNames = {
+  hostname: { name: "--address", example: "--address 0.0.0.0" },
+  basic: { name: "--basic-auth", example: "--basic-auth user:pass" },
+  token: { name: "--token", example: "--token TOKEN" },
+};
+
 function port(value: string | undefined): number {
   if (value === undefined) return 5555;
   const n = Number(value);
@@ -81,25 +90,14 @@ export async function dashboardFromFlags(app: Celery, values: Values): Promise<D
     Deno.env.get("CELERIAC_DASHBOARD_BASIC_AUTH") ?? "";
   const basic = pairs.split(",").filter(Boolean);
   const token = (values.token as string | undefined) ?? Deno.env.get("CELERIAC_DASHBOARD_TOKEN");
-  const maxTasks = values["max-tasks"] === undefined ? undefined : Number(values["max-tasks"]);
-  if (maxTasks !== undefined && (!Number.isInteger(maxTasks) || maxTasks < 1)) {
-    throw new UsageError(`--max-tasks needs a whole number >= 1, got "${values["max-tasks"]}"`);
-  }
+  const maxTasks = positiveInt(values["max-tasks"] as string | undefined, "--max-tasks");
   const auth = { basic, ...(token !== undefined ? { token } : {}) };
-  // Loaded here, as the server below: a worker without -D loads none of the dashboard.
-  const { authRequired, isLoopback, validateAuth } = await import("../dashboard/auth.ts");
-  flagValue(() => validateAuth(auth));
-  const hostname = (values.address as string | undefined) ?? "127.0.0.1";
-  if (!isLoopback(hostname) && !authRequired(auth)) {
-    throw new UsageError(
-      `--address ${hostname} is off the loopback interface: the dashboard needs ` +
-        "authentication there, pass --basic-auth user:pass or --token TOKEN",
-    );
-  }
+  // Loaded here: a worker without -D loads none of the dashboard.
   const { Dashboard } = await import("../dashboard/server.ts");
-  return new Dashboard({
+  const { DashboardOptionsError } = await import("../dashboard/errors.ts");
+  const options = {
     app,
-    hostname,
+    hostname: (values.address as string | undefined) ?? "127.0.0.1",
     port: port(values.port as string | undefined),
     auth,
     readOnly: values["read-only"] === true,
@@ -107,7 +105,13 @@ export async function dashboardFromFlags(app: Celery, values: Values): Promise<D
     maxTasks,
     queues: (values.queues as string | undefined)?.split(",").map((q) => q.trim()).filter(Boolean),
     version: VERSION,
-  });
+  };
+  try {
+    return new Dashboard(options);
+  } catch (err) {
+    if (!(err instanceof DashboardOptionsError)) throw err;
+    throw new UsageError(err.messageWith(FLAG_NAMES), { cause: err });
+  }
 }
 
 /** The standalone dashboard's default niceness: below the workers it watches. */

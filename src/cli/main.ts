@@ -10,7 +10,6 @@
 import { parseArgs } from "node:util";
 import { Celery } from "../client/app.ts";
 import { hostName, takeUnreadEnv } from "../client/runtime.ts";
-import { urlSchemeProblem } from "../client/transports.ts";
 import { nodePath } from "../worker/node_name.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { loadApp, moduleUrl, parseAppSpec } from "../worker/load_app.ts";
@@ -30,14 +29,9 @@ import { APP_OPTIONAL, nodeFlag, OPTIONS, POOLS, queueList, USAGE } from "./opti
 import { applyV8Flags } from "./v8_flags.ts";
 import { LEAKED_THREADS_EXIT_CODE, startOver } from "./start_over.ts";
 import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
+import { checkUrlFlag } from "./url_flags.ts";
 import { EXIT_CODES, exitCodeFor } from "./exit_codes.ts";
 import { UsageError } from "./exit_codes.ts";
-
-/** Refuse a `--broker` / `--backend` URL of no supported scheme before anything connects. */
-function schemeOfFlag(flag: string, kind: "broker" | "result backend", url?: string): void {
-  const problem = url ? urlSchemeProblem(kind, url) : null;
-  if (problem) throw new UsageError(`${flag}: ${problem}`);
-}
 
 async function openApp(
   command: string,
@@ -56,8 +50,8 @@ async function openApp(
   const app = spec
     ? await loadApp(url, exportName).catch((err) => appModuleExpected(err, spec, url))
     : new Celery();
-  schemeOfFlag("--broker", "broker", broker);
-  schemeOfFlag("--backend", "result backend", backend);
+  checkUrlFlag("--broker", broker);
+  checkUrlFlag("--backend", backend);
   if (broker !== undefined || backend !== undefined) {
     takeUnreadEnv(); // configure() reads the settings again: what is still unread is asked anew
     app.configure({

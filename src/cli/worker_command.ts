@@ -10,7 +10,7 @@ import { MAX_TIMER_MS } from "../broker/long_timeout.ts";
 import type { Celery } from "../client/app.ts";
 import { takeUnreadEnv } from "../client/runtime.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
-import { parseTaskPermissions } from "../worker/sandboxes.ts";
+import { parseTaskPermissions, planSandboxes, sandboxedTasks } from "../worker/sandboxes.ts";
 import { LeakedThreadsError } from "../worker/thread_leaks.ts";
 import { Worker } from "../worker/worker.ts";
 import { bannerFields } from "./banner.ts";
@@ -102,10 +102,10 @@ function heartbeatSeconds(value: string | undefined): number | undefined {
  * Refuse the flags the inline pool cannot honour, before anything connects
  * (the worker would refuse them only once connected, as a stop with status 1).
  *
- * @throws {UsageError} for `-P inline` with `--autoscale`, or with `--task-permissions` other
- *   than `inherit`
+ * @throws {UsageError} for `-P inline` with `--autoscale`, with `--task-permissions` other
+ *   than `inherit`, or with an app whose tasks set `permissions`
  */
-function inlinePoolFlags(pool: string, values: Values): void {
+function inlinePoolFlags(pool: string, app: Celery, values: Values): void {
   if (pool !== "inline") return;
   if (values.autoscale !== undefined) {
     throw new UsageError(
@@ -120,6 +120,14 @@ function inlinePoolFlags(pool: string, values: Values): void {
     throw new UsageError(
       `--task-permissions ${permissions}: -P inline runs tasks in the worker's own thread and ` +
         `cannot sandbox them: use -P threads (the default) or leave out --task-permissions`,
+    );
+  }
+  const sandboxed = sandboxedTasks(planSandboxes(app.tasks.values()));
+  if (sandboxed.length) {
+    throw new UsageError(
+      `-P inline runs tasks in the worker's own thread and cannot sandbox them, and ` +
+        `${sandboxed.join(", ")} set permissions: use -P threads (the default), or remove ` +
+        `their permissions option to run them with the worker's own`,
     );
   }
 }
@@ -147,7 +155,7 @@ export async function runWorker(
       `--pool must be ${POOLS.map((p) => `"${p}"`).join(" or ")}, got "${pool}"`,
     );
   }
-  inlinePoolFlags(pool, values);
+  inlinePoolFlags(pool, app, values);
   const worker = new Worker({
     app,
     appModule: url,

@@ -13,6 +13,7 @@ import { loadCodecs } from "../protocol/codecs.ts";
 import type { Message } from "../protocol/message.ts";
 import { checkTaskFields } from "../protocol/task_fields.ts";
 import { encodeTaskMessage } from "../protocol/task_message.ts";
+import { taskTarget } from "../protocol/task_target.ts";
 import { TaskMessageTemplate } from "../protocol/task_template.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { currentTask } from "./current.ts";
@@ -142,7 +143,7 @@ export async function encodeCall(
     serializer,
     compression,
   });
-  const target = { exchange: options.exchange ?? "", routingKey: options.routingKey ?? queue };
+  const target = taskTarget(queue, options.exchange, options.routingKey);
   const rpc = !options.ignoreResult && !sender.inWorker &&
     !!config.backend?.startsWith("rpc:");
   return { id, publication: { message, target }, rpc, queue };
@@ -261,8 +262,7 @@ function callEncoder(sender: CallSender, name: string, options: ApplyOptions): C
   }, { direct, envelope: sender.redisEnvelopes });
   if (!template) return null;
   const queue = options.queue ?? config.defaultQueue;
-  const exchange = options.exchange ?? "";
-  const routingKey = options.routingKey ?? queue;
+  const { exchange, routingKey } = taskTarget(queue, options.exchange, options.routingKey);
   const shared = Object.freeze({ exchange, routingKey });
   const rpc = !options.ignoreResult && direct && !!config.backend?.startsWith("rpc:");
   return (args) => {

@@ -117,6 +117,29 @@ export interface TaskContext {
 }
 
 /**
+ * What an old-style errback gets first: the failed task's request, as
+ * Celery passes its `request` to an errback `(request, exc, traceback)`.
+ * A worker whose task fails calls a `link_error` errback in-process, with
+ * no message, when it defines the errback's task unbound with two or more
+ * parameters (a rest parameter counts), as Celery 5.2 does; the errback's
+ * own signature arguments follow the three. A one-parameter or bound
+ * errback is sent as a task with the failed task's id instead.
+ *
+ * @example
+ * ```ts
+ * import { Celery, type ErrbackRequest } from "@celeriac/celeriac";
+ * const app = new Celery();
+ * const onError = app.task(
+ *   "tasks.on_error",
+ *   (request: ErrbackRequest, exc: unknown, traceback: string) => {
+ *     console.error(`${request.name}[${request.id}] failed: ${exc}\n${traceback}`);
+ *   },
+ * );
+ * ```
+ */
+export type ErrbackRequest = Omit<TaskContext, "signal" | "retry" | "replace" | "updateState">;
+
+/**
  * A state a task reports with `ctx.updateState()`.
  *
  * @example

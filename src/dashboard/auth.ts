@@ -7,7 +7,7 @@
  * @module
  */
 
-import { HttpError } from "./errors.ts";
+import { DashboardOptionsError, HttpError } from "./errors.ts";
 
 /**
  * Who may use the dashboard.
@@ -51,18 +51,51 @@ export function safeEqual(a: string, b: string): boolean {
  * ```
  *
  * @param auth the options
- * @throws {TypeError} for a pair without `:`, an empty user or password, or a token under 16 characters
+ * @throws {DashboardOptionsError} for a pair without `:`, an empty user or password, or a token
+ *   under 16 characters
  */
 export function validateAuth(auth: AuthOptions): void {
   for (const pair of auth.basic ?? []) {
     const i = pair.indexOf(":");
     if (i <= 0 || i === pair.length - 1) {
-      throw new TypeError(`--basic-auth needs user:password, got "${pair.replace(/:.*/, ":…")}"`);
+      const shown = pair.replace(/:.*/, ":…");
+      throw new DashboardOptionsError(
+        "basic",
+        (n) => `${n.basic.name} needs user:password, got "${shown}"`,
+      );
     }
   }
   if (auth.token !== undefined && auth.token.length < 16) {
-    throw new TypeError("--token needs at least 16 characters (use a long random string)");
+    throw new DashboardOptionsError(
+      "token",
+      (n) => `${n.token.name} needs at least 16 characters (use a long random string)`,
+    );
   }
+}
+
+/**
+ * Check that the dashboard may listen on `hostname` with `auth`: off the
+ * loopback interface it needs authentication.
+ *
+ * @example
+ * ```ts
+ * import { checkListenAuth } from "@celeriac/celeriac/dashboard";
+ * checkListenAuth("127.0.0.1", {}); // ok
+ * checkListenAuth("0.0.0.0", { token: "a-long-random-string" }); // ok
+ * ```
+ *
+ * @param hostname the listen address
+ * @param auth the options
+ * @throws {DashboardOptionsError} off the loopback interface without authentication
+ */
+export function checkListenAuth(hostname: string, auth: AuthOptions): void {
+  if (isLoopback(hostname) || authRequired(auth)) return;
+  throw new DashboardOptionsError(
+    "hostname",
+    (n) =>
+      `${n.hostname.name} ${hostname} is off the loopback interface: the dashboard needs ` +
+      `authentication there, pass ${n.basic.example} or ${n.token.example}`,
+  );
 }
 
 /**

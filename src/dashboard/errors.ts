@@ -1,6 +1,7 @@
 /**
  * Errors of the dashboard: {@link HttpError} carries the HTTP status and a
- * stable code, and is answered as `{"error": {"code", "message"}}`.
+ * stable code, and is answered as `{"error": {"code", "message"}}`;
+ * {@link DashboardOptionsError} refuses options it cannot serve with.
  *
  * @module
  */
@@ -58,4 +59,85 @@ export function errorResponse(err: unknown, headers: HeadersInit = {}): Response
     status: e.status,
     headers,
   });
+}
+
+/** The options a {@link DashboardOptionsError} can be about: `hostname`, `auth.basic`, `auth.token`. */
+export type DashboardOption = "hostname" | "basic" | "token";
+
+/**
+ * How a {@link DashboardOptionsError}'s message names each option it is
+ * about (`name`) and shows how to give it (`example`): by default as
+ * `DashboardOptions` spells them, a command line as its flags.
+ *
+ * @example
+ * ```ts
+ * import type { DashboardOptionNames } from "@celeriac/celeriac/dashboard";
+ * const flags: DashboardOptionNames = {
+ *   hostname: { name: "--address", example: "--address 0.0.0.0" },
+ *   basic: { name: "--basic-auth", example: "--basic-auth user:pass" },
+ *   token: { name: "--token", example: "--token TOKEN" },
+ * };
+ * ```
+ */
+export type DashboardOptionNames = Record<DashboardOption, { name: string; example: string }>;
+
+/** The options' names in `DashboardOptions`. */
+const OPTION_NAMES: DashboardOptionNames = {
+  hostname: { name: "hostname", example: 'hostname: "0.0.0.0"' },
+  basic: { name: "auth.basic", example: 'auth: { basic: ["user:pass"] }' },
+  token: { name: "auth.token", example: 'auth: { token: "…" }' },
+};
+
+/**
+ * Dashboard options it cannot serve with: a Basic pair without a user or a
+ * password, a token under 16 characters, an address off the loopback
+ * interface without authentication. A `TypeError`.
+ *
+ * @example Showing the message with a command line's flag names
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import { Dashboard, DashboardOptionsError } from "@celeriac/celeriac/dashboard";
+ * try {
+ *   new Dashboard({ app: new Celery({ broker: "kv://:memory:" }), hostname: "0.0.0.0" });
+ * } catch (err) {
+ *   if (!(err instanceof DashboardOptionsError)) throw err;
+ *   err.option; // "hostname"
+ *   err.messageWith({
+ *     hostname: { name: "--address", example: "--address 0.0.0.0" },
+ *     basic: { name: "--basic-auth", example: "--basic-auth user:pass" },
+ *     token: { name: "--token", example: "--token TOKEN" },
+ *   }); // "--address 0.0.0.0 is off the loopback interface: ..., pass --basic-auth user:pass or --token TOKEN"
+ * }
+ * ```
+ */
+export class DashboardOptionsError extends TypeError {
+  /** Always `DashboardOptionsError`. */
+  override name = "DashboardOptionsError";
+  /** Always `DASHBOARD_OPTIONS`. */
+  readonly code = "DASHBOARD_OPTIONS";
+  /** The option refused. */
+  readonly option: DashboardOption;
+  readonly #say: (names: DashboardOptionNames) => string;
+
+  /**
+   * An error about `option`; its message is `say` with the options' own names.
+   *
+   * @param option the option refused
+   * @param say the message, given how to name the options
+   */
+  constructor(option: DashboardOption, say: (names: DashboardOptionNames) => string) {
+    super(say(OPTION_NAMES));
+    this.option = option;
+    this.#say = say;
+  }
+
+  /**
+   * The message with the options named otherwise (a command line's flags).
+   *
+   * @param names how to name each option
+   * @returns the message
+   */
+  messageWith(names: DashboardOptionNames): string {
+    return this.#say(names);
+  }
 }

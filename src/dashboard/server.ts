@@ -13,7 +13,7 @@ import { type ApiContext, apiGet, apiPost, taskJson } from "./api.ts";
 import { sleep } from "../broker/sleep.ts";
 import { jsonText } from "../protocol/json.ts";
 import { ASSETS } from "./assets.gen.ts";
-import { type AuthOptions, authRequired, checkAuth, isLoopback, validateAuth } from "./auth.ts";
+import { type AuthOptions, checkAuth, checkListenAuth, validateAuth } from "./auth.ts";
 import { errorResponse, HttpError } from "./errors.ts";
 import { clientInspector } from "./client_feed.ts";
 import { pollInspect } from "./inspect_poll.ts";
@@ -137,17 +137,13 @@ export class Dashboard {
    * Check the options; nothing listens until {@link Dashboard.start}.
    *
    * @param options see {@link DashboardOptions}
-   * @throws {TypeError} off the loopback interface without authentication, or for bad auth options
+   * @throws {DashboardOptionsError} off the loopback interface without authentication, or for bad
+   *   auth options
    */
   constructor(options: DashboardOptions) {
     validateAuth(options.auth ?? {});
     const hostname = options.hostname ?? "127.0.0.1";
-    if (!isLoopback(hostname) && !authRequired(options.auth ?? {})) {
-      throw new TypeError(
-        `Listening on ${hostname} (off the loopback interface) needs authentication: ` +
-          "pass --basic-auth user:pass or --token TOKEN",
-      );
-    }
+    checkListenAuth(hostname, options.auth ?? {});
     this.#options = {
       ...options,
       hostname,

@@ -9,6 +9,7 @@ import type { CompressionName } from "./compression_names.ts";
 import type { Message } from "./message.ts";
 import type { SerializerName } from "./serializers.ts";
 import { encodeTaskMessage } from "./task_message.ts";
+import { taskTarget } from "./task_target.ts";
 
 /**
  * Who sends a canvas message and when.
@@ -107,9 +108,10 @@ export function encodeCanvasSend(send: CanvasSend, sender: CanvasSender): Messag
 }
 
 /**
- * Where a planned send goes: its `exchange` / `routing_key` options, else
- * the default exchange with its `queue` (or the given default queue) as
- * routing key.
+ * Where a planned send goes: its `exchange` with its `routing_key` when
+ * its options name both, else the default exchange with its `queue` (or
+ * the given default queue) as routing key, as Celery sends it
+ * ({@link taskTarget}).
  *
  * @example
  * ```ts
@@ -126,10 +128,7 @@ export function canvasTarget(
   defaultQueue: string,
 ): { exchange: string; routingKey: string } {
   const o = send.options;
-  return {
-    exchange: str(o.exchange) ?? "",
-    routingKey: str(o.routing_key) ?? str(o.queue) ?? defaultQueue,
-  };
+  return taskTarget(str(o.queue) ?? defaultQueue, str(o.exchange), str(o.routing_key));
 }
 
 /**

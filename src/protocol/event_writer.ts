@@ -59,6 +59,10 @@ export class EventShape {
   readonly tail: string;
   /** Whether field `i` is a Python float ({@link EVENT_FLOAT_FIELDS}), written with `.0` when whole. */
   readonly floats: readonly boolean[];
+  /** {@link EventShape.keyText}'s bytes. */
+  readonly keyBytes: readonly Uint8Array[];
+  /** {@link EventShape.tail}'s bytes. */
+  readonly tailBytes: Uint8Array;
 
   /**
    * @param type the event type
@@ -70,6 +74,8 @@ export class EventShape {
     this.keyText = keys.map((k) => ", " + pyJsonScalar(k) + ": ");
     this.tail = ', "type": ' + pyJsonScalar(type) + "}";
     this.floats = keys.map((k) => EVENT_FLOAT_FIELDS.has(k));
+    this.keyBytes = this.keyText.map((t) => ascii.encode(t));
+    this.tailBytes = ascii.encode(this.tail);
   }
 }
 
@@ -115,6 +121,10 @@ export class EventListWriter {
   #lastAt = NaN;
   /** `, "timestamp": …` for {@link #lastAt}. */
   #stamp = "";
+  /** {@link #head}'s bytes. */
+  #headBytes = new Uint8Array();
+  /** {@link #stamp}'s bytes. */
+  #stampBytes = new Uint8Array();
 
   /** @param sender the sender's `hostname` and `pid` */
   constructor(sender: { hostname: string; pid: number }) {
@@ -198,12 +208,12 @@ export class EventListWriter {
       }
     }
     this.#ascii(", ");
-    this.#ascii(this.#head);
+    this.#bytes(this.#headBytes);
     this.#number(clock);
     for (let i = 0; i < n; i++) {
       const v = values[i];
       if (v === undefined) continue;
-      this.#ascii(shape.keyText[i]);
+      this.#bytes(shape.keyBytes[i]);
       if (typeof v === "string") {
         if (!this.#verbatim(v)) this.#ascii(pyJsonScalar(v));
       } else if (typeof v === "number") {
@@ -211,8 +221,8 @@ export class EventListWriter {
         else this.#number(v);
       } else this.#ascii(v === null ? "null" : v ? "true" : "false");
     }
-    this.#ascii(this.#stamp);
-    this.#ascii(shape.tail);
+    this.#bytes(this.#stampBytes);
+    this.#bytes(shape.tailBytes);
     this.#end();
   }
 
@@ -250,10 +260,12 @@ export class EventListWriter {
       this.#offset = offset;
       this.#head = '{"hostname": ' + this.#hostname + ', "utcoffset": ' + pyJsonScalar(offset) +
         ', "pid": ' + this.#pid + ', "clock": ';
+      this.#headBytes = ascii.encode(this.#head);
     }
     if (at !== this.#lastAt) {
       this.#lastAt = at;
       this.#stamp = ', "timestamp": ' + pyJsonFloat(at / 1000);
+      this.#stampBytes = ascii.encode(this.#stamp);
     }
   }
 
@@ -273,6 +285,17 @@ export class EventListWriter {
       this.#ends = ends;
     }
     this.#ends[this.#count++] = this.#len;
+  }
+
+  /**
+   * Append bytes: a constant piece (head, key, timestamp, tail), encoded
+   * once. A `set()` costs ~20 ns a call, where {@link #ascii}'s loop costs
+   * ~1.5 ns a character: the pieces of a task's three events are ~500 bytes.
+   */
+  #bytes(bytes: Uint8Array): void {
+    this.#reserve(bytes.length);
+    this.#buf.set(bytes, this.#len);
+    this.#len += bytes.length;
   }
 
   /** Append ASCII text (a key, a constant, JSON already escaped), a byte per character. */

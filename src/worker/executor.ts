@@ -11,7 +11,7 @@ import { currentTask } from "../client/current.ts";
 import { Replaced } from "../client/replaced.ts";
 import { Retry, type RetryOptions } from "../client/retry.ts";
 import type { Task } from "../client/task.ts";
-import type { TaskContext } from "../client/task_options.ts";
+import type { ErrbackRequest, TaskContext } from "../client/task_options.ts";
 import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
 import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
@@ -25,6 +25,7 @@ import {
 import { resultRepr } from "../protocol/repr.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
 import { checkCall, handlerSignature } from "./arity.ts";
+import { callErrbacks, splitErrbacks } from "./errbacks.ts";
 import { stateUpdater } from "./task_state.ts";
 import { type RunHooks, runHooks } from "./task_hooks.ts";
 import { reportedError } from "./reported_error.ts";
@@ -124,6 +125,25 @@ export function failedBeforeRun(
 /** The outcome of a request revoked before its handler was called: nothing ran, nothing to store. */
 function revokedBeforeRun(req: RunRequest): RunOutcome {
   return { seq: req.seq, ok: false, revoked: true, runtime: 0 };
+}
+
+/** A task's request: a bound task's context without its methods; an old-style errback's first argument. */
+function requestOf(req: RunRequest, body: TaskBody): ErrbackRequest {
+  return {
+    id: req.id,
+    name: req.task,
+    args: body.args,
+    kwargs: body.kwargs,
+    retries: req.info.retries,
+    headers: req.headers,
+    rootId: req.info.rootId,
+    parentId: req.info.parentId,
+    group: req.info.group,
+    eta: req.info.eta,
+    expires: req.info.expires,
+    hostname: req.info.hostname,
+    deliveryInfo: { queue: req.info.queue, redelivered: req.info.redelivered },
+  };
 }
 
 /** Whether a handler's return value is awaited (a promise or any other thenable). */
@@ -282,19 +302,7 @@ export async function runTask(
         embed: body.embed,
       });
       ctx = {
-        id: req.id,
-        name: req.task,
-        args: body.args,
-        kwargs: body.kwargs,
-        retries: req.info.retries,
-        headers: req.headers,
-        rootId: req.info.rootId,
-        parentId: req.info.parentId,
-        group: req.info.group,
-        eta: req.info.eta,
-        expires: req.info.expires,
-        hostname: req.info.hostname,
-        deliveryInfo: { queue: req.info.queue, redelivered: req.info.redelivered },
+        ...requestOf(req, body),
         signal,
         retry: (options: RetryOptions = {}): never => {
           const p = planFor(req, body, task, options);
@@ -357,24 +365,30 @@ export async function runTask(
       }
     }
     if (planned) return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
-    const exc = exceptionInfo(reportedError(err, `${req.task}[${req.id}]`, signal));
+    const reported = reportedError(err, `${req.task}[${req.id}]`, signal);
+    const exc = exceptionInfo(reported);
     const traceback = tracebackText(err);
+    const meta = encodeResultMetaWithJson(
+      { ...metaInput, status: "FAILURE", result: null, traceback, dateDone: new Date() },
+      pyJsonDumps(exc),
+    );
+    let embed = body.embed;
+    const errbacks = splitErrbacks(tasks, embed.errbacks);
+    if (errbacks.local.length) {
+      // Celery calls them once the FAILURE is stored; the main thread stores it again, with children.
+      await services.storeState?.(req.seq, "FAILURE", meta);
+      const place = (t: Task<never, unknown>, args: unknown[], kwargs: Record<string, unknown>) =>
+        callArgs(t, { ...body, args, kwargs });
+      await callErrbacks(errbacks.local, requestOf(req, body), reported, traceback, place);
+      embed = { ...embed, errbacks: errbacks.sent };
+    }
     await hooks?.failure(err, traceback);
     return {
       seq: req.seq,
       ok: false,
       exc,
-      meta: encodeResultMetaWithJson(
-        {
-          ...metaInput,
-          status: "FAILURE",
-          result: null,
-          traceback,
-          dateDone: new Date(),
-        },
-        pyJsonDumps(exc),
-      ),
-      followUp: needsFollowUp(body.embed) ? { embed: body.embed, value: null } : undefined,
+      meta,
+      followUp: needsFollowUp(embed) ? { embed, value: null } : undefined,
       runtime,
       blocked,
       traceback: req.describe ? traceback : undefined,

@@ -9,10 +9,12 @@
 
 import type { RunOutcome } from "./executor.ts";
 import type { PoolEvents } from "./pool.ts";
+import { readOutcomes } from "./outcome_ring.ts";
 import { type Group, type Member, postTo } from "./pool_member.ts";
 import type { FromRunner, ToRunner } from "./pool_protocol.ts";
 import { unpackOutcomes } from "./run_batch.ts";
 import { cannotSpawn } from "./sandbox_start.ts";
+import { newRing, RingReader, RingWriter } from "./shared_ring.ts";
 import { spawnRunner } from "./spawn_runner.ts";
 import { StartTable } from "./start_table.ts";
 import type { ThreadWatch } from "./thread_leaks.ts";
@@ -94,6 +96,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
   }
   const { promise: ready, resolve, reject } = Promise.withResolvers<void>();
   ready.catch(() => {});
+  const runRing = newRing();
   const member: Member = {
     group,
     worker,
@@ -103,6 +106,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
     assigned: 0,
     sent: new Int32Array(new SharedArrayBuffer(4)),
     starts: new StartTable(),
+    runs: { ring: new RingWriter(runRing), posts: 0 },
     ready,
     up: false,
     dead: false,
@@ -113,8 +117,29 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
     hooks.onFail(member, reason);
   };
   const { events } = hooks;
+  const ring = newRing();
+  const reader = member.outcomes = new RingReader(ring);
+  /** Posts of the Web Worker handled: its ring's records written after more wait for them. */
+  let received = 0;
+  const fromRing = () => {
+    if (member.dead) return;
+    const { outcomes, now } = readOutcomes(reader, received);
+    if (outcomes.length === 0) return;
+    member.starts.sync(now);
+    hooks.onOutcomes(member, outcomes, undefined);
+  };
+  reader.listen(fromRing, () => member.dead);
   worker.onmessage = (e: MessageEvent<FromRunner>) => {
-    const msg = e.data;
+    // The ring's outcomes written before this post go first, those written after it next.
+    fromRing();
+    received++;
+    try {
+      handle(e.data);
+    } finally {
+      fromRing();
+    }
+  };
+  const handle = (msg: FromRunner) => {
     switch (msg.type) {
       case "ready":
         member.starts.sync(msg.now);
@@ -148,6 +173,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
   };
   worker.onerror = (e: ErrorEvent) => {
     e.preventDefault();
+    fromRing();
     fail(e.message);
   };
   postTo(member, {
@@ -156,6 +182,8 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
     revoke: group.spawn.revoke,
     sent: member.sent,
     starts: member.starts.memory,
+    outcomes: ring,
+    runs: runRing,
   });
   return member;
 }

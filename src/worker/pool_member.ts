@@ -8,7 +8,9 @@
 import type { RunRequest } from "./executor.ts";
 import type { ToRunner, ToRunnerPosted } from "./pool_protocol.ts";
 import { packRun } from "./run_batch.ts";
+import { writeRuns } from "./run_ring.ts";
 import type { Sandbox, SpawnPermissions } from "./sandboxes.ts";
+import type { RingReader, RingWriter } from "./shared_ring.ts";
 import type { StartTable } from "./start_table.ts";
 import type { ThreadRef } from "./thread_leaks.ts";
 
@@ -43,6 +45,10 @@ export interface Member {
   sent: Int32Array;
   /** When its tasks with time limits started, written by it (`start_table.ts`). */
   starts: StartTable;
+  /** Its ring for plain run requests (`run_ring.ts`), and the messages posted to it so far. */
+  runs?: { ring: RingWriter; posts: number };
+  /** Its ring for plain outcomes (`outcome_ring.ts`), which the main thread listens to. */
+  outcomes?: RingReader;
   ready: Promise<void>;
   up: boolean;
   dead: boolean;
@@ -60,7 +66,8 @@ export interface Member {
  * and each Web Worker gets its own) would be copied once per message, and
  * kept by the Web Worker as long as each task runs. A `run` batch is
  * posted packed ({@link packRun}: far cheaper to clone than the request
- * objects), and the Web Worker unpacks it.
+ * objects), and the Web Worker unpacks it; a batch of plain requests is
+ * written to the member's shared ring instead when it fits (`run_ring.ts`).
  *
  * @example
  * ```ts ignore
@@ -75,8 +82,14 @@ export function postTo(member: Member, msg: ToRunner): void {
   if (member.dead) return;
   let n = 0;
   let posted: ToRunnerPosted;
+  const runs = member.runs;
   if (msg.type === "run") {
     n = msg.batch.length;
+    if (runs) {
+      Atomics.add(member.sent, 0, n);
+      if (writeRuns(runs.ring, msg.batch, runs.posts)) return;
+      Atomics.sub(member.sent, 0, n);
+    }
     ownBodies(msg.batch);
     posted = { type: "run", batch: packRun(msg.batch) };
   } else posted = msg;
@@ -87,6 +100,24 @@ export function postTo(member: Member, msg: ToRunner): void {
     Atomics.sub(member.sent, 0, n);
     throw err;
   }
+  if (runs) runs.posts++;
+}
+
+/**
+ * Mark a member dead and terminate its Web Worker; its outcome ring's
+ * listener stops (a wait left pending would keep the ring's memory).
+ *
+ * @example
+ * ```ts ignore
+ * endMember(member);
+ * ```
+ *
+ * @param member the Web Worker
+ */
+export function endMember(member: Member): void {
+  member.dead = true;
+  member.worker.terminate();
+  member.outcomes?.wake();
 }
 
 /** Give a batch's bodies one buffer of their own when their buffers hold more than them. */

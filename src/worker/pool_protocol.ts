@@ -34,6 +34,10 @@ export type ToRunner =
     sent?: Int32Array;
     /** Where it writes when its tasks with time limits start (`start_table.ts`). */
     starts?: StartTableMemory;
+    /** Where it writes its plain outcomes instead of posting them (`outcome_ring.ts`). */
+    outcomes?: SharedArrayBuffer;
+    /** Where it reads plain run requests the main thread does not post (`run_ring.ts`). */
+    runs?: SharedArrayBuffer;
   }
   | { type: "run"; batch: RunRequest[] }
   | { type: "abort"; seqs: number[] }

@@ -9,7 +9,7 @@ import type { Celery } from "../client/app.ts";
 import { InlinePool } from "./inline_pool.ts";
 import type { Pool, PoolEvents } from "./pool.ts";
 import { ThreadPool } from "./thread_pool.ts";
-import { planSandboxes, type Sandbox } from "./sandboxes.ts";
+import { planSandboxes, type Sandbox, sandboxedTasks } from "./sandboxes.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 import { DEFAULT_PREFETCH_MAX } from "./prefetch_window.ts";
 
@@ -58,10 +58,10 @@ export function createPool(
           "use the threads pool",
       );
     }
-    const sandboxed = sandboxes.filter((s) => s.permissions !== "inherit");
+    const sandboxed = sandboxedTasks(sandboxes);
     if (sandboxed.length) {
       throw new TypeError(
-        `Tasks ${sandboxed.flatMap((s) => s.tasks).join(", ")} have permission sandboxes, ` +
+        `Tasks ${sandboxed.join(", ")} have permission sandboxes, ` +
           `which the inline pool cannot enforce: use the threads pool`,
       );
     }

@@ -19,8 +19,11 @@ import { CpuShares, threadCpuClock } from "./cpu_share.ts";
 import type { RunServices } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
 import type { FromRunner, ToRunnerPosted } from "./pool_protocol.ts";
+import { writeOutcomes } from "./outcome_ring.ts";
 import { packOutcomes, unpackRun } from "./run_batch.ts";
+import { readRuns } from "./run_ring.ts";
 import type { Revocation } from "./sandboxes.ts";
+import { RingReader, RingWriter } from "./shared_ring.ts";
 import { StartTable } from "./start_table.ts";
 
 let app: Promise<Celery> | null = null;
@@ -32,9 +35,25 @@ let sent: Int32Array | null = null;
 let received = 0;
 /** Where a task with time limits is noted when it starts (from `init`). */
 let starts: StartTable | null = null;
+/** Where plain outcomes go (from `init`), and the posts made so far (the ring's records carry it). */
+let ring: RingWriter | null = null;
+let posts = 0;
+/** Where plain run requests come from (from `init`), and the main thread's posts handled so far. */
+let runs: RingReader | null = null;
+let handled = 0;
+
+/** Run the requests written to the ring before the main thread's next post. */
+function fromRing(): void {
+  if (!runs || !app) return;
+  const batch = readRuns(runs, handled);
+  if (batch.length === 0) return;
+  received += batch.length;
+  app.then((a) => runner.run(a.tasks, batch, a.signals));
+}
 
 function post(msg: FromRunner): void {
   self.postMessage(msg);
+  posts++;
 }
 
 function memory(): number {
@@ -57,7 +76,7 @@ const services: RunServices = {
 const clock = threadCpuClock();
 const runner = new BatchRunner(
   (outcomes) =>
-    post({
+    (!measureMemory && ring && writeOutcomes(ring, outcomes, posts, performance.now())) || post({
       type: "outcomes",
       outcomes: packOutcomes(outcomes),
       memory: measureMemory ? memory() : undefined,
@@ -97,14 +116,29 @@ async function init(
 }
 
 self.onmessage = (e: MessageEvent<ToRunnerPosted>) => {
-  const msg = e.data;
+  // The ring's requests written before this post go first, those written after it next.
+  fromRing();
+  handled++;
+  try {
+    handle(e.data);
+  } finally {
+    fromRing();
+  }
+};
+
+function handle(msg: ToRunnerPosted): void {
   switch (msg.type) {
     case "init":
       measureMemory = msg.measureMemory ?? false;
       services.maxDecompressedSize = msg.maxDecompressedSize;
       sent = msg.sent ?? null;
       starts = msg.starts ? new StartTable(msg.starts) : null;
+      ring = msg.outcomes ? new RingWriter(msg.outcomes) : null;
       app = init(msg.module, msg.exportName, msg.config, msg.revoke ?? []);
+      if (msg.runs) {
+        const reader = runs = new RingReader(msg.runs);
+        reader.listen(fromRing, () => false);
+      }
       app.then(
         (a) => post({ type: "ready", tasks: [...a.tasks.keys()], now: performance.now() }),
         (err) => post({ type: "init-error", error: (err as Error).stack ?? String(err) }),
@@ -131,4 +165,4 @@ self.onmessage = (e: MessageEvent<ToRunnerPosted>) => {
       break;
     }
   }
-};
+}

@@ -188,6 +188,27 @@ export function planSandboxes(
 }
 
 /**
+ * The tasks of a sandbox plan that run in a permission sandbox (any set but
+ * `inherit`): those the inline pool, which runs tasks in the worker's own
+ * thread, cannot serve.
+ *
+ * @example
+ * ```ts
+ * import { planSandboxes, sandboxedTasks } from "./sandboxes.ts";
+ * sandboxedTasks(planSandboxes([
+ *   { name: "t.add", options: {} },
+ *   { name: "t.fetch", options: { permissions: { net: ["api.example.com:443"] } } },
+ * ])); // ["t.fetch"]
+ * ```
+ *
+ * @param sandboxes what {@link planSandboxes} planned
+ * @returns the names of the sandboxed tasks
+ */
+export function sandboxedTasks(sandboxes: readonly Sandbox[]): string[] {
+  return sandboxes.filter((s) => s.permissions !== "inherit").flatMap((s) => s.tasks);
+}
+
+/**
  * A permission a Web Worker gives up once the app module is loaded: a
  * whole kind, or read access to one path.
  *

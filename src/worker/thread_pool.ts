@@ -11,7 +11,7 @@ import type { CeleryOptions } from "../client/config.ts";
 import { BlockingByName, MESSAGE_BLOCKING_MS, messagesOf, spreadLead } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
-import { type Group, type Member, postTo } from "./pool_member.ts";
+import { endMember, type Group, type Member, postTo } from "./pool_member.ts";
 import { RUNNER_URL, spawnMember } from "./member_spawn.ts";
 import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
@@ -311,15 +311,13 @@ export class ThreadPool implements Pool {
   }
 
   #dismiss(member: Member): void {
-    member.dead = true;
-    member.worker.terminate();
+    endMember(member);
     this.#retiring.delete(member);
   }
 
   /** Stop a member at once; returns the tasks it held. */
   #drop(member: Member): number[] {
-    member.dead = true;
-    member.worker.terminate();
+    endMember(member);
     this.#retiring.delete(member);
     member.group.members = member.group.members.filter((m) => m !== member);
     // Found by owner rather than kept in a set of the member's: one table fewer per task.
@@ -510,8 +508,7 @@ export class ThreadPool implements Pool {
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     for (const m of [...this.#groups.flatMap((g) => g.members), ...this.#retiring]) {
-      m.dead = true;
-      m.worker.terminate();
+      endMember(m);
     }
     for (const g of this.#groups) g.members = [];
     this.#retiring.clear();

@@ -7,6 +7,7 @@ sends them all, waits for every result and prints one JSON list:
 Broker/backend from CELERY_BROKER_URL / CELERY_RESULT_BACKEND; queue from
 INTEROP_QUEUE; broker key prefix from INTEROP_KEYPREFIX; INTEROP_QUEUE_TYPE=quorum
 declares the queue as a quorum queue, as Celery 5.5's task_default_queue_type does;
+INTEROP_TASK_QUEUES='[{"queue", "exchange", "type", "key"}]' sets task_queues;
 INTEROP_RESULT_EXTENDED=1 sets result_extended and adds each result's
 {"name", "args", "kwargs", "worker", "retries", "queue"} as "extended".
 """
@@ -23,6 +24,13 @@ if os.environ.get("INTEROP_QUEUE_TYPE") == "quorum":
 
     _q = app.conf.task_default_queue
     app.conf.task_queues = [Queue(_q, Exchange(_q), routing_key=_q, queue_arguments={"x-queue-type": "quorum"})]
+if os.environ.get("INTEROP_TASK_QUEUES"):
+    from kombu import Exchange, Queue
+
+    app.conf.task_queues = [
+        Queue(q["queue"], Exchange(q["exchange"], type=q.get("type", "direct")), routing_key=q["key"])
+        for q in json.loads(os.environ["INTEROP_TASK_QUEUES"])
+    ]
 if os.environ.get("INTEROP_KEYPREFIX"):
     app.conf.broker_transport_options = {"global_keyprefix": os.environ["INTEROP_KEYPREFIX"]}
 

@@ -1,7 +1,8 @@
 """Python Celery 5.2 tasks used by the interop tests.
 
 Broker and backend come from CELERY_BROKER_URL / CELERY_RESULT_BACKEND;
-the queue from INTEROP_QUEUE. Run with:
+the queue from INTEROP_QUEUE; task_queues (queues bound to named exchanges)
+from INTEROP_TASK_QUEUES='[{"queue", "exchange", "type", "key"}]'. Run with:
   /usr/bin/python3 -m celery -A pytasks worker -P solo -Q $INTEROP_QUEUE
 """
 import json
@@ -21,6 +22,13 @@ app.conf.broker_transport_options = {
     "global_keyprefix": os.environ.get("INTEROP_KEYPREFIX", ""),
 }
 app.conf.worker_hijack_root_logger = False
+if os.environ.get("INTEROP_TASK_QUEUES"):
+    from kombu import Exchange, Queue
+
+    app.conf.task_queues = [
+        Queue(q["queue"], Exchange(q["exchange"], type=q.get("type", "direct")), routing_key=q["key"])
+        for q in json.loads(os.environ["INTEROP_TASK_QUEUES"])
+    ]
 
 
 class CustomError(Exception):
@@ -110,3 +118,25 @@ def collect(items, marker_key):
     r = redis.Redis.from_url(os.environ.get("INTEROP_MARKER_REDIS", "redis://127.0.0.1:6379/0"))
     r.rpush(marker_key, json.dumps({"by": "py", "items": items}))
     return len(items)
+
+
+def _errback_marker(marker_key, record):
+    import redis
+    r = redis.Redis.from_url(os.environ.get("INTEROP_MARKER_REDIS", "redis://127.0.0.1:6379/0"))
+    r.rpush(marker_key, json.dumps(record))
+
+
+@app.task(name="py.errback_old")
+def errback_old(request, exc, traceback, marker_key):
+    """Old-style errback: Celery calls it in the failing task's worker, no message."""
+    _errback_marker(marker_key, {
+        "by": "py", "style": "old", "failed": request.id,
+        "exc": f"{type(exc).__name__}: {exc}", "traceback": isinstance(traceback, str),
+        "stored": app.AsyncResult(request.id).state,
+    })
+
+
+@app.task(name="py.errback_new")
+def errback_new(task_id, *, marker_key):
+    """One-argument errback: sent as a message with the failed task's id."""
+    _errback_marker(marker_key, {"by": "py", "style": "new", "failed": task_id})

@@ -1,0 +1,58 @@
+/**
+ * The URL flags (`-b, --broker`, `--backend`, `--beat-store`), checked
+ * before anything connects: empty, or of no scheme Celeriac can use, is a
+ * usage error that names the flag.
+ *
+ * @module
+ */
+
+import { urlSchemeProblem } from "../client/transports.ts";
+import { UsageError } from "./exit_codes.ts";
+
+/** What each URL flag takes, an example of it, and what leaving it out gives. */
+const URL_FLAGS = {
+  "--broker": {
+    kind: "broker",
+    example: "-b redis://127.0.0.1:6379/0",
+    short: "-b",
+    otherwise: "the app's broker, CELERY_BROKER_URL or kv://",
+  },
+  "--backend": {
+    kind: "result backend",
+    example: "--backend redis://127.0.0.1:6379/0",
+    short: "--backend",
+    otherwise: "the app's backend or CELERY_RESULT_BACKEND",
+  },
+  "--beat-store": {
+    kind: "beat store",
+    example: "--beat-store redis://127.0.0.1:6379/0",
+    short: "--beat-store",
+    otherwise: "the broker (a Redis or KV one)",
+  },
+} as const;
+
+/**
+ * Refuse a URL flag that is empty (as `-b "$BROKER"` gives with the variable
+ * unset: the default would be used in its place) or of no scheme its kind
+ * supports; `undefined` (the flag absent) passes.
+ *
+ * @example
+ * ```ts ignore
+ * checkUrlFlag("--broker", values.broker); // throws for "" and "ftp://x"
+ * ```
+ *
+ * @param flag the flag's long name
+ * @param url its value
+ * @throws {UsageError} naming the flag, saying what to give
+ */
+export function checkUrlFlag(flag: keyof typeof URL_FLAGS, url: string | undefined): void {
+  if (url === undefined) return;
+  const { kind, example, short, otherwise } = URL_FLAGS[flag];
+  if (url.trim() === "") {
+    throw new UsageError(
+      `${flag} is empty: give a ${kind} URL (${example}), or leave ${short} out for ${otherwise}`,
+    );
+  }
+  const problem = urlSchemeProblem(kind, url);
+  if (problem) throw new UsageError(`${flag}: ${problem}`);
+}

@@ -1,0 +1,104 @@
+/**
+ * Old-style errbacks, called where the task failed, as Celery 5.2's
+ * backend does (`_call_task_errbacks`): a `link_error` signature whose task
+ * this worker defines, unbound, with two or more parameters (or a rest
+ * parameter) is called in-process as `(request, exc, traceback, ...args)`
+ * once the FAILURE is stored; no message is sent for it. Every other
+ * errback (one parameter, bound, a canvas, or a task this worker does not
+ * define) is left to be sent as a task with the failed task's id.
+ *
+ * @module
+ */
+
+import type { Task } from "../client/task.ts";
+import { reportHookError } from "../client/signals.ts";
+import type { ErrbackRequest } from "../client/task_options.ts";
+import type { SignatureDict } from "../protocol/message.ts";
+import { checkCall, handlerSignature } from "./arity.ts";
+
+/** An errback to call in-process, with its task. */
+export interface LocalErrback {
+  /** The `link_error` signature. */
+  sig: SignatureDict;
+  /** Its task, defined in this worker's app. */
+  task: Task<never, unknown>;
+}
+
+/**
+ * Split a failed task's errbacks into those called in-process and those sent.
+ *
+ * @example
+ * ```ts ignore
+ * const { local, sent } = splitErrbacks(app.tasks, embed.errbacks);
+ * ```
+ *
+ * @param tasks the worker's task registry
+ * @param errbacks the failed task's `link_error` signatures
+ * @returns the in-process ones, and the rest (`null` when none), in order
+ */
+export function splitErrbacks(
+  tasks: ReadonlyMap<string, Task<never, unknown>>,
+  errbacks: readonly SignatureDict[] | null,
+): { local: LocalErrback[]; sent: SignatureDict[] | null } {
+  const local: LocalErrback[] = [];
+  const sent: SignatureDict[] = [];
+  for (const sig of errbacks ?? []) {
+    const task = sig.subtask_type ? undefined : tasks.get(sig.task);
+    if (task && takesRequest(task)) local.push({ sig, task });
+    else sent.push(sig);
+  }
+  return { local, sent: sent.length ? sent : null };
+}
+
+/** Celery's test: an unbound task whose handler takes more than one positional argument. */
+function takesRequest(task: Task<never, unknown>): boolean {
+  if (!task.handler || task.options.bind) return false;
+  const sig = handlerSignature(task.handler, task.options, task.name);
+  // An unreadable parameter list (no names) is not taken for a rest parameter.
+  return sig.names.length > 1 || (sig.max === Infinity && sig.names.length > 0);
+}
+
+/**
+ * Call the in-process errbacks one after another, as Celery's `sig(request,
+ * exc, traceback)`: the three come first unless the signature is immutable,
+ * then its own arguments; its keyword arguments go where `place` puts them.
+ * A call that does not fit the handler throws Python's `TypeError` (as
+ * `add(request, exc, traceback)` does in Celery); an errback that throws is
+ * reported and the others still run; nothing is stored for them (a direct
+ * call, as in Celery, has no result).
+ *
+ * @example
+ * ```ts ignore
+ * await callErrbacks(local, request, err, traceback, (task, args, kwargs) => args);
+ * ```
+ *
+ * @param local the errbacks
+ * @param request the failed task's request
+ * @param exc what it threw
+ * @param traceback its traceback text
+ * @param place builds a handler's arguments from positional and keyword ones
+ */
+export async function callErrbacks(
+  local: readonly LocalErrback[],
+  request: ErrbackRequest,
+  exc: unknown,
+  traceback: string,
+  place: (
+    task: Task<never, unknown>,
+    args: unknown[],
+    kwargs: Record<string, unknown>,
+  ) => unknown[],
+): Promise<void> {
+  for (const { sig, task } of local) {
+    try {
+      const args = sig.immutable ? sig.args : [request, exc, traceback, ...sig.args];
+      const placed = place(task, args, sig.kwargs);
+      // Python's TypeError for a call that does not fit (tasks.add(a, b) as an errback), as in Celery.
+      checkCall(task, { args, kwargs: sig.kwargs }, placed);
+      const handler = task.handler as (...a: unknown[]) => unknown;
+      await handler(...placed);
+    } catch (err) {
+      reportHookError(`errback ${sig.task} of ${request.name}[${request.id}]`, err);
+    }
+  }
+}

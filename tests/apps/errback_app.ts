@@ -1,0 +1,55 @@
+/**
+ * Errbacks both ways, for tests/interop_errbacks_test.ts: `eb.fail` fails;
+ * `eb.old` is an old-style errback (`request, exc, traceback`, called
+ * in-process by the worker whose task failed); `eb.new` is a bound
+ * one-argument errback (sent as a message with the failed task's id). Both
+ * record their call in the Redis list their signature names.
+ */
+
+import { Redis } from "ioredis";
+import { Celery, type ErrbackRequest } from "../../mod.ts";
+
+export const app = new Celery();
+
+let redis: Redis | null = null;
+
+function connection(): Redis {
+  return redis ??= new Redis(Deno.env.get("INTEROP_MARKER_REDIS") ?? "redis://127.0.0.1:6379/0");
+}
+
+async function mark(key: string, record: Record<string, unknown>): Promise<void> {
+  await connection().rpush(key, JSON.stringify(record));
+}
+
+/** The state stored for a task in the Redis result backend (the worker's). */
+async function stored(id: string): Promise<string> {
+  const meta = await connection().get(`celery-task-meta-${id}`);
+  return meta === null ? "PENDING" : JSON.parse(meta).status;
+}
+
+export const fail = app.task("eb.fail", (why: string): never => {
+  const err = new Error(why);
+  err.name = "ValueError";
+  throw err;
+});
+
+export const old = app.task(
+  "eb.old",
+  async (request: ErrbackRequest, exc: unknown, traceback: string, marker: string) =>
+    mark(marker, {
+      by: "ts",
+      style: "old",
+      failed: request.id,
+      name: request.name,
+      args: request.args,
+      exc: exc instanceof Error ? `${exc.name}: ${exc.message}` : String(exc),
+      traceback: typeof traceback === "string",
+      stored: await stored(request.id),
+    }),
+);
+
+export const fresh = app.task(
+  "eb.new",
+  { bind: true },
+  (ctx, failed: string) => mark(String(ctx.kwargs.marker_key), { by: "ts", style: "new", failed }),
+);

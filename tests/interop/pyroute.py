@@ -1,0 +1,65 @@
+"""Where Python Celery 5.2 routes a task, for tests/interop_routing_test.ts.
+
+  pyroute.py declare '<json>'  declare queues as a Celery worker with task_queues
+                               does: [{"queue", "exchange", "type", "key"}]
+  pyroute.py send '<json>'     one send_task("t") per case, each from an app of
+                               its own: [{"options": {...}, "routes": {...}}]
+  pyroute.py collect '<json>'  take every message from the named queues as a
+                               consumer sees it; prints
+                               {queue: [[exchange, routing_key, task name], ...]}
+
+Broker from CELERY_BROKER_URL; the default queue from INTEROP_QUEUE.
+"""
+import json
+import os
+import sys
+
+from celery import Celery
+from kombu import Connection, Exchange, Queue
+
+BROKER = os.environ["CELERY_BROKER_URL"]
+
+
+def bound(d):
+    return Queue(d["queue"], Exchange(d["exchange"], type=d.get("type", "direct")), routing_key=d["key"])
+
+
+def declare(decls):
+    with Connection(BROKER) as conn:
+        channel = conn.channel()
+        for d in decls:
+            bound(d).bind(channel).declare()
+    return None
+
+
+def send(cases):
+    for case in cases:
+        app = Celery("pyroute", broker=BROKER)
+        app.conf.task_default_queue = os.environ["INTEROP_QUEUE"]
+        app.conf.task_routes = case.get("routes")
+        app.send_task("t", (), **case.get("options", {}))
+        app.pool.force_close_all()
+    return None
+
+
+def collect(names):
+    out = {}
+    with Connection(BROKER) as conn:
+        channel = conn.channel()
+        for name in names:
+            queue = Queue(name, Exchange(name), routing_key=name).bind(channel)
+            queue.declare()
+            got = []
+            while True:
+                message = queue.get(no_ack=True)
+                if message is None:
+                    break
+                info = message.delivery_info
+                got.append([info["exchange"], info["routing_key"], message.headers["task"]])
+            out[name] = got
+    return out
+
+
+if __name__ == "__main__":
+    result = {"declare": declare, "send": send, "collect": collect}[sys.argv[1]](json.loads(sys.argv[2]))
+    print(json.dumps(result))

@@ -1,0 +1,215 @@
+/**
+ * Routing interop with real Python Celery 5.2.6, on Redis and RabbitMQ: for
+ * the same call options and task routes (queue, exchange, routing key, and
+ * their combinations), a Celeriac client's message lands in the queue
+ * Python's does, with the exchange and routing key a consumer sees from
+ * Python's (tests/interop/pyroute.py sends and collects), sent alone or as
+ * a canvas member; and a worker whose queues are bound to named exchanges
+ * (direct and topic) receives what the other side sends to them.
+ */
+
+import assert from "node:assert/strict";
+import { Celery, group } from "../mod.ts";
+import type { ApplyOptions } from "../src/client/task_options.ts";
+import type { TaskRoutes } from "../src/client/routes.ts";
+import { interopWorker, pythonCalls, pythonEnv } from "./helpers/interop.ts";
+import { celeryWorker, runPython } from "./helpers/procs.ts";
+import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
+import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
+
+/** A Celery call's options, snake_case, and the Celeriac call's. */
+interface Case {
+  py: Record<string, string>;
+  ts: ApplyOptions;
+  pyRoutes?: Record<string, Record<string, string>>;
+  tsRoutes?: TaskRoutes;
+}
+
+/** Where each message was found: queue -> [exchange, routing key, task name] per message. */
+type Landing = Record<string, [string, string, string][]>;
+
+/** The names one test uses: default queue, other queues, exchanges, keys. */
+function names(p: string) {
+  return {
+    q0: `${p}q0`,
+    qa: `${p}qa`,
+    qb: `${p}qb`,
+    qt: `${p}qt`,
+    ex: `${p}ex`,
+    tx: `${p}tx`,
+    /** A routing key that is also a queue's name: a message sent to it by mistake is seen. */
+    rk: `${p}rk`,
+  };
+}
+
+function cases(n: ReturnType<typeof names>): Case[] {
+  const { qa, ex, rk } = n;
+  return [
+    { py: {}, ts: {} },
+    { py: { queue: qa }, ts: { queue: qa } },
+    { py: { routing_key: rk }, ts: { routingKey: rk } },
+    { py: { queue: qa, routing_key: rk }, ts: { queue: qa, routingKey: rk } },
+    { py: { exchange: ex }, ts: { exchange: ex } },
+    { py: { queue: qa, exchange: ex }, ts: { queue: qa, exchange: ex } },
+    { py: { exchange: ex, routing_key: "rk" }, ts: { exchange: ex, routingKey: "rk" } },
+    {
+      py: { queue: qa, exchange: ex, routing_key: "rk" },
+      ts: { queue: qa, exchange: ex, routingKey: "rk" },
+    },
+    {
+      py: {},
+      ts: {},
+      pyRoutes: { t: { queue: qa, routing_key: rk } },
+      tsRoutes: { t: { queue: qa, routingKey: rk } },
+    },
+    { py: {}, ts: {}, pyRoutes: { t: { routing_key: rk } }, tsRoutes: { t: { routingKey: rk } } },
+    {
+      py: {},
+      ts: {},
+      pyRoutes: { t: { exchange: ex, routing_key: "rk" } },
+      tsRoutes: { t: { exchange: ex, routingKey: "rk" } },
+    },
+  ];
+}
+
+async function pyroute(broker: string, queue: string, mode: string, arg: unknown) {
+  const env = { CELERY_BROKER_URL: broker, INTEROP_QUEUE: queue };
+  return JSON.parse(await runPython("pyroute.py", [mode, JSON.stringify(arg)], env));
+}
+
+/** Each case's landing from Python and from Celeriac, side by side. */
+async function compareLandings(broker: string, n: ReturnType<typeof names>): Promise<void> {
+  await pyroute(broker, n.q0, "declare", [
+    { queue: n.qb, exchange: n.ex, key: "rk" },
+    { queue: n.qt, exchange: n.tx, type: "topic", key: "a.*" },
+  ]);
+  const all = [n.q0, n.qa, n.qb, n.qt, n.rk];
+  const collect = async (): Promise<Landing> => await pyroute(broker, n.q0, "collect", all);
+  await collect();
+  for (const c of cases(n)) {
+    await pyroute(broker, n.q0, "send", [{ options: c.py, routes: c.pyRoutes ?? null }]);
+    const fromPython = await collect();
+    const app = new Celery({ broker, defaultQueue: n.q0, taskRoutes: c.tsRoutes });
+    const call = `options ${JSON.stringify(c.ts)}, routes ${JSON.stringify(c.tsRoutes ?? null)}`;
+    try {
+      await app.sendTask("t", [], c.ts);
+      assert.deepEqual(await collect(), fromPython, `sendTask: ${call}`);
+      await group([app.signature("t", [], {}, c.ts)]).applyAsync();
+      assert.deepEqual(await collect(), fromPython, `a group member: ${call}`);
+    } finally {
+      await app.close();
+    }
+    assert.equal(Object.values(fromPython).flat().length, 1, `${JSON.stringify(c.py)} sent once`);
+  }
+}
+
+const ignoreAmqp = WITHOUT_CELERY || WITHOUT_RABBITMQ;
+
+async function onVhost(fn: (broker: string) => Promise<void>): Promise<void> {
+  const vhost: TestVhost = await createVhost("routing");
+  try {
+    await fn(vhost.url());
+  } finally {
+    await vhost.remove();
+  }
+}
+
+async function onRedis(fn: (broker: string, prefix: string) => Promise<void>): Promise<void> {
+  const prefix = uniquePrefix("routing");
+  try {
+    await fn(REDIS_URL, prefix);
+  } finally {
+    await deleteKeys(prefix);
+    await deleteKeys(`_kombu.binding.${prefix}`);
+  }
+}
+
+Deno.test({
+  name: "routing on Redis: a Celeriac client's message lands where Python Celery's does",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  await onRedis((broker, prefix) => compareLandings(broker, names(prefix)));
+});
+
+Deno.test({
+  name: "routing on RabbitMQ: a Celeriac client's message lands where Python Celery's does",
+  ignore: ignoreAmqp,
+}, async () => {
+  await onVhost((broker) => compareLandings(broker, names("")));
+});
+
+/**
+ * A worker whose queues are bound to named exchanges (`qb` to the direct
+ * `ex` with key `rk`, `qt` to the topic `tx` with `a.*`, as a Celery app's
+ * `task_queues` declares them) gets what the other side sends there: a
+ * Celery client's sends to a Celeriac worker, a Celeriac client's to a
+ * Celery worker. On Redis a Celery client matches a topic binding only for
+ * an exchange its own process declared (kombu keeps exchange types in
+ * memory; any other is direct, so `a.b` matches no `a.*` and the message is
+ * dropped): `pyTopic` false leaves that send out.
+ */
+async function exchangeBoundWorkers(
+  broker: string,
+  n: ReturnType<typeof names>,
+  pyTopic: boolean,
+): Promise<void> {
+  const bound = [
+    { queue: n.qb, exchange: n.ex, key: "rk" },
+    { queue: n.qt, exchange: n.tx, type: "topic", key: "a.*" },
+  ];
+  const taskQueues = { INTEROP_TASK_QUEUES: JSON.stringify(bound) };
+  const urls = { broker, backend: REDIS_URL };
+  const ids: string[] = [];
+  try {
+    await pyroute(broker, n.q0, "declare", bound);
+    const worker = await interopWorker(urls, `${n.qb},${n.qt}`);
+    try {
+      const out = await pythonCalls({ ...pythonEnv(urls, n.q0), ...taskQueues }, [
+        { task: "tasks.add", args: [1, 2], options: { exchange: n.ex, routing_key: "rk" } },
+        // task_queues' topic queue: Celery sends to tx with the binding key a.* itself.
+        { task: "tasks.add", args: [5, 6], options: { queue: n.qt } },
+        ...pyTopic
+          ? [{ task: "tasks.add", args: [3, 4], options: { exchange: n.tx, routing_key: "a.b" } }]
+          : [],
+      ]);
+      ids.push(...out.map((o) => o.id));
+      assert.deepEqual(out.map((o) => o.ok), pyTopic ? [3, 11, 7] : [3, 11], JSON.stringify(out));
+    } finally {
+      await worker.stop();
+    }
+    const py = await celeryWorker(["-P", "solo", "-Q", `${n.qb},${n.qt}`], {
+      ...pythonEnv(urls, n.qb),
+      ...taskQueues,
+    });
+    const app = new Celery({ broker, backend: REDIS_URL, defaultQueue: n.q0 });
+    try {
+      const results = [
+        await app.sendTask("py.mul", [2, 3], { exchange: n.ex, routingKey: "rk" }),
+        await app.sendTask("py.mul", [4, 5], { exchange: n.tx, routingKey: "a.b" }),
+      ];
+      ids.push(...results.map((r) => r.id));
+      assert.deepEqual(await Promise.all(results.map((r) => r.get({ timeout: 30_000 }))), [6, 20]);
+    } finally {
+      await app.close();
+      await py.stop();
+    }
+  } finally {
+    await deleteResults(ids);
+  }
+}
+
+Deno.test({
+  name: "routing on Redis: workers on queues bound to named exchanges get the other side's sends",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  await onRedis((broker, prefix) => exchangeBoundWorkers(broker, names(prefix), false));
+});
+
+Deno.test({
+  name:
+    "routing on RabbitMQ: workers on queues bound to named exchanges get the other side's sends",
+  ignore: ignoreAmqp,
+}, async () => {
+  await onVhost((broker) => exchangeBoundWorkers(broker, names(""), true));
+});
