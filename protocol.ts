@@ -86,6 +86,7 @@ export type {
   Publication,
   PublishManyOptions,
   PublishTarget,
+  QueueBinding,
   Rejection,
   RevokedEntry,
   SubscribeOptions,

@@ -147,6 +147,29 @@ Deno.test("exit codes: an empty -b / --backend / --beat-store is 2, for every co
   );
 });
 
+Deno.test("exit codes: --result-backend, Celery's name, is --backend", async () => {
+  // Was 2 for each: "unknown option --result-backend", with no suggestion.
+  const id = crypto.randomUUID();
+  const down = "redis://127.0.0.1:1/0";
+  // Used: the backend nobody listens on is tried (69), as with --backend.
+  await expectCode(["result", id, "-b", down, "--result-backend", down, "-t", "0.3"], 69);
+  await expectCode(
+    ["result", id, "-b", down, "--result-backend", "ftp://x"],
+    2,
+    /--result-backend: Unsupported result backend URL "ftp:\/\/…"/,
+  );
+  await expectCode(
+    ["result", id, "-b", down, "--result-backend", ""],
+    2,
+    /--result-backend is empty: give a result backend URL/,
+  );
+  await expectCode(
+    ["result", id, "-b", down, "--backend", down, "--result-backend", "redis://127.0.0.1:2/0"],
+    2,
+    /--backend and --result-backend are the same setting: give one of them/,
+  );
+});
+
 Deno.test("exit codes: worker flag values its library parsers refuse are usage errors (2)", async () => {
   const worker = ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast"];
   // Were 1: the worker's parsers throw a TypeError, which a stopped worker exits 1 for.

@@ -11,8 +11,9 @@
 import assert from "node:assert/strict";
 import { Celery, group } from "../mod.ts";
 import type { ApplyOptions } from "../src/client/task_options.ts";
+import { topicPattern } from "../src/broker/redis_keys.ts";
 import type { TaskRoutes } from "../src/client/routes.ts";
-import { interopWorker, pythonCalls, pythonEnv } from "./helpers/interop.ts";
+import { CeleryCliSession, interopWorker, pythonCalls, pythonEnv } from "./helpers/interop.ts";
 import { celeryWorker, runPython } from "./helpers/procs.ts";
 import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -212,4 +213,101 @@ Deno.test({
   ignore: ignoreAmqp,
 }, async () => {
   await onVhost((broker) => exchangeBoundWorkers(broker, names(""), true));
+});
+
+Deno.test({
+  name:
+    "routing on Redis: an idle Celeriac worker takes from a queue celery control add_consumer added",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  await onRedis(async (broker, prefix) => {
+    const n = names(prefix);
+    const urls = { broker, backend: REDIS_URL };
+    const node = `routing-${crypto.randomUUID().slice(0, 8)}@test`;
+    const worker = await interopWorker(urls, n.q0, ["-n", node]);
+    const celery = new CeleryCliSession(pythonEnv(urls, n.q0));
+    const ids: string[] = [];
+    try {
+      const out = await celery.run(["control", "add_consumer", n.qa, "-d", node, "--json"]);
+      assert.deepEqual(JSON.parse(out.stdout), [{ [node]: { ok: `add consumer ${n.qa}` } }]);
+      const sent = await pythonCalls(pythonEnv(urls, n.qa), [{ task: "tasks.add", args: [1, 2] }]);
+      ids.push(...sent.map((o) => o.id));
+      assert.deepEqual(sent.map((o) => o.ok), [3], JSON.stringify(sent));
+    } finally {
+      await celery.close();
+      await worker.stop();
+      await deleteResults(ids);
+    }
+  });
+});
+
+/**
+ * Python's `celery control add_consumer <queue> <exchange> <type> <key>`
+ * makes a Celeriac worker consume the queue bound to that exchange, as a
+ * Celery worker binds it: a Python client's send to the direct exchange and
+ * a Celeriac client's to the topic one reach it (on RabbitMQ also Python's
+ * topic send; see {@link exchangeBoundWorkers} for Redis).
+ */
+async function addConsumerBinds(
+  broker: string,
+  n: ReturnType<typeof names>,
+  pyTopic: boolean,
+): Promise<void> {
+  const urls = { broker, backend: REDIS_URL };
+  const node = `routing-${crypto.randomUUID().slice(0, 8)}@test`;
+  const ids: string[] = [];
+  const worker = await interopWorker(urls, n.q0, ["-n", node]);
+  const celery = new CeleryCliSession(pythonEnv(urls, n.q0));
+  const app = new Celery({ broker, backend: REDIS_URL, defaultQueue: n.q0 });
+  try {
+    for (const args of [[n.qb, n.ex, "direct", "rk"], [n.qt, n.tx, "topic", "a.*"]]) {
+      const out = await celery.run(["control", "add_consumer", ...args, "-d", node, "--json"]);
+      assert.deepEqual(JSON.parse(out.stdout), [{ [node]: { ok: `add consumer ${args[0]}` } }]);
+    }
+    const fromPython = await pythonCalls(pythonEnv(urls, n.q0), [
+      { task: "tasks.add", args: [1, 2], options: { exchange: n.ex, routing_key: "rk" } },
+      ...pyTopic
+        ? [{ task: "tasks.add", args: [3, 4], options: { exchange: n.tx, routing_key: "a.b" } }]
+        : [],
+    ]);
+    ids.push(...fromPython.map((o) => o.id));
+    assert.deepEqual(
+      fromPython.map((o) => o.ok),
+      pyTopic ? [3, 7] : [3],
+      JSON.stringify(fromPython),
+    );
+    const r = await app.sendTask("tasks.add", [7, 8], { exchange: n.tx, routingKey: "a.b" });
+    ids.push(r.id);
+    assert.equal(await r.get({ timeout: 30_000 }), 15);
+  } finally {
+    await app.close();
+    await celery.close();
+    await worker.stop();
+    await deleteResults(ids);
+  }
+}
+
+Deno.test({
+  name:
+    "routing on Redis: celery control add_consumer with an exchange binds a Celeriac worker's queue",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  await onRedis((broker, prefix) => addConsumerBinds(broker, names(prefix), false));
+});
+
+Deno.test({
+  name:
+    "routing on RabbitMQ: celery control add_consumer with an exchange binds a Celeriac worker's queue",
+  ignore: ignoreAmqp,
+}, async () => {
+  await onVhost((broker) => addConsumerBinds(broker, names(""), true));
+});
+
+Deno.test({
+  name: "routing on Redis: a topic binding's pattern is the one kombu stores for the same key",
+  ignore: WITHOUT_CELERY,
+}, async () => {
+  const keys = ["a.*", "a.#", "#", "*.b.*", "order.paid", "a-b.*", "x+y.#.z", "w*.é", "a\\b"];
+  const expected = await pyroute(REDIS_URL, "unused", "patterns", keys);
+  assert.deepEqual(Object.fromEntries(keys.map((k) => [k, topicPattern(k)])), expected);
 });

@@ -55,6 +55,7 @@ import type {
   Publication,
   PublishManyOptions,
   PublishTarget,
+  QueueBinding,
   Rejection,
   RevokedEntry,
   SubscribeOptions,
@@ -204,6 +205,14 @@ export class AmqpBroker implements Broker {
   /** Declare a task queue as Celery does: exchange `<queue>` (direct, durable) bound with key `<queue>`. */
   async declareQueue(queue: string): Promise<void> {
     await this.#publisher.withSession((s) => this.#declarations.taskQueue(s, queue));
+  }
+
+  /**
+   * Declare a task queue and bind it to a named exchange, declared as kombu
+   * declares an `Exchange` (durable, not auto-deleted) of the binding's type.
+   */
+  async bindQueue(queue: string, binding: QueueBinding): Promise<void> {
+    await this.#publisher.withSession((s) => this.#declarations.binding(s, queue, binding));
   }
 
   /**

@@ -29,6 +29,7 @@ import {
 } from "./amqp_delayed.ts";
 import { explainRefusedAccess } from "./amqp_failures.ts";
 import { toAmqpTable } from "./amqp_table.ts";
+import type { QueueBinding } from "./port.ts";
 import {
   type BoundQueue,
   exchangeDeclaration,
@@ -260,6 +261,23 @@ export class Declarations {
       if (isChannelError(err, 404)) return false;
       throw err;
     }
+  }
+
+  /**
+   * Declare a task queue (as {@link taskQueue} does) and bind it to a named
+   * exchange, declared durable with the binding's type; once per connection.
+   *
+   * @param session the connection
+   * @param queue the queue
+   * @param binding the exchange, its type and the binding key
+   */
+  async binding(session: AmqpSession, queue: string, binding: QueueBinding): Promise<void> {
+    await this.taskQueue(session, queue);
+    const { exchange, type, routingKey } = binding;
+    await this.once(session, `b:${exchange}\u0000${routingKey}\u0000${queue}`, async (ch) => {
+      await ch.assertExchange(exchange, type, { durable: true, autoDelete: false });
+      await ch.bindQueue(queue, exchange, routingKey);
+    });
   }
 
   /**

@@ -37,6 +37,30 @@ export interface PublishTarget {
 }
 
 /**
+ * A task queue's binding to a named exchange, as a Celery app's
+ * `task_queues` entry `Queue(queue, Exchange(exchange, type), routing_key)`
+ * or `celery control add_consumer <queue> <exchange> <type> <key>` makes it:
+ * messages published to the exchange with a matching routing key (the key
+ * itself on a direct exchange, a pattern with `*` and `#` words on a topic
+ * one) land in the queue.
+ *
+ * @example
+ * ```ts ignore
+ * import type { QueueBinding } from "@celeriac/celeriac/protocol";
+ * const binding: QueueBinding = { exchange: "events", type: "topic", routingKey: "order.*" };
+ * await broker.bindQueue?.("orders", binding);
+ * ```
+ */
+export interface QueueBinding {
+  /** The exchange name (not `""`). */
+  exchange: string;
+  /** The exchange's type. */
+  type: "direct" | "topic";
+  /** The binding key. */
+  routingKey: string;
+}
+
+/**
  * Options of {@link Broker.publishMany}.
  *
  * @example
@@ -229,6 +253,13 @@ export interface Broker {
   readonly transport: string;
   /** Declare a queue (idempotent; some transports create nothing until publish). */
   declareQueue(queue: string): Promise<void>;
+  /**
+   * Declare a task queue and bind it to a named exchange (declared, durable,
+   * as kombu declares it), as a Celery worker does for its `task_queues` and
+   * for `add_consumer` with an exchange. Redis and RabbitMQ only: the KV
+   * broker and Redis Cluster route by queue name and have no exchanges.
+   */
+  bindQueue?(queue: string, binding: QueueBinding): Promise<void>;
   /** Publish one message. Resolves once the broker has it. */
   publish(message: Message, target: PublishTarget): Promise<void>;
   /**

@@ -35,6 +35,7 @@ import type {
   Publication,
   PublishManyOptions,
   PublishTarget,
+  QueueBinding,
   Rejection,
   RevokedEntry,
   SubscribeOptions,
@@ -221,6 +222,14 @@ export class RedisBroker implements Broker {
   /** Declare a queue as Celery does: bind exchange `<queue>` with key `<queue>`. */
   declareQueue(queue: string): Promise<void> {
     return this.#publisher.declareQueue(queue);
+  }
+
+  /**
+   * Declare a queue and bind it to a named exchange: a member of
+   * `_kombu.binding.<exchange>` (with kombu's pattern on a topic exchange).
+   */
+  bindQueue(queue: string, binding: QueueBinding): Promise<void> {
+    return this.#publisher.bindQueue(queue, binding);
   }
 
   /** Publish (LPUSH) a message to the list of its queue and priority. */

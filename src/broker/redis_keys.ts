@@ -203,7 +203,7 @@ export function bindingSet(exchange: string): string {
 
 /**
  * A member of a binding set as kombu writes it: routing key, pattern
- * (empty) and queue, joined by {@link PRIORITY_SEP}.
+ * (empty but on a topic exchange) and queue, joined by {@link PRIORITY_SEP}.
  *
  * @example
  * ```ts
@@ -213,15 +213,45 @@ export function bindingSet(exchange: string): string {
  *
  * @param routingKey the binding's routing key
  * @param queue the bound queue
+ * @param pattern the topic binding's pattern ({@link topicPattern}); default none
  * @returns the set member
  */
-export function bindingMember(routingKey: string, queue: string): string {
-  return routingKey + PRIORITY_SEP + PRIORITY_SEP + queue;
+export function bindingMember(routingKey: string, queue: string, pattern = ""): string {
+  return routingKey + PRIORITY_SEP + pattern + PRIORITY_SEP + queue;
+}
+
+/**
+ * The pattern kombu stores with a topic binding, in its form (so a Celery
+ * worker binding the same queue writes the same set member, not a second
+ * one): every character but letters, digits, `.`, `*` and `#` escaped, and
+ * the words `*` (one word) and `#` (any words) replaced, anchored.
+ *
+ * @example
+ * ```ts
+ * import { topicPattern } from "./redis_keys.ts";
+ * topicPattern("order.*"); // "^order\\..*?[^\\.]$"
+ * new RegExp(topicPattern("order.*")).test("order.paid"); // true
+ * ```
+ *
+ * @param bindingKey the topic binding's key
+ * @returns the regular expression's source
+ */
+export function topicPattern(bindingKey: string): string {
+  let escaped = "";
+  for (const c of bindingKey) {
+    if (c === "\0") escaped += "\\000";
+    else if (/^[\p{L}\p{N}.*#]$/u.test(c)) escaped += c;
+    else escaped += "\\" + c;
+  }
+  const words = escaped.split(".").map((w) => w === "*" ? ".*?[^\\.]" : w === "#" ? ".*?" : w);
+  return `^${words.join("\\.")}$`;
 }
 
 /**
  * The queues a binding set routes `routingKey` to: members whose pattern
- * matches it, or without a pattern, whose routing key equals it.
+ * matches it, or without a pattern, whose routing key equals it; each
+ * queue once (two bindings of a queue that match put one copy in it, as
+ * with kombu and RabbitMQ).
  *
  * @example
  * ```ts
@@ -237,7 +267,8 @@ export function boundQueues(members: readonly string[], routingKey: string): str
   const out: string[] = [];
   for (const m of members) {
     const [rk, pattern, queue] = m.split(PRIORITY_SEP);
-    if (pattern ? new RegExp(pattern).test(routingKey) : rk === routingKey) out.push(queue);
+    const match = pattern ? new RegExp(pattern).test(routingKey) : rk === routingKey;
+    if (match && !out.includes(queue)) out.push(queue);
   }
   return out;
 }

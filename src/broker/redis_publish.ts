@@ -15,10 +15,16 @@ import { type DeliveryInfo, encodeEnvelope } from "../protocol/envelope.ts";
 import type { Message } from "../protocol/message.ts";
 import { chunked } from "./chunks.ts";
 import { batchFailure, type PublishOutcome, singleFailure } from "./errors.ts";
-import type { Publication, PublishManyOptions, PublishTarget } from "./port.ts";
+import type { Publication, PublishManyOptions, PublishTarget, QueueBinding } from "./port.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { RedisReplyError } from "./resp_reader.ts";
-import { bindingMember, bindingSet, boundQueues, priorityList } from "./redis_keys.ts";
+import {
+  bindingMember,
+  bindingSet,
+  boundQueues,
+  priorityList,
+  topicPattern,
+} from "./redis_keys.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -73,6 +79,15 @@ export class RedisPublisher {
     const s = this.#scope;
     await s.run(() => s.client.sadd(s.k(bindingSet(queue)), bindingMember(queue, queue)));
     this.#declared.add(queue);
+  }
+
+  /** Declare a queue and bind it to a named exchange, as kombu does (see {@link Broker.bindQueue}). */
+  async bindQueue(queue: string, binding: QueueBinding): Promise<void> {
+    await this.declareQueue(queue);
+    const s = this.#scope;
+    const pattern = binding.type === "topic" ? topicPattern(binding.routingKey) : "";
+    const member = bindingMember(binding.routingKey, queue, pattern);
+    await s.run(() => s.client.sadd(s.k(bindingSet(binding.exchange)), member));
   }
 
   /** Publish (LPUSH) a message to the list of its queue and priority. */

@@ -25,19 +25,26 @@ import { LOG_FORMATS, type LogFields, parseLogFormat } from "./log_output.ts";
 import { cliLogLevels, closeLogging, LOG_LEVEL_NAMES, setupLogging } from "./logging.ts";
 import { isMonitorCommand, MONITOR_COMMANDS, runMonitor } from "./monitor.ts";
 import { positiveInt } from "./flag_numbers.ts";
-import { APP_OPTIONAL, nodeFlag, OPTIONS, POOLS, queueList, USAGE } from "./options.ts";
+import {
+  APP_OPTIONAL,
+  nodeFlag,
+  OPTIONS,
+  POOLS,
+  queueList,
+  USAGE,
+  type Values,
+} from "./options.ts";
 import { applyV8Flags } from "./v8_flags.ts";
 import { LEAKED_THREADS_EXIT_CODE, startOver } from "./start_over.ts";
 import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
-import { checkUrlFlag } from "./url_flags.ts";
+import { appUrlFlags } from "./url_flags.ts";
 import { EXIT_CODES, exitCodeFor } from "./exit_codes.ts";
 import { UsageError } from "./exit_codes.ts";
 
 async function openApp(
   command: string,
   spec: string | undefined,
-  broker?: string,
-  backend?: string,
+  values: Values,
 ): Promise<{ app: Celery; url: string; exportName?: string }> {
   if (!spec && !APP_OPTIONAL.has(command)) {
     throw new UsageError(
@@ -50,8 +57,7 @@ async function openApp(
   const app = spec
     ? await loadApp(url, exportName).catch((err) => appModuleExpected(err, spec, url))
     : new Celery();
-  checkUrlFlag("--broker", broker);
-  checkUrlFlag("--backend", backend);
+  const { broker, backend } = appUrlFlags(values);
   if (broker !== undefined || backend !== undefined) {
     takeUnreadEnv(); // configure() reads the settings again: what is still unread is asked anew
     app.configure({
@@ -204,12 +210,7 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
         : values.logfile,
       fields: logFields,
     }, levels.taskLevel);
-    const { app, url, exportName } = await openApp(
-      command,
-      values.app,
-      values.broker,
-      values.backend,
-    );
+    const { app, url, exportName } = await openApp(command, values.app, values);
     if (isMonitorCommand(command)) {
       return await runMonitor(command, app, positionals.slice(1), values);
     }

@@ -60,7 +60,8 @@ Options:
                              parked, which then take --broker / CELERY_BROKER_URL alone, as
                              celery -b)
   -b, --broker URL           broker URL (default: the app's, CELERY_BROKER_URL, or kv://)
-      --backend URL          result backend URL (default: the app's or CELERY_RESULT_BACKEND)
+      --backend URL          result backend URL (default: the app's or CELERY_RESULT_BACKEND);
+                             --result-backend URL, Celery's name, is the same
   -c, --concurrency N        Web Workers in the pool (default: number of CPUs)
   -Q, --queues a,b           queues to consume (default: the app's default queue, "celery")
   -P, --pool threads|inline  run tasks in Web Workers (default) or on the main thread
@@ -205,6 +206,7 @@ export const OPTIONS = {
   app: { type: "string", short: "A" },
   broker: { type: "string", short: "b" },
   backend: { type: "string" },
+  "result-backend": { type: "string" },
   concurrency: { type: "string", short: "c" },
   queues: { type: "string", short: "Q" },
   pool: { type: "string", short: "P" },

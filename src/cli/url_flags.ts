@@ -1,5 +1,5 @@
 /**
- * The URL flags (`-b, --broker`, `--backend`, `--beat-store`), checked
+ * The URL flags (`-b, --broker`, `--backend` or Celery's `--result-backend`, `--beat-store`), checked
  * before anything connects: empty, or of no scheme Celeriac can use, is a
  * usage error that names the flag.
  *
@@ -21,6 +21,12 @@ const URL_FLAGS = {
     kind: "result backend",
     example: "--backend redis://127.0.0.1:6379/0",
     short: "--backend",
+    otherwise: "the app's backend or CELERY_RESULT_BACKEND",
+  },
+  "--result-backend": {
+    kind: "result backend",
+    example: "--result-backend redis://127.0.0.1:6379/0",
+    short: "--result-backend",
     otherwise: "the app's backend or CELERY_RESULT_BACKEND",
   },
   "--beat-store": {
@@ -55,4 +61,30 @@ export function checkUrlFlag(flag: keyof typeof URL_FLAGS, url: string | undefin
   }
   const problem = urlSchemeProblem(kind, url);
   if (problem) throw new UsageError(`${flag}: ${problem}`);
+}
+
+/**
+ * The broker and result backend URLs of the command line, checked (see
+ * {@link checkUrlFlag}): `--result-backend`, Celery's name, is `--backend`.
+ *
+ * @example
+ * ```ts ignore
+ * appUrlFlags({ "result-backend": "redis://127.0.0.1:6379/1" }); // { backend: "redis://…/1" }
+ * ```
+ *
+ * @param values the parsed flags
+ * @returns the URLs given, `undefined` for those not
+ * @throws {UsageError} for a URL {@link checkUrlFlag} refuses, or `--backend` and
+ *   `--result-backend` with different URLs
+ */
+export function appUrlFlags(
+  values: { broker?: string; backend?: string; "result-backend"?: string },
+): { broker?: string; backend?: string } {
+  const { broker, backend, "result-backend": resultBackend } = values;
+  if (backend !== undefined && resultBackend !== undefined && backend !== resultBackend) {
+    throw new UsageError("--backend and --result-backend are the same setting: give one of them");
+  }
+  checkUrlFlag("--broker", broker);
+  checkUrlFlag(backend === undefined ? "--result-backend" : "--backend", backend ?? resultBackend);
+  return { broker, backend: backend ?? resultBackend };
 }

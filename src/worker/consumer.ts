@@ -11,7 +11,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { BrokerConnectionError } from "../broker/errors.ts";
-import type { Delivery } from "../broker/port.ts";
+import type { Delivery, QueueBinding } from "../broker/port.ts";
 import type { Intake } from "./intake.ts";
 import { receiveOrPark } from "./last_resort.ts";
 import { poolSlots } from "./pool_setup.ts";
@@ -95,6 +95,9 @@ export class Consumer {
   #queues: string[];
   readonly #window: PrefetchWindow;
   readonly #abort = new AbortController();
+  /** Ends the take under way when the queues change, so the next one takes from the new list. */
+  #requeued = new AbortController();
+  #takeSignal = AbortSignal.any([this.#abort.signal, this.#requeued.signal]);
   readonly #onFatal: (err: BrokerConnectionError) => void;
   #stopped = false;
   #done: Promise<void> = Promise.resolve();
@@ -137,15 +140,28 @@ export class Consumer {
   }
 
   /**
-   * Consume one more queue (declared first); false when already consumed.
+   * Consume one more queue (declared first, and bound to `binding`'s
+   * exchange when given); false when already consumed.
    *
    * @param queue the queue
+   * @param binding the queue's binding to a named exchange, if any
    * @returns whether it was added
    */
-  async add(queue: string): Promise<boolean> {
+  async add(queue: string, binding?: QueueBinding): Promise<boolean> {
     if (this.#queues.includes(queue)) return false;
-    await this.#s.broker.declareQueue(queue);
+    const broker = this.#s.broker;
+    if (binding && broker.bindQueue) await broker.bindQueue(queue, binding);
+    else {
+      if (binding) {
+        log.warn(
+          "The {transport} broker has no exchanges: consuming {queue} without binding it to {exchange}",
+          { transport: broker.transport, queue, exchange: binding.exchange },
+        );
+      }
+      await broker.declareQueue(queue);
+    }
     this.#queues = [...this.#queues, queue];
+    this.#queuesChanged();
     log.info("Consuming from {queue}", { queue });
     return true;
   }
@@ -159,8 +175,20 @@ export class Consumer {
   cancel(queue: string): boolean {
     if (!this.#queues.includes(queue)) return false;
     this.#queues = this.#queues.filter((q) => q !== queue);
+    this.#queuesChanged();
     log.info("No longer consuming from {queue}", { queue });
     return true;
+  }
+
+  /**
+   * End the take under way (it resolves with what it has, if anything: see
+   * `Broker.take`), which waits only on the old queues — an idle worker
+   * would otherwise never take from a queue `add_consumer` added.
+   */
+  #queuesChanged(): void {
+    this.#requeued.abort();
+    this.#requeued = new AbortController();
+    this.#takeSignal = AbortSignal.any([this.#abort.signal, this.#requeued.signal]);
   }
 
   /**
@@ -202,7 +230,7 @@ export class Consumer {
       }
       let got: Delivery[];
       try {
-        got = await s.broker.take(this.#queues, { max: free, signal: this.#abort.signal });
+        got = await s.broker.take(this.#queues, { max: free, signal: this.#takeSignal });
         backoff = FIRST_BACKOFF_MS;
         s.autoscaler?.took(free, got.length);
       } catch (err) {

@@ -26,6 +26,7 @@ import { resultRepr } from "../protocol/repr.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
 import { checkCall, handlerSignature } from "./arity.ts";
 import { callErrbacks, splitErrbacks } from "./errbacks.ts";
+import { checkFollowUps } from "./follow_up_check.ts";
 import { stateUpdater } from "./task_state.ts";
 import { type RunHooks, runHooks } from "./task_hooks.ts";
 import { reportedError } from "./reported_error.ts";
@@ -209,9 +210,11 @@ async function retried(
  * Run one task request against a registry of tasks. The clock is read
  * where the handler is called and where its synchronous run ends (`blocked`,
  * and `runtime` of a handler that did not return a promise), and once more
- * when a promise it returned settles or it threw. A request revoked since
- * it was handed over (`services.revoked`) is not run: asked at once, and
- * again just before the handler is called (tasks of one batch wait for
+ * when a promise it returned settles or it threw; for a task with hooks or
+ * signals, also before its `taskPrerun` signal, where `runtime` then starts
+ * (as Celery's: the trace's, not the handler's alone). A request revoked
+ * since it was handed over (`services.revoked`) is not run: asked at once,
+ * and again just before the handler is called (tasks of one batch wait for
  * those before them, after their `taskPrerun`), it ends with a `revoked`
  * outcome.
  *
@@ -280,10 +283,16 @@ export async function runTask(
   let replacer: Replacer | null = null;
   /** When the handler was called (`performance.now()`); undefined until then. */
   let began: number | undefined;
+  /**
+   * When the task's trace began, before its `taskPrerun` signal, where Celery's tracer starts
+   * the runtime it reports; read only when there are hooks: without, it is `began`.
+   */
+  let traced: number | undefined;
   /** Milliseconds the handler held the thread before returning or awaiting. */
   let blocked: number | undefined;
   try {
     if (!task?.handler) throw new Error(`Task ${req.task} is not defined in this worker's app`);
+    if (hooks) traced = performance.now();
     await hooks?.prerun();
     const args = callArgs(task, body);
     checkCall(task, body, args);
@@ -328,9 +337,17 @@ export async function runTask(
       value = await value;
       runtime = performance.now() - began;
     }
+    if (traced !== undefined) runtime += began - traced;
     // A replacement, even one the handler did not await or caught: it ends the task all the same.
     if (replacer) await replacer.pending();
     if (planned) return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
+    // As a Celery worker's apply_async of them: a follow-up that does not fit fails this task.
+    checkFollowUps(
+      tasks,
+      body.embed,
+      value,
+      (t, args, kwargs) => callArgs(t, { ...body, args, kwargs }),
+    );
     const outcome: RunOutcome = { seq: req.seq, ok: true, runtime, blocked };
     if (req.storeResult && !task.options.ignoreResult) {
       metaInput.status = "SUCCESS";
@@ -342,7 +359,8 @@ export async function runTask(
     await hooks?.success(value);
     return outcome;
   } catch (thrown) {
-    const runtime = began === undefined ? 0 : performance.now() - began;
+    const from = traced ?? began;
+    const runtime = from === undefined ? 0 : performance.now() - from;
     // Once its replacement is sent the task's id is the replacement's: a handler that caught
     // the signal and threw or retried must not finish it a second time.
     const replaced = thrown instanceof Replaced && thrown.taskId === req.id

@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { QueueBinding } from "../broker/port.ts";
 import type { ControlRequest } from "../protocol/control.ts";
 import { resultRepr } from "../protocol/repr.ts";
 import { PyFloat } from "../protocol/json.ts";
@@ -52,8 +53,8 @@ export interface WorkerInspection {
    * @throws {RangeError} when the task is unknown to the worker
    */
   setTimeLimit(task: string, hard: number | null, soft: number | null): void;
-  /** Start consuming a queue; false when already consumed. */
-  addConsumer(queue: string): Promise<boolean>;
+  /** Start consuming a queue (bound to a named exchange when given); false when already consumed. */
+  addConsumer(queue: string, binding?: QueueBinding): Promise<boolean>;
   /** Stop consuming a queue; false when not consumed. */
   cancelConsumer(queue: string): boolean;
   /**
@@ -176,7 +177,9 @@ export async function runInspect(
     case "add_consumer": {
       const queue = args.queue;
       if (typeof queue !== "string" || !queue) return { error: "add_consumer needs a queue name" };
-      const added = await w.addConsumer(queue);
+      const binding = consumerBinding(queue, args);
+      if (typeof binding === "string") return { error: binding };
+      const added = await w.addConsumer(queue, binding);
       return { ok: added ? `add consumer ${queue}` : `already consuming from ${queue}` };
     }
     case "cancel_consumer": {
@@ -270,4 +273,26 @@ function floatStart(info: RequestInfo): Omit<RequestInfo, "time_start"> & {
   return typeof info.time_start === "number"
     ? { ...info, time_start: new PyFloat(info.time_start) }
     : info;
+}
+
+/**
+ * The binding `add_consumer` asks for, as Celery's worker reads it: none
+ * without an exchange or a routing key; else exchange (default the queue
+ * name), type (default direct) and key (default the queue name). A string
+ * says why it is refused.
+ */
+function consumerBinding(
+  queue: string,
+  args: Record<string, unknown>,
+): QueueBinding | undefined | string {
+  const { exchange, exchange_type: type, routing_key: key } = args;
+  if (!exchange && !key) return undefined;
+  if (type && type !== "direct" && type !== "topic") {
+    return `add_consumer: exchange type ${JSON.stringify(type)} is not supported (direct or topic)`;
+  }
+  return {
+    exchange: typeof exchange === "string" && exchange ? exchange : queue,
+    type: type === "topic" ? "topic" : "direct",
+    routingKey: typeof key === "string" && key ? key : queue,
+  };
 }

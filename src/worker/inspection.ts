@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { QueueBinding } from "../broker/port.ts";
 import { CELERIAC_VERSION } from "../client/version.ts";
 import type { WorkerInspection } from "./inspect_commands.ts";
 import {
@@ -23,8 +24,8 @@ import type { WorkerState } from "./worker_state.ts";
 export interface InspectionHost {
   /** The queues consumed now. */
   queues(): readonly string[];
-  /** Start consuming a queue; false when already consumed. */
-  addConsumer(queue: string): Promise<boolean>;
+  /** Start consuming a queue (bound to a named exchange when given); false when already consumed. */
+  addConsumer(queue: string, binding?: QueueBinding): Promise<boolean>;
   /** Stop consuming a queue; false when not consumed. */
   cancelConsumer(queue: string): boolean;
   /** Unix milliseconds the worker started. */
@@ -132,7 +133,7 @@ export function workerInspection(
       if (!s.app.tasks.get(task)?.handler) throw new RangeError(`unknown task ${task}`);
       s.timeLimits.set(task, { timeLimit: hard, softTimeLimit: soft });
     },
-    addConsumer: (queue) => host.addConsumer(queue),
+    addConsumer: (queue, binding) => host.addConsumer(queue, binding),
     cancelConsumer: (queue) => host.cancelConsumer(queue),
     resizePool: (n) => {
       s.pool.resize(n);

@@ -132,7 +132,11 @@ export interface RunOutcome {
    * signature's task name. Nothing is stored or sent for the task itself.
    */
   replacedBy?: string;
-  /** Milliseconds the handler ran. */
+  /**
+   * Milliseconds the task ran: from before its `taskPrerun` signal to the end of its handler,
+   * not its `onSuccess`, `afterReturn` or `taskPostrun` (Celery's `runtime`, which also starts
+   * before the prerun signal and ends before `on_success`).
+   */
   runtime: number;
   /**
    * Milliseconds the task held its thread before returning or awaiting

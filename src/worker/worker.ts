@@ -376,7 +376,7 @@ export class Worker {
       inspect: workerInspection(this.#s, this.#registries, {
         queues: () => this.#consumer.queues,
         startedAt: Date.now(),
-        addConsumer: (queue) => this.#consumer.add(queue),
+        addConsumer: (queue, binding) => this.#consumer.add(queue, binding),
         cancelConsumer: (queue) => this.#consumer.cancel(queue),
       }),
     };

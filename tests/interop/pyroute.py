@@ -4,6 +4,8 @@
                                does: [{"queue", "exchange", "type", "key"}]
   pyroute.py send '<json>'     one send_task("t") per case, each from an app of
                                its own: [{"options": {...}, "routes": {...}}]
+  pyroute.py patterns '<json>' the pattern kombu stores with a topic binding of
+                               each key: {key: pattern}
   pyroute.py collect '<json>'  take every message from the named queues as a
                                consumer sees it; prints
                                {queue: [[exchange, routing_key, task name], ...]}
@@ -60,6 +62,12 @@ def collect(names):
     return out
 
 
+def patterns(keys):
+    from kombu.transport.virtual.exchange import TopicExchange
+
+    return {key: TopicExchange(None).key_to_pattern(key) for key in keys}
+
+
 if __name__ == "__main__":
-    result = {"declare": declare, "send": send, "collect": collect}[sys.argv[1]](json.loads(sys.argv[2]))
+    result = {"declare": declare, "send": send, "collect": collect, "patterns": patterns}[sys.argv[1]](json.loads(sys.argv[2]))
     print(json.dumps(result))
