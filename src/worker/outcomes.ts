@@ -43,6 +43,13 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
       terminated(st, s, r, o.seq);
       continue;
     }
+    if (o.revoked) {
+      // Revoked after it was handed to the pool, before its handler was called: not run.
+      lifecycle.emit({ type: "revoked", req, reason: "revoked", atIntake: false, seq: o.seq });
+      settleNotRun(st, s, req, delivery, revokedEntry(req, "revoked"));
+      if (!r.acked) s.acks.push(delivery);
+      continue;
+    }
     if (o.refused) {
       lifecycle.emit({
         type: "rejected",

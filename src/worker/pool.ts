@@ -127,6 +127,12 @@ export interface Pool {
   /** Ask running tasks to stop (their AbortSignal fires). */
   abort(seqs: number[]): void;
   /**
+   * Tasks handed to the pool were revoked (without terminate): each whose
+   * handler has not been called yet is not run and is reported with a
+   * `revoked` outcome; one already running runs on.
+   */
+  revoke(seqs: number[]): void;
+  /**
    * Stop running tasks now (revoke with terminate): the Web Worker running
    * each is ended and replaced, and `onTimeLimit` reports it with the other
    * tasks it held that had not started (`onLost` those that had). The inline pool can only fire their AbortSignals.

@@ -146,6 +146,12 @@ export interface RunOutcome {
    * that first await (`cpu_share.ts`), before the outcome leaves it.
    */
   blocked?: number;
+  /**
+   * Set when the task was revoked after it was handed over and before its
+   * handler was called ({@link RunServices.revoked}): it did not run, and
+   * the main thread stores it REVOKED.
+   */
+  revoked?: boolean;
   /** Python repr of the return value (truncated), when the request asked to `describe`. */
   repr?: string;
   /** Traceback of a failure or retry, when the request asked to `describe`. */
@@ -199,6 +205,13 @@ export interface RunServices {
    * when its limit may terminate it; undefined when none is.
    */
   flushed?: () => Promise<void> | undefined;
+  /**
+   * Whether request `seq` was revoked since it was handed over: asked when
+   * its run starts and again just before its handler is called (a task
+   * waiting behind others of its thread); when true the handler is not
+   * called and the outcome is `revoked`. Default: never.
+   */
+  revoked?: (seq: number) => boolean;
   /**
    * Called when a handler's synchronous run ends (it returned, threw or
    * awaited) with the request's `seq` and whether the handler returned a

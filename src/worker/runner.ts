@@ -71,6 +71,8 @@ const services: RunServices = {
   },
   halted: () => starts?.halted ?? false,
   finished: (seq) => starts?.finish(seq),
+  // Read in shared memory: a message would wait behind the task holding this thread.
+  revoked: (seq) => starts?.revoked(seq) ?? false,
 };
 
 // Opened now, with the permissions the Web Worker starts with: a sandbox gives some up once loaded.

@@ -16,6 +16,11 @@
  * any step of the wall clock since the main thread started (NTP's first
  * correction, a VM resumed), and would move every limit by that step.
  *
+ * The main thread also marks there a task revoked after it was posted
+ * ({@link StartTable.revoke}), which the Web Worker reads before it starts
+ * the task ({@link StartTable.revoked}): a message would wait behind the
+ * tasks that hold the Web Worker's thread.
+ *
  * @module
  */
 
@@ -44,6 +49,8 @@ export interface StartTableMemory {
   halted: Int32Array;
   /** The task of each slot whose handler has returned (or settled): its sequence number, 32 bits. */
   finished: Int32Array;
+  /** The task of each slot the main thread revoked: its sequence number, truncated to 32 bits. */
+  revoked: Int32Array;
 }
 
 /**
@@ -64,6 +71,8 @@ export interface StartTableMemory {
  * main.hasFinished(7); // true: its limits no longer apply
  * main.halt(); // before terminating the Web Worker
  * worker.halted; // true: it starts no more tasks
+ * main.revoke(9, () => false); // true: marked
+ * worker.revoked(9); // true: the Web Worker does not start it
  * ```
  */
 export class StartTable {
@@ -88,6 +97,7 @@ export class StartTable {
       at: new Float64Array(new SharedArrayBuffer(SLOTS * 8)),
       halted: new Int32Array(new SharedArrayBuffer(4)),
       finished: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
+      revoked: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
     };
   }
 
@@ -183,5 +193,36 @@ export class StartTable {
     if (this.#offset === null || Atomics.load(this.memory.seqs, slot) !== (seq | 0)) return null;
     const at = this.memory.at[slot];
     return at > 0 ? at + this.#offset : null;
+  }
+
+  /**
+   * On the main thread: mark task `seq` revoked, so that its Web Worker does
+   * not start it if it has not yet. Not marked when its slot's mark is held
+   * by another revoked task the Web Worker still holds (their dispatch
+   * numbers a multiple of 1024 apart): `seq` may then start.
+   *
+   * @param seq the task
+   * @param held whether a task (by sequence number) is still held by this table's Web Worker
+   * @returns whether it was marked
+   */
+  revoke(seq: number, held: (seq: number) => boolean): boolean {
+    const slot = seq % SLOTS;
+    const marked = Atomics.load(this.memory.revoked, slot);
+    // The marked task's full number: the closest to `seq` with the same low 32 bits.
+    if (marked !== 0 && marked !== (seq | 0) && held(seq - (((seq | 0) - marked) | 0))) {
+      return false;
+    }
+    Atomics.store(this.memory.revoked, slot, seq | 0);
+    return true;
+  }
+
+  /**
+   * In the Web Worker: whether the main thread revoked task `seq`.
+   *
+   * @param seq the task
+   * @returns true when it is not to start
+   */
+  revoked(seq: number): boolean {
+    return Atomics.load(this.memory.revoked, seq % SLOTS) === (seq | 0);
   }
 }

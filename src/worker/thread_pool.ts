@@ -104,6 +104,8 @@ const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tas
  *   which writes that in memory the main thread reads (`start_table.ts`;
  *   a message when its slot is taken): a task waiting behind others on
  *   its Web Worker is not timed.
+ * - Revoke: a task revoked while it waits in its Web Worker is marked in
+ *   the same table, and its Web Worker does not start it.
  * - Recycling: a Web Worker that was given its quota of tasks, or whose
  *   heap outgrew its bound, takes no new task, finishes what it holds and
  *   is replaced (the replacement starts at once).
@@ -509,6 +511,19 @@ export class ThreadPool implements Pool {
       if (m) by.set(m, [...(by.get(m) ?? []), s]);
     }
     for (const [m, list] of by) postTo(m, { type: "abort", seqs: list });
+  }
+
+  revoke(seqs: number[]): void {
+    for (const seq of seqs) {
+      const o = this.#owner.get(seq);
+      const held = (s: number) => this.#owner.get(s)?.member === o?.member;
+      if (!o || o.member.starts.revoke(seq, held)) continue;
+      log.warn(
+        "Revoked task {task}[{id}] may still run: its Web Worker holds another revoked task " +
+          "in the same slot of its start table",
+        { task: o.task, id: o.id },
+      );
+    }
   }
 
   terminate(seqs: number[]): void {
