@@ -43,6 +43,13 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
       terminated(st, s, r, o.seq);
       continue;
     }
+    if (o.revoked) {
+      // Revoked after it was handed to the pool, before its handler was called: not run.
+      lifecycle.emit({ type: "revoked", req, reason: "revoked", atIntake: false, seq: o.seq });
+      settleNotRun(st, s, req, delivery, revokedEntry(req, "revoked"));
+      if (!r.acked) s.acks.push(delivery);
+      continue;
+    }
     if (o.refused) {
       lifecycle.emit({
         type: "rejected",
@@ -167,7 +174,7 @@ export function settleLost(st: WorkerState, seqs: number[], reason: string): voi
  * @param st the worker's state
  * @param seq the task past its limit
  * @param seconds the limit
- * @param abandoned the other tasks its Web Worker held
+ * @param abandoned the other tasks its Web Worker held, not started
  */
 export function settleTimeLimit(
   st: WorkerState,
