@@ -264,6 +264,18 @@ async function addConsumerBinds(
       const out = await celery.run(["control", "add_consumer", ...args, "-d", node, "--json"]);
       assert.deepEqual(JSON.parse(out.stdout), [{ [node]: { ok: `add consumer ${args[0]}` } }]);
     }
+    const listed = await celery.run(["inspect", "active_queues", "-d", node, "--json"]);
+    const parsed = JSON.parse(listed.stdout);
+    const replies = Array.isArray(parsed) ? Object.assign({}, ...parsed) : parsed;
+    const qt = (replies[node] as Record<string, unknown>[]).find((q) => q.name === n.qt)!;
+    assert.deepEqual(
+      [
+        (qt.exchange as { name: string }).name,
+        (qt.exchange as { type: string }).type,
+        qt.routing_key,
+      ],
+      [n.tx, "topic", "a.*"],
+    );
     const fromPython = await pythonCalls(pythonEnv(urls, n.q0), [
       { task: "tasks.add", args: [1, 2], options: { exchange: n.ex, routing_key: "rk" } },
       ...pyTopic

@@ -104,6 +104,7 @@ const EVERY_OUTCOME_FIELD: Required<RunOutcome> = {
   },
   runtime: 2,
   blocked: 0,
+  revoked: true,
   repr: "None",
   traceback: "Traceback (most recent call last): ...",
   replacedBy: "celery.chain",
@@ -120,6 +121,7 @@ Deno.test("outcome batch: outcomes come back field for field through a post's cl
     { seq: 2, ok: true, runtime: 1.5 },
     EVERY_OUTCOME_FIELD,
     { seq: 4, ok: false, refused: "DecodeError: not JSON", runtime: 0 },
+    { seq: 5, ok: false, revoked: true, runtime: 0 },
   ];
   const back = unpackOutcomes(structuredClone(packOutcomes(outcomes)));
   assert.deepEqual(back, outcomes.map(full));

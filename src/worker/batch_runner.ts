@@ -31,7 +31,9 @@ import { SeqMap } from "./seq_map.ts";
  * still has tasks to run until the main thread sends more. Short tasks'
  * outcomes go out at the end of their turn, as without the count. Nothing is held while a task with
  * a hard time limit runs (a Web Worker stopped at that limit would lose
- * what it holds). Given {@link CpuShares}, the `blocked` of a task whose
+ * what it holds), and such a task starts only once the outcomes of the
+ * tasks that finished before it are handed on: handlers run back to back in
+ * one turn would otherwise hand theirs on only after it. Given {@link CpuShares}, the `blocked` of a task whose
  * handler awaited also counts its share of the thread's CPU time after its
  * first await (see `cpu_share.ts`), before anything is decided from it; the
  * turn that starts tasks, with the work for those that do not await, is
@@ -63,6 +65,23 @@ export class BatchRunner {
   readonly #running = new SeqMap<AbortController>();
   /** Running requests with a hard time limit. */
   readonly #limited = new Set<number>();
+  /**
+   * Tasks whose handler returned while a task with a hard limit is held
+   * here, until their outcome is in the outbox: one such task starts only
+   * once they are handed on (`flushed`), none lost with a terminated thread.
+   */
+  readonly #ending = new Set<number>();
+  /** Resolved at the next flush, for tasks with a hard limit waiting to start. */
+  #handedOn: PromiseWithResolvers<void> | null = null;
+  readonly #finishedHook = (seq: number) => {
+    if (this.#limited.size) this.#ending.add(seq);
+    this.#services.finished?.(seq);
+  };
+  readonly #flushedHook = (): Promise<void> | undefined => {
+    if (this.#outbox.length) this.#flush();
+    if (this.#ending.size === 0) return undefined;
+    return (this.#handedOn ??= Promise.withResolvers()).promise;
+  };
   #outbox: RunOutcome[] = [];
   #flushScheduled = false;
 
@@ -111,9 +130,13 @@ export class BatchRunner {
     const caughtUp = this.#waiting && this.#outbox.length >= requests.length + this.#waiting();
     if (limited.length || caughtUp) this.#flush();
     for (const r of limited) this.#limited.add(r.seq);
-    const services = signals || this.#shares
-      ? { ...this.#services, signals, firstRun: this.#firstRun }
-      : this.#services;
+    const services: RunServices = {
+      ...this.#services,
+      signals,
+      firstRun: this.#firstRun,
+      finished: this.#finishedHook,
+      flushed: this.#flushedHook,
+    };
     for (const req of requests) {
       const ctl = new AbortController();
       this.#running.set(req.seq, ctl);
@@ -148,6 +171,7 @@ export class BatchRunner {
   #finished(outcome: RunOutcome): void {
     this.#running.delete(outcome.seq);
     this.#limited.delete(outcome.seq);
+    this.#ending.delete(outcome.seq);
     this.#outbox.push(outcome);
     if (this.#shares && !this.#awaited.delete(outcome.seq)) this.#starting--;
     if (this.#flushScheduled) return;
@@ -177,5 +201,7 @@ export class BatchRunner {
     this.#outbox = [];
     this.#settled = 0;
     this.#onOutcomes(out);
+    this.#handedOn?.resolve();
+    this.#handedOn = null;
   }
 }

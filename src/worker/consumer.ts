@@ -32,7 +32,7 @@ export interface TakeState {
   capacity: number;
   /** The prefetch window's limit (messages the worker may hold now). */
   window: number;
-  /** Tasks running now. */
+  /** Tasks running now, and ended tasks whose settlement is under way (their results not yet stored). */
   running: number;
   /** ETA tasks held now. */
   etaHeld: number;
@@ -93,6 +93,7 @@ export class Consumer {
   readonly #s: WorkerState;
   readonly #intake: Intake;
   #queues: string[];
+  readonly #bindings = new Map<string, QueueBinding>();
   readonly #window: PrefetchWindow;
   readonly #abort = new AbortController();
   /** Ends the take under way when the queues change, so the next one takes from the new list. */
@@ -134,6 +135,16 @@ export class Consumer {
     return this.#queues;
   }
 
+  /**
+   * The binding {@link Consumer.add} made for a consumed queue, if any.
+   *
+   * @param queue the queue
+   * @returns its exchange, type and key
+   */
+  binding(queue: string): QueueBinding | undefined {
+    return this.#bindings.get(queue);
+  }
+
   /** Resolves when the take loop has ended (at once if it never started). */
   get done(): Promise<void> {
     return this.#done;
@@ -150,8 +161,10 @@ export class Consumer {
   async add(queue: string, binding?: QueueBinding): Promise<boolean> {
     if (this.#queues.includes(queue)) return false;
     const broker = this.#s.broker;
-    if (binding && broker.bindQueue) await broker.bindQueue(queue, binding);
-    else {
+    if (binding && broker.bindQueue) {
+      await broker.bindQueue(queue, binding);
+      this.#bindings.set(queue, binding);
+    } else {
       if (binding) {
         log.warn(
           "The {transport} broker has no exchanges: consuming {queue} without binding it to {exchange}",
@@ -175,6 +188,7 @@ export class Consumer {
   cancel(queue: string): boolean {
     if (!this.#queues.includes(queue)) return false;
     this.#queues = this.#queues.filter((q) => q !== queue);
+    this.#bindings.delete(queue);
     this.#queuesChanged();
     log.info("No longer consuming from {queue}", { queue });
     return true;
@@ -218,7 +232,7 @@ export class Consumer {
       const { slots, room, free, full } = takeBudget({
         capacity: s.pool.capacity,
         window: this.#window.limit,
-        running: s.running.size,
+        running: s.running.size + s.unsettled.size,
         etaHeld: this.#intake.etaHeld,
         etaTaskLimit: s.options.etaTaskLimit,
         backlog: this.#intake.backlog,

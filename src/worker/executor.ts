@@ -123,6 +123,11 @@ export function failedBeforeRun(
   return { seq: req.seq, ok: false, exc, meta, runtime: 0 };
 }
 
+/** The outcome of a request revoked before its handler was called: nothing ran, nothing to store. */
+function revokedBeforeRun(req: RunRequest): RunOutcome {
+  return { seq: req.seq, ok: false, revoked: true, runtime: 0 };
+}
+
 /** A task's request: a bound task's context without its methods; an old-style errback's first argument. */
 function requestOf(req: RunRequest, body: TaskBody): ErrbackRequest {
   return {
@@ -207,7 +212,11 @@ async function retried(
  * and `runtime` of a handler that did not return a promise), and once more
  * when a promise it returned settles or it threw; for a task with hooks or
  * signals, also before its `taskPrerun` signal, where `runtime` then starts
- * (as Celery's: the trace's, not the handler's alone).
+ * (as Celery's: the trace's, not the handler's alone). A request revoked
+ * since it was handed over (`services.revoked`) is not run: asked at once,
+ * and again just before the handler is called (tasks of one batch wait for
+ * those before them, after their `taskPrerun`), it ends with a `revoked`
+ * outcome.
  *
  * @example
  * ```ts ignore
@@ -226,6 +235,7 @@ export async function runTask(
   signal: AbortSignal,
   services: RunServices = {},
 ): Promise<RunOutcome> {
+  if (services.revoked?.(req.seq)) return revokedBeforeRun(req);
   const metaInput: ResultMetaInput = {
     taskId: req.id,
     groupId: req.info.group,
@@ -286,8 +296,16 @@ export async function runTask(
     await hooks?.prerun();
     const args = callArgs(task, body);
     checkCall(task, body, args);
+    if (services.revoked?.(req.seq)) return revokedBeforeRun(req);
     const handler = task.handler as (...a: unknown[]) => unknown;
-    if (req.timeLimits) services.started?.(req.seq);
+    // Outcomes of tasks that ran before it are handed on first: its limit would lose them.
+    if (req.timeLimits?.hard) {
+      for (let wait = services.flushed?.(); wait; wait = services.flushed?.()) await wait;
+    }
+    // Its start is written before the halt is read: a terminate that finds it not started put it
+    // back, and it then never runs here; one that finds it started reports it as run.
+    services.started?.(req.seq);
+    if (services.halted?.()) return { seq: req.seq, ok: false, runtime: 0 };
     const running = { id: req.id, rootId: req.info.rootId ?? req.id };
     let value: unknown;
     let ctx: TaskContext | null = null;
@@ -320,10 +338,15 @@ export async function runTask(
     } finally {
       blocked = performance.now() - began;
       services.firstRun?.(req.seq, value instanceof Promise);
+      if (!isThenable(value)) services.finished?.(req.seq);
     }
     let runtime = blocked;
     if (isThenable(value)) {
-      value = await value;
+      try {
+        value = await value;
+      } finally {
+        services.finished?.(req.seq);
+      }
       runtime = performance.now() - began;
     }
     if (traced !== undefined) runtime += began - traced;

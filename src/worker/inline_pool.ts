@@ -34,6 +34,8 @@ export class InlinePool implements Pool {
   readonly #runner: BatchRunner;
   readonly #limits: TimeLimitTimers;
   readonly #running = new Map<number, { task: string; id: string; limits?: TimeLimits }>();
+  /** Tasks revoked while they wait for their handler to be called (`revoke`). */
+  readonly #revoked = new Set<number>();
   /** Installed on the app while the pool runs: what a running task sends goes to its children. */
   readonly #sent: SentFromTask;
 
@@ -58,11 +60,13 @@ export class InlinePool implements Pool {
       for (const o of outcomes) {
         this.#running.delete(o.seq);
         this.#limits.clear(o.seq);
+        if (this.#revoked.size) this.#revoked.delete(o.seq);
       }
       events.onOutcomes(outcomes);
     }, {
       storeState: events.onState?.bind(events),
       maxDecompressedSize,
+      revoked: (seq) => this.#revoked.has(seq),
       // A task's limits start when its handler is called, not while others hold the thread.
       started: (seq) => {
         const limits = this.#running.get(seq)?.limits;
@@ -125,6 +129,10 @@ export class InlinePool implements Pool {
 
   abort(seqs: number[]): void {
     this.#runner.abort(seqs);
+  }
+
+  revoke(seqs: number[]): void {
+    for (const seq of seqs) if (this.#running.has(seq)) this.#revoked.add(seq);
   }
 
   terminate(seqs: number[]): void {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Delivery } from "../broker/port.ts";
+import type { Delivery, QueueBinding } from "../broker/port.ts";
 import type { ResolvedConfig } from "../client/config.ts";
 import { decodeTaskBody, type TaskRequest } from "../protocol/task_request.ts";
 import { pyIsoFormat } from "../protocol/time.ts";
@@ -145,23 +145,26 @@ export function etaText(req: TaskRequest): string | null {
 
 /**
  * A consumed queue as kombu describes it (`inspect active_queues`): a
- * durable queue bound to the direct exchange of the same name.
+ * durable queue bound to the direct exchange of the same name, or to the
+ * exchange `add_consumer` bound it to.
  *
  * @example
  * ```ts
  * import { queueInfo } from "@celeriac/celeriac/worker";
  * queueInfo("celery").exchange; // { name: "celery", type: "direct", ... }
+ * queueInfo("orders", { exchange: "events", type: "topic", routingKey: "order.*" }).routing_key; // "order.*"
  * ```
  *
  * @param name queue name
+ * @param binding its binding to a named exchange, if any
  * @returns the description
  */
-export function queueInfo(name: string): Record<string, unknown> {
+export function queueInfo(name: string, binding?: QueueBinding): Record<string, unknown> {
   return {
     name,
     exchange: {
-      name,
-      type: "direct",
+      name: binding?.exchange ?? name,
+      type: binding?.type ?? "direct",
       arguments: null,
       durable: true,
       passive: false,
@@ -169,7 +172,7 @@ export function queueInfo(name: string): Record<string, unknown> {
       delivery_mode: null,
       no_declare: false,
     },
-    routing_key: name,
+    routing_key: binding?.routingKey ?? name,
     queue_arguments: null,
     binding_arguments: null,
     consumer_arguments: null,

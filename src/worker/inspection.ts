@@ -24,6 +24,8 @@ import type { WorkerState } from "./worker_state.ts";
 export interface InspectionHost {
   /** The queues consumed now. */
   queues(): readonly string[];
+  /** The binding `add_consumer` gave a consumed queue, if any. */
+  binding(queue: string): QueueBinding | undefined;
   /** Start consuming a queue (bound to a named exchange when given); false when already consumed. */
   addConsumer(queue: string, binding?: QueueBinding): Promise<boolean>;
   /** Stop consuming a queue; false when not consumed. */
@@ -119,7 +121,7 @@ export function workerInspection(
         rusage: { maxrss: Math.round(Deno.memoryUsage().rss / 1024) },
       };
     },
-    activeQueues: () => host.queues().map(queueInfo),
+    activeQueues: () => host.queues().map((q) => queueInfo(q, host.binding(q))),
     conf: (withDefaults) => confReply(s.app.config, withDefaults),
     report: () => reportText(s.app.config, CELERIAC_VERSION),
     clock: () => s.clock.value,

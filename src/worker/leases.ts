@@ -14,8 +14,9 @@ const log = getLogger(["celeriac", "worker"]);
 
 /**
  * Renew, every quarter of the visibility timeout (200 ms to 60 s), the
- * leases of the deliveries held by the intake and of the running tasks not
- * yet acknowledged.
+ * leases of the deliveries held by the intake, of the running tasks not yet
+ * acknowledged, and of the ended ones whose settlement waits (a result
+ * backend that is down), so that none is redelivered and run again.
  *
  * @example
  * ```ts ignore
@@ -37,6 +38,7 @@ export function renewLeases(
   return setInterval(() => {
     const mine = holding();
     for (const r of s.running.values()) if (!r.acked) mine.push(r.delivery);
+    for (const [d, acked] of s.unsettled) if (!acked) mine.push(d);
     if (mine.length === 0) return;
     s.broker.extend(mine).catch((err) =>
       log.warn("Cannot renew {n} lease(s): {error}", {

@@ -31,6 +31,7 @@ import type { Running, WorkerState } from "./worker_state.ts";
 export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
   const s = new Settlement();
   const retries: DueRetry[] = [];
+  const earlyAcked: Running[] = [];
   const now = new Date();
   const { lifecycle } = st;
   for (const o of outcomes) {
@@ -40,6 +41,13 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
     const { req, delivery } = r;
     if (st.terminated.delete(o.seq)) {
       terminated(st, s, r, o.seq);
+      continue;
+    }
+    if (o.revoked) {
+      // Revoked after it was handed to the pool, before its handler was called: not run.
+      lifecycle.emit({ type: "revoked", req, reason: "revoked", atIntake: false, seq: o.seq });
+      settleNotRun(st, s, req, delivery, revokedEntry(req, "revoked"));
+      if (!r.acked) s.acks.push(delivery);
       continue;
     }
     if (o.refused) {
@@ -98,8 +106,9 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
       });
     }
     if (!r.acked) s.acks.push(delivery);
+    else earlyAcked.push(r);
   }
-  st.settle(s);
+  st.settle(s, undefined, earlyAcked);
   if (retries.length) {
     st.track(() =>
       settleRetries(retries, {
@@ -107,8 +116,8 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
         backend: st.backend,
         publish: (m, t) => st.publish(m, t),
         origin: st.hostname,
-      })
-    );
+        outageRetryLimit: st.outageRetryLimit,
+      }), { held: retries });
   }
   st.wake();
 }
@@ -153,7 +162,7 @@ export function settleLost(st: WorkerState, seqs: number[], reason: string): voi
     s.stores.push({ ...failureEntry(r.req.id, exc, null), replyTo: r.req.replyTo });
     if (!r.acked) s.acks.push(r.delivery);
   }
-  st.settle(s, () => putBack(st, requeues));
+  st.settle(s, () => putBack(st, requeues), requeues);
   st.wake();
 }
 
@@ -165,7 +174,7 @@ export function settleLost(st: WorkerState, seqs: number[], reason: string): voi
  * @param st the worker's state
  * @param seq the task past its limit
  * @param seconds the limit
- * @param abandoned the other tasks its Web Worker held
+ * @param abandoned the other tasks its Web Worker held, not started
  */
 export function settleTimeLimit(
   st: WorkerState,
@@ -205,7 +214,7 @@ export function settleTimeLimit(
       back.push(a);
     }
   }
-  st.settle(s, () => putBack(st, back));
+  st.settle(s, () => putBack(st, back), back);
   st.wake();
 }
 

@@ -73,8 +73,10 @@ export interface PoolEvents {
   /**
    * Task `seq` exceeded its hard time limit (or was terminated by a
    * revoke; `seconds` is then 0) and was stopped. `abandoned`
-   * are other tasks that were stopped with it (they shared its Web
-   * Worker): they did not fail and must be put back in their queues.
+   * are other tasks that were stopped with it before they started (they
+   * shared its Web Worker): they did not run and must be put back in their
+   * queues. Those of its Web Worker that had started are reported to
+   * `onLost` first.
    */
   onTimeLimit(seq: number, seconds: number, abandoned: number[]): void;
   /**
@@ -125,9 +127,15 @@ export interface Pool {
   /** Ask running tasks to stop (their AbortSignal fires). */
   abort(seqs: number[]): void;
   /**
+   * Tasks handed to the pool were revoked (without terminate): each whose
+   * handler has not been called yet is not run and is reported with a
+   * `revoked` outcome; one already running runs on.
+   */
+  revoke(seqs: number[]): void;
+  /**
    * Stop running tasks now (revoke with terminate): the Web Worker running
    * each is ended and replaced, and `onTimeLimit` reports it with the other
-   * tasks it held. The inline pool can only fire their AbortSignals.
+   * tasks it held that had not started (`onLost` those that had). The inline pool can only fire their AbortSignals.
    */
   terminate(seqs: number[]): void;
   /** Stop the pool; running tasks are abandoned. */

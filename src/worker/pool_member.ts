@@ -104,8 +104,10 @@ export function postTo(member: Member, msg: ToRunner): void {
 }
 
 /**
- * Mark a member dead and terminate its Web Worker; its outcome ring's
- * listener stops (a wait left pending would keep the ring's memory).
+ * Mark a member dead, halt it (its thread, which Deno may leave running,
+ * starts no more tasks: see `start_table.ts`) and terminate its Web Worker;
+ * its outcome ring's listener stops (a wait left pending would keep the
+ * ring's memory).
  *
  * @example
  * ```ts ignore
@@ -116,6 +118,7 @@ export function postTo(member: Member, msg: ToRunner): void {
  */
 export function endMember(member: Member): void {
   member.dead = true;
+  member.starts.halt();
   member.worker.terminate();
   member.outcomes?.wake();
 }

@@ -1,8 +1,9 @@
 /**
  * Revoking tasks in a worker (the `revoke` remote control command, and
  * `Worker.revoke`): the ids are remembered here and in the broker, tasks
- * held for an ETA or a rate token are dropped, and with `terminate` running
- * ones are stopped ({@link toTerminate} picks them, pure).
+ * held for an ETA or a rate token are dropped, tasks handed to the pool
+ * that have not started are not started, and with `terminate` running ones
+ * are stopped ({@link toTerminate} picks them, pure).
  *
  * @module
  */
@@ -48,8 +49,10 @@ export function toTerminate(
 }
 
 /**
- * Revoke tasks for {@link REVOKE_TTL_MS}; with `terminate`, also stop the
- * running ones (stored as REVOKED "terminated" when the pool reports them).
+ * Revoke tasks for {@link REVOKE_TTL_MS}: those handed to the pool whose
+ * handler was not called yet are not run (stored as REVOKED "revoked" when
+ * the pool reports them); with `terminate`, also stop the running ones
+ * (stored as REVOKED "terminated").
  *
  * @example
  * ```ts ignore
@@ -76,8 +79,9 @@ export function revokeTasks(
     })
   );
   intake.revoke(ids);
-  if (!terminate) return [];
   const { seqs, ids: killed } = toTerminate(s.running, s.terminated, ids);
+  if (seqs.length) s.pool.revoke(seqs);
+  if (!terminate) return [];
   for (const seq of seqs) s.terminated.add(seq);
   if (seqs.length) s.pool.terminate(seqs);
   return killed;

@@ -146,6 +146,12 @@ export interface RunOutcome {
    * that first await (`cpu_share.ts`), before the outcome leaves it.
    */
   blocked?: number;
+  /**
+   * Set when the task was revoked after it was handed over and before its
+   * handler was called ({@link RunServices.revoked}): it did not run, and
+   * the main thread stores it REVOKED.
+   */
+  revoked?: boolean;
   /** Python repr of the return value (truncated), when the request asked to `describe`. */
   repr?: string;
   /** Traceback of a failure or retry, when the request asked to `describe`. */
@@ -176,11 +182,36 @@ export interface RunServices {
    */
   maxDecompressedSize?: number;
   /**
-   * Called for a request with time limits when its handler is about to be
-   * called (its body decoded, `taskPrerun` done): the pool starts its time
-   * limits then, not while it waits behind other tasks of its thread.
+   * Called for every request when its handler is about to be called (its
+   * body decoded, `taskPrerun` done): the pool starts its time limits then,
+   * not while it waits behind other tasks of its thread, and knows it ran if
+   * the thread is then terminated.
    */
   started?: (seq: number) => void;
+  /**
+   * Whether the thread was terminated (read after `started`): its handler is
+   * then not called, and the outcome returned is never delivered.
+   */
+  halted?: () => boolean;
+  /**
+   * Called when a handler has returned or thrown, or the promise it returned
+   * settled: the task has run, whatever is still to do for its outcome.
+   */
+  finished?: (seq: number) => void;
+  /**
+   * Called for a request with a hard time limit before its start: a promise
+   * while outcomes of tasks that finished on this thread are still to be
+   * handed on (awaited, then asked again), so that none is in the thread
+   * when its limit may terminate it; undefined when none is.
+   */
+  flushed?: () => Promise<void> | undefined;
+  /**
+   * Whether request `seq` was revoked since it was handed over: asked when
+   * its run starts and again just before its handler is called (a task
+   * waiting behind others of its thread); when true the handler is not
+   * called and the outcome is `revoked`. Default: never.
+   */
+  revoked?: (seq: number) => boolean;
   /**
    * Called when a handler's synchronous run ends (it returned, threw or
    * awaited) with the request's `seq` and whether the handler returned a

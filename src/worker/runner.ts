@@ -44,7 +44,8 @@ let handled = 0;
 
 /** Run the requests written to the ring before the main thread's next post. */
 function fromRing(): void {
-  if (!runs || !app) return;
+  // Terminated while busy, the thread runs on: the main thread put back what it had not started.
+  if (!runs || !app || starts?.halted) return;
   const batch = readRuns(runs, handled);
   if (batch.length === 0) return;
   received += batch.length;
@@ -68,6 +69,10 @@ const services: RunServices = {
   started: (seq) => {
     if (!starts?.record(seq, (s) => runner.running(s))) post({ type: "started", seq });
   },
+  halted: () => starts?.halted ?? false,
+  finished: (seq) => starts?.finish(seq),
+  // Read in shared memory: a message would wait behind the task holding this thread.
+  revoked: (seq) => starts?.revoked(seq) ?? false,
 };
 
 // Opened now, with the permissions the Web Worker starts with: a sandbox gives some up once loaded.
@@ -143,6 +148,8 @@ function handle(msg: ToRunnerPosted): void {
       );
       break;
     case "run": {
+      // Terminated while busy, the thread runs on to what was queued: the main thread put it back.
+      if (starts?.halted) break;
       const batch = unpackRun(msg.batch);
       received += batch.length;
       app!.then((a) => runner.run(a.tasks, batch, a.signals));

@@ -1,8 +1,10 @@
 /**
- * When tasks with time limits started in a Web Worker, in memory it shares
- * with the main thread: the Web Worker writes a task's start there before
- * calling its handler, and the main thread reads it when it checks limits,
- * with no message per task.
+ * When tasks started in a Web Worker, in memory it shares with the main
+ * thread: the Web Worker writes a task's start there before calling its
+ * handler, and the main thread reads it when it checks time limits, and when
+ * it terminates the Web Worker (a task that never started there is put
+ * back, one that did is not), with no message per task. The same memory
+ * holds the halt the main thread sets before it terminates the Web Worker.
  *
  * A start is written on the Web Worker's monotonic clock (its
  * `performance.now()`) and read on the main thread's through an offset
@@ -13,6 +15,11 @@
  * `performance.timeOrigin` is the wall clock at its spawn, so it is off by
  * any step of the wall clock since the main thread started (NTP's first
  * correction, a VM resumed), and would move every limit by that step.
+ *
+ * The main thread also marks there a task revoked after it was posted
+ * ({@link StartTable.revoke}), which the Web Worker reads before it starts
+ * the task ({@link StartTable.revoked}): a message would wait behind the
+ * tasks that hold the Web Worker's thread.
  *
  * @module
  */
@@ -34,6 +41,16 @@ export interface StartTableMemory {
   seqs: Int32Array;
   /** When it started, by the Web Worker's `performance.now()`; 0 for never. */
   at: Float64Array;
+  /**
+   * One cell: 1 once the main thread terminates the Web Worker. Its thread
+   * may run on (Deno does not stop synchronous code) and then runs what was
+   * queued to it: it starts no task once this is set.
+   */
+  halted: Int32Array;
+  /** The task of each slot whose handler has returned (or settled): its sequence number, 32 bits. */
+  finished: Int32Array;
+  /** The task of each slot the main thread revoked: its sequence number, truncated to 32 bits. */
+  revoked: Int32Array;
 }
 
 /**
@@ -50,6 +67,12 @@ export interface StartTableMemory {
  * worker.record(7, () => false); // true: written, no message needed
  * main.startedAt(7) !== null; // true: the main thread sees it started
  * main.startedAt(8); // null: not started
+ * worker.finish(7); // its handler returned
+ * main.hasFinished(7); // true: its limits no longer apply
+ * main.halt(); // before terminating the Web Worker
+ * worker.halted; // true: it starts no more tasks
+ * main.revoke(9, () => false); // true: marked
+ * worker.revoked(9); // true: the Web Worker does not start it
  * ```
  */
 export class StartTable {
@@ -72,7 +95,46 @@ export class StartTable {
     this.memory = memory ?? {
       seqs: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       at: new Float64Array(new SharedArrayBuffer(SLOTS * 8)),
+      halted: new Int32Array(new SharedArrayBuffer(4)),
+      finished: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
+      revoked: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
     };
+  }
+
+  /**
+   * In the Web Worker: note that the handler of task `seq` returned (or the
+   * promise it returned settled), before its outcome is handed on. Its slot
+   * stays its own until then ({@link StartTable.record}).
+   *
+   * @param seq the task
+   */
+  finish(seq: number): void {
+    Atomics.store(this.memory.finished, seq % SLOTS, seq | 0);
+  }
+
+  /**
+   * On the main thread: whether the handler of task `seq` has returned,
+   * though its outcome may not have arrived: a time limit no longer applies.
+   *
+   * @param seq the task
+   * @returns true once {@link StartTable.finish} noted it
+   */
+  hasFinished(seq: number): boolean {
+    return Atomics.load(this.memory.finished, seq % SLOTS) === (seq | 0);
+  }
+
+  /**
+   * On the main thread, before it terminates the Web Worker: the Web Worker
+   * starts no task from now on. A task whose start it wrote before reading
+   * this may still run: {@link StartTable.hasStarted} tells it, read after.
+   */
+  halt(): void {
+    Atomics.store(this.memory.halted, 0, 1);
+  }
+
+  /** In the Web Worker: whether the main thread terminated it ({@link StartTable.halt}). */
+  get halted(): boolean {
+    return Atomics.load(this.memory.halted, 0) !== 0;
   }
 
   /**
@@ -108,6 +170,18 @@ export class StartTable {
   }
 
   /**
+   * On the main thread: whether task `seq` started, as its Web Worker wrote
+   * it (false too when its slot was held and it posted its start instead).
+   *
+   * @param seq the task
+   * @returns true once its start is written
+   */
+  hasStarted(seq: number): boolean {
+    const slot = seq % SLOTS;
+    return Atomics.load(this.memory.seqs, slot) === (seq | 0) && this.memory.at[slot] > 0;
+  }
+
+  /**
    * On the main thread: when task `seq` started, if its Web Worker wrote it
    * and its clock is known ({@link StartTable.sync}).
    *
@@ -119,5 +193,36 @@ export class StartTable {
     if (this.#offset === null || Atomics.load(this.memory.seqs, slot) !== (seq | 0)) return null;
     const at = this.memory.at[slot];
     return at > 0 ? at + this.#offset : null;
+  }
+
+  /**
+   * On the main thread: mark task `seq` revoked, so that its Web Worker does
+   * not start it if it has not yet. Not marked when its slot's mark is held
+   * by another revoked task the Web Worker still holds (their dispatch
+   * numbers a multiple of 1024 apart): `seq` may then start.
+   *
+   * @param seq the task
+   * @param held whether a task (by sequence number) is still held by this table's Web Worker
+   * @returns whether it was marked
+   */
+  revoke(seq: number, held: (seq: number) => boolean): boolean {
+    const slot = seq % SLOTS;
+    const marked = Atomics.load(this.memory.revoked, slot);
+    // The marked task's full number: the closest to `seq` with the same low 32 bits.
+    if (marked !== 0 && marked !== (seq | 0) && held(seq - (((seq | 0) - marked) | 0))) {
+      return false;
+    }
+    Atomics.store(this.memory.revoked, slot, seq | 0);
+    return true;
+  }
+
+  /**
+   * In the Web Worker: whether the main thread revoked task `seq`.
+   *
+   * @param seq the task
+   * @returns true when it is not to start
+   */
+  revoked(seq: number): boolean {
+    return Atomics.load(this.memory.revoked, seq % SLOTS) === (seq | 0);
   }
 }

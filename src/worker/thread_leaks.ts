@@ -9,9 +9,13 @@
  * So the threads pool notes the threads that start with each Web Worker
  * (new in `/proc/<pid>/task` across its `new Worker()`), takes the one named
  * `worker-N` among them (Deno names a Web Worker's thread so) when it
- * terminates it, and samples its CPU every second until it ends. A terminated Web Worker's thread ends at once, or once its
- * synchronous code returns: one blocked in a call (`outputSync`) or in a
- * computation that ends is reported at INFO, not counted. One found running
+ * terminates it, and samples its CPU every second until it ends. A
+ * terminated Web Worker's thread does not end when its synchronous code
+ * returns: it goes on to the messages queued to it (the `run`s the pool had
+ * posted), so the pool halts it first (`start_table.ts`): it starts none of
+ * those tasks, which are put back for other Web Workers. One
+ * blocked in a call (`outputSync`) or in a computation that ends is
+ * reported at INFO, not counted. One found running
  * in every sample for {@link LEAK_GRACE_MS} (runnable, or having used
  * {@link SPINNING_BUSY} of a core since the last) is leaked: the worker reports it at WARNING and, at
  * `leakedThreadsRestart`, restarts (see `worker_options.ts`). Deno reads

@@ -81,6 +81,8 @@ interface Owned {
   work: number;
   /** Its time limits, started when its Web Worker reports it started. */
   limits: TimeLimits | undefined;
+  /** Its Web Worker posted its start (its start table slot was held); else the table tells. */
+  started: boolean;
 }
 
 const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tasks: [] };
@@ -93,13 +95,17 @@ const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tas
  * - Tasks that block their thread for long go a few to a message (see
  *   `blocking_time.ts`), so that a Web Worker is sent more while it runs them.
  * - Time limits: timers on the main thread fire a task's AbortSignal at its
- *   soft limit, and at its hard limit terminate its Web Worker; the other
- *   tasks that Web Worker held are reported abandoned, for the worker to
- *   put back in their queues. The limits start when the task starts in its
+ *   soft limit, and at its hard limit terminate its Web Worker; of the other
+ *   tasks that Web Worker held, those it had not started are reported
+ *   abandoned, for the worker to put back in their queues (it is halted
+ *   first: its thread, which Deno may leave running, never starts them),
+ *   and those it had started lost. The limits start when the task starts in its
  *   Web Worker (as Celery's start when a pool process accepts the job),
  *   which writes that in memory the main thread reads (`start_table.ts`;
  *   a message when its slot is taken): a task waiting behind others on
  *   its Web Worker is not timed.
+ * - Revoke: a task revoked while it waits in its Web Worker is marked in
+ *   the same table, and its Web Worker does not start it.
  * - Recycling: a Web Worker that was given its quota of tasks, or whose
  *   heap outgrew its bound, takes no new task, finishes what it holds and
  *   is replaced (the replacement starts at once).
@@ -152,10 +158,14 @@ export class ThreadPool implements Pool {
     this.#options = options;
     this.#events = events;
     this.#policy = new RecyclePolicy(options.recycle);
-    this.#limits = new TimeLimitTimers({
-      soft: (seq, seconds) => this.#softLimit(seq, seconds),
-      hard: (seq, seconds) => this.#hardLimit(seq, seconds),
-    }, (seq) => this.#owner.get(seq)?.member.starts.startedAt(seq) ?? null);
+    this.#limits = new TimeLimitTimers(
+      {
+        soft: (seq, seconds) => this.#softLimit(seq, seconds),
+        hard: (seq, seconds) => this.#hardLimit(seq, seconds),
+      },
+      (seq) => this.#owner.get(seq)?.member.starts.startedAt(seq) ?? null,
+      (seq) => this.#owner.get(seq)?.member.starts.hasFinished(seq) ?? false,
+    );
     this.#threads = new ThreadWatch((leak, count) => events.onThreadLeak?.(leak, count));
   }
 
@@ -271,10 +281,12 @@ export class ThreadPool implements Pool {
     });
   }
 
-  /** Start the limits of a task its Web Worker posts started (its start table slot held), if it owns it. */
+  /** Note a task its Web Worker posts started (its start table slot held) and start its limits. */
   #started(member: Member, seq: number): void {
     const o = this.#owner.get(seq);
-    if (o?.member === member && o.limits) this.#limits.start(seq, o.limits);
+    if (o?.member !== member) return;
+    o.started = true;
+    if (o.limits) this.#limits.start(seq, o.limits);
   }
 
   #onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void {
@@ -313,7 +325,7 @@ export class ThreadPool implements Pool {
     this.#retiring.delete(member);
   }
 
-  /** Stop a member at once; returns the tasks it held. */
+  /** Stop a member at once (its thread starts no more tasks); returns the tasks it held. */
   #drop(member: Member): number[] {
     endMember(member);
     this.#retiring.delete(member);
@@ -365,25 +377,45 @@ export class ThreadPool implements Pool {
   /**
    * Terminate the Web Worker running `seq` (at its hard time limit of
    * `seconds`, or with 0 for a revoke with terminate), replace it, report the
-   * others it held. A time limit is logged at error; a terminate the user
-   * asked for at info, as Celery's "Terminating ID (signal)", or at warning
-   * when it puts other tasks back.
+   * others it held: those it never started are put back (halted, its thread
+   * never starts them, even running on); those it started are lost (they ran
+   * there, and may still run on: put back, they would run twice). A time
+   * limit is logged at error; a terminate the user asked for at info, as
+   * Celery's "Terminating ID (signal)", or at warning when it stops others.
    */
   #kill(seq: number, seconds: number): void {
     const o = this.#owner.get(seq);
-    if (!o) return;
+    // Its handler returned: nothing to stop, its outcome is on its way.
+    if (!o || o.member.starts.hasFinished(seq)) return;
     const { member } = o;
     const wasRetiring = member.retiring;
-    const abandoned = this.#drop(member).filter((s) => s !== seq);
+    // Read after the halt: a task not started by then never starts.
+    member.starts.halt();
+    const started = new Set<number>();
+    for (const [s, other] of this.#owner) {
+      if (other.member === member && s !== seq && (other.started || member.starts.hasStarted(s))) {
+        started.add(s);
+      }
+    }
+    const others = this.#drop(member).filter((s) => s !== seq);
+    const lost = others.filter((s) => started.has(s));
+    const abandoned = others.filter((s) => !started.has(s));
     const what = seconds > 0
       ? `Hard time limit (${seconds}s) exceeded for {task}[{id}]`
       : "Terminating {task}[{id}] (revoked with terminate)";
-    log[seconds > 0 ? "error" : abandoned.length ? "warn" : "info"](
-      `${what}: its Web Worker is replaced and the {n} other task(s) it held are put back`,
-      { task: o.task, id: o.id, n: abandoned.length },
+    log[seconds > 0 ? "error" : others.length ? "warn" : "info"](
+      `${what}: its Web Worker is replaced; of the other tasks it held, {n} that had not ` +
+        `started are put back and {lost} that had are lost`,
+      { task: o.task, id: o.id, n: abandoned.length, lost: lost.length },
     );
     if (!wasRetiring && !this.#closed) member.group.members.push(this.#spawn(member.group));
     this.#threads.terminated(member.threads, o);
+    if (lost.length) {
+      const why = seconds > 0
+        ? `exceeded its hard time limit (${seconds}s)`
+        : "was revoked with terminate";
+      this.#events.onLost(lost, `its Web Worker was terminated: ${o.task}[${o.id}] ${why}`);
+    }
     this.#events.onTimeLimit(seq, seconds, abandoned);
   }
 
@@ -426,6 +458,7 @@ export class ThreadPool implements Pool {
         id: req.id,
         work,
         limits: req.timeLimits,
+        started: false,
       });
       if (req.timeLimits) this.#limits.expect(req.seq, req.timeLimits);
       let b = batches.get(best);
@@ -478,6 +511,19 @@ export class ThreadPool implements Pool {
       if (m) by.set(m, [...(by.get(m) ?? []), s]);
     }
     for (const [m, list] of by) postTo(m, { type: "abort", seqs: list });
+  }
+
+  revoke(seqs: number[]): void {
+    for (const seq of seqs) {
+      const o = this.#owner.get(seq);
+      const held = (s: number) => this.#owner.get(s)?.member === o?.member;
+      if (!o || o.member.starts.revoke(seq, held)) continue;
+      log.warn(
+        "Revoked task {task}[{id}] may still run: its Web Worker holds another revoked task " +
+          "in the same slot of its start table",
+        { task: o.task, id: o.id },
+      );
+    }
   }
 
   terminate(seqs: number[]): void {

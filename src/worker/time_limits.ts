@@ -166,6 +166,7 @@ interface Run {
 export class TimeLimitTimers {
   readonly #handlers: TimeLimitHandlers;
   readonly #startedAt: (seq: number) => number | null;
+  readonly #finished: (seq: number) => boolean;
   readonly #runs = new Map<number, Run>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When the timer is armed for (`performance.now()` ms); Infinity when it is not. */
@@ -177,10 +178,17 @@ export class TimeLimitTimers {
    * @param handlers called when limits are reached
    * @param startedAt when an expected run started (`performance.now()` ms),
    *   null while it has not; default: never known, only started runs are timed
+   * @param finished whether a run's code has finished though it is not
+   *   cleared yet (its outcome on its way): its limits are then dropped; default never
    */
-  constructor(handlers: TimeLimitHandlers, startedAt: (seq: number) => number | null = () => null) {
+  constructor(
+    handlers: TimeLimitHandlers,
+    startedAt: (seq: number) => number | null = () => null,
+    finished: (seq: number) => boolean = () => false,
+  ) {
     this.#handlers = handlers;
     this.#startedAt = startedAt;
+    this.#finished = finished;
   }
 
   /** How many runs have limits pending. */
@@ -263,6 +271,11 @@ export class TimeLimitTimers {
         else run.startedAt = at;
       }
       if (run.startedAt === undefined) continue;
+      // Read only when a limit is looked at: a run that finished in time costs nothing more.
+      if (this.#finished(seq)) {
+        this.#runs.delete(seq);
+        continue;
+      }
       const soft = run.soft === null ? Infinity : run.startedAt + 1000 * run.soft;
       const hard = run.hard === null ? Infinity : run.startedAt + 1000 * run.hard;
       if (soft <= now) due.push({ at: soft, seq, hard: false });

@@ -375,6 +375,7 @@ export class Worker {
       heartbeat: () => this.#heartbeat?.requested(),
       inspect: workerInspection(this.#s, this.#registries, {
         queues: () => this.#consumer.queues,
+        binding: (queue) => this.#consumer.binding(queue),
         startedAt: Date.now(),
         addConsumer: (queue, binding) => this.#consumer.add(queue, binding),
         cancelConsumer: (queue) => this.#consumer.cancel(queue),
@@ -384,7 +385,8 @@ export class Worker {
 
   /**
    * Revoke tasks: they are skipped when they arrive (or, if held for an
-   * ETA, at once); with `terminate`, running ones are stopped and stored as
+   * ETA, at once, or, if handed to the pool and not started, when their turn
+   * comes); with `terminate`, running ones are stopped and stored as
    * REVOKED "terminated". Remote `revoke` commands call this.
    *
    * @example

@@ -82,6 +82,13 @@ export class WorkerState {
   readonly #leftBehind = new WeakSet<Promise<void>>();
   /** The settlements' waits for a server that is down (a shutdown does not wait them out). */
   readonly outages: OutageWatch = new OutageWatch();
+  /**
+   * Deliveries of tasks that ended but whose settlement is still under way
+   * (a result store waiting out a backend outage), each with whether it is
+   * acknowledged: they keep their slots in the take budget, and the leases
+   * of the unacknowledged ones are renewed.
+   */
+  readonly unsettled: Map<Delivery, boolean> = new Map();
   /** Whoever sleeps now: the take loop, and a shutdown's wait (which may overlap it). */
   readonly #sleepers = new Set<() => void>();
 
@@ -146,29 +153,101 @@ export class WorkerState {
   }
 
   /**
-   * Write a settlement (tracked until done).
+   * Write a settlement (tracked until done). Until it is written, the
+   * deliveries it acknowledges or parks, and `held`, stay in
+   * {@link WorkerState.unsettled}. When it fails (a server down for longer
+   * than `outageRetryLimit`), the deliveries it was to acknowledge are
+   * parked with the reason, once.
    *
    * @param s the batch
    * @param then what to do once it is written
+   * @param held other deliveries it settles: acknowledged early, or put back by `then`
    */
-  settle(s: Settlement, then?: () => Promise<void>): void {
+  settle(
+    s: Settlement,
+    then?: () => Promise<void>,
+    held: readonly { delivery: Delivery; acked: boolean }[] = [],
+  ): void {
     if (s.empty && !then) return;
-    this.track(() => then ? settle(s, this).then(then) : settle(s, this));
+    const unacked = [...s.acks, ...s.rejects.map((r) => r.delivery)];
+    let written = false;
+    this.track(async () => {
+      await settle(s, this);
+      written = true;
+      await then?.();
+    }, {
+      held: [...unacked.map((delivery) => ({ delivery, acked: false })), ...held],
+      parkOnFailure: () => written ? [] : s.acks,
+    });
   }
 
   /**
    * Start a settling step, keep its promise until it ends; log its failure.
    *
+   * @example
+   * ```ts ignore
+   * state.track(() => settleRetries(due, io), { held: due });
+   * ```
+   *
    * @param start the step (run under {@link WorkerState.outages})
+   * @param deliveries what it settles (kept in {@link WorkerState.unsettled} until it ends),
+   *   and which unacknowledged ones to park if it fails (asked when it failed)
    */
-  track(start: () => Promise<void>): void {
-    const p = this.outages.run(start);
+  track(
+    start: () => Promise<void>,
+    deliveries: {
+      held?: readonly { delivery: Delivery; acked: boolean }[];
+      parkOnFailure?: () => readonly Delivery[];
+    } = {},
+  ): void {
+    const held = deliveries.held ?? [];
+    for (const h of held) this.unsettled.set(h.delivery, h.acked);
+    const p: Promise<void> = this.outages.run(start).catch(async (err) => {
+      // Left behind by a shutdown during an outage (which said so): it fails as the app closes,
+      // and its unacknowledged messages stay with the broker, for redelivery.
+      const behind = this.#leftBehind.has(p);
+      log[behind ? "debug" : "error"]("Settling failed: {error}", {
+        error: (err as Error).message,
+      });
+      if (!behind) await this.#parkUnsettled(deliveries.parkOnFailure?.() ?? [], err as Error);
+    }).finally(() => {
+      for (const h of held) this.unsettled.delete(h.delivery);
+      this.#settling.delete(p);
+      this.wake();
+    });
     this.#settling.add(p);
-    p.catch((err) => {
-      // Left behind by a shutdown during an outage (which said so): it fails as the app closes.
-      const level = this.#leftBehind.has(p) ? "debug" : "error";
-      log[level]("Settling failed: {error}", { error: (err as Error).message });
-    }).finally(() => this.#settling.delete(p));
+  }
+
+  /**
+   * Park, once, the messages of tasks that ran but whose settlement failed
+   * (their results or follow-ups could not be written within
+   * `outageRetryLimit`): an operator requeues them once the servers are
+   * back. If parking fails too, they stay unacknowledged and come back
+   * after the visibility timeout (or when the AMQP connection closes).
+   */
+  async #parkUnsettled(deliveries: readonly Delivery[], err: Error): Promise<void> {
+    if (deliveries.length === 0) return;
+    const reason = `its result, follow-ups or acknowledgement could not be written within ` +
+      `outageRetryLimit (${this.outageRetryLimit} s): ${err.message}; requeue it once the ` +
+      `servers are back`;
+    try {
+      await this.broker.reject(deliveries.map((delivery) => ({
+        delivery,
+        reason,
+        taskId: typeof delivery.headers.id === "string" ? delivery.headers.id : null,
+        taskName: typeof delivery.headers.task === "string" ? delivery.headers.task : null,
+      })));
+      log.error("Parked {n} message(s) whose settlement failed: {error}", {
+        n: deliveries.length,
+        error: err.message,
+      });
+    } catch (parkErr) {
+      log.error(
+        "Cannot park {n} message(s) whose settlement failed ({error}): they come back " +
+          "after the visibility timeout",
+        { n: deliveries.length, error: (parkErr as Error).message },
+      );
+    }
   }
 
   /** A shutdown stops waiting for the settlements under way: their failures are expected. */

@@ -140,3 +140,22 @@ def errback_old(request, exc, traceback, marker_key):
 def errback_new(task_id, *, marker_key):
     """One-argument errback: sent as a message with the failed task's id."""
     _errback_marker(marker_key, {"by": "py", "style": "new", "failed": task_id})
+
+
+@app.task(name="tasks.fail")
+def fail_named(why):
+    """Twin of the Celeriac tasks.fail."""
+    raise ValueError(why)
+
+
+@app.task(name="tasks.by_task", bind=True)
+def by_task(self, n):
+    """Twin of the Celeriac tasks.by_task: replaced by tasks.add(n, 100)."""
+    raise self.replace(add.s(n, 100))
+
+
+@app.task(name="tasks.by_group", bind=True)
+def by_group(self, n):
+    """Twin of the Celeriac tasks.by_group: replaced by a group of two adds."""
+    from celery import group
+    raise self.replace(group([add.s(n, 1), add.s(n, 2)]))

@@ -1,0 +1,19 @@
+/**
+ * Tasks that note each run in a file, for the tests of what a terminated
+ * Web Worker's thread still runs: the file outlives the thread.
+ */
+
+import { Celery } from "../../mod.ts";
+
+/** Configured by each test before a pool starts. */
+export const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+
+/** Spins `ms` of synchronous CPU work, then appends its id to `file`. */
+export const spinNoted = app.task("runs.spin", { bind: true }, (ctx, ms: number, file: string) => {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    // CPU-bound on purpose: the Web Worker runs nothing else meanwhile
+  }
+  Deno.writeTextFileSync(file, `${ctx.id}\n`, { append: true });
+  return ms;
+});

@@ -1,0 +1,113 @@
+/**
+ * What a Web Worker the threads pool terminates (hard time limit, revoke
+ * with terminate) still runs. Deno does not stop a thread busy in
+ * synchronous code, and such a thread goes on to run the messages queued to
+ * it: a task the pool puts back must never also run there, and a task that
+ * ran there is never put back (run twice). Each run is counted in a file.
+ */
+
+import assert from "node:assert/strict";
+import type { RunOutcome, RunRequest } from "../src/worker/executor.ts";
+import { ThreadPool } from "../src/worker/thread_pool.ts";
+import type { TimeLimits } from "../src/worker/time_limits.ts";
+import { nextSeq, poolRunRequest } from "./helpers/run_info.ts";
+
+const MODULE = new URL("./apps/runs_app.ts", import.meta.url).href;
+
+interface Limited {
+  seq: number;
+  seconds: number;
+  abandoned: number[];
+}
+
+/** A pool of one Web Worker, and what it reports. */
+async function onePool() {
+  const outcomes: RunOutcome[] = [];
+  const limited: Limited[] = [];
+  const lost: number[] = [];
+  const p = new ThreadPool({ size: 1, slots: 16, module: MODULE, exportName: "app", config: {} }, {
+    onOutcomes: (o) => outcomes.push(...o),
+    onPublish: () => Promise.resolve(),
+    onLost: (seqs) => lost.push(...seqs),
+    onTimeLimit: (seq, seconds, abandoned) => limited.push({ seq, seconds, abandoned }),
+  });
+  await p.start();
+  return { pool: p, outcomes, limited, lost };
+}
+
+function spin(ms: number, file: string, timeLimits?: TimeLimits): RunRequest {
+  return poolRunRequest("runs.spin", [ms, file], { timeLimits });
+}
+
+/** Runs per task id, from the file. */
+function runsOf(file: string, reqs: RunRequest[]): number[] {
+  const ids = Deno.readTextFileSync(file).split("\n").filter(Boolean);
+  return reqs.map((r) => ids.filter((id) => id === r.id).length);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("threads pool: tasks put back after a terminate never also run in the terminated Web Worker", async () => {
+  const file = await Deno.makeTempFile({ prefix: "kill-runs-" });
+  const { pool: p, outcomes, limited, lost } = await onePool();
+  try {
+    // Five messages queued to one Web Worker, 300 ms of CPU each.
+    const reqs = Array.from({ length: 5 }, () => spin(300, file));
+    for (const r of reqs) p.run([r]);
+    await sleep(450); // the first has run, the second runs
+    const target = reqs[3];
+    p.terminate([target.seq]);
+    assert.equal(limited.length, 1);
+    assert.equal(limited[0].seq, target.seq);
+    // What the pool puts back runs again, as the worker would requeue it, on the replacement.
+    const back = reqs.filter((r) => limited[0].abandoned.includes(r.seq));
+    p.run(back.map((r) => ({ ...r, seq: nextSeq() })));
+    // Long enough for the terminated thread to run all it was sent (1.5 s) and the rest to finish.
+    await sleep(2500);
+    const runs = runsOf(file, reqs);
+    const reported = [
+      ...outcomes.map((o) => o.seq),
+      ...lost,
+      target.seq,
+      ...back.map((r) => r.seq),
+    ];
+    assert.equal(runs[3], 0, `the terminated task ran (runs per task ${runs})`);
+    assert.ok(runs.every((n) => n <= 1), `a task ran twice (runs per task ${runs})`);
+    assert.ok(back.length > 0, "nothing was put back: the test shows nothing");
+    // Every task is reported once: finished, lost (it ran in the dying thread), terminated or put back.
+    assert.deepEqual(
+      reqs.map((r) => reported.filter((s) => s === r.seq).length),
+      [1, 1, 1, 1, 1],
+    );
+  } finally {
+    await p.close();
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("threads pool: a hard time limit puts back only tasks that never ran in the terminated Web Worker", async () => {
+  const file = await Deno.makeTempFile({ prefix: "kill-runs-" });
+  const { pool: p, limited, outcomes, lost } = await onePool();
+  try {
+    const limits = { hard: 0.5, soft: null };
+    const reqs = [spin(100, file), spin(1500, file, limits), spin(100, file), spin(100, file)];
+    for (const r of reqs) p.run([r]);
+    for (let i = 0; i < 40 && limited.length === 0; i++) await sleep(100);
+    assert.equal(limited.length, 1, "the hard limit did not fire");
+    assert.equal(limited[0].seq, reqs[1].seq);
+    const back = reqs.filter((r) => limited[0].abandoned.includes(r.seq));
+    assert.deepEqual(back.map((r) => r.seq), [reqs[2].seq, reqs[3].seq]);
+    p.run(back.map((r) => ({ ...r, seq: nextSeq() })));
+    await sleep(2500); // the stuck task ends its 1.5 s in the terminated thread
+    const runs = runsOf(file, reqs);
+    assert.deepEqual(runs.slice(2), [1, 1], `a put-back task ran twice (runs per task ${runs})`);
+    assert.equal(
+      outcomes.length + lost.length,
+      3,
+      "the first task and the put-back ones are reported",
+    );
+  } finally {
+    await p.close();
+    await Deno.remove(file);
+  }
+});

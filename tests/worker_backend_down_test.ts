@@ -1,0 +1,151 @@
+/**
+ * A worker whose result backend (its own redis-server, killed) is down keeps
+ * within its prefetch on every broker: a task whose result waits to be
+ * stored still holds its slot, so the worker takes no more messages than
+ * `prefetch` beyond those it had, and the leases of those unacknowledged
+ * deliveries are renewed while they wait, so none is redelivered and run
+ * twice. An outage longer than `outageRetryLimit` loses nothing: each
+ * message whose result could not be stored is parked once, with the reason,
+ * for an operator to requeue (its task is not run again by itself).
+ */
+
+import assert from "node:assert/strict";
+import type { AsyncResult } from "../src/client/async_result.ts";
+import { app as tasksApp } from "./apps/worker_app.ts";
+import { PrivateRedis } from "./helpers/private_redis.ts";
+import { createVhost } from "./helpers/rabbitmq.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
+import { withWorker } from "./helpers/worker.ts";
+
+const TASKS = 40;
+/** Taken beyond those held when the backend went down: prefetch 4, with slack. */
+const MOST_TAKEN = 10;
+
+async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 30_000) {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface Case {
+  name: string;
+  ignore: boolean;
+  broker: () => Promise<{ url: string; cleanup(): Promise<void> }>;
+}
+
+const cases: Case[] = [
+  {
+    name: "redis",
+    ignore: WITHOUT_REDIS,
+    broker: () => {
+      const prefix = uniquePrefix("backend-down");
+      const q = `global_keyprefix=${encodeURIComponent(prefix)}&visibility_timeout=2`;
+      return Promise.resolve({
+        url: `${REDIS_URL}?${q}`,
+        cleanup: () => deleteKeys(prefix).then(),
+      });
+    },
+  },
+  {
+    name: "kv",
+    ignore: WITHOUT_REDIS,
+    broker: async () => {
+      const dir = await Deno.makeTempDir({ prefix: "celeriac-backend-down-" });
+      return {
+        url: `kv://${dir}/broker.sqlite?visibility_timeout=2`,
+        cleanup: () => Deno.remove(dir, { recursive: true }),
+      };
+    },
+  },
+  {
+    name: "rabbitmq",
+    ignore: WITHOUT_REDIS || WITHOUT_RABBITMQ,
+    broker: async () => {
+      const vhost = await createVhost("backend-down");
+      return { url: vhost.url(), cleanup: () => vhost.remove() };
+    },
+  },
+];
+
+for (const c of cases) {
+  Deno.test({
+    name: `${c.name} broker, result backend down: no take beyond prefetch, no task run twice`,
+    ignore: c.ignore,
+  }, async () => {
+    const backend = await PrivateRedis.start();
+    const broker = await c.broker();
+    try {
+      await withWorker({ broker: broker.url, backend: backend.url }, {}, async (client, worker) => {
+        for (let i = 0; i < TASKS; i++) await client.sendTask("t.slow_late", [50]);
+        await until("two tasks done", () => worker.stats.succeeded >= 2);
+        await backend.down();
+        const atKill = worker.stats.received;
+        // Longer than the visibility timeout (2 s), so that a lease not renewed expires.
+        await new Promise((r) => setTimeout(r, 5000));
+        const taken = worker.stats.received - atKill;
+        // Before: 36 (every message) taken while the backend was down.
+        assert.ok(taken <= MOST_TAKEN, `${taken} taken while the results could not be stored`);
+        await backend.up();
+        await until("every task done", () => worker.stats.succeeded >= TASKS, 60_000);
+        // Time for a redelivery to show up.
+        await new Promise((r) => setTimeout(r, 3000));
+        // Before: redelivered after the visibility timeout and run again on Redis and KV.
+        assert.equal(worker.stats.succeeded, TASKS, "each task ran once");
+        assert.equal(worker.stats.received, TASKS, "each message received once");
+      });
+    } finally {
+      await broker.cleanup();
+      await backend.close();
+    }
+  });
+}
+
+Deno.test({
+  name: "redis broker, result backend down past outageRetryLimit: each message parked once",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const backend = await PrivateRedis.start();
+  const prefix = uniquePrefix("backend-gone");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}&visibility_timeout=2`;
+  const limit = tasksApp.config.outageRetryLimit;
+  tasksApp.configure({ outageRetryLimit: 2 });
+  try {
+    await withWorker({ broker: url, backend: backend.url }, {}, async (client, worker) => {
+      const tasks = 12;
+      const sent: AsyncResult[] = [];
+      for (let i = 0; i < tasks; i++) sent.push(await client.sendTask("t.slow_late", [50]));
+      await until("a task done", () => worker.stats.succeeded >= 1);
+      await backend.down();
+      // Each result store gives up after 2 s; the worker takes the rest meanwhile.
+      await until("every task run", () => worker.stats.succeeded >= tasks, 60_000);
+      const parkedCount = () => client.broker().then((b) => b.countParked());
+      // Those stored before the kill are not parked; the others are once their store gave up.
+      await until("the last settlements to give up", async () => {
+        const stored = await Promise.all(sent.map((r) => r.state().catch(() => "PENDING")));
+        return stored.filter((st) => st === "SUCCESS").length + await parkedCount() >= tasks;
+      }, 30_000).catch(() => {});
+      await backend.up();
+      const parked = await client.broker().then((b) => b.listParked());
+      assert.equal(worker.stats.succeeded, tasks, "no task ran twice");
+      const ids = parked.map((p) => p.taskId);
+      assert.equal(new Set(ids).size, ids.length, "each parked once");
+      for (const p of parked) assert.match(p.reason, /outageRetryLimit/);
+      for (const r of sent) {
+        const state = await r.state();
+        // Before: neither (the message redelivered, or lost with its result).
+        assert.ok(
+          ids.includes(r.id) !== (state === "SUCCESS"),
+          `${r.id}: ${state}, ${ids.includes(r.id) ? "" : "not "}parked`,
+        );
+      }
+      assert.equal(await client.queueDepth(worker.queues[0]), 0);
+    });
+  } finally {
+    tasksApp.configure({ outageRetryLimit: limit });
+    await deleteKeys(prefix);
+    await backend.close();
+  }
+});
