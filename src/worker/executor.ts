@@ -290,6 +290,8 @@ export async function runTask(
   let traced: number | undefined;
   /** Milliseconds the handler held the thread before returning or awaiting. */
   let blocked: number | undefined;
+  /** Whether what was thrown came after the handler succeeded (a follow-up that does not fit). */
+  let outsideBody = false;
   try {
     if (!task?.handler) throw new Error(`Task ${req.task} is not defined in this worker's app`);
     if (hooks) traced = performance.now();
@@ -353,13 +355,19 @@ export async function runTask(
     // A replacement, even one the handler did not await or caught: it ends the task all the same.
     if (replacer) await replacer.pending();
     if (planned) return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
-    // As a Celery worker's apply_async of them: a follow-up that does not fit fails this task.
-    checkFollowUps(
-      tasks,
-      body.embed,
-      value,
-      (t, args, kwargs) => callArgs(t, { ...body, args, kwargs }),
-    );
+    // As a Celery worker's apply_async of them: a follow-up that does not fit fails this task,
+    // with an error raised outside its body, which autoretryFor does not retry (the body ran).
+    try {
+      checkFollowUps(
+        tasks,
+        body.embed,
+        value,
+        (t, args, kwargs) => callArgs(t, { ...body, args, kwargs }),
+      );
+    } catch (err) {
+      outsideBody = true;
+      throw err;
+    }
     const outcome: RunOutcome = { seq: req.seq, ok: true, runtime, blocked };
     if (req.storeResult && !task.options.ignoreResult) {
       metaInput.status = "SUCCESS";
@@ -384,7 +392,9 @@ export async function runTask(
       return { seq: req.seq, ok: true, replacedBy: replaced.replacement, runtime, blocked };
     }
     let err = thrown;
-    const auto = planned || !task ? null : autoretryOptions(task.options, err, req.info.retries);
+    const auto = planned || outsideBody || !task
+      ? null
+      : autoretryOptions(task.options, err, req.info.retries);
     if (auto) {
       const p = planFor(req, body, task, auto);
       if (p instanceof Error) {
