@@ -298,15 +298,15 @@ export async function runTask(
     await hooks?.prerun();
     const args = callArgs(task, body);
     checkCall(task, body, args);
-    if (services.revoked?.(req.seq)) return revokedBeforeRun(req);
     const handler = task.handler as (...a: unknown[]) => unknown;
     // Outcomes of tasks that ran before it are handed on first: its limit would lose them.
     if (req.timeLimits?.hard) {
       for (let wait = services.flushed?.(); wait; wait = services.flushed?.()) await wait;
     }
-    // Its start is written before the halt is read: a terminate that finds it not started put it
-    // back, and it then never runs here; one that finds it started reports it as run.
+    // Its start is written before the revoke and the halt are read: a terminate that finds it not
+    // started does not run it (revoked: not stopped; halted: put back); one that does, stops it.
     services.started?.(req.seq);
+    if (services.revoked?.(req.seq)) return revokedBeforeRun(req);
     if (services.halted?.()) return { seq: req.seq, ok: false, runtime: 0 };
     const running = { id: req.id, rootId: req.info.rootId ?? req.id };
     let value: unknown;
