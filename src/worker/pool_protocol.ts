@@ -88,3 +88,42 @@ export type FromRunner =
     queue?: string;
   }
   | { type: "store"; id: number; seq: number; status: string; meta: string };
+
+const FROM_RUNNER_TYPES: ReadonlySet<string> = new Set<FromRunner["type"]>([
+  "ready",
+  "init-error",
+  "started",
+  "outcomes",
+  "publish",
+  "store",
+]);
+const TO_RUNNER_TYPES: ReadonlySet<string> = new Set<ToRunner["type"]>([
+  "init",
+  "run",
+  "abort",
+  "soft-time-limit",
+  "published",
+  "stored",
+]);
+
+/**
+ * Whether a message is one of the pool protocol's, from the runner (`"from"`)
+ * or to it (`"to"`). Only these count as posts for the rings' ordering: task
+ * code may post messages of its own from its Web Worker.
+ *
+ * @example
+ * ```ts
+ * import { isPoolMessage } from "./pool_protocol.ts";
+ * isPoolMessage("from", { type: "started", seq: 1 }); // true
+ * isPoolMessage("from", { hello: 1 }); // false
+ * ```
+ *
+ * @param side `"from"` for the runner's posts, `"to"` for the main thread's
+ * @param data the message's data
+ * @returns true for a message of that side's types
+ */
+export function isPoolMessage(side: "from" | "to", data: unknown): boolean {
+  const type = (data as { type?: unknown } | null)?.type;
+  return typeof type === "string" &&
+    (side === "from" ? FROM_RUNNER_TYPES : TO_RUNNER_TYPES).has(type);
+}

@@ -18,7 +18,7 @@ import { BatchRunner } from "./batch_runner.ts";
 import { CpuShares, threadCpuClock } from "./cpu_share.ts";
 import type { RunRequest, RunServices } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
-import type { FromRunner, ToRunnerPosted } from "./pool_protocol.ts";
+import { type FromRunner, isPoolMessage, type ToRunnerPosted } from "./pool_protocol.ts";
 import { writeOutcomes } from "./outcome_ring.ts";
 import { packOutcomes, unpackRun } from "./run_batch.ts";
 import { readRuns } from "./run_ring.ts";
@@ -129,6 +129,8 @@ async function init(
 }
 
 self.onmessage = (e: MessageEvent<ToRunnerPosted>) => {
+  // Counted as the main thread counts its posts: messages of the pool protocol only.
+  if (!isPoolMessage("to", e.data)) return;
   // The ring's requests written before this post go first, those written after it next.
   fromRing();
   handled++;
