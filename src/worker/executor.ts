@@ -403,10 +403,12 @@ export async function runTask(
       pyJsonDumps(exc),
     );
     let embed = body.embed;
+    let stored = false;
     const errbacks = splitErrbacks(tasks, embed.errbacks);
     if (errbacks.local.length) {
-      // Celery calls them once the FAILURE is stored; the main thread stores it again, with children.
-      await services.storeState?.(req.seq, "FAILURE", meta);
+      // Celery calls them once the FAILURE is stored: stored here, once, with the task's children.
+      await services.storeState?.(req.seq, "FAILURE", meta, true);
+      stored = services.storeState !== undefined;
       const place = (t: Task<never, unknown>, args: unknown[], kwargs: Record<string, unknown>) =>
         callArgs(t, { ...body, args, kwargs });
       await callErrbacks(errbacks.local, requestOf(req, body), reported, traceback, place);
@@ -418,6 +420,7 @@ export async function runTask(
       ok: false,
       exc,
       meta,
+      stored: stored || undefined,
       followUp: needsFollowUp(embed) ? { embed, value: null } : undefined,
       runtime,
       blocked,
