@@ -216,7 +216,8 @@ async function retried(
  * since it was handed over (`services.revoked`) is not run: asked at once,
  * and again just before the handler is called (tasks of one batch wait for
  * those before them, after their `taskPrerun`), it ends with a `revoked`
- * outcome.
+ * outcome (found at the second check, after a `taskPostrun` with state
+ * `REVOKED`: its `taskPrerun` had been sent).
  *
  * @example
  * ```ts ignore
@@ -296,7 +297,10 @@ export async function runTask(
     await hooks?.prerun();
     const args = callArgs(task, body);
     checkCall(task, body, args);
-    if (services.revoked?.(req.seq)) return revokedBeforeRun(req);
+    if (services.revoked?.(req.seq)) {
+      await hooks?.revoked();
+      return revokedBeforeRun(req);
+    }
     const handler = task.handler as (...a: unknown[]) => unknown;
     // Outcomes of tasks that ran before it are handed on first: its limit would lose them.
     if (req.timeLimits?.hard) {
