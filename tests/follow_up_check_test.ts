@@ -19,12 +19,21 @@ function s(task: string, args: unknown[], immutable = false): SignatureDict {
   return { task, args, kwargs: {}, options: {}, subtask_type: null, immutable };
 }
 
-async function outcome(embed: { callbacks?: SignatureDict[]; chain?: SignatureDict[] }) {
+let charged = 0;
+app.task("f.charge", { autoretryFor: [Error], maxRetries: 3 }, (a: number, b: number) => {
+  charged++;
+  return a + b;
+});
+
+async function outcome(
+  embed: { callbacks?: SignatureDict[]; chain?: SignatureDict[] },
+  task = "f.add",
+) {
   const id = crypto.randomUUID();
   const out = await runTask(
     app.tasks,
     messageRunRequest({
-      task: "f.add",
+      task,
       id,
       args: [1, 2],
       kwargs: {},
@@ -36,7 +45,13 @@ async function outcome(embed: { callbacks?: SignatureDict[]; chain?: SignatureDi
     new AbortController().signal,
   );
   const meta = decodeResultMeta(out.meta!);
-  return { ok: out.ok, status: meta.status, result: meta.result, followUp: out.followUp };
+  return {
+    ok: out.ok,
+    status: meta.status,
+    result: meta.result,
+    followUp: out.followUp,
+    retry: out.retry,
+  };
 }
 
 Deno.test("follow-up check: a callback or next step that does not fit fails the task with Python's TypeError", async () => {
@@ -69,4 +84,12 @@ Deno.test("follow-up check: fitting calls, canvases and tasks defined elsewhere 
     assert.deepEqual([o.ok, o.status, o.result], [true, "SUCCESS", 3], JSON.stringify(embed));
     assert.ok(o.followUp);
   }
+});
+
+Deno.test("follow-up check: its TypeError is raised outside the body, so autoretryFor does not re-run a succeeded task", async () => {
+  const o = await outcome({ callbacks: [s("f.add", [], true)] }, "f.charge");
+  assert.equal(charged, 1);
+  assert.equal(o.retry, undefined);
+  assert.deepEqual([o.ok, o.status], [false, "FAILURE"]);
+  assert.equal((o.result as { exc_type: string }).exc_type, "TypeError");
 });

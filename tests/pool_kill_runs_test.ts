@@ -111,3 +111,27 @@ Deno.test("threads pool: a hard time limit puts back only tasks that never ran i
     await Deno.remove(file);
   }
 });
+
+Deno.test("threads pool: a revoke with terminate of a task not started stops no Web Worker", async () => {
+  const file = await Deno.makeTempFile({ prefix: "kill-runs-" });
+  const { pool: p, outcomes, limited, lost } = await onePool();
+  try {
+    const reqs = Array.from({ length: 4 }, () => spin(300, file));
+    for (const r of reqs) p.run([r]);
+    await sleep(450); // the first has run, the second runs
+    const target = reqs[3];
+    p.revoke([target.seq]);
+    p.terminate([target.seq]);
+    for (let i = 0; i < 50 && outcomes.length < 4; i++) await sleep(100);
+    assert.deepEqual(limited, [], "a Web Worker was terminated for a task that had not started");
+    assert.deepEqual(lost, []);
+    assert.deepEqual(
+      outcomes.map((o) => [o.seq, o.revoked ?? false]).sort((a, b) => +a[0] - +b[0]),
+      reqs.map((r) => [r.seq, r === target]),
+    );
+    assert.deepEqual(runsOf(file, reqs), [1, 1, 1, 0]);
+  } finally {
+    await p.close();
+    await Deno.remove(file);
+  }
+});

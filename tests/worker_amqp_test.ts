@@ -113,7 +113,10 @@ Deno.test({
     const others = await Promise.all(
       Array.from({ length: 6 }, (_, i) => client.sendTask<number>("t.add", [i, 1])),
     );
-    const step = await chain(add.s(1, 1), add.s(2).set({ exchange: `missing-${queue}` }))
+    const step = await chain(
+      add.s(1, 1),
+      add.s(2).set({ exchange: `missing-${queue}`, routingKey: queue }),
+    )
       .applyAsync();
     const err = await step.get({ timeout: 10_000 }).then(() => null, (e) => e);
     assert.ok(err instanceof TaskError, String(err));

@@ -24,31 +24,16 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { ConfirmChannel } from "amqplib";
-import { HeldChannel, LazyChannel } from "../broker/amqp_channel.ts";
-import {
-  publishSimple,
-  publishSimpleBatch,
-  simpleProperties,
-  type SimplePublish,
-} from "../broker/amqp_fast_publish.ts";
 import { consumeAcrossReconnects } from "../broker/amqp_consume.ts";
-import { AmqpConnection, type AmqpSession, isChannelError } from "../broker/amqp_connection.ts";
-import { toContent, toPublishOptions } from "../broker/amqp_message.ts";
+import { AmqpConnection } from "../broker/amqp_connection.ts";
 import type { BackoffOptions } from "../broker/amqp_state.ts";
-import { toAmqpTable } from "../broker/amqp_table.ts";
 import { publishTimeoutMs } from "../broker/amqp_url.ts";
-import { type QueueDeclaration, replyQueueDeclaration } from "../broker/amqp_topology.ts";
+import { replyQueueDeclaration } from "../broker/amqp_topology.ts";
 import type { Message } from "../protocol/message.ts";
 import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ResultBackend, StoreEntry } from "./port.ts";
-import {
-  readRpcResult,
-  rpcResultMessage,
-  rpcResultPublish,
-  SYNC_PREFIX,
-  syncMarker,
-} from "./rpc_message.ts";
+import { readRpcResult, SYNC_PREFIX, syncMarker } from "./rpc_message.ts";
+import { RpcSender } from "./rpc_send.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { checkResultExpires } from "./result_expires.ts";
 import { storedOnAbort } from "./stored_on_abort.ts";
@@ -150,13 +135,7 @@ export class RpcBackend implements ResultBackend {
   readonly replyQueue: string;
   readonly #conn: AmqpConnection;
   readonly #expires: number;
-  readonly #persistent: boolean;
-  readonly #publishTimeoutMs: number;
-  readonly #publisher = new LazyChannel((s) => HeldChannel.openConfirm(s));
-  /** The publisher's channel last handed out (used while it is open, on its session). */
-  #ready: HeldChannel<ConfirmChannel> | null = null;
-  readonly #declared = new Map<string, number>();
-  readonly #declaring = new Map<string, Promise<void>>();
+  readonly #sender: RpcSender;
   readonly #latest = new Map<string, ResultMeta>();
   readonly #waiters = new Map<string, Set<Waiter>>();
   readonly #syncs = new Map<string, () => void>();
@@ -186,10 +165,14 @@ export class RpcBackend implements ResultBackend {
     });
     this.replyQueue = options.replyQueue ?? crypto.randomUUID();
     this.#ownQueueGiven = options.replyQueue !== undefined;
-    this.#persistent = options.persistent ?? false;
     // The URL's ?publish_timeout= first, as the AMQP broker (a bare rpc:// has the broker's query).
     const seconds = this.#conn.url.publishTimeout ?? options.publishTimeout ?? 30;
-    this.#publishTimeoutMs = publishTimeoutMs(seconds, `publishTimeout ${seconds}`);
+    this.#sender = new RpcSender(this.#conn, {
+      expires: this.#expires,
+      persistent: options.persistent ?? false,
+      publishTimeoutMs: publishTimeoutMs(seconds, `publishTimeout ${seconds}`),
+      closing: this.#closing.signal,
+    });
   }
 
   /**
@@ -202,145 +185,12 @@ export class RpcBackend implements ResultBackend {
     return this.#conn.start(signal);
   }
 
-  /** Declare a reply queue once per connection; one declared otherwise by its owner is used as is. */
-  #declareReplyQueue(session: AmqpSession, q: QueueDeclaration): Promise<void> {
-    if (this.#declared.get(q.name) === session.epoch) return Promise.resolve();
-    const key = `${session.epoch}:${q.name}`;
-    let pending = this.#declaring.get(key);
-    if (!pending) {
-      pending = this.#assertReplyQueue(session, q).finally(() => this.#declaring.delete(key));
-      this.#declaring.set(key, pending);
-    }
-    return pending;
-  }
-
-  /** Declare a reply queue on a channel of its own (a refused declaration closes it). */
-  async #assertReplyQueue(session: AmqpSession, q: QueueDeclaration): Promise<void> {
-    const held = await HeldChannel.open(session);
-    try {
-      await held.channel.assertQueue(q.name, {
-        durable: q.durable,
-        autoDelete: q.autoDelete,
-        exclusive: q.exclusive,
-        arguments: toAmqpTable(q.arguments),
-      });
-    } catch (err) {
-      if (!isChannelError(err, 406)) throw err;
-      log.debug("Reply queue {queue} exists with other arguments; using it", { queue: q.name });
-    } finally {
-      await held.close();
-    }
-    this.#declared.set(q.name, session.epoch);
-  }
-
-  async #publish(
-    replyTo: string,
-    message: Message,
-    deadline = Date.now() + this.#publishTimeoutMs,
-  ): Promise<void> {
-    while (true) {
-      // The live session and channel without awaiting them (one async frame per result, not three).
-      const session = this.#conn.current ??
-        await this.#conn.session({ timeoutMs: this.#publishTimeoutMs });
-      try {
-        if (this.#declared.get(replyTo) !== session.epoch) {
-          await this.#declareReplyQueue(session, replyQueueDeclaration(replyTo, this.#expires));
-        }
-        const ready = this.#ready;
-        const { channel } = ready?.open && ready.session === session
-          ? ready
-          : (this.#ready = await this.#publisher.get(session));
-        await new Promise<void>((resolve, reject) => {
-          const confirmed = (err: unknown) =>
-            err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve();
-          const simple = simpleProperties(message);
-          if (simple) publishSimple(channel, "", replyTo, message.body, simple, confirmed);
-          else {
-            channel.publish(
-              "",
-              replyTo,
-              toContent(message.body),
-              toPublishOptions(message),
-              confirmed,
-            );
-          }
-        });
-        return;
-      } catch (err) {
-        if (!session.lost.aborted || Date.now() > deadline || this.#closing.signal.aborted) {
-          throw err;
-        }
-      }
-    }
-  }
-
   /**
    * Send each state to its task's reply queue (`entry.replyTo`); entries
    * without one are not sent, as in Celery.
    */
-  async store(entries: readonly StoreEntry[]): Promise<void> {
-    if (await this.#storeBatch(entries)) return;
-    await Promise.all(entries.map((e) => {
-      if (!e.replyTo) {
-        log.debug("Task {taskId} has no reply_to: its {status} is not sent", {
-          taskId: e.taskId,
-          status: e.status,
-        });
-        return;
-      }
-      const message = rpcResultMessage(e.correlationId ?? e.taskId, e.meta, {
-        persistent: this.#persistent,
-      });
-      return this.#publish(e.replyTo, message);
-    }));
-  }
-
-  /**
-   * Send the entries in one write when they all can go at once: the
-   * session, publisher channel and every reply queue ready, each a simple
-   * publish. False when nothing was sent (`store` then sends them one by
-   * one). A publish that fails because the connection was lost is sent
-   * again, one by one, until the publish timeout; another failure throws.
-   */
-  async #storeBatch(entries: readonly StoreEntry[]): Promise<boolean> {
-    const session = this.#conn.current;
-    const ready = this.#ready;
-    if (!session || !ready?.open || ready.session !== session) return false;
-    const publishes: SimplePublish[] = [];
-    for (const e of entries) {
-      if (!e.replyTo || this.#declared.get(e.replyTo) !== session.epoch) return false;
-      publishes.push(
-        rpcResultPublish(e.correlationId ?? e.taskId, e.meta, e.replyTo, {
-          persistent: this.#persistent,
-        }),
-      );
-    }
-    const deadline = Date.now() + this.#publishTimeoutMs;
-    const failed: number[] = [];
-    let error: unknown;
-    const { promise, resolve } = Promise.withResolvers<void>();
-    let left = publishes.length;
-    const sent = publishSimpleBatch(ready.channel, "", publishes, (i, err) => {
-      if (err) {
-        failed.push(i);
-        error ??= err;
-      }
-      if (--left === 0) resolve();
-    });
-    if (!sent) return false;
-    await promise;
-    if (failed.length === 0) return true;
-    if (!session.lost.aborted || Date.now() > deadline || this.#closing.signal.aborted) {
-      throw error instanceof Error ? error : new Error(String(error));
-    }
-    await Promise.all(failed.map((i) => {
-      const e = entries[i];
-      const message = rpcResultMessage(e.correlationId ?? e.taskId, e.meta, {
-        persistent: this.#persistent,
-      });
-      return this.#publish(e.replyTo!, message, deadline);
-    }));
-    return true;
+  store(entries: readonly StoreEntry[]): Promise<void> {
+    return this.#sender.store(entries);
   }
 
   #onMessage(message: Message): void {
@@ -382,7 +232,7 @@ export class RpcBackend implements ResultBackend {
       connection: this.#conn,
       signal: this.#closing.signal,
       setUp: async (session) => {
-        await this.#declareReplyQueue(
+        await this.#sender.declareReplyQueue(
           session,
           replyQueueDeclaration(this.replyQueue, this.#expires),
         );
@@ -419,7 +269,7 @@ export class RpcBackend implements ResultBackend {
     this.#closing.signal.addEventListener("abort", onClose, { once: true });
     const timer = setTimeout(resolve, DRAIN_LIMIT_MS);
     try {
-      await this.#publish(this.replyQueue, syncMarker(id));
+      await this.#sender.publish(this.replyQueue, syncMarker(id));
       await arrived;
     } finally {
       clearTimeout(timer);

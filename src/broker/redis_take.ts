@@ -1,5 +1,5 @@
 /**
- * Taking messages from Redis: one atomic script call takes a batch and
+ * Taking messages from Redis: one atomic script call (redis_take_script.ts) takes a batch and
  * records it in `unacked` / `unacked_index` (reconciling a take whose
  * reply was lost), malformed elements are parked, and while the queues are
  * empty the taker waits by claiming (redis_watchers.ts, redis_claims.ts), riding out a
@@ -16,13 +16,11 @@ import { closeWait, sleep, untilAborted } from "./sleep.ts";
 import { DEFAULT_OUTAGE_LIMIT } from "./outage.ts";
 import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
-import { claimList } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
-import { PARKED_KEY, rotatedLists, takeOrder } from "./redis_keys.ts";
+import { rotatedLists } from "./redis_keys.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
-import { BodyPack, readTake, toDelivery } from "./redis_bodies.ts";
-import { TAKE_SCRIPT } from "./redis_scripts.ts";
-import { RespScript, stringArray } from "./resp_scripts.ts";
+import { toDelivery } from "./redis_bodies.ts";
+import { TakeScript } from "./redis_take_script.ts";
 import { ClaimWatchers } from "./redis_watchers.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
@@ -37,8 +35,6 @@ const log = getLogger(["celeriac", "broker", "redis"]);
  * ```
  */
 export const RECONNECT_POLL_MS = 100;
-
-const TAKE = new RespScript(TAKE_SCRIPT);
 
 /**
  * Milliseconds after an early hand-out by which its take script is sent
@@ -69,20 +65,13 @@ export class RedisTaker {
   readonly #closing: AbortSignal;
   readonly #watchers: ClaimWatchers;
   #rotation = 0;
-  /** This consumer's take record and the sequence id of its next take. */
-  readonly #takeRecord = `celeriac.take.${crypto.randomUUID()}`;
-  #takeSeq = 0;
-  /** Lists of a take whose reply was lost: the next take repeats it with the same id. */
-  #unsureTake: { lists: string[]; seq: number; first: string | null } | null = null;
+  /** The take script: its record, sequence ids, a take whose reply was lost. */
+  readonly #script: TakeScript;
   /**
    * Claims counted (over every watcher) before the last take that found
    * every list empty; null when the last take may have left messages.
    */
   #emptyAt: number | null = null;
-  readonly #bodies = new BodyPack();
-  /** Take scripts sent so far, and whether one is awaiting its reply. */
-  #takesSent = 0;
-  #taking = false;
   /** Deliveries handed out before their take script replied (see {@link RedisTaker.#handOut}). */
   readonly #early = new EarlyDeliveries();
   /** The take script sent after an early hand-out, until its reply is handled. */
@@ -129,6 +118,7 @@ export class RedisTaker {
     this.#putBack = putBack;
     this.#recordLimitMs = outageLimit * 1000;
     this.#watchers = new ClaimWatchers(scope);
+    this.#script = new TakeScript(scope, this.#watchers.id, this.#early);
   }
 
   /**
@@ -158,14 +148,15 @@ export class RedisTaker {
     }
     this.#emptyAt = null;
     while (!signal.aborted) {
-      const lists = this.#unsureTake?.lists ?? rotatedLists(queues, this.#rotation);
-      const first = this.#unsureTake?.first ?? null;
+      const unsure = this.#script.unsure;
+      const lists = unsure?.lists ?? rotatedLists(queues, this.#rotation);
+      const first = unsure?.first ?? null;
       const claims = this.#watchers.claims(lists);
       const claimedBefore = this.#watchers.claims(null);
       let got: Delivery[];
       let taken: number;
       try {
-        [got, taken] = await this.#takeNow(lists, max, first);
+        [got, taken] = await this.#script.run(lists, max, first);
       } catch (err) {
         if (!(err instanceof BrokerConnectionError)) throw err;
         // Ride out the outage here, as the AMQP transport does: retry soon after Redis is back.
@@ -238,7 +229,7 @@ export class RedisTaker {
     if (!resp || this.#early.size === 0) return Promise.resolve(deliveries);
     // Framed in this turn, in this order: the take script (unless out already), then the acks.
     this.#sendDeferred();
-    const record = this.#scope.k(this.#takeRecord);
+    const record = this.#script.recordKey;
     return this.#early.ackBehindTake(resp, deliveries, index, unacked, record);
   }
 
@@ -297,10 +288,10 @@ export class RedisTaker {
   ): Delivery[] | null {
     // max >= 2: the take (its claim list first) surely takes this element, as at most one
     // claim older than it can be left in that list.
-    if (claim === null || claim.epoch < 0 || claim.epoch !== this.#takesSent || max < 2) {
+    if (claim === null || claim.epoch < 0 || claim.epoch !== this.#script.sent || max < 2) {
       return null;
     }
-    if (this.#unsureTake !== null || this.#early.has(claim.raw)) return null;
+    if (this.#script.unsure !== null || this.#early.has(claim.raw)) return null;
     let env: Envelope;
     try {
       env = decodeEnvelope(claim.raw);
@@ -328,60 +319,8 @@ export class RedisTaker {
   }
 
   /**
-   * Take with the script. When the reply does not arrive (a disconnect), the
-   * script may have run: the next take repeats this one with the same id
-   * and lists, and the script hands over what it recorded instead of
-   * taking again, so nothing waits in `unacked` for the visibility timeout.
-   *
-   * @returns the deliveries, and how many elements the script took (parked
-   *   ones too: fewer than `max` means it left every list empty)
-   */
-  async #takeNow(
-    lists: string[],
-    max: number,
-    first: string | null,
-  ): Promise<[Delivery[], number]> {
-    const s = this.#scope;
-    // A higher priority first; within a step, what this broker's waits claimed first (it was
-    // sent first).
-    const sources: string[] = [];
-    const keys: string[] = [];
-    for (const [list, claimed] of takeOrder(lists, first)) {
-      sources.push(list);
-      keys.push(s.k(claimed ? claimList(this.#watchers.id, list) : list));
-    }
-    keys.push(s.k("unacked_index"), s.k("unacked"), s.k(PARKED_KEY), s.k(this.#takeRecord));
-    // A take repeating one whose reply was lost uses that take's id; takes never share one.
-    const seq = this.#unsureTake?.seq ?? ++this.#takeSeq;
-    const args = [String(max), String(seq)];
-    let flat: string[];
-    this.#takesSent++;
-    this.#taking = true;
-    try {
-      flat = s.resp
-        ? await s.resp.evalScript(TAKE, keys, args, stringArray)
-        : await s.run(() => s.client.celeriacTake(keys.length, ...keys, ...args));
-    } catch (err) {
-      this.#unsureTake = { lists, seq, first };
-      throw err;
-    } finally {
-      this.#taking = false;
-    }
-    if (this.#unsureTake !== null && flat.length > 0) {
-      log.info("Reconciled a take whose reply was lost: {n} message(s) handed over", {
-        n: flat.length / 3,
-      });
-    }
-    this.#unsureTake = null;
-    const out = await readTake(s, flat, sources, this.#bodies, this.#early);
-    // An early delivery this take did not record is no longer this consumer's.
-    if (this.#early.size > 0) this.#early.tookAll(seq);
-    return [out, flat.length / 3];
-  }
-
-  /**
    * Run the take script of an early hand-out, and again with the same id
-   * (see {@link RedisTaker.#takeNow}) while it fails, until it replies or the
+   * (see `TakeScript.run`) while it fails, until it replies or the
    * broker closes: settling the delivery waits for it.
    */
   async #record(
@@ -395,8 +334,8 @@ export class RedisTaker {
     const until = Date.now() + this.#recordLimitMs;
     // At least once: a broker closing sends it too, and puts back what it took beside.
     do {
-      const taking = this.#takeNow(lists, max, first);
-      if (early.seq < 0) early.seq = this.#takeSeq;
+      const taking = this.#script.run(lists, max, first);
+      if (early.seq < 0) early.seq = this.#script.seq;
       try {
         const [got, taken] = await taking;
         this.#rotation++;
@@ -473,7 +412,11 @@ export class RedisTaker {
     max: number,
   ): Promise<Delivery[] | null> {
     // -1: a wait sent while a take is under way is never handed out early.
-    const won = await this.#watchers.waitAny(lists, signal, this.#taking ? -1 : this.#takesSent);
+    const won = await this.#watchers.waitAny(
+      lists,
+      signal,
+      this.#script.running ? -1 : this.#script.sent,
+    );
     if (won === null) return null;
     return this.#handOut(won.claim, won.list, lists, max);
   }
@@ -501,9 +444,9 @@ export class RedisTaker {
     // The record only serves this consumer's next take; without this it lingers until it expires.
     // Without a take there is none (and a broker closed while connecting must not wait for Redis).
     // A server that stopped answering is waited for CLOSE_WAIT_MS at most; the record expires.
-    if (this.#takesSent === 0) return;
+    if (this.#script.sent === 0) return;
     await closeWait(
-      this.#scope.client.del(this.#scope.k(this.#takeRecord)).catch((err) =>
+      this.#scope.client.del(this.#script.recordKey).catch((err) =>
         log.debug("Could not delete the take record: {error}", { error: (err as Error).message })
       ),
     );

@@ -291,24 +291,26 @@ export async function runTask(
   let traced: number | undefined;
   /** Milliseconds the handler held the thread before returning or awaiting. */
   let blocked: number | undefined;
+  /** Whether what was thrown came after the handler succeeded (a follow-up that does not fit). */
+  let outsideBody = false;
   try {
     if (!task?.handler) throw new Error(`Task ${req.task} is not defined in this worker's app`);
     if (hooks) traced = performance.now();
     await hooks?.prerun();
     const args = callArgs(task, body);
     checkCall(task, body, args);
-    if (services.revoked?.(req.seq)) {
-      await hooks?.revoked();
-      return revokedBeforeRun(req);
-    }
     const handler = task.handler as (...a: unknown[]) => unknown;
     // Outcomes of tasks that ran before it are handed on first: its limit would lose them.
     if (req.timeLimits?.hard) {
       for (let wait = services.flushed?.(); wait; wait = services.flushed?.()) await wait;
     }
-    // Its start is written before the halt is read: a terminate that finds it not started put it
-    // back, and it then never runs here; one that finds it started reports it as run.
+    // Its start is written before the revoke and the halt are read: a terminate that finds it not
+    // started does not run it (revoked: not stopped; halted: put back); one that does, stops it.
     services.started?.(req.seq);
+    if (services.revoked?.(req.seq)) {
+      await hooks?.revoked();
+      return revokedBeforeRun(req);
+    }
     if (services.halted?.()) return { seq: req.seq, ok: false, runtime: 0 };
     const running = { id: req.id, rootId: req.info.rootId ?? req.id };
     let value: unknown;
@@ -357,13 +359,19 @@ export async function runTask(
     // A replacement, even one the handler did not await or caught: it ends the task all the same.
     if (replacer) await replacer.pending();
     if (planned) return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
-    // As a Celery worker's apply_async of them: a follow-up that does not fit fails this task.
-    checkFollowUps(
-      tasks,
-      body.embed,
-      value,
-      (t, args, kwargs) => callArgs(t, { ...body, args, kwargs }),
-    );
+    // As a Celery worker's apply_async of them: a follow-up that does not fit fails this task,
+    // with an error raised outside its body, which autoretryFor does not retry (the body ran).
+    try {
+      checkFollowUps(
+        tasks,
+        body.embed,
+        value,
+        (t, args, kwargs) => callArgs(t, { ...body, args, kwargs }),
+      );
+    } catch (err) {
+      outsideBody = true;
+      throw err;
+    }
     const outcome: RunOutcome = { seq: req.seq, ok: true, runtime, blocked };
     if (req.storeResult && !task.options.ignoreResult) {
       metaInput.status = "SUCCESS";
@@ -388,7 +396,9 @@ export async function runTask(
       return { seq: req.seq, ok: true, replacedBy: replaced.replacement, runtime, blocked };
     }
     let err = thrown;
-    const auto = planned || !task ? null : autoretryOptions(task.options, err, req.info.retries);
+    const auto = planned || outsideBody || !task
+      ? null
+      : autoretryOptions(task.options, err, req.info.retries);
     if (auto) {
       const p = planFor(req, body, task, auto);
       if (p instanceof Error) {

@@ -4,7 +4,13 @@
  * `apply_async`, which checks the call against the task's own definition
  * when the worker defines it (Celery's `typing`). A call that does not fit
  * raises `TypeError` before the task's result is stored, so the task itself
- * fails with it and that follow-up is not sent.
+ * fails with it and that follow-up is not sent. The error is raised outside
+ * the task's body, so `autoretryFor` does not re-run it (Celery logs
+ * "Exception raised outside body").
+ *
+ * One difference remains: every follow-up is checked before any is sent, so
+ * a misfit sends none of them, where Celery has already sent the callbacks
+ * listed before it.
  *
  * @module
  */

@@ -116,6 +116,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
         backend: st.backend,
         publish: (m, t) => st.publish(m, t),
         origin: st.hostname,
+        outageRetryLimit: st.outageRetryLimit,
       }), { held: retries });
   }
   st.wake();

@@ -269,18 +269,24 @@ export class RemoteControl {
     }
   }
 
-  #reply(req: ControlRequest, reply: unknown): void {
+  #reply(req: ControlRequest, reply: unknown, tooLarge = false): void {
     if (reply === NO_REPLY || req.ticket === undefined || !req.replyTo) return;
     const out = encodeControlReply(this.#target.hostname, reply, {
       ticket: req.ticket,
       clock: this.#clock.forward(),
     });
-    this.#broker.publish(out, req.replyTo).catch((err) =>
+    this.#broker.publish(out, req.replyTo).catch((err) => {
       log.error("Cannot reply to {method}: {error}", {
         method: req.method,
         error: (err as Error).message,
-      })
-    );
+      });
+      // A reply over the broker's message limit (KV: 60 KB, e.g. `scheduled`
+      // with hundreds of ETA tasks) is answered with the reason, so the caller
+      // sees an error from this node instead of no reply at all.
+      if (err instanceof RangeError && !tooLarge) {
+        this.#reply(req, { error: `${err.name}('${err.message}')` }, true);
+      }
+    });
   }
 }
 

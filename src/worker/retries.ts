@@ -2,8 +2,10 @@
  * Settling retried tasks on the worker's main thread: store RETRY, publish
  * the retry message to the queue the task came from, then acknowledge the
  * original. The original is acknowledged only once its retry is in the
- * broker; a retry that cannot be published fails the task and parks the
- * message (Celery rejects it).
+ * broker. The publish rides out a broker outage for `outageRetryLimit`, as
+ * follow-up publishes do; a retry that still cannot be published fails the
+ * task and parks the message (Celery rejects it), unless it was acknowledged
+ * on receipt.
  *
  * @module
  */
@@ -11,6 +13,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
 import type { Broker, Delivery, PublishTarget, Rejection } from "../broker/port.ts";
+import { retryWhileDown } from "../broker/outage.ts";
 import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
 import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
 import type { Message } from "../protocol/message.ts";
@@ -57,13 +60,17 @@ export interface RetryIo {
   publish(message: Message, target: PublishTarget): Promise<void>;
   /** Node name written as the retry's `origin`. */
   origin: string;
+  /** Seconds a retry publish is retried while the broker is down; default 300. */
+  outageRetryLimit?: number;
 }
 
 /**
  * Settle retried tasks: store their RETRY metas, publish each retry to the
  * exchange and routing key its delivery came with, then acknowledge the
- * deliveries whose retry was published. A retry that cannot be published
- * stores FAILURE with the publishing error and parks its delivery.
+ * deliveries whose retry was published. Each publish is retried while the
+ * broker is down, for `outageRetryLimit`; a retry that still cannot be
+ * published stores FAILURE with the publishing error and parks its delivery
+ * when it is unacknowledged (an acknowledged one is gone from the broker).
  *
  * @example
  * ```ts ignore
@@ -89,6 +96,7 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
   const acks: Delivery[] = [];
   const failures: StoreEntry[] = [];
   const rejects: Rejection[] = [];
+  const outage = { limit: io.outageRetryLimit, what: "publish retries" };
   for (const { delivery: d, req, acked, outcome } of due) {
     const r = outcome.retry!;
     try {
@@ -105,12 +113,14 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
         now: new Date(),
         origin: io.origin,
       });
-      await io.publish(message, { exchange: d.exchange, routingKey: d.routingKey });
+      const target = { exchange: d.exchange, routingKey: d.routingKey };
+      await retryWhileDown(() => io.publish(message, target), outage);
       if (!acked) acks.push(d);
     } catch (err) {
       const reason = `retry could not be published: ${(err as Error).message}`;
       log.error("Task {name}[{id}] failed: {reason}", { name: req.task, id: req.id, reason });
-      rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
+      // An acknowledged delivery (early ack) is the broker's no more: nothing to park.
+      if (!acked) rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
       failures.push({
         taskId: req.id,
         status: "FAILURE",

@@ -16,7 +16,7 @@ import { loadCodecs } from "../protocol/codecs.ts";
 import { registerBuiltins } from "./builtins.ts";
 import { BatchRunner } from "./batch_runner.ts";
 import { CpuShares, threadCpuClock } from "./cpu_share.ts";
-import type { RunServices } from "./executor.ts";
+import type { RunRequest, RunServices } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
 import type { FromRunner, ToRunnerPosted } from "./pool_protocol.ts";
 import { writeOutcomes } from "./outcome_ring.ts";
@@ -27,6 +27,8 @@ import { RingReader, RingWriter } from "./shared_ring.ts";
 import { StartTable } from "./start_table.ts";
 
 let app: Promise<Celery> | null = null;
+/** The app once loaded: requests then start in the turn they arrive, before an abort posted after them. */
+let loaded: Celery | null = null;
 const pendingRequests = new Map<number, { resolve(): void; reject(e: Error): void }>();
 let requestSeq = 0;
 let measureMemory = false;
@@ -49,7 +51,13 @@ function fromRing(): void {
   const batch = readRuns(runs, handled);
   if (batch.length === 0) return;
   received += batch.length;
-  app.then((a) => runner.run(a.tasks, batch, a.signals));
+  start(batch);
+}
+
+/** Start requests now when the app is loaded, else once it is (the main thread waits for `ready`). */
+function start(batch: RunRequest[]): void {
+  if (loaded) runner.run(loaded.tasks, batch, loaded.signals);
+  else app!.then((a) => runner.run(a.tasks, batch, a.signals));
 }
 
 function post(msg: FromRunner): void {
@@ -106,17 +114,19 @@ async function init(
   config: CeleryOptions,
   revoke: Revocation[],
 ): Promise<Celery> {
-  const loaded = await loadApp(module, exportName);
+  const celery = await loadApp(module, exportName);
   if (revoke.length) {
     // Codecs are imported on demand, which needs the read access given up below.
     await loadCodecs({ msgpack: true, compression: true });
     for (const r of revoke) await Deno.permissions.revoke(r);
   }
-  loaded.configure(config);
-  registerBuiltins(loaded);
-  loaded[PUBLISHER] = (message, target, child, queue) =>
+  celery.configure(config);
+  registerBuiltins(celery);
+  celery[PUBLISHER] = (message, target, child, queue) =>
     request({ type: "publish", id: 0, message, target, child, queue });
-  return loaded;
+  // Set before the promise settles: requests deferred until now start ahead of any that follow.
+  loaded = celery;
+  return celery;
 }
 
 self.onmessage = (e: MessageEvent<ToRunnerPosted>) => {
@@ -153,7 +163,7 @@ function handle(msg: ToRunnerPosted): void {
       if (starts?.halted) break;
       const batch = unpackRun(msg.batch);
       received += batch.length;
-      app!.then((a) => runner.run(a.tasks, batch, a.signals));
+      start(batch);
       break;
     }
     case "abort":

@@ -217,7 +217,9 @@ export class StartTable {
   }
 
   /**
-   * In the Web Worker: whether the main thread revoked task `seq`.
+   * Whether the main thread revoked task `seq`: read by the Web Worker after
+   * writing its start, and by the main thread before terminating it for
+   * that task (not started, it will not start: nothing to stop).
    *
    * @param seq the task
    * @returns true when it is not to start

@@ -387,6 +387,12 @@ export class ThreadPool implements Pool {
     const o = this.#owner.get(seq);
     // Its handler returned: nothing to stop, its outcome is on its way.
     if (!o || o.member.starts.hasFinished(seq)) return;
+    // Revoked (marked before this) and not started: its Web Worker will not start it, as Celery
+    // terminates no process for a task still waiting; its not-run outcome settles it.
+    if (
+      seconds === 0 && o.member.starts.revoked(seq) && !o.started &&
+      !o.member.starts.hasStarted(seq)
+    ) return;
     const { member } = o;
     const wasRetiring = member.retiring;
     // Read after the halt: a task not started by then never starts.
