@@ -87,4 +87,4 @@ export type FromRunner =
     /** The routed queue, as a `Publisher`'s `queue`. */
     queue?: string;
   }
-  | { type: "store"; id: number; seq: number; status: string; meta: string };
+  | { type: "store"; id: number; seq: number; status: string; meta: string; final?: boolean };
