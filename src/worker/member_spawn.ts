@@ -166,7 +166,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
         );
         break;
       case "store":
-        (events.onState?.(msg.seq, msg.status, msg.meta) ?? Promise.resolve()).then(
+        (events.onState?.(msg.seq, msg.status, msg.meta, msg.final) ?? Promise.resolve()).then(
           () => postTo(member, { type: "stored", id: msg.id }),
           (err) => postTo(member, { type: "stored", id: msg.id, error: String(err) }),
         );

@@ -87,24 +87,25 @@ export type FromRunner =
     /** The routed queue, as a `Publisher`'s `queue`. */
     queue?: string;
   }
-  | { type: "store"; id: number; seq: number; status: string; meta: string };
+  | { type: "store"; id: number; seq: number; status: string; meta: string; final?: boolean };
 
-const FROM_RUNNER_TYPES: ReadonlySet<string> = new Set<FromRunner["type"]>([
-  "ready",
-  "init-error",
-  "started",
-  "outcomes",
-  "publish",
-  "store",
-]);
-const TO_RUNNER_TYPES: ReadonlySet<string> = new Set<ToRunner["type"]>([
-  "init",
-  "run",
-  "abort",
-  "soft-time-limit",
-  "published",
-  "stored",
-]);
+/** Every message type of each side: a type added to the union must be added here too. */
+const FROM_RUNNER_TYPES: Record<FromRunner["type"], true> = {
+  ready: true,
+  "init-error": true,
+  started: true,
+  outcomes: true,
+  publish: true,
+  store: true,
+};
+const TO_RUNNER_TYPES: Record<ToRunner["type"], true> = {
+  init: true,
+  run: true,
+  abort: true,
+  "soft-time-limit": true,
+  published: true,
+  stored: true,
+};
 
 /**
  * Whether a message is one of the pool protocol's, from the runner (`"from"`)
@@ -125,5 +126,5 @@ const TO_RUNNER_TYPES: ReadonlySet<string> = new Set<ToRunner["type"]>([
 export function isPoolMessage(side: "from" | "to", data: unknown): boolean {
   const type = (data as { type?: unknown } | null)?.type;
   return typeof type === "string" &&
-    (side === "from" ? FROM_RUNNER_TYPES : TO_RUNNER_TYPES).has(type);
+    Object.hasOwn(side === "from" ? FROM_RUNNER_TYPES : TO_RUNNER_TYPES, type);
 }

@@ -72,7 +72,8 @@ function memory(): number {
 
 /** Set by `init` (the body limit comes with it). */
 const services: RunServices = {
-  storeState: (seq, status, meta) => request({ type: "store", id: 0, seq, status, meta }),
+  storeState: (seq, status, meta, final) =>
+    request({ type: "store", id: 0, seq, status, meta, final }),
   // Written (or else posted) at once: a task that then blocks its thread is still timed from now.
   started: (seq) => {
     if (!starts?.record(seq, (s) => runner.running(s))) post({ type: "started", seq });
