@@ -8,39 +8,12 @@
  */
 
 import assert from "node:assert/strict";
-import type { RunOutcome, RunRequest } from "../src/worker/executor.ts";
-import { ThreadPool } from "../src/worker/thread_pool.ts";
+import type { RunRequest } from "../src/worker/executor.ts";
 import { poolRunRequest } from "./helpers/run_info.ts";
-
-const MODULE = new URL("./apps/runs_app.ts", import.meta.url).href;
-
-interface Limited {
-  seq: number;
-  seconds: number;
-  abandoned: number[];
-}
-
-async function onePool() {
-  const outcomes: RunOutcome[] = [];
-  const limited: Limited[] = [];
-  const lost: number[] = [];
-  const p = new ThreadPool({ size: 1, slots: 16, module: MODULE, exportName: "app", config: {} }, {
-    onOutcomes: (o) => outcomes.push(...o),
-    onPublish: () => Promise.resolve(),
-    onLost: (seqs) => lost.push(...seqs),
-    onTimeLimit: (seq, seconds, abandoned) => limited.push({ seq, seconds, abandoned }),
-  });
-  await p.start();
-  return { pool: p, outcomes, limited, lost };
-}
+import { onePool, runsOf } from "./helpers/runs_pool.ts";
 
 function spin(ms: number, file: string, hard: number): RunRequest {
   return poolRunRequest("runs.spin", [ms, file], { timeLimits: { hard, soft: null } });
-}
-
-function runsOf(file: string, reqs: RunRequest[]): number[] {
-  const ids = Deno.readTextFileSync(file).split("\n").filter(Boolean);
-  return reqs.map((r) => ids.filter((id) => id === r.id).length);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
