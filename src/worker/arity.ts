@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { Task } from "../client/task.ts";
+
 /**
  * What a handler accepts, counting positional arguments only (a bound
  * task's context is not one).
@@ -189,4 +191,41 @@ export function checkCall(
   const kwargsInCtx = task.options.bind && !task.options.params &&
     Object.keys(body.kwargs).length > 0;
   checkArity(kwargsInCtx ? { ...sig, required: 0 } : sig, args, body.args.length);
+}
+
+/**
+ * Builds a handler's arguments from positional and keyword ones (keyword
+ * arguments go where the handler's parameters name them).
+ */
+export type PlaceArgs = (
+  task: Task<never, unknown>,
+  args: unknown[],
+  kwargs: Record<string, unknown>,
+) => unknown[];
+
+/**
+ * The arguments `task`'s handler would get for a call with `args` and
+ * `kwargs`, after checking that the call fits it.
+ *
+ * @example
+ * ```ts ignore
+ * const placed = fittedArgs(task, [1], {}, (t, args) => args); // throws for tasks.add(a, b)
+ * ```
+ *
+ * @param task the task called
+ * @param args its positional arguments
+ * @param kwargs its keyword arguments
+ * @param place builds the handler's arguments from them
+ * @returns the handler's arguments
+ * @throws {TypeError} with Python's message when the call does not fit
+ */
+export function fittedArgs(
+  task: Task<never, unknown>,
+  args: unknown[],
+  kwargs: Record<string, unknown>,
+  place: PlaceArgs,
+): unknown[] {
+  const placed = place(task, args, kwargs);
+  checkCall(task, { args, kwargs }, placed);
+  return placed;
 }

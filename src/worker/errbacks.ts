@@ -14,7 +14,7 @@ import type { Task } from "../client/task.ts";
 import { reportHookError } from "../client/signals.ts";
 import type { ErrbackRequest } from "../client/task_options.ts";
 import type { SignatureDict } from "../protocol/message.ts";
-import { checkCall, handlerSignature } from "./arity.ts";
+import { fittedArgs, handlerSignature, type PlaceArgs } from "./arity.ts";
 
 /** An errback to call in-process, with its task. */
 export interface LocalErrback {
@@ -83,18 +83,13 @@ export async function callErrbacks(
   request: ErrbackRequest,
   exc: unknown,
   traceback: string,
-  place: (
-    task: Task<never, unknown>,
-    args: unknown[],
-    kwargs: Record<string, unknown>,
-  ) => unknown[],
+  place: PlaceArgs,
 ): Promise<void> {
   for (const { sig, task } of local) {
     try {
       const args = sig.immutable ? sig.args : [request, exc, traceback, ...sig.args];
-      const placed = place(task, args, sig.kwargs);
       // Python's TypeError for a call that does not fit (tasks.add(a, b) as an errback), as in Celery.
-      checkCall(task, { args, kwargs: sig.kwargs }, placed);
+      const placed = fittedArgs(task, args, sig.kwargs, place);
       const handler = task.handler as (...a: unknown[]) => unknown;
       await handler(...placed);
     } catch (err) {

@@ -17,7 +17,7 @@
 
 import type { Task } from "../client/task.ts";
 import type { Embed, SignatureDict } from "../protocol/message.ts";
-import { checkCall } from "./arity.ts";
+import { fittedArgs, type PlaceArgs } from "./arity.ts";
 import { BUILTIN_TASKS } from "./builtins.ts";
 
 /**
@@ -42,11 +42,7 @@ export function checkFollowUps(
   tasks: ReadonlyMap<string, Task<never, unknown>>,
   embed: Embed,
   value: unknown,
-  place: (
-    task: Task<never, unknown>,
-    args: unknown[],
-    kwargs: Record<string, unknown>,
-  ) => unknown[],
+  place: PlaceArgs,
 ): void {
   const next = embed.chain?.length ? [embed.chain[embed.chain.length - 1]] : [];
   for (const sig of [...embed.callbacks ?? [], ...next]) check(tasks, sig, value, place);
@@ -56,16 +52,11 @@ function check(
   tasks: ReadonlyMap<string, Task<never, unknown>>,
   sig: SignatureDict,
   value: unknown,
-  place: (
-    task: Task<never, unknown>,
-    args: unknown[],
-    kwargs: Record<string, unknown>,
-  ) => unknown[],
+  place: PlaceArgs,
 ): void {
   if (sig.subtask_type || BUILTIN_TASKS.includes(sig.task)) return;
   const task = tasks.get(sig.task);
   if (!task?.handler) return;
   const args = sig.immutable ? sig.args : [value, ...sig.args];
-  const kwargs = sig.kwargs ?? {};
-  checkCall(task, { args, kwargs }, place(task, args, kwargs));
+  fittedArgs(task, args, sig.kwargs ?? {}, place);
 }
