@@ -16,6 +16,7 @@
 
 import type { TaskBody } from "../protocol/message.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
+import { plainRequest, requestFlags } from "./plain_request.ts";
 import type { TimeLimits } from "./time_limits.ts";
 
 /** A batch of run requests as posted to a Web Worker (see {@link packRun}). */
@@ -36,11 +37,6 @@ export interface PackedRun {
 
 /** Numbers per request: seq, flags, retries, body offset and length, then five string positions. */
 const NUMS = 10;
-
-const STORE = 1;
-const DESCRIBE = 2;
-const REDELIVERED = 4;
-const EXTENDED = 8;
 
 /** The rarer fields, as {@link PackedRun.extras} names them. */
 const HEADERS = 0;
@@ -89,8 +85,7 @@ export function packRun(batch: readonly RunRequest[]): PackedRun {
     const at = i * NUMS;
     ids[i] = r.id;
     nums[at] = r.seq;
-    nums[at + 1] = (r.storeResult ? STORE : 0) | (r.describe ? DESCRIBE : 0) |
-      (r.extended ? EXTENDED : 0) | (info.redelivered ? REDELIVERED : 0);
+    nums[at + 1] = requestFlags(r);
     nums[at + 2] = info.retries;
     nums[at + 3] = r.body.byteOffset;
     nums[at + 4] = r.body.byteLength;
@@ -141,31 +136,18 @@ export function unpackRun(packed: PackedRun): RunRequest[] {
     const at = i * NUMS;
     const id = ids[i];
     const flags = nums[at + 1];
-    out[i] = {
-      seq: nums[at],
-      task: strings[nums[at + 5]],
+    out[i] = plainRequest(
+      nums[at],
+      strings[nums[at + 5]],
       id,
-      body: bodies ? bodies[i] : new Uint8Array(buffer!, nums[at + 3], nums[at + 4]),
-      contentType: strings[nums[at + 6]],
-      contentEncoding: strings[nums[at + 7]],
-      headers: {},
-      decoded: undefined,
-      storeResult: (flags & STORE) !== 0,
-      describe: (flags & DESCRIBE) !== 0,
-      extended: (flags & EXTENDED) !== 0,
-      timeLimits: undefined,
-      info: {
-        retries: nums[at + 2],
-        rootId: id,
-        parentId: null,
-        group: null,
-        eta: null,
-        expires: null,
-        queue: strings[nums[at + 8]],
-        redelivered: (flags & REDELIVERED) !== 0,
-        hostname: strings[nums[at + 9]],
-      },
-    };
+      bodies ? bodies[i] : new Uint8Array(buffer!, nums[at + 3], nums[at + 4]),
+      strings[nums[at + 6]],
+      strings[nums[at + 7]],
+      flags,
+      nums[at + 2],
+      strings[nums[at + 8]],
+      strings[nums[at + 9]],
+    );
   }
   for (let j = 0; j < extras.length; j += 3) {
     const r = out[extras[j] as number];

@@ -8,16 +8,13 @@
  */
 
 import type { RunRequest } from "./executor.ts";
+import { plainRequest, requestFlags } from "./plain_request.ts";
 import type { RingReader, RingWriter } from "./shared_ring.ts";
 
 /** A batch: its count (u32, padded). */
 const BATCH_BYTES = 8;
 /** A request's numbers: seq, flags, retries (f64). */
 const NUMS_BYTES = 24;
-const STORE = 1;
-const DESCRIBE = 2;
-const REDELIVERED = 4;
-const EXTENDED = 8;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -115,12 +112,7 @@ export function writeRuns(ring: RingWriter, batch: readonly RunRequest[], posts:
     for (const r of batch) {
       const info = r.info;
       v.setFloat64(at, r.seq, true);
-      v.setFloat64(
-        at + 8,
-        (r.storeResult ? STORE : 0) | (r.describe ? DESCRIBE : 0) |
-          (r.extended ? EXTENDED : 0) | (info.redelivered ? REDELIVERED : 0),
-        true,
-      );
+      v.setFloat64(at + 8, requestFlags(r), true);
       v.setFloat64(at + 16, info.retries, true);
       at += NUMS_BYTES;
       text(r.id);
@@ -175,31 +167,20 @@ export function readRuns(ring: RingReader, posts: number): RunRequest[] {
       const bodyLength = v.getUint32(at, true);
       const body = bytes.slice(at + 4, at + 4 + bodyLength);
       at += 4 + bodyLength;
-      out.push({
-        seq,
-        task,
-        id,
-        body,
-        contentType,
-        contentEncoding,
-        headers: {},
-        decoded: undefined,
-        storeResult: (flags & STORE) !== 0,
-        describe: (flags & DESCRIBE) !== 0,
-        extended: (flags & EXTENDED) !== 0,
-        timeLimits: undefined,
-        info: {
+      out.push(
+        plainRequest(
+          seq,
+          task,
+          id,
+          body,
+          contentType,
+          contentEncoding,
+          flags,
           retries,
-          rootId: id,
-          parentId: null,
-          group: null,
-          eta: null,
-          expires: null,
           queue,
-          redelivered: (flags & REDELIVERED) !== 0,
           hostname,
-        },
-      });
+        ),
+      );
     }
   });
   return out;
