@@ -133,21 +133,18 @@ export function encodePublish(
   props: SimpleProperties,
   body: Uint8Array,
 ): Buffer | null {
-  const size = publishSize(frameMax, exchange, routingKey, props, body.length);
+  const publish: SimplePublish = { routingKey, body, props };
+  const size = publishSize(frameMax, exchange, publish);
   if (size < 0) return null;
   const buf = Buffer.allocUnsafe(size);
-  writePublish(buf, 0, channel, frameMax, exchange, routingKey, props, body);
+  writePublish(buf, 0, channel, frameMax, exchange, publish);
   return buf;
 }
 
 /** Bytes of the frames of one publish; -1 when the fast path cannot encode it. */
-function publishSize(
-  frameMax: number,
-  exchange: string,
-  routingKey: string,
-  props: SimpleProperties,
-  bodyLength: number,
-): number {
+function publishSize(frameMax: number, exchange: string, publish: SimplePublish): number {
+  const { routingKey, props } = publish;
+  const bodyLength = publish.body.length;
   if (!isShortString(exchange) || !isShortString(routingKey)) return -1;
   const maxBody = frameMax - FRAME_OVERHEAD;
   if (!(maxBody > 0)) return -1;
@@ -183,10 +180,9 @@ function writePublish(
   channel: number,
   frameMax: number,
   exchange: string,
-  routingKey: string,
-  props: SimpleProperties,
-  body: Uint8Array,
+  publish: SimplePublish,
 ): number {
+  const { routingKey, props, body } = publish;
   const maxBody = frameMax - FRAME_OVERHEAD;
   // Each frame's 7-byte head (type, channel, size) is written once its payload is.
   let at = buf.writeUInt16BE(BASIC_CLASS, start + 7);
@@ -371,14 +367,14 @@ export function publishSimpleBatch(
   const { frameMax } = c.connection;
   let total = 0;
   for (const p of publishes) {
-    const size = publishSize(frameMax, exchange, p.routingKey, p.props, p.body.length);
+    const size = publishSize(frameMax, exchange, p);
     if (size < 0) return false;
     total += size;
   }
   const buf = Buffer.allocUnsafe(total);
   let at = 0;
   for (const p of publishes) {
-    at = writePublish(buf, at, c.ch, frameMax, exchange, p.routingKey, p.props, p.body);
+    at = writePublish(buf, at, c.ch, frameMax, exchange, p);
   }
   if (slot.buffer.readableLength === 0) c.connection.stream.write(buf);
   else slot.buffer.write(buf);
