@@ -19,6 +19,24 @@ const Args = lib("api_args.js");
 const defs = lib("defs.js");
 const frame = lib("frame.js");
 
+/** Counts the writes to `ch`'s connection socket from now until `restore()`. */
+function countSocketWrites(ch: amqp.ConfirmChannel): { writes: number; restore(): void } {
+  const stream = (ch as unknown as { connection: { stream: { write(b: Uint8Array): boolean } } })
+    .connection.stream;
+  const write = stream.write;
+  const counter = {
+    writes: 0,
+    restore() {
+      stream.write = write;
+    },
+  };
+  stream.write = (b: Uint8Array) => {
+    counter.writes++;
+    return write.call(stream, b);
+  };
+  return counter;
+}
+
 /** What amqplib 2.3 writes for the same publish (connection.sendMessage + sendContent). */
 function amqplibFrames(
   channel: number,
@@ -148,25 +166,18 @@ Deno.test("fast publish: RabbitMQ confirms and delivers it; a closed channel thr
 Deno.test("fast publish: on a connection that is closing it throws as amqplib and writes nothing", async () => {
   const conn = await amqp.connect(RABBITMQ_URL);
   const ch = await conn.createConfirmChannel();
-  const stream = (ch as unknown as { connection: { stream: { write(b: Uint8Array): boolean } } })
-    .connection.stream;
   const closed = conn.close();
-  const write = stream.write;
-  let writes = 0;
-  stream.write = (b: Uint8Array) => {
-    writes++;
-    return write.call(stream, b);
-  };
+  const socket = countSocketWrites(ch);
   try {
     const confirmed: unknown[] = [];
     assert.throws(
       () => publishSimple(ch, "", "nowhere", new Uint8Array(1), {}, (e) => confirmed.push(e)),
       { name: "IllegalOperationError", message: /Connection closing/ },
     );
-    assert.equal(writes, 0);
+    assert.equal(socket.writes, 0);
     assert.deepEqual(confirmed, []);
   } finally {
-    stream.write = write;
+    socket.restore();
     await closed;
   }
 });
@@ -280,28 +291,21 @@ Deno.test("fast publish batch: one write, confirms by index in publish order, am
 Deno.test("fast publish batch: nothing is sent when one cannot be encoded or the connection is closing", async () => {
   const conn = await amqp.connect(RABBITMQ_URL);
   const ch = await conn.createConfirmChannel();
-  const stream = (ch as unknown as { connection: { stream: { write(b: Uint8Array): boolean } } })
-    .connection.stream;
-  const write = stream.write;
-  let writes = 0;
-  stream.write = (b: Uint8Array) => {
-    writes++;
-    return write.call(stream, b);
-  };
+  const socket = countSocketWrites(ch);
   const confirmed: unknown[] = [];
   const ok: SimplePublish = { routingKey: "nowhere", body: new Uint8Array(1), props: {} };
   try {
     const tooLong: SimplePublish = { ...ok, props: { correlationId: "x".repeat(256) } };
     assert.equal(publishSimpleBatch(ch, "", [ok, tooLong], (_, e) => confirmed.push(e)), false);
-    assert.equal(writes, 0);
+    assert.equal(socket.writes, 0);
     const closed = conn.close();
-    const closing = writes;
+    const closing = socket.writes;
     assert.equal(publishSimpleBatch(ch, "", [ok], (_, e) => confirmed.push(e)), false);
-    assert.equal(writes, closing);
+    assert.equal(socket.writes, closing);
     assert.deepEqual(confirmed, []);
-    stream.write = write;
+    socket.restore();
     await closed;
   } finally {
-    stream.write = write;
+    socket.restore();
   }
 });
