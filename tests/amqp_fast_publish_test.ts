@@ -37,6 +37,16 @@ function countSocketWrites(ch: amqp.ConfirmChannel): { writes: number; restore()
   return counter;
 }
 
+/** A new exclusive queue on `ch` that refuses publishes past `max` messages. */
+async function cappedQueue(ch: amqp.ConfirmChannel, max: number): Promise<string> {
+  const queue = `celeriac-fast-publish-${crypto.randomUUID()}`;
+  await ch.assertQueue(queue, {
+    exclusive: true,
+    arguments: { "x-max-length": max, "x-overflow": "reject-publish" },
+  });
+  return queue;
+}
+
 /** What amqplib 2.3 writes for the same publish (connection.sendMessage + sendContent). */
 function amqplibFrames(
   channel: number,
@@ -187,12 +197,8 @@ Deno.test("fast publish: mixed with amqplib's publishes on one channel, frames a
   const conn = await amqp.connect(`${RABBITMQ_URL}?frameMax=4096`);
   try {
     const ch = await conn.createConfirmChannel();
-    const queue = `celeriac-fast-publish-${crypto.randomUUID()}`;
     // Past 200 messages the queue refuses: the confirms say which callback got which tag.
-    await ch.assertQueue(queue, {
-      exclusive: true,
-      arguments: { "x-max-length": 200, "x-overflow": "reject-publish" },
-    });
+    const queue = await cappedQueue(ch, 200);
     const n = 600;
     const results: Promise<boolean>[] = [];
     for (let i = 0; i < n; i++) {
@@ -225,12 +231,8 @@ Deno.test("fast publish batch: one write, confirms by index in publish order, am
   const conn = await amqp.connect(`${RABBITMQ_URL}?frameMax=4096`);
   try {
     const ch = await conn.createConfirmChannel();
-    const queue = `celeriac-fast-publish-${crypto.randomUUID()}`;
     // Past 100 messages the queue refuses: the confirms say which index got which tag.
-    await ch.assertQueue(queue, {
-      exclusive: true,
-      arguments: { "x-max-length": 100, "x-overflow": "reject-publish" },
-    });
+    const queue = await cappedQueue(ch, 100);
     // A batch goes to the socket, or behind amqplib's frames in the channel's buffer: one write.
     const internals = ch as unknown as {
       ch: number;
