@@ -132,7 +132,8 @@ export {
   LeakedThreadsError,
 } from "./src/worker/thread_leaks.ts";
 export type { Pool, PoolEvents } from "./src/worker/pool.ts";
-export { ThreadPool, type ThreadPoolOptions } from "./src/worker/thread_pool.ts";
+export { ThreadPool } from "./src/worker/thread_pool.ts";
+export type { ThreadPoolOptions } from "./src/worker/thread_pool_options.ts";
 export {
   AUTOSCALE_KEEPALIVE,
   type AutoscaleOptions,

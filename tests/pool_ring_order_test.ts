@@ -12,24 +12,34 @@ import { poolRunRequest } from "./helpers/run_info.ts";
 
 const MODULE = new URL("./apps/ring_order_app.ts", import.meta.url).href;
 
-async function pool(): Promise<{ pool: ThreadPool; outcome(seq: number): Promise<RunOutcome> }> {
+async function pool(): Promise<
+  { pool: ThreadPool; outcome(seq: number): Promise<RunOutcome>; order: string[] }
+> {
   const out: RunOutcome[] = [];
+  /** What the main thread handled, in order: `state <seq>` and `outcome <seq>`. */
+  const order: string[] = [];
   let wake: (() => void) | null = null;
   const p = new ThreadPool(
     { size: 1, slots: 8, module: MODULE, exportName: "app", config: {} },
     {
       onOutcomes: (o) => {
         out.push(...o);
+        order.push(...o.map((x) => `outcome ${x.seq}`));
         wake?.();
       },
       onPublish: () => Promise.resolve(),
       onLost: (seqs, reason) => assert.fail(`lost ${seqs}: ${reason}`),
       onTimeLimit: () => assert.fail("no time limit is set"),
+      onState: (seq) => {
+        order.push(`state ${seq}`);
+        return Promise.resolve();
+      },
     },
   );
   await p.start();
   return {
     pool: p,
+    order,
     outcome: async (seq) => {
       for (;;) {
         const o = out.find((o) => o.seq === seq);
@@ -54,6 +64,21 @@ Deno.test("pool ring: an abort posted right after a run written to the ring, its
       const o = await outcome(waiting.seq);
       assert.equal(o.ok, false, `round ${i}: the abort was lost and the task ran`);
       assert.equal((await outcome(busy.seq)).ok, true);
+    }
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("pool ring: a task's own posts do not let its outcome overtake the state it posted before", async () => {
+  const { pool: p, outcome, order } = await pool();
+  try {
+    for (let i = 0; i < 20; i++) {
+      const r = poolRunRequest("ro.stray_state", [50]);
+      p.run([r]);
+      assert.equal((await outcome(r.seq)).ok, true);
+      const mine = order.filter((e) => e.endsWith(` ${r.seq}`));
+      assert.deepEqual(mine, [`state ${r.seq}`, `outcome ${r.seq}`], `round ${i}`);
     }
   } finally {
     await p.close();

@@ -88,6 +88,7 @@ const EVERY_OUTCOME_FIELD: Required<RunOutcome> = {
   seq: 3,
   ok: false,
   meta: '{"status": "FAILURE"}',
+  stored: true,
   exc: { exc_type: "ValueError", exc_message: ["bad"], exc_module: "builtins" },
   refused: "DecodeError: not JSON",
   followUp: {

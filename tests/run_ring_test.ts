@@ -55,6 +55,13 @@ Deno.test("run ring: a request with fields it does not carry, or a batch, is ref
     runRequest(1, new Uint8Array(70_000)),
     { ...runRequest(1, body), later: "a field added to RunRequest" } as never,
     runRequest(1, body, { info: { ...runInfo({ rootId: "id-1" }), later: 1 } as never }),
+    // UTF-8 has no lone surrogate: the ring would bring U+FFFD where a post keeps it.
+    runRequest(1, body, { id: "id\ud800", info: runInfo({ rootId: "id\ud800" }) }),
+    runRequest(1, body, { task: "t\udc00" }),
+    runRequest(1, body, { contentType: "application/json\ud800" }),
+    runRequest(1, body, { contentEncoding: "utf-8\ud800" }),
+    runRequest(1, body, { info: runInfo({ rootId: "id-1", queue: "q\ud800" }) }),
+    runRequest(1, body, { info: runInfo({ rootId: "id-1", hostname: "w@h\udfff" }) }),
   ];
   for (const r of refused) assert.equal(writeRuns(writer, [r], 0), false);
   assert.equal(writeRuns(writer, [runRequest(0, body), runRequest(1, body)], 0), false, "a batch");

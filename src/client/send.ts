@@ -17,6 +17,7 @@ import { taskTarget } from "../protocol/task_target.ts";
 import { TaskMessageTemplate } from "../protocol/task_template.ts";
 import type { ResolvedConfig } from "./config.ts";
 import { currentTask } from "./current.ts";
+import { warnLoneRoutingKey } from "./lone_routing_key.ts";
 import type { CompiledRoutes } from "./routes.ts";
 import type { ApplyOptions } from "./task_options.ts";
 
@@ -143,6 +144,7 @@ export async function encodeCall(
     serializer,
     compression,
   });
+  if (options.routingKey && !options.exchange) warnLoneRoutingKey(options.routingKey, queue);
   const target = taskTarget(queue, options.exchange, options.routingKey);
   const rpc = !options.ignoreResult && !sender.inWorker &&
     !!config.backend?.startsWith("rpc:");
@@ -262,6 +264,7 @@ function callEncoder(sender: CallSender, name: string, options: ApplyOptions): C
   }, { direct, envelope: sender.redisEnvelopes });
   if (!template) return null;
   const queue = options.queue ?? config.defaultQueue;
+  if (options.routingKey && !options.exchange) warnLoneRoutingKey(options.routingKey, queue);
   const { exchange, routingKey } = taskTarget(queue, options.exchange, options.routingKey);
   const shared = Object.freeze({ exchange, routingKey });
   const rpc = !options.ignoreResult && direct && !!config.backend?.startsWith("rpc:");

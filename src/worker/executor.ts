@@ -216,7 +216,8 @@ async function retried(
  * since it was handed over (`services.revoked`) is not run: asked at once,
  * and again just before the handler is called (tasks of one batch wait for
  * those before them, after their `taskPrerun`), it ends with a `revoked`
- * outcome.
+ * outcome (found at the second check, after a `taskPostrun` with state
+ * `REVOKED`: its `taskPrerun` had been sent).
  *
  * @example
  * ```ts ignore
@@ -306,7 +307,10 @@ export async function runTask(
     // Its start is written before the revoke and the halt are read: a terminate that finds it not
     // started does not run it (revoked: not stopped; halted: put back); one that does, stops it.
     services.started?.(req.seq);
-    if (services.revoked?.(req.seq)) return revokedBeforeRun(req);
+    if (services.revoked?.(req.seq)) {
+      await hooks?.revoked();
+      return revokedBeforeRun(req);
+    }
     if (services.halted?.()) return { seq: req.seq, ok: false, runtime: 0 };
     const running = { id: req.id, rootId: req.info.rootId ?? req.id };
     let value: unknown;
@@ -413,10 +417,12 @@ export async function runTask(
       pyJsonDumps(exc),
     );
     let embed = body.embed;
+    let stored = false;
     const errbacks = splitErrbacks(tasks, embed.errbacks);
     if (errbacks.local.length) {
-      // Celery calls them once the FAILURE is stored; the main thread stores it again, with children.
-      await services.storeState?.(req.seq, "FAILURE", meta);
+      // Celery calls them once the FAILURE is stored: stored here, once, with the task's children.
+      await services.storeState?.(req.seq, "FAILURE", meta, true);
+      stored = services.storeState !== undefined;
       const place = (t: Task<never, unknown>, args: unknown[], kwargs: Record<string, unknown>) =>
         callArgs(t, { ...body, args, kwargs });
       await callErrbacks(errbacks.local, requestOf(req, body), reported, traceback, place);
@@ -428,6 +434,7 @@ export async function runTask(
       ok: false,
       exc,
       meta,
+      stored: stored || undefined,
       followUp: needsFollowUp(embed) ? { embed, value: null } : undefined,
       runtime,
       blocked,

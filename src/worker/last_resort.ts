@@ -134,7 +134,7 @@ export function settleOrPark(
         id: r.req.id,
         reason,
       });
-      const meta = o.meta && !o.refused && !o.retry
+      const meta = o.meta && !o.refused && !o.retry && !o.stored
         ? { status: o.ok ? "SUCCESS" as const : "FAILURE" as const, meta: o.meta }
         : null;
       park(s, r.delivery, r.req.id, r.req.task, reason, meta);

@@ -11,7 +11,7 @@ import type { RunOutcome } from "./executor.ts";
 import type { PoolEvents } from "./pool.ts";
 import { readOutcomes } from "./outcome_ring.ts";
 import { type Group, type Member, postTo } from "./pool_member.ts";
-import type { FromRunner, ToRunner } from "./pool_protocol.ts";
+import { type FromRunner, isPoolMessage, type ToRunner } from "./pool_protocol.ts";
 import { unpackOutcomes } from "./run_batch.ts";
 import { cannotSpawn } from "./sandbox_start.ts";
 import { newRing, RingReader, RingWriter } from "./shared_ring.ts";
@@ -130,6 +130,8 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
   };
   reader.listen(fromRing, () => member.dead);
   worker.onmessage = (e: MessageEvent<FromRunner>) => {
+    // Task code's own posts are not the runner's: counting them would read the ring too early.
+    if (!isPoolMessage("from", e.data)) return;
     // The ring's outcomes written before this post go first, those written after it next.
     fromRing();
     received++;
@@ -164,7 +166,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
         );
         break;
       case "store":
-        (events.onState?.(msg.seq, msg.status, msg.meta) ?? Promise.resolve()).then(
+        (events.onState?.(msg.seq, msg.status, msg.meta, msg.final) ?? Promise.resolve()).then(
           () => postTo(member, { type: "stored", id: msg.id }),
           (err) => postTo(member, { type: "stored", id: msg.id, error: String(err) }),
         );

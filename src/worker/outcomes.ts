@@ -77,13 +77,13 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
     const followUp = o.followUp;
     if (followUp === undefined) {
       // No canvas: the meta with the children the task sent, and nothing else to build.
-      if (o.meta) {
+      if (o.meta && !o.stored) {
         const meta = withChildren(o.meta, sent);
         s.stores.push({ taskId: req.id, status, meta, replyTo: req.replyTo });
       }
     } else {
       const canvas = canvasOutcome(o, followUp, req, parentOf(st, req), now, sent);
-      if (canvas.meta) {
+      if (canvas.meta && !o.stored) {
         s.stores.push({ taskId: req.id, status, meta: canvas.meta, replyTo: req.replyTo });
       }
       // Loops, not push(...): a follow-up group may have more members than a call takes arguments.

@@ -66,8 +66,12 @@ export interface PoolEvents {
    * notes one. Default: not noted.
    */
   onSent?(message: Message, child?: ResultTuple | null): void;
-  /** Store a state that running task `seq` reported (`ctx.updateState`). Default: not stored. */
-  onState?(seq: number, status: string, meta: string): Promise<void>;
+  /**
+   * Store a state that running task `seq` reported (`ctx.updateState`), or,
+   * `final`, its own FAILURE before its in-process errbacks (with the
+   * children it sent). Default: not stored.
+   */
+  onState?(seq: number, status: string, meta: string, final?: boolean): Promise<void>;
   /** A Web Worker died: these dispatched tasks did not finish. */
   onLost(seqs: number[], reason: string): void;
   /**

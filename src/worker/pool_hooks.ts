@@ -7,6 +7,7 @@
  */
 
 import type { Celery } from "../client/app.ts";
+import { withChildren } from "./chords.ts";
 import type { Consumer } from "./consumer.ts";
 import type { HeapCap } from "./heap_cap.ts";
 import { settleOrPark } from "./last_resort.ts";
@@ -51,7 +52,12 @@ export function poolHooks(
       if (sentEvent) await app.events.sent(message, target, queue ?? target.routingKey);
     },
     onSent: (message, child) => s.children.record(message, child),
-    onState: (seq, status, meta) => storeState(s.backend, s.running.get(seq)?.req, status, meta),
+    onState: (seq, status, meta, final) => {
+      const req = s.running.get(seq)?.req;
+      // The task's one FAILURE store (Celery's, before its errbacks): with what it sent.
+      const full = final && req ? withChildren(meta, s.children.take(req.id)) : meta;
+      return storeState(s.backend, req, status, full);
+    },
     onLost: (seqs, reason) => settleLost(s, seqs, reason),
     onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),
     onThreadLeak,

@@ -87,4 +87,44 @@ export type FromRunner =
     /** The routed queue, as a `Publisher`'s `queue`. */
     queue?: string;
   }
-  | { type: "store"; id: number; seq: number; status: string; meta: string };
+  | { type: "store"; id: number; seq: number; status: string; meta: string; final?: boolean };
+
+/** Every message type of each side: a type added to the union must be added here too. */
+const FROM_RUNNER_TYPES: Record<FromRunner["type"], true> = {
+  ready: true,
+  "init-error": true,
+  started: true,
+  outcomes: true,
+  publish: true,
+  store: true,
+};
+const TO_RUNNER_TYPES: Record<ToRunner["type"], true> = {
+  init: true,
+  run: true,
+  abort: true,
+  "soft-time-limit": true,
+  published: true,
+  stored: true,
+};
+
+/**
+ * Whether a message is one of the pool protocol's, from the runner (`"from"`)
+ * or to it (`"to"`). Only these count as posts for the rings' ordering: task
+ * code may post messages of its own from its Web Worker.
+ *
+ * @example
+ * ```ts
+ * import { isPoolMessage } from "./pool_protocol.ts";
+ * isPoolMessage("from", { type: "started", seq: 1 }); // true
+ * isPoolMessage("from", { hello: 1 }); // false
+ * ```
+ *
+ * @param side `"from"` for the runner's posts, `"to"` for the main thread's
+ * @param data the message's data
+ * @returns true for a message of that side's types
+ */
+export function isPoolMessage(side: "from" | "to", data: unknown): boolean {
+  const type = (data as { type?: unknown } | null)?.type;
+  return typeof type === "string" &&
+    Object.hasOwn(side === "from" ? FROM_RUNNER_TYPES : TO_RUNNER_TYPES, type);
+}

@@ -219,7 +219,7 @@ function isEmpty(o: Record<string, unknown>): boolean {
 
 /** A batch of outcomes as a Web Worker posts it (see {@link packOutcomes}). */
 export interface PackedOutcomes {
-  /** Per outcome: seq, flags (ok, blocked given, revoked), runtime, blocked. */
+  /** Per outcome: seq, flags (ok, blocked given, revoked, stored), runtime, blocked. */
   nums: Float64Array;
   /** Each outcome's meta to store, or `undefined`. */
   metas: (string | undefined)[];
@@ -230,6 +230,7 @@ export interface PackedOutcomes {
 const OK = 1;
 const BLOCKED = 2;
 const REVOKED = 4;
+const STORED = 8;
 /** The rarer fields of an outcome, by their number in {@link PackedOutcomes.extras}. */
 const OUTCOME_FIELDS = [
   "exc",
@@ -266,7 +267,7 @@ export function packOutcomes(outcomes: readonly RunOutcome[]): PackedOutcomes {
     const at = i * 4;
     nums[at] = o.seq;
     nums[at + 1] = (o.ok ? OK : 0) | (o.blocked === undefined ? 0 : BLOCKED) |
-      (o.revoked ? REVOKED : 0);
+      (o.revoked ? REVOKED : 0) | (o.stored ? STORED : 0);
     nums[at + 2] = o.runtime;
     nums[at + 3] = o.blocked ?? 0;
     metas[i] = o.meta;
@@ -311,6 +312,7 @@ export function unpackOutcomes(packed: PackedOutcomes): RunOutcome[] {
       runtime: nums[at + 2],
       blocked: (flags & BLOCKED) !== 0 ? nums[at + 3] : undefined,
       revoked: (flags & REVOKED) !== 0 ? true : undefined,
+      stored: (flags & STORED) !== 0 ? true : undefined,
       repr: undefined,
       traceback: undefined,
       replacedBy: undefined,

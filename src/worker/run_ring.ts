@@ -52,7 +52,11 @@ const CARRIED_INFO = new Set([
   "replacedTaskNesting",
 ]);
 
-/** Whether a request is plain: every field the ring does not carry has its usual value. */
+/**
+ * Whether a request is plain: every field the ring does not carry has its usual value,
+ * and its strings are well-formed UTF-16 (UTF-8 would turn a lone surrogate into U+FFFD,
+ * where a post keeps it).
+ */
 function plain(r: RunRequest): boolean {
   const info = r.info;
   for (const _ in r.headers) return false;
@@ -67,7 +71,9 @@ function plain(r: RunRequest): boolean {
   return r.decoded === undefined && r.timeLimits === undefined && info.rootId === r.id &&
     info.parentId === null && info.group === null && info.eta === null &&
     info.expires === null && (info.groupIndex === undefined || info.groupIndex === null) &&
-    !info.replacedTaskNesting;
+    !info.replacedTaskNesting && r.id.isWellFormed() && r.task.isWellFormed() &&
+    r.contentType.isWellFormed() && r.contentEncoding.isWellFormed() &&
+    info.queue.isWellFormed() && info.hostname.isWellFormed();
 }
 
 /**

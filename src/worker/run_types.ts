@@ -112,6 +112,12 @@ export interface RunOutcome {
   ok: boolean;
   /** The meta JSON to store (`undefined` when nothing is to be stored). */
   meta?: string;
+  /**
+   * Its `meta` was stored already (a failure with in-process errbacks, stored
+   * before they ran, with its children): the main thread does not store it
+   * again; the rest of its canvas is settled as usual.
+   */
+  stored?: boolean;
   /** The exception, for failures (logged by the main thread). */
   exc?: ExceptionInfo;
   /**
@@ -170,9 +176,12 @@ export interface RunOutcome {
 export interface RunServices {
   /**
    * Store a state that running task `seq` reports with `ctx.updateState()`;
-   * resolves once stored. Without it nothing is stored.
+   * resolves once stored. Without it nothing is stored. `final`: the task's
+   * own FAILURE, stored before its in-process errbacks (as Celery stores it
+   * once, then calls them): the children it sent are added to it, and its
+   * outcome then says `stored`.
    */
-  storeState?: (seq: number, status: string, meta: string) => Promise<void>;
+  storeState?: (seq: number, status: string, meta: string, final?: boolean) => Promise<void>;
   /** The app's signals (`taskPrerun`, `taskPostrun`, `taskFailure`). */
   signals?: Signals;
   /**

@@ -18,7 +18,7 @@ import { BatchRunner } from "./batch_runner.ts";
 import { CpuShares, threadCpuClock } from "./cpu_share.ts";
 import type { RunRequest, RunServices } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
-import type { FromRunner, ToRunnerPosted } from "./pool_protocol.ts";
+import { type FromRunner, isPoolMessage, type ToRunnerPosted } from "./pool_protocol.ts";
 import { writeOutcomes } from "./outcome_ring.ts";
 import { packOutcomes, unpackRun } from "./run_batch.ts";
 import { readRuns } from "./run_ring.ts";
@@ -72,7 +72,8 @@ function memory(): number {
 
 /** Set by `init` (the body limit comes with it). */
 const services: RunServices = {
-  storeState: (seq, status, meta) => request({ type: "store", id: 0, seq, status, meta }),
+  storeState: (seq, status, meta, final) =>
+    request({ type: "store", id: 0, seq, status, meta, final }),
   // Written (or else posted) at once: a task that then blocks its thread is still timed from now.
   started: (seq) => {
     if (!starts?.record(seq, (s) => runner.running(s))) post({ type: "started", seq });
@@ -129,6 +130,8 @@ async function init(
 }
 
 self.onmessage = (e: MessageEvent<ToRunnerPosted>) => {
+  // Counted as the main thread counts its posts: messages of the pool protocol only.
+  if (!isPoolMessage("to", e.data)) return;
   // The ring's requests written before this post go first, those written after it next.
   fromRing();
   handled++;

@@ -6,7 +6,10 @@
  * - success: `onSuccess`, then `afterReturn("SUCCESS")`, then `taskPostrun`;
  * - failure: `onFailure`, the `taskFailure` signal, `afterReturn("FAILURE")`,
  *   then `taskPostrun`;
- * - retry: `onRetry`, then `taskPostrun` (no `afterReturn`, as in Celery).
+ * - retry: `onRetry`, then `taskPostrun` (no `afterReturn`, as in Celery);
+ * - revoked after `taskPrerun`, before the handler (not run): `taskPostrun`
+ *   with state `REVOKED` only, so that every `taskPrerun` has its
+ *   `taskPostrun` (Celery sends neither for a task revoked before it runs).
  *
  * Unlike Celery's, they run before the worker stores the result (the main
  * thread stores it after the run). An error a hook or a listener throws is
@@ -36,6 +39,8 @@ export interface RunHooks {
   failure(error: unknown, traceback: string | null): Promise<void>;
   /** When the task is to be retried. */
   retry(cause: unknown): Promise<void>;
+  /** Revoked after its `taskPrerun`, before the handler: not run; its `taskPostrun` (`REVOKED`). */
+  revoked(): Promise<void>;
 }
 
 async function call(where: string, fn: () => unknown): Promise<void> {
@@ -95,5 +100,6 @@ export function runHooks(
       if (o.onRetry) await call(`onRetry of ${at}`, () => o.onRetry!(cause, info));
       await postrun("RETRY", cause);
     },
+    revoked: () => postrun("REVOKED", null),
   };
 }

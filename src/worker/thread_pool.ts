@@ -1,77 +1,29 @@
 /**
  * The `threads` pool: Web Workers grouped by permission sandbox. A Web
  * Worker is started and wired in `member_spawn.ts` and posted to through
- * `pool_member.ts`.
+ * `pool_member.ts`; `placement.ts` picks the one a task goes to, and
+ * `thread_pool_options.ts` holds the pool's options.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { CeleryOptions } from "../client/config.ts";
 import { BlockingByName, MESSAGE_BLOCKING_MS, messagesOf, spreadLead } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
 import { endMember, type Group, type Member, postTo } from "./pool_member.ts";
 import { RUNNER_URL, spawnMember } from "./member_spawn.ts";
-import { type RecycleOptions, RecyclePolicy } from "./recycling.ts";
+import { RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
+import { placeTask } from "./placement.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
 import { checkPoolLoads, checkSandboxStart } from "./sandbox_start.ts";
 import { SeqMap } from "./seq_map.ts";
 import { type LeakedThread, ThreadWatch } from "./thread_leaks.ts";
+import type { ThreadPoolOptions } from "./thread_pool_options.ts";
 import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
-
-/**
- * Options of {@link ThreadPool}.
- *
- * @example Four Web Workers per sandbox, recycled every 1000 tasks
- * ```ts
- * import { planSandboxes, ThreadPool, type ThreadPoolOptions } from "@celeriac/celeriac/worker";
- * const options: ThreadPoolOptions = {
- *   size: 4,
- *   slots: 32,
- *   module: new URL("./tasks.ts", import.meta.url).href,
- *   exportName: "app",
- *   sandboxes: planSandboxes([
- *     { name: "tasks.add", options: {} },
- *     { name: "tasks.fetch", options: { permissions: { net: ["api.example.com:443"] } } },
- *   ], "none"),
- *   recycle: { maxTasksPerChild: 1000 },
- *   config: { broker: "redis://127.0.0.1:6379/0" },
- * };
- * const pool = new ThreadPool(options, {
- *   onOutcomes: () => {},
- *   onPublish: () => Promise.resolve(),
- *   onLost: () => {},
- *   onTimeLimit: () => {},
- * });
- * pool.capacity; // 256: 2 sandboxes × 4 Web Workers × 32 slots; they start with pool.start()
- * ```
- */
-export interface ThreadPoolOptions {
-  /** Number of Web Workers of each sandbox. */
-  size: number;
-  /** Tasks one Web Worker may hold at once. */
-  slots: number;
-  /** URL of the app module each Web Worker imports. */
-  module: string;
-  /** Export holding the app. */
-  exportName?: string;
-  /**
-   * Groups of tasks and their permissions ({@link planSandboxes}); each
-   * gets `size` Web Workers. Default: one group with the process's
-   * permissions, running every task.
-   */
-  sandboxes?: Sandbox[];
-  /** When Web Workers are replaced (tasks run, memory). */
-  recycle?: RecycleOptions;
-  /** The worker's app configuration, applied to the app in each Web Worker. */
-  config: CeleryOptions;
-  /** The most bytes a compressed body may decompress to (`WorkerOptions.maxDecompressedSize`). */
-  maxDecompressedSize?: number;
-}
 
 interface Owned {
   member: Member;
@@ -432,23 +384,7 @@ export class ThreadPool implements Pool {
       const group = this.#groupOf.get(req.task) ?? this.#groups[0];
       const ms = this.#blocking.ms(req.task);
       const lead = spreadLead(ms, this.#options.slots);
-      let best: Member | undefined;
-      for (const m of group.members) {
-        if (m.dead || m.retiring) continue;
-        if (
-          !best ||
-          (lead === 1
-            ? m.work < best.work || (m.work === best.work && m.load < best.load)
-            : m.load < best.load)
-        ) best = m;
-      }
-      // Short tasks stay with the Web Worker of the previous one (see spreadLead), within its slots,
-      // short by their own name's history; the others go where the least blocking work waits
-      // (`work`), so CPU-bound tasks after a run of short ones are not queued behind them on one.
-      if (
-        lead > 1 && best && last && last !== best && last.group === group && !last.dead &&
-        !last.retiring && last.load < best.load + lead && last.load < this.#options.slots
-      ) best = last;
+      const best = placeTask(group, last, lead, this.#options.slots);
       last = best;
       if (!best) {
         this.#events.onLost([req.seq], "no Web Worker is running (replacements are failing)");

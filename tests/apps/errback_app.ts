@@ -53,3 +53,11 @@ export const fresh = app.task(
   { bind: true },
   (ctx, failed: string) => mark(String(ctx.kwargs.marker_key), { by: "ts", style: "new", failed }),
 );
+
+/** Sends `eb.noop` (never consumed by the test), then fails: the failure lists it as a child. */
+export const failAfterSend = app.task("eb.fail_after_send", async (why: string): Promise<never> => {
+  await app.sendTask("eb.noop", [], { queue: "eb-noop-never-consumed" });
+  const err = new Error(why);
+  err.name = "ValueError";
+  throw err;
+});

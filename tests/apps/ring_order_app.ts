@@ -29,8 +29,9 @@ export const wait = app.task(
     }),
 );
 
-/** Posts `n` messages of its own to the main thread, as task code may. */
-export const stray = app.task("ro.stray", (n: number) => {
+/** Posts `n` messages of its own, then a state it does not wait for, then returns. */
+export const strayThenState = app.task("ro.stray_state", { bind: true }, (ctx, n: number) => {
   for (let i = 0; i < n; i++) self.postMessage({ hello: i });
+  void ctx.updateState({ state: "PROGRESS", meta: { n } });
   return n;
 });
