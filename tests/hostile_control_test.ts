@@ -166,7 +166,7 @@ Deno.test("pidbox: pool_grow / pool_shrink with N not a whole number >= 1, and a
       consumed.push(q);
       return Promise.resolve(true);
     },
-    cancelConsumer: (q) => consumed.push(`-${q}`) > 0,
+    cancelConsumer: (q) => Promise.resolve(consumed.push(`-${q}`) > 0),
     resizePool: (n) => void resized.push(n),
     autoscale: () => null,
     autoscaling: () => false,

@@ -135,7 +135,7 @@ function inspection(over: Partial<WorkerInspection> = {}): WorkerInspection {
       if (task !== "capapp.sleeper") throw new RangeError("unknown task");
     },
     addConsumer: () => Promise.resolve(true),
-    cancelConsumer: () => true,
+    cancelConsumer: () => Promise.resolve(true),
     resizePool: () => {
       throw new Error("fixed size");
     },

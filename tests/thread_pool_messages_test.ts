@@ -87,14 +87,28 @@ Deno.test("thread pool: short tasks given at once come back in one batch", async
 Deno.test("thread pool: short tasks given at once go to one Web Worker of two, and come back in one batch", async () => {
   const { pool: p, batches, settled } = await pool(2);
   try {
-    p.run([request("fc.big", [1])]);
-    await settled(1);
-    const next = [1, 2, 3, 4, 5, 6].map(() => request("fc.big", [1]));
-    p.run(next);
-    await settled(7);
-    // Spread one by one, each Web Worker would post 3 and report 3: two posts, two batches.
-    assert.deepEqual(batches.map((b) => b.length), [1, 6]);
-    assert.deepEqual(batches[1].map((o) => o.seq), next.map((r) => r.seq));
+    // The pool judges fc.big by its blocking time, a wall-clock average: on a loaded machine one
+    // preempted run looks 0.3 ms long or more and the next take is rightly spread (CI once saw
+    // [3, 3] after a single first run). Many runs first make it an average of many; and a try is
+    // repeated up to 3 times: a pool that spreads short tasks fails every one.
+    await shortRun(p, settled, 0, 1);
+    await shortRun(p, settled, 1, 30);
+    let seen: number[][] = [];
+    for (let attempt = 0, done = 31; attempt < 3; attempt++, done += 6) {
+      const from = batches.length;
+      const next = [1, 2, 3, 4, 5, 6].map(() => request("fc.big", [1]));
+      p.run(next);
+      await settled(done + 6);
+      // Spread one by one, each Web Worker would post 3 and report 3: two posts, two batches.
+      const got = batches.slice(from);
+      seen = [...seen, got.map((b) => b.length)];
+      if (got.length !== 1) continue;
+      assert.deepEqual(got[0].map((o) => o.seq), next.map((r) => r.seq));
+      return;
+    }
+    assert.fail(
+      `six short tasks came back in one batch in none of 3 tries: ${JSON.stringify(seen)}`,
+    );
   } finally {
     await p.close();
   }

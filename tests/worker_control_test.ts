@@ -234,6 +234,28 @@ for (const t of transports) {
       }
     });
   });
+
+  test("messages sent to a queue after cancel_consumer stay in it", async () => {
+    await withWorker(t, {}, async (client, worker) => {
+      const q = `cancelled-${crypto.randomUUID().slice(0, 8)}`;
+      const to = { destination: [worker.hostname], reply: true as const, timeout: 10 };
+      const added = await client.control.broadcast("add_consumer", { queue: q }, to);
+      assert.equal(
+        JSON.stringify(added).includes(`add consumer ${q}`),
+        true,
+        JSON.stringify(added),
+      );
+      // The idle worker now waits on q too (a Redis wait lasts up to a second)
+      await new Promise((ok) => setTimeout(ok, 300));
+      const cancelled = await client.control.broadcast("cancel_consumer", { queue: q }, to);
+      assert.equal(JSON.stringify(cancelled).includes("no longer consuming"), true);
+      for (let i = 0; i < 3; i++) await client.sendTask("t.add", [i, i], { queue: q });
+      // A wait left on q claims the first within its second: give it more than that
+      await new Promise((ok) => setTimeout(ok, 2500));
+      assert.equal(await (await client.broker()).queueDepth(q), 3);
+      assert.equal(worker.stats.received, 0);
+    });
+  });
 }
 
 Deno.test({ name: "control: clean up", ignore: WITHOUT_REDIS }, async () => {

@@ -260,6 +260,12 @@ export interface Broker {
    * broker and Redis Cluster route by queue name and have no exchanges.
    */
   bindQueue?(queue: string, binding: QueueBinding): Promise<void>;
+  /**
+   * Stop waiting on a queue the worker no longer consumes (`cancel_consumer`):
+   * a wait still under way on it ends, and what it claimed goes back to the
+   * queue, for any worker. Optional: only Redis waits outside a take.
+   */
+  releaseQueue?(queue: string): Promise<void>;
   /** Publish one message. Resolves once the broker has it. */
   publish(message: Message, target: PublishTarget): Promise<void>;
   /**

@@ -265,6 +265,14 @@ export class RedisBroker implements Broker {
     return await this.#taker.take(queues, options.max, signal);
   }
 
+  /**
+   * Stop waiting on a queue no longer consumed, putting back at its front
+   * what a wait under way claims from it (within a second).
+   */
+  releaseQueue(queue: string): Promise<void> {
+    return this.#taker.release([queue]);
+  }
+
   /** Acknowledge: remove from `unacked` and `unacked_index` in one transaction. */
   ack(deliveries: readonly Delivery[]): Promise<void> {
     return this.#settler.ack(deliveries);

@@ -281,6 +281,11 @@ export class ClaimWatcher {
     return this.#inflight;
   }
 
+  /** Resolves once no wait is under way (at once when none is). */
+  async settled(): Promise<void> {
+    await this.#inflight;
+  }
+
   /** Stop waiting (a claim made meanwhile stays for the owner or a sweep to return). */
   close(): void {
     this.#link.close();

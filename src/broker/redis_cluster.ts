@@ -194,6 +194,11 @@ export class RedisClusterBroker implements Broker {
     return connectRedis(this.#client, this.#rawUrl);
   }
 
+  /** Stop waiting on a queue no longer consumed (see `RedisBroker.releaseQueue`). */
+  async releaseQueue(queue: string): Promise<void> {
+    await this.#shards.get(queue)?.releaseQueue(queue);
+  }
+
   /** Declare a queue (in its own slot). */
   async declareQueue(queue: string): Promise<void> {
     await this.#remember(queue);

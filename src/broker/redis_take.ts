@@ -422,6 +422,20 @@ export class RedisTaker {
   }
 
   /**
+   * Stop waiting on `queues` (no longer consumed): the record of an early
+   * hand-out from one is sent and waited for first (it reads their claim
+   * lists), then their claims go back to their queues (see
+   * `ClaimWatchers.release`).
+   *
+   * @param queues queues no longer taken from
+   */
+  async release(queues: readonly string[]): Promise<void> {
+    this.#sendDeferred();
+    if (this.#background) await closeWait(this.#background);
+    await this.#watchers.release(rotatedLists(queues, 0));
+  }
+
+  /**
    * Put claims back at the front of their queues (see `ClaimWatchers.returnClaims`).
    *
    * @param own this broker's claims, rather than abandoned ones

@@ -154,6 +154,38 @@ export class ClaimWatchers {
   }
 
   /**
+   * Stop watching `lists` (their queue is no longer consumed): once the wait
+   * under way on each has ended (within a second), its connection closes and
+   * what it claimed goes back to the front of the list, unregistered. Without
+   * this a wait sent before the queue was cancelled claims the next message
+   * sent to it, which stays out of the queue until a sweep returns it
+   * {@link CLAIM_LEASE_SECONDS} later.
+   *
+   * @param lists queue lists no longer waited on (those not watched are skipped)
+   * @returns how many messages moved
+   */
+  async release(lists: readonly string[]): Promise<number> {
+    const s = this.#scope;
+    let moved = 0;
+    for (const list of lists) {
+      const w = this.#watchers.get(list);
+      if (!w) continue;
+      this.#watchers.delete(list);
+      await w.settled();
+      w.close();
+      const member = claimList(this.id, list);
+      moved += await s.client.celeriacReturnClaim(
+        s.k(member),
+        s.k(list),
+        s.k(CLAIMS_KEY),
+        member,
+      );
+    }
+    if (moved > 0) log.info("Returned {n} claimed message(s) to their queues", { n: moved });
+    return moved;
+  }
+
+  /**
    * Stop waiting and put this broker's claims back in their queues (see
    * {@link ClaimWatchers.returnClaims}).
    */

@@ -180,16 +180,27 @@ export class Consumer {
   }
 
   /**
-   * Stop consuming a queue; false when it was not consumed.
+   * Stop consuming a queue; false when it was not consumed. Resolves once
+   * the broker holds nothing more from it: what a wait under way claimed
+   * is back in the queue (`Broker.releaseQueue`).
    *
    * @param queue the queue
    * @returns whether it was removed
    */
-  cancel(queue: string): boolean {
+  async cancel(queue: string): Promise<boolean> {
     if (!this.#queues.includes(queue)) return false;
     this.#queues = this.#queues.filter((q) => q !== queue);
     this.#bindings.delete(queue);
     this.#queuesChanged();
+    try {
+      await this.#s.broker.releaseQueue?.(queue);
+    } catch (err) {
+      // The claim's lease runs out and a restore sweep returns it.
+      log.warn("Could not put back what a wait claimed from {queue}: {error}", {
+        queue,
+        error: (err as Error).message,
+      });
+    }
     log.info("No longer consuming from {queue}", { queue });
     return true;
   }

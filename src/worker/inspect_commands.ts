@@ -55,8 +55,8 @@ export interface WorkerInspection {
   setTimeLimit(task: string, hard: number | null, soft: number | null): void;
   /** Start consuming a queue (bound to a named exchange when given); false when already consumed. */
   addConsumer(queue: string, binding?: QueueBinding): Promise<boolean>;
-  /** Stop consuming a queue; false when not consumed. */
-  cancelConsumer(queue: string): boolean;
+  /** Stop consuming a queue (resolves once the broker holds nothing from it); false when not consumed. */
+  cancelConsumer(queue: string): Promise<boolean>;
   /**
    * Add (`n` > 0) or remove Web Workers.
    *
@@ -187,7 +187,7 @@ export async function runInspect(
       if (typeof queue !== "string" || !queue) {
         return { error: "cancel_consumer needs a queue name" };
       }
-      w.cancelConsumer(queue);
+      await w.cancelConsumer(queue);
       return { ok: `no longer consuming from ${queue}` };
     }
     case "pool_grow":

@@ -28,8 +28,8 @@ export interface InspectionHost {
   binding(queue: string): QueueBinding | undefined;
   /** Start consuming a queue (bound to a named exchange when given); false when already consumed. */
   addConsumer(queue: string, binding?: QueueBinding): Promise<boolean>;
-  /** Stop consuming a queue; false when not consumed. */
-  cancelConsumer(queue: string): boolean;
+  /** Stop consuming a queue (resolves once the broker holds nothing from it); false when not consumed. */
+  cancelConsumer(queue: string): Promise<boolean>;
   /** Unix milliseconds the worker started. */
   startedAt: number;
 }
