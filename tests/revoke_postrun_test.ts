@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { encodeTaskMessage } from "../protocol.ts";
 import { type RunRequest, runTask } from "../src/worker/executor.ts";
+import { runInfo } from "./helpers/run_info.ts";
 
 Deno.test("revoke during taskPrerun: not run, and taskPostrun follows with state REVOKED", async () => {
   const app = new Celery({ broker: "kv://:memory:" });
@@ -44,17 +45,7 @@ Deno.test("revoke during taskPrerun: not run, and taskPostrun follows with state
     contentEncoding: msg.contentEncoding,
     headers: msg.headers,
     storeResult: true,
-    info: {
-      retries: 0,
-      rootId: id,
-      parentId: null,
-      group: null,
-      eta: null,
-      expires: null,
-      queue: "celery",
-      redelivered: false,
-      hostname: "test@local",
-    },
+    info: runInfo({ rootId: id }),
   };
   const outcome = await runTask(app.tasks, req, new AbortController().signal, {
     signals: app.signals,
