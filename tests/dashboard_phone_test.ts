@@ -11,6 +11,7 @@
  */
 
 import assert from "node:assert/strict";
+import type { Page } from "playwright-core";
 import type { DashboardEvent } from "../dashboard.ts";
 import { WITHOUT_CHROMIUM } from "./helpers/browser.ts";
 import { replay, screenshots, withBrowserDashboard } from "./helpers/dashboard.ts";
@@ -81,6 +82,22 @@ function browserTest(
   });
 }
 
+/**
+ * What a screen reader is given on `page`: Chromium's accessibility tree,
+ * read once, as a function from a role to the names of its nodes.
+ */
+async function accessibleRoles(
+  browser: Parameters<Parameters<typeof withBrowserDashboard>[2]>[0]["browser"],
+  page: Page,
+): Promise<(role: string) => (string | undefined)[]> {
+  const cdp = await browser.newCDPSession(page);
+  const { nodes } = await cdp.send("Accessibility.getFullAXTree") as {
+    nodes: { role?: { value: string }; name?: { value: string }; ignored: boolean }[];
+  };
+  return (role) =>
+    nodes.filter((n) => !n.ignored && n.role?.value === role).map((n) => n.name?.value);
+}
+
 browserTest(
   "dashboard UI: the Tasks table fits a phone's width as one labelled card a task, a table still",
   {},
@@ -124,12 +141,7 @@ browserTest(
     assert.ok(empty >= 14, `an empty cell is ${empty}px tall`);
     await shot(page, "tasks-phone");
     // what a screen reader is given is still a table with its column headers
-    const cdp = await browser.newCDPSession(page);
-    const { nodes } = await cdp.send("Accessibility.getFullAXTree") as {
-      nodes: { role?: { value: string }; name?: { value: string }; ignored: boolean }[];
-    };
-    const roles = (role: string) =>
-      nodes.filter((n) => !n.ignored && n.role?.value === role).map((n) => n.name?.value);
+    const roles = await accessibleRoles(browser, page);
     assert.equal(roles("table").length, 1);
     assert.deepEqual(roles("columnheader"), ["Name", "State", "Args", "Result", "Runtime"]);
     assert.ok(roles("cell").length >= 10, `cells: ${roles("cell")}`);
@@ -172,12 +184,7 @@ browserTest(
     assert.equal(label, '"Processed"');
     await shot(page, "workers-phone");
     // what a screen reader is given is still a table with its column headers
-    const cdp = await browser.newCDPSession(page);
-    const { nodes } = await cdp.send("Accessibility.getFullAXTree") as {
-      nodes: { role?: { value: string }; name?: { value: string }; ignored: boolean }[];
-    };
-    const roles = (role: string) =>
-      nodes.filter((n) => !n.ignored && n.role?.value === role).map((n) => n.name?.value);
+    const roles = await accessibleRoles(browser, page);
     assert.equal(roles("table").length, 1);
     assert.deepEqual(roles("columnheader"), [
       ...["Worker", "Status", "Language", "Active", "Processed", "Succeeded", "Failed", "Pool"],

@@ -81,6 +81,24 @@ async function onePool(busyMs = 0): Promise<{
   };
 }
 
+/**
+ * Give the pool a task spinning `spinMs` with a hard limit of 0.2 s and
+ * check the limit ended it 200–750 ms after the hand-over (its start in the
+ * Web Worker, then 200 ms; the rest a loaded machine's timer slack).
+ */
+async function endedOnTime(
+  { pool, limited, until }: Pick<Awaited<ReturnType<typeof onePool>>, "pool" | "limited" | "until">,
+  spinMs: number,
+): Promise<void> {
+  const stuck = request("fc.spin", [spinMs], { hard: 0.2, soft: null });
+  const t0 = performance.now();
+  pool.run([stuck]);
+  await until(() => limited.length > 0);
+  const after = performance.now() - t0;
+  assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0.2, abandoned: [] }]);
+  assert.ok(after >= 200 && after < 750, `ended ${Math.round(after)} ms after the hand-over`);
+}
+
 Deno.test("threads pool: a 5 ms task queued behind a 300 ms one is not timed while it waits", async () => {
   const { pool: p, outcomes, limited, until } = await onePool();
   try {
@@ -127,15 +145,9 @@ Deno.test("threads pool: a task stuck past its hard limit puts the one queued be
 Deno.test("threads pool: a task stuck past its hard limit is ended on time, its start read from shared memory", async () => {
   const { pool: p, limited, until } = await onePool();
   try {
-    const stuck = request("fc.spin", [800], { hard: 0.2, soft: null });
-    const t0 = performance.now();
-    p.run([stuck]);
-    await until(() => limited.length > 0);
-    const after = performance.now() - t0;
-    assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0.2, abandoned: [] }]);
     // From the hand-over: its start in the Web Worker, then 200 ms; lateness is a loaded machine's
     // timer slack (well under the 800 ms the task would spin).
-    assert.ok(after >= 200 && after < 750, `ended ${Math.round(after)} ms after the hand-over`);
+    await endedOnTime({ pool: p, limited, until }, 800);
   } finally {
     await p.close();
   }
@@ -185,14 +197,8 @@ Deno.test("threads pool: a Web Worker whose ready was handled late has its limit
     const quick = request("fc.spin", [1]);
     p.run([quick]);
     await until(() => outcomes.length === 1);
-    const stuck = request("fc.spin", [1500], { hard: 0.2, soft: null });
-    const t0 = performance.now();
-    p.run([stuck]);
-    await until(() => limited.length > 0);
-    const after = performance.now() - t0;
-    assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0.2, abandoned: [] }]);
     // Before: its start was read late by the time the ready waited (1.5 s), and the limit with it.
-    assert.ok(after >= 200 && after < 750, `ended ${Math.round(after)} ms after the hand-over`);
+    await endedOnTime({ pool: p, limited, until }, 1500);
   } finally {
     await p.close();
   }
