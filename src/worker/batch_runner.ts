@@ -168,6 +168,19 @@ export class BatchRunner {
     for (const s of seqs) this.#running.get(s)?.abort(reason);
   }
 
+  /**
+   * Hand on the outcomes held now (the thread is about to end: see
+   * `exit_guard.ts`).
+   *
+   * @example
+   * ```ts ignore
+   * runner.flush();
+   * ```
+   */
+  flush(): void {
+    this.#flush();
+  }
+
   #finished(outcome: RunOutcome): void {
     this.#running.delete(outcome.seq);
     this.#limited.delete(outcome.seq);

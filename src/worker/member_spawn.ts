@@ -55,7 +55,10 @@ export interface MemberHooks {
   onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void;
   /** A task with time limits is about to run on the member, and its start table had no room. */
   onStarted(member: Member, seq: number): void;
-  /** The Web Worker crashed or could not load the app module (its `ready` has rejected). */
+  /**
+   * The Web Worker crashed, could not load the app module, or task code
+   * ended its thread (`Deno.exit()`, `close()`); its `ready` has rejected.
+   */
   onFail(member: Member, reason: string): void;
   /** Notes the Web Worker's thread (see `thread_leaks.ts`). */
   threads: ThreadWatch;
@@ -170,6 +173,9 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
           () => postTo(member, { type: "stored", id: msg.id }),
           (err) => postTo(member, { type: "stored", id: msg.id, error: String(err) }),
         );
+        break;
+      case "dying":
+        fail(`task code called ${msg.how}`);
         break;
     }
   };

@@ -125,16 +125,35 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
 
 /**
  * A Web Worker died with these tasks: late-ack tasks that reject on worker
- * loss are requeued; the others fail with `WorkerLostError`.
+ * loss are requeued; the others fail with `WorkerLostError`. Those it held
+ * that had not started are put back in their queues (requeued if
+ * unacknowledged, republished if already acknowledged), never failed.
  *
  * @param st the worker's state
- * @param seqs the dispatch numbers it held
+ * @param seqs the dispatch numbers it held that had started
  * @param reason why it died
+ * @param notStarted the dispatch numbers it held that had not started
  */
-export function settleLost(st: WorkerState, seqs: number[], reason: string): void {
+export function settleLost(
+  st: WorkerState,
+  seqs: number[],
+  reason: string,
+  notStarted: number[] = [],
+): void {
   const s = new Settlement();
   const requeues: Running[] = [];
   const earlyAcked: Running[] = [];
+  for (const seq of notStarted) {
+    const r = st.running.get(seq);
+    if (!r) continue;
+    st.running.delete(seq);
+    if (st.terminated.delete(seq)) {
+      terminated(st, s, r, seq, earlyAcked);
+      continue;
+    }
+    st.lifecycle.emit({ type: "returned", req: r.req, why: "worker-lost", seq, detail: reason });
+    requeues.push(r);
+  }
   for (const seq of seqs) {
     const r = st.running.get(seq);
     if (!r) continue;

@@ -72,8 +72,12 @@ export interface PoolEvents {
    * children it sent). Default: not stored.
    */
   onState?(seq: number, status: string, meta: string, final?: boolean): Promise<void>;
-  /** A Web Worker died: these dispatched tasks did not finish. */
-  onLost(seqs: number[], reason: string): void;
+  /**
+   * A Web Worker died: `seqs` started there and did not finish;
+   * `notStarted` (default none) it held before they started, and they did
+   * not run: they must be put back in their queues.
+   */
+  onLost(seqs: number[], reason: string, notStarted?: number[]): void;
   /**
    * Task `seq` exceeded its hard time limit (or was terminated by a
    * revoke; `seconds` is then 0) and was stopped. `abandoned`

@@ -58,7 +58,7 @@ export function poolHooks(
       const full = final && req ? withChildren(meta, s.children.take(req.id)) : meta;
       return storeState(s.backend, req, status, full);
     },
-    onLost: (seqs, reason) => settleLost(s, seqs, reason),
+    onLost: (seqs, reason, notStarted) => settleLost(s, seqs, reason, notStarted),
     onTimeLimit: (seq, seconds, abandoned) => settleTimeLimit(s, seq, seconds, abandoned),
     onThreadLeak,
   };

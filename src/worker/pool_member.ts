@@ -123,6 +123,36 @@ export function endMember(member: Member): void {
   member.outcomes?.wake();
 }
 
+/**
+ * Halt a member (its thread, which Deno may leave running, starts no more
+ * tasks) and split the tasks it holds: those that started on it, as its
+ * start table or a `started` post tells (read after the halt: a task not
+ * started by then never starts), and those that never will.
+ *
+ * @example
+ * ```ts ignore
+ * const { started, notStarted } = haltAndSplit(member, owners);
+ * ```
+ *
+ * @param member the Web Worker
+ * @param owners every task of the pool with its member, and whether it posted its start
+ * @returns the member's tasks, by dispatch number, started and not
+ */
+export function haltAndSplit(
+  member: Member,
+  owners: Iterable<[number, { member: Member; started: boolean }]>,
+): { started: number[]; notStarted: number[] } {
+  member.starts.halt();
+  const started: number[] = [];
+  const notStarted: number[] = [];
+  for (const [seq, o] of owners) {
+    if (o.member !== member) continue;
+    if (o.started || member.starts.hasStarted(seq)) started.push(seq);
+    else notStarted.push(seq);
+  }
+  return { started, notStarted };
+}
+
 /** Give a batch's bodies one buffer of their own when their buffers hold more than them. */
 function ownBodies(batch: RunRequest[]): void {
   let bytes = 0;

@@ -87,7 +87,12 @@ export type FromRunner =
     /** The routed queue, as a `Publisher`'s `queue`. */
     queue?: string;
   }
-  | { type: "store"; id: number; seq: number; status: string; meta: string; final?: boolean };
+  | { type: "store"; id: number; seq: number; status: string; meta: string; final?: boolean }
+  /**
+   * Task code called `how` (`Deno.exit(3)`, `close()`): the thread ends
+   * right after this post (outcomes it held are handed on first).
+   */
+  | { type: "dying"; how: string };
 
 /** Every message type of each side: a type added to the union must be added here too. */
 const FROM_RUNNER_TYPES: Record<FromRunner["type"], true> = {
@@ -97,6 +102,7 @@ const FROM_RUNNER_TYPES: Record<FromRunner["type"], true> = {
   outcomes: true,
   publish: true,
   store: true,
+  dying: true,
 };
 const TO_RUNNER_TYPES: Record<ToRunner["type"], true> = {
   init: true,

@@ -15,6 +15,7 @@ import { SoftTimeLimitExceeded } from "../client/worker_errors.ts";
 import { loadCodecs } from "../protocol/codecs.ts";
 import { registerBuiltins } from "./builtins.ts";
 import { BatchRunner } from "./batch_runner.ts";
+import { guardExit } from "./exit_guard.ts";
 import { CpuShares, threadCpuClock } from "./cpu_share.ts";
 import type { RunRequest, RunServices } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
@@ -98,6 +99,12 @@ const runner = new BatchRunner(
   () => sent ? Atomics.load(sent, 0) - received : 0,
   clock ? new CpuShares(clock) : undefined,
 );
+
+// Before the app module loads: task code that ends this thread says so, and what finished is kept.
+guardExit((how) => {
+  runner.flush();
+  post({ type: "dying", how });
+});
 
 /** Post a request the main thread acknowledges (`published` / `stored`) and wait for the answer. */
 function request(msg: Extract<FromRunner, { type: "publish" | "store" }>): Promise<void> {

@@ -11,7 +11,7 @@ import { getLogger } from "@logtape/logtape";
 import { BlockingByName, MESSAGE_BLOCKING_MS, messagesOf, spreadLead } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
-import { endMember, type Group, type Member, postTo } from "./pool_member.ts";
+import { endMember, type Group, haltAndSplit, type Member, postTo } from "./pool_member.ts";
 import { RUNNER_URL, spawnMember } from "./member_spawn.ts";
 import { RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
@@ -63,8 +63,10 @@ const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tas
  *   is replaced (the replacement starts at once).
  * - A terminated Web Worker whose thread runs on (Deno does not stop a
  *   synchronous loop) is reported to `onThreadLeak` (`thread_leaks.ts`).
- * - A Web Worker that dies is replaced (with backoff if replacements keep
- *   failing), and the tasks it held are reported lost.
+ * - A Web Worker that dies (an uncaught error, or task code calling
+ *   `Deno.exit()` or `close()`: see `exit_guard.ts`) is replaced (with
+ *   backoff if replacements keep failing); the tasks it had started are
+ *   reported lost, the others put back.
  *
  * @example
  * ```ts ignore
@@ -277,36 +279,49 @@ export class ThreadPool implements Pool {
     this.#retiring.delete(member);
   }
 
-  /** Stop a member at once (its thread starts no more tasks); returns the tasks it held. */
-  #drop(member: Member): number[] {
+  /** Stop a member at once (its thread starts no more tasks) and forget the tasks it held. */
+  #drop(member: Member, held: { started: number[]; notStarted: number[] }): void {
     endMember(member);
     this.#retiring.delete(member);
     member.group.members = member.group.members.filter((m) => m !== member);
-    // Found by owner rather than kept in a set of the member's: one table fewer per task.
-    const seqs: number[] = [];
-    for (const [seq, o] of this.#owner) if (o.member === member) seqs.push(seq);
-    for (const s of seqs) {
+    for (const s of [...held.started, ...held.notStarted]) {
       this.#owner.delete(s);
       this.#limits.clear(s);
     }
-    return seqs;
   }
 
-  /** A Web Worker crashed or could not load the app: report its tasks lost, replace it. */
+  /**
+   * A Web Worker crashed, could not load the app, or task code ended it:
+   * report the tasks it started lost and put back those it had not (all
+   * lost when it never loaded the app: they would come back to the same
+   * failure), replace it.
+   */
   #fail(member: Member, reason: string): void {
     if (member.dead) return;
     const wasRetiring = member.retiring;
-    const seqs = this.#drop(member);
+    const split = haltAndSplit(member, this.#owner);
+    const named = split.started.slice(0, 3).map((s) => {
+      const o = this.#owner.get(s)!;
+      return `${o.task}[${o.id}]`;
+    });
+    this.#drop(member, split);
     if (this.#closed) return;
-    if (seqs.length) this.#events.onLost(seqs, reason);
+    const lost = member.up ? split.started : [...split.started, ...split.notStarted];
+    const back = member.up ? split.notStarted : [];
+    if (lost.length || back.length) this.#events.onLost(lost, reason, back);
     const g = member.group;
     if (!member.up) g.failures++;
     const delay = member.up ? 0 : Math.min(30_000, 500 * 2 ** Math.min(g.failures, 6));
-    log.error("A Web Worker died ({reason}); {n} task(s) lost; {what}", {
-      reason,
-      n: seqs.length,
-      what: wasRetiring ? "it was already replaced" : `replacing it in ${delay} ms`,
-    });
+    log.error(
+      "A Web Worker died ({reason}); {n} task(s) lost{names}, {back} not started put back; {what}",
+      {
+        reason,
+        n: lost.length,
+        names: named.length ? ` (${named.join(", ")}${lost.length > 3 ? ", ..." : ""})` : "",
+        back: back.length,
+        what: wasRetiring ? "it was already replaced" : `replacing it in ${delay} ms`,
+      },
+    );
     if (wasRetiring) return;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
@@ -347,21 +362,14 @@ export class ThreadPool implements Pool {
     ) return;
     const { member } = o;
     const wasRetiring = member.retiring;
-    // Read after the halt: a task not started by then never starts.
-    member.starts.halt();
-    const started = new Set<number>();
-    for (const [s, other] of this.#owner) {
-      if (other.member === member && s !== seq && (other.started || member.starts.hasStarted(s))) {
-        started.add(s);
-      }
-    }
-    const others = this.#drop(member).filter((s) => s !== seq);
-    const lost = others.filter((s) => started.has(s));
-    const abandoned = others.filter((s) => !started.has(s));
+    const split = haltAndSplit(member, this.#owner);
+    this.#drop(member, split);
+    const lost = split.started.filter((s) => s !== seq);
+    const abandoned = split.notStarted.filter((s) => s !== seq);
     const what = seconds > 0
       ? `Hard time limit (${seconds}s) exceeded for {task}[{id}]`
       : "Terminating {task}[{id}] (revoked with terminate)";
-    log[seconds > 0 ? "error" : others.length ? "warn" : "info"](
+    log[seconds > 0 ? "error" : lost.length + abandoned.length ? "warn" : "info"](
       `${what}: its Web Worker is replaced; of the other tasks it held, {n} that had not ` +
         `started are put back and {lost} that had are lost`,
       { task: o.task, id: o.id, n: abandoned.length, lost: lost.length },

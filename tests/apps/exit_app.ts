@@ -1,0 +1,47 @@
+/**
+ * Tasks that end the thread they run on (`Deno.exit()`, `close()`, `node:process`'s `exit`) or leave
+ * an error behind them (an unhandled rejection, a throw from a timer): for tests/worker_task_exit_test.ts.
+ */
+
+import process from "node:process";
+import { Celery } from "../../mod.ts";
+
+export const app = new Celery();
+
+/** Differs in every Web Worker: each imports this module afresh. */
+const WID = crypto.randomUUID();
+
+/** Which Web Worker ran it, with its tag. */
+export const wid = app.task("x.wid", (tag: unknown = null) => ({ wid: WID, tag }));
+
+/** Blocks its thread for `ms` (tasks sent to the same Web Worker meanwhile do not start), then calls `how`. */
+export const exitAfter = app.task("x.exit", { acksLate: true }, (how: string, ms?: number) => {
+  const start = Date.now();
+  while (Date.now() - start < (ms ?? 0)) {
+    // busy: the Web Worker starts nothing else meanwhile
+  }
+  if (how === "close") (globalThis as unknown as { close(): void }).close();
+  else if (how === "process") process.exit(4);
+  else Deno.exit(3);
+  return "still here";
+});
+
+/** Sleeps `ms`, then returns its Web Worker. */
+export const nap = app.task("x.nap", async (ms: number) => {
+  await new Promise((r) => setTimeout(r, ms));
+  return { wid: WID };
+});
+
+/** Leaves a rejected promise nobody awaits, and succeeds. */
+export const unhandled = app.task("x.unhandled", () => {
+  Promise.reject(new Error("background rejection"));
+  return 1;
+});
+
+/** Throws from a timer after it returned, and succeeds. */
+export const throwLater = app.task("x.throw_later", () => {
+  setTimeout(() => {
+    throw new Error("thrown from a timer");
+  }, 5);
+  return 1;
+});

@@ -1,0 +1,126 @@
+/**
+ * Task code that ends the thread it runs on or leaves an error behind it:
+ * `Deno.exit()`, `close()` and `node:process`'s `exit` in a Web Worker (its
+ * tasks settle as for any Web Worker that dies, it is replaced, the worker
+ * goes on), and an unhandled rejection or a throw from a timer under the
+ * inline pool (logged, the worker goes on). Real workers on Redis: the
+ * threads pool in-process, and the command line.
+ */
+
+import assert from "node:assert/strict";
+import { Celery, TaskError } from "../mod.ts";
+import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
+import { app as exitApp } from "./apps/exit_app.ts";
+import { celeriacWorker, celeriacWorkerArgs } from "./helpers/procs.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+const APP = new URL("./apps/exit_app.ts", import.meta.url).href;
+const prefix = uniquePrefix("task-exit");
+const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name: `task exit: ${name}`, ignore: WITHOUT_REDIS }, fn);
+
+interface Wid {
+  wid: string;
+  tag: unknown;
+}
+
+async function withWorker(
+  options: Partial<WorkerOptions>,
+  fn: (client: Celery, worker: Worker) => Promise<void>,
+): Promise<void> {
+  const queue = `xq-${crypto.randomUUID().slice(0, 8)}`;
+  exitApp.configure({ broker: url, backend: url, defaultQueue: queue });
+  const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
+  const worker = new Worker({
+    app: exitApp,
+    appModule: APP,
+    queues: [queue],
+    concurrency: 1,
+    prefetch: 4,
+    ...options,
+  });
+  await worker.start();
+  try {
+    await fn(client, worker);
+  } finally {
+    await worker.stop();
+    await client.close();
+    await exitApp.close();
+  }
+}
+
+async function failure(p: Promise<unknown>): Promise<TaskError> {
+  const err = await p.then(() => null, (e) => e);
+  assert.ok(err instanceof TaskError, `expected a TaskError, got ${err}`);
+  return err;
+}
+
+test("Deno.exit() in a Web Worker: WorkerLostError, the tasks it had not started run on its replacement", async () => {
+  await withWorker({}, async (client, worker) => {
+    const before = await (await client.sendTask<Wid>("x.wid", ["before"])).get({ timeout: 15_000 });
+    // It holds its thread 600 ms before exiting: the tasks sent meanwhile wait behind it.
+    const exit = await client.sendTask("x.exit", ["exit", 600]);
+    await new Promise((r) => setTimeout(r, 150));
+    const after = await Promise.all(
+      [1, 2, 3].map((i) => client.sendTask<Wid>("x.wid", [i])),
+    );
+    const err = await failure(exit.get({ timeout: 15_000 }));
+    assert.equal(err.excType, "WorkerLostError");
+    assert.match(String(err.excMessage[0]), /Deno\.exit\(3\)/);
+    const results = await Promise.all(after.map((r) => r.get({ timeout: 15_000 })));
+    assert.deepEqual(results.map((r) => r.tag), [1, 2, 3], "none lost");
+    for (const r of results) assert.notEqual(r.wid, before.wid, "run on the replacement");
+    assert.equal(worker.stats.failed, 1);
+    assert.equal(worker.stats.succeeded, 4);
+  });
+});
+
+test("close() and node:process exit() in a Web Worker: WorkerLostError, the worker goes on", async () => {
+  await withWorker({ concurrency: 2 }, async (client, worker) => {
+    for (const how of ["close", "process"]) {
+      const err = await failure(
+        (await client.sendTask("x.exit", [how, 0])).get({ timeout: 15_000 }),
+      );
+      assert.equal(err.excType, "WorkerLostError", how);
+      const code = how === "close" ? /close\(\)/ : /Deno\.exit\(4\)/;
+      assert.match(String(err.excMessage[0]), code);
+    }
+    // Both Web Workers serve again: 20 naps side by side end on two of them.
+    const naps = await Promise.all(
+      Array.from({ length: 20 }, () => client.sendTask<{ wid: string }>("x.nap", [50])),
+    );
+    const wids = new Set(
+      (await Promise.all(naps.map((r) => r.get({ timeout: 15_000 })))).map((r) => r.wid),
+    );
+    assert.equal(wids.size, 2);
+    assert.equal(worker.stats.failed, 2);
+    assert.equal(worker.stats.succeeded, 20);
+  });
+});
+
+test("the command line worker logs the exit, runs what follows and stops on one SIGTERM", async () => {
+  const queue = `xq-${crypto.randomUUID().slice(0, 8)}`;
+  const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
+  const proc = await celeriacWorker(
+    celeriacWorkerArgs({ app: "tests/apps/exit_app.ts", url, queue }, ["-l", "INFO"]),
+  );
+  try {
+    const exit = await client.sendTask("x.exit", ["exit", 0]);
+    const after = await Promise.all([1, 2].map((i) => client.sendTask<Wid>("x.wid", [i])));
+    const err = await failure(exit.get({ timeout: 15_000 }));
+    assert.equal(err.excType, "WorkerLostError");
+    const results = await Promise.all(after.map((r) => r.get({ timeout: 15_000 })));
+    assert.deepEqual(results.map((r) => r.tag), [1, 2]);
+    await proc.waitFor(/A Web Worker died \(task code called Deno\.exit\(3\)\)/, 5_000);
+  } finally {
+    const status = await proc.stop("SIGTERM", 10_000);
+    await client.close();
+    assert.equal(status.signal, null, `a warm shutdown ends it:\n${proc.output}`);
+  }
+});
+
+Deno.test({ name: "task exit: clean up", ignore: WITHOUT_REDIS }, async () => {
+  await deleteKeys(prefix);
+});
