@@ -121,6 +121,51 @@ test("the command line worker logs the exit, runs what follows and stops on one 
   }
 });
 
+test("inline pool: an unhandled rejection and a throw from a timer are logged, no task is lost", async () => {
+  const queue = `xq-${crypto.randomUUID().slice(0, 8)}`;
+  const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
+  const proc = await celeriacWorker(
+    celeriacWorkerArgs({ app: "tests/apps/exit_app.ts", url, queue }, [
+      "-P",
+      "inline",
+      "-l",
+      "INFO",
+    ]),
+  );
+  let exited: Deno.CommandStatus | null = null;
+  proc.child.status.then((s) => exited = s);
+  try {
+    // Running while the errors strike: they end when the process would have.
+    const naps = await Promise.all([0, 1].map(() => client.sendTask("x.nap", [1500])));
+    await new Promise((r) => setTimeout(r, 300));
+    const unhandled = await client.sendTask("x.unhandled", []);
+    const later = await client.sendTask("x.throw_later", []);
+    assert.equal(await unhandled.get({ timeout: 15_000 }), 1);
+    assert.equal(await later.get({ timeout: 15_000 }), 1);
+    for (const r of naps) await r.get({ timeout: 15_000 });
+    const after = await client.sendTask<Wid>("x.wid", ["after"]);
+    assert.equal((await after.get({ timeout: 15_000 })).tag, "after");
+    await proc.waitFor(
+      new RegExp(
+        `unhandled rejection \\(task x\\.unhandled\\[${unhandled.id}\\]\\): .*background rejection`,
+      ),
+      5_000,
+    );
+    await proc.waitFor(
+      new RegExp(
+        // A timer's callback runs in its task's async context, but the error event after it does not.
+        `uncaught error: Error: thrown from a timer.*exit_app\\.ts`,
+      ),
+      5_000,
+    );
+    assert.equal(exited, null, "the worker still runs");
+  } finally {
+    const status = await proc.stop("SIGTERM", 10_000);
+    await client.close();
+    assert.equal(status.code, 0, `a warm shutdown ends it:\n${proc.output}`);
+  }
+});
+
 Deno.test({ name: "task exit: clean up", ignore: WITHOUT_REDIS }, async () => {
   await deleteKeys(prefix);
 });

@@ -26,6 +26,8 @@ export interface RunningTask {
   id: string;
   /** Its workflow root id. */
   rootId: string;
+  /** Its task name (set by the worker that runs it). */
+  name?: string;
 }
 
 const KEY = Symbol.for("celeriac.currentTask");

@@ -312,7 +312,7 @@ export async function runTask(
       return revokedBeforeRun(req);
     }
     if (services.halted?.()) return { seq: req.seq, ok: false, runtime: 0 };
-    const running = { id: req.id, rootId: req.info.rootId ?? req.id };
+    const running = { id: req.id, rootId: req.info.rootId ?? req.id, name: req.task };
     let value: unknown;
     let ctx: TaskContext | null = null;
     if (task.options.bind) {

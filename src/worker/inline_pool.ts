@@ -12,6 +12,7 @@ import { SoftTimeLimitExceeded, TimeLimitExceeded } from "../client/worker_error
 import { BatchRunner } from "./batch_runner.ts";
 import type { RunRequest } from "./executor.ts";
 import type { Pool, PoolEvents } from "./pool.ts";
+import { catchStrayErrors } from "./stray_errors.ts";
 import type { LeakedThread } from "./thread_leaks.ts";
 import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
 
@@ -22,6 +23,9 @@ const log = getLogger(["celeriac", "worker", "pool"]);
  * tasks, and where Web Workers are not wanted. The main thread cannot be
  * terminated, so at a hard time limit the task's AbortSignal fires and the
  * task is reported failed, but its code may go on in the background.
+ * While it runs, an unhandled rejection or a throw from a timer left by task
+ * code is logged and the worker goes on (`stray_errors.ts`): Deno would
+ * otherwise end the process, losing every task running then.
  *
  * @example
  * ```ts ignore
@@ -38,6 +42,8 @@ export class InlinePool implements Pool {
   readonly #revoked = new Set<number>();
   /** Installed on the app while the pool runs: what a running task sends goes to its children. */
   readonly #sent: SentFromTask;
+  /** Stops catching the errors task code leaves behind, set while the pool runs. */
+  #release: (() => void) | null = null;
 
   /**
    * Configure the inline pool.
@@ -117,6 +123,7 @@ export class InlinePool implements Pool {
 
   start(): Promise<void> {
     this.#app[SENT_FROM_TASK] = this.#sent;
+    this.#release ??= catchStrayErrors();
     return Promise.resolve();
   }
 
@@ -141,6 +148,8 @@ export class InlinePool implements Pool {
 
   close(): Promise<void> {
     this.#limits.clearAll();
+    this.#release?.();
+    this.#release = null;
     if (this.#app[SENT_FROM_TASK] === this.#sent) this.#app[SENT_FROM_TASK] = undefined;
     return Promise.resolve();
   }
