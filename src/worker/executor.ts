@@ -300,9 +300,11 @@ export async function runTask(
     const args = callArgs(task, body);
     checkCall(task, body, args);
     const handler = task.handler as (...a: unknown[]) => unknown;
-    // Outcomes of tasks that ran before it are handed on first: its limit would lose them.
-    if (req.timeLimits?.hard) {
-      for (let wait = services.flushed?.(); wait; wait = services.flushed?.()) await wait;
+    // Outcomes of tasks that ran before it are handed on first: its hard limit, or a terminate
+    // of it, would lose them with the thread.
+    const hard = !!req.timeLimits?.hard;
+    for (let w = services.flushed?.(req.seq, hard); w; w = services.flushed?.(req.seq, hard)) {
+      await w;
     }
     // Its start is written before the revoke and the halt are read: a terminate that finds it not
     // started does not run it (revoked: not stopped; halted: put back); one that does, stops it.
@@ -344,14 +346,14 @@ export async function runTask(
     } finally {
       blocked = performance.now() - began;
       services.firstRun?.(req.seq, value instanceof Promise);
-      if (!isThenable(value)) services.finished?.(req.seq);
+      if (!isThenable(value)) services.finished?.(req.seq, blocked);
     }
     let runtime = blocked;
     if (isThenable(value)) {
       try {
         value = await value;
       } finally {
-        services.finished?.(req.seq);
+        services.finished?.(req.seq, blocked);
       }
       runtime = performance.now() - began;
     }
