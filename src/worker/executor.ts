@@ -340,8 +340,9 @@ export async function runTask(
         : currentTask.run(running, handler, ...args);
     } finally {
       blocked = performance.now() - began;
-      services.firstRun?.(req.seq, value instanceof Promise);
-      if (!isThenable(value)) services.finished?.(req.seq);
+      const awaits = isThenable(value);
+      services.firstRun?.(req.seq, awaits);
+      if (!awaits) services.finished?.(req.seq);
     }
     let runtime = blocked;
     if (isThenable(value)) {
