@@ -61,9 +61,18 @@ Deno.test({
     // and the worker took all 24, running them at once (all lost to a kill with early ack).
     assert.ok(held <= 6, `a -c 1 worker held ${held} of 24 tasks of 50 ms CPU each`);
     await b.start();
+    // On a loaded host the second worker can take a second to start while the first runs on:
+    // its fair share is of what was still unfinished when it was ready, less what the first holds.
+    const unfinished = (await Promise.all(sent.map((r) => r.ready()))).filter((done) => !done)
+      .length;
     const ranOn = await Promise.all(sent.map((r) => r.get({ timeout: 60_000 })));
     const onB = ranOn.filter((h) => (h as string[])[0] === "awaits-b@test").length;
-    assert.ok(onB >= 6, `the worker that joined ran ${onB} of 24`);
+    // A hoarding first worker holds all 24, so the one that joined runs none of them.
+    const share = Math.min(6, Math.floor((unfinished - 7) / 2));
+    assert.ok(
+      onB >= share,
+      `the worker that joined ran ${onB} of 24 (${unfinished} unfinished when it was ready)`,
+    );
   } finally {
     await a.stop();
     await b.stop();

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { loadCodecs, loadedCompression, ProtocolError } from "../protocol.ts";
 import { brotliCompressSync, constants, zstdCompressSync } from "node:zlib";
 import { zstdFrameEnd } from "../src/protocol/zstd_frame.ts";
+import { threadCpuClock } from "../src/worker/cpu_share.ts";
 import { BOMBS, HEAD, MiB } from "./helpers/bombs.ts";
 import { PYTHON } from "./helpers/procs.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
@@ -274,10 +275,12 @@ Deno.test("compression: a bzip2 body of many tiny streams decodes in about Pytho
   const one = Uint8Array.fromBase64("QlpoOTFBWSZTWXdLsBQAAAAAgABAIAAhGEaC7kinChIO6XYCgA==");
   const body = new Uint8Array(one.length * 27_000);
   for (let at = 0; at < body.length; at += one.length) body.set(one, at);
-  const start = performance.now();
+  // This thread's CPU time, not the wall clock: other work on a busy host does not count.
+  const clock = threadCpuClock() ?? (() => performance.now());
+  const start = clock();
   const out = decompress(body, "application/x-bz2", "t-1");
-  const ms = performance.now() - start;
+  const ms = clock() - start;
   assert.equal(out.length, 27_000);
   assert.ok(out.every((b) => b === 0x78));
-  assert.ok(ms < 1500, `${Math.round(ms)} ms`);
+  assert.ok(ms < 2500, `${Math.round(ms)} ms of CPU (a block table per block took 7 s)`);
 });

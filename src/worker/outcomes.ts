@@ -40,7 +40,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
     st.running.delete(o.seq);
     const { req, delivery } = r;
     if (st.terminated.delete(o.seq)) {
-      terminated(st, s, r, o.seq);
+      terminated(st, s, r, o.seq, earlyAcked);
       continue;
     }
     if (o.revoked) {
@@ -48,6 +48,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
       lifecycle.emit({ type: "revoked", req, reason: "revoked", atIntake: false, seq: o.seq });
       settleNotRun(st, s, req, delivery, revokedEntry(req, "revoked"));
       if (!r.acked) s.acks.push(delivery);
+      else earlyAcked.push(r);
       continue;
     }
     if (o.refused) {
@@ -133,12 +134,13 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
 export function settleLost(st: WorkerState, seqs: number[], reason: string): void {
   const s = new Settlement();
   const requeues: Running[] = [];
+  const earlyAcked: Running[] = [];
   for (const seq of seqs) {
     const r = st.running.get(seq);
     if (!r) continue;
     st.running.delete(seq);
     if (st.terminated.delete(seq)) {
-      terminated(st, s, r, seq);
+      terminated(st, s, r, seq, earlyAcked);
       continue;
     }
     const task = st.app.tasks.get(r.req.task);
@@ -161,8 +163,9 @@ export function settleLost(st: WorkerState, seqs: number[], reason: string): voi
     });
     s.stores.push({ ...failureEntry(r.req.id, exc, null), replyTo: r.req.replyTo });
     if (!r.acked) s.acks.push(r.delivery);
+    else earlyAcked.push(r);
   }
-  st.settle(s, () => putBack(st, requeues), requeues);
+  st.settle(s, () => putBack(st, requeues), [...requeues, ...earlyAcked]);
   st.wake();
 }
 
@@ -183,10 +186,11 @@ export function settleTimeLimit(
   abandoned: number[],
 ): void {
   const s = new Settlement();
+  const earlyAcked: Running[] = [];
   const r = st.running.get(seq);
   if (r && st.terminated.delete(seq)) {
     st.running.delete(seq);
-    terminated(st, s, r, seq);
+    terminated(st, s, r, seq, earlyAcked);
   } else if (r) {
     st.running.delete(seq);
     const err = new TimeLimitExceeded({ seconds, task: r.req.task, id: r.req.id });
@@ -201,6 +205,7 @@ export function settleTimeLimit(
     });
     s.stores.push({ ...failureEntry(r.req.id, exc, null), replyTo: r.req.replyTo });
     if (!r.acked) s.acks.push(r.delivery);
+    else earlyAcked.push(r);
   }
   const back: Running[] = [];
   for (const other of abandoned) {
@@ -208,13 +213,13 @@ export function settleTimeLimit(
     if (!a) continue;
     st.running.delete(other);
     if (st.terminated.delete(other)) {
-      terminated(st, s, a, other);
+      terminated(st, s, a, other, earlyAcked);
     } else {
       st.lifecycle.emit({ type: "returned", req: a.req, why: "time-limit", seq: other });
       back.push(a);
     }
   }
-  st.settle(s, () => putBack(st, back), back);
+  st.settle(s, () => putBack(st, back), [...back, ...earlyAcked]);
   st.wake();
 }
 
@@ -242,10 +247,18 @@ export async function putBack(
   }
 }
 
-function terminated(st: WorkerState, s: Settlement, r: Running, seq: number): void {
+/** A task revoked with terminate: REVOKED; an early-acked one joins `earlyAcked` (its entry unstored). */
+function terminated(
+  st: WorkerState,
+  s: Settlement,
+  r: Running,
+  seq: number,
+  earlyAcked: Running[],
+): void {
   st.lifecycle.emit({ type: "revoked", req: r.req, reason: "terminated", atIntake: false, seq });
   settleNotRun(st, s, r.req, r.delivery, revokedEntry(r.req, "terminated"));
   if (!r.acked) s.acks.push(r.delivery);
+  else earlyAcked.push(r);
 }
 
 /** A task as the parent of what it sends (chain steps, callbacks, its chord's body). */

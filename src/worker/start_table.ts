@@ -26,6 +26,8 @@
 
 /** Slots of a table: a task's is its sequence number modulo this. */
 const SLOTS = 1024;
+/** Revoked marks kept beside the slots, for tasks whose slot's mark is another's still held. */
+const SPILL = 64;
 
 /**
  * The shared arrays of a {@link StartTable}, as posted to its Web Worker.
@@ -51,6 +53,12 @@ export interface StartTableMemory {
   finished: Int32Array;
   /** The task of each slot the main thread revoked: its sequence number, truncated to 32 bits. */
   revoked: Int32Array;
+  /**
+   * Revoked tasks whose slot's mark was another revoked task still held
+   * (their sequence numbers a multiple of 1024 apart), truncated to 32
+   * bits; its first cell after them counts the entries in use.
+   */
+  spilled: Int32Array;
 }
 
 /**
@@ -98,6 +106,7 @@ export class StartTable {
       halted: new Int32Array(new SharedArrayBuffer(4)),
       finished: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       revoked: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
+      spilled: new Int32Array(new SharedArrayBuffer((SPILL + 1) * 4)),
     };
   }
 
@@ -197,22 +206,36 @@ export class StartTable {
 
   /**
    * On the main thread: mark task `seq` revoked, so that its Web Worker does
-   * not start it if it has not yet. Not marked when its slot's mark is held
-   * by another revoked task the Web Worker still holds (their dispatch
-   * numbers a multiple of 1024 apart): `seq` may then start.
+   * not start it if it has not yet. When its slot's mark is another revoked
+   * task the Web Worker still holds (their dispatch numbers a multiple of
+   * 1024 apart), it is marked beside the slots instead; not marked only
+   * when 64 such tasks are held at once: `seq` may then start.
    *
    * @param seq the task
    * @param held whether a task (by sequence number) is still held by this table's Web Worker
    * @returns whether it was marked
    */
   revoke(seq: number, held: (seq: number) => boolean): boolean {
+    const mark = seq | 0;
+    // A mark's full number: the closest to `seq` with the same low 32 bits.
+    const taken = (m: number) => m !== 0 && m !== mark && held(seq - ((mark - m) | 0));
+    const { revoked, spilled } = this.memory;
     const slot = seq % SLOTS;
-    const marked = Atomics.load(this.memory.revoked, slot);
-    // The marked task's full number: the closest to `seq` with the same low 32 bits.
-    if (marked !== 0 && marked !== (seq | 0) && held(seq - (((seq | 0) - marked) | 0))) {
-      return false;
+    if (!taken(Atomics.load(revoked, slot))) {
+      Atomics.store(revoked, slot, mark);
+      return true;
     }
-    Atomics.store(this.memory.revoked, slot, seq | 0);
+    const used = Atomics.load(spilled, SPILL);
+    for (let i = 0; i < used; i++) {
+      if (!taken(Atomics.load(spilled, i))) {
+        Atomics.store(spilled, i, mark);
+        return true;
+      }
+    }
+    if (used === SPILL) return false;
+    // The entry before the count: the Web Worker reads the count first.
+    Atomics.store(spilled, used, mark);
+    Atomics.store(spilled, SPILL, used + 1);
     return true;
   }
 
@@ -225,6 +248,11 @@ export class StartTable {
    * @returns true when it is not to start
    */
   revoked(seq: number): boolean {
-    return Atomics.load(this.memory.revoked, seq % SLOTS) === (seq | 0);
+    const mark = seq | 0;
+    if (Atomics.load(this.memory.revoked, seq % SLOTS) === mark) return true;
+    const { spilled } = this.memory;
+    const used = Atomics.load(spilled, SPILL);
+    for (let i = 0; i < used; i++) if (Atomics.load(spilled, i) === mark) return true;
+    return false;
   }
 }

@@ -462,7 +462,7 @@ export class ThreadPool implements Pool {
       if (!o || o.member.starts.revoke(seq, held)) continue;
       log.warn(
         "Revoked task {task}[{id}] may still run: its Web Worker holds another revoked task " +
-          "in the same slot of its start table",
+          "in the same slot of its start table, and 64 more beside the slots",
         { task: o.task, id: o.id },
       );
     }
