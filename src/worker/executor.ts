@@ -12,7 +12,7 @@ import { Replaced } from "../client/replaced.ts";
 import { Retry, type RetryOptions } from "../client/retry.ts";
 import type { Task } from "../client/task.ts";
 import type { ErrbackRequest, TaskContext } from "../client/task_options.ts";
-import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
+import { codecsToLoad, loadCodecs } from "../protocol/codecs.ts";
 import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
 import type { Embed, TaskBody } from "../protocol/message.ts";
@@ -249,11 +249,8 @@ export async function runTask(
     if (req.decoded) {
       body = req.decoded;
     } else {
-      if (
-        req.contentType === "application/x-msgpack" || typeof req.headers.compression === "string"
-      ) {
-        await loadCodecs(codecsFor(req.contentType, req.headers.compression));
-      }
+      const needs = codecsToLoad(req.contentType, req.headers.compression);
+      if (needs) await loadCodecs(needs);
       body = decodeTaskBody(req, req.id, services.maxDecompressedSize);
     }
   } catch (err) {
@@ -345,8 +342,9 @@ export async function runTask(
         : currentTask.run(running, handler, ...args);
     } finally {
       blocked = performance.now() - began;
-      services.firstRun?.(req.seq, value instanceof Promise);
-      if (!isThenable(value)) services.finished?.(req.seq, blocked);
+      const awaits = isThenable(value);
+      services.firstRun?.(req.seq, awaits);
+      if (!awaits) services.finished?.(req.seq, blocked);
     }
     let runtime = blocked;
     if (isThenable(value)) {

@@ -229,8 +229,9 @@ export interface RunServices {
   /**
    * Called when a handler's synchronous run ends (it returned, threw or
    * awaited) with the request's `seq` and whether the handler returned a
-   * promise: `BatchRunner` shares the thread's later CPU time among the
-   * tasks that await (`cpu_share.ts`).
+   * promise or another thenable (what the run awaits): `BatchRunner`
+   * shares the thread's later CPU time among the tasks that await
+   * (`cpu_share.ts`).
    */
   firstRun?: (seq: number, awaits: boolean) => void;
 }
