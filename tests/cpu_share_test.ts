@@ -40,6 +40,12 @@ function fakeRunner(packMs: number) {
   return { clock, outcomes, runner, app };
 }
 
+/** A thenable that is not a native Promise (awaited as one all the same): 1 after `ms`. */
+function thenableAfter(ms: number): PromiseLike<number> {
+  const later = sleep(ms).then(() => 1);
+  return { then: (onFulfilled, onRejected) => later.then(onFulfilled, onRejected) };
+}
+
 async function outcomeOf(outcomes: RunOutcome[], seq: number): Promise<RunOutcome> {
   const until = Date.now() + 10_000;
   while (Date.now() < until) {
@@ -97,6 +103,27 @@ Deno.test("CPU shares: first runs are taken off in CPU time, not wall time, unde
   while (outcomes.length < 5) await sleep(5);
   for (const o of outcomes.filter((o) => o.seq !== awaits.seq)) {
     assert.ok(o.blocked! >= 5 + 1.99, `its first run (wall time) and its share: ${o.blocked}`);
+  }
+  await app.close();
+});
+
+Deno.test("CPU shares: a handler that returns a thenable other than a native Promise awaits as one that returns a promise", async () => {
+  const { clock, outcomes, runner, app } = fakeRunner(0);
+  app.task("t.nap_then_compute", async () => {
+    await sleep(30);
+    clock.cpu += 10; // 10 ms of CPU after the await, shared by the two tasks in flight
+  });
+  app.task<[], PromiseLike<number>>("t.thenable", () => thenableAfter(80));
+  const native = poolRunRequest("t.nap_then_compute", []);
+  const thenable = poolRunRequest("t.thenable", []);
+  runner.run(app.tasks, [native, thenable]);
+  for (const req of [native, thenable]) {
+    const out = await outcomeOf(outcomes, req.seq);
+    assert.equal(out.ok, true);
+    assert.ok(
+      out.blocked! >= 4.99 && out.blocked! < 5.5,
+      `${req.task}: ${out.blocked} ms, not its first run plus half of the 10 ms`,
+    );
   }
   await app.close();
 });

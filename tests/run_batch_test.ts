@@ -123,6 +123,7 @@ Deno.test("outcome batch: outcomes come back field for field through a post's cl
     EVERY_OUTCOME_FIELD,
     { seq: 4, ok: false, refused: "DecodeError: not JSON", runtime: 0 },
     { seq: 5, ok: false, revoked: true, runtime: 0 },
+    { seq: 6, ok: true, runtime: 0.5, repr: "[1, 'a']" },
   ];
   const back = unpackOutcomes(structuredClone(packOutcomes(outcomes)));
   assert.deepEqual(back, outcomes.map(full));

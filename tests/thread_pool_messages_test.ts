@@ -228,7 +228,7 @@ Deno.test("thread pool: a Web Worker that dies reports all its tasks lost, none 
   }
 });
 
-Deno.test("batch runner: holds outcomes while tasks wait for it, posts them once they are not fewer", async () => {
+Deno.test("batch runner: holds outcomes while tasks wait for it, posts them before the next task starts", async () => {
   const app = new Celery({ broker: "kv://:memory:" });
   app.task("t.one", () => 1);
   app.task("t.spin", () => {
@@ -250,13 +250,11 @@ Deno.test("batch runner: holds outcomes while tasks wait for it, posts them once
   assert.deepEqual(posted, [], "1 held, 3 waiting");
   waiting = 2;
   await turn(reqs[1]);
-  assert.deepEqual(posted, [], "1 held < 1 + 2 to run");
-  waiting = 1;
-  await turn(reqs[2]);
-  assert.deepEqual(posted, [[reqs[0].seq, reqs[1].seq]], "2 held >= 1 + 1 to run: posted first");
+  // A terminate of the next task would lose it with the thread.
+  assert.deepEqual(posted, [[reqs[0].seq]], "posted before the next task starts, which is held");
   waiting = 0;
-  await turn(reqs[3]);
-  assert.deepEqual(posted.slice(1), [[reqs[2].seq], [reqs[3].seq]], "nothing waits: all posted");
+  await turn(reqs[2]);
+  assert.deepEqual(posted.slice(1), [[reqs[1].seq], [reqs[2].seq]], "nothing waits: all posted");
   waiting = 5;
   const held = request("t.spin", []);
   await turn(held);
@@ -266,19 +264,29 @@ Deno.test("batch runner: holds outcomes while tasks wait for it, posts them once
   assert.deepEqual(posted[3], [held.seq], "posted before a task with a hard time limit starts");
   const short = request("t.one", []);
   await turn(short);
+  const one = request("t.one", []);
+  await turn(one);
   assert.deepEqual(
-    posted[4],
-    [limited.seq, short.seq],
-    "a task that blocked for microseconds is not held: its turn posts it with those held",
+    posted.slice(4),
+    [[limited.seq], [short.seq], [one.seq]],
+    "a task that blocked for microseconds is not held: its turn posts it",
   );
   const plain: number[][] = [];
   const inline = new BatchRunner((outs) => plain.push(outs.map((o) => o.seq)));
-  inline.run(app.tasks, [reqs[0], reqs[1]]);
+  const noops = [request("t.one", []), request("t.one", [])];
+  inline.run(app.tasks, noops);
   await new Promise((r) => setTimeout(r, 0));
   assert.deepEqual(
     plain,
-    [[reqs[0].seq, reqs[1].seq]],
+    [noops.map((r) => r.seq)],
     "without a count, each turn's outcomes go out",
+  );
+  inline.run(app.tasks, [reqs[0], reqs[1]]);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(
+    plain.slice(1),
+    [[reqs[0].seq], [reqs[1].seq]],
+    "a task that blocked for 1 ms or more is handed on before the next one starts",
   );
   await app.close();
 });

@@ -142,6 +142,18 @@ export class OutageWatch {
   readonly #changed = new Set<() => void>();
 
   /**
+   * Whether one of this watch's operations waits out an outage now.
+   *
+   * @example
+   * ```ts ignore
+   * if (state.outages.waiting) log.info("a settlement waits for a server");
+   * ```
+   */
+  get waiting(): boolean {
+    return this.#waiting.size > 0;
+  }
+
+  /**
    * Run `fn` so that the {@link retryWhileDown} calls it makes belong to this watch.
    *
    * @param fn what to run

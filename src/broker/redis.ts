@@ -17,8 +17,9 @@
  * redis_commands.ts, publishing in redis_publish.ts, taking in
  * redis_take.ts (waiting in redis_watchers.ts and redis_claims.ts),
  * settling in redis_settle.ts, the restore sweep in
- * redis_restore.ts, parking in redis_parked.ts and broadcasts in
- * redis_fanout.ts. On a single server takes, acknowledgements and the
+ * redis_restore.ts, parking in redis_parked.ts, broadcasts in
+ * redis_fanout.ts, counting and purging a queue in redis_queues.ts, the
+ * revoked ids in redis_revoked.ts and rate-limit buckets in redis_tokens.ts. On a single server takes, acknowledgements and the
  * LPUSHes of publishes go through a connection of their own (resp_scripts.ts),
  * the rest through Celeriac's own client (resp_client.ts): ioredis is loaded
  * for Sentinel and Cluster URLs only (redis_connection.ts).
@@ -44,20 +45,21 @@ import type {
   TokenGrant,
   TokenRequest,
 } from "./port.ts";
-import { chunked } from "./chunks.ts";
-import { brokerClosed, checkQueueName } from "./errors.ts";
+import { brokerClosed } from "./errors.ts";
 import { defineScripts, type RedisScope } from "./redis_commands.ts";
 import type { RedisClient } from "./redis_client.ts";
 import { closeRedis, connectRedis, openRedisConnection, prepareRedis } from "./redis_connection.ts";
 import { isConnectionFailure } from "./redis_failures.ts";
 import { guardRedis } from "./redis_guard.ts";
 import { broadcast, subscribe } from "./redis_fanout.ts";
-import { PRIORITY_STEPS, priorityList, RATE_LIMIT_KEY_PREFIX, REVOKED_KEY } from "./redis_keys.ts";
 import { countParked, listParked, requeueParked } from "./redis_parked.ts";
 import { RedisPublisher } from "./redis_publish.ts";
+import { purgeQueue, queueDepth } from "./redis_queues.ts";
 import { restoreVisible } from "./redis_restore.ts";
+import { addRevoked, listRevoked } from "./redis_revoked.ts";
 import { RedisSettler } from "./redis_settle.ts";
 import { RedisTaker } from "./redis_take.ts";
+import { acquireTokens } from "./redis_tokens.ts";
 import { isSingleServer, parseRedisUrl } from "./redis_url.ts";
 import { RespEvents } from "./resp_events.ts";
 import { RespScripts } from "./resp_scripts.ts";
@@ -211,14 +213,6 @@ export class RedisBroker implements Broker {
     }
   }
 
-  #k(key: string): string {
-    return this.#scope.k(key);
-  }
-
-  #run<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#scope.run(fn);
-  }
-
   /** Declare a queue as Celery does: bind exchange `<queue>` with key `<queue>`. */
   declareQueue(queue: string): Promise<void> {
     return this.#publisher.declareQueue(queue);
@@ -293,23 +287,13 @@ export class RedisBroker implements Broker {
   }
 
   /** Delete every waiting message of a queue (all priority lists). */
-  async purge(queue: string): Promise<number> {
-    checkQueueName(queue, "purge()");
-    const lists = PRIORITY_STEPS.map((s) => this.#k(priorityList(queue, s)));
-    const tx = this.#client.multi();
-    for (const l of lists) tx.llen(l);
-    tx.del(...lists);
-    const res = await this.#run(() => tx.exec());
-    return (res ?? []).slice(0, lists.length).reduce((n, [, v]) => n + Number(v), 0);
+  purge(queue: string): Promise<number> {
+    return purgeQueue(this.#scope, queue);
   }
 
   /** Count waiting messages of a queue (all priority lists). */
-  async queueDepth(queue: string): Promise<number> {
-    checkQueueName(queue, "queueDepth()");
-    const counts = await this.#run(() =>
-      Promise.all(PRIORITY_STEPS.map((s) => this.#client.llen(this.#k(priorityList(queue, s)))))
-    );
-    return counts.reduce((a, b) => a + b, 0);
+  queueDepth(queue: string): Promise<number> {
+    return queueDepth(this.#scope, queue);
   }
 
   /** List parked messages, oldest first. */
@@ -397,28 +381,13 @@ export class RedisBroker implements Broker {
   }
 
   /** Add revoked ids to the `celeriac.revoked` sorted set, dropping expired ones. */
-  async addRevoked(entries: readonly RevokedEntry[]): Promise<void> {
-    if (entries.length === 0) return;
-    const key = this.#k(REVOKED_KEY);
-    await this.#run(() => {
-      const tx = this.#client.multi();
-      for (const some of chunked(entries)) {
-        tx.zadd(key, "GT", ...some.flatMap((e) => [String(e.expiresAt.getTime() / 1000), e.id]));
-      }
-      return tx.zremrangebyscore(key, "-inf", Date.now() / 1000).exec();
-    });
+  addRevoked(entries: readonly RevokedEntry[]): Promise<void> {
+    return addRevoked(this.#scope, entries);
   }
 
   /** The revoked ids that have not expired. */
-  async listRevoked(): Promise<RevokedEntry[]> {
-    const flat = await this.#run(() =>
-      this.#client.zrangebyscore(this.#k(REVOKED_KEY), Date.now() / 1000, "+inf", "WITHSCORES")
-    );
-    const out: RevokedEntry[] = [];
-    for (let i = 0; i < flat.length; i += 2) {
-      out.push({ id: flat[i], expiresAt: new Date(Number(flat[i + 1]) * 1000) });
-    }
-    return out;
+  listRevoked(): Promise<RevokedEntry[]> {
+    return listRevoked(this.#scope);
   }
 
   /**
@@ -426,15 +395,8 @@ export class RedisBroker implements Broker {
    * Redis (hashes `celeriac.ratelimit.<key>`), in one atomic script call
    * timed by the Redis server's clock.
    */
-  async acquireTokens(requests: readonly TokenRequest[]): Promise<TokenGrant[]> {
-    if (requests.length === 0) return [];
-    const keys = requests.map((r) => this.#k(RATE_LIMIT_KEY_PREFIX + r.key));
-    const args = requests.flatMap((r) => [String(r.rate), String(r.capacity), String(r.count)]);
-    const flat = await this.#run(() => this.#client.celeriacTokens(keys.length, ...keys, ...args));
-    return requests.map((_, i) => ({
-      granted: Number(flat[2 * i]),
-      retryAfterMs: Number(flat[2 * i + 1]),
-    }));
+  acquireTokens(requests: readonly TokenRequest[]): Promise<TokenGrant[]> {
+    return acquireTokens(this.#scope, requests);
   }
 
   /**

@@ -96,6 +96,29 @@ export function codecsFor(contentType: string, compressionHeader: unknown): Requ
 }
 
 /**
+ * The codecs a received body needs ({@link codecsFor}), or null when it
+ * needs none (JSON, uncompressed: Celery's default), so that a caller
+ * awaits {@link loadCodecs} only when there is something to load.
+ *
+ * @example
+ * ```ts ignore
+ * const needs = codecsToLoad(delivery.contentType, delivery.headers.compression);
+ * if (needs) await loadCodecs(needs);
+ * ```
+ *
+ * @param contentType the body's content type
+ * @param compressionHeader the `compression` header value
+ * @returns what to pass to {@link loadCodecs}, or null
+ */
+export function codecsToLoad(
+  contentType: string,
+  compressionHeader: unknown,
+): Required<CodecNeeds> | null {
+  const needs = codecsFor(contentType, compressionHeader);
+  return needs.msgpack || needs.compression ? needs : null;
+}
+
+/**
  * Which codecs a message sent with these options needs: its `serializer`
  * and its `compression`, each else the sender's default.
  *

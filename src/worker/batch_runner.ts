@@ -24,16 +24,24 @@ import { SeqMap } from "./seq_map.ts";
  * synchronous handler of a batch) go out together. Given `waiting` (tasks
  * already sent to this runner that it has not received), it holds
  * outcomes of tasks that blocked their thread for at least
- * `MESSAGE_BLOCKING_MS` while more tasks wait, and posts them at the start
- * of the turn that runs the first tasks they are not fewer than, or once
- * nothing waits: a Web Worker running CPU-bound tasks one message each then
- * reports a few at a time (fewer wake-ups of the main thread) while it
- * still has tasks to run until the main thread sends more. Short tasks'
- * outcomes go out at the end of their turn, as without the count. Nothing is held while a task with
- * a hard time limit runs (a Web Worker stopped at that limit would lose
- * what it holds), and such a task starts only once the outcomes of the
- * tasks that finished before it are handed on: handlers run back to back in
- * one turn would otherwise hand theirs on only after it. Given {@link CpuShares}, the `blocked` of a task whose
+ * `MESSAGE_BLOCKING_MS` while more tasks wait, until the next task starts
+ * or nothing waits: a Web Worker idle between CPU-bound tasks sent one
+ * message each then reports a few at a time (fewer wake-ups of the main
+ * thread). Short tasks' outcomes go out at the end of their turn, as
+ * without the count.
+ *
+ * No finished outcome stays in the thread while a task runs that may get
+ * it terminated: a task starts only once the outcomes of the tasks that
+ * finished before it are handed on, when it has a hard time limit, or when
+ * those outcomes add up to `MESSAGE_BLOCKING_MS` of blocking work (any
+ * running task may be revoked with terminate; a Celery prefork child sent
+ * its result before its next task). Handlers run back to back in one turn
+ * would otherwise hand theirs on only after the last; no-ops still go out
+ * together (at most that much of their work is lost with a thread
+ * terminated right after them). Nothing is held while a task with a hard
+ * time limit runs, nor while a task waits to start.
+ *
+ * Given {@link CpuShares}, the `blocked` of a task whose
  * handler awaited also counts its share of the thread's CPU time after its
  * first await (see `cpu_share.ts`), before anything is decided from it; the
  * turn that starts tasks, with the work for those that do not await, is
@@ -66,21 +74,34 @@ export class BatchRunner {
   /** Running requests with a hard time limit. */
   readonly #limited = new Set<number>();
   /**
-   * Tasks whose handler returned while a task with a hard limit is held
-   * here, until their outcome is in the outbox: one such task starts only
-   * once they are handed on (`flushed`), none lost with a terminated thread.
+   * Tasks whose handler returned, until their outcome is in the outbox,
+   * each with how long its handler blocked the thread: a task starts only
+   * once they are handed on (`flushed`), when it has a hard limit or they
+   * add up to `MESSAGE_BLOCKING_MS`, none lost with a terminated thread.
    */
-  readonly #ending = new Set<number>();
-  /** Resolved at the next flush, for tasks with a hard limit waiting to start. */
-  #handedOn: PromiseWithResolvers<void> | null = null;
-  readonly #finishedHook = (seq: number) => {
-    if (this.#limited.size) this.#ending.add(seq);
-    this.#services.finished?.(seq);
+  readonly #ending = new Map<number, number>();
+  /** The blocking time of the tasks in `#ending`, and of those in the outbox. */
+  #endingWork = 0;
+  #outboxWork = 0;
+  /** Tasks waiting to start, in the order they came: only the first may start. */
+  readonly #queued = new Set<number>();
+  /** Resolved at the next flush, or when the first of `#queued` starts: its tasks look again. */
+  #moved: PromiseWithResolvers<void> | null = null;
+  readonly #finishedHook = (seq: number, blocked: number) => {
+    this.#ending.set(seq, blocked);
+    this.#endingWork += blocked;
+    this.#services.finished?.(seq, blocked);
   };
-  readonly #flushedHook = (): Promise<void> | undefined => {
-    if (this.#outbox.length) this.#flush();
-    if (this.#ending.size === 0) return undefined;
-    return (this.#handedOn ??= Promise.withResolvers()).promise;
+  readonly #flushedHook = (seq: number, hard: boolean): Promise<void> | undefined => {
+    const queued = this.#queued;
+    // Behind the tasks already waiting to start: none overtakes another.
+    if (queued.size && queued.values().next().value !== seq) return this.#wait(seq);
+    if (hard || this.#endingWork + this.#outboxWork >= MESSAGE_BLOCKING_MS) {
+      if (this.#outbox.length) this.#flush();
+      if (this.#ending.size) return this.#wait(seq);
+    }
+    if (queued.delete(seq) && queued.size) this.#move();
+    return undefined;
   };
   #outbox: RunOutcome[] = [];
   #flushScheduled = false;
@@ -184,7 +205,12 @@ export class BatchRunner {
   #finished(outcome: RunOutcome): void {
     this.#running.delete(outcome.seq);
     this.#limited.delete(outcome.seq);
-    this.#ending.delete(outcome.seq);
+    const work = this.#ending.get(outcome.seq);
+    if (work !== undefined) {
+      this.#ending.delete(outcome.seq);
+      this.#endingWork = this.#ending.size ? this.#endingWork - work : 0;
+      this.#outboxWork += work;
+    }
     this.#outbox.push(outcome);
     if (this.#shares && !this.#awaited.delete(outcome.seq)) this.#starting--;
     if (this.#flushScheduled) return;
@@ -193,7 +219,8 @@ export class BatchRunner {
     queueMicrotask(() => {
       this.#flushScheduled = false;
       this.#settle();
-      const hold = this.#limited.size === 0 && (this.#waiting?.() ?? 0) > 0 &&
+      const hold = this.#queued.size === 0 && this.#limited.size === 0 &&
+        (this.#waiting?.() ?? 0) > 0 &&
         this.#outbox.every((o) => (o.blocked ?? 0) >= MESSAGE_BLOCKING_MS);
       if (!hold) this.#flush();
       if (this.#starting === 0) this.#shares?.end();
@@ -207,14 +234,25 @@ export class BatchRunner {
     this.#settled = this.#outbox.length;
   }
 
+  /** Queue task `seq` to start (where it is already, if it is) until something moves. */
+  #wait(seq: number): Promise<void> {
+    this.#queued.add(seq);
+    return (this.#moved ??= Promise.withResolvers()).promise;
+  }
+
+  #move(): void {
+    this.#moved?.resolve();
+    this.#moved = null;
+  }
+
   #flush(): void {
     if (this.#outbox.length === 0) return;
     this.#settle();
     const out = this.#outbox;
     this.#outbox = [];
+    this.#outboxWork = 0;
     this.#settled = 0;
     this.#onOutcomes(out);
-    this.#handedOn?.resolve();
-    this.#handedOn = null;
+    this.#move();
   }
 }

@@ -32,7 +32,7 @@ export interface TakeState {
   capacity: number;
   /** The prefetch window's limit (messages the worker may hold now). */
   window: number;
-  /** Tasks running now, and ended tasks whose settlement is under way (their results not yet stored). */
+  /** Tasks running now, and ended tasks whose slow settlement is under way (their results not yet stored). */
   running: number;
   /** ETA tasks held now. */
   etaHeld: number;
@@ -243,7 +243,7 @@ export class Consumer {
       const { slots, room, free, full } = takeBudget({
         capacity: s.pool.capacity,
         window: this.#window.limit,
-        running: s.running.size + s.unsettled.size,
+        running: s.running.size + s.slowSettling(),
         etaHeld: this.#intake.etaHeld,
         etaTaskLimit: s.options.etaTaskLimit,
         backlog: this.#intake.backlog,

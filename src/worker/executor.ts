@@ -12,7 +12,7 @@ import { Replaced } from "../client/replaced.ts";
 import { Retry, type RetryOptions } from "../client/retry.ts";
 import type { Task } from "../client/task.ts";
 import type { ErrbackRequest, TaskContext } from "../client/task_options.ts";
-import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
+import { codecsToLoad, loadCodecs } from "../protocol/codecs.ts";
 import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
 import type { Embed, TaskBody } from "../protocol/message.ts";
@@ -249,11 +249,8 @@ export async function runTask(
     if (req.decoded) {
       body = req.decoded;
     } else {
-      if (
-        req.contentType === "application/x-msgpack" || typeof req.headers.compression === "string"
-      ) {
-        await loadCodecs(codecsFor(req.contentType, req.headers.compression));
-      }
+      const needs = codecsToLoad(req.contentType, req.headers.compression);
+      if (needs) await loadCodecs(needs);
       body = decodeTaskBody(req, req.id, services.maxDecompressedSize);
     }
   } catch (err) {
@@ -300,9 +297,11 @@ export async function runTask(
     const args = callArgs(task, body);
     checkCall(task, body, args);
     const handler = task.handler as (...a: unknown[]) => unknown;
-    // Outcomes of tasks that ran before it are handed on first: its limit would lose them.
-    if (req.timeLimits?.hard) {
-      for (let wait = services.flushed?.(); wait; wait = services.flushed?.()) await wait;
+    // Outcomes of tasks that ran before it are handed on first: its hard limit, or a terminate
+    // of it, would lose them with the thread.
+    const hard = !!req.timeLimits?.hard;
+    for (let w = services.flushed?.(req.seq, hard); w; w = services.flushed?.(req.seq, hard)) {
+      await w;
     }
     // Its start is written before the revoke and the halt are read: a terminate that finds it not
     // started does not run it (revoked: not stopped; halted: put back); one that does, stops it.
@@ -343,15 +342,16 @@ export async function runTask(
         : currentTask.run(running, handler, ...args);
     } finally {
       blocked = performance.now() - began;
-      services.firstRun?.(req.seq, value instanceof Promise);
-      if (!isThenable(value)) services.finished?.(req.seq);
+      const awaits = isThenable(value);
+      services.firstRun?.(req.seq, awaits);
+      if (!awaits) services.finished?.(req.seq, blocked);
     }
     let runtime = blocked;
     if (isThenable(value)) {
       try {
         value = await value;
       } finally {
-        services.finished?.(req.seq);
+        services.finished?.(req.seq, blocked);
       }
       runtime = performance.now() - began;
     }

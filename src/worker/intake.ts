@@ -9,7 +9,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Delivery, TokenGrant, TokenRequest } from "../broker/port.ts";
 import type { Task } from "../client/task.ts";
-import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
+import { codecsToLoad, loadCodecs } from "../protocol/codecs.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { decodeTaskHeaders, type TaskRequest } from "../protocol/task_request.ts";
 import type { RunRequest } from "./executor.ts";
@@ -89,8 +89,8 @@ export class Intake {
   async receive(deliveries: Delivery[]): Promise<void> {
     for (const d of deliveries) {
       if (this.#decodesBody(d)) {
-        const needs = codecsFor(d.contentType, d.headers.compression);
-        if (needs.msgpack || needs.compression) await loadCodecs(needs);
+        const needs = codecsToLoad(d.contentType, d.headers.compression);
+        if (needs) await loadCodecs(needs);
       }
     }
     const { lifecycle, app } = this.#s;

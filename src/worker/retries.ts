@@ -14,7 +14,7 @@ import { getLogger } from "@logtape/logtape";
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
 import type { Broker, Delivery, PublishTarget, Rejection } from "../broker/port.ts";
 import { retryWhileDown } from "../broker/outage.ts";
-import { codecsFor, loadCodecs } from "../protocol/codecs.ts";
+import { codecsToLoad, loadCodecs } from "../protocol/codecs.ts";
 import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
 import type { Message } from "../protocol/message.ts";
 import { encodeResultMeta } from "../protocol/result_meta.ts";
@@ -100,8 +100,8 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
   for (const { delivery: d, req, acked, outcome } of due) {
     const r = outcome.retry!;
     try {
-      const needs = codecsFor(d.contentType, d.headers.compression);
-      if (needs.msgpack || needs.compression) await loadCodecs(needs);
+      const needs = codecsToLoad(d.contentType, d.headers.compression);
+      if (needs) await loadCodecs(needs);
       const message = encodeRetryMessage({
         request: req,
         original: d,

@@ -213,6 +213,8 @@ const OK = 1;
 const BLOCKED = 2;
 const REVOKED = 4;
 const STORED = 8;
+/** The outcome's `repr` is `"None"` (a `-E` worker's no-op or `None`-returning task): a bit, not an extra. */
+const REPR_NONE = 16;
 /** The rarer fields of an outcome, by their number in {@link PackedOutcomes.extras}. */
 const OUTCOME_FIELDS = [
   "exc",
@@ -249,7 +251,7 @@ export function packOutcomes(outcomes: readonly RunOutcome[]): PackedOutcomes {
     const at = i * 4;
     nums[at] = o.seq;
     nums[at + 1] = (o.ok ? OK : 0) | (o.blocked === undefined ? 0 : BLOCKED) |
-      (o.revoked ? REVOKED : 0) | (o.stored ? STORED : 0);
+      (o.revoked ? REVOKED : 0) | (o.stored ? STORED : 0) | (o.repr === "None" ? REPR_NONE : 0);
     nums[at + 2] = o.runtime;
     nums[at + 3] = o.blocked ?? 0;
     metas[i] = o.meta;
@@ -258,7 +260,7 @@ export function packOutcomes(outcomes: readonly RunOutcome[]): PackedOutcomes {
     if (o.refused !== undefined) extras.push(i, 1, o.refused);
     if (o.followUp !== undefined) extras.push(i, 2, o.followUp);
     if (o.retry !== undefined) extras.push(i, 3, o.retry);
-    if (o.repr !== undefined) extras.push(i, 4, o.repr);
+    if (o.repr !== undefined && o.repr !== "None") extras.push(i, 4, o.repr);
     if (o.traceback !== undefined) extras.push(i, 5, o.traceback);
     if (o.replacedBy !== undefined) extras.push(i, 6, o.replacedBy);
   }
@@ -295,7 +297,7 @@ export function unpackOutcomes(packed: PackedOutcomes): RunOutcome[] {
       blocked: (flags & BLOCKED) !== 0 ? nums[at + 3] : undefined,
       revoked: (flags & REVOKED) !== 0 ? true : undefined,
       stored: (flags & STORED) !== 0 ? true : undefined,
-      repr: undefined,
+      repr: (flags & REPR_NONE) !== 0 ? "None" : undefined,
       traceback: undefined,
       replacedBy: undefined,
     };

@@ -205,15 +205,20 @@ export interface RunServices {
   /**
    * Called when a handler has returned or thrown, or the promise it returned
    * settled: the task has run, whatever is still to do for its outcome.
+   * `blocked`: milliseconds its handler held the thread before returning or
+   * awaiting.
    */
-  finished?: (seq: number) => void;
+  finished?: (seq: number, blocked: number) => void;
   /**
-   * Called for a request with a hard time limit before its start: a promise
-   * while outcomes of tasks that finished on this thread are still to be
-   * handed on (awaited, then asked again), so that none is in the thread
-   * when its limit may terminate it; undefined when none is.
+   * Called for every request `seq` before its start: a promise while
+   * outcomes of tasks that finished on this thread are still to be handed
+   * on, or requests that came before it wait to start (awaited, then asked
+   * again), so that those outcomes are not in the thread when it may be
+   * terminated (a hard time limit of this request, when `hard`; a revoke
+   * with terminate of it); undefined when it may start: none is, or,
+   * without `hard`, those outcomes are of less work than a hand-off is worth.
    */
-  flushed?: () => Promise<void> | undefined;
+  flushed?: (seq: number, hard: boolean) => Promise<void> | undefined;
   /**
    * Whether request `seq` was revoked since it was handed over: asked when
    * its run starts and again just before its handler is called (a task
@@ -224,8 +229,9 @@ export interface RunServices {
   /**
    * Called when a handler's synchronous run ends (it returned, threw or
    * awaited) with the request's `seq` and whether the handler returned a
-   * promise: `BatchRunner` shares the thread's later CPU time among the
-   * tasks that await (`cpu_share.ts`).
+   * promise or another thenable (what the run awaits): `BatchRunner`
+   * shares the thread's later CPU time among the tasks that await
+   * (`cpu_share.ts`).
    */
   firstRun?: (seq: number, awaits: boolean) => void;
 }

@@ -27,6 +27,14 @@ import type { WorkerOptions } from "./worker_options.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
+/**
+ * Milliseconds after which a settlement under way counts as slow: its
+ * deliveries then keep their slots in the take budget. Results and
+ * acknowledgements take a few ms to write; a backend that is down or stalls
+ * keeps them for much longer.
+ */
+const SLOW_SETTLEMENT_MS = 50;
+
 /** A task handed to the pool. */
 export interface Running {
   /** Its delivery. */
@@ -85,10 +93,13 @@ export class WorkerState {
   /**
    * Deliveries of tasks that ended but whose settlement is still under way
    * (a result store waiting out a backend outage), each with whether it is
-   * acknowledged: they keep their slots in the take budget, and the leases
-   * of the unacknowledged ones are renewed.
+   * acknowledged: the leases of the unacknowledged ones are renewed, and
+   * they keep their slots in the take budget once their settlement is slow
+   * ({@link WorkerState.slowSettling}).
    */
   readonly unsettled: Map<Delivery, boolean> = new Map();
+  /** The settlements under way: when each began, and how many deliveries it holds. */
+  readonly #holding = new Set<{ since: number; n: number }>();
   /** Whoever sleeps now: the take loop, and a shutdown's wait (which may overlap it). */
   readonly #sleepers = new Set<() => void>();
 
@@ -202,6 +213,8 @@ export class WorkerState {
   ): void {
     const held = deliveries.held ?? [];
     for (const h of held) this.unsettled.set(h.delivery, h.acked);
+    const holding = { since: performance.now(), n: held.length };
+    if (held.length) this.#holding.add(holding);
     const p: Promise<void> = this.outages.run(start).catch(async (err) => {
       // Left behind by a shutdown during an outage (which said so): it fails as the app closes,
       // and its unacknowledged messages stay with the broker, for redelivery.
@@ -212,6 +225,7 @@ export class WorkerState {
       if (!behind) await this.#parkUnsettled(deliveries.parkOnFailure?.() ?? [], err as Error);
     }).finally(() => {
       for (const h of held) this.unsettled.delete(h.delivery);
+      this.#holding.delete(holding);
       this.#settling.delete(p);
       this.wake();
     });
@@ -248,6 +262,30 @@ export class WorkerState {
         { n: deliveries.length, error: (parkErr as Error).message },
       );
     }
+  }
+
+  /**
+   * How many deliveries of ended tasks keep their slots in the take budget:
+   * those of settlements under way for {@link SLOW_SETTLEMENT_MS} or more,
+   * and all of them while one waits out an outage, so that a worker whose
+   * result backend is down or stalls takes no more than its prefetch. A
+   * prompt settlement (a few ms) holds no slot: the next take does not wait
+   * for its round trip.
+   *
+   * @example
+   * ```ts ignore
+   * const busy = state.running.size + state.slowSettling();
+   * ```
+   *
+   * @param now `performance.now()`
+   * @returns deliveries
+   */
+  slowSettling(now: number = performance.now()): number {
+    if (this.#holding.size === 0) return 0;
+    if (this.outages.waiting) return this.unsettled.size;
+    let n = 0;
+    for (const h of this.#holding) if (now - h.since >= SLOW_SETTLEMENT_MS) n += h.n;
+    return Math.min(n, this.unsettled.size);
   }
 
   /** A shutdown stops waiting for the settlements under way: their failures are expected. */

@@ -1,0 +1,63 @@
+/**
+ * Revoked task ids on Redis: the `celeriac.revoked` sorted set, each id
+ * scored with the time its revocation expires (in seconds), so workers that
+ * start later still skip them (Celery's `REVOKES_MAX_AGE`).
+ *
+ * @module
+ */
+
+import { chunked } from "./chunks.ts";
+import type { RevokedEntry } from "./port.ts";
+import type { RedisScope } from "./redis_commands.ts";
+import { REVOKED_KEY } from "./redis_keys.ts";
+
+/**
+ * Add revoked ids to the `celeriac.revoked` sorted set (an id's later
+ * expiry wins), dropping the ones that expired, in one transaction.
+ *
+ * @example
+ * ```ts ignore
+ * import { addRevoked } from "./redis_revoked.ts";
+ * await addRevoked(scope, [{ id: taskId, expiresAt: new Date(Date.now() + 3600_000) }]);
+ * ```
+ *
+ * @param scope the broker's connection and key prefix
+ * @param entries the ids and when their revocation expires
+ */
+export async function addRevoked(
+  scope: RedisScope,
+  entries: readonly RevokedEntry[],
+): Promise<void> {
+  if (entries.length === 0) return;
+  const key = scope.k(REVOKED_KEY);
+  await scope.run(() => {
+    const tx = scope.client.multi();
+    for (const some of chunked(entries)) {
+      tx.zadd(key, "GT", ...some.flatMap((e) => [String(e.expiresAt.getTime() / 1000), e.id]));
+    }
+    return tx.zremrangebyscore(key, "-inf", Date.now() / 1000).exec();
+  });
+}
+
+/**
+ * The revoked ids that have not expired.
+ *
+ * @example
+ * ```ts ignore
+ * import { listRevoked } from "./redis_revoked.ts";
+ * const revoked = new Set((await listRevoked(scope)).map((e) => e.id));
+ * ```
+ *
+ * @param scope the broker's connection and key prefix
+ * @returns the revocations in force
+ */
+export async function listRevoked(scope: RedisScope): Promise<RevokedEntry[]> {
+  const flat = await scope.run(() =>
+    scope.client.zrangebyscore(scope.k(REVOKED_KEY), Date.now() / 1000, "+inf", "WITHSCORES")
+  );
+  const out: RevokedEntry[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    out.push({ id: flat[i], expiresAt: new Date(Number(flat[i + 1]) * 1000) });
+  }
+  return out;
+}

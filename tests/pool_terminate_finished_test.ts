@@ -1,0 +1,76 @@
+/**
+ * A revoke with terminate, with no time limits set, stops only the task it
+ * names: the tasks its Web Worker already finished keep their outcomes (as
+ * a Celery prefork child sent its results before it was killed). Their
+ * outcomes used to stay in the Web Worker until a later task let its turn
+ * end (tasks given in one message run back to back; CPU-bound outcomes are
+ * held while more tasks wait), and were lost with the thread: the main
+ * thread reported those tasks lost. Each run is counted in a file.
+ */
+
+import assert from "node:assert/strict";
+import type { RunRequest } from "../src/worker/executor.ts";
+import { poolRunRequest } from "./helpers/run_info.ts";
+import { onePool, runsOf } from "./helpers/runs_pool.ts";
+
+function spin(ms: number, file: string): RunRequest {
+  return poolRunRequest("runs.spin", [ms, file]);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("threads pool: terminate keeps the outcomes of the tasks one message ran before the stuck one", async () => {
+  const file = await Deno.makeTempFile({ prefix: "terminate-finished-" });
+  const { pool: p, outcomes, limited, lost } = await onePool();
+  try {
+    const reqs = [200, 200, 3000, 200].map((ms) => spin(ms, file));
+    p.run(reqs); // one message: their handlers run back to back
+    await sleep(900); // the first two have run, the third runs
+    p.terminate([reqs[2].seq]);
+    await sleep(200);
+    // Before: [] reported, both finished tasks lost.
+    assert.deepEqual(
+      lost,
+      [],
+      `finished tasks reported lost (runs per task ${runsOf(file, reqs)})`,
+    );
+    assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]), [[reqs[0].seq, true], [
+      reqs[1].seq,
+      true,
+    ]]);
+    assert.deepEqual(limited, [{ seq: reqs[2].seq, seconds: 0, abandoned: [reqs[3].seq] }]);
+    await sleep(2500); // the stuck task ends its 3 s in the terminated thread
+    assert.deepEqual(runsOf(file, reqs), [1, 1, 1, 0]);
+  } finally {
+    await p.close();
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("threads pool: terminate keeps the outcomes a Web Worker held while more messages waited", async () => {
+  const file = await Deno.makeTempFile({ prefix: "terminate-finished-" });
+  const { pool: p, outcomes, limited, lost } = await onePool();
+  try {
+    // One message each: the first two outcomes were held while the later messages waited.
+    const reqs = [200, 200, 3000, 200].map((ms) => spin(ms, file));
+    for (const r of reqs) p.run([r]);
+    await sleep(900);
+    p.terminate([reqs[2].seq]);
+    await sleep(200);
+    assert.deepEqual(
+      lost,
+      [],
+      `finished tasks reported lost (runs per task ${runsOf(file, reqs)})`,
+    );
+    assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]), [[reqs[0].seq, true], [
+      reqs[1].seq,
+      true,
+    ]]);
+    assert.deepEqual(limited, [{ seq: reqs[2].seq, seconds: 0, abandoned: [reqs[3].seq] }]);
+    await sleep(2500);
+    assert.deepEqual(runsOf(file, reqs), [1, 1, 1, 0]);
+  } finally {
+    await p.close();
+    await Deno.remove(file);
+  }
+});

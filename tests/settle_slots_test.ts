@@ -1,0 +1,70 @@
+/**
+ * Which ended tasks keep their slots in the take budget while their
+ * settlement is under way (WorkerState.slowSettling): none while the
+ * settlement is prompt, all of those of a settlement under way for 50 ms,
+ * and all of them while one waits out an outage. No server needed.
+ */
+
+import assert from "node:assert/strict";
+import { Celery } from "../mod.ts";
+import { BrokerConnectionError } from "../src/broker/errors.ts";
+import { retryWhileDown } from "../src/broker/outage.ts";
+import type { Delivery } from "../src/broker/port.ts";
+import { WorkerState } from "../src/worker/worker_state.ts";
+
+function state(): WorkerState {
+  const app = new Celery({ broker: "redis://127.0.0.1:1/0", backend: null });
+  return new WorkerState(app, { app }, "slots@test");
+}
+
+function deliveries(n: number): { delivery: Delivery; acked: boolean }[] {
+  return Array.from({ length: n }, (_, i) => ({
+    delivery: { deliveryTag: `d${i}` } as Delivery,
+    acked: false,
+  }));
+}
+
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => open = r);
+  return { wait, open };
+}
+
+Deno.test("a prompt settlement holds no slot; one under way for 50 ms holds its deliveries'", async () => {
+  const s = state();
+  const g = gate();
+  const start = performance.now();
+  s.track(() => g.wait, { held: deliveries(3) });
+  assert.equal(s.unsettled.size, 3);
+  assert.equal(s.slowSettling(start), 0);
+  assert.equal(s.slowSettling(start + 45), 0);
+  assert.equal(s.slowSettling(performance.now() + 50), 3);
+  g.open();
+  await s.drainSettling();
+  assert.equal(s.unsettled.size, 0);
+  assert.equal(s.slowSettling(performance.now() + 1000), 0);
+});
+
+Deno.test("while a settlement waits out an outage, every settlement under way holds its slots", async () => {
+  const s = state();
+  const prompt = gate();
+  s.track(() => prompt.wait, { held: deliveries(2) });
+  let tries = 0;
+  const down = gate();
+  s.track(() =>
+    retryWhileDown(() => {
+      tries++;
+      if (tries === 1) down.open();
+      if (tries < 3) throw new BrokerConnectionError("redis://127.0.0.1:1/0", new Error("down"));
+      return Promise.resolve();
+    }, { limit: 5 }), { held: deliveries(1) });
+  await down.wait;
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(s.outages.waiting, true);
+  assert.equal(s.slowSettling(performance.now()), 3);
+  prompt.open();
+  await s.drainSettling();
+  assert.equal(tries, 3);
+  assert.equal(s.outages.waiting, false);
+  assert.equal(s.slowSettling(), 0);
+});
