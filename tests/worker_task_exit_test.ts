@@ -9,9 +9,12 @@
 
 import assert from "node:assert/strict";
 import { Celery, TaskError } from "../mod.ts";
+import type { RunOutcome } from "../src/worker/executor.ts";
+import { ThreadPool } from "../src/worker/thread_pool.ts";
 import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { app as exitApp } from "./apps/exit_app.ts";
 import { celeriacWorker, celeriacWorkerArgs } from "./helpers/procs.ts";
+import { poolRunRequest } from "./helpers/run_info.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -56,6 +59,37 @@ async function failure(p: Promise<unknown>): Promise<TaskError> {
   assert.ok(err instanceof TaskError, `expected a TaskError, got ${err}`);
   return err;
 }
+
+Deno.test("task exit: a task handed on as the pool reports the loss runs on the replacement", async () => {
+  const outcomes: RunOutcome[] = [];
+  const lost: string[] = [];
+  const second = poolRunRequest("x.wid", ["second"]);
+  const done = Promise.withResolvers<void>();
+  const pool: ThreadPool = new ThreadPool({ size: 1, slots: 4, module: APP, config: {} }, {
+    onOutcomes: (o) => {
+      outcomes.push(...o);
+      if (o.some((x) => x.seq === second.seq)) done.resolve();
+    },
+    onPublish: () => Promise.resolve(),
+    // As the worker does: the settled task frees its slot, and a waiting task is handed on at once.
+    onLost: (seqs, reason) => {
+      lost.push(...seqs.map((s) => `${s}: ${reason}`));
+      if (seqs.includes(second.seq)) done.resolve();
+      else pool.run([second]);
+    },
+    onTimeLimit: () => {},
+  });
+  await pool.start();
+  try {
+    const exit = poolRunRequest("x.exit", ["exit", 0]);
+    pool.run([exit]);
+    await done.promise;
+    assert.deepEqual(lost, [`${exit.seq}: task code called Deno.exit(3)`]);
+    assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]), [[second.seq, true]]);
+  } finally {
+    await pool.close();
+  }
+});
 
 test("Deno.exit() in a Web Worker: WorkerLostError, the tasks it had not started run on its replacement", async () => {
   await withWorker({}, async (client, worker) => {

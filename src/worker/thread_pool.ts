@@ -300,15 +300,12 @@ export class ThreadPool implements Pool {
     if (member.dead) return;
     const wasRetiring = member.retiring;
     const split = haltAndSplit(member, this.#owner);
-    const named = split.started.slice(0, 3).map((s) => {
-      const o = this.#owner.get(s)!;
-      return `${o.task}[${o.id}]`;
-    });
+    const named = split.started.slice(0, 3).map((s) => this.#owner.get(s)!)
+      .map((o) => `${o.task}[${o.id}]`);
     this.#drop(member, split);
     if (this.#closed) return;
     const lost = member.up ? split.started : [...split.started, ...split.notStarted];
     const back = member.up ? split.notStarted : [];
-    if (lost.length || back.length) this.#events.onLost(lost, reason, back);
     const g = member.group;
     if (!member.up) g.failures++;
     const delay = member.up ? 0 : Math.min(30_000, 500 * 2 ** Math.min(g.failures, 6));
@@ -322,12 +319,16 @@ export class ThreadPool implements Pool {
         what: wasRetiring ? "it was already replaced" : `replacing it in ${delay} ms`,
       },
     );
-    if (wasRetiring) return;
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
+    const respawn = () => {
       if (!this.#closed && g.members.length < this.#target(g)) g.members.push(this.#spawn(g));
-    }, delay);
-    this.#timers.add(timer);
+    };
+    // One that ran tasks is replaced before they settle: a task handed on as they free slots finds it.
+    if (!wasRetiring && delay === 0) respawn();
+    else if (!wasRetiring) {
+      const timer = setTimeout(() => this.#timers.delete(timer) && respawn(), delay);
+      this.#timers.add(timer);
+    }
+    if (lost.length || back.length) this.#events.onLost(lost, reason, back);
   }
 
   #softLimit(seq: number, seconds: number): void {
