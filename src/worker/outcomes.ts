@@ -125,7 +125,9 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
 
 /**
  * A Web Worker died with these tasks: late-ack tasks that reject on worker
- * loss are requeued; the others fail with `WorkerLostError`. Those it held
+ * loss are requeued, counted in their delivery count as when a worker
+ * process dies holding them (so `maxDeliveries` parks one that kills every
+ * Web Worker); the others fail with `WorkerLostError`. Those it held
  * that had not started are put back in their queues (requeued if
  * unacknowledged, republished if already acknowledged), never failed.
  *
@@ -141,6 +143,9 @@ export function settleLost(
   notStarted: number[] = [],
 ): void {
   const s = new Settlement();
+  /** Not started: put back as they were. */
+  const back: Running[] = [];
+  /** Running when it died: counted as given back by a consumer that died holding them. */
   const requeues: Running[] = [];
   const earlyAcked: Running[] = [];
   for (const seq of notStarted) {
@@ -152,7 +157,7 @@ export function settleLost(
       continue;
     }
     st.lifecycle.emit({ type: "returned", req: r.req, why: "worker-lost", seq, detail: reason });
-    requeues.push(r);
+    back.push(r);
   }
   for (const seq of seqs) {
     const r = st.running.get(seq);
@@ -184,7 +189,10 @@ export function settleLost(
     if (!r.acked) s.acks.push(r.delivery);
     else earlyAcked.push(r);
   }
-  st.settle(s, () => putBack(st, requeues), [...requeues, ...earlyAcked]);
+  st.settle(s, async () => {
+    await putBack(st, back);
+    await putBack(st, requeues, true);
+  }, [...back, ...requeues, ...earlyAcked]);
   st.wake();
 }
 
@@ -250,14 +258,17 @@ export function settleTimeLimit(
  *
  * @param st the worker's state
  * @param tasks the tasks
+ * @param consumerDied count the unacknowledged ones as given back by a
+ *   consumer that died holding them (their Web Worker died running them)
  */
 export async function putBack(
   st: WorkerState,
   tasks: readonly Pick<Running, "delivery" | "acked" | "received">[],
+  consumerDied = false,
 ): Promise<void> {
   const unacked = tasks.filter((t) => !t.acked).sort((a, b) => a.received - b.received)
     .map((t) => t.delivery);
-  if (unacked.length) await st.broker.requeue(unacked);
+  if (unacked.length) await st.broker.requeue(unacked, consumerDied ? { consumerDied } : undefined);
   for (const t of tasks.filter((x) => x.acked)) {
     await st.broker.publish(t.delivery, {
       exchange: t.delivery.exchange,
