@@ -1,8 +1,9 @@
 /**
  * Which ended tasks keep their slots in the take budget while their
- * settlement is under way (WorkerState.slowSettling): none while the
- * settlement is prompt, all of those of a settlement under way for 50 ms,
- * and all of them while one waits out an outage. No server needed.
+ * settlement is under way (WorkerState.slowSettling): an unacknowledged
+ * delivery (late ack) always, until its settlement ends; an acknowledged
+ * one (early ack) none while the settlement is prompt, from 50 ms on, and
+ * while one waits out an outage. No server needed.
  */
 
 import assert from "node:assert/strict";
@@ -17,10 +18,10 @@ function state(): WorkerState {
   return new WorkerState(app, { app }, "slots@test");
 }
 
-function deliveries(n: number): { delivery: Delivery; acked: boolean }[] {
-  return Array.from({ length: n }, (_, i) => ({
-    delivery: { deliveryTag: `d${i}` } as Delivery,
-    acked: false,
+function deliveries(n: number, acked: boolean): { delivery: Delivery; acked: boolean }[] {
+  return Array.from({ length: n }, () => ({
+    delivery: { deliveryTag: crypto.randomUUID() } as Delivery,
+    acked,
   }));
 }
 
@@ -30,11 +31,11 @@ function gate(): { wait: Promise<void>; open: () => void } {
   return { wait, open };
 }
 
-Deno.test("a prompt settlement holds no slot; one under way for 50 ms holds its deliveries'", async () => {
+Deno.test("a prompt settlement holds no slot for acknowledged deliveries; one under way for 50 ms does", async () => {
   const s = state();
   const g = gate();
   const start = performance.now();
-  s.track(() => g.wait, { held: deliveries(3) });
+  s.track(() => g.wait, { held: deliveries(3, true) });
   assert.equal(s.unsettled.size, 3);
   assert.equal(s.slowSettling(start), 0);
   assert.equal(s.slowSettling(start + 45), 0);
@@ -45,10 +46,26 @@ Deno.test("a prompt settlement holds no slot; one under way for 50 ms holds its 
   assert.equal(s.slowSettling(performance.now() + 1000), 0);
 });
 
+Deno.test("an unacknowledged delivery (late ack) holds its slot until its settlement ends, however prompt", async () => {
+  const s = state();
+  const late = gate();
+  const early = gate();
+  const start = performance.now();
+  s.track(() => late.wait, { held: deliveries(2, false) });
+  s.track(() => early.wait, { held: deliveries(3, true) });
+  assert.equal(s.slowSettling(start), 2);
+  assert.equal(s.slowSettling(start + 45), 2);
+  assert.equal(s.slowSettling(performance.now() + 50), 5);
+  late.open();
+  early.open();
+  await s.drainSettling();
+  assert.equal(s.slowSettling(performance.now() + 1000), 0);
+});
+
 Deno.test("while a settlement waits out an outage, every settlement under way holds its slots", async () => {
   const s = state();
   const prompt = gate();
-  s.track(() => prompt.wait, { held: deliveries(2) });
+  s.track(() => prompt.wait, { held: deliveries(2, true) });
   let tries = 0;
   const down = gate();
   s.track(() =>
@@ -57,7 +74,7 @@ Deno.test("while a settlement waits out an outage, every settlement under way ho
       if (tries === 1) down.open();
       if (tries < 3) throw new BrokerConnectionError("redis://127.0.0.1:1/0", new Error("down"));
       return Promise.resolve();
-    }, { limit: 5 }), { held: deliveries(1) });
+    }, { limit: 5 }), { held: deliveries(1, true) });
   await down.wait;
   await new Promise((r) => setTimeout(r, 0));
   assert.equal(s.outages.waiting, true);

@@ -32,7 +32,7 @@ export interface TakeState {
   capacity: number;
   /** The prefetch window's limit (messages the worker may hold now). */
   window: number;
-  /** Tasks running now, and ended tasks whose slow settlement is under way (their results not yet stored). */
+  /** Tasks running now, and ended tasks whose settlement holds their slot (WorkerState.slowSettling). */
   running: number;
   /** ETA tasks held now. */
   etaHeld: number;

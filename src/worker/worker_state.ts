@@ -94,12 +94,15 @@ export class WorkerState {
    * Deliveries of tasks that ended but whose settlement is still under way
    * (a result store waiting out a backend outage), each with whether it is
    * acknowledged: the leases of the unacknowledged ones are renewed, and
-   * they keep their slots in the take budget once their settlement is slow
-   * ({@link WorkerState.slowSettling}).
+   * they keep their slots in the take budget (the acknowledged ones only
+   * once their settlement is slow: {@link WorkerState.slowSettling}).
    */
   readonly unsettled: Map<Delivery, boolean> = new Map();
-  /** The settlements under way: when each began, and how many deliveries it holds. */
-  readonly #holding = new Set<{ since: number; n: number }>();
+  /**
+   * The settlements under way: when each began, and how many of its
+   * deliveries are not yet acknowledged (late ack) and acknowledged (early ack).
+   */
+  readonly #holding = new Set<{ since: number; unacked: number; acked: number }>();
   /** Whoever sleeps now: the take loop, and a shutdown's wait (which may overlap it). */
   readonly #sleepers = new Set<() => void>();
 
@@ -213,7 +216,13 @@ export class WorkerState {
   ): void {
     const held = deliveries.held ?? [];
     for (const h of held) this.unsettled.set(h.delivery, h.acked);
-    const holding = { since: performance.now(), n: held.length };
+    // An early ack written as its task starts: the running task holds the slot already.
+    const live = new Set<Delivery>();
+    if (this.running.size && held.some((h) => !h.acked)) {
+      for (const r of this.running.values()) live.add(r.delivery);
+    }
+    const unacked = held.filter((h) => !h.acked && !live.has(h.delivery)).length;
+    const holding = { since: performance.now(), unacked, acked: held.length - unacked };
     if (held.length) this.#holding.add(holding);
     const p: Promise<void> = this.outages.run(start).catch(async (err) => {
       // Left behind by a shutdown during an outage (which said so): it fails as the app closes,
@@ -265,12 +274,15 @@ export class WorkerState {
   }
 
   /**
-   * How many deliveries of ended tasks keep their slots in the take budget:
-   * those of settlements under way for {@link SLOW_SETTLEMENT_MS} or more,
-   * and all of them while one waits out an outage, so that a worker whose
-   * result backend is down or stalls takes no more than its prefetch. A
-   * prompt settlement (a few ms) holds no slot: the next take does not wait
-   * for its round trip.
+   * How many deliveries of ended tasks keep their slots in the take budget.
+   * One not yet acknowledged (late ack: its acknowledgement is part of the
+   * settlement) always does, until its settlement ends: the prefetch bounds
+   * unacknowledged messages, as in Celery. An acknowledged one (early ack:
+   * only its result remains to store) does once its settlement is under way
+   * for {@link SLOW_SETTLEMENT_MS} or more, or while one waits out an
+   * outage, so that a worker whose result backend is down or stalls takes
+   * no more than its prefetch; a prompt store (a few ms) holds no slot, and
+   * the next take does not wait for its round trip.
    *
    * @example
    * ```ts ignore
@@ -284,7 +296,9 @@ export class WorkerState {
     if (this.#holding.size === 0) return 0;
     if (this.outages.waiting) return this.unsettled.size;
     let n = 0;
-    for (const h of this.#holding) if (now - h.since >= SLOW_SETTLEMENT_MS) n += h.n;
+    for (const h of this.#holding) {
+      n += h.unacked + (now - h.since >= SLOW_SETTLEMENT_MS ? h.acked : 0);
+    }
     return Math.min(n, this.unsettled.size);
   }
 

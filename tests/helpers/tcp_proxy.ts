@@ -2,27 +2,46 @@
  * A TCP proxy owned by a test: clients connect to `port`, every connection
  * is relayed to the target, and `cut()` breaks all current connections at
  * once (as a network failure would), while new connections still work.
+ * With `delayMs`, what clients send reaches the target that much later (in
+ * order), as over a slow link.
  */
 
 /** A running proxy. */
 export class TcpProxy {
   readonly #listener: Deno.TcpListener;
   readonly #target: { hostname: string; port: number };
+  readonly #delayMs: number;
   readonly #open = new Set<Deno.Conn>();
   readonly #accepting: Promise<void>;
   readonly #relays = new Set<Promise<void>>();
   /** Connections accepted so far. */
   accepted = 0;
 
-  private constructor(listener: Deno.TcpListener, target: { hostname: string; port: number }) {
+  private constructor(
+    listener: Deno.TcpListener,
+    target: { hostname: string; port: number },
+    delayMs: number,
+  ) {
     this.#listener = listener;
     this.#target = target;
+    this.#delayMs = delayMs;
     this.#accepting = this.#accept();
   }
 
-  /** Listen on a free local port and relay to `hostname:port`. */
-  static start(target: { hostname: string; port: number }): TcpProxy {
-    return new TcpProxy(Deno.listen({ hostname: "127.0.0.1", port: 0 }), target);
+  /**
+   * Listen on a free local port and relay to `hostname:port`.
+   *
+   * @example
+   * ```ts ignore
+   * const slow = TcpProxy.start({ hostname: "127.0.0.1", port: 6379 }, { delayMs: 30 });
+   * ```
+   */
+  static start(
+    target: { hostname: string; port: number },
+    options: { delayMs?: number } = {},
+  ): TcpProxy {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    return new TcpProxy(listener, target, options.delayMs ?? 0);
   }
 
   /** The local port clients connect to. */
@@ -47,22 +66,41 @@ export class TcpProxy {
       }
       this.#open.add(client);
       this.#open.add(server);
-      const relay = Promise.all([this.#pipe(client, server), this.#pipe(server, client)])
+      const relay = Promise.all([
+        this.#pipe(client, server, this.#delayMs),
+        this.#pipe(server, client, 0),
+      ])
         .then(() => {});
       this.#relays.add(relay);
       relay.finally(() => this.#relays.delete(relay));
     }
   }
 
-  async #pipe(from: Deno.Conn, to: Deno.Conn): Promise<void> {
+  async #pipe(from: Deno.Conn, to: Deno.Conn, delayMs: number): Promise<void> {
     const buf = new Uint8Array(64 * 1024);
+    let sent = Promise.resolve();
+    const write = async (chunk: Uint8Array, at: number) => {
+      const wait = at - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      let off = 0;
+      while (off < chunk.length) off += await to.write(chunk.subarray(off));
+    };
     try {
       while (true) {
         const n = await from.read(buf);
         if (n === null) break;
-        let off = 0;
-        while (off < n) off += await to.write(buf.subarray(off, n));
+        if (delayMs === 0) {
+          await write(buf.subarray(0, n), 0);
+          continue;
+        }
+        const chunk = buf.slice(0, n);
+        const at = performance.now() + delayMs;
+        sent = sent.then(() => write(chunk, at)).catch(() => {
+          this.#close(from);
+          this.#close(to);
+        });
       }
+      await sent;
     } catch {
       // the other side was cut
     } finally {
