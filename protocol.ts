@@ -88,6 +88,7 @@ export type {
   PublishTarget,
   QueueBinding,
   Rejection,
+  RequeueOptions,
   RevokedEntry,
   SubscribeOptions,
   Subscription,

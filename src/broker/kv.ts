@@ -56,6 +56,7 @@ import type {
   ParkedMessage,
   PublishTarget,
   Rejection,
+  RequeueOptions,
   RevokedEntry,
   SubscribeOptions,
   Subscription,
@@ -322,11 +323,15 @@ export class KvBroker implements Broker {
     });
   }
 
-  /** Put deliveries back in front of their queues, marked redelivered, in their order. */
-  async requeue(deliveries: readonly Delivery[]): Promise<void> {
+  /**
+   * Put deliveries back in front of their queues, marked redelivered, in
+   * their order; counted as restored when their consumer died holding them.
+   */
+  async requeue(deliveries: readonly Delivery[], options: RequeueOptions = {}): Promise<void> {
     return await this.#run(async () => {
       const tags = deliveries.map((d) => d.deliveryTag);
-      if (await moveBackMany(this.#scope, tags, true) > 0) this.#shared.notify();
+      const counted = options.consumerDied ?? false;
+      if (await moveBackMany(this.#scope, tags, true, counted) > 0) this.#shared.notify();
     });
   }
 

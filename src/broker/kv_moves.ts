@@ -230,12 +230,14 @@ export async function moveBack(
  * @param scope the broker's database and namespace
  * @param tags the delivery tags, first to go in front first
  * @param redelivered mark them redelivered
+ * @param counted count them as restored (their consumer died holding them)
  * @returns how many were moved
  */
 export async function moveBackMany(
   scope: KvScope,
   tags: readonly string[],
   redelivered: boolean,
+  counted = false,
 ): Promise<number> {
   const order = [...new Set(tags)]; // a Set keeps each tag's first place
   // The first tag gets the highest sequence: queue keys hold -seq, so it sorts first.
@@ -266,6 +268,7 @@ export async function moveBackMany(
         ...entry.value.message,
         redelivered: redelivered || entry.value.message.redelivered,
       };
+      if (counted) message.restores = (message.restores ?? 0) + 1;
       const key = scope.k("q", queue, message.step, -seqs.get(tag)!, crypto.randomUUID());
       op.check(entry).delete(entry.key).set(key, message);
       perQueue.set(queue, (perQueue.get(queue) ?? 0n) + 1n);

@@ -148,6 +148,29 @@ export interface Delivery extends Message {
 export const DELIVERY_COUNT_HEADER = "x-delivery-count";
 
 /**
+ * Options of {@link Broker.requeue}.
+ *
+ * @example Requeueing the task a crashed Web Worker held, counted
+ * ```ts
+ * import { openBroker, type RequeueOptions } from "@celeriac/celeriac/protocol";
+ * const broker = await openBroker("kv://:memory:");
+ * const options: RequeueOptions = { consumerDied: true };
+ * const taken = await broker.take(["celery"], { max: 1, signal: AbortSignal.timeout(100) });
+ * await broker.requeue(taken, options);
+ * await broker.close();
+ * ```
+ */
+export interface RequeueOptions {
+  /**
+   * The consumer that held them died running them (a Web Worker that
+   * crashed): count it in their {@link DELIVERY_COUNT_HEADER}, as a
+   * redelivery after the visibility timeout is counted, so that a message
+   * that kills every consumer is parked after `maxDeliveries`. Default false.
+   */
+  consumerDied?: boolean;
+}
+
+/**
  * A message that a consumer refused, kept for an operator.
  *
  * @example Listing parked messages
@@ -301,8 +324,11 @@ export interface Broker {
    * Given in the order they were received, they end up at the head of the
    * queue in that same order: the next take gets them in their original order
    * (a RabbitMQ quorum queue returns them behind the waiting messages, in order).
+   * With `options.consumerDied` they count as given back by a consumer that
+   * died holding them ({@link DELIVERY_COUNT_HEADER}, on Redis and KV; a
+   * RabbitMQ quorum queue counts every requeue itself).
    */
-  requeue(deliveries: readonly Delivery[]): Promise<void>;
+  requeue(deliveries: readonly Delivery[], options?: RequeueOptions): Promise<void>;
   /**
    * Delete every message waiting in a queue; resolves with how many. Rejects
    * with a TypeError for an empty queue name.

@@ -38,6 +38,7 @@ import type {
   PublishTarget,
   QueueBinding,
   Rejection,
+  RequeueOptions,
   RevokedEntry,
   SubscribeOptions,
   Subscription,
@@ -282,8 +283,8 @@ export class RedisBroker implements Broker {
   }
 
   /** Put deliveries back at the front of their queues (kombu's restore, RPUSH). */
-  requeue(deliveries: readonly Delivery[]): Promise<void> {
-    return this.#settler.requeue(deliveries);
+  requeue(deliveries: readonly Delivery[], options: RequeueOptions = {}): Promise<void> {
+    return this.#settler.requeue(deliveries, undefined, options.consumerDied ?? false);
   }
 
   /** Delete every waiting message of a queue (all priority lists). */

@@ -37,6 +37,7 @@ import type {
   PublishManyOptions,
   PublishTarget,
   Rejection,
+  RequeueOptions,
   RevokedEntry,
   SubscribeOptions,
   Subscription,
@@ -324,9 +325,9 @@ export class RedisClusterBroker implements Broker {
   }
 
   /** Put deliveries back in front of their queues. */
-  async requeue(deliveries: readonly Delivery[]): Promise<void> {
+  async requeue(deliveries: readonly Delivery[], options?: RequeueOptions): Promise<void> {
     const groups = this.#byQueue(deliveries, (d) => d.queue);
-    await Promise.all([...groups].map(([s, ds]) => s.requeue(ds)));
+    await Promise.all([...groups].map(([s, ds]) => s.requeue(ds, options)));
   }
 
   /** Renew the visibility of live deliveries. */

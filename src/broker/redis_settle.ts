@@ -10,7 +10,7 @@
  */
 
 import { encodeEnvelope } from "../protocol/envelope.ts";
-import type { Delivery, Rejection } from "./port.ts";
+import { type Delivery, DELIVERY_COUNT_HEADER, type Rejection } from "./port.ts";
 import { chunked } from "./chunks.ts";
 import type { RedisBatch } from "./redis_client.ts";
 import type { RedisScope } from "./redis_commands.ts";
@@ -180,8 +180,14 @@ export class RedisSettler {
    * @param deliveries the deliveries, in the order they were received
    * @param limit seconds it is retried while Redis is unreachable (default
    *   the outage limit)
+   * @param consumerDied count it in their delivery count (their consumer died
+   *   holding them), as a restore after the visibility timeout does
    */
-  async requeue(deliveries: readonly Delivery[], limit?: number): Promise<void> {
+  async requeue(
+    deliveries: readonly Delivery[],
+    limit?: number,
+    consumerDied = false,
+  ): Promise<void> {
     const settleable = this.#taker.settleable(deliveries);
     if (settleable) deliveries = await settleable;
     if (deliveries.length === 0) return;
@@ -193,7 +199,7 @@ export class RedisSettler {
         };
         for (const d of deliveries.toReversed()) {
           const raw = encodeEnvelope(
-            d,
+            consumerDied ? counted(d) : d,
             { exchange: d.exchange, routing_key: d.routingKey },
             d.deliveryTag,
             true,
@@ -255,4 +261,10 @@ export class RedisSettler {
       )
     );
   }
+}
+
+/** The delivery with its count of consumers that died holding it one higher. */
+function counted(d: Delivery): Delivery {
+  const n = Number(d.headers[DELIVERY_COUNT_HEADER]) || 0;
+  return { ...d, headers: { ...d.headers, [DELIVERY_COUNT_HEADER]: n + 1 } };
 }

@@ -1,7 +1,8 @@
 /**
  * Where and how the command line writes log records: plain text or JSON
  * Lines (one object per record, through LogTape's JSON Lines formatter) to
- * the console or to a file (`@logtape/file`'s buffered file sink).
+ * the console or to a file (`@logtape/file`'s buffered file sink). Text keeps a
+ * logged stack trace's line breaks, as Celery's tracebacks read.
  *
  * @module
  */
@@ -182,7 +183,13 @@ export interface LogSinkOptions {
 export async function logSink(options: LogSinkOptions = {}): Promise<Sink> {
   const formatter = options.format === "json"
     ? jsonLogFormatter(options.fields ?? { hostname: Deno.hostname() })
-    : getTextFormatter({ timestamp: "date-time", value: "bare" });
+    // Line breaks kept (a stack trace reads as Celery's tracebacks do; the "bare" preset escapes
+    // them unless told), other control characters still escaped; JSON escapes them itself.
+    : getTextFormatter({
+      timestamp: "date-time",
+      value: "bare",
+      sanitize: { newlines: "preserve" },
+    });
   if (options.logfile !== undefined) {
     // Non-blocking: a timer flushes what is buffered every second. The blocking sink flushes
     // only when the next record is written, so a quiet worker's last lines (its "ready") stayed

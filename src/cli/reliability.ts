@@ -19,7 +19,9 @@ export const RELIABILITY_OPTIONS = {
 /** Their lines in the usage text. */
 export const RELIABILITY_USAGE = `
       --max-deliveries N     park a message as poison (FAILURE stored) once consumers died
-                             holding it N times (x-delivery-count; default 5, 0 = never)
+                             holding it N times (x-delivery-count; default 5, 0 = never);
+                             a Web Worker that died running a task requeued by
+                             --reject-on-worker-lost counts as one
       --max-decompressed-size SIZE
                              park a message whose compressed body would decompress to more
                              than SIZE bytes (K, M, G suffixes; default 64M), decoding no

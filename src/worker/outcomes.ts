@@ -125,7 +125,9 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
 
 /**
  * A Web Worker died with these tasks: late-ack tasks that reject on worker
- * loss are requeued; the others fail with `WorkerLostError`. Those it held
+ * loss are requeued, counted in their delivery count as when a worker
+ * process dies holding them (so `maxDeliveries` parks one that kills every
+ * Web Worker); the others fail with `WorkerLostError`. Those it held
  * that had not started are put back in their queues (requeued if
  * unacknowledged, republished if already acknowledged), never failed.
  *
@@ -142,7 +144,10 @@ export function settleLost(
 ): void {
   const s = new Settlement();
   const earlyAcked: Running[] = [];
-  const requeues = returnAll(st, s, notStarted, "worker-lost", earlyAcked, reason);
+  /** Not started: put back as they were. */
+  const back = returnAll(st, s, notStarted, "worker-lost", earlyAcked, reason);
+  /** Running when it died: counted as given back by a consumer that died holding them. */
+  const requeues: Running[] = [];
   for (const seq of seqs) {
     const r = take(st, s, seq, earlyAcked);
     if (!r) continue;
@@ -157,7 +162,10 @@ export function settleLost(
     }
     fail(st, s, r, seq, earlyAcked, "worker-lost", new WorkerLostError(reason), reason);
   }
-  st.settle(s, () => putBack(st, requeues), [...requeues, ...earlyAcked]);
+  st.settle(s, async () => {
+    await putBack(st, back);
+    await putBack(st, requeues, true);
+  }, [...back, ...requeues, ...earlyAcked]);
   st.wake();
 }
 
@@ -197,14 +205,17 @@ export function settleTimeLimit(
  *
  * @param st the worker's state
  * @param tasks the tasks
+ * @param consumerDied count the unacknowledged ones as given back by a
+ *   consumer that died holding them (their Web Worker died running them)
  */
 export async function putBack(
   st: WorkerState,
   tasks: readonly Pick<Running, "delivery" | "acked" | "received">[],
+  consumerDied = false,
 ): Promise<void> {
   const unacked = tasks.filter((t) => !t.acked).sort((a, b) => a.received - b.received)
     .map((t) => t.delivery);
-  if (unacked.length) await st.broker.requeue(unacked);
+  if (unacked.length) await st.broker.requeue(unacked, consumerDied ? { consumerDied } : undefined);
   for (const t of tasks.filter((x) => x.acked)) {
     await st.broker.publish(t.delivery, {
       exchange: t.delivery.exchange,
