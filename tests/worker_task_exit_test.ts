@@ -167,7 +167,7 @@ test("inline pool: an unhandled rejection and a throw from a timer are logged, n
     await proc.waitFor(
       new RegExp(
         // A timer's callback runs in its task's async context, but the error event after it does not.
-        `uncaught error: Error: thrown from a timer.*exit_app\\.ts`,
+        `uncaught error: Error: thrown from a timer\\n\\s+at [^\\n]*exit_app\\.ts`,
       ),
       5_000,
     );
