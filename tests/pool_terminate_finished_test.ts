@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict";
 import type { RunRequest } from "../src/worker/executor.ts";
+import type { ThreadPool } from "../src/worker/thread_pool.ts";
 import { poolRunRequest } from "./helpers/run_info.ts";
 import { onePool, runsOf } from "./helpers/runs_pool.ts";
 
@@ -19,12 +20,16 @@ function spin(ms: number, file: string): RunRequest {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-Deno.test("threads pool: terminate keeps the outcomes of the tasks one message ran before the stuck one", async () => {
+/**
+ * Hand four runs to one Web Worker with `send` (the third spins 3 s), terminate
+ * the third while it runs, and check the first two keep their outcomes.
+ */
+async function terminateThird(send: (p: ThreadPool, reqs: RunRequest[]) => void): Promise<void> {
   const file = await Deno.makeTempFile({ prefix: "terminate-finished-" });
   const { pool: p, outcomes, limited, lost } = await onePool();
   try {
     const reqs = [200, 200, 3000, 200].map((ms) => spin(ms, file));
-    p.run(reqs); // one message: their handlers run back to back
+    send(p, reqs);
     await sleep(900); // the first two have run, the third runs
     p.terminate([reqs[2].seq]);
     await sleep(200);
@@ -45,32 +50,16 @@ Deno.test("threads pool: terminate keeps the outcomes of the tasks one message r
     await p.close();
     await Deno.remove(file);
   }
+}
+
+Deno.test("threads pool: terminate keeps the outcomes of the tasks one message ran before the stuck one", async () => {
+  // One message: their handlers run back to back.
+  await terminateThird((p, reqs) => p.run(reqs));
 });
 
 Deno.test("threads pool: terminate keeps the outcomes a Web Worker held while more messages waited", async () => {
-  const file = await Deno.makeTempFile({ prefix: "terminate-finished-" });
-  const { pool: p, outcomes, limited, lost } = await onePool();
-  try {
-    // One message each: the first two outcomes were held while the later messages waited.
-    const reqs = [200, 200, 3000, 200].map((ms) => spin(ms, file));
+  // One message each: the first two outcomes were held while the later messages waited.
+  await terminateThird((p, reqs) => {
     for (const r of reqs) p.run([r]);
-    await sleep(900);
-    p.terminate([reqs[2].seq]);
-    await sleep(200);
-    assert.deepEqual(
-      lost,
-      [],
-      `finished tasks reported lost (runs per task ${runsOf(file, reqs)})`,
-    );
-    assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]), [[reqs[0].seq, true], [
-      reqs[1].seq,
-      true,
-    ]]);
-    assert.deepEqual(limited, [{ seq: reqs[2].seq, seconds: 0, abandoned: [reqs[3].seq] }]);
-    await sleep(2500);
-    assert.deepEqual(runsOf(file, reqs), [1, 1, 1, 0]);
-  } finally {
-    await p.close();
-    await Deno.remove(file);
-  }
+  });
 });

@@ -7,10 +7,18 @@
  * twice. An outage longer than `outageRetryLimit` loses nothing: each
  * message whose result could not be stored is parked once, with the reason,
  * for an operator to requeue (its task is not run again by itself).
+ *
+ * With early acknowledgement (the default), a task that ends in a failure
+ * the worker writes itself (its Web Worker died: `WorkerLostError`) holds
+ * its prefetch slot the same way until that result is stored, instead of
+ * the worker holding an unbounded number of unstored results in memory, and
+ * every result is stored once the backend is back.
  */
 
 import assert from "node:assert/strict";
+import type { Celery } from "../mod.ts";
 import type { AsyncResult } from "../src/client/async_result.ts";
+import type { Worker } from "../src/worker/worker.ts";
 import { app as tasksApp } from "./apps/worker_app.ts";
 import { PrivateRedis } from "./helpers/private_redis.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
@@ -36,70 +44,90 @@ interface Case {
   broker: () => Promise<{ url: string; cleanup(): Promise<void> }>;
 }
 
-const cases: Case[] = [
-  {
-    name: "redis",
-    ignore: WITHOUT_REDIS,
-    broker: () => {
-      const prefix = uniquePrefix("backend-down");
-      const q = `global_keyprefix=${encodeURIComponent(prefix)}&visibility_timeout=2`;
-      return Promise.resolve({
-        url: `${REDIS_URL}?${q}`,
-        cleanup: () => deleteKeys(prefix).then(),
-      });
+/** The brokers, each under names of its own (`label`), with `query` on Redis and KV URLs. */
+function brokerCases(label: string, query: string): Case[] {
+  return [
+    {
+      name: "redis",
+      ignore: WITHOUT_REDIS,
+      broker: () => {
+        const prefix = uniquePrefix(label);
+        const q = [`global_keyprefix=${encodeURIComponent(prefix)}`, query].filter(Boolean);
+        return Promise.resolve({
+          url: `${REDIS_URL}?${q.join("&")}`,
+          cleanup: () => deleteKeys(prefix).then(),
+        });
+      },
     },
-  },
-  {
-    name: "kv",
-    ignore: WITHOUT_REDIS,
-    broker: async () => {
-      const dir = await Deno.makeTempDir({ prefix: "celeriac-backend-down-" });
-      return {
-        url: `kv://${dir}/broker.sqlite?visibility_timeout=2`,
-        cleanup: () => Deno.remove(dir, { recursive: true }),
-      };
+    {
+      name: "kv",
+      ignore: WITHOUT_REDIS,
+      broker: async () => {
+        const dir = await Deno.makeTempDir({ prefix: `celeriac-${label}-` });
+        return {
+          url: `kv://${dir}/broker.sqlite${query ? `?${query}` : ""}`,
+          cleanup: () => Deno.remove(dir, { recursive: true }),
+        };
+      },
     },
-  },
-  {
-    name: "rabbitmq",
-    ignore: WITHOUT_REDIS || WITHOUT_RABBITMQ,
-    broker: async () => {
-      const vhost = await createVhost("backend-down");
-      return { url: vhost.url(), cleanup: () => vhost.remove() };
+    {
+      name: "rabbitmq",
+      ignore: WITHOUT_REDIS || WITHOUT_RABBITMQ,
+      broker: async () => {
+        const vhost = await createVhost(label);
+        return { url: vhost.url(), cleanup: () => vhost.remove() };
+      },
     },
-  },
-];
+  ];
+}
 
-for (const c of cases) {
+/**
+ * Start a worker on `c`'s broker with a private Redis as its backend, run
+ * `fn`, then clean up both.
+ */
+async function onBroker(
+  c: Case,
+  fn: (client: Celery, worker: Worker, backend: PrivateRedis) => Promise<void>,
+): Promise<void> {
+  const backend = await PrivateRedis.start();
+  const broker = await c.broker();
+  try {
+    const t = { broker: broker.url, backend: backend.url };
+    await withWorker(t, {}, (client, worker) => fn(client, worker, backend));
+  } finally {
+    await broker.cleanup();
+    await backend.close();
+  }
+}
+
+/** Kill `backend` for 5 s, checking the worker takes at most `MOST_TAKEN` messages meanwhile. */
+async function takesLittleWhileDown(worker: Worker, backend: PrivateRedis): Promise<void> {
+  await backend.down();
+  const atKill = worker.stats.received;
+  // Longer than a visibility timeout of 2 s, so that a lease not renewed expires.
+  await new Promise((r) => setTimeout(r, 5000));
+  const taken = worker.stats.received - atKill;
+  // Before, late ack: 36 (every message) taken while the backend was down.
+  assert.ok(taken <= MOST_TAKEN, `${taken} taken while the results could not be stored`);
+  await backend.up();
+}
+
+for (const c of brokerCases("backend-down", "visibility_timeout=2")) {
   Deno.test({
     name: `${c.name} broker, result backend down: no take beyond prefetch, no task run twice`,
     ignore: c.ignore,
   }, async () => {
-    const backend = await PrivateRedis.start();
-    const broker = await c.broker();
-    try {
-      await withWorker({ broker: broker.url, backend: backend.url }, {}, async (client, worker) => {
-        for (let i = 0; i < TASKS; i++) await client.sendTask("t.slow_late", [50]);
-        await until("two tasks done", () => worker.stats.succeeded >= 2);
-        await backend.down();
-        const atKill = worker.stats.received;
-        // Longer than the visibility timeout (2 s), so that a lease not renewed expires.
-        await new Promise((r) => setTimeout(r, 5000));
-        const taken = worker.stats.received - atKill;
-        // Before: 36 (every message) taken while the backend was down.
-        assert.ok(taken <= MOST_TAKEN, `${taken} taken while the results could not be stored`);
-        await backend.up();
-        await until("every task done", () => worker.stats.succeeded >= TASKS, 60_000);
-        // Time for a redelivery to show up.
-        await new Promise((r) => setTimeout(r, 3000));
-        // Before: redelivered after the visibility timeout and run again on Redis and KV.
-        assert.equal(worker.stats.succeeded, TASKS, "each task ran once");
-        assert.equal(worker.stats.received, TASKS, "each message received once");
-      });
-    } finally {
-      await broker.cleanup();
-      await backend.close();
-    }
+    await onBroker(c, async (client, worker, backend) => {
+      for (let i = 0; i < TASKS; i++) await client.sendTask("t.slow_late", [50]);
+      await until("two tasks done", () => worker.stats.succeeded >= 2);
+      await takesLittleWhileDown(worker, backend);
+      await until("every task done", () => worker.stats.succeeded >= TASKS, 60_000);
+      // Time for a redelivery to show up.
+      await new Promise((r) => setTimeout(r, 3000));
+      // Before: redelivered after the visibility timeout and run again on Redis and KV.
+      assert.equal(worker.stats.succeeded, TASKS, "each task ran once");
+      assert.equal(worker.stats.received, TASKS, "each message received once");
+    });
   });
 }
 
@@ -149,3 +177,28 @@ Deno.test({
     await backend.close();
   }
 });
+
+/** Sent by the early acknowledgement test, each killing its Web Worker. */
+const EARLY_TASKS = 60;
+
+for (const c of brokerCases("backend-down-early", "").filter((c) => c.name !== "kv")) {
+  Deno.test({
+    name:
+      `${c.name} broker, early ack, result backend down: lost Web Workers' failures keep their slots`,
+    ignore: c.ignore,
+  }, async () => {
+    await onBroker(c, async (client, worker, backend) => {
+      const sent: AsyncResult[] = [];
+      // Each kills its Web Worker (an unhandled error there): failed with WorkerLostError.
+      for (let i = 0; i < EARLY_TASKS; i++) sent.push(await client.sendTask("t.crash", []));
+      await until("two tasks failed", () => worker.stats.failed >= 2);
+      await takesLittleWhileDown(worker, backend);
+      await until("every task failed", () => worker.stats.failed >= EARLY_TASKS, 90_000);
+      await until("every result stored", async () => {
+        const states = await Promise.all(sent.map((r) => r.state().catch(() => "PENDING")));
+        return states.every((s) => s === "FAILURE");
+      });
+      assert.equal(worker.stats.received, EARLY_TASKS, "each message received once");
+    });
+  });
+}

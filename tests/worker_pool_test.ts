@@ -8,10 +8,9 @@
 
 import assert from "node:assert/strict";
 import {
-  Celery,
+  type Celery,
   PermissionDenied,
   SoftTimeLimitExceeded,
-  TaskError,
   TimeLimitExceeded,
   WorkerLostError,
 } from "../mod.ts";
@@ -36,6 +35,7 @@ import { app as plainApp } from "./apps/worker_app.ts";
 import { celeriacWorker, runPython } from "./helpers/procs.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_REDIS } from "./helpers/services.ts";
+import { taskFailure, withAppWorker } from "./helpers/worker.ts";
 
 const POOL_APP = new URL("./apps/pool_app.ts", import.meta.url).href;
 const PLAIN_APP = new URL("./apps/worker_app.ts", import.meta.url).href;
@@ -311,37 +311,16 @@ const transports: { name: string; url: string }[] = [
   { name: "kv", url: `kv://${kvDir}/pool.sqlite` },
 ];
 
-async function withWorker(
+function withWorker(
   url: string,
   options: Partial<WorkerOptions>,
   fn: (client: Celery, worker: Worker) => Promise<void>,
 ): Promise<void> {
   const queue = `pq-${crypto.randomUUID().slice(0, 8)}`;
   const app = options.app ?? poolApp;
-  app.configure({ broker: url, backend: url, defaultQueue: queue });
-  const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
-  const worker = new Worker({
-    app,
-    appModule: app === poolApp ? POOL_APP : PLAIN_APP,
-    queues: [queue],
-    concurrency: 2,
-    prefetch: 4,
-    ...options,
-  });
-  await worker.start();
-  try {
-    await fn(client, worker);
-  } finally {
-    await worker.stop();
-    await client.close();
-    await app.close();
-  }
-}
-
-async function failure(p: Promise<unknown>): Promise<TaskError> {
-  const err = await p.then(() => null, (e) => e);
-  assert.ok(err instanceof TaskError, `expected a TaskError, got ${err}`);
-  return err;
+  const module = app === poolApp ? POOL_APP : PLAIN_APP;
+  const config = { broker: url, backend: url };
+  return withAppWorker(app, module, config, { concurrency: 2, prefetch: 4, ...options }, fn, queue);
 }
 
 interface Wid {
@@ -369,7 +348,7 @@ for (const t of transports) {
       for (const [name, args, options, seconds] of cases) {
         const r = await client.sendTask(name, args, options);
         // Each limit replaces a Web Worker; start-ups are slow on a loaded machine.
-        const err = await failure(r.get({ timeout: 30_000 }));
+        const err = await taskFailure(r.get({ timeout: 30_000 }));
         assert.equal(err.excType, "TimeLimitExceeded");
         assert.equal(err.excModule, "billiard.exceptions");
         assert.deepEqual(err.excMessage, [seconds]);
@@ -392,7 +371,7 @@ for (const t of transports) {
       assert.equal(v.cleaned, true);
       assert.equal(v.reason, "SoftTimeLimitExceeded");
       const thrown = await client.sendTask("p.soft_throw", [], { softTimeLimit: 0.2 });
-      const err = await failure(thrown.get({ timeout: 10_000 }));
+      const err = await taskFailure(thrown.get({ timeout: 10_000 }));
       assert.equal(err.excType, "SoftTimeLimitExceeded");
       assert.equal(err.excModule, "billiard.exceptions");
       assert.deepEqual(err.excMessage, []);
@@ -409,10 +388,10 @@ for (const t of transports) {
       const early = await client.sendTask<{ wid: string }>("p.nap", [5000]);
       const late = await client.sendTask<{ wid: string }>("p.nap_late", [5000]);
       const stuck = await client.sendTask("p.stuck", []);
-      const err = await failure(stuck.get({ timeout: 30_000 }));
+      const err = await taskFailure(stuck.get({ timeout: 30_000 }));
       assert.equal(err.excType, "TimeLimitExceeded");
       for (const r of [early, late]) {
-        const lost = await failure(r.get({ timeout: 30_000 }));
+        const lost = await taskFailure(r.get({ timeout: 30_000 }));
         assert.equal(lost.excType, "WorkerLostError");
       }
       // The worker carries on, on the replacement Web Worker.
@@ -428,7 +407,7 @@ for (const t of transports) {
       const once = await client.sendTask<{ survived: boolean }>("p.crash_once", []);
       assert.deepEqual((await once.get({ timeout: 15_000 })).survived, true);
       const late = await client.sendTask("p.crash_late", []);
-      const err = await failure(late.get({ timeout: 15_000 }));
+      const err = await taskFailure(late.get({ timeout: 15_000 }));
       assert.equal(err.excType, "WorkerLostError");
       assert.equal(err.excModule, "billiard.exceptions");
       assert.match(String(err.excMessage[0]), /^Worker exited prematurely: .*uncaught error/);
@@ -441,7 +420,9 @@ for (const t of transports) {
       t.url,
       { app: plainApp, rejectOnWorkerLost: true },
       async (client) => {
-        const err = await failure((await client.sendTask("t.crash", [])).get({ timeout: 15_000 }));
+        const err = await taskFailure(
+          (await client.sendTask("t.crash", [])).get({ timeout: 15_000 }),
+        );
         assert.equal(err.excType, "WorkerLostError");
       },
     );
@@ -490,7 +471,7 @@ for (const t of transports) {
     await withWorker(t.url, {}, async (client, worker) => {
       const allowed = await client.sendTask<{ text: string; wid: string }>("p.read_allowed", []);
       assert.equal((await allowed.get({ timeout: 10_000 })).text, "pool fixture");
-      const own = await failure(
+      const own = await taskFailure(
         (await client.sendTask("p.read_own_source", [])).get({ timeout: 10_000 }),
       );
       assert.equal(own.excType, "PermissionDenied");
@@ -500,13 +481,13 @@ for (const t of transports) {
         /p\.read_own_source\[.+\] is not allowed read access/,
       );
       assert.match(String(own.excMessage[0]), /pool_app\.ts/);
-      const env = await failure(
+      const env = await taskFailure(
         (await client.sendTask("p.env_denied", [])).get({ timeout: 10_000 }),
       );
       assert.match(String(env.excMessage[0]), /p\.env_denied\[.+\] is not allowed env access/);
       // An import() of an address is a request: denied without import permission, as a
       // PermissionDenied (Deno throws a TypeError there).
-      const imported = await failure(
+      const imported = await taskFailure(
         (await client.sendTask("p.import_url", ["https://example.com/m.js"])).get({
           timeout: 10_000,
         }),
@@ -535,7 +516,7 @@ for (const t of transports) {
         await (await client.sendTask<number>("t.add", [2, 3])).get({ timeout: 10_000 }),
         5,
       );
-      const err = await failure(
+      const err = await taskFailure(
         (await client.sendTask("t.env", ["HOME"])).get({ timeout: 10_000 }),
       );
       assert.equal(err.excType, "PermissionDenied");
@@ -549,7 +530,7 @@ for (const t of transports) {
     await poolApp.close();
     await withWorker(t.url, { app: plainApp, pool: "inline" }, async (client) => {
       const r = await client.sendTask("t.slow", [30_000], { timeLimit: 0.3 });
-      const err = await failure(r.get({ timeout: 10_000 }));
+      const err = await taskFailure(r.get({ timeout: 10_000 }));
       assert.equal(err.excType, "TimeLimitExceeded");
     });
   });

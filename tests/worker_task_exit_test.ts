@@ -8,15 +8,16 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery, TaskError } from "../mod.ts";
+import { Celery } from "../mod.ts";
 import type { RunOutcome } from "../src/worker/executor.ts";
 import { ThreadPool } from "../src/worker/thread_pool.ts";
-import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
+import type { Worker, WorkerOptions } from "../src/worker/worker.ts";
 import { app as exitApp } from "./apps/exit_app.ts";
 import { celeriacWorker, celeriacWorkerArgs } from "./helpers/procs.ts";
 import { poolRunRequest } from "./helpers/run_info.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { taskFailure, withAppWorker } from "./helpers/worker.ts";
 
 const APP = new URL("./apps/exit_app.ts", import.meta.url).href;
 const prefix = uniquePrefix("task-exit");
@@ -29,35 +30,13 @@ interface Wid {
   tag: unknown;
 }
 
-async function withWorker(
+function withWorker(
   options: Partial<WorkerOptions>,
   fn: (client: Celery, worker: Worker) => Promise<void>,
 ): Promise<void> {
   const queue = `xq-${crypto.randomUUID().slice(0, 8)}`;
-  exitApp.configure({ broker: url, backend: url, defaultQueue: queue });
-  const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
-  const worker = new Worker({
-    app: exitApp,
-    appModule: APP,
-    queues: [queue],
-    concurrency: 1,
-    prefetch: 4,
-    ...options,
-  });
-  await worker.start();
-  try {
-    await fn(client, worker);
-  } finally {
-    await worker.stop();
-    await client.close();
-    await exitApp.close();
-  }
-}
-
-async function failure(p: Promise<unknown>): Promise<TaskError> {
-  const err = await p.then(() => null, (e) => e);
-  assert.ok(err instanceof TaskError, `expected a TaskError, got ${err}`);
-  return err;
+  const config = { broker: url, backend: url };
+  return withAppWorker(exitApp, APP, config, { prefetch: 4, ...options }, fn, queue);
 }
 
 Deno.test("task exit: a task handed on as the pool reports the loss runs on the replacement", async () => {
@@ -100,7 +79,7 @@ test("Deno.exit() in a Web Worker: WorkerLostError, the tasks it had not started
     const after = await Promise.all(
       [1, 2, 3].map((i) => client.sendTask<Wid>("x.wid", [i])),
     );
-    const err = await failure(exit.get({ timeout: 15_000 }));
+    const err = await taskFailure(exit.get({ timeout: 15_000 }));
     assert.equal(err.excType, "WorkerLostError");
     assert.match(String(err.excMessage[0]), /Deno\.exit\(3\)/);
     const results = await Promise.all(after.map((r) => r.get({ timeout: 15_000 })));
@@ -114,7 +93,7 @@ test("Deno.exit() in a Web Worker: WorkerLostError, the tasks it had not started
 test("close() and node:process exit() in a Web Worker: WorkerLostError, the worker goes on", async () => {
   await withWorker({ concurrency: 2 }, async (client, worker) => {
     for (const how of ["close", "process"]) {
-      const err = await failure(
+      const err = await taskFailure(
         (await client.sendTask("x.exit", [how, 0])).get({ timeout: 15_000 }),
       );
       assert.equal(err.excType, "WorkerLostError", how);
@@ -143,7 +122,7 @@ test("the command line worker logs the exit, runs what follows and stops on one 
   try {
     const exit = await client.sendTask("x.exit", ["exit", 0]);
     const after = await Promise.all([1, 2].map((i) => client.sendTask<Wid>("x.wid", [i])));
-    const err = await failure(exit.get({ timeout: 15_000 }));
+    const err = await taskFailure(exit.get({ timeout: 15_000 }));
     assert.equal(err.excType, "WorkerLostError");
     const results = await Promise.all(after.map((r) => r.get({ timeout: 15_000 })));
     assert.deepEqual(results.map((r) => r.tag), [1, 2]);
@@ -188,7 +167,7 @@ test("inline pool: an unhandled rejection and a throw from a timer are logged, n
     await proc.waitFor(
       new RegExp(
         // A timer's callback runs in its task's async context, but the error event after it does not.
-        `uncaught error: Error: thrown from a timer.*exit_app\\.ts`,
+        `uncaught error: Error: thrown from a timer\\n\\s+at [^\\n]*exit_app\\.ts`,
       ),
       5_000,
     );

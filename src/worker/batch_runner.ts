@@ -39,7 +39,11 @@ import { SeqMap } from "./seq_map.ts";
  * would otherwise hand theirs on only after the last; no-ops still go out
  * together (at most that much of their work is lost with a thread
  * terminated right after them). Nothing is held while a task with a hard
- * time limit runs, nor while a task waits to start.
+ * time limit runs, nor while a task waits to start. A start never waits for
+ * a task whose follow-up code (hooks, task signal listeners, in-process
+ * errbacks) is under way: that code may await a task that is to start here
+ * (the thread would stall for good); such a task has not finished until it
+ * is done, and its outcome is then handed on as any other.
  *
  * Given {@link CpuShares}, the `blocked` of a task whose
  * handler awaited also counts its share of the thread's CPU time after its
@@ -80,6 +84,13 @@ export class BatchRunner {
    * add up to `MESSAGE_BLOCKING_MS`, none lost with a terminated thread.
    */
   readonly #ending = new Map<number, number>();
+  /**
+   * Tasks taken out of `#ending` because their follow-up code (hooks, task
+   * signal listeners, in-process errbacks) started, with their blocking time:
+   * that code may await anything, even a task that is to run on this thread
+   * after them, so no start waits for their outcome until it is complete.
+   */
+  readonly #following = new Map<number, number>();
   /** The blocking time of the tasks in `#ending`, and of those in the outbox. */
   #endingWork = 0;
   #outboxWork = 0;
@@ -91,6 +102,15 @@ export class BatchRunner {
     this.#ending.set(seq, blocked);
     this.#endingWork += blocked;
     this.#services.finished?.(seq, blocked);
+  };
+  readonly #followingHook = (seq: number) => {
+    const work = this.#ending.get(seq);
+    if (work === undefined) return;
+    this.#ending.delete(seq);
+    this.#endingWork = this.#ending.size ? this.#endingWork - work : 0;
+    this.#following.set(seq, work);
+    // Tasks waiting to start look again: this one may be all they waited for.
+    this.#move();
   };
   readonly #flushedHook = (seq: number, hard: boolean): Promise<void> | undefined => {
     const queued = this.#queued;
@@ -156,6 +176,7 @@ export class BatchRunner {
       signals,
       firstRun: this.#firstRun,
       finished: this.#finishedHook,
+      following: this.#followingHook,
       flushed: this.#flushedHook,
     };
     for (const req of requests) {
@@ -210,6 +231,11 @@ export class BatchRunner {
       this.#ending.delete(outcome.seq);
       this.#endingWork = this.#ending.size ? this.#endingWork - work : 0;
       this.#outboxWork += work;
+    }
+    const followed = this.#following.get(outcome.seq);
+    if (followed !== undefined) {
+      this.#following.delete(outcome.seq);
+      this.#outboxWork += followed;
     }
     this.#outbox.push(outcome);
     if (this.#shares && !this.#awaited.delete(outcome.seq)) this.#starting--;

@@ -290,6 +290,8 @@ export async function runTask(
   let blocked: number | undefined;
   /** Whether what was thrown came after the handler succeeded (a follow-up that does not fit). */
   let outsideBody = false;
+  /** Before hooks or errbacks run: they may await a task to start on this thread after this one. */
+  const follow = () => services.following?.(req.seq);
   try {
     if (!task?.handler) throw new Error(`Task ${req.task} is not defined in this worker's app`);
     if (hooks) traced = performance.now();
@@ -358,7 +360,10 @@ export async function runTask(
     if (traced !== undefined) runtime += began - traced;
     // A replacement, even one the handler did not await or caught: it ends the task all the same.
     if (replacer) await replacer.pending();
-    if (planned) return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
+    if (planned) {
+      if (hooks) follow();
+      return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
+    }
     // As a Celery worker's apply_async of them: a follow-up that does not fit fails this task,
     // with an error raised outside its body, which autoretryFor does not retry (the body ran).
     try {
@@ -380,6 +385,7 @@ export async function runTask(
     }
     if (needsFollowUp(body.embed)) outcome.followUp = { embed: body.embed, value };
     if (req.describe) outcome.repr = resultRepr(value);
+    if (hooks) follow();
     await hooks?.success(value);
     return outcome;
   } catch (thrown) {
@@ -408,6 +414,7 @@ export async function runTask(
         err = p.signal;
       }
     }
+    if (hooks) follow();
     if (planned) return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
     const reported = reportedError(err, `${req.task}[${req.id}]`, signal);
     const exc = exceptionInfo(reported);
@@ -420,6 +427,7 @@ export async function runTask(
     let stored = false;
     const errbacks = splitErrbacks(tasks, embed.errbacks);
     if (errbacks.local.length) {
+      follow();
       // Celery calls them once the FAILURE is stored: stored here, once, with the task's children.
       await services.storeState?.(req.seq, "FAILURE", meta, true);
       stored = services.storeState !== undefined;

@@ -143,30 +143,14 @@ export function settleLost(
   notStarted: number[] = [],
 ): void {
   const s = new Settlement();
+  const earlyAcked: Running[] = [];
   /** Not started: put back as they were. */
-  const back: Running[] = [];
+  const back = returnAll(st, s, notStarted, "worker-lost", earlyAcked, reason);
   /** Running when it died: counted as given back by a consumer that died holding them. */
   const requeues: Running[] = [];
-  const earlyAcked: Running[] = [];
-  for (const seq of notStarted) {
-    const r = st.running.get(seq);
-    if (!r) continue;
-    st.running.delete(seq);
-    if (st.terminated.delete(seq)) {
-      terminated(st, s, r, seq, earlyAcked);
-      continue;
-    }
-    st.lifecycle.emit({ type: "returned", req: r.req, why: "worker-lost", seq, detail: reason });
-    back.push(r);
-  }
   for (const seq of seqs) {
-    const r = st.running.get(seq);
+    const r = take(st, s, seq, earlyAcked);
     if (!r) continue;
-    st.running.delete(seq);
-    if (st.terminated.delete(seq)) {
-      terminated(st, s, r, seq, earlyAcked);
-      continue;
-    }
     const task = st.app.tasks.get(r.req.task);
     if (
       !r.acked &&
@@ -176,18 +160,7 @@ export function settleLost(
       requeues.push(r);
       continue;
     }
-    const exc = exceptionInfo(new WorkerLostError(reason));
-    st.lifecycle.emit({
-      type: "failed",
-      seq,
-      req: r.req,
-      cause: "worker-lost",
-      exc,
-      message: reason,
-    });
-    s.stores.push({ ...failureEntry(r.req.id, exc, null), replyTo: r.req.replyTo });
-    if (!r.acked) s.acks.push(r.delivery);
-    else earlyAcked.push(r);
+    fail(st, s, r, seq, earlyAcked, "worker-lost", new WorkerLostError(reason), reason);
   }
   st.settle(s, async () => {
     await putBack(st, back);
@@ -214,38 +187,12 @@ export function settleTimeLimit(
 ): void {
   const s = new Settlement();
   const earlyAcked: Running[] = [];
-  const r = st.running.get(seq);
-  if (r && st.terminated.delete(seq)) {
-    st.running.delete(seq);
-    terminated(st, s, r, seq, earlyAcked);
-  } else if (r) {
-    st.running.delete(seq);
+  const r = take(st, s, seq, earlyAcked);
+  if (r) {
     const err = new TimeLimitExceeded({ seconds, task: r.req.task, id: r.req.id });
-    const exc = exceptionInfo(err);
-    st.lifecycle.emit({
-      type: "failed",
-      seq,
-      req: r.req,
-      cause: "time-limit",
-      exc,
-      message: err.message,
-    });
-    s.stores.push({ ...failureEntry(r.req.id, exc, null), replyTo: r.req.replyTo });
-    if (!r.acked) s.acks.push(r.delivery);
-    else earlyAcked.push(r);
+    fail(st, s, r, seq, earlyAcked, "time-limit", err);
   }
-  const back: Running[] = [];
-  for (const other of abandoned) {
-    const a = st.running.get(other);
-    if (!a) continue;
-    st.running.delete(other);
-    if (st.terminated.delete(other)) {
-      terminated(st, s, a, other, earlyAcked);
-    } else {
-      st.lifecycle.emit({ type: "returned", req: a.req, why: "time-limit", seq: other });
-      back.push(a);
-    }
-  }
+  const back = returnAll(st, s, abandoned, "time-limit", earlyAcked);
   st.settle(s, () => putBack(st, back), [...back, ...earlyAcked]);
   st.wake();
 }
@@ -275,6 +222,70 @@ export async function putBack(
       routingKey: t.delivery.routingKey,
     });
   }
+}
+
+/**
+ * Take task `seq` off the running ones; one revoked with terminate is settled
+ * as such here, and only a task to settle otherwise is returned.
+ */
+function take(
+  st: WorkerState,
+  s: Settlement,
+  seq: number,
+  earlyAcked: Running[],
+): Running | undefined {
+  const r = st.running.get(seq);
+  if (!r) return undefined;
+  st.running.delete(seq);
+  if (!st.terminated.delete(seq)) return r;
+  terminated(st, s, r, seq, earlyAcked);
+  return undefined;
+}
+
+/** Tasks stopped before they started: announced as returned, to be put back in their queues. */
+function returnAll(
+  st: WorkerState,
+  s: Settlement,
+  seqs: number[],
+  why: "worker-lost" | "time-limit",
+  earlyAcked: Running[],
+  detail?: string,
+): Running[] {
+  const back: Running[] = [];
+  for (const seq of seqs) {
+    const r = take(st, s, seq, earlyAcked);
+    if (!r) continue;
+    st.lifecycle.emit({
+      type: "returned",
+      req: r.req,
+      why,
+      seq,
+      ...(detail === undefined ? {} : { detail }),
+    });
+    back.push(r);
+  }
+  return back;
+}
+
+/**
+ * A task that failed through no error of its own code (its Web Worker died,
+ * its hard limit passed): FAILURE stored with `err`, acknowledged.
+ */
+function fail(
+  st: WorkerState,
+  s: Settlement,
+  r: Running,
+  seq: number,
+  earlyAcked: Running[],
+  cause: "worker-lost" | "time-limit",
+  err: Error,
+  message = err.message,
+): void {
+  const exc = exceptionInfo(err);
+  st.lifecycle.emit({ type: "failed", seq, req: r.req, cause, exc, message });
+  s.stores.push({ ...failureEntry(r.req.id, exc, null), replyTo: r.req.replyTo });
+  if (!r.acked) s.acks.push(r.delivery);
+  else earlyAcked.push(r);
 }
 
 /** A task revoked with terminate: REVOKED; an early-acked one joins `earlyAcked` (its entry unstored). */

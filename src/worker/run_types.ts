@@ -210,9 +210,16 @@ export interface RunServices {
    */
   finished?: (seq: number, blocked: number) => void;
   /**
+   * Called after `finished` when the follow-up code of request `seq` starts
+   * (its hooks, task signal listeners or in-process errbacks): code that may
+   * await anything, even a request to start on this thread after it, so
+   * `flushed` no longer waits for its outcome.
+   */
+  following?: (seq: number) => void;
+  /**
    * Called for every request `seq` before its start: a promise while
-   * outcomes of tasks that finished on this thread are still to be handed
-   * on, or requests that came before it wait to start (awaited, then asked
+   * outcomes of tasks that finished on this thread (and whose follow-up code,
+   * see `following`, has not started) are still to be handed on, or requests that came before it wait to start (awaited, then asked
    * again), so that those outcomes are not in the thread when it may be
    * terminated (a hard time limit of this request, when `hard`; a revoke
    * with terminate of it); undefined when it may start: none is, or,

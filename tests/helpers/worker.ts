@@ -4,7 +4,8 @@
  * tests run on.
  */
 
-import { Celery } from "../../mod.ts";
+import assert from "node:assert/strict";
+import { Celery, TaskError } from "../../mod.ts";
 import { Worker, type WorkerOptions } from "../../src/worker/worker.ts";
 import { app as tasksApp } from "../apps/worker_app.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./redis.ts";
@@ -44,31 +45,55 @@ export async function redisAndKv(label: string): Promise<{
 }
 
 /**
- * Start a worker (one Web Worker, 4 slots, unless `options` say otherwise)
- * on a fresh queue, run `fn` with a client app, then stop and close both.
+ * Configure `app` (whose module is `appModule`) for `config` on `queue`,
+ * start a worker on it (one Web Worker unless `options` say otherwise), run
+ * `fn` with a client app, then stop and close all three.
+ *
+ * @example
+ * ```ts ignore
+ * await withAppWorker(app, APP_MODULE, { broker, backend }, { prefetch: 4 }, async (client) => {
+ *   await (await client.sendTask("t.add", [1, 2])).get();
+ * }, "my-queue");
+ * ```
  */
-export async function withWorker(
-  t: { broker: string; backend: string },
+export async function withAppWorker(
+  app: Celery,
+  appModule: string,
+  config: { broker: string; backend: string; visibilityTimeout?: number },
   options: Partial<WorkerOptions>,
   fn: (client: Celery, worker: Worker, queue: string) => Promise<void>,
-  queue = `wq-${crypto.randomUUID().slice(0, 8)}`,
+  queue: string,
 ): Promise<void> {
-  tasksApp.configure({ broker: t.broker, backend: t.backend, defaultQueue: queue });
-  const client = new Celery({ broker: t.broker, backend: t.backend, defaultQueue: queue });
-  const worker = new Worker({
-    app: tasksApp,
-    appModule: APP_MODULE,
-    queues: [queue],
-    concurrency: 1,
-    prefetch: 4,
-    ...options,
-  });
+  app.configure({ ...config, defaultQueue: queue });
+  const client = new Celery({ ...config, defaultQueue: queue });
+  const worker = new Worker({ app, appModule, queues: [queue], concurrency: 1, ...options });
   await worker.start();
   try {
     await fn(client, worker, queue);
   } finally {
     await worker.stop();
     await client.close();
-    await tasksApp.close();
+    await app.close();
   }
+}
+
+/**
+ * Start a worker (one Web Worker, 4 slots, unless `options` say otherwise)
+ * on a fresh queue, run `fn` with a client app, then stop and close both.
+ */
+export function withWorker(
+  t: { broker: string; backend: string },
+  options: Partial<WorkerOptions>,
+  fn: (client: Celery, worker: Worker, queue: string) => Promise<void>,
+  queue = `wq-${crypto.randomUUID().slice(0, 8)}`,
+): Promise<void> {
+  const config = { broker: t.broker, backend: t.backend };
+  return withAppWorker(tasksApp, APP_MODULE, config, { prefetch: 4, ...options }, fn, queue);
+}
+
+/** The `TaskError` a task's result rejects with (any other end fails the test). */
+export async function taskFailure(p: Promise<unknown>): Promise<TaskError> {
+  const err = await p.then(() => null, (e) => e);
+  assert.ok(err instanceof TaskError, `expected a TaskError, got ${err}`);
+  return err;
 }
