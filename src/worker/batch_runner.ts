@@ -104,10 +104,8 @@ export class BatchRunner {
     this.#services.finished?.(seq, blocked);
   };
   readonly #followingHook = (seq: number) => {
-    const work = this.#ending.get(seq);
+    const work = this.#takeEnding(seq);
     if (work === undefined) return;
-    this.#ending.delete(seq);
-    this.#endingWork = this.#ending.size ? this.#endingWork - work : 0;
     this.#following.set(seq, work);
     // Tasks waiting to start look again: this one may be all they waited for.
     this.#move();
@@ -226,12 +224,8 @@ export class BatchRunner {
   #finished(outcome: RunOutcome): void {
     this.#running.delete(outcome.seq);
     this.#limited.delete(outcome.seq);
-    const work = this.#ending.get(outcome.seq);
-    if (work !== undefined) {
-      this.#ending.delete(outcome.seq);
-      this.#endingWork = this.#ending.size ? this.#endingWork - work : 0;
-      this.#outboxWork += work;
-    }
+    const work = this.#takeEnding(outcome.seq);
+    if (work !== undefined) this.#outboxWork += work;
     const followed = this.#following.get(outcome.seq);
     if (followed !== undefined) {
       this.#following.delete(outcome.seq);
@@ -258,6 +252,15 @@ export class BatchRunner {
     if (!this.#shares || this.#settled === this.#outbox.length) return;
     this.#shares.settle(this.#outbox.slice(this.#settled));
     this.#settled = this.#outbox.length;
+  }
+
+  /** Take task `seq` out of `#ending`; its blocking time, if it was there. */
+  #takeEnding(seq: number): number | undefined {
+    const work = this.#ending.get(seq);
+    if (work === undefined) return undefined;
+    this.#ending.delete(seq);
+    this.#endingWork = this.#ending.size ? this.#endingWork - work : 0;
+    return work;
   }
 
   /** Queue task `seq` to start (where it is already, if it is) until something moves. */
