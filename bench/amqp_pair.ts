@@ -18,9 +18,10 @@
  *
  * Before each measured drain, the side drains `--prime` (2000) tasks of its
  * own, not counted: RabbitMQ's CPU per task (the bottleneck of both sides
- * on a 2-CPU host) is lower right after a drain on the same vhost, so
- * without it the side that went first in a round (right after its own
- * drain of the round before) was up to 2x faster, whichever side it was.
+ * on a 2-CPU host) depends on what the vhost did just before, and without
+ * it the side that went first in a round (right after its own drain of the
+ * round before) was up to 2x faster, whichever side it was; with 2000 no
+ * order pattern showed (with 20000 it turned around; bench/README.md).
  * For each drain it also prints the worker's and the server's CPU per task
  * and how busy the server was just before (`--settle MS` waits that long
  * between the publish and the resume, measuring the server meanwhile).
