@@ -299,25 +299,33 @@ export class WorkerState {
    * Park, once, the messages of tasks that ran but whose settlement failed
    * (their results or follow-ups could not be written within
    * `outageRetryLimit`): an operator requeues them once the servers are
-   * back. If parking fails too, they stay unacknowledged and come back
-   * after the visibility timeout (or when the AMQP connection closes).
+   * back. Each one parked is announced (`rejected`, kind `unsettled`). If
+   * parking fails too, they stay unacknowledged and come back after the
+   * visibility timeout (or when the AMQP connection closes).
    */
   async #parkUnsettled(deliveries: readonly Delivery[], err: Error): Promise<void> {
     if (deliveries.length === 0) return;
     const reason = `its result, follow-ups or acknowledgement could not be written within ` +
       `outageRetryLimit (${this.outageRetryLimit} s): ${err.message}; requeue it once the ` +
       `servers are back`;
+    const rejections = deliveries.map((delivery) => ({
+      delivery,
+      reason,
+      taskId: typeof delivery.headers.id === "string" ? delivery.headers.id : null,
+      taskName: typeof delivery.headers.task === "string" ? delivery.headers.task : null,
+    }));
     try {
-      await this.broker.reject(deliveries.map((delivery) => ({
-        delivery,
-        reason,
-        taskId: typeof delivery.headers.id === "string" ? delivery.headers.id : null,
-        taskName: typeof delivery.headers.task === "string" ? delivery.headers.task : null,
-      })));
-      log.error("Parked {n} message(s) whose settlement failed: {error}", {
-        n: deliveries.length,
-        error: err.message,
-      });
+      await this.broker.reject(rejections);
+      // Announced once parked (logged, counted in the worker's `parked`): they ran, received before.
+      for (const r of rejections) {
+        this.lifecycle.emit({
+          type: "rejected",
+          req: null,
+          ...r,
+          kind: "unsettled",
+          atIntake: false,
+        });
+      }
     } catch (parkErr) {
       log.error(
         "Cannot park {n} message(s) whose settlement failed ({error}): they come back " +
