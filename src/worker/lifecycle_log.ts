@@ -99,7 +99,7 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
         }
         break;
       case "rejected":
-        if (e.kind === "malformed") {
+        if (e.kind === "malformed" || e.taskName === null) {
           log.error("Parked message {taskId} from {queue}: {reason}", {
             taskId: e.taskId ?? "(no id)",
             queue: e.delivery.queue,
