@@ -184,11 +184,13 @@ Deno.test({
     // 5 ms CPU-bound tasks narrow the window to at most 11 (fewer when a loaded host stretches
     // them), taken again once about half of it is free.
     await Promise.all((await client.sendMany(spins())).map((r) => r.get({ timeout: 30_000 })));
-    // More naps than the window: it fills with them. Two end after 1 s, the rest after 6.
+    // More naps than the window: it fills with them. Two end after 1 s, the rest after 30 (the
+    // worker is terminated long before): on a loaded host the wait below for a stable count can
+    // take its 5 s, and a 6 s nap then ended before the freed slots were looked at.
     const naps = await client.sendMany([
       { name: "fc.nap", args: [1000] },
       { name: "fc.nap", args: [1000] },
-      ...Array.from({ length: 15 }, () => ({ name: "fc.nap", args: [6000] })),
+      ...Array.from({ length: 15 }, () => ({ name: "fc.nap", args: [30_000] })),
     ]);
     let napping = -1;
     for (
