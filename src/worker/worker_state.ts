@@ -197,38 +197,38 @@ export class WorkerState {
     held: readonly { delivery: Delivery; acked: boolean }[] = [],
   ): void {
     if (s.empty && !then) return;
-    const live = this.#runningDeliveries(s.acks);
-    const ended = live.size ? s.acks.filter((d) => !live.has(d)) : s.acks;
+    const { live, ended } = this.#byTaskRunning(s.acks);
     const mine = [
       ...ended.map((delivery) => ({ delivery, acked: false })),
       ...s.rejects.map((r) => ({ delivery: r.delivery, acked: false })),
-      ...[...live].map((delivery) => ({ delivery, acked: true })),
+      ...live.map((delivery) => ({ delivery, acked: true })),
     ];
-    // The closures keep neither `s` nor `live`: the batch is let go as it is written (its
-    // acknowledgements once sent), the deliveries to park once they are acknowledged.
-    let batch: Settlement | null = s;
+    // The closures keep no early acknowledgement of a running task.
     let parkable: readonly Delivery[] = ended;
     this.track(async () => {
-      const b = batch!;
-      batch = null;
-      await settle(b, this);
+      await settle(s, this);
       parkable = [];
       await then?.();
     }, { held: [...mine, ...held], parkOnFailure: () => parkable });
   }
 
   /**
-   * Those of `deliveries` whose tasks run now.
+   * Split deliveries by whether their tasks run now (apart from `settle`, whose closures would
+   * otherwise keep what they see).
    *
    * @param deliveries some deliveries
-   * @returns them, when running
+   * @returns those of running tasks, and the others
    */
-  #runningDeliveries(deliveries: readonly Delivery[]): Set<Delivery> {
-    const live = new Set<Delivery>();
-    if (deliveries.length === 0 || this.running.size === 0) return live;
-    const wanted = new Set(deliveries);
-    for (const r of this.running.values()) if (wanted.has(r.delivery)) live.add(r.delivery);
-    return live;
+  #byTaskRunning(deliveries: readonly Delivery[]): { live: Delivery[]; ended: Delivery[] } {
+    if (deliveries.length === 0 || this.running.size === 0) {
+      return { live: [], ended: [...deliveries] };
+    }
+    const running = new Set<Delivery>();
+    for (const r of this.running.values()) running.add(r.delivery);
+    const live: Delivery[] = [];
+    const ended: Delivery[] = [];
+    for (const d of deliveries) (running.has(d) ? live : ended).push(d);
+    return { live, ended };
   }
 
   /**
