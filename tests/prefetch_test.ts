@@ -51,6 +51,10 @@ Deno.test("blocking time: a running average of finished tasks, null until one ha
   assert.equal(avg.ms, 5);
   avg.observe([{ blocked: 0 }]);
   assert.ok(avg.ms! > 0 && avg.ms! < 5, `${avg.ms}: moves toward the newest, smoothed`);
+  const one = new BlockingAverage();
+  one.observeOne(5);
+  one.observeOne(0);
+  assert.equal(one.ms, avg.ms, "observeOne is observe of one outcome");
 });
 
 Deno.test("blocking time by name: each task name its own average, null for one not seen, bounded", () => {
