@@ -23,6 +23,13 @@ Deno.test("SeqMap: random sets and deletes agree with a Map, through growth and 
       assert.equal(m.size, ref.size);
       for (const [k, v] of ref) assert.equal(m.get(k), v);
       assert.deepEqual(m.entries(), [...ref].sort((a, b) => a[0] - b[0]));
+      const seen: [number, number][] = [];
+      m.forEach((v, k) => seen.push([k, v]));
+      assert.deepEqual(
+        seen.sort((a, b) => a[0] - b[0]),
+        m.entries(),
+        "forEach visits each entry once",
+      );
     }
   }
   for (const k of [...ref.keys()]) assert.ok(m.delete(k));

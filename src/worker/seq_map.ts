@@ -187,6 +187,30 @@ export class SeqMap<V> {
   }
 
   /**
+   * Call `fn` with each entry, in no particular order, without building an
+   * array or sorting (as {@link SeqMap.entries} does): for a per-batch scan
+   * whose result does not depend on the order. `fn` must not change the map.
+   *
+   * @example
+   * ```ts ignore
+   * const m = new SeqMap<string>();
+   * m.set(2, "b");
+   * m.set(1, "a");
+   * const seen: string[] = [];
+   * m.forEach((v) => seen.push(v)); // seen holds "a" and "b"
+   * ```
+   *
+   * @param fn called with each value and its key
+   */
+  forEach(fn: (value: V, key: number) => void): void {
+    const keys = this.#keys;
+    const vals = this.#vals;
+    for (let i = 0; i < keys.length; i++) {
+      if (keys[i] !== FREE) fn(vals[i] as V, keys[i]);
+    }
+  }
+
+  /**
    * Iterate over the entries, oldest first (a snapshot: changes made while
    * iterating are not seen).
    *

@@ -224,7 +224,7 @@ export class WorkerState {
       return { live: [], ended: [...deliveries] };
     }
     const running = new Set<Delivery>();
-    for (const r of this.running.values()) running.add(r.delivery);
+    this.running.forEach((r) => running.add(r.delivery));
     const live: Delivery[] = [];
     const ended: Delivery[] = [];
     for (const d of deliveries) (running.has(d) ? live : ended).push(d);
