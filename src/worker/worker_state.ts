@@ -174,24 +174,14 @@ export class WorkerState {
    * parked with the reason, once.
    *
    * @param s the batch
-   * @param then what to do once it is written
-   * @param held other deliveries it settles: acknowledged early, or put back by `then`
+   * @param held other deliveries it settles (acknowledged early: only their results remain)
    */
-  settle(
-    s: Settlement,
-    then?: () => Promise<void>,
-    held: readonly { delivery: Delivery; acked: boolean }[] = [],
-  ): void {
-    if (s.empty && !then) return;
+  settle(s: Settlement, held: readonly { delivery: Delivery; acked: boolean }[] = []): void {
+    if (s.empty) return;
     const unacked = [...s.acks, ...s.rejects.map((r) => r.delivery)];
-    let written = false;
-    this.track(async () => {
-      await settle(s, this);
-      written = true;
-      await then?.();
-    }, {
+    this.track(() => settle(s, this), {
       held: [...unacked.map((delivery) => ({ delivery, acked: false })), ...held],
-      parkOnFailure: () => written ? [] : s.acks,
+      parkOnFailure: () => s.acks,
     });
   }
 
