@@ -14,7 +14,9 @@
       WARMUP then N sequential `noop.delay().get()` calls; prints
       {"latencies_ms": [...]} (the N measured ones, in order).
 
-Broker/backend from CELERY_BROKER_URL / CELERY_RESULT_BACKEND.
+Broker/backend from CELERY_BROKER_URL / CELERY_RESULT_BACKEND. With
+BENCH_CONFIRM_PUBLISH=1, enqueue waits for RabbitMQ's publisher confirm of
+each message (kombu's `confirm_publish` transport option, off by default).
 """
 import json
 import os
@@ -29,6 +31,8 @@ from celery_tasks import BENCH_QUEUE, noop, tsum
 def enqueue(n, reply_to=None, task="bench.noop", args=()):
     sender = Celery("bench-enqueue", broker=os.environ["CELERY_BROKER_URL"])
     sender.conf.task_default_queue = BENCH_QUEUE
+    if os.environ.get("BENCH_CONFIRM_PUBLISH") == "1":
+        sender.conf.broker_transport_options = {"confirm_publish": True}
     start = time.perf_counter()
     with sender.producer_or_acquire() as producer:
         for _ in range(n):

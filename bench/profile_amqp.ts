@@ -49,8 +49,15 @@ import { startBenchWorker, stopTree, threadCpuNs, threadSchedstats } from "./pro
 import { createVhost, rabbitmqctl } from "./rabbitmq.ts";
 import { BENCH_QUEUE } from "./tasks.ts";
 
-/** The RabbitMQ server's process (`beam.smp`), or null when not exactly one runs here. */
-function beamPid(): number | null {
+/**
+ * The RabbitMQ server's process (`beam.smp`), or null when not exactly one runs here.
+ *
+ * @example
+ * ```ts ignore
+ * const pid = beamPid();
+ * ```
+ */
+export function beamPid(): number | null {
   const pids: number[] = [];
   for (const e of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(e.name)) continue;
@@ -65,8 +72,15 @@ function beamPid(): number | null {
   return pids.length === 1 ? pids[0] : null;
 }
 
-/** CPU time so far (ns) of all threads of a process. */
-function processCpuNs(pid: number): number {
+/**
+ * CPU time so far (ns) of all threads of a process.
+ *
+ * @example
+ * ```ts ignore
+ * const ns = processCpuNs(Deno.pid);
+ * ```
+ */
+export function processCpuNs(pid: number): number {
   return [...threadSchedstats(pid).values()].reduce((sum, t) => sum + t.cpu, 0);
 }
 

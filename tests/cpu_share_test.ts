@@ -12,7 +12,12 @@ import { CpuShares } from "../src/worker/cpu_share.ts";
 import type { RunOutcome } from "../src/worker/executor.ts";
 import { poolRunRequest } from "./helpers/run_info.ts";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * The next turn of the event loop: every task started before it has run up
+ * to its first await (first runs run in microtasks, ahead of any timer),
+ * whatever the wall clock says on a loaded host.
+ */
+const nextTurn = () => new Promise((r) => setTimeout(r, 0));
 
 /** Spin `wallMs` of wall time, of which the thread ran `cpuMs` (preempted for the rest). */
 function preempted(wallMs: number, cpuMs: number, clock: { cpu: number }): void {
@@ -23,106 +28,135 @@ function preempted(wallMs: number, cpuMs: number, clock: { cpu: number }): void 
   clock.cpu += cpuMs;
 }
 
-/** A runner with a fake thread clock; each outcome handed on costs `packMs` of it (the runner's own work). */
+/**
+ * A runner with a fake thread clock; each outcome handed on costs `packMs`
+ * of it (the runner's own work). `share(o)` is what `blocked` counts beyond
+ * the task's first run: the first run is wall time (the executor's
+ * `performance.now()`, longer whenever the host preempts the test), the
+ * share comes from the fake clock alone, so it is exact.
+ */
 function fakeRunner(packMs: number) {
   const clock = { cpu: 1000 };
   const outcomes: RunOutcome[] = [];
+  const firstRuns = new Map<number, number>();
+  const waiters = new Map<number, PromiseWithResolvers<RunOutcome>>();
+  const waiter = (seq: number) => {
+    let w = waiters.get(seq);
+    if (!w) waiters.set(seq, w = Promise.withResolvers());
+    return w;
+  };
   const runner = new BatchRunner(
     (o) => {
       clock.cpu += packMs * o.length;
       outcomes.push(...o);
+      for (const x of o) waiter(x.seq).resolve(x);
     },
-    {},
+    { finished: (seq, blocked) => firstRuns.set(seq, blocked) },
     undefined,
     new CpuShares(() => clock.cpu),
   );
   const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
-  return { clock, outcomes, runner, app };
+  const outcome = (seq: number) => waiter(seq).promise;
+  const share = (o: RunOutcome) => {
+    const first = firstRuns.get(o.seq);
+    assert.ok(first !== undefined && o.blocked !== undefined, `task ${o.seq} ran`);
+    return o.blocked - first;
+  };
+  return { clock, outcomes, firstRuns, outcome, share, runner, app };
 }
 
-/** A thenable that is not a native Promise (awaited as one all the same): 1 after `ms`. */
-function thenableAfter(ms: number): PromiseLike<number> {
-  const later = sleep(ms).then(() => 1);
-  return { then: (onFulfilled, onRejected) => later.then(onFulfilled, onRejected) };
+/** A thenable that is not a native Promise (awaited as one all the same): what `p` gives. */
+function thenableOf(p: Promise<number>): PromiseLike<number> {
+  return { then: (onFulfilled, onRejected) => p.then(onFulfilled, onRejected) };
 }
 
-async function outcomeOf(outcomes: RunOutcome[], seq: number): Promise<RunOutcome> {
-  const until = Date.now() + 10_000;
-  while (Date.now() < until) {
-    const o = outcomes.find((o) => o.seq === seq);
-    if (o) return o;
-    await sleep(2);
-  }
-  throw new Error(`no outcome for ${seq}`);
-}
+/** Whether `ms` is `expected` but for rounding. */
+const about = (ms: number, expected: number) => Math.abs(ms - expected) < 1e-6;
 
 Deno.test("CPU shares: the runner's work for synchronous tasks is not given to a task that awaits beside them", async () => {
-  const { clock, outcomes, runner, app } = fakeRunner(0.03);
-  app.task("t.io", async () => await sleep(40));
+  const { clock, outcomes, outcome, share, runner, app } = fakeRunner(0.03);
+  const io = Promise.withResolvers<void>();
+  app.task("t.io", async () => await io.promise);
   app.task("t.noop", () => {
     clock.cpu += 0.001;
   });
-  const io = poolRunRequest("t.io", []);
-  runner.run(app.tasks, [io]);
+  const req = poolRunRequest("t.io", []);
+  runner.run(app.tasks, [req]);
   for (let i = 0; i < 10; i++) {
-    await sleep(1);
+    await nextTurn();
     runner.run(app.tasks, Array.from({ length: 200 }, () => poolRunRequest("t.noop", [])));
   }
-  const blocked = (await outcomeOf(outcomes, io.seq)).blocked!;
+  await nextTurn();
+  assert.equal(outcomes.length, 2000, "every no-op ran while the task awaited");
+  io.resolve();
+  const given = share(await outcome(req.seq));
   assert.ok(
-    blocked < 1,
-    `${blocked} ms for a task that only awaited: 2000 no-ops' 60 ms were given to it`,
+    given < 1,
+    `${given} ms for a task that only awaited: 2000 no-ops' 60 ms were given to it`,
   );
   await app.close();
 });
 
 Deno.test("CPU shares: first runs are taken off in CPU time, not wall time, under contention", async () => {
-  const { clock, outcomes, runner, app } = fakeRunner(0);
+  const { clock, firstRuns, outcome, share, runner, app } = fakeRunner(0);
+  const nap = Promise.withResolvers<void>();
+  const naps = Promise.withResolvers<void>();
   app.task("t.nap_then_compute", async () => {
-    await sleep(30);
+    await nap.promise;
     clock.cpu += 10; // 10 ms of CPU after the await
   });
   // 5 ms of wall time, 1 ms of it on a CPU (two cores shared by more threads), then a long await.
+  let started = 0;
   app.task("t.preempted_then_nap", async () => {
+    started++;
     preempted(5, 1, clock);
-    await sleep(80);
+    await naps.promise;
   });
   const awaits = poolRunRequest("t.nap_then_compute", []);
   runner.run(app.tasks, [awaits]);
-  await sleep(1);
-  runner.run(
-    app.tasks,
-    Array.from({ length: 4 }, () => poolRunRequest("t.preempted_then_nap", [])),
-  );
-  const out = await outcomeOf(outcomes, awaits.seq);
+  await nextTurn();
+  const others = Array.from({ length: 4 }, () => poolRunRequest("t.preempted_then_nap", []));
+  runner.run(app.tasks, others);
+  await nextTurn();
+  assert.equal(started, 4, "the four first runs are over before the 10 ms");
+  nap.resolve();
   // Its 10 ms are shared among the five tasks in flight: 2 each.
-  assert.ok(
-    out.blocked! >= 1.99 && out.blocked! < 2.5,
-    `${out.blocked} ms: 20 ms of wall time were taken off 14 of CPU`,
-  );
-  while (outcomes.length < 5) await sleep(5);
-  for (const o of outcomes.filter((o) => o.seq !== awaits.seq)) {
-    assert.ok(o.blocked! >= 5 + 1.99, `its first run (wall time) and its share: ${o.blocked}`);
+  const given = share(await outcome(awaits.seq));
+  assert.ok(about(given, 2), `${given} ms: 20 ms of wall time were taken off 14 of CPU`);
+  naps.resolve();
+  for (const req of others) {
+    const o = await outcome(req.seq);
+    assert.ok(
+      firstRuns.get(req.seq)! >= 5,
+      `its first run is wall time: ${firstRuns.get(req.seq)}`,
+    );
+    assert.ok(about(share(o), 2), `its first run (wall time) and its share: ${o.blocked}`);
   }
   await app.close();
 });
 
 Deno.test("CPU shares: a handler that returns a thenable other than a native Promise awaits as one that returns a promise", async () => {
-  const { clock, outcomes, runner, app } = fakeRunner(0);
+  const { clock, outcome, share, runner, app } = fakeRunner(0);
+  const nap = Promise.withResolvers<void>();
+  const later = Promise.withResolvers<number>();
   app.task("t.nap_then_compute", async () => {
-    await sleep(30);
+    await nap.promise;
     clock.cpu += 10; // 10 ms of CPU after the await, shared by the two tasks in flight
   });
-  app.task<[], PromiseLike<number>>("t.thenable", () => thenableAfter(80));
+  app.task<[], PromiseLike<number>>("t.thenable", () => thenableOf(later.promise));
   const native = poolRunRequest("t.nap_then_compute", []);
   const thenable = poolRunRequest("t.thenable", []);
   runner.run(app.tasks, [native, thenable]);
-  for (const req of [native, thenable]) {
-    const out = await outcomeOf(outcomes, req.seq);
+  await nextTurn();
+  nap.resolve();
+  const first = await outcome(native.seq);
+  later.resolve(1);
+  for (const out of [first, await outcome(thenable.seq)]) {
     assert.equal(out.ok, true);
+    const given = share(out);
     assert.ok(
-      out.blocked! >= 4.99 && out.blocked! < 5.5,
-      `${req.task}: ${out.blocked} ms, not its first run plus half of the 10 ms`,
+      about(given, 5),
+      `task ${out.seq}: its first run plus ${given} ms, not half of the 10 ms`,
     );
   }
   await app.close();

@@ -14,6 +14,7 @@ import type { TaskRequest } from "../src/protocol/task_request.ts";
 
 async function linesFor(
   events: Parameters<ReturnType<typeof logLifecycle>>[0][],
+  withLevel = false,
 ): Promise<string[]> {
   const records = await captureLogs("info");
   try {
@@ -22,7 +23,7 @@ async function linesFor(
   } finally {
     await reset();
   }
-  return records.map((r) => r.message.join(""));
+  return records.map((r) => `${withLevel ? `${r.level} ` : ""}${r.message.join("")}`);
 }
 
 Deno.test("lifecycle log: a revoked task was not run, a terminated one was stopped running", async () => {
@@ -37,7 +38,7 @@ Deno.test("lifecycle log: a revoked task was not run, a terminated one was stopp
   ]);
 });
 
-Deno.test("lifecycle log: an exception without arguments is logged without a dangling colon", async () => {
+Deno.test("lifecycle log: an exception is logged as Celery's repr, without a dangling colon", async () => {
   const req = { task: "t.soft", id: "abc" } as TaskRequest;
   const exc = (exc_type: string, exc_message: unknown[]) => ({
     exc_type,
@@ -53,8 +54,23 @@ Deno.test("lifecycle log: an exception without arguments is logged without a dan
     failed(exc("TimeLimitExceeded", [1]), "1"),
   ]);
   assert.deepEqual(lines, [
-    "Task t.soft[abc] raised SoftTimeLimitExceeded",
-    "Task t.soft[abc] raised TimeLimitExceeded: 1",
+    "Task t.soft[abc] raised unexpected: SoftTimeLimitExceeded()",
+    "Task t.soft[abc] raised unexpected: TimeLimitExceeded(1)",
+  ]);
+});
+
+Deno.test("lifecycle log: a failure at ERROR with its traceback after it, a retry at INFO (Celery 5.2)", async () => {
+  const req = { task: "t.x", id: "abc" } as TaskRequest;
+  const exc = { exc_type: "ValueError", exc_module: "builtins", exc_message: ["bad 'x'"] };
+  const traceback = "ValueError: bad 'x'\n    at inner (file:///app/tasks.ts:3:9)";
+  const retry = { retries: 1, eta: new Date(), when: "in 1s", args: [], kwargs: {}, embed: {} };
+  const lines = await linesFor([
+    { type: "failed", seq: 1, req, cause: "raised", exc, message: "", outcome: { traceback } },
+    { type: "retried", seq: 2, req, outcome: { exc: { ...exc, exc_type: "KeyError" }, retry } },
+  ] as unknown as Parameters<ReturnType<typeof logLifecycle>>[0][], true);
+  assert.deepEqual(lines, [
+    `error Task t.x[abc] raised unexpected: ValueError("bad 'x'")\n${traceback}`,
+    `info Task t.x[abc] retry: Retry in 1s: KeyError("bad 'x'")`,
   ]);
 });
 

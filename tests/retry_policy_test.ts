@@ -20,6 +20,7 @@ import { decodeTaskBody, decodeTaskHeaders } from "../src/protocol/task_request.
 import { parsePyDate } from "../src/protocol/time.ts";
 import { type RunOutcome, type RunRequest, runTask } from "../src/worker/executor.ts";
 import { LocalTokenBuckets, RateLimiter, takeTokens } from "../src/worker/rate_limit.ts";
+import { Lifecycle } from "../src/worker/lifecycle.ts";
 import { settleRetries } from "../src/worker/retries.ts";
 import { autoretryOptions, backoffDelay, planRetry } from "../src/worker/retry_policy.ts";
 import { messageRunRequest } from "./helpers/run_info.ts";
@@ -434,10 +435,17 @@ Deno.test("settleRetries stores RETRY, publishes, then acks; a failed publish fa
   await settleRetries([dueRetry(true)], early.io);
   assert.deepEqual(early.log, ["store RETRY", "publish retries=1"], "already acked");
   const bad = fakeIo(true);
-  await settleRetries([dueRetry(false)], bad.io);
+  const parked: string[] = [];
+  const lifecycle = new Lifecycle();
+  lifecycle.subscribe((e) => e.type === "rejected" && parked.push(`${e.kind} ${e.taskId}`));
+  await settleRetries([dueRetry(false)], { ...bad.io, lifecycle });
   assert.deepEqual(bad.log, [
     "store RETRY",
     "store FAILURE",
     "reject retry could not be published: broker down",
   ]);
+  assert.deepEqual(parked, ["unsettled id1"], "the park announced (logged, counted) once");
+  const badEarly = fakeIo(true);
+  await settleRetries([dueRetry(true)], { ...badEarly.io, lifecycle });
+  assert.deepEqual(parked, ["unsettled id1"], "an acknowledged delivery is not parked");
 });

@@ -36,13 +36,13 @@ Deno.test("a prompt settlement holds no slot for acknowledged deliveries; one un
   const g = gate();
   const start = performance.now();
   s.track(() => g.wait, { held: deliveries(3, true) });
-  assert.equal(s.unsettled.size, 3);
+  assert.equal(s.unsettledCount, 3);
   assert.equal(s.slowSettling(start), 0);
   assert.equal(s.slowSettling(start + 45), 0);
   assert.equal(s.slowSettling(performance.now() + 50), 3);
   g.open();
   await s.drainSettling();
-  assert.equal(s.unsettled.size, 0);
+  assert.equal(s.unsettledCount, 0);
   assert.equal(s.slowSettling(performance.now() + 1000), 0);
 });
 

@@ -254,15 +254,32 @@ Deno.test({
   }
 });
 
-/** A Web Worker's module: an endless synchronous loop once it gets a message. */
-const SPIN_WORKER = URL.createObjectURL(
-  new Blob(["self.onmessage = () => { for (;;) {} };"], { type: "text/javascript" }),
+/** A Web Worker's module. */
+const module = (code: string) => URL.createObjectURL(new Blob([code], { type: "text/javascript" }));
+
+/**
+ * A Web Worker's module: says "ready" once it runs, and on a message says
+ * "spinning" and enters an endless synchronous loop.
+ */
+const SPIN_WORKER = module(
+  'self.postMessage("ready"); self.onmessage = () => { self.postMessage("spinning"); for (;;) {} };',
 );
 
-/** The one thread named as a Web Worker's among `threads` (from `ThreadWatch.spawn`). */
-async function webWorkerThread(threads: ThreadRef[] | null): Promise<ThreadRef> {
+/**
+ * Resolves when `worker` posts `what`: no wall-clock guess of how long a
+ * Web Worker takes to start or to enter its loop on a loaded host (one
+ * terminated before its loop ends at once, and is no leak).
+ */
+function said(worker: Worker, what: string): Promise<void> {
+  return new Promise((resolve) =>
+    worker.addEventListener("message", (e) => e.data === what && resolve())
+  );
+}
+
+/** The one thread named as a Web Worker's among `threads` (from `ThreadWatch.spawn`), once it said "ready". */
+function webWorkerThread(threads: ThreadRef[] | null): ThreadRef {
   assert.ok(threads, "/proc/<pid>/task is read");
-  await new Promise((r) => setTimeout(r, 200)); // it names itself once it runs
+  // Rust names a thread from inside it as it starts, before its Web Worker runs any code.
   const named = threads.filter((t) =>
     threadAlive(Deno.pid, t.tid) &&
     /^worker-\d+$/.test(Deno.readTextFileSync(`/proc/${Deno.pid}/task/${t.tid}/comm`).trim())
@@ -278,15 +295,16 @@ Deno.test({
 }, async () => {
   const leaks: LeakedThread[] = [];
   const watch = new ThreadWatch((leak) => leaks.push(leak));
-  const idle = URL.createObjectURL(new Blob([""], { type: "text/javascript" }));
-  const own = new Worker(idle, { type: "module" });
+  const own = new Worker(module('self.postMessage("ready");'), { type: "module" });
   try {
-    await new Promise((r) => setTimeout(r, 200));
+    await said(own, "ready");
     const { value: spinner, threads } = watch.spawn(() =>
       new Worker(SPIN_WORKER, { type: "module" })
     );
+    const spinning = said(spinner, "spinning");
     spinner.postMessage(null);
-    const thread = await webWorkerThread(threads);
+    await spinning;
+    const thread = webWorkerThread(threads);
     spinner.terminate();
     watch.terminated(threads, { task: "leak.spin", id: "beside" });
     for (let i = 0; i < 150 && !leaks.length; i++) await new Promise((r) => setTimeout(r, 100));
@@ -309,7 +327,8 @@ Deno.test({
     const { value: spinner, threads } = watch.spawn(() =>
       new Worker(SPIN_WORKER, { type: "module" })
     );
-    const thread = await webWorkerThread(threads);
+    await said(spinner, "ready");
+    const thread = webWorkerThread(threads);
     // The thread and 6 endless loops share core 0: it gets about a seventh of it.
     const pin = await new Deno.Command("taskset", {
       args: ["-p", "-c", "0", String(thread.tid)],
@@ -325,8 +344,9 @@ Deno.test({
         }).spawn(),
       );
     }
+    const spinning = said(spinner, "spinning");
     spinner.postMessage(null);
-    await new Promise((r) => setTimeout(r, 300));
+    await spinning;
     spinner.terminate();
     watch.terminated(threads, { task: "leak.spin", id: "starved" });
     for (let i = 0; i < 150 && !leaks.length; i++) await new Promise((r) => setTimeout(r, 100));

@@ -15,6 +15,7 @@ import { Settlement } from "../src/worker/settlement.ts";
 import { settleOutcomes } from "../src/worker/outcomes.ts";
 import type { Message, SignatureDict } from "../src/protocol/message.ts";
 import { WorkerState } from "../src/worker/worker_state.ts";
+import { countStats, type WorkerStats } from "../src/worker/worker_stats.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { BrokerConnectionError, ExchangeNotFoundError } from "../src/broker/errors.ts";
@@ -61,6 +62,16 @@ function followUps(
 function state() {
   const app = new Celery({ broker: "kv://:memory:", backend: null });
   const st = new WorkerState(app, { app }, "test@host");
+  const stats: WorkerStats = {
+    received: 0,
+    succeeded: 0,
+    failed: 0,
+    parked: 0,
+    expired: 0,
+    retried: 0,
+    revoked: 0,
+  };
+  st.lifecycle.subscribe(countStats(stats));
   const parked: Rejection[] = [];
   const acked: Delivery[] = [];
   const stored: StoreEntry[] = [];
@@ -71,11 +82,11 @@ function state() {
   st.backend = {
     store: (e: StoreEntry[]) => (stored.push(...e), Promise.resolve()),
   } as unknown as ResultBackend;
-  return { st, parked, acked, stored };
+  return { st, parked, acked, stored, stats };
 }
 
 Deno.test("a batch whose intake throws is parked, with a FAILURE for each task id", async () => {
-  const { st, parked, stored } = state();
+  const { st, parked, stored, stats } = state();
   const held = delivery("held");
   const intake = {
     receive: () => Promise.reject(new RangeError("Maximum call stack size exceeded")),
@@ -95,10 +106,12 @@ Deno.test("a batch whose intake throws is parked, with a FAILURE for each task i
   assert.match(parked[0].reason, /worker error while receiving it: Maximum call stack/);
   assert.deepEqual(stored.map((e) => [e.taskId, e.status]), [["a", "FAILURE"], ["b", "FAILURE"]]);
   assert.equal(st.running.size, 0, "a prepared but never handed over task is taken back");
+  assert.equal(stats.parked, 2, "each park counted once");
+  assert.equal(stats.received, 1, "b was received (handed to the pool); a ends on arrival");
 });
 
 Deno.test("outcomes that cannot be settled are stored and parked one by one; the others settle normally", async () => {
-  const { st, parked, acked, stored } = state();
+  const { st, parked, acked, stored, stats } = state();
   const d1 = delivery("ok-1");
   const d2 = delivery("bad-2");
   const req = (id: string) => ({ id, task: "t.add", rootId: id, replyTo: null }) as never;
@@ -138,6 +151,24 @@ Deno.test("outcomes that cannot be settled are stored and parked one by one; the
     ["ok-1", "SUCCESS"],
   ]);
   assert.equal(st.running.size, 0);
+  assert.deepEqual([stats.parked, stats.received], [1, 0], "parked counted; received before");
+});
+
+Deno.test("a settlement that cannot be written parks its acknowledged deliveries, each counted once", async () => {
+  const { st, parked, stats } = state();
+  st.backend = {
+    store: () => Promise.reject(new BrokerConnectionError("result backend down")),
+  } as unknown as ResultBackend;
+  const s = new Settlement();
+  for (const id of ["u-1", "u-2"]) {
+    s.stores.push({ taskId: id, status: "SUCCESS", meta: "{}" });
+    s.acks.push(delivery(id));
+  }
+  st.settle(s);
+  await st.drainSettling();
+  assert.deepEqual(parked.map((r) => r.taskId), ["u-1", "u-2"]);
+  assert.match(parked[0].reason, /could not be written within outageRetryLimit/);
+  assert.deepEqual([stats.parked, stats.received], [2, 0]);
 });
 
 Deno.test("a follow-up that cannot be encoded gets a FAILURE; the others are sent and every delivery acknowledged", async () => {

@@ -25,7 +25,9 @@ for (const t of transports) {
       const err = await r.get({ timeout: 30_000 }).then(() => null, (e) => e);
       assert.ok(err instanceof TaskError, `a FAILURE, not requeued forever: ${err}`);
       assert.equal(err.excType, "PoisonMessage");
-      assert.equal(worker.stats.received, 3, "run once per delivery: the limit, no more");
+      // Run once per delivery, the limit and no more; the 4th delivery is received and parked unrun.
+      assert.equal(worker.stats.received, 4, "3 runs, then the delivery parked as poison");
+      assert.equal(worker.stats.parked, 1, "the poison park is counted (the stop line's parked)");
       const parked = await (await client.broker()).listParked();
       assert.match(
         parked.find((p) => p.taskId === r.id)?.reason ?? "",

@@ -133,6 +133,7 @@ test("a message whose consumers died 5 times is parked as poison with a FAILURE"
     assert.ok(err instanceof TaskError);
     assert.equal(err.excType, "PoisonMessage");
     assert.equal(worker.stats.succeeded, 0);
+    assert.deepEqual([worker.stats.received, worker.stats.parked], [1, 1], "received, parked");
     const parked = await (await client.broker()).listParked();
     assert.match(parked.find((p) => p.taskId === id)?.reason ?? "", /poison message: given back 5/);
     // Below the limit it runs.

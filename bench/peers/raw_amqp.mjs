@@ -7,6 +7,11 @@
 // confirms): `enqueue N` all at once then waits for the confirms;
 // `enqueue-single N` waits for each confirm; `roundtrip` uses RabbitMQ's
 // direct reply-to.
+// Its drain rate is RabbitMQ's more than its own: on a 2-CPU host the server
+// uses 0.9-1.2 CPU (75-185 us per task, depending on what the vhost did
+// just before) against ~30-45 us in this loop, so one bench run's figure
+// moved 2x between runs. Compare Celeriac with it alternated, many rounds,
+// median: bench/amqp_pair.ts (bench/README.md, Profile).
 import amqp from "amqplib";
 import {
   BROKER_URL,

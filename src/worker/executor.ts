@@ -446,7 +446,8 @@ export async function runTask(
       followUp: needsFollowUp(embed) ? { embed, value: null } : undefined,
       runtime,
       blocked,
-      traceback: req.describe ? traceback : undefined,
+      // Always: the main thread logs a failure with it, as Celery does.
+      traceback,
     };
   }
 }

@@ -118,11 +118,12 @@ export class Intake {
           taskName,
           reason,
           kind: "malformed",
+          atIntake: true,
         });
         s.park(d, reason, { id: taskId, name: taskName }, refusalInfo(err));
         continue;
       }
-      if (screen(d, req, done, s, this.#s.options.maxDeliveries)) continue;
+      if (screen(d, req, done, s, lifecycle, this.#s.options.maxDeliveries)) continue;
       const task = app.tasks.get(req.task);
       if (!task?.handler) {
         const reason = `unregistered task "${req.task}"`;
@@ -134,6 +135,7 @@ export class Intake {
           taskName: req.task,
           reason,
           kind: "unregistered",
+          atIntake: true,
         });
         const info = pyException("NotRegistered", "celery.exceptions", [req.task]);
         s.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);

@@ -3,13 +3,15 @@
  * receiving a batch, or while settling the outcomes the pool reports, must
  * neither end the process nor lose a delivery. What cannot be handled the
  * normal way is parked with the error as its reason (and a FAILURE stored
- * for its task id when one can be read), and logged.
+ * for its task id when one can be read), and announced (`rejected`, kind
+ * `unsettled`: logged and counted in the worker's `parked`).
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
 import type { Delivery } from "../broker/port.ts";
+import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
 import type { Intake } from "./intake.ts";
 import { failureEntry, pyException, REFUSED_MODULE } from "./result_entries.ts";
@@ -50,8 +52,8 @@ export async function receiveOrPark(
     await intake.receive(deliveries);
   } catch (err) {
     const held = new Set(intake.holding());
-    const seqOf = new Map<Delivery, number>();
-    for (const [seq, r] of st.running) seqOf.set(r.delivery, seq);
+    const seqOf = new Map<Delivery, [number, Running]>();
+    for (const [seq, r] of st.running) seqOf.set(r.delivery, [seq, r]);
     const reason = `worker error while receiving it: ${(err as Error).message}`;
     log.error("Receiving a batch of {n} message(s) failed ({error}); parking them", {
       n: deliveries.length,
@@ -60,23 +62,37 @@ export async function receiveOrPark(
     const s = new Settlement();
     for (const d of deliveries) {
       if (held.has(d)) continue;
-      const seq = seqOf.get(d);
-      if (seq !== undefined) st.running.delete(seq);
-      park(s, d, idOf(d), nameOf(d), reason, null);
+      const running = seqOf.get(d);
+      if (running) st.running.delete(running[0]);
+      // One handed to the pool was announced as received; the others end here on arrival.
+      park(st, s, d, running?.[1].req ?? null, reason, null);
     }
     st.settle(s);
     st.wake();
   }
 }
 
+/** Park `d` in `s` and announce it (`req` when it was received: not at intake). */
 function park(
+  st: WorkerState,
   s: Settlement,
   d: Delivery,
-  taskId: string | null,
-  taskName: string | null,
+  req: TaskRequest | null,
   reason: string,
   meta: { status: "SUCCESS" | "FAILURE"; meta: string } | null,
 ): void {
+  const taskId = req?.id ?? idOf(d);
+  const taskName = req?.task ?? nameOf(d);
+  st.lifecycle.emit({
+    type: "rejected",
+    delivery: d,
+    req,
+    taskId,
+    taskName,
+    reason,
+    kind: "unsettled",
+    atIntake: req === null,
+  });
   s.rejects.push({ delivery: d, reason, taskId, taskName });
   if (meta && taskId) s.stores.push({ taskId, status: meta.status, meta: meta.meta });
   else if (taskId) {
@@ -129,15 +145,10 @@ export function settleOrPark(
     } catch (err) {
       st.running.delete(o.seq);
       const reason = `worker error after the task ran: ${(err as Error).message}`;
-      log.error("Task {name}[{id}]: {reason}; result stored, message parked", {
-        name: r.req.task,
-        id: r.req.id,
-        reason,
-      });
       const meta = o.meta && !o.refused && !o.retry && !o.stored
         ? { status: o.ok ? "SUCCESS" as const : "FAILURE" as const, meta: o.meta }
         : null;
-      park(s, r.delivery, r.req.id, r.req.task, reason, meta);
+      park(st, s, r.delivery, r.req, reason, meta);
     }
   }
   st.settle(s);

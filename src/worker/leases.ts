@@ -38,7 +38,7 @@ export function renewLeases(
   return setInterval(() => {
     const mine = holding();
     for (const r of s.running.values()) if (!r.acked) mine.push(r.delivery);
-    for (const [d, acked] of s.unsettled) if (!acked) mine.push(d);
+    for (const d of s.unsettled) mine.push(d);
     if (mine.length === 0) return;
     s.broker.extend(mine).catch((err) =>
       log.warn("Cannot renew {n} lease(s): {error}", {

@@ -135,8 +135,13 @@ export interface TaskRevoked {
 
 /**
  * A message is parked: malformed or undecodable (`malformed`), of a task
- * this worker does not run (`unregistered`), or refused by the Web Worker
- * that was to run it (`refused`: undecodable body, disallowed content).
+ * this worker does not run (`unregistered`), refused by the Web Worker
+ * that was to run it (`refused`: undecodable body, disallowed content),
+ * given back `maxDeliveries` times by consumers that died holding it
+ * (`poison`), or not settled (`unsettled`: an error of the worker while
+ * receiving it or settling its outcome, a retry that could not be
+ * published, a result or acknowledgement not written within
+ * `outageRetryLimit`). Every park is announced once.
  */
 export interface TaskRejected {
   /** Event type. */
@@ -152,7 +157,9 @@ export interface TaskRejected {
   /** What is wrong, as stored with the parked message. */
   reason: string;
   /** Which check refused it. */
-  kind: "malformed" | "unregistered" | "refused";
+  kind: "malformed" | "unregistered" | "refused" | "poison" | "unsettled";
+  /** True when the message ends here on arrival, without a `received` event. */
+  atIntake: boolean;
   /** Dispatch number, for `refused`. */
   seq?: number;
 }

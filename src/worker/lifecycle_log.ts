@@ -7,14 +7,20 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { exceptionRepr } from "../protocol/signature.ts";
 import type { LifecycleEvent } from "./lifecycle.ts";
 
 const log = getLogger(["celeriac", "worker", "task"]);
 
 /**
- * A lifecycle subscriber that logs what happens to tasks: receipts,
- * successes and terminations (asked for) at info, failures, other
- * revocations and requeues at warning, parked messages at error.
+ * A lifecycle subscriber that logs what happens to tasks, as Celery 5.2's
+ * worker does where it has the same line: receipts, successes, retries
+ * (`Task name[id] retry: Retry in 1s: KeyError('x')`) and terminations
+ * (asked for) at info; expiries, other revocations and requeues at
+ * warning; failures at error, with their traceback on the lines after
+ * (`Task name[id] raised unexpected: TypeError('x')`, then the stack of
+ * the Web Worker that ran it); parked messages at error. A line whose
+ * level is off is not built.
  *
  * @example
  * ```ts
@@ -27,6 +33,7 @@ const log = getLogger(["celeriac", "worker", "task"]);
  */
 export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent) => void {
   const info = log.isEnabledFor("info");
+  const error = log.isEnabledFor("error");
   return (e) => {
     switch (e.type) {
       case "received":
@@ -59,25 +66,27 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
         }
         break;
       case "failed":
-        if (e.cause !== "worker-lost") {
-          log.warn("Task {name}[{id}] raised {type}{message}", {
+        if (error && e.cause !== "worker-lost") {
+          const traceback = e.outcome?.traceback;
+          log.error("Task {name}[{id}] raised unexpected: {exc}{traceback}", {
             name: e.req.task,
             id: e.req.id,
-            type: e.exc.exc_type,
-            message: e.message === "" ? "" : `: ${e.message}`,
+            exc: exceptionRepr(e.exc),
+            traceback: traceback ? `\n${traceback}` : "",
           });
         }
         break;
-      case "retried": {
-        const exc = e.outcome.exc;
-        log.info("Task {name}[{id}] retry: Retry {when}{cause}", {
-          name: e.req.task,
-          id: e.req.id,
-          when: e.outcome.retry.when,
-          cause: exc ? `: ${exc.exc_type}(${exc.exc_message.map(String).join(", ")})` : "",
-        });
+      case "retried":
+        if (info) {
+          const exc = e.outcome.exc;
+          log.info("Task {name}[{id}] retry: Retry {when}{cause}", {
+            name: e.req.task,
+            id: e.req.id,
+            when: e.outcome.retry.when,
+            cause: exc ? `: ${exceptionRepr(exc)}` : "",
+          });
+        }
         break;
-      }
       case "revoked":
         if (e.reason === "expired") {
           log.warn("Task {name}[{id}] expired at {expires}: not run", {
@@ -99,7 +108,7 @@ export function logLifecycle(taskNames: () => string[]): (event: LifecycleEvent)
         }
         break;
       case "rejected":
-        if (e.kind === "malformed") {
+        if (e.kind === "malformed" || e.taskName === null) {
           log.error("Parked message {taskId} from {queue}: {reason}", {
             taskId: e.taskId ?? "(no id)",
             queue: e.delivery.queue,

@@ -60,6 +60,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
         taskName: req.task,
         reason: o.refused,
         kind: "refused",
+        atIntake: false,
         seq: o.seq,
       });
       s.rejects.push({ delivery, reason: o.refused, taskId: req.id, taskName: req.task });
@@ -118,6 +119,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
         publish: (m, t) => st.publish(m, t),
         origin: st.hostname,
         outageRetryLimit: st.outageRetryLimit,
+        lifecycle: st.lifecycle,
       }), { held: retries });
   }
   st.wake();

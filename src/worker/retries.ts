@@ -21,6 +21,7 @@ import { encodeResultMeta } from "../protocol/result_meta.ts";
 import { encodeRetryMessage } from "../protocol/retry_message.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
+import type { Lifecycle } from "./lifecycle.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
@@ -62,6 +63,8 @@ export interface RetryIo {
   origin: string;
   /** Seconds a retry publish is retried while the broker is down; default 300. */
   outageRetryLimit?: number;
+  /** Where a delivery parked for a retry not published is announced; default none. */
+  lifecycle?: Lifecycle;
 }
 
 /**
@@ -70,7 +73,8 @@ export interface RetryIo {
  * deliveries whose retry was published. Each publish is retried while the
  * broker is down, for `outageRetryLimit`; a retry that still cannot be
  * published stores FAILURE with the publishing error and parks its delivery
- * when it is unacknowledged (an acknowledged one is gone from the broker).
+ * when it is unacknowledged (an acknowledged one is gone from the broker),
+ * announcing it on `io.lifecycle`.
  *
  * @example
  * ```ts ignore
@@ -120,7 +124,19 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
       const reason = `retry could not be published: ${(err as Error).message}`;
       log.error("Task {name}[{id}] failed: {reason}", { name: req.task, id: req.id, reason });
       // An acknowledged delivery (early ack) is the broker's no more: nothing to park.
-      if (!acked) rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
+      if (!acked) {
+        rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
+        io.lifecycle?.emit({
+          type: "rejected",
+          delivery: d,
+          req,
+          taskId: req.id,
+          taskName: req.task,
+          reason,
+          kind: "unsettled",
+          atIntake: false,
+        });
+      }
       failures.push({
         taskId: req.id,
         status: "FAILURE",

@@ -65,7 +65,8 @@ export interface RunRequest {
   storeResult: boolean;
   /**
    * Also report the Python repr of the return value and the traceback of a
-   * failure or retry (for task events). Default false.
+   * retry (for task events; a failure's traceback is always reported).
+   * Default false.
    */
   describe?: boolean;
   /** Store Celery's `result_extended` fields (name, args, ...) in the result. Default false. */
@@ -160,7 +161,10 @@ export interface RunOutcome {
   revoked?: boolean;
   /** Python repr of the return value (truncated), when the request asked to `describe`. */
   repr?: string;
-  /** Traceback of a failure or retry, when the request asked to `describe`. */
+  /**
+   * Traceback of a failure (always: the worker logs it, as Celery does) or
+   * of a retry (when the request asked to `describe`).
+   */
   traceback?: string;
 }
 

@@ -21,6 +21,7 @@ import type { ResultBackend } from "../backend/port.ts";
 import { type Delivery, DELIVERY_COUNT_HEADER } from "../broker/port.ts";
 import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
+import type { Lifecycle } from "./lifecycle.ts";
 import { pyException, REFUSED_MODULE } from "./result_entries.ts";
 import type { Settlement } from "./settlement.ts";
 
@@ -117,17 +118,19 @@ export function deliveryCount(d: Delivery): number {
 
 /**
  * Screen a decoded delivery: a suppressed duplicate is acknowledged, a
- * poison message parked with a FAILURE. Returns true when it must not run.
+ * poison message parked with a FAILURE (announced as `rejected`, kind
+ * `poison`, which logs and counts it). Returns true when it must not run.
  *
  * @example
  * ```ts ignore
- * if (screen(d, req, done, settlement, options.maxDeliveries)) continue;
+ * if (screen(d, req, done, settlement, lifecycle, options.maxDeliveries)) continue;
  * ```
  *
  * @param d the delivery
  * @param req its decoded headers
  * @param done ids already finished ({@link finishedBefore})
  * @param s the settlement of this batch
+ * @param lifecycle where a park is announced
  * @param maxDeliveries the poison limit; 0 never parks
  * @returns whether it was settled here
  */
@@ -136,6 +139,7 @@ export function screen(
   req: TaskRequest,
   done: ReadonlySet<string>,
   s: Settlement,
+  lifecycle: Lifecycle,
   maxDeliveries: number = DEFAULT_MAX_DELIVERIES,
 ): boolean {
   // Not asked while empty (no redelivery): see RevokedIds.has on a first lookup's cost.
@@ -151,7 +155,16 @@ export function screen(
   if (maxDeliveries > 0 && count >= maxDeliveries) {
     const reason = `poison message: given back ${count} times by consumers that died ` +
       `holding it (limit ${maxDeliveries}, WorkerOptions.maxDeliveries)`;
-    log.error("Parked task {name}[{id}]: {reason}", { name: req.task, id: req.id, reason });
+    lifecycle.emit({
+      type: "rejected",
+      delivery: d,
+      req,
+      taskId: req.id,
+      taskName: req.task,
+      reason,
+      kind: "poison",
+      atIntake: true,
+    });
     const info = pyException("PoisonMessage", REFUSED_MODULE, [reason]);
     s.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);
     return true;

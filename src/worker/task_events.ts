@@ -141,8 +141,8 @@ export function sendTaskEvents(events: EventDispatcher): (e: LifecycleEvent) => 
             uuid: e.req!.id,
             exception: `NotRegistered(${pyRepr(e.req!.task)})`,
           });
-        } else if (e.kind === "refused" && e.req) {
-          events.sendTask("task-rejected", { uuid: e.req.id, requeue: false });
+        } else if (e.kind !== "malformed" && e.taskId) {
+          events.sendTask("task-rejected", { uuid: e.taskId, requeue: false });
         }
         break;
       case "returned":

@@ -31,7 +31,11 @@ export interface WorkerStats {
   succeeded: number;
   /** Tasks that threw (or whose Web Worker died). */
   failed: number;
-  /** Messages parked (malformed, unregistered, refused content). */
+  /**
+   * Messages parked: malformed, unregistered, refused content, poison
+   * (`maxDeliveries`), or not settled (a worker error, a retry not
+   * published, a result not written within `outageRetryLimit`).
+   */
   parked: number;
   /** Tasks not run because they expired. */
   expired: number;
@@ -77,7 +81,7 @@ export function countStats(stats: WorkerStats): (event: LifecycleEvent) => void 
         else stats.revoked++;
         break;
       case "rejected":
-        if (e.kind !== "refused") stats.received++;
+        if (e.atIntake) stats.received++;
         stats.parked++;
         break;
     }

@@ -5,6 +5,7 @@
  * touched). AOF is on, so data survives a restart.
  */
 
+import { Redis } from "ioredis";
 import { type PortBlock, reservePorts } from "./ports.ts";
 import { PortInUseError, type RedisProcess, startRedis } from "./redis_servers.ts";
 
@@ -59,6 +60,36 @@ export class PrivateRedis {
       "always",
       ...this.#args,
     ]);
+  }
+
+  /**
+   * Hold every write from now until the server is killed (`CLIENT PAUSE
+   * WRITE`; reads still run), so that a {@link PrivateRedis.down} that
+   * follows cuts no write in half: each write either ran and was answered
+   * before the pause, or never runs. Without it, a SIGKILL can land after
+   * a write ran (and reached the AOF) but before its reply was sent: the
+   * write survives the restart, yet its client saw it fail. Resolves once
+   * every write that ran before the pause has been answered (a PING sent
+   * after the pause's reply is answered in a later turn of the server's
+   * event loop, after the replies of the turn that ran them were written).
+   */
+  async pauseWrites(): Promise<void> {
+    const r = new Redis({
+      port: this.port,
+      host: "127.0.0.1",
+      lazyConnect: true,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+    });
+    r.on("error", () => {});
+    try {
+      await r.connect();
+      // Longer than any test waits before the kill; the kill ends it.
+      await r.call("CLIENT", "PAUSE", "600000", "WRITE");
+      await r.ping();
+    } finally {
+      r.disconnect();
+    }
   }
 
   /** Kill the server at once (SIGKILL): connections drop, the AOF keeps the data. */
