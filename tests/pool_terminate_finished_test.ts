@@ -20,6 +20,15 @@ function spin(ms: number, file: string): RunRequest {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Hand four runs to one Web Worker with `send` (the third spins 3 s), terminate
  * the third while it runs, and check the first two keep their outcomes.
@@ -62,4 +71,31 @@ Deno.test("threads pool: terminate keeps the outcomes a Web Worker held while mo
   await terminateThird((p, reqs) => {
     for (const r of reqs) p.run([r]);
   });
+});
+
+Deno.test("threads pool: terminate reads the outcomes written to the ring and not yet read", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "terminate-ring-" });
+  const file = `${dir}/runs`;
+  const gate = `${dir}/go`;
+  const { pool: p, outcomes, limited, lost } = await onePool();
+  try {
+    const quick = spin(0, file);
+    // With a hard time limit it starts only once the quick task's outcome is in the ring.
+    const stuck = poolRunRequest("runs.block", [gate], { timeLimits: { hard: 600, soft: null } });
+    p.run([quick, stuck]);
+    // Waited for synchronously: the main thread reads nothing from the ring meanwhile.
+    while (!exists(`${gate}.started`)) {
+      // the Web Worker runs the quick task, hands its outcome on, starts the stuck one
+    }
+    p.terminate([stuck.seq]);
+    // Before: the quick task reported lost, its outcome in the ring never read.
+    assert.deepEqual(lost, [], `finished task reported lost (runs ${runsOf(file, [quick])})`);
+    assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]), [[quick.seq, true]]);
+    assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0, abandoned: [] }]);
+  } finally {
+    // Ends the thread Deno may leave running.
+    await Deno.writeTextFile(gate, "");
+    await p.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

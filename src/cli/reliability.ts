@@ -21,7 +21,9 @@ export const RELIABILITY_USAGE = `
       --max-deliveries N     park a message as poison (FAILURE stored) once consumers died
                              holding it N times (x-delivery-count; default 5, 0 = never);
                              a Web Worker that died running a task requeued by
-                             --reject-on-worker-lost counts as one
+                             --reject-on-worker-lost counts as one. RabbitMQ counts only
+                             on quorum queues: on classic queues it does nothing (as
+                             in Celery)
       --max-decompressed-size SIZE
                              park a message whose compressed body would decompress to more
                              than SIZE bytes (K, M, G suffixes; default 64M), decoding no

@@ -23,8 +23,9 @@ const log = getLogger(["celeriac", "worker", "pool"]);
  * tasks, and where Web Workers are not wanted. The main thread cannot be
  * terminated, so at a hard time limit the task's AbortSignal fires and the
  * task is reported failed, but its code may go on in the background.
- * While it runs, an unhandled rejection or a throw from a timer left by task
- * code is logged and the worker goes on (`stray_errors.ts`): Deno would
+ * While it runs, every unhandled rejection and throw from a timer on the
+ * main thread (task code's or the worker's own: they cannot be told apart)
+ * is logged and the worker goes on (`stray_errors.ts`): Deno would
  * otherwise end the process, losing every task running then.
  *
  * @example

@@ -110,6 +110,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
     sent: new Int32Array(new SharedArrayBuffer(4)),
     starts: new StartTable(),
     runs: { ring: new RingWriter(runRing), posts: 0 },
+    drain: () => fromRing(),
     ready,
     up: false,
     dead: false,

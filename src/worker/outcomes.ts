@@ -110,7 +110,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
     if (!r.acked) s.acks.push(delivery);
     else earlyAcked.push(r);
   }
-  st.settle(s, undefined, earlyAcked);
+  st.settle(s, earlyAcked);
   if (retries.length) {
     st.track(() =>
       settleRetries(retries, {
@@ -132,6 +132,8 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
  * Web Worker); the others fail with `WorkerLostError`. Those it held
  * that had not started are put back in their queues (requeued if
  * unacknowledged, republished if already acknowledged), never failed.
+ * Putting back does not wait for the failures to be stored: a backend
+ * down past `outageRetryLimit` loses none of them.
  *
  * @param st the worker's state
  * @param seqs the dispatch numbers it held that had started
@@ -164,17 +166,16 @@ export function settleLost(
     }
     fail(st, s, r, seq, earlyAcked, "worker-lost", new WorkerLostError(reason), reason);
   }
-  st.settle(s, async () => {
-    await putBack(st, back);
-    await putBack(st, requeues, true);
-  }, [...back, ...requeues, ...earlyAcked]);
+  st.settle(s, earlyAcked);
+  putBackNow(st, back, requeues);
   st.wake();
 }
 
 /**
  * Task `seq` ran past its hard limit: it fails with `TimeLimitExceeded`;
  * the tasks stopped with it are put back in their queues (requeued if
- * unacknowledged, republished if already acknowledged), never failed.
+ * unacknowledged, republished if already acknowledged), never failed,
+ * without waiting for that failure to be stored.
  *
  * @param st the worker's state
  * @param seq the task past its limit
@@ -195,8 +196,24 @@ export function settleTimeLimit(
     fail(st, s, r, seq, earlyAcked, "time-limit", err);
   }
   const back = returnAll(st, s, abandoned, "time-limit", earlyAcked);
-  st.settle(s, () => putBack(st, back), [...back, ...earlyAcked]);
+  st.settle(s, earlyAcked);
+  putBackNow(st, back);
   st.wake();
+}
+
+/**
+ * Put tasks back in their queues at once, beside the settlement of the
+ * tasks stopped with them: it needs only the broker, so a result backend
+ * that is down (the stores of that settlement failing) does not lose the
+ * early-acknowledged ones nor keep the others until their visibility
+ * timeout.
+ */
+function putBackNow(st: WorkerState, back: Running[], requeues: Running[] = []): void {
+  if (back.length === 0 && requeues.length === 0) return;
+  st.track(async () => {
+    await putBack(st, back);
+    await putBack(st, requeues, true);
+  }, { held: [...back, ...requeues] });
 }
 
 /**

@@ -49,6 +49,12 @@ export interface Member {
   runs?: { ring: RingWriter; posts: number };
   /** Its ring for plain outcomes (`outcome_ring.ts`), which the main thread listens to. */
   outcomes?: RingReader;
+  /**
+   * Read the outcomes its ring holds now and hand them on, as the ring's
+   * listener does later: done before its tasks are split into started and
+   * not when it is stopped, so that a finished task is not reported lost.
+   */
+  drain(): void;
   ready: Promise<void>;
   up: boolean;
   dead: boolean;

@@ -1,9 +1,11 @@
 /**
- * Errors task code leaves behind on the worker's own thread (the inline
- * pool runs tasks there): a rejected promise nobody handles, a throw from a
- * timer. Deno ends the process on either by default (status 1), losing
- * every task running then; while they are caught, each is logged as an
- * error and the worker goes on. An unhandled rejection names its task (Deno
+ * Errors left behind on the worker's own thread (the inline pool runs
+ * tasks there): a rejected promise nobody handles, a throw from a timer.
+ * Deno ends the process on either by default (status 1), losing every task
+ * running then; while they are caught, each is logged as an error and the
+ * worker goes on. Every such error on the thread is caught, task code's and
+ * the worker's own alike: nothing tells them apart, and the log line says
+ * so. An unhandled rejection names its task (Deno
  * dispatches it in the async context of the promise the task made); a
  * throw from a timer shows its stack only (its `error` event comes after
  * the callback, outside the task's context). An error another listener has
@@ -51,11 +53,15 @@ export function catchStrayErrors(): () => void {
 
 function report(kind: string, error: unknown): void {
   const task = currentTask.getStore();
-  log.error("Task code left an {kind}{where}: {error}; the worker goes on", {
-    kind,
-    where: task ? ` (task ${task.name ?? ""}[${task.id}])` : "",
-    error: describe(error),
-  });
+  log.error(
+    "Caught an {kind}{where}: {error}; it may come from task code or from the worker itself " +
+      "(the inline pool runs both on this thread and cannot tell them apart); the worker goes on",
+    {
+      kind,
+      where: task ? ` (task ${task.name ?? ""}[${task.id}])` : "",
+      error: describe(error),
+    },
+  );
 }
 
 function describe(error: unknown): string {

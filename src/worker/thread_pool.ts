@@ -352,6 +352,8 @@ export class ThreadPool implements Pool {
    * Celery's "Terminating ID (signal)", or at warning when it stops others.
    */
   #kill(seq: number, seconds: number): void {
+    // Outcomes written to its ring and not yet read first: those tasks finished, none is lost.
+    this.#owner.get(seq)?.member.drain();
     const o = this.#owner.get(seq);
     // Its handler returned: nothing to stop, its outcome is on its way.
     if (!o || o.member.starts.hasFinished(seq)) return;

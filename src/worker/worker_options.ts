@@ -144,8 +144,9 @@ export interface WorkerOptions {
   /**
    * Park a message as poison (with a FAILURE for its task) once consumers
    * have died holding it this many times (its `x-delivery-count`: counted
-   * by the Redis and KV restore sweeps, by RabbitMQ on quorum queues).
-   * 0 never parks. Default 5.
+   * by the Redis and KV restore sweeps, by RabbitMQ on quorum queues; on
+   * RabbitMQ classic queues nothing counts, so this does nothing there, as
+   * in Celery). 0 never parks. Default 5.
    */
   maxDeliveries?: number;
   /**

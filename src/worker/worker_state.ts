@@ -188,15 +188,10 @@ export class WorkerState {
    * promoted to the old generation (0.8 KB per task; +20 MiB RSS).
    *
    * @param s the batch
-   * @param then what to do once it is written
-   * @param held other deliveries it settles: acknowledged early, or put back by `then`
+   * @param held other deliveries it settles (acknowledged early: only their results remain)
    */
-  settle(
-    s: Settlement,
-    then?: () => Promise<void>,
-    held: readonly { delivery: Delivery; acked: boolean }[] = [],
-  ): void {
-    if (s.empty && !then) return;
+  settle(s: Settlement, held: readonly { delivery: Delivery; acked: boolean }[] = []): void {
+    if (s.empty) return;
     const { live, ended } = this.#byTaskRunning(s.acks);
     const mine = [
       ...ended.map((delivery) => ({ delivery, acked: false })),
@@ -208,7 +203,6 @@ export class WorkerState {
     this.track(async () => {
       await settle(s, this);
       parkable = [];
-      await then?.();
     }, { held: [...mine, ...held], parkOnFailure: () => parkable });
   }
 

@@ -45,3 +45,28 @@ export const throwLater = app.task("x.throw_later", () => {
   }, 5);
   return 1;
 });
+
+/**
+ * Writes `<path>.started`, blocks its thread until `path` exists (tasks sent
+ * to the same Web Worker meanwhile do not start), then calls `Deno.exit`
+ * when `exit`.
+ */
+export const until = app.task("x.until", { acksLate: true }, (path: string, exit: boolean) => {
+  Deno.writeTextFileSync(`${path}.started`, "");
+  for (;;) {
+    try {
+      Deno.statSync(path);
+      break;
+    } catch {
+      // not yet: the Web Worker starts nothing else meanwhile
+    }
+  }
+  if (exit) Deno.exit(3);
+  return "unblocked";
+});
+
+/** Returns its Web Worker, acknowledged late. */
+export const widLate = app.task("x.wid_late", { acksLate: true }, (tag: unknown = null) => ({
+  wid: WID,
+  tag,
+}));

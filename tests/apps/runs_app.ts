@@ -17,3 +17,16 @@ export const spinNoted = app.task("runs.spin", { bind: true }, (ctx, ms: number,
   Deno.writeTextFileSync(file, `${ctx.id}\n`, { append: true });
   return ms;
 });
+
+/** Writes `<path>.started`, then spins until `path` exists: the Web Worker runs nothing else meanwhile. */
+export const block = app.task("runs.block", (path: string) => {
+  Deno.writeTextFileSync(`${path}.started`, "");
+  for (;;) {
+    try {
+      Deno.statSync(path);
+      return path;
+    } catch {
+      // not yet
+    }
+  }
+});
