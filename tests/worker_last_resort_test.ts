@@ -9,7 +9,8 @@ import type { ResultBackend, StoreEntry } from "../src/backend/port.ts";
 import type { Broker, Delivery, PublishTarget, Rejection } from "../src/broker/port.ts";
 import { Celery } from "../mod.ts";
 import type { RunOutcome } from "../src/worker/executor.ts";
-import type { Intake } from "../src/worker/intake.ts";
+import { Intake } from "../src/worker/intake.ts";
+import type { Pool } from "../src/worker/pool.ts";
 import { receiveOrPark, settleOrPark } from "../src/worker/last_resort.ts";
 import { Settlement } from "../src/worker/settlement.ts";
 import { settleOutcomes } from "../src/worker/outcomes.ts";
@@ -108,6 +109,40 @@ Deno.test("a batch whose intake throws is parked, with a FAILURE for each task i
   assert.equal(st.running.size, 0, "a prepared but never handed over task is taken back");
   assert.equal(stats.parked, 2, "each park counted once");
   assert.equal(stats.received, 1, "b was received (handed to the pool); a ends on arrival");
+});
+
+Deno.test("a batch whose pool hand-over throws is parked; what the intake announced is not announced again", async () => {
+  const { st, parked, stats } = state();
+  st.app.task("t.add", (a: number, b: number) => a + b);
+  st.pool = {
+    run: () => {
+      throw new RangeError("pool broke");
+    },
+  } as unknown as Pool;
+  st.revoked.add(["revoked"], Date.now() + 60_000);
+  const intake = new Intake(st);
+  const rejected: string[] = [];
+  st.lifecycle.subscribe((e) => {
+    if (e.type === "rejected") rejected.push(`${e.taskId}:${e.kind}`);
+  });
+  const message = (task: string, id: string) => ({
+    ...delivery(id),
+    ...encodeTaskMessage({
+      task,
+      id,
+      args: [1, 2],
+      kwargs: {},
+      now: new Date(),
+      origin: "x",
+      replyTo: "",
+    }),
+  });
+  const batch = [message("t.nope", "unreg"), message("t.add", "revoked"), message("t.add", "good")];
+  await receiveOrPark(st, intake, batch);
+  await st.drainSettling();
+  assert.deepEqual(parked.map((r) => r.taskId), ["unreg", "revoked", "good"], "each parked once");
+  assert.deepEqual(rejected, ["unreg:unregistered", "good:unsettled"], "each announced once");
+  assert.deepEqual([stats.received, stats.parked, stats.revoked], [3, 2, 1]);
 });
 
 Deno.test("outcomes that cannot be settled are stored and parked one by one; the others settle normally", async () => {

@@ -85,8 +85,11 @@ export class Intake {
    * Decode and route a batch of deliveries.
    *
    * @param deliveries what the broker gave
+   * @param ended collects the deliveries it ends on arrival and announces (`rejected`, or
+   *   `revoked` when revoked or expired), for a caller that parks the batch when this throws
+   *   (and must not announce them again); default none
    */
-  async receive(deliveries: Delivery[]): Promise<void> {
+  async receive(deliveries: Delivery[], ended: Delivery[] = []): Promise<void> {
     for (const d of deliveries) {
       if (this.#decodesBody(d)) {
         const needs = codecsToLoad(d.contentType, d.headers.compression);
@@ -110,6 +113,7 @@ export class Intake {
         const taskId = err instanceof ProtocolError ? err.taskId ?? null : null;
         const taskName = String(d.headers.task ?? "") || null;
         const reason = `malformed task message: ${(err as Error).message}`;
+        ended.push(d);
         lifecycle.emit({
           type: "rejected",
           delivery: d,
@@ -123,10 +127,13 @@ export class Intake {
         s.park(d, reason, { id: taskId, name: taskName }, refusalInfo(err));
         continue;
       }
-      if (screen(d, req, done, s, lifecycle, this.#s.options.maxDeliveries)) continue;
+      const screened = screen(d, req, done, s, lifecycle, this.#s.options.maxDeliveries);
+      if (screened === "parked") ended.push(d);
+      if (screened) continue;
       const task = app.tasks.get(req.task);
       if (!task?.handler) {
         const reason = `unregistered task "${req.task}"`;
+        ended.push(d);
         lifecycle.emit({
           type: "rejected",
           delivery: d,
@@ -142,10 +149,12 @@ export class Intake {
         continue;
       }
       if (this.#s.revoked.has(req.id)) {
+        ended.push(d);
         this.#notRun(s, d, req, "revoked", true);
         continue;
       }
       if (req.expires && req.expires.getTime() <= now) {
+        ended.push(d);
         this.#notRun(s, d, req, "expired", true);
         continue;
       }

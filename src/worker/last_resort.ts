@@ -32,7 +32,9 @@ function nameOf(d: Delivery): string | null {
  * Receive a batch; when the intake throws, park every delivery of the batch
  * the worker does not hold (held for an ETA or a rate token) with the error
  * as reason. A delivery prepared for the pool but never handed over is
- * taken back from the running set and parked too.
+ * taken back from the running set and parked too. Those the intake had
+ * already announced (rejected, revoked or expired on arrival: their
+ * settlement was not written) are parked without a second announcement.
  *
  * @example
  * ```ts ignore
@@ -48,10 +50,12 @@ export async function receiveOrPark(
   intake: Intake,
   deliveries: Delivery[],
 ): Promise<void> {
+  const ended: Delivery[] = [];
   try {
-    await intake.receive(deliveries);
+    await intake.receive(deliveries, ended);
   } catch (err) {
     const held = new Set(intake.holding());
+    const announced = new Set(ended);
     const seqOf = new Map<Delivery, [number, Running]>();
     for (const [seq, r] of st.running) seqOf.set(r.delivery, [seq, r]);
     const reason = `worker error while receiving it: ${(err as Error).message}`;
@@ -65,14 +69,14 @@ export async function receiveOrPark(
       const running = seqOf.get(d);
       if (running) st.running.delete(running[0]);
       // One handed to the pool was announced as received; the others end here on arrival.
-      park(st, s, d, running?.[1].req ?? null, reason, null);
+      park(st, s, d, running?.[1].req ?? null, reason, null, !announced.has(d));
     }
     st.settle(s);
     st.wake();
   }
 }
 
-/** Park `d` in `s` and announce it (`req` when it was received: not at intake). */
+/** Park `d` in `s` and announce it unless told not to (`req` when it was received: not at intake). */
 function park(
   st: WorkerState,
   s: Settlement,
@@ -80,19 +84,22 @@ function park(
   req: TaskRequest | null,
   reason: string,
   meta: { status: "SUCCESS" | "FAILURE"; meta: string } | null,
+  announce = true,
 ): void {
   const taskId = req?.id ?? idOf(d);
   const taskName = req?.task ?? nameOf(d);
-  st.lifecycle.emit({
-    type: "rejected",
-    delivery: d,
-    req,
-    taskId,
-    taskName,
-    reason,
-    kind: "unsettled",
-    atIntake: req === null,
-  });
+  if (announce) {
+    st.lifecycle.emit({
+      type: "rejected",
+      delivery: d,
+      req,
+      taskId,
+      taskName,
+      reason,
+      kind: "unsettled",
+      atIntake: req === null,
+    });
+  }
   s.rejects.push({ delivery: d, reason, taskId, taskName });
   if (meta && taskId) s.stores.push({ taskId, status: meta.status, meta: meta.meta });
   else if (taskId) {

@@ -119,7 +119,8 @@ export function deliveryCount(d: Delivery): number {
 /**
  * Screen a decoded delivery: a suppressed duplicate is acknowledged, a
  * poison message parked with a FAILURE (announced as `rejected`, kind
- * `poison`, which logs and counts it). Returns true when it must not run.
+ * `poison`, which logs and counts it). Returns what it did when the task
+ * must not run, else null.
  *
  * @example
  * ```ts ignore
@@ -132,7 +133,7 @@ export function deliveryCount(d: Delivery): number {
  * @param s the settlement of this batch
  * @param lifecycle where a park is announced
  * @param maxDeliveries the poison limit; 0 never parks
- * @returns whether it was settled here
+ * @returns `"suppressed"` (acknowledged) or `"parked"` (announced) when it was settled here, else null
  */
 export function screen(
   d: Delivery,
@@ -141,7 +142,7 @@ export function screen(
   s: Settlement,
   lifecycle: Lifecycle,
   maxDeliveries: number = DEFAULT_MAX_DELIVERIES,
-): boolean {
+): "suppressed" | "parked" | null {
   // Not asked while empty (no redelivery): see RevokedIds.has on a first lookup's cost.
   if (done.size > 0 && done.has(req.id)) {
     log.warn("Task {name}[{id}] redelivered after it finished: duplicate suppressed", {
@@ -149,7 +150,7 @@ export function screen(
       id: req.id,
     });
     s.acks.push(d);
-    return true;
+    return "suppressed";
   }
   const count = deliveryCount(d);
   if (maxDeliveries > 0 && count >= maxDeliveries) {
@@ -167,7 +168,7 @@ export function screen(
     });
     const info = pyException("PoisonMessage", REFUSED_MODULE, [reason]);
     s.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);
-    return true;
+    return "parked";
   }
-  return false;
+  return null;
 }
