@@ -145,6 +145,21 @@ Deno.test("a batch whose pool hand-over throws is parked; what the intake announ
   assert.deepEqual([stats.received, stats.parked, stats.revoked], [3, 2, 1]);
 });
 
+Deno.test("a lifecycle listener that throws on the park's announcement does not stop the batch's parking", async () => {
+  const { st, parked, stats } = state();
+  st.lifecycle.subscribe((e) => {
+    if (e.type === "rejected") throw new TypeError("listener broke");
+  });
+  const intake = {
+    receive: () => Promise.reject(new TypeError("listener broke")),
+    holding: () => [],
+  } as unknown as Intake;
+  await receiveOrPark(st, intake, [delivery("a"), delivery("b")]);
+  await st.drainSettling();
+  assert.deepEqual(parked.map((r) => r.taskId), ["a", "b"]);
+  assert.equal(stats.parked, 2, "the subscribers before the broken one were told");
+});
+
 Deno.test("outcomes that cannot be settled are stored and parked one by one; the others settle normally", async () => {
   const { st, parked, acked, stored, stats } = state();
   const d1 = delivery("ok-1");

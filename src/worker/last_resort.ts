@@ -76,7 +76,10 @@ export async function receiveOrPark(
   }
 }
 
-/** Park `d` in `s` and announce it unless told not to (`req` when it was received: not at intake). */
+/**
+ * Park `d` in `s`, then announce it unless told not to (`req` when it was
+ * received: not at intake); a listener's error is logged, not thrown.
+ */
 function park(
   st: WorkerState,
   s: Settlement,
@@ -88,7 +91,15 @@ function park(
 ): void {
   const taskId = req?.id ?? idOf(d);
   const taskName = req?.task ?? nameOf(d);
-  if (announce) {
+  s.rejects.push({ delivery: d, reason, taskId, taskName });
+  if (meta && taskId) s.stores.push({ taskId, status: meta.status, meta: meta.meta });
+  else if (taskId) {
+    s.stores.push(
+      failureEntry(taskId, pyException("InternalError", REFUSED_MODULE, [reason]), null),
+    );
+  }
+  if (!announce) return;
+  try {
     st.lifecycle.emit({
       type: "rejected",
       delivery: d,
@@ -99,13 +110,12 @@ function park(
       kind: "unsettled",
       atIntake: req === null,
     });
-  }
-  s.rejects.push({ delivery: d, reason, taskId, taskName });
-  if (meta && taskId) s.stores.push({ taskId, status: meta.status, meta: meta.meta });
-  else if (taskId) {
-    s.stores.push(
-      failureEntry(taskId, pyException("InternalError", REFUSED_MODULE, [reason]), null),
-    );
+  } catch (err) {
+    // The error being handled may be this listener's own: the batch is parked all the same.
+    log.error("A lifecycle listener failed on the park of {id} ({error})", {
+      id: taskId,
+      error: (err as Error).stack ?? String(err),
+    });
   }
 }
 
