@@ -1,0 +1,21 @@
+/**
+ * Waits until `ok()` holds, asking every `everyMs`; throws `timed out waiting
+ * for <what>` after `ms`.
+ *
+ * @example
+ * ```ts
+ * await until("two tasks done", () => worker.stats.succeeded >= 2);
+ * ```
+ */
+export async function until(
+  what: string,
+  ok: () => boolean | Promise<boolean>,
+  ms = 30_000,
+  everyMs = 50,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
