@@ -26,7 +26,7 @@ import {
   resultTupleToJson,
 } from "../protocol.ts";
 import { RABBITMQ_URL as AMQP_URL } from "./helpers/rabbitmq.ts";
-import { until } from "./helpers/until.ts";
+import { until } from "./helpers/waits.ts";
 
 function capture(app: Celery): { task: string; id: string; msg: Message; queue: string }[] {
   const sent: { task: string; id: string; msg: Message; queue: string }[] = [];

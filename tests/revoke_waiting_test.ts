@@ -13,7 +13,7 @@ import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { app } from "./apps/revoke_wait_app.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
-import { until } from "./helpers/until.ts";
+import { exists, until } from "./helpers/waits.ts";
 
 const APP_MODULE = new URL("./apps/revoke_wait_app.ts", import.meta.url).href;
 const redisPrefix = uniquePrefix("revoke-waiting");
@@ -23,15 +23,6 @@ const transports = [
   { name: "redis", url: redisUrl },
   { name: "kv", url: `kv://${kvDir}/broker.sqlite` },
 ];
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function stateAndError(client: Celery, id: string): Promise<unknown> {
   const err = await client.asyncResult(id).get({ timeout: 10_000 }).then(() => null, (e) => e);

@@ -25,7 +25,7 @@ import { createVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 import { withWorker } from "./helpers/worker.ts";
-import { until } from "./helpers/until.ts";
+import { until } from "./helpers/waits.ts";
 
 const TASKS = 40;
 /** Taken beyond those held when the backend went down: prefetch 4, with slack. */

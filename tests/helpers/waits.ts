@@ -19,3 +19,20 @@ export async function until(
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * Whether `path` exists (a marker file a task writes, say).
+ *
+ * @example
+ * ```ts
+ * await until("the task started", () => exists(`${dir}/started`));
+ * ```
+ */
+export function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
