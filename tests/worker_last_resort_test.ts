@@ -171,6 +171,32 @@ Deno.test("a settlement that cannot be written parks its acknowledged deliveries
   assert.deepEqual([stats.parked, stats.received], [2, 0]);
 });
 
+Deno.test("a settlement whose store fails still writes the early acks of running tasks; it parks the ended ones", async () => {
+  const { st, parked, acked } = state();
+  st.backend = {
+    store: () => Promise.reject(new BrokerConnectionError("result backend down")),
+  } as unknown as ResultBackend;
+  const live = delivery("run-1");
+  const req = { id: "run-1", task: "t.add" } as never;
+  st.running.set(1, { delivery: live, req, acked: true, started: 0, received: 0 });
+  // The intake's batch: STARTED for the task it started, and a task revoked on arrival.
+  const s = new Settlement();
+  s.stores.push({ taskId: "run-1", status: "STARTED", meta: "{}" });
+  s.acks.push(live, delivery("revoked-2"));
+  st.settle(s);
+  await st.drainSettling();
+  assert.deepEqual(
+    acked.map((d) => d.deliveryTag),
+    ["tag-run-1"],
+    "the running task's early ack is written",
+  );
+  assert.deepEqual(
+    parked.map((r) => r.taskId),
+    ["revoked-2"],
+    "the ended task's delivery is parked",
+  );
+});
+
 Deno.test("a follow-up that cannot be encoded gets a FAILURE; the others are sent and every delivery acknowledged", async () => {
   const { st, parked, acked, stored } = state();
   const sent: string[] = [];

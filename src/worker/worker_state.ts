@@ -179,11 +179,13 @@ export class WorkerState {
    * ended tasks it was to acknowledge are parked with the reason, once.
    *
    * The early acknowledgements of running tasks (written as they start)
-   * are not kept: their tasks hold their slots, and when one fails (the
-   * broker, which parking would go through, is down past the limit) the
-   * message stays unacknowledged and comes back after the visibility
-   * timeout, where one whose result is stored is not run again (a
-   * suppressed duplicate). Keeping them until the write's reply kept every
+   * do not depend on the rest: when a step before them fails (a store of
+   * STARTED, or of REVOKED for a task of the same batch), they are still
+   * written, and those tasks' deliveries are not parked. They are not
+   * kept: their tasks hold their slots, and when the acknowledgement
+   * itself fails (the broker is down past the limit) the message stays
+   * unacknowledged and comes back after the visibility timeout, where one
+   * whose result is stored is not run again (a suppressed duplicate). Keeping them until the write's reply kept every
    * task's decoded message past two scavenges on a drain: each was
    * promoted to the old generation (0.8 KB per task; +20 MiB RSS).
    *
@@ -201,9 +203,35 @@ export class WorkerState {
     // The closures keep no early acknowledgement of a running task.
     let parkable: readonly Delivery[] = ended;
     this.track(async () => {
-      await settle(s, this);
+      try {
+        await settle(s, this);
+      } catch (err) {
+        await this.#ackStarted(s.acks, parkable);
+        throw err;
+      }
       parkable = [];
     }, { held: [...mine, ...held], parkOnFailure: () => parkable });
+  }
+
+  /**
+   * Write the early acknowledgements of a failed settlement (those of
+   * tasks that were running when it began: `acks` less `ended`), which do
+   * not depend on its results; a failure is logged (they come back after
+   * the visibility timeout).
+   */
+  async #ackStarted(acks: readonly Delivery[], ended: readonly Delivery[]): Promise<void> {
+    const done = new Set(ended);
+    const started = acks.filter((d) => !done.has(d));
+    if (started.length === 0) return;
+    try {
+      await this.broker.ack(started);
+    } catch (err) {
+      log.error(
+        "Cannot acknowledge {n} started task(s) whose settlement failed ({error}): they " +
+          "come back after the visibility timeout",
+        { n: started.length, error: (err as Error).message },
+      );
+    }
   }
 
   /**
