@@ -27,14 +27,9 @@ import { Buffer } from "node:buffer";
 import { setImmediate } from "node:timers";
 import amqp from "amqplib";
 import { Celery } from "../mod.ts";
-import { pythonClient } from "./common.ts";
+import { median, pythonClient } from "./common.ts";
 import { createVhost } from "./rabbitmq.ts";
 import { BENCH_QUEUE } from "./tasks.ts";
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -36,13 +36,12 @@
 import { parseArgs } from "node:util";
 import amqp from "amqplib";
 import { Celery } from "../mod.ts";
-import { encodeTaskMessage } from "../protocol.ts";
-import { DEFAULT_V8_FLAGS, PEERS_DIR } from "./common.ts";
+import { DEFAULT_V8_FLAGS, median, PEERS_DIR } from "./common.ts";
 import { REPLY_QUEUE } from "./amqp_workload.ts";
 import { followWorker, stopTree } from "./proc.ts";
 import { type BenchVhost, createVhost } from "./rabbitmq.ts";
 import { BENCH_QUEUE } from "./tasks.ts";
-import { beamPid, processCpuNs } from "./profile_amqp.ts";
+import { beamPid, processCpuNs, publishNoops } from "./profile_amqp.ts";
 
 const SERVER = beamPid();
 const serverMs = () => SERVER === null ? NaN : processCpuNs(SERVER) / 1e6;
@@ -111,23 +110,7 @@ async function start(side: string, prefetch?: string): Promise<Running> {
 
 async function drain(s: Running, n: number, settleMs: number): Promise<number> {
   Deno.kill(s.child.pid, "SIGSTOP");
-  for (let sent = 0; sent < n; sent += 1000) {
-    await Promise.all(
-      Array.from({ length: Math.min(1000, n - sent) }, () =>
-        s.client.publish(
-          encodeTaskMessage({
-            task: "bench.noop",
-            id: crypto.randomUUID(),
-            args: [],
-            kwargs: {},
-            now: new Date(),
-            origin: "bench@celeriac",
-            replyTo: REPLY_QUEUE,
-          }),
-          { routingKey: BENCH_QUEUE },
-        )),
-    );
-  }
+  await publishNoops(s.client, n);
   const idle = serverMs();
   const idleAt = performance.now();
   await new Promise((r) => setTimeout(r, settleMs));
@@ -163,11 +146,6 @@ async function stop(s: Running): Promise<void> {
   await s.conn.close().catch(() => {});
   await s.vhost.remove();
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -543,3 +543,16 @@ export async function runSide(
     if (!worker.exited) await stopTree(worker.child);
   }
 }
+
+/**
+ * The median of `xs` (the mean of the two middle values for an even count).
+ *
+ * @example
+ * ```ts
+ * median([3, 1, 2, 10]); // 2.5
+ * ```
+ */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}

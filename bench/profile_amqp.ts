@@ -84,6 +84,35 @@ export function processCpuNs(pid: number): number {
   return [...threadSchedstats(pid).values()].reduce((sum, t) => sum + t.cpu, 0);
 }
 
+/**
+ * Publishes `n` bench.noop task messages (rpc:// replies to REPLY_QUEUE) to
+ * the bench queue, 1000 at a time.
+ *
+ * @example
+ * ```ts
+ * await publishNoops(client, 20_000);
+ * ```
+ */
+export async function publishNoops(client: Celery, n: number): Promise<void> {
+  for (let sent = 0; sent < n; sent += 1000) {
+    await Promise.all(
+      Array.from({ length: Math.min(1000, n - sent) }, () =>
+        client.publish(
+          encodeTaskMessage({
+            task: "bench.noop",
+            id: crypto.randomUUID(),
+            args: [],
+            kwargs: {},
+            now: new Date(),
+            origin: "bench@celeriac",
+            replyTo: REPLY_QUEUE,
+          }),
+          { routingKey: BENCH_QUEUE },
+        )),
+    );
+  }
+}
+
 /** Per connection of the vhost: name → [recv_oct, send_oct, recv_cnt, send_cnt]. */
 async function connectionCounters(vhost: string): Promise<Map<string, number[]>> {
   const out = await rabbitmqctl(
@@ -198,26 +227,7 @@ async function main(): Promise<void> {
         }
       }
       Deno.kill(pid, "SIGSTOP");
-      for (let sent = 0; sent < n; sent += 1000) {
-        await Promise.all(
-          Array.from(
-            { length: Math.min(1000, n - sent) },
-            () =>
-              client.publish(
-                encodeTaskMessage({
-                  task: "bench.noop",
-                  id: crypto.randomUUID(),
-                  args: [],
-                  kwargs: {},
-                  now: new Date(),
-                  origin: "bench@celeriac",
-                  replyTo: REPLY_QUEUE,
-                }),
-                { routingKey: BENCH_QUEUE },
-              ),
-          ),
-        );
-      }
+      await publishNoops(client, n);
       const bytesBefore = await connectionCounters(vhost.name);
       const cpuBefore = threadCpuNs(pid);
       const serverBefore = server === null ? 0 : processCpuNs(server);

@@ -26,6 +26,7 @@ import {
   resultTupleToJson,
 } from "../protocol.ts";
 import { RABBITMQ_URL as AMQP_URL } from "./helpers/rabbitmq.ts";
+import { until } from "./helpers/waits.ts";
 
 function capture(app: Celery): { task: string; id: string; msg: Message; queue: string }[] {
   const sent: { task: string; id: string; msg: Message; queue: string }[] = [];
@@ -253,9 +254,13 @@ Deno.test("GroupResult: get in order, states, completion order, save/restore, fa
   const iterating = (async () => {
     for await (const r of g.results()) order.push(r.id);
   })();
+  // Each completion is seen before the next is stored: several found ready in one look come
+  // in the group's order (a loaded host once stored all three before the first look).
   await store(c, "SUCCESS", 6);
+  await until("c yielded", () => order.length === 1, 10_000, 5);
   await store(a, "SUCCESS", 2);
   assert.equal(await g.completedCount(), 2);
+  await until("a yielded", () => order.length === 2, 10_000, 5);
   await store(b, "SUCCESS", 4);
   await iterating;
   assert.deepEqual(order, [c, a, b]);

@@ -13,21 +13,13 @@ import type { RunRequest } from "../src/worker/executor.ts";
 import type { ThreadPool } from "../src/worker/thread_pool.ts";
 import { poolRunRequest } from "./helpers/run_info.ts";
 import { onePool, runsOf } from "./helpers/runs_pool.ts";
+import { exists } from "./helpers/waits.ts";
 
 function spin(ms: number, file: string): RunRequest {
   return poolRunRequest("runs.spin", [ms, file]);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Hand four runs to one Web Worker with `send` (the third spins 3 s), terminate

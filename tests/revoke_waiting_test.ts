@@ -13,6 +13,7 @@ import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
 import { app } from "./apps/revoke_wait_app.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { exists, until } from "./helpers/waits.ts";
 
 const APP_MODULE = new URL("./apps/revoke_wait_app.ts", import.meta.url).href;
 const redisPrefix = uniquePrefix("revoke-waiting");
@@ -22,23 +23,6 @@ const transports = [
   { name: "redis", url: redisUrl },
   { name: "kv", url: `kv://${kvDir}/broker.sqlite` },
 ];
-
-async function until(what: string, ok: () => boolean | Promise<boolean>): Promise<void> {
-  const end = Date.now() + 20_000;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function stateAndError(client: Celery, id: string): Promise<unknown> {
   const err = await client.asyncResult(id).get({ timeout: 10_000 }).then(() => null, (e) => e);
@@ -99,8 +83,8 @@ for (const t of transports) {
           const a = await client.sendTask<string>("rw.hold", [dir]);
           const b = await client.sendTask<string>("rw.quick", []);
           const w = worker ?? await start();
-          await until("the holding task started", () => exists(`${dir}/started`));
-          await until("both tasks reached the pool", () => w.stats.received === 2);
+          await until("the holding task started", () => exists(`${dir}/started`), 20_000, 20);
+          await until("both tasks reached the pool", () => w.stats.received === 2, 20_000, 20);
           w.revoke([b.id]);
           await Deno.writeTextFile(`${dir}/release`, "");
           assert.equal(await a.get({ timeout: 20_000 }), "released");
@@ -125,7 +109,7 @@ for (const t of transports) {
       });
       try {
         const b = await client.sendTask<string>("rw.quick", []);
-        await until("its taskPrerun listener runs", () => waiting);
+        await until("its taskPrerun listener runs", () => waiting, 20_000, 20);
         w.revoke([b.id]);
         gate.resolve();
         assert.deepEqual(await stateAndError(client, b.id), REVOKED);

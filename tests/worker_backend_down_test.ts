@@ -25,18 +25,11 @@ import { createVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
 import { withWorker } from "./helpers/worker.ts";
+import { until } from "./helpers/waits.ts";
 
 const TASKS = 40;
 /** Taken beyond those held when the backend went down: prefetch 4, with slack. */
 const MOST_TAKEN = 10;
-
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 30_000) {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 interface Case {
   name: string;

@@ -17,25 +17,9 @@ import { PrivateRedis } from "./helpers/private_redis.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { withAppWorker } from "./helpers/worker.ts";
+import { exists, until } from "./helpers/waits.ts";
 
 const APP = new URL("./apps/exit_app.ts", import.meta.url).href;
-
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 30_000) {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * On a worker (one Web Worker, prefetch 4) whose backend is a private Redis,
