@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { celeriacWorker } from "./helpers/procs.ts";
+import { celeriacWorker, celeriacWorkerArgs } from "./helpers/procs.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -18,20 +18,9 @@ Deno.test({
   const prefix = uniquePrefix("faillog");
   const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
   const queue = `faillog-${crypto.randomUUID().slice(0, 8)}`;
-  const worker = await celeriacWorker([
-    "--app",
-    "./tests/apps/worker_app.ts",
-    "--broker",
-    url,
-    "--backend",
-    url,
-    "-Q",
-    queue,
-    "-c",
-    "1",
-    "--loglevel",
-    "INFO",
-  ]);
+  const worker = await celeriacWorker(
+    celeriacWorkerArgs({ app: "./tests/apps/worker_app.ts", url, queue }, ["--loglevel", "INFO"]),
+  );
   const client = new Celery({ broker: url, backend: url, defaultQueue: queue });
   try {
     const failed = await client.sendTask("t.fail", ["bad input"]);

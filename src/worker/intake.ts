@@ -13,6 +13,7 @@ import { codecsToLoad, loadCodecs } from "../protocol/codecs.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { decodeTaskHeaders, type TaskRequest } from "../protocol/task_request.ts";
 import type { RunRequest } from "./executor.ts";
+import { rejectedTask } from "./lifecycle.ts";
 import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
 import { pyException, refusalInfo, revokedEntry, startedEntry } from "./result_entries.ts";
 import { finishedBefore, screen } from "./screening.ts";
@@ -134,16 +135,7 @@ export class Intake {
       if (!task?.handler) {
         const reason = `unregistered task "${req.task}"`;
         ended.push(d);
-        lifecycle.emit({
-          type: "rejected",
-          delivery: d,
-          req,
-          taskId: req.id,
-          taskName: req.task,
-          reason,
-          kind: "unregistered",
-          atIntake: true,
-        });
+        lifecycle.emit(rejectedTask(d, req, reason, "unregistered", true));
         const info = pyException("NotRegistered", "celery.exceptions", [req.task]);
         s.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);
         continue;

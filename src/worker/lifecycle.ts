@@ -165,6 +165,33 @@ export interface TaskRejected {
 }
 
 /**
+ * The `rejected` event of a decoded task message `d` parked for `reason`.
+ *
+ * @example
+ * ```ts ignore
+ * lifecycle.emit(rejectedTask(d, req, `unregistered task "${req.task}"`, "unregistered", true));
+ * ```
+ */
+export function rejectedTask(
+  delivery: Delivery,
+  req: TaskRequest,
+  reason: string,
+  kind: TaskRejected["kind"],
+  atIntake: boolean,
+): TaskRejected {
+  return {
+    type: "rejected",
+    delivery,
+    req,
+    taskId: req.id,
+    taskName: req.task,
+    reason,
+    kind,
+    atIntake,
+  };
+}
+
+/**
  * A task leaves this worker without an outcome and goes back to its queue:
  * its Web Worker died and it rejects on worker loss (`worker-lost`), it was
  * stopped with a task that ran past its time limit (`time-limit`), it was

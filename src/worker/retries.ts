@@ -21,7 +21,7 @@ import { encodeResultMeta } from "../protocol/result_meta.ts";
 import { encodeRetryMessage } from "../protocol/retry_message.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
-import type { Lifecycle } from "./lifecycle.ts";
+import { type Lifecycle, rejectedTask } from "./lifecycle.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
@@ -126,16 +126,7 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
       // An acknowledged delivery (early ack) is the broker's no more: nothing to park.
       if (!acked) {
         rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
-        io.lifecycle?.emit({
-          type: "rejected",
-          delivery: d,
-          req,
-          taskId: req.id,
-          taskName: req.task,
-          reason,
-          kind: "unsettled",
-          atIntake: false,
-        });
+        io.lifecycle?.emit(rejectedTask(d, req, reason, "unsettled", false));
       }
       failures.push({
         taskId: req.id,

@@ -21,7 +21,7 @@ import type { ResultBackend } from "../backend/port.ts";
 import { type Delivery, DELIVERY_COUNT_HEADER } from "../broker/port.ts";
 import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
-import type { Lifecycle } from "./lifecycle.ts";
+import { type Lifecycle, rejectedTask } from "./lifecycle.ts";
 import { pyException, REFUSED_MODULE } from "./result_entries.ts";
 import type { Settlement } from "./settlement.ts";
 
@@ -156,16 +156,7 @@ export function screen(
   if (maxDeliveries > 0 && count >= maxDeliveries) {
     const reason = `poison message: given back ${count} times by consumers that died ` +
       `holding it (limit ${maxDeliveries}, WorkerOptions.maxDeliveries)`;
-    lifecycle.emit({
-      type: "rejected",
-      delivery: d,
-      req,
-      taskId: req.id,
-      taskName: req.task,
-      reason,
-      kind: "poison",
-      atIntake: true,
-    });
+    lifecycle.emit(rejectedTask(d, req, reason, "poison", true));
     const info = pyException("PoisonMessage", REFUSED_MODULE, [reason]);
     s.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);
     return "parked";
