@@ -38,7 +38,7 @@ import amqp from "amqplib";
 import { Celery } from "../mod.ts";
 import { DEFAULT_V8_FLAGS, median, PEERS_DIR } from "./common.ts";
 import { REPLY_QUEUE } from "./amqp_workload.ts";
-import { followWorker, stopTree } from "./proc.ts";
+import { startBenchWorker, stopTree } from "./proc.ts";
 import { type BenchVhost, createVhost } from "./rabbitmq.ts";
 import { BENCH_QUEUE } from "./tasks.ts";
 import { beamPid, processCpuNs, publishNoops } from "./profile_amqp.ts";
@@ -67,30 +67,14 @@ function spawn(side: string, url: string, prefetch?: string): Deno.ChildProcess 
       stderr: "inherit",
     }).spawn();
   }
-  const root = side.startsWith("celeriac:")
-    ? side.slice("celeriac:".length)
-    : new URL("..", import.meta.url).pathname;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      `--v8-flags=${DEFAULT_V8_FLAGS}`,
-      "-A",
-      "worker.ts",
-      "--app",
-      "bench/tasks.ts",
-      "-c",
-      "2",
-      "-Q",
-      BENCH_QUEUE,
-      ...(prefetch ? ["--prefetch", prefetch] : []),
-    ],
-    cwd: root,
-    env: { CELERY_BROKER_URL: url, CELERY_RESULT_BACKEND: "rpc://" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  followWorker(child);
-  return child;
+  return startBenchWorker({
+    broker: url,
+    backend: "rpc://",
+    queue: BENCH_QUEUE,
+    denoArgs: [`--v8-flags=${DEFAULT_V8_FLAGS}`],
+    workerArgs: prefetch ? ["--prefetch", prefetch] : [],
+    root: side.startsWith("celeriac:") ? side.slice("celeriac:".length) : undefined,
+  }).child;
 }
 
 async function start(side: string, prefetch?: string): Promise<Running> {

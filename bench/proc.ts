@@ -293,11 +293,14 @@ export interface BenchWorkerOptions {
   workerArgs?: string[];
   /** More environment variables of the worker (`MALLOC_ARENA_MAX`, `CELERIAC_V8_FLAGS`). Default none. */
   env?: Record<string, string>;
+  /** The checkout whose worker.ts runs (another commit's worktree, say). Default this repository. */
+  root?: string;
 }
 
 /**
  * Spawn the bench's Celeriac worker, `deno run [denoArgs] -A worker.ts --app
- * bench/tasks.ts -c 2 -Q queue [workerArgs]` from the repository root, and
+ * bench/tasks.ts -c 2 -Q queue [workerArgs]` from the repository root (or
+ * `root`), and
  * follow it ({@link followWorker}).
  *
  * @example
@@ -324,7 +327,7 @@ export function startBenchWorker(
       options.queue,
       ...options.workerArgs ?? [],
     ],
-    cwd: new URL("..", import.meta.url).pathname,
+    cwd: options.root ?? new URL("..", import.meta.url).pathname,
     env: {
       ...options.env,
       CELERY_BROKER_URL: options.broker,

@@ -16,7 +16,7 @@ import { Settlement } from "../src/worker/settlement.ts";
 import { settleOutcomes } from "../src/worker/outcomes.ts";
 import type { Message, SignatureDict } from "../src/protocol/message.ts";
 import { WorkerState } from "../src/worker/worker_state.ts";
-import { countStats, type WorkerStats } from "../src/worker/worker_stats.ts";
+import { countStats, zeroStats } from "../src/worker/worker_stats.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { BrokerConnectionError, ExchangeNotFoundError } from "../src/broker/errors.ts";
@@ -63,15 +63,7 @@ function followUps(
 function state() {
   const app = new Celery({ broker: "kv://:memory:", backend: null });
   const st = new WorkerState(app, { app }, "test@host");
-  const stats: WorkerStats = {
-    received: 0,
-    succeeded: 0,
-    failed: 0,
-    parked: 0,
-    expired: 0,
-    retried: 0,
-    revoked: 0,
-  };
+  const stats = zeroStats();
   st.lifecycle.subscribe(countStats(stats));
   const parked: Rejection[] = [];
   const acked: Delivery[] = [];

@@ -85,7 +85,7 @@ import {
   logThreadLeak,
 } from "./thread_leaks.ts";
 import type { WorkerOptions } from "./worker_options.ts";
-import { countStats, type WorkerStats } from "./worker_stats.ts";
+import { countStats, type WorkerStats, zeroStats } from "./worker_stats.ts";
 import { WorkerState } from "./worker_state.ts";
 
 export { REVOKE_TTL_MS } from "./revoked_ids.ts";
@@ -111,15 +111,7 @@ export class Worker {
   /** The node name, e.g. `celeriac@myhost`. */
   readonly hostname: string;
   /** Counters. */
-  readonly stats: WorkerStats = {
-    received: 0,
-    succeeded: 0,
-    failed: 0,
-    parked: 0,
-    expired: 0,
-    retried: 0,
-    revoked: 0,
-  };
+  readonly stats: WorkerStats = zeroStats();
   readonly #app: Celery;
   readonly #s: WorkerState;
   readonly #intake: Intake;

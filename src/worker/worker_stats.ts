@@ -46,6 +46,19 @@ export interface WorkerStats {
 }
 
 /**
+ * Worker counters all at zero.
+ *
+ * @example
+ * ```ts ignore
+ * const stats = zeroStats();
+ * lifecycle.subscribe(countStats(stats));
+ * ```
+ */
+export function zeroStats(): WorkerStats {
+  return { received: 0, succeeded: 0, failed: 0, parked: 0, expired: 0, retried: 0, revoked: 0 };
+}
+
+/**
  * A lifecycle subscriber that counts into `stats`.
  *
  * @example
