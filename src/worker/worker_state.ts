@@ -185,9 +185,10 @@ export class WorkerState {
    * kept: their tasks hold their slots, and when the acknowledgement
    * itself fails (the broker is down past the limit) the message stays
    * unacknowledged and comes back after the visibility timeout, where one
-   * whose result is stored is not run again (a suppressed duplicate). Keeping them until the write's reply kept every
-   * task's decoded message past two scavenges on a drain: each was
-   * promoted to the old generation (0.8 KB per task; +20 MiB RSS).
+   * whose result is stored is not run again (a suppressed duplicate).
+   * Keeping them until the write's reply kept every task's decoded message
+   * past two scavenges on a drain: each was promoted to the old generation
+   * (0.8 KB per task; +20 MiB RSS).
    *
    * @param s the batch
    * @param held other deliveries it settles (acknowledged early: only their results remain)
