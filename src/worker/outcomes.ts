@@ -52,7 +52,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
       continue;
     }
     if (o.refused) {
-      lifecycle.emit({
+      s.refuse({
         type: "rejected",
         delivery,
         req,
@@ -63,7 +63,6 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
         atIntake: false,
         seq: o.seq,
       });
-      s.rejects.push({ delivery, reason: o.refused, taskId: req.id, taskName: req.task });
       if (o.meta) {
         s.stores.push({ taskId: req.id, status: "FAILURE", meta: o.meta, replyTo: req.replyTo });
       }

@@ -21,7 +21,8 @@ import { encodeResultMeta } from "../protocol/result_meta.ts";
 import { encodeRetryMessage } from "../protocol/retry_message.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
-import { type Lifecycle, rejectedTask } from "./lifecycle.ts";
+import { type Lifecycle, rejectedTask, type TaskRejected } from "./lifecycle.ts";
+import { announceParks } from "./settlement.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
@@ -63,7 +64,7 @@ export interface RetryIo {
   origin: string;
   /** Seconds a retry publish is retried while the broker is down; default 300. */
   outageRetryLimit?: number;
-  /** Where a delivery parked for a retry not published is announced; default none. */
+  /** Where a delivery parked for a retry not published is announced once parked; default none. */
   lifecycle?: Lifecycle;
 }
 
@@ -74,7 +75,7 @@ export interface RetryIo {
  * broker is down, for `outageRetryLimit`; a retry that still cannot be
  * published stores FAILURE with the publishing error and parks its delivery
  * when it is unacknowledged (an acknowledged one is gone from the broker),
- * announcing it on `io.lifecycle`.
+ * announcing it on `io.lifecycle` once parked.
  *
  * @example
  * ```ts ignore
@@ -100,6 +101,7 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
   const acks: Delivery[] = [];
   const failures: StoreEntry[] = [];
   const rejects: Rejection[] = [];
+  const parked: TaskRejected[] = [];
   const outage = { limit: io.outageRetryLimit, what: "publish retries" };
   for (const { delivery: d, req, acked, outcome } of due) {
     const r = outcome.retry!;
@@ -126,7 +128,7 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
       // An acknowledged delivery (early ack) is the broker's no more: nothing to park.
       if (!acked) {
         rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
-        io.lifecycle?.emit(rejectedTask(d, req, reason, "unsettled", false));
+        parked.push(rejectedTask(d, req, reason, "unsettled", false));
       }
       failures.push({
         taskId: req.id,
@@ -145,6 +147,9 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
     }
   }
   if (io.backend && failures.length) await io.backend.store(failures);
-  if (rejects.length) await io.broker.reject(rejects);
+  if (rejects.length) {
+    await io.broker.reject(rejects);
+    if (io.lifecycle) announceParks(io.lifecycle, parked);
+  }
   if (acks.length) await io.broker.ack(acks);
 }
