@@ -341,6 +341,38 @@ export class RespScripts {
   }
 
   /**
+   * {@link RespScripts.evalScript} for a script that replies with an array:
+   * `decode` gets that array as one view of its RESP bytes (see
+   * `RespConnection.command` with `whole`), or another reply as its value.
+   *
+   * @example
+   * ```ts ignore
+   * const elements = await redis.evalScriptWhole(TAKE, keys, args, takeElements);
+   * ```
+   *
+   * @param script the script
+   * @param keys its KEYS
+   * @param args its ARGV
+   * @param decode turns the reply's bytes into the result
+   * @returns the decoded reply
+   * @throws {BrokerConnectionError} when Redis cannot be reached or the connection drops first
+   * @throws {RedisReplyError} for an error reply (the script failed)
+   */
+  async evalScriptWhole<T>(
+    script: RespScript,
+    keys: readonly string[],
+    args: readonly string[],
+    decode: ReplyDecoder<T>,
+  ): Promise<T> {
+    const rest = [String(keys.length), ...keys, ...args];
+    try {
+      return await runScript(script, rest, (command) => this.#conn.command(command, decode, true));
+    } catch (err) {
+      throw respFailure(err, this.#rawUrl);
+    }
+  }
+
+  /**
    * Run commands as one transaction: `MULTI`, the commands, `EXEC`, framed
    * together so that no other command of this connection comes between them.
    *
@@ -424,33 +456,6 @@ export class RespScripts {
 }
 
 const utf8 = new TextDecoder();
-
-/**
- * Decode a reply that is an array of bulk strings (a script's flat table of
- * strings) into strings, as UTF-8 (invalid bytes become U+FFFD, as ioredis
- * decodes them). Integers become their decimal text.
- *
- * @example
- * ```ts
- * import { stringArray } from "./resp_scripts.ts";
- * stringArray([new TextEncoder().encode("1"), 2]); // ["1", "2"]
- * ```
- *
- * @param reply the reply
- * @returns its strings
- * @throws {TypeError} when the reply is not an array of strings and integers
- */
-export function stringArray(reply: RespValue): string[] {
-  if (!Array.isArray(reply)) throw new TypeError(`expected an array reply, got ${typeof reply}`);
-  const out = new Array<string>(reply.length);
-  for (let i = 0; i < reply.length; i++) {
-    const v = reply[i];
-    if (v instanceof Uint8Array) out[i] = utf8.decode(v);
-    else if (typeof v === "number") out[i] = String(v);
-    else throw new TypeError(`expected strings in the array reply, got ${describe(v)}`);
-  }
-  return out;
-}
 
 /**
  * Decode a reply that is a bulk string or nil (`GET`, `BLMOVE`) as UTF-8
