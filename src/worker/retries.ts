@@ -21,7 +21,7 @@ import { encodeResultMeta } from "../protocol/result_meta.ts";
 import { encodeRetryMessage } from "../protocol/retry_message.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
-import { type Lifecycle, rejectedTask } from "./lifecycle.ts";
+import { type Lifecycle, rejectedTask, type TaskRejected } from "./lifecycle.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
@@ -74,7 +74,8 @@ export interface RetryIo {
  * broker is down, for `outageRetryLimit`; a retry that still cannot be
  * published stores FAILURE with the publishing error and parks its delivery
  * when it is unacknowledged (an acknowledged one is gone from the broker),
- * announcing it on `io.lifecycle`.
+ * announcing it on `io.lifecycle` once parked (a listener's error is
+ * logged: the batch's other retries are acknowledged all the same).
  *
  * @example
  * ```ts ignore
@@ -100,6 +101,7 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
   const acks: Delivery[] = [];
   const failures: StoreEntry[] = [];
   const rejects: Rejection[] = [];
+  const parks: TaskRejected[] = [];
   const outage = { limit: io.outageRetryLimit, what: "publish retries" };
   for (const { delivery: d, req, acked, outcome } of due) {
     const r = outcome.retry!;
@@ -126,7 +128,7 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
       // An acknowledged delivery (early ack) is the broker's no more: nothing to park.
       if (!acked) {
         rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
-        io.lifecycle?.emit(rejectedTask(d, req, reason, "unsettled", false));
+        parks.push(rejectedTask(d, req, reason, "unsettled", false));
       }
       failures.push({
         taskId: req.id,
@@ -146,5 +148,20 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
   }
   if (io.backend && failures.length) await io.backend.store(failures);
   if (rejects.length) await io.broker.reject(rejects);
+  announce(io.lifecycle, parks);
   if (acks.length) await io.broker.ack(acks);
+}
+
+/** Announce the parks once written; a listener's error is logged, and the others still announced. */
+function announce(lifecycle: Lifecycle | undefined, parks: readonly TaskRejected[]): void {
+  for (const e of parks) {
+    try {
+      lifecycle?.emit(e);
+    } catch (err) {
+      log.error("A lifecycle listener failed on the park of {id} ({error})", {
+        id: e.taskId,
+        error: (err as Error).stack ?? String(err),
+      });
+    }
+  }
 }
