@@ -4,12 +4,15 @@
  * task once the publish retry policy is used up), and a retry that cannot
  * be published in time fails the task without parking a delivery that was
  * already acknowledged (early ack): only unacknowledged ones are parked.
+ * A park is announced once it is written, and a lifecycle listener that
+ * throws on it stops neither the park nor the batch's other retries.
  */
 
 import assert from "node:assert/strict";
 import type { ResultBackend, StoreEntry } from "../src/backend/port.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import type { Broker, Delivery, Rejection } from "../src/broker/port.ts";
+import { Lifecycle } from "../src/worker/lifecycle.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { decodeTaskHeaders } from "../src/protocol/task_request.ts";
 import { type DueRetry, settleRetries } from "../src/worker/retries.ts";
@@ -116,4 +119,42 @@ Deno.test("settleRetries: a retry that cannot be published parks only unacknowle
   const failures = f.stored.filter((e) => e.status === "FAILURE").map((e) => e.taskId).sort();
   assert.deepEqual(failures, [late.req.id, early.req.id].sort(), "both stored as FAILURE");
   assert.deepEqual(f.acked, [], "nothing acknowledged");
+});
+
+Deno.test("settleRetries: a listener throwing on a park's announcement stops neither the park nor the other retries", async () => {
+  const f = fakes();
+  const lost = due(false);
+  const next = due(false);
+  const published: string[] = [];
+  const lifecycle = new Lifecycle();
+  const announced: string[] = [];
+  lifecycle.subscribe((e) => {
+    if (e.type !== "rejected") return;
+    announced.push(`${e.taskId} parked before: ${f.rejected.some((r) => r.taskId === e.taskId)}`);
+    throw new TypeError("listener broke");
+  });
+  await settleRetries([lost, next], {
+    broker: f.broker,
+    backend: f.backend,
+    origin: "test@host",
+    outageRetryLimit: 0,
+    lifecycle,
+    publish: (m) => {
+      if (m.headers.id === lost.req.id) return Promise.reject(new Error("exchange gone"));
+      published.push(m.headers.id as string);
+      return Promise.resolve();
+    },
+  });
+  // Before: the listener's error ended settleRetries at the first park, announced before it was
+  // written: no FAILURE, nothing parked, the next retry neither published nor acknowledged.
+  assert.deepEqual(
+    announced,
+    [`${lost.req.id} parked before: true`],
+    "announced once, once parked",
+  );
+  assert.deepEqual(f.rejected.map((r) => r.delivery), [lost.delivery]);
+  const failures = f.stored.filter((e) => e.status === "FAILURE").map((e) => e.taskId);
+  assert.deepEqual(failures, [lost.req.id]);
+  assert.deepEqual(published, [next.req.id]);
+  assert.deepEqual(f.acked, [next.delivery]);
 });

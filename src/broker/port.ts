@@ -7,10 +7,28 @@
  * by `requeue`. A delivery that is never settled (its consumer died) comes
  * back after the transport's visibility timeout.
  *
+ * This file holds the {@link Broker} interface and what publishing takes;
+ * the types of its other calls are in deliveries.ts (take and settle),
+ * subscriptions.ts (broadcasts) and shared_state.ts (revoked ids, rate-limit
+ * tokens), re-exported here.
+ *
  * @module
  */
 
 import type { Message } from "../protocol/message.ts";
+import type {
+  Delivery,
+  ParkedMessage,
+  Rejection,
+  RequeueOptions,
+  TakeOptions,
+} from "./deliveries.ts";
+import type { RevokedEntry, TokenGrant, TokenRequest } from "./shared_state.ts";
+import type { SubscribeOptions, Subscription } from "./subscriptions.ts";
+
+export { DELIVERY_COUNT_HEADER } from "./deliveries.ts";
+export type { Delivery, ParkedMessage, Rejection, RequeueOptions, TakeOptions };
+export type { RevokedEntry, SubscribeOptions, Subscription, TokenGrant, TokenRequest };
 
 /**
  * Where to publish: an exchange (default `""`) and a routing key.
@@ -99,154 +117,6 @@ export interface Publication {
   message: Message;
   /** Exchange and routing key. */
   target: PublishTarget;
-}
-
-/**
- * A message taken from a queue, to be settled exactly once. Its `body` may
- * be a view of a larger buffer (Redis: the small bodies of one take share
- * one): read it through its offset and length, and copy it
- * (`body.slice()`) before transferring its buffer.
- *
- * @example Handling a delivery
- * ```ts
- * import { type Broker, decodeTaskHeaders, type Delivery } from "@celeriac/celeriac/protocol";
- * async function handle(broker: Broker, delivery: Delivery): Promise<void> {
- *   const req = decodeTaskHeaders(delivery); // a Delivery is a Message
- *   const again = delivery.redelivered ? " (redelivered)" : "";
- *   console.log(`${req.task}[${req.id}] from ${delivery.queue}${again}`);
- *   await broker.ack([delivery]); // settle it exactly once
- * }
- * ```
- */
-export interface Delivery extends Message {
-  /** The queue it was taken from. */
-  readonly queue: string;
-  /** Transport-unique tag identifying this delivery. */
-  readonly deliveryTag: string;
-  /** True when the message was delivered before and not acknowledged. */
-  readonly redelivered: boolean;
-  /** Exchange it was published to. */
-  readonly exchange: string;
-  /** Routing key it was published with. */
-  readonly routingKey: string;
-}
-
-/**
- * Header counting how many times a message was given back to its queue
- * because the consumer holding it died (restored after its visibility
- * timeout on Redis and KV; set by RabbitMQ itself on quorum queues). A
- * worker parks a message whose count reaches its `maxDeliveries` as a
- * poison message.
- *
- * @example
- * ```ts
- * import { DELIVERY_COUNT_HEADER } from "@celeriac/celeriac/protocol";
- * const deliveries = (headers: Record<string, unknown>) => Number(headers[DELIVERY_COUNT_HEADER] ?? 0);
- * deliveries({ "x-delivery-count": 2 }); // 2
- * ```
- */
-export const DELIVERY_COUNT_HEADER = "x-delivery-count";
-
-/**
- * Options of {@link Broker.requeue}.
- *
- * @example Requeueing the task a crashed Web Worker held, counted
- * ```ts
- * import { openBroker, type RequeueOptions } from "@celeriac/celeriac/protocol";
- * const broker = await openBroker("kv://:memory:");
- * const options: RequeueOptions = { consumerDied: true };
- * const taken = await broker.take(["celery"], { max: 1, signal: AbortSignal.timeout(100) });
- * await broker.requeue(taken, options);
- * await broker.close();
- * ```
- */
-export interface RequeueOptions {
-  /**
-   * The consumer that held them died running them (a Web Worker that
-   * crashed): count it in their {@link DELIVERY_COUNT_HEADER}, as a
-   * redelivery after the visibility timeout is counted, so that a message
-   * that kills every consumer is parked after `maxDeliveries`. Default false.
-   */
-  consumerDied?: boolean;
-}
-
-/**
- * A message that a consumer refused, kept for an operator.
- *
- * @example Listing parked messages
- * ```ts
- * import { openBroker, type ParkedMessage } from "@celeriac/celeriac/protocol";
- * const broker = await openBroker("kv://:memory:");
- * const parked: ParkedMessage[] = await broker.listParked({ limit: 20 });
- * for (const p of parked) {
- *   console.log(p.parkedAt.toISOString(), p.queue, p.taskName ?? "?", p.taskId ?? "?", p.reason);
- * }
- * await broker.close();
- * ```
- */
-export interface ParkedMessage {
-  /** Identifier within the parking store. */
-  readonly id: string;
-  /** Why it was parked (e.g. `unregistered task "x"`). */
-  readonly reason: string;
-  /** The queue it came from. */
-  readonly queue: string;
-  /** The task id, when the message carried one. */
-  readonly taskId: string | null;
-  /** The task name, when the message carried one. */
-  readonly taskName: string | null;
-  /** When it was parked. */
-  readonly parkedAt: Date;
-}
-
-/**
- * Options of {@link Broker.take}.
- *
- * @example Taking a batch, giving up after a while
- * ```ts
- * import { openBroker, type TakeOptions } from "@celeriac/celeriac/protocol";
- * const broker = await openBroker("kv://:memory:");
- * const options: TakeOptions = { max: 8, signal: AbortSignal.timeout(100) };
- * const deliveries = await broker.take(["celery"], options); // [] here: the queue is empty
- * await broker.ack(deliveries);
- * await broker.close();
- * ```
- */
-export interface TakeOptions {
-  /** Take at most this many messages (the consumer's free slots). */
-  max: number;
-  /** Stop waiting: the call then resolves with `[]`. */
-  signal?: AbortSignal;
-}
-
-/**
- * A delivery to reject, with the reason it is parked.
- *
- * @example Parking messages of unknown tasks
- * ```ts
- * import type { Broker, Delivery, Rejection } from "@celeriac/celeriac/protocol";
- * async function refuseUnknown(broker: Broker, deliveries: Delivery[], known: Set<string>) {
- *   const rejections: Rejection[] = deliveries
- *     .filter((d) => !known.has(String(d.headers.task)))
- *     .map((d) => ({
- *       delivery: d,
- *       reason: `unregistered task "${d.headers.task}"`,
- *       taskId: String(d.headers.id),
- *       taskName: String(d.headers.task),
- *     }));
- *   await broker.reject(rejections); // operators see them with listParked()
- * }
- * ```
- */
-export interface Rejection {
-  /** The delivery. */
-  delivery: Delivery;
-  /** Why it is refused; shown to operators. */
-  reason: string;
-  /** Task id, if known. */
-  taskId?: string | null;
-  /** Task name, if known. */
-  taskName?: string | null;
 }
 
 /**
@@ -408,123 +278,4 @@ export interface Broker {
   acquireTokens?(requests: readonly TokenRequest[]): Promise<TokenGrant[]>;
   /** Close connections. Unsettled deliveries come back after the visibility timeout. */
   close(): Promise<void>;
-}
-
-/**
- * Options of {@link Broker.subscribe}.
- *
- * @example Listening to remote-control broadcasts for ten seconds
- * ```ts
- * import type { Broker, SubscribeOptions } from "@celeriac/celeriac/protocol";
- * async function listen(broker: Broker): Promise<void> {
- *   const options: SubscribeOptions = {
- *     signal: AbortSignal.timeout(10_000),
- *     queue: "celeriac@host.celery.pidbox",
- *   };
- *   await broker.subscribe("celery.pidbox", (m) => console.log(m.headers), options);
- * }
- * ```
- */
-export interface SubscribeOptions {
-  /**
-   * Stops the subscription. Aborted while it is being set up, the set-up
-   * that completes later subscribes and consumes nothing (and undoes the
-   * bindings it made).
-   */
-  signal: AbortSignal;
-  /** The subscriber's own queue, where the transport needs one. */
-  queue?: string;
-  /**
-   * Routing-key pattern to receive, for a topic exchange (`#`: every key).
-   * Default: what a fanout delivers (the empty key). On Celery's direct
-   * reply exchange `reply.celery.pidbox`, the key replies are sent with
-   * (the client's oid): they arrive in `queue`, bound with it as kombu's
-   * Mailbox binds `<oid>.reply.celery.pidbox`; the queue is removed when
-   * `signal` aborts.
-   */
-  bindingKey?: string;
-}
-
-/**
- * A live subscription ({@link Broker.subscribe}), for a caller that must
- * not miss what reached the transport before a deadline (remote-control
- * replies after a stalled event loop).
- *
- * @example Collecting until a deadline, then what had arrived by then
- * ```ts ignore
- * const sub = await broker.subscribe(exchange, onMessage, { signal, queue, bindingKey });
- * await deadline;
- * if (sub) await sub.flush();
- * ```
- */
-export interface Subscription {
-  /**
-   * Hand `onMessage` what reached the transport and was not handed over
-   * yet (KV: one more read of the queue; RabbitMQ: a round trip on the
-   * consuming channel, after which the deliveries sent before it were
-   * read; Redis replies: a fence LPUSHed to the reply list, popped after
-   * what was there before), then resolve. Resolves at once once the subscription ended.
-   */
-  flush(): Promise<void>;
-}
-
-/**
- * A revoked task id and when the worker may forget it.
- *
- * @example Remembering a revocation for three hours
- * ```ts
- * import type { Broker, RevokedEntry } from "@celeriac/celeriac/protocol";
- * async function remember(broker: Broker, id: string): Promise<void> {
- *   const entry: RevokedEntry = { id, expiresAt: new Date(Date.now() + 3 * 3600_000) };
- *   await broker.addRevoked([entry]);
- * }
- * ```
- */
-export interface RevokedEntry {
-  /** The task id. */
-  id: string;
-  /** When the entry expires. */
-  expiresAt: Date;
-}
-
-/**
- * A request for tokens of one bucket (see {@link Broker.acquireTokens}).
- * A bucket starts full, refills at `rate` tokens per second up to
- * `capacity`, and grants whole tokens.
- *
- * @example Ten runs per second, no bursts (Celery's bucket)
- * ```ts
- * import type { TokenRequest } from "@celeriac/celeriac/protocol";
- * const request: TokenRequest = { key: "tasks.scrape", rate: 10, capacity: 1, count: 5 };
- * ```
- */
-export interface TokenRequest {
-  /** Bucket name (Celeriac uses the task name). */
-  key: string;
-  /** Tokens added per second. */
-  rate: number;
-  /** Most tokens the bucket holds (the largest burst). */
-  capacity: number;
-  /** Tokens wanted now. */
-  count: number;
-}
-
-/**
- * The answer to a {@link TokenRequest}.
- *
- * @example Running what was granted, asking again later for the rest
- * ```ts
- * import type { TokenGrant } from "@celeriac/celeriac/protocol";
- * function plan(grant: TokenGrant, wanted: number): string {
- *   const rest = wanted - grant.granted;
- *   return rest ? `run ${grant.granted}, ask again in ${grant.retryAfterMs} ms` : "run all";
- * }
- * plan({ granted: 1, retryAfterMs: 100 }, 3); // "run 1, ask again in 100 ms"
- * ```
- */
-export interface TokenGrant {
-  /** Tokens granted, from 0 to the count asked for. */
-  granted: number;
-  /** Milliseconds until the next token is due; 0 when all were granted. */
-  retryAfterMs: number;
 }

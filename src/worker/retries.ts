@@ -64,7 +64,7 @@ export interface RetryIo {
   origin: string;
   /** Seconds a retry publish is retried while the broker is down; default 300. */
   outageRetryLimit?: number;
-  /** Where a delivery parked for a retry not published is announced once parked; default none. */
+  /** Where a delivery parked for a retry not published is announced; default none. */
   lifecycle?: Lifecycle;
 }
 
@@ -75,7 +75,8 @@ export interface RetryIo {
  * broker is down, for `outageRetryLimit`; a retry that still cannot be
  * published stores FAILURE with the publishing error and parks its delivery
  * when it is unacknowledged (an acknowledged one is gone from the broker),
- * announcing it on `io.lifecycle` once parked.
+ * announcing it on `io.lifecycle` once parked (a listener's error is
+ * logged: the batch's other retries are acknowledged all the same).
  *
  * @example
  * ```ts ignore
@@ -101,7 +102,7 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
   const acks: Delivery[] = [];
   const failures: StoreEntry[] = [];
   const rejects: Rejection[] = [];
-  const parked: TaskRejected[] = [];
+  const parks: TaskRejected[] = [];
   const outage = { limit: io.outageRetryLimit, what: "publish retries" };
   for (const { delivery: d, req, acked, outcome } of due) {
     const r = outcome.retry!;
@@ -128,7 +129,7 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
       // An acknowledged delivery (early ack) is the broker's no more: nothing to park.
       if (!acked) {
         rejects.push({ delivery: d, reason, taskId: req.id, taskName: req.task });
-        parked.push(rejectedTask(d, req, reason, "unsettled", false));
+        parks.push(rejectedTask(d, req, reason, "unsettled", false));
       }
       failures.push({
         taskId: req.id,
@@ -147,9 +148,7 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
     }
   }
   if (io.backend && failures.length) await io.backend.store(failures);
-  if (rejects.length) {
-    await io.broker.reject(rejects);
-    if (io.lifecycle) announceParks(io.lifecycle, parked);
-  }
+  if (rejects.length) await io.broker.reject(rejects);
+  if (io.lifecycle) announceParks(io.lifecycle, parks);
   if (acks.length) await io.broker.ack(acks);
 }

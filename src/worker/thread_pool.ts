@@ -11,7 +11,14 @@ import { getLogger } from "@logtape/logtape";
 import { BlockingByName, MESSAGE_BLOCKING_MS, messagesOf, spreadLead } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
-import { endMember, type Group, haltAndSplit, type Member, postTo } from "./pool_member.ts";
+import {
+  endMember,
+  type Group,
+  haltAndSplit,
+  type Member,
+  postRun,
+  postTo,
+} from "./pool_member.ts";
 import { RUNNER_URL, spawnMember } from "./member_spawn.ts";
 import { RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
@@ -22,6 +29,7 @@ import { SeqMap } from "./seq_map.ts";
 import { type LeakedThread, ThreadWatch } from "./thread_leaks.ts";
 import type { ThreadPoolOptions } from "./thread_pool_options.ts";
 import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
+import { UnreadWaits } from "./unread_posts.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
@@ -86,6 +94,8 @@ export class ThreadPool implements Pool {
   readonly #owner = new SeqMap<Owned>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   readonly #blocking = new BlockingByName();
+  /** Terminates waiting for outcomes their Web Worker posted: a terminate drops those unread. */
+  readonly #unread = new UnreadWaits(this.#owner);
   #closed = false;
   /** Web Workers added to (or, when negative, taken from) the default group by {@link ThreadPool.resize}. */
   #extra = 0;
@@ -260,6 +270,7 @@ export class ThreadPool implements Pool {
     }
     this.#events.onOutcomes(outcomes);
     if (member.retiring && member.load === 0) this.#dismiss(member);
+    this.#unread.read(member);
   }
 
   /** Take no new task on this member; start its replacement now unless `replace` is false. */
@@ -282,6 +293,7 @@ export class ThreadPool implements Pool {
   /** Stop a member at once (its thread starts no more tasks) and forget the tasks it held. */
   #drop(member: Member, held: { started: number[]; notStarted: number[] }): void {
     endMember(member);
+    this.#unread.drop(member);
     this.#retiring.delete(member);
     member.group.members = member.group.members.filter((m) => m !== member);
     for (const s of [...held.started, ...held.notStarted]) {
@@ -350,8 +362,9 @@ export class ThreadPool implements Pool {
    * there, and may still run on: put back, they would run twice). A time
    * limit is logged at error; a terminate the user asked for at info, as
    * Celery's "Terminating ID (signal)", or at warning when it stops others.
+   * Outcomes of its finished tasks that it posted are read first (`wait`).
    */
-  #kill(seq: number, seconds: number): void {
+  #kill(seq: number, seconds: number, wait = true): void {
     // Outcomes written to its ring and not yet read first: those tasks finished, none is lost.
     this.#owner.get(seq)?.member.drain();
     const o = this.#owner.get(seq);
@@ -364,6 +377,7 @@ export class ThreadPool implements Pool {
       !o.member.starts.hasStarted(seq)
     ) return;
     const { member } = o;
+    if (wait && this.#unread.defer(member, () => this.#kill(seq, seconds, false))) return;
     const wasRetiring = member.retiring;
     const split = haltAndSplit(member, this.#owner);
     this.#drop(member, split);
@@ -420,34 +434,14 @@ export class ThreadPool implements Pool {
       if (this.#policy.full(best.assigned)) this.#retire(best, `it ran ${best.assigned} tasks`);
     }
     for (const [m, batch] of batches) {
+      const refuse = (req: RunRequest, err: unknown) => this.#unsendable(m, req, err);
       for (const message of messagesOf(batch, (r) => this.#blocking.ms(r.task))) {
-        this.#postRun(m, message);
+        postRun(m, message, refuse);
       }
     }
   }
 
-  /**
-   * Post a batch to a Web Worker. When it cannot be posted (a value the
-   * structured clone refuses), each task is posted alone and the ones that
-   * still fail are refused — parked with a FAILURE — instead of throwing
-   * into the worker's receive path or waiting forever.
-   */
-  #postRun(member: Member, batch: RunRequest[]): void {
-    try {
-      postTo(member, { type: "run", batch });
-      return;
-    } catch (err) {
-      if (batch.length === 1) return this.#unsendable(member, batch[0], err);
-    }
-    for (const req of batch) {
-      try {
-        postTo(member, { type: "run", batch: [req] });
-      } catch (err) {
-        this.#unsendable(member, req, err);
-      }
-    }
-  }
-
+  /** A task that cannot be handed to its Web Worker is refused: parked with a FAILURE. */
   #unsendable(member: Member, req: RunRequest, err: unknown): void {
     log.error("Task {name}[{id}] cannot be handed to a Web Worker: {error}", {
       name: req.task,
@@ -491,6 +485,7 @@ export class ThreadPool implements Pool {
     this.#threads.close();
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
+    this.#unread.close();
     for (const m of [...this.#groups.flatMap((g) => g.members), ...this.#retiring]) {
       endMember(m);
     }
