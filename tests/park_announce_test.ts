@@ -8,12 +8,16 @@
  */
 
 import assert from "node:assert/strict";
+import { reset } from "@logtape/logtape";
+import { captureLogs } from "./helpers/logs.ts";
 import type { ResultBackend, StoreEntry } from "../src/backend/port.ts";
 import type { Broker, Delivery, Rejection } from "../src/broker/port.ts";
 import { Celery } from "../mod.ts";
 import { DELIVERY_COUNT_HEADER } from "../src/broker/port.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { Intake } from "../src/worker/intake.ts";
+import { settleOrPark } from "../src/worker/last_resort.ts";
+import { logLifecycle } from "../src/worker/lifecycle_log.ts";
 import { settleOutcomes } from "../src/worker/outcomes.ts";
 import { WorkerState } from "../src/worker/worker_state.ts";
 import { countStats, zeroStats } from "../src/worker/worker_stats.ts";
@@ -105,4 +109,49 @@ Deno.test("a refused outcome's park is announced once written, not when the writ
   await st.drainSettling();
   assert.deepEqual(parked.map((r) => r.taskId), ["refused-2"]);
   assert.deepEqual([rejected, stats.parked], [["refused-2:refused"], 1]);
+});
+
+Deno.test("settleOrPark: an outcome whose settling throws is parked and announced once (event, log line), once written", async () => {
+  const records = await captureLogs("info");
+  try {
+    const { st, stats, rejected, parked, down } = state();
+    st.lifecycle.subscribe(logLifecycle(() => ["t.add"]));
+    let calls = 0;
+    const broken = () => {
+      calls++;
+      throw new TypeError("settle broke");
+    };
+    const settleBroken = (id: string) => {
+      const req = { id, task: "t.add", replyTo: null } as never;
+      st.running.set(1, {
+        delivery: message("t.add", id),
+        req,
+        acked: false,
+        started: 0,
+        received: 0,
+      });
+      settleOrPark(st, [{ seq: 1, ok: true, meta: "{}", runtime: 1 }], broken);
+    };
+    const parkLines = () =>
+      records.map((r) => r.message.join("")).filter((l) => l.startsWith("Parked"));
+    settleBroken("lost-1");
+    await st.drainSettling();
+    assert.deepEqual(
+      [rejected, stats.parked, parkLines()],
+      [[], 0, []],
+      "its park was not written",
+    );
+    down.parks = false;
+    settleBroken("bad-2");
+    await st.drainSettling();
+    assert.equal(calls, 4, "each time the batch, then the outcome alone");
+    assert.deepEqual(parked.map((r) => r.taskId), ["bad-2"]);
+    assert.deepEqual(rejected, ["bad-2:unsettled"]);
+    assert.equal(stats.parked, 1);
+    assert.deepEqual(parkLines(), [
+      "Parked task t.add[bad-2]: worker error after the task ran: settle broke",
+    ]);
+  } finally {
+    await reset();
+  }
 });
