@@ -206,6 +206,14 @@ Deno.test("exit codes: worker flag values its library parsers refuse are usage e
   await expectCode([...worker, "--autoscale", "5000"], 2, /at most 1024 Web Workers/);
   await expectCode([...worker, "--task-permissions", "{bad"], 2, /not valid JSON/);
   await expectCode([...worker, "--heartbeat-interval", "1e7"], 2, /--heartbeat-interval needs at/);
+  // Celery's pool names said only 'must be "threads" or "inline"'.
+  await expectCode(
+    [...worker, "-P", "prefork"],
+    2,
+    /--pool must be "threads" or "inline", got "prefork": Celery's prefork pool is -P threads here/,
+  );
+  await expectCode([...worker, "-P", "solo"], 2, /Celery's solo pool is -P inline here/);
+  await expectCode([...worker, "-P", "gevent"], 2, /got "gevent": use -P inline: it runs async/);
   // Combinations the worker refused only once connected (exit 1, after the broker's error).
   await expectCode([...worker, "-P", "inline", "--autoscale", "3"], 2, /-P inline has none of/);
   await expectCode(

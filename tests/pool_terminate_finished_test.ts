@@ -91,3 +91,30 @@ Deno.test("threads pool: terminate reads the outcomes written to the ring and no
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("threads pool: terminate waits for the outcomes posted and not yet read", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "terminate-posted-" });
+  const gate = `${dir}/go`;
+  const { pool: p, outcomes, limited, lost } = await onePool();
+  try {
+    // Fails at once (its file's directory does not exist): a failure is posted, not written to the ring.
+    const failed = spin(0, `${dir}/missing/runs`);
+    const stuck = poolRunRequest("runs.block", [gate], { timeLimits: { hard: 600, soft: null } });
+    p.run([failed, stuck]);
+    // Waited for synchronously: the main thread reads no post meanwhile.
+    while (!exists(`${gate}.started`)) {
+      // the Web Worker runs the failing task, posts its outcome, starts the stuck one
+    }
+    p.terminate([stuck.seq]);
+    await sleep(300);
+    // Before: the failed task reported lost (its post dropped with the Web Worker), no outcome.
+    assert.deepEqual(lost, [], "a finished task reported lost");
+    assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]), [[failed.seq, false]]);
+    assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0, abandoned: [] }]);
+  } finally {
+    // Ends the thread Deno may leave running.
+    await Deno.writeTextFile(gate, "");
+    await p.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

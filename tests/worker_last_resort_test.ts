@@ -6,10 +6,17 @@
 
 import assert from "node:assert/strict";
 import type { ResultBackend, StoreEntry } from "../src/backend/port.ts";
-import type { Broker, Delivery, PublishTarget, Rejection } from "../src/broker/port.ts";
+import {
+  type Broker,
+  type Delivery,
+  DELIVERY_COUNT_HEADER,
+  type PublishTarget,
+  type Rejection,
+} from "../src/broker/port.ts";
 import { Celery } from "../mod.ts";
 import type { RunOutcome } from "../src/worker/executor.ts";
 import { Intake } from "../src/worker/intake.ts";
+import { DEFAULT_MAX_DELIVERIES } from "../src/worker/screening.ts";
 import type { Pool } from "../src/worker/pool.ts";
 import { receiveOrPark, settleOrPark } from "../src/worker/last_resort.ts";
 import { Settlement } from "../src/worker/settlement.ts";
@@ -58,6 +65,20 @@ function followUps(
     s.publishes.push({ message, target: targetOf(i) ?? { routingKey: "q" }, taskId: `m-${i}` });
   }
   return s;
+}
+
+/** A delivery of a `task` message with id `id`, as the intake decodes it. */
+function taskDelivery(task: string, id: string): Delivery {
+  const m = encodeTaskMessage({
+    task,
+    id,
+    args: [1, 2],
+    kwargs: {},
+    now: new Date(),
+    origin: "x",
+    replyTo: "",
+  });
+  return { ...delivery(id), ...m };
 }
 
 function state() {
@@ -150,6 +171,26 @@ Deno.test("a lifecycle listener that throws on the park's announcement does not 
   await st.drainSettling();
   assert.deepEqual(parked.map((r) => r.taskId), ["a", "b"]);
   assert.equal(stats.parked, 2, "the subscribers before the broken one were told");
+});
+
+Deno.test("a poison message whose announcement throws is parked and announced once", async () => {
+  const { st, parked, stats } = state();
+  st.app.task("t.add", (a: number, b: number) => a + b);
+  st.pool = { run: () => {} } as unknown as Pool;
+  let throws = true;
+  st.lifecycle.subscribe((e) => {
+    if (e.type !== "rejected" || !throws) return;
+    throws = false;
+    throw new TypeError("listener broke");
+  });
+  const poison = taskDelivery("t.add", "poison");
+  poison.headers[DELIVERY_COUNT_HEADER] = DEFAULT_MAX_DELIVERIES;
+  await receiveOrPark(st, new Intake(st), [poison]);
+  await st.drainSettling();
+  // Before: the intake's announcement threw before it noted the delivery announced, so the last
+  // resort parked and announced it again (2 parks counted for 1 message).
+  assert.deepEqual(parked.map((r) => r.taskId), ["poison"]);
+  assert.equal(stats.parked, 1, "one park, counted once");
 });
 
 Deno.test("outcomes that cannot be settled are stored and parked one by one; the others settle normally", async () => {

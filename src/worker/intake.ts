@@ -128,9 +128,7 @@ export class Intake {
         s.park(d, reason, { id: taskId, name: taskName }, refusalInfo(err));
         continue;
       }
-      const screened = screen(d, req, done, s, lifecycle, this.#s.options.maxDeliveries);
-      if (screened === "parked") ended.push(d);
-      if (screened) continue;
+      if (screen(d, req, done, s, ended, lifecycle, this.#s.options.maxDeliveries)) continue;
       const task = app.tasks.get(req.task);
       if (!task?.handler) {
         const reason = `unregistered task "${req.task}"`;

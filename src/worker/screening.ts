@@ -124,13 +124,15 @@ export function deliveryCount(d: Delivery): number {
  *
  * @example
  * ```ts ignore
- * if (screen(d, req, done, settlement, lifecycle, options.maxDeliveries)) continue;
+ * if (screen(d, req, done, settlement, ended, lifecycle, options.maxDeliveries)) continue;
  * ```
  *
  * @param d the delivery
  * @param req its decoded headers
  * @param done ids already finished ({@link finishedBefore})
  * @param s the settlement of this batch
+ * @param ended where a parked delivery is noted, before its announcement (a
+ *   listener that throws on it leaves it announced all the same)
  * @param lifecycle where a park is announced
  * @param maxDeliveries the poison limit; 0 never parks
  * @returns `"suppressed"` (acknowledged) or `"parked"` (announced) when it was settled here, else null
@@ -140,6 +142,7 @@ export function screen(
   req: TaskRequest,
   done: ReadonlySet<string>,
   s: Settlement,
+  ended: Delivery[],
   lifecycle: Lifecycle,
   maxDeliveries: number = DEFAULT_MAX_DELIVERIES,
 ): "suppressed" | "parked" | null {
@@ -156,6 +159,7 @@ export function screen(
   if (maxDeliveries > 0 && count >= maxDeliveries) {
     const reason = `poison message: given back ${count} times by consumers that died ` +
       `holding it (limit ${maxDeliveries}, WorkerOptions.maxDeliveries)`;
+    ended.push(d);
     lifecycle.emit(rejectedTask(d, req, reason, "poison", true));
     const info = pyException("PoisonMessage", REFUSED_MODULE, [reason]);
     s.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);

@@ -29,6 +29,7 @@ import { SeqMap } from "./seq_map.ts";
 import { type LeakedThread, ThreadWatch } from "./thread_leaks.ts";
 import type { ThreadPoolOptions } from "./thread_pool_options.ts";
 import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
+import { UnreadWaits } from "./unread_posts.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
@@ -93,6 +94,8 @@ export class ThreadPool implements Pool {
   readonly #owner = new SeqMap<Owned>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   readonly #blocking = new BlockingByName();
+  /** Terminates waiting for outcomes their Web Worker posted: a terminate drops those unread. */
+  readonly #unread = new UnreadWaits(this.#owner);
   #closed = false;
   /** Web Workers added to (or, when negative, taken from) the default group by {@link ThreadPool.resize}. */
   #extra = 0;
@@ -267,6 +270,7 @@ export class ThreadPool implements Pool {
     }
     this.#events.onOutcomes(outcomes);
     if (member.retiring && member.load === 0) this.#dismiss(member);
+    this.#unread.read(member);
   }
 
   /** Take no new task on this member; start its replacement now unless `replace` is false. */
@@ -289,6 +293,7 @@ export class ThreadPool implements Pool {
   /** Stop a member at once (its thread starts no more tasks) and forget the tasks it held. */
   #drop(member: Member, held: { started: number[]; notStarted: number[] }): void {
     endMember(member);
+    this.#unread.drop(member);
     this.#retiring.delete(member);
     member.group.members = member.group.members.filter((m) => m !== member);
     for (const s of [...held.started, ...held.notStarted]) {
@@ -357,8 +362,9 @@ export class ThreadPool implements Pool {
    * there, and may still run on: put back, they would run twice). A time
    * limit is logged at error; a terminate the user asked for at info, as
    * Celery's "Terminating ID (signal)", or at warning when it stops others.
+   * Outcomes of its finished tasks that it posted are read first (`wait`).
    */
-  #kill(seq: number, seconds: number): void {
+  #kill(seq: number, seconds: number, wait = true): void {
     // Outcomes written to its ring and not yet read first: those tasks finished, none is lost.
     this.#owner.get(seq)?.member.drain();
     const o = this.#owner.get(seq);
@@ -371,6 +377,7 @@ export class ThreadPool implements Pool {
       !o.member.starts.hasStarted(seq)
     ) return;
     const { member } = o;
+    if (wait && this.#unread.defer(member, () => this.#kill(seq, seconds, false))) return;
     const wasRetiring = member.retiring;
     const split = haltAndSplit(member, this.#owner);
     this.#drop(member, split);
@@ -478,6 +485,7 @@ export class ThreadPool implements Pool {
     this.#threads.close();
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
+    this.#unread.close();
     for (const m of [...this.#groups.flatMap((g) => g.members), ...this.#retiring]) {
       endMember(m);
     }
