@@ -5,7 +5,7 @@
  * each side happened to run: {@link interleaveRoundTrips}, which the bench
  * uses for Celeriac and the raw client, and a command of its own,
  *
- * `deno run -A bench/rtt_pair.ts [--rounds 8] [--block 250] [--warm 20] [--base DIR] [--json FILE]`,
+ * `deno run -A bench/rtt_pair.ts [--rounds 8] [--block 250] [--warm 20] [--base DIR] [--cpu] [--json FILE]`,
  *
  * which starts this checkout's Celeriac worker (the bench's command, broker
  * db 14, results db 15), with `--base DIR` a second Celeriac worker run from
@@ -13,7 +13,9 @@
  * client the same as the first's, from this checkout), and the raw peer's
  * worker (db 10/11), all kept up to the end, and prints each side's
  * percentiles and its p50 ratio to raw's (and base's) with the range of the
- * per-round ratios.
+ * per-round ratios. With `--cpu`, each side's CPU time and run-queue wait
+ * per round trip by thread (its client, its worker, redis-server; see
+ * `rtt_cpu.ts`).
  *
  * @module
  */
@@ -21,7 +23,8 @@ import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { Celery } from "../mod.ts";
 import { type LatencyStats, latencyStats, PEERS_DIR, WARMUP } from "./common.ts";
-import { startBenchWorker, stopTree } from "./proc.ts";
+import { processTree, startBenchWorker, stopTree } from "./proc.ts";
+import { CpuMeter, formatTimes, type MeteredProcess } from "./rtt_cpu.ts";
 import { app, BENCH_QUEUE, noop } from "./tasks.ts";
 
 /** One side's client: runs round trips on request. */
@@ -32,6 +35,8 @@ export interface RoundTripper {
   run(n: number, warm: number): Promise<number[]>;
   /** Release the client (not the worker). */
   close(): Promise<void>;
+  /** The client's process, when it is not this one. */
+  readonly pid?: number;
 }
 
 /** What {@link interleaveRoundTrips} measured. */
@@ -65,6 +70,7 @@ export interface Interleaved {
  * @param rounds rounds
  * @param block measured round trips per block
  * @param warm unmeasured round trips before each block
+ * @param meters meters of the sides' blocks, by name (see `rtt_cpu.ts`); none by default
  * @returns the latencies
  */
 export async function interleaveRoundTrips(
@@ -72,6 +78,7 @@ export async function interleaveRoundTrips(
   rounds: number,
   block: number,
   warm: number,
+  meters: ReadonlyMap<string, CpuMeter> = new Map(),
 ): Promise<Interleaved> {
   for (const s of sides) await s.run(0, WARMUP);
   const latencies = new Map(sides.map((s) => [s.name, [] as number[]]));
@@ -81,7 +88,10 @@ export async function interleaveRoundTrips(
     load.push(Deno.loadavg()[0]);
     for (let k = 0; k < sides.length; k++) {
       const s = sides[(r + k) % sides.length];
-      const lat = await s.run(block, warm);
+      const meter = meters.get(s.name);
+      const lat = meter
+        ? await meter.around(block + warm, () => s.run(block, warm))
+        : await s.run(block, warm);
       latencies.get(s.name)!.push(...lat);
       blockP50.get(s.name)!.push(latencyStats(lat).p50);
     }
@@ -179,6 +189,7 @@ export function rawTripper(env: Record<string, string>): RoundTripper {
   };
   return {
     name: "raw",
+    pid: client.pid,
     async run(n, warm) {
       await writer.write(new TextEncoder().encode(`${n} ${warm}\n`));
       return (JSON.parse(await nextLine()) as { latencies_ms: number[] }).latencies_ms;
@@ -191,6 +202,27 @@ export function rawTripper(env: Record<string, string>): RoundTripper {
   };
 }
 
+/**
+ * A meter per side: its client (this process unless it has its own), its
+ * worker's process tree (`workers` in the order of `sides`) and redis-server.
+ */
+async function sideMeters(
+  sides: readonly RoundTripper[],
+  workers: readonly Deno.ChildProcess[],
+  redis: Redis,
+): Promise<Map<string, CpuMeter>> {
+  const info = await redis.info("server");
+  const redisPid = Number(/process_id:(\d+)/.exec(info)?.[1]);
+  return new Map(sides.map((s, i) => {
+    const processes = (): MeteredProcess[] => [
+      { role: "client", pid: s.pid ?? Deno.pid },
+      ...processTree(workers[i].pid).map((pid) => ({ role: "worker", pid })),
+      { role: "redis", pid: redisPid },
+    ];
+    return [s.name, new CpuMeter(processes)];
+  }));
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -201,6 +233,7 @@ async function main(): Promise<void> {
       base: { type: "string" },
       redis: { type: "string", default: "redis://127.0.0.1:6379" },
       json: { type: "string" },
+      cpu: { type: "boolean", default: false },
     },
   });
   const server = values.redis.replace(/\/\d*$/, "");
@@ -250,11 +283,13 @@ async function main(): Promise<void> {
       }).spawn(),
     );
     sides.push(rawTripper(rawEnv));
+    const meters = values.cpu ? await sideMeters(sides, children, dbs[0]) : new Map();
     const r = await interleaveRoundTrips(
       sides,
       Number(values.rounds),
       Number(values.block),
       Number(values.warm),
+      meters,
     );
     const stats = new Map<string, LatencyStats>(
       [...r.latencies].map(([name, lat]) => [name, latencyStats(lat)]),
@@ -278,6 +313,7 @@ async function main(): Promise<void> {
       }
       console.log(line);
     }
+    for (const [name, meter] of meters) console.log(formatTimes(name, meter.perRoundTrip()));
     if (values.json) {
       await Deno.writeTextFile(
         values.json,

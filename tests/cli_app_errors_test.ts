@@ -73,4 +73,12 @@ Deno.test("cli app errors: Celery's dotted module name gets the path it meant", 
   const none = await runCli(["--app", "no.such.module", "-b", "kv://:memory:"]);
   assert.equal(none.code, 2);
   assert.doesNotMatch(none.stderr, /did you mean/);
+  // Celery's `-A proj.tasks:app` (module:attribute) was read as a URL of scheme "examples.tasks":
+  // "no module at examples.tasks:app", and no hint.
+  const attribute = await runCli(["--app", "examples.tasks:app", "-b", "kv://:memory:"]);
+  assert.equal(attribute.code, 2);
+  assert.match(
+    attribute.stderr,
+    /\(did you mean --app \.\/examples\/tasks\.ts:app\? --app takes a file path or URL, not a Python module name\)/,
+  );
 });

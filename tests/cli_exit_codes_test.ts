@@ -112,6 +112,34 @@ Deno.test("exit codes: a -b / --backend / --beat-store of no supported scheme is
   await expectCode(["status", "-t", "0.3"], 70, /Unsupported broker URL "foo:\/\/…"/, env);
 });
 
+Deno.test("exit codes: a URL missing the // after its scheme is 2, saying so; a setting's, 70", async () => {
+  // `-b redis:/127.0.0.1:6379/0` (one slash) exited 1 after the banner with
+  // `Invalid Redis database "127.0.0.1:6379/0"`; `amqp:/127.0.0.1//` connected to localhost and
+  // blamed a vhost "127.0.0.1//"; `kv:q.db` was "Not a Deno KV URL". None said what to change.
+  await expectCode(
+    ["worker", "--app", TASKS, "-b", "redis:/127.0.0.1:1/0", "--fail-fast"],
+    2,
+    /^error: --broker: The broker URL lacks the \/\/ after "redis:": write it as redis:\/\/127\.0\.0\.1:1\/0\n$/,
+  );
+  await expectCode(
+    ["status", "-b", "amqp:/guest:s3cret@127.0.0.1:1//", "-t", "0.3"],
+    2,
+    /^error: --broker: .* lacks the \/\/ after "amqp:": write it as amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1\/\/\n$/,
+  );
+  await expectCode(
+    ["result", crypto.randomUUID(), ...NOWHERE, "--backend", "rpc:"],
+    2,
+    /--backend: The result backend URL lacks the \/\/ after "rpc:": write it as rpc:\/\//,
+  );
+  await expectCode(
+    ["beat", "--app", TASKS, ...NOWHERE, "--beat-store", "kv:beat.db"],
+    2,
+    /--beat-store: The beat store URL lacks the \/\/ after "kv:": write it as kv:\/\/beat\.db/,
+  );
+  const env = { CELERY_BROKER_URL: "redis:127.0.0.1:1/0" };
+  await expectCode(["status", "-t", "0.3"], 70, /lacks the \/\/ after "redis:"/, env);
+});
+
 Deno.test("exit codes: an empty -b / --backend / --beat-store is 2, for every command", async () => {
   // As -b "$BROKER" with the variable unset gives. Was 70 (call, status, purge: the broker's
   // "has no scheme" once connecting), 1 (dashboard, after retrying), or no error at all
@@ -178,6 +206,14 @@ Deno.test("exit codes: worker flag values its library parsers refuse are usage e
   await expectCode([...worker, "--autoscale", "5000"], 2, /at most 1024 Web Workers/);
   await expectCode([...worker, "--task-permissions", "{bad"], 2, /not valid JSON/);
   await expectCode([...worker, "--heartbeat-interval", "1e7"], 2, /--heartbeat-interval needs at/);
+  // Celery's pool names said only 'must be "threads" or "inline"'.
+  await expectCode(
+    [...worker, "-P", "prefork"],
+    2,
+    /--pool must be "threads" or "inline", got "prefork": Celery's prefork pool is -P threads here/,
+  );
+  await expectCode([...worker, "-P", "solo"], 2, /Celery's solo pool is -P inline here/);
+  await expectCode([...worker, "-P", "gevent"], 2, /got "gevent": use -P inline: it runs async/);
   // Combinations the worker refused only once connected (exit 1, after the broker's error).
   await expectCode([...worker, "-P", "inline", "--autoscale", "3"], 2, /-P inline has none of/);
   await expectCode(

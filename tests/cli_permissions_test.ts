@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { Proc } from "./helpers/procs.ts";
+import { Proc, runCli } from "./helpers/procs.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
@@ -204,4 +204,38 @@ Deno.test({
     await deleteKeys(prefix);
   }
   assert.doesNotMatch(worker.output, /NotCapable|Requires env access/);
+});
+
+Deno.test("cli permissions: a client command without --allow-env says which broker it used instead", async () => {
+  // `call` / `status` without --allow-env fell back to the default KV file without a word, and
+  // then only said "Run deno with --allow-write=…/.celeriac": a flag for a broker nobody set.
+  const env = { CELERY_BROKER_URL: "kv://:memory:", CELERY_RESULT_BACKEND: "kv://:memory:" };
+  const narrow = await runCli(["status", "-t", "0.2"], { permissions: ["--allow-read=."], env });
+  const [warning] = narrow.stderr.split("\n");
+  assert.equal(
+    warning,
+    "warning: Deno permissions: CELERY_BROKER_URL not read (run with --allow-env, or give -b): " +
+      "the broker is kv://.celeriac/celeriac.sqlite",
+    "status reads no result: its backend goes unnamed",
+  );
+  const result = await runCli(
+    ["result", crypto.randomUUID(), "-b", "kv://:memory:", "-t", "0.1"],
+    { permissions: ["--allow-read=."], env },
+  );
+  assert.equal(result.code, 3, result.stderr);
+  assert.match(
+    result.stderr,
+    /^warning: Deno permissions: CELERY_RESULT_BACKEND not read \(run with --allow-env, or give --backend\): the result backend is kv:\/\/:memory:\n/,
+  );
+  const allowed = await runCli(["status", "-t", "0.2"], {
+    permissions: ["--allow-read=.", "--allow-env"],
+    env,
+  });
+  assert.equal(allowed.code, 69);
+  assert.doesNotMatch(allowed.stderr, /Deno permissions/);
+  const flagged = await runCli(["status", "-t", "0.2", "-b", "kv://:memory:"], {
+    permissions: ["--allow-read=."],
+    env,
+  });
+  assert.doesNotMatch(flagged.stderr, /Deno permissions/, "-b: the variable was not needed");
 });

@@ -1,7 +1,8 @@
 /**
  * `status`, `inspect`, `control`, `report` and `events` with a
  * `kv://:memory:` broker (from --broker or CELERY_BROKER_URL): no other
- * process can reach it, so "No nodes replied" says why, and `events` warns
+ * process can reach it, so "No nodes replied" says why (and, on the default
+ * broker, that none was set), and `events` warns
  * that no event will come, and `call` and `schedule add` that no worker or
  * beat elsewhere sees what they sent or stored; a broker others share adds
  * nothing.
@@ -45,6 +46,33 @@ Deno.test("cli private broker: a shared KV file adds nothing to No nodes replied
     const ran = await cli(["status", "--broker", `kv://${dir}/shared.db`, "-t", "0.2"]);
     assert.equal(ran.code, 69);
     assert.equal(ran.stderr, "Error: No nodes replied within time constraint.\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli private broker: No nodes replied from the default broker says none was set", async () => {
+  // `inspect ping` without --app asked the KV file under the current directory and said only
+  // "No nodes replied", as if the workers on Redis were down.
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-default-broker-" });
+  try {
+    const o = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--unstable-kv", `${ROOT}worker.ts`, "inspect", "ping", "-t", "0.2"],
+      cwd: dir,
+      env: { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "" },
+      stdout: "null",
+      stderr: "piped",
+      stdin: "null",
+    }).output();
+    const lines = new TextDecoder().decode(o.stderr).trim().split("\n");
+    assert.equal(o.code, 69);
+    assert.equal(lines[0], "Error: No nodes replied within time constraint.");
+    assert.equal(
+      lines[1],
+      `Asked on the default broker, kv://.celeriac/celeriac.sqlite under ${dir}: neither the ` +
+        "app, -b nor CELERY_BROKER_URL set one. Name your workers' broker: --app ./tasks.ts " +
+        "(its app's) or -b redis://…",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -129,6 +129,28 @@ Deno.test("connect errors: a URL without a scheme says the scheme is missing", a
   );
 });
 
+Deno.test("connect errors: a known scheme without its // says so, before connecting", async () => {
+  // `redis:/host:6379/0` read as a path ("Invalid Redis database"); `amqp:/host//` as vhost
+  // "host//" on localhost.
+  await assert.rejects(
+    openBroker("redis:/127.0.0.1:1/0"),
+    new TypeError(
+      'The broker URL lacks the // after "redis:": write it as redis://127.0.0.1:1/0',
+    ),
+  );
+  await assert.rejects(
+    openBroker("amqp:/127.0.0.1:1//"),
+    /lacks the \/\/ after "amqp:": write it as amqp:\/\/127\.0\.0\.1:1\/\//,
+  );
+  await assert.rejects(
+    openBackend("redis:/:s3cret@127.0.0.1:1/0"),
+    new TypeError(
+      'The result backend URL lacks the // after "redis:": write it as redis://:***@127.0.0.1:1/0',
+    ),
+  );
+  await assert.rejects(openScheduleStore("kv:beat.db"), /write it as kv:\/\/beat\.db/);
+});
+
 Deno.test("connect errors: an unknown scheme names every scheme that is accepted", async () => {
   await assert.rejects(
     openBroker("ftp://host/x"),

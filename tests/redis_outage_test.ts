@@ -135,6 +135,34 @@ test("a repeated take hands over what it took, as taken, leaving out what is no 
   }
 });
 
+test("a take that finds every list empty writes nothing: the take record stays the last take that took something", async () => {
+  const prefix = uniquePrefix("empty-take");
+  const redis = await rawRedis();
+  const q = uniqueQueue("empty-take");
+  const record = prefix + "celeriac.take.empty";
+  const keys = [q, `${q}\x06\x163`, "unacked_index", "unacked", PARKED_KEY, "celeriac.take.empty"]
+    .map((k) => prefix + k);
+  const takeAs = (seq: string) =>
+    redis.eval(TAKE_SCRIPT, keys.length, ...keys, "10", seq) as Promise<string[]>;
+  try {
+    assert.deepEqual(await takeAs("1"), []);
+    assert.equal(await redis.exists(record), 0, "an idle consumer's takes write no record");
+    for (let i = 0; i < 2; i++) await redis.lpush(prefix + q, rawEnvelope(q, `e${i}`));
+    const taken = await takeAs("2");
+    assert.deepEqual(taken.filter((_, i) => i % 3 === 1), ["e0", "e1"]);
+    const before = await redis.hgetall(record);
+    const ttl = await redis.ttl(record);
+    assert.deepEqual(await takeAs("3"), []);
+    assert.deepEqual(await redis.hgetall(record), before, "the empty take left the record");
+    assert.ok(await redis.ttl(record) <= ttl);
+    assert.deepEqual(await takeAs("2"), taken, "take 2 repeated still hands over what it took");
+    assert.equal(await redis.hlen(prefix + "unacked"), 2);
+  } finally {
+    await redis.quit();
+    await deleteKeys(prefix);
+  }
+});
+
 test("the restore lock lives seconds and is renewed while a sweep runs", async () => {
   const prefix = uniquePrefix("mutex");
   const broker = await openRedisBroker(

@@ -201,3 +201,19 @@ Deno.test("RESP reader: a partial reply is kept while the buffer compacts", () =
   feed("0123456789\r\n:6\r\n");
   assert.deepEqual(out, [1, 2, 3, 4, 5, "01234567890123456789", 6]);
 });
+
+Deno.test("RESP reader: an array asked for whole comes as its bytes, across split reads", () => {
+  const reply = enc.encode("*4\r\n:-2\r\n$4\r\nab\u00e9\r\n$-1\r\n*1\r\n+x\r\n");
+  const bytes = enc.encode("+OK\r\n").length;
+  const input = new Uint8Array([...enc.encode("+OK\r\n"), ...reply, ...enc.encode(":5\r\n")]);
+  for (let cut = 1; cut < input.length; cut++) {
+    const r = new RespReader(8);
+    const got: unknown[] = [];
+    for (const part of [input.subarray(0, cut), input.subarray(cut)]) {
+      r.space(part.length).set(part);
+      r.commit(part.length);
+      r.drain((v) => got.push(v instanceof Uint8Array ? dec.decode(v) : v), () => true);
+    }
+    assert.deepEqual(got, ["OK", dec.decode(reply), 5], `cut at ${cut} (after ${bytes})`);
+  }
+});

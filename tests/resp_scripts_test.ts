@@ -17,8 +17,8 @@ import {
   respFailure,
   RespScript,
   RespScripts,
-  stringArray,
 } from "../src/broker/resp_scripts.ts";
+import { respStrings } from "../src/broker/resp_strings.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { PrivateRedis } from "./helpers/private_redis.ts";
@@ -48,6 +48,12 @@ Deno.test("RESP scripts: command connections share their settings, and transacti
   ]);
 });
 
+/** An array reply's elements as text, read from its bytes. */
+const texts = (reply: Parameters<typeof respStrings>[0]): string[] => {
+  const flat = respStrings(reply);
+  return Array.from({ length: flat.length }, (_, k) => flat.text(k));
+};
+
 const open = (url = REDIS_URL) =>
   new RespScripts(parseRedisUrl(url), url, { name: "celeriac-test" });
 
@@ -61,7 +67,7 @@ test("EVALSHA of a script the server lacks falls back to EVAL, which loads it", 
   const script = fresh("redis.call('INCR', KEYS[1]) return {KEYS[1], ARGV[1], 7}");
   try {
     assert.deepEqual(await redis.script("EXISTS", script.sha), [0]);
-    const first = await conn.evalScript(script, [prefix + "n"], ["é"], stringArray);
+    const first = await conn.evalScriptWhole(script, [prefix + "n"], ["é"], texts);
     assert.deepEqual(first, [prefix + "n", "é", "7"]);
     assert.deepEqual(await redis.script("EXISTS", script.sha), [1], "EVAL loaded it");
     await conn.evalScript(script, [prefix + "n"], ["x"]);
@@ -100,10 +106,10 @@ test("a reply the decoder refuses fails its command only, in order", async () =>
   try {
     const script = fresh("return ARGV[1] == 'array' and {'a'} or ARGV[1]");
     const got = await Promise.allSettled([
-      conn.evalScript(script, [], ["array"], stringArray),
-      conn.evalScript(script, [], ["text"], stringArray),
-      conn.evalScript(fresh("return {'x', {'nested'}}"), [], [], stringArray),
-      conn.evalScript(script, [], ["array"], stringArray),
+      conn.evalScriptWhole(script, [], ["array"], texts),
+      conn.evalScriptWhole(script, [], ["text"], texts),
+      conn.evalScriptWhole(fresh("return {'x', {'nested'}}"), [], [], texts),
+      conn.evalScriptWhole(script, [], ["array"], texts),
     ]);
     assert.deepEqual(got.map((s) => s.status), ["fulfilled", "rejected", "rejected", "fulfilled"]);
     assert.deepEqual((got[0] as PromiseFulfilledResult<string[]>).value, ["a"]);

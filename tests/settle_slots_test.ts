@@ -3,14 +3,18 @@
  * settlement is under way (WorkerState.slowSettling): an unacknowledged
  * delivery (late ack) always, until its settlement ends; an acknowledged
  * one (early ack) none while the settlement is prompt, from 50 ms on, and
- * while one waits out an outage. No server needed.
+ * while one waits out an outage. The early acknowledgements of tasks still
+ * running hold none besides the running tasks' own. No server needed.
  */
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import { retryWhileDown } from "../src/broker/outage.ts";
-import type { Delivery } from "../src/broker/port.ts";
+import type { Broker, Delivery } from "../src/broker/port.ts";
+import type { TaskRequest } from "../src/protocol/task_request.ts";
+import { takeBudget } from "../src/worker/consumer.ts";
+import { Settlement } from "../src/worker/settlement.ts";
 import { WorkerState } from "../src/worker/worker_state.ts";
 
 function state(): WorkerState {
@@ -84,4 +88,38 @@ Deno.test("while a settlement waits out an outage, every settlement under way ho
   assert.equal(tries, 3);
   assert.equal(s.outages.waiting, false);
   assert.equal(s.slowSettling(), 0);
+});
+
+Deno.test("early acknowledgements of running tasks, slow to write, do not shrink the take", async () => {
+  const s = state();
+  const written = gate();
+  s.broker = { ack: () => written.wait } as unknown as Broker;
+  const start = performance.now();
+  const acks = deliveries(3, false).map((d) => d.delivery);
+  acks.forEach((delivery, i) =>
+    s.running.set(i + 1, {
+      delivery,
+      req: {} as TaskRequest,
+      acked: true,
+      started: start,
+      received: i,
+    })
+  );
+  const batch = new Settlement();
+  batch.acks.push(...acks);
+  s.settle(batch);
+  // As the consumer's take loop asks: 8 slots, 3 tasks running.
+  const take = (now: number) =>
+    takeBudget({
+      capacity: 8,
+      window: 8,
+      running: s.running.size + s.slowSettling(now),
+      etaHeld: 0,
+      backlog: 0,
+    }).free;
+  assert.equal(take(start), 5);
+  assert.equal(take(performance.now() + 50), 5, "the running tasks were counted twice");
+  written.open();
+  await s.drainSettling();
+  assert.equal(take(performance.now() + 50), 5);
 });

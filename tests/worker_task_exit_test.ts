@@ -14,10 +14,19 @@ import { ThreadPool } from "../src/worker/thread_pool.ts";
 import type { Worker, WorkerOptions } from "../src/worker/worker.ts";
 import { app as exitApp } from "./apps/exit_app.ts";
 import { celeriacWorker, celeriacWorkerArgs } from "./helpers/procs.ts";
-import { poolRunRequest } from "./helpers/run_info.ts";
+import { messageRunRequest, nextSeq, poolRunRequest } from "./helpers/run_info.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { taskFailure, withAppWorker } from "./helpers/worker.ts";
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const APP = new URL("./apps/exit_app.ts", import.meta.url).href;
 const prefix = uniquePrefix("task-exit");
@@ -67,6 +76,60 @@ Deno.test("task exit: a task handed on as the pool reports the loss runs on the 
     assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]), [[second.seq, true]]);
   } finally {
     await pool.close();
+  }
+});
+
+Deno.test("task exit: a Web Worker that exits holding an outcome it cannot post still reports the loss", async () => {
+  const path = `${await Deno.makeTempDir({ prefix: "task-exit-" })}/go`;
+  const exit = poolRunRequest("x.exit_after_unclonable", []);
+  const after = poolRunRequest("x.wid", ["after"]);
+  const lost = Promise.withResolvers<{ seqs: number[]; reason: string; notStarted?: number[] }>();
+  const pool = new ThreadPool({ size: 1, slots: 4, module: APP, config: {} }, {
+    onOutcomes: () => {},
+    onPublish: () => Promise.resolve(),
+    onLost: (seqs, reason, notStarted) => lost.resolve({ seqs, reason, notStarted }),
+    onTimeLimit: () => {},
+  });
+  await pool.start();
+  const timer = setTimeout(() => lost.reject(new Error("no loss reported in 15 s")), 15_000);
+  try {
+    // Linked to x.wid, its result not stored (so not encoded): its outcome carries the value as returned.
+    const link = {
+      task: "x.wid",
+      args: [],
+      kwargs: {},
+      options: {},
+      subtask_type: null,
+      immutable: false,
+    };
+    const unclonable = {
+      ...messageRunRequest({
+        task: "x.unclonable",
+        id: crypto.randomUUID(),
+        args: [path],
+        kwargs: {},
+        embed: { callbacks: [link] },
+        now: new Date(),
+        origin: "t@local",
+        replyTo: "r",
+      }),
+      seq: nextSeq(),
+      storeResult: false,
+    };
+    pool.run([exit]);
+    pool.run([unclonable]);
+    while (!(await exists(`${path}.started`))) await new Promise((r) => setTimeout(r, 20));
+    // Sent while the Web Worker is blocked: the outcome of x.unclonable is held for the next post.
+    pool.run([after]);
+    await Deno.writeTextFile(path, "");
+    const { seqs, reason, notStarted } = await lost.promise;
+    assert.deepEqual(seqs.toSorted((a, b) => a - b), [exit.seq, unclonable.seq]);
+    assert.equal(reason, "task code called Deno.exit(3)");
+    assert.deepEqual(notStarted, [after.seq], "the task it had not started is to be put back");
+  } finally {
+    clearTimeout(timer);
+    await pool.close();
+    await Deno.remove(path.slice(0, -"/go".length), { recursive: true });
   }
 });
 

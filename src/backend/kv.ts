@@ -34,17 +34,13 @@ import {
 } from "./kv_meta_store.ts";
 import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
 import { checkResultExpires } from "./result_expires.ts";
+import { type ResultWaiter, ResultWaiters } from "./result_waiters.ts";
 import { storedOnAbort } from "./stored_on_abort.ts";
 
 const log = getLogger(["celeriac", "backend", "kv"]);
 
 /** Waits re-check at least this often; only a fallback against lost notifications. */
 const SAFETY_RECHECK_MS = 1000;
-interface Waiter {
-  resolve(meta: ResultMeta): void;
-  reject(reason: unknown): void;
-  onState?(meta: ResultMeta): void;
-}
 
 /**
  * Options of {@link openKvBackend}.
@@ -102,7 +98,7 @@ export class KvBackend implements ResultBackend {
   readonly #expiresMs: number;
   readonly #closing = new AbortController();
   readonly #busy = new Set<Promise<unknown>>();
-  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #waiters = new ResultWaiters();
   #watching: Promise<void> | null = null;
   #closed = false;
   readonly #chords: KvChords;
@@ -213,12 +209,10 @@ export class KvBackend implements ResultBackend {
     // An abort during the first read rejects `promise` before it is awaited:
     // observed below, not an unhandled rejection.
     promise.catch(() => {});
-    const waiter: Waiter = { resolve, reject, onState };
-    let set = this.#waiters.get(taskId);
-    if (!set) this.#waiters.set(taskId, set = new Set());
-    set.add(waiter);
+    const waiter: ResultWaiter = { resolve, reject, onState };
+    this.#waiters.add(taskId, waiter);
     const onAbort = () => {
-      this.#drop(taskId, waiter);
+      this.#waiters.drop(taskId, waiter);
       reject(signal!.reason);
     };
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -232,13 +226,8 @@ export class KvBackend implements ResultBackend {
       return await promise;
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      this.#drop(taskId, waiter);
+      this.#waiters.drop(taskId, waiter);
     }
-  }
-
-  #drop(taskId: string, waiter: Waiter): void {
-    const set = this.#waiters.get(taskId);
-    if (set?.delete(waiter) && set.size === 0) this.#waiters.delete(taskId);
   }
 
   /** Settle a task's waiters when its stored value is ready, else hand its state to followers. */
@@ -253,17 +242,14 @@ export class KvBackend implements ResultBackend {
 
   /** Hand a state stored before the ready one to the waiters that follow states. */
   #progress(taskId: string, raw: string): void {
-    const followers = [...this.#waiters.get(taskId) ?? []].filter((w) => w.onState);
+    const followers = [...this.#waiters.of(taskId)].filter((w) => w.onState);
     if (followers.length === 0) return;
     const meta = decodeResultMeta(raw);
     for (const w of followers) w.onState!(meta);
   }
 
   #settle(taskId: string, meta: ResultMeta): void {
-    const set = this.#waiters.get(taskId);
-    if (!set) return;
-    this.#waiters.delete(taskId);
-    for (const w of set) w.resolve(meta);
+    for (const w of this.#waiters.take(taskId)) w.resolve(meta);
   }
 
   /** One loop per backend re-reads pending tasks after each change notification. */
@@ -285,7 +271,7 @@ export class KvBackend implements ResultBackend {
   }
 
   async #recheck(): Promise<void> {
-    const ids = [...this.#waiters.keys()];
+    const ids = [...this.#waiters.taskIds()];
     for (let i = 0; i < ids.length; i += 10) {
       const chunk = ids.slice(i, i + 10);
       const found = await this.#kv.getMany<StoredResult[]>(chunk.map((id) => this.#key(id)));
@@ -342,8 +328,7 @@ export class KvBackend implements ResultBackend {
     this.#closed = true;
     const closed = new DOMException("The KV result backend was closed", "AbortError");
     this.#closing.abort(closed);
-    for (const set of this.#waiters.values()) for (const w of set) w.reject(closed);
-    this.#waiters.clear();
+    this.#waiters.rejectAll(closed);
     await Promise.allSettled([...this.#busy, this.#watching]);
     await this.#shared.release();
   }

@@ -241,8 +241,14 @@ export class RedisBackend implements ResultBackend {
     }
     const resp = this.#resp;
     if (resp) {
-      const keys = entries.map((e) => this.key(e.taskId));
-      const args = [ttl, ...entries.map((e) => e.meta)];
+      // Sized once: a spread of a mapped array made two more arrays of every store's metas.
+      const keys = new Array<string>(entries.length);
+      const args = new Array<string>(entries.length + 1);
+      args[0] = ttl;
+      for (let i = 0; i < entries.length; i++) {
+        keys[i] = this.key(entries[i].taskId);
+        args[i + 1] = entries[i].meta;
+      }
       await retryWhileDown(() => resp.evalScript(STORE, keys, args, Number), {
         limit: this.#outageLimit,
         what: `store ${entries.length} result(s)`,

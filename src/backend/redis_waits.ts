@@ -14,6 +14,7 @@ import { getLogger } from "@logtape/logtape";
 import { retryWhileDown } from "../broker/outage.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ResultChannels } from "./redis_results.ts";
+import { type ResultWaiter, ResultWaiters } from "./result_waiters.ts";
 
 const log = getLogger(["celeriac", "backend", "redis"]);
 
@@ -23,12 +24,6 @@ const log = getLogger(["celeriac", "backend", "redis"]);
  * meanwhile are ignored: nothing waits for them).
  */
 const LEAVE_MS = 100;
-
-interface Waiter {
-  resolve(meta: ResultMeta): void;
-  reject(reason: unknown): void;
-  onState?(meta: ResultMeta): void;
-}
 
 /**
  * What the waits use of their backend.
@@ -67,7 +62,7 @@ export class RedisResultWaits {
   /** Length of a meta key before the task id: a channel's task id follows it. */
   readonly #keyLength: number;
   #subscriber: ResultChannels | null = null;
-  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #waiters = new ResultWaiters();
   readonly #subscribing = new Map<string, Promise<string | null | undefined>>();
   #closed = false;
   /** Settled tasks whose channels are left by the next subscription's write, or by a timer. */
@@ -104,7 +99,7 @@ export class RedisResultWaits {
       return;
     }
     if (READY_STATES.has(meta.status)) this.#settle(taskId, meta);
-    else for (const w of this.#waiters.get(taskId) ?? []) w.onState?.(meta);
+    else this.#waiters.progress(taskId, meta);
   }
 
   /**
@@ -113,7 +108,7 @@ export class RedisResultWaits {
    * another connection, still reconnecting, than the subscriber's).
    */
   #recheckAll(): void {
-    for (const taskId of this.#waiters.keys()) {
+    for (const taskId of this.#waiters.taskIds()) {
       this.#getWhileDown(taskId).then((m) => {
         if (m && READY_STATES.has(m.status)) this.#settle(taskId, m);
       }, () => {});
@@ -140,12 +135,11 @@ export class RedisResultWaits {
   }
 
   /** The waiters of `taskId`, no longer waiting (its channel is left); none when nobody waits. */
-  #takeWaiters(taskId: string): Iterable<Waiter> {
-    const set = this.#waiters.get(taskId);
-    if (!set) return [];
-    this.#waiters.delete(taskId);
+  #takeWaiters(taskId: string): Iterable<ResultWaiter> {
+    if (!this.#waiters.has(taskId)) return [];
+    const taken = this.#waiters.take(taskId);
     this.#unsubscribe(taskId);
-    return set;
+    return taken;
   }
 
   #unsubscribe(taskId: string): void {
@@ -194,25 +188,17 @@ export class RedisResultWaits {
     // An abort while the subscription or the first read is under way rejects
     // `promise` before it is awaited: observed below, not an unhandled rejection.
     promise.catch(() => {});
-    const waiter: Waiter = { resolve, reject, onState };
-    let set = this.#waiters.get(taskId);
+    const waiter: ResultWaiter = { resolve, reject, onState };
     // Only the wait that subscribes gets the read behind its SUBSCRIBE; one joining later reads
     // afresh: that read may be older than its start (STARTED when PROGRESS is stored by now).
-    const subscribes = !set;
-    if (!set) {
-      set = new Set();
-      this.#waiters.set(taskId, set);
+    const subscribes = this.#waiters.add(taskId, waiter);
+    if (subscribes) {
       // Framed in this turn, so written together with the SUBSCRIBE.
       if (this.#leaving.size > 0) this.#leave();
       this.#subscribing.set(taskId, this.#subscriberConn().subscribe(this.#host.key(taskId)));
     }
-    set.add(waiter);
     const drop = () => {
-      const s = this.#waiters.get(taskId);
-      if (s?.delete(waiter) && s.size === 0) {
-        this.#waiters.delete(taskId);
-        this.#unsubscribe(taskId);
-      }
+      if (this.#waiters.drop(taskId, waiter)) this.#unsubscribe(taskId);
     };
     const onAbort = () => {
       drop();
@@ -268,8 +254,7 @@ export class RedisResultWaits {
     clearTimeout(this.#leaveTimer);
     this.#leaving.clear();
     const closed = new DOMException("The result backend was closed while waiting", "AbortError");
-    for (const set of this.#waiters.values()) for (const w of set) w.reject(closed);
-    this.#waiters.clear();
+    this.#waiters.rejectAll(closed);
     await this.#subscriber?.close();
   }
 }

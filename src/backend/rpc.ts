@@ -36,6 +36,7 @@ import { readRpcResult, SYNC_PREFIX, syncMarker } from "./rpc_message.ts";
 import { RpcSender } from "./rpc_send.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { checkResultExpires } from "./result_expires.ts";
+import { type ResultWaiter, ResultWaiters } from "./result_waiters.ts";
 import { storedOnAbort } from "./stored_on_abort.ts";
 
 const log = getLogger(["celeriac", "backend", "rpc"]);
@@ -82,11 +83,6 @@ export interface RpcBackendOptions {
    * aborted). Default: none.
    */
   signal?: AbortSignal;
-}
-
-interface Waiter {
-  resolve(meta: ResultMeta): void;
-  onState?(meta: ResultMeta): void;
 }
 
 /**
@@ -137,7 +133,7 @@ export class RpcBackend implements ResultBackend {
   readonly #expires: number;
   readonly #sender: RpcSender;
   readonly #latest = new Map<string, ResultMeta>();
-  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #waiters = new ResultWaiters();
   readonly #syncs = new Map<string, () => void>();
   readonly #closing = new AbortController();
   #listening: Promise<void> | null = null;
@@ -210,12 +206,10 @@ export class RpcBackend implements ResultBackend {
     if (this.#latest.get(r.taskId)?.status === "SUCCESS") return;
     this.#latest.set(r.taskId, r.meta);
     if (!READY_STATES.has(r.meta.status)) {
-      for (const w of this.#waiters.get(r.taskId) ?? []) w.onState?.(r.meta);
+      this.#waiters.progress(r.taskId, r.meta);
       return;
     }
-    const set = this.#waiters.get(r.taskId);
-    this.#waiters.delete(r.taskId);
-    for (const w of set ?? []) w.resolve(r.meta);
+    for (const w of this.#waiters.take(r.taskId)) w.resolve(r.meta);
   }
 
   /** Start consuming the reply queue (once); resolves when the consumer is set up. */
@@ -326,13 +320,10 @@ export class RpcBackend implements ResultBackend {
     // An abort while the reply queue is being declared rejects `promise`
     // before it is awaited: observed below, not an unhandled rejection.
     promise.catch(() => {});
-    const waiter: Waiter = { resolve, onState };
-    let set = this.#waiters.get(taskId);
-    if (!set) this.#waiters.set(taskId, set = new Set());
-    set.add(waiter);
+    const waiter: ResultWaiter = { resolve, reject, onState };
+    this.#waiters.add(taskId, waiter);
     const onAbort = (reason: unknown) => {
-      const s = this.#waiters.get(taskId);
-      if (s?.delete(waiter) && s.size === 0) this.#waiters.delete(taskId);
+      this.#waiters.drop(taskId, waiter);
       reject(reason);
     };
     const abortListener = () => onAbort(signal!.reason);

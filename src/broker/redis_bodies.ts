@@ -13,6 +13,7 @@ import type { RedisScope } from "./redis_commands.ts";
 import type { EarlyDeliveries } from "./redis_early.ts";
 import { queueOfList } from "./redis_keys.ts";
 import { parkRaw } from "./redis_parked.ts";
+import type { FlatStrings } from "./resp_strings.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -137,7 +138,7 @@ export function toDelivery(env: Envelope, list: string, tag: string): Delivery {
  */
 export async function readTake(
   s: RedisScope,
-  flat: readonly string[],
+  flat: FlatStrings,
   sources: readonly string[],
   pack: BodyPack,
   early: EarlyDeliveries,
@@ -147,11 +148,11 @@ export async function readTake(
   const pending: Delivery[] = [];
   try {
     for (let i = 0; i < flat.length; i += 3) {
-      const pos = Number(flat[i]);
-      const tag = flat[i + 1];
-      const raw = flat[i + 2];
+      const pos = flat.int(i);
+      // Read at once (JSON.parse copies what it keeps): it may share the reply's memory.
+      const raw = flat.text(i + 2);
       const list = sources[Math.abs(pos) - 1];
-      if (early.size > 0 && early.recorded(raw, tag)) continue;
+      if (early.size > 0 && early.recorded(raw, flat.own(i + 1))) continue;
       if (pos < 0) {
         log.error("Parked a malformed message from {list}: not a kombu envelope ({sample})", {
           list,
@@ -165,14 +166,16 @@ export async function readTake(
       } catch (err) {
         await parkRaw(
           s,
-          tag,
+          flat.own(i + 1),
           raw,
           queueOfList(list),
           `malformed message: ${(err as Error).message}`,
         );
         continue;
       }
-      const d = toDelivery(env, list, tag);
+      // The tag it was recorded under: the envelope's own (the usual case) is the string kept.
+      const known = env.deliveryTag;
+      const d = toDelivery(env, list, flat.equals(i + 1, known) ? known : flat.own(i + 1));
       if (env.body === PENDING) pending.push(d);
       out.push(d);
     }

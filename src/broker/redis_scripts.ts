@@ -34,6 +34,9 @@
  * next take goes with the same id) hands over what it took instead of
  * stranding it.
  *
+ * A take that finds every list empty returns an empty array and leaves the
+ * take record as it was.
+ *
  * Returns a flat array: list position (1-based; negative when parked), tag
  * it was recorded under, raw element, ...
  */
@@ -64,6 +67,11 @@ if redis.call('HGET', record, 'seq') == seq then
   end
   return out
 end
+-- Every list empty (an idle worker's take; a sequential round trip's, after the record of its
+-- early hand-out): nothing is taken or recorded, in one command where the RPOPs, TIME and the
+-- record's HSET and EXPIRE were eleven. The record keeps the last take that took something: a
+-- repeat of this take under its id finds another id there and takes afresh, as it should.
+if redis.call('EXISTS', unpack(KEYS, 1, n)) == 0 then return {} end
 -- string.match(s, pattern) with pattern = '^' .. literal .. rest: the first position where it
 -- matches, found by a plain search for the literal. An unanchored match tries every position
 -- of the envelope in Lua's matcher, which cost Redis about 10 microseconds per message.

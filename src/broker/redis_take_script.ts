@@ -15,7 +15,8 @@ import { PARKED_KEY, takeOrder } from "./redis_keys.ts";
 import type { EarlyDeliveries } from "./redis_early.ts";
 import { BodyPack, readTake } from "./redis_bodies.ts";
 import { TAKE_SCRIPT } from "./redis_scripts.ts";
-import { RespScript, stringArray } from "./resp_scripts.ts";
+import { RespScript } from "./resp_scripts.ts";
+import { type FlatStrings, listStrings, respStrings } from "./resp_strings.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -118,13 +119,13 @@ export class TakeScript {
     // A take repeating one whose reply was lost uses that take's id; takes never share one.
     const seq = this.#unsureTake?.seq ?? ++this.#takeSeq;
     const args = [String(max), String(seq)];
-    let flat: string[];
+    let flat: FlatStrings;
     this.#takesSent++;
     this.#taking = true;
     try {
       flat = s.resp
-        ? await s.resp.evalScript(TAKE, keys, args, stringArray)
-        : await s.run(() => s.client.celeriacTake(keys.length, ...keys, ...args));
+        ? await s.resp.evalScriptWhole(TAKE, keys, args, respStrings)
+        : listStrings(await s.run(() => s.client.celeriacTake(keys.length, ...keys, ...args)));
     } catch (err) {
       this.#unsureTake = { lists, seq, first };
       throw err;

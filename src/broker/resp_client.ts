@@ -162,7 +162,9 @@ export class RespClient implements RedisClient {
 
   /** Run a defined script: `EVALSHA`, or `EVAL` (which loads it) when the server lacks it. */
   evalScript(d: Defined, args: readonly Arg[]): Promise<unknown> {
-    return runScript(d.script, args.map(wire), (command) => this.send(command));
+    const command = new Array<string | Uint8Array>(2 + args.length);
+    for (let i = 0; i < args.length; i++) command[2 + i] = wire(args[i]);
+    return runScript(d.script, command, (c) => this.send(c));
   }
 
   /**

@@ -57,6 +57,8 @@ interface Waiter {
   resolve(v: any): void;
   reject(e: Error): void;
   decode?: ReplyDecoder<unknown>;
+  /** The reply, when an array, goes to `decode` as one view of its RESP bytes. */
+  whole?: boolean;
 }
 
 type State = "idle" | "connecting" | "ready" | "waiting" | "closed";
@@ -146,19 +148,27 @@ export class RespConnection {
    * @param args the command and its arguments
    * @param decode called with the reply (not with an error reply); what it
    *   throws rejects the command
+   * @param whole the reply is an array that `decode` gets as one view of its
+   *   RESP bytes (`*N\r\n`, each element as sent): no value made per element
+   *   (a take's hundreds of bulk strings); another reply rejects with a `TypeError`
    * @returns what `decode` returns
    * @throws {RedisReplyError} for an error reply
    * @throws {RedisConnectionError} when the connection is down or drops first
    */
-  command<T>(args: readonly (string | Uint8Array)[], decode: ReplyDecoder<T>): Promise<T>;
+  command<T>(
+    args: readonly (string | Uint8Array)[],
+    decode: ReplyDecoder<T>,
+    whole?: boolean,
+  ): Promise<T>;
   async command<T>(
     args: readonly (string | Uint8Array)[],
     decode?: ReplyDecoder<T>,
+    whole?: boolean,
   ): Promise<T | RespValue> {
     if (this.#state !== "ready") await this.#whenReady();
     this.#checkReady();
     this.#writer.command(args);
-    return this.#expect(decode);
+    return this.#expect(decode, whole);
   }
 
   /**
@@ -299,7 +309,7 @@ export class RespConnection {
     );
   }
 
-  #expect<T = RespValue>(decode?: ReplyDecoder<T>): Promise<T> {
+  #expect<T = RespValue>(decode?: ReplyDecoder<T>, whole?: boolean): Promise<T> {
     if (!this.#flushQueued) {
       this.#flushQueued = true;
       queueMicrotask(() => {
@@ -307,7 +317,7 @@ export class RespConnection {
         void this.#flush();
       });
     }
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject, decode }));
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject, decode, whole }));
   }
 
   async #flush(): Promise<void> {
@@ -386,14 +396,17 @@ export class RespConnection {
         const n = await conn.read(reader.space());
         if (n === null) throw new RedisConnectionError(`${this.#label} closed the connection`);
         reader.commit(n);
-        reader.drain(this.#onReply);
+        reader.drain(this.#onReply, this.#o.onPush ? undefined : this.#wantsWhole);
       }
     } catch (err) {
       if (conn === this.#conn) this.#lost(err);
     }
   }
 
-  readonly #onReply = (v: RespValue): void => {
+  /** Whether the next reply goes whole to its waiter (`command`'s `whole`). */
+  readonly #wantsWhole = (): boolean => this.#waiters[this.#head]?.whole === true;
+
+  readonly #onReply = (v: RespValue, whole: boolean): void => {
     this.#replies++;
     if (this.#o.onPush && Array.isArray(v) && isMessage(v[0])) {
       try {
@@ -414,7 +427,9 @@ export class RespConnection {
       this.#idle = null;
     }
     if (v instanceof RedisReplyError) w.reject(v);
-    else if (!w.decode) w.resolve(copyReply(v));
+    else if (w.whole && !whole) {
+      w.reject(new TypeError(`expected an array reply, got ${kindOf(v)}`));
+    } else if (!w.decode) w.resolve(copyReply(v));
     else {
       try {
         w.resolve(w.decode(v));
@@ -496,4 +511,10 @@ export class RespConnection {
       connect: () => this.connect(),
     });
   }
+}
+
+/** A reply's kind, for the error of a command that expected an array. */
+function kindOf(v: RespValue): string {
+  if (v === null) return "nil";
+  return v instanceof Uint8Array ? "a bulk string" : typeof v;
 }

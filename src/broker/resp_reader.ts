@@ -146,17 +146,21 @@ export class RespReader {
    * Hand every complete reply to `onReply`, in order. Bulk strings are
    * views of the buffer: valid until `onReply` returns.
    *
-   * @param onReply called with each reply
+   * @param onReply called with each reply, and whether it is an array handed out whole
+   * @param whole asked before an array reply: true hands it out as one view
+   *   of its RESP bytes (`*N\r\n` and its elements as sent) instead of an
+   *   array of values, none made (see `RespConnection.command` with `whole`)
    * @throws {RespProtocolError} on bytes that are not RESP
    */
-  drain(onReply: (reply: RespValue) => void): void {
+  drain(onReply: (reply: RespValue, whole: boolean) => void, whole?: () => boolean): void {
     while (this.#start < this.#end && this.#end >= this.#needed) {
       this.#pos = this.#start;
-      const v = this.#value();
+      const asWhole = whole !== undefined && this.#buf[this.#start] === 0x2a && whole();
+      const v = asWhole ? this.#whole() : this.#value();
       if (v === INCOMPLETE) return;
       this.#start = this.#pos;
       this.#needed = 0;
-      onReply(v);
+      onReply(v, asWhole);
     }
     if (this.#start === this.#end) this.#start = this.#end = this.#needed = 0;
   }
@@ -211,6 +215,56 @@ export class RespReader {
       default:
         throw new RespProtocolError(
           `unexpected byte 0x${kind.toString(16).padStart(2, "0")} at the start of a reply`,
+        );
+    }
+  }
+
+  /** The reply at `#pos` as one view of its bytes, or INCOMPLETE. */
+  #whole(): Uint8Array | typeof INCOMPLETE {
+    const from = this.#pos;
+    return this.#over() ? this.#buf.subarray(from, this.#pos) : INCOMPLETE;
+  }
+
+  /** Step over one reply, making none of its values: false when it is not complete yet. */
+  #over(): boolean {
+    const b = this.#buf;
+    if (this.#pos >= this.#end) return false;
+    const kind = b[this.#pos];
+    const lineEnd = this.#lineEnd(this.#pos + 1);
+    if (lineEnd < 0) return false;
+    const lineStart = this.#pos + 1;
+    this.#pos = lineEnd + 2;
+    switch (kind) {
+      case 0x24: { // $ bulk string
+        const n = this.#integer(lineStart, lineEnd);
+        if (n < 0) return true;
+        const end = this.#pos + n;
+        if (end + 2 > this.#end) {
+          this.#needed = end + 2;
+          return false;
+        }
+        if (b[end] !== 0x0d || b[end + 1] !== 0x0a) {
+          throw new RespProtocolError(`bulk string of ${n} bytes not followed by CRLF`);
+        }
+        this.#pos = end + 2;
+        return true;
+      }
+      case 0x2a: // * array
+      case 0x3e: // > push (RESP3)
+      case 0x25: { // % map (RESP3)
+        const entries = this.#integer(lineStart, lineEnd);
+        const n = kind === 0x25 ? 2 * entries : entries;
+        for (let i = 0; i < n; i++) if (!this.#over()) return false;
+        return true;
+      }
+      case 0x5f: // _ null (RESP3)
+      case 0x3a: // : integer
+      case 0x2b: // + simple string
+      case 0x2d: // - error
+        return true;
+      default:
+        throw new RespProtocolError(
+          `unexpected byte 0x${kind.toString(16).padStart(2, "0")} in an array reply`,
         );
     }
   }

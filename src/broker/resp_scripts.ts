@@ -185,26 +185,61 @@ export class RespScript {
  *
  * @example
  * ```ts ignore
- * import { RespScript, runScript } from "./resp_scripts.ts";
- * const one = await runScript(new RespScript("return 1"), ["0"], (c) => conn.command(c));
+ * import { RespScript, runScript, scriptCommand } from "./resp_scripts.ts";
+ * const one = await runScript(new RespScript("return 1"), scriptCommand([], []), (c) => conn.command(c));
  * ```
  *
  * @param script the script
- * @param rest what follows its SHA-1 or source: `numkeys`, the keys, the arguments
+ * @param command the command to send, its first two places left for the
+ *   command name and the SHA-1 or source (written here), then `numkeys`, the
+ *   keys, the arguments ({@link scriptCommand}): one array, not one per step
+ *   (a result store's holds two strings per task)
  * @param send sends a command, resolves with its reply
  * @returns the script's reply
  */
 export async function runScript<T>(
   script: RespScript,
-  rest: readonly (string | Uint8Array)[],
+  command: (string | Uint8Array)[],
   send: (command: (string | Uint8Array)[]) => Promise<T>,
 ): Promise<T> {
+  command[0] = "EVALSHA";
+  command[1] = script.sha;
   try {
-    return await send(["EVALSHA", script.sha, ...rest]);
+    return await send(command);
   } catch (err) {
     if (!(err instanceof RedisReplyError) || err.code !== "NOSCRIPT") throw err;
-    return await send(["EVAL", script.lua, ...rest]);
+    // The EVALSHA was written out before its reply came: its array is free to change.
+    command[0] = "EVAL";
+    command[1] = script.lua;
+    return await send(command);
   }
+}
+
+/**
+ * The command {@link runScript} sends for a script's keys and arguments,
+ * made in one array of its final size.
+ *
+ * @example
+ * ```ts
+ * import { scriptCommand } from "./resp_scripts.ts";
+ * scriptCommand(["k"], ["a", "b"]); // ["", "", "1", "k", "a", "b"]
+ * ```
+ *
+ * @param keys the script's KEYS
+ * @param args its ARGV
+ * @returns two places for the command name and script, `numkeys`, the keys, the arguments
+ */
+export function scriptCommand(
+  keys: readonly string[],
+  args: readonly (string | Uint8Array)[],
+): (string | Uint8Array)[] {
+  const command = new Array<string | Uint8Array>(3 + keys.length + args.length);
+  command[0] = command[1] = "";
+  command[2] = String(keys.length);
+  for (let i = 0; i < keys.length; i++) command[3 + i] = keys[i];
+  const at = 3 + keys.length;
+  for (let i = 0; i < args.length; i++) command[at + i] = args[i];
+  return command;
 }
 
 /**
@@ -332,9 +367,42 @@ export class RespScripts {
     args: readonly string[],
     decode?: ReplyDecoder<T>,
   ): Promise<T> {
-    const rest = [String(keys.length), ...keys, ...args];
     try {
-      return await runScript(script, rest, (command) => this.#send(command, decode));
+      const command = scriptCommand(keys, args);
+      return await runScript(script, command, (c) => this.#send(c, decode));
+    } catch (err) {
+      throw respFailure(err, this.#rawUrl);
+    }
+  }
+
+  /**
+   * {@link RespScripts.evalScript} for a script that replies with an array:
+   * `decode` gets that array as one view of its RESP bytes (see
+   * `RespConnection.command` with `whole`); another reply rejects with a `TypeError`.
+   *
+   * @example
+   * ```ts ignore
+   * const elements = await redis.evalScriptWhole(TAKE, keys, args, respStrings);
+   * ```
+   *
+   * @param script the script
+   * @param keys its KEYS
+   * @param args its ARGV
+   * @param decode turns the reply's bytes into the result
+   * @returns the decoded reply
+   * @throws {BrokerConnectionError} when Redis cannot be reached or the connection drops first
+   * @throws {RedisReplyError} for an error reply (the script failed)
+   * @throws {TypeError} when the reply is not an array
+   */
+  async evalScriptWhole<T>(
+    script: RespScript,
+    keys: readonly string[],
+    args: readonly string[],
+    decode: ReplyDecoder<T>,
+  ): Promise<T> {
+    try {
+      const command = scriptCommand(keys, args);
+      return await runScript(script, command, (c) => this.#conn.command(c, decode, true));
     } catch (err) {
       throw respFailure(err, this.#rawUrl);
     }
@@ -424,33 +492,6 @@ export class RespScripts {
 }
 
 const utf8 = new TextDecoder();
-
-/**
- * Decode a reply that is an array of bulk strings (a script's flat table of
- * strings) into strings, as UTF-8 (invalid bytes become U+FFFD, as ioredis
- * decodes them). Integers become their decimal text.
- *
- * @example
- * ```ts
- * import { stringArray } from "./resp_scripts.ts";
- * stringArray([new TextEncoder().encode("1"), 2]); // ["1", "2"]
- * ```
- *
- * @param reply the reply
- * @returns its strings
- * @throws {TypeError} when the reply is not an array of strings and integers
- */
-export function stringArray(reply: RespValue): string[] {
-  if (!Array.isArray(reply)) throw new TypeError(`expected an array reply, got ${typeof reply}`);
-  const out = new Array<string>(reply.length);
-  for (let i = 0; i < reply.length; i++) {
-    const v = reply[i];
-    if (v instanceof Uint8Array) out[i] = utf8.decode(v);
-    else if (typeof v === "number") out[i] = String(v);
-    else throw new TypeError(`expected strings in the array reply, got ${describe(v)}`);
-  }
-  return out;
-}
 
 /**
  * Decode a reply that is a bulk string or nil (`GET`, `BLMOVE`) as UTF-8

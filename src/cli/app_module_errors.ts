@@ -23,9 +23,15 @@ function placeInApp(err: Error): string | undefined {
 /**
  * The module file a Celery-style `--app` value meant, if there is one: a
  * dotted module name (`examples.tasks`, as `celery -A` takes) or a path
- * without its extension (`examples/tasks`), as `./examples/tasks.ts`.
+ * without its extension (`examples/tasks`), as `./examples/tasks.ts`; with
+ * Celery's `module:attribute` (`examples.tasks:app`), as `./examples/tasks.ts:app`.
  */
 function modulePathMeant(spec: string): string | undefined {
+  const celery = /^([A-Za-z_][\w.]*):([A-Za-z_$][\w$]*)$/.exec(spec);
+  if (celery) {
+    const path = modulePathMeant(celery[1]);
+    return path && `${path}:${celery[2]}`;
+  }
   if (/\.[cm]?[jt]sx?$/.test(spec) || /^[a-z][a-z0-9+.-]*:/i.test(spec)) return undefined;
   const stem = spec.replace(/^\.\//, "");
   const dotted = /^[A-Za-z_][\w.]*$/.test(stem) ? [`./${stem.replaceAll(".", "/")}.ts`] : [];

@@ -9,6 +9,7 @@
  */
 
 import type { Celery } from "../client/app.ts";
+import { DEFAULT_BROKER_URL } from "../client/config.ts";
 import { flattenReplies, type NodeReply, type ReplyOptions } from "../client/replies.ts";
 import { closestName } from "./arg_errors.ts";
 import { positiveNumber } from "./flag_numbers.ts";
@@ -210,10 +211,32 @@ export function privateBroker(url: string): string | undefined {
     "--unstable-kv), redis://… or amqp://… (--broker or CELERY_BROKER_URL)";
 }
 
-/** Celery's words for no reply, and why none could come from a broker only this process sees. */
+/**
+ * Why no worker may be on the broker asked when it is the default one, the
+ * KV file under the current directory: no `--app`, `-b` or
+ * `CELERY_BROKER_URL` named another (`inspect ping` without `--app` asked
+ * there and said only "No nodes replied").
+ *
+ * @example
+ * ```ts ignore
+ * defaultBroker("kv://.celeriac/celeriac.sqlite"); // "Asked on the default broker, ..."
+ * defaultBroker("redis://127.0.0.1:6379/0"); // undefined
+ * ```
+ *
+ * @param url the broker's URL
+ * @returns the words, or `undefined` for a broker that was set
+ */
+export function defaultBroker(url: string): string | undefined {
+  if (url !== DEFAULT_BROKER_URL) return undefined;
+  return `Asked on the default broker, ${url} under ${Deno.cwd()}: neither the app, -b nor ` +
+    "CELERY_BROKER_URL set one. Name your workers' broker: --app ./tasks.ts (its app's) or " +
+    "-b redis://…";
+}
+
+/** Celery's words for no reply, and why none could come from the broker asked. */
 function noNodesReplied(app: Celery): void {
   console.error("Error: No nodes replied within time constraint.");
-  const why = privateBroker(app.config.broker);
+  const why = privateBroker(app.config.broker) ?? defaultBroker(app.config.broker);
   if (why) console.error(why);
 }
 

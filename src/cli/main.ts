@@ -8,6 +8,8 @@
  */
 
 import { parseArgs } from "node:util";
+import { getLogger } from "@logtape/logtape";
+import { maskPassword } from "../broker/errors.ts";
 import { Celery } from "../client/app.ts";
 import { hostName, takeUnreadEnv } from "../client/runtime.ts";
 import { nodePath } from "../worker/node_name.ts";
@@ -39,7 +41,10 @@ import { LEAKED_THREADS_EXIT_CODE, startOver } from "./start_over.ts";
 import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
 import { appUrlFlags } from "./url_flags.ts";
 import { EXIT_CODES, exitCodeFor } from "./exit_codes.ts";
+import { unreadConnectionHint } from "./permission_hint.ts";
 import { UsageError } from "./exit_codes.ts";
+
+const log = getLogger(["celeriac", "cli"]);
 
 async function openApp(
   command: string,
@@ -66,6 +71,25 @@ async function openApp(
     });
   }
   return { app, url, exportName };
+}
+
+/**
+ * Warn when Deno's permissions kept `CELERY_BROKER_URL` (or, for the commands
+ * that read results, `CELERY_RESULT_BACKEND`) from the app (see
+ * {@link unreadConnectionHint}): in the log for beat and the dashboard, on
+ * stderr for the one-shot commands.
+ */
+function warnUnreadConnection(command: string, app: Celery, values: Values): void {
+  const { broker, backend } = app.config;
+  const readsResults = command === "result" || (command === "call" && values.wait === true);
+  const hint = unreadConnectionHint(
+    takeUnreadEnv().filter((name) => readsResults || name !== "CELERY_RESULT_BACKEND"),
+    maskPassword(broker),
+    backend === null ? null : maskPassword(backend),
+  );
+  if (hint === null) return;
+  if (command === "beat" || command === "dashboard") log.warn("{hint}", { hint });
+  else console.error(`warning: ${hint}`);
 }
 
 /** The subcommands besides the monitoring ones (`monitor.ts`) and `completion`. */
@@ -211,6 +235,7 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
       fields: logFields,
     }, levels.taskLevel);
     const { app, url, exportName } = await openApp(command, values.app, values);
+    if (command !== "worker") warnUnreadConnection(command, app, values); // the worker's banner says it
     if (isMonitorCommand(command)) {
       return await runMonitor(command, app, positionals.slice(1), values);
     }

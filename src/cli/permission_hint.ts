@@ -67,3 +67,44 @@ export function permissionHint(
     message: `Deno permissions: ${parts.join("; ")}`,
   };
 }
+
+/** The variables a command's broker and result backend come from when nothing else sets them. */
+const CONNECTION_ENV = ["CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"];
+
+/**
+ * For a command other than `worker` (which says it in {@link permissionHint}'s
+ * line): the warning that its broker or result backend may not be the one set,
+ * because Deno's permissions kept `CELERY_BROKER_URL` / `CELERY_RESULT_BACKEND`
+ * from it, naming what it uses instead and the flag; `null` when it read them
+ * (or the app or a flag set them). Without it, `call` with no `--allow-env`
+ * sent to the default KV file and only said it needed `--allow-write` for it.
+ *
+ * @example
+ * ```ts
+ * import { unreadConnectionHint } from "./permission_hint.ts";
+ * unreadConnectionHint(["CELERY_BROKER_URL"], "kv://.celeriac/celeriac.sqlite", null);
+ * // "Deno permissions: CELERY_BROKER_URL not read (run with --allow-env, or give -b): the broker is kv://…"
+ * ```
+ *
+ * @param unreadEnv the variables the app's settings could not read (`takeUnreadEnv()`)
+ * @param broker the broker URL in use, password masked
+ * @param backend the result backend URL in use, password masked, or `null` for none
+ * @returns the warning's text, or `null`
+ */
+export function unreadConnectionHint(
+  unreadEnv: readonly string[],
+  broker: string,
+  backend: string | null,
+): string | null {
+  const names = unreadEnv.filter((name) => CONNECTION_ENV.includes(name));
+  if (names.length === 0) return null;
+  const flags = names.map((name) => name === "CELERY_BROKER_URL" ? "-b" : "--backend");
+  const used = names.map((name) =>
+    name === "CELERY_BROKER_URL"
+      ? `the broker is ${broker}`
+      : `the result backend is ${backend ?? "none"}`
+  );
+  return `Deno permissions: ${names.join(", ")} not read (run with --allow-env, or give ${
+    flags.join(" and ")
+  }): ${used.join(", ")}`;
+}

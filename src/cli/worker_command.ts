@@ -132,6 +132,16 @@ function inlinePoolFlags(pool: string, app: Celery, values: Values): void {
   }
 }
 
+/** Celery's pools a `-P` from a Celery command line may name, and what to give here instead. */
+const CELERY_POOLS: Record<string, string> = {
+  prefork: "Celery's prefork pool is -P threads here (the default: -c Web Workers)",
+  processes: "Celery's prefork pool is -P threads here (the default: -c Web Workers)",
+  solo: "Celery's solo pool is -P inline here (tasks on the main thread)",
+  gevent: "use -P inline: it runs async tasks many at a time on the main thread, as gevent does",
+  eventlet:
+    "use -P inline: it runs async tasks many at a time on the main thread, as eventlet does",
+};
+
 /**
  * The `worker` command: start a worker (and the `--beat` / `--dashboard`
  * it runs along), stop it on SIGINT / SIGTERM (twice, or SIGQUIT: cold).
@@ -151,8 +161,9 @@ export async function runWorker(
 ): Promise<number> {
   const pool = (values.pool as string | undefined) ?? "threads";
   if (pool !== "threads" && pool !== "inline") {
+    const celery = Object.hasOwn(CELERY_POOLS, pool) ? `: ${CELERY_POOLS[pool]}` : "";
     throw new UsageError(
-      `--pool must be ${POOLS.map((p) => `"${p}"`).join(" or ")}, got "${pool}"`,
+      `--pool must be ${POOLS.map((p) => `"${p}"`).join(" or ")}, got "${pool}"${celery}`,
     );
   }
   inlinePoolFlags(pool, app, values);

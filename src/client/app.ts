@@ -3,9 +3,9 @@
  * producer. Creating or importing an app opens no connection; the broker
  * and backend are opened on first use (connections.ts). The options and
  * their resolved form are in settings.ts, the tasks defined in
- * registry.ts. Sending (checking call options, routing signatures) is in
- * dispatch.ts, how a call is encoded in send.ts;
- * the worker's publishing hook in publisher.ts.
+ * registry.ts. Sending (checking call options, routing signatures,
+ * publishing and its retries) is in dispatch.ts, how a call is encoded in
+ * send.ts; the worker's publishing hook in publisher.ts.
  *
  * @module
  */
@@ -37,7 +37,6 @@ import type {
   TaskSender,
 } from "./task_options.ts";
 import { PUBLISHER, type Publisher, SENT_FROM_TASK, type SentFromTask } from "./publisher.ts";
-import { publishRetrying, publishRetryPolicyOf } from "./publish_retry.ts";
 import { TaskRegistry } from "./registry.ts";
 import { AppSettings } from "./settings.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
@@ -65,8 +64,6 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   readonly oid: string = crypto.randomUUID();
   readonly #registry = new TaskRegistry();
   readonly #connections = new Connections(() => this.#settings.config, this.oid);
-  /** Aborted by {@link Celery.close}: a publish waiting to retry stops. */
-  #closing = new AbortController();
   readonly #dispatch = new Dispatch({
     oid: this.oid,
     config: () => this.#settings.config,
@@ -74,9 +71,6 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     publisher: () => this[PUBLISHER],
     sentFromTask: () => this[SENT_FROM_TASK],
     taskOptions: (name) => this.#registry.tasks.get(name)?.options,
-    publish: (message, target, call, child, queue) =>
-      this.#publish(message, target, call, child, queue),
-    closing: () => this.#closing.signal,
     events: () => this.events,
     broker: () => this.broker(),
     resultBackend: () => this.resultBackend(),
@@ -475,27 +469,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     target: PublishTarget,
     call?: Pick<ApplyOptions, "retry" | "retryPolicy">,
   ): Promise<void> {
-    await this.#publish(message, target, call);
-  }
-
-  /** {@link Celery.publish}, with a canvas's `children` entry (see {@link Publisher}). */
-  async #publish(
-    message: Message,
-    target: PublishTarget,
-    call?: Pick<ApplyOptions, "retry" | "retryPolicy">,
-    child?: ResultTuple | null,
-    queue?: string,
-  ): Promise<void> {
-    const publisher = this[PUBLISHER];
-    if (publisher) return await publisher(message, target, child, queue);
-    this[SENT_FROM_TASK]?.(message, child);
-    const policy = publishRetryPolicyOf(this.config, call);
-    // The open is retried too: a broker that was down at the first call is no different.
-    await publishRetrying(
-      async () => await (await this.broker()).publish(message, target),
-      policy,
-      this.#closing.signal,
-    );
+    await this.#dispatch.publish(message, target, call);
   }
 
   /**
@@ -601,8 +575,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    */
   async close(): Promise<void> {
     // A publish waiting to retry fails now; the app opens anew on its next use.
-    this.#closing.abort();
-    this.#closing = new AbortController();
+    this.#dispatch.abortRetries();
     await this.#connections.close();
   }
 }

@@ -49,8 +49,6 @@ import type { ApplyOptions, TaskOptions } from "./task_options.ts";
  *   publisher: () => undefined,
  *   sentFromTask: () => undefined,
  *   taskOptions: () => undefined,
- *   publish: (message, target) => broker.publish(message, target),
- *   closing: () => new AbortController().signal,
  *   events: () => events,
  *   broker: () => openBroker(config.broker),
  *   resultBackend: () => openBackend(config.backend!),
@@ -70,19 +68,6 @@ export interface DispatchHost {
   sentFromTask(): SentFromTask | undefined;
   /** The options of a task defined in the app, if any (a canvas's defaults for its sends). */
   taskOptions(name: string): Readonly<TaskOptions> | undefined;
-  /**
-   * Publish through the app (its broker, or the publishing hook), retried as
-   * the call says; `child` and `queue` as a `Publisher`'s.
-   */
-  publish(
-    message: Message,
-    target: PublishTarget,
-    call?: Pick<ApplyOptions, "retry" | "retryPolicy">,
-    child?: ResultTuple | null,
-    queue?: string,
-  ): Promise<void>;
-  /** Aborted when the app closes: a publish waiting to retry stops. */
-  closing(): AbortSignal;
   /** The app's events, for `task-sent`. */
   events(): Events;
   /** The app's broker, opened on first use. */
@@ -108,10 +93,51 @@ export class Dispatch {
   #origin: string | null = null;
   #envelopesOf: ResolvedConfig | null = null;
   #envelopes = false;
+  /** Aborted by {@link Dispatch.abortRetries}: a publish waiting to retry stops. */
+  #closing = new AbortController();
 
   /** @param host what the app provides */
   constructor(host: DispatchHost) {
     this.#host = host;
+  }
+
+  /**
+   * Publish an encoded message through the app's broker (or the worker's
+   * publishing hook, with a canvas's `children` entry: see
+   * {@link Publisher}), retried while the broker is unreachable as the
+   * call's `retry` and `retryPolicy` say, else as the app's
+   * `taskPublishRetryPolicy` (unless `taskPublishRetry` is false).
+   *
+   * @param message the message
+   * @param target exchange and routing key
+   * @param call the call's `retry` and `retryPolicy`; default the app's
+   * @param child the canvas's `children` entry, for the publishing hook
+   * @param queue the queue it goes to, for the publishing hook
+   */
+  async publish(
+    message: Message,
+    target: PublishTarget,
+    call?: Pick<ApplyOptions, "retry" | "retryPolicy">,
+    child?: ResultTuple | null,
+    queue?: string,
+  ): Promise<void> {
+    const host = this.#host;
+    const publisher = host.publisher();
+    if (publisher) return await publisher(message, target, child, queue);
+    host.sentFromTask()?.(message, child);
+    const policy = publishRetryPolicyOf(host.config(), call);
+    // The open is retried too: a broker that was down at the first call is no different.
+    await publishRetrying(
+      async () => await (await host.broker()).publish(message, target),
+      policy,
+      this.#closing.signal,
+    );
+  }
+
+  /** Stop the publishes waiting to retry (the app closes); later ones retry anew. */
+  abortRetries(): void {
+    this.#closing.abort();
+    this.#closing = new AbortController();
   }
 
   /**
@@ -137,13 +163,7 @@ export class Dispatch {
       ? encode(args)
       : await encodeCall(sender, name, args, callOptions);
     if (rpc) await this.#listenForReplies();
-    await this.#host.publish(
-      publication.message,
-      publication.target,
-      callOptions,
-      undefined,
-      queue,
-    );
+    await this.publish(publication.message, publication.target, callOptions, undefined, queue);
     if (sender.config.taskSendSentEvent && !sender.inWorker) {
       await this.#host.events().sent(publication.message, publication.target, queue);
     }
@@ -183,7 +203,7 @@ export class Dispatch {
         const queues = new Map(encoded.map((e) => [e.publication.message, e.queue]));
         await publishInOrder(
           batch,
-          (m, t) => host.publish(m, t, undefined, undefined, queues.get(m)),
+          (m, t) => this.publish(m, t, undefined, undefined, queues.get(m)),
           options,
         );
       } else {
@@ -199,7 +219,7 @@ export class Dispatch {
               : publishInOrder(batch, (m, t) => broker.publish(m, t), options));
           },
           policy,
-          signal ? AbortSignal.any([host.closing(), signal]) : host.closing(),
+          signal ? AbortSignal.any([this.#closing.signal, signal]) : this.#closing.signal,
         );
       }
     } catch (err) {
@@ -270,7 +290,7 @@ export class Dispatch {
         compression: host.config().taskCompression ?? null,
         groupIndex: "chord",
         publish: async (m, t, child, queue) => {
-          await host.publish(m, t, undefined, child, queue);
+          await this.publish(m, t, undefined, child, queue);
           // Each message, as Celery's apply_async of each member; in a Web Worker, the worker's.
           if (host.config().taskSendSentEvent && !host.publisher()) {
             await host.events().sent(m, t, queue);

@@ -9,6 +9,7 @@
 import type { ResultBackend } from "../backend/port.ts";
 import type { Broker } from "../broker/port.ts";
 import type { ScheduleStore, ScheduleStoreOptions } from "../broker/schedule_store.ts";
+import { maskPassword } from "../broker/errors.ts";
 
 /**
  * Transport options shared by brokers.
@@ -72,8 +73,10 @@ function scheme(url: string): string {
 type Openers<T, O> = Record<string, (url: string, options: O) => Promise<T>>;
 
 /**
- * What is wrong with `url` for `openers`: no scheme, or one they lack; null
- * when one of them opens it.
+ * What is wrong with `url` for `openers`: no scheme, one they lack, or one of
+ * theirs without the `//` that must follow it (`redis:/host` was read as a
+ * path: database "host:6379/0" on 127.0.0.1; `amqp:/host//` as vhost
+ * "host//" on localhost); null when one of them opens it.
  *
  * @param kind what the URL names, for messages ("broker", "result backend")
  * @param example URLs a message offers when `url` has no scheme
@@ -85,7 +88,12 @@ function schemeProblem<T, O>(
   url: string,
 ): string | null {
   const s = scheme(url);
-  if (Object.hasOwn(openers, s)) return null;
+  if (Object.hasOwn(openers, s)) {
+    const rest = url.slice(s.length + 1);
+    if (rest.startsWith("//")) return null;
+    const fixed = maskPassword(`${url.slice(0, s.length)}://${rest.replace(/^\/+/, "")}`);
+    return `The ${kind} URL lacks the // after "${s}:": write it as ${fixed}`;
+  }
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
     return `The ${kind} URL "${url}" has no scheme: write it as a URL, e.g. ${example}`;
   }
@@ -197,6 +205,7 @@ const STORE_EXAMPLE = "redis://127.0.0.1:6379/0 or kv://";
  * ```ts ignore
  * urlSchemeProblem("broker", "redis://127.0.0.1:6379/0"); // null
  * urlSchemeProblem("broker", "ftp://x"); // 'Unsupported broker URL "ftp://…": use redis://, …'
+ * urlSchemeProblem("broker", "redis:/10.0.0.5:6379/0"); // '… lacks the // after "redis:": …'
  * ```
  *
  * @param kind which the URL names

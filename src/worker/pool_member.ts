@@ -110,6 +110,41 @@ export function postTo(member: Member, msg: ToRunner): void {
 }
 
 /**
+ * Post a batch of tasks to a member. When it cannot be posted (a value the
+ * structured clone refuses), each task is posted alone and the ones that
+ * still fail go to `refuse` (which parks them with a FAILURE), instead of
+ * throwing into the worker's receive path or waiting forever.
+ *
+ * @example
+ * ```ts ignore
+ * postRun(member, batch, (req, err) => log.error("{id} refused: {err}", { id: req.id, err }));
+ * ```
+ *
+ * @param member the Web Worker
+ * @param batch the tasks
+ * @param refuse called for each task that cannot be posted, with what `postMessage` threw
+ */
+export function postRun(
+  member: Member,
+  batch: RunRequest[],
+  refuse: (req: RunRequest, err: unknown) => void,
+): void {
+  try {
+    postTo(member, { type: "run", batch });
+    return;
+  } catch (err) {
+    if (batch.length === 1) return refuse(batch[0], err);
+  }
+  for (const req of batch) {
+    try {
+      postTo(member, { type: "run", batch: [req] });
+    } catch (err) {
+      refuse(req, err);
+    }
+  }
+}
+
+/**
  * Mark a member dead, halt it (its thread, which Deno may leave running,
  * starts no more tasks: see `start_table.ts`) and terminate its Web Worker;
  * its outcome ring's listener stops (a wait left pending would keep the

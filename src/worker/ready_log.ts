@@ -1,7 +1,7 @@
 /**
  * The lines a worker logs once it is ready: its node name, pool, queues and
- * tasks, then its permission sandboxes when tasks have any of their own
- * (category `["celeriac", "worker"]`).
+ * tasks (a warning when it has none), then its permission sandboxes when
+ * tasks have any of their own (category `["celeriac", "worker"]`).
  *
  * @module
  */
@@ -50,6 +50,7 @@ export interface ReadyInfo {
  * @param info the worker, its pool, queues, tasks and sandboxes
  */
 export function logReady(info: ReadyInfo): void {
+  const tasks = [...info.tasks].filter((n) => !n.startsWith("celery."));
   log.info(
     "{hostname} ready: concurrency {c} ({pool}, {n} task slots), queues {queues}, tasks {tasks}",
     {
@@ -58,9 +59,18 @@ export function logReady(info: ReadyInfo): void {
       pool: info.inline ? "inline" : "Web Workers",
       n: info.capacity,
       queues: info.queues.join(","),
-      tasks: [...info.tasks].filter((n) => !n.startsWith("celery.")).join(", "),
+      tasks: tasks.length > 0 ? tasks.join(", ") : "none",
     },
   );
+  if (tasks.length === 0) {
+    // Celery's layout (the app in one module, `include=[...]` naming the task modules) loads none.
+    log.warn(
+      "{hostname} has no tasks but Celery's built-ins: it parks what it takes as " +
+        "unregistered. Define them with app.task() in the module the worker loads (--app), " +
+        "or import the modules that do from it",
+      { hostname: info.hostname },
+    );
+  }
   const sandboxes = info.sandboxes;
   if (sandboxes.length > 1 || sandboxes[0]?.permissions !== "inherit") {
     for (const sb of sandboxes) {

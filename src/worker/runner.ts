@@ -101,9 +101,14 @@ const runner = new BatchRunner(
 );
 
 // Before the app module loads: task code that ends this thread says so, and what finished is kept.
+// Said even when the outcomes cannot be posted (a value the structured clone refuses): the main
+// thread then settles their tasks with the others this thread had.
 guardExit((how) => {
-  runner.flush();
-  post({ type: "dying", how });
+  try {
+    runner.flush();
+  } finally {
+    post({ type: "dying", how });
+  }
 });
 
 /** Post a request the main thread acknowledges (`published` / `stored`) and wait for the answer. */

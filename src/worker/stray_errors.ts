@@ -16,6 +16,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { currentTask } from "../client/current.ts";
+import { tracebackText } from "../protocol/exceptions.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
@@ -53,21 +54,15 @@ export function catchStrayErrors(): () => void {
 
 function report(kind: string, error: unknown): void {
   const task = currentTask.getStore();
+  let text: string;
+  try {
+    text = tracebackText(error);
+  } catch {
+    text = "(an error that cannot be shown)";
+  }
   log.error(
     "Caught an {kind}{where}: {error}; it may come from task code or from the worker itself " +
       "(the inline pool runs both on this thread and cannot tell them apart); the worker goes on",
-    {
-      kind,
-      where: task ? ` (task ${task.name ?? ""}[${task.id}])` : "",
-      error: describe(error),
-    },
+    { kind, where: task ? ` (task ${task.name ?? ""}[${task.id}])` : "", error: text },
   );
-}
-
-function describe(error: unknown): string {
-  try {
-    return error instanceof Error ? error.stack ?? String(error) : String(error);
-  } catch {
-    return "(an error that cannot be shown)";
-  }
 }

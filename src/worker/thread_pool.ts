@@ -11,7 +11,14 @@ import { getLogger } from "@logtape/logtape";
 import { BlockingByName, MESSAGE_BLOCKING_MS, messagesOf, spreadLead } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
 import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
-import { endMember, type Group, haltAndSplit, type Member, postTo } from "./pool_member.ts";
+import {
+  endMember,
+  type Group,
+  haltAndSplit,
+  type Member,
+  postRun,
+  postTo,
+} from "./pool_member.ts";
 import { RUNNER_URL, spawnMember } from "./member_spawn.ts";
 import { RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
@@ -427,34 +434,14 @@ export class ThreadPool implements Pool {
       if (this.#policy.full(best.assigned)) this.#retire(best, `it ran ${best.assigned} tasks`);
     }
     for (const [m, batch] of batches) {
+      const refuse = (req: RunRequest, err: unknown) => this.#unsendable(m, req, err);
       for (const message of messagesOf(batch, (r) => this.#blocking.ms(r.task))) {
-        this.#postRun(m, message);
+        postRun(m, message, refuse);
       }
     }
   }
 
-  /**
-   * Post a batch to a Web Worker. When it cannot be posted (a value the
-   * structured clone refuses), each task is posted alone and the ones that
-   * still fail are refused — parked with a FAILURE — instead of throwing
-   * into the worker's receive path or waiting forever.
-   */
-  #postRun(member: Member, batch: RunRequest[]): void {
-    try {
-      postTo(member, { type: "run", batch });
-      return;
-    } catch (err) {
-      if (batch.length === 1) return this.#unsendable(member, batch[0], err);
-    }
-    for (const req of batch) {
-      try {
-        postTo(member, { type: "run", batch: [req] });
-      } catch (err) {
-        this.#unsendable(member, req, err);
-      }
-    }
-  }
-
+  /** A task that cannot be handed to its Web Worker is refused: parked with a FAILURE. */
   #unsendable(member: Member, req: RunRequest, err: unknown): void {
     log.error("Task {name}[{id}] cannot be handed to a Web Worker: {error}", {
       name: req.task,

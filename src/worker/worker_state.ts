@@ -172,8 +172,8 @@ export class WorkerState {
 
   /**
    * Write a settlement (tracked until done). Until it is written, the
-   * deliveries it acknowledges or parks, and `held`, keep their slots
-   * ({@link WorkerState.slowSettling}); the unacknowledged ones of tasks
+   * deliveries of ended tasks it acknowledges or parks, and `held`, keep
+   * their slots ({@link WorkerState.slowSettling}); the unacknowledged ones of tasks
    * that ended stay in {@link WorkerState.unsettled}. When it fails (a
    * server down for longer than `outageRetryLimit`), the deliveries of
    * ended tasks it was to acknowledge are parked with the reason, once.
@@ -195,11 +195,11 @@ export class WorkerState {
    */
   settle(s: Settlement, held: readonly { delivery: Delivery; acked: boolean }[] = []): void {
     if (s.empty) return;
-    const { live, ended } = this.#byTaskRunning(s.acks);
+    // Those of running tasks hold no slot here: their tasks hold theirs.
+    const ended = this.#ended(s.acks);
     const mine = [
       ...ended.map((delivery) => ({ delivery, acked: false })),
       ...s.rejects.map((r) => ({ delivery: r.delivery, acked: false })),
-      ...live.map((delivery) => ({ delivery, acked: true })),
     ];
     // The closures keep no early acknowledgement of a running task.
     let parkable: readonly Delivery[] = ended;
@@ -236,22 +236,17 @@ export class WorkerState {
   }
 
   /**
-   * Split deliveries by whether their tasks run now (apart from `settle`, whose closures would
+   * Those of `deliveries` whose tasks do not run now (apart from `settle`, whose closures would
    * otherwise keep what they see).
    *
    * @param deliveries some deliveries
-   * @returns those of running tasks, and the others
+   * @returns those of tasks that ended (or never ran)
    */
-  #byTaskRunning(deliveries: readonly Delivery[]): { live: Delivery[]; ended: Delivery[] } {
-    if (deliveries.length === 0 || this.running.size === 0) {
-      return { live: [], ended: [...deliveries] };
-    }
+  #ended(deliveries: readonly Delivery[]): Delivery[] {
+    if (deliveries.length === 0 || this.running.size === 0) return [...deliveries];
     const running = new Set<Delivery>();
     this.running.forEach((r) => running.add(r.delivery));
-    const live: Delivery[] = [];
-    const ended: Delivery[] = [];
-    for (const d of deliveries) (running.has(d) ? live : ended).push(d);
-    return { live, ended };
+    return deliveries.filter((d) => !running.has(d));
   }
 
   /**

@@ -65,6 +65,40 @@ export const until = app.task("x.until", { acksLate: true }, (path: string, exit
   return "unblocked";
 });
 
+/** Opened by `x.unclonable` when it stops blocking its thread. */
+const unblocked = Promise.withResolvers<void>();
+
+/**
+ * Writes `<path>.started`, blocks its thread until `path` exists, then
+ * returns a value with a function in it: an outcome carrying the value (a
+ * task with a link whose result is not stored, so not encoded) cannot be
+ * posted to the main thread.
+ */
+export const unclonable = app.task("x.unclonable", (path: string) => {
+  Deno.writeTextFileSync(`${path}.started`, "");
+  for (;;) {
+    try {
+      Deno.statSync(path);
+      break;
+    } catch {
+      // not yet: the Web Worker starts nothing else meanwhile
+    }
+  }
+  unblocked.resolve();
+  return { wid: WID, f: () => 1 };
+});
+
+/**
+ * Once `x.unclonable` returned, and its outcome is done (100 turns of the
+ * microtask queue later: before any other message or timer), calls
+ * `Deno.exit`.
+ */
+export const exitAfterUnclonable = app.task("x.exit_after_unclonable", async () => {
+  await unblocked.promise;
+  for (let i = 0; i < 100; i++) await null;
+  Deno.exit(3);
+});
+
 /** Returns its Web Worker, acknowledged late. */
 export const widLate = app.task("x.wid_late", { acksLate: true }, (tag: unknown = null) => ({
   wid: WID,
