@@ -39,7 +39,9 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
     if (!r) continue;
     st.running.delete(o.seq);
     const { req, delivery } = r;
-    if (st.terminated.delete(o.seq)) {
+    // A terminate that came after its handler returned stopped nothing (Celery leaves a finished
+    // task alone): its outcome settles as any other. One it kept from running is terminated.
+    if (st.terminated.delete(o.seq) && o.revoked) {
       terminated(st, s, r, o.seq, earlyAcked);
       continue;
     }
