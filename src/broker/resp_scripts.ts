@@ -378,11 +378,11 @@ export class RespScripts {
   /**
    * {@link RespScripts.evalScript} for a script that replies with an array:
    * `decode` gets that array as one view of its RESP bytes (see
-   * `RespConnection.command` with `whole`), or another reply as its value.
+   * `RespConnection.command` with `whole`); another reply rejects with a `TypeError`.
    *
    * @example
    * ```ts ignore
-   * const elements = await redis.evalScriptWhole(TAKE, keys, args, takeElements);
+   * const elements = await redis.evalScriptWhole(TAKE, keys, args, respStrings);
    * ```
    *
    * @param script the script
@@ -392,6 +392,7 @@ export class RespScripts {
    * @returns the decoded reply
    * @throws {BrokerConnectionError} when Redis cannot be reached or the connection drops first
    * @throws {RedisReplyError} for an error reply (the script failed)
+   * @throws {TypeError} when the reply is not an array
    */
   async evalScriptWhole<T>(
     script: RespScript,

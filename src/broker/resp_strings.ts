@@ -61,7 +61,7 @@ const COPIED_SLICE = 12;
  * [flat.int(0), flat.text(1)]; // [-3, "ok"]
  * ```
  *
- * @param reply the reply's bytes (or, for a reply that is not an array, its value)
+ * @param reply the array reply's bytes (any other value is refused)
  * @returns its elements
  * @throws {TypeError} when the reply is not an array of bulk strings and integers
  */
