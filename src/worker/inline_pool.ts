@@ -38,6 +38,7 @@ export class InlinePool implements Pool {
   readonly #app: Celery;
   readonly #runner: BatchRunner;
   readonly #limits: TimeLimitTimers;
+  readonly #events: PoolEvents;
   readonly #running = new Map<number, { task: string; id: string; limits?: TimeLimits }>();
   /** Tasks revoked while they wait for their handler to be called (`revoke`). */
   readonly #revoked = new Set<number>();
@@ -58,6 +59,7 @@ export class InlinePool implements Pool {
     if (!(slots >= 1)) throw new RangeError("The inline pool needs at least 1 slot");
     this.#app = app;
     this.capacity = slots;
+    this.#events = events;
     // Only what a task's own code sends (it runs in the task's async context): the worker's
     // follow-ups, sent through the same app after the task finished, are not its children here.
     this.#sent = (message, child) => {
@@ -143,8 +145,19 @@ export class InlinePool implements Pool {
     for (const seq of seqs) if (this.#running.has(seq)) this.#revoked.add(seq);
   }
 
+  /**
+   * Fire the AbortSignals of the running tasks `seqs` and report them
+   * terminated at once (their code may go on), as the threads pool reports
+   * a Web Worker it terminates: the outcome they give after is not settled
+   * again, and one a task gave before is its run's, left alone.
+   */
   terminate(seqs: number[]): void {
-    this.#runner.abort(seqs);
+    for (const seq of seqs) {
+      if (!this.#running.delete(seq)) continue;
+      this.#limits.clear(seq);
+      this.#runner.abort([seq]);
+      this.#events.onTimeLimit(seq, 0, []);
+    }
   }
 
   close(): Promise<void> {

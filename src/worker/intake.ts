@@ -86,9 +86,9 @@ export class Intake {
    * Decode and route a batch of deliveries.
    *
    * @param deliveries what the broker gave
-   * @param ended collects the deliveries it ends on arrival and announces (`rejected`, or
-   *   `revoked` when revoked or expired), for a caller that parks the batch when this throws
-   *   (and must not announce them again); default none
+   * @param ended collects the deliveries it ends on arrival and announces (`revoked`, when
+   *   revoked or expired), for a caller that parks the batch when this throws (and must not
+   *   announce them again; a park is announced once written); default none
    */
   async receive(deliveries: Delivery[], ended: Delivery[] = []): Promise<void> {
     for (const d of deliveries) {
@@ -114,8 +114,7 @@ export class Intake {
         const taskId = err instanceof ProtocolError ? err.taskId ?? null : null;
         const taskName = String(d.headers.task ?? "") || null;
         const reason = `malformed task message: ${(err as Error).message}`;
-        ended.push(d);
-        lifecycle.emit({
+        s.park({
           type: "rejected",
           delivery: d,
           req: null,
@@ -124,18 +123,15 @@ export class Intake {
           reason,
           kind: "malformed",
           atIntake: true,
-        });
-        s.park(d, reason, { id: taskId, name: taskName }, refusalInfo(err));
+        }, refusalInfo(err));
         continue;
       }
-      if (screen(d, req, done, s, ended, lifecycle, this.#s.options.maxDeliveries)) continue;
+      if (screen(d, req, done, s, this.#s.options.maxDeliveries)) continue;
       const task = app.tasks.get(req.task);
       if (!task?.handler) {
         const reason = `unregistered task "${req.task}"`;
-        ended.push(d);
-        lifecycle.emit(rejectedTask(d, req, reason, "unregistered", true));
         const info = pyException("NotRegistered", "celery.exceptions", [req.task]);
-        s.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);
+        s.park(rejectedTask(d, req, reason, "unregistered", true), info);
         continue;
       }
       if (this.#s.revoked.has(req.id)) {

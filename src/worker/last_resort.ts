@@ -33,8 +33,9 @@ function nameOf(d: Delivery): string | null {
  * the worker does not hold (held for an ETA or a rate token) with the error
  * as reason. A delivery prepared for the pool but never handed over is
  * taken back from the running set and parked too. Those the intake had
- * already announced (rejected, revoked or expired on arrival: their
- * settlement was not written) are parked without a second announcement.
+ * already announced (revoked or expired on arrival: their settlement was
+ * not written) are parked without a second announcement; those it was to
+ * park are announced with this park (the intake's was never written).
  *
  * @example
  * ```ts ignore
@@ -69,7 +70,7 @@ export async function receiveOrPark(
       const running = seqOf.get(d);
       if (running) st.running.delete(running[0]);
       // One handed to the pool was announced as received; the others end here on arrival.
-      park(st, s, d, running?.[1].req ?? null, reason, null, !announced.has(d));
+      park(s, d, running?.[1].req ?? null, reason, null, !announced.has(d));
     }
     st.settle(s);
     st.wake();
@@ -77,11 +78,10 @@ export async function receiveOrPark(
 }
 
 /**
- * Park `d` in `s`, then announce it unless told not to (`req` when it was
- * received: not at intake); a listener's error is logged, not thrown.
+ * Park `d` in `s`, announced once written unless told not to (`req` when
+ * it was received: not at intake).
  */
 function park(
-  st: WorkerState,
   s: Settlement,
   d: Delivery,
   req: TaskRequest | null,
@@ -91,16 +91,8 @@ function park(
 ): void {
   const taskId = req?.id ?? idOf(d);
   const taskName = req?.task ?? nameOf(d);
-  s.rejects.push({ delivery: d, reason, taskId, taskName });
-  if (meta && taskId) s.stores.push({ taskId, status: meta.status, meta: meta.meta });
-  else if (taskId) {
-    s.stores.push(
-      failureEntry(taskId, pyException("InternalError", REFUSED_MODULE, [reason]), null),
-    );
-  }
-  if (!announce) return;
-  try {
-    st.lifecycle.emit({
+  if (announce) {
+    s.refuse({
       type: "rejected",
       delivery: d,
       req,
@@ -110,12 +102,12 @@ function park(
       kind: "unsettled",
       atIntake: req === null,
     });
-  } catch (err) {
-    // The error being handled may be this listener's own: the batch is parked all the same.
-    log.error("A lifecycle listener failed on the park of {id} ({error})", {
-      id: taskId,
-      error: (err as Error).stack ?? String(err),
-    });
+  } else s.rejects.push({ delivery: d, reason, taskId, taskName });
+  if (meta && taskId) s.stores.push({ taskId, status: meta.status, meta: meta.meta });
+  else if (taskId) {
+    s.stores.push(
+      failureEntry(taskId, pyException("InternalError", REFUSED_MODULE, [reason]), null),
+    );
   }
 }
 
@@ -165,7 +157,7 @@ export function settleOrPark(
       const meta = o.meta && !o.refused && !o.retry && !o.stored
         ? { status: o.ok ? "SUCCESS" as const : "FAILURE" as const, meta: o.meta }
         : null;
-      park(st, s, r.delivery, r.req, reason, meta);
+      park(s, r.delivery, r.req, reason, meta);
     }
   }
   st.settle(s);

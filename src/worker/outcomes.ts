@@ -39,7 +39,9 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
     if (!r) continue;
     st.running.delete(o.seq);
     const { req, delivery } = r;
-    if (st.terminated.delete(o.seq)) {
+    // A terminate that came after its handler returned stopped nothing (Celery leaves a finished
+    // task alone): its outcome settles as any other. One it kept from running is terminated.
+    if (st.terminated.delete(o.seq) && o.revoked) {
       terminated(st, s, r, o.seq, earlyAcked);
       continue;
     }
@@ -52,7 +54,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
       continue;
     }
     if (o.refused) {
-      lifecycle.emit({
+      s.refuse({
         type: "rejected",
         delivery,
         req,
@@ -63,7 +65,6 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
         atIntake: false,
         seq: o.seq,
       });
-      s.rejects.push({ delivery, reason: o.refused, taskId: req.id, taskName: req.task });
       if (o.meta) {
         s.stores.push({ taskId: req.id, status: "FAILURE", meta: o.meta, replyTo: req.replyTo });
       }

@@ -143,7 +143,9 @@ export interface Pool {
   /**
    * Stop running tasks now (revoke with terminate): the Web Worker running
    * each is ended and replaced, and `onTimeLimit` reports it with the other
-   * tasks it held that had not started (`onLost` those that had). The inline pool can only fire their AbortSignals.
+   * tasks it held that had not started (`onLost` those that had); one whose
+   * handler already returned is left alone (its outcome settles it). The
+   * inline pool can only fire their AbortSignals, and reports them at once.
    */
   terminate(seqs: number[]): void;
   /** Stop the pool; running tasks are abandoned. */
