@@ -237,6 +237,39 @@ Deno.test("outcomes that cannot be settled are stored and parked one by one; the
   assert.deepEqual([stats.parked, stats.received], [1, 0], "parked counted; received before");
 });
 
+Deno.test("outcomes settled before the one that throws are not announced again by the fallback", async () => {
+  const { st, parked, stored, stats } = state();
+  st.lifecycle.subscribe((e) => {
+    if (e.type === "succeeded" && e.req.id === "b") throw new TypeError("listener broke");
+  });
+  const req = (id: string) => ({ id, task: "t.add", rootId: id, replyTo: null }) as never;
+  st.running.set(1, {
+    delivery: delivery("a"),
+    req: req("a"),
+    acked: false,
+    started: 0,
+    received: 0,
+  });
+  st.running.set(2, {
+    delivery: delivery("b"),
+    req: req("b"),
+    acked: false,
+    started: 1,
+    received: 1,
+  });
+  const meta = (id: string) => encodeResultMeta({ taskId: id, status: "SUCCESS", result: 5 });
+  settleOrPark(st, [
+    { seq: 1, ok: true, meta: meta("a"), runtime: 1 },
+    { seq: 2, ok: true, meta: meta("b"), runtime: 1 },
+  ], settleOutcomes);
+  await st.drainSettling();
+  // Before: a's success announced twice (and b's, whose listener threw, too), b then parked: 5
+  // for 2 tasks. The fallback settles what the first pass announced without announcing it.
+  assert.deepEqual([stats.succeeded, stats.parked], [2, 0], "each task counted once");
+  assert.deepEqual(parked, []);
+  assert.deepEqual(stored.map((e) => [e.taskId, e.status]), [["a", "SUCCESS"], ["b", "SUCCESS"]]);
+});
+
 Deno.test("a settlement that cannot be written parks its acknowledged deliveries, each counted once", async () => {
   const { st, parked, stats } = state();
   st.backend = {

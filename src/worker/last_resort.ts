@@ -124,7 +124,8 @@ function park(
  * alone, and an outcome that still throws is written the plain way: its
  * result stored (so its caller sees it) and its delivery parked with the
  * error as reason (its follow-ups are not sent; an operator can requeue
- * it).
+ * it). Outcomes the throwing pass had taken were announced by it: they
+ * are settled alone without a second announcement.
  *
  * @example
  * ```ts ignore
@@ -138,7 +139,7 @@ function park(
 export function settleOrPark(
   st: WorkerState,
   outcomes: RunOutcome[],
-  settle: (st: WorkerState, outcomes: RunOutcome[]) => void,
+  settle: (st: WorkerState, outcomes: RunOutcome[], announce?: boolean) => void,
 ): void {
   // An array in the outcomes' order rather than a map: the fallback's only copy, made per batch.
   const before = new Array<Running | undefined>(outcomes.length);
@@ -153,12 +154,14 @@ export function settleOrPark(
     });
   }
   const s = new Settlement();
+  // Those the first pass took (in order, up to the one that threw) were announced: not again.
+  const took = outcomes.map((o, i) => before[i] !== undefined && !st.running.has(o.seq));
   for (const [i, o] of outcomes.entries()) {
     const r = before[i];
     if (!r) continue;
     st.running.set(o.seq, r);
     try {
-      settle(st, [o]);
+      settle(st, [o], !took[i]);
     } catch (err) {
       st.running.delete(o.seq);
       const reason = `worker error after the task ran: ${(err as Error).message}`;
