@@ -124,8 +124,8 @@ Deno.test("a batch whose intake throws is parked, with a FAILURE for each task i
   assert.equal(stats.received, 1, "b was received (handed to the pool); a ends on arrival");
 });
 
-Deno.test("a batch whose pool hand-over throws is parked; what the intake announced is not announced again", async () => {
-  const { st, parked, stats } = state();
+Deno.test("a batch whose pool hand-over throws is parked; what the intake ended is settled as it would be", async () => {
+  const { st, parked, stats, stored, acked } = state();
   st.app.task("t.add", (a: number, b: number) => a + b);
   st.pool = {
     run: () => {
@@ -153,9 +153,38 @@ Deno.test("a batch whose pool hand-over throws is parked; what the intake announ
   const batch = [message("t.nope", "unreg"), message("t.add", "revoked"), message("t.add", "good")];
   await receiveOrPark(st, intake, batch);
   await st.drainSettling();
-  assert.deepEqual(parked.map((r) => r.taskId), ["unreg", "revoked", "good"], "each parked once");
+  // Before: the revoked one was parked too (with a FAILURE), its REVOKED never stored.
+  assert.deepEqual(parked.map((r) => r.taskId), ["unreg", "good"], "each parked once");
+  assert.deepEqual(stored.map((e) => [e.taskId, e.status]), [
+    ["unreg", "FAILURE"],
+    ["revoked", "REVOKED"],
+    ["good", "FAILURE"],
+  ]);
+  assert.deepEqual(acked.map((d) => d.headers.id), ["revoked"]);
   assert.deepEqual(rejected, ["unreg:unregistered", "good:unsettled"], "each announced once");
   assert.deepEqual([stats.received, stats.parked, stats.revoked], [3, 2, 1]);
+});
+
+Deno.test("a suppressed duplicate in a batch whose pool hand-over throws is acknowledged, its result kept", async () => {
+  const { st, parked, stored, acked } = state();
+  st.backend = {
+    store: (e: StoreEntry[]) => (stored.push(...e), Promise.resolve()),
+    get: (id: string) =>
+      Promise.resolve(id === "dup" ? { taskId: id, status: "SUCCESS", result: 3 } : null),
+  } as unknown as ResultBackend;
+  st.app.task("t.add", (a: number, b: number) => a + b);
+  st.pool = {
+    run: () => {
+      throw new RangeError("pool broke");
+    },
+  } as unknown as Pool;
+  const dup = { ...taskDelivery("t.add", "dup"), redelivered: true };
+  await receiveOrPark(st, new Intake(st), [dup, taskDelivery("t.add", "good")]);
+  await st.drainSettling();
+  // Before: the duplicate was parked with a FAILURE over its SUCCESS (requeued, it runs again).
+  assert.deepEqual(parked.map((r) => r.taskId), ["good"]);
+  assert.deepEqual(stored.map((e) => [e.taskId, e.status]), [["good", "FAILURE"]]);
+  assert.deepEqual(acked, [dup]);
 });
 
 Deno.test("a lifecycle listener that throws on the park's announcement does not stop the batch's parking", async () => {

@@ -86,11 +86,17 @@ export class Intake {
    * Decode and route a batch of deliveries.
    *
    * @param deliveries what the broker gave
-   * @param ended collects the deliveries it ends on arrival and announces (`rejected`, or
-   *   `revoked` when revoked or expired), for a caller that parks the batch when this throws
-   *   (and must not announce them again); default none
+   * @param ended collects the deliveries it ends on arrival (parked and announced as
+   *   `rejected`, revoked or expired and announced as `revoked`, or acknowledged as duplicates),
+   *   for a caller that parks the batch when this throws: not those; default none
+   * @param ends where it settles those, written once the others are handed to the pool (by the
+   *   caller when this throws: it was not); default its own
    */
-  async receive(deliveries: Delivery[], ended: Delivery[] = []): Promise<void> {
+  async receive(
+    deliveries: Delivery[],
+    ended: Delivery[] = [],
+    ends: Settlement = new Settlement(),
+  ): Promise<void> {
     for (const d of deliveries) {
       if (this.#decodesBody(d)) {
         const needs = codecsToLoad(d.contentType, d.headers.compression);
@@ -114,7 +120,9 @@ export class Intake {
         const taskId = err instanceof ProtocolError ? err.taskId ?? null : null;
         const taskName = String(d.headers.task ?? "") || null;
         const reason = `malformed task message: ${(err as Error).message}`;
+        // Settled, then announced: a listener that throws leaves it settled (see `ends`).
         ended.push(d);
+        ends.park(d, reason, { id: taskId, name: taskName }, refusalInfo(err));
         lifecycle.emit({
           type: "rejected",
           delivery: d,
@@ -125,27 +133,26 @@ export class Intake {
           kind: "malformed",
           atIntake: true,
         });
-        s.park(d, reason, { id: taskId, name: taskName }, refusalInfo(err));
         continue;
       }
-      if (screen(d, req, done, s, ended, lifecycle, this.#s.options.maxDeliveries)) continue;
+      if (screen(d, req, done, ends, ended, lifecycle, this.#s.options.maxDeliveries)) continue;
       const task = app.tasks.get(req.task);
       if (!task?.handler) {
         const reason = `unregistered task "${req.task}"`;
         ended.push(d);
-        lifecycle.emit(rejectedTask(d, req, reason, "unregistered", true));
         const info = pyException("NotRegistered", "celery.exceptions", [req.task]);
-        s.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);
+        ends.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);
+        lifecycle.emit(rejectedTask(d, req, reason, "unregistered", true));
         continue;
       }
       if (this.#s.revoked.has(req.id)) {
         ended.push(d);
-        this.#notRun(s, d, req, "revoked", true);
+        this.#notRun(ends, d, req, "revoked", true);
         continue;
       }
       if (req.expires && req.expires.getTime() <= now) {
         ended.push(d);
-        this.#notRun(s, d, req, "expired", true);
+        this.#notRun(ends, d, req, "expired", true);
         continue;
       }
       // The registered task's own name string (the registry holds tasks by
@@ -168,6 +175,7 @@ export class Intake {
       runs.push(this.#prepare(d, req, task, s, received));
     }
     if (runs.length) this.#s.pool.run(runs);
+    this.#s.settle(ends);
     this.#s.settle(s);
   }
 
@@ -267,9 +275,9 @@ export class Intake {
     reason: "revoked" | "expired",
     atIntake: boolean,
   ): void {
-    this.#s.lifecycle.emit({ type: "revoked", req, reason, atIntake });
     settleNotRun(this.#s, s, req, d, revokedEntry(req, reason));
     s.acks.push(d);
+    this.#s.lifecycle.emit({ type: "revoked", req, reason, atIntake });
   }
 
   /** Shared buckets when the broker has them (Redis), else this worker's own. */

@@ -32,9 +32,10 @@ function nameOf(d: Delivery): string | null {
  * Receive a batch; when the intake throws, park every delivery of the batch
  * the worker does not hold (held for an ETA or a rate token) with the error
  * as reason. A delivery prepared for the pool but never handed over is
- * taken back from the running set and parked too. Those the intake had
- * already announced (rejected, revoked or expired on arrival: their
- * settlement was not written) are parked without a second announcement.
+ * taken back from the running set and parked too. Those the intake ended
+ * on arrival (parked, revoked or expired, acknowledged as duplicates) are
+ * settled as it settled them, and announced by it: its settlement of them
+ * was not written.
  *
  * @example
  * ```ts ignore
@@ -51,11 +52,12 @@ export async function receiveOrPark(
   deliveries: Delivery[],
 ): Promise<void> {
   const ended: Delivery[] = [];
+  const ends = new Settlement();
   try {
-    await intake.receive(deliveries, ended);
+    await intake.receive(deliveries, ended, ends);
   } catch (err) {
     const held = new Set(intake.holding());
-    const announced = new Set(ended);
+    const settled = new Set(ended);
     const seqOf = new Map<Delivery, [number, Running]>();
     for (const [seq, r] of st.running) seqOf.set(r.delivery, [seq, r]);
     const reason = `worker error while receiving it: ${(err as Error).message}`;
@@ -63,13 +65,14 @@ export async function receiveOrPark(
       n: deliveries.length,
       error: (err as Error).stack ?? String(err),
     });
+    st.settle(ends);
     const s = new Settlement();
     for (const d of deliveries) {
-      if (held.has(d)) continue;
+      if (held.has(d) || settled.has(d)) continue;
       const running = seqOf.get(d);
       if (running) st.running.delete(running[0]);
       // One handed to the pool was announced as received; the others end here on arrival.
-      park(st, s, d, running?.[1].req ?? null, reason, null, !announced.has(d));
+      park(st, s, d, running?.[1].req ?? null, reason, null);
     }
     st.settle(s);
     st.wake();
@@ -77,8 +80,8 @@ export async function receiveOrPark(
 }
 
 /**
- * Park `d` in `s`, then announce it unless told not to (`req` when it was
- * received: not at intake); a listener's error is logged, not thrown.
+ * Park `d` in `s`, then announce it (`req` when it was received: not at
+ * intake); a listener's error is logged, not thrown.
  */
 function park(
   st: WorkerState,
@@ -87,7 +90,6 @@ function park(
   req: TaskRequest | null,
   reason: string,
   meta: { status: "SUCCESS" | "FAILURE"; meta: string } | null,
-  announce = true,
 ): void {
   const taskId = req?.id ?? idOf(d);
   const taskName = req?.task ?? nameOf(d);
@@ -98,7 +100,6 @@ function park(
       failureEntry(taskId, pyException("InternalError", REFUSED_MODULE, [reason]), null),
     );
   }
-  if (!announce) return;
   try {
     st.lifecycle.emit({
       type: "rejected",

@@ -131,8 +131,9 @@ export function deliveryCount(d: Delivery): number {
  * @param req its decoded headers
  * @param done ids already finished ({@link finishedBefore})
  * @param s the settlement of this batch
- * @param ended where a parked delivery is noted, before its announcement (a
- *   listener that throws on it leaves it announced all the same)
+ * @param ended where a delivery settled here is noted (a parked one is noted
+ *   and parked in `s` before its announcement: a listener that throws on it
+ *   leaves it settled)
  * @param lifecycle where a park is announced
  * @param maxDeliveries the poison limit; 0 never parks
  * @returns `"suppressed"` (acknowledged) or `"parked"` (announced) when it was settled here, else null
@@ -152,6 +153,7 @@ export function screen(
       name: req.task,
       id: req.id,
     });
+    ended.push(d);
     s.acks.push(d);
     return "suppressed";
   }
@@ -160,9 +162,9 @@ export function screen(
     const reason = `poison message: given back ${count} times by consumers that died ` +
       `holding it (limit ${maxDeliveries}, WorkerOptions.maxDeliveries)`;
     ended.push(d);
-    lifecycle.emit(rejectedTask(d, req, reason, "poison", true));
     const info = pyException("PoisonMessage", REFUSED_MODULE, [reason]);
     s.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);
+    lifecycle.emit(rejectedTask(d, req, reason, "poison", true));
     return "parked";
   }
   return null;
