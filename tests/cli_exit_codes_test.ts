@@ -229,6 +229,27 @@ Deno.test("exit codes: worker flag values its library parsers refuse are usage e
   );
 });
 
+Deno.test("exit codes: a --logfile that cannot be opened is 2, naming the flag and the directory", async () => {
+  // Was 1 with "error: No such file or directory (os error 2): open '…'": no flag, no fix.
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-logfile-" });
+  try {
+    const logfile = `${dir}/missing/worker.log`;
+    const refused = new RegExp(
+      `^error: --logfile ${logfile}: cannot open it for appending: .*\\(create its directory, ` +
+        `${dir}/missing, first\\)\n$`,
+    );
+    await expectCode(["worker", "--app", TASKS, ...NOWHERE, "--logfile", logfile], 2, refused);
+    await expectCode(["beat", "--app", TASKS, ...NOWHERE, "--logfile", logfile], 2, refused);
+    // A directory that exists is named in no hint: the file is what cannot be made there.
+    const proc = await cli(["worker", "--app", TASKS, ...NOWHERE, "--logfile", "/proc/x.log"]);
+    assert.equal(proc.code, 2, proc.err);
+    assert.match(proc.err, /^error: --logfile \/proc\/x\.log: cannot open it for appending: /);
+    assert.doesNotMatch(proc.err, /create its directory/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("exit codes: dashboard flag values and the address off loopback without auth are 2", async () => {
   const dashboard = ["dashboard", "--app", TASKS, ...NOWHERE, "--port", "0"];
   // Were 1: TypeErrors from src/dashboard, which a stopped dashboard exits 1 for.

@@ -223,6 +223,28 @@ Deno.test("events: EventListWriter.addValues writes what add() writes for the sa
   assert.equal(byValues.length, 0);
   assert.deepEqual(parts.map((p) => JSON.parse(p).length), [1, 2, 1]);
   assert.equal("[" + parts.map((p) => p.slice(1, -1)).join(", ") + "]", text(byFields.take()));
+  // A value that needs escaping after others were written, and numbers past 2^32, negative or
+  // whole floats, between flat ones: the event is written as add() writes it, nothing else kept.
+  const received = new EventShape("task-received", ["uuid", "name", "args", "retries", "eta"]);
+  const rows: unknown[][] = [
+    ["r1", "t.a", "('caf\u00e9', \"q\")", 2 ** 40, null],
+    ["r2", "t.b", "()", -3, true],
+    ["r3", "t.\n", "(1,)", 0, false],
+    ["r4", "t.c", "()", 7, "2026-01-01T00:00:00+00:00"],
+  ];
+  for (const [i, row] of rows.entries()) {
+    const fields = Object.fromEntries(received.keys.map((k, j) => [k, row[j]]));
+    byFields.add("task-received", fields, 40 + i, 1_700_000_002_000);
+    byValues.addValues(received, row, 40 + i, 1_700_000_002_000);
+  }
+  const escaped = text(byValues.take());
+  assert.equal(escaped, text(byFields.take()));
+  assert.deepEqual(JSON.parse(escaped).map((e: { uuid: string }) => e.uuid), [
+    "r1",
+    "r2",
+    "r3",
+    "r4",
+  ]);
 });
 
 Deno.test("events: both encoders write every captured event body byte for byte as Celery did", () => {

@@ -448,4 +448,8 @@ Deno.test("settleRetries stores RETRY, publishes, then acks; a failed publish fa
   const badEarly = fakeIo(true);
   await settleRetries([dueRetry(true)], { ...badEarly.io, lifecycle });
   assert.deepEqual(parked, ["unsettled id1"], "an acknowledged delivery is not parked");
+  const parkDown = fakeIo(true);
+  parkDown.io.broker.reject = () => Promise.reject(new Error("park refused"));
+  await assert.rejects(settleRetries([dueRetry(false)], { ...parkDown.io, lifecycle }));
+  assert.deepEqual(parked, ["unsettled id1"], "a park not written is not announced");
 });

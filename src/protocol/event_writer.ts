@@ -32,7 +32,7 @@ const ascii = new TextEncoder();
 const INITIAL_BYTES = 64 * 1024;
 /** The list buffer's size kept once it empties at most (a larger one is let go). */
 const MAX_KEPT_BYTES = 4 * 1024 * 1024;
-/** Constant pieces up to this many bytes are copied by a loop rather than `set()` (see `#bytes`). */
+/** Constant pieces up to this many bytes are copied by a loop rather than `set()` (see `putBytes`). */
 const SHORT_PIECE = 16;
 
 /**
@@ -65,6 +65,8 @@ export class EventShape {
   readonly keyBytes: readonly Uint8Array[];
   /** {@link EventShape.tail}'s bytes. */
   readonly tailBytes: Uint8Array;
+  /** The bytes of all of {@link EventShape.keyBytes}. */
+  readonly keysLength: number;
 
   /**
    * @param type the event type
@@ -78,6 +80,7 @@ export class EventShape {
     this.floats = keys.map((k) => EVENT_FLOAT_FIELDS.has(k));
     this.keyBytes = this.keyText.map((t) => ascii.encode(t));
     this.tailBytes = ascii.encode(this.tail);
+    this.keysLength = this.keyBytes.reduce((sum, b) => sum + b.length, 0);
   }
 }
 
@@ -194,37 +197,47 @@ export class EventListWriter {
     }
     const at = timestamp ?? Date.now();
     this.#sender(at);
+    // Room for the whole event first, from its values' lengths: then it is
+    // written with the buffer and position in locals, and a value that
+    // needs more than a copy (an escape, a float's digits, JSON's walk)
+    // leaves what was written uncommitted (`#len` moves at the end only).
+    const head = this.#headBytes;
+    const stamp = this.#stampBytes;
+    let room = head.length + MAX_NUMBER + stamp.length + shape.tailBytes.length + shape.keysLength;
     for (let i = 0; i < n; i++) {
       const v = values[i];
-      const t = typeof v;
-      if (t !== "string" && t !== "number" && t !== "boolean" && t !== "undefined" && v !== null) {
-        // Written as text first, so that a value JSON cannot carry throws before any byte.
-        let text = this.#head + pyJsonScalar(clock);
-        for (let j = 0; j < n; j++) {
-          const w = values[j];
-          if (w === undefined) continue;
-          text += shape.keyText[j] + (shape.floats[j] ? pyJsonFloats(w) : valueText(w));
-        }
-        this.#event(text + this.#stamp + shape.tail);
-        return;
-      }
+      if (typeof v === "string") room += v.length + 2;
+      else if (typeof v === "number" || typeof v === "boolean" || v == null) room += MAX_NUMBER;
+      else return this.#addText(shape, values, clock);
     }
-    this.#bytes(this.#headBytes);
-    this.#number(clock);
+    this.#reserve(room);
+    const buf = this.#buf;
+    let p = putNumber(buf, putBytes(buf, this.#len, head), clock);
     for (let i = 0; i < n; i++) {
       const v = values[i];
       if (v === undefined) continue;
-      this.#bytes(shape.keyBytes[i]);
+      p = putBytes(buf, p, shape.keyBytes[i]);
       if (typeof v === "string") {
-        if (!this.#verbatim(v)) this.#ascii(pyJsonScalar(v));
+        p = putVerbatim(buf, p, v);
+        if (p < 0) return this.#addText(shape, values, clock);
       } else if (typeof v === "number") {
-        if (shape.floats[i]) this.#ascii(pyJsonFloat(v));
-        else this.#number(v);
-      } else this.#ascii(v === null ? "null" : v ? "true" : "false");
+        p = shape.floats[i] ? putAscii(buf, p, pyJsonFloat(v)) : putNumber(buf, p, v);
+      } else p = putBytes(buf, p, v === null ? NULL : v ? TRUE : FALSE);
     }
-    this.#bytes(this.#stampBytes);
-    this.#bytes(shape.tailBytes);
+    p = putBytes(buf, p, stamp);
+    this.#len = putBytes(buf, p, shape.tailBytes);
     this.#end();
+  }
+
+  /** {@link EventListWriter.addValues} of an event written as text first (#head and #stamp set). */
+  #addText(shape: EventShape, values: readonly unknown[], clock: number): void {
+    let text = this.#head + pyJsonScalar(clock);
+    for (let j = 0; j < values.length; j++) {
+      const w = values[j];
+      if (w === undefined) continue;
+      text += shape.keyText[j] + (shape.floats[j] ? pyJsonFloats(w) : valueText(w));
+    }
+    this.#event(text + this.#stamp + shape.tail);
   }
 
   /**
@@ -240,8 +253,8 @@ export class EventListWriter {
     const from = this.#next === 0 ? 0 : this.#ends[this.#next - 1];
     const to = this.#ends[this.#next + k - 1];
     // `, {…}, {…}` from the byte after the first comma: `[{…}, {…}]`.
-    const out = new Uint8Array(to - from);
-    out.set(this.#buf.subarray(from + 1, to), 0);
+    // A slice is not zeroed first; its last byte (the next event's comma, or past the events) becomes `]`.
+    const out = this.#buf.slice(from + 1, to + 1);
     out[0] = 0x5b;
     out[to - from - 1] = 0x5d;
     this.#next += k;
@@ -288,22 +301,6 @@ export class EventListWriter {
     this.#ends[this.#count++] = this.#len;
   }
 
-  /**
-   * Append bytes: a constant piece (head, key, timestamp, tail), encoded
-   * once. A `set()` costs ~20 ns a call, where a loop costs ~1.5 ns a byte:
-   * a piece of up to {@link SHORT_PIECE} bytes (most keys: `, "uuid": `) is
-   * copied by a loop, a longer one by `set()`.
-   */
-  #bytes(bytes: Uint8Array): void {
-    const n = bytes.length;
-    this.#reserve(n);
-    const buf = this.#buf;
-    const p = this.#len;
-    if (n > SHORT_PIECE) buf.set(bytes, p);
-    else for (let i = 0; i < n; i++) buf[p + i] = bytes[i];
-    this.#len = p + n;
-  }
-
   /** Append ASCII text (a key, a constant, JSON already escaped), a byte per character. */
   #ascii(text: string): void {
     const n = text.length;
@@ -315,50 +312,12 @@ export class EventListWriter {
   }
 
   /**
-   * Append `"s"` when `s` needs no escape in JSON (printable ASCII, no
-   * quote or backslash), as `pyJsonScalar` writes it; else append nothing.
-   *
-   * @returns whether it was appended
-   */
-  #verbatim(s: string): boolean {
-    const n = s.length;
-    this.#reserve(n + 2);
-    const buf = this.#buf;
-    let p = this.#len;
-    buf[p++] = 0x22;
-    for (let i = 0; i < n; i++) {
-      const c = s.charCodeAt(i);
-      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
-      buf[p++] = c;
-    }
-    buf[p++] = 0x22;
-    this.#len = p;
-    return true;
-  }
-
-  /** Append a number as `pyJsonScalar` writes it: digits for a whole one from 0 to 2^32 - 1. */
-  #number(v: number): void {
-    if (v >>> 0 !== v || 1 / v < 0) return this.#ascii(pyJsonScalar(v));
-    let digits = 1;
-    for (let d = v; d >= 10; d = Math.floor(d / 10)) digits++;
-    this.#reserve(digits);
-    const buf = this.#buf;
-    let p = this.#len + digits;
-    this.#len = p;
-    let d = v;
-    do {
-      const q = Math.floor(d / 10);
-      buf[--p] = 0x30 + d - q * 10;
-      d = q;
-    } while (d > 0);
-  }
-
-  /**
-   * Room for `n` more bytes: the events taken are dropped from the front
+   * Room for `n` more bytes, and one past them (a take's slice ends a byte
+   * after its last event): the events taken are dropped from the front
    * first, then the buffer doubles as needed.
    */
   #reserve(n: number): void {
-    if (this.#len + n <= this.#buf.length) return;
+    if (this.#len + n < this.#buf.length) return;
     if (this.#next > 0) {
       const from = this.#ends[this.#next - 1];
       this.#buf.copyWithin(0, from, this.#len);
@@ -370,7 +329,7 @@ export class EventListWriter {
       this.#next = 0;
     }
     let size = this.#buf.length;
-    while (this.#len + n > size) size *= 2;
+    while (this.#len + n >= size) size *= 2;
     if (size === this.#buf.length) return;
     const buf = new Uint8Array(size);
     buf.set(this.#buf.subarray(0, this.#len));
@@ -389,4 +348,71 @@ function valueText(v: unknown): string {
       return v ? "true" : "false";
   }
   return v === null ? "null" : pyJsonDumps(v);
+}
+
+/** Room for a number, `true`, `false` or `null` (a double's longest text is 24 characters). */
+const MAX_NUMBER = 32;
+const NULL = ascii.encode("null");
+const TRUE = ascii.encode("true");
+const FALSE = ascii.encode("false");
+
+/**
+ * Copy a constant piece (head, key, timestamp, tail, encoded once) to `buf`
+ * at `p`, which has room for it. A `set()` costs ~20 ns a call, where a
+ * loop costs ~1.5 ns a byte: a piece of up to {@link SHORT_PIECE} bytes
+ * (most keys: `, "uuid": `) is copied by a loop.
+ *
+ * @returns the position after it
+ */
+function putBytes(buf: Uint8Array, p: number, bytes: Uint8Array): number {
+  const n = bytes.length;
+  if (n > SHORT_PIECE) buf.set(bytes, p);
+  else for (let i = 0; i < n; i++) buf[p + i] = bytes[i];
+  return p + n;
+}
+
+/** Copy ASCII text (JSON already escaped) to `buf` at `p`, a byte per character; the position after it. */
+function putAscii(buf: Uint8Array, p: number, text: string): number {
+  const n = text.length;
+  for (let i = 0; i < n; i++) buf[p++] = text.charCodeAt(i);
+  return p;
+}
+
+/**
+ * Write `"s"` to `buf` at `p` when `s` needs no escape in JSON (printable
+ * ASCII, no quote or backslash), as `pyJsonScalar` writes it.
+ *
+ * @returns the position after it, or -1 for a string that needs more (the bytes written then are garbage)
+ */
+function putVerbatim(buf: Uint8Array, p: number, s: string): number {
+  const n = s.length;
+  buf[p++] = 0x22;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return -1;
+    buf[p++] = c;
+  }
+  buf[p++] = 0x22;
+  return p;
+}
+
+/**
+ * Write a number as `pyJsonScalar` writes it to `buf` at `p`: digits for a
+ * whole one from 0 to 2^32 - 1, else its text.
+ *
+ * @returns the position after it
+ */
+function putNumber(buf: Uint8Array, p: number, v: number): number {
+  if (v >>> 0 !== v || 1 / v < 0) return putAscii(buf, p, pyJsonScalar(v));
+  let digits = 1;
+  for (let d = v; d >= 10; d = Math.floor(d / 10)) digits++;
+  const end = p + digits;
+  let d = v;
+  for (let q = end;;) {
+    const next = Math.floor(d / 10);
+    buf[--q] = 0x30 + d - next * 10;
+    d = next;
+    if (d === 0) break;
+  }
+  return end;
 }

@@ -86,9 +86,9 @@ export class Intake {
    * Decode and route a batch of deliveries.
    *
    * @param deliveries what the broker gave
-   * @param ended collects the deliveries it ends on arrival (parked and announced as
-   *   `rejected`, revoked or expired and announced as `revoked`, or acknowledged as duplicates),
-   *   for a caller that parks the batch when this throws: not those; default none
+   * @param ended collects the deliveries it ends on arrival (parked, revoked or expired, or
+   *   acknowledged as duplicates), for a caller that parks the batch when this throws: not
+   *   those; default none
    * @param ends where it settles those, written once the others are handed to the pool (by the
    *   caller when this throws: it was not); default its own
    */
@@ -120,10 +120,8 @@ export class Intake {
         const taskId = err instanceof ProtocolError ? err.taskId ?? null : null;
         const taskName = String(d.headers.task ?? "") || null;
         const reason = `malformed task message: ${(err as Error).message}`;
-        // Settled, then announced: a listener that throws leaves it settled (see `ends`).
         ended.push(d);
-        ends.park(d, reason, { id: taskId, name: taskName }, refusalInfo(err));
-        lifecycle.emit({
+        ends.park({
           type: "rejected",
           delivery: d,
           req: null,
@@ -132,17 +130,19 @@ export class Intake {
           reason,
           kind: "malformed",
           atIntake: true,
-        });
+        }, refusalInfo(err));
         continue;
       }
-      if (screen(d, req, done, ends, ended, lifecycle, this.#s.options.maxDeliveries)) continue;
+      if (screen(d, req, done, ends, this.#s.options.maxDeliveries)) {
+        ended.push(d);
+        continue;
+      }
       const task = app.tasks.get(req.task);
       if (!task?.handler) {
         const reason = `unregistered task "${req.task}"`;
-        ended.push(d);
         const info = pyException("NotRegistered", "celery.exceptions", [req.task]);
-        ends.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);
-        lifecycle.emit(rejectedTask(d, req, reason, "unregistered", true));
+        ended.push(d);
+        ends.park(rejectedTask(d, req, reason, "unregistered", true), info);
         continue;
       }
       if (this.#s.revoked.has(req.id)) {
@@ -275,6 +275,7 @@ export class Intake {
     reason: "revoked" | "expired",
     atIntake: boolean,
   ): void {
+    // Settled, then announced: a listener that throws leaves it settled (see receive's `ends`).
     settleNotRun(this.#s, s, req, d, revokedEntry(req, reason));
     s.acks.push(d);
     this.#s.lifecycle.emit({ type: "revoked", req, reason, atIntake });

@@ -34,8 +34,7 @@ function nameOf(d: Delivery): string | null {
  * as reason. A delivery prepared for the pool but never handed over is
  * taken back from the running set and parked too. Those the intake ended
  * on arrival (parked, revoked or expired, acknowledged as duplicates) are
- * settled as it settled them, and announced by it: its settlement of them
- * was not written.
+ * settled as it settled them: its settlement of them was not written.
  *
  * @example
  * ```ts ignore
@@ -72,7 +71,7 @@ export async function receiveOrPark(
       const running = seqOf.get(d);
       if (running) st.running.delete(running[0]);
       // One handed to the pool was announced as received; the others end here on arrival.
-      park(st, s, d, running?.[1].req ?? null, reason, null);
+      park(s, d, running?.[1].req ?? null, reason, null);
     }
     st.settle(s);
     st.wake();
@@ -80,11 +79,10 @@ export async function receiveOrPark(
 }
 
 /**
- * Park `d` in `s`, then announce it (`req` when it was received: not at
- * intake); a listener's error is logged, not thrown.
+ * Park `d` in `s`, announced once written (`req` when it was received: not
+ * at intake).
  */
 function park(
-  st: WorkerState,
   s: Settlement,
   d: Delivery,
   req: TaskRequest | null,
@@ -93,30 +91,21 @@ function park(
 ): void {
   const taskId = req?.id ?? idOf(d);
   const taskName = req?.task ?? nameOf(d);
-  s.rejects.push({ delivery: d, reason, taskId, taskName });
+  s.refuse({
+    type: "rejected",
+    delivery: d,
+    req,
+    taskId,
+    taskName,
+    reason,
+    kind: "unsettled",
+    atIntake: req === null,
+  });
   if (meta && taskId) s.stores.push({ taskId, status: meta.status, meta: meta.meta });
   else if (taskId) {
     s.stores.push(
       failureEntry(taskId, pyException("InternalError", REFUSED_MODULE, [reason]), null),
     );
-  }
-  try {
-    st.lifecycle.emit({
-      type: "rejected",
-      delivery: d,
-      req,
-      taskId,
-      taskName,
-      reason,
-      kind: "unsettled",
-      atIntake: req === null,
-    });
-  } catch (err) {
-    // The error being handled may be this listener's own: the batch is parked all the same.
-    log.error("A lifecycle listener failed on the park of {id} ({error})", {
-      id: taskId,
-      error: (err as Error).stack ?? String(err),
-    });
   }
 }
 
@@ -169,7 +158,7 @@ export function settleOrPark(
       const meta = o.meta && !o.refused && !o.retry && !o.stored
         ? { status: o.ok ? "SUCCESS" as const : "FAILURE" as const, meta: o.meta }
         : null;
-      park(st, s, r.delivery, r.req, reason, meta);
+      park(s, r.delivery, r.req, reason, meta);
     }
   }
   st.settle(s);

@@ -141,7 +141,9 @@ export interface TaskRevoked {
  * (`poison`), or not settled (`unsettled`: an error of the worker while
  * receiving it or settling its outcome, a retry that could not be
  * published, a result or acknowledgement not written within
- * `outageRetryLimit`). Every park is announced once.
+ * `outageRetryLimit`). Every park is announced once, when it is written: a
+ * park that cannot be written leaves the message with the broker, and is
+ * not announced.
  */
 export interface TaskRejected {
   /** Event type. */

@@ -60,7 +60,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[], announce
       continue;
     }
     if (o.refused) {
-      lifecycle.emit({
+      s.refuse({
         type: "rejected",
         delivery,
         req,
@@ -71,7 +71,6 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[], announce
         atIntake: false,
         seq: o.seq,
       });
-      s.rejects.push({ delivery, reason: o.refused, taskId: req.id, taskName: req.task });
       if (o.meta) {
         s.stores.push({ taskId: req.id, status: "FAILURE", meta: o.meta, replyTo: req.replyTo });
       }

@@ -22,6 +22,7 @@ import { encodeRetryMessage } from "../protocol/retry_message.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
 import { type Lifecycle, rejectedTask, type TaskRejected } from "./lifecycle.ts";
+import { announceParks } from "./settlement.ts";
 
 const log = getLogger(["celeriac", "worker"]);
 
@@ -148,20 +149,6 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
   }
   if (io.backend && failures.length) await io.backend.store(failures);
   if (rejects.length) await io.broker.reject(rejects);
-  announce(io.lifecycle, parks);
+  if (io.lifecycle) announceParks(io.lifecycle, parks);
   if (acks.length) await io.broker.ack(acks);
-}
-
-/** Announce the parks once written; a listener's error is logged, and the others still announced. */
-function announce(lifecycle: Lifecycle | undefined, parks: readonly TaskRejected[]): void {
-  for (const e of parks) {
-    try {
-      lifecycle?.emit(e);
-    } catch (err) {
-      log.error("A lifecycle listener failed on the park of {id} ({error})", {
-        id: e.taskId,
-        error: (err as Error).stack ?? String(err),
-      });
-    }
-  }
 }

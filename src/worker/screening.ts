@@ -21,7 +21,7 @@ import type { ResultBackend } from "../backend/port.ts";
 import { type Delivery, DELIVERY_COUNT_HEADER } from "../broker/port.ts";
 import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
-import { type Lifecycle, rejectedTask } from "./lifecycle.ts";
+import { rejectedTask } from "./lifecycle.ts";
 import { pyException, REFUSED_MODULE } from "./result_entries.ts";
 import type { Settlement } from "./settlement.ts";
 
@@ -124,27 +124,22 @@ export function deliveryCount(d: Delivery): number {
  *
  * @example
  * ```ts ignore
- * if (screen(d, req, done, settlement, ended, lifecycle, options.maxDeliveries)) continue;
+ * if (screen(d, req, done, settlement, options.maxDeliveries)) continue;
  * ```
  *
  * @param d the delivery
  * @param req its decoded headers
  * @param done ids already finished ({@link finishedBefore})
  * @param s the settlement of this batch
- * @param ended where a delivery settled here is noted (a parked one is noted
- *   and parked in `s` before its announcement: a listener that throws on it
- *   leaves it settled)
- * @param lifecycle where a park is announced
  * @param maxDeliveries the poison limit; 0 never parks
- * @returns `"suppressed"` (acknowledged) or `"parked"` (announced) when it was settled here, else null
+ * @returns `"suppressed"` (acknowledged) or `"parked"` (announced once written) when it was settled
+ *   here, else null
  */
 export function screen(
   d: Delivery,
   req: TaskRequest,
   done: ReadonlySet<string>,
   s: Settlement,
-  ended: Delivery[],
-  lifecycle: Lifecycle,
   maxDeliveries: number = DEFAULT_MAX_DELIVERIES,
 ): "suppressed" | "parked" | null {
   // Not asked while empty (no redelivery): see RevokedIds.has on a first lookup's cost.
@@ -153,7 +148,6 @@ export function screen(
       name: req.task,
       id: req.id,
     });
-    ended.push(d);
     s.acks.push(d);
     return "suppressed";
   }
@@ -161,10 +155,8 @@ export function screen(
   if (maxDeliveries > 0 && count >= maxDeliveries) {
     const reason = `poison message: given back ${count} times by consumers that died ` +
       `holding it (limit ${maxDeliveries}, WorkerOptions.maxDeliveries)`;
-    ended.push(d);
     const info = pyException("PoisonMessage", REFUSED_MODULE, [reason]);
-    s.park(d, reason, { id: req.id, name: req.task, replyTo: req.replyTo }, info);
-    lifecycle.emit(rejectedTask(d, req, reason, "poison", true));
+    s.park(rejectedTask(d, req, reason, "poison", true), info);
     return "parked";
   }
   return null;

@@ -1,12 +1,13 @@
 /**
  * Settling a batch of deliveries: park refused messages, store results,
  * publish follow-ups, then acknowledge — in that order, so nothing is
- * acknowledged before its outcome is stored, and a refused message is
- * parked before its failure is announced.
+ * acknowledged before its outcome is stored, and a park is announced once
+ * it is written.
  *
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
 import type { Broker, Delivery, Publication, PublishTarget, Rejection } from "../broker/port.ts";
 import { retryWhileDown } from "../broker/outage.ts";
@@ -14,8 +15,11 @@ import type { Message } from "../protocol/message.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
 import { type ChordJoin, joinChords, publishAll } from "./chords.ts";
 import type { Outgoing } from "./follow_ups.ts";
+import type { Lifecycle, TaskRejected } from "./lifecycle.ts";
 import { failureEntry } from "./result_entries.ts";
 import { storeResults } from "./store_results.ts";
+
+const log = getLogger(["celeriac", "worker"]);
 
 /**
  * What one step of the worker must write to the broker and backend.
@@ -33,6 +37,8 @@ export class Settlement {
   readonly stores: StoreEntry[] = [];
   /** Messages to park. */
   readonly rejects: Rejection[] = [];
+  /** The `rejected` events of parks, announced once the parks are written ({@link settle}). */
+  readonly parked: TaskRejected[] = [];
   /** Deliveries to acknowledge. */
   readonly acks: Delivery[] = [];
   /** Messages to publish (callbacks, chain steps, republished ETA tasks). */
@@ -41,24 +47,32 @@ export class Settlement {
   readonly joins: ChordJoin[] = [];
 
   /**
-   * Park a delivery and, when its task id is known, store a FAILURE with
-   * `info` so that its caller does not wait forever.
+   * Park the delivery of `event` (its reason, task id and name), announced
+   * with `event` once written, and, when its task id is known, store a
+   * FAILURE with `info` (to its reply queue, when its headers were read) so
+   * that its caller does not wait forever.
    *
-   * @param delivery the message to park
-   * @param reason why, listed with the parked message
-   * @param task its id and name (null when unreadable) and reply queue
+   * @param event the park's announcement
    * @param info the exception stored for the caller
    */
-  park(
-    delivery: Delivery,
-    reason: string,
-    task: { id: string | null; name: string | null; replyTo?: string | null },
-    info: ExceptionInfo,
-  ): void {
-    this.rejects.push({ delivery, reason, taskId: task.id, taskName: task.name });
-    if (!task.id) return;
-    const entry = failureEntry(task.id, info, null);
-    this.stores.push(task.replyTo === undefined ? entry : { ...entry, replyTo: task.replyTo });
+  park(event: TaskRejected, info: ExceptionInfo): void {
+    this.refuse(event);
+    if (!event.taskId) return;
+    const entry = failureEntry(event.taskId, info, null);
+    const replyTo = event.req?.replyTo;
+    this.stores.push(replyTo === undefined ? entry : { ...entry, replyTo });
+  }
+
+  /**
+   * Park the delivery of `event` (nothing stored), announced with `event`
+   * once written.
+   *
+   * @param event the park's announcement
+   */
+  refuse(event: TaskRejected): void {
+    const { delivery, reason, taskId, taskName } = event;
+    this.rejects.push({ delivery, reason, taskId, taskName });
+    this.parked.push(event);
   }
 
   /** Whether there is nothing to do. */
@@ -89,10 +103,41 @@ export interface SettleIo {
   sent?(message: Message, target: PublishTarget, queue: string): Promise<void>;
   /** Seconds a follow-up publish is retried while the broker is down; default 300. */
   readonly outageRetryLimit?: number;
+  /** Where parks are announced once written; default nowhere. */
+  readonly lifecycle?: Lifecycle;
 }
 
 /**
- * Write a settlement: park, store, publish, acknowledge. Each step rides
+ * Announce parks just written (their `rejected` events: logged, counted
+ * in the worker's `parked`, sent as task events). A listener that throws
+ * is logged, not thrown: the parks are written, and what follows them must
+ * still be.
+ *
+ * @example
+ * ```ts ignore
+ * await broker.reject(rejections);
+ * announceParks(lifecycle, events);
+ * ```
+ *
+ * @param lifecycle where
+ * @param events the parks' announcements
+ */
+export function announceParks(lifecycle: Lifecycle, events: readonly TaskRejected[]): void {
+  for (const e of events) {
+    try {
+      lifecycle.emit(e);
+    } catch (err) {
+      log.error("A lifecycle listener failed on the park of {id} ({error})", {
+        id: e.taskId,
+        error: (err as Error).stack ?? String(err),
+      });
+    }
+  }
+}
+
+/**
+ * Write a settlement: park (and announce the parks), store, publish,
+ * acknowledge. Each step rides
  * out an outage of its server (retrying with backoff for the outage
  * limit: the transports do it for parking, stores and acknowledgements,
  * this function for follow-up publishes), so the delivery stays
@@ -107,7 +152,10 @@ export interface SettleIo {
  * @param io broker, backend and publisher
  */
 export async function settle(s: Settlement, io: SettleIo): Promise<void> {
-  if (s.rejects.length) await io.broker.reject(s.rejects);
+  if (s.rejects.length) {
+    await io.broker.reject(s.rejects);
+    if (io.lifecycle) announceParks(io.lifecycle, s.parked);
+  }
   if (io.backend && s.stores.length) await storeResults(io.backend, s.stores);
   if (s.publishes.length === 0 && s.joins.length === 0) {
     if (s.acks.length) await io.broker.ack(s.acks);
