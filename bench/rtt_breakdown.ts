@@ -27,7 +27,10 @@
  *
  * MONITOR sees every database: on a busy shared server it also slows Redis
  * a little, so compare runs made the same way. It slows this process most:
- * ioredis parses every command the server runs, so the client's own steps
+ * its reader (a plain socket, `tests/helpers/redis_monitor.ts`: ioredis's
+ * `monitor()` fails with "Command queue state error" when another client's
+ * command arrives between MONITOR's `+OK` and its switch to monitoring mode)
+ * parses every command the server runs, so the client's own steps
  * (its SUBSCRIBE and GET after the LPUSH's reply, reading the PUBLISH) come
  * late — a SUBSCRIBE was seen after its result's PUBLISH — and `notify`
  * and `total` read longer than without it (total 1.91 against 0.74 ms on a
@@ -39,6 +42,7 @@
  * @module
  */
 import { Redis } from "ioredis";
+import { RedisMonitor } from "../tests/helpers/redis_monitor.ts";
 import { startBenchWorker, stopTree } from "./proc.ts";
 import { app, BENCH_QUEUE, stamp } from "./tasks.ts";
 
@@ -98,15 +102,14 @@ interface Seen {
   args: string[];
 }
 const seen: Seen[] = [];
-const monitor = await new Redis(brokerUrl).monitor();
-monitor.on("monitor", (time: string, args: string[], _source: string, db: string) => {
-  const n = Number(db);
-  if (n === BROKER_DB || n === BACKEND_DB) seen.push({ t: Number(time) * 1000, db: n, args });
+const monitor = await RedisMonitor.open(brokerUrl);
+monitor.on((args, { time, db }) => {
+  if (db === BROKER_DB || db === BACKEND_DB) seen.push({ t: time, db, args });
 });
 const runs: Run[] = [];
 for (let i = 0; i < rtts; i++) runs.push(await roundTrip());
 await new Promise((r) => setTimeout(r, 200));
-monitor.disconnect();
+await monitor.close();
 
 const cmd = (s: Seen) => s.args[0].toLowerCase();
 const after = (from: number, t: number, match: (s: Seen) => boolean) => {

@@ -98,6 +98,22 @@ export function brokerConformance(name: string, open: BrokerFactory, ignore = fa
     await b.ack([...first, ...rest]);
   });
 
+  t("take refuses no queue and a max below 1, before taking anything", async (b) => {
+    const q = uniqueQueue("args");
+    await b.publish(message("kept"), { routingKey: q });
+    const noQueue = { name: "TypeError", message: "take() needs at least one queue" };
+    await assert.rejects(b.take([], { max: 1, signal: AbortSignal.timeout(1000) }), noQueue);
+    for (const max of [0, -1, 0.5, NaN]) {
+      await assert.rejects(b.take([q], { max, signal: AbortSignal.timeout(1000) }), {
+        name: "RangeError",
+        message: /^take\(\) needs max/,
+      });
+    }
+    assert.equal(await b.queueDepth(q), 1);
+    const [d] = await takeAll(b, [q], 1);
+    await b.ack([d]);
+  });
+
   t("priorities order delivery (lower first; higher first on AMQP)", async (b) => {
     const q = uniqueQueue("prio");
     await b.publish(message("p9", { properties: { priority: 9 } }), { routingKey: q });

@@ -140,6 +140,38 @@ Deno.test("exit codes: a URL missing the // after its scheme is 2, saying so; a 
   await expectCode(["status", "-t", "0.3"], 70, /lacks the \/\/ after "redis:"/, env);
 });
 
+Deno.test("exit codes: a -b / --backend / --beat-store its transport's parser refuses is 2", async () => {
+  // Were 1 (worker, after its banner) and 70 (call, result, status): parsed once connecting.
+  await expectCode(
+    ["worker", "--app", TASKS, "-b", "redis://127.0.0.1:1/abc", "--fail-fast"],
+    2,
+    /^error: --broker: Invalid Redis database "abc" in "redis:\/\/127\.0\.0\.1:1\/abc": use a number, e\.g\. \/0\n$/,
+  );
+  await expectCode(
+    ["call", "tasks.add", "--app", TASKS, "-b", "amqp://127.0.0.1:1//?heartbeat=abc"],
+    2,
+    /^error: --broker: Invalid heartbeat "abc"/,
+  );
+  await expectCode(
+    ["status", "-b", "kv://q.db?visibility=3", "-t", "0.3"],
+    2,
+    /^error: --broker: Unknown option "visibility"/,
+  );
+  await expectCode(
+    ["result", crypto.randomUUID(), ...NOWHERE, "--backend", "redis://127.0.0.1:1/x"],
+    2,
+    /^error: --backend: Invalid Redis database "x"/,
+  );
+  await expectCode(
+    ["beat", "--app", TASKS, ...NOWHERE, "--beat-store", "sentinel://127.0.0.1:1"],
+    2,
+    /^error: --beat-store: Sentinel URL .* names no master/,
+  );
+  // A setting, not a flag: still 70.
+  const env = { CELERY_BROKER_URL: "redis://127.0.0.1:1/abc" };
+  await expectCode(["status", "-t", "0.3"], 70, /Invalid Redis database "abc"/, env);
+});
+
 Deno.test("exit codes: an empty -b / --backend / --beat-store is 2, for every command", async () => {
   // As -b "$BROKER" with the variable unset gives. Was 70 (call, status, purge: the broker's
   // "has no scheme" once connecting), 1 (dashboard, after retrying), or no error at all

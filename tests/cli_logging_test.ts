@@ -106,6 +106,10 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
   const worker = await runCli(["--broker", "kv://:memory:"]);
   assert.equal(worker.code, 2, "a missing --app is a usage error");
   assert.match(worker.stderr, /^error: --app is required for worker: .*--app \.\/tasks\.ts/);
+  // Two letters swapped were two edits, too many for a four-letter name: no hint for "pign".
+  const swapped = await runCli(["inspect", "pign", "-b", "kv://:memory:"]);
+  assert.equal(swapped.code, 2);
+  assert.match(swapped.stderr, /^error: unknown inspect command "pign" \(did you mean ping\?\)/);
   const method = await runCli(["inspect", "stat", "--app", "./tests/apps/worker_app.ts"]);
   assert.equal(method.code, 2);
   assert.match(

@@ -62,6 +62,7 @@ import type {
   Subscription,
   TakeOptions,
 } from "./port.ts";
+import { checkTakeArguments } from "./deliveries.ts";
 import { unlessAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
@@ -253,8 +254,7 @@ export class AmqpBroker implements Broker {
    * @throws {BrokerConnectionError} (not transient) when the broker was closed
    */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
-    if (queues.length === 0) throw new TypeError("take() needs at least one queue");
-    if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
+    checkTakeArguments(queues, options);
     if (this.#closing.signal.aborted) throw brokerClosed(this.#conn.safeUrl, "openAmqpBroker()");
     const max = Math.floor(options.max);
     const stops = options.signal ? [options.signal, this.#closing.signal] : [this.#closing.signal];

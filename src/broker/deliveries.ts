@@ -129,6 +129,30 @@ export interface TakeOptions {
 }
 
 /**
+ * Check the arguments of a {@link Broker.take}, as the Redis, Redis Cluster
+ * and RabbitMQ brokers do before anything else (a `max` that is not whole
+ * is rounded down by the broker afterwards).
+ *
+ * @throws {TypeError} when `queues` is empty
+ * @throws {RangeError} when `options.max` is not >= 1 (NaN included)
+ *
+ * @example
+ * ```ts
+ * import { checkTakeArguments } from "./deliveries.ts";
+ * checkTakeArguments(["celery"], { max: 4 }); // fine
+ * try {
+ *   checkTakeArguments(["celery"], { max: 0 });
+ * } catch (err) {
+ *   console.log((err as RangeError).message); // "take() needs max >= 1"
+ * }
+ * ```
+ */
+export function checkTakeArguments(queues: readonly string[], options: TakeOptions): void {
+  if (queues.length === 0) throw new TypeError("take() needs at least one queue");
+  if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
+}
+
+/**
  * A delivery to reject, with the reason it is parked.
  *
  * @example Parking messages of unknown tasks

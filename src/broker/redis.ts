@@ -46,6 +46,7 @@ import type {
   TokenGrant,
   TokenRequest,
 } from "./port.ts";
+import { checkTakeArguments } from "./deliveries.ts";
 import { brokerClosed } from "./errors.ts";
 import { defineScripts, type RedisScope } from "./redis_commands.ts";
 import type { RedisClient } from "./redis_client.ts";
@@ -250,8 +251,7 @@ export class RedisBroker implements Broker {
    * @throws {BrokerConnectionError} (not transient) when the broker was closed
    */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
-    if (queues.length === 0) throw new TypeError("take() needs at least one queue");
-    if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
+    checkTakeArguments(queues, options);
     if (this.#closed) throw brokerClosed(this.#rawUrl, "openRedisBroker()");
     this.#startSweeping();
     const signal = options.signal

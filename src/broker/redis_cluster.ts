@@ -45,6 +45,7 @@ import type {
   TokenGrant,
   TokenRequest,
 } from "./port.ts";
+import { checkTakeArguments } from "./deliveries.ts";
 import { RedisBroker, type RedisBrokerOptions, SHARED_CONNECTION } from "./redis.ts";
 import type { RedisClient } from "./redis_client.ts";
 import { closeRedis, connectRedis, openRedisConnection, prepareRedis } from "./redis_connection.ts";
@@ -281,8 +282,7 @@ export class RedisClusterBroker implements Broker {
    * goes back to its queue.
    */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
-    if (queues.length === 0) throw new TypeError("take() needs at least one queue");
-    if (!(options.max >= 1)) throw new RangeError("take() needs max >= 1");
+    checkTakeArguments(queues, options);
     for (const q of queues) await this.#remember(q);
     if (queues.length === 1) return await this.#shard(queues[0]).take(queues, options);
     const stop = new AbortController();

@@ -10,7 +10,8 @@
  * `rediss://`): AUTH, SELECT and CLIENT SETNAME on connect, reconnect with
  * backoff after a drop (patterns and channels subscribed again), clean close; RESP2, or
  * RESP3 for a subscriber that also runs commands (`resp3`, where the server has it). Opening
- * the socket, the reconnect loop and the reply watchdog are in resp_dial.ts.
+ * the socket, the reconnect loop and the reply watchdog are in resp_dial.ts; the
+ * commands waiting for their replies in resp_pending.ts.
  *
  * @module
  */
@@ -27,39 +28,13 @@ import {
   startWatchdog,
 } from "./resp_dial.ts";
 import { greeting, greetingFailure } from "./resp_greeting.ts";
-import {
-  copyReply,
-  isMessage,
-  RedisReplyError,
-  RespReader,
-  type RespValue,
-} from "./resp_reader.ts";
+import { PendingReplies, type ReplyDecoder } from "./resp_pending.ts";
+import { isMessage, RespReader, type RespValue } from "./resp_reader.ts";
 import { RespWriter } from "./resp_writer.ts";
 
-export { RedisConnectionError, type RespConnectionOptions };
+export { RedisConnectionError, type ReplyDecoder, type RespConnectionOptions };
 
 const log = getLogger(["celeriac", "broker", "redis"]);
-
-/**
- * Turns a reply into what the caller wants while its bulk strings are still
- * views of the read buffer (valid until it returns: copy or decode them).
- *
- * @example
- * ```ts
- * import type { ReplyDecoder } from "./resp_connection.ts";
- * const count: ReplyDecoder<number> = (reply) => Number(reply);
- * ```
- */
-export type ReplyDecoder<T> = (reply: RespValue) => T;
-
-interface Waiter {
-  // deno-lint-ignore no-explicit-any
-  resolve(v: any): void;
-  reject(e: Error): void;
-  decode?: ReplyDecoder<unknown>;
-  /** The reply, when an array, goes to `decode` as one view of its RESP bytes. */
-  whole?: boolean;
-}
 
 type State = "idle" | "connecting" | "ready" | "waiting" | "closed";
 
@@ -89,16 +64,14 @@ export class RespConnection {
   readonly #writer = new RespWriter();
   #writing = false;
   #flushQueued = false;
-  #waiters: Waiter[] = [];
+  readonly #pending = new PendingReplies();
   /** Replies and pushes read so far (the reply watchdog's sign of life). */
   #replies = 0;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #pinger: ReturnType<typeof setInterval> | undefined;
-  #head = 0;
   #opening: Promise<void> | null = null;
   /** Settles when the reconnect attempt being waited for is over. */
   #nextAttempt: Promise<void> = Promise.resolve();
-  #idle: (() => void) | null = null;
   readonly #closing = new AbortController();
 
   /** @param options see {@link RespConnectionOptions} */
@@ -254,10 +227,10 @@ export class RespConnection {
     const wasReady = this.#state === "ready";
     this.#state = "closed";
     this.#closing.abort();
-    if (wasReady && waitMs > 0 && this.#head < this.#waiters.length) {
+    if (wasReady && waitMs > 0 && this.#pending.size > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
-        new Promise<void>((r) => this.#idle = r),
+        this.#pending.whenIdle(),
         new Promise<void>((r) => timer = setTimeout(r, waitMs)),
       ]);
       clearTimeout(timer);
@@ -317,7 +290,7 @@ export class RespConnection {
         void this.#flush();
       });
     }
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject, decode, whole }));
+    return this.#pending.add(decode, whole);
   }
 
   async #flush(): Promise<void> {
@@ -404,7 +377,7 @@ export class RespConnection {
   }
 
   /** Whether the next reply goes whole to its waiter (`command`'s `whole`). */
-  readonly #wantsWhole = (): boolean => this.#waiters[this.#head]?.whole === true;
+  readonly #wantsWhole = (): boolean => this.#pending.nextWantsWhole();
 
   readonly #onReply = (v: RespValue, whole: boolean): void => {
     this.#replies++;
@@ -418,24 +391,8 @@ export class RespConnection {
       }
       return;
     }
-    const w = this.#waiters[this.#head++];
-    if (!w) throw new RedisConnectionError(`a reply from ${this.#label} that nothing asked for`);
-    if (this.#head === this.#waiters.length) {
-      this.#waiters = [];
-      this.#head = 0;
-      this.#idle?.();
-      this.#idle = null;
-    }
-    if (v instanceof RedisReplyError) w.reject(v);
-    else if (w.whole && !whole) {
-      w.reject(new TypeError(`expected an array reply, got ${kindOf(v)}`));
-    } else if (!w.decode) w.resolve(copyReply(v));
-    else {
-      try {
-        w.resolve(w.decode(v));
-      } catch (err) {
-        w.reject(err as Error);
-      }
+    if (!this.#pending.settle(v, whole)) {
+      throw new RedisConnectionError(`a reply from ${this.#label} that nothing asked for`);
     }
   };
 
@@ -469,12 +426,7 @@ export class RespConnection {
       }
     }
     this.#writer.take();
-    const waiters = this.#waiters.slice(this.#head);
-    this.#waiters = [];
-    this.#head = 0;
-    this.#idle?.();
-    this.#idle = null;
-    for (const w of waiters) w.reject(err);
+    this.#pending.failAll(err);
   }
 
   /**
@@ -487,7 +439,7 @@ export class RespConnection {
     this.#watchdog = startWatchdog(
       ms,
       () => conn === this.#conn,
-      () => ({ idle: this.#head === this.#waiters.length, replies: this.#replies }),
+      () => ({ idle: this.#pending.size === 0, replies: this.#replies }),
       () => this.#lost(new RedisConnectionError(`${this.#label} sent no reply for ${ms} ms`)),
     );
     const every = this.#o.pingEveryMs;
@@ -511,10 +463,4 @@ export class RespConnection {
       connect: () => this.connect(),
     });
   }
-}
-
-/** A reply's kind, for the error of a command that expected an array. */
-function kindOf(v: RespValue): string {
-  if (v === null) return "nil";
-  return v instanceof Uint8Array ? "a bulk string" : typeof v;
 }

@@ -1,12 +1,15 @@
 /**
  * The URL flags (`-b, --broker`, `--backend` or Celery's `--result-backend`, `--beat-store`), checked
- * before anything connects: empty, or of no scheme Celeriac can use, is a
- * usage error that names the flag.
+ * before anything connects: empty, of no scheme Celeriac can use, or one its
+ * transport's parser refuses, is a usage error that names the flag.
  *
  * @module
  */
 
 import { urlSchemeProblem } from "../client/transports.ts";
+import { parseAmqpUrl } from "../broker/amqp_url.ts";
+import { parseKvUrl } from "../broker/kv_store.ts";
+import { parseRedisUrl } from "../broker/redis_url.ts";
 import { UsageError } from "./exit_codes.ts";
 
 /** What each URL flag takes, an example of it, and what leaving it out gives. */
@@ -39,12 +42,13 @@ const URL_FLAGS = {
 
 /**
  * Refuse a URL flag that is empty (as `-b "$BROKER"` gives with the variable
- * unset: the default would be used in its place) or of no scheme its kind
- * supports; `undefined` (the flag absent) passes.
+ * unset: the default would be used in its place), of no scheme its kind
+ * supports, or that its transport's parser refuses (`redis://host/abc`);
+ * `undefined` (the flag absent) passes.
  *
  * @example
  * ```ts ignore
- * checkUrlFlag("--broker", values.broker); // throws for "" and "ftp://x"
+ * checkUrlFlag("--broker", values.broker); // throws for "", "ftp://x" and "redis://h/abc"
  * ```
  *
  * @param flag the flag's long name
@@ -61,7 +65,30 @@ export function checkUrlFlag(flag: keyof typeof URL_FLAGS, url: string | undefin
   }
   const problem = urlSchemeProblem(kind, url);
   if (problem) throw new UsageError(`${flag}: ${problem}`);
+  const scheme = url.slice(0, url.indexOf(":")).toLowerCase();
+  try {
+    if (Object.hasOwn(PARSERS, scheme)) PARSERS[scheme](url);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${(err as Error).message}`, { cause: err });
+  }
 }
+
+/**
+ * The parsers of the URLs a flag may name, run before anything connects: a
+ * database that is no number (`redis://host/abc`), a port out of range, an
+ * option of a wrong value (`amqp://…?heartbeat=abc`, `kv://q.db?visibility=3`)
+ * were the worker's exit 1 after its banner, or `call`'s 70.
+ */
+const PARSERS: Record<string, (url: string) => unknown> = {
+  redis: parseRedisUrl,
+  rediss: parseRedisUrl,
+  sentinel: parseRedisUrl,
+  "redis+cluster": parseRedisUrl,
+  "rediss+cluster": parseRedisUrl,
+  amqp: parseAmqpUrl,
+  amqps: parseAmqpUrl,
+  kv: parseKvUrl,
+};
 
 /**
  * The broker and result backend URLs of the command line, checked (see

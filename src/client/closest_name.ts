@@ -5,17 +5,29 @@
  * @module
  */
 
-/** Edit distance between two short strings (insertions, deletions, substitutions). */
+/**
+ * Edit distance between two short strings: insertions, deletions,
+ * substitutions, and two neighbouring letters swapped (`pign` is one edit
+ * from `ping`, not two).
+ */
 function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const d = Array.from(
+    { length: a.length + 1 },
+    (_, i) => Array.from({ length: b.length + 1 }, (_, j) => i === 0 ? j : j === 0 ? i : 0),
+  );
   for (let i = 1; i <= a.length; i++) {
-    const row = [i];
     for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      d[i][j] = Math.min(
+        d[i - 1][j] + 1,
+        d[i][j - 1] + 1,
+        d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
     }
-    prev = row;
   }
-  return prev[b.length];
+  return d[a.length][b.length];
 }
 
 /**
@@ -27,6 +39,7 @@ function distance(a: string, b: string): number {
  * ```ts ignore
  * import { closestName } from "./closest_name.ts";
  * closestName("stat", ["stats", "ping"]); // "stats"
+ * closestName("pign", ["stats", "ping"]); // "ping"
  * closestName("frobnicate", ["stats", "ping"]); // undefined
  * ```
  *

@@ -13,20 +13,13 @@ import { getLogger } from "@logtape/logtape";
 import type { Delivery } from "../broker/port.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
+import { taskOf } from "./lifecycle.ts";
 import type { Intake } from "./intake.ts";
 import { failureEntry, pyException, REFUSED_MODULE } from "./result_entries.ts";
 import { Settlement } from "./settlement.ts";
 import type { Running, WorkerState } from "./worker_state.ts";
 
 const log = getLogger(["celeriac", "worker"]);
-
-function idOf(d: Delivery): string | null {
-  return typeof d.headers.id === "string" && d.headers.id !== "" ? d.headers.id : null;
-}
-
-function nameOf(d: Delivery): string | null {
-  return typeof d.headers.task === "string" ? d.headers.task : null;
-}
 
 /**
  * Receive a batch; when the intake throws, park every delivery of the batch
@@ -89,8 +82,9 @@ function park(
   meta: { status: "SUCCESS" | "FAILURE"; meta: string } | null,
   announce = true,
 ): void {
-  const taskId = req?.id ?? idOf(d);
-  const taskName = req?.task ?? nameOf(d);
+  const headers = taskOf(d);
+  const taskId = req?.id ?? headers.taskId;
+  const taskName = req?.task ?? headers.taskName;
   if (announce) {
     s.refuse({
       type: "rejected",

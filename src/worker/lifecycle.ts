@@ -194,6 +194,27 @@ export function rejectedTask(
 }
 
 /**
+ * The task id and name a delivery's headers carry, read without decoding
+ * them (a message that could not be, or a task no longer known): each
+ * null when absent, not a string, or (the id) empty.
+ *
+ * @example
+ * ```ts ignore
+ * const { taskId, taskName } = taskOf(delivery);
+ * ```
+ *
+ * @param d the delivery
+ * @returns its task id and name
+ */
+export function taskOf(d: Delivery): { taskId: string | null; taskName: string | null } {
+  const { id, task } = d.headers;
+  return {
+    taskId: typeof id === "string" && id !== "" ? id : null,
+    taskName: typeof task === "string" ? task : null,
+  };
+}
+
+/**
  * A task leaves this worker without an outcome and goes back to its queue:
  * its Web Worker died and it rejects on worker loss (`worker-lost`), it was
  * stopped with a task that ran past its time limit (`time-limit`), it was

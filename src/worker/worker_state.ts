@@ -18,11 +18,11 @@ import type { TaskRequest } from "../protocol/task_request.ts";
 import { LamportClock } from "../protocol/clock.ts";
 import { Autoscaler } from "./autoscaler.ts";
 import type { EventDispatcher } from "./event_dispatcher.ts";
-import { Lifecycle } from "./lifecycle.ts";
+import { Lifecycle, taskOf } from "./lifecycle.ts";
 import type { Pool } from "./pool.ts";
 import { RevokedIds } from "./revoked_ids.ts";
 import { SeqMap } from "./seq_map.ts";
-import { settle, type Settlement } from "./settlement.ts";
+import { announceParks, settle, Settlement } from "./settlement.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 
 const log = getLogger(["celeriac", "worker"]);
@@ -326,31 +326,31 @@ export class WorkerState {
     const reason = `its result, follow-ups or acknowledgement could not be written within ` +
       `outageRetryLimit (${this.outageRetryLimit} s): ${err.message}; requeue it once the ` +
       `servers are back`;
-    const rejections = deliveries.map((delivery) => ({
-      delivery,
-      reason,
-      taskId: typeof delivery.headers.id === "string" ? delivery.headers.id : null,
-      taskName: typeof delivery.headers.task === "string" ? delivery.headers.task : null,
-    }));
+    const parks = new Settlement();
+    // They ran (received before): not at intake.
+    for (const delivery of deliveries) {
+      parks.refuse({
+        type: "rejected",
+        delivery,
+        req: null,
+        ...taskOf(delivery),
+        reason,
+        kind: "unsettled",
+        atIntake: false,
+      });
+    }
     try {
-      await this.broker.reject(rejections);
-      // Announced once parked (logged, counted in the worker's `parked`): they ran, received before.
-      for (const r of rejections) {
-        this.lifecycle.emit({
-          type: "rejected",
-          req: null,
-          ...r,
-          kind: "unsettled",
-          atIntake: false,
-        });
-      }
+      await this.broker.reject(parks.rejects);
     } catch (parkErr) {
       log.error(
         "Cannot park {n} message(s) whose settlement failed ({error}): they come back " +
           "after the visibility timeout",
         { n: deliveries.length, error: (parkErr as Error).message },
       );
+      return;
     }
+    // Announced once parked (logged, counted in the worker's `parked`).
+    announceParks(this.lifecycle, parks.parked);
   }
 
   /**

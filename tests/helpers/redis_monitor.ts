@@ -30,10 +30,27 @@ export function parseMonitorLine(line: string): string[] {
   return args;
 }
 
+/** Where and when the server ran a command MONITOR reported: its clock (ms) and the db. */
+export interface MonitorStamp {
+  /** The server's wall-clock time, milliseconds. */
+  time: number;
+  /** The database the command ran in. */
+  db: number;
+}
+
+/** The server time and db of one MONITOR line (`+1700000000.123456 [0 127.0.0.1:5000] ...`). */
+export function parseMonitorStamp(line: string): MonitorStamp {
+  const open = line.indexOf("[");
+  return {
+    time: Number(line.slice(1, line.indexOf(" "))) * 1000,
+    db: Number(line.slice(open + 1, line.indexOf(" ", open))),
+  };
+}
+
 /** A MONITOR connection: listeners get every command the server runs from now on. */
 export class RedisMonitor {
   readonly #conn: Deno.TcpConn;
-  readonly #listeners = new Set<(args: string[]) => void>();
+  readonly #listeners = new Set<(args: string[], stamp: MonitorStamp) => void>();
   readonly #reading: Promise<void>;
 
   private constructor(conn: Deno.TcpConn, rest: string) {
@@ -59,8 +76,8 @@ export class RedisMonitor {
     return new RedisMonitor(conn, text.slice(end + 2));
   }
 
-  /** Call `listener` with the arguments of every command; returns its removal. */
-  on(listener: (args: string[]) => void): () => void {
+  /** Call `listener` with the arguments, server time and db of every command; returns its removal. */
+  on(listener: (args: string[], stamp: MonitorStamp) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
@@ -72,9 +89,12 @@ export class RedisMonitor {
     for (;;) {
       let end: number;
       while ((end = text.indexOf("\r\n")) >= 0) {
-        const args = parseMonitorLine(text.slice(0, end));
+        const line = text.slice(0, end);
         text = text.slice(end + 2);
-        for (const listener of this.#listeners) listener(args);
+        if (this.#listeners.size === 0) continue;
+        const args = parseMonitorLine(line);
+        const stamp = parseMonitorStamp(line);
+        for (const listener of this.#listeners) listener(args, stamp);
       }
       const n = await this.#conn.read(buf).catch(() => null);
       if (n === null) return;
