@@ -37,7 +37,8 @@ export interface FlatStrings {
   equals(k: number, s: string): boolean;
 }
 
-const utf8 = new TextDecoder();
+/** A leading BOM (U+FEFF) of an element is kept, as ioredis (and Python's kombu) keep it. */
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Strings of at most this many UTF-16 units that V8 copies when sliced
@@ -51,7 +52,7 @@ const COPIED_SLICE = 12;
  * decode of the whole reply, whose elements are slices of that text when
  * each byte is one UTF-16 unit (ASCII; an invalid byte is one U+FFFD too),
  * else each element decoded on its own, as ioredis decodes it (invalid
- * bytes become U+FFFD).
+ * bytes become U+FFFD, a leading BOM is kept).
  *
  * @example
  * ```ts
