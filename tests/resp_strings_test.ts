@@ -66,6 +66,14 @@ Deno.test("RESP strings: a reply that is not a flat array of strings is refused"
   assert.throws(() => respStrings(enc.encode("*1\r\n$-1\r\n")), /got nil/);
 });
 
+Deno.test("RESP strings: a nil array (*-1) is refused with a TypeError, as any reply that is not an array", () => {
+  assert.throws(() => respStrings(enc.encode("*-1\r\n")), {
+    name: "TypeError",
+    message: "expected an array reply, got a nil array",
+  });
+  assert.throws(() => respStrings(null), TypeError);
+});
+
 Deno.test("RESP strings: ioredis' strings read the same way", () => {
   const flat = listStrings(["-1", "tag", "{}"]);
   assert.deepEqual([flat.length, flat.int(0), flat.text(1), flat.own(2)], [3, -1, "tag", "{}"]);

@@ -81,6 +81,7 @@ export function respStrings(reply: RespValue): FlatStrings {
     return negative ? -n : n;
   };
   const n = line();
+  if (n < 0) throw new TypeError("expected an array reply, got a nil array");
   // Per element: its start and end in the bytes, or -1 and its integer.
   const spans = new Array<number>(2 * n);
   for (let k = 0; k < n; k++) {
