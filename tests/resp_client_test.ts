@@ -3,7 +3,7 @@
  * ioredis (src/broker/resp_client.ts), on a private redis-server of its own
  * (it is killed and restarted): a command waits across a short restart,
  * READONLY reconnects, scripts in transactions, EXECABORT, errors inside
- * EXEC, quit() with replies due.
+ * EXEC, quit() with replies due, a leading BOM kept.
  */
 
 import assert from "node:assert/strict";
@@ -211,5 +211,16 @@ Deno.test({
       } finally {
         await client.quit();
       }
+    }),
+});
+
+Deno.test({
+  name: "RespClient: a bulk string's leading BOM is kept, as ioredis keeps it",
+  ignore: WITHOUT_REDIS,
+  fn: () =>
+    withServer("resp-client-bom", async (client) => {
+      const bom = new Uint8Array([0xef, 0xbb, 0xbf, 0x61]);
+      await client.send(["RPUSH", "l", bom, "b"]);
+      assert.deepEqual(await client.send(["LRANGE", "l", 0, -1]), ["\ufeffa", "b"]);
     }),
 });

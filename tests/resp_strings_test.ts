@@ -5,10 +5,12 @@
  */
 
 import assert from "node:assert/strict";
+import { textOrNull } from "../src/broker/resp_scripts.ts";
 import { listStrings, respStrings } from "../src/broker/resp_strings.ts";
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
+/** As ioredis decodes a bulk string (Buffer's toString): invalid bytes U+FFFD, a leading BOM kept. */
+const dec = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** The RESP bytes of an array of integers and bulk strings (given as bytes). */
 function arrayReply(items: (number | Uint8Array)[]): Uint8Array {
@@ -46,10 +48,30 @@ for (const [name, strings] of Object.entries(cases)) {
   });
 }
 
+Deno.test("RESP strings: a leading BOM of an element is kept, as ioredis and Python's kombu keep it", () => {
+  const bom = new Uint8Array([0xef, 0xbb, 0xbf, 0x61]);
+  // TextDecoder's default drops it: an envelope would parse here that kombu's json.loads refuses.
+  assert.equal(new TextDecoder().decode(bom), "a");
+  const flat = respStrings(arrayReply([bom, enc.encode("b")]));
+  assert.equal(flat.text(0), "\ufeffa");
+  assert.equal(flat.own(0), "\ufeffa");
+  assert.ok(flat.equals(0, "\ufeffa"));
+  assert.ok(!flat.equals(0, "a"));
+  assert.equal(textOrNull(bom), "\ufeffa");
+});
+
 Deno.test("RESP strings: a reply that is not a flat array of strings is refused", () => {
   assert.throws(() => respStrings(null), /expected an array reply, got nil/);
   assert.throws(() => respStrings(enc.encode("*1\r\n*0\r\n")), /got an array/);
   assert.throws(() => respStrings(enc.encode("*1\r\n$-1\r\n")), /got nil/);
+});
+
+Deno.test("RESP strings: a nil array (*-1) is refused with a TypeError, as any reply that is not an array", () => {
+  assert.throws(() => respStrings(enc.encode("*-1\r\n")), {
+    name: "TypeError",
+    message: "expected an array reply, got a nil array",
+  });
+  assert.throws(() => respStrings(null), TypeError);
 });
 
 Deno.test("RESP strings: ioredis' strings read the same way", () => {

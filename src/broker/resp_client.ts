@@ -31,7 +31,8 @@ import { CLOSE_WAIT_MS } from "./sleep.ts";
  */
 const RECONNECT_WAIT_MS = 1_000;
 
-const utf8 = new TextDecoder();
+/** A leading BOM (U+FEFF) is kept, as ioredis keeps it. */
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** A reply as ioredis gives it: bulk strings decoded as UTF-8 straight from the read buffer. */
 function toJs(v: RespValue): unknown {

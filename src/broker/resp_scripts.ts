@@ -491,11 +491,12 @@ export class RespScripts {
   }
 }
 
-const utf8 = new TextDecoder();
+/** A leading BOM (U+FEFF) is kept, as ioredis (and Python's kombu) keep it. */
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Decode a reply that is a bulk string or nil (`GET`, `BLMOVE`) as UTF-8
- * (invalid bytes become U+FFFD, as ioredis decodes them).
+ * (invalid bytes become U+FFFD and a leading BOM is kept, as ioredis decodes them).
  *
  * @example
  * ```ts

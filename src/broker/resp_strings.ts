@@ -37,7 +37,8 @@ export interface FlatStrings {
   equals(k: number, s: string): boolean;
 }
 
-const utf8 = new TextDecoder();
+/** A leading BOM (U+FEFF) of an element is kept, as ioredis (and Python's kombu) keep it. */
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Strings of at most this many UTF-16 units that V8 copies when sliced
@@ -51,7 +52,7 @@ const COPIED_SLICE = 12;
  * decode of the whole reply, whose elements are slices of that text when
  * each byte is one UTF-16 unit (ASCII; an invalid byte is one U+FFFD too),
  * else each element decoded on its own, as ioredis decodes it (invalid
- * bytes become U+FFFD).
+ * bytes become U+FFFD, a leading BOM is kept).
  *
  * @example
  * ```ts
@@ -80,6 +81,7 @@ export function respStrings(reply: RespValue): FlatStrings {
     return negative ? -n : n;
   };
   const n = line();
+  if (n < 0) throw new TypeError("expected an array reply, got a nil array");
   // Per element: its start and end in the bytes, or -1 and its integer.
   const spans = new Array<number>(2 * n);
   for (let k = 0; k < n; k++) {

@@ -17,10 +17,11 @@ import { registerBuiltins } from "./builtins.ts";
 import { BatchRunner } from "./batch_runner.ts";
 import { guardExit } from "./exit_guard.ts";
 import { CpuShares, threadCpuClock } from "./cpu_share.ts";
-import type { RunRequest, RunServices } from "./executor.ts";
+import type { RunOutcome, RunRequest, RunServices } from "./executor.ts";
 import { loadApp } from "./load_app.ts";
 import { type FromRunner, isPoolMessage, type ToRunnerPosted } from "./pool_protocol.ts";
 import { writeOutcomes } from "./outcome_ring.ts";
+import { postOutcomes } from "./outcome_posts.ts";
 import { packOutcomes, unpackRun } from "./run_batch.ts";
 import { readRuns } from "./run_ring.ts";
 import type { Revocation } from "./sandboxes.ts";
@@ -66,6 +67,16 @@ function post(msg: FromRunner): void {
   posts++;
 }
 
+/** Post outcomes (throws what `postMessage` throws: see `postOutcomes`). */
+function postBatch(outcomes: RunOutcome[]): void {
+  post({
+    type: "outcomes",
+    outcomes: packOutcomes(outcomes),
+    memory: measureMemory ? memory() : undefined,
+    now: performance.now(),
+  });
+}
+
 function memory(): number {
   const m = Deno.memoryUsage();
   return m.heapUsed + m.external;
@@ -89,20 +100,16 @@ const services: RunServices = {
 const clock = threadCpuClock();
 const runner = new BatchRunner(
   (outcomes) =>
-    (!measureMemory && ring && writeOutcomes(ring, outcomes, posts, performance.now())) || post({
-      type: "outcomes",
-      outcomes: packOutcomes(outcomes),
-      memory: measureMemory ? memory() : undefined,
-      now: performance.now(),
-    }),
+    (!measureMemory && ring && writeOutcomes(ring, outcomes, posts, performance.now())) ||
+    postOutcomes(outcomes, postBatch),
   services,
   () => sent ? Atomics.load(sent, 0) - received : 0,
   clock ? new CpuShares(clock) : undefined,
 );
 
 // Before the app module loads: task code that ends this thread says so, and what finished is kept.
-// Said even when the outcomes cannot be posted (a value the structured clone refuses): the main
-// thread then settles their tasks with the others this thread had.
+// Said even when the outcomes cannot be posted: the main thread then settles their tasks with the
+// others this thread had.
 guardExit((how) => {
   try {
     runner.flush();

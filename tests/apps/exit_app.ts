@@ -70,11 +70,12 @@ const unblocked = Promise.withResolvers<void>();
 
 /**
  * Writes `<path>.started`, blocks its thread until `path` exists, then
- * returns a value with a function in it: an outcome carrying the value (a
- * task with a link whose result is not stored, so not encoded) cannot be
- * posted to the main thread.
+ * returns a value with a function in it (or, given `proxy`, a Proxy of
+ * plain data, which JSON encodes): an outcome carrying the value (a task
+ * with a link whose result is not stored, so not encoded) cannot be posted
+ * to the main thread.
  */
-export const unclonable = app.task("x.unclonable", (path: string) => {
+export const unclonable = app.task("x.unclonable", (path: string, proxy = false) => {
   Deno.writeTextFileSync(`${path}.started`, "");
   for (;;) {
     try {
@@ -85,7 +86,7 @@ export const unclonable = app.task("x.unclonable", (path: string) => {
     }
   }
   unblocked.resolve();
-  return { wid: WID, f: () => 1 };
+  return proxy ? new Proxy({ wid: WID }, {}) : { wid: WID, f: () => 1 };
 });
 
 /**
