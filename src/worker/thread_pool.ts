@@ -26,6 +26,7 @@ import { placeTask } from "./placement.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
 import { checkPoolLoads, checkSandboxStart } from "./sandbox_start.ts";
 import { SeqMap } from "./seq_map.ts";
+import { reportTerminate } from "./terminate_report.ts";
 import { type LeakedThread, ThreadWatch } from "./thread_leaks.ts";
 import type { ThreadPoolOptions } from "./thread_pool_options.ts";
 import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
@@ -359,9 +360,8 @@ export class ThreadPool implements Pool {
    * `seconds`, or with 0 for a revoke with terminate), replace it, report the
    * others it held: those it never started are put back (halted, its thread
    * never starts them, even running on); those it started are lost (they ran
-   * there, and may still run on: put back, they would run twice). A time
-   * limit is logged at error; a terminate the user asked for at info, as
-   * Celery's "Terminating ID (signal)", or at warning when it stops others.
+   * there, and may still run on: put back, they would run twice); see
+   * `terminate_report.ts`.
    * Outcomes of its finished tasks that it posted are read first (`wait`).
    */
   #kill(seq: number, seconds: number, wait = true): void {
@@ -383,23 +383,9 @@ export class ThreadPool implements Pool {
     this.#drop(member, split);
     const lost = split.started.filter((s) => s !== seq);
     const abandoned = split.notStarted.filter((s) => s !== seq);
-    const what = seconds > 0
-      ? `Hard time limit (${seconds}s) exceeded for {task}[{id}]`
-      : "Terminating {task}[{id}] (revoked with terminate)";
-    log[seconds > 0 ? "error" : lost.length + abandoned.length ? "warn" : "info"](
-      `${what}: its Web Worker is replaced; of the other tasks it held, {n} that had not ` +
-        `started are put back and {lost} that had are lost`,
-      { task: o.task, id: o.id, n: abandoned.length, lost: lost.length },
-    );
     if (!wasRetiring && !this.#closed) member.group.members.push(this.#spawn(member.group));
     this.#threads.terminated(member.threads, o);
-    if (lost.length) {
-      const why = seconds > 0
-        ? `exceeded its hard time limit (${seconds}s)`
-        : "was revoked with terminate";
-      this.#events.onLost(lost, `its Web Worker was terminated: ${o.task}[${o.id}] ${why}`);
-    }
-    this.#events.onTimeLimit(seq, seconds, abandoned);
+    reportTerminate(this.#events, { seq, task: o.task, id: o.id }, seconds, lost, abandoned);
   }
 
   run(requests: RunRequest[]): void {
