@@ -15,26 +15,34 @@ const log = getLogger(["celeriac", "worker", "pool"]);
  * Log a terminate and report it: `lost` to `onLost`, then `seq` with the
  * tasks put back to `onTimeLimit`. A time limit is logged at error; a
  * terminate the user asked for at info, as Celery's "Terminating ID
- * (signal)", or at warning when it stops others.
+ * (signal)", or at warning when it stops others. When `seq` is no longer
+ * held (it finished while its Web Worker, halted, waited to be ended for
+ * the outcomes it posted), the others go to `onLost` alone.
  *
  * @example
  * ```ts ignore
- * reportTerminate(events, { seq: 7, task: "tasks.report", id }, 30, [], [8]);
+ * reportTerminate(events, { seq: 7, task: "tasks.report", id, held: true }, 30, [], [8]);
  * ```
  *
  * @param events where the pool reports
- * @param run the task its Web Worker was terminated for
+ * @param run the task its Web Worker was terminated for, and whether it still held it
  * @param seconds its hard time limit, or 0 for a revoke with terminate
  * @param lost the other tasks it held that had started
  * @param abandoned the other tasks it held that had not started: put back
  */
 export function reportTerminate(
   events: PoolEvents,
-  run: { seq: number; task: string; id: string },
+  run: { seq: number; task: string; id: string; held: boolean },
   seconds: number,
   lost: number[],
   abandoned: number[],
 ): void {
+  if (!run.held) {
+    if (lost.length || abandoned.length) {
+      events.onLost(lost, `its Web Worker was terminated for ${run.task}[${run.id}]`, abandoned);
+    }
+    return;
+  }
   const what = seconds > 0
     ? `Hard time limit (${seconds}s) exceeded for {task}[{id}]`
     : "Terminating {task}[{id}] (revoked with terminate)";

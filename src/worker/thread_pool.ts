@@ -44,6 +44,8 @@ interface Owned {
   limits: TimeLimits | undefined;
   /** Its Web Worker posted its start (its start table slot was held); else the table tells. */
   started: boolean;
+  /** Not started when a terminate halted its Web Worker: put back, whatever the halted thread posts. */
+  back?: boolean;
 }
 
 const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tasks: [] };
@@ -254,7 +256,11 @@ export class ThreadPool implements Pool {
     if (o.limits) this.#limits.start(seq, o.limits);
   }
 
-  #onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void {
+  #onOutcomes(member: Member, all: RunOutcome[], memory: number | undefined): void {
+    // Of a task put back (not started when a terminate halted its thread): no outcome.
+    const outcomes = all.filter((o) =>
+      !this.#owner.get(o.seq)?.back || this.#owner.get(o.seq)!.started
+    );
     for (const o of outcomes) {
       const owned = this.#owner.get(o.seq);
       if (owned) {
@@ -361,10 +367,10 @@ export class ThreadPool implements Pool {
    * others it held: those it never started are put back (halted, its thread
    * never starts them, even running on); those it started are lost (they ran
    * there, and may still run on: put back, they would run twice); see
-   * `terminate_report.ts`.
-   * Outcomes of its finished tasks that it posted are read first (`wait`).
+   * `terminate_report.ts`. Outcomes of its finished tasks that it posted are
+   * read first: it is halted meanwhile, and ended even when `seq` finishes.
    */
-  #kill(seq: number, seconds: number, wait = true): void {
+  #kill(seq: number, seconds: number): void {
     // Outcomes written to its ring and not yet read first: those tasks finished, none is lost.
     this.#owner.get(seq)?.member.drain();
     const o = this.#owner.get(seq);
@@ -377,15 +383,25 @@ export class ThreadPool implements Pool {
       !o.member.starts.hasStarted(seq)
     ) return;
     const { member } = o;
-    if (wait && this.#unread.defer(member, () => this.#kill(seq, seconds, false))) return;
+    // A task that starts while it waits would be lost: none does (what it says of them is ignored).
+    for (const s of haltAndSplit(member, this.#owner).notStarted) this.#owner.get(s)!.back = true;
+    const end = () => this.#end(member, seq, seconds, o);
+    if (!this.#unread.defer(member, end)) end();
+  }
+
+  /** End a member halted by a terminate of `seq` (`run`) and report the tasks it held. */
+  #end(member: Member, seq: number, seconds: number, run: Owned): void {
+    // Ended meanwhile (it died, or another terminate of it), which reported them.
+    if (member.dead) return;
     const wasRetiring = member.retiring;
     const split = haltAndSplit(member, this.#owner);
+    const held = this.#owner.get(seq)?.member === member;
     this.#drop(member, split);
     const lost = split.started.filter((s) => s !== seq);
     const abandoned = split.notStarted.filter((s) => s !== seq);
     if (!wasRetiring && !this.#closed) member.group.members.push(this.#spawn(member.group));
-    this.#threads.terminated(member.threads, o);
-    reportTerminate(this.#events, { seq, task: o.task, id: o.id }, seconds, lost, abandoned);
+    this.#threads.terminated(member.threads, run);
+    reportTerminate(this.#events, { ...run, seq, held }, seconds, lost, abandoned);
   }
 
   run(requests: RunRequest[]): void {
