@@ -124,8 +124,8 @@ Deno.test("a batch whose intake throws is parked, with a FAILURE for each task i
   assert.equal(stats.received, 1, "b was received (handed to the pool); a ends on arrival");
 });
 
-Deno.test("a batch whose pool hand-over throws is parked; each park is announced once, as written", async () => {
-  const { st, parked, stats } = state();
+Deno.test("a batch whose pool hand-over throws is parked; what the intake ended is settled as it would be", async () => {
+  const { st, parked, stats, stored, acked } = state();
   st.app.task("t.add", (a: number, b: number) => a + b);
   st.pool = {
     run: () => {
@@ -153,10 +153,38 @@ Deno.test("a batch whose pool hand-over throws is parked; each park is announced
   const batch = [message("t.nope", "unreg"), message("t.add", "revoked"), message("t.add", "good")];
   await receiveOrPark(st, intake, batch);
   await st.drainSettling();
-  assert.deepEqual(parked.map((r) => r.taskId), ["unreg", "revoked", "good"], "each parked once");
-  // The intake's park of the unregistered task was never written: the last resort's is announced.
-  assert.deepEqual(rejected, ["unreg:unsettled", "good:unsettled"], "each announced once");
+  // Before: the revoked one was parked too (with a FAILURE), its REVOKED never stored.
+  assert.deepEqual(parked.map((r) => r.taskId), ["unreg", "good"], "each parked once");
+  assert.deepEqual(stored.map((e) => [e.taskId, e.status]), [
+    ["unreg", "FAILURE"],
+    ["revoked", "REVOKED"],
+    ["good", "FAILURE"],
+  ]);
+  assert.deepEqual(acked.map((d) => d.headers.id), ["revoked"]);
+  assert.deepEqual(rejected, ["unreg:unregistered", "good:unsettled"], "each announced once");
   assert.deepEqual([stats.received, stats.parked, stats.revoked], [3, 2, 1]);
+});
+
+Deno.test("a suppressed duplicate in a batch whose pool hand-over throws is acknowledged, its result kept", async () => {
+  const { st, parked, stored, acked } = state();
+  st.backend = {
+    store: (e: StoreEntry[]) => (stored.push(...e), Promise.resolve()),
+    get: (id: string) =>
+      Promise.resolve(id === "dup" ? { taskId: id, status: "SUCCESS", result: 3 } : null),
+  } as unknown as ResultBackend;
+  st.app.task("t.add", (a: number, b: number) => a + b);
+  st.pool = {
+    run: () => {
+      throw new RangeError("pool broke");
+    },
+  } as unknown as Pool;
+  const dup = { ...taskDelivery("t.add", "dup"), redelivered: true };
+  await receiveOrPark(st, new Intake(st), [dup, taskDelivery("t.add", "good")]);
+  await st.drainSettling();
+  // Before: the duplicate was parked with a FAILURE over its SUCCESS (requeued, it runs again).
+  assert.deepEqual(parked.map((r) => r.taskId), ["good"]);
+  assert.deepEqual(stored.map((e) => [e.taskId, e.status]), [["good", "FAILURE"]]);
+  assert.deepEqual(acked, [dup]);
 });
 
 Deno.test("a lifecycle listener that throws on the park's announcement does not stop the batch's parking", async () => {
@@ -236,6 +264,39 @@ Deno.test("outcomes that cannot be settled are stored and parked one by one; the
   ]);
   assert.equal(st.running.size, 0);
   assert.deepEqual([stats.parked, stats.received], [1, 0], "parked counted; received before");
+});
+
+Deno.test("outcomes settled before the one that throws are not announced again by the fallback", async () => {
+  const { st, parked, stored, stats } = state();
+  st.lifecycle.subscribe((e) => {
+    if (e.type === "succeeded" && e.req.id === "b") throw new TypeError("listener broke");
+  });
+  const req = (id: string) => ({ id, task: "t.add", rootId: id, replyTo: null }) as never;
+  st.running.set(1, {
+    delivery: delivery("a"),
+    req: req("a"),
+    acked: false,
+    started: 0,
+    received: 0,
+  });
+  st.running.set(2, {
+    delivery: delivery("b"),
+    req: req("b"),
+    acked: false,
+    started: 1,
+    received: 1,
+  });
+  const meta = (id: string) => encodeResultMeta({ taskId: id, status: "SUCCESS", result: 5 });
+  settleOrPark(st, [
+    { seq: 1, ok: true, meta: meta("a"), runtime: 1 },
+    { seq: 2, ok: true, meta: meta("b"), runtime: 1 },
+  ], settleOutcomes);
+  await st.drainSettling();
+  // Before: a's success announced twice (and b's, whose listener threw, too), b then parked: 5
+  // for 2 tasks. The fallback settles what the first pass announced without announcing it.
+  assert.deepEqual([stats.succeeded, stats.parked], [2, 0], "each task counted once");
+  assert.deepEqual(parked, []);
+  assert.deepEqual(stored.map((e) => [e.taskId, e.status]), [["a", "SUCCESS"], ["b", "SUCCESS"]]);
 });
 
 Deno.test("a settlement that cannot be written parks its acknowledged deliveries, each counted once", async () => {

@@ -86,11 +86,17 @@ export class Intake {
    * Decode and route a batch of deliveries.
    *
    * @param deliveries what the broker gave
-   * @param ended collects the deliveries it ends on arrival and announces (`revoked`, when
-   *   revoked or expired), for a caller that parks the batch when this throws (and must not
-   *   announce them again; a park is announced once written); default none
+   * @param ended collects the deliveries it ends on arrival (parked, revoked or expired, or
+   *   acknowledged as duplicates), for a caller that parks the batch when this throws: not
+   *   those; default none
+   * @param ends where it settles those, written once the others are handed to the pool (by the
+   *   caller when this throws: it was not); default its own
    */
-  async receive(deliveries: Delivery[], ended: Delivery[] = []): Promise<void> {
+  async receive(
+    deliveries: Delivery[],
+    ended: Delivery[] = [],
+    ends: Settlement = new Settlement(),
+  ): Promise<void> {
     for (const d of deliveries) {
       if (this.#decodesBody(d)) {
         const needs = codecsToLoad(d.contentType, d.headers.compression);
@@ -114,7 +120,8 @@ export class Intake {
         const taskId = err instanceof ProtocolError ? err.taskId ?? null : null;
         const taskName = String(d.headers.task ?? "") || null;
         const reason = `malformed task message: ${(err as Error).message}`;
-        s.park({
+        ended.push(d);
+        ends.park({
           type: "rejected",
           delivery: d,
           req: null,
@@ -126,22 +133,26 @@ export class Intake {
         }, refusalInfo(err));
         continue;
       }
-      if (screen(d, req, done, s, this.#s.options.maxDeliveries)) continue;
+      if (screen(d, req, done, ends, this.#s.options.maxDeliveries)) {
+        ended.push(d);
+        continue;
+      }
       const task = app.tasks.get(req.task);
       if (!task?.handler) {
         const reason = `unregistered task "${req.task}"`;
         const info = pyException("NotRegistered", "celery.exceptions", [req.task]);
-        s.park(rejectedTask(d, req, reason, "unregistered", true), info);
+        ended.push(d);
+        ends.park(rejectedTask(d, req, reason, "unregistered", true), info);
         continue;
       }
       if (this.#s.revoked.has(req.id)) {
         ended.push(d);
-        this.#notRun(s, d, req, "revoked", true);
+        this.#notRun(ends, d, req, "revoked", true);
         continue;
       }
       if (req.expires && req.expires.getTime() <= now) {
         ended.push(d);
-        this.#notRun(s, d, req, "expired", true);
+        this.#notRun(ends, d, req, "expired", true);
         continue;
       }
       // The registered task's own name string (the registry holds tasks by
@@ -164,6 +175,7 @@ export class Intake {
       runs.push(this.#prepare(d, req, task, s, received));
     }
     if (runs.length) this.#s.pool.run(runs);
+    this.#s.settle(ends);
     this.#s.settle(s);
   }
 
@@ -263,9 +275,10 @@ export class Intake {
     reason: "revoked" | "expired",
     atIntake: boolean,
   ): void {
-    this.#s.lifecycle.emit({ type: "revoked", req, reason, atIntake });
+    // Settled, then announced: a listener that throws leaves it settled (see receive's `ends`).
     settleNotRun(this.#s, s, req, d, revokedEntry(req, reason));
     s.acks.push(d);
+    this.#s.lifecycle.emit({ type: "revoked", req, reason, atIntake });
   }
 
   /** Shared buckets when the broker has them (Redis), else this worker's own. */

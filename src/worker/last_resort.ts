@@ -25,10 +25,9 @@ const log = getLogger(["celeriac", "worker"]);
  * Receive a batch; when the intake throws, park every delivery of the batch
  * the worker does not hold (held for an ETA or a rate token) with the error
  * as reason. A delivery prepared for the pool but never handed over is
- * taken back from the running set and parked too. Those the intake had
- * already announced (revoked or expired on arrival: their settlement was
- * not written) are parked without a second announcement; those it was to
- * park are announced with this park (the intake's was never written).
+ * taken back from the running set and parked too. Those the intake ended
+ * on arrival (parked, revoked or expired, acknowledged as duplicates) are
+ * settled as it settled them: its settlement of them was not written.
  *
  * @example
  * ```ts ignore
@@ -45,11 +44,12 @@ export async function receiveOrPark(
   deliveries: Delivery[],
 ): Promise<void> {
   const ended: Delivery[] = [];
+  const ends = new Settlement();
   try {
-    await intake.receive(deliveries, ended);
+    await intake.receive(deliveries, ended, ends);
   } catch (err) {
     const held = new Set(intake.holding());
-    const announced = new Set(ended);
+    const settled = new Set(ended);
     const seqOf = new Map<Delivery, [number, Running]>();
     for (const [seq, r] of st.running) seqOf.set(r.delivery, [seq, r]);
     const reason = `worker error while receiving it: ${(err as Error).message}`;
@@ -57,13 +57,14 @@ export async function receiveOrPark(
       n: deliveries.length,
       error: (err as Error).stack ?? String(err),
     });
+    st.settle(ends);
     const s = new Settlement();
     for (const d of deliveries) {
-      if (held.has(d)) continue;
+      if (held.has(d) || settled.has(d)) continue;
       const running = seqOf.get(d);
       if (running) st.running.delete(running[0]);
       // One handed to the pool was announced as received; the others end here on arrival.
-      park(s, d, running?.[1].req ?? null, reason, null, !announced.has(d));
+      park(s, d, running?.[1].req ?? null, reason, null);
     }
     st.settle(s);
     st.wake();
@@ -71,8 +72,8 @@ export async function receiveOrPark(
 }
 
 /**
- * Park `d` in `s`, announced once written unless told not to (`req` when
- * it was received: not at intake).
+ * Park `d` in `s`, announced once written (`req` when it was received: not
+ * at intake).
  */
 function park(
   s: Settlement,
@@ -80,23 +81,20 @@ function park(
   req: TaskRequest | null,
   reason: string,
   meta: { status: "SUCCESS" | "FAILURE"; meta: string } | null,
-  announce = true,
 ): void {
   const headers = taskOf(d);
   const taskId = req?.id ?? headers.taskId;
   const taskName = req?.task ?? headers.taskName;
-  if (announce) {
-    s.refuse({
-      type: "rejected",
-      delivery: d,
-      req,
-      taskId,
-      taskName,
-      reason,
-      kind: "unsettled",
-      atIntake: req === null,
-    });
-  } else s.rejects.push({ delivery: d, reason, taskId, taskName });
+  s.refuse({
+    type: "rejected",
+    delivery: d,
+    req,
+    taskId,
+    taskName,
+    reason,
+    kind: "unsettled",
+    atIntake: req === null,
+  });
   if (meta && taskId) s.stores.push({ taskId, status: meta.status, meta: meta.meta });
   else if (taskId) {
     s.stores.push(
@@ -110,7 +108,8 @@ function park(
  * alone, and an outcome that still throws is written the plain way: its
  * result stored (so its caller sees it) and its delivery parked with the
  * error as reason (its follow-ups are not sent; an operator can requeue
- * it).
+ * it). Outcomes the throwing pass had taken were announced by it: they
+ * are settled alone without a second announcement.
  *
  * @example
  * ```ts ignore
@@ -124,7 +123,7 @@ function park(
 export function settleOrPark(
   st: WorkerState,
   outcomes: RunOutcome[],
-  settle: (st: WorkerState, outcomes: RunOutcome[]) => void,
+  settle: (st: WorkerState, outcomes: RunOutcome[], announce?: boolean) => void,
 ): void {
   // An array in the outcomes' order rather than a map: the fallback's only copy, made per batch.
   const before = new Array<Running | undefined>(outcomes.length);
@@ -139,12 +138,14 @@ export function settleOrPark(
     });
   }
   const s = new Settlement();
+  // Those the first pass took (in order, up to the one that threw) were announced: not again.
+  const took = outcomes.map((o, i) => before[i] !== undefined && !st.running.has(o.seq));
   for (const [i, o] of outcomes.entries()) {
     const r = before[i];
     if (!r) continue;
     st.running.set(o.seq, r);
     try {
-      settle(st, [o]);
+      settle(st, [o], !took[i]);
     } catch (err) {
       st.running.delete(o.seq);
       const reason = `worker error after the task ran: ${(err as Error).message}`;

@@ -18,8 +18,12 @@ import { canvasOutcome, notRunCanvas, withChildren } from "./chords.ts";
 import { inheritedHeaders, type Parent } from "./follow_ups.ts";
 import { failureEntry, pyException, revokedEntry } from "./result_entries.ts";
 import { type DueRetry, settleRetries } from "./retries.ts";
+import { Lifecycle } from "./lifecycle.ts";
 import { Settlement } from "./settlement.ts";
 import type { Running, WorkerState } from "./worker_state.ts";
+
+/** A lifecycle no one listens to: what settles outcomes already announced. */
+const UNHEARD = new Lifecycle();
 
 /**
  * Settle the outcomes of runs: store results, publish follow-ups, park
@@ -27,13 +31,15 @@ import type { Running, WorkerState } from "./worker_state.ts";
  *
  * @param st the worker's state
  * @param outcomes what the pool reported
+ * @param announce false to settle them without announcing them (`settleOrPark`'s fallback for
+ *   outcomes the throwing pass announced)
  */
-export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
+export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[], announce = true): void {
   const s = new Settlement();
   const retries: DueRetry[] = [];
   const earlyAcked: Running[] = [];
   const now = new Date();
-  const { lifecycle } = st;
+  const lifecycle = announce ? st.lifecycle : UNHEARD;
   for (const o of outcomes) {
     const r = st.running.get(o.seq);
     if (!r) continue;
@@ -42,7 +48,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[]): void {
     // A terminate that came after its handler returned stopped nothing (Celery leaves a finished
     // task alone): its outcome settles as any other. One it kept from running is terminated.
     if (st.terminated.delete(o.seq) && o.revoked) {
-      terminated(st, s, r, o.seq, earlyAcked);
+      terminated(st, s, r, o.seq, earlyAcked, lifecycle);
       continue;
     }
     if (o.revoked) {
@@ -315,8 +321,9 @@ function terminated(
   r: Running,
   seq: number,
   earlyAcked: Running[],
+  lifecycle = st.lifecycle,
 ): void {
-  st.lifecycle.emit({ type: "revoked", req: r.req, reason: "terminated", atIntake: false, seq });
+  lifecycle.emit({ type: "revoked", req: r.req, reason: "terminated", atIntake: false, seq });
   settleNotRun(st, s, r.req, r.delivery, revokedEntry(r.req, "terminated"));
   if (!r.acked) s.acks.push(r.delivery);
   else earlyAcked.push(r);

@@ -158,7 +158,7 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   }
   if (io.backend && s.stores.length) await storeResults(io.backend, s.stores);
   if (s.publishes.length === 0 && s.joins.length === 0) {
-    if (s.acks.length) await io.broker.ack(s.acks);
+    if (s.acks.length) await io.broker.ack(takeAcks(s));
     return;
   }
   const outage = { limit: io.outageRetryLimit, what: "publish follow-up tasks" };
@@ -173,5 +173,14 @@ export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   };
   await publishAll(s.publishes, retrying);
   if (s.joins.length) await joinChords(s.joins, retrying);
-  if (s.acks.length) await io.broker.ack(s.acks);
+  if (s.acks.length) await io.broker.ack(takeAcks(s));
+}
+
+/**
+ * The batch's acknowledgements, taken out of it as they are sent: a
+ * settlement kept while its acknowledgement is under way keeps no delivery
+ * (those of running tasks acknowledged early would outlive their tasks).
+ */
+function takeAcks(s: Settlement): Delivery[] {
+  return s.acks.splice(0);
 }

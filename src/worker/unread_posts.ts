@@ -15,7 +15,15 @@
 
 import type { Member } from "./pool_member.ts";
 
-/** The longest a terminate waits for the posted outcomes of its Web Worker's finished tasks. */
+/**
+ * The longest a terminate waits for the posted outcomes of its Web
+ * Worker's finished tasks, in milliseconds.
+ *
+ * @example
+ * ```ts ignore
+ * UNREAD_WAIT_MS; // 1000
+ * ```
+ */
 export const UNREAD_WAIT_MS = 1000;
 
 /**
