@@ -162,3 +162,34 @@ Deno.test("examples/dashboard.ts serves the dashboard of the example app", async
     assert.equal((await p.stop("SIGINT")).code, 0, p.output);
   }
 });
+
+Deno.test("worker.ts dashboard without --allow-env serves and names the flag for its credential variables", async () => {
+  using ports = reservePorts();
+  const p = Proc.start("dashboard", Deno.execPath(), [
+    "run",
+    "--allow-read",
+    "--allow-write",
+    "--allow-net",
+    "--unstable-kv",
+    "worker.ts",
+    "dashboard",
+    "--port",
+    String(ports.base),
+    "--nice",
+    "0",
+    "--app",
+    "./examples/tasks.ts",
+    "--broker",
+    "kv://:memory:",
+  ]);
+  try {
+    await p.waitFor(/Dashboard on /);
+    assert.match(
+      p.output,
+      /CELERIAC_DASHBOARD_BASIC_AUTH, CELERIAC_DASHBOARD_TOKEN not read, no credentials from them \(run with --allow-env\)/,
+    );
+    assert.doesNotMatch(p.output, /Requires env access/);
+  } finally {
+    assert.equal((await p.stop("SIGTERM")).code, 0, p.output);
+  }
+});

@@ -257,7 +257,8 @@ export class RedisBroker implements Broker {
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#closing.signal])
       : this.#closing.signal;
-    return await this.#taker.take(queues, options.max, signal);
+    // A fractional max is rounded down, as the AMQP broker does (the take script needs an integer).
+    return await this.#taker.take(queues, Math.floor(options.max), signal);
   }
 
   /**

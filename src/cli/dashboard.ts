@@ -70,6 +70,17 @@ function port(value: string | undefined): number {
 }
 
 /**
+ * A credentials variable, when Deno lets it be read (never a prompt, never
+ * Deno's raw "Requires env access" error); a variable it keeps is added to
+ * `unread`, for a warning that names the flag to add.
+ */
+function authEnv(name: string, unread: string[]): string | undefined {
+  if (granted({ name: "env", variable: name })) return Deno.env.get(name);
+  unread.push(name);
+  return undefined;
+}
+
+/**
  * A dashboard configured from command-line flags (not started). Its module
  * (with the page's assets) is imported here: a worker without `--dashboard`
  * does not load it (~3 MiB).
@@ -86,10 +97,20 @@ function port(value: string | undefined): number {
  * @throws {UsageError} for bad flags, or off loopback without auth
  */
 export async function dashboardFromFlags(app: Celery, values: Values): Promise<Dashboard> {
+  const unread: string[] = [];
   const pairs = (values["basic-auth"] as string | undefined) ??
-    Deno.env.get("CELERIAC_DASHBOARD_BASIC_AUTH") ?? "";
+    authEnv("CELERIAC_DASHBOARD_BASIC_AUTH", unread) ?? "";
   const basic = pairs.split(",").filter(Boolean);
-  const token = (values.token as string | undefined) ?? Deno.env.get("CELERIAC_DASHBOARD_TOKEN");
+  const token = (values.token as string | undefined) ??
+    authEnv("CELERIAC_DASHBOARD_TOKEN", unread);
+  if (unread.length > 0) {
+    log.warn(
+      "Deno permissions: {names} not read, no credentials from them (run with --allow-env)",
+      {
+        names: unread.join(", "),
+      },
+    );
+  }
   const maxTasks = positiveInt(values["max-tasks"] as string | undefined, "--max-tasks");
   const auth = { basic, ...(token !== undefined ? { token } : {}) };
   // Loaded here: a worker without -D loads none of the dashboard.
