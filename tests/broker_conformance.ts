@@ -208,19 +208,20 @@ export function brokerConformance(name: string, open: BrokerFactory, ignore = fa
     await b.ack(await takeAll(b, [q], 2));
   });
 
-  t("reject parks the message where it can be listed and requeued", async (b) => {
+  t("reject parks the message where it can be listed and requeued, and says so", async (b) => {
     const q = uniqueQueue("park");
     const sent = message("bad");
     await b.publish(sent, { routingKey: q });
     const [d] = await takeAll(b, [q], 1);
     const before = (await b.listParked({ limit: 1000 })).length;
     const counted = await b.countParked();
-    await b.reject([{
+    const rejection = {
       delivery: d,
       reason: "unregistered task conf.task",
       taskId: String(sent.headers.id),
       taskName: "conf.task",
-    }]);
+    };
+    assert.deepEqual(await b.reject([rejection]), [rejection], "resolves with what it parked");
     const parked = (await b.listParked({ limit: 1000 })).filter((p) =>
       p.taskId === sent.headers.id
     );

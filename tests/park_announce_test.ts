@@ -3,8 +3,10 @@
  * worker's `parked`, sent as a task event) once it is written, and only
  * then: a park whose write fails leaves its message with the broker (it
  * comes back) and announces nothing. Parks on arrival (malformed,
- * unregistered, poison), of a refused outcome, and of the last resort. No
- * server needed.
+ * unregistered, poison), of a refused outcome, and of the last resort.
+ * Only those the broker says it parked are announced (one whose connection
+ * is gone comes back instead); a broker resolving with nothing parked them
+ * all. No server needed.
  */
 
 import assert from "node:assert/strict";
@@ -34,12 +36,16 @@ function state() {
     if (e.type === "rejected") rejected.push(`${e.taskId}:${e.kind}`);
   });
   const parked: Rejection[] = [];
-  const down = { parks: true };
+  // `lost`: task ids whose deliveries the broker leaves out (their connection gone).
+  const down = { parks: true, lost: new Set<string>() };
   st.broker = {
-    reject: (r: Rejection[]) =>
-      down.parks
-        ? Promise.reject(new Error("park refused"))
-        : (parked.push(...r), Promise.resolve()),
+    reject: (r: Rejection[]) => {
+      if (down.parks) return Promise.reject(new Error("park refused"));
+      if (down.lost.size === 0) return (parked.push(...r), Promise.resolve());
+      const written = r.filter((x) => !down.lost.has(x.taskId!));
+      parked.push(...written);
+      return Promise.resolve(written);
+    },
     ack: () => Promise.resolve(),
   } as unknown as Broker;
   st.backend = {
@@ -91,6 +97,17 @@ Deno.test("parks on arrival are announced and counted once written, not when the
   assert.deepEqual(parked.map((r) => r.taskId), ["bad", "unreg", "poison"]);
   assert.deepEqual(rejected, ["bad:malformed", "unreg:unregistered", "poison:poison"]);
   assert.deepEqual([stats.parked, stats.received], [3, 3]);
+});
+
+Deno.test("only the parks the broker wrote are announced and counted", async () => {
+  const { st, stats, rejected, parked, down } = state();
+  down.parks = false;
+  down.lost.add("unreg");
+  await new Intake(st).receive(refusedOnArrival());
+  await st.drainSettling();
+  assert.deepEqual(parked.map((r) => r.taskId), ["bad", "poison"]);
+  assert.deepEqual(rejected, ["bad:malformed", "poison:poison"]);
+  assert.equal(stats.parked, 2);
 });
 
 Deno.test("a refused outcome's park is announced once written, not when the write fails", async () => {
@@ -154,4 +171,22 @@ Deno.test("settleOrPark: an outcome whose settling throws is parked and announce
   } finally {
     await reset();
   }
+});
+
+Deno.test("settleOrPark: a last-resort park the broker left out is not announced", async () => {
+  const { st, stats, rejected, parked, down } = state();
+  down.parks = false;
+  down.lost.add("lost-1");
+  st.running.set(1, {
+    delivery: message("t.add", "lost-1"),
+    req: { id: "lost-1", task: "t.add", replyTo: null } as never,
+    acked: false,
+    started: 0,
+    received: 0,
+  });
+  settleOrPark(st, [{ seq: 1, ok: true, meta: "{}", runtime: 1 }], () => {
+    throw new TypeError("settle broke");
+  });
+  await st.drainSettling();
+  assert.deepEqual([parked, rejected, stats.parked], [[], [], 0]);
 });

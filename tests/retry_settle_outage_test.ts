@@ -158,3 +158,27 @@ Deno.test("settleRetries: a listener throwing on a park's announcement stops nei
   assert.deepEqual(published, [next.req.id]);
   assert.deepEqual(f.acked, [next.delivery]);
 });
+
+Deno.test("settleRetries: only the parks the broker wrote are announced", async () => {
+  const f = fakes();
+  const gone = due(false);
+  const kept = due(false);
+  // gone's connection is lost (as on RabbitMQ): the broker leaves it out, it comes back.
+  const broker = {
+    ...f.broker,
+    reject: (r: readonly Rejection[]) =>
+      Promise.resolve(r.filter((x) => x.delivery !== gone.delivery)),
+  } as unknown as Broker;
+  const lifecycle = new Lifecycle();
+  const announced: string[] = [];
+  lifecycle.subscribe((e) => e.type === "rejected" && announced.push(e.taskId!));
+  await settleRetries([gone, kept], {
+    broker,
+    backend: f.backend,
+    origin: "test@host",
+    outageRetryLimit: 0,
+    lifecycle,
+    publish: () => Promise.reject(new Error("exchange gone")),
+  });
+  assert.deepEqual(announced, [kept.req.id]);
+});

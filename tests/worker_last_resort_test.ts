@@ -336,6 +336,30 @@ Deno.test("a settlement that cannot be written parks its acknowledged deliveries
   assert.deepEqual([stats.parked, stats.received], [2, 0]);
 });
 
+Deno.test("a settlement that cannot be written: only the parks the broker wrote are announced", async () => {
+  const { st, stats } = state();
+  const announced: string[] = [];
+  st.lifecycle.subscribe((e) => {
+    if (e.type === "rejected") announced.push(`${e.taskId}:${e.kind}`);
+  });
+  // u-1's connection is gone (as on RabbitMQ): the broker leaves it out, it comes back.
+  st.broker = {
+    reject: (r: Rejection[]) => Promise.resolve(r.filter((x) => x.taskId !== "u-1")),
+  } as unknown as Broker;
+  st.backend = {
+    store: () => Promise.reject(new BrokerConnectionError("result backend down")),
+  } as unknown as ResultBackend;
+  const s = new Settlement();
+  for (const id of ["u-1", "u-2"]) {
+    s.stores.push({ taskId: id, status: "SUCCESS", meta: "{}" });
+    s.acks.push(delivery(id));
+  }
+  st.settle(s);
+  await st.drainSettling();
+  assert.deepEqual(announced, ["u-2:unsettled"]);
+  assert.equal(stats.parked, 1);
+});
+
 Deno.test("a settlement whose store fails still writes the early acks of running tasks; it parks the ended ones", async () => {
   const { st, parked, acked } = state();
   st.backend = {

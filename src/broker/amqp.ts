@@ -281,12 +281,15 @@ export class AmqpBroker implements Broker {
    * Park deliveries in `celeriac.parked` with their reasons, then
    * acknowledge them. A delivery whose connection is gone is not parked: it
    * comes back by itself and will be judged again.
+   *
+   * @returns the rejections parked (those whose connection is still there)
    */
-  async reject(rejections: readonly Rejection[]): Promise<void> {
+  async reject(rejections: readonly Rejection[]): Promise<Rejection[]> {
     const toPark = rejections.filter((r) => this.#taker.parkable(r.delivery));
-    if (toPark.length === 0) return;
+    if (toPark.length === 0) return toPark;
     await parkRejections(this.#publisher, this.#declarations, toPark);
     this.#taker.settle(toPark.map((r) => r.delivery), "ack");
+    return toPark;
   }
 
   #isMissing(err: unknown): boolean {

@@ -316,11 +316,14 @@ export class KvBroker implements Broker {
   /**
    * Park deliveries with their reasons. A delivery no longer unacknowledged
    * (acknowledged early) is parked from its own content.
+   *
+   * @returns the rejections parked: all of them
    */
-  async reject(rejections: readonly Rejection[]): Promise<void> {
-    return await this.#run(async () => {
+  async reject(rejections: readonly Rejection[]): Promise<readonly Rejection[]> {
+    await this.#run(async () => {
       for (const r of rejections) await parkRejection(this.#scope, r);
     });
+    return rejections;
   }
 
   /**

@@ -187,8 +187,15 @@ export interface Broker {
    * Refuse deliveries: they move to the parking store with a reason. A
    * delivery that was already acknowledged (a consumer that acks early and
    * finds the body unusable later) is parked all the same.
+   *
+   * Resolves with the rejections parked (the same objects): one the broker
+   * can no longer settle (its RabbitMQ connection is gone; on Redis, an
+   * delivery handed out early that its take did not record) is left out, as it comes back
+   * by itself and is judged again. A worker announces (logs, counts, sends
+   * `task-rejected` for) only those. Resolving with nothing (`undefined`, as
+   * a broker written before this returned) means all of them were parked.
    */
-  reject(rejections: readonly Rejection[]): Promise<void>;
+  reject(rejections: readonly Rejection[]): Promise<readonly Rejection[] | void>;
   /**
    * Put deliveries back at the front of their queue, marked redelivered.
    * Given in the order they were received, they end up at the head of the

@@ -278,8 +278,10 @@ export class RedisBroker implements Broker {
    * Park deliveries in the `celeriac.parked` list with their reasons: each
    * as it was queued, read back from its `unacked` entry; one already
    * acknowledged (its entry gone) is parked re-encoded from what was decoded.
+   *
+   * @returns the rejections parked (one handed out early that its take did not record is left out)
    */
-  reject(rejections: readonly Rejection[]): Promise<void> {
+  reject(rejections: readonly Rejection[]): Promise<readonly Rejection[]> {
     return this.#settler.reject(rejections);
   }
 

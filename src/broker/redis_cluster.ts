@@ -318,10 +318,11 @@ export class RedisClusterBroker implements Broker {
     await Promise.all([...groups].map(([s, ds]) => s.ack(ds)));
   }
 
-  /** Park deliveries in their queue's parking list. */
-  async reject(rejections: readonly Rejection[]): Promise<void> {
+  /** Park deliveries in their queue's parking list; resolves with the rejections parked. */
+  async reject(rejections: readonly Rejection[]): Promise<Rejection[]> {
     const groups = this.#byQueue(rejections, (r) => r.delivery.queue);
-    await Promise.all([...groups].map(([s, rs]) => s.reject(rs)));
+    const parked = await Promise.all([...groups].map(([s, rs]) => s.reject(rs)));
+    return parked.flat();
   }
 
   /** Put deliveries back in front of their queues. */

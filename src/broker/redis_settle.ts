@@ -124,9 +124,10 @@ export class RedisSettler {
    * run again.
    *
    * @param rejections the deliveries and why
+   * @returns the rejections parked (one handed out early that its take did not record is left out)
    */
-  async reject(rejections: readonly Rejection[]): Promise<void> {
-    if (rejections.length === 0) return;
+  async reject(rejections: readonly Rejection[]): Promise<readonly Rejection[]> {
+    if (rejections.length === 0) return rejections;
     const settleable = this.#taker.settleable(rejections.map((r) => r.delivery));
     if (settleable) {
       const left = new Set(await settleable);
@@ -154,6 +155,7 @@ export class RedisSettler {
         if (failed) throw failed.reason;
       },
     );
+    return rejections;
   }
 
   /** The tags and parked entries of some rejections, each message read from its `unacked` entry. */

@@ -148,7 +148,7 @@ export async function settleRetries(due: readonly DueRetry[], io: RetryIo): Prom
     }
   }
   if (io.backend && failures.length) await io.backend.store(failures);
-  if (rejects.length) await io.broker.reject(rejects);
-  if (io.lifecycle) announceParks(io.lifecycle, parks);
+  const written = rejects.length ? await io.broker.reject(rejects) : rejects;
+  if (io.lifecycle) announceParks(io.lifecycle, parks, written);
   if (acks.length) await io.broker.ack(acks);
 }

@@ -109,21 +109,31 @@ export interface SettleIo {
 
 /**
  * Announce parks just written (their `rejected` events: logged, counted
- * in the worker's `parked`, sent as task events). A listener that throws
- * is logged, not thrown: the parks are written, and what follows them must
- * still be.
+ * in the worker's `parked`, sent as task events): those of `events` whose
+ * delivery the broker says it parked, all of them when it said nothing (a
+ * broker whose `reject` resolves with `undefined`). One it left out (its
+ * RabbitMQ connection gone) comes back and is judged, and announced, again.
+ * A listener that throws is logged, not thrown: the parks are written, and
+ * what follows them must still be.
  *
  * @example
  * ```ts ignore
- * await broker.reject(rejections);
- * announceParks(lifecycle, events);
+ * const written = await broker.reject(rejections);
+ * announceParks(lifecycle, events, written);
  * ```
  *
  * @param lifecycle where
- * @param events the parks' announcements
+ * @param events the announcements of the parks asked for
+ * @param written what `Broker.reject` resolved with
  */
-export function announceParks(lifecycle: Lifecycle, events: readonly TaskRejected[]): void {
+export function announceParks(
+  lifecycle: Lifecycle,
+  events: readonly TaskRejected[],
+  written: readonly Rejection[] | void,
+): void {
+  const parked = written && new Set(written.map((r) => r.delivery));
   for (const e of events) {
+    if (parked && !parked.has(e.delivery)) continue;
     try {
       lifecycle.emit(e);
     } catch (err) {
@@ -153,8 +163,8 @@ export function announceParks(lifecycle: Lifecycle, events: readonly TaskRejecte
  */
 export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   if (s.rejects.length) {
-    await io.broker.reject(s.rejects);
-    if (io.lifecycle) announceParks(io.lifecycle, s.parked);
+    const written = await io.broker.reject(s.rejects);
+    if (io.lifecycle) announceParks(io.lifecycle, s.parked, written);
   }
   if (io.backend && s.stores.length) await storeResults(io.backend, s.stores);
   if (s.publishes.length === 0 && s.joins.length === 0) {

@@ -9,7 +9,7 @@
 import { ChildrenTracker } from "./children.ts";
 import { getLogger } from "@logtape/logtape";
 import type { ResultBackend } from "../backend/port.ts";
-import type { Broker, Delivery, Publication, PublishTarget } from "../broker/port.ts";
+import type { Broker, Delivery, Publication, PublishTarget, Rejection } from "../broker/port.ts";
 import { OutageWatch } from "../broker/outage.ts";
 import { PUBLISHER } from "../client/publisher.ts";
 import type { Celery } from "../client/app.ts";
@@ -339,8 +339,9 @@ export class WorkerState {
         atIntake: false,
       });
     }
+    let written: readonly Rejection[] | void;
     try {
-      await this.broker.reject(parks.rejects);
+      written = await this.broker.reject(parks.rejects);
     } catch (parkErr) {
       log.error(
         "Cannot park {n} message(s) whose settlement failed ({error}): they come back " +
@@ -350,7 +351,7 @@ export class WorkerState {
       return;
     }
     // Announced once parked (logged, counted in the worker's `parked`).
-    announceParks(this.lifecycle, parks.parked);
+    announceParks(this.lifecycle, parks.parked, written);
   }
 
   /**
