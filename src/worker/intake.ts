@@ -163,7 +163,8 @@ export class Intake {
         this.#s.options.maxDecompressedSize,
       );
     } catch (err) {
-      const taskId = err instanceof ProtocolError ? err.taskId ?? null : null;
+      const headers = taskOf(d);
+      const taskId = err instanceof ProtocolError ? err.taskId ?? null : headers.taskId;
       const reason = `malformed task message: ${(err as Error).message}`;
       ended.push(d);
       ends.park({
@@ -171,7 +172,7 @@ export class Intake {
         delivery: d,
         req: null,
         taskId,
-        taskName: taskOf(d).taskName,
+        taskName: headers.taskName,
         reason,
         kind: "malformed",
         atIntake: true,

@@ -1,7 +1,8 @@
 /**
- * Hostile messages in a batch: a message that cannot even be decoded (a
- * header whose value throws when turned into a string, ...) is parked by
- * itself; the other messages of the batch it came in run.
+ * Hostile task messages at a worker's intake: a message that cannot even be
+ * decoded (a header whose value throws when turned into a string, a date
+ * that is an integer beyond 2^53, ...) is parked by itself with a FAILURE
+ * for its task id; the other messages of the batch it came in run.
  */
 
 import assert from "node:assert/strict";
@@ -10,7 +11,7 @@ import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
-import { withWorker } from "./helpers/worker.ts";
+import { taskFailure, withWorker } from "./helpers/worker.ts";
 
 /** A kombu Redis envelope of a JSON task message with these headers and body. */
 function envelope(queue: string, headers: Record<string, unknown>, body: string): string {
@@ -28,7 +29,7 @@ function envelope(queue: string, headers: Record<string, unknown>, body: string)
 }
 
 Deno.test({
-  name: "hostile batch: on Redis a task name that throws when printed parks only its own message",
+  name: "hostile intake: on Redis a task name that throws when printed parks only its own message",
   ignore: WITHOUT_REDIS,
 }, async () => {
   const prefix = uniquePrefix("hostile-batch");
@@ -93,6 +94,39 @@ Deno.test({
     );
   } finally {
     await vhost.remove();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "hostile intake: an eta or expires beyond 2^53 is refused with a FAILURE for its task id",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("hostile-eta");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const redis = await rawRedis();
+  try {
+    await withWorker({ broker: url, backend: url }, {}, async (client, _w, queue) => {
+      for (const field of ["eta", "expires"]) {
+        const id = crypto.randomUUID();
+        // Written by hand: JSON.stringify has no integers beyond 2^53.
+        const headers =
+          `{"task": "t.add", "id": "${id}", "${field}": 123456789012345678901234567890}`;
+        const raw = envelope(queue, {}, "[[2, 3], {}, {}]").replace(
+          '"headers":{}',
+          `"headers":${headers}`,
+        );
+        await redis.lpush(`${prefix}${queue}`, raw);
+        // Before: parked with task id null and nothing stored; get() stayed PENDING.
+        const err = await taskFailure(client.asyncResult(id).get({ timeout: 10_000 }));
+        assert.match(
+          err.message,
+          new RegExp(`Header ${field} is not an ISO-8601 date: \\d+n`),
+        );
+      }
+    });
+  } finally {
+    await redis.quit();
     await deleteKeys(prefix);
   }
 });
