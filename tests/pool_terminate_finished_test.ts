@@ -118,3 +118,42 @@ Deno.test("threads pool: terminate waits for the outcomes posted and not yet rea
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("threads pool: a task not started when the terminate is decided does not start while it waits for posted outcomes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "terminate-halt-" });
+  const gate = `${dir}/go`;
+  const queuedGate = `${dir}/queued`;
+  const { pool: p, outcomes, limited, lost } = await onePool();
+  try {
+    // Fails at once: its outcome is posted, and not read while the main thread waits below.
+    const failed = spin(0, `${dir}/missing/runs`);
+    // Awaits: its Web Worker's thread is free to start other tasks while it runs.
+    const stuck = poolRunRequest("runs.await", [gate], { timeLimits: { hard: 600, soft: null } });
+    p.run([failed, stuck]);
+    // Waited for synchronously: the main thread reads no post meanwhile.
+    while (!exists(`${gate}.started`)) {
+      // the Web Worker runs the failing task, posts its outcome, starts the awaiting one
+    }
+    // Handed to the Web Worker, not started when the terminate is decided.
+    const queued = poolRunRequest("runs.block", [queuedGate]);
+    p.run([queued]);
+    p.terminate([stuck.seq]);
+    // The terminate waits for the failed task's outcome: leave the Web Worker time to start more.
+    const until = performance.now() + 500;
+    while (!exists(`${queuedGate}.started`) && performance.now() < until) {
+      // before: the Web Worker, not halted while the terminate waits, starts the queued task
+    }
+    await sleep(300);
+    // Before: the queued task started during the wait and was reported lost.
+    assert.deepEqual(lost, [], "a task reported lost");
+    assert.equal(exists(`${queuedGate}.started`), false, "the queued task started");
+    assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]), [[failed.seq, false]]);
+    assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0, abandoned: [queued.seq] }]);
+  } finally {
+    // End the threads Deno may leave running.
+    await Deno.writeTextFile(gate, "");
+    await Deno.writeTextFile(queuedGate, "");
+    await p.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -23,7 +23,15 @@ const LINK = {
   immutable: false,
 };
 
-/** `x.unclonable` linked to `x.wid`, its result not stored (so not encoded); `path` exists: it does not block. */
+/** An errback sent as a message (`x.wid` takes one argument). */
+const SENT_ERRBACK = { ...LINK, args: ["errback"] };
+/** An errback Celery calls in-process: `x.exit` takes two arguments (request, exc, ...). */
+const LOCAL_ERRBACK = { ...LINK, task: "x.exit" };
+
+/**
+ * `x.unclonable` linked to `x.wid`, with both kinds of errbacks, its result
+ * not stored (so not encoded); `path` exists: it does not block.
+ */
 function unclonableRequest(path: string, proxy: boolean): RunRequest {
   return {
     ...messageRunRequest({
@@ -31,7 +39,7 @@ function unclonableRequest(path: string, proxy: boolean): RunRequest {
       id: crypto.randomUUID(),
       args: [path, proxy],
       kwargs: {},
-      embed: { callbacks: [LINK] },
+      embed: { callbacks: [LINK], errbacks: [SENT_ERRBACK, LOCAL_ERRBACK] },
       now: new Date(),
       origin: "t@local",
       replyTo: "r",
@@ -96,9 +104,11 @@ Deno.test("unpostable outcome: refused in a batch, the others are posted and the
       exc_module: "celeriac",
     });
     assert.match(failed.traceback ?? "", /^EncodeError: Cannot encode result\.f/);
-    // Its errbacks run (none here), its callbacks are not sent.
+    // Its callbacks are not sent (no value), its errbacks sent as messages are; the one Celery
+    // calls in-process is dropped (sent, it would get the task's id as its request).
     assert.deepEqual(failed.followUp?.value, null);
     assert.deepEqual(failed.followUp?.embed.callbacks, [LINK]);
+    assert.deepEqual(failed.followUp?.embed.errbacks, [SENT_ERRBACK]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -10,6 +10,8 @@
 import { EncodeError } from "../protocol/errors.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
 import { resultJson } from "../protocol/result_meta.ts";
+import type { Task } from "../client/task.ts";
+import { splitErrbacks } from "./errbacks.ts";
 import type { RunOutcome } from "./run_types.ts";
 
 /**
@@ -21,26 +23,31 @@ import type { RunOutcome } from "./run_types.ts";
  *
  * @example
  * ```ts ignore
- * postOutcomes(outcomes, (batch) => self.postMessage({ type: "outcomes", outcomes: batch }));
+ * postOutcomes(outcomes, (batch) => self.postMessage({ type: "outcomes", outcomes: batch }), app.tasks);
  * ```
  *
  * @param outcomes the batch, in order
  * @param post posts some outcomes to the main thread (throws what `postMessage` throws)
+ * @param tasks the task registry (which errbacks are called in-process)
  */
-export function postOutcomes(outcomes: RunOutcome[], post: (batch: RunOutcome[]) => void): void {
+export function postOutcomes(
+  outcomes: RunOutcome[],
+  post: (batch: RunOutcome[]) => void,
+  tasks: ReadonlyMap<string, Task<never, unknown>>,
+): void {
   try {
     post(outcomes);
     return;
   } catch (err) {
     if (!isCloneRefusal(err)) throw err;
-    if (outcomes.length === 1) return post([unpostableOutcome(outcomes[0], err)]);
+    if (outcomes.length === 1) return post([unpostableOutcome(outcomes[0], err, tasks)]);
   }
   for (const o of outcomes) {
     try {
       post([o]);
     } catch (err) {
       if (!isCloneRefusal(err)) throw err;
-      post([unpostableOutcome(o, err)]);
+      post([unpostableOutcome(o, err, tasks)]);
     }
   }
 }
@@ -49,26 +56,37 @@ export function postOutcomes(outcomes: RunOutcome[], post: (batch: RunOutcome[])
  * The failure that replaces an outcome the structured clone refused: an
  * `EncodeError` naming the part of the return value that cannot be sent
  * (as a stored result's encoding would) and what to return instead. Its
- * follow-ups are kept, without the value: the task's errbacks run, its
- * callbacks are not sent.
+ * follow-ups are kept, without the value: its callbacks are not sent, the
+ * errbacks sent as messages are. Those Celery calls in-process (taking the
+ * request, the exception and the traceback) are not called: the task's
+ * request is no longer at hand here.
  *
  * @example
  * ```ts ignore
- * const failed = unpostableOutcome(outcome, new DOMException("()=>1 could not be cloned.", "DataCloneError"));
- * failed.exc?.exc_type; // "EncodeError"
+ * const refusal = new DOMException("()=>1 could not be cloned.", "DataCloneError");
+ * unpostableOutcome(outcome, refusal, app.tasks).exc?.exc_type; // "EncodeError"
  * ```
  *
  * @param o the outcome that could not be posted
  * @param refusal what `postMessage` threw
+ * @param tasks the task registry (which errbacks are called in-process)
  * @returns a failure outcome for the same task
  */
-export function unpostableOutcome(o: RunOutcome, refusal: Error): RunOutcome {
+export function unpostableOutcome(
+  o: RunOutcome,
+  refusal: Error,
+  tasks: ReadonlyMap<string, Task<never, unknown>>,
+): RunOutcome {
   const error = encodeError(o, refusal);
+  const embed = o.followUp?.embed;
   return {
     seq: o.seq,
     ok: false,
     exc: exceptionInfo(error),
-    followUp: o.followUp && { embed: o.followUp.embed, value: null },
+    followUp: embed && {
+      embed: { ...embed, errbacks: splitErrbacks(tasks, embed.errbacks).sent },
+      value: null,
+    },
     runtime: o.runtime,
     blocked: o.blocked,
     // Where it was built says nothing about the task: its message is the whole story.

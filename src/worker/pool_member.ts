@@ -168,7 +168,9 @@ export function endMember(member: Member): void {
  * Halt a member (its thread, which Deno may leave running, starts no more
  * tasks) and split the tasks it holds: those that started on it, as its
  * start table or a `started` post tells (read after the halt: a task not
- * started by then never starts), and those that never will.
+ * started by then never starts), and those that never will (with those
+ * marked `back`: not started at an earlier halt, they wrote their start
+ * after it and then read it).
  *
  * @example
  * ```ts ignore
@@ -181,14 +183,14 @@ export function endMember(member: Member): void {
  */
 export function haltAndSplit(
   member: Member,
-  owners: Iterable<[number, { member: Member; started: boolean }]>,
+  owners: Iterable<[number, { member: Member; started: boolean; back?: boolean }]>,
 ): { started: number[]; notStarted: number[] } {
   member.starts.halt();
   const started: number[] = [];
   const notStarted: number[] = [];
   for (const [seq, o] of owners) {
     if (o.member !== member) continue;
-    if (o.started || member.starts.hasStarted(seq)) started.push(seq);
+    if (o.started || (!o.back && member.starts.hasStarted(seq))) started.push(seq);
     else notStarted.push(seq);
   }
   return { started, notStarted };

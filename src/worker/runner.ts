@@ -101,7 +101,7 @@ const clock = threadCpuClock();
 const runner = new BatchRunner(
   (outcomes) =>
     (!measureMemory && ring && writeOutcomes(ring, outcomes, posts, performance.now())) ||
-    postOutcomes(outcomes, postBatch),
+    postOutcomes(outcomes, postBatch, loaded?.tasks ?? new Map()),
   services,
   () => sent ? Atomics.load(sent, 0) - received : 0,
   clock ? new CpuShares(clock) : undefined,

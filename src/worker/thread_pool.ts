@@ -26,6 +26,7 @@ import { placeTask } from "./placement.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
 import { checkPoolLoads, checkSandboxStart } from "./sandbox_start.ts";
 import { SeqMap } from "./seq_map.ts";
+import { reportTerminate } from "./terminate_report.ts";
 import { type LeakedThread, ThreadWatch } from "./thread_leaks.ts";
 import type { ThreadPoolOptions } from "./thread_pool_options.ts";
 import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
@@ -43,6 +44,8 @@ interface Owned {
   limits: TimeLimits | undefined;
   /** Its Web Worker posted its start (its start table slot was held); else the table tells. */
   started: boolean;
+  /** Not started when a terminate halted its Web Worker: put back, whatever the halted thread posts. */
+  back?: boolean;
 }
 
 const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tasks: [] };
@@ -253,7 +256,11 @@ export class ThreadPool implements Pool {
     if (o.limits) this.#limits.start(seq, o.limits);
   }
 
-  #onOutcomes(member: Member, outcomes: RunOutcome[], memory: number | undefined): void {
+  #onOutcomes(member: Member, all: RunOutcome[], memory: number | undefined): void {
+    // Of a task put back (not started when a terminate halted its thread): no outcome.
+    const outcomes = all.filter((o) =>
+      !this.#owner.get(o.seq)?.back || this.#owner.get(o.seq)!.started
+    );
     for (const o of outcomes) {
       const owned = this.#owner.get(o.seq);
       if (owned) {
@@ -359,12 +366,11 @@ export class ThreadPool implements Pool {
    * `seconds`, or with 0 for a revoke with terminate), replace it, report the
    * others it held: those it never started are put back (halted, its thread
    * never starts them, even running on); those it started are lost (they ran
-   * there, and may still run on: put back, they would run twice). A time
-   * limit is logged at error; a terminate the user asked for at info, as
-   * Celery's "Terminating ID (signal)", or at warning when it stops others.
-   * Outcomes of its finished tasks that it posted are read first (`wait`).
+   * there, and may still run on: put back, they would run twice); see
+   * `terminate_report.ts`. Outcomes of its finished tasks that it posted are
+   * read first: it is halted meanwhile, and ended even when `seq` finishes.
    */
-  #kill(seq: number, seconds: number, wait = true): void {
+  #kill(seq: number, seconds: number): void {
     // Outcomes written to its ring and not yet read first: those tasks finished, none is lost.
     this.#owner.get(seq)?.member.drain();
     const o = this.#owner.get(seq);
@@ -377,29 +383,25 @@ export class ThreadPool implements Pool {
       !o.member.starts.hasStarted(seq)
     ) return;
     const { member } = o;
-    if (wait && this.#unread.defer(member, () => this.#kill(seq, seconds, false))) return;
+    // A task that starts while it waits would be lost: none does (what it says of them is ignored).
+    for (const s of haltAndSplit(member, this.#owner).notStarted) this.#owner.get(s)!.back = true;
+    const end = () => this.#end(member, seq, seconds, o);
+    if (!this.#unread.defer(member, end)) end();
+  }
+
+  /** End a member halted by a terminate of `seq` (`run`) and report the tasks it held. */
+  #end(member: Member, seq: number, seconds: number, run: Owned): void {
+    // Ended meanwhile (it died, or another terminate of it), which reported them.
+    if (member.dead) return;
     const wasRetiring = member.retiring;
     const split = haltAndSplit(member, this.#owner);
+    const held = this.#owner.get(seq)?.member === member;
     this.#drop(member, split);
     const lost = split.started.filter((s) => s !== seq);
     const abandoned = split.notStarted.filter((s) => s !== seq);
-    const what = seconds > 0
-      ? `Hard time limit (${seconds}s) exceeded for {task}[{id}]`
-      : "Terminating {task}[{id}] (revoked with terminate)";
-    log[seconds > 0 ? "error" : lost.length + abandoned.length ? "warn" : "info"](
-      `${what}: its Web Worker is replaced; of the other tasks it held, {n} that had not ` +
-        `started are put back and {lost} that had are lost`,
-      { task: o.task, id: o.id, n: abandoned.length, lost: lost.length },
-    );
     if (!wasRetiring && !this.#closed) member.group.members.push(this.#spawn(member.group));
-    this.#threads.terminated(member.threads, o);
-    if (lost.length) {
-      const why = seconds > 0
-        ? `exceeded its hard time limit (${seconds}s)`
-        : "was revoked with terminate";
-      this.#events.onLost(lost, `its Web Worker was terminated: ${o.task}[${o.id}] ${why}`);
-    }
-    this.#events.onTimeLimit(seq, seconds, abandoned);
+    this.#threads.terminated(member.threads, run);
+    reportTerminate(this.#events, { ...run, seq, held }, seconds, lost, abandoned);
   }
 
   run(requests: RunRequest[]): void {

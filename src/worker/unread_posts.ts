@@ -8,7 +8,9 @@
  * Its Web Worker starts no task after posting them while a hard time
  * limit's task waits to start (`flushed` in `batch_runner.ts`), so they
  * arrive within a turn or two; a terminate waits for them, at most
- * {@link UNREAD_WAIT_MS}.
+ * {@link UNREAD_WAIT_MS}. The Web Worker is halted first (`start_table.ts`):
+ * it still posts outcomes, and starts no task it holds meanwhile (one that
+ * did would be lost with the thread, or, requeued, run twice).
  *
  * @module
  */

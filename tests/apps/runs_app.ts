@@ -30,3 +30,16 @@ export const block = app.task("runs.block", (path: string) => {
     }
   }
 });
+
+/** Writes `<path>.started`, then awaits until `path` exists: the Web Worker runs other tasks meanwhile. */
+export const awaitGate = app.task("runs.await", async (path: string) => {
+  Deno.writeTextFileSync(`${path}.started`, "");
+  for (;;) {
+    try {
+      Deno.statSync(path);
+      return path;
+    } catch {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+});
