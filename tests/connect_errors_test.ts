@@ -113,6 +113,10 @@ test("a password given to a server that has none says so, and is not retried", a
   await assert.rejects(openBackend(url), rejectsWith(saysSo));
 });
 
+test("a connection error names where its URL came from, not every place it can", async () => {
+  await runEnvCase("connection error names its URL's source");
+});
+
 Deno.test("connect errors: an empty CELERY_BROKER_URL / CELERY_RESULT_BACKEND counts as unset", async () => {
   // Set in a process of its own: files running in parallel share this one's environment.
   await runEnvCase("empty broker and backend variables");

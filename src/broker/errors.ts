@@ -31,6 +31,10 @@ export class BrokerConnectionError extends Error {
   readonly reason: string | undefined;
   /** What to change or check (part of the message). */
   readonly hint: string;
+  /** Where the URL came from, as the message says it (`undefined`: a permission is missing). */
+  readonly source: string | undefined;
+  /** Only a Deno permission is missing: the URL is right. */
+  readonly permission: boolean;
 
   /**
    * Describe a server that cannot be reached.
@@ -39,14 +43,21 @@ export class BrokerConnectionError extends Error {
    * @param cause the underlying error
    * @param explained what went wrong in words (default: the cause's message),
    *   what to change (default: check that the server runs and the URL is right),
-   *   and whether trying again may help (default true); a cause that is (or was
+   *   and whether trying again may help (default true), and where the URL came
+   *   from (default: every place it can); a cause that is (or was
    *   caused by) a `WrongServerError` (another kind of server answered) says
    *   all three instead
    */
   constructor(
     url: string,
     cause?: unknown,
-    explained: { reason?: string; hint?: string; transient?: boolean; permission?: boolean } = {},
+    explained: {
+      reason?: string;
+      hint?: string;
+      transient?: boolean;
+      permission?: boolean;
+      source?: string;
+    } = {},
   ) {
     const safe = maskPassword(url);
     const wrong = wrongServerIn(cause);
@@ -59,9 +70,14 @@ export class BrokerConnectionError extends Error {
     const hint = explained.hint ??
       "Check that the server runs and the URL is right";
     // Where the URL came from, unless only a Deno permission is missing (the URL is right).
-    const source = explained.permission ? "" : " (set by new Celery({ broker, backend }), " +
-      "CELERY_BROKER_URL / CELERY_RESULT_BACKEND, or the command line's --broker / --backend)";
-    super(`Cannot connect to ${safe}${why}. ${hint}${source}`, { cause });
+    const source = explained.permission ? undefined : explained.source ??
+      "new Celery({ broker, backend }), CELERY_BROKER_URL / CELERY_RESULT_BACKEND, " +
+        "or the command line's --broker / --backend";
+    super(`Cannot connect to ${safe}${why}. ${hint}${source ? ` (set by ${source})` : ""}`, {
+      cause,
+    });
+    this.source = source;
+    this.permission = explained.permission === true;
     this.name = "BrokerConnectionError";
     this.url = safe;
     this.transient = explained.transient ?? true;

@@ -63,7 +63,11 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    */
   readonly oid: string = crypto.randomUUID();
   readonly #registry = new TaskRegistry();
-  readonly #connections = new Connections(() => this.#settings.config, this.oid);
+  readonly #connections = new Connections(
+    () => this.#settings.config,
+    this.oid,
+    () => this.#settings.sources,
+  );
   readonly #dispatch = new Dispatch({
     oid: this.oid,
     config: () => this.#settings.config,

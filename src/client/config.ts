@@ -375,3 +375,42 @@ function checkTimeZone(timezone: string): void {
     );
   }
 }
+
+/** Where an app's broker and backend URLs came from, in words (see {@link urlSources}). */
+export interface UrlSources {
+  /** Where the broker URL came from. */
+  broker: string;
+  /** Where the result backend URL came from. */
+  backend: string;
+}
+
+/**
+ * Where the broker and backend URLs of a resolved configuration came from:
+ * the app's option, the environment variable, or the default, so that a
+ * connection error names the one place to change.
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig, urlSources } from "./config.ts";
+ * const options = { broker: "kv://:memory:" };
+ * urlSources(options, resolveConfig(options)).broker;
+ * // "the app's broker option (new Celery({ broker }), app.configure() or --broker)"
+ * ```
+ *
+ * @param options what the app was given
+ * @param config what they resolved to
+ * @returns the broker's and the backend's source
+ */
+export function urlSources(options: CeleryOptions, config: ResolvedConfig): UrlSources {
+  const broker = options.broker !== undefined
+    ? "the app's broker option (new Celery({ broker }), app.configure() or --broker)"
+    : config.broker !== DEFAULT_BROKER_URL
+    ? "CELERY_BROKER_URL"
+    : "the default, as no broker option or CELERY_BROKER_URL was given";
+  const backend = options.backend !== undefined
+    ? "the app's backend option (new Celery({ backend }), app.configure() or --backend)"
+    : config.backend === config.broker && config.broker.startsWith("kv:")
+    ? "the broker's URL, as no backend option or CELERY_RESULT_BACKEND was given"
+    : "CELERY_RESULT_BACKEND";
+  return { broker, backend };
+}

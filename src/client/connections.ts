@@ -7,8 +7,9 @@
 
 import type { ResultBackend } from "../backend/port.ts";
 import type { Broker } from "../broker/port.ts";
-import type { ResolvedConfig } from "./config.ts";
+import type { ResolvedConfig, UrlSources } from "./config.ts";
 import { NoResultBackendError } from "./errors.ts";
+import { BrokerConnectionError } from "../broker/errors.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { openBackend, openBroker } from "./transports.ts";
 
@@ -74,16 +75,20 @@ async function join<T>(
 export class Connections {
   readonly #config: () => ResolvedConfig;
   readonly #replyQueue: string;
+  readonly #sources: (() => UrlSources) | undefined;
   #broker: Opening<Broker> | null = null;
   #backend: Opening<ResultBackend> | null = null;
 
   /**
    * @param config the app's configuration, read when a connection opens
    * @param replyQueue the app's reply-queue id (the rpc:// backend's queue)
+   * @param sources where the URLs came from, named by a connection error
+   *   (default: every place they can)
    */
-  constructor(config: () => ResolvedConfig, replyQueue: string) {
+  constructor(config: () => ResolvedConfig, replyQueue: string, sources?: () => UrlSources) {
     this.#config = config;
     this.#replyQueue = replyQueue;
+    this.#sources = sources;
   }
 
   /** Whether the broker or the backend was opened (or is opening). */
@@ -107,7 +112,7 @@ export class Connections {
       signal: options.signal,
     }).catch((err) => {
       if (this.#broker?.promise === opening) this.#broker = null;
-      throw err;
+      throw withSource(err, this.#sources?.().broker);
     });
     this.#broker = { promise: opening, signal: options.signal };
     return opening;
@@ -137,7 +142,7 @@ export class Connections {
       signal: options.signal,
     }).catch((err) => {
       if (this.#backend?.promise === opening) this.#backend = null;
-      throw err;
+      throw withSource(err, this.#sources?.().backend);
     });
     this.#backend = { promise: opening, signal: options.signal };
     return opening;
@@ -154,4 +159,19 @@ export class Connections {
       backend?.then((b) => b.close(), () => {}),
     ]);
   }
+}
+
+/**
+ * A connection error that says where its URL came from (the one place the
+ * user set it) in place of every place it can; other errors, and a missing
+ * Deno permission (the URL is right), as they are.
+ */
+function withSource(err: unknown, source: string | undefined): unknown {
+  if (!(err instanceof BrokerConnectionError) || err.permission || !source) return err;
+  return new BrokerConnectionError(err.url, err.cause, {
+    reason: err.reason,
+    hint: err.hint,
+    transient: err.transient,
+    source,
+  });
 }

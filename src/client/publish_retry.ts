@@ -183,11 +183,13 @@ export async function publishRetrying(
   }
 }
 
-/** The last error, saying how the publish was tried; its reason and hint kept. */
+/** The last error, saying how the publish was tried; its reason, hint and URL's source kept. */
 function gaveUp(err: BrokerConnectionError, tried: string, more: string): BrokerConnectionError {
   const reason = err.reason ?? (err.cause instanceof Error ? err.cause.message : err.message);
   return new BrokerConnectionError(err.url, err, {
     reason: `${reason.replace(/\.+$/, "")}; ${tried}`,
     hint: `${err.hint.replace(/\.+$/, "")}${more}`,
+    source: err.source,
+    permission: err.permission,
   });
 }

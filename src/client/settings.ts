@@ -8,7 +8,14 @@
 
 import { checkQueueName } from "../broker/errors.ts";
 import type { TaskAnnotations } from "./annotations.ts";
-import { type CeleryOptions, checkOptions, resolveConfig, type ResolvedConfig } from "./config.ts";
+import {
+  type CeleryOptions,
+  checkOptions,
+  resolveConfig,
+  type ResolvedConfig,
+  type UrlSources,
+  urlSources,
+} from "./config.ts";
 import { type CompiledRoutes, compileRoutes } from "./routes.ts";
 
 /**
@@ -41,6 +48,11 @@ export class AppSettings {
   /** The configuration, with defaults applied. */
   get config(): ResolvedConfig {
     return this.#config;
+  }
+
+  /** Where the broker and backend URLs came from, for connection errors. */
+  get sources(): UrlSources {
+    return urlSources(this.#options, this.#config);
   }
 
   /** The compiled `taskRoutes`, or `null` when none are set. */

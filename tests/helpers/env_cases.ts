@@ -45,6 +45,24 @@ const CASES = {
     Deno.env.set("CELERY_BROKER_URL", "redis://127.0.0.1:6379/3");
     assert.equal(resolveConfig().backend, null);
   },
+  /** A connection error says where its URL came from: the variable, or the app's option. */
+  "connection error names its URL's source": async () => {
+    Deno.env.set("CELERY_BROKER_URL", "redis://127.0.0.1:1/0");
+    Deno.env.delete("CELERY_RESULT_BACKEND");
+    const fromEnv = new Celery();
+    await assert.rejects(fromEnv.task("t.noop", () => 1).delay(), (e: Error) => {
+      assert.match(e.message, /nothing listens on 127\.0\.0\.1:1.*\(set by CELERY_BROKER_URL\)$/);
+      return true;
+    });
+    await fromEnv.close();
+    const fromOption = new Celery({ broker: "redis://127.0.0.1:1/0" });
+    await assert.rejects(fromOption.task("t.noop", () => 1).delay(), (e: Error) => {
+      assert.match(e.message, /\(set by the app's broker option \(new Celery\(\{ broker \}\)/);
+      assert.doesNotMatch(e.message, /CELERY_BROKER_URL/);
+      return true;
+    });
+    await fromOption.close();
+  },
   /** AUTOSCALE_KEEPALIVE sets `--autoscale`'s keep-alive; the flag wins. */
   "autoscale keepalive": () => {
     Deno.env.set("AUTOSCALE_KEEPALIVE", "7");
