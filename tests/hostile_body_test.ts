@@ -1,7 +1,8 @@
 /**
  * Hostile task bodies: args that are not an array or kwargs that are not an
  * object are refused with a ProtocolError that describes the value (an
- * integer beyond 2^53 too, which JSON.stringify cannot print).
+ * integer beyond 2^53 too, which JSON.stringify cannot print), and by its
+ * first 100 characters only.
  */
 
 import assert from "node:assert/strict";
@@ -36,6 +37,23 @@ Deno.test("hostile body: args or kwargs of an integer beyond 2^53 are refused as
     ]
   ) {
     const { refused, stored } = await refusal(body);
+    assert.match(refused, new RegExp(want));
+    assert.match(stored, new RegExp(want));
+  }
+});
+
+Deno.test("hostile body: args or kwargs of megabytes are described by their first 100 characters", async () => {
+  const huge = "x".repeat(2_000_000);
+  // Before: the whole value was in the refusal, the stored FAILURE, the park reason and the log.
+  for (
+    const [body, want] of [
+      [`["${huge}", {}, {}]`, `Task args must be an array, got "${"x".repeat(100)}…"$`],
+      [`[[], ["${huge}"], {}]`, "Task kwargs must be an object, got an array$"],
+      [`[[], "${huge}", {}]`, `Task kwargs must be an object, got "${"x".repeat(100)}…"$`],
+    ]
+  ) {
+    const { refused, stored } = await refusal(body);
+    assert.ok(refused.length < 400, `${refused.length} characters`);
     assert.match(refused, new RegExp(want));
     assert.match(stored, new RegExp(want));
   }
