@@ -63,8 +63,11 @@ Deno.test("consumer project: the KV default without --unstable-kv says which fla
     assert.notEqual(client.code, 0);
     assert.match(client.text, /BrokerConnectionError/);
     assert.match(client.text, /Deno KV is not enabled.*--unstable-kv.*"unstable": \["kv"\]/s);
-    // A program has no --broker flag: the message names where its URLs come from.
-    assert.match(client.text, /new Celery\(\{ broker, backend \}\), CELERY_BROKER_URL/);
+    // No broker was set: the message says its URL is the default, and what sets one.
+    assert.match(
+      client.text,
+      /\(set by the default, as no broker was given \(new Celery\(\{ broker \}\), CELERY_BROKER_URL or the command line's --broker\)\)/,
+    );
     assert.doesNotMatch(client.text, /\(--broker \//);
     const worker = await run(dir, [
       "run",
@@ -75,7 +78,10 @@ Deno.test("consumer project: the KV default without --unstable-kv says which fla
     ]);
     assert.notEqual(worker.code, 0);
     assert.match(worker.text, /Deno KV is not enabled.*--unstable-kv/s);
-    assert.match(worker.text, /the command line's --broker \/ --backend/);
+    assert.match(
+      worker.text,
+      /set by the default, as no broker was given .*the command line's --broker\)/,
+    );
     assert.doesNotMatch(worker.text, /Deno\.openKv is not a function/);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -406,11 +406,13 @@ export function urlSources(options: CeleryOptions, config: ResolvedConfig): UrlS
     ? "the app's broker option (new Celery({ broker }), app.configure() or --broker)"
     : config.broker !== DEFAULT_BROKER_URL
     ? "CELERY_BROKER_URL"
-    : "the default, as no broker option or CELERY_BROKER_URL was given";
+    : "the default, as no broker was given (new Celery({ broker }), CELERY_BROKER_URL or " +
+      "the command line's --broker)";
   const backend = options.backend !== undefined
     ? "the app's backend option (new Celery({ backend }), app.configure() or --backend)"
     : config.backend === config.broker && config.broker.startsWith("kv:")
-    ? "the broker's URL, as no backend option or CELERY_RESULT_BACKEND was given"
+    ? "the broker's URL, as no backend was given (new Celery({ backend }), " +
+      "CELERY_RESULT_BACKEND or the command line's --backend)"
     : "CELERY_RESULT_BACKEND";
   return { broker, backend };
 }
