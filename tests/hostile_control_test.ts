@@ -8,7 +8,15 @@
 
 import assert from "node:assert/strict";
 import type { Broker } from "../src/broker/port.ts";
-import { decodeEnvelope, encodeEnvelope, LamportClock, type Message } from "../protocol.ts";
+import {
+  decodeControlRequest,
+  decodeEnvelope,
+  encodeControlRequest,
+  encodeEnvelope,
+  LamportClock,
+  type Message,
+  ProtocolError,
+} from "../protocol.ts";
 import {
   AutoscalePolicy,
   type ControlTarget,
@@ -98,6 +106,43 @@ Deno.test("pidbox: a request whose arguments hold an integer beyond 2^53 is answ
     box.stop();
   }
 });
+
+Deno.test("pidbox: a destination that is not a list of node names is refused by name, and the others are still answered", async () => {
+  const msg = (body: string) => encodeControlRequestBody(body);
+  for (const dest of ['[{"toString": 1}]', '["celeriac@hostile", {"toString": 1}]', "[[1]]"]) {
+    // Before: a TypeError, "Cannot convert object to primitive value".
+    assert.throws(
+      () =>
+        decodeControlRequest(msg(`{"method": "ping", "arguments": {}, "destination": ${dest}}`)),
+      (err: unknown) =>
+        err instanceof ProtocolError &&
+        /destination must list node names \(strings\), got an? (object|array)$/.test(err.message),
+    );
+  }
+  const box = await pidbox();
+  try {
+    const reply = '"reply_to": {"exchange": {"toString": 1}, "routing_key": "k"}';
+    box.deliver(
+      `{"method": "ping", "arguments": {}, "destination": [{"toString": 1}], "ticket": "k1", ${reply}}`,
+    );
+    box.deliver(
+      `{"method": "ping", "arguments": {}, "destination": ["${NODE}"], "ticket": "k2", ${reply}}`,
+    );
+    await settle(box.replies, 1);
+    assert.deepEqual(box.replies.map((r) => JSON.parse(r)), [{ [NODE]: { ok: "pong" } }]);
+  } finally {
+    box.stop();
+  }
+});
+
+/** A message with this remote-control request body. */
+function encodeControlRequestBody(body: string): Message {
+  const m = encodeControlRequest({ method: "ping", arguments: {}, destination: null }, {
+    clock: 1,
+    expires: 0,
+  });
+  return { ...m, body: new TextEncoder().encode(body) };
+}
 
 const noEvents: PoolEvents = {
   onOutcomes: () => {},

@@ -9,6 +9,7 @@
 import { ProtocolError } from "./errors.ts";
 import { PyFloat, pyJsonDumps, pyJsonLoads } from "./json.ts";
 import type { Message } from "./message.ts";
+import { describeValue } from "./task_fields.ts";
 
 /**
  * The fanout exchange remote-control requests are broadcast on.
@@ -177,20 +178,26 @@ export function decodeControlRequest(message: Message): ControlRequest {
   }
   const args = body.arguments;
   const dest = body.destination;
+  if (Array.isArray(dest) && !dest.every((d) => typeof d === "string")) {
+    const bad = describeValue(dest.find((d) => typeof d !== "string"));
+    throw new ProtocolError(
+      `A remote-control request's destination must list node names (strings), got ${bad}`,
+    );
+  }
   const reply = body.reply_to as Record<string, unknown> | undefined;
   const matcher = body.matcher === "glob" || body.matcher === "pcre" ? body.matcher : null;
   return {
     method: body.method,
     arguments: args !== null && typeof args === "object" ? args as Record<string, unknown> : {},
-    destination: Array.isArray(dest) ? dest.map(String) : typeof dest === "string" ? [dest] : null,
+    destination: Array.isArray(dest) ? dest : typeof dest === "string" ? [dest] : null,
     pattern: typeof body.pattern === "string" ? body.pattern : null,
     matcher,
     ...(typeof body.ticket === "string" && reply && typeof reply === "object"
       ? {
         ticket: body.ticket,
         replyTo: {
-          exchange: String(reply.exchange ?? PIDBOX_REPLY_EXCHANGE),
-          routingKey: String(reply.routing_key ?? ""),
+          exchange: typeof reply.exchange === "string" ? reply.exchange : PIDBOX_REPLY_EXCHANGE,
+          routingKey: typeof reply.routing_key === "string" ? reply.routing_key : "",
         },
       }
       : {}),
