@@ -43,6 +43,11 @@ const hostile = [
   `{"type": "task-succeeded", ${base}, "uuid": "u1", "timestamp": "soon", "runtime": 1}`,
   `[{"type": "task-started", ${base}, "uuid": "u2", "timestamp": ${now}}, ` +
   `{"type": "task-failed", ${base}, "uuid": "u2", "timestamp": 99999999999999999999999}]`,
+  // Values that throw when turned into a string (before: `events` and `events --dump` ended).
+  `{"type": "worker-online", ${base}, "timestamp": ${now}, "sw_ident": "py-celery", ` +
+  `"sw_ver": {"toString": 1}, "sw_sys": {"toString": 1}}`,
+  `{"type": "task-received", ${base}, "timestamp": ${now}, "uuid": {"toString": 1}, "name": "t"}`,
+  `{"type": "task-started", ${base}, "timestamp": ${now}, "uuid": {"toString": 1}}`,
 ];
 
 Deno.test("hostile events: what the decoder hands on is dumped, drawn and shown by the dashboard without a throw", () => {

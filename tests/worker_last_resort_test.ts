@@ -222,6 +222,26 @@ Deno.test("a poison message whose announcement throws is parked and announced on
   assert.equal(stats.parked, 1, "one park, counted once");
 });
 
+Deno.test("a delivery whose routing throws is parked alone; its batch-mates go to the pool", async () => {
+  const { st, parked, stored } = state();
+  st.app.task("t.add", (a: number, b: number) => a + b);
+  const ran: string[] = [];
+  st.pool = {
+    run: (runs: { id: string }[]) => ran.push(...runs.map((r) => r.id)),
+  } as unknown as Pool;
+  st.lifecycle.subscribe((e) => {
+    if (e.type === "received" && e.req.id === "bad") throw new TypeError("listener broke");
+  });
+  const batch = ["a", "bad", "b"].map((id) => taskDelivery("t.add", id));
+  await receiveOrPark(st, new Intake(st), batch);
+  await st.drainSettling();
+  // Before: the intake threw for the batch and all three were parked.
+  assert.deepEqual(ran, ["a", "b"]);
+  assert.deepEqual(parked.map((r) => r.taskId), ["bad"]);
+  assert.match(parked[0].reason, /worker error while receiving it: listener broke/);
+  assert.deepEqual(stored.map((e) => [e.taskId, e.status]), [["bad", "FAILURE"]]);
+});
+
 Deno.test("outcomes that cannot be settled are stored and parked one by one; the others settle normally", async () => {
   const { st, parked, acked, stored, stats } = state();
   const d1 = delivery("ok-1");

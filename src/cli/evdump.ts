@@ -116,7 +116,7 @@ export class EventDumper {
     const head = `${hostname} [${pyUtcTimestamp(at)}] ${human}`;
     if (!kind.startsWith("task-")) return withFields(head, "", rest);
     const { uuid, ...fields } = rest;
-    const id = String(uuid);
+    const id = typeof uuid === "string" ? uuid : "";
     if (kind !== "task-received" && kind !== "task-sent") {
       return withFields(head, ` ${this.#names.get(id) ?? ""}`, fields);
     }

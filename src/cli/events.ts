@@ -7,11 +7,14 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import type { Celery } from "../client/app.ts";
 import { EventState } from "../client/event_state.ts";
 import { EventDumper } from "./evdump.ts";
 import { table } from "./table.ts";
 import { privateBroker } from "./inspect.ts";
+
+const log = getLogger(["celeriac", "cli"]);
 
 function render(state: EventState, rows: number): string {
   const workers = [...state.workers.values()];
@@ -99,8 +102,16 @@ export async function runEvents(
   const dumper = new EventDumper();
   try {
     for await (const e of app.events.receive({ signal: ac.signal })) {
-      if (dump) console.log(dumper.line(e));
-      else state.event(e);
+      try {
+        if (dump) console.log(dumper.line(e));
+        else state.event(e);
+      } catch (err) {
+        log.warn("Skipped an event that could not be shown ({type} from {hostname}): {error}", {
+          type: e.type,
+          hostname: e.hostname,
+          error: (err as Error)?.message ?? "unknown",
+        });
+      }
     }
   } finally {
     clearInterval(timer);

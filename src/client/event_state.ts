@@ -347,7 +347,8 @@ export class EventState {
     if (typeof e.processed === "number") w.processed = e.processed;
     if (Array.isArray(e.loadavg)) w.loadavg = e.loadavg;
     if (typeof e.sw_ident === "string") {
-      w.software = { ident: e.sw_ident, version: String(e.sw_ver), system: String(e.sw_sys) };
+      const text = (v: unknown) => typeof v === "string" ? v : "";
+      w.software = { ident: e.sw_ident, version: text(e.sw_ver), system: text(e.sw_sys) };
     }
     w.lastSeen = this.#now();
     if (e.type === "worker-offline") w.offline = true;

@@ -60,7 +60,8 @@ export interface TaskFields {
 
 /**
  * A value as an error message shows it: strings quoted, `10n` for a
- * bigint, the kind of an object or array (not its contents).
+ * bigint (each cut to its first 100 characters and `…`), the kind of an
+ * object or array (not its contents).
  *
  * @example
  * ```ts
@@ -74,11 +75,18 @@ export interface TaskFields {
  * @returns its short description
  */
 export function describeValue(v: unknown): string {
-  if (typeof v === "string") return JSON.stringify(v);
-  if (typeof v === "bigint") return `${v}n`;
+  if (typeof v === "string") return JSON.stringify(bounded(v));
+  if (typeof v === "bigint") return `${bounded(String(v))}n`;
   if (v instanceof Date) return Number.isFinite(v.getTime()) ? v.toISOString() : "an invalid Date";
   if (Array.isArray(v)) return "an array";
   return v === null ? "null" : typeof v === "object" ? "an object" : String(v);
+}
+
+/** The characters of a string or integer {@link describeValue} shows; longer ones end in `…`. */
+const DESCRIBED_CHARS = 100;
+
+function bounded(s: string): string {
+  return s.length > DESCRIBED_CHARS ? `${s.slice(0, DESCRIBED_CHARS)}…` : s;
 }
 
 const COMPRESSIONS: readonly unknown[] = ["zlib", "gzip"] satisfies CompressionName[];

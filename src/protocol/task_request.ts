@@ -10,6 +10,7 @@
 import { loadedCompression } from "./codecs.ts";
 import { embedFrom } from "./embed.ts";
 import { ProtocolError } from "./errors.ts";
+import { describeValue } from "./task_fields.ts";
 import { checkShape, MAX_HEADERS_SIZE } from "./limits.ts";
 import type { Message, TaskBody } from "./message.ts";
 import { deserialize } from "./serializers.ts";
@@ -95,7 +96,7 @@ function date(v: unknown, field: string, taskId: string): Date | null {
   if (v === null || v === undefined) return null;
   const d = v instanceof Date ? v : typeof v === "string" ? parsePyDate(v) : new Date(NaN);
   if (Number.isNaN(d.getTime())) {
-    throw new ProtocolError(`Header ${field} is not an ISO-8601 date: ${JSON.stringify(v)}`, {
+    throw new ProtocolError(`Header ${field} is not an ISO-8601 date: ${describeValue(v)}`, {
       taskId,
     });
   }
@@ -175,10 +176,10 @@ function decodedBody(msg: BodyParts, taskId?: string, maxDecompressed?: number):
 
 function checkArgs(args: unknown, kwargs: unknown, taskId: string): void {
   if (!Array.isArray(args)) {
-    throw new ProtocolError(`Task args must be an array, got ${JSON.stringify(args)}`, { taskId });
+    throw new ProtocolError(`Task args must be an array, got ${describeValue(args)}`, { taskId });
   }
   if (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) {
-    throw new ProtocolError(`Task kwargs must be an object, got ${JSON.stringify(kwargs)}`, {
+    throw new ProtocolError(`Task kwargs must be an object, got ${describeValue(kwargs)}`, {
       taskId,
     });
   }

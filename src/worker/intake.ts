@@ -13,9 +13,15 @@ import { codecsToLoad, loadCodecs } from "../protocol/codecs.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { decodeTaskHeaders, type TaskRequest } from "../protocol/task_request.ts";
 import type { RunRequest } from "./executor.ts";
-import { rejectedTask } from "./lifecycle.ts";
+import { rejectedTask, taskOf } from "./lifecycle.ts";
 import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
-import { pyException, refusalInfo, revokedEntry, startedEntry } from "./result_entries.ts";
+import {
+  pyException,
+  refusalInfo,
+  REFUSED_MODULE,
+  revokedEntry,
+  startedEntry,
+} from "./result_entries.ts";
 import { finishedBefore, screen } from "./screening.ts";
 import { putBack, settleNotRun } from "./outcomes.ts";
 import { Settlement } from "./settlement.ts";
@@ -33,6 +39,22 @@ interface Waiting {
   /** Its place in the order received. */
   received: number;
   handle?: TimerHandle;
+}
+
+/** What routing a batch's deliveries one by one shares. */
+interface Batch {
+  /** The tasks whose results were already terminal when the batch came. */
+  done: Awaited<ReturnType<typeof finishedBefore>>;
+  /** When the batch came (ms). */
+  now: number;
+  /** The tasks prepared for the pool. */
+  runs: RunRequest[];
+  /** Where those are settled. */
+  s: Settlement;
+  /** The deliveries ended on arrival. */
+  ended: Delivery[];
+  /** Where those are settled. */
+  ends: Settlement;
 }
 
 /**
@@ -103,80 +125,125 @@ export class Intake {
         if (needs) await loadCodecs(needs);
       }
     }
-    const { lifecycle, app } = this.#s;
     const done = await finishedBefore(this.#s.backend, deliveries);
     if (this.#closed) return await this.#giveBack(deliveries);
     const now = Date.now();
     const s = new Settlement();
     const runs: RunRequest[] = [];
-    const checked = this.#s.broker.headersChecked === true;
-    const maxDecompressed = this.#s.options.maxDecompressedSize;
+    const batch: Batch = { done, now, runs, s, ended, ends };
     for (const d of deliveries) {
-      const received = ++this.#received;
-      let req: TaskRequest;
       try {
-        req = decodeTaskHeaders(d, checked, maxDecompressed);
+        this.#route(d, batch);
       } catch (err) {
-        const taskId = err instanceof ProtocolError ? err.taskId ?? null : null;
-        const taskName = String(d.headers.task ?? "") || null;
-        const reason = `malformed task message: ${(err as Error).message}`;
+        // One the worker already took (ended, held, or running): the caller parks the batch.
+        if (this.#took(d, ended)) throw err;
+        this.#parkUnroutable(d, err, ends);
         ended.push(d);
-        ends.park({
-          type: "rejected",
-          delivery: d,
-          req: null,
-          taskId,
-          taskName,
-          reason,
-          kind: "malformed",
-          atIntake: true,
-        }, refusalInfo(err));
-        continue;
       }
-      if (screen(d, req, done, ends, this.#s.options.maxDeliveries)) {
-        ended.push(d);
-        continue;
-      }
-      const task = app.tasks.get(req.task);
-      if (!task?.handler) {
-        const reason = `unregistered task "${req.task}"`;
-        const info = pyException("NotRegistered", "celery.exceptions", [req.task]);
-        ended.push(d);
-        ends.park(rejectedTask(d, req, reason, "unregistered", true), info);
-        continue;
-      }
-      if (this.#s.revoked.has(req.id)) {
-        ended.push(d);
-        this.#notRun(ends, d, req, "revoked", true);
-        continue;
-      }
-      if (req.expires && req.expires.getTime() <= now) {
-        ended.push(d);
-        this.#notRun(ends, d, req, "expired", true);
-        continue;
-      }
-      // The registered task's own name string (the registry holds tasks by
-      // name) instead of the message's copy: what keeps the request's strings
-      // after it (task events, a 50 ms window) keeps one string per task name.
-      req.task = task.name;
-      const held = req.eta !== null && req.eta.getTime() > now;
-      lifecycle.emit({ type: "received", req, delivery: d, held });
-      if (held) {
-        ownBody(d);
-        this.#hold({ delivery: d, req, task, received });
-        continue;
-      }
-      if (this.limiter.rate(req.task) !== null) {
-        ownBody(d);
-        lifecycle.emit({ type: "waiting", req, delivery: d });
-        this.limiter.submit(req.task, { delivery: d, req, task, received });
-        continue;
-      }
-      runs.push(this.#prepare(d, req, task, s, received));
     }
     if (runs.length) this.#s.pool.run(runs);
     this.#s.settle(ends);
     this.#s.settle(s);
+  }
+
+  /**
+   * Decode and route one delivery of a batch: ended on arrival (in
+   * `b.ends`, listed in `b.ended`), held, waiting for a token, or prepared
+   * for the pool (in `b.runs`).
+   */
+  #route(d: Delivery, b: Batch): void {
+    const { lifecycle, app } = this.#s;
+    const { ended, ends } = b;
+    const received = ++this.#received;
+    let req: TaskRequest;
+    try {
+      req = decodeTaskHeaders(
+        d,
+        this.#s.broker.headersChecked === true,
+        this.#s.options.maxDecompressedSize,
+      );
+    } catch (err) {
+      const headers = taskOf(d);
+      const taskId = err instanceof ProtocolError ? err.taskId ?? null : headers.taskId;
+      const reason = `malformed task message: ${(err as Error).message}`;
+      ended.push(d);
+      ends.park({
+        type: "rejected",
+        delivery: d,
+        req: null,
+        taskId,
+        taskName: headers.taskName,
+        reason,
+        kind: "malformed",
+        atIntake: true,
+      }, refusalInfo(err));
+      return;
+    }
+    if (screen(d, req, b.done, ends, this.#s.options.maxDeliveries)) {
+      ended.push(d);
+      return;
+    }
+    const task = app.tasks.get(req.task);
+    if (!task?.handler) {
+      const reason = `unregistered task "${req.task}"`;
+      const info = pyException("NotRegistered", "celery.exceptions", [req.task]);
+      ended.push(d);
+      ends.park(rejectedTask(d, req, reason, "unregistered", true), info);
+      return;
+    }
+    if (this.#s.revoked.has(req.id)) {
+      ended.push(d);
+      this.#notRun(ends, d, req, "revoked", true);
+      return;
+    }
+    if (req.expires && req.expires.getTime() <= b.now) {
+      ended.push(d);
+      this.#notRun(ends, d, req, "expired", true);
+      return;
+    }
+    // The registered task's own name string (the registry holds tasks by
+    // name) instead of the message's copy: what keeps the request's strings
+    // after it (task events, a 50 ms window) keeps one string per task name.
+    req.task = task.name;
+    const held = req.eta !== null && req.eta.getTime() > b.now;
+    lifecycle.emit({ type: "received", req, delivery: d, held });
+    if (held) {
+      ownBody(d);
+      this.#hold({ delivery: d, req, task, received });
+      return;
+    }
+    if (this.limiter.rate(req.task) !== null) {
+      ownBody(d);
+      lifecycle.emit({ type: "waiting", req, delivery: d });
+      this.limiter.submit(req.task, { delivery: d, req, task, received });
+      return;
+    }
+    b.runs.push(this.#prepare(d, req, task, b.s, received));
+  }
+
+  /** Whether routing `d` got as far as ending, holding or running it. */
+  #took(d: Delivery, ended: Delivery[]): boolean {
+    if (ended.includes(d) || this.holding().includes(d)) return true;
+    return this.#s.running.values().some((r) => r.delivery === d);
+  }
+
+  /**
+   * Park a delivery whose routing threw (by itself: the rest of its batch
+   * is routed), with the error as reason and a FAILURE stored for the task
+   * id its headers carry.
+   */
+  #parkUnroutable(d: Delivery, err: unknown, ends: Settlement): void {
+    const { taskId, taskName } = taskOf(d);
+    const reason = `worker error while receiving it: ${(err as Error)?.message ?? "unknown"}`;
+    log.error("Receiving message {taskId} failed ({error}); parking it", {
+      taskId,
+      error: (err as Error)?.stack ?? "unknown",
+    });
+    const event = { type: "rejected", delivery: d, req: null, taskId, taskName, reason } as const;
+    ends.park(
+      { ...event, kind: "unsettled", atIntake: true },
+      pyException("InternalError", REFUSED_MODULE, [reason]),
+    );
   }
 
   /**
