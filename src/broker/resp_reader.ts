@@ -68,6 +68,10 @@ export type RespValue = string | number | null | Uint8Array | RedisReplyError | 
 
 /** Returned by the parse steps for a reply not complete yet. */
 const INCOMPLETE = Symbol("incomplete");
+/** {@link RespReader}'s bulk-string step: a nil (`$-1`). */
+const NIL = -1;
+/** {@link RespReader}'s bulk-string step: its bytes have not all arrived. */
+const PARTIAL = -2;
 
 const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder();
@@ -175,18 +179,9 @@ export class RespReader {
     this.#pos = lineEnd + 2;
     switch (kind) {
       case 0x24: { // $ bulk string
-        const n = this.#integer(lineStart, lineEnd);
-        if (n < 0) return null;
-        const end = this.#pos + n;
-        if (end + 2 > this.#end) {
-          this.#needed = end + 2;
-          return INCOMPLETE;
-        }
-        if (b[end] !== 0x0d || b[end + 1] !== 0x0a) {
-          throw new RespProtocolError(`bulk string of ${n} bytes not followed by CRLF`);
-        }
-        this.#pos = end + 2;
-        return b.subarray(end - n, end);
+        const start = this.#pos;
+        const end = this.#bulkEnd(lineStart, lineEnd);
+        return end === NIL ? null : end === PARTIAL ? INCOMPLETE : b.subarray(start, end);
       }
       case 0x2a: // * array
       case 0x3e: // > push (RESP3): read as an array
@@ -235,20 +230,8 @@ export class RespReader {
     const lineStart = this.#pos + 1;
     this.#pos = lineEnd + 2;
     switch (kind) {
-      case 0x24: { // $ bulk string
-        const n = this.#integer(lineStart, lineEnd);
-        if (n < 0) return true;
-        const end = this.#pos + n;
-        if (end + 2 > this.#end) {
-          this.#needed = end + 2;
-          return false;
-        }
-        if (b[end] !== 0x0d || b[end + 1] !== 0x0a) {
-          throw new RespProtocolError(`bulk string of ${n} bytes not followed by CRLF`);
-        }
-        this.#pos = end + 2;
-        return true;
-      }
+      case 0x24: // $ bulk string
+        return this.#bulkEnd(lineStart, lineEnd) !== PARTIAL;
       case 0x2a: // * array
       case 0x3e: // > push (RESP3)
       case 0x25: { // % map (RESP3)
@@ -267,6 +250,26 @@ export class RespReader {
           `unexpected byte 0x${kind.toString(16).padStart(2, "0")} in an array reply`,
         );
     }
+  }
+
+  /**
+   * Step over a bulk string whose length line is `from`..`to` (`#pos` is
+   * past that line): where its bytes end, or {@link NIL} for a nil, or
+   * {@link PARTIAL} when they have not all arrived (`#needed` says how many).
+   */
+  #bulkEnd(from: number, to: number): number {
+    const n = this.#integer(from, to);
+    if (n < 0) return NIL;
+    const end = this.#pos + n;
+    if (end + 2 > this.#end) {
+      this.#needed = end + 2;
+      return PARTIAL;
+    }
+    if (this.#buf[end] !== 0x0d || this.#buf[end + 1] !== 0x0a) {
+      throw new RespProtocolError(`bulk string of ${n} bytes not followed by CRLF`);
+    }
+    this.#pos = end + 2;
+    return end;
   }
 
   /** Whether the line is `OK` (most simple-string replies): the constant, without decoding. */
