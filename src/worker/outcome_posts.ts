@@ -12,6 +12,7 @@ import { exceptionInfo } from "../protocol/exceptions.ts";
 import { resultJson } from "../protocol/result_meta.ts";
 import type { Task } from "../client/task.ts";
 import { splitErrbacks } from "./errbacks.ts";
+import { postSplitting } from "./post_split.ts";
 import type { RunOutcome } from "./run_types.ts";
 
 /**
@@ -35,21 +36,12 @@ export function postOutcomes(
   post: (batch: RunOutcome[]) => void,
   tasks: ReadonlyMap<string, Task<never, unknown>>,
 ): void {
-  try {
-    post(outcomes);
-    return;
-  } catch (err) {
-    if (!isCloneRefusal(err)) throw err;
-    if (outcomes.length === 1) return post([unpostableOutcome(outcomes[0], err, tasks)]);
-  }
-  for (const o of outcomes) {
-    try {
-      post([o]);
-    } catch (err) {
-      if (!isCloneRefusal(err)) throw err;
-      post([unpostableOutcome(o, err, tasks)]);
-    }
-  }
+  postSplitting(
+    outcomes,
+    post,
+    (o, err) => post([unpostableOutcome(o, err as DOMException, tasks)]),
+    isCloneRefusal,
+  );
 }
 
 /**

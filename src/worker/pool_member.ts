@@ -7,6 +7,7 @@
 
 import type { RunRequest } from "./executor.ts";
 import type { ToRunner, ToRunnerPosted } from "./pool_protocol.ts";
+import { postSplitting } from "./post_split.ts";
 import { packRun } from "./run_batch.ts";
 import { writeRuns } from "./run_ring.ts";
 import type { Sandbox, SpawnPermissions } from "./sandboxes.ts";
@@ -129,19 +130,7 @@ export function postRun(
   batch: RunRequest[],
   refuse: (req: RunRequest, err: unknown) => void,
 ): void {
-  try {
-    postTo(member, { type: "run", batch });
-    return;
-  } catch (err) {
-    if (batch.length === 1) return refuse(batch[0], err);
-  }
-  for (const req of batch) {
-    try {
-      postTo(member, { type: "run", batch: [req] });
-    } catch (err) {
-      refuse(req, err);
-    }
-  }
+  postSplitting(batch, (part) => postTo(member, { type: "run", batch: part }), refuse);
 }
 
 /**
