@@ -15,13 +15,8 @@ import { decodeTaskHeaders, type TaskRequest } from "../protocol/task_request.ts
 import type { RunRequest } from "./executor.ts";
 import { rejectedTask, taskOf } from "./lifecycle.ts";
 import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
-import {
-  pyException,
-  refusalInfo,
-  REFUSED_MODULE,
-  revokedEntry,
-  startedEntry,
-} from "./result_entries.ts";
+import { pyException, refusalInfo, revokedEntry, startedEntry } from "./result_entries.ts";
+import { parkUnsettled } from "./last_resort.ts";
 import { finishedBefore, screen } from "./screening.ts";
 import { putBack, settleNotRun } from "./outcomes.ts";
 import { Settlement } from "./settlement.ts";
@@ -233,17 +228,12 @@ export class Intake {
    * id its headers carry.
    */
   #parkUnroutable(d: Delivery, err: unknown, ends: Settlement): void {
-    const { taskId, taskName } = taskOf(d);
     const reason = `worker error while receiving it: ${(err as Error)?.message ?? "unknown"}`;
     log.error("Receiving message {taskId} failed ({error}); parking it", {
-      taskId,
+      taskId: taskOf(d).taskId,
       error: (err as Error)?.stack ?? "unknown",
     });
-    const event = { type: "rejected", delivery: d, req: null, taskId, taskName, reason } as const;
-    ends.park(
-      { ...event, kind: "unsettled", atIntake: true },
-      pyException("InternalError", REFUSED_MODULE, [reason]),
-    );
+    parkUnsettled(ends, d, null, reason, null);
   }
 
   /**

@@ -64,7 +64,7 @@ export async function receiveOrPark(
       const running = seqOf.get(d);
       if (running) st.running.delete(running[0]);
       // One handed to the pool was announced as received; the others end here on arrival.
-      park(s, d, running?.[1].req ?? null, reason, null);
+      parkUnsettled(s, d, running?.[1].req ?? null, reason, null);
     }
     st.settle(s);
     st.wake();
@@ -72,10 +72,23 @@ export async function receiveOrPark(
 }
 
 /**
- * Park `d` in `s`, announced once written (`req` when it was received: not
- * at intake).
+ * Park `d` in `s` as the last resort does, announced once written (kind
+ * `unsettled`; `req` when it was received: not at intake), with `meta`
+ * stored for its task, else a FAILURE `InternalError` with the reason when
+ * its task id can be read.
+ *
+ * @example
+ * ```ts ignore
+ * parkUnsettled(settlement, delivery, null, `worker error while receiving it: ${err.message}`, null);
+ * ```
+ *
+ * @param s the settlement to park it in
+ * @param d the delivery
+ * @param req its decoded request when it was received, else null
+ * @param reason why, listed with the parked message and stored
+ * @param meta the result to store in place of the FAILURE, if any
  */
-function park(
+export function parkUnsettled(
   s: Settlement,
   d: Delivery,
   req: TaskRequest | null,
@@ -152,7 +165,7 @@ export function settleOrPark(
       const meta = o.meta && !o.refused && !o.retry && !o.stored
         ? { status: o.ok ? "SUCCESS" as const : "FAILURE" as const, meta: o.meta }
         : null;
-      park(s, r.delivery, r.req, reason, meta);
+      parkUnsettled(s, r.delivery, r.req, reason, meta);
     }
   }
   st.settle(s);
