@@ -46,21 +46,26 @@ export const throwLater = app.task("x.throw_later", () => {
   return 1;
 });
 
+/** Writes `<path>.started`, then blocks its thread until `path` exists (it starts nothing else meanwhile). */
+function blockUntil(path: string): void {
+  Deno.writeTextFileSync(`${path}.started`, "");
+  for (;;) {
+    try {
+      Deno.statSync(path);
+      return;
+    } catch {
+      // not yet
+    }
+  }
+}
+
 /**
  * Writes `<path>.started`, blocks its thread until `path` exists (tasks sent
  * to the same Web Worker meanwhile do not start), then calls `Deno.exit`
  * when `exit`.
  */
 export const until = app.task("x.until", { acksLate: true }, (path: string, exit: boolean) => {
-  Deno.writeTextFileSync(`${path}.started`, "");
-  for (;;) {
-    try {
-      Deno.statSync(path);
-      break;
-    } catch {
-      // not yet: the Web Worker starts nothing else meanwhile
-    }
-  }
+  blockUntil(path);
   if (exit) Deno.exit(3);
   return "unblocked";
 });
@@ -76,15 +81,7 @@ const unblocked = Promise.withResolvers<void>();
  * to the main thread.
  */
 export const unclonable = app.task("x.unclonable", (path: string, proxy = false) => {
-  Deno.writeTextFileSync(`${path}.started`, "");
-  for (;;) {
-    try {
-      Deno.statSync(path);
-      break;
-    } catch {
-      // not yet: the Web Worker starts nothing else meanwhile
-    }
-  }
+  blockUntil(path);
   unblocked.resolve();
   return proxy ? new Proxy({ wid: WID }, {}) : { wid: WID, f: () => 1 };
 });
