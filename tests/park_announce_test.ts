@@ -16,7 +16,7 @@ import type { ResultBackend, StoreEntry } from "../src/backend/port.ts";
 import type { Broker, Delivery, Rejection } from "../src/broker/port.ts";
 import { Celery } from "../mod.ts";
 import { DELIVERY_COUNT_HEADER } from "../src/broker/port.ts";
-import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { taskDelivery } from "./helpers/deliveries.ts";
 import { Intake } from "../src/worker/intake.ts";
 import { settleOrPark } from "../src/worker/last_resort.ts";
 import { logLifecycle } from "../src/worker/lifecycle_log.ts";
@@ -54,33 +54,12 @@ function state() {
   return { st, stats, rejected, parked, down };
 }
 
-function message(task: string, id: string, headers: Record<string, unknown> = {}): Delivery {
-  const m = encodeTaskMessage({
-    task,
-    id,
-    args: [1, 2],
-    kwargs: {},
-    now: new Date(),
-    origin: "x",
-    replyTo: "",
-  });
-  return {
-    ...m,
-    headers: { ...m.headers, ...headers },
-    queue: "q",
-    deliveryTag: `tag-${id}`,
-    redelivered: false,
-    exchange: "",
-    routingKey: "q",
-  };
-}
-
 /** A malformed, an unregistered and a poison message. */
 function refusedOnArrival(): Delivery[] {
   return [
-    message("t.add", "bad", { eta: "not a date" }),
-    message("t.nope", "unreg"),
-    message("t.add", "poison", { [DELIVERY_COUNT_HEADER]: 3 }),
+    taskDelivery("t.add", "bad", { eta: "not a date" }),
+    taskDelivery("t.nope", "unreg"),
+    taskDelivery("t.add", "poison", { [DELIVERY_COUNT_HEADER]: 3 }),
   ];
 }
 
@@ -113,7 +92,7 @@ Deno.test("only the parks the broker wrote are announced and counted", async () 
 Deno.test("a refused outcome's park is announced once written, not when the write fails", async () => {
   const { st, stats, rejected, parked, down } = state();
   const refuse = (seq: number) => {
-    const d = message("t.add", `refused-${seq}`);
+    const d = taskDelivery("t.add", `refused-${seq}`);
     const req = { id: `refused-${seq}`, task: "t.add", replyTo: null } as never;
     st.running.set(seq, { delivery: d, req, acked: false, started: 0, received: 0 });
     settleOutcomes(st, [{ seq, ok: false, refused: "undecodable body", runtime: 0 }]);
@@ -141,7 +120,7 @@ Deno.test("settleOrPark: an outcome whose settling throws is parked and announce
     const settleBroken = (id: string) => {
       const req = { id, task: "t.add", replyTo: null } as never;
       st.running.set(1, {
-        delivery: message("t.add", id),
+        delivery: taskDelivery("t.add", id),
         req,
         acked: false,
         started: 0,
@@ -178,7 +157,7 @@ Deno.test("settleOrPark: a last-resort park the broker left out is not announced
   down.parks = false;
   down.lost.add("lost-1");
   st.running.set(1, {
-    delivery: message("t.add", "lost-1"),
+    delivery: taskDelivery("t.add", "lost-1"),
     req: { id: "lost-1", task: "t.add", replyTo: null } as never,
     acked: false,
     started: 0,

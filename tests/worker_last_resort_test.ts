@@ -26,6 +26,7 @@ import { WorkerState } from "../src/worker/worker_state.ts";
 import { countStats, zeroStats } from "../src/worker/worker_stats.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { taskDelivery } from "./helpers/deliveries.ts";
 import { BrokerConnectionError, ExchangeNotFoundError } from "../src/broker/errors.ts";
 
 function delivery(id: string): Delivery {
@@ -65,20 +66,6 @@ function followUps(
     s.publishes.push({ message, target: targetOf(i) ?? { routingKey: "q" }, taskId: `m-${i}` });
   }
   return s;
-}
-
-/** A delivery of a `task` message with id `id`, as the intake decodes it. */
-function taskDelivery(task: string, id: string): Delivery {
-  const m = encodeTaskMessage({
-    task,
-    id,
-    args: [1, 2],
-    kwargs: {},
-    now: new Date(),
-    origin: "x",
-    replyTo: "",
-  });
-  return { ...delivery(id), ...m };
 }
 
 function state() {
@@ -138,19 +125,11 @@ Deno.test("a batch whose pool hand-over throws is parked; what the intake ended 
   st.lifecycle.subscribe((e) => {
     if (e.type === "rejected") rejected.push(`${e.taskId}:${e.kind}`);
   });
-  const message = (task: string, id: string) => ({
-    ...delivery(id),
-    ...encodeTaskMessage({
-      task,
-      id,
-      args: [1, 2],
-      kwargs: {},
-      now: new Date(),
-      origin: "x",
-      replyTo: "",
-    }),
-  });
-  const batch = [message("t.nope", "unreg"), message("t.add", "revoked"), message("t.add", "good")];
+  const batch = [
+    taskDelivery("t.nope", "unreg"),
+    taskDelivery("t.add", "revoked"),
+    taskDelivery("t.add", "good"),
+  ];
   await receiveOrPark(st, intake, batch);
   await st.drainSettling();
   // Before: the revoked one was parked too (with a FAILURE), its REVOKED never stored.

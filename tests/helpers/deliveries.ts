@@ -1,0 +1,43 @@
+/**
+ * Deliveries of task messages for tests that hand them to the worker's
+ * intake or settlements directly, without a broker.
+ *
+ * @module
+ */
+
+import type { Delivery } from "../../src/broker/port.ts";
+import { encodeTaskMessage } from "../../src/protocol/task_message.ts";
+
+/**
+ * A delivery on queue `q` (tag `tag-<id>`) of a `task` message with id `id`
+ * and args `[1, 2]`, its headers extended with `headers`.
+ *
+ * @param task the task name
+ * @param id the task id
+ * @param headers headers to add or replace
+ * @returns the delivery
+ */
+export function taskDelivery(
+  task: string,
+  id: string,
+  headers: Record<string, unknown> = {},
+): Delivery {
+  const m = encodeTaskMessage({
+    task,
+    id,
+    args: [1, 2],
+    kwargs: {},
+    now: new Date(),
+    origin: "x",
+    replyTo: "",
+  });
+  return {
+    ...m,
+    headers: { ...m.headers, ...headers },
+    queue: "q",
+    deliveryTag: `tag-${id}`,
+    redelivered: false,
+    exchange: "",
+    routingKey: "q",
+  };
+}
