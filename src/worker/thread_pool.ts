@@ -257,10 +257,10 @@ export class ThreadPool implements Pool {
   }
 
   #onOutcomes(member: Member, all: RunOutcome[], memory: number | undefined): void {
-    // Of a task put back (not started when a terminate halted its thread): no outcome.
-    const outcomes = all.filter((o) =>
-      !this.#owner.get(o.seq)?.back || this.#owner.get(o.seq)!.started
-    );
+    // Only a halted thread's batch can hold outcomes of tasks put back (not started at its halt).
+    const outcomes = !member.starts.halted
+      ? all
+      : all.filter((o) => !this.#owner.get(o.seq)?.back || this.#owner.get(o.seq)!.started);
     for (const o of outcomes) {
       const owned = this.#owner.get(o.seq);
       if (owned) {
