@@ -108,9 +108,10 @@ export function parkUnsettled(
     kind: "unsettled",
     atIntake: req === null,
   });
-  if (meta && taskId) s.stores.push({ taskId, status: meta.status, meta: meta.meta });
+  if (meta && taskId) s.storeWithPark(d, { taskId, status: meta.status, meta: meta.meta });
   else if (taskId) {
-    s.stores.push(
+    s.storeWithPark(
+      d,
       failureEntry(taskId, pyException("InternalError", REFUSED_MODULE, [reason]), null),
     );
   }
