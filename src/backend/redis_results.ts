@@ -17,6 +17,7 @@ import { duplicateRedis, keepPinging, redisFailure } from "../broker/redis_conne
 import { RedisConnectionError } from "../broker/resp_connection.ts";
 import type { RespValue } from "../broker/resp_reader.ts";
 import { respFailure, type RespScripts, textOrNull } from "../broker/resp_scripts.ts";
+import { bulkText } from "../broker/resp_strings.ts";
 
 /**
  * What the subscriber calls: each message, and each (re)connect.
@@ -61,8 +62,6 @@ export interface ResultChannels {
   /** Close the connection at once. */
   close(): Promise<void>;
 }
-
-const utf8 = new TextDecoder();
 
 /**
  * Milliseconds between the PINGs that {@link respResultChannels} sends while
@@ -137,7 +136,7 @@ export function respResultChannels(
       // ["message", channel, payload]: this connection subscribes to no pattern.
       const [, channel, payload] = push;
       if (channel instanceof Uint8Array && payload instanceof Uint8Array) {
-        on.message(utf8.decode(channel), utf8.decode(payload));
+        on.message(bulkText(channel), bulkText(payload));
       }
     },
   });

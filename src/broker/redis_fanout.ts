@@ -26,6 +26,7 @@ import { duplicateRedis, keepPinging, redisFailure } from "./redis_connection.ts
 import { bindingMember, bindingSet } from "./redis_keys.ts";
 import { untilAborted } from "./sleep.ts";
 import type { RespEvents } from "./resp_events.ts";
+import { bulkText } from "./resp_strings.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -185,7 +186,7 @@ async function subscribeResp(
   try {
     await events.subscribe(
       channel,
-      (payload) => deliver(utf8.decode(payload), channel, onMessage),
+      (payload) => deliver(bulkText(payload), channel, onMessage),
       signal,
     );
   } catch (err) {
@@ -194,8 +195,6 @@ async function subscribeResp(
     throw err;
   }
 }
-
-const utf8 = new TextDecoder();
 
 /** Decode a broadcast and hand it on; a malformed one is logged and dropped. */
 function deliver(raw: string, channel: string, onMessage: (message: Message) => void): void {

@@ -23,6 +23,7 @@ import { BLOCKING_MS, commandTimeoutOf, type RedisUrlOptions } from "./redis_url
 import { RespConnection } from "./resp_connection.ts";
 import { RedisReplyError, type RespValue } from "./resp_reader.ts";
 import { commandSettings, inTransaction, RespScript, runScript } from "./resp_scripts.ts";
+import { bulkText } from "./resp_strings.ts";
 import { CLOSE_WAIT_MS } from "./sleep.ts";
 
 /**
@@ -31,12 +32,9 @@ import { CLOSE_WAIT_MS } from "./sleep.ts";
  */
 const RECONNECT_WAIT_MS = 1_000;
 
-/** A leading BOM (U+FEFF) is kept, as ioredis keeps it. */
-const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
-
 /** A reply as ioredis gives it: bulk strings decoded as UTF-8 straight from the read buffer. */
 function toJs(v: RespValue): unknown {
-  if (v instanceof Uint8Array) return utf8.decode(v);
+  if (v instanceof Uint8Array) return bulkText(v);
   if (Array.isArray(v)) return v.map(toJs);
   return v;
 }

@@ -33,6 +33,7 @@ import {
 } from "./resp_connection.ts";
 import { RedisReplyError, type RespValue } from "./resp_reader.ts";
 import { RespScript, runScript, scriptCommand } from "./resp_eval.ts";
+import { bulkText } from "./resp_strings.ts";
 
 export { RespScript, runScript };
 
@@ -408,9 +409,6 @@ export class RespScripts {
   }
 }
 
-/** A leading BOM (U+FEFF) is kept, as ioredis (and Python's kombu) keep it. */
-const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
-
 /**
  * Decode a reply that is a bulk string or nil (`GET`, `BLMOVE`) as UTF-8
  * (invalid bytes become U+FFFD and a leading BOM is kept, as ioredis decodes them).
@@ -428,7 +426,7 @@ const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
  */
 export function textOrNull(reply: RespValue): string | null {
   if (reply === null) return null;
-  if (reply instanceof Uint8Array) return utf8.decode(reply);
+  if (reply instanceof Uint8Array) return bulkText(reply);
   throw new TypeError(`expected a bulk string or nil, got ${describe(reply)}`);
 }
 

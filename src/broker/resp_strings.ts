@@ -37,8 +37,27 @@ export interface FlatStrings {
   equals(k: number, s: string): boolean;
 }
 
-/** A leading BOM (U+FEFF) of an element is kept, as ioredis (and Python's kombu) keep it. */
 const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/**
+ * Bytes Redis sent (a bulk string, a published message or its channel) as
+ * text, as ioredis decodes them (Buffer's `toString`) and Python's kombu
+ * (`bytes.decode`): invalid bytes become U+FFFD and a leading BOM (U+FEFF)
+ * is kept, so a JSON text that starts with one is refused by its decoder
+ * here as there. (`TextDecoder`'s default drops the BOM.)
+ *
+ * @example
+ * ```ts
+ * import { bulkText } from "./resp_strings.ts";
+ * bulkText(new Uint8Array([0xef, 0xbb, 0xbf, 0x61])); // "\ufeffa"
+ * ```
+ *
+ * @param bytes the bytes
+ * @returns their text
+ */
+export function bulkText(bytes: Uint8Array): string {
+  return utf8.decode(bytes);
+}
 
 /**
  * Strings of at most this many UTF-16 units that V8 copies when sliced
@@ -99,12 +118,12 @@ export function respStrings(reply: RespValue): FlatStrings {
       throw new TypeError(`expected strings in the array reply, got ${kindOf(kind)}`);
     }
   }
-  const text = utf8.decode(b);
+  const text = bulkText(b);
   if (text.length === b.length) return new SlicedStrings(text, spans);
   const list = new Array<string>(n);
   for (let k = 0; k < n; k++) {
     const from = spans[2 * k];
-    list[k] = from < 0 ? String(spans[2 * k + 1]) : utf8.decode(b.subarray(from, spans[2 * k + 1]));
+    list[k] = from < 0 ? String(spans[2 * k + 1]) : bulkText(b.subarray(from, spans[2 * k + 1]));
   }
   return listStrings(list);
 }

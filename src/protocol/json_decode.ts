@@ -238,6 +238,12 @@ class TolerantParser {
   }
 
   parseDocument(): unknown {
+    if (this.#text.charCodeAt(0) === 0xfeff) {
+      this.#fail(
+        "it starts with a byte-order mark (U+FEFF), which JSON does not allow (Python's " +
+          "json.loads refuses it too): write the JSON without one",
+      );
+    }
     const v = this.#value();
     this.#ws();
     if (this.#pos !== this.#text.length) this.#fail("unexpected trailing data");
