@@ -128,7 +128,7 @@ export function fieldRuns(
  * ```ts
  * import { StampedTail } from "./event_runs.ts";
  * const tail = new StampedTail(', "type": "task-started"}');
- * tail.bytes(', "timestamp": 1700000000.0').length; // 53
+ * tail.bytes(', "timestamp": 1700000000.0').length; // 52
  * ```
  */
 export class StampedTail {
