@@ -16,6 +16,7 @@ import {
   type Group,
   haltAndSplit,
   type Member,
+  type Owned,
   postRun,
   postTo,
 } from "./pool_member.ts";
@@ -30,24 +31,10 @@ import { SeqMap } from "./seq_map.ts";
 import { reportTerminate } from "./terminate_report.ts";
 import { type LeakedThread, ThreadWatch } from "./thread_leaks.ts";
 import type { ThreadPoolOptions } from "./thread_pool_options.ts";
-import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
+import { logSoftTimeLimit, TimeLimitTimers } from "./time_limits.ts";
 import { UnreadWaits } from "./unread_posts.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
-
-interface Owned {
-  member: Member;
-  task: string;
-  id: string;
-  /** Its estimated blocking work, counted in its member's `work`. */
-  work: number;
-  /** Its time limits, started when its Web Worker reports it started. */
-  limits: TimeLimits | undefined;
-  /** Its Web Worker posted its start (its start table slot was held); else the table tells. */
-  started: boolean;
-  /** Not started when a terminate halted its Web Worker: put back, whatever the halted thread posts. */
-  back?: boolean;
-}
 
 const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tasks: [] };
 
@@ -320,7 +307,8 @@ export class ThreadPool implements Pool {
    */
   #fail(member: Member, reason: string): void {
     if (member.dead) return;
-    const wasRetiring = member.retiring;
+    // Halted by a terminate, it was replaced then.
+    const wasRetiring = member.retiring || member.starts.halted;
     const split = haltAndSplit(member, this.#owner);
     const named = split.started.slice(0, 3).map((s) => this.#owner.get(s)!)
       .map((o) => `${o.task}[${o.id}]`);
