@@ -48,7 +48,7 @@ async function run(cmd: string, args: string[], stdin?: string): Promise<string>
 
 /**
  * The newest committed `bench/results.json` of a Celeriac commit other than
- * `current`'s, or `undefined` when git has none.
+ * `current`'s, or `undefined` when git has none (or no git history).
  *
  * @example
  * ```ts ignore
@@ -56,7 +56,8 @@ async function run(cmd: string, args: string[], stdin?: string): Promise<string>
  * ```
  */
 export async function previousRun(current: BenchResults): Promise<BenchResults | undefined> {
-  const log = await run("git", ["log", "-n", "20", "--format=%H", "--", "bench/results.json"]);
+  const log = await run("git", ["log", "-n", "20", "--format=%H", "--", "bench/results.json"])
+    .catch(() => "");
   for (const commit of log.split("\n").filter(Boolean)) {
     const old = JSON.parse(
       await run("git", ["show", `${commit}:bench/results.json`]),
@@ -69,8 +70,9 @@ export async function previousRun(current: BenchResults): Promise<BenchResults |
 }
 
 /**
- * The README with both blocks written from `results` (and `before`), as
- * `deno fmt` formats it.
+ * The README with both blocks written from `results` (and `before`; without
+ * it, the README's own "The run before" paragraph is kept), as `deno fmt`
+ * formats it.
  *
  * @example
  * ```ts ignore
@@ -82,7 +84,8 @@ export async function renderReadme(
   results: BenchResults,
   before?: BenchResults,
 ): Promise<string> {
-  let text = replaceBlock(readme, MARKERS.bench, benchBlock(results, before));
+  const kept = /^The run before: [^]*?(?=\n\n)/m.exec(readme)?.[0];
+  let text = replaceBlock(readme, MARKERS.bench, benchBlock(results, before ?? kept));
   text = replaceBlock(text, MARKERS.status, statusBlock(results));
   return await run("deno", ["fmt", "--ext", "md", "-"], text);
 }

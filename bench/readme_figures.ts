@@ -263,8 +263,11 @@ export function headline(r: BenchResults): string {
     `${parts.join(", ")}.`;
 }
 
-/** The Benchmarks section's block: the run, both tables, the round trip's spread. */
-export function benchBlock(r: BenchResults, before?: BenchResults): string {
+/**
+ * The Benchmarks section's block: the run, both tables, the round trip's
+ * spread and the run before (its results, or the paragraph already written).
+ */
+export function benchBlock(r: BenchResults, before?: BenchResults | string): string {
   const c = r.results.redis.celeriac?.drain;
   const raw = r.results.redis.raw?.drain;
   const rounds = c?.roundtripRounds;
@@ -291,7 +294,8 @@ export function benchBlock(r: BenchResults, before?: BenchResults): string {
     raw?.roundtrip && `raw's ${times(raw.roundtrip.p99 / raw.roundtrip.p50)} its p50`,
   ].filter(Boolean);
   if (spread.length) out.push(`In this run ${spread.join(", ")}.`);
-  if (before) out.push(`The run before: ${headline(before)}`);
+  if (typeof before === "string") out.push(before);
+  else if (before) out.push(`The run before: ${headline(before)}`);
   return out.join("\n\n");
 }
 
