@@ -21,6 +21,7 @@ import { WorkerState } from "../src/worker/worker_state.ts";
 import { countStats, zeroStats } from "../src/worker/worker_stats.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
+import { decodeTaskHeaders } from "../src/protocol/task_request.ts";
 import { taskDelivery } from "./helpers/deliveries.ts";
 
 function delivery(id: string): Delivery {
@@ -68,6 +69,18 @@ function run(st: WorkerState, seq: number, id: string): void {
   st.running.set(seq, {
     delivery: delivery(id),
     req: req(id),
+    acked: false,
+    started: 0,
+    received: 0,
+  });
+}
+
+/** A running task with a real message (what settling a not-run task reads its canvas from). */
+function runReal(st: WorkerState, seq: number, id: string): void {
+  const d = taskDelivery("t.add", id);
+  st.running.set(seq, {
+    delivery: d,
+    req: decodeTaskHeaders(d),
     acked: false,
     started: 0,
     received: 0,
@@ -180,8 +193,8 @@ Deno.test("the fallback stores the children of an outcome the failed pass had se
 
 Deno.test("the fallback stores a terminated task that the failed pass had settled as terminated", async () => {
   const { st, stored } = state();
-  run(st, 1, "a");
-  run(st, 2, "b");
+  runReal(st, 1, "a");
+  runReal(st, 2, "b");
   st.terminated.add(1);
   settleOrPark(
     st,
