@@ -16,7 +16,7 @@ import type { RunRequest } from "./executor.ts";
 import { rejectedTask, taskOf } from "./lifecycle.ts";
 import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
 import { pyException, refusalInfo, revokedEntry, startedEntry } from "./result_entries.ts";
-import { parkUnsettled } from "./last_resort.ts";
+import { parkUnsettled, thrownDetail, thrownText } from "./last_resort.ts";
 import { finishedBefore, screen } from "./screening.ts";
 import { putBack, settleNotRun } from "./outcomes.ts";
 import { Settlement } from "./settlement.ts";
@@ -236,10 +236,10 @@ export class Intake {
    * id its headers carry.
    */
   #parkUnroutable(d: Delivery, err: unknown, ends: Settlement): void {
-    const reason = `worker error while receiving it: ${(err as Error)?.message ?? "unknown"}`;
+    const reason = `worker error while receiving it: ${thrownText(err)}`;
     log.error("Receiving message {taskId} failed ({error}); parking it", {
       taskId: taskOf(d).taskId,
-      error: (err as Error)?.stack ?? "unknown",
+      error: thrownDetail(err),
     });
     parkUnsettled(ends, d, null, reason, null);
   }

@@ -11,6 +11,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Delivery } from "../broker/port.ts";
+import { describeValue } from "../protocol/task_fields.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
 import { withChildren } from "./chords.ts";
@@ -21,6 +22,41 @@ import { Settlement } from "./settlement.ts";
 import type { Running, WorkerState } from "./worker_state.ts";
 
 const log = getLogger(["celeriac", "worker"]);
+
+/**
+ * What a thrown value says, for a park's reason: an Error's message, or
+ * the value described (anything may be thrown: a string, null, ...).
+ *
+ * @example
+ * ```ts
+ * import { thrownText } from "./last_resort.ts";
+ * thrownText(new TypeError("broke")); // "broke"
+ * thrownText("broke"); // 'thrown value "broke" (not an Error)'
+ * ```
+ *
+ * @param err what was thrown
+ * @returns its text
+ */
+export function thrownText(err: unknown): string {
+  return err instanceof Error ? err.message : `thrown value ${describeValue(err)} (not an Error)`;
+}
+
+/**
+ * What a thrown value says, for a log line: an Error's stack, else
+ * {@link thrownText}.
+ *
+ * @example
+ * ```ts
+ * import { thrownDetail } from "./last_resort.ts";
+ * thrownDetail(null); // "thrown value null (not an Error)"
+ * ```
+ *
+ * @param err what was thrown
+ * @returns its text, with the stack when it has one
+ */
+export function thrownDetail(err: unknown): string {
+  return err instanceof Error ? err.stack ?? err.message : thrownText(err);
+}
 
 /**
  * Receive a batch; when the intake throws, park every delivery of the batch
@@ -53,10 +89,10 @@ export async function receiveOrPark(
     const settled = new Set(ended);
     const seqOf = new Map<Delivery, [number, Running]>();
     for (const [seq, r] of st.running) seqOf.set(r.delivery, [seq, r]);
-    const reason = `worker error while receiving it: ${(err as Error).message}`;
+    const reason = `worker error while receiving it: ${thrownText(err)}`;
     log.error("Receiving a batch of {n} message(s) failed ({error}); parking them", {
       n: deliveries.length,
-      error: (err as Error).stack ?? String(err),
+      error: thrownDetail(err),
     });
     st.settle(ends);
     const s = new Settlement();
@@ -109,9 +145,10 @@ export function parkUnsettled(
     kind: "unsettled",
     atIntake: req === null,
   });
-  if (meta && taskId) s.stores.push({ taskId, status: meta.status, meta: meta.meta });
+  if (meta && taskId) s.storeWithPark(d, { taskId, status: meta.status, meta: meta.meta });
   else if (taskId) {
-    s.stores.push(
+    s.storeWithPark(
+      d,
       failureEntry(taskId, pyException("InternalError", REFUSED_MODULE, [reason]), null),
     );
   }
@@ -154,7 +191,7 @@ export function settleOrPark(
   } catch (err) {
     log.error("Settling {n} outcome(s) failed ({error}); settling them one by one", {
       n: outcomes.length,
-      error: (err as Error).stack ?? String(err),
+      error: thrownDetail(err),
     });
   }
   const s = new Settlement();
@@ -173,7 +210,7 @@ export function settleOrPark(
       st.running.delete(o.seq);
       st.terminated.delete(o.seq);
       st.children.take(r.req.id);
-      const reason = `worker error after the task ran: ${(err as Error).message}`;
+      const reason = `worker error after the task ran: ${thrownText(err)}`;
       const meta = o.meta && !o.refused && !o.retry && !o.stored
         ? {
           status: o.ok ? "SUCCESS" as const : "FAILURE" as const,

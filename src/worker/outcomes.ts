@@ -72,7 +72,12 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[], announce
         seq: o.seq,
       });
       if (o.meta) {
-        s.stores.push({ taskId: req.id, status: "FAILURE", meta: o.meta, replyTo: req.replyTo });
+        s.storeWithPark(delivery, {
+          taskId: req.id,
+          status: "FAILURE",
+          meta: o.meta,
+          replyTo: req.replyTo,
+        });
       }
       continue;
     }

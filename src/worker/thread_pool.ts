@@ -258,6 +258,7 @@ export class ThreadPool implements Pool {
       }
       this.#owner.delete(o.seq);
       this.#limits.clear(o.seq);
+      member.starts.release(o.seq);
     }
     member.load -= outcomes.length;
     if (member.load === 0) member.work = 0; // no rounding residue between idle Web Workers
