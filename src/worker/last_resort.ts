@@ -14,6 +14,7 @@ import type { Delivery } from "../broker/port.ts";
 import { describeValue } from "../protocol/task_fields.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
+import { withChildren } from "./chords.ts";
 import { taskOf } from "./lifecycle.ts";
 import type { Intake } from "./intake.ts";
 import { failureEntry, pyException, REFUSED_MODULE } from "./result_entries.ts";
@@ -159,7 +160,9 @@ export function parkUnsettled(
  * result stored (so its caller sees it) and its delivery parked with the
  * error as reason (its follow-ups are not sent; an operator can requeue
  * it). Outcomes the throwing pass had taken were announced by it: they
- * are settled alone without a second announcement.
+ * are settled alone without a second announcement, and with what it had
+ * consumed (the children they sent, a terminate) given back. A lifecycle
+ * listener that throws does not get here: the announcements log it.
  *
  * @example
  * ```ts ignore
@@ -178,6 +181,10 @@ export function settleOrPark(
   // An array in the outcomes' order rather than a map: the fallback's only copy, made per batch.
   const before = new Array<Running | undefined>(outcomes.length);
   for (let i = 0; i < outcomes.length; i++) before[i] = st.running.get(outcomes[i].seq);
+  // What settling consumes besides the running entry (the children a task sent, a terminate),
+  // kept for the fallback (usually nothing to keep): it settles each outcome as a pass would.
+  const kids = st.children.size === 0 ? null : before.map((r) => r && st.children.peek(r.req.id));
+  const terms = st.terminated.size === 0 ? null : outcomes.map((o) => st.terminated.has(o.seq));
   try {
     settle(st, outcomes);
     return;
@@ -194,13 +201,21 @@ export function settleOrPark(
     const r = before[i];
     if (!r) continue;
     st.running.set(o.seq, r);
+    const sent = kids?.[i];
+    if (sent) st.children.restore(r.req.id, sent);
+    if (terms?.[i]) st.terminated.add(o.seq);
     try {
       settle(st, [o], !took[i]);
     } catch (err) {
       st.running.delete(o.seq);
+      st.terminated.delete(o.seq);
+      st.children.take(r.req.id);
       const reason = `worker error after the task ran: ${thrownText(err)}`;
       const meta = o.meta && !o.refused && !o.retry && !o.stored
-        ? { status: o.ok ? "SUCCESS" as const : "FAILURE" as const, meta: o.meta }
+        ? {
+          status: o.ok ? "SUCCESS" as const : "FAILURE" as const,
+          meta: withChildren(o.meta, sent ?? []),
+        }
         : null;
       parkUnsettled(s, r.delivery, r.req, reason, meta);
     }

@@ -7,7 +7,6 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
 import type { Broker, Delivery, Publication, PublishTarget, Rejection } from "../broker/port.ts";
 import { retryWhileDown } from "../broker/outage.ts";
@@ -18,8 +17,6 @@ import type { Outgoing } from "./follow_ups.ts";
 import type { Lifecycle, TaskRejected } from "./lifecycle.ts";
 import { failureEntry } from "./result_entries.ts";
 import { storeResults } from "./store_results.ts";
-
-const log = getLogger(["celeriac", "worker"]);
 
 /**
  * What one step of the worker must write to the broker and backend.
@@ -169,15 +166,7 @@ export function announceParks(
 ): void {
   const parked = written && new Set(written.map((r) => r.delivery));
   for (const e of events) {
-    if (parked && !parked.has(e.delivery)) continue;
-    try {
-      lifecycle.emit(e);
-    } catch (err) {
-      log.error("A lifecycle listener failed on the park of {id} ({error})", {
-        id: e.taskId,
-        error: (err as Error).stack ?? String(err),
-      });
-    }
+    if (!parked || parked.has(e.delivery)) lifecycle.announce(e);
   }
 }
 
