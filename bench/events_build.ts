@@ -80,7 +80,7 @@ function round(side: Side, publish: boolean): number {
     "retries",
     "eta",
     "expires",
-  ]);
+  ], ["name", "args", "kwargs", "parent_id", "retries", "eta", "expires"]);
   const started = new m.EventShape("task-started", ["uuid"]);
   const succeeded = new m.EventShape("task-succeeded", ["uuid", "result", "runtime"]);
   const writer = new m.EventListWriter({ hostname: HOSTNAME, pid: 4242 });

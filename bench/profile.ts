@@ -29,6 +29,8 @@
  * `--perf FILE` (also record the worker with Linux `perf record -g` into
  * FILE, on-CPU samples of every thread; add `--perf-basic-prof` to
  * `--v8-flags` for JavaScript names in `perf report`),
+ * `--roundtrips` (the tasks are N sequential `delay()` + `get()` round trips, workload B,
+ * after 100 unmeasured ones, instead of `delayMany` batches: every figure per round trip),
  * `--heap` (V8's sampling heap profiler on the main thread during the run,
  * objects collected since included: KB allocated per task, in all and by
  * function, top N), `--promoted` (the same, of the objects no young-generation collection
@@ -323,6 +325,7 @@ async function main(): Promise<void> {
       events: { type: "boolean", short: "E", default: false },
       dashboard: { type: "boolean", default: false },
       drain: { type: "boolean", default: false },
+      roundtrips: { type: "boolean", default: false },
       perf: { type: "string" },
       "no-sample": { type: "boolean", default: false },
       syscalls: { type: "boolean", default: false },
@@ -387,10 +390,19 @@ async function main(): Promise<void> {
       });
     }
     const enqueue = async () => {
+      if (values.roundtrips) {
+        for (let i = 0; i < n; i++) await (await noop.delay()).get();
+        return;
+      }
       for (let sent = 0; sent < n; sent += 1000) {
         await noop.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => []));
       }
     };
+    // --roundtrips: warm up the path first (the profile and counts cover the measured ones only).
+    if (values.roundtrips) {
+      for (let i = 0; i < 100; i++) await (await noop.delay()).get();
+      await results.flushdb();
+    }
     // --drain: the tasks wait in a queue the worker does not consume until the profile starts.
     if (values.drain) await enqueue();
     const perf = values.perf

@@ -2,12 +2,12 @@
  * A park on RabbitMQ of a delivery whose connection is gone does not
  * happen (the message comes back by itself): `reject` resolves without it,
  * and the worker announces (counts in `parked`, logs, sends
- * `task-rejected`) only what was parked. The test's own vhost, whose
- * connections the server closes.
+ * `task-rejected`) and stores a FAILURE for only what was parked. The
+ * test's own vhost, whose connections the server closes.
  */
 
 import assert from "node:assert/strict";
-import type { ResultBackend } from "../src/backend/port.ts";
+import type { ResultBackend, StoreEntry } from "../src/backend/port.ts";
 import { type AmqpBroker, openAmqpBroker } from "../src/broker/amqp.ts";
 import type { Delivery } from "../src/broker/port.ts";
 import { Celery } from "../mod.ts";
@@ -100,6 +100,28 @@ test("the worker announces and counts only the park that was written", async () 
     assert.equal(stats.parked, 1);
     const parked = (await broker.listParked({ limit: 1000 })).filter((p) => p.taskId === id);
     assert.equal(parked.length, 1);
+  } finally {
+    await broker.close();
+    await app.close();
+  }
+});
+
+test("the worker stores no FAILURE for the park that was not written", async () => {
+  const broker = await openAmqpBroker(vhost!.url(), fast);
+  const app = new Celery({ broker: "kv://:memory:", backend: null });
+  const st = new WorkerState(app, { app }, "test@host");
+  st.broker = broker;
+  const stored: StoreEntry[] = [];
+  st.backend = {
+    store: (e: StoreEntry[]) => (stored.push(...e), Promise.resolve()),
+  } as unknown as ResultBackend;
+  try {
+    const id = `gone-${crypto.randomUUID()}`;
+    const [stale, fresh] = await staleAndFresh(broker, id);
+    await new Intake(st).receive([stale, fresh]);
+    await st.drainSettling();
+    // Before: two, the stale delivery's FAILURE stored though its park did not happen.
+    assert.deepEqual(stored.map((e) => [e.taskId, e.status]), [[id, "FAILURE"]]);
   } finally {
     await broker.close();
     await app.close();

@@ -56,3 +56,54 @@ Deno.test("event writer: lists past its first buffer, and takes in turn between 
   assert.equal(writer.length, 0);
   assert.equal(text(writer.take()), "[]");
 });
+
+Deno.test("event writer: repeating fields copied as the bytes written last are Celery's bytes as their values change", () => {
+  const keys = ["uuid", "name", "args", "retries", "runtime", "eta"];
+  const shape = new EventShape("task-x", keys, ["name", "args", "retries", "runtime", "eta"]);
+  const plain = new EventShape("task-x", keys);
+  const fresh = (s: string) => JSON.parse(JSON.stringify(s)) as string;
+  // Each row against the one before: same values (copied), one value changed
+  // (written again), 0 and -0, 1 and 1.0, escapes, undefined, other types.
+  const rows: unknown[][] = [
+    ["a", "t", "()", 0, 1, null],
+    ["b", fresh("t"), fresh("()"), 0, 1, null],
+    ["c", "t", "()", -0, 1, null],
+    ["d", "t", "()", -0, 1, null],
+    ["e", "t", "()", 0, 1.5, null],
+    ["f", "t", '("q",)', 0, 1.5, null],
+    ["g", "t\u00e9", "()", 0, 1.5, null],
+    ["h", "t\u00e9", "()", 0, 1.5, null],
+    ["i", "t", "()", 0, 1.5, undefined],
+    ["j", "t", "()", 0, 1.5, undefined],
+    ["k", "t", "()", 0, 1.5, false],
+    ["l", "t", "()", 0, 1.5, "0"],
+    ["m", "t", "()", 0, 1.5, { at: [1] }],
+    ["n", "t", "()", 0, 1.5, "0"],
+    ["o", "t", "()", NaN, 1.5, "0"],
+    ["p", "t", "()", NaN, 1.5, "0"],
+  ];
+  const ours = new EventListWriter(sender);
+  const theirs = new EventListWriter(sender);
+  for (const [i, row] of rows.entries()) {
+    const stamp = 1_700_000_000_000 + Math.floor(i / 3);
+    ours.addValues(shape, row, i, stamp);
+    theirs.addValues(plain, row, i, stamp);
+    const expected = text(theirs.take());
+    assert.equal(text(ours.take()), expected, `row ${i}`);
+    assert.equal(
+      expected,
+      text(
+        encodeEventMessage(
+          [makeEvent("task-x" as never, Object.fromEntries(keys.map((k, j) => [k, row[j]])), {
+            ...sender,
+            clock: i,
+            timestamp: stamp,
+          })],
+          "w@h",
+        ).body,
+      ),
+      `row ${i}`,
+    );
+  }
+  assert.throws(() => new EventShape("task-x", keys, ["nope"]), RangeError);
+});

@@ -341,3 +341,32 @@ Deno.test({
     await r.quit();
   }
 });
+
+Deno.test({
+  name: "redis early hand-out: after the record of a lone hand-out that found every list " +
+    "empty behind it, the next take waits at once, without a take script that finds nothing",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { p, q, broker, r } = await waitingBroker("early-empty");
+  try {
+    const seqOf = async () => {
+      const [record] = await r.keys(`${p}celeriac.take.*`);
+      return Number(await r.hget(record, "seq"));
+    };
+    const first = await takeWhileWaiting(broker, q, ["a"]);
+    await broker.ack(first);
+    const before = await seqOf();
+    // Each take script gets the next sequence id, recorded only by one that takes something:
+    // a take script before the wait (finding nothing) would make this record's id before + 2.
+    const second = await takeWhileWaiting(broker, q, ["b"]);
+    assert.deepEqual(texts(second), ["b"]);
+    await broker.ack(second);
+    assert.equal(await seqOf(), before + 1, "the wait came first");
+    assert.equal(await r.hlen(`${p}unacked`), 0);
+    assert.equal(await r.llen(`${p}${q}`), 0);
+  } finally {
+    await broker.close();
+    await deleteKeys(p);
+    await r.quit();
+  }
+});

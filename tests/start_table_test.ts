@@ -1,8 +1,8 @@
 /**
  * The start table a Web Worker writes its tasks' starts to and the main
- * thread reads: a slot is only taken over once its task has finished, and
- * a start is read on the main thread's clock whatever the Web Worker's
- * wall-clock origin.
+ * thread reads: a slot is only taken over once the main thread has read its
+ * task's outcome, and a start is read on the main thread's clock whatever
+ * the Web Worker's wall-clock origin.
  */
 
 import assert from "node:assert/strict";
@@ -13,25 +13,32 @@ Deno.test("start table: a recorded start is read back on the other side, in its 
   const worker = new StartTable(main.memory);
   main.sync(performance.now());
   const before = performance.now();
-  assert.equal(worker.record(5, () => false), true);
+  assert.equal(worker.record(5), true);
   const at = main.startedAt(5);
   assert.ok(at !== null && at >= before - 1 && at <= performance.now() + 1, `read ${at}`);
   assert.equal(main.startedAt(6), null, "not started");
   assert.equal(main.startedAt(5 + 1024), null, "same slot, another task");
 });
 
-Deno.test("start table: a slot held by a running task is not taken; a finished one's is", () => {
+Deno.test("start table: a slot is taken over only once the main thread read its task's outcome", () => {
   const main = new StartTable();
   const worker = new StartTable(main.memory);
   main.sync(performance.now());
-  const running = new Set([3]);
-  assert.equal(worker.record(3, (s) => running.has(s)), true);
-  assert.equal(worker.record(3 + 1024, (s) => running.has(s)), false, "task 3 still runs");
+  assert.equal(worker.record(3), true);
+  assert.equal(worker.record(3 + 1024), false, "task 3 still runs");
   assert.notEqual(main.startedAt(3), null, "task 3's start is kept");
   assert.equal(main.startedAt(3 + 1024), null);
-  running.delete(3);
-  assert.equal(worker.record(3 + 1024, (s) => running.has(s)), true);
-  assert.notEqual(main.startedAt(3 + 1024), null);
+  worker.finish(3);
+  // Before: taken over here, task 3's start and finish read as never written.
+  assert.equal(worker.record(3 + 2048), false, "task 3's outcome is not read yet");
+  worker.finish(3 + 2048);
+  assert.equal(main.hasStarted(3), true, "task 3's start is kept");
+  assert.equal(main.hasFinished(3), true, "task 3's finish is kept");
+  main.release(3 + 1024); // not the slot's task: nothing noted
+  assert.equal(worker.record(3 + 3072), false);
+  main.release(3);
+  assert.equal(worker.record(3 + 3072), true);
+  assert.notEqual(main.startedAt(3 + 3072), null);
   assert.equal(main.startedAt(3), null, "its slot now holds the other task");
 });
 
@@ -40,7 +47,7 @@ function recordStepped(worker: StartTable, seq: number, step: number): void {
   const origin = performance.timeOrigin;
   Object.defineProperty(performance, "timeOrigin", { value: origin + step, configurable: true });
   try {
-    worker.record(seq, () => false);
+    worker.record(seq);
   } finally {
     Object.defineProperty(performance, "timeOrigin", { value: origin, configurable: true });
   }
@@ -65,7 +72,7 @@ Deno.test("start table: nothing is read before the Web Worker's clock is known, 
   const main = new StartTable();
   const worker = new StartTable(main.memory);
   const before = performance.now();
-  worker.record(4, () => false);
+  worker.record(4);
   assert.equal(main.startedAt(4), null, "no sync yet");
   // The ready message waited 50 ms before the main thread handled it.
   main.sync(performance.now() - 50);

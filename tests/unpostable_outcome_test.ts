@@ -25,12 +25,15 @@ const LINK = {
 
 /** An errback sent as a message (`x.wid` takes one argument). */
 const SENT_ERRBACK = { ...LINK, args: ["errback"] };
-/** An errback Celery calls in-process: `x.exit` takes two arguments (request, exc, ...). */
-const LOCAL_ERRBACK = { ...LINK, task: "x.exit" };
+/** An errback Celery calls in-process (it takes the request), noting its call in `path`. */
+function localErrback(path: string) {
+  return { ...LINK, task: "x.note_errback", args: [path] };
+}
 
 /**
- * `x.unclonable` linked to `x.wid`, with both kinds of errbacks, its result
- * not stored (so not encoded); `path` exists: it does not block.
+ * `x.unclonable` linked to `x.wid`, with both kinds of errbacks (the
+ * in-process one noting its calls in `<path>.errbacks`), its result not
+ * stored (so not encoded); `path` exists: it does not block.
  */
 function unclonableRequest(path: string, proxy: boolean): RunRequest {
   return {
@@ -39,7 +42,7 @@ function unclonableRequest(path: string, proxy: boolean): RunRequest {
       id: crypto.randomUUID(),
       args: [path, proxy],
       kwargs: {},
-      embed: { callbacks: [LINK], errbacks: [SENT_ERRBACK, LOCAL_ERRBACK] },
+      embed: { callbacks: [LINK], errbacks: [SENT_ERRBACK, localErrback(`${path}.errbacks`)] },
       now: new Date(),
       origin: "t@local",
       replyTo: "r",
@@ -105,10 +108,17 @@ Deno.test("unpostable outcome: refused in a batch, the others are posted and the
     });
     assert.match(failed.traceback ?? "", /^EncodeError: Cannot encode result\.f/);
     // Its callbacks are not sent (no value), its errbacks sent as messages are; the one Celery
-    // calls in-process is dropped (sent, it would get the task's id as its request).
+    // calls in-process is called here, with the failure (sent, it would get the task's id as its
+    // request).
     assert.deepEqual(failed.followUp?.value, null);
     assert.deepEqual(failed.followUp?.embed.callbacks, [LINK]);
     assert.deepEqual(failed.followUp?.embed.errbacks, [SENT_ERRBACK]);
+    // Before: never called.
+    assert.equal(
+      await Deno.readTextFile(`${path}.errbacks`).catch(() => "not called"),
+      `${unclonable.id} EncodeError: Cannot encode result.f: a function cannot be sent: pass the ` +
+        "data it needs, or a task signature\n",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -280,16 +280,33 @@ export class AmqpBroker implements Broker {
   /**
    * Park deliveries in `celeriac.parked` with their reasons, then
    * acknowledge them. A delivery whose connection is gone is not parked: it
-   * comes back by itself and will be judged again.
+   * comes back by itself and will be judged again. One whose connection
+   * closed while its park was being written comes back too, though its copy
+   * is parked: it is not said to be parked (it is judged again when it
+   * comes back), and a warning names it (a requeue of the parked copy may
+   * run its task a second time).
    *
-   * @returns the rejections parked (those whose connection is still there)
+   * @returns the rejections parked and acknowledged (those whose connection was still there)
    */
   async reject(rejections: readonly Rejection[]): Promise<Rejection[]> {
     const toPark = rejections.filter((r) => this.#taker.parkable(r.delivery));
     if (toPark.length === 0) return toPark;
     await parkRejections(this.#publisher, this.#declarations, toPark);
-    this.#taker.settle(toPark.map((r) => r.delivery), "ack");
-    return toPark;
+    const parked = toPark.filter((r) => this.#taker.parkable(r.delivery));
+    if (parked.length < toPark.length) {
+      log.warn(
+        "The connection of {n} message(s) closed while they were being parked (task ids {ids}): " +
+          "RabbitMQ delivers them again, and their copies stay in {queue}; `parked --requeue` " +
+          "puts those copies back too, so check first whether the tasks ran meanwhile",
+        {
+          n: toPark.length - parked.length,
+          ids: toPark.filter((r) => !parked.includes(r)).map((r) => r.taskId ?? "?").join(", "),
+          queue: "celeriac.parked",
+        },
+      );
+    }
+    this.#taker.settle(parked.map((r) => r.delivery), "ack");
+    return parked;
   }
 
   #isMissing(err: unknown): boolean {

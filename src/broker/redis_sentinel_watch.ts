@@ -2,7 +2,9 @@
  * What a process says about a Redis master it reaches through Sentinel:
  * one warning when the master becomes unreachable, one line when a
  * connection reaches it again — naming the new master after a failover —
- * and a reminder every 30 s while it stays unreachable. Every connection of
+ * and a reminder every 30 s while it stays unreachable; one warning for an
+ * address of the URL that is a plain Redis server, not a Sentinel (ioredis
+ * asks the next one without a word). Every connection of
  * the process to the same master (broker, backend, subscribers, blocking
  * connections) shares this state, so a failover is told once, not once per
  * connection every few seconds in ioredis' words ("connect ECONNREFUSED",
@@ -23,6 +25,17 @@ const RETRYING = /All sentinels are unreachable\. Retrying/;
 
 /** How often a master that stays unreachable is mentioned again, ms. */
 const REMIND_EVERY_MS = 30_000;
+
+/**
+ * ioredis' word for a Sentinel address that answered a Sentinel command as
+ * a plain Redis server does (an unknown command): the address is no
+ * Sentinel (a master's or replica's port in the URL). Group 1: the address.
+ */
+const NOT_A_SENTINEL =
+  /^failed to connect to sentinel (\S+) because ERR unknown command .sentinel/i;
+
+/** Addresses of the URLs already said to be no Sentinel: said once per process. */
+const notSentinels = new Set<string>();
 
 /** A master as this process last saw it. */
 interface MasterState {
@@ -122,6 +135,17 @@ export function watchSentinelMaster(
     }
   });
   client.on("close", () => known.ready.delete(client));
+  client.on("sentinelError", (err: Error) => {
+    const address = NOT_A_SENTINEL.exec(err.message)?.[1];
+    if (address === undefined || notSentinels.has(address)) return;
+    notSentinels.add(address);
+    log.warn(
+      "{address}, a Sentinel of Redis master {name} in the sentinel:// URL, is a Redis server, " +
+        "not a Sentinel ({error}): only the other addresses are asked. List the Sentinels' " +
+        "addresses (port 26379 by default), not the master's or a replica's",
+      { address, name: master.name, error: err.message },
+    );
+  });
   client.on("error", (err: Error) => {
     // Another connection reaches the master: this one is late to reconnect (its socket to the
     // previous master failed after the failover), not an outage.

@@ -140,8 +140,9 @@ export class RedisTaker {
     let down = 0;
     // The last take emptied every list and nothing was claimed since: wait first (a message
     // queued meanwhile ends the wait at once). Not after the record of an early hand-out that
-    // read its claim list alone: that record left the queues unread, and a burst queued behind
-    // the early message is taken up to max at once, not claimed one message per wait.
+    // read its claim list alone, unless every list was found empty right behind it: that record
+    // left the queues unread, and a burst queued behind the early message is taken up to max at
+    // once, not claimed one message per wait.
     if (this.#emptyAt !== null && this.#emptyAt === this.#watchers.claims(null)) {
       const early = await this.#waitAny(rotatedLists(queues, this.#rotation), signal, max);
       if (early) return early;
@@ -311,7 +312,7 @@ export class RedisTaker {
     this.#deferred = (next) =>
       (next !== null
         ? this.#record(early, lists, Math.max(2, next + 1), list, claimedBefore)
-        : this.#record(early, [], 2, list, claimedBefore))
+        : this.#record(early, [], 2, list, claimedBefore, lists))
         .finally(() => this.#background = null);
     this.#deferredAt = performance.now();
     this.#deferTimer ??= setTimeout(() => this.#onDeferTimer(), RECORD_WITHIN_MS);
@@ -322,6 +323,13 @@ export class RedisTaker {
    * Run the take script of an early hand-out, and again with the same id
    * (see `TakeScript.run`) while it fails, until it replies or the
    * broker closes: settling the delivery waits for it.
+   *
+   * A record of the claim list alone (`lists` empty) asks behind it whether
+   * every list of `probe` (the wait's) is empty; when they are, the next
+   * take waits at once, as after a take that emptied them all, instead of
+   * first running a take script that finds nothing (a sequential round
+   * trip's: one script call and one Redis round trip of the worker's main
+   * thread fewer per task, its wait sent that much sooner).
    */
   async #record(
     early: Early,
@@ -329,18 +337,22 @@ export class RedisTaker {
     max: number,
     first: string,
     claimedBefore: number,
+    probe: readonly string[] = [],
   ): Promise<void> {
     let failed = false;
     const until = Date.now() + this.#recordLimitMs;
     // At least once: a broker closing sends it too, and puts back what it took beside.
     do {
       const taking = this.#script.run(lists, max, first);
+      const empty = lists.length === 0 ? this.#script.emptyBehind(probe) : null;
       if (early.seq < 0) early.seq = this.#script.seq;
       try {
         const [got, taken] = await taking;
         this.#rotation++;
-        // A take of claim lists alone leaves the queues as they were (see take()).
+        // A take of claim lists alone leaves the queues as they were (see take()), unless
+        // they were found empty right behind it.
         if (taken < max && lists.length > 0) this.#emptyAt = claimedBefore;
+        else if (empty !== null && await empty) this.#emptyAt = claimedBefore;
         for (const g of got) this.#stash.push(g);
         return;
       } catch (err) {

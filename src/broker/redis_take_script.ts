@@ -93,6 +93,27 @@ export class TakeScript {
   }
 
   /**
+   * Whether every list a take of `lists` reads (each queue list and its
+   * claim list) is empty, asked with one `EXISTS` on the take script's
+   * connection: framed in the turn a take script was framed in, it runs
+   * right behind that script. Sent before the script (a connection not
+   * ready yet), it finds the claim list the script empties still holding
+   * its element, and says no: never empty by mistake.
+   *
+   * @param lists queue lists, as a take of them gets them
+   * @returns a promise of true when all are empty (false when the command
+   *   fails); null without a RESP connection (Sentinel, Cluster) or lists
+   */
+  emptyBehind(lists: readonly string[]): Promise<boolean> | null {
+    const s = this.#scope;
+    if (!s.resp || lists.length === 0) return null;
+    const keys = takeOrder(lists, null).map(([list, claimed]) =>
+      s.k(claimed ? claimList(this.#watcherId, list) : list)
+    );
+    return s.resp.command(["EXISTS", ...keys], Number).then((n) => n === 0, () => false);
+  }
+
+  /**
    * Take with the script. When the reply does not arrive (a disconnect), the
    * script may have run: the next take repeats this one with the same id
    * and lists, and the script hands over what it recorded instead of

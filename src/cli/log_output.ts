@@ -179,6 +179,8 @@ export interface LogSinkOptions {
  *
  * @param options format and destination
  * @returns the sink
+ * @throws {UsageError} naming `--logfile` when the file cannot be opened for appending (only
+ *   then: another failure, of logging's own setup, is not the flag's)
  */
 export async function logSink(options: LogSinkOptions = {}): Promise<Sink> {
   const formatter = options.format === "json"
@@ -195,7 +197,33 @@ export async function logSink(options: LogSinkOptions = {}): Promise<Sink> {
     // only when the next record is written, so a quiet worker's last lines (its "ready") stayed
     // in memory until it logged again or exited.
     const { getFileSink } = await import("@logtape/file");
-    return getFileSink(options.logfile, { formatter, flushInterval: 1000, nonBlocking: true });
+    try {
+      return getFileSink(options.logfile, { formatter, flushInterval: 1000, nonBlocking: true });
+    } catch (err) {
+      throw logfileRefused(err as Error, options.logfile);
+    }
   }
   return getConsoleSink({ formatter });
+}
+
+/**
+ * `--logfile` that cannot be opened for appending, as a usage error naming
+ * the flag (it was `error: No such file or directory (os error 2): open
+ * '…'`, exit 1), and the directory to create when that is what is missing.
+ * Logging is not set up yet: the error goes to the console.
+ */
+function logfileRefused(err: Error, logfile: string): UsageError {
+  const slash = logfile.lastIndexOf("/");
+  const dir = slash > 0 ? logfile.slice(0, slash) : slash === 0 ? "/" : ".";
+  let noDir = false;
+  try {
+    Deno.statSync(dir);
+  } catch (statErr) {
+    noDir = statErr instanceof Deno.errors.NotFound;
+  }
+  return new UsageError(
+    `--logfile ${logfile}: cannot open it for appending: ${err.message}` +
+      (noDir ? ` (create its directory, ${dir}, first)` : ""),
+    { cause: err },
+  );
 }

@@ -92,28 +92,6 @@ function warnUnreadConnection(command: string, app: Celery, values: Values): voi
   else console.error(`warning: ${hint}`);
 }
 
-/**
- * `--logfile` that cannot be opened for appending, as a usage error naming
- * the flag (it was `error: No such file or directory (os error 2): open
- * '…'`, exit 1), and the directory to create when that is what is missing.
- * Logging is not set up yet: the error goes to the console.
- */
-function logfileRefused(err: Error, logfile: string): UsageError {
-  const slash = logfile.lastIndexOf("/");
-  const dir = slash > 0 ? logfile.slice(0, slash) : slash === 0 ? "/" : ".";
-  let noDir = false;
-  try {
-    Deno.statSync(dir);
-  } catch (statErr) {
-    noDir = statErr instanceof Deno.errors.NotFound;
-  }
-  return new UsageError(
-    `--logfile ${logfile}: cannot open it for appending: ${err.message}` +
-      (noDir ? ` (create its directory, ${dir}, first)` : ""),
-    { cause: err },
-  );
-}
-
 /** The subcommands besides the monitoring ones (`monitor.ts`) and `completion`. */
 const RUNNERS: Record<string, (r: Run) => Promise<number>> = {
   worker: (r) => runWorker(r),
@@ -256,9 +234,7 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
       format: parseLogFormat(values["log-format"] ?? "text"),
       logfile,
       fields: logFields,
-    }, levels.taskLevel).catch((err) => {
-      throw logfile === undefined ? err : logfileRefused(err as Error, logfile);
-    });
+    }, levels.taskLevel);
     const { app, url, exportName } = await openApp(command, values.app, values);
     if (command !== "worker") warnUnreadConnection(command, app, values); // the worker's banner says it
     if (isMonitorCommand(command)) {

@@ -25,6 +25,7 @@ import {
   pyJsonScalar,
 } from "./json.ts";
 import { EVENT_FLOAT_FIELDS, utcOffsetAt } from "./events.ts";
+import { type FieldRun, fieldRuns, StampedTail } from "./event_runs.ts";
 
 const ascii = new TextEncoder();
 
@@ -67,12 +68,21 @@ export class EventShape {
   readonly tailBytes: Uint8Array;
   /** The bytes of all of {@link EventShape.keyBytes}. */
   readonly keysLength: number;
+  /** The run of repeating fields starting at each index, if one does (see {@link fieldRuns}). */
+  readonly runs: readonly (FieldRun | undefined)[];
+  /** The timestamp and {@link EventShape.tail} as bytes, for the last timestamp written. */
+  readonly stampedTail: StampedTail;
 
   /**
    * @param type the event type
    * @param keys its own fields' names, in the order Celery writes them
+   * @param repeating the fields whose values usually repeat from one event
+   *   of the type to the next (a task name, its `args`): each run of them
+   *   is copied as the bytes written last while its values stay the same.
+   *   Default none.
+   * @throws {RangeError} for a repeating field that is not one of `keys`
    */
-  constructor(type: string, keys: readonly string[]) {
+  constructor(type: string, keys: readonly string[], repeating: readonly string[] = []) {
     this.type = type;
     this.keys = keys;
     this.keyText = keys.map((k) => ", " + pyJsonScalar(k) + ": ");
@@ -81,6 +91,8 @@ export class EventShape {
     this.keyBytes = this.keyText.map((t) => ascii.encode(t));
     this.tailBytes = ascii.encode(this.tail);
     this.keysLength = this.keyBytes.reduce((sum, b) => sum + b.length, 0);
+    this.runs = fieldRuns(keys, repeating);
+    this.stampedTail = new StampedTail(this.tail);
   }
 }
 
@@ -128,8 +140,6 @@ export class EventListWriter {
   #stamp = "";
   /** `, ` and {@link #head}, as bytes: what starts an event in the list. */
   #headBytes = new Uint8Array();
-  /** {@link #stamp}'s bytes. */
-  #stampBytes = new Uint8Array();
 
   /** @param sender the sender's `hostname` and `pid` */
   constructor(sender: { hostname: string; pid: number }) {
@@ -202,8 +212,8 @@ export class EventListWriter {
     // needs more than a copy (an escape, a float's digits, JSON's walk)
     // leaves what was written uncommitted (`#len` moves at the end only).
     const head = this.#headBytes;
-    const stamp = this.#stampBytes;
-    let room = head.length + MAX_NUMBER + stamp.length + shape.tailBytes.length + shape.keysLength;
+    let room = head.length + MAX_NUMBER + this.#stamp.length + shape.tailBytes.length +
+      shape.keysLength;
     for (let i = 0; i < n; i++) {
       const v = values[i];
       if (typeof v === "string") room += v.length + 2;
@@ -212,20 +222,26 @@ export class EventListWriter {
     }
     this.#reserve(room);
     const buf = this.#buf;
+    const runs = shape.runs;
     let p = putNumber(buf, putBytes(buf, this.#len, head), clock);
-    for (let i = 0; i < n; i++) {
-      const v = values[i];
-      if (v === undefined) continue;
-      p = putBytes(buf, p, shape.keyBytes[i]);
-      if (typeof v === "string") {
-        p = putVerbatim(buf, p, v);
+    for (let i = 0; i < n;) {
+      const run = runs[i];
+      if (run === undefined) {
+        p = putField(buf, p, shape, i, values[i++]);
         if (p < 0) return this.#addText(shape, values, clock);
-      } else if (typeof v === "number") {
-        p = shape.floats[i] ? putAscii(buf, p, pyJsonFloat(v)) : putNumber(buf, p, v);
-      } else p = putBytes(buf, p, v === null ? NULL : v ? TRUE : FALSE);
+      } else if (run.matches(values)) {
+        p = putBytes(buf, p, run.bytes);
+        i = run.to;
+      } else {
+        const start = p;
+        for (; i < run.to; i++) {
+          p = putField(buf, p, shape, i, values[i]);
+          if (p < 0) return this.#addText(shape, values, clock);
+        }
+        run.keep(values, buf, start, p);
+      }
     }
-    p = putBytes(buf, p, stamp);
-    this.#len = putBytes(buf, p, shape.tailBytes);
+    this.#len = putBytes(buf, p, shape.stampedTail.bytes(this.#stamp));
     this.#end();
   }
 
@@ -279,7 +295,6 @@ export class EventListWriter {
     if (at !== this.#lastAt) {
       this.#lastAt = at;
       this.#stamp = ', "timestamp": ' + pyJsonFloat(at / 1000);
-      this.#stampBytes = ascii.encode(this.#stamp);
     }
   }
 
@@ -355,6 +370,23 @@ const MAX_NUMBER = 32;
 const NULL = ascii.encode("null");
 const TRUE = ascii.encode("true");
 const FALSE = ascii.encode("false");
+
+/**
+ * Write field `i` of `shape` with flat value `v` (a string, number,
+ * boolean or `null`; nothing for `undefined`) to `buf` at `p`, which has
+ * room for it.
+ *
+ * @returns the position after it, or -1 for a string that needs escaping (the bytes written then are garbage)
+ */
+function putField(buf: Uint8Array, p: number, shape: EventShape, i: number, v: unknown): number {
+  if (v === undefined) return p;
+  p = putBytes(buf, p, shape.keyBytes[i]);
+  if (typeof v === "string") return putVerbatim(buf, p, v);
+  if (typeof v === "number") {
+    return shape.floats[i] ? putAscii(buf, p, pyJsonFloat(v)) : putNumber(buf, p, v);
+  }
+  return putBytes(buf, p, v === null ? NULL : v ? TRUE : FALSE);
+}
 
 /**
  * Copy a constant piece (head, key, timestamp, tail, encoded once) to `buf`

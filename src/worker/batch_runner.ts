@@ -189,16 +189,6 @@ export class BatchRunner {
   }
 
   /**
-   * Whether a request is still running here (received and not finished).
-   *
-   * @param seq its dispatch number
-   * @returns true until its outcome is handed on
-   */
-  running(seq: number): boolean {
-    return this.#running.has(seq);
-  }
-
-  /**
    * Fire the AbortSignals of running requests.
    *
    * @param seqs their dispatch numbers

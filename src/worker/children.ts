@@ -50,6 +50,42 @@ export class ChildrenTracker {
     } else list.push({ id });
   }
 
+  /** How many tasks have children noted. */
+  get size(): number {
+    return this.#byParent.size;
+  }
+
+  /**
+   * The children noted for a task, kept.
+   *
+   * @example
+   * ```ts ignore
+   * const kept = tracker.peek(req.id);
+   * ```
+   *
+   * @param parentId the task's id
+   * @returns its children, in sending order, if any were noted
+   */
+  peek(parentId: string): ResultTuple[] | undefined {
+    return this.#byParent.get(parentId);
+  }
+
+  /**
+   * Note again the children {@link ChildrenTracker.take} gave for a task
+   * whose settlement failed: the next attempt stores them.
+   *
+   * @example
+   * ```ts ignore
+   * tracker.restore(req.id, kept);
+   * ```
+   *
+   * @param parentId the task's id
+   * @param children what `peek` gave before the failed attempt
+   */
+  restore(parentId: string, children: ResultTuple[]): void {
+    this.#byParent.set(parentId, children);
+  }
+
   /**
    * The children noted for a task, forgetting them.
    *

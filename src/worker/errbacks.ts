@@ -97,3 +97,53 @@ export async function callErrbacks(
     }
   }
 }
+
+/**
+ * Calls the in-process errbacks `local` of a task with `exc` and
+ * `traceback`, with the task's request at hand ({@link callErrbacks}).
+ */
+export type ErrbackCall = (
+  local: readonly LocalErrback[],
+  exc: Error,
+  traceback: string,
+) => Promise<void>;
+
+/** The errback calls kept for outcomes that may yet become failures, by outcome. */
+const kept = new WeakMap<object, ErrbackCall>();
+
+/**
+ * Keep how to call the in-process errbacks of a task that succeeded, for
+ * when its outcome turns into a failure after the task's request is gone
+ * (the structured clone refuses its value: `outcome_posts.ts`). Dropped
+ * with the outcome.
+ *
+ * @example
+ * ```ts ignore
+ * keepErrbackCall(outcome, (local, exc, tb) => callErrbacks(local, request, exc, tb, place));
+ * takeErrbackCall(outcome)?.(local, err, traceback);
+ * ```
+ *
+ * @param outcome the outcome
+ * @param call calls its errbacks
+ */
+export function keepErrbackCall(outcome: object, call: ErrbackCall): void {
+  kept.set(outcome, call);
+}
+
+/**
+ * The errback call kept for an outcome ({@link keepErrbackCall}), taken
+ * out; undefined when none was kept.
+ *
+ * @example
+ * ```ts ignore
+ * const call = takeErrbackCall(outcome);
+ * ```
+ *
+ * @param outcome the outcome
+ * @returns the call
+ */
+export function takeErrbackCall(outcome: object): ErrbackCall | undefined {
+  const call = kept.get(outcome);
+  kept.delete(outcome);
+  return call;
+}

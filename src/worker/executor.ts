@@ -25,7 +25,7 @@ import {
 import { resultRepr } from "../protocol/repr.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
 import { checkCall, handlerSignature } from "./arity.ts";
-import { callErrbacks, splitErrbacks } from "./errbacks.ts";
+import { callErrbacks, keepErrbackCall, splitErrbacks } from "./errbacks.ts";
 import { checkFollowUps } from "./follow_up_check.ts";
 import { stateUpdater } from "./task_state.ts";
 import { type RunHooks, runHooks } from "./task_hooks.ts";
@@ -384,6 +384,15 @@ export async function runTask(
       outcome.meta = encodeResultMetaWithJson(metaInput, resultJson(value));
     }
     if (needsFollowUp(body.embed)) outcome.followUp = { embed: body.embed, value };
+    // A post that refuses its value turns it into a failure, whose errbacks then run here.
+    if (outcome.followUp && body.embed.errbacks?.length) {
+      const place = (t: Task<never, unknown>, args: unknown[], kwargs: Record<string, unknown>) =>
+        callArgs(t, { ...body, args, kwargs });
+      keepErrbackCall(
+        outcome,
+        (local, exc, traceback) => callErrbacks(local, requestOf(req, body), exc, traceback, place),
+      );
+    }
     if (req.describe) outcome.repr = resultRepr(value);
     if (hooks) follow();
     await hooks?.success(value);

@@ -16,7 +16,7 @@ import type { RunRequest } from "./executor.ts";
 import { rejectedTask, taskOf } from "./lifecycle.ts";
 import { LocalTokenBuckets, RateLimiter } from "./rate_limit.ts";
 import { pyException, refusalInfo, revokedEntry, startedEntry } from "./result_entries.ts";
-import { parkUnsettled } from "./last_resort.ts";
+import { parkUnsettled, thrownDetail, thrownText } from "./last_resort.ts";
 import { finishedBefore, screen } from "./screening.ts";
 import { putBack, settleNotRun } from "./outcomes.ts";
 import { Settlement } from "./settlement.ts";
@@ -114,10 +114,17 @@ export class Intake {
     ended: Delivery[] = [],
     ends: Settlement = new Settlement(),
   ): Promise<void> {
+    const unloaded: Delivery[] = [];
     for (const d of deliveries) {
-      if (this.#decodesBody(d)) {
+      if (!this.#decodesBody(d)) continue;
+      try {
         const needs = codecsToLoad(d.contentType, d.headers.compression);
         if (needs) await loadCodecs(needs);
+      } catch (err) {
+        // Its codec did not load: it alone is parked; the rest of the batch is routed.
+        this.#parkUnroutable(d, err, ends);
+        ended.push(d);
+        unloaded.push(d);
       }
     }
     const done = await finishedBefore(this.#s.backend, deliveries);
@@ -127,6 +134,7 @@ export class Intake {
     const runs: RunRequest[] = [];
     const batch: Batch = { done, now, runs, s, ended, ends };
     for (const d of deliveries) {
+      if (unloaded.length && unloaded.includes(d)) continue;
       try {
         this.#route(d, batch);
       } catch (err) {
@@ -228,10 +236,10 @@ export class Intake {
    * id its headers carry.
    */
   #parkUnroutable(d: Delivery, err: unknown, ends: Settlement): void {
-    const reason = `worker error while receiving it: ${(err as Error)?.message ?? "unknown"}`;
+    const reason = `worker error while receiving it: ${thrownText(err)}`;
     log.error("Receiving message {taskId} failed ({error}); parking it", {
       taskId: taskOf(d).taskId,
-      error: (err as Error)?.stack ?? "unknown",
+      error: thrownDetail(err),
     });
     parkUnsettled(ends, d, null, reason, null);
   }
@@ -294,7 +302,9 @@ export class Intake {
   async requeueAll(running: readonly Running[] = []): Promise<void> {
     const held = [...this.#held.clear(), ...this.limiter.drain(), ...this.#late.splice(0)];
     this.#heldById.clear();
-    for (const h of held) this.#s.lifecycle.emit({ type: "returned", req: h.req, why: "shutdown" });
+    for (const h of held) {
+      this.#s.lifecycle.announce({ type: "returned", req: h.req, why: "shutdown" });
+    }
     const back = held.map((h) => ({ delivery: h.delivery, acked: false, received: h.received }));
     const all = [...back, ...running];
     try {
@@ -332,10 +342,10 @@ export class Intake {
     reason: "revoked" | "expired",
     atIntake: boolean,
   ): void {
-    // Settled, then announced: a listener that throws leaves it settled (see receive's `ends`).
+    // Settled, then announced: a listener that throws is logged (the rest of the batch goes on).
     settleNotRun(this.#s, s, req, d, revokedEntry(req, reason));
     s.acks.push(d);
-    this.#s.lifecycle.emit({ type: "revoked", req, reason, atIntake });
+    this.#s.lifecycle.announce({ type: "revoked", req, reason, atIntake });
   }
 
   /** Shared buckets when the broker has them (Redis), else this worker's own. */
@@ -379,7 +389,7 @@ export class Intake {
     } else if (req.expires && req.expires.getTime() <= Date.now()) {
       this.#notRun(s, d, req, "expired", false);
     } else if (req.eta && req.eta.getTime() > Date.now()) {
-      this.#s.lifecycle.emit({ type: "returned", req, why: "eta-hold-limit" });
+      this.#s.lifecycle.announce({ type: "returned", req, why: "eta-hold-limit" });
       s.publishes.push({
         taskId: req.id,
         message: d,
@@ -387,7 +397,7 @@ export class Intake {
       });
       s.acks.push(d);
     } else if (!admitted && this.limiter.rate(req.task) !== null) {
-      this.#s.lifecycle.emit({ type: "waiting", req, delivery: d });
+      this.#s.lifecycle.announce({ type: "waiting", req, delivery: d });
       this.limiter.submit(req.task, { delivery: d, req, task, received });
       return;
     } else {
@@ -415,7 +425,7 @@ export class Intake {
       started: performance.now(),
       received,
     });
-    st.lifecycle.emit({ type: "started", seq, req, delivery: d, acked: !lateAck });
+    st.lifecycle.announce({ type: "started", seq, req, delivery: d, acked: !lateAck });
     if (task.options.trackStarted && st.backend) s.stores.push(startedEntry(req, st.hostname));
     const compression = d.headers.compression;
     const limits = resolveTimeLimits(

@@ -11,8 +11,10 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Delivery } from "../broker/port.ts";
+import { describeValue } from "../protocol/task_fields.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
+import { withChildren } from "./chords.ts";
 import { taskOf } from "./lifecycle.ts";
 import type { Intake } from "./intake.ts";
 import { failureEntry, pyException, REFUSED_MODULE } from "./result_entries.ts";
@@ -20,6 +22,41 @@ import { Settlement } from "./settlement.ts";
 import type { Running, WorkerState } from "./worker_state.ts";
 
 const log = getLogger(["celeriac", "worker"]);
+
+/**
+ * What a thrown value says, for a park's reason: an Error's message, or
+ * the value described (anything may be thrown: a string, null, ...).
+ *
+ * @example
+ * ```ts
+ * import { thrownText } from "./last_resort.ts";
+ * thrownText(new TypeError("broke")); // "broke"
+ * thrownText("broke"); // 'thrown value "broke" (not an Error)'
+ * ```
+ *
+ * @param err what was thrown
+ * @returns its text
+ */
+export function thrownText(err: unknown): string {
+  return err instanceof Error ? err.message : `thrown value ${describeValue(err)} (not an Error)`;
+}
+
+/**
+ * What a thrown value says, for a log line: an Error's stack, else
+ * {@link thrownText}.
+ *
+ * @example
+ * ```ts
+ * import { thrownDetail } from "./last_resort.ts";
+ * thrownDetail(null); // "thrown value null (not an Error)"
+ * ```
+ *
+ * @param err what was thrown
+ * @returns its text, with the stack when it has one
+ */
+export function thrownDetail(err: unknown): string {
+  return err instanceof Error ? err.stack ?? err.message : thrownText(err);
+}
 
 /**
  * Receive a batch; when the intake throws, park every delivery of the batch
@@ -52,10 +89,10 @@ export async function receiveOrPark(
     const settled = new Set(ended);
     const seqOf = new Map<Delivery, [number, Running]>();
     for (const [seq, r] of st.running) seqOf.set(r.delivery, [seq, r]);
-    const reason = `worker error while receiving it: ${(err as Error).message}`;
+    const reason = `worker error while receiving it: ${thrownText(err)}`;
     log.error("Receiving a batch of {n} message(s) failed ({error}); parking them", {
       n: deliveries.length,
-      error: (err as Error).stack ?? String(err),
+      error: thrownDetail(err),
     });
     st.settle(ends);
     const s = new Settlement();
@@ -108,9 +145,10 @@ export function parkUnsettled(
     kind: "unsettled",
     atIntake: req === null,
   });
-  if (meta && taskId) s.stores.push({ taskId, status: meta.status, meta: meta.meta });
+  if (meta && taskId) s.storeWithPark(d, { taskId, status: meta.status, meta: meta.meta });
   else if (taskId) {
-    s.stores.push(
+    s.storeWithPark(
+      d,
       failureEntry(taskId, pyException("InternalError", REFUSED_MODULE, [reason]), null),
     );
   }
@@ -122,7 +160,9 @@ export function parkUnsettled(
  * result stored (so its caller sees it) and its delivery parked with the
  * error as reason (its follow-ups are not sent; an operator can requeue
  * it). Outcomes the throwing pass had taken were announced by it: they
- * are settled alone without a second announcement.
+ * are settled alone without a second announcement, and with what it had
+ * consumed (the children they sent, a terminate) given back. A lifecycle
+ * listener that throws does not get here: the announcements log it.
  *
  * @example
  * ```ts ignore
@@ -141,13 +181,17 @@ export function settleOrPark(
   // An array in the outcomes' order rather than a map: the fallback's only copy, made per batch.
   const before = new Array<Running | undefined>(outcomes.length);
   for (let i = 0; i < outcomes.length; i++) before[i] = st.running.get(outcomes[i].seq);
+  // What settling consumes besides the running entry (the children a task sent, a terminate),
+  // kept for the fallback (usually nothing to keep): it settles each outcome as a pass would.
+  const kids = st.children.size === 0 ? null : before.map((r) => r && st.children.peek(r.req.id));
+  const terms = st.terminated.size === 0 ? null : outcomes.map((o) => st.terminated.has(o.seq));
   try {
     settle(st, outcomes);
     return;
   } catch (err) {
     log.error("Settling {n} outcome(s) failed ({error}); settling them one by one", {
       n: outcomes.length,
-      error: (err as Error).stack ?? String(err),
+      error: thrownDetail(err),
     });
   }
   const s = new Settlement();
@@ -157,13 +201,21 @@ export function settleOrPark(
     const r = before[i];
     if (!r) continue;
     st.running.set(o.seq, r);
+    const sent = kids?.[i];
+    if (sent) st.children.restore(r.req.id, sent);
+    if (terms?.[i]) st.terminated.add(o.seq);
     try {
       settle(st, [o], !took[i]);
     } catch (err) {
       st.running.delete(o.seq);
-      const reason = `worker error after the task ran: ${(err as Error).message}`;
+      st.terminated.delete(o.seq);
+      st.children.take(r.req.id);
+      const reason = `worker error after the task ran: ${thrownText(err)}`;
       const meta = o.meta && !o.refused && !o.retry && !o.stored
-        ? { status: o.ok ? "SUCCESS" as const : "FAILURE" as const, meta: o.meta }
+        ? {
+          status: o.ok ? "SUCCESS" as const : "FAILURE" as const,
+          meta: withChildren(o.meta, sent ?? []),
+        }
         : null;
       parkUnsettled(s, r.delivery, r.req, reason, meta);
     }

@@ -17,10 +17,13 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import type { Delivery } from "../broker/port.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
 import type { TaskRequest } from "../protocol/task_request.ts";
 import type { RunOutcome } from "./executor.ts";
+
+const log = getLogger(["celeriac", "worker"]);
 
 /**
  * A decodable message of a task this worker runs was taken from the broker
@@ -300,5 +303,39 @@ export class Lifecycle {
    */
   emit(event: LifecycleEvent): void {
     for (const s of this.#subscribers) s(event);
+  }
+
+  /**
+   * Announce an event that follows a step already taken (a task handed to
+   * the pool, its outcome or its revocation settled): a subscriber that
+   * throws is logged and the others still hear it, so that what follows
+   * the step is still done. ({@link Lifecycle.emit} throws instead: used
+   * before such a step, where the throw ends only the task announced.)
+   *
+   * @example
+   * ```ts
+   * import { Lifecycle } from "@celeriac/celeriac/worker";
+   * const lifecycle = new Lifecycle();
+   * lifecycle.subscribe(() => {
+   *   throw new Error("a broken listener");
+   * });
+   * lifecycle.announce({ type: "rejected", delivery: {} as never, req: null, taskId: "t1",
+   *   taskName: null, reason: "r", kind: "unsettled", atIntake: true }); // logged, not thrown
+   * ```
+   *
+   * @param event what happened
+   */
+  announce(event: LifecycleEvent): void {
+    for (const s of this.#subscribers) {
+      try {
+        s(event);
+      } catch (err) {
+        log.error("A lifecycle listener failed on the {type} event of task {id} ({error})", {
+          type: event.type,
+          id: event.req?.id ?? (event.type === "rejected" ? event.taskId : null),
+          error: (err as Error)?.stack ?? String(err),
+        });
+      }
+    }
   }
 }

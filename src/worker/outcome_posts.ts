@@ -11,7 +11,7 @@ import { EncodeError } from "../protocol/errors.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
 import { resultJson } from "../protocol/result_meta.ts";
 import type { Task } from "../client/task.ts";
-import { splitErrbacks } from "./errbacks.ts";
+import { splitErrbacks, takeErrbackCall } from "./errbacks.ts";
 import { postSplitting } from "./post_split.ts";
 import type { RunOutcome } from "./run_types.ts";
 
@@ -20,7 +20,8 @@ import type { RunOutcome } from "./run_types.ts";
  * it (a `DataCloneError`: a task linked to others whose result is not
  * stored hands its return value as it is, a function in it included), each
  * outcome is posted alone and each one still refused is replaced by the
- * failure {@link unpostableOutcome} describes. Any other error is thrown.
+ * failure {@link unpostableOutcome} describes, posted once its in-process
+ * errbacks have run (as for any failure). Any other error is thrown.
  *
  * @example
  * ```ts ignore
@@ -39,37 +40,52 @@ export function postOutcomes(
   postSplitting(
     outcomes,
     post,
-    (o, err) => post([unpostableOutcome(o, err as DOMException, tasks)]),
+    (o, err) => refuse(o, err as DOMException, tasks, post),
     isCloneRefusal,
   );
 }
 
+/** Post the failure that replaces `o`, once its in-process errbacks have run. */
+function refuse(
+  o: RunOutcome,
+  refusal: Error,
+  tasks: ReadonlyMap<string, Task<never, unknown>>,
+  post: (batch: RunOutcome[]) => void,
+): void {
+  const error = refusalError(o, refusal);
+  const failed = unpostableOutcome(o, error, tasks);
+  const call = takeErrbackCall(o);
+  const local = call ? splitErrbacks(tasks, o.followUp?.embed.errbacks ?? null).local : [];
+  if (!call || !local.length) return post([failed]);
+  void call(local, error, failed.traceback!).then(() => post([failed]));
+}
+
 /**
- * The failure that replaces an outcome the structured clone refused: an
- * `EncodeError` naming the part of the return value that cannot be sent
- * (as a stored result's encoding would) and what to return instead. Its
+ * The failure that replaces an outcome the structured clone refused, with
+ * its `EncodeError` (naming the part of the return value that cannot be
+ * sent, as a stored result's encoding would, and what to return instead:
+ * see {@link postOutcomes}). Its
  * follow-ups are kept, without the value: its callbacks are not sent, the
- * errbacks sent as messages are. Those Celery calls in-process (taking the
- * request, the exception and the traceback) are not called: the task's
- * request is no longer at hand here.
+ * errbacks sent as messages are; those Celery calls in-process (taking the
+ * request, the exception and the traceback) are left out, for
+ * {@link postOutcomes} to call.
  *
  * @example
  * ```ts ignore
- * const refusal = new DOMException("()=>1 could not be cloned.", "DataCloneError");
- * unpostableOutcome(outcome, refusal, app.tasks).exc?.exc_type; // "EncodeError"
+ * const error = new EncodeError("a function cannot be sent", { path: "result.f" });
+ * unpostableOutcome(outcome, error, app.tasks).exc?.exc_type; // "EncodeError"
  * ```
  *
  * @param o the outcome that could not be posted
- * @param refusal what `postMessage` threw
+ * @param error why, as the task's failure
  * @param tasks the task registry (which errbacks are called in-process)
  * @returns a failure outcome for the same task
  */
 export function unpostableOutcome(
   o: RunOutcome,
-  refusal: Error,
+  error: EncodeError,
   tasks: ReadonlyMap<string, Task<never, unknown>>,
 ): RunOutcome {
-  const error = encodeError(o, refusal);
   const embed = o.followUp?.embed;
   return {
     seq: o.seq,
@@ -91,7 +107,7 @@ function isCloneRefusal(err: unknown): err is DOMException {
 }
 
 /** Where the value fails to encode as JSON, when it does; else the clone's refusal. */
-function encodeError(o: RunOutcome, refusal: Error): EncodeError {
+function refusalError(o: RunOutcome, refusal: Error): EncodeError {
   if (o.followUp) {
     try {
       resultJson(o.followUp.value);

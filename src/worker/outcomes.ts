@@ -53,7 +53,7 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[], announce
     }
     if (o.revoked) {
       // Revoked after it was handed to the pool, before its handler was called: not run.
-      lifecycle.emit({ type: "revoked", req, reason: "revoked", atIntake: false, seq: o.seq });
+      lifecycle.announce({ type: "revoked", req, reason: "revoked", atIntake: false, seq: o.seq });
       settleNotRun(st, s, req, delivery, revokedEntry(req, "revoked"));
       if (!r.acked) s.acks.push(delivery);
       else earlyAcked.push(r);
@@ -72,12 +72,17 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[], announce
         seq: o.seq,
       });
       if (o.meta) {
-        s.stores.push({ taskId: req.id, status: "FAILURE", meta: o.meta, replyTo: req.replyTo });
+        s.storeWithPark(delivery, {
+          taskId: req.id,
+          status: "FAILURE",
+          meta: o.meta,
+          replyTo: req.replyTo,
+        });
       }
       continue;
     }
     if (o.retry) {
-      lifecycle.emit({ type: "retried", seq: o.seq, req, outcome: { ...o, retry: o.retry } });
+      lifecycle.announce({ type: "retried", seq: o.seq, req, outcome: { ...o, retry: o.retry } });
       retries.push({ delivery, req, acked: r.acked, outcome: o });
       continue;
     }
@@ -101,10 +106,10 @@ export function settleOutcomes(st: WorkerState, outcomes: RunOutcome[], announce
       for (const j of canvas.joins) s.joins.push(j);
     }
     if (o.ok) {
-      lifecycle.emit({ type: "succeeded", seq: o.seq, req, outcome: o });
+      lifecycle.announce({ type: "succeeded", seq: o.seq, req, outcome: o });
     } else {
       const exc = o.exc ?? pyException("Exception", "builtins", []);
-      lifecycle.emit({
+      lifecycle.announce({
         type: "failed",
         seq: o.seq,
         req,
@@ -167,7 +172,13 @@ export function settleLost(
       !r.acked &&
       (task?.options.rejectOnWorkerLost ?? st.options.rejectOnWorkerLost ?? false)
     ) {
-      st.lifecycle.emit({ type: "returned", req: r.req, why: "worker-lost", seq, detail: reason });
+      st.lifecycle.announce({
+        type: "returned",
+        req: r.req,
+        why: "worker-lost",
+        seq,
+        detail: reason,
+      });
       requeues.push(r);
       continue;
     }
@@ -281,7 +292,7 @@ function returnAll(
   for (const seq of seqs) {
     const r = take(st, s, seq, earlyAcked);
     if (!r) continue;
-    st.lifecycle.emit({
+    st.lifecycle.announce({
       type: "returned",
       req: r.req,
       why,
@@ -308,7 +319,7 @@ function fail(
   message = err.message,
 ): void {
   const exc = exceptionInfo(err);
-  st.lifecycle.emit({ type: "failed", seq, req: r.req, cause, exc, message });
+  st.lifecycle.announce({ type: "failed", seq, req: r.req, cause, exc, message });
   s.stores.push({ ...failureEntry(r.req.id, exc, null), replyTo: r.req.replyTo });
   if (!r.acked) s.acks.push(r.delivery);
   else earlyAcked.push(r);
@@ -323,7 +334,7 @@ function terminated(
   earlyAcked: Running[],
   lifecycle = st.lifecycle,
 ): void {
-  lifecycle.emit({ type: "revoked", req: r.req, reason: "terminated", atIntake: false, seq });
+  lifecycle.announce({ type: "revoked", req: r.req, reason: "terminated", atIntake: false, seq });
   settleNotRun(st, s, r.req, r.delivery, revokedEntry(r.req, "terminated"));
   if (!r.acked) s.acks.push(r.delivery);
   else earlyAcked.push(r);

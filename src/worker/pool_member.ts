@@ -14,6 +14,7 @@ import type { Sandbox, SpawnPermissions } from "./sandboxes.ts";
 import type { RingReader, RingWriter } from "./shared_ring.ts";
 import type { StartTable } from "./start_table.ts";
 import type { ThreadRef } from "./thread_leaks.ts";
+import type { TimeLimits } from "./time_limits.ts";
 
 /** Web Workers sharing one permission sandbox. */
 export interface Group {
@@ -60,6 +61,21 @@ export interface Member {
   up: boolean;
   dead: boolean;
   retiring: boolean;
+}
+
+/** A task the pool handed to a member, until its outcome is read. */
+export interface Owned {
+  member: Member;
+  task: string;
+  id: string;
+  /** Its estimated blocking work, counted in its member's `work`. */
+  work: number;
+  /** Its time limits, started when its Web Worker reports it started. */
+  limits: TimeLimits | undefined;
+  /** Its Web Worker posted its start (its start table slot was held); else the table tells. */
+  started: boolean;
+  /** Not started when a terminate halted its Web Worker: put back, whatever the halted thread posts. */
+  back?: boolean;
 }
 
 /**
@@ -172,7 +188,7 @@ export function endMember(member: Member): void {
  */
 export function haltAndSplit(
   member: Member,
-  owners: Iterable<[number, { member: Member; started: boolean; back?: boolean }]>,
+  owners: Iterable<[number, Pick<Owned, "member" | "started" | "back">]>,
 ): { started: number[]; notStarted: number[] } {
   member.starts.halt();
   const started: number[] = [];

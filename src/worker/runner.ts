@@ -88,7 +88,7 @@ const services: RunServices = {
     request({ type: "store", id: 0, seq, status, meta, final }),
   // Written (or else posted) at once: a task that then blocks its thread is still timed from now.
   started: (seq) => {
-    if (!starts?.record(seq, (s) => runner.running(s))) post({ type: "started", seq });
+    if (!starts?.record(seq)) post({ type: "started", seq });
   },
   halted: () => starts?.halted ?? false,
   finished: (seq) => starts?.finish(seq),

@@ -1,13 +1,12 @@
 /**
  * Settling a batch of deliveries: park refused messages, store results,
  * publish follow-ups, then acknowledge — in that order, so nothing is
- * acknowledged before its outcome is stored, and a park is announced once
- * it is written.
+ * acknowledged before its outcome is stored, and a park is announced, and
+ * the FAILURE that goes with it stored, once it is written.
  *
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import type { ResultBackend, StoreEntry } from "../backend/port.ts";
 import type { Broker, Delivery, Publication, PublishTarget, Rejection } from "../broker/port.ts";
 import { retryWhileDown } from "../broker/outage.ts";
@@ -18,8 +17,6 @@ import type { Outgoing } from "./follow_ups.ts";
 import type { Lifecycle, TaskRejected } from "./lifecycle.ts";
 import { failureEntry } from "./result_entries.ts";
 import { storeResults } from "./store_results.ts";
-
-const log = getLogger(["celeriac", "worker"]);
 
 /**
  * What one step of the worker must write to the broker and backend.
@@ -45,6 +42,8 @@ export class Settlement {
   readonly publishes: Outgoing[] = [];
   /** Chord header members to join once their results are stored. */
   readonly joins: ChordJoin[] = [];
+  /** The entries of {@link Settlement.stores} that go with a park, by its delivery. */
+  readonly #parkStores = new Map<Delivery, StoreEntry[]>();
 
   /**
    * Park the delivery of `event` (its reason, task id and name), announced
@@ -60,7 +59,41 @@ export class Settlement {
     if (!event.taskId) return;
     const entry = failureEntry(event.taskId, info, null);
     const replyTo = event.req?.replyTo;
-    this.stores.push(replyTo === undefined ? entry : { ...entry, replyTo });
+    this.storeWithPark(event.delivery, replyTo === undefined ? entry : { ...entry, replyTo });
+  }
+
+  /**
+   * Store `entry` if the park of `delivery` (asked for in this settlement)
+   * is written: one the broker leaves out (its RabbitMQ connection gone)
+   * did not happen, and its message, back, is judged again.
+   *
+   * @param delivery the delivery parked
+   * @param entry what to store for its task
+   */
+  storeWithPark(delivery: Delivery, entry: StoreEntry): void {
+    this.stores.push(entry);
+    const list = this.#parkStores.get(delivery);
+    if (list) list.push(entry);
+    else this.#parkStores.set(delivery, [entry]);
+  }
+
+  /**
+   * Drop the entries stored with the parks that `written` (what
+   * `Broker.reject` resolved with) leaves out.
+   *
+   * @param written the rejections parked
+   */
+  keepParked(written: readonly Rejection[]): void {
+    if (this.#parkStores.size === 0) return;
+    const parked = new Set(written.map((r) => r.delivery));
+    const dropped = new Set<StoreEntry>();
+    for (const [d, entries] of this.#parkStores) {
+      if (!parked.has(d)) { for (const e of entries) dropped.add(e); }
+    }
+    this.#parkStores.clear();
+    if (dropped.size === 0) return;
+    const kept = this.stores.filter((e) => !dropped.has(e));
+    this.stores.splice(0, this.stores.length, ...kept);
   }
 
   /**
@@ -133,15 +166,7 @@ export function announceParks(
 ): void {
   const parked = written && new Set(written.map((r) => r.delivery));
   for (const e of events) {
-    if (parked && !parked.has(e.delivery)) continue;
-    try {
-      lifecycle.emit(e);
-    } catch (err) {
-      log.error("A lifecycle listener failed on the park of {id} ({error})", {
-        id: e.taskId,
-        error: (err as Error).stack ?? String(err),
-      });
-    }
+    if (!parked || parked.has(e.delivery)) lifecycle.announce(e);
   }
 }
 
@@ -164,6 +189,7 @@ export function announceParks(
 export async function settle(s: Settlement, io: SettleIo): Promise<void> {
   if (s.rejects.length) {
     const written = await io.broker.reject(s.rejects);
+    if (written) s.keepParked(written);
     if (io.lifecycle) announceParks(io.lifecycle, s.parked, written);
   }
   if (io.backend && s.stores.length) await storeResults(io.backend, s.stores);

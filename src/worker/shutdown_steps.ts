@@ -99,7 +99,7 @@ export async function returnRunning(s: WorkerState, takeLoop: Promise<void>): Pr
   const running = [...s.running.values()];
   s.running.clear();
   for (const [i, r] of running.entries()) {
-    s.lifecycle.emit({ type: "returned", req: r.req, why: "shutdown", seq: seqs[i] });
+    s.lifecycle.announce({ type: "returned", req: r.req, why: "shutdown", seq: seqs[i] });
   }
   s.pool?.abort(seqs);
   s.wake();

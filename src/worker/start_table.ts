@@ -54,6 +54,11 @@ export interface StartTableMemory {
   /** The task of each slot the main thread revoked: its sequence number, truncated to 32 bits. */
   revoked: Int32Array;
   /**
+   * The task of each slot whose outcome the main thread has read: its
+   * sequence number, 32 bits. Until then its slot is not taken over.
+   */
+  released: Int32Array;
+  /**
    * Revoked tasks whose slot's mark was another revoked task still held
    * (their sequence numbers a multiple of 1024 apart), truncated to 32
    * bits; its first cell after them counts the entries in use.
@@ -62,9 +67,12 @@ export interface StartTableMemory {
 }
 
 /**
- * One Web Worker's start table. A slot is reused only once the task that
- * held it has finished: while it runs, a task of the same slot reports its
- * start with a message instead ({@link StartTable.record} returns false).
+ * One Web Worker's start table. A slot is reused only once the main thread
+ * has read the outcome of the task that held it ({@link StartTable.release}):
+ * until then the main thread may still ask whether that task started or
+ * finished (a terminate of another task, a time limit), and a task of the
+ * same slot reports its start with a message instead
+ * ({@link StartTable.record} returns false).
  *
  * @example
  * ```ts
@@ -72,11 +80,12 @@ export interface StartTableMemory {
  * const main = new StartTable();
  * const worker = new StartTable(main.memory); // in the Web Worker, from its init message
  * main.sync(performance.now()); // on the Web Worker's `ready`, with its clock as it posted it
- * worker.record(7, () => false); // true: written, no message needed
+ * worker.record(7); // true: written, no message needed
  * main.startedAt(7) !== null; // true: the main thread sees it started
  * main.startedAt(8); // null: not started
  * worker.finish(7); // its handler returned
  * main.hasFinished(7); // true: its limits no longer apply
+ * main.release(7); // its outcome was read: its slot may be taken over
  * main.halt(); // before terminating the Web Worker
  * worker.halted; // true: it starts no more tasks
  * main.revoke(9, () => false); // true: marked
@@ -106,19 +115,49 @@ export class StartTable {
       halted: new Int32Array(new SharedArrayBuffer(4)),
       finished: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       revoked: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
+      released: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       spilled: new Int32Array(new SharedArrayBuffer((SPILL + 1) * 4)),
     };
   }
 
   /**
    * In the Web Worker: note that the handler of task `seq` returned (or the
-   * promise it returned settled), before its outcome is handed on. Its slot
-   * stays its own until then ({@link StartTable.record}).
+   * promise it returned settled), before its outcome is handed on. Not
+   * noted when its slot's task is another that finished and whose outcome
+   * the main thread has not read: that one's finish is kept.
    *
    * @param seq the task
    */
   finish(seq: number): void {
-    Atomics.store(this.memory.finished, seq % SLOTS, seq | 0);
+    const slot = seq % SLOTS;
+    const held = this.#held[slot];
+    const { finished } = this.memory;
+    // The slot's task finished and its outcome is not read: its finish is the one kept.
+    if (
+      held !== undefined && held !== seq && Atomics.load(finished, slot) === (held | 0) &&
+      !this.#released(slot, held)
+    ) return;
+    Atomics.store(finished, slot, seq | 0);
+  }
+
+  /**
+   * On the main thread, once it has read the outcome of task `seq`: the
+   * slot it holds may be taken over by another task
+   * ({@link StartTable.record}). Nothing is noted for a task that does not
+   * hold its slot (it posted its start).
+   *
+   * @param seq the task
+   */
+  release(seq: number): void {
+    const slot = seq % SLOTS;
+    if (Atomics.load(this.memory.seqs, slot) === (seq | 0)) {
+      Atomics.store(this.memory.released, slot, seq | 0);
+    }
+  }
+
+  /** Whether the main thread read the outcome of `held`, the task of `slot`. */
+  #released(slot: number, held: number): boolean {
+    return Atomics.load(this.memory.released, slot) === (held | 0);
   }
 
   /**
@@ -148,16 +187,17 @@ export class StartTable {
 
   /**
    * In the Web Worker: note that task `seq` starts now, unless its slot is
-   * held by a task that still runs.
+   * held by another task whose outcome the main thread has not read yet
+   * ({@link StartTable.release}): it runs, or the main thread may still
+   * ask whether it started or finished.
    *
    * @param seq the task
-   * @param running whether a task (by sequence number) still runs here
    * @returns whether it was written; when not, tell the main thread another way
    */
-  record(seq: number, running: (seq: number) => boolean): boolean {
+  record(seq: number): boolean {
     const slot = seq % SLOTS;
     const held = this.#held[slot];
-    if (held !== undefined && held !== seq && running(held)) return false;
+    if (held !== undefined && held !== seq && !this.#released(slot, held)) return false;
     this.#held[slot] = seq;
     this.memory.at[slot] = performance.now();
     Atomics.store(this.memory.seqs, slot, seq | 0);

@@ -21,6 +21,8 @@ import { etaText } from "./inspect_replies.ts";
 import type { LifecycleEvent } from "./lifecycle.ts";
 
 // The events sent for every task, by their values in Celery 5.2's field order.
+// A task-received's fields but its ids repeat from task to task of a name
+// (a first run's: no parent, no retry, no eta or expiry): copied as bytes.
 const RECEIVED = new EventShape("task-received", [
   "uuid",
   "name",
@@ -31,7 +33,7 @@ const RECEIVED = new EventShape("task-received", [
   "retries",
   "eta",
   "expires",
-]);
+], ["name", "args", "kwargs", "parent_id", "retries", "eta", "expires"]);
 const STARTED = new EventShape("task-started", ["uuid"]);
 const SUCCEEDED = new EventShape("task-succeeded", ["uuid", "result", "runtime"]);
 

@@ -16,12 +16,14 @@ import {
   type Group,
   haltAndSplit,
   type Member,
+  type Owned,
   postRun,
   postTo,
 } from "./pool_member.ts";
 import { RUNNER_URL, spawnMember } from "./member_spawn.ts";
 import { RecyclePolicy } from "./recycling.ts";
 import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
+import { logDeath } from "./member_death.ts";
 import { placeTask } from "./placement.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
 import { checkPoolLoads, checkSandboxStart } from "./sandbox_start.ts";
@@ -29,24 +31,10 @@ import { SeqMap } from "./seq_map.ts";
 import { reportTerminate } from "./terminate_report.ts";
 import { type LeakedThread, ThreadWatch } from "./thread_leaks.ts";
 import type { ThreadPoolOptions } from "./thread_pool_options.ts";
-import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
+import { logSoftTimeLimit, TimeLimitTimers } from "./time_limits.ts";
 import { UnreadWaits } from "./unread_posts.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
-
-interface Owned {
-  member: Member;
-  task: string;
-  id: string;
-  /** Its estimated blocking work, counted in its member's `work`. */
-  work: number;
-  /** Its time limits, started when its Web Worker reports it started. */
-  limits: TimeLimits | undefined;
-  /** Its Web Worker posted its start (its start table slot was held); else the table tells. */
-  started: boolean;
-  /** Not started when a terminate halted its Web Worker: put back, whatever the halted thread posts. */
-  back?: boolean;
-}
 
 const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tasks: [] };
 
@@ -93,6 +81,7 @@ export class ThreadPool implements Pool {
   readonly #threads: ThreadWatch;
   #groups: Group[] = [];
   readonly #groupOf = new Map<string, Group>();
+  /** Members out of their group that take no new task and are not ended yet: retiring, or halted. */
   readonly #retiring = new Set<Member>();
   readonly #owner = new SeqMap<Owned>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -269,6 +258,7 @@ export class ThreadPool implements Pool {
       }
       this.#owner.delete(o.seq);
       this.#limits.clear(o.seq);
+      member.starts.release(o.seq);
     }
     member.load -= outcomes.length;
     if (member.load === 0) member.work = 0; // no rounding residue between idle Web Workers
@@ -282,7 +272,8 @@ export class ThreadPool implements Pool {
 
   /** Take no new task on this member; start its replacement now unless `replace` is false. */
   #retire(member: Member, why: string, replace = true): void {
-    if (member.retiring || member.dead) return;
+    // A halted one (a terminate waits to end it) is replaced already.
+    if (member.retiring || member.dead || member.starts.halted) return;
     member.retiring = true;
     const g = member.group;
     g.members = g.members.filter((m) => m !== member);
@@ -317,7 +308,8 @@ export class ThreadPool implements Pool {
    */
   #fail(member: Member, reason: string): void {
     if (member.dead) return;
-    const wasRetiring = member.retiring;
+    // Halted by a terminate, it was replaced then.
+    const wasRetiring = member.retiring || member.starts.halted;
     const split = haltAndSplit(member, this.#owner);
     const named = split.started.slice(0, 3).map((s) => this.#owner.get(s)!)
       .map((o) => `${o.task}[${o.id}]`);
@@ -328,15 +320,12 @@ export class ThreadPool implements Pool {
     const g = member.group;
     if (!member.up) g.failures++;
     const delay = member.up ? 0 : Math.min(30_000, 500 * 2 ** Math.min(g.failures, 6));
-    log.error(
-      "A Web Worker died ({reason}); {n} task(s) lost{names}, {back} not started put back; {what}",
-      {
-        reason,
-        n: lost.length,
-        names: named.length ? ` (${named.join(", ")}${lost.length > 3 ? ", ..." : ""})` : "",
-        back: back.length,
-        what: wasRetiring ? "it was already replaced" : `replacing it in ${delay} ms`,
-      },
+    logDeath(
+      reason,
+      lost,
+      back,
+      named,
+      wasRetiring ? "it was already replaced" : `replacing it in ${delay} ms`,
     );
     const respawn = () => {
       if (!this.#closed && g.members.length < this.#target(g)) g.members.push(this.#spawn(g));
@@ -385,6 +374,12 @@ export class ThreadPool implements Pool {
     const { member } = o;
     // A task that starts while it waits would be lost: none does (what it says of them is ignored).
     for (const s of haltAndSplit(member, this.#owner).notStarted) this.#owner.get(s)!.back = true;
+    // Halted, it takes no new task while it waits (one would only be put back): its replacement does.
+    if (member.group.members.includes(member)) {
+      member.group.members = member.group.members.filter((m) => m !== member);
+      this.#retiring.add(member);
+      if (!this.#closed) member.group.members.push(this.#spawn(member.group));
+    }
     const end = () => this.#end(member, seq, seconds, o);
     if (!this.#unread.defer(member, end)) end();
   }
@@ -393,13 +388,11 @@ export class ThreadPool implements Pool {
   #end(member: Member, seq: number, seconds: number, run: Owned): void {
     // Ended meanwhile (it died, or another terminate of it), which reported them.
     if (member.dead) return;
-    const wasRetiring = member.retiring;
     const split = haltAndSplit(member, this.#owner);
     const held = this.#owner.get(seq)?.member === member;
     this.#drop(member, split);
     const lost = split.started.filter((s) => s !== seq);
     const abandoned = split.notStarted.filter((s) => s !== seq);
-    if (!wasRetiring && !this.#closed) member.group.members.push(this.#spawn(member.group));
     this.#threads.terminated(member.threads, run);
     reportTerminate(this.#events, { ...run, seq, held }, seconds, lost, abandoned);
   }
@@ -445,11 +438,6 @@ export class ThreadPool implements Pool {
 
   /** A task that cannot be handed to its Web Worker is refused: parked with a FAILURE. */
   #unsendable(member: Member, req: RunRequest, err: unknown): void {
-    log.error("Task {name}[{id}] cannot be handed to a Web Worker: {error}", {
-      name: req.task,
-      id: req.id,
-      error: (err as Error).message,
-    });
     this.#onOutcomes(member, [refusedOutcome(req, err)], undefined);
   }
 

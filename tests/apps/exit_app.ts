@@ -97,6 +97,17 @@ export const exitAfterUnclonable = app.task("x.exit_after_unclonable", async () 
   Deno.exit(3);
 });
 
+/**
+ * An errback called in-process (it takes the request): appends the failed
+ * task's id and error to `path`.
+ */
+export const noteErrback = app.task(
+  "x.note_errback",
+  (request: { id: string }, exc: Error, _traceback: string, path: string) => {
+    Deno.writeTextFileSync(path, `${request.id} ${exc.name}: ${exc.message}\n`, { append: true });
+  },
+);
+
 /** Returns its Web Worker, acknowledged late. */
 export const widLate = app.task("x.wid_late", { acksLate: true }, (tag: unknown = null) => ({
   wid: WID,
