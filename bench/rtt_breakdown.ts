@@ -27,7 +27,7 @@
  *
  * MONITOR sees every database: on a busy shared server it also slows Redis
  * a little, so compare runs made the same way. It slows this process most:
- * its reader (a plain socket, `tests/helpers/redis_monitor.ts`: ioredis's
+ * its reader (a plain socket, `tools/redis_monitor.ts`: ioredis's
  * `monitor()` fails with "Command queue state error" when another client's
  * command arrives between MONITOR's `+OK` and its switch to monitoring mode)
  * parses every command the server runs, so the client's own steps
@@ -42,7 +42,7 @@
  * @module
  */
 import { Redis } from "ioredis";
-import { RedisMonitor } from "../tests/helpers/redis_monitor.ts";
+import { RedisMonitor } from "../tools/redis_monitor.ts";
 import { startBenchWorker, stopTree } from "./proc.ts";
 import { app, BENCH_QUEUE, stamp } from "./tasks.ts";
 

@@ -117,6 +117,43 @@ test("a connection error names where its URL came from, not every place it can",
   await runEnvCase("connection error names its URL's source");
 });
 
+test("a transport opened on its own names its URL alone; the app adds the URL's source once", async () => {
+  // The transports said "(set by new Celery({ broker, backend }), CELERY_BROKER_URL /
+  // CELERY_RESULT_BACKEND, or the command line's --broker / --backend)" for a URL given to them.
+  const refused = (url: string) =>
+    new RegExp(
+      `^Cannot connect to ${RegExp.escape(url)}: .*(refused|ECONNREFUSED).*\\. ` +
+        "Check that the server runs and the URL is right$",
+    );
+  for (
+    const [open, url] of [
+      [openBroker, "redis://127.0.0.1:1/0"],
+      [openBackend, "redis://127.0.0.1:1/0"],
+      [openBroker, "amqp://guest:***@127.0.0.1:1//"],
+    ] as const
+  ) {
+    await assert.rejects(open(url.replace("***", "guest")), rejectsWith(refused(url), true));
+  }
+  const app = new Celery({ broker: "redis://127.0.0.1:1/0", backend: "redis://127.0.0.1:1/1" });
+  try {
+    await assert.rejects(app.broker(), (e: Error) => {
+      assert.equal(e.message.match(/set by/g)?.length, 1, e.message);
+      assert.match(
+        e.message,
+        /right \(set by the app's broker option \(new Celery\(\{ broker \}\)/,
+      );
+      return true;
+    });
+    await assert.rejects(app.resultBackend(), (e: Error) => {
+      assert.equal(e.message.match(/set by/g)?.length, 1, e.message);
+      assert.match(e.message, /right \(set by the app's backend option/);
+      return true;
+    });
+  } finally {
+    await app.close();
+  }
+});
+
 Deno.test("connect errors: an empty CELERY_BROKER_URL / CELERY_RESULT_BACKEND counts as unset", async () => {
   // Set in a process of its own: files running in parallel share this one's environment.
   await runEnvCase("empty broker and backend variables");

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import type { Broker } from "../src/broker/port.ts";
 import {
+  addressedTo,
   decodeControlRequest,
   decodeEnvelope,
   encodeControlRequest,
@@ -107,16 +108,32 @@ Deno.test("pidbox: a request whose arguments hold an integer beyond 2^53 is answ
   }
 });
 
-Deno.test("pidbox: a destination that is not a list of node names is refused by name, and the others are still answered", async () => {
-  const msg = (body: string) => encodeControlRequestBody(body);
-  for (const dest of ['[{"toString": 1}]', '["celeriac@hostile", {"toString": 1}]', "[[1]]"]) {
-    // Before: a TypeError, "Cannot convert object to primitive value".
+Deno.test("pidbox: a destination list naming this node among others, or among values of other types, is answered; one that does not name it is not", async () => {
+  // kombu's Node.handle_message (5.2): `if destination: if hostname in destination: dispatch`.
+  // Before: a list holding a non-string was refused whole ("destination must list node names").
+  const req = (dest: string) =>
+    decodeControlRequest(
+      encodeControlRequestBody(`{"method": "ping", "arguments": {}, "destination": ${dest}}`),
+    );
+  for (
+    const [dest, answered] of [
+      [`["celeriac@other", "${NODE}"]`, true],
+      [`["${NODE}", {"toString": 1}, 5, null, ["${NODE}"]]`, true],
+      [`[{"toString": 1}, "celeriac@other"]`, false],
+      [`"${NODE}"`, true],
+      [`{"${NODE}": 1}`, true],
+    ] as const
+  ) {
+    assert.equal(addressedTo(req(dest), NODE), answered, dest);
+  }
+  // Naming no node at all: kombu answers nothing; refused by name (the worker logs it).
+  for (const dest of ['[{"toString": 1}]', "[[1]]", "5", "true"]) {
     assert.throws(
-      () =>
-        decodeControlRequest(msg(`{"method": "ping", "arguments": {}, "destination": ${dest}}`)),
+      () => req(dest),
       (err: unknown) =>
         err instanceof ProtocolError &&
-        /destination must list node names \(strings\), got an? (object|array)$/.test(err.message),
+        /destination must list node names \(strings\), got /.test(err.message),
+      dest,
     );
   }
   const box = await pidbox();
@@ -126,13 +143,43 @@ Deno.test("pidbox: a destination that is not a list of node names is refused by 
       `{"method": "ping", "arguments": {}, "destination": [{"toString": 1}], "ticket": "k1", ${reply}}`,
     );
     box.deliver(
-      `{"method": "ping", "arguments": {}, "destination": ["${NODE}"], "ticket": "k2", ${reply}}`,
+      `{"method": "ping", "arguments": {}, "destination": ["celeriac@a", 7, "${NODE}"], "ticket": "k2", ${reply}}`,
     );
     await settle(box.replies, 1);
     assert.deepEqual(box.replies.map((r) => JSON.parse(r)), [{ [NODE]: { ok: "pong" } }]);
   } finally {
     box.stop();
   }
+});
+
+Deno.test("pidbox: an empty destination, or a pattern without a matcher, addresses every node; a pcre pattern matches from the start, a glob takes [seq]", () => {
+  // kombu: `if destination: ... elif pattern and matcher: match(...) else: dispatch`; its pcre
+  // matcher is re.match (anchored at the start), its glob fnmatch.
+  const req = (fields: string) =>
+    decodeControlRequest(
+      encodeControlRequestBody(`{"method": "ping", "arguments": {}, ${fields}}`),
+    );
+  for (
+    const [fields, answered] of [
+      ['"destination": []', true],
+      ['"destination": [], "pattern": "nobody@*", "matcher": "glob"', false],
+      ['"destination": "", "pattern": "celeriac@*", "matcher": "glob"', true],
+      ['"destination": null, "pattern": "nobody@*"', true],
+      ['"destination": null, "pattern": "nobody@*", "matcher": null', true],
+      ['"destination": null, "pattern": "hostile", "matcher": "pcre"', false],
+      ['"destination": null, "pattern": "celeriac@h", "matcher": "pcre"', true],
+      ['"destination": null, "pattern": "celeriac@[gh]ostile", "matcher": "glob"', true],
+      ['"destination": null, "pattern": "celeriac@[!h]ostile", "matcher": "glob"', false],
+      ['"destination": {}, "pattern": "celeriac@[]h]ostile", "matcher": "glob"', true],
+      ['"destination": 0, "pattern": "celeriac@hostile.", "matcher": "glob"', false],
+    ] as const
+  ) {
+    assert.equal(addressedTo(req(fields), NODE), answered, fields);
+  }
+  assert.throws(
+    () => req('"destination": null, "pattern": "x", "matcher": "regex"'),
+    /matcher must be "glob" or "pcre", got "regex"/,
+  );
 });
 
 /** A message with this remote-control request body. */

@@ -7,6 +7,7 @@ import {
   deserialize,
   encodeEnvelope,
   encodeTaskMessage,
+  loadCodecs,
   MAX_HEADERS_SIZE,
   MAX_NESTING_DEPTH,
   ProtocolError,
@@ -220,5 +221,46 @@ Deno.test("envelopes and bodies are refused exactly past the limits, measured or
   assert.throws(
     () => json(`[12345678901234567890, ${nested(MAX_NESTING_DEPTH)}]`),
     /nests deeper than 128/,
+  );
+});
+
+Deno.test("a msgpack body nested 100,000 deep is refused at the depth limit, not a stack overflow", async () => {
+  await loadCodecs({ msgpack: true });
+  // 0x91: an array of one element; 0xc0: nil. Before: "Body is not valid msgpack: Maximum call
+  // stack size exceeded" (a RangeError from the integer conversion's recursion).
+  const deep = (n: number) => {
+    const bytes = new Uint8Array(n + 1).fill(0x91);
+    bytes[n] = 0xc0;
+    return bytes;
+  };
+  for (const n of [MAX_NESTING_DEPTH + 1, 100_000]) {
+    assert.throws(
+      () => deserialize(deep(n), "application/x-msgpack", "binary", "t-1"),
+      (err: unknown) =>
+        err instanceof ProtocolError && err.taskId === "t-1" &&
+        /^Message body nests deeper than 128 levels: refused/.test(err.message),
+    );
+  }
+  // Integers beyond 2^53 are still bigints, at every depth the limit allows.
+  const big = new Uint8Array([...deep(MAX_NESTING_DEPTH - 1).subarray(0, -1), 0xcf, ...[
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+  ]]);
+  let v = deserialize(big, "application/x-msgpack", "binary");
+  for (let i = 0; i < MAX_NESTING_DEPTH - 1; i++) v = (v as unknown[])[0];
+  assert.equal(v, 2n ** 64n - 1n);
+  assert.deepEqual(
+    deserialize(
+      new Uint8Array([0x92, 0xcd, 0x01, 0x00, 0x81, 0xa1, 0x61, 0x07]),
+      "application/x-msgpack",
+      "binary",
+    ),
+    [256, { a: 7 }],
   );
 });

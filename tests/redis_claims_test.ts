@@ -17,7 +17,7 @@ import { parseRedisUrl } from "../src/broker/redis_url.ts";
 import { RespConnection, type RespConnectionOptions } from "../src/broker/resp_connection.ts";
 import { respOptions } from "../src/broker/resp_scripts.ts";
 import { LossyProxy } from "./helpers/lossy_proxy.ts";
-import { RedisMonitor } from "./helpers/redis_monitor.ts";
+import { RedisMonitor } from "../tools/redis_monitor.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -289,7 +289,7 @@ Deno.test({
   const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
   const r = await rawRedis();
   const publisher = await rawRedis();
-  const monitor = await RedisMonitor.open();
+  const monitor = await RedisMonitor.open(REDIS_URL);
   try {
     // Several rounds: the wait's socket must be closed before the return script is sent, or
     // a publish in between fills a claim list no longer registered (lost for good).

@@ -31,7 +31,10 @@ export class BrokerConnectionError extends Error {
   readonly reason: string | undefined;
   /** What to change or check (part of the message). */
   readonly hint: string;
-  /** Where the URL came from, as the message says it (`undefined`: a permission is missing). */
+  /**
+   * Where the URL came from, as the message says it (`undefined`: not known
+   * where the error was made, or only a permission is missing).
+   */
   readonly source: string | undefined;
   /** Only a Deno permission is missing: the URL is right. */
   readonly permission: boolean;
@@ -44,7 +47,8 @@ export class BrokerConnectionError extends Error {
    * @param explained what went wrong in words (default: the cause's message),
    *   what to change (default: check that the server runs and the URL is right),
    *   and whether trying again may help (default true), and where the URL came
-   *   from (default: every place it can); a cause that is (or was
+   *   from (default: not said: a transport knows only the URL it was given; the
+   *   app, which knows, adds it with {@link withUrlSource}); a cause that is (or was
    *   caused by) a `WrongServerError` (another kind of server answered) says
    *   all three instead
    */
@@ -70,9 +74,7 @@ export class BrokerConnectionError extends Error {
     const hint = explained.hint ??
       "Check that the server runs and the URL is right";
     // Where the URL came from, unless only a Deno permission is missing (the URL is right).
-    const source = explained.permission ? undefined : explained.source ??
-      "new Celery({ broker, backend }), CELERY_BROKER_URL / CELERY_RESULT_BACKEND, " +
-        "or the command line's --broker / --backend";
+    const source = explained.permission ? undefined : explained.source;
     super(`Cannot connect to ${safe}${why}. ${hint}${source ? ` (set by ${source})` : ""}`, {
       cause,
     });
@@ -84,6 +86,41 @@ export class BrokerConnectionError extends Error {
     this.reason = reason;
     this.hint = hint;
   }
+}
+
+/**
+ * `err` again, saying where its URL came from (the one place the user set
+ * it): a transport's error names the URL alone, and the layer that chose the
+ * URL (the app: its option, an environment variable or the default) adds
+ * this once. Other errors, one that already says a source, and a missing
+ * Deno permission (the URL is right) are returned as they are.
+ *
+ * @example
+ * ```ts
+ * import { BrokerConnectionError, withUrlSource } from "./errors.ts";
+ * const err = new BrokerConnectionError("redis://127.0.0.1:1/0", new Error("refused"));
+ * (withUrlSource(err, "CELERY_BROKER_URL") as Error).message;
+ * // "Cannot connect to redis://127.0.0.1:1/0: refused. Check that the server runs and the URL
+ * // is right (set by CELERY_BROKER_URL)"
+ * ```
+ *
+ * @param err what a connection failed with
+ * @param source where its URL came from, in words (none: `err` as it is)
+ * @returns the error to throw
+ */
+export function withUrlSource(err: unknown, source: string | undefined): unknown {
+  if (
+    !(err instanceof BrokerConnectionError) || err.permission || err.source !== undefined ||
+    !source
+  ) {
+    return err;
+  }
+  return new BrokerConnectionError(err.url, err.cause, {
+    reason: err.reason,
+    hint: err.hint,
+    transient: err.transient,
+    source,
+  });
 }
 
 /** A connection Deno refused for want of a permission: what, and the flag that allows it. */

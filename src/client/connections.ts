@@ -9,7 +9,7 @@ import type { ResultBackend } from "../backend/port.ts";
 import type { Broker } from "../broker/port.ts";
 import type { ResolvedConfig, UrlSources } from "./config.ts";
 import { NoResultBackendError } from "./errors.ts";
-import { BrokerConnectionError } from "../broker/errors.ts";
+import { withUrlSource } from "../broker/errors.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { openBackend, openBroker } from "./transports.ts";
 
@@ -83,7 +83,7 @@ export class Connections {
    * @param config the app's configuration, read when a connection opens
    * @param replyQueue the app's reply-queue id (the rpc:// backend's queue)
    * @param sources where the URLs came from, named by a connection error
-   *   (default: every place they can)
+   *   (default: none said, the transport's error names the URL alone)
    */
   constructor(config: () => ResolvedConfig, replyQueue: string, sources?: () => UrlSources) {
     this.#config = config;
@@ -112,7 +112,7 @@ export class Connections {
       signal: options.signal,
     }).catch((err) => {
       if (this.#broker?.promise === opening) this.#broker = null;
-      throw withSource(err, this.#sources?.().broker);
+      throw withUrlSource(err, this.#sources?.().broker);
     });
     this.#broker = { promise: opening, signal: options.signal };
     return opening;
@@ -142,7 +142,7 @@ export class Connections {
       signal: options.signal,
     }).catch((err) => {
       if (this.#backend?.promise === opening) this.#backend = null;
-      throw withSource(err, this.#sources?.().backend);
+      throw withUrlSource(err, this.#sources?.().backend);
     });
     this.#backend = { promise: opening, signal: options.signal };
     return opening;
@@ -159,19 +159,4 @@ export class Connections {
       backend?.then((b) => b.close(), () => {}),
     ]);
   }
-}
-
-/**
- * A connection error that says where its URL came from (the one place the
- * user set it) in place of every place it can; other errors, and a missing
- * Deno permission (the URL is right), as they are.
- */
-function withSource(err: unknown, source: string | undefined): unknown {
-  if (!(err instanceof BrokerConnectionError) || err.permission || !source) return err;
-  return new BrokerConnectionError(err.url, err.cause, {
-    reason: err.reason,
-    hint: err.hint,
-    transient: err.transient,
-    source,
-  });
 }

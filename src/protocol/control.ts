@@ -84,11 +84,15 @@ export interface ControlRequest {
   method: string;
   /** Command arguments. */
   arguments: Record<string, unknown>;
-  /** Node names addressed, or `null` for all. */
+  /** Node names addressed, or `null` (or none) for all. */
   destination: string[] | null;
-  /** Node-name pattern, used when `destination` is null. */
+  /** Node-name pattern, used when no `destination` is given and `matcher` is set. */
   pattern?: string | null;
-  /** How `pattern` matches: `glob` or `pcre`. */
+  /**
+   * How `pattern` matches: `glob` (`fnmatch`: `*`, `?`, `[seq]`, `[!seq]`)
+   * or `pcre` (a regular expression matched from the start, as Python's
+   * `re.match`); without one, the pattern is not used (every node is addressed).
+   */
   matcher?: "glob" | "pcre" | null;
   /** Present when replies are wanted: the request's ticket. */
   ticket?: string;
@@ -177,21 +181,20 @@ export function decodeControlRequest(message: Message): ControlRequest {
     throw new ProtocolError("A remote-control request needs a string `method`");
   }
   const args = body.arguments;
-  const dest = body.destination;
-  if (Array.isArray(dest) && !dest.every((d) => typeof d === "string")) {
-    const bad = describeValue(dest.find((d) => typeof d !== "string"));
+  const reply = body.reply_to as Record<string, unknown> | undefined;
+  const matcher = body.matcher;
+  if (matcher && matcher !== "glob" && matcher !== "pcre") {
+    // kombu raises MatcherNotInstalled: the node answers nothing.
     throw new ProtocolError(
-      `A remote-control request's destination must list node names (strings), got ${bad}`,
+      `A remote-control request's matcher must be "glob" or "pcre", got ${describeValue(matcher)}`,
     );
   }
-  const reply = body.reply_to as Record<string, unknown> | undefined;
-  const matcher = body.matcher === "glob" || body.matcher === "pcre" ? body.matcher : null;
   return {
     method: body.method,
     arguments: args !== null && typeof args === "object" ? args as Record<string, unknown> : {},
-    destination: Array.isArray(dest) ? dest : typeof dest === "string" ? [dest] : null,
+    destination: destinationOf(body.destination),
     pattern: typeof body.pattern === "string" ? body.pattern : null,
-    matcher,
+    matcher: matcher ? matcher as "glob" | "pcre" : null,
     ...(typeof body.ticket === "string" && reply && typeof reply === "object"
       ? {
         ticket: body.ticket,
@@ -204,17 +207,61 @@ export function decodeControlRequest(message: Message): ControlRequest {
   };
 }
 
+/**
+ * The node names of a request's `destination`, as kombu's pidbox reads it
+ * (`if destination: if hostname in destination: dispatch`): none given
+ * (null, or an empty list, text or object) addresses every node; a list
+ * addresses the names in it (values of other types in it name no node), an
+ * object its keys. One that names no node is refused: kombu answers nothing
+ * (or fails with a TypeError).
+ */
+function destinationOf(dest: unknown): string[] | null {
+  if (!dest) return null;
+  const list = Array.isArray(dest) ? dest : typeof dest === "object" ? Object.keys(dest) : [dest];
+  if (list.length === 0) return null;
+  const names = list.filter((d) => typeof d === "string");
+  if (names.length === 0) {
+    const bad = list.find((d) => typeof d !== "string");
+    throw new ProtocolError(
+      `A remote-control request's destination must list node names (strings), got ` +
+        describeValue(bad),
+    );
+  }
+  return names;
+}
+
+/** Python's `fnmatch` pattern as a regular expression: `*`, `?`, `[seq]`, `[!seq]`. */
 function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll(
-    "?",
-    ".",
-  );
-  return new RegExp(`^${body}$`);
+  let out = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === "*") out += ".*";
+    else if (c === "?") out += ".";
+    else if (c === "[") {
+      // The set runs to the next `]`, one right after `[` or `[!` being part of it.
+      let j = i + 1;
+      if (glob[j] === "!") j++;
+      if (glob[j] === "]") j++;
+      while (j < glob.length && glob[j] !== "]") j++;
+      if (j >= glob.length) {
+        out += "\\[";
+        continue;
+      }
+      const set = glob.slice(i + 1, j);
+      const negated = set.startsWith("!");
+      const members = (negated ? set.slice(1) : set).replace(/[\\\]^[]/g, "\\$&");
+      out += `[${negated ? "^" : ""}${members}]`;
+      i = j;
+    } else out += c.replace(/[.+^${}()|[\]\\/]/, "\\$&");
+  }
+  return new RegExp(`^${out}$`, "s");
 }
 
 /**
- * Whether a request is addressed to a node: by `destination`, else by
- * `pattern` (glob or regular expression), else to every node.
+ * Whether a request is addressed to a node, as kombu's pidbox decides it:
+ * by `destination` when it names nodes, else by `pattern` when a `matcher`
+ * is set (glob, or a regular expression matched from the start), else to
+ * every node.
  *
  * @example
  * ```ts
@@ -228,10 +275,12 @@ function globToRegExp(glob: string): RegExp {
  * @returns whether the node should act on it
  */
 export function addressedTo(req: ControlRequest, nodename: string): boolean {
-  if (req.destination) return req.destination.includes(nodename);
-  if (!req.pattern) return true;
+  if (req.destination?.length) return req.destination.includes(nodename);
+  if (!req.pattern || !req.matcher) return true;
   try {
-    const re = req.matcher === "pcre" ? new RegExp(req.pattern) : globToRegExp(req.pattern);
+    const re = req.matcher === "pcre"
+      ? new RegExp(`^(?:${req.pattern})`)
+      : globToRegExp(req.pattern);
     return re.test(nodename);
   } catch {
     return false;

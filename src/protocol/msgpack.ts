@@ -52,21 +52,32 @@ function toMsgpackValue(value: unknown, seen: Set<object>, inArray: boolean): un
   }
 }
 
-function fromMsgpackValue(value: unknown): unknown {
-  if (typeof value === "bigint") {
-    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(value)
-      : value;
-  }
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = fromMsgpackValue(value[i]);
-    return value;
-  }
-  if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value)) {
+/** A decoded integer as a number when it fits one exactly, else the bigint. */
+function fromInteger(value: bigint): number | bigint {
+  return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+    ? Number(value)
+    : value;
+}
+
+/**
+ * Integers that fit a number as numbers, in place, without recursion: the
+ * decoder itself nests without a limit, and a body nested thousands deep
+ * (a few KB) must reach the body's depth check, not overflow the stack.
+ */
+function fromMsgpackValue(root: unknown): unknown {
+  if (typeof root === "bigint") return fromInteger(root);
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== "object" || ArrayBuffer.isView(value)) continue;
     const obj = value as Record<string, unknown>;
-    for (const k of Object.keys(obj)) obj[k] = fromMsgpackValue(obj[k]);
+    for (const k of Array.isArray(value) ? value.keys() : Object.keys(obj)) {
+      const item = obj[k];
+      if (typeof item === "bigint") obj[k] = fromInteger(item);
+      else if (item !== null && typeof item === "object") stack.push(item);
+    }
   }
-  return value;
+  return root;
 }
 
 /**

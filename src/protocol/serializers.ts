@@ -114,11 +114,15 @@ export function serialize(value: unknown, serializer: SerializerName = "json"): 
  *
  * @param body the raw (already decompressed) bytes
  * @param contentType the message's `content_type`
- * @param contentEncoding the message's `content_encoding`
+ * @param contentEncoding the message's `content_encoding`: a JSON body is
+ *   read as UTF-8 whatever it says (as kombu's json decoder reads it), a
+ *   `text/plain` or `application/data` one with it (as kombu decodes a
+ *   content type it has no serializer for)
  * @param taskId the task id, named in errors
  * @returns the decoded value
  * @throws {ContentDisallowedError} for pickle, yaml and unknown content types
- * @throws {ProtocolError} when the bytes do not decode, or the value nests
+ * @throws {ProtocolError} when the bytes do not decode (a text body's
+ *   content-encoding is not one this runtime knows), or the value nests
  *   deeper than `MAX_NESTING_DEPTH`
  */
 export function deserialize(
@@ -136,6 +140,27 @@ export function deserialize(
   return value;
 }
 
+/** Content-encodings read as UTF-8 (kombu decodes no text for `binary` and `ascii-8bit`). */
+const UTF8_ENCODINGS = new Set(["", "utf-8", "utf8", "binary", "ascii-8bit"]);
+
+/**
+ * The decoder of a text body's `content-encoding` (Python's codec names
+ * that are WHATWG labels too: `latin-1` as `latin1`, `utf-16`, ...).
+ */
+function textDecoder(contentEncoding: string, taskId: string | undefined): TextDecoder {
+  const label = contentEncoding.toLowerCase();
+  if (UTF8_ENCODINGS.has(label)) return decoder;
+  try {
+    return new TextDecoder(label.replace(/^latin-(\d)$/, "latin$1"), { fatal: true });
+  } catch {
+    throw new ProtocolError(
+      `Body has content-encoding "${contentEncoding}", which this worker cannot decode: send ` +
+        `it as utf-8`,
+      { taskId },
+    );
+  }
+}
+
 /** What {@link decodeBody} measured of the JSON body it decoded last (depth -1: none; read at once). */
 const BODY_SHAPE: JsonShape = { depth: -1, size: 0 };
 
@@ -149,11 +174,17 @@ function decodeBody(
     case "application/json":
     case "application/data":
     case "text/plain": {
+      // kombu hands a JSON body to its decoder, which reads UTF-8 whatever the content-encoding
+      // says; a content type without a serializer it decodes with the content-encoding.
+      const textOf = contentType === "application/json"
+        ? decoder
+        : textDecoder(contentEncoding, taskId);
       let text: string;
       try {
-        text = decoder.decode(body);
+        text = textOf.decode(body);
       } catch (cause) {
-        throw new ProtocolError(`Body is not valid UTF-8 (content-encoding ${contentEncoding})`, {
+        const as = textOf.encoding === "utf-8" ? "UTF-8" : textOf.encoding;
+        throw new ProtocolError(`Body is not valid ${as} (content-encoding ${contentEncoding})`, {
           taskId,
           cause,
         });

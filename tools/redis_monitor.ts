@@ -1,11 +1,12 @@
 /**
- * MONITOR read from a plain socket. ioredis's monitor mode breaks ("Command queue state
- * error") when another client's command reaches the new connection before ioredis has
+ * MONITOR read from a plain socket, for the tests (tests/redis_claims_test.ts) and the
+ * benchmarks (bench/rtt_breakdown.ts) alike. ioredis's monitor mode breaks ("Command queue
+ * state error") when another client's command reaches the new connection before ioredis has
  * switched it to monitor mode, which on the shared server other test files cause now and
  * then; this reader sends MONITOR first, waits for its `+OK`, then parses each line.
+ *
+ * @module
  */
-
-import { REDIS_URL } from "./redis.ts";
 
 const ESCAPES: Record<string, number> = { n: 10, r: 13, t: 9, a: 7, b: 8, '"': 34, "\\": 92 };
 
@@ -59,7 +60,7 @@ export class RedisMonitor {
   }
 
   /** Connect to `url` (host and port; no auth) and start monitoring. */
-  static async open(url: string = REDIS_URL): Promise<RedisMonitor> {
+  static async open(url: string): Promise<RedisMonitor> {
     const { hostname, port } = new URL(url);
     const conn = await Deno.connect({ hostname, port: Number(port || 6379) });
     await conn.write(new TextEncoder().encode("MONITOR\r\n"));

@@ -1,0 +1,39 @@
+/**
+ * A body's content-encoding, read as kombu reads it (checked with kombu
+ * 5.2's `serialization.loads`): a JSON body goes to the JSON decoder, which
+ * reads UTF-8 whatever the content-encoding says (`latin-1`, `x-nope`: the
+ * same list); a text body of a content type without a serializer
+ * (`application/data`) is decoded with its content-encoding, and one kombu
+ * does not know is refused ("DecodeError: unknown encoding: x-nope").
+ * Before, every text body was read as UTF-8, whatever it named.
+ */
+
+import assert from "node:assert/strict";
+import { deserialize, ProtocolError } from "../protocol.ts";
+
+const e9 = new Uint8Array([0xe9]); // "é" in latin-1, invalid UTF-8
+const json = new TextEncoder().encode('["\u00e9"]');
+
+Deno.test("content-encoding: a JSON body is read as UTF-8 whatever it names, as kombu reads it", () => {
+  for (const encoding of ["utf-8", "latin-1", "binary", "x-nope"]) {
+    assert.deepEqual(deserialize(json, "application/json", encoding), ["\u00e9"], encoding);
+  }
+});
+
+Deno.test("content-encoding: a text body is decoded with its content-encoding; an unknown one is refused by name", () => {
+  assert.equal(deserialize(e9, "application/data", "latin-1"), "\u00e9");
+  assert.equal(deserialize(e9, "text/plain", "ISO-8859-1"), "\u00e9");
+  assert.equal(deserialize(new Uint8Array([0xe9, 0]), "application/data", "utf-16le"), "\u00e9");
+  assert.equal(deserialize(json, "application/data", "utf-8"), '["\u00e9"]');
+  assert.throws(
+    () => deserialize(new TextEncoder().encode("x"), "application/data", "x-nope", "t-1"),
+    (err: unknown) =>
+      err instanceof ProtocolError && err.taskId === "t-1" &&
+      err.message ===
+        'Body has content-encoding "x-nope", which this worker cannot decode: send it as utf-8',
+  );
+  assert.throws(
+    () => deserialize(e9, "application/data", "utf-8"),
+    /^ProtocolError: Body is not valid UTF-8 \(content-encoding utf-8\)$/,
+  );
+});
