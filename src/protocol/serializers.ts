@@ -191,8 +191,12 @@ function decodeBody(
       }
       if (contentType !== "application/json") return text;
       try {
-        return pyJsonLoadsShaped(text, BODY_SHAPE);
+        return pyJsonLoadsShaped(text, BODY_SHAPE, "body", taskId);
       } catch (cause) {
+        // checkShape's depth refusal (for a value the reviver would walk) is worded already.
+        if (cause instanceof ProtocolError && cause.message.startsWith("Message body ")) {
+          throw cause;
+        }
         throw new ProtocolError(`Body is not valid JSON: ${(cause as Error).message}`, {
           taskId,
           cause,
