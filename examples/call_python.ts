@@ -1,7 +1,10 @@
 /**
  * A Celeriac client calling tasks served by a Python Celery worker.
  *
- *   cd examples/python && celery -A tasks worker -l INFO      # the Python worker
+ *   cd examples/python && python3 -m celery -A tasks worker -l INFO   # the Python worker
+ *
+ * (a python3 that has Celery 5.2: on Debian /usr/bin/python3, after
+ * `apt-get install python3-celery python3-redis python3-amqp python3-msgpack`)
  *   deno run --allow-net=127.0.0.1:6379 --allow-env examples/call_python.ts
  *
  * The Python worker consumes its own queue, `python` (PYTHON_QUEUE), so a

@@ -3,7 +3,7 @@
  * the client follows them as they are stored (push, no polling). A worker
  * and a client in one process, on the embedded Deno KV store:
  *
- *   deno run --allow-read=. --allow-env examples/progress.ts
+ *   deno run --allow-read=. examples/progress.ts
  *
  * The worker's Web Workers import this same module for its tasks; only the
  * main program (import.meta.main) runs the worker and the client.

@@ -3,7 +3,7 @@
  * (terminated). A worker and a client in one process, on the embedded KV
  * store; on Redis the same calls reach Python workers too.
  *
- *   deno run --allow-env examples/revoke.ts
+ *   deno run examples/revoke.ts
  *
  * (Its worker runs tasks on the main thread, `pool: "inline"`: no Web Worker
  * script to read, so no --allow-read.)

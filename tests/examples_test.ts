@@ -23,7 +23,6 @@ Deno.test("examples: the demo runs on the embedded KV store with narrow permissi
   const out = await run(Deno.execPath(), [
     "run",
     "--allow-read=.",
-    "--allow-env",
     "examples/demo.ts",
   ], {});
   assert.match(out, /add\(2, 3\)\s+= 5/);
@@ -38,7 +37,7 @@ Deno.test("examples: the demo without --allow-read says which flag, once, before
   // Printed Deno's 'Uncaught (in worker "celeriac-task-runner") Requires read access to
   // ".../src/worker/runner.ts"' once per Web Worker, then an uncaught 'A Web Worker failed'.
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-env", "examples/demo.ts"],
+    args: ["run", "examples/demo.ts"],
     cwd: ROOT,
     env: { NO_COLOR: "1" },
     stdin: "null",
@@ -198,7 +197,6 @@ Deno.test(
 Deno.test("examples: revoke a waiting and a running task, with narrow permissions", async () => {
   const out = await run(Deno.execPath(), [
     "run",
-    "--allow-env",
     "examples/revoke.ts",
   ], {});
   assert.match(out, /countdown task: REVOKED, TaskRevokedError\("revoked"\)/);

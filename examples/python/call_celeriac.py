@@ -4,7 +4,8 @@ Start the Celeriac worker first (from the repository root), on the same Redis
 (without a broker it would use the embedded Deno KV store, which Python cannot reach):
     deno run -A worker.ts --app ./examples/tasks.ts --broker redis://127.0.0.1:6379/0 \
       --backend redis://127.0.0.1:6379/0
-then:
+then, with a python3 that has Celery 5.2 (on Debian /usr/bin/python3, after
+`apt-get install python3-celery python3-redis python3-amqp python3-msgpack`):
     python3 call_celeriac.py                 (from examples/python/)
 """
 import os

@@ -1,7 +1,9 @@
 """A Python Celery 5.x app whose tasks Celeriac clients call.
 
-Run its worker:
-    celery -A tasks worker -l INFO          (from examples/python/)
+Run its worker with a python3 that has Celery 5.2 (on Debian /usr/bin/python3, after
+`apt-get install python3-celery python3-redis python3-amqp python3-msgpack`; elsewhere
+`pip install "celery[redis]==5.2.*"`; Debian installs no `celery` script):
+    python3 -m celery -A tasks worker -l INFO          (from examples/python/)
 Broker and backend: CELERY_BROKER_URL / CELERY_RESULT_BACKEND
 (default redis://127.0.0.1:6379/0); queue: PYTHON_QUEUE (default python), not
 the Celeriac example worker's `celery`: a worker takes every message of its
