@@ -13,6 +13,7 @@ import { ContentDisallowedError, ProtocolError } from "./errors.ts";
 import { pyJsonDumps } from "./json.ts";
 import { type JsonShape, pyJsonLoadsShaped } from "./json_decode.ts";
 import { checkShape, MAX_NESTING_DEPTH } from "./limits.ts";
+import { STRICT_UTF8 } from "./utf8_text.ts";
 
 /**
  * Serializer names accepted for publishing.
@@ -50,7 +51,7 @@ export interface Serialized {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+const decoder = STRICT_UTF8;
 
 /**
  * MIME type written for each serializer name.
