@@ -264,3 +264,15 @@ Deno.test("a msgpack body nested 100,000 deep is refused at the depth limit, not
     [256, { a: 7 }],
   );
 });
+
+Deno.test("JSON nested too deep and holding long integers gets the depth-limit wording", () => {
+  const text = "[12345678901234567, " + nested(100_000) + "]";
+  assert.throws(() => pyJsonLoads(text), /nests deeper than 128 levels: refused/);
+  assert.throws(
+    () => deserialize(utf8.encode(text), "application/json", "utf-8", "t-2"),
+    (err: unknown) =>
+      err instanceof ProtocolError && err.taskId === "t-2" &&
+      err.message === "Message body nests deeper than 128 levels: refused (flatten the data, " +
+          "or send it as a string)",
+  );
+});

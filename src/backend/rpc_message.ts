@@ -12,6 +12,7 @@ import { pyJsonDumps, pyJsonLoads } from "../protocol/json.ts";
 import { jsonFields } from "../protocol/json_fields.ts";
 import type { Message } from "../protocol/message.ts";
 import { decodeResultMeta, type ResultMeta } from "../protocol/result_meta.ts";
+import { utf8Text } from "../protocol/utf8_text.ts";
 
 /**
  * `correlation_id` prefix of the markers a client sends to its own reply
@@ -163,7 +164,7 @@ export function rpcResultPublish(
 export function readRpcResult(message: Message): { taskId: string; meta: ResultMeta } | null {
   let meta: ResultMeta;
   try {
-    meta = decodeResultMeta(new TextDecoder().decode(message.body));
+    meta = decodeResultMeta(utf8Text(message.body));
   } catch {
     return null;
   }

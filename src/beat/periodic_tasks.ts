@@ -11,7 +11,7 @@ import type { Celery } from "../client/app.ts";
 import type { BeatEntry } from "../client/beat_config.ts";
 import type { Task } from "../client/task.ts";
 import { openScheduleStore } from "../client/transports.ts";
-import { maskPassword } from "../broker/errors.ts";
+import { maskPassword, withUrlSource } from "../broker/errors.ts";
 import type { ScheduleStore } from "../broker/schedule_store.ts";
 import { compileEntry, type ScheduledEntry } from "./entry.ts";
 import { BeatEntryError, BeatStoreError } from "./errors.ts";
@@ -38,6 +38,8 @@ const REMOVED = '{"removed":true}';
  * @param namespace key namespace (default the app's `beatNamespace`)
  * @returns the open store
  * @throws {BeatStoreError} when the broker is `amqp://` and no `beatStore` is set
+ * @throws {BrokerConnectionError} when the store cannot be reached, saying where its URL came
+ *   from (the `beatStore` option / `--beat-store`, or the broker's URL by default)
  */
 export async function openAppScheduleStore(
   app: Celery,
@@ -52,7 +54,11 @@ export async function openAppScheduleStore(
         `(new Celery({ beatStore: "redis://127.0.0.1:6379/0" }) or --beat-store)`,
     );
   }
-  return await openScheduleStore(url, { namespace: namespace ?? app.config.beatNamespace });
+  try {
+    return await openScheduleStore(url, { namespace: namespace ?? app.config.beatNamespace });
+  } catch (err) {
+    throw withUrlSource(err, app.urlSources.beatStore);
+  }
 }
 
 /**

@@ -464,7 +464,11 @@ export class RedisTaker {
     this.#sendDeferred();
     if (this.#background) await closeWait(this.#background);
     this.#early.rejectAll(
-      new BrokerConnectionError("the broker closed before the take was recorded"),
+      new BrokerConnectionError(this.#scope.rawUrl, undefined, {
+        reason: "the broker closed before the take was recorded",
+        hint: "Settle deliveries before closing the broker",
+        transient: false,
+      }),
     );
     await this.#watchers.close();
     // The record only serves this consumer's next take; without this it lingers until it expires.

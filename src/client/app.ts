@@ -24,7 +24,7 @@ import {
 import { GroupResult } from "./group_result.ts";
 import { Control } from "./control.ts";
 import { Events } from "./events.ts";
-import type { CeleryOptions, ResolvedConfig } from "./config.ts";
+import type { CeleryOptions, ResolvedConfig, UrlSources } from "./config.ts";
 import { Connections, type OpenOptions } from "./connections.ts";
 import { Dispatch } from "./dispatch.ts";
 import { Task } from "./task.ts";
@@ -144,6 +144,22 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   /** The configuration, with defaults applied. */
   get config(): ResolvedConfig {
     return this.#settings.config;
+  }
+
+  /**
+   * Where the broker, backend and beat store URLs came from, in words (the
+   * app's option, an environment variable, the default): named by a
+   * connection error, so that it says the one place to change.
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * new Celery({ broker: "kv://:memory:" }).urlSources.beatStore;
+   * // "the broker's URL, as no beat store was given (...); the broker's URL is the app's broker option (...)"
+   * ```
+   */
+  get urlSources(): UrlSources {
+    return this.#settings.sources;
   }
 
   /**

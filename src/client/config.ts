@@ -376,16 +376,26 @@ function checkTimeZone(timezone: string): void {
   }
 }
 
-/** Where an app's broker and backend URLs came from, in words (see {@link urlSources}). */
+/**
+ * Where an app's broker, backend and beat store URLs came from, in words (see {@link urlSources}).
+ *
+ * @example
+ * ```ts
+ * import { Celery, type UrlSources } from "@celeriac/celeriac";
+ * const sources: UrlSources = new Celery({ broker: "kv://:memory:" }).urlSources;
+ * ```
+ */
 export interface UrlSources {
   /** Where the broker URL came from. */
   broker: string;
   /** Where the result backend URL came from. */
   backend: string;
+  /** Where beat's store URL came from (the broker's when none was given). */
+  beatStore: string;
 }
 
 /**
- * Where the broker and backend URLs of a resolved configuration came from:
+ * Where the broker, backend and beat store URLs of a resolved configuration came from:
  * the app's option, the environment variable, or the default, so that a
  * connection error names the one place to change.
  *
@@ -399,7 +409,7 @@ export interface UrlSources {
  *
  * @param options what the app was given
  * @param config what they resolved to
- * @returns the broker's and the backend's source
+ * @returns the broker's, the backend's and the beat store's source
  */
 export function urlSources(options: CeleryOptions, config: ResolvedConfig): UrlSources {
   const broker = options.broker !== undefined
@@ -414,5 +424,9 @@ export function urlSources(options: CeleryOptions, config: ResolvedConfig): UrlS
     ? "the broker's URL, as no backend was given (new Celery({ backend }), " +
       "CELERY_RESULT_BACKEND or the command line's --backend)"
     : "CELERY_RESULT_BACKEND";
-  return { broker, backend };
+  const beatStore = options.beatStore !== undefined
+    ? "the app's beatStore option (new Celery({ beatStore }), app.configure() or --beat-store)"
+    : `the broker's URL, as no beat store was given (new Celery({ beatStore }) or the ` +
+      `command line's --beat-store); the broker's URL is ${broker}`;
+  return { broker, backend, beatStore };
 }

@@ -24,6 +24,7 @@ import {
 } from "../protocol/control.ts";
 import { pyJsonLoads } from "../protocol/json.ts";
 import type { Message } from "../protocol/message.ts";
+import { utf8Text } from "../protocol/utf8_text.ts";
 
 const log = lazyLogger(["celeriac", "control"]);
 
@@ -112,7 +113,7 @@ export async function call(
     clock.adjust(m.headers.clock);
     let body: unknown;
     try {
-      body = pyJsonLoads(new TextDecoder().decode(m.body));
+      body = pyJsonLoads(utf8Text(m.body));
     } catch (err) {
       log.warn("Ignored a malformed reply to {method}: {error}", {
         method: req.method,

@@ -10,6 +10,7 @@ import { ProtocolError } from "./errors.ts";
 import { PyFloat, pyJsonDumps, pyJsonLoads } from "./json.ts";
 import type { Message } from "./message.ts";
 import { describeValue } from "./task_fields.ts";
+import { utf8Text } from "./utf8_text.ts";
 
 /**
  * The fanout exchange remote-control requests are broadcast on.
@@ -104,7 +105,7 @@ export interface ControlRequest {
 }
 
 function textOf(message: Message): string {
-  return new TextDecoder().decode(message.body);
+  return utf8Text(message.body);
 }
 
 /**

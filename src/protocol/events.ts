@@ -11,6 +11,7 @@ import { ProtocolError } from "./errors.ts";
 import { checkEventNumbers } from "./event_fields.ts";
 import { pyJsonDumpsRecord, pyJsonDumpsRecords, pyJsonLoads } from "./json.ts";
 import type { Message } from "./message.ts";
+import { utf8Text } from "./utf8_text.ts";
 
 /** The exchange events are published to. */
 export const EVENT_EXCHANGE = "celeryev";
@@ -293,7 +294,6 @@ export function utcOffsetAt(ms: number): number {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /**
  * Build an event with Celery's field order: `hostname, utcoffset, pid,
@@ -416,7 +416,7 @@ export function decodeEventMessage(message: Message): CeleryEvent[] {
   }
   let body: unknown;
   try {
-    body = pyJsonLoads(decoder.decode(message.body));
+    body = pyJsonLoads(utf8Text(message.body));
   } catch (err) {
     throw new ProtocolError(`Undecodable event body: ${(err as Error).message}`);
   }

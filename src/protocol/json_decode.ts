@@ -9,7 +9,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
-import { MAX_NESTING_DEPTH } from "./limits.ts";
+import { checkShape, MAX_NESTING_DEPTH } from "./limits.ts";
 import { parsePyDate } from "./time.ts";
 
 function uuidFromHex(hex: string): string {
@@ -84,10 +84,11 @@ function reviver(this: unknown, _key: string, value: unknown, ctx?: { source?: s
  * @param text JSON text
  * @returns the decoded value
  * @throws {ProtocolError} when the text is not JSON, or (for the Python-only
- *   tokens `NaN` / `Infinity`) nests deeper than `MAX_NESTING_DEPTH`
+ *   tokens `NaN` / `Infinity`, long integers and typed wrappers) nests deeper
+ *   than `MAX_NESTING_DEPTH`
  */
 export function pyJsonLoads(text: string): unknown {
-  return pyJsonLoadsShaped(text, undefined);
+  return pyJsonLoadsShaped(text, undefined, "JSON value");
 }
 
 /**
@@ -128,10 +129,17 @@ export interface JsonShape {
  *
  * @param text JSON text
  * @param shape filled with the value's depth and size (depth -1: not measured); none: not measured
+ * @param what what the text is, named when it nests past `MAX_NESTING_DEPTH` (default "body")
+ * @param taskId the task id, when known, for that error
  * @returns the decoded value
  * @throws {ProtocolError} as {@link pyJsonLoads}
  */
-export function pyJsonLoadsShaped(text: string, shape: JsonShape | undefined): unknown {
+export function pyJsonLoadsShaped(
+  text: string,
+  shape: JsonShape | undefined,
+  what = "body",
+  taskId?: string,
+): unknown {
   if (shape !== undefined) shape.depth = -1;
   let value: unknown;
   try {
@@ -142,15 +150,10 @@ export function pyJsonLoadsShaped(text: string, shape: JsonShape | undefined): u
   }
   if (!needsReviver(value, shape)) return value;
   if (shape !== undefined) shape.depth = -1;
-  try {
-    return JSON.parse(text, reviver);
-  } catch (err) {
-    if (err instanceof RangeError) {
-      // JSON.parse itself is iterative, but its reviver walks the result recursively.
-      throw new ProtocolError(`JSON nested too deep to decode: ${err.message}`, { cause: err });
-    }
-    throw err;
-  }
+  // JSON.parse itself is iterative, but its reviver walks the result recursively: a value
+  // nested past the limit is refused first, in the words of every other depth refusal.
+  checkShape(value, what, {}, taskId);
+  return JSON.parse(text, reviver);
 }
 
 /**

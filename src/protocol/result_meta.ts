@@ -307,13 +307,20 @@ function wrapBytes(value: unknown, seen: Set<object>): unknown {
  *   without one
  * @returns the meta
  * @throws {ProtocolError} when it is not a result meta (not JSON: a Python
- *   app's `result_serializer` is other than `json`)
+ *   app's `result_serializer` is other than `json`, or it starts with a BOM)
  */
 export function decodeResultMeta(text: string, taskId?: string): ResultMeta {
   let v: Partial<ResultMeta> | null;
   try {
     v = pyJsonLoads(text) as Partial<ResultMeta> | null;
   } catch (err) {
+    if (text.charCodeAt(0) === 0xfeff) {
+      throw new ProtocolError(
+        `The result${taskId ? ` of task ${taskId}` : ""} starts with a byte-order mark ` +
+          `(U+FEFF), which JSON does not allow (Celery refuses it too): store it without one`,
+        { taskId, cause: err },
+      );
+    }
     throw new ProtocolError(
       `The result${taskId ? ` of task ${taskId}` : ""} is not JSON: Celeriac reads results ` +
         `stored as JSON; set result_serializer = "json" (Celery's default) in the Python app ` +

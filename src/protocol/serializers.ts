@@ -14,6 +14,7 @@ import { pyJsonDumps } from "./json.ts";
 import { type JsonShape, pyJsonLoadsShaped } from "./json_decode.ts";
 import { checkShape, MAX_NESTING_DEPTH } from "./limits.ts";
 import { type TextCodec, textCodecOf } from "./text_codecs.ts";
+import { STRICT_UTF8 } from "./utf8_text.ts";
 
 /**
  * Serializer names accepted for publishing.
@@ -51,7 +52,7 @@ export interface Serialized {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+const decoder = STRICT_UTF8;
 
 /**
  * MIME type written for each serializer name.
@@ -192,8 +193,12 @@ function decodeBody(
       }
       if (contentType !== "application/json") return text;
       try {
-        return pyJsonLoadsShaped(text, BODY_SHAPE);
+        return pyJsonLoadsShaped(text, BODY_SHAPE, "body", taskId);
       } catch (cause) {
+        // checkShape's depth refusal (for a value the reviver would walk) is worded already.
+        if (cause instanceof ProtocolError && cause.message.startsWith("Message body ")) {
+          throw cause;
+        }
         throw new ProtocolError(`Body is not valid JSON: ${(cause as Error).message}`, {
           taskId,
           cause,
