@@ -89,6 +89,20 @@ const ascii: TextCodec = {
   },
 };
 
+/** Python's aliases of its `utf_16` codec (normalized). */
+const UTF16 = new Set(["utf_16", "utf16", "u16"]);
+
+const utf16le = new TextDecoder("utf-16le", { fatal: true });
+const utf16be = new TextDecoder("utf-16be", { fatal: true });
+
+/** Python's utf-16: big-endian after a BOM FE FF, else little-endian (the BOM dropped). */
+const utf16: TextCodec = {
+  name: "utf-16",
+  decode(bytes) {
+    return (bytes[0] === 0xfe && bytes[1] === 0xff ? utf16be : utf16le).decode(bytes);
+  },
+};
+
 /**
  * The codec Python's `bytes.decode(name)` would use, as far as this runtime
  * has it.
@@ -107,9 +121,11 @@ export function textCodecOf(name: string): TextCodec | null {
   const python = pythonCodecName(name);
   if (LATIN1.has(python)) return latin1;
   if (ASCII.has(python)) return ascii;
+  if (UTF16.has(python)) return utf16;
   let web: TextDecoder;
   try {
-    web = new TextDecoder(name.trim(), { fatal: true });
+    // Python keeps a leading BOM but in its utf-16 codec: so does this decoder.
+    web = new TextDecoder(name.trim(), { fatal: true, ignoreBOM: true });
   } catch {
     return null;
   }
