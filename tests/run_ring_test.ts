@@ -72,3 +72,16 @@ Deno.test("run ring: a request with fields it does not carry, or a batch, is ref
   assert.deepEqual(readRuns(reader, 2).map((r) => r.seq), [1]);
   assert.deepEqual(readRuns(reader, 3).map((r) => r.seq), [2]);
 });
+
+Deno.test("run ring: a task name or id that starts with U+FEFF keeps it", () => {
+  const memory = newRing();
+  const writer = new RingWriter(memory);
+  const reader = new RingReader(memory);
+  const one = runRequest(1, enc.encode("[[], {}, {}]"), {
+    task: "\ufefftasks.add",
+    id: "\ufeffid-1",
+    info: runInfo({ rootId: "\ufeffid-1" }),
+  });
+  assert.ok(writeRuns(writer, [one], 0));
+  assert.deepEqual(readRuns(reader, 0), [one]);
+});

@@ -9,6 +9,7 @@
 
 import type { RunOutcome } from "./executor.ts";
 import type { RingReader, RingWriter } from "./shared_ring.ts";
+import { utf8Text } from "../protocol/utf8_text.ts";
 
 /** A batch: count (u32, padded) and the writer's clock (f64). */
 const BATCH_BYTES = 16;
@@ -19,7 +20,6 @@ const OK = 1;
 const BLOCKED = 2;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** The fields a plain outcome may have set: a field added to `RunOutcome` later is posted. */
 const PLAIN = new Set(["seq", "ok", "runtime", "blocked", "meta"]);
@@ -120,7 +120,7 @@ export function readOutcomes(ring: RingReader, posts: number): OutcomesRead {
       const metaLength = v.getUint32(at + 32, true);
       at += OUTCOME_BYTES;
       if (metaLength !== NO_META) {
-        o.meta = decoder.decode(bytes.subarray(at, at + metaLength));
+        o.meta = utf8Text(bytes.subarray(at, at + metaLength));
         at += metaLength;
       }
       outcomes.push(o);

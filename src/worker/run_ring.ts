@@ -10,6 +10,7 @@
 import type { RunRequest } from "./executor.ts";
 import { plainRequest, requestFlags } from "./plain_request.ts";
 import type { RingReader, RingWriter } from "./shared_ring.ts";
+import { utf8Text } from "../protocol/utf8_text.ts";
 
 /** A batch: its count (u32, padded). */
 const BATCH_BYTES = 8;
@@ -17,7 +18,6 @@ const BATCH_BYTES = 8;
 const NUMS_BYTES = 24;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** The fields the ring carries or restores: a field added to `RunRequest` later is posted. */
 const CARRIED = new Set([
@@ -149,7 +149,7 @@ export function readRuns(ring: RingReader, posts: number): RunRequest[] {
     let at = start + BATCH_BYTES;
     const text = () => {
       const len = v.getUint32(at, true);
-      const s = decoder.decode(bytes.subarray(at + 4, at + 4 + len));
+      const s = utf8Text(bytes.subarray(at + 4, at + 4 + len));
       at += 4 + len;
       return s;
     };
