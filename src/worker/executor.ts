@@ -292,6 +292,23 @@ export async function runTask(
   let outsideBody = false;
   /** Before hooks or errbacks run: they may await a task to start on this thread after this one. */
   const follow = () => services.following?.(req.seq);
+  /**
+   * The handler threw and in-process errbacks are to run: its finish is
+   * noted after them, so that its time limits (and a terminate) cover them,
+   * as Celery calls them in the task's process.
+   */
+  let finishLater = false;
+  const finish = (returned: boolean) => {
+    if (!returned && splitErrbacks(tasks, body.embed.errbacks).local.length) finishLater = true;
+    else services.finished?.(req.seq, blocked ?? 0);
+  };
+  const finishNow = () => {
+    if (!finishLater) return;
+    finishLater = false;
+    services.finished?.(req.seq, blocked ?? 0);
+    // Follow-up code after it may await a task to start here: no start waits for this one.
+    follow();
+  };
   try {
     if (!task?.handler) throw new Error(`Task ${req.task} is not defined in this worker's app`);
     if (hooks) traced = performance.now();
@@ -338,22 +355,26 @@ export async function runTask(
       };
     }
     began = performance.now();
+    let returned = false;
     try {
       value = ctx
         ? currentTask.run(running, handler, ctx, ...args)
         : currentTask.run(running, handler, ...args);
+      returned = true;
     } finally {
       blocked = performance.now() - began;
       const awaits = isThenable(value);
       services.firstRun?.(req.seq, awaits);
-      if (!awaits) services.finished?.(req.seq, blocked);
+      if (!awaits) finish(returned);
     }
     let runtime = blocked;
     if (isThenable(value)) {
+      returned = false;
       try {
         value = await value;
+        returned = true;
       } finally {
-        services.finished?.(req.seq, blocked);
+        finish(returned);
       }
       runtime = performance.now() - began;
     }
@@ -408,6 +429,7 @@ export async function runTask(
       ? await replacer.sent()
       : null;
     if (replaced) {
+      finishNow();
       return { seq: req.seq, ok: true, replacedBy: replaced.replacement, runtime, blocked };
     }
     let err = thrown;
@@ -424,7 +446,10 @@ export async function runTask(
       }
     }
     if (hooks) follow();
-    if (planned) return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
+    if (planned) {
+      finishNow();
+      return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
+    }
     const reported = reportedError(err, `${req.task}[${req.id}]`, signal);
     const exc = exceptionInfo(reported);
     const traceback = tracebackText(err);
@@ -442,9 +467,14 @@ export async function runTask(
       stored = services.storeState !== undefined;
       const place = (t: Task<never, unknown>, args: unknown[], kwargs: Record<string, unknown>) =>
         callArgs(t, { ...body, args, kwargs });
-      await callErrbacks(errbacks.local, requestOf(req, body), reported, traceback, place);
+      try {
+        await callErrbacks(errbacks.local, requestOf(req, body), reported, traceback, place);
+      } finally {
+        finishNow();
+      }
       embed = { ...embed, errbacks: errbacks.sent };
     }
+    finishNow();
     await hooks?.failure(err, traceback);
     return {
       seq: req.seq,
@@ -458,5 +488,8 @@ export async function runTask(
       // Always: the main thread logs a failure with it, as Celery does.
       traceback,
     };
+  } finally {
+    // Whatever threw on the way: its finish is noted.
+    finishNow();
   }
 }

@@ -113,3 +113,17 @@ export const widLate = app.task("x.wid_late", { acksLate: true }, (tag: unknown 
   wid: WID,
   tag,
 }));
+
+/** Fails at once: its errbacks run. */
+export const fails = app.task("x.fails", () => {
+  throw new Error("boom");
+});
+
+/** An in-process errback that notes its start in `path` and never returns. */
+export const hangErrback = app.task(
+  "x.hang_errback",
+  async (_request: { id: string }, _exc: Error, _traceback: string, path: string) => {
+    Deno.writeTextFileSync(path, "started\n", { append: true });
+    await new Promise(() => {});
+  },
+);
