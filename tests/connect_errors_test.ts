@@ -10,7 +10,9 @@ import { Celery } from "../mod.ts";
 import { openBackend, openBroker, openScheduleStore } from "../protocol.ts";
 import { RedisBroker } from "../src/broker/redis.ts";
 import { RedisBackend } from "../src/backend/redis.ts";
+import { BrokerConnectionError, withUrlSource } from "../src/broker/errors.ts";
 import { describeRedisFailure } from "../src/broker/redis_failures.ts";
+import { WrongServerError } from "../src/broker/server_probe.ts";
 import { runEnvCase } from "./helpers/env_cases.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { Proc } from "./helpers/procs.ts";
@@ -302,4 +304,16 @@ Deno.test("connect errors: a TLS certificate Deno does not trust says how to tru
     assert.match(failure.hint ?? "", /DENO_CERT=\/path\/to\/ca\.pem/);
     assert.equal(failure.transient, false, "a setting fixes it: the worker does not retry");
   }
+});
+
+Deno.test("connect errors: a wrong-server error says where its URL came from too", () => {
+  // Before: the wrong-server branch replaced what was explained, the source with it.
+  const err = new BrokerConnectionError(
+    "redis://127.0.0.1:5672/0",
+    new WrongServerError("redis", "amqp", "127.0.0.1", 5672),
+  );
+  const out = withUrlSource(err, "CELERY_BROKER_URL") as BrokerConnectionError;
+  assert.match(out.message, /speaks .* \(set by CELERY_BROKER_URL\)$/);
+  assert.equal(out.source, "CELERY_BROKER_URL");
+  assert.equal(out.transient, false);
 });

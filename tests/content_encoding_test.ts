@@ -37,3 +37,34 @@ Deno.test("content-encoding: a text body is decoded with its content-encoding; a
     /^ProtocolError: Body is not valid UTF-8 \(content-encoding utf-8\)$/,
   );
 });
+
+Deno.test("content-encoding: latin-1, ascii and utf-16 decode as Python's codecs, not as the web's labels", () => {
+  const x80 = new Uint8Array([0x80]);
+  // Python: b"\x80".decode("latin-1") == "\x80"; the web's latin1 label is windows-1252 ("€").
+  for (const encoding of ["latin-1", "latin1", "ISO-8859-1", "iso_8859-1:1987", "l1", "latin"]) {
+    assert.equal(deserialize(x80, "text/plain", encoding), "\u0080", encoding);
+  }
+  // Python: b"\xe9".decode("ascii") raises; the web's ascii label is windows-1252.
+  for (const encoding of ["ascii", "US-ASCII", "646"]) {
+    assert.throws(
+      () => deserialize(e9, "text/plain", encoding),
+      /^ProtocolError: Body is not valid ascii \(content-encoding /,
+      encoding,
+    );
+    assert.equal(deserialize(new Uint8Array([0x41]), "text/plain", encoding), "A");
+  }
+  assert.equal(deserialize(x80, "text/plain", "cp1252"), "\u20ac");
+  assert.throws(
+    () => deserialize(new Uint8Array([0x81]), "text/plain", "windows-1252"),
+    /not valid cp1252/,
+  );
+  // Python's utf-16 reads the BOM's byte order and drops it; utf-16le keeps it, as its utf-8 does.
+  const bom = (...b: number[]) => new Uint8Array(b);
+  assert.equal(deserialize(bom(0xfe, 0xff, 0, 0x41), "text/plain", "utf-16"), "A");
+  assert.equal(deserialize(bom(0xff, 0xfe, 0x41, 0), "text/plain", "UTF16"), "A");
+  assert.equal(deserialize(bom(0xff, 0xfe, 0x41, 0), "text/plain", "utf-16le"), "\ufeffA");
+  // Names the web reads as another code page than Python's are refused, not misread.
+  for (const encoding of ["iso-8859-9", "x-cp1252", "iso88591", "tis-620"]) {
+    assert.throws(() => deserialize(x80, "text/plain", encoding), /cannot decode/, encoding);
+  }
+});

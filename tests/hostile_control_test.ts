@@ -176,10 +176,29 @@ Deno.test("pidbox: an empty destination, or a pattern without a matcher, address
   ) {
     assert.equal(addressedTo(req(fields), NODE), answered, fields);
   }
+  // kombu raises MatcherNotInstalled only when it uses the matcher: a pattern and no destination.
   assert.throws(
-    () => req('"destination": null, "pattern": "x", "matcher": "regex"'),
+    () => addressedTo(req('"destination": null, "pattern": "x", "matcher": "regex"'), NODE),
     /matcher must be "glob" or "pcre", got "regex"/,
   );
+  assert.throws(
+    () => addressedTo(req('"destination": null, "pattern": "x", "matcher": 7'), NODE),
+    /matcher must be "glob" or "pcre", got "7"/,
+  );
+});
+
+Deno.test("pidbox: an unknown matcher kombu does not use is ignored: beside a destination, or without a pattern", () => {
+  const req = (fields: string) =>
+    decodeControlRequest(
+      encodeControlRequestBody(`{"method": "ping", "arguments": {}, ${fields}}`),
+    );
+  // Before: both refused when decoded, though every kombu node (the one named) answers them.
+  assert.equal(addressedTo(req(`"destination": ["${NODE}"], "matcher": "regex"`), NODE), true);
+  assert.equal(
+    addressedTo(req(`"destination": ["other@h"], "pattern": "x", "matcher": "regex"`), NODE),
+    false,
+  );
+  assert.equal(addressedTo(req('"destination": null, "matcher": "regex"'), NODE), true);
 });
 
 /** A message with this remote-control request body. */

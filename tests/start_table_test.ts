@@ -84,3 +84,20 @@ Deno.test("start table: nothing is read before the Web Worker's clock is known, 
   const at = main.startedAt(4)!;
   assert.ok(at >= before - 1 && at < late - 40, `read ${at - before} ms after the start`);
 });
+
+Deno.test("start table: the finish of a task that posted its start is kept beside its slot's holder's", () => {
+  const main = new StartTable();
+  const worker = new StartTable(main.memory);
+  assert.equal(worker.record(6), true);
+  // Posted its start (task 6 runs) and finishes first: task 6's finish must not overwrite it.
+  assert.equal(worker.record(6 + 1024), false);
+  worker.finish(6 + 1024);
+  worker.finish(6);
+  // Posted its start (task 6's outcome unread) and finishes: task 6's finish must be kept too.
+  assert.equal(worker.record(6 + 2048), false);
+  worker.finish(6 + 2048);
+  for (const seq of [6, 6 + 1024, 6 + 2048]) {
+    assert.equal(main.hasFinished(seq), true, `task ${seq}`);
+  }
+  assert.equal(main.hasFinished(6 + 3072), false, "not finished");
+});

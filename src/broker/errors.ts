@@ -50,7 +50,7 @@ export class BrokerConnectionError extends Error {
    *   from (default: not said: a transport knows only the URL it was given; the
    *   app, which knows, adds it with {@link withUrlSource}); a cause that is (or was
    *   caused by) a `WrongServerError` (another kind of server answered) says
-   *   all three instead
+   *   the first three instead (the source is kept)
    */
   constructor(
     url: string,
@@ -65,8 +65,14 @@ export class BrokerConnectionError extends Error {
   ) {
     const safe = maskPassword(url);
     const wrong = wrongServerIn(cause);
-    if (wrong) explained = { reason: wrong.message, hint: wrong.hint, transient: false };
-    else if (explained.reason === undefined) {
+    if (wrong) {
+      explained = {
+        reason: wrong.message,
+        hint: wrong.hint,
+        transient: false,
+        source: explained.source,
+      };
+    } else if (explained.reason === undefined) {
       explained = deniedLookup(cause, url) ?? deniedPermission(cause) ?? explained;
     }
     const reason = explained.reason ?? (cause instanceof Error ? cause.message : undefined);

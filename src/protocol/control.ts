@@ -92,9 +92,12 @@ export interface ControlRequest {
   /**
    * How `pattern` matches: `glob` (`fnmatch`: `*`, `?`, `[seq]`, `[!seq]`)
    * or `pcre` (a regular expression matched from the start, as Python's
-   * `re.match`); without one, the pattern is not used (every node is addressed).
+   * `re.match`); without one, the pattern is not used (every node is
+   * addressed). Another name is refused by {@link addressedTo} only when it
+   * is used (a pattern and no destination), as kombu does; a decoded value
+   * that is not text is kept as its description (it names no matcher).
    */
-  matcher?: "glob" | "pcre" | null;
+  matcher?: string | null;
   /** Present when replies are wanted: the request's ticket. */
   ticket?: string;
   /** Present when replies are wanted: where they go. */
@@ -184,18 +187,12 @@ export function decodeControlRequest(message: Message): ControlRequest {
   const args = body.arguments;
   const reply = body.reply_to as Record<string, unknown> | undefined;
   const matcher = body.matcher;
-  if (matcher && matcher !== "glob" && matcher !== "pcre") {
-    // kombu raises MatcherNotInstalled: the node answers nothing.
-    throw new ProtocolError(
-      `A remote-control request's matcher must be "glob" or "pcre", got ${describeValue(matcher)}`,
-    );
-  }
   return {
     method: body.method,
     arguments: args !== null && typeof args === "object" ? args as Record<string, unknown> : {},
     destination: destinationOf(body.destination),
     pattern: typeof body.pattern === "string" ? body.pattern : null,
-    matcher: matcher ? matcher as "glob" | "pcre" : null,
+    matcher: !matcher ? null : typeof matcher === "string" ? matcher : describeValue(matcher),
     ...(typeof body.ticket === "string" && reply && typeof reply === "object"
       ? {
         ticket: body.ticket,
@@ -274,10 +271,20 @@ function globToRegExp(glob: string): RegExp {
  * @param req the request
  * @param nodename the node's name, e.g. `celeriac@host`
  * @returns whether the node should act on it
+ * @throws {ProtocolError} when a pattern is to be matched (no destination)
+ *   with a matcher other than `glob` or `pcre` (kombu raises
+ *   MatcherNotInstalled: the node answers nothing)
  */
 export function addressedTo(req: ControlRequest, nodename: string): boolean {
   if (req.destination?.length) return req.destination.includes(nodename);
   if (!req.pattern || !req.matcher) return true;
+  if (req.matcher !== "glob" && req.matcher !== "pcre") {
+    throw new ProtocolError(
+      `A remote-control request's matcher must be "glob" or "pcre", got ${
+        describeValue(req.matcher)
+      }`,
+    );
+  }
   try {
     const re = req.matcher === "pcre"
       ? new RegExp(`^(?:${req.pattern})`)

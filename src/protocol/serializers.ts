@@ -13,6 +13,7 @@ import { ContentDisallowedError, ProtocolError } from "./errors.ts";
 import { pyJsonDumps } from "./json.ts";
 import { type JsonShape, pyJsonLoadsShaped } from "./json_decode.ts";
 import { checkShape, MAX_NESTING_DEPTH } from "./limits.ts";
+import { type TextCodec, textCodecOf } from "./text_codecs.ts";
 import { STRICT_UTF8 } from "./utf8_text.ts";
 
 /**
@@ -144,22 +145,20 @@ export function deserialize(
 /** Content-encodings read as UTF-8 (kombu decodes no text for `binary` and `ascii-8bit`). */
 const UTF8_ENCODINGS = new Set(["", "utf-8", "utf8", "binary", "ascii-8bit"]);
 
-/**
- * The decoder of a text body's `content-encoding` (Python's codec names
- * that are WHATWG labels too: `latin-1` as `latin1`, `utf-16`, ...).
- */
-function textDecoder(contentEncoding: string, taskId: string | undefined): TextDecoder {
+/** UTF-8, strict, as a {@link TextCodec}. */
+const utf8: TextCodec = { name: "UTF-8", decode: (bytes) => decoder.decode(bytes) };
+
+/** The codec of a text body's `content-encoding`, by Python's codec names (`latin-1`, `utf-16`, ...). */
+function textDecoder(contentEncoding: string, taskId: string | undefined): TextCodec {
   const label = contentEncoding.toLowerCase();
-  if (UTF8_ENCODINGS.has(label)) return decoder;
-  try {
-    return new TextDecoder(label.replace(/^latin-(\d)$/, "latin$1"), { fatal: true });
-  } catch {
-    throw new ProtocolError(
-      `Body has content-encoding "${contentEncoding}", which this worker cannot decode: send ` +
-        `it as utf-8`,
-      { taskId },
-    );
-  }
+  if (UTF8_ENCODINGS.has(label)) return utf8;
+  const codec = textCodecOf(contentEncoding);
+  if (codec) return codec;
+  throw new ProtocolError(
+    `Body has content-encoding "${contentEncoding}", which this worker cannot decode: send ` +
+      `it as utf-8`,
+    { taskId },
+  );
 }
 
 /** What {@link decodeBody} measured of the JSON body it decoded last (depth -1: none; read at once). */
@@ -178,17 +177,19 @@ function decodeBody(
       // kombu hands a JSON body to its decoder, which reads UTF-8 whatever the content-encoding
       // says; a content type without a serializer it decodes with the content-encoding.
       const textOf = contentType === "application/json"
-        ? decoder
+        ? utf8
         : textDecoder(contentEncoding, taskId);
       let text: string;
       try {
         text = textOf.decode(body);
       } catch (cause) {
-        const as = textOf.encoding === "utf-8" ? "UTF-8" : textOf.encoding;
-        throw new ProtocolError(`Body is not valid ${as} (content-encoding ${contentEncoding})`, {
-          taskId,
-          cause,
-        });
+        throw new ProtocolError(
+          `Body is not valid ${textOf.name} (content-encoding ${contentEncoding})`,
+          {
+            taskId,
+            cause,
+          },
+        );
       }
       if (contentType !== "application/json") return text;
       try {

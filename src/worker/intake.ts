@@ -217,6 +217,8 @@ export class Intake {
     }
     if (this.limiter.rate(req.task) !== null) {
       ownBody(d);
+      // Emitted before it waits, as received and held: a listener that throws parks this message
+      // alone (#route's caller), never its batch.
       lifecycle.emit({ type: "waiting", req, delivery: d });
       this.limiter.submit(req.task, { delivery: d, req, task, received });
       return;
@@ -397,6 +399,8 @@ export class Intake {
       });
       s.acks.push(d);
     } else if (!admitted && this.limiter.rate(req.task) !== null) {
+      // Announced, not emitted: no per-message catch here, a throw would leave this task (and
+      // the rest of #admit's tasks) neither waiting nor settled.
       this.#s.lifecycle.announce({ type: "waiting", req, delivery: d });
       this.limiter.submit(req.task, { delivery: d, req, task, received });
       return;

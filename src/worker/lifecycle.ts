@@ -174,7 +174,7 @@ export interface TaskRejected {
  *
  * @example
  * ```ts ignore
- * lifecycle.emit(rejectedTask(d, req, `unregistered task "${req.task}"`, "unregistered", true));
+ * lifecycle.announce(rejectedTask(d, req, `unregistered task "${req.task}"`, "unregistered", true));
  * ```
  */
 export function rejectedTask(
@@ -297,7 +297,11 @@ export class Lifecycle {
   }
 
   /**
-   * Announce an event to every subscriber, in order.
+   * Announce an event to every subscriber, in order; a subscriber that
+   * throws stops the others and throws here. Used only before a step is
+   * taken, where a catch ends the one task announced (at intake: received,
+   * held, waiting, for which the message alone is parked); elsewhere
+   * {@link Lifecycle.announce}.
    *
    * @param event what happened
    */

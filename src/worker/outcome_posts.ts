@@ -10,6 +10,7 @@
 import { EncodeError } from "../protocol/errors.ts";
 import { exceptionInfo } from "../protocol/exceptions.ts";
 import { resultJson } from "../protocol/result_meta.ts";
+import { reportHookError } from "../client/signals.ts";
 import type { Task } from "../client/task.ts";
 import { splitErrbacks, takeErrbackCall } from "./errbacks.ts";
 import { postSplitting } from "./post_split.ts";
@@ -57,7 +58,11 @@ function refuse(
   const call = takeErrbackCall(o);
   const local = call ? splitErrbacks(tasks, o.followUp?.embed.errbacks ?? null).local : [];
   if (!call || !local.length) return post([failed]);
-  void call(local, error, failed.traceback!).then(() => post([failed]));
+  // Asynchronous: what throws now would be an unhandled rejection, which ends the Web Worker.
+  call(local, error, failed.traceback!)
+    .catch((err) => reportHookError(`the errbacks of task ${o.seq} (dispatch number)`, err))
+    .then(() => post([failed]))
+    .catch((err) => reportHookError(`posting the failure of task ${o.seq} (dispatch number)`, err));
 }
 
 /**

@@ -233,8 +233,10 @@ export class RemoteControl {
 
   #onMessage(message: Message): void {
     let req: ControlRequest;
+    let addressed: boolean;
     try {
       req = decodeControlRequest(message);
+      addressed = addressedTo(req, this.#target.hostname);
     } catch (err) {
       log.error("Ignored a malformed remote-control request: {error}", {
         error: (err as Error).message,
@@ -242,7 +244,7 @@ export class RemoteControl {
       return;
     }
     this.#clock.adjust(message.headers.clock);
-    if (!addressedTo(req, this.#target.hostname)) return;
+    if (!addressed) return;
     // Monitors (the dashboard, Flower) send these every few seconds: what
     // changes is logged where it changes (e.g. "Task events enabled").
     const line = "Remote control: {method} {args}";

@@ -28,6 +28,12 @@
 const SLOTS = 1024;
 /** Revoked marks kept beside the slots, for tasks whose slot's mark is another's still held. */
 const SPILL = 64;
+/**
+ * Finish marks kept per slot for tasks that do not hold their slot (they
+ * posted their start): consecutive such tasks of a slot (1024 dispatches
+ * apart) take turns through these.
+ */
+const ASIDE = 4;
 
 /**
  * The shared arrays of a {@link StartTable}, as posted to its Web Worker.
@@ -49,8 +55,17 @@ export interface StartTableMemory {
    * queued to it: it starts no task once this is set.
    */
   halted: Int32Array;
-  /** The task of each slot whose handler has returned (or settled): its sequence number, 32 bits. */
+  /**
+   * The task holding each slot whose handler has returned (or settled): its
+   * sequence number, 32 bits.
+   */
   finished: Int32Array;
+  /**
+   * Tasks that did not hold their slot (they posted their start) whose
+   * handler has returned: sequence numbers, 32 bits, four cells per slot
+   * (cell `slot * 4 + (seq / 1024) % 4`).
+   */
+  finishedAside: Int32Array;
   /** The task of each slot the main thread revoked: its sequence number, truncated to 32 bits. */
   revoked: Int32Array;
   /**
@@ -114,6 +129,7 @@ export class StartTable {
       at: new Float64Array(new SharedArrayBuffer(SLOTS * 8)),
       halted: new Int32Array(new SharedArrayBuffer(4)),
       finished: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
+      finishedAside: new Int32Array(new SharedArrayBuffer(SLOTS * ASIDE * 4)),
       revoked: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       released: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       spilled: new Int32Array(new SharedArrayBuffer((SPILL + 1) * 4)),
@@ -122,22 +138,17 @@ export class StartTable {
 
   /**
    * In the Web Worker: note that the handler of task `seq` returned (or the
-   * promise it returned settled), before its outcome is handed on. Not
-   * noted when its slot's task is another that finished and whose outcome
-   * the main thread has not read: that one's finish is kept.
+   * promise it returned settled), before its outcome is handed on. A task
+   * that does not hold its slot (it posted its start: the slot's task was
+   * another, running or with its outcome unread) is noted beside the slots,
+   * so that neither finish overwrites the other.
    *
    * @param seq the task
    */
   finish(seq: number): void {
     const slot = seq % SLOTS;
-    const held = this.#held[slot];
-    const { finished } = this.memory;
-    // The slot's task finished and its outcome is not read: its finish is the one kept.
-    if (
-      held !== undefined && held !== seq && Atomics.load(finished, slot) === (held | 0) &&
-      !this.#released(slot, held)
-    ) return;
-    Atomics.store(finished, slot, seq | 0);
+    if (this.#held[slot] === seq) Atomics.store(this.memory.finished, slot, seq | 0);
+    else Atomics.store(this.memory.finishedAside, asideCell(seq), seq | 0);
   }
 
   /**
@@ -168,7 +179,9 @@ export class StartTable {
    * @returns true once {@link StartTable.finish} noted it
    */
   hasFinished(seq: number): boolean {
-    return Atomics.load(this.memory.finished, seq % SLOTS) === (seq | 0);
+    const mark = seq | 0;
+    return Atomics.load(this.memory.finished, seq % SLOTS) === mark ||
+      Atomics.load(this.memory.finishedAside, asideCell(seq)) === mark;
   }
 
   /**
@@ -295,4 +308,9 @@ export class StartTable {
     for (let i = 0; i < used; i++) if (Atomics.load(spilled, i) === mark) return true;
     return false;
   }
+}
+
+/** The cell of `seq`'s finish in {@link StartTableMemory.finishedAside}. */
+function asideCell(seq: number): number {
+  return (seq % SLOTS) * ASIDE + Math.floor(seq / SLOTS) % ASIDE;
 }
