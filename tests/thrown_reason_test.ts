@@ -6,27 +6,16 @@
  * said "unknown", the second "undefined" (and threw on null).
  */
 
+import { recordingState } from "./helpers/recording_state.ts";
 import assert from "node:assert/strict";
-import type { ResultBackend, StoreEntry } from "../src/backend/port.ts";
-import type { Broker, Delivery, Rejection } from "../src/broker/port.ts";
-import { Celery } from "../mod.ts";
+import type { Delivery } from "../src/broker/port.ts";
 import { Intake } from "../src/worker/intake.ts";
 import { receiveOrPark } from "../src/worker/last_resort.ts";
 import type { Pool } from "../src/worker/pool.ts";
-import { WorkerState } from "../src/worker/worker_state.ts";
 import { taskDelivery } from "./helpers/deliveries.ts";
 
 function state() {
-  const app = new Celery({ broker: "kv://:memory:", backend: null });
-  const st = new WorkerState(app, { app }, "test@host");
-  const parked: Rejection[] = [];
-  st.broker = {
-    reject: (r: Rejection[]) => (parked.push(...r), Promise.resolve()),
-    ack: () => Promise.resolve(),
-  } as unknown as Broker;
-  st.backend = {
-    store: (_: StoreEntry[]) => Promise.resolve(),
-  } as unknown as ResultBackend;
+  const { st, parked } = recordingState();
   st.app.task("t.add", (a: number, b: number) => a + b);
   st.pool = { run: () => {} } as unknown as Pool;
   return { st, parked };

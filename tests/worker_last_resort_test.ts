@@ -4,6 +4,7 @@
  * for its task id) instead of ending the process or losing the delivery.
  */
 
+import { recordingState } from "./helpers/recording_state.ts";
 import assert from "node:assert/strict";
 import type { ResultBackend, StoreEntry } from "../src/backend/port.ts";
 import {
@@ -13,7 +14,6 @@ import {
   type PublishTarget,
   type Rejection,
 } from "../src/broker/port.ts";
-import { Celery } from "../mod.ts";
 import type { RunOutcome } from "../src/worker/executor.ts";
 import { Intake } from "../src/worker/intake.ts";
 import { DEFAULT_MAX_DELIVERIES } from "../src/worker/screening.ts";
@@ -22,8 +22,7 @@ import { receiveOrPark, settleOrPark } from "../src/worker/last_resort.ts";
 import { Settlement } from "../src/worker/settlement.ts";
 import { settleOutcomes } from "../src/worker/outcomes.ts";
 import type { Message, SignatureDict } from "../src/protocol/message.ts";
-import { WorkerState } from "../src/worker/worker_state.ts";
-import { countStats, zeroStats } from "../src/worker/worker_stats.ts";
+import type { WorkerState } from "../src/worker/worker_state.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { taskDelivery } from "./helpers/deliveries.ts";
@@ -68,23 +67,7 @@ function followUps(
   return s;
 }
 
-function state() {
-  const app = new Celery({ broker: "kv://:memory:", backend: null });
-  const st = new WorkerState(app, { app }, "test@host");
-  const stats = zeroStats();
-  st.lifecycle.subscribe(countStats(stats));
-  const parked: Rejection[] = [];
-  const acked: Delivery[] = [];
-  const stored: StoreEntry[] = [];
-  st.broker = {
-    reject: (r: Rejection[]) => (parked.push(...r), Promise.resolve()),
-    ack: (d: Delivery[]) => (acked.push(...d), Promise.resolve()),
-  } as unknown as Broker;
-  st.backend = {
-    store: (e: StoreEntry[]) => (stored.push(...e), Promise.resolve()),
-  } as unknown as ResultBackend;
-  return { st, parked, acked, stored, stats };
-}
+const state = recordingState;
 
 Deno.test("a batch whose intake throws is parked, with a FAILURE for each task id", async () => {
   const { st, parked, stored, stats } = state();

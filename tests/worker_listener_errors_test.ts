@@ -7,18 +7,16 @@
  * terminate). A codec that does not load parks only its own message.
  */
 
+import { recordingState } from "./helpers/recording_state.ts";
 import assert from "node:assert/strict";
 import xzDecompress from "xz-decompress";
-import type { ResultBackend, StoreEntry } from "../src/backend/port.ts";
-import type { Broker, Delivery, Rejection } from "../src/broker/port.ts";
-import { Celery } from "../mod.ts";
+import type { Delivery } from "../src/broker/port.ts";
 import type { RunOutcome } from "../src/worker/executor.ts";
 import { Intake } from "../src/worker/intake.ts";
 import type { Pool } from "../src/worker/pool.ts";
 import { receiveOrPark, settleOrPark } from "../src/worker/last_resort.ts";
 import { settleOutcomes } from "../src/worker/outcomes.ts";
-import { WorkerState } from "../src/worker/worker_state.ts";
-import { countStats, zeroStats } from "../src/worker/worker_stats.ts";
+import type { WorkerState } from "../src/worker/worker_state.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { decodeTaskHeaders } from "../src/protocol/task_request.ts";
@@ -40,26 +38,13 @@ function delivery(id: string): Delivery {
 }
 
 function state() {
-  const app = new Celery({ broker: "kv://:memory:", backend: null });
-  const st = new WorkerState(app, { app }, "test@host");
-  const stats = zeroStats();
-  st.lifecycle.subscribe(countStats(stats));
-  const parked: Rejection[] = [];
-  const acked: Delivery[] = [];
-  const stored: StoreEntry[] = [];
-  st.broker = {
-    reject: (r: Rejection[]) => (parked.push(...r), Promise.resolve()),
-    ack: (d: Delivery[]) => (acked.push(...d), Promise.resolve()),
-  } as unknown as Broker;
-  st.backend = {
-    store: (e: StoreEntry[]) => (stored.push(...e), Promise.resolve()),
-  } as unknown as ResultBackend;
+  const recorded = recordingState();
   const ran: string[] = [];
-  st.pool = {
+  recorded.st.pool = {
     run: (runs: { id: string }[]) => ran.push(...runs.map((r) => r.id)),
   } as unknown as Pool;
-  st.app.task("t.add", (a: number, b: number) => a + b);
-  return { st, parked, acked, stored, stats, ran };
+  recorded.st.app.task("t.add", (a: number, b: number) => a + b);
+  return { ...recorded, ran };
 }
 
 const req = (id: string) => ({ id, task: "t.add", rootId: id, replyTo: null }) as never;
