@@ -83,9 +83,9 @@ function reviver(this: unknown, _key: string, value: unknown, ctx?: { source?: s
  *
  * @param text JSON text
  * @returns the decoded value
- * @throws {ProtocolError} when the text is not JSON, or (for the Python-only
- *   tokens `NaN` / `Infinity`, long integers and typed wrappers) nests deeper
- *   than `MAX_NESTING_DEPTH`
+ * @throws {ProtocolError} when the text is not JSON, nests deeper than
+ *   `MAX_NESTING_DEPTH` with the Python-only tokens `NaN` / `Infinity`, or
+ *   (holding long integers or typed wrappers) nests too deep for the stack
  */
 export function pyJsonLoads(text: string): unknown {
   return pyJsonLoadsShaped(text, undefined, "JSON value");
@@ -149,11 +149,26 @@ export function pyJsonLoadsShaped(
     return new TolerantParser(text).parseDocument();
   }
   if (!needsReviver(value, shape)) return value;
-  if (shape !== undefined) shape.depth = -1;
-  // JSON.parse itself is iterative, but its reviver walks the result recursively: a value
-  // nested past the limit is refused first, in the words of every other depth refusal.
-  checkShape(value, what, {}, taskId);
-  return JSON.parse(text, reviver);
+  if (shape !== undefined) {
+    shape.depth = -1;
+    // A shaped text (a task body) is refused past the limit anyway: refused before the
+    // reviver's recursive walk, in the words of every other depth refusal.
+    checkShape(value, what, {}, taskId);
+    return JSON.parse(text, reviver);
+  }
+  // Anything else (a result, a reply, an event) is read as deep as Python's json.loads reads
+  // it: JSON.parse is iterative, and only a value deep enough to exhaust the stack in the
+  // reviver's recursion is refused.
+  try {
+    return JSON.parse(text, reviver);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw new ProtocolError(
+      `Message ${what} nests too deep to decode (${err.message}): refused (flatten the data, ` +
+        `or send it as a string)`,
+      { taskId, cause: err },
+    );
+  }
 }
 
 /**

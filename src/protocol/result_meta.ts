@@ -321,6 +321,13 @@ export function decodeResultMeta(text: string, taskId?: string): ResultMeta {
         { taskId, cause: err },
       );
     }
+    if (err instanceof ProtocolError && /nest(s too|ed) deep/.test(err.message)) {
+      throw new ProtocolError(
+        `The result${taskId ? ` of task ${taskId}` : ""} is JSON too deeply nested to read ` +
+          `(${err.message}): return flatter data`,
+        { taskId, cause: err },
+      );
+    }
     throw new ProtocolError(
       `The result${taskId ? ` of task ${taskId}` : ""} is not JSON: Celeriac reads results ` +
         `stored as JSON; set result_serializer = "json" (Celery's default) in the Python app ` +
