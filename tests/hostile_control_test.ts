@@ -183,7 +183,11 @@ Deno.test("pidbox: an empty destination, or a pattern without a matcher, address
   );
   assert.throws(
     () => addressedTo(req('"destination": null, "pattern": "x", "matcher": 7'), NODE),
-    /matcher must be "glob" or "pcre", got "7"/,
+    /matcher must be "glob" or "pcre", got 7$/,
+  );
+  assert.throws(
+    () => addressedTo(req('"destination": null, "pattern": "x", "matcher": ["glob"]'), NODE),
+    /matcher must be "glob" or "pcre", got an array$/,
   );
 });
 
@@ -312,4 +316,19 @@ Deno.test("pidbox: pool_grow / pool_shrink with N not a whole number >= 1, and a
     });
   }
   assert.deepEqual(consumed, [], "a worker consumed from the queue '[object Object]'");
+});
+
+Deno.test("pidbox: a request refused for its matcher still moves the clock on, as kombu's does", async () => {
+  // kombu's Node.handle_message adjusts the clock before it matches the node name.
+  const clock = new LamportClock();
+  const box = await pidbox(clock);
+  try {
+    box.deliver('{"method": "ping", "arguments": {}, "pattern": "x", "matcher": "regex"}', {
+      clock: 41,
+    });
+    assert.equal(clock.value, 42);
+    assert.deepEqual(box.replies, []);
+  } finally {
+    box.stop();
+  }
 });

@@ -95,9 +95,9 @@ export interface ControlRequest {
    * `re.match`); without one, the pattern is not used (every node is
    * addressed). Another name is refused by {@link addressedTo} only when it
    * is used (a pattern and no destination), as kombu does; a decoded value
-   * that is not text is kept as its description (it names no matcher).
+   * that is not text is kept as it is (it names no matcher: refused there too).
    */
-  matcher?: string | null;
+  matcher?: unknown;
   /** Present when replies are wanted: the request's ticket. */
   ticket?: string;
   /** Present when replies are wanted: where they go. */
@@ -192,7 +192,7 @@ export function decodeControlRequest(message: Message): ControlRequest {
     arguments: args !== null && typeof args === "object" ? args as Record<string, unknown> : {},
     destination: destinationOf(body.destination),
     pattern: typeof body.pattern === "string" ? body.pattern : null,
-    matcher: !matcher ? null : typeof matcher === "string" ? matcher : describeValue(matcher),
+    matcher: matcher || null,
     ...(typeof body.ticket === "string" && reply && typeof reply === "object"
       ? {
         ticket: body.ticket,

@@ -233,18 +233,18 @@ export class RemoteControl {
 
   #onMessage(message: Message): void {
     let req: ControlRequest;
-    let addressed: boolean;
     try {
       req = decodeControlRequest(message);
-      addressed = addressedTo(req, this.#target.hostname);
+      // kombu moves the clock on for every decoded request, before it matches the node name:
+      // a request this node refuses (an unknown matcher) or is not addressed by still counts.
+      this.#clock.adjust(message.headers.clock);
+      if (!addressedTo(req, this.#target.hostname)) return;
     } catch (err) {
       log.error("Ignored a malformed remote-control request: {error}", {
         error: (err as Error).message,
       });
       return;
     }
-    this.#clock.adjust(message.headers.clock);
-    if (!addressed) return;
     // Monitors (the dashboard, Flower) send these every few seconds: what
     // changes is logged where it changes (e.g. "Task events enabled").
     const line = "Remote control: {method} {args}";
