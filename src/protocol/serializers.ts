@@ -155,8 +155,8 @@ function textDecoder(contentEncoding: string, taskId: string | undefined): TextC
   const codec = textCodecOf(contentEncoding);
   if (codec) return codec;
   throw new ProtocolError(
-    `Body has content-encoding "${contentEncoding}", which this worker cannot decode: send ` +
-      `it as utf-8`,
+    `Body has content-encoding "${contentEncoding}", which is not supported: send utf-8 ` +
+      `(also read: utf-8-sig, utf-16, utf-16-le, utf-16-be, latin-1, ascii, cp1252)`,
     { taskId },
   );
 }

@@ -1,10 +1,12 @@
 /**
  * Text codecs by Python's names, for a body's `content-encoding`. The web's
- * `TextDecoder` labels overlap Python's codec names but not their meaning:
- * `latin-1`, `iso-8859-1` and `ascii` are windows-1252 there (byte 0x80 is
- * "€", where Python's latin-1 gives U+0080 and its ascii refuses it). These
- * are decoded as Python does; a name the web maps to another code page than
- * Python's is refused.
+ * `TextDecoder` labels overlap Python's codec names but not their meaning
+ * (`latin-1` and `ascii` are windows-1252 there, `koi8-u` is KOI8-RU, `gbk`
+ * and `big5` are supersets that read bytes Python refuses, and names such as
+ * `unicode` or `ucs-2` are no Python codec at all). So only an explicit table
+ * of Python codecs is read, each exactly as Python decodes it: utf-8,
+ * utf-8-sig, utf-16 (and -le, -be), latin-1, ascii and cp1252, by Python's
+ * names and aliases. Every other name is refused by name.
  *
  * @module
  */
@@ -103,46 +105,60 @@ const utf16: TextCodec = {
   },
 };
 
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const utf8SigDecoder = new TextDecoder("utf-8", { fatal: true });
+const utf16leKeep = new TextDecoder("utf-16le", { fatal: true, ignoreBOM: true });
+const utf16beKeep = new TextDecoder("utf-16be", { fatal: true, ignoreBOM: true });
+const cp1252Decoder = new TextDecoder("windows-1252", { fatal: true });
+
+/** Python's utf-8 (a leading BOM kept, as U+FEFF). */
+const utf8: TextCodec = { name: "utf-8", decode: (b) => utf8Decoder.decode(b) };
+
+/** Python's cp1252: the web's windows-1252 less the bytes Python leaves undefined. */
+const cp1252: TextCodec = {
+  name: "cp1252",
+  decode(bytes) {
+    const at = bytes.findIndex((b) => CP1252_UNDEFINED.has(b));
+    if (at >= 0) {
+      throw new TypeError(`byte 0x${bytes[at].toString(16)} at ${at} is undefined in cp1252`);
+    }
+    return cp1252Decoder.decode(bytes);
+  },
+};
+
+/** Python's codec names and aliases (normalized) that are read, each to its codec. */
+const CODECS: ReadonlyMap<string, TextCodec> = new Map([
+  ...[...LATIN1].map((n) => [n, latin1] as const),
+  ...[...ASCII].map((n) => [n, ascii] as const),
+  ...[...UTF16].map((n) => [n, utf16] as const),
+  ...["utf_8", "utf8", "u8", "utf", "utf8_ucs2", "utf8_ucs4", "cp65001"].map((n) =>
+    [n, utf8] as const
+  ),
+  ["utf_8_sig", { name: "utf-8-sig", decode: (b) => utf8SigDecoder.decode(b) }],
+  ...["utf_16_le", "utf_16le", "unicodelittleunmarked"].map((n) =>
+    [n, { name: "utf-16-le", decode: (b: Uint8Array) => utf16leKeep.decode(b) }] as const
+  ),
+  ...["utf_16_be", "utf_16be", "unicodebigunmarked"].map((n) =>
+    [n, { name: "utf-16-be", decode: (b: Uint8Array) => utf16beKeep.decode(b) }] as const
+  ),
+  ...["cp1252", "windows_1252", "1252"].map((n) => [n, cp1252] as const),
+]);
+
 /**
- * The codec Python's `bytes.decode(name)` would use, as far as this runtime
- * has it.
+ * The codec Python's `bytes.decode(name)` would use, when it is one this
+ * module reads exactly (see the module doc).
  *
  * @example
  * ```ts
  * import { textCodecOf } from "./text_codecs.ts";
  * textCodecOf("latin-1")?.decode(new Uint8Array([0x80])); // "\u0080", not "€"
- * textCodecOf("iso-8859-9"); // null: the web reads it as windows-1254, Python does not
+ * textCodecOf("utf_16_le")?.decode(new Uint8Array([0x41, 0])); // "A"
+ * textCodecOf("koi8-u"); // null: not read (the web's koi8-u is KOI8-RU)
  * ```
  *
  * @param name a `content-encoding`, by Python's codec names
- * @returns its codec, or null when this runtime has none that decodes as Python's does
+ * @returns its codec, or null when it is not one of those read
  */
 export function textCodecOf(name: string): TextCodec | null {
-  const python = pythonCodecName(name);
-  if (LATIN1.has(python)) return latin1;
-  if (ASCII.has(python)) return ascii;
-  if (UTF16.has(python)) return utf16;
-  let web: TextDecoder;
-  try {
-    // Python keeps a leading BOM but in its utf-16 codec: so does this decoder.
-    web = new TextDecoder(name.trim(), { fatal: true, ignoreBOM: true });
-  } catch {
-    return null;
-  }
-  const page = /^windows-(\d+)$/.exec(web.encoding)?.[1];
-  if (page !== undefined) {
-    // Python's cp1252 is windows-1252 by these names only (iso-8859-9 is not windows-1254 there).
-    if (![`cp${page}`, `windows_${page}`, page].includes(python)) return null;
-  } else if (web.encoding.startsWith("x-")) return null;
-  if (web.encoding !== "windows-1252") return { name: web.encoding, decode: (b) => web.decode(b) };
-  return {
-    name: "cp1252",
-    decode(bytes) {
-      const at = bytes.findIndex((b) => CP1252_UNDEFINED.has(b));
-      if (at >= 0) {
-        throw new TypeError(`byte 0x${bytes[at].toString(16)} at ${at} is undefined in cp1252`);
-      }
-      return web.decode(bytes);
-    },
-  };
+  return CODECS.get(pythonCodecName(name)) ?? null;
 }
