@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import type { ResultBackend, StoreEntry } from "../src/backend/port.ts";
 import {
   type Broker,
-  type Delivery,
   DELIVERY_COUNT_HEADER,
   type PublishTarget,
   type Rejection,
@@ -25,23 +24,10 @@ import type { Message, SignatureDict } from "../src/protocol/message.ts";
 import type { WorkerState } from "../src/worker/worker_state.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
-import { taskDelivery } from "./helpers/deliveries.ts";
+import { headerDelivery, taskDelivery } from "./helpers/deliveries.ts";
 import { BrokerConnectionError, ExchangeNotFoundError } from "../src/broker/errors.ts";
 
-function delivery(id: string): Delivery {
-  return {
-    body: new Uint8Array(),
-    contentType: "application/json",
-    contentEncoding: "utf-8",
-    headers: { id, task: "t.add" },
-    properties: {},
-    queue: "q",
-    deliveryTag: `tag-${id}`,
-    redelivered: false,
-    exchange: "",
-    routingKey: "q",
-  };
-}
+const delivery = headerDelivery;
 
 /**
  * A settlement publishing follow-ups `m-0` … `m-<n-1>` of `t.add`, each to

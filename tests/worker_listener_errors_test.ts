@@ -10,7 +10,6 @@
 import { recordingState } from "./helpers/recording_state.ts";
 import assert from "node:assert/strict";
 import xzDecompress from "xz-decompress";
-import type { Delivery } from "../src/broker/port.ts";
 import type { RunOutcome } from "../src/worker/executor.ts";
 import { Intake } from "../src/worker/intake.ts";
 import type { Pool } from "../src/worker/pool.ts";
@@ -20,22 +19,9 @@ import type { WorkerState } from "../src/worker/worker_state.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { decodeTaskHeaders } from "../src/protocol/task_request.ts";
-import { taskDelivery } from "./helpers/deliveries.ts";
+import { headerDelivery, taskDelivery } from "./helpers/deliveries.ts";
 
-function delivery(id: string): Delivery {
-  return {
-    body: new Uint8Array(),
-    contentType: "application/json",
-    contentEncoding: "utf-8",
-    headers: { id, task: "t.add" },
-    properties: {},
-    queue: "q",
-    deliveryTag: `tag-${id}`,
-    redelivered: false,
-    exchange: "",
-    routingKey: "q",
-  };
-}
+const delivery = headerDelivery;
 
 function state() {
   const recorded = recordingState();

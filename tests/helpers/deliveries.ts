@@ -41,3 +41,25 @@ export function taskDelivery(
     routingKey: "q",
   };
 }
+
+/**
+ * A delivery on queue `q` (tag `tag-<id>`) of a `t.add` message with id `id`
+ * and an empty body: for settle and park paths that read only its headers.
+ *
+ * @param id the task id
+ * @returns the delivery
+ */
+export function headerDelivery(id: string): Delivery {
+  return {
+    body: new Uint8Array(),
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: { id, task: "t.add" },
+    properties: {},
+    queue: "q",
+    deliveryTag: `tag-${id}`,
+    redelivered: false,
+    exchange: "",
+    routingKey: "q",
+  };
+}
