@@ -332,3 +332,16 @@ Deno.test("pidbox: a request refused for its matcher still moves the clock on, a
     box.stop();
   }
 });
+
+Deno.test("pidbox: a request with no method still moves the clock on, as kombu's does", async () => {
+  // kombu's Node.handle_message adjusts the clock, then fails at dispatch.
+  const clock = new LamportClock();
+  const box = await pidbox(clock);
+  try {
+    box.deliver('{"arguments": {}, "destination": null}', { clock: 41 });
+    assert.equal(clock.value, 42);
+    assert.deepEqual(box.replies, []);
+  } finally {
+    box.stop();
+  }
+});

@@ -232,12 +232,13 @@ export class RemoteControl {
   }
 
   #onMessage(message: Message): void {
+    // kombu moves the clock on for every request, before it matches the node name or reads
+    // the method: a request this node refuses (an unknown matcher, no method) or is not
+    // addressed by still counts.
+    this.#clock.adjust(message.headers.clock);
     let req: ControlRequest;
     try {
       req = decodeControlRequest(message);
-      // kombu moves the clock on for every decoded request, before it matches the node name:
-      // a request this node refuses (an unknown matcher) or is not addressed by still counts.
-      this.#clock.adjust(message.headers.clock);
       if (!addressedTo(req, this.#target.hostname)) return;
     } catch (err) {
       log.error("Ignored a malformed remote-control request: {error}", {
