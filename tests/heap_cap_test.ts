@@ -57,26 +57,3 @@ Deno.test("heap cap: collect() collects now and measures growth from what it lef
   assert.equal(cap.settled(1024), false);
   new HeapCap(null, () => 0).collect(); // without gc(): nothing
 });
-
-Deno.test("heap cap: tasks settling slowly (round trips) are left to V8's own collections", () => {
-  let used = 10;
-  let now = 0;
-  let collected = 0;
-  const cap = new HeapCap(
-    () => {
-      collected++;
-      used = 10;
-    },
-    () => used,
-    () => now,
-  );
-  used = 30;
-  now = 750; // 1,024 sequential round trips at ~1,400/s
-  assert.equal(cap.settled(1024), false);
-  now = 1500;
-  assert.equal(cap.settled(1024), false);
-  assert.equal(collected, 0);
-  now = 1550; // 1,024 more within 50 ms: a drain
-  assert.equal(cap.settled(1024), true);
-  assert.equal(collected, 1);
-});

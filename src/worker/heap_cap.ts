@@ -11,12 +11,6 @@
  * 1.5 times ~7 MiB lower still, but at 0.95–0.975 times the drain rate. A
  * drain now promotes little, and it rarely collects.
  *
- * It collects only while tasks come fast (1,024 settled within
- * {@link FAST_MS}): sequential round trips (~1,400/s) promote ~4 KB each and
- * doubled the heap every few thousand, and the forced collection's pause,
- * atomic (~14 ms), then delayed a round trip by as much; at such rates V8's
- * own collection, incremental between tasks, holds the heap instead.
- *
  * It needs V8's `gc()` function (`--expose-gc`, one of the worker's default
  * V8 flags); without it, it does nothing.
  *
@@ -33,12 +27,6 @@ const CHECK_EVERY = 1024;
 const GROWTH = 2;
 
 /**
- * Collect only when the last {@link CHECK_EVERY} tasks settled within this
- * many milliseconds (over ~5,000 tasks/s: a drain, not round trips).
- */
-const FAST_MS = 200;
-
-/**
  * Collects the main thread's heap when tasks have doubled it since the last
  * collection (see the module documentation).
  *
@@ -51,26 +39,20 @@ const FAST_MS = 200;
 export class HeapCap {
   readonly #gc: GcFunction | undefined;
   readonly #heapUsed: () => number;
-  readonly #now: () => number;
   #count = 0;
   #live: number;
-  #checkedAt: number;
 
   /**
    * @param gc V8's `gc()`; by default the global one, present with `--expose-gc`; null: none
    * @param heapUsed bytes in use in this isolate's heap
-   * @param now milliseconds from a monotonic clock; default `performance.now()`
    */
   constructor(
     gc: GcFunction | null | undefined = (globalThis as { gc?: GcFunction }).gc,
     heapUsed: () => number = () => Deno.memoryUsage().heapUsed,
-    now: () => number = () => performance.now(),
   ) {
     this.#gc = typeof gc === "function" ? gc : undefined;
     this.#heapUsed = heapUsed;
-    this.#now = now;
     this.#live = this.#gc ? heapUsed() : 0;
-    this.#checkedAt = this.#gc ? now() : 0;
   }
 
   /** Whether collections can be made (`gc()` is exposed). */
@@ -89,9 +71,8 @@ export class HeapCap {
   }
 
   /**
-   * Count settled tasks; every {@link CHECK_EVERY} of them, collect if they
-   * settled within {@link FAST_MS} and the heap holds {@link GROWTH} times
-   * what the last collection left.
+   * Count settled tasks; every {@link CHECK_EVERY} of them, collect if the
+   * heap holds {@link GROWTH} times what the last collection left.
    *
    * @param n tasks settled now
    * @returns whether a collection ran
@@ -101,12 +82,9 @@ export class HeapCap {
     this.#count += n;
     if (this.#count < CHECK_EVERY) return false;
     this.#count = 0;
-    const now = this.#now();
-    const fast = now - this.#checkedAt <= FAST_MS;
-    this.#checkedAt = now;
     const used = this.#heapUsed();
-    if (!fast || used < this.#live * GROWTH) {
-      // Slow tasks leave it to V8; if V8 collected meanwhile, measure from what it left.
+    if (used < this.#live * GROWTH) {
+      // V8 collected by itself meanwhile: measure growth from what it left.
       this.#live = Math.min(this.#live, used);
       return false;
     }
