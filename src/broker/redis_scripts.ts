@@ -123,9 +123,6 @@ local kept = {}
 -- indexed by one ZADD after the loop instead of one per message.
 local scored = {'0', sentinel}
 local taken = 0
--- Taken messages with an entry, recorded after the loop: their tags are checked in unacked by
--- one HMGET and the entries written by one HSET (one HSETNX per message cost a call each).
-local pending = {}
 for i = 1, n do
   if taken >= max then break end
   local items = redis.call('RPOP', KEYS[i], max - taken)
@@ -155,8 +152,15 @@ for i = 1, n do
         end
       end
       if entry then
-        pending[#pending + 1] = #out + 2
-        pending[#pending + 1] = entry
+        -- HSETNX records the entry unless the tag is already unacknowledged (one command where
+        -- HEXISTS and HSET were two), so a reused tag's own delivery keeps its entry and score.
+        if #tag > 200 or not string.match(tag, '^[%w%.:_%-]+$')
+            or redis.call('HSETNX', unacked, tag, entry) == 0 then
+          tag = 'celeriac-retag-' .. redis.sha1hex(seq .. ':' .. taken .. ':' .. now .. ':' .. raw)
+          redis.call('HSET', unacked, tag, entry)
+        end
+        scored[#scored + 1] = score
+        scored[#scored + 1] = tag
         out[#out + 1] = pos
       else
         redis.call('LPUSH', parked, cjson.encode({
@@ -172,35 +176,6 @@ for i = 1, n do
       kept[#kept + 1] = tag == '' and raw or #raw
       taken = taken + 1
     end
-  end
-end
-if #pending > 0 then
-  local tags = {}
-  for j = 1, #pending, 2 do tags[#tags + 1] = out[pending[j]] end
-  local held = {}
-  for from = 1, #tags, 1000 do
-    local part = redis.call('HMGET', unacked, unpack(tags, from, math.min(from + 999, #tags)))
-    for k = 1, #part do held[from + k - 1] = part[k] end
-  end
-  -- A tag already unacknowledged, repeated within this take, unsafe or missing is replaced, so
-  -- a reused tag's own delivery keeps its entry and score.
-  local seen, fields = {}, {}
-  for j = 1, #tags do
-    local tag = tags[j]
-    local at = pending[2 * j - 1]
-    if held[j] or seen[tag] or #tag > 200 or not string.match(tag, '^[%w%.:_%-]+$') then
-      tag = 'celeriac-retag-' .. redis.sha1hex(seq .. ':' .. j .. ':' .. now .. ':' .. out[at + 1])
-      out[at] = tag
-      kept[at] = tag
-    end
-    seen[tag] = true
-    fields[#fields + 1] = tag
-    fields[#fields + 1] = pending[2 * j]
-    scored[#scored + 1] = score
-    scored[#scored + 1] = tag
-  end
-  for from = 1, #fields, 1000 do
-    redis.call('HSET', unacked, unpack(fields, from, math.min(from + 999, #fields)))
   end
 end
 if #scored > 2 then
