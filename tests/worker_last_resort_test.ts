@@ -267,8 +267,8 @@ Deno.test("outcomes settled before the one that throws are not announced again b
   assert.deepEqual(stored.map((e) => [e.taskId, e.status]), [["a", "SUCCESS"], ["b", "SUCCESS"]]);
 });
 
-Deno.test("a settlement that cannot be written parks its acknowledged deliveries, each counted once", async () => {
-  const { st, parked, stats } = state();
+/** Settles the stored results and acks of u-1 and u-2 on a backend that refuses every write. */
+async function settleUnwritable(st: WorkerState): Promise<void> {
   st.backend = {
     store: () => Promise.reject(new BrokerConnectionError("result backend down")),
   } as unknown as ResultBackend;
@@ -279,6 +279,11 @@ Deno.test("a settlement that cannot be written parks its acknowledged deliveries
   }
   st.settle(s);
   await st.drainSettling();
+}
+
+Deno.test("a settlement that cannot be written parks its acknowledged deliveries, each counted once", async () => {
+  const { st, parked, stats } = state();
+  await settleUnwritable(st);
   assert.deepEqual(parked.map((r) => r.taskId), ["u-1", "u-2"]);
   assert.match(parked[0].reason, /could not be written within outageRetryLimit/);
   assert.deepEqual([stats.parked, stats.received], [2, 0]);
@@ -294,16 +299,7 @@ Deno.test("a settlement that cannot be written: only the parks the broker wrote 
   st.broker = {
     reject: (r: Rejection[]) => Promise.resolve(r.filter((x) => x.taskId !== "u-1")),
   } as unknown as Broker;
-  st.backend = {
-    store: () => Promise.reject(new BrokerConnectionError("result backend down")),
-  } as unknown as ResultBackend;
-  const s = new Settlement();
-  for (const id of ["u-1", "u-2"]) {
-    s.stores.push({ taskId: id, status: "SUCCESS", meta: "{}" });
-    s.acks.push(delivery(id));
-  }
-  st.settle(s);
-  await st.drainSettling();
+  await settleUnwritable(st);
   assert.deepEqual(announced, ["u-2:unsettled"]);
   assert.equal(stats.parked, 1);
 });
