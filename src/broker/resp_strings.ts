@@ -8,6 +8,7 @@
  * @module
  */
 
+import { utf8Text } from "../protocol/utf8_text.ts";
 import { RedisReplyError, type RespValue } from "./resp_reader.ts";
 
 /**
@@ -37,8 +38,6 @@ export interface FlatStrings {
   equals(k: number, s: string): boolean;
 }
 
-const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
-
 /**
  * Bytes Redis sent (a bulk string, a published message or its channel) as
  * text, as ioredis decodes them (Buffer's `toString`) and Python's kombu
@@ -56,7 +55,7 @@ const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
  * @returns their text
  */
 export function bulkText(bytes: Uint8Array): string {
-  return utf8.decode(bytes);
+  return utf8Text(bytes);
 }
 
 /**

@@ -11,6 +11,8 @@
  * @module
  */
 
+import { STRICT_UTF8 } from "./utf8_text.ts";
+
 /**
  * A text decoder: its name in errors, and a strict decode (throws on bytes it cannot map).
  *
@@ -105,14 +107,13 @@ const utf16: TextCodec = {
   },
 };
 
-const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8SigDecoder = new TextDecoder("utf-8", { fatal: true });
 const utf16leKeep = new TextDecoder("utf-16le", { fatal: true, ignoreBOM: true });
 const utf16beKeep = new TextDecoder("utf-16be", { fatal: true, ignoreBOM: true });
 const cp1252Decoder = new TextDecoder("windows-1252", { fatal: true });
 
 /** Python's utf-8 (a leading BOM kept, as U+FEFF). */
-const utf8: TextCodec = { name: "utf-8", decode: (b) => utf8Decoder.decode(b) };
+const utf8: TextCodec = { name: "utf-8", decode: (b) => STRICT_UTF8.decode(b) };
 
 /** Python's cp1252: the web's windows-1252 less the bytes Python leaves undefined. */
 const cp1252: TextCodec = {
