@@ -37,6 +37,10 @@
  * A take that finds every list empty returns an empty array and leaves the
  * take record as it was.
  *
+ * ARGV[3] is how many tags follow it, each acknowledged (removed from
+ * `unacked_index` and `unacked`, as kombu's ack does) before anything is
+ * taken; absent, none is.
+ *
  * Returns a flat array: list position (1-based; negative when parked), tag
  * it was recorded under, raw element, ...
  */
@@ -45,6 +49,14 @@ local n = #KEYS - 4
 local idx, unacked, parked, record = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4]
 local max = tonumber(ARGV[1])
 local seq = ARGV[2]
+-- Acknowledgements riding on this take (their results are stored): removed as kombu's ack
+-- removes them, before anything is taken, in ZREM/HDEL calls of at most 1,000 tags.
+local acks = tonumber(ARGV[3]) or 0
+for from = 4, 3 + acks, 1000 do
+  local to = math.min(from + 999, 3 + acks)
+  redis.call('ZREM', idx, unpack(ARGV, from, to))
+  redis.call('HDEL', unacked, unpack(ARGV, from, to))
+end
 if redis.call('HGET', record, 'seq') == seq then
   local rec = redis.call('HMGET', record, 'at', 'out')
   local at = tonumber(rec[1])

@@ -20,6 +20,7 @@ import { clientInspector } from "./client_feed.ts";
 import { pollInspect } from "./inspect_poll.ts";
 import type { EventCore, EventSourceFn, Inspector } from "./feed.ts";
 import { ViewModel } from "./view_model.ts";
+import { LiveStreams } from "./live_streams.ts";
 
 const log = getLogger(["celeriac", "dashboard"]);
 
@@ -133,7 +134,7 @@ export class Dashboard {
   readonly #options: DashboardOptions;
   readonly #abort = new AbortController();
   readonly #csrf = crypto.randomUUID() + crypto.randomUUID();
-  readonly #streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  readonly #streams = new LiveStreams();
   #server?: Deno.HttpServer<Deno.NetAddr>;
   #depths: { at: number; value: Promise<Map<string, number>> } | null = null;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -253,12 +254,7 @@ export class Dashboard {
   async stop(): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
-    for (const c of this.#streams) {
-      try {
-        c.close();
-      } catch { /* already closed by the browser */ }
-    }
-    this.#streams.clear();
+    this.#streams.closeAll();
     this.#abort.abort();
     await this.#server?.finished;
     await this.#feed;
@@ -320,29 +316,12 @@ export class Dashboard {
         point: last,
       },
     };
-    const bytes = new TextEncoder().encode(`data: ${JSON.stringify(message)}\n\n`);
-    for (const c of this.#streams) {
-      try {
-        c.enqueue(bytes);
-      } catch {
-        this.#streams.delete(c);
-      }
-    }
+    this.#streams.send(new TextEncoder().encode(`data: ${JSON.stringify(message)}\n\n`));
   }
 
   #stream(): Response {
-    let self: ReadableStreamDefaultController<Uint8Array>;
-    const body = new ReadableStream<Uint8Array>({
-      start: (c) => {
-        self = c;
-        this.#streams.add(c);
-        this.model.recordTaskChanges = true;
-        c.enqueue(new TextEncoder().encode("retry: 2000\n\n"));
-      },
-      cancel: () => {
-        this.#streams.delete(self);
-      },
-    });
+    const body = this.#streams.open();
+    this.model.recordTaskChanges = true;
     return new Response(body, {
       headers: {
         "content-type": "text/event-stream",
