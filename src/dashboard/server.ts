@@ -15,6 +15,7 @@ import { jsonText } from "../protocol/json.ts";
 import { ASSETS } from "./assets.gen.ts";
 import { type AuthOptions, checkAuth, checkListenAuth, validateAuth } from "./auth.ts";
 import { errorResponse, HttpError } from "./errors.ts";
+import { checkHost, validateAllowedHosts } from "./host_check.ts";
 import { clientInspector } from "./client_feed.ts";
 import { pollInspect } from "./inspect_poll.ts";
 import type { EventCore, EventSourceFn, Inspector } from "./feed.ts";
@@ -51,6 +52,12 @@ export interface DashboardOptions {
   port?: number;
   /** Basic-auth pairs and/or a bearer token. Default none (loopback only). */
   auth?: AuthOptions;
+  /**
+   * Host names (or `host:port`) answered besides the loopback ones, e.g. a reverse proxy's.
+   * Without `auth` any other `Host` gets 403 `host_not_allowed` (against DNS rebinding); with
+   * `auth`, the check applies only when this is given. Default none.
+   */
+  allowedHosts?: readonly string[];
   /** Hide every action and refuse POSTs. Default false. */
   readOnly?: boolean;
   /**
@@ -138,10 +145,11 @@ export class Dashboard {
    *
    * @param options see {@link DashboardOptions}
    * @throws {DashboardOptionsError} off the loopback interface without authentication, or for bad
-   *   auth options
+   *   auth options or allowed hosts
    */
   constructor(options: DashboardOptions) {
     validateAuth(options.auth ?? {});
+    validateAllowedHosts(options.allowedHosts ?? []);
     const hostname = options.hostname ?? "127.0.0.1";
     checkListenAuth(hostname, options.auth ?? {});
     this.#options = {
@@ -352,6 +360,11 @@ export class Dashboard {
    */
   async handle(req: Request): Promise<Response> {
     const url = new URL(req.url);
+    try {
+      checkHost(req, this.#options.allowedHosts ?? [], this.#options.auth ?? {});
+    } catch (err) {
+      return errorResponse(err, SECURITY_HEADERS);
+    }
     try {
       checkAuth(req, this.#options.auth ?? {});
     } catch (err) {
