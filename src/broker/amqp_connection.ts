@@ -16,6 +16,7 @@ import type { ChannelModel } from "amqplib";
 import { BrokerConnectionError, maskPassword } from "./errors.ts";
 import { type AmqpUrlOptions, parseAmqpUrl } from "./amqp_url.ts";
 import { describeAmqpFailure } from "./amqp_failures.ts";
+import { decodeHeadersOurselves } from "./amqp_header_frames.ts";
 import { wrongServer } from "./server_probe.ts";
 import {
   backoffDelay,
@@ -211,6 +212,7 @@ export class AmqpConnection {
       await closeModel(model);
       return;
     }
+    decodeHeadersOurselves(model);
     coalesceWrites(model);
     const lost = new AbortController();
     const session: AmqpSession = { model, epoch: ++this.#epoch, lost: lost.signal };
@@ -244,11 +246,19 @@ export class AmqpConnection {
         url: this.safeUrl,
         error: message,
       });
-    } else {
+    } else if (typeof (err as { code?: unknown } | undefined)?.code === "number") {
       log.error(
         "RabbitMQ {url} closed the connection again {lived} ms after it opened ({n} times in a row): {error}. " +
           "This is a refusal that will repeat until the cause is fixed (a queue type that refuses a method, " +
           "a vhost limit, ...); next attempt in {delay} ms",
+        { url: this.safeUrl, lived, n: this.#refusals, error: message, delay },
+      );
+    } else {
+      log.error(
+        "The connection to {url} ended again {lived} ms after it opened ({n} times in a row): {error}. " +
+          "RabbitMQ did not close it: the network, or a frame Celeriac could not read (then the message " +
+          "that carries it ends every new connection: remove it from its queue and report the error); " +
+          "next attempt in {delay} ms",
         { url: this.safeUrl, lived, n: this.#refusals, error: message, delay },
       );
     }

@@ -8,6 +8,7 @@
 
 import { Buffer } from "node:buffer";
 import type { Message, MessageProperties } from "../protocol/message.ts";
+import { UndecodableHeaders } from "./amqp_header_frames.ts";
 import { fromAmqpTable, toAmqpTable } from "./amqp_table.ts";
 
 /**
@@ -171,7 +172,10 @@ export function toContent(body: Uint8Array): Buffer {
  */
 export function fromIncoming(incoming: AmqpIncoming): { message: Message; redelivered: boolean } {
   const p = incoming.properties as Record<string, unknown>;
-  const headers = fromAmqpTable(p.headers as Record<string, unknown> | undefined);
+  const undecodable = p.headers instanceof UndecodableHeaders ? p.headers.reason : undefined;
+  const headers = undecodable === undefined
+    ? fromAmqpTable(p.headers as Record<string, unknown> | undefined)
+    : {};
   const replayed = headers[REDELIVERED_HEADER] === true;
   // Only when there: a delete turns the object into a slow dictionary-mode one.
   if (Object.hasOwn(headers, REDELIVERED_HEADER)) delete headers[REDELIVERED_HEADER];
@@ -180,16 +184,18 @@ export function fromIncoming(incoming: AmqpIncoming): { message: Message; redeli
     const v = p[theirs];
     if (v !== undefined && v !== null) properties[ours] = v;
   }
+  const message: Message = {
+    // A copy: amqplib's content is a view into the socket's read chunk
+    // (tens of KiB), which posting the body to a Web Worker would clone whole.
+    body: new Uint8Array(incoming.content),
+    contentType: typeof p.contentType === "string" ? p.contentType : "",
+    contentEncoding: typeof p.contentEncoding === "string" ? p.contentEncoding : "",
+    headers,
+    properties,
+  };
+  if (undecodable !== undefined) message.undecodable = `unreadable AMQP headers: ${undecodable}`;
   return {
-    message: {
-      // A copy: amqplib's content is a view into the socket's read chunk
-      // (tens of KiB), which posting the body to a Web Worker would clone whole.
-      body: new Uint8Array(incoming.content),
-      contentType: typeof p.contentType === "string" ? p.contentType : "",
-      contentEncoding: typeof p.contentEncoding === "string" ? p.contentEncoding : "",
-      headers,
-      properties,
-    },
+    message,
     redelivered: incoming.fields.redelivered || replayed,
   };
 }

@@ -78,6 +78,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     events: () => this.events,
     broker: () => this.broker(),
     resultBackend: () => this.resultBackend(),
+    openedBackend: () => this.#connections.openedBackend,
   });
   /**
    * Remote control: revoke tasks on every worker.
@@ -160,6 +161,20 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    */
   get urlSources(): UrlSources {
     return this.#settings.sources;
+  }
+
+  /**
+   * Whether the broker or the result backend is open (or opening): a
+   * {@link Worker} whose start opened them closes them when it stops.
+   *
+   * @example
+   * ```ts
+   * import { Celery } from "@celeriac/celeriac";
+   * new Celery({ broker: "kv://:memory:" }).connected; // false: nothing used it yet
+   * ```
+   */
+  get connected(): boolean {
+    return this.#connections.opened;
   }
 
   /**

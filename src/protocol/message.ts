@@ -72,7 +72,9 @@ export interface Message {
    * (a body that is not base64, headers past the limits) but whose task id
    * it could read: why. The body is then empty and the headers hold only
    * `id` and `task`; {@link decodeTaskHeaders} refuses it, so the worker
-   * parks it and stores a FAILURE for that id.
+   * parks it and stores a FAILURE for that id. On RabbitMQ, a headers
+   * table that cannot be decoded also sets it: the headers are then empty
+   * and the body is kept, so the parked copy still carries it.
    */
   undecodable?: string;
 }
