@@ -59,7 +59,10 @@ export interface DashboardOptions {
    * `auth`, the check applies only when this is given. Default none.
    */
   allowedHosts?: readonly string[];
-  /** Hide every action and refuse POSTs. Default false. */
+  /**
+   * Hide every action and refuse POSTs. Default false. The `enable_events` broadcast
+   * (`enableEvents`) still goes out: without task events a dashboard shows nothing.
+   */
   readOnly?: boolean;
   /**
    * Mask args, kwargs, results, exception messages and traceback text (not
