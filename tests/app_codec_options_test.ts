@@ -35,3 +35,16 @@ Deno.test("app options: an unknown taskCompression is refused by new Celery()", 
     assert.equal(new Celery({ taskCompression: ok }).config.taskCompression, ok);
   }
 });
+
+Deno.test("app options: a refused configure() changes nothing, and the next configure() works", () => {
+  const app = new Celery({ broker: "kv://:memory:", defaultQueue: "first" });
+  assert.throws(() => app.configure({ defaultQueue: "other", taskSerializer: "pickle" as never }));
+  assert.equal(app.config.defaultQueue, "first");
+  assert.equal(app.config.taskSerializer, "json");
+  assert.throws(() => app.configure({ timezone: "Mars/Olympus_Mons" }));
+  assert.equal(app.config.timezone, "UTC");
+  app.configure({ defaultQueue: "third" });
+  assert.equal(app.config.defaultQueue, "third");
+  assert.equal(app.config.taskSerializer, "json");
+  assert.equal(app.config.timezone, "UTC");
+});

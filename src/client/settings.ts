@@ -108,10 +108,17 @@ export class AppSettings {
         "taskAnnotations must be set before tasks are defined: pass it to new Celery({ taskAnnotations })",
       );
     }
-    this.#options = { ...this.#options, ...options };
-    this.#config = resolveConfig(this.#options);
-    if (options.taskRoutes !== undefined) {
-      this.#routes = options.taskRoutes ? compileRoutes(options.taskRoutes) : null;
-    }
+    // Everything that can refuse runs before anything is stored: a refused configure() leaves the
+    // app as it was, and the next configure() starts from the options in use.
+    const merged = { ...this.#options, ...options };
+    const config = resolveConfig(merged);
+    const routes = options.taskRoutes === undefined
+      ? this.#routes
+      : options.taskRoutes
+      ? compileRoutes(options.taskRoutes)
+      : null;
+    this.#options = merged;
+    this.#config = config;
+    this.#routes = routes;
   }
 }
