@@ -204,7 +204,11 @@ Deno.test({
     try {
       const out = await pythonCalls(pythonEnv(urls, queue), [
         { task: "tasks.add", args: [1, 2] },
-        { task: "tasks.add", args: [3, 4], options: { headers: { sent_ms: 1733486400000 } } },
+        {
+          task: "tasks.add",
+          args: [3, 4],
+          options: { headers: { sent_ms: 1733486400000, huge: 2n ** 62n } },
+        },
         { task: "tasks.add", args: [5, 6] },
       ]);
       await deleteResults(out.map((o) => o.id));

@@ -312,7 +312,7 @@ export class Dashboard {
         point: last,
       },
     };
-    const bytes = new TextEncoder().encode(`data: ${JSON.stringify(message)}\n\n`);
+    const bytes = new TextEncoder().encode(`data: ${jsonText(message)}\n\n`);
     for (const c of this.#streams) {
       try {
         c.enqueue(bytes);
