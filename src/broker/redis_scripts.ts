@@ -21,7 +21,9 @@
  * reused tag) is replaced by a fresh one: every delivery is recorded under a tag that the consumer
  * receives exactly and that no other delivery shares.
  *
- * ARGV[2] is the take's sequence id. The result is kept in the take record
+ * ARGV[2] is the take's sequence id; ARGV[2 + i] is the queue KEYS[i] is a
+ * list of, recorded as the routing key (with exchange `""`) of a message
+ * whose `delivery_info` has no string exchange and routing key. The result is kept in the take record
  * (a hash: `seq`, `at`: the take's time, its deliveries' `unacked_index`
  * score, `out`: each delivery's position, tag and envelope length, its
  * envelope being the head of its `unacked` entry; a parked element's text),
@@ -147,8 +149,10 @@ for i = 1, n do
           tag = type(props.delivery_tag) == 'string' and props.delivery_tag or ''
           local di = props.delivery_info
           if type(di) ~= 'table' then di = {} end
-          entry = '[' .. raw .. ', ' .. cjson.encode(tostring(di.exchange or '')) .. ', '
-            .. cjson.encode(tostring(di.routing_key or '')) .. ']'
+          ex, rk = di.exchange, di.routing_key
+          -- Without a string exchange and routing key, restored to the queue it was taken from.
+          if type(ex) ~= 'string' or type(rk) ~= 'string' then ex, rk = '', ARGV[i + 2] or '' end
+          entry = '[' .. raw .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']'
         end
       end
       if entry then
