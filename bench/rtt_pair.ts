@@ -20,8 +20,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Redis } from "ioredis";
-import { Celery } from "../mod.ts";
+import type { Celery } from "../mod.ts";
 import { type LatencyStats, latencyStats, PEERS_DIR, WARMUP } from "./common.ts";
 import { processTree, startBenchWorker, stopTree } from "./proc.ts";
 import { CpuMeter, formatTimes, type MeteredProcess } from "./rtt_cpu.ts";
@@ -252,7 +254,10 @@ async function main(): Promise<void> {
       celeriacTripper("celeriac", async () => await (await noop.delay()).get({ timeout: 30_000 })),
     );
     if (values.base) {
-      const base = new Celery({ defaultQueue: BENCH_QUEUE });
+      // The base checkout's client too, so that a change to the client is compared as well.
+      const baseMod = pathToFileURL(resolve(values.base, "mod.ts")).href;
+      const BaseCelery = (await import(baseMod) as { Celery: typeof Celery }).Celery;
+      const base = new BaseCelery({ defaultQueue: BENCH_QUEUE });
       const baseNoop = base.task("bench.noop", () => 1);
       base.configure({ broker: url(12), backend: url(13) });
       children.push(

@@ -19,6 +19,7 @@ async function withDashboard(
   const d = new Dashboard({
     app,
     port: 0,
+    allowedHosts: ["dash.example.com"],
     events: async function* () {},
     enableEvents: false,
     inspector: null,
@@ -68,6 +69,13 @@ Deno.test("dashboard behind a proxy ending TLS: actions from the https page pass
       [{ host: "dash.example.com", origin: "https://evil.example" }, 403],
       [{ host: "dash.example.com", origin: "https://dash.example.com:8443" }, 403],
       [{ host: "dash.example.com", origin: "null" }, 403],
+      // a name not in allowedHosts (DNS rebinding), even with Origin matching
+      [{ host: "evil.example", origin: "https://evil.example" }, 403],
+      [{
+        host: "127.0.0.1:5555",
+        "x-forwarded-host": "evil.example",
+        origin: "https://evil.example",
+      }, 403],
     ];
     for (const [headers, status] of cases) {
       assert.equal(await requeue(url, headers), status, JSON.stringify(headers));

@@ -101,3 +101,38 @@ Deno.test("start table: the finish of a task that posted its start is kept besid
   }
   assert.equal(main.hasFinished(6 + 3072), false, "not finished");
 });
+
+Deno.test("start table: finishes of tasks that posted their start, 4096 apart in one slot, are all kept", () => {
+  const main = new StartTable();
+  const worker = new StartTable(main.memory);
+  // Task 6 holds slot 6 (an async task still running): each later task of the slot posts its start.
+  assert.equal(worker.record(6), true);
+  const aside = [1, 2, 3, 4, 5, 9].map((k) => 6 + k * 1024);
+  for (const seq of aside) assert.equal(worker.record(seq), false);
+  // They finish before the main thread reads their outcomes: 6 + 5 * 1024 shares a cell with 6 + 1024.
+  for (const seq of aside) worker.finish(seq);
+  for (const seq of aside) assert.equal(main.hasFinished(seq), true, `task ${seq}`);
+  assert.equal(main.hasFinished(6), false, "task 6 still runs");
+  assert.equal(main.hasFinished(6 + 6 * 1024), false, "not finished");
+});
+
+Deno.test("start table: a finish beside the slots is forgotten once its outcome is read, for those after", () => {
+  const main = new StartTable();
+  const worker = new StartTable(main.memory);
+  assert.equal(worker.record(6), true);
+  // Thousands of tasks of slot 6 post their start, finish, and have their outcomes read in turn.
+  for (let k = 1; k <= 5000; k++) {
+    const seq = 6 + k * 1024;
+    assert.equal(worker.record(seq), false);
+    worker.finish(seq);
+    assert.equal(main.hasFinished(seq), true, `task ${seq}`);
+    main.release(seq);
+  }
+  // Then 1000 finish before any outcome is read (4 cells and 1024 beside them): each is kept.
+  const unread = Array.from({ length: 1000 }, (_, k) => 6 + (5001 + k) * 1024);
+  for (const seq of unread) {
+    worker.record(seq);
+    worker.finish(seq);
+  }
+  for (const seq of unread) assert.equal(main.hasFinished(seq), true, `task ${seq}`);
+});

@@ -13,6 +13,7 @@ import type { RunOutcome, RunRequest } from "../src/worker/executor.ts";
 import { ThreadPool } from "../src/worker/thread_pool.ts";
 import type { TimeLimits } from "../src/worker/time_limits.ts";
 import { nextSeq, poolRunRequest } from "./helpers/run_info.ts";
+import { stuckGate } from "./helpers/stuck_gate.ts";
 
 const MODULE = new URL("./apps/first_contact_app.ts", import.meta.url).href;
 
@@ -118,8 +119,11 @@ Deno.test("threads pool: a 5 ms task queued behind a 300 ms one is not timed whi
 
 Deno.test("threads pool: a task stuck past its hard limit puts the one queued behind it back, uncharged", async () => {
   const { pool: p, outcomes, limited, lost, until } = await onePool();
+  // Stuck until the gate opens: its limit is due while it runs, however late a loaded main thread
+  // looks (a task that spun 600 ms had ended by then, and its limit was rightly dropped).
+  const gate = await stuckGate();
   try {
-    const stuck = request("fc.spin", [600], { hard: 0.3, soft: null });
+    const stuck = request("fc.block", [gate.path], { hard: 0.3, soft: null });
     const queued = request("fc.spin", [5], { hard: 0.1, soft: null });
     p.run([stuck, queued]);
     await until(() => limited.length > 0);
@@ -133,11 +137,13 @@ Deno.test("threads pool: a task stuck past its hard limit puts the one queued be
     await until(() => outcomes.length === 1);
     assert.deepEqual(outcomes.map((o) => [o.seq, o.ok]), [[again.seq, true]]);
     assert.equal(limited.length, 1);
-    // The terminated Web Worker's thread runs its loop to the end: nothing more is reported.
+    // The terminated Web Worker's thread runs its task to the end: nothing more is reported.
+    await gate.open();
     await new Promise((r) => setTimeout(r, 400));
     assert.equal(outcomes.length, 1);
     assert.equal(limited.length, 1);
   } finally {
+    await gate.remove();
     await p.close();
   }
 });

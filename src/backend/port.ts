@@ -93,6 +93,15 @@ export interface ResultBackend {
    * fast worker's reply is not dropped). Stored backends need nothing.
    */
   prepare?(): Promise<void>;
+  /**
+   * A task whose result may be waited for is about to be sent (called with
+   * its send, before the message goes): a backend that notifies waiters may
+   * start listening for it now, so that a wait right behind the send does
+   * not wait for that first (Redis: its channel is subscribed to, once a
+   * caller has waited, and left again when no wait comes soon). Others
+   * need nothing.
+   */
+  expect?(taskId: string): void;
   /** Close connections. */
   close(): Promise<void>;
   /**

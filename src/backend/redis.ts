@@ -320,6 +320,15 @@ export class RedisBackend implements ResultBackend {
     );
   }
 
+  /**
+   * A task about to be sent, whose result may be waited for: its channel is
+   * subscribed to now, with the send, once a caller has waited (see
+   * `RedisResultWaits.expect`).
+   */
+  expect(taskId: string): void {
+    this.#waits.expect(taskId);
+  }
+
   /** Whether a read is sent at once, not after Redis comes back (or the first connect). */
   #connected(): boolean {
     return this.#resp ? this.#resp.ready : (this.#client as unknown as Redis).status === "ready";

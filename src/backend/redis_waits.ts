@@ -5,7 +5,11 @@
  * KiB in the same write, on the subscriber's connection), so a result
  * stored in between is never missed; after a reconnect every waited-for key
  * is read again; a settled task's channel is left by the next
- * subscription's write or within {@link LEAVE_MS}.
+ * subscription's write or within {@link LEAVE_MS}. Once a caller has waited,
+ * the tasks sent afterwards are subscribed to with their send
+ * ({@link RedisResultWaits.expect}, as Celery's `on_task_call`): a `get()`
+ * right behind the send finds its subscription made and its key read; one
+ * that does not come within {@link EARLY_MS} leaves the channel.
  *
  * @module
  */
@@ -24,6 +28,24 @@ const log = getLogger(["celeriac", "backend", "redis"]);
  * meanwhile are ignored: nothing waits for them).
  */
 const LEAVE_MS = 100;
+
+/**
+ * Milliseconds a channel subscribed to with its task's send
+ * ({@link RedisResultWaits.expect}) is kept for a wait to come; one that
+ * none joined by then is left, and later sends are not subscribed to until
+ * a caller waits again.
+ */
+const EARLY_MS = 100;
+
+/** A subscription made with a task's send, before anything waits for it. */
+interface Early {
+  /** When it was made (`performance.now()`). */
+  at: number;
+  /** The last meta published on the channel since (the read behind the SUBSCRIBE is older). */
+  meta?: ResultMeta;
+  /** The subscriber reconnected since: results published meanwhile were not heard. */
+  stale?: boolean;
+}
 
 /**
  * What the waits use of their backend.
@@ -68,6 +90,11 @@ export class RedisResultWaits {
   /** Settled tasks whose channels are left by the next subscription's write, or by a timer. */
   readonly #leaving = new Set<string>();
   #leaveTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Subscriptions made with their sends, nothing waiting for them yet, oldest first. */
+  readonly #early = new Map<string, Early>();
+  #earlyTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether sends are subscribed to: a caller waited, and no such subscription went unused since. */
+  #expecting = false;
 
   /** @param host what the waits use of their backend */
   constructor(host: ResultWaitsHost) {
@@ -85,7 +112,18 @@ export class RedisResultWaits {
 
   #onMessage(channel: string, message: string): void {
     const taskId = channel.slice(this.#keyLength);
-    if (!this.#waiters.has(taskId)) return;
+    if (!this.#waiters.has(taskId)) {
+      // Kept for the wait that may come; an unreadable one is left for that wait's own read.
+      const early = this.#early.get(taskId);
+      if (early) {
+        try {
+          early.meta = decodeResultMeta(message, taskId);
+        } catch {
+          early.stale = true;
+        }
+      }
+      return;
+    }
     let meta: ResultMeta;
     try {
       meta = decodeResultMeta(message, taskId);
@@ -108,6 +146,7 @@ export class RedisResultWaits {
    * another connection, still reconnecting, than the subscriber's).
    */
   #recheckAll(): void {
+    for (const early of this.#early.values()) early.stale = true;
     for (const taskId of this.#waiters.taskIds()) {
       this.#getWhileDown(taskId).then((m) => {
         if (m && READY_STATES.has(m.status)) this.#settle(taskId, m);
@@ -163,11 +202,48 @@ export class RedisResultWaits {
   /** UNSUBSCRIBE from the channels of settled tasks nothing waits for again. */
   #leave(): void {
     for (const taskId of this.#leaving) {
-      if (!this.#waiters.has(taskId)) {
+      if (!this.#waiters.has(taskId) && !this.#early.has(taskId)) {
         this.#subscriber?.unsubscribe(this.#host.key(taskId)).catch(() => {});
       }
     }
     this.#leaving.clear();
+  }
+
+  /**
+   * A task about to be sent whose result a caller may wait for: once a
+   * caller has waited (and no such subscription went unused since), its
+   * channel is subscribed to now, its key read behind the SUBSCRIBE as a
+   * wait's is, so that a {@link RedisResultWaits.waitFor} right behind the
+   * send finds both done (written with the send, not after its reply). What
+   * is published on the channel meanwhile is kept for that wait. Left
+   * within {@link EARLY_MS} to {@link EARLY_MS} × 2 when no wait came, and
+   * sends are not subscribed to again until one does: a sender that never
+   * waits holds no subscription.
+   *
+   * @param taskId the task
+   */
+  expect(taskId: string): void {
+    if (!this.#expecting || this.#closed) return;
+    if (this.#waiters.has(taskId) || this.#early.has(taskId)) return;
+    this.#early.set(taskId, { at: performance.now() });
+    if (this.#leaving.size > 0) this.#leave();
+    const subscribing = this.#subscriberConn().subscribe(this.#host.key(taskId));
+    subscribing.catch(() => {}); // awaited by the wait that comes, or by no one
+    this.#subscribing.set(taskId, subscribing);
+    this.#earlyTimer ??= setTimeout(() => this.#expire(), EARLY_MS);
+  }
+
+  /** Leave the channels subscribed to with their sends that no wait joined within EARLY_MS. */
+  #expire(): void {
+    this.#earlyTimer = undefined;
+    const before = performance.now() - EARLY_MS;
+    for (const [taskId, early] of this.#early) {
+      if (early.at > before) break; // the rest are younger
+      this.#early.delete(taskId);
+      this.#expecting = false;
+      this.#unsubscribe(taskId);
+    }
+    if (this.#early.size > 0) this.#earlyTimer = setTimeout(() => this.#expire(), EARLY_MS);
   }
 
   /**
@@ -192,10 +268,16 @@ export class RedisResultWaits {
     // Only the wait that subscribes gets the read behind its SUBSCRIBE; one joining later reads
     // afresh: that read may be older than its start (STARTED when PROGRESS is stored by now).
     const subscribes = this.#waiters.add(taskId, waiter);
+    // Subscribed to with its send: that SUBSCRIBE's read, and what was published since, serve.
+    const early = subscribes ? this.#early.get(taskId) : undefined;
     if (subscribes) {
-      // Framed in this turn, so written together with the SUBSCRIBE.
-      if (this.#leaving.size > 0) this.#leave();
-      this.#subscribing.set(taskId, this.#subscriberConn().subscribe(this.#host.key(taskId)));
+      this.#expecting = true;
+      if (early) this.#early.delete(taskId);
+      else {
+        // Framed in this turn, so written together with the SUBSCRIBE.
+        if (this.#leaving.size > 0) this.#leave();
+        this.#subscribing.set(taskId, this.#subscriberConn().subscribe(this.#host.key(taskId)));
+      }
     }
     const drop = () => {
       if (this.#waiters.drop(taskId, waiter)) this.#unsubscribe(taskId);
@@ -209,10 +291,14 @@ export class RedisResultWaits {
       const first = (async () => {
         const read = await this.#host.run(() => this.#subscribed(taskId));
         // Read behind the SUBSCRIBE (RESP3), or else now; through a drop (the subscription is
-        // kept and made again), once Redis is back.
-        const now = read === undefined || !subscribes
+        // kept and made again), once Redis is back. A subscription made with the send: the last
+        // state published since its read, unless the read is a ready one.
+        const heard = early?.meta;
+        const now = heard && READY_STATES.has(heard.status)
+          ? heard
+          : read === undefined || !subscribes || early?.stale
           ? await this.#getWhileDown(taskId)
-          : read && decodeResultMeta(read, taskId);
+          : newest(read === null ? null : decodeResultMeta(read, taskId), heard);
         if (now && READY_STATES.has(now.status)) this.#settle(taskId, now);
         else if (now && !signal?.aborted) onState?.(now);
       })();
@@ -252,9 +338,16 @@ export class RedisResultWaits {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#leaveTimer);
+    clearTimeout(this.#earlyTimer);
     this.#leaving.clear();
+    this.#early.clear();
     const closed = new DOMException("The result backend was closed while waiting", "AbortError");
     this.#waiters.rejectAll(closed);
     await this.#subscriber?.close();
   }
+}
+
+/** A ready read, else the state published after it, else the read. */
+function newest(read: ResultMeta | null, heard: ResultMeta | undefined): ResultMeta | null {
+  return read && READY_STATES.has(read.status) ? read : heard ?? read;
 }

@@ -58,6 +58,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
     "address",
     "basic-auth",
     "token",
+    "allowed-host",
     "read-only",
     "hide-args",
     "max-tasks",

@@ -25,6 +25,7 @@ export const DASHBOARD_OPTIONS = {
   address: { type: "string" },
   "basic-auth": { type: "string" },
   token: { type: "string" },
+  "allowed-host": { type: "string" },
   "read-only": { type: "boolean" },
   "hide-args": { type: "boolean" },
   "max-tasks": { type: "string" },
@@ -44,6 +45,8 @@ Dashboard options:
                              or CELERIAC_DASHBOARD_BASIC_AUTH
       --token TOKEN          bearer token for scripts and Prometheus (browsers: as the
                              Basic password); or CELERIAC_DASHBOARD_TOKEN
+      --allowed-host HOST    answer this Host too (a reverse proxy's name; several as a,b);
+                             without auth only localhost, 127.0.0.1, [::1] are answered
       --read-only            hide every action (revoke, purge, shutdown, ...)
       --hide-args            mask task args, kwargs, results and exception messages
       --max-tasks N          tasks kept in memory (default 10000)
@@ -58,6 +61,7 @@ const FLAG_NAMES: DashboardOptionNames = {
   hostname: { name: "--address", example: "--address 0.0.0.0" },
   basic: { name: "--basic-auth", example: "--basic-auth user:pass" },
   token: { name: "--token", example: "--token TOKEN" },
+  allowedHosts: { name: "--allowed-host", example: "--allowed-host dash.example.com" },
 };
 
 function port(value: string | undefined): number {
@@ -121,6 +125,8 @@ export async function dashboardFromFlags(app: Celery, values: Values): Promise<D
     hostname: (values.address as string | undefined) ?? "127.0.0.1",
     port: port(values.port as string | undefined),
     auth,
+    allowedHosts: ((values["allowed-host"] as string | undefined) ?? "").split(",")
+      .map((h) => h.trim()).filter(Boolean),
     readOnly: values["read-only"] === true,
     hideArgs: values["hide-args"] === true,
     maxTasks,

@@ -78,6 +78,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     events: () => this.events,
     broker: () => this.broker(),
     resultBackend: () => this.resultBackend(),
+    openedBackend: () => this.#connections.openedBackend,
   });
   /**
    * Remote control: revoke tasks on every worker.

@@ -78,6 +78,8 @@ export class Connections {
   readonly #sources: (() => UrlSources) | undefined;
   #broker: Opening<Broker> | null = null;
   #backend: Opening<ResultBackend> | null = null;
+  /** The backend once open (until closed). */
+  #openedBackend: ResultBackend | undefined;
 
   /**
    * @param config the app's configuration, read when a connection opens
@@ -140,12 +142,20 @@ export class Connections {
       replyQueue: this.#replyQueue,
       brokerUrl: config.broker,
       signal: options.signal,
-    }).catch((err) => {
+    }).then((backend) => {
+      if (this.#backend?.promise === opening) this.#openedBackend = backend;
+      return backend;
+    }, (err) => {
       if (this.#backend?.promise === opening) this.#backend = null;
       throw withUrlSource(err, this.#sources?.().backend);
     });
     this.#backend = { promise: opening, signal: options.signal };
     return opening;
+  }
+
+  /** The result backend when it is open already (else undefined: nothing opens it). */
+  get openedBackend(): ResultBackend | undefined {
+    return this.#openedBackend;
   }
 
   /** Close the broker and the backend, if they were opened. */
@@ -154,6 +164,7 @@ export class Connections {
     const backend = this.#backend?.promise;
     this.#broker = null;
     this.#backend = null;
+    this.#openedBackend = undefined;
     await Promise.all([
       broker?.then((b) => b.close(), () => {}),
       backend?.then((b) => b.close(), () => {}),

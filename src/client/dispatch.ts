@@ -52,6 +52,7 @@ import type { ApplyOptions, TaskOptions } from "./task_options.ts";
  *   events: () => events,
  *   broker: () => openBroker(config.broker),
  *   resultBackend: () => openBackend(config.backend!),
+ *   openedBackend: () => undefined,
  * };
  * ```
  */
@@ -74,6 +75,8 @@ export interface DispatchHost {
   broker(): Promise<Broker>;
   /** The app's result backend, opened on first use. */
   resultBackend(): Promise<ResultBackend>;
+  /** The app's result backend if it is open already (nothing opens it). */
+  openedBackend(): ResultBackend | undefined;
 }
 
 /**
@@ -159,10 +162,11 @@ export class Dispatch {
     if (!Object.isFrozen(callOptions)) checkCallOptions(callOptions, name);
     const sender = this.#sender();
     const encode = this.#encoders.for(sender, name, callOptions);
-    const { id, publication, rpc, queue } = encode
+    const { id, publication, rpc, results, queue } = encode
       ? encode(args)
       : await encodeCall(sender, name, args, callOptions);
     if (rpc) await this.#listenForReplies();
+    else if (results) this.#expect(id);
     await this.publish(publication.message, publication.target, callOptions, undefined, queue);
     if (sender.config.taskSendSentEvent && !sender.inWorker) {
       await this.#host.events().sent(publication.message, publication.target, queue);
@@ -316,6 +320,18 @@ export class Dispatch {
     const host = this.#host;
     if (host.publisher() || (host.sentFromTask() && currentTask.getStore())) return;
     await (await host.resultBackend()).prepare?.();
+  }
+
+  /**
+   * Tell the app's backend, if open, that `taskId` is about to be sent
+   * (Celery's `on_task_call`): a Redis backend subscribes to its result
+   * with the send once a caller has waited. Not for what a task the worker
+   * runs on its own thread sends: a task may not wait for a result.
+   */
+  #expect(taskId: string): void {
+    const host = this.#host;
+    if (host.sentFromTask() && currentTask.getStore()) return;
+    host.openedBackend()?.expect?.(taskId);
   }
 
   /** The node name written as `origin`, made on first use. */

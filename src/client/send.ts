@@ -100,6 +100,8 @@ export interface EncodedCall {
   publication: Publication;
   /** Whether the rpc:// backend must listen before the message goes. */
   rpc: boolean;
+  /** Whether the sender may wait for its result (a client's send, results not ignored). */
+  results: boolean;
   /** The queue, for the `task-sent` event. */
   queue: string;
 }
@@ -146,9 +148,9 @@ export async function encodeCall(
   });
   if (options.routingKey && !options.exchange) warnLoneRoutingKey(options.routingKey, queue);
   const target = taskTarget(queue, options.exchange, options.routingKey);
-  const rpc = !options.ignoreResult && !sender.inWorker &&
-    !!config.backend?.startsWith("rpc:");
-  return { id, publication: { message, target }, rpc, queue };
+  const results = !options.ignoreResult && !sender.inWorker;
+  const rpc = results && !!config.backend?.startsWith("rpc:");
+  return { id, publication: { message, target }, rpc, results, queue };
 }
 
 /**
@@ -267,11 +269,12 @@ function callEncoder(sender: CallSender, name: string, options: ApplyOptions): C
   if (options.routingKey && !options.exchange) warnLoneRoutingKey(options.routingKey, queue);
   const { exchange, routingKey } = taskTarget(queue, options.exchange, options.routingKey);
   const shared = Object.freeze({ exchange, routingKey });
-  const rpc = !options.ignoreResult && direct && !!config.backend?.startsWith("rpc:");
+  const results = !options.ignoreResult && direct;
+  const rpc = results && !!config.backend?.startsWith("rpc:");
   return (args) => {
     const id = crypto.randomUUID();
     const target = direct ? shared : { exchange, routingKey };
-    return { id, publication: { message: template.encode(id, args), target }, rpc, queue };
+    return { id, publication: { message: template.encode(id, args), target }, rpc, results, queue };
   };
 }
 

@@ -61,8 +61,11 @@ export function errorResponse(err: unknown, headers: HeadersInit = {}): Response
   });
 }
 
-/** The options a {@link DashboardOptionsError} can be about: `hostname`, `auth.basic`, `auth.token`. */
-export type DashboardOption = "hostname" | "basic" | "token";
+/**
+ * The options a {@link DashboardOptionsError} can be about: `hostname`, `auth.basic`,
+ * `auth.token`, `allowedHosts`.
+ */
+export type DashboardOption = "hostname" | "basic" | "token" | "allowedHosts";
 
 /**
  * How a {@link DashboardOptionsError}'s message names each option it is
@@ -76,6 +79,7 @@ export type DashboardOption = "hostname" | "basic" | "token";
  *   hostname: { name: "--address", example: "--address 0.0.0.0" },
  *   basic: { name: "--basic-auth", example: "--basic-auth user:pass" },
  *   token: { name: "--token", example: "--token TOKEN" },
+ *   allowedHosts: { name: "--allowed-host", example: "--allowed-host dash.example.com" },
  * };
  * ```
  */
@@ -86,12 +90,13 @@ const OPTION_NAMES: DashboardOptionNames = {
   hostname: { name: "hostname", example: 'hostname: "0.0.0.0"' },
   basic: { name: "auth.basic", example: 'auth: { basic: ["user:pass"] }' },
   token: { name: "auth.token", example: 'auth: { token: "…" }' },
+  allowedHosts: { name: "allowedHosts", example: 'allowedHosts: ["dash.example.com"]' },
 };
 
 /**
  * Dashboard options it cannot serve with: a Basic pair without a user or a
  * password, a token under 16 characters, an address off the loopback
- * interface without authentication. A `TypeError`.
+ * interface without authentication, an allowed host that is no host name. A `TypeError`.
  *
  * @example Showing the message with a command line's flag names
  * ```ts
@@ -106,6 +111,7 @@ const OPTION_NAMES: DashboardOptionNames = {
  *     hostname: { name: "--address", example: "--address 0.0.0.0" },
  *     basic: { name: "--basic-auth", example: "--basic-auth user:pass" },
  *     token: { name: "--token", example: "--token TOKEN" },
+ *     allowedHosts: { name: "--allowed-host", example: "--allowed-host dash.example.com" },
  *   }); // "--address 0.0.0.0 is off the loopback interface: ..., pass --basic-auth user:pass or --token TOKEN"
  * }
  * ```

@@ -15,10 +15,12 @@ import { jsonText } from "../protocol/json.ts";
 import { ASSETS } from "./assets.gen.ts";
 import { type AuthOptions, checkAuth, checkListenAuth, validateAuth } from "./auth.ts";
 import { errorResponse, HttpError } from "./errors.ts";
+import { checkHost, validateAllowedHosts } from "./host_check.ts";
 import { clientInspector } from "./client_feed.ts";
 import { pollInspect } from "./inspect_poll.ts";
 import type { EventCore, EventSourceFn, Inspector } from "./feed.ts";
 import { ViewModel } from "./view_model.ts";
+import { LiveStreams } from "./live_streams.ts";
 
 const log = getLogger(["celeriac", "dashboard"]);
 
@@ -51,6 +53,12 @@ export interface DashboardOptions {
   port?: number;
   /** Basic-auth pairs and/or a bearer token. Default none (loopback only). */
   auth?: AuthOptions;
+  /**
+   * Host names (or `host:port`) answered besides the loopback ones, e.g. a reverse proxy's.
+   * Without `auth` any other `Host` gets 403 `host_not_allowed` (against DNS rebinding); with
+   * `auth`, the check applies only when this is given. Default none.
+   */
+  allowedHosts?: readonly string[];
   /** Hide every action and refuse POSTs. Default false. */
   readOnly?: boolean;
   /**
@@ -126,7 +134,7 @@ export class Dashboard {
   readonly #options: DashboardOptions;
   readonly #abort = new AbortController();
   readonly #csrf = crypto.randomUUID() + crypto.randomUUID();
-  readonly #streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  readonly #streams = new LiveStreams();
   #server?: Deno.HttpServer<Deno.NetAddr>;
   #depths: { at: number; value: Promise<Map<string, number>> } | null = null;
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -138,10 +146,11 @@ export class Dashboard {
    *
    * @param options see {@link DashboardOptions}
    * @throws {DashboardOptionsError} off the loopback interface without authentication, or for bad
-   *   auth options
+   *   auth options or allowed hosts
    */
   constructor(options: DashboardOptions) {
     validateAuth(options.auth ?? {});
+    validateAllowedHosts(options.allowedHosts ?? []);
     const hostname = options.hostname ?? "127.0.0.1";
     checkListenAuth(hostname, options.auth ?? {});
     this.#options = {
@@ -245,12 +254,7 @@ export class Dashboard {
   async stop(): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
-    for (const c of this.#streams) {
-      try {
-        c.close();
-      } catch { /* already closed by the browser */ }
-    }
-    this.#streams.clear();
+    this.#streams.closeAll();
     this.#abort.abort();
     await this.#server?.finished;
     await this.#feed;
@@ -312,29 +316,12 @@ export class Dashboard {
         point: last,
       },
     };
-    const bytes = new TextEncoder().encode(`data: ${jsonText(message)}\n\n`);
-    for (const c of this.#streams) {
-      try {
-        c.enqueue(bytes);
-      } catch {
-        this.#streams.delete(c);
-      }
-    }
+    this.#streams.send(new TextEncoder().encode(`data: ${jsonText(message)}\n\n`));
   }
 
   #stream(): Response {
-    let self: ReadableStreamDefaultController<Uint8Array>;
-    const body = new ReadableStream<Uint8Array>({
-      start: (c) => {
-        self = c;
-        this.#streams.add(c);
-        this.model.recordTaskChanges = true;
-        c.enqueue(new TextEncoder().encode("retry: 2000\n\n"));
-      },
-      cancel: () => {
-        this.#streams.delete(self);
-      },
-    });
+    const body = this.#streams.open();
+    this.model.recordTaskChanges = true;
     return new Response(body, {
       headers: {
         "content-type": "text/event-stream",
@@ -352,6 +339,11 @@ export class Dashboard {
    */
   async handle(req: Request): Promise<Response> {
     const url = new URL(req.url);
+    try {
+      checkHost(req, this.#options.allowedHosts ?? [], this.#options.auth ?? {});
+    } catch (err) {
+      return errorResponse(err, SECURITY_HEADERS);
+    }
     try {
       checkAuth(req, this.#options.auth ?? {});
     } catch (err) {

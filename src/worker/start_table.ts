@@ -34,6 +34,17 @@ const SPILL = 64;
  * apart) take turns through these.
  */
 const ASIDE = 4;
+/**
+ * Finish marks kept beside those cells, for a task whose cell holds the
+ * finish of another (4096 dispatches apart) whose outcome the main thread
+ * has not read yet: an async task held long while thousands of others are
+ * dispatched, and two of the same slot finishing in the same turn. A mark
+ * is lost only when more than this many collide at once, which takes one
+ * Web Worker holding over 1024 finished tasks whose outcomes are unread:
+ * it holds at most its slots (`--prefetch`, at most 64 by default) unless
+ * the main thread stalls that long with `--prefetch` over 1024.
+ */
+const FINISH_SPILL = 1024;
 
 /**
  * The shared arrays of a {@link StartTable}, as posted to its Web Worker.
@@ -62,10 +73,16 @@ export interface StartTableMemory {
   finished: Int32Array;
   /**
    * Tasks that did not hold their slot (they posted their start) whose
-   * handler has returned: sequence numbers, 32 bits, four cells per slot
-   * (cell `slot * 4 + (seq / 1024) % 4`).
+   * handler has returned and whose outcome the main thread has not read:
+   * sequence numbers, 32 bits, four cells per slot (cell
+   * `slot * 4 + (seq / 1024) % 4`), 0 for none.
    */
   finishedAside: Int32Array;
+  /**
+   * Such tasks whose cell held another's finish, not read yet: sequence
+   * numbers, 32 bits, 0 for none; its last cell counts the entries ever used.
+   */
+  finishedSpill: Int32Array;
   /** The task of each slot the main thread revoked: its sequence number, truncated to 32 bits. */
   revoked: Int32Array;
   /**
@@ -130,6 +147,7 @@ export class StartTable {
       halted: new Int32Array(new SharedArrayBuffer(4)),
       finished: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       finishedAside: new Int32Array(new SharedArrayBuffer(SLOTS * ASIDE * 4)),
+      finishedSpill: new Int32Array(new SharedArrayBuffer((FINISH_SPILL + 1) * 4)),
       revoked: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       released: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       spilled: new Int32Array(new SharedArrayBuffer((SPILL + 1) * 4)),
@@ -141,29 +159,58 @@ export class StartTable {
    * promise it returned settled), before its outcome is handed on. A task
    * that does not hold its slot (it posted its start: the slot's task was
    * another, running or with its outcome unread) is noted beside the slots,
-   * so that neither finish overwrites the other.
+   * so that neither finish overwrites the other, and in the spill when its
+   * cell there holds another such task's finish, still unread.
    *
    * @param seq the task
    */
   finish(seq: number): void {
     const slot = seq % SLOTS;
-    if (this.#held[slot] === seq) Atomics.store(this.memory.finished, slot, seq | 0);
-    else Atomics.store(this.memory.finishedAside, asideCell(seq), seq | 0);
+    const mark = seq | 0;
+    if (this.#held[slot] === seq) Atomics.store(this.memory.finished, slot, mark);
+    else if (Atomics.compareExchange(this.memory.finishedAside, asideCell(seq), 0, mark) !== 0) {
+      this.#spill(seq);
+    }
+  }
+
+  /** Note the finish of `seq` in the spill; in its cell, over another's, when the spill is full. */
+  #spill(seq: number): void {
+    const mark = seq | 0;
+    const { finishedSpill: spill } = this.memory;
+    const used = Atomics.load(spill, FINISH_SPILL);
+    for (let i = 0; i < used; i++) {
+      if (Atomics.compareExchange(spill, i, 0, mark) === 0) return;
+    }
+    if (used === FINISH_SPILL) {
+      Atomics.store(this.memory.finishedAside, asideCell(seq), mark);
+      return;
+    }
+    // The entry before the count: the main thread reads the count first.
+    Atomics.store(spill, used, mark);
+    Atomics.store(spill, FINISH_SPILL, used + 1);
   }
 
   /**
    * On the main thread, once it has read the outcome of task `seq`: the
    * slot it holds may be taken over by another task
-   * ({@link StartTable.record}). Nothing is noted for a task that does not
-   * hold its slot (it posted its start).
+   * ({@link StartTable.record}); for a task that does not hold its slot (it
+   * posted its start), its finish beside the slots is cleared for others.
    *
    * @param seq the task
    */
   release(seq: number): void {
     const slot = seq % SLOTS;
-    if (Atomics.load(this.memory.seqs, slot) === (seq | 0)) {
-      Atomics.store(this.memory.released, slot, seq | 0);
+    const mark = seq | 0;
+    if (Atomics.load(this.memory.seqs, slot) === mark) {
+      Atomics.store(this.memory.released, slot, mark);
+      return;
     }
+    if (Atomics.compareExchange(this.memory.finishedAside, asideCell(seq), mark, 0) === mark) {
+      return;
+    }
+    const { finishedSpill: spill } = this.memory;
+    const used = Atomics.load(spill, FINISH_SPILL);
+    for (let i = 0; i < used; i++) if (Atomics.compareExchange(spill, i, mark, 0) === mark) return;
   }
 
   /** Whether the main thread read the outcome of `held`, the task of `slot`. */
@@ -180,8 +227,14 @@ export class StartTable {
    */
   hasFinished(seq: number): boolean {
     const mark = seq | 0;
-    return Atomics.load(this.memory.finished, seq % SLOTS) === mark ||
-      Atomics.load(this.memory.finishedAside, asideCell(seq)) === mark;
+    if (
+      Atomics.load(this.memory.finished, seq % SLOTS) === mark ||
+      Atomics.load(this.memory.finishedAside, asideCell(seq)) === mark
+    ) return true;
+    const { finishedSpill: spill } = this.memory;
+    const used = Atomics.load(spill, FINISH_SPILL);
+    for (let i = 0; i < used; i++) if (Atomics.load(spill, i) === mark) return true;
+    return false;
   }
 
   /**

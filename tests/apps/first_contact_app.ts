@@ -25,6 +25,24 @@ export const spin = app.task("fc.spin", { bind: true }, (ctx, ms: number) => {
   return ctx.hostname;
 });
 
+/**
+ * Stuck in synchronous code until `path` exists, then writes `<path>.done`:
+ * a task that outlasts any limit however late its timer fires, and ends
+ * when its test says (a terminated Web Worker's thread runs on until then).
+ */
+export const block = app.task("fc.block", (path: string) => {
+  for (;;) {
+    try {
+      Deno.statSync(path);
+      break;
+    } catch {
+      // not yet
+    }
+  }
+  Deno.writeTextFileSync(`${path}.done`, "");
+  return path;
+});
+
 /** Awaits for `ms` milliseconds, holding its Web Worker's thread for none of them. */
 export const nap = app.task("fc.nap", async (ms: number) => {
   await new Promise((r) => setTimeout(r, ms));

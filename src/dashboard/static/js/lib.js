@@ -66,8 +66,18 @@ export function onLive(fn) {
   listeners.add(fn);
   if (!source) {
     source = new EventSource("api/stream");
-    source.onopen = () => live.connected = true;
-    source.onerror = () => live.connected = false;
+    let broken = false;
+    source.onopen = () => {
+      live.connected = true;
+      // Reconnected (the dashboard restarted, or closed a stream that fell behind): what
+      // changed meanwhile came in no message, so every view loads anew.
+      if (broken) for (const l of listeners) l(null);
+      broken = false;
+    };
+    source.onerror = () => {
+      live.connected = false;
+      broken = true;
+    };
     source.onmessage = (e) => {
       live.connected = true;
       live.last = JSON.parse(e.data);

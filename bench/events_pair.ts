@@ -1,0 +1,257 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno run -A bench/events_pair.ts [--rounds 8] [--tasks 20000]`: what task
+ * events and a dashboard watching cost a drain, alternated. Each round runs
+ * the bench's drain A (N no-ops enqueued with `delayMany` into a queue the
+ * worker does not consume, given to a fresh ready worker at once by a
+ * `RENAME`, done when N results are stored) three times, in an order that
+ * rotates from round to round: `off` (the default command), `-E`, and
+ * `dashboard` (`-E` and a dashboard, `worker.ts dashboard` as the bench's
+ * `--dashboard` starts it, watching). For each drain it reads from `/proc`
+ * the CPU time (user + system, all threads) of the worker (by thread kind),
+ * of redis-server, of the dashboard (until it has applied the drain's task
+ * events) and of this process, and prints them per task, with the drain's
+ * throughput, the load average, the dashboard's peak RSS, what it applied
+ * and held, and how long after the last result it caught up. The summary
+ * gives each mode's medians and the median and range of the per-round
+ * ratios and differences against `off`: CPU µs per task moves far less
+ * with the rest of a shared host's load than a drain's throughput does.
+ *
+ * It starts a private `redis-server` on `--port` (26997; db 12 broker, db
+ * 13 results, no persistence), so the server's CPU is the drain's own, and
+ * stops it at the end. `--json FILE` keeps every run's figures.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { startBenchWorker, stopTree, threadCpuNs, threadSchedstats } from "./proc.ts";
+import { openProbeDbs } from "./probe_dbs.ts";
+import { DASHBOARD_PORT, startDashboard } from "./dashboard_watch.ts";
+import { ROOT_DIR } from "./common.ts";
+import { BENCH_QUEUE, noop } from "./tasks.ts";
+
+const DRAIN_QUEUE = `${BENCH_QUEUE}.drain`;
+const MODES = ["off", "-E", "dashboard"] as const;
+type Mode = typeof MODES[number];
+/** Task events a no-op task sends: received, started, succeeded. */
+const EVENTS_PER_TASK = 3;
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    rounds: { type: "string", default: "8" },
+    tasks: { type: "string", default: "20000" },
+    port: { type: "string", default: "26997" },
+    json: { type: "string" },
+  },
+});
+const rounds = Number(values.rounds);
+const n = Number(values.tasks);
+if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(n) || n < 1) {
+  throw new TypeError("--rounds and --tasks take whole numbers >= 1");
+}
+
+/** One drain's figures: CPU in µs per task. */
+interface Run {
+  round: number;
+  mode: Mode;
+  load: number;
+  perSecond: number;
+  worker: number;
+  workerThreads: Record<string, number>;
+  redis: number;
+  dashboard: number | null;
+  dashboardThreads: Record<string, number> | null;
+  bench: number;
+  dashboardRssMiB: number | null;
+  dashboardEvents: number | null;
+  dashboardTasksHeld: number | null;
+  dashboardLagMs: number | null;
+}
+
+const cpuNs = (pid: number) =>
+  [...threadSchedstats(pid).values()].reduce((sum, t) => sum + t.cpu, 0);
+const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function eventsApplied(): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${DASHBOARD_PORT}/api/overview`);
+  return (await res.json()).events as number;
+}
+
+async function startRedis(port: number): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command("redis-server", {
+    args: ["--port", String(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  for (let i = 0;; i++) {
+    try {
+      (await Deno.connect({ port })).close();
+      return child;
+    } catch (err) {
+      if (i > 100) throw new Error(`redis-server did not listen on port ${port}: ${err}`);
+      await sleep(50);
+    }
+  }
+}
+
+async function drain(
+  round: number,
+  mode: Mode,
+  dbs: Awaited<ReturnType<typeof openProbeDbs>>,
+  redisPid: number,
+): Promise<Run> {
+  const { broker, results, brokerUrl, backendUrl } = dbs;
+  await Promise.all([broker.flushdb(), results.flushdb()]);
+  for (let sent = 0; sent < n; sent += 1000) {
+    await noop.delayMany(Array.from({ length: Math.min(1000, n - sent) }, () => []));
+  }
+  const worker = startBenchWorker({
+    broker: brokerUrl,
+    backend: backendUrl,
+    queue: DRAIN_QUEUE,
+    workerArgs: mode === "off" ? [] : ["-E"],
+  });
+  const watcher = mode === "dashboard"
+    ? await startDashboard(
+      ROOT_DIR,
+      { CELERY_BROKER_URL: brokerUrl, CELERY_RESULT_BACKEND: backendUrl },
+      new Set(),
+    )
+    : null;
+  let seen: Awaited<ReturnType<NonNullable<typeof watcher>["stop"]>> | null = null;
+  try {
+    await worker.ready;
+    await sleep(500);
+    const load = Deno.loadavg()[0];
+    const pid = worker.child.pid;
+    const threads0 = threadCpuNs(pid);
+    const redis0 = cpuNs(redisPid);
+    const bench0 = cpuNs(Deno.pid);
+    const dash0 = watcher ? threadCpuNs(watcher.pid) : new Map<string, number>();
+    const applied0 = watcher ? await eventsApplied() : 0;
+    const started = performance.now();
+    await broker.rename(BENCH_QUEUE, DRAIN_QUEUE);
+    while (await results.dbsize() < n) await sleep(10);
+    const done = performance.now();
+    const threads1 = threadCpuNs(pid);
+    const redis1 = cpuNs(redisPid);
+    const bench1 = cpuNs(Deno.pid);
+    let lag: number | null = null;
+    let dash1 = new Map<string, number>();
+    if (watcher) {
+      while (await eventsApplied() < applied0 + EVENTS_PER_TASK * n) {
+        if (performance.now() - done > 30_000) {
+          throw new Error("the dashboard did not apply the drain's events in 30 s");
+        }
+        await sleep(10);
+      }
+      lag = performance.now() - done;
+      dash1 = threadCpuNs(watcher.pid);
+    }
+    const perTask = (ns: number) => ns / 1000 / n;
+    const byKind = (before: Map<string, number>, after: Map<string, number>) =>
+      Object.fromEntries([...after].map(([k, ns]) => [k, perTask(ns - (before.get(k) ?? 0))]));
+    if (watcher) seen = await watcher.stop();
+    return {
+      round,
+      mode,
+      load,
+      perSecond: n / ((done - started) / 1000),
+      worker: perTask(sum(threads1) - sum(threads0)),
+      workerThreads: byKind(threads0, threads1),
+      redis: perTask(redis1 - redis0),
+      dashboard: watcher ? perTask(sum(dash1) - sum(dash0)) : null,
+      dashboardThreads: watcher ? byKind(dash0, dash1) : null,
+      bench: perTask(bench1 - bench0),
+      dashboardRssMiB: seen ? seen.peakRssKiB / 1024 : null,
+      dashboardEvents: seen ? seen.events : null,
+      dashboardTasksHeld: seen ? seen.tasksHeld : null,
+      dashboardLagMs: lag,
+    };
+  } finally {
+    await stopTree(worker.child);
+    if (watcher && !seen) await watcher.stop();
+  }
+}
+
+function runLine(r: Run): string {
+  const threads = Object.entries(r.workerThreads).sort((a, b) => b[1] - a[1])
+    .map(([k, us]) => `${k} ${us.toFixed(1)}`).join(", ");
+  const dash = r.dashboard === null
+    ? ""
+    : `; dashboard ${r.dashboard.toFixed(1)} µs, caught up ${
+      r.dashboardLagMs!.toFixed(0)
+    } ms after, ${r.dashboardEvents} events, ${r.dashboardTasksHeld} tasks held, peak RSS ${
+      r.dashboardRssMiB!.toFixed(1)
+    } MiB`;
+  return `round ${r.round + 1} ${r.mode.padEnd(9)} ${Math.round(r.perSecond)}/s, load ${
+    r.load.toFixed(2)
+  }; CPU µs/task: worker ${r.worker.toFixed(1)} (${threads}), redis-server ${
+    r.redis.toFixed(1)
+  }, bench ${r.bench.toFixed(1)}${dash}`;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const spread = (xs: number[], digits: number) =>
+  `median ${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${
+    Math.max(...xs).toFixed(digits)
+  })`;
+
+function summary(runs: Run[]): void {
+  const of = (mode: Mode) => runs.filter((r) => r.mode === mode);
+  console.log(`\n${n} tasks, ${rounds} rounds; per mode, median (range):`);
+  for (const mode of MODES) {
+    const rs = of(mode);
+    const dash = mode === "dashboard"
+      ? `, dashboard ${spread(rs.map((r) => r.dashboard!), 1)} µs/task, peak RSS ${
+        spread(rs.map((r) => r.dashboardRssMiB!), 1)
+      } MiB, caught up ${spread(rs.map((r) => r.dashboardLagMs!), 0)} ms after`
+      : "";
+    console.log(
+      `  ${mode.padEnd(9)} ${spread(rs.map((r) => r.perSecond), 0)}/s; CPU µs/task: worker ${
+        spread(rs.map((r) => r.worker), 1)
+      }, main ${spread(rs.map((r) => r.workerThreads.main ?? 0), 1)}, redis-server ${
+        spread(rs.map((r) => r.redis), 1)
+      }${dash}; load ${spread(rs.map((r) => r.load), 2)}`,
+    );
+  }
+  const base = of("off");
+  for (const mode of ["-E", "dashboard"] as const) {
+    const rs = of(mode);
+    const ratio = rs.map((r, i) => r.perSecond / base[i].perSecond);
+    const more = (f: (r: Run) => number) => rs.map((r, i) => f(r) - f(base[i]));
+    console.log(
+      `  ${mode} / off, per round: throughput ${spread(ratio, 3)}; CPU µs/task added: worker ${
+        spread(more((r) => r.worker), 1)
+      }, main ${spread(more((r) => r.workerThreads.main ?? 0), 1)}, redis-server ${
+        spread(more((r) => r.redis), 1)
+      }, worker + redis-server + dashboard ${
+        spread(more((r) => r.worker + r.redis + (r.dashboard ?? 0)), 1)
+      }`,
+    );
+  }
+}
+
+const redis = await startRedis(Number(values.port));
+const dbs = await openProbeDbs(`redis://127.0.0.1:${values.port}`);
+const runs: Run[] = [];
+try {
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < MODES.length; k++) {
+      const run = await drain(round, MODES[(round + k) % MODES.length], dbs, redis.pid);
+      runs.push(run);
+      console.log(runLine(run));
+    }
+  }
+  summary(runs);
+  if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(runs, null, 2) + "\n");
+} finally {
+  await dbs.close();
+  await stopTree(redis);
+}
