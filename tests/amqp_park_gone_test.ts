@@ -25,14 +25,6 @@ const fast = { backoff: { initialMs: 50, maxMs: 500 } };
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `amqp park of a lost delivery: ${name}`, ignore: WITHOUT_RABBITMQ }, fn);
 
-async function waitUntil(what: string, ok: () => boolean) {
-  const deadline = Date.now() + 10_000;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /**
  * Two deliveries of one message of unregistered task `id`: one taken on a
  * connection the server closed since (stale), then the same message again
@@ -57,7 +49,9 @@ async function staleAndFresh(broker: AmqpBroker, id: string): Promise<[Delivery,
     vhost!.name,
     "celeriac test: connection lost",
   );
-  await waitUntil("the broker saw the loss", () => broker.connectionState !== "open");
+  // The message comes back only once the server closed the connection that held it: taken again,
+  // it came on the broker's next connection. (Polling its state for the loss missed it on a loaded
+  // host: it is `lost` for some 60 ms before the broker is `open` again.)
   const [fresh] = await broker.take([q], { max: 1, signal: AbortSignal.timeout(20_000) });
   assert.equal(fresh.headers.id, id);
   assert.equal(fresh.redelivered, true, "the message came back by itself");

@@ -289,7 +289,7 @@ Deno.test("client: a call or get() option a plain-JavaScript caller got wrong is
     const r = await add.delay(1, 2);
     await assert.rejects(
       r.get(100 as never),
-      /get\(\) takes an options object: write get\(\{ timeout: 100 \}\)/,
+      /get\(\) takes an options object with the timeout in milliseconds: for 100 s, as Celery's get\(timeout=100\), write get\(\{ timeout: 100_000 \}\)/,
     );
     await assert.rejects(
       r.get(opts({ timout: 100 })),

@@ -13,6 +13,7 @@ import {
   type DashboardOptions,
   DashboardOptionsError,
 } from "../dashboard.ts";
+import { DASHBOARD_USAGE } from "../src/cli/dashboard.ts";
 
 /** An event source fed by the test. */
 function feed() {
@@ -551,4 +552,31 @@ Deno.test("dashboard: a task's workflow lists its root, children and parentless 
     assert.deepEqual((detail.parent as { uuid: string }).uuid, "c1");
     assert.deepEqual((detail.root as { uuid: string }).uuid, "r");
   });
+});
+
+Deno.test("dashboard --read-only still switches task events on in workers, as Flower, and says so", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const sent: string[] = [];
+  (app.control as { broadcast: (name: string) => Promise<unknown> }).broadcast = (name) => {
+    sent.push(name);
+    return Promise.resolve([]);
+  };
+  const d = new Dashboard({
+    app,
+    port: 0,
+    readOnly: true,
+    events: async function* () {},
+    inspector: null,
+  });
+  const { url } = await d.start();
+  try {
+    const session = await json(await fetch(`${url}/api/session`));
+    assert.equal(session.readOnly, true);
+    assert.deepEqual(sent, ["enable_events"]);
+  } finally {
+    await d.stop();
+    await app.close();
+  }
+  const help = DASHBOARD_USAGE.slice(DASHBOARD_USAGE.indexOf("--read-only"));
+  assert.match(help.slice(0, help.indexOf("--hide-args")), /still\s+broadcasts\s+enable_events/);
 });

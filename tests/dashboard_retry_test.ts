@@ -8,12 +8,13 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { Dashboard, type DashboardEvent } from "../dashboard.ts";
+import { Dashboard, type DashboardEvent, parsePyLiteral } from "../dashboard.ts";
 
 const now = () => Date.now() / 1000;
 
 async function withFailed(
   fn: (url: string, d: Dashboard, app: Celery, h: Record<string, string>) => Promise<void>,
+  args = "(2, 3)",
 ): Promise<void> {
   const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
   const events: DashboardEvent[] = [
@@ -24,7 +25,7 @@ async function withFailed(
       timestamp: now(),
       uuid: "f1",
       name: "tasks.add",
-      args: "(2, 3)",
+      args,
       kwargs: "{}",
     },
     { type: "task-failed", hostname: "w@h", timestamp: now(), uuid: "f1", exception: "E()" },
@@ -104,4 +105,17 @@ Deno.test("dashboard retry: with its worker's queues unknown, the app's routing 
     assert.equal(r.status, 200, JSON.stringify(body));
     assert.deepEqual(await taken(app, "celery"), [body.id]);
   });
+});
+
+Deno.test("dashboard retry: args nested 100,000 deep get 422, not a stack overflow's 500", async () => {
+  const deep = (n: number) => `(${"[".repeat(n)}${"]".repeat(n)},)`;
+  assert.equal(JSON.stringify(parsePyLiteral(deep(199))).length, 2 + 2 * 199);
+  await withFailed(async (url, _d, app, h) => {
+    const r = await retry(url, h);
+    assert.equal(r.status, 422);
+    const { error } = await r.json();
+    assert.equal(error.code, "args_not_literal");
+    assert.match(error.message, /nested deeper than 200 levels/);
+    assert.deepEqual(await taken(app, "celery"), []);
+  }, deep(100_000));
 });

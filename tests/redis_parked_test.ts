@@ -11,7 +11,6 @@ import {
 import { PARKED_KEY } from "../src/broker/redis_keys.ts";
 import { envelopeOfUnacked, requeueParked } from "../src/broker/redis_parked.ts";
 import { RedisSettler } from "../src/broker/redis_settle.ts";
-import { AckRides } from "../src/broker/redis_ack_rides.ts";
 import type { RedisTaker } from "../src/broker/redis_take.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -91,8 +90,7 @@ async function rejectAll(
   outageLimit = 10,
 ): Promise<void> {
   const taker = { settleable: () => null, handedOutEarly: () => false } as unknown as RedisTaker;
-  const rides = new AckRides(() => Promise.resolve());
-  await new RedisSettler(scope, taker, rides, { outageLimit }).reject(
+  await new RedisSettler(scope, taker, { outageLimit }).reject(
     taken.map((delivery) => ({ delivery, reason: "refused" })),
   );
 }

@@ -136,3 +136,23 @@ Deno.test("start table: a finish beside the slots is forgotten once its outcome 
   }
   for (const seq of unread) assert.equal(main.hasFinished(seq), true, `task ${seq}`);
 });
+
+Deno.test("start table: the start of a task that posted it is kept beside the slots until its outcome is read", () => {
+  const main = new StartTable();
+  const worker = new StartTable(main.memory);
+  assert.equal(worker.record(9), true);
+  // Thousands of tasks of slot 9 start in turn, each read and forgotten before the next.
+  for (let k = 1; k <= 3000; k++) {
+    const seq = 9 + k * 1024;
+    assert.equal(main.hasStarted(seq), false, `task ${seq} before its start`);
+    assert.equal(worker.record(seq), false);
+    assert.equal(main.hasStarted(seq), true, `task ${seq}`);
+    main.release(seq);
+    assert.equal(main.hasStarted(seq), false, `task ${seq} after its outcome`);
+  }
+  // Then 1024 run at once, all kept; one more is only posted.
+  const running = Array.from({ length: 1025 }, (_, k) => 9 + (3001 + k) * 1024);
+  for (const seq of running) worker.record(seq);
+  assert.deepEqual(running.filter((s) => !main.hasStarted(s)), [running[1024]]);
+  assert.equal(main.hasStarted(9), true);
+});

@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
 import { type LeakedThread, type ThreadRef, ThreadWatch } from "../src/worker/thread_leaks.ts";
+import { ownThread } from "../src/worker/thread_self.ts";
 import { celeriacWorker, celeriacWorkerArgs, Proc } from "./helpers/procs.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -257,13 +258,25 @@ Deno.test({
 /** A Web Worker's module. */
 const module = (code: string) => URL.createObjectURL(new Blob([code], { type: "text/javascript" }));
 
+/** Says its thread's id once it runs; on a message says "spinning" and loops for ever. */
+const SPIN_WORKER = new URL("./apps/spin_worker.ts", import.meta.url);
+
 /**
- * A Web Worker's module: says "ready" once it runs, and on a message says
- * "spinning" and enters an endless synchronous loop.
+ * Start the spinning Web Worker through `watch`, as the threads pool starts
+ * its own: the threads that started with it, narrowed to the one it says is
+ * its own once it runs.
  */
-const SPIN_WORKER = module(
-  'self.postMessage("ready"); self.onmessage = () => { self.postMessage("spinning"); for (;;) {} };',
-);
+async function spawnSpinner(
+  watch: ThreadWatch,
+): Promise<{ spinner: Worker; started: ThreadRef[] | null; threads: ThreadRef[] | null }> {
+  const { value: spinner, threads: started } = watch.spawn(() =>
+    new Worker(SPIN_WORKER, { type: "module" })
+  );
+  const tid = await new Promise<number | null>((resolve) =>
+    spinner.addEventListener("message", (e) => e.data?.ready !== undefined && resolve(e.data.ready))
+  );
+  return { spinner, started, threads: ownThread(started, tid ?? undefined) };
+}
 
 /**
  * Resolves when `worker` posts `what`: no wall-clock guess of how long a
@@ -285,6 +298,28 @@ function threadTicks(tid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** State letter of thread `tid` of this process (R running, S sleeping), "-" once it ended. */
+function threadState(tid: number): string {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${Deno.pid}/task/${tid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+  } catch {
+    return "-";
+  }
+}
+
+/** The threads among `threads` alive and named as a Web Worker's, as "tid:name". */
+function namedThreads(threads: ThreadRef[]): string[] {
+  return threads.flatMap((t) => {
+    try {
+      const name = Deno.readTextFileSync(`/proc/${Deno.pid}/task/${t.tid}/comm`).trim();
+      return /^worker-\d+$/.test(name) ? [`${t.tid}:${name}`] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /**
@@ -322,9 +357,7 @@ Deno.test({
   const own = new Worker(module('self.postMessage("ready");'), { type: "module" });
   try {
     await said(own, "ready");
-    const { value: spinner, threads } = watch.spawn(() =>
-      new Worker(SPIN_WORKER, { type: "module" })
-    );
+    const { spinner, threads } = await spawnSpinner(watch);
     const spinning = said(spinner, "spinning");
     spinner.postMessage(null);
     await spinning;
@@ -340,6 +373,49 @@ Deno.test({
 });
 
 Deno.test({
+  // Last but the clean up: its thread spins on in this process.
+  name:
+    "thread leak: a Web Worker started elsewhere during the pool's spawn does not hide its thread",
+  ignore: Deno.build.os !== "linux",
+}, async () => {
+  const leaks: LeakedThread[] = [];
+  const watch = new ThreadWatch((leak) => leaks.push(leak));
+  const churn = new Worker(new URL("./apps/spawn_churn.ts", import.meta.url), { type: "module" });
+  try {
+    await said(churn, "churning");
+    // Spawned again until another Web Worker's thread starts with it (two new worker-N).
+    let spawned: Awaited<ReturnType<typeof spawnSpinner>> | undefined;
+    for (let i = 0; i < 200 && !spawned; i++) {
+      const s = await spawnSpinner(watch);
+      if (namedThreads(s.started!).length >= 2) spawned = s;
+      else s.spinner.terminate();
+    }
+    assert.ok(spawned, "no spawn of 200 overlapped another Web Worker's start");
+    // The other stays up until the terminate, as a Web Worker task code keeps does.
+    const held = said(churn, "held");
+    churn.postMessage("hold");
+    await held;
+    const { spinner, started, threads } = spawned;
+    const spinning = said(spinner, "spinning");
+    spinner.postMessage(null);
+    await spinning;
+    const thread = await spinningThread(threads);
+    const named = namedThreads(started!);
+    spinner.terminate();
+    watch.terminated(threads, { task: "leak.spin", id: "overlapped" });
+    for (let i = 0; i < 150 && !leaks.length; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(
+      leaks.map((l) => l.tid),
+      [thread.tid],
+      `named worker-N among those started with it at terminate: ${named.join(", ")}`,
+    );
+  } finally {
+    watch.close();
+    churn.terminate();
+  }
+});
+
+Deno.test({
   // Last but the clean up: its thread spins on in this process, on one core.
   name: "thread leak: a loop getting a few percent of a core (a CPU limit, a busy host) is leaked",
   ignore: Deno.build.os !== "linux",
@@ -348,9 +424,7 @@ Deno.test({
   const watch = new ThreadWatch((leak) => leaks.push(leak));
   const hogs: Deno.ChildProcess[] = [];
   try {
-    const { value: spinner, threads } = watch.spawn(() =>
-      new Worker(SPIN_WORKER, { type: "module" })
-    );
+    const { spinner, threads } = await spawnSpinner(watch);
     const spinning = said(spinner, "spinning");
     spinner.postMessage(null);
     await spinning;
@@ -372,9 +446,26 @@ Deno.test({
     }
     await new Promise((r) => setTimeout(r, 300)); // it spins on core 0 with the loops
     spinner.terminate();
+    const named = namedThreads(threads!);
     watch.terminated(threads, { task: "leak.spin", id: "starved" });
-    for (let i = 0; i < 150 && !leaks.length; i++) await new Promise((r) => setTimeout(r, 100));
-    assert.equal(leaks.length, 1, "the thread counts as leaked");
+    const samples: string[] = [];
+    let last = { ticks: threadTicks(thread.tid), at: Date.now() };
+    for (let i = 0; i < 150 && !leaks.length; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      if (Date.now() - last.at < 1000) continue;
+      const now = { ticks: threadTicks(thread.tid), at: Date.now() };
+      const state = threadState(thread.tid);
+      samples.push(
+        `${state} ${Math.round((now.ticks - last.ticks) / (now.at - last.at) * 1000)} %`,
+      );
+      last = now;
+    }
+    assert.equal(
+      leaks.length,
+      1,
+      `the thread counts as leaked; named worker-N at terminate: ${named.join(", ")}; ` +
+        `each second: ${samples.join(", ")}`,
+    );
     assert.equal(leaks[0].tid, thread.tid);
     assert.ok(leaks[0].busy < 0.25, `it got ${leaks[0].busy} of a core`);
   } finally {

@@ -62,7 +62,6 @@ import { addRevoked, listRevoked } from "./redis_revoked.ts";
 import { RedisSettler } from "./redis_settle.ts";
 import { RedisTaker } from "./redis_take.ts";
 import { acquireTokens } from "./redis_tokens.ts";
-import { AckRides } from "./redis_ack_rides.ts";
 import { isSingleServer, parseRedisUrl } from "./redis_url.ts";
 import { RespEvents } from "./resp_events.ts";
 import { RespScripts } from "./resp_scripts.ts";
@@ -145,7 +144,6 @@ export class RedisBroker implements Broker {
   readonly #publisher: RedisPublisher;
   readonly #taker: RedisTaker;
   readonly #settler: RedisSettler;
-  readonly #rides: AckRides;
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<unknown> | null = null;
   #closed = false;
@@ -191,15 +189,13 @@ export class RedisBroker implements Broker {
         : undefined,
     };
     this.#publisher = new RedisPublisher(this.#scope);
-    this.#rides = new AckRides((tags) => this.#settler.ackTags(tags));
     this.#taker = new RedisTaker(
       this.#scope,
       this.#closing.signal,
       (left) => this.#settler.requeue(left),
-      this.#rides,
       options.outageRetryLimit,
     );
-    this.#settler = new RedisSettler(this.#scope, this.#taker, this.#rides, {
+    this.#settler = new RedisSettler(this.#scope, this.#taker, {
       outageLimit: options.outageRetryLimit,
       closed: this.#released.signal,
     });
@@ -273,11 +269,7 @@ export class RedisBroker implements Broker {
     return this.#taker.release([queue]);
   }
 
-  /**
-   * Acknowledge: remove from `unacked` and `unacked_index` in one
-   * transaction, or in the take script of a take that follows in the same
-   * turn of the event loop (see `AckRides`).
-   */
+  /** Acknowledge: remove from `unacked` and `unacked_index` in one transaction. */
   ack(deliveries: readonly Delivery[]): Promise<void> {
     return this.#settler.ack(deliveries);
   }
@@ -425,8 +417,6 @@ export class RedisBroker implements Broker {
     this.#closed = true;
     this.#closing.abort();
     clearInterval(this.#sweepTimer);
-    // No take follows: acknowledgements waiting for one go on their own, while Redis is open.
-    this.#rides.flush();
     // A sweep under way is waited for CLOSE_WAIT_MS at most: a server that stopped answering.
     if (this.#sweeping) await closeWait(this.#sweeping);
     // Taken (recorded in `unacked`) but not handed out: back to their queues now, not after

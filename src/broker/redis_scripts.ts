@@ -37,12 +37,9 @@
  * A take that finds every list empty returns an empty array and leaves the
  * take record as it was.
  *
- * ARGV[3] is how many tags follow it, each acknowledged (removed from
- * `unacked_index` and `unacked`, as kombu's ack does) before anything is
- * taken; absent, none is. After those tags, one argument per list: the
- * queue KEYS[i] is a list of, recorded as the routing key (with exchange
- * `""`) of a message whose `delivery_info` has no string exchange and
- * routing key (absent: `""`).
+ * ARGV[2 + i] is the queue KEYS[i] is a list of, recorded as the routing
+ * key (with exchange `""`) of a message whose `delivery_info` has no
+ * string exchange and routing key (absent: `""`).
  *
  * Returns a flat array: list position (1-based; negative when parked), tag
  * it was recorded under, raw element, ...
@@ -52,14 +49,6 @@ local n = #KEYS - 4
 local idx, unacked, parked, record = KEYS[n + 1], KEYS[n + 2], KEYS[n + 3], KEYS[n + 4]
 local max = tonumber(ARGV[1])
 local seq = ARGV[2]
--- Acknowledgements riding on this take (their results are stored): removed as kombu's ack
--- removes them, before anything is taken, in ZREM/HDEL calls of at most 1,000 tags.
-local acks = tonumber(ARGV[3]) or 0
-for from = 4, 3 + acks, 1000 do
-  local to = math.min(from + 999, 3 + acks)
-  redis.call('ZREM', idx, unpack(ARGV, from, to))
-  redis.call('HDEL', unacked, unpack(ARGV, from, to))
-end
 if redis.call('HGET', record, 'seq') == seq then
   local rec = redis.call('HMGET', record, 'at', 'out')
   local at = tonumber(rec[1])
@@ -164,7 +153,7 @@ for i = 1, n do
           if type(di) ~= 'table' then di = {} end
           ex, rk = di.exchange, di.routing_key
           -- Without a string exchange and routing key, restored to the queue it was taken from.
-          if type(ex) ~= 'string' or type(rk) ~= 'string' then ex, rk = '', ARGV[3 + acks + i] or '' end
+          if type(ex) ~= 'string' or type(rk) ~= 'string' then ex, rk = '', ARGV[2 + i] or '' end
           entry = '[' .. raw .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']'
         end
       end

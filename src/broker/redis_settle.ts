@@ -20,7 +20,6 @@ import type { RedisTaker } from "./redis_take.ts";
 import { DEFAULT_OUTAGE_LIMIT, retryWhileDown } from "./outage.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import { refusedAsReplica } from "./redis_failures.ts";
-import type { AckRides } from "./redis_ack_rides.ts";
 
 /**
  * The settling of one broker's deliveries.
@@ -28,7 +27,7 @@ import type { AckRides } from "./redis_ack_rides.ts";
  * @example
  * ```ts ignore
  * import { RedisSettler } from "./redis_settle.ts";
- * const settler = new RedisSettler(scope, taker, rides, { outageLimit: 60 });
+ * const settler = new RedisSettler(scope, taker, { outageLimit: 60 });
  * await settler.ack(deliveries);
  * ```
  */
@@ -37,13 +36,10 @@ export class RedisSettler {
   readonly #taker: RedisTaker;
   readonly #outageLimit: number | undefined;
   readonly #closed: AbortSignal | undefined;
-  /** Acknowledgements for the next take script to make (see `AckRides`). */
-  readonly #rides: AckRides;
 
   /**
    * @param scope the broker's connection and key prefix
    * @param taker the broker's taker (which knows the deliveries handed out early)
-   * @param rides acknowledgements for its next take script to make
    * @param options `outageLimit`: seconds a step is retried while Redis is
    *   unreachable (default `DEFAULT_OUTAGE_LIMIT`); `closed`: aborted once
    *   the broker's connections are closed, which ends every retry (a step
@@ -52,12 +48,10 @@ export class RedisSettler {
   constructor(
     scope: RedisScope,
     taker: RedisTaker,
-    rides: AckRides,
     options: { outageLimit?: number; closed?: AbortSignal } = {},
   ) {
     this.#scope = scope;
     this.#taker = taker;
-    this.#rides = rides;
     this.#outageLimit = options.outageLimit;
     this.#closed = options.closed;
   }
@@ -72,10 +66,8 @@ export class RedisSettler {
   }
 
   /**
-   * Acknowledge: remove from `unacked` and `unacked_index` in one transaction,
-   * or (on a single server, while takes follow: see `AckRides`) in the next
-   * take script, before it takes. An error reply inside it throws (READONLY
-   * from a demoted master is retried).
+   * Acknowledge: remove from `unacked` and `unacked_index` in one transaction.
+   * An error reply inside it throws (READONLY from a demoted master is retried).
    *
    * @param all the deliveries
    */
@@ -91,34 +83,18 @@ export class RedisSettler {
     const settleable = this.#taker.settleable(deliveries);
     if (settleable) deliveries = await settleable;
     if (deliveries.length === 0) return;
-    const n = deliveries.length;
-    const tags = new Array<string>(n);
-    for (let i = 0; i < n; i++) tags[i] = deliveries[i].deliveryTag;
-    // While takes follow, the next one acknowledges them: one Redis call where there were two.
-    if (this.#scope.resp && !this.#taker.idle) return this.#rides.add(tags);
-    await this.ackTags(tags);
-  }
-
-  /**
-   * Acknowledge tags in one transaction, retrying while Redis is unreachable.
-   *
-   * @param tags delivery tags
-   */
-  async ackTags(tags: readonly string[]): Promise<void> {
-    const index = this.#k("unacked_index");
-    const unacked = this.#k("unacked");
-    const what = `acknowledge ${tags.length} message(s)`;
+    const what = `acknowledge ${deliveries.length} message(s)`;
     const resp = this.#scope.resp;
     if (resp) {
       // Both commands sized once (spreads of a mapped array made three arrays of the tags).
-      const n = tags.length;
+      const n = deliveries.length;
       const zrem = new Array<string>(n + 2);
       const hdel = new Array<string>(n + 2);
       zrem[0] = "ZREM";
       zrem[1] = index;
       hdel[0] = "HDEL";
       hdel[1] = unacked;
-      for (let i = 0; i < n; i++) zrem[i + 2] = hdel[i + 2] = tags[i];
+      for (let i = 0; i < n; i++) zrem[i + 2] = hdel[i + 2] = deliveries[i].deliveryTag;
       await retryWhileDown(async () => {
         const replies = await resp.transaction([zrem, hdel])
           .catch((err) => Promise.reject(this.#demoted(err, false)));
@@ -128,6 +104,7 @@ export class RedisSettler {
       return;
     }
     const client = this.#scope.client;
+    const tags = deliveries.map((d) => d.deliveryTag);
     await this.#settle(what, async () => {
       const tx = client.multi();
       for (const some of chunked(tags)) tx.zrem(index, ...some).hdel(unacked, ...some);

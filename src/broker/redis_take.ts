@@ -21,7 +21,6 @@ import { rotatedLists } from "./redis_keys.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
 import { toDelivery } from "./redis_bodies.ts";
 import { TakeScript } from "./redis_take_script.ts";
-import type { AckRides } from "./redis_ack_rides.ts";
 import { ClaimWatchers } from "./redis_watchers.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
@@ -55,7 +54,7 @@ const RECORD_WITHIN_MS = 200;
  * @example
  * ```ts ignore
  * import { RedisTaker } from "./redis_take.ts";
- * const taker = new RedisTaker(scope, closing, (left) => settler.requeue(left), rides);
+ * const taker = new RedisTaker(scope, closing, (left) => settler.requeue(left));
  * const deliveries = await taker.take(["celery"], 10, AbortSignal.timeout(5000));
  * await taker.close();
  * ```
@@ -100,16 +99,11 @@ export class RedisTaker {
 
   /** Milliseconds the take script of an early hand-out is retried while Redis is unreachable. */
   readonly #recordLimitMs: number;
-  /** Acknowledgements the next take script makes before it takes. */
-  readonly #rides: AckRides;
-  /** Whether a take waits for a claim (every list was empty): no take script follows soon. */
-  #idle = false;
 
   /**
    * @param scope the broker's connection and key prefix
    * @param closing aborted when the broker closes
    * @param putBack puts recorded deliveries back at the front of their queues, in the order given
-   * @param rides acknowledgements for the next take script to make (see `AckRides`)
    * @param outageLimit seconds the take script of an early hand-out is retried while Redis is
    *   unreachable (default `DEFAULT_OUTAGE_LIMIT`); then settling the delivery fails
    */
@@ -117,11 +111,9 @@ export class RedisTaker {
     scope: RedisScope,
     closing: AbortSignal,
     putBack: (deliveries: Delivery[]) => Promise<void>,
-    rides: AckRides,
     outageLimit: number = DEFAULT_OUTAGE_LIMIT,
   ) {
     this.#scope = scope;
-    this.#rides = rides;
     this.#closing = closing;
     this.#putBack = putBack;
     this.#recordLimitMs = outageLimit * 1000;
@@ -164,12 +156,9 @@ export class RedisTaker {
       const claimedBefore = this.#watchers.claims(null);
       let got: Delivery[];
       let taken: number;
-      const rides = this.#rides.board();
       try {
-        [got, taken] = await this.#script.run(lists, max, first, rides);
-        this.#rides.arrived(rides);
+        [got, taken] = await this.#script.run(lists, max, first);
       } catch (err) {
-        this.#rides.missed(rides);
         if (!(err instanceof BrokerConnectionError)) throw err;
         // Ride out the outage here, as the AMQP transport does: retry soon after Redis is back.
         if (down === 0) {
@@ -210,14 +199,6 @@ export class RedisTaker {
   settleable(deliveries: readonly Delivery[]): Promise<readonly Delivery[]> | null {
     if (this.#early.size > 0) this.#sendDeferred();
     return this.#early.settleable(deliveries);
-  }
-
-  /**
-   * Whether a take waits for a claim (every list it reads was empty): no
-   * take script follows soon to carry acknowledgements.
-   */
-  get idle(): boolean {
-    return this.#idle;
   }
 
   /**
@@ -442,15 +423,12 @@ export class RedisTaker {
     signal: AbortSignal,
     max: number,
   ): Promise<Delivery[] | null> {
-    // No take script carries acknowledgements asked for until the wait ends: they go now.
-    this.#rides.flush();
-    this.#idle = true;
     // -1: a wait sent while a take is under way is never handed out early.
     const won = await this.#watchers.waitAny(
       lists,
       signal,
       this.#script.running ? -1 : this.#script.sent,
-    ).finally(() => this.#idle = false);
+    );
     if (won === null) return null;
     return this.#handOut(won.claim, won.list, lists, max);
   }

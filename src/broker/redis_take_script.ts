@@ -17,7 +17,6 @@ import { BodyPack, readTake } from "./redis_bodies.ts";
 import { TAKE_SCRIPT } from "./redis_scripts.ts";
 import { RespScript } from "./resp_scripts.ts";
 import { type FlatStrings, listStrings, respStrings } from "./resp_strings.ts";
-import { type AckRide, rideArgs } from "./redis_ack_rides.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -120,8 +119,6 @@ export class TakeScript {
    * and lists, and the script hands over what it recorded instead of
    * taking again, so nothing waits in `unacked` for the visibility timeout.
    *
-   * @param rides acknowledgements the script makes before it takes (see
-   *   `AckRides`; the caller answers them once it replies or fails)
    * @returns the deliveries, and how many elements the script took (parked
    *   ones too: fewer than `max` means it left every list empty)
    */
@@ -129,7 +126,6 @@ export class TakeScript {
     lists: string[],
     max: number,
     first: string | null,
-    rides: readonly AckRide[] = [],
   ): Promise<[Delivery[], number]> {
     const s = this.#scope;
     // A higher priority first; within a step, what this broker's waits claimed first (it was
@@ -143,7 +139,7 @@ export class TakeScript {
     keys.push(s.k("unacked_index"), s.k("unacked"), s.k(PARKED_KEY), s.k(this.#takeRecord));
     // A take repeating one whose reply was lost uses that take's id; takes never share one.
     const seq = this.#unsureTake?.seq ?? ++this.#takeSeq;
-    const args = [String(max), String(seq), ...rideArgs(rides), ...sources.map(queueOfList)];
+    const args = [String(max), String(seq), ...sources.map(queueOfList)];
     let flat: FlatStrings;
     this.#takesSent++;
     this.#taking = true;

@@ -30,6 +30,20 @@ export function closestOption(given: string, known: readonly string[]): string |
   return best === undefined ? undefined : `--${best}`;
 }
 
+const SUPERVISOR = "Celeriac does not daemonize: run it under a supervisor (systemd, Docker, " +
+  "supervisord), which keeps the process id and restarts it";
+
+/** Celery worker flags Celeriac has no counterpart for, and what to do instead. */
+const CELERY_FLAGS: Readonly<Record<string, string>> = {
+  "-O":
+    "Celery's -O fair is --prefetch-multiplier 1 here (each Web Worker holds one task at a time)",
+  "--pidfile": SUPERVISOR,
+  "--detach": SUPERVISOR,
+  "--uid": SUPERVISOR,
+  "--gid": SUPERVISOR,
+  "--umask": SUPERVISOR,
+};
+
 /**
  * Turn a `parseArgs` error into one line that says what is wrong and how to
  * get help.
@@ -55,6 +69,8 @@ export function argumentError(err: Error, known: readonly string[]): string {
   const code = (err as Error & { code?: string }).code;
   const unknown = /^Unknown option '([^']+)'/.exec(err.message);
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && unknown) {
+    const celery = CELERY_FLAGS[unknown[1].split("=")[0]];
+    if (celery) return `error: unknown option ${unknown[1]}: ${celery}`;
     const guess = closestOption(unknown[1], known);
     return `error: unknown option ${unknown[1]}${
       guess ? ` (did you mean ${guess}?)` : ""

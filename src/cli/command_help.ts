@@ -6,67 +6,8 @@
  * @module
  */
 
+import { COMMAND_OPTIONS } from "./command_flags.ts";
 import { USAGE } from "./options.ts";
-
-/** Options every command that opens an app reads. */
-const APP = ["app", "broker", "backend"];
-/** Options of the logging, read by every command. */
-const LOGGING = ["loglevel", "log-format", "logfile", "help"];
-
-/** The options each subcommand reads (the worker's own help is the full text). */
-const COMMAND_OPTIONS: Record<string, readonly string[]> = {
-  completion: ["help"],
-  parked: [...APP, ...LOGGING],
-  purge: [...APP, "queues", "force", ...LOGGING],
-  call: [
-    ...APP,
-    "args",
-    "kwargs",
-    "countdown",
-    "eta",
-    "queue",
-    "wait",
-    "timeout",
-    "json",
-    "traceback",
-    ...LOGGING,
-  ],
-  result: [...APP, "traceback", "timeout", "json", ...LOGGING],
-  inspect: [...APP, "destination", "timeout", "json", ...LOGGING],
-  control: [...APP, "destination", "timeout", "json", ...LOGGING],
-  status: [...APP, "timeout", "json", ...LOGGING],
-  report: [...APP, "destination", "timeout", "json", ...LOGGING],
-  events: [...APP, "dump", ...LOGGING],
-  beat: [...APP, "list", "max-interval", "lease-time", "beat-store", "schedule", ...LOGGING],
-  schedule: [
-    ...APP,
-    "beat-store",
-    "task",
-    "every",
-    "cron",
-    "at",
-    "args",
-    "kwargs",
-    "queue",
-    "expires",
-    "priority",
-    ...LOGGING,
-  ],
-  dashboard: [
-    ...APP,
-    "port",
-    "address",
-    "basic-auth",
-    "token",
-    "allowed-host",
-    "read-only",
-    "hide-args",
-    "max-tasks",
-    "nice",
-    "queues",
-    ...LOGGING,
-  ],
-};
 
 /** Lines of an option whose description in the full text is the worker's, not this command's. */
 const OWN_LINES: Record<string, Record<string, string>> = {

@@ -47,7 +47,8 @@ Dashboard options:
                              Basic password); or CELERIAC_DASHBOARD_TOKEN
       --allowed-host HOST    answer this Host too (a reverse proxy's name; several as a,b);
                              without auth only localhost, 127.0.0.1, [::1] are answered
-      --read-only            hide every action (revoke, purge, shutdown, ...)
+      --read-only            hide every action (revoke, purge, shutdown, ...); still broadcasts
+                             enable_events every 5 s, as Flower does, so workers send events
       --hide-args            mask task args, kwargs, results and exception messages
       --max-tasks N          tasks kept in memory (default 10000)
       --nice N               dashboard: CPU priority, as nice(1) (default 10: workers on the

@@ -21,6 +21,7 @@ import { argumentError, closestName } from "./arg_errors.ts";
 import { runBeat, runSchedule, SCHEDULE_ACTIONS } from "./beat.ts";
 import { type CompletionSpec, runCompletion, SHELLS } from "./completion.ts";
 import { commandHelp } from "./command_help.ts";
+import { checkCommandFlags, forceHint } from "./command_flags.ts";
 import { runDashboard } from "./dashboard.ts";
 import { CONTROL_COMMANDS, INSPECT_COMMANDS } from "./inspect.ts";
 import { LOG_FORMATS, type LogFields, parseLogFormat } from "./log_output.ts";
@@ -194,12 +195,13 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
       args,
       allowPositionals: true,
       options: OPTIONS,
+      tokens: true,
     });
   } catch (err) {
     console.error(argumentError(err as Error, Object.keys(OPTIONS)));
     return EXIT_CODES.usage;
   }
-  const { values, positionals } = parsed;
+  const { values, positionals, tokens } = parsed;
   if (values.help) {
     console.log((positionals[0] && commandHelp(positionals[0])) || USAGE);
     return 0;
@@ -209,8 +211,14 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
     return 0;
   }
   const command = positionals[0] ?? "worker";
-  if (command === "completion") return runCompletion(positionals.slice(1), COMPLETION);
-  if (!isMonitorCommand(command) && !Object.hasOwn(RUNNERS, command)) {
+  const given = tokens.filter((t) => t.kind === "option");
+  if (!isMonitorCommand(command) && !Object.hasOwn(RUNNERS, command) && command !== "completion") {
+    // `-f w.log` (Celery's --logfile): -f is a flag here, so the path was taken for a command.
+    const force = given.find((t) => t.name === "force");
+    if (force) {
+      console.error(`error: ${forceHint("worker", force.rawName)}`);
+      return EXIT_CODES.usage;
+    }
     const guess = closestName(command, COMPLETION.commands);
     console.error(
       `error: unknown command "${command}"${
@@ -219,6 +227,13 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
     );
     return EXIT_CODES.usage;
   }
+  try {
+    checkCommandFlags(command, given, values);
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    return EXIT_CODES.usage;
+  }
+  if (command === "completion") return runCompletion(positionals.slice(1), COMPLETION);
   // The dashboard too: its young generation, 1 MiB instead of V8's growing default, cuts its
   // CPU per event (see v8_flags.ts).
   const v8Skipped = options.v8Flags && (command === "worker" || command === "dashboard")

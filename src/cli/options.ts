@@ -101,13 +101,19 @@ ${SCALE_HELP}
                              seconds between worker-heartbeat events (default 2)
       --without-heartbeat    send no worker-online, periodic worker-heartbeat or
                              worker-offline (the heartbeat command still gets one)
+      --without-gossip, --without-mingle
+                             accepted for Celery's command lines; nothing to turn off (an
+                             INFO line says why)
   -l, --loglevel LEVEL       DEBUG, INFO, WARNING, ERROR, CRITICAL (default: INFO for the
                              worker's own lines, WARNING for per-task lines, as Celery)
       --log-format text|json text (default) or JSON Lines: one object per record with
                              hostname, task_id and task_name as fields
       --logfile PATH         append log records to PATH instead of the console; worker: %n =
                              node name before @, %h = after it, %p = whole, %i = 0, %I = empty
-  -f, --force                purge: do not ask before deleting
+  -f, --force                purge: do not ask before deleting (Celery's -f/--logfile is
+                             --logfile PATH here)
+      --requeue              parked: move the parked messages back to their queues
+      --limit N              parked: list or requeue at most N messages
   -h, --help                 show this help
       --version              print the version and exit
 
@@ -224,6 +230,8 @@ export const OPTIONS = {
   "task-events": { type: "boolean", short: "E" },
   "heartbeat-interval": { type: "string" },
   "without-heartbeat": { type: "boolean" },
+  "without-gossip": { type: "boolean" },
+  "without-mingle": { type: "boolean" },
   "max-memory-per-child": { type: "string" },
   "task-permissions": { type: "string" },
   loglevel: { type: "string", short: "l" },

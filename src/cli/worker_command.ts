@@ -31,6 +31,13 @@ import { EXIT_CODES, flagValue, UsageError } from "./exit_codes.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
+/** Celery's worker flags taken for its command lines, with nothing to turn off here. */
+const NO_OP_FLAGS: Readonly<Record<string, string>> = {
+  "without-gossip": "Celeriac workers do not follow each other's events (Celery's gossip)",
+  "without-mingle": "Celeriac workers read the revoked ids from the broker at start, not " +
+    "from the other workers (Celery's mingle)",
+};
+
 /**
  * What a subcommand runs with.
  *
@@ -230,6 +237,9 @@ export async function runWorker(
     heartbeats: !values["without-heartbeat"],
   });
   if (hint) log[hint.level]("{message}", { message: hint.message });
+  for (const [flag, why] of Object.entries(NO_OP_FLAGS)) {
+    if (values[flag as keyof Values]) log.info("--{flag} changes nothing: {why}", { flag, why });
+  }
   configureBeatStore(app, values);
   const beat = values.beat ? beatFromFlags(app, values) : null;
   const dashboard = values.dashboard ? await dashboardFromFlags(app, values) : null;

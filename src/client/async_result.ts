@@ -63,7 +63,9 @@ export interface ResultSource {
  */
 export interface GetOptions {
   /**
-   * Give up waiting after this many milliseconds with a {@link TimeoutError}.
+   * Give up waiting after this many **milliseconds** (not seconds, as
+   * Celery's `get(timeout=10)`: write `{ timeout: 10_000 }` for 10 s) with a
+   * {@link TimeoutError}.
    * It bounds the wait for the result, not the reading of one stored
    * already: as Celery's `get(timeout=0)`, `{ timeout: 0 }` returns a
    * finished task's result. Default: wait forever.
@@ -103,8 +105,12 @@ const OPTION_NAMES = ["timeout", "signal", "onProgress", "followParents"];
  */
 export function checkGetOptions(options: unknown, where: string): void {
   if (typeof options === "number") {
+    // Python's get(10) waits 10 s; { timeout: 10 } would wait 10 ms.
+    const ms = options * 1000;
+    const written = Number.isSafeInteger(ms) ? String(ms).replace(/\B(?=(\d{3})+$)/g, "_") : ms;
     throw new TypeError(
-      `${where} takes an options object: write ${where.slice(0, -1)}{ timeout: ${options} })`,
+      `${where} takes an options object with the timeout in milliseconds: for ${options} s, as ` +
+        `Celery's get(timeout=${options}), write ${where.slice(0, -1)}{ timeout: ${written} })`,
     );
   }
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
@@ -283,10 +289,10 @@ export class AsyncResult<T = unknown> {
    *
    * @example
    * ```ts ignore
-   * const value = await result.get({ timeout: 10_000 });
+   * const value = await result.get({ timeout: 10_000 }); // milliseconds: 10 s
    * ```
    *
-   * @param options timeout (ms) and abort signal
+   * @param options timeout in milliseconds (Celery's is in seconds) and abort signal
    * @returns the task's return value
    * @throws {TaskError} when the task (or an earlier chain step) failed or was revoked (with type,
    *   module, traceback)

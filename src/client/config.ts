@@ -4,9 +4,9 @@
  * @module
  */
 
-import type { CompressionName } from "../protocol/compression_names.ts";
+import { COMPRESSION_NAMES, type CompressionName } from "../protocol/compression_names.ts";
 import type { BeatEntry } from "./beat_config.ts";
-import type { SerializerName } from "../protocol/serializers.ts";
+import { CONTENT_TYPES, type SerializerName } from "../protocol/serializers.ts";
 import type { TaskAnnotations } from "./annotations.ts";
 import type { TaskRoutes } from "./routes.ts";
 import { readEnv } from "./runtime.ts";
@@ -244,8 +244,8 @@ export function resolveConfig(options: CeleryOptions = {}): ResolvedConfig {
     broker,
     backend: rpcThroughBroker(backend, broker),
     defaultQueue: options.defaultQueue ?? readEnv("CELERY_DEFAULT_QUEUE") ?? "celery",
-    taskSerializer: options.taskSerializer ?? "json",
-    taskCompression: options.taskCompression ?? null,
+    taskSerializer: checkSerializer(options.taskSerializer ?? "json"),
+    taskCompression: checkCompression(options.taskCompression ?? null),
     resultExpires,
     resultExtended: options.resultExtended ?? envFlag("CELERY_RESULT_EXTENDED") ?? false,
     visibilityTimeout,
@@ -363,6 +363,27 @@ function describe(value: unknown): string {
     return `the ${typeof value} ${String(value)}`;
   }
   return `a ${typeof value}`;
+}
+
+/**
+ * The app's `taskSerializer`, refused at `new Celery()` rather than at each
+ * send when Celeriac cannot write it (Celery's `"pickle"`, `"yaml"`).
+ */
+function checkSerializer(name: SerializerName): SerializerName {
+  if (Object.hasOwn(CONTENT_TYPES, name)) return name;
+  throw new RangeError(
+    `taskSerializer ${JSON.stringify(name)} is not a serializer Celeriac writes: use "json" ` +
+      `(the default) or "msgpack" (Celery's "pickle" and "yaml" are not supported)`,
+  );
+}
+
+/** The app's `taskCompression`, refused at `new Celery()` rather than at each send. */
+function checkCompression(name: CompressionName | null): CompressionName | null {
+  if (name === null || COMPRESSION_NAMES.includes(name)) return name;
+  throw new RangeError(
+    `taskCompression ${JSON.stringify(name)} is not a compression Celeriac writes: use ` +
+      `${COMPRESSION_NAMES.map((n) => JSON.stringify(n)).join(" or ")}, or null for none`,
+  );
 }
 
 /** Throw a RangeError naming the setting when a time zone is unknown. */

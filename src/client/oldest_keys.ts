@@ -1,5 +1,5 @@
 /**
- * Evicting the oldest entries of an insertion-ordered `Map` in amortized
+ * Evicting the oldest entries of an insertion-ordered `Map` or `Set` in amortized
  * constant time.
  *
  * @module
@@ -24,11 +24,11 @@
  * ```
  */
 export class OldestKeys<K> {
-  readonly #map: Map<K, unknown>;
+  readonly #map: Map<K, unknown> | Set<K>;
   #keys: Iterator<K> | null = null;
 
-  /** @param map the map to evict from */
-  constructor(map: Map<K, unknown>) {
+  /** @param map the map (or set) to evict from */
+  constructor(map: Map<K, unknown> | Set<K>) {
     this.#map = map;
   }
 

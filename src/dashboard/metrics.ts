@@ -11,6 +11,17 @@
  */
 
 import type { DashboardEvent, EventCore } from "./feed.ts";
+import { OldestKeys } from "../client/oldest_keys.ts";
+
+/**
+ * (worker, task name) series kept: past it the tenth least recently updated are dropped (their
+ * counters start again from 0 if they come back, which Prometheus reads as a reset), so that ever
+ * new task names or worker names do not grow a scrape without end.
+ */
+export const MAX_METRIC_CELLS = 10_000;
+
+/** Workers kept for `flower_worker_online` and `..._executing_tasks`: the least recently seen go. */
+export const MAX_METRIC_WORKERS = 1000;
 
 /** Runtime histogram buckets: prometheus_client's defaults, as Flower uses them. */
 export const RUNTIME_BUCKETS: readonly number[] = [
@@ -47,6 +58,8 @@ interface Cell {
   runtime: Histogram | null;
   prefetchTime: number | null;
   prefetched: number | null;
+  /** When it was last updated (a count of updates). */
+  touched: number;
 }
 
 /**
@@ -75,7 +88,11 @@ function num(n: number): string {
 export class Metrics {
   /** Worker → task name → its cell. */
   readonly #cells = new Map<string, Map<string, Cell>>();
+  #cellCount = 0;
+  #clock = 0;
+  /** Worker → 1 online, 0 offline; least recently seen first. */
   readonly #online = new Map<string, number>();
+  readonly #oldestWorker = new OldestKeys(this.#online);
   readonly #executing = new Map<string, number>();
 
   /**
@@ -114,10 +131,20 @@ export class Metrics {
         }
       }
     } else if (e.type === "worker-online" || e.type === "worker-heartbeat") {
-      this.#online.set(worker, 1);
+      this.#seeWorker(worker, 1);
       if (typeof e.active === "number") this.#executing.set(worker, e.active);
     } else if (e.type === "worker-offline") {
-      this.#online.set(worker, 0);
+      this.#seeWorker(worker, 0);
+    }
+  }
+
+  /** Note a worker as the most recently seen; past {@link MAX_METRIC_WORKERS}, drop the least. */
+  #seeWorker(worker: string, online: number): void {
+    this.#online.delete(worker);
+    this.#online.set(worker, online);
+    if (this.#online.size > MAX_METRIC_WORKERS) {
+      const gone = this.#oldestWorker.evict();
+      if (gone !== undefined) this.#executing.delete(gone);
     }
   }
 
@@ -127,7 +154,7 @@ export class Metrics {
    * @param worker node name
    */
   offline(worker: string): void {
-    this.#online.set(worker, 0);
+    this.#seeWorker(worker, 0);
   }
 
   #cell(worker: string, taskName: string): Cell {
@@ -138,10 +165,29 @@ export class Metrics {
     }
     let cell = tasks.get(taskName);
     if (!cell) {
-      cell = { events: new Map(), runtime: null, prefetchTime: null, prefetched: null };
+      cell = { events: new Map(), runtime: null, prefetchTime: null, prefetched: null, touched: 0 };
       tasks.set(taskName, cell);
+      this.#cellCount++;
     }
+    cell.touched = ++this.#clock;
+    if (this.#cellCount > MAX_METRIC_CELLS) this.#dropOldestCells();
     return cell;
+  }
+
+  /** Drop the tenth of the cells least recently updated (one sort per tenth: amortized cheap). */
+  #dropOldestCells(): void {
+    const touched: number[] = [];
+    for (const [, , cell] of this.#each()) touched.push(cell.touched);
+    touched.sort((a, b) => a - b);
+    const keepFrom = touched[Math.floor(MAX_METRIC_CELLS / 10)];
+    for (const [worker, tasks] of this.#cells) {
+      for (const [name, cell] of tasks) {
+        if (cell.touched >= keepFrom) continue;
+        tasks.delete(name);
+        this.#cellCount--;
+      }
+      if (tasks.size === 0) this.#cells.delete(worker);
+    }
   }
 
   /** Every (worker, task name, cell), in the order first seen. */

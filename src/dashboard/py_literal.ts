@@ -39,6 +39,12 @@ const ESCAPES: Record<string, string> = {
 };
 
 /**
+ * How deep tuples, lists and dicts may nest: CPython's own parser refuses source nested deeper
+ * than 200 brackets, and a deeper text would overflow the stack of this recursive parser.
+ */
+export const MAX_PY_LITERAL_DEPTH = 200;
+
+/**
  * Parse a Python literal repr into JSON-compatible values (tuples become
  * arrays).
  *
@@ -50,10 +56,12 @@ const ESCAPES: Record<string, string> = {
  *
  * @param text the repr
  * @returns the value
- * @throws {PyLiteralError} when the text is not a literal
+ * @throws {PyLiteralError} when the text is not a literal, or nests deeper than
+ *   {@link MAX_PY_LITERAL_DEPTH} levels
  */
 export function parsePyLiteral(text: string): unknown {
   let i = 0;
+  let depth = 0;
   const fail = (what: string): never => {
     throw new PyLiteralError(`Not a Python literal at character ${i}: ${what}`);
   };
@@ -63,8 +71,14 @@ export function parsePyLiteral(text: string): unknown {
   const value = (): unknown => {
     ws();
     const c = text[i];
-    if (c === "(" || c === "[") return seq(c === "(" ? ")" : "]");
-    if (c === "{") return dict();
+    if (c === "(" || c === "[" || c === "{") {
+      if (++depth > MAX_PY_LITERAL_DEPTH) {
+        fail(`nested deeper than ${MAX_PY_LITERAL_DEPTH} levels`);
+      }
+      const v = c === "{" ? dict() : seq(c === "(" ? ")" : "]");
+      depth--;
+      return v;
+    }
     if (c === "'" || c === '"') return string(c);
     const word = /^(True|False|None)\b/.exec(text.slice(i));
     if (word) {

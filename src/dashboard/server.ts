@@ -59,7 +59,10 @@ export interface DashboardOptions {
    * `auth`, the check applies only when this is given. Default none.
    */
   allowedHosts?: readonly string[];
-  /** Hide every action and refuse POSTs. Default false. */
+  /**
+   * Hide every action and refuse POSTs. Default false. The `enable_events` broadcast
+   * (`enableEvents`) still goes out: without task events a dashboard shows nothing.
+   */
   readOnly?: boolean;
   /**
    * Mask args, kwargs, results, exception messages and traceback text (not
@@ -88,6 +91,8 @@ export interface DashboardOptions {
 const PUSH_INTERVAL_MS = 1000;
 const ENABLE_EVENTS_MS = 5000;
 const DEPTH_CACHE_MS = 2000;
+/** Queue depths asked of the broker at once: a scrape asks each queue's. */
+const DEPTH_CONCURRENCY = 8;
 
 const SECURITY_HEADERS: Record<string, string> = {
   "x-content-type-options": "nosniff",
@@ -113,6 +118,32 @@ function sameSite(origin: string, req: Request, url: URL): boolean {
   } catch {
     return false; // "null" (an opaque origin) or a host that is no URL's
   }
+}
+
+/**
+ * `fn` of each item, at most `limit` at a time, in the items' order; the first failure rejects
+ * and stops the rest from starting.
+ */
+async function mapLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = [];
+  let next = 0, failed = false;
+  const lane = async () => {
+    while (next < items.length && !failed) {
+      const i = next++;
+      try {
+        out[i] = await fn(items[i]);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
 }
 
 /**
@@ -270,8 +301,10 @@ export class Dashboard {
       ...(this.#options.queues ?? []),
       ...this.model.queuesSeen,
     ]);
-    const value = Promise.all(
-      [...names].sort().map(async (q) => [q, await app.queueDepth(q)] as const),
+    const value = mapLimited(
+      [...names].sort(),
+      DEPTH_CONCURRENCY,
+      async (q) => [q, await app.queueDepth(q)] as const,
     ).then((pairs) => new Map(pairs));
     this.#depths = { at: now, value };
     value.catch(() => this.#depths = null);

@@ -57,6 +57,13 @@ export interface Changes {
 const MAX_CHANGED_TASKS = 200;
 
 /**
+ * Queues kept in {@link ViewModel.queuesSeen}: past it the least recently seen is dropped, so
+ * that a client sending to ever new queues does not grow the list (and the depth asked of the
+ * broker at each /metrics scrape) without end.
+ */
+export const MAX_QUEUES_SEEN = 1000;
+
+/**
  * Everything the dashboard shows that comes from events.
  *
  * @example Feeding recorded events
@@ -95,8 +102,12 @@ export class ViewModel {
     started: null,
   };
   #eventsSince = 0;
-  /** Queues seen in `task-sent` events and `active_queues` replies. */
+  /**
+   * Queues seen in `task-sent` events and `active_queues` replies, least recently seen first;
+   * at most {@link MAX_QUEUES_SEEN}.
+   */
   readonly queuesSeen: Set<string> = new Set();
+  readonly #oldestQueue = new OldestKeys(this.queuesSeen);
   /**
    * Whether {@link ViewModel.apply} notes which tasks changed, for
    * {@link ViewModel.takeChanges}. Default true; the dashboard turns it off
@@ -155,7 +166,7 @@ export class ViewModel {
           this.#moreTasks = true;
         }
       }
-      if (e.type === "task-sent" && facts.queue) this.queuesSeen.add(facts.queue);
+      if (e.type === "task-sent" && facts.queue) this.#seeQueue(facts.queue);
       this.throughput.record(
         e.type,
         e.timestamp,
@@ -166,6 +177,13 @@ export class ViewModel {
     if (worker) this.#changedWorkers.add(worker.hostname);
     if (isTask) this.metrics.apply(e, facts.name ?? "", facts);
     else this.metrics.apply(e, typeof e.name === "string" ? e.name : "");
+  }
+
+  /** Note a queue as the most recently seen; past {@link MAX_QUEUES_SEEN}, drop the least. */
+  #seeQueue(queue: string): void {
+    this.queuesSeen.delete(queue);
+    this.queuesSeen.add(queue);
+    if (this.queuesSeen.size > MAX_QUEUES_SEEN) this.#oldestQueue.evict();
   }
 
   /**
@@ -179,7 +197,7 @@ export class ViewModel {
       const names = list
         .map((q) => (q as { name?: unknown })?.name)
         .filter((n): n is string => typeof n === "string");
-      for (const n of names) this.queuesSeen.add(n);
+      for (const n of names) this.#seeQueue(n);
       if (this.workers.setInspected(node, { queues: names })) this.#changedWorkers.add(node);
     }
   }

@@ -18,6 +18,16 @@
  */
 export type CompressionName = "zlib" | "gzip";
 
+/**
+ * The {@link CompressionName}s.
+ *
+ * @example
+ * ```ts ignore
+ * COMPRESSION_NAMES.includes("zlib"); // true
+ * ```
+ */
+export const COMPRESSION_NAMES: readonly CompressionName[] = ["zlib", "gzip"];
+
 /** MIME types of the `compression` header, by kombu compressor name. */
 const MIME_BY_NAME: Record<CompressionName, string> = {
   zlib: "application/x-gzip",

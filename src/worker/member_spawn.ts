@@ -18,6 +18,7 @@ import { newRing, RingReader, RingWriter } from "./shared_ring.ts";
 import { spawnRunner } from "./spawn_runner.ts";
 import { StartTable } from "./start_table.ts";
 import type { ThreadWatch } from "./thread_leaks.ts";
+import { ownThread } from "./thread_self.ts";
 
 /** The script each Web Worker of the threads pool runs. */
 export const RUNNER_URL: URL = new URL("./runner.ts", import.meta.url);
@@ -149,6 +150,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
     switch (msg.type) {
       case "ready":
         member.starts.sync(msg.now);
+        member.threads = ownThread(member.threads, msg.tid);
         member.up = true;
         group.failures = 0;
         resolve();

@@ -58,6 +58,8 @@ export type FromRunner =
     tasks: string[];
     /** Its `performance.now()` as it posts this: the main thread reads its start table with it. */
     now: number;
+    /** Its thread's id, when it could read it (`thread_self.ts`). */
+    tid?: number;
   }
   | { type: "init-error"; error: string }
   /**

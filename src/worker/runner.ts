@@ -27,6 +27,7 @@ import { readRuns } from "./run_ring.ts";
 import type { Revocation } from "./sandboxes.ts";
 import { RingReader, RingWriter } from "./shared_ring.ts";
 import { StartTable } from "./start_table.ts";
+import { ownThreadId } from "./thread_self.ts";
 
 let app: Promise<Celery> | null = null;
 /** The app once loaded: requests then start in the turn they arrive, before an abort posted after them. */
@@ -98,6 +99,8 @@ const services: RunServices = {
 
 // Opened now, with the permissions the Web Worker starts with: a sandbox gives some up once loaded.
 const clock = threadCpuClock();
+/** This thread's id, for the pool to tell it from others started with it (`thread_self.ts`). */
+const tid = ownThreadId();
 const runner = new BatchRunner(
   (outcomes) =>
     (!measureMemory && ring && writeOutcomes(ring, outcomes, posts, performance.now())) ||
@@ -175,7 +178,7 @@ function handle(msg: ToRunnerPosted): void {
         reader.listen(fromRing, () => false);
       }
       app.then(
-        (a) => post({ type: "ready", tasks: [...a.tasks.keys()], now: performance.now() }),
+        (a) => post({ type: "ready", tasks: [...a.tasks.keys()], now: performance.now(), tid }),
         (err) => post({ type: "init-error", error: (err as Error).stack ?? String(err) }),
       );
       break;

@@ -45,6 +45,14 @@ const ASIDE = 4;
  * the main thread stalls that long with `--prefetch` over 1024.
  */
 const FINISH_SPILL = 1024;
+/**
+ * Starts kept beside the slots for tasks that do not hold their slot (they
+ * also post their start), until their outcome is read: a terminate reads
+ * them before that post is handled. A start is only posted when more than
+ * this many such tasks are unread at once, which takes one Web Worker
+ * holding over 1024 tasks (it holds at most its slots, `--prefetch`).
+ */
+const START_SPILL = 1024;
 
 /**
  * The shared arrays of a {@link StartTable}, as posted to its Web Worker.
@@ -83,6 +91,12 @@ export interface StartTableMemory {
    * numbers, 32 bits, 0 for none; its last cell counts the entries ever used.
    */
   finishedSpill: Int32Array;
+  /**
+   * Tasks that did not hold their slot and started, whose outcome the main
+   * thread has not read: sequence numbers, 32 bits, 0 for none; its last
+   * cell counts the entries ever used.
+   */
+  startedSpill: Int32Array;
   /** The task of each slot the main thread revoked: its sequence number, truncated to 32 bits. */
   revoked: Int32Array;
   /**
@@ -148,6 +162,7 @@ export class StartTable {
       finished: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       finishedAside: new Int32Array(new SharedArrayBuffer(SLOTS * ASIDE * 4)),
       finishedSpill: new Int32Array(new SharedArrayBuffer((FINISH_SPILL + 1) * 4)),
+      startedSpill: new Int32Array(new SharedArrayBuffer((START_SPILL + 1) * 4)),
       revoked: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       released: new Int32Array(new SharedArrayBuffer(SLOTS * 4)),
       spilled: new Int32Array(new SharedArrayBuffer((SPILL + 1) * 4)),
@@ -168,33 +183,21 @@ export class StartTable {
     const slot = seq % SLOTS;
     const mark = seq | 0;
     if (this.#held[slot] === seq) Atomics.store(this.memory.finished, slot, mark);
-    else if (Atomics.compareExchange(this.memory.finishedAside, asideCell(seq), 0, mark) !== 0) {
-      this.#spill(seq);
-    }
-  }
-
-  /** Note the finish of `seq` in the spill; in its cell, over another's, when the spill is full. */
-  #spill(seq: number): void {
-    const mark = seq | 0;
-    const { finishedSpill: spill } = this.memory;
-    const used = Atomics.load(spill, FINISH_SPILL);
-    for (let i = 0; i < used; i++) {
-      if (Atomics.compareExchange(spill, i, 0, mark) === 0) return;
-    }
-    if (used === FINISH_SPILL) {
+    else if (
+      Atomics.compareExchange(this.memory.finishedAside, asideCell(seq), 0, mark) !== 0 &&
+      !put(this.memory.finishedSpill, mark)
+    ) {
+      // The spill full: in its cell, over another's.
       Atomics.store(this.memory.finishedAside, asideCell(seq), mark);
-      return;
     }
-    // The entry before the count: the main thread reads the count first.
-    Atomics.store(spill, used, mark);
-    Atomics.store(spill, FINISH_SPILL, used + 1);
   }
 
   /**
    * On the main thread, once it has read the outcome of task `seq`: the
    * slot it holds may be taken over by another task
    * ({@link StartTable.record}); for a task that does not hold its slot (it
-   * posted its start), its finish beside the slots is cleared for others.
+   * posted its start), its start and finish beside the slots are cleared for
+   * others.
    *
    * @param seq the task
    */
@@ -205,12 +208,10 @@ export class StartTable {
       Atomics.store(this.memory.released, slot, mark);
       return;
     }
-    if (Atomics.compareExchange(this.memory.finishedAside, asideCell(seq), mark, 0) === mark) {
-      return;
+    clear(this.memory.startedSpill, mark);
+    if (Atomics.compareExchange(this.memory.finishedAside, asideCell(seq), mark, 0) !== mark) {
+      clear(this.memory.finishedSpill, mark);
     }
-    const { finishedSpill: spill } = this.memory;
-    const used = Atomics.load(spill, FINISH_SPILL);
-    for (let i = 0; i < used; i++) if (Atomics.compareExchange(spill, i, mark, 0) === mark) return;
   }
 
   /** Whether the main thread read the outcome of `held`, the task of `slot`. */
@@ -227,14 +228,9 @@ export class StartTable {
    */
   hasFinished(seq: number): boolean {
     const mark = seq | 0;
-    if (
-      Atomics.load(this.memory.finished, seq % SLOTS) === mark ||
-      Atomics.load(this.memory.finishedAside, asideCell(seq)) === mark
-    ) return true;
-    const { finishedSpill: spill } = this.memory;
-    const used = Atomics.load(spill, FINISH_SPILL);
-    for (let i = 0; i < used; i++) if (Atomics.load(spill, i) === mark) return true;
-    return false;
+    return Atomics.load(this.memory.finished, seq % SLOTS) === mark ||
+      Atomics.load(this.memory.finishedAside, asideCell(seq)) === mark ||
+      holds(this.memory.finishedSpill, mark);
   }
 
   /**
@@ -255,15 +251,19 @@ export class StartTable {
    * In the Web Worker: note that task `seq` starts now, unless its slot is
    * held by another task whose outcome the main thread has not read yet
    * ({@link StartTable.release}): it runs, or the main thread may still
-   * ask whether it started or finished.
+   * ask whether it started or finished. Then only that it started is noted
+   * beside the slots (read by {@link StartTable.hasStarted}, not when).
    *
    * @param seq the task
-   * @returns whether it was written; when not, tell the main thread another way
+   * @returns whether its start time was written; when not, tell the main thread another way
    */
   record(seq: number): boolean {
     const slot = seq % SLOTS;
     const held = this.#held[slot];
-    if (held !== undefined && held !== seq && !this.#released(slot, held)) return false;
+    if (held !== undefined && held !== seq && !this.#released(slot, held)) {
+      put(this.memory.startedSpill, seq | 0);
+      return false;
+    }
     this.#held[slot] = seq;
     this.memory.at[slot] = performance.now();
     Atomics.store(this.memory.seqs, slot, seq | 0);
@@ -286,14 +286,17 @@ export class StartTable {
 
   /**
    * On the main thread: whether task `seq` started, as its Web Worker wrote
-   * it (false too when its slot was held and it posted its start instead).
+   * it in its slot or, when its slot was held, beside the slots (false there
+   * only when over 1024 such tasks were unread at once: it posted its start).
    *
    * @param seq the task
    * @returns true once its start is written
    */
   hasStarted(seq: number): boolean {
     const slot = seq % SLOTS;
-    return Atomics.load(this.memory.seqs, slot) === (seq | 0) && this.memory.at[slot] > 0;
+    const mark = seq | 0;
+    return (Atomics.load(this.memory.seqs, slot) === mark && this.memory.at[slot] > 0) ||
+      holds(this.memory.startedSpill, mark);
   }
 
   /**
@@ -361,6 +364,36 @@ export class StartTable {
     for (let i = 0; i < used; i++) if (Atomics.load(spilled, i) === mark) return true;
     return false;
   }
+}
+
+/**
+ * Put `mark` in a spill (its last cell counts the entries ever used) in an
+ * empty entry, unless it is full.
+ */
+function put(spill: Int32Array, mark: number): boolean {
+  const size = spill.length - 1;
+  const used = Atomics.load(spill, size);
+  for (let i = 0; i < used; i++) {
+    if (Atomics.compareExchange(spill, i, 0, mark) === 0) return true;
+  }
+  if (used === size) return false;
+  // The entry before the count: the reader reads the count first.
+  Atomics.store(spill, used, mark);
+  Atomics.store(spill, size, used + 1);
+  return true;
+}
+
+/** Empty the entry of a spill holding `mark`, if one does. */
+function clear(spill: Int32Array, mark: number): void {
+  const used = Atomics.load(spill, spill.length - 1);
+  for (let i = 0; i < used; i++) if (Atomics.compareExchange(spill, i, mark, 0) === mark) return;
+}
+
+/** Whether an entry of a spill holds `mark`. */
+function holds(spill: Int32Array, mark: number): boolean {
+  const used = Atomics.load(spill, spill.length - 1);
+  for (let i = 0; i < used; i++) if (Atomics.load(spill, i) === mark) return true;
+  return false;
 }
 
 /** The cell of `seq`'s finish in {@link StartTableMemory.finishedAside}. */

@@ -7,9 +7,11 @@
  * time limit and so gets the CPU back; a thread cannot be killed alone.
  *
  * So the threads pool notes the threads that start with each Web Worker
- * (new in `/proc/<pid>/task` across its `new Worker()`), takes the one named
- * `worker-N` among them (Deno names a Web Worker's thread so) when it
- * terminates it, and samples its CPU every second until it ends. A
+ * (new in `/proc/<pid>/task` across its `new Worker()`), narrowed to the
+ * one the Web Worker says is its own in its `ready` (`thread_self.ts`: a
+ * Web Worker started elsewhere in the process meanwhile is new too), takes
+ * the one named `worker-N` among them (Deno names a Web Worker's thread so)
+ * when it terminates it, and samples its CPU every second until it ends. A
  * terminated Web Worker's thread does not end when its synchronous code
  * returns: it goes on to the messages queued to it (the `run`s the pool had
  * posted), so the pool halts it first (`start_table.ts`): it starts none of
@@ -350,7 +352,8 @@ export class ThreadWatch {
       return;
     }
     if (!threads) return;
-    // Its own is the one named as a Web Worker's; two: task code started a Web Worker meanwhile.
+    // Its own is the one named as a Web Worker's; two: another started meanwhile, and it did not
+    // say which is its own (`thread_self.ts`: a sandbox without read access to /proc).
     const named = threads.flatMap((ref) => {
       const s = this.#sample(ref.tid);
       return s && s.start === ref.start && WEB_WORKER_THREAD.test(s.name) ? [{ ref, s }] : [];

@@ -1,0 +1,19 @@
+// deno-lint-ignore-file no-console
+/**
+ * The README's "From code" worker, as written there, with the broker from
+ * FROM_CODE_BROKER and a line on stdout once it started: it must exit after
+ * SIGTERM, with nothing more than `await worker.finished`.
+ */
+
+import { Worker } from "../../worker.ts";
+import { app } from "./from_code_app.ts";
+
+const worker = new Worker({
+  app,
+  appModule: new URL("./from_code_app.ts", import.meta.url).href,
+  concurrency: 2,
+});
+await worker.start();
+console.log("started");
+Deno.addSignalListener("SIGTERM", () => worker.stop());
+await worker.finished;
