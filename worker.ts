@@ -13,7 +13,9 @@
  * import { app } from "./tasks.ts";
  * const worker = new Worker({ app, appModule: new URL("./tasks.ts", import.meta.url).href });
  * await worker.start();
+ * Deno.addSignalListener("SIGTERM", () => worker.stop());
  * await worker.finished;
+ * await app.close();
  * ```
  *
  * @module

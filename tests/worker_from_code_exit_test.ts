@@ -1,7 +1,8 @@
 /**
- * The README's "From code" worker exits after SIGTERM: the worker's stop
- * closes the app's connections its start opened (before, `worker.finished`
- * resolved but the open Redis connection kept the process running).
+ * The README's "From code" worker exits after SIGTERM (`await worker.finished`
+ * then `await app.close()`), and a worker's stop leaves the app open for the
+ * rest of the process: a second worker on it keeps consuming, results stay
+ * readable.
  */
 
 import assert from "node:assert/strict";
@@ -63,24 +64,41 @@ Deno.test("worker from code: the README's pattern exits after SIGTERM (Redis bro
   }
 });
 
-Deno.test("worker from code: an app connected before start stays open after stop", async () => {
+Deno.test("worker from code: a second worker on the same app keeps consuming after the first stops", async () => {
   const { Worker } = await import("../worker.ts");
-  const app = new Celery({ broker: "kv://:memory:", backend: null });
-  app.task("t.add", (a: number, b: number) => a + b);
+  const queue = `from_code_${crypto.randomUUID().slice(0, 8)}`;
+  const app = new Celery({ broker: REDIS, backend: REDIS, defaultQueue: queue });
+  const add = app.task("t.add", (a: number, b: number) => a + b);
+  const options = { app, pool: "inline" as const, concurrency: 1, queues: [queue] };
+  const first = new Worker({ ...options, hostname: `first@${queue}` });
+  const second = new Worker({ ...options, hostname: `second@${queue}` });
   try {
-    await app.broker();
-    const worker = new Worker({ app, pool: "inline", concurrency: 1 });
-    await worker.start();
-    await worker.stop();
-    assert.equal(app.connected, true);
+    await first.start();
+    await second.start();
+    assert.equal(await (await add.delay(1, 2)).get({ timeout: 10_000 }), 3);
+    await first.stop();
+    assert.equal(await (await add.delay(3, 4)).get({ timeout: 10_000 }), 7);
   } finally {
+    await first.stop();
+    await second.stop();
+    await app.purge(queue).catch(() => {});
     await app.close();
   }
-  const own = new Celery({ broker: "kv://:memory:", backend: null });
-  own.task("t.add", (a: number, b: number) => a + b);
-  const worker = new Worker({ app: own, pool: "inline", concurrency: 1 });
-  await worker.start();
-  assert.equal(own.connected, true);
-  await worker.stop();
-  assert.equal(own.connected, false);
+});
+
+Deno.test("worker from code: results stay readable after the worker stops (kv://:memory:)", async () => {
+  const { Worker } = await import("../worker.ts");
+  const app = new Celery({ broker: "kv://:memory:" });
+  const add = app.task("t.add", (a: number, b: number) => a + b);
+  const worker = new Worker({ app, pool: "inline", concurrency: 1 });
+  try {
+    await worker.start();
+    const result = await add.delay(2, 3);
+    while (!(await result.ready())) await new Promise((r) => setTimeout(r, 20));
+    await worker.stop();
+    assert.equal(await result.get({ timeout: 10_000 }), 5);
+  } finally {
+    await worker.stop();
+    await app.close();
+  }
 });

@@ -164,20 +164,6 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
   }
 
   /**
-   * Whether the broker or the result backend is open (or opening): a
-   * {@link Worker} whose start opened them closes them when it stops.
-   *
-   * @example
-   * ```ts
-   * import { Celery } from "@celeriac/celeriac";
-   * new Celery({ broker: "kv://:memory:" }).connected; // false: nothing used it yet
-   * ```
-   */
-  get connected(): boolean {
-    return this.#connections.opened;
-  }
-
-  /**
    * Change options before anything connected (the worker's `--broker` and
    * `--backend` flags use this).
    *

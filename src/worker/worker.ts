@@ -105,6 +105,7 @@ const log = getLogger(["celeriac", "worker"]);
  * await worker.start();
  * Deno.addSignalListener("SIGTERM", () => worker.stop());
  * await worker.finished;
+ * await app.close(); // the app's connections stay open until closed: the program exits
  * ```
  */
 export class Worker {
@@ -130,8 +131,6 @@ export class Worker {
   /** The start-up check for another node of the same name (see {@link warnIfNameTaken}). */
   #nameCheck: Promise<void> = Promise.resolve();
   readonly #finished = Promise.withResolvers<void>();
-  /** Whether {@link Worker.start} opened the app's connections: the shutdown then closes them. */
-  #ownsConnections = false;
   #failure: Error | null = null;
 
   /**
@@ -198,9 +197,8 @@ export class Worker {
   }
 
   /**
-   * Resolves when the worker has stopped and settled everything, and closed the app's connections
-   * if its start opened them (nothing had used the app), so that a program running only the worker
-   * exits; the app opens anew on its next use. An app connected before start stays open.
+   * Resolves when the worker has stopped and settled everything. The app's connections stay
+   * open (other code, another worker, may still use the app): `await app.close()` when done.
    */
   get finished(): Promise<void> {
     return this.#finished.promise;
@@ -251,7 +249,6 @@ export class Worker {
    */
   async start(): Promise<void> {
     if (this.#stopping) return;
-    this.#ownsConnections = !this.#app.connected;
     const starting = this.#start();
     this.#starting = starting.then(() => {}, () => {});
     try {
@@ -433,7 +430,6 @@ export class Worker {
     await s.pool?.close(); // undefined when start-up ended before the pool
     await this.#offline();
     await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
-    await this.#closeOwnConnections();
     this.#finished.resolve();
   }
 
@@ -464,7 +460,6 @@ export class Worker {
     clearInterval(this.#leaseTimer);
     await this.#offline();
     await this.#app.signals.emit("workerShutdown", { hostname: this.hostname });
-    await this.#closeOwnConnections();
     this.#finished.resolve();
   }
 
@@ -478,17 +473,6 @@ export class Worker {
       this.#startUp.abort(new DOMException("The worker was stopped while starting", "AbortError"));
     }
     await this.#starting;
-  }
-
-  /** Close the app's connections if this worker's start opened them (see {@link Worker.finished}). */
-  async #closeOwnConnections(): Promise<void> {
-    if (!this.#ownsConnections) return;
-    await this.#app.close().catch((err) =>
-      log.warn("{hostname}: closing the app's connections failed: {error}", {
-        hostname: this.hostname,
-        error: String(err),
-      })
-    );
   }
 
   /** Send `worker-offline` and every pending event. */

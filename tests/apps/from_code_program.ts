@@ -2,7 +2,7 @@
 /**
  * The README's "From code" worker, as written there, with the broker from
  * FROM_CODE_BROKER and a line on stdout once it started: it must exit after
- * SIGTERM, with nothing more than `await worker.finished`.
+ * SIGTERM, with `await worker.finished` and `await app.close()`.
  */
 
 import { Worker } from "../../worker.ts";
@@ -17,3 +17,4 @@ await worker.start();
 console.log("started");
 Deno.addSignalListener("SIGTERM", () => worker.stop());
 await worker.finished;
+await app.close();
