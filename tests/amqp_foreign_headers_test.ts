@@ -8,7 +8,9 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { reset } from "@logtape/logtape";
 import { openAmqpBroker } from "../src/broker/amqp.ts";
+import { AmqpConnection } from "../src/broker/amqp_connection.ts";
 import {
   decodeHeaders,
   splitHeaderFrame,
@@ -18,10 +20,12 @@ import { fromIncoming } from "../src/broker/amqp_message.ts";
 import { fromAmqpTable } from "../src/broker/amqp_table.ts";
 import { uniqueQueue } from "./broker_conformance.ts";
 import { interopWorker, pythonCalls, pythonEnv } from "./helpers/interop.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
 import { PYTHON } from "./helpers/procs.ts";
-import { createVhost } from "./helpers/rabbitmq.ts";
+import { createVhost, RABBITMQ_URL } from "./helpers/rabbitmq.ts";
 import { deleteResults, REDIS_URL } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
+import { TcpProxy } from "./helpers/tcp_proxy.ts";
 
 const ignore = WITHOUT_RABBITMQ || WITHOUT_CELERY;
 const vhost = ignore ? null : await createVhost("foreign-headers");
@@ -204,13 +208,49 @@ Deno.test({
     try {
       const out = await pythonCalls(pythonEnv(urls, queue), [
         { task: "tasks.add", args: [1, 2] },
-        { task: "tasks.add", args: [3, 4], options: { headers: { sent_ms: 1733486400000 } } },
+        {
+          task: "tasks.add",
+          args: [3, 4],
+          options: { headers: { sent_ms: 1733486400000, huge: 2n ** 62n } },
+        },
         { task: "tasks.add", args: [5, 6] },
       ]);
       await deleteResults(out.map((o) => o.id));
       assert.deepEqual(out.map((o) => o.ok ?? o.error), [3, 7, 11]);
     } finally {
       await worker.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "foreign headers: connections that keep ending without RabbitMQ closing them do not blame it",
+  ignore,
+  async fn() {
+    const target = new URL(RABBITMQ_URL);
+    const proxy = TcpProxy.start({ hostname: target.hostname, port: Number(target.port || 5672) });
+    const records = await captureLogs("warning");
+    const conn = new AmqpConnection(
+      `amqp://guest:guest@127.0.0.1:${proxy.port}/${encodeURIComponent(vhost!.name)}`,
+    );
+    try {
+      await conn.start();
+      for (let epoch = 1; epoch <= 2; epoch++) {
+        while ((await conn.session()).epoch < epoch) await new Promise((r) => setTimeout(r, 20));
+        await proxy.cut();
+      }
+      const deadline = Date.now() + 10_000;
+      while (!records.some((r) => r.level === "error") && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const error = records.map(logLine).find((l) => l.startsWith("error"));
+      assert.match(error ?? "(none)", /ended again .* RabbitMQ did not close it/);
+      assert.doesNotMatch(error!, /a queue type that refuses a method/);
+    } finally {
+      await conn.close();
+      await proxy.close();
+      await reset();
     }
   },
 });

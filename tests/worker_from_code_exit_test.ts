@@ -7,9 +7,9 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 
 const ROOT = new URL("../", import.meta.url);
-const REDIS = "redis://127.0.0.1:6379/13";
 
 /** Run the program until it started, send SIGTERM, and wait for its exit (killed after 60 s). */
 async function stopAfterStart(
@@ -53,15 +53,14 @@ async function stopAfterStart(
 }
 
 Deno.test("worker from code: the README's pattern exits after SIGTERM (Redis broker)", async () => {
-  const queue = `from_code_${crypto.randomUUID().slice(0, 8)}`;
-  const status = await stopAfterStart({ FROM_CODE_BROKER: REDIS, FROM_CODE_QUEUE: queue });
-  assert.equal(status.hung, false, "still running 60 s after SIGTERM");
-  assert.equal(status.code, 0);
-  const app = new Celery({ broker: REDIS, backend: null });
+  const prefix = uniquePrefix("from-code");
+  const broker = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
   try {
-    await app.purge(queue);
+    const status = await stopAfterStart({ FROM_CODE_BROKER: broker });
+    assert.equal(status.hung, false, "still running 60 s after SIGTERM");
+    assert.equal(status.code, 0);
   } finally {
-    await app.close();
+    await deleteKeys(prefix);
   }
 });
 

@@ -2,8 +2,8 @@
  * kombu's restore sweep on Redis: messages unacknowledged for longer than
  * the visibility timeout go back to the front of their queues, marked
  * redelivered, with their delivery count raised; entries that cannot be
- * read are parked. The `unacked_mutex` lock keeps Celeriac's and Python's
- * sweeps apart.
+ * read, and messages whose exchange routes to no queue, are parked. The
+ * `unacked_mutex` lock keeps Celeriac's and Python's sweeps apart.
  *
  * @module
  */
@@ -95,12 +95,19 @@ async function restoreOne(scope: RedisScope, tag: string): Promise<number> {
     await parkRaw(scope, tag, value, "", `unreadable unacked entry: ${(err as Error).message}`);
     return 0;
   }
-  const queues = await route(scope, exchange, routingKey);
+  const queues = routingKey === "" ? [] : await route(scope, exchange, routingKey);
+  if (queues.length === 0) {
+    // kombu would push it to a list named after the routing key, which no consumer may read.
+    const reason = `unacknowledged message not restored: exchange ${JSON.stringify(exchange)} ` +
+      `routes routing key ${JSON.stringify(routingKey)} to no queue`;
+    await parkRaw(scope, tag, encodeEnvelope(env, env.deliveryInfo, tag, true), "", reason);
+    return 0;
+  }
   const restores = Number(env.headers[DELIVERY_COUNT_HEADER]) || 0;
   env.headers = { ...env.headers, [DELIVERY_COUNT_HEADER]: restores + 1 };
   const raw = encodeEnvelope(env, env.deliveryInfo, tag, true);
   let moved = 0;
-  for (const q of queues.length ? queues : [routingKey]) {
+  for (const q of queues) {
     moved = Math.max(
       moved,
       await scope.client.celeriacRestore(

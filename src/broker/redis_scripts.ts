@@ -37,6 +37,10 @@
  * A take that finds every list empty returns an empty array and leaves the
  * take record as it was.
  *
+ * ARGV[2 + i] is the queue KEYS[i] is a list of, recorded as the routing
+ * key (with exchange `""`) of a message whose `delivery_info` has no
+ * string exchange and routing key (absent: `""`).
+ *
  * Returns a flat array: list position (1-based; negative when parked), tag
  * it was recorded under, raw element, ...
  */
@@ -147,8 +151,10 @@ for i = 1, n do
           tag = type(props.delivery_tag) == 'string' and props.delivery_tag or ''
           local di = props.delivery_info
           if type(di) ~= 'table' then di = {} end
-          entry = '[' .. raw .. ', ' .. cjson.encode(tostring(di.exchange or '')) .. ', '
-            .. cjson.encode(tostring(di.routing_key or '')) .. ']'
+          ex, rk = di.exchange, di.routing_key
+          -- Without a string exchange and routing key, restored to the queue it was taken from.
+          if type(ex) ~= 'string' or type(rk) ~= 'string' then ex, rk = '', ARGV[2 + i] or '' end
+          entry = '[' .. raw .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']'
         end
       end
       if entry then

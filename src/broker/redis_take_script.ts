@@ -11,7 +11,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Delivery } from "./port.ts";
 import { claimList } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
-import { PARKED_KEY, takeOrder } from "./redis_keys.ts";
+import { PARKED_KEY, queueOfList, takeOrder } from "./redis_keys.ts";
 import type { EarlyDeliveries } from "./redis_early.ts";
 import { BodyPack, readTake } from "./redis_bodies.ts";
 import { TAKE_SCRIPT } from "./redis_scripts.ts";
@@ -139,7 +139,7 @@ export class TakeScript {
     keys.push(s.k("unacked_index"), s.k("unacked"), s.k(PARKED_KEY), s.k(this.#takeRecord));
     // A take repeating one whose reply was lost uses that take's id; takes never share one.
     const seq = this.#unsureTake?.seq ?? ++this.#takeSeq;
-    const args = [String(max), String(seq)];
+    const args = [String(max), String(seq), ...sources.map(queueOfList)];
     let flat: FlatStrings;
     this.#takesSent++;
     this.#taking = true;

@@ -15,6 +15,7 @@ import {
   type Sink,
   type TextFormatter,
 } from "@logtape/logtape";
+import { jsonText } from "../protocol/json.ts";
 import { UsageError } from "./exit_codes.ts";
 
 /**
@@ -134,7 +135,7 @@ function renderMessage(parts: readonly unknown[]): string {
     if (i % 2 === 0 || typeof part === "string") return String(part);
     if (typeof part === "object" && part !== null) {
       try {
-        return JSON.stringify(part);
+        return jsonText(part);
       } catch {
         return String(part);
       }

@@ -9,6 +9,7 @@
 
 import type { AsyncResult } from "../client/async_result.ts";
 import { TaskError, TimeoutError } from "../client/errors.ts";
+import { jsonText } from "../protocol/json.ts";
 import { positiveNumber } from "./flag_numbers.ts";
 import { EXIT_CODES } from "./exit_codes.ts";
 
@@ -85,7 +86,7 @@ export async function printOutcome(result: AsyncResult, options: OutcomeOptions)
   try {
     const value = await result.get({ timeout: timeout * 1000 });
     console.log(
-      JSON.stringify(json ? { task_id: id, status: "SUCCESS", result: value } : value, null, 2),
+      jsonText(json ? { task_id: id, status: "SUCCESS", result: value } : value, 2),
     );
     return 0;
   } catch (err) {
@@ -97,7 +98,7 @@ export async function printOutcome(result: AsyncResult, options: OutcomeOptions)
           exc_module: err.excModule,
         };
         const meta = { task_id: id, status: err.state, result: exc, traceback: err.traceback };
-        console.log(JSON.stringify(meta, null, 2));
+        console.log(jsonText(meta, 2));
       } else {
         console.error(`${err.state}: ${err.excType}: ${err.excMessage.map(String).join(", ")}`);
         if (options.traceback && err.traceback) console.error(err.traceback);
@@ -106,7 +107,7 @@ export async function printOutcome(result: AsyncResult, options: OutcomeOptions)
     }
     if (err instanceof TimeoutError) {
       if (json) {
-        console.log(JSON.stringify({ task_id: id, status: err.state ?? null, timeout }, null, 2));
+        console.log(jsonText({ task_id: id, status: err.state ?? null, timeout }, 2));
       } else {
         const state = err.state === undefined || err.state === "PENDING"
           ? "still pending, or unknown"

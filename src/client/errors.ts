@@ -4,6 +4,7 @@
  * @module
  */
 
+import { jsonText } from "../protocol/json.ts";
 import type { ExceptionInfo, TaskState } from "../protocol/result_meta.ts";
 
 /**
@@ -47,7 +48,7 @@ export class TaskError extends Error {
    * @param traceback the stored traceback
    */
   constructor(taskId: string, state: TaskState, info: ExceptionInfo, traceback: string | null) {
-    const args = info.exc_message.map((a) => typeof a === "string" ? a : JSON.stringify(a));
+    const args = info.exc_message.map((a) => typeof a === "string" ? a : jsonText(a));
     const detail = args.length ? `: ${args.join(", ")}` : "";
     super(
       `Task ${taskId} ${state === "REVOKED" ? "was revoked" : "failed"}: ${info.exc_type}${detail}`,

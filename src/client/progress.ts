@@ -8,6 +8,7 @@
  */
 
 import type { ResultBackend } from "../backend/port.ts";
+import { jsonText } from "../protocol/json.ts";
 import type { ResultMeta, TaskState } from "../protocol/result_meta.ts";
 import { TimeoutError } from "./errors.ts";
 import { longTimeout } from "../broker/long_timeout.ts";
@@ -45,7 +46,7 @@ function toUpdate(meta: ResultMeta): TaskUpdate {
 
 function identity(meta: ResultMeta): string | null {
   try {
-    return `${meta.status}\u0000${JSON.stringify(meta.result)}`;
+    return `${meta.status}\u0000${jsonText(meta.result)}`;
   } catch {
     return null;
   }

@@ -349,7 +349,7 @@ export class Dashboard {
         point: last,
       },
     };
-    this.#streams.send(new TextEncoder().encode(`data: ${JSON.stringify(message)}\n\n`));
+    this.#streams.send(new TextEncoder().encode(`data: ${jsonText(message)}\n\n`));
   }
 
   #stream(): Response {

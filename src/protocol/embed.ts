@@ -7,6 +7,7 @@
  */
 
 import { ProtocolError } from "./errors.ts";
+import { jsonText } from "./json.ts";
 import type { Embed, SignatureDict } from "./message.ts";
 
 /**
@@ -73,7 +74,7 @@ function checkLinks(v: unknown, where: string, taskId: string): void {
  */
 export function checkSignature(v: unknown, where: string, taskId: string): void {
   if (!isObject(v)) {
-    fail(where, `expected an object, got ${String(JSON.stringify(v)).slice(0, 80)}`, taskId);
+    fail(where, `expected an object, got ${String(jsonText(v)).slice(0, 80)}`, taskId);
   }
   if (typeof v.task !== "string" || v.task === "") fail(where, "no task name", taskId);
   if (v.args !== undefined && v.args !== null && !Array.isArray(v.args)) {

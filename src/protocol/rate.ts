@@ -5,6 +5,8 @@
  * @module
  */
 
+import { jsonText } from "./json.ts";
+
 const PER_SECOND: Record<string, number> = { s: 1, m: 60, h: 3600 };
 
 /**
@@ -36,7 +38,7 @@ export function parseRate(value: string | number, option: string = "rateLimit"):
   if (!Number.isFinite(perSecond) || perSecond < 0) {
     throw new TypeError(
       `${option} must be a rate such as "10/s", "100/m", "1000/h" or a number per second, ` +
-        `got ${JSON.stringify(value)}`,
+        `got ${jsonText(value)}`,
     );
   }
   return perSecond;

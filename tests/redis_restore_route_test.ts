@@ -1,0 +1,81 @@
+/**
+ * Late-acknowledged messages whose `delivery_info` is odd (missing, null,
+ * not strings) go back to the queue they were taken from when a crashed
+ * consumer's messages are restored; one whose exchange routes to no queue
+ * is parked. They used to be restored into lists nobody reads: `""`,
+ * `table: 0x…` (Lua's text for a table) or the unroutable routing key.
+ */
+
+import assert from "node:assert/strict";
+import { openRedisBroker } from "../src/broker/redis.ts";
+import { PARKED_KEY, priorityList } from "../src/broker/redis_keys.ts";
+import { encodeEnvelope } from "../src/protocol/envelope.ts";
+import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
+import { message, uniqueQueue } from "./broker_conformance.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+/** A kombu envelope of task `name` whose properties.delivery_info is `di`. */
+function envelope(name: string, di: unknown, priority = 0): string {
+  const m = message(name, { properties: { priority } });
+  const env = pyJsonLoads(encodeEnvelope(m, { exchange: "", routing_key: "x" }, name)) as {
+    properties: Record<string, unknown>;
+  };
+  env.properties.delivery_info = di;
+  return pyJsonDumps(env);
+}
+
+Deno.test({
+  name: "redis restore: odd delivery_info goes back to its queue; no route parks",
+  ignore: WITHOUT_REDIS,
+  async fn() {
+    const prefix = uniquePrefix("restore-route");
+    const broker = await openRedisBroker(
+      `${REDIS_URL}?global_keyprefix=${prefix}&visibility_timeout=60`,
+      { restoreInterval: 3600 },
+    );
+    const redis = await rawRedis();
+    const q = uniqueQueue("restore-route");
+    const other = uniqueQueue("restore-other");
+    const nowhere = uniqueQueue("restore-nowhere");
+    try {
+      await broker.declareQueue(q);
+      const lists: [string, string][] = [
+        [q, envelope("unroutable", { exchange: "nosuch", routing_key: nowhere })],
+        [q, envelope("other", { exchange: "", routing_key: other })],
+        [q, envelope("empty", {})],
+        [q, envelope("null", null)],
+        [q, envelope("typed", { exchange: 5, routing_key: [1] })],
+        [priorityList(q, 9), envelope("urgent", {}, 9)],
+      ];
+      for (const [list, raw] of lists) await redis.lpush(prefix + list, raw);
+      const got = await broker.take([q], { max: 10, signal: AbortSignal.timeout(3000) });
+      assert.equal(got.length, 6);
+      // The consumer crashed: its deliveries are older than the visibility timeout.
+      for (const d of got) {
+        await redis.zadd(prefix + "unacked_index", Date.now() / 1000 - 1000, d.deliveryTag);
+      }
+      assert.equal(await broker.restoreVisible(), 5);
+      const names = async (list: string) =>
+        (await redis.lrange(prefix + list, 0, -1)).map((raw) =>
+          (pyJsonLoads(raw) as { properties: { delivery_tag: string } }).properties.delivery_tag
+        ).sort();
+      assert.deepEqual(await names(q), ["empty", "null", "typed"]);
+      assert.deepEqual(await names(priorityList(q, 9)), ["urgent"]);
+      assert.deepEqual(await names(other), ["other"], "an empty exchange routes by key, as kombu");
+      assert.equal(await redis.exists(prefix + nowhere), 0);
+      const parked = await redis.lrange(prefix + PARKED_KEY, 0, -1);
+      assert.equal(parked.length, 1);
+      assert.match(parked[0], /exchange \\"nosuch\\" routes routing key .* to no queue/);
+      const stray = (await redis.keys(`${prefix}*`)).filter((k) =>
+        /^table: |^$/.test(k.slice(prefix.length))
+      );
+      assert.deepEqual(stray, []);
+      assert.equal(await redis.zcard(prefix + "unacked_index"), 0, "nothing left unacknowledged");
+    } finally {
+      await broker.close();
+      await redis.quit();
+      await deleteKeys(prefix);
+    }
+  },
+});
