@@ -4,7 +4,8 @@
  * control commands, flags and flag values (COMP_WORDS / COMPREPLY as bash
  * fills them); fish completes with the real `complete -C`; the zsh function
  * runs in a real zsh with `words` / `CURRENT` set and `compadd` recording
- * what it is given (zsh's completion system needs a terminal); every flag
+ * what it is given (zsh's completion system needs a terminal); after a
+ * command, only the flags it reads (`purge --que` -> `--queues`); every flag
  * the command line parses and every inspect / control command is in each
  * script; an unknown shell exits 2.
  */
@@ -80,6 +81,10 @@ Deno.test("completion: the bash script completes subcommands, commands, flags an
     ["worker.ts", "--broker", "red"],
     ["worker.ts", "completion", "z"],
     ["worker.ts", "call", "tasks.add", "--wa"],
+    ["worker.ts", "purge", "--que"],
+    ["worker.ts", "call", "tasks.add", "--que"],
+    ["worker.ts", "inspect", "--que"],
+    ["worker.ts", "--que"],
   ]);
   assert.match(
     registered,
@@ -97,6 +102,10 @@ Deno.test("completion: the bash script completes subcommands, commands, flags an
     "", // a flag's value: nothing to offer
     "zsh",
     "--wait",
+    "--queues", // each command's own flags: purge refuses --queue
+    "--queue",
+    "", // inspect reads neither
+    "--queues",
   ]);
 });
 
@@ -111,7 +120,8 @@ Deno.test({
       "--no-config",
       "-c",
       `source ${file}; complete -C "worker.ts ins"; echo -; complete -C "celeriac control auto"; ` +
-      `echo -; complete -C "worker.ts --autos"; echo -; complete -C "worker.ts -P "`,
+      `echo -; complete -C "worker.ts --autos"; echo -; complete -C "worker.ts -P "; ` +
+      `echo -; complete -C "worker.ts purge --que"; echo -; complete -C "celeriac call t --que"`,
     ]);
     assert.deepEqual(got, [
       "inspect",
@@ -123,6 +133,10 @@ Deno.test({
       "-",
       "inline",
       "threads",
+      "-",
+      "--queues",
+      "-",
+      "--queue",
     ]);
   } finally {
     await Deno.remove(file);
@@ -152,6 +166,8 @@ Deno.test({
         "t worker.ts --autos",
         't worker.ts -P ""',
         't worker.ts --app ""',
+        "t worker.ts purge --que",
+        "t worker.ts call t --que",
       ].join("\n"),
     ]);
     assert.deepEqual(got, [
@@ -161,6 +177,8 @@ Deno.test({
       "--autoscale --autoscale-keepalive",
       "threads inline",
       "FILES",
+      "--queues",
+      "--queue",
     ]);
   } finally {
     await Deno.remove(file);
@@ -184,7 +202,10 @@ Deno.test("completion: every script names every flag and inspect / control comma
     }
   }
   assert.match((await worker("completion", "zsh")).out, /^#compdef worker\.ts celeriac\n/);
-  assert.match((await worker("completion", "fish")).out, /complete -c celeriac -l autoscale -r/);
+  assert.match(
+    (await worker("completion", "fish")).out,
+    /complete -c celeriac -n "not __fish_seen_subcommand_from [a-z ]+" -l autoscale -r/,
+  );
 });
 
 Deno.test("completion: an unknown shell exits 2 with the shells to use", async () => {

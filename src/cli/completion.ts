@@ -2,8 +2,9 @@
 /**
  * `completion bash|zsh|fish`: a shell completion script for the command
  * line, generated from the tables the command line parses (its commands,
- * its `parseArgs` options, the inspect and control command names), so it
- * cannot drift from them.
+ * its `parseArgs` options, the options each command reads, the inspect and
+ * control command names), so it cannot drift from them: after a command only
+ * its own flags are offered.
  *
  * @module
  */
@@ -26,6 +27,8 @@ export type Shell = typeof SHELLS[number];
  *   options: { app: { type: "string", short: "A" }, help: { type: "boolean", short: "h" } },
  *   subcommands: { inspect: ["active", "stats"] },
  *   values: { pool: ["threads", "inline"] },
+ *   commandOptions: { worker: ["app", "help"], inspect: ["app", "help"] },
+ *   defaultCommand: "worker",
  * };
  * ```
  */
@@ -42,19 +45,27 @@ export interface CompletionSpec {
   values: Readonly<Record<string, readonly string[]>>;
   /** Flags whose value is a file name. */
   files?: readonly string[];
+  /** The flags each command reads (long names): only those are offered after it. */
+  commandOptions: Readonly<Record<string, readonly string[]>>;
+  /** The command run when none is typed (its flags are offered before any command). */
+  defaultCommand: string;
 }
 
 /** Command names the script registers for: the entry point and an installed name. */
 export const COMPLETED_NAMES = ["worker.ts", "celeriac"] as const;
 
-function flagWords(spec: CompletionSpec, taking: boolean | null): string[] {
-  const out: string[] = [];
-  for (const [name, o] of Object.entries(spec.options)) {
-    if (taking !== null && (o.type === "string") !== taking) continue;
-    out.push(`--${name}`);
-    if (o.short) out.push(`-${o.short}`);
-  }
-  return out;
+/** The flags that take a value, in every spelling: the word after one is its value. */
+function valueFlagWords(spec: CompletionSpec): string[] {
+  return Object.keys(spec.options).filter((n) => spec.options[n].type === "string")
+    .flatMap((n) => spellings(spec, n));
+}
+
+/** The spellings of the flags a command reads, for a `case` on the command in bash and zsh. */
+function commandFlagWords(spec: CompletionSpec): [string, string][] {
+  return Object.entries(spec.commandOptions).map(([cmd, names]) => [
+    cmd,
+    names.filter((n) => n in spec.options).flatMap((n) => spellings(spec, n)).join(" "),
+  ]);
 }
 
 /** The spellings of a long flag: `--pool` and its short form. */
@@ -76,19 +87,18 @@ function bash(spec: CompletionSpec, names: readonly string[]): string {
   const subCases = Object.entries(spec.subcommands).map(([cmd, words]) =>
     `    ${cmd}) [[ -z $sub ]] && COMPREPLY=($(compgen -W "${words.join(" ")}" -- "$cur")) ;;`
   );
+  const flagCases = commandFlagWords(spec).map(([cmd, words]) =>
+    `      ${cmd}) flags="${words}" ;;`
+  );
   return `# bash completion for ${names.join(", ")} (Celeriac)
 _celeriac_complete() {
   local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}"
-  local takes=" ${flagWords(spec, true).join(" ")} "
+  local takes=" ${valueFlagWords(spec).join(" ")} "
   COMPREPLY=()
   case "$prev" in
 ${valueCases.join("\n")}
   esac
   [[ $takes == *" $prev "* ]] && return
-  if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W "${flagWords(spec, null).join(" ")}" -- "$cur"))
-    return
-  fi
   local i w cmd="" sub=""
   for ((i = 1; i < COMP_CWORD; i++)); do
     w="\${COMP_WORDS[i]}"
@@ -98,6 +108,14 @@ ${valueCases.join("\n")}
     elif [[ -z $sub ]]; then sub=$w
     fi
   done
+  if [[ $cur == -* ]]; then
+    local flags=""
+    case "\${cmd:-${spec.defaultCommand}}" in
+${flagCases.join("\n")}
+    esac
+    COMPREPLY=($(compgen -W "$flags" -- "$cur"))
+    return
+  fi
   if [[ -z $cmd ]]; then
     COMPREPLY=($(compgen -W "${spec.commands.join(" ")}" -- "$cur"))
     return
@@ -119,19 +137,18 @@ function zsh(spec: CompletionSpec, names: readonly string[]): string {
   const subCases = Object.entries(spec.subcommands).map(([cmd, words]) =>
     `    ${cmd}) [[ -z $sub ]] && compadd -- ${words.join(" ")} ;;`
   );
+  const flagCases = commandFlagWords(spec).map(([cmd, words]) =>
+    `      ${cmd}) compadd -- ${words} ;;`
+  );
   return `#compdef ${names.join(" ")}
 # zsh completion for ${names.join(", ")} (Celeriac)
 _celeriac() {
-  local -a takes=(${flagWords(spec, true).join(" ")})
+  local -a takes=(${valueFlagWords(spec).join(" ")})
   local prev=\${words[CURRENT-1]} cur=\${words[CURRENT]}
   case $prev in
 ${valueCases.join("\n")}
   esac
   (( \${takes[(Ie)$prev]} )) && return
-  if [[ $cur == -* ]]; then
-    compadd -- ${flagWords(spec, null).join(" ")}
-    return
-  fi
   local i w cmd="" sub=""
   for ((i = 2; i < CURRENT; i++)); do
     w=\${words[i]}
@@ -141,6 +158,12 @@ ${valueCases.join("\n")}
     elif [[ -z $sub ]]; then sub=$w
     fi
   done
+  if [[ $cur == -* ]]; then
+    case \${cmd:-${spec.defaultCommand}} in
+${flagCases.join("\n")}
+    esac
+    return
+  fi
   if [[ -z $cmd ]]; then
     compadd -- ${spec.commands.join(" ")}
     return
@@ -151,6 +174,21 @@ ${subCases.join("\n")}
 }
 compdef _celeriac ${names.join(" ")}
 `;
+}
+
+/**
+ * fish's `-n` condition for a flag: after the commands that read it, or (when the default command
+ * reads it) after none of those that do not; `null` when no command reads it.
+ */
+function fishCondition(spec: CompletionSpec, flag: string): string | null {
+  const reads = (cmd: string) => spec.commandOptions[cmd]?.includes(flag) ?? false;
+  const readers = spec.commands.filter(reads);
+  if (readers.length === 0) return null;
+  if (!reads(spec.defaultCommand)) {
+    return ` -n "__fish_seen_subcommand_from ${readers.join(" ")}"`;
+  }
+  const others = spec.commands.filter((cmd) => !reads(cmd));
+  return others.length ? ` -n "not __fish_seen_subcommand_from ${others.join(" ")}"` : "";
 }
 
 function fish(spec: CompletionSpec, names: readonly string[]): string {
@@ -167,7 +205,9 @@ function fish(spec: CompletionSpec, names: readonly string[]): string {
       );
     }
     for (const [flag, o] of Object.entries(spec.options)) {
-      let line = `${c} -l ${flag}`;
+      const when = fishCondition(spec, flag);
+      if (when === null) continue;
+      let line = `${c}${when} -l ${flag}`;
       if (o.short) line += ` -s ${o.short}`;
       if (o.type === "string") {
         const vals = spec.values[flag];
