@@ -4,7 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
+import type { Celery } from "../mod.ts";
+import { withKvBroker } from "./helpers/kv_temp.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -24,17 +25,8 @@ async function cli(args: string[], stdin = ""): Promise<{ code: number; out: str
   return { code: res.code, out: dec.decode(res.stdout) + dec.decode(res.stderr) };
 }
 
-async function withBroker(fn: (url: string, app: Celery) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "celeriac-cli-" });
-  const url = `kv://${dir}/broker.sqlite`;
-  const app = new Celery({ broker: url, backend: null });
-  try {
-    await fn(url, app);
-  } finally {
-    await app.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withBroker = (fn: (url: string, app: Celery) => Promise<void>) =>
+  withKvBroker("celeriac-cli-", fn);
 
 const APP = ["--app", "./tests/apps/worker_app.ts"];
 

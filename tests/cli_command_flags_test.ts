@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { Celery } from "../mod.ts";
+import type { Celery } from "../mod.ts";
+import { withKvBroker } from "./helpers/kv_temp.ts";
 import { COMMAND_OPTIONS, workerOptions } from "../src/cli/command_flags.ts";
 import { OPTIONS } from "../src/cli/options.ts";
 
@@ -24,17 +25,8 @@ async function cli(args: string[]): Promise<{ code: number; err: string }> {
   return { code: res.code, err: new TextDecoder().decode(res.stderr) };
 }
 
-async function withBroker(fn: (url: string, app: Celery) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "celeriac-flags-" });
-  const url = `kv://${dir}/broker.sqlite`;
-  const app = new Celery({ broker: url, backend: null });
-  try {
-    await fn(url, app);
-  } finally {
-    await app.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withBroker = (fn: (url: string, app: Celery) => Promise<void>) =>
+  withKvBroker("celeriac-flags-", fn);
 
 Deno.test("cli flags: purge --queue X -f is refused and deletes nothing (purge reads -Q)", async () => {
   await withBroker(async (url, app) => {

@@ -7,34 +7,9 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import {
-  Dashboard,
-  type DashboardEvent,
-  type DashboardOptions,
-  DashboardOptionsError,
-} from "../dashboard.ts";
+import { Dashboard, type DashboardOptions, DashboardOptionsError } from "../dashboard.ts";
+import { feed } from "./helpers/event_feed.ts";
 import { DASHBOARD_USAGE } from "../src/cli/dashboard.ts";
-
-/** An event source fed by the test. */
-function feed() {
-  const queue: DashboardEvent[] = [];
-  let wake = () => {};
-  return {
-    push(...e: DashboardEvent[]) {
-      queue.push(...e);
-      wake();
-    },
-    source: async function* (signal: AbortSignal) {
-      while (!signal.aborted) {
-        while (queue.length) yield queue.shift()!;
-        await new Promise<void>((r) => {
-          wake = r;
-          signal.addEventListener("abort", () => r(), { once: true });
-        });
-      }
-    },
-  };
-}
 
 async function withDashboard(
   options: Partial<DashboardOptions>,

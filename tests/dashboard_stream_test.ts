@@ -7,28 +7,8 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { Dashboard, type DashboardEvent } from "../dashboard.ts";
-
-/** An event source fed by the test. */
-function feed() {
-  const queue: DashboardEvent[] = [];
-  let wake = () => {};
-  return {
-    push(...e: DashboardEvent[]) {
-      queue.push(...e);
-      wake();
-    },
-    source: async function* (signal: AbortSignal) {
-      while (!signal.aborted) {
-        while (queue.length) yield queue.shift()!;
-        await new Promise<void>((r) => {
-          wake = r;
-          signal.addEventListener("abort", () => r(), { once: true });
-        });
-      }
-    },
-  };
-}
+import { Dashboard } from "../dashboard.ts";
+import { feed } from "./helpers/event_feed.ts";
 
 /** A client reading the stream: the bytes and text it got, and a wait for a text. */
 function reader(body: ReadableStream<Uint8Array>) {

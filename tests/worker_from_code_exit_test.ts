@@ -66,10 +66,10 @@ Deno.test("worker from code: the README's pattern exits after SIGTERM (Redis bro
 
 Deno.test("worker from code: a second worker on the same app keeps consuming after the first stops", async () => {
   const { Worker } = await import("../worker.ts");
-  const prefix = uniquePrefix("from-code");
-  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
   const queue = `from_code_${crypto.randomUUID().slice(0, 8)}`;
-  const app = new Celery({ broker: url, backend: url, defaultQueue: queue, resultExpires: 60 });
+  const prefix = uniquePrefix("from-code-two");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const app = new Celery({ broker: url, backend: url, defaultQueue: queue });
   const add = app.task("t.add", (a: number, b: number) => a + b);
   const options = { app, pool: "inline" as const, concurrency: 1, queues: [queue] };
   const first = new Worker({ ...options, hostname: `first@${queue}` });
@@ -83,6 +83,7 @@ Deno.test("worker from code: a second worker on the same app keeps consuming aft
   } finally {
     await first.stop();
     await second.stop();
+    await app.purge(queue).catch(() => {});
     await app.close();
     await deleteKeys(prefix);
   }
