@@ -13,7 +13,7 @@ import type { RunOutcome, RunRequest } from "../src/worker/executor.ts";
 import { ThreadPool } from "../src/worker/thread_pool.ts";
 import type { TimeLimits } from "../src/worker/time_limits.ts";
 import { nextSeq, poolRunRequest } from "./helpers/run_info.ts";
-import { stuckGate } from "./helpers/stuck_gate.ts";
+import { type StuckGate, stuckGate } from "./helpers/stuck_gate.ts";
 
 const MODULE = new URL("./apps/first_contact_app.ts", import.meta.url).href;
 
@@ -83,21 +83,28 @@ async function onePool(busyMs = 0): Promise<{
 }
 
 /**
- * Give the pool a task spinning `spinMs` with a hard limit of 0.2 s and
- * check the limit ended it 200–750 ms after the hand-over (its start in the
- * Web Worker, then 200 ms; the rest a loaded machine's timer slack).
+ * Give the pool a task stuck until its test opens `gate` (however late a
+ * loaded host's timer fires, it has not ended and had its limit dropped),
+ * with a hard limit of 0.2 s, and check the limit ended it, not before
+ * 200 ms after the hand-over. How late past them is a loaded host's timer
+ * slack (956 ms seen at load 12), not asserted: a start read late by more
+ * than `until`'s 3 s fires nothing within them (limited []).
  */
 async function endedOnTime(
   { pool, limited, until }: Pick<Awaited<ReturnType<typeof onePool>>, "pool" | "limited" | "until">,
-  spinMs: number,
+  gate: StuckGate,
 ): Promise<void> {
-  const stuck = request("fc.spin", [spinMs], { hard: 0.2, soft: null });
+  const stuck = request("fc.block", [gate.path], { hard: 0.2, soft: null });
   const t0 = performance.now();
   pool.run([stuck]);
   await until(() => limited.length > 0);
   const after = performance.now() - t0;
-  assert.deepEqual(limited, [{ seq: stuck.seq, seconds: 0.2, abandoned: [] }]);
-  assert.ok(after >= 200 && after < 750, `ended ${Math.round(after)} ms after the hand-over`);
+  assert.deepEqual(
+    limited,
+    [{ seq: stuck.seq, seconds: 0.2, abandoned: [] }],
+    "its start was read late",
+  );
+  assert.ok(after >= 200, `ended ${Math.round(after)} ms after the hand-over`);
 }
 
 Deno.test("threads pool: a 5 ms task queued behind a 300 ms one is not timed while it waits", async () => {
@@ -150,11 +157,13 @@ Deno.test("threads pool: a task stuck past its hard limit puts the one queued be
 
 Deno.test("threads pool: a task stuck past its hard limit is ended on time, its start read from shared memory", async () => {
   const { pool: p, limited, until } = await onePool();
+  const gate = await stuckGate();
   try {
-    // From the hand-over: its start in the Web Worker, then 200 ms; lateness is a loaded machine's
-    // timer slack (well under the 800 ms the task would spin).
-    await endedOnTime({ pool: p, limited, until }, 800);
+    // From the hand-over: its start in the Web Worker, then 200 ms. A start never read from the
+    // table fires nothing: the task stays stuck.
+    await endedOnTime({ pool: p, limited, until }, gate);
   } finally {
+    await gate.remove();
     await p.close();
   }
 });
@@ -197,15 +206,19 @@ Deno.test("threads pool: a task starting in the start-table slot of a running on
 });
 
 Deno.test("threads pool: a Web Worker whose ready was handled late has its limits on time once it reports outcomes", async () => {
-  // The main thread is busy 1.5 s as the Web Worker loads: its ready waits.
-  const { pool: p, outcomes, limited, until } = await onePool(1500);
+  // The main thread is busy 8 s as the Web Worker loads (2-3 s of it at load 12): its ready waits
+  // longer than `until`'s 3 s.
+  const { pool: p, outcomes, limited, until } = await onePool(8000);
+  const gate = await stuckGate();
   try {
     const quick = request("fc.spin", [1]);
     p.run([quick]);
     await until(() => outcomes.length === 1);
-    // Before: its start was read late by the time the ready waited (1.5 s), and the limit with it.
-    await endedOnTime({ pool: p, limited, until }, 1500);
+    // Before: its start was read late by the time the ready waited (up to 8 s), and the limit
+    // with it: none fired within `until`'s 3 s.
+    await endedOnTime({ pool: p, limited, until }, gate);
   } finally {
+    await gate.remove();
     await p.close();
   }
 });
