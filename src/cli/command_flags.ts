@@ -18,6 +18,17 @@ import { UsageError } from "./exit_codes.ts";
 const APP = ["app", "broker", "backend", "result-backend"];
 /** Options of the logging, read by every command, and `--help`. */
 const LOGGING = ["loglevel", "log-format", "logfile", "help", "version"];
+/** Options of an embedded dashboard (`worker -D`): the dashboard's, without `--nice`. */
+const EMBEDDED_DASHBOARD = [
+  "port",
+  "address",
+  "basic-auth",
+  "token",
+  "allowed-host",
+  "read-only",
+  "hide-args",
+  "max-tasks",
+];
 
 /**
  * The options each subcommand reads (the worker's: {@link workerOptions}).
@@ -77,14 +88,7 @@ export const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   ],
   dashboard: [
     ...APP,
-    "port",
-    "address",
-    "basic-auth",
-    "token",
-    "allowed-host",
-    "read-only",
-    "hide-args",
-    "max-tasks",
+    ...EMBEDDED_DASHBOARD,
     "nice",
     "queues",
     ...LOGGING,
@@ -93,18 +97,6 @@ export const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
 
 /** Options of an embedded beat (`worker -B`): beat's, without its `--list` and `--fail-fast`. */
 const EMBEDDED_BEAT = ["max-interval", "lease-time", "beat-store", "schedule"];
-/** Options of an embedded dashboard (`worker -D`): the dashboard's, without `--nice`. */
-const EMBEDDED_DASHBOARD = [
-  "port",
-  "address",
-  "basic-auth",
-  "token",
-  "allowed-host",
-  "read-only",
-  "hide-args",
-  "max-tasks",
-];
-
 /** The worker's own options. */
 const WORKER = [
   ...APP,
