@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { CompressionName } from "./compression_names.ts";
+import { COMPRESSION_NAMES, type CompressionName } from "./compression_names.ts";
 import { MAX_OFFSET_SECONDS } from "./embed.ts";
 import { CONTENT_TYPES, type SerializerName } from "./serializers.ts";
 import { parsePyDate } from "./time.ts";
@@ -88,8 +88,6 @@ const DESCRIBED_CHARS = 100;
 function bounded(s: string): string {
   return s.length > DESCRIBED_CHARS ? `${s.slice(0, DESCRIBED_CHARS)}…` : s;
 }
-
-const COMPRESSIONS: readonly unknown[] = ["zlib", "gzip"] satisfies CompressionName[];
 
 /**
  * A rule for a field's value: whether a value keeps it, and what the value must be (for messages).
@@ -221,7 +219,10 @@ export function checkTaskFields(input: TaskFields, task: string): void {
   }
   shared(input.serializer, "serializer", task);
   const { compression } = input;
-  if (compression !== undefined && compression !== null && !COMPRESSIONS.includes(compression)) {
+  if (
+    compression !== undefined && compression !== null &&
+    !(COMPRESSION_NAMES as readonly unknown[]).includes(compression)
+  ) {
     throw new TypeError(
       `compression of "${task}" must be "zlib" (or its alias "gzip"), got ${
         describeValue(compression)
