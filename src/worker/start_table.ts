@@ -358,11 +358,8 @@ export class StartTable {
    */
   revoked(seq: number): boolean {
     const mark = seq | 0;
-    if (Atomics.load(this.memory.revoked, seq % SLOTS) === mark) return true;
-    const { spilled } = this.memory;
-    const used = Atomics.load(spilled, SPILL);
-    for (let i = 0; i < used; i++) if (Atomics.load(spilled, i) === mark) return true;
-    return false;
+    return Atomics.load(this.memory.revoked, seq % SLOTS) === mark ||
+      holds(this.memory.spilled, mark);
   }
 }
 
