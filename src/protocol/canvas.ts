@@ -79,6 +79,12 @@ export interface CanvasPlan {
    * is empty, as that is sent at once), a group, a task.
    */
   applied: ResultTuple;
+  /**
+   * Whether a chord is frozen into a message to start later (a chain step
+   * after the first, `group | next` upgraded to one included): as chords
+   * applied now, it needs a result backend that can join chords.
+   */
+  laterChords: boolean;
 }
 
 /**
@@ -114,6 +120,7 @@ export interface PlanOptions {
 interface Ctx {
   sends: CanvasSend[];
   sizes: { groupId: string; size: number }[];
+  laterChords: boolean;
   newId: () => string;
   replyTo?: string;
   groupIndex: "chord" | "always";
@@ -145,6 +152,7 @@ function freeze(sig: SignatureDict, ctx: Ctx): SignatureDict {
       return { ...s, kwargs: { ...s.kwargs, tasks }, options: { ...s.options, task_id: gid } };
     }
     case "chord": {
+      ctx.laterChords = true;
       const { header, body } = chordParts(s);
       const gid = optionText(header.options.task_id) ?? optionText(s.options.task_id) ??
         ctx.newId();
@@ -440,6 +448,7 @@ export function planCanvas(sig: SignatureDict, options: PlanOptions = {}): Canva
   const ctx: Ctx = {
     sends: [],
     sizes: [],
+    laterChords: false,
     newId: options.newId ?? (() => crypto.randomUUID()),
     replyTo: options.replyTo,
     groupIndex: options.groupIndex ?? "chord",
@@ -451,7 +460,13 @@ export function planCanvas(sig: SignatureDict, options: PlanOptions = {}): Canva
     chain: options.chain ?? null,
     options: options.options ?? {},
   }, ctx);
-  return { sends: ctx.sends, chordSizes: ctx.sizes, result, applied: firstApplied(result) };
+  return {
+    sends: ctx.sends,
+    chordSizes: ctx.sizes,
+    result,
+    applied: firstApplied(result),
+    laterChords: ctx.laterChords,
+  };
 }
 
 /** {@link CanvasPlan.applied} of a result: a planned result lists the chain before it and a chord's header as its `parent`. */
@@ -487,6 +502,7 @@ export function freezeSignature(
   return freeze(decodeSignature(sig), {
     sends: [],
     sizes: [],
+    laterChords: false,
     newId: options.newId ?? (() => crypto.randomUUID()),
     replyTo: options.replyTo,
     groupIndex: "chord",

@@ -87,7 +87,8 @@ async function breathe(since: number): Promise<void> {
  * @param sig the signature dict
  * @param call extra args and options
  * @returns the result tree
- * @throws {ChordUnsupportedError} when a chord is applied on a backend that cannot join it
+ * @throws {ChordUnsupportedError} when a chord is applied, or is a later step of a chain, on a
+ *   backend that cannot join it
  */
 export async function publishCanvas(
   p: CanvasPublisher,
@@ -102,7 +103,9 @@ export async function publishCanvas(
     replyTo: p.oid,
     groupIndex: p.groupIndex,
   });
-  if (plan.chordSizes.length > 0) {
+  // As Celery's chain.prepare_steps: a chord among a chain's later steps is refused now too,
+  // though it starts only when the step before it finishes.
+  if (plan.chordSizes.length > 0 || plan.laterChords) {
     const opening = p.backend();
     if (opening === null) {
       throw new ChordUnsupportedError("none (no result backend is configured)");
