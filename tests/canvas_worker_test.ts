@@ -26,6 +26,7 @@ import {
   fail,
   fanOut,
   fanOutChains,
+  ident,
   mul,
   sendsTasks,
   stamps,
@@ -135,6 +136,14 @@ for (const t of transports) {
       const nested = await chord([chain(add.s(1, 1), mul.s(10)), add.s(5, 5)], tsum.s())
         .applyAsync();
       assert.equal(await nested.get(T), 30);
+      // A chain ending in a group adds its members (Celery's chord._descend), as a list of
+      // their own: before, the chord waited for 2 members and the group's joined none.
+      const deep = await chord(
+        [chain(add.s(1, 1), group([add.s(1), add.s(2)])), add.s(5, 5)],
+        ident.s(),
+      )
+        .applyAsync();
+      assert.deepEqual(await deep.get(T), [[3, 4], 10]);
       const after = await chain(chord([add.s(1, 1), add.s(2, 2)], tsum.s()), mul.s(10))
         .applyAsync();
       assert.equal(await after.get(T), 60);

@@ -21,7 +21,12 @@ import { exceptionInfo } from "../protocol/exceptions.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
-import { chordError } from "../protocol/signature.ts";
+import {
+  chordError,
+  decodeGroupMeta,
+  encodeGroupMeta,
+  type ResultTuple,
+} from "../protocol/signature.ts";
 import { brokenStores, type ChordJoin } from "./chords.ts";
 import { applySignature, chainSteps, type FollowUps, type Outgoing } from "./follow_ups.ts";
 import { failedMemberJoins } from "./member_joins.ts";
@@ -133,13 +138,14 @@ function encodeRun(publishes: readonly Outgoing[], start: number): EncodedRun {
 }
 
 async function storeChordSizes(out: Outgoing, io: CanvasIo): Promise<void> {
-  for (const { groupId, size } of out.chordSizes ?? []) {
+  for (const { groupId, size, header } of out.chordSizes ?? []) {
     if (!io.backend?.setChordSize) {
       log.error("Chord {group} not started: the result backend cannot join chords", {
         group: groupId,
       });
       continue;
     }
+    if (header) await io.backend.saveGroup?.(groupId, encodeGroupMeta(groupId, header));
     await io.backend.setChordSize(groupId, size);
   }
 }
@@ -266,6 +272,28 @@ async function failChord(j: ChordJoin, exc: ExceptionInfo, io: CanvasIo): Promis
 }
 
 /**
+ * The results a chord's body gets: the members' in join order or, when the
+ * chord's header was saved as a group (Celery's `apply_chord` does so when
+ * it holds a group result), in the header's shape, a group member's
+ * results as a list of their own (Celery's `GroupResult.restore` and
+ * `join`). A result not among the members is read from the backend.
+ */
+async function headerResults(
+  groupId: string,
+  members: readonly { taskId: string; result: unknown }[],
+  backend: ResultBackend,
+): Promise<unknown[]> {
+  const saved = await backend.restoreGroup?.(groupId);
+  if (!saved) return members.map((m) => m.result);
+  const byId = new Map(members.map((m) => [m.taskId, m.result]));
+  const valueOf = async (t: ResultTuple): Promise<unknown> => {
+    if (t.members) return await Promise.all(t.members.map(valueOf));
+    return byId.has(t.id) ? byId.get(t.id) : (await backend.get(t.id))?.result ?? null;
+  };
+  return await Promise.all(decodeGroupMeta(saved).members!.map(valueOf));
+}
+
+/**
  * Join finished chord header members; the member that completes a chord
  * sends its body, or fails it with `ChordError` (the body's errbacks get
  * its id), then removes the join keys.
@@ -322,7 +350,14 @@ export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Pro
     }
     const now = new Date();
     const f: FollowUps = { publishes: [], children: [], broken: [] };
-    applySignature(j.body, [members.map((m) => m.result)], null, j.parent, now, f);
+    applySignature(
+      j.body,
+      [await headerResults(j.part.groupId, members, backend)],
+      null,
+      j.parent,
+      now,
+      f,
+    );
     const broken = brokenStores(f, j.part.taskId);
     if (broken.length) await backend.store(broken);
     await publishAll(f.publishes, io);

@@ -13,7 +13,7 @@ import { codecsForOptions, loadCodecs } from "../../protocol/codecs.ts";
 import type { CompressionName } from "../../protocol/compression_names.ts";
 import type { Message, SignatureDict } from "../../protocol/message.ts";
 import type { SerializerName } from "../../protocol/serializers.ts";
-import type { ResultTuple } from "../../protocol/signature.ts";
+import { encodeGroupMeta, type ResultTuple } from "../../protocol/signature.ts";
 import { currentTask } from "../current.ts";
 import { ChordUnsupportedError } from "../errors.ts";
 import type { CanvasCall } from "./signature.ts";
@@ -114,7 +114,10 @@ export async function publishCanvas(
     if (!backend.setChordSize || !backend.chordPartReturn) {
       throw new ChordUnsupportedError(backend.transport);
     }
-    for (const { groupId, size } of plan.chordSizes) await backend.setChordSize(groupId, size);
+    for (const { groupId, size, header } of plan.chordSizes) {
+      if (header) await backend.saveGroup?.(groupId, encodeGroupMeta(groupId, header));
+      await backend.setChordSize(groupId, size);
+    }
   }
   if (plan.sends.length > 0) await p.prepare();
   const parent = currentTask.getStore();
