@@ -23,55 +23,72 @@ import type { Declarations } from "./amqp_declare.ts";
 import { fromIncoming, parkedCopy, readParkingNote, unparkedMessage } from "./amqp_message.ts";
 import type { AmqpPublisher } from "./amqp_publish.ts";
 import { PARKED_QUEUE, parkedQueueDeclaration } from "./amqp_topology.ts";
-import type { ParkedMessage, Rejection } from "./port.ts";
+import type { PublishOutcome } from "./errors.ts";
+import type { Delivery, ParkedMessage, Rejection } from "./port.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
 
 /**
  * Publish a copy of each rejected delivery, with its parking note, to
  * `celeriac.parked` and wait for the confirms; the deliveries themselves
- * are left for the caller to acknowledge.
+ * are left for the caller to acknowledge. Each copy is written at most
+ * once per connection: when the connection is lost part way, the next
+ * one writes only the copies not confirmed yet whose delivery `held`
+ * still says is held, since a delivery that died with its connection
+ * comes back by itself and is parked again, if at all, when it is judged
+ * again (a copy written for it meanwhile would be a second one).
  *
  * @example
  * ```ts ignore
  * import { parkRejections } from "./amqp_parked.ts";
- * await parkRejections(publisher, declarations, [{ delivery, reason: "poison" }]);
+ * const written = await parkRejections(publisher, declarations, [{ delivery, reason: "poison" }], () => true);
  * ```
  *
  * @param publisher the broker's publisher
  * @param declarations the broker's declarations
  * @param rejections the deliveries and why they are parked
+ * @param held whether a delivery is still held (its connection not lost)
+ * @returns the rejections whose copy was written: confirmed, or written on a connection lost before its confirm came
  */
 export async function parkRejections(
   publisher: AmqpPublisher,
   declarations: Declarations,
   rejections: readonly Rejection[],
-): Promise<void> {
+  held: (delivery: Delivery) => boolean,
+): Promise<Rejection[]> {
   const now = new Date();
+  const copies = rejections.map((r) => ({
+    rejection: r,
+    outcome: "unsent" as PublishOutcome,
+    message: parkedCopy(r.delivery, {
+      id: crypto.randomUUID(),
+      reason: r.reason,
+      queue: r.delivery.queue,
+      taskId: r.taskId ?? null,
+      taskName: r.taskName ?? null,
+      parkedAt: now,
+      exchange: r.delivery.exchange,
+      routingKey: r.delivery.routingKey,
+    }),
+  }));
   await publisher.withSession(async (session) => {
+    const due = copies.filter((c) => c.outcome !== "sent" && held(c.rejection.delivery));
+    if (due.length === 0) return;
     await declarations.queueOnly(session, parkedQueueDeclaration());
-    await Promise.all(rejections.map((r) => {
-      const d = r.delivery;
-      const copy = parkedCopy(d, {
-        id: crypto.randomUUID(),
-        reason: r.reason,
-        queue: d.queue,
-        taskId: r.taskId ?? null,
-        taskName: r.taskName ?? null,
-        parkedAt: now,
-        exchange: d.exchange,
-        routingKey: d.routingKey,
-      });
-      return publisher.confirmPublish(session, "", PARKED_QUEUE, copy);
+    await Promise.all(due.map(async (c) => {
+      c.outcome = "unknown";
+      await publisher.confirmPublish(session, "", PARKED_QUEUE, c.message);
+      c.outcome = "sent";
     }));
   });
   // At debug, as on Redis and KV: the worker that rejected them logs each one at error.
-  for (const r of rejections) {
+  for (const { rejection: r } of copies.filter((c) => c.outcome === "sent")) {
     log.debug("Parked a message from {queue}: {reason}", {
       queue: r.delivery.queue,
       reason: r.reason,
     });
   }
+  return copies.filter((c) => c.outcome !== "unsent").map((c) => c.rejection);
 }
 
 /**
