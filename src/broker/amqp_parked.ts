@@ -9,18 +9,27 @@
  * order; {@link ParkedScans.requeue} republishes to the original queue
  * with an `x-celeriac-redelivered` header (a publisher cannot set AMQP's
  * redelivered flag). A scan holds what it read until its channel closes,
- * so one broker runs its scans one at a time.
+ * so one broker runs its scans one at a time. A message parked twice
+ * (its copy written, then its connection closed before the
+ * acknowledgement, so it came back and was parked again) has the same
+ * park id in both copies: a scan lists the first only, and a requeue
+ * moves the first and drops the others it meets.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Message as AmqpMessage } from "amqplib";
 import type { Message } from "../protocol/message.ts";
 import { HeldChannel } from "./amqp_channel.ts";
 import type { AmqpSession } from "./amqp_connection.ts";
 import type { Declarations } from "./amqp_declare.ts";
-import { fromIncoming, parkedCopy, readParkingNote, unparkedMessage } from "./amqp_message.ts";
+import {
+  fromIncoming,
+  parkedCopy,
+  type ParkingNote,
+  readParkingNote,
+  unparkedMessage,
+} from "./amqp_message.ts";
 import type { AmqpPublisher } from "./amqp_publish.ts";
 import { PARKED_QUEUE, parkedQueueDeclaration } from "./amqp_topology.ts";
 import type { PublishOutcome } from "./errors.ts";
@@ -57,11 +66,12 @@ export async function parkRejections(
   held: (delivery: Delivery) => boolean,
 ): Promise<Rejection[]> {
   const now = new Date();
-  const copies = rejections.map((r) => ({
+  const ids = await Promise.all(rejections.map(parkId));
+  const copies = rejections.map((r, i) => ({
     rejection: r,
     outcome: "unsent" as PublishOutcome,
     message: parkedCopy(r.delivery, {
-      id: crypto.randomUUID(),
+      id: ids[i],
       reason: r.reason,
       queue: r.delivery.queue,
       taskId: r.taskId ?? null,
@@ -92,25 +102,51 @@ export async function parkRejections(
 }
 
 /**
+ * The id of a delivery's parked copy: with a task id, a digest of the
+ * task id, where the message came from and its body, so that a message
+ * parked twice (its copy written, its connection closed before its
+ * acknowledgement, and the redelivery parked again) has one id for both
+ * copies; a random one without a task id.
+ */
+async function parkId(r: Rejection): Promise<string> {
+  if (!r.taskId) return crypto.randomUUID();
+  const d = r.delivery;
+  const head = new TextEncoder().encode(
+    JSON.stringify([r.taskId, d.queue, d.exchange, d.routingKey]) + "\n",
+  );
+  const bytes = new Uint8Array(head.length + d.body.length);
+  bytes.set(head);
+  bytes.set(d.body, head.length);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
  * Read up to `limit` parked messages on a channel of their own, among
  * those parked when the scan began (one parked again meanwhile, by a
  * worker refusing it once more, waits for the next scan); `visit` decides
- * which to acknowledge.
+ * which to acknowledge, told whether a copy with the same park id came
+ * before in this scan (the same message parked twice, see `parkId`).
  */
 async function scanParked(
   declarations: Declarations,
   session: AmqpSession,
   limit: number,
-  visit: (raw: AmqpMessage, message: Message) => Promise<boolean>,
+  visit: (message: Message, note: ParkingNote | null, again: boolean) => Promise<boolean>,
 ): Promise<void> {
   await declarations.queueOnly(session, parkedQueueDeclaration());
   const held = await HeldChannel.open(session);
+  const seen = new Set<string>();
   try {
     const { messageCount } = await held.channel.checkQueue(PARKED_QUEUE);
     for (let i = 0; i < Math.min(limit, messageCount); i++) {
       const raw = await held.channel.get(PARKED_QUEUE, { noAck: false });
       if (raw === false) break;
-      if (await visit(raw, fromIncoming(raw).message)) held.channel.ack(raw);
+      const message = fromIncoming(raw).message;
+      const note = readParkingNote(message.headers);
+      const again = !!note?.id && seen.has(note.id);
+      if (note?.id) seen.add(note.id);
+      if (await visit(message, note, again)) held.channel.ack(raw);
     }
   } finally {
     await held.close();
@@ -155,9 +191,10 @@ export class ParkedScans {
   }
 
   /**
-   * List parked messages, oldest first (read without removing them).
+   * List parked messages, oldest first (read without removing them); a
+   * second copy of a message parked twice is not listed.
    *
-   * @param limit at most this many
+   * @param limit at most this many read
    * @returns the parked messages
    */
   list(limit: number): Promise<ParkedMessage[]> {
@@ -165,7 +202,7 @@ export class ParkedScans {
   }
 
   /**
-   * How many messages are parked.
+   * How many messages are parked (each copy of a message parked twice counted).
    *
    * @returns the depth of `celeriac.parked`
    */
@@ -188,9 +225,10 @@ export class ParkedScans {
   /**
    * Move parked messages (oldest first, among those parked when it
    * began) back to their queues, marked redelivered; one without a queue
-   * to go back to stays parked.
+   * to go back to stays parked; a second copy of a message parked twice,
+   * met after its first, is dropped.
    *
-   * @param limit at most this many
+   * @param limit at most this many read
    * @returns how many moved
    */
   requeue(limit: number): Promise<number> {
@@ -207,8 +245,8 @@ async function listParked(
   const out: ParkedMessage[] = [];
   await publisher.withSession(async (session) => {
     out.length = 0;
-    await scanParked(declarations, session, limit, (_raw, message) => {
-      const note = readParkingNote(message.headers);
+    await scanParked(declarations, session, limit, (message, note, again) => {
+      if (again) return Promise.resolve(false);
       const h = message.headers;
       out.push({
         id: note?.id || String(message.properties.message_id ?? ""),
@@ -232,11 +270,17 @@ async function requeueParked(
 ): Promise<number> {
   let moved = 0;
   await publisher.withSession(async (session) => {
-    await scanParked(declarations, session, limit, async (_raw, message) => {
-      const note = readParkingNote(message.headers);
+    await scanParked(declarations, session, limit, async (message, note, again) => {
       if (!note?.queue) {
         log.warn("A parked message has no queue to go back to; it stays parked");
         return false;
+      }
+      if (again) {
+        log.info("Dropped a second parked copy of task {id} (park {park}): its first went back", {
+          id: note.taskId ?? "?",
+          park: note.id,
+        });
+        return true;
       }
       await declarations.taskQueue(session, note.queue);
       await publisher.confirmPublish(session, "", note.queue, unparkedMessage(message));
