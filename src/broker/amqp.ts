@@ -281,26 +281,30 @@ export class AmqpBroker implements Broker {
    * Park deliveries in `celeriac.parked` with their reasons, then
    * acknowledge them. A delivery whose connection is gone is not parked: it
    * comes back by itself and will be judged again. One whose connection
-   * closed while its park was being written comes back too, though its copy
-   * is parked: it is not said to be parked (it is judged again when it
-   * comes back), and a warning names it (a requeue of the parked copy may
-   * run its task a second time).
+   * closed while its park was being written comes back too: its copy is
+   * not written again on the next connection, it is not said to be parked
+   * (it is judged again when it comes back), and, when its copy was
+   * written before the loss, a warning names it (a requeue of that copy
+   * may run its task a second time).
    *
    * @returns the rejections parked and acknowledged (those whose connection was still there)
    */
   async reject(rejections: readonly Rejection[]): Promise<Rejection[]> {
-    const toPark = rejections.filter((r) => this.#taker.parkable(r.delivery));
+    const held = (d: Delivery) => this.#taker.parkable(d);
+    const toPark = rejections.filter((r) => held(r.delivery));
     if (toPark.length === 0) return toPark;
-    await parkRejections(this.#publisher, this.#declarations, toPark);
-    const parked = toPark.filter((r) => this.#taker.parkable(r.delivery));
-    if (parked.length < toPark.length) {
+    const written = await parkRejections(this.#publisher, this.#declarations, toPark, held);
+    const parked = toPark.filter((r) => held(r.delivery));
+    const stray = written.filter((r) => !parked.includes(r));
+    if (stray.length > 0) {
       log.warn(
         "The connection of {n} message(s) closed while they were being parked (task ids {ids}): " +
-          "RabbitMQ delivers them again, and their copies stay in {queue}; `parked --requeue` " +
-          "puts those copies back too, so check first whether the tasks ran meanwhile",
+          "RabbitMQ delivers them again, and their copies stay in {queue} (unless the loss took " +
+          "the copy too); `parked --requeue` puts those copies back too, so check first whether " +
+          "the tasks ran meanwhile",
         {
-          n: toPark.length - parked.length,
-          ids: toPark.filter((r) => !parked.includes(r)).map((r) => r.taskId ?? "?").join(", "),
+          n: stray.length,
+          ids: stray.map((r) => r.taskId ?? "?").join(", "),
           queue: "celeriac.parked",
         },
       );
@@ -353,17 +357,20 @@ export class AmqpBroker implements Broker {
     });
   }
 
-  /** List parked messages, oldest first (read without removing them). */
+  /** List parked messages, oldest first (read without removing them; a message parked twice once). */
   listParked(options: { limit?: number } = {}): Promise<ParkedMessage[]> {
     return this.#parked.list(options.limit ?? 100);
   }
 
-  /** How many messages are parked (those a listing holds meanwhile not counted). */
+  /** How many copies are parked (those a listing holds meanwhile not counted). */
   countParked(): Promise<number> {
     return this.#parked.count();
   }
 
-  /** Move parked messages back to their queues, marked redelivered; resolves with how many. */
+  /**
+   * Move parked messages back to their queues, marked redelivered (a
+   * second copy of a message parked twice dropped); resolves with how many.
+   */
   requeueParked(options: { limit?: number } = {}): Promise<number> {
     return this.#parked.requeue(options.limit ?? 1000);
   }

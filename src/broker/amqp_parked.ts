@@ -9,91 +9,144 @@
  * order; {@link ParkedScans.requeue} republishes to the original queue
  * with an `x-celeriac-redelivered` header (a publisher cannot set AMQP's
  * redelivered flag). A scan holds what it read until its channel closes,
- * so one broker runs its scans one at a time.
+ * so one broker runs its scans one at a time. A message parked twice
+ * (its copy written, then its connection closed before the
+ * acknowledgement, so it came back and was parked again) has the same
+ * park id in both copies: a scan lists the first only, and a requeue
+ * moves the first and drops the others it meets.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Message as AmqpMessage } from "amqplib";
 import type { Message } from "../protocol/message.ts";
 import { HeldChannel } from "./amqp_channel.ts";
 import type { AmqpSession } from "./amqp_connection.ts";
 import type { Declarations } from "./amqp_declare.ts";
-import { fromIncoming, parkedCopy, readParkingNote, unparkedMessage } from "./amqp_message.ts";
+import {
+  fromIncoming,
+  parkedCopy,
+  type ParkingNote,
+  readParkingNote,
+  unparkedMessage,
+} from "./amqp_message.ts";
 import type { AmqpPublisher } from "./amqp_publish.ts";
 import { PARKED_QUEUE, parkedQueueDeclaration } from "./amqp_topology.ts";
-import type { ParkedMessage, Rejection } from "./port.ts";
+import type { PublishOutcome } from "./errors.ts";
+import type { Delivery, ParkedMessage, Rejection } from "./port.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
 
 /**
  * Publish a copy of each rejected delivery, with its parking note, to
  * `celeriac.parked` and wait for the confirms; the deliveries themselves
- * are left for the caller to acknowledge.
+ * are left for the caller to acknowledge. Each copy is written at most
+ * once per connection: when the connection is lost part way, the next
+ * one writes only the copies not confirmed yet whose delivery `held`
+ * still says is held, since a delivery that died with its connection
+ * comes back by itself and is parked again, if at all, when it is judged
+ * again (a copy written for it meanwhile would be a second one).
  *
  * @example
  * ```ts ignore
  * import { parkRejections } from "./amqp_parked.ts";
- * await parkRejections(publisher, declarations, [{ delivery, reason: "poison" }]);
+ * const written = await parkRejections(publisher, declarations, [{ delivery, reason: "poison" }], () => true);
  * ```
  *
  * @param publisher the broker's publisher
  * @param declarations the broker's declarations
  * @param rejections the deliveries and why they are parked
+ * @param held whether a delivery is still held (its connection not lost)
+ * @returns the rejections whose copy was written: confirmed, or written on a connection lost before its confirm came
  */
 export async function parkRejections(
   publisher: AmqpPublisher,
   declarations: Declarations,
   rejections: readonly Rejection[],
-): Promise<void> {
+  held: (delivery: Delivery) => boolean,
+): Promise<Rejection[]> {
   const now = new Date();
+  const ids = await Promise.all(rejections.map(parkId));
+  const copies = rejections.map((r, i) => ({
+    rejection: r,
+    outcome: "unsent" as PublishOutcome,
+    message: parkedCopy(r.delivery, {
+      id: ids[i],
+      reason: r.reason,
+      queue: r.delivery.queue,
+      taskId: r.taskId ?? null,
+      taskName: r.taskName ?? null,
+      parkedAt: now,
+      exchange: r.delivery.exchange,
+      routingKey: r.delivery.routingKey,
+    }),
+  }));
   await publisher.withSession(async (session) => {
+    const due = copies.filter((c) => c.outcome !== "sent" && held(c.rejection.delivery));
+    if (due.length === 0) return;
     await declarations.queueOnly(session, parkedQueueDeclaration());
-    await Promise.all(rejections.map((r) => {
-      const d = r.delivery;
-      const copy = parkedCopy(d, {
-        id: crypto.randomUUID(),
-        reason: r.reason,
-        queue: d.queue,
-        taskId: r.taskId ?? null,
-        taskName: r.taskName ?? null,
-        parkedAt: now,
-        exchange: d.exchange,
-        routingKey: d.routingKey,
-      });
-      return publisher.confirmPublish(session, "", PARKED_QUEUE, copy);
+    await Promise.all(due.map(async (c) => {
+      c.outcome = "unknown";
+      await publisher.confirmPublish(session, "", PARKED_QUEUE, c.message);
+      c.outcome = "sent";
     }));
   });
   // At debug, as on Redis and KV: the worker that rejected them logs each one at error.
-  for (const r of rejections) {
+  for (const { rejection: r } of copies.filter((c) => c.outcome === "sent")) {
     log.debug("Parked a message from {queue}: {reason}", {
       queue: r.delivery.queue,
       reason: r.reason,
     });
   }
+  return copies.filter((c) => c.outcome !== "unsent").map((c) => c.rejection);
+}
+
+/**
+ * The id of a delivery's parked copy: with a task id, a digest of the
+ * task id, where the message came from and its body, so that a message
+ * parked twice (its copy written, its connection closed before its
+ * acknowledgement, and the redelivery parked again) has one id for both
+ * copies; a random one without a task id.
+ */
+async function parkId(r: Rejection): Promise<string> {
+  if (!r.taskId) return crypto.randomUUID();
+  const d = r.delivery;
+  const head = new TextEncoder().encode(
+    JSON.stringify([r.taskId, d.queue, d.exchange, d.routingKey]) + "\n",
+  );
+  const bytes = new Uint8Array(head.length + d.body.length);
+  bytes.set(head);
+  bytes.set(d.body, head.length);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**
  * Read up to `limit` parked messages on a channel of their own, among
  * those parked when the scan began (one parked again meanwhile, by a
  * worker refusing it once more, waits for the next scan); `visit` decides
- * which to acknowledge.
+ * which to acknowledge, told whether a copy with the same park id came
+ * before in this scan (the same message parked twice, see `parkId`).
  */
 async function scanParked(
   declarations: Declarations,
   session: AmqpSession,
   limit: number,
-  visit: (raw: AmqpMessage, message: Message) => Promise<boolean>,
+  visit: (message: Message, note: ParkingNote | null, again: boolean) => Promise<boolean>,
 ): Promise<void> {
   await declarations.queueOnly(session, parkedQueueDeclaration());
   const held = await HeldChannel.open(session);
+  const seen = new Set<string>();
   try {
     const { messageCount } = await held.channel.checkQueue(PARKED_QUEUE);
     for (let i = 0; i < Math.min(limit, messageCount); i++) {
       const raw = await held.channel.get(PARKED_QUEUE, { noAck: false });
       if (raw === false) break;
-      if (await visit(raw, fromIncoming(raw).message)) held.channel.ack(raw);
+      const message = fromIncoming(raw).message;
+      const note = readParkingNote(message.headers);
+      const again = !!note?.id && seen.has(note.id);
+      if (note?.id) seen.add(note.id);
+      if (await visit(message, note, again)) held.channel.ack(raw);
     }
   } finally {
     await held.close();
@@ -138,9 +191,10 @@ export class ParkedScans {
   }
 
   /**
-   * List parked messages, oldest first (read without removing them).
+   * List parked messages, oldest first (read without removing them); a
+   * second copy of a message parked twice is not listed.
    *
-   * @param limit at most this many
+   * @param limit at most this many read
    * @returns the parked messages
    */
   list(limit: number): Promise<ParkedMessage[]> {
@@ -148,7 +202,7 @@ export class ParkedScans {
   }
 
   /**
-   * How many messages are parked.
+   * How many messages are parked (each copy of a message parked twice counted).
    *
    * @returns the depth of `celeriac.parked`
    */
@@ -171,9 +225,10 @@ export class ParkedScans {
   /**
    * Move parked messages (oldest first, among those parked when it
    * began) back to their queues, marked redelivered; one without a queue
-   * to go back to stays parked.
+   * to go back to stays parked; a second copy of a message parked twice,
+   * met after its first, is dropped.
    *
-   * @param limit at most this many
+   * @param limit at most this many read
    * @returns how many moved
    */
   requeue(limit: number): Promise<number> {
@@ -190,8 +245,8 @@ async function listParked(
   const out: ParkedMessage[] = [];
   await publisher.withSession(async (session) => {
     out.length = 0;
-    await scanParked(declarations, session, limit, (_raw, message) => {
-      const note = readParkingNote(message.headers);
+    await scanParked(declarations, session, limit, (message, note, again) => {
+      if (again) return Promise.resolve(false);
       const h = message.headers;
       out.push({
         id: note?.id || String(message.properties.message_id ?? ""),
@@ -215,11 +270,17 @@ async function requeueParked(
 ): Promise<number> {
   let moved = 0;
   await publisher.withSession(async (session) => {
-    await scanParked(declarations, session, limit, async (_raw, message) => {
-      const note = readParkingNote(message.headers);
+    await scanParked(declarations, session, limit, async (message, note, again) => {
       if (!note?.queue) {
         log.warn("A parked message has no queue to go back to; it stays parked");
         return false;
+      }
+      if (again) {
+        log.info("Dropped a second parked copy of task {id} (park {park}): its first went back", {
+          id: note.taskId ?? "?",
+          park: note.id,
+        });
+        return true;
       }
       await declarations.taskQueue(session, note.queue);
       await publisher.confirmPublish(session, "", note.queue, unparkedMessage(message));
