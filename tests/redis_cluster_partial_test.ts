@@ -7,7 +7,12 @@
  */
 
 import assert from "node:assert/strict";
+import { Redis } from "ioredis";
+import { Celery } from "../mod.ts";
 import { openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts";
+import { isConnectionFailure } from "../src/broker/redis_failures.ts";
+import { message } from "./broker_conformance.ts";
+import { interopWorker } from "./helpers/interop.ts";
 import {
   command,
   privateServers,
@@ -15,6 +20,7 @@ import {
   startRedis,
   waitUntil,
 } from "./helpers/redis_servers.ts";
+import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 const NODE_ARGS = ["--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no"];
@@ -106,6 +112,86 @@ Deno.test({
     assert.equal(failed.length, 0, `${failed.length} of 10 left pending or failed`);
   } finally {
     await restartMaster(victim);
+  }
+});
+
+Deno.test("redis cluster: a command refused after too many redirections is a node outage", () => {
+  // ioredis's words when the master of a command's slot is unreachable.
+  const err = new Error(
+    "Too many Cluster redirections. Last error: ReplyError: MOVED 10157 127.0.0.1:27351",
+  );
+  assert.equal(isConnectionFailure(err), true);
+});
+
+Deno.test({
+  name: "redis cluster: with one master down (no replica), a take over several queues and a " +
+    "worker go on with the others; its queue's tasks run once when it is back",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const { queues, victim } = await spreadQueues();
+  const [qa, qb, qc] = queues;
+  const prefix = uniquePrefix("cluster-partial");
+  const marker = `${prefix}done`;
+  const backend = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const shared = new Redis(REDIS_URL);
+  const app = new Celery({ broker: url, backend });
+  const broker = await openRedisClusterBroker(url);
+  let worker: Awaited<ReturnType<typeof interopWorker>> | null = null;
+  try {
+    const send = (q: string, n: number) =>
+      app.sendTask("tasks.record", [n, marker, 0], { queue: q, ignoreResult: true });
+    // Its messages survive the kill in its append-only file.
+    await command(victim, "CONFIG", "SET", "appendonly", "yes", "appendfsync", "always");
+    await waitUntil("the append-only file to be written", async () => {
+      const info = String(await command(victim, "INFO", "persistence"));
+      return info.includes("aof_enabled:1") && info.includes("aof_rewrite_in_progress:0") &&
+        !info.includes("aof_rewrite_scheduled:1");
+    }, 20_000);
+    for (let n = 0; n < 3; n++) await send(qc, 100 + n);
+    await killMaster(victim);
+    // A take over the three queues returns the live queue's messages (it failed with
+    // "Too many Cluster redirections" from the dead master's queue).
+    await broker.publishMany(
+      ["a1", "a2"].map((t) => ({ message: message(t), target: { routingKey: qa } })),
+    );
+    const got = await broker.take(queues, { max: 10, signal: AbortSignal.timeout(60_000) });
+    assert.deepEqual(got.map((d) => d.queue), [qa, qa]);
+    await broker.ack(got);
+    // A worker started now becomes ready and runs the live queues' tasks.
+    for (let n = 0; n < 10; n++) await send(n % 2 ? qb : qa, n);
+    worker = await interopWorker({ broker: url, backend }, queues.join(","), [
+      "-c",
+      "2",
+      "--loglevel",
+      "DEBUG",
+    ]);
+    await waitUntil(
+      "the live queues' 10 tasks to run",
+      async () => (await shared.llen(marker)) >= 10,
+      60_000,
+    ).catch((err) => {
+      throw new Error(`${err.message}; worker said:\n${worker!.output.slice(-3000)}`);
+    });
+    // The master is back: its queue's 3 tasks run, and nothing ran twice.
+    await restartMaster(victim, ["--appendonly", "yes"]);
+    await waitUntil(
+      "the dead master's 3 tasks to run",
+      async () => (await shared.llen(marker)) >= 13,
+      90_000,
+    ).catch((err) => {
+      throw new Error(`${err.message}; worker said:\n${worker!.output.slice(-3000)}`);
+    });
+    const runs = await shared.lrange(marker, 0, -1);
+    assert.equal(new Set(runs).size, 13);
+    assert.equal(runs.length, 13, `ran twice: ${runs.sort()}`);
+  } finally {
+    await worker?.stop();
+    await broker.close();
+    await app.close();
+    await deleteKeys(prefix);
+    shared.disconnect();
   }
 });
 
