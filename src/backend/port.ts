@@ -88,6 +88,13 @@ export interface ResultBackend {
   /** Delete a stored result. */
   forget(taskId: string): Promise<void>;
   /**
+   * The caller keeps the ready meta `get` gave for `taskId` (its result
+   * handle answers from it from now on): a backend that keeps results
+   * only for this client (rpc://) drops its copy, as a wait that took it
+   * does. Stored backends need nothing.
+   */
+  release?(taskId: string): void;
+  /**
    * Get ready to receive results of tasks about to be sent, where results
    * travel to the client (rpc: declare and consume its reply queue, so a
    * fast worker's reply is not dropped). Stored backends need nothing.

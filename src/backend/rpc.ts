@@ -12,6 +12,11 @@
  *   there (the latest state per task, a SUCCESS never replaced), after
  *   draining the queue. Another client, or the same one after a restart
  *   (new oid), reads `null` (PENDING).
+ * - A ready state handed to a {@link RpcBackend.waitFor} is not kept: the
+ *   result handle that waited keeps it (Celery's `AsyncResult` cache), and a
+ *   later `get` of its id reads `null`. States nobody waited for are kept,
+ *   the latest {@link UNCLAIMED_LIMIT} tasks' (Celery buffers as many), so a
+ *   long-running client holds no result it was given.
  * - The reply queue is declared as Celery's client declares it
  *   (non-durable, auto-delete, `x-expires` = `result_expires`). Celeriac's
  *   worker also declares it before sending, with the same arguments, so a
@@ -43,6 +48,18 @@ const log = getLogger(["celeriac", "backend", "rpc"]);
 
 /** Longest wait for a drain marker to come back. */
 const DRAIN_LIMIT_MS = 10_000;
+
+/**
+ * How many tasks' states a client keeps that no wait took (Celery's
+ * `MESSAGE_BUFFER_MAX`): past it, the oldest kept is dropped.
+ *
+ * @example
+ * ```ts
+ * import { UNCLAIMED_LIMIT } from "./rpc.ts";
+ * UNCLAIMED_LIMIT; // 8192
+ * ```
+ */
+export const UNCLAIMED_LIMIT = 8192;
 
 /**
  * Options of {@link openRpcBackend}.
@@ -132,6 +149,7 @@ export class RpcBackend implements ResultBackend {
   readonly #conn: AmqpConnection;
   readonly #expires: number;
   readonly #sender: RpcSender;
+  /** The latest state per task that no wait took yet, oldest first, at most `UNCLAIMED_LIMIT`. */
   readonly #latest = new Map<string, ResultMeta>();
   readonly #waiters = new ResultWaiters();
   readonly #syncs = new Map<string, () => void>();
@@ -204,12 +222,49 @@ export class RpcBackend implements ResultBackend {
       return;
     }
     if (this.#latest.get(r.taskId)?.status === "SUCCESS") return;
-    this.#latest.set(r.taskId, r.meta);
     if (!READY_STATES.has(r.meta.status)) {
+      this.#keep(r.taskId, r.meta);
       this.#waiters.progress(r.taskId, r.meta);
       return;
     }
+    if (!this.#waiters.has(r.taskId)) {
+      this.#keep(r.taskId, r.meta);
+      return;
+    }
+    // Handed to its waiters, which keep it: nothing here holds it any longer.
+    this.#latest.delete(r.taskId);
     for (const w of this.#waiters.take(r.taskId)) w.resolve(r.meta);
+  }
+
+  /** Keep `meta` as the task's latest state, the newest kept; the oldest goes past the limit. */
+  #keep(taskId: string, meta: ResultMeta): void {
+    this.#latest.delete(taskId);
+    this.#latest.set(taskId, meta);
+    if (this.#latest.size > UNCLAIMED_LIMIT) {
+      this.#latest.delete(this.#latest.keys().next().value!);
+    }
+  }
+
+  /** The task's kept state; a ready one is handed over (no longer kept). */
+  #claim(taskId: string): ResultMeta | undefined {
+    const known = this.#latest.get(taskId);
+    if (known && READY_STATES.has(known.status)) this.#latest.delete(taskId);
+    return known;
+  }
+
+  /**
+   * How many tasks' states this client keeps for a later `get` or
+   * `waitFor`: those that arrived and no wait took (at most
+   * {@link UNCLAIMED_LIMIT}).
+   *
+   * @example
+   * ```ts ignore
+   * await result.get({ timeout: 10_000 });
+   * backend.kept; // 0: the handle keeps its result, the backend does not
+   * ```
+   */
+  get kept(): number {
+    return this.#latest.size;
   }
 
   /** Start consuming the reply queue (once); resolves when the consumer is set up. */
@@ -279,7 +334,8 @@ export class RpcBackend implements ResultBackend {
 
   /**
    * The latest state that reached this client's reply queue; `null`
-   * (PENDING) when none did. Drains the queue first.
+   * (PENDING) when none did, or a wait took its ready state. Drains the
+   * queue first.
    */
   async get(taskId: string): Promise<ResultMeta | null> {
     await this.#drain();
@@ -290,7 +346,8 @@ export class RpcBackend implements ResultBackend {
    * Wait until a ready state (SUCCESS, FAILURE, REVOKED) reaches the reply
    * queue. An abort ends the wait; a ready result that reached the queue by
    * then is still read (the queue drained) and returned while RabbitMQ is
-   * connected (while it is not, the abort also ends the wait for it).
+   * connected (while it is not, the abort also ends the wait for it). The
+   * ready state returned is no longer kept here (the caller keeps it).
    */
   waitFor(
     taskId: string,
@@ -301,7 +358,10 @@ export class RpcBackend implements ResultBackend {
       taskId,
       signal,
       (s) => this.#wait(taskId, s, onState),
-      () => this.#conn.state === "open" ? this.get(taskId) : Promise.resolve(undefined),
+      () =>
+        this.#conn.state === "open"
+          ? this.get(taskId).then(() => this.#claim(taskId) ?? null)
+          : Promise.resolve(undefined),
       onState,
     );
   }
@@ -313,7 +373,7 @@ export class RpcBackend implements ResultBackend {
   ): Promise<ResultMeta> {
     signal?.throwIfAborted();
     this.#closing.signal.throwIfAborted();
-    const known = this.#latest.get(taskId);
+    const known = this.#claim(taskId);
     if (known && READY_STATES.has(known.status)) return known;
     if (known) onState?.(known);
     const { promise, resolve, reject } = Promise.withResolvers<ResultMeta>();
@@ -341,6 +401,14 @@ export class RpcBackend implements ResultBackend {
       signal?.removeEventListener("abort", abortListener);
       this.#closing.signal.removeEventListener("abort", closeListener);
     }
+  }
+
+  /**
+   * Drop the kept ready state of `taskId`: a caller read it with `get` and
+   * keeps it (a non-ready one stays, for a later wait).
+   */
+  release(taskId: string): void {
+    this.#claim(taskId);
   }
 
   /** Forget the local copy of a result (there is nothing else to delete). */

@@ -21,6 +21,7 @@ import { closestName } from "./closest_name.ts";
 import { type MemberResult, resultFromTuple } from "./group_result.ts";
 import { followStates, stateUpdates, type TaskUpdate } from "./progress.ts";
 import { waitFollowingParents } from "./parent_failures.ts";
+import { dropReady, heldReady, holdReady } from "./ready_results.ts";
 
 /**
  * Gives results access to the app's backend.
@@ -173,15 +174,15 @@ export function taskErrorFromMeta(meta: ResultMeta): TaskError {
 }
 
 /**
- * The task ids of a result's earlier chain steps, oldest first; groups on
- * the way (a chord's header) are passed over.
+ * A result's earlier chain steps, oldest first; groups on the way (a
+ * chord's header) are passed over.
  */
-function chainParentIds(result: MemberResult): string[] {
-  const ids: string[] = [];
+function chainParents(result: MemberResult): AsyncResult<unknown>[] {
+  const steps: AsyncResult<unknown>[] = [];
   for (let node = result.parent; node; node = node.parent) {
-    if (node instanceof AsyncResult) ids.unshift(node.id);
+    if (node instanceof AsyncResult) steps.unshift(node);
   }
-  return ids;
+  return steps;
 }
 
 function notInsideATask(): void {
@@ -302,11 +303,23 @@ export class AsyncResult<T = unknown> {
     checkGetOptions(options, "get()");
     notInsideATask();
     const backend = await this.#source.resultBackend();
-    const parentIds = options.followParents === false ? [] : chainParentIds(this);
-    const wait = { ...options, queue: this.queue };
-    const meta = parentIds.length > 0
-      ? await waitFollowingParents(backend, this.id, parentIds, wait)
-      : await followStates(backend, this.id, wait, options.onProgress);
+    const parents = options.followParents === false ? [] : chainParents(this);
+    let meta: ResultMeta;
+    if (parents.length > 0) {
+      const handles = new Map<string, AsyncResult<unknown>>(
+        [...parents, this].map((r) => [r.id, r]),
+      );
+      meta = await waitFollowingParents(backend, this.id, parents.map((r) => r.id), {
+        ...options,
+        queue: this.queue,
+        held: (id) => heldReady(handles.get(id)!),
+        onReady: (id, m) => holdReady(handles.get(id)!, m),
+      });
+    } else {
+      meta = heldReady(this) ??
+        await followStates(backend, this.id, { ...options, queue: this.queue }, options.onProgress);
+      holdReady(this, meta);
+    }
     if (meta.status === "SUCCESS") return meta.result as T;
     throw taskErrorFromMeta(meta);
   }
@@ -362,6 +375,8 @@ export class AsyncResult<T = unknown> {
     yield* stateUpdates(await this.#source.resultBackend(), this.id, {
       ...options,
       queue: this.queue,
+      held: heldReady(this),
+      onReady: (meta) => holdReady(this, meta),
     });
   }
 
@@ -376,7 +391,15 @@ export class AsyncResult<T = unknown> {
    * @returns the meta
    */
   async info(): Promise<ResultMeta | null> {
-    return await (await this.#source.resultBackend()).get(this.id);
+    const held = heldReady(this);
+    if (held) return held;
+    const backend = await this.#source.resultBackend();
+    const meta = await backend.get(this.id);
+    if (meta && READY_STATES.has(meta.status)) {
+      holdReady(this, meta);
+      backend.release?.(this.id);
+    }
+    return meta;
   }
 
   /**
@@ -460,6 +483,7 @@ export class AsyncResult<T = unknown> {
    * ```
    */
   async forget(): Promise<void> {
+    dropReady(this);
     await (await this.#source.resultBackend()).forget(this.id);
   }
 

@@ -16,6 +16,7 @@ import {
 import type { RevokeOptions } from "./control.ts";
 import { TimeoutError } from "./errors.ts";
 import { waitSignal } from "./progress.ts";
+import { heldReady, holdReady } from "./ready_results.ts";
 
 /** A member of a group: a task result, or a nested group's. */
 export type MemberResult = AsyncResult<unknown> | GroupResult<unknown[]>;
@@ -134,10 +135,8 @@ export class GroupResult<T extends unknown[] = unknown[]> {
     return this.get(options);
   }
 
-  async #states(): Promise<string[]> {
-    const backend = await this.#source.resultBackend();
-    const metas = await Promise.all(leaves(this).map((r) => backend.get(r.id)));
-    return metas.map((m) => m?.status ?? "PENDING");
+  #states(): Promise<string[]> {
+    return Promise.all(leaves(this).map((r) => r.state()));
   }
 
   /**
@@ -187,7 +186,11 @@ export class GroupResult<T extends unknown[] = unknown[]> {
     const backend = await this.#source.resultBackend();
     const members = leaves(this);
     const pending = new Map(
-      members.map((r, i) => [i, backend.waitFor(r.id, options.signal).then(() => i, () => i)]),
+      members.map((r, i) => [
+        i,
+        (heldReady(r) ? Promise.resolve(heldReady(r)) : backend.waitFor(r.id, options.signal))
+          .then((meta) => holdReady(r, meta)).then(() => i, () => i),
+      ]),
     );
     while (pending.size > 0) {
       const i = await Promise.race(pending.values());

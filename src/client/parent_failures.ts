@@ -9,7 +9,7 @@
  */
 
 import type { ResultBackend } from "../backend/port.ts";
-import type { ResultMeta } from "../protocol/result_meta.ts";
+import { READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { followStates, type TaskUpdate, waitSignal } from "./progress.ts";
 
@@ -56,8 +56,10 @@ async function readWithin(
  * @param backend the result backend
  * @param id the task waited for
  * @param parentIds the earlier steps' task ids, oldest first
- * @param options timeout (ms), abort signal, the task's progress listener and the queue it
- *   was sent to (for the timeout's message)
+ * @param options timeout (ms), abort signal, the task's progress listener, the queue it
+ *   was sent to (for the timeout's message), `held` (the ready meta a handle already keeps
+ *   for an id, read instead of the backend; default none) and `onReady` (told each ready meta
+ *   read, for its handle to keep, the backend then released from keeping it; default none)
  * @returns the deciding ready meta: the task's own, or the earliest failed step's
  * @throws {TimeoutError} when the timeout passes first
  */
@@ -70,41 +72,69 @@ export async function waitFollowingParents(
     signal?: AbortSignal;
     onProgress?: (u: TaskUpdate) => void;
     queue?: string;
+    held?: (id: string) => ResultMeta | undefined;
+    onReady?: (id: string, meta: ResultMeta) => void;
   },
 ): Promise<ResultMeta> {
+  const held = options.held ?? (() => undefined);
+  const readOrHeld = async (readId: string, within: { timeout?: number; signal?: AbortSignal }) => {
+    const kept = held(readId);
+    if (kept) return kept;
+    const meta = await readWithin(backend, readId, within);
+    if (meta && READY_STATES.has(meta.status)) {
+      options.onReady?.(readId, meta);
+      backend.release?.(readId);
+    }
+    return meta;
+  };
   // A step that succeeded had no failed step before it (a chain stops at a failure).
   const started = performance.now();
   const left = () =>
     options.timeout === undefined
       ? undefined
       : Math.max(0, options.timeout - (performance.now() - started));
-  const stored = await readWithin(backend, id, options);
+  const stored = await readOrHeld(id, options);
   if (stored?.status === "SUCCESS") return stored;
+  if (stored && PROPAGATE.has(stored.status)) {
+    // Ready already (its wait may have taken it): the earliest failed step decides.
+    const rest = { timeout: left(), signal: options.signal };
+    const metas = await Promise.all(parentIds.map((p) => readOrHeld(p, rest)));
+    return metas.find((m) => m && PROPAGATE.has(m.status)) ?? stored;
+  }
   const timeout = left();
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   /** Ready metas of earlier steps, as their waits end. */
   const ready = new Map<string, ResultMeta>();
   const { promise: parentFailed, resolve: onParentFailed } = Promise.withResolvers<ResultMeta>();
+  const onParent = (parentId: string, meta: ResultMeta) => {
+    ready.set(parentId, meta);
+    options.onReady?.(parentId, meta);
+    if (PROPAGATE.has(meta.status)) onParentFailed(meta);
+  };
   for (const parentId of parentIds) {
-    backend.waitFor(parentId, stop.signal).then((meta) => {
-      ready.set(parentId, meta);
-      if (PROPAGATE.has(meta.status)) onParentFailed(meta);
-    }, () => {});
+    const kept = held(parentId);
+    if (kept) onParent(parentId, kept);
+    else backend.waitFor(parentId, stop.signal).then((meta) => onParent(parentId, meta), () => {});
   }
   try {
-    const first = await Promise.race([
-      followStates(backend, id, { timeout, signal, queue: options.queue }, options.onProgress),
-      parentFailed,
-    ]);
+    const own = followStates(
+      backend,
+      id,
+      { timeout, signal, queue: options.queue },
+      options.onProgress,
+    )
+      .then((meta) => {
+        options.onReady?.(id, meta);
+        return meta;
+      });
+    const first = await Promise.race([own, parentFailed]);
     if (first.status === "SUCCESS") return first; // only the task's own wait ends in SUCCESS
     // The earliest failed step decides, whichever wait ended first: read the
     // steps whose waits have not ended yet (their first read may be in flight);
     // one whose read the timeout or an abort cut off leaves the task's own failure to decide.
     const rest = { timeout: left(), signal: options.signal };
-    const metas = await Promise.all(
-      parentIds.map((p) => ready.get(p) ?? readWithin(backend, p, rest)),
-    );
+    const metas = await Promise.all(parentIds.map((p) => ready.get(p) ?? readOrHeld(p, rest)));
     return metas.find((m) => m && PROPAGATE.has(m.status)) ?? first;
   } finally {
     stop.abort();

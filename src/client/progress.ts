@@ -205,15 +205,27 @@ async function lastState(backend: ResultBackend, id: string): Promise<string | u
  *
  * @param backend the result backend
  * @param id the task id
- * @param options timeout (ms), abort signal, and the queue the task was sent to, when known
+ * @param options timeout (ms), abort signal, the queue the task was sent to, when known,
+ *   `held` (the ready meta its handle keeps: yielded alone, no wait; default none) and
+ *   `onReady` (told the ready meta the wait ended with, for the handle to keep; default none)
  * @returns the updates
  * @throws {TimeoutError} when the timeout passes before the task is ready
  */
 export async function* stateUpdates(
   backend: ResultBackend,
   id: string,
-  options: { timeout?: number; signal?: AbortSignal; queue?: string },
+  options: {
+    timeout?: number;
+    signal?: AbortSignal;
+    queue?: string;
+    held?: ResultMeta;
+    onReady?: (meta: ResultMeta) => void;
+  },
 ): AsyncGenerator<TaskUpdate, void, undefined> {
+  if (options.held) {
+    yield toUpdate(options.held);
+    return;
+  }
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   const queue: TaskUpdate[] = [];
@@ -226,7 +238,10 @@ export async function* stateUpdates(
   followStates(backend, id, { timeout: options.timeout, signal, queue: options.queue }, (u) => {
     queue.push(u);
     notify();
-  }).then((meta) => end.outcome = { meta }, (error) => end.outcome = { error }).finally(notify);
+  }).then((meta) => {
+    options.onReady?.(meta);
+    end.outcome = { meta };
+  }, (error) => end.outcome = { error }).finally(notify);
   try {
     for (;;) {
       while (queue.length) yield queue.shift()!;
