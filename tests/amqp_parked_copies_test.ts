@@ -2,11 +2,14 @@
  * Copies in RabbitMQ's `celeriac.parked`: the two copies of a message
  * parked twice (what a loss mid-park leaves, see amqp_park_race_test.ts;
  * here two identical publishes, each taken and parked) are requeued once
- * however few a requeue moves at a time. The test's own vhost.
+ * however few a requeue moves at a time, and two messages that differ in
+ * a header are two. The test's own vhost.
  */
 
 import assert from "node:assert/strict";
 import { type AmqpBroker, openAmqpBroker } from "../src/broker/amqp.ts";
+import { PARKED_HEADER } from "../src/broker/amqp_message.ts";
+import { parkId } from "../src/broker/amqp_park_id.ts";
 import { encodeTaskMessage, type TaskMessageInput } from "../src/protocol/task_message.ts";
 import { uniqueQueue } from "./broker_conformance.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
@@ -80,4 +83,61 @@ Deno.test({
     assert.equal(await broker.countParked(), 0, "the second copy dropped");
     assert.equal(await drain(broker, q), 1, "back in its queue once");
   });
+});
+
+Deno.test({
+  name:
+    "amqp parked copies: two messages of one task id that differ in their headers are listed and moved",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: the park id left out the headers, so one was listed and the requeue dropped the other (1 !== 2).
+  await parkTwo(
+    "copies-distinct",
+    (i) => ({ retries: i, countdown: i * 3600 }),
+    async (broker, q) => {
+      assert.equal((await broker.listParked()).length, 2, "both listed");
+      assert.equal(await broker.requeueParked(), 2, "both moved");
+      assert.equal(await broker.countParked(), 0, "none left parked");
+      assert.equal(await drain(broker, q), 2, "both back in their queue");
+    },
+  );
+});
+
+Deno.test("amqp parked copies: a park id ignores what a redelivery changes and keeps every other header", async () => {
+  const m = {
+    body: new TextEncoder().encode("[[1], {}, {}]"),
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: { id: "t1", retries: 0, eta: null, sent: new Date(0), raw: new Uint8Array([1]) },
+    properties: { correlation_id: "t1", priority: 0 },
+  };
+  const from = { taskId: "t1", queue: "celery", exchange: "", routingKey: "celery" };
+  const id = await parkId(m, from);
+  const redelivered = {
+    ...m,
+    headers: { "x-delivery-count": 1, ...m.headers, [PARKED_HEADER]: { id: "x" } },
+  };
+  assert.equal(
+    await parkId(redelivered, from),
+    id,
+    "same message after a quorum queue's redelivery and a park",
+  );
+  for (
+    const headers of [{ retries: 1 }, { eta: "2026-01-01T00:00:00" }, { root_id: "r" }, {
+      raw: new Uint8Array([2]),
+    }]
+  ) {
+    assert.notEqual(
+      await parkId({ ...m, headers: { ...m.headers, ...headers } }, from),
+      id,
+      JSON.stringify(headers),
+    );
+  }
+  assert.notEqual(
+    await parkId({ ...m, properties: { ...m.properties, priority: 9 } }, from),
+    id,
+    "a property",
+  );
+  assert.notEqual(await parkId(m, { ...from, queue: "other" }), id, "another queue");
+  assert.equal(await parkId(m, { ...from, taskId: null }), null, "none without a task id");
 });

@@ -12,9 +12,11 @@
  * so one broker runs its scans one at a time. A message parked twice
  * (its copy written, then its connection closed before the
  * acknowledgement, so it came back and was parked again) has the same
- * park id in both copies: a listing shows the first only, and a requeue,
- * which reads every parked message whatever its limit, moves the first
- * and drops the later ones.
+ * park id in both copies (a digest of everything in them but the parking
+ * note, see {@link parkId}; two messages that differ in any header do
+ * not share it): a listing shows the first only, and a requeue, which
+ * reads every parked message whatever its limit, moves the first and
+ * drops the later ones.
  *
  * @module
  */
@@ -31,6 +33,7 @@ import {
   readParkingNote,
   unparkedMessage,
 } from "./amqp_message.ts";
+import { parkId } from "./amqp_park_id.ts";
 import type { AmqpPublisher } from "./amqp_publish.ts";
 import { PARKED_QUEUE, parkedQueueDeclaration } from "./amqp_topology.ts";
 import type { PublishOutcome } from "./errors.ts";
@@ -67,7 +70,14 @@ export async function parkRejections(
   held: (delivery: Delivery) => boolean,
 ): Promise<Rejection[]> {
   const now = new Date();
-  const ids = await Promise.all(rejections.map(parkId));
+  const ids = await Promise.all(rejections.map(async (r) =>
+    await parkId(r.delivery, {
+      taskId: r.taskId ?? null,
+      queue: r.delivery.queue,
+      exchange: r.delivery.exchange,
+      routingKey: r.delivery.routingKey,
+    }) ?? crypto.randomUUID()
+  ));
   const copies = rejections.map((r, i) => ({
     rejection: r,
     outcome: "unsent" as PublishOutcome,
@@ -103,32 +113,13 @@ export async function parkRejections(
 }
 
 /**
- * The id of a delivery's parked copy: with a task id, a digest of the
- * task id, where the message came from and its body, so that a message
- * parked twice (its copy written, its connection closed before its
- * acknowledgement, and the redelivery parked again) has one id for both
- * copies; a random one without a task id.
- */
-async function parkId(r: Rejection): Promise<string> {
-  if (!r.taskId) return crypto.randomUUID();
-  const d = r.delivery;
-  const head = new TextEncoder().encode(
-    JSON.stringify([r.taskId, d.queue, d.exchange, d.routingKey]) + "\n",
-  );
-  const bytes = new Uint8Array(head.length + d.body.length);
-  bytes.set(head);
-  bytes.set(d.body, head.length);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/**
  * Read the messages parked when the scan began, oldest first, on a
  * channel of their own (one parked again meanwhile, by a worker refusing
  * it once more, waits for the next scan), until `enough` says so; `visit`
- * decides which to acknowledge, told the copy's park id (`null` when it
- * has none), shared by the copies of a message parked twice (see
- * `parkId`). The rest go back, in order, when the channel closes.
+ * decides which to acknowledge, told the copy's park id computed from
+ * the copy (`null` without a task id or parking note), shared by the
+ * copies of a message parked twice. The rest go back, in order, when the
+ * channel closes.
  */
 async function scanParked(
   declarations: Declarations,
@@ -145,7 +136,10 @@ async function scanParked(
       if (raw === false) break;
       const message = fromIncoming(raw).message;
       const note = readParkingNote(message.headers);
-      if (await visit(message, note, note?.id || null)) held.channel.ack(raw);
+      // From the copy itself, not its note's id: a copy parked by an earlier version has a random
+      // id, or a digest that leaves out the headers (two messages that differ only there shared it).
+      const key = note?.id ? await parkId(message, note) : null;
+      if (await visit(message, note, key)) held.channel.ack(raw);
     }
   } finally {
     await held.close();
