@@ -147,7 +147,8 @@ Deno.test({
       `echo -; complete -C "worker.ts --lease"; echo -; complete -C "worker.ts worker --por"; ` +
       `echo -; complete -C "worker.ts -EB --lease"; echo -; complete -C "celeriac worker -D --por"; ` +
       `echo -; complete -C "worker.ts -B --por"; echo -; complete -C "celeriac beat --lease"; ` +
-      `echo -; complete -C "celeriac dashboard --por"`,
+      `echo -; complete -C "celeriac dashboard --por"; echo -; complete -C "celeriac -nBOB --lease"; ` +
+      `echo -; complete -C "worker.ts -n B -B --lease"`,
     ]);
     assert.deepEqual(got, [
       "inspect",
@@ -174,6 +175,9 @@ Deno.test({
       "--lease-time",
       "-",
       "--port",
+      "-", // -nBOB: the B of a hostname does not turn -B on
+      "-",
+      "--lease-time",
     ]);
   } finally {
     await Deno.remove(file);

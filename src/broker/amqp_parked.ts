@@ -12,8 +12,11 @@
  * so one broker runs its scans one at a time. A message parked twice
  * (its copy written, then its connection closed before the
  * acknowledgement, so it came back and was parked again) has the same
- * park id in both copies: a scan lists the first only, and a requeue
- * moves the first and drops the others it meets.
+ * park id in both copies (a digest of everything in them but the parking
+ * note, see {@link parkId}; two messages that differ in any header do
+ * not share it): a listing shows the first only, and a requeue, which
+ * reads every parked message whatever its limit, moves the first and
+ * drops the later ones.
  *
  * @module
  */
@@ -30,6 +33,7 @@ import {
   readParkingNote,
   unparkedMessage,
 } from "./amqp_message.ts";
+import { parkId } from "./amqp_park_id.ts";
 import type { AmqpPublisher } from "./amqp_publish.ts";
 import { PARKED_QUEUE, parkedQueueDeclaration } from "./amqp_topology.ts";
 import type { PublishOutcome } from "./errors.ts";
@@ -66,7 +70,14 @@ export async function parkRejections(
   held: (delivery: Delivery) => boolean,
 ): Promise<Rejection[]> {
   const now = new Date();
-  const ids = await Promise.all(rejections.map(parkId));
+  const ids = await Promise.all(rejections.map(async (r) =>
+    await parkId(r.delivery, {
+      taskId: r.taskId ?? null,
+      queue: r.delivery.queue,
+      exchange: r.delivery.exchange,
+      routingKey: r.delivery.routingKey,
+    }) ?? crypto.randomUUID()
+  ));
   const copies = rejections.map((r, i) => ({
     rejection: r,
     outcome: "unsent" as PublishOutcome,
@@ -102,51 +113,33 @@ export async function parkRejections(
 }
 
 /**
- * The id of a delivery's parked copy: with a task id, a digest of the
- * task id, where the message came from and its body, so that a message
- * parked twice (its copy written, its connection closed before its
- * acknowledgement, and the redelivery parked again) has one id for both
- * copies; a random one without a task id.
- */
-async function parkId(r: Rejection): Promise<string> {
-  if (!r.taskId) return crypto.randomUUID();
-  const d = r.delivery;
-  const head = new TextEncoder().encode(
-    JSON.stringify([r.taskId, d.queue, d.exchange, d.routingKey]) + "\n",
-  );
-  const bytes = new Uint8Array(head.length + d.body.length);
-  bytes.set(head);
-  bytes.set(d.body, head.length);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/**
- * Read up to `limit` parked messages on a channel of their own, among
- * those parked when the scan began (one parked again meanwhile, by a
- * worker refusing it once more, waits for the next scan); `visit` decides
- * which to acknowledge, told whether a copy with the same park id came
- * before in this scan (the same message parked twice, see `parkId`).
+ * Read the messages parked when the scan began, oldest first, on a
+ * channel of their own (one parked again meanwhile, by a worker refusing
+ * it once more, waits for the next scan), until `enough` says so; `visit`
+ * decides which to acknowledge, told the copy's park id computed from
+ * the copy (`null` without a task id or parking note), shared by the
+ * copies of a message parked twice. The rest go back, in order, when the
+ * channel closes.
  */
 async function scanParked(
   declarations: Declarations,
   session: AmqpSession,
-  limit: number,
-  visit: (message: Message, note: ParkingNote | null, again: boolean) => Promise<boolean>,
+  enough: () => boolean,
+  visit: (message: Message, note: ParkingNote | null, key: string | null) => Promise<boolean>,
 ): Promise<void> {
   await declarations.queueOnly(session, parkedQueueDeclaration());
   const held = await HeldChannel.open(session);
-  const seen = new Set<string>();
   try {
     const { messageCount } = await held.channel.checkQueue(PARKED_QUEUE);
-    for (let i = 0; i < Math.min(limit, messageCount); i++) {
+    for (let i = 0; i < messageCount && !enough(); i++) {
       const raw = await held.channel.get(PARKED_QUEUE, { noAck: false });
       if (raw === false) break;
       const message = fromIncoming(raw).message;
       const note = readParkingNote(message.headers);
-      const again = !!note?.id && seen.has(note.id);
-      if (note?.id) seen.add(note.id);
-      if (await visit(message, note, again)) held.channel.ack(raw);
+      // From the copy itself, not its note's id: a copy parked by an earlier version has a random
+      // id, or a digest that leaves out the headers (two messages that differ only there shared it).
+      const key = note?.id ? await parkId(message, note) : null;
+      if (await visit(message, note, key)) held.channel.ack(raw);
     }
   } finally {
     await held.close();
@@ -194,7 +187,7 @@ export class ParkedScans {
    * List parked messages, oldest first (read without removing them); a
    * second copy of a message parked twice is not listed.
    *
-   * @param limit at most this many read
+   * @param limit at most this many listed
    * @returns the parked messages
    */
   list(limit: number): Promise<ParkedMessage[]> {
@@ -226,9 +219,11 @@ export class ParkedScans {
    * Move parked messages (oldest first, among those parked when it
    * began) back to their queues, marked redelivered; one without a queue
    * to go back to stays parked; a second copy of a message parked twice,
-   * met after its first, is dropped.
+   * met after its first was moved, is dropped. It reads every parked
+   * message, so that a later copy of one it moved is dropped even when
+   * `limit` stops it before.
    *
-   * @param limit at most this many read
+   * @param limit at most this many moved
    * @returns how many moved
    */
   requeue(limit: number): Promise<number> {
@@ -243,10 +238,13 @@ async function listParked(
   limit: number,
 ): Promise<ParkedMessage[]> {
   const out: ParkedMessage[] = [];
+  const listed = new Set<string>();
   await publisher.withSession(async (session) => {
     out.length = 0;
-    await scanParked(declarations, session, limit, (message, note, again) => {
-      if (again) return Promise.resolve(false);
+    listed.clear();
+    await scanParked(declarations, session, () => out.length >= limit, (message, note, key) => {
+      if (key !== null && listed.has(key)) return Promise.resolve(false);
+      if (key !== null) listed.add(key);
       const h = message.headers;
       out.push({
         id: note?.id || String(message.properties.message_id ?? ""),
@@ -269,21 +267,28 @@ async function requeueParked(
   limit: number,
 ): Promise<number> {
   let moved = 0;
+  // Park ids moved by this requeue: kept across a reconnection, so that a copy moved whose
+  // acknowledgement was lost with its connection is dropped, not moved again, when it is met.
+  const movedIds = new Set<string>();
   await publisher.withSession(async (session) => {
-    await scanParked(declarations, session, limit, async (message, note, again) => {
+    // Read to the end, not to `limit`: a later copy of a message moved here is dropped here, so
+    // that a requeue run a few at a time (the dashboard moves one) cannot move it a second time.
+    await scanParked(declarations, session, () => false, async (message, note, key) => {
       if (!note?.queue) {
         log.warn("A parked message has no queue to go back to; it stays parked");
         return false;
       }
-      if (again) {
+      if (key !== null && movedIds.has(key)) {
         log.info("Dropped a second parked copy of task {id} (park {park}): its first went back", {
           id: note.taskId ?? "?",
           park: note.id,
         });
         return true;
       }
+      if (moved >= limit) return false;
       await declarations.taskQueue(session, note.queue);
       await publisher.confirmPublish(session, "", note.queue, unparkedMessage(message));
+      if (key !== null) movedIds.add(key);
       moved++;
       return true;
     });

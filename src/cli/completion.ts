@@ -250,19 +250,61 @@ function fishCondition(spec: CompletionSpec, flag: string): string | null {
   } else if (readers.length) when.push(`__fish_seen_subcommand_from ${readers.join(" ")}`);
   for (const cmd of spec.commands.filter((c) => reads(c) && !always(c))) {
     const gate = gateOf(spec, cmd, flag)!;
-    const short = spec.options[gate]?.short;
     const after = cmd === spec.defaultCommand
       ? `not __fish_seen_subcommand_from ${spec.commands.filter((c) => c !== cmd).join(" ")}`
       : `__fish_seen_subcommand_from ${cmd}`;
-    when.push(`${after}; and __fish_contains_opt${short ? ` -s ${short}` : ""} ${gate}`);
+    when.push(`${after}; and ${fishGateName(gate)}`);
   }
   if (when.length === 0) return null;
   if (when.length === 1) return ` -n "${when[0]}"`;
   return ` -n "${when.map((w) => `begin; ${w}; end`).join("; or ")}"`;
 }
 
+/** The fish function that tells whether a gate flag is on the command line. */
+function fishGateName(gate: string): string {
+  return `__celeriac_on_${gate.replaceAll("-", "_")}`;
+}
+
+/**
+ * fish functions telling whether a gate flag is on the line, read as bash and zsh read it: the
+ * words before the cursor, the values of flags that take one skipped, tested as {@link gateTest}
+ * does (`__fish_contains_opt -s B` also finds the `B` of `-nBOB`, a value).
+ */
+function fishGates(spec: CompletionSpec): string[] {
+  const gates = gateFlags(spec);
+  if (gates.length === 0) return [];
+  const booleans = Object.values(spec.options)
+    .filter((o) => o.type === "boolean" && o.short).map((o) => o.short).join("");
+  const lines = [
+    "function __celeriac_flag_on --argument-names re",
+    "    set -l words (commandline -opc)",
+    "    set -e words[1]",
+    "    set -l skip 0",
+    "    for w in $words",
+    "        if test $skip = 1",
+    "            set skip 0",
+    "        else if contains -- $w " + valueFlagWords(spec).join(" "),
+    "            set skip 1",
+    "        else if string match -qr -- $re $w",
+    "            return 0",
+    "        end",
+    "    end",
+    "    return 1",
+    "end",
+  ];
+  for (const gate of gates) {
+    const short = spec.options[gate]?.short;
+    const re = short ? `^(--${gate}$|-[${booleans}]*${short})` : `^--${gate}$`;
+    lines.push(`function ${fishGateName(gate)}`, `    __celeriac_flag_on '${re}'`, "end");
+  }
+  return lines;
+}
+
 function fish(spec: CompletionSpec, names: readonly string[]): string {
-  const lines: string[] = [`# fish completion for ${names.join(", ")} (Celeriac)`];
+  const lines: string[] = [
+    `# fish completion for ${names.join(", ")} (Celeriac)`,
+    ...fishGates(spec),
+  ];
   for (const name of names) {
     const c = `complete -c ${name}`;
     lines.push(`${c} -f`);
