@@ -2,13 +2,14 @@
  * `deno test --parallel` runs the test files as threads of one process:
  * they share `Deno.env`, and every subprocess one spawns inherits it. So no
  * test file sets or deletes a process environment variable; the cases that
- * must run in tests/helpers/env_cases.ts, each in a process of its own.
+ * must run in tests/helpers/env_cases.ts, each in a process of its own, or
+ * in tests/helpers/cli_batch.ts, whose cases run in a `deno run` of their own.
  */
 
 import assert from "node:assert/strict";
 
 const TESTS = new URL("./", import.meta.url);
-const ALLOWED = new Set(["helpers/env_cases.ts", "env_isolation_test.ts"]);
+const ALLOWED = new Set(["helpers/env_cases.ts", "helpers/cli_batch.ts", "env_isolation_test.ts"]);
 
 async function* sources(dir: URL, prefix = ""): AsyncGenerator<string> {
   for await (const entry of Deno.readDir(dir)) {
