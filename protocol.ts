@@ -231,13 +231,14 @@ export {
   SUBTASK_TYPES,
 } from "./src/protocol/signature.ts";
 // src/protocol/canvas.ts
-export {
-  type CanvasPlan,
-  type CanvasSend,
-  freezeSignature,
-  planCanvas,
-  type PlanOptions,
-} from "./src/protocol/canvas.ts";
+export { freezeSignature, planCanvas } from "./src/protocol/canvas.ts";
+// src/protocol/canvas_types.ts
+export type {
+  CanvasPlan,
+  CanvasSend,
+  ChordSize,
+  PlanOptions,
+} from "./src/protocol/canvas_types.ts";
 // src/protocol/canvas_shape.ts
 export { chainSignature, chordSignature, groupSignature } from "./src/protocol/canvas_shape.ts";
 // src/protocol/canvas_message.ts

@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import { chain, group } from "../mod.ts";
 import { openBroker } from "../src/client/transports.ts";
 import { planCanvas } from "../src/protocol/canvas.ts";
-import { publishAll } from "../src/worker/chords.ts";
+import { publishAll } from "../src/worker/canvas_send.ts";
 import { successFollowUps } from "../src/worker/follow_ups.ts";
 import { withVhost } from "./rabbitmq.ts";
 import { StallMeter } from "./stall_meter.ts";

@@ -9,9 +9,10 @@
  */
 
 import assert from "node:assert/strict";
-import { openAmqpBroker } from "../src/broker/amqp.ts";
+import { type AmqpBroker, openAmqpBroker } from "../src/broker/amqp.ts";
 import type { AmqpSession } from "../src/broker/amqp_connection.ts";
 import { AmqpPublisher } from "../src/broker/amqp_publish.ts";
+import type { Delivery } from "../src/broker/port.ts";
 import { encodeTaskMessage } from "../src/protocol/task_message.ts";
 import { uniqueQueue } from "./broker_conformance.ts";
 import { createVhost, rabbitmqctl } from "./helpers/rabbitmq.ts";
@@ -29,13 +30,21 @@ async function loseConnection(vhost: string, session: AmqpSession): Promise<void
   await promise.finally(() => clearTimeout(timer));
 }
 
+/** After the park across a loss: the broker, the redelivery, its task id and queue. */
+type Finish = (broker: AmqpBroker, again: Delivery, id: string, q: string) => Promise<void>;
+
 /**
  * Reject one delivery while the park's first confirmed copy is followed by
  * the loss of the connection (`then` runs after it: return, or throw as a
- * confirm lost with its connection does), then check that the message came
- * back and that exactly one copy is parked.
+ * confirm lost with its connection does), check that the message came
+ * back and that exactly one copy is parked, then `finish` (by default,
+ * acknowledge the redelivery).
  */
-async function parkAcrossLoss(label: string, then: (session: AmqpSession) => void) {
+async function parkAcrossLoss(
+  label: string,
+  then: (session: AmqpSession) => void,
+  finish: Finish = (broker, again) => broker.ack([again]),
+) {
   const vhost = await createVhost(label);
   const broker = await openAmqpBroker(vhost.url(), fast);
   const confirm = AmqpPublisher.prototype.confirmPublish;
@@ -70,7 +79,7 @@ async function parkAcrossLoss(label: string, then: (session: AmqpSession) => voi
     assert.equal(again.redelivered, true, "the message came back by itself");
     const parked = (await broker.listParked({ limit: 1000 })).filter((p) => p.taskId === id);
     assert.equal(parked.length, 1, "its copy is parked once");
-    await broker.ack([again]);
+    await finish(broker, again, id, q);
   } finally {
     AmqpPublisher.prototype.confirmPublish = confirm;
     await broker.close();
@@ -94,5 +103,24 @@ Deno.test({
   // Before: the publisher ran the park again on the new connection, a second copy (2 !== 1).
   await parkAcrossLoss("park-lost-confirm", (session) => {
     throw session.lost.reason;
+  });
+});
+
+Deno.test({
+  name: "amqp park race: a message parked again after a loss mid-park is listed and requeued once",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: both copies listed (2 !== 1) and requeued, so the task would run twice.
+  await parkAcrossLoss("park-twice", () => {}, async (broker, again, id, q) => {
+    const rejection = { delivery: again, reason: "r", taskId: id };
+    assert.deepEqual(await broker.reject([rejection]), [rejection], "the redelivery is parked");
+    assert.equal(await broker.countParked(), 2, "two copies of it");
+    const parked = (await broker.listParked({ limit: 1000 })).filter((p) => p.taskId === id);
+    assert.equal(parked.length, 1, "listed once");
+    assert.equal(await broker.requeueParked(), 1, "requeued once");
+    assert.equal(await broker.countParked(), 0, "the second copy dropped");
+    const [back] = await broker.take([q], { max: 1, signal: AbortSignal.timeout(20_000) });
+    assert.equal(back.headers.id, id, "back in its queue");
+    await broker.ack([back]);
   });
 });

@@ -205,6 +205,31 @@ Deno.test("canvas client: a chord on rpc:// is refused before anything is sent",
   await noBackend.close();
 });
 
+Deno.test("canvas client: a chain with a chord step on rpc:// is refused before anything is sent", async () => {
+  // Celery 5.2.6's chain.prepare_steps refuses it (NotImplementedError); before, the first step
+  // was sent and the chord was never joined: get() waited forever.
+  const app = new Celery({ broker: AMQP_URL, backend: "rpc://" });
+  const { add, tsum } = defineTasks(app);
+  const sent = capture(app);
+  for (
+    const c of [
+      chain(add.s(1, 1), chord([add.s(1), add.s(2)], tsum.s())),
+      chain(add.s(1, 1), group([add.s(1), add.s(2)]), tsum.s()),
+      chain(add.s(1, 1), chain(add.s(2), chord([add.s(1)], tsum.s()))),
+    ]
+  ) {
+    await assert.rejects(
+      () => c.applyAsync(),
+      (e: unknown) => e instanceof ChordUnsupportedError && /"rpc"/.test(e.message),
+    );
+  }
+  assert.equal(sent.length, 0);
+  // A chain ending in a group joins nothing: it is sent.
+  await chain(add.s(1, 1), group([add.s(1), add.s(2)])).applyAsync();
+  assert.equal(sent.length, 1);
+  await app.close();
+});
+
 Deno.test("AsyncResult.collect: a task that sent a group of 200,000 yields them in order", async () => {
   const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
   const backend = await app.resultBackend();

@@ -9,7 +9,8 @@ import { chordSignature, groupSignature } from "../src/protocol/canvas_shape.ts"
 import type { Embed, Message, SignatureDict } from "../src/protocol/message.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
 import type { TaskRequest } from "../src/protocol/task_request.ts";
-import { canvasOutcome, joinChords, publishAll } from "../src/worker/chords.ts";
+import { canvasOutcome } from "../src/worker/chords.ts";
+import { joinChords, publishAll } from "../src/worker/canvas_send.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
 import { taskSig } from "./helpers/signatures.ts";
 
@@ -178,4 +179,33 @@ Deno.test("canvas outcome: a chord header member that cannot be encoded fails th
   } finally {
     await backend.close();
   }
+});
+
+Deno.test("canvas outcome: a chord member on a backend that cannot join chords fails the body once", async () => {
+  // rpc:// cannot join: before, the member only logged and the body's waiter hung on PENDING.
+  const stored: { taskId: string; status: string; replyTo?: string | null; meta: string }[] = [];
+  const backend = {
+    transport: "rpc",
+    store: (entries: typeof stored) => (stored.push(...entries), Promise.resolve()),
+  } as unknown as ResultBackend;
+  const body = { ...taskSig("t.sum", "body"), options: { task_id: "body", reply_to: "oid-1" } };
+  const io = { backend, publish: () => Promise.resolve() };
+  const join = (groupIndex: number) => ({
+    part: {
+      groupId: "g",
+      groupIndex,
+      taskId: `m-${groupIndex}`,
+      state: "SUCCESS" as const,
+      resultJson: "1",
+    },
+    body,
+    parent: { ...parent, id: `m-${groupIndex}` },
+  });
+  await joinChords([join(1), join(0)], io);
+  assert.deepEqual(stored.map((e) => [e.taskId, e.status, e.replyTo]), [[
+    "body",
+    "FAILURE",
+    "oid-1",
+  ]]);
+  assert.match(stored[0].meta, /ChordError.*cannot join chords/);
 });

@@ -5,7 +5,9 @@
  * fills them); fish completes with the real `complete -C`; the zsh function
  * runs in a real zsh with `words` / `CURRENT` set and `compadd` recording
  * what it is given (zsh's completion system needs a terminal); after a
- * command, only the flags it reads (`purge --que` -> `--queues`); every flag
+ * command, only the flags it reads (`purge --que` -> `--queues`), and the
+ * worker's beat / dashboard options only once -B / -D is on the line (as
+ * `--beat`, `-B` or among short flags, `-EB`; not `-Q B`); every flag
  * the command line parses and every inspect / control command is in each
  * script; an unknown shell exits 2.
  */
@@ -85,6 +87,16 @@ Deno.test("completion: the bash script completes subcommands, commands, flags an
     ["worker.ts", "call", "tasks.add", "--que"],
     ["worker.ts", "inspect", "--que"],
     ["worker.ts", "--que"],
+    ["worker.ts", "--lease"],
+    ["worker.ts", "worker", "--por"],
+    ["worker.ts", "-B", "--lease"],
+    ["worker.ts", "worker", "-EB", "--lease"],
+    ["worker.ts", "--beat", "--por"],
+    ["worker.ts", "worker", "--dashboard", "--por"],
+    ["worker.ts", "-D", "-B", "--max-t"],
+    ["worker.ts", "-Q", "B", "--lease"],
+    ["worker.ts", "beat", "--lease"],
+    ["worker.ts", "dashboard", "--por"],
   ]);
   assert.match(
     registered,
@@ -106,6 +118,16 @@ Deno.test("completion: the bash script completes subcommands, commands, flags an
     "--queue",
     "", // inspect reads neither
     "--queues",
+    "", // -B's options only after -B, -D's only after -D: the worker refuses them without
+    "",
+    "--lease-time",
+    "--lease-time",
+    "",
+    "--port",
+    "--max-tasks-per-child --max-tasks",
+    "", // B is -Q's value
+    "--lease-time",
+    "--port",
   ]);
 });
 
@@ -121,7 +143,12 @@ Deno.test({
       "-c",
       `source ${file}; complete -C "worker.ts ins"; echo -; complete -C "celeriac control auto"; ` +
       `echo -; complete -C "worker.ts --autos"; echo -; complete -C "worker.ts -P "; ` +
-      `echo -; complete -C "worker.ts purge --que"; echo -; complete -C "celeriac call t --que"`,
+      `echo -; complete -C "worker.ts purge --que"; echo -; complete -C "celeriac call t --que"; ` +
+      `echo -; complete -C "worker.ts --lease"; echo -; complete -C "worker.ts worker --por"; ` +
+      `echo -; complete -C "worker.ts -EB --lease"; echo -; complete -C "celeriac worker -D --por"; ` +
+      `echo -; complete -C "worker.ts -B --por"; echo -; complete -C "celeriac beat --lease"; ` +
+      `echo -; complete -C "celeriac dashboard --por"; echo -; complete -C "celeriac -nBOB --lease"; ` +
+      `echo -; complete -C "worker.ts -n B -B --lease"`,
     ]);
     assert.deepEqual(got, [
       "inspect",
@@ -137,6 +164,20 @@ Deno.test({
       "--queues",
       "-",
       "--queue",
+      "-", // -B's and -D's options only after -B / -D
+      "-",
+      "-",
+      "--lease-time",
+      "-",
+      "--port",
+      "-",
+      "-",
+      "--lease-time",
+      "-",
+      "--port",
+      "-", // -nBOB: the B of a hostname does not turn -B on
+      "-",
+      "--lease-time",
     ]);
   } finally {
     await Deno.remove(file);
@@ -168,6 +209,13 @@ Deno.test({
         't worker.ts --app ""',
         "t worker.ts purge --que",
         "t worker.ts call t --que",
+        "t worker.ts --lease",
+        "t worker.ts worker --por",
+        "t worker.ts -EB --lease",
+        "t worker.ts worker --dashboard --por",
+        "t worker.ts -B --por",
+        "t worker.ts beat --lease",
+        "t worker.ts dashboard --por",
       ].join("\n"),
     ]);
     assert.deepEqual(got, [
@@ -179,6 +227,13 @@ Deno.test({
       "FILES",
       "--queues",
       "--queue",
+      "", // -B's and -D's options only after -B / -D
+      "",
+      "--lease-time",
+      "--port",
+      "",
+      "--lease-time",
+      "--port",
     ]);
   } finally {
     await Deno.remove(file);

@@ -12,6 +12,7 @@ import { Celery } from "../mod.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import { EXIT_CODES, exitCodeFor, UsageError } from "../src/cli/exit_codes.ts";
 import { encodeResultMeta } from "../src/protocol/result_meta.ts";
+import { runCliCases } from "./helpers/cli_batch.ts";
 import { CeleryCliSession } from "./helpers/interop.ts";
 import { PrivateRedis } from "./helpers/private_redis.ts";
 import { PYTHON } from "./helpers/procs.ts";
@@ -36,15 +37,32 @@ async function cli(
   return { code: o.code, err: new TextDecoder().decode(o.stderr) };
 }
 
-async function expectCode(
-  args: string[],
-  code: number,
-  err?: RegExp,
-  env?: Record<string, string>,
-): Promise<void> {
-  const ran = await cli(args, env);
-  assert.equal(ran.code, code, `${args.join(" ")}: exited ${ran.code}\n${ran.err}`);
-  if (err) assert.match(ran.err, err, args.join(" "));
+/**
+ * Exit codes and stderr expected of command lines, collected with `expect()`
+ * and checked by `check()`, which runs them all in one process
+ * (helpers/cli_batch.ts), each as `deno run -A worker.ts ARGS` would.
+ */
+class ExpectedCodes {
+  #cases: { args: string[]; code: number; err?: RegExp; env: Record<string, string> }[] = [];
+
+  expect(args: string[], code: number, err?: RegExp, env: Record<string, string> = {}): void {
+    this.#cases.push({
+      args,
+      code,
+      err,
+      env: { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "", ...env },
+    });
+  }
+
+  async check(): Promise<void> {
+    const cases = this.#cases.splice(0);
+    const outcomes = await runCliCases(cases);
+    cases.forEach(({ args, code, err }, i) => {
+      const ran = outcomes[i];
+      assert.equal(ran.code, code, `${args.join(" ")}: exited ${ran.code}\n${ran.err}`);
+      if (err) assert.match(ran.err, err, args.join(" "));
+    });
+  }
 }
 
 /** A broker nobody listens on: the commands below must refuse their flags before using it. */
@@ -87,181 +105,194 @@ Deno.test("exit codes: a usage error is 2, an unreachable broker 69, anything el
 });
 
 Deno.test("exit codes: a -b / --backend / --beat-store of no supported scheme is 2; a setting's, 70", async () => {
+  const c = new ExpectedCodes();
   // Were 70 (call, result, status) and 1 (worker, beat): the transports' TypeError once
   // connecting.
   const broker = /--broker: Unsupported broker URL "ftp:\/\/…": use redis:\/\//;
-  await expectCode(["status", "-b", "ftp://x", "-t", "0.3"], 2, broker);
-  await expectCode(["call", "tasks.add", "--app", TASKS, "-b", "ftp://x"], 2, broker);
-  await expectCode(["worker", "--app", TASKS, "-b", "ftp://x"], 2, broker);
-  await expectCode(
+  c.expect(["status", "-b", "ftp://x", "-t", "0.3"], 2, broker);
+  c.expect(["call", "tasks.add", "--app", TASKS, "-b", "ftp://x"], 2, broker);
+  c.expect(["worker", "--app", TASKS, "-b", "ftp://x"], 2, broker);
+  c.expect(
     ["result", crypto.randomUUID(), ...NOWHERE, "--backend", "ftp://x"],
     2,
     /--backend: Unsupported result backend URL "ftp:\/\/…": use redis:\/\//,
   );
-  await expectCode(["status", "-b", "localhost:6379"], 2, /--broker: .* has no scheme/);
+  c.expect(["status", "-b", "localhost:6379"], 2, /--broker: .* has no scheme/);
   const store = /--beat-store: Unsupported beat store URL "(ftp|amqp):\/\/…": use redis:\/\//;
-  await expectCode(["beat", "--app", TASKS, ...NOWHERE, "--beat-store", "ftp://x"], 2, store);
-  await expectCode(["beat", "--app", TASKS, ...NOWHERE, "--beat-store", "amqp://x"], 2, store);
-  await expectCode(
+  c.expect(["beat", "--app", TASKS, ...NOWHERE, "--beat-store", "ftp://x"], 2, store);
+  c.expect(["beat", "--app", TASKS, ...NOWHERE, "--beat-store", "amqp://x"], 2, store);
+  c.expect(
     ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast", "-B", "--beat-store", "ftp://x"],
     2,
     store,
   );
   // A setting, not a flag: any other error (70), the message says what.
   const env = { CELERY_BROKER_URL: "foo://x" };
-  await expectCode(["status", "-t", "0.3"], 70, /Unsupported broker URL "foo:\/\/…"/, env);
+  c.expect(["status", "-t", "0.3"], 70, /Unsupported broker URL "foo:\/\/…"/, env);
+  await c.check();
 });
 
 Deno.test("exit codes: a URL missing the // after its scheme is 2, saying so; a setting's, 70", async () => {
+  const c = new ExpectedCodes();
   // `-b redis:/127.0.0.1:6379/0` (one slash) exited 1 after the banner with
   // `Invalid Redis database "127.0.0.1:6379/0"`; `amqp:/127.0.0.1//` connected to localhost and
   // blamed a vhost "127.0.0.1//"; `kv:q.db` was "Not a Deno KV URL". None said what to change.
-  await expectCode(
+  c.expect(
     ["worker", "--app", TASKS, "-b", "redis:/127.0.0.1:1/0", "--fail-fast"],
     2,
     /^error: --broker: The broker URL lacks the \/\/ after "redis:": write it as redis:\/\/127\.0\.0\.1:1\/0\n$/,
   );
-  await expectCode(
+  c.expect(
     ["status", "-b", "amqp:/guest:s3cret@127.0.0.1:1//", "-t", "0.3"],
     2,
     /^error: --broker: .* lacks the \/\/ after "amqp:": write it as amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1\/\/\n$/,
   );
-  await expectCode(
+  c.expect(
     ["result", crypto.randomUUID(), ...NOWHERE, "--backend", "rpc:"],
     2,
     /--backend: The result backend URL lacks the \/\/ after "rpc:": write it as rpc:\/\//,
   );
-  await expectCode(
+  c.expect(
     ["beat", "--app", TASKS, ...NOWHERE, "--beat-store", "kv:beat.db"],
     2,
     /--beat-store: The beat store URL lacks the \/\/ after "kv:": write it as kv:\/\/beat\.db/,
   );
   const env = { CELERY_BROKER_URL: "redis:127.0.0.1:1/0" };
-  await expectCode(["status", "-t", "0.3"], 70, /lacks the \/\/ after "redis:"/, env);
+  c.expect(["status", "-t", "0.3"], 70, /lacks the \/\/ after "redis:"/, env);
+  await c.check();
 });
 
 Deno.test("exit codes: a -b / --backend / --beat-store its transport's parser refuses is 2", async () => {
+  const c = new ExpectedCodes();
   // Were 1 (worker, after its banner) and 70 (call, result, status): parsed once connecting.
-  await expectCode(
+  c.expect(
     ["worker", "--app", TASKS, "-b", "redis://127.0.0.1:1/abc", "--fail-fast"],
     2,
     /^error: --broker: Invalid Redis database "abc" in "redis:\/\/127\.0\.0\.1:1\/abc": use a number, e\.g\. \/0\n$/,
   );
-  await expectCode(
+  c.expect(
     ["call", "tasks.add", "--app", TASKS, "-b", "amqp://127.0.0.1:1//?heartbeat=abc"],
     2,
     /^error: --broker: Invalid heartbeat "abc"/,
   );
-  await expectCode(
+  c.expect(
     ["status", "-b", "kv://q.db?visibility=3", "-t", "0.3"],
     2,
     /^error: --broker: Unknown option "visibility"/,
   );
-  await expectCode(
+  c.expect(
     ["result", crypto.randomUUID(), ...NOWHERE, "--backend", "redis://127.0.0.1:1/x"],
     2,
     /^error: --backend: Invalid Redis database "x"/,
   );
-  await expectCode(
+  c.expect(
     ["beat", "--app", TASKS, ...NOWHERE, "--beat-store", "sentinel://127.0.0.1:1"],
     2,
     /^error: --beat-store: Sentinel URL .* names no master/,
   );
   // A setting, not a flag: still 70.
   const env = { CELERY_BROKER_URL: "redis://127.0.0.1:1/abc" };
-  await expectCode(["status", "-t", "0.3"], 70, /Invalid Redis database "abc"/, env);
+  c.expect(["status", "-t", "0.3"], 70, /Invalid Redis database "abc"/, env);
+  await c.check();
 });
 
 Deno.test("exit codes: an empty -b / --backend / --beat-store is 2, for every command", async () => {
+  const c = new ExpectedCodes();
   // As -b "$BROKER" with the variable unset gives. Was 70 (call, status, purge: the broker's
   // "has no scheme" once connecting), 1 (dashboard, after retrying), or no error at all
   // (--backend "": no result backend; --beat-store "": the broker's store).
   const broker = /--broker is empty: give a broker URL \(-b redis:\/\/.*or leave -b out/;
   const empty = ["-b", ""];
-  await expectCode(["status", ...empty, "-t", "0.3"], 2, broker);
-  await expectCode(["inspect", "ping", ...empty, "-t", "0.3"], 2, broker);
-  await expectCode(["purge", "-f", ...empty], 2, broker);
-  await expectCode(["parked", ...empty], 2, broker);
-  await expectCode(["call", "tasks.add", "--app", TASKS, ...empty], 2, broker);
-  await expectCode(["result", crypto.randomUUID(), ...empty], 2, broker);
-  await expectCode(["worker", "--app", TASKS, ...empty, "--fail-fast"], 2, broker);
-  await expectCode(["beat", "--app", TASKS, ...empty, "--fail-fast"], 2, broker);
-  await expectCode(["dashboard", ...empty, "--port", "0"], 2, broker);
-  await expectCode(["schedule", "list", "--app", TASKS, ...empty], 2, broker);
-  await expectCode(["events", "--dump", ...empty], 2, broker);
-  await expectCode(["worker", "--app", TASKS, "--broker=", "--fail-fast"], 2, broker);
+  c.expect(["status", ...empty, "-t", "0.3"], 2, broker);
+  c.expect(["inspect", "ping", ...empty, "-t", "0.3"], 2, broker);
+  c.expect(["purge", "-f", ...empty], 2, broker);
+  c.expect(["parked", ...empty], 2, broker);
+  c.expect(["call", "tasks.add", "--app", TASKS, ...empty], 2, broker);
+  c.expect(["result", crypto.randomUUID(), ...empty], 2, broker);
+  c.expect(["worker", "--app", TASKS, ...empty, "--fail-fast"], 2, broker);
+  c.expect(["beat", "--app", TASKS, ...empty, "--fail-fast"], 2, broker);
+  c.expect(["dashboard", ...empty, "--port", "0"], 2, broker);
+  c.expect(["schedule", "list", "--app", TASKS, ...empty], 2, broker);
+  c.expect(["events", "--dump", ...empty], 2, broker);
+  c.expect(["worker", "--app", TASKS, "--broker=", "--fail-fast"], 2, broker);
   const backend = /--backend is empty: give a result backend URL .*or leave --backend out/;
-  await expectCode(["result", crypto.randomUUID(), ...NOWHERE, "--backend", ""], 2, backend);
-  await expectCode(["call", "tasks.add", "--app", TASKS, ...NOWHERE, "--backend", ""], 2, backend);
-  await expectCode(
+  c.expect(["result", crypto.randomUUID(), ...NOWHERE, "--backend", ""], 2, backend);
+  c.expect(["call", "tasks.add", "--app", TASKS, ...NOWHERE, "--backend", ""], 2, backend);
+  c.expect(
     ["worker", "--app", TASKS, ...NOWHERE, "--backend", "", "--fail-fast"],
     2,
     backend,
   );
   const store = /--beat-store is empty: give a beat store URL .*or leave --beat-store out/;
-  await expectCode(["beat", "--app", TASKS, ...NOWHERE, "--beat-store", ""], 2, store);
-  await expectCode(
+  c.expect(["beat", "--app", TASKS, ...NOWHERE, "--beat-store", ""], 2, store);
+  c.expect(
     ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast", "-B", "--beat-store", ""],
     2,
     store,
   );
+  await c.check();
 });
 
 Deno.test("exit codes: --result-backend, Celery's name, is --backend", async () => {
+  const c = new ExpectedCodes();
   // Was 2 for each: "unknown option --result-backend", with no suggestion.
   const id = crypto.randomUUID();
   const down = "redis://127.0.0.1:1/0";
   // Used: the backend nobody listens on is tried (69), as with --backend.
-  await expectCode(["result", id, "-b", down, "--result-backend", down, "-t", "0.3"], 69);
-  await expectCode(
+  c.expect(["result", id, "-b", down, "--result-backend", down, "-t", "0.3"], 69);
+  c.expect(
     ["result", id, "-b", down, "--result-backend", "ftp://x"],
     2,
     /--result-backend: Unsupported result backend URL "ftp:\/\/…"/,
   );
-  await expectCode(
+  c.expect(
     ["result", id, "-b", down, "--result-backend", ""],
     2,
     /--result-backend is empty: give a result backend URL/,
   );
-  await expectCode(
+  c.expect(
     ["result", id, "-b", down, "--backend", down, "--result-backend", "redis://127.0.0.1:2/0"],
     2,
     /--backend and --result-backend are the same setting: give one of them/,
   );
+  await c.check();
 });
 
 Deno.test("exit codes: worker flag values its library parsers refuse are usage errors (2)", async () => {
+  const c = new ExpectedCodes();
   const worker = ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast"];
   // Were 1: the worker's parsers throw a TypeError, which a stopped worker exits 1 for.
-  await expectCode([...worker, "--autoscale", "x"], 2, /--autoscale needs MAX,MIN or MAX/);
-  await expectCode([...worker, "--autoscale", "0"], 2, /--autoscale needs a maximum of at least 1/);
-  await expectCode([...worker, "--autoscale", "5000"], 2, /at most 1024 Web Workers/);
-  await expectCode([...worker, "--task-permissions", "{bad"], 2, /not valid JSON/);
-  await expectCode([...worker, "--heartbeat-interval", "1e7"], 2, /--heartbeat-interval needs at/);
+  c.expect([...worker, "--autoscale", "x"], 2, /--autoscale needs MAX,MIN or MAX/);
+  c.expect([...worker, "--autoscale", "0"], 2, /--autoscale needs a maximum of at least 1/);
+  c.expect([...worker, "--autoscale", "5000"], 2, /at most 1024 Web Workers/);
+  c.expect([...worker, "--task-permissions", "{bad"], 2, /not valid JSON/);
+  c.expect([...worker, "--heartbeat-interval", "1e7"], 2, /--heartbeat-interval needs at/);
   // Celery's pool names said only 'must be "threads" or "inline"'.
-  await expectCode(
+  c.expect(
     [...worker, "-P", "prefork"],
     2,
     /--pool must be "threads" or "inline", got "prefork": Celery's prefork pool is -P threads here/,
   );
-  await expectCode([...worker, "-P", "solo"], 2, /Celery's solo pool is -P inline here/);
-  await expectCode([...worker, "-P", "gevent"], 2, /got "gevent": use -P inline: it runs async/);
+  c.expect([...worker, "-P", "solo"], 2, /Celery's solo pool is -P inline here/);
+  c.expect([...worker, "-P", "gevent"], 2, /got "gevent": use -P inline: it runs async/);
   // Combinations the worker refused only once connected (exit 1, after the broker's error).
-  await expectCode([...worker, "-P", "inline", "--autoscale", "3"], 2, /-P inline has none of/);
-  await expectCode(
+  c.expect([...worker, "-P", "inline", "--autoscale", "3"], 2, /-P inline has none of/);
+  c.expect(
     [...worker, "-P", "inline", "--task-permissions", "none"],
     2,
     /cannot sandbox them/,
   );
   // Tasks that set permissions (was 1, once connected): refused before connecting, saying why.
-  await expectCode(
+  c.expect(
     ["worker", "--app", "./examples/sandbox_tasks.ts", ...NOWHERE, "--fail-fast", "-P", "inline"],
     2,
     /-P inline .*cannot sandbox them, and sandbox\.word_count, sandbox\.peek, sandbox\.fib, sandbox\.home set permissions: use -P threads/,
   );
+  await c.check();
 });
 
 Deno.test("exit codes: a --logfile that cannot be opened is 2, naming the flag and the directory", async () => {
+  const c = new ExpectedCodes();
   // Was 1 with "error: No such file or directory (os error 2): open '…'": no flag, no fix.
   const dir = await Deno.makeTempDir({ prefix: "celeriac-logfile-" });
   try {
@@ -270,8 +301,9 @@ Deno.test("exit codes: a --logfile that cannot be opened is 2, naming the flag a
       `^error: --logfile ${logfile}: cannot open it for appending: .*\\(create its directory, ` +
         `${dir}/missing, first\\)\n$`,
     );
-    await expectCode(["worker", "--app", TASKS, ...NOWHERE, "--logfile", logfile], 2, refused);
-    await expectCode(["beat", "--app", TASKS, ...NOWHERE, "--logfile", logfile], 2, refused);
+    c.expect(["worker", "--app", TASKS, ...NOWHERE, "--logfile", logfile], 2, refused);
+    c.expect(["beat", "--app", TASKS, ...NOWHERE, "--logfile", logfile], 2, refused);
+    await c.check();
     // A directory that exists is named in no hint: the file is what cannot be made there.
     const proc = await cli(["worker", "--app", TASKS, ...NOWHERE, "--logfile", "/proc/x.log"]);
     assert.equal(proc.code, 2, proc.err);
@@ -283,68 +315,75 @@ Deno.test("exit codes: a --logfile that cannot be opened is 2, naming the flag a
 });
 
 Deno.test("exit codes: dashboard flag values and the address off loopback without auth are 2", async () => {
+  const c = new ExpectedCodes();
   const dashboard = ["dashboard", "--app", TASKS, ...NOWHERE, "--port", "0"];
   // Were 1: TypeErrors from src/dashboard, which a stopped dashboard exits 1 for.
-  await expectCode([...dashboard, "--token", "short"], 2, /--token needs at least 16 characters/);
-  await expectCode(
+  c.expect([...dashboard, "--token", "short"], 2, /--token needs at least 16 characters/);
+  c.expect(
     [...dashboard, "--basic-auth", "nocolon"],
     2,
     /--basic-auth needs user:password/,
   );
-  await expectCode([...dashboard, "--address", "0.0.0.0"], 2, /--address 0\.0\.0\.0 is off the/);
+  c.expect([...dashboard, "--address", "0.0.0.0"], 2, /--address 0\.0\.0\.0 is off the/);
   const maxTasks = /--max-tasks needs a whole number >= 1, got "(0|1\.5)"/;
-  await expectCode([...dashboard, "--max-tasks", "0"], 2, maxTasks);
-  await expectCode([...dashboard, "--max-tasks", "1.5"], 2, maxTasks);
+  c.expect([...dashboard, "--max-tasks", "0"], 2, maxTasks);
+  c.expect([...dashboard, "--max-tasks", "1.5"], 2, maxTasks);
   const worker = ["worker", "--app", TASKS, ...NOWHERE, "--fail-fast", "-D", "--port", "0"];
-  await expectCode([...worker, "--token", "short"], 2, /--token needs at least 16 characters/);
+  c.expect([...worker, "--token", "short"], 2, /--token needs at least 16 characters/);
+  await c.check();
 });
 
 Deno.test("exit codes: schedule add --at notadate is 2", async () => {
+  const c = new ExpectedCodes();
   // Was 70: at() threw its BeatEntryError before the conversion around PeriodicTasks.add.
-  await expectCode(
+  c.expect(
     ["schedule", "add", "x", "--task", "t", "--at", "notadate", "--app", TASKS, ...NOWHERE],
     2,
     /--at needs a time with an offset, e\.g\. --at 2027-01-01T09:00:00Z, got "notadate"/,
   );
+  await c.check();
 });
 
 Deno.test({
   name: "exit codes: result, call, inspect, status, purge, parked, events: Redis up, then down",
   ignore: WITHOUT_REDIS,
 }, async () => {
+  const c = new ExpectedCodes();
   const redis = await PrivateRedis.start();
   try {
     const at = ["-b", redis.url, "--backend", redis.url];
-    await expectCode(["result", await stored(redis.url, "SUCCESS"), ...at], 0);
-    await expectCode(["result", await stored(redis.url, "FAILURE"), ...at], 1, /^FAILURE: /);
-    await expectCode(["result", await stored(redis.url, "REVOKED"), ...at], 1, /^REVOKED: /);
-    await expectCode(["result", crypto.randomUUID(), ...at, "-t", "0.3"], 3, /^No result for /);
+    c.expect(["result", await stored(redis.url, "SUCCESS"), ...at], 0);
+    c.expect(["result", await stored(redis.url, "FAILURE"), ...at], 1, /^FAILURE: /);
+    c.expect(["result", await stored(redis.url, "REVOKED"), ...at], 1, /^REVOKED: /);
+    c.expect(["result", crypto.randomUUID(), ...at, "-t", "0.3"], 3, /^No result for /);
     // Usage errors: an unknown flag, a bad value, a missing argument — all 2, as click's.
-    await expectCode(["call", "tasks.add", "--app", TASKS, ...at, "--bogus"], 2);
-    await expectCode(
+    c.expect(["call", "tasks.add", "--app", TASKS, ...at, "--bogus"], 2);
+    c.expect(
       ["call", "tasks.add", "--app", TASKS, ...at, "--countdown", "soon"],
       2,
       /--countdown needs seconds, got "soon"/,
     );
-    await expectCode(["result", ...at], 2, /result needs a task id/);
-    await expectCode(["result", "some-id", "-b", redis.url], 2, /none is configured/);
-    await expectCode(["inspect", "ping", ...at, "-t", "abc"], 2, /--timeout needs a number/);
-    await expectCode(["worker", "--app", TASKS, ...at, "-c", "zero"], 2, /--concurrency needs/);
+    c.expect(["result", ...at], 2, /result needs a task id/);
+    c.expect(["result", "some-id", "-b", redis.url], 2, /none is configured/);
+    c.expect(["inspect", "ping", ...at, "-t", "abc"], 2, /--timeout needs a number/);
+    c.expect(["worker", "--app", TASKS, ...at, "-c", "zero"], 2, /--concurrency needs/);
     // No worker replied: Celery's EX_UNAVAILABLE.
-    await expectCode(["inspect", "ping", ...at, "-t", "0.3"], 69, /No nodes replied/);
-    await expectCode(["status", ...at, "-t", "0.3"], 69, /No nodes replied/);
+    c.expect(["inspect", "ping", ...at, "-t", "0.3"], 69, /No nodes replied/);
+    c.expect(["status", ...at, "-t", "0.3"], 69, /No nodes replied/);
+    await c.check();
 
     await redis.down();
     const refused = /Cannot connect to redis:\/\/127\.0\.0\.1:\d+\/0: connection refused/;
-    await expectCode(["call", "tasks.add", "--app", TASKS, ...at], 69, refused);
-    await expectCode(["result", crypto.randomUUID(), ...at, "-t", "0.3"], 69, refused);
-    await expectCode(["inspect", "ping", ...at, "-t", "0.3"], 69, refused);
-    await expectCode(["status", ...at, "-t", "0.3"], 69, refused);
-    await expectCode(["purge", "-f", ...at], 69, refused);
-    await expectCode(["parked", ...at], 69, refused);
-    await expectCode(["events", "--dump", ...at], 69, refused);
+    c.expect(["call", "tasks.add", "--app", TASKS, ...at], 69, refused);
+    c.expect(["result", crypto.randomUUID(), ...at, "-t", "0.3"], 69, refused);
+    c.expect(["inspect", "ping", ...at, "-t", "0.3"], 69, refused);
+    c.expect(["status", ...at, "-t", "0.3"], 69, refused);
+    c.expect(["purge", "-f", ...at], 69, refused);
+    c.expect(["parked", ...at], 69, refused);
+    c.expect(["events", "--dump", ...at], 69, refused);
     // The worker keeps its documented status 1 (README "Broker down at start").
-    await expectCode(["worker", "--app", TASKS, ...at, "--fail-fast"], 1, refused);
+    c.expect(["worker", "--app", TASKS, ...at, "--fail-fast"], 1, refused);
+    await c.check();
   } finally {
     await redis.close();
   }
@@ -354,6 +393,7 @@ Deno.test({
   name: "exit codes: Python Celery's CLI exits the same for a failed task, a bad flag, no reply",
   ignore: WITHOUT_REDIS || WITHOUT_CELERY,
 }, async () => {
+  const c = new ExpectedCodes();
   const redis = await PrivateRedis.start();
   const env = {
     CELERY_BROKER_URL: redis.url,
@@ -371,7 +411,7 @@ Deno.test({
     for (const [python, ours, code] of cases) {
       const theirs = await celery.run(python);
       assert.equal(theirs.code, code, `celery ${python.join(" ")}: ${theirs.stderr}`);
-      await expectCode(ours, code);
+      c.expect(ours, code);
     }
     // A failed task's `celery result` ends on the uncaught exception (pycli.py would end with
     // it): a process of its own.
@@ -384,7 +424,8 @@ Deno.test({
       stderr: "piped",
     }).output();
     assert.equal(theirs.code, 1, new TextDecoder().decode(theirs.stderr));
-    await expectCode(["result", failed, ...at], 1);
+    c.expect(["result", failed, ...at], 1);
+    await c.check();
   } finally {
     await celery.close();
     await redis.close();
@@ -395,6 +436,7 @@ Deno.test({
   name: "exit codes: an --app module that throws, or does not parse, is 2, as Celery 5.2's -A",
   ignore: WITHOUT_CELERY,
 }, async () => {
+  const c = new ExpectedCodes();
   // Celery's -A type catches any exception of the import (celery/bin/celery.py, App.convert)
   // and fails the parameter: click's usage error, 2 — not only a module or attribute not found.
   const dir = await Deno.makeTempDir({ prefix: "celeriac-exit-app-" });
@@ -417,12 +459,13 @@ Deno.test({
       const said = new TextDecoder().decode(theirs.stderr);
       assert.equal(theirs.code, 2, `celery -A ${name}: ${said}`);
       assert.match(said, /Unable to load celery application/);
-      await expectCode(
+      c.expect(
         ["inspect", "ping", "--app", `${dir}/${name}.ts`, ...NOWHERE],
         2,
         /^error: --app /,
       );
     }
+    await c.check();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -84,34 +84,52 @@ Deno.test({
   const toNode = ["-t", "20", "-d", node];
   try {
     await dump.waitFor(/heartbeat: active=/, 30_000); // subscribed
-    const sent = await cli("call", "tasks.add", "--args", "[2, 3]", "--queue", QUEUE);
-    expect(sent, 0, [/^[0-9a-f-]{36}\n$/]);
-    const id = sent.out.trim();
-    expect(await cli("result", id, "-t", "20"), 0, [/^5\n$/]);
-
-    const bad = await cli("call", "tasks.fail", "--args", '["boom"]', "--queue", QUEUE);
-    expect(bad, 0);
-    const failed = await cli("result", bad.out.trim(), "--traceback", "-t", "20");
-    expect(failed, 1, [], [/FAILURE: ValueError: boom/, /Error|boom\n/]);
-    expect(await cli("result", crypto.randomUUID(), "-t", "0.5"), 3);
-    expect(await cli("call", "tasks.add", "--args", "{not json"), 2);
-
-    const active = await cli("inspect", "active", "--json", ...toNode);
-    assert.deepEqual(json(active), { [node]: [] }, show(active));
-    const stats = await cli("inspect", "stats", ...toNode);
-    expect(stats, 0, [new RegExp(`->  ${node}: OK\\n`), /"tasks\.add": 1/]);
-    const rate = await cli("control", "rate_limit", "tasks.add", "10/s", ...toNode);
-    expect(rate, 0, [/new rate limit set successfully/]);
-    // An error reply exits 1.
-    const unknown = await cli("control", "rate_limit", "no.such", "1/s", ...toNode);
-    expect(unknown, 1, [/ERROR\n\s+error: unknown task/]);
-    expect(await cli("report", ...toNode), 0, [/software -> celeriac:/]);
-    // As `celery control heartbeat`: the worker's reply (None), not "sent" with no one there.
-    const beat = await cli("control", "heartbeat", ...toNode);
-    expect(beat, 0, [new RegExp(`->  ${node}: OK\\n    null\\n`)]);
-    const nobody = await cli("inspect", "ping", "-t", "0.5", "-d", "nobody@nowhere");
-    expect(nobody, 69, [], [/No nodes replied/]);
-    expect(await cli("inspect", "bogus"), 2);
+    // The commands below wait on the worker's replies, not on each other: they run at once.
+    const add = (async () => {
+      const sent = await cli("call", "tasks.add", "--args", "[2, 3]", "--queue", QUEUE);
+      expect(sent, 0, [/^[0-9a-f-]{36}\n$/]);
+      const id = sent.out.trim();
+      expect(await cli("result", id, "-t", "20"), 0, [/^5\n$/]);
+      // After the add ran: the worker's stats count it.
+      const stats = await cli("inspect", "stats", ...toNode);
+      expect(stats, 0, [new RegExp(`->  ${node}: OK\\n`), /"tasks\.add": 1/]);
+      return id;
+    })();
+    const fail = (async () => {
+      const bad = await cli("call", "tasks.fail", "--args", '["boom"]', "--queue", QUEUE);
+      expect(bad, 0);
+      const failed = await cli("result", bad.out.trim(), "--traceback", "-t", "20");
+      expect(failed, 1, [], [/FAILURE: ValueError: boom/, /Error|boom\n/]);
+    })();
+    const others = (async () => {
+      const [missing, badArgs, active, rate, unknown, report, beat, nobody, bogus] = await Promise
+        .all([
+          cli("result", crypto.randomUUID(), "-t", "0.5"),
+          cli("call", "tasks.add", "--args", "{not json"),
+          cli("inspect", "active", "--json", ...toNode),
+          cli("control", "rate_limit", "tasks.add", "10/s", ...toNode),
+          // An error reply exits 1.
+          cli("control", "rate_limit", "no.such", "1/s", ...toNode),
+          cli("report", ...toNode),
+          // As `celery control heartbeat`: the worker's reply (None), not "sent" with no one there.
+          cli("control", "heartbeat", ...toNode),
+          cli("inspect", "ping", "-t", "0.5", "-d", "nobody@nowhere"),
+          cli("inspect", "bogus"),
+        ]);
+      expect(missing, 3);
+      expect(badArgs, 2);
+      // The add and the fail may be running meanwhile: the reply's shape, by node.
+      const listed = json(active) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(listed), [node], show(active));
+      assert.ok(Array.isArray(listed[node]), show(active));
+      expect(rate, 0, [/new rate limit set successfully/]);
+      expect(unknown, 1, [/ERROR\n\s+error: unknown task/]);
+      expect(report, 0, [/software -> celeriac:/]);
+      expect(beat, 0, [new RegExp(`->  ${node}: OK\\n    null\\n`)]);
+      expect(nobody, 69, [], [/No nodes replied/]);
+      expect(bogus, 2);
+    })();
+    const [id] = await Promise.all([add, fail, others]);
     const online = await status;
     // Celery 5.2's `status --json` shape: the ping replies by node.
     assert.deepEqual(json(online), { [node]: { ok: "pong" } }, show(online));

@@ -29,6 +29,19 @@ Deno.test("--leaked-threads-restart sets when the worker restarts for leaked thr
   assert.match(USAGE, /--leaked-threads-restart N/);
 });
 
+Deno.test("--leaked-threads-grace sets how long a thread runs on before it counts as leaked", () => {
+  assert.equal(reliabilityOptions({}).leakedThreadsGrace, undefined, "the Worker's 5 s");
+  assert.equal(reliabilityOptions({ "leaked-threads-grace": "30" }).leakedThreadsGrace, 30);
+  assert.equal(reliabilityOptions({ "leaked-threads-grace": "1.5" }).leakedThreadsGrace, 1.5);
+  for (const bad of ["0", "-1", "x"]) {
+    assert.throws(
+      () => reliabilityOptions({ "leaked-threads-grace": bad }),
+      /--leaked-threads-grace needs a number of seconds > 0/,
+    );
+  }
+  assert.match(USAGE, /--leaked-threads-grace SECONDS/);
+});
+
 Deno.test("--max-decompressed-size takes bytes or K/M/G; a bad value is refused", () => {
   assert.equal(reliabilityOptions({}).maxDecompressedSize, undefined);
   assert.equal(

@@ -13,8 +13,13 @@
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import type { DashboardEvent } from "../dashboard.ts";
-import { WITHOUT_CHROMIUM } from "./helpers/browser.ts";
-import { replay, screenshots, withBrowserDashboard } from "./helpers/dashboard.ts";
+import { launchChromium, WITHOUT_CHROMIUM } from "./helpers/browser.ts";
+import {
+  memoryDashboard,
+  replay,
+  screenshots,
+  type withBrowserDashboard,
+} from "./helpers/dashboard.ts";
 
 const shot = screenshots("dashboard_phone_test");
 
@@ -61,9 +66,17 @@ function tasks(): (signal: AbortSignal) => AsyncIterable<DashboardEvent> {
 }
 
 /**
- * A Chromium test running `fn` in {@linkcode withBrowserDashboard} on the
- * events of `options.events` ({@linkcode tasks} by default) at
- * `options.viewport` (1280x800 by default).
+ * One Chromium for the file's tests (a launch costs seconds of CPU on a
+ * loaded host); each test has a page and a dashboard of its own. The last
+ * test closes it.
+ */
+let chromium: ReturnType<typeof launchChromium> | undefined;
+
+/**
+ * A Chromium test running `fn` on a new page of the file's Chromium, at
+ * `options.viewport` (1280x800 by default), and a {@linkcode memoryDashboard}
+ * fed by the events of `options.events` ({@linkcode tasks} by default); the
+ * page and the dashboard are closed afterwards, whatever `fn` did.
  */
 function browserTest(
   name: string,
@@ -78,7 +91,22 @@ function browserTest(
     ignore: WITHOUT_CHROMIUM,
     sanitizeOps: false,
     sanitizeResources: false,
-    fn: () => withBrowserDashboard((options.events ?? tasks)(), { viewport: options.viewport }, fn),
+    fn: async () => {
+      const { app, dashboard, url } = await memoryDashboard((options.events ?? tasks)());
+      try {
+        const browser = (await (chromium ??= launchChromium())).context;
+        const page = await browser.newPage();
+        try {
+          await page.setViewportSize(options.viewport ?? { width: 1280, height: 800 });
+          await fn({ app, url, page, browser });
+        } finally {
+          await page.close();
+        }
+      } finally {
+        await dashboard.stop();
+        await app.close();
+      }
+    },
   });
 }
 
@@ -357,3 +385,12 @@ browserTest(
     assert.ok(button < 40, `Requeue is ${button}px tall on a laptop`);
   },
 );
+
+Deno.test({
+  name: "dashboard UI: close the browser",
+  ignore: WITHOUT_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await (await chromium)?.close();
+});

@@ -25,21 +25,31 @@ Deno.test({
   fn: async () => {
     const procs: Proc[] = [];
     try {
-      procs.push(
-        await celeryWorker(["-c", "1", "-Q", queue, "-n", `${queue}@%h`, "-E"], {
-          CELERY_BROKER_URL: REDIS_URL,
-          CELERY_RESULT_BACKEND: REDIS_URL,
-          INTEROP_KEYPREFIX: prefix,
-          INTEROP_QUEUE: queue,
-        }),
-      );
-      const broker = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
-      const { proc, url } = await startDashboard({ broker, backend: REDIS_URL });
-      procs.push(proc);
-      const browser = await launchChromium({
-        httpCredentials: { username: "admin", password: "s3cret" },
-      });
+      // Chromium starts while the worker and then the dashboard do (after the worker: the
+      // dashboard's first inspect round, at its start, finds it).
+      const servers = (async () => {
+        procs.push(
+          await celeryWorker(["-c", "1", "-Q", queue, "-n", `${queue}@%h`, "-E"], {
+            CELERY_BROKER_URL: REDIS_URL,
+            CELERY_RESULT_BACKEND: REDIS_URL,
+            INTEROP_KEYPREFIX: prefix,
+            INTEROP_QUEUE: queue,
+          }),
+        );
+        const broker = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+        const { proc, url } = await startDashboard({ broker, backend: REDIS_URL });
+        procs.push(proc);
+        return url;
+      })();
+      const [started, chromium] = await Promise.allSettled([
+        servers,
+        launchChromium({ httpCredentials: { username: "admin", password: "s3cret" } }),
+      ]);
+      if (chromium.status === "rejected") throw chromium.reason;
+      const browser = chromium.value;
       try {
+        if (started.status === "rejected") throw started.reason;
+        const url = started.value;
         const page = await browser.context.newPage();
         // The states are waited for generously: inspect replies come every 10 s, later on a
         // loaded host, and a prefork pool starts its new process after its reply.

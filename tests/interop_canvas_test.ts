@@ -447,12 +447,13 @@ Deno.test({
 }, async () => {
   // With two or more callbacks Celery 5.2's worker applies each group, then all the others as one
   // new group, recorded as one GroupResult child; Celeriac recorded each callback on its own.
-  const read = async (queue: string, links: string[]) => {
+  // One Python process applies every case, then reads each.
+  const read = async (runs: { queue: string; links: string[] }[]) => {
     const out = pyJsonLoads(
-      await runPython("pychildren.py", [pyJsonDumps(links)], redisSetup.pyEnv(queue)),
-    ) as { children: unknown[]; ids: string[] };
-    for (const id of out.ids) ids.add(id);
-    return out.children;
+      await runPython("pychildren.py", [pyJsonDumps(runs)], redisSetup.pyEnv("unused")),
+    ) as { children: unknown[]; ids: string[] }[];
+    for (const o of out) for (const id of o.ids) ids.add(id);
+    return out.map((o) => o.children);
   };
   const cases = [["task", "group", "chain"], ["task", "task"], ["group", "group"], ["chain"]];
   const pyQueue = `q-kids-py-${crypto.randomUUID().slice(0, 8)}`;
@@ -460,13 +461,15 @@ Deno.test({
   const py = await celeryWorker(["-P", "solo", "-Q", pyQueue], redisSetup.pyEnv(pyQueue));
   const ts = await tsWorker(REDIS_BROKER, tsQueue);
   try {
-    for (const links of cases) {
-      const want = await read(pyQueue, links);
-      assert.deepEqual(await read(tsQueue, links), want, links.join(", "));
-    }
+    const kids = await read([
+      ...cases.map((links) => ({ queue: pyQueue, links })),
+      ...cases.map((links) => ({ queue: tsQueue, links })),
+    ]);
+    const [fromPy, fromTs] = [kids.slice(0, cases.length), kids.slice(cases.length)];
+    cases.forEach((links, i) => assert.deepEqual(fromTs[i], fromPy[i], links.join(", ")));
     const task = (value: number) => ({ kind: "task", value });
     // Each group first, then the task and the chain (by its last step) in one new group.
-    assert.deepEqual(await read(tsQueue, ["task", "group", "chain"]), [
+    assert.deepEqual(fromTs[0], [
       { kind: "group", members: [task(4), task(5)] },
       { kind: "group", members: [task(13), task(6)] },
     ]);

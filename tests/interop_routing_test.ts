@@ -79,29 +79,61 @@ async function pyroute(broker: string, queue: string, mode: string, arg: unknown
   return JSON.parse(await runPython("pyroute.py", [mode, JSON.stringify(arg)], env));
 }
 
-/** Each case's landing from Python and from Celeriac, side by side. */
-async function compareLandings(broker: string, n: ReturnType<typeof names>): Promise<void> {
-  await pyroute(broker, n.q0, "declare", [
+/** The queues bound to named exchanges: `qb` to the direct `ex` by `rk`, `qt` to the topic `tx`. */
+function boundQueues(n: ReturnType<typeof names>) {
+  return [
     { queue: n.qb, exchange: n.ex, key: "rk" },
     { queue: n.qt, exchange: n.tx, type: "topic", key: "a.*" },
-  ]);
-  const all = [n.q0, n.qa, n.qb, n.qt, n.rk];
-  const collect = async (): Promise<Landing> => await pyroute(broker, n.q0, "collect", all);
-  await collect();
-  for (const c of cases(n)) {
-    await pyroute(broker, n.q0, "send", [{ options: c.py, routes: c.pyRoutes ?? null }]);
-    const fromPython = await collect();
-    const app = new Celery({ broker, defaultQueue: n.q0, taskRoutes: c.tsRoutes });
-    const call = `options ${JSON.stringify(c.ts)}, routes ${JSON.stringify(c.tsRoutes ?? null)}`;
-    try {
-      await app.sendTask("t", [], c.ts);
-      assert.deepEqual(await collect(), fromPython, `sendTask: ${call}`);
-      await group([app.signature("t", [], {}, c.ts)]).applyAsync();
-      assert.deepEqual(await collect(), fromPython, `a group member: ${call}`);
-    } finally {
-      await app.close();
-    }
-    assert.equal(Object.values(fromPython).flat().length, 1, `${JSON.stringify(c.py)} sent once`);
+  ];
+}
+
+/**
+ * Each case's landing from Python and from Celeriac, side by side. Every case has names of its
+ * own (queues, exchanges, keys under `<prefix>c<i>-`), so one Python process sends them all and
+ * one collects them all: a message routed by another case's options lands in no queue of this
+ * one's, and the per-case comparison tells them apart.
+ */
+async function compareLandings(broker: string, prefix: string): Promise<void> {
+  const all = cases(names("")).map((_, i) => {
+    const n = names(`${prefix}c${i}-`);
+    return { n, c: cases(n)[i], queues: [n.q0, n.qa, n.qb, n.qt, n.rk] };
+  });
+  await pyroute(broker, "unused", "declare", all.flatMap(({ n }) => boundQueues(n)));
+  const collect = async (): Promise<Landing[]> => {
+    const got: Landing = await pyroute(broker, "unused", "collect", all.flatMap((a) => a.queues));
+    return all.map(({ queues }) => Object.fromEntries(queues.map((q) => [q, got[q]])));
+  };
+  await collect(); // declares every queue, as a worker consuming it would
+  await pyroute(
+    broker,
+    "unused",
+    "send",
+    all.map(({ n, c }) => ({ options: c.py, routes: c.pyRoutes ?? null, default_queue: n.q0 })),
+  );
+  const fromPython = await collect();
+  const apps = all.map(({ n, c }) =>
+    new Celery({ broker, defaultQueue: n.q0, taskRoutes: c.tsRoutes })
+  );
+  const call = ({ c }: typeof all[number]) =>
+    `options ${JSON.stringify(c.ts)}, routes ${JSON.stringify(c.tsRoutes ?? null)}`;
+  try {
+    await Promise.all(all.map(({ c }, i) => apps[i].sendTask("t", [], c.ts)));
+    const fromSendTask = await collect();
+    await Promise.all(
+      all.map(({ c }, i) => group([apps[i].signature("t", [], {}, c.ts)]).applyAsync()),
+    );
+    const fromGroup = await collect();
+    all.forEach((a, i) => {
+      assert.equal(
+        Object.values(fromPython[i]).flat().length,
+        1,
+        `${JSON.stringify(a.c.py)} sent once`,
+      );
+      assert.deepEqual(fromSendTask[i], fromPython[i], `sendTask: ${call(a)}`);
+      assert.deepEqual(fromGroup[i], fromPython[i], `a group member: ${call(a)}`);
+    });
+  } finally {
+    await Promise.all(apps.map((app) => app.close()));
   }
 }
 
@@ -130,14 +162,14 @@ Deno.test({
   name: "routing on Redis: a Celeriac client's message lands where Python Celery's does",
   ignore: WITHOUT_CELERY,
 }, async () => {
-  await onRedis((broker, prefix) => compareLandings(broker, names(prefix)));
+  await onRedis((broker, prefix) => compareLandings(broker, prefix));
 });
 
 Deno.test({
   name: "routing on RabbitMQ: a Celeriac client's message lands where Python Celery's does",
   ignore: ignoreAmqp,
 }, async () => {
-  await onVhost((broker) => compareLandings(broker, names("")));
+  await onVhost((broker) => compareLandings(broker, ""));
 });
 
 /**
@@ -155,10 +187,7 @@ async function exchangeBoundWorkers(
   n: ReturnType<typeof names>,
   pyTopic: boolean,
 ): Promise<void> {
-  const bound = [
-    { queue: n.qb, exchange: n.ex, key: "rk" },
-    { queue: n.qt, exchange: n.tx, type: "topic", key: "a.*" },
-  ];
+  const bound = boundQueues(n);
   const taskQueues = { INTEROP_TASK_QUEUES: JSON.stringify(bound) };
   const urls = { broker, backend: REDIS_URL };
   const ids: string[] = [];

@@ -91,6 +91,15 @@ Deno.test("node names: --logfile %n%I.log gives each worker of a host its own fi
   const url = `kv://${dir}/q.sqlite`;
   const common = ["--app", "./tests/apps/worker_app.ts", "--broker", url, "-c", "1"];
   const pattern = `${dir}/%n%I.log`;
+  // A usage error, refused before it opens the broker: checked while the others run.
+  const bad = Proc.start("celeriac bad", Deno.execPath(), [
+    "run",
+    "-A",
+    "worker.ts",
+    ...common,
+    "-n",
+    "w@%x",
+  ]);
   const workers: Proc[] = [];
   try {
     const start = (name: string) =>
@@ -110,26 +119,19 @@ Deno.test("node names: --logfile %n%I.log gives each worker of a host its own fi
     await fileSays(`${dir}/w1.log`, / ready: /);
     start("w2");
     await bothOnline(url, /w1@[\s\S]*w2@/);
-    for (const w of workers) assert.equal((await w.stop("SIGTERM", 60_000)).code, 0, w.output);
+    const stopped = await Promise.all(workers.map((w) => w.stop("SIGTERM", 60_000)));
+    stopped.forEach((status, i) => assert.equal(status.code, 0, workers[i].output));
     for (const name of ["w1", "w2"]) {
       const text = await Deno.readTextFile(`${dir}/${name}.log`);
       assert.match(text, new RegExp(`celeriac 0\\S* ${name}@`), `${name}.log has its banner`);
     }
     const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.endsWith(".log"));
     assert.deepEqual(names.sort(), ["w1.log", "w2.log"], "no file named %n%I.log");
-    const bad = Proc.start("celeriac bad", Deno.execPath(), [
-      "run",
-      "-A",
-      "worker.ts",
-      ...common,
-      "-n",
-      "w@%x",
-    ]);
     const status = await bad.finished();
     assert.equal(status.code, 2, "a usage error");
     assert.match(bad.output, /error: The node name \(-n\) "w@%x" has %x/);
   } finally {
-    for (const w of workers) await w.stop("SIGKILL");
+    await Promise.all([bad, ...workers].map((w) => w.stop("SIGKILL")));
     await Deno.remove(dir, { recursive: true });
   }
 });
@@ -164,26 +166,34 @@ async function sameName(url: string): Promise<void> {
     await other.waitFor(/No other worker is running as other@/);
     assert.doesNotMatch(other.output, /Another worker is running/);
   } finally {
-    for (const w of workers) await w.stop("SIGTERM", 30_000);
+    await Promise.all(workers.map((w) => w.stop("SIGTERM", 30_000)));
   }
 }
 
-Deno.test("node names: two workers started with one -n are told so, and inspect warns (KV)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "celeriac-dupes-" });
-  try {
-    await sameName(`kv://${dir}/q.sqlite`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("node names: two workers of one name on RabbitMQ each get every request", async () => {
-  // Both consumed kombu's one queue <name>.celery.pidbox: each request reached one of them,
-  // so neither the start-up check nor inspect saw the other (and a revoke reached one).
-  const vhost = await createVhost("names");
-  try {
-    await sameName(vhost.url());
-  } finally {
-    await vhost.remove();
-  }
+Deno.test("node names: two workers started with one -n are told so, and inspect warns (KV, RabbitMQ)", async () => {
+  // The two brokers' cases wait on workers and replies, not on each other: they run at once.
+  const kv = (async () => {
+    const dir = await Deno.makeTempDir({ prefix: "celeriac-dupes-" });
+    try {
+      await sameName(`kv://${dir}/q.sqlite`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  })();
+  // On RabbitMQ both consumed kombu's one queue <name>.celery.pidbox: each request reached one
+  // of them, so neither the start-up check nor inspect saw the other (and a revoke reached one).
+  const rabbitmq = (async () => {
+    const vhost = await createVhost("names");
+    try {
+      await sameName(vhost.url());
+    } finally {
+      await vhost.remove();
+    }
+  })();
+  const outcomes = await Promise.allSettled([kv, rabbitmq]);
+  outcomes.forEach((o, i) => {
+    if (o.status === "rejected") {
+      throw new Error(`the ${["KV", "RabbitMQ"][i]} case failed`, { cause: o.reason });
+    }
+  });
 });

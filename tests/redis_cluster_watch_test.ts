@@ -52,3 +52,29 @@ Deno.test("cluster watch: a node is said reachable again when a connection to it
     await reset();
   }
 });
+
+Deno.test("cluster watch: a master without a replica is not said to be replaced by one", async () => {
+  const records = await captureLogs("info", ["celeriac", "redis"]);
+  try {
+    const cluster = new FakeCluster();
+    // Slots 0-1 on 10.0.0.1:7000 alone, 2-3 on 10.0.0.2:7001 with a replica.
+    cluster.slots = [["10.0.0.1:7000"], ["10.0.0.1:7000"], ["10.0.0.2:7001", "10.0.0.3:7002"], [
+      "10.0.0.2:7001",
+      "10.0.0.3:7002",
+    ]];
+    watchClusterNodes(cluster as unknown as Cluster, `watch-${crypto.randomUUID()}:7000`, 60_000);
+    cluster.emit("node error", new Error("connect ECONNREFUSED 10.0.0.1:7000"), "10.0.0.1:7000");
+    cluster.emit("node error", new Error("connect ECONNREFUSED 10.0.0.2:7001"), "10.0.0.2:7001");
+    const lines = records.map(logLine);
+    assert.equal(lines.length, 2, JSON.stringify(lines));
+    // Before: "... while a replica takes over" for both.
+    assert.match(
+      lines[0],
+      /10\.0\.0\.1:7000 is unreachable .* has no replica to take over: the queues in its slots wait until it is back/,
+    );
+    assert.doesNotMatch(lines[0], /while a replica takes over/);
+    assert.match(lines[1], /10\.0\.0\.2:7001 is unreachable .* while a replica takes over/);
+  } finally {
+    await reset();
+  }
+});

@@ -3,17 +3,21 @@
  * not strings) go back to the queue they were taken from when a crashed
  * consumer's messages are restored; one whose exchange routes to no queue
  * is parked. They used to be restored into lists nobody reads: `""`,
- * `table: 0x…` (Lua's text for a table) or the unroutable routing key.
+ * `table: 0x…` (Lua's text for a table) or the unroutable routing key. One
+ * whose exchange routes to several queues goes to one of them, with a
+ * warning naming the task and the queues (it moved without a word).
  */
 
 import assert from "node:assert/strict";
 import { openRedisBroker } from "../src/broker/redis.ts";
-import { PARKED_KEY, priorityList } from "../src/broker/redis_keys.ts";
+import { reset } from "@logtape/logtape";
+import { bindingMember, bindingSet, PARKED_KEY, priorityList } from "../src/broker/redis_keys.ts";
 import { encodeEnvelope } from "../src/protocol/envelope.ts";
 import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
 
 /** A kombu envelope of task `name` whose properties.delivery_info is `di`. */
 function envelope(name: string, di: unknown, priority = 0): string {
@@ -76,6 +80,53 @@ Deno.test({
       await broker.close();
       await redis.quit();
       await deleteKeys(prefix);
+    }
+  },
+});
+
+Deno.test({
+  name: "redis restore: a message routed to several queues goes to one, with a warning",
+  ignore: WITHOUT_REDIS,
+  async fn() {
+    const prefix = uniquePrefix("restore-fan");
+    const records = await captureLogs("warning");
+    const broker = await openRedisBroker(
+      `${REDIS_URL}?global_keyprefix=${prefix}&visibility_timeout=60`,
+      { restoreInterval: 3600 },
+    );
+    const redis = await rawRedis();
+    const [a, b] = [uniqueQueue("restore-fan-a"), uniqueQueue("restore-fan-b")];
+    try {
+      for (const q of [a, b]) await redis.sadd(prefix + bindingSet("fan"), bindingMember("k", q));
+      const fanned = envelope("fanned", { exchange: "fan", routing_key: "k" });
+      await redis.lpush(prefix + a, fanned);
+      await redis.lpush(prefix + b, envelope("alone", { exchange: "", routing_key: b }));
+      const got = await broker.take([a, b], { max: 2, signal: AbortSignal.timeout(3000) });
+      assert.equal(got.length, 2);
+      for (const d of got) {
+        await redis.zadd(prefix + "unacked_index", Date.now() / 1000 - 1000, d.deliveryTag);
+      }
+      assert.equal(await broker.restoreVisible(), 2);
+      const target = (await redis.llen(prefix + a)) === 1 ? a : b;
+      assert.equal((await redis.llen(prefix + a)) + (await redis.llen(prefix + b)), 2);
+      const lines = records.map(logLine).filter((l) => l.includes("restored to"));
+      assert.equal(lines.length, 1, lines.join("\n"));
+      const { id } = (pyJsonLoads(fanned) as { headers: { id: string } }).headers;
+      assert.ok(
+        lines[0].startsWith(`warning Unacknowledged task ${id} restored to queue ${target}, `),
+        lines[0],
+      );
+      assert.ok(
+        lines[0].includes(`(${[a, b].sort().join(", ")})`) ||
+          lines[0].includes(`(${[a, b].sort().reverse().join(", ")})`),
+        lines[0],
+      );
+      assert.match(lines[0], /exchange "fan" routes routing key "k" to: /);
+    } finally {
+      await broker.close();
+      await redis.quit();
+      await deleteKeys(prefix);
+      await reset();
     }
   },
 });

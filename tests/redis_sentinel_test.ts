@@ -15,7 +15,13 @@ import { openRedisBackend } from "../src/backend/redis.ts";
 import { openRedisBroker } from "../src/broker/redis.ts";
 import { maskPassword } from "../src/broker/errors.ts";
 import { parseRedisUrl } from "../src/broker/redis_url.ts";
-import { brokerBatchSteps, storeMany } from "./helpers/big_batches.ts";
+import {
+  BIG,
+  brokerBatchSteps,
+  MOST_ARGUMENTS,
+  storeMany,
+  watchCommandSizes,
+} from "./helpers/big_batches.ts";
 import { interopWorker } from "./helpers/interop.ts";
 import {
   command,
@@ -175,8 +181,8 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "redis sentinel: batches of 100,000+ (publishMany, leases, parking, acks, revokes, results)",
+  name: "redis sentinel: batches split into commands of at most 1,000 values (publishMany, " +
+    "leases, parking, acks, revokes, results)",
   ignore: WITHOUT_REDIS,
 }, async (t) => {
   const servers = await privateServers("sentinel-big", async (s) => {
@@ -189,14 +195,18 @@ Deno.test({
     const broker = await openRedisBroker(url);
     const backend = await openRedisBackend(url);
     try {
+      const sizes = await watchCommandSizes([base]);
       const steps = [
         ...await brokerBatchSteps(
           broker,
           t,
           async (_, since) => Number(await command(base, "ZCOUNT", "unacked_index", since, "+inf")),
         ),
-        await t.step("storing 100,000 results in one call", () => storeMany(backend)),
+        await t.step(`storing ${BIG} results in one call`, () => storeMany(backend)),
       ];
+      const largest = await sizes.largest();
+      report(`largest command of a batch: ${JSON.stringify(largest)}`);
+      assert.ok(largest.args <= MOST_ARGUMENTS, `a command too large: ${JSON.stringify(largest)}`);
       assert.ok(steps.every(Boolean), "every step passed");
     } finally {
       await broker.close();

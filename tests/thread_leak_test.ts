@@ -19,6 +19,12 @@ import { WITHOUT_REDIS } from "./helpers/services.ts";
 const prefix = uniquePrefix("leak");
 const BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 
+/**
+ * The grace (s) the cases that wait for a leak give it (`--leaked-threads-grace`, default 5):
+ * the loop never ends, so a shorter one is found the same way, sooner.
+ */
+const GRACE = "2";
+
 function workerArgs(queue: string, more: string[], concurrency = 1): string[] {
   return celeriacWorkerArgs({ app: "./tests/apps/leak_app.ts", url: BROKER, queue, concurrency }, [
     "--prefetch",
@@ -69,13 +75,18 @@ Deno.test({
   ignore: WITHOUT_REDIS || Deno.build.os !== "linux",
 }, async () => {
   const queue = `leak-report-${crypto.randomUUID().slice(0, 8)}`;
-  const worker = await celeriacWorker(workerArgs(queue, ["--leaked-threads-restart", "0"]));
+  const worker = await celeriacWorker(
+    workerArgs(queue, ["--leaked-threads-restart", "0", "--leaked-threads-grace", GRACE]),
+  );
   const client = new Celery({ broker: BROKER, backend: BROKER, defaultQueue: queue });
   try {
     const spin = await client.sendTask("leak.spin", []);
     await assert.rejects(spin.get({ timeout: 20_000 }), { excType: "TimeLimitExceeded" });
     await worker.waitFor(LEAK_LINE(spin.id));
     const tid = Number(LEAK_LINE(spin.id).exec(worker.output)![1]);
+    // Found at the grace given (2 s, then the next 1 s sample), not at the default 5 s.
+    const after = Number(/still runs ([\d.]+) s after/.exec(worker.output)![1]);
+    assert.ok(after >= 2 && after < 5, `reported ${after} s after the terminate`);
     assert.match(worker.output, /1 thread\(s\) leaked; only a restart of the worker gets the CPU/);
     assert.ok(threadAlive(worker.child.pid, tid), "the thread still runs");
     const pool = await poolStats(client, worker.child.pid);
@@ -95,7 +106,9 @@ Deno.test({
   ignore: WITHOUT_REDIS || Deno.build.os !== "linux",
 }, async () => {
   const queue = `leak-restart-${crypto.randomUUID().slice(0, 8)}`;
-  const worker = await celeriacWorker(workerArgs(queue, ["--acks-late"]));
+  const worker = await celeriacWorker(
+    workerArgs(queue, ["--acks-late", "--leaked-threads-grace", GRACE]),
+  );
   const client = new Celery({ broker: BROKER, backend: BROKER, defaultQueue: queue });
   const pid = worker.child.pid;
   try {
@@ -117,8 +130,8 @@ Deno.test({
     );
     // Idle, the restarted worker uses a small part of a core; the thread used all of one.
     const before = processCpu(pid);
-    await new Promise((r) => setTimeout(r, 2000));
-    assert.ok(processCpu(pid) - before < 1, `CPU over 2 s: ${processCpu(pid) - before} s`);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(processCpu(pid) - before < 0.5, `CPU over 1 s: ${processCpu(pid) - before} s`);
     assert.equal((await worker.stop("SIGTERM")).code, 0);
     assert.equal(await (await client.broker()).queueDepth(queue), 0);
     assert.equal(await unacked(), 0, "everything taken was settled");
@@ -167,11 +180,12 @@ for (const signal of ["SIGTERM", "SIGQUIT"] as const) {
     ignore: WITHOUT_REDIS || Deno.build.os !== "linux",
   }, async () => {
     const queue = `leak-stop-${crypto.randomUUID().slice(0, 8)}`;
-    const worker = await celeriacWorker(workerArgs(queue, [], 2));
+    const worker = await celeriacWorker(workerArgs(queue, ["--leaked-threads-grace", GRACE], 2));
     const client = new Celery({ broker: BROKER, backend: BROKER, defaultQueue: queue });
     try {
       // Still running when the restart begins: its warm shutdown waits for it.
-      const nap = await client.sendTask<number>("leak.nap", [15_000]);
+      // The restart begins about 3.5 s in (0.5 s limit, 2 s grace, 1 s samples).
+      const nap = await client.sendTask<number>("leak.nap", [8_000]);
       const spin = await client.sendTask("leak.spin", []);
       await worker.waitFor(
         /restarting the worker \(warm shutdown, then the same command\)/,
@@ -184,7 +198,7 @@ for (const signal of ["SIGTERM", "SIGQUIT"] as const) {
       const status = await Promise.race([worker.child.status, startedOver]);
       assert.equal(status.code, 0);
       assert.match(worker.output, /Not starting over for the leaked threads: a signal asked/);
-      if (signal === "SIGTERM") assert.equal(await nap.get({ timeout: 10_000 }), 15_000);
+      if (signal === "SIGTERM") assert.equal(await nap.get({ timeout: 10_000 }), 8_000);
       await assert.rejects(spin.get({ timeout: 5_000 }), { excType: "TimeLimitExceeded" });
     } finally {
       await worker.stop("SIGKILL");
@@ -204,6 +218,7 @@ Deno.test({
     "tests/apps/leak_embedded.ts",
     BROKER,
     queue,
+    GRACE,
   ]);
   const client = new Celery({ broker: BROKER, backend: BROKER, defaultQueue: queue });
   try {
@@ -353,7 +368,7 @@ Deno.test({
   ignore: Deno.build.os !== "linux",
 }, async () => {
   const leaks: LeakedThread[] = [];
-  const watch = new ThreadWatch((leak) => leaks.push(leak));
+  const watch = new ThreadWatch((leak) => leaks.push(leak), { graceMs: Number(GRACE) * 1000 });
   const own = new Worker(module('self.postMessage("ready");'), { type: "module" });
   try {
     await said(own, "ready");
@@ -379,7 +394,7 @@ Deno.test({
   ignore: Deno.build.os !== "linux",
 }, async () => {
   const leaks: LeakedThread[] = [];
-  const watch = new ThreadWatch((leak) => leaks.push(leak));
+  const watch = new ThreadWatch((leak) => leaks.push(leak), { graceMs: Number(GRACE) * 1000 });
   const churn = new Worker(new URL("./apps/spawn_churn.ts", import.meta.url), { type: "module" });
   try {
     await said(churn, "churning");
@@ -474,6 +489,12 @@ Deno.test({
       h.kill("SIGKILL");
       await h.status;
     }
+  }
+});
+
+Deno.test("thread leak: a grace that is not a positive number is refused", () => {
+  for (const graceMs of [0, -1, NaN, Infinity]) {
+    assert.throws(() => new ThreadWatch(() => {}, { graceMs }), RangeError, String(graceMs));
   }
 });
 

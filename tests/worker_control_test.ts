@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { reset } from "@logtape/logtape";
-import { captureLogs } from "./helpers/logs.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
 import { Celery } from "../mod.ts";
 import { encodeControlRequest, PIDBOX_EXCHANGE } from "../protocol.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -255,6 +255,30 @@ for (const t of transports) {
       assert.equal(await (await client.broker()).queueDepth(q), 3);
       assert.equal(worker.stats.received, 0);
     });
+  });
+
+  test("cancel_consumer on the last queue: idle without errors until add_consumer", async () => {
+    const records = await captureLogs("info");
+    const lines = () => records.map(logLine);
+    try {
+      await withWorker(t, {}, async (client, worker, queue) => {
+        const to = { destination: [worker.hostname], reply: true as const, timeout: 10 };
+        await client.control.broadcast("cancel_consumer", { queue }, to);
+        const idle = "info Consuming from no queue: waiting for add_consumer";
+        while (!lines().includes(idle)) {
+          // Before: take() refused the empty list and the loop logged an error every 2 s.
+          assert.deepEqual(lines().filter((l) => l.includes("Cannot take messages")), []);
+          await new Promise((ok) => setTimeout(ok, 20));
+        }
+        const r = await client.sendTask<number>("t.add", [2, 3], { queue });
+        await client.control.broadcast("add_consumer", { queue }, to);
+        assert.equal(await r.get({ timeout: 10_000 }), 5);
+      });
+    } finally {
+      await reset();
+    }
+    assert.deepEqual(lines().filter((l) => l.startsWith("error ")), []);
+    assert.equal(lines().filter((l) => l.includes("Consuming from no queue")).length, 1);
   });
 }
 

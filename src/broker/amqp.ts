@@ -357,17 +357,20 @@ export class AmqpBroker implements Broker {
     });
   }
 
-  /** List parked messages, oldest first (read without removing them). */
+  /** List parked messages, oldest first (read without removing them; a message parked twice once). */
   listParked(options: { limit?: number } = {}): Promise<ParkedMessage[]> {
     return this.#parked.list(options.limit ?? 100);
   }
 
-  /** How many messages are parked (those a listing holds meanwhile not counted). */
+  /** How many copies are parked (those a listing holds meanwhile not counted). */
   countParked(): Promise<number> {
     return this.#parked.count();
   }
 
-  /** Move parked messages back to their queues, marked redelivered; resolves with how many. */
+  /**
+   * Move parked messages back to their queues, marked redelivered (a
+   * second copy of a message parked twice dropped); resolves with how many.
+   */
   requeueParked(options: { limit?: number } = {}): Promise<number> {
     return this.#parked.requeue(options.limit ?? 1000);
   }

@@ -9,18 +9,31 @@
  * order; {@link ParkedScans.requeue} republishes to the original queue
  * with an `x-celeriac-redelivered` header (a publisher cannot set AMQP's
  * redelivered flag). A scan holds what it read until its channel closes,
- * so one broker runs its scans one at a time.
+ * so one broker runs its scans one at a time. A message parked twice
+ * (its copy written, then its connection closed before the
+ * acknowledgement, so it came back and was parked again) has the same
+ * park id in both copies (a digest of everything in them but the parking
+ * note, see {@link parkId}; two messages that differ in any header do
+ * not share it): a listing shows the first only, and a requeue, which
+ * reads every parked message whatever its limit, moves the first and
+ * drops the later ones.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Message as AmqpMessage } from "amqplib";
 import type { Message } from "../protocol/message.ts";
 import { HeldChannel } from "./amqp_channel.ts";
 import type { AmqpSession } from "./amqp_connection.ts";
 import type { Declarations } from "./amqp_declare.ts";
-import { fromIncoming, parkedCopy, readParkingNote, unparkedMessage } from "./amqp_message.ts";
+import {
+  fromIncoming,
+  parkedCopy,
+  type ParkingNote,
+  readParkingNote,
+  unparkedMessage,
+} from "./amqp_message.ts";
+import { parkId } from "./amqp_park_id.ts";
 import type { AmqpPublisher } from "./amqp_publish.ts";
 import { PARKED_QUEUE, parkedQueueDeclaration } from "./amqp_topology.ts";
 import type { PublishOutcome } from "./errors.ts";
@@ -57,11 +70,19 @@ export async function parkRejections(
   held: (delivery: Delivery) => boolean,
 ): Promise<Rejection[]> {
   const now = new Date();
-  const copies = rejections.map((r) => ({
+  const ids = await Promise.all(rejections.map(async (r) =>
+    await parkId(r.delivery, {
+      taskId: r.taskId ?? null,
+      queue: r.delivery.queue,
+      exchange: r.delivery.exchange,
+      routingKey: r.delivery.routingKey,
+    }) ?? crypto.randomUUID()
+  ));
+  const copies = rejections.map((r, i) => ({
     rejection: r,
     outcome: "unsent" as PublishOutcome,
     message: parkedCopy(r.delivery, {
-      id: crypto.randomUUID(),
+      id: ids[i],
       reason: r.reason,
       queue: r.delivery.queue,
       taskId: r.taskId ?? null,
@@ -92,25 +113,33 @@ export async function parkRejections(
 }
 
 /**
- * Read up to `limit` parked messages on a channel of their own, among
- * those parked when the scan began (one parked again meanwhile, by a
- * worker refusing it once more, waits for the next scan); `visit` decides
- * which to acknowledge.
+ * Read the messages parked when the scan began, oldest first, on a
+ * channel of their own (one parked again meanwhile, by a worker refusing
+ * it once more, waits for the next scan), until `enough` says so; `visit`
+ * decides which to acknowledge, told the copy's park id computed from
+ * the copy (`null` without a task id or parking note), shared by the
+ * copies of a message parked twice. The rest go back, in order, when the
+ * channel closes.
  */
 async function scanParked(
   declarations: Declarations,
   session: AmqpSession,
-  limit: number,
-  visit: (raw: AmqpMessage, message: Message) => Promise<boolean>,
+  enough: () => boolean,
+  visit: (message: Message, note: ParkingNote | null, key: string | null) => Promise<boolean>,
 ): Promise<void> {
   await declarations.queueOnly(session, parkedQueueDeclaration());
   const held = await HeldChannel.open(session);
   try {
     const { messageCount } = await held.channel.checkQueue(PARKED_QUEUE);
-    for (let i = 0; i < Math.min(limit, messageCount); i++) {
+    for (let i = 0; i < messageCount && !enough(); i++) {
       const raw = await held.channel.get(PARKED_QUEUE, { noAck: false });
       if (raw === false) break;
-      if (await visit(raw, fromIncoming(raw).message)) held.channel.ack(raw);
+      const message = fromIncoming(raw).message;
+      const note = readParkingNote(message.headers);
+      // From the copy itself, not its note's id: a copy parked by an earlier version has a random
+      // id, or a digest that leaves out the headers (two messages that differ only there shared it).
+      const key = note?.id ? await parkId(message, note) : null;
+      if (await visit(message, note, key)) held.channel.ack(raw);
     }
   } finally {
     await held.close();
@@ -155,9 +184,10 @@ export class ParkedScans {
   }
 
   /**
-   * List parked messages, oldest first (read without removing them).
+   * List parked messages, oldest first (read without removing them); a
+   * second copy of a message parked twice is not listed.
    *
-   * @param limit at most this many
+   * @param limit at most this many listed
    * @returns the parked messages
    */
   list(limit: number): Promise<ParkedMessage[]> {
@@ -165,7 +195,7 @@ export class ParkedScans {
   }
 
   /**
-   * How many messages are parked.
+   * How many messages are parked (each copy of a message parked twice counted).
    *
    * @returns the depth of `celeriac.parked`
    */
@@ -188,9 +218,12 @@ export class ParkedScans {
   /**
    * Move parked messages (oldest first, among those parked when it
    * began) back to their queues, marked redelivered; one without a queue
-   * to go back to stays parked.
+   * to go back to stays parked; a second copy of a message parked twice,
+   * met after its first was moved, is dropped. It reads every parked
+   * message, so that a later copy of one it moved is dropped even when
+   * `limit` stops it before.
    *
-   * @param limit at most this many
+   * @param limit at most this many moved
    * @returns how many moved
    */
   requeue(limit: number): Promise<number> {
@@ -205,10 +238,13 @@ async function listParked(
   limit: number,
 ): Promise<ParkedMessage[]> {
   const out: ParkedMessage[] = [];
+  const listed = new Set<string>();
   await publisher.withSession(async (session) => {
     out.length = 0;
-    await scanParked(declarations, session, limit, (_raw, message) => {
-      const note = readParkingNote(message.headers);
+    listed.clear();
+    await scanParked(declarations, session, () => out.length >= limit, (message, note, key) => {
+      if (key !== null && listed.has(key)) return Promise.resolve(false);
+      if (key !== null) listed.add(key);
       const h = message.headers;
       out.push({
         id: note?.id || String(message.properties.message_id ?? ""),
@@ -231,15 +267,28 @@ async function requeueParked(
   limit: number,
 ): Promise<number> {
   let moved = 0;
+  // Park ids moved by this requeue: kept across a reconnection, so that a copy moved whose
+  // acknowledgement was lost with its connection is dropped, not moved again, when it is met.
+  const movedIds = new Set<string>();
   await publisher.withSession(async (session) => {
-    await scanParked(declarations, session, limit, async (_raw, message) => {
-      const note = readParkingNote(message.headers);
+    // Read to the end, not to `limit`: a later copy of a message moved here is dropped here, so
+    // that a requeue run a few at a time (the dashboard moves one) cannot move it a second time.
+    await scanParked(declarations, session, () => false, async (message, note, key) => {
       if (!note?.queue) {
         log.warn("A parked message has no queue to go back to; it stays parked");
         return false;
       }
+      if (key !== null && movedIds.has(key)) {
+        log.info("Dropped a second parked copy of task {id} (park {park}): its first went back", {
+          id: note.taskId ?? "?",
+          park: note.id,
+        });
+        return true;
+      }
+      if (moved >= limit) return false;
       await declarations.taskQueue(session, note.queue);
       await publisher.confirmPublish(session, "", note.queue, unparkedMessage(message));
+      if (key !== null) movedIds.add(key);
       moved++;
       return true;
     });

@@ -182,7 +182,12 @@ export class RedisBroker implements Broker {
       rawUrl,
       db: url.db,
       k: (key) => prefix + key,
-      run: (fn) => guardRedis(rawUrl, fn, this.#released.signal),
+      run: (fn, signal) =>
+        guardRedis(
+          rawUrl,
+          fn,
+          signal ? AbortSignal.any([signal, this.#released.signal]) : this.#released.signal,
+        ),
       events: single ? new RespEvents(url, rawUrl) : undefined,
       resp: single
         ? new RespScripts(url, rawUrl, { name: "celeriac-consume", role: "consume" })
@@ -259,6 +264,19 @@ export class RedisBroker implements Broker {
       : this.#closing.signal;
     // A fractional max is rounded down, as the AMQP broker does (the take script needs an integer).
     return await this.#taker.take(queues, Math.floor(options.max), signal);
+  }
+
+  /**
+   * Whether the last take found Redis unreachable and no take reached it
+   * since (its take rides out the outage, retrying every 100 ms).
+   *
+   * @example
+   * ```ts ignore
+   * if (broker.unreachable) console.log("Redis is down: takes wait for it");
+   * ```
+   */
+  get unreachable(): boolean {
+    return this.#taker.unreachable;
   }
 
   /**

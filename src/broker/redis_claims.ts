@@ -31,10 +31,18 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
 import type { RespConnection } from "./resp_connection.ts";
 import { textOrNull } from "./resp_scripts.ts";
 import { sleep } from "./sleep.ts";
+
+const log = getLogger(["celeriac", "broker", "redis"]);
+
+/** Milliseconds a watcher waits after its first failed wait; doubled up to {@link WAIT_RETRY_MAX_MS}. */
+export const WAIT_RETRY_FIRST_MS = 50;
+/** The longest a watcher waits between failed waits. */
+export const WAIT_RETRY_MAX_MS = 2000;
 
 /** The sorted set of claim lists (prefixed like every key). */
 export const CLAIMS_KEY = "celeriac.claims";
@@ -221,15 +229,22 @@ export class ClaimWatcher {
   #claims = 0;
   /** The element the last wait claimed, with the epoch its wait was sent in (see {@link ClaimWatcher.takeClaimed}). */
   #claimed: { raw: string; epoch: number } | null = null;
+  /** Milliseconds before the next wait after a failed one; 0 after a wait that did not fail. */
+  #retryIn = 0;
+  readonly #warned: Set<string>;
+  readonly #closing = new AbortController();
 
   /**
    * @param link the connection it blocks on, with its list's commands
    * @param renewEvery milliseconds within which a wait does not renew
    *   again (default {@link CLAIM_RENEW_MS}; 0 renews before every wait)
+   * @param warned the causes of failed waits already logged at warning level, shared by a
+   *   broker's watchers so that each cause is warned about once (default: this watcher's own)
    */
-  constructor(link: ClaimLink, renewEvery = CLAIM_RENEW_MS) {
+  constructor(link: ClaimLink, renewEvery = CLAIM_RENEW_MS, warned = new Set<string>()) {
     this.#link = link;
     this.#renewEvery = renewEvery;
+    this.#warned = warned;
   }
   /**
    * Messages claimed so far. A taker compares it before and after a take:
@@ -254,18 +269,29 @@ export class ClaimWatcher {
 
   /**
    * Resolves true when a message was claimed, false after a 1 s timeout or an error.
+   * After a failed wait the next one is sent {@link WAIT_RETRY_FIRST_MS} ms later, doubling
+   * up to {@link WAIT_RETRY_MAX_MS} while they keep failing (a server refusing connections
+   * at `maxclients` is not asked again at once, over and over).
    *
    * @param epoch remembered with what this wait claims ({@link ClaimWatcher.takeClaimed})
    *   when it sends a new wait; a wait already in flight keeps the epoch it was sent with
    */
   wait(epoch = 0): Promise<boolean> {
     if (this.#inflight) return this.#inflight;
+    this.#inflight =
+      (this.#retryIn ? sleep(this.#retryIn, this.#closing.signal) : Promise.resolve())
+        .then(() => this.#closing.signal.aborted ? false : this.#send(epoch))
+        .finally(() => this.#inflight = null);
+    return this.#inflight;
+  }
+
+  #send(epoch: number): Promise<boolean> {
     // The renewal and the wait go out together on the waiting connection, which runs them in
     // order: the claim is registered before the block, without a round trip in between.
     const now = performance.now();
     const renewing = now - this.#renewedAt >= this.#renewEvery;
     if (renewing) this.#renewedAt = now;
-    this.#inflight = Promise.allSettled([
+    return Promise.allSettled([
       renewing ? this.#link.renew() : null,
       this.#link.move(),
     ]).then(([renewed, moved]) => {
@@ -276,9 +302,26 @@ export class ClaimWatcher {
       }
       // A failed renewal is sent again before the next wait.
       if (renewed.status === "rejected") this.#renewedAt = -Infinity;
+      if (moved.status === "rejected") this.#failed(moved.reason);
+      else this.#retryIn = 0;
       return renewed.status === "fulfilled" && claimed;
-    }).finally(() => this.#inflight = null);
-    return this.#inflight;
+    });
+  }
+
+  #failed(err: unknown): void {
+    this.#retryIn = Math.min(Math.max(this.#retryIn * 2, WAIT_RETRY_FIRST_MS), WAIT_RETRY_MAX_MS);
+    if (this.#closing.signal.aborted) return;
+    const cause = err instanceof Error ? err.message : String(err);
+    const full = /max number of clients/i.test(cause);
+    const advice = full
+      ? ": Redis refuses new connections. Raise its maxclients (CONFIG SET maxclients N; " +
+        "10,000 by default) or consume fewer queues: a worker holds 4 waiting connections per queue"
+      : "";
+    const line = "Cannot wait for messages: {error}{advice}; retrying in {ms} ms";
+    const values = { error: cause, advice, ms: this.#retryIn };
+    if (this.#warned.has(cause)) log.debug(line, values);
+    else log.warn(line, values);
+    this.#warned.add(cause);
   }
 
   /** Resolves once no wait is under way (at once when none is). */
@@ -288,6 +331,7 @@ export class ClaimWatcher {
 
   /** Stop waiting (a claim made meanwhile stays for the owner or a sweep to return). */
   close(): void {
+    this.#closing.abort();
     this.#link.close();
   }
 }

@@ -12,7 +12,8 @@
  * (broadcast channels, revoked ids, rate-limit buckets, the list of known
  * queues) lives under the tag `{celeriac}`. A take over several queues
  * runs a take on each and keeps what arrives first; the rest goes back to
- * its queue. Python Celery (kombu) cannot use Redis Cluster, so this
+ * its queue (redis_cluster_take.ts), and a queue whose master is down
+ * does not hold up the others. Python Celery (kombu) cannot use Redis Cluster, so this
  * layout is Celeriac's own.
  *
  * @module
@@ -49,6 +50,7 @@ import { checkTakeArguments } from "./deliveries.ts";
 import { RedisBroker, type RedisBrokerOptions, SHARED_CONNECTION } from "./redis.ts";
 import type { RedisClient } from "./redis_client.ts";
 import { closeRedis, connectRedis, openRedisConnection, prepareRedis } from "./redis_connection.ts";
+import { ClusterTakes } from "./redis_cluster_take.ts";
 import { guardRedis } from "./redis_guard.ts";
 import { isClusterUrl, parseRedisUrl, type RedisUrlOptions } from "./redis_url.ts";
 import { unlessAborted } from "./sleep.ts";
@@ -132,6 +134,9 @@ export class RedisClusterBroker implements Broker {
   readonly #shards = new Map<string, RedisBroker>();
   readonly #global: RedisBroker;
   readonly #known = new Set<string>();
+  /** Queues being added to the set of known queues in the background ({@link #rememberSoon}). */
+  readonly #remembering = new Set<string>();
+  readonly #takes = new ClusterTakes((q) => this.#shard(q), (ds) => this.requeue(ds));
 
   /**
    * Use {@link openRedisClusterBroker}.
@@ -182,6 +187,22 @@ export class RedisClusterBroker implements Broker {
     this.#known.add(queue);
   }
 
+  /**
+   * {@link #remember} in the background: a take or a declaration does not
+   * wait for the `{celeriac}` slot (whose master may be down while the
+   * queue's is up); a failure is tried again by the next take.
+   */
+  #rememberSoon(queue: string): void {
+    if (this.#known.has(queue) || this.#remembering.has(queue)) return;
+    this.#remembering.add(queue);
+    this.#remember(queue).catch((err) =>
+      log.debug("Could not note queue {queue} in the list of known queues: {error}", {
+        queue,
+        error: (err as Error).message,
+      })
+    ).finally(() => this.#remembering.delete(queue));
+  }
+
   /** Every queue this cluster has carried (for parked-message listings). */
   async #allQueues(): Promise<string[]> {
     const listed = await guardRedis(
@@ -201,10 +222,21 @@ export class RedisClusterBroker implements Broker {
     await this.#shards.get(queue)?.releaseQueue(queue);
   }
 
-  /** Declare a queue (in its own slot). */
-  async declareQueue(queue: string): Promise<void> {
-    await this.#remember(queue);
-    await this.#shard(queue).declareQueue(queue);
+  /**
+   * Declare a queue (in its own slot), in the background: a worker's start
+   * does not wait for a queue whose master is unreachable (its binding,
+   * which nothing on a cluster routes by, is written by the queue's first
+   * publish too; a failure is logged).
+   */
+  declareQueue(queue: string): Promise<void> {
+    this.#rememberSoon(queue);
+    this.#shard(queue).declareQueue(queue).catch((err) =>
+      log.warn("Could not declare queue {queue} ({error}); its first publish declares it", {
+        queue,
+        error: (err as Error).message,
+      })
+    );
+    return Promise.resolve();
   }
 
   /**
@@ -256,7 +288,7 @@ export class RedisClusterBroker implements Broker {
     });
     const settled = await Promise.allSettled([...queues].map(async ([group, { ps }]) => {
       if (group === REPLIES_GROUP) return await this.#global.publishMany(ps, options);
-      await this.#remember(ps[0].target.routingKey);
+      this.#rememberSoon(ps[0].target.routingKey);
       await this.#shard(ps[0].target.routingKey).publishMany(ps, options);
     }));
     const failed = settled.find((r) => r.status === "rejected");
@@ -279,26 +311,13 @@ export class RedisClusterBroker implements Broker {
    * Take up to `max` messages from the queues, earlier queues first. With
    * several queues a take runs on each (they live on different masters);
    * the first to return ends the others, and what they took beyond `max`
-   * goes back to its queue.
+   * goes back to its queue. A queue whose master is unreachable does not
+   * hold up the others (see `ClusterTakes`).
    */
   async take(queues: readonly string[], options: TakeOptions): Promise<Delivery[]> {
     checkTakeArguments(queues, options);
-    for (const q of queues) await this.#remember(q);
-    if (queues.length === 1) return await this.#shard(queues[0]).take(queues, options);
-    const stop = new AbortController();
-    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
-    const takes = queues.map((q) =>
-      this.#shard(q).take([q], { max: options.max, signal }).then((got) => {
-        if (got.length > 0) stop.abort();
-        return got;
-      })
-    );
-    const results = await Promise.all(takes);
-    const all = results.flat();
-    const kept = all.slice(0, Math.floor(options.max));
-    const extra = all.slice(kept.length);
-    if (extra.length) await this.requeue(extra);
-    return kept;
+    for (const q of queues) this.#rememberSoon(q);
+    return await this.#takes.take(queues, options);
   }
 
   #byQueue<T>(items: readonly T[], queueOf: (t: T) => string): Map<RedisBroker, T[]> {
@@ -407,6 +426,7 @@ export class RedisClusterBroker implements Broker {
 
   /** Close every queue's transport and the cluster connection. */
   async close(): Promise<void> {
+    await this.#takes.close();
     await Promise.all([this.#global, ...this.#shards.values()].map((s) => s.close()));
     await closeRedis(this.#client);
   }

@@ -1,6 +1,7 @@
 /**
  * What a process says about a Redis Cluster's nodes: one warning when a
- * node becomes unreachable (a reminder every 30 s while it stays so), one
+ * node becomes unreachable (a reminder every 30 s while it stays so; for a
+ * master without a replica, that its queues wait until it is back), one
  * line when a connection to it is ready again, and one when the cluster's
  * masters change (a replica took over), shared by
  * every cluster connection of the process to the same cluster. ioredis
@@ -61,10 +62,20 @@ export function watchClusterNodes(client: Cluster, key: string, failoverWaitMs: 
       return;
     }
     known.down.set(node, now);
+    const fields = { node, error: err.message, wait: failoverWaitMs / 1000 };
+    if (!withoutReplica(client, node)) {
+      log.warn(
+        "Redis Cluster node {node} is unreachable ({error}); commands to its slots are sent " +
+          "again for {wait} s (?failover_wait=) while a replica takes over",
+        fields,
+      );
+      return;
+    }
     log.warn(
-      "Redis Cluster node {node} is unreachable ({error}); commands to its slots are sent " +
-        "again for {wait} s (?failover_wait=) while a replica takes over",
-      { node, error: err.message, wait: failoverWaitMs / 1000 },
+      "Redis Cluster node {node} is unreachable ({error}) and has no replica to take over: " +
+        "the queues in its slots wait until it is back (each command to them is sent again " +
+        "for {wait} s, ?failover_wait=), the other queues go on",
+      fields,
     );
   });
   // A slot refresh still lists a dead master until a replica takes over: only a ready connection
@@ -86,4 +97,15 @@ export function watchClusterNodes(client: Cluster, key: string, failoverWaitMs: 
     if (previous === undefined || previous === masters) return;
     log.warn("Redis Cluster masters are now {masters} (were {previous})", { masters, previous });
   });
+}
+
+/** Whether `node` is a master serving slots of which none has a replica (the last slot refresh's). */
+function withoutReplica(client: Cluster, node: string): boolean {
+  let serves = false;
+  for (const owners of client.slots) {
+    if (owners?.[0] !== node) continue;
+    if (owners.length > 1) return false;
+    serves = true;
+  }
+  return serves;
 }

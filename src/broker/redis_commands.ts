@@ -95,8 +95,12 @@ export interface RedisScope {
   readonly db: number;
   /** `key` with the broker's key prefix. */
   k(key: string): string;
-  /** Run commands, turning a connection failure into a `BrokerConnectionError`. */
-  run<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Run commands, turning a connection failure into a `BrokerConnectionError`;
+   * through Sentinel or Cluster they are sent again during a failover
+   * (`guardRedis`) until `signal` aborts (a take that ended) or the broker closes.
+   */
+  run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T>;
   /** The events traffic's own connections, on a single server (not Sentinel or Cluster). */
   readonly events?: RespEvents;
   /**

@@ -125,6 +125,13 @@ export function describeRedisFailure(
       transient: false,
     };
   }
+  if (CLUSTER_SLOT_DOWN.test(message)) {
+    return {
+      reason: `the Redis Cluster master serving the key's slot is unreachable (${message})`,
+      hint: "Start that node again, or give it a replica to take over (the log's " +
+        "'Redis Cluster node ... is unreachable' line names it)",
+    };
+  }
   if (/DB index is out of range/i.test(message)) {
     return {
       reason: `database ${db} does not exist on ${host} (DB index is out of range)`,
@@ -198,6 +205,14 @@ export const CLOSED: RegExp =
   /Connection is closed|Command aborted due to connection close|Stream isn't writeable/;
 
 /**
+ * ioredis's message for a Cluster command whose slot's master is
+ * unreachable: the connection to it fails, another node answers `MOVED`
+ * back to it, and after `maxRedirections` rounds the command is refused
+ * (seen with a master SIGKILLed and no replica to take over).
+ */
+export const CLUSTER_SLOT_DOWN: RegExp = /^Too many Cluster redirections/;
+
+/**
  * Whether a Redis error means the server could not be reached (as opposed
  * to a command error): a `RedisConnectionError` of Celeriac's own
  * connections, a server still loading its data (`LOADING`), and ioredis'
@@ -205,7 +220,9 @@ export const CLOSED: RegExp =
  * the rest of a pipeline or transaction cut off by the connection closing:
  * some of its commands may have run, so what retries it repeats them
  * (at-least-once, as kombu's publish retry); and a command left without a
- * reply for the command timeout (`Command timed out`: it may have run too).
+ * reply for the command timeout (`Command timed out`: it may have run too);
+ * and on a Cluster a slot whose master is unreachable
+ * ({@link CLUSTER_SLOT_DOWN}).
  *
  * @example
  * ```ts ignore
@@ -221,7 +238,8 @@ export function isConnectionFailure(err: unknown): boolean {
     (err.name === "RedisReplyError" && err.message.startsWith("LOADING")) ||
     CLOSED.test(err.message) || TIMED_OUT.test(err.message) ||
     /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available/
-      .test(err.message);
+      .test(err.message) ||
+    CLUSTER_SLOT_DOWN.test(err.message);
 }
 
 /**

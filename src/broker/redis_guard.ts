@@ -9,6 +9,7 @@ import { getLogger } from "@logtape/logtape";
 import { BrokerConnectionError } from "./errors.ts";
 import {
   CLOSED,
+  CLUSTER_SLOT_DOWN,
   describeRedisFailure,
   isClusterNodeReply,
   isConnectionFailure,
@@ -145,7 +146,8 @@ function guardFailure(rawUrl: string, err: unknown): BrokerConnectionError {
   return new BrokerConnectionError(
     rawUrl,
     real,
-    TIMED_OUT.test((err as Error).message) || real !== err
+    TIMED_OUT.test((err as Error).message) || CLUSTER_SLOT_DOWN.test((err as Error).message) ||
+      real !== err
       ? describeRedisFailure(real, rawUrl)
       : {},
   );

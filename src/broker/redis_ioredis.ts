@@ -358,6 +358,26 @@ export function keepPinging(conn: Redis): void {
 }
 
 /**
+ * `client.connect()`, done on a Cluster once the client is ready too:
+ * ioredis's Cluster leaves the promise of `connect()` pending for good when
+ * its ready check (`CLUSTER INFO`, sent to any node) meets a dead node. It
+ * reconnects by itself and the next connection is ready, but that promise
+ * is neither resolved nor rejected: a worker started while a master was
+ * down waited until its start was given up.
+ */
+function connectOnce(client: Redis): Promise<void> {
+  if (!((client as unknown) instanceof Cluster)) return client.connect();
+  return new Promise<void>((resolve, reject) => {
+    const ready = () => resolve();
+    client.once("ready", ready);
+    client.connect().then(resolve, (err) => {
+      client.off("ready", ready);
+      reject(err);
+    });
+  });
+}
+
+/**
  * Connect now, turning a failure into a {@link BrokerConnectionError}.
  *
  * @example
@@ -381,7 +401,7 @@ export async function connectRedis(client: Redis, rawUrl: string): Promise<void>
   try {
     for (;;) {
       try {
-        await client.connect();
+        await connectOnce(client);
         break;
       } catch (err) {
         const why = lastErrorOf(client, err);

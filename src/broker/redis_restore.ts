@@ -2,7 +2,9 @@
  * kombu's restore sweep on Redis: messages unacknowledged for longer than
  * the visibility timeout go back to the front of their queues, marked
  * redelivered, with their delivery count raised; entries that cannot be
- * read, and messages whose exchange routes to no queue, are parked. The
+ * read, and messages whose exchange routes to no queue, are parked; one
+ * routed to several queues goes to the first, with a warning (the entry
+ * does not say which it was taken from). The
  * `unacked_mutex` lock keeps Celeriac's and Python's sweeps apart.
  *
  * @module
@@ -106,19 +108,33 @@ async function restoreOne(scope: RedisScope, tag: string): Promise<number> {
   const restores = Number(env.headers[DELIVERY_COUNT_HEADER]) || 0;
   env.headers = { ...env.headers, [DELIVERY_COUNT_HEADER]: restores + 1 };
   const raw = encodeEnvelope(env, env.deliveryInfo, tag, true);
-  let moved = 0;
-  for (const q of queues) {
-    moved = Math.max(
-      moved,
-      await scope.client.celeriacRestore(
-        scope.k("unacked_index"),
-        scope.k("unacked"),
-        scope.k(priorityList(q, env.properties.priority)),
-        tag,
-        value,
-        raw,
-        "front",
-      ),
+  // The script moves the entry, so the first queue routed to gets it (kombu pushes it to each).
+  const [target] = queues;
+  const moved = await scope.client.celeriacRestore(
+    scope.k("unacked_index"),
+    scope.k("unacked"),
+    scope.k(priorityList(target, env.properties.priority)),
+    tag,
+    value,
+    raw,
+    "front",
+  );
+  if (moved === 1 && queues.length > 1) {
+    // The entry ([message, exchange, routing key], kombu's) does not say which queue it was
+    // taken from: with several routed to, it may have left its own.
+    log.warn(
+      "Unacknowledged task {id} restored to queue {target}, the first of the {count} queues " +
+        "({queues}) exchange {exchange} routes routing key {routingKey} to: it may have been " +
+        "taken from another, which the unacked entry does not say; bind the routing key to one " +
+        "queue to have its messages restored there",
+      {
+        id: String(env.headers.id ?? tag),
+        target,
+        count: queues.length,
+        queues: queues.join(", "),
+        exchange: JSON.stringify(exchange),
+        routingKey: JSON.stringify(routingKey),
+      },
     );
   }
   return moved;

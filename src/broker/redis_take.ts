@@ -97,6 +97,9 @@ export class RedisTaker {
   /** Putting back the stash of a take aborted before its take script replied. */
   #puttingBack: Promise<void> | null = null;
 
+  /** When a take script last failed to reach Redis (`Date.now()`), 0 once one ran since. */
+  #downSince = 0;
+
   /** Milliseconds the take script of an early hand-out is retried while Redis is unreachable. */
   readonly #recordLimitMs: number;
 
@@ -137,7 +140,6 @@ export class RedisTaker {
       }
     }
     if (this.#stash.length > 0) return this.#stash.splice(0, max);
-    let down = 0;
     // The last take emptied every list and nothing was claimed since: wait first (a message
     // queued meanwhile ends the wait at once). Not after the record of an early hand-out that
     // read its claim list alone, unless every list was found empty right behind it: that record
@@ -157,12 +159,12 @@ export class RedisTaker {
       let got: Delivery[];
       let taken: number;
       try {
-        [got, taken] = await this.#script.run(lists, max, first);
+        [got, taken] = await this.#script.run(lists, max, first, signal);
       } catch (err) {
         if (!(err instanceof BrokerConnectionError)) throw err;
         // Ride out the outage here, as the AMQP transport does: retry soon after Redis is back.
-        if (down === 0) {
-          down = Date.now();
+        if (this.#downSince === 0) {
+          this.#downSince = Date.now();
           log.warn("Redis is unreachable ({error}); taking again as soon as it is back", {
             error: err.message,
           });
@@ -170,11 +172,11 @@ export class RedisTaker {
         await sleep(RECONNECT_POLL_MS, signal);
         continue;
       }
-      if (down !== 0) {
+      if (this.#downSince !== 0) {
         log.info("Redis is back after {seconds} s: taking again", {
-          seconds: ((Date.now() - down) / 1000).toFixed(1),
+          seconds: ((Date.now() - this.#downSince) / 1000).toFixed(1),
         });
-        down = 0;
+        this.#downSince = 0;
       }
       if (got.length > 0) {
         this.#rotation++;
@@ -187,6 +189,15 @@ export class RedisTaker {
       }
     }
     return [];
+  }
+
+  /**
+   * Whether the last take script failed to reach Redis and none ran since:
+   * a take now rides out an outage (a Cluster take over several queues does
+   * not wait for it once another queue's take returned).
+   */
+  get unreachable(): boolean {
+    return this.#downSince !== 0;
   }
 
   /**

@@ -119,6 +119,11 @@ export class TakeScript {
    * and lists, and the script hands over what it recorded instead of
    * taking again, so nothing waits in `unacked` for the visibility timeout.
    *
+   * @param lists queue lists, as a take of them gets them
+   * @param max how many messages to take at most
+   * @param first the claim list to read first (a repeated take's), or null
+   * @param signal the take's: once aborted, a script failing during a
+   *   Sentinel or Cluster failover is not sent again (the next take repeats it)
    * @returns the deliveries, and how many elements the script took (parked
    *   ones too: fewer than `max` means it left every list empty)
    */
@@ -126,6 +131,7 @@ export class TakeScript {
     lists: string[],
     max: number,
     first: string | null,
+    signal?: AbortSignal,
   ): Promise<[Delivery[], number]> {
     const s = this.#scope;
     // A higher priority first; within a step, what this broker's waits claimed first (it was
@@ -144,9 +150,9 @@ export class TakeScript {
     this.#takesSent++;
     this.#taking = true;
     try {
-      flat = s.resp
-        ? await s.resp.evalScriptWhole(TAKE, keys, args, respStrings)
-        : listStrings(await s.run(() => s.client.celeriacTake(keys.length, ...keys, ...args)));
+      flat = s.resp ? await s.resp.evalScriptWhole(TAKE, keys, args, respStrings) : listStrings(
+        await s.run(() => s.client.celeriacTake(keys.length, ...keys, ...args), signal),
+      );
     } catch (err) {
       this.#unsureTake = { lists, seq, first };
       throw err;

@@ -49,6 +49,8 @@ export interface Won {
 export class ClaimWatchers {
   readonly #scope: RedisScope;
   readonly #watchers = new Map<string, ClaimWatcher>();
+  /** Causes of failed waits already warned about, by any watcher (each is warned about once). */
+  readonly #warned = new Set<string>();
   /** This broker's id in its claim lists (see redis_claims.ts). */
   readonly id: string = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
 
@@ -112,7 +114,7 @@ export class ClaimWatchers {
         conn.on("error", () => {});
         link = ioredisClaimLink(conn, ...keys);
       }
-      w = new ClaimWatcher(link);
+      w = new ClaimWatcher(link, undefined, this.#warned);
       this.#watchers.set(list, w);
     }
     return w;

@@ -129,6 +129,20 @@ const WORKER = [
 ];
 
 /**
+ * The options the worker reads only with another flag on the line: beat's
+ * with `-B` (`beat`), the dashboard's with `-D` (`dashboard`).
+ *
+ * @example
+ * ```ts ignore
+ * WORKER_GATED_OPTIONS.beat.includes("lease-time"); // true
+ * ```
+ */
+export const WORKER_GATED_OPTIONS: Readonly<Record<"beat" | "dashboard", readonly string[]>> = {
+  beat: EMBEDDED_BEAT,
+  dashboard: EMBEDDED_DASHBOARD,
+};
+
+/**
  * The options the worker reads: with `-B` also beat's, with `-D` also the
  * dashboard's.
  *

@@ -4,7 +4,8 @@
  * line, generated from the tables the command line parses (its commands,
  * its `parseArgs` options, the options each command reads, the inspect and
  * control command names), so it cannot drift from them: after a command only
- * its own flags are offered.
+ * its own flags are offered, and those it reads only with another flag (the
+ * worker's beat options with `-B`) only once that flag is on the line.
  *
  * @module
  */
@@ -47,6 +48,13 @@ export interface CompletionSpec {
   files?: readonly string[];
   /** The flags each command reads (long names): only those are offered after it. */
   commandOptions: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Flags a command reads only when another flag is on the line: command, that flag's long
+   * name, the flags it lets in (the worker's `beat` lets in `lease-time`, ...). They are in
+   * `commandOptions` too, and offered only once the flag is typed (alone, `--beat`, or among
+   * short boolean flags, `-EB`). Default none.
+   */
+  gatedOptions?: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>>;
   /** The command run when none is typed (its flags are offered before any command). */
   defaultCommand: string;
 }
@@ -60,12 +68,48 @@ function valueFlagWords(spec: CompletionSpec): string[] {
     .flatMap((n) => spellings(spec, n));
 }
 
-/** The spellings of the flags a command reads, for a `case` on the command in bash and zsh. */
-function commandFlagWords(spec: CompletionSpec): [string, string][] {
+/** A command's flags behind other flags: `[gate, flags]` pairs, none by default. */
+function gatesOf(spec: CompletionSpec, cmd: string): [string, readonly string[]][] {
+  return Object.entries(spec.gatedOptions?.[cmd] ?? {});
+}
+
+/** The flag (long name) `cmd` reads `flag` only after, if any. */
+function gateOf(spec: CompletionSpec, cmd: string, flag: string): string | undefined {
+  return gatesOf(spec, cmd).find(([, flags]) => flags.includes(flag))?.[0];
+}
+
+/** Flags as typed on a command line: each spelling, space-separated. */
+function words(spec: CompletionSpec, names: readonly string[]): string {
+  return names.filter((n) => n in spec.options).flatMap((n) => spellings(spec, n)).join(" ");
+}
+
+/**
+ * For a `case` on the command in bash and zsh: each command's flags read whatever else is
+ * typed, and those read only after a gate flag, by gate.
+ */
+function commandFlagWords(spec: CompletionSpec): [string, string, [string, string][]][] {
   return Object.entries(spec.commandOptions).map(([cmd, names]) => [
     cmd,
-    names.filter((n) => n in spec.options).flatMap((n) => spellings(spec, n)).join(" "),
+    words(spec, names.filter((n) => gateOf(spec, cmd, n) === undefined)),
+    gatesOf(spec, cmd).map(([gate, flags]) => [gate, words(spec, flags)]),
   ]);
+}
+
+/** Every gate flag of {@link CompletionSpec.gatedOptions}, once. */
+function gateFlags(spec: CompletionSpec): string[] {
+  return [...new Set(Object.values(spec.gatedOptions ?? {}).flatMap((g) => Object.keys(g)))];
+}
+
+/**
+ * A bash / zsh test that word `$w` turns `gate` on: `--gate`, or its short letter alone or
+ * among short boolean flags (`-B`, `-EB`), as the command line reads them.
+ */
+function gateTest(spec: CompletionSpec, gate: string, quote: (re: string) => string): string {
+  const short = spec.options[gate]?.short;
+  if (!short) return `[[ $w == --${gate} ]]`;
+  const booleans = Object.values(spec.options)
+    .filter((o) => o.type === "boolean" && o.short).map((o) => o.short).join("");
+  return `[[ $w == --${gate} || $w =~ ${quote(`^-[${booleans}]*${short}`)} ]]`;
 }
 
 /** The spellings of a long flag: `--pool` and its short form. */
@@ -87,9 +131,14 @@ function bash(spec: CompletionSpec, names: readonly string[]): string {
   const subCases = Object.entries(spec.subcommands).map(([cmd, words]) =>
     `    ${cmd}) [[ -z $sub ]] && COMPREPLY=($(compgen -W "${words.join(" ")}" -- "$cur")) ;;`
   );
-  const flagCases = commandFlagWords(spec).map(([cmd, words]) =>
-    `      ${cmd}) flags="${words}" ;;`
+  const flagCases = commandFlagWords(spec).map(([cmd, words, gated]) =>
+    `      ${cmd}) flags="${words}"${
+      gated.map(([gate, more]) => `; [[ $on == *" ${gate} "* ]] && flags+=" ${more}"`).join("")
+    } ;;`
   );
+  const gateChecks = gateFlags(spec).map((gate) =>
+    `\n      ${gateTest(spec, gate, (re) => re)} && on+=" ${gate} "`
+  ).join("");
   return `# bash completion for ${names.join(", ")} (Celeriac)
 _celeriac_complete() {
   local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}"
@@ -99,10 +148,10 @@ _celeriac_complete() {
 ${valueCases.join("\n")}
   esac
   [[ $takes == *" $prev "* ]] && return
-  local i w cmd="" sub=""
+  local i w cmd="" sub="" on=""
   for ((i = 1; i < COMP_CWORD; i++)); do
     w="\${COMP_WORDS[i]}"
-    if [[ $w == -* ]]; then
+    if [[ $w == -* ]]; then${gateChecks}
       [[ $takes == *" $w "* ]] && ((i++))
     elif [[ -z $cmd ]]; then cmd=$w
     elif [[ -z $sub ]]; then sub=$w
@@ -137,9 +186,14 @@ function zsh(spec: CompletionSpec, names: readonly string[]): string {
   const subCases = Object.entries(spec.subcommands).map(([cmd, words]) =>
     `    ${cmd}) [[ -z $sub ]] && compadd -- ${words.join(" ")} ;;`
   );
-  const flagCases = commandFlagWords(spec).map(([cmd, words]) =>
-    `      ${cmd}) compadd -- ${words} ;;`
+  const flagCases = commandFlagWords(spec).map(([cmd, words, gated]) =>
+    `      ${cmd}) flags=(${words})${
+      gated.map(([gate, more]) => `; [[ $on == *" ${gate} "* ]] && flags+=(${more})`).join("")
+    } ;;`
   );
+  const gateChecks = gateFlags(spec).map((gate) =>
+    `\n      ${gateTest(spec, gate, (re) => `'${re}'`)} && on+=" ${gate} "`
+  ).join("");
   return `#compdef ${names.join(" ")}
 # zsh completion for ${names.join(", ")} (Celeriac)
 _celeriac() {
@@ -149,19 +203,21 @@ _celeriac() {
 ${valueCases.join("\n")}
   esac
   (( \${takes[(Ie)$prev]} )) && return
-  local i w cmd="" sub=""
+  local i w cmd="" sub="" on=""
   for ((i = 2; i < CURRENT; i++)); do
     w=\${words[i]}
-    if [[ $w == -* ]]; then
+    if [[ $w == -* ]]; then${gateChecks}
       (( \${takes[(Ie)$w]} )) && ((i++))
     elif [[ -z $cmd ]]; then cmd=$w
     elif [[ -z $sub ]]; then sub=$w
     fi
   done
   if [[ $cur == -* ]]; then
+    local -a flags=()
     case \${cmd:-${spec.defaultCommand}} in
 ${flagCases.join("\n")}
     esac
+    (( $#flags )) && compadd -- $flags
     return
   fi
   if [[ -z $cmd ]]; then
@@ -178,21 +234,77 @@ compdef _celeriac ${names.join(" ")}
 
 /**
  * fish's `-n` condition for a flag: after the commands that read it, or (when the default command
- * reads it) after none of those that do not; `null` when no command reads it.
+ * reads it) after none of those that do not; a command that reads it only after a gate flag
+ * (see {@link CompletionSpec.gatedOptions}) once that flag is on the line too; `null` when no
+ * command reads it.
  */
 function fishCondition(spec: CompletionSpec, flag: string): string | null {
   const reads = (cmd: string) => spec.commandOptions[cmd]?.includes(flag) ?? false;
-  const readers = spec.commands.filter(reads);
-  if (readers.length === 0) return null;
-  if (!reads(spec.defaultCommand)) {
-    return ` -n "__fish_seen_subcommand_from ${readers.join(" ")}"`;
+  const always = (cmd: string) => reads(cmd) && gateOf(spec, cmd, flag) === undefined;
+  const readers = spec.commands.filter(always);
+  const when: string[] = [];
+  if (always(spec.defaultCommand)) {
+    const others = spec.commands.filter((cmd) => !always(cmd));
+    if (others.length === 0) return "";
+    when.push(`not __fish_seen_subcommand_from ${others.join(" ")}`);
+  } else if (readers.length) when.push(`__fish_seen_subcommand_from ${readers.join(" ")}`);
+  for (const cmd of spec.commands.filter((c) => reads(c) && !always(c))) {
+    const gate = gateOf(spec, cmd, flag)!;
+    const after = cmd === spec.defaultCommand
+      ? `not __fish_seen_subcommand_from ${spec.commands.filter((c) => c !== cmd).join(" ")}`
+      : `__fish_seen_subcommand_from ${cmd}`;
+    when.push(`${after}; and ${fishGateName(gate)}`);
   }
-  const others = spec.commands.filter((cmd) => !reads(cmd));
-  return others.length ? ` -n "not __fish_seen_subcommand_from ${others.join(" ")}"` : "";
+  if (when.length === 0) return null;
+  if (when.length === 1) return ` -n "${when[0]}"`;
+  return ` -n "${when.map((w) => `begin; ${w}; end`).join("; or ")}"`;
+}
+
+/** The fish function that tells whether a gate flag is on the command line. */
+function fishGateName(gate: string): string {
+  return `__celeriac_on_${gate.replaceAll("-", "_")}`;
+}
+
+/**
+ * fish functions telling whether a gate flag is on the line, read as bash and zsh read it: the
+ * words before the cursor, the values of flags that take one skipped, tested as {@link gateTest}
+ * does (`__fish_contains_opt -s B` also finds the `B` of `-nBOB`, a value).
+ */
+function fishGates(spec: CompletionSpec): string[] {
+  const gates = gateFlags(spec);
+  if (gates.length === 0) return [];
+  const booleans = Object.values(spec.options)
+    .filter((o) => o.type === "boolean" && o.short).map((o) => o.short).join("");
+  const lines = [
+    "function __celeriac_flag_on --argument-names re",
+    "    set -l words (commandline -opc)",
+    "    set -e words[1]",
+    "    set -l skip 0",
+    "    for w in $words",
+    "        if test $skip = 1",
+    "            set skip 0",
+    "        else if contains -- $w " + valueFlagWords(spec).join(" "),
+    "            set skip 1",
+    "        else if string match -qr -- $re $w",
+    "            return 0",
+    "        end",
+    "    end",
+    "    return 1",
+    "end",
+  ];
+  for (const gate of gates) {
+    const short = spec.options[gate]?.short;
+    const re = short ? `^(--${gate}$|-[${booleans}]*${short})` : `^--${gate}$`;
+    lines.push(`function ${fishGateName(gate)}`, `    __celeriac_flag_on '${re}'`, "end");
+  }
+  return lines;
 }
 
 function fish(spec: CompletionSpec, names: readonly string[]): string {
-  const lines: string[] = [`# fish completion for ${names.join(", ")} (Celeriac)`];
+  const lines: string[] = [
+    `# fish completion for ${names.join(", ")} (Celeriac)`,
+    ...fishGates(spec),
+  ];
   for (const name of names) {
     const c = `complete -c ${name}`;
     lines.push(`${c} -f`);

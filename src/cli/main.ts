@@ -21,7 +21,13 @@ import { argumentError, closestName } from "./arg_errors.ts";
 import { runBeat, runSchedule, SCHEDULE_ACTIONS } from "./beat.ts";
 import { type CompletionSpec, runCompletion, SHELLS } from "./completion.ts";
 import { commandHelp } from "./command_help.ts";
-import { checkCommandFlags, COMMAND_OPTIONS, forceHint, workerOptions } from "./command_flags.ts";
+import {
+  checkCommandFlags,
+  COMMAND_OPTIONS,
+  forceHint,
+  WORKER_GATED_OPTIONS,
+  workerOptions,
+} from "./command_flags.ts";
 import { runDashboard } from "./dashboard.ts";
 import { CONTROL_COMMANDS, INSPECT_COMMANDS } from "./inspect.ts";
 import { LOG_FORMATS, type LogFields, parseLogFormat } from "./log_output.ts";
@@ -132,9 +138,10 @@ const COMPLETION: CompletionSpec = {
   files: ["app", "logfile"],
   commandOptions: {
     ...COMMAND_OPTIONS,
-    // -B's and -D's options too: the script does not track whether -B or -D was typed.
     worker: workerOptions({ beat: true, dashboard: true }),
   },
+  // -B's options only once -B is typed, -D's once -D is: without, the worker refuses them.
+  gatedOptions: { worker: WORKER_GATED_OPTIONS },
   defaultCommand: "worker",
 };
 

@@ -9,13 +9,16 @@
  * @module
  */
 
-import type { Embed, SignatureDict } from "./message.ts";
+import type { SignatureDict } from "./message.ts";
+import type { CanvasPlan, CanvasSend, ChordSize, PlanOptions } from "./canvas_types.ts";
 import { decodeSignature, encodeSignature, type ResultTuple } from "./signature.ts";
 import {
   addLinks,
   chainSteps,
+  chordMemberOptions,
   chordParts,
   chordSignature,
+  chordSize,
   chunksToGroup,
   headerLeaves,
   kind,
@@ -25,95 +28,10 @@ import {
   withOptions,
 } from "./canvas_shape.ts";
 
-/**
- * One task message a canvas sends.
- *
- * @example
- * ```ts
- * import { planCanvas } from "@celeriac/celeriac/protocol";
- * const plan = planCanvas({
- *   task: "tasks.add", args: [2, 2], kwargs: {}, options: {}, subtask_type: null, immutable: false,
- * });
- * plan.sends[0].args; // [2, 2]
- * ```
- */
-export interface CanvasSend {
-  /** Task name. */
-  task: string;
-  /** Task id. */
-  id: string;
-  /** Positional arguments (partial args merged). */
-  args: unknown[];
-  /** Keyword arguments. */
-  kwargs: Record<string, unknown>;
-  /** Callbacks, errbacks, remaining chain (reversed) and chord body. */
-  embed: Embed;
-  /** Execution options of the signature (`queue`, `countdown`, `priority`, ...). */
-  options: Record<string, unknown>;
-  /** `group` header. */
-  group: string | null;
-  /** `group_index` header. */
-  groupIndex: number | null;
-}
-
-/**
- * Everything a canvas publishes.
- *
- * @example
- * ```ts ignore
- * for (const { groupId, size } of plan.chordSizes) await backend.setChordSize(groupId, size);
- * for (const send of plan.sends) await publish(send);
- * ```
- */
-export interface CanvasPlan {
-  /** Task messages, in publishing order. */
-  sends: CanvasSend[];
-  /** Chord sizes to store before any header member can finish. */
-  chordSizes: { groupId: string; size: number }[];
-  /** The result: a task, or a group of member results. */
-  result: ResultTuple;
-  /**
-   * What Celery records in the sending task's `children` when it applies
-   * the canvas (its `add_to_parent`): the result of what is applied first —
-   * a chain's first step, a chord's header group (its body when the header
-   * is empty, as that is sent at once), a group, a task.
-   */
-  applied: ResultTuple;
-}
-
-/**
- * Options of {@link planCanvas}.
- *
- * @example
- * ```ts
- * import type { PlanOptions } from "@celeriac/celeriac/protocol";
- * const options: PlanOptions = { args: [5], replyTo: "oid", groupIndex: "chord" };
- * ```
- */
-export interface PlanOptions {
-  /** Arguments prepended to the signature's own (a parent's result); ignored when immutable. */
-  args?: readonly unknown[];
-  /** Keyword arguments merged over the signature's own; ignored when immutable. */
-  kwargs?: Readonly<Record<string, unknown>>;
-  /** Steps still to run after this one, in reverse order (as `embed.chain`). */
-  chain?: readonly SignatureDict[] | null;
-  /** Execution options merged over the signature's (`queue`, `countdown`, ...). */
-  options?: Readonly<Record<string, unknown>>;
-  /** Makes task ids; default `crypto.randomUUID`. */
-  newId?: () => string;
-  /** Written as `options.reply_to` into frozen signatures (Celery's producer oid). */
-  replyTo?: string;
-  /**
-   * Which members get `group_index`: `"chord"` (Celery 5.2: chord headers
-   * only; plain group members send null) or `"always"` (Celery ≥ 5.3.4).
-   * Default `"chord"`.
-   */
-  groupIndex?: "chord" | "always";
-}
-
 interface Ctx {
   sends: CanvasSend[];
-  sizes: { groupId: string; size: number }[];
+  sizes: ChordSize[];
+  laterChords: boolean;
   newId: () => string;
   replyTo?: string;
   groupIndex: "chord" | "always";
@@ -140,11 +58,15 @@ function freeze(sig: SignatureDict, ctx: Ctx): SignatureDict {
     case "chunks":
       return freeze(chunksToGroup(s), ctx);
     case "group": {
-      const gid = optionText(s.options.task_id) ?? ctx.newId();
-      const tasks = tasksOf(s).map((t) => freeze(withOptions(t, { group_id: gid }), ctx));
+      // A chord header member's group takes the chord's id, as its members join that chord.
+      const gid = optionText(s.options.task_id) ?? optionText(s.options.group_id) ?? ctx.newId();
+      const tasks = tasksOf(s).map((t, i) =>
+        freeze(withOptions(t, chordMemberOptions(s, i) ?? { group_id: gid }), ctx)
+      );
       return { ...s, kwargs: { ...s.kwargs, tasks }, options: { ...s.options, task_id: gid } };
     }
     case "chord": {
+      ctx.laterChords = true;
       const { header, body } = chordParts(s);
       const gid = optionText(header.options.task_id) ?? optionText(s.options.task_id) ??
         ctx.newId();
@@ -325,7 +247,8 @@ function applyGroup(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
     const next = call.chain[call.chain.length - 1];
     return apply(chordSignature(sig, next), { ...call, chain: call.chain.slice(0, -1) }, ctx);
   }
-  const gid = optionText(sig.options.task_id) ?? optionText(call.options.task_id) ?? ctx.newId();
+  const gid = optionText(sig.options.task_id) ?? optionText(call.options.task_id) ??
+    optionText(sig.options.group_id) ?? ctx.newId();
   // As Celery's group.apply_async: the group's own options (`.set()`, its links) go to every member.
   const { task_id: _, ...callOptions } = call.options;
   const [links, memberOptions] = splitLinks({ ...partOptions(sig.options), ...callOptions }, [
@@ -333,7 +256,8 @@ function applyGroup(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
     callOptions,
   ]);
   const members = tasksOf(sig).map((t, i) => {
-    const extra = { group_id: gid, group_index: ctx.groupIndex === "always" ? i : null };
+    const extra = chordMemberOptions(sig, i) ??
+      { group_id: gid, group_index: ctx.groupIndex === "always" ? i : null };
     const member = withLinks(withOptions(t, extra), links);
     return apply(member, { ...call, chain: null, options: memberOptions }, ctx);
   });
@@ -376,7 +300,8 @@ function applyChord(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
     const node = apply(frozenBody, { args: [[]], kwargs: {}, chain: null, options: {} }, ctx);
     return { ...node, parent: { id: gid, members: [] } };
   }
-  ctx.sizes.push({ groupId: gid, size: leaves.length });
+  const size = { groupId: gid, size: leaves.reduce((n, t) => n + chordSize(t), 0) };
+  ctx.sizes.push(size);
   const members = leaves.map((t, i) =>
     apply(
       withLinks(withOptions(t, { group_id: gid, group_index: i, chord: frozenBody }), links),
@@ -384,6 +309,9 @@ function applyChord(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
       ctx,
     )
   );
+  // As Celery's apply_chord: a header holding a group result is saved, so the join can
+  // give the body that group's results as a list of their own.
+  if (members.some((m) => m.members)) Object.assign(size, { header: members });
   return { ...resultOf(frozenBody), parent: { id: gid, members } };
 }
 
@@ -440,6 +368,7 @@ export function planCanvas(sig: SignatureDict, options: PlanOptions = {}): Canva
   const ctx: Ctx = {
     sends: [],
     sizes: [],
+    laterChords: false,
     newId: options.newId ?? (() => crypto.randomUUID()),
     replyTo: options.replyTo,
     groupIndex: options.groupIndex ?? "chord",
@@ -451,7 +380,13 @@ export function planCanvas(sig: SignatureDict, options: PlanOptions = {}): Canva
     chain: options.chain ?? null,
     options: options.options ?? {},
   }, ctx);
-  return { sends: ctx.sends, chordSizes: ctx.sizes, result, applied: firstApplied(result) };
+  return {
+    sends: ctx.sends,
+    chordSizes: ctx.sizes,
+    result,
+    applied: firstApplied(result),
+    laterChords: ctx.laterChords,
+  };
 }
 
 /** {@link CanvasPlan.applied} of a result: a planned result lists the chain before it and a chord's header as its `parent`. */
@@ -487,6 +422,7 @@ export function freezeSignature(
   return freeze(decodeSignature(sig), {
     sends: [],
     sizes: [],
+    laterChords: false,
     newId: options.newId ?? (() => crypto.randomUUID()),
     replyTo: options.replyTo,
     groupIndex: "chord",

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { CanvasSend } from "./canvas.ts";
+import type { CanvasSend } from "./canvas_types.ts";
 import type { CompressionName } from "./compression_names.ts";
 import type { Message } from "./message.ts";
 import type { SerializerName } from "./serializers.ts";

@@ -350,3 +350,58 @@ export function headerLeaves(header: SignatureDict): SignatureDict[] {
   }
   return out;
 }
+
+/**
+ * How many member results a chord header member adds to its chord, as
+ * Celery's `chord._descend`: a task 1, a group the sum of its members, a
+ * chain its last step that adds any, a chord its body.
+ *
+ * @example
+ * ```ts
+ * import { chainSignature, chordSize, groupSignature } from "./canvas_shape.ts";
+ * const t = { task: "t.add", args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
+ * chordSize(chainSignature([t, groupSignature([t, t])])); // 2
+ * ```
+ */
+export function chordSize(sig: SignatureDict): number {
+  switch (kind(sig)) {
+    case "group":
+    case "chunks":
+      return tasksOf(kind(sig) === "group" ? sig : chunksToGroup(sig))
+        .reduce((n, t) => n + chordSize(t), 0);
+    case "chain": {
+      const steps = chainSteps(sig);
+      for (let i = steps.length - 1; i >= 0; i--) {
+        const n = chordSize(steps[i]);
+        if (n > 0) return n;
+      }
+      return 0;
+    }
+    case "chord":
+      return chordSize(chordParts(sig).body);
+    default:
+      return 1;
+  }
+}
+
+/**
+ * The options a member of `group` gets when the group is itself a chord
+ * header member (the last step of a chain in a chord's header, where
+ * `withOptions` put the chord's `chord` and `group_id`): that chord and
+ * group id, and its place `index` in the group, as Celery's
+ * `group._freeze_unroll`; null for any other group.
+ *
+ * @example
+ * ```ts
+ * import { chordMemberOptions, groupSignature } from "./canvas_shape.ts";
+ * chordMemberOptions(groupSignature([]), 0); // null
+ * ```
+ */
+export function chordMemberOptions(
+  group: SignatureDict,
+  index: number,
+): Record<string, unknown> | null {
+  const { chord, group_id } = group.options;
+  if (chord === null || chord === undefined || !optionText(group_id)) return null;
+  return { group_id, group_index: index, chord };
+}

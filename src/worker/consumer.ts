@@ -253,6 +253,12 @@ export class Consumer {
         await s.sleep(wait);
         continue;
       }
+      if (this.#queues.length === 0) {
+        // Like a Celery worker whose last queue was cancelled: idle, not an error.
+        log.info("Consuming from no queue: waiting for add_consumer");
+        await this.#until(this.#takeSignal);
+        continue;
+      }
       let got: Delivery[];
       try {
         got = await s.broker.take(this.#queues, { max: free, signal: this.#takeSignal });
@@ -270,17 +276,28 @@ export class Consumer {
           error: (err as Error).message,
           ms: backoff,
         });
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, backoff);
-          this.#abort.signal.addEventListener("abort", () => {
-            clearTimeout(t);
-            r();
-          }, { once: true });
-        });
+        // Ends early on stop, and on add_consumer / cancel_consumer: the new queues may work.
+        await this.#until(this.#takeSignal, backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         continue;
       }
       if (got.length) await receiveOrPark(s, this.#intake, got);
     }
+  }
+
+  /** Resolves when `signal` aborts, or after `ms` milliseconds when given. */
+  #until(signal: AbortSignal, ms?: number): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise<void>((r) => {
+      const t = ms === undefined ? undefined : setTimeout(() => {
+        signal.removeEventListener("abort", done);
+        r();
+      }, ms);
+      const done = () => {
+        clearTimeout(t);
+        r();
+      };
+      signal.addEventListener("abort", done, { once: true });
+    });
   }
 }

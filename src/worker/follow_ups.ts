@@ -12,6 +12,7 @@
 
 import type { PublishTarget } from "../broker/port.ts";
 import { planCanvas } from "../protocol/canvas.ts";
+import type { ChordSize } from "../protocol/canvas_types.ts";
 import { groupSignature } from "../protocol/canvas_shape.ts";
 import { canvasQueue, canvasTarget, encodeCanvasSend } from "../protocol/canvas_message.ts";
 import { type CodecNeeds, codecsForOptions } from "../protocol/codecs.ts";
@@ -41,7 +42,7 @@ export interface Outgoing {
   /** Optional codecs its encoding needs (its signature asks for msgpack or compression). */
   codecs?: CodecNeeds;
   /** Chord sizes the result backend must store before this message is published. */
-  chordSizes?: { groupId: string; size: number }[];
+  chordSizes?: ChordSize[];
   /**
    * For a chord header member: its chord, which must still be joined with
    * the member's FAILURE when its message cannot be encoded (it never runs).

@@ -80,6 +80,7 @@ export function createPool(
     recycle: { maxTasksPerChild: o.maxTasksPerChild, maxMemoryPerChild: o.maxMemoryPerChild },
     config: app.config,
     maxDecompressedSize: o.maxDecompressedSize,
+    leakGraceMs: o.leakedThreadsGrace === undefined ? undefined : o.leakedThreadsGrace * 1000,
   }, events);
   return { pool, sandboxes };
 }

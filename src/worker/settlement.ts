@@ -12,7 +12,8 @@ import type { Broker, Delivery, Publication, PublishTarget, Rejection } from "..
 import { retryWhileDown } from "../broker/outage.ts";
 import type { Message } from "../protocol/message.ts";
 import type { ExceptionInfo } from "../protocol/result_meta.ts";
-import { type ChordJoin, joinChords, publishAll } from "./chords.ts";
+import type { ChordJoin } from "./chords.ts";
+import { joinChords, publishAll } from "./canvas_send.ts";
 import type { Outgoing } from "./follow_ups.ts";
 import type { Lifecycle, TaskRejected } from "./lifecycle.ts";
 import { failureEntry } from "./result_entries.ts";

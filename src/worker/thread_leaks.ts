@@ -18,7 +18,7 @@
  * those tasks, which are put back for other Web Workers. One
  * blocked in a call (`outputSync`) or in a computation that ends is
  * reported at INFO, not counted. One found running
- * in every sample for {@link LEAK_GRACE_MS} (runnable, or having used
+ * in every sample for its grace ({@link LEAK_GRACE_MS} by default; runnable, or having used
  * {@link SPINNING_BUSY} of a core since the last) is leaked: the worker reports it at WARNING and, at
  * `leakedThreadsRestart`, restarts (see `worker_options.ts`). Deno reads
  * `/proc/<pid>/task` only when every permission is granted (`-A`); without
@@ -33,9 +33,35 @@ const log = getLogger(["celeriac", "worker", "pool"]);
 
 /**
  * How long a terminated Web Worker's thread must keep running (in every
- * sample) to count as leaked: a computation that ends sooner is not a leak.
+ * sample) to count as leaked by default (`ThreadWatchOptions.graceMs`,
+ * `WorkerOptions.leakedThreadsGrace`): a computation that ends sooner is
+ * not a leak.
+ *
+ * @example
+ * ```ts
+ * import { LEAK_GRACE_MS } from "./thread_leaks.ts";
+ * LEAK_GRACE_MS; // 5000
+ * ```
  */
 export const LEAK_GRACE_MS = 5000;
+
+/**
+ * Options of {@link ThreadWatch}.
+ *
+ * @example A longer grace, for tasks whose synchronous code runs on a while past their limit
+ * ```ts
+ * import type { ThreadWatchOptions } from "./thread_leaks.ts";
+ * const options: ThreadWatchOptions = { graceMs: 30_000 };
+ * ```
+ */
+export interface ThreadWatchOptions {
+  /**
+   * How long (ms) a terminated Web Worker's thread must keep running to
+   * count as leaked; threads are sampled every second. Default
+   * {@link LEAK_GRACE_MS} (5000).
+   */
+  graceMs?: number;
+}
 
 /**
  * Share of a core a thread that is not runnable when sampled must have used
@@ -212,7 +238,7 @@ interface Watched extends LeakedThread {
   lastAt: number;
   /** When its current run of busy samples began; null after an idle one. */
   busySince: number | null;
-  /** Counted as leaked (found running in every sample for {@link LEAK_GRACE_MS}). */
+  /** Counted as leaked (found running in every sample for the grace). */
   leaked: boolean;
   /** Reported at INFO as still there. */
   told: boolean;
@@ -259,6 +285,7 @@ function unreadable(dir: string): string | null {
 export class ThreadWatch {
   readonly #dir = `/proc/${Deno.pid}/task`;
   readonly #onLeak: (leak: LeakedThread, count: number) => void;
+  readonly #graceMs: number;
   /** Why threads cannot be watched, or null. */
   readonly unavailable: string | null;
   readonly #watched = new Map<number, Watched>();
@@ -269,9 +296,19 @@ export class ThreadWatch {
    * Start watching; nothing is read until a Web Worker is started.
    *
    * @param onLeak called once for each thread found leaked, with the number leaked now
+   * @param options see {@link ThreadWatchOptions}
+   * @throws {RangeError} for a grace that is not a positive number
    */
-  constructor(onLeak: (leak: LeakedThread, count: number) => void) {
+  constructor(
+    onLeak: (leak: LeakedThread, count: number) => void,
+    options: ThreadWatchOptions = {},
+  ) {
+    const grace = options.graceMs ?? LEAK_GRACE_MS;
+    if (!(grace > 0) || !Number.isFinite(grace)) {
+      throw new RangeError(`A leaked thread's grace must be a positive number of ms, not ${grace}`);
+    }
     this.#onLeak = onLeak;
+    this.#graceMs = grace;
     this.unavailable = unreadable(this.#dir);
   }
 
@@ -407,7 +444,7 @@ export class ThreadWatch {
       w.lastTicks = s.ticks;
       w.lastAt = now;
       if (w.leaked) continue;
-      if (w.busySince !== null && now - w.busySince >= LEAK_GRACE_MS) {
+      if (w.busySince !== null && now - w.busySince >= this.#graceMs) {
         w.leaked = true;
         const leaked = this.leaked!;
         this.#onLeak(leaked.find((l) => l.tid === tid)!, leaked.length);
@@ -425,7 +462,7 @@ export class ThreadWatch {
             seconds,
             doing: running ? "running (a computation)" : "blocked (a synchronous call)",
             percent: Math.round(w.busy * 100),
-            grace: LEAK_GRACE_MS / 1000,
+            grace: this.#graceMs / 1000,
           },
         );
       }

@@ -122,7 +122,9 @@ export class ThreadPool implements Pool {
       (seq) => this.#owner.get(seq)?.member.starts.startedAt(seq) ?? null,
       (seq) => this.#owner.get(seq)?.member.starts.hasFinished(seq) ?? false,
     );
-    this.#threads = new ThreadWatch((leak, count) => events.onThreadLeak?.(leak, count));
+    this.#threads = new ThreadWatch((leak, count) => events.onThreadLeak?.(leak, count), {
+      graceMs: options.leakGraceMs,
+    });
   }
 
   /** Threads of terminated Web Workers that still run; null when they cannot be known. */

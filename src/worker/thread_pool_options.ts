@@ -57,4 +57,9 @@ export interface ThreadPoolOptions {
   config: CeleryOptions;
   /** The most bytes a compressed body may decompress to (`WorkerOptions.maxDecompressedSize`). */
   maxDecompressedSize?: number;
+  /**
+   * Ms a terminated Web Worker's thread must keep running to count as
+   * leaked (`WorkerOptions.leakedThreadsGrace`). Default `LEAK_GRACE_MS` (5000).
+   */
+  leakGraceMs?: number;
 }

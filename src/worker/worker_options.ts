@@ -103,6 +103,12 @@ export interface WorkerOptions {
    */
   leakedThreadsRestart?: number;
   /**
+   * Seconds a thread of a terminated Web Worker must keep running to count
+   * as leaked (`leakedThreadsRestart`); synchronous code that returns
+   * sooner is not a leak [`--leaked-threads-grace`]. Default 5.
+   */
+  leakedThreadsGrace?: number;
+  /**
    * Requeue late-ack tasks whose Web Worker dies, for tasks that do not set
    * `rejectOnWorkerLost` [`task_reject_on_worker_lost`]. Default false.
    */

@@ -6,7 +6,7 @@
  * tests/thread_leak_test.ts in a child process: a leaked thread ends only
  * with its process.
  *
- * Usage: `deno run -A leak_embedded.ts <broker-url> <queue>`
+ * Usage: `deno run -A leak_embedded.ts <broker-url> <queue> [grace-seconds]`
  */
 
 import { setupLogging } from "../../src/cli/logging.ts";
@@ -14,7 +14,7 @@ import { Worker } from "../../src/worker/worker.ts";
 import { report } from "../helpers/report.ts";
 import { app } from "./leak_app.ts";
 
-const [url, queue] = Deno.args;
+const [url, queue, grace] = Deno.args;
 await setupLogging("info");
 app.configure({ broker: url, backend: url });
 const worker = new Worker({
@@ -24,6 +24,7 @@ const worker = new Worker({
   concurrency: 1,
   prefetch: 1,
   heartbeatInterval: 0,
+  leakedThreadsGrace: grace ? Number(grace) : undefined,
 });
 const stop = () => void worker.stop();
 Deno.addSignalListener("SIGTERM", stop);

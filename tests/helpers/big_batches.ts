@@ -1,19 +1,108 @@
 /**
- * Batches too large to spread into one call's arguments (past about
- * 100,000 values the call stack overflows), run against a broker and a
+ * Batches larger than one command may carry, run against a broker and a
  * result backend over Sentinel or Cluster, where commands go through
- * ioredis. Each check is a step of its own so that one failing does not
- * hide the others.
+ * ioredis. Spread whole into one call's arguments, a batch past about
+ * 100,000 values overflows the call stack; the product cuts every batch
+ * into commands of at most VALUES_PER_COMMAND values (src/broker/chunks.ts).
+ * The batches here are a few times that size, and {@link watchCommandSizes}
+ * checks on the servers themselves (MONITOR) that no command carried more,
+ * so a batch sent unsplit fails the test without 100,000 values. Each check
+ * is a step of its own so that one failing does not hide the others.
  */
 
 import assert from "node:assert/strict";
+import { Redis } from "ioredis";
 import type { ResultBackend } from "../../src/backend/port.ts";
 import type { Broker, Delivery } from "../../src/broker/port.ts";
 import { encodeResultMeta } from "../../src/protocol/result_meta.ts";
 import { message, uniqueQueue } from "../broker_conformance.ts";
 
-/** How many values each big batch has. */
-export const BIG = 100_000;
+/**
+ * Values per command of a split batch (VALUES_PER_COMMAND of
+ * src/broker/chunks.ts, written out: raising that far enough to hold a
+ * whole batch fails these tests too).
+ */
+const PER_COMMAND = 1000;
+
+/** How many values each big batch has: five commands' worth. */
+export const BIG = 5 * PER_COMMAND;
+
+/**
+ * The most arguments one command of a split batch may carry: a chunk's
+ * values twice (a ZADD or HSET pairs each value with a score or a field),
+ * plus the command, its keys and a few options. A batch of {@link BIG}
+ * sent as one command carries more.
+ */
+export const MOST_ARGUMENTS = 2 * PER_COMMAND + 16;
+
+/** The largest command a {@link watchCommandSizes} watch saw. */
+export interface LargestCommand {
+  /** Its name as sent (`evalsha`, `lpush`, ...). */
+  name: string;
+  /** How many arguments it had, its name included. */
+  args: number;
+  /** The port of the server that ran it. */
+  port: number;
+}
+
+/**
+ * Watch (MONITOR, which lists the commands scripts run too) every command
+ * the servers on `ports` run until `largest()` is called, which waits until
+ * each watch has seen everything run before it, stops them and returns the
+ * command with the most arguments.
+ *
+ * @example
+ * ```ts ignore
+ * const sizes = await watchCommandSizes([7000, 7001]);
+ * await broker.publishMany(batch);
+ * assert.ok((await sizes.largest()).args <= MOST_ARGUMENTS);
+ * ```
+ */
+export async function watchCommandSizes(
+  ports: number[],
+): Promise<{ largest(): Promise<LargestCommand> }> {
+  let top: LargestCommand = { name: "", args: 0, port: 0 };
+  const end = `big-batch-end-${crypto.randomUUID()}`;
+  const watches = await Promise.all(ports.map(async (port) => {
+    const client = new Redis({ port, host: "127.0.0.1", lazyConnect: true });
+    client.on("error", () => {});
+    const monitor = await client.monitor();
+    let ended: () => void = () => {};
+    const seen = new Promise<void>((res) => ended = res);
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (args.length > top.args) top = { name: String(args[0]), args: args.length, port };
+      if (args[1] === end) ended();
+    });
+    return { port, client, monitor, seen };
+  }));
+  return {
+    async largest() {
+      try {
+        for (const w of watches) {
+          await command(w.port, "ECHO", end);
+          await w.seen;
+        }
+      } finally {
+        for (const w of watches) {
+          w.monitor.disconnect();
+          w.client.disconnect();
+        }
+      }
+      return top;
+    },
+  };
+}
+
+async function command(port: number, ...args: string[]): Promise<unknown> {
+  const r = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null });
+  r.on("error", () => {});
+  try {
+    await r.connect();
+    return await r.call(args[0], ...args.slice(1));
+  } finally {
+    r.disconnect();
+  }
+}
 
 function textOf(d: Delivery): string {
   return JSON.parse(new TextDecoder().decode(d.body));
@@ -21,16 +110,16 @@ function textOf(d: Delivery): string {
 
 /**
  * Take `n` deliveries from `queue`, in the order the broker hands them out,
- * 10,000 at a time: after one take of 150,000 on the test cluster (node
- * timeout 1 s) the queue held all 150,000 again — the script blocked its
- * node for seconds, and a failover to a replica that never saw it seems
- * the cause.
+ * {@link PER_COMMAND} at a time (a take is bounded by its `max`, not
+ * split; after one take of 150,000 on the test cluster, node timeout 1 s,
+ * the queue held all 150,000 again — the script blocked its node for
+ * seconds, and a failover to a replica that never saw it seems the cause).
  */
 async function takeAll(broker: Broker, queue: string, n: number): Promise<Delivery[]> {
   const out: Delivery[] = [];
   while (out.length < n) {
     const got = await broker.take([queue], {
-      max: Math.min(10_000, n - out.length),
+      max: Math.min(PER_COMMAND, n - out.length),
       signal: AbortSignal.timeout(10_000),
     });
     if (got.length === 0) throw new Error(`took ${out.length} of ${n}`);
@@ -40,10 +129,10 @@ async function takeAll(broker: Broker, queue: string, n: number): Promise<Delive
 }
 
 /**
- * How many deliveries the settling steps settle at once: an acknowledgement
- * (one MULTI) took 100,000 tags spread into its commands, not 150,000.
+ * How many deliveries the settling steps settle at once (an acknowledgement,
+ * one MULTI, once took every tag spread into its commands).
  */
-export const SETTLED = 150_000;
+export const SETTLED = BIG;
 
 /**
  * publishMany of {@link SETTLED} messages to one queue lands them all, the
@@ -146,13 +235,13 @@ export async function brokerBatchSteps(
   const taken: Delivery[] = [];
   return [
     await t.step(
-      "publishMany of 150,000 messages to one queue lands them all, first published at the tail",
+      `publishMany of ${SETTLED} messages to one queue lands them all, first published at the tail`,
       () => publishManyInOrder(broker, q, taken),
     ),
-    await t.step("settling 150,000 deliveries", async (s) => {
+    await t.step(`settling ${SETTLED} deliveries`, async (s) => {
       assert.equal(taken.length, SETTLED, "nothing to settle: the publishMany step failed");
       await settleMany(broker, s, q, taken, leases, others);
     }),
-    await t.step("addRevoked of 100,000 ids", () => revokeMany(broker)),
+    await t.step(`addRevoked of ${BIG} ids`, () => revokeMany(broker)),
   ];
 }

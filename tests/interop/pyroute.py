@@ -3,7 +3,8 @@
   pyroute.py declare '<json>'  declare queues as a Celery worker with task_queues
                                does: [{"queue", "exchange", "type", "key"}]
   pyroute.py send '<json>'     one send_task("t") per case, each from an app of
-                               its own: [{"options": {...}, "routes": {...}}]
+                               its own: [{"options": {...}, "routes": {...},
+                               "default_queue": "..."}] (default INTEROP_QUEUE)
   pyroute.py patterns '<json>' the pattern kombu stores with a topic binding of
                                each key: {key: pattern}
   pyroute.py collect '<json>'  take every message from the named queues as a
@@ -35,11 +36,15 @@ def declare(decls):
 
 
 def send(cases):
+    apps = []
     for case in cases:
         app = Celery("pyroute", broker=BROKER)
-        app.conf.task_default_queue = os.environ["INTEROP_QUEUE"]
+        app.conf.task_default_queue = case.get("default_queue") or os.environ["INTEROP_QUEUE"]
         app.conf.task_routes = case.get("routes")
         app.send_task("t", (), **case.get("options", {}))
+        apps.append(app)
+    # After every send: the apps share kombu's producer pool for the URL, closed by any of them.
+    for app in apps:
         app.pool.force_close_all()
     return None
 

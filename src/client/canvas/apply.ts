@@ -13,7 +13,7 @@ import { codecsForOptions, loadCodecs } from "../../protocol/codecs.ts";
 import type { CompressionName } from "../../protocol/compression_names.ts";
 import type { Message, SignatureDict } from "../../protocol/message.ts";
 import type { SerializerName } from "../../protocol/serializers.ts";
-import type { ResultTuple } from "../../protocol/signature.ts";
+import { encodeGroupMeta, type ResultTuple } from "../../protocol/signature.ts";
 import { currentTask } from "../current.ts";
 import { ChordUnsupportedError } from "../errors.ts";
 import type { CanvasCall } from "./signature.ts";
@@ -87,7 +87,8 @@ async function breathe(since: number): Promise<void> {
  * @param sig the signature dict
  * @param call extra args and options
  * @returns the result tree
- * @throws {ChordUnsupportedError} when a chord is applied on a backend that cannot join it
+ * @throws {ChordUnsupportedError} when a chord is applied, or is a later step of a chain, on a
+ *   backend that cannot join it
  */
 export async function publishCanvas(
   p: CanvasPublisher,
@@ -102,7 +103,9 @@ export async function publishCanvas(
     replyTo: p.oid,
     groupIndex: p.groupIndex,
   });
-  if (plan.chordSizes.length > 0) {
+  // As Celery's chain.prepare_steps: a chord among a chain's later steps is refused now too,
+  // though it starts only when the step before it finishes.
+  if (plan.chordSizes.length > 0 || plan.laterChords) {
     const opening = p.backend();
     if (opening === null) {
       throw new ChordUnsupportedError("none (no result backend is configured)");
@@ -111,7 +114,10 @@ export async function publishCanvas(
     if (!backend.setChordSize || !backend.chordPartReturn) {
       throw new ChordUnsupportedError(backend.transport);
     }
-    for (const { groupId, size } of plan.chordSizes) await backend.setChordSize(groupId, size);
+    for (const { groupId, size, header } of plan.chordSizes) {
+      if (header) await backend.saveGroup?.(groupId, encodeGroupMeta(groupId, header));
+      await backend.setChordSize(groupId, size);
+    }
   }
   if (plan.sends.length > 0) await p.prepare();
   const parent = currentTask.getStore();

@@ -1,0 +1,143 @@
+/**
+ * Copies in RabbitMQ's `celeriac.parked`: the two copies of a message
+ * parked twice (what a loss mid-park leaves, see amqp_park_race_test.ts;
+ * here two identical publishes, each taken and parked) are requeued once
+ * however few a requeue moves at a time, and two messages that differ in
+ * a header are two. The test's own vhost.
+ */
+
+import assert from "node:assert/strict";
+import { type AmqpBroker, openAmqpBroker } from "../src/broker/amqp.ts";
+import { PARKED_HEADER } from "../src/broker/amqp_message.ts";
+import { parkId } from "../src/broker/amqp_park_id.ts";
+import { encodeTaskMessage, type TaskMessageInput } from "../src/protocol/task_message.ts";
+import { uniqueQueue } from "./broker_conformance.ts";
+import { createVhost } from "./helpers/rabbitmq.ts";
+import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
+
+/** Publish two messages of one task id (`variant` sets what differs), take and park both, then `check`. */
+async function parkTwo(
+  label: string,
+  variant: (i: number) => Partial<TaskMessageInput>,
+  check: (broker: AmqpBroker, q: string) => Promise<void>,
+): Promise<void> {
+  const vhost = await createVhost(label);
+  const broker = await openAmqpBroker(vhost.url(), {});
+  try {
+    const id = `copies-${crypto.randomUUID()}`;
+    const q = uniqueQueue(label);
+    for (let i = 0; i < 2; i++) {
+      const m = encodeTaskMessage({
+        task: "t.nope",
+        id,
+        args: [1],
+        kwargs: {},
+        now: new Date(0),
+        origin: "x",
+        replyTo: "",
+        ...variant(i),
+      });
+      await broker.publish(m, { routingKey: q });
+    }
+    const taken = await broker.take([q], { max: 2, signal: AbortSignal.timeout(10_000) });
+    if (taken.length < 2) {
+      taken.push(...await broker.take([q], { max: 1, signal: AbortSignal.timeout(10_000) }));
+    }
+    const parked = await broker.reject(
+      taken.map((delivery) => ({ delivery, reason: "r", taskId: id })),
+    );
+    assert.equal(parked.length, 2, "both parked");
+    await check(broker, q);
+  } finally {
+    await broker.close();
+    await vhost.remove();
+  }
+}
+
+/** Take and acknowledge what is in `q` until it stays empty for a second; how many. */
+async function drain(broker: AmqpBroker, q: string): Promise<number> {
+  let n = 0;
+  while (true) {
+    const got = await broker.take([q], { max: 10, signal: AbortSignal.timeout(1_000) }).catch(
+      () => [],
+    );
+    if (got.length === 0) return n;
+    n += got.length;
+    await broker.ack(got);
+  }
+}
+
+Deno.test({
+  name: "amqp parked copies: two copies of one message requeued one at a time move once",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: each requeue read only `limit` messages, so the second met the second copy and moved it (2 !== 1).
+  await parkTwo("copies-limit1", () => ({}), async (broker, q) => {
+    assert.equal((await broker.listParked()).length, 1, "listed once");
+    assert.equal(await broker.requeueParked({ limit: 1 }), 1, "the first requeue moves it");
+    assert.equal(
+      await broker.requeueParked({ limit: 1 }),
+      0,
+      "the second has nothing left to move",
+    );
+    assert.equal(await broker.countParked(), 0, "the second copy dropped");
+    assert.equal(await drain(broker, q), 1, "back in its queue once");
+  });
+});
+
+Deno.test({
+  name:
+    "amqp parked copies: two messages of one task id that differ in their headers are listed and moved",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: the park id left out the headers, so one was listed and the requeue dropped the other (1 !== 2).
+  await parkTwo(
+    "copies-distinct",
+    (i) => ({ retries: i, countdown: i * 3600 }),
+    async (broker, q) => {
+      assert.equal((await broker.listParked()).length, 2, "both listed");
+      assert.equal(await broker.requeueParked(), 2, "both moved");
+      assert.equal(await broker.countParked(), 0, "none left parked");
+      assert.equal(await drain(broker, q), 2, "both back in their queue");
+    },
+  );
+});
+
+Deno.test("amqp parked copies: a park id ignores what a redelivery changes and keeps every other header", async () => {
+  const m = {
+    body: new TextEncoder().encode("[[1], {}, {}]"),
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: { id: "t1", retries: 0, eta: null, sent: new Date(0), raw: new Uint8Array([1]) },
+    properties: { correlation_id: "t1", priority: 0 },
+  };
+  const from = { taskId: "t1", queue: "celery", exchange: "", routingKey: "celery" };
+  const id = await parkId(m, from);
+  const redelivered = {
+    ...m,
+    headers: { "x-delivery-count": 1, ...m.headers, [PARKED_HEADER]: { id: "x" } },
+  };
+  assert.equal(
+    await parkId(redelivered, from),
+    id,
+    "same message after a quorum queue's redelivery and a park",
+  );
+  for (
+    const headers of [{ retries: 1 }, { eta: "2026-01-01T00:00:00" }, { root_id: "r" }, {
+      raw: new Uint8Array([2]),
+    }]
+  ) {
+    assert.notEqual(
+      await parkId({ ...m, headers: { ...m.headers, ...headers } }, from),
+      id,
+      JSON.stringify(headers),
+    );
+  }
+  assert.notEqual(
+    await parkId({ ...m, properties: { ...m.properties, priority: 9 } }, from),
+    id,
+    "a property",
+  );
+  assert.notEqual(await parkId(m, { ...from, queue: "other" }), id, "another queue");
+  assert.equal(await parkId(m, { ...from, taskId: null }), null, "none without a task id");
+});

@@ -1,0 +1,69 @@
+/**
+ * A Redis server at `maxclients` refuses the worker's waiting connections
+ * (`celeriac-watch`, one per queue list): the watchers back off, 50 ms
+ * doubling to 2 s, instead of reconnecting in a tight loop, and the cause is
+ * logged once at warning level with what to change.
+ */
+
+import assert from "node:assert/strict";
+import { reset } from "@logtape/logtape";
+import { openRedisBroker } from "../src/broker/redis.ts";
+import { captureLogs, logLine } from "./helpers/logs.ts";
+import { PrivateRedis } from "./helpers/private_redis.ts";
+import { rawRedis } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+
+/** A field of `INFO section` as a number. */
+async function info(r: Awaited<ReturnType<typeof rawRedis>>, section: string, field: string) {
+  const text = await r.info(section);
+  return Number(text.match(new RegExp(`^${field}:(\\d+)`, "m"))?.[1]);
+}
+
+Deno.test({
+  name: "redis maxclients: refused waits back off and are warned about once, naming the cause",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const server = await PrivateRedis.start();
+  const raw = await rawRedis(server.url);
+  const records = await captureLogs("debug", ["celeriac", "broker", "redis"]);
+  const broker = await openRedisBroker(server.url);
+  const take = new AbortController();
+  try {
+    const queues = ["m1", "m2", "m3", "m4", "m5"];
+    for (const q of queues) await broker.declareQueue(q);
+    assert.equal(await broker.queueDepth("m1"), 0);
+    // Room for two more connections: 18 of the 20 watchers (4 lists per queue) are refused.
+    const connected = await info(raw, "clients", "connected_clients");
+    await raw.config("SET", "maxclients", String(connected + 2));
+    await raw.config("RESETSTAT");
+    const taking = broker.take(queues, { max: 1, signal: take.signal });
+    const retries = () =>
+      records.map(logLine).filter((l) => l.includes("Cannot wait for messages")).map((l) =>
+        Number(l.match(/retrying in (\d+) ms/)?.[1])
+      );
+    let rejected = 0;
+    // Until some watcher has failed seven times in a row (its retry grew to 2 s: 18 watchers
+    // refused 126 connections), or the server refused far more connections than that: before,
+    // a failed wait was sent again at once (1,000 refused within 4 s) and nothing was logged.
+    while (!retries().includes(2000) && rejected < 1000) {
+      await new Promise((ok) => setTimeout(ok, 50));
+      rejected = await info(raw, "stats", "rejected_connections");
+    }
+    take.abort();
+    await taking;
+    assert.ok(rejected > 0, "the server refused no connection: the test set no limit");
+    assert.ok(rejected < 8 * 20 + 40, `${rejected} connections refused`);
+    assert.ok(retries().includes(50) && retries().includes(1600), String(retries()));
+    const warnings = records.map(logLine).filter((l) => l.startsWith("warning "));
+    assert.equal(warnings.length, 1, warnings.join("\n"));
+    assert.match(warnings[0], /max number of clients reached/);
+    assert.match(warnings[0], /Raise its maxclients .* or consume fewer queues/);
+  } finally {
+    take.abort();
+    await reset();
+    await raw.config("SET", "maxclients", "10000");
+    await broker.close();
+    raw.disconnect();
+    await server.close();
+  }
+});
