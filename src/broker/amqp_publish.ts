@@ -92,13 +92,14 @@ export class AmqpPublisher {
   /** Run `fn` on the live connection; once more on the next one if the connection died meanwhile. */
   async withSession<T>(fn: (session: AmqpSession) => Promise<T>): Promise<T> {
     const { connection, publishTimeoutMs, closing } = this.#parts;
-    const deadline = AbortSignal.timeout(publishTimeoutMs);
+    // A time compared on a retry, not a timer: no timer held per publish until it fires.
+    const deadline = performance.now() + publishTimeoutMs;
     while (true) {
       const session = await connection.session({ timeoutMs: publishTimeoutMs });
       try {
         return await fn(session);
       } catch (err) {
-        if (!session.lost.aborted || deadline.aborted || closing.aborted) throw err;
+        if (!session.lost.aborted || performance.now() >= deadline || closing.aborted) throw err;
         log.debug("Connection lost during an operation; retrying it on the next one");
       }
     }
