@@ -5,7 +5,11 @@
  * (loading the modules, and for `worker` and `dashboard` starting again
  * with the V8 flags). Cases that stop before connecting (usage errors, a
  * refused connection) leave nothing behind for the next; each case's
- * environment is set before it and put back after it.
+ * environment is set before it and put back after it, and its `--app`
+ * module is imported anew (a query `?cli-case=N` on its path), so that it
+ * does not get the app the case before configured or closed. Limits: an
+ * `--app path:name` is imported once per batch, and the modules an app
+ * module imports are shared by every case (state they keep is too).
  *
  * Run as a script (the parent side is {@link runCliCases}): it reads the
  * cases as JSON on stdin and writes each case's stderr to its own stderr
@@ -70,14 +74,23 @@ export async function runCliCases(cases: CliCase[]): Promise<CliOutcome[]> {
   return outcomes;
 }
 
+/** `args` with the `--app` / `-A` module given a query of case `n`'s own (one with `:name` as is). */
+function freshApp(args: readonly string[], n: number): string[] {
+  const fresh = (spec: string) => /:[A-Za-z_$][\w$]*$/.test(spec) ? spec : `${spec}?cli-case=${n}`;
+  return args.map((a, i) => {
+    if (a.startsWith("--app=")) return `--app=${fresh(a.slice(6))}`;
+    return i > 0 && (args[i - 1] === "--app" || args[i - 1] === "-A") ? fresh(a) : a;
+  });
+}
+
 async function runAll(cases: CliCase[]): Promise<void> {
   const encoder = new TextEncoder();
-  for (const c of cases) {
+  for (const [n, c] of cases.entries()) {
     const before = Object.keys(c.env).map((k) => [k, Deno.env.get(k)] as const);
     for (const [k, v] of Object.entries(c.env)) Deno.env.set(k, v);
     let code: number;
     try {
-      code = await main(c.args);
+      code = await main(freshApp(c.args, n));
     } finally {
       for (const [k, v] of before) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
     }
