@@ -230,6 +230,22 @@ Deno.test("canvas client: a chain with a chord step on rpc:// is refused before 
   await app.close();
 });
 
+Deno.test("canvas client: a group in a group keeps an id of its own; one ending a chord header's chain takes the chord's", async () => {
+  const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
+  const { add, tsum } = defineTasks(app);
+  const sent = capture(app);
+  const g = await group([group([add.s(1, 1), add.s(2, 2)]), add.s(3, 3)]).applyAsync();
+  const inner = g.children[0] as unknown as GroupResult;
+  assert.notEqual(inner.id, g.id);
+  // Celery's group.freeze: the group joins the chord, and its members are the chord's members.
+  const c = await chord([chain(add.s(1, 1), group([add.s(1), add.s(2)])), add.s(5, 5)], tsum.s())
+    .applyAsync();
+  const header = c.parent as unknown as GroupResult;
+  assert.equal((header.children[0] as unknown as GroupResult).id, header.id);
+  assert.equal(sent.length, 5);
+  await app.close();
+});
+
 Deno.test("AsyncResult.collect: a task that sent a group of 200,000 yields them in order", async () => {
   const app = new Celery({ broker: "kv://:memory:", backend: "kv://:memory:" });
   const backend = await app.resultBackend();

@@ -59,7 +59,7 @@ function freeze(sig: SignatureDict, ctx: Ctx): SignatureDict {
       return freeze(chunksToGroup(s), ctx);
     case "group": {
       // A chord header member's group takes the chord's id, as its members join that chord.
-      const gid = optionText(s.options.task_id) ?? optionText(s.options.group_id) ?? ctx.newId();
+      const gid = optionText(s.options.task_id) ?? chordGroupId(s) ?? ctx.newId();
       const tasks = tasksOf(s).map((t, i) =>
         freeze(withOptions(t, chordMemberOptions(s, i) ?? { group_id: gid }), ctx)
       );
@@ -111,6 +111,11 @@ function reorderTaskId(o: Record<string, unknown>): Record<string, unknown> {
 function lastId(sig: SignatureDict): string {
   if (kind(sig) === "chord") return lastId(chordParts(sig).body);
   return String(sig.options.task_id);
+}
+
+/** The chord's group id, for a group that is a chord header member; else undefined. */
+function chordGroupId(group: SignatureDict): string | undefined {
+  return chordMemberOptions(group, 0) ? optionText(group.options.group_id) : undefined;
 }
 
 function resultOf(frozen: SignatureDict): ResultTuple {
@@ -248,7 +253,7 @@ function applyGroup(sig: SignatureDict, call: Call, ctx: Ctx): ResultTuple {
     return apply(chordSignature(sig, next), { ...call, chain: call.chain.slice(0, -1) }, ctx);
   }
   const gid = optionText(sig.options.task_id) ?? optionText(call.options.task_id) ??
-    optionText(sig.options.group_id) ?? ctx.newId();
+    chordGroupId(sig) ?? ctx.newId();
   // As Celery's group.apply_async: the group's own options (`.set()`, its links) go to every member.
   const { task_id: _, ...callOptions } = call.options;
   const [links, memberOptions] = splitLinks({ ...partOptions(sig.options), ...callOptions }, [
