@@ -183,6 +183,13 @@ Deno.test({
         await parked.waitFor({ timeout: 20_000 });
         assert.match(await parked.textContent() ?? "", new RegExp(tsQueue));
         const first = await parked.getAttribute("data-parked");
+        const parkedAt = async () => {
+          const res = await page.request.get(`${url}/api/parked`);
+          const body = await res.json() as { parked: { taskName?: string; parkedAt: string }[] };
+          return body.parked.find((p) => p.taskName === `no.such.task.${id}`)?.parkedAt;
+        };
+        const firstAt = await parkedAt();
+        assert.ok(firstAt, "the parked message is listed by /api/parked");
         await shot(page, "queues");
         // the count field says 1, and nothing else is parked on this vhost; the toast shows
         // for 5 s, so the wait starts before the click
@@ -197,9 +204,17 @@ Deno.test({
         });
         await page.getByRole("button", { name: "Requeue" }).click();
         await requeued;
-        // back on its queue, the worker refuses it again: parked anew, under a new id
-        await page.locator("tr[data-parked]", { hasText: `no.such.task.${id}` })
-          .and(page.locator(`:not([data-parked="${first}"])`)).waitFor({ timeout: 20_000 });
+        // back on its queue, the worker refuses it again: parked anew (a later parkedAt), under
+        // the same id, since the id identifies the message (src/broker/amqp_park_id.ts)
+        const deadline = Date.now() + 20_000;
+        let again = await parkedAt();
+        while ((again === undefined || again === firstAt) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 200));
+          again = await parkedAt();
+        }
+        assert.ok(again && again > firstAt, `parked anew: ${firstAt} then ${again}`);
+        await page.locator(`tr[data-parked="${first}"]`, { hasText: `no.such.task.${id}` })
+          .waitFor({ timeout: 20_000 });
 
         // /metrics: events counted by type, both workers online, the queue's depth
         const res = await page.request.get(`${url}/metrics`);

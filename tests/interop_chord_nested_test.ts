@@ -48,14 +48,18 @@ function tsWorker(queue: string): Promise<Proc> {
   );
 }
 
-/** Apply the chord with Celeriac's API; `body` is the echo task of the workers' language. */
-async function celeriacChord(queue: string, body: string): Promise<unknown> {
+/**
+ * Apply the chord with Celeriac's API; `body` is the echo task of the workers' language,
+ * `member` the add task the chain's group runs.
+ */
+async function celeriacChord(queue: string, body: string, member = "tasks.add"): Promise<unknown> {
   const app = new Celery({ broker: BROKER, backend: REDIS_URL, defaultQueue: queue });
   try {
     const add = app.remoteTask<[number, number], number>("tasks.add");
+    const groupAdd = app.remoteTask<[number, number], number>(member);
     const echo = app.remoteTask<[unknown], unknown>(body);
     const r = await chord(
-      [chain(add.s(1, 1), group([add.s(1), add.s(2)])), add.s(5, 5)],
+      [chain(add.s(1, 1), group([groupAdd.s(1), groupAdd.s(2)])), add.s(5, 5)],
       echo.s(),
     ).applyAsync();
     ids.add(r.id);
@@ -84,9 +88,13 @@ test("Celeriac client, Python workers: the body gets [[3, 4], 10]", async () => 
   // Two processes: a Python worker applying the chain's group stores the chord size as the
   // group's (2, Celery's group._apply_tasks), so the join may start before the group's last
   // member ran and waits for it (a solo worker would wait forever, with Python's client too).
+  // And it stores that size after sending the group's first member: a member done before the
+  // write counts against the old size, the count passes the new one and the body never runs
+  // (seen in CI at load ~9, Python's client alike). The group's members take 0.3 s
+  // (py.slow_add), so the size is written first.
   const worker = await celeryWorker(["-P", "prefork", "-c", "2", "-Q", queue], pyEnv(queue));
   try {
-    const out = await celeriacChord(queue, "py.echo").catch((e) => {
+    const out = await celeriacChord(queue, "py.echo", "py.slow_add").catch((e) => {
       throw new Error(`${e}\n${worker.output.slice(-5000)}`);
     });
     assert.deepEqual(out, { args: [[[3, 4], 10]], kwargs: {} });

@@ -60,6 +60,12 @@ def add(a, b):
     return a + b
 
 
+@app.task(name="py.slow_add")
+def slow_add(a, b):
+    time.sleep(0.3)
+    return a + b
+
+
 @app.task(name="tasks.mul")
 def mul(x, y):
     """Twin of the Celeriac tasks.mul (params x, y), for argument-check messages."""
