@@ -167,22 +167,15 @@ Deno.test({
       "--loglevel",
       "DEBUG",
     ]);
-    await waitUntil(
-      "the live queues' 10 tasks to run",
-      async () => (await shared.llen(marker)) >= 10,
-      60_000,
-    ).catch((err) => {
-      throw new Error(`${err.message}; worker said:\n${worker!.output.slice(-3000)}`);
-    });
+    // Until `n` runs are marked, or the wait's error with the worker's last output.
+    const runsReach = (what: string, n: number, ms: number) =>
+      waitUntil(what, async () => (await shared.llen(marker)) >= n, ms).catch((err) => {
+        throw new Error(`${err.message}; worker said:\n${worker!.output.slice(-3000)}`);
+      });
+    await runsReach("the live queues' 10 tasks to run", 10, 60_000);
     // The master is back: its queue's 3 tasks run, and nothing ran twice.
     await restartMaster(victim, ["--appendonly", "yes"]);
-    await waitUntil(
-      "the dead master's 3 tasks to run",
-      async () => (await shared.llen(marker)) >= 13,
-      90_000,
-    ).catch((err) => {
-      throw new Error(`${err.message}; worker said:\n${worker!.output.slice(-3000)}`);
-    });
+    await runsReach("the dead master's 3 tasks to run", 13, 90_000);
     const runs = await shared.lrange(marker, 0, -1);
     assert.equal(new Set(runs).size, 13);
     assert.equal(runs.length, 13, `ran twice: ${runs.sort()}`);
