@@ -294,9 +294,11 @@ Deno.test({
   },
 });
 
-Deno.test("beat: a leader's stop hands the lease to a beat still running, at its next wake", async () => {
-  // Why beat_replicas stops the follower first: stopped together, a follower whose stop comes
-  // late (a loaded machine) takes the lease the leader released, and both have led.
+/**
+ * Two apps on one temporary KV file with a 1 s entry, and a beat on each (30 s lease, waking
+ * every 0.2 s); `close` stops both beats, closes both apps and removes the file.
+ */
+async function twoBeats() {
   const dir = await Deno.makeTempDir();
   const options = {
     broker: `kv://${dir}/b.sqlite`,
@@ -305,6 +307,18 @@ Deno.test("beat: a leader's stop hands the lease to a beat still running, at its
   const [one, two] = [capturingApp(options), capturingApp(options)];
   const a = new Beat({ app: one.app, hostname: "beat-a", leaseTime: 30, maxInterval: 0.2 });
   const b = new Beat({ app: two.app, hostname: "beat-b", leaseTime: 30, maxInterval: 0.2 });
+  const close = async () => {
+    await Promise.all([a.stop(), b.stop()]);
+    await Promise.all([one.app.close(), two.app.close()]);
+    await Deno.remove(dir, { recursive: true });
+  };
+  return { two, a, b, close };
+}
+
+Deno.test("beat: a leader's stop hands the lease to a beat still running, at its next wake", async () => {
+  // Why beat_replicas stops the follower first: stopped together, a follower whose stop comes
+  // late (a loaded machine) takes the lease the leader released, and both have led.
+  const { a, b, close } = await twoBeats();
   try {
     await a.start();
     await until(() => a.isLeader, "A leads");
@@ -313,29 +327,20 @@ Deno.test("beat: a leader's stop hands the lease to a beat still running, at its
     // Within B's next wake (0.2 s), not when A's 30 s lease would have run out.
     await until(() => b.isLeader, "B leads after A's stop", 10_000);
   } finally {
-    await Promise.all([a.stop(), b.stop()]);
-    await Promise.all([one.app.close(), two.app.close()]);
-    await Deno.remove(dir, { recursive: true });
+    await close();
   }
 });
 
 Deno.test("beat: a standby beat opens the app's broker at start, before it leads", async () => {
   // A standby that opened its broker on its first send paid the broker module's load and the
   // connection on taking over: CI at load 9 sent the missed run 592 ms after the takeover.
-  const dir = await Deno.makeTempDir();
-  const options = {
-    broker: `kv://${dir}/b.sqlite`,
-    beatSchedule: { t: { task: "t", schedule: 1 } },
-  };
-  const [one, two] = [capturingApp(options), capturingApp(options)];
+  const { two, a, b, close } = await twoBeats();
   let opened = 0;
   const open = two.app.broker.bind(two.app);
   two.app.broker = (o) => {
     opened++;
     return open(o);
   };
-  const a = new Beat({ app: one.app, hostname: "beat-a", leaseTime: 30, maxInterval: 0.2 });
-  const b = new Beat({ app: two.app, hostname: "beat-b", leaseTime: 30, maxInterval: 0.2 });
   try {
     await a.start();
     await until(() => a.isLeader, "A leads");
@@ -343,8 +348,6 @@ Deno.test("beat: a standby beat opens the app's broker at start, before it leads
     assert.equal(b.isLeader, false);
     assert.equal(opened, 1, "the standby opened the broker its sends go out on");
   } finally {
-    await Promise.all([a.stop(), b.stop()]);
-    await Promise.all([one.app.close(), two.app.close()]);
-    await Deno.remove(dir, { recursive: true });
+    await close();
   }
 });
