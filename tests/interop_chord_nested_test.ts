@@ -11,8 +11,8 @@
 import assert from "node:assert/strict";
 import { Celery, chain, chord, group } from "../mod.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol.ts";
-import type { PyOutcome } from "./helpers/interop.ts";
-import { celeriacWorker, celeryWorker, type Proc, runPython } from "./helpers/procs.ts";
+import { interopWorker, type PyOutcome } from "./helpers/interop.ts";
+import { celeryWorker, type Proc, runPython } from "./helpers/procs.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
 
@@ -31,21 +31,9 @@ const pyEnv = (queue: string) => ({
 });
 
 function tsWorker(queue: string): Promise<Proc> {
-  return celeriacWorker(
-    [
-      "--app",
-      "./tests/interop/tasks.ts",
-      "--broker",
-      BROKER,
-      "--backend",
-      REDIS_URL,
-      "-Q",
-      queue,
-      "-c",
-      "2",
-    ],
-    { INTEROP_MARKER_REDIS: REDIS_URL, CELERY_DEFAULT_QUEUE: queue },
-  );
+  return interopWorker({ broker: BROKER, backend: REDIS_URL }, queue, [], {
+    CELERY_DEFAULT_QUEUE: queue,
+  });
 }
 
 /**
