@@ -93,8 +93,8 @@ export {
   Group,
   type ResultOf,
   Signature,
-  type SignatureOptions,
 } from "./src/client/canvas/signature.ts";
+export type { SignatureOptions } from "./src/client/canvas/signature_options.ts";
 export {
   type CanvasStep,
   chain,
