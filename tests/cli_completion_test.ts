@@ -7,7 +7,8 @@
  * what it is given (zsh's completion system needs a terminal); after a
  * command, only the flags it reads (`purge --que` -> `--queues`), and the
  * worker's beat / dashboard options only once -B / -D is on the line (as
- * `--beat`, `-B` or among short flags, `-EB`; not `-Q B`); every flag
+ * `--beat`, `-B` or among short flags, `-EB`; not `-Q B`); a flag's value
+ * is no command (`-Q beat`, `-EQ inspect`); every flag
  * the command line parses and every inspect / control command is in each
  * script; an unknown shell exits 2.
  */
@@ -97,6 +98,8 @@ Deno.test("completion: the bash script completes subcommands, commands, flags an
     ["worker.ts", "-Q", "B", "--lease"],
     ["worker.ts", "beat", "--lease"],
     ["worker.ts", "dashboard", "--por"],
+    ["worker.ts", "-EQ", "beat", "--lease"],
+    ["worker.ts", "-EQ", "inspect", "con"],
   ]);
   assert.match(
     registered,
@@ -128,6 +131,8 @@ Deno.test("completion: the bash script completes subcommands, commands, flags an
     "", // B is -Q's value
     "--lease-time",
     "--port",
+    "", // beat is -Q's value (-EQ is -E -Q), not the beat command
+    "control", // a command: inspect is -Q's value
   ]);
 });
 
@@ -148,7 +153,9 @@ Deno.test({
       `echo -; complete -C "worker.ts -EB --lease"; echo -; complete -C "celeriac worker -D --por"; ` +
       `echo -; complete -C "worker.ts -B --por"; echo -; complete -C "celeriac beat --lease"; ` +
       `echo -; complete -C "celeriac dashboard --por"; echo -; complete -C "celeriac -nBOB --lease"; ` +
-      `echo -; complete -C "worker.ts -n B -B --lease"`,
+      `echo -; complete -C "worker.ts -n B -B --lease"; echo -; ` +
+      `complete -C "worker.ts -Q beat --lease"; echo -; complete -C "celeriac worker -Q beat --lease"; ` +
+      `echo -; complete -C "worker.ts -EQ beat --lease"; echo -; complete -C "worker.ts -Q inspect con"`,
     ]);
     assert.deepEqual(got, [
       "inspect",
@@ -178,6 +185,11 @@ Deno.test({
       "-", // -nBOB: the B of a hostname does not turn -B on
       "-",
       "--lease-time",
+      "-", // beat is -Q's value, not the beat command (with -EQ too)
+      "-",
+      "-",
+      "-",
+      "control", // a command: inspect is -Q's value
     ]);
   } finally {
     await Deno.remove(file);
@@ -216,6 +228,8 @@ Deno.test({
         "t worker.ts -B --por",
         "t worker.ts beat --lease",
         "t worker.ts dashboard --por",
+        "t worker.ts -EQ beat --lease",
+        "t worker.ts -EQ inspect con",
       ].join("\n"),
     ]);
     assert.deepEqual(got, [
@@ -234,6 +248,8 @@ Deno.test({
       "",
       "--lease-time",
       "--port",
+      "", // beat is -Q's value (-EQ is -E -Q), not the beat command
+      "control", // a command: inspect is -Q's value
     ]);
   } finally {
     await Deno.remove(file);
@@ -259,7 +275,7 @@ Deno.test("completion: every script names every flag and inspect / control comma
   assert.match((await worker("completion", "zsh")).out, /^#compdef worker\.ts celeriac\n/);
   assert.match(
     (await worker("completion", "fish")).out,
-    /complete -c celeriac -n "not __fish_seen_subcommand_from [a-z ]+" -l autoscale -r/,
+    /complete -c celeriac -n "not __celeriac_command [a-z ]+" -l autoscale -r/,
   );
 });
 

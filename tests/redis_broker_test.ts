@@ -136,10 +136,33 @@ Deno.test({
     await checkSizes();
     assert.ok(Number(await command(port, "ZSCORE", index, first)) >= before - 1);
     assert.ok(Number(await command(port, "ZSCORE", index, last)) >= before - 1);
-    // Not watched: on a single server an acknowledgement is one ZREM and one HDEL of every
-    // tag in a MULTI (redis_settle.ts: no spread, so no call stack limit).
     await broker.ack(taken);
     assert.equal(await command(port, "ZSCORE", index, last), null);
+  });
+});
+
+Deno.test({
+  name: `redis broker: ack() of ${BIG} deliveries in one call removes them all from unacked ` +
+    "and unacked_index, in commands of at most 1,000",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  await watchedBroker(async (broker, port, checkSizes) => {
+    const q = uniqueQueue("big-ack");
+    await broker.publishMany(
+      Array.from({ length: BIG }, (_, i) => ({
+        message: message(`a${i}`),
+        target: { routingKey: q },
+      })),
+    );
+    const taken: Delivery[] = [];
+    while (taken.length < BIG) {
+      for (const d of await broker.take([q], { max: 1000 })) taken.push(d);
+    }
+    assert.equal(await command(port, "HLEN", "unacked"), BIG);
+    await broker.ack(taken);
+    await checkSizes();
+    assert.equal(await command(port, "HLEN", "unacked"), 0);
+    assert.equal(await command(port, "ZCARD", "unacked_index"), 0);
   });
 });
 

@@ -2,7 +2,8 @@
  * A Redis server at `maxclients` refuses the worker's waiting connections
  * (`celeriac-watch`, one per queue list): the watchers back off, 50 ms
  * doubling to 2 s, instead of reconnecting in a tight loop, and the cause is
- * logged once at warning level with what to change.
+ * logged once at warning level with what to change; once every watcher waits
+ * again an info line says so, and a later episode is warned about again.
  */
 
 import assert from "node:assert/strict";
@@ -58,6 +59,61 @@ Deno.test({
     assert.equal(warnings.length, 1, warnings.join("\n"));
     assert.match(warnings[0], /max number of clients reached/);
     assert.match(warnings[0], /Raise its maxclients .* or consume fewer queues/);
+  } finally {
+    take.abort();
+    await reset();
+    await raw.config("SET", "maxclients", "10000");
+    await broker.close();
+    raw.disconnect();
+    await server.close();
+  }
+});
+
+Deno.test({
+  name: "redis maxclients: each episode of refused waits is warned about once, its end logged",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const server = await PrivateRedis.start();
+  const raw = await rawRedis(server.url);
+  const records = await captureLogs("debug", ["celeriac", "broker", "redis"]);
+  const broker = await openRedisBroker(server.url);
+  const take = new AbortController();
+  const lines = () => records.map(logLine);
+  /** Until `done` holds of the log lines (20 s at most: a guard, not a measure). */
+  const until = async (what: string, done: (ls: string[]) => boolean) => {
+    for (const end = Date.now() + 20_000; !done(lines());) {
+      if (Date.now() > end) throw new Error(`never ${what}:\n${lines().join("\n")}`);
+      await new Promise((ok) => setTimeout(ok, 50));
+    }
+  };
+  const refused = (ls: string[]) =>
+    ls.filter((l) => l.includes("Cannot wait for messages") && /max number of clients/.test(l));
+  /** Room for two more connections: two of a queue's four new watchers are refused. */
+  const roomForTwo = async () => {
+    const connected = await info(raw, "clients", "connected_clients");
+    await raw.config("SET", "maxclients", String(connected + 2));
+  };
+  try {
+    await broker.declareQueue("e1");
+    assert.equal(await broker.queueDepth("e1"), 0);
+    await roomForTwo();
+    const taking = broker.take(["e1"], { max: 1, signal: take.signal });
+    await until("refused", (ls) => refused(ls).length >= 4);
+    await raw.config("SET", "maxclients", "10000");
+    await until("recovered", (ls) => ls.some((l) => l.includes("Waiting for messages again")));
+    take.abort();
+    await taking;
+    // A second episode: another queue's watchers refused (a consumer added at maxclients).
+    const first = lines().length;
+    await roomForTwo();
+    const again = new AbortController();
+    const takingAgain = broker.take(["e2"], { max: 1, signal: again.signal });
+    await until("refused again", (ls) => refused(ls.slice(first)).length >= 4);
+    again.abort();
+    await takingAgain;
+    const warned = (ls: string[]) => refused(ls).filter((l) => l.startsWith("warning ")).length;
+    assert.equal(warned(lines().slice(0, first)), 1, "the first episode is warned about once");
+    assert.equal(warned(lines().slice(first)), 1, "the second episode is warned about once");
   } finally {
     take.abort();
     await reset();

@@ -219,6 +219,56 @@ export function respClaimLink(
   };
 }
 
+/**
+ * The failed waits of a broker's watchers, shared by them: each cause is
+ * warned about once per episode, which lasts from a watcher's failed wait
+ * until every watcher that failed has waited again without failing (or was
+ * closed). A later episode (Redis at `maxclients` again after its limit was
+ * raised, say) is warned about again.
+ *
+ * @example
+ * ```ts
+ * import { WaitFailures } from "./redis_claims.ts";
+ * const failures = new WaitFailures();
+ * const watcher = {};
+ * failures.failed(watcher, "max number of clients reached"); // true: warn
+ * failures.failed(watcher, "max number of clients reached"); // false: warned already
+ * failures.recovered(watcher); // true: the episode is over
+ * failures.failed(watcher, "max number of clients reached"); // true: a new episode
+ * ```
+ */
+export class WaitFailures {
+  readonly #warned = new Set<string>();
+  readonly #failing = new Set<object>();
+
+  /**
+   * Count a failed wait of `watcher`.
+   *
+   * @param watcher the watcher whose wait failed
+   * @param cause the failure's message
+   * @returns whether `cause` is new in this episode (to be warned about)
+   */
+  failed(watcher: object, cause: string): boolean {
+    this.#failing.add(watcher);
+    if (this.#warned.has(cause)) return false;
+    this.#warned.add(cause);
+    return true;
+  }
+
+  /**
+   * `watcher` waited without failing, or was closed: once no watcher is
+   * failing the episode is over, and its causes are warned about again.
+   *
+   * @param watcher the watcher
+   * @returns whether this ended an episode
+   */
+  recovered(watcher: object): boolean {
+    if (!this.#failing.delete(watcher) || this.#failing.size > 0) return false;
+    this.#warned.clear();
+    return true;
+  }
+}
+
 /** Waits on one list by claiming its next message. */
 export class ClaimWatcher {
   readonly #link: ClaimLink;
@@ -231,20 +281,20 @@ export class ClaimWatcher {
   #claimed: { raw: string; epoch: number } | null = null;
   /** Milliseconds before the next wait after a failed one; 0 after a wait that did not fail. */
   #retryIn = 0;
-  readonly #warned: Set<string>;
+  readonly #failures: WaitFailures;
   readonly #closing = new AbortController();
 
   /**
    * @param link the connection it blocks on, with its list's commands
    * @param renewEvery milliseconds within which a wait does not renew
    *   again (default {@link CLAIM_RENEW_MS}; 0 renews before every wait)
-   * @param warned the causes of failed waits already logged at warning level, shared by a
-   *   broker's watchers so that each cause is warned about once (default: this watcher's own)
+   * @param failures the failed waits of a broker's watchers, shared by them so that each
+   *   cause is warned about once per episode (default: this watcher's own)
    */
-  constructor(link: ClaimLink, renewEvery = CLAIM_RENEW_MS, warned = new Set<string>()) {
+  constructor(link: ClaimLink, renewEvery = CLAIM_RENEW_MS, failures = new WaitFailures()) {
     this.#link = link;
     this.#renewEvery = renewEvery;
-    this.#warned = warned;
+    this.#failures = failures;
   }
   /**
    * Messages claimed so far. A taker compares it before and after a take:
@@ -303,7 +353,10 @@ export class ClaimWatcher {
       // A failed renewal is sent again before the next wait.
       if (renewed.status === "rejected") this.#renewedAt = -Infinity;
       if (moved.status === "rejected") this.#failed(moved.reason);
-      else this.#retryIn = 0;
+      else {
+        this.#retryIn = 0;
+        if (this.#failures.recovered(this)) log.info("Waiting for messages again: Redis answers");
+      }
       return renewed.status === "fulfilled" && claimed;
     });
   }
@@ -319,9 +372,8 @@ export class ClaimWatcher {
       : "";
     const line = "Cannot wait for messages: {error}{advice}; retrying in {ms} ms";
     const values = { error: cause, advice, ms: this.#retryIn };
-    if (this.#warned.has(cause)) log.debug(line, values);
-    else log.warn(line, values);
-    this.#warned.add(cause);
+    if (this.#failures.failed(this, cause)) log.warn(line, values);
+    else log.debug(line, values);
   }
 
   /** Resolves once no wait is under way (at once when none is). */
@@ -332,6 +384,7 @@ export class ClaimWatcher {
   /** Stop waiting (a claim made meanwhile stays for the owner or a sweep to return). */
   close(): void {
     this.#closing.abort();
+    this.#failures.recovered(this);
     this.#link.close();
   }
 }

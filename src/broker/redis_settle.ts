@@ -1,6 +1,6 @@
 /**
  * Settling the deliveries of a Redis broker: acknowledging (`unacked` and
- * `unacked_index` in one transaction), parking in `celeriac.parked`,
+ * `unacked_index` in transactions of 1,000 deliveries), parking in `celeriac.parked`,
  * requeueing at the front of their queues (kombu's restore) and renewing
  * their leases. Each waits for the record of a delivery handed out before
  * its take script replied (redis_early.ts) and retries while Redis is
@@ -11,7 +11,7 @@
 
 import { encodeEnvelope } from "../protocol/envelope.ts";
 import { type Delivery, DELIVERY_COUNT_HEADER, type Rejection } from "./port.ts";
-import { chunked } from "./chunks.ts";
+import { chunked, VALUES_PER_COMMAND } from "./chunks.ts";
 import type { RedisBatch } from "./redis_client.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { priorityList } from "./redis_keys.ts";
@@ -66,8 +66,13 @@ export class RedisSettler {
   }
 
   /**
-   * Acknowledge: remove from `unacked` and `unacked_index` in one transaction.
-   * An error reply inside it throws (READONLY from a demoted master is retried).
+   * Acknowledge: remove from `unacked` and `unacked_index`, one transaction
+   * (a ZREM and an HDEL of the same tags, as kombu's ack) per
+   * {@link VALUES_PER_COMMAND} deliveries (chunks.ts): a batch of any size
+   * is sent as commands Redis buffers and runs in about a millisecond each,
+   * pipelined together. After an outage part-way through, only the
+   * transactions Redis did not answer are sent again. An error reply inside
+   * one throws (READONLY from a demoted master is retried).
    *
    * @param all the deliveries
    */
@@ -84,34 +89,48 @@ export class RedisSettler {
     if (settleable) deliveries = await settleable;
     if (deliveries.length === 0) return;
     const what = `acknowledge ${deliveries.length} message(s)`;
+    // One transaction for the usual few (no copy of the list), else one per chunk.
+    const chunks = deliveries.length <= VALUES_PER_COMMAND ? [deliveries] : chunked(deliveries);
+    const acked = new Array<boolean>(chunks.length).fill(false);
+    /** Each chunk not acknowledged yet, by `ackChunk`; the first failure thrown. */
+    const each = async (
+      reconnect: boolean,
+      ackChunk: (ds: readonly Delivery[]) => Promise<void>,
+    ) => {
+      const sent = await Promise.allSettled(chunks.map(async (ds, c) => {
+        if (acked[c]) return;
+        await ackChunk(ds);
+        acked[c] = true;
+      }));
+      const failed = sent.find((r) => r.status === "rejected");
+      if (failed) throw this.#demoted(failed.reason, reconnect);
+    };
     const resp = this.#scope.resp;
     if (resp) {
-      // Both commands sized once (spreads of a mapped array made three arrays of the tags).
-      const n = deliveries.length;
-      const zrem = new Array<string>(n + 2);
-      const hdel = new Array<string>(n + 2);
-      zrem[0] = "ZREM";
-      zrem[1] = index;
-      hdel[0] = "HDEL";
-      hdel[1] = unacked;
-      for (let i = 0; i < n; i++) zrem[i + 2] = hdel[i + 2] = deliveries[i].deliveryTag;
-      await retryWhileDown(async () => {
-        const replies = await resp.transaction([zrem, hdel])
-          .catch((err) => Promise.reject(this.#demoted(err, false)));
-        const failed = replies.find((r) => r instanceof Error);
-        if (failed) throw this.#demoted(failed, false);
-      }, { limit: this.#outageLimit, what, signal: this.#closed });
+      await retryWhileDown(() =>
+        each(false, async (ds) => {
+          // Both commands sized once (spreads of a mapped array made three arrays of the tags).
+          const n = ds.length;
+          const zrem = new Array<string>(n + 2);
+          const hdel = new Array<string>(n + 2);
+          zrem[0] = "ZREM";
+          zrem[1] = index;
+          hdel[0] = "HDEL";
+          hdel[1] = unacked;
+          for (let i = 0; i < n; i++) zrem[i + 2] = hdel[i + 2] = ds[i].deliveryTag;
+          const failed = (await resp.transaction([zrem, hdel])).find((r) => r instanceof Error);
+          if (failed) throw failed;
+        }), { limit: this.#outageLimit, what, signal: this.#closed });
       return;
     }
     const client = this.#scope.client;
-    const tags = deliveries.map((d) => d.deliveryTag);
-    await this.#settle(what, async () => {
-      const tx = client.multi();
-      for (const some of chunked(tags)) tx.zrem(index, ...some).hdel(unacked, ...some);
-      const replies = await tx.exec().catch((err) => Promise.reject(this.#demoted(err, true)));
-      const failed = replies?.find(([err]) => err !== null);
-      if (failed) throw this.#demoted(failed[0]!, true);
-    });
+    await this.#settle(what, () =>
+      each(true, async (ds) => {
+        const tags = ds.map((d) => d.deliveryTag);
+        const replies = await client.multi().zrem(index, ...tags).hdel(unacked, ...tags).exec();
+        const failed = replies?.find(([err]) => err !== null);
+        if (failed) throw failed[0];
+      }));
   }
 
   /**

@@ -19,6 +19,7 @@ import {
   ClaimWatcher,
   ioredisClaimLink,
   respClaimLink,
+  WaitFailures,
 } from "./redis_claims.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import type { Redis } from "ioredis";
@@ -49,8 +50,8 @@ export interface Won {
 export class ClaimWatchers {
   readonly #scope: RedisScope;
   readonly #watchers = new Map<string, ClaimWatcher>();
-  /** Causes of failed waits already warned about, by any watcher (each is warned about once). */
-  readonly #warned = new Set<string>();
+  /** The watchers' failed waits (each cause is warned about once per episode). */
+  readonly #failures = new WaitFailures();
   /** This broker's id in its claim lists (see redis_claims.ts). */
   readonly id: string = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
 
@@ -114,7 +115,7 @@ export class ClaimWatchers {
         conn.on("error", () => {});
         link = ioredisClaimLink(conn, ...keys);
       }
-      w = new ClaimWatcher(link, undefined, this.#warned);
+      w = new ClaimWatcher(link, undefined, this.#failures);
       this.#watchers.set(list, w);
     }
     return w;

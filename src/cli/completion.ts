@@ -68,6 +68,18 @@ function valueFlagWords(spec: CompletionSpec): string[] {
     .flatMap((n) => spellings(spec, n));
 }
 
+/**
+ * A regular expression for a cluster of short flags whose last takes the next word as its value,
+ * as parseArgs reads `-EQ beat` (`-E -Q beat`): short boolean flags, then a short string flag
+ * (a lone `-Q` too). Its value is no command: `worker.ts -EQ beat` runs the worker.
+ */
+function valueClusterRe(spec: CompletionSpec): string {
+  const shorts = (type: "string" | "boolean") =>
+    Object.values(spec.options).filter((o) => o.type === type && o.short).map((o) => o.short)
+      .join("");
+  return `^-[${shorts("boolean")}]*[${shorts("string")}]$`;
+}
+
 /** A command's flags behind other flags: `[gate, flags]` pairs, none by default. */
 function gatesOf(spec: CompletionSpec, cmd: string): [string, readonly string[]][] {
   return Object.entries(spec.gatedOptions?.[cmd] ?? {});
@@ -147,12 +159,12 @@ _celeriac_complete() {
   case "$prev" in
 ${valueCases.join("\n")}
   esac
-  [[ $takes == *" $prev "* ]] && return
+  [[ $takes == *" $prev "* || $prev =~ ${valueClusterRe(spec)} ]] && return
   local i w cmd="" sub="" on=""
   for ((i = 1; i < COMP_CWORD; i++)); do
     w="\${COMP_WORDS[i]}"
     if [[ $w == -* ]]; then${gateChecks}
-      [[ $takes == *" $w "* ]] && ((i++))
+      [[ $takes == *" $w "* || $w =~ ${valueClusterRe(spec)} ]] && ((i++))
     elif [[ -z $cmd ]]; then cmd=$w
     elif [[ -z $sub ]]; then sub=$w
     fi
@@ -202,12 +214,12 @@ _celeriac() {
   case $prev in
 ${valueCases.join("\n")}
   esac
-  (( \${takes[(Ie)$prev]} )) && return
+  if (( \${takes[(Ie)$prev]} )) || [[ $prev =~ '${valueClusterRe(spec)}' ]]; then return; fi
   local i w cmd="" sub="" on=""
   for ((i = 2; i < CURRENT; i++)); do
     w=\${words[i]}
     if [[ $w == -* ]]; then${gateChecks}
-      (( \${takes[(Ie)$w]} )) && ((i++))
+      if (( \${takes[(Ie)$w]} )) || [[ $w =~ '${valueClusterRe(spec)}' ]]; then ((i++)); fi
     elif [[ -z $cmd ]]; then cmd=$w
     elif [[ -z $sub ]]; then sub=$w
     fi
@@ -246,13 +258,13 @@ function fishCondition(spec: CompletionSpec, flag: string): string | null {
   if (always(spec.defaultCommand)) {
     const others = spec.commands.filter((cmd) => !always(cmd));
     if (others.length === 0) return "";
-    when.push(`not __fish_seen_subcommand_from ${others.join(" ")}`);
-  } else if (readers.length) when.push(`__fish_seen_subcommand_from ${readers.join(" ")}`);
+    when.push(`not __celeriac_command ${others.join(" ")}`);
+  } else if (readers.length) when.push(`__celeriac_command ${readers.join(" ")}`);
   for (const cmd of spec.commands.filter((c) => reads(c) && !always(c))) {
     const gate = gateOf(spec, cmd, flag)!;
     const after = cmd === spec.defaultCommand
-      ? `not __fish_seen_subcommand_from ${spec.commands.filter((c) => c !== cmd).join(" ")}`
-      : `__fish_seen_subcommand_from ${cmd}`;
+      ? `not __celeriac_command ${spec.commands.filter((c) => c !== cmd).join(" ")}`
+      : `__celeriac_command ${cmd}`;
     when.push(`${after}; and ${fishGateName(gate)}`);
   }
   if (when.length === 0) return null;
@@ -266,36 +278,55 @@ function fishGateName(gate: string): string {
 }
 
 /**
- * fish functions telling whether a gate flag is on the line, read as bash and zsh read it: the
- * words before the cursor, the values of flags that take one skipped, tested as {@link gateTest}
- * does (`__fish_contains_opt -s B` also finds the `B` of `-nBOB`, a value).
+ * fish functions reading the words before the cursor as bash and zsh read them, the values of
+ * flags that take one skipped (`__celeriac_args`) (fish's `__fish_seen_subcommand_from` takes the `beat` of
+ * `-Q beat` for the command): `__celeriac_command` (no command typed yet; with names, the
+ * command is one of them), `__celeriac_subcommand_of CMD` (CMD typed, its subcommand not yet),
+ * and for each gate flag whether it is on the line, tested as {@link gateTest} does
+ * (`__fish_contains_opt -s B` also finds the `B` of `-nBOB`, a value).
  */
-function fishGates(spec: CompletionSpec): string[] {
-  const gates = gateFlags(spec);
-  if (gates.length === 0) return [];
+function fishFunctions(spec: CompletionSpec): string[] {
   const booleans = Object.values(spec.options)
     .filter((o) => o.type === "boolean" && o.short).map((o) => o.short).join("");
   const lines = [
-    "function __celeriac_flag_on --argument-names re",
+    "function __celeriac_takes_value --argument-names w",
+    `    contains -- $w ${valueFlagWords(spec).join(" ")}`,
+    `    or string match -qr -- '${valueClusterRe(spec)}' $w`,
+    "end",
+    "function __celeriac_args",
     "    set -l words (commandline -opc)",
     "    set -e words[1]",
     "    set -l skip 0",
     "    for w in $words",
     "        if test $skip = 1",
     "            set skip 0",
-    "        else if contains -- $w " + valueFlagWords(spec).join(" "),
-    "            set skip 1",
-    "        else if string match -qr -- $re $w",
-    "            return 0",
+    "            continue",
     "        end",
+    "        printf '%s\\n' $w",
+    "        string match -q -- '-*' $w; and __celeriac_takes_value $w; and set skip 1",
     "    end",
-    "    return 1",
+    "end",
+    "function __celeriac_command",
+    "    set -l words (__celeriac_args | string match -v -- '-*')",
+    "    if test (count $argv) = 0",
+    "        test (count $words) = 0",
+    "    else",
+    '        contains -- "$words[1]" $argv',
+    "    end",
+    "end",
+    "function __celeriac_subcommand_of --argument-names cmd",
+    "    set -l words (__celeriac_args | string match -v -- '-*')",
+    '    test (count $words) = 1; and test "$words[1]" = $cmd',
     "end",
   ];
-  for (const gate of gates) {
+  for (const gate of gateFlags(spec)) {
     const short = spec.options[gate]?.short;
     const re = short ? `^(--${gate}$|-[${booleans}]*${short})` : `^--${gate}$`;
-    lines.push(`function ${fishGateName(gate)}`, `    __celeriac_flag_on '${re}'`, "end");
+    lines.push(
+      `function ${fishGateName(gate)}`,
+      `    __celeriac_args | string match -qr -- '${re}'`,
+      "end",
+    );
   }
   return lines;
 }
@@ -303,18 +334,14 @@ function fishGates(spec: CompletionSpec): string[] {
 function fish(spec: CompletionSpec, names: readonly string[]): string {
   const lines: string[] = [
     `# fish completion for ${names.join(", ")} (Celeriac)`,
-    ...fishGates(spec),
+    ...fishFunctions(spec),
   ];
   for (const name of names) {
     const c = `complete -c ${name}`;
     lines.push(`${c} -f`);
-    lines.push(`${c} -n "__fish_use_subcommand" -a "${spec.commands.join(" ")}"`);
+    lines.push(`${c} -n "__celeriac_command" -a "${spec.commands.join(" ")}"`);
     for (const [cmd, words] of Object.entries(spec.subcommands)) {
-      lines.push(
-        `${c} -n "__fish_seen_subcommand_from ${cmd}; and not __fish_seen_subcommand_from ${
-          words.join(" ")
-        }" -a "${words.join(" ")}"`,
-      );
+      lines.push(`${c} -n "__celeriac_subcommand_of ${cmd}" -a "${words.join(" ")}"`);
     }
     for (const [flag, o] of Object.entries(spec.options)) {
       const when = fishCondition(spec, flag);
