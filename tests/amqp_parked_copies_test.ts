@@ -141,3 +141,42 @@ Deno.test("amqp parked copies: a park id ignores what a redelivery changes and k
   assert.notEqual(await parkId(m, { ...from, queue: "other" }), id, "another queue");
   assert.equal(await parkId(m, { ...from, taskId: null }), null, "none without a task id");
 });
+
+Deno.test({
+  name:
+    "amqp parked copies: a requeued message parked again is not a copy of the one it was moved from",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: both parks had one park id, so a requeue that moved the first and then met the second
+  // (after a lost connection made it read again) dropped it as a duplicate: the task was nowhere.
+  const vhost = await createVhost("copies-again");
+  const broker = await openAmqpBroker(vhost.url(), {});
+  try {
+    const id = `again-${crypto.randomUUID()}`;
+    const q = uniqueQueue("copies-again");
+    const m = encodeTaskMessage({
+      task: "t.nope",
+      id,
+      args: [1],
+      kwargs: {},
+      now: new Date(0),
+      origin: "x",
+      replyTo: "",
+    });
+    const parkOnce = async (reason: string) => {
+      const taken = await broker.take([q], { max: 1, signal: AbortSignal.timeout(10_000) });
+      assert.equal(taken.length, 1);
+      await broker.reject(taken.map((delivery) => ({ delivery, reason, taskId: id })));
+      const [listed] = await broker.listParked();
+      return listed.id;
+    };
+    await broker.publish(m, { routingKey: q });
+    const first = await parkOnce("poison");
+    assert.equal(await broker.requeueParked(), 1);
+    const second = await parkOnce("poison again");
+    assert.notEqual(second, first, "the second park is another message's");
+  } finally {
+    await broker.close();
+    await vhost.remove();
+  }
+});

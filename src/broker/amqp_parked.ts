@@ -267,6 +267,8 @@ async function requeueParked(
   limit: number,
 ): Promise<number> {
   let moved = 0;
+  // Carried by what this requeue moves: a copy parked again later has another park id than the one moved.
+  const requeueId = crypto.randomUUID();
   // Park ids moved by this requeue: kept across a reconnection, so that a copy moved whose
   // acknowledgement was lost with its connection is dropped, not moved again, when it is met.
   const movedIds = new Set<string>();
@@ -287,7 +289,7 @@ async function requeueParked(
       }
       if (moved >= limit) return false;
       await declarations.taskQueue(session, note.queue);
-      await publisher.confirmPublish(session, "", note.queue, unparkedMessage(message));
+      await publisher.confirmPublish(session, "", note.queue, unparkedMessage(message, requeueId));
       if (key !== null) movedIds.add(key);
       moved++;
       return true;
