@@ -180,3 +180,49 @@ Deno.test({
     await vhost.remove();
   }
 });
+
+Deno.test({
+  name:
+    "amqp parked copies: a requeue of one reads ten more, not the whole queue; a copy further on stays parked",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: a requeue read every parked message whatever its limit (seconds per requeue of one at
+  // 20,000 parked, each held unacknowledged meanwhile), so it dropped the copy 16 places on (15 !== 16).
+  const vhost = await createVhost("copies-window");
+  const broker = await openAmqpBroker(vhost.url(), {});
+  try {
+    const q = uniqueQueue("copies-window");
+    const message = (id: string) =>
+      encodeTaskMessage({
+        task: "t.nope",
+        id,
+        args: [1],
+        kwargs: {},
+        now: new Date(0),
+        origin: "x",
+        replyTo: "",
+      });
+    const ids = ["twice", ...Array.from({ length: 15 }, (_, i) => `filler-${i}`), "twice"];
+    for (const id of ids) await broker.publish(message(id), { routingKey: q });
+    const taken = [];
+    while (taken.length < ids.length) {
+      taken.push(
+        ...await broker.take([q], {
+          max: ids.length - taken.length,
+          signal: AbortSignal.timeout(10_000),
+        }),
+      );
+    }
+    await broker.reject(
+      taken.map((delivery) => ({ delivery, reason: "r", taskId: String(delivery.headers.id) })),
+    );
+    assert.equal(await broker.countParked(), 17);
+    assert.equal(await broker.requeueParked({ limit: 1 }), 1, "the first copy moved");
+    assert.equal(await broker.countParked(), 16, "the copy past the window stays parked");
+    const listed = await broker.listParked();
+    assert.equal(listed.at(-1)?.taskId, "twice", "last in line");
+  } finally {
+    await broker.close();
+    await vhost.remove();
+  }
+});
