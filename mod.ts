@@ -93,8 +93,8 @@ export {
   Group,
   type ResultOf,
   Signature,
-  type SignatureOptions,
 } from "./src/client/canvas/signature.ts";
+export type { SignatureOptions } from "./src/client/canvas/signature_options.ts";
 export {
   type CanvasStep,
   chain,
@@ -118,7 +118,8 @@ export { Beat, type BeatOptions } from "./src/beat/beat.ts";
 export { PeriodicTasks, type ScheduleRow, type TypedBeatEntry } from "./src/beat/periodic_tasks.ts";
 export { BeatEntryError, BeatStoreError } from "./src/beat/errors.ts";
 // Results
-export { AsyncResult, type GetOptions } from "./src/client/async_result.ts";
+export { AsyncResult } from "./src/client/async_result.ts";
+export type { GetOptions } from "./src/client/get_options.ts";
 export { GroupResult, type MemberResult } from "./src/client/group_result.ts";
 export type { TaskUpdate } from "./src/client/progress.ts";
 export type { TaskState } from "./src/protocol/result_meta.ts";

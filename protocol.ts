@@ -31,7 +31,9 @@ export {
   type SentFromTask,
 } from "./src/client/publisher.ts";
 // src/client/async_result.ts
-export { type ResultSource, taskErrorFromMeta } from "./src/client/async_result.ts";
+export type { ResultSource } from "./src/client/async_result.ts";
+// src/client/errors.ts
+export { taskErrorFromMeta } from "./src/client/errors.ts";
 // src/client/config.ts
 export { DEFAULT_BROKER_URL, resolveConfig, type ResolvedConfig } from "./src/client/config.ts";
 // src/client/publish_retry.ts

@@ -132,7 +132,7 @@ export {
   DEFAULT_LEAKED_THREADS_RESTART,
   type LeakedThread,
   LeakedThreadsError,
-} from "./src/worker/thread_leaks.ts";
+} from "./src/worker/leaked_threads.ts";
 export type { Pool, PoolEvents } from "./src/worker/pool.ts";
 export { ThreadPool } from "./src/worker/thread_pool.ts";
 export type { ThreadPoolOptions } from "./src/worker/thread_pool_options.ts";

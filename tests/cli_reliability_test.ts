@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { reliabilityOptions } from "../src/cli/reliability.ts";
 import { USAGE } from "../src/cli/options.ts";
-import { DEFAULT_LEAKED_THREADS_RESTART } from "../src/worker/thread_leaks.ts";
+import { DEFAULT_LEAKED_THREADS_RESTART } from "../src/worker/leaked_threads.ts";
 
 Deno.test("--max-deliveries sets the poison limit; a bad value is refused", () => {
   assert.deepEqual(reliabilityOptions({}).maxDeliveries, undefined);

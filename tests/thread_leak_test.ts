@@ -10,7 +10,8 @@
 
 import assert from "node:assert/strict";
 import { Celery } from "../mod.ts";
-import { type LeakedThread, type ThreadRef, ThreadWatch } from "../src/worker/thread_leaks.ts";
+import type { LeakedThread } from "../src/worker/leaked_threads.ts";
+import { type ThreadRef, ThreadWatch } from "../src/worker/thread_leaks.ts";
 import { ownThread } from "../src/worker/thread_self.ts";
 import { celeriacWorker, celeriacWorkerArgs, Proc } from "./helpers/procs.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";

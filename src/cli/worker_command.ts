@@ -11,7 +11,7 @@ import type { Celery } from "../client/app.ts";
 import { takeUnreadEnv } from "../client/runtime.ts";
 import { CELERIAC_VERSION as VERSION } from "../client/version.ts";
 import { parseTaskPermissions, planSandboxes, sandboxedTasks } from "../worker/sandboxes.ts";
-import { LeakedThreadsError } from "../worker/thread_leaks.ts";
+import { LeakedThreadsError } from "../worker/leaked_threads.ts";
 import { Worker } from "../worker/worker.ts";
 import { bannerFields } from "./banner.ts";
 import { beatFromFlags, configureBeatStore } from "./beat.ts";

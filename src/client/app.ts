@@ -15,12 +15,8 @@ import type { Broker, PublishTarget } from "../broker/port.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
 import { AsyncResult, type ResultSource } from "./async_result.ts";
-import {
-  type CanvasApp,
-  type CanvasCall,
-  Signature,
-  type SignatureOptions,
-} from "./canvas/signature.ts";
+import { type CanvasApp, type CanvasCall, Signature } from "./canvas/signature.ts";
+import type { SignatureOptions } from "./canvas/signature_options.ts";
 import { GroupResult } from "./group_result.ts";
 import { Control } from "./control.ts";
 import { Events } from "./events.ts";

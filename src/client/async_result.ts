@@ -1,5 +1,7 @@
 /**
- * {@link AsyncResult}: a handle to the outcome of a task call.
+ * {@link AsyncResult}: a handle to the outcome of a task call, and the
+ * {@link ResultSource} it reads through. The options of its waits are in
+ * get_options.ts; a stored failure becomes a `TaskError` in errors.ts.
  *
  * @module
  */
@@ -8,16 +10,14 @@ import type { ResultBackend } from "../backend/port.ts";
 import type { Control, RevokeOptions } from "./control.ts";
 import {
   EXCEPTION_STATES,
-  type ExceptionInfo,
   READY_STATES,
   type ResultMeta,
   type TaskState,
 } from "../protocol/result_meta.ts";
 import { resultTupleFromJson } from "../protocol/signature.ts";
 import { currentTask } from "./current.ts";
-import { TaskError } from "./errors.ts";
-import { describeValue } from "../protocol/task_fields.ts";
-import { closestName } from "./closest_name.ts";
+import { type TaskError, taskErrorFromMeta } from "./errors.ts";
+import { checkGetOptions, type GetOptions } from "./get_options.ts";
 import { type MemberResult, resultFromTuple } from "./group_result.ts";
 import { followStates, stateUpdates, type TaskUpdate } from "./progress.ts";
 import { waitFollowingParents } from "./parent_failures.ts";
@@ -42,135 +42,6 @@ export interface ResultSource {
   resultBackend(): Promise<ResultBackend>;
   /** The app's remote control, for {@link AsyncResult.revoke}. */
   readonly control?: Control;
-}
-
-/**
- * Options of {@link AsyncResult.get}.
- *
- * @example Waiting with a timeout and a cancel signal
- * ```ts
- * import { Celery, type GetOptions, TimeoutError } from "@celeriac/celeriac";
- * const app = new Celery({ broker: "kv://:memory:" });
- * const shutdown = new AbortController();
- * const options: GetOptions = { timeout: 100, signal: shutdown.signal };
- * try {
- *   await app.asyncResult<number>(crypto.randomUUID()).get(options);
- * } catch (err) {
- *   if (!(err instanceof TimeoutError)) throw err;
- *   console.log("no result within 100 ms"); // no worker runs here
- * }
- * await app.close();
- * ```
- */
-export interface GetOptions {
-  /**
-   * Give up waiting after this many **milliseconds** (not seconds, as
-   * Celery's `get(timeout=10)`: write `{ timeout: 10_000 }` for 10 s) with a
-   * {@link TimeoutError}.
-   * It bounds the wait for the result, not the reading of one stored
-   * already: as Celery's `get(timeout=0)`, `{ timeout: 0 }` returns a
-   * finished task's result. Default: wait forever.
-   */
-  timeout?: number;
-  /** Stop waiting when aborted (rejects with the signal's reason; a stored result is still read). */
-  signal?: AbortSignal;
-  /**
-   * Called with each state stored before the task finishes (STARTED,
-   * RETRY, PROGRESS and other custom states), pushed by the backend as it
-   * is stored — Celery's `get(on_message=...)`. A listener that throws ends
-   * the wait with its error.
-   */
-  onProgress?: (update: TaskUpdate) => void;
-  /**
-   * In a chain, also watch the earlier steps (the `parent` links) and throw
-   * the earliest one's error as soon as one fails or is revoked, as Celery's
-   * `get(follow_parents=True)`. A group before the task (a chord's header)
-   * is passed over: the chord's body holds its `ChordError`. For a group,
-   * applies to each member that is a chain. Default: true; false waits for
-   * the task's own state only.
-   */
-  followParents?: boolean;
-}
-
-/** The names of {@link GetOptions}. */
-const OPTION_NAMES = ["timeout", "signal", "onProgress", "followParents"];
-
-/**
- * Throw when `get()` options are not an object or have a name or a timeout
- * that would make the wait last forever without saying so: `get(100)` (a
- * number, as Python's `get(timeout)`), `{ timout: 100 }`, `{ timeout: "10s" }`.
- *
- * @param options the options as given
- * @param where the method, for the message
- * @throws {TypeError} naming what to write instead
- */
-export function checkGetOptions(options: unknown, where: string): void {
-  if (typeof options === "number") {
-    // Python's get(10) waits 10 s; { timeout: 10 } would wait 10 ms.
-    const ms = options * 1000;
-    const written = Number.isSafeInteger(ms) ? String(ms).replace(/\B(?=(\d{3})+$)/g, "_") : ms;
-    throw new TypeError(
-      `${where} takes an options object with the timeout in milliseconds: for ${options} s, as ` +
-        `Celery's get(timeout=${options}), write ${where.slice(0, -1)}{ timeout: ${written} })`,
-    );
-  }
-  if (typeof options !== "object" || options === null || Array.isArray(options)) {
-    throw new TypeError(`${where} takes an options object, e.g. { timeout: 10_000 }`);
-  }
-  for (const [key, value] of Object.entries(options)) {
-    if (key === "timeout") {
-      if (value !== undefined && !(typeof value === "number" && value >= 0 && value < Infinity)) {
-        throw new TypeError(
-          `${where}: timeout must be a number of milliseconds (leave it out to wait forever), got ${
-            describeValue(value)
-          }`,
-        );
-      }
-    } else if (key === "propagate") {
-      throw new TypeError(
-        `${where} has no option "propagate" (Celery's get(propagate=False)): it throws a ` +
-          `task's failure as a TaskError; catch it, or read it without waiting with error()`,
-      );
-    } else if (!OPTION_NAMES.includes(key)) {
-      const near = closestName(key, OPTION_NAMES);
-      throw new TypeError(
-        `${where} has no option "${key}"${
-          near ? ` (did you mean "${near}"?)` : ""
-        }: the options are ${OPTION_NAMES.join(", ")}`,
-      );
-    }
-  }
-}
-
-function asExceptionInfo(v: unknown): ExceptionInfo {
-  const o = (v !== null && typeof v === "object" ? v : {}) as Partial<ExceptionInfo>;
-  // A stored result that is no exception dict (another tool's) is the message itself.
-  const msg = v !== null && typeof v !== "object" ? v : o.exc_message;
-  return {
-    exc_type: typeof o.exc_type === "string" ? o.exc_type : "Exception",
-    exc_message: Array.isArray(msg) ? msg : msg === undefined ? [] : [msg],
-    exc_module: typeof o.exc_module === "string" ? o.exc_module : "builtins",
-  };
-}
-
-/**
- * Turn a stored failure into a {@link TaskError}.
- *
- * @example
- * ```ts
- * import { taskErrorFromMeta } from "@celeriac/celeriac/protocol";
- * const err = taskErrorFromMeta({
- *   status: "FAILURE", task_id: "1", traceback: null, children: [], date_done: null,
- *   result: { exc_type: "ValueError", exc_message: ["boom"], exc_module: "builtins" },
- * });
- * // err.excType === "ValueError"
- * ```
- *
- * @param meta a meta in an exception state
- * @returns the error
- */
-export function taskErrorFromMeta(meta: ResultMeta): TaskError {
-  return new TaskError(meta.task_id, meta.status, asExceptionInfo(meta.result), meta.traceback);
 }
 
 /**

@@ -1,11 +1,12 @@
 /**
- * Errors a client catches when waiting for results.
+ * Errors a client catches when waiting for results, and
+ * {@link taskErrorFromMeta}, which makes a stored failure one.
  *
  * @module
  */
 
 import { jsonText } from "../protocol/json.ts";
-import type { ExceptionInfo, TaskState } from "../protocol/result_meta.ts";
+import type { ExceptionInfo, ResultMeta, TaskState } from "../protocol/result_meta.ts";
 
 /**
  * A task failed (or was revoked). Carries the exception as the worker stored
@@ -61,6 +62,37 @@ export class TaskError extends Error {
     this.excMessage = info.exc_message;
     this.traceback = traceback;
   }
+}
+
+function asExceptionInfo(v: unknown): ExceptionInfo {
+  const o = (v !== null && typeof v === "object" ? v : {}) as Partial<ExceptionInfo>;
+  // A stored result that is no exception dict (another tool's) is the message itself.
+  const msg = v !== null && typeof v !== "object" ? v : o.exc_message;
+  return {
+    exc_type: typeof o.exc_type === "string" ? o.exc_type : "Exception",
+    exc_message: Array.isArray(msg) ? msg : msg === undefined ? [] : [msg],
+    exc_module: typeof o.exc_module === "string" ? o.exc_module : "builtins",
+  };
+}
+
+/**
+ * Turn a stored failure into a {@link TaskError}.
+ *
+ * @example
+ * ```ts
+ * import { taskErrorFromMeta } from "@celeriac/celeriac/protocol";
+ * const err = taskErrorFromMeta({
+ *   status: "FAILURE", task_id: "1", traceback: null, children: [], date_done: null,
+ *   result: { exc_type: "ValueError", exc_message: ["boom"], exc_module: "builtins" },
+ * });
+ * // err.excType === "ValueError"
+ * ```
+ *
+ * @param meta a meta in an exception state
+ * @returns the error
+ */
+export function taskErrorFromMeta(meta: ResultMeta): TaskError {
+  return new TaskError(meta.task_id, meta.status, asExceptionInfo(meta.result), meta.traceback);
 }
 
 /**

@@ -7,12 +7,8 @@
 
 import { decodeGroupMeta, encodeGroupMeta, type ResultTuple } from "../protocol/signature.ts";
 import { READY_STATES } from "../protocol/result_meta.ts";
-import {
-  AsyncResult,
-  checkGetOptions,
-  type GetOptions,
-  type ResultSource,
-} from "./async_result.ts";
+import { AsyncResult, type ResultSource } from "./async_result.ts";
+import { checkGetOptions, type GetOptions } from "./get_options.ts";
 import type { RevokeOptions } from "./control.ts";
 import { TimeoutError } from "./errors.ts";
 import { waitSignal } from "./progress.ts";

@@ -7,7 +7,7 @@
  */
 
 import { pyIsoFormat } from "../protocol/time.ts";
-import { SIGNATURE_OPTION_NAMES, type SignatureOptions } from "./canvas/signature.ts";
+import { SIGNATURE_OPTION_NAMES, type SignatureOptions } from "./canvas/signature_options.ts";
 import type { ApplyOptions, TaskOptions } from "./task_options.ts";
 
 /**

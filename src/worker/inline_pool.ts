@@ -13,7 +13,7 @@ import { BatchRunner } from "./batch_runner.ts";
 import type { RunRequest } from "./executor.ts";
 import type { Pool, PoolEvents } from "./pool.ts";
 import { catchStrayErrors } from "./stray_errors.ts";
-import type { LeakedThread } from "./thread_leaks.ts";
+import type { LeakedThread } from "./leaked_threads.ts";
 import { logSoftTimeLimit, type TimeLimits, TimeLimitTimers } from "./time_limits.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);

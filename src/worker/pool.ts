@@ -11,7 +11,7 @@ import type { PublishTarget } from "../broker/port.ts";
 import type { Message } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
-import type { LeakedThread } from "./thread_leaks.ts";
+import type { LeakedThread } from "./leaked_threads.ts";
 
 /**
  * The most Web Workers a pool keeps, across its sandbox groups: each is a

@@ -20,7 +20,8 @@
  * reported at INFO, not counted. One found running
  * in every sample for its grace ({@link LEAK_GRACE_MS} by default; runnable, or having used
  * {@link SPINNING_BUSY} of a core since the last) is leaked: the worker reports it at WARNING and, at
- * `leakedThreadsRestart`, restarts (see `worker_options.ts`). Deno reads
+ * `leakedThreadsRestart`, restarts (see `worker_options.ts`,
+ * `leaked_threads.ts`). Deno reads
  * `/proc/<pid>/task` only when every permission is granted (`-A`); without
  * it, or off Linux, the pool cannot tell and says so at its first terminate.
  *
@@ -28,6 +29,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { LeakedThread } from "./leaked_threads.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
 
@@ -80,21 +82,6 @@ const SAMPLE_MS = 1000;
 const TICKS_PER_SECOND = 100;
 
 /**
- * Leaked threads at which a `Worker` stops itself by default
- * (`leakedThreadsRestart`): 0, it only reports them. A program running a
- * `Worker` has nothing that would start it again, and stopping does not end
- * the threads (only the process's exit does). The command line, which starts
- * its process over, defaults to 1 (`--leaked-threads-restart`).
- *
- * @example
- * ```ts
- * import { DEFAULT_LEAKED_THREADS_RESTART } from "@celeriac/celeriac/worker";
- * DEFAULT_LEAKED_THREADS_RESTART; // 0
- * ```
- */
-export const DEFAULT_LEAKED_THREADS_RESTART = 0;
-
-/**
  * A thread of this process, as `/proc` names it: its id and start time
  * (a thread id can be reused once the thread ended; with its start time it
  * cannot be mistaken).
@@ -110,116 +97,6 @@ export interface ThreadRef {
   tid: number;
   /** Its start time in clock ticks since boot (field 22 of its `stat`). */
   start: string;
-}
-
-/**
- * A Web Worker's thread still running after the Web Worker was terminated.
- *
- * @example
- * ```ts
- * import type { LeakedThread } from "@celeriac/celeriac/worker";
- * const leak: LeakedThread = {
- *   task: "tasks.spin", id: "5c0e…", tid: 4242, terminatedAt: Date.now(), cpuSeconds: 1, busy: 1,
- * };
- * ```
- */
-export interface LeakedThread {
-  /** The task whose hard time limit (or revoke with terminate) ended its Web Worker. */
-  task: string;
-  /** That task's id. */
-  id: string;
-  /** The thread's id. */
-  tid: number;
-  /** Unix milliseconds the Web Worker was terminated. */
-  terminatedAt: number;
-  /** CPU seconds the thread used since. */
-  cpuSeconds: number;
-  /** Share of a core it used when last looked at (0 to 1 and a little more). */
-  busy: number;
-}
-
-/**
- * Why a worker stopped itself: threads of terminated Web Workers still run,
- * as many as its `leakedThreadsRestart` (see the module documentation). Only
- * a new process gets their CPU back: the command line starts its process
- * over; a program running a {@link Worker} finds this in `worker.failure`.
- *
- * @example
- * ```ts
- * import { LeakedThreadsError } from "@celeriac/celeriac/worker";
- * const err = new LeakedThreadsError([
- *   { task: "tasks.spin", id: "5c0e…", tid: 4242, terminatedAt: 0, cpuSeconds: 3, busy: 1 },
- * ]);
- * err.code; // "LEAKED_THREADS"
- * ```
- */
-export class LeakedThreadsError extends Error {
-  /** Stable code for programmatic checks. */
-  readonly code: string = "LEAKED_THREADS";
-  /** The threads leaked when the worker stopped. */
-  readonly threads: LeakedThread[];
-
-  /**
-   * Describe the leaked threads.
-   *
-   * @param threads the threads leaked
-   */
-  constructor(threads: LeakedThread[]) {
-    super(
-      `${threads.length} thread(s) of terminated Web Workers still run (${
-        threads.map((t) => `${t.task}[${t.id}] thread ${t.tid}`).join(", ")
-      }): only a new process gets their CPU back`,
-    );
-    this.name = "LeakedThreadsError";
-    this.threads = threads;
-  }
-}
-
-/**
- * Log a leaked thread at WARNING, naming its task, with what the worker does
- * about it: `restart` (it restarts now), `stopping` (it already is), or
- * `report` (fewer leaked than its `leakedThreadsRestart`, or that is 0).
- *
- * @example
- * ```ts
- * import { logThreadLeak } from "./thread_leaks.ts";
- * const leak = { task: "tasks.spin", id: "5c0e…", tid: 4242, terminatedAt: Date.now(), cpuSeconds: 1, busy: 1 };
- * logThreadLeak(leak, 1, 0, "report");
- * ```
- *
- * @param leak the thread
- * @param count threads leaked now
- * @param restartAt the worker's `leakedThreadsRestart`
- * @param action what the worker does
- */
-export function logThreadLeak(
-  leak: LeakedThread,
-  count: number,
-  restartAt: number,
-  action: "restart" | "stopping" | "report",
-): void {
-  const what = action === "restart"
-    ? "restarting the worker (warm shutdown, then the same command) to get the CPU back"
-    : action === "stopping"
-    ? "the worker is stopping"
-    : restartAt > 0
-    ? `the worker restarts at ${restartAt} (--leaked-threads-restart, leakedThreadsRestart)`
-    : "only a restart of the worker gets the CPU back (--leaked-threads-restart, " +
-      "leakedThreadsRestart 0: it does not restart itself)";
-  log.warn(
-    "The thread {tid} of {task}[{id}] still runs {seconds} s after its Web Worker was " +
-      "terminated, keeping {percent} % of a core busy: Deno does not stop a synchronous loop " +
-      "(denoland/deno#35657). {count} thread(s) leaked; {what}",
-    {
-      tid: leak.tid,
-      task: leak.task,
-      id: leak.id,
-      seconds: Math.round((Date.now() - leak.terminatedAt) / 100) / 10,
-      percent: Math.round(leak.busy * 100),
-      count,
-      what,
-    },
-  );
 }
 
 interface Sample {

@@ -83,7 +83,7 @@ import {
   type LeakedThread,
   LeakedThreadsError,
   logThreadLeak,
-} from "./thread_leaks.ts";
+} from "./leaked_threads.ts";
 import type { WorkerOptions } from "./worker_options.ts";
 import { countStats, type WorkerStats, zeroStats } from "./worker_stats.ts";
 import { WorkerState } from "./worker_state.ts";
