@@ -4,6 +4,8 @@
  * doubling to 2 s, instead of reconnecting in a tight loop, and the cause is
  * logged once at warning level with what to change; once every watcher waits
  * again an info line says so, and a later episode is warned about again.
+ * A connect refused is a connection failure (a take rides it out), not the
+ * server's error reply.
  */
 
 import assert from "node:assert/strict";
@@ -12,6 +14,9 @@ import { openRedisBroker } from "../src/broker/redis.ts";
 import { captureLogs, logLine } from "./helpers/logs.ts";
 import { PrivateRedis } from "./helpers/private_redis.ts";
 import { rawRedis } from "./helpers/redis.ts";
+import { BrokerConnectionError } from "../src/broker/errors.ts";
+import { RedisConnectionError, RespConnection } from "../src/broker/resp_connection.ts";
+import { respFailure } from "../src/broker/resp_scripts.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 /** A field of `INFO section` as a number. */
@@ -119,6 +124,35 @@ Deno.test({
     await reset();
     await raw.config("SET", "maxclients", "10000");
     await broker.close();
+    raw.disconnect();
+    await server.close();
+  }
+});
+
+Deno.test({
+  name: "redis maxclients: a connect refused at maxclients fails as a connection, not a reply",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const server = await PrivateRedis.start();
+  const raw = await rawRedis(server.url);
+  // As the consume connection's reconnect attempts: a take's command joins one (or opens it).
+  const conn = new RespConnection({ host: "127.0.0.1", port: server.port, label: server.url });
+  try {
+    const connected = await info(raw, "clients", "connected_clients");
+    await raw.config("SET", "maxclients", String(connected));
+    const err = await conn.command(["PING"]).then(() => null, (e: Error) => e);
+    // It was the server's error reply: a take rejected with it instead of riding the refusal
+    // out (an unhandled rejection in a caller that did not expect it).
+    assert.ok(err instanceof RedisConnectionError, `${err?.name}: ${err?.message}`);
+    assert.match(err.message, /refused the connection: ERR max number of clients reached$/);
+    const failure = respFailure(err, server.url);
+    assert.ok(failure instanceof BrokerConnectionError);
+    assert.ok(failure.transient);
+    assert.match(failure.message, /refuses new connections: maxclients are connected/);
+    assert.match(failure.message, /Raise its maxclients \(CONFIG SET maxclients N/);
+  } finally {
+    await conn.close(0);
+    await raw.config("SET", "maxclients", "10000");
     raw.disconnect();
     await server.close();
   }
