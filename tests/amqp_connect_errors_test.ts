@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { openBroker } from "../protocol.ts";
 import { BrokerConnectionError } from "../src/broker/errors.ts";
 import { Celery } from "../mod.ts";
-import { createVhost, RABBITMQ_URL, rabbitmqctl } from "./helpers/rabbitmq.ts";
+import { createVhost, RABBITMQ_URL, setPermissions } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
 const test = (name: string, fn: () => Promise<void>) =>
@@ -53,7 +53,7 @@ test("a wrong password says the login was refused and is not retried", async () 
 
 test("a declaration the user may not make says which permission to grant, and how", async () => {
   const vhost = await createVhost("noconf");
-  await rabbitmqctl("set_permissions", "-p", vhost.name, base.username, "^$", ".*", ".*");
+  await setPermissions(vhost.name, base.username, "^$", ".*", ".*");
   const app = new Celery({ broker: vhost.url(), backend: null });
   try {
     await assert.rejects(

@@ -1,6 +1,8 @@
 /**
  * RabbitMQ helpers for tests: a virtual host of their own per test file
- * (created and deleted with `rabbitmqctl`), and what the server declared.
+ * (created and deleted through the management plugin's HTTP API when it answers,
+ * else with `rabbitmqctl`, which boots an Erlang VM: ~1 s of CPU a call), and what
+ * the server declared.
  */
 
 /** The RabbitMQ server tests use (CELERIAC_TEST_RABBITMQ overrides); its vhost is ignored. */
@@ -18,6 +20,64 @@ export async function rabbitmqctl(...args: string[]): Promise<string> {
   return text;
 }
 
+/**
+ * The management plugin's HTTP API (CELERIAC_TEST_RABBITMQ_API overrides; `.ci/run` enables
+ * the plugin). Asked once per test file; `undefined` when it does not answer.
+ */
+const MANAGEMENT_API = Deno.env.get("CELERIAC_TEST_RABBITMQ_API") ?? "http://127.0.0.1:15672/api";
+let management: Promise<string | undefined> | undefined;
+
+function managementApi(): Promise<string | undefined> {
+  management ??= (async () => {
+    try {
+      const res = await fetch(`${MANAGEMENT_API}/overview`, {
+        headers: { authorization: authorization() },
+        signal: AbortSignal.timeout(2_000),
+      });
+      await res.body?.cancel();
+      return res.ok ? MANAGEMENT_API : undefined;
+    } catch {
+      return undefined;
+    }
+  })();
+  return management;
+}
+
+function authorization(): string {
+  const base = new URL(RABBITMQ_URL);
+  const user = decodeURIComponent(base.username || "guest");
+  const pass = decodeURIComponent(base.password || "guest");
+  return `Basic ${btoa(`${user}:${pass}`)}`;
+}
+
+/** One management API call; throws with the server's answer unless it succeeds. */
+async function manage(api: string, method: string, path: string, body?: unknown): Promise<void> {
+  const res = await fetch(`${api}${path}`, {
+    method,
+    headers: { authorization: authorization(), "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`RabbitMQ management ${method} ${path}: ${res.status} ${text}`);
+}
+
+/** Grant `user` configure/write/read permissions matching these patterns on `vhost`. */
+export async function setPermissions(
+  vhost: string,
+  user: string,
+  configure: string,
+  write: string,
+  read: string,
+): Promise<void> {
+  const api = await managementApi();
+  if (api === undefined) {
+    await rabbitmqctl("set_permissions", "-p", vhost, user, configure, write, read);
+    return;
+  }
+  const path = `/permissions/${encodeURIComponent(vhost)}/${encodeURIComponent(user)}`;
+  await manage(api, "PUT", path, { configure, write, read });
+}
+
 /** A virtual host of the test's own, with full permissions for `guest`. */
 export interface TestVhost {
   /** Its name. */
@@ -31,8 +91,10 @@ export interface TestVhost {
 /** Create a virtual host `celeriac-test-<label>-<random>`. */
 export async function createVhost(label: string): Promise<TestVhost> {
   const name = `celeriac-test-${label}-${crypto.randomUUID().slice(0, 8)}`;
-  await rabbitmqctl("add_vhost", name);
-  await rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*");
+  const api = await managementApi();
+  if (api === undefined) await rabbitmqctl("add_vhost", name);
+  else await manage(api, "PUT", `/vhosts/${encodeURIComponent(name)}`);
+  await setPermissions(name, "guest", ".*", ".*", ".*");
   const base = new URL(RABBITMQ_URL);
   return {
     name,
@@ -41,7 +103,9 @@ export async function createVhost(label: string): Promise<TestVhost> {
         query ? `?${query}` : ""
       }`,
     remove: async () => {
-      await rabbitmqctl("delete_vhost", name);
+      const api = await managementApi();
+      if (api === undefined) await rabbitmqctl("delete_vhost", name);
+      else await manage(api, "DELETE", `/vhosts/${encodeURIComponent(name)}`);
     },
   };
 }
