@@ -62,12 +62,8 @@ function json(ran: Ran): unknown {
   }
 }
 
-Deno.test({
-  name: "cli: call, result, inspect, control, status, report and events --dump",
-  ignore: WITHOUT_REDIS,
-}, async () => {
-  const worker = await celeriacWorker([...APP, "-Q", QUEUE, "-c", "1", "-n", "clitest@%h", "-E"]);
-  const node = worker.output.match(/(clitest@\S+) ready/)![1];
+/** call, result, inspect, control, status, report and events --dump against the worker `node`. */
+async function commands(node: string): Promise<void> {
   const dump = Proc.start("events --dump", Deno.execPath(), [
     "run",
     "-A",
@@ -143,21 +139,16 @@ Deno.test({
   } finally {
     await status; // a failure above must not leave it running
     await dump.stop("SIGINT");
-    await worker.stop();
   }
-});
+}
 
 async function tmux(...args: string[]): Promise<{ code: number; out: string }> {
   const o = await new Deno.Command("tmux", { args, stdout: "piped", stderr: "piped" }).output();
   return { code: o.code, out: new TextDecoder().decode(o.stdout) };
 }
 
-Deno.test({
-  name: "cli: the live events view under tmux shows workers and tasks; q quits",
-  ignore: WITHOUT_REDIS,
-}, async () => {
-  const worker = await celeriacWorker([...APP, "-Q", QUEUE, "-c", "1", "-n", "clitmux@%h", "-E"]);
-  const node = worker.output.match(/(clitmux@\S+) ready/)![1];
+/** The live events view under tmux shows the worker `node` and a task; q quits. */
+async function liveView(node: string): Promise<void> {
   const session = `celeriac-events-${crypto.randomUUID().slice(0, 8)}`;
   const command = [Deno.execPath(), "run", "-A", "worker.ts", "events", ...APP]
     .map((a) => `'${a}'`).join(" ");
@@ -186,6 +177,29 @@ Deno.test({
     assert.notEqual((await tmux("has-session", "-t", session)).code, 0, "q ends the view");
   } finally {
     await tmux("kill-session", "-t", session);
+  }
+}
+
+Deno.test({
+  name: "cli: the monitoring commands and the live events view, against one worker",
+  ignore: WITHOUT_REDIS,
+}, async (t) => {
+  // One worker for both (its start and stop cost more than the view): the test stops it, so its
+  // sanitizers still see it closed; the steps' own are off, the worker's output read on.
+  const worker = await celeriacWorker([...APP, "-Q", QUEUE, "-c", "1", "-n", "clitest@%h", "-E"]);
+  const node = worker.output.match(/(clitest@\S+) ready/)![1];
+  const step = (name: string, fn: () => Promise<void>) =>
+    t.step({ name, fn, sanitizeOps: false, sanitizeResources: false });
+  try {
+    await step(
+      "call, result, inspect, control, status, report and events --dump",
+      () => commands(node),
+    );
+    await step(
+      "the live events view under tmux shows workers and tasks; q quits",
+      () => liveView(node),
+    );
+  } finally {
     await worker.stop();
   }
 });

@@ -15,7 +15,8 @@ import { Celery, Control } from "../mod.ts";
 import type { Broker } from "../protocol.ts";
 import { stallAfterBroadcast, wrapBroker } from "./helpers/broker_wraps.ts";
 import { celeriacWorker } from "./helpers/procs.ts";
-import { redisAndKv, withWorker } from "./helpers/worker.ts";
+import { redisAndKv, type Transport, withWorker } from "./helpers/worker.ts";
+import type { Worker } from "../src/worker/worker.ts";
 
 const { transports, cleanup } = await redisAndKv("replies");
 
@@ -27,70 +28,111 @@ function slowSubscribe(broker: Broker, ms: number): Broker {
   });
 }
 
-for (const t of transports) {
-  Deno.test(`replies on ${t.name}: inspect, ping and call return typed replies by node`, async () => {
+/** Run `cases` as the steps of one test of `t`, on one worker they share. */
+function onOneWorker(
+  t: Transport,
+  cases: [string, (client: Celery, worker: Worker) => Promise<void>][],
+): void {
+  // A worker's start and stop cost more than most cases: the test stops it, so its sanitizers
+  // still see everything it opened closed; the steps' own are off (the worker outlives them).
+  Deno.test(`replies on ${t.name}: cases on one worker`, async (ctx) => {
     await withWorker(t, { hostname: `replies-${t.name}@%h` }, async (client, worker) => {
-      const slow = await client.sendTask("t.slow", [3000]);
-      const later = await client.sendTask("t.add", [1, 2], { countdown: 300 });
-      const inspect = client.control.inspect({ timeout: 3, destination: [worker.hostname] });
-      let active = await inspect.active();
-      for (let i = 0; i < 50 && !active[worker.hostname]?.length; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        active = await inspect.active();
+      for (const [name, fn] of cases) {
+        await ctx.step({
+          name,
+          fn: () => fn(client, worker),
+          sanitizeOps: false,
+          sanitizeResources: false,
+        });
       }
-      assert.deepEqual(Object.keys(active), [worker.hostname]);
-      const [running] = active[worker.hostname];
-      assert.equal(running.id, slow.id);
-      assert.equal(running.name, "t.slow");
-      assert.deepEqual(running.args, [3000]);
-      assert.equal(running.worker_pid, Deno.pid);
-
-      const safe = await inspect.active({ safe: true });
-      assert.equal(safe[worker.hostname][0].args, "(3000,)");
-
-      const scheduled = await inspect.scheduled();
-      assert.equal(scheduled[worker.hostname][0].request.id, later.id);
-      const query = await inspect.queryTask(slow.id, later.id, "unknown-id");
-      assert.deepEqual(Object.keys(query[worker.hostname]).sort(), [slow.id, later.id].sort());
-      assert.equal(query[worker.hostname][later.id][0], "scheduled");
-
-      const stats = (await inspect.stats())[worker.hostname];
-      assert.equal(stats.pid, Deno.pid);
-      assert.ok((stats.total as Record<string, number>)["t.slow"] >= 1);
-      assert.equal((await inspect.ping())[worker.hostname].ok, "pong");
-      assert.equal(typeof (await inspect.clock())[worker.hostname].clock, "number");
-      assert.ok((await inspect.registered())[worker.hostname].includes("t.add"));
-      assert.deepEqual(
-        (await inspect.activeQueues())[worker.hostname].map((q) => q.name),
-        worker.queues,
-      );
-
-      const pongs = await client.control.ping({ timeout: 3, destination: [worker.hostname] });
-      assert.deepEqual(pongs, [{ [worker.hostname]: { ok: "pong" } }]);
-      assert.deepEqual(
-        await client.control.broadcast("no_such_command", {}, {
-          reply: true,
-          timeout: 3,
-          destination: [worker.hostname],
-        }),
-        [{ [worker.hostname]: { error: "KeyError('no_such_command')" } }],
-      );
-      assert.deepEqual(
-        await client.control.call("enable_events", {}, {
-          timeout: 3,
-          destination: [worker.hostname],
-        }),
-        [{ [worker.hostname]: { ok: "task events enabled" } }],
-      );
-      // limit: the call ends at the first reply, not at its 60 s timeout
-      const asked = performance.now();
-      assert.deepEqual(
-        await client.control.revoke(later.id, { reply: true, timeout: 60, limit: 1 }),
-        [{ [worker.hostname]: { ok: `tasks ${later.id} flagged as revoked` } }],
-      );
-      assert.ok(performance.now() - asked < 30_000, "the wait ended at the limit");
     });
   });
+}
+
+/** The cases of `onOneWorker`. */
+const workerCases: [string, (client: Celery, worker: Worker) => Promise<void>][] = [
+  ["inspect, ping and call return typed replies by node", async (client, worker) => {
+    const slow = await client.sendTask("t.slow", [3000]);
+    const later = await client.sendTask("t.add", [1, 2], { countdown: 300 });
+    const inspect = client.control.inspect({ timeout: 3, destination: [worker.hostname] });
+    let active = await inspect.active();
+    for (let i = 0; i < 50 && !active[worker.hostname]?.length; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      active = await inspect.active();
+    }
+    assert.deepEqual(Object.keys(active), [worker.hostname]);
+    const [running] = active[worker.hostname];
+    assert.equal(running.id, slow.id);
+    assert.equal(running.name, "t.slow");
+    assert.deepEqual(running.args, [3000]);
+    assert.equal(running.worker_pid, Deno.pid);
+
+    const safe = await inspect.active({ safe: true });
+    assert.equal(safe[worker.hostname][0].args, "(3000,)");
+
+    const scheduled = await inspect.scheduled();
+    assert.equal(scheduled[worker.hostname][0].request.id, later.id);
+    const query = await inspect.queryTask(slow.id, later.id, "unknown-id");
+    assert.deepEqual(Object.keys(query[worker.hostname]).sort(), [slow.id, later.id].sort());
+    assert.equal(query[worker.hostname][later.id][0], "scheduled");
+
+    const stats = (await inspect.stats())[worker.hostname];
+    assert.equal(stats.pid, Deno.pid);
+    assert.ok((stats.total as Record<string, number>)["t.slow"] >= 1);
+    assert.equal((await inspect.ping())[worker.hostname].ok, "pong");
+    assert.equal(typeof (await inspect.clock())[worker.hostname].clock, "number");
+    assert.ok((await inspect.registered())[worker.hostname].includes("t.add"));
+    assert.deepEqual(
+      (await inspect.activeQueues())[worker.hostname].map((q) => q.name),
+      worker.queues,
+    );
+
+    const pongs = await client.control.ping({ timeout: 3, destination: [worker.hostname] });
+    assert.deepEqual(pongs, [{ [worker.hostname]: { ok: "pong" } }]);
+    assert.deepEqual(
+      await client.control.broadcast("no_such_command", {}, {
+        reply: true,
+        timeout: 3,
+        destination: [worker.hostname],
+      }),
+      [{ [worker.hostname]: { error: "KeyError('no_such_command')" } }],
+    );
+    assert.deepEqual(
+      await client.control.call("enable_events", {}, {
+        timeout: 3,
+        destination: [worker.hostname],
+      }),
+      [{ [worker.hostname]: { ok: "task events enabled" } }],
+    );
+    // limit: the call ends at the first reply, not at its 60 s timeout
+    const asked = performance.now();
+    assert.deepEqual(
+      await client.control.revoke(later.id, { reply: true, timeout: 60, limit: 1 }),
+      [{ [worker.hostname]: { ok: `tasks ${later.id} flagged as revoked` } }],
+    );
+    assert.ok(performance.now() - asked < 30_000, "the wait ended at the limit");
+  }],
+  ["a node that never answers ends the call at its timeout", async (client, worker) => {
+    const started = performance.now();
+    const replies = await client.control.ping({
+      timeout: 2,
+      destination: [worker.hostname, "died-mid-collect@nowhere"],
+    });
+    const waited = performance.now() - started;
+    assert.deepEqual(replies, [{ [worker.hostname]: { ok: "pong" } }]);
+    assert.ok(waited >= 1900 && waited < 10_000, `waited ${waited} ms for the second node`);
+  }],
+  ["the timeout counts from the request sent, not from a slow set-up", async (client, worker) => {
+    // The reply queue takes 1.5 s to set up, longer than the 1 s timeout.
+    const control = new Control(async () => slowSubscribe(await client.broker(), 1500));
+    assert.deepEqual(await control.ping({ timeout: 1, destination: [worker.hostname] }), [
+      { [worker.hostname]: { ok: "pong" } },
+    ]);
+  }],
+];
+
+for (const t of transports) {
+  onOneWorker(t, workerCases);
 
   Deno.test(`replies on ${t.name}: no worker online resolves empty at the timeout`, async () => {
     const app = new Celery({ broker: t.broker, backend: t.backend });
@@ -107,19 +149,6 @@ for (const t of transports) {
     } finally {
       await app.close();
     }
-  });
-
-  Deno.test(`replies on ${t.name}: a node that never answers ends the call at its timeout`, async () => {
-    await withWorker(t, { hostname: `alive-${t.name}@%h` }, async (client, worker) => {
-      const started = performance.now();
-      const replies = await client.control.ping({
-        timeout: 2,
-        destination: [worker.hostname, "died-mid-collect@nowhere"],
-      });
-      const waited = performance.now() - started;
-      assert.deepEqual(replies, [{ [worker.hostname]: { ok: "pong" } }]);
-      assert.ok(waited >= 1900 && waited < 10_000, `waited ${waited} ms for the second node`);
-    });
   });
 
   Deno.test(`replies on ${t.name}: a malformed reply is skipped, a good one kept`, async () => {
@@ -145,18 +174,6 @@ for (const t of transports) {
       stop.abort();
       await app.close();
     }
-  });
-}
-
-for (const t of transports) {
-  Deno.test(`replies on ${t.name}: the timeout counts from the request sent, not from a slow set-up`, async () => {
-    await withWorker(t, { hostname: `slowsub-${t.name}@%h` }, async (client, worker) => {
-      // The reply queue takes 1.5 s to set up, longer than the 1 s timeout.
-      const control = new Control(async () => slowSubscribe(await client.broker(), 1500));
-      assert.deepEqual(await control.ping({ timeout: 1, destination: [worker.hostname] }), [
-        { [worker.hostname]: { ok: "pong" } },
-      ]);
-    });
   });
 }
 

@@ -135,12 +135,8 @@ function hang(p: RedisProcess): void {
   p.child.kill("SIGSTOP");
 }
 
-Deno.test({
-  name: "redis sentinel: a hung master fails publishes and result reads after ?socket_timeout=",
-  ignore: WITHOUT_REDIS,
-  sanitizeOps: false,
-  sanitizeResources: false,
-}, async () => {
+/** Redis sentinel: a hung master fails publishes and result reads after ?socket_timeout=. */
+async function sentinelHung(): Promise<void> {
   const servers = await privateServers("sentinel-hung", async (s) => {
     await s.redis(0);
     await s.sentinel(1, "m1", 0);
@@ -166,7 +162,7 @@ Deno.test({
     await Promise.allSettled([broker.close(), backend.close()]);
     await servers.stop();
   }
-});
+}
 
 /** Wait until every Sentinel of a {@link failoverSet} names the replica as the master. */
 function replicaPromoted(base: number): Promise<void> {
@@ -179,12 +175,8 @@ function replicaPromoted(base: number): Promise<void> {
   }, 30_000);
 }
 
-Deno.test({
-  name: "redis sentinel: after a hung master's failover, commands go to the promoted replica",
-  ignore: WITHOUT_REDIS,
-  sanitizeOps: false,
-  sanitizeResources: false,
-}, async () => {
+/** Redis sentinel: after a hung master's failover, commands go to the promoted replica. */
+async function sentinelHungFailover(): Promise<void> {
   const servers = await failoverSet("sentinel-hung-failover");
   const base = servers.base;
   const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3}/0` +
@@ -214,15 +206,10 @@ Deno.test({
     await broker.close().catch(() => {});
     await servers.stop();
   }
-});
+}
 
-Deno.test({
-  name: "redis sentinel: a result waited for while the master hangs and fails over reaches the " +
-    "client",
-  ignore: WITHOUT_REDIS,
-  sanitizeOps: false,
-  sanitizeResources: false,
-}, async () => {
+/** Redis sentinel: a result waited for while the master hangs and fails over reaches the client. */
+async function sentinelHungResult(): Promise<void> {
   const servers = await failoverSet("sentinel-hung-result");
   const base = servers.base;
   const url = `sentinel://127.0.0.1:${base + 2};sentinel://127.0.0.1:${base + 3}/0` +
@@ -261,14 +248,10 @@ Deno.test({
     await Promise.allSettled([waiting.close(), storer?.close()]);
     await servers.stop();
   }
-});
+}
 
-Deno.test({
-  name: "redis cluster: a hung master fails the publishes to its slots after ?socket_timeout=",
-  ignore: WITHOUT_REDIS,
-  sanitizeOps: false,
-  sanitizeResources: false,
-}, async () => {
+/** Redis cluster: a hung master fails the publishes to its slots after ?socket_timeout=. */
+async function clusterHung(): Promise<void> {
   const servers = await privateServers("cluster-hung", (s) => s.cluster({ nodes: 3 }));
   const base = servers.base;
   const url = `redis+cluster://127.0.0.1:${base},127.0.0.1:${base + 1}` +
@@ -290,4 +273,40 @@ Deno.test({
     await broker.close().catch(() => {});
     await servers.stop();
   }
+}
+
+Deno.test({
+  name: "redis sentinel and cluster, hung masters (4 cases at once): publishes and result reads " +
+    "fail after ?socket_timeout=; after a failover commands and a waited-for result reach the " +
+    "promoted replica",
+  ignore: WITHOUT_REDIS,
+  // The commands left unanswered are dropped with the connections.
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  // Each case has servers of its own and waits on its own timeouts and failover: they run at once.
+  const cases: [string, () => Promise<void>][] = [
+    [
+      "redis sentinel: a hung master fails publishes and result reads after ?socket_timeout=",
+      sentinelHung,
+    ],
+    [
+      "redis sentinel: after a hung master's failover, commands go to the promoted replica",
+      sentinelHungFailover,
+    ],
+    [
+      "redis sentinel: a result waited for while the master hangs and fails over reaches the client",
+      sentinelHungResult,
+    ],
+    [
+      "redis cluster: a hung master fails the publishes to its slots after ?socket_timeout=",
+      clusterHung,
+    ],
+  ];
+  const outcomes = await Promise.allSettled(cases.map(([, run]) => run()));
+  outcomes.forEach((o, i) => {
+    if (o.status === "rejected") {
+      throw new Error(`the case "${cases[i][0]}" failed`, { cause: o.reason });
+    }
+  });
 });

@@ -24,7 +24,7 @@ import { PrivateRedis } from "./helpers/private_redis.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_RABBITMQ, WITHOUT_REDIS } from "./helpers/services.ts";
-import { withWorker } from "./helpers/worker.ts";
+import { withAppWorker, withWorker } from "./helpers/worker.ts";
 import { until } from "./helpers/waits.ts";
 
 const TASKS = 40;
@@ -74,23 +74,51 @@ function brokerCases(label: string, query: string): Case[] {
   ];
 }
 
+const APP_MODULE = new URL("./apps/worker_app.ts", import.meta.url).href;
+
 /**
  * Start a worker on `c`'s broker with a private Redis as its backend, run
- * `fn`, then clean up both.
+ * `fn`, then clean up both. The worker's app is the test app imported anew
+ * under a query of the case's own, so that cases on other brokers can run
+ * at the same time (each configures and closes an app of its own).
  */
 async function onBroker(
   c: Case,
   fn: (client: Celery, worker: Worker, backend: PrivateRedis) => Promise<void>,
 ): Promise<void> {
+  const module = `${APP_MODULE}?broker-case=${c.name}-${crypto.randomUUID().slice(0, 8)}`;
+  const { app } = await import(module) as { app: Celery };
   const backend = await PrivateRedis.start();
   const broker = await c.broker();
   try {
-    const t = { broker: broker.url, backend: backend.url };
-    await withWorker(t, {}, (client, worker) => fn(client, worker, backend));
+    const config = { broker: broker.url, backend: backend.url };
+    const queue = `wq-${crypto.randomUUID().slice(0, 8)}`;
+    await withAppWorker(
+      app,
+      module,
+      config,
+      { prefetch: 4 },
+      (client, worker) => fn(client, worker, backend),
+      queue,
+    );
   } finally {
     await broker.cleanup();
     await backend.close();
   }
+}
+
+/**
+ * Run `run` on each of `cases` not ignored, all at once: each has its own
+ * broker, backend, app and worker. A failure names its broker.
+ */
+async function onEachBroker(cases: Case[], run: (c: Case) => Promise<void>): Promise<void> {
+  const active = cases.filter((c) => !c.ignore);
+  const outcomes = await Promise.allSettled(active.map(run));
+  outcomes.forEach((o, i) => {
+    if (o.status === "rejected") {
+      throw new Error(`the ${active[i].name} broker's case failed`, { cause: o.reason });
+    }
+  });
 }
 
 /** Kill `backend` for 5 s, checking the worker takes at most `MOST_TAKEN` messages meanwhile. */
@@ -105,24 +133,27 @@ async function takesLittleWhileDown(worker: Worker, backend: PrivateRedis): Prom
   await backend.up();
 }
 
-for (const c of brokerCases("backend-down", "visibility_timeout=2")) {
-  Deno.test({
-    name: `${c.name} broker, result backend down: no take beyond prefetch, no task run twice`,
-    ignore: c.ignore,
-  }, async () => {
-    await onBroker(c, async (client, worker, backend) => {
-      for (let i = 0; i < TASKS; i++) await client.sendTask("t.slow_late", [50]);
-      await until("two tasks done", () => worker.stats.succeeded >= 2);
-      await takesLittleWhileDown(worker, backend);
-      await until("every task done", () => worker.stats.succeeded >= TASKS, 60_000);
-      // Time for a redelivery to show up.
-      await new Promise((r) => setTimeout(r, 3000));
-      // Before: redelivered after the visibility timeout and run again on Redis and KV.
-      assert.equal(worker.stats.succeeded, TASKS, "each task ran once");
-      assert.equal(worker.stats.received, TASKS, "each message received once");
-    });
-  });
-}
+Deno.test({
+  name: "redis, kv and rabbitmq brokers (at once), result backend down: no take beyond " +
+    "prefetch, no task run twice",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  await onEachBroker(
+    brokerCases("backend-down", "visibility_timeout=2"),
+    (c) =>
+      onBroker(c, async (client, worker, backend) => {
+        for (let i = 0; i < TASKS; i++) await client.sendTask("t.slow_late", [50]);
+        await until("two tasks done", () => worker.stats.succeeded >= 2);
+        await takesLittleWhileDown(worker, backend);
+        await until("every task done", () => worker.stats.succeeded >= TASKS, 60_000);
+        // Time for a redelivery to show up.
+        await new Promise((r) => setTimeout(r, 3000));
+        // Before: redelivered after the visibility timeout and run again on Redis and KV.
+        assert.equal(worker.stats.succeeded, TASKS, "each task ran once");
+        assert.equal(worker.stats.received, TASKS, "each message received once");
+      }),
+  );
+});
 
 /**
  * The backend's writes are paused before it is killed, so that each result
@@ -193,13 +224,14 @@ Deno.test({
 /** Sent by the early acknowledgement test, each killing its Web Worker. */
 const EARLY_TASKS = 60;
 
-for (const c of brokerCases("backend-down-early", "").filter((c) => c.name !== "kv")) {
-  Deno.test({
-    name:
-      `${c.name} broker, early ack, result backend down: lost Web Workers' failures keep their slots`,
-    ignore: c.ignore,
-  }, async () => {
-    await onBroker(c, async (client, worker, backend) => {
+Deno.test({
+  name: "redis and rabbitmq brokers (at once), early ack, result backend down: lost Web " +
+    "Workers' failures keep their slots",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const cases = brokerCases("backend-down-early", "").filter((c) => c.name !== "kv");
+  await onEachBroker(cases, (c) =>
+    onBroker(c, async (client, worker, backend) => {
       const sent: AsyncResult[] = [];
       // Each kills its Web Worker (an unhandled error there): failed with WorkerLostError.
       for (let i = 0; i < EARLY_TASKS; i++) sent.push(await client.sendTask("t.crash", []));
@@ -212,6 +244,5 @@ for (const c of brokerCases("backend-down-early", "").filter((c) => c.name !== "
       });
       // Tasks handed to a dying Web Worker but not started there are put back (received again).
       assert.equal(worker.stats.failed, EARLY_TASKS, "each task failed once, none ran twice");
-    });
-  });
-}
+    }));
+});
