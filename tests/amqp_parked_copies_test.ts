@@ -54,17 +54,22 @@ async function parkTwo(
   }
 }
 
-/** Take and acknowledge what is in `q` until it stays empty for a second; how many. */
-async function drain(broker: AmqpBroker, q: string): Promise<number> {
+/**
+ * Take and acknowledge `expected` messages from `q` (waiting for each as long as it takes, not
+ * taking a quiet second for an empty queue), then what the queue still has; how many in all.
+ */
+async function drain(broker: AmqpBroker, q: string, expected: number): Promise<number> {
   let n = 0;
-  while (true) {
-    const got = await broker.take([q], { max: 10, signal: AbortSignal.timeout(1_000) }).catch(
-      () => [],
-    );
-    if (got.length === 0) return n;
+  while (n < expected) {
+    const got = await broker.take([q], { max: expected - n, signal: AbortSignal.timeout(30_000) });
     n += got.length;
     await broker.ack(got);
   }
+  const extra = await broker.queueDepth(q) > 0
+    ? await broker.take([q], { max: 10, signal: AbortSignal.timeout(30_000) })
+    : [];
+  await broker.ack(extra);
+  return n + extra.length;
 }
 
 Deno.test({
@@ -81,7 +86,7 @@ Deno.test({
       "the second has nothing left to move",
     );
     assert.equal(await broker.countParked(), 0, "the second copy dropped");
-    assert.equal(await drain(broker, q), 1, "back in its queue once");
+    assert.equal(await drain(broker, q, 1), 1, "back in its queue once");
   });
 });
 
@@ -98,7 +103,7 @@ Deno.test({
       assert.equal((await broker.listParked()).length, 2, "both listed");
       assert.equal(await broker.requeueParked(), 2, "both moved");
       assert.equal(await broker.countParked(), 0, "none left parked");
-      assert.equal(await drain(broker, q), 2, "both back in their queue");
+      assert.equal(await drain(broker, q, 2), 2, "both back in their queue");
     },
   );
 });
@@ -140,4 +145,89 @@ Deno.test("amqp parked copies: a park id ignores what a redelivery changes and k
   );
   assert.notEqual(await parkId(m, { ...from, queue: "other" }), id, "another queue");
   assert.equal(await parkId(m, { ...from, taskId: null }), null, "none without a task id");
+});
+
+Deno.test({
+  name:
+    "amqp parked copies: a requeued message parked again is not a copy of the one it was moved from",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: both parks had one park id, so a requeue that moved the first and then met the second
+  // (after a lost connection made it read again) dropped it as a duplicate: the task was nowhere.
+  const vhost = await createVhost("copies-again");
+  const broker = await openAmqpBroker(vhost.url(), {});
+  try {
+    const id = `again-${crypto.randomUUID()}`;
+    const q = uniqueQueue("copies-again");
+    const m = encodeTaskMessage({
+      task: "t.nope",
+      id,
+      args: [1],
+      kwargs: {},
+      now: new Date(0),
+      origin: "x",
+      replyTo: "",
+    });
+    const parkOnce = async (reason: string) => {
+      const taken = await broker.take([q], { max: 1, signal: AbortSignal.timeout(10_000) });
+      assert.equal(taken.length, 1);
+      await broker.reject(taken.map((delivery) => ({ delivery, reason, taskId: id })));
+      const [listed] = await broker.listParked();
+      return listed.id;
+    };
+    await broker.publish(m, { routingKey: q });
+    const first = await parkOnce("poison");
+    assert.equal(await broker.requeueParked(), 1);
+    const second = await parkOnce("poison again");
+    assert.notEqual(second, first, "the second park is another message's");
+  } finally {
+    await broker.close();
+    await vhost.remove();
+  }
+});
+
+Deno.test({
+  name:
+    "amqp parked copies: a requeue of one reads ten more, not the whole queue; a copy further on stays parked",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: a requeue read every parked message whatever its limit (seconds per requeue of one at
+  // 20,000 parked, each held unacknowledged meanwhile), so it dropped the copy 16 places on (15 !== 16).
+  const vhost = await createVhost("copies-window");
+  const broker = await openAmqpBroker(vhost.url(), {});
+  try {
+    const q = uniqueQueue("copies-window");
+    const message = (id: string) =>
+      encodeTaskMessage({
+        task: "t.nope",
+        id,
+        args: [1],
+        kwargs: {},
+        now: new Date(0),
+        origin: "x",
+        replyTo: "",
+      });
+    const ids = ["twice", ...Array.from({ length: 15 }, (_, i) => `filler-${i}`), "twice"];
+    for (const id of ids) await broker.publish(message(id), { routingKey: q });
+    const taken = [];
+    while (taken.length < ids.length) {
+      taken.push(
+        ...await broker.take([q], {
+          max: ids.length - taken.length,
+          signal: AbortSignal.timeout(10_000),
+        }),
+      );
+    }
+    await broker.reject(
+      taken.map((delivery) => ({ delivery, reason: "r", taskId: String(delivery.headers.id) })),
+    );
+    assert.equal(await broker.countParked(), 17);
+    assert.equal(await broker.requeueParked({ limit: 1 }), 1, "the first copy moved");
+    assert.equal(await broker.countParked(), 16, "the copy past the window stays parked");
+    const listed = await broker.listParked();
+    assert.equal(listed.at(-1)?.taskId, "twice", "last in line");
+  } finally {
+    await broker.close();
+    await vhost.remove();
+  }
 });

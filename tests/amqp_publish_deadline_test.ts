@@ -77,3 +77,37 @@ Deno.test("amqp publish: an operation whose connection was lost runs again on th
   );
   assert.equal(lateRuns, 1);
 });
+
+Deno.test("amqp publish: waiting for the next connection counts toward the deadline, and no rerun starts after it", async () => {
+  const T = 200;
+  let sessions = 0;
+  const waits: (number | undefined)[] = [];
+  // The first session is lost while its operation runs (0.9 T); the next one comes 0.95 T later,
+  // unless the wait's timeout ends first (then it rejects, as AmqpConnection.session does).
+  const connection = {
+    session: async ({ timeoutMs }: { timeoutMs?: number } = {}) => {
+      if (sessions++ > 0) {
+        waits.push(timeoutMs);
+        const wait = Math.min(0.95 * T, timeoutMs ?? Infinity);
+        await new Promise((r) => setTimeout(r, wait));
+        if (wait < 0.95 * T) throw new Error("no connection");
+      }
+      return { lost: AbortSignal.abort() } as unknown as AmqpSession;
+    },
+  } as unknown as AmqpConnection;
+  const p = publisher(connection, T);
+  let runs = 0;
+  await assert.rejects(
+    p.withSession(async () => {
+      runs++;
+      await new Promise((r) => setTimeout(r, 0.9 * T));
+      throw new Error("lost");
+    }),
+    /no connection|lost/,
+  );
+  assert.equal(runs, 1);
+  // None when the first run ended past the deadline already (a slow machine).
+  for (const w of waits) {
+    assert.ok(w !== undefined && w < T, `waited up to ${w} ms for the next connection, of ${T}`);
+  }
+});

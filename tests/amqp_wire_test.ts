@@ -190,8 +190,13 @@ Deno.test("amqp wire: a parking note travels in a header and is removed on the w
   const copy = parkedCopy(original, note);
   assert.deepEqual(readParkingNote(copy.headers), note);
   assert.equal(readParkingNote(original.headers), null);
-  const back = unparkedMessage(copy);
-  assert.deepEqual(back.headers, { id: "t1", task: "x", "x-celeriac-redelivered": true });
+  const back = unparkedMessage(copy, "r1");
+  assert.deepEqual(back.headers, {
+    id: "t1",
+    task: "x",
+    "x-celeriac-redelivered": true,
+    "x-celeriac-requeue": "r1",
+  });
   assert.deepEqual(back.properties, original.properties);
 });
 

@@ -223,6 +223,11 @@ Deno.test("canvas client: a chain with a chord step on rpc:// is refused before 
       (e: unknown) => e instanceof ChordUnsupportedError && /"rpc"/.test(e.message),
     );
   }
+  // Said so, for a chain that names no chord.
+  await assert.rejects(
+    () => chain(add.s(1, 1), group([add.s(1), add.s(2)]), tsum.s()).applyAsync(),
+    /a group followed by another step is a chord too/,
+  );
   assert.equal(sent.length, 0);
   // A chain ending in a group joins nothing: it is sent.
   await chain(add.s(1, 1), group([add.s(1), add.s(2)])).applyAsync();

@@ -4,6 +4,9 @@
  * doubling to 2 s, instead of reconnecting in a tight loop, and the cause is
  * logged once at warning level with what to change; once every watcher waits
  * again an info line says so, and a later episode is warned about again.
+ * Connections dropped and refused when they reconnect (the usual case) are
+ * warned about once an outage, with what to change; a connect refused is a
+ * connection failure (a take rides it out), not the server's error reply.
  */
 
 import assert from "node:assert/strict";
@@ -12,6 +15,9 @@ import { openRedisBroker } from "../src/broker/redis.ts";
 import { captureLogs, logLine } from "./helpers/logs.ts";
 import { PrivateRedis } from "./helpers/private_redis.ts";
 import { rawRedis } from "./helpers/redis.ts";
+import { BrokerConnectionError } from "../src/broker/errors.ts";
+import { RedisConnectionError, RespConnection } from "../src/broker/resp_connection.ts";
+import { respFailure } from "../src/broker/resp_scripts.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 /** A field of `INFO section` as a number. */
@@ -119,6 +125,92 @@ Deno.test({
     await reset();
     await raw.config("SET", "maxclients", "10000");
     await broker.close();
+    raw.disconnect();
+    await server.close();
+  }
+});
+
+/** Until `done` holds of the log lines `lines()` gives (20 s at most: a guard, not a measure). */
+async function until(lines: () => string[], what: string, done: (ls: string[]) => boolean) {
+  for (const end = Date.now() + 20_000; !done(lines());) {
+    if (Date.now() > end) throw new Error(`never ${what}:\n${lines().join("\n")}`);
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
+}
+
+Deno.test({
+  name: "redis maxclients: reconnects refused are warned about once an outage, with the advice",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const server = await PrivateRedis.start();
+  const raw = await rawRedis(server.url);
+  const records = await captureLogs("debug", ["celeriac", "broker", "redis"]);
+  const broker = await openRedisBroker(server.url);
+  const lines = () => records.map(logLine);
+  const advised = (ls: string[]) =>
+    ls.filter((l) =>
+      l.startsWith("warning Redis ") && l.includes("refuses new connections. Raise its maxclients")
+    );
+  const queues = ["d1", "d2", "d3"];
+  try {
+    for (const q of queues) await broker.declareQueue(q);
+    for (let episode = 1; episode <= 2; episode++) {
+      const first = lines().length;
+      const take = new AbortController();
+      const taking = broker.take(queues, { max: 1, signal: take.signal });
+      await new Promise((ok) => setTimeout(ok, 500)); // the watchers connect and wait
+      // Every connection but this one dropped; room for two of them when they reconnect.
+      await raw.config("SET", "maxclients", "3");
+      await raw.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
+      await until(
+        lines,
+        `advised (episode ${episode})`,
+        (ls) => advised(ls.slice(first)).length > 0,
+      );
+      await raw.config("SET", "maxclients", "10000");
+      await until(
+        lines,
+        `reconnected (episode ${episode})`,
+        (ls) =>
+          ls.slice(first).some((l) => /Redis connections to .* connected again after/.test(l)),
+      );
+      take.abort();
+      assert.deepEqual(await taking, [], "the take rode the outage out");
+      assert.equal(advised(lines().slice(first)).length, 1, `episode ${episode} advised once`);
+    }
+  } finally {
+    await reset();
+    await raw.config("SET", "maxclients", "10000");
+    await broker.close();
+    raw.disconnect();
+    await server.close();
+  }
+});
+
+Deno.test({
+  name: "redis maxclients: a connect refused at maxclients fails as a connection, not a reply",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const server = await PrivateRedis.start();
+  const raw = await rawRedis(server.url);
+  // As the consume connection's reconnect attempts: a take's command joins one (or opens it).
+  const conn = new RespConnection({ host: "127.0.0.1", port: server.port, label: server.url });
+  try {
+    const connected = await info(raw, "clients", "connected_clients");
+    await raw.config("SET", "maxclients", String(connected));
+    const err = await conn.command(["PING"]).then(() => null, (e: Error) => e);
+    // It was the server's error reply: a take rejected with it instead of riding the refusal
+    // out (an unhandled rejection in a caller that did not expect it).
+    assert.ok(err instanceof RedisConnectionError, `${err?.name}: ${err?.message}`);
+    assert.match(err.message, /refused the connection: ERR max number of clients reached$/);
+    const failure = respFailure(err, server.url);
+    assert.ok(failure instanceof BrokerConnectionError);
+    assert.ok(failure.transient);
+    assert.match(failure.message, /refuses new connections: maxclients are connected/);
+    assert.match(failure.message, /Raise its maxclients \(CONFIG SET maxclients N/);
+  } finally {
+    await conn.close(0);
+    await raw.config("SET", "maxclients", "10000");
     raw.disconnect();
     await server.close();
   }

@@ -14,7 +14,10 @@
  *   (new oid), reads `null` (PENDING).
  * - A ready state handed to a {@link RpcBackend.waitFor} is not kept: the
  *   result handle that waited keeps it (Celery's `AsyncResult` cache), and a
- *   later `get` of its id reads `null`. States nobody waited for are kept,
+ *   later `get` of its id reads `null`. A `get` takes nothing (Celery 5.2
+ *   puts the message back after reading it): a handle reading a state
+ *   with `state()` leaves it to the wait of another. States nobody waited
+ *   for are kept,
  *   the latest {@link UNCLAIMED_LIMIT} tasks' (Celery buffers as many), so a
  *   long-running client holds no result it was given.
  * - The reply queue is declared as Celery's client declares it

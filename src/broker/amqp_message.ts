@@ -34,6 +34,21 @@ export const REDELIVERED_HEADER = "x-celeriac-redelivered";
  */
 export const PARKED_HEADER = "x-celeriac-parked";
 
+/**
+ * Header naming the requeue that put a parked message back (a fresh id
+ * per requeue), kept on its deliveries: when the message is parked again,
+ * its new copy's park id differs from that of the copy it was moved from,
+ * so the requeue that moved the first cannot take the second for a
+ * duplicate and drop it.
+ *
+ * @example
+ * ```ts
+ * import { REQUEUE_HEADER } from "./amqp_message.ts";
+ * REQUEUE_HEADER; // "x-celeriac-requeue"
+ * ```
+ */
+export const REQUEUE_HEADER = "x-celeriac-requeue";
+
 /** AMQP basic properties, as Celery names them and as amqplib names them. */
 const PROPERTY_NAMES: readonly (readonly [keyof MessageProperties & string, string])[] = [
   ["correlation_id", "correlationId"],
@@ -353,23 +368,31 @@ function readDeadLetterNote(headers: Record<string, unknown>): ParkingNote | nul
 
 /**
  * The message to publish when a parked copy goes back to its queue: the
- * note removed, marked as delivered before.
+ * note removed, marked as delivered before and with the id of the
+ * requeue that moves it ({@link REQUEUE_HEADER}, replacing an earlier
+ * requeue's).
  *
  * @example
  * ```ts
- * import { PARKED_HEADER, REDELIVERED_HEADER, unparkedMessage } from "./amqp_message.ts";
+ * import { PARKED_HEADER, REDELIVERED_HEADER, REQUEUE_HEADER, unparkedMessage } from "./amqp_message.ts";
  * const m = unparkedMessage({
  *   body: new Uint8Array(), contentType: "application/json", contentEncoding: "utf-8",
  *   headers: { id: "t1", [PARKED_HEADER]: { reason: "x" } }, properties: {},
- * });
+ * }, "r1");
  * m.headers[REDELIVERED_HEADER]; // true
+ * m.headers[REQUEUE_HEADER]; // "r1"
  * ```
  *
  * @param parked a message read from the parking queue
+ * @param requeueId the id of the requeue that moves it
  * @returns the message to put back
  */
-export function unparkedMessage(parked: Message): Message {
-  const headers: Record<string, unknown> = { ...parked.headers, [REDELIVERED_HEADER]: true };
+export function unparkedMessage(parked: Message, requeueId: string): Message {
+  const headers: Record<string, unknown> = {
+    ...parked.headers,
+    [REDELIVERED_HEADER]: true,
+    [REQUEUE_HEADER]: requeueId,
+  };
   delete headers[PARKED_HEADER];
   for (const h of DEAD_LETTER_HEADERS) delete headers[h];
   return { ...parked, headers };

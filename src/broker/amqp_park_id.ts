@@ -36,7 +36,10 @@ export interface ParkOrigin {
  * redelivery changes: the parking note, Celeriac's redelivered mark,
  * `x-delivery-count`), its properties and its body. The two copies of a
  * message parked twice share it; two publishes that differ in any header
- * (retries, eta, expires, parent or root id) or property do not. `null`
+ * (retries, eta, expires, parent or root id) or property do not, nor does
+ * a message put back by a requeue and parked again share it with the copy
+ * it was moved from (its `x-celeriac-requeue` header names the requeue).
+ * `null`
  * without a task id: two publishes of the same bytes are then taken as
  * two messages.
  *

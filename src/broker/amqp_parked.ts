@@ -15,8 +15,8 @@
  * park id in both copies (a digest of everything in them but the parking
  * note, see {@link parkId}; two messages that differ in any header do
  * not share it): a listing shows the first only, and a requeue, which
- * reads every parked message whatever its limit, moves the first and
- * drops the later ones.
+ * reads on past its limit (ten times as many, at most 10,000), moves the
+ * first and drops the later ones it meets.
  *
  * @module
  */
@@ -219,9 +219,10 @@ export class ParkedScans {
    * Move parked messages (oldest first, among those parked when it
    * began) back to their queues, marked redelivered; one without a queue
    * to go back to stays parked; a second copy of a message parked twice,
-   * met after its first was moved, is dropped. It reads every parked
-   * message, so that a later copy of one it moved is dropped even when
-   * `limit` stops it before.
+   * met after its first was moved, is dropped. It reads on past `limit`
+   * (ten times `limit` more, at most 10,000 more), so that a later copy
+   * of one it moved is dropped when met in that window; a copy further
+   * on stays parked (a later requeue moves it).
    *
    * @param limit at most this many moved
    * @returns how many moved
@@ -260,6 +261,17 @@ async function listParked(
   return out;
 }
 
+/**
+ * How many parked copies a requeue of `limit` reads at most once it has
+ * moved `limit`: `limit` and ten times more, at most 10,000 more. A
+ * second copy of a message moved is dropped only when met within it; the
+ * rest stay unread (the scan holds what it reads until it ends, hiding it
+ * from other processes' listings and counts).
+ */
+function readAheadWindow(limit: number): number {
+  return limit + Math.min(10 * limit, 10_000);
+}
+
 /** Move up to `limit` parked messages back to their queues; {@link ParkedScans.requeue} runs it in turn. */
 async function requeueParked(
   publisher: AmqpPublisher,
@@ -267,13 +279,22 @@ async function requeueParked(
   limit: number,
 ): Promise<number> {
   let moved = 0;
+  // Carried by what this requeue moves: a copy parked again later has another park id than the one moved.
+  const requeueId = crypto.randomUUID();
   // Park ids moved by this requeue: kept across a reconnection, so that a copy moved whose
   // acknowledgement was lost with its connection is dropped, not moved again, when it is met.
   const movedIds = new Set<string>();
+  const window = readAheadWindow(limit);
   await publisher.withSession(async (session) => {
-    // Read to the end, not to `limit`: a later copy of a message moved here is dropped here, so
-    // that a requeue run a few at a time (the dashboard moves one) cannot move it a second time.
-    await scanParked(declarations, session, () => false, async (message, note, key) => {
+    // Read on past `limit`, within the window: a later copy of a message moved here is dropped
+    // here, so that a requeue run a few at a time (the dashboard moves one) cannot move it again.
+    let read = 0;
+    await scanParked(declarations, session, () => moved >= limit && read >= window, async (
+      message,
+      note,
+      key,
+    ) => {
+      read++;
       if (!note?.queue) {
         log.warn("A parked message has no queue to go back to; it stays parked");
         return false;
@@ -287,7 +308,7 @@ async function requeueParked(
       }
       if (moved >= limit) return false;
       await declarations.taskQueue(session, note.queue);
-      await publisher.confirmPublish(session, "", note.queue, unparkedMessage(message));
+      await publisher.confirmPublish(session, "", note.queue, unparkedMessage(message, requeueId));
       if (key !== null) movedIds.add(key);
       moved++;
       return true;

@@ -89,17 +89,28 @@ export class AmqpPublisher {
     this.#parts = parts;
   }
 
-  /** Run `fn` on the live connection; once more on the next one if the connection died meanwhile. */
+  /**
+   * Run `fn` on the live connection; once more on the next one if the
+   * connection died meanwhile, within `publishTimeout` in all (waits for a
+   * connection included): no rerun starts after it.
+   */
   async withSession<T>(fn: (session: AmqpSession) => Promise<T>): Promise<T> {
     const { connection, publishTimeoutMs, closing } = this.#parts;
     // A time compared on a retry, not a timer: no timer held per publish until it fires.
+    // One deadline for the whole operation: each wait for the next connection gets only what is left.
     const deadline = performance.now() + publishTimeoutMs;
+    let lost: { err: unknown } | null = null;
     while (true) {
-      const session = await connection.session({ timeoutMs: publishTimeoutMs });
+      const session = await connection.session({
+        timeoutMs: Math.max(0, deadline - performance.now()),
+      });
+      // A connection that came back too late: no rerun past the deadline.
+      if (lost && performance.now() >= deadline) throw lost.err;
       try {
         return await fn(session);
       } catch (err) {
         if (!session.lost.aborted || performance.now() >= deadline || closing.aborted) throw err;
+        lost = { err };
         log.debug("Connection lost during an operation; retrying it on the next one");
       }
     }

@@ -34,6 +34,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
 import type { RespConnection } from "./resp_connection.ts";
+import { MAXCLIENTS_ADVICE, MAXCLIENTS_REFUSAL } from "./redis_failures.ts";
 import { textOrNull } from "./resp_scripts.ts";
 import { sleep } from "./sleep.ts";
 
@@ -365,11 +366,8 @@ export class ClaimWatcher {
     this.#retryIn = Math.min(Math.max(this.#retryIn * 2, WAIT_RETRY_FIRST_MS), WAIT_RETRY_MAX_MS);
     if (this.#closing.signal.aborted) return;
     const cause = err instanceof Error ? err.message : String(err);
-    const full = /max number of clients/i.test(cause);
-    const advice = full
-      ? ": Redis refuses new connections. Raise its maxclients (CONFIG SET maxclients N; " +
-        "10,000 by default) or consume fewer queues: a worker holds 4 waiting connections per queue"
-      : "";
+    const full = MAXCLIENTS_REFUSAL.test(cause);
+    const advice = full ? `: Redis refuses new connections. ${MAXCLIENTS_ADVICE}` : "";
     const line = "Cannot wait for messages: {error}{advice}; retrying in {ms} ms";
     const values = { error: cause, advice, ms: this.#retryIn };
     if (this.#failures.failed(this, cause)) log.warn(line, values);

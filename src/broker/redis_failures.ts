@@ -16,6 +16,29 @@ import {
 } from "./redis_url.ts";
 
 /**
+ * What Redis answers a connection it refuses because `maxclients` are
+ * connected: the error reply `ERR max number of clients reached`, then it
+ * closes the connection.
+ *
+ * @example
+ * ```ts ignore
+ * MAXCLIENTS_REFUSAL.test("ERR max number of clients reached"); // true
+ * ```
+ */
+export const MAXCLIENTS_REFUSAL = /max number of clients/i;
+
+/**
+ * What to change when Redis refuses connections at `maxclients`.
+ *
+ * @example
+ * ```ts ignore
+ * log.warn(`Redis refuses new connections: ${MAXCLIENTS_ADVICE}`);
+ * ```
+ */
+export const MAXCLIENTS_ADVICE = "Raise its maxclients (CONFIG SET maxclients N; 10,000 by " +
+  "default) or consume fewer queues: a worker holds 4 waiting connections per queue";
+
+/**
  * Say which of the usual connect failures happened, with what to change.
  *
  * @example
@@ -62,6 +85,12 @@ export function describeRedisFailure(
       reason: `the server requires a password and none was given (NOAUTH: ${message})`,
       hint: "Put the password in the URL: redis://:password@host:port/db",
       transient: false,
+    };
+  }
+  if (MAXCLIENTS_REFUSAL.test(message)) {
+    return {
+      reason: `${host} refuses new connections: maxclients are connected (${message})`,
+      hint: MAXCLIENTS_ADVICE,
     };
   }
   const denied = deniedLookup(err, rawUrl) ?? deniedPermission(err);

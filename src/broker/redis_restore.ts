@@ -3,8 +3,9 @@
  * the visibility timeout go back to the front of their queues, marked
  * redelivered, with their delivery count raised; entries that cannot be
  * read, and messages whose exchange routes to no queue, are parked; one
- * routed to several queues goes to the first, with a warning (the entry
- * does not say which it was taken from). The
+ * routed to several queues goes to the first of them by name, with one
+ * warning per sweep counting them (the entry does not say which queue it was
+ * taken from). The
  * `unacked_mutex` lock keeps Celeriac's and Python's sweeps apart.
  *
  * @module
@@ -63,22 +64,64 @@ export async function restoreVisible(
   const got = await client.set(mutex, token, "PX", RESTORE_LOCK_MS, "NX");
   if (got !== "OK") return 0;
   let restored = 0;
+  const spread = new Map<string, Spread>();
   const renew = setInterval(() => {
     client.celeriacRenew(mutex, token, String(RESTORE_LOCK_MS)).catch(() => {});
   }, RESTORE_LOCK_MS / 3);
   try {
     const ceiling = Date.now() / 1000 - visibilitySeconds;
     const tags = await client.zrevrangebyscore(scope.k("unacked_index"), ceiling, 0);
-    for (const tag of tags) restored += await restoreOne(scope, tag);
+    for (const tag of tags) restored += await restoreOne(scope, tag, spread);
   } finally {
     clearInterval(renew);
+    if (spread.size > 0) warnSpread([...spread.values()]);
     await client.celeriacUnlock(mutex, token);
   }
   if (restored > 0) log.info("Restored {n} unacknowledged message(s)", { n: restored });
   return restored;
 }
 
-async function restoreOne(scope: RedisScope, tag: string): Promise<number> {
+/** Messages of a sweep restored to one of the several queues their exchange and key route to. */
+interface Spread {
+  exchange: string;
+  routingKey: string;
+  /** The queues routed to, by name; the first got the messages. */
+  queues: string[];
+  count: number;
+  /** The first message's task id. */
+  id: string;
+}
+
+/** How many routes a sweep's warning names; the rest are counted. */
+const ROUTES_NAMED = 5;
+
+/** One warning for a sweep's messages restored to one of several queues. */
+function warnSpread(spread: Spread[]): void {
+  const routes = spread.slice(0, ROUTES_NAMED).map((r) =>
+    `${r.count} to ${r.queues[0]} of ${r.queues.join(", ")} (exchange ` +
+    `${JSON.stringify(r.exchange)}, routing key ${JSON.stringify(r.routingKey)})`
+  );
+  if (spread.length > ROUTES_NAMED) routes.push(`${spread.length - ROUTES_NAMED} more route(s)`);
+  // The entry ([message, exchange, routing key], kombu's) does not say which queue it was
+  // taken from: with several routed to, it may have left its own.
+  log.warn(
+    "Restored {count} unacknowledged task(s) (the first {id}) to the first by name of the " +
+      "queues their exchange routes them to: {routes}. The unacked entry does not say which " +
+      "queue a task was taken from, so it may have left another; bind each routing key to one " +
+      "queue to have its messages restored there",
+    {
+      count: spread.reduce((n, r) => n + r.count, 0),
+      id: spread[0].id,
+      routes: routes.join("; "),
+    },
+  );
+}
+
+async function restoreOne(
+  scope: RedisScope,
+  tag: string,
+  spread: Map<string, Spread>,
+): Promise<number> {
   const value = await scope.client.hget(scope.k("unacked"), tag);
   if (value === null) {
     await scope.client.zrem(scope.k("unacked_index"), tag);
@@ -108,34 +151,26 @@ async function restoreOne(scope: RedisScope, tag: string): Promise<number> {
   const restores = Number(env.headers[DELIVERY_COUNT_HEADER]) || 0;
   env.headers = { ...env.headers, [DELIVERY_COUNT_HEADER]: restores + 1 };
   const raw = encodeEnvelope(env, env.deliveryInfo, tag, true);
-  // The script moves the entry, so the first queue routed to gets it (kombu pushes it to each).
-  const [target] = queues;
+  // The script moves the entry, so one queue gets it (kombu pushes it to each): the first by
+  // name, not by SMEMBERS's order (arbitrary), so the same route always restores to the same.
+  const sorted = queues.length > 1 ? [...queues].sort() : queues;
   const moved = await scope.client.celeriacRestore(
     scope.k("unacked_index"),
     scope.k("unacked"),
-    scope.k(priorityList(target, env.properties.priority)),
+    scope.k(priorityList(sorted[0], env.properties.priority)),
     tag,
     value,
     raw,
     "front",
   );
-  if (moved === 1 && queues.length > 1) {
-    // The entry ([message, exchange, routing key], kombu's) does not say which queue it was
-    // taken from: with several routed to, it may have left its own.
-    log.warn(
-      "Unacknowledged task {id} restored to queue {target}, the first of the {count} queues " +
-        "({queues}) exchange {exchange} routes routing key {routingKey} to: it may have been " +
-        "taken from another, which the unacked entry does not say; bind the routing key to one " +
-        "queue to have its messages restored there",
-      {
-        id: String(env.headers.id ?? tag),
-        target,
-        count: queues.length,
-        queues: queues.join(", "),
-        exchange: JSON.stringify(exchange),
-        routingKey: JSON.stringify(routingKey),
-      },
-    );
+  if (moved === 1 && sorted.length > 1) {
+    const key = `${exchange}\u0000${routingKey}`;
+    const seen = spread.get(key);
+    if (seen) seen.count++;
+    else {
+      const id = String(env.headers.id ?? tag);
+      spread.set(key, { exchange, routingKey, queues: sorted, count: 1, id });
+    }
   }
   return moved;
 }

@@ -29,7 +29,8 @@ import {
 } from "./resp_dial.ts";
 import { greeting, greetingFailure } from "./resp_greeting.ts";
 import { PendingReplies, type ReplyDecoder } from "./resp_pending.ts";
-import { isMessage, RespReader, type RespValue } from "./resp_reader.ts";
+import { isMessage, RedisReplyError, RespReader, type RespValue } from "./resp_reader.ts";
+import { MAXCLIENTS_REFUSAL } from "./redis_failures.ts";
 import { RespWriter } from "./resp_writer.ts";
 
 export { RedisConnectionError, type ReplyDecoder, type RespConnectionOptions };
@@ -344,6 +345,16 @@ export class RespConnection {
     if (failed) {
       if (conn === this.#conn) this.#drop(failed.reason);
       if (this.#state === "connecting") this.#state = "idle";
+      // Redis at maxclients answers a new connection with an error and closes it: the connect
+      // failed, as when nothing listens (a command that joined it rides it out, retried).
+      if (
+        failed.reason instanceof RedisReplyError && MAXCLIENTS_REFUSAL.test(failed.reason.message)
+      ) {
+        throw new RedisConnectionError(
+          `${this.#label} refused the connection: ${failed.reason.message}`,
+          failed.reason,
+        );
+      }
       throw await notRedis(failed.reason, o);
     }
     if (conn !== this.#conn) {

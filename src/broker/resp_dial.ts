@@ -7,13 +7,11 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import { sleep } from "./sleep.ts";
 import { backoffDelay } from "./amqp_state.ts";
 import { RedisReplyError, type RespValue } from "./resp_reader.ts";
 import { wrongServer } from "./server_probe.ts";
-
-const log = getLogger(["celeriac", "broker", "redis"]);
+import { reconnectFailed } from "./resp_outages.ts";
 
 /**
  * The connection to Redis failed, dropped or was closed.
@@ -252,11 +250,7 @@ export async function reconnect(
       await steps.connect();
       return;
     } catch (err) {
-      log.debug("Redis {role} connection {url}: {error}", {
-        role,
-        url: label,
-        error: (err as Error).message,
-      });
+      reconnectFailed(label, role, (err as Error).message);
     } finally {
       tried.resolve();
     }

@@ -10,6 +10,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { MAXCLIENTS_ADVICE, MAXCLIENTS_REFUSAL } from "./redis_failures.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -23,6 +24,8 @@ interface Outage {
   readonly since: number;
   /** Whether one of them connected again. */
   reconnected: boolean;
+  /** Whether a reconnect refused at `maxclients` was warned about (once an outage). */
+  refusedWarned: boolean;
 }
 
 /** Outages by server label (the URL, password masked). */
@@ -46,7 +49,13 @@ export function connectionDropped(label: string, conn: object, role: string, err
   let outage = outages.get(label);
   const first = !outage;
   if (!outage) {
-    outage = { down: new Set(), roles: new Map(), since: Date.now(), reconnected: false };
+    outage = {
+      down: new Set(),
+      roles: new Map(),
+      since: Date.now(),
+      reconnected: false,
+      refusedWarned: false,
+    };
     outages.set(label, outage);
   }
   outage.down.add(conn);
@@ -54,6 +63,36 @@ export function connectionDropped(label: string, conn: object, role: string, err
   const line = "Redis {role} connection {url}: {error}; reconnecting";
   if (first) log.warn(line, { role, url: label, error });
   else log.debug(line, { role, url: label, error });
+}
+
+/**
+ * A reconnect attempt failed: a debug line, but a warning with what to
+ * change the first time in an outage that Redis refuses it at `maxclients`
+ * (the reconnect loops of a worker's connections are refused hundreds of
+ * times; the commands waiting on them only see the connection down). The
+ * next outage is warned about again.
+ *
+ * @example
+ * ```ts ignore
+ * reconnectFailed("redis://127.0.0.1:6379/0", "wait", "ERR max number of clients reached");
+ * ```
+ *
+ * @param label the server (URL, password masked)
+ * @param role the connection's role, for the line
+ * @param error why the attempt failed
+ */
+export function reconnectFailed(label: string, role: string, error: string): void {
+  const outage = outages.get(label);
+  if (outage && !outage.refusedWarned && MAXCLIENTS_REFUSAL.test(error)) {
+    outage.refusedWarned = true;
+    log.warn(
+      "Redis {role} connection {url}: {error}: Redis refuses new connections. {advice}; " +
+        "reconnecting",
+      { role, url: label, error, advice: MAXCLIENTS_ADVICE },
+    );
+    return;
+  }
+  log.debug("Redis {role} connection {url}: {error}", { role, url: label, error });
 }
 
 /**

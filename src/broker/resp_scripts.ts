@@ -16,7 +16,7 @@
  */
 
 import { BrokerConnectionError } from "./errors.ts";
-import { describeRedisFailure, isClusterNodeReply } from "./redis_failures.ts";
+import { describeRedisFailure, isClusterNodeReply, MAXCLIENTS_REFUSAL } from "./redis_failures.ts";
 import {
   commandTimeoutOf,
   connectTimeoutOf,
@@ -145,7 +145,11 @@ export function inTransaction<C extends readonly (string | Uint8Array)[]>(
  * @returns the error to throw
  */
 export function respFailure(err: unknown, rawUrl: string): unknown {
-  if (err instanceof RedisConnectionError) return new BrokerConnectionError(rawUrl, err);
+  if (err instanceof RedisConnectionError) {
+    // Refused at maxclients: say what to change, not to check that the server runs.
+    const full = MAXCLIENTS_REFUSAL.test(err.message);
+    return new BrokerConnectionError(rawUrl, err, full ? describeRedisFailure(err, rawUrl) : {});
+  }
   // A server loading its data after a restart refuses commands for a while: as if still down
   // (ioredis waits for the load before it sends anything).
   if (err instanceof RedisReplyError && err.code === "LOADING") {

@@ -266,10 +266,9 @@ export class AsyncResult<T = unknown> {
     if (held) return held;
     const backend = await this.#source.resultBackend();
     const meta = await backend.get(this.id);
-    if (meta && READY_STATES.has(meta.status)) {
-      holdReady(this, meta);
-      backend.release?.(this.id);
-    }
+    // Kept on this handle; left in the backend (rpc://) for a wait, maybe another handle's: a read
+    // takes nothing, as Celery 5.2's rpc puts the message back after reading it.
+    if (meta && READY_STATES.has(meta.status)) holdReady(this, meta);
     return meta;
   }
 

@@ -183,7 +183,9 @@ export class NoResultBackendError extends Error {
 
 /**
  * A chord was applied on a result backend that cannot join chords (rpc://,
- * as in Celery, whose rpc backend refuses chords too). Nothing was sent.
+ * as in Celery, whose rpc backend refuses chords too), or a chain holding
+ * one: a chord step, or a group followed by another step (which Celery
+ * turns into a chord). Nothing was sent.
  *
  * @example
  * ```ts ignore
@@ -208,8 +210,9 @@ export class ChordUnsupportedError extends Error {
    */
   constructor(transport: string) {
     super(
-      `The "${transport}" result backend does not support chords (nothing was sent): use a ` +
-        "backend that joins chords, redis:// (interoperable with Python Celery) or kv://",
+      `The "${transport}" result backend does not support chords (nothing was sent; in a chain, ` +
+        "a group followed by another step is a chord too): use a backend that joins chords, " +
+        "redis:// (interoperable with Python Celery) or kv://",
     );
     this.name = "ChordUnsupportedError";
     this.transport = transport;
