@@ -24,13 +24,19 @@ import { sha1Hex } from "./sha1.ts";
 export class RespScript {
   /** The script's source. */
   readonly lua: string;
-  /** Its SHA-1, lower-case hex. */
-  readonly sha: string;
+  #sha: string | null = null;
 
   /** @param lua the script's source */
   constructor(lua: string) {
     this.lua = lua;
-    this.sha = sha1Hex(lua);
+  }
+
+  /**
+   * Its SHA-1, lower-case hex: hashed when first asked for, so that a
+   * process does not hash (in JavaScript, at start-up) the scripts it never runs.
+   */
+  get sha(): string {
+    return this.#sha ??= sha1Hex(this.lua);
   }
 }
 

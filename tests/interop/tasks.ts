@@ -3,7 +3,7 @@
  * come from the worker's --broker / --backend flags.
  */
 
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { Celery, group } from "../../mod.ts";
 
 export const app = new Celery();
@@ -53,7 +53,18 @@ export const hold = app.task("tasks.hold", { bind: true }, async (ctx, path: str
   return null;
 });
 
-let redis: Redis | null = null;
+let markers: Redis | null = null;
+
+/**
+ * The marker tasks' Redis connection, opened on first use: ioredis is
+ * imported then, not by every worker that loads this app (and each of its Web
+ * Workers), most of which never run such a task.
+ */
+async function markerRedis(): Promise<Redis> {
+  if (markers) return markers;
+  const { Redis } = await import("ioredis");
+  return markers ??= new Redis(Deno.env.get("INTEROP_MARKER_REDIS") ?? "redis://127.0.0.1:6379/0");
+}
 
 /**
  * Shared-queue task: records that Celeriac ran it in a Redis list (same as
@@ -64,7 +75,7 @@ export const record = app.task(
   "tasks.record",
   { acksLate: true, params: ["n", "marker_key", "sleep_s"] },
   async (n: number, markerKey: string, sleepS: number = 0) => {
-    redis ??= new Redis(Deno.env.get("INTEROP_MARKER_REDIS") ?? "redis://127.0.0.1:6379/0");
+    const redis = await markerRedis();
     const attempt = await redis.rpush(`${markerKey}:started`, `ts:${n}`);
     if (sleepS && attempt === 1) await new Promise((r) => setTimeout(r, sleepS * 1000));
     await redis.rpush(markerKey, `ts:${n}`);
@@ -85,7 +96,7 @@ export const sleep = app.task(
 );
 
 async function mark(n: number, key: string, ms: number): Promise<number> {
-  redis ??= new Redis(Deno.env.get("INTEROP_MARKER_REDIS") ?? "redis://127.0.0.1:6379/0");
+  const redis = await markerRedis();
   await redis.rpush(`${key}:started`, String(n));
   await new Promise((r) => setTimeout(r, ms));
   await redis.rpush(key, String(n));
@@ -132,7 +143,7 @@ export const who = app.task("tasks.who", (n: number) => `ts:${n}`);
 export const collectItems = app.task(
   "tasks.collect",
   async (items: string[], markerKey: string) => {
-    redis ??= new Redis(Deno.env.get("INTEROP_MARKER_REDIS") ?? "redis://127.0.0.1:6379/0");
+    const redis = await markerRedis();
     await redis.rpush(markerKey, JSON.stringify({ by: "ts", items }));
     return items.length;
   },
