@@ -11,9 +11,16 @@ import { reset } from "@logtape/logtape";
 import type { Cluster } from "ioredis";
 import { watchClusterNodes } from "../src/broker/redis_cluster_watch.ts";
 import { captureLogs, logLine } from "./helpers/logs.ts";
+import { waitUntil } from "./helpers/redis_servers.ts";
 
 class FakeCluster extends EventEmitter {
   slots: string[][] = [];
+  status = "ready";
+  refreshes = 0;
+  refreshSlotsCache(): void {
+    this.refreshes++;
+    this.emit("refresh");
+  }
   nodes(): never[] {
     return [];
   }
@@ -74,6 +81,45 @@ Deno.test("cluster watch: a master without a replica is not said to be replaced 
     );
     assert.doesNotMatch(lines[0], /while a replica takes over/);
     assert.match(lines[1], /10\.0\.0\.2:7001 is unreachable .* while a replica takes over/);
+  } finally {
+    await reset();
+  }
+});
+
+Deno.test("cluster watch: a new set of masters is said once two slot refreshes in a row agree", async () => {
+  const records = await captureLogs("info", ["celeriac", "redis"]);
+  try {
+    const cluster = new FakeCluster();
+    const all = [["10.0.0.1:7000"], ["10.0.0.2:7001"], ["10.0.0.3:7002"]];
+    const two = [["10.0.0.1:7000"], ["10.0.0.2:7001"], ["10.0.0.2:7001"]];
+    cluster.slots = all;
+    watchClusterNodes(cluster as unknown as Cluster, `watch-${crypto.randomUUID()}:7000`, 60_000);
+    cluster.emit("refresh");
+    // Nodes that disagree after a master without a replica died: the refreshes alternate.
+    for (let i = 0; i < 5; i++) {
+      cluster.slots = two;
+      cluster.emit("refresh");
+      cluster.slots = all;
+      cluster.emit("refresh");
+    }
+    // Before: 10 warnings, "now A, B (were A, B, C)" and back.
+    assert.deepEqual(records.map(logLine), []);
+    // A single refresh with the new set (ioredis refreshes after a redirection only): the watch
+    // asks for another, which agrees.
+    cluster.slots = two;
+    cluster.emit("refresh");
+    await waitUntil(
+      "the new masters to be said",
+      () => Promise.resolve(records.length > 0),
+      10_000,
+    );
+    cluster.emit("refresh");
+    cluster.emit("end");
+    assert.deepEqual(records.map(logLine), [
+      "warning Redis Cluster masters are now 10.0.0.1:7000, 10.0.0.2:7001 " +
+      "(were 10.0.0.1:7000, 10.0.0.2:7001, 10.0.0.3:7002)",
+    ]);
+    assert.equal(cluster.refreshes, 1);
   } finally {
     await reset();
   }

@@ -166,6 +166,12 @@ Deno.test({
     // Sent while its master is down: rides the failover out.
     await broker.publish(message("during"), { routingKey: queue });
     assert.equal(await broker.queueDepth(queue), 2);
+    // Said once a second slot refresh agrees (asked for 1 s after the first).
+    await waitUntil(
+      "the new masters to be said",
+      () => Promise.resolve(records.map(logLine).some((l) => / masters are now /.test(l))),
+      20_000,
+    );
     const lines = records.map(logLine);
     const said = lines.join("\n");
     assert.equal(

@@ -5,7 +5,8 @@
  * whose master is unreachable does not hold up the others: its take rides
  * out the outage (sent again until the take ends), it is not waited for
  * once another queue's take returned (what it takes later goes back to
- * its queue), and a queue whose take fails with a command error is left
+ * its queue; a master that does not answer at all, hung, is waited for
+ * a second only), and a queue whose take fails with a command error is left
  * out of this take, said once, while the others return what they took.
  *
  * @module
@@ -17,6 +18,23 @@ import type { RedisBroker } from "./redis.ts";
 import { closeWait, untilAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
+
+/**
+ * How long a take over several queues, once ended, waits for the other
+ * queues' takes (their script's reply), ms; one still running then is not
+ * waited for (what it takes goes back to its queue).
+ */
+const TAKE_GRACE_MS = 1_000;
+
+/** Wait for `p`, `ms` at most. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([p, new Promise((res) => timer = setTimeout(res, ms))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * The takes over several queues of a Redis Cluster broker (see the module's
@@ -85,8 +103,12 @@ export class ClusterTakes {
     const ended = new Promise<void>((res) => signal.addEventListener("abort", () => res()));
     await Promise.race([Promise.all(takes), ended]);
     // Ended: wait for the takes that reach their master (they end at once or with their
-    // script's reply), not for one riding out an outage.
-    await Promise.all(takes.filter((_, i) => !this.#shard(queues[i]).unreachable));
+    // script's reply), not for one riding out an outage, and for a master that does not answer
+    // (hung: not known unreachable until the command timeout, 30 s) TAKE_GRACE_MS only.
+    await within(
+      Promise.all(takes.filter((_, i) => !this.#shard(queues[i]).unreachable)),
+      TAKE_GRACE_MS,
+    );
     takes.forEach((t, i) => {
       if (got[i] === undefined && errors[i] === undefined) this.#lag(queues[i], t, () => got[i]);
     });

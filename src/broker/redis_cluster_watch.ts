@@ -3,7 +3,8 @@
  * node becomes unreachable (a reminder every 30 s while it stays so; for a
  * master without a replica, that its queues wait until it is back), one
  * line when a connection to it is ready again, and one when the cluster's
- * masters change (a replica took over), shared by
+ * masters change (a replica took over; said once two slot refreshes in a
+ * row agree), shared by
  * every cluster connection of the process to the same cluster. ioredis
  * reports a node's failures only as `node error` events, which Celeriac
  * did not log: a master's death and its replica's promotion went by without
@@ -21,10 +22,15 @@ const log = getLogger(["celeriac", "redis"]);
 /** How often a node that stays unreachable is mentioned again, ms. */
 const REMIND_EVERY_MS = 30_000;
 
+/** How long after a slot refresh that shows new masters another is asked for, to confirm them, ms. */
+const CONFIRM_AFTER_MS = 1_000;
+
 /** A cluster as this process last saw it. */
 interface ClusterState {
-  /** Its masters (`host:port`, sorted), from the last slot refresh. */
+  /** Its masters (`host:port`, sorted), as last said (or first seen). */
   masters?: string;
+  /** The masters of the last slot refresh (a new set is said once two refreshes in a row agree). */
+  seen?: string;
   /** When each node now unreachable was last said so (`Date.now()`), until a connection to it is ready. */
   readonly down: Map<string, number>;
 }
@@ -89,12 +95,30 @@ export function watchClusterNodes(client: Cluster, key: string, failoverWaitMs: 
   };
   client.nodes("all").forEach(onNode);
   client.on("+node", onNode);
+  let confirming: ReturnType<typeof setTimeout> | undefined;
+  client.on("end", () => clearTimeout(confirming));
   client.on("refresh", () => {
     const masters = [...new Set(client.slots.map((owners) => owners?.[0]).filter(Boolean))]
       .sort().join(", ");
     const previous = known.masters;
-    known.masters = masters;
+    const seen = known.seen;
+    known.seen = masters;
+    if (previous === undefined) known.masters = masters;
     if (previous === undefined || previous === masters) return;
+    // Nodes disagree for a while after a master without a replica died: slot refreshes then
+    // alternate between two sets, which was a warning each. A new set is said once the next
+    // refresh (asked for here: ioredis refreshes only after a redirection or an error) agrees.
+    if (seen !== masters) {
+      if (confirming !== undefined) return;
+      const timer = setTimeout(() => {
+        confirming = undefined;
+        if (client.status === "ready") client.refreshSlotsCache();
+      }, CONFIRM_AFTER_MS);
+      Deno.unrefTimer(timer);
+      confirming = timer;
+      return;
+    }
+    known.masters = masters;
     log.warn("Redis Cluster masters are now {masters} (were {previous})", { masters, previous });
   });
 }
