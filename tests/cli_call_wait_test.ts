@@ -53,26 +53,33 @@ function expect(ran: Ran, code: number, out: RegExp, err: RegExp = /^$/): void {
 
 const ID = "[0-9a-f-]{36}";
 
-/** The cases every backend passes: a result, a failure, JSON, and the exit codes. */
-async function waits(at: string[], queue: string): Promise<void> {
+/**
+ * The cases every backend passes: a result, a failure, JSON, and the exit codes. The commands
+ * run at once (each its own process and task); the plain no-result run is returned.
+ */
+async function waits(at: string[], queue: string): Promise<Ran> {
   const call = (...args: string[]) => cli(["call", ...args, "--app", TASKS, ...at]);
+  // No worker consumes this queue: the task stays PENDING.
+  const idle = `${queue}-idle`;
+  const [added, boom, json, failed, late, lateJson] = await Promise.all([
+    call("tasks.add", "--args", "[2, 3]", "--queue", queue, "--wait", "-t", "30"),
+    call("tasks.fail", "--args", '["boom"]', "--queue", queue, "--wait", "--traceback"),
+    call("tasks.add", "--args", "[4, 5]", "--queue", queue, "--wait", "--json"),
+    call("tasks.fail", "--args", '["no"]', "--queue", queue, "--wait", "--json"),
+    call("tasks.add", "--args", "[1, 1]", "--queue", idle, "--wait", "-t", "0.5"),
+    call("tasks.add", "--queue", idle, "--wait", "-t", "0.5", "--json"),
+  ]);
+  expect(added, 0, new RegExp(`^${ID}\\n5\\n$`));
   expect(
-    await call("tasks.add", "--args", "[2, 3]", "--queue", queue, "--wait", "-t", "30"),
-    0,
-    new RegExp(`^${ID}\\n5\\n$`),
-  );
-  expect(
-    await call("tasks.fail", "--args", '["boom"]', "--queue", queue, "--wait", "--traceback"),
+    boom,
     TASK_FAILED_EXIT,
     new RegExp(`^${ID}\\n$`),
     /^FAILURE: ValueError: boom\n[\s\S]*boom/,
   );
-  const json = await call("tasks.add", "--args", "[4, 5]", "--queue", queue, "--wait", "--json");
   expect(json, 0, /^\{/);
   const meta = JSON.parse(json.out);
   assert.match(meta.task_id, new RegExp(`^${ID}$`));
   assert.deepEqual({ ...meta, task_id: 0 }, { task_id: 0, status: "SUCCESS", result: 9 });
-  const failed = await call("tasks.fail", "--args", '["no"]', "--queue", queue, "--wait", "--json");
   expect(failed, TASK_FAILED_EXIT, /^\{/);
   const failure = JSON.parse(failed.out);
   assert.equal(failure.status, "FAILURE");
@@ -81,22 +88,19 @@ async function waits(at: string[], queue: string): Promise<void> {
     exc_message: ["no"],
     exc_module: "builtins",
   });
-  // No worker consumes this queue: the task stays PENDING.
-  const idle = `${queue}-idle`;
-  const late = await call("tasks.add", "--args", "[1, 1]", "--queue", idle, "--wait", "-t", "0.5");
   expect(
     late,
     NO_RESULT_EXIT,
     new RegExp(`^${ID}\\n$`),
     new RegExp(`^No result for ${late.out.trim()} within 0\\.5 s \\(still pending, or unknown\\)`),
   );
-  const lateJson = await call("tasks.add", "--queue", idle, "--wait", "-t", "0.5", "--json");
   expect(lateJson, NO_RESULT_EXIT, /^\{/);
   assert.deepEqual({ ...JSON.parse(lateJson.out), task_id: 0 }, {
     task_id: 0,
     status: "PENDING",
     timeout: 0.5,
   });
+  return late;
 }
 
 Deno.test({
@@ -109,20 +113,8 @@ Deno.test({
   const at = ["-b", url, "--backend", url];
   const worker = await celeriacWorker(["--app", TASKS, ...at, "-Q", queue, "-c", "1"]);
   try {
-    await waits(at, queue);
+    const late = await waits(at, queue);
     // Stored results outlive the command: the timeout says where to read it later.
-    const late = await cli([
-      "call",
-      "tasks.add",
-      "--queue",
-      `${queue}-idle`,
-      "--wait",
-      "-t",
-      "0.2",
-      "--app",
-      TASKS,
-      ...at,
-    ]);
     const id = late.out.trim();
     assert.match(late.err, new RegExp(`; it may still finish: result ${id}\\n$`));
   } finally {
@@ -221,10 +213,12 @@ Deno.test("cli result: a timeout past 24.8 days waits for the result (it timed o
 Deno.test("cli call --wait --countdown: the default timeout starts when the task is due", async () => {
   // It counted 10 s from the send, so --countdown 60 --wait could never see a result.
   const mem = ["-b", "kv://:memory:", "--backend", "kv://:memory:", "--wait", "--json"];
-  const late = await cli(["call", "t.add", ...mem, "--countdown", "0.8"]);
+  const [late, given] = await Promise.all([
+    cli(["call", "t.add", ...mem, "--countdown", "0.8"]),
+    cli(["call", "t.add", ...mem, "--countdown", "60", "-t", "0.2"]),
+  ]);
   assert.equal(late.code, NO_RESULT_EXIT, late.err);
   assert.equal(JSON.parse(late.out).timeout, 10.8);
-  const given = await cli(["call", "t.add", ...mem, "--countdown", "60", "-t", "0.2"]);
   assert.equal(given.code, NO_RESULT_EXIT, given.err);
   assert.equal(JSON.parse(given.out).timeout, 0.2, "a -t given counts from the send");
 });

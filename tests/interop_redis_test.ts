@@ -2,6 +2,10 @@
  * Interop with real Python Celery 5.2.6 processes over Redis: Python client
  * → Celeriac worker, Celeriac client → Python worker, both workers on one
  * queue, and crash recovery in both directions.
+ *
+ * The first tests share one Python (prefork, 2 processes) and one Celeriac worker: each consumes
+ * the queue the two share and a queue of its own, where the other side's client sends to it
+ * alone. The result_extended and crash tests start workers of their own.
  */
 
 import assert from "node:assert/strict";
@@ -14,6 +18,8 @@ import {
   type PyOutcome,
   pythonCalls as callFromPython,
   pythonEnv,
+  SHARED_PROCS,
+  SharedProcs,
 } from "./helpers/interop.ts";
 import { celeryWorker, type Proc, runPython } from "./helpers/procs.ts";
 import {
@@ -49,57 +55,62 @@ function client(queue: string): Celery {
   return new Celery({ broker: BROKER, backend: BACKEND, defaultQueue: queue });
 }
 
+const tag = crypto.randomUUID().slice(0, 8);
+/** The shared Celeriac worker's own queue, the Python worker's, and the one they share. */
+const [tsQueue, pyQueue, sharedQueue] = ["ts", "py", "shared"].map((q) => `q-${q}-${tag}`);
+const shared = new SharedProcs(() => ({
+  py: celeryWorker(["-P", "prefork", "-c", "2", "-Q", `${sharedQueue},${pyQueue}`], pyEnv(pyQueue)),
+  ts: tsWorker(`${sharedQueue},${tsQueue}`, ["--prefetch", "2"]),
+}));
+
 Deno.test({
   name: "interop: a Python client calls Celeriac tasks and gets results and exceptions",
   ignore: WITHOUT_CELERY,
+  ...SHARED_PROCS,
 }, async () => {
-  const queue = `q-py2ts-${crypto.randomUUID().slice(0, 8)}`;
-  const worker = await tsWorker(queue);
-  try {
-    const out = await pythonCalls(queue, [
-      { task: "tasks.add", args: [2, 3] },
-      { task: "tasks.mul", kwargs: { x: 6, y: 7 } },
-      {
-        task: "tasks.echo",
-        args: [1, 2.5, "h\u00e9llo \u2603", null, true, [1, "a"], { k: "v" }, 2n ** 70n],
-      },
-      { task: "tasks.fail", args: ["boom"] },
-      { task: "tasks.add", args: [1, 2], options: { serializer: "msgpack" } },
-      { task: "tasks.add", args: [3, 4], options: { compression: "zlib" } },
-      { task: "tasks.add", args: [5, 6], options: { compression: "bzip2", priority: 9 } },
-      { task: "tasks.add", args: [1, 1], options: { countdown: 1 } },
-      { task: "no.such.task", args: [] },
-      { task: "tasks.withdraw", args: [10, 30] },
-    ]);
-    assert.equal(out[0].ok, 5);
-    assert.equal(out[1].ok, 42);
-    assert.deepEqual(out[2].ok, [
-      1,
-      2.5,
-      "h\u00e9llo \u2603",
-      null,
-      true,
-      [1, "a"],
-      { k: "v" },
-      2n ** 70n,
-    ]);
-    assert.deepEqual(out[3].error, { type: "ValueError", module: "builtins", args: ["boom"] });
-    assert.equal(out[4].ok, 3);
-    assert.equal(out[5].ok, 7);
-    assert.equal(out[6].ok, 11);
-    assert.equal(out[7].ok, 2);
-    assert.equal(out[8].error?.type, "NotRegistered");
-    assert.equal(out[8].error?.module, "celery.exceptions");
-    assert.match(worker.output, /Parked task no\.such\.task\[/);
-    // `class InsufficientFunds extends Error {}` (name left "Error") was a plain Exception.
-    assert.deepEqual(out[9].error, {
-      type: "InsufficientFunds",
-      module: "celery.exceptions",
-      args: ["30 > 10"],
-    });
-  } finally {
-    await worker.stop();
-  }
+  const queue = tsQueue;
+  const { ts: worker } = await shared.get();
+  const out = await pythonCalls(queue, [
+    { task: "tasks.add", args: [2, 3] },
+    { task: "tasks.mul", kwargs: { x: 6, y: 7 } },
+    {
+      task: "tasks.echo",
+      args: [1, 2.5, "h\u00e9llo \u2603", null, true, [1, "a"], { k: "v" }, 2n ** 70n],
+    },
+    { task: "tasks.fail", args: ["boom"] },
+    { task: "tasks.add", args: [1, 2], options: { serializer: "msgpack" } },
+    { task: "tasks.add", args: [3, 4], options: { compression: "zlib" } },
+    { task: "tasks.add", args: [5, 6], options: { compression: "bzip2", priority: 9 } },
+    { task: "tasks.add", args: [1, 1], options: { countdown: 1 } },
+    { task: "no.such.task", args: [] },
+    { task: "tasks.withdraw", args: [10, 30] },
+  ]);
+  assert.equal(out[0].ok, 5);
+  assert.equal(out[1].ok, 42);
+  assert.deepEqual(out[2].ok, [
+    1,
+    2.5,
+    "h\u00e9llo \u2603",
+    null,
+    true,
+    [1, "a"],
+    { k: "v" },
+    2n ** 70n,
+  ]);
+  assert.deepEqual(out[3].error, { type: "ValueError", module: "builtins", args: ["boom"] });
+  assert.equal(out[4].ok, 3);
+  assert.equal(out[5].ok, 7);
+  assert.equal(out[6].ok, 11);
+  assert.equal(out[7].ok, 2);
+  assert.equal(out[8].error?.type, "NotRegistered");
+  assert.equal(out[8].error?.module, "celery.exceptions");
+  assert.match(worker.output, /Parked task no\.such\.task\[/);
+  // `class InsufficientFunds extends Error {}` (name left "Error") was a plain Exception.
+  assert.deepEqual(out[9].error, {
+    type: "InsufficientFunds",
+    module: "celery.exceptions",
+    args: ["30 > 10"],
+  });
 });
 
 Deno.test({
@@ -141,34 +152,33 @@ Deno.test({
 });
 
 Deno.test(
-  { name: "interop: Python sees Celeriac big integers exactly", ignore: WITHOUT_CELERY },
+  {
+    name: "interop: Python sees Celeriac big integers exactly",
+    ignore: WITHOUT_CELERY,
+    ...SHARED_PROCS,
+  },
   async () => {
-    const queue = `q-big-${crypto.randomUUID().slice(0, 8)}`;
-    const worker = await tsWorker(queue);
-    try {
-      const app = client(queue);
-      const big = 2n ** 70n + 1n;
-      const r = await app.sendTask("tasks.echo", [big]);
-      taskIds.push(r.id);
-      assert.deepEqual(await r.get({ timeout: 10_000 }), [big]);
-      await app.close();
-      const redis = await rawRedis();
-      const raw = await redis.get(`celery-task-meta-${r.id}`);
-      await redis.quit();
-      assert.match(raw ?? "", /"result": \[1180591620717411303425\]/);
-    } finally {
-      await worker.stop();
-    }
+    await shared.get();
+    const app = client(tsQueue);
+    const big = 2n ** 70n + 1n;
+    const r = await app.sendTask("tasks.echo", [big]);
+    taskIds.push(r.id);
+    assert.deepEqual(await r.get({ timeout: 10_000 }), [big]);
+    await app.close();
+    const redis = await rawRedis();
+    const raw = await redis.get(`celery-task-meta-${r.id}`);
+    await redis.quit();
+    assert.match(raw ?? "", /"result": \[1180591620717411303425\]/);
   },
 );
 
 Deno.test({
   name: "interop: a Celeriac client calls Python tasks and gets typed results and TaskErrors",
   ignore: WITHOUT_CELERY,
+  ...SHARED_PROCS,
 }, async () => {
-  const queue = `q-ts2py-${crypto.randomUUID().slice(0, 8)}`;
-  const worker = await celeryWorker(["-P", "solo", "-Q", queue], pyEnv(queue));
-  const app = client(queue);
+  await shared.get();
+  const app = client(pyQueue);
   try {
     const mul = app.remoteTask<[number, number], number>("py.mul");
     const r1 = await mul.delay(6, 7);
@@ -216,24 +226,23 @@ Deno.test({
     assert.equal(await r3.state(), "FAILURE");
   } finally {
     await app.close();
-    await worker.stop();
   }
 });
 
 Deno.test({
   name: "interop: a Python and a Celeriac worker share a queue and every task runs exactly once",
   ignore: WITHOUT_CELERY,
+  ...SHARED_PROCS,
 }, async () => {
-  const queue = `q-shared-${crypto.randomUUID().slice(0, 8)}`;
   const marker = `${prefix}marker-shared`;
-  const py = await celeryWorker(["-P", "prefork", "-c", "2", "-Q", queue], pyEnv(queue));
-  const ts = await tsWorker(queue, ["--prefetch", "2"]);
-  const app = client(queue);
+  await shared.get();
+  const app = client(sharedQueue);
   try {
     await assertSharedQueueRunsOnce(app, marker, 300, taskIds);
   } finally {
     await app.close();
-    await Promise.all([py.stop(), ts.stop()]);
+    // The tests after this one start workers of their own: these are not needed any more.
+    await shared.stop();
   }
 });
 
@@ -354,7 +363,8 @@ Deno.test({
   }
 });
 
-Deno.test({ name: "interop: clean up keys", ignore: WITHOUT_CELERY }, async () => {
+Deno.test({ name: "interop: clean up keys", ignore: WITHOUT_CELERY, ...SHARED_PROCS }, async () => {
+  await shared.stop(); // when the test that stops them was filtered out
   await deleteKeys(prefix);
   await deleteResults(taskIds);
 });
