@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { Celery } from "../mod.ts";
+import { BrokerConnectionError, Celery } from "../mod.ts";
 import { openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts";
 import { isConnectionFailure } from "../src/broker/redis_failures.ts";
 import { message } from "./broker_conformance.ts";
@@ -185,6 +185,34 @@ Deno.test({
     await app.close();
     await deleteKeys(prefix);
     shared.disconnect();
+  }
+});
+
+Deno.test({
+  name:
+    "redis cluster: a task sent to a queue whose master is down (no replica) fails, not waiting " +
+    "for a failover",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const { queues, victim } = await spreadQueues();
+  const app = new Celery({ broker: url, backend: null });
+  await killMaster(victim);
+  try {
+    // Before: each of the publish retry policy's 4 tries sent the command again for
+    // failover_wait (60 s): pending for 4 minutes.
+    const sent = app.sendTask("tasks.record", [0, "unused", 0], { queue: queues[2] });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      sent.then(() => "sent", (err: Error) => err),
+      new Promise((res) => timer = setTimeout(() => res("pending after 50 s"), 50_000)),
+    ]).finally(() => clearTimeout(timer));
+    assert.ok(outcome instanceof BrokerConnectionError, String(outcome));
+    assert.match(outcome.message, /master serving the key's slot is unreachable/);
+  } finally {
+    await app.close();
+    await restartMaster(victim);
   }
 });
 
