@@ -216,6 +216,54 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name: "redis cluster: with the master of {celeriac} down (no replica), a worker started then " +
+    "consumes the queues whose masters are up",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const global = await masterOfTag("{celeriac}");
+  const queues: string[] = [];
+  const used = new Set([global]);
+  while (queues.length < 2) {
+    const q = `cg-${crypto.randomUUID().slice(0, 6)}`;
+    const m = await masterOfTag(queueTag(q));
+    if (used.has(m)) continue;
+    used.add(m);
+    queues.push(q);
+  }
+  const prefix = uniquePrefix("cluster-global");
+  const marker = `${prefix}done`;
+  const backend = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const shared = new Redis(REDIS_URL);
+  const app = new Celery({ broker: url, backend });
+  let worker: Awaited<ReturnType<typeof interopWorker>> | null = null;
+  await killMaster(global);
+  try {
+    for (let n = 0; n < 10; n++) {
+      await app.sendTask("tasks.record", [n, marker, 0], {
+        queue: queues[n % 2],
+        ignoreResult: true,
+      });
+    }
+    // Before: its start read the revoked ids (under {celeriac}) for up to 300 s, 60 s an attempt,
+    // and consumed nothing meanwhile.
+    worker = await interopWorker({ broker: url, backend }, queues.join(","), ["-c", "2"]);
+    await waitUntil("the 10 tasks to run", async () => (await shared.llen(marker)) >= 10, 50_000)
+      .catch((err) => {
+        throw new Error(`${err.message}; worker said:\n${worker!.output.slice(-3000)}`);
+      });
+    assert.match(worker.output, /read revoked ids: no answer yet/);
+  } finally {
+    await worker?.stop();
+    await app.close();
+    await deleteKeys(prefix);
+    shared.disconnect();
+    await restartMaster(global);
+  }
+});
+
 Deno.test({ name: "redis cluster partial: stop the cluster", ignore: WITHOUT_REDIS }, async () => {
   await servers?.stop();
 });
