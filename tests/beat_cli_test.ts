@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { runCliCases } from "./helpers/cli_batch.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { Proc, redisServerProc, startBeatApp } from "./helpers/procs.ts";
 
@@ -118,8 +119,11 @@ Deno.test("beat CLI: Celery's -s / --schedule FILE is accepted and says where be
   // It was "unknown option -s" (exit 2) for a unit file carried over from Celery.
   await withKv(async (env) => {
     const file = `${env.BEAT_BROKER.slice("kv://".length)}.schedule`;
-    for (const flag of ["-s", "--schedule"]) {
-      const out = await cli(["beat", "--list", flag, file], env);
+    // Two listings, which only read the store: at once.
+    const outs = await Promise.all(
+      ["-s", "--schedule"].map((flag) => cli(["beat", "--list", flag, file], env)),
+    );
+    for (const out of outs) {
       assert.equal(out.code, 0, out.text);
       assert.match(
         out.text,
@@ -137,40 +141,33 @@ Deno.test("beat CLI: Celery's -s / --schedule FILE is accepted and says where be
 
 Deno.test("beat CLI: bad input is refused with the entry and the field", async () => {
   await withKv(async (env) => {
-    const cron = await cli(
+    // Not started by a bad value: one process runs these usage errors (helpers/cli_batch.ts)
+    // while the worker below fails to reach its beat store.
+    const down = cli(["worker", "-B", "--fail-fast", "--beat-store", "redis://127.0.0.1:1/0"], env);
+    const [cron, negative, none, args, priority, lease] = await runCliCases([
       ["schedule", "add", "bad", "--task", "t", "--cron", "61 * * * *"],
-      env,
-    );
-    assert.equal(cron.code, 2);
-    assert.match(cron.text, /beat entry "bad", schedule \(crontab minute\): "61" is not a valid/);
-    const negative = await cli(["schedule", "add", "neg", "--task", "t", "--every=-5"], env);
-    assert.equal(negative.code, 2);
-    assert.match(negative.text, /beat entry "neg", schedule: .*"-5"/);
-    const none = await cli(["schedule", "add", "x", "--task", "t"], env);
-    assert.match(none.text, /exactly one of --every/);
-    const args = await cli(
+      ["schedule", "add", "neg", "--task", "t", "--every=-5"],
+      ["schedule", "add", "x", "--task", "t"],
       ["schedule", "add", "x", "--task", "t", "--every", "5", "--args", "["],
-      env,
-    );
-    assert.match(args.text, /--args needs JSON/);
-    const priority = await cli(
       ["schedule", "add", "x", "--task", "t", "--every", "5", "--priority", "high"],
-      env,
-    );
+      ["beat", "--lease-time", "0"],
+    ].map((args) => ({ args: [...args, "--app", "tests/apps/beat_app.ts"], env })));
+    assert.equal(cron.code, 2);
+    assert.match(cron.err, /beat entry "bad", schedule \(crontab minute\): "61" is not a valid/);
+    assert.equal(negative.code, 2);
+    assert.match(negative.err, /beat entry "neg", schedule: .*"-5"/);
+    assert.match(none.err, /exactly one of --every/);
+    assert.match(args.err, /--args needs JSON/);
     assert.equal(priority.code, 2);
-    assert.match(priority.text, /--priority needs a whole number >= 0, got "high"/);
-    const lease = await cli(["beat", "--lease-time", "0"], env);
+    assert.match(priority.err, /--priority needs a whole number >= 0, got "high"/);
     assert.equal(lease.code, 2);
-    assert.match(lease.text, /--lease-time needs a number of seconds > 0/);
+    assert.match(lease.err, /--lease-time needs a number of seconds > 0/);
     const list = await cli(["schedule", "list"], env);
     assert.match(list.text, /1 entry; leader: none/, "nothing bad was stored");
-    const down = await cli(
-      ["worker", "-B", "--fail-fast", "--beat-store", "redis://127.0.0.1:1/0"],
-      env,
-    );
-    assert.equal(down.code, 1);
-    assert.match(down.text, /error: Cannot (reach|connect to) redis:\/\/127\.0\.0\.1:1\/0/);
-    assert.doesNotMatch(down.text, / ready: /, "the worker does not start without its beat");
+    const stopped = await down;
+    assert.equal(stopped.code, 1);
+    assert.match(stopped.text, /error: Cannot (reach|connect to) redis:\/\/127\.0\.0\.1:1\/0/);
+    assert.doesNotMatch(stopped.text, / ready: /, "the worker does not start without its beat");
   });
 });
 
@@ -181,10 +178,13 @@ Deno.test("beat CLI: a typo'd option in beatSchedule stops beat and worker -B at
     const typo = { ...env, BEAT_OPTIONS: '{"countdwn": 5}' };
     const message =
       /error: beat entry "tick", options\.countdwn: unknown option \(did you mean "countdown"\?\)/;
-    const beat = await cli(["beat"], typo);
+    // Each refuses the schedule alone: they run at once.
+    const [beat, worker] = await Promise.all([
+      cli(["beat"], typo),
+      cli(["worker", "-B", "-Q", "ticks"], typo),
+    ]);
     assert.equal(beat.code, 1, beat.text);
     assert.match(beat.text, message);
-    const worker = await cli(["worker", "-B", "-Q", "ticks"], typo);
     assert.equal(worker.code, 1, worker.text);
     assert.match(worker.text, message);
     assert.doesNotMatch(worker.text, / ready: /, "the worker does not start with a bad schedule");

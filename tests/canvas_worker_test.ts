@@ -41,38 +41,74 @@ import { redisAndKv, type Transport } from "./helpers/worker.ts";
 const APP_MODULE = new URL("./apps/canvas_app.ts", import.meta.url).href;
 const { transports, cleanup } = await redisAndKv("canvas");
 
+/** The worker the cases of one test share while they ask for the same transport and pool. */
+let shared: { key: string; queue: string; worker: Worker } | null = null;
+
+/** Stop the shared worker, if one runs, and close the app's connections. */
+async function stopShared(): Promise<void> {
+  if (!shared) return;
+  const { worker } = shared;
+  shared = null;
+  await worker.stop();
+  await tasksApp.close();
+}
+
+/**
+ * Run `fn` on the shared worker for `t` and `pool` (2 Web Workers, prefetch 16), started on
+ * a fresh queue when the case before ran on another one (which is stopped first).
+ */
 async function withWorker(
   t: Transport,
   fn: (client: Celery, queue: string) => Promise<void>,
   pool: "threads" | "inline" = "threads",
 ): Promise<void> {
-  const queue = `cq-${crypto.randomUUID().slice(0, 8)}`;
-  tasksApp.configure({ broker: t.broker, backend: t.backend, defaultQueue: queue });
-  const worker = new Worker({
-    app: tasksApp,
-    appModule: APP_MODULE,
-    queues: [queue],
-    concurrency: 2,
-    prefetch: 16,
-    pool,
-  });
-  await worker.start();
-  try {
-    await fn(tasksApp, queue);
-  } finally {
-    await worker.stop();
-    await tasksApp.close();
+  const key = `${t.broker} ${t.backend} ${pool}`;
+  if (shared?.key !== key) {
+    await stopShared();
+    const queue = `cq-${crypto.randomUUID().slice(0, 8)}`;
+    tasksApp.configure({ broker: t.broker, backend: t.backend, defaultQueue: queue });
+    const worker = new Worker({
+      app: tasksApp,
+      appModule: APP_MODULE,
+      queues: [queue],
+      concurrency: 2,
+      prefetch: 16,
+      pool,
+    });
+    await worker.start();
+    shared = { key, queue, worker };
   }
+  await fn(tasksApp, shared.queue);
+}
+
+/** The cases of each transport, run in order as the steps of one test. */
+const cases = new Map<string, [string, () => Promise<void>][]>();
+
+/**
+ * One test of `t`'s cases, each a step: the cases in a row on one pool share a worker (a
+ * worker's start and stop cost more than most cases); the test stops the last one, so its
+ * sanitizers still see everything the workers opened closed.
+ */
+function testCases(t: Transport): void {
+  Deno.test({
+    name: `canvas on ${t.name}: cases on shared workers`,
+    ignore: t.name === "redis" && WITHOUT_REDIS,
+  }, async (ctx) => {
+    try {
+      for (const [name, fn] of cases.get(t.name) ?? []) {
+        await ctx.step({ name, fn, sanitizeOps: false, sanitizeResources: false });
+      }
+    } finally {
+      await stopShared();
+    }
+  });
 }
 
 const T = { timeout: 20_000 };
 
 for (const t of transports) {
-  const test = (name: string, fn: () => Promise<void>) =>
-    Deno.test(
-      { name: `canvas on ${t.name}: ${name}`, ignore: t.name === "redis" && WITHOUT_REDIS },
-      fn,
-    );
+  cases.set(t.name, []);
+  const test = (name: string, fn: () => Promise<void>) => cases.get(t.name)!.push([name, fn]);
 
   // On Redis only: the worker's settling is the same on every transport. On a redis-server of
   // its own (a group of 200,000 on the shared one stalled every other client for 2.7 s, CI at
@@ -81,7 +117,11 @@ for (const t of transports) {
   // a push(...) of its members there as 200,000 did on the default stack (c120719f: none of them
   // was published), in a twentieth of the messages.
   if (t.name === "redis") {
-    test("chain: a group of 20,000 as the next step publishes every member (worker on a 100 KB stack)", async () => {
+    Deno.test({
+      name: "canvas on redis: chain: a group of 20,000 as the next step publishes every member " +
+        "(worker on a 100 KB stack)",
+      ignore: WITHOUT_REDIS,
+    }, async () => {
       const servers = await privateServers("canvas-big", (s) => s.redis());
       const url = `redis://127.0.0.1:${servers.base}/0`;
       const queue = `cq-${crypto.randomUUID().slice(0, 8)}`;
@@ -391,10 +431,7 @@ for (const t of transports) {
   });
 }
 
-Deno.test({
-  name: "canvas on redis: a 1,000-member chord calls its body once",
-  ignore: WITHOUT_REDIS,
-}, async () => {
+cases.get("redis")!.push(["a 1,000-member chord calls its body once", async () => {
   await withWorker(transports[0], async () => {
     const header = Array.from({ length: 1000 }, (_, i) => add.s(i, 1));
     const c = await chord(header, tsum.s()).applyAsync();
@@ -404,29 +441,31 @@ Deno.test({
     assert.equal(values.length, 1000);
     assert.equal(values[999], 1000);
   });
-});
+}]);
 
-Deno.test(
-  { name: "canvas on redis: a 500-step chain runs to the end", ignore: WITHOUT_REDIS },
+cases.get("redis")!.push(["a 500-step chain runs to the end", async () => {
+  await withWorker(transports[0], async () => {
+    const steps = Array.from({ length: 500 }, () => add.s(1));
+    const r = await chain(add.s(0, 0), ...steps).applyAsync();
+    assert.equal(await r.get({ timeout: 120_000 }), 500);
+  });
+}]);
+
+cases.get("kv")!.push([
+  "a 10,000-step chain is refused at apply time with the size limit",
   async () => {
-    await withWorker(transports[0], async () => {
-      const steps = Array.from({ length: 500 }, () => add.s(1));
-      const r = await chain(add.s(0, 0), ...steps).applyAsync();
-      assert.equal(await r.get({ timeout: 120_000 }), 500);
+    await withWorker(transports[1], async (client, queue) => {
+      const steps = Array.from({ length: 10_000 }, () => add.s(1));
+      await assert.rejects(
+        () => chain(add.s(0, 0), ...steps).applyAsync(),
+        (e: unknown) => e instanceof RangeError && /over the KV broker's limit/.test(e.message),
+      );
+      assert.equal(await client.queueDepth(queue), 0);
     });
   },
-);
+]);
 
-Deno.test("canvas on kv: a 10,000-step chain is refused at apply time with the size limit", async () => {
-  await withWorker(transports[1], async (client, queue) => {
-    const steps = Array.from({ length: 10_000 }, () => add.s(1));
-    await assert.rejects(
-      () => chain(add.s(0, 0), ...steps).applyAsync(),
-      (e: unknown) => e instanceof RangeError && /over the KV broker's limit/.test(e.message),
-    );
-    assert.equal(await client.queueDepth(queue), 0);
-  });
-});
+for (const t of transports) testCases(t);
 
 Deno.test({
   name: "canvas on RabbitMQ with rpc:// results: chains and groups work, chords are refused",
@@ -443,6 +482,7 @@ Deno.test({
       );
     });
   } finally {
+    await stopShared();
     await vhost.remove();
   }
 });

@@ -12,6 +12,7 @@ import { maskPassword } from "../src/broker/errors.ts";
 import { jsonLogFormatter } from "../src/cli/log_output.ts";
 import { parseLogFormat } from "../worker.ts";
 import { parseArgs } from "node:util";
+import { runCliCases } from "./helpers/cli_batch.ts";
 import { Proc, runCli } from "./helpers/procs.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -80,100 +81,100 @@ Deno.test("cli logging: unknown and mistyped flags get one line and the --help h
       "value write '--concurrency=-XYZ' or '-c-XYZ'; run with --help to see the options",
   );
 
-  const typo = await runCli(["--app", "./tests/apps/worker_app.ts", "--concurency", "2"]);
+  // Usage errors that do not name their --app module's path run in one process
+  // (helpers/cli_batch.ts, which imports each case's --app anew under a query of its own);
+  // the others, and the one whose stdout is checked, in processes of their own, all at once.
+  const app = ["--app", "./tests/apps/worker_app.ts"];
+  const noQueue = (command: string[]) => [...command, ...app, "-b", "kv://:memory:", "-Q", " ,"];
+  const batch = runCliCases([
+    ["--frobnicate"],
+    ["frobnicate", ...app],
+    ["inspct", "stats"],
+    ["status", "--broker", "kv://:memory:", "-t", "0.3"],
+    ["--broker", "kv://:memory:"],
+    ["inspect", "pign", "-b", "kv://:memory:"],
+    ["inspect", "stat", ...app],
+    ["control", "rate-limit", ...app],
+    noQueue([]),
+    noQueue(["purge", "-f"]),
+    ["toString", ...app],
+  ].map((args) => ({ args, env: {} })));
+  const [typo, program, missing, throws] = await Promise.all([
+    runCli([...app, "--concurency", "2"]),
+    runCli(["--app", "./tests/apps/program_app.ts", "-b", "kv://:memory:"]),
+    runCli(["--app", "./tests/apps/no_such_app.ts", "-b", "kv://:memory:"]),
+    runCli(["--app", "./tests/apps/throws_at_import_app.ts", "-b", "kv://:memory:"]),
+  ]);
+  const [unknown, command, mistyped, noApp, worker, swapped, method, control, ...rest] =
+    await batch;
+  const [noQueueWorker, noQueuePurge, inherited] = rest;
   assert.equal(typo.code, 2);
   assert.equal(typo.stdout, "");
   assert.equal(
     typo.stderr,
     "error: unknown option --concurency (did you mean --concurrency?); run with --help to see the options\n",
   );
-  const unknown = await runCli(["--frobnicate"]);
   assert.equal(unknown.code, 2);
-  assert.equal(unknown.stderr.trim().split("\n").length, 1, unknown.stderr);
-  assert.match(unknown.stderr, /^error: unknown option --frobnicate; run with --help/);
-  const command = await runCli(["frobnicate", "--app", "./tests/apps/worker_app.ts"]);
+  assert.equal(unknown.err.trim().split("\n").length, 1, unknown.err);
+  assert.match(unknown.err, /^error: unknown option --frobnicate; run with --help/);
   assert.equal(command.code, 2);
-  assert.match(command.stderr, /^error: unknown command "frobnicate"; run with --help/);
-  const mistyped = await runCli(["inspct", "stats"]);
+  assert.match(command.err, /^error: unknown command "frobnicate"; run with --help/);
   assert.equal(mistyped.code, 2, "a mistyped command is named before --app is asked for");
   assert.equal(
-    mistyped.stderr,
+    mistyped.err,
     'error: unknown command "inspct" (did you mean inspect?); run with --help to see the commands\n',
   );
-  const noApp = await runCli(["status", "--broker", "kv://:memory:", "-t", "0.3"]);
-  assert.equal(noApp.code, 69, `status needs only a broker, as celery -b: ${noApp.stderr}`);
-  assert.match(noApp.stderr, /No nodes replied/);
-  const worker = await runCli(["--broker", "kv://:memory:"]);
+  assert.equal(noApp.code, 69, `status needs only a broker, as celery -b: ${noApp.err}`);
+  assert.match(noApp.err, /No nodes replied/);
   assert.equal(worker.code, 2, "a missing --app is a usage error");
-  assert.match(worker.stderr, /^error: --app is required for worker: .*--app \.\/tasks\.ts/);
+  assert.match(worker.err, /^error: --app is required for worker: .*--app \.\/tasks\.ts/);
   // Two letters swapped were two edits, too many for a four-letter name: no hint for "pign".
-  const swapped = await runCli(["inspect", "pign", "-b", "kv://:memory:"]);
   assert.equal(swapped.code, 2);
-  assert.match(swapped.stderr, /^error: unknown inspect command "pign" \(did you mean ping\?\)/);
-  const method = await runCli(["inspect", "stat", "--app", "./tests/apps/worker_app.ts"]);
+  assert.match(swapped.err, /^error: unknown inspect command "pign" \(did you mean ping\?\)/);
   assert.equal(method.code, 2);
   assert.match(
-    method.stderr,
+    method.err,
     /^error: unknown inspect command "stat" \(did you mean stats\?\); one of: /,
   );
-  const control = await runCli(["control", "rate-limit", "--app", "./tests/apps/worker_app.ts"]);
   assert.equal(control.code, 2);
   assert.match(
-    control.stderr,
+    control.err,
     /^error: unknown control command "rate-limit" \(did you mean rate_limit\?\)/,
   );
-  const program = await runCli(["--app", "./tests/apps/program_app.ts", "-b", "kv://:memory:"]);
   assert.equal(program.code, 2, `a program, not an app module: ${program.stderr}`);
   assert.match(program.stderr, /must export its app: .*--app names the module that defines/);
   assert.doesNotMatch(program.stderr, /Top-level await/);
   // Said only "Module not found" and the module's own message, with neither --app nor where.
-  const missing = await runCli(["--app", "./tests/apps/no_such_app.ts", "-b", "kv://:memory:"]);
   assert.equal(missing.code, 2);
   assert.match(
     missing.stderr,
     /^error: --app \.\/tests\/apps\/no_such_app\.ts: no module at file:\/\/.*no_such_app\.ts \(a relative path starts from the current directory, /,
   );
-  const throws = await runCli([
-    "--app",
-    "./tests/apps/throws_at_import_app.ts",
-    "-b",
-    "kv://:memory:",
-  ]);
   assert.equal(throws.code, 2, "as Celery's -A that cannot load its app");
   assert.match(
     throws.stderr,
     /^error: --app \.\/tests\/apps\/throws_at_import_app\.ts: importing the app module failed: Error: settings\.json is missing \(at file:\/\/.*throws_at_import_app\.ts:5:7\)/,
   );
   // -Q "" (as -Q "$QUEUES" with the variable unset gives) consumed, or purged, the default queue.
-  for (const command of [[], ["purge", "-f"]]) {
-    const noQueue = await runCli([
-      ...command,
-      "--app",
-      "./tests/apps/worker_app.ts",
-      "-b",
-      "kv://:memory:",
-      "-Q",
-      " ,",
-    ]);
-    assert.equal(noQueue.code, 2, noQueue.stderr);
-    assert.match(
-      noQueue.stderr,
-      /^error: -Q, --queues names no queue \(got " ,"\): give one or more/,
-    );
+  for (const noQueue of [noQueueWorker, noQueuePurge]) {
+    assert.equal(noQueue.code, 2, noQueue.err);
+    assert.match(noQueue.err, /^error: -Q, --queues names no queue \(got " ,"\): give one or more/);
   }
-  const inherited = await runCli(["toString", "--app", "./tests/apps/worker_app.ts"]);
   assert.equal(inherited.code, 2, "a name from Object.prototype is no command");
-  assert.match(inherited.stderr, /^error: unknown command "toString"/);
+  assert.match(inherited.err, /^error: unknown command "toString"/);
 });
 
 Deno.test("cli logging: result's --timeout that is no number is named as the flag, in seconds", async () => {
   // Said "get(): timeout must be a number of milliseconds (leave it out to wait forever), got
   // NaN": the API's words and unit, not the flag's.
-  for (const t of ["abc", "0"]) {
-    const out = await runCli(["result", "some-id", "-b", "kv://:memory:", "-t", t]);
-    assert.equal(out.code, 2, out.stderr);
-    assert.equal(out.stderr, `error: --timeout needs a number of seconds > 0, got "${t}"\n`);
-  }
+  const timeouts = ["abc", "0"];
+  const outs = await runCliCases(
+    timeouts.map((t) => ({ args: ["result", "some-id", "-b", "kv://:memory:", "-t", t], env: {} })),
+  );
+  outs.forEach((out, i) => {
+    assert.equal(out.code, 2, out.err);
+    assert.equal(out.err, `error: --timeout needs a number of seconds > 0, got "${timeouts[i]}"\n`);
+  });
 });
 
 Deno.test("cli logging: --version prints the package version", async () => {

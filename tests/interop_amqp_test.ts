@@ -5,6 +5,10 @@
  * re-raised on either side — with the rpc:// result backend and with Redis;
  * and Python's remote control (`celery inspect ping`) answered by a Celeriac
  * worker.
+ *
+ * The tests of each result backend share one Python (prefork, 2 processes) and one Celeriac
+ * worker: each consumes the queue the two share and a queue of its own, where the other side's
+ * client sends to it alone.
  */
 
 import assert from "node:assert/strict";
@@ -17,6 +21,8 @@ import {
   type PyOutcome,
   pythonCalls as callFromPython,
   pythonEnv,
+  SHARED_PROCS,
+  SharedProcs,
 } from "./helpers/interop.ts";
 import { celeryWorker, type Proc, PYTHON } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
@@ -46,39 +52,74 @@ async function pythonCalls(queue: string, backend: string, calls: unknown[]): Pr
   return out;
 }
 
+Deno.test({
+  name: "interop on RabbitMQ: Python's `celery inspect ping` is answered by a Celeriac worker",
+  ignore,
+}, async () => {
+  // First in the file: the workers the later tests share would answer the ping too.
+  const queue = `interop-ping-${crypto.randomUUID().slice(0, 8)}`;
+  const app = new Celery({ broker: BROKER, backend: null, defaultQueue: queue });
+  app.task("tests.noop", () => null);
+  const worker = new Worker({ app, pool: "inline", concurrency: 1 });
+  await worker.start();
+  try {
+    const out = await new Deno.Command(PYTHON, {
+      args: ["-m", "celery", "-b", BROKER, "inspect", "ping", "-t", "3", "-j"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.ok(out.success, `${text}\n${new TextDecoder().decode(out.stderr)}`);
+    assert.deepEqual(JSON.parse(text), { [worker.hostname]: { ok: "pong" } });
+  } finally {
+    await worker.stop();
+    await app.close();
+  }
+});
+
+/** The workers of each backend, stopped by the clean-up test. */
+const shared: SharedProcs<"py" | "ts">[] = [];
+
 for (const backend of ["rpc://", REDIS_URL]) {
   const label = backend === "rpc://" ? "rpc backend" : "redis backend";
   const test = (name: string, fn: () => Promise<void>) =>
-    Deno.test({ name: `interop on RabbitMQ, ${label}: ${name}`, ignore }, fn);
+    Deno.test({ name: `interop on RabbitMQ, ${label}: ${name}`, ignore, ...SHARED_PROCS }, fn);
+  const tag = crypto.randomUUID().slice(0, 8);
+  /** The Celeriac worker's own queue, the Python worker's, and the one they share. */
+  const [tsQueue, pyQueue, sharedQueue] = ["ts", "py", "shared"].map((q) => `q-${q}-${tag}`);
+  const workers = new SharedProcs(() => ({
+    py: celeryWorker(
+      ["-P", "prefork", "-c", "2", "-Q", `${sharedQueue},${pyQueue}`],
+      pyEnv(pyQueue, backend),
+    ),
+    ts: tsWorker(`${sharedQueue},${tsQueue}`, backend, ["--prefetch", "2"]),
+  }));
+  shared.push(workers);
 
   test("a Python client calls Celeriac tasks and gets results and exceptions", async () => {
-    const queue = `q-py2ts-${crypto.randomUUID().slice(0, 8)}`;
-    const worker = await tsWorker(queue, backend);
-    try {
-      const out = await pythonCalls(queue, backend, [
-        { task: "tasks.add", args: [2, 3] },
-        { task: "tasks.mul", kwargs: { x: 6, y: 7 } },
-        { task: "tasks.echo", args: [1, 2.5, "h\u00e9llo", null, [1, "a"], { k: "v" }, 2n ** 70n] },
-        { task: "tasks.fail", args: ["boom"] },
-        { task: "tasks.add", args: [1, 2], options: { serializer: "msgpack" } },
-        { task: "tasks.add", args: [3, 4], options: { compression: "zlib", priority: 5 } },
-        { task: "tasks.add", args: [1, 1], options: { countdown: 1 } },
-      ]);
-      assert.equal(out[0].ok, 5);
-      assert.equal(out[1].ok, 42);
-      assert.deepEqual(out[2].ok, [1, 2.5, "h\u00e9llo", null, [1, "a"], { k: "v" }, 2n ** 70n]);
-      assert.deepEqual(out[3].error, { type: "ValueError", module: "builtins", args: ["boom"] });
-      assert.equal(out[4].ok, 3);
-      assert.equal(out[5].ok, 7);
-      assert.equal(out[6].ok, 2);
-    } finally {
-      await worker.stop();
-    }
+    const queue = tsQueue;
+    await workers.get();
+    const out = await pythonCalls(queue, backend, [
+      { task: "tasks.add", args: [2, 3] },
+      { task: "tasks.mul", kwargs: { x: 6, y: 7 } },
+      { task: "tasks.echo", args: [1, 2.5, "h\u00e9llo", null, [1, "a"], { k: "v" }, 2n ** 70n] },
+      { task: "tasks.fail", args: ["boom"] },
+      { task: "tasks.add", args: [1, 2], options: { serializer: "msgpack" } },
+      { task: "tasks.add", args: [3, 4], options: { compression: "zlib", priority: 5 } },
+      { task: "tasks.add", args: [1, 1], options: { countdown: 1 } },
+    ]);
+    assert.equal(out[0].ok, 5);
+    assert.equal(out[1].ok, 42);
+    assert.deepEqual(out[2].ok, [1, 2.5, "h\u00e9llo", null, [1, "a"], { k: "v" }, 2n ** 70n]);
+    assert.deepEqual(out[3].error, { type: "ValueError", module: "builtins", args: ["boom"] });
+    assert.equal(out[4].ok, 3);
+    assert.equal(out[5].ok, 7);
+    assert.equal(out[6].ok, 2);
   });
 
   test("a Celeriac client calls Python tasks and gets typed results and TaskErrors", async () => {
-    const queue = `q-ts2py-${crypto.randomUUID().slice(0, 8)}`;
-    const worker = await celeryWorker(["-P", "solo", "-Q", queue], pyEnv(queue, backend));
+    const queue = pyQueue;
+    await workers.get();
     const app = new Celery({ broker: BROKER, backend, defaultQueue: queue });
     try {
       const mul = app.remoteTask<[number, number], number>("py.mul");
@@ -109,50 +150,23 @@ for (const backend of ["rpc://", REDIS_URL]) {
       await assertPythonFailures(failed, custom);
     } finally {
       await app.close();
-      await worker.stop();
     }
   });
 
   test("a Python and a Celeriac worker share a queue and every task runs exactly once", async () => {
-    const queue = `q-shared-${crypto.randomUUID().slice(0, 8)}`;
     const marker = `${prefix}marker-${crypto.randomUUID().slice(0, 8)}`;
-    const py = await celeryWorker(["-P", "prefork", "-c", "2", "-Q", queue], pyEnv(queue, backend));
-    const ts = await tsWorker(queue, backend, ["--prefetch", "2"]);
-    const app = new Celery({ broker: BROKER, backend, defaultQueue: queue });
+    await workers.get();
+    const app = new Celery({ broker: BROKER, backend, defaultQueue: sharedQueue });
     try {
       await assertSharedQueueRunsOnce(app, marker, 200, taskIds);
     } finally {
       await app.close();
-      await Promise.all([py.stop(), ts.stop()]);
     }
   });
 }
 
-Deno.test({
-  name: "interop on RabbitMQ: Python's `celery inspect ping` is answered by a Celeriac worker",
-  ignore,
-}, async () => {
-  const queue = `interop-ping-${crypto.randomUUID().slice(0, 8)}`;
-  const app = new Celery({ broker: BROKER, backend: null, defaultQueue: queue });
-  app.task("tests.noop", () => null);
-  const worker = new Worker({ app, pool: "inline", concurrency: 1 });
-  await worker.start();
-  try {
-    const out = await new Deno.Command(PYTHON, {
-      args: ["-m", "celery", "-b", BROKER, "inspect", "ping", "-t", "3", "-j"],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    assert.ok(out.success, `${text}\n${new TextDecoder().decode(out.stderr)}`);
-    assert.deepEqual(JSON.parse(text), { [worker.hostname]: { ok: "pong" } });
-  } finally {
-    await worker.stop();
-    await app.close();
-  }
-});
-
-Deno.test({ name: "interop on RabbitMQ: clean up", ignore }, async () => {
+Deno.test({ name: "interop on RabbitMQ: clean up", ignore, ...SHARED_PROCS }, async () => {
+  await Promise.all(shared.map((w) => w.stop()));
   await deleteKeys(prefix);
   await deleteResults(taskIds);
   await vhost?.remove();

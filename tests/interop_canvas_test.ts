@@ -8,6 +8,11 @@
  * groups and chords; saved groups restored across languages; the children
  * Python reads after a task with two or more links. On Redis, and
  * on RabbitMQ with the Redis result backend.
+ *
+ * The tests of each setup share one Celeriac and one Python worker (on a
+ * queue each), started on first use and stopped by the clean-up test: a
+ * worker start costs a second or two of CPU. The split chord and the rpc
+ * result backend keep workers of their own.
  */
 
 import assert from "node:assert/strict";
@@ -21,7 +26,7 @@ import {
   TaskError,
 } from "../mod.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol.ts";
-import type { PyOutcome } from "./helpers/interop.ts";
+import { type PyOutcome, SHARED_PROCS, SharedProcs } from "./helpers/interop.ts";
 import { celeriacWorker, celeryWorker, type Proc, runPython } from "./helpers/procs.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
@@ -123,11 +128,17 @@ const s = (task: string, ...args: unknown[]) => ({ s: task, args });
  * test queue: like Python's `task_default_queue`, it is where the worker
  * sends chain steps and chord bodies that name no queue.
  */
-function tsWorker(broker: string, queue: string, extra: string[] = []): Promise<Proc> {
+function tsWorker(
+  broker: string,
+  queue: string,
+  extra: string[] = [],
+  app = "./tests/interop/tasks.ts",
+  env: Record<string, string> = {},
+): Promise<Proc> {
   return celeriacWorker(
     [
       "--app",
-      "./tests/interop/tasks.ts",
+      app,
       "--broker",
       broker,
       "--backend",
@@ -138,81 +149,105 @@ function tsWorker(broker: string, queue: string, extra: string[] = []): Promise<
       "2",
       ...extra,
     ],
-    { INTEROP_MARKER_REDIS: REDIS_URL, CELERY_DEFAULT_QUEUE: queue },
+    { INTEROP_MARKER_REDIS: REDIS_URL, CELERY_DEFAULT_QUEUE: queue, ...env },
   );
 }
 
+/**
+ * The workers the tests of one setup share: a Celeriac worker on `tsQueue` (its default queue)
+ * and a Python `-P solo` worker on `pyQueue` (its `task_default_queue`).
+ */
+function sharedWorkers(
+  setup: Setup,
+  startTs: (tsQueue: string, pyQueue: string) => Promise<Proc>,
+) {
+  const tsQueue = `q-ts-${crypto.randomUUID().slice(0, 8)}`;
+  const pyQueue = `q-py-${crypto.randomUUID().slice(0, 8)}`;
+  const procs = new SharedProcs(() => ({
+    ts: startTs(tsQueue, pyQueue),
+    py: celeryWorker(["-P", "solo", "-Q", pyQueue], setup.pyEnv(pyQueue)),
+  }));
+  return { tsQueue, pyQueue, procs };
+}
+
+/**
+ * On Redis the Celeriac worker's app routes Python's tasks (`py.*`) to the Python worker's
+ * queue (tests/interop/routed_tasks.ts), for the test of the follow-ups it routes.
+ */
+const redisWorkers = sharedWorkers(
+  redisSetup,
+  (tsQueue, pyQueue) =>
+    tsWorker(REDIS_BROKER, tsQueue, [], "./tests/interop/routed_tasks.ts", {
+      INTEROP_PY_QUEUE: pyQueue,
+    }),
+);
+const amqpWorkers = sharedWorkers(amqpSetup, (tsQueue) => tsWorker(AMQP_BROKER, tsQueue));
 for (const setup of [redisSetup, amqpSetup]) {
   const ignore = setup === amqpSetup ? amqpIgnore : WITHOUT_CELERY;
+  const workers = setup === amqpSetup ? amqpWorkers : redisWorkers;
   const test = (name: string, fn: () => Promise<void>) =>
-    Deno.test({ name: `canvas interop on ${setup.label}: ${name}`, ignore }, fn);
+    Deno.test({ name: `canvas interop on ${setup.label}: ${name}`, ignore, ...SHARED_PROCS }, fn);
   const client = (queue: string) =>
     new Celery({ broker: setup.broker, backend: BACKEND, defaultQueue: queue });
 
   test("Python-built canvases run on a Celeriac worker; Python gets values and ChordError", async () => {
-    const queue = `q-cpy2ts-${crypto.randomUUID().slice(0, 8)}`;
-    const worker = await tsWorker(setup.broker, queue);
+    const { ts: worker } = await workers.procs.get();
+    const queue = workers.tsQueue;
+    const out = await pythonCanvases(setup, queue, [
+      { chain: [s("tasks.add", 1, 2), s("tasks.add", 3), s("tasks.mul", 4)] },
+      { chain: [s("tasks.add", 1, 2), { s: "tasks.add", args: [10, 10], immutable: true }] },
+      { group: [s("tasks.add", 1, 1), s("tasks.add", 2, 2)] },
+      { chord: [s("tasks.add", 1, 1), s("tasks.add", 2, 2)], body: s("tasks.tsum") },
+      {
+        chain: [
+          s("tasks.add", 1, 1),
+          { group: [s("tasks.add", 1), s("tasks.add", 2)] },
+          s("tasks.tsum"),
+        ],
+      },
+      { map: "tasks.tsum", it: [[1, 2], [3, 4]] },
+      { starmap: "tasks.add", it: [[1, 2], [3, 4]] },
+      { chunks: "tasks.add", it: [[1, 1], [2, 2], [3, 3]], n: 2 },
+      {
+        chord: [s("tasks.add", 1, 1), s("tasks.fail", "boom")],
+        body: s("tasks.tsum"),
+        // Celery's .get() re-raises a failed header member it finds first; the body's own
+        // result is the ChordError.
+        follow_parents: false,
+      },
+      {
+        chord: Array.from({ length: 1000 }, (_, i) => s("tasks.add", i, 1)),
+        body: s("tasks.tsum"),
+      },
+      { group: Array.from({ length: 1000 }, (_, i) => s("tasks.add", i, i)) },
+      {
+        chord: [s("tasks.by_group", 1), s("tasks.by_task", 2), s("tasks.add", 1, 1)],
+        body: s("tasks.echo"),
+      },
+      { chain: [s("tasks.add", 1, 1), s("tasks.by_task"), s("tasks.add", 1000)] },
+      {
+        chain: [
+          s("tasks.add", 1, 1),
+          { chord: [s("tasks.add", 1), s("tasks.add", 2)], body: s("tasks.tsum") },
+        ],
+        kids: true,
+      },
+    ]);
     try {
-      const out = await pythonCanvases(setup, queue, [
-        { chain: [s("tasks.add", 1, 2), s("tasks.add", 3), s("tasks.mul", 4)] },
-        { chain: [s("tasks.add", 1, 2), { s: "tasks.add", args: [10, 10], immutable: true }] },
-        { group: [s("tasks.add", 1, 1), s("tasks.add", 2, 2)] },
-        { chord: [s("tasks.add", 1, 1), s("tasks.add", 2, 2)], body: s("tasks.tsum") },
-        {
-          chain: [
-            s("tasks.add", 1, 1),
-            { group: [s("tasks.add", 1), s("tasks.add", 2)] },
-            s("tasks.tsum"),
-          ],
-        },
-        { map: "tasks.tsum", it: [[1, 2], [3, 4]] },
-        { starmap: "tasks.add", it: [[1, 2], [3, 4]] },
-        { chunks: "tasks.add", it: [[1, 1], [2, 2], [3, 3]], n: 2 },
-        {
-          chord: [s("tasks.add", 1, 1), s("tasks.fail", "boom")],
-          body: s("tasks.tsum"),
-          // Celery's .get() re-raises a failed header member it finds first; the body's own
-          // result is the ChordError.
-          follow_parents: false,
-        },
-        {
-          chord: Array.from({ length: 1000 }, (_, i) => s("tasks.add", i, 1)),
-          body: s("tasks.tsum"),
-        },
-        { group: Array.from({ length: 1000 }, (_, i) => s("tasks.add", i, i)) },
-        {
-          chord: [s("tasks.by_group", 1), s("tasks.by_task", 2), s("tasks.add", 1, 1)],
-          body: s("tasks.echo"),
-        },
-        { chain: [s("tasks.add", 1, 1), s("tasks.by_task"), s("tasks.add", 1000)] },
-        {
-          chain: [
-            s("tasks.add", 1, 1),
-            { chord: [s("tasks.add", 1), s("tasks.add", 2)], body: s("tasks.tsum") },
-          ],
-          kids: true,
-        },
-      ]);
-      try {
-        checkPythonCanvases(out);
-      } catch (err) {
-        // A timed-out spec is an error in `out`: say which, with the worker's last words.
-        const specs = JSON.stringify(out.map((o) => o.error ?? "ok"));
-        throw new Error(
-          `${(err as Error).message}\nspecs: ${specs}\nworker output:\n${
-            worker.output.slice(-6000)
-          }`,
-          { cause: err },
-        );
-      }
-    } finally {
-      await worker.stop();
+      checkPythonCanvases(out);
+    } catch (err) {
+      // A timed-out spec is an error in `out`: say which, with the worker's last words.
+      const specs = JSON.stringify(out.map((o) => o.error ?? "ok"));
+      throw new Error(
+        `${(err as Error).message}\nspecs: ${specs}\nworker output:\n${worker.output.slice(-6000)}`,
+        { cause: err },
+      );
     }
   });
 
   test("Celeriac-built canvases run on a Python worker; Celeriac gets typed values and ChordError", async () => {
-    const queue = `q-cts2py-${crypto.randomUUID().slice(0, 8)}`;
-    const worker = await celeryWorker(["-P", "solo", "-Q", queue], setup.pyEnv(queue));
+    await workers.procs.get();
+    const queue = workers.pyQueue;
     const app = client(queue);
     try {
       const add = app.remoteTask<[number, number], number>("tasks.add");
@@ -256,7 +291,6 @@ for (const setup of [redisSetup, amqpSetup]) {
       assert.deepEqual(restored.ok, [2, 6]);
     } finally {
       await app.close();
-      await worker.stop();
     }
   });
 
@@ -264,9 +298,8 @@ for (const setup of [redisSetup, amqpSetup]) {
     // Python stores the ChordError under the chord's body only: the steps after it stay PENDING.
     // Celeriac's get() of the chain waited for its last step until the timeout; it follows the
     // parent links now, as Python's AsyncResult.get() does.
-    const queue = `q-cpychain-${crypto.randomUUID().slice(0, 8)}`;
-    const worker = await celeryWorker(["-P", "solo", "-Q", queue], setup.pyEnv(queue));
-    const app = client(queue);
+    await workers.procs.get();
+    const app = client(workers.pyQueue);
     try {
       const add = app.remoteTask<[number, number], number>("tasks.add");
       const tsum = app.remoteTask<[number[]], number>("tasks.tsum");
@@ -293,7 +326,6 @@ for (const setup of [redisSetup, amqpSetup]) {
       assert.equal(own.taskId, plain.id);
     } finally {
       await app.close();
-      await worker.stop();
     }
   });
 }
@@ -302,26 +334,14 @@ Deno.test({
   name:
     "canvas interop on Redis: a Celeriac worker routes chain steps and chord bodies with its app's taskRoutes",
   ignore: WITHOUT_CELERY,
+  ...SHARED_PROCS,
 }, async () => {
   // The worker sent every follow-up that named no queue to its default queue, whatever its app's
   // taskRoutes said (Celery's worker routes them with task_routes): a Python step after a
   // Celeriac one landed on the Celeriac queue and was parked as NotRegistered.
-  const tsQueue = `q-rts-${crypto.randomUUID().slice(0, 8)}`;
-  const pyQueue = `q-rpy-${crypto.randomUUID().slice(0, 8)}`;
-  const py = await celeryWorker(["-P", "solo", "-Q", pyQueue], redisSetup.pyEnv(pyQueue));
-  const ts = await celeriacWorker(
-    [
-      "--app",
-      "./tests/interop/routed_tasks.ts",
-      "--broker",
-      REDIS_BROKER,
-      "--backend",
-      BACKEND,
-      "-Q",
-      tsQueue,
-    ],
-    { CELERY_DEFAULT_QUEUE: tsQueue, INTEROP_PY_QUEUE: pyQueue, INTEROP_MARKER_REDIS: REDIS_URL },
-  );
+  const { ts } = await redisWorkers.procs.get();
+  const { tsQueue, pyQueue } = redisWorkers;
+  const before = ts.output.length;
   const app = new Celery({
     broker: REDIS_BROKER,
     backend: BACKEND,
@@ -338,10 +358,9 @@ Deno.test({
     note(k);
     assert.equal(await c.get({ timeout: 30_000 }), 35);
     assert.deepEqual((await k.get({ timeout: 30_000 })).args, [[2, 4]]);
-    assert.doesNotMatch(ts.output, /Parked/);
+    assert.doesNotMatch(ts.output.slice(before), /Parked/);
   } finally {
     await app.close();
-    await Promise.all([py.stop(), ts.stop()]);
   }
 });
 
@@ -351,8 +370,11 @@ Deno.test({
   ignore: WITHOUT_CELERY,
 }, async () => {
   const queue = `q-csplit-${crypto.randomUUID().slice(0, 8)}`;
-  const py = await celeryWorker(["-P", "prefork", "-c", "2", "-Q", queue], redisSetup.pyEnv(queue));
-  const ts = await tsWorker(REDIS_BROKER, queue, ["--prefetch", "2"]);
+  const workers = new SharedProcs(() => ({
+    py: celeryWorker(["-P", "prefork", "-c", "2", "-Q", queue], redisSetup.pyEnv(queue)),
+    ts: tsWorker(REDIS_BROKER, queue, ["--prefetch", "2"]),
+  }));
+  await workers.get();
   const app = new Celery({ broker: REDIS_BROKER, backend: BACKEND, defaultQueue: queue });
   const redis = await rawRedis();
   const marker = `${prefix}split`;
@@ -396,7 +418,7 @@ Deno.test({
   } finally {
     await app.close();
     await redis.quit();
-    await Promise.all([py.stop(), ts.stop()]);
+    await workers.stop();
   }
 });
 
@@ -444,6 +466,7 @@ Deno.test({
   name:
     "canvas interop on Redis: Python reads the same children after a Python and a Celeriac worker ran a task with two or more links",
   ignore: WITHOUT_CELERY,
+  ...SHARED_PROCS,
 }, async () => {
   // With two or more callbacks Celery 5.2's worker applies each group, then all the others as one
   // new group, recorded as one GroupResult child; Celeriac recorded each callback on its own.
@@ -456,45 +479,43 @@ Deno.test({
     return out.map((o) => o.children);
   };
   const cases = [["task", "group", "chain"], ["task", "task"], ["group", "group"], ["chain"]];
-  const pyQueue = `q-kids-py-${crypto.randomUUID().slice(0, 8)}`;
-  const tsQueue = `q-kids-ts-${crypto.randomUUID().slice(0, 8)}`;
-  const py = await celeryWorker(["-P", "solo", "-Q", pyQueue], redisSetup.pyEnv(pyQueue));
-  const ts = await tsWorker(REDIS_BROKER, tsQueue);
-  try {
-    const kids = await read([
-      ...cases.map((links) => ({ queue: pyQueue, links })),
-      ...cases.map((links) => ({ queue: tsQueue, links })),
-    ]);
-    const [fromPy, fromTs] = [kids.slice(0, cases.length), kids.slice(cases.length)];
-    cases.forEach((links, i) => assert.deepEqual(fromTs[i], fromPy[i], links.join(", ")));
-    const task = (value: number) => ({ kind: "task", value });
-    // Each group first, then the task and the chain (by its last step) in one new group.
-    assert.deepEqual(fromTs[0], [
-      { kind: "group", members: [task(4), task(5)] },
-      { kind: "group", members: [task(13), task(6)] },
-    ]);
-  } finally {
-    await Promise.all([py.stop(), ts.stop()]);
-  }
+  await redisWorkers.procs.get();
+  const { tsQueue, pyQueue } = redisWorkers;
+  const kids = await read([
+    ...cases.map((links) => ({ queue: pyQueue, links })),
+    ...cases.map((links) => ({ queue: tsQueue, links })),
+  ]);
+  const [fromPy, fromTs] = [kids.slice(0, cases.length), kids.slice(cases.length)];
+  cases.forEach((links, i) => assert.deepEqual(fromTs[i], fromPy[i], links.join(", ")));
+  const task = (value: number) => ({ kind: "task", value });
+  // Each group first, then the task and the chain (by its last step) in one new group.
+  assert.deepEqual(fromTs[0], [
+    { kind: "group", members: [task(4), task(5)] },
+    { kind: "group", members: [task(13), task(6)] },
+  ]);
 });
 
-Deno.test({ name: "canvas interop: clean up", ignore: WITHOUT_CELERY }, async () => {
-  await deleteKeys(prefix);
-  const redis = await rawRedis();
-  try {
-    const all = [...ids];
-    for (let i = 0; i < all.length; i += 500) {
-      const keys = all.slice(i, i + 500).flatMap((id) => [
-        `celery-task-meta-${id}`,
-        `celery-taskset-meta-${id}`,
-        `celery-taskset-meta-${id}.j`,
-        `celery-taskset-meta-${id}.s`,
-        `celery-taskset-meta-${id}.t`,
-      ]);
-      await redis.del(...keys);
+Deno.test(
+  { name: "canvas interop: clean up", ignore: WITHOUT_CELERY, ...SHARED_PROCS },
+  async () => {
+    await Promise.all([redisWorkers.procs.stop(), amqpWorkers.procs.stop()]);
+    await deleteKeys(prefix);
+    const redis = await rawRedis();
+    try {
+      const all = [...ids];
+      for (let i = 0; i < all.length; i += 500) {
+        const keys = all.slice(i, i + 500).flatMap((id) => [
+          `celery-task-meta-${id}`,
+          `celery-taskset-meta-${id}`,
+          `celery-taskset-meta-${id}.j`,
+          `celery-taskset-meta-${id}.s`,
+          `celery-taskset-meta-${id}.t`,
+        ]);
+        await redis.del(...keys);
+      }
+    } finally {
+      await redis.quit();
     }
-  } finally {
-    await redis.quit();
-  }
-  await vhost?.remove();
-});
+    await vhost?.remove();
+  },
+);

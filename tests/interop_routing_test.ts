@@ -14,7 +14,7 @@ import type { ApplyOptions } from "../src/client/task_options.ts";
 import { topicPattern } from "../src/broker/redis_keys.ts";
 import type { TaskRoutes } from "../src/client/routes.ts";
 import { CeleryCliSession, interopWorker, pythonCalls, pythonEnv } from "./helpers/interop.ts";
-import { celeryWorker, runPython } from "./helpers/procs.ts";
+import { celeryWorker, PYTHON, runPython } from "./helpers/procs.ts";
 import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
 import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_RABBITMQ } from "./helpers/services.ts";
@@ -79,6 +79,58 @@ async function pyroute(broker: string, queue: string, mode: string, arg: unknown
   return JSON.parse(await runPython("pyroute.py", [mode, JSON.stringify(arg)], env));
 }
 
+/**
+ * One `pyroute.py session` process on `broker`: each {@linkcode PyRouteSession.run} is one
+ * pyroute.py command, answered in turn, for a Python start per test instead of per command.
+ * Commands run one at a time (the caller awaits each).
+ */
+class PyRouteSession {
+  readonly #child: Deno.ChildProcess;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #lines: ReadableStreamDefaultReader<string>;
+  readonly #stderr: Promise<string>;
+  #buffered = "";
+
+  constructor(broker: string) {
+    const cwd = new URL("./interop/", import.meta.url).pathname;
+    this.#child = new Deno.Command(PYTHON, {
+      args: ["pyroute.py", "session"],
+      cwd,
+      env: { CELERY_BROKER_URL: broker },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#stdin = this.#child.stdin.getWriter();
+    this.#lines = this.#child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    this.#stderr = new Response(this.#child.stderr).text();
+  }
+
+  /** Run `pyroute.py <mode> <arg>` in the session and return what it printed, parsed. */
+  async run<T>(mode: string, arg: unknown): Promise<T> {
+    await this.#stdin.write(new TextEncoder().encode(JSON.stringify([mode, arg]) + "\n"));
+    while (!this.#buffered.includes("\n")) {
+      const { done, value } = await this.#lines.read();
+      if (done) throw new Error(`pyroute.py session ended:\n${await this.#stderr}`);
+      this.#buffered += value;
+    }
+    const end = this.#buffered.indexOf("\n");
+    const line = this.#buffered.slice(0, end);
+    this.#buffered = this.#buffered.slice(end + 1);
+    return JSON.parse(line) as T;
+  }
+
+  /** End the process (its stdin closed) and wait for it. */
+  async close(): Promise<void> {
+    await this.#stdin.close().catch(() => {});
+    while (!(await this.#lines.read()).done) {
+      // the process ends at the end of its stdin
+    }
+    await this.#child.status;
+    await this.#stderr;
+  }
+}
+
 /** The queues bound to named exchanges: `qb` to the direct `ex` by `rk`, `qt` to the topic `tx`. */
 function boundQueues(n: ReturnType<typeof names>) {
   return [
@@ -98,25 +150,24 @@ async function compareLandings(broker: string, prefix: string): Promise<void> {
     const n = names(`${prefix}c${i}-`);
     return { n, c: cases(n)[i], queues: [n.q0, n.qa, n.qb, n.qt, n.rk] };
   });
-  await pyroute(broker, "unused", "declare", all.flatMap(({ n }) => boundQueues(n)));
+  const py = new PyRouteSession(broker);
   const collect = async (): Promise<Landing[]> => {
-    const got: Landing = await pyroute(broker, "unused", "collect", all.flatMap((a) => a.queues));
+    const got = await py.run<Landing>("collect", all.flatMap((a) => a.queues));
     return all.map(({ queues }) => Object.fromEntries(queues.map((q) => [q, got[q]])));
   };
-  await collect(); // declares every queue, as a worker consuming it would
-  await pyroute(
-    broker,
-    "unused",
-    "send",
-    all.map(({ n, c }) => ({ options: c.py, routes: c.pyRoutes ?? null, default_queue: n.q0 })),
-  );
-  const fromPython = await collect();
   const apps = all.map(({ n, c }) =>
     new Celery({ broker, defaultQueue: n.q0, taskRoutes: c.tsRoutes })
   );
   const call = ({ c }: typeof all[number]) =>
     `options ${JSON.stringify(c.ts)}, routes ${JSON.stringify(c.tsRoutes ?? null)}`;
   try {
+    await py.run("declare", all.flatMap(({ n }) => boundQueues(n)));
+    await collect(); // declares every queue, as a worker consuming it would
+    await py.run(
+      "send",
+      all.map(({ n, c }) => ({ options: c.py, routes: c.pyRoutes ?? null, default_queue: n.q0 })),
+    );
+    const fromPython = await collect();
     await Promise.all(all.map(({ c }, i) => apps[i].sendTask("t", [], c.ts)));
     const fromSendTask = await collect();
     await Promise.all(
@@ -133,7 +184,7 @@ async function compareLandings(broker: string, prefix: string): Promise<void> {
       assert.deepEqual(fromGroup[i], fromPython[i], `a group member: ${call(a)}`);
     });
   } finally {
-    await Promise.all(apps.map((app) => app.close()));
+    await Promise.all([...apps.map((app) => app.close()), py.close()]);
   }
 }
 
@@ -193,7 +244,7 @@ async function exchangeBoundWorkers(
   const ids: string[] = [];
   try {
     await pyroute(broker, n.q0, "declare", bound);
-    const worker = await interopWorker(urls, `${n.qb},${n.qt}`);
+    const worker = await interopWorker(urls, `${n.qb},${n.qt}`, ["-c", "1"]);
     try {
       const out = await pythonCalls({ ...pythonEnv(urls, n.q0), ...taskQueues }, [
         { task: "tasks.add", args: [1, 2], options: { exchange: n.ex, routing_key: "rk" } },
@@ -244,51 +295,35 @@ Deno.test({
   await onVhost((broker) => exchangeBoundWorkers(broker, names(""), true));
 });
 
-Deno.test({
-  name:
-    "routing on Redis: an idle Celeriac worker takes from a queue celery control add_consumer added",
-  ignore: WITHOUT_CELERY,
-}, async () => {
-  await onRedis(async (broker, prefix) => {
-    const n = names(prefix);
-    const urls = { broker, backend: REDIS_URL };
-    const node = `routing-${crypto.randomUUID().slice(0, 8)}@test`;
-    const worker = await interopWorker(urls, n.q0, ["-n", node]);
-    const celery = new CeleryCliSession(pythonEnv(urls, n.q0));
-    const ids: string[] = [];
-    try {
-      const out = await celery.run(["control", "add_consumer", n.qa, "-d", node, "--json"]);
-      assert.deepEqual(JSON.parse(out.stdout), [{ [node]: { ok: `add consumer ${n.qa}` } }]);
-      const sent = await pythonCalls(pythonEnv(urls, n.qa), [{ task: "tasks.add", args: [1, 2] }]);
-      ids.push(...sent.map((o) => o.id));
-      assert.deepEqual(sent.map((o) => o.ok), [3], JSON.stringify(sent));
-    } finally {
-      await celery.close();
-      await worker.stop();
-      await deleteResults(ids);
-    }
-  });
-});
-
 /**
  * Python's `celery control add_consumer <queue> <exchange> <type> <key>`
  * makes a Celeriac worker consume the queue bound to that exchange, as a
  * Celery worker binds it: a Python client's send to the direct exchange and
  * a Celeriac client's to the topic one reach it (on RabbitMQ also Python's
- * topic send; see {@link exchangeBoundWorkers} for Redis).
+ * topic send; see {@link exchangeBoundWorkers} for Redis). With `idleFirst`, first (on the
+ * fresh worker, idle on its one queue) a plain `add_consumer <queue>`, and a Python client's
+ * send to that queue runs: on Redis, one worker for both.
  */
 async function addConsumerBinds(
   broker: string,
   n: ReturnType<typeof names>,
   pyTopic: boolean,
+  idleFirst = false,
 ): Promise<void> {
   const urls = { broker, backend: REDIS_URL };
   const node = `routing-${crypto.randomUUID().slice(0, 8)}@test`;
   const ids: string[] = [];
-  const worker = await interopWorker(urls, n.q0, ["-n", node]);
+  const worker = await interopWorker(urls, n.q0, ["-n", node, "-c", "1"]);
   const celery = new CeleryCliSession(pythonEnv(urls, n.q0));
   const app = new Celery({ broker, backend: REDIS_URL, defaultQueue: n.q0 });
   try {
+    if (idleFirst) {
+      const out = await celery.run(["control", "add_consumer", n.qa, "-d", node, "--json"]);
+      assert.deepEqual(JSON.parse(out.stdout), [{ [node]: { ok: `add consumer ${n.qa}` } }]);
+      const sent = await pythonCalls(pythonEnv(urls, n.qa), [{ task: "tasks.add", args: [1, 2] }]);
+      ids.push(...sent.map((o) => o.id));
+      assert.deepEqual(sent.map((o) => o.ok), [3], JSON.stringify(sent));
+    }
     for (const args of [[n.qb, n.ex, "direct", "rk"], [n.qt, n.tx, "topic", "a.*"]]) {
       const out = await celery.run(["control", "add_consumer", ...args, "-d", node, "--json"]);
       assert.deepEqual(JSON.parse(out.stdout), [{ [node]: { ok: `add consumer ${args[0]}` } }]);
@@ -330,10 +365,10 @@ async function addConsumerBinds(
 
 Deno.test({
   name:
-    "routing on Redis: celery control add_consumer with an exchange binds a Celeriac worker's queue",
+    "routing on Redis: an idle Celeriac worker takes from a queue celery control add_consumer added; with an exchange it binds the queue",
   ignore: WITHOUT_CELERY,
 }, async () => {
-  await onRedis((broker, prefix) => addConsumerBinds(broker, names(prefix), false));
+  await onRedis((broker, prefix) => addConsumerBinds(broker, names(prefix), false, true));
 });
 
 Deno.test({

@@ -1,7 +1,8 @@
 /**
  * The checks `new Worker(...)` runs on its options before anything
  * connects: a threads pool without `appModule`, and a `heartbeatInterval`
- * outside 0 to what a timer holds, are refused with a message saying what
+ * outside 0 to what a timer holds, a `leakedThreadsGrace` that is no number
+ * of seconds > 0, are refused with a message saying what
  * to change; the bounds themselves are taken.
  */
 
@@ -36,5 +37,25 @@ Deno.test("options check: heartbeatInterval is 0 to what a timer holds, in secon
   }
   for (const good of [0, 2, MAX_TIMER_MS / 1000]) {
     checkWorkerOptions({ app, pool: "inline", heartbeatInterval: good });
+  }
+});
+
+Deno.test("options check: leakedThreadsGrace is a number of seconds > 0, refused at construction", () => {
+  for (const bad of [0, -1, 1e306, Infinity, NaN]) {
+    const refusal = new RangeError(
+      `leakedThreadsGrace (--leaked-threads-grace) needs a number of seconds > 0, got ${bad}`,
+    );
+    assert.throws(
+      () => checkWorkerOptions({ app, pool: "inline", leakedThreadsGrace: bad }),
+      refusal,
+    );
+    assert.throws(
+      () => new Worker({ app, appModule: "file:///app.ts", leakedThreadsGrace: bad }),
+      refusal,
+      "the Worker constructor checks it, before start()",
+    );
+  }
+  for (const good of [0.001, 5, 86_400]) {
+    checkWorkerOptions({ app, pool: "inline", leakedThreadsGrace: good });
   }
 });

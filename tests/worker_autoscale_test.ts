@@ -14,8 +14,12 @@ import { CeleryCliSession } from "./helpers/interop.ts";
 import { celeriacWorker, celeryWorker } from "./helpers/procs.ts";
 import { deleteKeys, deleteResults, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_REDIS } from "./helpers/services.ts";
+import { withWorker } from "./helpers/worker.ts";
+import { app as interopApp } from "./interop/tasks.ts";
+import { Worker, type WorkerOptions } from "../src/worker/worker.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
+const INTEROP_APP = new URL("./interop/tasks.ts", import.meta.url).href;
 const prefix = uniquePrefix("autoscale");
 const BROKER = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
 const taskIds: string[] = [];
@@ -144,18 +148,8 @@ Deno.test({
 }, async () => {
   const queue = `q-as-off-${crypto.randomUUID().slice(0, 8)}`;
   const node = `as-off-${queue}@test`;
-  const worker = await celeriacWorker(workerArgs(queue, node, ["-c", "1"]));
-  const app = new Celery({ broker: BROKER, backend: REDIS_URL, defaultQueue: queue });
-  try {
-    assert.deepEqual(await app.control.autoscale(3, 1, { timeout: 3, destination: [node] }), [{
-      [node]: { error: "ValueError('Autoscale not enabled')" },
-    }]);
-    assert.equal((await stats(app, node)).autoscaler, undefined, "no autoscaler field");
-  } finally {
-    await app.close();
-    await worker.stop();
-  }
-  const inline = await new Deno.Command(Deno.execPath(), {
+  // A usage error, refused before connecting: checked while the worker below answers.
+  const inlineRun = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
@@ -166,6 +160,18 @@ Deno.test({
     stdout: "piped",
     stderr: "piped",
   }).output();
+  try {
+    // The reply is the remote control's, not the CLI's: an in-process worker answers it.
+    await withWorker({ broker: BROKER, backend: REDIS_URL }, { hostname: node }, async (app) => {
+      assert.deepEqual(await app.control.autoscale(3, 1, { timeout: 3, destination: [node] }), [{
+        [node]: { error: "ValueError('Autoscale not enabled')" },
+      }]);
+      assert.equal((await stats(app, node)).autoscaler, undefined, "no autoscaler field");
+    }, queue);
+  } finally {
+    await inlineRun;
+  }
+  const inline = await inlineRun;
   const text = new TextDecoder().decode(inline.stderr) + new TextDecoder().decode(inline.stdout);
   assert.equal(inline.code, 2, "a usage error, refused before connecting");
   assert.match(text, /--autoscale grows and shrinks Web Workers, which -P inline has none of/);
@@ -201,8 +207,13 @@ Deno.test({
   const tsOff = `as-ts-off-${queue}@interop`;
   const pyNode = `as-py-${queue}@interop`;
   const pyOff = `as-py-off-${queue}@interop`;
-  const ts = await celeriacWorker(workerArgs(queue, tsNode, ["--autoscale", "2,1"]));
-  const tsPlain = await celeriacWorker(workerArgs(queue, tsOff, ["-c", "1"]));
+  // What Python's CLI talks to is the remote control, not the CLI: in-process workers answer.
+  interopApp.configure({ broker: BROKER, backend: REDIS_URL, defaultQueue: queue });
+  const inProcess = (hostname: string, options: Partial<WorkerOptions>) =>
+    new Worker({ app: interopApp, appModule: INTEROP_APP, queues: [queue], hostname, ...options });
+  const ts = inProcess(tsNode, { autoscale: { max: 2, min: 1 } });
+  const tsPlain = inProcess(tsOff, { concurrency: 1 });
+  await Promise.all([ts.start(), tsPlain.start()]);
   const py = await celeryWorker(
     ["-P", "prefork", "--autoscale", "2,1", "-Q", queue, "-n", pyNode],
     pyEnv(queue),
@@ -226,6 +237,7 @@ Deno.test({
   } finally {
     await cli.close();
     await Promise.all([ts.stop(), tsPlain.stop(), py.stop(), pyPlain.stop()]);
+    await interopApp.close();
   }
 });
 

@@ -12,12 +12,13 @@ import { Celery } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { app as poolApp } from "./apps/pool_app.ts";
 import { app as plainApp } from "./apps/worker_app.ts";
+import { app as interopApp } from "./interop/tasks.ts";
 import { CeleryCliSession } from "./helpers/interop.ts";
-import { celeriacWorker } from "./helpers/procs.ts";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY, WITHOUT_REDIS } from "./helpers/services.ts";
 
 const POOL_APP = new URL("./apps/pool_app.ts", import.meta.url).href;
+const INTEROP_APP = new URL("./interop/tasks.ts", import.meta.url).href;
 const redisPrefix = uniquePrefix("resize");
 const kvDir = await Deno.makeTempDir({ prefix: "celeriac-resize-test-" });
 
@@ -166,20 +167,16 @@ Deno.test({
   const queue = `q-resize-${crypto.randomUUID().slice(0, 8)}`;
   const node = `celeriac-${queue}@interop`;
   const broker = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(redisPrefix)}`;
-  const worker = await celeriacWorker([
-    "--app",
-    "./tests/interop/tasks.ts",
-    "--broker",
-    broker,
-    "--backend",
-    REDIS_URL,
-    "-Q",
-    queue,
-    "-c",
-    "1",
-    "-n",
-    node,
-  ]);
+  // What Python's CLI talks to is the remote control, not the CLI: an in-process worker answers.
+  interopApp.configure({ broker, backend: REDIS_URL, defaultQueue: queue });
+  const worker = new Worker({
+    app: interopApp,
+    appModule: INTEROP_APP,
+    queues: [queue],
+    concurrency: 1,
+    hostname: node,
+  });
+  await worker.start();
   // The commands below run Python's `celery` entry point in this one Python process.
   const cli = new CeleryCliSession({
     CELERY_BROKER_URL: REDIS_URL,
@@ -208,6 +205,7 @@ Deno.test({
   } finally {
     await cli.close();
     await worker.stop();
+    await interopApp.close();
   }
 });
 

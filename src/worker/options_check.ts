@@ -12,7 +12,8 @@ import type { WorkerOptions } from "./worker_options.ts";
 /**
  * Refuse worker options that cannot work: the threads pool (the default)
  * without `appModule`, a `maxDecompressedSize` that is not a whole number
- * of bytes >= 1, a `heartbeatInterval` outside 0 to what a timer holds.
+ * of bytes >= 1, a `heartbeatInterval` outside 0 to what a timer holds, a
+ * `leakedThreadsGrace` that is not a number of seconds > 0.
  *
  * @example
  * ```ts ignore
@@ -22,7 +23,7 @@ import type { WorkerOptions } from "./worker_options.ts";
  *
  * @param options the worker's options
  * @throws {TypeError} for a threads pool without `appModule` or a bad `maxDecompressedSize`
- * @throws {RangeError} for a `heartbeatInterval` out of range
+ * @throws {RangeError} for a `heartbeatInterval` or `leakedThreadsGrace` out of range
  */
 export function checkWorkerOptions(options: WorkerOptions): void {
   if ((options.pool ?? "threads") === "threads" && !options.appModule) {
@@ -44,6 +45,12 @@ export function checkWorkerOptions(options: WorkerOptions): void {
     throw new RangeError(
       `heartbeatInterval needs 0 to ${MAX_TIMER_MS / 1000} seconds (24.8 days, what a timer ` +
         `holds), got ${beat}`,
+    );
+  }
+  const grace = options.leakedThreadsGrace;
+  if (grace !== undefined && !(grace > 0 && Number.isFinite(grace * 1000))) {
+    throw new RangeError(
+      `leakedThreadsGrace (--leaked-threads-grace) needs a number of seconds > 0, got ${grace}`,
     );
   }
 }

@@ -138,6 +138,50 @@ export async function assertSharedQueueRunsOnce(
   }
 }
 
+/**
+ * Deno.test options of a test that uses {@linkcode SharedProcs}: the processes outlive the test,
+ * and its resource and op sanitizers would call them leaks.
+ */
+export const SHARED_PROCS = { sanitizeResources: false, sanitizeOps: false } as const;
+
+/**
+ * Worker processes several tests of a file share (on queues of their own): all started together
+ * on the first {@linkcode SharedProcs.get}, stopped by {@linkcode SharedProcs.stop} from the
+ * file's clean-up test. A worker start costs a second or two of CPU.
+ */
+export class SharedProcs<K extends string> {
+  readonly #start: () => Record<K, Promise<Proc>>;
+  #started: Promise<Record<K, Proc>> | null = null;
+
+  /** `start` starts every process, each under its name. */
+  constructor(start: () => Record<K, Promise<Proc>>) {
+    this.#start = start;
+  }
+
+  /** The processes, started on the first call; when one fails to start, the others are stopped. */
+  get(): Promise<Record<K, Proc>> {
+    this.#started ??= (async () => {
+      const entries = Object.entries(this.#start()) as [K, Promise<Proc>][];
+      const settled = await Promise.allSettled(entries.map(([, p]) => p));
+      const failed = settled.find((r) => r.status === "rejected");
+      if (!failed) {
+        return Object.fromEntries(
+          entries.map(([k], i) => [k, (settled[i] as PromiseFulfilledResult<Proc>).value]),
+        ) as Record<K, Proc>;
+      }
+      await Promise.all(settled.map((r) => r.status === "fulfilled" ? r.value.stop() : null));
+      throw (failed as PromiseRejectedResult).reason;
+    })();
+    return this.#started;
+  }
+
+  /** Stop them all, if they were started. */
+  async stop(): Promise<void> {
+    const procs = await this.#started?.catch(() => null);
+    if (procs) await Promise.all(Object.values<Proc>(procs).map((p) => p.stop()));
+  }
+}
+
 /** How Python's `celery -A pytasks …` exited and what it printed. */
 export interface CeleryCliOutput {
   code: number;

@@ -10,6 +10,9 @@
   pyroute.py collect '<json>'  take every message from the named queues as a
                                consumer sees it; prints
                                {queue: [[exchange, routing_key, task name], ...]}
+  pyroute.py session           each line of stdin a JSON [command, argument] of
+                               the above, answered by one line of stdout: one
+                               Python start for a test's many steps
 
 Broker from CELERY_BROKER_URL; the default queue from INTEROP_QUEUE.
 """
@@ -73,6 +76,12 @@ def patterns(keys):
     return {key: TopicExchange(None).key_to_pattern(key) for key in keys}
 
 
+COMMANDS = {"declare": declare, "send": send, "collect": collect, "patterns": patterns}
+
 if __name__ == "__main__":
-    result = {"declare": declare, "send": send, "collect": collect, "patterns": patterns}[sys.argv[1]](json.loads(sys.argv[2]))
-    print(json.dumps(result))
+    if sys.argv[1] == "session":
+        for line in sys.stdin:
+            command, arg = json.loads(line)
+            print(json.dumps(COMMANDS[command](arg)), flush=True)
+    else:
+        print(json.dumps(COMMANDS[sys.argv[1]](json.loads(sys.argv[2]))))
