@@ -10,6 +10,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { BrokerConnectionError } from "../broker/errors.ts";
 import { retryWhileDown } from "../broker/outage.ts";
 import { sleep, unlessAborted } from "../broker/sleep.ts";
 
@@ -70,7 +71,8 @@ export interface StartLaterOptions {
 /**
  * Run a start-up step: resolves once it succeeded, or after `waitMs` with
  * the step going on in the background (a failure there is logged and the
- * step tried again, until it succeeds or `stop` aborts).
+ * step tried again while the server is unreachable, until it succeeds or
+ * `stop` aborts; another error is logged and ends it).
  *
  * @example
  * ```ts ignore
@@ -127,6 +129,14 @@ function later<T>(
   };
   const again = async (err: unknown): Promise<void> => {
     while (!stop?.aborted) {
+      if (!(err instanceof BrokerConnectionError && err.transient)) {
+        log.error("{hostname}: {what} failed ({error}); not tried again", {
+          hostname,
+          what: step.what,
+          error: (err as Error).message,
+        });
+        return;
+      }
       log.warn("{hostname}: {what} failed ({error}); trying again", {
         hostname,
         what: step.what,
