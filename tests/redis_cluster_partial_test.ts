@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { Celery } from "../mod.ts";
+import { BrokerConnectionError, Celery } from "../mod.ts";
 import { openRedisClusterBroker, queueTag } from "../src/broker/redis_cluster.ts";
 import { isConnectionFailure } from "../src/broker/redis_failures.ts";
 import { message } from "./broker_conformance.ts";
@@ -185,6 +185,82 @@ Deno.test({
     await app.close();
     await deleteKeys(prefix);
     shared.disconnect();
+  }
+});
+
+Deno.test({
+  name:
+    "redis cluster: a task sent to a queue whose master is down (no replica) fails, not waiting " +
+    "for a failover",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const { queues, victim } = await spreadQueues();
+  const app = new Celery({ broker: url, backend: null });
+  await killMaster(victim);
+  try {
+    // Before: each of the publish retry policy's 4 tries sent the command again for
+    // failover_wait (60 s): pending for 4 minutes.
+    const sent = app.sendTask("tasks.record", [0, "unused", 0], { queue: queues[2] });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      sent.then(() => "sent", (err: Error) => err),
+      new Promise((res) => timer = setTimeout(() => res("pending after 50 s"), 50_000)),
+    ]).finally(() => clearTimeout(timer));
+    assert.ok(outcome instanceof BrokerConnectionError, String(outcome));
+    assert.match(outcome.message, /master serving the key's slot is unreachable/);
+  } finally {
+    await app.close();
+    await restartMaster(victim);
+  }
+});
+
+Deno.test({
+  name: "redis cluster: with the master of {celeriac} down (no replica), a worker started then " +
+    "consumes the queues whose masters are up",
+  ignore: WITHOUT_REDIS,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const global = await masterOfTag("{celeriac}");
+  const queues: string[] = [];
+  const used = new Set([global]);
+  while (queues.length < 2) {
+    const q = `cg-${crypto.randomUUID().slice(0, 6)}`;
+    const m = await masterOfTag(queueTag(q));
+    if (used.has(m)) continue;
+    used.add(m);
+    queues.push(q);
+  }
+  const prefix = uniquePrefix("cluster-global");
+  const marker = `${prefix}done`;
+  const backend = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const shared = new Redis(REDIS_URL);
+  const app = new Celery({ broker: url, backend });
+  let worker: Awaited<ReturnType<typeof interopWorker>> | null = null;
+  await killMaster(global);
+  try {
+    for (let n = 0; n < 10; n++) {
+      await app.sendTask("tasks.record", [n, marker, 0], {
+        queue: queues[n % 2],
+        ignoreResult: true,
+      });
+    }
+    // Before: its start read the revoked ids (under {celeriac}) for up to 300 s, 60 s an attempt,
+    // and consumed nothing meanwhile.
+    worker = await interopWorker({ broker: url, backend }, queues.join(","), ["-c", "2"]);
+    await waitUntil("the 10 tasks to run", async () => (await shared.llen(marker)) >= 10, 50_000)
+      .catch((err) => {
+        throw new Error(`${err.message}; worker said:\n${worker!.output.slice(-3000)}`);
+      });
+    assert.match(worker.output, /read revoked ids: no answer yet/);
+  } finally {
+    await worker?.stop();
+    await app.close();
+    await deleteKeys(prefix);
+    shared.disconnect();
+    await restartMaster(global);
   }
 });
 

@@ -33,6 +33,8 @@ interface ClusterState {
   seen?: string;
   /** When each node now unreachable was last said so (`Date.now()`), until a connection to it is ready. */
   readonly down: Map<string, number>;
+  /** Whether a node serves slots without a replica (the last slot refresh of a connection). */
+  lone?: (node: string) => boolean;
 }
 
 /** Clusters by their start nodes, shared by the connections of this process. */
@@ -58,6 +60,7 @@ export function watchClusterNodes(client: Cluster, key: string, failoverWaitMs: 
     clusters.set(key, state);
   }
   const known = state;
+  known.lone = (node) => withoutReplica(client, node);
   client.on("node error", (err: Error, node: string) => {
     // A single server among the start nodes is not down: the failed connect says what it is.
     if (CLOSED.test(err.message) || /cluster support disabled/.test(err.message)) return;
@@ -79,8 +82,8 @@ export function watchClusterNodes(client: Cluster, key: string, failoverWaitMs: 
     }
     log.warn(
       "Redis Cluster node {node} is unreachable ({error}) and has no replica to take over: " +
-        "the queues in its slots wait until it is back (each command to them is sent again " +
-        "for {wait} s, ?failover_wait=), the other queues go on",
+        "the queues in its slots wait until it is back (commands to them fail without waiting " +
+        "for a failover), the other queues go on",
       fields,
     );
   });
@@ -121,6 +124,31 @@ export function watchClusterNodes(client: Cluster, key: string, failoverWaitMs: 
     known.masters = masters;
     log.warn("Redis Cluster masters are now {masters} (were {previous})", { masters, previous });
   });
+}
+
+/**
+ * Whether `node` is known unreachable (a connection to it failed and none
+ * was ready since) and serves slots without a replica: commands to its
+ * slots cannot succeed until it is back, so sending them again for the
+ * failover wait only delays their failure.
+ *
+ * @example
+ * ```ts
+ * import { isLoneMasterDown } from "./redis_cluster_watch.ts";
+ * isLoneMasterDown("127.0.0.1:7000,127.0.0.1:7001", "127.0.0.1:7002"); // false: not watched
+ * ```
+ *
+ * @param key the cluster's start nodes, as given to {@link watchClusterNodes}
+ * @param node `host:port`; none: any node of the cluster
+ * @returns true when it is down with no replica to take over
+ */
+export function isLoneMasterDown(key: string, node?: string): boolean {
+  const state = clusters.get(key);
+  if (!state?.lone) return false;
+  const lone = state.lone;
+  return node === undefined
+    ? [...state.down.keys()].some(lone)
+    : state.down.has(node) && lone(node);
 }
 
 /** Whether `node` is a master serving slots of which none has a replica (the last slot refresh's). */

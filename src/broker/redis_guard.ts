@@ -15,6 +15,7 @@ import {
   isConnectionFailure,
   TIMED_OUT,
 } from "./redis_failures.ts";
+import { isLoneMasterDown } from "./redis_cluster_watch.ts";
 import { failoverWaitOf, parseRedisUrl } from "./redis_url.ts";
 import { sleep } from "./sleep.ts";
 
@@ -100,7 +101,9 @@ function realFailure(rawUrl: string, err: unknown): unknown {
  * failover with Sentinel's default `down-after-milliseconds` of 30 s takes
  * 31-35 s), while a replica is promoted and ioredis reconnects to it. A
  * publish may then reach Redis twice (at-least-once, as kombu's publish
- * retry). On a single server the first failure is thrown. A failure is
+ * retry); not on a Cluster when the slot's master is known down with no
+ * replica to take over (no failover will come). On a single server the
+ * first failure is thrown. A failure is
  * reported with the connection's own error (`connect ECONNREFUSED ...`),
  * not ioredis' "Reached the max retries per request limit". Once `closed`
  * aborts (its owner closed the connection) a failure is thrown at once.
@@ -129,7 +132,9 @@ export async function guardRedis<T>(
         throw new BrokerConnectionError(rawUrl, err, describeRedisFailure(err, rawUrl));
       }
       if (!isConnectionFailure(err)) throw err;
-      if (closed?.aborted || Date.now() >= until) throw guardFailure(rawUrl, err);
+      if (closed?.aborted || Date.now() >= until || lostUntilBack(rawUrl, err)) {
+        throw guardFailure(rawUrl, err);
+      }
       log.debug("Redis command failed during a failover ({error}); sending it again", {
         error: (err as Error).message,
       });
@@ -138,6 +143,28 @@ export async function guardRedis<T>(
       if (closed?.aborted) throw guardFailure(rawUrl, err);
     }
   }
+}
+
+/** Each cluster URL's start nodes (the key of its cluster watch); "" for other URLs. */
+const clusterKeys = new Map<string, string>();
+
+/**
+ * Whether `err` says its slot's master is unreachable (ioredis's
+ * redirections, naming the node of its last `MOVED`, or not) and the
+ * cluster watch knows that master (or, unnamed, one of the cluster's) is
+ * down with no replica to take over: no failover will come, so the command
+ * is not sent again.
+ */
+function lostUntilBack(rawUrl: string, err: unknown): boolean {
+  if (!(err instanceof Error) || !CLUSTER_SLOT_DOWN.test(err.message)) return false;
+  // Its last error may be "Connection is closed." instead: then any such master of the cluster.
+  const node = /MOVED \d+ (\S+)/.exec(err.message)?.[1];
+  let key = clusterKeys.get(rawUrl);
+  if (key === undefined) {
+    key = parseRedisUrl(rawUrl).cluster?.map((n) => `${n.host}:${n.port}`).join(",") ?? "";
+    clusterKeys.set(rawUrl, key);
+  }
+  return key !== "" && isLoneMasterDown(key, node);
 }
 
 /** The error guardRedis gives up with: the real failure behind `err`, described. */

@@ -66,6 +66,7 @@ import { EventDispatcher } from "./event_dispatcher.ts";
 import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { HeapCap } from "./heap_cap.ts";
 import { retryWhileDown } from "../broker/outage.ts";
+import { startOrLater } from "./start_later.ts";
 import { unlessAborted } from "../broker/sleep.ts";
 import { logReady } from "./ready_log.ts";
 import { createPool } from "./pool_setup.ts";
@@ -281,8 +282,23 @@ export class Worker {
     for (const q of this.queues) {
       await whileDown(`declare queue ${q}`, () => broker.declareQueue(q));
     }
-    const revoked = await whileDown("read revoked ids", () => broker.listRevoked());
-    for (const e of revoked) s.revoked.add([e.id], e.expiresAt.getTime());
+    // Waited for START_STEP_WAIT_MS at most (as the remote control's subscription below): on a
+    // Redis Cluster whose {celeriac} master is down, the queues whose masters are up are consumed.
+    const later = {
+      hostname: this.hostname,
+      limit: s.outageRetryLimit,
+      signal,
+      stop: this.#control.signal,
+    };
+    await startOrLater({
+      what: "read revoked ids",
+      run: () => broker.listRevoked(),
+      done: (revoked) => {
+        for (const e of revoked) s.revoked.add([e.id], e.expiresAt.getTime());
+        return `read ${revoked.length} revoked id(s); they are honoured from now`;
+      },
+      meanwhile: "tasks revoked before the start are honoured once they are read",
+    }, later);
     if (this.#stopping) return;
     s.events = new EventDispatcher(s.broker, this.hostname, s.clock, {
       taskEvents: s.options.taskEvents ?? this.#app.config.workerSendTaskEvents,
@@ -308,9 +324,19 @@ export class Worker {
     if (s.options.remoteControl ?? true) {
       // Ended by the shutdown's abort of #control, which undoes the subscription.
       const pidbox = new RemoteControl(s.broker, this.#controlTarget(), s.clock);
-      await whileDown("subscribe to remote control", () => pidbox.start(this.#control.signal));
+      await startOrLater({
+        what: "subscribe to remote control",
+        run: () => pidbox.start(this.#control.signal),
+        done: () => {
+          if (!this.#control.signal.aborted) {
+            this.#nameCheck = warnIfNameTaken(pidbox, this.hostname, this.#control.signal);
+          }
+          return "subscribed to remote control";
+        },
+        meanwhile: "remote control (inspect, revoke and shutdown broadcasts) reaches this " +
+          "worker once it is subscribed",
+      }, later);
       if (this.#stopping) return;
-      this.#nameCheck = warnIfNameTaken(pidbox, this.hostname, this.#control.signal);
     }
     this.#heartbeat = new Heartbeat(s.events, () => ({
       active: s.running.size,
