@@ -181,7 +181,9 @@ export function respResultChannels(
         // It may have subscribed to this one already (its greeting): leave it once ready, unless
         // wanted again meanwhile: that SUBSCRIBE, written once ready too (a few hops later, or
         // sooner), must not be undone by this one written after it.
-        await conn.connect();
+        // An attempt that fails leaves it subscribed nowhere (the next one's greeting does without
+        // it): left, not a failure (a waiter giving up while Redis drops must not see one).
+        if (!await conn.connect().then(() => true, () => false)) return;
         if (channels.has(channel)) return;
       } else if (conn.state !== "ready") {
         // Waiting to reconnect: it subscribes to the channels left when it is back.
