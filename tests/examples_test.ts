@@ -111,7 +111,7 @@ async function redisTraces(): Promise<RedisTraces> {
  * The example programs do not print task ids, so what appeared while a test
  * ran (results, the queue's binding, workers' pidbox bindings) is deleted.
  */
-async function dropTraces(before: RedisTraces, queue: string): Promise<void> {
+async function dropTraces(before: RedisTraces, queues: string[]): Promise<void> {
   const now = await redisTraces();
   const redis = await rawRedis(EXAMPLES_REDIS);
   try {
@@ -119,7 +119,7 @@ async function dropTraces(before: RedisTraces, queue: string): Promise<void> {
     const pidbox = [...now.pidbox].filter((m) => !before.pidbox.has(m));
     if (results.length) await redis.del(...results);
     if (pidbox.length) await redis.srem(PIDBOX_BINDING, ...pidbox);
-    await redis.del(`_kombu.binding.${queue}`);
+    await redis.del(...queues.map((q) => `_kombu.binding.${q}`));
   } finally {
     await redis.quit();
   }
@@ -142,58 +142,6 @@ function pythonExampleWorker(env: Record<string, string>): Proc {
   ], { env, cwd: `${ROOT}examples/python` });
 }
 
-Deno.test(
-  { name: "examples: Python calls the Celeriac example tasks", ignore: WITHOUT_CELERY },
-  async () => {
-    const queue = `ex-py2ts-${crypto.randomUUID().slice(0, 8)}`;
-    const env = {
-      CELERY_BROKER_URL: EXAMPLES_REDIS,
-      CELERY_RESULT_BACKEND: EXAMPLES_REDIS,
-      CELERY_DEFAULT_QUEUE: queue,
-    };
-    const before = await redisTraces();
-    const worker = await celeriacWorker(["--app", "./examples/tasks.ts"], env);
-    try {
-      const out = await run(PYTHON, ["call_celeriac.py"], env, `${ROOT}examples/python`);
-      assert.match(out, /tasks\.add\(2, 3\) = 5/);
-      assert.match(out, /tasks\.mul\(x=6, y=7\) = 42/);
-      assert.match(out, /tasks\.fail raised ValueError: raised in TypeScript/);
-    } finally {
-      await worker.stop();
-      await dropTraces(before, queue);
-    }
-  },
-);
-
-Deno.test(
-  { name: "examples: Celeriac calls the Python example tasks", ignore: WITHOUT_CELERY },
-  async () => {
-    const queue = `ex-ts2py-${crypto.randomUUID().slice(0, 8)}`;
-    const env = {
-      CELERY_BROKER_URL: EXAMPLES_REDIS,
-      CELERY_RESULT_BACKEND: EXAMPLES_REDIS,
-      PYTHON_QUEUE: queue,
-    };
-    const before = await redisTraces();
-    const worker = pythonExampleWorker(env);
-    try {
-      await worker.waitFor(/ ready\./, 30_000);
-      const out = await run(Deno.execPath(), [
-        "run",
-        "--allow-net=127.0.0.1:6379",
-        "--allow-env",
-        "examples/call_python.ts",
-      ], env);
-      assert.match(out, /py\.mul\(6, 7\) = 42/);
-      assert.match(out, /py\.withdraw\(100, 30\) = 70/);
-      assert.match(out, /raised tasks\.InsufficientFunds\[10,30\]/);
-    } finally {
-      await worker.stop();
-      await dropTraces(before, queue);
-    }
-  },
-);
-
 Deno.test("examples: revoke a waiting and a running task, with narrow permissions", async () => {
   const out = await run(Deno.execPath(), [
     "run",
@@ -203,6 +151,55 @@ Deno.test("examples: revoke a waiting and a running task, with narrow permission
   assert.match(out, /running task: {3}REVOKED, TaskRevokedError\("terminated"\)/);
   assert.match(out, /"revoked":2/);
 });
+
+/**
+ * Both directions at once: the Celeriac example worker (one Web Worker) on CELERY_DEFAULT_QUEUE
+ * with examples/python/call_celeriac.py calling it, and the Python example worker on PYTHON_QUEUE
+ * with examples/call_python.ts (`--allow-net=<port>`) calling it.
+ */
+async function callEachOther(env: Record<string, string>, port: number): Promise<void> {
+  const py = pythonExampleWorker(env);
+  const ts = celeriacWorker(["--app", "./examples/tasks.ts", "-c", "1"], env);
+  try {
+    await Promise.all([ts, py.waitFor(/ ready\./, 30_000)]);
+    const [fromPython, fromCeleriac] = await Promise.all([
+      run(PYTHON, ["call_celeriac.py"], env, `${ROOT}examples/python`),
+      run(Deno.execPath(), [
+        "run",
+        `--allow-net=127.0.0.1:${port}`,
+        "--allow-env",
+        "examples/call_python.ts",
+      ], env),
+    ]);
+    assert.match(fromPython, /tasks\.add\(2, 3\) = 5/);
+    assert.match(fromPython, /tasks\.mul\(x=6, y=7\) = 42/);
+    assert.match(fromPython, /tasks\.fail raised ValueError: raised in TypeScript/);
+    assert.match(fromCeleriac, /py\.mul\(6, 7\) = 42/);
+    assert.match(fromCeleriac, /py\.withdraw\(100, 30\) = 70/);
+    assert.match(fromCeleriac, /raised tasks\.InsufficientFunds\[10,30\]/);
+  } finally {
+    await Promise.all([py.stop(), ts.then((w) => w.stop(), () => {})]);
+  }
+}
+
+Deno.test(
+  { name: "examples: Python and Celeriac call each other's example tasks", ignore: WITHOUT_CELERY },
+  async () => {
+    const queue = `ex-redis-${crypto.randomUUID().slice(0, 8)}`;
+    const env = {
+      CELERY_BROKER_URL: EXAMPLES_REDIS,
+      CELERY_RESULT_BACKEND: EXAMPLES_REDIS,
+      CELERY_DEFAULT_QUEUE: queue,
+      PYTHON_QUEUE: `${queue}-py`,
+    };
+    const before = await redisTraces();
+    try {
+      await callEachOther(env, 6379);
+    } finally {
+      await dropTraces(before, [queue, `${queue}-py`]);
+    }
+  },
+);
 
 Deno.test({
   name: "examples: Python and Celeriac call each other on RabbitMQ with the rpc:// backend",
@@ -217,28 +214,7 @@ Deno.test({
     PYTHON_QUEUE: `${queue}-py`,
   };
   try {
-    const worker = await celeriacWorker(["--app", "./examples/tasks.ts"], env);
-    try {
-      const out = await run(PYTHON, ["call_celeriac.py"], env, `${ROOT}examples/python`);
-      assert.match(out, /tasks\.add\(2, 3\) = 5/);
-      assert.match(out, /tasks\.fail raised ValueError: raised in TypeScript/);
-    } finally {
-      await worker.stop();
-    }
-    const py = pythonExampleWorker(env);
-    try {
-      await py.waitFor(/ ready\./, 30_000);
-      const out = await run(Deno.execPath(), [
-        "run",
-        "--allow-net=127.0.0.1:5672",
-        "--allow-env",
-        "examples/call_python.ts",
-      ], env);
-      assert.match(out, /py\.mul\(6, 7\) = 42/);
-      assert.match(out, /raised tasks\.InsufficientFunds\[10,30\]/);
-    } finally {
-      await py.stop();
-    }
+    await callEachOther(env, 5672);
   } finally {
     await vhost.remove();
   }

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { Celery, chain, chord, group } from "../mod.ts";
 import { pyJsonDumps, pyJsonLoads } from "../protocol.ts";
-import { interopWorker, type PyOutcome } from "./helpers/interop.ts";
+import { interopWorker, type PyOutcome, SHARED_PROCS, SharedProcs } from "./helpers/interop.ts";
 import { celeryWorker, type Proc, runPython } from "./helpers/procs.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_CELERY } from "./helpers/services.ts";
@@ -61,14 +61,15 @@ async function celeriacChord(queue: string, body: string, member = "tasks.add"):
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `nested chord header: ${name}`, ignore: WITHOUT_CELERY }, fn);
 
-test("Celeriac client, Celeriac workers: the body gets [[3, 4], 10]", async () => {
-  const queue = `q-nest-tsts-${crypto.randomUUID().slice(0, 8)}`;
-  const worker = await tsWorker(queue);
-  try {
-    assert.deepEqual(await celeriacChord(queue, "tasks.echo"), [[[3, 4], 10]]);
-  } finally {
-    await worker.stop();
-  }
+/** The Celeriac worker both Celeriac-worker tests use (its queue its default), stopped by the clean-up. */
+const tsQueue = `q-nest-ts-${crypto.randomUUID().slice(0, 8)}`;
+const celeriac = new SharedProcs(() => ({ ts: tsWorker(tsQueue) }));
+const sharedTest = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name: `nested chord header: ${name}`, ignore: WITHOUT_CELERY, ...SHARED_PROCS }, fn);
+
+sharedTest("Celeriac client, Celeriac workers: the body gets [[3, 4], 10]", async () => {
+  await celeriac.get();
+  assert.deepEqual(await celeriacChord(tsQueue, "tasks.echo"), [[[3, 4], 10]]);
 });
 
 test("Celeriac client, Python workers: the body gets [[3, 4], 10]", async () => {
@@ -91,41 +92,41 @@ test("Celeriac client, Python workers: the body gets [[3, 4], 10]", async () => 
   }
 });
 
-test("Python client, Celeriac workers: the body gets [[3, 4], 10]", async () => {
-  const queue = `q-nest-pyts-${crypto.randomUUID().slice(0, 8)}`;
-  const worker = await tsWorker(queue);
+sharedTest("Python client, Celeriac workers: the body gets [[3, 4], 10]", async () => {
+  await celeriac.get();
+  const queue = tsQueue;
   const s = (task: string, ...args: unknown[]) => ({ s: task, args });
-  try {
-    const spec = {
-      chord: [
-        { chain: [s("tasks.add", 1, 1), { group: [s("tasks.add", 1), s("tasks.add", 2)] }] },
-        s("tasks.add", 5, 5),
-      ],
-      body: s("tasks.echo"),
-    };
-    const [out] = pyJsonLoads(
-      await runPython("pycanvas.py", [pyJsonDumps([spec])], pyEnv(queue)),
-    ) as (PyOutcome & { ids: string[] })[];
-    for (const id of out.ids) ids.add(id);
-    assert.deepEqual(out.ok, [[[3, 4], 10]], JSON.stringify(out.error));
-  } finally {
-    await worker.stop();
-  }
+  const spec = {
+    chord: [
+      { chain: [s("tasks.add", 1, 1), { group: [s("tasks.add", 1), s("tasks.add", 2)] }] },
+      s("tasks.add", 5, 5),
+    ],
+    body: s("tasks.echo"),
+  };
+  const [out] = pyJsonLoads(
+    await runPython("pycanvas.py", [pyJsonDumps([spec])], pyEnv(queue)),
+  ) as (PyOutcome & { ids: string[] })[];
+  for (const id of out.ids) ids.add(id);
+  assert.deepEqual(out.ok, [[[3, 4], 10]], JSON.stringify(out.error));
 });
 
-Deno.test({ name: "nested chord header: clean up", ignore: WITHOUT_CELERY }, async () => {
-  await deleteKeys(prefix);
-  const redis = await rawRedis();
-  try {
-    const keys = [...ids].flatMap((id) => [
-      `celery-task-meta-${id}`,
-      `celery-taskset-meta-${id}`,
-      `celery-taskset-meta-${id}.j`,
-      `celery-taskset-meta-${id}.s`,
-      `celery-taskset-meta-${id}.t`,
-    ]);
-    if (keys.length) await redis.del(...keys);
-  } finally {
-    await redis.quit();
-  }
-});
+Deno.test(
+  { name: "nested chord header: clean up", ignore: WITHOUT_CELERY, ...SHARED_PROCS },
+  async () => {
+    await celeriac.stop();
+    await deleteKeys(prefix);
+    const redis = await rawRedis();
+    try {
+      const keys = [...ids].flatMap((id) => [
+        `celery-task-meta-${id}`,
+        `celery-taskset-meta-${id}`,
+        `celery-taskset-meta-${id}.j`,
+        `celery-taskset-meta-${id}.s`,
+        `celery-taskset-meta-${id}.t`,
+      ]);
+      if (keys.length) await redis.del(...keys);
+    } finally {
+      await redis.quit();
+    }
+  },
+);

@@ -182,6 +182,8 @@ Deno.test({
   const queue = `ev-${crypto.randomUUID().slice(0, 8)}`;
   // No periodic heartbeat within the test: the one seen is the one the wakeup asked for.
   const worker = await interopWorker({ broker: t.broker, backend: REDIS_URL }, queue, [
+    "-c",
+    "1",
     "-n",
     "wake@%h",
     "--heartbeat-interval",
