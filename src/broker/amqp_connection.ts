@@ -80,6 +80,11 @@ export interface SessionOptions {
   signal?: AbortSignal;
   /** Give up after this many milliseconds with a {@link BrokerConnectionError}. */
   timeoutMs?: number;
+  /**
+   * The limit the error names, in milliseconds (default: `timeoutMs`): a wait that is the
+   * rest of a longer limit (a publish's `publishTimeout`) names that limit, not what was left.
+   */
+  limitMs?: number;
 }
 
 /**
@@ -296,6 +301,7 @@ export class AmqpConnection {
    */
   async session(options: SessionOptions = {}): Promise<AmqpSession> {
     const { signal, timeoutMs } = options;
+    const limitMs = options.limitMs ?? timeoutMs ?? 0;
     const closedError = () =>
       new BrokerConnectionError(this.#rawUrl, new Error("the connection was closed"));
     while (true) {
@@ -309,7 +315,7 @@ export class AmqpConnection {
           new BrokerConnectionError(
             this.#rawUrl,
             new Error(
-              `no connection to RabbitMQ for ${timeoutMs / 1000} s (last error: ${
+              `no connection to RabbitMQ for ${limitMs / 1000} s (last error: ${
                 (this.#lastError as Error | null)?.message ?? "none"
               })`,
             ),

@@ -103,6 +103,7 @@ export class AmqpPublisher {
     while (true) {
       const session = await connection.session({
         timeoutMs: Math.max(0, deadline - performance.now()),
+        limitMs: publishTimeoutMs,
       });
       // A connection that came back too late: no rerun past the deadline.
       if (lost && performance.now() >= deadline) throw lost.err;
