@@ -15,29 +15,43 @@ import { uniqueQueue } from "./broker_conformance.ts";
 import { createVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
+/** A message of task `t.nope` with id `id`, `extra` set over the defaults. */
+function taskMessage(id: string, extra: Partial<TaskMessageInput> = {}) {
+  return encodeTaskMessage({
+    task: "t.nope",
+    id,
+    args: [1],
+    kwargs: {},
+    now: new Date(0),
+    origin: "x",
+    replyTo: "",
+    ...extra,
+  });
+}
+
+/** Run `body` with a broker on a vhost of its own (named after `label`), then close and remove both. */
+async function withBroker(label: string, body: (broker: AmqpBroker) => Promise<void>) {
+  const vhost = await createVhost(label);
+  const broker = await openAmqpBroker(vhost.url(), {});
+  try {
+    await body(broker);
+  } finally {
+    await broker.close();
+    await vhost.remove();
+  }
+}
+
 /** Publish two messages of one task id (`variant` sets what differs), take and park both, then `check`. */
 async function parkTwo(
   label: string,
   variant: (i: number) => Partial<TaskMessageInput>,
   check: (broker: AmqpBroker, q: string) => Promise<void>,
 ): Promise<void> {
-  const vhost = await createVhost(label);
-  const broker = await openAmqpBroker(vhost.url(), {});
-  try {
+  await withBroker(label, async (broker) => {
     const id = `copies-${crypto.randomUUID()}`;
     const q = uniqueQueue(label);
     for (let i = 0; i < 2; i++) {
-      const m = encodeTaskMessage({
-        task: "t.nope",
-        id,
-        args: [1],
-        kwargs: {},
-        now: new Date(0),
-        origin: "x",
-        replyTo: "",
-        ...variant(i),
-      });
-      await broker.publish(m, { routingKey: q });
+      await broker.publish(taskMessage(id, variant(i)), { routingKey: q });
     }
     const taken = await broker.take([q], { max: 2, signal: AbortSignal.timeout(10_000) });
     if (taken.length < 2) {
@@ -48,10 +62,7 @@ async function parkTwo(
     );
     assert.equal(parked.length, 2, "both parked");
     await check(broker, q);
-  } finally {
-    await broker.close();
-    await vhost.remove();
-  }
+  });
 }
 
 /**
@@ -154,20 +165,10 @@ Deno.test({
 }, async () => {
   // Before: both parks had one park id, so a requeue that moved the first and then met the second
   // (after a lost connection made it read again) dropped it as a duplicate: the task was nowhere.
-  const vhost = await createVhost("copies-again");
-  const broker = await openAmqpBroker(vhost.url(), {});
-  try {
+  await withBroker("copies-again", async (broker) => {
     const id = `again-${crypto.randomUUID()}`;
     const q = uniqueQueue("copies-again");
-    const m = encodeTaskMessage({
-      task: "t.nope",
-      id,
-      args: [1],
-      kwargs: {},
-      now: new Date(0),
-      origin: "x",
-      replyTo: "",
-    });
+    const m = taskMessage(id);
     const parkOnce = async (reason: string) => {
       const taken = await broker.take([q], { max: 1, signal: AbortSignal.timeout(10_000) });
       assert.equal(taken.length, 1);
@@ -180,10 +181,7 @@ Deno.test({
     assert.equal(await broker.requeueParked(), 1);
     const second = await parkOnce("poison again");
     assert.notEqual(second, first, "the second park is another message's");
-  } finally {
-    await broker.close();
-    await vhost.remove();
-  }
+  });
 });
 
 Deno.test({
@@ -193,22 +191,10 @@ Deno.test({
 }, async () => {
   // Before: a requeue read every parked message whatever its limit (seconds per requeue of one at
   // 20,000 parked, each held unacknowledged meanwhile), so it dropped the copy 16 places on (15 !== 16).
-  const vhost = await createVhost("copies-window");
-  const broker = await openAmqpBroker(vhost.url(), {});
-  try {
+  await withBroker("copies-window", async (broker) => {
     const q = uniqueQueue("copies-window");
-    const message = (id: string) =>
-      encodeTaskMessage({
-        task: "t.nope",
-        id,
-        args: [1],
-        kwargs: {},
-        now: new Date(0),
-        origin: "x",
-        replyTo: "",
-      });
     const ids = ["twice", ...Array.from({ length: 15 }, (_, i) => `filler-${i}`), "twice"];
-    for (const id of ids) await broker.publish(message(id), { routingKey: q });
+    for (const id of ids) await broker.publish(taskMessage(id), { routingKey: q });
     const taken = [];
     while (taken.length < ids.length) {
       taken.push(
@@ -226,8 +212,5 @@ Deno.test({
     assert.equal(await broker.countParked(), 16, "the copy past the window stays parked");
     const listed = await broker.listParked();
     assert.equal(listed.at(-1)?.taskId, "twice", "last in line");
-  } finally {
-    await broker.close();
-    await vhost.remove();
-  }
+  });
 });

@@ -224,14 +224,30 @@ test("a subscriber whose connection stopped answering while idle is dropped and 
   }
 });
 
-test("a channel left while the subscriber reconnects is not subscribed to once it is back", async () => {
+/**
+ * Celeriac's own result subscriber behind a proxy and a raw client; `readies()` counts the times
+ * the subscriber connected, `subscribers(channel)` the connections subscribed to `channel`.
+ */
+async function respSubscriber() {
   const { proxy, url } = LossyProxy.before(REDIS_URL);
   const scripts = new RespScripts(parseRedisUrl(url), url);
   let ready = 0;
   const channels = respResultChannels(scripts, url, { message: () => {}, ready: () => ready++ });
   const r = await rawRedis();
+  const subscribers = async (channel: string) =>
+    (await r.pubsub("NUMSUB", channel) as [string, number])[1];
+  const close = async () => {
+    await channels.close();
+    await scripts.close();
+    proxy.close();
+    await r.quit();
+  };
+  return { proxy, channels, readies: () => ready, subscribers, close };
+}
+
+test("a channel left while the subscriber reconnects is not subscribed to once it is back", async () => {
+  const { proxy, channels, readies, subscribers, close } = await respSubscriber();
   const channel = `celeriac-test-left-${crypto.randomUUID()}`;
-  const subscribers = async () => (await r.pubsub("NUMSUB", channel) as [string, number])[1];
   try {
     await channels.subscribe(channel);
     // Cut while the server's replies are held back: the reconnect's SUBSCRIBE reaches Redis,
@@ -239,32 +255,26 @@ test("a channel left while the subscriber reconnects is not subscribed to once i
     proxy.pauseReplies();
     proxy.cut();
     await until(
-      async () => proxy.accepted === 2 && await subscribers() === 1,
+      async () => proxy.accepted === 2 && await subscribers(channel) === 1,
       "subscribed again by the reconnect",
     );
     // The backend leaves a settled result's channel on a timer (LEAVE_MS): it may fire now.
     const left = channels.unsubscribe(channel);
     proxy.resumeReplies();
     await left;
-    await until(() => ready === 2, "connected again");
-    await until(async () => await subscribers() === 0, "the channel left is not subscribed to");
+    await until(() => readies() === 2, "connected again");
+    await until(
+      async () => await subscribers(channel) === 0,
+      "the channel left is not subscribed to",
+    );
   } finally {
-    await channels.close();
-    await scripts.close();
-    proxy.close();
-    await r.quit();
+    await close();
   }
 });
 
 test("a channel asked for and left while the subscriber waits to reconnect is not subscribed to once it is back", async () => {
-  const { proxy, url } = LossyProxy.before(REDIS_URL);
-  const scripts = new RespScripts(parseRedisUrl(url), url);
-  let ready = 0;
-  const channels = respResultChannels(scripts, url, { message: () => {}, ready: () => ready++ });
-  const r = await rawRedis();
+  const { proxy, channels, readies, subscribers, close } = await respSubscriber();
   const [kept, left] = [1, 2].map(() => `celeriac-test-left-${crypto.randomUUID()}`);
-  const subscribers = async (channel: string) =>
-    (await r.pubsub("NUMSUB", channel) as [string, number])[1];
   try {
     await channels.subscribe(kept);
     proxy.refuse(true);
@@ -279,26 +289,17 @@ test("a channel asked for and left while the subscriber waits to reconnect is no
     await channels.unsubscribe(left);
     proxy.refuse(false);
     await asked;
-    await until(() => ready === 2, "connected again");
+    await until(() => readies() === 2, "connected again");
     await until(async () => await subscribers(kept) === 1, "the kept channel subscribed again");
     assert.equal(await subscribers(left), 0, "the channel left is not subscribed to");
   } finally {
-    await channels.close();
-    await scripts.close();
-    proxy.close();
-    await r.quit();
+    await close();
   }
 });
 
 test("a channel asked for and left while a reconnect attempt that then fails is under way is not subscribed to", async () => {
-  const { proxy, url } = LossyProxy.before(REDIS_URL);
-  const scripts = new RespScripts(parseRedisUrl(url), url);
-  let ready = 0;
-  const channels = respResultChannels(scripts, url, { message: () => {}, ready: () => ready++ });
-  const r = await rawRedis();
+  const { proxy, channels, readies, subscribers, close } = await respSubscriber();
   const [kept, left] = [1, 2].map(() => `celeriac-test-left-${crypto.randomUUID()}`);
-  const subscribers = async (channel: string) =>
-    (await r.pubsub("NUMSUB", channel) as [string, number])[1];
   try {
     await channels.subscribe(kept);
     // The reconnect's first attempt (connection 1) gets no reply to its greeting: it stays
@@ -316,14 +317,11 @@ test("a channel asked for and left while a reconnect attempt that then fails is 
     const [a, l] = await Promise.allSettled([asked, leaving]);
     assert.equal(l.status, "fulfilled", `unsubscribe: ${l.status === "rejected" && l.reason}`);
     assert.equal(a.status, "fulfilled", `subscribe: ${a.status === "rejected" && a.reason}`);
-    await until(() => ready === 2, "connected again");
+    await until(() => readies() === 2, "connected again");
     await until(async () => await subscribers(kept) === 1, "the kept channel subscribed again");
     assert.equal(await subscribers(left), 0, "the channel left is not subscribed to");
   } finally {
-    await channels.close();
-    await scripts.close();
-    proxy.close();
-    await r.quit();
+    await close();
   }
 });
 

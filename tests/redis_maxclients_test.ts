@@ -26,14 +26,39 @@ async function info(r: Awaited<ReturnType<typeof rawRedis>>, section: string, fi
   return Number(text.match(new RegExp(`^${field}:(\\d+)`, "m"))?.[1]);
 }
 
-Deno.test({
-  name: "redis maxclients: refused waits back off and are warned about once, naming the cause",
-  ignore: WITHOUT_REDIS,
-}, async () => {
+/** Until `done` holds of the log lines `lines()` gives (20 s at most: a guard, not a measure). */
+async function until(lines: () => string[], what: string, done: (ls: string[]) => boolean) {
+  for (const end = Date.now() + 20_000; !done(lines());) {
+    if (Date.now() > end) throw new Error(`never ${what}:\n${lines().join("\n")}`);
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
+}
+
+/**
+ * A private Redis server with a broker on it, its log lines captured, and a raw client to it;
+ * `close` stops the capture, lifts `maxclients` again and closes all three.
+ */
+async function openPrivate() {
   const server = await PrivateRedis.start();
   const raw = await rawRedis(server.url);
   const records = await captureLogs("debug", ["celeriac", "broker", "redis"]);
   const broker = await openRedisBroker(server.url);
+  const lines = () => records.map(logLine);
+  const close = async () => {
+    await reset();
+    await raw.config("SET", "maxclients", "10000");
+    await broker.close();
+    raw.disconnect();
+    await server.close();
+  };
+  return { raw, broker, lines, close };
+}
+
+Deno.test({
+  name: "redis maxclients: refused waits back off and are warned about once, naming the cause",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { raw, broker, lines, close } = await openPrivate();
   const take = new AbortController();
   try {
     const queues = ["m1", "m2", "m3", "m4", "m5"];
@@ -45,7 +70,7 @@ Deno.test({
     await raw.config("RESETSTAT");
     const taking = broker.take(queues, { max: 1, signal: take.signal });
     const retries = () =>
-      records.map(logLine).filter((l) => l.includes("Cannot wait for messages")).map((l) =>
+      lines().filter((l) => l.includes("Cannot wait for messages")).map((l) =>
         Number(l.match(/retrying in (\d+) ms/)?.[1])
       );
     let rejected = 0;
@@ -61,17 +86,13 @@ Deno.test({
     assert.ok(rejected > 0, "the server refused no connection: the test set no limit");
     assert.ok(rejected < 8 * 20 + 40, `${rejected} connections refused`);
     assert.ok(retries().includes(50) && retries().includes(1600), String(retries()));
-    const warnings = records.map(logLine).filter((l) => l.startsWith("warning "));
+    const warnings = lines().filter((l) => l.startsWith("warning "));
     assert.equal(warnings.length, 1, warnings.join("\n"));
     assert.match(warnings[0], /max number of clients reached/);
     assert.match(warnings[0], /Raise its maxclients .* or consume fewer queues/);
   } finally {
     take.abort();
-    await reset();
-    await raw.config("SET", "maxclients", "10000");
-    await broker.close();
-    raw.disconnect();
-    await server.close();
+    await close();
   }
 });
 
@@ -79,19 +100,8 @@ Deno.test({
   name: "redis maxclients: each episode of refused waits is warned about once, its end logged",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const server = await PrivateRedis.start();
-  const raw = await rawRedis(server.url);
-  const records = await captureLogs("debug", ["celeriac", "broker", "redis"]);
-  const broker = await openRedisBroker(server.url);
+  const { raw, broker, lines, close } = await openPrivate();
   const take = new AbortController();
-  const lines = () => records.map(logLine);
-  /** Until `done` holds of the log lines (20 s at most: a guard, not a measure). */
-  const until = async (what: string, done: (ls: string[]) => boolean) => {
-    for (const end = Date.now() + 20_000; !done(lines());) {
-      if (Date.now() > end) throw new Error(`never ${what}:\n${lines().join("\n")}`);
-      await new Promise((ok) => setTimeout(ok, 50));
-    }
-  };
   const refused = (ls: string[]) =>
     ls.filter((l) => l.includes("Cannot wait for messages") && /max number of clients/.test(l));
   /** Room for two more connections: two of a queue's four new watchers are refused. */
@@ -104,9 +114,13 @@ Deno.test({
     assert.equal(await broker.queueDepth("e1"), 0);
     await roomForTwo();
     const taking = broker.take(["e1"], { max: 1, signal: take.signal });
-    await until("refused", (ls) => refused(ls).length >= 4);
+    await until(lines, "refused", (ls) => refused(ls).length >= 4);
     await raw.config("SET", "maxclients", "10000");
-    await until("recovered", (ls) => ls.some((l) => l.includes("Waiting for messages again")));
+    await until(
+      lines,
+      "recovered",
+      (ls) => ls.some((l) => l.includes("Waiting for messages again")),
+    );
     take.abort();
     await taking;
     // A second episode: another queue's watchers refused (a consumer added at maxclients).
@@ -114,7 +128,7 @@ Deno.test({
     await roomForTwo();
     const again = new AbortController();
     const takingAgain = broker.take(["e2"], { max: 1, signal: again.signal });
-    await until("refused again", (ls) => refused(ls.slice(first)).length >= 4);
+    await until(lines, "refused again", (ls) => refused(ls.slice(first)).length >= 4);
     again.abort();
     await takingAgain;
     const warned = (ls: string[]) => refused(ls).filter((l) => l.startsWith("warning ")).length;
@@ -122,31 +136,15 @@ Deno.test({
     assert.equal(warned(lines().slice(first)), 1, "the second episode is warned about once");
   } finally {
     take.abort();
-    await reset();
-    await raw.config("SET", "maxclients", "10000");
-    await broker.close();
-    raw.disconnect();
-    await server.close();
+    await close();
   }
 });
-
-/** Until `done` holds of the log lines `lines()` gives (20 s at most: a guard, not a measure). */
-async function until(lines: () => string[], what: string, done: (ls: string[]) => boolean) {
-  for (const end = Date.now() + 20_000; !done(lines());) {
-    if (Date.now() > end) throw new Error(`never ${what}:\n${lines().join("\n")}`);
-    await new Promise((ok) => setTimeout(ok, 50));
-  }
-}
 
 Deno.test({
   name: "redis maxclients: reconnects refused are warned about once an outage, with the advice",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  const server = await PrivateRedis.start();
-  const raw = await rawRedis(server.url);
-  const records = await captureLogs("debug", ["celeriac", "broker", "redis"]);
-  const broker = await openRedisBroker(server.url);
-  const lines = () => records.map(logLine);
+  const { raw, broker, lines, close } = await openPrivate();
   const advised = (ls: string[]) =>
     ls.filter((l) =>
       l.startsWith("warning Redis ") && l.includes("refuses new connections. Raise its maxclients")
@@ -179,11 +177,7 @@ Deno.test({
       assert.equal(advised(lines().slice(first)).length, 1, `episode ${episode} advised once`);
     }
   } finally {
-    await reset();
-    await raw.config("SET", "maxclients", "10000");
-    await broker.close();
-    raw.disconnect();
-    await server.close();
+    await close();
   }
 });
 

@@ -29,6 +29,21 @@ function success(taskId: string, result: unknown, replyTo: string): StoreEntry {
   };
 }
 
+/**
+ * An app on the test vhost with the rpc:// backend, a queue of its own and task `tests.add`,
+ * and an inline worker of `concurrency` for it (not started).
+ */
+function addApp(concurrency: number) {
+  const app = new Celery({
+    broker: brokerUrl,
+    backend: "rpc://",
+    defaultQueue: `rpckept-${crypto.randomUUID().slice(0, 8)}`,
+  });
+  const add = app.task("tests.add", (a: number, b: number) => a + b);
+  const worker = new Worker({ app, concurrency, pool: "inline" });
+  return { app, add, worker };
+}
+
 test("a ready result handed to its wait is not kept, whether it arrived before or during the wait", async () => {
   const client = await openRpcBackend("rpc://", { brokerUrl });
   const worker = await openRpcBackend("rpc://", { brokerUrl });
@@ -72,13 +87,7 @@ test("states nobody waits for are kept for the latest UNCLAIMED_LIMIT tasks, the
 });
 
 test("a client that sends and waits in a loop keeps nothing; each handle keeps its own result", async () => {
-  const app = new Celery({
-    broker: brokerUrl,
-    backend: "rpc://",
-    defaultQueue: `rpckept-${crypto.randomUUID().slice(0, 8)}`,
-  });
-  const add = app.task("tests.add", (a: number, b: number) => a + b);
-  const worker = new Worker({ app, concurrency: 4, pool: "inline" });
+  const { app, add, worker } = addApp(4);
   try {
     await worker.start();
     const backend = await app.resultBackend() as RpcBackend;
@@ -133,13 +142,7 @@ test("a client that sends and waits in a loop keeps nothing; each handle keeps i
 test("a state read through another handle leaves the result to the handle that waits", async () => {
   // Before: state() on a second handle took the result from the backend, so the sending handle's
   // get() timed out (still PENDING); Celery 5.2 puts the message back after such a read.
-  const app = new Celery({
-    broker: brokerUrl,
-    backend: "rpc://",
-    defaultQueue: `rpckept-${crypto.randomUUID().slice(0, 8)}`,
-  });
-  app.task("tests.add", (a: number, b: number) => a + b);
-  const worker = new Worker({ app, concurrency: 1, pool: "inline" });
+  const { app, worker } = addApp(1);
   try {
     await worker.start();
     const sent = await app.sendTask<number>("tests.add", [1, 1]);
