@@ -204,8 +204,9 @@ Deno.test({
         });
         await page.getByRole("button", { name: "Requeue" }).click();
         await requeued;
-        // back on its queue, the worker refuses it again: parked anew (a later parkedAt), under
-        // the same id, since the id identifies the message (src/broker/amqp_park_id.ts)
+        // back on its queue, the worker refuses it again: parked anew (a later parkedAt), under a
+        // new id, since a requeue marks what it moves (x-celeriac-requeue, part of the id in
+        // src/broker/amqp_park_id.ts) and the copy it moved is gone
         const deadline = Date.now() + 20_000;
         let again = await parkedAt();
         while ((again === undefined || again === firstAt) && Date.now() < deadline) {
@@ -213,8 +214,10 @@ Deno.test({
           again = await parkedAt();
         }
         assert.ok(again && again > firstAt, `parked anew: ${firstAt} then ${again}`);
-        await page.locator(`tr[data-parked="${first}"]`, { hasText: `no.such.task.${id}` })
-          .waitFor({ timeout: 20_000 });
+        await page.locator(`tr[data-parked]:not([data-parked="${first}"])`, {
+          hasText: `no.such.task.${id}`,
+        }).waitFor({ timeout: 20_000 });
+        assert.equal(await page.locator(`tr[data-parked="${first}"]`).count(), 0);
 
         // /metrics: events counted by type, both workers online, the queue's depth
         const res = await page.request.get(`${url}/metrics`);
