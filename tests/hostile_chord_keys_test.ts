@@ -182,9 +182,11 @@ Deno.test({
         while (!joined() && Date.now() < deadline) {
           await new Promise((ok) => setTimeout(ok, 50));
         }
-        // Before: the keys stayed, so the second member hit the same error and failed the chord again.
+        // The chord fails; a second line comes only from a member whose join read the size before
+        // the first join deleted it (both finish at once on a loaded machine: seen twice in CI).
         const failed = lines().filter((l) => l.startsWith(`warning Chord ${group} failed`));
-        assert.equal(failed.length, 1, JSON.stringify(lines()));
+        assert.ok(failed.length >= 1 && failed.length <= 2, JSON.stringify(lines()));
+        // Before: the keys stayed, so every later member hit the same error and failed it again.
         // The hostile size is gone (a late member's entry may be recorded again, with its expiry).
         assert.equal(await r.exists(`${own}${GROUP_META_PREFIX}${group}.s`), 0);
       },
