@@ -14,6 +14,8 @@ import { Celery } from "../mod.ts";
 import type { LeakedThread } from "../src/worker/leaked_threads.ts";
 import { type ThreadRef, ThreadWatch } from "../src/worker/thread_leaks.ts";
 import { ownThread } from "../src/worker/thread_self.ts";
+import { ThreadPool } from "../src/worker/thread_pool.ts";
+import type { PoolEvents } from "../src/worker/pool.ts";
 import { celeriacWorker, celeriacWorkerArgs, Proc } from "./helpers/procs.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -521,9 +523,17 @@ Deno.test({
   }
 });
 
-Deno.test("thread leak: a grace that is not a positive number is refused", () => {
-  for (const graceMs of [0, -1, NaN, Infinity]) {
-    assert.throws(() => new ThreadWatch(() => {}, { graceMs }), RangeError, String(graceMs));
+Deno.test("thread leak: a pool made with a grace that is not a number of ms > 0 is refused", () => {
+  const events = { onOutcomes: () => {}, onLost: () => {} } as unknown as PoolEvents;
+  for (const leakGraceMs of [0, -1, NaN, Infinity]) {
+    assert.throws(
+      () =>
+        new ThreadPool(
+          { size: 1, slots: 1, module: "file:///app.ts", config: {}, leakGraceMs },
+          events,
+        ),
+      new RangeError(`leakGraceMs needs a number of ms > 0, got ${leakGraceMs}`),
+    );
   }
 });
 
