@@ -10,6 +10,7 @@ import type { Celery } from "../mod.ts";
 import { withKvBroker } from "./helpers/kv_temp.ts";
 import { COMMAND_OPTIONS, workerOptions } from "../src/cli/command_flags.ts";
 import { OPTIONS } from "../src/cli/options.ts";
+import { workerEnv } from "./helpers/worker_env.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const APP = ["--app", "./tests/apps/worker_app.ts"];
@@ -82,20 +83,22 @@ Deno.test("cli flags: Celery's worker flags get what to write instead, or are ta
     assert.match(r.err, message, args.join(" "));
   }
   // Taken, with an INFO line; the worker then stops at the unreachable broker (--fail-fast).
+  const args = [
+    "run",
+    "-A",
+    "worker.ts",
+    ...APP,
+    "-P",
+    "inline",
+    "-b",
+    "redis://127.0.0.1:1/0",
+    "--fail-fast",
+    "--without-gossip",
+    "--without-mingle",
+  ];
   const res = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "worker.ts",
-      ...APP,
-      "-P",
-      "inline",
-      "-b",
-      "redis://127.0.0.1:1/0",
-      "--fail-fast",
-      "--without-gossip",
-      "--without-mingle",
-    ],
+    args,
+    env: workerEnv(args),
     cwd: ROOT.pathname,
     stdin: "null",
     stdout: "piped",

@@ -16,6 +16,7 @@ import { runCliCases } from "./helpers/cli_batch.ts";
 import { CeleryCliSession } from "./helpers/interop.ts";
 import { PrivateRedis } from "./helpers/private_redis.ts";
 import { PYTHON } from "./helpers/procs.ts";
+import { workerEnv } from "./helpers/worker_env.ts";
 import { WITHOUT_CELERY, WITHOUT_REDIS } from "./helpers/services.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -26,10 +27,11 @@ async function cli(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number; err: string }> {
+  const denoArgs = ["run", "-A", "worker.ts", ...args];
   const o = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "worker.ts", ...args],
+    args: denoArgs,
     cwd: ROOT,
-    env: { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "", ...env },
+    env: workerEnv(denoArgs, { CELERY_BROKER_URL: "", CELERY_RESULT_BACKEND: "", ...env }),
     stdout: "null",
     stderr: "piped",
     stdin: "null",

@@ -220,15 +220,21 @@ async function sentinelHungResult(): Promise<void> {
     const id = crypto.randomUUID();
     const got = waiting.waitFor(id, AbortSignal.timeout(60_000));
     got.catch(() => {});
-    await waitUntil("the subscription", async () => {
-      const [, n] = await command(base, "PUBSUB", "NUMSUB", `celery-task-meta-${id}`) as [
+    /** Whether the wait's channel is subscribed to on the server at `port`. */
+    const subscribedOn = (port: number) => async () => {
+      const [, n] = await command(port, "PUBSUB", "NUMSUB", `celery-task-meta-${id}`) as [
         string,
         number,
       ];
       return n === 1;
-    }, 10_000);
+    };
+    await waitUntil("the subscription", subscribedOn(base), 10_000);
     hang(servers.processes[0]);
     await replicaPromoted(base);
+    // An idle subscription sends nothing: without a PING it stays on the hung master. (Without
+    // the PINGs the result still came, 59.9 s after its store, and the case passed: the result
+    // alone does not show where the subscription is.)
+    await waitUntil("the subscription on the promoted replica", subscribedOn(base + 1), 30_000);
     storer = await openRedisBackend(url);
     const meta = encodeResultMeta({
       taskId: id,
@@ -238,7 +244,6 @@ async function sentinelHungResult(): Promise<void> {
     });
     const storedAt = Date.now();
     await storer.store([{ taskId: id, status: "SUCCESS", meta }]);
-    // An idle subscription sends nothing: without a PING it stays on the hung master.
     const result = await got;
     assert.equal(result.result, 7);
     report(

@@ -182,6 +182,44 @@ Deno.test({
 });
 
 Deno.test({
+  name: "redis maxclients: a refused reconnect and refused waits in one episode are advised once",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const { raw, broker, lines, close } = await openPrivate();
+  const advice = (ls: string[]) =>
+    ls.filter((l) => l.startsWith("warning ") && l.includes("Raise its maxclients"));
+  const refusedWaits = (ls: string[]) =>
+    ls.filter((l) => l.includes("Cannot wait for messages") && /max number of clients/.test(l));
+  let take = new AbortController();
+  try {
+    for (const q of ["b1", "b2"]) await broker.declareQueue(q);
+    let taking = broker.take(["b1"], { max: 1, signal: take.signal });
+    await new Promise((ok) => setTimeout(ok, 500)); // b1's watchers connect and wait
+    // No room at all; one of b1's waiting connections dropped: its reconnects are refused.
+    await raw.config("SET", "maxclients", "1");
+    const watch = String(await raw.call("CLIENT", "LIST")).split("\n")
+      .find((l) => / name=celeriac-watch /.test(l));
+    assert.ok(watch, "no celeriac-watch connection");
+    await raw.call("CLIENT", "KILL", "ID", watch.match(/^id=(\d+)/)![1]);
+    await until(lines, "a reconnect refused", (ls) => advice(ls).length > 0);
+    take.abort();
+    await taking;
+    // Meanwhile b2's new watchers are refused their first connect: the same episode.
+    take = new AbortController();
+    taking = broker.take(["b1", "b2"], { max: 1, signal: take.signal });
+    await until(lines, "waits refused", (ls) => refusedWaits(ls).length >= 4);
+    assert.equal(advice(lines()).length, 1, advice(lines()).join("\n"));
+    await raw.config("SET", "maxclients", "10000");
+    await until(lines, "waits again", (ls) => ls.some((l) => l.includes("Waiting for messages")));
+    take.abort();
+    await taking;
+  } finally {
+    take.abort();
+    await close();
+  }
+});
+
+Deno.test({
   name: "redis maxclients: a connect refused at maxclients fails as a connection, not a reply",
   ignore: WITHOUT_REDIS,
 }, async () => {

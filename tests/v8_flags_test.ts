@@ -149,18 +149,21 @@ function v8FlagsOf(pid: number): Promise<string | undefined> {
   return envOf(pid, "DENO_V8_FLAGS");
 }
 
+/** A worker that starts over with the flags itself, as one run by hand (`v8Start: "restart"`). */
 async function startWorker(prefix: string, env: Record<string, string>, denoArgs: string[] = []) {
   const broker = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
   const args = ["--app", "./tests/apps/worker_app.ts", "-b", broker, "--backend", broker];
   const queue = ["-Q", `v8-${crypto.randomUUID().slice(0, 8)}`, "-c", "1", "--loglevel", "DEBUG"];
-  if (denoArgs.length === 0) return await celeriacWorker([...args, ...queue], env);
+  if (denoArgs.length === 0) {
+    return await celeriacWorker([...args, ...queue], env, { v8Start: "restart" });
+  }
   const p = Proc.start("celeriac worker", Deno.execPath(), [
     "run",
     ...denoArgs,
     "worker.ts",
     ...args,
     ...queue,
-  ], { env });
+  ], { env, v8Start: "restart" });
   await p.waitFor(/ ready: /, 60_000);
   return p;
 }
@@ -257,7 +260,7 @@ Deno.test({
     "kv://:memory:",
     "--port",
     String(port),
-  ]);
+  ], { v8Start: "restart" });
   try {
     await p.waitFor(/Dashboard on /);
     assert.equal(

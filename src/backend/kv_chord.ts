@@ -10,16 +10,23 @@
  * `["celery-taskset-meta", gid]` for saved groups. A size or counter that
  * is no count, a counter past the size, or a member entry that is no join
  * entry (another tool wrote them) is a ProtocolError naming the key: the
- * worker fails the chord's body with `ChordError('Join error: …')`.
+ * worker fails the chord's body with `ChordError('Join error: …')`. The
+ * member that finds them deletes the spoiled key with the size and counter
+ * in one commit, checked against the versionstamp it read; only the member
+ * whose commit succeeds reports the error, so members that finish at once
+ * fail the chord once.
  *
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import { commitAtomic } from "../broker/kv_store.ts";
 import { expiryOptions } from "./kv_meta_store.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
 import type { ChordPart } from "./port.ts";
+
+const log = getLogger(["celeriac", "backend", "kv"]);
 
 interface StoredMember {
   index: number | null;
@@ -36,13 +43,14 @@ const REMEDY =
 
 /**
  * A count stored in a chord key (its size or its counter), or a
- * ProtocolError naming the key: a value that is no whole number would leave
- * the chord waiting forever (its body never run).
+ * ProtocolError naming the key (returned, for the join to report once): a
+ * value that is no whole number would leave the chord waiting forever (its
+ * body never run).
  */
-function storedCount(key: Deno.KvKey, value: unknown, taskId: string): number {
+function storedCount(key: Deno.KvKey, value: unknown, taskId: string): number | ProtocolError {
   if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
   const shown = typeof value === "bigint" ? `${value}n` : JSON.stringify(value) ?? String(value);
-  throw new ProtocolError(
+  return new ProtocolError(
     `Chord key ${keyText(key)} holds ${shown.slice(0, 100)}, not a count: the chord's body ` +
       `will not run. ${REMEDY}`,
     { taskId },
@@ -50,13 +58,17 @@ function storedCount(key: Deno.KvKey, value: unknown, taskId: string): number {
 }
 
 /** A recorded member, or a ProtocolError naming its key. */
-function storedMember(key: Deno.KvKey, value: unknown, taskId: string): ChordMember {
+function storedMember(
+  key: Deno.KvKey,
+  value: unknown,
+  taskId: string,
+): ChordMember | ProtocolError {
   const text = (value as Partial<StoredMember> | null)?.text;
   try {
     if (typeof text !== "string") throw new ProtocolError("no {index, text} record");
     return decodeChordMember(text);
   } catch (err) {
-    throw new ProtocolError(
+    return new ProtocolError(
       `Chord key ${keyText(key)} is no join entry (${(err as Error).message}): the chord's body ` +
         `will not run. ${REMEDY}`,
       { taskId, cause: err },
@@ -112,32 +124,63 @@ export class KvChords {
         memberKey,
       ]);
       if (member.value !== null) return null;
-      const n = (count.value === null ? 0 : storedCount(countKey, count.value, part.taskId)) + 1;
+      const counted = count.value === null ? 0 : storedCount(countKey, count.value, part.taskId);
+      if (counted instanceof ProtocolError) return await this.#spoiled(part, count, counted);
       const total = size.value === null ? null : storedCount(sizeKey, size.value, part.taskId);
+      if (total instanceof ProtocolError) return await this.#spoiled(part, size, total);
+      const n = counted + 1;
       const op = this.#kv.atomic().check(count).check(member)
         .set(memberKey, stored, this.#options)
         .set(countKey, n, this.#options);
       if (!(await commitAtomic(op)).ok) continue;
       if (total !== null && n > total) {
         // Members are counted once each: a counter past the size was not written by a member.
-        throw new ProtocolError(
-          `Chord key ${keyText(countKey)} counts ${n} members of a chord of ${total}: the ` +
-            `chord's body will not run. ${REMEDY}`,
-          { taskId: part.taskId },
+        return await this.#spoiled(
+          part,
+          size,
+          new ProtocolError(
+            `Chord key ${keyText(countKey)} counts ${n} members of a chord of ${total}: the ` +
+              `chord's body will not run. ${REMEDY}`,
+            { taskId: part.taskId },
+          ),
         );
       }
       if (total === null || n !== total) return null;
       const members: { index: number; member: ChordMember }[] = [];
       for await (const e of this.#kv.list({ prefix: this.#chordKey(part.groupId, "member") })) {
         const index = (e.value as Partial<StoredMember> | null)?.index;
-        members.push({
-          index: typeof index === "number" ? index : Infinity,
-          member: storedMember(e.key, e.value, part.taskId),
-        });
+        const m = storedMember(e.key, e.value, part.taskId);
+        if (m instanceof ProtocolError) return await this.#spoiled(part, size, m);
+        members.push({ index: typeof index === "number" ? index : Infinity, member: m });
       }
       members.sort((a, b) => a.index - b.index);
       return members.map((m) => m.member);
     }
+  }
+
+  /**
+   * A join that found its chord spoiled (`err`): delete `entry` (the key it
+   * read spoiled, or the size) with the size and counter in one commit
+   * checked against `entry` as read; throw `err` only when that commit
+   * succeeds. Members that read the spoiled chord at once all come here and
+   * one commit wins: the others resolve `null` and the chord fails once.
+   * With the size gone no later member completes the join.
+   */
+  async #spoiled(
+    part: ChordPart,
+    entry: Deno.KvEntryMaybe<unknown>,
+    err: ProtocolError,
+  ): Promise<null> {
+    const op = this.#kv.atomic().check(entry).delete(entry.key)
+      .delete(this.#chordKey(part.groupId, "size"))
+      .delete(this.#chordKey(part.groupId, "count"));
+    if ((await commitAtomic(op)).ok) throw err;
+    log.debug(
+      "Task {id} of chord {group}: not joined; another member found {key} spoiled and failed " +
+        "the chord",
+      { id: part.taskId, group: part.groupId, key: keyText(entry.key) },
+    );
+    return null;
   }
 
   /** Delete a chord's bookkeeping. */

@@ -121,7 +121,9 @@ export interface ResultBackend {
   /**
    * Record a finished chord header member. Resolves to every member's
    * outcome in header order when this call completed the chord (exactly
-   * one caller per chord gets them), else `null`.
+   * one caller per chord gets them), else `null`. Join keys another tool
+   * spoiled reject exactly one caller per chord with a ProtocolError (it
+   * fails the chord), even when members join at once; the others get `null`.
    */
   chordPartReturn?(part: ChordPart): Promise<ChordMember[] | null>;
   /** Remove a chord's join bookkeeping once its body was sent. */

@@ -9,7 +9,10 @@
  * - `celery-taskset-meta-<gid>`: a saved group (`GroupResult.save()`).
  *
  * Each member's ZADD and ZCOUNT run in one MULTI, so exactly one member sees
- * the count reach the size and publishes the body.
+ * the count reach the size and publishes the body. A member that finds a key
+ * spoiled (another tool wrote it) deletes it with the chord's keys in one
+ * MULTI, and only the one whose DEL removed it reports the error: members
+ * that finish at once fail the chord once.
  *
  * On a Redis Cluster the group id is a hash tag (`celery-taskset-meta-{<gid>}.j`)
  * so a chord's keys share a slot; Python Celery has no cluster result
@@ -29,13 +32,13 @@ const log = getLogger(["celeriac", "backend", "redis"]);
 
 /**
  * A count stored in a chord key (`.s` its size, `.t` a size delta), or a
- * ProtocolError naming the key: a value that is no integer would leave the
- * chord waiting forever.
+ * ProtocolError naming the key (returned, for the join to report once): a
+ * value that is no integer would leave the chord waiting forever.
  */
-function storedCount(key: string, raw: string): number {
+function storedCount(key: string, raw: string): number | ProtocolError {
   const n = /^-?\d+$/.test(raw) ? Number(raw) : NaN;
   if (Number.isSafeInteger(n)) return n;
-  throw new ProtocolError(
+  return new ProtocolError(
     `Chord key ${key} holds ${JSON.stringify(raw.slice(0, 100))}, not a count: the chord's ` +
       `body will not run. Something other than a Celery or Celeriac producer wrote it (the ` +
       `worker deletes the chord's keys, ${key.slice(0, -2)}.*); send the chord again`,
@@ -52,6 +55,9 @@ function storedCount(key: string, raw: string): number {
  * ```
  */
 export const GROUP_META_PREFIX = "celery-taskset-meta-";
+
+/** The key each command of a join's MULTI reads (ZADD, ZCOUNT, GET `.t`, GET `.s`, EXPIREs). */
+const JOIN_KEYS = [".j", ".j", ".t", ".s", ".j", ".t", ".s"];
 
 /** Redis chord operations of one backend (its client, key prefix and TTL). */
 export class RedisChords {
@@ -114,22 +120,29 @@ export class RedisChords {
     }
     const replies = await m.exec();
     if (!replies) throw new Error(`Chord ${part.groupId}: the join transaction was aborted`);
-    for (const [err] of replies) {
+    for (const [i, [err]] of replies.entries()) {
       if (!err) continue;
       if (!isWrongType(err)) throw err;
-      throw new ProtocolError(
-        `Chord ${part.groupId}: a key of its join (${stem}.j must be a sorted set, ${stem}.s ` +
-          `and ${stem}.t strings) holds another type (${err.message}): the chord's body will ` +
-          `not run. Something other than Celery or Celeriac wrote it (the worker deletes ` +
-          `those keys); send the chord again`,
-        { taskId: part.taskId, cause: err },
+      return await this.#spoiled(
+        part,
+        stem + JOIN_KEYS[i],
+        new ProtocolError(
+          `Chord ${part.groupId}: a key of its join (${stem}.j must be a sorted set, ${stem}.s ` +
+            `and ${stem}.t strings) holds another type (${err.message}): the chord's body will ` +
+            `not run. Something other than Celery or Celeriac wrote it (the worker deletes ` +
+            `those keys); send the chord again`,
+          { taskId: part.taskId, cause: err },
+        ),
       );
     }
     const ready = Number(replies[1][1]);
     const rawDelta = replies[2][1] as string | null;
-    const delta = rawDelta === null ? 0 : storedCount(stem + ".t", rawDelta);
     const raw = replies[3][1] as string | null;
-    if (raw === null) {
+    const delta = rawDelta === null ? 0 : storedCount(stem + ".t", rawDelta);
+    if (delta instanceof ProtocolError) return await this.#spoiled(part, stem + ".t", delta);
+    const size = raw === null ? null : storedCount(stem + ".s", raw);
+    if (size instanceof ProtocolError) return await this.#spoiled(part, stem + ".s", size);
+    if (size === null) {
       // Normal for a chord a Python client applied: Celery stores the size as it sends the
       // header's last member, so members run before that are recorded without one and the
       // member that completes the join finds it (as Celery's on_chord_part_return does).
@@ -140,21 +153,53 @@ export class RedisChords {
       );
       return null;
     }
-    if (ready !== storedCount(stem + ".s", raw) + delta) return null;
+    if (ready !== size + delta) return null;
     const members = await this.#client.zrange(stem + ".j", "0", "-1");
-    return members.map((text) => {
+    const joined: ChordMember[] = [];
+    for (const text of members) {
       try {
-        return decodeChordMember(text);
+        joined.push(decodeChordMember(text));
       } catch (err) {
-        throw new ProtocolError(
-          `Chord ${part.groupId}: an entry of ${stem}.j is no join entry ([1, id, state, ` +
-            `result]): ${
-              (err as Error).message
-            }. The worker deletes the chord's keys; send the chord again`,
-          { taskId: part.taskId, cause: err },
+        return await this.#spoiled(
+          part,
+          stem + ".j",
+          new ProtocolError(
+            `Chord ${part.groupId}: an entry of ${stem}.j is no join entry ([1, id, state, ` +
+              `result]): ${
+                (err as Error).message
+              }. The worker deletes the chord's keys; send the chord again`,
+            { taskId: part.taskId, cause: err },
+          ),
         );
       }
-    });
+    }
+    return joined;
+  }
+
+  /**
+   * A join that found `key` spoiled: DEL it and the chord's keys in one
+   * MULTI; throw `err` only when this DEL removed `key`. Members that read
+   * the spoiled key at once all come here, and one DEL removes it: the
+   * others resolve `null` and the chord fails once. With `.s` gone no later
+   * member completes the join.
+   */
+  async #spoiled(part: ChordPart, key: string, err: ProtocolError): Promise<null> {
+    const stem = this.key(part.groupId);
+    const replies = await this.#client.multi()
+      .del(key)
+      .del(stem + ".j", stem + ".t", stem + ".s")
+      .exec();
+    if (!replies) {
+      throw new Error(`Chord ${part.groupId}: the transaction deleting ${key} was aborted`);
+    }
+    if (replies[0][0]) throw replies[0][0];
+    if (Number(replies[0][1]) === 1) throw err;
+    log.debug(
+      "Task {id} of chord {group}: not joined; another member found {key} spoiled and failed " +
+        "the chord",
+      { id: part.taskId, group: part.groupId, key },
+    );
+    return null;
   }
 
   /** DEL `.j`, `.t`, `.s` once the body was sent, as Celery does. */

@@ -35,6 +35,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
 import type { RespConnection } from "./resp_connection.ts";
 import { MAXCLIENTS_ADVICE, MAXCLIENTS_REFUSAL } from "./redis_failures.ts";
+import { maxclientsPassed, refusedAtMaxclients } from "./redis_maxclients.ts";
 import { textOrNull } from "./resp_scripts.ts";
 import { sleep } from "./sleep.ts";
 
@@ -225,22 +226,35 @@ export function respClaimLink(
  * warned about once per episode, which lasts from a watcher's failed wait
  * until every watcher that failed has waited again without failing (or was
  * closed). A later episode (Redis at `maxclients` again after its limit was
- * raised, say) is warned about again.
+ * raised, say) is warned about again. A refusal at `maxclients` is warned
+ * about once per episode of the server's (redis_maxclients.ts), which a
+ * refused reconnect of another connection may have started: its warning
+ * gave the advice already.
  *
  * @example
  * ```ts
  * import { WaitFailures } from "./redis_claims.ts";
- * const failures = new WaitFailures();
+ * const failures = new WaitFailures("redis://127.0.0.1:6379/0");
  * const watcher = {};
- * failures.failed(watcher, "max number of clients reached"); // true: warn
- * failures.failed(watcher, "max number of clients reached"); // false: warned already
+ * failures.failed(watcher, "ERR max number of clients reached"); // true: warn
+ * failures.failed(watcher, "ERR max number of clients reached"); // false: warned already
  * failures.recovered(watcher); // true: the episode is over
- * failures.failed(watcher, "max number of clients reached"); // true: a new episode
+ * failures.failed(watcher, "ERR max number of clients reached"); // true: a new episode
+ * failures.recovered(watcher);
  * ```
  */
 export class WaitFailures {
+  readonly #server: string;
   readonly #warned = new Set<string>();
   readonly #failing = new Set<object>();
+
+  /**
+   * @param server the server's label (its URL, password masked), whose
+   *   `maxclients` episodes the watchers share with its connections
+   */
+  constructor(server: string) {
+    this.#server = server;
+  }
 
   /**
    * Count a failed wait of `watcher`.
@@ -251,6 +265,7 @@ export class WaitFailures {
    */
   failed(watcher: object, cause: string): boolean {
     this.#failing.add(watcher);
+    if (MAXCLIENTS_REFUSAL.test(cause)) return refusedAtMaxclients(this.#server, watcher);
     if (this.#warned.has(cause)) return false;
     this.#warned.add(cause);
     return true;
@@ -264,6 +279,7 @@ export class WaitFailures {
    * @returns whether this ended an episode
    */
   recovered(watcher: object): boolean {
+    maxclientsPassed(this.#server, watcher);
     if (!this.#failing.delete(watcher) || this.#failing.size > 0) return false;
     this.#warned.clear();
     return true;
@@ -290,9 +306,14 @@ export class ClaimWatcher {
    * @param renewEvery milliseconds within which a wait does not renew
    *   again (default {@link CLAIM_RENEW_MS}; 0 renews before every wait)
    * @param failures the failed waits of a broker's watchers, shared by them so that each
-   *   cause is warned about once per episode (default: this watcher's own)
+   *   cause is warned about once per episode (default: this watcher's own, on a server
+   *   of its own)
    */
-  constructor(link: ClaimLink, renewEvery = CLAIM_RENEW_MS, failures = new WaitFailures()) {
+  constructor(
+    link: ClaimLink,
+    renewEvery = CLAIM_RENEW_MS,
+    failures = new WaitFailures(`watcher ${crypto.randomUUID()}`),
+  ) {
     this.#link = link;
     this.#renewEvery = renewEvery;
     this.#failures = failures;

@@ -25,6 +25,7 @@ import type { RedisScope } from "./redis_commands.ts";
 import type { Redis } from "ioredis";
 import { duplicateRedis } from "./redis_connection.ts";
 import { closeWait } from "./sleep.ts";
+import { maskPassword } from "./errors.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -51,13 +52,15 @@ export class ClaimWatchers {
   readonly #scope: RedisScope;
   readonly #watchers = new Map<string, ClaimWatcher>();
   /** The watchers' failed waits (each cause is warned about once per episode). */
-  readonly #failures = new WaitFailures();
+  readonly #failures: WaitFailures;
   /** This broker's id in its claim lists (see redis_claims.ts). */
   readonly id: string = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
 
   /** @param scope the broker's connection and key prefix */
   constructor(scope: RedisScope) {
     this.#scope = scope;
+    // The label of the server's RespConnections (resp_outages.ts: one maxclients episode).
+    this.#failures = new WaitFailures(maskPassword(scope.rawUrl));
   }
 
   /**

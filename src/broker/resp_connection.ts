@@ -463,7 +463,7 @@ export class RespConnection {
   }
 
   #reconnect(): Promise<void> {
-    return reconnect(this.#o, this.#label, this.#closing.signal, {
+    return reconnect(this.#o, this.#label, this, this.#closing.signal, {
       waiting: (attempt) => {
         if (this.#state === "closed") return false;
         this.#state = "waiting";

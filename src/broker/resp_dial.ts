@@ -224,17 +224,19 @@ export interface ReconnectSteps {
  * @example
  * ```ts ignore
  * import { reconnect } from "./resp_dial.ts";
- * await reconnect(options, "127.0.0.1:6379", closing.signal, steps);
+ * await reconnect(options, "127.0.0.1:6379", this, closing.signal, steps);
  * ```
  *
  * @param o the connection's options
  * @param label the server, for log lines
+ * @param conn the connection (its identity, for resp_outages.ts)
  * @param signal ends the delays (closing)
  * @param steps what each attempt does to the connection
  */
 export async function reconnect(
   o: RespConnectionOptions,
   label: string,
+  conn: object,
   signal: AbortSignal,
   steps: ReconnectSteps,
 ): Promise<void> {
@@ -250,7 +252,7 @@ export async function reconnect(
       await steps.connect();
       return;
     } catch (err) {
-      reconnectFailed(label, role, (err as Error).message);
+      reconnectFailed(label, conn, role, (err as Error).message);
     } finally {
       tried.resolve();
     }

@@ -11,6 +11,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { MAXCLIENTS_ADVICE, MAXCLIENTS_REFUSAL } from "./redis_failures.ts";
+import { maxclientsPassed, refusedAtMaxclients } from "./redis_maxclients.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -24,8 +25,6 @@ interface Outage {
   readonly since: number;
   /** Whether one of them connected again. */
   reconnected: boolean;
-  /** Whether a reconnect refused at `maxclients` was warned about (once an outage). */
-  refusedWarned: boolean;
 }
 
 /** Outages by server label (the URL, password masked). */
@@ -49,13 +48,7 @@ export function connectionDropped(label: string, conn: object, role: string, err
   let outage = outages.get(label);
   const first = !outage;
   if (!outage) {
-    outage = {
-      down: new Set(),
-      roles: new Map(),
-      since: Date.now(),
-      reconnected: false,
-      refusedWarned: false,
-    };
+    outage = { down: new Set(), roles: new Map(), since: Date.now(), reconnected: false };
     outages.set(label, outage);
   }
   outage.down.add(conn);
@@ -67,24 +60,24 @@ export function connectionDropped(label: string, conn: object, role: string, err
 
 /**
  * A reconnect attempt failed: a debug line, but a warning with what to
- * change the first time in an outage that Redis refuses it at `maxclients`
- * (the reconnect loops of a worker's connections are refused hundreds of
- * times; the commands waiting on them only see the connection down). The
- * next outage is warned about again.
+ * change when Redis refuses it at `maxclients` and that starts the server's
+ * `maxclients` episode (redis_maxclients.ts: once an episode, whether a
+ * reconnect or a watcher's wait met the refusal first). The reconnect loops
+ * of a worker's connections are refused hundreds of times; the commands
+ * waiting on them only see the connection down.
  *
  * @example
  * ```ts ignore
- * reconnectFailed("redis://127.0.0.1:6379/0", "wait", "ERR max number of clients reached");
+ * reconnectFailed("redis://127.0.0.1:6379/0", this, "wait", "ERR max number of clients reached");
  * ```
  *
  * @param label the server (URL, password masked)
+ * @param conn the connection (its identity)
  * @param role the connection's role, for the line
  * @param error why the attempt failed
  */
-export function reconnectFailed(label: string, role: string, error: string): void {
-  const outage = outages.get(label);
-  if (outage && !outage.refusedWarned && MAXCLIENTS_REFUSAL.test(error)) {
-    outage.refusedWarned = true;
+export function reconnectFailed(label: string, conn: object, role: string, error: string): void {
+  if (MAXCLIENTS_REFUSAL.test(error) && refusedAtMaxclients(label, conn)) {
     log.warn(
       "Redis {role} connection {url}: {error}: Redis refuses new connections. {advice}; " +
         "reconnecting",
@@ -96,8 +89,9 @@ export function reconnectFailed(label: string, role: string, error: string): voi
 }
 
 /**
- * A connection that dropped is connected again, or closed: once the last of
- * its server's is, one line says so with how many and how long.
+ * A connection is connected (again), or closed: once the last of its
+ * server's that dropped is, one line says so with how many and how long.
+ * A connection refused at `maxclients` leaves the server's episode.
  *
  * @example
  * ```ts ignore
@@ -115,6 +109,7 @@ export function connectionBack(
   role: string,
   connected: boolean,
 ): void {
+  maxclientsPassed(label, conn);
   const outage = outages.get(label);
   // Not dropped (its first connect): nothing to say.
   if (!outage?.down.delete(conn)) return;

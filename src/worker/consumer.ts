@@ -102,6 +102,10 @@ export class Consumer {
   readonly #onFatal: (err: BrokerConnectionError) => void;
   #stopped = false;
   #done: Promise<void> = Promise.resolve();
+  /** Wakes the loop when a refill wait is over; kept armed across the wake-ups before it. */
+  #refillTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When {@link Consumer.#refillTimer} fires (`performance.now()` time). */
+  #refillDue = 0;
 
   /**
    * A consumer that takes nothing until {@link Consumer.start}.
@@ -227,7 +231,7 @@ export class Consumer {
 
   /** Begin taking, once the pool has started; nothing is taken after {@link Consumer.stop}. */
   start(): void {
-    this.#done = this.#run();
+    this.#done = this.#run().finally(() => this.#disarm());
   }
 
   /** End the loop: a take under way is aborted, no other begins. */
@@ -248,11 +252,14 @@ export class Consumer {
         etaTaskLimit: s.options.etaTaskLimit,
         backlog: this.#intake.backlog,
       });
-      const wait = this.#window.wait(full ? 0 : room, slots);
+      const now = performance.now();
+      const wait = this.#window.wait(full ? 0 : room, slots, now);
       if (wait > 0) {
-        await s.sleep(wait);
+        if (wait !== Infinity) this.#wakeAt(now + wait);
+        await s.sleep();
         continue;
       }
+      this.#disarm();
       if (this.#queues.length === 0) {
         // Like a Celery worker whose last queue was cancelled: idle, not an error.
         log.info("Consuming from no queue: waiting for add_consumer");
@@ -283,6 +290,29 @@ export class Consumer {
       }
       if (got.length) await receiveOrPark(s, this.#intake, got);
     }
+  }
+
+  /**
+   * Wake the loop at `due`. A refill wait ends at the same time however
+   * often finished tasks wake the loop before it (each wakes it once, see
+   * `WorkerState.wake`): the timer armed for it stays, rather than one
+   * cleared and set again per finished task (~15 µs each of a CPU-bound
+   * drain's main thread). A timer due up to 1 ms later is set again.
+   */
+  #wakeAt(due: number): void {
+    if (this.#refillTimer !== undefined && this.#refillDue <= due + 1) return;
+    clearTimeout(this.#refillTimer);
+    this.#refillDue = due;
+    this.#refillTimer = setTimeout(() => {
+      this.#refillTimer = undefined;
+      this.#s.wake();
+    }, due - performance.now());
+  }
+
+  #disarm(): void {
+    if (this.#refillTimer === undefined) return;
+    clearTimeout(this.#refillTimer);
+    this.#refillTimer = undefined;
   }
 
   /** Resolves when `signal` aborts, or after `ms` milliseconds when given. */

@@ -58,7 +58,8 @@ export const LEAK_GRACE_MS = 5000;
  */
 export interface ThreadWatchOptions {
   /**
-   * How long (ms) a terminated Web Worker's thread must keep running to
+   * How long (ms, > 0: `ThreadPool` and `Worker` refuse other values when
+   * constructed) a terminated Web Worker's thread must keep running to
    * count as leaked; threads are sampled every second. Default
    * {@link LEAK_GRACE_MS} (5000).
    */
@@ -174,18 +175,13 @@ export class ThreadWatch {
    *
    * @param onLeak called once for each thread found leaked, with the number leaked now
    * @param options see {@link ThreadWatchOptions}
-   * @throws {RangeError} for a grace that is not a positive number
    */
   constructor(
     onLeak: (leak: LeakedThread, count: number) => void,
     options: ThreadWatchOptions = {},
   ) {
-    const grace = options.graceMs ?? LEAK_GRACE_MS;
-    if (!(grace > 0) || !Number.isFinite(grace)) {
-      throw new RangeError(`A leaked thread's grace must be a positive number of ms, not ${grace}`);
-    }
     this.#onLeak = onLeak;
-    this.#graceMs = grace;
+    this.#graceMs = options.graceMs ?? LEAK_GRACE_MS;
     this.unavailable = unreadable(this.#dir);
   }
 

@@ -98,12 +98,18 @@ export class ThreadPool implements Pool {
    *
    * @param options size, slots, module, sandboxes and recycling
    * @param events where outcomes go
-   * @throws {RangeError} for no Web Worker or slot, or more Web Workers than
-   *   {@link MAX_POOL_SIZE}
+   * @throws {RangeError} for no Web Worker or slot, more Web Workers than
+   *   {@link MAX_POOL_SIZE}, or a `leakGraceMs` that is not a number of ms > 0
    */
   constructor(options: ThreadPoolOptions, events: PoolEvents) {
     if (!(options.size >= 1) || !(options.slots >= 1)) {
       throw new RangeError("A pool needs at least 1 Web Worker with at least 1 slot");
+    }
+    const grace = options.leakGraceMs;
+    // A Worker checked its leakedThreadsGrace (seconds) when constructed: this is for a pool
+    // made directly (a grace <= 0 would count every terminated thread as leaked at once).
+    if (grace !== undefined && !(grace > 0 && Number.isFinite(grace))) {
+      throw new RangeError(`leakGraceMs needs a number of ms > 0, got ${grace}`);
     }
     const groups = options.sandboxes?.length ? options.sandboxes.length : 1;
     if (groups * options.size > MAX_POOL_SIZE) {

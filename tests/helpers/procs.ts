@@ -1,5 +1,7 @@
 /** Child processes for integration and interop tests: workers and clients. */
 
+import { type V8Start, workerEnv } from "./worker_env.ts";
+
 /** Python with Celery 5.2 (Debian's); the first python3 on PATH may lack it. */
 export const PYTHON = Deno.env.get("CELERIAC_TEST_PYTHON") ?? "/usr/bin/python3";
 
@@ -19,16 +21,20 @@ export class Proc {
     this.#pumps = [this.#pump(child.stdout), this.#pump(child.stderr)];
   }
 
-  /** Start a process; its stdout and stderr are collected. */
+  /**
+   * Start a process; its stdout and stderr are collected. A `deno run -A
+   * worker.ts` worker or dashboard starts with the worker's V8 flags in its
+   * environment unless `v8Start` is `"restart"` (see {@link workerEnv}).
+   */
   static start(
     name: string,
     cmd: string,
     args: string[],
-    options: { env?: Record<string, string>; cwd?: string } = {},
+    options: { env?: Record<string, string>; cwd?: string; v8Start?: V8Start } = {},
   ): Proc {
     const child = new Deno.Command(cmd, {
       args,
-      env: options.env,
+      env: cmd === Deno.execPath() ? workerEnv(args, options.env, options.v8Start) : options.env,
       cwd: options.cwd ?? ROOT,
       stdout: "piped",
       stderr: "piped",
@@ -108,13 +114,19 @@ export class Proc {
   }
 }
 
-/** Start a Celeriac worker (`deno run -A worker.ts ...`) and wait until it is ready. */
+/**
+ * Start a Celeriac worker (`deno run -A worker.ts ...`) and wait until it is
+ * ready. It starts with the worker's V8 flags in its environment unless
+ * `options.v8Start` is `"restart"` (see {@link workerEnv}).
+ */
 export async function celeriacWorker(
   args: string[],
   env: Record<string, string> = {},
+  options: { v8Start?: V8Start } = {},
 ): Promise<Proc> {
   const p = Proc.start("celeriac worker", Deno.execPath(), ["run", "-A", "worker.ts", ...args], {
     env,
+    v8Start: options.v8Start,
   });
   // Start-up takes a second on a quiet machine; parallel test files on 2 CPUs make it slower.
   return await readyOrStopped(p, / ready: /, 60_000);
@@ -279,6 +291,8 @@ export interface RunCliOptions {
   permissions?: string[];
   /** Variables set over the test's environment. Default none. */
   env?: Record<string, string>;
+  /** How a worker or dashboard comes by its V8 flags (see {@link workerEnv}). Default `"preset"`. */
+  v8Start?: V8Start;
 }
 
 /**
@@ -286,10 +300,11 @@ export interface RunCliOptions {
  * root with stdin closed; resolves when it exits, with its code and output.
  */
 export async function runCli(args: string[], options: RunCliOptions = {}): Promise<CliOutput> {
+  const denoArgs = ["run", ...options.permissions ?? ["-A"], "worker.ts", ...args];
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...options.permissions ?? ["-A"], "worker.ts", ...args],
+    args: denoArgs,
     cwd: ROOT,
-    env: options.env,
+    env: workerEnv(denoArgs, options.env, options.v8Start),
     stdout: "piped",
     stderr: "piped",
     stdin: "null",

@@ -1,0 +1,163 @@
+/**
+ * A chord whose join keys another tool spoiled is failed exactly once, even
+ * when its members join at the same moment: both joins read the spoiled key
+ * before either deletes it (here: two joins started together, so their
+ * reads go out before any reply), and only the join whose delete removed it
+ * reports. Before the fix both joins rejected, and the worker logged
+ * "Chord … failed" and stored the body's FAILURE twice (seen in CI with
+ * two members on one worker).
+ */
+
+import assert from "node:assert/strict";
+import { reset } from "@logtape/logtape";
+import { captureLogs, logLine } from "./helpers/logs.ts";
+import { openKvBackend } from "../src/backend/kv.ts";
+import { openRedisBackend } from "../src/backend/redis.ts";
+import { GROUP_META_PREFIX } from "../src/backend/redis_chord.ts";
+import type { ChordPart, ResultBackend } from "../src/backend/port.ts";
+import { joinChords } from "../src/worker/canvas_send.ts";
+import { ProtocolError } from "../protocol.ts";
+import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { WITHOUT_REDIS } from "./helpers/services.ts";
+import { taskSig } from "./helpers/signatures.ts";
+
+const part = (groupId: string, groupIndex: number): ChordPart => ({
+  groupId,
+  groupIndex,
+  taskId: `member-${groupIndex}`,
+  state: "SUCCESS",
+  resultJson: "1",
+});
+
+/**
+ * Two members of chord `g` join at once on `backend`: exactly one join rejects with a
+ * ProtocolError matching `pattern`, the other resolves `null`.
+ */
+async function joinsTwice(backend: ResultBackend, g: string, pattern: RegExp): Promise<void> {
+  const settled = await Promise.allSettled([
+    backend.chordPartReturn!(part(g, 0)),
+    backend.chordPartReturn!(part(g, 1)),
+  ]);
+  const rejected = settled.filter((s) => s.status === "rejected");
+  assert.equal(rejected.length, 1, `${g}: ${JSON.stringify(settled.map((s) => s.status))}`);
+  const { reason } = rejected[0] as PromiseRejectedResult;
+  assert.ok(reason instanceof ProtocolError, String(reason));
+  assert.match(reason.message, pattern);
+  const fulfilled = settled.find((s) => s.status === "fulfilled") as PromiseFulfilledResult<
+    unknown
+  >;
+  assert.equal(fulfilled.value, null);
+}
+
+/** A Redis backend under a key prefix of its own and a raw client; `stem(g)` is group g's stem. */
+async function withRedis(
+  fn: (
+    backend: Awaited<ReturnType<typeof openRedisBackend>>,
+    r: Awaited<ReturnType<typeof rawRedis>>,
+    stem: (g: string) => string,
+  ) => Promise<void>,
+): Promise<void> {
+  const own = uniquePrefix("chord-spoiled-once");
+  const backend = await openRedisBackend(
+    `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`,
+  );
+  const r = await rawRedis();
+  try {
+    await fn(backend, r, (g) => `${own}${GROUP_META_PREFIX}${g}`);
+  } finally {
+    await backend.close();
+    await r.quit();
+    await deleteKeys(own);
+  }
+}
+
+Deno.test({
+  name:
+    "redis chord joins at once on a spoiled size, delta or key type: exactly one rejects, the keys go",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  await withRedis(async (backend, r, stem) => {
+    await r.set(stem("size") + ".s", "lots");
+    await joinsTwice(backend, "size", /\.s holds "lots", not a count/);
+    await r.set(stem("delta") + ".s", "2");
+    await r.set(stem("delta") + ".t", "x");
+    await joinsTwice(backend, "delta", /\.t holds "x"/);
+    await r.rpush(stem("stype") + ".s", "2");
+    await joinsTwice(backend, "stype", /holds another type.*WRONGTYPE/);
+    await r.set(stem("jtype") + ".j", "a string");
+    await r.set(stem("jtype") + ".s", "2");
+    await joinsTwice(backend, "jtype", /holds another type.*WRONGTYPE/);
+    for (const g of ["size", "delta", "stype", "jtype"]) {
+      assert.equal(await r.exists(stem(g) + ".j", stem(g) + ".t", stem(g) + ".s"), 0, g);
+    }
+  });
+});
+
+Deno.test({
+  name:
+    "redis chord joins at once on a spoiled size through the worker: one 'Chord failed' line, the body's FAILURE stored once",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const records = await captureLogs("warning");
+  try {
+    await withRedis(async (backend, r, stem) => {
+      await r.set(stem("g") + ".s", "lots");
+      const stored: string[] = [];
+      const recording = {
+        transport: backend.transport,
+        store: (entries: Parameters<typeof backend.store>[0]) => {
+          stored.push(...entries.map((e) => `${e.taskId} ${e.status}`));
+          return backend.store(entries);
+        },
+        chordPartReturn: (p: ChordPart) => backend.chordPartReturn(p),
+        chordCleanup: (g: string) => backend.chordCleanup(g),
+      } as unknown as ResultBackend;
+      const io = { backend: recording, publish: () => Promise.resolve() };
+      const body = taskSig("t.sum", "body");
+      const join = (groupIndex: number) => ({
+        part: part("g", groupIndex),
+        body,
+        parent: {
+          id: `member-${groupIndex}`,
+          rootId: "root",
+          origin: "test@host",
+          defaultQueue: "celery",
+        },
+      });
+      await Promise.all([joinChords([join(0)], io), joinChords([join(1)], io)]);
+      const failed = records.map(logLine).filter((l) => l.startsWith("warning Chord g failed"));
+      assert.equal(failed.length, 1, JSON.stringify(records.map(logLine)));
+      assert.deepEqual(stored, ["body FAILURE"]);
+      assert.equal((await backend.get("body"))?.status, "FAILURE");
+    });
+  } finally {
+    await reset();
+  }
+});
+
+Deno.test("kv chord joins at once on a spoiled size or counter: exactly one rejects, the size and counter go", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "celeriac-kv-chord-spoiled-once-" });
+  const backend = await openKvBackend(`kv://${dir}/results.sqlite`, { prefix: ["so"] });
+  const raw = await Deno.openKv(`${dir}/results.sqlite`);
+  const key = (g: string, ...rest: string[]) => ["so", "chord", g, ...rest];
+  try {
+    await raw.set(key("size", "size"), "lots");
+    await joinsTwice(backend, "size", /"size","size"\] holds "lots", not a count/);
+    await raw.set(key("count", "size"), 2);
+    await raw.set(key("count", "count"), "x");
+    await joinsTwice(backend, "count", /"count","count"\] holds "x", not a count/);
+    await raw.set(key("past", "size"), 2);
+    await raw.set(key("past", "count"), 5);
+    await joinsTwice(backend, "past", /"past","count"\] counts \d members of a chord of 2/);
+    // The size goes, so no later member completes the join ("past": the losing member may be
+    // counted again after the keys went, as a member joining after the failure is).
+    for (const g of ["size", "count", "past"]) {
+      assert.equal((await raw.get(key(g, "size"))).value, null, g);
+    }
+    assert.equal((await raw.get(key("count", "count"))).value, null);
+  } finally {
+    raw.close();
+    await backend.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
