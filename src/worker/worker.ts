@@ -74,7 +74,7 @@ import { poolHooks } from "./pool_hooks.ts";
 import { checkWorkerOptions } from "./options_check.ts";
 import { workerInspection } from "./inspection.ts";
 import { type ControlTarget, RemoteControl, warnIfNameTaken } from "./remote_control.ts";
-import { revokeTasks } from "./revoke.ts";
+import { revokeTasks, toTerminate } from "./revoke.ts";
 import { returnRunning, settleUnlessOutage, unlessOutage } from "./shutdown_steps.ts";
 import { sendTaskEvents } from "./task_events.ts";
 import { TaskRates } from "./task_rates.ts";
@@ -295,6 +295,13 @@ export class Worker {
       run: () => broker.listRevoked(),
       done: (revoked) => {
         for (const e of revoked) s.revoked.add([e.id], e.expiresAt.getTime());
+        // Read after the start, the ids also reach the tasks already taken, as a revoke
+        // broadcast does: held ones are dropped, those handed to the pool are not started.
+        // The stored entries do not say terminate, so running ones go on (Celery's too).
+        const ids = revoked.map((e) => e.id);
+        this.#intake.revoke(ids);
+        const { seqs } = toTerminate(s.running, s.terminated, ids);
+        if (seqs.length) s.pool.revoke(seqs);
         return `read ${revoked.length} revoked id(s); they are honoured from now`;
       },
       meanwhile: "tasks revoked before the start are honoured once they are read",
