@@ -18,73 +18,50 @@ const JOINED =
 const RUN = ["run", "-A", "worker.ts"];
 const WORKER = [...RUN, "--app", "./tests/apps/worker_app.ts", "-b", "kv://:memory:"];
 
-/** The test's environment without the variables a worker's start over sets. */
-function clean(): () => void {
-  const names = [
-    "DENO_V8_FLAGS",
-    "MALLOC_ARENA_MAX",
-    "DENO_NO_PROMPT",
-    "CELERIAC_V8_FLAGS",
-    "CELERIAC_V8_FLAGS_APPLIED",
-  ];
-  const saved = names.map((n) => [n, Deno.env.get(n)] as const);
-  for (const n of names) Deno.env.delete(n);
-  return () => {
-    for (const [n, v] of saved) if (v !== undefined) Deno.env.set(n, v);
-  };
-}
+/** No variable of the test's own environment: what is planned depends on `env` alone. */
+const BARE: Record<string, string> = {};
 
 Deno.test("worker env: a worker or dashboard run with -A gets what its start over would set", () => {
-  const restore = clean();
-  try {
-    for (
-      const args of [WORKER, [...RUN, "dashboard", "--port", "0"], [...RUN, "worker", "-c", "1"]]
-    ) {
-      const env = workerEnv(args);
-      assert.deepEqual(env, {
-        DENO_V8_FLAGS: JOINED,
-        MALLOC_ARENA_MAX: "2",
-        DENO_NO_PROMPT: "1",
-        CELERIAC_V8_FLAGS_APPLIED: "1",
-      });
-      assert.ok(
-        startedWithFlags(env),
-        "marked as started with them: the worker does not start over",
-      );
-    }
-    assert.deepEqual(
-      workerEnv(WORKER, { DENO_V8_FLAGS: "--stack-size=100", MALLOC_ARENA_MAX: "1" }),
-      {
-        DENO_V8_FLAGS: `--stack-size=100,${JOINED}`,
-        MALLOC_ARENA_MAX: "1",
-        DENO_NO_PROMPT: "1",
-        CELERIAC_V8_FLAGS_APPLIED: "1",
-      },
+  for (
+    const args of [WORKER, [...RUN, "dashboard", "--port", "0"], [...RUN, "worker", "-c", "1"]]
+  ) {
+    const env = workerEnv(args, {}, "preset", BARE);
+    assert.deepEqual(env, {
+      DENO_V8_FLAGS: JOINED,
+      MALLOC_ARENA_MAX: "2",
+      DENO_NO_PROMPT: "1",
+      CELERIAC_V8_FLAGS_APPLIED: "1",
+    });
+    assert.ok(
+      startedWithFlags(env),
+      "marked as started with them: the worker does not start over",
     );
-  } finally {
-    restore();
   }
+  assert.deepEqual(
+    workerEnv(WORKER, { DENO_V8_FLAGS: "--stack-size=100", MALLOC_ARENA_MAX: "1" }, "preset", BARE),
+    {
+      DENO_V8_FLAGS: `--stack-size=100,${JOINED}`,
+      MALLOC_ARENA_MAX: "1",
+      DENO_NO_PROMPT: "1",
+      CELERIAC_V8_FLAGS_APPLIED: "1",
+    },
+  );
 });
 
 Deno.test("worker env: nothing added where the worker would not start over, or when asked to", () => {
-  const restore = clean();
-  try {
-    const kept: [string[], Record<string, string>, V8Start?][] = [
-      [WORKER, { A: "1" }, "restart"],
-      [[...RUN, "status", "-b", "kv://:memory:"], {}],
-      [[...RUN, "beat", "--app", "./tests/apps/beat_app.ts"], {}],
-      [[...RUN, "--help"], {}],
-      [[...RUN, "--no-such-flag"], {}],
-      [["run", "--allow-net", "--allow-env", "worker.ts", "--app", "./tasks.ts"], {}],
-      [["run", "-A", "bench/spawn_cost.ts"], {}],
-      [WORKER, { CELERIAC_V8_FLAGS: "" }],
-      [WORKER, { DENO_V8_FLAGS: JOINED }],
-    ];
-    for (const [args, env, v8Start] of kept) {
-      assert.deepEqual(workerEnv(args, env, v8Start), env, args.join(" "));
-    }
-  } finally {
-    restore();
+  const kept: [string[], Record<string, string>, V8Start?][] = [
+    [WORKER, { A: "1" }, "restart"],
+    [[...RUN, "status", "-b", "kv://:memory:"], {}],
+    [[...RUN, "beat", "--app", "./tests/apps/beat_app.ts"], {}],
+    [[...RUN, "--help"], {}],
+    [[...RUN, "--no-such-flag"], {}],
+    [["run", "--allow-net", "--allow-env", "worker.ts", "--app", "./tasks.ts"], {}],
+    [["run", "-A", "bench/spawn_cost.ts"], {}],
+    [WORKER, { CELERIAC_V8_FLAGS: "" }],
+    [WORKER, { DENO_V8_FLAGS: JOINED }],
+  ];
+  for (const [args, env, v8Start] of kept) {
+    assert.deepEqual(workerEnv(args, env, v8Start, BARE), env, args.join(" "));
   }
 });
 

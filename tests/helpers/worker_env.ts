@@ -65,12 +65,15 @@ function startsOver(args: string[]): boolean {
  * @param args Deno's arguments, from `run` on
  * @param env variables the test sets over its own environment
  * @param v8Start see {@link V8Start}; default `"preset"`
+ * @param base the environment `env` is laid over; default this process's
+ * (a test of this helper passes its own rather than change the process's)
  * @returns the variables to start the process with
  */
 export function workerEnv(
   args: string[],
   env: Record<string, string> = {},
   v8Start: V8Start = "preset",
+  base: Record<string, string> = Deno.env.toObject(),
 ): Record<string, string> {
   const script = args.indexOf("worker.ts");
   if (v8Start === "restart" || Deno.build.os !== "linux" || args[0] !== "run" || script < 0) {
@@ -79,7 +82,7 @@ export function workerEnv(
   const denoFlags = args.slice(1, script);
   if (!denoFlags.includes("-A") && !denoFlags.includes("--allow-all")) return env;
   if (!startsOver(args.slice(script + 1))) return env;
-  const environment = { ...Deno.env.toObject(), ...env };
+  const environment = { ...base, ...env };
   const plan = planV8Flags({
     wanted: environment[V8_FLAGS_ENV] ?? DEFAULT_V8_FLAGS,
     denoV8Flags: environment.DENO_V8_FLAGS,
