@@ -177,7 +177,7 @@ export class RedisPublisher {
     // ioredis auto-pipelining turn): its failures are BrokerConnectionErrors already.
     if (!s.resp) {
       try {
-        await s.run(() => pushPending(s, pushes));
+        await s.run(() => pushPending(s, pushes), undefined, [...lists.keys()]);
       } catch (err) {
         // ioredis does not tell an LPUSH never written from one whose reply was lost.
         const settled = pushes.map((p): PromiseSettledResult<unknown> =>
