@@ -226,7 +226,8 @@ export class ParkedScans {
    * of one it moved is dropped when met in that window; a copy further
    * on stays parked, and a later requeue through this broker drops it too
    * (the park ids of its last 10,000 moves are remembered; another process's
-   * requeue does not know them).
+   * requeue does not know them). Two processes requeueing at the same time
+   * can each be handed one copy of a message parked twice and both move it.
    *
    * @param limit at most this many moved
    * @returns how many moved
