@@ -1,18 +1,20 @@
 /**
  * Chord joins and saved groups on a Redis Cluster (3 masters on private
  * ports): a chord's keys share a slot (the group id is a hash tag), so the
- * join's MULTI works and exactly one of 100 concurrent members completes it.
+ * join's MULTI works and exactly one of 100 concurrent members completes it;
+ * on a spoiled size, the claim script (three keys) runs in that slot and
+ * exactly one of two members at once fails the chord.
  */
 
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { encodeGroupMeta } from "../protocol.ts";
+import { encodeGroupMeta, ProtocolError } from "../protocol.ts";
 import { openRedisBackend } from "../transports.ts";
 import { privateServers } from "./helpers/redis_servers.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 
 Deno.test({
-  name: "redis cluster: chord join in one slot, one completer of 100",
+  name: "redis cluster: chord join in one slot, one completer of 100; a spoiled size fails once",
   ignore: WITHOUT_REDIS,
 }, async () => {
   const servers = await privateServers("chord-cluster", (s) => s.cluster());
@@ -41,6 +43,21 @@ Deno.test({
       const raw = new Redis.Cluster([{ host: "127.0.0.1", port: base }]);
       assert.equal(await raw.exists(`celery-taskset-meta-{${gid}}`), 1);
       assert.equal(await raw.exists(`celery-taskset-meta-{${gid}}.j`), 0);
+      const spoiled = crypto.randomUUID();
+      await raw.set(`celery-taskset-meta-{${spoiled}}.s`, "lots");
+      const joins = await Promise.allSettled([0, 1].map((i) =>
+        backend.chordPartReturn({
+          groupId: spoiled,
+          groupIndex: i,
+          taskId: `s${i}`,
+          state: "SUCCESS",
+          resultJson: "1",
+        })
+      ));
+      const rejected = joins.filter((j) => j.status === "rejected");
+      assert.equal(rejected.length, 1, JSON.stringify(joins));
+      assert.ok((rejected[0] as PromiseRejectedResult).reason instanceof ProtocolError);
+      assert.equal(await raw.exists(`celery-taskset-meta-{${spoiled}}.s`), 0);
       raw.disconnect();
     } finally {
       await backend.close();

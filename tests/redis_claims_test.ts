@@ -290,6 +290,13 @@ Deno.test({
   const r = await rawRedis();
   const publisher = await rawRedis();
   const monitor = await RedisMonitor.open(REDIS_URL);
+  // This round's claims: the set also holds earlier rounds' (a closing broker keeps its own
+  // registered), so its size says nothing about whether this round's waits were sent.
+  const claimsOf = async (q: string) => {
+    const lists = new Set(rotatedLists([q], 0));
+    const members = await r.zrange(`${prefix}${CLAIMS_KEY}`, "0", "-1");
+    return members.filter((m) => lists.has(claimedList(m) ?? "")).length;
+  };
   try {
     // Several rounds: the wait's socket must be closed before the return script is sent, or
     // a publish in between fills a claim list no longer registered (lost for good).
@@ -298,9 +305,11 @@ Deno.test({
       const consumer = await openRedisBroker(url);
       const stop = new AbortController();
       const taking = consumer.take([q], { max: 10, signal: stop.signal });
-      for (let i = 0; i < 100 && await r.zcard(`${prefix}${CLAIMS_KEY}`) < 4; i++) {
+      // The take script found nothing: its waits registered their claims and block.
+      for (let i = 0; i < 500 && await claimsOf(q) < 4; i++) {
         await new Promise((res) => setTimeout(res, 10));
       }
+      assert.equal(await claimsOf(q), 4, `round ${round}: one claim per priority list`);
       stop.abort();
       assert.deepEqual(await taking, []);
       // Published as soon as the server ran the script returning the queue's claim.

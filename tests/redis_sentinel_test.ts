@@ -268,6 +268,14 @@ async function getDuringFailover(): Promise<void> {
       const master = await command(base + 2, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "m1");
       return (master as string[])[1] === String(base + 1);
     }, 30_000);
+    // Each get's SUBSCRIBE may fail while ioredis reconnects: it must be sent again. (With the
+    // failed one awaited again, the case still passed, in 67 s instead of ~32: each get() had its
+    // result by its 60 s timeout, not through its subscription.)
+    const channels = sent.map((r) => `celery-task-meta-${r.id}`);
+    await waitUntil("every get's subscription on the promoted replica", async () => {
+      const counts = await command(base + 1, "PUBSUB", "NUMSUB", ...channels) as unknown[];
+      return counts.every((v, i) => i % 2 === 0 || Number(v) === 1);
+    }, 30_000);
     const { Worker } = await import("../worker.ts");
     const worker = new Worker({ app, pool: "inline", hostname: "sentinel-get@%h" });
     await worker.start();

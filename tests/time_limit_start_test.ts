@@ -29,8 +29,10 @@ interface Limited {
 
 /**
  * A pool of one Web Worker: every task given to it waits for the ones
- * before. With `busyMs`, the main thread is busy that long as the Web Worker
- * loads: its `ready` is handled late.
+ * before. With `busyMs`, the main thread is blocked that long as the Web
+ * Worker loads (Atomics.wait: it handles no message, as a busy loop would,
+ * without taking a core from the test files beside it): its `ready` is
+ * handled late.
  */
 async function onePool(busyMs = 0): Promise<{
   pool: ThreadPool;
@@ -57,7 +59,7 @@ async function onePool(busyMs = 0): Promise<{
     },
   });
   const started = p.start();
-  for (const end = performance.now() + busyMs; performance.now() < end;);
+  if (busyMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, busyMs);
   await started;
   return {
     pool: p,
@@ -206,8 +208,8 @@ Deno.test("threads pool: a task starting in the start-table slot of a running on
 });
 
 Deno.test("threads pool: a Web Worker whose ready was handled late has its limits on time once it reports outcomes", async () => {
-  // The main thread is busy 8 s as the Web Worker loads (2-3 s of it at load 12): its ready waits
-  // longer than `until`'s 3 s.
+  // The main thread is blocked 8 s as the Web Worker loads (2-3 s of it at load 12): its ready
+  // waits longer than `until`'s 3 s.
   const { pool: p, outcomes, limited, until } = await onePool(8000);
   const gate = await stuckGate();
   try {

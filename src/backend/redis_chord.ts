@@ -10,9 +10,11 @@
  *
  * Each member's ZADD and ZCOUNT run in one MULTI, so exactly one member sees
  * the count reach the size and publishes the body. A member that finds a key
- * spoiled (another tool wrote it) deletes it with the chord's keys in one
- * MULTI, and only the one whose DEL removed it reports the error: members
- * that finish at once fail the chord once.
+ * spoiled (another tool wrote it) claims the failure with one script: it
+ * deletes the chord's keys only while that key is still spoiled as the
+ * member read it, and only the member whose script deleted them reports the
+ * error: members that finish at once fail the chord once, even when a later
+ * member's ZADD has re-created `.j` in between.
  *
  * On a Redis Cluster the group id is a hash tag (`celery-taskset-meta-{<gid>}.j`)
  * so a chord's keys share a slot; Python Celery has no cluster result
@@ -57,11 +59,55 @@ function storedCount(key: string, raw: string): number | ProtocolError {
 export const GROUP_META_PREFIX = "celery-taskset-meta-";
 
 /** The key each command of a join's MULTI reads (ZADD, ZCOUNT, GET `.t`, GET `.s`, EXPIREs). */
-const JOIN_KEYS = [".j", ".j", ".t", ".s", ".j", ".t", ".s"];
+const JOIN_KEYS: ChordKey[] = [".j", ".j", ".t", ".s", ".j", ".t", ".s"];
+
+/** A chord key's suffix: the join's sorted set, the size delta, the size. */
+type ChordKey = ".j" | ".t" | ".s";
+
+/** {@link CLAIM_SCRIPT}'s KEYS, in order. */
+const CLAIM_KEYS: ChordKey[] = [".j", ".t", ".s"];
+
+/**
+ * Claim a spoiled chord's failure: DEL the chord's keys if the spoiled key
+ * still is as the caller read it; 1 if deleted, else 0. KEYS = `.j`, `.t`,
+ * `.s`; ARGV[1] = the spoiled key's index in KEYS; ARGV[2] = how it was
+ * spoiled: `type` (it holds a type other than ARGV[3]), `value` (a string
+ * equal to ARGV[3]) or `member` (a sorted set with member ARGV[3]).
+ */
+const CLAIM_SCRIPT = String.raw`
+local key = KEYS[tonumber(ARGV[1])]
+local how, read = ARGV[2], ARGV[3]
+local kind = redis.call('TYPE', key).ok
+local still
+if how == 'type' then
+  still = kind ~= 'none' and kind ~= read
+elseif how == 'value' then
+  still = kind == 'string' and redis.call('GET', key) == read
+else
+  still = kind == 'zset' and redis.call('ZSCORE', key, read) ~= false
+end
+if not still then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return 1
+`;
+
+/**
+ * How a join found a chord key spoiled, for {@link CLAIM_SCRIPT} to check it
+ * still is: `read` is the type the key should hold (`type`), the string read
+ * (`value`) or the sorted set's entry read (`member`).
+ */
+interface Spoil {
+  how: "type" | "value" | "member";
+  read: string;
+}
+
+interface Scripted {
+  celeriacChordClaim(...args: string[]): Promise<number>;
+}
 
 /** Redis chord operations of one backend (its client, key prefix and TTL). */
 export class RedisChords {
-  readonly #client: RedisClient;
+  readonly #client: RedisClient & Scripted;
   readonly #prefix: string;
   readonly #ttl: number;
   readonly #cluster: boolean;
@@ -75,7 +121,8 @@ export class RedisChords {
    * @param cluster a Redis Cluster: hash-tag the group id so a chord's keys share a slot
    */
   constructor(client: RedisClient, prefix: string, ttl: number, cluster = false) {
-    this.#client = client;
+    client.defineCommand("celeriacChordClaim", { lua: CLAIM_SCRIPT, numberOfKeys: 3 });
+    this.#client = client as RedisClient & Scripted;
     this.#prefix = prefix;
     this.#ttl = ttl;
     this.#cluster = cluster;
@@ -123,9 +170,11 @@ export class RedisChords {
     for (const [i, [err]] of replies.entries()) {
       if (!err) continue;
       if (!isWrongType(err)) throw err;
+      const suffix = JOIN_KEYS[i];
       return await this.#spoiled(
         part,
-        stem + JOIN_KEYS[i],
+        suffix,
+        { how: "type", read: suffix === ".j" ? "zset" : "string" },
         new ProtocolError(
           `Chord ${part.groupId}: a key of its join (${stem}.j must be a sorted set, ${stem}.s ` +
             `and ${stem}.t strings) holds another type (${err.message}): the chord's body will ` +
@@ -139,9 +188,13 @@ export class RedisChords {
     const rawDelta = replies[2][1] as string | null;
     const raw = replies[3][1] as string | null;
     const delta = rawDelta === null ? 0 : storedCount(stem + ".t", rawDelta);
-    if (delta instanceof ProtocolError) return await this.#spoiled(part, stem + ".t", delta);
+    if (delta instanceof ProtocolError) {
+      return await this.#spoiled(part, ".t", { how: "value", read: rawDelta! }, delta);
+    }
     const size = raw === null ? null : storedCount(stem + ".s", raw);
-    if (size instanceof ProtocolError) return await this.#spoiled(part, stem + ".s", size);
+    if (size instanceof ProtocolError) {
+      return await this.#spoiled(part, ".s", { how: "value", read: raw! }, size);
+    }
     if (size === null) {
       // Normal for a chord a Python client applied: Celery stores the size as it sends the
       // header's last member, so members run before that are recorded without one and the
@@ -162,7 +215,8 @@ export class RedisChords {
       } catch (err) {
         return await this.#spoiled(
           part,
-          stem + ".j",
+          ".j",
+          { how: "member", read: text },
           new ProtocolError(
             `Chord ${part.groupId}: an entry of ${stem}.j is no join entry ([1, id, state, ` +
               `result]): ${
@@ -177,27 +231,32 @@ export class RedisChords {
   }
 
   /**
-   * A join that found `key` spoiled: DEL it and the chord's keys in one
-   * MULTI; throw `err` only when this DEL removed `key`. Members that read
-   * the spoiled key at once all come here, and one DEL removes it: the
-   * others resolve `null` and the chord fails once. With `.s` gone no later
-   * member completes the join.
+   * A join that found key `suffix` spoiled: claim the failure ({@link CLAIM_SCRIPT}:
+   * DEL the chord's keys while that key is still spoiled as `spoil` says) and
+   * throw `err` only when this claim deleted them. Members that read the
+   * spoiled key at once all come here and one claim wins: the others resolve
+   * `null` and the chord fails once, also when a later member's ZADD made a
+   * new `.j` before their claim (which then leaves it). With `.s` gone no
+   * later member completes the join.
    */
-  async #spoiled(part: ChordPart, key: string, err: ProtocolError): Promise<null> {
+  async #spoiled(
+    part: ChordPart,
+    suffix: ChordKey,
+    spoil: Spoil,
+    err: ProtocolError,
+  ): Promise<null> {
     const stem = this.key(part.groupId);
-    const replies = await this.#client.multi()
-      .del(key)
-      .del(stem + ".j", stem + ".t", stem + ".s")
-      .exec();
-    if (!replies) {
-      throw new Error(`Chord ${part.groupId}: the transaction deleting ${key} was aborted`);
-    }
-    if (replies[0][0]) throw replies[0][0];
-    if (Number(replies[0][1]) === 1) throw err;
+    const claimed = await this.#client.celeriacChordClaim(
+      ...CLAIM_KEYS.map((k) => stem + k),
+      String(CLAIM_KEYS.indexOf(suffix) + 1),
+      spoil.how,
+      spoil.read,
+    );
+    if (Number(claimed) === 1) throw err;
     log.debug(
       "Task {id} of chord {group}: not joined; another member found {key} spoiled and failed " +
         "the chord",
-      { id: part.taskId, group: part.groupId, key },
+      { id: part.taskId, group: part.groupId, key: stem + suffix },
     );
     return null;
   }

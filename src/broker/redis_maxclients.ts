@@ -11,6 +11,12 @@
  * episode is advised again. Parties never refused (the connections let in
  * at `maxclients`) do not end an episode the others are still in.
  *
+ * Single servers only: through Sentinel or Cluster, ioredis reports a
+ * connect refused at `maxclients` as `write EPIPE` or `read ECONNRESET` (it
+ * writes its handshake before it reads the refusal; Redis has closed by
+ * then), and a wait fails with its "max retries per request" error: nothing
+ * names `maxclients` to give the advice for.
+ *
  * @module
  */
 

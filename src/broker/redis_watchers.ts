@@ -79,7 +79,7 @@ export class ClaimWatchers {
 
   /**
    * Wait until a watcher of `lists` claims a message (or 1 s passes, or
-   * `signal` aborts).
+   * `signal` aborts; already aborted, it sends no wait and resolves null).
    *
    * @param lists queue lists to wait on
    * @param signal ends the wait
@@ -87,6 +87,9 @@ export class ClaimWatchers {
    * @returns the list that claimed and its claim, or null
    */
   async waitAny(lists: readonly string[], signal: AbortSignal, epoch: number): Promise<Won | null> {
+    // Aborted already (a shutdown during the take script before it): no wait is sent. Its abort
+    // event is gone, so a wait sent now would hold the take (and a warm shutdown) for its 1 s.
+    if (signal.aborted) return null;
     const waits = lists.map((l) => {
       const w = this.#watcher(l);
       return w.wait(epoch).then((claimed) => claimed ? l : null);

@@ -5,7 +5,8 @@
  * their resolved form are in settings.ts, the tasks defined in
  * registry.ts. Sending (checking call options, routing signatures,
  * publishing and its retries) is in dispatch.ts, how a call is encoded in
- * send.ts; the worker's publishing hook in publisher.ts.
+ * send.ts; the worker's publishing hook in publisher.ts; how the app wires
+ * these parts to itself in app_parts.ts.
  *
  * @module
  */
@@ -15,14 +16,14 @@ import type { Broker, PublishTarget } from "../broker/port.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
 import { AsyncResult, type ResultSource } from "./async_result.ts";
-import { type CanvasApp, type CanvasCall, Signature } from "./canvas/signature.ts";
+import type { CanvasApp, CanvasCall, Signature } from "./canvas/signature.ts";
 import type { SignatureOptions } from "./canvas/signature_options.ts";
 import { GroupResult } from "./group_result.ts";
 import { Control } from "./control.ts";
 import { Events } from "./events.ts";
 import type { CeleryOptions, ResolvedConfig, UrlSources } from "./config.ts";
-import { Connections, type OpenOptions } from "./connections.ts";
-import { Dispatch } from "./dispatch.ts";
+import type { OpenOptions } from "./connections.ts";
+import { appConnections, appDispatch, brand, isBranded, namedSignature } from "./app_parts.ts";
 import { Task } from "./task.ts";
 import type {
   ApplyOptions,
@@ -36,8 +37,6 @@ import { PUBLISHER, type Publisher, SENT_FROM_TASK, type SentFromTask } from "./
 import { TaskRegistry } from "./registry.ts";
 import { AppSettings } from "./settings.ts";
 import { type SignalListener, type SignalName, Signals } from "./signals.ts";
-
-const BRAND = Symbol.for("celeriac.app");
 
 /**
  * A Celeriac app: define tasks, send them, read their results.
@@ -59,23 +58,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    */
   readonly oid: string = crypto.randomUUID();
   readonly #registry = new TaskRegistry();
-  readonly #connections = new Connections(
-    () => this.#settings.config,
-    this.oid,
-    () => this.#settings.sources,
-  );
-  readonly #dispatch = new Dispatch({
-    oid: this.oid,
-    config: () => this.#settings.config,
-    routes: () => this.#settings.routes,
-    publisher: () => this[PUBLISHER],
-    sentFromTask: () => this[SENT_FROM_TASK],
-    taskOptions: (name) => this.#registry.tasks.get(name)?.options,
-    events: () => this.events,
-    broker: () => this.broker(),
-    resultBackend: () => this.resultBackend(),
-    openedBackend: () => this.#connections.openedBackend,
-  });
+  readonly #connections = appConnections(this.oid, () => this.#settings);
+  readonly #dispatch = appDispatch(this, () => this.#settings, this.#registry, this.#connections);
   /**
    * Remote control: revoke tasks on every worker.
    *
@@ -118,7 +102,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    */
   constructor(options: CeleryOptions = {}) {
     this.#settings = new AppSettings(options);
-    Object.defineProperty(this, BRAND, { value: true });
+    brand(this);
   }
 
   /**
@@ -134,8 +118,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * @returns true for an app
    */
   static isApp(value: unknown): value is Celery {
-    return typeof value === "object" && value !== null &&
-      (value as Record<symbol, unknown>)[BRAND] === true;
+    return isBranded(value);
   }
 
   /** The configuration, with defaults applied. */
@@ -395,14 +378,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     kwargs: Record<string, unknown> = {},
     options: SignatureOptions = {},
   ): Signature<R> {
-    return new Signature<R>(this, {
-      task: name,
-      args: [...args],
-      kwargs: { ...kwargs },
-      options: {},
-      subtask_type: null,
-      immutable: false,
-    }).set(options);
+    return namedSignature<R>(this, name, args, kwargs, options);
   }
 
   /**

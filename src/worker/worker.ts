@@ -9,8 +9,10 @@
  *
  * - `worker.ts` — {@link Worker}: start, warm and cold shutdown; wires the
  *   parts below together (`ready_log.ts`: the lines logged once ready;
+ *   `start_steps.ts`: declaring the queues, reading the revoked ids;
  *   `shutdown_steps.ts`: a cold shutdown's hand-back of the running tasks,
- *   the shutdown steps not waited for through an outage).
+ *   the shutdown steps not waited for through an outage;
+ *   `control_target.ts`: what remote control acts on).
  * - `consumer.ts` — the queues consumed and the take loop: how many to take
  *   (the pool's slots, `prefetch_window.ts`), back-off, hand to the intake.
  * - `worker_options.ts` — {@link WorkerOptions}; `options_check.ts` — the
@@ -65,16 +67,14 @@ import { logLifecycle } from "./lifecycle_log.ts";
 import { EventDispatcher } from "./event_dispatcher.ts";
 import { Heartbeat, HEARTBEAT_INTERVAL } from "./heartbeat.ts";
 import { HeapCap } from "./heap_cap.ts";
-import { retryWhileDown } from "../broker/outage.ts";
-import { startOrLater } from "./start_later.ts";
-import { unlessAborted } from "../broker/sleep.ts";
+import { declareQueues, readRevokedLater, subscribeControlLater } from "./start_steps.ts";
 import { logReady } from "./ready_log.ts";
 import { createPool } from "./pool_setup.ts";
 import { poolHooks } from "./pool_hooks.ts";
 import { checkWorkerOptions } from "./options_check.ts";
-import { workerInspection } from "./inspection.ts";
-import { type ControlTarget, RemoteControl, warnIfNameTaken } from "./remote_control.ts";
-import { revokeTasks, toTerminate } from "./revoke.ts";
+import { controlTarget } from "./control_target.ts";
+import { RemoteControl } from "./remote_control.ts";
+import { revokeTasks } from "./revoke.ts";
 import { returnRunning, settleUnlessOutage, unlessOutage } from "./shutdown_steps.ts";
 import { sendTaskEvents } from "./task_events.ts";
 import { TaskRates } from "./task_rates.ts";
@@ -129,7 +129,7 @@ export class Worker {
   #cold = false;
   /** While {@link Worker.start} runs: settles (never rejects) when it returned. */
   #starting: Promise<void> | null = null;
-  /** The start-up check for another node of the same name (see {@link warnIfNameTaken}). */
+  /** The start-up check for another node of the same name (see {@link subscribeControlLater}). */
   #nameCheck: Promise<void> = Promise.resolve();
   readonly #finished = Promise.withResolvers<void>();
   #failure: Error | null = null;
@@ -274,14 +274,7 @@ export class Worker {
       ? null
       : await this.#app.resultBackend({ signal });
     if (this.#stopping) return;
-    // A server that drops now (restarting while workers start) is waited for, as later steps
-    // wait for it, instead of failing the start with a BrokerConnectionError and exiting.
-    const broker = s.broker;
-    const whileDown = <T>(what: string, fn: () => Promise<T>) =>
-      unlessAborted(retryWhileDown(fn, { limit: s.outageRetryLimit, what, signal }), signal);
-    for (const q of this.queues) {
-      await whileDown(`declare queue ${q}`, () => broker.declareQueue(q));
-    }
+    await declareQueues(s, s.broker, this.queues, signal);
     // Waited for START_STEP_WAIT_MS at most (as the remote control's subscription below): on a
     // Redis Cluster whose {celeriac} master is down, the queues whose masters are up are consumed.
     const later = {
@@ -290,22 +283,7 @@ export class Worker {
       signal,
       stop: this.#control.signal,
     };
-    await startOrLater({
-      what: "read revoked ids",
-      run: () => broker.listRevoked(),
-      done: (revoked) => {
-        for (const e of revoked) s.revoked.add([e.id], e.expiresAt.getTime());
-        // Read after the start, the ids also reach the tasks already taken, as a revoke
-        // broadcast does: held ones are dropped, those handed to the pool are not started.
-        // The stored entries do not say terminate, so running ones go on (Celery's too).
-        const ids = revoked.map((e) => e.id);
-        this.#intake.revoke(ids);
-        const { seqs } = toTerminate(s.running, s.terminated, ids);
-        if (seqs.length) s.pool.revoke(seqs);
-        return `read ${revoked.length} revoked id(s); they are honoured from now`;
-      },
-      meanwhile: "tasks revoked before the start are honoured once they are read",
-    }, later);
+    await readRevokedLater(s, s.broker, this.#intake, later);
     if (this.#stopping) return;
     s.events = new EventDispatcher(s.broker, this.hostname, s.clock, {
       taskEvents: s.options.taskEvents ?? this.#app.config.workerSendTaskEvents,
@@ -330,19 +308,19 @@ export class Worker {
     s.autoscaler?.start(s.lifecycle, this.#control.signal);
     if (s.options.remoteControl ?? true) {
       // Ended by the shutdown's abort of #control, which undoes the subscription.
-      const pidbox = new RemoteControl(s.broker, this.#controlTarget(), s.clock);
-      await startOrLater({
-        what: "subscribe to remote control",
-        run: () => pidbox.start(this.#control.signal),
-        done: () => {
-          if (!this.#control.signal.aborted) {
-            this.#nameCheck = warnIfNameTaken(pidbox, this.hostname, this.#control.signal);
-          }
-          return "subscribed to remote control";
-        },
-        meanwhile: "remote control (inspect, revoke and shutdown broadcasts) reaches this " +
-          "worker once it is subscribed",
-      }, later);
+      const target = controlTarget({
+        app: this.#app,
+        s,
+        registries: this.#registries,
+        rates: this.#rates,
+        consumer: this.#consumer,
+        revoke: (ids, terminate) => this.revoke(ids, { terminate }),
+        setRateLimit: (name, rate) => this.setRateLimit(name, rate),
+        stop: () => void this.stop(),
+        heartbeat: () => this.#heartbeat?.requested(),
+      });
+      const pidbox = new RemoteControl(s.broker, target, s.clock);
+      await subscribeControlLater(pidbox, later, (check) => this.#nameCheck = check);
       if (this.#stopping) return;
     }
     this.#heartbeat = new Heartbeat(s.events, () => ({
@@ -381,35 +359,6 @@ export class Worker {
     const restart = !this.#stopping && at > 0 && count >= at;
     logThreadLeak(leak, count, at, restart ? "restart" : this.#stopping ? "stopping" : "report");
     if (restart) this.#stopFor(new LeakedThreadsError(this.#s.pool.leakedThreads ?? [leak]));
-  }
-
-  #controlTarget(): ControlTarget {
-    return {
-      hostname: this.hostname,
-      revoke: (ids, terminate) => this.revoke(ids, { terminate }),
-      revoked: () => this.#s.revoked.ids(),
-      registered: () => this.#rates.registered(),
-      setRateLimit: (name, rate) => {
-        if (!this.#app.tasks.get(name)?.handler) throw new RangeError(`unknown task ${name}`);
-        this.setRateLimit(name, rate);
-      },
-      shutdown: () => void this.stop(),
-      setTaskEvents: (on) => {
-        const events = this.#s.events!;
-        if (events.taskEvents === on) return false;
-        events.taskEvents = on;
-        log.info("Task events {what}", { what: on ? "enabled" : "disabled" });
-        return true;
-      },
-      heartbeat: () => this.#heartbeat?.requested(),
-      inspect: workerInspection(this.#s, this.#registries, {
-        queues: () => this.#consumer.queues,
-        binding: (queue) => this.#consumer.binding(queue),
-        startedAt: Date.now(),
-        addConsumer: (queue, binding) => this.#consumer.add(queue, binding),
-        cancelConsumer: (queue) => this.#consumer.cancel(queue),
-      }),
-    };
   }
 
   /**
