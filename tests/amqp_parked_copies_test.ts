@@ -186,7 +186,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "amqp parked copies: a requeue of one reads ten more, not the whole queue; a copy further on stays parked",
+    "amqp parked copies: a requeue of one reads ten more, not the whole queue; a copy further on stays parked and a later requeue drops it",
   ignore: WITHOUT_RABBITMQ,
 }, async () => {
   // Before: a requeue read every parked message whatever its limit (seconds per requeue of one at
@@ -212,5 +212,13 @@ Deno.test({
     assert.equal(await broker.countParked(), 16, "the copy past the window stays parked");
     const listed = await broker.listParked();
     assert.equal(listed.at(-1)?.taskId, "twice", "last in line");
+    // Before: each requeue remembered only its own moves, so "requeue all" (the dashboard's next
+    // click) moved that copy too and the task ran twice (16 !== 15).
+    assert.equal(
+      await broker.requeueParked({ limit: 1000 }),
+      15,
+      "the fillers moved, the copy not",
+    );
+    assert.equal(await broker.countParked(), 0, "the copy dropped");
   });
 });

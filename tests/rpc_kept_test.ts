@@ -110,7 +110,8 @@ test("a client that sends and waits in a loop keeps nothing; each handle keeps i
     // Another handle on the same id: the result was seen once, by the one that waited.
     assert.equal(await app.asyncResult(last.id).state(), "PENDING");
 
-    // A handle polled with state() until ready keeps its result; the backend keeps it for a wait.
+    // A handle polled with state() until ready keeps its result; the backend keeps it for a wait,
+    // until that handle's get() takes it.
     const polled = await app.sendTask<number>("tests.add", [1, 1]);
     const states: string[] = [];
     do states.push(await polled.state()); // each read drains the reply queue
@@ -118,6 +119,8 @@ test("a client that sends and waits in a loop keeps nothing; each handle keeps i
     assert.ok(states.slice(0, -1).every((s) => s === "PENDING"), states.join());
     assert.equal(backend.kept, 1);
     assert.equal(await polled.get({ timeout: 0 }), 2);
+    // Before: kept until the UNCLAIMED_LIMIT evicted it (1 !== 0).
+    assert.equal(backend.kept, 0, "released by the get() the held result answered");
     // A chain's earlier step: its handle has the result (kept by the last step's wait, or
     // still in the backend when that wait found the last step done and looked no further).
     const c = await chain(add.s(1, 1), add.s(2)).applyAsync();
@@ -132,7 +135,7 @@ test("a client that sends and waits in a loop keeps nothing; each handle keeps i
     assert.deepEqual(values.sort(), [3, 7]);
     assert.equal(await g.ready(), true);
     assert.deepEqual(await g.get({ timeout: 0 }), [3, 7]);
-    assert.equal(backend.kept, 1, "only the result polled with state(), not waited for");
+    assert.equal(backend.kept, 0, "none: every result was taken by a wait or a get()");
   } finally {
     await worker.stop();
     await app.close();

@@ -370,6 +370,10 @@ export class AmqpBroker implements Broker {
   /**
    * Move parked messages back to their queues, marked redelivered (a
    * second copy of a message parked twice dropped); resolves with how many.
+   * Copies are told apart within this broker only: two processes that
+   * requeue at the same time can each be handed one copy of a message
+   * parked twice and both move it (its task then runs twice), so requeue
+   * from one process at a time.
    */
   requeueParked(options: { limit?: number } = {}): Promise<number> {
     return this.#parked.requeue(options.limit ?? 1000);

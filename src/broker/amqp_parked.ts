@@ -165,6 +165,8 @@ async function scanParked(
 export class ParkedScans {
   readonly #publisher: AmqpPublisher;
   readonly #declarations: Declarations;
+  /** Park ids this broker moved back (the last {@link MOVED_KEPT}), across its requeues. */
+  readonly #moved = new Set<string>();
   #last: Promise<unknown> = Promise.resolve();
 
   /**
@@ -222,13 +224,18 @@ export class ParkedScans {
    * met after its first was moved, is dropped. It reads on past `limit`
    * (ten times `limit` more, at most 10,000 more), so that a later copy
    * of one it moved is dropped when met in that window; a copy further
-   * on stays parked (a later requeue moves it).
+   * on stays parked, and a later requeue through this broker drops it too
+   * (the park ids of its last 10,000 moves are remembered; another process's
+   * requeue does not know them). Two processes requeueing at the same time
+   * can each be handed one copy of a message parked twice and both move it.
    *
    * @param limit at most this many moved
    * @returns how many moved
    */
   requeue(limit: number): Promise<number> {
-    return this.#inTurn(() => requeueParked(this.#publisher, this.#declarations, limit));
+    return this.#inTurn(() =>
+      requeueParked(this.#publisher, this.#declarations, limit, this.#moved)
+    );
   }
 }
 
@@ -261,6 +268,15 @@ async function listParked(
   return out;
 }
 
+/** How many moved park ids a broker remembers across its requeues (the oldest are forgotten). */
+const MOVED_KEPT = 10_000;
+
+/** Add `key` to `ids`, forgetting the oldest beyond {@link MOVED_KEPT}. */
+function remember(ids: Set<string>, key: string): void {
+  ids.add(key);
+  if (ids.size > MOVED_KEPT) ids.delete(ids.values().next().value!);
+}
+
 /**
  * How many parked copies a requeue of `limit` reads at most once it has
  * moved `limit`: `limit` and ten times more, at most 10,000 more. A
@@ -277,13 +293,14 @@ async function requeueParked(
   publisher: AmqpPublisher,
   declarations: Declarations,
   limit: number,
+  movedIds: Set<string>,
 ): Promise<number> {
   let moved = 0;
   // Carried by what this requeue moves: a copy parked again later has another park id than the one moved.
   const requeueId = crypto.randomUUID();
-  // Park ids moved by this requeue: kept across a reconnection, so that a copy moved whose
-  // acknowledgement was lost with its connection is dropped, not moved again, when it is met.
-  const movedIds = new Set<string>();
+  // `movedIds`: park ids this broker's requeues moved (kept across a reconnection, so that a copy
+  // moved whose acknowledgement was lost with its connection is dropped, not moved again, when
+  // it is met; and across requeues, so that "requeue one" then "requeue all" moves it once).
   const window = readAheadWindow(limit);
   await publisher.withSession(async (session) => {
     // Read on past `limit`, within the window: a later copy of a message moved here is dropped
@@ -309,7 +326,7 @@ async function requeueParked(
       if (moved >= limit) return false;
       await declarations.taskQueue(session, note.queue);
       await publisher.confirmPublish(session, "", note.queue, unparkedMessage(message, requeueId));
-      if (key !== null) movedIds.add(key);
+      if (key !== null) remember(movedIds, key);
       moved++;
       return true;
     });

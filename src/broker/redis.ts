@@ -182,11 +182,12 @@ export class RedisBroker implements Broker {
       rawUrl,
       db: url.db,
       k: (key) => prefix + key,
-      run: (fn, signal) =>
+      run: (fn, signal, keys) =>
         guardRedis(
           rawUrl,
           fn,
           signal ? AbortSignal.any([signal, this.#released.signal]) : this.#released.signal,
+          keys,
         ),
       events: single ? new RespEvents(url, rawUrl) : undefined,
       resp: single

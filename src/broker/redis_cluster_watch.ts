@@ -35,6 +35,8 @@ interface ClusterState {
   readonly down: Map<string, number>;
   /** Whether a node serves slots without a replica (the last slot refresh of a connection). */
   lone?: (node: string) => boolean;
+  /** The master serving a slot (the last slot refresh of a connection); undefined: not known. */
+  owner?: (slot: number) => string | undefined;
 }
 
 /** Clusters by their start nodes, shared by the connections of this process. */
@@ -61,6 +63,7 @@ export function watchClusterNodes(client: Cluster, key: string, failoverWaitMs: 
   }
   const known = state;
   known.lone = (node) => withoutReplica(client, node);
+  known.owner = (slot) => client.slots[slot]?.[0];
   client.on("node error", (err: Error, node: string) => {
     // A single server among the start nodes is not down: the failed connect says what it is.
     if (CLOSED.test(err.message) || /cluster support disabled/.test(err.message)) return;
@@ -127,28 +130,67 @@ export function watchClusterNodes(client: Cluster, key: string, failoverWaitMs: 
 }
 
 /**
- * Whether `node` is known unreachable (a connection to it failed and none
- * was ready since) and serves slots without a replica: commands to its
- * slots cannot succeed until it is back, so sending them again for the
- * failover wait only delays their failure.
+ * Whether the master of a command's slot is known unreachable (a
+ * connection to it failed and none was ready since) and serves slots
+ * without a replica: commands to its slots cannot succeed until it is back,
+ * so sending them again for the failover wait only delays their failure.
+ * That master is `node` when the error named it; otherwise the master the
+ * last slot refresh gives for the slot of one of `keys`. With neither (or
+ * a slot whose master is not known) it is false: the command is sent again.
  *
  * @example
  * ```ts
  * import { isLoneMasterDown } from "./redis_cluster_watch.ts";
- * isLoneMasterDown("127.0.0.1:7000,127.0.0.1:7001", "127.0.0.1:7002"); // false: not watched
+ * isLoneMasterDown("127.0.0.1:7000,127.0.0.1:7001", { node: "127.0.0.1:7002" }); // false: not watched
  * ```
  *
  * @param key the cluster's start nodes, as given to {@link watchClusterNodes}
- * @param node `host:port`; none: any node of the cluster
- * @returns true when it is down with no replica to take over
+ * @param where `node` (`host:port`) named by the error, or the command's `keys`
+ * @returns true when that master is down with no replica to take over
  */
-export function isLoneMasterDown(key: string, node?: string): boolean {
+export function isLoneMasterDown(
+  key: string,
+  where: { node?: string; keys?: readonly string[] },
+): boolean {
   const state = clusters.get(key);
   if (!state?.lone) return false;
   const lone = state.lone;
-  return node === undefined
-    ? [...state.down.keys()].some(lone)
-    : state.down.has(node) && lone(node);
+  const down = (node: string | undefined) =>
+    node !== undefined && state.down.has(node) && lone(node);
+  if (where.node !== undefined) return down(where.node);
+  return (where.keys ?? []).some((k) => down(state.owner?.(keySlot(k))));
+}
+
+/**
+ * The Redis Cluster slot of `key`: CRC16 (XMODEM) of its hash tag (the text
+ * between its first `{` and the next `}`, when not empty) or of the whole
+ * key, modulo 16384.
+ *
+ * @example
+ * ```ts
+ * import { keySlot } from "./redis_cluster_watch.ts";
+ * keySlot("foo"); // 12182
+ * keySlot("{user1}.a") === keySlot("{user1}.b"); // true
+ * ```
+ *
+ * @param key a key
+ * @returns its slot, 0-16383
+ */
+export function keySlot(key: string): number {
+  let bytes = new TextEncoder().encode(key);
+  const open = bytes.indexOf(0x7b);
+  if (open >= 0) {
+    const close = bytes.indexOf(0x7d, open + 1);
+    if (close > open + 1) bytes = bytes.subarray(open + 1, close);
+  }
+  let crc = 0;
+  for (const b of bytes) {
+    crc ^= b << 8;
+    for (let i = 0; i < 8; i++) {
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+  }
+  return crc % 16384;
 }
 
 /** Whether `node` is a master serving slots of which none has a replica (the last slot refresh's). */

@@ -98,9 +98,10 @@ export interface RedisScope {
   /**
    * Run commands, turning a connection failure into a `BrokerConnectionError`;
    * through Sentinel or Cluster they are sent again during a failover
-   * (`guardRedis`) until `signal` aborts (a take that ended) or the broker closes.
+   * (`guardRedis`) until `signal` aborts (a take that ended) or the broker closes, or, on a
+   * Cluster, the master of `keys`' slots is known down with no replica.
    */
-  run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+  run<T>(fn: () => Promise<T>, signal?: AbortSignal, keys?: readonly string[]): Promise<T>;
   /** The events traffic's own connections, on a single server (not Sentinel or Cluster). */
   readonly events?: RespEvents;
   /**

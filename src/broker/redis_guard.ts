@@ -116,12 +116,15 @@ function realFailure(rawUrl: string, err: unknown): unknown {
  * @param rawUrl the server's URL, for the error
  * @param fn the commands
  * @param closed aborted when the owner closed the connection: nothing is sent again
+ * @param keys the keys the commands write or read (on a Cluster: whose slot's master to check
+ *   when the error names none); default none: such an error is sent again
  * @returns what they return
  */
 export async function guardRedis<T>(
   rawUrl: string,
   fn: () => Promise<T>,
   closed?: AbortSignal,
+  keys?: readonly string[],
 ): Promise<T> {
   const until = Date.now() + failoverWaitOfUrl(rawUrl);
   while (true) {
@@ -132,7 +135,7 @@ export async function guardRedis<T>(
         throw new BrokerConnectionError(rawUrl, err, describeRedisFailure(err, rawUrl));
       }
       if (!isConnectionFailure(err)) throw err;
-      if (closed?.aborted || Date.now() >= until || lostUntilBack(rawUrl, err)) {
+      if (closed?.aborted || Date.now() >= until || lostUntilBack(rawUrl, err, keys)) {
         throw guardFailure(rawUrl, err);
       }
       log.debug("Redis command failed during a failover ({error}); sending it again", {
@@ -151,20 +154,20 @@ const clusterKeys = new Map<string, string>();
 /**
  * Whether `err` says its slot's master is unreachable (ioredis's
  * redirections, naming the node of its last `MOVED`, or not) and the
- * cluster watch knows that master (or, unnamed, one of the cluster's) is
- * down with no replica to take over: no failover will come, so the command
- * is not sent again.
+ * cluster watch knows that master (unnamed: the one serving the slot of one
+ * of `keys`) is down with no replica to take over: no failover will come,
+ * so the command is not sent again.
  */
-function lostUntilBack(rawUrl: string, err: unknown): boolean {
+function lostUntilBack(rawUrl: string, err: unknown, keys?: readonly string[]): boolean {
   if (!(err instanceof Error) || !CLUSTER_SLOT_DOWN.test(err.message)) return false;
-  // Its last error may be "Connection is closed." instead: then any such master of the cluster.
+  // Its last error may be "Connection is closed." instead: then the master of its keys' slots.
   const node = /MOVED \d+ (\S+)/.exec(err.message)?.[1];
   let key = clusterKeys.get(rawUrl);
   if (key === undefined) {
     key = parseRedisUrl(rawUrl).cluster?.map((n) => `${n.host}:${n.port}`).join(",") ?? "";
     clusterKeys.set(rawUrl, key);
   }
-  return key !== "" && isLoneMasterDown(key, node);
+  return key !== "" && isLoneMasterDown(key, { node, keys });
 }
 
 /** The error guardRedis gives up with: the real failure behind `err`, described. */

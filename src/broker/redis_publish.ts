@@ -77,7 +77,8 @@ export class RedisPublisher {
   async declareQueue(queue: string): Promise<void> {
     if (this.#declared.has(queue)) return;
     const s = this.#scope;
-    await s.run(() => s.client.sadd(s.k(bindingSet(queue)), bindingMember(queue, queue)));
+    const key = s.k(bindingSet(queue));
+    await s.run(() => s.client.sadd(key, bindingMember(queue, queue)), undefined, [key]);
     this.#declared.add(queue);
   }
 
@@ -87,7 +88,8 @@ export class RedisPublisher {
     const s = this.#scope;
     const pattern = binding.type === "topic" ? topicPattern(binding.routingKey) : "";
     const member = bindingMember(binding.routingKey, queue, pattern);
-    await s.run(() => s.client.sadd(s.k(bindingSet(binding.exchange)), member));
+    const key = s.k(bindingSet(binding.exchange));
+    await s.run(() => s.client.sadd(key, member), undefined, [key]);
   }
 
   /** Publish (LPUSH) a message to the list of its queue and priority. */
@@ -131,7 +133,11 @@ export class RedisPublisher {
           if (!this.#declared.has(target.routingKey)) await this.declareQueue(target.routingKey);
           queues = [target.routingKey];
         } else {
-          queues = await s.run(() => route(s, exchange, target.routingKey));
+          queues = await s.run(
+            () => route(s, exchange, target.routingKey),
+            undefined,
+            [s.k(bindingSet(exchange))],
+          );
         }
         const info = { exchange, routing_key: target.routingKey };
         // Frozen, encodeEnvelope encodes its text once for the whole batch.
@@ -177,7 +183,7 @@ export class RedisPublisher {
     // ioredis auto-pipelining turn): its failures are BrokerConnectionErrors already.
     if (!s.resp) {
       try {
-        await s.run(() => pushPending(s, pushes));
+        await s.run(() => pushPending(s, pushes), undefined, [...lists.keys()]);
       } catch (err) {
         // ioredis does not tell an LPUSH never written from one whose reply was lost.
         const settled = pushes.map((p): PromiseSettledResult<unknown> =>

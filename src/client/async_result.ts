@@ -187,7 +187,11 @@ export class AsyncResult<T = unknown> {
         onReady: (id, m) => holdReady(handles.get(id)!, m),
       });
     } else {
-      meta = heldReady(this) ??
+      const held = heldReady(this);
+      // A result held by this handle (read by state() or info(), which leave the backend's copy
+      // for a wait) is the one this get() takes: the backend's copy (rpc://) is released.
+      if (held) backend.release?.(this.id);
+      meta = held ??
         await followStates(backend, this.id, { ...options, queue: this.queue }, options.onProgress);
       holdReady(this, meta);
     }
