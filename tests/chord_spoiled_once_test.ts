@@ -12,22 +12,12 @@ import assert from "node:assert/strict";
 import { reset } from "@logtape/logtape";
 import { captureLogs, logLine } from "./helpers/logs.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
-import { openRedisBackend } from "../src/backend/redis.ts";
-import { GROUP_META_PREFIX } from "../src/backend/redis_chord.ts";
 import type { ChordPart, ResultBackend } from "../src/backend/port.ts";
 import { joinChords } from "../src/worker/canvas_send.ts";
 import { ProtocolError } from "../protocol.ts";
-import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
+import { chordPart, withChordBackend } from "./helpers/chord_keys.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { taskSig } from "./helpers/signatures.ts";
-
-const part = (groupId: string, groupIndex: number): ChordPart => ({
-  groupId,
-  groupIndex,
-  taskId: `member-${groupIndex}`,
-  state: "SUCCESS",
-  resultJson: "1",
-});
 
 /**
  * Two members of chord `g` join at once on `backend`: exactly one join rejects with a
@@ -35,8 +25,8 @@ const part = (groupId: string, groupIndex: number): ChordPart => ({
  */
 async function joinsTwice(backend: ResultBackend, g: string, pattern: RegExp): Promise<void> {
   const settled = await Promise.allSettled([
-    backend.chordPartReturn!(part(g, 0)),
-    backend.chordPartReturn!(part(g, 1)),
+    backend.chordPartReturn!(chordPart(g, 0)),
+    backend.chordPartReturn!(chordPart(g, 1)),
   ]);
   const rejected = settled.filter((s) => s.status === "rejected");
   assert.equal(rejected.length, 1, `${g}: ${JSON.stringify(settled.map((s) => s.status))}`);
@@ -49,34 +39,12 @@ async function joinsTwice(backend: ResultBackend, g: string, pattern: RegExp): P
   assert.equal(fulfilled.value, null);
 }
 
-/** A Redis backend under a key prefix of its own and a raw client; `stem(g)` is group g's stem. */
-async function withRedis(
-  fn: (
-    backend: Awaited<ReturnType<typeof openRedisBackend>>,
-    r: Awaited<ReturnType<typeof rawRedis>>,
-    stem: (g: string) => string,
-  ) => Promise<void>,
-): Promise<void> {
-  const own = uniquePrefix("chord-spoiled-once");
-  const backend = await openRedisBackend(
-    `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`,
-  );
-  const r = await rawRedis();
-  try {
-    await fn(backend, r, (g) => `${own}${GROUP_META_PREFIX}${g}`);
-  } finally {
-    await backend.close();
-    await r.quit();
-    await deleteKeys(own);
-  }
-}
-
 Deno.test({
   name:
     "redis chord joins at once on a spoiled size, delta or key type: exactly one rejects, the keys go",
   ignore: WITHOUT_REDIS,
 }, async () => {
-  await withRedis(async (backend, r, stem) => {
+  await withChordBackend("chord-spoiled-once", async (backend, r, stem) => {
     await r.set(stem("size") + ".s", "lots");
     await joinsTwice(backend, "size", /\.s holds "lots", not a count/);
     await r.set(stem("delta") + ".s", "2");
@@ -100,7 +68,7 @@ Deno.test({
 }, async () => {
   const records = await captureLogs("warning");
   try {
-    await withRedis(async (backend, r, stem) => {
+    await withChordBackend("chord-spoiled-once", async (backend, r, stem) => {
       await r.set(stem("g") + ".s", "lots");
       const stored: string[] = [];
       const recording = {
@@ -115,7 +83,7 @@ Deno.test({
       const io = { backend: recording, publish: () => Promise.resolve() };
       const body = taskSig("t.sum", "body");
       const join = (groupIndex: number) => ({
-        part: part("g", groupIndex),
+        part: chordPart("g", groupIndex),
         body,
         parent: {
           id: `member-${groupIndex}`,

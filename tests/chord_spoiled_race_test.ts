@@ -15,18 +15,10 @@
 import assert from "node:assert/strict";
 import { openRedisBackend } from "../src/backend/redis.ts";
 import { GROUP_META_PREFIX } from "../src/backend/redis_chord.ts";
-import type { ChordPart } from "../src/backend/port.ts";
 import { ProtocolError } from "../protocol.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
-
-const part = (groupId: string, groupIndex: number): ChordPart => ({
-  groupId,
-  groupIndex,
-  taskId: `member-${groupIndex}`,
-  state: "SUCCESS",
-  resultJson: "1",
-});
+import { chordPart } from "./helpers/chord_keys.ts";
 
 /**
  * A proxy to the test Redis that, on each connection, holds the first chunk
@@ -112,12 +104,12 @@ Deno.test({
   try {
     await r.set(stem + ".j", "a string");
     await r.set(stem + ".s", "3");
-    const b = outcome(proxied.chordPartReturn!(part("g", 1))); // reads WRONGTYPE, claim held
+    const b = outcome(proxied.chordPartReturn!(chordPart("g", 1))); // reads WRONGTYPE, claim held
     await gate.held;
-    const a = await outcome(direct.chordPartReturn!(part("g", 0))); // reads WRONGTYPE, claims
+    const a = await outcome(direct.chordPartReturn!(chordPart("g", 0))); // reads WRONGTYPE, claims
     assert.ok("error" in a && a.error instanceof ProtocolError, JSON.stringify(a));
     assert.match(a.error.message, /holds another type.*WRONGTYPE/);
-    const c = await outcome(direct.chordPartReturn!(part("g", 2))); // ZADD re-creates .j
+    const c = await outcome(direct.chordPartReturn!(chordPart("g", 2))); // ZADD re-creates .j
     assert.deepEqual(c, { value: null });
     assert.equal(await r.type(stem + ".j"), "zset");
     gate.release();

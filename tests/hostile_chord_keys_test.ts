@@ -11,49 +11,14 @@ import assert from "node:assert/strict";
 import { reset } from "@logtape/logtape";
 import { captureLogs, logLine } from "./helpers/logs.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
-import { openRedisBackend } from "../src/backend/redis.ts";
 import { GROUP_META_PREFIX } from "../src/backend/redis_chord.ts";
-import type { ChordPart } from "../src/backend/port.ts";
 import { ProtocolError } from "../protocol.ts";
 import { Celery, chord, TaskError } from "../mod.ts";
 import { Worker } from "../src/worker/worker.ts";
 import { add, app as tasksApp, tsum } from "./apps/canvas_app.ts";
+import { chordPart, withChordBackend } from "./helpers/chord_keys.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
-
-const part = (groupId: string, groupIndex = 0): ChordPart => ({
-  groupId,
-  groupIndex,
-  taskId: `member-${groupIndex}`,
-  state: "SUCCESS",
-  resultJson: "1",
-});
-
-/**
- * A Redis result backend under a key prefix of its own and a raw client; `stem(g)` is group
- * `g`'s key stem under that prefix. Both closed and the keys deleted after `fn`.
- */
-async function withChordBackend(
-  label: string,
-  fn: (
-    backend: Awaited<ReturnType<typeof openRedisBackend>>,
-    r: Awaited<ReturnType<typeof rawRedis>>,
-    stem: (g: string) => string,
-  ) => Promise<void>,
-): Promise<void> {
-  const own = uniquePrefix(label);
-  const backend = await openRedisBackend(
-    `${REDIS_URL}?global_keyprefix=${encodeURIComponent(own)}`,
-  );
-  const r = await rawRedis();
-  try {
-    await fn(backend, r, (g) => `${own}${GROUP_META_PREFIX}${g}`);
-  } finally {
-    await backend.close();
-    await r.quit();
-    await deleteKeys(own);
-  }
-}
 
 Deno.test({
   name:
@@ -62,7 +27,7 @@ Deno.test({
 }, async () => {
   await withChordBackend("hostile-chord", async (backend, r, stem) => {
     const rejects = (g: string, pattern: RegExp) =>
-      assert.rejects(backend.chordPartReturn(part(g, 1)), (err: unknown) => {
+      assert.rejects(backend.chordPartReturn(chordPart(g, 1)), (err: unknown) => {
         assert.ok(err instanceof ProtocolError, String(err));
         assert.match(err.message, pattern);
         assert.match(err.message, /send the chord again/);
@@ -99,8 +64,8 @@ Deno.test({
     });
     // A well-formed chord still joins: the member that completes it gets the members in order.
     await r.set(stem("ok") + ".s", "2");
-    assert.equal(await backend.chordPartReturn(part("ok", 0)), null);
-    const members = await backend.chordPartReturn(part("ok", 1));
+    assert.equal(await backend.chordPartReturn(chordPart("ok", 0)), null);
+    const members = await backend.chordPartReturn(chordPart("ok", 1));
     assert.deepEqual(members?.map((m) => m.taskId), ["member-0", "member-1"]);
   });
 });
@@ -114,9 +79,9 @@ Deno.test({
   // Python client applied can run before it. Seen in CI: removing such a member's entry (or
   // skipping it) left a Python-built chord's body never run.
   await withChordBackend("chord-late-size", async (backend, r, stem) => {
-    assert.equal(await backend.chordPartReturn(part("early", 0)), null);
+    assert.equal(await backend.chordPartReturn(chordPart("early", 0)), null);
     await r.set(stem("early") + ".s", "2");
-    const members = await backend.chordPartReturn(part("early", 1));
+    const members = await backend.chordPartReturn(chordPart("early", 1));
     assert.deepEqual(members?.map((m) => m.taskId), ["member-0", "member-1"]);
   });
 });
@@ -254,7 +219,7 @@ async function withKvChords(
 Deno.test("kv hostile chord keys: a size or counter that is no count, a counter past the size or a garbage entry is a ProtocolError naming the key", async () => {
   await withKvChords(async (backend, raw, key) => {
     const rejects = (g: string, pattern: RegExp, index = 1) =>
-      assert.rejects(backend.chordPartReturn(part(g, index)), (err: unknown) => {
+      assert.rejects(backend.chordPartReturn(chordPart(g, index)), (err: unknown) => {
         assert.ok(err instanceof ProtocolError, String(err));
         assert.match(err.message, pattern);
         assert.match(err.message, /send the chord again/);
@@ -271,13 +236,13 @@ Deno.test("kv hostile chord keys: a size or counter that is no count, a counter 
     await rejects("past", /\["hc","chord","past","count"\] counts 6 members of a chord of 2/);
     // Before: a TypeError from reading the entry's text, no key named.
     await raw.set(key("entry", "size"), 2);
-    assert.equal(await backend.chordPartReturn(part("entry", 0)), null);
+    assert.equal(await backend.chordPartReturn(chordPart("entry", 0)), null);
     await raw.set(key("entry", "member", "member-0"), { index: 0, text: "not json" });
     await rejects("entry", /\["hc","chord","entry","member","member-0"\] is no join entry/);
     // A well-formed chord still joins, in header order.
     await backend.setChordSize!("ok", 2);
-    assert.equal(await backend.chordPartReturn(part("ok", 1)), null);
-    const members = await backend.chordPartReturn(part("ok", 0));
+    assert.equal(await backend.chordPartReturn(chordPart("ok", 1)), null);
+    const members = await backend.chordPartReturn(chordPart("ok", 0));
     assert.deepEqual(members?.map((m) => m.taskId), ["member-0", "member-1"]);
   });
 });
