@@ -15,6 +15,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Cluster, Redis } from "ioredis";
+import calculateSlot from "cluster-key-slot";
 import { CLOSED } from "./redis_failures.ts";
 
 const log = getLogger(["celeriac", "redis"]);
@@ -162,9 +163,9 @@ export function isLoneMasterDown(
 }
 
 /**
- * The Redis Cluster slot of `key`: CRC16 (XMODEM) of its hash tag (the text
- * between its first `{` and the next `}`, when not empty) or of the whole
- * key, modulo 16384.
+ * The Redis Cluster slot of `key` (CRC16 of its hash tag or of the whole key,
+ * modulo 16384), computed by `cluster-key-slot`, the library ioredis routes
+ * commands with: the slot is the one the command went to.
  *
  * @example
  * ```ts
@@ -177,20 +178,7 @@ export function isLoneMasterDown(
  * @returns its slot, 0-16383
  */
 export function keySlot(key: string): number {
-  let bytes = new TextEncoder().encode(key);
-  const open = bytes.indexOf(0x7b);
-  if (open >= 0) {
-    const close = bytes.indexOf(0x7d, open + 1);
-    if (close > open + 1) bytes = bytes.subarray(open + 1, close);
-  }
-  let crc = 0;
-  for (const b of bytes) {
-    crc ^= b << 8;
-    for (let i = 0; i < 8; i++) {
-      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-    }
-  }
-  return crc % 16384;
+  return calculateSlot(key);
 }
 
 /** Whether `node` is a master serving slots of which none has a replica (the last slot refresh's). */
