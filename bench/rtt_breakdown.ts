@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno run -A bench/rtt_breakdown.ts [ROUNDTRIPS]`: where one sequential
+ * `[BENCH_REDIS=redis://HOST:PORT] deno run -A bench/rtt_breakdown.ts [ROUNDTRIPS]`: where one sequential
  * round trip (`delay()` then `get()`, the bench's roundtrips workload) spends
  * its time. Starts a worker (`-c 2`, the bench's app; broker Redis db 10,
  * results db 11, both flushed), runs 100 warm-up round trips of
@@ -18,9 +18,11 @@
  * - `to store`: task start → the server received the result store (outcome
  *   back on the main thread, encoding, settlement)
  * - beside the path, from the LPUSH: `take`, the take script that records
- *   the claimed message (sent once it is on its way), and `ack`, its
- *   acknowledgement (at intake, the task is not `acksLate`: right behind the
- *   take script, `ACK_TAKEN_SCRIPT`, or a ZREM)
+ *   the claimed message (sent once it is on its way; none when the message
+ *   is acknowledged before one is sent: counted apart), and `ack`, its
+ *   acknowledgement (at intake, the task is not `acksLate`: an `LREM` from
+ *   the claim list when no take script was sent for it, else right behind
+ *   the take script, `ACK_TAKEN_SCRIPT`, or a ZREM)
  * - `notify`: result store → `get()` resolved in the client (PUBLISH
  *   delivered, decoded)
  * - `total`: `delay()` called → `get()` resolved
@@ -49,8 +51,10 @@ import { app, BENCH_QUEUE, stamp } from "./tasks.ts";
 const rtts = Number(Deno.args[0] ?? 300);
 const BROKER_DB = 10;
 const BACKEND_DB = 11;
-const brokerUrl = `redis://127.0.0.1:6379/${BROKER_DB}`;
-const backendUrl = `redis://127.0.0.1:6379/${BACKEND_DB}`;
+/** The Redis server: `BENCH_REDIS` (a private `redis-server`, say), default the shared one. */
+const server = (Deno.env.get("BENCH_REDIS") ?? "redis://127.0.0.1:6379").replace(/\/\d*$/, "");
+const brokerUrl = `${server}/${BROKER_DB}`;
+const backendUrl = `${server}/${BACKEND_DB}`;
 const broker = new Redis(brokerUrl);
 const results = new Redis(backendUrl);
 await Promise.all([broker.flushdb(), results.flushdb()]);
@@ -143,10 +147,10 @@ for (const run of runs) {
       lpush.t,
       (s) =>
         s.db === BROKER_DB &&
-        (cmd(s) === "zrem" || (cmd(s) === "evalsha" && s.args[2] === "2" &&
+        (cmd(s) === "zrem" || cmd(s) === "lrem" || (cmd(s) === "evalsha" && s.args[2] === "2" &&
           s.args[4]?.endsWith("unacked") === true)),
     );
-  if (!lpush || !take || !store || !ack) {
+  if (!lpush || !store || !ack) {
     unmatched++;
     continue;
   }
@@ -155,12 +159,13 @@ for (const run of runs) {
   steps["to store"].push(store.t - run.ran);
   steps.notify.push(run.got - store.t);
   steps.total.push(run.got - run.called);
-  steps.take.push(take.t - lpush.t);
+  if (take && take.t < store.t) steps.take.push(take.t - lpush.t);
   steps.ack.push(ack.t - lpush.t);
 }
 console.log(
   `${runs.length - unmatched} of ${runs.length} round trips matched ` +
-    `(load ${Deno.loadavg()[0]}); median ms per step:`,
+    `(load ${Deno.loadavg()[0]}), ${steps.take.length} with a take script before the store; ` +
+    "median ms per step:",
 );
 for (const [name, xs] of Object.entries(steps)) {
   console.log(`  ${name.padEnd(10)} ${median(xs).toFixed(3)}`);

@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno run -A bench/rtt_tail.ts [--roundtrips 2000] [--warm 200] [--top 15] [--slow 3] [--no-perf] [--gc FILE] [--v8=FLAGS] [--log FILE] [--json FILE]`:
+ * `[BENCH_REDIS=redis://HOST:PORT] deno run -A bench/rtt_tail.ts [--roundtrips 2000] [--warm 200] [--top 15] [--slow 3] [--no-perf] [--gc FILE] [--v8=FLAGS] [--log FILE] [--json FILE]`:
  * where each sequential round trip's time went, to find what makes the
  * tail (workload B's p99). Starts the bench's worker (`-c 2`, its default
  * flags; broker Redis db 10, results db 11, both flushed), runs `--warm`
@@ -61,8 +61,10 @@ const { values } = parseArgs({
   },
 });
 const N = Number(values.roundtrips), WARM = Number(values.warm);
-const brokerUrl = "redis://127.0.0.1:6379/10";
-const backendUrl = "redis://127.0.0.1:6379/11";
+/** The Redis server: `BENCH_REDIS` (a private `redis-server`, say), default the shared one. */
+const server = (Deno.env.get("BENCH_REDIS") ?? "redis://127.0.0.1:6379").replace(/\/\d*$/, "");
+const brokerUrl = `${server}/10`;
+const backendUrl = `${server}/11`;
 const broker = new Redis(brokerUrl);
 const results = new Redis(backendUrl);
 await Promise.all([broker.flushdb(), results.flushdb()]);
