@@ -156,6 +156,7 @@ export {
   BatchPublishError,
   BrokerConnectionError,
   ExchangeNotFoundError,
+  ParkedScanBusyError,
   type PublishOutcome,
 } from "./src/broker/errors.ts";
 export { EncodeError } from "./src/protocol/errors.ts";

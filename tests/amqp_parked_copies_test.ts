@@ -2,17 +2,21 @@
  * Copies in RabbitMQ's `celeriac.parked`: the two copies of a message
  * parked twice (what a loss mid-park leaves, see amqp_park_race_test.ts;
  * here two identical publishes, each taken and parked) are requeued once
- * however few a requeue moves at a time, and two messages that differ in
- * a header are two. The test's own vhost.
+ * however few a requeue moves at a time, and by two processes requeueing
+ * at once (scans of the queue take turns through an exclusive lock queue
+ * that a dead holder does not keep), and two messages that differ in a
+ * header are two. The test's own vhost.
  */
 
 import assert from "node:assert/strict";
 import { type AmqpBroker, openAmqpBroker } from "../src/broker/amqp.ts";
 import { PARKED_HEADER } from "../src/broker/amqp_message.ts";
 import { parkId } from "../src/broker/amqp_park_id.ts";
+import { SCAN_LOCK_QUEUE } from "../src/broker/amqp_scan_lock.ts";
+import { ParkedScanBusyError } from "../src/broker/errors.ts";
 import { encodeTaskMessage, type TaskMessageInput } from "../src/protocol/task_message.ts";
 import { uniqueQueue } from "./broker_conformance.ts";
-import { createVhost } from "./helpers/rabbitmq.ts";
+import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
 /** A message of task `t.nope` with id `id`, `extra` set over the defaults. */
@@ -30,11 +34,14 @@ function taskMessage(id: string, extra: Partial<TaskMessageInput> = {}) {
 }
 
 /** Run `body` with a broker on a vhost of its own (named after `label`), then close and remove both. */
-async function withBroker(label: string, body: (broker: AmqpBroker) => Promise<void>) {
+async function withBroker(
+  label: string,
+  body: (broker: AmqpBroker, vhost: TestVhost) => Promise<void>,
+) {
   const vhost = await createVhost(label);
   const broker = await openAmqpBroker(vhost.url(), {});
   try {
-    await body(broker);
+    await body(broker, vhost);
   } finally {
     await broker.close();
     await vhost.remove();
@@ -45,9 +52,9 @@ async function withBroker(label: string, body: (broker: AmqpBroker) => Promise<v
 async function parkTwo(
   label: string,
   variant: (i: number) => Partial<TaskMessageInput>,
-  check: (broker: AmqpBroker, q: string) => Promise<void>,
+  check: (broker: AmqpBroker, q: string, vhost: TestVhost) => Promise<void>,
 ): Promise<void> {
-  await withBroker(label, async (broker) => {
+  await withBroker(label, async (broker, vhost) => {
     const id = `copies-${crypto.randomUUID()}`;
     const q = uniqueQueue(label);
     for (let i = 0; i < 2; i++) {
@@ -61,7 +68,7 @@ async function parkTwo(
       taken.map((delivery) => ({ delivery, reason: "r", taskId: id })),
     );
     assert.equal(parked.length, 2, "both parked");
-    await check(broker, q);
+    await check(broker, q, vhost);
   });
 }
 
@@ -220,5 +227,96 @@ Deno.test({
       "the fillers moved, the copy not",
     );
     assert.equal(await broker.countParked(), 0, "the copy dropped");
+  });
+});
+
+Deno.test({
+  name:
+    "amqp parked copies: two processes requeueing one each at once move a message parked twice once",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: RabbitMQ handed one copy to each broker's scan and both moved it ("moved 1+1", 2 !== 1).
+  for (let round = 0; round < 3; round++) {
+    await parkTwo("copies-two", () => ({}), async (broker, q, vhost) => {
+      const other = await openAmqpBroker(vhost.url(), {});
+      try {
+        const moved = await Promise.all([
+          broker.requeueParked({ limit: 1 }),
+          other.requeueParked({ limit: 1 }),
+        ]);
+        assert.deepEqual(moved.toSorted(), [0, 1], `round ${round}: one moved it`);
+      } finally {
+        await other.close();
+      }
+      assert.equal(await broker.countParked(), 0, "the second copy dropped");
+      assert.equal(await drain(broker, q, 1), 1, `round ${round}: back in its queue once`);
+    });
+  }
+});
+
+/** A process that holds the scan lock on `vhost` until it is killed, as a requeue under way does. */
+async function lockHolder(vhost: TestVhost): Promise<Deno.ChildProcess> {
+  const script = `import amqp from "amqplib";
+const conn = await amqp.connect(${JSON.stringify(vhost.url())});
+await (await conn.createChannel()).assertQueue(${
+    JSON.stringify(SCAN_LOCK_QUEUE)
+  }, { exclusive: true });
+console.log("held");
+await new Promise(() => setInterval(() => {}, 60_000));`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--config", new URL("../deno.json", import.meta.url).pathname, script],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!out.includes("held")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the lock holder exited: ${out}`);
+    out += value;
+  }
+  await reader.cancel();
+  return child;
+}
+
+Deno.test({
+  name:
+    "amqp parked copies: a scan waits for another process's lock, fails clearly past parkedScanWait, and a killed holder's lock goes with it",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: nothing waited: the requeue moved the message beside the other process's scan.
+  await parkTwo("copies-lock", () => ({}), async (broker, q, vhost) => {
+    const holder = await lockHolder(vhost);
+    let killed = false;
+    try {
+      const impatient = await openAmqpBroker(vhost.url(), { parkedScanWait: 0.2 });
+      try {
+        await assert.rejects(impatient.requeueParked(), (err) => {
+          assert.ok(err instanceof ParkedScanBusyError, String(err));
+          assert.equal(err.code, "PARKED_SCAN_BUSY");
+          assert.match(err.message, /celeriac\.parked\.scan-lock/);
+          return true;
+        });
+        await assert.rejects(impatient.listParked(), ParkedScanBusyError);
+      } finally {
+        await impatient.close();
+      }
+      // The default wait (30 s) outlasts the holder, killed as a crashed requeue would be.
+      const requeue = broker.requeueParked();
+      let settled = false;
+      requeue.finally(() => settled = true).catch(() => {});
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(settled, false, "waiting for its turn");
+      holder.kill("SIGKILL");
+      killed = true;
+      await holder.status;
+      assert.equal(await requeue, 1, "moved once the holder's connection was gone");
+    } finally {
+      if (!killed) {
+        holder.kill("SIGKILL");
+        await holder.status;
+      }
+    }
+    assert.equal(await drain(broker, q, 1), 1, "back in its queue once");
   });
 });

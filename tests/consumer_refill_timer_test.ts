@@ -54,17 +54,28 @@ Deno.test("take loop: a refill wait keeps one timer across the wake-ups of finis
   // 5 ms tasks on 2 Web Workers: a window of 22, taken again once 10 are free.
   consumer.observe(Array.from({ length: 60 }, () => ({ blocked: 5 })));
   state.running.size = 22;
+  // While the slots free, the clock stands still and the refill timer's callback waits: under
+  // load the four wake-ups may take longer than the wait (25 ms), and the loop would then take
+  // on one of them, as it should, not by its timer.
+  const realNow = performance.now.bind(performance);
+  let frozenAt: number | undefined;
+  Object.defineProperty(performance, "now", {
+    configurable: true,
+    value: () => frozenAt ?? realNow(),
+  });
+  const freed = Promise.withResolvers<void>();
   const realSetTimeout = globalThis.setTimeout;
   let timersSet = 0;
-  globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
     timersSet++;
-    return realSetTimeout(...args);
+    return realSetTimeout(() => void freed.promise.then(fn), ms);
   }) as typeof setTimeout;
   try {
     consumer.start();
     await new Promise((r) => realSetTimeout(r, 5));
     assert.equal(timersSet, 0, "no slot free: it sleeps until woken, with no timer");
-    const firstFree = performance.now();
+    frozenAt = realNow();
+    const firstFree = frozenAt;
     for (let i = 0; i < 4; i++) {
       state.running.size--;
       state.wake();
@@ -72,6 +83,8 @@ Deno.test("take loop: a refill wait keeps one timer across the wake-ups of finis
       assert.equal(takes.length, 0, `${i + 1} of 10 free: no take yet`);
     }
     assert.equal(timersSet, 1, "one timer for the refill wait, not one per wake-up");
+    frozenAt = undefined;
+    freed.resolve();
     await consumer.done;
     assert.equal(takes.length, 1);
     assert.equal(takes[0].max, 4, "the free slots are taken when the wait is over");
@@ -80,6 +93,8 @@ Deno.test("take loop: a refill wait keeps one timer across the wake-ups of finis
       `taken ${takes[0].at - firstFree} ms after the first slot freed, not before the wait's end`,
     );
   } finally {
+    freed.resolve();
+    Reflect.deleteProperty(performance, "now");
     globalThis.setTimeout = realSetTimeout;
     consumer.stop();
     state.wake();

@@ -125,7 +125,8 @@ async function timedOutAfter(app: Celery, id: string): Promise<{ state?: string;
   await backend.prepare?.();
   await backend.get(crypto.randomUUID());
   const count = countReads(backend);
-  // Timeout 0: the wait ends before it starts, so every read is one made for the timeout.
+  // Timeout 0: the wait ends at the first timer turn. Every read counted is one made for the
+  // timeout: the wait's own (Redis) goes behind its SUBSCRIBE, on the subscriber's connection.
   const err = await app.asyncResult(id).get({ timeout: 0 }).then(
     () => assert.fail("resolved"),
     (e) => e,
@@ -162,6 +163,32 @@ Deno.test({
   const app = new Celery({ broker: url, backend: url });
   try {
     await oneRead(app, true);
+  } finally {
+    await app.close();
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
+  name: "get timeout: a wait on Redis's first subscriber connect reads the key once (before: " +
+    "twice, the connect's re-read)",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  const prefix = uniquePrefix("get-first-connect");
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  const app = new Celery({ broker: url, backend: url });
+  try {
+    const backend = await app.resultBackend();
+    await backend.prepare?.();
+    await backend.get(crypto.randomUUID());
+    const count = countReads(backend);
+    // Long enough for the subscriber to connect first (else one read either way): its key is
+    // read behind its SUBSCRIBE (not counted), the connect itself read it again (counted).
+    const err = await app.asyncResult(crypto.randomUUID()).get({ timeout: 500 }).catch((e) => e);
+    assert.ok(err instanceof TimeoutError, String(err));
+    assert.equal(err.state, "PENDING");
+    // The one read at the timeout.
+    assert.equal(count.reads, 1);
   } finally {
     await app.close();
     await deleteKeys(prefix);

@@ -160,10 +160,19 @@ Deno.test({
     assert.deepEqual(watcher.takeClaimed(), { raw: "naïve ☃", epoch: 7 });
     assert.equal(watcher.takeClaimed(), null, "handed over once");
     assert.deepEqual(await r.lrange(`${prefix}claim`, 0, -1), ["naïve ☃"]);
+    // Its block of 1 s: not before 0.9 s, and before a block of 2 s begun with it on another
+    // connection ends (an order, not a time: a loaded machine slows both).
+    const control = await rawRedis();
+    const blocked = control.blpop(`${prefix}nothing`, 2).then(() => "the 2 s block");
     const t0 = performance.now();
-    assert.equal(await watcher.wait(), false, "nothing to claim");
-    const waited = performance.now() - t0;
-    assert.ok(waited >= 900 && waited < 3000, `waited ${waited} ms`);
+    const waited = watcher.wait().then((claimed) => ({ claimed, ms: performance.now() - t0 }));
+    const first = await Promise.race([waited.then(() => "the wait"), blocked]);
+    assert.equal(first, "the wait", "the wait ended before a 2 s block begun with it");
+    const { claimed, ms } = await waited;
+    assert.equal(claimed, false, "nothing to claim");
+    assert.ok(ms >= 900, `waited ${ms} ms`);
+    await blocked;
+    await control.quit();
     assert.equal(watcher.claims, 1);
   } finally {
     watcher.close();
@@ -188,11 +197,17 @@ Deno.test({
     assert.ok((await r.client("LIST") as string).includes(`name=${name} `));
     const waiting = watcher.wait();
     await new Promise((res) => setTimeout(res, 100));
-    const t0 = performance.now();
+    // At once: before a block of 0.5 s on another connection, begun with the close, ends (the
+    // wait's own block of 1 s would end 0.9 s after it, or sooner if the sleep ran long). An
+    // order, not a time: a loaded machine slows both.
+    const control = await rawRedis();
+    const blocked = control.blpop(`${prefix}nothing`, 0.5).then(() => "the 0.5 s block");
     watcher.close();
+    const first = await Promise.race([waiting.then(() => "the wait"), blocked]);
+    assert.equal(first, "the wait", "the wait ended before a 0.5 s block begun with the close");
     assert.equal(await waiting, false);
-    const took = performance.now() - t0;
-    assert.ok(took < 200, `the wait ended ${took} ms after close`);
+    await blocked;
+    await control.quit();
     assert.equal(conn.state, "closed");
     // The server sees no connection of it any more (nothing waits there for its block to end).
     const gone = async () => !(await r.client("LIST") as string).includes(`name=${name} `);

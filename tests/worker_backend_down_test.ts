@@ -123,12 +123,26 @@ async function onEachBroker(cases: Case[], run: (c: Case) => Promise<void>): Pro
   });
 }
 
-/** Kill `backend` for 5 s, checking the worker takes at most `MOST_TAKEN` messages meanwhile. */
-async function takesLittleWhileDown(worker: Worker, backend: PrivateRedis): Promise<void> {
+/**
+ * The brokers' visibility timeout (seconds) in the test of leases: the worker renews them every
+ * quarter of it, the Redis broker sweeps lapsed ones back every quarter. 4 s: a stall of the
+ * test process (CI load) up to about 3 s still renews a lease in time. At 2 s, a stall of
+ * 1.9 s made leases lapse that the worker does renew, failing the test falsely.
+ */
+const VISIBILITY_S = 4;
+
+/**
+ * Kill `backend` for `downMs`, checking the worker takes at most `MOST_TAKEN` messages
+ * meanwhile.
+ */
+async function takesLittleWhileDown(
+  worker: Worker,
+  backend: PrivateRedis,
+  downMs: number,
+): Promise<void> {
   await backend.down();
   const atKill = worker.stats.received;
-  // Longer than a visibility timeout of 2 s, so that a lease not renewed expires.
-  await new Promise((r) => setTimeout(r, 5000));
+  await new Promise((r) => setTimeout(r, downMs));
   const taken = worker.stats.received - atKill;
   // Before, late ack: 36 (every message) taken while the backend was down.
   assert.ok(taken <= MOST_TAKEN, `${taken} taken while the results could not be stored`);
@@ -145,15 +159,17 @@ Deno.test({
   const records = await captureLogs("warning", ["celeriac", "worker"]);
   try {
     await onEachBroker(
-      brokerCases("backend-down", "visibility_timeout=2"),
+      brokerCases("backend-down", `visibility_timeout=${VISIBILITY_S}`),
       (c) =>
         onBroker(c, async (client, worker, backend) => {
           for (let i = 0; i < TASKS; i++) await client.sendTask("t.slow_late", [50]);
           await until("two tasks done", () => worker.stats.succeeded >= 2);
-          await takesLittleWhileDown(worker, backend);
+          // Longer than the visibility timeout and a sweep, so that a lease not renewed lapses
+          // and its message comes back meanwhile.
+          await takesLittleWhileDown(worker, backend, VISIBILITY_S * 2500);
           await until("every task done", () => worker.stats.succeeded >= TASKS, 60_000);
           // Time for a redelivery to show up.
-          await new Promise((r) => setTimeout(r, 3000));
+          await new Promise((r) => setTimeout(r, VISIBILITY_S * 1500));
           // Before: redelivered after the visibility timeout and run again on Redis and KV.
           assert.equal(worker.stats.succeeded, TASKS, "each task ran once");
           assert.equal(worker.stats.received, TASKS, "each message received once");
@@ -247,7 +263,7 @@ Deno.test({
       // Each kills its Web Worker (an unhandled error there): failed with WorkerLostError.
       for (let i = 0; i < EARLY_TASKS; i++) sent.push(await client.sendTask("t.crash", []));
       await until("two tasks failed", () => worker.stats.failed >= 2);
-      await takesLittleWhileDown(worker, backend);
+      await takesLittleWhileDown(worker, backend, 5000);
       await until("every task failed", () => worker.stats.failed >= EARLY_TASKS, 90_000);
       await until("every result stored", async () => {
         const states = await Promise.all(sent.map((r) => r.state().catch(() => "PENDING")));

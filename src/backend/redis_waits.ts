@@ -84,6 +84,8 @@ export class RedisResultWaits {
   /** Length of a meta key before the task id: a channel's task id follows it. */
   readonly #keyLength: number;
   #subscriber: ResultChannels | null = null;
+  /** Whether the subscriber has been ready before: its next `ready` is a reconnect. */
+  #wasReady = false;
   readonly #waiters = new ResultWaiters();
   readonly #subscribing = new Map<string, Promise<string | null | undefined>>();
   #closed = false;
@@ -105,7 +107,12 @@ export class RedisResultWaits {
   #subscriberConn(): ResultChannels {
     this.#subscriber ??= this.#host.channels({
       message: (channel: string, message: string) => this.#onMessage(channel, message),
-      ready: () => this.#recheckAll(),
+      ready: () => {
+        // The first connect: every subscription under way reads its key behind its SUBSCRIBE
+        // (or its caller does, once subscribed), so a read of each here would be a second one.
+        if (this.#wasReady) this.#recheckAll();
+        this.#wasReady = true;
+      },
     });
     return this.#subscriber;
   }

@@ -87,6 +87,12 @@ export interface AmqpBrokerOptions {
   maxPriority?: number;
   /** Seconds `publish()` waits for a lost connection to come back. Default 30. */
   publishTimeout?: number;
+  /**
+   * Seconds a listing or requeue of parked messages waits for another
+   * process's to end (one at a time per vhost) before it rejects with a
+   * `ParkedScanBusyError`. Default 30.
+   */
+  parkedScanWait?: number;
   /** Reconnection delays. */
   backoff?: BackoffOptions;
   /** Connection name shown by RabbitMQ. Default `celeriac-broker`. */
@@ -185,7 +191,9 @@ export class AmqpBroker implements Broker {
       closing: this.#closing.signal,
     });
     this.#taker = new AmqpTaker(this.#conn, this.#declarations, this.#closing.signal);
-    this.#parked = new ParkedScans(this.#publisher, this.#declarations);
+    this.#parked = new ParkedScans(this.#publisher, this.#declarations, {
+      waitMs: (options.parkedScanWait ?? 30) * 1000,
+    });
   }
 
   /** The connection's state (`open`, `lost`, ...). */
@@ -370,10 +378,10 @@ export class AmqpBroker implements Broker {
   /**
    * Move parked messages back to their queues, marked redelivered (a
    * second copy of a message parked twice dropped); resolves with how many.
-   * Copies are told apart within this broker only: two processes that
-   * requeue at the same time can each be handed one copy of a message
-   * parked twice and both move it (its task then runs twice), so requeue
-   * from one process at a time.
+   * Listings and requeues from all processes run one at a time (each holds
+   * the exclusive queue `celeriac.parked.scan-lock`), so two requeues at
+   * once move such a message once; one waits up to `parkedScanWait` for
+   * the other, then rejects with a `ParkedScanBusyError`.
    */
   requeueParked(options: { limit?: number } = {}): Promise<number> {
     return this.#parked.requeue(options.limit ?? 1000);

@@ -85,8 +85,8 @@ export function explainRefusedAccess(err: unknown): unknown {
       `(${err.message}). Grant the user configure, write and read permissions that match it: ` +
       `rabbitmqctl set_permissions -p '${vhost}' ${user} '.*' '.*' '.*', or regular expressions ` +
       "covering the task queues and exchanges and those Celery and Celeriac use (celery.pidbox, " +
-      "reply.celery.pidbox, celeryev, celeriac.parked, celeriac.revoked and the reply and event " +
-      "queues, named by uuid)",
+      "reply.celery.pidbox, celeryev, celeriac.parked, celeriac.parked.scan-lock, " +
+      "celeriac.revoked and the reply and event queues, named by uuid)",
     { cause: err },
   );
   return Object.assign(explained, { code: 403 });

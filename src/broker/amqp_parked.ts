@@ -9,7 +9,9 @@
  * order; {@link ParkedScans.requeue} republishes to the original queue
  * with an `x-celeriac-redelivered` header (a publisher cannot set AMQP's
  * redelivered flag). A scan holds what it read until its channel closes,
- * so one broker runs its scans one at a time. A message parked twice
+ * so scans run one at a time: one broker's in turn, and different
+ * processes' by holding the exclusive queue `celeriac.parked.scan-lock`
+ * (see amqp_scan_lock.ts). A message parked twice
  * (its copy written, then its connection closed before the
  * acknowledgement, so it came back and was parked again) has the same
  * park id in both copies (a digest of everything in them but the parking
@@ -35,6 +37,7 @@ import {
 } from "./amqp_message.ts";
 import { parkId } from "./amqp_park_id.ts";
 import type { AmqpPublisher } from "./amqp_publish.ts";
+import { withScanLock } from "./amqp_scan_lock.ts";
 import { PARKED_QUEUE, parkedQueueDeclaration } from "./amqp_topology.ts";
 import type { PublishOutcome } from "./errors.ts";
 import type { Delivery, ParkedMessage, Rejection } from "./port.ts";
@@ -124,35 +127,41 @@ export async function parkRejections(
 async function scanParked(
   declarations: Declarations,
   session: AmqpSession,
+  waitMs: number,
   enough: () => boolean,
   visit: (message: Message, note: ParkingNote | null, key: string | null) => Promise<boolean>,
 ): Promise<void> {
   await declarations.queueOnly(session, parkedQueueDeclaration());
-  const held = await HeldChannel.open(session);
-  try {
-    const { messageCount } = await held.channel.checkQueue(PARKED_QUEUE);
-    for (let i = 0; i < messageCount && !enough(); i++) {
-      const raw = await held.channel.get(PARKED_QUEUE, { noAck: false });
-      if (raw === false) break;
-      const message = fromIncoming(raw).message;
-      const note = readParkingNote(message.headers);
-      // From the copy itself, not its note's id: a copy parked by an earlier version has a random
-      // id, or a digest that leaves out the headers (two messages that differ only there shared it).
-      const key = note?.id ? await parkId(message, note) : null;
-      if (await visit(message, note, key)) held.channel.ack(raw);
+  await withScanLock(session, waitMs, async () => {
+    const held = await HeldChannel.open(session);
+    try {
+      const { messageCount } = await held.channel.checkQueue(PARKED_QUEUE);
+      for (let i = 0; i < messageCount && !enough(); i++) {
+        const raw = await held.channel.get(PARKED_QUEUE, { noAck: false });
+        if (raw === false) break;
+        const message = fromIncoming(raw).message;
+        const note = readParkingNote(message.headers);
+        // From the copy itself, not its note's id: a copy parked by an earlier version has a random
+        // id, or a digest that leaves out the headers (two messages that differ only there shared it).
+        const key = note?.id ? await parkId(message, note) : null;
+        if (await visit(message, note, key)) held.channel.ack(raw);
+      }
+    } finally {
+      // Before the lock goes: what was read and not acknowledged is back in the queue when the next scan reads it.
+      await held.close();
     }
-  } finally {
-    await held.close();
-  }
+  });
 }
 
 /**
  * The reads of `celeriac.parked` by one broker, one at a time. A scan
  * holds every message it took with `basic.get` until its channel closes:
  * a requeue running beside a listing (the dashboard polls the list every
- * few seconds) would find those messages gone and move none of them.
- * Scans by other processes can still hold messages for the few
- * milliseconds a listing takes.
+ * few seconds) would find those messages gone and move none of them, and
+ * two requeues could each move one copy of a message parked twice. Scans
+ * by other processes wait too: each scan holds the exclusive queue
+ * `celeriac.parked.scan-lock` while it runs, and one that finds it held
+ * tries again until `waitMs` has passed.
  *
  * @example
  * ```ts ignore
@@ -167,15 +176,30 @@ export class ParkedScans {
   readonly #declarations: Declarations;
   /** Park ids this broker moved back (the last {@link MOVED_KEPT}), across its requeues. */
   readonly #moved = new Set<string>();
+  readonly #waitMs: number;
   #last: Promise<unknown> = Promise.resolve();
 
   /**
    * @param publisher the broker's publisher (its connection handling and confirms)
    * @param declarations the broker's declarations
+   * @param options `waitMs`: how long a scan waits for another process's
+   *   scan to end before it rejects with a `ParkedScanBusyError`; default 30,000
+   * @throws {TypeError} when `waitMs` is not a number >= 0
    */
-  constructor(publisher: AmqpPublisher, declarations: Declarations) {
+  constructor(
+    publisher: AmqpPublisher,
+    declarations: Declarations,
+    options: { waitMs?: number } = {},
+  ) {
     this.#publisher = publisher;
     this.#declarations = declarations;
+    this.#waitMs = options.waitMs ?? 30_000;
+    if (!(this.#waitMs >= 0)) {
+      throw new TypeError(
+        `Invalid parkedScanWait ${this.#waitMs / 1000}: use a number of seconds >= 0 (how long a ` +
+          "listing or requeue of parked messages waits for another process's)",
+      );
+    }
   }
 
   /** Run `fn` once every scan started before it is over. */
@@ -193,7 +217,7 @@ export class ParkedScans {
    * @returns the parked messages
    */
   list(limit: number): Promise<ParkedMessage[]> {
-    return this.#inTurn(() => listParked(this.#publisher, this.#declarations, limit));
+    return this.#inTurn(() => listParked(this.#publisher, this.#declarations, this.#waitMs, limit));
   }
 
   /**
@@ -226,15 +250,16 @@ export class ParkedScans {
    * of one it moved is dropped when met in that window; a copy further
    * on stays parked, and a later requeue through this broker drops it too
    * (the park ids of its last 10,000 moves are remembered; another process's
-   * requeue does not know them). Two processes requeueing at the same time
-   * can each be handed one copy of a message parked twice and both move it.
+   * requeue does not know them and moves it). Requeues and listings by
+   * other processes wait for this one to end (up to their `waitMs`), so two
+   * requeues at once move a message parked twice once.
    *
    * @param limit at most this many moved
    * @returns how many moved
    */
   requeue(limit: number): Promise<number> {
     return this.#inTurn(() =>
-      requeueParked(this.#publisher, this.#declarations, limit, this.#moved)
+      requeueParked(this.#publisher, this.#declarations, this.#waitMs, limit, this.#moved)
     );
   }
 }
@@ -243,6 +268,7 @@ export class ParkedScans {
 async function listParked(
   publisher: AmqpPublisher,
   declarations: Declarations,
+  waitMs: number,
   limit: number,
 ): Promise<ParkedMessage[]> {
   const out: ParkedMessage[] = [];
@@ -250,20 +276,26 @@ async function listParked(
   await publisher.withSession(async (session) => {
     out.length = 0;
     listed.clear();
-    await scanParked(declarations, session, () => out.length >= limit, (message, note, key) => {
-      if (key !== null && listed.has(key)) return Promise.resolve(false);
-      if (key !== null) listed.add(key);
-      const h = message.headers;
-      out.push({
-        id: note?.id || String(message.properties.message_id ?? ""),
-        reason: note?.reason ?? "parked by another tool (no x-celeriac-parked header)",
-        queue: note?.queue ?? "",
-        taskId: note?.taskId ?? (typeof h.id === "string" ? h.id : null),
-        taskName: note?.taskName ?? (typeof h.task === "string" ? h.task : null),
-        parkedAt: note?.parkedAt ?? new Date(0),
-      });
-      return Promise.resolve(false);
-    });
+    await scanParked(
+      declarations,
+      session,
+      waitMs,
+      () => out.length >= limit,
+      (message, note, key) => {
+        if (key !== null && listed.has(key)) return Promise.resolve(false);
+        if (key !== null) listed.add(key);
+        const h = message.headers;
+        out.push({
+          id: note?.id || String(message.properties.message_id ?? ""),
+          reason: note?.reason ?? "parked by another tool (no x-celeriac-parked header)",
+          queue: note?.queue ?? "",
+          taskId: note?.taskId ?? (typeof h.id === "string" ? h.id : null),
+          taskName: note?.taskName ?? (typeof h.task === "string" ? h.task : null),
+          parkedAt: note?.parkedAt ?? new Date(0),
+        });
+        return Promise.resolve(false);
+      },
+    );
   });
   return out;
 }
@@ -292,6 +324,7 @@ function readAheadWindow(limit: number): number {
 async function requeueParked(
   publisher: AmqpPublisher,
   declarations: Declarations,
+  waitMs: number,
   limit: number,
   movedIds: Set<string>,
 ): Promise<number> {
@@ -306,7 +339,7 @@ async function requeueParked(
     // Read on past `limit`, within the window: a later copy of a message moved here is dropped
     // here, so that a requeue run a few at a time (the dashboard moves one) cannot move it again.
     let read = 0;
-    await scanParked(declarations, session, () => moved >= limit && read >= window, async (
+    await scanParked(declarations, session, waitMs, () => moved >= limit && read >= window, async (
       message,
       note,
       key,

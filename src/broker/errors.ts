@@ -444,3 +444,44 @@ export function batchFailure(outcomes: readonly PublishOutcome[], cause: unknown
 export function singleFailure(err: unknown): unknown {
   return err instanceof BatchPublishError ? err.cause : err;
 }
+
+/**
+ * Another process kept reading RabbitMQ's `celeriac.parked` (listing or
+ * requeueing parked messages) for longer than this one would wait: only
+ * one process reads it at a time, the one that holds the exclusive queue
+ * `celeriac.parked.scan-lock`.
+ *
+ * @example
+ * ```ts
+ * import { ParkedScanBusyError } from "@celeriac/celeriac";
+ * const err = new ParkedScanBusyError("celeriac.parked.scan-lock", 30_000);
+ * console.assert(err.code === "PARKED_SCAN_BUSY" && err.lockQueue === "celeriac.parked.scan-lock");
+ * ```
+ */
+export class ParkedScanBusyError extends Error {
+  /** Stable code for programmatic checks. */
+  readonly code: string = "PARKED_SCAN_BUSY";
+  /** The exclusive queue the other process holds. */
+  readonly lockQueue: string;
+
+  /**
+   * Describe a wait for another process's scan that ran out.
+   *
+   * @param lockQueue the exclusive queue the other process holds
+   * @param waitedMs how long this one waited
+   * @param cause RabbitMQ's refusal of the last try
+   */
+  constructor(lockQueue: string, waitedMs: number, cause?: unknown) {
+    super(
+      `Another process is listing or requeueing parked messages on this vhost (its connection ` +
+        `holds the exclusive queue "${lockQueue}"); waited ${
+          waitedMs / 1000
+        } s for it to finish. ` +
+        "Try again once its requeue is done: RabbitMQ removes that queue when the requeue ends " +
+        "or its connection closes (AmqpBrokerOptions.parkedScanWait sets how long to wait)",
+      { cause },
+    );
+    this.name = "ParkedScanBusyError";
+    this.lockQueue = lockQueue;
+  }
+}
