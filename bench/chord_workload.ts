@@ -79,8 +79,15 @@ export async function runChord(
           applySeconds: number;
           seconds: number;
         };
-      const left = (await results.keys("celery-taskset-meta-*")).length;
-      if (left !== 0) throw new Error(`${left} chord key(s) left after the join`);
+      // The join's keys are deleted once the body is sent (as Celery does), so its result can
+      // come back first: they must be gone soon after.
+      await pollUntil(
+        async () => (await results.keys("celery-taskset-meta-*")).length === 0,
+        5,
+        2_000,
+        "the chord's keys to be deleted after the join",
+        worker,
+      );
       out[side] = {
         members: n,
         applySeconds: t.applySeconds,
