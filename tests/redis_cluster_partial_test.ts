@@ -255,6 +255,14 @@ Deno.test({
         throw new Error(`${err.message}; worker said:\n${worker!.output.slice(-3000)}`);
       });
     assert.match(worker.output, /read revoked ids: no answer yet/);
+    // Before: its MULTI/EXEC failed with "Connection is closed." and was sent again for the
+    // whole failover wait (60 s), then said only that.
+    await assert.rejects(
+      app.control.revoke(crypto.randomUUID()),
+      (err: Error) =>
+        err instanceof BrokerConnectionError &&
+        /master serving the key's slot is unreachable/.test(err.message),
+    );
   } finally {
     await worker?.stop();
     await app.close();

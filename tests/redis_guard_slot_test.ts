@@ -34,16 +34,20 @@ const refused = (node: string) => new Error(`connect ECONNREFUSED ${node}`);
 cluster.emit("node error", refused(LONE), LONE);
 cluster.emit("node error", refused(REPLICATED), REPLICATED);
 
-/** A command failing as ioredis's redirections do (no MOVED node), `times` times, then "ok". */
-function failing(times: number): { calls: number; fn: () => Promise<string> } {
+/**
+ * A command failing `times` times, then "ok": as ioredis's redirections do (no MOVED node), or
+ * with `message` (a MULTI/EXEC or script sent to a dead master: "Connection is closed.").
+ */
+function failing(
+  times: number,
+  message = "Too many Cluster redirections. Last error: Error: Connection is closed.",
+): { calls: number; fn: () => Promise<string> } {
   const seen = {
     calls: 0,
     fn: () => {
       seen.calls++;
       if (seen.calls > times) return Promise.resolve("ok");
-      return Promise.reject(
-        new Error("Too many Cluster redirections. Last error: Error: Connection is closed."),
-      );
+      return Promise.reject(new Error(message));
     },
   };
   return seen;
@@ -77,4 +81,24 @@ Deno.test("cluster guard: a command whose keys are not known is sent again", asy
   const cmd = failing(2);
   assert.equal(await guardRedis(URL, cmd.fn), "ok");
   assert.equal(cmd.calls, 3);
+});
+
+Deno.test("cluster guard: a closed connection for keys whose master is down with no replica fails at once", async () => {
+  // Before: only ioredis's redirections text gave up early; a MULTI/EXEC (control.revoke's
+  // ZADD, an ack) was sent again for the whole failover wait (65.7 s in review5's repro).
+  const cmd = failing(2, "Connection is closed.");
+  await assert.rejects(
+    guardRedis(URL, cmd.fn, undefined, [onLone]),
+    /slot is unreachable and has no replica to take over \(Connection is closed/,
+  );
+  assert.equal(cmd.calls, 1);
+});
+
+Deno.test("cluster guard: a closed connection for keys on a master with a replica, or for no keys, is sent again", async () => {
+  const replicated = failing(2, "Connection is closed.");
+  assert.equal(await guardRedis(URL, replicated.fn, undefined, [onReplicated]), "ok");
+  assert.equal(replicated.calls, 3);
+  const keyless = failing(2, "Connection is closed.");
+  assert.equal(await guardRedis(URL, keyless.fn), "ok");
+  assert.equal(keyless.calls, 3);
 });

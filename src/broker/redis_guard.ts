@@ -135,9 +135,8 @@ export async function guardRedis<T>(
         throw new BrokerConnectionError(rawUrl, err, describeRedisFailure(err, rawUrl));
       }
       if (!isConnectionFailure(err)) throw err;
-      if (closed?.aborted || Date.now() >= until || lostUntilBack(rawUrl, err, keys)) {
-        throw guardFailure(rawUrl, err);
-      }
+      if (lostUntilBack(rawUrl, err, keys)) throw guardFailure(rawUrl, err, true);
+      if (closed?.aborted || Date.now() >= until) throw guardFailure(rawUrl, err);
       log.debug("Redis command failed during a failover ({error}); sending it again", {
         error: (err as Error).message,
       });
@@ -152,16 +151,18 @@ export async function guardRedis<T>(
 const clusterKeys = new Map<string, string>();
 
 /**
- * Whether `err` says its slot's master is unreachable (ioredis's
- * redirections, naming the node of its last `MOVED`, or not) and the
- * cluster watch knows that master (unnamed: the one serving the slot of one
- * of `keys`) is down with no replica to take over: no failover will come,
- * so the command is not sent again.
+ * Whether the cluster watch knows the master of a failed command is down
+ * with no replica to take over: no failover will come, so the command is
+ * not sent again. ioredis's redirections error names the node of its last
+ * `MOVED`, or none; any other connection failure ("Connection is closed."
+ * of a `MULTI`/`EXEC` or a script sent to a dead master) names none. Unnamed,
+ * that master is the one serving the slot of one of `keys`.
  */
 function lostUntilBack(rawUrl: string, err: unknown, keys?: readonly string[]): boolean {
-  if (!(err instanceof Error) || !CLUSTER_SLOT_DOWN.test(err.message)) return false;
-  // Its last error may be "Connection is closed." instead: then the master of its keys' slots.
-  const node = /MOVED \d+ (\S+)/.exec(err.message)?.[1];
+  if (!(err instanceof Error)) return false;
+  const redirected = CLUSTER_SLOT_DOWN.test(err.message);
+  if (!redirected && !keys?.length) return false;
+  const node = redirected ? /MOVED \d+ (\S+)/.exec(err.message)?.[1] : undefined;
   let key = clusterKeys.get(rawUrl);
   if (key === undefined) {
     key = parseRedisUrl(rawUrl).cluster?.map((n) => `${n.host}:${n.port}`).join(",") ?? "";
@@ -170,9 +171,21 @@ function lostUntilBack(rawUrl: string, err: unknown, keys?: readonly string[]): 
   return key !== "" && isLoneMasterDown(key, { node, keys });
 }
 
-/** The error guardRedis gives up with: the real failure behind `err`, described. */
-function guardFailure(rawUrl: string, err: unknown): BrokerConnectionError {
+/**
+ * The error guardRedis gives up with: the real failure behind `err`,
+ * described; `lost`: its slot's master is known down with no replica (the
+ * error may say only "Connection is closed.").
+ */
+function guardFailure(rawUrl: string, err: unknown, lost = false): BrokerConnectionError {
   const real = realFailure(rawUrl, err);
+  if (lost && !CLUSTER_SLOT_DOWN.test((err as Error).message)) {
+    return new BrokerConnectionError(rawUrl, real, {
+      reason: "the Redis Cluster master serving the key's slot is unreachable and has no " +
+        `replica to take over (${(real as Error).message})`,
+      hint: "Start that node again, or give it a replica to take over (the log's " +
+        "'Redis Cluster node ... is unreachable' line names it)",
+    });
+  }
   return new BrokerConnectionError(
     rawUrl,
     real,

@@ -29,7 +29,7 @@ export async function purgeQueue(scope: RedisScope, queue: string): Promise<numb
   const tx = scope.client.multi();
   for (const l of lists) tx.llen(l);
   tx.del(...lists);
-  const res = await scope.run(() => tx.exec());
+  const res = await scope.run(() => tx.exec(), undefined, lists);
   return (res ?? []).slice(0, lists.length).reduce((n, [, v]) => n + Number(v), 0);
 }
 
@@ -49,8 +49,11 @@ export async function purgeQueue(scope: RedisScope, queue: string): Promise<numb
  */
 export async function queueDepth(scope: RedisScope, queue: string): Promise<number> {
   checkQueueName(queue, "queueDepth()");
-  const counts = await scope.run(() =>
-    Promise.all(PRIORITY_STEPS.map((s) => scope.client.llen(scope.k(priorityList(queue, s)))))
+  const lists = PRIORITY_STEPS.map((s) => scope.k(priorityList(queue, s)));
+  const counts = await scope.run(
+    () => Promise.all(lists.map((l) => scope.client.llen(l))),
+    undefined,
+    lists,
   );
   return counts.reduce((a, b) => a + b, 0);
 }

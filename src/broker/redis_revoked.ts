@@ -30,13 +30,17 @@ export async function addRevoked(
 ): Promise<void> {
   if (entries.length === 0) return;
   const key = scope.k(REVOKED_KEY);
-  await scope.run(() => {
-    const tx = scope.client.multi();
-    for (const some of chunked(entries)) {
-      tx.zadd(key, "GT", ...some.flatMap((e) => [String(e.expiresAt.getTime() / 1000), e.id]));
-    }
-    return tx.zremrangebyscore(key, "-inf", Date.now() / 1000).exec();
-  });
+  await scope.run(
+    () => {
+      const tx = scope.client.multi();
+      for (const some of chunked(entries)) {
+        tx.zadd(key, "GT", ...some.flatMap((e) => [String(e.expiresAt.getTime() / 1000), e.id]));
+      }
+      return tx.zremrangebyscore(key, "-inf", Date.now() / 1000).exec();
+    },
+    undefined,
+    [key],
+  );
 }
 
 /**
@@ -52,8 +56,11 @@ export async function addRevoked(
  * @returns the revocations in force
  */
 export async function listRevoked(scope: RedisScope): Promise<RevokedEntry[]> {
-  const flat = await scope.run(() =>
-    scope.client.zrangebyscore(scope.k(REVOKED_KEY), Date.now() / 1000, "+inf", "WITHSCORES")
+  const key = scope.k(REVOKED_KEY);
+  const flat = await scope.run(
+    () => scope.client.zrangebyscore(key, Date.now() / 1000, "+inf", "WITHSCORES"),
+    undefined,
+    [key],
   );
   const out: RevokedEntry[] = [];
   for (let i = 0; i < flat.length; i += 2) {

@@ -60,9 +60,20 @@ export class RedisSettler {
     return this.#scope.k(key);
   }
 
-  /** Run a settlement step, retrying while Redis is unreachable (for `limit` seconds). */
+  /**
+   * Run a settlement step, retrying while Redis is unreachable (for `limit`
+   * seconds). Each try is sent again during a failover, but not once the
+   * master of its keys (on a Cluster all of this broker's keys share a slot)
+   * is known down with no replica: its `MULTI`/`EXEC` or script then fails
+   * with "Connection is closed.", and the outage retry waits instead.
+   */
   #settle<T>(what: string, fn: () => Promise<T>, limit = this.#outageLimit): Promise<T> {
-    return retryWhileDown(() => this.#scope.run(fn), { limit, what, signal: this.#closed });
+    const keys = [this.#k("unacked_index"), this.#k("unacked")];
+    return retryWhileDown(() => this.#scope.run(fn, undefined, keys), {
+      limit,
+      what,
+      signal: this.#closed,
+    });
   }
 
   /**
@@ -279,12 +290,15 @@ export class RedisSettler {
     if (settleable) deliveries = await settleable;
     const now = String(Date.now() / 1000);
     const key = this.#k("unacked_index");
-    await this.#scope.run(() =>
-      Promise.all(
-        chunked(deliveries).map((ds) =>
-          this.#scope.client.zadd(key, "XX", ...ds.flatMap((d) => [now, d.deliveryTag]))
+    await this.#scope.run(
+      () =>
+        Promise.all(
+          chunked(deliveries).map((ds) =>
+            this.#scope.client.zadd(key, "XX", ...ds.flatMap((d) => [now, d.deliveryTag]))
+          ),
         ),
-      )
+      undefined,
+      [key],
     );
   }
 }
