@@ -89,8 +89,9 @@ export interface AmqpBrokerOptions {
   publishTimeout?: number;
   /**
    * Seconds a listing or requeue of parked messages waits for another
-   * process's to end (one at a time per vhost) before it rejects with a
-   * `ParkedScanBusyError`. Default 30.
+   * process's to end (one at a time per vhost), counted from when it was
+   * asked for (a call queued behind this broker's own included), before it
+   * rejects with a `ParkedScanBusyError`. Default 30.
    */
   parkedScanWait?: number;
   /** Reconnection delays. */
@@ -370,7 +371,7 @@ export class AmqpBroker implements Broker {
     return this.#parked.list(options.limit ?? 100);
   }
 
-  /** How many copies are parked (those a listing holds meanwhile not counted). */
+  /** How many copies are parked (takes no lock; those a scan holds meanwhile not counted). */
   countParked(): Promise<number> {
     return this.#parked.count();
   }

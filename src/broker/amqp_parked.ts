@@ -37,7 +37,7 @@ import {
 } from "./amqp_message.ts";
 import { parkId } from "./amqp_park_id.ts";
 import type { AmqpPublisher } from "./amqp_publish.ts";
-import { withScanLock } from "./amqp_scan_lock.ts";
+import { type ScanWait, withScanLock } from "./amqp_scan_lock.ts";
 import { PARKED_QUEUE, parkedQueueDeclaration } from "./amqp_topology.ts";
 import type { PublishOutcome } from "./errors.ts";
 import type { Delivery, ParkedMessage, Rejection } from "./port.ts";
@@ -127,12 +127,12 @@ export async function parkRejections(
 async function scanParked(
   declarations: Declarations,
   session: AmqpSession,
-  waitMs: number,
+  wait: ScanWait,
   enough: () => boolean,
   visit: (message: Message, note: ParkingNote | null, key: string | null) => Promise<boolean>,
 ): Promise<void> {
   await declarations.queueOnly(session, parkedQueueDeclaration());
-  await withScanLock(session, waitMs, async () => {
+  await withScanLock(session, wait, async () => {
     const held = await HeldChannel.open(session);
     try {
       const { messageCount } = await held.channel.checkQueue(PARKED_QUEUE);
@@ -161,7 +161,9 @@ async function scanParked(
  * two requeues could each move one copy of a message parked twice. Scans
  * by other processes wait too: each scan holds the exclusive queue
  * `celeriac.parked.scan-lock` while it runs, and one that finds it held
- * tries again until `waitMs` has passed.
+ * tries again until `waitMs` after the listing or requeue was asked for
+ * (not after its turn here came: calls queued behind each other give up
+ * together). A count takes no lock and does not wait for its turn.
  *
  * @example
  * ```ts ignore
@@ -202,9 +204,13 @@ export class ParkedScans {
     }
   }
 
-  /** Run `fn` once every scan started before it is over. */
-  #inTurn<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#last.then(fn);
+  /**
+   * Run `fn` once every scan started before it is over, told the deadline
+   * of its wait for another process's scan, set now.
+   */
+  #inTurn<T>(fn: (wait: ScanWait) => Promise<T>): Promise<T> {
+    const wait = { deadline: performance.now() + this.#waitMs, waitMs: this.#waitMs };
+    const run = this.#last.then(() => fn(wait));
     this.#last = run.catch(() => {});
     return run;
   }
@@ -217,28 +223,28 @@ export class ParkedScans {
    * @returns the parked messages
    */
   list(limit: number): Promise<ParkedMessage[]> {
-    return this.#inTurn(() => listParked(this.#publisher, this.#declarations, this.#waitMs, limit));
+    return this.#inTurn((wait) => listParked(this.#publisher, this.#declarations, wait, limit));
   }
 
   /**
-   * How many messages are parked (each copy of a message parked twice counted).
+   * How many messages are parked (each copy of a message parked twice
+   * counted). It takes no lock and does not wait for a scan: what a scan
+   * under way (this broker's or another process's) has read is not counted.
    *
    * @returns the depth of `celeriac.parked`
    */
-  count(): Promise<number> {
-    return this.#inTurn(async () => {
-      let n = 0;
-      await this.#publisher.withSession(async (session) => {
-        await this.#declarations.queueOnly(session, parkedQueueDeclaration());
-        const held = await HeldChannel.open(session);
-        try {
-          n = (await held.channel.checkQueue(PARKED_QUEUE)).messageCount;
-        } finally {
-          await held.close();
-        }
-      });
-      return n;
+  async count(): Promise<number> {
+    let n = 0;
+    await this.#publisher.withSession(async (session) => {
+      await this.#declarations.queueOnly(session, parkedQueueDeclaration());
+      const held = await HeldChannel.open(session);
+      try {
+        n = (await held.channel.checkQueue(PARKED_QUEUE)).messageCount;
+      } finally {
+        await held.close();
+      }
     });
+    return n;
   }
 
   /**
@@ -258,8 +264,8 @@ export class ParkedScans {
    * @returns how many moved
    */
   requeue(limit: number): Promise<number> {
-    return this.#inTurn(() =>
-      requeueParked(this.#publisher, this.#declarations, this.#waitMs, limit, this.#moved)
+    return this.#inTurn((wait) =>
+      requeueParked(this.#publisher, this.#declarations, wait, limit, this.#moved)
     );
   }
 }
@@ -268,7 +274,7 @@ export class ParkedScans {
 async function listParked(
   publisher: AmqpPublisher,
   declarations: Declarations,
-  waitMs: number,
+  wait: ScanWait,
   limit: number,
 ): Promise<ParkedMessage[]> {
   const out: ParkedMessage[] = [];
@@ -279,7 +285,7 @@ async function listParked(
     await scanParked(
       declarations,
       session,
-      waitMs,
+      wait,
       () => out.length >= limit,
       (message, note, key) => {
         if (key !== null && listed.has(key)) return Promise.resolve(false);
@@ -324,7 +330,7 @@ function readAheadWindow(limit: number): number {
 async function requeueParked(
   publisher: AmqpPublisher,
   declarations: Declarations,
-  waitMs: number,
+  wait: ScanWait,
   limit: number,
   movedIds: Set<string>,
 ): Promise<number> {
@@ -339,7 +345,7 @@ async function requeueParked(
     // Read on past `limit`, within the window: a later copy of a message moved here is dropped
     // here, so that a requeue run a few at a time (the dashboard moves one) cannot move it again.
     let read = 0;
-    await scanParked(declarations, session, waitMs, () => moved >= limit && read >= window, async (
+    await scanParked(declarations, session, wait, () => moved >= limit && read >= window, async (
       message,
       note,
       key,

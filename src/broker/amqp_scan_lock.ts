@@ -45,9 +45,10 @@ const RESOURCE_LOCKED = 405;
 const MAX_PAUSE_MS = 500;
 
 /**
- * Run `scan` holding the scan lock on `session`'s connection: wait up to
- * `waitMs` for another connection's scan to end (trying again at
- * 20 ms, 40 ms, ... at most every 500 ms), then reject with a
+ * Run `scan` holding the scan lock on `session`'s connection: wait until
+ * `deadline` (a `performance.now()` time, set when the listing or requeue
+ * was asked for) for another connection's scan to end (trying again at
+ * 20 ms, 40 ms, ... at most every 500 ms, and once more at the deadline), then reject with a
  * {@link ParkedScanBusyError}. The lock is deleted when `scan` settles; one
  * whose connection was lost is gone with it. A refused declaration (the
  * user's configure permission does not cover the name) rejects with what
@@ -56,20 +57,22 @@ const MAX_PAUSE_MS = 500;
  * @example
  * ```ts ignore
  * import { withScanLock } from "./amqp_scan_lock.ts";
- * const moved = await withScanLock(session, 30_000, () => requeueSome(session));
+ * const moved = await withScanLock(session, { deadline: performance.now() + 30_000, waitMs: 30_000 }, () =>
+ *   requeueSome(session));
  * ```
  *
  * @param session the connection to hold the lock on
- * @param waitMs how long to wait for another process's scan
+ * @param wait `deadline`: when to stop waiting for another process's scan;
+ *   `waitMs`: the wait it was set from (for the error's message)
  * @param scan what to run holding it
  * @returns what `scan` resolves with
  */
 export async function withScanLock<T>(
   session: AmqpSession,
-  waitMs: number,
+  wait: ScanWait,
   scan: () => Promise<T>,
 ): Promise<T> {
-  const lock = await takeScanLock(session, waitMs);
+  const lock = await takeScanLock(session, wait);
   try {
     return await scan();
   } finally {
@@ -85,9 +88,27 @@ export async function withScanLock<T>(
   }
 }
 
+/**
+ * How long a listing or requeue waits for its turn: until `deadline` (a
+ * `performance.now()` time, set when it was asked for); `waitMs` is the
+ * wait that deadline was set from, named in a {@link ParkedScanBusyError}.
+ *
+ * @example
+ * ```ts
+ * import type { ScanWait } from "./amqp_scan_lock.ts";
+ * const wait: ScanWait = { deadline: performance.now() + 30_000, waitMs: 30_000 };
+ * ```
+ */
+export interface ScanWait {
+  /** When to give up, a `performance.now()` time. */
+  deadline: number;
+  /** The wait the deadline was set from, in ms. */
+  waitMs: number;
+}
+
 /** Declare the lock queue on a channel of its own, trying again while another connection holds it. */
-async function takeScanLock(session: AmqpSession, waitMs: number): Promise<HeldChannel> {
-  const deadline = performance.now() + waitMs;
+async function takeScanLock(session: AmqpSession, wait: ScanWait): Promise<HeldChannel> {
+  const { deadline, waitMs } = wait;
   let pause = 20;
   for (let tries = 1;; tries++) {
     const held = await HeldChannel.open(session);
@@ -101,7 +122,7 @@ async function takeScanLock(session: AmqpSession, waitMs: number): Promise<HeldC
     } catch (err) {
       await held.close();
       if ((err as { code?: unknown }).code !== RESOURCE_LOCKED) throw explainRefusedAccess(err);
-      if (performance.now() + pause > deadline) {
+      if (performance.now() >= deadline) {
         throw new ParkedScanBusyError(SCAN_LOCK_QUEUE, waitMs, err);
       }
       if (tries === 1) {
@@ -112,7 +133,8 @@ async function takeScanLock(session: AmqpSession, waitMs: number): Promise<HeldC
       }
     }
     // A lost connection ends the wait: the next try fails on it, and the caller's retry takes over.
-    await sleep(pause, session.lost);
+    // The last pause ends at the deadline, where one last try is made.
+    await sleep(Math.min(pause, Math.max(0, deadline - performance.now())), session.lost);
     pause = Math.min(pause * 2, MAX_PAUSE_MS);
   }
 }

@@ -23,6 +23,8 @@ export class HttpError extends Error {
   readonly status: number;
   /** Stable machine-readable code, e.g. `unknown_task`, `bad_json`, `csrf`. */
   readonly code: string;
+  /** Seconds after which to ask again, sent as `Retry-After`; none by default. */
+  readonly retryAfter?: number;
 
   /**
    * An error answered with `status`.
@@ -30,12 +32,48 @@ export class HttpError extends Error {
    * @param status HTTP status
    * @param code stable code
    * @param message what happened and what to change
+   * @param retryAfter seconds after which to ask again (a `Retry-After` header); none by default
    */
-  constructor(status: number, code: string, message: string) {
+  constructor(status: number, code: string, message: string, retryAfter?: number) {
     super(message);
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter;
   }
+}
+
+/** Seconds a client is told to wait before asking for parked messages again while another process reads them. */
+const PARKED_BUSY_RETRY_S = 5;
+
+/**
+ * Whether `err` is the broker's `ParkedScanBusyError` (code
+ * `PARKED_SCAN_BUSY`): another process was listing or requeueing parked
+ * messages for longer than the broker would wait.
+ *
+ * @example
+ * ```ts
+ * import { isParkedScanBusy } from "./errors.ts";
+ * isParkedScanBusy(Object.assign(new Error("busy"), { code: "PARKED_SCAN_BUSY" })); // true
+ * ```
+ *
+ * @param err anything thrown
+ * @returns true for a busy parked scan
+ */
+export function isParkedScanBusy(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === "PARKED_SCAN_BUSY";
+}
+
+/** `err` as the HttpError it is answered with: a busy parked scan is 503, anything else unknown 500. */
+function asHttpError(err: unknown): HttpError {
+  if (err instanceof HttpError) return err;
+  if (isParkedScanBusy(err)) {
+    return new HttpError(503, "PARKED_SCAN_BUSY", (err as Error).message, PARKED_BUSY_RETRY_S);
+  }
+  return new HttpError(
+    500,
+    "internal",
+    `Internal error: ${(err as Error)?.message ?? String(err)}`,
+  );
 }
 
 /**
@@ -47,17 +85,18 @@ export class HttpError extends Error {
  * errorResponse(new HttpError(400, "bad_json", "Body is not JSON")).status; // 400
  * ```
  *
- * @param err an HttpError, or anything else (answered 500)
+ * @param err an HttpError; a broker's `ParkedScanBusyError` (answered 503
+ *   `PARKED_SCAN_BUSY` with `Retry-After: 5`); or anything else (answered 500)
  * @param headers extra headers
  * @returns the response
  */
 export function errorResponse(err: unknown, headers: HeadersInit = {}): Response {
-  const e = err instanceof HttpError
-    ? err
-    : new HttpError(500, "internal", `Internal error: ${(err as Error)?.message ?? String(err)}`);
+  const e = asHttpError(err);
+  const all = new Headers(headers);
+  if (e.retryAfter !== undefined) all.set("retry-after", String(e.retryAfter));
   return Response.json({ error: { code: e.code, message: e.message } }, {
     status: e.status,
-    headers,
+    headers: all,
   });
 }
 

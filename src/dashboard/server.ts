@@ -14,7 +14,7 @@ import { sleep } from "../broker/sleep.ts";
 import { jsonText } from "../protocol/json.ts";
 import { ASSETS } from "./assets.gen.ts";
 import { type AuthOptions, checkAuth, checkListenAuth, validateAuth } from "./auth.ts";
-import { errorResponse, HttpError } from "./errors.ts";
+import { errorResponse, HttpError, isParkedScanBusy } from "./errors.ts";
 import { checkHost, validateAllowedHosts } from "./host_check.ts";
 import { clientInspector } from "./client_feed.ts";
 import { pollInspect } from "./inspect_poll.ts";
@@ -171,6 +171,8 @@ export class Dashboard {
   #timers: ReturnType<typeof setInterval>[] = [];
   #feed: Promise<void> = Promise.resolve();
   #polling: Promise<void> = Promise.resolve();
+  /** Whether the last request for parked messages found another process reading them (logged once). */
+  #parkedBusy = false;
 
   /**
    * Check the options; nothing listens until {@link Dashboard.start}.
@@ -429,6 +431,7 @@ export class Dashboard {
         } else {
           throw new HttpError(405, "method", `${req.method} is not allowed: use GET or POST`);
         }
+        if (parts[0] === "parked") this.#parkedBusy = false;
         // Not Response.json: a worker's reply may hold an integer beyond 2^53 (a bigint).
         return new Response(jsonText(value), {
           headers: { "content-type": "application/json", "cache-control": "no-store" },
@@ -447,7 +450,17 @@ export class Dashboard {
         },
       });
     } catch (err) {
-      if (!(err instanceof HttpError)) {
+      if (isParkedScanBusy(err)) {
+        // Each poll meets it while another process's requeue runs: said once, until parked messages are read again.
+        if (!this.#parkedBusy) {
+          log.warn("{method} {path} answered 503: {error}", {
+            method: req.method,
+            path: url.pathname,
+            error: (err as Error).message,
+          });
+        }
+        this.#parkedBusy = true;
+      } else if (!(err instanceof HttpError)) {
         log.error("{method} {path} failed: {error}", {
           method: req.method,
           path: url.pathname,

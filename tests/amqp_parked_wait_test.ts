@@ -1,0 +1,84 @@
+/**
+ * How long an AMQP listing or requeue of parked messages waits for
+ * another process's scan lock: from when it is asked for (calls queued
+ * in one broker give up together), to the full `parkedScanWait`.
+ */
+
+import assert from "node:assert/strict";
+import amqp from "amqplib";
+import { openAmqpBroker } from "../src/broker/amqp.ts";
+import { SCAN_LOCK_QUEUE } from "../src/broker/amqp_scan_lock.ts";
+import { ParkedScanBusyError } from "../src/broker/errors.ts";
+import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
+import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
+
+/** Run `fn` on a fresh vhost while another connection holds its scan lock. */
+async function whileLocked(label: string, fn: (vhost: TestVhost) => Promise<void>): Promise<void> {
+  const vhost = await createVhost(label);
+  try {
+    const holder = await amqp.connect(vhost.url());
+    try {
+      await (await holder.createChannel()).assertQueue(SCAN_LOCK_QUEUE, { exclusive: true });
+      await fn(vhost);
+    } finally {
+      await holder.close();
+    }
+  } finally {
+    await vhost.remove();
+  }
+}
+
+Deno.test({
+  name:
+    "amqp parked wait: calls queued in one broker give up together, each parkedScanWait after it was made",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: each call's wait began when the one ahead of it gave up (rejected at ~0.64, 1.28, 1.92 s).
+  await whileLocked("parked-wait", async (vhost) => {
+    const broker = await openAmqpBroker(vhost.url(), { parkedScanWait: 1 });
+    try {
+      let timerFired = false;
+      const timer = setTimeout(() => timerFired = true, 1500);
+      const calls: Promise<unknown>[] = [
+        broker.listParked(),
+        broker.listParked(),
+        broker.listParked(),
+        broker.requeueParked(),
+      ];
+      const firedAtRejection: boolean[] = [];
+      for (const call of calls) {
+        await assert.rejects(call, (err) => {
+          assert.ok(err instanceof ParkedScanBusyError, String(err));
+          firedAtRejection.push(timerFired);
+          return true;
+        });
+      }
+      clearTimeout(timer);
+      assert.deepEqual(
+        firedAtRejection,
+        [false, false, false, false],
+        "every call rejected before a 1.5 s timer started with them fired",
+      );
+    } finally {
+      await broker.close();
+    }
+  });
+});
+
+Deno.test({
+  name: "amqp parked wait: a scan waits the whole parkedScanWait before it gives up",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: it gave up once the next pause would pass the deadline (~140 ms of a 200 ms wait).
+  await whileLocked("parked-wait-full", async (vhost) => {
+    const broker = await openAmqpBroker(vhost.url(), { parkedScanWait: 0.2 });
+    try {
+      const start = performance.now();
+      await assert.rejects(broker.listParked(), ParkedScanBusyError);
+      const waited = performance.now() - start;
+      assert.ok(waited >= 200, `gave up after ${waited.toFixed(0)} ms of a 200 ms wait`);
+    } finally {
+      await broker.close();
+    }
+  });
+});
