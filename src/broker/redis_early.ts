@@ -16,35 +16,6 @@ import { RespScript, type RespScripts } from "./resp_scripts.ts";
 
 const ACK_TAKEN = new RespScript(ACK_TAKEN_SCRIPT);
 
-/**
- * The lone early hand-out of a taker whose take script has not been sent:
- * a task acknowledged as it starts, on an idle worker (a sequential round
- * trip's), is acknowledged straight from the consumer's claim list, with an
- * `LREM` of its very element, instead of recorded in `unacked` by the take
- * script and removed again right behind it (two scripts that cost Redis ~80
- * µs per round trip, at the moment the task's result store queues behind
- * them). The claim list is the consumer's own and no take script has read it
- * since the wait (the next take sends the waiting one first, and the
- * acknowledgement then goes behind it): the element is there unless a sweep
- * returned it to its queue, for another consumer, which the `LREM` finding
- * nothing means, as a take script that does not record an early delivery does.
- *
- * @example
- * ```ts ignore
- * const claim: DeferredClaim = { early, list: "celery", lists: ["celery"], claimedBefore: 3 };
- * ```
- */
-export interface DeferredClaim {
-  /** The early delivery. */
-  readonly early: Early;
-  /** The list its wait claimed it from. */
-  readonly list: string;
-  /** The wait's lists. */
-  readonly lists: string[];
-  /** Claims counted (over every watcher) when it was handed out. */
-  readonly claimedBefore: number;
-}
-
 /** A delivery handed out before a take script recorded it. */
 export interface Early {
   /** The delivery. */
@@ -242,18 +213,6 @@ export class EarlyDeliveries {
     );
     for (let i = 0; i < early.length; i++) if (acked[i] !== 1) rest.push(early[i].delivery);
     return rest;
-  }
-
-  /**
-   * `early` was acknowledged straight from its claim list, before any take
-   * script read it (or is no longer there: a sweep returned it to its queue,
-   * for another consumer): nothing of it is left to settle.
-   *
-   * @param early the early delivery
-   */
-  ackedClaim(early: Early): void {
-    const e = this.#find(early.raw);
-    if (e === early) this.#settle(e, true);
   }
 
   /**

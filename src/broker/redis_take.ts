@@ -18,12 +18,10 @@ import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { rotatedLists } from "./redis_keys.ts";
-import { claimList } from "./redis_claims.ts";
-import { type DeferredClaim, type Early, EarlyDeliveries } from "./redis_early.ts";
+import { type Early, EarlyDeliveries } from "./redis_early.ts";
 import { toDelivery } from "./redis_bodies.ts";
 import { TakeScript } from "./redis_take_script.ts";
 import { ClaimWatchers } from "./redis_watchers.ts";
-import type { RespScripts } from "./resp_scripts.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -83,8 +81,6 @@ export class RedisTaker {
    * it or null: see {@link RedisTaker.#sendDeferred}.
    */
   #deferred: ((max: number | null) => Promise<void>) | null = null;
-  /** The early hand-out of that take script, while it waits. */
-  #deferredClaim: DeferredClaim | null = null;
   /** When that take script was deferred (`performance.now()`), while it waits. */
   #deferredAt = 0;
   /**
@@ -243,49 +239,10 @@ export class RedisTaker {
   ): Promise<readonly Delivery[]> {
     const resp = this.#scope.resp;
     if (!resp || this.#early.size === 0) return Promise.resolve(deliveries);
-    const lone = this.#deferredClaim;
-    if (lone !== null && this.#early.size === 1 && deliveries.includes(lone.early.delivery)) {
-      return this.#ackClaim(resp, lone, deliveries);
-    }
     // Framed in this turn, in this order: the take script (unless out already), then the acks.
     this.#sendDeferred();
     const record = this.#script.recordKey;
     return this.#early.ackBehindTake(resp, deliveries, index, unacked, record);
-  }
-
-  /**
-   * Acknowledge the lone early hand-out whose take script waits (see
-   * {@link DeferredClaim}) with an `LREM` of its element from its claim
-   * list, whether every list of the wait is empty asked right behind it (see
-   * {@link RedisTaker.#record}). When the `LREM` fails (it may or may not
-   * have run), the take script goes after all: it records the element or
-   * finds it gone, and the delivery is acknowledged the usual way.
-   */
-  #ackClaim(
-    resp: RespScripts,
-    claim: DeferredClaim,
-    deliveries: readonly Delivery[],
-  ): Promise<readonly Delivery[]> {
-    this.#deferred = null;
-    this.#deferredClaim = null;
-    const { early, list, lists, claimedBefore } = claim;
-    const key = this.#scope.k(claimList(this.#watchers.id, list));
-    const removing = resp.command(["LREM", key, "-1", early.raw], Number);
-    const empty = this.#script.emptyBehind(lists);
-    let left = deliveries.filter((d) => d !== early.delivery);
-    const done = (async () => {
-      try {
-        await removing;
-      } catch {
-        left = [...deliveries];
-        await this.#record(early, [], 2, list, claimedBefore, lists);
-        return;
-      }
-      this.#early.ackedClaim(early);
-      if (empty !== null && await empty) this.#emptyAt = claimedBefore;
-    })().finally(() => this.#background = null);
-    this.#background = done;
-    return done.then(() => left);
   }
 
   /**
@@ -368,7 +325,6 @@ export class RedisTaker {
         ? this.#record(early, lists, Math.max(2, next + 1), list, claimedBefore)
         : this.#record(early, [], 2, list, claimedBefore, lists))
         .finally(() => this.#background = null);
-    this.#deferredClaim = { early, list, lists, claimedBefore };
     this.#deferredAt = performance.now();
     this.#deferTimer ??= setTimeout(() => this.#onDeferTimer(), RECORD_WITHIN_MS);
     return [d];
@@ -451,7 +407,6 @@ export class RedisTaker {
     const send = this.#deferred;
     if (send === null) return;
     this.#deferred = null;
-    this.#deferredClaim = null;
     this.#background = send(next);
   }
 
