@@ -233,18 +233,16 @@ export class ParkedScans {
    *
    * @returns the depth of `celeriac.parked`
    */
-  async count(): Promise<number> {
-    let n = 0;
-    await this.#publisher.withSession(async (session) => {
+  count(): Promise<number> {
+    return this.#publisher.withSession(async (session) => {
       await this.#declarations.queueOnly(session, parkedQueueDeclaration());
       const held = await HeldChannel.open(session);
       try {
-        n = (await held.channel.checkQueue(PARKED_QUEUE)).messageCount;
+        return (await held.channel.checkQueue(PARKED_QUEUE)).messageCount;
       } finally {
         await held.close();
       }
     });
-    return n;
   }
 
   /**
