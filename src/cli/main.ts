@@ -43,7 +43,7 @@ import {
   USAGE,
   type Values,
 } from "./options.ts";
-import { applyV8Flags } from "./v8_flags.ts";
+import { applyV8Flags, takesV8Flags } from "./v8_flags.ts";
 import { LEAKED_THREADS_EXIT_CODE, startOver } from "./start_over.ts";
 import { logV8Flags, type Run, runWorker } from "./worker_command.ts";
 import { appUrlFlags } from "./url_flags.ts";
@@ -249,9 +249,7 @@ async function runCommand(args: string[], options: MainOptions): Promise<number>
   if (command === "completion") return runCompletion(positionals.slice(1), COMPLETION);
   // The dashboard too: its young generation, 1 MiB instead of V8's growing default, cuts its
   // CPU per event (see v8_flags.ts).
-  const v8Skipped = options.v8Flags && (command === "worker" || command === "dashboard")
-    ? applyV8Flags()
-    : null;
+  const v8Skipped = options.v8Flags && takesV8Flags(command) ? applyV8Flags() : null;
   const logFields: LogFields = { hostname: hostName() };
   try {
     const levels = cliLogLevels(values.loglevel);

@@ -194,6 +194,54 @@ export function planV8Flags(input: V8FlagsInput): V8FlagsPlan {
 }
 
 /**
+ * Whether a CLI command runs with the worker's V8 flags (starting over to
+ * get them): `worker` and `dashboard`, whose young generation of 1 MiB
+ * instead of V8's growing default cuts their CPU per task and per event.
+ *
+ * @example
+ * ```ts
+ * import { takesV8Flags } from "./v8_flags.ts";
+ * takesV8Flags("dashboard"); // true
+ * takesV8Flags("beat"); // false
+ * ```
+ *
+ * @param command the CLI command
+ * @returns true for `worker` and `dashboard`
+ */
+export function takesV8Flags(command: string): boolean {
+  return command === "worker" || command === "dashboard";
+}
+
+/**
+ * The plan for a process run as `cmdline` with `environment`: the flags it
+ * wants (`CELERIAC_V8_FLAGS`, else the defaults), over its `DENO_V8_FLAGS`,
+ * already applied when the environment says so (see {@link startedWithFlags}).
+ *
+ * @example
+ * ```ts
+ * import { planFromEnvironment } from "./v8_flags.ts";
+ * const plan = planFromEnvironment(["deno", "run", "-A", "worker.ts"], {});
+ * plan.restart; // true
+ * ```
+ *
+ * @param cmdline the process's command line, the executable first
+ * @param environment its environment
+ * @returns what {@link planV8Flags} says for them
+ */
+export function planFromEnvironment(
+  cmdline: string[],
+  environment: Record<string, string>,
+): V8FlagsPlan {
+  return planV8Flags({
+    wanted: environment[V8_FLAGS_ENV] ?? DEFAULT_V8_FLAGS,
+    denoV8Flags: environment.DENO_V8_FLAGS,
+    cmdline,
+    applied: startedWithFlags(environment),
+    environment,
+  });
+}
+
+/**
  * The variables a start over with `plan` sets over the environment: the
  * plan's defaults, `DENO_V8_FLAGS`, and the mark that the new process image
  * has them (so that it does not start over again). A program that starts
@@ -263,12 +311,7 @@ export function applyV8Flags(): string | undefined {
   const own = ownCommandLine();
   if ("why" in own) return `cannot start over with them (${own.why})`;
   const cmdline = own.argv;
-  const plan = planV8Flags({
-    wanted: environment[V8_FLAGS_ENV] ?? DEFAULT_V8_FLAGS,
-    denoV8Flags: environment.DENO_V8_FLAGS,
-    cmdline,
-    environment,
-  });
+  const plan = planFromEnvironment(cmdline, environment);
   if (!plan.restart) return plan.reason;
   return `cannot start over with them (${
     execSelf(cmdline, { ...environment, ...startOverVars(plan) })

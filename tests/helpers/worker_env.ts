@@ -12,13 +12,7 @@
 
 import { parseArgs } from "node:util";
 import { OPTIONS } from "../../src/cli/options.ts";
-import {
-  DEFAULT_V8_FLAGS,
-  planV8Flags,
-  startedWithFlags,
-  startOverVars,
-  V8_FLAGS_ENV,
-} from "../../src/cli/v8_flags.ts";
+import { planFromEnvironment, startOverVars, takesV8Flags } from "../../src/cli/v8_flags.ts";
 
 /**
  * How a test's worker process comes by the worker's V8 flags: `"preset"`,
@@ -44,8 +38,7 @@ function startsOver(args: string[]): boolean {
   }
   const { values, positionals } = parsed;
   if (values.help || values.version) return false;
-  const command = positionals[0] ?? "worker";
-  return command === "worker" || command === "dashboard";
+  return takesV8Flags(positionals[0] ?? "worker");
 }
 
 /**
@@ -83,12 +76,6 @@ export function workerEnv(
   if (!denoFlags.includes("-A") && !denoFlags.includes("--allow-all")) return env;
   if (!startsOver(args.slice(script + 1))) return env;
   const environment = { ...base, ...env };
-  const plan = planV8Flags({
-    wanted: environment[V8_FLAGS_ENV] ?? DEFAULT_V8_FLAGS,
-    denoV8Flags: environment.DENO_V8_FLAGS,
-    cmdline: [Deno.execPath(), ...args],
-    applied: startedWithFlags(environment),
-    environment,
-  });
+  const plan = planFromEnvironment([Deno.execPath(), ...args], environment);
   return plan.restart ? { ...env, ...startOverVars(plan) } : env;
 }
