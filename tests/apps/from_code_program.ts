@@ -14,7 +14,8 @@ const worker = new Worker({
   concurrency: 2,
 });
 await worker.start();
-console.log("started");
+// Listening before "started" is printed: the test sends SIGTERM as soon as it reads it.
 Deno.addSignalListener("SIGTERM", () => worker.stop());
+console.log("started");
 await worker.finished;
 await app.close();
