@@ -62,9 +62,7 @@ Deno.test({
       await nav(page, "Workers");
       await page.waitForURL(/#\/workers/);
       // the URL changes before its hashchange event moves the focus
-      await page.waitForFunction("document.activeElement?.id === 'main'", undefined, {
-        timeout: 5_000,
-      });
+      await page.locator("#main:focus").waitFor({ timeout: 5_000 });
       // a focus moved by the script paints no ring across the page; a Tab to a control does
       const outline = () =>
         page.evaluate<string>("getComputedStyle(document.activeElement).outlineStyle");
@@ -72,12 +70,12 @@ Deno.test({
       // nor after the browser's Back, nor after Enter on a page link
       await page.goBack();
       await page.waitForURL(/#\/tasks/);
-      await page.waitForFunction("document.activeElement?.id === 'main'");
+      await page.locator("#main:focus").waitFor();
       assert.equal(await outline(), "none", "the main area's outline after Back");
       await page.getByRole("navigation", { name: "Pages" }).getByRole("link", { name: "Queues" })
         .press("Enter");
       await page.waitForURL(/#\/queues/);
-      await page.waitForFunction("document.activeElement?.id === 'main'");
+      await page.locator("#main:focus").waitFor();
       assert.equal(await outline(), "none", "the main area's outline after Enter on a link");
       await page.keyboard.press("Tab");
       assert.equal(await outline(), "solid", `no ring on ${await focused()} after a Tab`);
