@@ -381,8 +381,9 @@ export class AmqpBroker implements Broker {
    * second copy of a message parked twice dropped); resolves with how many.
    * Listings and requeues from all processes run one at a time (each holds
    * the exclusive queue `celeriac.parked.scan-lock`), so two requeues at
-   * once move such a message once; one waits up to `parkedScanWait` for
-   * the other, then rejects with a `ParkedScanBusyError`.
+   * once move such a message once; one waits up to `parkedScanWait` (from
+   * the call) for the other, or for this broker's own listing or requeue
+   * ahead of it, then rejects with a `ParkedScanBusyError`.
    */
   requeueParked(options: { limit?: number } = {}): Promise<number> {
     return this.#parked.requeue(options.limit ?? 1000);

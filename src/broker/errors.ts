@@ -446,42 +446,57 @@ export function singleFailure(err: unknown): unknown {
 }
 
 /**
- * Another process kept reading RabbitMQ's `celeriac.parked` (listing or
- * requeueing parked messages) for longer than this one would wait: only
- * one process reads it at a time, the one that holds the exclusive queue
- * `celeriac.parked.scan-lock`.
+ * A listing or requeue of RabbitMQ's `celeriac.parked` waited its whole
+ * `parkedScanWait` for its turn: another process kept reading the queue
+ * (only one process reads it at a time, the one that holds the exclusive
+ * queue `celeriac.parked.scan-lock`), or this broker's own earlier
+ * listing or requeue did (one broker's run one after another).
  *
  * @example
  * ```ts
  * import { ParkedScanBusyError } from "@celeriac/celeriac";
  * const err = new ParkedScanBusyError("celeriac.parked.scan-lock", 30_000);
  * console.assert(err.code === "PARKED_SCAN_BUSY" && err.lockQueue === "celeriac.parked.scan-lock");
+ * console.assert(err.heldBy === "another process");
  * ```
  */
 export class ParkedScanBusyError extends Error {
   /** Stable code for programmatic checks. */
   readonly code: string = "PARKED_SCAN_BUSY";
-  /** The exclusive queue the other process holds. */
+  /** The exclusive queue a scan holds while it runs. */
   readonly lockQueue: string;
+  /** Whose scan it waited for: another process's, or this broker's own. */
+  readonly heldBy: "another process" | "this broker";
 
   /**
-   * Describe a wait for another process's scan that ran out.
+   * Describe a wait for another scan that ran out.
    *
-   * @param lockQueue the exclusive queue the other process holds
+   * @param lockQueue the exclusive queue a scan holds while it runs
    * @param waitedMs how long this one waited
-   * @param cause RabbitMQ's refusal of the last try
+   * @param cause RabbitMQ's refusal of the last try (none for a wait within this broker)
+   * @param heldBy whose scan it waited for; default another process's
    */
-  constructor(lockQueue: string, waitedMs: number, cause?: unknown) {
+  constructor(
+    lockQueue: string,
+    waitedMs: number,
+    cause?: unknown,
+    heldBy: "another process" | "this broker" = "another process",
+  ) {
+    const waited = `waited ${waitedMs / 1000} s for it to finish. `;
     super(
-      `Another process is listing or requeueing parked messages on this vhost (its connection ` +
-        `holds the exclusive queue "${lockQueue}"); waited ${
-          waitedMs / 1000
-        } s for it to finish. ` +
-        "Try again once its requeue is done: RabbitMQ removes that queue when the requeue ends " +
-        "or its connection closes (AmqpBrokerOptions.parkedScanWait sets how long to wait)",
+      heldBy === "this broker"
+        ? "This broker's own earlier listing or requeue of parked messages is still running (one " +
+          `broker runs them one after another); ${waited}` +
+          "Try again once it is done, or make fewer at once (AmqpBrokerOptions.parkedScanWait sets " +
+          "how long to wait)"
+        : `Another process is listing or requeueing parked messages on this vhost (its connection ` +
+          `holds the exclusive queue "${lockQueue}"); ${waited}` +
+          "Try again once its requeue is done: RabbitMQ removes that queue when the requeue ends " +
+          "or its connection closes (AmqpBrokerOptions.parkedScanWait sets how long to wait)",
       { cause },
     );
     this.name = "ParkedScanBusyError";
     this.lockQueue = lockQueue;
+    this.heldBy = heldBy;
   }
 }
