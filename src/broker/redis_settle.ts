@@ -69,7 +69,7 @@ export class RedisSettler {
    */
   #settle<T>(what: string, fn: () => Promise<T>, limit = this.#outageLimit): Promise<T> {
     const keys = [this.#k("unacked_index"), this.#k("unacked")];
-    return retryWhileDown(() => this.#scope.run(fn, undefined, keys), {
+    return retryWhileDown(() => this.#scope.run(fn, { keys }), {
       limit,
       what,
       signal: this.#closed,
@@ -297,8 +297,7 @@ export class RedisSettler {
             this.#scope.client.zadd(key, "XX", ...ds.flatMap((d) => [now, d.deliveryTag]))
           ),
         ),
-      undefined,
-      [key],
+      { keys: [key] },
     );
   }
 }
