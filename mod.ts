@@ -49,6 +49,7 @@
 
 // The app
 export { Celery } from "./src/client/app.ts";
+export { CeleryBase } from "./src/client/app_base.ts";
 export { type CeleryOptions, type ResolvedConfig, type UrlSources } from "./src/client/config.ts";
 export type { PublishRetryPolicy } from "./src/client/publish_retry.ts";
 export type { OpenOptions } from "./src/client/connections.ts";

@@ -1,7 +1,8 @@
 /**
  * How long an AMQP listing or requeue of parked messages waits for
  * another process's scan lock: from when it is asked for (calls queued
- * in one broker give up together), to the full `parkedScanWait`.
+ * in one broker give up together), to the full `parkedScanWait`, and
+ * for this broker's own scan ahead of it (a link to RabbitMQ stalled under it).
  */
 
 import assert from "node:assert/strict";
@@ -9,7 +10,8 @@ import amqp from "amqplib";
 import { openAmqpBroker } from "../src/broker/amqp.ts";
 import { SCAN_LOCK_QUEUE } from "../src/broker/amqp_scan_lock.ts";
 import { ParkedScanBusyError } from "../src/broker/errors.ts";
-import { createVhost, type TestVhost } from "./helpers/rabbitmq.ts";
+import { createVhost, RABBITMQ_URL, type TestVhost } from "./helpers/rabbitmq.ts";
+import { TcpProxy } from "./helpers/tcp_proxy.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
 
 /** Run `fn` on a fresh vhost while another connection holds its scan lock. */
@@ -81,4 +83,45 @@ Deno.test({
       await broker.close();
     }
   });
+});
+
+Deno.test({
+  name:
+    "amqp parked wait: a call queued behind this broker's own scan gives up parkedScanWait after it was made",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: it waited for the scan ahead however long that took (here: until the link came back).
+  const vhost = await createVhost("parked-wait-own");
+  const server = new URL(RABBITMQ_URL);
+  const proxy = TcpProxy.start({ hostname: server.hostname, port: Number(server.port || 5672) });
+  const url = new URL(vhost.url());
+  url.hostname = "127.0.0.1";
+  url.port = String(proxy.port);
+  const broker = await openAmqpBroker(url.href, { parkedScanWait: 0.3 });
+  let fallback: ReturnType<typeof setTimeout> | undefined;
+  try {
+    assert.equal(await broker.countParked(), 0, "connected through the proxy");
+    // The first requeue is under way, its requests to RabbitMQ unanswered while the link is held.
+    proxy.hold();
+    let firstSettled = false;
+    const first = broker.requeueParked().finally(() => firstSettled = true);
+    const second = broker.listParked();
+    // So that a second call that waits for the first (the bug) does not wait forever.
+    fallback = setTimeout(() => proxy.release(), 10_000);
+    const outcome = await second.then(() => "listed", (err: unknown) => err);
+    const firstStillRunning = !firstSettled;
+    proxy.release();
+    assert.equal(await first, 0, "the first requeue ends once its link is back");
+    assert.ok(outcome instanceof ParkedScanBusyError, `second call: ${String(outcome)}`);
+    assert.equal(outcome.code, "PARKED_SCAN_BUSY");
+    assert.equal(outcome.heldBy, "this broker");
+    assert.ok(firstStillRunning, "the second call gave up while the scan ahead of it still ran");
+    assert.deepEqual(await broker.listParked(), [], "a call made after the scan ended runs");
+  } finally {
+    clearTimeout(fallback);
+    proxy.release();
+    await broker.close();
+    await proxy.close();
+    await vhost.remove();
+  }
 });

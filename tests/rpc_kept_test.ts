@@ -160,6 +160,42 @@ test("a state read through another handle leaves the result to the handle that w
   }
 });
 
+test("a chain's get() answered from results its handles hold releases the backend's copies", async () => {
+  // Before: the followParents path read a held result without releasing it, so the copy the
+  // backend kept for a wait stayed until UNCLAIMED_LIMIT evicted it.
+  const { app, add, worker } = addApp(1);
+  const gate = Promise.withResolvers<void>();
+  const gated = app.task("tests.gated", async (x: number) => {
+    await gate.promise;
+    return x;
+  });
+  try {
+    await worker.start();
+    const backend = await app.resultBackend() as RpcBackend;
+    // The last step held: polled with state() until ready (both steps' results drained).
+    const c = await chain(add.s(1, 1), add.s(2)).applyAsync();
+    while (await c.state() !== "SUCCESS");
+    assert.equal(backend.kept, 2);
+    assert.equal(await c.get({ timeout: 0 }), 4);
+    assert.equal(backend.kept, 1, "the last step's copy released (2 before the fix)");
+    assert.equal(await (c.parent as typeof c).get({ timeout: 0 }), 2);
+    assert.equal(backend.kept, 0);
+    // An earlier step held while the last one still runs: watched from its handle.
+    const d = await chain(add.s(1, 1), gated.s()).applyAsync();
+    const first = d.parent as typeof d;
+    while (await first.state() !== "SUCCESS");
+    assert.equal(backend.kept, 1);
+    const value = d.get({ timeout: 10_000 });
+    gate.resolve();
+    assert.equal(await value, 2);
+    assert.equal(backend.kept, 0, "the earlier step's copy released (1 before the fix)");
+  } finally {
+    gate.resolve();
+    await worker.stop();
+    await app.close();
+  }
+});
+
 test("clean up the test vhost", async () => {
   await vhost!.remove();
 });

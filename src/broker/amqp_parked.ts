@@ -37,7 +37,7 @@ import {
 } from "./amqp_message.ts";
 import { parkId } from "./amqp_park_id.ts";
 import type { AmqpPublisher } from "./amqp_publish.ts";
-import { type ScanWait, withScanLock } from "./amqp_scan_lock.ts";
+import { type ScanWait, untilTurn, withScanLock } from "./amqp_scan_lock.ts";
 import { PARKED_QUEUE, parkedQueueDeclaration } from "./amqp_topology.ts";
 import type { PublishOutcome } from "./errors.ts";
 import type { Delivery, ParkedMessage, Rejection } from "./port.ts";
@@ -163,7 +163,8 @@ async function scanParked(
  * `celeriac.parked.scan-lock` while it runs, and one that finds it held
  * tries again until `waitMs` after the listing or requeue was asked for
  * (not after its turn here came: calls queued behind each other give up
- * together). A count takes no lock and does not wait for its turn.
+ * together); a call still queued behind this broker's own scan then gives
+ * up too. A count takes no lock and does not wait for its turn.
  *
  * @example
  * ```ts ignore
@@ -184,8 +185,9 @@ export class ParkedScans {
   /**
    * @param publisher the broker's publisher (its connection handling and confirms)
    * @param declarations the broker's declarations
-   * @param options `waitMs`: how long a scan waits for another process's
-   *   scan to end before it rejects with a `ParkedScanBusyError`; default 30,000
+   * @param options `waitMs`: how long a scan waits for its turn (this
+   *   broker's scans ahead and another process's) from when it is asked
+   *   for, before it rejects with a `ParkedScanBusyError`; default 30,000
    * @throws {TypeError} when `waitMs` is not a number >= 0
    */
   constructor(
@@ -206,12 +208,15 @@ export class ParkedScans {
 
   /**
    * Run `fn` once every scan started before it is over, told the deadline
-   * of its wait for another process's scan, set now.
+   * of its wait for another process's scan, set now; the wait for this
+   * broker's scans ahead ends at that deadline too, and then `fn` never runs.
    */
   #inTurn<T>(fn: (wait: ScanWait) => Promise<T>): Promise<T> {
     const wait = { deadline: performance.now() + this.#waitMs, waitMs: this.#waitMs };
-    const run = this.#last.then(() => fn(wait));
-    this.#last = run.catch(() => {});
+    const ahead = this.#last;
+    const run = untilTurn(ahead, wait).then(() => fn(wait));
+    // A call that gave up still leaves the next one waiting for the scans ahead of it.
+    this.#last = Promise.allSettled([ahead, run]);
     return run;
   }
 

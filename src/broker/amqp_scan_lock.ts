@@ -106,6 +106,35 @@ export interface ScanWait {
   waitMs: number;
 }
 
+/**
+ * Wait for this broker's scan ahead (`ahead` settling) until `wait.deadline`,
+ * the same deadline as for another process's lock: a call queued behind a
+ * long requeue of this broker gives up when one waiting for another
+ * process's would. Resolves when `ahead` settles first; else rejects with a
+ * {@link ParkedScanBusyError} (`heldBy` "this broker") at the deadline.
+ *
+ * @example
+ * ```ts
+ * import { untilTurn } from "./amqp_scan_lock.ts";
+ * await untilTurn(Promise.resolve(), { deadline: performance.now(), waitMs: 0 }); // resolves: nothing ahead
+ * ```
+ *
+ * @param ahead the scans this broker started before, settled once they all are over
+ * @param wait when to stop waiting, and the wait it was set from
+ */
+export function untilTurn(ahead: Promise<unknown>, wait: ScanWait): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new ParkedScanBusyError(SCAN_LOCK_QUEUE, wait.waitMs, undefined, "this broker"));
+    }, Math.max(0, wait.deadline - performance.now()));
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    ahead.then(done, done);
+  });
+}
+
 /** Declare the lock queue on a channel of its own, trying again while another connection holds it. */
 async function takeScanLock(session: AmqpSession, wait: ScanWait): Promise<HeldChannel> {
   const { deadline, waitMs } = wait;

@@ -182,7 +182,7 @@ export class RedisBroker implements Broker {
       rawUrl,
       db: url.db,
       k: (key) => prefix + key,
-      run: (fn, signal, keys) =>
+      run: (fn, { signal, keys } = {}) =>
         guardRedis(
           rawUrl,
           fn,

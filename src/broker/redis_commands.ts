@@ -75,6 +75,30 @@ export function defineScripts(client: RedisClient): ScriptedRedis {
 }
 
 /**
+ * What {@link RedisScope.run} is given besides its commands.
+ *
+ * @example
+ * ```ts ignore
+ * const key = scope.k("_kombu.binding.celery");
+ * await scope.run(() => scope.client.sadd(key, member), { keys: [key] });
+ * ```
+ */
+export interface RedisRunOptions {
+  /**
+   * Stops sending the commands again during a failover (a take that ended);
+   * the broker's close stops it either way. Default none.
+   */
+  signal?: AbortSignal;
+  /**
+   * The keys the commands write or read: on a Cluster, a failure naming no
+   * node is not sent again once the master of one of their slots is known
+   * down with no replica. Default none: such a failure is sent again until
+   * the failover wait ends.
+   */
+  keys?: readonly string[];
+}
+
+/**
  * One Redis broker's view of its server: the connection, the URL it was
  * opened from (for error messages and duplicate connections), its key
  * prefix and its failure translation.
@@ -98,10 +122,10 @@ export interface RedisScope {
   /**
    * Run commands, turning a connection failure into a `BrokerConnectionError`;
    * through Sentinel or Cluster they are sent again during a failover
-   * (`guardRedis`) until `signal` aborts (a take that ended) or the broker closes, or, on a
-   * Cluster, the master of `keys`' slots is known down with no replica.
+   * (`guardRedis`) until `options.signal` aborts (a take that ended) or the broker closes, or,
+   * on a Cluster, the master of `options.keys`' slots is known down with no replica.
    */
-  run<T>(fn: () => Promise<T>, signal?: AbortSignal, keys?: readonly string[]): Promise<T>;
+  run<T>(fn: () => Promise<T>, options?: RedisRunOptions): Promise<T>;
   /** The events traffic's own connections, on a single server (not Sentinel or Cluster). */
   readonly events?: RespEvents;
   /**

@@ -78,7 +78,7 @@ export class RedisPublisher {
     if (this.#declared.has(queue)) return;
     const s = this.#scope;
     const key = s.k(bindingSet(queue));
-    await s.run(() => s.client.sadd(key, bindingMember(queue, queue)), undefined, [key]);
+    await s.run(() => s.client.sadd(key, bindingMember(queue, queue)), { keys: [key] });
     this.#declared.add(queue);
   }
 
@@ -89,7 +89,7 @@ export class RedisPublisher {
     const pattern = binding.type === "topic" ? topicPattern(binding.routingKey) : "";
     const member = bindingMember(binding.routingKey, queue, pattern);
     const key = s.k(bindingSet(binding.exchange));
-    await s.run(() => s.client.sadd(key, member), undefined, [key]);
+    await s.run(() => s.client.sadd(key, member), { keys: [key] });
   }
 
   /** Publish (LPUSH) a message to the list of its queue and priority. */
@@ -135,8 +135,7 @@ export class RedisPublisher {
         } else {
           queues = await s.run(
             () => route(s, exchange, target.routingKey),
-            undefined,
-            [s.k(bindingSet(exchange))],
+            { keys: [s.k(bindingSet(exchange))] },
           );
         }
         const info = { exchange, routing_key: target.routingKey };
@@ -183,7 +182,7 @@ export class RedisPublisher {
     // ioredis auto-pipelining turn): its failures are BrokerConnectionErrors already.
     if (!s.resp) {
       try {
-        await s.run(() => pushPending(s, pushes), undefined, [...lists.keys()]);
+        await s.run(() => pushPending(s, pushes), { keys: [...lists.keys()] });
       } catch (err) {
         // ioredis does not tell an LPUSH never written from one whose reply was lost.
         const settled = pushes.map((p): PromiseSettledResult<unknown> =>

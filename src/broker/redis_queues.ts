@@ -29,7 +29,7 @@ export async function purgeQueue(scope: RedisScope, queue: string): Promise<numb
   const tx = scope.client.multi();
   for (const l of lists) tx.llen(l);
   tx.del(...lists);
-  const res = await scope.run(() => tx.exec(), undefined, lists);
+  const res = await scope.run(() => tx.exec(), { keys: lists });
   return (res ?? []).slice(0, lists.length).reduce((n, [, v]) => n + Number(v), 0);
 }
 
@@ -52,8 +52,7 @@ export async function queueDepth(scope: RedisScope, queue: string): Promise<numb
   const lists = PRIORITY_STEPS.map((s) => scope.k(priorityList(queue, s)));
   const counts = await scope.run(
     () => Promise.all(lists.map((l) => scope.client.llen(l))),
-    undefined,
-    lists,
+    { keys: lists },
   );
   return counts.reduce((a, b) => a + b, 0);
 }

@@ -38,8 +38,7 @@ export async function addRevoked(
       }
       return tx.zremrangebyscore(key, "-inf", Date.now() / 1000).exec();
     },
-    undefined,
-    [key],
+    { keys: [key] },
   );
 }
 
@@ -59,8 +58,7 @@ export async function listRevoked(scope: RedisScope): Promise<RevokedEntry[]> {
   const key = scope.k(REVOKED_KEY);
   const flat = await scope.run(
     () => scope.client.zrangebyscore(key, Date.now() / 1000, "+inf", "WITHSCORES"),
-    undefined,
-    [key],
+    { keys: [key] },
   );
   const out: RevokedEntry[] = [];
   for (let i = 0; i < flat.length; i += 2) {

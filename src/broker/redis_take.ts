@@ -5,7 +5,8 @@
  * empty the taker waits by claiming (redis_watchers.ts, redis_claims.ts), riding out a
  * Redis outage by retrying every {@link RECONNECT_POLL_MS} ms. A message
  * the wait claims is handed out at once, its take script following it
- * (redis_early.ts): an idle worker starts a task one Redis round trip sooner.
+ * (redis_early.ts, redis_deferred_take.ts, redis_take_stash.ts): an idle worker starts a task
+ * one Redis round trip sooner.
  *
  * @module
  */
@@ -18,10 +19,14 @@ import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { rotatedLists } from "./redis_keys.ts";
+import { claimList } from "./redis_claims.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
+import { type DeferredClaim, DeferredTake } from "./redis_deferred_take.ts";
 import { toDelivery } from "./redis_bodies.ts";
 import { TakeScript } from "./redis_take_script.ts";
 import { ClaimWatchers } from "./redis_watchers.ts";
+import { TakeStash } from "./redis_take_stash.ts";
+import type { RespScripts } from "./resp_scripts.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -35,15 +40,6 @@ const log = getLogger(["celeriac", "broker", "redis"]);
  * ```
  */
 export const RECONNECT_POLL_MS = 100;
-
-/**
- * Milliseconds after an early hand-out by which its take script is sent
- * even if neither the next take nor a settling of the delivery sent it: a
- * held (ETA, rate limit) or long task must not leave its message in the
- * claim list, where no wait renews the claim and, once the claim lease has
- * passed, any worker's sweep puts it back in its queue for another to run.
- */
-const RECORD_WITHIN_MS = 200;
 
 /**
  * One broker's takes: its claim watchers (one blocked connection per
@@ -76,26 +72,10 @@ export class RedisTaker {
   readonly #early = new EarlyDeliveries();
   /** The take script sent after an early hand-out, until its reply is handled. */
   #background: Promise<void> | null = null;
-  /**
-   * That take script before it is sent, given the max of the take that sends
-   * it or null: see {@link RedisTaker.#sendDeferred}.
-   */
-  #deferred: ((max: number | null) => Promise<void>) | null = null;
-  /** When that take script was deferred (`performance.now()`), while it waits. */
-  #deferredAt = 0;
-  /**
-   * Sends it once it has waited {@link RECORD_WITHIN_MS} if nothing else did.
-   * Armed only when none is: one timer serves every hand-out within its
-   * period (creating and clearing one per hand-out cost an idle worker's
-   * round trip a few µs before its task was posted); see {@link RedisTaker.#onDeferTimer}.
-   */
-  #deferTimer: ReturnType<typeof setTimeout> | undefined;
+  /** That take script before it is sent: see {@link RedisTaker.#sendDeferred}. */
+  readonly #deferred = new DeferredTake(() => this.#sendDeferred());
   /** What that take took beside the early delivery: the take that sent it returns it. */
-  #stash: Delivery[] = [];
-  /** Puts recorded deliveries back at the front of their queues (the broker's requeue). */
-  readonly #putBack: (deliveries: Delivery[]) => Promise<void>;
-  /** Putting back the stash of a take aborted before its take script replied. */
-  #puttingBack: Promise<void> | null = null;
+  readonly #stash: TakeStash;
 
   /** When a take script last failed to reach Redis (`Date.now()`), 0 once one ran since. */
   #downSince = 0;
@@ -118,7 +98,7 @@ export class RedisTaker {
   ) {
     this.#scope = scope;
     this.#closing = closing;
-    this.#putBack = putBack;
+    this.#stash = new TakeStash(putBack);
     this.#recordLimitMs = outageLimit * 1000;
     this.#watchers = new ClaimWatchers(scope);
     this.#script = new TakeScript(scope, this.#watchers.id, this.#early);
@@ -135,11 +115,11 @@ export class RedisTaker {
       // Recording the last early hand-out (repeating its take while Redis is unreachable).
       await untilAborted(this.#background, signal);
       if (signal.aborted) {
-        this.#putBackStash();
+        this.#stash.putBackAfter(this.#background);
         return [];
       }
     }
-    if (this.#stash.length > 0) return this.#stash.splice(0, max);
+    if (this.#stash.size > 0) return this.#stash.take(max);
     // The last take emptied every list and nothing was claimed since: wait first (a message
     // queued meanwhile ends the wait at once). Not after the record of an early hand-out that
     // read its claim list alone, unless every list was found empty right behind it: that record
@@ -205,11 +185,26 @@ export class RedisTaker {
    * their take script if it waits): see `EarlyDeliveries.settleable`.
    *
    * @param deliveries deliveries this taker handed out
+   * @param parking keep those acknowledged at intake ({@link RedisTaker.ackedAtIntake})
    * @returns a promise of those left to settle, or null when none waits
    */
-  settleable(deliveries: readonly Delivery[]): Promise<readonly Delivery[]> | null {
+  settleable(
+    deliveries: readonly Delivery[],
+    parking = false,
+  ): Promise<readonly Delivery[]> | null {
     if (this.#early.size > 0) this.#sendDeferred();
-    return this.#early.settleable(deliveries);
+    return this.#early.settleable(deliveries, parking);
+  }
+
+  /**
+   * Whether `delivery` was acknowledged at intake, straight from its claim
+   * list: see `EarlyDeliveries.ackedAtIntake`.
+   *
+   * @param delivery a delivery this taker handed out
+   * @returns true when it was
+   */
+  ackedAtIntake(delivery: Delivery): boolean {
+    return this.#early.ackedAtIntake(delivery);
   }
 
   /**
@@ -239,10 +234,49 @@ export class RedisTaker {
   ): Promise<readonly Delivery[]> {
     const resp = this.#scope.resp;
     if (!resp || this.#early.size === 0) return Promise.resolve(deliveries);
+    const lone = this.#deferred.claim;
+    if (lone !== null && this.#early.size === 1 && deliveries.includes(lone.early.delivery)) {
+      return this.#ackClaim(resp, lone, deliveries);
+    }
     // Framed in this turn, in this order: the take script (unless out already), then the acks.
     this.#sendDeferred();
     const record = this.#script.recordKey;
     return this.#early.ackBehindTake(resp, deliveries, index, unacked, record);
+  }
+
+  /**
+   * Acknowledge the lone early hand-out whose take script waits (see
+   * {@link DeferredClaim}) with an `LREM` of its element from its claim
+   * list, whether every list of the wait is empty asked right behind it (see
+   * {@link RedisTaker.#record}). When the `LREM` fails (it may or may not
+   * have run), the take script goes after all: it records the element or
+   * finds it gone, and the delivery is acknowledged the usual way.
+   */
+  #ackClaim(
+    resp: RespScripts,
+    claim: DeferredClaim,
+    deliveries: readonly Delivery[],
+  ): Promise<readonly Delivery[]> {
+    this.#deferred.take();
+    const { early, list, lists, claimedBefore } = claim;
+    const key = this.#scope.k(claimList(this.#watchers.id, list));
+    const removing = resp.command(["LREM", key, "-1", early.raw], Number);
+    const empty = this.#script.emptyBehind(lists);
+    let left = deliveries.filter((d) => d !== early.delivery);
+    const done = (async () => {
+      let removed: number;
+      try {
+        removed = await removing;
+      } catch {
+        left = [...deliveries];
+        await this.#record(early, [], 2, list, claimedBefore, lists);
+        return;
+      }
+      this.#early.ackedClaim(early, removed > 0);
+      if (empty !== null && await empty) this.#emptyAt = claimedBefore;
+    })().finally(() => this.#background = null);
+    this.#background = done;
+    return done.then(() => left);
   }
 
   /**
@@ -256,28 +290,7 @@ export class RedisTaker {
     // Each waited for CLOSE_WAIT_MS at most: a server that stopped answering. What a record
     // took after that stays unacknowledged, and a put-back retrying ends as the broker closes.
     if (this.#background) await closeWait(this.#background);
-    if (this.#puttingBack) await closeWait(this.#puttingBack);
-    return this.#stash.splice(0);
-  }
-
-  /**
-   * A take that sent the take script of an early hand-out ended before the
-   * script replied (its signal aborted: a Redis Cluster take over several
-   * queues ends the takes of the others once one returns). What the script
-   * takes beside the early delivery goes back to its queues once recorded:
-   * held until this taker's next take, which may not come for long (the
-   * worker holds its max), nothing would renew its lease, and once restored
-   * and run elsewhere it would be handed out here again.
-   */
-  #putBackStash(): void {
-    const recording = this.#background;
-    if (recording === null || this.#puttingBack !== null) return;
-    this.#puttingBack = recording.then(async () => {
-      const left = this.#stash.splice(0);
-      if (left.length > 0) await this.#putBack(left);
-    }).catch((err) =>
-      log.warn("Could not put back taken message(s): {error}", { error: (err as Error).message })
-    ).finally(() => this.#puttingBack = null);
+    return await this.#stash.leftOver();
   }
 
   /**
@@ -320,13 +333,14 @@ export class RedisTaker {
     // consume loop may sleep with its ETA limit or backlog reached), and the queues' messages
     // stay there for any worker rather than recorded and held out of sight (and restored after
     // the visibility timeout).
-    this.#deferred = (next) =>
-      (next !== null
-        ? this.#record(early, lists, Math.max(2, next + 1), list, claimedBefore)
-        : this.#record(early, [], 2, list, claimedBefore, lists))
-        .finally(() => this.#background = null);
-    this.#deferredAt = performance.now();
-    this.#deferTimer ??= setTimeout(() => this.#onDeferTimer(), RECORD_WITHIN_MS);
+    this.#deferred.defer(
+      (next) =>
+        (next !== null
+          ? this.#record(early, lists, Math.max(2, next + 1), list, claimedBefore)
+          : this.#record(early, [], 2, list, claimedBefore, lists))
+          .finally(() => this.#background = null),
+      { early, list, lists, claimedBefore },
+    );
     return [d];
   }
 
@@ -364,7 +378,7 @@ export class RedisTaker {
         // they were found empty right behind it.
         if (taken < max && lists.length > 0) this.#emptyAt = claimedBefore;
         else if (empty !== null && await empty) this.#emptyAt = claimedBefore;
-        for (const g of got) this.#stash.push(g);
+        this.#stash.push(got);
         return;
       } catch (err) {
         if (Date.now() + RECONNECT_POLL_MS > until) {
@@ -394,7 +408,7 @@ export class RedisTaker {
   /**
    * Send the take script of an early hand-out, unless sent already. It waits
    * until the delivery is on its way (the next take, or the first settling
-   * of the delivery, sends it; at the latest {@link RECORD_WITHIN_MS} after
+   * of the delivery, sends it; at the latest `RECORD_WITHIN_MS` after
    * the hand-out): on a busy host, the write that wakes Redis can cost the
    * thread its CPU for as long as Redis runs.
    *
@@ -404,23 +418,8 @@ export class RedisTaker {
    *   list alone
    */
   #sendDeferred(next: number | null = null): void {
-    const send = this.#deferred;
-    if (send === null) return;
-    this.#deferred = null;
-    this.#background = send(next);
-  }
-
-  /**
-   * The defer timer fired: send the deferred take script if it has waited
-   * {@link RECORD_WITHIN_MS}, else wait for the rest of that time; with
-   * nothing deferred, the timer is left unarmed until the next hand-out.
-   */
-  #onDeferTimer(): void {
-    this.#deferTimer = undefined;
-    if (this.#deferred === null) return;
-    const left = this.#deferredAt + RECORD_WITHIN_MS - performance.now();
-    if (left > 1) this.#deferTimer = setTimeout(() => this.#onDeferTimer(), left);
-    else this.#sendDeferred();
+    const send = this.#deferred.take();
+    if (send !== null) this.#background = send(next);
   }
 
   /**
@@ -470,8 +469,7 @@ export class RedisTaker {
 
   /** Stop waiting and put this broker's claims back in their queues. */
   async close(): Promise<void> {
-    clearTimeout(this.#deferTimer);
-    this.#deferTimer = undefined;
+    this.#deferred.stop();
     this.#sendDeferred();
     if (this.#background) await closeWait(this.#background);
     this.#early.rejectAll(

@@ -151,7 +151,7 @@ export class TakeScript {
     this.#taking = true;
     try {
       flat = s.resp ? await s.resp.evalScriptWhole(TAKE, keys, args, respStrings) : listStrings(
-        await s.run(() => s.client.celeriacTake(keys.length, ...keys, ...args), signal, keys),
+        await s.run(() => s.client.celeriacTake(keys.length, ...keys, ...args), { signal, keys }),
       );
     } catch (err) {
       this.#unsureTake = { lists, seq, first };

@@ -1,6 +1,8 @@
 /**
- * The {@link Celery} app: configuration, the task registry and the
- * producer. Creating or importing an app opens no connection; the broker
+ * The {@link Celery} app: the task registry, the producer and result
+ * handles. What it is besides (configuration, signals, remote control,
+ * events, connections and queue administration) is {@link CeleryBase}, in
+ * app_base.ts. Creating or importing an app opens no connection; the broker
  * and backend are opened on first use (connections.ts). The options and
  * their resolved form are in settings.ts, the tasks defined in
  * registry.ts. Sending (checking call options, routing signatures,
@@ -11,19 +13,16 @@
  * @module
  */
 
-import type { ResultBackend } from "../backend/port.ts";
-import type { Broker, PublishTarget } from "../broker/port.ts";
+import type { PublishTarget } from "../broker/port.ts";
 import type { Message, SignatureDict } from "../protocol/message.ts";
 import type { ResultTuple } from "../protocol/signature.ts";
 import { AsyncResult, type ResultSource } from "./async_result.ts";
 import type { CanvasApp, CanvasCall, Signature } from "./canvas/signature.ts";
 import type { SignatureOptions } from "./canvas/signature_options.ts";
 import { GroupResult } from "./group_result.ts";
-import { Control } from "./control.ts";
-import { Events } from "./events.ts";
-import type { CeleryOptions, ResolvedConfig, UrlSources } from "./config.ts";
-import type { OpenOptions } from "./connections.ts";
-import { appConnections, appDispatch, brand, isBranded, namedSignature } from "./app_parts.ts";
+import type { CeleryOptions } from "./config.ts";
+import { type AppInternals, appInternals, CeleryBase } from "./app_base.ts";
+import { brand, isBranded, namedSignature } from "./app_parts.ts";
 import { Task } from "./task.ts";
 import type {
   ApplyOptions,
@@ -33,10 +32,6 @@ import type {
   TaskOptions,
   TaskSender,
 } from "./task_options.ts";
-import { PUBLISHER, type Publisher, SENT_FROM_TASK, type SentFromTask } from "./publisher.ts";
-import { TaskRegistry } from "./registry.ts";
-import { AppSettings } from "./settings.ts";
-import { type SignalListener, type SignalName, Signals } from "./signals.ts";
 
 /**
  * A Celeriac app: define tasks, send them, read their results.
@@ -51,49 +46,8 @@ import { type SignalListener, type SignalName, Signals } from "./signals.ts";
  * await app.close();
  * ```
  */
-export class Celery implements TaskSender, ResultSource, CanvasApp {
-  readonly #settings: AppSettings;
-  /**
-   * This producer's reply-queue id (Celery's "oid"), written as `reply_to`.
-   */
-  readonly oid: string = crypto.randomUUID();
-  readonly #registry = new TaskRegistry();
-  readonly #connections = appConnections(this.oid, () => this.#settings);
-  readonly #dispatch = appDispatch(this, () => this.#settings, this.#registry, this.#connections);
-  /**
-   * Remote control: revoke tasks on every worker.
-   *
-   * @example
-   * ```ts ignore
-   * await app.control.revoke(taskId, { terminate: true });
-   * ```
-   */
-  readonly control: Control = new Control(() => this.broker());
-  /**
-   * Celery events: receive them (`app.events.receive()`), and `task-sent`
-   * for each task sent when `taskSendSentEvent` is on.
-   *
-   * @example
-   * ```ts ignore
-   * for await (const e of app.events.receive({ signal })) console.log(e.type, e.hostname);
-   * ```
-   */
-  readonly events: Events = new Events(() => this.broker());
-  /**
-   * The app's signal listeners (see {@link Celery.on}); workers emit
-   * through it.
-   */
-  readonly signals: Signals = new Signals();
-  /**
-   * Set by a worker inside its Web Workers: publishes through the worker's
-   * connection instead of opening one. `undefined` everywhere else.
-   */
-  [PUBLISHER]: Publisher | undefined;
-  /**
-   * Set by a worker whose inline pool runs the app's tasks: notes what they
-   * send, for their `children`. `undefined` everywhere else.
-   */
-  [SENT_FROM_TASK]: SentFromTask | undefined;
+export class Celery extends CeleryBase implements TaskSender, ResultSource, CanvasApp {
+  readonly #internals: AppInternals = appInternals(this);
 
   /**
    * Create an app. Nothing connects until a task is sent or a result read.
@@ -101,7 +55,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * @param options broker, backend and defaults; see {@link CeleryOptions}
    */
   constructor(options: CeleryOptions = {}) {
-    this.#settings = new AppSettings(options);
+    super(options);
     brand(this);
   }
 
@@ -121,76 +75,9 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     return isBranded(value);
   }
 
-  /** The configuration, with defaults applied. */
-  get config(): ResolvedConfig {
-    return this.#settings.config;
-  }
-
-  /**
-   * Where the broker, backend and beat store URLs came from, in words (the
-   * app's option, an environment variable, the default): named by a
-   * connection error, so that it says the one place to change.
-   *
-   * @example
-   * ```ts
-   * import { Celery } from "@celeriac/celeriac";
-   * new Celery({ broker: "kv://:memory:" }).urlSources.beatStore;
-   * // "the broker's URL, as no beat store was given (...); the broker's URL is the app's broker option (...)"
-   * ```
-   */
-  get urlSources(): UrlSources {
-    return this.#settings.sources;
-  }
-
-  /**
-   * Change options before anything connected (the worker's `--broker` and
-   * `--backend` flags use this).
-   *
-   * @example
-   * ```ts
-   * import { Celery } from "@celeriac/celeriac";
-   * const app = new Celery();
-   * app.configure({ broker: "redis://127.0.0.1:6379/1" });
-   * ```
-   *
-   * @param options options to override
-   * @throws {Error} when the broker or backend is already open
-   */
-  configure(options: CeleryOptions): void {
-    this.#settings.update(options, {
-      connected: this.#connections.opened,
-      tasksDefined: this.#registry.tasks.size > 0,
-    });
-  }
-
-  /**
-   * Connect a listener to an app-wide signal, Celery's names in camelCase:
-   * `taskPrerun`, `taskPostrun`, `taskFailure` (run in the worker where the
-   * task runs), `workerReady`, `workerShutdown` (in the worker's main
-   * thread). Connect in the module that defines the app, so that the
-   * worker's Web Workers, which import it, have the listener too.
-   *
-   * @example
-   * ```ts
-   * import { Celery } from "@celeriac/celeriac";
-   * export const app = new Celery({ broker: "kv://:memory:" });
-   * app.on("taskFailure", ({ name, id, error }) => {
-   *   console.error(`${name}[${id}] failed:`, error);
-   * });
-   * app.on("workerReady", ({ hostname, queues }) => console.log(hostname, "consumes", queues));
-   * ```
-   *
-   * @param name the signal
-   * @param listener called with the signal's payload; may be async
-   * @returns a function that disconnects the listener
-   */
-  on<N extends SignalName>(name: N, listener: SignalListener<N>): () => void {
-    return this.signals.connect(name, listener);
-  }
-
   /** Registered tasks by name. */
   get tasks(): ReadonlyMap<string, Task<never, unknown>> {
-    return this.#registry.tasks;
+    return this.#internals.registry.tasks;
   }
 
   /**
@@ -241,8 +128,8 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     optionsOrHandler: TaskOptions | ((...args: never[]) => unknown),
     maybeHandler?: (...args: never[]) => unknown,
   ): Task<unknown[], unknown> {
-    const annotations = this.#settings.annotations;
-    return this.#registry.define(this, name, optionsOrHandler, maybeHandler, annotations);
+    const annotations = this.#internals.settings.annotations;
+    return this.#internals.registry.define(this, name, optionsOrHandler, maybeHandler, annotations);
   }
 
   /**
@@ -286,7 +173,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     args: readonly unknown[] = [],
     callOptions: ApplyOptions = {},
   ): Promise<AsyncResult<R>> {
-    const { id, queue } = await this.#dispatch.send(name, args, callOptions);
+    const { id, queue } = await this.#internals.dispatch.send(name, args, callOptions);
     return new AsyncResult<R>(id, this, undefined, queue);
   }
 
@@ -315,7 +202,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     kwargs: Record<string, unknown>,
     options: Record<string, unknown>,
   ): Record<string, unknown> {
-    return this.#dispatch.routeSignature(task, args, kwargs, options);
+    return this.#internals.dispatch.routeSignature(task, args, kwargs, options);
   }
 
   /**
@@ -352,7 +239,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     calls: readonly { name: string; args?: readonly unknown[]; options?: ApplyOptions }[],
     options: SendManyOptions = {},
   ): Promise<AsyncResult<R>[]> {
-    const sent = await this.#dispatch.sendMany(calls, options);
+    const sent = await this.#internals.dispatch.sendMany(calls, options);
     return sent.map(({ id, queue }) => new AsyncResult<R>(id, this, undefined, queue));
   }
 
@@ -405,7 +292,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     args: readonly unknown[] = [],
     kwargs: Record<string, unknown> = {},
   ): string {
-    return this.#dispatch.queueFor(name, args, kwargs);
+    return this.#internals.dispatch.queueFor(name, args, kwargs);
   }
 
   /**
@@ -423,7 +310,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    * @throws {ChordUnsupportedError} for a chord on a backend that cannot join chords
    */
   applyCanvas(sig: SignatureDict, call: CanvasCall = {}): Promise<ResultTuple> {
-    return this.#dispatch.applyCanvas(sig, call);
+    return this.#internals.dispatch.applyCanvas(sig, call);
   }
 
   /**
@@ -462,7 +349,7 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
     target: PublishTarget,
     call?: Pick<ApplyOptions, "retry" | "retryPolicy">,
   ): Promise<void> {
-    await this.#dispatch.publish(message, target, call);
+    await this.#internals.dispatch.publish(message, target, call);
   }
 
   /**
@@ -478,97 +365,5 @@ export class Celery implements TaskSender, ResultSource, CanvasApp {
    */
   asyncResult<R = unknown>(id: string): AsyncResult<R> {
     return new AsyncResult<R>(id, this);
-  }
-
-  /**
-   * How many messages wait in a queue (not counting ones taken by workers).
-   *
-   * @example
-   * ```ts
-   * import { Celery } from "@celeriac/celeriac";
-   * const app = new Celery({ broker: "kv://:memory:" });
-   * await app.sendTask("tasks.add", [2, 3]);
-   * await app.queueDepth(); // 1, in the default queue "celery"
-   * await app.close();
-   * ```
-   *
-   * @param queue the queue; default the app's default queue
-   * @returns the number of waiting messages
-   * @throws {TypeError} for an empty queue name (on every transport)
-   */
-  async queueDepth(queue?: string): Promise<number> {
-    const name = this.#settings.queueArgument(queue, "app.queueDepth()");
-    return await (await this.broker()).queueDepth(name);
-  }
-
-  /**
-   * Delete every message waiting in a queue (Celery's `purge`). Messages
-   * already taken by workers are not affected.
-   *
-   * @example
-   * ```ts
-   * import { Celery } from "@celeriac/celeriac";
-   * const app = new Celery({ broker: "kv://:memory:" });
-   * await app.sendTask("tasks.add", [2, 3]);
-   * await app.purge("celery"); // 1
-   * await app.queueDepth("celery"); // 0
-   * await app.close();
-   * ```
-   *
-   * @param queue the queue; default the app's default queue
-   * @returns how many messages were deleted
-   * @throws {TypeError} for an empty queue name (on every transport)
-   */
-  async purge(queue?: string): Promise<number> {
-    const name = this.#settings.queueArgument(queue, "app.purge()");
-    return await (await this.broker()).purge(name);
-  }
-
-  /**
-   * The app's broker, opened on first use.
-   *
-   * @example
-   * ```ts ignore
-   * console.log(await (await app.broker()).queueDepth("celery"));
-   * // Give up after 5 s (an open this call started is aborted and closed):
-   * await app.broker({ signal: AbortSignal.timeout(5_000) });
-   * ```
-   *
-   * @param options `signal` stops waiting (see {@link OpenOptions})
-   * @returns the broker
-   */
-  broker(options?: OpenOptions): Promise<Broker> {
-    return this.#connections.broker(options);
-  }
-
-  /**
-   * The app's result backend, opened on first use.
-   *
-   * @example
-   * ```ts ignore
-   * const meta = await (await app.resultBackend()).get(id);
-   * ```
-   *
-   * @param options `signal` stops waiting (see {@link OpenOptions})
-   * @returns the backend
-   * @throws {NoResultBackendError} when none is configured (also when the
-   *   signal already aborted: the configuration error is reported first)
-   */
-  resultBackend(options?: OpenOptions): Promise<ResultBackend> {
-    return this.#connections.resultBackend(options);
-  }
-
-  /**
-   * Close the broker and backend connections, if they were opened.
-   *
-   * @example
-   * ```ts ignore
-   * await app.close();
-   * ```
-   */
-  async close(): Promise<void> {
-    // A publish waiting to retry fails now; the app opens anew on its next use.
-    this.#dispatch.abortRetries();
-    await this.#connections.close();
   }
 }

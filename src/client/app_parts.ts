@@ -8,6 +8,7 @@
  */
 
 import type { Celery } from "./app.ts";
+import type { CeleryBase } from "./app_base.ts";
 import { Signature } from "./canvas/signature.ts";
 import type { SignatureOptions } from "./canvas/signature_options.ts";
 import { Connections } from "./connections.ts";
@@ -86,7 +87,7 @@ export function appConnections(oid: string, settings: () => AppSettings): Connec
  * @returns the producer
  */
 export function appDispatch(
-  app: Celery,
+  app: CeleryBase,
   settings: () => AppSettings,
   registry: TaskRegistry,
   connections: Connections,

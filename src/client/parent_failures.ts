@@ -58,7 +58,8 @@ async function readWithin(
  * @param parentIds the earlier steps' task ids, oldest first
  * @param options timeout (ms), abort signal, the task's progress listener, the queue it
  *   was sent to (for the timeout's message), `held` (the ready meta a handle already keeps
- *   for an id, read instead of the backend; default none) and `onReady` (told each ready meta
+ *   for an id, read instead of the backend, whose copy kept for a wait is then released;
+ *   default none) and `onReady` (told each ready meta
  *   read, for its handle to keep, the backend then released from keeping it; default none)
  * @returns the deciding ready meta: the task's own, or the earliest failed step's
  * @throws {TimeoutError} when the timeout passes first
@@ -79,7 +80,11 @@ export async function waitFollowingParents(
   const held = options.held ?? (() => undefined);
   const readOrHeld = async (readId: string, within: { timeout?: number; signal?: AbortSignal }) => {
     const kept = held(readId);
-    if (kept) return kept;
+    // Its handle's get() takes it: a copy the backend keeps for a wait (rpc://) is released.
+    if (kept) {
+      backend.release?.(readId);
+      return kept;
+    }
     const meta = await readWithin(backend, readId, within);
     if (meta && READY_STATES.has(meta.status)) {
       options.onReady?.(readId, meta);
@@ -114,8 +119,12 @@ export async function waitFollowingParents(
   };
   for (const parentId of parentIds) {
     const kept = held(parentId);
-    if (kept) onParent(parentId, kept);
-    else backend.waitFor(parentId, stop.signal).then((meta) => onParent(parentId, meta), () => {});
+    if (kept) {
+      backend.release?.(parentId);
+      onParent(parentId, kept);
+    } else {
+      backend.waitFor(parentId, stop.signal).then((meta) => onParent(parentId, meta), () => {});
+    }
   }
   try {
     const own = followStates(

@@ -3,6 +3,7 @@
  * arguments, and encode the outcome (the result meta to store, and what the
  * main thread needs for follow-up tasks). Used inside Web Workers and by the
  * inline pool, through batch_runner.ts (many runs, outcomes in batches).
+ * The handler's arguments and request are built in call_args.ts.
  *
  * @module
  */
@@ -11,7 +12,7 @@ import { currentTask } from "../client/current.ts";
 import { Replaced } from "../client/replaced.ts";
 import { Retry, type RetryOptions } from "../client/retry.ts";
 import type { Task } from "../client/task.ts";
-import type { ErrbackRequest, TaskContext } from "../client/task_options.ts";
+import type { TaskContext } from "../client/task_options.ts";
 import { codecsToLoad, loadCodecs } from "../protocol/codecs.ts";
 import { exceptionInfo, tracebackText } from "../protocol/exceptions.ts";
 import { pyJsonDumps } from "../protocol/json.ts";
@@ -24,7 +25,8 @@ import {
 } from "../protocol/result_meta.ts";
 import { resultRepr } from "../protocol/repr.ts";
 import { decodeTaskBody } from "../protocol/task_request.ts";
-import { checkCall, handlerSignature } from "./arity.ts";
+import { checkCall } from "./arity.ts";
+import { argsPlacer, callArgs, requestOf } from "./call_args.ts";
 import { callErrbacks, keepErrbackCall, splitErrbacks } from "./errbacks.ts";
 import { checkFollowUps } from "./follow_up_check.ts";
 import { stateUpdater } from "./task_state.ts";
@@ -36,51 +38,6 @@ import { refusalInfo } from "./result_entries.ts";
 import type { RunOutcome, RunRequest, RunServices } from "./run_types.ts";
 
 export type { RunOutcome, RunRequest, RunServices } from "./run_types.ts";
-
-function callArgs(task: Task<never, unknown>, body: TaskBody): unknown[] {
-  const kwargs = body.kwargs;
-  const keys = Object.keys(kwargs);
-  if (keys.length === 0) return body.args;
-  const params = task.options.params;
-  if (params) {
-    // Python's checks and messages, in its order: the first offending keyword is named.
-    const fn = task.handler ? handlerSignature(task.handler, task.options, task.name).name : "";
-    const args = [...body.args];
-    for (const k of keys) {
-      const i = params.indexOf(k);
-      if (i < 0) {
-        // A bound task reads keywords it does not name from ctx.kwargs.
-        if (task.options.bind) continue;
-        throw new TypeError(`${fn}() got an unexpected keyword argument '${shownName(k)}'`);
-      }
-      if (i < body.args.length) {
-        throw new TypeError(`${fn}() got multiple values for argument '${k}'`);
-      }
-      args[i] = kwargs[k];
-    }
-    return args;
-  }
-  if (task.options.bind) return body.args;
-  throw new TypeError(
-    `${task.name}() got keyword argument(s) ${namesOf(keys)}, but its handler takes positional ` +
-      `arguments only: declare { params: [...] } or { bind: true } and read ctx.kwargs`,
-  );
-}
-
-/** Keyword names shown in an error: a message sent with 200,000 of them gives a line, not megabytes. */
-const NAMES_SHOWN = 10;
-/** Characters of a keyword name shown in an error: a name of a megabyte gives a line too. */
-const NAME_CHARS = 100;
-
-function shownName(name: string): string {
-  return name.length > NAME_CHARS ? `${name.slice(0, NAME_CHARS)}…` : name;
-}
-
-function namesOf(keys: readonly string[]): string {
-  const shown = keys.slice(0, NAMES_SHOWN).map(shownName).join(", ");
-  const more = keys.length - NAMES_SHOWN;
-  return more > 0 ? `${shown} and ${more.toLocaleString("en-US")} more` : shown;
-}
 
 function needsFollowUp(embed: Embed): boolean {
   return embed.callbacks !== null || embed.chain !== null || embed.errbacks !== null ||
@@ -126,25 +83,6 @@ export function failedBeforeRun(
 /** The outcome of a request revoked before its handler was called: nothing ran, nothing to store. */
 function revokedBeforeRun(req: RunRequest): RunOutcome {
   return { seq: req.seq, ok: false, revoked: true, runtime: 0 };
-}
-
-/** A task's request: a bound task's context without its methods; an old-style errback's first argument. */
-function requestOf(req: RunRequest, body: TaskBody): ErrbackRequest {
-  return {
-    id: req.id,
-    name: req.task,
-    args: body.args,
-    kwargs: body.kwargs,
-    retries: req.info.retries,
-    headers: req.headers,
-    rootId: req.info.rootId,
-    parentId: req.info.parentId,
-    group: req.info.group,
-    eta: req.info.eta,
-    expires: req.info.expires,
-    hostname: req.info.hostname,
-    deliveryInfo: { queue: req.info.queue, redelivered: req.info.redelivered },
-  };
 }
 
 /** Whether a handler's return value is awaited (a promise or any other thenable). */
@@ -388,12 +326,7 @@ export async function runTask(
     // As a Celery worker's apply_async of them: a follow-up that does not fit fails this task,
     // with an error raised outside its body, which autoretryFor does not retry (the body ran).
     try {
-      checkFollowUps(
-        tasks,
-        body.embed,
-        value,
-        (t, args, kwargs) => callArgs(t, { ...body, args, kwargs }),
-      );
+      checkFollowUps(tasks, body.embed, value, argsPlacer(body));
     } catch (err) {
       outsideBody = true;
       throw err;
@@ -407,8 +340,7 @@ export async function runTask(
     if (needsFollowUp(body.embed)) outcome.followUp = { embed: body.embed, value };
     // A post that refuses its value turns it into a failure, whose errbacks then run here.
     if (outcome.followUp && body.embed.errbacks?.length) {
-      const place = (t: Task<never, unknown>, args: unknown[], kwargs: Record<string, unknown>) =>
-        callArgs(t, { ...body, args, kwargs });
+      const place = argsPlacer(body);
       keepErrbackCall(
         outcome,
         (local, exc, traceback) => callErrbacks(local, requestOf(req, body), exc, traceback, place),
@@ -465,8 +397,7 @@ export async function runTask(
       // Celery calls them once the FAILURE is stored: stored here, once, with the task's children.
       await services.storeState?.(req.seq, "FAILURE", meta, true);
       stored = services.storeState !== undefined;
-      const place = (t: Task<never, unknown>, args: unknown[], kwargs: Record<string, unknown>) =>
-        callArgs(t, { ...body, args, kwargs });
+      const place = argsPlacer(body);
       try {
         await callErrbacks(errbacks.local, requestOf(req, body), reported, traceback, place);
       } finally {

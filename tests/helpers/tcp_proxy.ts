@@ -3,7 +3,8 @@
  * is relayed to the target, and `cut()` breaks all current connections at
  * once (as a network failure would), while new connections still work.
  * With `delayMs`, what clients send reaches the target that much later (in
- * order), as over a slow link.
+ * order), as over a slow link. `hold()` stops relaying what clients send
+ * (a stalled link: their requests wait, unanswered) until `release()`.
  */
 
 /** A running proxy. */
@@ -14,6 +15,7 @@ export class TcpProxy {
   readonly #open = new Set<Deno.Conn>();
   readonly #accepting: Promise<void>;
   readonly #relays = new Set<Promise<void>>();
+  #held: PromiseWithResolvers<void> | null = null;
   /** Connections accepted so far. */
   accepted = 0;
 
@@ -67,8 +69,8 @@ export class TcpProxy {
       this.#open.add(client);
       this.#open.add(server);
       const relay = Promise.all([
-        this.#pipe(client, server, this.#delayMs),
-        this.#pipe(server, client, 0),
+        this.#pipe(client, server, this.#delayMs, true),
+        this.#pipe(server, client, 0, false),
       ])
         .then(() => {});
       this.#relays.add(relay);
@@ -76,7 +78,7 @@ export class TcpProxy {
     }
   }
 
-  async #pipe(from: Deno.Conn, to: Deno.Conn, delayMs: number): Promise<void> {
+  async #pipe(from: Deno.Conn, to: Deno.Conn, delayMs: number, upstream: boolean): Promise<void> {
     const buf = new Uint8Array(64 * 1024);
     let sent = Promise.resolve();
     const write = async (chunk: Uint8Array, at: number) => {
@@ -89,6 +91,7 @@ export class TcpProxy {
       while (true) {
         const n = await from.read(buf);
         if (n === null) break;
+        while (upstream && this.#held) await this.#held.promise;
         if (delayMs === 0) {
           await write(buf.subarray(0, n), 0);
           continue;
@@ -118,8 +121,20 @@ export class TcpProxy {
     }
   }
 
-  /** Break every open connection now; resolves once their relays stopped. */
+  /** Stop relaying what clients send (read, then held) until {@link release}. */
+  hold(): void {
+    this.#held ??= Promise.withResolvers();
+  }
+
+  /** Relay again what clients send, what was held first. */
+  release(): void {
+    this.#held?.resolve();
+    this.#held = null;
+  }
+
+  /** Break every open connection now (what was held is dropped); resolves once their relays stopped. */
   async cut(): Promise<void> {
+    this.release();
     for (const c of [...this.#open]) this.#close(c);
     await Promise.all([...this.#relays]);
   }
