@@ -220,6 +220,50 @@ Deno.test({
 });
 
 Deno.test({
+  name: "redis maxclients: brokers on two databases of one server are advised once an episode",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // Before: the episodes were kept by URL, so db 0 and db 1 of one server were advised once each.
+  const server = await PrivateRedis.start();
+  const raw = await rawRedis(server.url);
+  const records = await captureLogs("debug", ["celeriac", "broker", "redis"]);
+  const lines = () => records.map(logLine);
+  const urls = [
+    `redis://127.0.0.1:${server.port}/0`,
+    `redis://127.0.0.1:${server.port}/1?global_keyprefix=other`,
+  ];
+  const brokers = await Promise.all(urls.map((u) => openRedisBroker(u)));
+  const take = new AbortController();
+  try {
+    for (const b of brokers) await b.declareQueue("t1");
+    const takes = brokers.map((b) => b.take(["t1"], { max: 1, signal: take.signal }));
+    await new Promise((ok) => setTimeout(ok, 500)); // the watchers connect and wait
+    // No room at all; every waiting connection dropped: both brokers' reconnects are refused.
+    await raw.config("SET", "maxclients", "1");
+    for (const l of String(await raw.call("CLIENT", "LIST")).split("\n")) {
+      if (/ name=celeriac-watch /.test(l)) {
+        await raw.call("CLIENT", "KILL", "ID", l.match(/^id=(\d+)/)![1]);
+      }
+    }
+    const refusedAt = (ls: string[], url: string) =>
+      ls.some((l) => l.includes(url) && /max number of clients reached/.test(l));
+    await until(lines, "both refused", (ls) => urls.every((u) => refusedAt(ls, u)));
+    const advice = lines().filter((l) => l.startsWith("warning ") && l.includes("maxclients"));
+    assert.equal(advice.length, 1, advice.join("\n"));
+    await raw.config("SET", "maxclients", "10000");
+    take.abort();
+    for (const t of takes) assert.deepEqual(await t, []);
+  } finally {
+    take.abort();
+    await reset();
+    await raw.config("SET", "maxclients", "10000");
+    for (const b of brokers) await b.close();
+    raw.disconnect();
+    await server.close();
+  }
+});
+
+Deno.test({
   name: "redis maxclients: a connect refused at maxclients fails as a connection, not a reply",
   ignore: WITHOUT_REDIS,
 }, async () => {

@@ -56,8 +56,9 @@ export const TASK_META_PREFIX = "celery-task-meta-";
  * channel named like its key. KEYS = meta keys; ARGV[1] = TTL seconds
  * (0 = keep forever), ARGV[2..] = meta JSON, one per key.
  */
-const STORE_SCRIPT = STORE_META_LUA + String.raw`
-for i, key in ipairs(KEYS) do store_meta(key, ARGV[i + 1], ARGV[1]) end
+export const STORE_SCRIPT = STORE_META_LUA + String.raw`
+local expires = tonumber(ARGV[1]) > 0
+for i, key in ipairs(KEYS) do store_meta(key, ARGV[i + 1], ARGV[1], expires) end
 return #KEYS
 `;
 

@@ -1,6 +1,7 @@
 /**
  * When to give the advice for a Redis server at `maxclients` (it refuses
- * new connections): once an episode per server in this process, whichever
+ * new connections): once an episode per server (host and port, whatever
+ * the database or options of the URL) in this process, whichever
  * path meets a refusal first — a watcher whose wait's connect is refused
  * (redis_claims.ts) or a dropped connection whose reconnect is refused
  * (resp_outages.ts). Both meet the same refusals in the usual outage, and
@@ -20,8 +21,24 @@
  * @module
  */
 
-/** The parties refused in a server's episode under way, by server label. */
+/** The parties refused in a server's episode under way, by `host:port` ({@link serverOf}). */
 const episodes = new Map<string, Set<object>>();
+
+/**
+ * The server a label names, as `host:port`: URLs of one server that differ
+ * in database, credentials or options (a broker on db 0 and a result
+ * backend on db 1) share its `maxclients`, so its episode. A label that is
+ * not a URL (a connection's `host:port`) is that already.
+ */
+function serverOf(label: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(label)) return label;
+  try {
+    const u = new URL(label);
+    return `${u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1"}:${u.port || "6379"}`;
+  } catch {
+    return label;
+  }
+}
 
 /**
  * `party` was refused at `maxclients` by `server`: whether this starts the
@@ -41,17 +58,19 @@ const episodes = new Map<string, Set<object>>();
  * maxclientsPassed(server, connection);
  * ```
  *
- * @param server the server's label (its URL, password masked)
+ * @param server the server's label (its URL, password masked; any URL of the
+ *   same host and port is the same server)
  * @param party what was refused (its identity: a watcher, a connection)
  * @returns whether to give the advice now
  */
 export function refusedAtMaxclients(server: string, party: object): boolean {
-  const episode = episodes.get(server);
+  const key = serverOf(server);
+  const episode = episodes.get(key);
   if (episode) {
     episode.add(party);
     return false;
   }
-  episodes.set(server, new Set([party]));
+  episodes.set(key, new Set([party]));
   return true;
 }
 
@@ -70,6 +89,7 @@ export function refusedAtMaxclients(server: string, party: object): boolean {
  * @param party what got through or was closed
  */
 export function maxclientsPassed(server: string, party: object): void {
-  const episode = episodes.get(server);
-  if (episode?.delete(party) && episode.size === 0) episodes.delete(server);
+  const key = serverOf(server);
+  const episode = episodes.get(key);
+  if (episode?.delete(party) && episode.size === 0) episodes.delete(key);
 }
