@@ -371,7 +371,10 @@ export class AmqpBroker implements Broker {
     return this.#parked.list(options.limit ?? 100);
   }
 
-  /** How many copies are parked (takes no lock; those a scan holds meanwhile not counted). */
+  /**
+   * How many copies are parked (takes no lock; those this broker's listing or requeue holds
+   * meanwhile counted, those another process's holds not).
+   */
   countParked(): Promise<number> {
     return this.#parked.count();
   }
