@@ -107,7 +107,7 @@ export {
   retryWhileDown,
 } from "./src/broker/outage.ts";
 // src/backend/port.ts
-export type { ChordPart, ResultBackend, StoreEntry } from "./src/backend/port.ts";
+export type { ChordFailure, ChordPart, ResultBackend, StoreEntry } from "./src/backend/port.ts";
 
 // src/protocol/errors.ts
 export { ContentDisallowedError, EncodeError, ProtocolError } from "./src/protocol/errors.ts";

@@ -50,7 +50,9 @@ export {
   TASK_META_PREFIX,
 } from "./src/backend/redis.ts";
 // src/broker/amqp.ts
-export { AmqpBroker, type AmqpBrokerOptions, openAmqpBroker } from "./src/broker/amqp.ts";
+export { AmqpBroker, openAmqpBroker } from "./src/broker/amqp.ts";
+// src/broker/amqp_options.ts
+export type { AmqpBrokerOptions } from "./src/broker/amqp_options.ts";
 // src/broker/amqp_state.ts
 export type { BackoffOptions } from "./src/broker/amqp_state.ts";
 // src/broker/amqp_url.ts

@@ -23,7 +23,10 @@
  * `--no-turbo-inlining` to see inlined functions' own time), `--compare DIR`
  * (a second dashboard run from another checkout, e.g. one made with
  * `git archive`, receives the same messages at the same time: a paired
- * comparison, each round under the same load).
+ * comparison, each round under the same load), `--stream` (a reader follows
+ * each dashboard's live stream, `/api/stream`, as an open browser tab does:
+ * the dashboard then notes every task an event changes and sends the
+ * changes once a second).
  *
  * @module
  */
@@ -49,6 +52,7 @@ const { values } = parseArgs({
     top: { type: "string", default: "15" },
     "v8-flags": { type: "string" },
     compare: { type: "string" },
+    stream: { type: "boolean", default: false },
   },
 });
 const n = Number(values.tasks);
@@ -177,6 +181,19 @@ interface Watched {
   label: string;
   port: number;
   child: Deno.ChildProcess;
+  /** Bytes read from its live stream (`--stream`). */
+  streamed: number;
+}
+
+/** Read `d`'s live stream until `signal` aborts, as a browser tab following it. */
+async function follow(d: Watched, signal: AbortSignal): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${d.port}/api/stream`, { signal });
+  if (!res.ok || !res.body) throw new Error(`${d.label}: /api/stream answered ${res.status}`);
+  try {
+    for await (const chunk of res.body) d.streamed += chunk.length;
+  } catch (err) {
+    if (!signal.aborted) throw err;
+  }
 }
 
 async function eventsApplied(d: Watched): Promise<number> {
@@ -243,7 +260,7 @@ function spawn(label: string, root: string, port: number, inspect: boolean): Wat
     stdout: "null",
     stderr: "inherit",
   }).spawn();
-  return { label, port, child };
+  return { label, port, child, streamed: 0 };
 }
 
 async function answering(d: Watched): Promise<void> {
@@ -262,8 +279,11 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const all = [spawn("this checkout", ROOT_DIR, port, values.profile!)];
 if (values.compare) all.push(spawn(values.compare, values.compare, port + 1, false));
+const streams = new AbortController();
+const following: Promise<void>[] = [];
 try {
   await Promise.all(all.map(answering));
+  if (values.stream) following.push(...all.map((d) => follow(d, streams.signal)));
   await new Promise((r) => setTimeout(r, 500)); // subscribed
   await round(WARMUP_TASKS, all);
   const perEvent: number[][] = all.map(() => []);
@@ -315,9 +335,17 @@ try {
           median(perEvent[0].map((x, r) => x / perEvent[1][r])).toFixed(2)
         } (per round: ${perEvent[0].map((x, r) => (x / perEvent[1][r]).toFixed(2)).join(" ")})`
         : ""
-    } (${n} tasks a round at ${rate} tasks/s; load average ${Deno.loadavg()[0].toFixed(2)})`,
+    } (${n} tasks a round at ${rate} tasks/s; load average ${Deno.loadavg()[0].toFixed(2)})${
+      values.stream
+        ? `; live streams read: ${
+          all.map((d) => `${(d.streamed / 1024).toFixed(0)} KiB`).join(", ")
+        }`
+        : ""
+    }`,
   );
 } finally {
+  streams.abort();
+  await Promise.allSettled(following);
   for (const d of all) await stopTree(d.child);
   pub.disconnect();
 }

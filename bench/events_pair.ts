@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno run -A bench/events_pair.ts [--rounds 8] [--tasks 20000]`: what task
+ * `deno run -A bench/events_pair.ts [--rounds 8] [--tasks 20000] [--base DIR]`: what task
  * events and a dashboard watching cost a drain, alternated. Each round runs
  * the bench's drain A (N no-ops enqueued with `delayMany` into a queue the
  * worker does not consume, given to a fresh ready worker at once by a
@@ -21,6 +21,12 @@
  * 13 results, no persistence), so the server's CPU is the drain's own, and
  * stops it at the end. `--json FILE` keeps every run's figures.
  *
+ * `--base DIR` (another checkout, e.g. one made with `git archive`) runs
+ * the three modes from it too, in the same rounds (six drains a round, the
+ * order rotating): a before/after comparison under the same load, each
+ * checkout's ratios against its own `off` and, per round, this checkout's
+ * `-E` and `dashboard` CPU per task against the base's.
+ *
  * @module
  */
 
@@ -34,6 +40,8 @@ import { BENCH_QUEUE, noop } from "./tasks.ts";
 const DRAIN_QUEUE = `${BENCH_QUEUE}.drain`;
 const MODES = ["off", "-E", "dashboard"] as const;
 type Mode = typeof MODES[number];
+/** Which checkout a drain ran from: this one, or `--base DIR`. */
+type Side = "this" | "base";
 /** Task events a no-op task sends: received, started, succeeded. */
 const EVENTS_PER_TASK = 3;
 
@@ -44,8 +52,13 @@ const { values } = parseArgs({
     tasks: { type: "string", default: "20000" },
     port: { type: "string", default: "26997" },
     json: { type: "string" },
+    base: { type: "string" },
   },
 });
+const SIDES: { side: Side; root: string }[] = [
+  { side: "this", root: ROOT_DIR },
+  ...(values.base ? [{ side: "base" as const, root: values.base }] : []),
+];
 const rounds = Number(values.rounds);
 const n = Number(values.tasks);
 if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(n) || n < 1) {
@@ -55,6 +68,7 @@ if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(n) || n < 1) {
 /** One drain's figures: CPU in µs per task. */
 interface Run {
   round: number;
+  side: Side;
   mode: Mode;
   load: number;
   perSecond: number;
@@ -99,6 +113,7 @@ async function startRedis(port: number): Promise<Deno.ChildProcess> {
 
 async function drain(
   round: number,
+  side: { side: Side; root: string },
   mode: Mode,
   dbs: Awaited<ReturnType<typeof openProbeDbs>>,
   redisPid: number,
@@ -113,10 +128,11 @@ async function drain(
     backend: backendUrl,
     queue: DRAIN_QUEUE,
     workerArgs: mode === "off" ? [] : ["-E"],
+    root: side.root,
   });
   const watcher = mode === "dashboard"
     ? await startDashboard(
-      ROOT_DIR,
+      side.root,
       { CELERY_BROKER_URL: brokerUrl, CELERY_RESULT_BACKEND: backendUrl },
       new Set(),
     )
@@ -157,6 +173,7 @@ async function drain(
     if (watcher) seen = await watcher.stop();
     return {
       round,
+      side: side.side,
       mode,
       load,
       perSecond: n / ((done - started) / 1000),
@@ -187,7 +204,8 @@ function runLine(r: Run): string {
     } ms after, ${r.dashboardEvents} events, ${r.dashboardTasksHeld} tasks held, peak RSS ${
       r.dashboardRssMiB!.toFixed(1)
     } MiB`;
-  return `round ${r.round + 1} ${r.mode.padEnd(9)} ${Math.round(r.perSecond)}/s, load ${
+  const side = SIDES.length > 1 ? `${r.side} ` : "";
+  return `round ${r.round + 1} ${side}${r.mode.padEnd(9)} ${Math.round(r.perSecond)}/s, load ${
     r.load.toFixed(2)
   }; CPU µs/task: worker ${r.worker.toFixed(1)} (${threads}), redis-server ${
     r.redis.toFixed(1)
@@ -203,9 +221,11 @@ const spread = (xs: number[], digits: number) =>
     Math.max(...xs).toFixed(digits)
   })`;
 
-function summary(runs: Run[]): void {
+function summary(all: Run[], side: Side): void {
+  const runs = all.filter((r) => r.side === side);
   const of = (mode: Mode) => runs.filter((r) => r.mode === mode);
-  console.log(`\n${n} tasks, ${rounds} rounds; per mode, median (range):`);
+  const which = SIDES.length > 1 ? ` (${side === "this" ? "this checkout" : values.base})` : "";
+  console.log(`\n${n} tasks, ${rounds} rounds${which}; per mode, median (range):`);
   for (const mode of MODES) {
     const rs = of(mode);
     const dash = mode === "dashboard"
@@ -238,18 +258,42 @@ function summary(runs: Run[]): void {
   }
 }
 
+/** Per round, this checkout's `-E` and `dashboard` against the base's: throughput and CPU. */
+function sideBySide(runs: Run[]): void {
+  console.log(`\nthis checkout / base (${values.base}), per round:`);
+  const of = (side: Side, mode: Mode) => runs.filter((r) => r.side === side && r.mode === mode);
+  for (const mode of MODES) {
+    const now = of("this", mode), before = of("base", mode);
+    const ratio = now.map((r, i) => r.perSecond / before[i].perSecond);
+    const less = (f: (r: Run) => number) => now.map((r, i) => f(before[i]) - f(r));
+    const dash = mode === "dashboard"
+      ? `, dashboard ${spread(less((r) => r.dashboard!), 1)}, main ${
+        spread(less((r) => r.dashboardThreads?.main ?? 0), 1)
+      }`
+      : "";
+    console.log(
+      `  ${mode.padEnd(9)} throughput ${spread(ratio, 3)}; CPU µs/task less: worker ${
+        spread(less((r) => r.worker), 1)
+      }, main ${spread(less((r) => r.workerThreads.main ?? 0), 1)}${dash}`,
+    );
+  }
+}
+
 const redis = await startRedis(Number(values.port));
 const dbs = await openProbeDbs(`redis://127.0.0.1:${values.port}`);
 const runs: Run[] = [];
 try {
+  const plan = SIDES.flatMap((side) => MODES.map((mode) => ({ side, mode })));
   for (let round = 0; round < rounds; round++) {
-    for (let k = 0; k < MODES.length; k++) {
-      const run = await drain(round, MODES[(round + k) % MODES.length], dbs, redis.pid);
+    for (let k = 0; k < plan.length; k++) {
+      const { side, mode } = plan[(round + k) % plan.length];
+      const run = await drain(round, side, mode, dbs, redis.pid);
       runs.push(run);
       console.log(runLine(run));
     }
   }
-  summary(runs);
+  for (const { side } of SIDES) summary(runs, side);
+  if (SIDES.length > 1) sideBySide(runs);
   if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(runs, null, 2) + "\n");
 } finally {
   await dbs.close();

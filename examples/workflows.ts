@@ -26,6 +26,15 @@ import { add, alert, app, fail, mul, noteFailure, show, tsum } from "./workflow_
 
 // The broker from CELERY_BROKER_URL, else an in-memory KV store.
 if (!Deno.env.get("CELERY_BROKER_URL")) app.configure({ broker: "kv://:memory:" });
+// Every step below reads results: a broker without a result backend (Redis or RabbitMQ
+// with CELERY_RESULT_BACKEND unset) has none to read them from.
+if (app.config.backend === null) {
+  console.error(
+    "examples/workflows.ts reads results: set CELERY_RESULT_BACKEND too " +
+      "(e.g. the broker's redis://… URL, or rpc:// on RabbitMQ)",
+  );
+  Deno.exit(2);
+}
 const worker = new Worker({
   app,
   appModule: new URL("./workflow_tasks.ts", import.meta.url).href,

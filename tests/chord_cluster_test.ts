@@ -3,12 +3,13 @@
  * ports): a chord's keys share a slot (the group id is a hash tag), so the
  * join's MULTI works and exactly one of 100 concurrent members completes it;
  * on a spoiled size, the claim script (three keys) runs in that slot and
- * exactly one of two members at once fails the chord.
+ * exactly one of two members at once fails the chord, the body's FAILURE
+ * (in another slot) stored.
  */
 
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { encodeGroupMeta, ProtocolError } from "../protocol.ts";
+import { encodeGroupMeta, encodeResultMeta, ProtocolError } from "../protocol.ts";
 import { openRedisBackend } from "../transports.ts";
 import { privateServers } from "./helpers/redis_servers.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
@@ -45,6 +46,18 @@ Deno.test({
       assert.equal(await raw.exists(`celery-taskset-meta-{${gid}}.j`), 0);
       const spoiled = crypto.randomUUID();
       await raw.set(`celery-taskset-meta-{${spoiled}}.s`, "lots");
+      // The body's result key is in another slot than the chord's: its FAILURE is stored before the claim.
+      const bodyId = crypto.randomUUID();
+      const failure = (err: ProtocolError) => [{
+        taskId: bodyId,
+        status: "FAILURE" as const,
+        meta: encodeResultMeta({
+          taskId: bodyId,
+          status: "FAILURE",
+          result: { exc_type: "ChordError", exc_message: [err.message], exc_module: "x" },
+          dateDone: new Date(),
+        }),
+      }];
       const joins = await Promise.allSettled([0, 1].map((i) =>
         backend.chordPartReturn({
           groupId: spoiled,
@@ -52,12 +65,13 @@ Deno.test({
           taskId: `s${i}`,
           state: "SUCCESS",
           resultJson: "1",
-        })
+        }, failure)
       ));
       const rejected = joins.filter((j) => j.status === "rejected");
       assert.equal(rejected.length, 1, JSON.stringify(joins));
       assert.ok((rejected[0] as PromiseRejectedResult).reason instanceof ProtocolError);
       assert.equal(await raw.exists(`celery-taskset-meta-{${spoiled}}.s`), 0);
+      assert.equal((await backend.get(bodyId))?.status, "FAILURE");
       raw.disconnect();
     } finally {
       await backend.close();

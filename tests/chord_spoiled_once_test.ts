@@ -12,10 +12,11 @@ import assert from "node:assert/strict";
 import { reset } from "@logtape/logtape";
 import { captureLogs, logLine } from "./helpers/logs.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
-import type { ChordPart, ResultBackend } from "../src/backend/port.ts";
+import type { ChordFailure, ChordPart, ResultBackend } from "../src/backend/port.ts";
 import { joinChords } from "../src/worker/canvas_send.ts";
 import { ProtocolError } from "../protocol.ts";
 import { chordPart, withChordBackend } from "./helpers/chord_keys.ts";
+import { rawRedis } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { taskSig } from "./helpers/signatures.ts";
 
@@ -61,23 +62,31 @@ Deno.test({
   });
 });
 
-Deno.test({
-  name:
-    "redis chord joins at once on a spoiled size through the worker: one 'Chord failed' line, the body's FAILURE stored once",
-  ignore: WITHOUT_REDIS,
-}, async () => {
+/**
+ * Two members of chord `g` (its size spoiled) join at once through `joinChords` on `backend`,
+ * which passes the worker's failure on to the join when `passFailure` (the backend stores it
+ * with its claim), else drops it (the worker stores it). One "Chord g failed" line, the body's
+ * FAILURE stored and published once; what the worker stored itself is returned.
+ */
+async function joinThroughWorker(passFailure: boolean): Promise<string[]> {
   const records = await captureLogs("warning");
   try {
+    const stored: string[] = [];
     await withChordBackend("chord-spoiled-once", async (backend, r, stem) => {
       await r.set(stem("g") + ".s", "lots");
-      const stored: string[] = [];
+      const bodyKey = stem("g").replace(/celery-taskset-meta-g$/, "celery-task-meta-body");
+      const sub = await rawRedis();
+      const published: string[] = [];
+      sub.on("message", (_channel: string, message: string) => published.push(message));
+      await sub.subscribe(bodyKey);
       const recording = {
         transport: backend.transport,
         store: (entries: Parameters<typeof backend.store>[0]) => {
           stored.push(...entries.map((e) => `${e.taskId} ${e.status}`));
           return backend.store(entries);
         },
-        chordPartReturn: (p: ChordPart) => backend.chordPartReturn(p),
+        chordPartReturn: (p: ChordPart, failure?: ChordFailure) =>
+          backend.chordPartReturn(p, passFailure ? failure : undefined),
         chordCleanup: (g: string) => backend.chordCleanup(g),
       } as unknown as ResultBackend;
       const io = { backend: recording, publish: () => Promise.resolve() };
@@ -93,14 +102,28 @@ Deno.test({
         },
       });
       await Promise.all([joinChords([join(0)], io), joinChords([join(1)], io)]);
+      await sub.ping(); // behind any message published before the joins ended
+      await sub.quit();
+      assert.equal(published.length, 1, JSON.stringify(published));
       const failed = records.map(logLine).filter((l) => l.startsWith("warning Chord g failed"));
       assert.equal(failed.length, 1, JSON.stringify(records.map(logLine)));
-      assert.deepEqual(stored, ["body FAILURE"]);
       assert.equal((await backend.get("body"))?.status, "FAILURE");
     });
+    return stored;
   } finally {
     await reset();
   }
+}
+
+Deno.test({
+  name:
+    "redis chord joins at once on a spoiled size through the worker: one 'Chord failed' line, the body's FAILURE stored once",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // A backend that does not store the failure with its claim: the claiming worker stores it.
+  assert.deepEqual(await joinThroughWorker(false), ["body FAILURE"]);
+  // One that does: the worker stores nothing more.
+  assert.deepEqual(await joinThroughWorker(true), []);
 });
 
 Deno.test("kv chord joins at once on a spoiled size or counter: exactly one rejects, the size and counter go", async () => {

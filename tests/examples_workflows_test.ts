@@ -61,6 +61,35 @@ Deno.test({
 });
 
 Deno.test({
+  name: "examples: workflows with CELERY_BROKER_URL alone say to set CELERY_RESULT_BACKEND too",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // Before: an uncaught NoResultBackendError and a stack trace at the first chain's get().
+  const prefix = uniquePrefix("ex-workflows-nobackend");
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read=.",
+        "--allow-env",
+        `--allow-net=${new URL(REDIS_URL).host}`,
+        "examples/workflows.ts",
+      ],
+      cwd: new URL("../", import.meta.url).pathname,
+      env: { CELERY_BROKER_URL: `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}` },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 2, err);
+    assert.match(err, /set CELERY_RESULT_BACKEND too/);
+    assert.doesNotMatch(err, /NoResultBackendError|\n\s+at /, "no stack trace");
+  } finally {
+    await deleteKeys(prefix);
+  }
+});
+
+Deno.test({
   name:
     "examples: workflows on RabbitMQ with rpc:// results skip what rpc:// cannot do, and say so",
   ignore: WITHOUT_RABBITMQ,

@@ -387,7 +387,11 @@ Deno.test({
     await broker.publish(message("later"), { routingKey: q });
     const taken = await later;
     assert.deepEqual(texts(taken), ["later"]);
+    // Acknowledged with no take after it, it would leave its claim list with no take script at
+    // all: the next take sends one, its id telling whether a take script ran before the wait.
+    const last = broker.take([q], { max: 10, signal: AbortSignal.timeout(300) });
     await broker.ack(taken);
+    assert.deepEqual(await last, []);
     assert.equal(await seq(), "3", "the wait came first: no take script found the queue empty");
     assert.equal(await r.hlen(`${p}unacked`), 0, "every one acknowledged");
   } finally {

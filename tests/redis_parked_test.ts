@@ -89,7 +89,11 @@ async function rejectAll(
   taken: readonly Delivery[],
   outageLimit = 10,
 ): Promise<void> {
-  const taker = { settleable: () => null, handedOutEarly: () => false } as unknown as RedisTaker;
+  const taker = {
+    settleable: () => null,
+    handedOutEarly: () => false,
+    ackedAtIntake: () => false,
+  } as unknown as RedisTaker;
   await new RedisSettler(scope, taker, { outageLimit }).reject(
     taken.map((delivery) => ({ delivery, reason: "refused" })),
   );

@@ -10,7 +10,9 @@
  * the client's own `--v8-flags`), which has ioredis' scripts when it is
  * imported: 47 in the worker's main thread before (issue 13's memory target:
  * ioredis and the Node compatibility it loads are ~14 MiB, `node:crypto` ~4
- * and `@logtape/file` ~4 more, the dashboard ~3).
+ * and `@logtape/file` ~4 more, the dashboard ~3), nor a CommonJS package
+ * (`cluster-key-slot`, which the Redis command guard loaded for Cluster URLs
+ * only: Deno's CommonJS loader, `node:module` and Node's `process` with it).
  */
 
 import assert from "node:assert/strict";
@@ -36,6 +38,8 @@ async function compiledScripts(dir: string): Promise<Map<string, Set<string>>> {
 const ioredis = (url: string) => /\/ioredis\/|redis_ioredis\.ts/.test(url);
 const nodeHeavy = (url: string) => /^node:(crypto|fs|stream)$|\/@logtape\/file\//.test(url);
 const dashboard = (url: string) => url.includes("/src/dashboard/");
+/** A CommonJS package (`cluster-key-slot`, for Cluster URLs) and the loader the first one brings. */
+const commonJs = (url: string) => /\/cluster-key-slot\/|^node:module$/.test(url);
 
 /** The client's part: a task and its result, a revoke, a ping; run in a process of its own. */
 const CLIENT = `
@@ -88,6 +92,8 @@ Deno.test({
       assert.deepEqual([...urls].filter(nodeHeavy), [], `${name} compiled them`);
       // Nor the dashboard's modules and assets, without --dashboard.
       assert.deepEqual([...urls].filter(dashboard), [], `${name} compiled the dashboard`);
+      // Nor a CommonJS package, whose loader and Node's process come with it.
+      assert.deepEqual([...urls].filter(commonJs), [], `${name} compiled CommonJS`);
     }
     const withClient = [...isolates.values(), ...client.values()]
       .filter((urls) => [...urls].some((u) => u.endsWith("/src/broker/resp_client.ts")));

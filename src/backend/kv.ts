@@ -22,7 +22,7 @@ import {
   type SharedKv,
 } from "../broker/kv_store.ts";
 import { decodeResultMeta, READY_STATES, type ResultMeta } from "../protocol/result_meta.ts";
-import { EncodeError } from "../protocol/errors.ts";
+import { EncodeError, ProtocolError } from "../protocol/errors.ts";
 import type { ChordMember } from "../protocol/signature.ts";
 import { KvChords } from "./kv_chord.ts";
 import {
@@ -32,7 +32,7 @@ import {
   metaBytes,
   type StoredResult,
 } from "./kv_meta_store.ts";
-import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
+import type { ChordFailure, ChordPart, ResultBackend, StoreEntry } from "./port.ts";
 import { checkResultExpires } from "./result_expires.ts";
 import { type ResultWaiter, ResultWaiters } from "./result_waiters.ts";
 import { storedOnAbort } from "./stored_on_abort.ts";
@@ -116,8 +116,8 @@ export class KvBackend implements ResultBackend {
     this.#ns = [...options.prefix];
     // Deno KV's expireIn takes whole milliseconds; rounded up, a fraction never keeps forever.
     this.#expiresMs = Math.ceil(options.resultExpires * 1000);
-    this.#chords = new KvChords(this.#kv, this.#ns, this.#expiresMs);
     this.#metas = new KvMetaStore(this.#kv, this.#ns, this.#expiresMs);
+    this.#chords = new KvChords(this.#kv, this.#ns, this.#expiresMs, this.#metas);
   }
 
   #key(taskId: string): Deno.KvKey {
@@ -158,6 +158,11 @@ export class KvBackend implements ResultBackend {
       await this.#metas.storeAll(entries);
       this.#shared.notify();
     });
+    this.#settleStored(entries);
+  }
+
+  /** Settle this backend's waiters for the ready ones among metas just stored. */
+  #settleStored(entries: readonly StoreEntry[]): void {
     for (const e of entries) {
       if (READY_STATES.has(e.status)) this.#settle(e.taskId, decodeResultMeta(e.meta));
     }
@@ -294,9 +299,24 @@ export class KvBackend implements ResultBackend {
     return this.#run(() => this.#chords.setChordSize(groupId, size));
   }
 
-  /** Record a chord header member; exactly one caller gets the members, in header order. */
-  chordPartReturn(part: ChordPart): Promise<ChordMember[] | null> {
-    return this.#run(() => this.#chords.partReturn(part));
+  /**
+   * Record a chord header member; exactly one caller gets the members, in
+   * header order. A spoiled chord's failure is stored by the commit that
+   * claims it, and its waiters woken.
+   */
+  async chordPartReturn(part: ChordPart, failure?: ChordFailure): Promise<ChordMember[] | null> {
+    let stored: StoreEntry[] = [];
+    const storing = failure && ((err: ProtocolError) => stored = failure(err));
+    try {
+      return await this.#run(() => this.#chords.partReturn(part, storing));
+    } catch (err) {
+      // Rejected after the failure was asked for: the claim stored it.
+      if (err instanceof ProtocolError && stored.length) {
+        this.#shared.notify();
+        this.#settleStored(stored);
+      }
+      throw err;
+    }
   }
 
   /** Delete a chord's join bookkeeping. */

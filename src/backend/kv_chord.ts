@@ -14,17 +14,18 @@
  * member that finds them deletes the spoiled key with the size and counter
  * in one commit, checked against the versionstamp it read; only the member
  * whose commit succeeds reports the error, so members that finish at once
- * fail the chord once.
+ * fail the chord once. That commit also stores the body's FAILURE: a
+ * worker that dies right after it leaves the chord failed, not hanging.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
 import { commitAtomic } from "../broker/kv_store.ts";
-import { expiryOptions } from "./kv_meta_store.ts";
+import { expiryOptions, type KvMetaStore } from "./kv_meta_store.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
-import type { ChordPart } from "./port.ts";
+import type { ChordFailure, ChordPart } from "./port.ts";
 
 const log = getLogger(["celeriac", "backend", "kv"]);
 
@@ -81,6 +82,7 @@ export class KvChords {
   readonly #kv: Deno.Kv;
   readonly #ns: readonly string[];
   readonly #options: { expireIn: number } | undefined;
+  readonly #metas: KvMetaStore;
 
   /**
    * Chord operations on a backend's database.
@@ -88,11 +90,13 @@ export class KvChords {
    * @param kv the database
    * @param ns the backend's key namespace
    * @param expiresMs expiry of chord keys in ms; 0 keeps them
+   * @param metas the backend's metas, where a spoiled chord's failure is stored
    */
-  constructor(kv: Deno.Kv, ns: readonly string[], expiresMs: number) {
+  constructor(kv: Deno.Kv, ns: readonly string[], expiresMs: number, metas: KvMetaStore) {
     this.#kv = kv;
     this.#ns = ns;
     this.#options = expiryOptions(expiresMs);
+    this.#metas = metas;
   }
 
   #chordKey(groupId: string, ...rest: string[]): Deno.KvKey {
@@ -108,8 +112,12 @@ export class KvChords {
     await commitAtomic(this.#kv.atomic().set(this.#chordKey(groupId, "size"), size, this.#options));
   }
 
-  /** Record a member; the one that completes the chord gets all members in header order. */
-  async partReturn(part: ChordPart): Promise<ChordMember[] | null> {
+  /**
+   * Record a member; the one that completes the chord gets all members in
+   * header order. A spoiled chord fails, with what `failure` gives stored
+   * by the claim (see {@link KvChords.#spoiled}).
+   */
+  async partReturn(part: ChordPart, failure?: ChordFailure): Promise<ChordMember[] | null> {
     const sizeKey = this.#chordKey(part.groupId, "size");
     const countKey = this.#chordKey(part.groupId, "count");
     const memberKey = this.#chordKey(part.groupId, "member", part.taskId);
@@ -125,9 +133,11 @@ export class KvChords {
       ]);
       if (member.value !== null) return null;
       const counted = count.value === null ? 0 : storedCount(countKey, count.value, part.taskId);
-      if (counted instanceof ProtocolError) return await this.#spoiled(part, count, counted);
+      if (counted instanceof ProtocolError) {
+        return await this.#spoiled(part, failure, count, counted);
+      }
       const total = size.value === null ? null : storedCount(sizeKey, size.value, part.taskId);
-      if (total instanceof ProtocolError) return await this.#spoiled(part, size, total);
+      if (total instanceof ProtocolError) return await this.#spoiled(part, failure, size, total);
       const n = counted + 1;
       const op = this.#kv.atomic().check(count).check(member)
         .set(memberKey, stored, this.#options)
@@ -137,6 +147,7 @@ export class KvChords {
         // Members are counted once each: a counter past the size was not written by a member.
         return await this.#spoiled(
           part,
+          failure,
           size,
           new ProtocolError(
             `Chord key ${keyText(countKey)} counts ${n} members of a chord of ${total}: the ` +
@@ -150,7 +161,7 @@ export class KvChords {
       for await (const e of this.#kv.list({ prefix: this.#chordKey(part.groupId, "member") })) {
         const index = (e.value as Partial<StoredMember> | null)?.index;
         const m = storedMember(e.key, e.value, part.taskId);
-        if (m instanceof ProtocolError) return await this.#spoiled(part, size, m);
+        if (m instanceof ProtocolError) return await this.#spoiled(part, failure, size, m);
         members.push({ index: typeof index === "number" ? index : Infinity, member: m });
       }
       members.sort((a, b) => a.index - b.index);
@@ -161,20 +172,31 @@ export class KvChords {
   /**
    * A join that found its chord spoiled (`err`): delete `entry` (the key it
    * read spoiled, or the size) with the size and counter in one commit
-   * checked against `entry` as read; throw `err` only when that commit
-   * succeeds. Members that read the spoiled chord at once all come here and
+   * checked against `entry` as read, which also stores the metas `failure`
+   * makes from `err` (so no crash leaves the keys gone and the chord
+   * unfailed); throw `err` only when that commit succeeds. Members that read the spoiled chord at once all come here and
    * one commit wins: the others resolve `null` and the chord fails once.
    * With the size gone no later member completes the join.
    */
   async #spoiled(
     part: ChordPart,
+    failure: ChordFailure | undefined,
     entry: Deno.KvEntryMaybe<unknown>,
     err: ProtocolError,
   ): Promise<null> {
-    const op = this.#kv.atomic().check(entry).delete(entry.key)
-      .delete(this.#chordKey(part.groupId, "size"))
-      .delete(this.#chordKey(part.groupId, "count"));
-    if ((await commitAtomic(op)).ok) throw err;
+    const entries = failure?.(err) ?? [];
+    for (;;) {
+      const op = this.#kv.atomic().check(entry).delete(entry.key)
+        .delete(this.#chordKey(part.groupId, "size"))
+        .delete(this.#chordKey(part.groupId, "count"));
+      const committed = await this.#metas.addStores(op, entries);
+      if ((await commitAtomic(op)).ok) {
+        await committed();
+        throw err;
+      }
+      // Lost to a change of a meta, not of the spoiled key: claim again.
+      if ((await this.#kv.get(entry.key)).versionstamp !== entry.versionstamp) break;
+    }
     log.debug(
       "Task {id} of chord {group}: not joined; another member found {key} spoiled and failed " +
         "the chord",

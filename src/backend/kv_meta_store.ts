@@ -246,6 +246,38 @@ export class KvMetaStore {
     }
   }
 
+  /**
+   * Add the stores of `entries` to `op`, another commit (a chord's claim of
+   * its failure, kv_chord.ts), each checked against its meta as read now; a
+   * stored SUCCESS is left out, as {@link storeAll} leaves it. A meta too
+   * long for one value is stored now, before the commit. Resolves with what
+   * to run once `op` committed (deleting the parts of long metas it replaced).
+   */
+  async addStores(
+    op: Deno.AtomicOperation,
+    entries: readonly StoreEntry[],
+  ): Promise<() => Promise<void>> {
+    const short = entries.filter((e) => fitsOneValue(e.meta));
+    for (const e of entries) if (!fitsOneValue(e.meta)) await this.#storeParted(e);
+    const keys = short.map((e) => this.key(e.taskId));
+    const current: Deno.KvEntryMaybe<StoredResult>[] = [];
+    for (let i = 0; i < keys.length; i += 10) {
+      current.push(...await this.#kv.getMany<StoredResult[]>(keys.slice(i, i + 10)));
+    }
+    const options = expiryOptions(this.#expiresMs);
+    short.forEach((e, i) => {
+      const now = current[i];
+      if (live(now.value) && now.value.status === "SUCCESS") return;
+      op.check(now).set(keys[i], this.#stored(e), options);
+    });
+    return async () => {
+      for (const [i, e] of short.entries()) {
+        const before = current[i].value;
+        if (before?.parts && before.status !== "SUCCESS") await this.deleteParts(e.taskId, before);
+      }
+    };
+  }
+
   #partKey(taskId: string, id: string, i: number): Deno.KvKey {
     return [...this.#ns, "celery-task-meta-part", taskId, id, i];
   }

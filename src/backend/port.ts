@@ -6,6 +6,7 @@
  */
 
 import type { ResultMeta, TaskState } from "../protocol/result_meta.ts";
+import type { ProtocolError } from "../protocol/errors.ts";
 import type { ChordMember } from "../protocol/signature.ts";
 
 /**
@@ -124,8 +125,15 @@ export interface ResultBackend {
    * one caller per chord gets them), else `null`. Join keys another tool
    * spoiled reject exactly one caller per chord with a ProtocolError (it
    * fails the chord), even when members join at once; the others get `null`.
+   * With `failure`, a caller that finds them spoiled calls it for the
+   * entries that fail the chord (its body's FAILURE, ...) and they are
+   * stored with the claim that decides which caller rejects (in one script
+   * or commit; on a Redis Cluster, whose result keys are in other slots,
+   * just before it): a worker that dies right after the claim leaves the
+   * chord failed, not hanging. A caller that rejected after calling
+   * `failure` has them stored.
    */
-  chordPartReturn?(part: ChordPart): Promise<ChordMember[] | null>;
+  chordPartReturn?(part: ChordPart, failure?: ChordFailure): Promise<ChordMember[] | null>;
   /** Remove a chord's join bookkeeping once its body was sent. */
   chordCleanup?(groupId: string): Promise<void>;
   /** Store a group meta (`celery-taskset-meta-<gid>`, see `encodeGroupMeta`). */
@@ -135,6 +143,21 @@ export interface ResultBackend {
   /** Delete a saved group meta. */
   forgetGroup?(groupId: string): Promise<void>;
 }
+
+/**
+ * The entries that fail a chord whose join keys are spoiled (its body's
+ * FAILURE, and the chain steps after it), made from the join's error; see
+ * {@link ResultBackend.chordPartReturn}.
+ *
+ * @example
+ * ```ts
+ * import type { ChordFailure } from "@celeriac/celeriac/protocol";
+ * const failure: ChordFailure = (err) => [{
+ *   taskId: "body", status: "FAILURE", meta: JSON.stringify({ status: "FAILURE", result: err.message }),
+ * }];
+ * ```
+ */
+export type ChordFailure = (err: ProtocolError) => StoreEntry[];
 
 /**
  * A finished chord header member, as the worker reports it to

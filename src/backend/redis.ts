@@ -29,8 +29,9 @@ import { RespScript, RespScripts, textOrNull } from "../broker/resp_scripts.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { decodeResultMeta, type ResultMeta } from "../protocol/result_meta.ts";
 import type { ChordMember } from "../protocol/signature.ts";
-import type { ChordPart, ResultBackend, StoreEntry } from "./port.ts";
+import type { ChordFailure, ChordPart, ResultBackend, StoreEntry } from "./port.ts";
 import { RedisChords } from "./redis_chord.ts";
+import { STORE_META_LUA } from "./redis_store_lua.ts";
 import { ioredisResultChannels, respResultChannels } from "./redis_results.ts";
 import { RedisResultWaits } from "./redis_waits.ts";
 import { storedOnAbort } from "./stored_on_abort.ts";
@@ -55,41 +56,8 @@ export const TASK_META_PREFIX = "celery-task-meta-";
  * channel named like its key. KEYS = meta keys; ARGV[1] = TTL seconds
  * (0 = keep forever), ARGV[2..] = meta JSON, one per key.
  */
-const STORE_SCRIPT = String.raw`
--- The TTL goes to SET and SETEX as the text it came as: a number argument would be formatted
--- by every call.
-local ttl = ARGV[1]
-local expires = tonumber(ttl) > 0
-for i, key in ipairs(KEYS) do
-  local meta = ARGV[i + 1]
-  -- A task's first meta (the usual case) is stored by SET NX alone; an existing one is read.
-  local stored
-  if expires then
-    stored = redis.call('SET', key, meta, 'NX', 'EX', ttl)
-  else
-    stored = redis.call('SET', key, meta, 'NX')
-  end
-  if not stored then
-    local cur = redis.call('GET', key)
-    local status
-    if cur then
-      status = string.match(cur, '^{"status": "(%u+)"')
-      if status == nil then
-        local ok, m = pcall(cjson.decode, cur)
-        if ok and type(m) == 'table' then status = m.status end
-      end
-    end
-    if status ~= 'SUCCESS' then
-      if expires then
-        redis.call('SETEX', key, ttl, meta)
-      else
-        redis.call('SET', key, meta)
-      end
-      stored = true
-    end
-  end
-  if stored then redis.call('PUBLISH', key, meta) end
-end
+export const STORE_SCRIPT = STORE_META_LUA + String.raw`
+for i, key in ipairs(KEYS) do store_meta(key, ARGV[i + 1], ARGV[1]) end
 return #KEYS
 `;
 
@@ -183,7 +151,10 @@ export class RedisBackend implements ResultBackend {
     this.#resp = isSingleServer(url)
       ? new RespScripts(url, rawUrl, { name: "celeriac-store", role: "result store" })
       : null;
-    this.#chords = new RedisChords(this.#client, this.#prefix, this.#ttl, this.#cluster);
+    this.#chords = new RedisChords(this.#client, this.#prefix, this.#ttl, this.#cluster, {
+      key: (taskId) => this.key(taskId),
+      store: (entries) => this.store(entries),
+    });
     const resp = this.#resp;
     this.#waits = new RedisResultWaits({
       key: (taskId) => this.key(taskId),
@@ -344,9 +315,12 @@ export class RedisBackend implements ResultBackend {
     return this.#run(() => this.#chords.setChordSize(groupId, size));
   }
 
-  /** Join a chord header member the way Celery 5.2's Redis backend does (`.j` sorted set). */
-  chordPartReturn(part: ChordPart): Promise<ChordMember[] | null> {
-    return this.#run(() => this.#chords.partReturn(part));
+  /**
+   * Join a chord header member the way Celery 5.2's Redis backend does (`.j`
+   * sorted set); a spoiled chord's failure is stored by the script that claims it.
+   */
+  chordPartReturn(part: ChordPart, failure?: ChordFailure): Promise<ChordMember[] | null> {
+    return this.#run(() => this.#chords.partReturn(part, failure));
   }
 
   /** Delete a chord's `.j`, `.t`, `.s` keys. */

@@ -12,9 +12,11 @@
  * the count reach the size and publishes the body. A member that finds a key
  * spoiled (another tool wrote it) claims the failure with one script: it
  * deletes the chord's keys only while that key is still spoiled as the
- * member read it, and only the member whose script deleted them reports the
- * error: members that finish at once fail the chord once, even when a later
- * member's ZADD has re-created `.j` in between.
+ * member read it, storing the body's FAILURE in the same script (a worker
+ * that dies right after the claim leaves the chord failed, not hanging),
+ * and only the member whose script deleted them reports the error: members
+ * that finish at once fail the chord once, even when a later member's ZADD
+ * has re-created `.j` in between.
  *
  * On a Redis Cluster the group id is a hash tag (`celery-taskset-meta-{<gid>}.j`)
  * so a chord's keys share a slot; Python Celery has no cluster result
@@ -28,7 +30,8 @@ import type { RedisClient } from "../broker/redis_client.ts";
 import { isWrongType } from "../broker/redis_failures.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { type ChordMember, decodeChordMember, encodeChordMember } from "../protocol/signature.ts";
-import type { ChordPart } from "./port.ts";
+import type { ChordFailure, ChordPart, StoreEntry } from "./port.ts";
+import { STORE_META_LUA } from "./redis_store_lua.ts";
 
 const log = getLogger(["celeriac", "backend", "redis"]);
 
@@ -69,12 +72,17 @@ const CLAIM_KEYS: ChordKey[] = [".j", ".t", ".s"];
 
 /**
  * Claim a spoiled chord's failure: DEL the chord's keys if the spoiled key
- * still is as the caller read it; 1 if deleted, else 0. KEYS = `.j`, `.t`,
- * `.s`; ARGV[1] = the spoiled key's index in KEYS; ARGV[2] = how it was
- * spoiled: `type` (it holds a type other than ARGV[3]), `value` (a string
- * equal to ARGV[3]) or `member` (a sorted set with member ARGV[3]).
+ * still is as the caller read it, and store the metas that fail the chord
+ * (as the backend's store does: never over a SUCCESS, PUBLISHed) in the
+ * same script, so that no crash leaves the keys gone and the body's
+ * FAILURE unstored; 1 if deleted, else 0 (nothing stored). KEYS = `.j`,
+ * `.t`, `.s`, then the metas' keys; ARGV[1] = the spoiled key's index in
+ * KEYS; ARGV[2] = how it was spoiled: `type` (it holds a type other than
+ * ARGV[3]), `value` (a string equal to ARGV[3]) or `member` (a sorted set
+ * with member ARGV[3]); ARGV[4] = the metas' TTL in seconds ("0": none);
+ * ARGV[5..] = the metas, one per key from KEYS[4].
  */
-const CLAIM_SCRIPT = String.raw`
+const CLAIM_SCRIPT = STORE_META_LUA + String.raw`
 local key = KEYS[tonumber(ARGV[1])]
 local how, read = ARGV[2], ARGV[3]
 local kind = redis.call('TYPE', key).ok
@@ -88,6 +96,7 @@ else
 end
 if not still then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+for i = 4, #KEYS do store_meta(KEYS[i], ARGV[i + 1], ARGV[4]) end
 return 1
 `;
 
@@ -102,7 +111,15 @@ interface Spoil {
 }
 
 interface Scripted {
-  celeriacChordClaim(...args: string[]): Promise<number>;
+  celeriacChordClaim(numKeys: number, ...args: string[]): Promise<number>;
+}
+
+/** Where a chord's failure is stored: the backend's meta keys and its store. */
+export interface ChordMetas {
+  /** The key of a task's meta. */
+  key(taskId: string): string;
+  /** Store metas as the backend does. */
+  store(entries: readonly StoreEntry[]): Promise<void>;
 }
 
 /** Redis chord operations of one backend (its client, key prefix and TTL). */
@@ -111,6 +128,7 @@ export class RedisChords {
   readonly #prefix: string;
   readonly #ttl: number;
   readonly #cluster: boolean;
+  readonly #metas: ChordMetas;
 
   /**
    * Chord operations on a backend's connection.
@@ -119,13 +137,21 @@ export class RedisChords {
    * @param prefix `global_keyprefix`, or ""
    * @param ttl result expiry in seconds; 0 keeps keys forever
    * @param cluster a Redis Cluster: hash-tag the group id so a chord's keys share a slot
+   * @param metas the backend's meta keys and store, for a spoiled chord's failure
    */
-  constructor(client: RedisClient, prefix: string, ttl: number, cluster = false) {
-    client.defineCommand("celeriacChordClaim", { lua: CLAIM_SCRIPT, numberOfKeys: 3 });
+  constructor(
+    client: RedisClient,
+    prefix: string,
+    ttl: number,
+    cluster: boolean,
+    metas: ChordMetas,
+  ) {
+    client.defineCommand("celeriacChordClaim", { lua: CLAIM_SCRIPT });
     this.#client = client as RedisClient & Scripted;
     this.#prefix = prefix;
     this.#ttl = ttl;
     this.#cluster = cluster;
+    this.#metas = metas;
   }
 
   /** The key of a saved group (and the stem of the chord keys). */
@@ -149,9 +175,10 @@ export class RedisChords {
   /**
    * ZADD the member, then ZCOUNT / GET `.t` / GET `.s` (and EXPIRE) in the
    * same MULTI; the caller that makes the count equal size + delta gets the
-   * members (ZRANGE, header order).
+   * members (ZRANGE, header order). A spoiled key fails the chord, with
+   * what `failure` gives stored by the claim (see {@link RedisChords.#spoiled}).
    */
-  async partReturn(part: ChordPart): Promise<ChordMember[] | null> {
+  async partReturn(part: ChordPart, failure?: ChordFailure): Promise<ChordMember[] | null> {
     const stem = this.key(part.groupId);
     const member = encodeChordMember(part.taskId, part.state, part.resultJson);
     const m = this.#client.multi()
@@ -173,6 +200,7 @@ export class RedisChords {
       const suffix = JOIN_KEYS[i];
       return await this.#spoiled(
         part,
+        failure,
         suffix,
         { how: "type", read: suffix === ".j" ? "zset" : "string" },
         new ProtocolError(
@@ -189,11 +217,11 @@ export class RedisChords {
     const raw = replies[3][1] as string | null;
     const delta = rawDelta === null ? 0 : storedCount(stem + ".t", rawDelta);
     if (delta instanceof ProtocolError) {
-      return await this.#spoiled(part, ".t", { how: "value", read: rawDelta! }, delta);
+      return await this.#spoiled(part, failure, ".t", { how: "value", read: rawDelta! }, delta);
     }
     const size = raw === null ? null : storedCount(stem + ".s", raw);
     if (size instanceof ProtocolError) {
-      return await this.#spoiled(part, ".s", { how: "value", read: raw! }, size);
+      return await this.#spoiled(part, failure, ".s", { how: "value", read: raw! }, size);
     }
     if (size === null) {
       // Normal for a chord a Python client applied: Celery stores the size as it sends the
@@ -215,6 +243,7 @@ export class RedisChords {
       } catch (err) {
         return await this.#spoiled(
           part,
+          failure,
           ".j",
           { how: "member", read: text },
           new ProtocolError(
@@ -232,25 +261,37 @@ export class RedisChords {
 
   /**
    * A join that found key `suffix` spoiled: claim the failure ({@link CLAIM_SCRIPT}:
-   * DEL the chord's keys while that key is still spoiled as `spoil` says) and
+   * DEL the chord's keys while that key is still spoiled as `spoil` says,
+   * storing the metas `failure` makes from `err` in the same script) and
    * throw `err` only when this claim deleted them. Members that read the
    * spoiled key at once all come here and one claim wins: the others resolve
    * `null` and the chord fails once, also when a later member's ZADD made a
    * new `.j` before their claim (which then leaves it). With `.s` gone no
-   * later member completes the join.
+   * later member completes the join. On a Cluster the metas' keys are in
+   * other slots than the chord's: they are stored just before the claim
+   * (by each member that read the key spoiled, the same FAILURE), so no
+   * crash leaves the keys gone and the chord unfailed there either.
    */
   async #spoiled(
     part: ChordPart,
+    failure: ChordFailure | undefined,
     suffix: ChordKey,
     spoil: Spoil,
     err: ProtocolError,
   ): Promise<null> {
     const stem = this.key(part.groupId);
+    const entries = failure?.(err) ?? [];
+    if (this.#cluster) await this.#metas.store(entries);
+    const metas = this.#cluster ? [] : entries;
     const claimed = await this.#client.celeriacChordClaim(
+      CLAIM_KEYS.length + metas.length,
       ...CLAIM_KEYS.map((k) => stem + k),
+      ...metas.map((e) => this.#metas.key(e.taskId)),
       String(CLAIM_KEYS.indexOf(suffix) + 1),
       spoil.how,
       spoil.read,
+      String(this.#ttl),
+      ...metas.map((e) => e.meta),
     );
     if (Number(claimed) === 1) throw err;
     log.debug(

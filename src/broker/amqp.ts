@@ -27,6 +27,9 @@
  *   long as its channel lives, so `visibilityTimeout` is `null` and
  *   `extend()` does nothing.
  *
+ * Its options, and how the URL's query parameters win over them, are in
+ * `amqp_options.ts`.
+ *
  * @module
  */
 
@@ -35,19 +38,14 @@ import type { Message } from "../protocol/message.ts";
 import { HeldChannel } from "./amqp_channel.ts";
 import { AmqpConnection, isChannelError } from "./amqp_connection.ts";
 import { consumeAcrossReconnects } from "./amqp_consume.ts";
-import type { BackoffOptions } from "./amqp_state.ts";
 import { Declarations } from "./amqp_declare.ts";
 import { ParkedScans, parkRejections } from "./amqp_parked.ts";
 import { AmqpPublisher } from "./amqp_publish.ts";
 import { addRevoked, listRevoked } from "./amqp_revoked.ts";
 import { AmqpTaker } from "./amqp_take.ts";
-import { publishTimeoutMs } from "./amqp_url.ts";
+import { type AmqpBrokerOptions, declarationOptions, publishWaitMs } from "./amqp_options.ts";
 import { brokerClosed, checkQueueName } from "./errors.ts";
-import {
-  exchangeDeclaration,
-  type QueueType,
-  subscriberQueueDeclaration,
-} from "./amqp_topology.ts";
+import { exchangeDeclaration, subscriberQueueDeclaration } from "./amqp_topology.ts";
 import type {
   Broker,
   Delivery,
@@ -66,72 +64,6 @@ import { checkTakeArguments } from "./deliveries.ts";
 import { unlessAborted } from "./sleep.ts";
 
 const log = getLogger(["celeriac", "broker", "amqp"]);
-
-/**
- * Options of {@link openAmqpBroker}; URL query parameters win over them.
- *
- * @example Priority queues, as Celery's `task_queue_max_priority = 10`
- * ```ts
- * import { type AmqpBrokerOptions, openAmqpBroker } from "@celeriac/celeriac/transports";
- * const options: AmqpBrokerOptions = { maxPriority: 10, publishTimeout: 10 };
- * // amqp://...?max_priority=10 in the URL would do the same
- * const connect = (url: string) => openAmqpBroker(url, options);
- * ```
- */
-export interface AmqpBrokerOptions {
-  /**
-   * Declare task queues with `x-max-priority` (Celery
-   * `task_queue_max_priority`). Must match how the queues already exist.
-   * Default: none.
-   */
-  maxPriority?: number;
-  /** Seconds `publish()` waits for a lost connection to come back. Default 30. */
-  publishTimeout?: number;
-  /**
-   * Seconds a listing or requeue of parked messages waits for another
-   * process's to end (one at a time per vhost), counted from when it was
-   * asked for (a call queued behind this broker's own included), before it
-   * rejects with a `ParkedScanBusyError`. Default 30.
-   */
-  parkedScanWait?: number;
-  /** Reconnection delays. */
-  backoff?: BackoffOptions;
-  /** Connection name shown by RabbitMQ. Default `celeriac-broker`. */
-  connectionName?: string;
-  /**
-   * Aborts opening: what was opened is closed and the open rejects with
-   * the signal's reason (at once, opening nothing, when it already
-   * aborted). Default: none.
-   */
-  signal?: AbortSignal;
-  /**
-   * Type of the task queues Celeriac declares (Celery 5.5
-   * `task_default_queue_type`; URL `queue_type`). Queues that already exist
-   * keep their type. Default `classic`.
-   */
-  queueType?: QueueType;
-  /** Types of particular queues, over `queueType` (URL `quorum_queues=a,b`). */
-  queueTypes?: Record<string, QueueType>;
-  /**
-   * Exchange type of task queues (Celery `task_default_exchange_type`; URL
-   * `exchange_type`). Native delayed delivery needs `topic`. Default `direct`.
-   */
-  exchangeType?: "direct" | "topic";
-  /**
-   * `x-delivery-limit` of quorum task queues (URL `delivery_limit`): a
-   * message returned this many times (its worker died, or it was
-   * requeued) is dead-lettered to `celeriac.parked` instead of delivered
-   * forever. Python workers sharing the queue must declare the same
-   * arguments. Default none.
-   */
-  deliveryLimit?: number;
-  /**
-   * Type of the 28 native delayed delivery queues (Celery
-   * `broker_native_delayed_delivery_queue_type`; URL `delay_queue_type`).
-   * Default `quorum`.
-   */
-  delayQueueType?: QueueType;
-}
 
 /** A subscription's name for its own queue when the subscriber gives none. */
 function defaultSubscriberQueue(exchange: string): string {
@@ -175,20 +107,11 @@ export class AmqpBroker implements Broker {
       name: options.connectionName ?? "celeriac-broker",
       backoff: options.backoff,
     });
-    const u = this.#conn.url;
-    const publishTimeout = u.publishTimeout ?? options.publishTimeout ?? 30;
-    this.#declarations = new Declarations({
-      maxPriority: u.maxPriority ?? options.maxPriority,
-      queueType: u.queueType ?? options.queueType,
-      queueTypes: { ...options.queueTypes, ...u.queueTypes },
-      exchangeType: u.exchangeType ?? options.exchangeType,
-      deliveryLimit: u.deliveryLimit ?? options.deliveryLimit,
-      delayQueueType: u.delayQueueType ?? options.delayQueueType,
-    });
+    this.#declarations = new Declarations(declarationOptions(this.#conn.url, options));
     this.#publisher = new AmqpPublisher({
       connection: this.#conn,
       declarations: this.#declarations,
-      publishTimeoutMs: publishTimeoutMs(publishTimeout, `publishTimeout ${publishTimeout}`),
+      publishTimeoutMs: publishWaitMs(this.#conn.url, options),
       closing: this.#closing.signal,
     });
     this.#taker = new AmqpTaker(this.#conn, this.#declarations, this.#closing.signal);

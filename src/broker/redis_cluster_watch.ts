@@ -17,6 +17,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Cluster, Redis } from "ioredis";
 import calculateSlot from "cluster-key-slot";
 import { CLOSED } from "./redis_failures.ts";
+import { clusterState } from "./redis_cluster_state.ts";
 
 const log = getLogger(["celeriac", "redis"]);
 
@@ -25,23 +26,6 @@ const REMIND_EVERY_MS = 30_000;
 
 /** How long after a slot refresh that shows new masters another is asked for, to confirm them, ms. */
 const CONFIRM_AFTER_MS = 1_000;
-
-/** A cluster as this process last saw it. */
-interface ClusterState {
-  /** Its masters (`host:port`, sorted), as last said (or first seen). */
-  masters?: string;
-  /** The masters of the last slot refresh (a new set is said once two refreshes in a row agree). */
-  seen?: string;
-  /** When each node now unreachable was last said so (`Date.now()`), until a connection to it is ready. */
-  readonly down: Map<string, number>;
-  /** Whether a node serves slots without a replica (the last slot refresh of a connection). */
-  lone?: (node: string) => boolean;
-  /** The master serving a slot (the last slot refresh of a connection); undefined: not known. */
-  owner?: (slot: number) => string | undefined;
-}
-
-/** Clusters by their start nodes, shared by the connections of this process. */
-const clusters = new Map<string, ClusterState>();
 
 /**
  * Log a cluster connection's unreachable nodes and master changes once per
@@ -57,14 +41,9 @@ const clusters = new Map<string, ClusterState>();
  * @param failoverWaitMs how long failed commands are sent again (said in the warning)
  */
 export function watchClusterNodes(client: Cluster, key: string, failoverWaitMs: number): void {
-  let state = clusters.get(key);
-  if (!state) {
-    state = { down: new Map() };
-    clusters.set(key, state);
-  }
-  const known = state;
+  const known = clusterState(key);
   known.lone = (node) => withoutReplica(client, node);
-  known.owner = (slot) => client.slots[slot]?.[0];
+  known.ownerOfKey = (k) => client.slots[keySlot(k)]?.[0];
   client.on("node error", (err: Error, node: string) => {
     // A single server among the start nodes is not down: the failed connect says what it is.
     if (CLOSED.test(err.message) || /cluster support disabled/.test(err.message)) return;
@@ -128,38 +107,6 @@ export function watchClusterNodes(client: Cluster, key: string, failoverWaitMs: 
     known.masters = masters;
     log.warn("Redis Cluster masters are now {masters} (were {previous})", { masters, previous });
   });
-}
-
-/**
- * Whether the master of a command's slot is known unreachable (a
- * connection to it failed and none was ready since) and serves slots
- * without a replica: commands to its slots cannot succeed until it is back,
- * so sending them again for the failover wait only delays their failure.
- * That master is `node` when the error named it; otherwise the master the
- * last slot refresh gives for the slot of one of `keys`. With neither (or
- * a slot whose master is not known) it is false: the command is sent again.
- *
- * @example
- * ```ts
- * import { isLoneMasterDown } from "./redis_cluster_watch.ts";
- * isLoneMasterDown("127.0.0.1:7000,127.0.0.1:7001", { node: "127.0.0.1:7002" }); // false: not watched
- * ```
- *
- * @param key the cluster's start nodes, as given to {@link watchClusterNodes}
- * @param where `node` (`host:port`) named by the error, or the command's `keys`
- * @returns true when that master is down with no replica to take over
- */
-export function isLoneMasterDown(
-  key: string,
-  where: { node?: string; keys?: readonly string[] },
-): boolean {
-  const state = clusters.get(key);
-  if (!state?.lone) return false;
-  const lone = state.lone;
-  const down = (node: string | undefined) =>
-    node !== undefined && state.down.has(node) && lone(node);
-  if (where.node !== undefined) return down(where.node);
-  return (where.keys ?? []).some((k) => down(state.owner?.(keySlot(k))));
 }
 
 /**

@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { Early } from "./redis_early.ts";
+
 /**
  * Milliseconds after an early hand-out by which its take script is sent
  * even if neither the next take nor a settling of the delivery sent it: a
@@ -20,6 +22,35 @@
  * ```
  */
 export const RECORD_WITHIN_MS = 200;
+
+/**
+ * The lone early hand-out of a taker whose take script has not been sent:
+ * a task acknowledged as it starts, on an idle worker (a sequential round
+ * trip's), is acknowledged straight from the consumer's claim list, with an
+ * `LREM` of its very element, instead of recorded in `unacked` by the take
+ * script and removed again right behind it (two scripts that cost Redis ~80
+ * µs per round trip, at the moment the task's result store queues behind
+ * them). The claim list is the consumer's own and no take script has read it
+ * since the wait (the next take sends the waiting one first, and the
+ * acknowledgement then goes behind it): the element is there unless a sweep
+ * returned it to its queue, for another consumer, which the `LREM` finding
+ * nothing means, as a take script that does not record an early delivery does.
+ *
+ * @example
+ * ```ts ignore
+ * const claim: DeferredClaim = { early, list: "celery", lists: ["celery"], claimedBefore: 3 };
+ * ```
+ */
+export interface DeferredClaim {
+  /** The early delivery. */
+  readonly early: Early;
+  /** The list its wait claimed it from. */
+  readonly list: string;
+  /** The wait's lists. */
+  readonly lists: string[];
+  /** Claims counted (over every watcher) when it was handed out. */
+  readonly claimedBefore: number;
+}
 
 /**
  * Sends a take script given the max of the take that sends it, or null when
@@ -43,7 +74,7 @@ export type SendTake = (max: number | null) => Promise<void>;
  * ```ts ignore
  * import { DeferredTake } from "./redis_deferred_take.ts";
  * const deferred = new DeferredTake(() => sendDeferred());
- * deferred.defer((next) => record(next));
+ * deferred.defer((next) => record(next), { early, list, lists, claimedBefore });
  * const send = deferred.take(); // the script to send now, or null
  * deferred.stop();
  * ```
@@ -51,6 +82,8 @@ export type SendTake = (max: number | null) => Promise<void>;
 export class DeferredTake {
   /** The take script before it is sent. */
   #send: SendTake | null = null;
+  /** The early hand-out of that take script, while it waits. */
+  #claim: DeferredClaim | null = null;
   /** When that take script was deferred (`performance.now()`), while it waits. */
   #at = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -65,26 +98,34 @@ export class DeferredTake {
     this.#onDue = onDue;
   }
 
+  /** The early hand-out whose take script waits, or null. */
+  get claim(): DeferredClaim | null {
+    return this.#claim;
+  }
+
   /**
    * Defer the take script of an early hand-out, arming the timer unless it is.
    *
    * @param send sends the take script
+   * @param claim the early hand-out it records
    */
-  defer(send: SendTake): void {
+  defer(send: SendTake, claim: DeferredClaim): void {
     this.#send = send;
+    this.#claim = claim;
     this.#at = performance.now();
     this.#timer ??= setTimeout(() => this.#onTimer(), RECORD_WITHIN_MS);
   }
 
   /**
-   * The waiting take script, which the caller sends; nothing waits
-   * afterwards.
+   * The waiting take script, which the caller sends (or drops: its early
+   * hand-out was acknowledged otherwise); nothing waits afterwards.
    *
    * @returns it, or null when none waits
    */
   take(): SendTake | null {
     const send = this.#send;
     this.#send = null;
+    this.#claim = null;
     return send;
   }
 

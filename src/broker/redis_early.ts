@@ -5,7 +5,10 @@
  * waits; a take that does not record it (restored or settled meanwhile)
  * makes it another consumer's, with nothing left to settle. An early
  * acknowledgement goes right behind the take script on the same
- * connection, guarded by {@link ACK_TAKEN_SCRIPT}.
+ * connection, guarded by {@link ACK_TAKEN_SCRIPT}; a lone one whose take
+ * script was not sent yet is acknowledged with an `LREM` of its claim
+ * instead (redis_take.ts), and parked afterwards re-encoded, as one
+ * acknowledged the usual way is.
  *
  * @module
  */
@@ -59,6 +62,13 @@ export class EarlyDeliveries {
   /** Early deliveries their take did not record: nothing of them to settle. */
   readonly #gone = new WeakSet<Delivery>();
   #anyGone = false;
+  /**
+   * Early deliveries acknowledged straight from their claim list, never in
+   * `unacked` (see {@link EarlyDeliveries.ackedClaim}): nothing of them to
+   * acknowledge, requeue or renew, but parked when rejected.
+   */
+  readonly #ackedAtIntake = new WeakSet<Delivery>();
+  #anyAckedAtIntake = false;
   /**
    * Early deliveries whose take script was given up (not answered within the
    * outage limit), with why: settling them fails at once.
@@ -143,12 +153,17 @@ export class EarlyDeliveries {
    * `unacked` entries do not exist before); null when none of them waits.
    *
    * @param deliveries deliveries of this taker
+   * @param parking keep those acknowledged at intake (see {@link EarlyDeliveries.ackedAtIntake}),
+   *   which a park re-encodes; else they are left out, with nothing of them to settle
    * @returns a promise of those left to settle once all are recorded (not
    *   one its take did not record), rejected when the taker closed first or
    *   the take script of one was given up (also before this call: see
    *   {@link EarlyDeliveries.giveUp}); or null
    */
-  settleable(deliveries: readonly Delivery[]): Promise<readonly Delivery[]> | null {
+  settleable(
+    deliveries: readonly Delivery[],
+    parking = false,
+  ): Promise<readonly Delivery[]> | null {
     if (this.#anyGivenUp) {
       for (const d of deliveries) {
         const err = this.#givenUp.get(d);
@@ -162,11 +177,26 @@ export class EarlyDeliveries {
         if (e) (waits ??= []).push(e.recorded);
       }
     }
-    const left = () => deliveries.filter((d) => !this.#gone.has(d));
+    const out = (d: Delivery) => this.#gone.has(d) || (!parking && this.#ackedAtIntake.has(d));
+    const left = () => deliveries.filter((d) => !out(d));
     if (waits) return Promise.all(waits).then(left);
-    return this.#anyGone && deliveries.some((d) => this.#gone.has(d))
+    return (this.#anyGone || (!parking && this.#anyAckedAtIntake)) && deliveries.some(out)
       ? Promise.resolve(left())
       : null;
+  }
+
+  /**
+   * Whether `delivery` was acknowledged at intake, straight from its claim
+   * list ({@link EarlyDeliveries.ackedClaim}): no `unacked` entry is its own
+   * (one under its tag is another consumer's: the same message routed to
+   * another queue), and parking it re-encodes it from what was decoded and
+   * leaves `unacked` alone.
+   *
+   * @param delivery a delivery of this taker
+   * @returns true when it was
+   */
+  ackedAtIntake(delivery: Delivery): boolean {
+    return this.#anyAckedAtIntake && this.#ackedAtIntake.has(delivery);
   }
 
   /**
@@ -213,6 +243,26 @@ export class EarlyDeliveries {
     );
     for (let i = 0; i < early.length; i++) if (acked[i] !== 1) rest.push(early[i].delivery);
     return rest;
+  }
+
+  /**
+   * The `LREM` of `early` from its claim list, before any take script read
+   * it, answered: it removed the element (acknowledged: a later park of the
+   * delivery re-encodes it, see {@link EarlyDeliveries.ackedAtIntake}), or
+   * found it gone (a sweep returned it to its queue, for another consumer:
+   * nothing of it is left to settle, as when its take did not record it).
+   *
+   * @param early the early delivery
+   * @param removed whether the `LREM` removed it
+   */
+  ackedClaim(early: Early, removed: boolean): void {
+    const e = this.#find(early.raw);
+    if (e !== early) return;
+    if (removed) {
+      this.#ackedAtIntake.add(e.delivery);
+      this.#anyAckedAtIntake = true;
+    }
+    this.#settle(e, !removed);
   }
 
   /**

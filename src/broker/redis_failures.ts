@@ -6,7 +6,7 @@
  * @module
  */
 
-import { deniedLookup, deniedPermission } from "./errors.ts";
+import { deniedLookup, deniedPermission } from "./denied.ts";
 import {
   commandTimeoutOf,
   DEFAULT_COMMAND_TIMEOUT_MS,

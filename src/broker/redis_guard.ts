@@ -15,7 +15,7 @@ import {
   isConnectionFailure,
   TIMED_OUT,
 } from "./redis_failures.ts";
-import { isLoneMasterDown } from "./redis_cluster_watch.ts";
+import { isLoneMasterDown } from "./redis_cluster_state.ts";
 import { failoverWaitOf, parseRedisUrl } from "./redis_url.ts";
 import { sleep } from "./sleep.ts";
 

@@ -158,7 +158,7 @@ export class RedisSettler {
    */
   async reject(rejections: readonly Rejection[]): Promise<readonly Rejection[]> {
     if (rejections.length === 0) return rejections;
-    const settleable = this.#taker.settleable(rejections.map((r) => r.delivery));
+    const settleable = this.#taker.settleable(rejections.map((r) => r.delivery), true);
     if (settleable) {
       const left = new Set(await settleable);
       rejections = rejections.filter((r) => left.has(r.delivery));
@@ -188,9 +188,15 @@ export class RedisSettler {
     return rejections;
   }
 
-  /** The tags and parked entries of some rejections, each message read from its `unacked` entry. */
+  /**
+   * The tags and parked entries of some rejections, each message read from its `unacked` entry.
+   * One acknowledged at intake, straight from its claim list, has no entry of its own (one under
+   * its tag is another consumer's): it is re-encoded, with no tag for the park to remove.
+   */
   async #parkEntries(rejections: readonly Rejection[]): Promise<[string, string][]> {
-    const tags = rejections.map((r) => r.delivery.deliveryTag);
+    const tags = rejections.map((r) =>
+      this.#taker.ackedAtIntake(r.delivery) ? "" : r.delivery.deliveryTag
+    );
     const entries = await this.#scope.client.hmget(this.#k("unacked"), ...tags);
     return rejections.map((r, i) => {
       const entry = entries[i];

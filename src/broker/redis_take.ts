@@ -19,12 +19,14 @@ import type { Delivery } from "./port.ts";
 import { BrokerConnectionError } from "./errors.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { rotatedLists } from "./redis_keys.ts";
+import { claimList } from "./redis_claims.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
-import { DeferredTake } from "./redis_deferred_take.ts";
+import { type DeferredClaim, DeferredTake } from "./redis_deferred_take.ts";
 import { toDelivery } from "./redis_bodies.ts";
 import { TakeScript } from "./redis_take_script.ts";
 import { ClaimWatchers } from "./redis_watchers.ts";
 import { TakeStash } from "./redis_take_stash.ts";
+import type { RespScripts } from "./resp_scripts.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -183,11 +185,26 @@ export class RedisTaker {
    * their take script if it waits): see `EarlyDeliveries.settleable`.
    *
    * @param deliveries deliveries this taker handed out
+   * @param parking keep those acknowledged at intake ({@link RedisTaker.ackedAtIntake})
    * @returns a promise of those left to settle, or null when none waits
    */
-  settleable(deliveries: readonly Delivery[]): Promise<readonly Delivery[]> | null {
+  settleable(
+    deliveries: readonly Delivery[],
+    parking = false,
+  ): Promise<readonly Delivery[]> | null {
     if (this.#early.size > 0) this.#sendDeferred();
-    return this.#early.settleable(deliveries);
+    return this.#early.settleable(deliveries, parking);
+  }
+
+  /**
+   * Whether `delivery` was acknowledged at intake, straight from its claim
+   * list: see `EarlyDeliveries.ackedAtIntake`.
+   *
+   * @param delivery a delivery this taker handed out
+   * @returns true when it was
+   */
+  ackedAtIntake(delivery: Delivery): boolean {
+    return this.#early.ackedAtIntake(delivery);
   }
 
   /**
@@ -217,10 +234,49 @@ export class RedisTaker {
   ): Promise<readonly Delivery[]> {
     const resp = this.#scope.resp;
     if (!resp || this.#early.size === 0) return Promise.resolve(deliveries);
+    const lone = this.#deferred.claim;
+    if (lone !== null && this.#early.size === 1 && deliveries.includes(lone.early.delivery)) {
+      return this.#ackClaim(resp, lone, deliveries);
+    }
     // Framed in this turn, in this order: the take script (unless out already), then the acks.
     this.#sendDeferred();
     const record = this.#script.recordKey;
     return this.#early.ackBehindTake(resp, deliveries, index, unacked, record);
+  }
+
+  /**
+   * Acknowledge the lone early hand-out whose take script waits (see
+   * {@link DeferredClaim}) with an `LREM` of its element from its claim
+   * list, whether every list of the wait is empty asked right behind it (see
+   * {@link RedisTaker.#record}). When the `LREM` fails (it may or may not
+   * have run), the take script goes after all: it records the element or
+   * finds it gone, and the delivery is acknowledged the usual way.
+   */
+  #ackClaim(
+    resp: RespScripts,
+    claim: DeferredClaim,
+    deliveries: readonly Delivery[],
+  ): Promise<readonly Delivery[]> {
+    this.#deferred.take();
+    const { early, list, lists, claimedBefore } = claim;
+    const key = this.#scope.k(claimList(this.#watchers.id, list));
+    const removing = resp.command(["LREM", key, "-1", early.raw], Number);
+    const empty = this.#script.emptyBehind(lists);
+    let left = deliveries.filter((d) => d !== early.delivery);
+    const done = (async () => {
+      let removed: number;
+      try {
+        removed = await removing;
+      } catch {
+        left = [...deliveries];
+        await this.#record(early, [], 2, list, claimedBefore, lists);
+        return;
+      }
+      this.#early.ackedClaim(early, removed > 0);
+      if (empty !== null && await empty) this.#emptyAt = claimedBefore;
+    })().finally(() => this.#background = null);
+    this.#background = done;
+    return done.then(() => left);
   }
 
   /**
@@ -283,6 +339,7 @@ export class RedisTaker {
           ? this.#record(early, lists, Math.max(2, next + 1), list, claimedBefore)
           : this.#record(early, [], 2, list, claimedBefore, lists))
           .finally(() => this.#background = null),
+      { early, list, lists, claimedBefore },
     );
     return [d];
   }

@@ -8,7 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { ResultBackend } from "../backend/port.ts";
+import type { ResultBackend, StoreEntry } from "../backend/port.ts";
 import { VALUES_PER_COMMAND } from "../broker/chunks.ts";
 import { BatchPublishError, ExchangeNotFoundError } from "../broker/errors.ts";
 import type { Publication, PublishTarget } from "../broker/port.ts";
@@ -237,18 +237,11 @@ function asException(v: unknown): ExceptionInfo {
 }
 
 /**
- * Fail a chord's body with `exc` (a `ChordError`): its FAILURE is stored,
- * and so are those of the chain steps after it; an outer chord it is a
- * member of joins as failed; the body's errbacks are sent.
+ * The entries that fail a chord's body with `exc` (a `ChordError`): its
+ * FAILURE, and those of the chain steps after it.
  */
-async function failChord(j: ChordJoin, exc: ExceptionInfo, io: CanvasIo): Promise<void> {
-  const backend = io.backend!;
-  const now = new Date();
+function chordFailures(j: ChordJoin, exc: ExceptionInfo): StoreEntry[] {
   const bodyId = planCanvas(j.body, { args: [[]] }).result.id;
-  log.warn("Chord {group} failed: {message}", {
-    group: j.part.groupId,
-    message: exc.exc_message[0],
-  });
   const failure = {
     ...failureEntry(bodyId, exc, `celery.exceptions.ChordError: ${exc.exc_message[0]}\n`),
     // rpc:// sends a state only to the reply queue of the client that applied the chord.
@@ -258,7 +251,39 @@ async function failChord(j: ChordJoin, exc: ExceptionInfo, io: CanvasIo): Promis
   // those steps will never run, so they fail too (as after a failed step).
   const rest = j.body.options?.chain;
   const after = chainSteps({ chain: Array.isArray(rest) ? rest : null });
-  await backend.store([failure, ...chainFailures(after, failure.meta)]);
+  return [failure, ...chainFailures(after, failure.meta)];
+}
+
+/** The `ChordError` a join error fails a chord with, as Celery's "Join error". */
+function joinError(err: ProtocolError): ExceptionInfo {
+  return {
+    exc_type: "ChordError",
+    exc_message: [`Join error: ${err.message}`],
+    exc_module: "celery.exceptions",
+  };
+}
+
+/**
+ * Fail a chord's body with `exc` (a `ChordError`): its FAILURE is stored
+ * (unless `stored`: the backend's join stored it with its claim), and so
+ * are those of the chain steps after it; an outer chord it is a member of
+ * joins as failed; the body's errbacks are sent.
+ */
+async function failChord(
+  j: ChordJoin,
+  exc: ExceptionInfo,
+  io: CanvasIo,
+  stored = false,
+): Promise<void> {
+  const backend = io.backend!;
+  const now = new Date();
+  const bodyId = planCanvas(j.body, { args: [[]] }).result.id;
+  log.warn("Chord {group} failed: {message}", {
+    group: j.part.groupId,
+    message: exc.exc_message[0],
+  });
+  if (!stored) await backend.store(chordFailures(j, exc));
+  const rest = j.body.options?.chain;
   // A nested chord's body (or a chain step after it) is a member of the outer chord.
   const outer = [j.body, ...(Array.isArray(rest) ? rest as SignatureDict[] : [])];
   const more = failedMemberJoins(outer, pyJsonDumps(exc), j.parent);
@@ -328,17 +353,20 @@ export async function joinChords(joins: readonly ChordJoin[], io: CanvasIo): Pro
       continue;
     }
     let members;
+    // Stored by the backend with the claim of a spoiled join, so that a worker dying right
+    // after it leaves the chord failed; a join that rejects after asking for them stored them.
+    let stored = false;
+    const failure = (err: ProtocolError) => {
+      stored = true;
+      return chordFailures(j, joinError(err));
+    };
     try {
-      members = await backend.chordPartReturn(j.part);
+      members = await backend.chordPartReturn(j.part, failure);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       // Join keys another tool wrote: the body fails, as Celery's "Join error", so its waiters hear;
       // the keys go, so the later members do not fail it again.
-      await failChord(j, {
-        exc_type: "ChordError",
-        exc_message: [`Join error: ${err.message}`],
-        exc_module: "celery.exceptions",
-      }, io);
+      await failChord(j, joinError(err), io, stored);
       await backend.chordCleanup?.(j.part.groupId);
       continue;
     }

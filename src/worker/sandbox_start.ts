@@ -5,7 +5,8 @@
  * terminals, unless it was started with `--no-prompt` or `DENO_NO_PROMPT`;
  * the asking task waits for the answer, and a yes grants its Web Worker what
  * its sandbox denies. A process cannot turn prompts off once started, so the
- * worker says so at start-up.
+ * worker says so at start-up. Also the groups a pool starts its Web
+ * Workers in ({@link sandboxGroups}).
  *
  * @module
  */
@@ -13,9 +14,11 @@
 import { getLogger } from "@logtape/logtape";
 import { grantedNow } from "../client/runtime.ts";
 import type { Group } from "./pool_member.ts";
-import { ungrantedPermission } from "./sandboxes.ts";
+import { moduleDirs, type Sandbox, spawnPermissions, ungrantedPermission } from "./sandboxes.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
+
+const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tasks: [] };
 
 function noPromptSet(): boolean {
   if (grantedNow({ name: "env", variable: "DENO_NO_PROMPT" })) {
@@ -160,4 +163,36 @@ export function checkSandboxStart(groups: readonly Group[]): void {
         "PermissionDenied instead",
     );
   }
+}
+
+/**
+ * A pool's sandbox groups, with no Web Worker yet: one per sandbox (one
+ * with the process's permissions, running every task, when there is none),
+ * each with the permissions its Web Workers are spawned with. The app
+ * module's directories are looked up only when a sandbox lists the paths it
+ * may read: those its list does not cover are granted for loading the app,
+ * then revoked (`spawnPermissions`).
+ *
+ * @example
+ * ```ts ignore
+ * const groups = sandboxGroups(options.sandboxes, options.module);
+ * checkSandboxStart(groups);
+ * ```
+ *
+ * @param sandboxes the pool's sandboxes; default none
+ * @param module URL of the app module
+ * @returns the groups, in the order of `sandboxes`
+ */
+export function sandboxGroups(sandboxes: Sandbox[] | undefined, module: string): Group[] {
+  const all = sandboxes?.length ? sandboxes : [DEFAULT_SANDBOX];
+  const lists = all.some((s) =>
+    typeof s.permissions === "object" && Array.isArray(s.permissions.read)
+  );
+  const dirs = lists ? moduleDirs(module) : [];
+  return all.map((sandbox) => ({
+    sandbox,
+    spawn: spawnPermissions(sandbox.permissions, dirs, dirs.length ? Deno.cwd() : "/"),
+    members: [],
+    failures: 0,
+  }));
 }

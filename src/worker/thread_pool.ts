@@ -10,7 +10,7 @@
 import { getLogger } from "@logtape/logtape";
 import { BlockingByName, MESSAGE_BLOCKING_MS, messagesOf, spreadLead } from "./blocking_time.ts";
 import type { RunOutcome, RunRequest } from "./executor.ts";
-import { MAX_POOL_SIZE, type Pool, type PoolEvents } from "./pool.ts";
+import type { Pool, PoolEvents } from "./pool.ts";
 import {
   endMember,
   type Group,
@@ -22,22 +22,24 @@ import {
 } from "./pool_member.ts";
 import { RUNNER_URL, spawnMember } from "./member_spawn.ts";
 import { RecyclePolicy } from "./recycling.ts";
-import { moduleDirs, type Sandbox, spawnPermissions } from "./sandboxes.ts";
 import { logDeath } from "./member_death.ts";
 import { placeTask } from "./placement.ts";
 import { refusedOutcome } from "./refused_outcome.ts";
-import { checkPoolLoads, checkSandboxStart } from "./sandbox_start.ts";
+import { checkPoolLoads, checkSandboxStart, sandboxGroups } from "./sandbox_start.ts";
 import { SeqMap } from "./seq_map.ts";
 import { reportTerminate } from "./terminate_report.ts";
 import type { LeakedThread } from "./leaked_threads.ts";
 import { ThreadWatch } from "./thread_leaks.ts";
-import type { ThreadPoolOptions } from "./thread_pool_options.ts";
+import {
+  checkPoolOptions,
+  checkResize,
+  groupCount,
+  type ThreadPoolOptions,
+} from "./thread_pool_options.ts";
 import { logSoftTimeLimit, TimeLimitTimers } from "./time_limits.ts";
 import { UnreadWaits } from "./unread_posts.ts";
 
 const log = getLogger(["celeriac", "worker", "pool"]);
-
-const DEFAULT_SANDBOX: Sandbox = { key: '"inherit"', permissions: "inherit", tasks: [] };
 
 /**
  * A pool of Web Workers, each importing the app module and running many
@@ -102,22 +104,7 @@ export class ThreadPool implements Pool {
    *   {@link MAX_POOL_SIZE}, or a `leakGraceMs` that is not a number of ms > 0
    */
   constructor(options: ThreadPoolOptions, events: PoolEvents) {
-    if (!(options.size >= 1) || !(options.slots >= 1)) {
-      throw new RangeError("A pool needs at least 1 Web Worker with at least 1 slot");
-    }
-    const grace = options.leakGraceMs;
-    // A Worker checked its leakedThreadsGrace (seconds) when constructed: this is for a pool
-    // made directly (a grace <= 0 would count every terminated thread as leaked at once).
-    if (grace !== undefined && !(grace > 0 && Number.isFinite(grace))) {
-      throw new RangeError(`leakGraceMs needs a number of ms > 0, got ${grace}`);
-    }
-    const groups = options.sandboxes?.length ? options.sandboxes.length : 1;
-    if (groups * options.size > MAX_POOL_SIZE) {
-      throw new RangeError(
-        `A pool of ${groups * options.size} Web Workers is refused: it keeps at most ` +
-          `${MAX_POOL_SIZE} Web Workers (more tasks at once come from their slots, --prefetch)`,
-      );
-    }
+    checkPoolOptions(options);
     this.#options = options;
     this.#events = events;
     this.#policy = new RecyclePolicy(options.recycle);
@@ -146,8 +133,7 @@ export class ThreadPool implements Pool {
 
   /** Web Workers the pool keeps taking tasks, across its sandbox groups. */
   get concurrency(): number {
-    const groups = this.#options.sandboxes?.length ? this.#options.sandboxes.length : 1;
-    return groups * this.#options.size + this.#extra;
+    return groupCount(this.#options) * this.#options.size + this.#extra;
   }
 
   /** Web Workers of the default group that take tasks and hold none (those a shrink retires first). */
@@ -173,21 +159,8 @@ export class ThreadPool implements Pool {
    *   pool more than {@link MAX_POOL_SIZE}
    */
   resize(delta: number): void {
-    if (!Number.isInteger(delta)) {
-      throw new RangeError(`The pool grows by whole Web Workers, not ${delta}`);
-    }
     const current = this.#options.size + this.#extra;
-    if (delta > 0 && this.concurrency + delta > MAX_POOL_SIZE) {
-      throw new RangeError(
-        `Cannot grow the pool by ${delta}: it has ${this.concurrency} Web Worker(s) and keeps at ` +
-          `most ${MAX_POOL_SIZE} Web Workers`,
-      );
-    }
-    if (current + delta < 1) {
-      throw new RangeError(
-        `Cannot shrink the pool by ${-delta}: it has ${current} Web Worker(s) and keeps at least 1`,
-      );
-    }
+    checkResize(delta, current, this.concurrency);
     this.#extra += delta;
     const g = this.#groups[0];
     if (!g || this.#closed) return;
@@ -205,17 +178,7 @@ export class ThreadPool implements Pool {
   }
 
   async start(): Promise<void> {
-    const sandboxes = this.#options.sandboxes?.length ? this.#options.sandboxes : [DEFAULT_SANDBOX];
-    const lists = sandboxes.some((s) =>
-      typeof s.permissions === "object" && Array.isArray(s.permissions.read)
-    );
-    const dirs = lists ? moduleDirs(this.#options.module) : [];
-    this.#groups = sandboxes.map((sandbox) => ({
-      sandbox,
-      spawn: spawnPermissions(sandbox.permissions, dirs, dirs.length ? Deno.cwd() : "/"),
-      members: [],
-      failures: 0,
-    }));
+    this.#groups = sandboxGroups(this.#options.sandboxes, this.#options.module);
     for (const g of this.#groups) for (const t of g.sandbox.tasks) this.#groupOf.set(t, g);
     checkPoolLoads(RUNNER_URL, this.#options.module);
     checkSandboxStart(this.#groups);
