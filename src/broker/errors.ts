@@ -218,7 +218,8 @@ export function checkQueueName(queue: unknown, method: string, defaultQueue?: st
 }
 
 /**
- * The error of a take on a broker that was closed: trying again cannot help
+ * The error of a take (or another call) on a broker that was closed, also
+ * one the close cut short: trying again cannot help
  * (`transient` false), so a worker whose app closed its broker under it
  * stops, saying so, instead of taking again and again.
  *
@@ -231,10 +232,11 @@ export function checkQueueName(queue: unknown, method: string, defaultQueue?: st
  *
  * @param url the broker's URL (its password is masked in the message)
  * @param reopen how to open a new one, e.g. `openKvBroker()`
+ * @param cause what the call met when the broker closed under it (default none)
  * @returns the error to reject with
  */
-export function brokerClosed(url: string, reopen: string): BrokerConnectionError {
-  return new BrokerConnectionError(url, undefined, {
+export function brokerClosed(url: string, reopen: string, cause?: unknown): BrokerConnectionError {
+  return new BrokerConnectionError(url, cause, {
     reason: "this broker was closed",
     hint: `Open a new one with ${reopen}, and close an app only after its worker stopped`,
     transient: false,
