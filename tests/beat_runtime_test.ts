@@ -351,3 +351,25 @@ Deno.test("beat: a standby beat opens the app's broker at start, before it leads
     await close();
   }
 });
+
+Deno.test("beat: the start line shows the store's query (its key prefix)", async () => {
+  // It showed redis://…/9 without ?global_keyprefix=, though every key was prefixed.
+  const logs = await captureLogs("info");
+  const dir = await Deno.makeTempDir();
+  const { app } = capturingApp({
+    broker: `kv://${dir}/b.sqlite?prefix=pre_`,
+  });
+  const beat = new Beat({ app, leaseTime: 2, maxInterval: 0.2 });
+  try {
+    await beat.start();
+    const line = logs.map((r) => r.message.map(String).join("")).find((m) =>
+      m.startsWith("beat: Starting")
+    );
+    assert.match(line ?? "", /store kv:\/\/.*\/b\.sqlite\?prefix=pre_$/);
+  } finally {
+    await beat.stop();
+    await app.close();
+    await reset();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -18,6 +18,7 @@ import { decodeRunState, encodeRunState } from "./run_state.ts";
 import type { RunState } from "./schedules.ts";
 import { MAX_TIMER_MS } from "../broker/long_timeout.ts";
 import { sleep } from "../broker/sleep.ts";
+import { maskPassword } from "../broker/errors.ts";
 
 const log = lazyLogger(["celeriac", "beat"]);
 
@@ -180,7 +181,8 @@ export class Beat {
       hostname: this.hostname,
       count: entries.length,
       lease: this.#leaseMs / 1000,
-      store: this.#givenStore ? "(given)" : safeUrl(this.#app.config.beatStore ?? ""),
+      // Its query stays (global_keyprefix= is where the keys are), passwords masked.
+      store: this.#givenStore ? "(given)" : maskPassword(this.#app.config.beatStore ?? ""),
     });
     this.#finished = this.#loop();
   }
@@ -412,11 +414,6 @@ export class Beat {
  */
 function nextRunText(nextRun: number | null): string {
   return nextRun === null ? "never" : new Date(Math.max(nextRun, Date.now())).toISOString();
-}
-
-/** A URL for a log line: every password masked, no query (it may hold a sentinel_password). */
-function safeUrl(url: string): string {
-  return url.replace(/\?.*$/, "").replace(/(\/\/[^:/@;,]*:)[^@/;,]*@/g, "$1***@");
 }
 
 /**
