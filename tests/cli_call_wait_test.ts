@@ -245,3 +245,24 @@ Deno.test("cli call --wait --countdown: the default timeout starts when the task
   assert.equal(given.code, NO_RESULT_EXIT, given.err);
   assert.equal(JSON.parse(given.out).timeout, 0.2, "a -t given counts from the send");
 });
+
+Deno.test("cli call: a broker down gets advice for the command line, not an app setting", async () => {
+  // It ended "… or let publishes ride out a longer outage with taskPublishRetryPolicy … (set by
+  // the app's broker option (new Celery({ broker }), app.configure() or --broker))".
+  const ran = await cli([
+    "call",
+    "tasks.add",
+    "--args",
+    "[1, 2]",
+    "--app",
+    TASKS,
+    "-b",
+    "redis://127.0.0.1:1/0",
+  ]);
+  assert.notEqual(ran.code, 0, ran.err);
+  assert.match(
+    ran.err,
+    /Cannot connect to redis:\/\/127\.0\.0\.1:1\/0: .*Check that the broker runs and the URL is right, then run call again \(set by the command line's -b\/--broker\)/,
+  );
+  assert.doesNotMatch(ran.err, /taskPublishRetryPolicy|new Celery/);
+});

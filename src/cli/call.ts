@@ -9,7 +9,7 @@
 import type { Celery } from "../client/app.ts";
 import { closestName } from "../client/closest_name.ts";
 import { BUILTIN_TASKS } from "../worker/builtins.ts";
-import { maskPassword } from "../broker/errors.ts";
+import { BrokerConnectionError, maskPassword } from "../broker/errors.ts";
 import { privateBroker } from "./inspect.ts";
 import { printOutcome, waitTimeout } from "./task_outcome.ts";
 import { UsageError } from "./exit_codes.ts";
@@ -118,6 +118,8 @@ export async function runCall(
     countdown,
     eta,
     queue: values.queue as string | undefined,
+  }).catch((err) => {
+    throw cliPublishError(err, values.broker !== undefined);
   });
   if (!values.json) console.log(r.id);
   if (unknown) console.error(unknown);
@@ -140,6 +142,23 @@ export async function runCall(
     traceback: values.traceback === true,
     later: isRpc(app) ? "" : `; it may still finish: result ${r.id}`,
     results: isRpc(app) ? undefined : maskPassword(app.config.backend ?? ""),
+  });
+}
+
+/**
+ * A publish that gave up on a broker down, with advice for the command line:
+ * the library's hint (a longer `taskPublishRetryPolicy`) is an app setting a
+ * `call` user cannot change, and its source names the app's option for `-b`.
+ */
+function cliPublishError(err: unknown, flagged: boolean): unknown {
+  if (!(err instanceof BrokerConnectionError) || !/taskPublishRetryPolicy/.test(err.hint)) {
+    return err;
+  }
+  return new BrokerConnectionError(err.url, err.cause, {
+    reason: err.reason,
+    hint: "Check that the broker runs and the URL is right, then run call again",
+    transient: err.transient,
+    source: flagged ? "the command line's -b/--broker" : err.source,
   });
 }
 
