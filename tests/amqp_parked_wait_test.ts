@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import amqp from "amqplib";
 import { openAmqpBroker } from "../src/broker/amqp.ts";
 import { SCAN_LOCK_QUEUE } from "../src/broker/amqp_scan_lock.ts";
-import { ParkedScanBusyError } from "../src/broker/errors.ts";
+import { BrokerConnectionError, ParkedScanBusyError } from "../src/broker/errors.ts";
 import { createVhost, RABBITMQ_URL, type TestVhost } from "./helpers/rabbitmq.ts";
 import { TcpProxy } from "./helpers/tcp_proxy.ts";
 import { WITHOUT_RABBITMQ } from "./helpers/services.ts";
@@ -48,13 +48,13 @@ Deno.test({
         broker.requeueParked(),
       ];
       const firedAtRejection: boolean[] = [];
-      for (const call of calls) {
-        await assert.rejects(call, (err) => {
+      await Promise.all(calls.map((call, i) =>
+        assert.rejects(call, (err) => {
           assert.ok(err instanceof ParkedScanBusyError, String(err));
-          firedAtRejection.push(timerFired);
+          firedAtRejection[i] = timerFired;
           return true;
-        });
-      }
+        })
+      ));
       clearTimeout(timer);
       assert.deepEqual(
         firedAtRejection,
@@ -81,6 +81,27 @@ Deno.test({
       assert.ok(waited >= 200, `gave up after ${waited.toFixed(0)} ms of a 200 ms wait`);
     } finally {
       await broker.close();
+    }
+  });
+});
+
+Deno.test({
+  name: "amqp parked wait: a listing the broker's close cuts short rejects as the broker closed",
+  ignore: WITHOUT_RABBITMQ,
+}, async () => {
+  // Before: it rejected with amqplib's IllegalOperationError ("Connection closing").
+  await whileLocked("parked-wait-close", async (vhost) => {
+    const broker = await openAmqpBroker(vhost.url(), { parkedScanWait: 30 });
+    const listing = broker.listParked().then(() => "listed", (err: unknown) => err);
+    await new Promise((ok) => setTimeout(ok, 300)); // it waits for the other connection's lock
+    await broker.close();
+    const outcome = await listing;
+    assert.ok(outcome instanceof BrokerConnectionError, String(outcome));
+    assert.equal(outcome.code, "BROKER_CONNECTION");
+    assert.equal(outcome.transient, false);
+    assert.match(outcome.message, /this broker was closed/);
+    for (const call of [broker.listParked(), broker.countParked(), broker.requeueParked()]) {
+      await assert.rejects(call, (err) => err instanceof BrokerConnectionError && !err.transient);
     }
   });
 });

@@ -289,14 +289,32 @@ export class AmqpBroker implements Broker {
     });
   }
 
-  /** List parked messages, oldest first (read without removing them; a message parked twice once). */
-  listParked(options: { limit?: number } = {}): Promise<ParkedMessage[]> {
-    return this.#parked.list(options.limit ?? 100);
+  /**
+   * Run `call` unless this broker was closed; a failure once it is closing (the connection
+   * closed under a wait: amqplib's "Connection closing") rejects as the broker closed.
+   */
+  async #whileOpen<T>(call: () => Promise<T>): Promise<T> {
+    const closed = (cause?: unknown) => brokerClosed(this.#conn.safeUrl, "openAmqpBroker()", cause);
+    if (this.#closing.signal.aborted) throw closed();
+    try {
+      return await call();
+    } catch (err) {
+      if (this.#closing.signal.aborted) throw closed(err);
+      throw err;
+    }
   }
 
-  /** How many copies are parked (takes no lock; those a scan holds meanwhile not counted). */
+  /** List parked messages, oldest first (read without removing them; a message parked twice once). */
+  listParked(options: { limit?: number } = {}): Promise<ParkedMessage[]> {
+    return this.#whileOpen(() => this.#parked.list(options.limit ?? 100));
+  }
+
+  /**
+   * How many copies are parked (takes no lock; those this broker's listing or requeue holds
+   * meanwhile counted, those another process's holds not).
+   */
   countParked(): Promise<number> {
-    return this.#parked.count();
+    return this.#whileOpen(() => this.#parked.count());
   }
 
   /**
@@ -306,10 +324,12 @@ export class AmqpBroker implements Broker {
    * the exclusive queue `celeriac.parked.scan-lock`), so two requeues at
    * once move such a message once; one waits up to `parkedScanWait` (from
    * the call) for the other, or for this broker's own listing or requeue
-   * ahead of it, then rejects with a `ParkedScanBusyError`.
+   * ahead of it, then rejects with a `ParkedScanBusyError`. A listing, count or requeue the
+   * broker's close cut short (or made after it) rejects with a `BrokerConnectionError`
+   * (`transient` false, "this broker was closed").
    */
   requeueParked(options: { limit?: number } = {}): Promise<number> {
-    return this.#parked.requeue(options.limit ?? 1000);
+    return this.#whileOpen(() => this.#parked.requeue(options.limit ?? 1000));
   }
 
   /** Does nothing: RabbitMQ has no visibility timeout to renew. */

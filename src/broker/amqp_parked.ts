@@ -37,6 +37,7 @@ import {
 } from "./amqp_message.ts";
 import { parkId } from "./amqp_park_id.ts";
 import type { AmqpPublisher } from "./amqp_publish.ts";
+import { ScanHold } from "./amqp_scan_hold.ts";
 import { type ScanWait, untilTurn, withScanLock } from "./amqp_scan_lock.ts";
 import { PARKED_QUEUE, parkedQueueDeclaration } from "./amqp_topology.ts";
 import type { PublishOutcome } from "./errors.ts";
@@ -128,27 +129,35 @@ async function scanParked(
   declarations: Declarations,
   session: AmqpSession,
   wait: ScanWait,
+  hold: ScanHold,
   enough: () => boolean,
   visit: (message: Message, note: ParkingNote | null, key: string | null) => Promise<boolean>,
 ): Promise<void> {
   await declarations.queueOnly(session, parkedQueueDeclaration());
   await withScanLock(session, wait, async () => {
     const held = await HeldChannel.open(session);
+    /** Read and not acknowledged: back in the queue once the channel closes. */
+    let kept = 0;
     try {
       const { messageCount } = await held.channel.checkQueue(PARKED_QUEUE);
       for (let i = 0; i < messageCount && !enough(); i++) {
-        const raw = await held.channel.get(PARKED_QUEUE, { noAck: false });
+        const raw = await hold.read(() => held.channel.get(PARKED_QUEUE, { noAck: false }));
         if (raw === false) break;
+        kept++;
         const message = fromIncoming(raw).message;
         const note = readParkingNote(message.headers);
         // From the copy itself, not its note's id: a copy parked by an earlier version has a random
         // id, or a digest that leaves out the headers (two messages that differ only there shared it).
         const key = note?.id ? await parkId(message, note) : null;
-        if (await visit(message, note, key)) held.channel.ack(raw);
+        if (await visit(message, note, key)) {
+          held.channel.ack(raw);
+          kept--;
+          hold.acknowledged();
+        }
       }
     } finally {
       // Before the lock goes: what was read and not acknowledged is back in the queue when the next scan reads it.
-      await held.close();
+      await hold.release(kept, () => held.close());
     }
   });
 }
@@ -180,6 +189,8 @@ export class ParkedScans {
   /** Park ids this broker moved back (the last {@link MOVED_KEPT}), across its requeues. */
   readonly #moved = new Set<string>();
   readonly #waitMs: number;
+  /** What the scan under way holds, for a count beside it. */
+  readonly #hold = new ScanHold();
   #last: Promise<unknown> = Promise.resolve();
 
   /**
@@ -228,13 +239,16 @@ export class ParkedScans {
    * @returns the parked messages
    */
   list(limit: number): Promise<ParkedMessage[]> {
-    return this.#inTurn((wait) => listParked(this.#publisher, this.#declarations, wait, limit));
+    return this.#inTurn((wait) =>
+      listParked(this.#publisher, this.#declarations, wait, this.#hold, limit)
+    );
   }
 
   /**
    * How many messages are parked (each copy of a message parked twice
-   * counted). It takes no lock and does not wait for a scan: what a scan
-   * under way (this broker's or another process's) has read is not counted.
+   * counted). It takes no lock and does not wait for a scan: what this
+   * broker's scan under way holds is counted (its next read waits for the
+   * count's), what another process's holds is not.
    *
    * @returns the depth of `celeriac.parked`
    */
@@ -243,7 +257,9 @@ export class ParkedScans {
       await this.#declarations.queueOnly(session, parkedQueueDeclaration());
       const held = await HeldChannel.open(session);
       try {
-        return (await held.channel.checkQueue(PARKED_QUEUE)).messageCount;
+        return await this.#hold.count(async () =>
+          (await held.channel.checkQueue(PARKED_QUEUE)).messageCount
+        );
       } finally {
         await held.close();
       }
@@ -268,7 +284,7 @@ export class ParkedScans {
    */
   requeue(limit: number): Promise<number> {
     return this.#inTurn((wait) =>
-      requeueParked(this.#publisher, this.#declarations, wait, limit, this.#moved)
+      requeueParked(this.#publisher, this.#declarations, wait, this.#hold, limit, this.#moved)
     );
   }
 }
@@ -278,6 +294,7 @@ async function listParked(
   publisher: AmqpPublisher,
   declarations: Declarations,
   wait: ScanWait,
+  hold: ScanHold,
   limit: number,
 ): Promise<ParkedMessage[]> {
   const out: ParkedMessage[] = [];
@@ -289,6 +306,7 @@ async function listParked(
       declarations,
       session,
       wait,
+      hold,
       () => out.length >= limit,
       (message, note, key) => {
         if (key !== null && listed.has(key)) return Promise.resolve(false);
@@ -334,6 +352,7 @@ async function requeueParked(
   publisher: AmqpPublisher,
   declarations: Declarations,
   wait: ScanWait,
+  hold: ScanHold,
   limit: number,
   movedIds: Set<string>,
 ): Promise<number> {
@@ -348,30 +367,42 @@ async function requeueParked(
     // Read on past `limit`, within the window: a later copy of a message moved here is dropped
     // here, so that a requeue run a few at a time (the dashboard moves one) cannot move it again.
     let read = 0;
-    await scanParked(declarations, session, wait, () => moved >= limit && read >= window, async (
-      message,
-      note,
-      key,
-    ) => {
-      read++;
-      if (!note?.queue) {
-        log.warn("A parked message has no queue to go back to; it stays parked");
-        return false;
-      }
-      if (key !== null && movedIds.has(key)) {
-        log.info("Dropped a second parked copy of task {id} (park {park}): its first went back", {
-          id: note.taskId ?? "?",
-          park: note.id,
-        });
+    await scanParked(
+      declarations,
+      session,
+      wait,
+      hold,
+      () => moved >= limit && read >= window,
+      async (
+        message,
+        note,
+        key,
+      ) => {
+        read++;
+        if (!note?.queue) {
+          log.warn("A parked message has no queue to go back to; it stays parked");
+          return false;
+        }
+        if (key !== null && movedIds.has(key)) {
+          log.info("Dropped a second parked copy of task {id} (park {park}): its first went back", {
+            id: note.taskId ?? "?",
+            park: note.id,
+          });
+          return true;
+        }
+        if (moved >= limit) return false;
+        await declarations.taskQueue(session, note.queue);
+        await publisher.confirmPublish(
+          session,
+          "",
+          note.queue,
+          unparkedMessage(message, requeueId),
+        );
+        if (key !== null) remember(movedIds, key);
+        moved++;
         return true;
-      }
-      if (moved >= limit) return false;
-      await declarations.taskQueue(session, note.queue);
-      await publisher.confirmPublish(session, "", note.queue, unparkedMessage(message, requeueId));
-      if (key !== null) remember(movedIds, key);
-      moved++;
-      return true;
-    });
+      },
+    );
   });
   return moved;
 }

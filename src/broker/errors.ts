@@ -114,9 +114,26 @@ export class BrokerConnectionError extends Error {
  *
  * @param err what a connection failed with
  * @param source where its URL came from, in words (none: `err` as it is)
+ * @param unreadDefault the URL is a default used only because Deno's
+ *   permissions kept its variable from being read: the source (which says so)
+ *   replaces the hint even of a missing permission, whose flag would only
+ *   make the default work
  * @returns the error to throw
  */
-export function withUrlSource(err: unknown, source: string | undefined): unknown {
+export function withUrlSource(
+  err: unknown,
+  source: string | undefined,
+  unreadDefault = false,
+): unknown {
+  if (unreadDefault && source && err instanceof BrokerConnectionError && err.permission) {
+    return new BrokerConnectionError(err.url, err.cause, {
+      // Deno's "run again with the --allow-write flag" would only make the default work.
+      reason: err.reason?.replace(/, run again with the --allow-\w+ flag/, ""),
+      hint: `That URL is ${source}`,
+      transient: false,
+      permission: true,
+    });
+  }
   if (
     !(err instanceof BrokerConnectionError) || err.permission || err.source !== undefined ||
     !source
@@ -201,7 +218,8 @@ export function checkQueueName(queue: unknown, method: string, defaultQueue?: st
 }
 
 /**
- * The error of a take on a broker that was closed: trying again cannot help
+ * The error of a take (or another call) on a broker that was closed, also
+ * one the close cut short: trying again cannot help
  * (`transient` false), so a worker whose app closed its broker under it
  * stops, saying so, instead of taking again and again.
  *
@@ -214,10 +232,11 @@ export function checkQueueName(queue: unknown, method: string, defaultQueue?: st
  *
  * @param url the broker's URL (its password is masked in the message)
  * @param reopen how to open a new one, e.g. `openKvBroker()`
+ * @param cause what the call met when the broker closed under it (default none)
  * @returns the error to reject with
  */
-export function brokerClosed(url: string, reopen: string): BrokerConnectionError {
-  return new BrokerConnectionError(url, undefined, {
+export function brokerClosed(url: string, reopen: string, cause?: unknown): BrokerConnectionError {
+  return new BrokerConnectionError(url, cause, {
     reason: "this broker was closed",
     hint: `Open a new one with ${reopen}, and close an app only after its worker stopped`,
     transient: false,
