@@ -1,10 +1,11 @@
 /**
  * A Celeriac client calling tasks served by a Python Celery worker.
  *
- *   cd examples/python && python3 -m celery -A tasks worker -l INFO   # the Python worker
+ *   (cd examples/python && /usr/bin/python3 -m celery -A tasks worker -l INFO)   # the Python worker
  *
- * (a python3 that has Celery 5.2: on Debian /usr/bin/python3, after
- * `apt-get install python3-celery python3-redis python3-amqp python3-msgpack`)
+ * (a Python with Celery 5.2: Debian's /usr/bin/python3, after
+ * `apt-get install python3-celery python3-redis python3-amqp python3-msgpack`), then from the
+ * repository's root
  *   deno run --allow-net=127.0.0.1:6379 --allow-env examples/call_python.ts
  *
  * The Python worker consumes its own queue, `python` (PYTHON_QUEUE), so a

@@ -18,7 +18,36 @@ import { pyJsonDumps, pyJsonLoads } from "../src/protocol/json.ts";
 import { message, uniqueQueue } from "./broker_conformance.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
+import type { Redis } from "ioredis";
 import { captureLogs, logLine } from "./helpers/logs.ts";
+
+/**
+ * Take `max` messages from `queues` with a broker of its own that then closes, as a consumer
+ * that crashed with them unacknowledged, and make their unacked entries older than the
+ * visibility timeout. The restoring broker never takes: a take starts the broker's own restore
+ * sweep, which would race the test's (it ran beside the test's ZADDs and restored the first of
+ * them, so the test's sweep returned 3 of 4, or 0 while it held `unacked_mutex`).
+ */
+async function crashedConsumer(
+  url: string,
+  redis: Redis,
+  prefix: string,
+  queues: string[],
+  max: number,
+): Promise<void> {
+  const consumer = await openRedisBroker(url, { restoreInterval: 3600 });
+  let got;
+  try {
+    got = await consumer.take(queues, { max, signal: AbortSignal.timeout(3000) });
+  } finally {
+    // Closing waits for its sweep; handed-out deliveries stay unacknowledged.
+    await consumer.close();
+  }
+  assert.equal(got.length, max);
+  for (const d of got) {
+    await redis.zadd(prefix + "unacked_index", Date.now() / 1000 - 1000, d.deliveryTag);
+  }
+}
 
 /** A kombu envelope of task `name` whose properties.delivery_info is `di`. */
 function envelope(name: string, di: unknown, priority = 0): string {
@@ -35,10 +64,8 @@ Deno.test({
   ignore: WITHOUT_REDIS,
   async fn() {
     const prefix = uniquePrefix("restore-route");
-    const broker = await openRedisBroker(
-      `${REDIS_URL}?global_keyprefix=${prefix}&visibility_timeout=60`,
-      { restoreInterval: 3600 },
-    );
+    const url = `${REDIS_URL}?global_keyprefix=${prefix}&visibility_timeout=60`;
+    const broker = await openRedisBroker(url, { restoreInterval: 3600 });
     const redis = await rawRedis();
     const q = uniqueQueue("restore-route");
     const other = uniqueQueue("restore-other");
@@ -54,12 +81,7 @@ Deno.test({
         [priorityList(q, 9), envelope("urgent", {}, 9)],
       ];
       for (const [list, raw] of lists) await redis.lpush(prefix + list, raw);
-      const got = await broker.take([q], { max: 10, signal: AbortSignal.timeout(3000) });
-      assert.equal(got.length, 6);
-      // The consumer crashed: its deliveries are older than the visibility timeout.
-      for (const d of got) {
-        await redis.zadd(prefix + "unacked_index", Date.now() / 1000 - 1000, d.deliveryTag);
-      }
+      await crashedConsumer(url, redis, prefix, [q], lists.length);
       assert.equal(await broker.restoreVisible(), 5);
       const names = async (list: string) =>
         (await redis.lrange(prefix + list, 0, -1)).map((raw) =>
@@ -91,10 +113,8 @@ Deno.test({
   async fn() {
     const prefix = uniquePrefix("restore-fan");
     const records = await captureLogs("warning");
-    const broker = await openRedisBroker(
-      `${REDIS_URL}?global_keyprefix=${prefix}&visibility_timeout=60`,
-      { restoreInterval: 3600 },
-    );
+    const url = `${REDIS_URL}?global_keyprefix=${prefix}&visibility_timeout=60`;
+    const broker = await openRedisBroker(url, { restoreInterval: 3600 });
     const redis = await rawRedis();
     const [a, b] = [uniqueQueue("restore-fan-a"), uniqueQueue("restore-fan-b")];
     try {
@@ -104,11 +124,7 @@ Deno.test({
       );
       for (const raw of fanned) await redis.lpush(prefix + a, raw);
       await redis.lpush(prefix + b, envelope("alone", { exchange: "", routing_key: b }));
-      const got = await broker.take([a, b], { max: 4, signal: AbortSignal.timeout(3000) });
-      assert.equal(got.length, 4);
-      for (const d of got) {
-        await redis.zadd(prefix + "unacked_index", Date.now() / 1000 - 1000, d.deliveryTag);
-      }
+      await crashedConsumer(url, redis, prefix, [a, b], 4);
       assert.equal(await broker.restoreVisible(), 4);
       const [first, second] = [a, b].sort();
       const length = { [a]: 0, [b]: 0 };

@@ -238,6 +238,24 @@ Deno.test("sandboxes: Deno's permission errors become PermissionDenied naming pe
   assert.equal(err.permission, "read");
   assert.equal(err.target, '"/etc/passwd"');
   assert.match(err.message, /^Task t\.peek\[42\] is not allowed read access to "\/etc\/passwd"/);
+  // Run with the worker's permissions: the worker's flag, not a sandbox it cannot widen.
+  assert.match(err.message, /start the worker with --allow-read=\/etc\/passwd if it needs it/);
+  assert.doesNotMatch(err.message, /--task-permissions/);
+  const net = permissionDenied(
+    new Deno.errors.NotCapable(
+      'Requires net access to "example.com:443", run again with the --allow-net flag',
+    ),
+    "tasks.fetch_status[1]",
+  ) as PermissionDenied;
+  assert.match(net.message, /start the worker with --allow-net=example\.com:443 /);
+  const sandboxed = permissionDenied(
+    new Deno.errors.NotCapable(
+      'Requires env access to "HOME", run again with the --allow-env flag',
+    ),
+    "t.env[7]",
+    true,
+  ) as PermissionDenied;
+  assert.match(sandboxed.message, /grant it in the task's `permissions` option/);
   assert.deepEqual(exceptionInfo(err), {
     exc_type: "PermissionDenied",
     exc_message: [err.message],
@@ -481,6 +499,8 @@ for (const t of transports) {
         /p\.read_own_source\[.+\] is not allowed read access/,
       );
       assert.match(String(own.excMessage[0]), /pool_app\.ts/);
+      // In its sandbox: the sandbox's permissions are what to change.
+      assert.match(String(own.excMessage[0]), /grant it in the task's `permissions` option/);
       const env = await taskFailure(
         (await client.sendTask("p.env_denied", [])).get({ timeout: 10_000 }),
       );

@@ -57,7 +57,8 @@ export const TASK_META_PREFIX = "celery-task-meta-";
  * (0 = keep forever), ARGV[2..] = meta JSON, one per key.
  */
 export const STORE_SCRIPT = STORE_META_LUA + String.raw`
-for i, key in ipairs(KEYS) do store_meta(key, ARGV[i + 1], ARGV[1]) end
+local expires = tonumber(ARGV[1]) > 0
+for i, key in ipairs(KEYS) do store_meta(key, ARGV[i + 1], ARGV[1], expires) end
 return #KEYS
 `;
 

@@ -140,7 +140,8 @@ elseif kind == 'zset' then
 end
 if not still then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-for i = 4, #KEYS do store_meta(KEYS[i], ARGV[i + 1], ARGV[4]) end
+local expires = tonumber(ARGV[4]) > 0
+for i = 4, #KEYS do store_meta(KEYS[i], ARGV[i + 1], ARGV[4], expires) end
 return 1
 `;
 

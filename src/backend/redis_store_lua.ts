@@ -7,22 +7,22 @@
  */
 
 /**
- * Defines the Lua function `store_meta(key, meta, ttl)`: SET NX (EX `ttl`
- * unless it is "0"), or, over an existing meta that is not a SUCCESS,
+ * Defines the Lua function `store_meta(key, meta, ttl, expires)`: SET NX
+ * (EX `ttl` when `expires`, i.e. `ttl` is not "0"; computed once by the
+ * caller for all its metas), or, over an existing meta that is not a SUCCESS,
  * SETEX / SET; then PUBLISH the meta on the channel named like its key. A
  * stored SUCCESS is left as it is and nothing is published.
  *
  * @example
  * ```ts
  * import { STORE_META_LUA } from "./redis_store_lua.ts";
- * const script = STORE_META_LUA + "store_meta(KEYS[1], ARGV[2], ARGV[1]) return 1";
+ * const script = STORE_META_LUA + "store_meta(KEYS[1], ARGV[2], ARGV[1], tonumber(ARGV[1]) > 0) return 1";
  * ```
  */
 export const STORE_META_LUA = String.raw`
-local function store_meta(key, meta, ttl)
+local function store_meta(key, meta, ttl, expires)
   -- The TTL goes to SET and SETEX as the text it came as: a number argument would be formatted
   -- by every call.
-  local expires = tonumber(ttl) > 0
   -- A task's first meta (the usual case) is stored by SET NX alone; an existing one is read.
   local stored
   if expires then

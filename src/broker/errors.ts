@@ -114,9 +114,26 @@ export class BrokerConnectionError extends Error {
  *
  * @param err what a connection failed with
  * @param source where its URL came from, in words (none: `err` as it is)
+ * @param unreadDefault the URL is a default used only because Deno's
+ *   permissions kept its variable from being read: the source (which says so)
+ *   replaces the hint even of a missing permission, whose flag would only
+ *   make the default work
  * @returns the error to throw
  */
-export function withUrlSource(err: unknown, source: string | undefined): unknown {
+export function withUrlSource(
+  err: unknown,
+  source: string | undefined,
+  unreadDefault = false,
+): unknown {
+  if (unreadDefault && source && err instanceof BrokerConnectionError && err.permission) {
+    return new BrokerConnectionError(err.url, err.cause, {
+      // Deno's "run again with the --allow-write flag" would only make the default work.
+      reason: err.reason?.replace(/, run again with the --allow-\w+ flag/, ""),
+      hint: `That URL is ${source}`,
+      transient: false,
+      permission: true,
+    });
+  }
   if (
     !(err instanceof BrokerConnectionError) || err.permission || err.source !== undefined ||
     !source

@@ -9,7 +9,7 @@ import type { BeatEntry } from "./beat_config.ts";
 import { CONTENT_TYPES, type SerializerName } from "../protocol/serializers.ts";
 import type { TaskAnnotations } from "./annotations.ts";
 import type { TaskRoutes } from "./routes.ts";
-import { readEnv } from "./runtime.ts";
+import { envReadable, readEnv } from "./runtime.ts";
 import { closestName } from "./closest_name.ts";
 import { checkResultExpires } from "../backend/result_expires.ts";
 import { type PublishRetryPolicy, resolvePublishRetryPolicy } from "./publish_retry.ts";
@@ -419,6 +419,12 @@ export interface UrlSources {
   backend: string;
   /** Where beat's store URL came from (the broker's when none was given). */
   beatStore: string;
+  /**
+   * The broker is the default only because Deno's permissions kept
+   * `CELERY_BROKER_URL` from being read: `broker` says so, and a connection
+   * error says that instead of the permission the default itself lacks.
+   */
+  brokerUnread?: boolean;
 }
 
 /**
@@ -439,10 +445,16 @@ export interface UrlSources {
  * @returns the broker's, the backend's and the beat store's source
  */
 export function urlSources(options: CeleryOptions, config: ResolvedConfig): UrlSources {
+  const brokerUnread = options.broker === undefined && config.broker === DEFAULT_BROKER_URL &&
+    !envReadable("CELERY_BROKER_URL");
   const broker = options.broker !== undefined
     ? "the app's broker option (new Celery({ broker }), app.configure() or --broker)"
     : config.broker !== DEFAULT_BROKER_URL
     ? "CELERY_BROKER_URL"
+    : brokerUnread
+    ? "the default, as Deno's permissions kept CELERY_BROKER_URL from being read: run deno " +
+      "with --allow-env=CELERY_BROKER_URL (or give the broker: new Celery({ broker }) or " +
+      "the command line's --broker)"
     : "the default, as no broker was given (new Celery({ broker }), CELERY_BROKER_URL or " +
       "the command line's --broker)";
   const backend = options.backend !== undefined
@@ -455,5 +467,5 @@ export function urlSources(options: CeleryOptions, config: ResolvedConfig): UrlS
     ? "the app's beatStore option (new Celery({ beatStore }), app.configure() or --beat-store)"
     : `the broker's URL, as no beat store was given (new Celery({ beatStore }) or the ` +
       `command line's --beat-store); the broker's URL is ${broker}`;
-  return { broker, backend, beatStore };
+  return { broker, backend, beatStore, brokerUnread };
 }

@@ -114,7 +114,8 @@ export class Connections {
       signal: options.signal,
     }).catch((err) => {
       if (this.#broker?.promise === opening) this.#broker = null;
-      throw withUrlSource(err, this.#sources?.().broker);
+      const sources = this.#sources?.();
+      throw withUrlSource(err, sources?.broker, sources?.brokerUnread);
     });
     this.#broker = { promise: opening, signal: options.signal };
     return opening;

@@ -39,6 +39,28 @@ export function grantedNow(descriptor: Deno.PermissionDescriptor): boolean {
   return query.call(deno()!.permissions, descriptor).state === "granted";
 }
 
+/**
+ * Whether Deno lets this environment variable be read without asking (see
+ * {@link grantedNow}): a URL left at its default because it could not be is
+ * named as such in connection errors.
+ *
+ * @example
+ * ```ts
+ * import { envReadable } from "./runtime.ts";
+ * envReadable("CELERY_BROKER_URL"); // false without --allow-env
+ * ```
+ *
+ * @param name the variable
+ * @returns true when it can be read
+ */
+export function envReadable(name: string): boolean {
+  try {
+    return grantedNow({ name: "env", variable: name });
+  } catch {
+    return false;
+  }
+}
+
 /** The variables {@link readEnv} was not permitted to read (see {@link takeUnreadEnv}). */
 const unread = new Set<string>();
 

@@ -142,8 +142,10 @@ export class WorkerLostError extends Error {
 }
 
 /**
- * Task code touched something its permission sandbox does not grant (the
- * task's `permissions` option, or the worker's `--task-permissions`).
+ * Task code touched something it has no permission for: in a permission
+ * sandbox (the task's `permissions` option, or the worker's
+ * `--task-permissions`), what the sandbox does not grant; else (its tasks
+ * get the worker's own permissions) what the worker was not started with.
  * Stored as `PermissionDenied` (module `celeriac`; Python synthesises a
  * class of that name).
  *
@@ -151,7 +153,7 @@ export class WorkerLostError extends Error {
  * ```ts
  * import { PermissionDenied } from "@celeriac/celeriac";
  * const err = new PermissionDenied({ permission: "read", target: '"/etc/passwd"', task: "t.peek" });
- * err.message; // 'Task t.peek is not allowed read access to "/etc/passwd": …'
+ * err.message; // 'Task t.peek is not allowed read access to "/etc/passwd": start the worker with --allow-read=/etc/passwd …'
  * ```
  */
 export class PermissionDenied extends Error {
@@ -169,13 +171,22 @@ export class PermissionDenied extends Error {
   /**
    * Describe a denied access.
    *
-   * @param info the permission, what was accessed, and the task
+   * @param info the permission, what was accessed, the task, and whether
+   *   it ran in a permission sandbox (else with the worker's permissions)
    */
-  constructor(info: { permission: string; target?: string | null; task: string }) {
+  constructor(
+    info: { permission: string; target?: string | null; task: string; sandboxed?: boolean },
+  ) {
     const what = `${info.permission} access${info.target ? ` to ${info.target}` : ""}`;
+    // Deno quotes what it names: "example.com:443".
+    const item = info.target ? `=${info.target.replace(/^"(.*)"$/, "$1")}` : "";
     super(
-      `Task ${info.task} is not allowed ${what}: grant it in the task's \`permissions\` option ` +
-        `(or the worker's --task-permissions) if it needs it`,
+      info.sandboxed
+        ? `Task ${info.task} is not allowed ${what}: grant it in the task's \`permissions\` ` +
+          `option (or the worker's --task-permissions) if it needs it`
+        : `Task ${info.task} is not allowed ${what}: start the worker with ` +
+          `--allow-${info.permission}${item} if it needs it (its tasks have the worker's ` +
+          `permissions; a task's \`permissions\` option can only narrow them)`,
     );
     this.name = "PermissionDenied";
     this.permission = info.permission;

@@ -382,7 +382,7 @@ export async function runTask(
       finishNow();
       return await retried(req, body, metaInput, planned, { runtime, blocked }, hooks);
     }
-    const reported = reportedError(err, `${req.task}[${req.id}]`, signal);
+    const reported = reportedError(err, `${req.task}[${req.id}]`, signal, services.sandboxed);
     const exc = exceptionInfo(reported);
     const traceback = tracebackText(err);
     const meta = encodeResultMetaWithJson(

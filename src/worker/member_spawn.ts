@@ -191,6 +191,7 @@ export function spawnMember(group: Group, init: MemberInit, hooks: MemberHooks):
     type: "init",
     ...init,
     revoke: group.spawn.revoke,
+    sandboxed: group.sandbox.permissions !== "inherit",
     sent: member.sent,
     starts: member.starts.memory,
     outcomes: ring,

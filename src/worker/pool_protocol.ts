@@ -26,6 +26,8 @@ export type ToRunner =
     measureMemory?: boolean;
     /** Permissions to give up once the app module is loaded (sandboxes). */
     revoke?: Revocation[];
+    /** Whether its tasks run in a permission sandbox (else with the worker's permissions). */
+    sandboxed?: boolean;
     /**
      * Tasks the main thread has posted to this Web Worker so far (an
      * Int32Array on a SharedArrayBuffer it keeps adding to): the Web Worker

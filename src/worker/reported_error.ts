@@ -27,9 +27,15 @@ import { permissionDenied } from "./sandboxes.ts";
  * @param err what the handler threw
  * @param task the task's name and id, for messages
  * @param signal the run's AbortSignal
+ * @param sandboxed whether the task ran in a permission sandbox
  * @returns the error to store
  */
-export function reportedError(err: unknown, task: string, signal: AbortSignal): unknown {
+export function reportedError(
+  err: unknown,
+  task: string,
+  signal: AbortSignal,
+  sandboxed = false,
+): unknown {
   if (signal.aborted && signal.reason instanceof SoftTimeLimitExceeded) return signal.reason;
-  return permissionDenied(err, task);
+  return permissionDenied(err, task, sandboxed);
 }

@@ -195,6 +195,11 @@ export interface RunServices {
    */
   maxDecompressedSize?: number;
   /**
+   * Whether tasks run in a permission sandbox (else with the worker's own
+   * permissions): a `PermissionDenied` says which permissions to change.
+   */
+  sandboxed?: boolean;
+  /**
    * Called for every request when its handler is about to be called (its
    * body decoded, `taskPrerun` done): the pool starts its time limits then,
    * not while it waits behind other tasks of its thread, and knows it ran if

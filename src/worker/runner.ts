@@ -169,6 +169,7 @@ function handle(msg: ToRunnerPosted): void {
     case "init":
       measureMemory = msg.measureMemory ?? false;
       services.maxDecompressedSize = msg.maxDecompressedSize;
+      services.sandboxed = msg.sandboxed;
       sent = msg.sent ?? null;
       starts = msg.starts ? new StartTable(msg.starts) : null;
       ring = msg.outcomes ? new RingWriter(msg.outcomes) : null;

@@ -398,8 +398,9 @@ function projectRoot(dir: string): string | null {
 
 /**
  * Turn Deno's permission error inside task code into a
- * {@link PermissionDenied} naming the permission and the task; other
- * errors are returned as they are.
+ * {@link PermissionDenied} naming the permission, the task and what to
+ * change (the sandbox's permissions, or the worker's flags when the task
+ * has the worker's own); other errors are returned as they are.
  *
  * @example
  * ```ts
@@ -408,14 +409,15 @@ function projectRoot(dir: string): string | null {
  *   'Requires env access to "HOME", run again with the --allow-env flag',
  * );
  * (permissionDenied(err, "t.peek") as Error).message;
- * // 'Task t.peek is not allowed env access to "HOME": grant it in …'
+ * // 'Task t.peek is not allowed env access to "HOME": start the worker with --allow-env=HOME …'
  * ```
  *
  * @param err what the task threw
  * @param task the task name (and id) for the message
+ * @param sandboxed whether the task ran in a permission sandbox (else with the worker's own)
  * @returns the error to report
  */
-export function permissionDenied(err: unknown, task: string): unknown {
+export function permissionDenied(err: unknown, task: string, sandboxed = false): unknown {
   const denied = err instanceof Deno.errors.NotCapable ||
     err instanceof Deno.errors.PermissionDenied ||
     // A dynamic import() refused is a TypeError with Deno's permission message.
@@ -426,5 +428,6 @@ export function permissionDenied(err: unknown, task: string): unknown {
     permission: m?.[1] ?? "unknown",
     target: m?.[2] ?? null,
     task,
+    sandboxed,
   });
 }
