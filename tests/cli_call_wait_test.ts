@@ -92,7 +92,10 @@ async function waits(at: string[], queue: string): Promise<Ran> {
     late,
     NO_RESULT_EXIT,
     new RegExp(`^${ID}\\n$`),
-    new RegExp(`^No result for ${late.out.trim()} within 0\\.5 s \\(still pending, or unknown\\)`),
+    new RegExp(
+      `^No result for ${late.out.trim()} within 0\\.5 s \\(still pending, or unknown: ` +
+        `check that a worker consumes queue "${idle}"(?: and stores results to \\w+:\\S+)?\\)`,
+    ),
   );
   expect(lateJson, NO_RESULT_EXIT, /^\{/);
   assert.deepEqual({ ...JSON.parse(lateJson.out), task_id: 0 }, {
@@ -190,6 +193,26 @@ Deno.test("cli call --wait: a task defined with ignoreResult is said to end at t
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli result: no result in time names the KV file a worker must store to", async () => {
+  // A client in another directory reads another KV file: the line named neither file nor queue.
+  const dir = `.celeriac-wait-${crypto.randomUUID()}`;
+  try {
+    const url = `kv://${dir}/results.sqlite`;
+    const ran = await cli(["result", crypto.randomUUID(), "-b", url, "-t", "0.2"]);
+    expect(
+      ran,
+      NO_RESULT_EXIT,
+      /^$/,
+      new RegExp(
+        `still pending, or unknown: check that a worker consumes its queue and stores results to ` +
+          `kv://${dir}/results\\.sqlite \\(${ROOT}${dir}/results\\.sqlite\\)\\)`,
+      ),
+    );
+  } finally {
+    await Deno.remove(`${ROOT}${dir}`, { recursive: true }).catch(() => {});
   }
 });
 

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { reservePorts } from "./helpers/ports.ts";
-import { Proc } from "./helpers/procs.ts";
+import { Proc, runCli } from "./helpers/procs.ts";
 
 /** The niceness of a process (field 19 of /proc/PID/stat). */
 function niceOf(pid: number): number {
@@ -192,4 +192,21 @@ Deno.test("worker.ts dashboard without --allow-env serves and names the flag for
   } finally {
     assert.equal((await p.stop("SIGTERM")).code, 0, p.output);
   }
+});
+
+Deno.test("dashboard cli: no net permission for its listen address names the flag and says so", async () => {
+  // Deno's bare "Requires net access to 127.0.0.1:PORT" did not say it was the dashboard's address.
+  using ports = reservePorts();
+  const port = ports.base;
+  const ran = await runCli(["dashboard", "--port", String(port), "-b", "kv://:memory:"], {
+    permissions: ["--allow-read=.", "--allow-env"],
+  });
+  assert.notEqual(ran.code, 0);
+  assert.match(
+    ran.stderr,
+    new RegExp(
+      `The dashboard cannot listen on 127\\.0\\.0\\.1:${port}, its listen address: .*` +
+        `Run deno with --allow-net=127\\.0\\.0\\.1:${port} `,
+    ),
+  );
 });

@@ -62,8 +62,16 @@ export function bannerFields(input: BannerInput): Record<string, string> {
 /**
  * A `kv://` URL with a relative path names a file in the directory the process runs in
  * (workers and clients started elsewhere use another file): add the absolute path.
+ *
+ * @example
+ * ```ts ignore
+ * withKvFile("kv://.celeriac/celeriac.sqlite"); // "kv://.celeriac/celeriac.sqlite (/srv/app/.celeriac/celeriac.sqlite)"
+ * ```
+ *
+ * @param url the URL, password masked
+ * @returns the URL, with the file it names when its path is relative
  */
-function withKvFile(url: string): string {
+export function withKvFile(url: string): string {
   if (!url.startsWith("kv://") || url.startsWith("kv:///")) return url;
   try {
     const { path } = parseKvUrl(url);

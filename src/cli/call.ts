@@ -9,6 +9,7 @@
 import type { Celery } from "../client/app.ts";
 import { closestName } from "../client/closest_name.ts";
 import { BUILTIN_TASKS } from "../worker/builtins.ts";
+import { maskPassword } from "../broker/errors.ts";
 import { privateBroker } from "./inspect.ts";
 import { printOutcome, waitTimeout } from "./task_outcome.ts";
 import { UsageError } from "./exit_codes.ts";
@@ -138,6 +139,7 @@ export async function runCall(
     json: values.json === true,
     traceback: values.traceback === true,
     later: isRpc(app) ? "" : `; it may still finish: result ${r.id}`,
+    results: isRpc(app) ? undefined : maskPassword(app.config.backend ?? ""),
   });
 }
 
@@ -208,5 +210,6 @@ export async function runResult(
     timeout: waitTimeout(values),
     json: values.json === true,
     traceback: values.traceback === true,
+    results: maskPassword(app.config.backend),
   });
 }

@@ -10,6 +10,7 @@
 import type { AsyncResult } from "../client/async_result.ts";
 import { TaskError, TimeoutError } from "../client/errors.ts";
 import { jsonText } from "../protocol/json.ts";
+import { withKvFile } from "./banner.ts";
 import { positiveNumber } from "./flag_numbers.ts";
 import { EXIT_CODES } from "./exit_codes.ts";
 
@@ -59,6 +60,11 @@ export interface OutcomeOptions {
   traceback?: boolean;
   /** Added to the line of a wait that timed out: where to read the result later. */
   later?: string;
+  /**
+   * The result backend's URL, password masked, named by the line of a wait
+   * that timed out on a task still PENDING (the worker must store there).
+   */
+  results?: string;
 }
 
 /**
@@ -109,8 +115,12 @@ export async function printOutcome(result: AsyncResult, options: OutcomeOptions)
       if (json) {
         console.log(jsonText({ task_id: id, status: err.state ?? null, timeout }, 2));
       } else {
+        const queue = err.queue === undefined ? "its queue" : `queue "${err.queue}"`;
+        const store = options.results
+          ? ` and stores results to ${withKvFile(options.results)}`
+          : "";
         const state = err.state === undefined || err.state === "PENDING"
-          ? "still pending, or unknown"
+          ? `still pending, or unknown: check that a worker consumes ${queue}${store}`
           : `its state is ${err.state}`;
         console.error(`No result for ${id} within ${timeout} s (${state})${options.later ?? ""}`);
       }

@@ -207,6 +207,7 @@ export class Dashboard {
    *
    * @returns the URL it listens on
    * @throws {Deno.errors.AddrInUse} when the port is taken
+   * @throws {Deno.errors.NotCapable} when Deno has no net permission for the address
    */
   async start(): Promise<{ url: string }> {
     const signal = this.#abort.signal;
@@ -224,6 +225,15 @@ export class Dashboard {
       if (err instanceof Deno.errors.AddrInUse) {
         throw new Deno.errors.AddrInUse(
           `Port ${port} on ${this.#options.hostname} is in use: pick another with --port`,
+        );
+      }
+      if (err instanceof Deno.errors.NotCapable) {
+        // Deno's bare "Requires net access to …" does not say it is the dashboard's own address.
+        const host = this.#options.hostname ?? "127.0.0.1";
+        throw new Deno.errors.NotCapable(
+          `The dashboard cannot listen on ${host}:${port}, its listen address: Deno has no net ` +
+            `permission for it. Run deno with --allow-net=${host}:${port} (beside the broker's ` +
+            `host:port in the same list)`,
         );
       }
       throw err;
