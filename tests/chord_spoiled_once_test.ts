@@ -9,6 +9,7 @@
  */
 
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { reset } from "@logtape/logtape";
 import { captureLogs, logLine } from "./helpers/logs.ts";
 import { openKvBackend } from "../src/backend/kv.ts";
@@ -57,6 +58,29 @@ Deno.test({
     await r.set(stem("jtype") + ".s", "2");
     await joinsTwice(backend, "jtype", /holds another type.*WRONGTYPE/);
     for (const g of ["size", "delta", "stype", "jtype"]) {
+      assert.equal(await r.exists(stem(g) + ".j", stem(g) + ".t", stem(g) + ".s"), 0, g);
+    }
+  });
+});
+
+Deno.test({
+  name: "redis chord joins on keys spoiled with bytes that are not UTF-8: one rejects, the keys go",
+  ignore: WITHOUT_REDIS,
+}, async () => {
+  // Before: the claim was sent the text as read (U+FFFD for those bytes), which never equals what
+  // Redis holds: every join resolved null, the chord was never failed and its keys stayed.
+  await withChordBackend("chord-spoiled-bytes", async (backend, r, stem) => {
+    await r.set(stem("size") + ".s", Buffer.from([0xff, 0x31]));
+    await joinsTwice(backend, "size", /\.s holds "\uFFFD1", not a count/);
+    await r.set(stem("delta") + ".s", "2");
+    await r.set(stem("delta") + ".t", Buffer.from([0x31, 0xc3]));
+    await joinsTwice(backend, "delta", /\.t holds "1\uFFFD"/);
+    // A Python worker with result_serializer='pickle' (a pickle starts with \x80): the second
+    // member to join completes the count and reads it.
+    await r.zadd(stem("pickle") + ".j", 0, Buffer.from("80049517000000000000005d94284b01", "hex"));
+    await r.set(stem("pickle") + ".s", "3");
+    await joinsTwice(backend, "pickle", /an entry of .*\.j is no join entry/);
+    for (const g of ["size", "delta", "pickle"]) {
       assert.equal(await r.exists(stem(g) + ".j", stem(g) + ".t", stem(g) + ".s"), 0, g);
     }
   });

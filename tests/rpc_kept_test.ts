@@ -185,9 +185,14 @@ test("a chain's get() answered from results its handles hold releases the backen
     const first = d.parent as typeof d;
     while (await first.state() !== "SUCCESS");
     assert.equal(backend.kept, 1);
-    const value = d.get({ timeout: 10_000 });
-    gate.resolve();
-    assert.equal(await value, 2);
+    // The last step ends once d.get() waits for it (its steps watched by then); ended before
+    // d.get() read it, d.get() would answer at once without looking at the steps before it.
+    const waitFor = backend.waitFor.bind(backend);
+    backend.waitFor = (id, ...rest) => {
+      if (id === d.id) gate.resolve();
+      return waitFor(id, ...rest);
+    };
+    assert.equal(await d.get({ timeout: 10_000 }), 2);
     assert.equal(backend.kept, 0, "the earlier step's copy released (1 before the fix)");
   } finally {
     gate.resolve();

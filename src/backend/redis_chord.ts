@@ -78,21 +78,65 @@ const CLAIM_KEYS: ChordKey[] = [".j", ".t", ".s"];
  * FAILURE unstored; 1 if deleted, else 0 (nothing stored). KEYS = `.j`,
  * `.t`, `.s`, then the metas' keys; ARGV[1] = the spoiled key's index in
  * KEYS; ARGV[2] = how it was spoiled: `type` (it holds a type other than
- * ARGV[3]), `value` (a string equal to ARGV[3]) or `member` (a sorted set
- * with member ARGV[3]); ARGV[4] = the metas' TTL in seconds ("0": none);
+ * ARGV[3]), `value` (a string equal to ARGV[3], or any string that is not a
+ * count) or `member` (a sorted set with member ARGV[3], or with a member
+ * that is not UTF-8); ARGV[4] = the metas' TTL in seconds ("0": none);
  * ARGV[5..] = the metas, one per key from KEYS[4].
+ *
+ * The caller read the key as UTF-8 text: bytes that are not UTF-8 (a
+ * Python worker's pickle or msgpack result in `.j`) came to it as U+FFFD,
+ * so ARGV[3] never equals them, and the script judges such a key itself
+ * (before: every claim returned 0 and the chord hung, never failed).
  */
 const CLAIM_SCRIPT = STORE_META_LUA + String.raw`
+local function utf8(s)
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local len, lo, hi = 1, 128, 191
+    if c < 128 then len = 1
+    elseif c >= 194 and c <= 223 then len = 2
+    elseif c >= 224 and c <= 239 then
+      len = 3
+      if c == 224 then lo = 160 elseif c == 237 then hi = 159 end
+    elseif c >= 240 and c <= 244 then
+      len = 4
+      if c == 240 then lo = 144 elseif c == 244 then hi = 143 end
+    else return false end
+    if i + len - 1 > n then return false end
+    for j = i + 1, i + len - 1 do
+      local b = s:byte(j)
+      if j > i + 1 then lo, hi = 128, 191 end
+      if b < lo or b > hi then return false end
+    end
+    i = i + len
+  end
+  return true
+end
+local function count(v)
+  return string.match(v, '^%-?%d+$') ~= nil and math.abs(tonumber(v)) <= 9007199254740991
+end
 local key = KEYS[tonumber(ARGV[1])]
 local how, read = ARGV[2], ARGV[3]
 local kind = redis.call('TYPE', key).ok
-local still
+local still = false
 if how == 'type' then
   still = kind ~= 'none' and kind ~= read
 elseif how == 'value' then
-  still = kind == 'string' and redis.call('GET', key) == read
-else
-  still = kind == 'zset' and redis.call('ZSCORE', key, read) ~= false
+  if kind == 'string' then
+    local v = redis.call('GET', key)
+    still = v == read or not count(v)
+  end
+elseif kind == 'zset' then
+  still = redis.call('ZSCORE', key, read) ~= false
+  if not still then
+    for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+      if not utf8(m) then
+        still = true
+        break
+      end
+    end
+  end
 end
 if not still then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])

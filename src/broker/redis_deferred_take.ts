@@ -33,8 +33,9 @@ export const RECORD_WITHIN_MS = 200;
  * them). The claim list is the consumer's own and no take script has read it
  * since the wait (the next take sends the waiting one first, and the
  * acknowledgement then goes behind it): the element is there unless a sweep
- * returned it to its queue, for another consumer, which the `LREM` finding
- * nothing means, as a take script that does not record an early delivery does.
+ * returned it to its queue, for another consumer. An `LREM` that removes
+ * nothing (or goes unanswered) is followed by the take script, which decides
+ * from the stored bytes.
  *
  * @example
  * ```ts ignore

@@ -35,6 +35,8 @@ export interface Early {
 }
 
 interface Pending extends Early {
+  /** Its `LREM` was sent unanswered (see {@link EarlyDeliveries.lremUnanswered}). */
+  lremUnsure: boolean;
   resolve(): void;
   reject(err: Error): void;
 }
@@ -101,7 +103,15 @@ export class EarlyDeliveries {
   add(raw: string, delivery: Delivery): Early {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     promise.catch(() => {});
-    const e: Pending = { delivery, raw, recorded: promise, seq: -1, resolve, reject };
+    const e: Pending = {
+      delivery,
+      raw,
+      recorded: promise,
+      seq: -1,
+      lremUnsure: false,
+      resolve,
+      reject,
+    };
     this.#list.push(e);
     this.#byDelivery.set(delivery, e);
     return e;
@@ -127,12 +137,17 @@ export class EarlyDeliveries {
   /**
    * The take `seq` replied: its early deliveries it did not record are
    * another consumer's now (restored, or settled by an early acknowledgement
-   * whose reply was lost).
+   * whose reply was lost), but for one whose `LREM` went unanswered: that
+   * `LREM` removed it, acknowledged at intake (see
+   * {@link EarlyDeliveries.lremUnanswered}).
    *
    * @param seq the take's id
    */
   tookAll(seq: number): void {
-    for (const e of this.#list.filter((x) => x.seq === seq)) this.#settle(e, true);
+    for (const e of this.#list.filter((x) => x.seq === seq)) {
+      if (e.lremUnsure) this.#ackedClaim(e);
+      else this.#settle(e, true);
+    }
   }
 
   /**
@@ -247,22 +262,34 @@ export class EarlyDeliveries {
 
   /**
    * The `LREM` of `early` from its claim list, before any take script read
-   * it, answered: it removed the element (acknowledged: a later park of the
-   * delivery re-encodes it, see {@link EarlyDeliveries.ackedAtIntake}), or
-   * found it gone (a sweep returned it to its queue, for another consumer:
-   * nothing of it is left to settle, as when its take did not record it).
+   * it, removed the element: acknowledged (a later park of the delivery
+   * re-encodes it, see {@link EarlyDeliveries.ackedAtIntake}). One that
+   * removed nothing says nothing sure (a claim whose text is not its bytes
+   * matches nothing): the take script follows, and decides.
    *
    * @param early the early delivery
-   * @param removed whether the `LREM` removed it
    */
-  ackedClaim(early: Early, removed: boolean): void {
+  ackedClaim(early: Early): void {
     const e = this.#find(early.raw);
-    if (e !== early) return;
-    if (removed) {
-      this.#ackedAtIntake.add(e.delivery);
-      this.#anyAckedAtIntake = true;
-    }
-    this.#settle(e, !removed);
+    if (e === early) this.#ackedClaim(e);
+  }
+
+  /**
+   * The `LREM` of `early` failed unanswered: it may have run. The take
+   * script that follows records the element if it did not; if that take
+   * finds the element gone, the `LREM` removed it ({@link EarlyDeliveries.tookAll}
+   * counts it acknowledged at intake, so a later reject parks it), rather
+   * than a sweep: a sweep returns only a claim its waiter has not renewed
+   * for the claim lease (30 s), and this one's renewed it before the wait
+   * that handed it out, the `LREM` going out within `RECORD_WITHIN_MS` (200 ms)
+   * of that (else the take script goes instead). Were it a sweep all the same,
+   * a message parked twice is better than one lost.
+   *
+   * @param early the early delivery
+   */
+  lremUnanswered(early: Early): void {
+    const e = this.#find(early.raw);
+    if (e === early) e.lremUnsure = true;
   }
 
   /**
@@ -306,6 +333,12 @@ export class EarlyDeliveries {
     const at = this.#list.indexOf(e);
     if (at >= 0) this.#list.splice(at, 1);
     this.#byDelivery.delete(e.delivery);
+  }
+
+  #ackedClaim(e: Pending): void {
+    this.#ackedAtIntake.add(e.delivery);
+    this.#anyAckedAtIntake = true;
+    this.#settle(e, false);
   }
 
   #settle(e: Pending, gone: boolean): void {

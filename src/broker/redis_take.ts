@@ -235,8 +235,9 @@ export class RedisTaker {
     const resp = this.#scope.resp;
     if (!resp || this.#early.size === 0) return Promise.resolve(deliveries);
     const lone = this.#deferred.claim;
+    // An LREM matches only a text that is its bytes: not so with U+FFFD (not valid UTF-8).
     if (lone !== null && this.#early.size === 1 && deliveries.includes(lone.early.delivery)) {
-      return this.#ackClaim(resp, lone, deliveries);
+      if (!lone.early.raw.includes("\uFFFD")) return this.#ackClaim(resp, lone, deliveries);
     }
     // Framed in this turn, in this order: the take script (unless out already), then the acks.
     this.#sendDeferred();
@@ -248,9 +249,11 @@ export class RedisTaker {
    * Acknowledge the lone early hand-out whose take script waits (see
    * {@link DeferredClaim}) with an `LREM` of its element from its claim
    * list, whether every list of the wait is empty asked right behind it (see
-   * {@link RedisTaker.#record}). When the `LREM` fails (it may or may not
-   * have run), the take script goes after all: it records the element or
-   * finds it gone, and the delivery is acknowledged the usual way.
+   * {@link RedisTaker.#record}). When the `LREM` removes nothing, or fails
+   * (it may or may not have run), the take script goes after all: it records
+   * the element, acknowledged the usual way then, or finds it gone: removed
+   * by an `LREM` that ran unanswered, acknowledged at intake then (see
+   * `EarlyDeliveries.lremUnanswered`).
    */
   #ackClaim(
     resp: RespScripts,
@@ -264,16 +267,16 @@ export class RedisTaker {
     const empty = this.#script.emptyBehind(lists);
     let left = deliveries.filter((d) => d !== early.delivery);
     const done = (async () => {
-      let removed: number;
-      try {
-        removed = await removing;
-      } catch {
-        left = [...deliveries];
-        await this.#record(early, [], 2, list, claimedBefore, lists);
+      // null: unanswered, it may have run.
+      const removed = await removing.catch(() => null);
+      if (removed === 1) {
+        this.#early.ackedClaim(early);
+        if (empty !== null && await empty) this.#emptyAt = claimedBefore;
         return;
       }
-      this.#early.ackedClaim(early, removed > 0);
-      if (empty !== null && await empty) this.#emptyAt = claimedBefore;
+      left = [...deliveries];
+      if (removed === null) this.#early.lremUnanswered(early);
+      await this.#record(early, [], 2, list, claimedBefore, lists);
     })().finally(() => this.#background = null);
     this.#background = done;
     return done.then(() => left);
