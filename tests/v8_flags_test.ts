@@ -1,7 +1,7 @@
 /**
  * The worker's V8 flags by default: `worker.ts` run with `-A` starts itself
  * over (same process id) with
- * `DENO_V8_FLAGS=--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--no-concurrent-recompilation,--expose-gc`
+ * `DENO_V8_FLAGS=--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc`
  * unless the command or the environment already sets those flags or
  * `CELERIAC_V8_FLAGS` says otherwise; narrower permissions keep V8's defaults.
  * The same restart sets `MALLOC_ARENA_MAX=2` and `DENO_NO_PROMPT=1` unless the
@@ -23,7 +23,6 @@ const FLAGS = [
   "--no-allocation-site-pretenuring",
   "--no-short-builtin-calls",
   "--single-threaded-gc",
-  "--no-concurrent-recompilation",
   "--expose-gc",
 ];
 const JOINED = FLAGS.join(",");
@@ -85,7 +84,7 @@ Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
   const withFlag = [
     "deno",
     "run",
-    "--v8-flags=--max-old-space-size=500,--max_semi_space_size=8,--allocation-site-pretenuring,--short_builtin_calls,--no-single_threaded_gc,--concurrent_recompilation,--expose_gc",
+    "--v8-flags=--max-old-space-size=500,--max_semi_space_size=8,--allocation-site-pretenuring,--short_builtin_calls,--no-single_threaded_gc,--expose_gc",
   ];
   assert.deepEqual(planV8Flags({ wanted: DEFAULT_V8_FLAGS, cmdline: [...withFlag, "worker.ts"] }), {
     restart: false,
@@ -95,7 +94,7 @@ Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
     planV8Flags({
       wanted: DEFAULT_V8_FLAGS,
       denoV8Flags:
-        "--max-semi-space-size=2,--no_allocation_site_pretenuring,--noshort-builtin-calls,--single-threaded_gc,--noconcurrent_recompilation,--noexpose-gc",
+        "--max-semi-space-size=2,--no_allocation_site_pretenuring,--noshort-builtin-calls,--single-threaded_gc,--noexpose-gc",
       cmdline: CMD,
     }).restart,
     false,
@@ -109,11 +108,10 @@ Deno.test("v8 flags: the user's value wins, whatever its spelling", () => {
         "--no-allocation-site-pretenuring",
         "--no-short-builtin-calls",
         "--single-threaded-gc",
-        "--no-concurrent-recompilation",
         "--expose-gc",
       ],
       denoV8Flags:
-        "--max-semi-space-size=2,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--no-concurrent-recompilation,--expose-gc",
+        "--max-semi-space-size=2,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc",
       env: { MALLOC_ARENA_MAX: "2", DENO_NO_PROMPT: "1" },
     },
   );
@@ -186,7 +184,7 @@ Deno.test({
       assert.equal(await envOf(worker.child.pid, "DENO_NO_PROMPT"), "1");
       assert.match(
         worker.output,
-        /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--no-concurrent-recompilation,--expose-gc, MALLOC_ARENA_MAX=2, DENO_NO_PROMPT=1 \(the worker's defaults/,
+        /V8 flags --max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc, MALLOC_ARENA_MAX=2, DENO_NO_PROMPT=1 \(the worker's defaults/,
       );
     } finally {
       assert.equal((await worker.stop()).code, 0);
@@ -219,7 +217,7 @@ Deno.test({
       {},
       [
         "-A",
-        "--v8-flags=--max-semi-space-size=4,--allocation-site-pretenuring,--short-builtin-calls,--no-single-threaded-gc,--concurrent-recompilation,--expose-gc",
+        "--v8-flags=--max-semi-space-size=4,--allocation-site-pretenuring,--short-builtin-calls,--no-single-threaded-gc,--expose-gc",
       ],
       /the command sets them/,
     ],

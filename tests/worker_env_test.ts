@@ -13,7 +13,7 @@ import { type V8Start, workerEnv } from "./helpers/worker_env.ts";
 /** The worker's default V8 flags, written out: a change to the defaults must change this test. */
 const JOINED =
   "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls," +
-  "--single-threaded-gc,--no-concurrent-recompilation,--expose-gc";
+  "--single-threaded-gc,--expose-gc";
 
 const RUN = ["run", "-A", "worker.ts"];
 const WORKER = [...RUN, "--app", "./tests/apps/worker_app.ts", "-b", "kv://:memory:"];

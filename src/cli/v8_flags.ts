@@ -58,18 +58,6 @@
  * defaults plus this flag through `CELERIAC_V8_FLAGS`) with the round trip's
  * p50 and p99 no worse and the same peak RSS (median 98.6 MiB against 98.7).
  *
- * `--no-concurrent-recompilation` has V8's optimizing compiler (TurboFan)
- * compile a hot function on the isolate's own thread, once, instead of on a
- * helper thread, whose compilations took their memory from a malloc arena
- * of its own that stays resident (`bench/memory_map.ts`: malloc 29.9–30.5 MiB
- * at the peak instead of 33.6–36.6, three runs each). The peak RSS of a 20,000-task Redis drain was 97.8 MiB
- * instead of 100.5 (medians of ten alternated pairs of `deno task bench
- * --broker redis --only celeriac`, lower in each; `VmHWM` 98.3 against 102.0)
- * at the same drain rate (median ratio 0.97, 0.57–1.52, at load 1.7–5.9).
- * `--single-threaded` would do it too, but it turns off all of V8's
- * background tasks, and with it an idle worker left a task sent to it
- * unrun (the bench's round trips stopped at a 30 s timeout, not explained).
- *
  * `--expose-gc` gives the worker V8's `gc()`, with which it collects its
  * main thread's heap when a run of tasks has doubled it since the last
  * collection (`src/worker/heap_cap.ts`) instead of letting V8 grow it to
@@ -92,12 +80,12 @@ import { cannotStartOver, execSelf, ownCommandLine } from "./start_over.ts";
 /**
  * V8 flags the worker runs with unless told otherwise: a 1 MiB
  * young-generation semi-space, no allocation-site pretenuring, built-ins
- * called where the executable maps them, collections and optimizing
- * compilations on the isolate's own thread, and `gc()` for the worker's own
+ * called where the executable maps them, collections on the isolate's own
+ * thread, and `gc()` for the worker's own
  * collections (see the module documentation).
  */
 export const DEFAULT_V8_FLAGS =
-  "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--no-concurrent-recompilation,--expose-gc";
+  "--max-semi-space-size=1,--no-allocation-site-pretenuring,--no-short-builtin-calls,--single-threaded-gc,--expose-gc";
 
 /**
  * Environment the worker starts over with, where the environment does not set
