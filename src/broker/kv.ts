@@ -18,8 +18,8 @@
  * atomic commit that checks the versionstamp of what it moves, so processes
  * sharing a file never deliver a message twice and a crash never loses one.
  *
- * This file holds the broker's options and the class that puts its parts
- * together: records and their encoding in kv_message.ts, the atomic moves
+ * This file holds the class that puts its parts together and opens it
+ * (its options in kv_options.ts): records and their encoding in kv_message.ts, the atomic moves
  * (also purging a queue and renewing leases) in kv_moves.ts, parking in
  * kv_parked.ts, broadcasts and remote-control replies in kv_fanout.ts,
  * batched publishes and acknowledgements in kv_outbox.ts, the shared
@@ -49,7 +49,8 @@ import {
 import { brokerClosed, type BrokerConnectionError } from "./errors.ts";
 import { KvOutbox } from "./kv_outbox.ts";
 import { addRevoked, listRevoked } from "./kv_revoked.ts";
-import { kvNamespace, openSharedKv, parseKvUrl, type SharedKv } from "./kv_store.ts";
+import { openSharedKv, type SharedKv } from "./kv_store.ts";
+import { type KvBrokerOptions, resolveKvBrokerOptions } from "./kv_options.ts";
 import type {
   Broker,
   Delivery,
@@ -63,38 +64,12 @@ import type {
   TakeOptions,
 } from "./port.ts";
 
+export type { KvBrokerOptions } from "./kv_options.ts";
+
 const log = getLogger(["celeriac", "broker", "kv"]);
 
 /** Publishes check that the file is still the one opened at most this often. */
 const PUBLISH_FILE_CHECK_MS = 1000;
-
-/**
- * Options of {@link openKvBroker}; URL query parameters of the same name override them.
- *
- * @example A KV broker in its own namespace
- * ```ts
- * import { type KvBrokerOptions, openKvBroker } from "@celeriac/celeriac/transports";
- * const options: KvBrokerOptions = { visibilityTimeout: 600, prefix: ["billing", "queues"] };
- * const broker = await openKvBroker("kv://:memory:", options);
- * await broker.queueDepth("celery"); // 0
- * await broker.close();
- * ```
- */
-export interface KvBrokerOptions {
-  /**
-   * Seconds after which an unacknowledged delivery is put back in front of
-   * its queue for another consumer (URL `visibility_timeout`). Default 3600.
-   */
-  visibilityTimeout?: number;
-  /** Key namespace (URL `prefix=<name>` gives `[name]`). Default `["celeriac"]`. */
-  prefix?: readonly string[];
-  /**
-   * Aborts opening: the database is released and the open rejects with
-   * the signal's reason (at once, opening nothing, when it already
-   * aborted). Default: none.
-   */
-  signal?: AbortSignal;
-}
 
 /**
  * A broker in Deno KV: a SQLite file shared by the processes of one machine,
@@ -477,15 +452,8 @@ export class KvBroker implements Broker {
  */
 export async function openKvBroker(url: string, options: KvBrokerOptions = {}): Promise<KvBroker> {
   options.signal?.throwIfAborted();
-  const parsed = parseKvUrl(url);
-  const visibilityTimeout = parsed.visibilityTimeout ?? options.visibilityTimeout ?? 3600;
-  if (!(visibilityTimeout > 0) || !Number.isFinite(visibilityTimeout)) {
-    throw new RangeError(
-      `visibilityTimeout must be a positive number of seconds, got ${visibilityTimeout}`,
-    );
-  }
-  const prefix = kvNamespace(parsed, options.prefix);
-  const shared = await openSharedKv(parsed.path, url, options.signal);
+  const { path, visibilityTimeout, prefix } = resolveKvBrokerOptions(url, options);
+  const shared = await openSharedKv(path, url, options.signal);
   const broker = new KvBroker(shared, { visibilityTimeout, prefix });
   try {
     // A store parked in before the parked counter existed gets it now, before this broker parks.

@@ -20,13 +20,13 @@ import { BrokerConnectionError } from "./errors.ts";
 import type { RedisScope } from "./redis_commands.ts";
 import { rotatedLists } from "./redis_keys.ts";
 import { claimList } from "./redis_claims.ts";
+import { ackClaim, type ClaimAckTaker } from "./redis_claim_ack.ts";
 import { type Early, EarlyDeliveries } from "./redis_early.ts";
-import { type DeferredClaim, DeferredTake } from "./redis_deferred_take.ts";
+import { DeferredTake } from "./redis_deferred_take.ts";
 import { toDelivery } from "./redis_bodies.ts";
 import { TakeScript } from "./redis_take_script.ts";
 import { ClaimWatchers } from "./redis_watchers.ts";
 import { TakeStash } from "./redis_take_stash.ts";
-import type { RespScripts } from "./resp_scripts.ts";
 
 const log = getLogger(["celeriac", "broker", "redis"]);
 
@@ -82,6 +82,16 @@ export class RedisTaker {
 
   /** Milliseconds the take script of an early hand-out is retried while Redis is unreachable. */
   readonly #recordLimitMs: number;
+
+  /** What acknowledging a lone early hand-out from its claim list needs (see `ackClaim`). */
+  readonly #claimAckTaker: ClaimAckTaker = {
+    early: this.#early,
+    claimKey: (list) => this.#scope.k(claimList(this.#watchers.id, list)),
+    emptyBehind: (lists) => this.#script.emptyBehind(lists),
+    emptied: (claimedBefore) => this.#emptyAt = claimedBefore,
+    record: (early, list, claimedBefore, lists) =>
+      this.#record(early, [], 2, list, claimedBefore, lists),
+  };
 
   /**
    * @param scope the broker's connection and key prefix
@@ -237,49 +247,18 @@ export class RedisTaker {
     const lone = this.#deferred.claim;
     // An LREM matches only a text that is its bytes: not so with U+FFFD (not valid UTF-8).
     if (lone !== null && this.#early.size === 1 && deliveries.includes(lone.early.delivery)) {
-      if (!lone.early.raw.includes("\uFFFD")) return this.#ackClaim(resp, lone, deliveries);
+      if (!lone.early.raw.includes("\uFFFD")) {
+        // Straight from its claim list (see `ackClaim`): the take script goes only if need be.
+        this.#deferred.take();
+        const { done, left } = ackClaim(this.#claimAckTaker, resp, lone, deliveries);
+        this.#background = done.finally(() => this.#background = null);
+        return this.#background.then(left);
+      }
     }
     // Framed in this turn, in this order: the take script (unless out already), then the acks.
     this.#sendDeferred();
     const record = this.#script.recordKey;
     return this.#early.ackBehindTake(resp, deliveries, index, unacked, record);
-  }
-
-  /**
-   * Acknowledge the lone early hand-out whose take script waits (see
-   * {@link DeferredClaim}) with an `LREM` of its element from its claim
-   * list, whether every list of the wait is empty asked right behind it (see
-   * {@link RedisTaker.#record}). When the `LREM` removes nothing, or fails
-   * (it may or may not have run), the take script goes after all: it records
-   * the element, acknowledged the usual way then, or finds it gone: removed
-   * by an `LREM` that ran unanswered, acknowledged at intake then (see
-   * `EarlyDeliveries.lremUnanswered`).
-   */
-  #ackClaim(
-    resp: RespScripts,
-    claim: DeferredClaim,
-    deliveries: readonly Delivery[],
-  ): Promise<readonly Delivery[]> {
-    this.#deferred.take();
-    const { early, list, lists, claimedBefore } = claim;
-    const key = this.#scope.k(claimList(this.#watchers.id, list));
-    const removing = resp.command(["LREM", key, "-1", early.raw], Number);
-    const empty = this.#script.emptyBehind(lists);
-    let left = deliveries.filter((d) => d !== early.delivery);
-    const done = (async () => {
-      // null: unanswered, it may have run.
-      const removed = await removing.catch(() => null);
-      if (removed === 1) {
-        this.#early.ackedClaim(early);
-        if (empty !== null && await empty) this.#emptyAt = claimedBefore;
-        return;
-      }
-      left = [...deliveries];
-      if (removed === null) this.#early.lremUnanswered(early);
-      await this.#record(early, [], 2, list, claimedBefore, lists);
-    })().finally(() => this.#background = null);
-    this.#background = done;
-    return done.then(() => left);
   }
 
   /**
