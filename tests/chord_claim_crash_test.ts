@@ -21,6 +21,7 @@ import { Proc } from "./helpers/procs.ts";
 import { REDIS_URL } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { taskSig } from "./helpers/signatures.ts";
+import { TcpProxy } from "./helpers/tcp_proxy.ts";
 
 /**
  * A proxy to the test Redis that holds, never relaying it, Redis's reply to
@@ -30,62 +31,26 @@ import { taskSig } from "./helpers/signatures.ts";
 function holdClaimReply(marker: string) {
   const target = new URL(REDIS_URL);
   const held = Promise.withResolvers<void>();
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns: Deno.Conn[] = [];
-  const relays: Promise<void>[] = [];
   const script = /\$(7\r\nevalsha|4\r\neval)\r\n/i;
-  const pipe = async (from: Deno.Conn, to: Deno.Conn, onChunk: (text: string) => boolean) => {
-    const buf = new Uint8Array(64 * 1024);
-    try {
-      while (true) {
-        const n = await from.read(buf);
-        if (n === null) break;
-        const chunk = buf.slice(0, n);
-        if (!onChunk(new TextDecoder().decode(chunk))) continue;
-        let off = 0;
-        while (off < chunk.length) off += await to.write(chunk.subarray(off));
-      }
-    } catch {
-      // the other side closed
-    }
-  };
-  const accepting = (async () => {
-    for await (const client of listener) {
-      const server = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
-      conns.push(client, server);
+  const proxy = TcpProxy.start({ hostname: target.hostname, port: Number(target.port) }, {
+    filter: () => {
       let claimSent = false;
       let holding = false;
-      relays.push(
-        pipe(client, server, (text) => {
+      return (chunk, upstream) => {
+        const text = new TextDecoder().decode(chunk);
+        if (upstream) {
           if (script.test(text) && text.includes(marker)) claimSent = true;
           return true;
-        }),
-        pipe(server, client, (text) => {
-          if (holding) return false;
-          if (!claimSent || text.startsWith("-NOSCRIPT")) return true;
-          holding = true;
-          held.resolve();
-          return false;
-        }),
-      );
-    }
-  })();
-  return {
-    port: listener.addr.port,
-    held: held.promise,
-    async close() {
-      listener.close();
-      await accepting.catch(() => {});
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch {
-          // already closed
         }
-      }
-      await Promise.all(relays);
+        if (holding) return false;
+        if (!claimSent || text.startsWith("-NOSCRIPT")) return true;
+        holding = true;
+        held.resolve();
+        return false;
+      };
     },
-  };
+  });
+  return { port: proxy.port, held: held.promise, close: () => proxy.close() };
 }
 
 Deno.test({

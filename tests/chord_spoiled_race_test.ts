@@ -19,6 +19,7 @@ import { ProtocolError } from "../protocol.ts";
 import { deleteKeys, rawRedis, REDIS_URL, uniquePrefix } from "./helpers/redis.ts";
 import { WITHOUT_REDIS } from "./helpers/services.ts";
 import { chordPart } from "./helpers/chord_keys.ts";
+import { TcpProxy } from "./helpers/tcp_proxy.ts";
 
 /**
  * A proxy to the test Redis that, on each connection, holds the first chunk
@@ -27,57 +28,32 @@ import { chordPart } from "./helpers/chord_keys.ts";
  */
 function gateAfterExec() {
   const target = new URL(REDIS_URL);
-  let release!: () => void;
-  const released = new Promise<void>((r) => release = r);
-  let onHeld!: () => void;
-  const held = new Promise<void>((r) => onHeld = r);
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns: Deno.Conn[] = [];
-  const relays: Promise<void>[] = [];
-  const pipe = async (from: Deno.Conn, to: Deno.Conn, gate: boolean) => {
-    const buf = new Uint8Array(64 * 1024);
-    let execSent = false;
-    try {
-      while (true) {
-        const n = await from.read(buf);
-        if (n === null) break;
-        const chunk = buf.slice(0, n);
-        if (gate && execSent) {
-          onHeld();
-          await released;
+  const released = Promise.withResolvers<void>();
+  const held = Promise.withResolvers<void>();
+  const proxy = TcpProxy.start({ hostname: target.hostname, port: Number(target.port) }, {
+    filter: () => {
+      let gate = true;
+      let execSent = false;
+      return async (chunk, upstream) => {
+        if (!upstream || !gate) return true;
+        if (execSent) {
+          held.resolve();
+          await released.promise;
           gate = false;
+          return true;
         }
-        if (gate && /\r\nexec\r\n/i.test(new TextDecoder().decode(chunk))) execSent = true;
-        let off = 0;
-        while (off < chunk.length) off += await to.write(chunk.subarray(off));
-      }
-    } catch {
-      // the other side closed
-    }
-  };
-  const accepting = (async () => {
-    for await (const client of listener) {
-      const server = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
-      conns.push(client, server);
-      relays.push(pipe(client, server, true), pipe(server, client, false));
-    }
-  })();
+        if (/\r\nexec\r\n/i.test(new TextDecoder().decode(chunk))) execSent = true;
+        return true;
+      };
+    },
+  });
   return {
-    port: listener.addr.port,
-    held,
-    release,
-    async close() {
-      release();
-      listener.close();
-      await accepting.catch(() => {});
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch {
-          // already closed
-        }
-      }
-      await Promise.all(relays);
+    port: proxy.port,
+    held: held.promise,
+    release: () => released.resolve(),
+    close() {
+      released.resolve();
+      return proxy.close();
     },
   };
 }

@@ -5,13 +5,24 @@
  * With `delayMs`, what clients send reaches the target that much later (in
  * order), as over a slow link. `hold()` stops relaying what clients send
  * (a stalled link: their requests wait, unanswered) until `release()`.
+ * With `filter`, each connection gets its own {@link ChunkFilter}, which sees
+ * every chunk read on it before it is relayed and may hold it (by waiting)
+ * or drop it.
  */
+
+/**
+ * Judges one chunk read on a connection, `upstream` when a client sent it:
+ * relayed when it returns (or resolves to) true, dropped when false; the
+ * connection reads nothing more meanwhile.
+ */
+export type ChunkFilter = (chunk: Uint8Array, upstream: boolean) => boolean | Promise<boolean>;
 
 /** A running proxy. */
 export class TcpProxy {
   readonly #listener: Deno.TcpListener;
   readonly #target: { hostname: string; port: number };
   readonly #delayMs: number;
+  readonly #filter: (() => ChunkFilter) | undefined;
   readonly #open = new Set<Deno.Conn>();
   readonly #accepting: Promise<void>;
   readonly #relays = new Set<Promise<void>>();
@@ -23,10 +34,12 @@ export class TcpProxy {
     listener: Deno.TcpListener,
     target: { hostname: string; port: number },
     delayMs: number,
+    filter: (() => ChunkFilter) | undefined,
   ) {
     this.#listener = listener;
     this.#target = target;
     this.#delayMs = delayMs;
+    this.#filter = filter;
     this.#accepting = this.#accept();
   }
 
@@ -40,10 +53,10 @@ export class TcpProxy {
    */
   static start(
     target: { hostname: string; port: number },
-    options: { delayMs?: number } = {},
+    options: { delayMs?: number; filter?: () => ChunkFilter } = {},
   ): TcpProxy {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    return new TcpProxy(listener, target, options.delayMs ?? 0);
+    return new TcpProxy(listener, target, options.delayMs ?? 0, options.filter);
   }
 
   /** The local port clients connect to. */
@@ -68,9 +81,10 @@ export class TcpProxy {
       }
       this.#open.add(client);
       this.#open.add(server);
+      const filter = this.#filter?.();
       const relay = Promise.all([
-        this.#pipe(client, server, this.#delayMs, true),
-        this.#pipe(server, client, 0, false),
+        this.#pipe(client, server, this.#delayMs, true, filter),
+        this.#pipe(server, client, 0, false, filter),
       ])
         .then(() => {});
       this.#relays.add(relay);
@@ -78,7 +92,13 @@ export class TcpProxy {
     }
   }
 
-  async #pipe(from: Deno.Conn, to: Deno.Conn, delayMs: number, upstream: boolean): Promise<void> {
+  async #pipe(
+    from: Deno.Conn,
+    to: Deno.Conn,
+    delayMs: number,
+    upstream: boolean,
+    filter: ChunkFilter | undefined,
+  ): Promise<void> {
     const buf = new Uint8Array(64 * 1024);
     let sent = Promise.resolve();
     const write = async (chunk: Uint8Array, at: number) => {
@@ -92,6 +112,7 @@ export class TcpProxy {
         const n = await from.read(buf);
         if (n === null) break;
         while (upstream && this.#held) await this.#held.promise;
+        if (filter && !(await filter(buf.subarray(0, n), upstream))) continue;
         if (delayMs === 0) {
           await write(buf.subarray(0, n), 0);
           continue;
