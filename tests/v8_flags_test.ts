@@ -221,7 +221,7 @@ Deno.test({
       ],
       /the command sets them/,
     ],
-    [{}, narrow, /needs --allow-ffi/],
+    [{}, narrow, /needs -A \(Deno reads \/proc\/self only when every permission is granted\)/],
     // FFI, env and read granted, but not all: Deno refuses /proc/self/cmdline then.
     [{}, [...narrow, "--allow-ffi"], /cannot start over with them \(.*-A allows it\)/],
   ];

@@ -26,3 +26,19 @@ export const granted: (descriptor: Deno.PermissionDescriptor) => boolean = grant
 export function grantedEnv(variable: string): string | undefined {
   return granted({ name: "env", variable }) ? Deno.env.get(variable) : undefined;
 }
+
+/**
+ * Why the worker does not start over with its V8 flags or release its
+ * start-up pages: both read `/proc/self` (`cmdline`, `smaps`, `exe`), which
+ * Deno 2 allows only when every permission is granted (`-A`, or each
+ * `--allow-*` flag without a list); `--allow-ffi --allow-env --allow-read`
+ * alone get "Requires all access".
+ *
+ * @example
+ * ```ts ignore
+ * import { NEEDS_ALL_PERMISSIONS } from "./permissions.ts";
+ * console.log(`V8 flags: not started over: ${NEEDS_ALL_PERMISSIONS}`);
+ * ```
+ */
+export const NEEDS_ALL_PERMISSIONS =
+  "needs -A (Deno reads /proc/self only when every permission is granted)";

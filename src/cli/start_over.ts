@@ -4,12 +4,13 @@
  * same process, and nothing of the old image is left behind, its threads
  * included. Used to start over with the worker's V8 flags (`v8_flags.ts`)
  * and after leaked threads (`src/worker/thread_leaks.ts`). Linux only; it
- * needs `--allow-ffi` (libc's `execve`).
+ * needs `-A`: libc's `execve` takes FFI, and Deno reads `/proc/self/cmdline`
+ * only when every permission is granted.
  *
  * @module
  */
 
-import { granted } from "./permissions.ts";
+import { granted, NEEDS_ALL_PERMISSIONS } from "./permissions.ts";
 import { EXIT_CODES } from "./exit_codes.ts";
 
 function cString(s: string): Uint8Array<ArrayBuffer> {
@@ -54,15 +55,17 @@ export function execSelf(argv: string[], env: Record<string, string>): string {
 }
 
 /**
- * Why this process cannot start over, or null when it can: on Linux, with
+ * Why this process cannot start over, or null when it may: on Linux, with
  * FFI (libc's `execve`), environment and `/proc/self/cmdline` permissions
- * granted, as `-A` grants (asked without a prompt). The one check of both
- * uses: the worker's V8 flags (`v8_flags.ts`) and {@link startOver}.
+ * granted (asked without a prompt). Reading `/proc/self/cmdline` then still
+ * takes every permission ({@link ownCommandLine}), so only `-A` starts over;
+ * this check only says so early. The one check of both uses: the worker's V8
+ * flags (`v8_flags.ts`) and {@link startOver}.
  *
  * @example
  * ```ts ignore
  * import { cannotStartOver } from "./start_over.ts";
- * cannotStartOver(); // "needs --allow-ffi, --allow-env and --allow-read (as -A grants)" without -A
+ * cannotStartOver(); // "needs -A (Deno reads /proc/self only when every permission is granted)" without FFI
  * ```
  *
  * @returns why not, or null
@@ -71,7 +74,7 @@ export function cannotStartOver(): string | null {
   if (Deno.build.os !== "linux") return "only done on Linux";
   const allowed = granted({ name: "env" }) && granted({ name: "ffi" }) &&
     granted({ name: "read", path: "/proc/self/cmdline" });
-  return allowed ? null : "needs --allow-ffi, --allow-env and --allow-read (as -A grants)";
+  return allowed ? null : NEEDS_ALL_PERMISSIONS;
 }
 
 /**

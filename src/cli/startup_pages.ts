@@ -15,15 +15,16 @@
  * copy of any page (smaps' `Anonymous: 0 kB`) — memory the process wrote is
  * never touched.
  *
- * `worker.ts`, run as a program, does it on Linux when FFI, the environment
- * and reading `/proc/self` are allowed (as `-A` does);
+ * `worker.ts`, run as a program, does it on Linux with `-A` (FFI for
+ * `madvise`, and Deno reads `/proc/self` only when every permission is
+ * granted);
  * `CELERIAC_RELEASE_STARTUP_PAGES=0` turns it off.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import { granted } from "./permissions.ts";
+import { granted, NEEDS_ALL_PERMISSIONS } from "./permissions.ts";
 
 const log = getLogger(["celeriac", "cli"]);
 
@@ -132,7 +133,7 @@ export function releaseStartupPages(): number | string {
     !granted({ name: "env", variable: RELEASE_PAGES_ENV }) || !granted({ name: "ffi" }) ||
     !granted({ name: "read", path: "/proc/self" })
   ) {
-    return "needs --allow-ffi, --allow-env and --allow-read (as -A grants)";
+    return NEEDS_ALL_PERMISSIONS;
   }
   if (Deno.env.get(RELEASE_PAGES_ENV) === "0") return `${RELEASE_PAGES_ENV}=0`;
   // Deno reads /proc/self/smaps and /proc/self/exe only with every permission granted, and

@@ -22,10 +22,11 @@
  * task, and `DENO_NO_PROMPT=1` ({@link NO_PROMPT_DEFAULTS}): a sandboxed
  * task denied a permission fails instead of waiting at a terminal's prompt.
  * It does so only where it can without asking for more than the
- * command already granted: on Linux, with FFI, env and read permissions
- * granted (as `-A` does). A command with narrower permissions keeps V8's
- * defaults unless it passes the flag itself (the README's production command
- * does). The `CELERIAC_V8_FLAGS` environment variable replaces the default
+ * command already granted: on Linux, with `-A` (FFI for libc's `execve`, and
+ * Deno reads `/proc/self/cmdline` only when every permission is granted:
+ * `--allow-ffi --allow-env --allow-read` alone are not enough). A command
+ * with narrower permissions keeps V8's defaults unless it passes the flags
+ * itself (the README's production command does). The `CELERIAC_V8_FLAGS` environment variable replaces the default
  * flags; empty, it turns this off (the malloc setting too).
  *
  * `--no-allocation-site-pretenuring` keeps V8 from allocating the objects of
