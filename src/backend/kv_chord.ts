@@ -189,11 +189,12 @@ export class KvChords {
       const op = this.#kv.atomic().check(entry).delete(entry.key)
         .delete(this.#chordKey(part.groupId, "size"))
         .delete(this.#chordKey(part.groupId, "count"));
-      const committed = await this.#metas.addStores(op, entries);
+      const stores = await this.#metas.addStores(op, entries);
       if ((await commitAtomic(op)).ok) {
-        await committed();
+        await stores.committed();
         throw err;
       }
+      await stores.lost();
       // Lost to a change of a meta, not of the spoiled key: claim again.
       if ((await this.#kv.get(entry.key)).versionstamp !== entry.versionstamp) break;
     }

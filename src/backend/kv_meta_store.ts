@@ -250,32 +250,38 @@ export class KvMetaStore {
    * Add the stores of `entries` to `op`, another commit (a chord's claim of
    * its failure, kv_chord.ts), each checked against its meta as read now; a
    * stored SUCCESS is left out, as {@link storeAll} leaves it. A meta too
-   * long for one value is stored now, before the commit. Resolves with what
-   * to run once `op` committed (deleting the parts of long metas it replaced).
+   * long for one value has its parts written now, under a fresh id, and only
+   * its head added to `op`. Resolves with what to run once `op` committed
+   * (delete the parts of the long metas it replaced) or failed (delete the
+   * parts written for it, which no head names).
    */
   async addStores(
     op: Deno.AtomicOperation,
     entries: readonly StoreEntry[],
-  ): Promise<() => Promise<void>> {
-    const short = entries.filter((e) => fitsOneValue(e.meta));
-    for (const e of entries) if (!fitsOneValue(e.meta)) await this.#storeParted(e);
-    const keys = short.map((e) => this.key(e.taskId));
+  ): Promise<{ committed: () => Promise<void>; lost: () => Promise<void> }> {
+    const keys = entries.map((e) => this.key(e.taskId));
     const current: Deno.KvEntryMaybe<StoredResult>[] = [];
     for (let i = 0; i < keys.length; i += 10) {
       current.push(...await this.#kv.getMany<StoredResult[]>(keys.slice(i, i + 10)));
     }
     const options = expiryOptions(this.#expiresMs);
-    short.forEach((e, i) => {
+    const replaced: [string, StoredResult][] = [];
+    const written: [string, StoredResult][] = [];
+    for (const [i, e] of entries.entries()) {
       const now = current[i];
-      if (live(now.value) && now.value.status === "SUCCESS") return;
-      op.check(now).set(keys[i], this.#stored(e), options);
-    });
-    return async () => {
-      for (const [i, e] of short.entries()) {
-        const before = current[i].value;
-        if (before?.parts && before.status !== "SUCCESS") await this.deleteParts(e.taskId, before);
+      if (live(now.value) && now.value.status === "SUCCESS") continue;
+      let value = this.#stored(e);
+      if (!fitsOneValue(e.meta)) {
+        value = await this.#writeParts(e);
+        written.push([e.taskId, value]);
       }
+      op.check(now).set(keys[i], value, options);
+      if (now.value?.parts) replaced.push([e.taskId, now.value]);
+    }
+    const deleteAll = (values: [string, StoredResult][]) => async () => {
+      for (const [taskId, value] of values) await this.deleteParts(taskId, value);
     };
+    return { committed: deleteAll(replaced), lost: deleteAll(written) };
   }
 
   #partKey(taskId: string, id: string, i: number): Deno.KvKey {
@@ -288,17 +294,8 @@ export class KvMetaStore {
    * replaces are deleted afterwards.
    */
   async #storeParted(e: StoreEntry): Promise<void> {
-    const parts = splitMeta(e.meta);
-    const id = crypto.randomUUID().slice(0, 8);
+    const head = await this.#writeParts(e);
     const options = expiryOptions(this.#expiresMs);
-    for (let i = 0; i < parts.length; i += PARTS_PER_COMMIT) {
-      const op = this.#kv.atomic();
-      for (let j = i; j < Math.min(i + PARTS_PER_COMMIT, parts.length); j++) {
-        op.set(this.#partKey(e.taskId, id, j), parts[j], options);
-      }
-      await commitAtomic(op);
-    }
-    const head: StoredResult = { ...this.#stored(e), meta: "", parts: { id, count: parts.length } };
     const key = this.key(e.taskId);
     for (;;) {
       const current = await this.#kv.get<StoredResult>(key);
@@ -311,6 +308,21 @@ export class KvMetaStore {
         return;
       }
     }
+  }
+
+  /** Write a long meta's parts under a fresh id; resolves with the head that names them. */
+  async #writeParts(e: StoreEntry): Promise<StoredResult> {
+    const parts = splitMeta(e.meta);
+    const id = crypto.randomUUID().slice(0, 8);
+    const options = expiryOptions(this.#expiresMs);
+    for (let i = 0; i < parts.length; i += PARTS_PER_COMMIT) {
+      const op = this.#kv.atomic();
+      for (let j = i; j < Math.min(i + PARTS_PER_COMMIT, parts.length); j++) {
+        op.set(this.#partKey(e.taskId, id, j), parts[j], options);
+      }
+      await commitAtomic(op);
+    }
+    return { ...this.#stored(e), meta: "", parts: { id, count: parts.length } };
   }
 
   /** Delete the parts of a long meta (nothing for a short one). */
