@@ -53,6 +53,20 @@ function holdClaimReply(marker: string) {
   return { port: proxy.port, held: held.promise, close: () => proxy.close() };
 }
 
+/**
+ * The body's waiter, started before the crash, hears its FAILURE. The
+ * timer only guards against a hang: before the fix nothing was stored and
+ * the wait would not end on its own.
+ */
+async function assertWaiterHeardFailure(
+  waiter: Promise<{ status: string }>,
+  waiting: AbortController,
+): Promise<void> {
+  const guard = setTimeout(() => waiting.abort(), 10_000);
+  const heard = await waiter.finally(() => clearTimeout(guard));
+  assert.equal(heard.status, "FAILURE", "the body's waiter heard the FAILURE");
+}
+
 Deno.test({
   name:
     "redis chord: a worker killed right after claiming a spoiled chord's failure leaves its body failed",
@@ -89,10 +103,7 @@ Deno.test({
       );
       const { exc_message } = stored.result as { exc_message: string[] };
       assert.match(exc_message[0], /^Join error: .*\.s holds "lots", not a count/);
-      // Hang guard only: before, nothing was stored and the wait would not end on its own.
-      const guard = setTimeout(() => waiting.abort(), 10_000);
-      const heard = await waiter.finally(() => clearTimeout(guard));
-      assert.equal(heard.status, "FAILURE", "the body's waiter heard the FAILURE");
+      await assertWaiterHeardFailure(waiter, waiting);
     } finally {
       waiting.abort();
       await waiter.catch(() => {});
@@ -127,9 +138,7 @@ Deno.test("kv chord: a worker that dies right after claiming a spoiled chord's f
     assert.equal((await raw.get(["cc", "chord", "g", "size"])).value, null, "the claim ran");
     const stored = await backend.get("body");
     assert.equal(stored?.status, "FAILURE", `the body's result after the crash: ${stored?.status}`);
-    const guard = setTimeout(() => waiting.abort(), 10_000);
-    const heard = await waiter.finally(() => clearTimeout(guard));
-    assert.equal(heard.status, "FAILURE", "the body's waiter heard the FAILURE");
+    await assertWaiterHeardFailure(waiter, waiting);
   } finally {
     waiting.abort();
     await waiter.catch(() => {});
