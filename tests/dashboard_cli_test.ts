@@ -210,3 +210,27 @@ Deno.test("dashboard cli: no net permission for its listen address names the fla
     ),
   );
 });
+
+Deno.test("dashboard cli: an IPv6 listen address is named in brackets, the --allow-net form Deno takes", async () => {
+  // "--allow-net=::1:PORT" is refused by Deno ("invalid empty host"); "[::1]:PORT" works.
+  using ports = reservePorts();
+  const port = ports.base;
+  const ran = await runCli([
+    "dashboard",
+    "--address",
+    "::1",
+    "--port",
+    String(port),
+    "-b",
+    "kv://:memory:",
+  ], {
+    permissions: ["--allow-read=.", "--allow-env"],
+  });
+  assert.notEqual(ran.code, 0);
+  assert.match(
+    ran.stderr,
+    new RegExp(
+      `cannot listen on \\[::1\\]:${port}, .*Run deno with --allow-net=\\[::1\\]:${port} `,
+    ),
+  );
+});

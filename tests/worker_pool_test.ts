@@ -265,6 +265,13 @@ Deno.test("sandboxes: Deno's permission errors become PermissionDenied naming pe
   assert.equal(permissionDenied(other, "t"), other);
 });
 
+Deno.test("sandboxes: the OS refusing a file (EACCES) is not turned into advice for a Deno flag", () => {
+  // Deno 2 throws PermissionDenied for the OS's "permission denied"; its own denials are NotCapable.
+  const os = new Deno.errors.PermissionDenied("Permission denied (os error 13): readfile '/x'");
+  assert.equal(permissionDenied(os, "t.save[1]"), os);
+  assert.equal(permissionDenied(os, "t.save[1]", true), os);
+});
+
 Deno.test("reported error: after the soft limit fired, any throw is stored as SoftTimeLimitExceeded", () => {
   const ctl = new AbortController();
   const thrown = new Error("cleanup failed");

@@ -115,9 +115,9 @@ export class BrokerConnectionError extends Error {
  * @param err what a connection failed with
  * @param source where its URL came from, in words (none: `err` as it is)
  * @param unreadDefault the URL is a default used only because Deno's
- *   permissions kept its variable from being read: the source (which says so)
- *   replaces the hint even of a missing permission, whose flag would only
- *   make the default work
+ *   permissions kept its variable from being read, which may or may not be
+ *   set: the source (which says so) comes first, then the missing
+ *   permission's flag as the way to use the default
  * @returns the error to throw
  */
 export function withUrlSource(
@@ -129,7 +129,12 @@ export function withUrlSource(
     return new BrokerConnectionError(err.url, err.cause, {
       // Deno's "run again with the --allow-write flag" would only make the default work.
       reason: err.reason?.replace(/, run again with the --allow-\w+ flag/, ""),
-      hint: `That URL is ${source}`,
+      // Without env permission nobody knows whether the variable is set: advise both.
+      hint: err.hint
+        ? `That URL is ${source}; to use the default, ${err.hint[0].toLowerCase()}${
+          err.hint.slice(1)
+        }`
+        : `That URL is ${source}`,
       transient: false,
       permission: true,
     });

@@ -452,9 +452,9 @@ export function urlSources(options: CeleryOptions, config: ResolvedConfig): UrlS
     : config.broker !== DEFAULT_BROKER_URL
     ? "CELERY_BROKER_URL"
     : brokerUnread
-    ? "the default, as Deno's permissions kept CELERY_BROKER_URL from being read: run deno " +
-      "with --allow-env=CELERY_BROKER_URL (or give the broker: new Celery({ broker }) or " +
-      "the command line's --broker)"
+    ? "the default, as Deno's permissions kept CELERY_BROKER_URL from being read: if it is " +
+      "set, run deno with --allow-env=CELERY_BROKER_URL to use it (or give the broker: " +
+      "new Celery({ broker }) or the command line's --broker)"
     : "the default, as no broker was given (new Celery({ broker }), CELERY_BROKER_URL or " +
       "the command line's --broker)";
   const backend = options.backend !== undefined

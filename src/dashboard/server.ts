@@ -199,7 +199,7 @@ export class Dashboard {
   get url(): string {
     if (!this.#server) throw new Error("The dashboard is not started: call start() first");
     const { hostname, port } = this.#server.addr;
-    return `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+    return `http://${hostPort(hostname, port)}`;
   }
 
   /**
@@ -229,10 +229,10 @@ export class Dashboard {
       }
       if (err instanceof Deno.errors.NotCapable) {
         // Deno's bare "Requires net access to …" does not say it is the dashboard's own address.
-        const host = this.#options.hostname ?? "127.0.0.1";
+        const address = hostPort(this.#options.hostname ?? "127.0.0.1", port);
         throw new Deno.errors.NotCapable(
-          `The dashboard cannot listen on ${host}:${port}, its listen address: Deno has no net ` +
-            `permission for it. Run deno with --allow-net=${host}:${port} (beside the broker's ` +
+          `The dashboard cannot listen on ${address}, its listen address: Deno has no net ` +
+            `permission for it. Run deno with --allow-net=${address} (beside the broker's ` +
             `host:port in the same list)`,
         );
       }
@@ -480,4 +480,9 @@ export class Dashboard {
       return errorResponse(err, SECURITY_HEADERS);
     }
   }
+}
+
+/** `host:port`, an IPv6 host in brackets (`[::1]:5555`), as URLs and `--allow-net` take it. */
+function hostPort(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }

@@ -418,10 +418,11 @@ function projectRoot(dir: string): string | null {
  * @returns the error to report
  */
 export function permissionDenied(err: unknown, task: string, sandboxed = false): unknown {
+  // Deno 2's PermissionDenied is the OS refusing (EACCES), not its permission
+  // system: no flag helps, so it is returned as it is. A dynamic import()
+  // refused is a TypeError with Deno's permission message.
   const denied = err instanceof Deno.errors.NotCapable ||
-    err instanceof Deno.errors.PermissionDenied ||
-    // A dynamic import() refused is a TypeError with Deno's permission message.
-    (err instanceof TypeError && /^Requires \w+ access/.test(err.message));
+    (err instanceof Error && /^Requires \w+ access/.test(err.message));
   if (!denied) return err;
   const m = /Requires (\w+) access(?: to (.+?))?(?:, run again|, specify|\.?$)/.exec(err.message);
   return new PermissionDenied({
