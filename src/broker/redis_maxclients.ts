@@ -21,6 +21,8 @@
  * @module
  */
 
+import { serverAddress } from "./redis_url.ts";
+
 /** The parties refused in a server's episode under way, by `host:port` ({@link serverOf}). */
 const episodes = new Map<string, Set<object>>();
 
@@ -33,8 +35,8 @@ const episodes = new Map<string, Set<object>>();
 function serverOf(label: string): string {
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(label)) return label;
   try {
-    const u = new URL(label);
-    return `${u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1"}:${u.port || "6379"}`;
+    const { host, port } = serverAddress(new URL(label));
+    return `${host}:${port}`;
   } catch {
     return label;
   }

@@ -258,6 +258,26 @@ export function parseRedisUrl(url: string): RedisUrlOptions {
   return parsed;
 }
 
+/**
+ * The server a Redis URL names: its host (an IPv6 address without its
+ * brackets; default 127.0.0.1) and port (default 6379).
+ *
+ * @example
+ * ```ts ignore
+ * import { serverAddress } from "./redis_url.ts";
+ * serverAddress(new URL("redis://:***@[::1]/2")); // { host: "::1", port: 6379 }
+ * ```
+ *
+ * @param u the parsed URL
+ * @returns its host and port
+ */
+export function serverAddress(u: URL): { host: string; port: number } {
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1",
+    port: u.port ? Number(u.port) : 6379,
+  };
+}
+
 /** One Redis server's URL: `redis://` or `rediss://`. */
 function parseServerUrl(url: string): RedisUrlOptions {
   let u: URL;
@@ -276,8 +296,7 @@ function parseServerUrl(url: string): RedisUrlOptions {
   const dbText = query.db ?? u.pathname.replace(/^\//, "");
   const db = dbText === "" && query.db === undefined ? 0 : parseDb(dbText, url);
   return {
-    host: u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1",
-    port: u.port ? Number(u.port) : 6379,
+    ...serverAddress(u),
     db,
     username: u.username ? decodeURIComponent(u.username) : undefined,
     password: u.password ? decodeURIComponent(u.password) : undefined,
