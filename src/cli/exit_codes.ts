@@ -125,6 +125,7 @@ function unreachable(err: unknown): boolean {
  *
  * @example
  * ```ts
+ * import { UsageError } from "@celeriac/celeriac/worker";
  * exitCodeFor(new UsageError("--limit needs a whole number"), "parked"); // 2
  * ```
  *

@@ -152,6 +152,7 @@ function notLoaded(what: string): ProtocolError {
  *
  * @example
  * ```ts
+ * import { loadedMsgpack } from "@celeriac/celeriac/protocol";
  * loadedMsgpack().msgpackEncode([1]);
  * ```
  *

@@ -94,6 +94,7 @@ export function pyJsonFloat(n: number): string {
  *
  * @example
  * ```ts
+ * import { pyJsonDumps } from "@celeriac/celeriac/protocol";
  * pyJsonDumps({ expires: new PyFloat(1795490308) }); // '{"expires": 1795490308.0}'
  * pyJsonDumps({ expires: 1795490308 }); // '{"expires": 1795490308}'
  * ```
@@ -156,6 +157,7 @@ export function pyJsonFloats(value: unknown): string {
  * @example
  * ```ts
  * import { EncodeError } from "@celeriac/celeriac";
+ * import { pyJsonDumps } from "@celeriac/celeriac/protocol";
  * try {
  *   pyJsonDumps({ data: new Uint8Array([1]) });
  * } catch (err) {

@@ -100,6 +100,7 @@ const COMMANDS = new Set([
  *
  * @example
  * ```ts
+ * import { isInspectCommand } from "@celeriac/celeriac/worker";
  * isInspectCommand("active"); // true
  * ```
  *

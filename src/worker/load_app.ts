@@ -49,6 +49,7 @@ export function moduleUrl(module: string, cwd: string): string {
  *
  * @example
  * ```ts
+ * import { loadApp } from "@celeriac/celeriac/worker";
  * const app = await loadApp("file:///srv/tasks.ts");
  * ```
  *
