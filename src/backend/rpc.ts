@@ -433,7 +433,7 @@ export class RpcBackend implements ResultBackend {
  * Open an rpc:// result backend and check that RabbitMQ answers.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openRpcBackend } from "@celeriac/celeriac/transports";
  * const backend = await openRpcBackend("rpc://", { brokerUrl: "amqp://guest:guest@127.0.0.1//" });
  * await backend.close();

@@ -141,7 +141,7 @@ export interface RespConnectionOptions {
  * `connectTimeoutMs` (default 10000); TCP without Nagle's delay.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { dial } from "./resp_dial.ts";
  * const conn = await dial({ host: "127.0.0.1", port: 6379 }, "127.0.0.1:6379");
  * conn.close();

@@ -67,7 +67,7 @@ export class WrongServerError extends Error {
  * and its first reply bytes.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { probeServer } from "./server_probe.ts";
  * await probeServer("127.0.0.1", 5672); // "amqp"
  * ```

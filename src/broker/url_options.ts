@@ -232,7 +232,7 @@ const logged = new Set<string>();
  * warning naming the options it reads (a typo?) for any other.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * noteUrlOptions("redis://h/0?visibility_timout=10", { visibility_timout: "10" }, REDIS_URL_OPTIONS, false);
  * // WARNING: URL option visibility_timout of redis://h/0?visibility_timout=10 is ignored: ...
  * ```

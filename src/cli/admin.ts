@@ -15,7 +15,7 @@ import { EXIT_CODES } from "./exit_codes.ts";
  * message that is not a Celery task, has neither name nor id).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { parkedTask } from "./admin.ts";
  * parkedTask({ taskName: "t.add", taskId: "42" }); // "t.add[42]"
  * parkedTask({ taskName: null, taskId: null }); // "(no task name or id)"

@@ -45,7 +45,7 @@ export const BEAT_OPTIONS = {
  * The actions of `schedule`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * SCHEDULE_ACTIONS; // ["list", "add", "remove"]
  * ```
  */

@@ -153,7 +153,7 @@ export const DASHBOARD_NICE = 10;
  * `--allow-sys=setPriority` it says so and runs at normal priority.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * applyNice("10"); // as `nice -n 10`
  * ```
  *

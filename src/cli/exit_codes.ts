@@ -123,7 +123,7 @@ function unreachable(err: unknown): boolean {
  * broker or result backend that could not be used 69, anything else 70.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * exitCodeFor(new UsageError("--limit needs a whole number"), "parked"); // 2
  * ```
  *

@@ -75,7 +75,7 @@ const SIZE_UNITS: Record<string, number> = { "": 1, k: 2 ** 10, m: 2 ** 20, g: 2
  * `undefined` when the flag is absent.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * byteSize("64M", "--max-decompressed-size"); // 67108864
  * byteSize("1048576", "--max-decompressed-size"); // 1048576
  * ```

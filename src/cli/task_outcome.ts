@@ -38,7 +38,7 @@ export const NO_RESULT_EXIT: number = EXIT_CODES.noResult;
  * The seconds of `--timeout` (default 10), checked before anything is sent or read.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * waitTimeout({ timeout: "2.5" }); // 2.5
  * ```
  *

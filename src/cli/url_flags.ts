@@ -95,7 +95,7 @@ const PARSERS: Record<string, (url: string) => unknown> = {
  * {@link checkUrlFlag}): `--result-backend`, Celery's name, is `--backend`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * appUrlFlags({ "result-backend": "redis://127.0.0.1:6379/1" }); // { backend: "redis://…/1" }
  * ```
  *

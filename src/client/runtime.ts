@@ -98,7 +98,7 @@ export function readEnv(name: string): string | undefined {
  * them at start-up, where they would otherwise be ignored without a word.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * readEnv("CELERY_BROKER_URL"); // undefined without --allow-env
  * takeUnreadEnv(); // ["CELERY_BROKER_URL"]
  * takeUnreadEnv(); // []

@@ -184,7 +184,7 @@ function callFields(sender: CallSender, name: string, options: ApplyOptions) {
  * One call of a batch: task name, positional arguments, call options.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const call: BatchCall = { name: "tasks.add", args: [1, 2], options: { queue: "math" } };
  * ```
  */

@@ -150,7 +150,7 @@ async function mapLimited<T, R>(
  * The live dashboard.
  *
  * @example Starting it next to a client
- * ```ts ignore
+ * ```ts
  * import { Celery } from "@celeriac/celeriac";
  * import { Dashboard } from "@celeriac/celeriac/dashboard";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0" });

@@ -15,7 +15,7 @@ export type TaskState = EventTaskState;
  * the client's `TASK_EVENT_STATE`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * EVENT_STATE["task-sent"]; // "PENDING"
  * ```
  */

@@ -19,7 +19,7 @@ let xz: typeof Xz | null = null;
  * kombu's names of its `lzma` compressor (`application/x-lzma`, aliases `lzma` and `xz`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * LZMA_NAMES.has("application/x-lzma"); // true
  * ```
  */
@@ -123,7 +123,7 @@ export function codecsToLoad(
  * and its `compression`, each else the sender's default.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * codecsForOptions({ serializer: "msgpack" }); // { msgpack: true, compression: false }
  * codecsForOptions({}, { serializer: "json", compression: "gzip" }); // { msgpack: false, compression: true }
  * ```
@@ -151,7 +151,7 @@ function notLoaded(what: string): ProtocolError {
  * The msgpack codec, once loaded.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * loadedMsgpack().msgpackEncode([1]);
  * ```
  *

@@ -29,7 +29,7 @@ function escapeNonAscii(ch: string): string {
  * printable ASCII without `"` or `\\`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * isVerbatimJsonString("bench.noop"); // true
  * isVerbatimJsonString('say "hi"'); // false
  * ```
@@ -71,7 +71,7 @@ function encodeNumber(n: number): string {
  * exponent from 1e16 up (`1e+16`), as Python's `repr(float)`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * pyJsonFloat(2); // "2.0"
  * pyJsonFloat(0.25); // "0.25"
  * pyJsonFloat(1e16); // "1e+16"
@@ -93,7 +93,7 @@ export function pyJsonFloat(n: number): string {
  * (`toJSON`, `valueOf`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * pyJsonDumps({ expires: new PyFloat(1795490308) }); // '{"expires": 1795490308.0}'
  * pyJsonDumps({ expires: 1795490308 }); // '{"expires": 1795490308}'
  * ```
@@ -132,7 +132,7 @@ export class PyFloat {
  * {@link pyJsonFloat}; anything else as {@link pyJsonDumps} writes it.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * pyJsonFloats([0, 0.5, 1]); // "[0.0, 0.5, 1.0]"
  * pyJsonFloats(null); // "null"
  * ```
@@ -283,7 +283,7 @@ export function pyJsonDumpsRecords(
  * One record as {@link pyJsonDumpsRecords} writes each of its list.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * pyJsonDumpsRecord({ freq: 2, active: 0 }, new Set(["freq"])); // '{"freq": 2.0, "active": 0}'
  * ```
  *
@@ -339,7 +339,7 @@ function pyJsonMembers(record: Record<string, unknown>, floats?: ReadonlySet<str
  * for other values.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * pyJsonScalar("café"); // '"caf\\u00e9"'
  * pyJsonScalar(1e-5); // "1e-05"
  * ```

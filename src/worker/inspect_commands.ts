@@ -98,7 +98,7 @@ const COMMANDS = new Set([
  * Whether `method` is an inspect command answered by {@link runInspect}.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * isInspectCommand("active"); // true
  * ```
  *

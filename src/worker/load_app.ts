@@ -47,7 +47,7 @@ export function moduleUrl(module: string, cwd: string): string {
  * else `default`, else the only exported app.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const app = await loadApp("file:///srv/tasks.ts");
  * ```
  *
