@@ -167,7 +167,10 @@ export function loadedMsgpack(): typeof Msgpack {
  * The compressors, once loaded.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadCodecs, loadedCompression } from "@celeriac/celeriac/protocol";
+ * await loadCodecs({ compression: true });
+ * const bytes = loadedCompression().compress(new TextEncoder().encode("[[], {}, {}]"), "zlib");
  * loadedCompression().decompress(bytes, "application/x-gzip");
  * ```
  *

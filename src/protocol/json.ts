@@ -154,8 +154,13 @@ export function pyJsonFloats(value: unknown): string {
  * has no msgpack to turn to).
  *
  * @example
- * ```ts ignore
- * if (err instanceof EncodeError && err.reason === BYTES_REFUSAL) console.log("bytes");
+ * ```ts
+ * import { EncodeError } from "@celeriac/celeriac";
+ * try {
+ *   pyJsonDumps({ data: new Uint8Array([1]) });
+ * } catch (err) {
+ *   if (err instanceof EncodeError && err.reason === BYTES_REFUSAL) console.log("bytes");
+ * }
  * ```
  */
 export const BYTES_REFUSAL =
