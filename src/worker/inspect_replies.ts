@@ -38,8 +38,10 @@ export type RequestInfo = TaskInfo;
  * decoded here, they are the `argsrepr`/`kwargsrepr` strings.
  *
  * @example
- * ```ts ignore
- * requestInfo(task, { hostname: "celeriac@host", safe: false, started: true });
+ * ```ts
+ * import { type HeldTask, requestInfo } from "@celeriac/celeriac/worker";
+ * const describe = (task: HeldTask) =>
+ *   requestInfo(task, { hostname: "celeriac@host", safe: false, started: true });
  * ```
  *
  * @param t the task
@@ -101,8 +103,10 @@ function decodedArgs(t: HeldTask, maxDecompressed?: number): { args: unknown; kw
  * A task held for its ETA, as `inspect scheduled` lists it.
  *
  * @example
- * ```ts ignore
- * scheduledInfo(task, "celeriac@host", false).eta; // "2026-01-01T00:00:00.000000+00:00"
+ * ```ts
+ * import { type HeldTask, scheduledInfo } from "@celeriac/celeriac/worker";
+ * const etaOf = (task: HeldTask) => scheduledInfo(task, "celeriac@host", false).eta;
+ * // "2026-01-01T00:00:00.000000+00:00"
  * ```
  *
  * @param t the task (its `req.eta` is set)
