@@ -134,8 +134,13 @@ export function scheduledInfo(
  * own text when it has that form (microseconds kept), else the parsed date.
  *
  * @example
- * ```ts ignore
- * etaText(req); // "2026-11-24T03:19:24.525537+00:00"
+ * ```ts
+ * import { decodeTaskHeaders, encodeTaskMessage } from "@celeriac/celeriac/protocol";
+ * const req = decodeTaskHeaders(encodeTaskMessage({
+ *   task: "tasks.add", id: crypto.randomUUID(), args: [2, 3], kwargs: {},
+ *   now: new Date(), origin: "gen1@host", replyTo: crypto.randomUUID(),
+ * }));
+ * etaText(req); // null: no ETA ("2026-11-24T03:19:24.525537+00:00" with one)
  * ```
  *
  * @param req the task's headers
