@@ -68,7 +68,10 @@ export function unregisteredTask(
  * Python worker, may take it.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "kv://:memory:" });
+ * app.task("tasks.add", (a: number, b: number) => a + b);
  * unfitCall(app, "tasks.add", [], { a: 1, b: 2 }, "./tasks.ts");
  * // "warning: tasks.add of ./tasks.ts cannot take this call: TypeError: tasks.add() got …"
  * ```
@@ -211,8 +214,12 @@ export async function runCall(
  * and its source names the app's option for `-b`.
  *
  * @example
- * ```ts ignore
- * cliPublishError(err, true).message;
+ * ```ts
+ * import { BrokerConnectionError } from "@celeriac/celeriac";
+ * const err = new BrokerConnectionError("redis://127.0.0.1:1/0", new Error("refused"), {
+ *   publishTries: 4,
+ * });
+ * (cliPublishError(err, true) as Error).message;
  * // "Cannot connect to redis://…: …. Check that the broker runs and the URL is right, then run
  * // call again (set by the command line's -b/--broker)"
  * ```
