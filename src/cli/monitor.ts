@@ -85,7 +85,7 @@ Monitoring options:
  * The subcommands this module runs.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * MONITOR_COMMANDS.includes("inspect"); // true
  * ```
  */

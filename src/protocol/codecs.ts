@@ -19,7 +19,7 @@ let xz: typeof Xz | null = null;
  * kombu's names of its `lzma` compressor (`application/x-lzma`, aliases `lzma` and `xz`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * LZMA_NAMES.has("application/x-lzma"); // true
  * ```
  */
@@ -123,7 +123,7 @@ export function codecsToLoad(
  * and its `compression`, each else the sender's default.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * codecsForOptions({ serializer: "msgpack" }); // { msgpack: true, compression: false }
  * codecsForOptions({}, { serializer: "json", compression: "gzip" }); // { msgpack: false, compression: true }
  * ```
@@ -151,7 +151,8 @@ function notLoaded(what: string): ProtocolError {
  * The msgpack codec, once loaded.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadedMsgpack } from "@celeriac/celeriac/protocol";
  * loadedMsgpack().msgpackEncode([1]);
  * ```
  *
@@ -167,7 +168,10 @@ export function loadedMsgpack(): typeof Msgpack {
  * The compressors, once loaded.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadCodecs, loadedCompression } from "@celeriac/celeriac/protocol";
+ * await loadCodecs({ compression: true });
+ * const bytes = loadedCompression().compress(new TextEncoder().encode("[[], {}, {}]"), "zlib");
  * loadedCompression().decompress(bytes, "application/x-gzip");
  * ```
  *

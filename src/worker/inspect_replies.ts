@@ -283,7 +283,10 @@ function redact(url: string): string {
  * The text of `inspect report`: software, platform, settings.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * import { reportText } from "@celeriac/celeriac/worker";
+ * const config = new Celery({ broker: "kv://:memory:" }).config;
  * reportText(config, "0.1.0").startsWith("\nsoftware -> celeriac:0.1.0"); // true
  * ```
  *

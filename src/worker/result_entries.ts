@@ -32,7 +32,7 @@ export const REFUSED_MODULE = "celeriac.refused";
  * A Python exception as stored in a result.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * pyException("NotRegistered", "celery.exceptions", ["tasks.nope"]).exc_type; // "NotRegistered"
  * ```
  *
@@ -49,7 +49,7 @@ export function pyException(type: string, module: string, args: unknown[]): Exce
  * A FAILURE entry.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * failureEntry("t1", pyException("ValueError", "builtins", ["bad"]), null).status; // "FAILURE"
  * ```
  *
