@@ -15,15 +15,7 @@ import { BrokerConnectionError, maskPassword } from "../broker/errors.ts";
 import { privateBroker } from "./inspect.ts";
 import { printOutcome, waitTimeout } from "./task_outcome.ts";
 import { UsageError } from "./exit_codes.ts";
-
-function json(text: string | undefined, flag: string, fallback: unknown): unknown {
-  if (text === undefined) return fallback;
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new UsageError(`${flag} must be JSON, e.g. ${flag} '[1, 2]': ${(err as Error).message}`);
-  }
-}
+import { callSend } from "./call_options.ts";
 
 /**
  * A warning for a task name the `--app` module does not register (with
@@ -112,8 +104,9 @@ export function unfitCall(
 const WAIT_FLAGS = ["timeout", "json", "traceback"];
 
 /**
- * `call NAME [--args JSON] [--kwargs JSON] [--countdown S] [--eta ISO]
- * [--queue Q] [--wait [-t S] [--json] [--traceback]]`: send the task, print
+ * `call NAME [-a JSON] [-k JSON] [--countdown S] [--eta ISO] [--expires S|ISO]
+ * [--serializer json|msgpack] [--queue Q] [--exchange E --routing-key K]
+ * [--wait [-t S] [--json] [--traceback]]` (see call_options.ts): send the task, print
  * its id; with `--wait`, wait for its outcome and print it as `result`
  * does, with its exit codes (see task_outcome.ts) — the one way to get a
  * result from the `rpc://` backend, which sends it to this command alone.
@@ -133,20 +126,8 @@ export async function runCall(
   values: Record<string, string | boolean | undefined>,
 ): Promise<number> {
   if (!name) throw new UsageError("call needs a task name: call tasks.add --args '[2, 3]'");
-  const args = json(values.args as string | undefined, "--args", []);
-  const kwargs = json(values.kwargs as string | undefined, "--kwargs", {});
-  if (!Array.isArray(args)) throw new UsageError("--args must be a JSON list");
-  if (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) {
-    throw new UsageError("--kwargs must be a JSON object");
-  }
-  const countdown = values.countdown === undefined ? undefined : Number(values.countdown);
-  if (countdown !== undefined && !Number.isFinite(countdown)) {
-    throw new UsageError(`--countdown needs seconds, got "${values.countdown}"`);
-  }
-  const eta = values.eta === undefined ? undefined : new Date(String(values.eta));
-  if (eta && Number.isNaN(eta.getTime())) {
-    throw new UsageError(`--eta needs an ISO 8601 date, got "${values.eta}"`);
-  }
+  const { args, options } = callSend(values);
+  const { countdown, eta } = options;
   // The default wait starts when the task is due; an explicit -t counts from the send.
   const due = values.timeout === undefined
     ? Math.max(0, countdown ?? (eta ? (eta.getTime() - Date.now()) / 1000 : 0))
@@ -171,15 +152,10 @@ export async function runCall(
     app,
     name,
     args,
-    kwargs as Record<string, unknown>,
+    options.kwargs,
     values.app as string | undefined,
   );
-  const r = await app.sendTask(name, args, {
-    kwargs: kwargs as Record<string, unknown>,
-    countdown,
-    eta,
-    queue: values.queue as string | undefined,
-  }).catch((err) => {
+  const r = await app.sendTask(name, args, options).catch((err) => {
     throw cliPublishError(err, values.broker !== undefined);
   });
   if (!values.json) console.log(r.id);
