@@ -30,7 +30,9 @@ function json(text: string | undefined, flag: string, fallback: unknown): unknow
  * Without `--app` there is no registry to compare with.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * unregisteredTask(app, "tasks.addd", "./tasks.ts", "sent");
  * // "warning: tasks.addd is not a task of ./tasks.ts (did you mean tasks.add?); sent anyway, …"
  * ```
@@ -146,19 +148,30 @@ export async function runCall(
 }
 
 /**
- * A publish that gave up on a broker down, with advice for the command line:
- * the library's hint (a longer `taskPublishRetryPolicy`) is an app setting a
- * `call` user cannot change, and its source names the app's option for `-b`.
+ * A publish that gave up on a broker down (marked by its `publishTries`),
+ * with advice for the command line: the library's hint (a longer
+ * `taskPublishRetryPolicy`) is an app setting a `call` user cannot change,
+ * and its source names the app's option for `-b`.
+ *
+ * @example
+ * ```ts ignore
+ * cliPublishError(err, true).message;
+ * // "Cannot connect to redis://…: …. Check that the broker runs and the URL is right, then run
+ * // call again (set by the command line's -b/--broker)"
+ * ```
+ *
+ * @param err what the send rejected with
+ * @param flagged whether the broker URL came from `-b`/`--broker`
+ * @returns the error to throw: `err` itself unless it is a publish that gave up
  */
-function cliPublishError(err: unknown, flagged: boolean): unknown {
-  if (!(err instanceof BrokerConnectionError) || !/taskPublishRetryPolicy/.test(err.hint)) {
-    return err;
-  }
+export function cliPublishError(err: unknown, flagged: boolean): unknown {
+  if (!(err instanceof BrokerConnectionError) || err.publishTries === undefined) return err;
   return new BrokerConnectionError(err.url, err.cause, {
     reason: err.reason,
     hint: "Check that the broker runs and the URL is right, then run call again",
     transient: err.transient,
     source: flagged ? "the command line's -b/--broker" : err.source,
+    publishTries: err.publishTries,
   });
 }
 
@@ -172,7 +185,9 @@ function isRpc(app: Celery): boolean {
  * which exits now), so nothing can read it later; else `undefined`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * rpcResultLost(app, "5c0e4e3a-…");
  * // "warning: the result backend is rpc://: the result of 5c0e4e3a-… goes only to …"
  * ```

@@ -34,7 +34,7 @@ const EMBEDDED_DASHBOARD = [
  * The options each subcommand reads (the worker's: {@link workerOptions}).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * COMMAND_OPTIONS.purge.includes("queues"); // true
  * ```
  */
@@ -133,7 +133,7 @@ const WORKER = [
  * with `-B` (`beat`), the dashboard's with `-D` (`dashboard`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * WORKER_GATED_OPTIONS.beat.includes("lease-time"); // true
  * ```
  */
@@ -147,7 +147,7 @@ export const WORKER_GATED_OPTIONS: Readonly<Record<"beat" | "dashboard", readonl
  * dashboard's.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * workerOptions({ beat: true }).includes("lease-time"); // true
  * workerOptions({}).includes("lease-time"); // false
  * ```
@@ -199,7 +199,7 @@ export interface GivenOption {
  * Refuse an option the command does not read, saying which one it meant.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * checkCommandFlags("purge", [{ name: "queue", rawName: "--queue" }], {});
  * // throws: purge has no --queue (did you mean -Q/--queues?): --queue is for call, schedule
  * ```
@@ -240,7 +240,7 @@ export function checkCommandFlags(
  * `--logfile`, here it is purge's `--force`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * forceHint("worker", "-f"); // "the worker has no -f: ... write --logfile PATH"
  * ```
  *

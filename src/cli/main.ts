@@ -182,7 +182,7 @@ export interface MainOptions {
  * Run the command line; resolves with the exit code (see {@link EXIT_CODES}).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { main } from "@celeriac/celeriac/worker";
  * Deno.exit(await main(["--app", "./tasks.ts", "-c", "2"]));
  * ```

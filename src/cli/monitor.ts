@@ -71,7 +71,7 @@ Monitoring options:
  * The subcommands this module runs.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * MONITOR_COMMANDS.includes("inspect"); // true
  * ```
  */
