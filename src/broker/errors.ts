@@ -352,7 +352,8 @@ export class ExchangeNotFoundError extends Error {
  * {@link BatchPublishError} with each message's outcome.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * const err = new Error("connection refused");
  * throw batchFailure(["unsent", "unsent"], err); // err itself
  * ```
  *

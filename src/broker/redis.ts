@@ -272,7 +272,9 @@ export class RedisBroker implements Broker {
    * since (its take rides out the outage, retrying every 100 ms).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { openRedisBroker } from "@celeriac/celeriac/transports";
+   * const broker = await openRedisBroker("redis://127.0.0.1:6379/0");
    * if (broker.unreachable) console.log("Redis is down: takes wait for it");
    * ```
    */

@@ -178,8 +178,9 @@ export async function dial(o: RespConnectionOptions, label: string): Promise<Den
  * `WrongServerError` that says so (server_probe.ts), else `err` itself.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { notRedis } from "./resp_dial.ts";
+ * const err = new Error("Connection closed");
  * throw await notRedis(err, { host: "127.0.0.1", port: 5672 });
  * ```
  *

@@ -45,7 +45,9 @@ export type UrlQuery<K extends string> = { readonly [name in K]?: string };
  * The query options of a URL, typed by the options Celeriac reads there.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { RedisUrlOption } from "@celeriac/celeriac/transports";
+ * const url = "redis://127.0.0.1:6379/0?socket_timeout=5";
  * const query = urlQuery<RedisUrlOption>(new URL(url).searchParams);
  * ```
  *

@@ -30,7 +30,9 @@ function json(text: string | undefined, flag: string, fallback: unknown): unknow
  * Without `--app` there is no registry to compare with.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * unregisteredTask(app, "tasks.addd", "./tasks.ts", "sent");
  * // "warning: tasks.addd is not a task of ./tasks.ts (did you mean tasks.add?); sent anyway, …"
  * ```
@@ -183,7 +185,9 @@ function isRpc(app: Celery): boolean {
  * which exits now), so nothing can read it later; else `undefined`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Celery } from "@celeriac/celeriac";
+ * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * rpcResultLost(app, "5c0e4e3a-…");
  * // "warning: the result backend is rpc://: the result of 5c0e4e3a-… goes only to …"
  * ```

@@ -70,6 +70,7 @@ export function parseLogLevel(name: string): LogLevel {
  *
  * @example
  * ```ts
+ * import { closeLogging, setupLogging } from "@celeriac/celeriac/worker";
  * await setupLogging("info", { format: "json", logfile: "worker.log" });
  * // … run …
  * await closeLogging(); // flush the file
@@ -131,6 +132,7 @@ export function cliLogLevels(
  *
  * @example
  * ```ts
+ * import { closeLogging, setupLogging } from "@celeriac/celeriac/worker";
  * await setupLogging("info", { logfile: "worker.log" });
  * await closeLogging();
  * ```

@@ -47,8 +47,8 @@ const URL_FLAGS = {
  * `undefined` (the flag absent) passes.
  *
  * @example
- * ```ts ignore
- * checkUrlFlag("--broker", values.broker); // throws for "", "ftp://x" and "redis://h/abc"
+ * ```ts
+ * checkUrlFlag("--broker", "redis://127.0.0.1:6379/0"); // throws for "", "ftp://x" and "redis://h/abc"
  * ```
  *
  * @param flag the flag's long name

@@ -16,7 +16,7 @@ import { flattenReplies, type NodeReply, type ReplyOptions } from "./replies.ts"
  *
  * @example
  * ```ts
- * import { Celery } from "@celeriac/celeriac";
+ * import { Celery, type TaskInfo } from "@celeriac/celeriac";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const running: TaskInfo[] = Object.values(await app.control.inspect().active()).flat();
  * ```

@@ -108,7 +108,7 @@ function describe(err: unknown): string {
  *
  * @example Recognising the failure on the client side
  * ```ts
- * import { Celery, TaskError } from "@celeriac/celeriac";
+ * import { Celery, MaxRetriesExceededError, TaskError } from "@celeriac/celeriac";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const result = await add.delay(2, 3);

@@ -99,6 +99,7 @@ export function readEnv(name: string): string | undefined {
  *
  * @example
  * ```ts
+ * import { readEnv } from "@celeriac/celeriac/protocol";
  * readEnv("CELERY_BROKER_URL"); // undefined without --allow-env
  * takeUnreadEnv(); // ["CELERY_BROKER_URL"]
  * takeUnreadEnv(); // []

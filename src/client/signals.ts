@@ -118,8 +118,8 @@ function unknownSignal(name: string): TypeError {
  * where the command line's log set-up does not reach, it goes to stderr.
  *
  * @example
- * ```ts ignore
- * reportHookError("onSuccess of tasks.add[1]", err);
+ * ```ts
+ * reportHookError("onSuccess of tasks.add[1]", new Error("listener failed"));
  * ```
  *
  * @param where what failed

@@ -16,6 +16,7 @@ export type TaskState = EventTaskState;
  *
  * @example
  * ```ts
+ * import { EVENT_STATE } from "@celeriac/celeriac/dashboard";
  * EVENT_STATE["task-sent"]; // "PENDING"
  * ```
  */

@@ -266,6 +266,7 @@ export function encodeEnvelopeBytes(
  *
  * @example
  * ```ts
+ * import { encodeEnvelope } from "@celeriac/celeriac/protocol";
  * const msg = { body: new TextEncoder().encode("[]"), contentType: "application/json",
  *   contentEncoding: "utf-8", headers: {}, properties: { priority: 0 } };
  * const info = { exchange: "celeryev", routing_key: "task.multi" };

@@ -94,6 +94,7 @@ export function pyJsonFloat(n: number): string {
  *
  * @example
  * ```ts
+ * import { pyJsonDumps } from "@celeriac/celeriac/protocol";
  * pyJsonDumps({ expires: new PyFloat(1795490308) }); // '{"expires": 1795490308.0}'
  * pyJsonDumps({ expires: 1795490308 }); // '{"expires": 1795490308}'
  * ```
@@ -154,8 +155,14 @@ export function pyJsonFloats(value: unknown): string {
  * has no msgpack to turn to).
  *
  * @example
- * ```ts ignore
- * if (err instanceof EncodeError && err.reason === BYTES_REFUSAL) console.log("bytes");
+ * ```ts
+ * import { EncodeError } from "@celeriac/celeriac";
+ * import { pyJsonDumps } from "@celeriac/celeriac/protocol";
+ * try {
+ *   pyJsonDumps({ data: new Uint8Array([1]) });
+ * } catch (err) {
+ *   if (err instanceof EncodeError && err.reason === BYTES_REFUSAL) console.log("bytes");
+ * }
  * ```
  */
 export const BYTES_REFUSAL =

@@ -364,6 +364,7 @@ export function ungrantedPermission(p: TaskPermissions): string | null {
  *
  * @example
  * ```ts
+ * import { moduleDirs } from "@celeriac/celeriac/worker";
  * moduleDirs("file:///srv/app/src/tasks.ts"); // ["/srv/app", ...] when /srv/app/deno.json exists
  * ```
  *

@@ -26,7 +26,7 @@ import {
  *
  * @example
  * ```ts
- * import { Celery } from "@celeriac/celeriac";
+ * import { type CanvasStep, Celery, group } from "@celeriac/celeriac";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const steps: CanvasStep[] = [add.s(1, 2), group([add.s(1, 1)])];
@@ -52,7 +52,7 @@ export type LastOf<S extends readonly unknown[]> = S extends readonly [...unknow
  *
  * @example
  * ```ts
- * import { Celery, Signature } from "@celeriac/celeriac";
+ * import { Celery, chain, type ChainOf, Signature } from "@celeriac/celeriac";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const fmt = app.task("tasks.fmt", (n: number) => `${n}`);
@@ -67,7 +67,7 @@ export type ChainOf<S extends readonly CanvasStep[]> = LastOf<S> extends Group<i
  *
  * @example
  * ```ts
- * import { Celery, Signature } from "@celeriac/celeriac";
+ * import { Celery, group, type GroupOf, Signature } from "@celeriac/celeriac";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const fmt = app.task("tasks.fmt", (n: number) => `${n}`);

@@ -19,7 +19,7 @@ import { celeryOptions, type SignatureOptions } from "./signature_options.ts";
  *
  * @example
  * ```ts
- * import { Celery } from "@celeriac/celeriac";
+ * import { type CanvasApp, Celery } from "@celeriac/celeriac";
  * const app: CanvasApp = new Celery({ broker: "kv://:memory:" });
  * ```
  */
@@ -78,6 +78,7 @@ export function canvasDict(sig: CanvasBase<unknown>): SignatureDict {
  *
  * @example
  * ```ts
+ * import { CanvasBase } from "@celeriac/celeriac";
  * function describe(sig: CanvasBase<unknown>) {
  *   return `${sig.task}(${sig.args.join(", ")})`;
  * }
@@ -387,7 +388,7 @@ export class Group<T extends unknown[] = unknown[]> extends CanvasBase<T> {
  *
  * @example
  * ```ts
- * import { Celery } from "@celeriac/celeriac";
+ * import { Celery, type ResultOf } from "@celeriac/celeriac";
  * const app = new Celery({ broker: "redis://127.0.0.1:6379/0", backend: "redis://127.0.0.1:6379/0" });
  * const add = app.task("tasks.add", (a: number, b: number) => a + b);
  * const sig = add.s(2, 3);
